@@ -1,0 +1,36 @@
+// db/database.ts — opens $AIDO_HOME/aido.db (WAL) and applies each module's schema.
+// Modules own their tables: each passes its own named, ordered migrations to
+// `migrate`, so no central file has to know every table.
+
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+
+export type Db = Database.Database;
+
+export function openDatabase(file: string): Db {
+  if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const db = new Database(file);
+  db.pragma("journal_mode = WAL");
+  // NORMAL in WAL mode: a commit survives a crash of the process (kill -9); only a
+  // power loss can lose the last transactions. Modules that need more call fsync points.
+  db.pragma("synchronous = NORMAL");
+  db.pragma("foreign_keys = ON");
+  db.pragma("busy_timeout = 5000");
+  db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (module, version))");
+  return db;
+}
+
+/** Apply `steps[i]` as version i+1 of `module`, once, each in its own transaction. */
+export function migrate(db: Db, module: string, steps: readonly string[]): void {
+  const done = db.prepare("SELECT version FROM schema_migrations WHERE module = ?").pluck().all(module) as number[];
+  const have = new Set(done);
+  steps.forEach((sql, i) => {
+    const version = i + 1;
+    if (have.has(version)) return;
+    db.transaction(() => {
+      db.exec(sql);
+      db.prepare("INSERT INTO schema_migrations (module, version) VALUES (?, ?)").run(module, version);
+    })();
+  });
+}

@@ -1,0 +1,48 @@
+// gate/types.ts — what a tool is, what it needs, and what the gate hands it. A tool
+// declares the capabilities a call needs (`needs`), the gate checks them and only then
+// calls `run` with the sandbox handle. Tools never see tokens.
+
+import type { z } from "zod";
+import type { SandboxHandle } from "../sandbox/types.js";
+
+/** One capability a concrete call needs, checked against the agent's grants. */
+export type Need =
+  | { kind: "tool"; name: string }
+  | { kind: "file_read"; path: string }
+  | { kind: "file_write"; path: string }
+  /** One simple command after the policy engine unfolded the shell string. */
+  | { kind: "exec"; argv: string[] }
+  | { kind: "network"; host: string }
+  | { kind: "spawn_child"; name: string };
+
+export interface ToolResult {
+  /** What the model sees (already bounded by the tool). */
+  output: string;
+  /** Structured result for socket clients and tests. */
+  data?: unknown;
+  isError?: boolean;
+}
+
+/** Context for working out a call's needs: path canonicalisation happens in the container. */
+export interface NeedsContext {
+  sandbox: SandboxHandle;
+}
+
+export interface ToolContext {
+  sandbox: SandboxHandle;
+  goalId: string;
+  agentId: string;
+  signal?: AbortSignal;
+  /** Byte cap for what the model sees. */
+  outputMaxBytes: number;
+}
+
+export interface ToolDef<I = unknown> {
+  name: string;
+  description: string;
+  input: z.ZodType<I>;
+  /** true when the tool can change files or state (snapshot-before-mutation, approvals). */
+  mutates: boolean;
+  needs(input: I, ctx: NeedsContext): Promise<Need[]>;
+  run(input: I, ctx: ToolContext): Promise<ToolResult>;
+}
