@@ -23,6 +23,8 @@ export const ErrorCode = {
   providerFailed: "provider_failed",
   providerConfig: "provider_config",
   limitExceeded: "limit_exceeded",
+  /** memory/: the embedder in use has no vectors for live memories; run reembed. */
+  memoryNotIndexed: "memory_not_indexed",
   cancelled: "cancelled",
   internal: "internal",
 } as const;
@@ -32,7 +34,12 @@ export class AidoError extends Error {
   readonly code: ErrorCode;
   readonly details: Record<string, unknown>;
 
-  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.name = "AidoError";
     this.code = code;

@@ -3,7 +3,9 @@
 // calls `run` with the sandbox handle. Tools never see tokens.
 
 import type { z } from "zod";
+import type { MemoryScope } from "../memory/scope.js";
 import type { SandboxHandle } from "../sandbox/types.js";
+import type { SkillAccess } from "../skills/access.js";
 
 /** One capability a concrete call needs, checked against the agent's grants. */
 export type Need =
@@ -35,6 +37,18 @@ export interface ToolContext {
   signal?: AbortSignal;
   /** Byte cap for what the model sees. */
   outputMaxBytes: number;
+  /** Per-agent services some tools need; absent means the agent has none of them. */
+  services?: ToolServices;
+}
+
+/**
+ * Bound per agent by whoever builds the ToolContext (agent loop / kernel): memory_* tools
+ * read `memory` (store + identity + episodic switch), skill_read reads `skills` (registry +
+ * the manifest's allow-list). Tools refuse to run when the service they need is absent.
+ */
+export interface ToolServices {
+  memory?: MemoryScope;
+  skills?: SkillAccess;
 }
 
 export interface ToolDef<I = unknown> {
