@@ -164,6 +164,9 @@ export class AuditLog {
         "SELECT seq, time, goal_id, agent_id, kind, payload, prev_hash, hash FROM audit ORDER BY seq",
       ),
       count: db.prepare("SELECT count(*) FROM audit").pluck(),
+      bySeq: db.prepare(
+        "SELECT seq, time, goal_id, agent_id, kind, payload, prev_hash, hash FROM audit WHERE seq = ?",
+      ),
     };
   }
 
@@ -376,6 +379,12 @@ export class AuditLog {
         .raw()
         .all(...args, limit) as Row[]
     ).map(toEntry);
+  }
+
+  /** One entry by seq, or undefined. */
+  entry(seq: number): AuditEntry | undefined {
+    const row = this.stmt.bySeq.raw().get(seq) as Row | undefined;
+    return row ? toEntry(row) : undefined;
   }
 
   /** The last `n` entries, oldest first. */
