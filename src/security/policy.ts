@@ -1,0 +1,255 @@
+// security/policy.ts — the policy step of the gate. Capabilities say what an agent may
+// do at all (default deny lives in the gate: no covering grant, no call); the policy
+// engine then refuses what nobody may do (built-in rules in policy-rules.ts) and what the
+// operator's config denies or wants a human to confirm. Deny beats confirm beats allow.
+//
+// Config rules (`policy.deny`, `policy.confirm`) are capability-shaped strings, parsed
+// once when the engine is built; a bad one is a config error that names it:
+//   "git push *"  or "exec: git push *"  every simple command matching the exec pattern
+//   "tool: file_write"                   any call of that tool ("tool: *" for all)
+//   "path: /workspace/secrets/**"        file tools reading or writing there, and shell
+//                                         redirections to there
+//   "file_read: <glob>" / "file_write: <glob>"   the same, for one direction
+//   "network: *.example.com"             network needs for that host (and the bare domain)
+//   "spawn_child: [writer]"              spawning those manifests
+// Exec patterns: the first word matches the command's basename (or its full path when it
+// holds a "/"), "*" inside a word matches any characters, a final "*" matches any number
+// of remaining arguments (also none). An argument only known at run time matches any word,
+// so a rule cannot be dodged by computing the argument it names.
+
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
+import type { Need } from "../gate/types.js";
+import { type Grant, parseGrant } from "./grants.js";
+import { BUILTIN_RULES } from "./policy-rules.js";
+import { analyzeCommand, basename, type CommandAnalysis, type SimpleCommand } from "./shell.js";
+
+export interface PolicyCall {
+  tool: string;
+  input: unknown;
+  needs: Need[];
+  /** The analysed `exec` command; worked out here from input.command when absent. */
+  command?: CommandAnalysis;
+}
+
+export type PolicyDecision =
+  | { decision: "allow" }
+  | { decision: "deny"; rule: string; reason: string }
+  | { decision: "confirm"; rule: string; reason: string };
+
+type ConfigRule = { id: string; text: string; grant: Grant } | { id: string; text: string; path: string };
+
+const KINDED = /^\s*(tool|file_read|file_write|exec|network|spawn_child|path)\s*:/;
+
+/** Parse one `policy.deny` / `policy.confirm` entry; `where` names it in errors ("policy.deny[2]"). */
+export function parsePolicyRule(text: string, where: string): ConfigRule {
+  const kinded = KINDED.exec(text);
+  try {
+    if (kinded?.[1] === "path") {
+      const glob = text.slice(kinded[0].length).trim();
+      parseGrant(`file_read: ${glob}`);
+      return { id: where, text, path: glob };
+    }
+    return { id: where, text, grant: parseGrant(kinded ? text : `exec: ${text}`) };
+  } catch (e) {
+    throw new AidoError(
+      ErrorCode.configInvalid,
+      `${where} "${text}" is not a valid policy rule: ${errorMessage(e)}`,
+      {
+        key: where,
+        rule: text,
+      },
+    );
+  }
+}
+
+/** One exec Need per simple command (after unfolding), so the gate checks every inner command. */
+export function execNeeds(analysis: CommandAnalysis): Need[] {
+  const seen = new Set<string>();
+  const needs: Need[] = [];
+  for (const c of analysis.commands) {
+    const key = JSON.stringify(c.argv);
+    if (c.argv.length === 0 || seen.has(key)) continue;
+    seen.add(key);
+    needs.push({ kind: "exec", argv: [...c.argv] });
+  }
+  return needs;
+}
+
+export class PolicyEngine {
+  private readonly deny: ConfigRule[];
+  private readonly confirm: ConfigRule[];
+
+  constructor(config: Pick<Config, "policy">) {
+    this.deny = config.policy.deny.map((t, i) => parsePolicyRule(t, `policy.deny[${i}]`));
+    this.confirm = config.policy.confirm.map((t, i) => parsePolicyRule(t, `policy.confirm[${i}]`));
+  }
+
+  decide(call: PolicyCall): PolicyDecision {
+    const input = (call.input ?? {}) as { command?: unknown; cwd?: unknown };
+    const cwd = typeof input.cwd === "string" && input.cwd.startsWith("/") ? input.cwd : undefined;
+    let analysis = call.command;
+    if (analysis === undefined && call.tool === "exec") {
+      if (typeof input.command !== "string") {
+        return { decision: "deny", rule: "unparseable", reason: "exec call without a command string" };
+      }
+      try {
+        analysis = analyzeCommand(input.command);
+      } catch (e) {
+        if (!isAidoError(e, ErrorCode.policyDenied)) throw e;
+        return { decision: "deny", rule: "unparseable", reason: e.message };
+      }
+    }
+    if (analysis) {
+      for (const rule of BUILTIN_RULES) {
+        const what = rule.checkCommand?.({ analysis, cwd });
+        if (what !== undefined) return { decision: "deny", rule: rule.id, reason: `${rule.reason}: ${what}` };
+      }
+    }
+    for (const need of call.needs) {
+      if (need.kind !== "file_read" && need.kind !== "file_write") continue;
+      const rule = BUILTIN_RULES.find((r) => r.checkPath?.(need.kind as "file_read", need.path));
+      if (rule)
+        return { decision: "deny", rule: rule.id, reason: `${rule.reason}: ${need.kind} ${need.path}` };
+    }
+    const denied = this.firstMatch(this.deny, call, analysis, cwd);
+    if (denied)
+      return {
+        decision: "deny",
+        rule: denied.rule.id,
+        reason: `denied by policy rule "${denied.rule.text}": ${denied.what}`,
+      };
+    const confirm = this.firstMatch(this.confirm, call, analysis, cwd);
+    if (confirm) {
+      return {
+        decision: "confirm",
+        rule: confirm.rule.id,
+        reason: `policy rule "${confirm.rule.text}" asks a human to confirm: ${confirm.what}`,
+      };
+    }
+    return { decision: "allow" };
+  }
+
+  private firstMatch(
+    rules: ConfigRule[],
+    call: PolicyCall,
+    analysis: CommandAnalysis | undefined,
+    cwd: string | undefined,
+  ): { rule: ConfigRule; what: string } | undefined {
+    for (const rule of rules) {
+      const what = ruleMatch(rule, call, analysis, cwd);
+      if (what !== undefined) return { rule, what };
+    }
+    return undefined;
+  }
+}
+
+function ruleMatch(
+  rule: ConfigRule,
+  call: PolicyCall,
+  analysis: CommandAnalysis | undefined,
+  cwd: string | undefined,
+): string | undefined {
+  if ("path" in rule) {
+    const need = call.needs.find(
+      (n) => (n.kind === "file_read" || n.kind === "file_write") && globMatch(rule.path, n.path),
+    );
+    if (need) return `${need.kind} ${(need as { path: string }).path}`;
+    return redirectMatch(rule.path, analysis, cwd, false);
+  }
+  const g = rule.grant;
+  switch (g.kind) {
+    case "tool":
+      if (g.name === "*" || g.name === call.tool) return `tool ${call.tool}`;
+      return call.needs.some((n) => n.kind === "tool" && n.name === g.name) ? `tool ${g.name}` : undefined;
+    case "exec": {
+      const hit = analysis?.commands.find((c) => execPatternMatch(g.pattern, c));
+      return hit ? hit.argv.join(" ") : undefined;
+    }
+    case "file_read":
+    case "file_write": {
+      const need = call.needs.find((n) => n.kind === g.kind && globMatch(g.glob, n.path));
+      if (need) return `${need.kind} ${(need as { path: string }).path}`;
+      return g.kind === "file_write" ? redirectMatch(g.glob, analysis, cwd, true) : undefined;
+    }
+    case "network": {
+      const need = call.needs.find((n) => n.kind === "network" && hostMatch(g.host, n.host));
+      return need ? `network ${(need as { host: string }).host}` : undefined;
+    }
+    case "spawn_child": {
+      const need = call.needs.find(
+        (n) => n.kind === "spawn_child" && (g.names === "*" || g.names.includes(n.name)),
+      );
+      return need ? `spawn_child ${(need as { name: string }).name}` : undefined;
+    }
+  }
+}
+
+function redirectMatch(
+  glob: string,
+  analysis: CommandAnalysis | undefined,
+  cwd: string | undefined,
+  writesOnly: boolean,
+): string | undefined {
+  const r = analysis?.redirects.find((x) => {
+    if (writesOnly && !x.write) return false;
+    const target = x.target.startsWith("/") ? x.target : cwd === undefined ? undefined : `${cwd}/${x.target}`;
+    return target !== undefined && globMatch(glob, normalizePath(target));
+  });
+  return r ? `${r.op} ${r.target}` : undefined;
+}
+
+function normalizePath(p: string): string {
+  const out: string[] = [];
+  for (const seg of p.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") out.pop();
+    else out.push(seg);
+  }
+  return `/${out.join("/")}`;
+}
+
+/** `*` within one segment, `**` as a whole segment for any depth (including none). */
+export function globMatch(glob: string, path: string): boolean {
+  const g = glob === "/" ? [""] : glob.slice(1).split("/");
+  const p = path === "/" ? [""] : path.slice(1).split("/");
+  return matchSegments(g, 0, p, 0);
+}
+
+function matchSegments(g: string[], gi: number, p: string[], pi: number): boolean {
+  if (gi === g.length) return pi === p.length;
+  if (g[gi] === "**") {
+    for (let k = pi; k <= p.length; k++) if (matchSegments(g, gi + 1, p, k)) return true;
+    return false;
+  }
+  return pi < p.length && wildcard(g[gi]!, p[pi]!) && matchSegments(g, gi + 1, p, pi + 1);
+}
+
+function wildcard(pattern: string, text: string): boolean {
+  if (!pattern.includes("*")) return pattern === text;
+  const re = new RegExp(`^${pattern.split("*").map(escapeRegExp).join(".*")}$`, "s");
+  return re.test(text);
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** Does an exec pattern (grant grammar) cover this command? Run-time arguments match anything. */
+export function execPatternMatch(pattern: string, c: SimpleCommand): boolean {
+  const tokens = pattern.split(" ");
+  const head = tokens[0]!;
+  const cmd = c.argv[0] ?? "";
+  if (!c.argDynamic[0] && !wildcard(head, head.includes("/") ? cmd : basename(cmd))) return false;
+  for (let i = 1; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t === "*" && i === tokens.length - 1) return true;
+    if (i >= c.argv.length) return c.openArgs;
+    if (!c.argDynamic[i] && !wildcard(t, c.argv[i]!)) return false;
+  }
+  return tokens.length === c.argv.length;
+}
+
+function hostMatch(rule: string, host: string): boolean {
+  const h = host.toLowerCase();
+  if (rule === "*" || rule === h) return true;
+  return rule.startsWith("*.") && (h === rule.slice(2) || h.endsWith(rule.slice(1)));
+}
