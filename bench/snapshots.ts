@@ -1,0 +1,68 @@
+// bench/snapshots.ts — snapshot cost on a generated 10,000-file workspace: the first
+// snapshot (everything copied), an incremental one after 10 files change (only those are
+// read), and a restore after 10 files change (only those are rewritten). Target: each
+// under 500 ms. Run alone with `npx tsx bench/snapshots.ts`.
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { SnapshotStore } from "../src/sandbox/snapshots.js";
+
+const FILES = 10_000;
+const PER_DIR = 100;
+const CHANGED = 10;
+
+function makeWorkspace(dir: string): string[] {
+  const paths: string[] = [];
+  for (let i = 0; i < FILES; i++) {
+    const sub = `d${Math.floor(i / PER_DIR)}`;
+    if (i % PER_DIR === 0) mkdirSync(join(dir, sub), { recursive: true });
+    const rel = `${sub}/f${i}.txt`;
+    writeFileSync(join(dir, rel), `file ${i}\n${"x".repeat(i % 2000)}\n`);
+    paths.push(rel);
+  }
+  return paths;
+}
+
+function change(dir: string, paths: string[], round: number): void {
+  for (let i = 0; i < CHANGED; i++) writeFileSync(join(dir, paths[i * 997]!), `changed in round ${round}\n`);
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; result: T }> {
+  const t0 = performance.now();
+  const result = await fn();
+  return { ms: Math.round((performance.now() - t0) * 10) / 10, result };
+}
+
+export async function benchSnapshots(): Promise<Record<string, unknown>> {
+  const home = mkdtempSync(join(tmpdir(), "aido-bench-snap-"));
+  try {
+    const ws = join(home, "goals", "bench", "workspace");
+    mkdirSync(ws, { recursive: true });
+    const paths = makeWorkspace(ws);
+    const store = new SnapshotStore({ goalsDir: join(home, "goals") });
+    const first = await timed(() => store.create("bench", ws, "first"));
+    change(ws, paths, 1);
+    const incremental = await timed(() => store.create("bench", ws, "after 10 changes"));
+    change(ws, paths, 2);
+    const restore = await timed(() => store.restore("bench", ws, incremental.result.id));
+    const noop = await timed(() => store.restore("bench", ws, incremental.result.id));
+    return {
+      files: FILES,
+      first_snapshot_ms: first.ms,
+      incremental_snapshot_ms: incremental.ms,
+      incremental_changed: incremental.result.changed,
+      restore_after_10_changes_ms: restore.ms,
+      restore_files_restored: restore.result.files_restored,
+      restore_noop_ms: noop.ms,
+      target_ms: 500,
+    };
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  console.log(JSON.stringify(await benchSnapshots(), null, 2));
+}

@@ -1,0 +1,214 @@
+// sandbox/snapshot-restore.ts — make a workspace equal to a snapshot manifest, touching
+// only what differs: unwanted paths removed (deepest first), missing folders made
+// (shallowest first), changed files rewritten atomically (temp file + rename), links
+// recreated as links, then modes and owners set. Everything goes through the anchored
+// folders of snapshot-fs, so the container cannot redirect a root-owned write through a
+// symlink. A path that cannot be restored is reported with its reason; the rest goes on.
+
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  lchownSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmdirSync,
+  symlinkSync,
+  unlinkSync,
+} from "node:fs";
+import { errorMessage } from "../errors.js";
+import type { BlobStore } from "./snapshot-blobs.js";
+import { CREATE_FLAGS, READ_FLAGS, splitRel, type WorkspaceRoot, yieldEvery } from "./snapshot-fs.js";
+import type { IndexRow, ManifestEntry } from "./snapshot-manifest.js";
+import { openWorkspaceFile, typeOf, type WorkspaceEntry, walkWorkspace } from "./snapshot-walk.js";
+
+export interface RestoreResult {
+  /** Paths whose content, presence, link target, mode or owner was changed. */
+  files_restored: number;
+  files_failed: { path: string; reason: string }[];
+}
+
+const isRoot = process.getuid?.() === 0;
+
+export async function restoreWorkspace(
+  ws: WorkspaceRoot,
+  blobs: BlobStore,
+  wanted: ManifestEntry[],
+  index: Map<string, IndexRow>,
+): Promise<RestoreResult> {
+  const current = new Map((await walkWorkspace(ws)).map((e) => [e.path, e]));
+  const want = new Map(wanted.map((e) => [e.p, e]));
+  const touched = new Set<string>();
+  const failed: RestoreResult["files_failed"] = [];
+  const breathe = yieldEvery();
+  const attempt = async (path: string, fn: () => boolean): Promise<void> => {
+    try {
+      if (fn()) touched.add(path);
+    } catch (e) {
+      failed.push({ path, reason: errorMessage(e) });
+    }
+    await breathe();
+  };
+
+  // 1. Remove what the snapshot does not have (or has as another type), children first.
+  const removals = [...current.values()]
+    .filter((c) => want.get(c.path)?.t !== c.type)
+    .sort((a, b) => (a.path < b.path ? 1 : -1));
+  for (const c of removals) {
+    await attempt(c.path, () => {
+      const { dir, name } = splitRel(c.path);
+      const parent = ws.dir(dir);
+      if (c.type === "dir") {
+        ws.forget(c.path);
+        rmdirSync(parent.at(name));
+      } else unlinkSync(parent.at(name));
+      current.delete(c.path);
+      return true;
+    });
+  }
+
+  // 2. Folders the snapshot has and the workspace lacks, parents first.
+  const sorted = [...wanted].sort((a, b) => (a.p < b.p ? -1 : 1));
+  for (const w of sorted) {
+    if (w.t !== "dir" || current.has(w.p)) continue;
+    await attempt(w.p, () => {
+      const { dir, name } = splitRel(w.p);
+      mkdirSync(ws.dir(dir).at(name), 0o700);
+      return true;
+    });
+  }
+  ws.trim();
+
+  // 3. Files and links.
+  for (const w of sorted) {
+    if (w.t !== "dir") await attempt(w.p, () => restoreLeaf(ws, blobs, w, current.get(w.p), index));
+  }
+
+  // 4. Folder modes and owners last (a read-only folder must not block its own content).
+  for (const w of sorted.reverse()) {
+    if (w.t !== "dir") continue;
+    const c = current.get(w.p);
+    if (c && sameMeta(w, c)) continue;
+    await attempt(w.p, () => {
+      const fd = ws.openDirFd(w.p);
+      try {
+        setOwnerAndMode(fd, w);
+      } finally {
+        closeSync(fd);
+      }
+      return true;
+    });
+  }
+  return { files_restored: touched.size, files_failed: failed };
+}
+
+/** Restore one file or link; false when it already matched. */
+function restoreLeaf(
+  ws: WorkspaceRoot,
+  blobs: BlobStore,
+  w: ManifestEntry,
+  c: WorkspaceEntry | undefined,
+  index: Map<string, IndexRow>,
+): boolean {
+  const { dir, name } = splitRel(w.p);
+  const parent = ws.dir(dir);
+  if (w.t === "symlink") {
+    if (c && c.target === w.l) {
+      if (!isRoot || (c.uid === w.u && c.gid === w.g)) return false;
+      lchownSync(parent.at(name), w.u, w.g);
+      return true;
+    }
+    const tmp = parent.at(tmpName());
+    symlinkSync(w.l!, tmp);
+    placeTemp(tmp, parent.at(name), () => {
+      if (isRoot) lchownSync(tmp, w.u, w.g);
+    });
+    return true;
+  }
+  if (c && sameContent(ws, blobs, c, w, index)) {
+    if (sameMeta(w, c)) return false;
+    const fd = openSync(parent.at(name), READ_FLAGS);
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      if (typeOf(st.mode) !== "file" || st.ino !== c.ino) throw new Error("file was replaced during restore");
+      setOwnerAndMode(fd, w);
+    } finally {
+      closeSync(fd);
+    }
+    return true;
+  }
+  const tmp = parent.at(tmpName());
+  const fd = openSync(tmp, CREATE_FLAGS, 0o600);
+  placeTemp(tmp, parent.at(name), () => {
+    try {
+      blobs.copyTo(w.h!, fd);
+      setOwnerAndMode(fd, w);
+    } finally {
+      closeSync(fd);
+    }
+  });
+  return true;
+}
+
+/** Finish the temp file, then rename it over the target; on failure the temp file goes. */
+function placeTemp(tmpPath: string, target: string, finish: () => void): void {
+  try {
+    finish();
+    renameSync(tmpPath, target);
+  } catch (e) {
+    try {
+      unlinkSync(tmpPath);
+    } catch {
+      // already gone
+    }
+    throw e;
+  }
+}
+
+function sameContent(
+  ws: WorkspaceRoot,
+  blobs: BlobStore,
+  c: WorkspaceEntry,
+  w: ManifestEntry,
+  index: Map<string, IndexRow>,
+): boolean {
+  if (c.type !== "file" || c.size !== w.s) return false;
+  const row = index.get(c.path);
+  if (
+    row &&
+    row.size === c.size &&
+    row.mtimeNs === c.mtimeNs &&
+    row.ctimeNs === c.ctimeNs &&
+    row.ino === c.ino
+  ) {
+    return row.hash === w.h;
+  }
+  const { fd } = openWorkspaceFile(ws, c.path);
+  try {
+    return blobs.hashFd(fd) === w.h;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function sameMeta(w: ManifestEntry, c: WorkspaceEntry): boolean {
+  return c.mode === safeMode(w) && (!isRoot || (c.uid === w.u && c.gid === w.g));
+}
+
+/** setuid/setgid bits are never restored on root-owned entries. */
+function safeMode(w: ManifestEntry): number {
+  return w.u === 0 || w.g === 0 ? w.m & 0o1777 : w.m;
+}
+
+function setOwnerAndMode(fd: number, w: ManifestEntry): void {
+  // chown first: it clears setuid/setgid, which chmod then sets as recorded.
+  if (isRoot) fchownSync(fd, w.u, w.g);
+  fchmodSync(fd, safeMode(w));
+}
+
+function tmpName(): string {
+  return `.aido-restore-${randomBytes(6).toString("hex")}`;
+}

@@ -1,0 +1,203 @@
+// Snapshots of a goal's workspace on the host: content, folders, modes, owners and links
+// come back exactly; links are never followed; only what changed is read or rewritten.
+
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isAidoError } from "../../src/errors.js";
+import { SnapshotStore } from "../../src/sandbox/snapshots.js";
+import { makeTempHome, type TempHome } from "../support/home.js";
+
+let home: TempHome;
+let ws: string;
+let outside: string;
+let store: SnapshotStore;
+const goal = "g1";
+
+beforeEach(() => {
+  home = makeTempHome();
+  ws = join(home.config.goalsDir, goal, "workspace");
+  outside = join(home.dir, "host-secrets");
+  mkdirSync(join(ws, "src", "lib"), { recursive: true });
+  mkdirSync(outside);
+  writeFileSync(join(outside, "secret"), "host secret\n");
+  writeFileSync(join(ws, "README.md"), "hello\n");
+  writeFileSync(join(ws, "src", "main.py"), "print(1)\n");
+  writeFileSync(join(ws, "src", "lib", "util.py"), "x = 1\n");
+  store = new SnapshotStore({ goalsDir: home.config.goalsDir });
+});
+afterEach(() => home.cleanup());
+
+const read = (rel: string) => readFileSync(join(ws, rel), "utf8");
+const blobContents = () => {
+  const dir = join(home.config.goalsDir, goal, "snapshots", "blobs");
+  return readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((p) => /[0-9a-f]{64}$/.test(p))
+    .map((p) => readFileSync(join(dir, p), "utf8"));
+};
+
+describe("SnapshotStore", () => {
+  it("restores changed, deleted and new files, folders and modes exactly", async () => {
+    chmodSync(join(ws, "src", "main.py"), 0o750);
+    const snap = await store.create(goal, ws, "before");
+    expect(snap).toMatchObject({ files: 3, changed: 3 });
+
+    writeFileSync(join(ws, "README.md"), "changed\n");
+    rmSync(join(ws, "src", "lib"), { recursive: true });
+    writeFileSync(join(ws, "new.txt"), "new\n");
+    mkdirSync(join(ws, "newdir", "deep"), { recursive: true });
+    chmodSync(join(ws, "src", "main.py"), 0o600);
+
+    const result = await store.restore(goal, ws, snap.id);
+    expect(result.files_failed).toEqual([]);
+    expect(read("README.md")).toBe("hello\n");
+    expect(read("src/lib/util.py")).toBe("x = 1\n");
+    expect(existsSync(join(ws, "new.txt"))).toBe(false);
+    expect(existsSync(join(ws, "newdir"))).toBe(false);
+    expect(statSync(join(ws, "src", "main.py")).mode & 0o777).toBe(0o750);
+    // README, lib, lib/util.py, new.txt, newdir, newdir/deep, main.py mode
+    expect(result.files_restored).toBe(7);
+  });
+
+  it("rewrites only files that differ: an unchanged file keeps its inode", async () => {
+    const snap = await store.create(goal, ws);
+    const ino = statSync(join(ws, "src", "main.py")).ino;
+    writeFileSync(join(ws, "README.md"), "changed\n");
+    const result = await store.restore(goal, ws, snap.id);
+    expect(result).toEqual({ files_restored: 1, files_failed: [] });
+    expect(statSync(join(ws, "src", "main.py")).ino).toBe(ino);
+  });
+
+  it("reads only changed files on an incremental snapshot, and counts deletions", async () => {
+    await store.create(goal, ws);
+    writeFileSync(join(ws, "README.md"), "changed\n");
+    rmSync(join(ws, "src", "lib", "util.py"));
+    const second = await store.create(goal, ws);
+    expect(second).toMatchObject({ files: 2, changed: 2 });
+  });
+
+  it("sees a change whose mtime was set back with touch -d (ctime cannot be forged)", async () => {
+    const file = join(ws, "README.md");
+    const before = statSync(file);
+    const snap = await store.create(goal, ws);
+    writeFileSync(file, "HELLO\n"); // same size
+    utimesSync(file, before.atime, before.mtime);
+    const second = await store.create(goal, ws);
+    expect(second.changed).toBe(1);
+    const result = await store.restore(goal, ws, snap.id);
+    expect(result.files_restored).toBe(1);
+    expect(read("README.md")).toBe("hello\n");
+  });
+
+  it("snapshots a symlink to /etc/passwd as a link and never copies what it points at", async () => {
+    symlinkSync("/etc/passwd", join(ws, "passwd-link"));
+    symlinkSync(join(outside, "secret"), join(ws, "secret-link"));
+    const snap = await store.create(goal, ws);
+    expect(blobContents().some((c) => c.includes("host secret") || c.includes("root:"))).toBe(false);
+    rmSync(join(ws, "passwd-link"));
+    rmSync(join(ws, "secret-link"));
+    writeFileSync(join(ws, "secret-link"), "now a file\n");
+    await store.restore(goal, ws, snap.id);
+    expect(readlinkSync(join(ws, "passwd-link"))).toBe("/etc/passwd");
+    expect(lstatSync(join(ws, "secret-link")).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(outside, "secret"), "utf8")).toBe("host secret\n");
+  });
+
+  it("never writes through a symlink the container put where a file was", async () => {
+    const snap = await store.create(goal, ws);
+    rmSync(join(ws, "README.md"));
+    symlinkSync(join(outside, "secret"), join(ws, "README.md"));
+    const result = await store.restore(goal, ws, snap.id);
+    expect(result.files_failed).toEqual([]);
+    expect(readFileSync(join(outside, "secret"), "utf8")).toBe("host secret\n");
+    expect(lstatSync(join(ws, "README.md")).isFile()).toBe(true);
+    expect(read("README.md")).toBe("hello\n");
+  });
+
+  it("never writes into a host folder the container linked in place of a workspace folder", async () => {
+    const snap = await store.create(goal, ws);
+    rmSync(join(ws, "src"), { recursive: true });
+    symlinkSync(outside, join(ws, "src"));
+    await store.restore(goal, ws, snap.id);
+    expect(readdirSync(outside)).toEqual(["secret"]);
+    expect(lstatSync(join(ws, "src")).isDirectory()).toBe(true);
+    expect(read("src/lib/util.py")).toBe("x = 1\n");
+  });
+
+  it("does not copy host files reached through a linked folder when snapshotting", async () => {
+    symlinkSync(outside, join(ws, "escape"));
+    const snap = await store.create(goal, ws);
+    expect(snap.files).toBe(3);
+    expect(blobContents().some((c) => c.includes("host secret"))).toBe(false);
+  });
+
+  it("preserves the container user's uid and gid on restore", async () => {
+    chownSync(join(ws, "README.md"), 1000, 1000);
+    chownSync(join(ws, "src"), 1000, 1000);
+    const snap = await store.create(goal, ws);
+    rmSync(join(ws, "README.md"));
+    chownSync(join(ws, "src"), 0, 0);
+    await store.restore(goal, ws, snap.id);
+    expect(statSync(join(ws, "README.md"))).toMatchObject({ uid: 1000, gid: 1000 });
+    expect(statSync(join(ws, "src"))).toMatchObject({ uid: 1000, gid: 1000 });
+  });
+
+  it("reports a file it cannot restore with the reason, and restores the rest", async () => {
+    const snap = await store.create(goal, ws);
+    writeFileSync(join(ws, "README.md"), "changed\n");
+    writeFileSync(join(ws, "src", "main.py"), "changed\n");
+    // damage the blob holding README.md's content
+    const blobs = join(home.config.goalsDir, goal, "snapshots", "blobs");
+    for (const p of readdirSync(blobs, { recursive: true }).map(String)) {
+      const full = join(blobs, p);
+      if (statSync(full).isFile() && readFileSync(full, "utf8") === "hello\n") writeFileSync(full, "junk\n");
+    }
+    const result = await store.restore(goal, ws, snap.id);
+    expect(result.files_failed).toEqual([{ path: "README.md", reason: expect.stringContaining("damaged") }]);
+    expect(read("README.md")).toBe("changed\n");
+    expect(read("src/main.py")).toBe("print(1)\n");
+    expect(readdirSync(ws).filter((n) => n.startsWith(".aido-restore"))).toEqual([]);
+  });
+
+  it("refuses a manifest path that escapes the workspace", async () => {
+    const snap = await store.create(goal, ws);
+    const file = join(home.config.goalsDir, goal, "snapshots", "manifests", `${snap.id}.json`);
+    const m = JSON.parse(readFileSync(file, "utf8"));
+    m.entries.push({ ...m.entries.find((e: { t: string }) => e.t === "file"), p: "../../evil" });
+    writeFileSync(file, JSON.stringify(m));
+    await expect(store.restore(goal, ws, snap.id)).rejects.toThrow(/escapes/);
+    expect(existsSync(join(home.config.goalsDir, "evil"))).toBe(false);
+  });
+
+  it("lists snapshots with labels, and names unknown or malformed ids", async () => {
+    const a = await store.create(goal, ws, "first");
+    const b = await store.create(goal, ws);
+    const list = await store.list(goal);
+    expect(list.map((s) => [s.id, s.label])).toEqual([
+      [a.id, "first"],
+      [b.id, undefined],
+    ]);
+    await expect(store.restore(goal, ws, "snap_zzzzzzzz")).rejects.toSatisfy((e) =>
+      isAidoError(e, "not_found"),
+    );
+    await expect(store.restore(goal, ws, "../../x")).rejects.toSatisfy((e) =>
+      isAidoError(e, "invalid_input"),
+    );
+    expect(await store.list("other")).toEqual([]);
+  });
+});
