@@ -146,7 +146,12 @@ export interface Config {
     execTimeoutMs: number;
   };
   webFetch: { maxBytes: number; timeoutMs: number; maxRedirects: number };
-  memory: { maxRecords: number; maxContentBytes: number; embedder: "local" | "openai"; embeddingModel?: string };
+  memory: {
+    maxRecords: number;
+    maxContentBytes: number;
+    embedder: "local" | "openai";
+    embeddingModel?: string;
+  };
   daemon: { maxLineBytes: number; manifestDirs: string[] };
 }
 
@@ -195,7 +200,11 @@ export function readConfigFile(file: string): ConfigFile {
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   if (doc.errors.length > 0) {
     const issues = doc.errors.map((e) => ({ path: "", message: e.message, line: lc.linePos(e.pos[0]).line }));
-    throw new AidoError(ErrorCode.configInvalid, `invalid config file ${file}:\n${formatIssues(file, issues)}`, { file });
+    throw new AidoError(
+      ErrorCode.configInvalid,
+      `invalid config file ${file}:\n${formatIssues(file, issues)}`,
+      { file },
+    );
   }
   const data = doc.contents === null ? {} : doc.toJS();
   const parsed = ConfigFileSchema.safeParse(data);
@@ -207,10 +216,14 @@ export function readConfigFile(file: string): ConfigFile {
       const message = i.code === "unrecognized_keys" ? `unknown key "${keys.join('", "')}"` : i.message;
       return line === undefined ? { path: path.join("."), message } : { path: path.join("."), message, line };
     });
-    throw new AidoError(ErrorCode.configInvalid, `invalid config file ${file}:\n${formatIssues(file, issues)}`, {
-      file,
-      issues,
-    });
+    throw new AidoError(
+      ErrorCode.configInvalid,
+      `invalid config file ${file}:\n${formatIssues(file, issues)}`,
+      {
+        file,
+        issues,
+      },
+    );
   }
   return parsed.data;
 }
@@ -246,9 +259,13 @@ function envInt(env: Env, name: string): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw === "") return undefined;
   if (!/^\d+$/.test(raw) || Number(raw) <= 0) {
-    throw new AidoError(ErrorCode.configInvalid, `environment variable ${name}="${raw}" must be a positive integer`, {
-      variable: name,
-    });
+    throw new AidoError(
+      ErrorCode.configInvalid,
+      `environment variable ${name}="${raw}" must be a positive integer`,
+      {
+        variable: name,
+      },
+    );
   }
   return Number(raw);
 }
@@ -257,9 +274,13 @@ function envFlag(env: Env, name: string): boolean {
   const raw = env[name];
   if (raw === undefined || raw === "" || raw === "0" || raw === "false") return false;
   if (raw === "1" || raw === "true") return true;
-  throw new AidoError(ErrorCode.configInvalid, `environment variable ${name}="${raw}" must be 1/0 or true/false`, {
-    variable: name,
-  });
+  throw new AidoError(
+    ErrorCode.configInvalid,
+    `environment variable ${name}="${raw}" must be 1/0 or true/false`,
+    {
+      variable: name,
+    },
+  );
 }
 
 const min = (a: number | undefined, b: number | undefined): number | undefined =>
@@ -272,20 +293,34 @@ const min = (a: number | undefined, b: number | undefined): number | undefined =
  */
 export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile: string): ConfigFile {
   const out: ConfigFile = structuredClone(base);
-  const numericSections = ["inference", "limits", "approvals", "sandbox", "web_fetch", "memory", "daemon"] as const;
+  const numericSections = [
+    "inference",
+    "limits",
+    "approvals",
+    "sandbox",
+    "web_fetch",
+    "memory",
+    "daemon",
+  ] as const;
   for (const section of numericSections) {
     const p = project[section] as Record<string, unknown> | undefined;
     if (!p) continue;
-    const o = ((out as Record<string, unknown>)[section] ??= {}) as Record<string, unknown>;
+    const sections = out as Record<string, Record<string, unknown> | undefined>;
+    const o = sections[section] ?? {};
+    sections[section] = o;
     for (const [k, v] of Object.entries(p)) {
       if (typeof v === "number") o[k] = min(o[k] as number | undefined, v);
       else if (o[k] === undefined || JSON.stringify(o[k]) === JSON.stringify(v)) {
         // A project may restate the operator's choice, or choose where the operator did not...
         if (section === "sandbox" && k === "image") {
-          throw new AidoError(ErrorCode.configInvalid, `${projectFile}: sandbox.image can only be set in the operator's config`, {
-            file: projectFile,
-            key: "sandbox.image",
-          });
+          throw new AidoError(
+            ErrorCode.configInvalid,
+            `${projectFile}: sandbox.image can only be set in the operator's config`,
+            {
+              file: projectFile,
+              key: "sandbox.image",
+            },
+          );
         }
         if (section === "daemon" && k === "manifest_dirs") {
           throw new AidoError(
@@ -311,10 +346,14 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
     out.policy.confirm = [...(out.policy.confirm ?? []), ...(project.policy.confirm ?? [])];
     if (project.policy.snapshot_before_mutation) out.policy.snapshot_before_mutation = true;
     if (project.policy.snapshot_before_mutation === false && base.policy?.snapshot_before_mutation) {
-      throw new AidoError(ErrorCode.configInvalid, `${projectFile}: policy.snapshot_before_mutation cannot be turned off`, {
-        file: projectFile,
-        key: "policy.snapshot_before_mutation",
-      });
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        `${projectFile}: policy.snapshot_before_mutation cannot be turned off`,
+        {
+          file: projectFile,
+          key: "policy.snapshot_before_mutation",
+        },
+      );
     }
   }
   // grants are not merged here: each file's list stays a separate ceiling (see loadConfig).
@@ -339,7 +378,11 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const spawnBatchCap = envInt(env, "AIDO_SPAWN_BATCH_CAP") ?? file.limits?.spawn_batch_cap;
   const f = file;
   const pick = <T>(v: T | undefined, d: T): T => (v === undefined ? d : v);
-  const skillsDirs = [join(packageRoot, "skills"), join(home, "skills"), join(projectDir, ".agents", "skills")];
+  const skillsDirs = [
+    join(packageRoot, "skills"),
+    join(home, "skills"),
+    join(projectDir, ".agents", "skills"),
+  ];
   if (env.AIDO_SKILLS_DIR) skillsDirs.push(resolve(env.AIDO_SKILLS_DIR));
   const cfg: Config = {
     home,
@@ -382,7 +425,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     },
     approvals: {
       timeoutMs: pick(f.approvals?.timeout_ms, DEFAULTS.approvals.timeoutMs),
-      allowAlwaysTtlSeconds: pick(f.approvals?.allow_always_ttl_seconds, DEFAULTS.approvals.allowAlwaysTtlSeconds),
+      allowAlwaysTtlSeconds: pick(
+        f.approvals?.allow_always_ttl_seconds,
+        DEFAULTS.approvals.allowAlwaysTtlSeconds,
+      ),
     },
     sandbox: {
       image: pick(f.sandbox?.image, DEFAULTS.sandbox.image),
@@ -406,7 +452,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     },
     daemon: {
       maxLineBytes: pick(f.daemon?.max_line_bytes, DEFAULTS.daemon.maxLineBytes),
-      manifestDirs: (f.daemon?.manifest_dirs ?? [join(packageRoot, "manifests")]).map((d) => resolve(home, d)),
+      manifestDirs: (f.daemon?.manifest_dirs ?? [join(packageRoot, "manifests")]).map((d) =>
+        resolve(home, d),
+      ),
     },
   };
   if (env.AIDO_MODEL) cfg.modelOverride = env.AIDO_MODEL;

@@ -17,13 +17,18 @@ export function openDatabase(file: string): Db {
   db.pragma("synchronous = NORMAL");
   db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 5000");
-  db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (module, version))");
+  db.exec(
+    "CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (module, version))",
+  );
   return db;
 }
 
 /** Apply `steps[i]` as version i+1 of `module`, once, each in its own transaction. */
 export function migrate(db: Db, module: string, steps: readonly string[]): void {
-  const done = db.prepare("SELECT version FROM schema_migrations WHERE module = ?").pluck().all(module) as number[];
+  const done = db
+    .prepare("SELECT version FROM schema_migrations WHERE module = ?")
+    .pluck()
+    .all(module) as number[];
   const have = new Set(done);
   steps.forEach((sql, i) => {
     const version = i + 1;

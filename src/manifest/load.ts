@@ -31,14 +31,20 @@ const MAX_MANIFEST_BYTES = 256 * 1024;
 /** Parse YAML text. `baseDir` is where system_prompt_file resolves (a file's folder). */
 export function parseManifestText(text: string, source: string, baseDir?: string): LoadedManifest {
   if (Buffer.byteLength(text) > MAX_MANIFEST_BYTES) {
-    throw new ManifestError(source, [{ path: "", message: `manifest is larger than ${MAX_MANIFEST_BYTES} bytes` }]);
+    throw new ManifestError(source, [
+      { path: "", message: `manifest is larger than ${MAX_MANIFEST_BYTES} bytes` },
+    ]);
   }
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ManifestError(
       source,
-      doc.errors.map((e) => ({ path: "", message: e.message.split("\n")[0] ?? e.message, line: lc.linePos(e.pos[0]).line })),
+      doc.errors.map((e) => ({
+        path: "",
+        message: e.message.split("\n")[0] ?? e.message,
+        line: lc.linePos(e.pos[0]).line,
+      })),
     );
   }
   return validate(doc.toJS({ maxAliasCount: 50 }), source, baseDir, (path) => lineOf(doc, lc, path));
@@ -50,7 +56,9 @@ export function loadManifestFile(file: string): LoadedManifest {
   try {
     text = readFileSync(abs, "utf8");
   } catch (e) {
-    throw new AidoError(ErrorCode.notFound, `cannot read manifest ${abs}: ${(e as Error).message}`, { file: abs });
+    throw new AidoError(ErrorCode.notFound, `cannot read manifest ${abs}: ${(e as Error).message}`, {
+      file: abs,
+    });
   }
   return parseManifestText(text, abs, dirname(abs));
 }
@@ -87,7 +95,10 @@ function validate(
 
 function readPromptFile(file: string, source: string, baseDir: string | undefined, line?: number): string {
   const fail = (message: string): never => {
-    const issue: Issue = line === undefined ? { path: "system_prompt_file", message } : { path: "system_prompt_file", message, line };
+    const issue: Issue =
+      line === undefined
+        ? { path: "system_prompt_file", message }
+        : { path: "system_prompt_file", message, line };
     throw new ManifestError(source, [issue]);
   };
   if (baseDir === undefined) return fail("system_prompt_file needs a manifest file to resolve against");

@@ -82,7 +82,11 @@ export const ManifestSchema = z
   })
   .superRefine((m, ctx) => {
     if (m.system_prompt !== undefined && m.system_prompt_file !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["system_prompt_file"], message: "give system_prompt or system_prompt_file, not both" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["system_prompt_file"],
+        message: "give system_prompt or system_prompt_file, not both",
+      });
     }
   });
 

@@ -14,7 +14,14 @@ export type Grant =
   | { kind: "spawn_child"; names: readonly string[] | "*" };
 
 export type GrantKind = Grant["kind"];
-export const GRANT_KINDS: readonly GrantKind[] = ["tool", "file_read", "file_write", "exec", "network", "spawn_child"];
+export const GRANT_KINDS: readonly GrantKind[] = [
+  "tool",
+  "file_read",
+  "file_write",
+  "exec",
+  "network",
+  "spawn_child",
+];
 
 const TOOL_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const MANIFEST_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
@@ -29,13 +36,15 @@ export class GrantSyntaxError extends AidoError {
 
 export function parseGrant(text: string): Grant {
   const colon = text.indexOf(":");
-  if (colon < 0) throw new GrantSyntaxError(text, `expected "<kind>: <value>" with kind one of ${GRANT_KINDS.join(", ")}`);
+  if (colon < 0)
+    throw new GrantSyntaxError(text, `expected "<kind>: <value>" with kind one of ${GRANT_KINDS.join(", ")}`);
   const kind = text.slice(0, colon).trim();
   const value = text.slice(colon + 1).trim();
   if (value === "") throw new GrantSyntaxError(text, "empty value");
   switch (kind) {
     case "tool":
-      if (value !== "*" && !TOOL_NAME.test(value)) throw new GrantSyntaxError(text, "tool must be a tool name or *");
+      if (value !== "*" && !TOOL_NAME.test(value))
+        throw new GrantSyntaxError(text, "tool must be a tool name or *");
       return { kind, name: value };
     case "file_read":
     case "file_write":
@@ -81,16 +90,21 @@ function checkPathGlob(text: string, glob: string): void {
   if (glob === "/") return;
   const segments = glob.slice(1).split("/");
   for (const [i, seg] of segments.entries()) {
-    if (seg === "" && i !== segments.length - 1) throw new GrantSyntaxError(text, 'empty path segment ("//")');
+    if (seg === "" && i !== segments.length - 1)
+      throw new GrantSyntaxError(text, 'empty path segment ("//")');
     if (seg === "." || seg === "..") throw new GrantSyntaxError(text, `"${seg}" segments are not allowed`);
-    if (seg.includes("**") && seg !== "**") throw new GrantSyntaxError(text, '"**" must be a whole path segment');
+    if (seg.includes("**") && seg !== "**")
+      throw new GrantSyntaxError(text, '"**" must be a whole path segment');
   }
 }
 
 function checkExecPattern(text: string, pattern: string): void {
   if (/[\0\n\r]/.test(pattern)) throw new GrantSyntaxError(text, "exec pattern contains a control character");
   if (/[|;&<>()`$'"\\]/.test(pattern)) {
-    throw new GrantSyntaxError(text, "exec pattern names one command and its arguments; shell syntax is not allowed");
+    throw new GrantSyntaxError(
+      text,
+      "exec pattern names one command and its arguments; shell syntax is not allowed",
+    );
   }
 }
 
@@ -102,7 +116,10 @@ function checkHost(text: string, raw: string): string {
   const body = host.startsWith("*.") ? host.slice(2) : host;
   const labels = body.split(".");
   if (labels.length < 1 || !labels.every((l) => HOST_LABEL.test(l))) {
-    throw new GrantSyntaxError(text, "network grant must be a host name, *.domain, an IPv4 address, [IPv6] or *");
+    throw new GrantSyntaxError(
+      text,
+      "network grant must be a host name, *.domain, an IPv4 address, [IPv6] or *",
+    );
   }
   return host;
 }
@@ -113,7 +130,8 @@ function parseSpawnNames(text: string, value: string): readonly string[] | "*" {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  if (names.length === 0) throw new GrantSyntaxError(text, "spawn_child needs at least one manifest name or *");
+  if (names.length === 0)
+    throw new GrantSyntaxError(text, "spawn_child needs at least one manifest name or *");
   if (names.includes("*")) {
     if (names.length > 1) throw new GrantSyntaxError(text, "* cannot be combined with names");
     return "*";

@@ -1,0 +1,297 @@
+// gate/invoke.ts — the only way a tool runs. Every call from a model, a socket client or
+// a test takes this path, in this order:
+//   schema (zod) -> capability (signed token, every Need) -> policy -> budget -> approval
+//   -> audit "tool.invoked" (durable) -> run in the sandbox -> audit the result.
+// Order matters: nothing with a side effect happens before every check has passed and
+// the audit entry is committed. Needs are computed read-only (realpath inside the
+// container) so that a path is judged as the container will resolve it.
+// Every refusal is audited as tool.denied with the stage that refused it, and surfaces
+// as a GateDenied error the caller can show to the model (it can recover) or map to a
+// JSON-RPC code.
+
+import type { z } from "zod";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { SandboxHandle } from "../sandbox/types.js";
+import type { ApprovalQueue } from "../security/approvals.js";
+import type { AuditLog } from "../security/audit.js";
+import type { DenyStage } from "../security/audit-events.js";
+import type { JsonValue } from "../security/canonical-json.js";
+import { formatGrant, type Grant } from "../security/grants.js";
+import { grantsAllow } from "../security/narrowing.js";
+import type { PolicyEngine } from "../security/policy.js";
+import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import { describeNeed } from "./needs.js";
+import type { Need, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
+
+/** Who is calling: an agent (or a socket client acting as one) and its signed token. */
+export interface Principal {
+  agentId: string;
+  goalId: string;
+  token: CapabilityToken;
+  /** Tools that wait for a human decision (manifest approval_required). */
+  approvalRequired: ReadonlySet<string>;
+  /** Budget account of the agent; a call is refused while it has no tokens left. */
+  budgetAccount?: string;
+  services?: ToolServices;
+  /** The agent loop's turn number; snapshot-before-mutation keys on it. */
+  turn?: number;
+}
+
+export interface BudgetView {
+  /** Tokens the account (and its ancestors and goal cap) can still reserve. */
+  remaining(account: string): number;
+}
+
+export interface SnapshotHook {
+  /** Called before the first mutating call of each agent turn when policy requires it. */
+  beforeMutation(principal: Principal): Promise<void>;
+}
+
+export interface GateDeps {
+  tools: ReadonlyMap<string, ToolDef<unknown>>;
+  tokens: TokenAuthority;
+  policy: PolicyEngine;
+  audit: AuditLog;
+  approvals: ApprovalQueue;
+  budget?: BudgetView;
+  /** The goal's sandbox; lazy (sandbox/lazy.ts), so calls that never touch it cost nothing. */
+  sandbox(goalId: string): SandboxHandle;
+  snapshots?: SnapshotHook;
+  snapshotBeforeMutation: boolean;
+  outputMaxBytes: number;
+  approvalTimeoutMs: number;
+}
+
+export interface ToolCall {
+  name: string;
+  input: unknown;
+  /** The model's tool_use id, recorded in the audit entries. */
+  callId?: string;
+  signal?: AbortSignal;
+}
+
+/** A refusal: audited, never a side effect. `stage` says which check refused. */
+export class GateDenied extends AidoError {
+  readonly stage: DenyStage;
+  constructor(code: ErrorCode, stage: DenyStage, message: string, details: Record<string, unknown> = {}) {
+    super(code, message, { ...details, stage });
+    this.stage = stage;
+  }
+}
+
+export class Gate {
+  private readonly deps: GateDeps;
+  /** agentId -> turn already snapshotted (snapshot before the first mutation of a turn). */
+  private readonly snapshotTurns = new Map<string, number>();
+
+  constructor(deps: GateDeps) {
+    this.deps = deps;
+  }
+
+  get tools(): ReadonlyMap<string, ToolDef<unknown>> {
+    return this.deps.tools;
+  }
+
+  async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
+    const { deps } = this;
+    const deny = (
+      code: ErrorCode,
+      stage: DenyStage,
+      reason: string,
+      details: Record<string, unknown> = {},
+    ): never => {
+      // The denial entry is written before the error is reported; if it cannot be
+      // written, the audit error wins (fail closed, and loudly).
+      deps.audit.append({
+        kind: "tool.denied",
+        goalId: principal.goalId,
+        agentId: principal.agentId,
+        payload: { tool: call.name, stage, reason, code, ...(call.callId ? { call_id: call.callId } : {}) },
+      });
+      throw new GateDenied(code, stage, reason, { tool: call.name, ...details });
+    };
+
+    // 1. schema
+    const tool = deps.tools.get(call.name);
+    if (!tool) {
+      return deny(ErrorCode.unknownTool, "schema", `unknown tool "${call.name}"`, {
+        known: [...deps.tools.keys()].sort(),
+      });
+    }
+    const input = parseInput(tool, call.input, (msg, field) =>
+      deny(ErrorCode.invalidInput, "schema", msg, field === undefined ? {} : { field }),
+    );
+
+    // 2. capability: the token first (forged, expired, revoked...), then each need.
+    let grants: readonly Grant[];
+    try {
+      const verified = deps.tokens.verify(principal.token);
+      if (verified.token.agentId !== principal.agentId) {
+        return deny(ErrorCode.tokenInvalid, "capability", "capability token was issued to another agent");
+      }
+      grants = verified.grants;
+    } catch (e) {
+      return deny(ErrorCode.tokenInvalid, "capability", errorMessage(e));
+    }
+    const toolNeed: Need = { kind: "tool", name: tool.name };
+    if (!grantsAllow(grants, toolNeed)) {
+      return deny(
+        ErrorCode.capabilityDenied,
+        "capability",
+        `no capability grants ${describeNeed(toolNeed)}`,
+        {
+          need: toolNeed,
+        },
+      );
+    }
+    const sandbox = deps.sandbox(principal.goalId);
+    let needs: Need[];
+    try {
+      needs = await tool.needs(input, { sandbox });
+    } catch (e) {
+      if (e instanceof AidoError && e.code === ErrorCode.policyDenied) {
+        return deny(ErrorCode.policyDenied, "policy", e.message);
+      }
+      if (
+        e instanceof AidoError &&
+        (e.code === ErrorCode.invalidInput || e.code === ErrorCode.capabilityDenied)
+      ) {
+        return deny(e.code, e.code === ErrorCode.invalidInput ? "schema" : "capability", e.message);
+      }
+      throw e;
+    }
+    for (const need of needs) {
+      if (!grantsAllow(grants, need)) {
+        return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {
+          need,
+          held: grants.map(formatGrant),
+        });
+      }
+    }
+
+    // 3. policy
+    const decision = deps.policy.decide({ tool: tool.name, input, needs });
+    if (decision.decision === "deny") {
+      return deny(ErrorCode.policyDenied, "policy", `${decision.reason} (rule ${decision.rule})`, {
+        rule: decision.rule,
+      });
+    }
+
+    // 4. budget: an agent with nothing left cannot act.
+    if (deps.budget && principal.budgetAccount !== undefined) {
+      const left = deps.budget.remaining(principal.budgetAccount);
+      if (left <= 0) {
+        return deny(
+          ErrorCode.budgetExceeded,
+          "budget",
+          `token budget of ${principal.budgetAccount} is exhausted`,
+          {
+            account: principal.budgetAccount,
+          },
+        );
+      }
+    }
+
+    // 5. approval: manifest approval_required, or a policy "confirm" rule.
+    const confirmRule = decision.decision === "confirm" ? decision : undefined;
+    if (principal.approvalRequired.has(tool.name) || confirmRule) {
+      const summary = summarize(tool.name, input, confirmRule?.reason);
+      const outcome = await deps.approvals.request({
+        goalId: principal.goalId,
+        agentId: principal.agentId,
+        tool: tool.name,
+        input,
+        summary,
+        timeoutMs: deps.approvalTimeoutMs,
+      });
+      if (!outcome.allowed) {
+        const why = outcome.decision === "timed_out" ? "approval timed out" : "a human denied the call";
+        return deny(
+          outcome.decision === "timed_out" ? ErrorCode.approvalTimeout : ErrorCode.approvalDenied,
+          "approval",
+          `${why} (approval ${outcome.id})`,
+          { approval_id: outcome.id },
+        );
+      }
+    }
+
+    // 6. snapshot before the first mutation of a turn, when policy asks for it.
+    if (tool.mutates && deps.snapshotBeforeMutation && deps.snapshots) {
+      const turn = principal.turn ?? -1;
+      if (this.snapshotTurns.get(principal.agentId) !== turn || turn === -1) {
+        await deps.snapshots.beforeMutation(principal);
+        this.snapshotTurns.set(principal.agentId, turn);
+      }
+    }
+
+    // 7. audit, durable, then run.
+    const invoked = deps.audit.append({
+      kind: "tool.invoked",
+      goalId: principal.goalId,
+      agentId: principal.agentId,
+      payload: {
+        tool: tool.name,
+        input: input as JsonValue,
+        ...(call.callId ? { call_id: call.callId } : {}),
+      },
+    });
+    const ctx: ToolContext = {
+      sandbox,
+      goalId: principal.goalId,
+      agentId: principal.agentId,
+      outputMaxBytes: deps.outputMaxBytes,
+      ...(call.signal ? { signal: call.signal } : {}),
+      ...(principal.services ? { services: principal.services } : {}),
+    };
+    let result: ToolResult;
+    try {
+      result = await tool.run(input, ctx);
+    } catch (e) {
+      deps.audit.append({
+        kind: "tool.failed",
+        goalId: principal.goalId,
+        agentId: principal.agentId,
+        payload: {
+          tool: tool.name,
+          invoked_seq: invoked.seq,
+          error: errorMessage(e),
+          ...(e instanceof AidoError ? { code: e.code } : {}),
+        },
+      });
+      throw e;
+    }
+    deps.audit.append({
+      kind: "tool.completed",
+      goalId: principal.goalId,
+      agentId: principal.agentId,
+      payload: {
+        tool: tool.name,
+        invoked_seq: invoked.seq,
+        output_bytes: Buffer.byteLength(result.output),
+        ...(result.isError ? { is_error: true } : {}),
+      },
+    });
+    return result;
+  }
+}
+
+function parseInput<I>(tool: ToolDef<I>, raw: unknown, fail: (msg: string, field?: string) => never): I {
+  const parsed = (tool.input as z.ZodType<I>).safeParse(raw ?? {});
+  if (parsed.success) return parsed.data;
+  const first = parsed.error.issues[0];
+  const field = first?.path.map(String).join(".");
+  const detail = parsed.error.issues
+    .slice(0, 5)
+    .map((i) => {
+      const keys = i.code === "unrecognized_keys" ? ` (${i.keys.join(", ")})` : "";
+      return `${i.path.length ? i.path.join(".") : "input"}: ${i.message}${keys}`;
+    })
+    .join("; ");
+  return fail(`invalid input for ${tool.name}: ${detail}`, field === "" ? undefined : field);
+}
+
+function summarize(tool: string, input: unknown, reason?: string): string {
+  let text = JSON.stringify(input);
+  if (text.length > 300) text = `${text.slice(0, 300)}…`;
+  return `${tool} ${text}${reason ? ` — ${reason}` : ""}`;
+}

@@ -1,0 +1,19 @@
+// gate/needs.ts — how a Need reads in an error message or an approval prompt.
+
+import type { Need } from "./types.js";
+
+export function describeNeed(need: Need): string {
+  switch (need.kind) {
+    case "tool":
+      return `tool ${need.name}`;
+    case "file_read":
+    case "file_write":
+      return `${need.kind} on ${need.path}`;
+    case "exec":
+      return `exec of "${need.argv.join(" ")}"`;
+    case "network":
+      return `network access to ${need.host}`;
+    case "spawn_child":
+      return `spawning "${need.name}"`;
+  }
+}

@@ -1,0 +1,28 @@
+// sandbox/lazy.ts — a SandboxHandle that acquires the goal's container on first use.
+// Many tool calls (memory, skills, spawning) never touch the container; a goal whose
+// agents only think should not pay a container start.
+
+import type { ExecRequest, SandboxHandle } from "./types.js";
+
+export function lazySandbox(goalId: string, acquire: () => Promise<SandboxHandle>): SandboxHandle {
+  let pending: Promise<SandboxHandle> | undefined;
+  const get = (): Promise<SandboxHandle> => {
+    pending ??= acquire().catch((e) => {
+      pending = undefined; // let the next call try again
+      throw e;
+    });
+    return pending;
+  };
+  return {
+    goalId,
+    realpath: async (path) => (await get()).realpath(path),
+    exec: async (req: ExecRequest) => (await get()).exec(req),
+    readFile: async (path, opts) => (await get()).readFile(path, opts),
+    writeFile: async (path, content) => (await get()).writeFile(path, content),
+    editFile: async (path, a, b, all) => (await get()).editFile(path, a, b, all),
+    list: async (path) => (await get()).list(path),
+    stat: async (path) => (await get()).stat(path),
+    glob: async (pattern, cwd) => (await get()).glob(pattern, cwd),
+    grep: async (pattern, path, glob, max) => (await get()).grep(pattern, path, glob, max),
+  };
+}

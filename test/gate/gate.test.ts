@@ -1,0 +1,285 @@
+// The gate is the one path of every tool call. These tests drive it with small real
+// tools of the suite whose side effects are observable, and real SQLite-backed tokens,
+// policy, approvals and audit.
+
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { openDatabase } from "../../src/db/database.js";
+import { ErrorCode } from "../../src/errors.js";
+import { Gate, GateDenied, type Principal } from "../../src/gate/invoke.js";
+import type { ToolDef } from "../../src/gate/types.js";
+import { lazySandbox } from "../../src/sandbox/lazy.js";
+import { ApprovalQueue } from "../../src/security/approvals.js";
+import { AuditLog } from "../../src/security/audit.js";
+import { parseGrant } from "../../src/security/grants.js";
+import { RuntimeKey } from "../../src/security/keys.js";
+import { execNeeds, PolicyEngine } from "../../src/security/policy.js";
+import { analyzeCommand } from "../../src/security/shell.js";
+import { TokenAuthority } from "../../src/security/tokens.js";
+import { makeTempHome, type TempHome } from "../support/home.js";
+
+interface World {
+  home: TempHome;
+  gate: Gate;
+  audit: AuditLog;
+  tokens: TokenAuthority;
+  approvals: ApprovalQueue;
+  writes: string[];
+  runs: string[];
+  principal(grants: string[], opts?: Partial<Principal>): Principal;
+}
+
+/** A tool whose "write" lands in an array: the side effect a denial must never cause. */
+function noteTool(writes: string[]): ToolDef<{ path: string; text: string }> {
+  return {
+    name: "note_write",
+    description: "test tool: records a write",
+    input: z.strictObject({ path: z.string().startsWith("/"), text: z.string().max(100) }),
+    mutates: true,
+    needs: async (i) => [{ kind: "file_write", path: i.path }],
+    run: async (i) => {
+      writes.push(`${i.path}=${i.text}`);
+      return { output: "written" };
+    },
+  };
+}
+
+function shellTool(runs: string[]): ToolDef<{ command: string }> {
+  return {
+    name: "exec",
+    description: "test tool: records a command it would run",
+    input: z.strictObject({ command: z.string().min(1) }),
+    mutates: true,
+    needs: async (i) => execNeeds(analyzeCommand(i.command)),
+    run: async (i) => {
+      runs.push(i.command);
+      return { output: "ran" };
+    },
+  };
+}
+
+function makeWorld(approvalTimeoutMs = 2_000): World {
+  const home = makeTempHome();
+  const db = openDatabase(home.config.dbPath);
+  const key = RuntimeKey.load(home.config.keysDir);
+  const audit = new AuditLog({ db, signer: key });
+  const tokens = new TokenAuthority({ db, key });
+  const approvals = new ApprovalQueue({
+    db,
+    audit,
+    signer: key,
+    timeoutMs: approvalTimeoutMs,
+    allowAlwaysTtlSeconds: 3600,
+    pollMs: 20,
+  });
+  const writes: string[] = [];
+  const runs: string[] = [];
+  const tools = new Map<string, ToolDef<unknown>>([
+    ["note_write", noteTool(writes) as ToolDef<unknown>],
+    ["exec", shellTool(runs) as ToolDef<unknown>],
+  ]);
+  const gate = new Gate({
+    tools,
+    tokens,
+    policy: new PolicyEngine({
+      policy: { deny: ["git push *"], confirm: ["tool: exec"], snapshotBeforeMutation: false },
+    }),
+    audit,
+    approvals,
+    sandbox: (goalId) =>
+      lazySandbox(goalId, async () => {
+        throw new Error("these test tools never touch a sandbox");
+      }),
+    snapshotBeforeMutation: false,
+    outputMaxBytes: 4096,
+    approvalTimeoutMs,
+  });
+  let n = 0;
+  return {
+    home,
+    gate,
+    audit,
+    tokens,
+    approvals,
+    writes,
+    runs,
+    principal(grants, opts = {}) {
+      const agentId = `agent-${++n}`;
+      const token = tokens.issue({ agentId, goalId: "g1", grants: grants.map(parseGrant), ttlSeconds: 600 });
+      return { agentId, goalId: "g1", token, approvalRequired: new Set<string>(), ...opts };
+    },
+  };
+}
+
+async function denial(p: Promise<unknown>): Promise<GateDenied> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof GateDenied) return e;
+    throw e;
+  }
+  throw new Error("expected the gate to deny the call");
+}
+
+describe("the gate", () => {
+  let w: World;
+  beforeEach(() => {
+    w = makeWorld();
+  });
+  afterEach(() => w.home.cleanup());
+
+  it("runs a call that every check allows and audits it before and after", async () => {
+    const p = w.principal(["tool: note_write", "file_write: /workspace/**"]);
+    const r = await w.gate.invoke(p, { name: "note_write", input: { path: "/workspace/a.txt", text: "hi" } });
+    expect(r.output).toBe("written");
+    expect(w.writes).toEqual(["/workspace/a.txt=hi"]);
+    const kinds = w.audit.tail(10).map((e) => e.kind);
+    expect(kinds).toContain("tool.invoked");
+    expect(kinds).toContain("tool.completed");
+  });
+
+  it("refuses a call with no tool grant (default deny), audits it, and has no side effect", async () => {
+    const p = w.principal(["file_write: /workspace/**"]);
+    const e = await denial(
+      w.gate.invoke(p, { name: "note_write", input: { path: "/workspace/a", text: "x" } }),
+    );
+    expect(e.code).toBe(ErrorCode.capabilityDenied);
+    expect(e.stage).toBe("capability");
+    expect(w.writes).toEqual([]);
+    const last = w.audit.tail(1)[0];
+    expect(last?.kind).toBe("tool.denied");
+    expect(last?.payload).toMatchObject({ tool: "note_write", stage: "capability" });
+  });
+
+  it("refuses a write outside the granted glob, including a sibling that shares a prefix", async () => {
+    const p = w.principal(["tool: note_write", "file_write: /data/*"]);
+    for (const path of ["/data-x/a", "/etc/passwd", "/data/sub/a"]) {
+      const e = await denial(w.gate.invoke(p, { name: "note_write", input: { path, text: "x" } }));
+      expect(e.stage).toBe("capability");
+      expect(e.message).toContain(path);
+    }
+    expect(w.writes).toEqual([]);
+  });
+
+  it("refuses an unknown tool and bad input at the schema stage, naming the field", async () => {
+    const p = w.principal(["tool: *", "file_write: /**"]);
+    const unknown = await denial(w.gate.invoke(p, { name: "rm_everything", input: {} }));
+    expect(unknown.code).toBe(ErrorCode.unknownTool);
+    const bad = await denial(w.gate.invoke(p, { name: "note_write", input: { path: "/x", text: 42 } }));
+    expect(bad.code).toBe(ErrorCode.invalidInput);
+    expect(bad.message).toContain("text");
+    const extra = await denial(
+      w.gate.invoke(p, { name: "note_write", input: { path: "/x", text: "a", sneaky: true } }),
+    );
+    expect(extra.message).toContain("sneaky");
+    expect(w.writes).toEqual([]);
+  });
+
+  it("refuses a forged token: grants edited after signing", async () => {
+    const p = w.principal(["tool: note_write", "file_write: /workspace/*"]);
+    const forged = { ...p, token: { ...p.token, grants: ["tool: note_write", "file_write: /**"] } };
+    const e = await denial(
+      w.gate.invoke(forged, { name: "note_write", input: { path: "/etc/x", text: "x" } }),
+    );
+    expect(e.code).toBe(ErrorCode.tokenInvalid);
+    expect(w.writes).toEqual([]);
+  });
+
+  it("refuses a token presented by another agent", async () => {
+    const p = w.principal(["tool: note_write", "file_write: /**"]);
+    const stolen = { ...p, agentId: "agent-other" };
+    const e = await denial(w.gate.invoke(stolen, { name: "note_write", input: { path: "/w/x", text: "x" } }));
+    expect(e.code).toBe(ErrorCode.tokenInvalid);
+  });
+
+  it("refuses every call once the token is revoked", async () => {
+    const p = w.principal(["tool: note_write", "file_write: /**"]);
+    await w.gate.invoke(p, { name: "note_write", input: { path: "/w/x", text: "x" } });
+    w.tokens.revoke(p.token.id);
+    const e = await denial(w.gate.invoke(p, { name: "note_write", input: { path: "/w/y", text: "x" } }));
+    expect(e.code).toBe(ErrorCode.tokenInvalid);
+    expect(w.writes).toEqual(["/w/x=x"]);
+  });
+
+  it("checks every command hidden in a compound shell string against exec grants", async () => {
+    const p = w.principal(["tool: exec", "exec: ls *", "exec: echo *"]);
+    p.approvalRequired = new Set();
+    const e = await denial(
+      w.gate.invoke(p, { name: "exec", input: { command: "ls && echo $(python3 -c 1)" } }),
+    );
+    expect(e.stage).toBe("capability");
+    expect(e.message).toContain("python3");
+    expect(w.runs).toEqual([]);
+  });
+
+  it("denies by policy even when a grant covers the command", async () => {
+    const p = w.principal(["tool: exec", "exec: *"]);
+    const e = await denial(w.gate.invoke(p, { name: "exec", input: { command: "echo ok; sudo id" } }));
+    expect(e.code).toBe(ErrorCode.policyDenied);
+    expect(e.stage).toBe("policy");
+    const cfg = await denial(w.gate.invoke(p, { name: "exec", input: { command: "git push origin main" } }));
+    expect(cfg.code).toBe(ErrorCode.policyDenied);
+    expect(w.runs).toEqual([]);
+  });
+
+  it("waits for a human on a confirm rule, runs on allow_once, and asks again next time", async () => {
+    const p = w.principal(["tool: exec", "exec: ls *"]);
+    const call = w.gate.invoke(p, { name: "exec", input: { command: "ls /workspace" } });
+    const pending = await waitFor(() => w.approvals.list({ status: "pending" })[0]);
+    expect(w.runs).toEqual([]);
+    w.approvals.respond(pending.id, "allow_once", "test");
+    await call;
+    expect(w.runs).toEqual(["ls /workspace"]);
+    const again = w.gate.invoke(p, { name: "exec", input: { command: "ls /workspace" } });
+    const second = await waitFor(() => w.approvals.list({ status: "pending" })[0]);
+    w.approvals.respond(second.id, "deny", "test");
+    const e = await denial(again);
+    expect(e.code).toBe(ErrorCode.approvalDenied);
+    expect(w.runs).toEqual(["ls /workspace"]);
+  });
+
+  it("denies and audits a call whose approval is never answered", async () => {
+    w.home.cleanup();
+    w = makeWorld(150);
+    const p = w.principal(["tool: note_write", "file_write: /**"], {});
+    p.approvalRequired = new Set(["note_write"]);
+    const e = await denial(w.gate.invoke(p, { name: "note_write", input: { path: "/w/x", text: "x" } }));
+    expect(e.code).toBe(ErrorCode.approvalTimeout);
+    expect(w.writes).toEqual([]);
+    const kinds = w.audit.tail(5).map((x) => x.kind);
+    expect(kinds).toContain("approval.timed_out");
+    expect(kinds).toContain("tool.denied");
+  });
+
+  it("refuses when the budget has nothing left", async () => {
+    w.home.cleanup();
+    w = makeWorld();
+    const gate = new Gate({
+      ...(w.gate as unknown as { deps: ConstructorParameters<typeof Gate>[0] }).deps,
+      budget: { remaining: () => 0 },
+    });
+    const p = { ...w.principal(["tool: note_write", "file_write: /**"]), budgetAccount: "acct" };
+    const e = await denial(gate.invoke(p, { name: "note_write", input: { path: "/w/x", text: "x" } }));
+    expect(e.code).toBe(ErrorCode.budgetExceeded);
+    expect(w.writes).toEqual([]);
+  });
+
+  it("stops the action when the audit entry cannot be written (fail closed)", async () => {
+    const p = w.principal(["tool: note_write", "file_write: /**"]);
+    w.audit.close();
+    await expect(
+      w.gate.invoke(p, { name: "note_write", input: { path: "/w/x", text: "x" } }),
+    ).rejects.toThrow();
+    expect(w.writes).toEqual([]);
+  });
+});
+
+async function waitFor<T>(probe: () => T | undefined, timeoutMs = 3000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const v = probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("timed out waiting");
+}
