@@ -128,6 +128,14 @@ export function canonicalTokenPayload(t: Omit<CapabilityToken, "sig">): string {
   ]);
 }
 
+function payloadOrNull(t: Partial<CapabilityToken>): string | null {
+  try {
+    return canonicalTokenPayload(t as CapabilityToken);
+  } catch {
+    return null;
+  }
+}
+
 function invalid(reason: string, tokenId?: unknown): AidoError {
   const id = typeof tokenId === "string" ? tokenId : undefined;
   return new AidoError(ErrorCode.tokenInvalid, `capability token${id ? ` ${id}` : ""} rejected: ${reason}`, {
@@ -277,17 +285,11 @@ export class TokenAuthority {
         t.id,
       );
     }
-    let payload: string;
-    try {
-      payload = canonicalTokenPayload(t as CapabilityToken);
-    } catch {
-      throw invalid("malformed token", t.id);
-    }
+    // Cache hit: same id, same signature, and the same signed bytes as the token verified
+    // before; the runtime's own copy is returned, so nothing else of `presented` matters.
     const cached = typeof t.id === "string" ? this.#verified.get(t.id) : undefined;
-    const verified =
-      cached !== undefined && cached.sig === t.sig && cached.payload === payload
-        ? cached.verified
-        : this.#verifyUncached(presented, payload);
+    const hit = cached !== undefined && cached.sig === t.sig && cached.payload === payloadOrNull(t);
+    const verified = hit ? cached.verified : this.#verifyUncached(presented);
     this.#checkLive(verified);
     return verified;
   }
@@ -315,7 +317,7 @@ export class TokenAuthority {
     return this.#rev.revoked.has(tokenId);
   }
 
-  #verifyUncached(presented: unknown, payload: string): VerifiedToken {
+  #verifyUncached(presented: unknown): VerifiedToken {
     const parsed = TokenSchema.safeParse(presented);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -323,6 +325,10 @@ export class TokenAuthority {
       throw invalid(`malformed token (${where})`, (presented as { id?: unknown }).id);
     }
     const token = parsed.data;
+    // Signed bytes come from the parsed copy, never from a second read of `presented`: an
+    // object whose getters answer differently on each read must not split what is checked
+    // from what is returned.
+    const payload = canonicalTokenPayload(token);
     if (!this.#key.verify(Buffer.from(payload, "utf8"), Buffer.from(token.sig, "base64"))) {
       throw invalid("signature does not verify (forged or altered)", token.id);
     }

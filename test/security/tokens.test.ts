@@ -163,6 +163,30 @@ describe("forged tokens", () => {
     expect(tokens.verify(child).token.id).toBe(child.id);
   });
 
+  it.each([false, true])(
+    "never returns widened grants from an object whose getters change between reads (cached before: %s)",
+    (warm) => {
+      const t = root();
+      if (warm) tokens.verify(t);
+      const widened = [...t.grants, "file_write: /**"];
+      for (let evil = 0; evil < 4; evil++) {
+        let reads = 0;
+        const shifty = { ...t };
+        Object.defineProperty(shifty, "grants", {
+          enumerable: true,
+          get: () => (reads++ === evil ? widened : t.grants),
+        });
+        try {
+          const v = tokens.verify(shifty);
+          expect(v.token.grants).toEqual(t.grants);
+          expect(v.grants).toHaveLength(t.grants.length);
+        } catch (e) {
+          expect((e as AidoError).code).toBe("token_invalid");
+        }
+      }
+    },
+  );
+
   it("refuses an unknown version, even with a matching signature", () => {
     const t = root();
     expect(rejection(() => tokens.verify({ ...t, v: 2 }))).toMatch(/unknown token version 2/);
