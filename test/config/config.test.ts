@@ -1,0 +1,89 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
+import { ErrorCode, isAidoError } from "../../src/errors.js";
+
+describe("config", () => {
+  let home: string;
+  let project: string;
+  beforeEach(() => {
+    home = mkdtempSync(join(tmpdir(), "aido-home-"));
+    project = mkdtempSync(join(tmpdir(), "aido-project-"));
+    mkdirSync(join(project, ".aido"));
+  });
+  afterEach(() => {
+    rmSync(home, { recursive: true, force: true });
+    rmSync(project, { recursive: true, force: true });
+  });
+  const load = (env: Record<string, string> = {}) =>
+    loadConfig({ env: { AIDO_HOME: home, ...env }, projectDir: project });
+  const failure = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (e) {
+      if (isAidoError(e)) return e;
+      throw e;
+    }
+    throw new Error("expected a config error");
+  };
+
+  it("builds defaults from the environment alone", () => {
+    const c = load({ AIDO_MAX_CONCURRENT_INFERENCE: "5", AIDO_SPAWN_BATCH_CAP: "2" });
+    expect(c.home).toBe(home);
+    expect(c.socketPath).toBe(join(home, "agentd.sock"));
+    expect(c.inference.maxConcurrent).toBe(5);
+    expect(c.limits.spawnBatchCap).toBe(2);
+    expect(c.grantCeilings).toEqual([]);
+  });
+
+  it("refuses a bad environment value, naming the variable", () => {
+    const e = failure(() => load({ AIDO_MAX_CONCURRENT_INFERENCE: "lots" }));
+    expect(e.code).toBe(ErrorCode.configInvalid);
+    expect(e.message).toContain("AIDO_MAX_CONCURRENT_INFERENCE");
+  });
+
+  it("refuses an unknown key in config.yaml with the file, key and line", () => {
+    writeFileSync(join(home, "config.yaml"), "limits:\n  max_depth: 2\n  max_dpeth: 3\n");
+    const e = failure(() => load());
+    expect(e.message).toContain(`${join(home, "config.yaml")}:3`);
+    expect(e.message).toContain("max_dpeth");
+  });
+
+  it("refuses a malformed grant in the operator's ceiling", () => {
+    writeFileSync(join(home, "config.yaml"), 'grants: ["file_read: relative/path"]\n');
+    expect(failure(() => load()).message).toContain("grants.0");
+  });
+
+  it("lets a project file lower limits and add deny rules", () => {
+    writeFileSync(join(home, "config.yaml"), "limits:\n  max_depth: 3\npolicy:\n  deny: ['git push *']\n");
+    writeFileSync(
+      join(project, ".aido", "config.yaml"),
+      "limits:\n  max_depth: 1\npolicy:\n  deny: ['curl *']\n",
+    );
+    const c = load();
+    expect(c.limits.maxDepth).toBe(1);
+    expect(c.policy.deny).toEqual(["git push *", "curl *"]);
+  });
+
+  it("never lets a project file raise a limit above the operator's", () => {
+    writeFileSync(join(home, "config.yaml"), "limits:\n  max_depth: 2\n");
+    writeFileSync(join(project, ".aido", "config.yaml"), "limits:\n  max_depth: 9\n");
+    expect(load().limits.maxDepth).toBe(2);
+  });
+
+  it("keeps the project's grant list as a second ceiling instead of replacing the operator's", () => {
+    writeFileSync(join(home, "config.yaml"), 'grants: ["file_read: /workspace/**"]\n');
+    writeFileSync(join(project, ".aido", "config.yaml"), 'grants: ["file_read: /**"]\n');
+    expect(load().grantCeilings).toEqual([["file_read: /workspace/**"], ["file_read: /**"]]);
+  });
+
+  it("refuses a project file that turns off snapshots or swaps the image", () => {
+    writeFileSync(join(home, "config.yaml"), "policy:\n  snapshot_before_mutation: true\n");
+    writeFileSync(join(project, ".aido", "config.yaml"), "policy:\n  snapshot_before_mutation: false\n");
+    expect(failure(() => load()).message).toContain("cannot be turned off");
+    writeFileSync(join(project, ".aido", "config.yaml"), "sandbox:\n  image: evil:latest\n");
+    expect(failure(() => load()).message).toContain("sandbox.image");
+  });
+});
