@@ -22,6 +22,8 @@ export interface ExecResult {
   timedOut: boolean;
   truncated: boolean;
   durationMs: number;
+  /** The command was killed because the sandbox ran out of memory (cgroup OOM kill). */
+  oomKilled?: boolean;
 }
 
 export interface FileStat {
@@ -53,10 +55,18 @@ export interface SandboxHandle {
    */
   realpath(path: string): Promise<string>;
   exec(req: ExecRequest): Promise<ExecResult>;
-  readFile(path: string, opts?: { offset?: number; limit?: number; maxBytes?: number }): Promise<{ content: string; truncated: boolean; size: number }>;
+  readFile(
+    path: string,
+    opts?: { offset?: number; limit?: number; maxBytes?: number },
+  ): Promise<{ content: string; truncated: boolean; size: number }>;
   /** Atomic: written to a temp file in the same folder, then renamed over the target. */
   writeFile(path: string, content: string): Promise<{ bytes: number }>;
-  editFile(path: string, oldString: string, newString: string, replaceAll: boolean): Promise<{ replacements: number }>;
+  editFile(
+    path: string,
+    oldString: string,
+    newString: string,
+    replaceAll: boolean,
+  ): Promise<{ replacements: number }>;
   list(path: string): Promise<ListEntry[]>;
   stat(path: string): Promise<FileStat | null>;
   glob(pattern: string, cwd: string): Promise<string[]>;

@@ -1,0 +1,45 @@
+// sandbox/backend.ts — the seam between the kernel and whatever runs goal containers.
+// The kernel acquires one sandbox per goal, stops or removes it when the goal ends, and
+// after a daemon restart re-attaches to the containers still running. DockerBackend
+// (docker.ts) is the implementation; the interface keeps the kernel free of dockerode.
+
+import type { SandboxLimits } from "./container-spec.js";
+import type { SandboxHandle } from "./types.js";
+
+export interface AcquireOptions {
+  /** Limits for this goal (e.g. from its manifest): each may only be lower than the config's. */
+  limits?: Partial<SandboxLimits>;
+  /** Host files or folders copied into the goal's inputs folder, seen read-only at /inputs. */
+  inputs?: string[];
+}
+
+export interface GcOptions {
+  /** Whether a goal is still running (or queued): containers of other goals are orphans. */
+  isGoalLive: (goalId: string) => boolean | Promise<boolean>;
+  /**
+   * Also delete the folders of goals that are not live and were not touched for the
+   * TTL. Never follows a symlink. Off unless asked: deleting the folder is the only way
+   * a goal's files go away.
+   */
+  removeExpiredFolders?: boolean;
+  /** Clock for expiry checks (epoch seconds); default now. */
+  nowSeconds?: number;
+}
+
+export interface GcReport {
+  removedContainers: Array<{ name: string; reason: "expired" | "orphan" | "stale-pool" | "stopped" }>;
+  removedFolders: string[];
+}
+
+export interface SandboxBackend {
+  acquire(goalId: string, opts?: AcquireOptions): Promise<SandboxHandle>;
+  /** Stop the goal's container; its folders stay. The next acquire starts a new one. */
+  stop(goalId: string): Promise<void>;
+  /** Remove the goal's container; with deleteFolders also its folders (never through a link). */
+  remove(goalId: string, opts?: { deleteFolders?: boolean }): Promise<void>;
+  /** Find this runtime's running goal containers (after a restart); returns their goal ids. */
+  reattach(): Promise<string[]>;
+  gc(opts: GcOptions): Promise<GcReport>;
+  /** Release everything this process holds: sessions, idle warm-pool containers. */
+  close(): Promise<void>;
+}

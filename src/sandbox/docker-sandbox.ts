@@ -1,0 +1,175 @@
+// sandbox/docker-sandbox.ts — a goal's sandbox as tools see it (SandboxHandle), backed by
+// one container and the executor session inside it. Recovery rules:
+//   - the executor died (killed from inside, crashed): the call in flight fails with
+//     sandbox_failed; the next call starts a new executor in the same container;
+//   - the container died: the call fails with sandbox_failed saying so (out of memory,
+//     exit code); the next call gets a fresh container over the same workspace.
+
+import type Docker from "dockerode";
+import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
+import { ExecutorSession } from "./executor-session.js";
+import type { ExecRequest, ExecResult, FileStat, GrepMatch, ListEntry, SandboxHandle } from "./types.js";
+
+/** What a sandbox needs from the backend that made it. */
+export interface SandboxOwner {
+  /** Remove the goal's dead container and start a fresh one over the same folders. */
+  replaceContainer(goalId: string): Promise<Docker.Container>;
+  readonly execTimeoutMs: number;
+  readonly maxOutputBytes: number;
+}
+
+const FILE_OP_TIMEOUT_MS = 30_000;
+const GRACE_MS = 5_000;
+
+export class DockerSandbox implements SandboxHandle {
+  private session: ExecutorSession | undefined;
+  private starting: Promise<ExecutorSession> | undefined;
+  private replacing: Promise<void> | undefined;
+  private containerDead = false;
+  private closed = false;
+
+  constructor(
+    readonly goalId: string,
+    private container: Docker.Container,
+    private readonly owner: SandboxOwner,
+    session?: ExecutorSession,
+  ) {
+    this.session = session;
+  }
+
+  get containerId(): string {
+    return this.container.id;
+  }
+
+  /** The executor's pid inside the container (0 before the first call). */
+  get executorPid(): number {
+    return this.session?.executorPid ?? 0;
+  }
+
+  realpath(path: string): Promise<string> {
+    return this.call("realpath", { path }, FILE_OP_TIMEOUT_MS);
+  }
+
+  exec(req: ExecRequest): Promise<ExecResult> {
+    const timeoutMs = req.timeoutMs ?? this.owner.execTimeoutMs;
+    const args = { ...req, timeoutMs, maxOutputBytes: req.maxOutputBytes ?? this.owner.maxOutputBytes };
+    return this.call("exec", args, timeoutMs + GRACE_MS);
+  }
+
+  readFile(
+    path: string,
+    opts: { offset?: number; limit?: number; maxBytes?: number } = {},
+  ): Promise<{ content: string; truncated: boolean; size: number }> {
+    return this.call("read", { path, ...opts }, FILE_OP_TIMEOUT_MS);
+  }
+
+  writeFile(path: string, content: string): Promise<{ bytes: number }> {
+    return this.call("write", { path, content }, FILE_OP_TIMEOUT_MS);
+  }
+
+  editFile(
+    path: string,
+    oldString: string,
+    newString: string,
+    replaceAll: boolean,
+  ): Promise<{ replacements: number }> {
+    return this.call("edit", { path, oldString, newString, replaceAll }, FILE_OP_TIMEOUT_MS);
+  }
+
+  list(path: string): Promise<ListEntry[]> {
+    return this.call("list", { path }, FILE_OP_TIMEOUT_MS);
+  }
+
+  stat(path: string): Promise<FileStat | null> {
+    return this.call("stat", { path }, FILE_OP_TIMEOUT_MS);
+  }
+
+  glob(pattern: string, cwd: string): Promise<string[]> {
+    return this.call("glob", { pattern, cwd }, FILE_OP_TIMEOUT_MS);
+  }
+
+  grep(pattern: string, path: string, glob?: string, maxMatches?: number): Promise<GrepMatch[]> {
+    return this.call("grep", { pattern, path, glob, maxMatches }, FILE_OP_TIMEOUT_MS + GRACE_MS);
+  }
+
+  /** Stop talking to the container (it keeps running; the backend decides its fate). */
+  close(): void {
+    this.closed = true;
+    this.session?.close();
+    this.session = undefined;
+  }
+
+  /** The executor is up (starting it if needed): a warm handle answers its first call fast. */
+  async ready(): Promise<void> {
+    await this.ensureSession();
+  }
+
+  private async call<T>(op: string, args: Record<string, unknown>, timeoutMs: number): Promise<T> {
+    if (this.closed)
+      throw new AidoError(ErrorCode.sandboxFailed, `the sandbox of goal ${this.goalId} was released`, {});
+    const session = await this.ensureSession();
+    try {
+      return await session.call<T>(op, args, timeoutMs);
+    } catch (e) {
+      if (!isAidoError(e, ErrorCode.sandboxFailed) || session.alive) throw e;
+      throw await this.explainDeath(op, e);
+    }
+  }
+
+  private async ensureSession(): Promise<ExecutorSession> {
+    if (this.containerDead) {
+      this.replacing ??= this.owner.replaceContainer(this.goalId).then(
+        (c) => {
+          this.container = c;
+          this.containerDead = false;
+          this.replacing = undefined;
+        },
+        (e) => {
+          this.replacing = undefined;
+          throw e;
+        },
+      );
+      await this.replacing;
+    }
+    if (this.session?.alive) return this.session;
+    this.starting ??= ExecutorSession.start(this.container).finally(() => {
+      this.starting = undefined;
+    });
+    try {
+      this.session = await this.starting;
+    } catch (e) {
+      throw await this.explainDeath("start", e);
+    }
+    return this.session;
+  }
+
+  /** After a session failure: was it the container or only the executor? */
+  private async explainDeath(op: string, cause: unknown): Promise<AidoError> {
+    let state: Docker.ContainerInspectInfo["State"] | undefined;
+    try {
+      state = (await this.container.inspect()).State;
+    } catch {
+      state = undefined;
+    }
+    if (state?.Running) {
+      return new AidoError(
+        ErrorCode.sandboxFailed,
+        `the executor of goal ${this.goalId} stopped during ${op} (${errorMessage(cause)}); it is restarted on the next call`,
+        { goalId: this.goalId, op },
+        { cause },
+      );
+    }
+    this.containerDead = true;
+    const why = !state
+      ? "was removed"
+      : state.OOMKilled
+        ? "ran out of memory"
+        : `exited with code ${state.ExitCode}${state.Error ? ` (${state.Error})` : ""}`;
+    return new AidoError(
+      ErrorCode.sandboxFailed,
+      `the container of goal ${this.goalId} ${why} during ${op}; the next call starts a fresh container over the same workspace`,
+      { goalId: this.goalId, op },
+      { cause },
+    );
+  }
+}

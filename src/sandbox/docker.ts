@@ -1,0 +1,403 @@
+// sandbox/docker.ts — DockerBackend: one container per goal on a local Docker engine.
+// Containers are named aido_<runtime>_goal_<goal_id> and labelled with the runtime (a hash
+// of AIDO_HOME, so two homes on one engine never touch each other's containers), the goal,
+// an expiry (epoch seconds) and their limits, so that a restarted daemon re-attaches to
+// the live ones and its GC removes orphans and expired ones. The name is the one source of
+// a container's goal: a warm-pool container gets its goal by being renamed (labels cannot
+// change after create), so GC and reattach read the goal from the name.
+
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import type Docker from "dockerode";
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { AcquireOptions, GcOptions, GcReport, SandboxBackend } from "./backend.js";
+import {
+  createOptions,
+  defaultLimits,
+  type SandboxLimits,
+  sameLimits,
+  skillMounts,
+  tightenLimits,
+} from "./container-spec.js";
+import { DockerSandbox, type SandboxOwner } from "./docker-sandbox.js";
+import { connectDocker } from "./engine.js";
+import { ExecutorSession } from "./executor-session.js";
+import {
+  assertGoalId,
+  copyInputs,
+  foldersUnder,
+  type GoalFolders,
+  goalFolders,
+  parseUser,
+  prepareFolders,
+  removeTreeNoFollow,
+} from "./folders.js";
+import { ensureImage } from "./image.js";
+import { type PoolSlot, WarmPool } from "./pool.js";
+
+export const LABEL = {
+  runtime: "aido.runtime",
+  goal: "aido.goal",
+  pool: "aido.pool",
+  expires: "aido.expires",
+  limits: "aido.limits",
+} as const;
+
+export interface DockerBackendOptions {
+  docker?: Docker;
+  /** uid:gid inside the container. Default 1000:1000 when the daemon is root, else its own ids. */
+  user?: string;
+  /** Extra labels on every container made (tests mark theirs so leftovers can be found). */
+  labels?: Record<string, string>;
+  /** Build the image on first need (default true); progress goes to onProgress. */
+  ensureImage?: boolean;
+  onProgress?: (message: string) => void;
+}
+
+export function runtimeIdOf(home: string): string {
+  return createHash("sha256").update(home).digest("hex").slice(0, 12);
+}
+
+function defaultUser(): string {
+  const uid = process.getuid?.() ?? 1000;
+  return uid === 0 ? "1000:1000" : `${uid}:${process.getgid?.() ?? uid}`;
+}
+
+function isNotFound(e: unknown): boolean {
+  return (e as { statusCode?: number }).statusCode === 404;
+}
+
+export class DockerBackend implements SandboxBackend, SandboxOwner {
+  readonly runtimeId: string;
+  readonly docker: Docker;
+  readonly execTimeoutMs: number;
+  readonly maxOutputBytes: number;
+  private readonly user: string;
+  private readonly handles = new Map<string, DockerSandbox>();
+  private readonly acquiring = new Map<string, Promise<DockerSandbox>>();
+  private readonly limitsOf = new Map<string, SandboxLimits>();
+  private readonly pool: WarmPool;
+  private readonly poolDir: string;
+  private imageReady: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly opts: DockerBackendOptions = {},
+  ) {
+    this.runtimeId = runtimeIdOf(config.home);
+    this.docker = opts.docker ?? connectDocker();
+    this.user = opts.user ?? defaultUser();
+    parseUser(this.user);
+    this.execTimeoutMs = config.sandbox.execTimeoutMs;
+    this.maxOutputBytes = config.limits.toolOutputMaxBytes;
+    this.poolDir = join(config.home, "sandbox-pool");
+    this.pool = new WarmPool(
+      config.sandbox.warmPool,
+      () => this.makeSlot(),
+      (s) => this.destroySlot(s),
+    );
+  }
+
+  containerName(goalId: string): string {
+    return `aido_${this.runtimeId}_goal_${goalId}`;
+  }
+
+  /** The goal a container of this runtime belongs to, from its name; undefined for pool slots. */
+  goalOfName(name: string): string | undefined {
+    const prefix = `aido_${this.runtimeId}_goal_`;
+    const n = name.replace(/^\//, "");
+    return n.startsWith(prefix) ? n.slice(prefix.length) : undefined;
+  }
+
+  /** Build the image if needed and fill the warm pool; acquire does both on first need. */
+  async start(): Promise<void> {
+    await this.imageOnce();
+    await this.pool.refill();
+  }
+
+  get warmSlots(): number {
+    return this.pool.readyCount;
+  }
+
+  async acquire(goalId: string, opts: AcquireOptions = {}): Promise<DockerSandbox> {
+    assertGoalId(goalId);
+    let handle = this.handles.get(goalId);
+    if (!handle) {
+      let p = this.acquiring.get(goalId);
+      if (!p) {
+        p = this.open(goalId, opts).finally(() => this.acquiring.delete(goalId));
+        this.acquiring.set(goalId, p);
+      }
+      handle = await p;
+    }
+    if (opts.inputs && opts.inputs.length > 0)
+      copyInputs(goalFolders(this.config.goalsDir, goalId), opts.inputs);
+    return handle;
+  }
+
+  private async open(goalId: string, opts: AcquireOptions): Promise<DockerSandbox> {
+    const defaults = defaultLimits(this.config);
+    const limits = tightenLimits(defaults, opts.limits);
+    const folders = goalFolders(this.config.goalsDir, goalId);
+    const name = this.containerName(goalId);
+    const existing = await this.inspect(name);
+    let handle: DockerSandbox | undefined;
+    if (existing?.State.Running) {
+      this.limitsOf.set(goalId, this.limitsFromLabels(existing.Config.Labels) ?? limits);
+      handle = new DockerSandbox(goalId, this.docker.getContainer(existing.Id), this);
+    } else {
+      if (existing) await this.removeContainer(existing.Id);
+      this.limitsOf.set(goalId, limits);
+      const slot = !existsSync(folders.root) && sameLimits(limits, defaults) ? this.pool.take() : undefined;
+      if (slot) {
+        mkdirSync(this.config.goalsDir, { recursive: true });
+        renameSync(slot.folders.root, folders.root);
+        await slot.container.rename({ name });
+        handle = new DockerSandbox(goalId, slot.container, this, slot.session);
+      } else {
+        await this.imageOnce();
+        const container = await this.createStarted(name, folders, limits, { [LABEL.goal]: goalId });
+        handle = new DockerSandbox(goalId, container, this);
+      }
+      void this.pool.refill();
+    }
+    this.handles.set(goalId, handle);
+    return handle;
+  }
+
+  async replaceContainer(goalId: string): Promise<Docker.Container> {
+    const name = this.containerName(goalId);
+    const old = await this.inspect(name);
+    if (old) await this.removeContainer(old.Id);
+    const limits = this.limitsOf.get(goalId) ?? defaultLimits(this.config);
+    return this.createStarted(name, goalFolders(this.config.goalsDir, goalId), limits, {
+      [LABEL.goal]: goalId,
+    });
+  }
+
+  async stop(goalId: string): Promise<void> {
+    assertGoalId(goalId);
+    this.dropHandle(goalId);
+    try {
+      await this.docker.getContainer(this.containerName(goalId)).stop({ t: 2 });
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code !== 404 && code !== 304) throw this.engineError(`stopping the container of goal ${goalId}`, e);
+    }
+  }
+
+  async remove(goalId: string, opts: { deleteFolders?: boolean } = {}): Promise<void> {
+    assertGoalId(goalId);
+    this.dropHandle(goalId);
+    this.limitsOf.delete(goalId);
+    await this.removeContainer(this.containerName(goalId));
+    if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
+  }
+
+  async reattach(): Promise<string[]> {
+    const list = await this.listOwn(false);
+    const goals: string[] = [];
+    for (const c of list) {
+      const goalId = this.goalOfName(c.Names[0] ?? "");
+      if (!goalId || c.State !== "running") continue;
+      if (!this.handles.has(goalId)) {
+        const limits = this.limitsFromLabels(c.Labels);
+        if (limits) this.limitsOf.set(goalId, limits);
+        this.handles.set(goalId, new DockerSandbox(goalId, this.docker.getContainer(c.Id), this));
+      }
+      goals.push(goalId);
+    }
+    return goals.sort();
+  }
+
+  async gc(opts: GcOptions): Promise<GcReport> {
+    const now = opts.nowSeconds ?? Math.floor(Date.now() / 1000);
+    const report: GcReport = { removedContainers: [], removedFolders: [] };
+    const liveContainers = new Set<string>();
+    for (const c of await this.listOwn(true)) {
+      const name = (c.Names[0] ?? "").replace(/^\//, "");
+      const goalId = this.goalOfName(name);
+      const slot = c.Labels[LABEL.pool];
+      let reason: GcReport["removedContainers"][number]["reason"] | undefined;
+      const expires = Number(c.Labels[LABEL.expires] ?? "0");
+      if (!goalId) reason = slot && this.pool.has(slot) ? undefined : "stale-pool";
+      else if (c.State !== "running") reason = "stopped";
+      else if (expires > 0 && expires <= now) reason = "expired";
+      else if (!(await opts.isGoalLive(goalId))) reason = "orphan";
+      if (!reason) {
+        if (goalId) liveContainers.add(goalId);
+        continue;
+      }
+      if (goalId) this.dropHandle(goalId);
+      await this.removeContainer(c.Id);
+      if (reason === "stale-pool" && slot) removeTreeNoFollow(join(this.poolDir, slot));
+      report.removedContainers.push({ name, reason });
+    }
+    if (opts.removeExpiredFolders) {
+      report.removedFolders = await this.gcFolders(opts, now, liveContainers);
+    }
+    return report;
+  }
+
+  /** Goal folders of goals neither live nor touched for the TTL; links are unlinked, never followed. */
+  private async gcFolders(opts: GcOptions, now: number, liveContainers: Set<string>): Promise<string[]> {
+    const removed: string[] = [];
+    if (!existsSync(this.config.goalsDir)) return removed;
+    const ttl = this.config.sandbox.ttlSeconds;
+    for (const name of readdirSync(this.config.goalsDir)) {
+      const root = join(this.config.goalsDir, name);
+      if (liveContainers.has(name) || this.handles.has(name)) continue;
+      if (await opts.isGoalLive(name)) continue;
+      const f = foldersUnder(root);
+      let newest = 0;
+      for (const p of [f.root, f.workspace, f.output]) {
+        try {
+          newest = Math.max(newest, lstatSync(p).mtimeMs / 1000);
+        } catch {
+          // missing part of the layout
+        }
+      }
+      if (now - newest < ttl) continue;
+      removeTreeNoFollow(root);
+      removed.push(root);
+    }
+    return removed;
+  }
+
+  /** Remove every container of this runtime (and idle pool slots): `aido sandbox destroy`, tests. */
+  async removeAll(): Promise<number> {
+    await this.pool.close();
+    for (const goalId of [...this.handles.keys()]) this.dropHandle(goalId);
+    const list = await this.listOwn(true);
+    for (const c of list) await this.removeContainer(c.Id);
+    return list.length;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+    for (const goalId of [...this.handles.keys()]) this.dropHandle(goalId);
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private imageOnce(): Promise<unknown> {
+    if (this.opts.ensureImage === false) return Promise.resolve();
+    this.imageReady ??= ensureImage(this.config, {
+      docker: this.docker,
+      ...(this.opts.onProgress ? { onProgress: this.opts.onProgress } : {}),
+    }).catch((e) => {
+      this.imageReady = undefined;
+      throw e;
+    });
+    return this.imageReady;
+  }
+
+  private async makeSlot(): Promise<PoolSlot> {
+    await this.imageOnce();
+    const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    const folders = foldersUnder(join(this.poolDir, id));
+    const container = await this.createStarted(
+      `aido_${this.runtimeId}_pool_${id}`,
+      folders,
+      defaultLimits(this.config),
+      { [LABEL.pool]: id },
+    );
+    try {
+      const session = await ExecutorSession.start(container);
+      return { id, folders, container, session };
+    } catch (e) {
+      await this.removeContainer(container.id);
+      removeTreeNoFollow(folders.root);
+      throw e;
+    }
+  }
+
+  private async destroySlot(slot: PoolSlot): Promise<void> {
+    slot.session.close();
+    await this.removeContainer(slot.container.id);
+    removeTreeNoFollow(slot.folders.root);
+  }
+
+  private async createStarted(
+    name: string,
+    folders: GoalFolders,
+    limits: SandboxLimits,
+    extraLabels: Record<string, string>,
+  ): Promise<Docker.Container> {
+    prepareFolders(folders, parseUser(this.user));
+    const labels = {
+      ...this.opts.labels,
+      ...extraLabels,
+      [LABEL.runtime]: this.runtimeId,
+      [LABEL.expires]: String(Math.floor(Date.now() / 1000) + limits.ttlSeconds),
+      [LABEL.limits]: JSON.stringify(limits),
+    };
+    const spec = {
+      name,
+      image: this.config.sandbox.image,
+      user: this.user,
+      labels,
+      folders,
+      skills: skillMounts(this.config.skillsDirs),
+      limits,
+    };
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(createOptions(spec));
+    } catch (e) {
+      throw this.engineError(`creating container ${name}`, e);
+    }
+    try {
+      await container.start();
+    } catch (e) {
+      await this.removeContainer(container.id);
+      throw this.engineError(`starting container ${name}`, e);
+    }
+    return container;
+  }
+
+  private async inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      return await this.docker.getContainer(name).inspect();
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw this.engineError(`inspecting ${name}`, e);
+    }
+  }
+
+  private async removeContainer(idOrName: string): Promise<void> {
+    try {
+      await this.docker.getContainer(idOrName).remove({ force: true, v: true });
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code !== 404 && code !== 409) throw this.engineError(`removing container ${idOrName}`, e);
+    }
+  }
+
+  private listOwn(all: boolean): Promise<Docker.ContainerInfo[]> {
+    return this.docker.listContainers({ all, filters: { label: [`${LABEL.runtime}=${this.runtimeId}`] } });
+  }
+
+  private limitsFromLabels(labels: Record<string, string> | undefined): SandboxLimits | undefined {
+    const raw = labels?.[LABEL.limits];
+    if (!raw) return undefined;
+    try {
+      return tightenLimits(defaultLimits(this.config), JSON.parse(raw) as Partial<SandboxLimits>);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private dropHandle(goalId: string): void {
+    this.handles.get(goalId)?.close();
+    this.handles.delete(goalId);
+  }
+
+  private engineError(what: string, e: unknown): AidoError {
+    const msg = errorMessage(e);
+    const hint = /No such image/i.test(msg) ? ` (build it with \`aido image build\`)` : "";
+    return new AidoError(ErrorCode.sandboxFailed, `${what} failed: ${msg}${hint}`, {}, { cause: e });
+  }
+}

@@ -1,0 +1,76 @@
+// sandbox/pool.ts — the warm pool: containers started ahead of need, each with its own
+// fresh folder layout ($AIDO_HOME/sandbox-pool/<slot>/{workspace,output,inputs}) and an
+// executor already saying hello. Bind mounts cannot change after create, so handing a
+// slot to a goal moves the slot's folder instead: one rename(2) of the slot folder to
+// $AIDO_HOME/goals/<goal_id> (same filesystem; a bind mount follows its directory, not
+// its path) and a rename of the container to the goal's name. No symlinks are involved.
+
+import type Docker from "dockerode";
+import type { ExecutorSession } from "./executor-session.js";
+import type { GoalFolders } from "./folders.js";
+
+export interface PoolSlot {
+  id: string;
+  folders: GoalFolders;
+  container: Docker.Container;
+  session: ExecutorSession;
+}
+
+export class WarmPool {
+  private readonly ready: PoolSlot[] = [];
+  private filling: Promise<void> | undefined;
+  private closed = false;
+  /** The last error met while filling (the pool retries on the next refill). */
+  lastError: unknown;
+
+  constructor(
+    private readonly size: number,
+    private readonly makeSlot: () => Promise<PoolSlot>,
+    private readonly destroySlot: (slot: PoolSlot) => Promise<void>,
+  ) {}
+
+  get readyCount(): number {
+    return this.ready.length;
+  }
+
+  has(slotId: string): boolean {
+    return this.ready.some((s) => s.id === slotId);
+  }
+
+  /** A ready slot, or undefined; the caller owns it from here on. */
+  take(): PoolSlot | undefined {
+    while (this.ready.length > 0) {
+      const slot = this.ready.shift()!;
+      if (slot.session.alive) return slot;
+      void this.destroySlot(slot).catch(() => {});
+    }
+    return undefined;
+  }
+
+  /** Start slots until the pool is full, one at a time (the machine may be small). */
+  refill(): Promise<void> {
+    if (this.closed || this.size === 0) return Promise.resolve();
+    this.filling ??= (async () => {
+      try {
+        while (!this.closed && this.ready.length < this.size) {
+          const slot = await this.makeSlot();
+          if (this.closed) await this.destroySlot(slot);
+          else this.ready.push(slot);
+        }
+      } catch (e) {
+        this.lastError = e;
+      } finally {
+        this.filling = undefined;
+      }
+    })();
+    return this.filling;
+  }
+
+  /** Stop filling and remove every idle slot. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.filling;
+    const idle = this.ready.splice(0);
+    await Promise.all(idle.map((s) => this.destroySlot(s).catch(() => {})));
+  }
+}
