@@ -1,0 +1,246 @@
+// Token budgets: integer accounts, atomic reservations, carve-outs, refunds, resets.
+
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type Db, openDatabase } from "../../src/db/database.js";
+import { type AidoError, isAidoError } from "../../src/errors.js";
+import { AuditLog } from "../../src/security/audit.js";
+import { BudgetLedger, roomOf } from "../../src/security/budget.js";
+import { makeTempHome, type TempHome } from "../support/home.js";
+import { makeSigner } from "./signer-fixture.js";
+
+let home: TempHome;
+let db: Db;
+let clock: number;
+let ledger: BudgetLedger;
+
+function refusal(fn: () => unknown): AidoError {
+  try {
+    fn();
+  } catch (e) {
+    if (isAidoError(e)) return e;
+    throw e;
+  }
+  throw new Error("expected a refusal");
+}
+
+beforeEach(() => {
+  home = makeTempHome();
+  db = openDatabase(home.config.dbPath);
+  clock = Date.UTC(2025, 0, 1);
+  ledger = new BudgetLedger({ db, now: () => clock });
+});
+
+afterEach(() => {
+  db.close();
+  home.cleanup();
+});
+
+describe("reserve, commit, refund", () => {
+  it("reserves before the call and commits the real usage after", () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 1000 });
+    const r = ledger.reserve("goal:g1", 300);
+    expect(ledger.get("goal:g1")).toMatchObject({ spent: 0, reserved: 300 });
+    ledger.commit(r, 120);
+    expect(ledger.get("goal:g1")).toMatchObject({ spent: 120, reserved: 0 });
+  });
+
+  it("refuses a reservation larger than the room left, with the numbers to act on", () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 1000 });
+    ledger.commit(ledger.reserve("goal:g1", 700), 700);
+    ledger.reserve("goal:g1", 200);
+    const e = refusal(() => ledger.reserve("goal:g1", 101));
+    expect(e.code).toBe("budget_exceeded");
+    expect(e.details).toMatchObject({
+      account: "goal:g1",
+      limit: 1000,
+      spent: 700,
+      reserved: 200,
+      requested: 101,
+    });
+    expect(ledger.reserve("goal:g1", 100).amount).toBe(100);
+  });
+
+  it("records usage above the estimate, and the next reservation then fails", () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 1000 });
+    ledger.commit(ledger.reserve("goal:g1", 100), 1100);
+    expect(ledger.get("goal:g1").spent).toBe(1100);
+    expect(refusal(() => ledger.reserve("goal:g1", 1)).code).toBe("budget_exceeded");
+  });
+
+  it("gives a failed call's reservation back", () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 500 });
+    const r = ledger.reserve("goal:g1", 500);
+    expect(refusal(() => ledger.reserve("goal:g1", 1)).code).toBe("budget_exceeded");
+    ledger.refund(r);
+    expect(ledger.get("goal:g1")).toMatchObject({ spent: 0, reserved: 0 });
+    expect(ledger.reserve("goal:g1", 500).amount).toBe(500);
+  });
+
+  it("settles a reservation only once", () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 500 });
+    const r = ledger.reserve("goal:g1", 50);
+    ledger.commit(r, 50);
+    expect(() => ledger.commit(r, 50)).toThrow(/reservation \d+ on goal:g1 is not open/);
+    expect(() => ledger.refund(r)).toThrow(/is not open/);
+    expect(() => ledger.refund({ ...r, id: r.id + 1000 })).toThrow(/is not open/);
+    expect(ledger.get("goal:g1").spent).toBe(50);
+  });
+
+  it("takes integers of tokens only", () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 500 });
+    expect(() => ledger.reserve("goal:g1", 1.5)).toThrow(
+      /estimate must be a non-negative integer of tokens, got 1.5/,
+    );
+    expect(() => ledger.reserve("goal:g1", -1)).toThrow(/estimate/);
+    expect(() => ledger.open("x", { goalId: "g2", limit: Number.POSITIVE_INFINITY })).toThrow(/limit/);
+    expect(() => ledger.reserve("nope", 1)).toThrow(/no budget account nope/);
+  });
+
+  it("audits a refusal as budget.exceeded when given an audit log", () => {
+    const audit = new AuditLog({ db, signer: makeSigner() });
+    const audited = new BudgetLedger({ db, audit, now: () => clock });
+    audited.open("goal:g9", { goalId: "g9", limit: 10 });
+    expect(() => audited.reserve("goal:g9", 11)).toThrow(/budget of goal:g9 exceeded/);
+    expect(audit.tail(1)[0]).toMatchObject({
+      kind: "budget.exceeded",
+      goal_id: "g9",
+      payload: { account: "goal:g9", limit: 10, spent: 0, reserved: 0, requested: 11 },
+    });
+  });
+});
+
+describe("carve-outs and the goal cap", () => {
+  beforeEach(() => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 1000 });
+  });
+
+  it("carves a child's budget out of its parent's remaining budget", () => {
+    ledger.open("agent:a", { goalId: "g1", parentId: "goal:g1", limit: 600 });
+    expect(roomOf(ledger.get("goal:g1"))).toBe(400);
+    const e = refusal(() => ledger.open("agent:b", { goalId: "g1", parentId: "goal:g1", limit: 401 }));
+    expect(e.code).toBe("budget_exceeded");
+    expect(e.details).toMatchObject({ account: "goal:g1", requested: 401 });
+    expect(() => ledger.reserve("goal:g1", 401)).toThrow(/budget of goal:g1 exceeded/);
+  });
+
+  it("keeps a child inside its carve-out", () => {
+    ledger.open("agent:a", { goalId: "g1", parentId: "goal:g1", limit: 100 });
+    ledger.reserve("agent:a", 100);
+    expect(refusal(() => ledger.reserve("agent:a", 1)).details).toMatchObject({ account: "agent:a" });
+  });
+
+  it("returns a closed child's unspent carve-out and charges the parent what it spent", () => {
+    ledger.open("agent:a", { goalId: "g1", parentId: "goal:g1", limit: 600 });
+    ledger.open("agent:a1", { goalId: "g1", parentId: "agent:a", limit: 200 });
+    ledger.commit(ledger.reserve("agent:a1", 150), 150);
+    ledger.commit(ledger.reserve("agent:a", 100), 100);
+    ledger.reserve("agent:a", 50); // left open: refunded on close
+    ledger.close("agent:a");
+    expect(ledger.get("agent:a1").closed).toBe(1);
+    expect(ledger.get("goal:g1")).toMatchObject({ spent: 250, reserved: 0, carved: 0 });
+    expect(() => ledger.reserve("agent:a", 1)).toThrow(/agent:a is closed/);
+  });
+
+  it("spills usage beyond a child's limit into every ancestor at once", () => {
+    ledger.open("agent:a", { goalId: "g1", parentId: "goal:g1", limit: 500 });
+    ledger.open("agent:b", { goalId: "g1", parentId: "agent:a", limit: 100 });
+    ledger.commit(ledger.reserve("agent:b", 100), 700);
+    expect(ledger.get("agent:a").spent).toBe(600);
+    expect(ledger.get("goal:g1").spent).toBe(200);
+    ledger.close("agent:a");
+    expect(ledger.get("goal:g1")).toMatchObject({ spent: 700, carved: 0 });
+  });
+
+  it("blocks every account of a goal whose cap an overrun used up", () => {
+    ledger.open("agent:a", { goalId: "g1", parentId: "goal:g1", limit: 500 });
+    ledger.open("agent:b", { goalId: "g1", parentId: "goal:g1", limit: 500 });
+    ledger.commit(ledger.reserve("agent:a", 10), 600); // 100 over a's limit lands on the goal
+    const e = refusal(() => ledger.reserve("agent:b", 1));
+    expect(e.details).toMatchObject({ account: "goal:g1" });
+  });
+
+  it("allows one root account per goal, and children only within the same goal", () => {
+    expect(() => ledger.open("goal:g1-again", { goalId: "g1", limit: 10 })).toThrow(
+      /goal g1 already has a root/,
+    );
+    expect(() => ledger.open("agent:x", { goalId: "g2", parentId: "goal:g1", limit: 10 })).toThrow(
+      /for goal g2 but its parent goal:g1 is for goal g1/,
+    );
+    expect(() => ledger.open("goal:g1", { goalId: "g3", limit: 10 })).toThrow(/already exists/);
+  });
+});
+
+describe("reset period", () => {
+  it("resets spent at the first reservation after each period ends", () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 100, periodSeconds: 3600 });
+    ledger.commit(ledger.reserve("goal:g1", 100), 100);
+    clock += 3599_000;
+    expect(refusal(() => ledger.reserve("goal:g1", 1)).code).toBe("budget_exceeded");
+    clock += 1000;
+    ledger.reserve("goal:g1", 60);
+    expect(ledger.get("goal:g1")).toMatchObject({
+      spent: 0,
+      reserved: 60,
+      period_start: Date.UTC(2025, 0, 1, 1),
+    });
+    clock += 5 * 3600_000 + 7;
+    ledger.reserve("goal:g1", 40);
+    expect(ledger.get("goal:g1").period_start).toBe(Date.UTC(2025, 0, 1, 6));
+  });
+});
+
+describe("concurrency", () => {
+  it("never overspends with reservers interleaved in one process", async () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 5000 });
+    let committed = 0;
+    const worker = async () => {
+      for (let i = 0; i < 200; i++) {
+        try {
+          const r = ledger.reserve("goal:g1", 7 + (i % 13));
+          await new Promise((res) => setTimeout(res, i % 3));
+          if (i % 5 === 0) ledger.refund(r);
+          else {
+            ledger.commit(r, r.amount);
+            committed += r.amount;
+          }
+        } catch (e) {
+          if (!isAidoError(e, "budget_exceeded")) throw e;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    expect(committed).toBeLessThanOrEqual(5000);
+    expect(ledger.get("goal:g1")).toMatchObject({ spent: committed, reserved: 0 });
+  });
+
+  it("never overspends with reservers in several processes on the same database", async () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 20_000 });
+    ledger.open("agent:shared", { goalId: "g1", parentId: "goal:g1", limit: 3000 });
+    const spender = fileURLToPath(new URL("./fixtures/budget-spender.ts", import.meta.url));
+    const run = () =>
+      new Promise<number>((resolve, reject) => {
+        const child = spawn(
+          process.execPath,
+          ["--import", "tsx", spender, home.config.dbPath, "agent:shared"],
+          {
+            stdio: ["ignore", "pipe", "inherit"],
+          },
+        );
+        let out = "";
+        child.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+        });
+        child.on("error", reject);
+        child.on("exit", (code) =>
+          code === 0 ? resolve(Number(out.trim())) : reject(new Error(`spender exited ${code}`)),
+        );
+      });
+    const totals = await Promise.all([run(), run(), run()]);
+    const sum = totals.reduce((a, b) => a + b, 0);
+    expect(sum).toBeLessThanOrEqual(3000);
+    expect(ledger.get("agent:shared")).toMatchObject({ spent: sum, reserved: 0 });
+    expect(sum).toBeGreaterThan(3000 - 120);
+  });
+});
