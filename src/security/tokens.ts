@@ -233,10 +233,11 @@ export class TokenAuthority {
    * expiry is capped at its parent's: a child never outlives the token it was issued under.
    */
   issue(req: IssueRequest): CapabilityToken {
-    if (typeof req.agentId !== "string" || req.agentId === "") {
-      throw new AidoError(ErrorCode.invalidInput, "issue: agentId must be a non-empty string", {
-        field: "agentId",
-      });
+    for (const field of ["agentId", "goalId"] as const) {
+      const value = req[field];
+      if ((value !== undefined || field === "agentId") && (typeof value !== "string" || value === "")) {
+        throw new AidoError(ErrorCode.invalidInput, `issue: ${field} must be a non-empty string`, { field });
+      }
     }
     if (!Number.isFinite(req.ttlSeconds) || req.ttlSeconds <= 0) {
       throw new AidoError(
@@ -247,7 +248,7 @@ export class TokenAuthority {
         },
       );
     }
-    const now = this.#now();
+    const now = Math.floor(this.#now());
     let expiresAt = now + Math.ceil(req.ttlSeconds * 1000);
     let parent: VerifiedToken | undefined;
     if (req.parent) {

@@ -119,6 +119,22 @@ describe("issue and verify", () => {
     expect(tokens.verify(gc).chain).toEqual([gc.id, c.id, r.id]);
   });
 
+  it.each([
+    [{ agentId: "" }, "agentId"],
+    [{ goalId: "" }, "goalId"],
+    [{ ttlSeconds: 0 }, "ttlSeconds"],
+    [{ ttlSeconds: Number.NaN }, "ttlSeconds"],
+  ])("refuses to issue with a bad %j", (bad, field) => {
+    expect(() => tokens.issue({ agentId: "a", grants: [], ttlSeconds: 60, ...bad })).toThrow(
+      expect.objectContaining({ code: "invalid_input", details: { field } }),
+    );
+  });
+
+  it("issues tokens that verify even when the clock reads fractional milliseconds", () => {
+    clock += 0.5;
+    expect(tokens.verify(root()).token.issuedAt).toBe(Math.floor(clock));
+  });
+
   it("survives a restart: a new authority on the same database verifies earlier tokens", () => {
     const t = root();
     const again = new TokenAuthority({
