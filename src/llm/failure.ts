@@ -30,7 +30,7 @@ export function classifySdkError(e: unknown, sdk: SdkErrorClasses): Failure {
   if (e instanceof sdk.APIConnectionError) return { kind: "connection", message: e.message };
   if (e instanceof sdk.APIError) {
     if (typeof e.status === "number") {
-      const f: Failure = { kind: "status", status: e.status, message: e.message };
+      const f: Failure = { kind: "status", status: e.status, message: apiMessage(e) };
       const after = retryAfterMs(e.headers);
       if (after !== undefined) f.retryAfterMs = after;
       return f;
@@ -46,6 +46,13 @@ export function classifySdkError(e: unknown, sdk: SdkErrorClasses): Failure {
   return { kind: "other", message: e instanceof Error ? e.message : String(e), error: e };
 }
 
+/** The provider's own words from the error body, without the SDK's status prefix. */
+function apiMessage(e: Error & { error?: unknown }): string {
+  const body = e.error as { message?: unknown; error?: { message?: unknown } } | undefined;
+  const m = body?.error?.message ?? body?.message;
+  return typeof m === "string" && m !== "" ? m : e.message;
+}
+
 /** `retry-after-ms` (milliseconds) wins over `retry-after` (seconds or an HTTP date). */
 export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
   if (!headers) return undefined;
@@ -53,7 +60,7 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
   if (ms !== null && ms.trim() !== "" && Number.isFinite(Number(ms)) && Number(ms) >= 0) return Number(ms);
   const after = headers.get("retry-after");
   if (after === null || after.trim() === "") return undefined;
-  if (Number.isFinite(Number(after)) && Number(after) >= 0) return Number(after) * 1000;
+  if (/^\s*[-+]?\d+(\.\d+)?\s*$/.test(after)) return Number(after) >= 0 ? Number(after) * 1000 : undefined;
   const date = Date.parse(after);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
