@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// cli/main.ts — the `aido` command: finds the command named by the leading words of
+// argv, runs it, and turns errors into a message and an exit code (0 done, 1 failed,
+// 2 usage or configuration). Commands live one per module in cli/commands/.
+
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { type Config, loadConfig } from "../config.js";
+import { AidoError, ErrorCode } from "../errors.js";
+import type { CliIo, Command } from "./command.js";
+import { commands } from "./commands/index.js";
+
+function findCommand(argv: string[]): { cmd: Command; rest: string[] } | undefined {
+  let best: { cmd: Command; rest: string[] } | undefined;
+  for (const cmd of commands) {
+    const words = cmd.name.split(" ");
+    if (words.every((w, i) => argv[i] === w) && (!best || words.length > best.cmd.name.split(" ").length)) {
+      best = { cmd, rest: argv.slice(words.length) };
+    }
+  }
+  return best;
+}
+
+function overview(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    "aido — a secure runtime for swarms of LLM agents",
+    "",
+    "usage: aido <command> [options]    (aido <command> --help for details and an example)",
+    "",
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+  ].join("\n");
+}
+
+function help(cmd: Command): string {
+  return `${cmd.summary}\n\nusage: ${cmd.usage}\n\nexample:\n  ${cmd.example}`;
+}
+
+export async function runCli(argv: string[], io: CliIo, env = process.env): Promise<number> {
+  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+    io.out(overview());
+    return argv.length === 0 ? 2 : 0;
+  }
+  const found = findCommand(argv);
+  if (!found) {
+    io.err(`aido: unknown command "${argv.join(" ")}"\n\n${overview()}`);
+    return 2;
+  }
+  if (found.rest.includes("--help") || found.rest.includes("-h")) {
+    io.out(help(found.cmd));
+    return 0;
+  }
+  let config: Config | undefined;
+  try {
+    return await found.cmd.run({
+      argv: found.rest,
+      io,
+      config: () => {
+        config ??= loadConfig({ env });
+        return config;
+      },
+    });
+  } catch (e) {
+    if (e instanceof AidoError) {
+      io.err(`aido ${found.cmd.name}: ${e.message}`);
+      return e.code === ErrorCode.usage || e.code === ErrorCode.configInvalid ? 2 : 1;
+    }
+    io.err(`aido ${found.cmd.name}: unexpected error: ${(e as Error).stack ?? String(e)}`);
+    return 1;
+  }
+}
+
+function invokedDirectly(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  const io: CliIo = {
+    out: (l) => process.stdout.write(`${l}\n`),
+    err: (l) => process.stderr.write(`${l}\n`),
+    interactive: Boolean(process.stdin.isTTY),
+  };
+  runCli(process.argv.slice(2), io).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`${(e as Error).stack}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
