@@ -1,0 +1,41 @@
+// bench/run.ts — `npm run bench`: runs each section, writes bench/report/report.md and
+// report.json. `npm run bench -- security sandbox` runs only the named sections.
+
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { type BenchSection, writeReport } from "./report.js";
+
+type Loader = () => Promise<BenchSection | BenchSection[]>;
+
+const sections: Record<string, Loader> = {
+  security: async () => (await import("./security.js")).benchSecurity(),
+};
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const names = wanted.length > 0 ? wanted : Object.keys(sections);
+  const unknown = names.filter((n) => !(n in sections));
+  if (unknown.length > 0) {
+    console.error(`unknown bench section(s): ${unknown.join(", ")}; known: ${Object.keys(sections).join(", ")}`);
+    process.exit(2);
+  }
+  const results: BenchSection[] = [];
+  for (const name of names) {
+    console.log(`== ${name}`);
+    const t0 = Date.now();
+    try {
+      const r = await (sections[name] as Loader)();
+      results.push(...(Array.isArray(r) ? r : [r]));
+    } catch (e) {
+      results.push({ name, metrics: [], notes: [`FAILED: ${(e as Error).stack ?? e}`] });
+      process.exitCode = 1;
+    }
+    console.log(`   ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+  const file = writeReport(join(import.meta.dirname, "report"), results, machine);
+  console.log(`report: ${file}`);
+  console.log((await import("node:fs")).readFileSync(file, "utf8"));
+}
+
+await main();
