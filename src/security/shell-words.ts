@@ -4,10 +4,8 @@
 // What cannot be known before run time (parameter, command, arithmetic and process
 // expansions; globs) is reported as such, never guessed.
 
-import sh, { type ShNode } from "mvdan-sh";
 import { AidoError, ErrorCode } from "../errors.js";
-
-const { syntax } = sh;
+import type { ShNode } from "./shell-ast.js";
 
 /** Brace expansion beyond this many words is refused: `{a,b}{c,d}...` grows exponentially. */
 const MAX_BRACE_WORDS = 256;
@@ -28,7 +26,7 @@ export class ShellSource {
 
   slice(node: ShNode): string {
     this.bytes ??= Buffer.from(this.text, "utf8");
-    return this.bytes.subarray(node.Pos().Offset(), node.End().Offset()).toString("utf8");
+    return this.bytes.subarray(node.start ?? 0, node.end ?? this.bytes.length).toString("utf8");
   }
 }
 
@@ -44,7 +42,7 @@ export function wordValue(word: ShNode, src: ShellSource): WordValue {
   let dynamic = false;
   let glob = false;
   for (const part of word.Parts as ShNode[]) {
-    switch (syntax.NodeType(part)) {
+    switch (part.type) {
       case "Lit":
         pushUnquotedLit(chars, part.Value as string);
         break;
@@ -53,8 +51,7 @@ export function wordValue(word: ShNode, src: ShellSource): WordValue {
         break;
       case "DblQuoted":
         for (const inner of part.Parts as ShNode[]) {
-          if (syntax.NodeType(inner) === "Lit")
-            pushQuoted(chars, unescapeDoubleQuoted(inner.Value as string));
+          if (inner.type === "Lit") pushQuoted(chars, unescapeDoubleQuoted(inner.Value as string));
           else dynamic = true;
         }
         break;

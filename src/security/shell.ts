@@ -6,12 +6,12 @@
 // find -exec, ...). Whatever cannot be parsed, or nests too deep, throws policy_denied:
 // a command we cannot read is a command we do not run.
 
-import sh, { type ShNode } from "mvdan-sh";
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError } from "../errors.js";
+import { cannotParse, children, parseShell, type ShNode } from "./shell-ast.js";
 import { ShellSource, wordValue } from "./shell-words.js";
 import { type Arg, type UnfoldStep, WRAPPERS } from "./shell-wrappers.js";
 
-const { syntax } = sh;
+export { cannotParse };
 
 /** Wrappers and `sh -c` strings nested deeper than this are refused. */
 export const MAX_UNFOLD_DEPTH = 8;
@@ -117,27 +117,16 @@ const REDIRECT_OPS: Record<number, string> = {
 const WRITE_OPS = new Set([">", ">>", ">|", "&>", "&>>", "<>", ">&"]);
 const PIPE_OPS = new Set([12, 13]);
 
-export function cannotParse(why: string): AidoError {
-  return new AidoError(ErrorCode.policyDenied, `cannot parse command: ${why}`, { rule: "unparseable" });
-}
-
 class Analyzer {
   readonly out: CommandAnalysis;
   private groups = 0;
-  private readonly parser = syntax.NewParser();
 
   constructor(source: string) {
     this.out = { source, commands: [], pipelines: [], redirects: [], assignedNames: [], functions: [] };
   }
 
   program(code: string, ctx: Omit<Ctx, "src">): void {
-    let file: ShNode;
-    try {
-      file = this.parser.Parse(code, "command");
-    } catch (e) {
-      const msg = e && typeof (e as ShNode).Error === "function" ? String((e as ShNode).Error()) : String(e);
-      throw cannotParse(msg);
-    }
+    const file = parseShell(code);
     const full: Ctx = { ...ctx, src: new ShellSource(code) };
     for (const s of file.Stmts as ShNode[]) this.stmt(s, full);
   }
@@ -145,7 +134,7 @@ class Analyzer {
   private stmt(s: ShNode, ctx: Ctx): void {
     const start = this.out.commands.length;
     const cmd = s.Cmd as ShNode | null;
-    const kind = cmd ? syntax.NodeType(cmd) : "";
+    const kind = cmd ? cmd.type : "";
     const group = kind === "CallExpr" ? ++this.groups : undefined;
     const subCtx: Ctx = { ...ctx, parentGroup: group ?? ctx.parentGroup, redirects: [] };
     let stdinPiped = ctx.stdinPiped;
@@ -211,7 +200,7 @@ class Analyzer {
     const stages: ShNode[] = [];
     const flatten = (s: ShNode): void => {
       const c = s.Cmd as ShNode | null;
-      const isPipe = c && syntax.NodeType(c) === "BinaryCmd" && PIPE_OPS.has(c.Op as number);
+      const isPipe = c && c.type === "BinaryCmd" && PIPE_OPS.has(c.Op as number);
       if (isPipe && (s.Redirs as ShNode[]).length === 0 && !s.Negated && !s.Background) {
         flatten(c.X as ShNode);
         flatten(c.Y as ShNode);
@@ -323,27 +312,19 @@ class Analyzer {
 
   /** Every statement and substitution below a node that is not itself a Stmt. */
   private nested(node: ShNode, ctx: Ctx): void {
-    syntax.Walk(node, (n) => {
-      if (!n || n === node) return true;
-      switch (syntax.NodeType(n)) {
-        case "Stmt":
-          this.stmt(n, ctx);
-          return false;
-        case "CmdSubst":
-        case "ProcSubst":
-          for (const s of n.Stmts as ShNode[]) this.stmt(s, { ...ctx, redirects: [] });
-          return false;
-        default:
-          return true;
-      }
-    });
+    for (const n of children(node)) {
+      if (n.type === "Stmt") this.stmt(n, ctx);
+      else if (n.type === "CmdSubst" || n.type === "ProcSubst") {
+        for (const s of n.Stmts as ShNode[]) this.stmt(s, { ...ctx, redirects: [] });
+      } else this.nested(n, ctx);
+    }
   }
 }
 
 function heredocText(hdoc: ShNode | null, src: ShellSource): Arg {
   if (!hdoc) return { value: "", dynamic: false };
   const parts = hdoc.Parts as ShNode[];
-  if (parts.every((p) => syntax.NodeType(p) === "Lit"))
+  if (parts.every((p) => p.type === "Lit"))
     return { value: parts.map((p) => p.Value).join(""), dynamic: false };
   return { value: src.slice(hdoc), dynamic: true };
 }

@@ -1,27 +1,26 @@
 // types/mvdan-sh.d.ts — the slice of mvdan-sh (the GopherJS build of mvdan.cc/sh/v3/syntax)
-// that security/shell.ts uses. Nodes are Go structs seen from JavaScript: fields are read
-// by their Go names and may be null; NodeType names the struct ("CallExpr", "Word", ...).
+// that security/shell-ast.ts uses. Parse returns a wrapper around the Go value; the Go value
+// itself (reachable as __internal_object__) is what shell-ast.ts reads, because every field
+// read through the wrapper re-wraps Go structs and costs as much as parsing did.
 
 declare module "mvdan-sh" {
-  /** A syntax node. Fields are Go field names; which ones exist depends on NodeType(node). */
-  export interface ShNode {
-    Pos(): { Offset(): number };
-    End(): { Offset(): number };
-    // biome-ignore lint/suspicious/noExplicitAny: Go struct fields differ per node type.
-    readonly [field: string]: any;
+  /** A Go value as GopherJS lays it out: struct fields as properties, slices as {$array, $offset, $length}. */
+  export interface GoValue {
+    readonly constructor: { readonly string?: string; readonly nil?: unknown };
+    readonly [field: string]: unknown;
+  }
+
+  export interface ShFileWrapper {
+    readonly __internal_object__: GoValue;
   }
 
   export interface ShParser {
     /** Parses a whole program; throws an object whose Error() names the position on a syntax error. */
-    Parse(src: string, name: string): ShNode;
+    Parse(src: string, name: string): ShFileWrapper;
   }
 
   export interface ShSyntax {
     NewParser(...options: unknown[]): ShParser;
-    NodeType(node: ShNode): string;
-    /** Calls fn for node and, while fn returns true, for each child; fn(null) closes a node. */
-    Walk(node: ShNode, fn: (node: ShNode | null) => boolean): void;
-    DebugPrint(node: ShNode): void;
   }
 
   const sh: { syntax: ShSyntax };
