@@ -39,6 +39,19 @@ export interface ToolContext {
   outputMaxBytes: number;
   /** Per-agent services some tools need; absent means the agent has none of them. */
   services?: ToolServices;
+  /**
+   * The needs the gate checked for this call. Tools that resolve paths resolve them again in
+   * run() and refuse unless the result is among these (a symlink swapped in between the
+   * check and the action, e.g. while an approval waited, is refused). Absent: such tools refuse.
+   */
+  judged?: readonly Need[];
+  /**
+   * Network check for hosts a tool reaches beyond its declared needs (web_fetch's redirect
+   * hops; an address the tool's address rules refuse). True when the agent's grants and the
+   * policy allow `host`; with { literal: true } only a grant naming exactly that host counts
+   * ("*" and "*.domain" do not). The gate fills it and audits a denial. Absent: refuse.
+   */
+  allowNetwork?(host: string, opts?: { literal?: boolean }): boolean;
 }
 
 /**

@@ -1,0 +1,51 @@
+// test/support/tool-context.ts — a ToolContext built the way the gate builds it: needs
+// judged against real grants with the real matcher (grantsAllow), network checks answered
+// from the same grants. Tests use it where the gate itself is not under test.
+
+import { AidoError, ErrorCode } from "../../src/errors.js";
+import type { Need, ToolContext, ToolDef } from "../../src/gate/types.js";
+import type { SandboxHandle } from "../../src/sandbox/types.js";
+import { type Grant, parseGrant } from "../../src/security/grants.js";
+import { grantsAllow } from "../../src/security/narrowing.js";
+
+export function allowNetworkFrom(grants: readonly Grant[]): NonNullable<ToolContext["allowNetwork"]> {
+  return (host, opts) =>
+    opts?.literal
+      ? grants.some((g) => g.kind === "network" && g.host === host)
+      : grantsAllow(grants, { kind: "network", host }) !== undefined;
+}
+
+/** A sandbox for host-side tools: any use of it is a bug the test must see. */
+export const noSandbox: SandboxHandle = new Proxy({} as SandboxHandle, {
+  get(_t, prop) {
+    if (prop === "goalId") return "no-sandbox";
+    if (prop === "then") return undefined;
+    throw new Error(`host-side tool touched the sandbox (${String(prop)})`);
+  },
+});
+
+export interface GatedCall {
+  needs: Need[];
+  ctx: ToolContext;
+}
+
+/**
+ * What the gate does before run(): parse the input, work out needs, refuse the call if a
+ * need is not granted. Returns the context run() gets (with the judged needs).
+ */
+export async function judge<I>(
+  tool: ToolDef<I>,
+  raw: unknown,
+  grantTexts: string[],
+  base: Omit<ToolContext, "judged" | "allowNetwork">,
+): Promise<{ input: I; ctx: ToolContext; needs: Need[] }> {
+  const grants = grantTexts.map((g) => parseGrant(g));
+  const input = tool.input.parse(raw);
+  const needs = await tool.needs(input, { sandbox: base.sandbox });
+  for (const need of needs) {
+    if (!grantsAllow(grants, need)) {
+      throw new AidoError(ErrorCode.capabilityDenied, `denied: ${JSON.stringify(need)}`, { need });
+    }
+  }
+  return { input, needs, ctx: { ...base, judged: needs, allowNetwork: allowNetworkFrom(grants) } };
+}
