@@ -36,6 +36,8 @@ import {
 export const MAX_QUERY_LIMIT = 100;
 const DEFAULT_QUERY_LIMIT = 5;
 const REEMBED_BATCH = 256;
+/** Address space for memory-mapped reads of the database (not memory use: pages stay in the OS cache). */
+const MMAP_BYTES = 1024 * 1024 * 1024;
 
 export interface MemoryStoreOptions {
   embedder: Embedder;
@@ -124,6 +126,10 @@ export class MemoryStore {
   /** Uses an open database (e.g. the daemon's one connection); loads sqlite-vec into it. */
   constructor(db: Db, opts: MemoryStoreOptions) {
     sqliteVec.load(db);
+    // vec0 scans its vector chunks on every query; through mmap SQLite reads them without
+    // copying each page into its small page cache (about 3x faster at 100k x 384 dims).
+    if ((db.pragma("mmap_size", { simple: true }) as number) < MMAP_BYTES)
+      db.pragma(`mmap_size = ${MMAP_BYTES}`);
     migrateMemory(db);
     this.db = db;
     this.embedder = opts.embedder;
