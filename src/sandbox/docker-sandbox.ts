@@ -88,8 +88,16 @@ export class DockerSandbox implements SandboxHandle {
     return this.call("glob", { pattern, cwd }, FILE_OP_TIMEOUT_MS);
   }
 
-  grep(pattern: string, path: string, glob?: string, maxMatches?: number): Promise<GrepMatch[]> {
-    return this.call("grep", { pattern, path, glob, maxMatches }, FILE_OP_TIMEOUT_MS + GRACE_MS);
+  /** timeoutMs bounds the search inside the container (a pathological regex is stopped). */
+  grep(
+    pattern: string,
+    path: string,
+    glob?: string,
+    maxMatches?: number,
+    timeoutMs?: number,
+  ): Promise<GrepMatch[]> {
+    const limit = timeoutMs ?? FILE_OP_TIMEOUT_MS;
+    return this.call("grep", { pattern, path, glob, maxMatches, timeoutMs: limit }, limit + GRACE_MS);
   }
 
   /** Stop talking to the container (it keeps running; the backend decides its fate). */

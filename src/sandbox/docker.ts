@@ -252,7 +252,9 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       if (await opts.isGoalLive(name)) continue;
       const f = foldersUnder(root);
       let newest = 0;
-      for (const p of [f.root, f.workspace, f.output]) {
+      // A symlinked goal folder is judged (and removed) as the link itself, never its target.
+      const parts = lstatSync(root).isSymbolicLink() ? [f.root] : [f.root, f.workspace, f.output];
+      for (const p of parts) {
         try {
           newest = Math.max(newest, lstatSync(p).mtimeMs / 1000);
         } catch {

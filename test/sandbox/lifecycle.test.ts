@@ -1,0 +1,171 @@
+// A goal's sandbox over time: the executor and the container dying and coming back,
+// a new backend re-attaching after a restart, GC of expired and orphaned containers
+// (never following a symlinked goal folder), the warm pool, and limits that only tighten.
+
+import {
+  existsSync,
+  lutimesSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isAidoError } from "../../src/errors.js";
+import { defaultLimits, tightenLimits } from "../../src/sandbox/container-spec.js";
+import { DockerBackend } from "../../src/sandbox/docker.js";
+import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
+
+let fx: SandboxFixture;
+beforeAll(() => {
+  fx = makeSandboxFixture();
+});
+afterAll(async () => {
+  await fx?.cleanup();
+});
+
+describe("recovery", () => {
+  it("restarts the executor after it is killed from inside, in the same container", async () => {
+    const sb = await fx.backend.acquire("restart-goal");
+    await sb.writeFile("/tmp/marker", "same container");
+    const before = sb.containerId;
+    const killed = await sb.exec({ command: "pkill -f executor; sleep 1" }).catch((e) => e);
+    expect(isAidoError(killed, "sandbox_failed")).toBe(true);
+    expect(killed.message).toMatch(/executor .* stopped .* restarted on the next call/);
+    expect((await sb.readFile("/tmp/marker")).content).toBe("same container");
+    expect(sb.containerId).toBe(before);
+  });
+
+  it("fails clearly when the container dies, then gives the next call a fresh one over the same workspace", async () => {
+    const sb = await fx.backend.acquire("dies-goal");
+    await sb.writeFile("/workspace/kept.txt", "kept");
+    await sb.writeFile("/tmp/lost", "tmpfs goes with the container");
+    const old = sb.containerId;
+    await fx.backend.docker.getContainer(old).kill();
+    const err = await sb.exec({ argv: ["true"] }).catch((e) => e);
+    expect(isAidoError(err, "sandbox_failed")).toBe(true);
+    expect(err.message).toMatch(/container of goal dies-goal .*next call starts a fresh container/);
+    expect((await sb.readFile("/workspace/kept.txt")).content).toBe("kept");
+    expect(await sb.stat("/tmp/lost")).toBeNull();
+    expect(sb.containerId).not.toBe(old);
+  });
+
+  it("re-attaches to live containers from a new backend instance", async () => {
+    const sb = await fx.backend.acquire("reattach-goal");
+    await sb.writeFile("/tmp/state", "alive");
+    const again = new DockerBackend(fx.config, { labels: { "aido.test": "sandbox" } });
+    expect(await again.reattach()).toContain("reattach-goal");
+    const sb2 = await again.acquire("reattach-goal");
+    expect(sb2.containerId).toBe(sb.containerId);
+    expect((await sb2.readFile("/tmp/state")).content).toBe("alive");
+    await again.close();
+  });
+
+  it("shares the goal folder with the host both ways", async () => {
+    const sb = await fx.backend.acquire("share-goal");
+    writeFileSync(join(fx.config.goalsDir, "share-goal", "workspace", "from-host.txt"), "hi");
+    expect((await sb.readFile("/workspace/from-host.txt")).content).toBe("hi");
+    await sb.writeFile("/output/result.md", "# done");
+    expect(readFileSync(join(fx.config.goalsDir, "share-goal", "output", "result.md"), "utf8")).toBe(
+      "# done",
+    );
+  });
+});
+
+describe("gc", () => {
+  it("removes expired and orphaned containers and keeps live ones", async () => {
+    const live = await fx.backend.acquire("gc-live");
+    await fx.backend.acquire("gc-orphan");
+    const report = await fx.backend.gc({ isGoalLive: (g) => g !== "gc-orphan" });
+    const removed = report.removedContainers.map((c) => `${c.name.split("_goal_")[1]}:${c.reason}`);
+    expect(removed).toContain("gc-orphan:orphan");
+    expect(removed).not.toContain("gc-live:orphan");
+    expect((await live.exec({ argv: ["echo", "ok"] })).stdout).toBe("ok\n");
+    const later = Math.floor(Date.now() / 1000) + fx.config.sandbox.ttlSeconds + 60;
+    const expired = await fx.backend.gc({ isGoalLive: () => true, nowSeconds: later });
+    expect(expired.removedContainers.map((c) => c.reason)).toContain("expired");
+    expect(await fx.backend.reattach()).not.toContain("gc-live");
+  });
+
+  it("never follows a symlinked goal folder or a link inside one", async () => {
+    const outside = mkdtempSync(join(tmpdir(), "aido-outside-"));
+    writeFileSync(join(outside, "precious.txt"), "keep me");
+    mkdirSync(fx.config.goalsDir, { recursive: true });
+    symlinkSync(outside, join(fx.config.goalsDir, "linked-goal"));
+    const inner = join(fx.config.goalsDir, "inner-goal", "workspace");
+    mkdirSync(inner, { recursive: true });
+    symlinkSync(outside, join(inner, "escape"));
+    const old = new Date(Date.now() - 2 * fx.config.sandbox.ttlSeconds * 1000);
+    for (const p of [join(fx.config.goalsDir, "inner-goal"), inner]) utimesSync(p, old, old);
+    lutimesSync(join(fx.config.goalsDir, "linked-goal"), old, old);
+    const report = await fx.backend.gc({ isGoalLive: () => false, removeExpiredFolders: true });
+    expect(report.removedFolders.map((p) => p.split("/").pop())).toEqual(
+      expect.arrayContaining(["linked-goal", "inner-goal"]),
+    );
+    expect(readFileSync(join(outside, "precious.txt"), "utf8")).toBe("keep me");
+    expect(readFileSync(join(outside, "precious.txt"), "utf8")).toBe("keep me");
+    expect(existsSync(join(fx.config.goalsDir, "inner-goal"))).toBe(false);
+    expect(existsSync(join(fx.config.goalsDir, "linked-goal"))).toBe(false);
+    expect(existsSync(outside)).toBe(true);
+  });
+});
+
+describe("warm pool", () => {
+  it("hands out a pre-started container whose folders become the goal's", async () => {
+    const pooled = makeSandboxFixture((c) => {
+      c.sandbox.warmPool = 1;
+    });
+    try {
+      await pooled.backend.start();
+      expect(pooled.backend.warmSlots).toBe(1);
+      const started = performance.now();
+      const sb = await pooled.backend.acquire("pooled-goal");
+      const acquireMs = performance.now() - started;
+      expect(acquireMs).toBeLessThan(5000);
+      await sb.writeFile("/workspace/w.txt", "landed");
+      expect(readFileSync(join(pooled.config.goalsDir, "pooled-goal", "workspace", "w.txt"), "utf8")).toBe(
+        "landed",
+      );
+      expect(await pooled.backend.reattach()).toEqual(["pooled-goal"]);
+      const again = await pooled.backend.acquire("second-goal");
+      expect((await again.exec({ command: "ls -A /workspace" })).stdout).toBe("");
+    } finally {
+      await pooled.cleanup();
+    }
+  });
+});
+
+describe("limits and names", () => {
+  it("lets a caller tighten limits but never widen them", () => {
+    const base = defaultLimits(fx.config);
+    const t = tightenLimits(base, { memoryMb: 64, pids: 10_000, tmpNoexec: true });
+    expect(t).toMatchObject({ memoryMb: 64, pids: base.pids, tmpNoexec: true });
+    expect(() => tightenLimits(base, { cpus: -1 })).toThrow(/cpus/);
+  });
+
+  it("applies the locked-down host config to the container", async () => {
+    const sb = await fx.backend.acquire("spec-goal", { limits: { memoryMb: 128, pids: 50 } });
+    const info = await fx.backend.docker.getContainer(sb.containerId).inspect();
+    expect(info.HostConfig).toMatchObject({
+      NetworkMode: "none",
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges"],
+      ReadonlyRootfs: true,
+      PidsLimit: 50,
+      Memory: 128 * 1024 * 1024,
+      MemorySwap: 128 * 1024 * 1024,
+      Init: true,
+    });
+    expect(info.Config.User).toBe("1000:1000");
+  });
+
+  it("refuses goal ids that could escape the goals folder", async () => {
+    for (const bad of ["../x", "a/b", "", ".hidden", "a..b"]) {
+      await expect(fx.backend.acquire(bad)).rejects.toThrow(/goal id/);
+    }
+  });
+});
