@@ -9,27 +9,18 @@ import type { Config } from "../config.js";
 import { type Db, openDatabase } from "../db/database.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { Embedder } from "./embedder.js";
+import { getRecord, getRecords, type MemoryRow, toRecord } from "./records.js";
+import { type IndexStatus, indexStatusOf, type ReembedResult, reembedAll } from "./reindex.js";
 import { migrateMemory } from "./schema.js";
-import type {
-  MemoryCategory,
-  MemoryHit,
-  MemoryRecord,
-  MemoryScopeKind,
-  MemorySource,
-  QueryInput,
-  QueryResult,
-  StoreInput,
-} from "./types.js";
+import type { MemoryHit, MemoryRecord, QueryInput, QueryResult, StoreInput } from "./types.js";
 import { MEMORY_CATEGORIES, MEMORY_SCOPES, MEMORY_SOURCES } from "./types.js";
 import {
-  allIndexes,
   ensureIndex,
   findIndex,
   insertVector,
   type KnnFilter,
   knn,
   removeVectors,
-  type VectorIndex,
   visibilityKey,
 } from "./vector-index.js";
 
@@ -57,42 +48,6 @@ export interface ListFilter {
   goalId?: string;
   includeSuperseded?: boolean;
   limit?: number;
-}
-
-export interface IndexStatus {
-  embedder: { id: string; dimensions: number };
-  live: number;
-  indexed: number;
-  /** Other indexes holding vectors, e.g. the embedder used before a switch. */
-  others: { model: string; dimensions: number; vectors: number }[];
-}
-
-interface Row {
-  id: number;
-  identity: string;
-  scope: MemoryScopeKind;
-  category: MemoryCategory;
-  content: string;
-  goal_id: string;
-  agent_id: string;
-  source: MemorySource;
-  created_at: number;
-  replaces: number | null;
-  superseded_by: number | null;
-}
-
-function toRecord(r: Row): MemoryRecord {
-  return {
-    id: r.id,
-    identity: r.identity,
-    scope: r.scope,
-    category: r.category,
-    content: r.content,
-    provenance: { goalId: r.goal_id, agentId: r.agent_id, source: r.source },
-    createdAt: r.created_at,
-    replaces: r.replaces,
-    supersededBy: r.superseded_by,
-  };
 }
 
 const invalid = (message: string, field: string) => new AidoError(ErrorCode.invalidInput, message, { field });
@@ -257,7 +212,10 @@ export class MemoryStore {
     if (!index) return [];
     const [vector] = await this.embedder.embed([query]);
     const near = knn(this.db, index, vector!, limit, filter);
-    const rows = this.getMany(near.map((n) => n.id));
+    const rows = getRecords(
+      this.db,
+      near.map((n) => n.id),
+    );
     const hits: MemoryHit[] = [];
     for (const n of near) {
       const r = rows.get(n.id);
@@ -286,8 +244,7 @@ export class MemoryStore {
   }
 
   get(id: number): MemoryRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM memories WHERE id = ?").get(id) as Row | undefined;
-    return row ? toRecord(row) : undefined;
+    return getRecord(this.db, id);
   }
 
   /** Newest first. */
@@ -296,7 +253,7 @@ export class MemoryStore {
     const limit = filter.limit ?? 1000;
     const rows = this.db
       .prepare(`SELECT * FROM memories ${sql} ORDER BY created_at DESC, id DESC LIMIT ?`)
-      .all(...params, limit) as Row[];
+      .all(...params, limit) as MemoryRow[];
     return rows.map(toRecord);
   }
 
@@ -336,52 +293,12 @@ export class MemoryStore {
   }
 
   /** Indexes every live memory the embedder has no vector for yet (after switching embedders). */
-  async reembed(
-    embedder: Embedder = this.embedder,
-  ): Promise<{ indexed: number; model: string; dimensions: number }> {
-    const index = ensureIndex(this.db, embedder);
-    let indexed = 0;
-    for (;;) {
-      const batch = this.unindexedRows(index, REEMBED_BATCH);
-      if (batch.length === 0) break;
-      const vectors = await embedder.embed(batch.map((r) => r.content));
-      this.db.transaction(() => {
-        batch.forEach((r, i) => {
-          // Re-read: a row may have been superseded or deleted while we were embedding.
-          const now = this.get(r.id);
-          if (!now || now.supersededBy !== null || this.hasVector(r.id, index)) return;
-          insertVector(this.db, index, r.id, vectors[i]!, {
-            vis: visibilityKey(r.scope, r.identity, r.provenance.goalId),
-            category: r.category,
-            goalId: r.provenance.goalId,
-          });
-          indexed++;
-        });
-      })();
-    }
-    return { indexed, model: embedder.id, dimensions: embedder.dimensions };
+  async reembed(embedder: Embedder = this.embedder): Promise<ReembedResult> {
+    return reembedAll(this.db, embedder, REEMBED_BATCH);
   }
 
   indexStatus(embedder: Pick<Embedder, "id" | "dimensions"> = this.embedder): IndexStatus {
-    const live = this.count();
-    const index = findIndex(this.db, embedder);
-    const vectorsIn = (i: VectorIndex) =>
-      this.db
-        .prepare(
-          "SELECT count(*) FROM memory_vectors v JOIN memories m ON m.id = v.memory_id WHERE v.index_id = ? AND m.superseded_by IS NULL",
-        )
-        .pluck()
-        .get(i.id) as number;
-    const others = allIndexes(this.db)
-      .filter((i) => i.id !== index?.id)
-      .map((i) => ({ model: i.model, dimensions: i.dimensions, vectors: vectorsIn(i) }))
-      .filter((o) => o.vectors > 0);
-    return {
-      embedder: { id: embedder.id, dimensions: embedder.dimensions },
-      live,
-      indexed: index ? vectorsIn(index) : 0,
-      others,
-    };
+    return indexStatusOf(this.db, embedder);
   }
 
   private validateStore(input: StoreInput): void {
@@ -435,33 +352,6 @@ export class MemoryStore {
         .prepare("DELETE FROM memories WHERE id IN (SELECT value FROM json_each(?))")
         .run(JSON.stringify(chunk));
     }
-  }
-
-  private getMany(ids: readonly number[]): Map<number, MemoryRecord> {
-    if (ids.length === 0) return new Map();
-    const rows = this.db
-      .prepare("SELECT * FROM memories WHERE id IN (SELECT value FROM json_each(?))")
-      .all(JSON.stringify(ids)) as Row[];
-    return new Map(rows.map((r) => [r.id, toRecord(r)]));
-  }
-
-  private unindexedRows(index: VectorIndex, limit: number): MemoryRecord[] {
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM memories m WHERE m.superseded_by IS NULL
-         AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.memory_id = m.id AND v.index_id = ?)
-         ORDER BY m.id LIMIT ?`,
-      )
-      .all(index.id, limit) as Row[];
-    return rows.map(toRecord);
-  }
-
-  private hasVector(id: number, index: VectorIndex): boolean {
-    return (
-      this.db
-        .prepare("SELECT 1 FROM memory_vectors WHERE memory_id = ? AND index_id = ?")
-        .get(id, index.id) !== undefined
-    );
   }
 }
 
