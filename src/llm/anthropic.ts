@@ -4,6 +4,7 @@
 // the shared policy's (retry.ts, failure.ts); the SDK's own retries are off.
 
 import Anthropic, {
+  AnthropicError,
   APIConnectionError,
   APIConnectionTimeoutError,
   APIError,
@@ -94,7 +95,21 @@ export class AnthropicClient implements LlmClient {
       const onText = req.onText;
       stream.on("text", (delta: string) => onText(delta));
     }
-    const message = await stream.finalMessage();
+    let message: AnthropicMessage;
+    try {
+      message = await stream.finalMessage();
+    } catch (e) {
+      // The helper reports a stream that ended before message_stop as a plain AnthropicError;
+      // it is a dropped connection, which a retry can fix.
+      if (e instanceof AnthropicError && !(e instanceof APIError)) {
+        throw new APIConnectionError({ message: e.message, cause: e });
+      }
+      throw e;
+    }
+    // A stream cut before message_delta has no stop reason: the answer is incomplete.
+    if (message.stop_reason === null) {
+      throw new APIConnectionError({ message: "the stream ended before the answer was complete" });
+    }
     return fromAnthropicMessage(message, toolJson);
   }
 }

@@ -107,6 +107,12 @@ export class OpenAIChatClient implements LlmClient {
       }
       if (choice.finish_reason) finish = choice.finish_reason;
     }
+    // The SDK ends iteration quietly when the request is aborted (our timeout included), and
+    // a dropped connection can end it early too: an answer without a finish reason is cut
+    // off, never complete, so it goes back to the retry policy instead of to the agent.
+    if (signal.aborted) throw new APIUserAbortError();
+    if (finish === null)
+      throw new APIConnectionError({ message: "the stream ended before the answer was complete" });
     const content: ResponseBlock[] = text === "" ? [] : [{ type: "text", text }];
     for (const [index, call] of [...calls.entries()].sort((a, b) => a[0] - b[0])) {
       content.push(toolUse(call.id || `call_${index}`, call.name, call.args));

@@ -96,6 +96,31 @@ describe.each(["anthropic/claude-test", "openai/gpt-test"])("%s", (ref) => {
     expect(server.requests).toHaveLength(2);
   });
 
+  it("retries a stream that stalls after its first events (the timeout covers the whole answer)", async () => {
+    server.script("stall", [
+      turn.text("a long answer that stops", { stallAfterEvents: 3 }),
+      turn.text("complete"),
+    ]);
+    const config = withInference(home.config, { requestTimeoutMs: 400 });
+    const deltas: string[] = [];
+    const r = await createClient(config, ref, FAST).complete(
+      ask("stall", { stream: true, onText: (d) => deltas.push(d) }),
+    );
+    expect(r.content).toEqual([{ type: "text", text: "complete" }]);
+    expect(server.requests).toHaveLength(2);
+    expect(deltas.join("").endsWith("complete")).toBe(true);
+  });
+
+  it("retries a stream that ends before the answer is complete instead of returning half an answer", async () => {
+    server.script("cut", [
+      turn.toolUse("file_write", { path: "/output/x.md", content: "long" }, { cutAfterEvents: 4 }),
+      turn.text("whole"),
+    ]);
+    const r = await createClient(home.config, ref, FAST).complete(ask("cut", { stream: true }));
+    expect(r.content).toEqual([{ type: "text", text: "whole" }]);
+    expect(server.requests).toHaveLength(2);
+  });
+
   it("fails with the timeout named when every attempt hangs", async () => {
     server.script("dead", [turn.hang()], { repeatLast: true });
     const config = withInference(home.config, { requestTimeoutMs: 200, maxRetries: 1 });

@@ -47,15 +47,17 @@ interface TurnBase {
   /** Wait this long before answering (the request counts as in flight meanwhile). */
   delayMs?: number;
 }
+interface AnswerBase extends TurnBase {
+  stop?: string;
+  usage?: ScriptedUsage;
+  /** Streaming only: send this many SSE events, then stall with the connection open. */
+  stallAfterEvents?: number;
+  /** Streaming only: send this many SSE events, then end the response (a dropped stream). */
+  cutAfterEvents?: number;
+}
 export type Turn =
-  | (TurnBase & { kind: "text"; text: string; stop?: string; usage?: ScriptedUsage })
-  | (TurnBase & {
-      kind: "tool_use";
-      calls: ScriptedCall[];
-      text?: string;
-      stop?: string;
-      usage?: ScriptedUsage;
-    })
+  | (AnswerBase & { kind: "text"; text: string })
+  | (AnswerBase & { kind: "tool_use"; calls: ScriptedCall[]; text?: string })
   | (TurnBase & {
       kind: "error";
       status: number;
@@ -271,8 +273,10 @@ export async function startProviderServer(options: ProviderServerOptions = {}): 
       "cache-control": "no-cache",
       connection: "keep-alive",
     });
-    for (const e of events) {
+    for (const [i, e] of events.entries()) {
       if (res.destroyed) return;
+      if (t.stallAfterEvents !== undefined && i >= t.stallAfterEvents) return; // open until the client leaves
+      if (t.cutAfterEvents !== undefined && i >= t.cutAfterEvents) break;
       res.write(e);
     }
     res.end();
