@@ -1,0 +1,331 @@
+// cli/watch/state.ts — what `aido watch` knows, as a pure reducer: runtime events (the
+// daemon's events.subscribe stream, kernel/events.ts) in, a view state out. No clock, no
+// terminal, no socket here, so the whole view logic is tested with event sequences.
+// The renderer (render.ts) turns a state into lines; the command (commands/watch.ts)
+// owns the socket and the terminal.
+
+import type { AgentState, RuntimeEvent } from "../../kernel/events.js";
+
+export type GoalOutcome = "succeeded" | "failed" | "cancelled";
+export type GoalViewState = "queued" | "running" | GoalOutcome;
+
+export interface AgentView {
+  id: string;
+  goalId: string | null;
+  manifest: string;
+  model: string;
+  parentId: string | null;
+  depth: number;
+  state: AgentState;
+  stopReason?: string;
+  inputTokens: number;
+  outputTokens: number;
+  /** Tool calls started and not yet completed or denied, by call id. */
+  toolsRunning: Record<string, string>;
+  toolCalls: number;
+  denials: number;
+}
+
+export interface GoalView {
+  id: string;
+  text?: string;
+  state: GoalViewState;
+  rootAgentId?: string;
+  error?: string;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export interface PendingApproval {
+  id: string;
+  agentId: string;
+  tool: string;
+  summary: string;
+  goalId: string | null;
+}
+
+export interface ActivityLine {
+  /** 1, 2, 3... over the whole watch, so a line printer knows what it has printed. */
+  seq: number;
+  time: string;
+  goalId: string | null;
+  agentId?: string;
+  kind: "tool" | "denied" | "failed" | "approval" | "agent" | "goal" | "inference";
+  text: string;
+}
+
+export interface WatchState {
+  /** The goal watched, or null for every goal. */
+  goalId: string | null;
+  /** The token budget shown against spending (the goal cap), when known. */
+  budgetTokens?: number;
+  goals: Record<string, GoalView>;
+  agents: Record<string, AgentView>;
+  /** Agent ids in spawn order (the tree is drawn from parentId). */
+  agentOrder: string[];
+  /** Inference queue by provider: agents whose call waits for a slot, and those in flight. */
+  inference: Record<string, { waiting: string[]; inFlight: string[] }>;
+  approvals: Record<string, PendingApproval>;
+  /** The newest notable happenings, oldest first, at most `activityLimit`. */
+  activity: ActivityLine[];
+  activityLimit: number;
+  /** seq of the newest activity line. */
+  activitySeq: number;
+  events: number;
+  /** Set when the watched goal (goalId) has ended. */
+  finished?: { state: GoalOutcome; error?: string };
+}
+
+export interface InitialWatch {
+  goalId?: string | null;
+  budgetTokens?: number;
+  activityLimit?: number;
+  /** What goal.status said before the stream started (the stream only carries news). */
+  goal?: { goal_id: string; state: GoalViewState; goal?: string; error?: string; usage?: InputOutput };
+}
+
+interface InputOutput {
+  input_tokens: number;
+  output_tokens: number;
+}
+
+export function initialWatchState(init: InitialWatch = {}): WatchState {
+  const s: WatchState = {
+    goalId: init.goalId ?? null,
+    goals: {},
+    agents: {},
+    agentOrder: [],
+    inference: {},
+    approvals: {},
+    activity: [],
+    activityLimit: init.activityLimit ?? 12,
+    activitySeq: 0,
+    events: 0,
+  };
+  if (init.budgetTokens !== undefined) s.budgetTokens = init.budgetTokens;
+  if (init.goal) {
+    const g: GoalView = {
+      id: init.goal.goal_id,
+      state: init.goal.state,
+      inputTokens: init.goal.usage?.input_tokens ?? 0,
+      outputTokens: init.goal.usage?.output_tokens ?? 0,
+    };
+    if (init.goal.goal !== undefined) g.text = init.goal.goal;
+    if (init.goal.error !== undefined) g.error = init.goal.error;
+    s.goals[g.id] = g;
+    if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
+  }
+  return s;
+}
+
+const isOutcome = (s: string): s is GoalOutcome => s === "succeeded" || s === "failed" || s === "cancelled";
+const outcome = (state: GoalOutcome, error?: string) => (error === undefined ? { state } : { state, error });
+
+/** The exit code `aido watch ID` ends with: 0 when the goal succeeded, 1 otherwise. */
+export function exitCodeOf(state: WatchState): number | undefined {
+  if (!state.finished) return undefined;
+  return state.finished.state === "succeeded" ? 0 : 1;
+}
+
+/** Total tokens spent in what is watched. */
+export function tokensSpent(state: WatchState): { input: number; output: number } {
+  let input = 0;
+  let output = 0;
+  for (const g of Object.values(state.goals)) {
+    if (state.goalId !== null && g.id !== state.goalId) continue;
+    input += g.inputTokens;
+    output += g.outputTokens;
+  }
+  return { input, output };
+}
+
+/** Applies one event. Returns a new state; the old one is not changed. */
+export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
+  if (prev.goalId !== null && event.goalId !== prev.goalId) return prev;
+  const s: WatchState = structuredClone(prev);
+  s.events++;
+  const goal = (): GoalView | undefined => {
+    if (event.goalId === null) return undefined;
+    s.goals[event.goalId] ??= { id: event.goalId, state: "running", inputTokens: 0, outputTokens: 0 };
+    return s.goals[event.goalId];
+  };
+  const note = (kind: ActivityLine["kind"], text: string, agentId?: string) => {
+    s.activitySeq++;
+    const line: ActivityLine = { seq: s.activitySeq, time: event.time, goalId: event.goalId, kind, text };
+    if (agentId !== undefined) line.agentId = agentId;
+    s.activity.push(line);
+    if (s.activity.length > s.activityLimit) s.activity.splice(0, s.activity.length - s.activityLimit);
+  };
+  const agent = (id: string): AgentView => {
+    let a = s.agents[id];
+    if (!a) {
+      // An agent spawned before we attached: known only by id until it says more.
+      a = {
+        id,
+        goalId: event.goalId,
+        manifest: "?",
+        model: "?",
+        parentId: null,
+        depth: 0,
+        state: "running",
+        inputTokens: 0,
+        outputTokens: 0,
+        toolsRunning: {},
+        toolCalls: 0,
+        denials: 0,
+      };
+      s.agents[id] = a;
+      s.agentOrder.push(id);
+    }
+    return a;
+  };
+  const queue = (provider: string) => {
+    s.inference[provider] ??= { waiting: [], inFlight: [] };
+    return s.inference[provider];
+  };
+  const without = (list: string[], id: string) => {
+    const i = list.indexOf(id);
+    if (i >= 0) list.splice(i, 1);
+  };
+
+  goal(); // every goal seen gets a line in the all-goals view
+  switch (event.type) {
+    case "goal.queued": {
+      const g = goal();
+      if (g) {
+        g.state = "queued";
+        g.text = event.goal;
+      }
+      note("goal", `goal queued: ${oneLine(event.goal, 80)}`);
+      break;
+    }
+    case "goal.started": {
+      const g = goal();
+      if (g) {
+        g.state = "running";
+        g.rootAgentId = event.agentId;
+      }
+      note("goal", "goal started", event.agentId);
+      break;
+    }
+    case "goal.finished": {
+      const g = goal();
+      if (g) {
+        g.state = event.state;
+        g.inputTokens = Math.max(g.inputTokens, event.usage.input_tokens);
+        g.outputTokens = Math.max(g.outputTokens, event.usage.output_tokens);
+        if (event.error !== undefined) g.error = event.error;
+      }
+      if (s.goalId !== null) s.finished = outcome(event.state, event.error);
+      note("goal", `goal ${event.state}${event.error ? `: ${oneLine(event.error, 120)}` : ""}`);
+      break;
+    }
+    case "agent.spawned": {
+      const a = agent(event.agentId);
+      a.manifest = event.manifest;
+      a.model = event.model;
+      a.parentId = event.parentId ?? null;
+      a.depth = event.depth;
+      a.state = "starting";
+      note("agent", `spawned ${event.manifest} (${event.model})`, event.agentId);
+      break;
+    }
+    case "agent.state":
+      agent(event.agentId).state = event.state;
+      break;
+    case "agent.stopped": {
+      const a = agent(event.agentId);
+      a.state = "stopped";
+      a.stopReason = event.reason;
+      a.toolsRunning = {};
+      for (const q of Object.values(s.inference)) {
+        without(q.waiting, event.agentId);
+        without(q.inFlight, event.agentId);
+      }
+      note("agent", `stopped ${a.manifest}: ${oneLine(event.reason, 80)}`, event.agentId);
+      break;
+    }
+    case "tool.called": {
+      const a = agent(event.agentId);
+      a.toolsRunning[event.callId] = event.tool;
+      a.toolCalls++;
+      note("tool", `${a.manifest} → ${event.tool}`, event.agentId);
+      break;
+    }
+    case "tool.completed": {
+      const a = agent(event.agentId);
+      delete a.toolsRunning[event.callId];
+      if (event.isError)
+        note("failed", `${a.manifest} ✗ ${event.tool} failed (${event.ms} ms)`, event.agentId);
+      break;
+    }
+    case "tool.denied": {
+      const a = agent(event.agentId);
+      delete a.toolsRunning[event.callId];
+      a.denials++;
+      const stage = event.stage ? `${event.stage}: ` : "";
+      note(
+        "denied",
+        `${a.manifest} ✗ ${event.tool} DENIED (${stage}${oneLine(event.reason, 100)})`,
+        event.agentId,
+      );
+      break;
+    }
+    case "approval.requested": {
+      s.approvals[event.approvalId] = {
+        id: event.approvalId,
+        agentId: event.agentId,
+        tool: event.tool,
+        summary: event.summary,
+        goalId: event.goalId,
+      };
+      note("approval", `approval needed: ${event.tool} — ${oneLine(event.summary, 80)}`, event.agentId);
+      break;
+    }
+    case "approval.decided": {
+      delete s.approvals[event.approvalId];
+      note("approval", `approval ${event.approvalId}: ${event.decision} (${event.tool})`, event.agentId);
+      break;
+    }
+    case "inference.queued": {
+      const q = queue(event.provider);
+      without(q.inFlight, event.agentId);
+      if (!q.waiting.includes(event.agentId)) q.waiting.push(event.agentId);
+      break;
+    }
+    case "inference.started": {
+      const q = queue(event.provider);
+      without(q.waiting, event.agentId);
+      if (!q.inFlight.includes(event.agentId)) q.inFlight.push(event.agentId);
+      break;
+    }
+    case "inference.finished": {
+      const q = queue(event.provider);
+      without(q.waiting, event.agentId);
+      without(q.inFlight, event.agentId);
+      if (!event.ok)
+        note("inference", `model call failed: ${oneLine(event.error ?? "error", 100)}`, event.agentId);
+      break;
+    }
+    case "usage": {
+      const a = agent(event.agentId);
+      a.inputTokens += event.input_tokens;
+      a.outputTokens += event.output_tokens;
+      const g = goal();
+      if (g) {
+        g.inputTokens += event.input_tokens;
+        g.outputTokens += event.output_tokens;
+      }
+      break;
+    }
+    default:
+      // A newer daemon may send kinds this CLI does not know: counted, otherwise ignored.
+      break;
+  }
+  return s;
+}
+
+export function oneLine(text: string, max: number): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}

@@ -1,0 +1,247 @@
+import { describe, expect, it } from "vitest";
+import { newActivityLines, renderFrame, summaryLines } from "../../src/cli/watch/render.js";
+import { WatchScreen } from "../../src/cli/watch/screen.js";
+import { exitCodeOf, initialWatchState, reduceWatch, type WatchState } from "../../src/cli/watch/state.js";
+import type { EventPayloads, EventType, RuntimeEvent } from "../../src/kernel/events.js";
+
+let clock = 0;
+function ev<T extends EventType>(
+  type: T,
+  payload: EventPayloads[T],
+  goalId: string | null = "g1",
+): RuntimeEvent {
+  clock++;
+  const time = `2025-01-01T10:00:${String(clock % 60).padStart(2, "0")}.000Z`;
+  return { type, time, goalId, ...payload } as RuntimeEvent;
+}
+
+const run = (events: RuntimeEvent[], s: WatchState = initialWatchState({ goalId: "g1" })) =>
+  events.reduce(reduceWatch, s);
+
+const spawn = (agentId: string, manifest: string, parentId?: string, depth = 0) =>
+  ev("agent.spawned", {
+    agentId,
+    manifest,
+    depth,
+    model: "anthropic/claude-test",
+    ...(parentId ? { parentId } : {}),
+  });
+
+describe("watch reducer", () => {
+  it("builds the agent tree from spawn events, with states", () => {
+    const s = run([
+      ev("goal.started", { agentId: "a1" }),
+      spawn("a1", "bootstrap"),
+      ev("agent.state", { agentId: "a1", state: "running" }),
+      spawn("a2", "researcher", "a1", 1),
+      spawn("a3", "writer", "a1", 1),
+      ev("agent.stopped", { agentId: "a2", reason: "finished", state: "stopped" }),
+    ]);
+    expect(s.agentOrder).toEqual(["a1", "a2", "a3"]);
+    expect(s.agents.a1?.state).toBe("running");
+    expect(s.agents.a2?.state).toBe("stopped");
+    expect(s.agents.a3?.parentId).toBe("a1");
+    const frame = renderFrame(s, 200).join("\n");
+    expect(frame).toMatch(/● bootstrap/);
+    expect(frame).toMatch(/├─ ✓ researcher .*stopped \(finished\)/);
+    expect(frame).toMatch(/└─ ○ writer/);
+  });
+
+  it("adds token usage to the agent and the goal, and shows it against the budget", () => {
+    const s = run(
+      [
+        spawn("a1", "bootstrap"),
+        ev("usage", { agentId: "a1", input_tokens: 1000, output_tokens: 200 }),
+        ev("usage", { agentId: "a1", input_tokens: 500, output_tokens: 300 }),
+      ],
+      initialWatchState({ goalId: "g1", budgetTokens: 20_000 }),
+    );
+    expect(s.agents.a1).toMatchObject({ inputTokens: 1500, outputTokens: 500 });
+    expect(s.goals.g1).toMatchObject({ inputTokens: 1500, outputTokens: 500 });
+    expect(renderFrame(s).join("\n")).toContain("tokens 2,000 (in 1,500, out 500) of 20,000 budget (10.0%)");
+  });
+
+  it("tracks the inference queue per provider: waiting, then in flight, then done", () => {
+    const q = (agentId: string) =>
+      ev("inference.queued", { agentId, provider: "anthropic", model: "m", queued: 1 });
+    const start = (agentId: string) =>
+      ev("inference.started", { agentId, provider: "anthropic", model: "m", waitMs: 1, inFlight: 1 });
+    const done = (agentId: string, ok = true) =>
+      ev("inference.finished", {
+        agentId,
+        provider: "anthropic",
+        model: "m",
+        waitMs: 1,
+        runMs: 5,
+        ok,
+        ...(ok ? {} : { error: "HTTP 529 overloaded" }),
+      });
+    let s = run([q("a1"), q("a2"), q("a3"), start("a1"), start("a2")]);
+    expect(s.inference.anthropic).toEqual({ waiting: ["a3"], inFlight: ["a1", "a2"] });
+    expect(renderFrame(s).join("\n")).toContain("anthropic: 2 in flight, 1 waiting");
+    s = run([done("a1"), start("a3"), done("a2", false), done("a3")], s);
+    expect(s.inference.anthropic).toEqual({ waiting: [], inFlight: [] });
+    expect(renderFrame(s).join("\n")).toContain("inference  idle");
+    expect(s.activity.map((a) => a.text)).toContain("model call failed: HTTP 529 overloaded");
+  });
+
+  it("shows tool calls as they run and denials with their stage and reason", () => {
+    let s = run([spawn("a1", "writer"), ev("tool.called", { agentId: "a1", tool: "exec", callId: "c1" })]);
+    expect(renderFrame(s, 200).join("\n")).toContain("running: exec");
+    s = run(
+      [
+        ev("tool.completed", { agentId: "a1", tool: "exec", callId: "c1", isError: false, ms: 12 }),
+        ev("tool.called", { agentId: "a1", tool: "file_write", callId: "c2" }),
+        ev("tool.denied", {
+          agentId: "a1",
+          tool: "file_write",
+          callId: "c2",
+          code: "capability_denied",
+          stage: "capability",
+          reason: "no grant covers file_write: /etc/passwd",
+        }),
+      ],
+      s,
+    );
+    expect(s.agents.a1).toMatchObject({ toolCalls: 2, denials: 1, toolsRunning: {} });
+    expect(s.activity.map((a) => a.text)).toEqual([
+      "spawned writer (anthropic/claude-test)",
+      "writer → exec",
+      "writer → file_write",
+      "writer ✗ file_write DENIED (capability: no grant covers file_write: /etc/passwd)",
+    ]);
+  });
+
+  it("lists approvals while they wait and drops them once decided", () => {
+    let s = run([
+      spawn("a1", "writer"),
+      ev("approval.requested", {
+        approvalId: "ap1",
+        agentId: "a1",
+        tool: "file_write",
+        summary: "write /output/x.md",
+      }),
+    ]);
+    const frame = renderFrame(s, 200).join("\n");
+    expect(frame).toContain("approvals waiting (1)");
+    expect(frame).toContain("ap1  writer wants file_write: write /output/x.md");
+    s = run(
+      [
+        ev("approval.decided", {
+          approvalId: "ap1",
+          agentId: "a1",
+          tool: "file_write",
+          decision: "allow_once",
+        }),
+      ],
+      s,
+    );
+    expect(s.approvals).toEqual({});
+    expect(renderFrame(s, 200).join("\n")).not.toContain("approvals waiting");
+  });
+
+  it("ends with the goal's outcome as the exit code: 0 succeeded, 1 failed or cancelled", () => {
+    const usage = { input_tokens: 10, output_tokens: 5 };
+    const ok = run([ev("goal.finished", { state: "succeeded", usage })]);
+    expect(exitCodeOf(ok)).toBe(0);
+    const failed = run([ev("goal.finished", { state: "failed", error: "budget exceeded", usage })]);
+    expect(exitCodeOf(failed)).toBe(1);
+    expect(summaryLines(failed)).toEqual([
+      "goal g1 failed; tokens 15 (in 10, out 5)",
+      "error: budget exceeded",
+    ]);
+    expect(exitCodeOf(run([ev("goal.finished", { state: "cancelled", usage })]))).toBe(1);
+    expect(exitCodeOf(run([spawn("a1", "x")]))).toBeUndefined();
+  });
+
+  it("knows a goal that had already ended before the stream started", () => {
+    const s = initialWatchState({
+      goalId: "g1",
+      goal: { goal_id: "g1", state: "succeeded", usage: { input_tokens: 1, output_tokens: 2 } },
+    });
+    expect(exitCodeOf(s)).toBe(0);
+  });
+
+  it("ignores other goals' events when watching one goal, and shows every goal otherwise", () => {
+    const other = ev("agent.spawned", { agentId: "x1", manifest: "intruder", depth: 0, model: "m" }, "g2");
+    const one = run([spawn("a1", "bootstrap"), other]);
+    expect(Object.keys(one.agents)).toEqual(["a1"]);
+    const all = run(
+      [ev("goal.queued", { goal: "first" }), spawn("a1", "bootstrap"), other],
+      initialWatchState(),
+    );
+    expect(Object.keys(all.agents)).toEqual(["a1", "x1"]);
+    expect(Object.keys(all.goals)).toEqual(["g1", "g2"]);
+    expect(newActivityLines(all, 0)[2]).toMatch(/\[g2\] spawned intruder/);
+    expect(
+      exitCodeOf(
+        run(
+          [ev("goal.finished", { state: "succeeded", usage: { input_tokens: 0, output_tokens: 0 } })],
+          initialWatchState(),
+        ),
+      ),
+    ).toBeUndefined();
+  });
+
+  it("counts events of kinds it does not know without failing", () => {
+    const s = run([{ type: "brand.new", time: "t", goalId: "g1" } as unknown as RuntimeEvent]);
+    expect(s.events).toBe(1);
+  });
+
+  it("keeps only the newest activity lines, numbered so a printer never repeats one", () => {
+    let s = initialWatchState({ goalId: "g1", activityLimit: 3 });
+    s = run(
+      [
+        spawn("a1", "w"),
+        ...[1, 2, 3, 4].map((i) => ev("tool.called", { agentId: "a1", tool: `t${i}`, callId: `c${i}` })),
+      ],
+      s,
+    );
+    expect(s.activity.map((a) => a.text)).toEqual(["w → t2", "w → t3", "w → t4"]);
+    expect(newActivityLines(s, 4).map((l) => l.slice(9))).toEqual(["w → t4"]);
+  });
+
+  it("never changes the state it was given", () => {
+    const s0 = run([spawn("a1", "bootstrap")]);
+    const copy = structuredClone(s0);
+    reduceWatch(s0, ev("usage", { agentId: "a1", input_tokens: 5, output_tokens: 5 }));
+    expect(s0).toEqual(copy);
+  });
+});
+
+describe("watch screen", () => {
+  it("appends plain lines when the output is not a terminal", () => {
+    const written: string[] = [];
+    const screen = new WatchScreen({ write: (t) => written.push(t), isTTY: false });
+    let s = run([spawn("a1", "bootstrap")]);
+    screen.update(s);
+    s = run([ev("tool.called", { agentId: "a1", tool: "exec", callId: "c" })], s);
+    screen.update(s);
+    screen.close(
+      run([ev("goal.finished", { state: "succeeded", usage: { input_tokens: 1, output_tokens: 1 } })], s),
+    );
+    const text = written.join("");
+    expect(text).not.toContain("\x1b[");
+    const lines = text.trim().split("\n");
+    expect(lines.slice(0, 3).map((l) => l.slice(9))).toEqual([
+      "spawned bootstrap (anthropic/claude-test)",
+      "bootstrap → exec",
+      "goal succeeded",
+    ]);
+    expect(lines[3]).toBe("goal g1 succeeded; tokens 2 (in 1, out 1)");
+  });
+
+  it("redraws in place on a terminal: moves up over the last frame and clears it", () => {
+    const written: string[] = [];
+    const screen = new WatchScreen({ write: (t) => written.push(t), isTTY: true, columns: 120 }, 0);
+    const s1 = run([spawn("a1", "bootstrap")]);
+    screen.update(s1);
+    const firstFrameLines = renderFrame(s1, 119).length;
+    screen.close(
+      run([ev("goal.finished", { state: "succeeded", usage: { input_tokens: 1, output_tokens: 1 } })], s1),
+    );
+    expect(written[0]).toBe("\x1b[?25l");
+    expect(written[2]).toContain(`\x1b[${firstFrameLines}A\r\x1b[J`);
+    expect(written).toContain("\x1b[?25h");
+  });
+});
