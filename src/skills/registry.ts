@@ -103,7 +103,14 @@ export class SkillRegistry {
   }
 }
 
-/** The mounts for every skill discovered from the config's skills dirs (for sandbox/). */
-export function skillMounts(config: Pick<Config, "skillsDirs">): SkillMount[] {
-  return SkillRegistry.fromConfig(config).skillMounts();
+/**
+ * The mounts for every skill discovered from the skills dirs (for sandbox/): the same
+ * discovery, validation and shadowing rule as skill_read, so /skills/<name> in the
+ * container is always the skill the catalog describes.
+ */
+export function skillMounts(from: readonly string[] | Pick<Config, "skillsDirs">): SkillMount[] {
+  const dirs = Array.isArray(from)
+    ? (from as readonly string[])
+    : (from as Pick<Config, "skillsDirs">).skillsDirs;
+  return SkillRegistry.fromDirs(dirs).skillMounts();
 }

@@ -254,5 +254,16 @@ describe("skill mounts", () => {
     const a = join(root, "a");
     const folder = skill(a, "one");
     expect(skillMounts({ skillsDirs: [a] })).toEqual([{ hostPath: folder, containerPath: "/skills/one" }]);
+    expect(skillMounts([a])).toEqual(skillMounts({ skillsDirs: [a] }));
+  });
+
+  it("mounts the same skill skill_read serves: invalid skills are not mounted, the earlier dir wins a clash", () => {
+    const bundled = join(root, "bundled");
+    const project = join(root, "project");
+    const kept = skill(bundled, "report");
+    skill(project, "report", "a project's replacement");
+    mkdirSync(join(project, "broken"));
+    writeFileSync(join(project, "broken", "SKILL.md"), "no front matter");
+    expect(skillMounts([bundled, project])).toEqual([{ hostPath: kept, containerPath: "/skills/report" }]);
   });
 });
