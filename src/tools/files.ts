@@ -1,0 +1,176 @@
+// tools/files.ts — file_read, file_read_many, file_write, file_edit, file_list, grep: the
+// file tools, each a zod schema, the needs of a call (canonical paths, see paths.ts) and a
+// run that only touches the container through ctx.sandbox, with output bounded.
+
+import { z } from "zod";
+import type { ToolDef } from "../gate/types.js";
+import { boundOutput } from "./output.js";
+import { canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
+
+const CONTENT_MAX = 10 * 1024 * 1024;
+const READ_MANY_MAX = 20;
+const GREP_MAX_MATCHES = 500;
+const noNul = (s: string) => !s.includes("\0");
+/** Bytes of content that leave room for the truncation note within `cap`. */
+const roomFor = (cap: number) => Math.max(64, cap - 120);
+
+const readInput = z.strictObject({
+  path: pathSchema,
+  offset: z.number().int().min(0).optional(),
+  limit: z.number().int().min(1).max(100_000).optional(),
+});
+export const fileRead: ToolDef<z.infer<typeof readInput>> = {
+  name: "file_read",
+  description: "Read a text file (offset/limit in lines). Relative paths are under /workspace.",
+  input: readInput,
+  mutates: false,
+  needs: async (i, { sandbox }) => [
+    { kind: "tool", name: "file_read" },
+    { kind: "file_read", path: await canonical(sandbox, i.path) },
+  ],
+  async run(i, ctx) {
+    const path = await confirmJudged(ctx, ["file_read"], i.path);
+    const r = await ctx.sandbox.readFile(path, {
+      offset: i.offset,
+      limit: i.limit,
+      maxBytes: roomFor(ctx.outputMaxBytes),
+    });
+    const note = r.truncated
+      ? `\n[file truncated: showed ${Buffer.byteLength(r.content)} of ${r.size} bytes]`
+      : "";
+    return {
+      output: boundOutput(r.content + note, ctx.outputMaxBytes),
+      data: { path, size: r.size, truncated: r.truncated },
+    };
+  },
+};
+
+const readManyInput = z.strictObject({ paths: z.array(pathSchema).min(1).max(READ_MANY_MAX) });
+export const fileReadMany: ToolDef<z.infer<typeof readManyInput>> = {
+  name: "file_read_many",
+  description: `Read up to ${READ_MANY_MAX} text files at once; output is shared between them.`,
+  input: readManyInput,
+  mutates: false,
+  async needs(i, { sandbox }) {
+    const paths = await Promise.all(i.paths.map((p) => canonical(sandbox, p)));
+    return [
+      { kind: "tool", name: "file_read_many" },
+      ...paths.map((path) => ({ kind: "file_read" as const, path })),
+    ];
+  },
+  async run(i, ctx) {
+    const share = Math.max(256, Math.floor(ctx.outputMaxBytes / i.paths.length));
+    const parts: string[] = [];
+    for (const p of i.paths) {
+      const path = await confirmJudged(ctx, ["file_read"], p);
+      try {
+        const r = await ctx.sandbox.readFile(path, { maxBytes: roomFor(share) });
+        const note = r.truncated
+          ? `\n[file truncated: showed ${Buffer.byteLength(r.content)} of ${r.size} bytes]`
+          : "";
+        parts.push(`=== ${path} ===\n${r.content}${note}`);
+      } catch (e) {
+        parts.push(`=== ${path} ===\n[error: ${(e as Error).message}]`);
+      }
+    }
+    return { output: boundOutput(parts.join("\n"), ctx.outputMaxBytes) };
+  },
+};
+
+const writeInput = z.strictObject({ path: pathSchema, content: z.string().max(CONTENT_MAX) });
+export const fileWrite: ToolDef<z.infer<typeof writeInput>> = {
+  name: "file_write",
+  description: "Create or replace a file atomically (parent folders are made).",
+  input: writeInput,
+  mutates: true,
+  needs: async (i, { sandbox }) => [
+    { kind: "tool", name: "file_write" },
+    { kind: "file_write", path: await canonical(sandbox, i.path) },
+  ],
+  async run(i, ctx) {
+    const path = await confirmJudged(ctx, ["file_write"], i.path);
+    const { bytes } = await ctx.sandbox.writeFile(path, i.content);
+    return { output: `wrote ${bytes} bytes to ${path}`, data: { path, bytes } };
+  },
+};
+
+const editInput = z.strictObject({
+  path: pathSchema,
+  old_string: z.string().min(1).max(CONTENT_MAX).refine(noNul, "old_string must not contain NUL"),
+  new_string: z.string().max(CONTENT_MAX),
+  replace_all: z.boolean().optional(),
+});
+export const fileEdit: ToolDef<z.infer<typeof editInput>> = {
+  name: "file_edit",
+  description: "Replace old_string with new_string in a file; old_string must be unique unless replace_all.",
+  input: editInput,
+  mutates: true,
+  async needs(i, { sandbox }) {
+    const path = await canonical(sandbox, i.path);
+    return [
+      { kind: "tool", name: "file_edit" },
+      { kind: "file_read", path },
+      { kind: "file_write", path },
+    ];
+  },
+  async run(i, ctx) {
+    const path = await confirmJudged(ctx, ["file_read", "file_write"], i.path);
+    const { replacements } = await ctx.sandbox.editFile(
+      path,
+      i.old_string,
+      i.new_string,
+      i.replace_all ?? false,
+    );
+    return { output: `replaced ${replacements} occurrence(s) in ${path}`, data: { path, replacements } };
+  },
+};
+
+const listInput = z.strictObject({ path: pathSchema });
+export const fileList: ToolDef<z.infer<typeof listInput>> = {
+  name: "file_list",
+  description: "List a folder: type, size and name of each entry (links are not followed).",
+  input: listInput,
+  mutates: false,
+  needs: async (i, { sandbox }) => [
+    { kind: "tool", name: "file_list" },
+    { kind: "file_read", path: await canonical(sandbox, i.path) },
+  ],
+  async run(i, ctx) {
+    const path = await confirmJudged(ctx, ["file_read"], i.path);
+    const entries = await ctx.sandbox.list(path);
+    const lines = entries.map((e) => `${e.type.padEnd(7)} ${String(e.size).padStart(10)}  ${e.name}`);
+    return {
+      output: boundOutput(lines.join("\n") || "(empty)", ctx.outputMaxBytes),
+      data: { path, entries: entries.length },
+    };
+  },
+};
+
+const grepInput = z.strictObject({
+  pattern: z.string().min(1).max(1000).refine(noNul, "pattern must not contain NUL"),
+  path: pathSchema.optional(),
+  glob: z.string().min(1).max(500).refine(noNul, "glob must not contain NUL").optional(),
+});
+export const grep: ToolDef<z.infer<typeof grepInput>> = {
+  name: "grep",
+  description:
+    "Search files under a folder (default /workspace) for a regular expression; links are not followed.",
+  input: grepInput,
+  mutates: false,
+  needs: async (i, { sandbox }) => [
+    { kind: "tool", name: "grep" },
+    { kind: "file_read", path: await canonical(sandbox, i.path ?? WORKSPACE) },
+  ],
+  async run(i, ctx) {
+    const root = await confirmJudged(ctx, ["file_read"], i.path ?? WORKSPACE);
+    const matches = await ctx.sandbox.grep(i.pattern, root, i.glob, GREP_MAX_MATCHES);
+    const lines = matches.map((m) => `${m.path}:${m.line}: ${m.text}`);
+    const more = matches.length >= GREP_MAX_MATCHES ? `\n[stopped at ${GREP_MAX_MATCHES} matches]` : "";
+    return {
+      output: boundOutput((lines.join("\n") || "(no matches)") + more, ctx.outputMaxBytes),
+      data: { matches: matches.length },
+    };
+  },
+};
+
+export const fileTools = [fileRead, fileReadMany, fileWrite, fileEdit, fileList, grep];

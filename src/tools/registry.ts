@@ -1,0 +1,32 @@
+// tools/registry.ts — the built-in tools, built once from the config and the services
+// they need. The one list: the daemon, `tool.list` and the gate all take tools from here,
+// so no path can silently lack one. (spawn_agent(s) are added by the kernel, memory_* and
+// skill_read come from memory/ and skills/.)
+
+import type { Config } from "../config.js";
+import type { ToolDef } from "../gate/types.js";
+import { createMemoryTools } from "../memory/tools.js";
+import { goalFolders } from "../sandbox/folders.js";
+import { SnapshotStore } from "../sandbox/snapshots.js";
+import { createSkillTools } from "../skills/tools.js";
+import { execTool } from "./exec.js";
+import { fileTools } from "./files.js";
+import { snapshotTools } from "./snapshot-tools.js";
+import { webFetchTool } from "./web-fetch.js";
+
+export interface BuiltinToolDeps {
+  config: Config;
+  snapshots?: SnapshotStore;
+}
+
+export function builtinTools({ config, snapshots }: BuiltinToolDeps): ToolDef[] {
+  const store = snapshots ?? new SnapshotStore({ goalsDir: config.goalsDir });
+  return [
+    ...(fileTools as ToolDef[]),
+    execTool(config.sandbox) as ToolDef,
+    webFetchTool(config.webFetch) as ToolDef,
+    ...snapshotTools({ store, workspaceDir: (goalId) => goalFolders(config.goalsDir, goalId).workspace }),
+    ...createMemoryTools(),
+    ...createSkillTools(),
+  ];
+}

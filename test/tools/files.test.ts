@@ -1,0 +1,174 @@
+// The file, exec and snapshot tools against a real goal container, attacked the way a model
+// would: traversal, symlinks made by exec (to files and to parent folders), a symlink swapped
+// in between the check and the write, denied writes, floods of output.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isAidoError } from "../../src/errors.js";
+import type { ToolDef } from "../../src/gate/types.js";
+import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
+import { goalFolders } from "../../src/sandbox/folders.js";
+import { SnapshotStore } from "../../src/sandbox/snapshots.js";
+import { execTool } from "../../src/tools/exec.js";
+import { fileEdit, fileList, fileRead, fileWrite, grep } from "../../src/tools/files.js";
+import { snapshotTools } from "../../src/tools/snapshot-tools.js";
+import { makeSandboxFixture, type SandboxFixture } from "../sandbox/fixture.js";
+import { judge } from "../support/tool-context.js";
+
+let fx: SandboxFixture;
+let sb: DockerSandbox;
+const goal = "tools-goal";
+const WS_GRANTS = ["tool: *", "file_read: /workspace/**", "file_write: /workspace/**", "exec: *"];
+
+beforeAll(async () => {
+  fx = makeSandboxFixture();
+  sb = await fx.backend.acquire(goal);
+});
+afterAll(async () => {
+  await fx?.cleanup();
+});
+
+const base = (outputMaxBytes = 32_768) => ({ sandbox: sb, goalId: goal, agentId: "a1", outputMaxBytes });
+async function call<I>(tool: ToolDef<I>, raw: unknown, grants = WS_GRANTS, outputMaxBytes?: number) {
+  const { input, ctx } = await judge(tool, raw, grants, base(outputMaxBytes));
+  return tool.run(input, ctx);
+}
+const sh = async (command: string) => (await sb.exec({ command })).stdout;
+const denied = (path: RegExp) => (e: unknown) =>
+  isAidoError(e, "capability_denied") && path.test((e as Error).message);
+const exec = execTool({ execTimeoutMs: 30_000 });
+
+describe("path tools", () => {
+  it("judges ../ traversal by the canonical path it reaches", async () => {
+    expect(await fileRead.needs({ path: "../etc/passwd" }, { sandbox: sb })).toContainEqual({
+      kind: "file_read",
+      path: "/etc/passwd",
+    });
+    await expect(call(fileRead, { path: "sub/../../etc/passwd" })).rejects.toSatisfy(denied(/\/etc\/passwd/));
+  });
+
+  it("judges a symlink made by exec that points at /etc as /etc", async () => {
+    await sh("ln -sfn /etc /workspace/etc-link");
+    await expect(call(fileRead, { path: "etc-link/passwd" })).rejects.toSatisfy(denied(/\/etc\/passwd/));
+  });
+
+  it("judges a write under a symlinked parent folder by where it lands, and leaves no trace", async () => {
+    await sh("mkdir -p /tmp/outside && ln -sfn /tmp/outside /workspace/parent-link");
+    await expect(call(fileWrite, { path: "parent-link/x.txt", content: "pwned" })).rejects.toSatisfy(
+      denied(/\/tmp\/outside\/x\.txt/),
+    );
+    expect(await sh("ls -A /tmp/outside")).toBe("");
+  });
+
+  it("a denied write neither creates nor truncates anything", async () => {
+    await sh("printf keep > /workspace/keep.txt");
+    const grants = ["tool: *", "file_read: /workspace/**", "file_write: /workspace/out/**"];
+    await expect(call(fileWrite, { path: "keep.txt", content: "" }, grants)).rejects.toSatisfy(
+      denied(/keep\.txt/),
+    );
+    await expect(call(fileWrite, { path: "new.txt", content: "x" }, grants)).rejects.toSatisfy(
+      denied(/new\.txt/),
+    );
+    expect(await sh("cat /workspace/keep.txt; ls /workspace/new.txt 2>&1 || true")).toMatch(
+      /^keep.*No such file/s,
+    );
+  });
+
+  it("refuses at run time when a symlink was swapped in after the check", async () => {
+    await sh("mkdir -p /workspace/data /tmp/swap");
+    const { input, ctx } = await judge(fileWrite, { path: "data/x.txt", content: "late" }, WS_GRANTS, base());
+    await sh("rm -rf /workspace/data && ln -s /tmp/swap /workspace/data");
+    await expect(fileWrite.run(input, ctx)).rejects.toSatisfy(denied(/now resolves to \/tmp\/swap\/x\.txt/));
+    expect(await sh("ls -A /tmp/swap")).toBe("");
+  });
+
+  it("writes atomically and reads back, with no temp file left", async () => {
+    const w = await call(fileWrite, { path: "dir/a.txt", content: "héllo\n" });
+    expect(w.output).toBe("wrote 7 bytes to /workspace/dir/a.txt");
+    expect((await call(fileRead, { path: "/workspace/dir/a.txt" })).output).toBe("héllo\n");
+    expect(await sh("ls -A /workspace/dir")).toBe("a.txt\n");
+    expect((await call(fileList, { path: "dir" })).output).toMatch(/file\s+7\s+a\.txt/);
+  });
+
+  it("an edit whose old_string is not unique fails and leaves the file unchanged", async () => {
+    await call(fileWrite, { path: "e.txt", content: "a a a\n" });
+    await expect(call(fileEdit, { path: "e.txt", old_string: "a", new_string: "b" })).rejects.toThrow(
+      /3 times/,
+    );
+    expect(await sh("cat /workspace/e.txt")).toBe("a a a\n");
+    const r = await call(fileEdit, { path: "e.txt", old_string: "a", new_string: "b", replace_all: true });
+    expect(r.data).toMatchObject({ replacements: 3 });
+  });
+
+  it("bounds a large file read to the output cap and says so", async () => {
+    await sh("head -c 100000 /dev/zero | tr '\\0' x > /workspace/big.txt");
+    const r = await call(fileRead, { path: "big.txt" }, WS_GRANTS, 1000);
+    expect(Buffer.byteLength(r.output)).toBeLessThan(1100);
+    expect(r.output).toMatch(/truncated: showed \d+ of 100000 bytes/);
+  });
+
+  it("greps under a folder, never through links", async () => {
+    await call(fileWrite, { path: "g/one.py", content: "needle = 1\n" });
+    const r = await call(grep, { pattern: "needle|root:", path: "/workspace" });
+    expect(r.output).toContain("/workspace/g/one.py:1: needle = 1");
+    expect(r.output).not.toContain("root:");
+  });
+
+  it("rejects NUL bytes, unknown keys and oversized paths at the schema", () => {
+    expect(fileRead.input.safeParse({ path: "a\0b" }).success).toBe(false);
+    expect(fileRead.input.safeParse({ path: "a", mode: 1 }).success).toBe(false);
+    expect(fileWrite.input.safeParse({ path: "x".repeat(5000), content: "" }).success).toBe(false);
+  });
+});
+
+describe("exec", () => {
+  it("needs each unfolded command, redirect targets and the working folder", async () => {
+    const needs = await exec.needs({ command: "sh -c 'cat a.txt' > /etc/out" }, { sandbox: sb });
+    expect(needs).toEqual(
+      expect.arrayContaining([
+        { kind: "tool", name: "exec" },
+        { kind: "exec", argv: ["cat", "a.txt"] },
+        { kind: "file_write", path: "/etc/out" },
+        { kind: "file_read", path: "/workspace" },
+      ]),
+    );
+    await expect(call(exec, { command: "echo x > /etc/out" })).rejects.toSatisfy(denied(/\/etc\/out/));
+  });
+
+  it("bounds a flood of output to the cap, saying how much there was", async () => {
+    const r = await call(exec, { command: "yes | head -c 5000000" }, WS_GRANTS, 4096);
+    expect(Buffer.byteLength(r.output)).toBeLessThan(4096 + 200);
+    expect(r.output).toMatch(/truncated/);
+    expect(r.output).toMatch(/^exit code 0/);
+  });
+
+  it("reports a non-zero exit as an error result with stderr", async () => {
+    const r = await call(exec, { command: "echo oops >&2; exit 3" });
+    expect(r.isError).toBe(true);
+    expect(r.output).toContain("exit code 3");
+    expect(r.output).toContain("oops");
+  });
+});
+
+describe("snapshot tools", () => {
+  it("restores what exec changed in the container", async () => {
+    const [create, restore, list] = snapshotTools({
+      store: new SnapshotStore({ goalsDir: fx.config.goalsDir }),
+      workspaceDir: (g) => goalFolders(fx.config.goalsDir, g).workspace,
+    }) as [ToolDef, ToolDef, ToolDef];
+    await sh("printf v1 > /workspace/s.txt");
+    const made = (await call(create, { label: "v1" })).data as { id: string };
+    await sh("printf v2 > /workspace/s.txt && touch /workspace/extra");
+    const r = await call(restore, { id: made.id });
+    expect(r.data).toMatchObject({ files_failed: [] });
+    expect(await sh("cat /workspace/s.txt; ls /workspace/extra 2>/dev/null || echo gone")).toBe("v1gone\n");
+    expect(await sh("stat -c %u:%g /workspace/s.txt")).toBe(await sh("id -u | tr -d '\\n'; printf :; id -g"));
+    expect((await call(list, {})).output).toContain(`${made.id}`);
+    await expect(
+      call(restore, { id: made.id }, [
+        "tool: *",
+        "file_read: /workspace/**",
+        "file_write: /workspace/out/**",
+      ]),
+    ).rejects.toSatisfy(denied(/workspace/));
+  });
+});
