@@ -203,6 +203,36 @@ describe.each(CASES)("$ref (stream: $stream)", ({ api, ref, stream }) => {
     expect(r.content).toEqual([{ type: "text", text: "" }]);
   });
 
+  it("treats tool calls under an end_turn stop as tool use (some compatible servers send that)", async () => {
+    server.script(system, [turn.toolUse("file_read", { path: "/workspace/a" }, { stop: "end_turn" })]);
+    const r = await createClient(home.config, ref).complete({
+      system,
+      messages: [{ role: "user", content: "read" }],
+      tools: [FILE_READ],
+      max_tokens: 64,
+      stream,
+    });
+    expect(r.stop_reason).toBe("tool_use");
+    expect(toolUsesOf(r).map((c) => c.input)).toEqual([{ path: "/workspace/a" }]);
+  });
+
+  it("sends system messages found inside the conversation as system text", async () => {
+    server.script(system, [turn.text("ok")]);
+    await createClient(home.config, ref).complete({
+      system,
+      messages: [
+        { role: "user", content: "hi" },
+        { role: "system", content: "Budget: 100 tokens left." },
+      ],
+      max_tokens: 64,
+      stream,
+    });
+    const sent = server.requests[0]!;
+    expect(sent.system).toContain(system);
+    expect(sent.system).toContain("Budget: 100 tokens left.");
+    if (api === "anthropic") expect(sent.body.messages).toEqual([{ role: "user", content: "hi" }]);
+  });
+
   it("reports a cut-off answer as max_tokens", async () => {
     server.script(system, [turn.text("It was a dark and", { stop: "max_tokens" })]);
     const r = await createClient(home.config, ref).complete({
