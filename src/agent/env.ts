@@ -1,0 +1,37 @@
+// agent/env.ts — what the agent loop needs from the runtime, as one interface, so the loop
+// never reaches for a global and a test or the bench can assemble a smaller runtime. The
+// kernel (kernel/runtime.ts) builds the one real AgentEnv.
+
+import type { Config } from "../config.js";
+import type { AidoError } from "../errors.js";
+import type { Gate } from "../gate/invoke.js";
+import type { EventBus } from "../kernel/events.js";
+import type { AgentRecord } from "../kernel/registry.js";
+import type { InferenceScheduler } from "../llm/scheduler.js";
+import type { LlmClient, Usage } from "../llm/types.js";
+import type { MemoryStore } from "../memory/store.js";
+import type { BudgetLedger } from "../security/budget.js";
+import type { TokenAuthority } from "../security/tokens.js";
+import type { SkillRegistry } from "../skills/registry.js";
+import type { ContextArchive } from "./context.js";
+
+export interface AgentEnv {
+  config: Config;
+  gate: Gate;
+  tokens: TokenAuthority;
+  scheduler: InferenceScheduler;
+  budget: BudgetLedger;
+  events: EventBus;
+  skills: SkillRegistry;
+  memory?: MemoryStore;
+  archive: ContextArchive;
+  /** The LlmClient of an agent's model (record/replay applied). */
+  client(agent: AgentRecord): LlmClient;
+  /** Told of every committed model call (the goal sums these). */
+  onUsage?(agent: AgentRecord, usage: Usage): void;
+  /** Told when a reservation is refused; the kernel decides whether the goal cap was hit. */
+  onBudgetExceeded?(agent: AgentRecord, error: AidoError): void;
+}
+
+/** Longest answer asked of the model per call; also the output part of each budget reservation. */
+export const MAX_OUTPUT_TOKENS = 4096;

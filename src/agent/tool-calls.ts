@@ -1,0 +1,137 @@
+// agent/tool-calls.ts — running the tool calls of one model response. All calls of a
+// response run in parallel, each through the gate (the only path to a tool); results
+// come back in the model's order as tool_result blocks. Whatever a tool returns is
+// wrapped as untrusted data. A refusal (GateDenied) or a tool failure becomes an error
+// result the model can act on, never an exception that ends the agent.
+//
+// The repeat guard: the same tool with the same arguments (canonical JSON) a third time
+// in one run is not executed; the model is told why instead. Models stuck in a loop
+// otherwise burn their whole budget re-reading one file.
+
+import { AidoError, errorMessage } from "../errors.js";
+import { GateDenied, type Principal } from "../gate/invoke.js";
+import type { ToolServices } from "../gate/types.js";
+import type { AgentRecord } from "../kernel/registry.js";
+import type { ToolResultBlock, ToolUseBlock } from "../llm/types.js";
+import { canonicalJson } from "../security/canonical-json.js";
+import type { AgentEnv } from "./env.js";
+import { episodicOn } from "./prompt.js";
+import { wrapUntrusted } from "./untrusted.js";
+
+/** The Nth identical call (same tool, same arguments) is refused by the guard. */
+export const REPEAT_LIMIT = 3;
+
+export class RepeatGuard {
+  private readonly seen = new Map<string, number>();
+
+  /** Count the call; true when it has now been made REPEAT_LIMIT times or more. */
+  isRepeat(call: ToolUseBlock): boolean {
+    const key = `${call.name}\u0000${canonicalJson(call.input)}`;
+    const n = (this.seen.get(key) ?? 0) + 1;
+    this.seen.set(key, n);
+    return n >= REPEAT_LIMIT;
+  }
+}
+
+export function principalOf(env: AgentEnv, agent: AgentRecord, turn?: number): Principal {
+  const services: ToolServices = { skills: { registry: env.skills } };
+  if (agent.manifest.skills) services.skills = { registry: env.skills, allowed: agent.manifest.skills };
+  if (env.memory)
+    services.memory = {
+      store: env.memory,
+      identity: agent.manifest.name,
+      episodic: episodicOn(agent.manifest),
+    };
+  const p: Principal = {
+    agentId: agent.id,
+    goalId: agent.goalId,
+    token: agent.token,
+    approvalRequired: new Set(agent.manifest.approval_required),
+    budgetAccount: agent.budgetAccount,
+    services,
+  };
+  if (turn !== undefined) p.turn = turn;
+  return p;
+}
+
+export async function runToolCalls(
+  env: AgentEnv,
+  agent: AgentRecord,
+  calls: readonly ToolUseBlock[],
+  turn: number,
+  guard: RepeatGuard,
+  signal: AbortSignal,
+): Promise<ToolResultBlock[]> {
+  const principal = principalOf(env, agent, turn);
+  return Promise.all(calls.map((call) => runOne(env, agent, principal, call, guard, signal)));
+}
+
+async function runOne(
+  env: AgentEnv,
+  agent: AgentRecord,
+  principal: Principal,
+  call: ToolUseBlock,
+  guard: RepeatGuard,
+  signal: AbortSignal,
+): Promise<ToolResultBlock> {
+  const result = (content: string, isError: boolean): ToolResultBlock => ({
+    type: "tool_result",
+    tool_use_id: call.id,
+    content,
+    ...(isError ? { is_error: true } : {}),
+  });
+  const ev = { agentId: agent.id, tool: call.name, callId: call.id };
+  if (call.input_error !== undefined) {
+    return result(
+      `Not run: the arguments were not a JSON object (${call.input_error}). Send valid JSON arguments.`,
+      true,
+    );
+  }
+  if (guard.isRepeat(call)) {
+    env.events.emit("tool.denied", agent.goalId, {
+      ...ev,
+      code: "repeated_call",
+      reason: "identical call repeated",
+    });
+    return result(
+      `Not run: this is call number ${REPEAT_LIMIT} or more of ${call.name} with exactly the same arguments. ` +
+        "The result will not change. Use the earlier result, change the arguments, or finish with what you have.",
+      true,
+    );
+  }
+  if (signal.aborted) return result("Not run: the agent is stopping.", true);
+  env.events.emit("tool.called", agent.goalId, ev);
+  const started = performance.now();
+  try {
+    const r = await env.gate.invoke(principal, {
+      name: call.name,
+      input: call.input,
+      callId: call.id,
+      signal,
+    });
+    env.events.emit("tool.completed", agent.goalId, {
+      ...ev,
+      isError: r.isError === true,
+      ms: Math.round(performance.now() - started),
+    });
+    return result(wrapUntrusted("tool_output", { tool: call.name }, r.output), r.isError === true);
+  } catch (e) {
+    if (e instanceof GateDenied) {
+      env.events.emit("tool.denied", agent.goalId, {
+        ...ev,
+        code: e.code,
+        stage: e.stage,
+        reason: e.message,
+      });
+      return result(`Refused by the runtime (${e.code}, at the ${e.stage} check): ${e.message}`, true);
+    }
+    env.events.emit("tool.completed", agent.goalId, {
+      ...ev,
+      isError: true,
+      ms: Math.round(performance.now() - started),
+    });
+    const code = e instanceof AidoError ? e.code : "tool_failed";
+    // A failure message may quote what the tool saw (file content, command output).
+    return result(wrapUntrusted("tool_output", { tool: call.name, error: code }, errorMessage(e)), true);
+  }
+}

@@ -1,0 +1,88 @@
+// kernel/events.ts — the runtime's event stream. Everything a watcher may want to see
+// (goals queued and finished, agents spawned and stopped, tool calls, approvals, the
+// inference queue, token usage) is published here as one typed union. The daemon
+// streams these to `events.subscribe` clients as JSON lines; tests subscribe to assert
+// on order. A listener's exception never reaches the publisher: observing must not be
+// able to break an agent.
+
+import type { Usage } from "../llm/types.js";
+
+export type AgentState = "starting" | "running" | "paused" | "stopping" | "stopped";
+
+/** Each event's own fields, by type. */
+export interface EventPayloads {
+  "goal.queued": { goal: string };
+  "goal.started": { agentId: string };
+  "goal.finished": { state: "succeeded" | "failed" | "cancelled"; error?: string; usage: Usage };
+  "agent.spawned": { agentId: string; manifest: string; parentId?: string; depth: number; model: string };
+  "agent.stopped": { agentId: string; reason: string; state: AgentState };
+  "agent.state": { agentId: string; state: AgentState };
+  "tool.called": { agentId: string; tool: string; callId: string };
+  "tool.denied": {
+    agentId: string;
+    tool: string;
+    callId: string;
+    code: string;
+    stage?: string;
+    reason: string;
+  };
+  "tool.completed": { agentId: string; tool: string; callId: string; isError: boolean; ms: number };
+  "approval.requested": { approvalId: string; agentId: string; tool: string; summary: string };
+  "approval.decided": { approvalId: string; agentId: string; tool: string; decision: string };
+  "inference.queued": { agentId: string; provider: string; model: string; queued: number };
+  "inference.started": { agentId: string; provider: string; model: string; waitMs: number; inFlight: number };
+  "inference.finished": {
+    agentId: string;
+    provider: string;
+    model: string;
+    waitMs: number;
+    runMs: number;
+    ok: boolean;
+    error?: string;
+  };
+  usage: { agentId: string; input_tokens: number; output_tokens: number };
+}
+
+export type EventType = keyof EventPayloads;
+
+export type RuntimeEvent = {
+  [T in EventType]: { type: T; time: string; goalId: string | null } & EventPayloads[T];
+}[EventType];
+
+export interface EventFilter {
+  goalId?: string;
+  types?: readonly EventType[];
+}
+
+export type EventListener = (event: RuntimeEvent) => void;
+
+export class EventBus {
+  private readonly listeners = new Set<{ filter: EventFilter; fn: EventListener }>();
+
+  /** Listen to events (of one goal, when filter.goalId is set); returns the unsubscribe. */
+  subscribe(filter: EventFilter, listener: EventListener): () => void {
+    const entry = { filter, fn: listener };
+    this.listeners.add(entry);
+    return () => {
+      this.listeners.delete(entry);
+    };
+  }
+
+  emit<T extends EventType>(type: T, goalId: string | null, payload: EventPayloads[T]): void {
+    if (this.listeners.size === 0) return;
+    const event = { type, time: new Date().toISOString(), goalId, ...payload } as RuntimeEvent;
+    for (const { filter, fn } of this.listeners) {
+      if (filter.goalId !== undefined && filter.goalId !== goalId) continue;
+      if (filter.types && !filter.types.includes(type)) continue;
+      try {
+        fn(event);
+      } catch {
+        // A watcher's bug must not fail the runtime.
+      }
+    }
+  }
+
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+}

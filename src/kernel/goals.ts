@@ -1,0 +1,440 @@
+// kernel/goals.ts — the durable goal queue. A goal is a row in SQLite (goals) from
+// submit to its end, so a restart knows what was queued (it runs) and what was running
+// (marked failed: the process that ran it is gone, and re-running an agent's half-done
+// side effects is not something we can do correctly). Up to
+// config.limits.maxConcurrentGoals goals run at once, oldest first.
+//
+// Running a goal: its folders ($AIDO_HOME/goals/<id>/{workspace,output,inputs}, the
+// user's input files copied into inputs/), a root budget account capped at
+// config.limits.goalMaxTokens (tightened by the bootstrap manifest's budget), the
+// bootstrap agent (manifests/bootstrap.yaml or the submitted manifest, whose grants must
+// fit the operator's ceilings), whose first message is the goal text plus recalled
+// memories. The result is the bootstrap's final answer. When any reservation in the goal
+// is refused by the root account, the goal cap is reached: every agent of the goal is
+// stopped through the one removal path and the goal fails saying so.
+
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import type { LoopResult } from "../agent/loop.js";
+import type { Config } from "../config.js";
+import { type Db, migrate } from "../db/database.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { Usage } from "../llm/types.js";
+import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
+import { recallForGoal } from "../memory/recall.js";
+import type { MemoryStore } from "../memory/store.js";
+import type { SandboxBackend } from "../sandbox/backend.js";
+import { copyInputs, goalFolders } from "../sandbox/folders.js";
+import type { AuditLog } from "../security/audit.js";
+import type { BudgetLedger } from "../security/budget.js";
+import { grantsWithin } from "../security/narrowing.js";
+import type { AgentRunner } from "./agents.js";
+import type { EventBus } from "./events.js";
+import type { AgentRegistry } from "./registry.js";
+import type { Spawner } from "./spawn.js";
+
+const MIGRATIONS = [
+  `CREATE TABLE goals (
+     id TEXT PRIMARY KEY,
+     text TEXT NOT NULL,
+     manifest TEXT,
+     inputs TEXT NOT NULL,
+     state TEXT NOT NULL,
+     result TEXT,
+     error TEXT,
+     input_tokens INTEGER NOT NULL DEFAULT 0,
+     output_tokens INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL,
+     started_at INTEGER,
+     finished_at INTEGER,
+     output_dir TEXT NOT NULL,
+     agent_id TEXT
+   );
+   CREATE INDEX goals_state ON goals (state, created_at);`,
+];
+
+export type GoalState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+const TERMINAL: ReadonlySet<GoalState> = new Set(["succeeded", "failed", "cancelled"]);
+
+export const RESTART_REASON = "daemon restarted while the goal was running";
+const MAX_GOAL_CHARS = 100_000;
+
+export interface GoalSubmission {
+  goal: string;
+  /** YAML text or an object of the manifest schema; default manifests/bootstrap.yaml. */
+  manifest?: unknown;
+  /** Host paths (files or folders) copied into the goal's inputs/ (seen at /inputs). */
+  inputs?: string[];
+}
+
+/** goal.status (DESIGN.md), plus when it happened and which agent ran it. */
+export interface GoalStatus {
+  goal_id: string;
+  state: GoalState;
+  result?: string;
+  error?: string;
+  usage: Usage;
+  output_dir: string;
+  goal: string;
+  created_at: string;
+  started_at?: string;
+  finished_at?: string;
+  agent_id?: string;
+}
+
+interface GoalRow {
+  id: string;
+  text: string;
+  manifest: string | null;
+  inputs: string;
+  state: GoalState;
+  result: string | null;
+  error: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  output_dir: string;
+  agent_id: string | null;
+}
+
+export interface GoalRunnerDeps {
+  db: Db;
+  config: Config;
+  registry: AgentRegistry;
+  spawner: Spawner;
+  runner: AgentRunner;
+  budget: BudgetLedger;
+  audit: AuditLog;
+  events: EventBus;
+  memory?: MemoryStore;
+  backend: SandboxBackend;
+  /** Forget the goal's cached sandbox handle (its container is gone). */
+  releaseSandbox(goalId: string): void;
+}
+
+interface LiveGoal {
+  usage: Usage;
+  capReached?: string;
+  cancelRequested: boolean;
+  done: Promise<void>;
+}
+
+export function rootAccountOf(goalId: string): string {
+  return `goal:${goalId}`;
+}
+
+export class GoalRunner {
+  private readonly live = new Map<string, LiveGoal>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private closed = false;
+
+  constructor(private readonly deps: GoalRunnerDeps) {
+    migrate(deps.db, "goals", MIGRATIONS);
+  }
+
+  /** Validate and queue a goal; it starts when a slot is free. */
+  submit(s: GoalSubmission): { goal_id: string } {
+    if (this.closed) throw new AidoError(ErrorCode.usage, "the runtime is closing; goal not accepted", {});
+    if (typeof s.goal !== "string" || s.goal.trim() === "") {
+      throw new AidoError(ErrorCode.invalidInput, "goal: must be a non-empty string", { field: "goal" });
+    }
+    if (s.goal.length > MAX_GOAL_CHARS) {
+      throw new AidoError(ErrorCode.invalidInput, `goal: longer than ${MAX_GOAL_CHARS} characters`, {
+        field: "goal",
+      });
+    }
+    // Parse now: a bad manifest or grants beyond the ceiling fail the submit, not the goal.
+    const manifest =
+      s.manifest === undefined
+        ? this.bootstrapManifest()
+        : parseManifestValue(s.manifest, "goal.submit manifest");
+    if (this.deps.config.grantCeilings.length > 0)
+      grantsWithin(this.deps.config.grantCeilings, manifest.capabilities);
+    const inputs = (s.inputs ?? []).map((p, i) => {
+      if (typeof p !== "string" || !isAbsolute(p)) {
+        throw new AidoError(ErrorCode.invalidInput, `inputs.${i}: must be an absolute path`, {
+          field: `inputs.${i}`,
+        });
+      }
+      if (!existsSync(p))
+        throw new AidoError(ErrorCode.notFound, `inputs.${i}: ${p} does not exist`, { field: `inputs.${i}` });
+      return resolve(p);
+    });
+    const id = `g_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
+    const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
+    this.deps.db
+      .prepare(
+        "INSERT INTO goals (id, text, manifest, inputs, state, created_at, output_dir) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+      )
+      .run(id, s.goal, JSON.stringify(manifest), JSON.stringify(inputs), Date.now(), outputDir);
+    this.deps.audit.record(
+      "goal.submitted",
+      { goal: s.goal.slice(0, 2000), manifest: manifest.name, inputs },
+      { goalId: id },
+    );
+    this.deps.events.emit("goal.queued", id, { goal: s.goal.slice(0, 2000) });
+    this.pump();
+    return { goal_id: id };
+  }
+
+  status(id: string): GoalStatus {
+    const row = this.row(id);
+    const s: GoalStatus = {
+      goal_id: row.id,
+      state: row.state,
+      usage: this.usageOf(row),
+      output_dir: row.output_dir,
+      goal: row.text,
+      created_at: iso(row.created_at),
+    };
+    if (row.result !== null) s.result = row.result;
+    if (row.error !== null) s.error = row.error;
+    if (row.started_at !== null) s.started_at = iso(row.started_at);
+    if (row.finished_at !== null) s.finished_at = iso(row.finished_at);
+    if (row.agent_id !== null) s.agent_id = row.agent_id;
+    return s;
+  }
+
+  list(filter: { state?: GoalState; limit?: number } = {}): GoalStatus[] {
+    const rows = (
+      filter.state
+        ? this.deps.db
+            .prepare("SELECT id FROM goals WHERE state = ? ORDER BY created_at DESC LIMIT ?")
+            .all(filter.state, filter.limit ?? 1000)
+        : this.deps.db
+            .prepare("SELECT id FROM goals ORDER BY created_at DESC LIMIT ?")
+            .all(filter.limit ?? 1000)
+    ) as { id: string }[];
+    return rows.map((r) => this.status(r.id));
+  }
+
+  /** The goal's status once it ended, or as it is when `timeoutMs` passes. */
+  async wait(id: string, timeoutMs: number): Promise<GoalStatus> {
+    const now = this.status(id);
+    if (TERMINAL.has(now.state)) return now;
+    await new Promise<void>((ok) => {
+      const set = this.waiters.get(id) ?? new Set();
+      this.waiters.set(id, set);
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        ok();
+      };
+      const timer = setTimeout(done, Math.max(0, timeoutMs));
+      set.add(done);
+    });
+    return this.status(id);
+  }
+
+  /** Cancel a queued goal, or stop a running one's agents (the goal ends cancelled). */
+  cancel(id: string): GoalStatus {
+    const row = this.row(id);
+    if (row.state === "queued") {
+      this.finish(id, "cancelled", { error: "cancelled before it started" });
+    } else if (row.state === "running") {
+      const g = this.live.get(id);
+      if (g) g.cancelRequested = true;
+      this.deps.registry.stopGoal(id, "goal cancelled");
+    }
+    return this.status(id);
+  }
+
+  /** Told by the agent env when a reservation was refused; the root account means the goal cap. */
+  budgetRefused(goalId: string, account: string | undefined, message: string): void {
+    if (account !== rootAccountOf(goalId)) return;
+    const g = this.live.get(goalId);
+    if (!g || g.capReached) return;
+    g.capReached = `goal token cap reached (limits.goal_max_tokens ${this.deps.config.limits.goalMaxTokens}): ${message}`;
+    // Not from inside the refused call's stack: let it unwind first.
+    queueMicrotask(() => this.deps.registry.stopGoal(goalId, "goal token cap reached"));
+  }
+
+  /** Count a committed model call towards its goal's usage. */
+  addUsage(goalId: string, u: Usage): void {
+    const g = this.live.get(goalId);
+    if (!g) return;
+    g.usage.input_tokens += u.input_tokens;
+    g.usage.output_tokens += u.output_tokens;
+  }
+
+  /** At startup: running goals of a dead process fail; queued ones start. */
+  recover(): { failed: string[]; queued: string[] } {
+    const running = this.deps.db
+      .prepare("SELECT id FROM goals WHERE state = 'running'")
+      .pluck()
+      .all() as string[];
+    for (const id of running) {
+      this.closeRoot(id);
+      this.finish(id, "failed", { error: RESTART_REASON });
+    }
+    const queued = this.deps.db
+      .prepare("SELECT id FROM goals WHERE state = 'queued'")
+      .pluck()
+      .all() as string[];
+    this.pump();
+    return { failed: running, queued };
+  }
+
+  /** Stop taking goals, end the running ones (failed: the runtime closed) and wait for them. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const running = [...this.live.entries()];
+    for (const [id] of running) this.deps.registry.stopGoal(id, "runtime closing");
+    await Promise.all(running.map(([, g]) => g.done));
+  }
+
+  get runningCount(): number {
+    return this.live.size;
+  }
+
+  private bootstrapManifest(): LoadedManifest {
+    return loadManifestFile(join(this.deps.config.packageRoot, "manifests", "bootstrap.yaml"));
+  }
+
+  private pump(): void {
+    if (this.closed) return;
+    while (this.live.size < this.deps.config.limits.maxConcurrentGoals) {
+      const next = this.deps.db
+        .prepare("SELECT id FROM goals WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1")
+        .pluck()
+        .get() as string | undefined;
+      if (next === undefined) return;
+      const g: LiveGoal = {
+        usage: { input_tokens: 0, output_tokens: 0 },
+        cancelRequested: false,
+        done: Promise.resolve(),
+      };
+      this.live.set(next, g);
+      this.deps.db
+        .prepare("UPDATE goals SET state = 'running', started_at = ? WHERE id = ?")
+        .run(Date.now(), next);
+      g.done = this.runGoal(next, g).finally(() => {
+        this.live.delete(next);
+        this.pump();
+      });
+    }
+  }
+
+  private async runGoal(id: string, g: LiveGoal): Promise<void> {
+    const { deps } = this;
+    const row = this.row(id);
+    let result: LoopResult | undefined;
+    let failure: unknown;
+    try {
+      const manifest = JSON.parse(row.manifest as string) as LoadedManifest;
+      const folders = goalFolders(deps.config.goalsDir, id);
+      for (const dir of [folders.workspace, folders.output, folders.inputs])
+        mkdirSync(dir, { recursive: true });
+      const inputs = JSON.parse(row.inputs) as string[];
+      if (inputs.length > 0) copyInputs(folders, inputs);
+      const cap = Math.min(
+        deps.config.limits.goalMaxTokens,
+        manifest.budget?.max_tokens ?? Number.POSITIVE_INFINITY,
+      );
+      deps.budget.open(rootAccountOf(id), { goalId: id, limit: cap });
+      const agent = deps.spawner.spawn({ goalId: id, manifest, parent: null, account: rootAccountOf(id) });
+      deps.db.prepare("UPDATE goals SET agent_id = ? WHERE id = ?").run(agent.id, id);
+      deps.audit.record("goal.started", { agent_id: agent.id }, { goalId: id });
+      deps.events.emit("goal.started", id, { agentId: agent.id });
+      const message = await this.firstMessage(id, row.text, manifest, readdirSync(folders.inputs));
+      if (g.cancelRequested) throw new AidoError(ErrorCode.cancelled, "goal cancelled", {});
+      result = await deps.runner.run(agent, message);
+    } catch (e) {
+      failure = e;
+    }
+    try {
+      deps.registry.stopGoal(id, "goal finished");
+    } catch (e) {
+      failure ??= e;
+    }
+    this.closeRoot(id);
+    try {
+      await deps.backend.remove(id);
+    } catch {
+      // The container may never have started; its folders stay either way.
+    }
+    deps.releaseSandbox(id);
+    if (g.cancelRequested) this.finish(id, "cancelled", { error: "goal cancelled", usage: g.usage });
+    else if (g.capReached) this.finish(id, "failed", { error: g.capReached, usage: g.usage });
+    else if (failure !== undefined)
+      this.finish(id, "failed", { error: errorMessage(failure), usage: g.usage });
+    else if (result && result.stopReason === "complete")
+      this.finish(id, "succeeded", { result: result.text, usage: g.usage });
+    else {
+      const why = result?.error
+        ? `${result.stopReason}: ${result.error.message}`
+        : `${result?.stopReason ?? "error"}`;
+      this.finish(id, "failed", {
+        error: `the bootstrap agent stopped (${why})`,
+        usage: g.usage,
+        ...(result?.text ? { result: result.text } : {}),
+      });
+    }
+  }
+
+  private async firstMessage(
+    id: string,
+    text: string,
+    manifest: LoadedManifest,
+    inputs: string[],
+  ): Promise<string> {
+    const parts = [text];
+    if (inputs.length > 0) {
+      parts.push(`Input files (read-only):\n${inputs.map((f) => `- /inputs/${f}`).join("\n")}`);
+    }
+    const memory = this.deps.memory;
+    if (memory && (manifest.memory?.episodic ?? true)) {
+      const recalled = await recallForGoal(memory, text, manifest.name, 8, { goalId: id });
+      if (recalled) parts.push(recalled);
+    }
+    return parts.join("\n\n");
+  }
+
+  private closeRoot(id: string): void {
+    try {
+      this.deps.budget.close(rootAccountOf(id));
+    } catch (e) {
+      if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
+    }
+  }
+
+  private finish(
+    id: string,
+    state: "succeeded" | "failed" | "cancelled",
+    o: { result?: string; error?: string; usage?: Usage },
+  ): void {
+    const usage = o.usage ?? this.usageOf(this.row(id));
+    this.deps.db
+      .prepare(
+        "UPDATE goals SET state = ?, result = ?, error = ?, input_tokens = ?, output_tokens = ?, finished_at = ? WHERE id = ?",
+      )
+      .run(state, o.result ?? null, o.error ?? null, usage.input_tokens, usage.output_tokens, Date.now(), id);
+    this.deps.audit.record(
+      "goal.finished",
+      { state, ...(o.error ? { error: o.error.slice(0, 2000) } : {}), usage },
+      { goalId: id },
+    );
+    this.deps.events.emit("goal.finished", id, { state, ...(o.error ? { error: o.error } : {}), usage });
+    for (const w of [...(this.waiters.get(id) ?? [])]) w();
+    this.waiters.delete(id);
+  }
+
+  private usageOf(row: GoalRow): Usage {
+    const g = this.live.get(row.id);
+    if (g) return { ...g.usage };
+    return { input_tokens: row.input_tokens, output_tokens: row.output_tokens };
+  }
+
+  private row(id: string): GoalRow {
+    const row = this.deps.db.prepare("SELECT * FROM goals WHERE id = ?").get(id) as GoalRow | undefined;
+    if (!row) throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { goal_id: id });
+    return row;
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,379 @@
+// kernel/registry.ts — every live agent, its place in the tree and its state, and the ONE
+// path that removes an agent: stopAgent. Removal stops the children first (depth first),
+// aborts the agent's model call and tool calls in flight, revokes its capability token
+// (which revokes every token issued under it), forgets its Allow-Session approvals,
+// closes its budget account (the unspent carve-out returns to the parent) and audits
+// agent.stopped before announcing it. Nothing else in the runtime may drop an agent, so
+// none of these steps can be forgotten on some other path (the aaOS lesson).
+//
+// Admission limits (agents per goal, depth, children per agent) are held by an
+// AdmissionGuard: spawn takes one before any work, and the slot is freed by release()
+// unless commit() hands it to a registered agent, so a spawn that fails half-way (bad
+// grants, no budget, provider misconfigured) never leaks a slot.
+//
+// Counting: "agents per goal" and "children per agent" count agents that are not
+// stopped, plus admissions in progress. A finished on-demand child frees its slot.
+
+import type { Config } from "../config.js";
+import { type Db, migrate } from "../db/database.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { LoadedManifest } from "../manifest/load.js";
+import type { ApprovalQueue } from "../security/approvals.js";
+import type { AuditLog } from "../security/audit.js";
+import type { BudgetLedger } from "../security/budget.js";
+import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import type { AgentState, EventBus } from "./events.js";
+
+const MIGRATIONS = [
+  `CREATE TABLE agents (
+     id TEXT PRIMARY KEY,
+     goal_id TEXT NOT NULL,
+     parent_id TEXT,
+     depth INTEGER NOT NULL,
+     manifest TEXT NOT NULL,
+     model TEXT NOT NULL,
+     token TEXT NOT NULL,
+     budget_account TEXT NOT NULL,
+     owns_account INTEGER NOT NULL,
+     lifecycle TEXT NOT NULL,
+     state TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     stopped_at INTEGER,
+     stop_reason TEXT
+   );
+   CREATE INDEX agents_goal ON agents (goal_id);
+   CREATE INDEX agents_live ON agents (state) WHERE state != 'stopped';`,
+];
+
+export interface AgentRecord {
+  readonly id: string;
+  readonly goalId: string;
+  readonly parentId: string | null;
+  readonly depth: number;
+  readonly manifest: LoadedManifest;
+  /** "provider/model" the agent calls. */
+  readonly model: string;
+  readonly token: CapabilityToken;
+  readonly budgetAccount: string;
+  /** False when the account is the goal's root, which the goal closes itself. */
+  readonly ownsAccount: boolean;
+  state: AgentState;
+  readonly children: Set<string>;
+  /** Aborts the agent's model call and tool calls in flight. Replaced per run for persistent agents. */
+  abort: AbortController;
+  readonly createdAt: number;
+  stopReason?: string;
+}
+
+export interface AgentSummary {
+  agent_id: string;
+  goal_id: string;
+  parent_id: string | null;
+  manifest: string;
+  model: string;
+  lifecycle: string;
+  state: AgentState;
+  depth: number;
+  children: string[];
+  created_at: string;
+  stop_reason?: string;
+}
+
+export interface RegistryDeps {
+  db: Db;
+  config: Config;
+  tokens: TokenAuthority;
+  approvals: ApprovalQueue;
+  budget: BudgetLedger;
+  audit: AuditLog;
+  events: EventBus;
+}
+
+/** A held admission slot. Exactly one of commit/release takes effect; both are idempotent. */
+export class AdmissionGuard {
+  private done = false;
+  constructor(
+    readonly goalId: string,
+    readonly parentId: string | null,
+    readonly depth: number,
+    private readonly free: () => void,
+  ) {}
+
+  /** The slot now belongs to a registered agent (the registry counts it from here on). */
+  commit(): void {
+    if (this.done) return;
+    this.done = true;
+    this.free();
+  }
+
+  /** Spawning failed: give the slot back. */
+  release(): void {
+    this.commit();
+  }
+}
+
+export class AgentRegistry {
+  private readonly agents = new Map<string, AgentRecord>();
+  private readonly pendingByGoal = new Map<string, number>();
+  private readonly pendingByParent = new Map<string, number>();
+  private readonly deps: RegistryDeps;
+
+  constructor(deps: RegistryDeps) {
+    this.deps = deps;
+    migrate(deps.db, "agents", MIGRATIONS);
+  }
+
+  get(id: string): AgentRecord | undefined {
+    return this.agents.get(id);
+  }
+
+  require(id: string): AgentRecord {
+    const a = this.agents.get(id);
+    if (!a) throw new AidoError(ErrorCode.notFound, `no agent ${id}`, { agent_id: id });
+    return a;
+  }
+
+  list(filter: { goalId?: string; includeStopped?: boolean } = {}): AgentRecord[] {
+    return [...this.agents.values()].filter(
+      (a) =>
+        (filter.goalId === undefined || a.goalId === filter.goalId) &&
+        (filter.includeStopped || a.state !== "stopped"),
+    );
+  }
+
+  /**
+   * Take an admission slot for a new agent under `parent` (null: a goal's root agent) or
+   * refuse with limit_exceeded naming the limit. Limits: the config's, tightened by the
+   * parent manifest's `limits.max_children` / `limits.max_depth`.
+   */
+  admit(goalId: string, parent: AgentRecord | null): AdmissionGuard {
+    const { limits } = this.deps.config;
+    const depth = parent ? parent.depth + 1 : 0;
+    const live = this.list({ goalId }).length + (this.pendingByGoal.get(goalId) ?? 0);
+    if (live >= limits.maxAgentsPerGoal) {
+      throw limit(
+        `goal ${goalId} already has ${live} agents (limits.max_agents_per_goal ${limits.maxAgentsPerGoal})`,
+        {
+          limit: "max_agents_per_goal",
+        },
+      );
+    }
+    if (parent) {
+      const maxDepth = Math.min(
+        limits.maxDepth,
+        parent.manifest.limits?.max_depth ?? Number.POSITIVE_INFINITY,
+      );
+      if (depth > maxDepth) {
+        throw limit(
+          `agent ${parent.id} (depth ${parent.depth}) may not spawn: depth ${depth} exceeds max_depth ${maxDepth}`,
+          {
+            limit: "max_depth",
+          },
+        );
+      }
+      const maxChildren = Math.min(
+        limits.maxChildren,
+        parent.manifest.limits?.max_children ?? Number.POSITIVE_INFINITY,
+      );
+      const kids =
+        [...parent.children].filter((c) => this.agents.get(c)?.state !== "stopped").length +
+        (this.pendingByParent.get(parent.id) ?? 0);
+      if (kids >= maxChildren) {
+        throw limit(`agent ${parent.id} already has ${kids} live children (max_children ${maxChildren})`, {
+          limit: "max_children",
+        });
+      }
+    }
+    bump(this.pendingByGoal, goalId, 1);
+    if (parent) bump(this.pendingByParent, parent.id, 1);
+    return new AdmissionGuard(goalId, parent?.id ?? null, depth, () => {
+      bump(this.pendingByGoal, goalId, -1);
+      if (parent) bump(this.pendingByParent, parent.id, -1);
+    });
+  }
+
+  /** Add a spawned agent (state "starting") under its admission slot and persist it. */
+  register(rec: AgentRecord, guard: AdmissionGuard): void {
+    this.agents.set(rec.id, rec);
+    if (rec.parentId) this.agents.get(rec.parentId)?.children.add(rec.id);
+    this.deps.db
+      .prepare(
+        `INSERT INTO agents (id, goal_id, parent_id, depth, manifest, model, token, budget_account, owns_account,
+           lifecycle, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        rec.id,
+        rec.goalId,
+        rec.parentId,
+        rec.depth,
+        JSON.stringify(rec.manifest),
+        rec.model,
+        JSON.stringify(rec.token),
+        rec.budgetAccount,
+        rec.ownsAccount ? 1 : 0,
+        rec.manifest.lifecycle,
+        rec.state,
+        rec.createdAt,
+      );
+    guard.commit();
+  }
+
+  setState(id: string, state: AgentState): void {
+    const a = this.agents.get(id);
+    if (!a || a.state === "stopped" || a.state === "stopping" || a.state === state) return;
+    a.state = state;
+    this.deps.db.prepare("UPDATE agents SET state = ? WHERE id = ?").run(state, id);
+    this.deps.events.emit("agent.state", a.goalId, { agentId: id, state });
+  }
+
+  /**
+   * The one removal path (see the module header). Idempotent: stopping a stopped agent
+   * does nothing. Never throws for an agent it knows, except when the audit write fails
+   * (fail closed: the caller must learn that the stop is not on record).
+   */
+  stopAgent(id: string, reason: string): void {
+    const a = this.agents.get(id);
+    if (!a) throw new AidoError(ErrorCode.notFound, `no agent ${id}`, { agent_id: id });
+    if (a.state === "stopped" || a.state === "stopping") return;
+    a.state = "stopping";
+    const { tokens, approvals, budget, audit, events, db } = this.deps;
+    for (const child of a.children) {
+      if (this.agents.get(child)) this.stopAgent(child, `parent ${id} stopped: ${reason}`);
+    }
+    a.abort.abort(new AidoError(ErrorCode.cancelled, `agent ${id} stopped: ${reason}`, { agent_id: id }));
+    try {
+      const revoked = tokens.revoke(a.token.id);
+      audit.record(
+        "token.revoked",
+        { token_id: a.token.id, revoked, reason },
+        { goalId: a.goalId, agentId: id },
+      );
+    } catch (e) {
+      // Already revoked through an ancestor's cascade: nothing left to revoke.
+      if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
+    }
+    approvals.endSession(id);
+    if (a.ownsAccount) {
+      try {
+        budget.close(a.budgetAccount);
+      } catch (e) {
+        if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
+      }
+    }
+    audit.record("agent.stopped", { reason }, { goalId: a.goalId, agentId: id });
+    a.state = "stopped";
+    a.stopReason = reason;
+    db.prepare("UPDATE agents SET state = 'stopped', stopped_at = ?, stop_reason = ? WHERE id = ?").run(
+      Date.now(),
+      reason,
+      id,
+    );
+    events.emit("agent.stopped", a.goalId, { agentId: id, reason, state: "stopped" });
+  }
+
+  /** Stop every agent of a goal (roots first, which takes their subtrees with them). */
+  stopGoal(goalId: string, reason: string): void {
+    for (const a of this.list({ goalId }).filter(
+      (x) => x.parentId === null || !this.agents.has(x.parentId),
+    )) {
+      this.stopAgent(a.id, reason);
+    }
+    for (const a of this.list({ goalId })) this.stopAgent(a.id, reason);
+  }
+
+  summary(a: AgentRecord): AgentSummary {
+    const s: AgentSummary = {
+      agent_id: a.id,
+      goal_id: a.goalId,
+      parent_id: a.parentId,
+      manifest: a.manifest.name,
+      model: a.model,
+      lifecycle: a.manifest.lifecycle,
+      state: a.state,
+      depth: a.depth,
+      children: [...a.children],
+      created_at: new Date(a.createdAt).toISOString(),
+    };
+    if (a.stopReason !== undefined) s.stop_reason = a.stopReason;
+    return s;
+  }
+
+  /**
+   * After a restart: persistent agents that were not stopped come back (paused, waiting
+   * for a message), with the token they were issued if it still verifies. Every other
+   * agent that was live when the process died is stopped through the one removal path.
+   */
+  recover(reason: string): { resumed: string[]; stopped: string[] } {
+    const rows = this.deps.db
+      .prepare("SELECT * FROM agents WHERE state != 'stopped' ORDER BY depth, created_at")
+      .all() as AgentRow[];
+    const resumed: string[] = [];
+    const stopped: string[] = [];
+    for (const r of rows) {
+      const rec: AgentRecord = {
+        id: r.id,
+        goalId: r.goal_id,
+        parentId: r.parent_id,
+        depth: r.depth,
+        manifest: JSON.parse(r.manifest) as LoadedManifest,
+        model: r.model,
+        token: JSON.parse(r.token) as CapabilityToken,
+        budgetAccount: r.budget_account,
+        ownsAccount: r.owns_account === 1,
+        state: "paused",
+        children: new Set(),
+        abort: new AbortController(),
+        createdAt: r.created_at,
+      };
+      this.agents.set(rec.id, rec);
+      if (rec.parentId) this.agents.get(rec.parentId)?.children.add(rec.id);
+    }
+    for (const r of rows) {
+      const rec = this.agents.get(r.id);
+      if (!rec || rec.state === "stopped") continue;
+      let usable = r.lifecycle === "persistent";
+      let why = reason;
+      if (usable) {
+        try {
+          this.deps.tokens.verify(rec.token);
+        } catch (e) {
+          usable = false;
+          why = `${reason}; its token no longer verifies: ${errorMessage(e)}`;
+        }
+      }
+      if (usable) {
+        this.deps.db.prepare("UPDATE agents SET state = 'paused' WHERE id = ?").run(rec.id);
+        resumed.push(rec.id);
+      } else {
+        this.stopAgent(rec.id, why);
+        stopped.push(rec.id);
+      }
+    }
+    return { resumed, stopped };
+  }
+}
+
+interface AgentRow {
+  id: string;
+  goal_id: string;
+  parent_id: string | null;
+  depth: number;
+  manifest: string;
+  model: string;
+  token: string;
+  budget_account: string;
+  owns_account: number;
+  lifecycle: string;
+  state: AgentState;
+  created_at: number;
+}
+
+function bump(m: Map<string, number>, key: string, d: number): void {
+  const n = (m.get(key) ?? 0) + d;
+  if (n <= 0) m.delete(key);
+  else m.set(key, n);
+}
+
+function limit(message: string, details: Record<string, unknown>): AidoError {
+  return new AidoError(ErrorCode.limitExceeded, message, details);
+}

@@ -1,0 +1,414 @@
+// kernel/runtime.ts — the runtime, composed once. Runtime.open builds every part in
+// dependency order over one SQLite connection (db, runtime key, tokens, audit, approvals,
+// budget, policy, sandbox backend, snapshots, memory, skills, the tool registry, the
+// inference scheduler, the gate, the event bus, the agent registry, spawning and the
+// goal queue), recovers what a previous process left behind, and close() takes it down
+// in reverse. The daemon and the tests use the same object; nothing else constructs
+// these parts, so no path can end up with a gate that lacks a check or a tool registry
+// that lacks the skills.
+
+import { ContextArchive } from "../agent/context.js";
+import { ConversationStore } from "../agent/conversations.js";
+import type { AgentEnv } from "../agent/env.js";
+import type { LoopResult } from "../agent/loop.js";
+import { toolSpec } from "../agent/prompt.js";
+import { principalOf } from "../agent/tool-calls.js";
+import type { Config } from "../config.js";
+import { type Db, openDatabase } from "../db/database.js";
+import { AidoError, ErrorCode } from "../errors.js";
+import { Gate } from "../gate/invoke.js";
+import type { ToolDef, ToolResult } from "../gate/types.js";
+import { LlmClients } from "../llm/clients.js";
+import type { CreateClientOptions } from "../llm/providers.js";
+import { InferenceScheduler } from "../llm/scheduler.js";
+import type { LlmClient, ToolSpec } from "../llm/types.js";
+import { parseManifestValue } from "../manifest/load.js";
+import type { Embedder } from "../memory/embedder.js";
+import { createEmbedder } from "../memory/openai-embedder.js";
+import { MemoryStore } from "../memory/store.js";
+import { createMemoryTools } from "../memory/tools.js";
+import type { SandboxBackend } from "../sandbox/backend.js";
+import { DockerBackend } from "../sandbox/docker.js";
+import { goalFolders } from "../sandbox/folders.js";
+import { lazySandbox } from "../sandbox/lazy.js";
+import { SnapshotStore } from "../sandbox/snapshots.js";
+import type { SandboxHandle } from "../sandbox/types.js";
+import { ApprovalQueue } from "../security/approvals.js";
+import { AuditLog } from "../security/audit.js";
+import { BudgetLedger, roomOf } from "../security/budget.js";
+import { RuntimeKey } from "../security/keys.js";
+import { PolicyEngine } from "../security/policy.js";
+import { TokenAuthority } from "../security/tokens.js";
+import { SkillRegistry } from "../skills/registry.js";
+import { createSkillTools } from "../skills/tools.js";
+import { AgentRunner } from "./agents.js";
+import { EventBus } from "./events.js";
+import { GoalRunner } from "./goals.js";
+import { type AgentRecord, AgentRegistry, type AgentSummary } from "./registry.js";
+import { newAgentId, Spawner } from "./spawn.js";
+import { createSpawnTools } from "./spawn-tools.js";
+
+export interface RuntimeOptions {
+  /** The sandbox backend; default a DockerBackend on the local engine. */
+  backend?: SandboxBackend;
+  /** Tools beyond the built-in ones (they pass the same gate). */
+  tools?: ToolDef<unknown>[];
+  /** The built-in file/exec/web/snapshot tools; default from src/tools. */
+  builtinTools?: (deps: BuiltinToolDeps) => ToolDef<unknown>[];
+  /** Client tuning (retry backoff), e.g. for tests. */
+  llm?: CreateClientOptions;
+  /** Memory embedder; default from config.memory. */
+  embedder?: Embedder;
+}
+
+export interface BuiltinToolDeps {
+  config: Config;
+  snapshots: SnapshotStore;
+}
+
+/** What agent.run / agent.spawn_and_run return. */
+export interface AgentRunResult {
+  agent_id: string;
+  stop_reason: LoopResult["stopReason"];
+  text: string;
+  usage: LoopResult["usage"];
+  iterations: number;
+  error?: LoopResult["error"];
+}
+
+export class Runtime {
+  readonly tools: Map<string, ToolDef<unknown>>;
+  private readonly sandboxes = new Map<string, SandboxHandle>();
+  private readonly clients = new Map<string, LlmClient>();
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: Config,
+    readonly db: Db,
+    readonly key: RuntimeKey,
+    readonly tokens: TokenAuthority,
+    readonly audit: AuditLog,
+    readonly approvals: ApprovalQueue,
+    readonly budget: BudgetLedger,
+    readonly policy: PolicyEngine,
+    readonly backend: SandboxBackend,
+    readonly snapshots: SnapshotStore,
+    readonly memory: MemoryStore,
+    readonly skills: SkillRegistry,
+    readonly events: EventBus,
+    readonly scheduler: InferenceScheduler,
+    readonly llm: LlmClients,
+    tools: Map<string, ToolDef<unknown>>,
+  ) {
+    this.tools = tools;
+  }
+
+  // Filled in by open(): they depend on the runtime itself (the tool registry, the gate's
+  // sandbox cache, the scheduler's event sink).
+  gate!: Gate;
+  registry!: AgentRegistry;
+  spawner!: Spawner;
+  runner!: AgentRunner;
+  goals!: GoalRunner;
+  env!: AgentEnv;
+  conversations!: ConversationStore;
+  archive!: ContextArchive;
+
+  static async open(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
+    const db = openDatabase(config.dbPath);
+    try {
+      const key = RuntimeKey.load(config.keysDir);
+      const audit = new AuditLog({ db, signer: key });
+      const tokens = new TokenAuthority({ db, key });
+      const approvals = new ApprovalQueue({
+        db,
+        audit,
+        signer: key,
+        timeoutMs: config.approvals.timeoutMs,
+        allowAlwaysTtlSeconds: config.approvals.allowAlwaysTtlSeconds,
+      });
+      const budget = new BudgetLedger({ db, audit });
+      const policy = new PolicyEngine(config);
+      const backend = opts.backend ?? new DockerBackend(config);
+      const snapshots = new SnapshotStore({ goalsDir: config.goalsDir });
+      const embedder = opts.embedder ?? (await createEmbedder(config));
+      const memory = new MemoryStore(db, {
+        embedder,
+        maxRecords: config.memory.maxRecords,
+        maxContentBytes: config.memory.maxContentBytes,
+        persistent: config.persistentMemory,
+      });
+      const skills = SkillRegistry.fromConfig(config);
+      const events = new EventBus();
+      const tools = new Map<string, ToolDef<unknown>>();
+      const llm = new LlmClients(config, opts.llm ?? {});
+      let rt: Runtime | undefined;
+      const scheduler = InferenceScheduler.fromConfig(config, (e) => {
+        const { type, ...rest } = e;
+        rt?.events.emit(type, rt.registry.get(e.agentId)?.goalId ?? null, rest as never);
+      });
+      rt = new Runtime(
+        config,
+        db,
+        key,
+        tokens,
+        audit,
+        approvals,
+        budget,
+        policy,
+        backend,
+        snapshots,
+        memory,
+        skills,
+        events,
+        scheduler,
+        llm,
+        tools,
+      );
+      rt.wire(opts);
+      return rt;
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  }
+
+  private wire(opts: RuntimeOptions): void {
+    const { config, db, events, approvals, budget } = this;
+    const builtins = opts.builtinTools ? opts.builtinTools({ config, snapshots: this.snapshots }) : [];
+    for (const t of [...builtins, ...createMemoryTools(), ...createSkillTools(), ...(opts.tools ?? [])]) {
+      this.addTool(t);
+    }
+    this.gate = new Gate({
+      tools: this.tools,
+      tokens: this.tokens,
+      policy: this.policy,
+      audit: this.audit,
+      approvals,
+      budget: { remaining: (account) => this.remaining(account) },
+      sandbox: (goalId) => this.sandboxFor(goalId),
+      snapshots: {
+        beforeMutation: async (p) => {
+          await this.snapshots.create(
+            p.goalId,
+            goalFolders(config.goalsDir, p.goalId).workspace,
+            `before turn ${p.turn ?? "?"}`,
+          );
+        },
+      },
+      snapshotBeforeMutation: config.policy.snapshotBeforeMutation,
+      outputMaxBytes: config.limits.toolOutputMaxBytes,
+      approvalTimeoutMs: config.approvals.timeoutMs,
+    });
+    approvals.on("requested", (r) =>
+      events.emit("approval.requested", r.goal_id, {
+        approvalId: r.id,
+        agentId: r.agent_id,
+        tool: r.tool,
+        summary: r.summary,
+      }),
+    );
+    approvals.on("decided", (r) =>
+      events.emit("approval.decided", r.goal_id, {
+        approvalId: r.id,
+        agentId: r.agent_id,
+        tool: r.tool,
+        decision: r.decision ?? r.status,
+      }),
+    );
+    this.registry = new AgentRegistry({
+      db,
+      config,
+      tokens: this.tokens,
+      approvals,
+      budget,
+      audit: this.audit,
+      events,
+    });
+    this.spawner = new Spawner({
+      config,
+      registry: this.registry,
+      tokens: this.tokens,
+      budget,
+      audit: this.audit,
+      events,
+      makeClient: (agentId, name, model) => this.clientFor(agentId, name, model),
+      forgetClient: (agentId) => this.clients.delete(agentId),
+    });
+    this.archive = new ContextArchive(db);
+    this.conversations = new ConversationStore(db);
+    this.env = {
+      config,
+      gate: this.gate,
+      tokens: this.tokens,
+      scheduler: this.scheduler,
+      budget,
+      events,
+      skills: this.skills,
+      memory: this.memory,
+      archive: this.archive,
+      client: (a) => this.clientFor(a.id, a.manifest.name, a.model),
+      onUsage: (a, u) => this.goals.addUsage(a.goalId, u),
+      onBudgetExceeded: (a, e) =>
+        this.goals.budgetRefused(a.goalId, e.details.account as string | undefined, e.message),
+    };
+    this.runner = new AgentRunner({
+      env: this.env,
+      registry: this.registry,
+      spawner: this.spawner,
+      conversations: this.conversations,
+      childRetries: config.limits.childRetries,
+    });
+    for (const t of createSpawnTools({
+      registry: this.registry,
+      runner: this.runner,
+      budget,
+      batchCap: config.limits.spawnBatchCap,
+    })) {
+      this.addTool(t);
+    }
+    this.goals = new GoalRunner({
+      db,
+      config,
+      registry: this.registry,
+      spawner: this.spawner,
+      runner: this.runner,
+      budget,
+      audit: this.audit,
+      events,
+      memory: this.memory,
+      backend: this.backend,
+      releaseSandbox: (goalId) => this.sandboxes.delete(goalId),
+    });
+    // What a previous process left: agents first (their goals are about to be failed),
+    // then the goals themselves; queued goals start here.
+    this.registry.recover("daemon restarted while the agent was running");
+    approvals.resumePending();
+    this.goals.recover();
+  }
+
+  private addTool(t: ToolDef<unknown>): void {
+    if (this.tools.has(t.name)) {
+      throw new AidoError(ErrorCode.configInvalid, `two tools are named "${t.name}"`, { tool: t.name });
+    }
+    this.tools.set(t.name, t);
+  }
+
+  /** Tokens an account can still reserve: its own room, or 0 once an ancestor is overrun. */
+  private remaining(account: string): number {
+    let a = this.budget.get(account);
+    const own = roomOf(a);
+    while (a.parent_id !== null) {
+      a = this.budget.get(a.parent_id);
+      if (roomOf(a) < 0) return 0;
+    }
+    return Math.max(0, own);
+  }
+
+  private sandboxFor(goalId: string): SandboxHandle {
+    let h = this.sandboxes.get(goalId);
+    if (!h) {
+      h = lazySandbox(goalId, () => this.backend.acquire(goalId));
+      this.sandboxes.set(goalId, h);
+    }
+    return h;
+  }
+
+  private clientFor(agentId: string, manifestName: string, model: string): LlmClient {
+    let c = this.clients.get(agentId);
+    if (!c) {
+      c = this.llm.forAgent(manifestName, model);
+      this.clients.set(agentId, c);
+    }
+    return c;
+  }
+
+  // --- agents (agent.* on the socket) ----------------------------------------------------
+
+  /**
+   * Start a standalone agent (agent.spawn): a root agent with its own pseudo-goal
+   * ("s_<agent>": its own sandbox folder and budget, the manifest's budget.max_tokens or
+   * limits.goal_max_tokens). Its grants must fit the operator's ceilings.
+   */
+  spawnAgent(manifestValue: unknown, source = "agent.spawn manifest"): AgentSummary {
+    const manifest = parseManifestValue(manifestValue, source);
+    const goalId = `s_${newAgentId().slice(2)}`;
+    const rec = this.spawner.spawn({ goalId, manifest, parent: null });
+    this.registry.setState(rec.id, "paused");
+    return this.registry.summary(rec);
+  }
+
+  /** Deliver a message to an agent and wait for its answer (agent.run). */
+  async runAgent(agentId: string, message: string): Promise<AgentRunResult> {
+    if (typeof message !== "string" || message.trim() === "") {
+      throw new AidoError(ErrorCode.invalidInput, "message: must be a non-empty string", {
+        field: "message",
+      });
+    }
+    const agent = this.registry.require(agentId);
+    const r = await this.runner.run(agent, message);
+    const out: AgentRunResult = {
+      agent_id: agentId,
+      stop_reason: r.stopReason,
+      text: r.text,
+      usage: r.usage,
+      iterations: r.iterations,
+    };
+    if (r.error) out.error = r.error;
+    return out;
+  }
+
+  /** agent.spawn_and_run: spawn, run once; an on-demand agent is stopped after. */
+  async spawnAndRun(manifestValue: unknown, message: string): Promise<AgentRunResult> {
+    const s = this.spawnAgent(manifestValue, "agent.spawn_and_run manifest");
+    return this.runAgent(s.agent_id, message);
+  }
+
+  stopAgent(agentId: string, reason = "stopped by request"): AgentSummary {
+    this.registry.stopAgent(agentId, reason);
+    return this.registry.summary(this.registry.require(agentId));
+  }
+
+  agentStatus(agentId: string): AgentSummary {
+    return this.registry.summary(this.registry.require(agentId));
+  }
+
+  listAgents(filter: { goalId?: string; includeStopped?: boolean } = {}): AgentSummary[] {
+    return this.registry.list(filter).map((a) => this.registry.summary(a));
+  }
+
+  // --- tools (tool.* on the socket) -----------------------------------------------------
+
+  listTools(): ToolSpec[] {
+    return [...this.tools.values()].map(toolSpec).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** tool.invoke: a call on behalf of an agent, through the same gate (approvals included). */
+  invokeTool(agentId: string, tool: string, input: unknown): Promise<ToolResult> {
+    const agent: AgentRecord = this.registry.require(agentId);
+    if (agent.state === "stopped") {
+      throw new AidoError(ErrorCode.notFound, `agent ${agentId} is stopped`, { agent_id: agentId });
+    }
+    return this.gate.invoke(principalOf(this.env, agent), { name: tool, input });
+  }
+
+  /** Stop the goals, release containers and timers, close the database. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.goals.close();
+      for (const a of this.registry.list()) {
+        // Persistent agents stay (paused) for the next open; others end here.
+        if (a.manifest.lifecycle !== "persistent") this.registry.stopAgent(a.id, "runtime closing");
+        else a.abort.abort(new AidoError(ErrorCode.cancelled, "runtime closing", {}));
+      }
+      try {
+        await this.backend.close();
+      } finally {
+        this.approvals.close();
+        this.audit.close();
+        this.db.close();
+      }
+    })();
+    return this.closing;
+  }
+}
