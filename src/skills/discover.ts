@@ -52,6 +52,13 @@ export function discoverSkills(dirs: readonly string[]): Discovery {
       } catch {
         continue;
       }
+      // A skill folder that is a symlink out of its skills dir would make the target (a
+      // project root with its .env, a home folder) readable by skill_read and mounted at
+      // /skills. Point AIDO_SKILLS_DIR at such a folder's parent instead.
+      if (!isInside(realpathSync(root), dir)) {
+        problems.push({ file: folder, reason: `skill folder is a symlink leading outside ${root}` });
+        continue;
+      }
       const found = loadSkill(folder, dir, entry);
       if ("reason" in found) {
         problems.push(found);

@@ -112,6 +112,25 @@ describe("skill discovery", () => {
   });
 });
 
+describe("skill folders that are symlinks", () => {
+  it("refuses a skill folder that is a symlink out of its skills dir, and accepts one that stays inside", () => {
+    const a = join(root, "a");
+    const project = join(root, "project");
+    skill(project, "leaky"); // e.g. a project root holding .env next to a SKILL.md
+    writeFileSync(join(project, "leaky", ".env"), "SECRET=1");
+    mkdirSync(a);
+    symlinkSync(join(project, "leaky"), join(a, "leaky"));
+    skill(join(a, ".versions"), "inner"); // hidden entries are not skills themselves
+    symlinkSync(join(a, ".versions", "inner"), join(a, "inner"));
+    const { skills, problems } = discoverSkills([a]);
+    expect(skills.map((s) => s.name)).toEqual(["inner"]);
+    expect(problems).toEqual([
+      { file: join(a, "leaky"), reason: expect.stringMatching(/symlink leading outside/) },
+    ]);
+    expect(skillMounts([a]).map((m) => m.containerPath)).toEqual(["/skills/inner"]);
+  });
+});
+
 describe("catalog", () => {
   it("lists name and description sorted by name, limited to the allow-list", () => {
     const a = join(root, "a");
