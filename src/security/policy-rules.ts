@@ -146,11 +146,11 @@ function privilege(c: SimpleCommand): boolean {
 /** `/`, `/*`, `~`, `$HOME`, `~/*`... as written in an `rm -r` operand. */
 function isRootish(target: string, cwd: string | undefined): boolean {
   let t = target.replace(/["']/g, "").replace(/^\$\{?HOME\}?/, "~");
-  if (t.startsWith("~")) t = `/${t.slice(1)}`;
-  else if (!t.startsWith("/")) {
+  if (!t.startsWith("/") && !t.startsWith("~")) {
     if (cwd === undefined) return false;
     t = posix.join(cwd, t);
   }
+  if (t.startsWith("~")) t = `/${t.slice(1)}`;
   const n = posix.normalize(t).replace(/\/(\*|\.\*|\.)?$/, "");
   return n === "" || n === "/" || n === "/*";
 }
@@ -225,6 +225,12 @@ function downloadIntoCode(a: CommandAnalysis): string | undefined {
     const runner = a.commands.find((c) => c.group === d.parentGroup && runsCode(c));
     if (runner) return `${show(runner)} running the output of ${show(d)}`;
   }
+  // curl x > >(bash): the runner sits in a process substitution of the download itself.
+  for (const c of a.commands) {
+    if (c.parentGroup === undefined || !runsStdin(c)) continue;
+    const d = a.commands.find((x) => x.group === c.parentGroup && DOWNLOADERS.has(name(x)));
+    if (d) return `${show(d)} into ${show(c)}`;
+  }
   return undefined;
 }
 
@@ -234,9 +240,9 @@ function cwdAt(a: CommandAnalysis, index: number, cwd: string | undefined): stri
   for (let i = 0; i < index; i++) {
     const c = a.commands[i]!;
     if (name(c) !== "cd" && name(c) !== "pushd") continue;
-    const target = operands(c)[0];
-    if (target === undefined || c.argDynamic[c.argv.indexOf(target)]) dir = undefined;
-    else if (target.startsWith("/")) dir = target;
+    const target = operands(c)[0] ?? "~";
+    if (c.argDynamic[c.argv.indexOf(target)]) dir = undefined;
+    else if (target.startsWith("/") || target.startsWith("~")) dir = target;
     else dir = dir === undefined ? undefined : posix.join(dir, target);
   }
   return dir;
@@ -386,7 +392,9 @@ export const BUILTIN_RULES: readonly BuiltinRule[] = [
   },
   {
     id: "loader-injection",
-    reason: "setting LD_PRELOAD, LD_LIBRARY_PATH, BASH_ENV and similar variables changes what code runs",
-    checkCommand: ({ analysis }) => analysis.assignedNames.find((v) => LOADER_VARIABLES.has(v)),
+    reason:
+      "setting LD_PRELOAD, LD_LIBRARY_PATH, BASH_ENV, exported functions and similar variables changes what code runs",
+    checkCommand: ({ analysis }) =>
+      analysis.assignedNames.find((v) => LOADER_VARIABLES.has(v) || v.startsWith("BASH_FUNC_")),
   },
 ];

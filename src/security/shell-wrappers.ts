@@ -94,7 +94,8 @@ function runRest(args: Arg[], scan: ScannedOptions, extra: Partial<UnfoldStep> =
   return { keepSelf: false, run: [rest], code: [], ...extra };
 }
 
-const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
+/** What env and sudo take as NAME=value: any name without "=" (env passes `BASH_FUNC_f%%=...` too). */
+const ASSIGNMENT = /^[^=]+=/;
 
 function takeAssignments(args: Arg[], from: number): { next: number; assigns: string[] } {
   const assigns: string[] = [];
@@ -224,9 +225,37 @@ const shell: Wrapper = (args) => {
       code: [code.value.includes("{}") ? { ...code, dynamic: true } : code],
     };
   }
-  if (scan.seen.has("s") || scan.next >= args.length)
+  const script = args[scan.next];
+  if (scan.seen.has("s") || script === undefined || (!script.dynamic && STDIN_PATHS.has(script.value))) {
     return { keepSelf: true, run: [], code: [], stdinProgram: true };
+  }
   return none();
+};
+
+/** Paths through which a shell reads its program from stdin (`bash /dev/stdin`, `. /dev/fd/0`). */
+const STDIN_PATHS = new Set(["-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"]);
+
+/** `source FILE` / `. FILE`: only a file that is really stdin can be followed. */
+const source: Wrapper = (args) => {
+  const file = args[1];
+  if (file !== undefined && !file.dynamic && STDIN_PATHS.has(file.value)) {
+    return { keepSelf: true, run: [], code: [], stdinProgram: true };
+  }
+  return none();
+};
+
+/** `script -c CMD`, `flock [opts] FILE -c CMD` / `flock FILE CMD...`. */
+const scriptLike: Wrapper = (args) => {
+  const scan = scanOptions(args, 1, {
+    value: ["c", "command", "E", "echo", "t", "T", "timing", "w", "conflict-exit-code"],
+  });
+  const code = scan.seen.get("c") ?? scan.seen.get("command");
+  if (typeof code === "string") return { keepSelf: false, run: [], code: [{ value: code, dynamic: false }] };
+  if (scan.dynamicAt !== undefined) return runRest(args, scan);
+  // flock FILE CMD...: the first operand is the lock file; script FILE runs no command.
+  const rest = args.slice(scan.next + 1);
+  const isFlock = args[0]!.value.slice(args[0]!.value.lastIndexOf("/") + 1) === "flock";
+  return rest.length > 0 && isFlock ? { keepSelf: false, run: [rest], code: [] } : none();
 };
 
 const evalCode: Wrapper = (args) => {
@@ -299,6 +328,13 @@ export const WRAPPERS: ReadonlyMap<string, Wrapper> = new Map<string, Wrapper>([
   ["time", simple({ value: ["f", "o", "format", "output"] })],
   ["busybox", (args) => runRest(args, { next: 1, seen: new Map() })],
   ["eval", evalCode],
+  ["source", source],
+  [".", source],
+  ["script", scriptLike],
+  ["flock", scriptLike],
+  ["strace", simple({ value: ["e", "o", "p", "s", "u", "E", "I", "P", "X", "a", "b"] })],
+  ["ltrace", simple({ value: ["e", "o", "p", "s", "u", "n", "a", "A", "D", "F", "l", "x"] })],
+  ["unbuffer", simple({ value: [] })],
   ["trap", trap],
   ["alias", alias],
   ["watch", watch],

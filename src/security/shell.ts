@@ -188,6 +188,10 @@ class Analyzer {
           for (const a of cmd.Args as ShNode[]) if (a.Name) this.out.assignedNames.push(String(a.Name.Value));
           this.nested(cmd, inner);
           break;
+        case "CoprocClause":
+          // A coprocess reads what the rest of the script writes to it: a pipe.
+          this.nested(cmd, { ...inner, stdinPiped: true });
+          break;
         default:
           this.nested(cmd, inner);
       }
@@ -315,7 +319,9 @@ class Analyzer {
     for (const n of children(node)) {
       if (n.type === "Stmt") this.stmt(n, ctx);
       else if (n.type === "CmdSubst" || n.type === "ProcSubst") {
-        for (const s of n.Stmts as ShNode[]) this.stmt(s, { ...ctx, redirects: [] });
+        // Commands in >(...) read a pipe; <(...) inherits stdin: both are treated as piped.
+        const piped = n.type === "ProcSubst" || ctx.stdinPiped;
+        for (const s of n.Stmts as ShNode[]) this.stmt(s, { ...ctx, redirects: [], stdinPiped: piped });
       } else this.nested(n, ctx);
     }
   }
