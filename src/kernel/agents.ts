@@ -61,7 +61,7 @@ export class AgentRunner {
     if (persistent) {
       conversations.save(agent.id, result.messages);
       // A stopped agent stays stopped; otherwise it waits for the next message.
-      if (agent.state === "running") registry.setState(agent.id, "paused");
+      if (registry.get(agent.id)?.state === "running") registry.setState(agent.id, "paused");
     } else {
       registry.stopAgent(agent.id, `finished: ${result.stopReason}`);
     }
