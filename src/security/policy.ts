@@ -20,6 +20,7 @@
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
 import type { Need } from "../gate/types.js";
+import { matchPath, wildcardMatch } from "./glob.js";
 import { type Grant, parseGrant } from "./grants.js";
 import { BUILTIN_RULES } from "./policy-rules.js";
 import { analyzeCommand, basename, type CommandAnalysis, type SimpleCommand } from "./shell.js";
@@ -152,7 +153,7 @@ function ruleMatch(
 ): string | undefined {
   if ("path" in rule) {
     const need = call.needs.find(
-      (n) => (n.kind === "file_read" || n.kind === "file_write") && globMatch(rule.path, n.path),
+      (n) => (n.kind === "file_read" || n.kind === "file_write") && matchPath(rule.path, n.path),
     );
     if (need) return `${need.kind} ${(need as { path: string }).path}`;
     return redirectMatch(rule.path, analysis, cwd, false);
@@ -168,7 +169,7 @@ function ruleMatch(
     }
     case "file_read":
     case "file_write": {
-      const need = call.needs.find((n) => n.kind === g.kind && globMatch(g.glob, n.path));
+      const need = call.needs.find((n) => n.kind === g.kind && matchPath(g.glob, n.path));
       if (need) return `${need.kind} ${(need as { path: string }).path}`;
       return g.kind === "file_write" ? redirectMatch(g.glob, analysis, cwd, true) : undefined;
     }
@@ -194,7 +195,7 @@ function redirectMatch(
   const r = analysis?.redirects.find((x) => {
     if (writesOnly && !x.write) return false;
     const target = x.target.startsWith("/") ? x.target : cwd === undefined ? undefined : `${cwd}/${x.target}`;
-    return target !== undefined && globMatch(glob, normalizePath(target));
+    return target !== undefined && matchPath(glob, normalizePath(target));
   });
   return r ? `${r.op} ${r.target}` : undefined;
 }
@@ -209,41 +210,17 @@ function normalizePath(p: string): string {
   return `/${out.join("/")}`;
 }
 
-/** `*` within one segment, `**` as a whole segment for any depth (including none). */
-export function globMatch(glob: string, path: string): boolean {
-  const g = glob === "/" ? [""] : glob.slice(1).split("/");
-  const p = path === "/" ? [""] : path.slice(1).split("/");
-  return matchSegments(g, 0, p, 0);
-}
-
-function matchSegments(g: string[], gi: number, p: string[], pi: number): boolean {
-  if (gi === g.length) return pi === p.length;
-  if (g[gi] === "**") {
-    for (let k = pi; k <= p.length; k++) if (matchSegments(g, gi + 1, p, k)) return true;
-    return false;
-  }
-  return pi < p.length && wildcard(g[gi]!, p[pi]!) && matchSegments(g, gi + 1, p, pi + 1);
-}
-
-function wildcard(pattern: string, text: string): boolean {
-  if (!pattern.includes("*")) return pattern === text;
-  const re = new RegExp(`^${pattern.split("*").map(escapeRegExp).join(".*")}$`, "s");
-  return re.test(text);
-}
-
-const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-
 /** Does an exec pattern (grant grammar) cover this command? Run-time arguments match anything. */
 export function execPatternMatch(pattern: string, c: SimpleCommand): boolean {
   const tokens = pattern.split(" ");
   const head = tokens[0]!;
   const cmd = c.argv[0] ?? "";
-  if (!c.argDynamic[0] && !wildcard(head, head.includes("/") ? cmd : basename(cmd))) return false;
+  if (!c.argDynamic[0] && !wildcardMatch(head, head.includes("/") ? cmd : basename(cmd))) return false;
   for (let i = 1; i < tokens.length; i++) {
     const t = tokens[i]!;
     if (t === "*" && i === tokens.length - 1) return true;
     if (i >= c.argv.length) return c.openArgs;
-    if (!c.argDynamic[i] && !wildcard(t, c.argv[i]!)) return false;
+    if (!c.argDynamic[i] && !wildcardMatch(t, c.argv[i]!)) return false;
   }
   return tokens.length === c.argv.length;
 }
