@@ -65,6 +65,20 @@ describe("recovery", () => {
     await again.close();
   });
 
+  it("stops a goal's container but keeps its folders for the next acquire", async () => {
+    const sb = await fx.backend.acquire("stop-goal");
+    await sb.writeFile("/workspace/stays.txt", "stays");
+    await fx.backend.stop("stop-goal");
+    const state = (await fx.backend.docker.getContainer(sb.containerId).inspect()).State;
+    expect(state.Running).toBe(false);
+    await expect(sb.stat("/workspace")).rejects.toThrow(/released/);
+    const next = await fx.backend.acquire("stop-goal");
+    expect(next.containerId).not.toBe(sb.containerId);
+    expect((await next.readFile("/workspace/stays.txt")).content).toBe("stays");
+    await fx.backend.remove("stop-goal", { deleteFolders: true });
+    expect(existsSync(join(fx.config.goalsDir, "stop-goal"))).toBe(false);
+  });
+
   it("shares the goal folder with the host both ways", async () => {
     const sb = await fx.backend.acquire("share-goal");
     writeFileSync(join(fx.config.goalsDir, "share-goal", "workspace", "from-host.txt"), "hi");

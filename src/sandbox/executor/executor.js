@@ -231,12 +231,11 @@ function opExec(a) {
       if (settled) return;
       settled = true;
       const oomAfter = readOomKills();
+      // Killed outright, or a shell reporting its child's SIGKILL (128 + 9), while the
+      // container's OOM-kill counter went up.
+      const killed = exitSignal === "SIGKILL" || exitCode === 137;
       const oomKilled =
-        exitSignal === "SIGKILL" &&
-        !timedOut &&
-        oomBefore !== null &&
-        oomAfter !== null &&
-        oomAfter > oomBefore;
+        killed && !timedOut && oomBefore !== null && oomAfter !== null && oomAfter > oomBefore;
       let stderr = err.text();
       if (oomKilled) stderr += "\n[aido: the command was killed because the sandbox ran out of memory]\n";
       if (timedOut) stderr += `\n[aido: the command timed out after ${a.timeoutMs} ms and was killed]\n`;
