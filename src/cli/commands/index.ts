@@ -2,6 +2,18 @@
 
 import type { Command } from "../command.js";
 import { auditQuery, auditTail, auditVerify } from "./audit.js";
+import { imageBuild } from "./image.js";
 import { manifestValidate } from "./manifest.js";
+import { memoryDelete, memoryList, memoryReset, memorySearch } from "./memory.js";
 
-export const commands: readonly Command[] = [manifestValidate, auditVerify, auditTail, auditQuery];
+export const commands: readonly Command[] = [
+  manifestValidate,
+  auditVerify,
+  auditTail,
+  auditQuery,
+  imageBuild,
+  memoryList,
+  memorySearch,
+  memoryDelete,
+  memoryReset,
+];
