@@ -41,6 +41,7 @@ import { PolicyEngine } from "../security/policy.js";
 import { TokenAuthority } from "../security/tokens.js";
 import { SkillRegistry } from "../skills/registry.js";
 import { createSkillTools } from "../skills/tools.js";
+import { type BuiltinToolDeps, builtinTools } from "../tools/registry.js";
 import { AgentRunner } from "./agents.js";
 import { EventBus } from "./events.js";
 import { GoalRunner } from "./goals.js";
@@ -48,22 +49,19 @@ import { type AgentRecord, AgentRegistry, type AgentSummary } from "./registry.j
 import { newAgentId, Spawner } from "./spawn.js";
 import { createSpawnTools } from "./spawn-tools.js";
 
+export type { BuiltinToolDeps };
+
 export interface RuntimeOptions {
   /** The sandbox backend; default a DockerBackend on the local engine. */
   backend?: SandboxBackend;
   /** Tools beyond the built-in ones (they pass the same gate). */
   tools?: ToolDef<unknown>[];
-  /** The built-in file/exec/web/snapshot tools; default from src/tools. */
+  /** The built-in tools (files, exec, web_fetch, snapshots, memory, skill_read); default tools/registry.ts. */
   builtinTools?: (deps: BuiltinToolDeps) => ToolDef<unknown>[];
   /** Client tuning (retry backoff), e.g. for tests. */
   llm?: CreateClientOptions;
   /** Memory embedder; default from config.memory. */
   embedder?: Embedder;
-}
-
-export interface BuiltinToolDeps {
-  config: Config;
-  snapshots: SnapshotStore;
 }
 
 /** What agent.run / agent.spawn_and_run return. */
@@ -175,9 +173,13 @@ export class Runtime {
 
   private wire(opts: RuntimeOptions): void {
     const { config, db, events, approvals, budget } = this;
-    const builtins = opts.builtinTools ? opts.builtinTools({ config, snapshots: this.snapshots }) : [];
-    for (const t of [...builtins, ...createMemoryTools(), ...createSkillTools(), ...(opts.tools ?? [])]) {
+    const builtins = (opts.builtinTools ?? builtinTools)({ config, snapshots: this.snapshots });
+    for (const t of [...builtins, ...(opts.tools ?? [])]) {
       this.addTool(t);
+    }
+    // memory_* and skill_read are always there, whether or not the builtin list carried them.
+    for (const t of [...createMemoryTools(), ...createSkillTools()]) {
+      if (!this.tools.has(t.name)) this.addTool(t);
     }
     this.gate = new Gate({
       tools: this.tools,
