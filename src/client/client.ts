@@ -1,0 +1,222 @@
+// client/client.ts — the small JSON-RPC client the CLI (and tests, and scripts) use to
+// talk to agentd over its Unix socket. One connection carries many concurrent calls,
+// matched to their responses by id; every call has a timeout. A subscription gets a
+// connection of its own, so leaving it is just closing that connection (the daemon
+// unsubscribes on close) and a stream never interleaves with call responses.
+// When nothing listens on the socket the error says how to start the daemon.
+
+import { createConnection, type Socket } from "node:net";
+import { AidoError, ErrorCode } from "../errors.js";
+import type { MethodName, MethodParams, MethodResult, RuntimeEventParams } from "./types.js";
+
+/** An error the daemon answered with: the JSON-RPC number, and Aido's string code when it sent one. */
+export class AidoRpcError extends AidoError {
+  readonly rpcCode: number;
+  constructor(rpcCode: number, message: string, data?: { code?: string; details?: Record<string, unknown> }) {
+    const code = (data?.code ?? ErrorCode.internal) as ErrorCode;
+    super(code, message, { ...(data?.details ?? {}), rpc_code: rpcCode });
+    this.name = "AidoRpcError";
+    this.rpcCode = rpcCode;
+  }
+}
+
+export interface CallOptions {
+  /** Give up after this long (default 30 s). goal.wait callers pass more than their timeout_ms. */
+  timeoutMs?: number;
+}
+
+export interface Subscription {
+  /** Resolves when the stream ends: the goal ended, the daemon went away, or close() was called. */
+  readonly done: Promise<void>;
+  close(): void;
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+export function daemonNotRunning(socketPath: string, cause?: unknown): AidoError {
+  return new AidoError(
+    ErrorCode.notFound,
+    `the Aido daemon is not running (no socket at ${socketPath}): start it with \`aido daemon start\``,
+    { socket: socketPath },
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+function open(socketPath: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(socketPath);
+    const onError = (e: NodeJS.ErrnoException) => {
+      sock.destroy();
+      if (e.code === "ENOENT" || e.code === "ECONNREFUSED" || e.code === "ENOTSOCK") {
+        reject(daemonNotRunning(socketPath, e));
+      } else {
+        reject(
+          new AidoError(
+            ErrorCode.internal,
+            `cannot connect to the Aido daemon at ${socketPath}: ${e.message}`,
+          ),
+        );
+      }
+    };
+    sock.once("error", onError);
+    sock.once("connect", () => {
+      sock.off("error", onError);
+      resolve(sock);
+    });
+  });
+}
+
+export class AidoClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private buffer = "";
+  private closedError: Error | undefined;
+  private readonly eventHandlers = new Set<(params: RuntimeEventParams) => void>();
+  private readonly endHandlers = new Set<() => void>();
+
+  private constructor(
+    readonly socketPath: string,
+    private readonly sock: Socket,
+  ) {
+    sock.setEncoding("utf8");
+    sock.on("data", (chunk: string) => this.onData(chunk));
+    sock.on("error", (e) =>
+      this.fail(new AidoError(ErrorCode.internal, `connection to the Aido daemon failed: ${e.message}`)),
+    );
+    sock.on("close", () =>
+      this.fail(new AidoError(ErrorCode.internal, "the Aido daemon closed the connection")),
+    );
+  }
+
+  static async connect(socketPath: string): Promise<AidoClient> {
+    return new AidoClient(socketPath, await open(socketPath));
+  }
+
+  /** Call one method and wait for its result (typed for the daemon's methods). */
+  call<M extends MethodName>(
+    method: M,
+    params?: MethodParams<M>,
+    opts?: CallOptions,
+  ): Promise<MethodResult<M>>;
+  call(method: string, params?: Record<string, unknown>, opts?: CallOptions): Promise<unknown>;
+  call(method: string, params: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<unknown> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = this.nextId++;
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(
+          new AidoError(
+            ErrorCode.cancelled,
+            `${method}: no answer from the Aido daemon within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.sock.write(`${JSON.stringify({ jsonrpc: "2.0", id, method, params })}\n`);
+    });
+  }
+
+  /** Send a line as is (tests use it to speak broken protocol on purpose). */
+  sendRaw(text: string): void {
+    this.sock.write(text);
+  }
+
+  /** Listen to the `event` notifications this connection receives. */
+  onEvent(handler: (params: RuntimeEventParams) => void): () => void {
+    this.eventHandlers.add(handler);
+    return () => this.eventHandlers.delete(handler);
+  }
+
+  /**
+   * Stream the events of one goal (until it ends) or of all goals (until close()), on a
+   * connection of its own.
+   */
+  static async subscribe(
+    socketPath: string,
+    goalId: string | undefined,
+    onEvent: (params: RuntimeEventParams) => void,
+  ): Promise<Subscription> {
+    const client = await AidoClient.connect(socketPath);
+    const done = new Promise<void>((resolve) => client.endHandlers.add(resolve));
+    client.onEvent((ev) => {
+      onEvent(ev);
+      if (goalId !== undefined && ev.type === "goal.finished" && ev.goal_id === goalId) client.close();
+    });
+    try {
+      await client.call("events.subscribe", goalId === undefined ? {} : { goal_id: goalId });
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+    return { done, close: () => client.close() };
+  }
+
+  /** Same as AidoClient.subscribe on this client's socket path. */
+  subscribe(
+    goalId: string | undefined,
+    onEvent: (params: RuntimeEventParams) => void,
+  ): Promise<Subscription> {
+    return AidoClient.subscribe(this.socketPath, goalId, onEvent);
+  }
+
+  close(): void {
+    this.fail(new AidoError(ErrorCode.cancelled, "the client closed the connection"));
+    this.sock.destroy();
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    let nl = this.buffer.indexOf("\n");
+    while (nl !== -1) {
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + 1);
+      if (line.trim() !== "") this.onLine(line);
+      nl = this.buffer.indexOf("\n");
+    }
+  }
+
+  private onLine(line: string): void {
+    let msg: {
+      id?: unknown;
+      method?: unknown;
+      params?: unknown;
+      result?: unknown;
+      error?: { code: number; message: string; data?: { code?: string; details?: Record<string, unknown> } };
+    };
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (msg.method === "event" && msg.id === undefined) {
+      for (const h of this.eventHandlers) h(msg.params as RuntimeEventParams);
+      return;
+    }
+    const p = typeof msg.id === "number" ? this.pending.get(msg.id) : undefined;
+    if (!p) return;
+    this.pending.delete(msg.id as number);
+    clearTimeout(p.timer);
+    if (msg.error) p.reject(new AidoRpcError(msg.error.code, msg.error.message, msg.error.data));
+    else p.resolve(msg.result);
+  }
+
+  private fail(e: Error): void {
+    if (this.closedError) return;
+    this.closedError = e;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(e);
+      this.pending.delete(id);
+    }
+    for (const h of this.endHandlers) h();
+    this.endHandlers.clear();
+  }
+}

@@ -1,0 +1,53 @@
+// client/types.ts — the params and results of the daemon's methods, as a client sees
+// them (docs/daemon.md is the prose of this file). Params come from the daemon's own
+// zod schemas, so the client and the server cannot disagree about a field's name.
+
+import type { WireEvent } from "../daemon/events.js";
+import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";
+import type { GoalStatus } from "../kernel/goals.js";
+import type { AgentSummary } from "../kernel/registry.js";
+import type { AgentRunResult } from "../kernel/runtime.js";
+import type { ToolSpec } from "../llm/types.js";
+import type { ApprovalRecord } from "../security/approvals.js";
+import type { AuditEntry } from "../security/audit-events.js";
+
+export type MethodName = DaemonMethodName;
+export type MethodParams<M extends MethodName> = ParamsInput<M>;
+export type RuntimeEventParams = WireEvent;
+
+export interface ToolInvokeResult {
+  output: string;
+  is_error: boolean;
+  data?: unknown;
+}
+
+export interface AuditVerifyResult {
+  ok: boolean;
+  entries: number;
+  first_bad_seq?: number;
+  reason?: string;
+}
+
+interface Results {
+  "goal.submit": { goal_id: string };
+  "goal.status": GoalStatus;
+  "goal.wait": GoalStatus;
+  "goal.list": { goals: GoalStatus[] };
+  "goal.cancel": GoalStatus;
+  "agent.spawn": AgentSummary;
+  "agent.list": { agents: AgentSummary[] };
+  "agent.status": AgentSummary;
+  "agent.stop": AgentSummary;
+  "agent.run": AgentRunResult;
+  "agent.spawn_and_run": AgentRunResult;
+  "tool.list": { tools: ToolSpec[] };
+  "tool.invoke": ToolInvokeResult;
+  "approval.list": { approvals: ApprovalRecord[] };
+  "approval.respond": ApprovalRecord;
+  "audit.verify": AuditVerifyResult;
+  "audit.query": { entries: AuditEntry[] };
+  "events.subscribe": { subscribed: true; goal_id: string | null };
+}
+
+export type MethodResult<M extends MethodName> = Results[M];
+export type { AgentRunResult, AgentSummary, ApprovalRecord, AuditEntry, GoalStatus, WireEvent };

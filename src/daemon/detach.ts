@@ -1,0 +1,90 @@
+// daemon/detach.ts — `aido daemon start` without --foreground: start agentd as a detached
+// child process (its own session, stdout and stderr appended to $AIDO_HOME/agentd.log,
+// no terminal), wait until its socket answers, and report its pid. If the child dies
+// before answering, the error carries the end of its log, which says why.
+
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Config, Env } from "../config.js";
+import { AidoError, ErrorCode } from "../errors.js";
+import { socketAnswers } from "./socket.js";
+
+export interface DetachOptions {
+  /** Environment of the child (default process.env). */
+  env?: Env;
+  /** Give up waiting for the socket after this long (default 30 s). */
+  timeoutMs?: number;
+}
+
+export function daemonLogPath(config: Config): string {
+  return join(config.home, "agentd.log");
+}
+
+/** The module to run: main.js next to this file (main.ts when running from source). */
+function mainModule(): { file: string; loader: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  const ts = here.endsWith(".ts");
+  const file = join(dirname(here), ts ? "main.ts" : "main.js");
+  const hasLoader = process.execArgv.some((a) => a.includes("tsx"));
+  return { file, loader: ts && !hasLoader ? ["--import", "tsx"] : [] };
+}
+
+function logTail(file: string, bytes = 4000): string {
+  try {
+    const text = readFileSync(file, "utf8");
+    return text.slice(-bytes).trim();
+  } catch {
+    return "";
+  }
+}
+
+/** Start a detached daemon for `config`; resolves with its pid once its socket answers. */
+export async function startDetached(
+  config: Config,
+  opts: DetachOptions = {},
+): Promise<{ pid: number; log: string }> {
+  if (existsSync(config.socketPath) && (await socketAnswers(config.socketPath))) {
+    throw new AidoError(ErrorCode.usage, `another Aido daemon is already running on ${config.socketPath}`, {
+      socket: config.socketPath,
+    });
+  }
+  mkdirSync(config.home, { recursive: true, mode: 0o700 });
+  const logFile = daemonLogPath(config);
+  const fd = openSync(logFile, "a", 0o600);
+  const { file, loader } = mainModule();
+  const child = spawn(process.execPath, [...process.execArgv, ...loader, file, "--foreground"], {
+    detached: true,
+    stdio: ["ignore", fd, fd],
+    env: { ...(opts.env ?? process.env), AIDO_HOME: config.home },
+  });
+  closeSync(fd);
+  const pid = child.pid;
+  if (pid === undefined)
+    throw new AidoError(ErrorCode.internal, "could not start the Aido daemon process", {});
+  let exited: number | null | undefined;
+  child.once("exit", (code) => {
+    exited = code;
+  });
+  child.unref();
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  while (Date.now() < deadline) {
+    if (exited !== undefined) {
+      throw new AidoError(
+        ErrorCode.internal,
+        `the Aido daemon exited (status ${exited}) before it was ready; the end of ${logFile}:\n${logTail(logFile)}`,
+        { log: logFile },
+      );
+    }
+    if (existsSync(config.socketPath) && (await socketAnswers(config.socketPath, 500))) {
+      return { pid, log: logFile };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new AidoError(
+    ErrorCode.internal,
+    `the Aido daemon (pid ${pid}) did not answer on ${config.socketPath} in time; see ${logFile}`,
+    { log: logFile, pid },
+  );
+}

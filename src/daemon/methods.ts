@@ -1,0 +1,203 @@
+// daemon/methods.ts — what each socket method does, over the kernel's Runtime. Params
+// arrive already validated (schemas.ts); every handler is a thin translation to the
+// Runtime, plus the two things only the socket adds: the operator's ceiling on
+// manifests (ceiling.ts) and per-connection lifetimes (a goal.wait or an event stream
+// ends when its client leaves; the goal does not).
+
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode } from "../errors.js";
+import type { GoalStatus } from "../kernel/goals.js";
+import type { Runtime } from "../kernel/runtime.js";
+import { type LoadedManifest, parseManifestValue } from "../manifest/load.js";
+import { enforceCeiling, loadManifestFromDirs, type SocketCeiling } from "./ceiling.js";
+import type { Connection } from "./connection.js";
+import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
+import type { RpcId } from "./protocol.js";
+import type { MethodName, ParamsOf } from "./schemas.js";
+
+export interface MethodContext {
+  rt: Runtime;
+  config: Config;
+  ceiling: SocketCeiling;
+  conn: Connection;
+  requestId: RpcId | undefined;
+  /** Run after the response line is written. */
+  afterResponse(fn: () => void): void;
+  /** True once the daemon is shutting down: nothing new is started. */
+  closing(): boolean;
+}
+
+type Handler<M extends MethodName> = (params: ParamsOf<M>, ctx: MethodContext) => unknown;
+
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+function refuseWhileClosing(ctx: MethodContext): void {
+  if (ctx.closing()) {
+    throw new AidoError(ErrorCode.cancelled, "the Aido daemon is shutting down; nothing new is started", {});
+  }
+}
+
+/**
+ * A manifest from a client, parsed and held to the ceiling. Returned as the plain value
+ * the Runtime parses again (its prompt already inlined, so the value needs no folder).
+ */
+function admitManifest(value: unknown, source: string, ceiling: SocketCeiling): unknown {
+  const manifest = parseManifestValue(value, source);
+  enforceCeiling(ceiling, manifest);
+  return value;
+}
+
+/** A manifest loaded from a file, as a value Runtime.spawnAgent accepts (prompt inlined). */
+function manifestAsValue(m: LoadedManifest): Record<string, unknown> {
+  const { source: _source, system_prompt_file: _file, ...rest } = m;
+  return rest;
+}
+
+/** goal.wait without leaving a waiter behind when the client leaves. */
+function waitForGoal(ctx: MethodContext, goalId: string, timeoutMs: number): Promise<GoalStatus> {
+  const { rt, conn } = ctx;
+  const now = rt.goals.status(goalId);
+  if (TERMINAL.has(now.state)) return Promise.resolve(now);
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      unsubscribe();
+      off();
+      try {
+        resolve(rt.goals.status(goalId));
+      } catch (e) {
+        reject(e);
+      }
+    };
+    const unsubscribe = rt.events.subscribe({ goalId, types: ["goal.finished"] }, done);
+    const off = conn.onClose(done);
+    const timer = setTimeout(done, timeoutMs);
+  });
+}
+
+/** events.subscribe: stream events (one goal's until it ends, or all) to this connection. */
+function subscribe(
+  ctx: MethodContext,
+  goalId: string | undefined,
+): { subscribed: true; goal_id: string | null } {
+  const { rt, conn } = ctx;
+  if (goalId !== undefined) rt.goals.status(goalId); // not_found before anything is set up
+  const queued: WireEvent[] = [];
+  let ready = false;
+  let ended = false;
+  const send = (ev: WireEvent) => {
+    if (ended) return;
+    conn.notify("event", ev);
+    if (goalId !== undefined && ev.type === "goal.finished") end();
+  };
+  const unsubscribe = rt.events.subscribe(goalId === undefined ? {} : { goalId }, (ev) => {
+    const wire = toWireEvent(ev);
+    if (ready) send(wire);
+    else queued.push(wire);
+  });
+  const off = conn.onClose(unsubscribe);
+  const end = () => {
+    ended = true;
+    unsubscribe();
+    off();
+  };
+  ctx.afterResponse(() => {
+    ready = true;
+    for (const ev of queued.splice(0)) send(ev);
+    if (goalId === undefined || ended) return;
+    // The goal may have ended before the subscription existed: say so, then end.
+    const s = rt.goals.status(goalId);
+    if (TERMINAL.has(s.state)) send(goalEndOf(s));
+  });
+  return { subscribed: true, goal_id: goalId ?? null };
+}
+
+function goalEndOf(s: GoalStatus): GoalEndEvent {
+  const ev: GoalEndEvent = {
+    type: "goal.finished",
+    time: s.finished_at ?? new Date().toISOString(),
+    goal_id: s.goal_id,
+    state: s.state as GoalEndEvent["state"],
+    usage: s.usage,
+  };
+  if (s.error !== undefined) ev.error = s.error;
+  return ev;
+}
+
+export const handlers: { [M in MethodName]: Handler<M> } = {
+  "goal.submit": (p, ctx) => {
+    refuseWhileClosing(ctx);
+    const manifest =
+      p.manifest === undefined ? undefined : admitManifest(p.manifest, "goal.submit manifest", ctx.ceiling);
+    return ctx.rt.goals.submit({
+      goal: p.goal,
+      ...(manifest !== undefined ? { manifest } : {}),
+      ...(p.inputs ? { inputs: p.inputs } : {}),
+    });
+  },
+  "goal.status": (p, { rt }) => rt.goals.status(p.goal_id),
+  "goal.wait": (p, ctx) => waitForGoal(ctx, p.goal_id, p.timeout_ms),
+  "goal.list": (p, { rt }) => ({
+    goals: rt.goals.list({ ...(p.state ? { state: p.state } : {}), ...(p.limit ? { limit: p.limit } : {}) }),
+  }),
+  "goal.cancel": (p, { rt }) => rt.goals.cancel(p.goal_id),
+
+  "agent.spawn": (p, ctx) => {
+    refuseWhileClosing(ctx);
+    if (p.manifest_path !== undefined) {
+      const loaded = loadManifestFromDirs(p.manifest_path, ctx.config.daemon.manifestDirs);
+      enforceCeiling(ctx.ceiling, loaded);
+      return ctx.rt.spawnAgent(manifestAsValue(loaded), `agent.spawn ${loaded.source}`);
+    }
+    return ctx.rt.spawnAgent(admitManifest(p.manifest, "agent.spawn manifest", ctx.ceiling));
+  },
+  "agent.list": (p, { rt }) => ({
+    agents: rt.listAgents({
+      ...(p.goal_id ? { goalId: p.goal_id } : {}),
+      ...(p.include_stopped ? { includeStopped: true } : {}),
+    }),
+  }),
+  "agent.status": (p, { rt }) => rt.agentStatus(p.agent_id),
+  "agent.stop": (p, { rt }) => rt.stopAgent(p.agent_id, "stopped over the socket (agent.stop)"),
+  "agent.run": (p, ctx) => {
+    refuseWhileClosing(ctx);
+    return ctx.rt.runAgent(p.agent_id, p.message);
+  },
+  "agent.spawn_and_run": (p, ctx) => {
+    refuseWhileClosing(ctx);
+    return ctx.rt.spawnAndRun(
+      admitManifest(p.manifest, "agent.spawn_and_run manifest", ctx.ceiling),
+      p.message,
+    );
+  },
+
+  "tool.list": (_p, { rt }) => ({ tools: rt.listTools() }),
+  "tool.invoke": async (p, ctx) => {
+    refuseWhileClosing(ctx);
+    const r = await ctx.rt.invokeTool(p.agent_id, p.tool, p.input);
+    return {
+      output: r.output,
+      is_error: r.isError === true,
+      ...(r.data !== undefined ? { data: r.data } : {}),
+    };
+  },
+
+  "approval.list": (p, { rt }) => ({ approvals: rt.approvals.list({ status: p.status ?? "pending" }) }),
+  "approval.respond": (p, { rt }) => rt.approvals.respond(p.id, p.decision, "socket client"),
+
+  "audit.verify": (_p, { rt }) => {
+    const r = rt.audit.verify();
+    return {
+      ok: r.ok,
+      entries: r.entries,
+      ...(r.first_bad_seq !== undefined ? { first_bad_seq: r.first_bad_seq } : {}),
+      ...(r.reason !== undefined ? { reason: r.reason } : {}),
+    };
+  },
+  "audit.query": (p, { rt }) => ({ entries: rt.audit.query(p) }),
+
+  "events.subscribe": (p, ctx) => subscribe(ctx, p.goal_id),
+};

@@ -1,0 +1,103 @@
+// daemon/schemas.ts — the params of every socket method (DESIGN.md "Daemon socket"), as
+// strict zod schemas: an unknown key is refused and every error names the field. This
+// is the edge: once params pass here, handlers trust their types. The method list is
+// this table's keys; a method not here is -32601.
+
+import { z } from "zod";
+import { APPROVAL_DECISIONS, type ApprovalDecision } from "../security/approvals.js";
+import { RpcCode, RpcError } from "./errors.js";
+
+const id = z.string().min(1).max(200);
+const MAX_WAIT_MS = 24 * 3600 * 1000;
+
+/** YAML text or an object of the manifest schema (the manifest loader validates it). */
+const manifestValue = z.union([
+  z
+    .string()
+    .min(1)
+    .max(256 * 1024),
+  z.record(z.string(), z.unknown()),
+]);
+
+export const MethodSchemas = {
+  "goal.submit": z.strictObject({
+    goal: z.string().min(1).max(100_000),
+    manifest: manifestValue.optional(),
+    inputs: z.array(z.string().min(1).max(4096)).max(256).optional(),
+  }),
+  "goal.status": z.strictObject({ goal_id: id }),
+  "goal.wait": z.strictObject({ goal_id: id, timeout_ms: z.number().int().min(0).max(MAX_WAIT_MS) }),
+  "goal.list": z.strictObject({
+    state: z.enum(["queued", "running", "succeeded", "failed", "cancelled"]).optional(),
+    limit: z.number().int().min(1).max(10_000).optional(),
+  }),
+  "goal.cancel": z.strictObject({ goal_id: id }),
+  "agent.spawn": z
+    .strictObject({
+      manifest: manifestValue.optional(),
+      manifest_path: z.string().min(1).max(4096).optional(),
+    })
+    .refine((p) => (p.manifest === undefined) !== (p.manifest_path === undefined), {
+      message: "give exactly one of manifest or manifest_path",
+      path: ["manifest"],
+    }),
+  "agent.list": z.strictObject({ goal_id: id.optional(), include_stopped: z.boolean().optional() }),
+  "agent.status": z.strictObject({ agent_id: id }),
+  "agent.stop": z.strictObject({ agent_id: id }),
+  "agent.run": z.strictObject({ agent_id: id, message: z.string().min(1).max(100_000) }),
+  "agent.spawn_and_run": z.strictObject({ manifest: manifestValue, message: z.string().min(1).max(100_000) }),
+  "tool.list": z.strictObject({}),
+  "tool.invoke": z.strictObject({
+    agent_id: id,
+    tool: z.string().min(1).max(200),
+    input: z.record(z.string(), z.unknown()),
+  }),
+  "approval.list": z.strictObject({ status: z.enum(["pending", "decided", "timed_out"]).optional() }),
+  "approval.respond": z.strictObject({
+    id,
+    decision: z.enum(APPROVAL_DECISIONS as [ApprovalDecision, ...ApprovalDecision[]]),
+  }),
+  "audit.verify": z.strictObject({}),
+  "audit.query": z.strictObject({
+    goal_id: id.optional(),
+    agent_id: id.optional(),
+    kind: z.string().min(1).max(100).optional(),
+    limit: z.number().int().min(1).max(10_000).optional(),
+  }),
+  "events.subscribe": z.strictObject({ goal_id: id.optional() }),
+} as const;
+
+export type MethodName = keyof typeof MethodSchemas;
+export type ParamsOf<M extends MethodName> = z.output<(typeof MethodSchemas)[M]>;
+export type ParamsInput<M extends MethodName> = z.input<(typeof MethodSchemas)[M]>;
+
+export const METHOD_NAMES = Object.keys(MethodSchemas) as MethodName[];
+
+export function isMethodName(name: string): name is MethodName {
+  return Object.hasOwn(MethodSchemas, name);
+}
+
+/** Validate params for `method`, or throw -32602 whose message names the field. */
+export function parseParams<M extends MethodName>(method: M, params: unknown): ParamsOf<M> {
+  const r = MethodSchemas[method].safeParse(params);
+  if (r.success) return r.data as ParamsOf<M>;
+  const first = r.error.issues[0];
+  const problems = r.error.issues.map((i) => {
+    if (i.code === "unrecognized_keys") {
+      const at = i.path.length > 0 ? `${i.path.join(".")}: ` : "";
+      return `${at}unknown key${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `"${k}"`).join(", ")}`;
+    }
+    const field = i.path.length > 0 ? i.path.join(".") : "params";
+    return `${field}: ${i.message}`;
+  });
+  const field =
+    first?.code === "unrecognized_keys"
+      ? [...first.path, first.keys[0]].join(".")
+      : first && first.path.length > 0
+        ? first.path.join(".")
+        : "params";
+  throw new RpcError(RpcCode.invalidParams, `invalid params for ${method}: ${problems.join("; ")}`, {
+    code: "invalid_input",
+    details: { field },
+  });
+}

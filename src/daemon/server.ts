@@ -1,0 +1,189 @@
+// daemon/server.ts — agentd: the Runtime behind a Unix socket. startDaemon opens the
+// Runtime (which recovers what a previous process left: running goals are failed with
+// the reason, queued goals start), claims the socket (socket.ts), writes the pid file
+// and serves JSON-RPC until it is closed. Every runtime event is also written as one JSON
+// line on stdout, so `docker logs` shows the swarm at work.
+//
+// Shutdown policy (SIGTERM, SIGINT, or close()):
+//   1. stop accepting connections and refuse new work on open ones;
+//   2. close the Runtime: goals still running are stopped through the one removal path
+//      and end "failed" with the reason recorded; goals still queued stay queued and run
+//      at the next start; persistent agents stay paused for the next start;
+//   3. close client connections, remove the socket file and the pid file.
+// A second signal during shutdown exits at once (status 1).
+
+import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import type { Writable } from "node:stream";
+import type { Config } from "../config.js";
+import { errorMessage } from "../errors.js";
+import { Runtime, type RuntimeOptions } from "../kernel/runtime.js";
+import { type SocketCeiling, socketCeiling } from "./ceiling.js";
+import { Connection } from "./connection.js";
+import { RpcCode, RpcError } from "./errors.js";
+import { toWireEvent } from "./events.js";
+import { handlers, type MethodContext } from "./methods.js";
+import type { RpcRequest } from "./protocol.js";
+import { isMethodName, METHOD_NAMES, parseParams } from "./schemas.js";
+import { listenPrivate } from "./socket.js";
+
+export interface DaemonOptions {
+  /** Attached to the terminal (or supervisor). false: see detach.ts. Here it decides signal handling. */
+  foreground?: boolean;
+  /** Handle SIGTERM/SIGINT (default: when foreground). In-process tests leave it off. */
+  handleSignals?: boolean;
+  /** Where the event log goes (default process.stdout); null: nowhere. */
+  eventLog?: Writable | null;
+  /** Diagnostics (default: stderr). */
+  log?: (message: string) => void;
+  /** Passed to Runtime.open (tests pass a backend or tool set). */
+  runtime?: RuntimeOptions;
+}
+
+export interface Daemon {
+  readonly runtime: Runtime;
+  readonly socketPath: string;
+  readonly pid: number;
+  /** Shut down as the policy above says; resolves when the socket and pid file are gone. Idempotent. */
+  close(): Promise<void>;
+  /** Resolves once the daemon has shut down (by close() or a signal). */
+  readonly closed: Promise<void>;
+  /** Open client connections (tests check nothing leaks). */
+  readonly connectionCount: number;
+}
+
+export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+  const log = opts.log ?? ((m: string) => process.stderr.write(`agentd: ${m}\n`));
+  const eventLog = opts.eventLog === undefined ? process.stdout : opts.eventLog;
+  const connections = new Set<Connection>();
+  let closing = false;
+  // The socket is claimed first: binding it is the lock that keeps a second daemon from
+  // opening the Runtime (whose recovery would fail the live daemon's running goals).
+  // Requests that arrive before the Runtime is open wait for it.
+  let markReady: (rt: Runtime) => void = () => {};
+  const ready = new Promise<Runtime>((r) => {
+    markReady = r;
+  });
+  let ceiling: SocketCeiling | undefined;
+
+  const dispatch = async (req: RpcRequest, conn: Connection, afterResponse: (fn: () => void) => void) => {
+    if (!isMethodName(req.method)) {
+      throw new RpcError(RpcCode.methodNotFound, `unknown method "${req.method}"`, {
+        code: "not_found",
+        details: { methods: METHOD_NAMES },
+      });
+    }
+    const method = req.method;
+    const params = parseParams(method, req.params);
+    const rt = await ready;
+    const handler = handlers[method] as (p: unknown, ctx: MethodContext) => unknown;
+    return handler(params, {
+      rt,
+      config,
+      ceiling: ceiling as SocketCeiling,
+      conn,
+      requestId: req.id,
+      afterResponse,
+      closing: () => closing,
+    });
+  };
+
+  const server = await listenPrivate(config.socketPath, (sock) => {
+    if (closing) {
+      sock.destroy();
+      return;
+    }
+    const conn = new Connection(sock, {
+      maxLineBytes: config.daemon.maxLineBytes,
+      dispatch,
+      log,
+      onClose: (c) => connections.delete(c),
+    });
+    connections.add(conn);
+  });
+  let rt: Runtime;
+  try {
+    rt = await Runtime.open(config, opts.runtime ?? {});
+  } catch (e) {
+    closing = true;
+    for (const c of [...connections]) c.close();
+    await new Promise<void>((r) => server.close(() => r()));
+    removeIfOurs(config.pidPath, config.socketPath);
+    throw e;
+  }
+  ceiling = socketCeiling(config, log);
+  const unsubscribeLog = eventLog
+    ? rt.events.subscribe({}, (ev) => {
+        eventLog.write(`${JSON.stringify(toWireEvent(ev))}\n`);
+      })
+    : () => {};
+  markReady(rt);
+  writeFileSync(config.pidPath, `${process.pid}\n`, { mode: 0o600 });
+
+  let resolveClosed: () => void = () => {};
+  const closed = new Promise<void>((r) => {
+    resolveClosed = r;
+  });
+  let closingPromise: Promise<void> | undefined;
+  const signals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (closingPromise) {
+      log(`${sig} again during shutdown: exiting now`);
+      process.exit(1);
+    }
+    log(`${sig}: shutting down`);
+    void close();
+  };
+
+  const close = (): Promise<void> => {
+    closingPromise ??= (async () => {
+      closing = true;
+      const stopped = new Promise<void>((r) => server.close(() => r()));
+      try {
+        await rt.close();
+      } catch (e) {
+        log(`closing the runtime failed: ${errorMessage(e)}`);
+      }
+      // Let answers to requests the runtime just ended (goal.wait, agent.run) go out.
+      await Promise.race([
+        Promise.allSettled([...connections].flatMap((c) => [...c.inFlight])),
+        new Promise((r) => setTimeout(r, 1000)),
+      ]);
+      for (const c of [...connections]) c.close();
+      await stopped;
+      unsubscribeLog();
+      removeIfOurs(config.pidPath, config.socketPath);
+      if (handleSignals) for (const s of signals) process.off(s, onSignal);
+      resolveClosed();
+    })();
+    return closingPromise;
+  };
+
+  const handleSignals = opts.handleSignals ?? opts.foreground ?? false;
+  if (handleSignals) for (const s of signals) process.on(s, onSignal);
+  log(`listening on ${config.socketPath} (pid ${process.pid})`);
+
+  return {
+    runtime: rt,
+    socketPath: config.socketPath,
+    pid: process.pid,
+    close,
+    closed,
+    get connectionCount() {
+      return connections.size;
+    },
+  };
+}
+
+/** Remove the pid file (only if it still names us) and the socket file. */
+function removeIfOurs(pidPath: string, socketPath: string): void {
+  try {
+    if (readFileSync(pidPath, "utf8").trim() === String(process.pid)) unlinkSync(pidPath);
+  } catch {
+    // already gone
+  }
+  try {
+    unlinkSync(socketPath);
+  } catch {
+    // server.close() may have removed it
+  }
+}
