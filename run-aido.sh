@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# run-aido.sh — Aido from a fresh checkout in one command:
+#
+#   ./run-aido.sh "write a short report on X"     set up (first run), submit, watch, collect
+#   ./run-aido.sh submit "another goal" [--manifest FILE] [--input FILE]...
+#   ./run-aido.sh status [GOAL_ID]                daemon status and goals, or one goal
+#   ./run-aido.sh stop                            stop and remove the daemon container
+#   ./run-aido.sh <any aido command>              run inside the daemon container (docker exec)
+#
+# The first run checks Node >= 20 and npm, a Docker engine, installs dependencies, builds
+# the app, the sandbox image (offline with debootstrap when no registry answers) and the
+# daemon image, then starts agentd in a container: --init, the Docker socket mounted (goal
+# containers are its siblings), $AIDO_HOME mounted at the same path inside as outside (so
+# the goal folders it bind-mounts resolve on the host), provider variables passed by name
+# (`-e NAME`: values never land in a file, a log or a command line). A goal's deliverables
+# (its output folder) are copied into ./output/ and the script exits with the goal's
+# outcome: 0 succeeded, 1 failed or cancelled, 2 usage or set-up problem.
+#
+# Settings (environment): AIDO_HOME (default ~/.aido); AIDO_DAEMON_NETWORK (default
+# host: providers on localhost, e.g. Ollama, stay reachable; "bridge" isolates the daemon);
+# AIDO_DAEMON_CONTAINER (default aido-agentd-<hash of AIDO_HOME>); AIDO_OFFLINE=1 skips
+# the registry probes.
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+AIDO_HOME="${AIDO_HOME:-$HOME/.aido}"
+AIDO_HOME="$(realpath -m "$AIDO_HOME")"
+export AIDO_HOME
+home_hash="$(printf '%s' "$AIDO_HOME" | sha256sum | cut -c1-12)"
+container="${AIDO_DAEMON_CONTAINER:-aido-agentd-$home_hash}"
+network="${AIDO_DAEMON_NETWORK:-host}"
+
+# Variables the daemon gets by name. The first group configures a provider.
+provider_vars=(ANTHROPIC_API_KEY OPENAI_API_KEY DEEPSEEK_API_KEY OLLAMA_HOST AIDO_OPENAI_COMPAT_BASE_URL AIDO_REPLAY)
+pass_vars=(ANTHROPIC_API_KEY ANTHROPIC_BASE_URL OPENAI_API_KEY OPENAI_BASE_URL DEEPSEEK_API_KEY DEEPSEEK_BASE_URL
+  OLLAMA_HOST AIDO_OPENAI_COMPAT_BASE_URL AIDO_MODEL AIDO_MAX_CONCURRENT_INFERENCE AIDO_PERSISTENT_MEMORY
+  AIDO_SPAWN_BATCH_CAP)
+
+step() { printf '\n== %s\n' "$*" >&2; }
+say() { printf 'run-aido: %s\n' "$*" >&2; }
+die() { code="$1"; shift; say "$*"; exit "$code"; }
+
+usage() {
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+# ---------------------------------------------------------------- checks
+
+require_provider() {
+  for v in "${provider_vars[@]}"; do [ -n "${!v:-}" ] && return 0; done
+  cat >&2 <<'EOF'
+run-aido: no model provider is configured, so nothing was set up or started.
+Configure one (in the environment of this shell), then run again:
+  export ANTHROPIC_API_KEY=...                   Anthropic (ANTHROPIC_BASE_URL for a proxy)
+  export OPENAI_API_KEY=...                      OpenAI (OPENAI_BASE_URL for a proxy)
+  export DEEPSEEK_API_KEY=...                    DeepSeek
+  export OLLAMA_HOST=127.0.0.1:11434             a local Ollama
+  export AIDO_OPENAI_COMPAT_BASE_URL=http://...  any OpenAI-compatible server (key in OPENAI_API_KEY)
+  export AIDO_REPLAY=DIR                         replay recorded model answers from DIR (no provider)
+AIDO_MODEL=provider/model picks the bootstrap agent's model (e.g. openai/gpt-4.1).
+EOF
+  exit 2
+}
+
+require_node() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    die 2 "Node.js 20 or newer with npm is required and was not found. Install it (for example \`nvm install 20\`, or your distribution's nodejs and npm packages when they are 20+), then run again."
+  fi
+  if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+    die 2 "Node.js $(node --version) is too old: Aido needs 20 or newer (for example \`nvm install 20\`)."
+  fi
+  say "node $(node --version), npm $(npm --version 2>/dev/null)"
+}
+
+require_docker() {
+  if docker info >/dev/null 2>&1; then
+    say "Docker engine $(docker info --format '{{.ServerVersion}}' 2>/dev/null) answers"
+    return 0
+  fi
+  if [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1; then
+    say "no Docker engine answers: running scripts/ensure-docker.sh (installs docker.io and starts dockerd)"
+    bash "$here/scripts/ensure-docker.sh" >&2 && docker info >/dev/null 2>&1 && return 0
+  fi
+  die 2 "a Docker engine is required. Install Docker Engine (Debian: \`apt-get install docker.io\`, then start dockerd), or run \`bash scripts/ensure-docker.sh\` as root, and make sure \`docker info\` works for this user."
+}
+
+# ---------------------------------------------------------------- set-up
+
+install_and_build() {
+  cd "$here" || exit 2
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    step "installing dependencies (npm ci)"
+    npm ci --no-audit --no-fund >&2 || die 2 "npm ci failed (see above)"
+  fi
+  if [ ! -f dist/cli/main.js ] || [ -n "$(find src package.json tsconfig.json tsconfig.build.json -newer dist/cli/main.js -print -quit)" ]; then
+    step "building the app (npm run build)"
+    npm run build >&2 || die 2 "npm run build failed (see above)"
+  fi
+  step "sandbox image (goal containers)"
+  npx tsx scripts/ensure-image.ts >&2 || die 2 "could not build the sandbox image (see above)"
+  step "daemon image (agentd)"
+  daemon_image="$(bash docker/build.sh | tail -n 1)"
+  [ -n "$daemon_image" ] || die 2 "could not build the daemon image (see above)"
+  cd - >/dev/null || true
+}
+
+container_running() {
+  [ "$(docker inspect -f '{{.State.Running}}' "$container" 2>/dev/null)" = "true" ]
+}
+
+docker_socket() {
+  case "${DOCKER_HOST:-}" in
+  unix://*) printf '%s' "${DOCKER_HOST#unix://}" ;;
+  *) printf '/var/run/docker.sock' ;;
+  esac
+}
+
+start_daemon() {
+  if container_running; then
+    local running wanted
+    running="$(docker inspect -f '{{.Image}}' "$container" 2>/dev/null)"
+    wanted="$(docker image inspect -f '{{.Id}}' "$daemon_image" 2>/dev/null)"
+    if [ "$running" != "$wanted" ]; then
+      say "note: the daemon runs an older build; \`./run-aido.sh stop\` and run again to use the new one"
+    fi
+    return 0
+  fi
+  docker rm -f "$container" >/dev/null 2>&1 || true
+  step "starting the daemon ($container)"
+  mkdir -p "$AIDO_HOME" || die 2 "cannot create AIDO_HOME=$AIDO_HOME"
+  local args=(--detach --name "$container" --init --network "$network" --restart unless-stopped
+    --label "aido.home=$AIDO_HOME"
+    -v "$(docker_socket):/var/run/docker.sock"
+    -v "$AIDO_HOME:$AIDO_HOME" -e "AIDO_HOME=$AIDO_HOME")
+  for v in "${pass_vars[@]}"; do [ -n "${!v:-}" ] && args+=(-e "$v"); done
+  # Recorded answers to replay (read-only) or a folder to record into: same path inside.
+  if [ -n "${AIDO_REPLAY:-}" ]; then
+    local dir
+    dir="$(cd "$AIDO_REPLAY" 2>/dev/null && pwd -P)" || die 2 "AIDO_REPLAY=$AIDO_REPLAY is not a folder"
+    args+=(-v "$dir:$dir:ro" -e "AIDO_REPLAY=$dir")
+  fi
+  if [ -n "${AIDO_RECORD:-}" ]; then
+    mkdir -p "$AIDO_RECORD" && local rec && rec="$(cd "$AIDO_RECORD" && pwd -P)"
+    args+=(-v "$rec:$rec" -e "AIDO_RECORD=$rec")
+  fi
+  docker run "${args[@]}" "$daemon_image" >/dev/null || die 2 "docker run of the daemon failed (see above)"
+  for _ in $(seq 1 90); do
+    if ! container_running; then
+      say "the daemon exited; its last log lines:"
+      docker logs --tail 40 "$container" >&2 2>&1
+      exit 2
+    fi
+    if docker exec "$container" aido daemon status >/dev/null 2>&1; then
+      say "daemon up (socket $AIDO_HOME/agentd.sock)"
+      return 0
+    fi
+    sleep 1
+  done
+  say "the daemon did not answer within 90 s; its last log lines:"
+  docker logs --tail 40 "$container" >&2 2>&1
+  exit 2
+}
+
+setup() {
+  require_provider
+  step "checking the machine"
+  require_node
+  require_docker
+  install_and_build
+  start_daemon
+}
+
+# ---------------------------------------------------------------- goals
+
+exec_flags() {
+  if [ -t 0 ] && [ -t 1 ]; then printf -- '-it'; else printf -- '-i'; fi
+}
+
+aido_in() {
+  # shellcheck disable=SC2046
+  docker exec $(exec_flags) "$container" aido "$@"
+}
+
+require_running() {
+  container_running || die 1 "the Aido daemon is not running: start it (and a first goal) with ./run-aido.sh \"your goal\""
+}
+
+json_field() {
+  node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",()=>{const v=JSON.parse(s)[process.argv[1]];process.stdout.write(v===undefined?"":String(v))})' "$1"
+}
+
+# Copy a host file named by --input/--manifest under $AIDO_HOME/inbox, which the daemon
+# sees at the same path; prints the staged path.
+stage_file() {
+  local src="$1" inbox
+  [ -e "$src" ] || die 2 "no such file: $src"
+  inbox="$AIDO_HOME/inbox/$(date +%s)-$$"
+  mkdir -p "$inbox" && cp -R "$src" "$inbox/" || die 2 "could not stage $src into $inbox"
+  printf '%s/%s' "$inbox" "$(basename "$src")"
+}
+
+run_goal() {
+  local args=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+    --input | --manifest)
+      [ $# -ge 2 ] || die 2 "$1 needs a file"
+      local staged
+      staged="$(stage_file "$2")" || exit 2
+      args+=("$1" "$staged")
+      shift 2
+      ;;
+    *) args+=("$1"); shift ;;
+    esac
+  done
+  [ "${#args[@]}" -gt 0 ] || die 2 "no goal given: ./run-aido.sh \"what you want done\""
+  local submitted goal_id
+  submitted="$(docker exec "$container" aido submit "${args[@]}" --json)" || die 1 "the daemon did not take the goal (see above)"
+  goal_id="$(printf '%s' "$submitted" | json_field goal_id)"
+  [ -n "$goal_id" ] || die 1 "unexpected answer from aido submit: $submitted"
+  step "goal $goal_id (Ctrl-C leaves the view; the goal keeps running)"
+  aido_in watch "$goal_id"
+  local status state out
+  status="$(docker exec "$container" aido status "$goal_id" --json)" || die 1 "could not read the goal's status"
+  state="$(printf '%s' "$status" | json_field state)"
+  out="$(printf '%s' "$status" | json_field output_dir)"
+  if [ -n "$out" ] && [ -d "$out" ] && [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
+    mkdir -p ./output && cp -R "$out"/. ./output/ && say "deliverables copied to ./output/ ($(find "$out" -type f | wc -l) files)"
+  fi
+  case "$state" in
+  succeeded) say "goal $goal_id succeeded"; exit 0 ;;
+  queued | running) say "goal $goal_id is still $state: ./run-aido.sh watch $goal_id"; exit 1 ;;
+  *)
+    say "goal $goal_id $state: $(printf '%s' "$status" | json_field error)"
+    exit 1
+    ;;
+  esac
+}
+
+# ---------------------------------------------------------------- dispatch
+
+case "${1:-}" in
+"" | -h | --help | help)
+  usage
+  [ -n "${1:-}" ] && exit 0 || exit 2
+  ;;
+stop)
+  if docker inspect "$container" >/dev/null 2>&1; then
+    docker stop -t 30 "$container" >/dev/null && docker rm "$container" >/dev/null
+    say "daemon stopped ($container)"
+  else
+    say "the daemon was not running"
+  fi
+  exit 0
+  ;;
+status)
+  shift
+  require_running
+  if [ $# -gt 0 ]; then aido_in status "$@"; exit $?; fi
+  aido_in daemon status && aido_in goals
+  exit $?
+  ;;
+daemon-logs)
+  shift
+  docker logs "$@" "$container"
+  exit $?
+  ;;
+submit)
+  shift
+  setup
+  run_goal "$@"
+  ;;
+-*)
+  die 2 "unknown option $1 (see ./run-aido.sh --help)"
+  ;;
+# The first words of `aido` commands (DESIGN.md "CLI"); they run in the daemon's container.
+daemon | goals | cancel | watch | approvals | agents | audit | manifest | image | memory | sandbox | run | logs)
+  require_running
+  aido_in "$@"
+  exit $?
+  ;;
+*)
+  # Anything else is a goal: ./run-aido.sh "write a report on X" [--manifest F] [--input F]
+  setup
+  run_goal "$@"
+  ;;
+esac
