@@ -28,13 +28,9 @@ export interface ReembedResult {
   dimensions: number;
 }
 
+/** Only live memories have vectors (replacing or deleting removes them), so no join is needed. */
 function vectorsIn(db: Db, index: VectorIndex): number {
-  return db
-    .prepare(
-      "SELECT count(*) FROM memory_vectors v JOIN memories m ON m.id = v.memory_id WHERE v.index_id = ? AND m.superseded_by IS NULL",
-    )
-    .pluck()
-    .get(index.id) as number;
+  return db.prepare("SELECT count(*) FROM memory_vectors WHERE index_id = ?").pluck().get(index.id) as number;
 }
 
 export function indexStatusOf(db: Db, embedder: Pick<Embedder, "id" | "dimensions">): IndexStatus {

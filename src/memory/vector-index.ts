@@ -3,6 +3,9 @@
 // row records which model and dimension it holds, and memory_vectors says which memory
 // has a vector in which table (the "model and dimension stored with each vector").
 // Only live memories have vectors; superseding or deleting removes them everywhere.
+// Vectors are stored unit-length under vec0's L2 metric (a quarter cheaper to scan than
+// its cosine metric); for unit vectors L2 order is cosine order and cosine distance is
+// L2^2 / 2, which is what callers get back.
 
 import { createHash } from "node:crypto";
 import type { Db } from "../db/database.js";
@@ -24,7 +27,10 @@ export interface VectorRowMeta {
 }
 
 export function indexTableName(model: string, dimensions: number): string {
-  const digest = createHash("sha256").update(`${model}\u0000${dimensions}`).digest("hex").slice(0, 16);
+  const digest = createHash("sha256")
+    .update(`${model}\u0000${dimensions}\u0000unit-l2`)
+    .digest("hex")
+    .slice(0, 16);
   return `memory_vec_${digest}`;
 }
 
@@ -44,7 +50,7 @@ export function ensureIndex(db: Db, embedder: Embedder): VectorIndex {
   db.transaction(() => {
     db.exec(
       `CREATE VIRTUAL TABLE IF NOT EXISTS "${table}" USING vec0(` +
-        `embedding float[${embedder.dimensions}] distance_metric=cosine, vis text, category text, goal_id text)`,
+        `embedding float[${embedder.dimensions}], vis text, category text, goal_id text)`,
     );
     db.prepare(
       "INSERT OR IGNORE INTO memory_indexes (table_name, model, dimensions, created_at) VALUES (?, ?, ?, ?)",
@@ -81,7 +87,7 @@ export function insertVector(
   }
   db.prepare(
     `INSERT INTO "${index.table}" (rowid, embedding, vis, category, goal_id) VALUES (?, ?, ?, ?, ?)`,
-  ).run(BigInt(memoryId), vector, meta.vis, meta.category, meta.goalId);
+  ).run(BigInt(memoryId), unit(vector), meta.vis, meta.category, meta.goalId);
   db.prepare("INSERT INTO memory_vectors (memory_id, index_id) VALUES (?, ?)").run(memoryId, index.id);
 }
 
@@ -121,7 +127,7 @@ export function knn(
   filter: KnnFilter,
 ): { id: number; distance: number }[] {
   const where = ["embedding MATCH ?", "k = ?"];
-  const params: unknown[] = [vector, k];
+  const params: unknown[] = [unit(vector), k];
   if (filter.visibility) {
     where.push(`vis IN (${filter.visibility.map(() => "?").join(", ")})`);
     params.push(...filter.visibility);
@@ -139,5 +145,14 @@ export function knn(
       `SELECT rowid AS id, distance FROM "${index.table}" WHERE ${where.join(" AND ")} ORDER BY distance`,
     )
     .all(...params) as { id: number | bigint; distance: number }[];
-  return rows.map((r) => ({ id: Number(r.id), distance: r.distance }));
+  return rows.map((r) => ({ id: Number(r.id), distance: (r.distance * r.distance) / 2 }));
+}
+
+/** The vector scaled to length 1 (a zero vector stays zero). */
+export function unit(v: Float32Array): Float32Array {
+  let n = 0;
+  for (let i = 0; i < v.length; i++) n += v[i]! * v[i]!;
+  if (n === 0 || Math.abs(n - 1) < 1e-6) return v;
+  const inv = 1 / Math.sqrt(n);
+  return v.map((x) => x * inv);
 }

@@ -36,6 +36,36 @@ describe("LocalHashEmbedder", () => {
   });
 });
 
+describe("distances", () => {
+  let f: MemoryFixture;
+  beforeEach(() => {
+    f = memoryFixture({ AIDO_PERSISTENT_MEMORY: "1" });
+  });
+  afterEach(() => f.cleanup());
+
+  it("are cosine distances even when an endpoint returns vectors that are not unit length", async () => {
+    const local = new LocalHashEmbedder(64);
+    const unnormalised = {
+      id: "unnormalised",
+      dimensions: 64,
+      embed: async (texts: string[]) => (await local.embed(texts)).map((v) => v.map((x) => x * 7.5)),
+    };
+    const store = f.reopen(unnormalised);
+    const same = await store.store(fact(A, "tides follow the moon"));
+    const other = await store.store(fact(A, "bread needs yeast and time"));
+    const { hits } = await store.query({
+      identity: A,
+      goalId: "g-1",
+      query: "tides follow the moon",
+      limit: 2,
+    });
+    expect(hits.map((h) => h.id)).toEqual([same.id, other.id]);
+    expect(hits[0]!.distance).toBeCloseTo(0, 5);
+    const [q, o] = await local.embed(["tides follow the moon", "bread needs yeast and time"]);
+    expect(hits[1]!.distance).toBeCloseTo(1 - cos(q!, o!), 4);
+  });
+});
+
 describe("switching embedders on one database", () => {
   let f: MemoryFixture;
   beforeEach(() => {
