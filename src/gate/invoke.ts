@@ -240,6 +240,9 @@ export class Gate {
       goalId: principal.goalId,
       agentId: principal.agentId,
       outputMaxBytes: deps.outputMaxBytes,
+      judged: needs,
+      allowNetwork: (host, opts) =>
+        this.allowNetwork(principal, tool.name, grants, host, opts?.literal === true),
       ...(call.signal ? { signal: call.signal } : {}),
       ...(principal.services ? { services: principal.services } : {}),
     };
@@ -272,6 +275,36 @@ export class Gate {
       },
     });
     return result;
+  }
+
+  /**
+   * A host a running tool wants beyond its declared needs (a redirect hop, a private
+   * address): allowed by a grant (literally naming it when `literal`) and by the policy.
+   * A refusal is audited like any other denial; the tool reports it to the model.
+   */
+  private allowNetwork(
+    principal: Principal,
+    tool: string,
+    grants: readonly Grant[],
+    host: string,
+    literal: boolean,
+  ): boolean {
+    const need: Need = { kind: "network", host };
+    const grant = literal
+      ? grants.find((g) => g.kind === "network" && g.host === host.toLowerCase())
+      : grantsAllow(grants, need);
+    const decision = grant ? this.deps.policy.decide({ tool, input: {}, needs: [need] }) : undefined;
+    if (grant && decision?.decision === "allow") return true;
+    const reason = grant
+      ? `policy refuses ${describeNeed(need)}`
+      : `no capability grants ${describeNeed(need)}${literal ? " (a grant naming this address exactly is required)" : ""}`;
+    this.deps.audit.append({
+      kind: "tool.denied",
+      goalId: principal.goalId,
+      agentId: principal.agentId,
+      payload: { tool, stage: grant ? "policy" : "capability", reason, code: ErrorCode.capabilityDenied },
+    });
+    return false;
   }
 }
 

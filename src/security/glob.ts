@@ -201,3 +201,41 @@ export function globCovers(outer: string, inner: string): boolean {
   for (const states of runs.values()) if (!states.has(o.length)) return false;
   return true;
 }
+
+/**
+ * Could one path match both globs? Used by deny rules against a need that names a whole
+ * subtree ("/workspace/**"): a deny rule must fire when the subtree and the rule overlap at
+ * all. Conservative: it may answer true for globs that share no path, never the reverse.
+ */
+export function globsOverlap(a: string, b: string): boolean {
+  const x = compile(a);
+  const y = compile(b);
+  if (x === null || y === null) return true;
+  const memo = new Map<string, boolean>();
+  const go = (i: number, j: number): boolean => {
+    const key = `${i},${j}`;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    let r: boolean;
+    const s = x[i];
+    const t = y[j];
+    if (s === undefined && t === undefined) r = true;
+    else if (s?.deep) r = go(i + 1, j) || (t !== undefined && go(i, j + 1));
+    else if (t?.deep) r = go(i, j + 1) || (s !== undefined && go(i + 1, j));
+    else if (s === undefined || t === undefined) r = false;
+    else r = segmentsOverlap(s.pattern, t.pattern) && go(i + 1, j + 1);
+    memo.set(key, r);
+    return r;
+  };
+  return go(0, 0);
+}
+
+function segmentsOverlap(p: string, q: string): boolean {
+  if (!p.includes("*")) return wildcardMatch(q, p);
+  if (!q.includes("*")) return wildcardMatch(p, q);
+  // Both have stars: a shared string exists unless the fixed ends contradict each other.
+  const pre = (s: string) => s.slice(0, s.indexOf("*"));
+  const suf = (s: string) => s.slice(s.lastIndexOf("*") + 1);
+  const [p1, q1, p2, q2] = [pre(p), pre(q), suf(p), suf(q)];
+  return (p1.startsWith(q1) || q1.startsWith(p1)) && (p2.endsWith(q2) || q2.endsWith(p2));
+}

@@ -88,7 +88,13 @@ export function grantsAllow(grants: readonly Grant[], need: Need): Grant | undef
       return grants.find((g) => g.kind === "tool" && (g.name === "*" || g.name === need.name));
     case "file_read":
     case "file_write":
-      return grants.find((g) => g.kind === need.kind && matchPath(g.glob, need.path));
+      // A need naming a subtree ("/workspace/**", e.g. a snapshot restore) is allowed only
+      // by a grant covering all of it; a plain path by a grant matching it.
+      return grants.find(
+        (g) =>
+          g.kind === need.kind &&
+          (need.path.includes("*") ? globCovers(g.glob, need.path) : matchPath(g.glob, need.path)),
+      );
     case "exec":
       if (!Array.isArray(need.argv) || need.argv.length === 0) return undefined;
       if (!need.argv.every((a) => typeof a === "string" && !a.includes("\0"))) return undefined;

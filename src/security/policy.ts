@@ -20,9 +20,9 @@
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
 import type { Need } from "../gate/types.js";
-import { matchPath, wildcardMatch } from "./glob.js";
+import { globsOverlap, matchPath, wildcardMatch } from "./glob.js";
 import { type Grant, parseGrant } from "./grants.js";
-import { BUILTIN_RULES } from "./policy-rules.js";
+import { BUILTIN_RULES, SYSTEM_PATHS } from "./policy-rules.js";
 import { analyzeCommand, basename, type CommandAnalysis, type SimpleCommand } from "./shell.js";
 
 export interface PolicyCall {
@@ -109,7 +109,12 @@ export class PolicyEngine {
     }
     for (const need of call.needs) {
       if (need.kind !== "file_read" && need.kind !== "file_write") continue;
-      const rule = BUILTIN_RULES.find((r) => r.checkPath?.(need.kind as "file_read", need.path));
+      const kind = need.kind;
+      // A subtree need is judged by every system path it could reach.
+      const paths = need.path.includes("*")
+        ? SYSTEM_PATHS.filter((p) => globsOverlap(`${p}/**`, need.path))
+        : [need.path];
+      const rule = BUILTIN_RULES.find((r) => paths.some((p) => r.checkPath?.(kind, p)));
       if (rule)
         return { decision: "deny", rule: rule.id, reason: `${rule.reason}: ${need.kind} ${need.path}` };
     }
@@ -153,7 +158,7 @@ function ruleMatch(
 ): string | undefined {
   if ("path" in rule) {
     const need = call.needs.find(
-      (n) => (n.kind === "file_read" || n.kind === "file_write") && matchPath(rule.path, n.path),
+      (n) => (n.kind === "file_read" || n.kind === "file_write") && pathHits(rule.path, n.path),
     );
     if (need) return `${need.kind} ${(need as { path: string }).path}`;
     return redirectMatch(rule.path, analysis, cwd, false);
@@ -169,7 +174,7 @@ function ruleMatch(
     }
     case "file_read":
     case "file_write": {
-      const need = call.needs.find((n) => n.kind === g.kind && matchPath(g.glob, n.path));
+      const need = call.needs.find((n) => n.kind === g.kind && pathHits(g.glob, n.path));
       if (need) return `${need.kind} ${(need as { path: string }).path}`;
       return g.kind === "file_write" ? redirectMatch(g.glob, analysis, cwd, true) : undefined;
     }
@@ -229,4 +234,9 @@ function hostMatch(rule: string, host: string): boolean {
   const h = host.toLowerCase();
   if (rule === "*" || rule === h) return true;
   return rule.startsWith("*.") && (h === rule.slice(2) || h.endsWith(rule.slice(1)));
+}
+
+/** A rule glob hits a need path, or, for a need naming a subtree, overlaps it anywhere. */
+function pathHits(ruleGlob: string, needPath: string): boolean {
+  return needPath.includes("*") ? globsOverlap(ruleGlob, needPath) : matchPath(ruleGlob, needPath);
 }

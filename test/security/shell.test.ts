@@ -242,8 +242,9 @@ describe("analyzeCommand: refusals", () => {
   });
 
   it("refuses sh -c and wrappers nested deeper than 8 levels", () => {
-    let cmd = "id";
-    for (let i = 0; i < 9; i++) cmd = `sh -c ${shellQuote(cmd)}`;
+    // Nine sh -c levels quote past the 16 KB command cap, so mix shells and wrappers.
+    let cmd = "env env env env id";
+    for (let i = 0; i < 5; i++) cmd = `sh -c ${shellQuote(cmd)}`;
     expect(refused(cmd)).toMatch(/deeper than 8/);
     expect(refused(`${"env ".repeat(9)}id`)).toMatch(/deeper than 8/);
     let ok = "id";
