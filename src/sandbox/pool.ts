@@ -50,19 +50,24 @@ export class WarmPool {
   /** Start slots until the pool is full, one at a time (the machine may be small). */
   refill(): Promise<void> {
     if (this.closed || this.size === 0) return Promise.resolve();
-    this.filling ??= (async () => {
-      try {
-        while (!this.closed && this.ready.length < this.size) {
-          const slot = await this.makeSlot();
-          if (this.closed) await this.destroySlot(slot);
-          else this.ready.push(slot);
+    if (!this.filling) {
+      const run = async (): Promise<void> => {
+        try {
+          while (!this.closed && this.ready.length < this.size) {
+            const slot = await this.makeSlot();
+            if (this.closed) await this.destroySlot(slot);
+            else this.ready.push(slot);
+          }
+        } catch (e) {
+          this.lastError = e;
         }
-      } catch (e) {
-        this.lastError = e;
-      } finally {
+      };
+      // Cleared in a .finally callback, which always runs after this assignment: a run
+      // that finds the pool full completes synchronously and must not leave a stale promise.
+      this.filling = run().finally(() => {
         this.filling = undefined;
-      }
-    })();
+      });
+    }
     return this.filling;
   }
 

@@ -135,6 +135,7 @@ describe("warm pool", () => {
     });
     try {
       await pooled.backend.start();
+      await pooled.backend.start(); // a refill of a full pool must not stop later refills
       expect(pooled.backend.warmSlots).toBe(1);
       const started = performance.now();
       const sb = await pooled.backend.acquire("pooled-goal");
@@ -145,7 +146,11 @@ describe("warm pool", () => {
         "landed",
       );
       expect(await pooled.backend.reattach()).toEqual(["pooled-goal"]);
+      await pooled.backend.start();
+      expect(pooled.backend.warmSlots).toBe(1);
       const again = await pooled.backend.acquire("second-goal");
+      const info = await pooled.backend.docker.getContainer(again.containerId).inspect();
+      expect(info.Config.Labels["aido.pool"]).toBeDefined();
       expect((await again.exec({ command: "ls -A /workspace" })).stdout).toBe("");
     } finally {
       await pooled.cleanup();
