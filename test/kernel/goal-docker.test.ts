@@ -1,0 +1,74 @@
+// A whole goal on a real Docker engine: the bootstrap agent fans out two children with
+// spawn_agents, each writes its file into /output through the gate into the goal's own
+// container, and the files are on the host in the goal's output folder afterwards.
+
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Runtime } from "../../src/kernel/runtime.js";
+import { providerEnv } from "../agent/harness.js";
+import { requireDocker } from "../support/docker.js";
+import { makeTempHome, type TempHome } from "../support/home.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+
+let server: ProviderServer;
+let home: TempHome;
+let rt: Runtime;
+
+beforeAll(async () => {
+  requireDocker();
+  server = await startProviderServer();
+  home = makeTempHome(providerEnv(server));
+  rt = await Runtime.open(home.config);
+}, 120_000);
+afterAll(async () => {
+  await rt?.close();
+  await server?.close();
+  home?.cleanup();
+});
+
+const writer = (name: string, path: string) => ({
+  name,
+  system_prompt: `You write ${path}.`,
+  capabilities: ["tool: file_write", `file_write: ${path}`],
+  budget: { max_tokens: 50_000 },
+});
+
+describe("a goal in its container", () => {
+  it("succeeds with two parallel children writing into /output, and the files land on the host", async () => {
+    const boot = server.script('manifest "bootstrap"', [
+      turn.toolUse("spawn_agents", {
+        children: [
+          { manifest: writer("writer", "/output/summary.md"), message: "Write the summary." },
+          { manifest: writer("coder", "/output/data.csv"), message: "Write the data." },
+        ],
+      }),
+      turn.text("Delivered /output/summary.md and /output/data.csv."),
+    ]);
+    server.script('manifest "writer"', [
+      turn.toolUse("file_write", { path: "/output/summary.md", content: "# Summary\nAll good.\n" }),
+      turn.text("wrote /output/summary.md"),
+    ]);
+    const coder = server.script('manifest "coder"', [
+      turn.toolUse("file_write", { path: "/output/data.csv", content: "a,b\n1,2\n" }),
+      // A write outside its grant is refused at the gate and never happens.
+      turn.toolUse("file_write", { path: "/output/summary.md", content: "overwritten" }),
+      turn.text("wrote /output/data.csv"),
+    ]);
+    const { goal_id } = rt.goals.submit({ goal: "Produce a summary and a data file." });
+    const s = await rt.goals.wait(goal_id, 90_000);
+    expect(s.error).toBeUndefined();
+    expect(s.state).toBe("succeeded");
+    expect(s.result).toBe("Delivered /output/summary.md and /output/data.csv.");
+    expect(readFileSync(join(s.output_dir, "summary.md"), "utf8")).toBe("# Summary\nAll good.\n");
+    expect(readFileSync(join(s.output_dir, "data.csv"), "utf8")).toBe("a,b\n1,2\n");
+    expect(existsSync(join(home.dir, "goals", goal_id, "workspace"))).toBe(true);
+    const report = boot.requests[1]!.body.messages.at(-1).content[0].content as string;
+    expect(report).toContain("2 of 2 children completed.");
+    const refused = coder.requests[2]!.body.messages.at(-1).content[0];
+    expect(refused.is_error).toBe(true);
+    expect(refused.content).toContain("capability_denied");
+    const invoked = rt.audit.query({ goal_id, kind: "tool.invoked" }).map((e) => (e.payload as { tool: string }).tool);
+    expect(invoked.sort()).toEqual(["file_write", "file_write", "spawn_agents"]);
+  }, 120_000);
+});
