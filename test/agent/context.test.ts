@@ -1,0 +1,113 @@
+// Context window management: past memory.summarize_at of memory.context_window the oldest
+// part of the conversation is summarised by a model call (same model, paid from the
+// agent's budget) and archived; tool_use/tool_result pairs are never split.
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { findCut } from "../../src/agent/context.js";
+import type { Message } from "../../src/llm/types.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type Harness, openHarness } from "./harness.js";
+
+let server: ProviderServer;
+let h: Harness;
+
+beforeAll(async () => {
+  server = await startProviderServer();
+});
+afterEach(async () => {
+  await h?.close();
+  server.reset();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+type Block = { type: string; id?: string; tool_use_id?: string };
+
+/** Every tool_result answers a tool_use of the message right before it, and every tool_use is answered. */
+function pairsIntact(messages: { role: string; content: string | Block[] }[]): boolean {
+  for (const [i, m] of messages.entries()) {
+    if (typeof m.content === "string") continue;
+    for (const b of m.content) {
+      if (b.type === "tool_result") {
+        const prev = messages[i - 1];
+        if (!prev || typeof prev.content === "string") return false;
+        if (!prev.content.some((p) => p.type === "tool_use" && p.id === b.tool_use_id)) return false;
+      }
+      if (b.type === "tool_use") {
+        const next = messages[i + 1];
+        if (!next) continue; // the request being answered
+        if (typeof next.content === "string" || !next.content.some((r) => r.tool_use_id === b.id))
+          return false;
+      }
+    }
+  }
+  return true;
+}
+
+describe("context window", () => {
+  it("cuts only just before an assistant message, never between a tool_use and its result", () => {
+    const use = (id: string): Message => ({
+      role: "assistant",
+      content: [{ type: "tool_use", id, name: "t", input: {} }],
+    });
+    const res = (id: string): Message => ({
+      role: "user",
+      content: [{ type: "tool_result", tool_use_id: id, content: "x".repeat(400) }],
+    });
+    const msgs: Message[] = [
+      { role: "user", content: "task" },
+      use("1"),
+      res("1"),
+      use("2"),
+      res("2"),
+      use("3"),
+      res("3"),
+    ];
+    const cut = findCut(msgs, 150)!;
+    expect(msgs[cut]!.role).toBe("assistant");
+    expect(cut).toBe(5);
+    expect(findCut(msgs.slice(0, 3), 10)).toBeUndefined();
+  });
+
+  it("summarises the oldest turns with the agent's model, archives them, keeps pairs intact and finishes", async () => {
+    h = await openHarness(server);
+    const skills = ["write-report", "decompose-goal", "research-with-citations", "tdd-code-change"];
+    const worker = server.script('manifest "reader"', [
+      ...skills.map((name) => turn.toolUse("skill_read", { name })),
+      turn.text("I read all four skills; summary used."),
+    ]);
+    const summariser = server.script(
+      "You condense the earlier part",
+      [turn.text("Earlier: read write-report and decompose-goal.")],
+      {
+        repeatLast: true,
+      },
+    );
+    const r = await h.rt.spawnAndRun(
+      {
+        name: "reader",
+        system_prompt: "You read skills.",
+        capabilities: ["tool: skill_read"],
+        memory: { episodic: false, context_window: 4000, summarize_at: 0.6 },
+      },
+      "Read the four skills one by one.",
+    );
+    expect(r.stop_reason).toBe("complete");
+    expect(r.text).toBe("I read all four skills; summary used.");
+    expect(summariser.requests.length).toBeGreaterThanOrEqual(1);
+    expect(summariser.requests[0]!.model).toBe("claude-test");
+    for (const req of worker.requests) expect(pairsIntact(req.body.messages)).toBe(true);
+    const last = worker.requests.at(-1)!.body.messages;
+    expect(last[0].role).toBe("user");
+    expect(JSON.stringify(last[0].content)).toContain("Read the four skills one by one.");
+    expect(JSON.stringify(last[0].content)).toContain("<earlier_work_summary untrusted>");
+    const archived = h.rt.archive.list(r.agent_id);
+    expect(archived.length).toBe(summariser.requests.length);
+    expect(archived[0]!.summary).toBe("Earlier: read write-report and decompose-goal.");
+    expect(archived[0]!.messages[0]!.role).toBe("assistant");
+    expect(archived[0]!.messages.at(-1)!.role).toBe("user");
+    // The summary was paid for: its usage counts in the agent's run.
+    expect(r.usage.input_tokens).toBeGreaterThan(0);
+  });
+});
