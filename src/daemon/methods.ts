@@ -14,6 +14,7 @@ import type { Connection } from "./connection.js";
 import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
 import type { RpcId } from "./protocol.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
+import { invokeToolWithEvents } from "./tool-invoke.js";
 
 export interface MethodContext {
   rt: Runtime;
@@ -177,7 +178,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "tool.list": (_p, { rt }) => ({ tools: rt.listTools() }),
   "tool.invoke": async (p, ctx) => {
     refuseWhileClosing(ctx);
-    const r = await ctx.rt.invokeTool(p.agent_id, p.tool, p.input);
+    const r = await invokeToolWithEvents(ctx.rt, p.agent_id, p.tool, p.input);
     return {
       output: r.output,
       is_error: r.isError === true,

@@ -1,0 +1,37 @@
+// daemon/tool-invoke.ts — tool.invoke as watchers see it. Runtime.invokeTool runs the call
+// through the gate (schema, capability, policy, budget, approval, audit) but, unlike the
+// agent loop, announces nothing on the event bus; this adapter emits the same
+// tool.called / tool.completed / tool.denied events the loop does, so a socket call shows
+// up in `events.subscribe` and in the daemon's log like any other. (The kernel should
+// emit these in Runtime.invokeTool itself; this file then goes away.)
+
+import { randomBytes } from "node:crypto";
+import { GateDenied } from "../gate/invoke.js";
+import type { ToolResult } from "../gate/types.js";
+import type { Runtime } from "../kernel/runtime.js";
+
+export async function invokeToolWithEvents(
+  rt: Runtime,
+  agentId: string,
+  tool: string,
+  input: unknown,
+): Promise<ToolResult> {
+  const goalId = rt.registry.get(agentId)?.goalId ?? null;
+  const ev = { agentId, tool, callId: `rpc_${randomBytes(6).toString("hex")}` };
+  const started = performance.now();
+  const ms = () => Math.round(performance.now() - started);
+  if (goalId !== null) rt.events.emit("tool.called", goalId, ev);
+  try {
+    const r = await rt.invokeTool(agentId, tool, input);
+    rt.events.emit("tool.completed", goalId, { ...ev, isError: r.isError === true, ms: ms() });
+    return r;
+  } catch (e) {
+    if (goalId === null) throw e;
+    if (e instanceof GateDenied) {
+      rt.events.emit("tool.denied", goalId, { ...ev, code: e.code, stage: e.stage, reason: e.message });
+    } else {
+      rt.events.emit("tool.completed", goalId, { ...ev, isError: true, ms: ms() });
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,412 @@
+// Every socket method of DESIGN.md "Daemon socket", and every error code, through a real
+// daemon and its socket: goals, agents, tools (memory tools need no container), approvals
+// answered from a second client, audit, and the operator's ceiling on socket manifests.
+
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { AidoClient, AidoRpcError } from "../../src/client/client.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
+
+let server: ProviderServer;
+let fx: DaemonFixture | undefined;
+
+beforeAll(async () => {
+  server = await startProviderServer();
+});
+afterEach(async () => {
+  await fx?.close();
+  fx = undefined;
+  server.reset();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+async function rpcError(p: Promise<unknown>): Promise<AidoRpcError> {
+  return p.then(
+    () => {
+      throw new Error("expected the daemon to refuse");
+    },
+    (e: AidoRpcError) => e,
+  );
+}
+
+describe("goal.*", () => {
+  it("submits, reports, waits for, lists and cancels goals", async () => {
+    server.script('manifest "solo"', [
+      turn.text("the answer", { usage: { input_tokens: 12, output_tokens: 3 } }),
+    ]);
+    server.script('manifest "slow"', [turn.text("late", { delayMs: 30_000 })]);
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "answer it", manifest: manifest("solo") });
+    expect(goal_id).toMatch(/^g_/);
+    const done = await c.call("goal.wait", { goal_id, timeout_ms: 20_000 });
+    expect(done).toMatchObject({
+      goal_id,
+      state: "succeeded",
+      result: "the answer",
+      usage: { input_tokens: 12, output_tokens: 3 },
+      output_dir: join(fx.home.config.goalsDir, goal_id, "output"),
+    });
+    expect(await c.call("goal.status", { goal_id })).toEqual(done);
+
+    const slow = await c.call("goal.submit", { goal: "take long", manifest: manifest("slow") });
+    // A wait that times out returns the goal as it is.
+    const waiting = await c.call("goal.wait", { goal_id: slow.goal_id, timeout_ms: 300 });
+    expect(["queued", "running"]).toContain(waiting.state);
+    const list = await c.call("goal.list", {});
+    expect(list.goals.map((g) => g.goal_id).sort()).toEqual([goal_id, slow.goal_id].sort());
+    expect((await c.call("goal.list", { state: "succeeded" })).goals.map((g) => g.goal_id)).toEqual([
+      goal_id,
+    ]);
+    await c.call("goal.cancel", { goal_id: slow.goal_id });
+    const cancelled = await c.call("goal.wait", { goal_id: slow.goal_id, timeout_ms: 10_000 });
+    expect(cancelled.state).toBe("cancelled");
+  });
+
+  it("answers -32003 for a goal that does not exist", async () => {
+    fx = await startFixture(server);
+    const c = await fx.client();
+    for (const m of ["goal.status", "goal.cancel", "events.subscribe"] as const) {
+      const e = await rpcError(c.call(m, { goal_id: "g_missing" }));
+      expect(e.rpcCode, m).toBe(-32003);
+      expect(e.message).toContain("g_missing");
+    }
+    expect((await rpcError(c.call("goal.wait", { goal_id: "g_missing", timeout_ms: 10 }))).rpcCode).toBe(
+      -32003,
+    );
+  });
+
+  it("answers -32602 for a manifest that does not parse, naming the key", async () => {
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const e = await rpcError(
+      c.call("goal.submit", { goal: "x", manifest: { ...manifest("solo"), colour: "red" } }),
+    );
+    expect(e.rpcCode).toBe(-32602);
+    expect(e.message).toContain('unknown key "colour"');
+  });
+});
+
+describe("the operator's ceiling on socket manifests", () => {
+  it("holds a manifest to the bootstrap manifest's grants when no ceiling is configured (-32001 naming each grant)", async () => {
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const wide = manifest("wide", {
+      capabilities: ["file_read: /workspace/**", "exec: *", "network: *", "file_write: /etc/**"],
+    });
+    for (const [m, p] of [
+      ["agent.spawn", { manifest: wide }],
+      ["agent.spawn_and_run", { manifest: wide, message: "go" }],
+      ["goal.submit", { goal: "go", manifest: wide }],
+    ] as const) {
+      const e = await rpcError(c.call(m, p));
+      expect(e.rpcCode, m).toBe(-32001);
+      expect(e.message).toContain('"exec: *"');
+      expect(e.message).toContain('"network: *"');
+      expect(e.message).toContain('"file_write: /etc/**"');
+      expect(e.message).not.toContain('"file_read: /workspace/**"');
+      expect(e.message).toContain("bootstrap manifest");
+      expect(e.details.offending).toEqual(["exec: *", "network: *", "file_write: /etc/**"]);
+    }
+    // YAML text is held to the same ceiling.
+    const yaml = `name: sneaky\nmodel: anthropic/claude-test\nsystem_prompt: hi\ncapabilities: ["exec: rm *"]\n`;
+    expect((await rpcError(c.call("agent.spawn", { manifest: yaml }))).rpcCode).toBe(-32001);
+    // Nothing was started by any of these.
+    expect((await c.call("agent.list", { include_stopped: true })).agents).toEqual([]);
+    expect((await c.call("goal.list", {})).goals).toEqual([]);
+    const narrow = await c.call("agent.spawn", {
+      manifest: manifest("narrow", { capabilities: ["file_read: /workspace/**"] }),
+    });
+    expect(narrow.state).toBe("paused");
+  });
+
+  it("holds a manifest to config.grantCeilings when the operator configured one", async () => {
+    fx = await startFixture(server, {
+      config: (c) => (c.grantCeilings = [["tool: memory_query", "file_read: /workspace/**"]]),
+    });
+    const c = await fx.client();
+    const e = await rpcError(
+      c.call("agent.spawn", {
+        manifest: manifest("w", { capabilities: ["tool: memory_query", "tool: memory_store"] }),
+      }),
+    );
+    expect(e.rpcCode).toBe(-32001);
+    expect(e.message).toContain('"tool: memory_store"');
+    expect(e.message).toContain("configured grants ceiling");
+    // Within the configured ceiling, even though the bootstrap holds no such thing as this exact set.
+    const ok = await c.call("agent.spawn", {
+      manifest: manifest("w", { capabilities: ["tool: memory_query"] }),
+    });
+    expect(ok.manifest).toBe("w");
+  });
+
+  it("reads manifest_path only inside daemon.manifest_dirs: no traversal, no prefix sibling, no symlink out", async () => {
+    let dirs = "";
+    fx = await startFixture(server, {
+      config: (c) => {
+        dirs = join(c.home, "manifests");
+        c.daemon.manifestDirs = [dirs];
+      },
+    });
+    const home = fx.home.dir;
+    mkdirSync(dirs);
+    mkdirSync(join(home, "manifests-evil"));
+    const body = (name: string) => `name: ${name}\nmodel: anthropic/claude-test\nsystem_prompt: hi\n`;
+    writeFileSync(join(dirs, "inside.yaml"), body("inside"));
+    writeFileSync(join(home, "outside.yaml"), body("outside"));
+    writeFileSync(join(home, "manifests-evil", "evil.yaml"), body("evil"));
+    symlinkSync(join(home, "outside.yaml"), join(dirs, "link.yaml"));
+    const c = await fx.client();
+    expect((await c.call("agent.spawn", { manifest_path: join(dirs, "inside.yaml") })).manifest).toBe(
+      "inside",
+    );
+    expect((await c.call("agent.spawn", { manifest_path: "inside.yaml" })).manifest).toBe("inside");
+    for (const p of [
+      join(home, "outside.yaml"),
+      join(dirs, "..", "outside.yaml"),
+      "../outside.yaml",
+      "../manifests-evil/evil.yaml",
+      join(home, "manifests-evil", "evil.yaml"),
+      join(dirs, "link.yaml"),
+      "link.yaml",
+    ]) {
+      const e = await rpcError(c.call("agent.spawn", { manifest_path: p }));
+      expect(e.rpcCode, p).toBe(-32001);
+      expect(e.message).toContain("outside the daemon's manifest directories");
+    }
+    expect((await rpcError(c.call("agent.spawn", { manifest_path: "nope.yaml" }))).rpcCode).toBe(-32003);
+    // A file inside the directory is still held to the ceiling.
+    writeFileSync(join(dirs, "wide.yaml"), `${body("wide")}capabilities: ["exec: *"]\n`);
+    expect((await rpcError(c.call("agent.spawn", { manifest_path: "wide.yaml" }))).rpcCode).toBe(-32001);
+  });
+});
+
+describe("agent.*", () => {
+  it("spawns, lists, runs, reports and stops agents", async () => {
+    server.script('manifest "helper"', [
+      turn.text("hello back", { usage: { input_tokens: 5, output_tokens: 2 } }),
+    ]);
+    server.script('manifest "keeper"', [turn.text("one"), turn.text("two")]);
+    server.script('manifest "oneshot"', [turn.text("did it")]);
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const helper = await c.call("agent.spawn", { manifest: manifest("helper") });
+    expect(helper).toMatchObject({ manifest: "helper", state: "paused", depth: 0, parent_id: null });
+    const keeper = await c.call("agent.spawn", { manifest: manifest("keeper", { lifecycle: "persistent" }) });
+    expect((await c.call("agent.list", {})).agents.map((a) => a.agent_id).sort()).toEqual(
+      [helper.agent_id, keeper.agent_id].sort(),
+    );
+    const r = await c.call("agent.run", { agent_id: helper.agent_id, message: "hello" });
+    expect(r).toMatchObject({ agent_id: helper.agent_id, stop_reason: "complete", text: "hello back" });
+    // An on-demand agent ends with its task; a persistent one waits for the next message.
+    expect((await c.call("agent.status", { agent_id: helper.agent_id })).state).toBe("stopped");
+    expect((await c.call("agent.run", { agent_id: keeper.agent_id, message: "1" })).text).toBe("one");
+    expect((await c.call("agent.run", { agent_id: keeper.agent_id, message: "2" })).text).toBe("two");
+    expect((await c.call("agent.status", { agent_id: keeper.agent_id })).state).toBe("paused");
+    const stopped = await c.call("agent.stop", { agent_id: keeper.agent_id });
+    expect(stopped.state).toBe("stopped");
+    expect((await c.call("agent.list", {})).agents).toEqual([]);
+    expect((await c.call("agent.list", { include_stopped: true })).agents).toHaveLength(2);
+    const once = await c.call("agent.spawn_and_run", { manifest: manifest("oneshot"), message: "do it" });
+    expect(once).toMatchObject({ stop_reason: "complete", text: "did it" });
+  });
+
+  it("answers -32003 for an agent that does not exist, and for running a stopped one", async () => {
+    fx = await startFixture(server);
+    const c = await fx.client();
+    for (const [m, p] of [
+      ["agent.status", { agent_id: "a_none" }],
+      ["agent.stop", { agent_id: "a_none" }],
+      ["agent.run", { agent_id: "a_none", message: "hi" }],
+      ["tool.invoke", { agent_id: "a_none", tool: "memory_query", input: { query: "x" } }],
+    ] as const) {
+      expect((await rpcError(c.call(m, p))).rpcCode, m).toBe(-32003);
+    }
+    const a = await c.call("agent.spawn", { manifest: manifest("gone") });
+    await c.call("agent.stop", { agent_id: a.agent_id });
+    expect((await rpcError(c.call("agent.run", { agent_id: a.agent_id, message: "hi" }))).rpcCode).toBe(
+      -32003,
+    );
+  });
+});
+
+describe("tool.* and approval.*", () => {
+  const memoryAgent = (extra: Record<string, unknown> = {}) =>
+    manifest("memo", {
+      lifecycle: "persistent",
+      capabilities: ["tool: memory_store", "tool: memory_query"],
+      ...extra,
+    });
+
+  it("lists the tools with their input schemas", async () => {
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const { tools } = await c.call("tool.list", {});
+    const names = tools.map((t) => t.name);
+    expect(names).toEqual([...names].sort());
+    for (const n of ["memory_query", "memory_store", "skill_read", "spawn_agent", "spawn_agents"])
+      expect(names).toContain(n);
+    expect(tools.find((t) => t.name === "memory_store")?.input_schema).toMatchObject({ type: "object" });
+  });
+
+  it("runs a tool through the gate for an agent that holds the grant", async () => {
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const a = await c.call("agent.spawn", { manifest: memoryAgent() });
+    const stored = await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "memory_store",
+      input: { content: "the socket works", category: "fact" },
+    });
+    expect(stored.is_error).toBe(false);
+    const found = await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "memory_query",
+      input: { query: "socket" },
+    });
+    expect(found.output).toContain("the socket works");
+    const audit = await c.call("audit.query", { agent_id: a.agent_id, kind: "tool.invoked" });
+    expect(audit.entries.map((e) => (e.payload as { tool: string }).tool).sort()).toEqual([
+      "memory_query",
+      "memory_store",
+    ]);
+  });
+
+  it("refuses a tool the agent holds no grant for with -32001, and audits the denial", async () => {
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const a = await c.call("agent.spawn", {
+      manifest: manifest("bare", { capabilities: ["tool: memory_query"] }),
+    });
+    const e = await rpcError(
+      c.call("tool.invoke", {
+        agent_id: a.agent_id,
+        tool: "memory_store",
+        input: { content: "x", category: "fact" },
+      }),
+    );
+    expect(e.rpcCode).toBe(-32001);
+    expect(e.code).toBe("capability_denied");
+    const denied = await c.call("audit.query", { agent_id: a.agent_id, kind: "tool.denied" });
+    expect(denied.entries[0]?.payload).toMatchObject({ tool: "memory_store", stage: "capability" });
+  });
+
+  it("answers -32602 for an unknown tool or tool input that fails its schema", async () => {
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const a = await c.call("agent.spawn", { manifest: memoryAgent() });
+    const unknown = await rpcError(
+      c.call("tool.invoke", { agent_id: a.agent_id, tool: "launch_missiles", input: {} }),
+    );
+    expect(unknown.rpcCode).toBe(-32602);
+    expect(unknown.message).toContain("launch_missiles");
+    const bad = await rpcError(
+      c.call("tool.invoke", { agent_id: a.agent_id, tool: "memory_query", input: { q: 1 } }),
+    );
+    expect(bad.rpcCode).toBe(-32602);
+  });
+
+  it("holds a call that needs approval until a second client allows it", async () => {
+    fx = await startFixture(server);
+    const caller = await fx.client();
+    const human = await fx.client();
+    const a = await caller.call("agent.spawn", {
+      manifest: memoryAgent({ approval_required: ["memory_store"] }),
+    });
+    let settled = false;
+    const call = caller
+      .call("tool.invoke", {
+        agent_id: a.agent_id,
+        tool: "memory_store",
+        input: { content: "approved fact", category: "fact" },
+      })
+      .finally(() => {
+        settled = true;
+      });
+    let pending = (await human.call("approval.list", {})).approvals;
+    for (let i = 0; pending.length === 0 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      pending = (await human.call("approval.list", {})).approvals;
+    }
+    expect(pending).toHaveLength(1);
+    expect(pending[0]).toMatchObject({ agent_id: a.agent_id, tool: "memory_store", status: "pending" });
+    expect(settled).toBe(false);
+    const decided = await human.call("approval.respond", { id: pending[0]!.id, decision: "allow_once" });
+    expect(decided).toMatchObject({ status: "decided", decision: "allow_once" });
+    expect((await call).is_error).toBe(false);
+    expect((await human.call("approval.list", { status: "decided" })).approvals).toHaveLength(1);
+    expect((await human.call("approval.list", {})).approvals).toHaveLength(0);
+  });
+
+  it("answers -32004 when the human denies, and -32003 for an approval that does not exist", async () => {
+    fx = await startFixture(server);
+    const caller = await fx.client();
+    const human = await fx.client();
+    const a = await caller.call("agent.spawn", {
+      manifest: memoryAgent({ approval_required: ["memory_store"] }),
+    });
+    const call = rpcError(
+      caller.call("tool.invoke", {
+        agent_id: a.agent_id,
+        tool: "memory_store",
+        input: { content: "no", category: "fact" },
+      }),
+    );
+    let pending = (await human.call("approval.list", {})).approvals;
+    for (let i = 0; pending.length === 0 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      pending = (await human.call("approval.list", {})).approvals;
+    }
+    await human.call("approval.respond", { id: pending[0]!.id, decision: "deny" });
+    const e = await call;
+    expect(e.rpcCode).toBe(-32004);
+    expect(e.code).toBe("approval_denied");
+    expect(
+      (await rpcError(human.call("approval.respond", { id: "apr_nope", decision: "deny" }))).rpcCode,
+    ).toBe(-32003);
+  });
+
+  it("answers -32002 when the agent's token budget is spent", async () => {
+    server.script('manifest "memo"', [
+      turn.text("spent it all", { usage: { input_tokens: 60_000, output_tokens: 10 } }),
+    ]);
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const a = await c.call("agent.spawn", { manifest: memoryAgent({ budget: { max_tokens: 50_000 } }) });
+    await c.call("agent.run", { agent_id: a.agent_id, message: "spend" });
+    const e = await rpcError(
+      c.call("tool.invoke", { agent_id: a.agent_id, tool: "memory_query", input: { query: "x" } }),
+    );
+    expect(e.rpcCode).toBe(-32002);
+    expect(e.code).toBe("budget_exceeded");
+  });
+});
+
+describe("audit.*", () => {
+  it("verifies the chain and queries entries by goal, agent and kind", async () => {
+    server.script('manifest "solo"', [turn.text("ok")]);
+    fx = await startFixture(server);
+    const c: AidoClient = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "audit me", manifest: manifest("solo") });
+    await c.call("goal.wait", { goal_id, timeout_ms: 20_000 });
+    const v = await c.call("audit.verify", {});
+    expect(v.ok).toBe(true);
+    expect(v.entries).toBeGreaterThan(3);
+    expect(v.first_bad_seq).toBeUndefined();
+    const byGoal = await c.call("audit.query", { goal_id });
+    const kinds = byGoal.entries.map((e) => e.kind);
+    expect(kinds).toContain("goal.submitted");
+    expect(kinds).toContain("goal.finished");
+    expect(byGoal.entries.every((e) => e.goal_id === goal_id)).toBe(true);
+    const one = await c.call("audit.query", { kind: "goal.finished", limit: 1 });
+    expect(one.entries).toHaveLength(1);
+    // Tampering is found and named.
+    fx.daemon.runtime.db.prepare("UPDATE audit SET payload = '{}' WHERE seq = 2").run();
+    const bad = await c.call("audit.verify", {});
+    expect(bad).toMatchObject({ ok: false, first_bad_seq: 2 });
+  });
+});
