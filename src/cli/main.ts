@@ -6,7 +6,8 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type Config, loadConfig } from "../config.js";
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { sweepExpiredSandboxes } from "../humansandbox/lifecycle.js";
 import type { CliIo, Command } from "./command.js";
 import { commands } from "./commands/index.js";
 
@@ -49,6 +50,13 @@ export async function runCli(argv: string[], io: CliIo, env = process.env): Prom
   if (found.rest.includes("--help") || found.rest.includes("-h")) {
     io.out(help(found.cmd));
     return 0;
+  }
+  // Human sandboxes whose TTL ran out go away before any command does its work.
+  try {
+    for (const id of await sweepExpiredSandboxes(process.cwd()))
+      io.err(`aido: sandbox ${id} expired and was destroyed (evidence kept in .aido/sandboxes/${id})`);
+  } catch (e) {
+    io.err(`aido: warning: could not sweep expired sandboxes: ${errorMessage(e)}`);
   }
   let config: Config | undefined;
   try {

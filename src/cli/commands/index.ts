@@ -5,6 +5,8 @@ import { auditQuery, auditTail, auditVerify } from "./audit.js";
 import { imageBuild } from "./image.js";
 import { manifestValidate } from "./manifest.js";
 import { memoryDelete, memoryList, memoryReset, memorySearch } from "./memory.js";
+import { sandboxDestroy, sandboxList, sandboxUpCommand } from "./sandbox.js";
+import { logsCommand, runCommand } from "./sandbox-run.js";
 
 export const commands: readonly Command[] = [
   manifestValidate,
@@ -16,4 +18,9 @@ export const commands: readonly Command[] = [
   memorySearch,
   memoryDelete,
   memoryReset,
+  sandboxUpCommand,
+  sandboxList,
+  sandboxDestroy,
+  runCommand,
+  logsCommand,
 ];

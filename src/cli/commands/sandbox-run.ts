@@ -1,0 +1,128 @@
+// cli/commands/sandbox-run.ts — `aido run TASK [ARGS...]` and `aido logs`: a task in the
+// active human sandbox (the latest, or --sandbox ID), its output streamed live, and the
+// recorded output of a run read back. `aido run` exits with the task's exit status (124
+// when it timed out, 128+N when a signal killed it), so scripts can chain on it.
+
+import { followRun, readRunLogs } from "../../humansandbox/logs.js";
+import { exitStatusOf, runTask } from "../../humansandbox/run.js";
+import { type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
+
+/** Options come before TASK; everything from TASK on belongs to the task (its own --flags too). */
+function splitRunArgs(argv: string[], usage: string): { json: boolean; sandbox?: string; task: string[] } {
+  let json = false;
+  let sandbox: string | undefined;
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--") {
+      i++;
+      break;
+    }
+    if (a === "--json") json = true;
+    else if (a === "--sandbox") {
+      sandbox = argv[++i];
+      if (sandbox === undefined) throw new UsageError(`--sandbox needs an id\nusage: ${usage}`);
+    } else if (a.startsWith("--sandbox=")) sandbox = a.slice("--sandbox=".length);
+    else if (a.startsWith("-"))
+      throw new UsageError(`unknown option ${a} (options go before TASK)\nusage: ${usage}`);
+    else break;
+  }
+  const task = argv.slice(i);
+  if (task.length === 0) throw new UsageError(`missing TASK\nusage: ${usage}`);
+  return { json, ...(sandbox !== undefined ? { sandbox } : {}), task };
+}
+
+export const runCommand: Command = {
+  name: "run",
+  summary: "run a script file or a command in the active sandbox, output live, with evidence",
+  usage: "aido run [--sandbox ID] [--json] TASK [ARGS...]",
+  example: "aido run migration.py --dry-run   # copies migration.py in, runs python3 on it",
+  async run(ctx) {
+    const args = splitRunArgs(ctx.argv, this.usage);
+    const summary = await runTask({
+      cwd: process.cwd(),
+      config: ctx.config(),
+      task: args.task,
+      ...(args.sandbox ? { sandboxId: args.sandbox } : {}),
+      ...(args.json ? {} : { onStdout: (l) => ctx.io.out(l), onStderr: (l) => ctx.io.err(l) }),
+      notice: (m) => ctx.io.err(m),
+    });
+    const status = exitStatusOf(summary);
+    if (args.json) printJson(ctx.io, { ...summary, exit_status: status });
+    else if (summary.timed_out)
+      ctx.io.err(
+        `aido run: ${summary.run_id} stopped by its ${summary.stopped_by} after ${summary.timeout_ms} ms`,
+      );
+    return status;
+  },
+};
+
+export const logsCommand: Command = {
+  name: "logs",
+  summary: "show a run's output (default: the latest run of the active sandbox)",
+  usage: "aido logs [--sandbox ID] [--run RUN_ID] [--follow] [--json]",
+  example: "aido logs --follow            # while `aido run` is still going elsewhere",
+  async run(ctx) {
+    const { values } = parseCommandArgs(
+      this,
+      ctx.argv,
+      {
+        ...jsonOption,
+        follow: { type: "boolean", short: "f" },
+        run: { type: "string" },
+        sandbox: { type: "string" },
+      },
+      false,
+    );
+    const cwd = process.cwd();
+    const logs = readRunLogs(cwd, values.sandbox, values.run);
+    if (values.json) {
+      const summary =
+        values.follow && !logs.summary
+          ? await followRun(
+              logs.dir,
+              () => {},
+              () => {},
+            )
+          : logs.summary;
+      const final = summary ? readRunLogs(cwd, logs.sandbox.id, logs.runId) : logs;
+      printJson(ctx.io, {
+        sandbox_id: logs.sandbox.id,
+        run_id: logs.runId,
+        stdout: final.stdout,
+        stderr: final.stderr,
+        summary: final.summary,
+      });
+      return 0;
+    }
+    const emit = (write: (l: string) => void) => {
+      let partial = "";
+      return {
+        push(text: string) {
+          partial += text;
+          const lines = partial.split("\n");
+          partial = lines.pop() ?? "";
+          for (const l of lines) write(l);
+        },
+        end() {
+          if (partial !== "") write(partial);
+        },
+      };
+    };
+    const out = emit((l) => ctx.io.out(l));
+    const err = emit((l) => ctx.io.err(l));
+    if (values.follow)
+      await followRun(
+        logs.dir,
+        (t) => out.push(t),
+        (t) => err.push(t),
+      );
+    else {
+      out.push(logs.stdout);
+      err.push(logs.stderr);
+    }
+    out.end();
+    err.end();
+    return 0;
+  },
+};

@@ -1,0 +1,158 @@
+// cli/commands/sandbox.ts — `aido sandbox up | list | destroy`: the human-facing sandbox
+// (src/humansandbox/) for running an AI-written script in a disposable, locked-down
+// container. The escape hatches (--network, --dangerous-allow-mutations) print a warning
+// and need a yes on a terminal, or --yes; either way they are recorded in the evidence.
+
+import { existsSync, readdirSync } from "node:fs";
+import { createInterface } from "node:readline/promises";
+import { destroySandbox, sandboxUp } from "../../humansandbox/lifecycle.js";
+import { listRecords, type SandboxRecord, sandboxPaths } from "../../humansandbox/state.js";
+import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
+
+async function confirmEscapes(
+  io: CliIo,
+  hatches: string[],
+  yes: boolean,
+): Promise<"terminal" | "--yes" | null> {
+  if (hatches.length === 0) return null;
+  for (const h of hatches) io.err(`warning: ${h}`);
+  if (yes) return "--yes";
+  if (!io.interactive) throw new UsageError(`these escape hatches need a confirmation: add --yes to proceed`);
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question("proceed? [y/N] ");
+    if (!/^y(es)?$/i.test(answer.trim())) throw new UsageError("not confirmed: nothing was started");
+    return "terminal";
+  } finally {
+    rl.close();
+  }
+}
+
+function runCount(cwd: string, id: string): number {
+  const dir = sandboxPaths(cwd, id).runs;
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith("run-")).length : 0;
+}
+
+function view(cwd: string, r: SandboxRecord) {
+  return {
+    id: r.id,
+    name: r.name,
+    state: r.state,
+    created_at: r.created_at,
+    expires_at: r.expires_at,
+    image: r.runtime.image,
+    runtime: r.runtime.requested,
+    network: r.permissions.network,
+    filesystem: r.permissions.filesystem,
+    runs: runCount(cwd, r.id),
+    ...(r.destroy_reason ? { destroyed_at: r.destroyed_at, destroy_reason: r.destroy_reason } : {}),
+    folder: sandboxPaths(cwd, r.id).root,
+  };
+}
+
+export const sandboxUpCommand: Command = {
+  name: "sandbox up",
+  summary: "create a disposable, locked-down sandbox from sandbox.yaml and print its id",
+  usage: "aido sandbox up [-f sandbox.yaml] [--network] [--dangerous-allow-mutations] [--yes] [--json]",
+  example: "ID=$(aido sandbox up -f sandbox.yaml) && aido run migration.py && aido sandbox destroy $ID",
+  async run(ctx) {
+    const { values } = parseCommandArgs(
+      this,
+      ctx.argv,
+      {
+        ...jsonOption,
+        file: { type: "string", short: "f" },
+        network: { type: "boolean" },
+        "dangerous-allow-mutations": { type: "boolean" },
+        yes: { type: "boolean", short: "y" },
+      },
+      false,
+    );
+    const hatches = [
+      ...(values.network
+        ? ["--network: the sandbox gets the engine's default bridge network (outbound access)"]
+        : []),
+      ...(values["dangerous-allow-mutations"]
+        ? [
+            "--dangerous-allow-mutations: inputs are mounted read-write; the script can change them on the host",
+          ]
+        : []),
+    ];
+    const confirmedBy = await confirmEscapes(ctx.io, hatches, Boolean(values.yes));
+    const cwd = process.cwd();
+    const r = await sandboxUp({
+      cwd,
+      config: ctx.config(),
+      ...(values.file ? { file: values.file } : {}),
+      network: Boolean(values.network),
+      allowMutations: Boolean(values["dangerous-allow-mutations"]),
+      confirmedBy,
+      progress: (m) => ctx.io.err(`  ${m}`),
+      notice: (m) => ctx.io.err(m),
+    });
+    if (values.json) printJson(ctx.io, view(cwd, r));
+    else {
+      ctx.io.err(`sandbox ${r.id} (${r.name}) is up on ${r.runtime.image}; expires ${r.expires_at}`);
+      ctx.io.out(r.id);
+    }
+    return 0;
+  },
+};
+
+export const sandboxList: Command = {
+  name: "sandbox list",
+  summary: "list this project's sandboxes (running and destroyed, with their evidence folders)",
+  usage: "aido sandbox list [--json]",
+  example: "aido sandbox list --json | jq '.[] | select(.state==\"running\") | .id'",
+  async run(ctx) {
+    const { values } = parseCommandArgs(this, ctx.argv, jsonOption, false);
+    const cwd = process.cwd();
+    const rows = listRecords(cwd).map((r) => view(cwd, r));
+    if (values.json) printJson(ctx.io, rows);
+    else if (rows.length === 0) ctx.io.out("no sandboxes here: start one with `aido sandbox up`");
+    else
+      for (const r of rows)
+        ctx.io.out(
+          `${r.id}  ${r.state.padEnd(9)}  ${r.name}  ${r.runtime}  runs=${r.runs}  ${
+            r.state === "running" ? `expires ${r.expires_at}` : (r.destroy_reason ?? "")
+          }`,
+        );
+    return 0;
+  },
+};
+
+export const sandboxDestroy: Command = {
+  name: "sandbox destroy",
+  summary: "remove a sandbox's container and work folders (default: the latest running one)",
+  usage: "aido sandbox destroy [ID] [--purge] [--json]",
+  example: "aido sandbox destroy            # the latest; --purge also deletes its evidence",
+  async run(ctx) {
+    const { values, positionals } = parseCommandArgs(this, ctx.argv, {
+      ...jsonOption,
+      purge: { type: "boolean" },
+    });
+    if (positionals.length > 1) throw new UsageError(`one sandbox id at most\nusage: ${this.usage}`);
+    const cwd = process.cwd();
+    const id =
+      positionals[0] ??
+      listRecords(cwd)
+        .filter((r) => r.state === "running")
+        .at(-1)?.id;
+    if (id === undefined)
+      throw new UsageError("no running sandbox here to destroy (see `aido sandbox list`)");
+    sandboxPaths(cwd, id);
+    const r = await destroySandbox(cwd, id, { purge: Boolean(values.purge) });
+    if (values.json)
+      printJson(ctx.io, {
+        id: r.id,
+        state: r.state,
+        destroyed_at: r.destroyed_at,
+        purged: Boolean(values.purge),
+      });
+    else
+      ctx.io.out(
+        `sandbox ${r.id} destroyed${values.purge ? " and its folder deleted" : `; evidence kept in ${sandboxPaths(cwd, id).root}`}`,
+      );
+    return 0;
+  },
+};

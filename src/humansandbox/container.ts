@@ -1,0 +1,237 @@
+// humansandbox/container.ts — the container of a human sandbox, built from the same
+// locked-down create options as a goal's container (sandbox/container-spec.ts: network
+// none, non-root, cap-drop ALL, no-new-privileges, read-only root, tmpfs /tmp, pids/memory/
+// CPU limits, init) with the mounts a person declared instead of a goal's folders, and
+// driven through the same in-container executor (DockerSandbox). Only the two escape
+// hatches loosen anything: network (the default bridge) and rw inputs.
+
+import { createHash } from "node:crypto";
+import type Docker from "dockerode";
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { createOptions, type SandboxLimits } from "../sandbox/container-spec.js";
+import { DockerSandbox, type SandboxOwner } from "../sandbox/docker-sandbox.js";
+import { EXECUTOR_PATH } from "../sandbox/executor-session.js";
+import { ensureImage, executorSourcePath } from "../sandbox/image.js";
+import type { InputMount, RuntimeChoice, SandboxPaths, SandboxRecord } from "./state.js";
+
+export const LABEL = {
+  sandbox: "aido.sandbox",
+  project: "aido.sandbox.project",
+  expires: "aido.expires",
+} as const;
+
+/** Mount point of the folder the host reads a running task's output from. */
+export const STREAM_DIR = "/aido/stream";
+
+export function containerNameOf(id: string): string {
+  return `aido_sbx_${id}`;
+}
+
+export function projectLabelOf(cwd: string): string {
+  return createHash("sha256").update(cwd).digest("hex").slice(0, 16);
+}
+
+/** uid:gid inside the container: 1000:1000 when we are root, else our own ids. */
+export function containerUser(): { user: string; uid: number; gid: number } {
+  const uid = process.getuid?.() ?? 1000;
+  if (uid === 0) return { user: "1000:1000", uid: 1000, gid: 1000 };
+  const gid = process.getgid?.() ?? uid;
+  return { user: `${uid}:${gid}`, uid, gid };
+}
+
+export interface HumanContainerSpec {
+  id: string;
+  cwd: string;
+  image: string;
+  user: string;
+  paths: SandboxPaths;
+  limits: SandboxLimits;
+  filesystem: "readonly" | "readwrite" | "none";
+  network: boolean;
+  inputs: InputMount[];
+  inputsWritable: boolean;
+  /** Bind the host's executor into an image that was not built from the sandbox recipe. */
+  mountExecutor: boolean;
+  expiresAtSeconds: number;
+}
+
+export function humanCreateOptions(s: HumanContainerSpec): Docker.ContainerCreateOptions {
+  const base = createOptions({
+    name: containerNameOf(s.id),
+    image: s.image,
+    user: s.user,
+    labels: {
+      [LABEL.sandbox]: s.id,
+      [LABEL.project]: projectLabelOf(s.cwd),
+      [LABEL.expires]: String(s.expiresAtSeconds),
+    },
+    folders: { root: s.paths.root, workspace: s.paths.work, output: s.paths.output, inputs: "" },
+    skills: new Map(),
+    limits: s.limits,
+  });
+  const host = base.HostConfig as Docker.HostConfig;
+  const mounts: Docker.MountSettings[] = [];
+  if (s.filesystem === "none") {
+    host.Tmpfs = { ...host.Tmpfs, "/workspace": `rw,nosuid,nodev,size=${s.limits.tmpfsMb}m,mode=1777` };
+  } else {
+    mounts.push({
+      Type: "bind",
+      Source: s.paths.work,
+      Target: "/workspace",
+      ReadOnly: s.filesystem === "readonly",
+    });
+  }
+  mounts.push({ Type: "bind", Source: s.paths.output, Target: "/output", ReadOnly: false });
+  mounts.push({ Type: "bind", Source: s.paths.stream, Target: STREAM_DIR, ReadOnly: false });
+  for (const i of s.inputs)
+    mounts.push({ Type: "bind", Source: i.source, Target: i.target, ReadOnly: !s.inputsWritable });
+  if (s.mountExecutor)
+    mounts.push({ Type: "bind", Source: executorSourcePath(), Target: EXECUTOR_PATH, ReadOnly: true });
+  host.Mounts = mounts;
+  if (s.network) {
+    // The escape hatch: the engine's default bridge (outbound access), never the host's network.
+    base.NetworkDisabled = false;
+    host.NetworkMode = "bridge";
+  }
+  return base;
+}
+
+/** The image for a runtime. python:/node: map to the sandbox image (it carries the executor). */
+export async function resolveRuntime(
+  config: Config,
+  docker: Docker,
+  runtime: string,
+  progress: (m: string) => void,
+): Promise<{ image: string; mountExecutor: boolean; choice: RuntimeChoice }> {
+  const own = config.sandbox.image;
+  if (runtime.startsWith("docker://")) {
+    const image = runtime.slice("docker://".length);
+    if (image === own) {
+      await ensureImage(config, { docker, onProgress: progress });
+      return { image, mountExecutor: false, choice: { requested: runtime, image } };
+    }
+    await findOrPull(docker, image, progress);
+    return { image, mountExecutor: true, choice: { requested: runtime, image } };
+  }
+  await ensureImage(config, { docker, onProgress: progress });
+  return {
+    image: own,
+    mountExecutor: false,
+    choice: {
+      requested: runtime,
+      image: own,
+      note: "python:/node: runtimes run on the local sandbox image (no registry needed; it carries the executor)",
+    },
+  };
+}
+
+async function findOrPull(docker: Docker, image: string, progress: (m: string) => void): Promise<void> {
+  try {
+    await docker.getImage(image).inspect();
+    return;
+  } catch {
+    progress(`image ${image} is not here: pulling it`);
+  }
+  try {
+    const stream = await docker.pull(image);
+    await new Promise<void>((resolve, reject) =>
+      docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+    );
+  } catch (e) {
+    throw new AidoError(
+      ErrorCode.sandboxUnavailable,
+      `image ${image} is not on this machine and cannot be pulled (${errorMessage(e)}); build or load it first, or use a python:/node: runtime`,
+      { image },
+      { cause: e },
+    );
+  }
+}
+
+/** What the runtime's language is in the started sandbox, e.g. "Python 3.11.2". */
+export async function probeRuntime(sb: DockerSandbox, runtime: string): Promise<string | undefined> {
+  const lang = /^(python|node):/.exec(runtime)?.[1];
+  if (!lang) return undefined;
+  const r = await sb.exec({
+    argv: lang === "python" ? ["python3", "--version"] : ["node", "--version"],
+    timeoutMs: 10_000,
+  });
+  if (r.exitCode !== 0)
+    throw new AidoError(
+      ErrorCode.sandboxUnavailable,
+      `the sandbox image provides no ${lang} for runtime ${runtime}`,
+      {
+        runtime,
+      },
+    );
+  const version = (r.stdout + r.stderr)
+    .trim()
+    .replace(/^v/, "")
+    .replace(/^Python\s+/, "");
+  return `${lang === "python" ? "Python" : "Node"} ${version}`;
+}
+
+/** Does the provided version satisfy the asked one (by prefix: 3.11 accepts 3.11.2)? */
+export function versionMatches(runtime: string, provides: string): boolean {
+  const asked = runtime.split(":")[1] ?? "";
+  const have = provides.split(" ")[1] ?? "";
+  return have === asked || have.startsWith(`${asked}.`);
+}
+
+/** The owner a DockerSandbox asks when its container died: start the same container again. */
+class RestartingOwner implements SandboxOwner {
+  constructor(
+    private readonly container: Docker.Container,
+    readonly execTimeoutMs: number,
+    readonly maxOutputBytes: number,
+  ) {}
+  async replaceContainer(goalId: string): Promise<Docker.Container> {
+    try {
+      await this.container.start();
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code !== 304)
+        throw new AidoError(
+          ErrorCode.sandboxFailed,
+          `the container of sandbox ${goalId} is gone (${errorMessage(e)}): start a new one with \`aido sandbox up\``,
+          { id: goalId },
+        );
+    }
+    return this.container;
+  }
+}
+
+/** Talk to a recorded sandbox's container through a fresh executor session. */
+export async function attach(docker: Docker, record: SandboxRecord): Promise<DockerSandbox> {
+  const container = docker.getContainer(record.container);
+  let info: Docker.ContainerInspectInfo;
+  try {
+    info = await container.inspect();
+  } catch (e) {
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `the container of sandbox ${record.id} is gone (${errorMessage(e)}): destroy it and start a new one with \`aido sandbox up\``,
+      { id: record.id },
+    );
+  }
+  if (!info.State.Running) await container.start();
+  const sb = new DockerSandbox(
+    record.id,
+    container,
+    new RestartingOwner(container, record.limits.timeout_ms, 64 * 1024),
+  );
+  await sb.ready();
+  return sb;
+}
+
+export async function removeContainer(docker: Docker, name: string): Promise<void> {
+  try {
+    await docker.getContainer(name).remove({ force: true, v: true });
+  } catch (e) {
+    const code = (e as { statusCode?: number }).statusCode;
+    if (code !== 404 && code !== 409)
+      throw new AidoError(ErrorCode.sandboxFailed, `removing container ${name} failed: ${errorMessage(e)}`, {
+        name,
+      });
+  }
+}

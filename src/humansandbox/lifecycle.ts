@@ -1,0 +1,250 @@
+// humansandbox/lifecycle.ts — a human sandbox from `up` to `destroy`: create the folders
+// and the container, record what was asked and allowed, and take it down again by hand
+// or when its TTL runs out. Destroying removes the container and the working folders
+// (work/, output/, stream/); the evidence (sandbox.json, events.log, runs/) stays, since
+// it is the record of what the script did. `purge` removes the whole folder.
+
+import { createHash } from "node:crypto";
+import { chownSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { basename } from "node:path";
+import type Docker from "dockerode";
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { connectDocker } from "../sandbox/engine.js";
+import { removeTreeNoFollow } from "../sandbox/folders.js";
+import {
+  attach,
+  containerNameOf,
+  containerUser,
+  humanCreateOptions,
+  probeRuntime,
+  removeContainer,
+  resolveRuntime,
+  versionMatches,
+} from "./container.js";
+import { resolveInputs } from "./paths.js";
+import { loadSandboxSpec, parseSandboxSpec, type SandboxSpec } from "./spec.js";
+import {
+  appendEvent,
+  ensureDirs,
+  listRecords,
+  newSandboxId,
+  readRecord,
+  type SandboxRecord,
+  sandboxPaths,
+  writeRecord,
+} from "./state.js";
+
+export interface UpOptions {
+  cwd: string;
+  config: Config;
+  /** sandbox.yaml to read; undefined: ./sandbox.yaml when it exists, else defaults. */
+  file?: string;
+  /** --network: allow network even when the file does not. */
+  network?: boolean;
+  /** --dangerous-allow-mutations: inputs mounted read-write. */
+  allowMutations?: boolean;
+  /** How the escape hatches were confirmed (the CLI asks before calling up). */
+  confirmedBy?: "terminal" | "--yes" | null;
+  docker?: Docker;
+  progress?: (message: string) => void;
+  /** Messages a person must see (the runtime mapping, warnings). */
+  notice?: (message: string) => void;
+}
+
+function specFor(opts: UpOptions): { spec: SandboxSpec; file: string | null; sha: string | null } {
+  const file = opts.file ?? (existsSync(`${opts.cwd}/sandbox.yaml`) ? `${opts.cwd}/sandbox.yaml` : undefined);
+  const name = basename(opts.cwd);
+  if (file === undefined)
+    return { spec: parseSandboxSpec("", "(defaults)", opts.config, name), file: null, sha: null };
+  const spec = loadSandboxSpec(file, opts.config, name);
+  const sha = createHash("sha256").update(readFileSync(spec.source)).digest("hex");
+  return { spec, file: spec.source, sha };
+}
+
+export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
+  const progress = opts.progress ?? (() => {});
+  const notice = opts.notice ?? (() => {});
+  const { spec, file, sha } = specFor(opts);
+  const network = spec.network || Boolean(opts.network);
+  const docker = opts.docker ?? connectDocker();
+  const inputs = resolveInputs(opts.cwd, spec.inputs);
+  const runtime = await resolveRuntime(opts.config, docker, spec.runtime, progress);
+  const id = newSandboxId();
+  const paths = sandboxPaths(opts.cwd, id);
+  const who = containerUser();
+  ensureDirs(paths);
+  for (const d of [paths.work, paths.output, paths.stream]) {
+    mkdirSync(d, { recursive: true, mode: 0o755 });
+    if (process.getuid?.() === 0) chownSync(d, who.uid, who.gid);
+  }
+  const now = Date.now();
+  const limits = {
+    memoryMb: spec.memoryMb,
+    cpus: spec.cpus,
+    pids: opts.config.sandbox.pids,
+    tmpfsMb: opts.config.sandbox.tmpfsMb,
+    tmpNoexec: false,
+    ttlSeconds: Math.max(1, Math.ceil(spec.ttlMs / 1000)),
+  };
+  const record: SandboxRecord = {
+    id,
+    name: spec.name,
+    state: "running",
+    created_at: new Date(now).toISOString(),
+    expires_at: new Date(now + spec.ttlMs).toISOString(),
+    ttl_ms: spec.ttlMs,
+    container: containerNameOf(id),
+    user: who.user,
+    runtime: runtime.choice,
+    spec_file: file,
+    spec_sha256: sha,
+    permissions: { filesystem: spec.filesystem, network },
+    flags: {
+      network: Boolean(opts.network),
+      dangerous_allow_mutations: Boolean(opts.allowMutations),
+      confirmed_by: opts.network || opts.allowMutations ? (opts.confirmedBy ?? null) : null,
+    },
+    limits: {
+      cpus: spec.cpus,
+      memory_mb: spec.memoryMb,
+      pids: limits.pids,
+      tmpfs_mb: limits.tmpfsMb,
+      timeout_ms: spec.timeoutMs,
+    },
+    inputs,
+    outputs: spec.outputs,
+    env_names: Object.keys(spec.env).sort(),
+  };
+  writeRecord(paths, record);
+  appendEvent(paths, {
+    event: "created",
+    id,
+    name: spec.name,
+    image: runtime.image,
+    runtime: runtime.choice,
+    expires_at: record.expires_at,
+  });
+  const warn = (message: string, flag?: string) => {
+    notice(`warning: ${message}`);
+    appendEvent(paths, flag ? { event: "warning", message, flag } : { event: "warning", message });
+  };
+  if (network)
+    warn(
+      "network is allowed: the sandbox is on the engine's default bridge",
+      opts.network ? "--network" : "permissions.network",
+    );
+  if (opts.allowMutations)
+    warn(
+      "inputs are mounted read-write: the script can change them on the host",
+      "--dangerous-allow-mutations",
+    );
+  try {
+    await docker
+      .createContainer(
+        humanCreateOptions({
+          id,
+          cwd: opts.cwd,
+          image: runtime.image,
+          user: who.user,
+          paths,
+          limits,
+          filesystem: spec.filesystem,
+          network,
+          inputs,
+          inputsWritable: Boolean(opts.allowMutations),
+          mountExecutor: runtime.mountExecutor,
+          expiresAtSeconds: Math.floor((now + spec.ttlMs) / 1000),
+        }),
+      )
+      .then((c) => c.start());
+    const sb = await attach(docker, record);
+    try {
+      const provides = await probeRuntime(sb, spec.runtime);
+      if (provides) {
+        record.runtime = { ...record.runtime, provides };
+        writeRecord(paths, record);
+        notice(`runtime ${spec.runtime} -> ${runtime.image} (${provides})`);
+        if (!versionMatches(spec.runtime, provides))
+          warn(`runtime ${spec.runtime} asked for; the sandbox image provides ${provides}`);
+      }
+    } finally {
+      sb.close();
+    }
+  } catch (e) {
+    await destroySandbox(opts.cwd, id, { docker, reason: `failed to start: ${errorMessage(e)}` });
+    throw e instanceof AidoError
+      ? e
+      : new AidoError(
+          ErrorCode.sandboxFailed,
+          `starting sandbox ${id} failed: ${errorMessage(e)}`,
+          { id },
+          { cause: e },
+        );
+  }
+  return record;
+}
+
+export interface DestroyOptions {
+  docker?: Docker;
+  reason?: string;
+  /** Also delete the evidence: the whole .aido/sandboxes/<id>/ folder. */
+  purge?: boolean;
+}
+
+export async function destroySandbox(
+  cwd: string,
+  id: string,
+  opts: DestroyOptions = {},
+): Promise<SandboxRecord> {
+  const paths = sandboxPaths(cwd, id);
+  const record = readRecord(paths);
+  if (!record) throw new AidoError(ErrorCode.notFound, `no sandbox ${id} in this project`, { id });
+  await removeContainer(opts.docker ?? connectDocker(), record.container);
+  for (const d of [paths.work, paths.output, paths.stream]) removeTreeNoFollow(d);
+  if (record.state !== "destroyed") {
+    record.state = "destroyed";
+    record.destroyed_at = new Date().toISOString();
+    record.destroy_reason = opts.reason === "ttl expired" ? "ttl expired" : "destroyed by the user";
+    writeRecord(paths, record);
+    appendEvent(paths, { event: "destroyed", reason: opts.reason ?? "destroyed by the user" });
+  }
+  if (opts.purge) removeTreeNoFollow(paths.root);
+  return record;
+}
+
+export function isExpired(record: SandboxRecord, nowMs = Date.now()): boolean {
+  return Date.parse(record.expires_at) <= nowMs;
+}
+
+/**
+ * Destroy every sandbox of the project whose TTL has run out. Every `aido` command calls
+ * it first (and the daemon may); it costs a directory read when nothing expired and only
+ * connects to the engine when something did.
+ */
+export async function sweepExpiredSandboxes(
+  cwd: string,
+  opts: { docker?: Docker; nowMs?: number } = {},
+): Promise<string[]> {
+  const expired = listRecords(cwd).filter((r) => r.state === "running" && isExpired(r, opts.nowMs));
+  if (expired.length === 0) return [];
+  const docker = opts.docker ?? connectDocker();
+  const swept: string[] = [];
+  for (const r of expired) {
+    await destroySandbox(cwd, r.id, { docker, reason: "ttl expired" });
+    swept.push(r.id);
+  }
+  return swept;
+}
+
+/** Why a run in this sandbox cannot happen, or undefined when it can. */
+export function refusalOf(record: SandboxRecord, nowMs = Date.now()): string | undefined {
+  if (record.state === "destroyed") {
+    return record.destroy_reason === "ttl expired"
+      ? `sandbox ${record.id} expired at ${record.expires_at} (ttl ${record.ttl_ms / 1000} s) and was destroyed: start a new one with \`aido sandbox up\``
+      : `sandbox ${record.id} was destroyed at ${record.destroyed_at}: start a new one with \`aido sandbox up\``;
+  }
+  if (isExpired(record, nowMs))
+    return `sandbox ${record.id} expired at ${record.expires_at} (ttl ${record.ttl_ms / 1000} s): start a new one with \`aido sandbox up\``;
+  return undefined;
+}

@@ -1,0 +1,337 @@
+// humansandbox/run.ts — `aido run`: one task in the active human sandbox, through the
+// executor (its timeout kills the task's whole process group). The task's stdout and
+// stderr go to files in the stream folder (mounted at /aido/stream) which the host reads
+// as they grow, so output shows live and lands in the evidence without a size cap on the
+// executor's side; the host opens them with O_NOFOLLOW before the task starts, so a task
+// that swaps them for links cannot make the host read its own files. Every line passes
+// the env scrubber before it is shown or written.
+
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { constants as osConstants } from "node:os";
+import { basename, extname, join, resolve } from "node:path";
+import type Docker from "dockerode";
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { DockerSandbox } from "../sandbox/docker-sandbox.js";
+import { connectDocker } from "../sandbox/engine.js";
+import { parseUser, removeTreeNoFollow } from "../sandbox/folders.js";
+import type { ExecResult } from "../sandbox/types.js";
+import { attach, STREAM_DIR } from "./container.js";
+import { destroySandbox, isExpired, refusalOf } from "./lifecycle.js";
+import { collectOutputs, diffOfPaths, inGitRepo } from "./outputs.js";
+import { LineStream, Scrubber } from "./scrub.js";
+import { loadSandboxSpec } from "./spec.js";
+import { activeRecord, appendEvent, type SandboxPaths, type SandboxRecord, sandboxPaths } from "./state.js";
+
+/** Evidence keeps at most this much of each stream; the rest is counted and cut with a marker. */
+export const MAX_LOG_BYTES = 64 * 1024 * 1024;
+const POLL_MS = 15;
+
+export interface RunOptions {
+  cwd: string;
+  config: Config;
+  /** TASK and ARGS: a script file in the project (copied in) or a command. */
+  task: string[];
+  sandboxId?: string;
+  docker?: Docker;
+  onStdout?: (line: string) => void;
+  onStderr?: (line: string) => void;
+  notice?: (message: string) => void;
+}
+
+export interface RunSummary {
+  sandbox_id: string;
+  run_id: string;
+  task: { kind: "script" | "command"; argv: string[]; file?: string };
+  started_at: string;
+  ended_at: string;
+  duration_ms: number;
+  exit_code: number | null;
+  signal: string | null;
+  timed_out: boolean;
+  /** Which limit stopped it: the run timeout or what was left of the sandbox's TTL. */
+  stopped_by: "timeout" | "ttl" | null;
+  oom_killed: boolean;
+  timeout_ms: number;
+  limits: SandboxRecord["limits"];
+  permissions: SandboxRecord["permissions"];
+  flags: SandboxRecord["flags"];
+  image: string;
+  runtime: SandboxRecord["runtime"];
+  env_names: string[];
+  stdout_bytes: number;
+  stderr_bytes: number;
+  logs_truncated: boolean;
+  outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+  outputs_diff: string | null;
+  error?: string;
+}
+
+/** The exit status `aido run` reports for a run (timeout(1)'s 124; 128+N for a signal). */
+export function exitStatusOf(s: Pick<RunSummary, "exit_code" | "signal" | "timed_out">): number {
+  if (s.timed_out) return 124;
+  if (s.exit_code !== null) return s.exit_code;
+  const n = s.signal ? (osConstants.signals as Record<string, number>)[s.signal] : undefined;
+  return n === undefined ? 1 : 128 + n;
+}
+
+function newRunDir(paths: SandboxPaths): { runId: string; dir: string } {
+  for (let n = 1; ; n++) {
+    const runId = `run-${String(n).padStart(3, "0")}`;
+    const dir = join(paths.runs, runId);
+    try {
+      mkdirSync(dir);
+      return { runId, dir };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+  }
+}
+
+/** Point root/<name> at runs/<run>/<name> (a relative link, replaced atomically). */
+function pointLatest(paths: SandboxPaths, runId: string, name: string): void {
+  const link = join(paths.root, name);
+  const tmp = `${link}.tmp-${process.pid}`;
+  removeTreeNoFollow(tmp);
+  symlinkSync(join("runs", runId, name), tmp);
+  renameSync(tmp, link);
+}
+
+const INTERPRETERS: Record<string, string> = {
+  ".py": "python3",
+  ".js": "node",
+  ".mjs": "node",
+  ".cjs": "node",
+  ".sh": "sh",
+};
+
+/** Stage the task: a project file is copied into the workspace, anything else runs as a command. */
+async function stageTask(
+  cwd: string,
+  record: SandboxRecord,
+  paths: SandboxPaths,
+  sb: DockerSandbox,
+  task: string[],
+): Promise<RunSummary["task"]> {
+  const [first, ...args] = task as [string, ...string[]];
+  const host = resolve(cwd, first);
+  if (!existsSync(host) || !statSync(host).isFile()) return { kind: "command", argv: task };
+  const name = basename(host);
+  const inBox = `/workspace/${name}`;
+  if (record.permissions.filesystem === "none") await sb.writeFile(inBox, readFileSync(host, "utf8"));
+  else copyFileSync(host, join(paths.work, name));
+  const interpreter = INTERPRETERS[extname(name).toLowerCase()];
+  if (!interpreter) {
+    // No known interpreter: run it as a program (its shebang line decides).
+    if (record.permissions.filesystem === "none")
+      await sb.exec({ argv: ["chmod", "755", inBox], timeoutMs: 10_000 });
+    else chmodSync(join(paths.work, name), 0o755);
+  }
+  const argv = interpreter ? [interpreter, inBox, ...args] : [inBox, ...args];
+  return { kind: "script", file: first, argv };
+}
+
+/** Reads a stream file as it grows, in order, up to the evidence cap. */
+class Tail {
+  private pos = 0;
+  bytes = 0;
+  truncated = false;
+  private readonly buf = Buffer.alloc(256 * 1024);
+  constructor(
+    private readonly fd: number,
+    private readonly lines: LineStream,
+  ) {}
+  drain(): void {
+    for (;;) {
+      const n = readSync(this.fd, this.buf, 0, this.buf.length, this.pos);
+      if (n <= 0) return;
+      this.pos += n;
+      this.bytes += n;
+      if (this.bytes - n >= MAX_LOG_BYTES) {
+        this.truncated = true;
+        continue;
+      }
+      this.lines.write(this.buf.subarray(0, Math.min(n, MAX_LOG_BYTES - (this.bytes - n))));
+    }
+  }
+}
+
+function openStream(paths: SandboxPaths, file: string, user: string): number {
+  const p = join(paths.stream, file);
+  writeFileSync(p, "", { mode: 0o644 });
+  if (process.getuid?.() === 0) {
+    const u = parseUser(user);
+    chownSync(p, u.uid, u.gid);
+  }
+  return openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+}
+
+/** Env values from the sandbox file as it is now (they are never stored by Aido). */
+function envOf(
+  record: SandboxRecord,
+  config: Config,
+  paths: SandboxPaths,
+  notice: (m: string) => void,
+): Record<string, string> {
+  if (!record.spec_file) return {};
+  const spec = loadSandboxSpec(record.spec_file, config, record.name);
+  const names = Object.keys(spec.env).sort();
+  if (names.join(",") !== record.env_names.join(",")) {
+    const message = `${record.spec_file} now declares env ${names.join(", ") || "(none)"}; the sandbox was made with ${record.env_names.join(", ") || "(none)"}`;
+    notice(`warning: ${message}`);
+    appendEvent(paths, { event: "warning", message });
+  }
+  return spec.env;
+}
+
+export async function runTask(opts: RunOptions): Promise<RunSummary> {
+  const notice = opts.notice ?? (() => {});
+  const record = activeRecord(opts.cwd, opts.sandboxId);
+  const paths = sandboxPaths(opts.cwd, record.id);
+  const docker = opts.docker ?? connectDocker();
+  const refusal = refusalOf(record);
+  if (refusal) {
+    appendEvent(paths, { event: "run_refused", reason: refusal });
+    if (record.state === "running" && isExpired(record))
+      await destroySandbox(opts.cwd, record.id, { docker, reason: "ttl expired" });
+    throw new AidoError(ErrorCode.sandboxUnavailable, refusal, { id: record.id });
+  }
+  const env = envOf(record, opts.config, paths, notice);
+  const scrubber = new Scrubber(env);
+  const { runId, dir } = newRunDir(paths);
+  const outFd = openStream(paths, `${runId}.out`, record.user);
+  const errFd = openStream(paths, `${runId}.err`, record.user);
+  const stdoutLog = openSync(join(dir, "stdout.log"), "w", 0o644);
+  const stderrLog = openSync(join(dir, "stderr.log"), "w", 0o644);
+  const sink = (fd: number, show?: (l: string) => void) => (line: string) => {
+    writeSync(fd, `${line}\n`);
+    show?.(line);
+  };
+  const outLines = new LineStream(scrubber, sink(stdoutLog, opts.onStdout));
+  const errLines = new LineStream(scrubber, sink(stderrLog, opts.onStderr));
+  const outTail = new Tail(outFd, outLines);
+  const errTail = new Tail(errFd, errLines);
+  pointLatest(paths, runId, "stdout.log");
+  pointLatest(paths, runId, "stderr.log");
+  const started = Date.now();
+  const ttlLeft = Date.parse(record.expires_at) - started;
+  const timeoutMs = Math.max(1, Math.min(record.limits.timeout_ms, ttlLeft));
+  let task: RunSummary["task"] = { kind: "command", argv: opts.task };
+  let result: ExecResult | undefined;
+  let failure: string | undefined;
+  const poll = setInterval(() => {
+    outTail.drain();
+    errTail.drain();
+  }, POLL_MS);
+  let sb: DockerSandbox | undefined;
+  try {
+    sb = await attach(docker, record);
+    task = await stageTask(opts.cwd, record, paths, sb, opts.task);
+    writeFileSync(
+      join(dir, "run.json"),
+      `${JSON.stringify({ run_id: runId, pid: process.pid, started_at: new Date(started).toISOString(), task })}\n`,
+    );
+    appendEvent(paths, { event: "run_started", run_id: runId, task: task.argv, timeout_ms: timeoutMs });
+    result = await sb.exec({
+      argv: [
+        "/bin/sh",
+        "-c",
+        `exec "$@" >${STREAM_DIR}/${runId}.out 2>${STREAM_DIR}/${runId}.err`,
+        "aido-run",
+        ...task.argv,
+      ],
+      cwd: "/workspace",
+      env: { PYTHONUNBUFFERED: "1", ...env },
+      timeoutMs,
+      maxOutputBytes: 64 * 1024,
+    });
+  } catch (e) {
+    failure = errorMessage(e);
+  } finally {
+    clearInterval(poll);
+    sb?.close();
+  }
+  outTail.drain();
+  errTail.drain();
+  // The executor's own notes (timeout, out of memory) belong to the task's stderr.
+  for (const chunk of [result?.stdout ?? "", result?.stderr ?? ""])
+    if (chunk.trim() !== "") errLines.write(Buffer.from(chunk.replace(/^\n+/, "")));
+  if (failure) errLines.write(Buffer.from(`[aido: the run failed: ${failure}]\n`));
+  outLines.end();
+  errLines.end();
+  for (const fd of [outFd, errFd, stdoutLog, stderrLog]) closeSync(fd);
+  for (const f of [`${runId}.out`, `${runId}.err`]) removeTreeNoFollow(join(paths.stream, f));
+
+  const collected =
+    record.outputs.length > 0
+      ? collectOutputs(paths.output, opts.cwd, record.outputs)
+      : { collected: [], skipped: [] };
+  for (const s of collected.skipped)
+    appendEvent(paths, { event: "warning", message: `output ${s.path} not collected: ${s.reason}` });
+  let diffFile: string | null = null;
+  if (record.outputs.length > 0 && inGitRepo(opts.cwd)) {
+    writeFileSync(join(dir, "outputs.diff"), scrubber.scrub(diffOfPaths(opts.cwd, collected.collected)));
+    diffFile = join("runs", runId, "outputs.diff");
+    pointLatest(paths, runId, "outputs.diff");
+  }
+  const ended = Date.now();
+  const timedOut = result?.timedOut ?? false;
+  const summary: RunSummary = {
+    sandbox_id: record.id,
+    run_id: runId,
+    task,
+    started_at: new Date(started).toISOString(),
+    ended_at: new Date(ended).toISOString(),
+    duration_ms: ended - started,
+    exit_code: result?.exitCode ?? null,
+    signal: result?.signal ?? null,
+    timed_out: timedOut,
+    stopped_by: timedOut ? (timeoutMs < record.limits.timeout_ms ? "ttl" : "timeout") : null,
+    oom_killed: result?.oomKilled ?? false,
+    timeout_ms: timeoutMs,
+    limits: record.limits,
+    permissions: record.permissions,
+    flags: record.flags,
+    image: record.runtime.image,
+    runtime: record.runtime,
+    env_names: record.env_names,
+    stdout_bytes: outTail.bytes,
+    stderr_bytes: errTail.bytes,
+    logs_truncated: outTail.truncated || errTail.truncated,
+    outputs: collected,
+    outputs_diff: diffFile,
+    ...(failure ? { error: scrubber.scrub(failure) } : {}),
+  };
+  writeFileSync(join(dir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+  pointLatest(paths, runId, "summary.json");
+  appendEvent(paths, {
+    event: "run_completed",
+    run_id: runId,
+    exit_code: summary.exit_code,
+    timed_out: timedOut,
+    duration_ms: summary.duration_ms,
+  });
+  if (failure)
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `run ${runId} in sandbox ${record.id} failed: ${summary.error}`,
+      { id: record.id, run_id: runId },
+    );
+  return summary;
+}

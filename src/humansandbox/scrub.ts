@@ -1,0 +1,60 @@
+// humansandbox/scrub.ts — keeps the values of a sandbox's `env` out of everything Aido
+// writes or shows. Output is cut into lines (a value cannot hide across a chunk border
+// inside a line) and every occurrence of a value becomes "[env:NAME]". Values shorter
+// than 4 characters are not scrubbed: replacing every "1" or "on" would wreck the output
+// and hide nothing worth hiding (docs/sandbox-cli.md says so).
+
+import { StringDecoder } from "node:string_decoder";
+
+export const MIN_SCRUB_LENGTH = 4;
+/** A line longer than this is passed on in pieces (a value cut at a piece border may show). */
+const MAX_LINE_CHARS = 64 * 1024;
+
+export class Scrubber {
+  private readonly pairs: Array<[string, string]>;
+
+  constructor(env: Record<string, string>) {
+    this.pairs = Object.entries(env)
+      .filter(([, v]) => v.length >= MIN_SCRUB_LENGTH)
+      .sort((a, b) => b[1].length - a[1].length)
+      .map(([name, value]) => [value, `[env:${name}]`]);
+  }
+
+  scrub(text: string): string {
+    let out = text;
+    for (const [value, mark] of this.pairs) if (out.includes(value)) out = out.split(value).join(mark);
+    return out;
+  }
+}
+
+/** Bytes in, scrubbed complete lines out (without their "\n"). */
+export class LineStream {
+  private readonly decoder = new StringDecoder("utf8");
+  private partial = "";
+
+  constructor(
+    private readonly scrubber: Scrubber,
+    private readonly onLine: (line: string) => void,
+  ) {}
+
+  write(chunk: Buffer): void {
+    this.partial += this.decoder.write(chunk);
+    let nl = this.partial.indexOf("\n");
+    while (nl >= 0) {
+      this.onLine(this.scrubber.scrub(this.partial.slice(0, nl)));
+      this.partial = this.partial.slice(nl + 1);
+      nl = this.partial.indexOf("\n");
+    }
+    while (this.partial.length > MAX_LINE_CHARS) {
+      this.onLine(this.scrubber.scrub(this.partial.slice(0, MAX_LINE_CHARS)));
+      this.partial = this.partial.slice(MAX_LINE_CHARS);
+    }
+  }
+
+  /** The last line when the output did not end with "\n". */
+  end(): void {
+    this.partial += this.decoder.end();
+    if (this.partial !== "") this.onLine(this.scrubber.scrub(this.partial));
+    this.partial = "";
+  }
+}

@@ -1,0 +1,183 @@
+// humansandbox/state.ts — where a human sandbox lives on disk and what is recorded about
+// it. Everything sits under the project's .aido/sandboxes/<id>/ (see docs/sandbox-cli.md
+// for the layout): sandbox.json is the record (never an env value, only env names),
+// events.log the append-only JSON lines of what happened. Ids are 12 hex characters and
+// become path components and container names, so they are validated here, once.
+
+import { randomBytes } from "node:crypto";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { AidoError, ErrorCode } from "../errors.js";
+
+export const SANDBOX_ID = /^[0-9a-f]{12}$/;
+
+export function newSandboxId(): string {
+  return randomBytes(6).toString("hex");
+}
+
+export function assertSandboxId(id: string): void {
+  if (!SANDBOX_ID.test(id))
+    throw new AidoError(ErrorCode.usage, `sandbox id ${JSON.stringify(id)} is not valid: 12 hex characters`, {
+      id,
+    });
+}
+
+export function sandboxesDir(cwd: string): string {
+  return join(cwd, ".aido", "sandboxes");
+}
+
+export interface SandboxPaths {
+  root: string;
+  record: string;
+  events: string;
+  /** Mounted at /workspace (absent when filesystem is none). */
+  work: string;
+  /** Mounted at /output; declared outputs are collected from here into the project. */
+  output: string;
+  /** Mounted at /aido/stream: the running task's raw stdout/stderr, read live by the host. */
+  stream: string;
+  runs: string;
+}
+
+export function sandboxPaths(cwd: string, id: string): SandboxPaths {
+  assertSandboxId(id);
+  const root = join(sandboxesDir(cwd), id);
+  return {
+    root,
+    record: join(root, "sandbox.json"),
+    events: join(root, "events.log"),
+    work: join(root, "work"),
+    output: join(root, "output"),
+    stream: join(root, "stream"),
+    runs: join(root, "runs"),
+  };
+}
+
+export interface InputMount {
+  /** As declared in sandbox.yaml. */
+  pattern: string;
+  /** Host path (resolved, no symlinks). */
+  source: string;
+  /** Path inside the container, under /inputs. */
+  target: string;
+}
+
+export interface RuntimeChoice {
+  requested: string;
+  image: string;
+  /** What the image provides for the runtime, e.g. "Python 3.11.2"; printed with the mapping. */
+  provides?: string;
+  /** Why the requested runtime maps to this image (printed, recorded). */
+  note?: string;
+}
+
+export interface SandboxRecord {
+  id: string;
+  name: string;
+  state: "running" | "destroyed";
+  created_at: string;
+  expires_at: string;
+  ttl_ms: number;
+  destroyed_at?: string;
+  destroy_reason?: "destroyed by the user" | "ttl expired";
+  container: string;
+  user: string;
+  runtime: RuntimeChoice;
+  spec_file: string | null;
+  spec_sha256: string | null;
+  permissions: { filesystem: "readonly" | "readwrite" | "none"; network: boolean };
+  /** The escape hatches used at `up`, with the confirmation that allowed them. */
+  flags: { network: boolean; dangerous_allow_mutations: boolean; confirmed_by: "terminal" | "--yes" | null };
+  limits: { cpus: number; memory_mb: number; pids: number; tmpfs_mb: number; timeout_ms: number };
+  inputs: InputMount[];
+  outputs: string[];
+  /** Names only: values never reach the evidence. */
+  env_names: string[];
+}
+
+export function writeRecord(paths: SandboxPaths, record: SandboxRecord): void {
+  const tmp = `${paths.record}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(record, null, 2)}\n`);
+  renameSync(tmp, paths.record);
+}
+
+export function readRecord(paths: SandboxPaths): SandboxRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(paths.record, "utf8")) as SandboxRecord;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new AidoError(ErrorCode.internal, `cannot read ${paths.record}: ${(e as Error).message}`, {
+      path: paths.record,
+    });
+  }
+}
+
+export type SandboxEvent =
+  | { event: "created"; id: string; name: string; image: string; runtime: RuntimeChoice; expires_at: string }
+  | { event: "warning"; message: string; flag?: string }
+  | { event: "run_started"; run_id: string; task: string[]; timeout_ms: number }
+  | {
+      event: "run_completed";
+      run_id: string;
+      exit_code: number | null;
+      timed_out: boolean;
+      duration_ms: number;
+    }
+  | { event: "run_refused"; reason: string }
+  | { event: "destroyed"; reason: string };
+
+export function appendEvent(paths: SandboxPaths, ev: SandboxEvent): void {
+  appendFileSync(paths.events, `${JSON.stringify({ time: new Date().toISOString(), ...ev })}\n`);
+}
+
+export function readEvents(paths: SandboxPaths): Array<Record<string, unknown> & { event: string }> {
+  if (!existsSync(paths.events)) return [];
+  return readFileSync(paths.events, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as Record<string, unknown> & { event: string });
+}
+
+/** Every sandbox recorded in the project, oldest first. */
+export function listRecords(cwd: string): SandboxRecord[] {
+  const dir = sandboxesDir(cwd);
+  if (!existsSync(dir)) return [];
+  const out: SandboxRecord[] = [];
+  for (const name of readdirSync(dir)) {
+    if (!SANDBOX_ID.test(name)) continue;
+    const r = readRecord(sandboxPaths(cwd, name));
+    if (r) out.push(r);
+  }
+  return out.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+}
+
+/**
+ * The sandbox a command acts on: the one named, else the latest created (even when it is
+ * destroyed, so that `aido run` right after a TTL expiry says so instead of silently
+ * picking an older sandbox).
+ */
+export function activeRecord(cwd: string, id?: string): SandboxRecord {
+  if (id !== undefined) {
+    const r = readRecord(sandboxPaths(cwd, id));
+    if (!r) throw new AidoError(ErrorCode.notFound, `no sandbox ${id} in ${sandboxesDir(cwd)}`, { id });
+    return r;
+  }
+  const latest = listRecords(cwd).at(-1);
+  if (!latest)
+    throw new AidoError(ErrorCode.notFound, `no sandbox in ${cwd}: start one with \`aido sandbox up\``, {
+      cwd,
+    });
+  return latest;
+}
+
+export function ensureDirs(paths: SandboxPaths): void {
+  for (const d of [paths.root, paths.runs]) mkdirSync(d, { recursive: true, mode: 0o755 });
+}
