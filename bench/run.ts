@@ -9,6 +9,8 @@ type Loader = () => Promise<BenchSection | BenchSection[]>;
 
 const sections: Record<string, Loader> = {
   security: async () => (await import("./security.js")).benchSecurity(),
+  snapshots: async () => (await import("./snapshots.js")).benchSnapshots(),
+  memory: async () => (await import("./memory.js")).benchMemory(),
 };
 
 async function main(): Promise<void> {
@@ -16,7 +18,9 @@ async function main(): Promise<void> {
   const names = wanted.length > 0 ? wanted : Object.keys(sections);
   const unknown = names.filter((n) => !(n in sections));
   if (unknown.length > 0) {
-    console.error(`unknown bench section(s): ${unknown.join(", ")}; known: ${Object.keys(sections).join(", ")}`);
+    console.error(
+      `unknown bench section(s): ${unknown.join(", ")}; known: ${Object.keys(sections).join(", ")}`,
+    );
     process.exit(2);
   }
   const results: BenchSection[] = [];
@@ -32,7 +36,12 @@ async function main(): Promise<void> {
     }
     console.log(`   ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
-  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+  const machine = {
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model,
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+  };
   const file = writeReport(join(import.meta.dirname, "report"), results, machine);
   console.log(`report: ${file}`);
   console.log((await import("node:fs")).readFileSync(file, "utf8"));

@@ -38,7 +38,9 @@ export async function benchSecurity(): Promise<BenchSection> {
       "exec: ls *",
     ].map(parseGrant);
     const token = tokens.issue({ agentId: "bench", goalId: "g", grants, ttlSeconds: 3600 });
-    const policy = new PolicyEngine({ policy: { deny: ["git push *"], confirm: [], snapshotBeforeMutation: false } });
+    const policy = new PolicyEngine({
+      policy: { deny: ["git push *"], confirm: [], snapshotBeforeMutation: false },
+    });
 
     // Gate decision for a file_write: verify token, match the tool and path grants, policy.
     const fileNeeds = [
@@ -58,7 +60,12 @@ export async function benchSecurity(): Promise<BenchSection> {
       const analysis = analyzeCommand("ls -la /workspace && python3 main.py");
       const needs = [{ kind: "tool", name: "exec" } as const, ...execNeeds(analysis)];
       for (const n of needs) if (!grantsAllow(v.grants, n)) throw new Error("bench: denied");
-      policy.decide({ tool: "exec", input: { command: "ls -la /workspace && python3 main.py" }, needs, command: analysis });
+      policy.decide({
+        tool: "exec",
+        input: { command: "ls -la /workspace && python3 main.py" },
+        needs,
+        command: analysis,
+      });
     };
     for (let i = 0; i < 2000; i++) {
       decideFile();
@@ -68,7 +75,8 @@ export async function benchSecurity(): Promise<BenchSection> {
     const fileMs = timeIt(N, decideFile) / N;
     const execMs = timeIt(N, execDecide) / N;
     const uncachedMs =
-      timeIt(500, (i) => analyzeCommand(`ls -la /workspace/${i} && python3 main${i}.py | head -n ${i}`)) / 500;
+      timeIt(500, (i) => analyzeCommand(`ls -la /workspace/${i} && python3 main${i}.py | head -n ${i}`)) /
+      500;
     const payload = JSON.stringify({ tool: "file_write", input: { path: "/output/report.md" } });
     const hashMs = timeIt(N, () => createHash("sha256").update(payload).digest("hex")) / N;
 
@@ -77,7 +85,12 @@ export async function benchSecurity(): Promise<BenchSection> {
       const adb = openDatabase(join(dir, `audit-${sync}.db`));
       const log = new AuditLog({ db: adb, signer: key, synchronous: sync });
       const ms = timeIt(n, (i) =>
-        log.append({ kind: "tool.invoked", goalId: "g", agentId: "a", payload: { tool: "exec", input: { i } } }),
+        log.append({
+          kind: "tool.invoked",
+          goalId: "g",
+          agentId: "a",
+          payload: { tool: "exec", input: { i } },
+        }),
       );
       return { rate: (n / ms) * 1000, log, adb };
     };
@@ -88,17 +101,25 @@ export async function benchSecurity(): Promise<BenchSection> {
     const bdb = openDatabase(join(dir, "plain.db"));
     bdb.exec("CREATE TABLE t (seq INTEGER PRIMARY KEY, time TEXT, kind TEXT, payload TEXT)");
     const ins = bdb.prepare("INSERT INTO t (time, kind, payload) VALUES (?, ?, ?)");
-    const plainMs = timeIt(20_000, (i) => ins.run(new Date().toISOString(), "tool.invoked", JSON.stringify({ i })));
+    const plainMs = timeIt(20_000, (i) =>
+      ins.run(new Date().toISOString(), "tool.invoked", JSON.stringify({ i })),
+    );
     const plainRate = (20_000 / plainMs) * 1000;
 
     // Verify 100k entries.
     for (let i = 20_000; i < 100_000; i++) {
-      normal.log.append({ kind: "tool.invoked", goalId: "g", agentId: "a", payload: { tool: "exec", input: { i } } });
+      normal.log.append({
+        kind: "tool.invoked",
+        goalId: "g",
+        agentId: "a",
+        payload: { tool: "exec", input: { i } },
+      });
     }
     const t0 = process.hrtime.bigint();
     const result = normal.log.verify();
     const verifyMs = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (!result.ok || result.entries < 100_000) throw new Error(`bench: verify failed ${JSON.stringify(result)}`);
+    if (!result.ok || result.entries < 100_000)
+      throw new Error(`bench: verify failed ${JSON.stringify(result)}`);
     const hash100k = timeIt(100_000, (i) => createHash("sha256").update(`${payload}${i}`).digest("hex"));
     normal.adb.close();
     bdb.close();
@@ -114,7 +135,12 @@ export async function benchSecurity(): Promise<BenchSection> {
           baseline: { name: "one SHA-256 of the payload", value: hashMs },
           target: { op: "<=", value: 0.1 },
         },
-        { name: "gate decision, compound exec (cached analysis)", value: execMs, unit: "ms", target: { op: "<=", value: 0.1 } },
+        {
+          name: "gate decision, compound exec (cached analysis)",
+          value: execMs,
+          unit: "ms",
+          target: { op: "<=", value: 0.1 },
+        },
         { name: "shell analysis of a new command (uncached parse)", value: uncachedMs, unit: "ms" },
         {
           name: "durable audit appends (WAL, synchronous=NORMAL)",
@@ -123,7 +149,11 @@ export async function benchSecurity(): Promise<BenchSection> {
           baseline: { name: "plain SQLite insert, no chain", value: plainRate },
           target: { op: ">=", value: 10_000 },
         },
-        { name: "audit appends with fsync per commit (synchronous=FULL)", value: full.rate, unit: "appends/s" },
+        {
+          name: "audit appends with fsync per commit (synchronous=FULL)",
+          value: full.rate,
+          unit: "appends/s",
+        },
         {
           name: "verify 100k audit entries",
           value: verifyMs,

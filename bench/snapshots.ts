@@ -3,11 +3,13 @@
 // read), and a restore after 10 files change (only those are rewritten). Target: each
 // under 500 ms. Run alone with `npx tsx bench/snapshots.ts`.
 
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { SnapshotStore } from "../src/sandbox/snapshots.js";
+import type { BenchSection } from "./report.js";
 
 const FILES = 10_000;
 const PER_DIR = 100;
@@ -39,33 +41,47 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; cpuMs: numb
   return { ms: round(performance.now() - t0), cpuMs: round((c.user + c.system) / 1000), result };
 }
 
-export async function benchSnapshots(): Promise<Record<string, unknown>> {
+export async function benchSnapshots(): Promise<BenchSection> {
   const home = mkdtempSync(join(tmpdir(), "aido-bench-snap-"));
   try {
     const ws = join(home, "goals", "bench", "workspace");
     mkdirSync(ws, { recursive: true });
     const paths = makeWorkspace(ws);
     const store = new SnapshotStore({ goalsDir: join(home, "goals") });
+    // Baseline, side by side: a full copy of the same workspace with cp -a.
+    const copy = await timed(async () => execFileSync("cp", ["-a", ws, join(home, "copy")]));
     const first = await timed(() => store.create("bench", ws, "first"));
     change(ws, paths, 1);
     const incremental = await timed(() => store.create("bench", ws, "after 10 changes"));
     change(ws, paths, 2);
     const restore = await timed(() => store.restore("bench", ws, incremental.result.id));
     const noop = await timed(() => store.restore("bench", ws, incremental.result.id));
+    const baseline = { name: "cp -a of the workspace", value: copy.ms };
     return {
-      files: FILES,
-      first_snapshot_ms: first.ms,
-      first_snapshot_cpu_ms: first.cpuMs,
-      incremental_snapshot_ms: incremental.ms,
-      incremental_snapshot_cpu_ms: incremental.cpuMs,
-      incremental_changed: incremental.result.changed,
-      restore_after_10_changes_ms: restore.ms,
-      restore_after_10_changes_cpu_ms: restore.cpuMs,
-      restore_files_restored: restore.result.files_restored,
-      restore_noop_ms: noop.ms,
-      restore_noop_cpu_ms: noop.cpuMs,
-      load_average_1m: Math.round(loadavg()[0]! * 100) / 100,
-      target_ms: 500,
+      name: `Snapshots (${FILES} files)`,
+      metrics: [
+        { name: "first snapshot", value: first.ms, unit: "ms", baseline, target: { op: "<=", value: 500 } },
+        { name: "first snapshot, CPU", value: first.cpuMs, unit: "ms" },
+        {
+          name: `incremental snapshot after ${CHANGED} changes`,
+          value: incremental.ms,
+          unit: "ms",
+          baseline,
+          target: { op: "<=", value: 500 },
+        },
+        {
+          name: `restore after ${CHANGED} changes`,
+          value: restore.ms,
+          unit: "ms",
+          baseline,
+          target: { op: "<=", value: 500 },
+        },
+        { name: "restore with nothing changed", value: noop.ms, unit: "ms", baseline },
+      ],
+      notes: [
+        `incremental snapshot read ${incremental.result.changed} changed files; restore rewrote ${restore.result.files_restored}`,
+        `load average at the end: ${loadavg()[0]?.toFixed(2)}`,
+      ],
     };
   } finally {
     rmSync(home, { recursive: true, force: true });
