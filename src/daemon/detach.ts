@@ -28,7 +28,8 @@ function mainModule(): { file: string; loader: string[] } {
   const ts = here.endsWith(".ts");
   const file = join(dirname(here), ts ? "main.ts" : "main.js");
   const hasLoader = process.execArgv.some((a) => a.includes("tsx"));
-  return { file, loader: ts && !hasLoader ? ["--import", "tsx"] : [] };
+  // Resolved here, not by the child: the child's working directory may not see tsx.
+  return { file, loader: ts && !hasLoader ? ["--import", import.meta.resolve("tsx")] : [] };
 }
 
 function logTail(file: string, bytes = 4000): string {
