@@ -1,0 +1,144 @@
+// bench/agents.ts — the runtime's own overhead around a swarm. A parent fans out 50
+// children with one spawn_agents call under an inference semaphore of 8; the scripted
+// provider (another process, so its CPU is not ours) answers every call after 200 ms.
+// Ideal wall time: ceil(50/8) * 200 ms for the children plus 2 * 200 ms for the parent's
+// own two calls; the ratio measured/ideal should stay <= 1.1. CPU: process.cpuUsage
+// (user + system) over the run divided by the model turns, i.e. the runtime's own work
+// per turn (spawning, tokens, budget, audit, prompt assembly, SDK request and parse) with
+// the model's wait excluded; target < 2 ms. The children call no tools, so no container
+// is involved. Run alone with `npx tsx bench/agents.ts`.
+
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { loadConfig } from "../src/config.js";
+import { AidoError, ErrorCode } from "../src/errors.js";
+import { Runtime } from "../src/kernel/runtime.js";
+import type { SandboxBackend } from "../src/sandbox/backend.js";
+import type { BenchSection } from "./report.js";
+
+const CHILDREN = 50;
+const SEMAPHORE = 8;
+const DELAY_MS = 200;
+const PARENT_CALLS = 2;
+
+const noContainers: SandboxBackend = {
+  acquire: async () => {
+    throw new AidoError(ErrorCode.sandboxUnavailable, "the agents bench runs without containers");
+  },
+  stop: async () => {},
+  remove: async () => {},
+  reattach: async () => [],
+  gc: async () => ({ removedContainers: [], removedFolders: [] }),
+  close: async () => {},
+};
+
+async function startProvider(
+  children: number,
+): Promise<{ url: string; proc: ChildProcessWithoutNullStreams; lines: string[] }> {
+  const proc = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "agents-provider.ts")], {
+    env: { ...process.env, BENCH_DELAY_MS: String(DELAY_MS), BENCH_CHILDREN: String(children) },
+  });
+  const lines: string[] = [];
+  const url = await new Promise<string>((ok, fail) => {
+    proc.stdout.setEncoding("utf8");
+    proc.stdout.on("data", (d: string) => {
+      lines.push(...d.split("\n").filter((l) => l !== ""));
+      if (lines[0]) ok(lines[0]);
+    });
+    proc.on("exit", (code) => fail(new Error(`bench provider exited with ${code}`)));
+  });
+  return { url, proc, lines };
+}
+
+interface Run {
+  wallMs: number;
+  cpuMs: number;
+  turns: number;
+  completed: number;
+}
+
+async function fanOut(children: number): Promise<Run> {
+  const provider = await startProvider(children);
+
+  const home = mkdtempSync(join(tmpdir(), "aido-bench-agents-"));
+  try {
+    const config = loadConfig({
+      env: {
+        AIDO_HOME: home,
+        ANTHROPIC_API_KEY: "sk-bench",
+        ANTHROPIC_BASE_URL: provider.url,
+        AIDO_MODEL: "anthropic/claude-bench",
+        AIDO_MAX_CONCURRENT_INFERENCE: String(SEMAPHORE),
+        AIDO_SPAWN_BATCH_CAP: String(children),
+      },
+      projectDir: home,
+    });
+    config.limits.maxAgentsPerGoal = children + 1;
+    config.limits.maxChildren = children;
+    const rt = await Runtime.open(config, { backend: noContainers });
+    let turns = 0;
+    rt.events.subscribe({ types: ["usage"] }, () => turns++);
+    try {
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const r = await rt.spawnAndRun(
+        {
+          name: "fanout",
+          system_prompt: "Fan out.",
+          capabilities: ["tool: spawn_agents", "spawn_child: [leaf]"],
+          limits: { max_children: children },
+        },
+        "Run the children.",
+      );
+      const wallMs = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      if (r.stop_reason !== "complete")
+        throw new Error(`fan-out ended with ${r.stop_reason}: ${r.error?.message}`);
+      const completed = rt
+        .listAgents({ includeStopped: true })
+        .filter((a) => a.stop_reason === "finished: complete").length;
+      return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000, turns, completed };
+    } finally {
+      await rt.close();
+    }
+  } finally {
+    provider.proc.stdin.end();
+    await once(provider.proc, "exit").catch(() => {});
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+export async function benchAgents(): Promise<BenchSection> {
+  await fanOut(4); // warm-up: module loading, JIT, the SDK's first connection
+  const run = await fanOut(CHILDREN);
+  const ideal = Math.ceil(CHILDREN / SEMAPHORE) * DELAY_MS + PARENT_CALLS * DELAY_MS;
+  const cpuPerTurn = run.cpuMs / run.turns;
+  return {
+    name: "agents: fan-out of 50 children under a semaphore of 8",
+    metrics: [
+      {
+        name: "fan-out wall time",
+        value: run.wallMs,
+        unit: "ms",
+        baseline: {
+          name: `ideal ceil(${CHILDREN}/${SEMAPHORE})*${DELAY_MS}+${PARENT_CALLS}*${DELAY_MS}`,
+          value: ideal,
+        },
+      },
+      { name: "wall time / ideal", value: run.wallMs / ideal, unit: "x", target: { op: "<=", value: 1.1 } },
+      { name: "runtime CPU per agent turn", value: cpuPerTurn, unit: "ms", target: { op: "<=", value: 2 } },
+    ],
+    notes: [
+      `${run.turns} model turns (${CHILDREN} children + ${PARENT_CALLS} parent), ${run.completed} agents completed, ` +
+        `${run.cpuMs.toFixed(1)} ms CPU in total (user + system, this process only; the provider runs in another process)`,
+    ],
+  };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  console.log(JSON.stringify(await benchAgents(), null, 2));
+}
