@@ -10,6 +10,10 @@ export interface CliIo {
   err(line: string): void;
   /** Is standard input a terminal (interactive prompts allowed)? */
   interactive: boolean;
+  /** Ask a question and read one line of answer (undefined at end of input). Interactive only. */
+  prompt?(question: string): Promise<string | undefined>;
+  /** The raw output for live views (`aido watch`): text without added newlines, and whether it is a terminal. */
+  screen?: { write(text: string): void; isTTY: boolean; columns?: number };
 }
 
 export interface CommandContext {

@@ -4,6 +4,7 @@
 // 2 usage or configuration). Commands live one per module in cli/commands/.
 
 import { realpathSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { type Config, loadConfig } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
@@ -93,6 +94,24 @@ if (invokedDirectly()) {
     out: (l) => process.stdout.write(`${l}\n`),
     err: (l) => process.stderr.write(`${l}\n`),
     interactive: Boolean(process.stdin.isTTY),
+    prompt: (question) =>
+      new Promise((resolve) => {
+        const rl = createInterface({ input: process.stdin, output: process.stdout });
+        let answered = false;
+        rl.question(question, (answer) => {
+          answered = true;
+          rl.close();
+          resolve(answer);
+        });
+        rl.once("close", () => {
+          if (!answered) resolve(undefined);
+        });
+      }),
+    screen: {
+      write: (t) => process.stdout.write(t),
+      isTTY: Boolean(process.stdout.isTTY),
+      ...(process.stdout.columns ? { columns: process.stdout.columns } : {}),
+    },
   };
   runCli(process.argv.slice(2), io).then(
     (code) => {

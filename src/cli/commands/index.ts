@@ -1,14 +1,30 @@
 // cli/commands/index.ts — the list of commands `aido` knows, in help order.
 
 import type { Command } from "../command.js";
+import { agents } from "./agents.js";
+import { approvals, approvalsRespond } from "./approvals.js";
 import { auditQuery, auditTail, auditVerify } from "./audit.js";
+import { daemonStart, daemonStatus, daemonStop } from "./daemon.js";
+import { cancel, goals, status, submit } from "./goals.js";
 import { imageBuild } from "./image.js";
 import { manifestValidate } from "./manifest.js";
 import { memoryDelete, memoryList, memoryReset, memorySearch } from "./memory.js";
 import { sandboxDestroy, sandboxList, sandboxUpCommand } from "./sandbox.js";
 import { logsCommand, runCommand } from "./sandbox-run.js";
+import { watch } from "./watch.js";
 
 export const commands: readonly Command[] = [
+  daemonStart,
+  daemonStop,
+  daemonStatus,
+  submit,
+  goals,
+  status,
+  cancel,
+  watch,
+  agents,
+  approvals,
+  approvalsRespond,
   manifestValidate,
   auditVerify,
   auditTail,

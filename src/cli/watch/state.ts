@@ -82,6 +82,20 @@ export interface InitialWatch {
   activityLimit?: number;
   /** What goal.status said before the stream started (the stream only carries news). */
   goal?: { goal_id: string; state: GoalViewState; goal?: string; error?: string; usage?: InputOutput };
+  /** What agent.list said: the agents already alive (or stopped) when the watch began. */
+  agents?: readonly KnownAgent[];
+}
+
+/** The fields of agent.list's AgentSummary the view uses. */
+export interface KnownAgent {
+  agent_id: string;
+  goal_id: string;
+  parent_id: string | null;
+  manifest: string;
+  model: string;
+  state: AgentState;
+  depth: number;
+  stop_reason?: string;
 }
 
 interface InputOutput {
@@ -115,6 +129,44 @@ export function initialWatchState(init: InitialWatch = {}): WatchState {
     s.goals[g.id] = g;
     if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
   }
+  for (const a of init.agents ?? []) {
+    const view: AgentView = {
+      id: a.agent_id,
+      goalId: a.goal_id,
+      manifest: a.manifest,
+      model: a.model,
+      parentId: a.parent_id,
+      depth: a.depth,
+      state: a.state,
+      inputTokens: 0,
+      outputTokens: 0,
+      toolsRunning: {},
+      toolCalls: 0,
+      denials: 0,
+    };
+    if (a.stop_reason !== undefined) view.stopReason = a.stop_reason;
+    s.agents[a.agent_id] = view;
+    s.agentOrder.push(a.agent_id);
+  }
+  return s;
+}
+
+/** Folds a goal.status answer into the view (used when the stream missed the goal's end). */
+export function withGoalStatus(prev: WatchState, goal: NonNullable<InitialWatch["goal"]>): WatchState {
+  const s = structuredClone(prev);
+  const g: GoalView = s.goals[goal.goal_id] ?? {
+    id: goal.goal_id,
+    state: goal.state,
+    inputTokens: 0,
+    outputTokens: 0,
+  };
+  g.state = goal.state;
+  g.inputTokens = Math.max(g.inputTokens, goal.usage?.input_tokens ?? 0);
+  g.outputTokens = Math.max(g.outputTokens, goal.usage?.output_tokens ?? 0);
+  if (goal.goal !== undefined) g.text = goal.goal;
+  if (goal.error !== undefined) g.error = goal.error;
+  s.goals[g.id] = g;
+  if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
   return s;
 }
 

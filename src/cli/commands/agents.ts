@@ -1,0 +1,50 @@
+// cli/commands/agents.ts — `aido agents`: the daemon's agents as a tree per goal (live
+// ones by default; --all includes stopped ones), from agent.list.
+
+import type { AgentSummary } from "../../kernel/registry.js";
+import { type Command, jsonOption, parseCommandArgs, printJson } from "../command.js";
+import { withClient } from "./daemon-client.js";
+
+function tree(list: AgentSummary[]): string[] {
+  const byId = new Map(list.map((a) => [a.agent_id, a]));
+  const kids = new Map<string | null, AgentSummary[]>();
+  for (const a of list) {
+    const parent = a.parent_id !== null && byId.has(a.parent_id) ? a.parent_id : null;
+    kids.set(parent, [...(kids.get(parent) ?? []), a]);
+  }
+  const out: string[] = [];
+  const walk = (parent: string | null, indent: string) => {
+    for (const a of kids.get(parent) ?? []) {
+      const why = a.stop_reason ? ` (${a.stop_reason})` : "";
+      out.push(`${indent}${a.manifest}  ${a.agent_id}  ${a.state}${why}  ${a.model}  goal=${a.goal_id}`);
+      walk(a.agent_id, `${indent}  `);
+    }
+  };
+  walk(null, "");
+  return out;
+}
+
+export const agents: Command = {
+  name: "agents",
+  summary: "list the daemon's agents as a tree (live ones; --all for stopped too)",
+  usage: "aido agents [--goal GOAL_ID] [--all] [--json]",
+  example: "aido agents --goal g-20250101-ab12cd --all",
+  async run(ctx) {
+    const { values } = parseCommandArgs(
+      this,
+      ctx.argv,
+      { ...jsonOption, goal: { type: "string" }, all: { type: "boolean" } },
+      false,
+    );
+    const r = await withClient(ctx.config(), (c) =>
+      c.call("agent.list", {
+        ...(values.goal ? { goal_id: values.goal } : {}),
+        include_stopped: values.all === true,
+      }),
+    );
+    if (values.json) printJson(ctx.io, r.agents);
+    else if (r.agents.length === 0) ctx.io.out("(no agents)");
+    else for (const line of tree(r.agents)) ctx.io.out(line);
+    return 0;
+  },
+};

@@ -1,0 +1,275 @@
+// The socket commands (`aido submit|goals|status|cancel|watch|agents|approvals|daemon
+// status`) run in-process through runCli against a real agentd on a temp AIDO_HOME, its
+// real socket, and the scripted provider behind the real SDK clients.
+
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
+import type { GoalStatus } from "../../src/kernel/goals.js";
+import { type DaemonFixture, MODEL, manifest, startFixture } from "../daemon/fixture.js";
+import { makeTempHome } from "../support/home.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { captureIo } from "./io.js";
+
+let server: ProviderServer;
+let fx: DaemonFixture | undefined;
+
+beforeAll(async () => {
+  server = await startProviderServer();
+});
+afterEach(async () => {
+  await fx?.close();
+  fx = undefined;
+  server.reset();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+function manifestFile(dir: string, name: string, extra = ""): string {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `name: ${name}\nmodel: ${MODEL}\nsystem_prompt: "You are ${name}, under test."\n${extra}`,
+  );
+  return file;
+}
+
+async function cli(argv: string[], interactive = false) {
+  const c = captureIo(interactive);
+  const code = await runCli(argv, c.io, fx!.home.env);
+  return { code, ...c };
+}
+
+describe("aido submit", () => {
+  it("with --wait --json exits 0 and prints the goal's final status", async () => {
+    server.script('manifest "solo"', [
+      turn.text("the answer is 42", { usage: { input_tokens: 9, output_tokens: 3 } }),
+    ]);
+    fx = await startFixture(server);
+    const r = await cli([
+      "submit",
+      "what is the answer?",
+      "--manifest",
+      manifestFile(fx.home.dir, "solo"),
+      "--wait",
+      "--json",
+    ]);
+    expect(r.err).toEqual([]);
+    expect(r.code).toBe(0);
+    const g = JSON.parse(r.text()) as GoalStatus;
+    expect(g).toMatchObject({ state: "succeeded", result: "the answer is 42", goal: "what is the answer?" });
+    expect(g.usage).toEqual({ input_tokens: 9, output_tokens: 3 });
+  });
+
+  it("with --wait exits 1 when the goal fails, and says why", async () => {
+    server.script('manifest "broken"', [turn.error(400, { message: "model says no" })]);
+    fx = await startFixture(server);
+    const r = await cli([
+      "submit",
+      "fail please",
+      "--manifest",
+      manifestFile(fx.home.dir, "broken"),
+      "--wait",
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.text()).toMatch(/^state {3}failed$/m);
+    expect(r.text()).toMatch(/^error {3}.+/m);
+  });
+
+  it("without --wait prints the goal id at once; goals and status then show it", async () => {
+    server.script('manifest "solo"', [turn.text("done")]);
+    fx = await startFixture(server);
+    const r = await cli(["submit", "list me", "--manifest", manifestFile(fx.home.dir, "solo")]);
+    expect(r.code).toBe(0);
+    const id = r.text().trim();
+    expect(id).not.toBe("");
+    const listed = await cli(["goals", "--json"]);
+    expect((JSON.parse(listed.text()) as GoalStatus[]).map((g) => g.goal_id)).toContain(id);
+    const table = await cli(["goals"]);
+    expect(table.text()).toContain(id);
+    expect(table.text()).toContain("list me");
+    const st = await cli(["status", id, "--json"]);
+    expect(st.code).toBe(0);
+    expect(JSON.parse(st.text())).toMatchObject({ goal_id: id, goal: "list me" });
+  });
+
+  it("refuses a manifest file it cannot read as a usage error (exit 2)", async () => {
+    fx = await startFixture(server);
+    const r = await cli(["submit", "x", "--manifest", join(fx.home.dir, "missing.yaml")]);
+    expect(r.code).toBe(2);
+    expect(r.err.join("\n")).toContain("cannot read manifest");
+  });
+
+  it("with --follow shows the goal live and exits with its outcome", async () => {
+    server.script('manifest "solo"', [turn.text("followed", { delayMs: 300 })]);
+    fx = await startFixture(server);
+    const r = await cli(["submit", "follow me", "--manifest", manifestFile(fx.home.dir, "solo"), "--follow"]);
+    expect(r.code).toBe(0);
+    expect(r.text()).toContain("goal succeeded");
+    expect(r.text()).toMatch(/^goal \S+ succeeded; tokens/m);
+  });
+});
+
+describe("aido status and cancel", () => {
+  it("status of an unknown goal exits 1 naming it", async () => {
+    fx = await startFixture(server);
+    const r = await cli(["status", "g-nope"]);
+    expect(r.code).toBe(1);
+    expect(r.err.join("\n")).toContain("g-nope");
+  });
+
+  it("cancels a running goal; waiting on it then exits 1", async () => {
+    server.script('manifest "slow"', [turn.text("too late", { delayMs: 20_000 })]);
+    fx = await startFixture(server);
+    const id = (await cli(["submit", "take your time", "--manifest", manifestFile(fx.home.dir, "slow")]))
+      .text()
+      .trim();
+    for (let i = 0; i < 100 && server.requests.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    const c = await cli(["cancel", id]);
+    expect(c.code).toBe(0);
+    expect(c.text()).toBe(`goal ${id}: cancelled`);
+    const w = await cli(["watch", id]);
+    expect(w.code).toBe(1);
+    expect(w.text()).toContain(`goal ${id} cancelled`);
+  });
+});
+
+describe("aido watch", () => {
+  it("follows a goal to its end and exits 0 when it succeeds", async () => {
+    server.script('manifest "solo"', [
+      turn.text("watched", { delayMs: 500, usage: { input_tokens: 5, output_tokens: 2 } }),
+    ]);
+    fx = await startFixture(server);
+    const id = (await cli(["submit", "watch me", "--manifest", manifestFile(fx.home.dir, "solo")]))
+      .text()
+      .trim();
+    const w = await cli(["watch", id]);
+    expect(w.code).toBe(0);
+    expect(w.text()).toContain("goal succeeded");
+    expect(w.text()).toContain(`goal ${id} succeeded; tokens 7 (in 5, out 2)`);
+  });
+
+  it("prints raw events as JSON lines with --json", async () => {
+    server.script('manifest "solo"', [turn.text("json", { delayMs: 300 })]);
+    fx = await startFixture(server);
+    const id = (await cli(["submit", "json me", "--manifest", manifestFile(fx.home.dir, "solo")]))
+      .text()
+      .trim();
+    const w = await cli(["watch", id, "--json"]);
+    expect(w.code).toBe(0);
+    const events = w.out.map((l) => JSON.parse(l) as { type: string; goal_id: string });
+    expect(events.at(-1)).toMatchObject({ type: "goal.finished", goal_id: id });
+  });
+});
+
+describe("aido approvals", () => {
+  const memo = (extra: Record<string, unknown> = {}) =>
+    manifest("memo", {
+      lifecycle: "persistent",
+      capabilities: ["tool: memory_store", "tool: memory_query"],
+      approval_required: ["memory_store"],
+      ...extra,
+    });
+
+  async function pendingCall() {
+    const caller = await fx!.client();
+    const a = await caller.call("agent.spawn", { manifest: memo() });
+    const call = caller.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "memory_store",
+      input: { content: "approved fact", category: "fact" },
+    });
+    let listed: { id: string }[] = [];
+    for (let i = 0; listed.length === 0 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      listed = JSON.parse((await cli(["approvals", "--json"])).text()) as { id: string }[];
+    }
+    expect(listed).toHaveLength(1);
+    return { call, id: listed[0]!.id, agentId: a.agent_id };
+  }
+
+  it("lists what waits, and `approvals respond ID allow_once` lets the call run", async () => {
+    fx = await startFixture(server);
+    const p = await pendingCall();
+    const text = await cli(["approvals"]);
+    expect(text.text()).toContain(`${p.id}  memory_store  agent=${p.agentId}`);
+    expect(text.text()).toContain("answer with: aido approvals respond ID");
+    const r = await cli(["approvals", "respond", p.id, "allow_once"]);
+    expect(r.code).toBe(0);
+    expect(r.text()).toBe(`${p.id}: allow_once (memory_store for ${p.agentId})`);
+    expect((await p.call).is_error).toBe(false);
+    expect((await cli(["approvals"])).text()).toBe("no approvals waiting");
+  });
+
+  it("asks about each request on a terminal; 'd' denies it", async () => {
+    fx = await startFixture(server);
+    const p = await pendingCall();
+    const answers = ["maybe", "d"];
+    const c = captureIo(true);
+    const questions: string[] = [];
+    c.io.prompt = async (q) => {
+      questions.push(q);
+      return answers.shift();
+    };
+    expect(await runCli(["approvals"], c.io, fx.home.env)).toBe(0);
+    expect(questions[0]).toContain("Allow [o]nce / Allow [s]ession / Allow [a]lways / [d]eny");
+    expect(c.text()).toContain("answer o, s, a, d or k");
+    expect(c.text()).toContain(`${p.id}: deny`);
+    await expect(p.call).rejects.toMatchObject({ code: "approval_denied" });
+  });
+
+  it("refuses a decision that is not one of the four as a usage error", async () => {
+    fx = await startFixture(server);
+    const r = await cli(["approvals", "respond", "ap-1", "maybe"]);
+    expect(r.code).toBe(2);
+    expect(r.err.join("\n")).toContain('got "maybe"');
+  });
+});
+
+describe("aido agents and daemon status", () => {
+  it("shows the agent tree and the daemon's pid and socket", async () => {
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const a = await c.call("agent.spawn", { manifest: manifest("keeper", { lifecycle: "persistent" }) });
+    const r = await cli(["agents"]);
+    expect(r.text()).toContain(`keeper  ${a.agent_id}`);
+    const s = await cli(["daemon", "status", "--json"]);
+    expect(s.code).toBe(0);
+    expect(JSON.parse(s.text())).toEqual({
+      running: true,
+      pid: process.pid,
+      socket: fx.home.config.socketPath,
+      pid_file: fx.home.config.pidPath,
+    });
+  });
+});
+
+describe("without a daemon", () => {
+  it("says the daemon is not running and how to start it, exit 1, no stack trace", async () => {
+    const home = makeTempHome();
+    try {
+      for (const argv of [
+        ["goals"],
+        ["submit", "x"],
+        ["status", "g1"],
+        ["watch"],
+        ["approvals"],
+        ["agents"],
+      ]) {
+        const c = captureIo();
+        expect(await runCli(argv, c.io, home.env)).toBe(1);
+        const err = c.err.join("\n");
+        expect(err).toContain("the Aido daemon is not running");
+        expect(err).toContain("aido daemon start");
+        expect(err).not.toMatch(/\n\s+at /);
+      }
+      const st = captureIo();
+      expect(await runCli(["daemon", "status"], st.io, home.env)).toBe(1);
+      expect(st.text()).toContain("agentd not running");
+    } finally {
+      home.cleanup();
+    }
+  });
+});
