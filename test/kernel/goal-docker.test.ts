@@ -68,7 +68,9 @@ describe("a goal in its container", () => {
     const refused = coder.requests[2]!.body.messages.at(-1).content[0];
     expect(refused.is_error).toBe(true);
     expect(refused.content).toContain("capability_denied");
-    const invoked = rt.audit.query({ goal_id, kind: "tool.invoked" }).map((e) => (e.payload as { tool: string }).tool);
+    const invoked = rt.audit
+      .query({ goal_id, kind: "tool.invoked" })
+      .map((e) => (e.payload as { tool: string }).tool);
     expect(invoked.sort()).toEqual(["file_write", "file_write", "spawn_agents"]);
   }, 120_000);
 });
