@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import { createOptions, type SandboxLimits } from "../sandbox/container-spec.js";
+import { type ContainerSpec, createOptions, type SandboxLimits } from "../sandbox/container-spec.js";
 import { DockerSandbox, type SandboxOwner } from "../sandbox/docker-sandbox.js";
 import { EXECUTOR_PATH } from "../sandbox/executor-session.js";
 import { ensureImage, executorSourcePath } from "../sandbox/image.js";
@@ -67,7 +67,8 @@ export function humanCreateOptions(s: HumanContainerSpec): Docker.ContainerCreat
       [LABEL.expires]: String(s.expiresAtSeconds),
     },
     folders: { root: s.paths.root, workspace: s.paths.work, output: s.paths.output, inputs: "" },
-    skills: new Map(),
+    // No skills in a human sandbox. An empty array reads as "none" whichever form the spec takes.
+    skills: [] as unknown as ContainerSpec["skills"],
     limits: s.limits,
   });
   const host = base.HostConfig as Docker.HostConfig;

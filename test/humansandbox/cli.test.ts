@@ -1,0 +1,263 @@
+// `aido sandbox up / run / logs / destroy` end to end against the real engine: the PRD
+// walkthrough, the lockdown (no network, read-only inputs, timeouts), TTL expiry, the
+// --json shapes, env values kept out of the evidence, and the git diff of outputs.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import Docker from "dockerode";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { containerNameOf } from "../../src/humansandbox/container.js";
+import { makeProject, type Project } from "./fixture.js";
+
+let p: Project;
+const docker = new Docker();
+
+beforeAll(async () => {
+  p = await makeProject();
+  p.write("data/users.csv", "id,name\n1,ada\n2,linus\n");
+  p.write("out/users.sql", "-- old\n");
+  execFileSync("git", ["-C", p.dir, "add", "."]);
+  execFileSync("git", ["-C", p.dir, "commit", "-qm", "start"]);
+});
+afterAll(async () => {
+  await p?.cleanup();
+});
+
+const containerExists = async (id: string) =>
+  docker
+    .getContainer(containerNameOf(id))
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
+
+describe("the PRD workflow: sandbox up, run migration.py, read logs and outputs, destroy", () => {
+  it("works end to end, with --json shapes for up, list, run, logs and destroy", async () => {
+    p.write(
+      "sandbox.yaml",
+      [
+        "name: migrate-users",
+        "runtime: python:3.11",
+        "ttl: 15m",
+        "inputs: [data/users.csv]",
+        "outputs: [out/users.sql]",
+        "permissions: { filesystem: readwrite, network: false }",
+        "env: { DB_NAME: production_users_db }",
+        "resources: { cpu: 1, memory: 512m, timeout: 60s }",
+      ].join("\n"),
+    );
+    p.write(
+      "migration.py",
+      [
+        "import csv, os",
+        "rows = list(csv.DictReader(open('/inputs/data/users.csv')))",
+        "os.makedirs('/output/out', exist_ok=True)",
+        "with open('/output/out/users.sql', 'w') as f:",
+        "    for r in rows:",
+        "        f.write(f\"INSERT INTO users VALUES ({r['id']}, '{r['name']}');\\n\")",
+        "print(f\"migrated {len(rows)} rows into {os.environ['DB_NAME']}\")",
+      ].join("\n"),
+    );
+
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const box = up.json<{ id: string; state: string; image: string; network: boolean; runs: number }>();
+    expect(box.id).toMatch(/^[0-9a-f]{12}$/);
+    expect(box).toMatchObject({ state: "running", network: false, runs: 0 });
+    expect(up.err.join("\n")).toMatch(/runtime python:3\.11 -> .*Python 3\.11/);
+
+    const list = await p.aido("sandbox", "list", "--json");
+    expect(list.json<Array<{ id: string; state: string }>>().find((s) => s.id === box.id)?.state).toBe(
+      "running",
+    );
+
+    const run = await p.aido("run", "migration.py");
+    expect(run.code, run.err.join("\n")).toBe(0);
+    expect(run.out).toEqual(["migrated 2 rows into [env:DB_NAME]"]);
+
+    const logs = await p.aido("logs", "--json");
+    const l = logs.json<{
+      run_id: string;
+      stdout: string;
+      summary: { exit_code: number; task: { argv: string[] } };
+    }>();
+    expect(l.run_id).toBe("run-001");
+    expect(l.stdout).toBe("migrated 2 rows into [env:DB_NAME]\n");
+    expect(l.summary).toMatchObject({ exit_code: 0, task: { argv: ["python3", "/workspace/migration.py"] } });
+    expect((await p.aido("logs")).out).toEqual(["migrated 2 rows into [env:DB_NAME]"]);
+
+    expect(p.read("out/users.sql")).toBe(
+      "INSERT INTO users VALUES (1, 'ada');\nINSERT INTO users VALUES (2, 'linus');\n",
+    );
+    const folder = join(p.dir, ".aido", "sandboxes", box.id);
+    const diff = readFileSync(join(folder, "outputs.diff"), "utf8");
+    expect(diff).toContain("-- old");
+    expect(diff).toContain("+INSERT INTO users VALUES (1, 'ada');");
+    const summary = JSON.parse(readFileSync(join(folder, "summary.json"), "utf8"));
+    expect(summary).toMatchObject({
+      exit_code: 0,
+      timed_out: false,
+      image: box.image,
+      env_names: ["DB_NAME"],
+      limits: { memory_mb: 512, cpus: 1 },
+      flags: { network: false, dangerous_allow_mutations: false },
+      outputs: { collected: ["out/users.sql"] },
+    });
+    expect(typeof summary.duration_ms).toBe("number");
+
+    const destroy = await p.aido("sandbox", "destroy", "--json");
+    expect(destroy.json()).toMatchObject({ id: box.id, state: "destroyed", purged: false });
+    expect(await containerExists(box.id)).toBe(false);
+    expect(existsSync(join(folder, "work"))).toBe(false);
+    const events = readFileSync(join(folder, "events.log"), "utf8")
+      .trim()
+      .split("\n")
+      .map((x) => JSON.parse(x).event);
+    expect(events).toEqual(["created", "run_started", "run_completed", "destroyed"]);
+
+    const again = await p.aido("run", "migration.py");
+    expect(again.code).toBe(1);
+    expect(again.err.join("\n")).toMatch(/was destroyed/);
+  });
+});
+
+describe("lockdown", () => {
+  let id: string;
+  beforeAll(async () => {
+    p.write(
+      "locked.yaml",
+      [
+        "runtime: python:3.11",
+        "inputs: [data/users.csv]",
+        "outputs: [out/**]",
+        "env: { API_KEY: sk-live-0123456789abcdef }",
+        "resources: { timeout: 2s }",
+      ].join("\n"),
+    );
+    const up = await p.aido("sandbox", "up", "-f", "locked.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    id = up.out[0] as string;
+  });
+
+  it("has no network: a connection attempt fails inside the sandbox", async () => {
+    p.write(
+      "net.py",
+      "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n    print('CONNECTED')\nexcept OSError as e:\n    print('blocked:', e)\n    raise SystemExit(3)\n",
+    );
+    const r = await p.aido("run", "net.py");
+    expect(r.code).toBe(3);
+    expect(r.out.join("\n")).toMatch(/^blocked:/);
+  });
+
+  it("cannot write to an input, and the host file stays unchanged", async () => {
+    const before = p.read("data/users.csv");
+    const r = await p.aido("run", "sh", "-c", "echo pwned > /inputs/data/users.csv");
+    expect(r.code).not.toBe(0);
+    expect(r.err.join("\n")).toMatch(/Read-only file system/);
+    expect(p.read("data/users.csv")).toBe(before);
+  });
+
+  it("kills a run past its timeout, reports 124 and says timeout in the evidence", async () => {
+    const r = await p.aido("run", "--json", "sh", "-c", "echo started; sleep 30; echo never");
+    expect(r.code).toBe(124);
+    const s = r.json<{ timed_out: boolean; stopped_by: string; exit_status: number; run_id: string }>();
+    expect(s).toMatchObject({ timed_out: true, stopped_by: "timeout", exit_status: 124 });
+    const logs = await p.aido("logs", "--json", "--run", s.run_id);
+    const l = logs.json<{ stdout: string; stderr: string }>();
+    expect(l.stdout).toBe("started\n");
+    expect(l.stderr).toMatch(/timed out after 2000 ms/);
+  });
+
+  it("never collects a symlink the script planted in /output", async () => {
+    const r = await p.aido(
+      "run",
+      "--json",
+      "sh",
+      "-c",
+      "mkdir -p /output/out && ln -sf /etc/hostname /output/out/leak",
+    );
+    const s = r.json<{ outputs: { collected: string[]; skipped: Array<{ path: string }> } }>();
+    expect(s.outputs.skipped.map((x) => x.path)).toContain("out/leak");
+    expect(existsSync(join(p.dir, "out", "leak"))).toBe(false);
+  });
+
+  it("keeps env values out of every evidence file, even when the script prints them", async () => {
+    const r = await p.aido(
+      "run",
+      "sh",
+      "-c",
+      "echo key=$API_KEY; echo key=$API_KEY >&2; mkdir -p /output/out; echo $API_KEY > /output/out/k.txt",
+    );
+    expect(r.out).toEqual(["key=[env:API_KEY]"]);
+    expect(p.read("out/k.txt")).toBe("sk-live-0123456789abcdef\n"); // an output is the user's, not evidence
+    const files = p.evidenceFiles();
+    expect(files.some((f) => f.path.endsWith("outputs.diff") && f.text.includes("[env:API_KEY]"))).toBe(true);
+    for (const f of files) expect(f.text, f.path).not.toContain("sk-live-0123456789abcdef");
+    expect(
+      JSON.parse(readFileSync(join(p.dir, ".aido", "sandboxes", id, "sandbox.json"), "utf8")).env_names,
+    ).toEqual(["API_KEY"]);
+  });
+
+  it("passes a failing command's exit code through", async () => {
+    expect((await p.aido("run", "sh", "-c", "exit 7")).code).toBe(7);
+  });
+});
+
+describe("escape hatches and TTL", () => {
+  it("refuses --network without a confirmation when not on a terminal", async () => {
+    const r = await p.aido("sandbox", "up", "--network");
+    expect(r.code).toBe(2);
+    expect(r.err.join("\n")).toMatch(/warning: --network[\s\S]*--yes/);
+  });
+
+  it("records --network and --dangerous-allow-mutations given with --yes as warnings in the evidence", async () => {
+    p.write("open.yaml", "runtime: python:3.11\nttl: 5m\ninputs: [data/users.csv]\n");
+    const up = await p.aido(
+      "sandbox",
+      "up",
+      "-f",
+      "open.yaml",
+      "--network",
+      "--dangerous-allow-mutations",
+      "--yes",
+      "--json",
+    );
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string; network: boolean }>().id;
+    const folder = join(p.dir, ".aido", "sandboxes", id);
+    const rec = JSON.parse(readFileSync(join(folder, "sandbox.json"), "utf8"));
+    expect(rec.flags).toEqual({ network: true, dangerous_allow_mutations: true, confirmed_by: "--yes" });
+    const warnings = readFileSync(join(folder, "events.log"), "utf8")
+      .trim()
+      .split("\n")
+      .map((x) => JSON.parse(x))
+      .filter((e) => e.event === "warning")
+      .map((e) => e.flag);
+    expect(warnings).toEqual(["--network", "--dangerous-allow-mutations"]);
+    const info = await docker.getContainer(containerNameOf(id)).inspect();
+    expect(info.HostConfig.NetworkMode).toBe("bridge");
+    expect(info.Mounts.find((m) => m.Destination === "/inputs/data/users.csv")?.RW).toBe(true);
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  });
+
+  it("refuses a run in a sandbox whose ttl ran out, with the reason, and sweeps it", async () => {
+    p.write("short.yaml", "runtime: python:3.11\nttl: 1s\n");
+    const up = await p.aido("sandbox", "up", "-f", "short.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    await new Promise((r) => setTimeout(r, 1500));
+    const r = await p.aido("run", "echo", "hi");
+    expect(r.code).toBe(1);
+    expect(r.err.join("\n")).toMatch(new RegExp(`sandbox ${id} expired at .*ttl 1 s`));
+    expect(await containerExists(id)).toBe(false);
+    const list = (await p.aido("sandbox", "list", "--json")).json<
+      Array<{ id: string; state: string; destroy_reason: string }>
+    >();
+    expect(list.find((s) => s.id === id)).toMatchObject({
+      state: "destroyed",
+      destroy_reason: "ttl expired",
+    });
+  });
+});

@@ -1,0 +1,92 @@
+// test/humansandbox/fixture.ts — a throwaway project (a git repository with data files)
+// and a temp AIDO_HOME, with `aido` run in-process from inside the project. cleanup()
+// removes every container the project's sandboxes made, then the folders.
+
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Docker from "dockerode";
+import type { CliIo } from "../../src/cli/command.js";
+import { runCli } from "../../src/cli/main.js";
+import { LABEL, projectLabelOf } from "../../src/humansandbox/container.js";
+import { ensureImage } from "../../src/sandbox/image.js";
+import { requireDocker } from "../support/docker.js";
+import { makeTempHome, type TempHome } from "../support/home.js";
+
+export interface CliResult {
+  code: number;
+  out: string[];
+  err: string[];
+  json<T = Record<string, unknown>>(): T;
+}
+
+export interface Project {
+  dir: string;
+  home: TempHome;
+  aido(...argv: string[]): Promise<CliResult>;
+  write(rel: string, text: string): void;
+  read(rel: string): string;
+  /** Every evidence file under .aido/sandboxes (not the work/, output/, stream/ working folders), with its text. */
+  evidenceFiles(): Array<{ path: string; text: string }>;
+  cleanup(): Promise<void>;
+}
+
+export async function makeProject(): Promise<Project> {
+  requireDocker();
+  const home = makeTempHome();
+  await ensureImage(home.config);
+  const dir = mkdtempSync(join(tmpdir(), "aido-hs-project-"));
+  const git = (...a: string[]) => execFileSync("git", ["-C", dir, ...a], { stdio: "pipe" });
+  git("init", "-q");
+  git("config", "user.email", "t@example.invalid");
+  git("config", "user.name", "t");
+  const project: Project = {
+    dir,
+    home,
+    async aido(...argv) {
+      const out: string[] = [];
+      const err: string[] = [];
+      const io: CliIo = { out: (l) => out.push(l), err: (l) => err.push(l), interactive: false };
+      const before = process.cwd();
+      process.chdir(dir);
+      try {
+        const code = await runCli(argv, io, { ...home.env });
+        return { code, out, err, json: <T>() => JSON.parse(out.join("\n")) as T };
+      } finally {
+        process.chdir(before);
+      }
+    },
+    write(rel, text) {
+      execFileSync("mkdir", ["-p", join(dir, rel, "..")]);
+      writeFileSync(join(dir, rel), text);
+    },
+    read: (rel) => readFileSync(join(dir, rel), "utf8"),
+    evidenceFiles() {
+      const out: Array<{ path: string; text: string }> = [];
+      const walk = (p: string) => {
+        for (const n of readdirSync(p)) {
+          const q = join(p, n);
+          const st = statSync(q, { throwIfNoEntry: false });
+          if (!st) continue;
+          if (st.isDirectory()) {
+            if (!["work", "output", "stream"].includes(n)) walk(q);
+          } else out.push({ path: q, text: readFileSync(q, "utf8") });
+        }
+      };
+      walk(join(dir, ".aido", "sandboxes"));
+      return out;
+    },
+    async cleanup() {
+      const docker = new Docker();
+      const list = await docker.listContainers({
+        all: true,
+        filters: { label: [`${LABEL.project}=${projectLabelOf(dir)}`] },
+      });
+      for (const c of list) await docker.getContainer(c.Id).remove({ force: true });
+      rmSync(dir, { recursive: true, force: true });
+      home.cleanup();
+    },
+  };
+  return project;
+}

@@ -1,0 +1,147 @@
+// sandbox.yaml is strict: every mistake names the key and its line, and the operator's
+// config is a ceiling a sandbox file cannot raise. Inputs never reach outside the project.
+
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { isAidoError } from "../../src/errors.js";
+import { resolveInputs } from "../../src/humansandbox/paths.js";
+import { Scrubber } from "../../src/humansandbox/scrub.js";
+import { parseSandboxSpec, SandboxSpecError } from "../../src/humansandbox/spec.js";
+import { makeTempHome } from "../support/home.js";
+
+const home = makeTempHome();
+const config = home.config;
+afterAll(() => home.cleanup());
+
+function issuesOf(text: string) {
+  try {
+    parseSandboxSpec(text, "sandbox.yaml", config, "proj");
+  } catch (e) {
+    expect(e).toBeInstanceOf(SandboxSpecError);
+    return (e as SandboxSpecError).issues;
+  }
+  throw new Error("expected the sandbox file to be refused");
+}
+
+describe("sandbox.yaml", () => {
+  it("reads a full file with units resolved", () => {
+    const s = parseSandboxSpec(
+      [
+        "name: migrate",
+        "runtime: python:3.11",
+        "ttl: 2h",
+        "inputs: [data/users.csv, 'data/*.json']",
+        "outputs: [out/users.sql]",
+        "permissions: { filesystem: readonly, network: false }",
+        "env: { DB_NAME: users, RETRIES: 3 }",
+        "resources: { cpu: 0.5, memory: 512m, timeout: 90s }",
+      ].join("\n"),
+      "sandbox.yaml",
+      config,
+      "proj",
+    );
+    expect(s).toMatchObject({
+      name: "migrate",
+      runtime: "python:3.11",
+      ttlMs: 7_200_000,
+      inputs: ["data/users.csv", "data/*.json"],
+      filesystem: "readonly",
+      network: false,
+      env: { DB_NAME: "users", RETRIES: "3" },
+      cpus: 0.5,
+      memoryMb: 512,
+      timeoutMs: 90_000,
+    });
+  });
+
+  it("defaults to no network, a read-write workspace and the operator's limits", () => {
+    const s = parseSandboxSpec("", "(defaults)", config, "proj");
+    expect(s).toMatchObject({ name: "proj", network: false, filesystem: "readwrite", inputs: [], env: {} });
+    expect(s.memoryMb).toBe(config.sandbox.memoryMb);
+  });
+
+  it("names an unknown key and its line", () => {
+    expect(issuesOf("name: x\nruntime: python:3.11\nnetwork: true\n")).toEqual([
+      { path: "network", message: 'unknown key "network"', line: 3 },
+    ]);
+  });
+
+  it("names a bad ttl and its line", () => {
+    const [i] = issuesOf("name: x\n\nttl: forever\n");
+    expect(i).toMatchObject({ path: "ttl", line: 3 });
+    expect(i?.message).toMatch(/duration/);
+  });
+
+  it("names a nested unknown key under permissions with its line", () => {
+    expect(issuesOf("permissions:\n  filesystem: readonly\n  sudo: true\n")).toEqual([
+      { path: "permissions.sudo", message: 'unknown key "sudo"', line: 3 },
+    ]);
+  });
+
+  it("refuses memory or a ttl above the operator's config, naming the key", () => {
+    const issues = issuesOf(`ttl: 1000d\nresources:\n  memory: ${config.sandbox.memoryMb * 2}m\n`);
+    expect(issues.map((i) => [i.path, i.line])).toEqual([
+      ["ttl", 1],
+      ["resources.memory", 3],
+    ]);
+  });
+
+  it("refuses '..' in inputs and absolute outputs", () => {
+    const issues = issuesOf("inputs: [../secrets.txt]\noutputs: [/etc/passwd]\n");
+    expect(issues.map((i) => i.path)).toEqual(["inputs.0", "outputs.0"]);
+  });
+
+  it("refuses a duplicate key with its line", () => {
+    const [i] = issuesOf("ttl: 1h\nttl: 2h\n");
+    expect(i?.line).toBe(2);
+  });
+
+  it("the error message itself names the file, line and key", () => {
+    expect(() => parseSandboxSpec("ttl: 5 minutes\n", "sandbox.yaml", config, "p")).toThrow(
+      /sandbox\.yaml:1: ttl:/,
+    );
+  });
+});
+
+describe("inputs", () => {
+  const project = mkdtempSync(join(tmpdir(), "aido-hs-inputs-"));
+  const outside = mkdtempSync(join(tmpdir(), "aido-hs-outside-"));
+  afterAll(() => {
+    rmSync(project, { recursive: true, force: true });
+    rmSync(outside, { recursive: true, force: true });
+  });
+  mkdirSync(join(project, "data", "deep"), { recursive: true });
+  writeFileSync(join(project, "data", "a.csv"), "a");
+  writeFileSync(join(project, "data", "b.json"), "b");
+  writeFileSync(join(project, "data", "deep", "c.csv"), "c");
+  writeFileSync(join(outside, "secret"), "s");
+
+  it("expands globs to one read-only mount per match under /inputs", () => {
+    const m = resolveInputs(project, ["data/*.csv", "data/**/c.csv"]);
+    expect(m.map((x) => x.target)).toEqual(["/inputs/data/a.csv", "/inputs/data/deep/c.csv"]);
+  });
+
+  it("refuses a pattern that matches nothing (a typo must not run against no data)", () => {
+    expect(() => resolveInputs(project, ["data/*.xlsx"])).toThrow(/matches nothing/);
+  });
+
+  it("refuses a symlink planted in the project that points outside it", () => {
+    symlinkSync(join(outside, "secret"), join(project, "data", "link.csv"));
+    try {
+      resolveInputs(project, ["data/*.csv"]);
+      throw new Error("expected a refusal");
+    } catch (e) {
+      expect(isAidoError(e)).toBe(true);
+      expect((e as Error).message).toMatch(/link\.csv.*outside the project/);
+    }
+  });
+});
+
+describe("env scrubbing", () => {
+  it("replaces every occurrence of a value with its name, longest first", () => {
+    const s = new Scrubber({ TOKEN: "abcd1234", SHORT: "on", PREFIX: "abcd" });
+    expect(s.scrub("x abcd1234 y abcd on")).toBe("x [env:TOKEN] y [env:PREFIX] on");
+  });
+});
