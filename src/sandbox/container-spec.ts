@@ -3,8 +3,6 @@
 // carry them. Network none, all capabilities dropped, no-new-privileges, read-only root
 // with a tmpfs /tmp, pids/memory/cpu caps, an init as pid 1 that reaps orphans.
 
-import { existsSync, lstatSync, readdirSync } from "node:fs";
-import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
@@ -55,33 +53,14 @@ export function sameLimits(a: SandboxLimits, b: SandboxLimits): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/**
- * The skills to show at /skills, read-only: every folder with a SKILL.md in the given
- * skills dirs, one bind mount each at /skills/<name>; a later dir wins a name clash
- * (package < user < project, the order of Config.skillsDirs). Symlinked skill folders
- * are skipped: a mount source must be what it looks like.
- */
-export function skillMounts(skillsDirs: readonly string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const dir of skillsDirs) {
-    if (!existsSync(dir)) continue;
-    for (const name of readdirSync(dir).sort()) {
-      const p = join(dir, name);
-      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) continue;
-      const st = lstatSync(p);
-      if (st.isDirectory() && existsSync(join(p, "SKILL.md"))) out.set(name, p);
-    }
-  }
-  return out;
-}
-
 export interface ContainerSpec {
   name: string;
   image: string;
   user: string;
   labels: Record<string, string>;
   folders: GoalFolders;
-  skills: Map<string, string>;
+  /** Skill folders to mount read-only at /skills/<name> (skills/registry.ts skillMounts). */
+  skills: readonly { hostPath: string; containerPath: string }[];
   limits: SandboxLimits;
 }
 
@@ -93,10 +72,10 @@ export function createOptions(spec: ContainerSpec): Docker.ContainerCreateOption
     { Type: "bind", Source: spec.folders.workspace, Target: "/workspace", ReadOnly: false },
     { Type: "bind", Source: spec.folders.output, Target: "/output", ReadOnly: false },
     { Type: "bind", Source: spec.folders.inputs, Target: "/inputs", ReadOnly: true },
-    ...[...spec.skills].map(([name, src]) => ({
+    ...spec.skills.map(({ hostPath: src, containerPath }) => ({
       Type: "bind" as const,
       Source: src,
-      Target: `/skills/${name}`,
+      Target: containerPath,
       ReadOnly: true,
     })),
   ];

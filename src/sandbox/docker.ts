@@ -12,13 +12,13 @@ import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { skillMounts } from "../skills/registry.js";
 import type { AcquireOptions, GcOptions, GcReport, SandboxBackend } from "./backend.js";
 import {
   createOptions,
   defaultLimits,
   type SandboxLimits,
   sameLimits,
-  skillMounts,
   tightenLimits,
 } from "./container-spec.js";
 import { DockerSandbox, type SandboxOwner } from "./docker-sandbox.js";
@@ -342,7 +342,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       user: this.user,
       labels,
       folders,
-      skills: skillMounts(this.config.skillsDirs),
+      skills: skillMounts(this.config),
       limits,
     };
     let container: Docker.Container;
