@@ -11,6 +11,7 @@ const sections: Record<string, Loader> = {
   security: async () => (await import("./security.js")).benchSecurity(),
   snapshots: async () => (await import("./snapshots.js")).benchSnapshots(),
   memory: async () => (await import("./memory.js")).benchMemory(),
+  agents: async () => (await import("./agents.js")).benchAgents(),
 };
 
 async function main(): Promise<void> {
