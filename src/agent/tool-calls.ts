@@ -13,6 +13,7 @@ import { GateDenied, type Principal } from "../gate/invoke.js";
 import type { ToolServices } from "../gate/types.js";
 import type { AgentRecord } from "../kernel/registry.js";
 import type { ToolResultBlock, ToolUseBlock } from "../llm/types.js";
+import { memoryIdentity } from "../memory/types.js";
 import { canonicalJson } from "../security/canonical-json.js";
 import type { AgentEnv } from "./env.js";
 import { episodicOn } from "./prompt.js";
@@ -39,7 +40,7 @@ export function principalOf(env: AgentEnv, agent: AgentRecord, turn?: number): P
   if (env.memory)
     services.memory = {
       store: env.memory,
-      identity: agent.manifest.name,
+      identity: memoryIdentity(agent.manifest.name),
       episodic: episodicOn(agent.manifest),
     };
   const p: Principal = {

@@ -18,12 +18,13 @@ import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import type { LoopResult } from "../agent/loop.js";
 import type { Config } from "../config.js";
-import { type Db, migrate } from "../db/database.js";
+import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { Usage } from "../llm/types.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
 import { recallForGoal } from "../memory/recall.js";
 import type { MemoryStore } from "../memory/store.js";
+import { memoryIdentity } from "../memory/types.js";
 import type { SandboxBackend } from "../sandbox/backend.js";
 import { copyInputs, goalFolders } from "../sandbox/folders.js";
 import type { AuditLog } from "../security/audit.js";
@@ -165,11 +166,10 @@ export class GoalRunner {
     });
     const id = `g_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
     const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
-    this.deps.db
-      .prepare(
-        "INSERT INTO goals (id, text, manifest, inputs, state, created_at, output_dir) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-      )
-      .run(id, s.goal, JSON.stringify(manifest), JSON.stringify(inputs), Date.now(), outputDir);
+    prepared(
+      this.deps.db,
+      "INSERT INTO goals (id, text, manifest, inputs, state, created_at, output_dir) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+    ).run(id, s.goal, JSON.stringify(manifest), JSON.stringify(inputs), Date.now(), outputDir);
     this.deps.audit.record(
       "goal.submitted",
       { goal: s.goal.slice(0, 2000), manifest: manifest.name, inputs },
@@ -201,12 +201,13 @@ export class GoalRunner {
   list(filter: { state?: GoalState; limit?: number } = {}): GoalStatus[] {
     const rows = (
       filter.state
-        ? this.deps.db
-            .prepare("SELECT id FROM goals WHERE state = ? ORDER BY created_at DESC LIMIT ?")
-            .all(filter.state, filter.limit ?? 1000)
-        : this.deps.db
-            .prepare("SELECT id FROM goals ORDER BY created_at DESC LIMIT ?")
-            .all(filter.limit ?? 1000)
+        ? prepared(this.deps.db, "SELECT id FROM goals WHERE state = ? ORDER BY created_at DESC LIMIT ?").all(
+            filter.state,
+            filter.limit ?? 1000,
+          )
+        : prepared(this.deps.db, "SELECT id FROM goals ORDER BY created_at DESC LIMIT ?").all(
+            filter.limit ?? 1000,
+          )
     ) as { id: string }[];
     return rows.map((r) => this.status(r.id));
   }
@@ -262,16 +263,14 @@ export class GoalRunner {
 
   /** At startup: running goals of a dead process fail; queued ones start. */
   recover(): { failed: string[]; queued: string[] } {
-    const running = this.deps.db
-      .prepare("SELECT id FROM goals WHERE state = 'running'")
+    const running = prepared(this.deps.db, "SELECT id FROM goals WHERE state = 'running'")
       .pluck()
       .all() as string[];
     for (const id of running) {
       this.closeRoot(id);
       this.finish(id, "failed", { error: RESTART_REASON });
     }
-    const queued = this.deps.db
-      .prepare("SELECT id FROM goals WHERE state = 'queued'")
+    const queued = prepared(this.deps.db, "SELECT id FROM goals WHERE state = 'queued'")
       .pluck()
       .all() as string[];
     this.pump();
@@ -297,8 +296,10 @@ export class GoalRunner {
   private pump(): void {
     if (this.closed) return;
     while (this.live.size < this.deps.config.limits.maxConcurrentGoals) {
-      const next = this.deps.db
-        .prepare("SELECT id FROM goals WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1")
+      const next = prepared(
+        this.deps.db,
+        "SELECT id FROM goals WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1",
+      )
         .pluck()
         .get() as string | undefined;
       if (next === undefined) return;
@@ -308,9 +309,10 @@ export class GoalRunner {
         done: Promise.resolve(),
       };
       this.live.set(next, g);
-      this.deps.db
-        .prepare("UPDATE goals SET state = 'running', started_at = ? WHERE id = ?")
-        .run(Date.now(), next);
+      prepared(this.deps.db, "UPDATE goals SET state = 'running', started_at = ? WHERE id = ?").run(
+        Date.now(),
+        next,
+      );
       g.done = this.runGoal(next, g).finally(() => {
         this.live.delete(next);
         this.pump();
@@ -336,7 +338,7 @@ export class GoalRunner {
       );
       deps.budget.open(rootAccountOf(id), { goalId: id, limit: cap });
       const agent = deps.spawner.spawn({ goalId: id, manifest, parent: null, account: rootAccountOf(id) });
-      deps.db.prepare("UPDATE goals SET agent_id = ? WHERE id = ?").run(agent.id, id);
+      prepared(deps.db, "UPDATE goals SET agent_id = ? WHERE id = ?").run(agent.id, id);
       deps.audit.record("goal.started", { agent_id: agent.id }, { goalId: id });
       deps.events.emit("goal.started", id, { agentId: agent.id });
       const message = await this.firstMessage(id, row.text, manifest, readdirSync(folders.inputs));
@@ -387,7 +389,7 @@ export class GoalRunner {
     }
     const memory = this.deps.memory;
     if (memory && (manifest.memory?.episodic ?? true)) {
-      const recalled = await recallForGoal(memory, text, manifest.name, 8, { goalId: id });
+      const recalled = await recallForGoal(memory, text, memoryIdentity(manifest.name), 8, { goalId: id });
       if (recalled) parts.push(recalled);
     }
     return parts.join("\n\n");
@@ -407,16 +409,17 @@ export class GoalRunner {
     o: { result?: string; error?: string; usage?: Usage },
   ): void {
     const usage = o.usage ?? this.usageOf(this.row(id));
-    this.deps.db
-      .prepare(
-        "UPDATE goals SET state = ?, result = ?, error = ?, input_tokens = ?, output_tokens = ?, finished_at = ? WHERE id = ?",
-      )
-      .run(state, o.result ?? null, o.error ?? null, usage.input_tokens, usage.output_tokens, Date.now(), id);
+    prepared(
+      this.deps.db,
+      "UPDATE goals SET state = ?, result = ?, error = ?, input_tokens = ?, output_tokens = ?, finished_at = ? WHERE id = ?",
+    ).run(state, o.result ?? null, o.error ?? null, usage.input_tokens, usage.output_tokens, Date.now(), id);
     this.deps.audit.record(
       "goal.finished",
       { state, ...(o.error ? { error: o.error.slice(0, 2000) } : {}), usage },
       { goalId: id },
     );
+    // Without AIDO_PERSISTENT_MEMORY a goal's memories end with it (a no-op otherwise).
+    this.deps.memory?.pruneGoal(id);
     this.deps.events.emit("goal.finished", id, { state, ...(o.error ? { error: o.error } : {}), usage });
     for (const w of [...(this.waiters.get(id) ?? [])]) w();
     this.waiters.delete(id);
@@ -429,7 +432,7 @@ export class GoalRunner {
   }
 
   private row(id: string): GoalRow {
-    const row = this.deps.db.prepare("SELECT * FROM goals WHERE id = ?").get(id) as GoalRow | undefined;
+    const row = prepared(this.deps.db, "SELECT * FROM goals WHERE id = ?").get(id) as GoalRow | undefined;
     if (!row) throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { goal_id: id });
     return row;
   }
