@@ -215,6 +215,14 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   const env = envOf(record, opts.config, paths, notice);
   const scrubber = new Scrubber(env);
   const { runId, dir } = newRunDir(paths);
+  const started = Date.now();
+  const writeRunJson = (t: RunSummary["task"]) =>
+    writeFileSync(
+      join(dir, "run.json"),
+      `${JSON.stringify({ run_id: runId, pid: process.pid, started_at: new Date(started).toISOString(), task: t })}\n`,
+    );
+  // First of all: `aido logs --follow` knows from it that the run is live.
+  writeRunJson({ kind: "command", argv: opts.task });
   const outFd = openStream(paths, `${runId}.out`, record.user);
   const errFd = openStream(paths, `${runId}.err`, record.user);
   const stdoutLog = openSync(join(dir, "stdout.log"), "w", 0o644);
@@ -229,7 +237,6 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   const errTail = new Tail(errFd, errLines);
   pointLatest(paths, runId, "stdout.log");
   pointLatest(paths, runId, "stderr.log");
-  const started = Date.now();
   const ttlLeft = Date.parse(record.expires_at) - started;
   const timeoutMs = Math.max(1, Math.min(record.limits.timeout_ms, ttlLeft));
   let task: RunSummary["task"] = { kind: "command", argv: opts.task };
@@ -243,10 +250,7 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   try {
     sb = await attach(docker, record);
     task = await stageTask(opts.cwd, record, paths, sb, opts.task);
-    writeFileSync(
-      join(dir, "run.json"),
-      `${JSON.stringify({ run_id: runId, pid: process.pid, started_at: new Date(started).toISOString(), task })}\n`,
-    );
+    writeRunJson(task);
     appendEvent(paths, { event: "run_started", run_id: runId, task: task.argv, timeout_ms: timeoutMs });
     result = await sb.exec({
       argv: [

@@ -200,6 +200,14 @@ describe("lockdown", () => {
     ).toEqual(["API_KEY"]);
   });
 
+  it("follows a run that is still going until it ends", async () => {
+    const running = p.aido("run", "sh", "-c", "echo one; sleep 1; echo two");
+    await new Promise((r) => setTimeout(r, 700));
+    const follow = await p.aido("logs", "--follow");
+    expect(follow.out).toEqual(["one", "two"]);
+    expect((await running).code).toBe(0);
+  });
+
   it("passes a failing command's exit code through", async () => {
     expect((await p.aido("run", "sh", "-c", "exit 7")).code).toBe(7);
   });
