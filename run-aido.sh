@@ -214,12 +214,16 @@ run_goal() {
     esac
   done
   [ "${#args[@]}" -gt 0 ] || die 2 "no goal given: ./run-aido.sh \"what you want done\""
-  local submitted goal_id
-  submitted="$(docker exec "$container" aido submit "${args[@]}" --json)" || die 1 "the daemon did not take the goal (see above)"
-  goal_id="$(printf '%s' "$submitted" | json_field goal_id)"
-  [ -n "$goal_id" ] || die 1 "unexpected answer from aido submit: $submitted"
-  step "goal $goal_id (Ctrl-C leaves the view; the goal keeps running)"
-  aido_in watch "$goal_id"
+  # submit --follow watches from the goal's first event and writes its id where this
+  # script (and the daemon, same path) can read it.
+  local id_file goal_id
+  mkdir -p "$AIDO_HOME/inbox" || die 2 "cannot write $AIDO_HOME/inbox"
+  id_file="$AIDO_HOME/inbox/goal-id.$$"
+  step "submitting the goal (Ctrl-C leaves the view; the goal keeps running)"
+  aido_in submit "${args[@]}" --follow --id-file "$id_file"
+  goal_id="$(cat "$id_file" 2>/dev/null)"
+  rm -f "$id_file"
+  [ -n "$goal_id" ] || die 1 "the daemon did not take the goal (see above)"
   local status state out
   status="$(docker exec "$container" aido status "$goal_id" --json)" || die 1 "could not read the goal's status"
   state="$(printf '%s' "$status" | json_field state)"

@@ -2,7 +2,7 @@
 // status`) run in-process through runCli against a real agentd on a temp AIDO_HOME, its
 // real socket, and the scripted provider behind the real SDK clients.
 
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
@@ -102,13 +102,33 @@ describe("aido submit", () => {
     expect(r.err.join("\n")).toContain("cannot read manifest");
   });
 
-  it("with --follow shows the goal live and exits with its outcome", async () => {
-    server.script('manifest "solo"', [turn.text("followed", { delayMs: 300 })]);
+  it("with --follow shows the goal from its first event, even a goal that ends at once", async () => {
+    server.script('manifest "solo"', [turn.text("followed")]);
     fx = await startFixture(server);
-    const r = await cli(["submit", "follow me", "--manifest", manifestFile(fx.home.dir, "solo"), "--follow"]);
+    const idFile = join(fx.home.dir, "goal-id");
+    const r = await cli([
+      "submit",
+      "follow me",
+      "--manifest",
+      manifestFile(fx.home.dir, "solo"),
+      "--follow",
+      "--id-file",
+      idFile,
+    ]);
     expect(r.code).toBe(0);
+    const id = readFileSync(idFile, "utf8").trim();
+    expect(r.err).toContain(`goal ${id} submitted`);
+    expect(r.text()).toMatch(/spawned solo \(anthropic\/claude-test\)/);
     expect(r.text()).toContain("goal succeeded");
-    expect(r.text()).toMatch(/^goal \S+ succeeded; tokens/m);
+    expect(r.text()).toContain(`goal ${id} succeeded; tokens`);
+  });
+
+  it("with --follow exits 1 when the goal fails", async () => {
+    server.script('manifest "broken"', [turn.error(400, { message: "model says no" })]);
+    fx = await startFixture(server);
+    const r = await cli(["submit", "fail", "--manifest", manifestFile(fx.home.dir, "broken"), "--follow"]);
+    expect(r.code).toBe(1);
+    expect(r.text()).toMatch(/^goal \S+ failed; tokens/m);
   });
 });
 

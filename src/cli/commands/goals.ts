@@ -4,14 +4,14 @@
 // paths. With --wait or --follow the exit code is the goal's outcome: 0 succeeded, 1
 // failed or cancelled.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { AidoClient } from "../../client/client.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { GoalStatus } from "../../kernel/goals.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { goalExitCode, isFinished, waitForGoal, withClient } from "./daemon-client.js";
-import { watchGoal } from "./watch.js";
+import { submitAndWatch } from "./watch.js";
 
 const tokens = (g: GoalStatus) => g.usage.input_tokens + g.usage.output_tokens;
 const oneLine = (s: string, max: number) => {
@@ -40,7 +40,8 @@ function readManifest(file: string): string {
 export const submit: Command = {
   name: "submit",
   summary: "give the daemon a goal (--wait: exit with its outcome; --follow: watch it)",
-  usage: 'aido submit "GOAL" [--manifest FILE] [--input FILE]... [--wait | --follow] [--json]',
+  usage:
+    'aido submit "GOAL" [--manifest FILE] [--input FILE]... [--wait | --follow] [--id-file FILE] [--json]',
   example: 'aido submit "summarise /inputs/notes.md into /output/summary.md" --input notes.md --wait',
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, {
@@ -49,6 +50,7 @@ export const submit: Command = {
       input: { type: "string", multiple: true },
       wait: { type: "boolean" },
       follow: { type: "boolean" },
+      "id-file": { type: "string" },
     });
     const goal = positionals.join(" ").trim();
     if (goal === "") throw new UsageError(`no goal given\nusage: ${this.usage}`);
@@ -58,12 +60,19 @@ export const submit: Command = {
       ...(values.input?.length ? { inputs: values.input.map((p) => resolve(p)) } : {}),
     };
     const config = ctx.config();
+    const idFile = values["id-file"];
+    const submitted = (id: string) => {
+      if (idFile) writeFileSync(idFile, `${id}\n`);
+    };
     return withClient(config, async (client) => {
-      const { goal_id } = await client.call("goal.submit", params);
       if (values.follow && !values.json) {
-        ctx.io.err(`goal ${goal_id} submitted`);
-        return watchGoal(ctx, client, goal_id);
+        return submitAndWatch(ctx, client, params, (id) => {
+          submitted(id);
+          ctx.io.err(`goal ${id} submitted`);
+        });
       }
+      const { goal_id } = await client.call("goal.submit", params);
+      submitted(goal_id);
       if (!values.wait && !values.follow) {
         if (values.json) printJson(ctx.io, { goal_id });
         else ctx.io.out(goal_id);

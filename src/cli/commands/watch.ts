@@ -6,7 +6,9 @@
 // raw events as JSON lines instead.
 
 import { AidoClient, type Subscription } from "../../client/client.js";
+import type { MethodParams } from "../../client/types.js";
 import { errorMessage } from "../../errors.js";
+import type { RuntimeEvent } from "../../kernel/events.js";
 import { type Command, type CommandContext, jsonOption, parseCommandArgs, UsageError } from "../command.js";
 import { WatchScreen } from "../watch/screen.js";
 import {
@@ -30,6 +32,67 @@ function screenFor(ctx: CommandContext) {
   };
 }
 
+/** Stream events into the view until `close` is called or the stream ends; Ctrl-C leaves early. */
+async function follow(
+  ctx: CommandContext,
+  goalId: string | undefined,
+  onEvent: (ev: RuntimeEvent, close: () => void) => void,
+  json: boolean,
+  started: (close: () => void) => Promise<void>,
+): Promise<void> {
+  // Events can arrive before subscribe() has resolved: closing is a flag until then.
+  let sub: Subscription | undefined;
+  let closeAsked = false;
+  const close = () => {
+    closeAsked = true;
+    sub?.close();
+  };
+  process.once("SIGINT", close);
+  try {
+    sub = await AidoClient.subscribe(ctx.config().socketPath, goalId, (wire) => {
+      if (json) ctx.io.out(JSON.stringify(wire));
+      const ev = fromWireEvent(wire);
+      if (ev) onEvent(ev, close);
+    });
+    if (closeAsked) sub.close();
+    try {
+      await started(close);
+    } catch (e) {
+      sub.close();
+      throw e;
+    }
+    await sub.done;
+  } finally {
+    process.off("SIGINT", close);
+  }
+}
+
+/** After the stream: settle the goal's outcome (asking once more if the stream missed it). */
+async function finish(
+  ctx: CommandContext,
+  client: AidoClient,
+  goalId: string | undefined,
+  state: WatchState,
+  screen: WatchScreen | undefined,
+): Promise<number> {
+  let s = state;
+  if (goalId !== undefined && !s.finished) {
+    // The stream ended without the goal's end: Ctrl-C, or the daemon went away.
+    try {
+      const last = await client.call("goal.status", { goal_id: goalId });
+      if (isFinished(last)) s = withGoalStatus(s, last);
+    } catch (e) {
+      ctx.io.err(`aido watch: lost the daemon: ${errorMessage(e)}`);
+    }
+  }
+  screen?.close(s);
+  if (goalId === undefined) return 0;
+  const code = exitCodeOf(s);
+  if (code === undefined)
+    ctx.io.err(`goal ${goalId} is still running (aido watch ${goalId} to follow it again)`);
+  return code ?? 1;
+}
+
 /** Watch until the goal ends (goalId) or the stream ends (all goals). Returns the exit code. */
 export async function watchGoal(
   ctx: CommandContext,
@@ -51,48 +114,64 @@ export async function watchGoal(
   });
   const screen = json ? undefined : new WatchScreen(screenFor(ctx));
   screen?.update(state);
-  if (goal && isFinished(goal)) {
-    screen?.close(state);
-    return exitCodeOf(state) ?? 1;
-  }
-  let sub: Subscription | undefined;
-  const onSigint = () => sub?.close();
-  process.once("SIGINT", onSigint);
-  try {
-    sub = await AidoClient.subscribe(config.socketPath, goalId, (wire) => {
-      if (json) ctx.io.out(JSON.stringify(wire));
-      const ev = fromWireEvent(wire);
-      if (!ev) return;
+  if (goal && isFinished(goal)) return finish(ctx, client, goalId, state, screen);
+  await follow(
+    ctx,
+    goalId,
+    (ev) => {
       state = reduceWatch(state, ev);
       screen?.update(state);
-    });
-    // The goal may have ended between goal.status and the subscription: check once more.
-    if (goalId !== undefined) {
+    },
+    json,
+    async (close) => {
+      // The goal may have ended between goal.status and the subscription: check once more.
+      if (goalId === undefined) return;
       const again = await client.call("goal.status", { goal_id: goalId });
       if (isFinished(again) && !state.finished) {
         state = withGoalStatus(state, again);
-        sub.close();
+        close();
       }
-    }
-    await sub.done;
-  } finally {
-    process.off("SIGINT", onSigint);
-  }
-  if (goalId !== undefined && !state.finished) {
-    // The stream ended without the goal's end: Ctrl-C, or the daemon went away.
-    try {
-      const last = await client.call("goal.status", { goal_id: goalId });
-      if (isFinished(last)) state = withGoalStatus(state, last);
-    } catch (e) {
-      ctx.io.err(`aido watch: lost the daemon: ${errorMessage(e)}`);
-    }
-  }
-  screen?.close(state);
-  if (goalId === undefined) return 0;
-  const code = exitCodeOf(state);
-  if (code === undefined)
-    ctx.io.err(`goal ${goalId} is still running (aido watch ${goalId} to follow it again)`);
-  return code ?? 1;
+    },
+  );
+  return finish(ctx, client, goalId, state, screen);
+}
+
+/**
+ * Submit a goal and watch it from its first event: the subscription (to every goal) is
+ * open before the goal exists, events are held until the id is known, then only the
+ * goal's own are shown. A fast goal can end before a separate `aido watch` attaches.
+ */
+export async function submitAndWatch(
+  ctx: CommandContext,
+  client: AidoClient,
+  params: MethodParams<"goal.submit">,
+  onSubmitted: (goalId: string) => void,
+): Promise<number> {
+  const held: RuntimeEvent[] = [];
+  let goalId: string | undefined;
+  let state: WatchState | undefined;
+  const screen = new WatchScreen(screenFor(ctx));
+  const show = (ev: RuntimeEvent, close: () => void) => {
+    if (!state || ev.goalId !== goalId) return;
+    state = reduceWatch(state, ev);
+    screen.update(state);
+    if (state.finished) close();
+  };
+  await follow(
+    ctx,
+    undefined,
+    (ev, close) => (state ? show(ev, close) : held.push(ev)),
+    false,
+    async (close) => {
+      goalId = (await client.call("goal.submit", params)).goal_id;
+      onSubmitted(goalId);
+      state = initialWatchState({ goalId, budgetTokens: ctx.config().limits.goalMaxTokens });
+      screen.update(state);
+      for (const ev of held.splice(0)) show(ev, close);
+    },
+  );
+  if (!state || goalId === undefined) return 1;
+  return finish(ctx, client, goalId, state, screen);
 }
 
 export const watch: Command = {
