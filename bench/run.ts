@@ -12,6 +12,9 @@ const sections: Record<string, Loader> = {
   snapshots: async () => (await import("./snapshots.js")).benchSnapshots(),
   memory: async () => (await import("./memory.js")).benchMemory(),
   agents: async () => (await import("./agents.js")).benchAgents(),
+  sandbox: async () => (await import("./sandbox.js")).benchSandbox(),
+  daemon: async () => (await import("./daemon.js")).benchDaemon(),
+  "sandbox-cli": async () => (await import("./sandbox-cli.js")).benchSandboxCli(),
 };
 
 async function main(): Promise<void> {

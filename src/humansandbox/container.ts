@@ -68,7 +68,7 @@ export function humanCreateOptions(s: HumanContainerSpec): Docker.ContainerCreat
     },
     folders: { root: s.paths.root, workspace: s.paths.work, output: s.paths.output, inputs: "" },
     // No skills in a human sandbox. An empty array reads as "none" whichever form the spec takes.
-    skills: [] as unknown as ContainerSpec["skills"],
+    skills: [],
     limits: s.limits,
   });
   const host = base.HostConfig as Docker.HostConfig;
