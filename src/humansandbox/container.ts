@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import { type ContainerSpec, createOptions, type SandboxLimits } from "../sandbox/container-spec.js";
+import { createOptions, type SandboxLimits } from "../sandbox/container-spec.js";
 import { DockerSandbox, type SandboxOwner } from "../sandbox/docker-sandbox.js";
 import { EXECUTOR_PATH } from "../sandbox/executor-session.js";
 import { ensureImage, executorSourcePath } from "../sandbox/image.js";
