@@ -12,7 +12,7 @@
 // tool_use whose results follow it: a tool_use is never separated from its tool_result.
 // The first user message (the task) is kept, with the summary appended to it.
 
-import { type Db, migrate } from "../db/database.js";
+import { type Db, migrate, prepared } from "../db/database.js";
 import type { AgentRecord } from "../kernel/registry.js";
 import type { CompletionRequest, ContentBlock, Message } from "../llm/types.js";
 import { textOf } from "../llm/types.js";
@@ -108,18 +108,17 @@ export class ContextArchive {
 
   add(agentId: string, goalId: string, messages: readonly Message[], summary: string): number {
     return Number(
-      this.db
-        .prepare(
-          "INSERT INTO agent_context_archive (agent_id, goal_id, archived_at, messages, summary) VALUES (?, ?, ?, ?, ?)",
-        )
-        .run(agentId, goalId, Date.now(), JSON.stringify(messages), summary).lastInsertRowid,
+      prepared(
+        this.db,
+        "INSERT INTO agent_context_archive (agent_id, goal_id, archived_at, messages, summary) VALUES (?, ?, ?, ?, ?)",
+      ).run(agentId, goalId, Date.now(), JSON.stringify(messages), summary).lastInsertRowid,
     );
   }
 
   list(agentId: string): ArchivedContext[] {
-    const rows = this.db
-      .prepare("SELECT * FROM agent_context_archive WHERE agent_id = ? ORDER BY id")
-      .all(agentId) as (Omit<ArchivedContext, "messages"> & { messages: string })[];
+    const rows = prepared(this.db, "SELECT * FROM agent_context_archive WHERE agent_id = ? ORDER BY id").all(
+      agentId,
+    ) as (Omit<ArchivedContext, "messages"> & { messages: string })[];
     return rows.map((r) => ({ ...r, messages: JSON.parse(r.messages) as Message[] }));
   }
 }

@@ -2,7 +2,7 @@
 // kept in SQLite so that `agent.run` after a daemon restart continues where it left off.
 // One row per agent, rewritten after every turn; summaries (context.ts) shrink it.
 
-import { type Db, migrate } from "../db/database.js";
+import { type Db, migrate, prepared } from "../db/database.js";
 import type { Message } from "../llm/types.js";
 
 const MIGRATIONS = [
@@ -19,19 +19,17 @@ export class ConversationStore {
   }
 
   load(agentId: string): Message[] {
-    const raw = this.db
-      .prepare("SELECT messages FROM agent_conversations WHERE agent_id = ?")
+    const raw = prepared(this.db, "SELECT messages FROM agent_conversations WHERE agent_id = ?")
       .pluck()
       .get(agentId) as string | undefined;
     return raw === undefined ? [] : (JSON.parse(raw) as Message[]);
   }
 
   save(agentId: string, messages: readonly Message[]): void {
-    this.db
-      .prepare(
-        `INSERT INTO agent_conversations (agent_id, messages, updated_at) VALUES (?, ?, ?)
+    prepared(
+      this.db,
+      `INSERT INTO agent_conversations (agent_id, messages, updated_at) VALUES (?, ?, ?)
          ON CONFLICT (agent_id) DO UPDATE SET messages = excluded.messages, updated_at = excluded.updated_at`,
-      )
-      .run(agentId, JSON.stringify(messages), Date.now());
+    ).run(agentId, JSON.stringify(messages), Date.now());
   }
 }

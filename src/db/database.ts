@@ -7,6 +7,38 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 
 export type Db = Database.Database;
+export type Statement = Database.Statement;
+
+// Compiled statements per connection, by SQL text. Preparing costs a parse and a plan
+// every time; on the agent hot path (budget, registry, audit) that was a measurable
+// share of the runtime's CPU per turn. Bounded: dynamic SQL (filters) cannot grow it
+// without limit. A WeakMap, so a closed and dropped connection takes its cache with it.
+const STATEMENT_CACHE_LIMIT = 500;
+const statementCache = new WeakMap<Db, Map<string, Statement>>();
+
+/**
+ * `db.prepare(sql)`, compiled once per connection. The statement comes back in its
+ * default mode (pluck and raw off), as a fresh one would, so callers may chain `.pluck()`
+ * or `.raw()` as before. Do not hold one across a call that may use the same SQL (an
+ * open `.iterate()` would make it busy).
+ */
+export function prepared(db: Db, sql: string): Statement {
+  let cache = statementCache.get(db);
+  if (!cache) {
+    cache = new Map();
+    statementCache.set(db, cache);
+  }
+  let stmt = cache.get(sql);
+  if (!stmt) {
+    if (cache.size >= STATEMENT_CACHE_LIMIT) cache.clear();
+    stmt = db.prepare(sql);
+    cache.set(sql, stmt);
+  } else if (stmt.reader) {
+    stmt.pluck(false);
+    stmt.raw(false);
+  }
+  return stmt;
+}
 
 export function openDatabase(file: string): Db {
   if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true, mode: 0o700 });

@@ -15,7 +15,7 @@
 // stopped, plus admissions in progress. A finished on-demand child frees its slot.
 
 import type { Config } from "../config.js";
-import { type Db, migrate } from "../db/database.js";
+import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { LoadedManifest } from "../manifest/load.js";
 import type { ApprovalQueue } from "../security/approvals.js";
@@ -196,25 +196,24 @@ export class AgentRegistry {
   register(rec: AgentRecord, guard: AdmissionGuard): void {
     this.agents.set(rec.id, rec);
     if (rec.parentId) this.agents.get(rec.parentId)?.children.add(rec.id);
-    this.deps.db
-      .prepare(
-        `INSERT INTO agents (id, goal_id, parent_id, depth, manifest, model, token, budget_account, owns_account,
+    prepared(
+      this.deps.db,
+      `INSERT INTO agents (id, goal_id, parent_id, depth, manifest, model, token, budget_account, owns_account,
            lifecycle, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        rec.id,
-        rec.goalId,
-        rec.parentId,
-        rec.depth,
-        JSON.stringify(rec.manifest),
-        rec.model,
-        JSON.stringify(rec.token),
-        rec.budgetAccount,
-        rec.ownsAccount ? 1 : 0,
-        rec.manifest.lifecycle,
-        rec.state,
-        rec.createdAt,
-      );
+    ).run(
+      rec.id,
+      rec.goalId,
+      rec.parentId,
+      rec.depth,
+      JSON.stringify(rec.manifest),
+      rec.model,
+      JSON.stringify(rec.token),
+      rec.budgetAccount,
+      rec.ownsAccount ? 1 : 0,
+      rec.manifest.lifecycle,
+      rec.state,
+      rec.createdAt,
+    );
     guard.commit();
   }
 
@@ -222,7 +221,7 @@ export class AgentRegistry {
     const a = this.agents.get(id);
     if (!a || a.state === "stopped" || a.state === "stopping" || a.state === state) return;
     a.state = state;
-    this.deps.db.prepare("UPDATE agents SET state = ? WHERE id = ?").run(state, id);
+    prepared(this.deps.db, "UPDATE agents SET state = ? WHERE id = ?").run(state, id);
     this.deps.events.emit("agent.state", a.goalId, { agentId: id, state });
   }
 
@@ -263,7 +262,7 @@ export class AgentRegistry {
     audit.record("agent.stopped", { reason }, { goalId: a.goalId, agentId: id });
     a.state = "stopped";
     a.stopReason = reason;
-    db.prepare("UPDATE agents SET state = 'stopped', stopped_at = ?, stop_reason = ? WHERE id = ?").run(
+    prepared(db, "UPDATE agents SET state = 'stopped', stopped_at = ?, stop_reason = ? WHERE id = ?").run(
       Date.now(),
       reason,
       id,
@@ -304,9 +303,10 @@ export class AgentRegistry {
    * agent that was live when the process died is stopped through the one removal path.
    */
   recover(reason: string): { resumed: string[]; stopped: string[] } {
-    const rows = this.deps.db
-      .prepare("SELECT * FROM agents WHERE state != 'stopped' ORDER BY depth, created_at")
-      .all() as AgentRow[];
+    const rows = prepared(
+      this.deps.db,
+      "SELECT * FROM agents WHERE state != 'stopped' ORDER BY depth, created_at",
+    ).all() as AgentRow[];
     const resumed: string[] = [];
     const stopped: string[] = [];
     for (const r of rows) {
@@ -342,7 +342,7 @@ export class AgentRegistry {
         }
       }
       if (usable) {
-        this.deps.db.prepare("UPDATE agents SET state = 'paused' WHERE id = ?").run(rec.id);
+        prepared(this.deps.db, "UPDATE agents SET state = 'paused' WHERE id = ?").run(rec.id);
         resumed.push(rec.id);
       } else {
         this.stopAgent(rec.id, why);

@@ -1,7 +1,7 @@
 // memory/records.ts — reading memory rows: the one mapping from the memories table's
 // columns to MemoryRecord, shared by the store and the re-indexer.
 
-import type { Db } from "../db/database.js";
+import { type Db, prepared } from "../db/database.js";
 import type { MemoryCategory, MemoryRecord, MemoryScopeKind, MemorySource } from "./types.js";
 
 export interface MemoryRow {
@@ -33,14 +33,14 @@ export function toRecord(r: MemoryRow): MemoryRecord {
 }
 
 export function getRecord(db: Db, id: number): MemoryRecord | undefined {
-  const row = db.prepare("SELECT * FROM memories WHERE id = ?").get(id) as MemoryRow | undefined;
+  const row = prepared(db, "SELECT * FROM memories WHERE id = ?").get(id) as MemoryRow | undefined;
   return row ? toRecord(row) : undefined;
 }
 
 export function getRecords(db: Db, ids: readonly number[]): Map<number, MemoryRecord> {
   if (ids.length === 0) return new Map();
-  const rows = db
-    .prepare("SELECT * FROM memories WHERE id IN (SELECT value FROM json_each(?))")
-    .all(JSON.stringify(ids)) as MemoryRow[];
+  const rows = prepared(db, "SELECT * FROM memories WHERE id IN (SELECT value FROM json_each(?))").all(
+    JSON.stringify(ids),
+  ) as MemoryRow[];
   return new Map(rows.map((r) => [r.id, toRecord(r)]));
 }

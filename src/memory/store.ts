@@ -6,7 +6,7 @@
 
 import * as sqliteVec from "sqlite-vec";
 import type { Config } from "../config.js";
-import { type Db, openDatabase } from "../db/database.js";
+import { type Db, openDatabase, prepared } from "../db/database.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { Embedder } from "./embedder.js";
 import { getRecord, getRecords, type MemoryRow, toRecord } from "./records.js";
@@ -124,25 +124,24 @@ export class MemoryStore {
       }
       const p = input.provenance;
       const id = Number(
-        this.db
-          .prepare(
-            `INSERT INTO memories (identity, scope, category, content, goal_id, agent_id, source, created_at, replaces)
+        prepared(
+          this.db,
+          `INSERT INTO memories (identity, scope, category, content, goal_id, agent_id, source, created_at, replaces)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(
-            input.identity,
-            input.scope,
-            input.category,
-            input.content,
-            p.goalId,
-            p.agentId,
-            p.source,
-            this.now(),
-            input.replaces ?? null,
-          ).lastInsertRowid,
+        ).run(
+          input.identity,
+          input.scope,
+          input.category,
+          input.content,
+          p.goalId,
+          p.agentId,
+          p.source,
+          this.now(),
+          input.replaces ?? null,
+        ).lastInsertRowid,
       );
       if (input.replaces !== undefined) {
-        this.db.prepare("UPDATE memories SET superseded_by = ? WHERE id = ?").run(id, input.replaces);
+        prepared(this.db, "UPDATE memories SET superseded_by = ? WHERE id = ?").run(id, input.replaces);
         removeVectors(this.db, [input.replaces]);
       }
       insertVector(this.db, index, id, vector, {
@@ -251,16 +250,16 @@ export class MemoryStore {
   list(filter: ListFilter = {}): MemoryRecord[] {
     const { sql, params } = where(filter);
     const limit = filter.limit ?? 1000;
-    const rows = this.db
-      .prepare(`SELECT * FROM memories ${sql} ORDER BY created_at DESC, id DESC LIMIT ?`)
-      .all(...params, limit) as MemoryRow[];
+    const rows = prepared(
+      this.db,
+      `SELECT * FROM memories ${sql} ORDER BY created_at DESC, id DESC LIMIT ?`,
+    ).all(...params, limit) as MemoryRow[];
     return rows.map(toRecord);
   }
 
   count(filter: Omit<ListFilter, "limit"> = {}): number {
     const { sql, params } = where(filter);
-    return this.db
-      .prepare(`SELECT count(*) FROM memories ${sql}`)
+    return prepared(this.db, `SELECT count(*) FROM memories ${sql}`)
       .pluck()
       .get(...params) as number;
   }
@@ -283,8 +282,7 @@ export class MemoryStore {
   pruneGoal(goalId: string): number {
     if (this.opts.persistent) return 0;
     return this.db.transaction(() => {
-      const ids = this.db
-        .prepare("SELECT id FROM memories WHERE goal_id = ?")
+      const ids = prepared(this.db, "SELECT id FROM memories WHERE goal_id = ?")
         .pluck()
         .all(goalId) as number[];
       this.deleteIds(ids);
@@ -338,7 +336,7 @@ export class MemoryStore {
     while (cur !== null && !ids.includes(cur)) {
       ids.push(cur);
       cur =
-        (this.db.prepare("SELECT replaces FROM memories WHERE id = ?").pluck().get(cur) as number | null) ??
+        (prepared(this.db, "SELECT replaces FROM memories WHERE id = ?").pluck().get(cur) as number | null) ??
         null;
     }
     this.deleteIds(ids);
@@ -348,9 +346,9 @@ export class MemoryStore {
     for (let i = 0; i < ids.length; i += 500) {
       const chunk = ids.slice(i, i + 500);
       removeVectors(this.db, chunk);
-      this.db
-        .prepare("DELETE FROM memories WHERE id IN (SELECT value FROM json_each(?))")
-        .run(JSON.stringify(chunk));
+      prepared(this.db, "DELETE FROM memories WHERE id IN (SELECT value FROM json_each(?))").run(
+        JSON.stringify(chunk),
+      );
     }
   }
 }

@@ -8,7 +8,7 @@
 // L2^2 / 2, which is what callers get back.
 
 import { createHash } from "node:crypto";
-import type { Db } from "../db/database.js";
+import { type Db, prepared } from "../db/database.js";
 import type { Embedder } from "./embedder.js";
 
 export interface VectorIndex {
@@ -52,7 +52,8 @@ export function ensureIndex(db: Db, embedder: Embedder): VectorIndex {
       `CREATE VIRTUAL TABLE IF NOT EXISTS "${table}" USING vec0(` +
         `embedding float[${embedder.dimensions}], vis text, category text, goal_id text)`,
     );
-    db.prepare(
+    prepared(
+      db,
       "INSERT OR IGNORE INTO memory_indexes (table_name, model, dimensions, created_at) VALUES (?, ?, ?, ?)",
     ).run(table, embedder.id, embedder.dimensions, Date.now());
   })();
@@ -60,17 +61,17 @@ export function ensureIndex(db: Db, embedder: Embedder): VectorIndex {
 }
 
 export function findIndex(db: Db, embedder: Pick<Embedder, "id" | "dimensions">): VectorIndex | undefined {
-  return db
-    .prepare(
-      'SELECT id, table_name AS "table", model, dimensions FROM memory_indexes WHERE model = ? AND dimensions = ?',
-    )
-    .get(embedder.id, embedder.dimensions) as VectorIndex | undefined;
+  return prepared(
+    db,
+    'SELECT id, table_name AS "table", model, dimensions FROM memory_indexes WHERE model = ? AND dimensions = ?',
+  ).get(embedder.id, embedder.dimensions) as VectorIndex | undefined;
 }
 
 export function allIndexes(db: Db): VectorIndex[] {
-  return db
-    .prepare('SELECT id, table_name AS "table", model, dimensions FROM memory_indexes ORDER BY id')
-    .all() as VectorIndex[];
+  return prepared(
+    db,
+    'SELECT id, table_name AS "table", model, dimensions FROM memory_indexes ORDER BY id',
+  ).all() as VectorIndex[];
 }
 
 export function insertVector(
@@ -85,10 +86,11 @@ export function insertVector(
       `vector of ${vector.length} dimensions for index ${index.model}/${index.dimensions}`,
     );
   }
-  db.prepare(
+  prepared(
+    db,
     `INSERT INTO "${index.table}" (rowid, embedding, vis, category, goal_id) VALUES (?, ?, ?, ?, ?)`,
   ).run(BigInt(memoryId), unit(vector), meta.vis, meta.category, meta.goalId);
-  db.prepare("INSERT INTO memory_vectors (memory_id, index_id) VALUES (?, ?)").run(memoryId, index.id);
+  prepared(db, "INSERT INTO memory_vectors (memory_id, index_id) VALUES (?, ?)").run(memoryId, index.id);
 }
 
 /** Removes a memory's vectors from every index (call inside the caller's transaction). */
@@ -96,16 +98,15 @@ export function removeVectors(db: Db, memoryIds: readonly number[]): void {
   if (memoryIds.length === 0) return;
   const indexes = allIndexes(db);
   const byIndex = new Map(indexes.map((i) => [i.id, i]));
-  const rows = db
-    .prepare(
-      `SELECT memory_id, index_id FROM memory_vectors WHERE memory_id IN (SELECT value FROM json_each(?))`,
-    )
-    .all(JSON.stringify(memoryIds)) as { memory_id: number; index_id: number }[];
+  const rows = prepared(
+    db,
+    `SELECT memory_id, index_id FROM memory_vectors WHERE memory_id IN (SELECT value FROM json_each(?))`,
+  ).all(JSON.stringify(memoryIds)) as { memory_id: number; index_id: number }[];
   for (const r of rows) {
     const index = byIndex.get(r.index_id);
-    if (index) db.prepare(`DELETE FROM "${index.table}" WHERE rowid = ?`).run(BigInt(r.memory_id));
+    if (index) prepared(db, `DELETE FROM "${index.table}" WHERE rowid = ?`).run(BigInt(r.memory_id));
   }
-  db.prepare("DELETE FROM memory_vectors WHERE memory_id IN (SELECT value FROM json_each(?))").run(
+  prepared(db, "DELETE FROM memory_vectors WHERE memory_id IN (SELECT value FROM json_each(?))").run(
     JSON.stringify(memoryIds),
   );
 }
@@ -140,11 +141,10 @@ export function knn(
     where.push(`category IN (${filter.categories.map(() => "?").join(", ")})`);
     params.push(...filter.categories);
   }
-  const rows = db
-    .prepare(
-      `SELECT rowid AS id, distance FROM "${index.table}" WHERE ${where.join(" AND ")} ORDER BY distance`,
-    )
-    .all(...params) as { id: number | bigint; distance: number }[];
+  const rows = prepared(
+    db,
+    `SELECT rowid AS id, distance FROM "${index.table}" WHERE ${where.join(" AND ")} ORDER BY distance`,
+  ).all(...params) as { id: number | bigint; distance: number }[];
   return rows.map((r) => ({ id: Number(r.id), distance: (r.distance * r.distance) / 2 }));
 }
 

@@ -8,7 +8,7 @@
 
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { type Db, migrate } from "../db/database.js";
+import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import { approvalScopeKey } from "./approval-scope.js";
 import type { AuditLog, Signer } from "./audit.js";
@@ -150,9 +150,10 @@ export class ApprovalQueue {
     if (this.sessions.has(sessionKey(agentId, tool, scopeKey)))
       return { allowed: true, via: "allow_session" };
     const now = this.now();
-    const grants = this.db
-      .prepare("SELECT * FROM approval_grants WHERE tool = ? AND scope_key = ? AND expires_at > ?")
-      .all(tool, scopeKey, now) as GrantRow[];
+    const grants = prepared(
+      this.db,
+      "SELECT * FROM approval_grants WHERE tool = ? AND scope_key = ? AND expires_at > ?",
+    ).all(tool, scopeKey, now) as GrantRow[];
     for (const g of grants)
       if (this.grantHolds(g, now)) return { allowed: true, via: "allow_always", grantId: g.id };
     return { allowed: false };
@@ -191,22 +192,21 @@ export class ApprovalQueue {
     };
     this.db
       .transaction(() => {
-        this.db
-          .prepare(
-            `INSERT INTO approvals (id, goal_id, agent_id, tool, scope_key, input, summary, status, created_at, deadline_at)
+        prepared(
+          this.db,
+          `INSERT INTO approvals (id, goal_id, agent_id, tool, scope_key, input, summary, status, created_at, deadline_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
-          )
-          .run(
-            rec.id,
-            rec.goal_id,
-            rec.agent_id,
-            rec.tool,
-            rec.scope_key,
-            canonicalJson(req.input),
-            rec.summary,
-            now,
-            rec.deadline_at,
-          );
+        ).run(
+          rec.id,
+          rec.goal_id,
+          rec.agent_id,
+          rec.tool,
+          rec.scope_key,
+          canonicalJson(req.input),
+          rec.summary,
+          now,
+          rec.deadline_at,
+        );
         this.audit.record(
           "approval.requested",
           {
@@ -275,11 +275,10 @@ export class ApprovalQueue {
           { goalId: current.goal_id, agentId: current.agent_id },
         );
         if (grantId) this.storeGrant(grantId, current.tool, current.scope_key, expiresAt, entry.seq, now);
-        this.db
-          .prepare(
-            "UPDATE approvals SET status = 'decided', decision = ?, decided_by = ?, grant_id = ?, decided_at = ? WHERE id = ?",
-          )
-          .run(decision, by ?? null, grantId, now, id);
+        prepared(
+          this.db,
+          "UPDATE approvals SET status = 'decided', decision = ?, decided_by = ?, grant_id = ?, decided_at = ? WHERE id = ?",
+        ).run(decision, by ?? null, grantId, now, id);
         return this.get(id);
       })
       .immediate();
@@ -298,24 +297,23 @@ export class ApprovalQueue {
   list(filter: { status?: ApprovalStatus } = {}): ApprovalRecord[] {
     const rows = (
       filter.status
-        ? this.db
-            .prepare("SELECT * FROM approvals WHERE status = ? ORDER BY created_at, id")
-            .all(filter.status)
-        : this.db.prepare("SELECT * FROM approvals ORDER BY created_at, id").all()
+        ? prepared(this.db, "SELECT * FROM approvals WHERE status = ? ORDER BY created_at, id").all(
+            filter.status,
+          )
+        : prepared(this.db, "SELECT * FROM approvals ORDER BY created_at, id").all()
     ) as RawRecord[];
     return rows.map(parseRecord);
   }
 
   get(id: string): ApprovalRecord {
-    const row = this.db.prepare("SELECT * FROM approvals WHERE id = ?").get(id) as RawRecord | undefined;
+    const row = prepared(this.db, "SELECT * FROM approvals WHERE id = ?").get(id) as RawRecord | undefined;
     if (!row) throw new AidoError(ErrorCode.notFound, `no approval request with id ${id}`, { id });
     return parseRecord(row);
   }
 
   /** Mark every pending request past its deadline timed_out (audited). Returns their ids. */
   expireOverdue(): string[] {
-    const ids = this.db
-      .prepare("SELECT id FROM approvals WHERE status = 'pending' AND deadline_at <= ?")
+    const ids = prepared(this.db, "SELECT id FROM approvals WHERE status = 'pending' AND deadline_at <= ?")
       .pluck()
       .all(this.now()) as string[];
     for (const id of ids) this.expire(id);
@@ -357,11 +355,10 @@ export class ApprovalQueue {
   private expire(id: string): void {
     const rec = this.db
       .transaction(() => {
-        const changed = this.db
-          .prepare(
-            "UPDATE approvals SET status = 'timed_out', decided_at = ? WHERE id = ? AND status = 'pending'",
-          )
-          .run(this.now(), id).changes;
+        const changed = prepared(
+          this.db,
+          "UPDATE approvals SET status = 'timed_out', decided_at = ? WHERE id = ? AND status = 'pending'",
+        ).run(this.now(), id).changes;
         const current = this.get(id);
         if (changed === 1) {
           this.audit.record(
@@ -434,11 +431,10 @@ export class ApprovalQueue {
     const sig = this.signer
       .sign(grantMessage(id, tool, scopeKey, expiresAt, auditSeq, keyId))
       .toString("base64");
-    this.db
-      .prepare(
-        "INSERT INTO approval_grants (id, tool, scope_key, expires_at, audit_seq, key_id, sig, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      )
-      .run(id, tool, scopeKey, expiresAt, auditSeq, keyId, sig, now);
+    prepared(
+      this.db,
+      "INSERT INTO approval_grants (id, tool, scope_key, expires_at, audit_seq, key_id, sig, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ).run(id, tool, scopeKey, expiresAt, auditSeq, keyId, sig, now);
   }
 
   /** Signature by the runtime key, not expired, and the audit entry it cites approved exactly it. */

@@ -11,7 +11,7 @@
 //
 //   room(a) = limit - spent - reserved - carved
 
-import { type Db, migrate } from "../db/database.js";
+import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode, isAidoError } from "../errors.js";
 import type { AuditLog } from "./audit.js";
 import type { AuditPayloads } from "./audit-events.js";
@@ -130,23 +130,24 @@ export class BudgetLedger {
           );
         }
         this.requireRoom(chain, o.limit);
-        this.db
-          .prepare("UPDATE budget_accounts SET carved = carved + ? WHERE id = ?")
-          .run(o.limit, parent.id);
+        prepared(this.db, "UPDATE budget_accounts SET carved = carved + ? WHERE id = ?").run(
+          o.limit,
+          parent.id,
+        );
       } else if (
-        this.db
-          .prepare("SELECT 1 FROM budget_accounts WHERE goal_id = ? AND parent_id IS NULL AND closed = 0")
-          .get(o.goalId)
+        prepared(
+          this.db,
+          "SELECT 1 FROM budget_accounts WHERE goal_id = ? AND parent_id IS NULL AND closed = 0",
+        ).get(o.goalId)
       ) {
         throw new AidoError(ErrorCode.invalidInput, `goal ${o.goalId} already has a root budget account`, {
           goal: o.goalId,
         });
       }
-      this.db
-        .prepare(
-          "INSERT INTO budget_accounts (id, parent_id, goal_id, limit_tokens, period_seconds, period_start) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .run(id, o.parentId ?? null, o.goalId, o.limit, o.periodSeconds ?? null, this.now());
+      prepared(
+        this.db,
+        "INSERT INTO budget_accounts (id, parent_id, goal_id, limit_tokens, period_seconds, period_start) VALUES (?, ?, ?, ?, ?, ?)",
+      ).run(id, o.parentId ?? null, o.goalId, o.limit, o.periodSeconds ?? null, this.now());
       return this.get(id);
     });
   }
@@ -157,14 +158,14 @@ export class BudgetLedger {
     return this.immediate(() => {
       const chain = this.chain(accountId);
       this.requireRoom(chain, estimate);
-      this.db
-        .prepare("UPDATE budget_accounts SET reserved = reserved + ? WHERE id = ?")
-        .run(estimate, accountId);
-      const id = this.db
-        .prepare(
-          "INSERT INTO budget_reservations (account_id, amount, state, created_at) VALUES (?, ?, 'open', ?)",
-        )
-        .run(accountId, estimate, this.now()).lastInsertRowid;
+      prepared(this.db, "UPDATE budget_accounts SET reserved = reserved + ? WHERE id = ?").run(
+        estimate,
+        accountId,
+      );
+      const id = prepared(
+        this.db,
+        "INSERT INTO budget_reservations (account_id, amount, state, created_at) VALUES (?, ?, 'open', ?)",
+      ).run(accountId, estimate, this.now()).lastInsertRowid;
       return { id: Number(id), accountId, amount: estimate };
     });
   }
@@ -183,9 +184,10 @@ export class BudgetLedger {
   refund(r: Reservation): BudgetAccount {
     return this.immediate(() => {
       this.settle(r, "refunded", null);
-      this.db
-        .prepare("UPDATE budget_accounts SET reserved = reserved - ? WHERE id = ?")
-        .run(r.amount, r.accountId);
+      prepared(this.db, "UPDATE budget_accounts SET reserved = reserved - ? WHERE id = ?").run(
+        r.amount,
+        r.accountId,
+      );
       return this.get(r.accountId);
     });
   }
@@ -207,31 +209,32 @@ export class BudgetLedger {
   private closeOne(accountId: string): void {
     const a = this.get(accountId);
     if (a.closed) return;
-    const children = this.db
-      .prepare("SELECT id FROM budget_accounts WHERE parent_id = ? AND closed = 0")
+    const children = prepared(this.db, "SELECT id FROM budget_accounts WHERE parent_id = ? AND closed = 0")
       .pluck()
       .all(accountId) as string[];
     for (const c of children) this.closeOne(c);
-    this.db
-      .prepare("UPDATE budget_reservations SET state = 'refunded' WHERE account_id = ? AND state = 'open'")
-      .run(accountId);
+    prepared(
+      this.db,
+      "UPDATE budget_reservations SET state = 'refunded' WHERE account_id = ? AND state = 'open'",
+    ).run(accountId);
     const after = this.get(accountId);
-    this.db.prepare("UPDATE budget_accounts SET reserved = 0, closed = 1 WHERE id = ?").run(accountId);
+    prepared(this.db, "UPDATE budget_accounts SET reserved = 0, closed = 1 WHERE id = ?").run(accountId);
     if (after.parent_id !== null) {
       // What spilled over the limit was charged already; charge the rest now.
-      this.db
-        .prepare("UPDATE budget_accounts SET carved = carved - ?, spent = spent + ? WHERE id = ?")
-        .run(after.limit_tokens, Math.min(after.spent, after.limit_tokens), after.parent_id);
+      prepared(this.db, "UPDATE budget_accounts SET carved = carved - ?, spent = spent + ? WHERE id = ?").run(
+        after.limit_tokens,
+        Math.min(after.spent, after.limit_tokens),
+        after.parent_id,
+      );
     }
   }
 
   /** Move a reservation out of 'open', or refuse (unknown, already settled, wrong account). */
   private settle(r: Reservation, state: "committed" | "refunded", actual: number | null): void {
-    const changed = this.db
-      .prepare(
-        "UPDATE budget_reservations SET state = ?, actual = ? WHERE id = ? AND account_id = ? AND amount = ? AND state = 'open'",
-      )
-      .run(state, actual, r.id, r.accountId, r.amount).changes;
+    const changed = prepared(
+      this.db,
+      "UPDATE budget_reservations SET state = ?, actual = ? WHERE id = ? AND account_id = ? AND amount = ? AND state = 'open'",
+    ).run(state, actual, r.id, r.accountId, r.amount).changes;
     if (changed !== 1) {
       throw new AidoError(
         ErrorCode.invalidInput,
@@ -250,9 +253,10 @@ export class BudgetLedger {
     let dSpent = spentDelta;
     while (id !== null && (dReserved !== 0 || dSpent !== 0)) {
       const before = this.get(id);
-      this.db
-        .prepare("UPDATE budget_accounts SET reserved = reserved + ?, spent = spent + ? WHERE id = ?")
-        .run(dReserved, dSpent, id);
+      prepared(
+        this.db,
+        "UPDATE budget_accounts SET reserved = reserved + ?, spent = spent + ? WHERE id = ?",
+      ).run(dReserved, dSpent, id);
       const spill = overOf(this.get(id)) - overOf(before);
       id = before.parent_id;
       dReserved = 0;
@@ -280,7 +284,7 @@ export class BudgetLedger {
     const elapsed = this.now() - a.period_start;
     if (elapsed < len) return a;
     const start = a.period_start + Math.floor(elapsed / len) * len;
-    this.db.prepare("UPDATE budget_accounts SET spent = 0, period_start = ? WHERE id = ?").run(start, a.id);
+    prepared(this.db, "UPDATE budget_accounts SET spent = 0, period_start = ? WHERE id = ?").run(start, a.id);
     return this.get(a.id);
   }
 
@@ -305,7 +309,9 @@ export class BudgetLedger {
   }
 
   private find(id: string): BudgetAccount | undefined {
-    return this.db.prepare("SELECT * FROM budget_accounts WHERE id = ?").get(id) as BudgetAccount | undefined;
+    return prepared(this.db, "SELECT * FROM budget_accounts WHERE id = ?").get(id) as
+      | BudgetAccount
+      | undefined;
   }
 
   /**
