@@ -170,11 +170,13 @@ describe("exec abuse", () => {
     expect(r.output).toMatch(/timed out/);
     await sh(
       a.id,
-      "nohup sleep 1001 >/dev/null 2>&1 & setsid sleep 1002 >/dev/null 2>&1 & (sleep 1003 &) ; echo started",
+      // Each escape has a second to leave the call's process group before the call ends.
+      "nohup sleep 1001 >/dev/null 2>&1 & setsid sleep 1002 >/dev/null 2>&1 & " +
+        "(setsid sh -c 'sleep 1003 & sleep 1004' &) ; sleep 1; echo started",
     );
-    await new Promise((res) => setTimeout(res, 500));
+    await new Promise((res) => setTimeout(res, 700));
     const ps = await sh(a.id, "ps -eo pid,pgid,args");
-    expect(ps.output).not.toMatch(/sleep 100[123]/);
+    expect(ps.output).not.toMatch(/sleep 100[1234]/);
   });
 
   it("survives a fork bomb run through a script file: the pids limit holds and the executor answers after", async () => {

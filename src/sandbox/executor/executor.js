@@ -158,6 +158,44 @@ function killGroup(pid, signal) {
   }
 }
 
+/**
+ * Kill what finished calls left behind by leaving their process group (setsid, a
+ * daemonising double fork): such a process is reparented to init (ppid 1) and is not the
+ * container's main process (session 1). A group still owned by a running call is left to
+ * that call. Without this, `setsid sleep 1000 &` outlives its call and the container.
+ */
+function killOrphans() {
+  let names;
+  try {
+    names = fs.readdirSync("/proc");
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === 1 || pid === process.pid) continue;
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    // After "comm)": state ppid pgrp session ...
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ppid = Number(f[1]);
+    const pgrp = Number(f[2]);
+    const session = Number(f[3]);
+    if (ppid !== 1 || session === 1 || running.has(pgrp)) continue;
+    killGroup(pgrp, "SIGKILL");
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
 function readOomKills() {
   for (const f of ["/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"]) {
     try {
@@ -259,8 +297,10 @@ function opExec(a) {
         killGroup(pid, "SIGKILL");
         running.delete(pid);
       }
+      killOrphans();
       // A process that left the group (setsid) may still hold the pipes: do not wait on it.
       setTimeout(() => {
+        killOrphans();
         child.stdout.destroy();
         child.stderr.destroy();
         finish();
