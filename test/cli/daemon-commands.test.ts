@@ -293,3 +293,28 @@ describe("without a daemon", () => {
     }
   });
 });
+
+describe("aido daemon start and stop", () => {
+  it("starts a detached daemon that writes its pid file, and stops it cleanly", async () => {
+    const home = makeTempHome();
+    try {
+      const start = captureIo();
+      expect(await runCli(["daemon", "start"], start.io, home.env), start.err.join("\n")).toBe(0);
+      expect(start.text()).toMatch(/^agentd started \(pid \d+\)/);
+      const pid = Number(readFileSync(home.config.pidPath, "utf8"));
+      const st = captureIo();
+      expect(await runCli(["daemon", "status"], st.io, home.env)).toBe(0);
+      expect(st.text()).toBe(`agentd running (pid ${pid}); socket ${home.config.socketPath}`);
+      const again = captureIo();
+      expect(await runCli(["daemon", "start"], again.io, home.env)).toBe(2);
+      expect(again.err.join("\n")).toContain("already running");
+      const stop = captureIo();
+      expect(await runCli(["daemon", "stop"], stop.io, home.env)).toBe(0);
+      expect(stop.text()).toBe(`agentd stopped (pid ${pid})`);
+      const after = captureIo();
+      expect(await runCli(["daemon", "status"], after.io, home.env)).toBe(1);
+    } finally {
+      home.cleanup();
+    }
+  }, 120_000);
+});

@@ -54,8 +54,15 @@ export const daemonStart: Command = {
   example: "aido daemon start && aido daemon status",
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, { foreground: { type: "boolean" } }, false);
-    const env = { ...process.env, AIDO_HOME: ctx.config().home };
-    return daemonMain(values.foreground ? ["--foreground"] : [], env, ctx.io);
+    const config = ctx.config();
+    const env = { ...process.env, AIDO_HOME: config.home };
+    const code = await daemonMain(values.foreground ? ["--foreground"] : [], env, ctx.io);
+    // The socket answers a moment before agentd writes its pid file; a script that runs
+    // `aido daemon start && aido daemon stop` must find it.
+    for (let i = 0; code === 0 && !values.foreground && i < 50 && readPid(config) === null; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return code;
   },
 };
 
