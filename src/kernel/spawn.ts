@@ -67,7 +67,8 @@ export class Spawner {
   /** Create and register an agent (state "starting"); it runs when the caller runs it. */
   spawn(req: SpawnRequest): AgentRecord {
     const { deps } = this;
-    const { manifest, parent, goalId } = req;
+    const { parent, goalId } = req;
+    const manifest = parent ? inheritRestrictions(req.manifest, parent.manifest) : req.manifest;
     const denied = (e: unknown): never => {
       const offending = e instanceof AidoError ? (e.details.offending as string[] | undefined) : undefined;
       deps.audit.record(
@@ -221,4 +222,21 @@ export class Spawner {
     });
     return account;
   }
+}
+
+/**
+ * What a child can never drop, whatever its (model-written) manifest says: the tools its
+ * parent must wait for a human on stay approval-gated, and an ancestor's max_depth stays
+ * the ceiling (a child raising its own limit would otherwise nest past it).
+ */
+export function inheritRestrictions(child: LoadedManifest, parent: LoadedManifest): LoadedManifest {
+  const approvals = [...new Set([...parent.approval_required, ...child.approval_required])];
+  const depths = [parent.limits?.max_depth, child.limits?.max_depth].filter(
+    (d): d is number => d !== undefined,
+  );
+  return {
+    ...child,
+    approval_required: approvals,
+    ...(depths.length > 0 ? { limits: { ...child.limits, max_depth: Math.min(...depths) } } : {}),
+  };
 }
