@@ -28,10 +28,11 @@ export interface Bench {
   close(): Promise<void>;
 }
 
-export async function openBench(env: Env = {}): Promise<Bench> {
+export async function openBench(env: Env = {}, tune?: (c: TempHome["config"]) => void): Promise<Bench> {
   requireDocker();
   const server = await startProviderServer();
   const home = makeTempHome(providerEnv(server, env));
+  tune?.(home.config);
   const rt = await Runtime.open(home.config);
   return {
     server,
