@@ -13,10 +13,14 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
  * `undefined` object members are dropped, as JSON.stringify does.
  */
 export function canonicalJson(value: unknown): string {
-  return encode(value, "$", new Set());
+  return encode(value, [], new Set());
 }
 
-function encode(value: unknown, at: string, seen: Set<object>): string {
+/**
+ * `path` holds the keys and indexes from the root to `value`; it is turned into text
+ * ("$.a[0]") only when a value is refused, so the common case builds no path strings.
+ */
+function encode(value: unknown, path: (string | number)[], seen: Set<object>): string {
   if (value === null) return "null";
   switch (typeof value) {
     case "string":
@@ -24,35 +28,54 @@ function encode(value: unknown, at: string, seen: Set<object>): string {
     case "boolean":
       return value ? "true" : "false";
     case "number":
-      if (!Number.isFinite(value)) throw invalid(at, `${value} is not a JSON number`);
+      if (!Number.isFinite(value)) throw invalid(path, `${value} is not a JSON number`);
       return JSON.stringify(value);
     case "object":
       break;
     default:
-      throw invalid(at, `a ${typeof value} cannot be encoded as JSON`);
+      throw invalid(path, `a ${typeof value} cannot be encoded as JSON`);
   }
   const obj = value as object;
-  if (seen.has(obj)) throw invalid(at, "cyclic structure");
+  if (seen.has(obj)) throw invalid(path, "cyclic structure");
   seen.add(obj);
   try {
     if (Array.isArray(obj)) {
-      return `[${obj.map((v, i) => (v === undefined ? "null" : encode(v, `${at}[${i}]`, seen))).join(",")}]`;
+      let out = "[";
+      for (let i = 0; i < obj.length; i++) {
+        const v: unknown = obj[i];
+        if (i > 0) out += ",";
+        // A hole encodes as nothing, as Array.prototype.map + join always did here.
+        if (!(i in obj)) continue;
+        if (v === undefined) out += "null";
+        else {
+          path.push(i);
+          out += encode(v, path, seen);
+          path.pop();
+        }
+      }
+      return `${out}]`;
     }
     if (obj instanceof Date) return JSON.stringify(obj.toISOString());
     const rec = obj as Record<string, unknown>;
-    const parts: string[] = [];
+    let out = "{";
+    let first = true;
     for (const key of Object.keys(rec).sort()) {
       const v = rec[key];
       if (v === undefined) continue;
-      parts.push(`${JSON.stringify(key)}:${encode(v, `${at}.${key}`, seen)}`);
+      path.push(key);
+      const encoded = encode(v, path, seen);
+      path.pop();
+      out += `${first ? "" : ","}${JSON.stringify(key)}:${encoded}`;
+      first = false;
     }
-    return `{${parts.join(",")}}`;
+    return `${out}}`;
   } finally {
     seen.delete(obj);
   }
 }
 
-function invalid(at: string, why: string): AidoError {
+function invalid(path: readonly (string | number)[], why: string): AidoError {
+  const at = `$${path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join("")}`;
   return new AidoError(ErrorCode.invalidInput, `cannot encode value at ${at} canonically: ${why}`, {
     path: at,
   });
