@@ -259,14 +259,18 @@ export class AgentRegistry {
         if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
       }
     }
-    audit.record("agent.stopped", { reason }, { goalId: a.goalId, agentId: id });
+    // The entry and the agent's row change in one commit (the entry nested as a savepoint):
+    // the row still changes only together with a durable entry.
+    db.transaction(() => {
+      audit.record("agent.stopped", { reason }, { goalId: a.goalId, agentId: id });
+      prepared(db, "UPDATE agents SET state = 'stopped', stopped_at = ?, stop_reason = ? WHERE id = ?").run(
+        Date.now(),
+        reason,
+        id,
+      );
+    }).immediate();
     a.state = "stopped";
     a.stopReason = reason;
-    prepared(db, "UPDATE agents SET state = 'stopped', stopped_at = ?, stop_reason = ? WHERE id = ?").run(
-      Date.now(),
-      reason,
-      id,
-    );
     events.emit("agent.stopped", a.goalId, { agentId: id, reason, state: "stopped" });
   }
 

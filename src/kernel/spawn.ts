@@ -117,26 +117,31 @@ export class Spawner {
         createdAt: Date.now(),
       };
       deps.registry.register(rec, guard);
-      deps.audit.record(
-        "token.issued",
+      // Both entries describe this spawn and are written at the same moment: one commit.
+      deps.audit.appendAll([
         {
-          token_id: token.id,
-          ...(token.parentId ? { parent_token_id: token.parentId } : {}),
-          grants: token.grants,
-          expires_at: new Date(token.expiresAt).toISOString(),
+          kind: "token.issued",
+          payload: {
+            token_id: token.id,
+            ...(token.parentId ? { parent_token_id: token.parentId } : {}),
+            grants: token.grants,
+            expires_at: new Date(token.expiresAt).toISOString(),
+          },
+          goalId,
+          agentId: id,
         },
-        { goalId, agentId: id },
-      );
-      deps.audit.record(
-        "agent.spawned",
         {
-          manifest: manifest.name,
-          ...(parent ? { parent_agent_id: parent.id } : {}),
-          grants: token.grants,
-          token_id: token.id,
+          kind: "agent.spawned",
+          payload: {
+            manifest: manifest.name,
+            ...(parent ? { parent_agent_id: parent.id } : {}),
+            grants: token.grants,
+            token_id: token.id,
+          },
+          goalId,
+          agentId: id,
         },
-        { goalId, agentId: id },
-      );
+      ]);
       deps.events.emit("agent.spawned", goalId, {
         agentId: id,
         manifest: manifest.name,

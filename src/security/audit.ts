@@ -111,6 +111,7 @@ export class AuditLog {
   private closed = false;
   private readonly stmt: ReturnType<AuditLog["prepare"]>;
   private readonly appendTx: (event: AuditEvent) => AuditEntry;
+  private readonly appendManyTx: (events: readonly AuditEvent[]) => AuditEntry[];
   private readonly checkpointTx: () => AuditCheckpoint | null;
 
   constructor(opts: AuditLogOptions) {
@@ -130,13 +131,18 @@ export class AuditLog {
     // IMMEDIATE: take the write lock before reading the head, so two connections (daemon and
     // CLI) can never both chain onto the same head. Nested in a caller's transaction this
     // becomes a savepoint, and a rollback there takes the entry with it.
-    const append = this.db.transaction((event: AuditEvent) => {
+    const appendOne = (event: AuditEvent): AuditEntry => {
       const entry = this.insert(event);
       const lastCp = (this.stmt.lastCheckpointSeq.get() as number | null) ?? 0;
       if (entry.seq - lastCp >= this.checkpointEvery) this.writeCheckpoint(entry.seq, entry.hash);
       return entry;
-    });
+    };
+    const append = this.db.transaction(appendOne);
     this.appendTx = (event) => append.immediate(event);
+    // Several entries that describe one action, written at the same moment: one commit,
+    // chained in order, each checkpointed exactly as single appends would be.
+    const appendMany = this.db.transaction((events: readonly AuditEvent[]) => events.map(appendOne));
+    this.appendManyTx = (events) => appendMany.immediate(events);
     const checkpoint = this.db.transaction(() => {
       const head = this.stmt.head.get() as { seq: number; hash: string; kind: string } | undefined;
       if (!head) return null;
@@ -177,6 +183,20 @@ export class AuditLog {
       return this.appendTx(event);
     } catch (e) {
       throw auditFailed(event.kind, e);
+    }
+  }
+
+  /**
+   * Append entries that describe one action in one transaction: all are durable when this
+   * returns, or none is written and audit_failed is thrown (named after the first kind).
+   */
+  appendAll(events: readonly AuditEvent[]): AuditEntry[] {
+    if (events.length === 0) return [];
+    try {
+      if (this.closed) throw new Error("the audit log is closed");
+      return this.appendManyTx(events);
+    } catch (e) {
+      throw auditFailed(events.map((ev) => ev.kind).join("+"), e);
     }
   }
 

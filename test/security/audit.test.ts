@@ -104,6 +104,47 @@ describe("AuditLog.append", () => {
     expect(log.verify().ok).toBe(true);
   });
 
+  it("appends the entries of one action in one commit, chained and checkpointed as single appends", () => {
+    const log = new AuditLog({ db, signer: key, checkpointEvery: 3 });
+    log.record("goal.started", {}, { goalId: "g1" });
+    const [issued, spawned] = log.appendAll([
+      {
+        kind: "token.issued",
+        goalId: "g1",
+        agentId: "a1",
+        payload: { token_id: "t1", grants: [], expires_at: "x" },
+      },
+      {
+        kind: "agent.spawned",
+        goalId: "g1",
+        agentId: "a1",
+        payload: { manifest: "m", grants: [], token_id: "t1" },
+      },
+    ]);
+    expect(issued).toMatchObject({ seq: 2, kind: "token.issued" });
+    expect(spawned).toMatchObject({ seq: 3, kind: "agent.spawned", prev_hash: issued?.hash });
+    // seq 3 was due a checkpoint: signed and chained in the same commit, as with append.
+    expect(log.tail(5).map((e) => e.kind)).toEqual([
+      "goal.started",
+      "token.issued",
+      "agent.spawned",
+      "audit.checkpoint",
+    ]);
+    expect(log.latestCheckpoint()?.seq).toBe(3);
+    expect(log.verify()).toEqual({ ok: true, entries: 4 });
+  });
+
+  it("writes none of an action's entries when one of them cannot be written", () => {
+    const log = new AuditLog({ db, signer: key });
+    expect(() =>
+      log.appendAll([
+        { kind: "goal.started", payload: {} },
+        { kind: "budget.reserved", payload: { account: "a", reservation_id: 1, amount: Number.NaN } },
+      ]),
+    ).toThrow(/audit_failed|cannot encode value at \$\.amount/);
+    expect(log.tail(5)).toEqual([]);
+  });
+
   it("keeps one chain when two connections append in turn", () => {
     const one = new AuditLog({ db, signer: key, checkpointEvery: 5 });
     const db2 = openDatabase(home.config.dbPath);
