@@ -194,8 +194,7 @@ export class AgentRegistry {
 
   /** Add a spawned agent (state "starting") under its admission slot and persist it. */
   register(rec: AgentRecord, guard: AdmissionGuard): void {
-    this.agents.set(rec.id, rec);
-    if (rec.parentId) this.agents.get(rec.parentId)?.children.add(rec.id);
+    // Row first: an insert that fails leaves nothing registered in memory either.
     prepared(
       this.deps.db,
       `INSERT INTO agents (id, goal_id, parent_id, depth, manifest, model, token, budget_account, owns_account,
@@ -214,6 +213,8 @@ export class AgentRegistry {
       rec.state,
       rec.createdAt,
     );
+    this.agents.set(rec.id, rec);
+    if (rec.parentId) this.agents.get(rec.parentId)?.children.add(rec.id);
     guard.commit();
   }
 

@@ -229,6 +229,7 @@ export class Runtime {
     });
     this.spawner = new Spawner({
       config,
+      db,
       registry: this.registry,
       tokens: this.tokens,
       budget,

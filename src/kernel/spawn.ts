@@ -14,6 +14,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config.js";
+import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { LlmClient } from "../llm/types.js";
 import type { LoadedManifest } from "../manifest/load.js";
@@ -47,6 +48,8 @@ export interface SpawnRequest {
 
 export interface SpawnerDeps {
   config: Config;
+  /** The runtime's database: a spawn's token, audit entries and agent row share one commit. */
+  db: Db;
   registry: AgentRegistry;
   tokens: TokenAuthority;
   budget: BudgetLedger;
@@ -94,54 +97,61 @@ export class Spawner {
       deps.makeClient(id, manifest.name, model);
       account = req.account ?? (parent ? this.carve(id, req) : this.openRoot(req));
       const ttl = manifest.lifecycle === "persistent" ? PERSISTENT_TOKEN_TTL_SECONDS : ROOT_TOKEN_TTL_SECONDS;
-      token = deps.tokens.issue({
-        agentId: id,
-        goalId,
-        grants,
-        ttlSeconds: ttl,
-        ...(parent ? { parent: parent.token } : {}),
-      });
-      const rec: AgentRecord = {
-        id,
-        goalId,
-        parentId: parent?.id ?? null,
-        depth: guard.depth,
-        manifest,
-        model,
-        token,
-        budgetAccount: account,
-        ownsAccount: req.account === undefined,
-        state: "starting",
-        children: new Set(),
-        abort: new AbortController(),
-        createdAt: Date.now(),
-      };
-      deps.registry.register(rec, guard);
-      // Both entries describe this spawn and are written at the same moment: one commit.
-      deps.audit.appendAll([
-        {
-          kind: "token.issued",
-          payload: {
-            token_id: token.id,
-            ...(token.parentId ? { parent_token_id: token.parentId } : {}),
-            grants: token.grants,
-            expires_at: new Date(token.expiresAt).toISOString(),
-          },
-          goalId,
-          agentId: id,
-        },
-        {
-          kind: "agent.spawned",
-          payload: {
-            manifest: manifest.name,
-            ...(parent ? { parent_agent_id: parent.id } : {}),
-            grants: token.grants,
-            token_id: token.id,
-          },
-          goalId,
-          agentId: id,
-        },
-      ]);
+      // One commit for the token, its two audit entries and the agent's row: the entries
+      // are written before the row, so a failed audit registers nothing and leaves no token.
+      const rec = deps.db
+        .transaction((): AgentRecord => {
+          const issued = deps.tokens.issue({
+            agentId: id,
+            goalId,
+            grants,
+            ttlSeconds: ttl,
+            ...(parent ? { parent: parent.token } : {}),
+          });
+          deps.audit.appendAll([
+            {
+              kind: "token.issued",
+              payload: {
+                token_id: issued.id,
+                ...(issued.parentId ? { parent_token_id: issued.parentId } : {}),
+                grants: issued.grants,
+                expires_at: new Date(issued.expiresAt).toISOString(),
+              },
+              goalId,
+              agentId: id,
+            },
+            {
+              kind: "agent.spawned",
+              payload: {
+                manifest: manifest.name,
+                ...(parent ? { parent_agent_id: parent.id } : {}),
+                grants: issued.grants,
+                token_id: issued.id,
+              },
+              goalId,
+              agentId: id,
+            },
+          ]);
+          const created: AgentRecord = {
+            id,
+            goalId,
+            parentId: parent?.id ?? null,
+            depth: guard.depth,
+            manifest,
+            model,
+            token: issued,
+            budgetAccount: account as string,
+            ownsAccount: req.account === undefined,
+            state: "starting",
+            children: new Set(),
+            abort: new AbortController(),
+            createdAt: Date.now(),
+          };
+          deps.registry.register(created, guard);
+          return created;
+        })
+        .immediate();
+      token = rec.token;
       deps.events.emit("agent.spawned", goalId, {
         agentId: id,
         manifest: manifest.name,

@@ -267,4 +267,27 @@ describe("stopAgent", () => {
     // The refused spawn held, then released, the goal's second slot; helper2 got it.
     expect(lastToolResult(lead.requests[2]!).content).toContain("helper2 ran");
   });
+  it("registers no agent and leaves no usable token when a spawn's audit entries cannot be written", async () => {
+    h = await openHarness(server);
+    // The audit refuses the child's spawn entries (as a full disk would), and nothing else.
+    h.rt.db.exec(
+      `CREATE TRIGGER refuse_helper_spawn BEFORE INSERT ON audit
+       WHEN NEW.kind = 'token.issued' AND NEW.goal_id IS NOT NULL
+         AND EXISTS (SELECT 1 FROM agents WHERE agents.goal_id = NEW.goal_id)
+       BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+    );
+    const lead = server.script('manifest "lead"', [
+      turn.toolUse("spawn_agent", { manifest: child("helper"), message: "x" }),
+      turn.text("ok"),
+    ]);
+    await h.rt.spawnAndRun(parent(), "Delegate.");
+    expect(lastToolResult(lead.requests[1]!).content).toMatch(/audit_failed|disk full/);
+    expect(h.rt.listAgents({ includeStopped: true }).map((a) => a.manifest)).toEqual(["lead"]);
+    const rows = h.rt.db.prepare("SELECT count(*) FROM capability_tokens").pluck().get();
+    expect(rows).toBe(1); // the lead's token only: the helper's was never committed
+    const agentRows = h.rt.db.prepare("SELECT count(*) FROM agents").pluck().get();
+    expect(agentRows).toBe(1);
+    expect(h.rt.audit.query({ kind: "agent.spawn_denied" })).toHaveLength(1);
+    expect(h.rt.audit.verify().ok).toBe(true);
+  });
 });
