@@ -16,7 +16,8 @@ let gateway: string;
 beforeAll(async () => {
   const skills = mkdtempSync(join(tmpdir(), "aido-skills-"));
   mkdirSync(join(skills, "demo"));
-  writeFileSync(join(skills, "demo", "SKILL.md"), "# demo\n");
+  // A valid skill: only what the skills registry discovers is mounted at /skills.
+  writeFileSync(join(skills, "demo", "SKILL.md"), DEMO_SKILL);
   const input = join(skills, "input.txt");
   writeFileSync(input, "handed in\n");
   fx = makeSandboxFixture((c) => {
@@ -34,6 +35,8 @@ afterAll(async () => {
 
 const connect = (host: string, port: number): string =>
   `python3 -c "import socket; s=socket.socket(); s.settimeout(3); s.connect(('${host}', ${port})); print('CONNECTED')"`;
+
+const DEMO_SKILL = "---\nname: demo\ndescription: A demo skill for the isolation tests.\n---\n# demo\n";
 
 describe("network", () => {
   it("cannot open a socket to a public address", async () => {
@@ -77,7 +80,7 @@ describe("privileges", () => {
 
   it("sees inputs and skills read-only", async () => {
     expect((await sb.readFile("/inputs/input.txt")).content).toBe("handed in\n");
-    expect((await sb.readFile("/skills/demo/SKILL.md")).content).toBe("# demo\n");
+    expect((await sb.readFile("/skills/demo/SKILL.md")).content).toBe(DEMO_SKILL);
     const w = await sb.exec({ command: "echo x > /inputs/input.txt; echo y > /skills/demo/SKILL.md" });
     expect(w.stderr).toMatch(/Read-only file system/);
     await expect(sb.writeFile("/inputs/new.txt", "x")).rejects.toThrow(/read-only|permission/i);
