@@ -2,24 +2,21 @@
 // part of the conversation is summarised by a model call (same model, paid from the
 // agent's budget) and archived; tool_use/tool_result pairs are never split.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { findCut } from "../../src/agent/context.js";
 import type { Message } from "../../src/llm/types.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
 import { type Harness, openHarness } from "./harness.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await h?.close();
-  server.reset();
-});
-afterAll(async () => {
-  await server.close();
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: () => h?.close(),
 });
 
 type Block = { type: string; id?: string; tool_use_id?: string };

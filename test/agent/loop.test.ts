@@ -1,24 +1,21 @@
 // The agent loop against the real SDK clients and the scripted provider server: stop
 // reasons, the repeat guard, untrusted wrapping, budgets, retries and persistent agents.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { wrapUntrusted } from "../../src/agent/untrusted.js";
 import type { RuntimeEvent } from "../../src/kernel/events.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
 import { type Harness, openHarness } from "./harness.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await h?.close();
-  server.reset();
-});
-afterAll(async () => {
-  await server.close();
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: () => h?.close(),
 });
 
 const worker = (extra: Record<string, unknown> = {}) => ({

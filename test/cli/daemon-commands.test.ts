@@ -4,27 +4,26 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import type { GoalStatus } from "../../src/kernel/goals.js";
 import { type DaemonFixture, MODEL, manifest, startFixture } from "../daemon/fixture.js";
 import { makeTempHome } from "../support/home.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
 import { captureIo } from "./io.js";
 
 let server: ProviderServer;
 let fx: DaemonFixture | undefined;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await fx?.close();
-  fx = undefined;
-  server.reset();
-});
-afterAll(async () => {
-  await server.close();
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: async () => {
+    await fx?.close();
+    fx = undefined;
+  },
 });
 
 function manifestFile(dir: string, name: string, extra = ""): string {

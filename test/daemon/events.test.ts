@@ -1,26 +1,25 @@
 // events.subscribe: what a watcher sees of one goal or of all, the end of a goal's stream,
 // the daemon's own event log (its stdout), and clients that leave in the middle.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import type { WireEvent } from "../../src/client/types.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
 import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
 import { rawConnect } from "./raw.js";
 
 let server: ProviderServer;
 let fx: DaemonFixture | undefined;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await fx?.close();
-  fx = undefined;
-  server.reset();
-});
-afterAll(async () => {
-  await server.close();
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: async () => {
+    await fx?.close();
+    fx = undefined;
+  },
 });
 
 async function until(cond: () => boolean, ms = 10_000): Promise<void> {

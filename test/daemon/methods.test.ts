@@ -4,24 +4,23 @@
 
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { AidoClient, AidoRpcError } from "../../src/client/client.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
 import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
 
 let server: ProviderServer;
 let fx: DaemonFixture | undefined;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await fx?.close();
-  fx = undefined;
-  server.reset();
-});
-afterAll(async () => {
-  await server.close();
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: async () => {
+    await fx?.close();
+    fx = undefined;
+  },
 });
 
 async function rpcError(p: Promise<unknown>): Promise<AidoRpcError> {

@@ -4,26 +4,25 @@
 
 import { execFileSync } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoClient, AidoRpcError } from "../../src/client/client.js";
 import { startDaemon } from "../../src/daemon/server.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
 import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
 import { rawConnect } from "./raw.js";
 
 let server: ProviderServer;
 let fx: DaemonFixture | undefined;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await fx?.close();
-  fx = undefined;
-  server.reset();
-});
-afterAll(async () => {
-  await server.close();
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: async () => {
+    await fx?.close();
+    fx = undefined;
+  },
 });
 
 async function stillAnswers(f: DaemonFixture): Promise<void> {

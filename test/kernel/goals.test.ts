@@ -3,24 +3,21 @@
 // agents never touch a container (noContainers backend); the Docker-backed goal is in
 // goal-docker.test.ts.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RuntimeEvent } from "../../src/kernel/events.js";
 import { RESTART_REASON } from "../../src/kernel/goals.js";
 import { type Harness, openHarness } from "../agent/harness.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await h?.close();
-  server.reset();
-});
-afterAll(async () => {
-  await server.close();
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: () => h?.close(),
 });
 
 const lead = {

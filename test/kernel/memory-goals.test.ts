@@ -2,22 +2,19 @@
 // is shown before it starts (AIDO_PERSISTENT_MEMORY=1), marked with its provenance; without
 // persistence, a goal's memories end with the goal.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type Harness, openHarness } from "../agent/harness.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await h?.close();
-  server.reset();
-});
-afterAll(async () => {
-  await server.close();
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: () => h?.close(),
 });
 
 const keeper = {

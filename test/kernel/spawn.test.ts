@@ -2,25 +2,22 @@
 // clients against the scripted provider server. No container is needed: the tools used
 // here (spawn_*, skill_read) never touch one.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { principalOf } from "../../src/agent/tool-calls.js";
 import { GateDenied } from "../../src/gate/invoke.js";
 import type { RuntimeEvent } from "../../src/kernel/events.js";
 import { type Harness, openHarness } from "../agent/harness.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await h?.close();
-  server.reset();
-});
-afterAll(async () => {
-  await server.close();
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: () => h?.close(),
 });
 
 const parent = (caps: string[] = []) => ({
