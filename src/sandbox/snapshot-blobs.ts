@@ -35,6 +35,11 @@ export class BlobStore {
 
   pathOf(hash: string): string {
     if (!HASH.test(hash)) throw new AidoError(ErrorCode.internal, `bad blob hash "${hash}"`);
+    return this.blobPath(hash);
+  }
+
+  /** For a hash this module computed itself (always 64 hex digits). */
+  private blobPath(hash: string): string {
     return join(this.dir, hash.slice(0, 2), hash);
   }
 
@@ -42,25 +47,27 @@ export class BlobStore {
     return existsSync(this.pathOf(hash));
   }
 
-  /** Copy an open workspace file into the store; returns its hash and size. */
-  putFromFd(fd: number): { hash: string; bytes: number } {
+  /**
+   * Copy an open workspace file into the store; returns its hash and size. `size` (the
+   * fd's fstat size) lets the copy stop at a short read that reached it, without one more
+   * read to see end-of-file; a file that shrank meanwhile is still read until a 0 read.
+   */
+  putFromFd(fd: number, size?: number): { hash: string; bytes: number } {
     const tmp = this.tmpPath();
     const out = openSync(tmp, NEW_FILE, 0o600);
     let copied: { hash: string; bytes: number };
     try {
-      copied = copyHashing(fd, out, this.buf);
+      copied = copyHashing(fd, out, this.buf, size);
     } catch (e) {
       closeSync(out);
       unlinkSync(tmp);
       throw e;
     }
     closeSync(out);
-    if (this.has(copied.hash)) unlinkSync(tmp);
-    else {
-      const sub = join(this.dir, copied.hash.slice(0, 2));
-      this.ensureDir(sub);
-      renameSync(tmp, this.pathOf(copied.hash));
-    }
+    // No existence check first: a blob already stored has the same content by its name,
+    // and rename replaces it atomically, so one rename does what stat + rename/unlink did.
+    this.ensureDir(join(this.dir, copied.hash.slice(0, 2)));
+    renameSync(tmp, this.blobPath(copied.hash));
     return copied;
   }
 
@@ -102,7 +109,12 @@ export class BlobStore {
   }
 }
 
-function copyHashing(src: number, out: number | null, buf: Buffer): { hash: string; bytes: number } {
+function copyHashing(
+  src: number,
+  out: number | null,
+  buf: Buffer,
+  size?: number,
+): { hash: string; bytes: number } {
   const h = createHash("sha256");
   let bytes = 0;
   for (;;) {
@@ -114,6 +126,7 @@ function copyHashing(src: number, out: number | null, buf: Buffer): { hash: stri
       while (written < n) written += writeSync(out, buf, written, n - written);
     }
     bytes += n;
+    if (size !== undefined && n < buf.length && bytes >= size) break;
   }
   return { hash: h.digest("hex"), bytes };
 }

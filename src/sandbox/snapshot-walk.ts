@@ -61,15 +61,45 @@ export function entryOf(path: string, st: StatLike, type: EntryType): WorkspaceE
   };
 }
 
+/**
+ * A regular file the walk listed without an lstat (its folder entry says "regular file"):
+ * the caller opens it anyway and takes the stat of what it opened (openWorkspaceFile).
+ */
+export interface UnstattedFile {
+  path: string;
+  type: "file";
+  unstatted: true;
+}
+
 /** Every file, folder and symlink under the root, sorted by path. Vanishing entries are skipped. */
 export async function walkWorkspace(ws: WorkspaceRoot): Promise<WorkspaceEntry[]> {
-  const out: WorkspaceEntry[] = [];
+  return (await walk(ws, () => true)) as WorkspaceEntry[];
+}
+
+/**
+ * Like walkWorkspace, but a regular file is lstat'ed only when `statFile(path)` says its
+ * stat is needed (a snapshot needs it only for files it may skip: those in its index).
+ * A first snapshot thereby makes one path lookup per file fewer; what it records is the
+ * same, since a file that is read is recorded with the stat of the opened fd.
+ */
+export async function walkForSnapshot(
+  ws: WorkspaceRoot,
+  statFile: (path: string) => boolean,
+): Promise<(WorkspaceEntry | UnstattedFile)[]> {
+  return walk(ws, statFile);
+}
+
+async function walk(
+  ws: WorkspaceRoot,
+  statFile: (path: string) => boolean,
+): Promise<(WorkspaceEntry | UnstattedFile)[]> {
+  const out: (WorkspaceEntry | UnstattedFile)[] = [];
   const breathe = yieldEvery();
   const pending = [""];
   while (pending.length > 0) {
     const rel = pending.pop()!;
     try {
-      walkDir(ws, rel, out, pending);
+      walkDir(ws, rel, out, pending, statFile);
     } catch (e) {
       // A folder swapped for a link or removed since we listed it: its content is gone.
       const code = (e as NodeJS.ErrnoException).code;
@@ -81,10 +111,21 @@ export async function walkWorkspace(ws: WorkspaceRoot): Promise<WorkspaceEntry[]
   return out;
 }
 
-function walkDir(ws: WorkspaceRoot, rel: string, out: WorkspaceEntry[], pending: string[]): void {
+function walkDir(
+  ws: WorkspaceRoot,
+  rel: string,
+  out: (WorkspaceEntry | UnstattedFile)[],
+  pending: string[],
+  statFile: (path: string) => boolean,
+): void {
   const dir = ws.dir(rel);
-  for (const name of readdirSync(dir.self())) {
+  for (const item of readdirSync(dir.self(), { withFileTypes: true })) {
+    const name = item.name;
     const path = rel === "" ? name : `${rel}/${name}`;
+    if (item.isFile() && !statFile(path)) {
+      out.push({ path, type: "file", unstatted: true });
+      continue;
+    }
     let st: StatLike;
     try {
       st = dir.lstat(name);

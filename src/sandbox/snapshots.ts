@@ -27,7 +27,7 @@ import {
   writeJsonAtomically,
 } from "./snapshot-manifest.js";
 import { type RestoreResult, restoreWorkspace } from "./snapshot-restore.js";
-import { openWorkspaceFile, type WorkspaceEntry, walkWorkspace } from "./snapshot-walk.js";
+import { openWorkspaceFile, type WorkspaceEntry, walkForSnapshot } from "./snapshot-walk.js";
 
 export type { RestoreResult } from "./snapshot-restore.js";
 
@@ -121,7 +121,8 @@ export class SnapshotStore {
     const index = new Map<string, IndexRow>();
     let changed = 0;
     try {
-      const current = await walkWorkspace(ws);
+      // Files not in the index are read whatever their stat: the walk need not lstat them.
+      const current = await walkForSnapshot(ws, (path) => previous.has(path));
       ws.trim();
       const breathe = yieldEvery();
       for (const e of current) {
@@ -136,8 +137,8 @@ export class SnapshotStore {
           });
           continue;
         }
-        const known = previous.get(e.path);
-        if (known && sameStat(known, e)) {
+        const known = "unstatted" in e ? undefined : previous.get(e.path);
+        if (known && !("unstatted" in e) && sameStat(known, e)) {
           entries.push({ p: e.path, t: "file", m: e.mode, u: e.uid, g: e.gid, s: e.size, h: known.hash });
           index.set(e.path, known);
           continue;
@@ -223,7 +224,7 @@ function copyIn(
     return null;
   }
   try {
-    return { st: opened.entry, ...blobs.putFromFd(opened.fd) };
+    return { st: opened.entry, ...blobs.putFromFd(opened.fd, opened.entry.size) };
   } finally {
     closeSync(opened.fd);
   }

@@ -91,6 +91,25 @@ describe("SnapshotStore", () => {
     expect(second).toMatchObject({ files: 2, changed: 2 });
   });
 
+  it("keeps one intact blob per content when files and snapshots repeat it, and files of any size whole", async () => {
+    const big = "0123456789abcdef".repeat(70_000); // over one 1 MiB read
+    writeFileSync(join(ws, "copy.md"), "hello\n"); // same content as README.md
+    writeFileSync(join(ws, "big.bin"), big);
+    writeFileSync(join(ws, "empty"), "");
+    const first = await store.create(goal, ws);
+    rmSync(join(home.config.goalsDir, goal, "snapshots", "index.json")); // forget stats: read all again
+    await store.create(goal, ws);
+    const blobs = blobContents();
+    expect(blobs.filter((b) => b === "hello\n")).toHaveLength(1);
+    expect(blobs.filter((b) => b === big)).toHaveLength(1);
+    writeFileSync(join(ws, "big.bin"), "small now");
+    rmSync(join(ws, "empty"));
+    await store.restore(goal, ws, first.id);
+    expect(read("big.bin")).toBe(big);
+    expect(read("empty")).toBe("");
+    expect(read("copy.md")).toBe("hello\n");
+  });
+
   it("sees a change whose mtime was set back with touch -d (ctime cannot be forged)", async () => {
     const file = join(ws, "README.md");
     const before = statSync(file);
