@@ -170,7 +170,8 @@ export class Gate {
     }
 
     // 3. policy
-    const decision = deps.policy.decide({ tool: tool.name, input, needs });
+    const command = tool.policyCommand?.(input);
+    const decision = deps.policy.decide({ tool: tool.name, input, needs, ...(command ? { command } : {}) });
     if (decision.decision === "deny") {
       return deny(ErrorCode.policyDenied, "policy", `${decision.reason} (rule ${decision.rule})`, {
         rule: decision.rule,

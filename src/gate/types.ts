@@ -5,6 +5,7 @@
 import type { z } from "zod";
 import type { MemoryScope } from "../memory/scope.js";
 import type { SandboxHandle } from "../sandbox/types.js";
+import type { CommandAnalysis } from "../security/shell.js";
 import type { SkillAccess } from "../skills/access.js";
 
 /** One capability a concrete call needs, checked against the agent's grants. */
@@ -71,5 +72,11 @@ export interface ToolDef<I = unknown> {
   /** true when the tool can change files or state (snapshot-before-mutation, approvals). */
   mutates: boolean;
   needs(input: I, ctx: NeedsContext): Promise<Need[]>;
+  /**
+   * The analysed shell command the policy judges for this call, when the tool knows more
+   * than its input's `command` says (exec: the command merged with the script files it
+   * runs). Called after needs(); absent or undefined: the policy analyses input.command.
+   */
+  policyCommand?(input: I): CommandAnalysis | undefined;
   run(input: I, ctx: ToolContext): Promise<ToolResult>;
 }

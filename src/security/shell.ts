@@ -353,11 +353,14 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/** Parse without the cache. Throws policy_denied "cannot parse command: ..." when it cannot judge. */
-export function analyzeCommandUncached(command: string): CommandAnalysis {
+/**
+ * Parse without the cache. Throws policy_denied "cannot parse command: ..." when it cannot judge.
+ * `maxBytes` raises the size cap for script files an exec runs (tools/exec-scripts.ts).
+ */
+export function analyzeCommandUncached(command: string, maxBytes = MAX_COMMAND_BYTES): CommandAnalysis {
   if (command.includes("\0")) throw cannotParse("it contains a NUL byte");
-  if (Buffer.byteLength(command, "utf8") > MAX_COMMAND_BYTES) {
-    throw cannotParse(`it is longer than ${MAX_COMMAND_BYTES} bytes`);
+  if (Buffer.byteLength(command, "utf8") > maxBytes) {
+    throw cannotParse(`it is longer than ${maxBytes} bytes`);
   }
   const a = new Analyzer(command);
   a.program(command, {

@@ -2,16 +2,18 @@
 // container. Its needs are the tool, every simple command the policy engine unfolds from
 // the string (security/shell.ts, policy.ts: a string it cannot parse is refused there),
 // each static redirection target as a file_read/file_write need (canonical, resolved from
-// cwd in the container), and file_read on the working folder.
+// cwd in the container), file_read on the working folder, and everything the script files
+// it hands to a shell run (exec-scripts.ts). The policy judges the command merged with its
+// scripts (policyCommand), and run() executes the pinned command: the scripts' judged text,
+// never what the files hold by then.
 
-import { posix } from "node:path";
 import { z } from "zod";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
-import type { Need, ToolDef } from "../gate/types.js";
-import type { SandboxHandle } from "../sandbox/types.js";
+import type { ToolDef } from "../gate/types.js";
 import { execNeeds } from "../security/policy.js";
-import { analyzeCommand, MAX_COMMAND_BYTES } from "../security/shell.js";
+import { analyzeCommand, type CommandAnalysis, MAX_COMMAND_BYTES } from "../security/shell.js";
+import { mergeAnalyses, planScripts, redirectNeeds } from "./exec-scripts.js";
 import { boundOutput } from "./output.js";
 import { canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
 
@@ -26,23 +28,15 @@ const input = z.strictObject({
 });
 type Input = z.infer<typeof input>;
 
-/** `>&2`, `<&0`, `>&-`: descriptor duplication, not a file. */
-const isFdTarget = (op: string, target: string) => /&$/.test(op) && /^(\d+|-)$/.test(target);
-
-async function redirectNeeds(sandbox: SandboxHandle, command: string, cwd: string): Promise<Need[]> {
-  const needs: Need[] = [];
-  for (const c of analyzeCommand(command).commands) {
-    for (const r of c.redirects) {
-      if (r.dynamic || isFdTarget(r.op, r.target)) continue;
-      const path = await sandbox.realpath(posix.resolve(cwd, r.target));
-      needs.push({ kind: r.write ? "file_write" : "file_read", path });
-      if (r.op === "<>") needs.push({ kind: "file_read", path });
-    }
-  }
-  return needs;
+/** What needs() judged for one call: the analysis the policy sees and the command run() runs. */
+interface Judgement {
+  analysis: CommandAnalysis;
+  command: string;
 }
 
 export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef<Input> {
+  // Keyed by the parsed input object the gate hands to needs(), policyCommand() and run().
+  const judgements = new WeakMap<Input, Judgement>();
   return {
     name: "exec",
     description: "Run a shell command in the goal's container (no network). cwd defaults to /workspace.",
@@ -51,13 +45,17 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
     async needs(i, { sandbox }) {
       const cwd = await canonical(sandbox, i.cwd ?? WORKSPACE);
       const analysis = analyzeCommand(i.command);
+      const scripts = await planScripts(sandbox, i.command, analysis, cwd);
+      judgements.set(i, { analysis: mergeAnalyses(analysis, scripts.analyses), command: scripts.command });
       return [
         { kind: "tool", name: "exec" },
         ...execNeeds(analysis),
-        ...(await redirectNeeds(sandbox, i.command, cwd)),
+        ...(await redirectNeeds(sandbox, analysis, cwd)),
+        ...scripts.needs,
         { kind: "file_read", path: cwd },
       ];
     },
+    policyCommand: (i) => judgements.get(i)?.analysis,
     async run(i, ctx) {
       const cwd = await confirmJudged(ctx, ["file_read"], i.cwd ?? WORKSPACE);
       if (i.timeout_ms !== undefined && i.timeout_ms > cfg.execTimeoutMs) {
@@ -66,9 +64,16 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
           `timeout_ms may be at most ${cfg.execTimeoutMs} (sandbox.exec_timeout_ms)`,
         );
       }
+      const judged = judgements.get(i);
+      if (!judged) {
+        throw new AidoError(
+          ErrorCode.capabilityDenied,
+          "exec runs only a command whose needs were judged for this very call; refused",
+        );
+      }
       const half = Math.max(1024, Math.floor(ctx.outputMaxBytes / 2));
       const r = await ctx.sandbox.exec({
-        command: i.command,
+        command: judged.command,
         cwd,
         timeoutMs: i.timeout_ms ?? cfg.execTimeoutMs,
         maxOutputBytes: half,

@@ -30,16 +30,19 @@ afterAll(async () => {
 });
 
 /**
- * Run `script` in the agent's container the way an attacker would get past the policy's
- * reading of command text: write it to a file, then `sh` the file. The container, not the
- * policy, is what must hold here.
+ * A command that runs the shell script at `path` the way an attacker gets past the policy:
+ * `sh FILE` has its script judged (test/redteam/scripts.test.ts), but code an interpreter
+ * runs (`node -e`) is not read by the policy. The container, not the policy, must hold here.
  */
+const unjudged = (path: string) =>
+  `node -e "require('child_process').spawnSync('sh', ['${path}'], { stdio: 'inherit' })"`;
+
 let probes = 0;
 async function sh(agentId: string, script: string, timeout_ms?: number): Promise<ToolResult> {
   const path = `/workspace/probe-${++probes}.sh`;
   expectOk(await b.call(agentId, "file_write", { path, content: script }));
   return expectOk(
-    await b.call(agentId, "exec", { command: `sh ${path}`, ...(timeout_ms ? { timeout_ms } : {}) }),
+    await b.call(agentId, "exec", { command: unjudged(path), ...(timeout_ms ? { timeout_ms } : {}) }),
   );
 }
 
@@ -180,14 +183,15 @@ describe("exec abuse", () => {
   });
 
   it("survives a fork bomb run through a script file: the pids limit holds and the executor answers after", async () => {
-    // The policy refuses the classic text; the attacker hides it in a script.
+    // The policy refuses the classic text, in a command or in a script it runs; the attacker
+    // has an interpreter start the script.
     expectOk(
       await b.call(a.id, "file_write", {
         path: "/workspace/bomb.sh",
         content: "f() { f | f & }; f\n",
       }),
     );
-    const bomb = await b.call(a.id, "exec", { command: "sh /workspace/bomb.sh", timeout_ms: 5000 });
+    const bomb = await b.call(a.id, "exec", { command: unjudged("/workspace/bomb.sh"), timeout_ms: 5000 });
     expect(bomb).not.toBeInstanceOf(Error);
     const after = await sh(a.id, "echo alive; ps -e | wc -l");
     expect(after.output).toContain("alive");
