@@ -20,8 +20,11 @@ export interface ManifestEntry {
   l?: string;
 }
 
+/** 2: contents live in packs (snapshot-packs.ts). */
+export const MANIFEST_VERSION = 2;
+
 export interface SnapshotManifest {
-  version: 1;
+  version: typeof MANIFEST_VERSION;
   id: string;
   goal_id: string;
   label?: string;
@@ -71,7 +74,12 @@ export async function readManifest(file: string, goalId: string, id: string): Pr
     throw e;
   }
   const data = JSON.parse(raw) as SnapshotManifest;
-  if (data?.version !== 1 || data.id !== id || data.goal_id !== goalId || !Array.isArray(data.entries)) {
+  if (
+    data?.version !== MANIFEST_VERSION ||
+    data.id !== id ||
+    data.goal_id !== goalId ||
+    !Array.isArray(data.entries)
+  ) {
     throw new AidoError(ErrorCode.sandboxFailed, `snapshot manifest ${file} is damaged`, { goalId, id });
   }
   data.entries = data.entries.map((e) => checkEntry(e, id));
@@ -111,14 +119,32 @@ export async function writeIndex(file: string, index: Map<string, IndexRow>): Pr
   await writeJsonAtomically(file, { version: 1, files });
 }
 
-/** Write then rename: a crash leaves the old file or the new one, never half of one. */
-export async function writeJsonAtomically(file: string, value: unknown): Promise<void> {
-  const tmp = join(dirname(file), `.${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.tmp`);
+/**
+ * Write then rename: a crash leaves the old file or the new one, never half of one.
+ * `durable` also fsyncs the file before the rename and its folder after, so the new file
+ * survives a power loss too.
+ */
+export async function writeJsonAtomically(
+  file: string,
+  value: unknown,
+  opts: { durable?: boolean } = {},
+): Promise<void> {
+  const dir = dirname(file);
+  const tmp = join(dir, `.${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.tmp`);
   const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
     await fh.writeFile(JSON.stringify(value));
+    if (opts.durable) await fh.sync();
   } finally {
     await fh.close();
   }
   await fsp.rename(tmp, file);
+  if (opts.durable) {
+    const d = await fsp.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  }
 }

@@ -20,9 +20,9 @@ import {
   unlinkSync,
 } from "node:fs";
 import { errorMessage } from "../errors.js";
-import type { BlobStore } from "./snapshot-blobs.js";
 import { CREATE_FLAGS, READ_FLAGS, splitRel, type WorkspaceRoot, yieldEvery } from "./snapshot-fs.js";
 import type { IndexRow, ManifestEntry } from "./snapshot-manifest.js";
+import type { PackStore } from "./snapshot-packs.js";
 import { openWorkspaceFile, typeOf, type WorkspaceEntry, walkWorkspace } from "./snapshot-walk.js";
 
 export interface RestoreResult {
@@ -35,7 +35,7 @@ const isRoot = process.getuid?.() === 0;
 
 export async function restoreWorkspace(
   ws: WorkspaceRoot,
-  blobs: BlobStore,
+  packs: PackStore,
   wanted: ManifestEntry[],
   index: Map<string, IndexRow>,
 ): Promise<RestoreResult> {
@@ -84,7 +84,7 @@ export async function restoreWorkspace(
 
   // 3. Files and links.
   for (const w of sorted) {
-    if (w.t !== "dir") await attempt(w.p, () => restoreLeaf(ws, blobs, w, current.get(w.p), index));
+    if (w.t !== "dir") await attempt(w.p, () => restoreLeaf(ws, packs, w, current.get(w.p), index));
   }
 
   // 4. Folder modes and owners last (a read-only folder must not block its own content).
@@ -108,7 +108,7 @@ export async function restoreWorkspace(
 /** Restore one file or link; false when it already matched. */
 function restoreLeaf(
   ws: WorkspaceRoot,
-  blobs: BlobStore,
+  packs: PackStore,
   w: ManifestEntry,
   c: WorkspaceEntry | undefined,
   index: Map<string, IndexRow>,
@@ -128,7 +128,7 @@ function restoreLeaf(
     });
     return true;
   }
-  if (c && sameContent(ws, blobs, c, w, index)) {
+  if (c && sameContent(ws, packs, c, w, index)) {
     if (sameMeta(w, c)) return false;
     const fd = openSync(parent.at(name), READ_FLAGS);
     try {
@@ -144,7 +144,7 @@ function restoreLeaf(
   const fd = openSync(tmp, CREATE_FLAGS, 0o600);
   placeTemp(tmp, parent.at(name), () => {
     try {
-      blobs.copyTo(w.h!, fd);
+      packs.copyTo(w.h!, fd);
       setOwnerAndMode(fd, w);
     } finally {
       closeSync(fd);
@@ -170,7 +170,7 @@ function placeTemp(tmpPath: string, target: string, finish: () => void): void {
 
 function sameContent(
   ws: WorkspaceRoot,
-  blobs: BlobStore,
+  packs: PackStore,
   c: WorkspaceEntry,
   w: ManifestEntry,
   index: Map<string, IndexRow>,
@@ -188,7 +188,7 @@ function sameContent(
   }
   const { fd } = openWorkspaceFile(ws, c.path);
   try {
-    return blobs.hashFd(fd) === w.h;
+    return packs.hashFd(fd) === w.h;
   } finally {
     closeSync(fd);
   }

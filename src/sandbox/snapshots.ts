@@ -2,8 +2,11 @@
 // the host (the workspace is a host folder bind-mounted at /workspace).
 //
 // Layout under $AIDO_HOME/goals/<goal_id>/snapshots/:
-//   blobs/<h[0:2]>/<sha256>   content-addressed file contents (copies, see snapshot-blobs)
+//   packs/<id>.pack, .idx     content-addressed file contents: each snapshot appends the
+//                             contents it is first to see into one pack (snapshot-packs)
 //   manifests/<id>.json       one per snapshot: every path with type, mode, owner, content
+//                             hash; written and fsynced after its pack, so it never names
+//                             content a crash could have lost
 //   index.json                stat index of the last snapshot (path -> size, mtime, ctime,
 //                             inode, hash): a file whose stat is unchanged is not re-read
 //   snapshots.jsonl           one summary line per snapshot, for list()
@@ -15,7 +18,6 @@ import { randomBytes } from "node:crypto";
 import { closeSync, constants, promises as fsp } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
-import { BlobStore } from "./snapshot-blobs.js";
 import { WorkspaceRoot, yieldEvery } from "./snapshot-fs.js";
 import {
   type IndexRow,
@@ -26,6 +28,7 @@ import {
   writeIndex,
   writeJsonAtomically,
 } from "./snapshot-manifest.js";
+import { PackStore, type PackWriter } from "./snapshot-packs.js";
 import { type RestoreResult, restoreWorkspace } from "./snapshot-restore.js";
 import { openWorkspaceFile, type WorkspaceEntry, walkForSnapshot } from "./snapshot-walk.js";
 
@@ -87,9 +90,11 @@ export class SnapshotStore {
       const manifest = await readManifest(this.manifestPath(goalId, id), goalId, id);
       const index = await readIndex(this.indexPath(goalId));
       const ws = WorkspaceRoot.open(workspaceDir);
+      const packs = this.packs(goalId);
       try {
-        return await restoreWorkspace(ws, this.blobs(goalId), manifest.entries, index);
+        return await restoreWorkspace(ws, packs, manifest.entries, index);
       } finally {
+        packs.close();
         ws.close();
       }
     });
@@ -114,7 +119,10 @@ export class SnapshotStore {
   private async createLocked(goalId: string, workspaceDir: string, label?: string): Promise<SnapshotCreated> {
     const dir = this.dir(goalId);
     await fsp.mkdir(join(dir, "manifests"), { recursive: true, mode: 0o700 });
-    const blobs = this.blobs(goalId);
+    const id = `snap_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
+    const packs = this.packs(goalId);
+    packs.removeLeftovers();
+    const pack = packs.writer(id);
     const previous = await readIndex(this.indexPath(goalId));
     const ws = WorkspaceRoot.open(workspaceDir);
     const entries: ManifestEntry[] = [];
@@ -144,7 +152,7 @@ export class SnapshotStore {
           continue;
         }
         changed++;
-        const copied = copyIn(ws, blobs, e.path);
+        const copied = copyIn(ws, pack, e.path);
         if (copied) {
           const { st, hash, bytes } = copied;
           entries.push({ p: e.path, t: "file", m: st.mode, u: st.uid, g: st.gid, s: bytes, h: hash });
@@ -152,17 +160,21 @@ export class SnapshotStore {
         }
         await breathe();
       }
+      pack.commit();
+    } catch (e) {
+      pack.abort();
+      throw e;
     } finally {
       ws.close();
+      packs.close();
     }
     for (const path of previous.keys()) if (!index.has(path)) changed++;
     const files = entries.filter((e) => e.t === "file");
     const bytes = files.reduce((n, e) => n + (e.s ?? 0), 0);
-    const id = `snap_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
     const created_at = new Date().toISOString();
-    const manifest: SnapshotManifest = { version: 1, id, goal_id: goalId, created_at, entries };
+    const manifest: SnapshotManifest = { version: 2, id, goal_id: goalId, created_at, entries };
     if (label !== undefined) manifest.label = label;
-    await writeJsonAtomically(this.manifestPath(goalId, id), manifest);
+    await writeJsonAtomically(this.manifestPath(goalId, id), manifest, { durable: true });
     await writeIndex(this.indexPath(goalId), index);
     const summary: SnapshotSummary = { id, created_at, files: files.length, bytes };
     if (label !== undefined) summary.label = label;
@@ -198,8 +210,8 @@ export class SnapshotStore {
     return join(this.opts.goalsDir, goalId, "snapshots");
   }
 
-  private blobs(goalId: string): BlobStore {
-    return new BlobStore(join(this.dir(goalId), "blobs"));
+  private packs(goalId: string): PackStore {
+    return new PackStore(join(this.dir(goalId), "packs"));
   }
 
   private manifestPath(goalId: string, id: string): string {
@@ -211,10 +223,10 @@ export class SnapshotStore {
   }
 }
 
-/** Copy one workspace file into the blob store; null when it vanished or stopped being a file. */
+/** Copy one workspace file into the new pack; null when it vanished or stopped being a file. */
 function copyIn(
   ws: WorkspaceRoot,
-  blobs: BlobStore,
+  pack: PackWriter,
   path: string,
 ): { st: WorkspaceEntry; hash: string; bytes: number } | null {
   let opened: { fd: number; entry: WorkspaceEntry };
@@ -224,7 +236,7 @@ function copyIn(
     return null;
   }
   try {
-    return { st: opened.entry, ...blobs.putFromFd(opened.fd, opened.entry.size) };
+    return { st: opened.entry, ...pack.putFromFd(opened.fd, opened.entry.size) };
   } finally {
     closeSync(opened.fd);
   }

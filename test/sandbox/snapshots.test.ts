@@ -13,6 +13,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  truncateSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
@@ -43,13 +44,25 @@ beforeEach(() => {
 afterEach(() => home.cleanup());
 
 const read = (rel: string) => readFileSync(join(ws, rel), "utf8");
-const blobContents = () => {
-  const dir = join(home.config.goalsDir, goal, "snapshots", "blobs");
-  return readdirSync(dir, { recursive: true })
-    .map(String)
-    .filter((p) => /[0-9a-f]{64}$/.test(p))
-    .map((p) => readFileSync(join(dir, p), "utf8"));
+const packsDir = () => join(home.config.goalsDir, goal, "snapshots", "packs");
+
+/** Every stored content, read by the pack indexes: "AIDOIDX1", then sha256, offset, length rows. */
+const storedContents = () => {
+  const out: { pack: string; offset: number; length: number; text: string }[] = [];
+  if (!existsSync(packsDir())) return out;
+  for (const name of readdirSync(packsDir()).filter((n) => n.endsWith(".idx"))) {
+    const pack = name.slice(0, -4);
+    const idx = readFileSync(join(packsDir(), name));
+    const data = readFileSync(join(packsDir(), `${pack}.pack`));
+    for (let at = 8; at < idx.length; at += 48) {
+      const offset = Number(idx.readBigUInt64LE(at + 32));
+      const length = Number(idx.readBigUInt64LE(at + 40));
+      out.push({ pack, offset, length, text: data.subarray(offset, offset + length).toString("utf8") });
+    }
+  }
+  return out;
 };
+const blobContents = () => storedContents().map((b) => b.text);
 
 describe("SnapshotStore", () => {
   it("restores changed, deleted and new files, folders and modes exactly", async () => {
@@ -180,17 +193,91 @@ describe("SnapshotStore", () => {
     const snap = await store.create(goal, ws);
     writeFileSync(join(ws, "README.md"), "changed\n");
     writeFileSync(join(ws, "src", "main.py"), "changed\n");
-    // damage the blob holding README.md's content
-    const blobs = join(home.config.goalsDir, goal, "snapshots", "blobs");
-    for (const p of readdirSync(blobs, { recursive: true }).map(String)) {
-      const full = join(blobs, p);
-      if (statSync(full).isFile() && readFileSync(full, "utf8") === "hello\n") writeFileSync(full, "junk\n");
-    }
+    // damage the stored copy of README.md's content, same length
+    const hello = storedContents().find((b) => b.text === "hello\n")!;
+    const file = join(packsDir(), `${hello.pack}.pack`);
+    const data = readFileSync(file);
+    data.write("junk!\n", hello.offset, "utf8");
+    writeFileSync(file, data);
     const result = await store.restore(goal, ws, snap.id);
     expect(result.files_failed).toEqual([{ path: "README.md", reason: expect.stringContaining("damaged") }]);
     expect(read("README.md")).toBe("changed\n");
     expect(read("src/main.py")).toBe("print(1)\n");
     expect(readdirSync(ws).filter((n) => n.startsWith(".aido-restore"))).toEqual([]);
+  });
+
+  it("restores a snapshot whose contents span two packs", async () => {
+    await store.create(goal, ws);
+    writeFileSync(join(ws, "src", "main.py"), "print(2)\n");
+    writeFileSync(join(ws, "new.txt"), "new\n");
+    const second = await store.create(goal, ws);
+    const packs = new Set(storedContents().map((b) => b.pack));
+    expect(packs.size).toBe(2);
+    // the second pack holds only what the second snapshot saw first
+    expect(storedContents().filter((b) => b.pack.startsWith(second.id))).toHaveLength(2);
+    rmSync(join(ws, "src"), { recursive: true });
+    rmSync(join(ws, "README.md"));
+    rmSync(join(ws, "new.txt"));
+    const result = await store.restore(goal, ws, second.id);
+    expect(result.files_failed).toEqual([]);
+    expect(read("README.md")).toBe("hello\n"); // from the first pack
+    expect(read("src/lib/util.py")).toBe("x = 1\n"); // from the first pack
+    expect(read("src/main.py")).toBe("print(2)\n"); // from the second
+    expect(read("new.txt")).toBe("new\n"); // from the second
+  });
+
+  it("reports files in a torn pack as failed with the reason, and never writes what is missing", async () => {
+    writeFileSync(join(ws, "big.bin"), "B".repeat(300_000));
+    const snap = await store.create(goal, ws);
+    // contents go into the pack in path order: README.md, big.bin, src/lib/util.py, src/main.py
+    const big = storedContents().find((b) => b.length === 300_000)!;
+    truncateSync(join(packsDir(), `${big.pack}.pack`), big.offset + 1000); // torn inside big.bin
+    writeFileSync(join(ws, "big.bin"), "current\n");
+    rmSync(join(ws, "README.md"));
+    rmSync(join(ws, "src"), { recursive: true });
+    const result = await store.restore(goal, ws, snap.id);
+    expect(result.files_failed.map((f) => f.path).sort()).toEqual([
+      "big.bin",
+      "src/lib/util.py",
+      "src/main.py",
+    ]);
+    for (const f of result.files_failed) expect(f.reason).toMatch(/damaged: pack snap_\w+ ends at byte \d+/);
+    expect(read("README.md")).toBe("hello\n"); // stored before the cut
+    expect(read("big.bin")).toBe("current\n"); // left as it was, not half-restored
+    expect(existsSync(join(ws, "src", "main.py"))).toBe(false);
+    expect(existsSync(join(ws, "src", "lib", "util.py"))).toBe(false);
+    expect(readdirSync(join(ws, "src", "lib"))).toEqual([]);
+    expect(readdirSync(ws).filter((n) => n.startsWith(".aido-restore"))).toEqual([]);
+  });
+
+  it("stores a content repeated within one snapshot once, also when it is larger than the write buffer", async () => {
+    const big = "0123456789abcdef".repeat(330_000); // 5.3 MB: past one 4 MiB buffered pack write
+    writeFileSync(join(ws, "a.bin"), big);
+    writeFileSync(join(ws, "b.bin"), big);
+    writeFileSync(join(ws, "c.txt"), "after the duplicate\n");
+    writeFileSync(join(ws, "d.txt"), "after the duplicate\n"); // a small repeat, within the buffer
+    const snap = await store.create(goal, ws);
+    expect(blobContents().filter((b) => b === big)).toHaveLength(1);
+    const packs = readdirSync(packsDir()).filter((n) => n.endsWith(".pack"));
+    const stored = storedContents().reduce((n, b) => n + b.length, 0);
+    expect(statSync(join(packsDir(), packs[0]!)).size).toBe(stored); // no bytes of the dropped copy left
+    for (const f of ["a.bin", "b.bin", "c.txt", "d.txt"]) rmSync(join(ws, f));
+    expect((await store.restore(goal, ws, snap.id)).files_failed).toEqual([]);
+    expect(read("b.bin")).toBe(big);
+    expect(read("d.txt")).toBe("after the duplicate\n");
+  });
+
+  it("clears what a snapshot that crashed before its index left behind, and keeps committed packs", async () => {
+    const snap = await store.create(goal, ws);
+    writeFileSync(join(packsDir(), ".tmp-crashed"), "half a pack");
+    writeFileSync(join(packsDir(), "snap_crashed1.pack"), "a pack whose index never landed");
+    writeFileSync(join(ws, "README.md"), "changed\n");
+    await store.create(goal, ws);
+    const names = readdirSync(packsDir());
+    expect(names.filter((n) => n.includes("crashed"))).toEqual([]);
+    expect(names.filter((n) => n.endsWith(".pack"))).toHaveLength(2);
+    await store.restore(goal, ws, snap.id);
+    expect(read("README.md")).toBe("hello\n");
   });
 
   it("refuses a manifest path that escapes the workspace", async () => {
