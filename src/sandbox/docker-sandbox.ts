@@ -8,7 +8,16 @@
 import type Docker from "dockerode";
 import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
 import { ExecutorSession } from "./executor-session.js";
-import type { ExecRequest, ExecResult, FileStat, GrepMatch, ListEntry, SandboxHandle } from "./types.js";
+import type {
+  ExecRequest,
+  ExecResult,
+  FileOpOptions,
+  FileStat,
+  GrepMatch,
+  GrepOptions,
+  ListEntry,
+  SandboxHandle,
+} from "./types.js";
 
 /** What a sandbox needs from the backend that made it. */
 export interface SandboxOwner {
@@ -58,13 +67,13 @@ export class DockerSandbox implements SandboxHandle {
 
   readFile(
     path: string,
-    opts: { offset?: number; limit?: number; maxBytes?: number } = {},
+    opts: { offset?: number; limit?: number; maxBytes?: number } & FileOpOptions = {},
   ): Promise<{ content: string; truncated: boolean; size: number }> {
     return this.call("read", { path, ...opts }, FILE_OP_TIMEOUT_MS);
   }
 
-  writeFile(path: string, content: string): Promise<{ bytes: number }> {
-    return this.call("write", { path, content }, FILE_OP_TIMEOUT_MS);
+  writeFile(path: string, content: string, opts: FileOpOptions = {}): Promise<{ bytes: number }> {
+    return this.call("write", { path, content, ...opts }, FILE_OP_TIMEOUT_MS);
   }
 
   editFile(
@@ -72,32 +81,33 @@ export class DockerSandbox implements SandboxHandle {
     oldString: string,
     newString: string,
     replaceAll: boolean,
+    opts: FileOpOptions = {},
   ): Promise<{ replacements: number }> {
-    return this.call("edit", { path, oldString, newString, replaceAll }, FILE_OP_TIMEOUT_MS);
+    return this.call("edit", { path, oldString, newString, replaceAll, ...opts }, FILE_OP_TIMEOUT_MS);
   }
 
-  list(path: string): Promise<ListEntry[]> {
-    return this.call("list", { path }, FILE_OP_TIMEOUT_MS);
+  list(path: string, opts: FileOpOptions = {}): Promise<ListEntry[]> {
+    return this.call("list", { path, ...opts }, FILE_OP_TIMEOUT_MS);
   }
 
-  stat(path: string): Promise<FileStat | null> {
-    return this.call("stat", { path }, FILE_OP_TIMEOUT_MS);
+  stat(path: string, opts: FileOpOptions = {}): Promise<FileStat | null> {
+    return this.call("stat", { path, ...opts }, FILE_OP_TIMEOUT_MS);
   }
 
   glob(pattern: string, cwd: string): Promise<string[]> {
     return this.call("glob", { pattern, cwd }, FILE_OP_TIMEOUT_MS);
   }
 
-  /** timeoutMs bounds the search inside the container (a pathological regex is stopped). */
   grep(
     pattern: string,
     path: string,
     glob?: string,
     maxMatches?: number,
-    timeoutMs?: number,
+    opts: GrepOptions = {},
   ): Promise<GrepMatch[]> {
-    const limit = timeoutMs ?? FILE_OP_TIMEOUT_MS;
-    return this.call("grep", { pattern, path, glob, maxMatches, timeoutMs: limit }, limit + GRACE_MS);
+    const limit = opts.timeoutMs ?? FILE_OP_TIMEOUT_MS;
+    const args = { pattern, path, glob, maxMatches, timeoutMs: limit, expect: opts.expect };
+    return this.call("grep", args, limit + GRACE_MS);
   }
 
   /** Stop talking to the container (it keeps running; the backend decides its fate). */
@@ -119,6 +129,10 @@ export class DockerSandbox implements SandboxHandle {
     try {
       return await session.call<T>(op, args, timeoutMs);
     } catch (e) {
+      // The executor refused a path that no longer resolves to the one the host judged.
+      if (e instanceof AidoError && e.details?.reason === "path_changed") {
+        throw new AidoError(ErrorCode.capabilityDenied, e.message, { ...e.details }, { cause: e });
+      }
       if (!isAidoError(e, ErrorCode.sandboxFailed) || session.alive) throw e;
       throw await this.explainDeath(op, e);
     }

@@ -18,11 +18,11 @@ export function lazySandbox(goalId: string, acquire: () => Promise<SandboxHandle
     realpath: async (path) => (await get()).realpath(path),
     exec: async (req: ExecRequest) => (await get()).exec(req),
     readFile: async (path, opts) => (await get()).readFile(path, opts),
-    writeFile: async (path, content) => (await get()).writeFile(path, content),
-    editFile: async (path, a, b, all) => (await get()).editFile(path, a, b, all),
-    list: async (path) => (await get()).list(path),
-    stat: async (path) => (await get()).stat(path),
+    writeFile: async (path, content, opts) => (await get()).writeFile(path, content, opts),
+    editFile: async (path, a, b, all, opts) => (await get()).editFile(path, a, b, all, opts),
+    list: async (path, opts) => (await get()).list(path, opts),
+    stat: async (path, opts) => (await get()).stat(path, opts),
     glob: async (pattern, cwd) => (await get()).glob(pattern, cwd),
-    grep: async (pattern, path, glob, max) => (await get()).grep(pattern, path, glob, max),
+    grep: async (pattern, path, glob, max, opts) => (await get()).grep(pattern, path, glob, max, opts),
   };
 }

@@ -46,6 +46,22 @@ export interface ListEntry {
   size: number;
 }
 
+/**
+ * `expect`: the canonical path the host judged (the same string as `path`). The executor
+ * then refuses (capability_denied) unless the path still resolves to it, and acts without
+ * following a symlink anywhere along it: each folder is opened with O_NOFOLLOW from "/" and
+ * the op is done inside the opened folder, so a symlink swapped in by a parallel command
+ * cannot redirect it. Without `expect` the path is used as given.
+ */
+export interface FileOpOptions {
+  expect?: string;
+}
+
+export interface GrepOptions extends FileOpOptions {
+  /** Bounds the search inside the container (a pathological regex is stopped). */
+  timeoutMs?: number;
+}
+
 /** A goal's sandbox as tools see it. Paths are container paths (/workspace/...). */
 export interface SandboxHandle {
   readonly goalId: string;
@@ -57,18 +73,25 @@ export interface SandboxHandle {
   exec(req: ExecRequest): Promise<ExecResult>;
   readFile(
     path: string,
-    opts?: { offset?: number; limit?: number; maxBytes?: number },
+    opts?: { offset?: number; limit?: number; maxBytes?: number } & FileOpOptions,
   ): Promise<{ content: string; truncated: boolean; size: number }>;
   /** Atomic: written to a temp file in the same folder, then renamed over the target. */
-  writeFile(path: string, content: string): Promise<{ bytes: number }>;
+  writeFile(path: string, content: string, opts?: FileOpOptions): Promise<{ bytes: number }>;
   editFile(
     path: string,
     oldString: string,
     newString: string,
     replaceAll: boolean,
+    opts?: FileOpOptions,
   ): Promise<{ replacements: number }>;
-  list(path: string): Promise<ListEntry[]>;
-  stat(path: string): Promise<FileStat | null>;
+  list(path: string, opts?: FileOpOptions): Promise<ListEntry[]>;
+  stat(path: string, opts?: FileOpOptions): Promise<FileStat | null>;
   glob(pattern: string, cwd: string): Promise<string[]>;
-  grep(pattern: string, path: string, glob?: string, maxMatches?: number): Promise<GrepMatch[]>;
+  grep(
+    pattern: string,
+    path: string,
+    glob?: string,
+    maxMatches?: number,
+    opts?: GrepOptions,
+  ): Promise<GrepMatch[]>;
 }

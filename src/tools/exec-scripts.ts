@@ -186,7 +186,7 @@ class Planner {
     if (this.analyses.length >= SCRIPTS_MAX) throw refuse(`one exec may run at most ${SCRIPTS_MAX} scripts`);
     let file: { content: string; size: number };
     try {
-      file = await this.sandbox.readFile(path, { maxBytes: SCRIPT_MAX_BYTES + 1 });
+      file = await this.sandbox.readFile(path, { maxBytes: SCRIPT_MAX_BYTES + 1, expect: path });
     } catch (e) {
       throw refuse(
         `cannot read the script ${path} (${errorMessage(e)}); a script that cannot be read cannot be judged`,

@@ -34,6 +34,7 @@ export const fileRead: ToolDef<z.infer<typeof readInput>> = {
       offset: i.offset,
       limit: i.limit,
       maxBytes: roomFor(ctx.outputMaxBytes),
+      expect: path,
     });
     const note = r.truncated
       ? `\n[file truncated: showed ${Buffer.byteLength(r.content)} of ${r.size} bytes]`
@@ -64,7 +65,7 @@ export const fileReadMany: ToolDef<z.infer<typeof readManyInput>> = {
     for (const p of i.paths) {
       const path = await confirmJudged(ctx, ["file_read"], p);
       try {
-        const r = await ctx.sandbox.readFile(path, { maxBytes: roomFor(share) });
+        const r = await ctx.sandbox.readFile(path, { maxBytes: roomFor(share), expect: path });
         const note = r.truncated
           ? `\n[file truncated: showed ${Buffer.byteLength(r.content)} of ${r.size} bytes]`
           : "";
@@ -89,7 +90,7 @@ export const fileWrite: ToolDef<z.infer<typeof writeInput>> = {
   ],
   async run(i, ctx) {
     const path = await confirmJudged(ctx, ["file_write"], i.path);
-    const { bytes } = await ctx.sandbox.writeFile(path, i.content);
+    const { bytes } = await ctx.sandbox.writeFile(path, i.content, { expect: path });
     return { output: `wrote ${bytes} bytes to ${path}`, data: { path, bytes } };
   },
 };
@@ -120,6 +121,7 @@ export const fileEdit: ToolDef<z.infer<typeof editInput>> = {
       i.old_string,
       i.new_string,
       i.replace_all ?? false,
+      { expect: path },
     );
     return { output: `replaced ${replacements} occurrence(s) in ${path}`, data: { path, replacements } };
   },
@@ -137,7 +139,7 @@ export const fileList: ToolDef<z.infer<typeof listInput>> = {
   ],
   async run(i, ctx) {
     const path = await confirmJudged(ctx, ["file_read"], i.path);
-    const entries = await ctx.sandbox.list(path);
+    const entries = await ctx.sandbox.list(path, { expect: path });
     const lines = entries.map((e) => `${e.type.padEnd(7)} ${String(e.size).padStart(10)}  ${e.name}`);
     return {
       output: boundOutput(lines.join("\n") || "(empty)", ctx.outputMaxBytes),
@@ -163,7 +165,7 @@ export const grep: ToolDef<z.infer<typeof grepInput>> = {
   ],
   async run(i, ctx) {
     const root = await confirmJudged(ctx, ["file_read"], i.path ?? WORKSPACE);
-    const matches = await ctx.sandbox.grep(i.pattern, root, i.glob, GREP_MAX_MATCHES);
+    const matches = await ctx.sandbox.grep(i.pattern, root, i.glob, GREP_MAX_MATCHES, { expect: root });
     const lines = matches.map((m) => `${m.path}:${m.line}: ${m.text}`);
     const more = matches.length >= GREP_MAX_MATCHES ? `\n[stopped at ${GREP_MAX_MATCHES} matches]` : "";
     return {

@@ -1,8 +1,10 @@
 // tools/paths.ts — how path tools name what they touch. needs() resolves a path inside the
 // container (sandbox.realpath: symlinks followed there, ".." removed) and declares the
 // canonical result; run() resolves it again and refuses unless the result is among the
-// needs the gate judged, then acts on the canonical path. A symlink swapped in between
-// (while an approval waited, or by a parallel exec) is refused instead of followed.
+// needs the gate judged, then acts on the canonical path, passing it to the sandbox as
+// `expect`: the executor refuses unless the path still resolves to it and acts without
+// following any symlink along it. A symlink swapped in between (while an approval waited,
+// or by a parallel exec, even mid-operation) is refused instead of followed.
 
 import { z } from "zod";
 import { AidoError, ErrorCode } from "../errors.js";

@@ -97,7 +97,13 @@ function realpathOf(input) {
     }
     if (st.isSymbolicLink()) {
       if (++links > 40) fail("invalid_input", `${input}: too many levels of symbolic links`);
-      const target = fs.readlinkSync(next);
+      let target;
+      try {
+        target = fs.readlinkSync(next);
+      } catch {
+        // Replaced between lstat and readlink by a command running at the same time.
+        fail("not_found", `${input}: changed while it was being resolved`);
+      }
       if (target.startsWith("/")) current = "/";
       queue.unshift(...target.split("/").filter((c) => c !== ""));
       continue;
@@ -105,6 +111,105 @@ function realpathOf(input) {
     current = next;
   }
   return current;
+}
+
+// ---------------------------------------------------------------- anchored paths
+
+// A file op called with `expect` (the canonical path the host judged) must act on exactly
+// that path, even if a parallel command swaps a symlink in while the op runs. So the op
+// never hands a path string to the kernel to resolve: it opens "/" and then each component
+// of `expect` in turn with O_NOFOLLOW (| O_DIRECTORY for folders), each relative to the
+// folder opened before it through /proc/self/fd/<fd>/<name>. A component that is now a
+// symlink fails (ELOOP/ENOTDIR) and the op is refused; once a folder is open, renaming or
+// replacing it cannot redirect what happens inside it.
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
+
+const fdPath = (fd, name) => (name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`);
+
+function changed(expect, why) {
+  return new OpError("path_changed", `${expect} changed after it was checked (${why}); refused`);
+}
+
+/** Components of a canonical absolute path; refuses anything that is not one. */
+function components(expect) {
+  if (typeof expect !== "string" || !expect.startsWith("/") || expect.includes("\0"))
+    fail("invalid_input", "expect must be an absolute path");
+  const parts = expect.split("/").filter((c) => c !== "");
+  if (parts.some((c) => c === "." || c === "..")) fail("invalid_input", `expect ${expect} is not canonical`);
+  return parts;
+}
+
+/**
+ * Open the folder made of `parts` from "/", never following a symlink. With `create`,
+ * missing folders are made (mkdir does not follow a symlink either). Returns the fd.
+ */
+function openDirNoFollow(parts, expect, create) {
+  let fd = fs.openSync("/", O_RDONLY | O_DIRECTORY);
+  try {
+    for (const name of parts) {
+      let next;
+      try {
+        next = fs.openSync(fdPath(fd, name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      } catch (e) {
+        if (e.code === "ENOENT" && create) {
+          try {
+            fs.mkdirSync(fdPath(fd, name), 0o755);
+          } catch (m) {
+            if (m.code !== "EEXIST") throw m;
+          }
+          next = fs.openSync(fdPath(fd, name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        } else throw e;
+      }
+      fs.closeSync(fd);
+      fd = next;
+    }
+    return fd;
+  } catch (e) {
+    fs.closeSync(fd);
+    if (e.code === "ELOOP" || e.code === "ENOTDIR")
+      throw changed(expect, `a symlink or file stands in the path`);
+    fsFail(e, expect);
+  }
+}
+
+/**
+ * Before a file op: the path must still resolve to what the host judged. Returns the
+ * parent folder's fd and the last component, for ops done through fdPath(dir, name).
+ */
+function anchorParent(a, create) {
+  const p = absolute(a.path);
+  const expect = a.expect;
+  if (p !== expect) fail("invalid_input", `path ${p} is not the expected ${expect}`);
+  const parts = components(expect);
+  if (parts.length === 0) fail("invalid_input", "/ has no parent folder");
+  const now = realpathOf(p);
+  if (now !== expect) throw changed(expect, `it now resolves to ${now}`);
+  const dir = openDirNoFollow(parts.slice(0, -1), expect, create);
+  return { dir, name: parts[parts.length - 1], expect };
+}
+
+/** The whole path as an open folder (list, grep), after the same checks. */
+function anchorDir(a) {
+  const p = absolute(a.path);
+  if (p !== a.expect) fail("invalid_input", `path ${p} is not the expected ${a.expect}`);
+  const parts = components(a.expect);
+  const now = realpathOf(p);
+  if (now !== a.expect) throw changed(a.expect, `it now resolves to ${now}`);
+  return openDirNoFollow(parts, a.expect, false);
+}
+
+/** lstat of the last component; a symlink there means the path changed. */
+function lstatAnchored(at) {
+  try {
+    const st = fs.lstatSync(fdPath(at.dir, at.name));
+    if (st.isSymbolicLink()) throw changed(at.expect, "it is now a symlink");
+    return st;
+  } catch (e) {
+    if (e instanceof OpError) throw e;
+    if (e.code === "ENOENT") return null;
+    fsFail(e, at.expect);
+  }
 }
 
 // ---------------------------------------------------------------- exec
@@ -339,10 +444,13 @@ async function opRead(a) {
   const limit = a.limit > 0 ? Math.floor(a.limit) : Number.POSITIVE_INFINITY;
   const maxBytes = a.maxBytes > 0 ? a.maxBytes : DEFAULT_READ_BYTES;
   let fh;
-  try {
-    fh = await fsp.open(p, "r");
-  } catch (e) {
-    fsFail(e, p);
+  if (a.expect !== undefined) fh = await openExpected(a);
+  else {
+    try {
+      fh = await fsp.open(p, "r");
+    } catch (e) {
+      fsFail(e, p);
+    }
   }
   try {
     const st = await fh.stat();
@@ -398,6 +506,53 @@ async function opRead(a) {
   }
 }
 
+/** Open `a.expect` for reading: anchored parent, O_NOFOLLOW on the file itself. */
+async function openExpected(a) {
+  const at = anchorParent(a, false);
+  try {
+    return await fsp.open(fdPath(at.dir, at.name), O_RDONLY | O_NOFOLLOW);
+  } catch (e) {
+    if (e.code === "ELOOP") throw changed(at.expect, "it is now a symlink");
+    fsFail(e, at.expect);
+  } finally {
+    fs.closeSync(at.dir);
+  }
+}
+
+/**
+ * Atomic replace of `a.expect`: the temp file is created O_EXCL|O_NOFOLLOW in the anchored
+ * parent folder and renamed over the name within that same folder (rename replaces a name,
+ * it never follows one). Missing parent folders are made, each checked the same way.
+ */
+function writeExpected(a, data) {
+  const at = anchorParent(a, true);
+  try {
+    const st = lstatAnchored(at);
+    if (st?.isDirectory()) fail("invalid_input", `${at.expect}: is a directory`);
+    const mode = st?.isFile() ? st.mode & 0o7777 : 0o644;
+    const tmp = `.${at.name}.aido-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
+    let fd;
+    try {
+      fd = fs.openSync(fdPath(at.dir, tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      fd = undefined;
+      fs.renameSync(fdPath(at.dir, tmp), fdPath(at.dir, at.name));
+    } catch (e) {
+      if (fd !== undefined) fs.closeSync(fd);
+      try {
+        fs.unlinkSync(fdPath(at.dir, tmp));
+      } catch {
+        // never created, or already renamed
+      }
+      fsFail(e, at.expect);
+    }
+  } finally {
+    fs.closeSync(at.dir);
+  }
+}
+
 /** Atomic replace: a temp file in the same folder, fsync, rename over the target. */
 async function writeAtomic(p, data, mode) {
   const dir = path.posix.dirname(p);
@@ -434,6 +589,11 @@ async function existingMode(p) {
 async function opWrite(a) {
   const p = absolute(a.path);
   if (typeof a.content !== "string") fail("invalid_input", "content must be a string");
+  if (a.expect !== undefined) {
+    const bytes = Buffer.from(a.content, "utf8");
+    writeExpected(a, bytes);
+    return { bytes: bytes.length };
+  }
   const mode = await existingMode(p);
   try {
     await fsp.mkdir(path.posix.dirname(p), { recursive: true });
@@ -451,12 +611,25 @@ async function opEdit(a) {
     fail("invalid_input", "old_string must be a non-empty string");
   if (typeof a.newString !== "string") fail("invalid_input", "new_string must be a string");
   if (a.oldString === a.newString) fail("invalid_input", "old_string and new_string are the same");
-  const mode = await existingMode(p);
+  const expected = a.expect !== undefined;
+  const mode = expected ? 0 : await existingMode(p);
   let text;
-  try {
-    text = await fsp.readFile(p, "utf8");
-  } catch (e) {
-    fsFail(e, p);
+  if (expected) {
+    const fh = await openExpected(a);
+    try {
+      if ((await fh.stat()).isDirectory()) fail("invalid_input", `${p}: is a directory`);
+      text = await fh.readFile("utf8");
+    } catch (e) {
+      fsFail(e, p);
+    } finally {
+      await fh.close();
+    }
+  } else {
+    try {
+      text = await fsp.readFile(p, "utf8");
+    } catch (e) {
+      fsFail(e, p);
+    }
   }
   const parts = text.split(a.oldString);
   const count = parts.length - 1;
@@ -470,11 +643,33 @@ async function opEdit(a) {
     const at = text.indexOf(a.oldString);
     out = text.slice(0, at) + a.newString + text.slice(at + a.oldString.length);
   }
-  await writeAtomic(p, Buffer.from(out, "utf8"), mode);
+  if (expected) writeExpected(a, Buffer.from(out, "utf8"));
+  else await writeAtomic(p, Buffer.from(out, "utf8"), mode);
   return { replacements: a.replaceAll ? count : 1 };
 }
 
+function listExpected(a) {
+  const fd = anchorDir(a);
+  try {
+    const out = [];
+    for (const name of fs.readdirSync(fdPath(fd)).sort()) {
+      try {
+        const st = fs.lstatSync(fdPath(fd, name));
+        out.push({ name, type: typeOf(st), size: st.size });
+      } catch {
+        // vanished while listing
+      }
+    }
+    return out;
+  } catch (e) {
+    fsFail(e, a.expect);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 async function opList(a) {
+  if (a.expect !== undefined) return listExpected(a);
   const p = absolute(a.path);
   let entries;
   try {
@@ -496,6 +691,21 @@ async function opList(a) {
 
 async function opStat(a) {
   const p = absolute(a.path);
+  if (a.expect !== undefined) {
+    let at;
+    try {
+      at = anchorParent(a, false);
+    } catch (e) {
+      if (e.code === "not_found") return null;
+      throw e;
+    }
+    try {
+      const st = lstatAnchored(at);
+      return st && { path: p, type: typeOf(st), size: st.size, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs };
+    } finally {
+      fs.closeSync(at.dir);
+    }
+  }
   try {
     const st = await fsp.lstat(p);
     return { path: p, type: typeOf(st), size: st.size, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs };
@@ -620,6 +830,125 @@ function opGlob(a) {
   return out.sort();
 }
 
+/** Read a file by name inside an open folder, never following a symlink. */
+function readNoFollow(dirFd, name) {
+  const fd = fs.openSync(fdPath(dirFd, name), O_RDONLY | O_NOFOLLOW);
+  try {
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Open the folder `parts` below an open folder, each component with O_NOFOLLOW. */
+function openUnder(baseFd, parts) {
+  let fd = fs.openSync(fdPath(baseFd), O_RDONLY | O_DIRECTORY);
+  try {
+    for (const name of parts) {
+      const next = fs.openSync(fdPath(fd, name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      fs.closeSync(fd);
+      fd = next;
+    }
+    return fd;
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+}
+
+/**
+ * walk() for an anchored root: each folder is opened from the root's fd component by
+ * component with O_NOFOLLOW, and entries are looked at and read through that folder's fd,
+ * so a folder swapped for a symlink mid-walk is skipped, never followed.
+ * Yields [absolute, relative, lstat, read()].
+ */
+function* walkNoFollow(rootFd, root) {
+  const stack = [""];
+  let seen = 0;
+  while (stack.length > 0) {
+    const rel = stack.pop();
+    let dirFd;
+    try {
+      dirFd = openUnder(rootFd, rel === "" ? [] : rel.split("/"));
+    } catch {
+      continue;
+    }
+    try {
+      let names;
+      try {
+        names = fs.readdirSync(fdPath(dirFd)).sort().reverse();
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (++seen > WALK_MAX_ENTRIES) return;
+        const r = rel === "" ? name : `${rel}/${name}`;
+        let st;
+        try {
+          st = fs.lstatSync(fdPath(dirFd, name));
+        } catch {
+          continue;
+        }
+        yield [path.posix.join(root, r), r, st, () => readNoFollow(dirFd, name)];
+        if (st.isDirectory()) stack.push(r);
+      }
+    } finally {
+      fs.closeSync(dirFd);
+    }
+  }
+}
+
+/** The files grep looks at, as [absolute, relative, lstat, read()]. */
+function grepFiles(a) {
+  const root = a.path;
+  if (a.expect === undefined) {
+    let st;
+    try {
+      st = fs.lstatSync(root);
+    } catch (e) {
+      fsFail(e, root);
+    }
+    const read = (abs) => () => fs.readFileSync(abs);
+    if (!st.isDirectory()) return [[root, path.posix.basename(root), st, read(root)]];
+    return (function* () {
+      for (const [abs, rel, s] of walk(root)) yield [abs, rel, s, read(abs)];
+    })();
+  }
+  if (a.expect === "/") {
+    const fd = anchorDir(a);
+    return (function* () {
+      try {
+        yield* walkNoFollow(fd, "/");
+      } finally {
+        fs.closeSync(fd);
+      }
+    })();
+  }
+  const at = anchorParent(a, false);
+  let st;
+  try {
+    st = lstatAnchored(at);
+    if (!st) throw new OpError("not_found", `${at.expect}: no such file or directory`);
+    if (!st.isDirectory()) {
+      const buf = st.isFile() ? readNoFollow(at.dir, at.name) : Buffer.alloc(0);
+      return [[at.expect, at.name, st, () => buf]];
+    }
+  } catch (e) {
+    if (e.code === "ELOOP") throw changed(at.expect, "it is now a symlink");
+    fsFail(e, at.expect);
+  } finally {
+    fs.closeSync(at.dir);
+  }
+  const fd = anchorDir(a);
+  return (function* () {
+    try {
+      yield* walkNoFollow(fd, at.expect);
+    } finally {
+      fs.closeSync(fd);
+    }
+  })();
+}
+
 /** Runs in a worker thread, so a pathological regex can be stopped by terminating it. */
 function grepWork(a) {
   const re = new RegExp(a.pattern);
@@ -627,20 +956,12 @@ function grepWork(a) {
   const onPath = a.glob ? a.glob.includes("/") : false;
   const max = a.maxMatches > 0 ? a.maxMatches : 500;
   const out = [];
-  const root = a.path;
-  let st;
-  try {
-    st = fs.lstatSync(root);
-  } catch (e) {
-    fsFail(e, root);
-  }
-  const files = st.isDirectory() ? walk(root) : [[root, path.posix.basename(root), st]][Symbol.iterator]();
-  for (const [abs, rel, s] of files) {
+  for (const [abs, rel, s, read] of grepFiles(a)) {
     if (!s.isFile() || s.size > GREP_MAX_FILE) continue;
     if (filter && !filter.test(onPath ? rel : path.posix.basename(rel))) continue;
     let buf;
     try {
-      buf = fs.readFileSync(abs);
+      buf = read();
     } catch {
       continue;
     }
@@ -673,6 +994,7 @@ function opGrep(a) {
     path: absolute(a.path || WORKSPACE),
     glob: a.glob,
     maxMatches: a.maxMatches,
+    expect: a.expect,
   };
   return new Promise((resolve, reject) => {
     const worker = new Worker(__filename, { workerData: args });

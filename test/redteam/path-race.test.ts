@@ -1,0 +1,141 @@
+// Red team: the check-then-act window of the file tools. A model runs one long exec that
+// flips a symlink as fast as it can — /workspace/d pointing at /workspace/allowed (granted)
+// one instant, at /output/forbidden (not granted) the next — while it fires file tool calls
+// at /workspace/d/... in parallel. The gate judges whichever target d has at check time; the
+// executor must then act on exactly that path or refuse: no write may land in
+// /output/forbidden and no read may return what is there.
+
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AidoError, ErrorCode } from "../../src/errors.js";
+import { type Bench, expectOk, openBench } from "./fixture.js";
+
+let b: Bench;
+let agent: { id: string; goalId: string };
+let forbidden: string;
+
+const CALLS = 200;
+/** How a call caught by the swap may fail: refused, or the folder was away at that instant. */
+const REFUSED: string[] = [ErrorCode.capabilityDenied, ErrorCode.notFound];
+
+beforeAll(async () => {
+  b = await openBench({}, (c) => {
+    c.policy.snapshotBeforeMutation = false;
+  });
+  agent = b.agent("racer", [
+    "tool: *",
+    "file_read: /workspace",
+    "file_read: /workspace/allowed/**",
+    "file_write: /workspace/allowed/**",
+    "exec: *",
+  ]);
+  expectOk(
+    await b.call(agent.id, "exec", {
+      command:
+        "mkdir -p /workspace/allowed /output/forbidden && printf public > /workspace/allowed/s.txt && " +
+        "ln -sfn /workspace/allowed /workspace/d && touch /output/forbidden/probe && rm /output/forbidden/probe",
+    }),
+  );
+  forbidden = join(b.home.dir, "goals", agent.goalId, "output", "forbidden");
+  // The container could write there (the probe above); the secret is planted from the host.
+  writeFileSync(join(forbidden, "s.txt"), "SECRET");
+  writeFileSync(join(forbidden, "SECRET-NAME.txt"), "");
+}, 180_000);
+afterAll(async () => {
+  await b?.close();
+});
+
+/**
+ * For `ms`, inside one exec call (the executor ends it with the call): flip /workspace/d
+ * between the two folders, and swap /workspace/allowed itself for a symlink to
+ * /output/forbidden and back, so a path judged under the real folder is, a moment later,
+ * under the symlink. Then put the real folder back.
+ */
+async function swap(ms: number): Promise<void> {
+  await b.call(agent.id, "exec", {
+    command:
+      "while true; do ln -sfn /output/forbidden /workspace/d; ln -sfn /workspace/allowed /workspace/d; " +
+      "mv /workspace/allowed /workspace/allowed.real && ln -s /output/forbidden /workspace/allowed && " +
+      "rm /workspace/allowed && mv /workspace/allowed.real /workspace/allowed; done",
+    timeout_ms: ms,
+  });
+  expectOk(
+    await b.call(agent.id, "exec", {
+      command:
+        "if test -d /workspace/allowed.real; then rm -f /workspace/allowed; mv /workspace/allowed.real /workspace/allowed; fi",
+    }),
+  );
+}
+
+/** Half the calls name the flipped link, half the folder that is swapped. */
+const target = (k: number, name: string) =>
+  k % 2 === 0 ? `/workspace/d/${name}` : `/workspace/allowed/${name}`;
+
+describe("a symlink flipped during file tool calls", () => {
+  it("never lets a write land outside the grant", async () => {
+    const swapping = swap(15_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const results = await Promise.all(
+      Array.from({ length: CALLS }, (_, k) =>
+        b.call(agent.id, "file_write", { path: target(k, `x-${k}.txt`), content: `write ${k}` }),
+      ),
+    );
+    const edits = await Promise.all(
+      Array.from({ length: 50 }, (_, k) =>
+        b.call(agent.id, "file_edit", {
+          path: target(k, `x-${k}.txt`),
+          old_string: "write",
+          new_string: "edited",
+        }),
+      ),
+    );
+    await swapping;
+    expect(readdirSync(forbidden).sort()).toEqual(["SECRET-NAME.txt", "s.txt"]);
+    expect(readFileSync(join(forbidden, "s.txt"), "utf8")).toBe("SECRET");
+    let landed = 0;
+    for (const r of results) {
+      if (r instanceof AidoError) {
+        // Refused: judged under the symlink, changed after the check, or caught mid-swap.
+        expect(REFUSED, r.message).toContain(r.code);
+        continue;
+      }
+      landed++;
+      expect(r.output).toMatch(/^wrote \d+ bytes to \/workspace\/allowed\/x-\d+\.txt$/);
+    }
+    // Both outcomes happened: the race was real.
+    expect(landed).toBeGreaterThan(0);
+    expect(landed).toBeLessThan(CALLS);
+    for (const e of edits) {
+      if (e instanceof AidoError) expect(REFUSED, e.message).toContain(e.code);
+      else expect(e.output).toMatch(/in \/workspace\/allowed\/x-\d+\.txt$/);
+    }
+  }, 120_000);
+
+  it("never lets a read, list or grep see the forbidden folder", async () => {
+    const swapping = swap(10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const calls = Array.from({ length: CALLS }, (_, k) => {
+      const pick = k % 4;
+      const dir = target(k >> 2, "").slice(0, -1);
+      if (pick === 0) return b.call(agent.id, "file_read", { path: `${dir}/s.txt` });
+      if (pick === 1) return b.call(agent.id, "file_list", { path: dir });
+      if (pick === 2) return b.call(agent.id, "grep", { pattern: "S|p", path: dir });
+      return b.call(agent.id, "file_read_many", { paths: [`${dir}/s.txt`] });
+    });
+    const results = await Promise.all(calls);
+    await swapping;
+    let seen = 0;
+    for (const r of results) {
+      if (r instanceof AidoError) {
+        // Refused: judged under the symlink, changed after the check, or caught mid-swap.
+        expect(REFUSED, r.message).toContain(r.code);
+        continue;
+      }
+      seen++;
+      // Neither the secret's content nor the name of a file only the forbidden folder holds.
+      expect(r.output).not.toContain("SECRET");
+    }
+    expect(seen).toBeGreaterThan(0);
+  }, 120_000);
+});
