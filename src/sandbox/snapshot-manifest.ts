@@ -3,7 +3,15 @@
 // Both are read back from disk, so both are checked before anything trusts them;
 // manifest paths are also checked never to leave the workspace.
 
-import { constants, promises as fsp } from "node:fs";
+import {
+  closeSync,
+  constants,
+  promises as fsp,
+  fsyncSync,
+  openSync,
+  renameSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { checkRelPath } from "./snapshot-fs.js";
@@ -86,65 +94,109 @@ export async function readManifest(file: string, goalId: string, id: string): Pr
   return data;
 }
 
+// The stat index is binary: a JSON index of 10,000 rows cost ~100 ms to write and as much
+// to read (BigInt <-> string for every time stamp), on every snapshot and restore. Columns,
+// so each is written and read in one call:
+//   "AIDOSTX2", u32 rows, u32 path bytes
+//   rows x [u64 size, i64 mtime ns, i64 ctime ns, u64 inode]   (little-endian)
+//   rows x 32-byte SHA-256
+//   the paths, UTF-8, joined by NUL (a path never holds one)
+const INDEX_MAGIC = Buffer.from("AIDOSTX2", "latin1");
+const INDEX_HEAD = 16;
+
 export async function readIndex(file: string): Promise<Map<string, IndexRow>> {
-  let raw: string;
+  let data: Buffer;
   try {
-    raw = await fsp.readFile(file, "utf8");
+    data = await fsp.readFile(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return new Map();
     throw e;
   }
   // A damaged index only costs speed: every file is read again.
   const out = new Map<string, IndexRow>();
-  try {
-    const data = JSON.parse(raw) as {
-      version: number;
-      files: Record<string, [number, string, string, string, string]>;
-    };
-    if (data.version !== 1) return out;
-    for (const [path, [size, mtime, ctime, ino, hash]] of Object.entries(data.files)) {
-      if (!HASH.test(hash)) return new Map();
-      out.set(path, { size, mtimeNs: BigInt(mtime), ctimeNs: BigInt(ctime), ino: BigInt(ino), hash });
-    }
-  } catch {
-    return new Map();
+  if (data.length < INDEX_HEAD || !data.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) return out;
+  const rows = data.readUInt32LE(8);
+  const pathBytes = data.readUInt32LE(12);
+  const hashesAt = INDEX_HEAD + rows * 32;
+  const pathsAt = hashesAt + rows * 32;
+  if (rows === 0 || data.length !== pathsAt + pathBytes) return out;
+  const nums = new BigInt64Array(rows * 4);
+  new Uint8Array(nums.buffer).set(data.subarray(INDEX_HEAD, hashesAt));
+  const unsigned = new BigUint64Array(nums.buffer);
+  const hashes = data.toString("hex", hashesAt, pathsAt);
+  const paths = data.toString("utf8", pathsAt).split("\0");
+  if (paths.length !== rows) return out;
+  for (let i = 0; i < rows; i++) {
+    out.set(paths[i]!, {
+      size: Number(unsigned[i * 4]),
+      mtimeNs: nums[i * 4 + 1]!,
+      ctimeNs: nums[i * 4 + 2]!,
+      ino: unsigned[i * 4 + 3]!,
+      hash: hashes.slice(i * 64, i * 64 + 64),
+    });
   }
   return out;
 }
 
 export async function writeIndex(file: string, index: Map<string, IndexRow>): Promise<void> {
-  const files: Record<string, [number, string, string, string, string]> = {};
-  for (const [path, r] of index)
-    files[path] = [r.size, String(r.mtimeNs), String(r.ctimeNs), String(r.ino), r.hash];
-  await writeJsonAtomically(file, { version: 1, files });
+  const rows = index.size;
+  const nums = new BigInt64Array(rows * 4);
+  const unsigned = new BigUint64Array(nums.buffer);
+  const hashes: string[] = [];
+  let i = 0;
+  for (const r of index.values()) {
+    unsigned[i * 4] = BigInt(r.size);
+    nums[i * 4 + 1] = r.mtimeNs;
+    nums[i * 4 + 2] = r.ctimeNs;
+    unsigned[i * 4 + 3] = r.ino;
+    hashes.push(r.hash);
+    i++;
+  }
+  const paths = Buffer.from([...index.keys()].join("\0"), "utf8");
+  const data = Buffer.allocUnsafe(INDEX_HEAD + rows * 64 + paths.length);
+  INDEX_MAGIC.copy(data, 0);
+  data.writeUInt32LE(rows, 8);
+  data.writeUInt32LE(paths.length, 12);
+  data.set(new Uint8Array(nums.buffer), INDEX_HEAD);
+  data.write(hashes.join(""), INDEX_HEAD + rows * 32, rows * 32, "hex");
+  paths.copy(data, INDEX_HEAD + rows * 64);
+  await writeAtomically(file, data);
 }
 
 /**
  * Write then rename: a crash leaves the old file or the new one, never half of one.
- * `durable` also fsyncs the file before the rename and its folder after, so the new file
- * survives a power loss too.
+ * Synchronous like the rest of snapshotting: through the thread pool, on a busy host, a
+ * 1 MB write took 30-200 ms instead of about one.
+ */
+async function writeAtomically(file: string, data: Buffer | string, durable = false): Promise<void> {
+  const dir = dirname(file);
+  const tmp = join(dir, `.${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.tmp`);
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    writeFileSync(fd, data);
+    if (durable) fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+  if (durable) {
+    const d = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      fsyncSync(d);
+    } finally {
+      closeSync(d);
+    }
+  }
+}
+
+/**
+ * JSON, written atomically. `durable` also fsyncs the file before the rename and its
+ * folder after, so the new file survives a power loss too.
  */
 export async function writeJsonAtomically(
   file: string,
   value: unknown,
   opts: { durable?: boolean } = {},
 ): Promise<void> {
-  const dir = dirname(file);
-  const tmp = join(dir, `.${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.tmp`);
-  const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(value));
-    if (opts.durable) await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fsp.rename(tmp, file);
-  if (opts.durable) {
-    const d = await fsp.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  }
+  await writeAtomically(file, JSON.stringify(value), opts.durable);
 }

@@ -7,7 +7,7 @@
 //   manifests/<id>.json       one per snapshot: every path with type, mode, owner, content
 //                             hash; written and fsynced after its pack, so it never names
 //                             content a crash could have lost
-//   index.json                stat index of the last snapshot (path -> size, mtime, ctime,
+//   stat-index.bin            stat index of the last snapshot (path -> size, mtime, ctime,
 //                             inode, hash): a file whose stat is unchanged is not re-read
 //   snapshots.jsonl           one summary line per snapshot, for list()
 // Cost grows with what changed: the walk is lstat-only, and only files whose stat differs
@@ -219,7 +219,7 @@ export class SnapshotStore {
   }
 
   private indexPath(goalId: string): string {
-    return join(this.dir(goalId), "index.json");
+    return join(this.dir(goalId), "stat-index.bin");
   }
 }
 

@@ -110,7 +110,7 @@ describe("SnapshotStore", () => {
     writeFileSync(join(ws, "big.bin"), big);
     writeFileSync(join(ws, "empty"), "");
     const first = await store.create(goal, ws);
-    rmSync(join(home.config.goalsDir, goal, "snapshots", "index.json")); // forget stats: read all again
+    rmSync(join(home.config.goalsDir, goal, "snapshots", "stat-index.bin")); // forget stats: read all again
     await store.create(goal, ws);
     const blobs = blobContents();
     expect(blobs.filter((b) => b === "hello\n")).toHaveLength(1);
