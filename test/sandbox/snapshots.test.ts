@@ -280,6 +280,19 @@ describe("SnapshotStore", () => {
     expect(read("README.md")).toBe("hello\n");
   });
 
+  it("treats a damaged stat index as empty: every file is read again, nothing is skipped wrongly", async () => {
+    const statIndex = join(home.config.goalsDir, goal, "snapshots", "stat-index.bin");
+    await store.create(goal, ws);
+    const intact = readFileSync(statIndex);
+    for (const damaged of [intact.subarray(0, intact.length - 7), Buffer.from("junk"), Buffer.alloc(0)]) {
+      writeFileSync(statIndex, damaged);
+      const again = await store.create(goal, ws);
+      expect(again.changed).toBe(3); // all re-read
+    }
+    writeFileSync(join(ws, "README.md"), "after\n");
+    expect((await store.create(goal, ws)).changed).toBe(1); // the rewritten index is used again
+  });
+
   it("refuses a manifest path that escapes the workspace", async () => {
     const snap = await store.create(goal, ws);
     const file = join(home.config.goalsDir, goal, "snapshots", "manifests", `${snap.id}.json`);
