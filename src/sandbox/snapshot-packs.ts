@@ -24,6 +24,7 @@ import {
   constants,
   fsyncSync,
   ftruncateSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -118,8 +119,10 @@ export class PackStore {
   }
 
   /**
-   * Remove what a crashed snapshot left: temp files, and packs whose index never landed
-   * (no manifest can name their content). Call only under the goal's snapshot lock.
+   * Remove what a crashed snapshot left: temp files of processes that are gone, and packs
+   * whose index never landed (no manifest can name their content) once they are a minute
+   * old (a live snapshot renames its index milliseconds after its pack). Call only under
+   * the goal's snapshot lock, which covers this process's own temp files.
    */
   removeLeftovers(): void {
     let names: string[];
@@ -132,9 +135,11 @@ export class PackStore {
     const indexed = new Set(names.filter((n) => IDX_NAME.test(n)).map((n) => n.slice(0, -4)));
     for (const name of names) {
       const pack = PACK_NAME.exec(name)?.[1];
-      if (name.startsWith(TMP_PREFIX) || (pack !== undefined && !indexed.has(pack))) {
-        unlinkSync(join(this.dir, name));
-      }
+      const full = join(this.dir, name);
+      const stale = name.startsWith(TMP_PREFIX)
+        ? !processAlive(Number(name.slice(TMP_PREFIX.length).split("-")[0]))
+        : pack !== undefined && !indexed.has(pack) && Date.now() - lstatSync(full).mtimeMs > 60_000;
+      if (stale) unlinkSync(full);
     }
   }
 
@@ -337,6 +342,18 @@ function fsyncDir(dir: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Whether a temp file's writer may still be running (our own are covered by the lock). */
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -65,10 +65,13 @@ export function isSnapshotId(id: string): boolean {
   return SNAPSHOT_ID.test(id);
 }
 
-export class SnapshotStore {
-  /** One snapshot or restore at a time per goal: both read and write the index. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+/**
+ * One snapshot or restore at a time per goal folder in this process, whichever store
+ * instance asks: both read and write the index, and a snapshot clears leftover packs.
+ */
+const locks = new Map<string, Promise<unknown>>();
 
+export class SnapshotStore {
   constructor(private readonly opts: SnapshotStoreOptions) {}
 
   /** Snapshot the workspace; only files whose stat changed since the last one are read. */
@@ -194,13 +197,14 @@ export class SnapshotStore {
   private async locked<T>(goalId: string, fn: () => Promise<T>): Promise<T> {
     if (!GOAL_ID.test(goalId))
       throw new AidoError(ErrorCode.invalidInput, `"${goalId}" is not a goal id`, { goalId });
-    const before = this.locks.get(goalId) ?? Promise.resolve();
+    const key = this.dir(goalId);
+    const before = locks.get(key) ?? Promise.resolve();
     const run = before.catch(() => undefined).then(fn);
-    this.locks.set(goalId, run);
+    locks.set(key, run);
     try {
       return await run;
     } finally {
-      if (this.locks.get(goalId) === run) this.locks.delete(goalId);
+      if (locks.get(key) === run) locks.delete(key);
     }
   }
 

@@ -270,12 +270,18 @@ describe("SnapshotStore", () => {
   it("clears what a snapshot that crashed before its index left behind, and keeps committed packs", async () => {
     const snap = await store.create(goal, ws);
     writeFileSync(join(packsDir(), ".tmp-crashed"), "half a pack");
+    writeFileSync(join(packsDir(), ".tmp-1-live"), "a pack pid 1 is still writing");
     writeFileSync(join(packsDir(), "snap_crashed1.pack"), "a pack whose index never landed");
+    writeFileSync(join(packsDir(), "snap_inflight1.pack"), "renamed just now, its index comes next");
+    const hourAgo = new Date(Date.now() - 3600_000);
+    utimesSync(join(packsDir(), "snap_crashed1.pack"), hourAgo, hourAgo);
     writeFileSync(join(ws, "README.md"), "changed\n");
     await store.create(goal, ws);
     const names = readdirSync(packsDir());
     expect(names.filter((n) => n.includes("crashed"))).toEqual([]);
-    expect(names.filter((n) => n.endsWith(".pack"))).toHaveLength(2);
+    expect(names).toContain("snap_inflight1.pack"); // may belong to a snapshot still running
+    expect(names).toContain(".tmp-1-live"); // its writer is alive
+    expect(names.filter((n) => n.endsWith(".idx"))).toHaveLength(2);
     await store.restore(goal, ws, snap.id);
     expect(read("README.md")).toBe("hello\n");
   });
