@@ -121,11 +121,17 @@ export function createSpawnTools(deps: SpawnToolDeps): ToolDef<unknown>[] {
       const parent = parentOf(ctx);
       const room = Math.max(0, roomOf(deps.budget.get(parent.budgetAccount)));
       const share = Math.floor(room / (input.children.length + 1));
-      const outcomes = await Promise.all(
-        input.children.map((c) =>
-          deps.runner.runChild(parent, c.manifest, c.message, { defaultShare: share }),
-        ),
-      );
+      // Spawning is synchronous work (manifest, token, budget, audit). Yield after each
+      // child so its first model request leaves while the next one is being spawned,
+      // instead of every request waiting for the whole batch to be spawned.
+      const running: Promise<ChildOutcome>[] = [];
+      for (const c of input.children) {
+        const child = deps.runner.runChild(parent, c.manifest, c.message, { defaultShare: share });
+        child.catch(() => {}); // observed by Promise.all below; not an unhandled rejection meanwhile
+        running.push(child);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const outcomes = await Promise.all(running);
       const ok = outcomes.filter((o) => o.stopReason === "complete").length;
       const head = `${ok} of ${outcomes.length} children completed.`;
       return {
