@@ -370,12 +370,30 @@ export class Runtime {
   /** agent.spawn_and_run: spawn, run once; an on-demand agent is stopped after. */
   async spawnAndRun(manifestValue: unknown, message: string): Promise<AgentRunResult> {
     const s = this.spawnAgent(manifestValue, "agent.spawn_and_run manifest");
-    return this.runAgent(s.agent_id, message);
+    try {
+      return await this.runAgent(s.agent_id, message);
+    } finally {
+      const agent = this.registry.require(s.agent_id);
+      if (agent.manifest.lifecycle !== "persistent" && agent.state !== "stopped") {
+        this.stopAgent(s.agent_id, "spawn_and_run finished");
+      }
+    }
   }
 
   stopAgent(agentId: string, reason = "stopped by request"): AgentSummary {
+    const agent = this.registry.require(agentId);
     this.registry.stopAgent(agentId, reason);
-    return this.registry.summary(this.registry.require(agentId));
+    void this.releaseStandalone(agent);
+    return this.registry.summary(agent);
+  }
+
+  /**
+   * A standalone agent's pseudo-goal container ends with the agent (its folders stay, like a
+   * goal's). Without this every stopped agent.spawn agent left a running container behind.
+   */
+  private releaseStandalone(agent: AgentRecord): Promise<void> {
+    if (agent.parentId !== null || !agent.goalId.startsWith("s_")) return Promise.resolve();
+    return this.backend.remove(agent.goalId).catch(() => {});
   }
 
   agentStatus(agentId: string): AgentSummary {
@@ -405,11 +423,15 @@ export class Runtime {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.goals.close();
+      const released: Promise<void>[] = [];
       for (const a of this.registry.list()) {
-        // Persistent agents stay (paused) for the next open; others end here.
-        if (a.manifest.lifecycle !== "persistent") this.registry.stopAgent(a.id, "runtime closing");
-        else a.abort.abort(new AidoError(ErrorCode.cancelled, "runtime closing", {}));
+        // Persistent agents stay (paused, container kept) for the next open; others end here.
+        if (a.manifest.lifecycle !== "persistent") {
+          this.registry.stopAgent(a.id, "runtime closing");
+          released.push(this.releaseStandalone(a));
+        } else a.abort.abort(new AidoError(ErrorCode.cancelled, "runtime closing", {}));
       }
+      await Promise.all(released);
       try {
         await this.backend.close();
       } finally {
