@@ -1,9 +1,14 @@
 // test/support/home.ts — a throwaway AIDO_HOME per test, with a Config built from it.
+// cleanup() also removes every container the runtime of that home created: a test that
+// fails half-way, or keeps a persistent agent's container for a reopen, must not leave
+// containers running on the engine after its home is gone.
 
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Config, type Env, loadConfig } from "../../src/config.js";
+import { LABEL, runtimeIdOf } from "../../src/sandbox/docker.js";
 
 export interface TempHome {
   dir: string;
@@ -12,9 +17,34 @@ export interface TempHome {
   cleanup(): void;
 }
 
+export function removeContainersOfHome(home: string): void {
+  try {
+    const ids = execFileSync(
+      "docker",
+      ["ps", "-aq", "--filter", `label=${LABEL.runtime}=${runtimeIdOf(home)}`],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 30_000 },
+    )
+      .split("\n")
+      .filter((l) => l.trim() !== "");
+    if (ids.length > 0) {
+      execFileSync("docker", ["rm", "-f", "-v", ...ids], { stdio: "ignore", timeout: 60_000 });
+    }
+  } catch {
+    // No engine (suites without containers): nothing was created.
+  }
+}
+
 export function makeTempHome(extraEnv: Env = {}): TempHome {
   const dir = mkdtempSync(join(tmpdir(), "aido-test-"));
   const env: Env = { AIDO_HOME: dir, ...extraEnv };
   const config = loadConfig({ env, projectDir: dir });
-  return { dir, config, env, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    config,
+    env,
+    cleanup: () => {
+      removeContainersOfHome(config.home);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
