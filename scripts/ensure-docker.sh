@@ -32,6 +32,14 @@ if docker info >/dev/null 2>&1; then
   exit 0
 fi
 
+# A dockerd that is still shutting down (or was killed and left its pid file) makes a new
+# one refuse to start: wait for the old process, then clear a stale pid file.
+for _ in $(seq 1 30); do pgrep -x dockerd >/dev/null 2>&1 || break; sleep 1; done
+if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid 2>/dev/null)" 2>/dev/null; then
+  log "removing a stale /var/run/docker.pid"
+  as_root rm -f /var/run/docker.pid
+fi
+
 log "starting dockerd in the background (log: /var/log/aido-dockerd.log)"
 as_root sh -c 'nohup dockerd >/var/log/aido-dockerd.log 2>&1 &'
 for _ in $(seq 1 60); do
