@@ -4,7 +4,7 @@
 // harness's `noContainers` backend.
 
 import { Writable } from "node:stream";
-import { AidoClient } from "../../src/client/client.js";
+import { AidoClient, type AidoRpcError } from "../../src/client/client.js";
 import type { Config } from "../../src/config.js";
 import { type Daemon, startDaemon } from "../../src/daemon/server.js";
 import type { RuntimeOptions } from "../../src/kernel/runtime.js";
@@ -83,4 +83,14 @@ export async function startFixture(
 /** A manifest whose agent answers from the script matched by `manifest "<name>"`. */
 export function manifest(name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { name, model: MODEL, system_prompt: `You are ${name}, under test.`, ...extra };
+}
+
+/** The error a call the daemon must refuse ends with; a call that succeeds fails the test. */
+export async function rpcError(p: Promise<unknown>): Promise<AidoRpcError> {
+  return p.then(
+    () => {
+      throw new Error("expected the daemon to refuse");
+    },
+    (e: AidoRpcError) => e,
+  );
 }

@@ -5,10 +5,10 @@
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { AidoClient, AidoRpcError } from "../../src/client/client.js";
+import type { AidoClient } from "../../src/client/client.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
 import { useProviderServer } from "../support/provider-suite.js";
-import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
+import { type DaemonFixture, manifest, rpcError, startFixture } from "./fixture.js";
 
 let server: ProviderServer;
 let fx: DaemonFixture | undefined;
@@ -22,15 +22,6 @@ useProviderServer({
     fx = undefined;
   },
 });
-
-async function rpcError(p: Promise<unknown>): Promise<AidoRpcError> {
-  return p.then(
-    () => {
-      throw new Error("expected the daemon to refuse");
-    },
-    (e: AidoRpcError) => e,
-  );
-}
 
 describe("goal.*", () => {
   it("submits, reports, waits for, lists and cancels goals", async () => {

@@ -5,11 +5,11 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { AidoClient, AidoRpcError } from "../../src/client/client.js";
+import type { AidoClient } from "../../src/client/client.js";
 import { daemonBuiltinTools } from "../../src/daemon/tools.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
-import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
+import { type DaemonFixture, manifest, rpcError, startFixture } from "./fixture.js";
 
 let server: ProviderServer;
 let fx: DaemonFixture | undefined;
@@ -51,15 +51,6 @@ async function spawnWorker(c: AidoClient, extra: Record<string, unknown> = {}) {
 
 const hostPath = (f: DaemonFixture, goalId: string, dir: string, file: string) =>
   join(f.home.config.goalsDir, goalId, dir, file);
-
-async function rpcError(p: Promise<unknown>): Promise<AidoRpcError> {
-  return p.then(
-    () => {
-      throw new Error("expected a refusal");
-    },
-    (e: AidoRpcError) => e,
-  );
-}
 
 describe("tool.invoke in the sandbox", () => {
   it("writes, reads and runs commands in the agent's container", async () => {
