@@ -393,6 +393,7 @@ export class Runtime {
    */
   private releaseStandalone(agent: AgentRecord): Promise<void> {
     if (agent.parentId !== null || !agent.goalId.startsWith("s_")) return Promise.resolve();
+    this.sandboxes.delete(agent.goalId); // as goals release theirs (releaseSandbox)
     return this.backend.remove(agent.goalId).catch(() => {});
   }
 
