@@ -431,7 +431,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       ),
     },
     sandbox: {
-      image: pick(f.sandbox?.image, DEFAULTS.sandbox.image),
+      image: env.AIDO_SANDBOX_IMAGE || pick(f.sandbox?.image, DEFAULTS.sandbox.image),
       memoryMb: pick(f.sandbox?.memory_mb, DEFAULTS.sandbox.memoryMb),
       cpus: pick(f.sandbox?.cpus, DEFAULTS.sandbox.cpus),
       pids: pick(f.sandbox?.pids, DEFAULTS.sandbox.pids),

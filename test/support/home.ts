@@ -36,7 +36,10 @@ export function removeContainersOfHome(home: string): void {
 
 export function makeTempHome(extraEnv: Env = {}): TempHome {
   const dir = mkdtempSync(join(tmpdir(), "aido-test-"));
-  const env: Env = { AIDO_HOME: dir, ...extraEnv };
+  // AIDO_SANDBOX_IMAGE lets a checkout under development run its suite against its own
+  // image tag, so two checkouts with different executors never rebuild each other's image.
+  const image = process.env.AIDO_SANDBOX_IMAGE;
+  const env: Env = { AIDO_HOME: dir, ...(image ? { AIDO_SANDBOX_IMAGE: image } : {}), ...extraEnv };
   const config = loadConfig({ env, projectDir: dir });
   return {
     dir,
