@@ -40,7 +40,7 @@ export function principalOf(env: AgentEnv, agent: AgentRecord, turn?: number): P
   if (env.memory)
     services.memory = {
       store: env.memory,
-      identity: memoryIdentity(agent.manifest.name),
+      identity: memoryIdentity(agent.identity),
       episodic: episodicOn(agent.manifest),
     };
   const p: Principal = {

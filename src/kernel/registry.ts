@@ -43,6 +43,10 @@ const MIGRATIONS = [
    );
    CREATE INDEX agents_goal ON agents (goal_id);
    CREATE INDEX agents_live ON agents (state) WHERE state != 'stopped';`,
+  // Who an agent is across goals (memories and Allow Always grants bind to it); rows from
+  // before it existed were all named by their manifest, which is what a root's identity is.
+  `ALTER TABLE agents ADD COLUMN identity TEXT;
+   UPDATE agents SET identity = json_extract(manifest, '$.name') WHERE identity IS NULL;`,
 ];
 
 export interface AgentRecord {
@@ -51,6 +55,15 @@ export interface AgentRecord {
   readonly parentId: string | null;
   readonly depth: number;
   readonly manifest: LoadedManifest;
+  /**
+   * Who the agent is across goals, in a form no model can choose: a root agent (its manifest
+   * came from the operator: a manifest folder, goal.submit, agent.spawn) is its manifest's
+   * name; a child, whose manifest a model wrote, is its parent's identity + "/" + its name
+   * ("bootstrap/researcher"). Manifest names cannot hold "/", so a model-written child can
+   * never take the identity of an operator's manifest. Memories and Allow Always grants
+   * bind to it.
+   */
+  readonly identity: string;
   /** "provider/model" the agent calls. */
   readonly model: string;
   readonly token: CapabilityToken;
@@ -198,7 +211,7 @@ export class AgentRegistry {
     prepared(
       this.deps.db,
       `INSERT INTO agents (id, goal_id, parent_id, depth, manifest, model, token, budget_account, owns_account,
-           lifecycle, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           lifecycle, state, created_at, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       rec.id,
       rec.goalId,
@@ -212,6 +225,7 @@ export class AgentRegistry {
       rec.manifest.lifecycle,
       rec.state,
       rec.createdAt,
+      rec.identity,
     );
     this.agents.set(rec.id, rec);
     if (rec.parentId) this.agents.get(rec.parentId)?.children.add(rec.id);
@@ -321,6 +335,7 @@ export class AgentRegistry {
         parentId: r.parent_id,
         depth: r.depth,
         manifest: JSON.parse(r.manifest) as LoadedManifest,
+        identity: r.identity,
         model: r.model,
         token: JSON.parse(r.token) as CapabilityToken,
         budgetAccount: r.budget_account,
@@ -364,6 +379,7 @@ interface AgentRow {
   parent_id: string | null;
   depth: number;
   manifest: string;
+  identity: string;
   model: string;
   token: string;
   budget_account: string;

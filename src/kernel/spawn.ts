@@ -138,6 +138,7 @@ export class Spawner {
             parentId: parent?.id ?? null,
             depth: guard.depth,
             manifest,
+            identity: parent ? `${parent.identity}/${manifest.name}` : manifest.name,
             model,
             token: issued,
             budgetAccount: account as string,

@@ -24,7 +24,7 @@ export interface Provenance {
 
 export interface MemoryRecord {
   id: number;
-  /** Stable owner: derived from the manifest name (see memoryIdentity), not the agent id. */
+  /** Stable owner: derived from the agent identity (see memoryIdentity), not the agent id. */
   identity: string;
   scope: MemoryScopeKind;
   category: MemoryCategory;
@@ -71,7 +71,12 @@ export interface QueryResult {
   embedder: { id: string; dimensions: number };
 }
 
-/** Identity shared by every incarnation of one manifest, so a persistent agent keeps its memory. */
-export function memoryIdentity(manifestName: string): string {
-  return `agent:${manifestName}`;
+/**
+ * The memory owner of an agent identity (AgentRecord.identity: the manifest name for a
+ * root, the lineage for a model-written child), shared by every incarnation of it, so a
+ * persistent agent keeps its memory and a child named like an operator's manifest does not
+ * read that manifest's memories.
+ */
+export function memoryIdentity(agentIdentity: string): string {
+  return `agent:${agentIdentity}`;
 }
