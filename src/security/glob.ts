@@ -122,25 +122,12 @@ export function matchPath(glob: string, path: string): boolean {
   if (tokens === null || segs === null) return false;
   // Same greedy scheme as wildcardMatch, one level up: "**" plays "*", a segment pattern
   // plays a single character. Each pattern token consumes exactly one segment.
-  let p = 0;
-  let s = 0;
-  let star = -1;
-  let mark = 0;
-  while (s < segs.length) {
-    const tok = tokens[p];
-    if (tok !== undefined && !tok.deep && wildcardMatch(tok.pattern, segs[s] as string)) {
-      p++;
-      s++;
-    } else if (tok?.deep) {
-      star = p++;
-      mark = s;
-    } else if (star >= 0) {
-      p = star + 1;
-      s = ++mark;
-    } else return false;
-  }
-  while (p < tokens.length && tokens[p]?.deep) p++;
-  return p === tokens.length;
+  return greedy(
+    tokens,
+    segs,
+    (t) => t.deep,
+    (t, seg) => !t.deep && wildcardMatch(t.pattern, seg),
+  );
 }
 
 /**
@@ -238,4 +225,142 @@ function segmentsOverlap(p: string, q: string): boolean {
   const suf = (s: string) => s.slice(s.lastIndexOf("*") + 1);
   const [p1, q1, p2, q2] = [pre(p), pre(q), suf(p), suf(q)];
   return (p1.startsWith(q1) || q1.startsWith(p1)) && (p2.endsWith(q2) || q2.endsWith(p2));
+}
+
+// ---------------------------------------------------------------- filter globs
+//
+// grep's `glob` input selects files by name (or by relative path when it holds a "/"). It
+// is a search filter, not a grant, so it takes the usual wider grammar: "*", "?", "[a-z]",
+// "[!x]" within a segment, "**" across segments, "{a,b}" alternatives (at most
+// FILTER_ALTERNATIVES_MAX after expansion) and "\x" for a literal x. Grants never go through
+// here: parseGrant keeps them to the narrow grammar above, where subset checks are exact.
+
+const FILTER_ALTERNATIVES_MAX = 256;
+
+type CharToken =
+  | { t: "star" }
+  | { t: "one" }
+  | { t: "lit"; c: string }
+  | { t: "set"; negated: boolean; ranges: [string, string][] };
+
+/** "{a,b}x" -> ["ax", "bx"], innermost first; an unbalanced brace is a literal. */
+function expandBraces(glob: string, out: string[]): void {
+  let depth = 0;
+  let open = -1;
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === "\\") i++;
+    else if (c === "{" && depth++ === 0) open = i;
+    else if (c === "}" && depth > 0 && --depth === 0) {
+      const inner = glob.slice(open + 1, i);
+      const alts: string[] = [];
+      let d = 0;
+      let start = 0;
+      for (let j = 0; j < inner.length; j++) {
+        const x = inner[j];
+        if (x === "\\") j++;
+        else if (x === "{") d++;
+        else if (x === "}") d--;
+        else if (x === "," && d === 0) {
+          alts.push(inner.slice(start, j));
+          start = j + 1;
+        }
+      }
+      alts.push(inner.slice(start));
+      if (alts.length === 1) continue; // "{x}" is literal text
+      for (const alt of alts) {
+        if (out.length >= FILTER_ALTERNATIVES_MAX) return;
+        expandBraces(glob.slice(0, open) + alt + glob.slice(i + 1), out);
+      }
+      return;
+    }
+  }
+  out.push(glob);
+}
+
+function charTokens(seg: string): CharToken[] {
+  const out: CharToken[] = [];
+  for (let i = 0; i < seg.length; i++) {
+    const c = seg[i] as string;
+    if (c === "*") {
+      if (out.at(-1)?.t !== "star") out.push({ t: "star" });
+    } else if (c === "?") out.push({ t: "one" });
+    else if (c === "\\" && i + 1 < seg.length) out.push({ t: "lit", c: seg[++i] as string });
+    else if (c === "[" && seg.indexOf("]", i + 2) > 0) {
+      const close = seg.indexOf("]", i + 2);
+      let body = seg.slice(i + 1, close);
+      const negated = body[0] === "!" || body[0] === "^";
+      if (negated) body = body.slice(1);
+      const ranges: [string, string][] = [];
+      for (let j = 0; j < body.length; j++) {
+        const lo = body[j] as string;
+        if (body[j + 1] === "-" && j + 2 < body.length) {
+          ranges.push([lo, body[j + 2] as string]);
+          j += 2;
+        } else ranges.push([lo, lo]);
+      }
+      out.push({ t: "set", negated, ranges });
+      i = close;
+    } else out.push({ t: "lit", c });
+  }
+  return out;
+}
+
+function oneChar(tok: CharToken, c: string): boolean {
+  if (tok.t === "one") return true;
+  if (tok.t === "lit") return tok.c === c;
+  if (tok.t === "set") return tok.ranges.some(([lo, hi]) => c >= lo && c <= hi) !== tok.negated;
+  return false;
+}
+
+/** Greedy match with backtracking to the last star, O(pattern × text). */
+function greedy<P, T>(
+  pat: readonly P[],
+  text: readonly T[],
+  isStar: (p: P) => boolean,
+  one: (p: P, t: T) => boolean,
+) {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let mark = 0;
+  while (t < text.length) {
+    const tok = pat[p];
+    if (tok !== undefined && !isStar(tok) && one(tok, text[t] as T)) {
+      p++;
+      t++;
+    } else if (tok !== undefined && isStar(tok)) {
+      star = p++;
+      mark = t;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++mark;
+    } else return false;
+  }
+  while (p < pat.length && isStar(pat[p] as P)) p++;
+  return p === pat.length;
+}
+
+type SegToken = { deep: true } | { deep: false; chars: CharToken[] };
+
+/** A matcher for a filter glob against a "/"-separated path (relative or absolute). */
+export function filterGlobMatcher(glob: string): (path: string) => boolean {
+  const alternatives: string[] = [];
+  expandBraces(glob, alternatives);
+  const compiledAlts = alternatives.map((alt) =>
+    alt
+      .split("/")
+      .map((seg): SegToken => (seg === "**" ? { deep: true } : { deep: false, chars: charTokens(seg) })),
+  );
+  return (path) => {
+    const segs = path.split("/");
+    return compiledAlts.some((toks) =>
+      greedy(
+        toks,
+        segs,
+        (s) => s.deep,
+        (s, text) => !s.deep && greedy(s.chars, [...text], (c) => c.t === "star", oneChar),
+      ),
+    );
+  };
 }
