@@ -1,12 +1,13 @@
-// scripts/postbuild.mjs — after tsc: make the CLI executable and copy the plain-JS
-// assets tsc does not emit (the in-container executor) next to the compiled code.
-import { chmodSync, cpSync, existsSync } from "node:fs";
+// scripts/postbuild.mjs — after tsc: make the CLI executable and bundle the in-container
+// executor (src/sandbox/executor/, TypeScript) into the one CommonJS file the sandbox image
+// carries, dist/sandbox/executor/executor.cjs, with the options image.ts uses from src/.
+import { chmodSync, existsSync } from "node:fs";
+import { buildSync } from "esbuild";
+import { EXECUTOR_BUNDLE_OPTIONS } from "../dist/sandbox/image.js";
 
-const executor = "src/sandbox/executor";
-if (existsSync(executor)) {
-  cpSync(executor, "dist/sandbox/executor", {
-    recursive: true,
-    filter: (src) => !src.endsWith(".ts"),
-  });
-}
+buildSync({
+  ...EXECUTOR_BUNDLE_OPTIONS,
+  entryPoints: ["src/sandbox/executor/main.ts"],
+  outfile: "dist/sandbox/executor/executor.cjs",
+});
 if (existsSync("dist/cli/main.js")) chmodSync("dist/cli/main.js", 0o755);

@@ -68,6 +68,8 @@ export const ConfigFileSchema = z.strictObject({
       ttl_seconds: positiveInt.optional(),
       warm_pool: z.number().int().min(0).max(16).optional(),
       exec_timeout_ms: positiveInt.optional(),
+      /** Landlock per exec (on, the default); only the operator's file may turn it off. */
+      landlock: z.enum(["on", "off"]).optional(),
     })
     .optional(),
   web_fetch: z
@@ -144,6 +146,8 @@ export interface Config {
     ttlSeconds: number;
     warmPool: number;
     execTimeoutMs: number;
+    /** "off": execs run without a Landlock domain (audited at start-up as sandbox.landlock_off). */
+    landlock: "on" | "off";
   };
   webFetch: { maxBytes: number; timeoutMs: number; maxRedirects: number };
   memory: {
@@ -178,6 +182,7 @@ export const DEFAULTS = {
     ttlSeconds: 24 * 3600,
     warmPool: 0,
     execTimeoutMs: 120_000,
+    landlock: "on",
   },
   webFetch: { maxBytes: 2 * 1024 * 1024, timeoutMs: 20_000, maxRedirects: 5 },
   memory: { maxRecords: 10_000, maxContentBytes: 16_384 },
@@ -310,6 +315,8 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
     sections[section] = o;
     for (const [k, v] of Object.entries(p)) {
       if (typeof v === "number") o[k] = min(o[k] as number | undefined, v);
+      else if (section === "sandbox" && k === "landlock" && v === "on")
+        o[k] = v; // turning it on tightens
       else if (o[k] === undefined || JSON.stringify(o[k]) === JSON.stringify(v)) {
         // A project may restate the operator's choice, or choose where the operator did not...
         if (section === "sandbox" && k === "image") {
@@ -320,6 +327,13 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
               file: projectFile,
               key: "sandbox.image",
             },
+          );
+        }
+        if (section === "sandbox" && k === "landlock" && o[k] === undefined) {
+          throw new AidoError(
+            ErrorCode.configInvalid,
+            `${projectFile}: sandbox.landlock can only be turned off in the operator's config`,
+            { file: projectFile, key: "sandbox.landlock" },
           );
         }
         if (section === "daemon" && k === "manifest_dirs") {
@@ -439,6 +453,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       ttlSeconds: pick(f.sandbox?.ttl_seconds, DEFAULTS.sandbox.ttlSeconds),
       warmPool: pick(f.sandbox?.warm_pool, DEFAULTS.sandbox.warmPool),
       execTimeoutMs: pick(f.sandbox?.exec_timeout_ms, DEFAULTS.sandbox.execTimeoutMs),
+      landlock: pick(f.sandbox?.landlock, DEFAULTS.sandbox.landlock),
     },
     webFetch: {
       maxBytes: pick(f.web_fetch?.max_bytes, DEFAULTS.webFetch.maxBytes),

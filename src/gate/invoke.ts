@@ -20,6 +20,7 @@ import { formatGrant, type Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import { confinementFor } from "./confinement.js";
 import { describeNeed } from "./needs.js";
 import type { Need, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
 
@@ -242,6 +243,12 @@ export class Gate {
       agentId: principal.agentId,
       outputMaxBytes: deps.outputMaxBytes,
       judged: needs,
+      confinement: confinementFor(
+        grants,
+        deps.policy.pathDenials,
+        principal.agentId,
+        principal.services?.skills,
+      ),
       allowNetwork: (host, opts) =>
         this.allowNetwork(principal, tool.name, grants, host, opts?.literal === true),
       ...(call.signal ? { signal: call.signal } : {}),

@@ -4,7 +4,7 @@
 
 import type { z } from "zod";
 import type { MemoryScope } from "../memory/scope.js";
-import type { SandboxHandle } from "../sandbox/types.js";
+import type { Confinement, SandboxHandle } from "../sandbox/types.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import type { SkillAccess } from "../skills/access.js";
 
@@ -46,6 +46,12 @@ export interface ToolContext {
    * check and the action, e.g. while an approval waited, is refused). Absent: such tools refuse.
    */
   judged?: readonly Need[];
+  /**
+   * What the calling agent's commands may touch (its verified file grants, its skills, the
+   * operator's deny rules): exec runs inside a Landlock domain made from it, grep opens only
+   * files it allows. The gate fills it (gate/confinement.ts). Absent: exec and grep refuse.
+   */
+  confinement?: Confinement;
   /**
    * Network check for hosts a tool reaches beyond its declared needs (web_fetch's redirect
    * hops; an address the tool's address rules refuse). True when the agent's grants and the

@@ -156,6 +156,7 @@ export async function probeRuntime(sb: DockerSandbox, runtime: string): Promise<
   const r = await sb.exec({
     argv: lang === "python" ? ["python3", "--version"] : ["node", "--version"],
     timeoutMs: 10_000,
+    confinement: "unconfined",
   });
   if (r.exitCode !== 0)
     throw new AidoError(

@@ -1,6 +1,7 @@
 // sandbox/docker-sandbox.ts — a goal's sandbox as tools see it (SandboxHandle), backed by
 // one container and the executor session inside it. Recovery rules:
-//   - the executor died (killed from inside, crashed): the call in flight fails with
+//   - the executor died (killed from inside, crashed) or its session was killed because
+//     the stream broke the protocol (executor-session.ts): the calls in flight fail with
 //     sandbox_failed; the next call starts a new executor in the same container;
 //   - the container died: the call fails with sandbox_failed saying so (out of memory,
 //     exit code); the next call gets a fresh container over the same workspace.
@@ -25,6 +26,11 @@ export interface SandboxOwner {
   replaceContainer(goalId: string): Promise<Docker.Container>;
   readonly execTimeoutMs: number;
   readonly maxOutputBytes: number;
+  /**
+   * `sandbox.landlock`: "off" runs every exec without a Landlock domain (the operator's
+   * choice, audited at start-up); absent means "on".
+   */
+  readonly landlock?: "on" | "off";
 }
 
 const FILE_OP_TIMEOUT_MS = 30_000;
@@ -55,14 +61,25 @@ export class DockerSandbox implements SandboxHandle {
     return this.session?.executorPid ?? 0;
   }
 
+  /** The kernel's Landlock ABI as the executor reports it (0: none, or not started yet). */
+  get landlockAbi(): number {
+    return this.session?.landlockAbi ?? 0;
+  }
+
   realpath(path: string): Promise<string> {
     return this.call("realpath", { path }, FILE_OP_TIMEOUT_MS);
   }
 
   exec(req: ExecRequest): Promise<ExecResult> {
+    const { signal, ...rest } = req;
     const timeoutMs = req.timeoutMs ?? this.owner.execTimeoutMs;
-    const args = { ...req, timeoutMs, maxOutputBytes: req.maxOutputBytes ?? this.owner.maxOutputBytes };
-    return this.call("exec", args, timeoutMs + GRACE_MS);
+    const args = {
+      ...rest,
+      confinement: this.owner.landlock === "off" ? "unconfined" : req.confinement,
+      timeoutMs,
+      maxOutputBytes: req.maxOutputBytes ?? this.owner.maxOutputBytes,
+    };
+    return this.call("exec", args, timeoutMs + GRACE_MS, signal);
   }
 
   readFile(
@@ -94,10 +111,6 @@ export class DockerSandbox implements SandboxHandle {
     return this.call("stat", { path, ...opts }, FILE_OP_TIMEOUT_MS);
   }
 
-  glob(pattern: string, cwd: string): Promise<string[]> {
-    return this.call("glob", { pattern, cwd }, FILE_OP_TIMEOUT_MS);
-  }
-
   grep(
     pattern: string,
     path: string,
@@ -106,7 +119,7 @@ export class DockerSandbox implements SandboxHandle {
     opts: GrepOptions = {},
   ): Promise<GrepMatch[]> {
     const limit = opts.timeoutMs ?? FILE_OP_TIMEOUT_MS;
-    const args = { pattern, path, glob, maxMatches, timeoutMs: limit, expect: opts.expect };
+    const args = { pattern, path, glob, maxMatches, timeoutMs: limit, expect: opts.expect, view: opts.view };
     return this.call("grep", args, limit + GRACE_MS);
   }
 
@@ -122,12 +135,17 @@ export class DockerSandbox implements SandboxHandle {
     await this.ensureSession();
   }
 
-  private async call<T>(op: string, args: Record<string, unknown>, timeoutMs: number): Promise<T> {
+  private async call<T>(
+    op: string,
+    args: Record<string, unknown>,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<T> {
     if (this.closed)
       throw new AidoError(ErrorCode.sandboxFailed, `the sandbox of goal ${this.goalId} was released`, {});
     const session = await this.ensureSession();
     try {
-      return await session.call<T>(op, args, timeoutMs);
+      return await session.call<T>(op, args, timeoutMs, signal);
     } catch (e) {
       // The executor refused a path that no longer resolves to the one the host judged.
       if (e instanceof AidoError && e.details?.reason === "path_changed") {

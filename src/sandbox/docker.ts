@@ -74,6 +74,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   readonly docker: Docker;
   readonly execTimeoutMs: number;
   readonly maxOutputBytes: number;
+  readonly landlock: "on" | "off";
   private readonly user: string;
   private readonly handles = new Map<string, DockerSandbox>();
   private readonly acquiring = new Map<string, Promise<DockerSandbox>>();
@@ -92,6 +93,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     parseUser(this.user);
     this.execTimeoutMs = config.sandbox.execTimeoutMs;
     this.maxOutputBytes = config.limits.toolOutputMaxBytes;
+    this.landlock = config.sandbox.landlock;
     this.poolDir = join(config.home, "sandbox-pool");
     this.pool = new WarmPool(
       config.sandbox.warmPool,

@@ -4,13 +4,28 @@
 //   base: Debian bookworm + packages.txt. From a registry (base.Dockerfile) when one
 //         answers quickly, otherwise offline: debootstrap from the host's Debian mirror,
 //         then `docker import` of the root filesystem (see debootstrap.ts).
-//   top:  sandbox-image/Dockerfile FROM the base: user 1000, mount points, executor.js.
+//   top:  sandbox-image/Dockerfile FROM the base: user 1000, mount points, the executor
+//         bundle and the Landlock helper (aido-landlock.c, compiled there).
+// The executor is TypeScript (src/sandbox/executor/) bundled by esbuild into the one
+// CommonJS file the image carries: at `npm run build` (scripts/postbuild.mjs, into dist/)
+// and, when running from src/ (tsx, vitest), on demand here.
 // Concurrent builds of the same recipe (several processes on one engine) wait on a lock.
 
 import { createHash } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
@@ -20,6 +35,8 @@ import { connectDocker, followBuild } from "./engine.js";
 
 export const RECIPE_LABEL = "aido.recipe";
 export const REGISTRY_BASE = "debian:bookworm-slim";
+/** The Landlock helper's C source in sandbox-image/, compiled in the top layer. */
+const HELPER_SOURCE = "aido-landlock.c";
 
 export interface EnsureImageOptions {
   onProgress?: (message: string) => void;
@@ -50,9 +67,40 @@ export interface Recipe {
   hash: string;
 }
 
-/** The executor source: next to this module in src/, copied next to it in dist/. */
+/** Options of the one esbuild call that makes the executor bundle (postbuild.mjs uses them too). */
+export const EXECUTOR_BUNDLE_OPTIONS = {
+  bundle: true,
+  platform: "node",
+  target: "node18",
+  format: "cjs",
+  legalComments: "none",
+  logLevel: "silent",
+} as const;
+
+let bundled: string | undefined;
+
+/**
+ * The executor as the image carries it: in dist/, the bundle postbuild.mjs wrote next to
+ * this module; from src/, bundled now with esbuild (a devDependency) into
+ * <package>/.cache/executor.cjs, so a human sandbox can bind-mount it too.
+ */
 export function executorSourcePath(): string {
-  return fileURLToPath(new URL("./executor/executor.js", import.meta.url));
+  const built = fileURLToPath(new URL("./executor/executor.cjs", import.meta.url));
+  if (!import.meta.url.endsWith(".ts") && existsSync(built)) return built;
+  const entry = fileURLToPath(new URL("./executor/main.ts", import.meta.url));
+  const out = join(dirname(entry), "..", "..", "..", ".cache", "executor.cjs");
+  if (bundled === undefined) {
+    const esbuild = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
+    const r = esbuild.buildSync({ ...EXECUTOR_BUNDLE_OPTIONS, entryPoints: [entry], write: false });
+    bundled = r.outputFiles[0]?.text ?? "";
+  }
+  if (!existsSync(out) || readFileSync(out, "utf8") !== bundled) {
+    mkdirSync(dirname(out), { recursive: true });
+    const tmp = `${out}.${process.pid}.tmp`;
+    writeFileSync(tmp, bundled);
+    renameSync(tmp, out);
+  }
+  return out;
 }
 
 export function readRecipe(config: Pick<Config, "packageRoot">): Recipe {
@@ -81,7 +129,13 @@ export function readRecipe(config: Pick<Config, "packageRoot">): Recipe {
     return h.digest("hex");
   };
   const baseHash = sha("base/v1", packages.join("\n"), read(join(dir, "base.Dockerfile")));
-  const hash = sha("top/v1", baseHash, read(join(dir, "Dockerfile")), read(executorPath));
+  const hash = sha(
+    "top/v2",
+    baseHash,
+    read(join(dir, "Dockerfile")),
+    read(executorPath),
+    read(join(dir, HELPER_SOURCE)),
+  );
   return { dir, executorPath, packages, baseHash, hash };
 }
 
@@ -186,8 +240,9 @@ async function buildFromDir(
     copyFileSync(join(recipe.dir, dockerfile), join(ctx, "Dockerfile"));
     copyFileSync(join(recipe.dir, "packages.txt"), join(ctx, "packages.txt"));
     copyFileSync(recipe.executorPath, join(ctx, "executor.js"));
+    copyFileSync(join(recipe.dir, HELPER_SOURCE), join(ctx, HELPER_SOURCE));
     const stream = await docker.buildImage(
-      { context: ctx, src: ["Dockerfile", "packages.txt", "executor.js"] },
+      { context: ctx, src: ["Dockerfile", "packages.txt", "executor.js", HELPER_SOURCE] },
       { t: tag, labels: { [RECIPE_LABEL]: hash }, buildargs, rm: true },
     );
     await followBuild(stream, (line) => progress(line));

@@ -22,7 +22,6 @@ export function lazySandbox(goalId: string, acquire: () => Promise<SandboxHandle
     editFile: async (path, a, b, all, opts) => (await get()).editFile(path, a, b, all, opts),
     list: async (path, opts) => (await get()).list(path, opts),
     stat: async (path, opts) => (await get()).stat(path, opts),
-    glob: async (pattern, cwd) => (await get()).glob(pattern, cwd),
     grep: async (pattern, path, glob, max, opts) => (await get()).grep(pattern, path, glob, max, opts),
   };
 }

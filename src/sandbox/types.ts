@@ -2,16 +2,45 @@
 // only ever touch the world through a SandboxHandle; the Docker backend implements it
 // with a long-lived executor inside the goal's container (sandbox/executor/).
 
+/**
+ * What one agent's commands may touch, as the gate computed it from the agent's verified
+ * grants and the operator's deny rules (gate/confinement.ts). The executor turns it into a
+ * Landlock domain for each exec (executor/confinement.ts): never wider than these globs.
+ */
+export interface Confinement {
+  /** Readable: file_read globs, and /skills/<name>/** for each skill the agent may read. */
+  read: string[];
+  /** Writable: file_write globs. */
+  write: string[];
+  /** Neither readable nor writable (policy `path:` deny rules). */
+  deny: string[];
+  /** Not readable (policy `file_read:` deny rules). */
+  denyRead: string[];
+  /** Not writable (policy `file_write:` deny rules). */
+  denyWrite: string[];
+  /** The agent's private temp folder, /tmp/<name>: HOME and TMPDIR point there. */
+  tmp: string;
+}
+
 export interface ExecRequest {
-  /** Either argv (no shell) or a shell command string run by /bin/sh -c. */
+  /** Either argv (no shell) or a shell command string run by /bin/dash -c. */
   argv?: string[];
   command?: string;
+  /**
+   * The Landlock domain the command runs in. "unconfined" only for trusted internal callers
+   * (the human sandbox, image tests); with `sandbox.landlock: off` every exec runs so.
+   */
+  confinement: Confinement | "unconfined";
   cwd?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
   /** Bytes kept of stdout and of stderr each; the rest is cut with a visible marker. */
   maxOutputBytes?: number;
   stdin?: string;
+  /** RLIMIT_FSIZE for the command and what it starts: no file grows past this many bytes. */
+  maxFileBytes?: number;
+  /** Abort: the call fails as cancelled and the command's process group is killed. */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -24,6 +53,14 @@ export interface ExecResult {
   durationMs: number;
   /** The command was killed because the sandbox ran out of memory (cgroup OOM kill). */
   oomKilled?: boolean;
+  /** The call was cancelled (its signal aborted) and the command killed. */
+  cancelled?: boolean;
+}
+
+/** What grep may read: files matched by a `read` glob and by no `deny` glob. */
+export interface ReadView {
+  read: string[];
+  deny: string[];
 }
 
 export interface FileStat {
@@ -60,6 +97,8 @@ export interface FileOpOptions {
 export interface GrepOptions extends FileOpOptions {
   /** Bounds the search inside the container (a pathological regex is stopped). */
   timeoutMs?: number;
+  /** Only files this view allows are opened; folders it cannot reach are not entered. */
+  view?: ReadView;
 }
 
 /** A goal's sandbox as tools see it. Paths are container paths (/workspace/...). */
@@ -86,7 +125,6 @@ export interface SandboxHandle {
   ): Promise<{ replacements: number }>;
   list(path: string, opts?: FileOpOptions): Promise<ListEntry[]>;
   stat(path: string, opts?: FileOpOptions): Promise<FileStat | null>;
-  glob(pattern: string, cwd: string): Promise<string[]>;
   grep(
     pattern: string,
     path: string,

@@ -77,13 +77,31 @@ export function execNeeds(analysis: CommandAnalysis): Need[] {
   return needs;
 }
 
+/** The operator's path deny rules as globs, for the Landlock domain of an exec. */
+export interface PathDenials {
+  /** `path:` rules: neither read nor write. */
+  deny: readonly string[];
+  /** `file_read:` rules. */
+  denyRead: readonly string[];
+  /** `file_write:` rules. */
+  denyWrite: readonly string[];
+}
+
 export class PolicyEngine {
   private readonly deny: ConfigRule[];
   private readonly confirm: ConfigRule[];
+  readonly pathDenials: PathDenials;
 
   constructor(config: Pick<Config, "policy">) {
     this.deny = config.policy.deny.map((t, i) => parsePolicyRule(t, `policy.deny[${i}]`));
     this.confirm = config.policy.confirm.map((t, i) => parsePolicyRule(t, `policy.confirm[${i}]`));
+    const globs = (kind: "file_read" | "file_write") =>
+      this.deny.flatMap((r) => ("grant" in r && r.grant.kind === kind ? [r.grant.glob] : []));
+    this.pathDenials = {
+      deny: this.deny.flatMap((r) => ("path" in r ? [r.path] : [])),
+      denyRead: globs("file_read"),
+      denyWrite: globs("file_write"),
+    };
   }
 
   decide(call: PolicyCall): PolicyDecision {

@@ -65,10 +65,10 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
         );
       }
       const judged = judgements.get(i);
-      if (!judged) {
+      if (!judged || !ctx.confinement) {
         throw new AidoError(
           ErrorCode.capabilityDenied,
-          "exec runs only a command whose needs were judged for this very call; refused",
+          "exec runs only a command whose needs were judged for this very call, in the caller's confinement; refused",
         );
       }
       const half = Math.max(1024, Math.floor(ctx.outputMaxBytes / 2));
@@ -77,6 +77,8 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
         cwd,
         timeoutMs: i.timeout_ms ?? cfg.execTimeoutMs,
         maxOutputBytes: half,
+        confinement: ctx.confinement,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
       });
       const status = r.timedOut
         ? `timed out after ${i.timeout_ms ?? cfg.execTimeoutMs} ms`

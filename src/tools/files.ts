@@ -1,13 +1,27 @@
 // tools/files.ts — file_read, file_read_many, file_write, file_edit, file_list, grep: the
 // file tools, each a zod schema, the needs of a call (canonical paths, see paths.ts) and a
 // run that only touches the container through ctx.sandbox, with output bounded.
+// A tool that reaches below the path it was judged for narrows to the caller's
+// confinement: grep opens only files the agent's read grants cover and no deny rule names
+// (the executor prunes folders it cannot reach), file_list hides entries a deny rule names.
 
+import { posix } from "node:path";
 import { z } from "zod";
-import type { ToolDef } from "../gate/types.js";
+import { AidoError, ErrorCode } from "../errors.js";
+import type { ToolContext, ToolDef } from "../gate/types.js";
+import type { ReadView } from "../sandbox/types.js";
+import { matchPath } from "../security/glob.js";
 import { boundOutput } from "./output.js";
 import { canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
 
 const CONTENT_MAX = 10 * 1024 * 1024;
+
+/** What the caller may read below a judged path; refuses when the gate gave no confinement. */
+function readView(ctx: ToolContext, tool: string): ReadView {
+  const c = ctx.confinement;
+  if (!c) throw new AidoError(ErrorCode.capabilityDenied, `${tool} needs the caller's confinement; refused`);
+  return { read: c.read, deny: [...c.deny, ...c.denyRead] };
+}
 const READ_MANY_MAX = 20;
 const GREP_MAX_MATCHES = 500;
 const noNul = (s: string) => !s.includes("\0");
@@ -139,7 +153,10 @@ export const fileList: ToolDef<z.infer<typeof listInput>> = {
   ],
   async run(i, ctx) {
     const path = await confirmJudged(ctx, ["file_read"], i.path);
-    const entries = await ctx.sandbox.list(path, { expect: path });
+    const { deny } = readView(ctx, "file_list");
+    const entries = (await ctx.sandbox.list(path, { expect: path })).filter(
+      (e) => !deny.some((d) => matchPath(d, posix.join(path, e.name))),
+    );
     const lines = entries.map((e) => `${e.type.padEnd(7)} ${String(e.size).padStart(10)}  ${e.name}`);
     return {
       output: boundOutput(lines.join("\n") || "(empty)", ctx.outputMaxBytes),
@@ -156,7 +173,7 @@ const grepInput = z.strictObject({
 export const grep: ToolDef<z.infer<typeof grepInput>> = {
   name: "grep",
   description:
-    "Search files under a folder (default /workspace) for a regular expression; links are not followed.",
+    "Search files under a folder (default /workspace) for a regular expression; links are not followed, and only files you may read are searched.",
   input: grepInput,
   mutates: false,
   needs: async (i, { sandbox }) => [
@@ -165,7 +182,8 @@ export const grep: ToolDef<z.infer<typeof grepInput>> = {
   ],
   async run(i, ctx) {
     const root = await confirmJudged(ctx, ["file_read"], i.path ?? WORKSPACE);
-    const matches = await ctx.sandbox.grep(i.pattern, root, i.glob, GREP_MAX_MATCHES, { expect: root });
+    const view = readView(ctx, "grep");
+    const matches = await ctx.sandbox.grep(i.pattern, root, i.glob, GREP_MAX_MATCHES, { expect: root, view });
     const lines = matches.map((m) => `${m.path}:${m.line}: ${m.text}`);
     const more = matches.length >= GREP_MAX_MATCHES ? `\n[stopped at ${GREP_MAX_MATCHES} matches]` : "";
     return {

@@ -5,7 +5,7 @@
 // executor must then act on exactly that path or refuse: no write may land in
 // /output/forbidden and no read may return what is there.
 
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoError, ErrorCode } from "../../src/errors.js";
@@ -23,22 +23,25 @@ beforeAll(async () => {
   b = await openBench({}, (c) => {
     c.policy.snapshotBeforeMutation = false;
   });
+  // It may write all of /workspace (its exec flips links there, inside its Landlock
+  // domain) but read only /workspace itself and allowed/, and nothing of /output.
   agent = b.agent("racer", [
     "tool: *",
     "file_read: /workspace",
     "file_read: /workspace/allowed/**",
-    "file_write: /workspace/allowed/**",
+    "file_write: /workspace/**",
     "exec: *",
   ]);
   expectOk(
     await b.call(agent.id, "exec", {
       command:
-        "mkdir -p /workspace/allowed /output/forbidden && printf public > /workspace/allowed/s.txt && " +
-        "ln -sfn /workspace/allowed /workspace/d && touch /output/forbidden/probe && rm /output/forbidden/probe",
+        "mkdir -p /workspace/allowed && printf public > /workspace/allowed/s.txt && " +
+        "ln -sfn /workspace/allowed /workspace/d",
     }),
   );
   forbidden = join(b.home.dir, "goals", agent.goalId, "output", "forbidden");
-  // The container could write there (the probe above); the secret is planted from the host.
+  // The forbidden folder and its secret are planted from the host.
+  mkdirSync(forbidden);
   writeFileSync(join(forbidden, "s.txt"), "SECRET");
   writeFileSync(join(forbidden, "SECRET-NAME.txt"), "");
 }, 180_000);

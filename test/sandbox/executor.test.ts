@@ -24,9 +24,9 @@ afterAll(async () => {
 
 describe("exec", () => {
   it("runs argv without a shell and a command string through /bin/sh -c", async () => {
-    const a = await sb.exec({ argv: ["echo", "$HOME", "a b"] });
+    const a = await sb.exec({ confinement: "unconfined", argv: ["echo", "$HOME", "a b"] });
     expect(a.stdout).toBe("$HOME a b\n");
-    const b = await sb.exec({ command: "echo $HOME; exit 3" });
+    const b = await sb.exec({ confinement: "unconfined", command: "echo $HOME; exit 3" });
     expect(b).toMatchObject({
       stdout: "/tmp\n",
       exitCode: 3,
@@ -37,8 +37,9 @@ describe("exec", () => {
   });
 
   it("honours cwd, env and stdin", async () => {
-    await sb.exec({ command: "mkdir -p /workspace/sub" });
+    await sb.exec({ confinement: "unconfined", command: "mkdir -p /workspace/sub" });
     const r = await sb.exec({
+      confinement: "unconfined",
       command: "pwd; echo $GREETING; cat",
       cwd: "sub",
       env: { GREETING: "hi" },
@@ -48,12 +49,15 @@ describe("exec", () => {
   });
 
   it("reports a missing program as exit 127 and a missing cwd as an error naming it", async () => {
-    expect((await sb.exec({ argv: ["no-such-program"] })).exitCode).toBe(127);
-    await expect(sb.exec({ command: "true", cwd: "/workspace/nope" })).rejects.toThrow(/\/workspace\/nope/);
+    expect((await sb.exec({ confinement: "unconfined", argv: ["no-such-program"] })).exitCode).toBe(127);
+    await expect(
+      sb.exec({ confinement: "unconfined", command: "true", cwd: "/workspace/nope" }),
+    ).rejects.toThrow(/\/workspace\/nope/);
   });
 
   it("cuts an output flood with a visible marker and keeps both ends", async () => {
     const r = await sb.exec({
+      confinement: "unconfined",
       command: "echo START; yes | head -c 50000000; echo; echo END",
       maxOutputBytes: 10_000,
     });
@@ -65,25 +69,25 @@ describe("exec", () => {
   });
 
   it("kills the whole process group on timeout, grandchildren included", async () => {
-    const r = await sb.exec({ command: "sleep 100 & sleep 100", timeoutMs: 500 });
+    const r = await sb.exec({ confinement: "unconfined", command: "sleep 100 & sleep 100", timeoutMs: 500 });
     expect(r.timedOut).toBe(true);
     expect(r.stderr).toMatch(/timed out after 500 ms/);
-    const ps = await sb.exec({ command: "ps -eo args" });
+    const ps = await sb.exec({ confinement: "unconfined", command: "ps -eo args" });
     expect(ps.stdout).not.toMatch(/sleep 100/);
   });
 
   it("does not leave background processes behind after a command ends", async () => {
-    await sb.exec({ command: "sleep 100 >/dev/null 2>&1 &" });
-    const ps = await sb.exec({ command: "ps -eo args" });
+    await sb.exec({ confinement: "unconfined", command: "sleep 100 >/dev/null 2>&1 &" });
+    const ps = await sb.exec({ confinement: "unconfined", command: "ps -eo args" });
     expect(ps.stdout).not.toMatch(/sleep 100/);
   });
 
   it("serves several calls in flight on one session", async () => {
     const started = Date.now();
     const results = await Promise.all([
-      sb.exec({ command: "sleep 1; echo slow" }),
+      sb.exec({ confinement: "unconfined", command: "sleep 1; echo slow" }),
       sb.stat("/workspace"),
-      sb.exec({ argv: ["echo", "fast"] }),
+      sb.exec({ confinement: "unconfined", argv: ["echo", "fast"] }),
     ]);
     expect(results[0].stdout).toBe("slow\n");
     expect(results[1]?.type).toBe("dir");
@@ -109,7 +113,7 @@ describe("files", () => {
 
   it("replaces a symlink on write instead of writing through it", async () => {
     await sb.writeFile("/workspace/target.txt", "original");
-    await sb.exec({ command: "ln -s /workspace/target.txt /workspace/link.txt" });
+    await sb.exec({ confinement: "unconfined", command: "ln -s /workspace/target.txt /workspace/link.txt" });
     await sb.writeFile("/workspace/link.txt", "new");
     expect(readFileSync(join(hostWorkspace, "target.txt"), "utf8")).toBe("original");
     expect((await sb.stat("/workspace/link.txt"))?.type).toBe("file");
@@ -145,10 +149,11 @@ describe("files", () => {
     expect(isAidoError(missing, "not_found")).toBe(true);
   });
 
-  it("lists, stats, globs and greps without following symlinks", async () => {
+  it("lists, stats and greps (with a glob filter) without following symlinks", async () => {
     await sb.writeFile("/workspace/tree/a.ts", "const needle = 1;\n");
     await sb.writeFile("/workspace/tree/sub/b.md", "no\nneedle here\n");
     await sb.exec({
+      confinement: "unconfined",
       command: "ln -s /etc /workspace/tree/etc-link; printf 'needle\\0' > /workspace/tree/bin.dat",
     });
     expect((await sb.list("/workspace/tree")).map((e) => `${e.name}:${e.type}`)).toEqual([
@@ -158,11 +163,11 @@ describe("files", () => {
       "sub:dir",
     ]);
     expect(await sb.stat("/workspace/tree/none")).toBeNull();
-    expect(await sb.glob("**/*.{ts,md}", "/workspace/tree")).toEqual([
+    expect((await sb.grep("needle", "/workspace/tree", "**/*.{ts,md}")).map((m) => m.path)).toEqual([
       "/workspace/tree/a.ts",
       "/workspace/tree/sub/b.md",
     ]);
-    expect(await sb.glob("/workspace/tree/*", "/")).toHaveLength(4);
+    expect(await sb.grep("needle", "/workspace/tree", "su?/[a-c].md")).toHaveLength(1);
     const hits = await sb.grep("needle", "/workspace/tree");
     expect(hits).toEqual([
       { path: "/workspace/tree/a.ts", line: 1, text: "const needle = 1;" },
@@ -177,13 +182,13 @@ describe("files", () => {
     await sb.writeFile("/workspace/redos.txt", `${"a".repeat(40)}!\n`);
     const slow = sb.grep("^(a+)+$", "/workspace/redos.txt", undefined, undefined, { timeoutMs: 1000 });
     await expect(slow).rejects.toThrow(/took longer than 1000 ms/);
-    expect((await sb.exec({ argv: ["echo", "alive"] })).stdout).toBe("alive\n");
+    expect((await sb.exec({ confinement: "unconfined", argv: ["echo", "alive"] })).stdout).toBe("alive\n");
   });
 });
 
 describe("realpath", () => {
   it("resolves a symlink made by exec to where it really points", async () => {
-    await sb.exec({ command: "ln -sfn /etc /workspace/escape" });
+    await sb.exec({ confinement: "unconfined", command: "ln -sfn /etc /workspace/escape" });
     expect(await sb.realpath("/workspace/escape/passwd")).toBe("/etc/passwd");
     expect(await sb.realpath("/workspace/escape/../x")).toBe("/x");
   });
@@ -191,12 +196,18 @@ describe("realpath", () => {
   it("removes . and .. and appends a missing tail normalised", async () => {
     expect(await sb.realpath("/workspace/./a/../b/missing/../c")).toBe("/workspace/b/c");
     expect(await sb.realpath("rel/file")).toBe("/workspace/rel/file");
-    await sb.exec({ command: "mkdir -p /workspace/real && ln -sfn real /workspace/rl" });
+    await sb.exec({
+      confinement: "unconfined",
+      command: "mkdir -p /workspace/real && ln -sfn real /workspace/rl",
+    });
     expect(await sb.realpath("/workspace/rl/new/../f")).toBe("/workspace/real/f");
   });
 
   it("stops at a symlink loop with an error", async () => {
-    await sb.exec({ command: "ln -sfn loop2 /workspace/loop1; ln -sfn loop1 /workspace/loop2" });
+    await sb.exec({
+      confinement: "unconfined",
+      command: "ln -sfn loop2 /workspace/loop1; ln -sfn loop1 /workspace/loop2",
+    });
     await expect(sb.realpath("/workspace/loop1/x")).rejects.toThrow(/too many levels/);
   });
 });

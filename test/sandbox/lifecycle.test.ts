@@ -33,7 +33,9 @@ describe("recovery", () => {
     const sb = await fx.backend.acquire("restart-goal");
     await sb.writeFile("/tmp/marker", "same container");
     const before = sb.containerId;
-    const killed = await sb.exec({ command: "pkill -f executor; sleep 1" }).catch((e) => e);
+    const killed = await sb
+      .exec({ confinement: "unconfined", command: "pkill -f executor; sleep 1" })
+      .catch((e) => e);
     expect(isAidoError(killed, "sandbox_failed")).toBe(true);
     expect(killed.message).toMatch(/executor .* stopped .* restarted on the next call/);
     expect((await sb.readFile("/tmp/marker")).content).toBe("same container");
@@ -46,7 +48,7 @@ describe("recovery", () => {
     await sb.writeFile("/tmp/lost", "tmpfs goes with the container");
     const old = sb.containerId;
     await fx.backend.docker.getContainer(old).kill();
-    const err = await sb.exec({ argv: ["true"] }).catch((e) => e);
+    const err = await sb.exec({ confinement: "unconfined", argv: ["true"] }).catch((e) => e);
     expect(isAidoError(err, "sandbox_failed")).toBe(true);
     expect(err.message).toMatch(/container of goal dies-goal .*next call starts a fresh container/);
     expect((await sb.readFile("/workspace/kept.txt")).content).toBe("kept");
@@ -98,7 +100,7 @@ describe("gc", () => {
     const removed = report.removedContainers.map((c) => `${c.name.split("_goal_")[1]}:${c.reason}`);
     expect(removed).toContain("gc-orphan:orphan");
     expect(removed).not.toContain("gc-live:orphan");
-    expect((await live.exec({ argv: ["echo", "ok"] })).stdout).toBe("ok\n");
+    expect((await live.exec({ confinement: "unconfined", argv: ["echo", "ok"] })).stdout).toBe("ok\n");
     const later = Math.floor(Date.now() / 1000) + fx.config.sandbox.ttlSeconds + 60;
     const expired = await fx.backend.gc({ isGoalLive: () => true, nowSeconds: later });
     expect(expired.removedContainers.map((c) => c.reason)).toContain("expired");
@@ -151,7 +153,7 @@ describe("warm pool", () => {
       const again = await pooled.backend.acquire("second-goal");
       const info = await pooled.backend.docker.getContainer(again.containerId).inspect();
       expect(info.Config.Labels["aido.pool"]).toBeDefined();
-      expect((await again.exec({ command: "ls -A /workspace" })).stdout).toBe("");
+      expect((await again.exec({ confinement: "unconfined", command: "ls -A /workspace" })).stdout).toBe("");
     } finally {
       await pooled.cleanup();
     }

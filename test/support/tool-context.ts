@@ -3,6 +3,7 @@
 // from the same grants. Tests use it where the gate itself is not under test.
 
 import { AidoError, ErrorCode } from "../../src/errors.js";
+import { confinementFor } from "../../src/gate/confinement.js";
 import type { Need, ToolContext, ToolDef } from "../../src/gate/types.js";
 import type { SandboxHandle } from "../../src/sandbox/types.js";
 import { type Grant, parseGrant } from "../../src/security/grants.js";
@@ -31,13 +32,14 @@ export interface GatedCall {
 
 /**
  * What the gate does before run(): parse the input, work out needs, refuse the call if a
- * need is not granted. Returns the context run() gets (with the judged needs).
+ * need is not granted. Returns the context run() gets (with the judged needs, and the
+ * confinement the grants give when no operator rule denies anything).
  */
 export async function judge<I>(
   tool: ToolDef<I>,
   raw: unknown,
   grantTexts: string[],
-  base: Omit<ToolContext, "judged" | "allowNetwork">,
+  base: Omit<ToolContext, "judged" | "allowNetwork" | "confinement">,
 ): Promise<{ input: I; ctx: ToolContext; needs: Need[] }> {
   const grants = grantTexts.map((g) => parseGrant(g));
   const input = tool.input.parse(raw);
@@ -47,5 +49,15 @@ export async function judge<I>(
       throw new AidoError(ErrorCode.capabilityDenied, `denied: ${JSON.stringify(need)}`, { need });
     }
   }
-  return { input, needs, ctx: { ...base, judged: needs, allowNetwork: allowNetworkFrom(grants) } };
+  const confinement = confinementFor(
+    grants,
+    { deny: [], denyRead: [], denyWrite: [] },
+    base.agentId,
+    undefined,
+  );
+  return {
+    input,
+    needs,
+    ctx: { ...base, judged: needs, confinement, allowNetwork: allowNetworkFrom(grants) },
+  };
 }

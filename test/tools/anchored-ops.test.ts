@@ -16,6 +16,7 @@ beforeAll(async () => {
   sb = await fx.backend.acquire("anchored-goal");
   // /workspace/p was judged as a real folder; then it became a symlink to /tmp/out.
   await sb.exec({
+    confinement: "unconfined",
     command:
       "mkdir -p /tmp/out /workspace/p && printf secret > /tmp/out/s.txt && printf x > /workspace/p/s.txt && " +
       "mv /workspace/p /workspace/p.real && ln -s /tmp/out /workspace/p && ln -s /tmp/out/s.txt /workspace/f",
@@ -27,7 +28,8 @@ afterAll(async () => {
 
 const changed = (e: unknown) =>
   isAidoError(e, "capability_denied") && /changed after it was checked/.test(String(e));
-const outside = async () => (await sb.exec({ command: "ls -A /tmp/out; cat /tmp/out/s.txt" })).stdout;
+const outside = async () =>
+  (await sb.exec({ confinement: "unconfined", command: "ls -A /tmp/out; cat /tmp/out/s.txt" })).stdout;
 
 describe("file ops with expect", () => {
   it("refuse to write, edit, read, list, stat or grep through a parent swapped for a symlink", async () => {
@@ -56,9 +58,11 @@ describe("file ops with expect", () => {
 
   it("grep skips a folder swapped for a symlink inside the tree instead of following it", async () => {
     await sb.exec({
+      confinement: "unconfined",
       command: "mkdir -p /workspace/tree/sub && printf 'needle here\\n' > /workspace/tree/a.txt",
     });
     await sb.exec({
+      confinement: "unconfined",
       command: "ln -s /tmp/out /workspace/tree/link && printf 'needle secret\\n' > /tmp/out/n.txt",
     });
     const hits = await sb.grep("needle", "/workspace/tree", undefined, undefined, {

@@ -32,7 +32,7 @@ async function call<I>(tool: ToolDef<I>, raw: unknown, grants = WS_GRANTS, outpu
   const { input, ctx } = await judge(tool, raw, grants, base(outputMaxBytes));
   return tool.run(input, ctx);
 }
-const sh = async (command: string) => (await sb.exec({ command })).stdout;
+const sh = async (command: string) => (await sb.exec({ confinement: "unconfined", command })).stdout;
 const denied = (path: RegExp) => (e: unknown) =>
   isAidoError(e, "capability_denied") && path.test((e as Error).message);
 const exec = execTool({ execTimeoutMs: 30_000 });

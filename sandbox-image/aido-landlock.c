@@ -1,0 +1,387 @@
+/*
+ * aido-landlock — the in-container wall around one exec. It applies a Landlock domain
+ * built from rule paths, a seccomp filter that refuses to make setuid/setgid files, and an
+ * optional RLIMIT_FSIZE, then execve()s the program. The executor starts every command
+ * through it, so the command and everything it starts inherit all three (none can be
+ * lifted again: Landlock domains and seccomp filters only ever stack tighter).
+ *
+ *   aido-landlock --abi                       print the kernel's Landlock ABI (0: none)
+ *   aido-landlock [options] -- PROG [ARG...]  confine, then execvp PROG
+ *
+ * Options (each may repeat; paths are absolute):
+ *   --read DIR          read and execute everything beneath DIR
+ *   --write DIR         write, create, remove, rename and link beneath DIR
+ *   --read-file FILE    read and execute FILE (anything but a folder: /dev/null too)
+ *   --write-file FILE   write and truncate FILE
+ *   --fsize BYTES       RLIMIT_FSIZE: no file grows beyond BYTES (SIGXFSZ / EFBIG)
+ *   --unconfined        no Landlock domain (trusted callers); seccomp and --fsize still apply
+ *
+ * Rule paths are opened with openat2(RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS): grants
+ * are about canonical paths, so a path with a symlink anywhere in it gets no rule (fail
+ * closed), and so does a --read/--write path that is not a folder or a --*-file path that
+ * is one. A missing path gets no rule either. Each skipped rule is named on stderr.
+ *
+ * ABI handling: every filesystem right the running kernel knows is handled (ABI 1: the
+ * thirteen base rights; 2: REFER; 3: TRUNCATE; 5: IOCTL_DEV), so anything not granted is
+ * denied. On ABI 1 moving or linking a file into another folder is always refused. On
+ * ABI >= 6 the domain is also scoped: no signals to, and no abstract unix socket
+ * connections with, processes outside it. TCP (ABI 4) is not restricted here yet: the
+ * egress proxy will own the network; handled_access_net stays 0 until then.
+ *
+ * Exit status: 2 for a usage error, 125 when the domain, filter or limit cannot be applied
+ * (Landlock missing without --unconfined included), 126/127 when PROG cannot be executed.
+ * Static, no dependencies beyond libc; the kernel ABI structures are declared here so the
+ * build does not depend on the libc headers' age (bookworm's know ABI 2 at most).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- Landlock ABI */
+
+#ifndef __NR_landlock_create_ruleset
+#define __NR_landlock_create_ruleset 444
+#define __NR_landlock_add_rule 445
+#define __NR_landlock_restrict_self 446
+#endif
+#ifndef __NR_openat2
+#define __NR_openat2 437
+#endif
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452
+#endif
+
+#define LL_CREATE_RULESET_VERSION (1U << 0)
+#define LL_RULE_PATH_BENEATH 1
+
+#define FS_EXECUTE (1ULL << 0)
+#define FS_WRITE_FILE (1ULL << 1)
+#define FS_READ_FILE (1ULL << 2)
+#define FS_READ_DIR (1ULL << 3)
+#define FS_REMOVE_DIR (1ULL << 4)
+#define FS_REMOVE_FILE (1ULL << 5)
+#define FS_MAKE_CHAR (1ULL << 6)
+#define FS_MAKE_DIR (1ULL << 7)
+#define FS_MAKE_REG (1ULL << 8)
+#define FS_MAKE_SOCK (1ULL << 9)
+#define FS_MAKE_FIFO (1ULL << 10)
+#define FS_MAKE_BLOCK (1ULL << 11)
+#define FS_MAKE_SYM (1ULL << 12)
+#define FS_REFER (1ULL << 13)    /* ABI 2 */
+#define FS_TRUNCATE (1ULL << 14) /* ABI 3 */
+#define FS_IOCTL_DEV (1ULL << 15) /* ABI 5 */
+
+#define SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0) /* ABI 6 */
+#define SCOPE_SIGNAL (1ULL << 1)               /* ABI 6 */
+
+struct ll_ruleset_attr {
+  uint64_t handled_access_fs;
+  uint64_t handled_access_net; /* ABI 4; left 0: TCP is the egress proxy's job */
+  uint64_t scoped;             /* ABI 6 */
+};
+
+struct ll_path_beneath_attr {
+  uint64_t allowed_access;
+  int32_t parent_fd;
+} __attribute__((packed));
+
+struct open_how_compat {
+  uint64_t flags;
+  uint64_t mode;
+  uint64_t resolve;
+};
+#define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_NO_SYMLINKS_ 0x04
+
+#define READ_DIR_RIGHTS (FS_EXECUTE | FS_READ_FILE | FS_READ_DIR)
+#define READ_FILE_RIGHTS (FS_EXECUTE | FS_READ_FILE)
+#define WRITE_FILE_RIGHTS (FS_WRITE_FILE | FS_TRUNCATE | FS_IOCTL_DEV)
+#define WRITE_DIR_RIGHTS                                                                      \
+  (WRITE_FILE_RIGHTS | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_CHAR | FS_MAKE_DIR |          \
+   FS_MAKE_REG | FS_MAKE_SOCK | FS_MAKE_FIFO | FS_MAKE_BLOCK | FS_MAKE_SYM | FS_REFER)
+
+static const char *prog = "aido-landlock";
+
+static void usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "%s: ", prog);
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\nusage: %s --abi | [--read DIR] [--write DIR] [--read-file FILE] "
+                  "[--write-file FILE] [--fsize BYTES] [--unconfined] -- PROG [ARG...]\n",
+          prog);
+  exit(2);
+}
+
+static void setup_failed(const char *what) {
+  fprintf(stderr, "%s: %s: %s\n", prog, what, strerror(errno));
+  exit(125);
+}
+
+static int landlock_abi(void) {
+  long abi = syscall(__NR_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
+  return abi < 0 ? 0 : (int)abi;
+}
+
+static uint64_t handled_fs(int abi) {
+  uint64_t fs = (FS_MAKE_SYM << 1) - 1; /* ABI 1: bits 0..12 */
+  if (abi >= 2) fs |= FS_REFER;
+  if (abi >= 3) fs |= FS_TRUNCATE;
+  if (abi >= 5) fs |= FS_IOCTL_DEV;
+  return fs;
+}
+
+/* ---------------------------------------------------------------- rule paths */
+
+enum rule_kind { READ_DIR, WRITE_DIR, READ_FILE, WRITE_FILE };
+
+struct rule {
+  enum rule_kind kind;
+  const char *path;
+};
+
+/* Open `path` as O_PATH without following any symlink along it; -1 with errno set. */
+static int open_no_symlinks(const char *path) {
+  struct open_how_compat how = {
+      .flags = O_PATH | O_CLOEXEC,
+      .mode = 0,
+      .resolve = RESOLVE_NO_SYMLINKS_ | RESOLVE_NO_MAGICLINKS_,
+  };
+  int fd = (int)syscall(__NR_openat2, AT_FDCWD, path, &how, sizeof how);
+  if (fd >= 0 || (errno != ENOSYS && errno != EPERM)) return fd;
+  /* No openat2 (old kernel, or a seccomp profile hiding it): component by component. */
+  int dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return -1;
+  char buf[4096];
+  if (strlen(path) >= sizeof buf) {
+    close(dir);
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  strcpy(buf, path);
+  char *save = NULL;
+  for (char *c = strtok_r(buf, "/", &save); c != NULL; c = strtok_r(NULL, "/", &save)) {
+    int next = openat(dir, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    close(dir);
+    if (next < 0) {
+      errno = err;
+      return -1;
+    }
+    struct stat st;
+    if (fstat(next, &st) == 0 && S_ISLNK(st.st_mode)) {
+      close(next);
+      errno = ELOOP;
+      return -1;
+    }
+    dir = next;
+  }
+  return dir;
+}
+
+static int canonical_arg(const char *p) {
+  if (p[0] != '/') return 0;
+  for (const char *s = p; *s; s++) {
+    if (s[0] == '/' && s[1] == '/') return 0;
+    if (s[0] == '/' && s[1] == '.' && (s[2] == '/' || s[2] == 0)) return 0;
+    if (s[0] == '/' && s[1] == '.' && s[2] == '.' && (s[3] == '/' || s[3] == 0)) return 0;
+  }
+  return 1;
+}
+
+static void add_rule(int ruleset, const struct rule *r, uint64_t handled) {
+  int fd = open_no_symlinks(r->path);
+  if (fd < 0) {
+    if (errno != ENOENT) {
+      const char *why = errno == ELOOP || errno == EXDEV ? "a symlink is in the path" : strerror(errno);
+      fprintf(stderr, "%s: no rule for %s (%s)\n", prog, r->path, why);
+    }
+    return;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) setup_failed(r->path);
+  int is_dir = S_ISDIR(st.st_mode);
+  int wants_dir = r->kind == READ_DIR || r->kind == WRITE_DIR;
+  if (is_dir != wants_dir) {
+    fprintf(stderr, "%s: no rule for %s (%s)\n", prog, r->path,
+            wants_dir ? "not a folder" : "a folder where a file was expected");
+    close(fd);
+    return;
+  }
+  uint64_t rights = r->kind == READ_DIR    ? READ_DIR_RIGHTS
+                    : r->kind == WRITE_DIR ? WRITE_DIR_RIGHTS
+                    : r->kind == READ_FILE ? READ_FILE_RIGHTS
+                                           : WRITE_FILE_RIGHTS;
+  struct ll_path_beneath_attr attr = {.allowed_access = rights & handled, .parent_fd = fd};
+  if (attr.allowed_access != 0 &&
+      syscall(__NR_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &attr, 0) != 0)
+    setup_failed(r->path);
+  close(fd);
+}
+
+static void apply_landlock(int abi, const struct rule *rules, int n) {
+  if (abi < 1) {
+    fprintf(stderr,
+            "%s: the kernel offers no Landlock (Linux 5.13 or later with landlock among the "
+            "LSMs is required); refusing to run unconfined\n",
+            prog);
+    exit(125);
+  }
+  struct ll_ruleset_attr attr = {.handled_access_fs = handled_fs(abi)};
+  if (abi >= 6) attr.scoped = SCOPE_SIGNAL | SCOPE_ABSTRACT_UNIX_SOCKET;
+  /* Older kernels take a shorter struct; the extra fields are zero, which they accept. */
+  int ruleset = (int)syscall(__NR_landlock_create_ruleset, &attr, sizeof attr, 0);
+  if (ruleset < 0) setup_failed("landlock_create_ruleset");
+  for (int i = 0; i < n; i++) add_rule(ruleset, &rules[i], attr.handled_access_fs);
+  if (syscall(__NR_landlock_restrict_self, ruleset, 0) != 0) setup_failed("landlock_restrict_self");
+  close(ruleset);
+}
+
+/* ---------------------------------------------------------------- seccomp */
+
+#if defined(__x86_64__)
+#define NATIVE_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "aido-landlock: unsupported architecture"
+#endif
+
+#define ARG_LO(n) offsetof(struct seccomp_data, args[n])
+#define SETID_BITS 06000
+#define DENY_EPERM (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
+#define DENY_ENOSYS (SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA))
+
+#define LD(off) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (off))
+#define JEQ(k, t, f) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), (t), (f))
+#define JSET(k, t, f) BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (k), (t), (f))
+#define RET(k) BPF_STMT(BPF_RET | BPF_K, (k))
+
+/*
+ * The program is a list of blocks, one per syscall: "if nr == X and (the mode argument has
+ * a set-id bit [and the flags argument has O_CREAT]) then EPERM". Each block reloads the
+ * syscall number at its end, so blocks are independent and the jumps stay short.
+ * Little-endian low words: every argument checked is an int or mode_t.
+ */
+#define MODE_BLOCK(nr, modearg)                                                               \
+  JEQ((nr), 0, 3), LD(ARG_LO(modearg)), JSET(SETID_BITS, 0, 1), RET(DENY_EPERM), LD(NR_OFF)
+
+#define CREATE_BLOCK(nr, flagsarg, modearg)                                                   \
+  JEQ((nr), 0, 5), LD(ARG_LO(flagsarg)), JSET(O_CREAT | __O_TMPFILE, 0, 3),                  \
+      LD(ARG_LO(modearg)), JSET(SETID_BITS, 0, 1), RET(DENY_EPERM), LD(NR_OFF)
+
+#define NR_OFF offsetof(struct seccomp_data, nr)
+
+static void apply_seccomp(void) {
+  struct sock_filter filter[] = {
+      LD(offsetof(struct seccomp_data, arch)),
+      JEQ(NATIVE_ARCH, 1, 0),
+      RET(DENY_EPERM), /* foreign syscall ABIs (i386 on x86_64) cannot sneak past */
+      LD(NR_OFF),
+#if defined(__x86_64__)
+      JSET(0x40000000, 0, 1), /* x32 */
+      RET(DENY_EPERM),
+      MODE_BLOCK(__NR_chmod, 1),
+      MODE_BLOCK(__NR_mknod, 1),
+      MODE_BLOCK(__NR_mkdir, 1),
+      MODE_BLOCK(__NR_creat, 1),
+#endif
+      MODE_BLOCK(__NR_fchmod, 1),
+      MODE_BLOCK(__NR_fchmodat, 2),
+      MODE_BLOCK(__NR_fchmodat2, 2),
+      MODE_BLOCK(__NR_mknodat, 2),
+      MODE_BLOCK(__NR_mkdirat, 2),
+#if defined(__x86_64__)
+      CREATE_BLOCK(__NR_open, 1, 2),
+#endif
+      CREATE_BLOCK(__NR_openat, 2, 3),
+      /* openat2 passes its mode in memory a filter cannot read: libc falls back to openat. */
+      JEQ(__NR_openat2, 0, 1),
+      RET(DENY_ENOSYS),
+      /* io_uring would open files without any of the syscalls above. */
+      JEQ(__NR_io_uring_setup, 0, 1),
+      RET(DENY_ENOSYS),
+      RET(SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog fprog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) != 0) setup_failed("seccomp");
+}
+
+/* ---------------------------------------------------------------- main */
+
+static unsigned long long parse_bytes(const char *s) {
+  char *end = NULL;
+  errno = 0;
+  if (s[0] < '0' || s[0] > '9') usage_error("--fsize needs a number of bytes, got \"%s\"", s);
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != 0 || v == 0) usage_error("--fsize needs a number of bytes, got \"%s\"", s);
+  return v;
+}
+
+int main(int argc, char **argv) {
+  struct rule *rules = calloc((size_t)argc, sizeof *rules);
+  if (rules == NULL) setup_failed("calloc");
+  int n = 0;
+  int unconfined = 0;
+  unsigned long long fsize = 0;
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if (strcmp(a, "--abi") == 0) {
+      if (argc != 2) usage_error("%s takes no other argument", a);
+      printf("%d\n", landlock_abi());
+      return 0;
+    }
+    if (strcmp(a, "--unconfined") == 0) {
+      unconfined = 1;
+      continue;
+    }
+    int kind = strcmp(a, "--read") == 0         ? READ_DIR
+               : strcmp(a, "--write") == 0      ? WRITE_DIR
+               : strcmp(a, "--read-file") == 0  ? READ_FILE
+               : strcmp(a, "--write-file") == 0 ? WRITE_FILE
+               : strcmp(a, "--fsize") == 0      ? -2
+                                                : -1;
+    if (kind == -1) usage_error("unknown option \"%s\"", a);
+    if (i + 1 >= argc) usage_error("%s needs a value", a);
+    const char *v = argv[++i];
+    if (kind == -2) {
+      fsize = parse_bytes(v);
+      continue;
+    }
+    if (!canonical_arg(v)) usage_error("rule path \"%s\" is not a canonical absolute path", v);
+    rules[n].kind = (enum rule_kind)kind;
+    rules[n].path = v;
+    n++;
+  }
+  if (i >= argc) usage_error("%s", "nothing to run: give -- PROG [ARG...]");
+  if (unconfined && n > 0) usage_error("%s", "--unconfined takes no rules");
+
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) setup_failed("no_new_privs");
+  if (fsize > 0) {
+    struct rlimit rl = {.rlim_cur = fsize, .rlim_max = fsize};
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0) setup_failed("RLIMIT_FSIZE");
+  }
+  if (!unconfined) apply_landlock(landlock_abi(), rules, n);
+  apply_seccomp();
+  free(rules);
+  execvp(argv[i], &argv[i]);
+  int err = errno;
+  fprintf(stderr, "%s: %s: %s\n", prog, argv[i], strerror(err));
+  return err == ENOENT ? 127 : 126;
+}

@@ -1,0 +1,208 @@
+// sandbox/executor/confinement.ts — turning an agent's Confinement (globs, as the gate
+// computed it) into Landlock rules for aido-landlock, against the file system as it is when
+// the exec starts. Landlock grants whole hierarchies (a rule on a folder covers everything
+// below it) or single files, and it has no deny rule, so a glob is applied soundly, never
+// wider than granted:
+//   - a folder that the globs cover entirely, with no deny glob reaching into it, gets one
+//     hierarchy rule (`/workspace/**` -> one rule on /workspace);
+//   - any other folder gets no rule; the walk enters it when a glob could match below it
+//     and gives rules to what exists and matches now (files: file rules; folders covered
+//     entirely: hierarchy rules). So `/output/*.md` reads and rewrites the .md files that
+//     exist, `/workspace/**` minus `path: /workspace/secrets/**` becomes a rule per sibling
+//     of `secrets` (none on /workspace itself), and creating a file needs a folder grant;
+//   - an exact folder grant (`/workspace`, no `**`) gives no rule: a rule would open the
+//     whole subtree;
+//   - symlinks are never followed or given rules, and a glob whose fixed prefix runs
+//     through a symlink gives nothing (the helper refuses such paths too).
+// Around that: the root file system's system folders (read, execute), /proc (read), the
+// few /dev nodes programs need, and the agent's private temp folder (read, write).
+// The walk is bounded (entries, rules, time); past a bound the exec is refused.
+
+import { lstatSync, mkdirSync, readdirSync } from "node:fs";
+import { posix } from "node:path";
+import { globCovers, globsOverlap, isCanonicalPath, matchPath } from "../../security/glob.js";
+import type { Confinement } from "../types.js";
+import { below, subtree } from "./grep.js";
+import { errnoOf, fail } from "./op-error.js";
+import { realpathOf } from "./realpath.js";
+
+export type RuleKind = "read" | "write" | "read-file" | "write-file";
+
+export interface Rule {
+  kind: RuleKind;
+  path: string;
+}
+
+export interface ExpandLimits {
+  maxRules: number;
+  maxEntries: number;
+  maxMs: number;
+}
+
+export const DEFAULT_LIMITS: ExpandLimits = { maxRules: 4096, maxEntries: 100_000, maxMs: 2000 };
+
+/** Top-level folders that are not the read-only root's: the goal's mounts and scratch space. */
+export const NOT_SYSTEM = new Set(["workspace", "output", "inputs", "skills", "tmp", "proc", "dev"]);
+
+/** Device nodes a program may open (read and write); /dev/shm and /dev/mqueue stay closed. */
+export const DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
+
+/**
+ * Rules every confined exec gets: each top-level entry of `root` except the goal's mounts,
+ * /tmp, /proc and /dev (read; symlinks such as /bin -> usr/bin are covered by their
+ * target), /proc (read: Landlock's ptrace scoping keeps other domains' fd, mem and environ
+ * closed), the device nodes, and /dev/pts (terminals).
+ */
+export function systemRules(root = "/"): Rule[] {
+  const rules: Rule[] = [];
+  for (const entry of readdirSync(root, { withFileTypes: true })) {
+    if (NOT_SYSTEM.has(entry.name) || entry.isSymbolicLink()) continue;
+    rules.push({ kind: entry.isDirectory() ? "read" : "read-file", path: posix.join(root, entry.name) });
+  }
+  rules.push({ kind: "read", path: "/proc" });
+  for (const d of DEVICES) rules.push({ kind: "read-file", path: d }, { kind: "write-file", path: d });
+  rules.push({ kind: "read", path: "/dev/pts" }, { kind: "write", path: "/dev/pts" });
+  return rules;
+}
+
+const PRIVATE_TMP = /^\/tmp\/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Make (or check) the agent's private temp folder: a real folder of ours, mode 0700. */
+export function ensurePrivateTmp(tmp: string): void {
+  if (!PRIVATE_TMP.test(tmp))
+    fail("invalid_input", `confinement.tmp must be /tmp/<name>, got ${JSON.stringify(tmp)}`);
+  try {
+    mkdirSync(tmp, 0o700);
+  } catch (e) {
+    if (errnoOf(e) !== "EEXIST") fail("io_error", `cannot make ${tmp}: ${(e as Error).message}`);
+  }
+  const st = lstatSync(tmp);
+  if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid())) {
+    fail("invalid_input", `${tmp} is not a folder of the executor's own (a symlink or another user's)`);
+  }
+}
+
+class Walk {
+  readonly rules = new Map<string, Rule>();
+  private entries = 0;
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly limits: ExpandLimits,
+    private readonly what: string,
+  ) {}
+
+  add(kind: RuleKind, path: string): void {
+    this.rules.set(`${kind} ${path}`, { kind, path });
+    if (this.rules.size > this.limits.maxRules)
+      this.tooLarge(`more than ${this.limits.maxRules} rules`, path);
+  }
+
+  tick(path: string): void {
+    this.entries++;
+    if (this.entries > this.limits.maxEntries)
+      this.tooLarge(`more than ${this.limits.maxEntries} entries`, path);
+    if ((this.entries & 255) === 0 && Date.now() - this.started > this.limits.maxMs) {
+      this.tooLarge(`more than ${this.limits.maxMs} ms`, path);
+    }
+  }
+
+  private tooLarge(what: string, at: string): never {
+    fail(
+      "confinement_too_large",
+      `the agent's ${this.what} grants expand to ${what} of Landlock rules (walking ${at}); ` +
+        "grant whole folders (/dir/**) instead of file patterns, or deny fewer paths inside them",
+    );
+  }
+}
+
+/** The fixed folder a glob starts from: its segments before the first wildcard one. */
+function literalRoot(glob: string): string {
+  const segs = glob.split("/").filter((s) => s !== "");
+  const fixed: string[] = [];
+  for (const s of segs) {
+    if (s.includes("*")) break;
+    fixed.push(s);
+  }
+  return `/${fixed.join("/")}`;
+}
+
+/**
+ * Rules of one direction: `globs` minus `deny`, as `dirKind` hierarchy rules and
+ * `fileKind` file rules.
+ */
+export function expandGlobs(
+  globs: readonly string[],
+  deny: readonly string[],
+  direction: "read" | "write",
+  limits: ExpandLimits = DEFAULT_LIMITS,
+): Rule[] {
+  const walk = new Walk(limits, direction === "read" ? "file_read" : "file_write");
+  const fileKind: RuleKind = direction === "read" ? "read-file" : "write-file";
+  const covered = (dir: string) =>
+    globs.some((g) => globCovers(g, subtree(dir))) && !deny.some((d) => globsOverlap(d, subtree(dir)));
+  const reachable = (dir: string) =>
+    globs.some((g) => globsOverlap(g, below(dir))) && !deny.some((d) => globCovers(d, subtree(dir)));
+  const visit = (path: string, stack: string[]) => {
+    walk.tick(path);
+    let st: ReturnType<typeof lstatSync>;
+    try {
+      st = lstatSync(path);
+    } catch {
+      return;
+    }
+    if (st.isSymbolicLink()) return;
+    if (st.isDirectory()) {
+      if (covered(path)) walk.add(direction, path);
+      else if (reachable(path)) stack.push(path);
+    } else if (globs.some((g) => matchPath(g, path)) && !deny.some((d) => matchPath(d, path))) {
+      walk.add(fileKind, path);
+    }
+  };
+  const roots = new Set(globs.map(literalRoot));
+  for (const root of roots) {
+    // A fixed prefix through a symlink names another place than the grant: nothing.
+    if (!isCanonicalPath(root) || realpathOf(root) !== root) continue;
+    const stack: string[] = [];
+    visit(root, stack);
+    while (stack.length > 0) {
+      const dir = stack.pop() as string;
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const name of names) visit(posix.join(dir, name), stack);
+    }
+  }
+  return [...walk.rules.values()];
+}
+
+/** aido-landlock's arguments for a confinement, system rules first. */
+export function confinementArgs(
+  c: Confinement,
+  system: readonly Rule[],
+  limits: ExpandLimits = DEFAULT_LIMITS,
+): string[] {
+  const rules: Rule[] = [
+    ...system,
+    { kind: "read", path: c.tmp },
+    { kind: "write", path: c.tmp },
+    ...expandGlobs(c.read, [...c.deny, ...c.denyRead], "read", limits),
+    ...expandGlobs(c.write, [...c.deny, ...c.denyWrite], "write", limits),
+  ];
+  return rules.flatMap((r) => [`--${r.kind}`, r.path]);
+}
+
+/**
+ * Without Landlock (ABI 0) an agent may still run commands when its grants are not
+ * narrower than what the container mounts: all of /workspace, /output, /inputs and every
+ * mounted skill readable, /workspace and /output writable, and no deny glob.
+ */
+export function grantsCoverMounts(c: Confinement, mountedSkills: readonly string[]): boolean {
+  if (c.deny.length + c.denyRead.length + c.denyWrite.length > 0) return false;
+  const reads = ["/workspace", "/output", "/inputs", ...mountedSkills.map((s) => `/skills/${s}`)];
+  const covers = (globs: readonly string[], dir: string) => globs.some((g) => globCovers(g, subtree(dir)));
+  return reads.every((d) => covers(c.read, d)) && ["/workspace", "/output"].every((d) => covers(c.write, d));
+}

@@ -1,0 +1,354 @@
+// sandbox/executor/exec.ts — running one command. Every command starts through the
+// Landlock helper (aido-landlock, see sandbox-image/aido-landlock.c):
+//     aido-landlock <rules of the calling agent> -- /bin/dash -c CMD   (or -- ARGV...)
+//     aido-landlock --unconfined -- ...                                 (trusted callers)
+// so the command and everything it starts are bound by the agent's file grants, cannot
+// make setuid/setgid files, and (with maxFileBytes) cannot grow a file past a size. The
+// command runs in its own process group; a timeout, a cancel frame, or its end kills the
+// whole group, and whatever left the group (setsid, a double fork) is killed too once the
+// call is over. stdout and stderr are captured head and tail within a cap.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync, statSync, writeFile } from "node:fs";
+import type { Confinement } from "../types.js";
+import { confinementArgs, ensurePrivateTmp, grantsCoverMounts, type Rule } from "./confinement.js";
+import { fail, fsFail } from "./op-error.js";
+import { absolute, WORKSPACE } from "./realpath.js";
+
+export const HELPER = "/opt/aido/aido-landlock";
+/** Command strings run in exactly the dialect the policy parsed them in. */
+export const SHELL = "/bin/dash";
+const DEFAULT_OUTPUT_CAP = 1024 * 1024;
+/** How long a finished call waits for pipes held open by a process that left its group. */
+const PIPE_GRACE_MS = 250;
+
+/** Keeps the first and last `cap/2` bytes of a stream and counts what falls between. */
+export class Capture {
+  private readonly headCap: number;
+  private readonly tailCap: number;
+  private readonly head: Buffer[] = [];
+  private headLen = 0;
+  private readonly tail: Buffer[] = [];
+  private tailLen = 0;
+  private total = 0;
+
+  constructor(cap: number) {
+    this.headCap = Math.ceil(cap / 2);
+    this.tailCap = cap - this.headCap;
+  }
+
+  push(chunk: Buffer): void {
+    this.total += chunk.length;
+    if (this.headLen < this.headCap) {
+      const take = Math.min(chunk.length, this.headCap - this.headLen);
+      this.head.push(chunk.subarray(0, take));
+      this.headLen += take;
+      chunk = chunk.subarray(take);
+    }
+    if (chunk.length === 0 || this.tailCap === 0) return;
+    this.tail.push(chunk);
+    this.tailLen += chunk.length;
+    while (this.tail.length > 1 && this.tailLen - (this.tail[0] as Buffer).length >= this.tailCap) {
+      this.tailLen -= (this.tail.shift() as Buffer).length;
+    }
+  }
+
+  get truncated(): boolean {
+    return this.total > this.headLen + Math.min(this.tailLen, this.tailCap);
+  }
+
+  text(): string {
+    const head = Buffer.concat(this.head).toString("utf8");
+    let tail = Buffer.concat(this.tail);
+    if (tail.length > this.tailCap) tail = tail.subarray(tail.length - this.tailCap);
+    const omitted = this.total - this.headLen - tail.length;
+    if (omitted <= 0) return head + tail.toString("utf8");
+    return `${head}\n[... truncated ${omitted} bytes ...]\n${tail.toString("utf8")}`;
+  }
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** What the executor knows about its container, fixed at start. */
+export interface ExecEnvironment {
+  landlockAbi: number;
+  systemRules: readonly Rule[];
+  mountedSkills: readonly string[];
+}
+
+export function mountedSkills(): string[] {
+  try {
+    return readdirSync("/skills").sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Running calls: call id -> process group, so a cancel frame can find its command. */
+export class Running {
+  private readonly groups = new Map<number, { pid: number; cancelled: boolean }>();
+
+  add(callId: number, pid: number): void {
+    this.groups.set(callId, { pid, cancelled: false });
+  }
+
+  remove(callId: number): void {
+    this.groups.delete(callId);
+  }
+
+  /** Kill the group of call `callId`; false when no such call runs. */
+  cancel(callId: number): boolean {
+    const g = this.groups.get(callId);
+    if (!g) return false;
+    g.cancelled = true;
+    killGroup(g.pid, "SIGKILL");
+    return true;
+  }
+
+  cancelled(callId: number): boolean {
+    return this.groups.get(callId)?.cancelled ?? false;
+  }
+
+  hasGroup(pgrp: number): boolean {
+    for (const g of this.groups.values()) if (g.pid === pgrp) return true;
+    return false;
+  }
+
+  killAll(): void {
+    for (const g of this.groups.values()) killGroup(g.pid, "SIGKILL");
+  }
+}
+
+/**
+ * Kill what finished calls left behind by leaving their process group (setsid, a
+ * daemonising double fork): such a process is reparented to init (ppid 1) and is not the
+ * container's main process (session 1). A group still owned by a running call is left to
+ * that call. Without this, `setsid sleep 1000 &` outlives its call and the container.
+ */
+function killOrphans(running: Running): void {
+  let names: string[];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === 1 || pid === process.pid) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    // After "comm)": state ppid pgrp session ...
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const [ppid, pgrp, session] = [Number(f[1]), Number(f[2]), Number(f[3])];
+    if (ppid !== 1 || session === 1 || running.hasGroup(pgrp)) continue;
+    killGroup(pgrp, "SIGKILL");
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function readOomKills(): number | null {
+  for (const f of ["/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"]) {
+    try {
+      const m = /oom_kill (\d+)/.exec(readFileSync(f, "utf8"));
+      if (m) return Number(m[1]);
+    } catch {
+      // not this cgroup layout
+    }
+  }
+  return null;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  truncated: boolean;
+  oomKilled: boolean;
+  cancelled: boolean;
+  durationMs: number;
+}
+
+function parseConfinement(v: unknown): Confinement | "unconfined" {
+  if (v === "unconfined") return v;
+  const o = v as Record<string, unknown> | null;
+  const list = (x: unknown) => Array.isArray(x) && x.every((s) => typeof s === "string");
+  if (!o || typeof o !== "object" || typeof o.tmp !== "string")
+    fail("invalid_input", "exec needs a confinement");
+  for (const k of ["read", "write", "deny", "denyRead", "denyWrite"]) {
+    if (!list(o[k])) fail("invalid_input", `confinement.${k} must be a list of globs`);
+  }
+  return o as unknown as Confinement;
+}
+
+/** The helper's arguments (up to and including "--") and the env changes for one call. */
+export function wrapperFor(
+  confinement: Confinement | "unconfined",
+  env: ExecEnvironment,
+  maxFileBytes: number,
+): { args: string[]; env: Record<string, string> } {
+  const limit = maxFileBytes > 0 ? ["--fsize", String(Math.floor(maxFileBytes))] : [];
+  if (confinement === "unconfined") return { args: ["--unconfined", ...limit, "--"], env: {} };
+  if (env.landlockAbi === 0) {
+    if (grantsCoverMounts(confinement, env.mountedSkills))
+      return { args: ["--unconfined", ...limit, "--"], env: {} };
+    fail(
+      "landlock_unavailable",
+      "exec needs Landlock (Linux 5.13 or later with landlock among the active LSMs) because this agent's " +
+        "file grants are narrower than the goal's mounts, and this kernel has none; run Aido on such a kernel, " +
+        "or set `sandbox.landlock: off` in the operator's config.yaml to run commands without it",
+    );
+  }
+  ensurePrivateTmp(confinement.tmp);
+  const rules = confinementArgs(confinement, env.systemRules);
+  return { args: [...rules, ...limit, "--"], env: { HOME: confinement.tmp, TMPDIR: confinement.tmp } };
+}
+
+export function opExec(
+  a: Record<string, unknown>,
+  callId: number,
+  env: ExecEnvironment,
+  running: Running,
+): Promise<ExecResult> {
+  const argv = Array.isArray(a.argv) && a.argv.length > 0 ? (a.argv as unknown[]) : null;
+  if (argv && !argv.every((x) => typeof x === "string")) fail("invalid_input", "argv must be strings");
+  if (!argv && typeof a.command !== "string") fail("invalid_input", "exec needs argv or command");
+  const cwd = absolute(a.cwd ?? WORKSPACE);
+  let isDir: boolean;
+  try {
+    isDir = statSync(cwd).isDirectory();
+  } catch (e) {
+    fsFail(e, cwd);
+  }
+  if (!isDir) fail("invalid_input", `${cwd}: cwd is not a directory`);
+  const cap =
+    typeof a.maxOutputBytes === "number" && a.maxOutputBytes > 0 ? a.maxOutputBytes : DEFAULT_OUTPUT_CAP;
+  const timeoutMs = typeof a.timeoutMs === "number" && a.timeoutMs > 0 ? a.timeoutMs : 0;
+  const wrap = wrapperFor(
+    parseConfinement(a.confinement),
+    env,
+    typeof a.maxFileBytes === "number" ? a.maxFileBytes : 0,
+  );
+  const program = (argv as string[] | null) ?? [SHELL, "-c", a.command as string];
+  const extraEnv = (a.env && typeof a.env === "object" ? a.env : {}) as Record<string, string>;
+  const started = Date.now();
+  const oomBefore = readOomKills();
+  return new Promise((resolve) => {
+    const out = new Capture(cap);
+    const err = new Capture(cap);
+    let child: ChildProcess;
+    try {
+      child = spawn(HELPER, [...wrap.args, ...program], {
+        cwd,
+        env: { ...process.env, ...extraEnv, ...wrap.env },
+        detached: true,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+    } catch (e) {
+      resolve(spawnFailure(e, started));
+      return;
+    }
+    let timedOut = false;
+    let settled = false;
+    const pid = child.pid;
+    if (pid) {
+      running.add(callId, pid);
+      // Prefer the command over the executor when the container runs out of memory.
+      writeFile(`/proc/${pid}/oom_score_adj`, "1000", () => {});
+    }
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            if (pid) killGroup(pid, "SIGKILL");
+          }, timeoutMs)
+        : undefined;
+    child.stdout?.on("data", (c: Buffer) => out.push(c));
+    child.stderr?.on("data", (c: Buffer) => err.push(c));
+    child.stdin?.on("error", () => {});
+    child.stdin?.end(typeof a.stdin === "string" ? a.stdin : undefined);
+    child.on("error", (e) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      running.remove(callId);
+      resolve(spawnFailure(e, started));
+    });
+    let exitCode: number | null = null;
+    let exitSignal: string | null = null;
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      const cancelled = running.cancelled(callId);
+      running.remove(callId);
+      const oomAfter = readOomKills();
+      // Killed outright, or a shell reporting its child's SIGKILL (128 + 9), while the
+      // container's OOM-kill counter went up.
+      const killed = exitSignal === "SIGKILL" || exitCode === 137;
+      const oomKilled =
+        killed && !timedOut && !cancelled && oomBefore !== null && oomAfter !== null && oomAfter > oomBefore;
+      let stderr = err.text();
+      if (oomKilled) stderr += "\n[aido: the command was killed because the sandbox ran out of memory]\n";
+      if (timedOut) stderr += `\n[aido: the command timed out after ${timeoutMs} ms and was killed]\n`;
+      if (cancelled) stderr += "\n[aido: the call was cancelled and the command killed]\n";
+      resolve({
+        exitCode,
+        signal: exitSignal,
+        stdout: out.text(),
+        stderr,
+        timedOut,
+        truncated: out.truncated || err.truncated,
+        oomKilled,
+        cancelled,
+        durationMs: Date.now() - started,
+      });
+    };
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      exitCode = code;
+      exitSignal = signal ?? null;
+      // A call is one unit: whatever it left running in its process group goes with it.
+      if (pid) killGroup(pid, "SIGKILL");
+      killOrphans(running);
+      // A process that left the group (setsid) may still hold the pipes: do not wait on it.
+      setTimeout(() => {
+        killOrphans(running);
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        finish();
+      }, PIPE_GRACE_MS).unref();
+    });
+    // "close" comes after "exit" once both pipes are drained and closed.
+    child.on("close", finish);
+  });
+}
+
+function spawnFailure(e: unknown, started: number): ExecResult {
+  return {
+    exitCode: 127,
+    signal: null,
+    stdout: "",
+    stderr: `${HELPER}: ${(e as Error)?.message ?? String(e)}\n`,
+    timedOut: false,
+    truncated: false,
+    oomKilled: false,
+    cancelled: false,
+    durationMs: Date.now() - started,
+  };
+}
