@@ -81,7 +81,9 @@ export function encodeFrame(secret: Buffer, body: unknown, max: number): Buffer 
  * is checked against `max` as soon as the 4 header bytes are in.
  */
 export class FrameDecoder {
-  private readonly chunks: Buffer[] = [];
+  /** Queued chunks from index `first` on (no Array.shift: that is linear in the queue). */
+  private chunks: Buffer[] = [];
+  private first = 0;
   private queued = 0;
   private need = -1;
 
@@ -115,27 +117,34 @@ export class FrameDecoder {
     }
   }
 
-  /** Remove and return the first `n` queued bytes (n <= queued). */
+  /** Remove and return the first `n` queued bytes (n <= queued), copying them at most once. */
   private take(n: number): Buffer {
-    const first = this.chunks[0] as Buffer;
-    if (first.length >= n) {
-      const out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      this.queued -= n;
-      return out;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const c = this.chunks[0] as Buffer;
-      const part = Math.min(c.length, n - filled);
-      c.copy(out, filled, 0, part);
-      filled += part;
-      if (part === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(part);
+    const head = this.chunks[this.first] as Buffer;
+    let out: Buffer;
+    if (head.length >= n) {
+      out = head.subarray(0, n);
+      if (head.length === n) this.first++;
+      else this.chunks[this.first] = head.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let filled = 0;
+      while (filled < n) {
+        const c = this.chunks[this.first] as Buffer;
+        const part = Math.min(c.length, n - filled);
+        c.copy(out, filled, 0, part);
+        filled += part;
+        if (part === c.length) this.first++;
+        else this.chunks[this.first] = c.subarray(part);
+      }
     }
     this.queued -= n;
+    if (this.first === this.chunks.length) {
+      this.chunks = [];
+      this.first = 0;
+    } else if (this.first > 1024 && this.first * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.first);
+      this.first = 0;
+    }
     return out;
   }
 }
