@@ -115,6 +115,37 @@ export function wildcardCovers(outer: string, inner: string): boolean {
   return dp[inner.length] as boolean;
 }
 
+/**
+ * Greedy match with backtracking to the last star, O(pattern × text): shared by matchPath
+ * (segments, "**" as the star) and the filter globs (characters, "*" as the star).
+ */
+function greedy<P, T>(
+  pat: readonly P[],
+  text: readonly T[],
+  isStar: (p: P) => boolean,
+  one: (p: P, t: T) => boolean,
+) {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let mark = 0;
+  while (t < text.length) {
+    const tok = pat[p];
+    if (tok !== undefined && !isStar(tok) && one(tok, text[t] as T)) {
+      p++;
+      t++;
+    } else if (tok !== undefined && isStar(tok)) {
+      star = p++;
+      mark = t;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++mark;
+    } else return false;
+  }
+  while (p < pat.length && isStar(pat[p] as P)) p++;
+  return p === pat.length;
+}
+
 /** Does `glob` match the canonical absolute `path`? Non-canonical paths never match. */
 export function matchPath(glob: string, path: string): boolean {
   const tokens = compile(glob);
@@ -268,12 +299,12 @@ function expandBraces(glob: string, out: string[]): void {
       }
       alts.push(inner.slice(start));
       if (alts.length === 1) continue; // "{x}" is literal text
-      for (const alt of alts) {
-        if (out.length >= FILTER_ALTERNATIVES_MAX) return;
-        expandBraces(glob.slice(0, open) + alt + glob.slice(i + 1), out);
-      }
+      for (const alt of alts) expandBraces(glob.slice(0, open) + alt + glob.slice(i + 1), out);
       return;
     }
+  }
+  if (out.length >= FILTER_ALTERNATIVES_MAX) {
+    throw new Error(`glob has more than ${FILTER_ALTERNATIVES_MAX} {a,b} alternatives`);
   }
   out.push(glob);
 }
@@ -313,37 +344,9 @@ function oneChar(tok: CharToken, c: string): boolean {
   return false;
 }
 
-/** Greedy match with backtracking to the last star, O(pattern × text). */
-function greedy<P, T>(
-  pat: readonly P[],
-  text: readonly T[],
-  isStar: (p: P) => boolean,
-  one: (p: P, t: T) => boolean,
-) {
-  let p = 0;
-  let t = 0;
-  let star = -1;
-  let mark = 0;
-  while (t < text.length) {
-    const tok = pat[p];
-    if (tok !== undefined && !isStar(tok) && one(tok, text[t] as T)) {
-      p++;
-      t++;
-    } else if (tok !== undefined && isStar(tok)) {
-      star = p++;
-      mark = t;
-    } else if (star >= 0) {
-      p = star + 1;
-      t = ++mark;
-    } else return false;
-  }
-  while (p < pat.length && isStar(pat[p] as P)) p++;
-  return p === pat.length;
-}
-
 type SegToken = { deep: true } | { deep: false; chars: CharToken[] };
 
-/** A matcher for a filter glob against a "/"-separated path (relative or absolute). */
+/** A matcher for a filter glob against a "/"-separated path; throws for too many alternatives. */
 export function filterGlobMatcher(glob: string): (path: string) => boolean {
   const alternatives: string[] = [];
   expandBraces(glob, alternatives);

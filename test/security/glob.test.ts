@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  filterGlobMatcher,
   globCovers,
   isCanonicalPath,
   matchPath,
@@ -286,5 +287,32 @@ describe("globCovers, randomized", () => {
       expect(found, `${outer} does not cover ${inner}, but no witness path was found`).toBe(true);
     }
     expect(refused).toBeGreaterThan(500);
+  });
+});
+
+describe("filterGlobMatcher (grep's glob filter, not a grant)", () => {
+  it.each([
+    ["*.ts", "a.ts", true],
+    ["*.ts", "a.tsx", false],
+    ["*.{ts,md}", "b.md", true],
+    ["**/*.{ts,md}", "a/b/c.md", true],
+    ["**/*.{ts,md}", "c.md", true],
+    ["src/**/x.?s", "src/a/b/x.js", true],
+    ["src/**/x.?s", "src/x.jsx", false],
+    ["[a-c]*.txt", "b1.txt", true],
+    ["[!a-c]*.txt", "b1.txt", false],
+    ["[!a-c]*.txt", "z1.txt", true],
+    ["\\*.txt", "*.txt", true],
+    ["\\*.txt", "a.txt", false],
+    ["{a,{b,c}}.md", "c.md", true],
+    ["{x}.md", "{x}.md", true],
+    ["*", "a/b", false],
+  ])("%s matches %s: %s", (glob, path, want) => {
+    expect(filterGlobMatcher(glob)(path)).toBe(want);
+  });
+
+  it("refuses a glob whose {a,b} alternatives multiply past the bound instead of blowing up", () => {
+    expect(() => filterGlobMatcher("{a,b}".repeat(40))).toThrow(/more than 256 \{a,b\} alternatives/);
+    expect(filterGlobMatcher("{a,b}".repeat(8))("abababab")).toBe(true);
   });
 });

@@ -198,6 +198,13 @@ export function grepArgs(a: Record<string, unknown>): GrepArgs {
     fail("invalid_input", `invalid regular expression: ${(e as Error).message}`);
   }
   if (a.glob !== undefined && typeof a.glob !== "string") fail("invalid_input", "glob must be a string");
+  if (typeof a.glob === "string") {
+    try {
+      filterGlobMatcher(a.glob);
+    } catch (e) {
+      fail("invalid_input", `glob ${JSON.stringify(a.glob)}: ${(e as Error).message}`);
+    }
+  }
   const out: GrepArgs = {
     pattern: a.pattern,
     path: absolute(a.path ?? WORKSPACE),
