@@ -117,6 +117,15 @@ export class Runtime {
     try {
       const key = RuntimeKey.load(config.keysDir);
       const audit = new AuditLog({ db, signer: key });
+      if (config.sandbox.landlock === "off") {
+        audit.append({
+          kind: "sandbox.landlock_off",
+          payload: {
+            reason:
+              "sandbox.landlock is off in the operator's config: commands run without a Landlock domain, so file grants do not bind what an exec reads or writes",
+          },
+        });
+      }
       const tokens = new TokenAuthority({ db, key });
       const approvals = new ApprovalQueue({
         db,

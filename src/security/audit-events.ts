@@ -54,6 +54,8 @@ export interface AuditPayloads {
   "snapshot.restored": { snapshot_id: string; files_restored: number; files_failed: number };
   "sandbox.created": { container_id: string; image: string };
   "sandbox.destroyed": { container_id: string; reason?: string };
+  /** At start-up, when the operator's config says `sandbox.landlock: off`. */
+  "sandbox.landlock_off": { reason: string };
   "config.loaded": { home: string; files: string[] };
   /** Written by the log itself right after a signed checkpoint, tying the checkpoint into the chain. */
   "audit.checkpoint": { seq: number; head_hash: string; key_id: string };
@@ -84,6 +86,7 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "snapshot.restored",
   "sandbox.created",
   "sandbox.destroyed",
+  "sandbox.landlock_off",
   "config.loaded",
   "audit.checkpoint",
 ];
