@@ -1,0 +1,176 @@
+// The Landlock helper (sandbox-image/aido-landlock.c) on its own, in the real image: it
+// reports the kernel's ABI, honours its rules and nothing else, gives no rule to a path
+// with a symlink in it, scopes signals and abstract sockets, refuses every way of making a
+// setuid/setgid file, caps file size, and refuses bad arguments with exit 2 and a message.
+// Each command runs through an unconfined exec (itself already under the helper's seccomp
+// filter); the helper under test is called explicitly inside it.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
+import type { ExecResult } from "../../src/sandbox/types.js";
+import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
+
+let fx: SandboxFixture;
+let sb: DockerSandbox;
+
+const HELPER = "/opt/aido/aido-landlock";
+/** Enough of the root file system for dash, coreutils and python3 to start. */
+const SYSTEM = ["--read", "/usr", "--read", "/etc", "--write-file", "/dev/null"];
+
+const sh = (command: string): Promise<ExecResult> => sb.exec({ command, confinement: "unconfined" });
+const helper = (args: string[]): Promise<ExecResult> =>
+  sb.exec({ argv: [HELPER, ...args], confinement: "unconfined" });
+
+beforeAll(async () => {
+  fx = makeSandboxFixture();
+  sb = await fx.backend.acquire("helper-goal");
+  await sh(
+    "mkdir -p /workspace/pub /workspace/secret /workspace/out && echo public > /workspace/pub/a.txt && " +
+      "echo secret > /workspace/secret/k.txt && ln -sfn /workspace/secret /workspace/lnk && " +
+      "ln -sfn /workspace /workspace/out/up",
+  );
+});
+afterAll(async () => {
+  await fx?.cleanup();
+});
+
+describe("aido-landlock", () => {
+  it("reports the kernel's Landlock ABI, and the executor says the same in its hello", async () => {
+    const r = await helper(["--abi"]);
+    expect(r.exitCode).toBe(0);
+    const abi = Number(r.stdout.trim());
+    // This machine's kernel: ABI 7 (signal and abstract socket scoping need >= 6).
+    expect(abi).toBeGreaterThanOrEqual(6);
+    expect(sb.landlockAbi).toBe(abi);
+  });
+
+  it("honours read, write and file rules and nothing else", async () => {
+    const r = await helper([
+      ...SYSTEM,
+      "--read",
+      "/workspace/pub",
+      "--write",
+      "/workspace/out",
+      "--read-file",
+      "/workspace/secret/k.txt",
+      "--",
+      "/bin/dash",
+      "-c",
+      "cat /workspace/pub/a.txt; cat /workspace/secret/k.txt; echo made > /workspace/out/n.txt && echo wrote; " +
+        "echo no > /workspace/pub/b.txt; ls /workspace; echo no > /workspace/secret/k.txt",
+    ]);
+    expect(r.stdout).toBe("public\nsecret\nwrote\n");
+    expect(r.stderr).toMatch(/cannot create \/workspace\/pub\/b\.txt: Permission denied/);
+    expect(r.stderr).toMatch(/ls: cannot open directory '\/workspace': Permission denied/);
+    expect(r.stderr).toMatch(/cannot create \/workspace\/secret\/k\.txt: Permission denied/);
+  });
+
+  it("gives no rule to a path with a symlink anywhere in it, and says so", async () => {
+    const r = await helper([
+      ...SYSTEM,
+      "--read",
+      "/workspace/lnk",
+      "--read",
+      "/workspace/out/up/secret",
+      "--",
+      "/bin/dash",
+      "-c",
+      "cat /workspace/secret/k.txt /workspace/lnk/k.txt",
+    ]);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("no rule for /workspace/lnk (a symlink is in the path)");
+    expect(r.stderr).toContain("no rule for /workspace/out/up/secret (a symlink is in the path)");
+    expect(r.stderr).toMatch(/k\.txt: Permission denied/);
+  });
+
+  it("refuses a folder rule on a file and a file rule on a folder", async () => {
+    const r = await helper([
+      ...SYSTEM,
+      "--read",
+      "/workspace/pub/a.txt",
+      "--read-file",
+      "/workspace/secret",
+      "--",
+      "/bin/dash",
+      "-c",
+      "cat /workspace/pub/a.txt /workspace/secret/k.txt",
+    ]);
+    expect(r.stderr).toContain("no rule for /workspace/pub/a.txt (not a folder)");
+    expect(r.stderr).toContain("no rule for /workspace/secret (a folder where a file was expected)");
+    expect(r.stdout).toBe("");
+  });
+
+  it("scopes signals and abstract unix sockets to the domain", async () => {
+    const r = await sh(
+      // A listener outside the domain on an abstract socket; pid 1 (docker-init) is outside too.
+      `python3 -c "import socket,time; s=socket.socket(socket.AF_UNIX); s.bind('\\0aido-test'); s.listen(); time.sleep(20)" & ` +
+        "sleep 0.5; kill -0 1 && echo signal-outside-ok; " +
+        `${HELPER} ${SYSTEM.join(" ")} -- /bin/dash -c 'kill -0 1 || echo signal-refused; ` +
+        `python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.connect(chr(0)+\\"aido-test\\")" 2>&1 | tail -1'`,
+    );
+    expect(r.stdout).toContain("signal-outside-ok");
+    expect(r.stdout).toContain("signal-refused");
+    expect(r.stdout).toMatch(/PermissionError: \[Errno 1\] Operation not permitted/);
+  });
+
+  it("refuses every way of making a setuid or setgid file", async () => {
+    const py = (code: string) => `python3 -c "${code}" 2>&1 | tail -1`;
+    const r = await sh(
+      [
+        "cd /workspace/out",
+        "touch f && chmod u+s f; chmod g+s f",
+        "cp -p /usr/bin/passwd p",
+        "install -m 4755 /dev/null i",
+        "mkdir -m 2755 d",
+        py("import os; os.open('o', os.O_CREAT|os.O_WRONLY, 0o4755)"),
+        py("import os; os.mknod('m', 0o104755)"),
+        py("import os; os.chmod('f', 0o6777)"),
+        // openat2 carries its mode in memory the filter cannot read: it is refused outright.
+        py(
+          "import ctypes; print('openat2', ctypes.CDLL(None, use_errno=True).syscall(437, -100, b'x', 0, 0), ctypes.get_errno())",
+        ),
+        py(
+          "import ctypes; print('io_uring', ctypes.CDLL(None, use_errno=True).syscall(425, 8, 0), ctypes.get_errno())",
+        ),
+        "find /workspace/out -perm /6000 | wc -l",
+      ].join("; "),
+    );
+    expect(r.stderr).toMatch(/chmod: changing permissions of 'f': Operation not permitted/);
+    expect(r.stderr).toMatch(/install: cannot change permissions of 'i': Operation not permitted/);
+    expect(r.stderr).toMatch(/mkdir: cannot create directory .d.: Operation not permitted/);
+    expect(r.stdout).toContain("openat2 -1 38");
+    expect(r.stdout).toContain("io_uring -1 38");
+    expect(r.stdout.match(/PermissionError: \[Errno 1\] Operation not permitted/g)).toHaveLength(3);
+    expect(r.stdout.trim().endsWith("\n0")).toBe(true);
+  });
+
+  it("caps the size a file can grow to with --fsize", async () => {
+    const r = await sh(
+      `${HELPER} --unconfined --fsize 4096 -- dd if=/dev/zero of=/workspace/out/big bs=1k count=64; ` +
+        "echo status=$?; stat -c %s /workspace/out/big",
+    );
+    expect(r.stdout).toMatch(/status=153\n4096\n/); // 128 + SIGXFSZ
+  });
+
+  it.each([
+    [["--bogus", "--", "true"], /unknown option "--bogus"/],
+    [["--read"], /--read needs a value/],
+    [["--read", "workspace", "--", "true"], /"workspace" is not a canonical absolute path/],
+    [["--read", "/workspace/../etc", "--", "true"], /not a canonical absolute path/],
+    [["--unconfined", "--read", "/usr", "--", "true"], /--unconfined takes no rules/],
+    [["--fsize", "-1", "--", "true"], /--fsize needs a number of bytes/],
+    [["--read", "/usr"], /nothing to run/],
+    [["--abi", "--read", "/usr"], /--abi takes no other argument/],
+  ])("refuses %j with exit 2 and a message", async (args, message) => {
+    const r = await helper(args);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toContain("usage: aido-landlock");
+  });
+
+  it("reports a program it cannot run as 127, like a shell", async () => {
+    const r = await helper(["--unconfined", "--", "no-such-program"]);
+    expect(r.exitCode).toBe(127);
+    expect(r.stderr).toContain("aido-landlock: no-such-program: No such file or directory");
+  });
+});
