@@ -2,7 +2,7 @@
 // (CI=true) a missing engine is a failure, never a silent skip; locally it fails too,
 // with the command that starts one.
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 
 export function dockerAvailable(): boolean {
   try {
@@ -19,4 +19,31 @@ export function requireDocker(): void {
       "these tests need a running Docker engine: run `bash scripts/ensure-docker.sh` (installs docker.io and starts dockerd)",
     );
   }
+}
+
+/** A container's executor as the host sees it (its host pid), for attacks from outside. */
+export function hostPidOfExecutor(container: string): number {
+  const out = execFileSync("docker", ["top", container, "-eo", "pid,args"], { encoding: "utf8" });
+  const line = out.split("\n").find((l) => l.includes("/opt/aido/node /opt/aido/executor.js"));
+  if (!line) throw new Error(`no executor in ${container}:\n${out}`);
+  return Number(line.trim().split(/\s+/)[0]);
+}
+
+/**
+ * Write `bytes` into a process's stdout from the host, as root: the one writer stronger
+ * than anything inside a container (whose capability bounding set is empty). Resolves when
+ * the writer is done or the pipe's reader went away.
+ */
+export function writeIntoStdout(hostPid: number, bytes: Buffer): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    throw new Error("this test writes into a container process from the host: run the suite as root");
+  }
+  return new Promise((resolve) => {
+    const child = spawn("sh", ["-c", `exec cat > /proc/${hostPid}/fd/1`], {
+      stdio: ["pipe", "ignore", "ignore"],
+    });
+    child.stdin.on("error", () => {});
+    child.on("exit", () => resolve());
+    child.stdin.end(bytes);
+  });
 }
