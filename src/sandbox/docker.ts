@@ -51,6 +51,12 @@ export interface DockerBackendOptions {
   user?: string;
   /** Extra labels on every container made (tests mark theirs so leftovers can be found). */
   labels?: Record<string, string>;
+  /**
+   * Extra security options on every container made, after Aido's own (which they cannot
+   * remove): e.g. `seccomp=<profile JSON>` for a stricter profile, or one that hides
+   * Landlock to see exec refused as on a kernel without it.
+   */
+  securityOpt?: string[];
   /** Build the image on first need (default true); progress goes to onProgress. */
   ensureImage?: boolean;
   onProgress?: (message: string) => void;
@@ -347,9 +353,13 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       skills: skillMounts(this.config),
       limits,
     };
+    const options = createOptions(spec);
+    if (this.opts.securityOpt && options.HostConfig) {
+      options.HostConfig.SecurityOpt = [...(options.HostConfig.SecurityOpt ?? []), ...this.opts.securityOpt];
+    }
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer(createOptions(spec));
+      container = await this.docker.createContainer(options);
     } catch (e) {
       throw this.engineError(`creating container ${name}`, e);
     }
