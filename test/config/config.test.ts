@@ -86,4 +86,18 @@ describe("config", () => {
     writeFileSync(join(project, ".aido", "config.yaml"), "sandbox:\n  image: evil:latest\n");
     expect(failure(() => load()).message).toContain("sandbox.image");
   });
+
+  it("keeps Landlock on unless the operator turns it off; a project file can only turn it on", () => {
+    expect(load().sandbox.landlock).toBe("on");
+    writeFileSync(join(project, ".aido", "config.yaml"), "sandbox:\n  landlock: off\n");
+    const e = failure(() => load());
+    expect(e.code).toBe(ErrorCode.configInvalid);
+    expect(e.message).toContain("sandbox.landlock can only be turned off in the operator's config");
+    writeFileSync(join(home, "config.yaml"), "sandbox:\n  landlock: off\n");
+    expect(load().sandbox.landlock).toBe("off"); // the project restates the operator's choice
+    writeFileSync(join(project, ".aido", "config.yaml"), "sandbox:\n  landlock: on\n");
+    expect(load().sandbox.landlock).toBe("on");
+    writeFileSync(join(home, "config.yaml"), "sandbox:\n  landlock: maybe\n");
+    expect(failure(() => load()).message).toContain("sandbox.landlock");
+  });
 });
