@@ -1,12 +1,14 @@
 // bench/sandbox.ts — issue "sandbox" numbers, side by side in one run: one call through
 // the in-container executor vs `docker exec` vs spawning a process on the host; container
-// cold start; time to a ready workspace from the warm pool. (Snapshots: bench/snapshots.ts.)
+// cold start; time to a ready workspace from the warm pool; and what Landlock adds to an
+// exec (bench/exec-latency.ts). (Snapshots: bench/snapshots.ts.)
 
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { loadConfig } from "../src/config.js";
 import { DockerBackend } from "../src/sandbox/docker.js";
 import { makeTempHome } from "../test/support/home.js";
+import { benchExecLatency } from "./exec-latency.js";
 import { type BenchSection, percentile } from "./report.js";
 
 const run = promisify(execFile);
@@ -21,7 +23,7 @@ async function samples(n: number, fn: () => Promise<unknown>): Promise<number[]>
   return out;
 }
 
-export async function benchSandbox(): Promise<BenchSection> {
+export async function benchSandbox(): Promise<BenchSection[]> {
   const home = makeTempHome();
   const config = loadConfig({ env: home.env, projectDir: home.dir });
   config.sandbox.warmPool = 2;
@@ -40,6 +42,7 @@ export async function benchSandbox(): Promise<BenchSection> {
     if (!name) throw new Error("bench: container not found");
     const dockerExec = await samples(15, () => run("docker", ["exec", name, "true"]));
     const hostSpawn = await samples(N, () => run("true"));
+    const landlock = await benchExecLatency(sb);
 
     // Cold start: a fresh container for a new goal, ready for its first call (pool bypassed).
     config.sandbox.warmPool = 0;
@@ -62,7 +65,7 @@ export async function benchSandbox(): Promise<BenchSection> {
     }
     const p50 = (xs: number[]) => percentile(xs, 50);
     const hostBase = { name: "host process spawn p50", value: p50(hostSpawn) };
-    return {
+    const main: BenchSection = {
       name: "Sandbox (Docker, executor, warm pool)",
       metrics: [
         {
@@ -84,6 +87,7 @@ export async function benchSandbox(): Promise<BenchSection> {
         },
       ],
     };
+    return [main, landlock];
   } finally {
     await backend.removeAll().catch(() => {});
     home.cleanup();

@@ -1,0 +1,118 @@
+// bench/exec-latency.ts — what a Landlock domain costs an exec, side by side in one run
+// and interleaved sample by sample (this machine's load drifts): a host spawn, an exec
+// through the executor without a domain, with typical grants (folder prefixes: one rule
+// each), with grants that need expanding against the file system (file patterns), and the
+// helper's own cost measured inside the container (helper + /bin/true vs /bin/true).
+// Target: at most 1 ms added per exec by Landlock with typical grants.
+
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import type { DockerSandbox } from "../src/sandbox/docker-sandbox.js";
+import type { Confinement } from "../src/sandbox/types.js";
+import { type BenchSection, percentile } from "./report.js";
+
+const run = promisify(execFile);
+
+const TYPICAL: Confinement = {
+  read: ["/workspace/**", "/output/**", "/inputs/**", "/skills/**"],
+  write: ["/workspace/**", "/output/**"],
+  deny: [],
+  denyRead: [],
+  denyWrite: [],
+  tmp: "/tmp/agent-bench",
+};
+/** 20 project folders and 200 markdown files: rules for what exists and matches. */
+const EXPANDED: Confinement = {
+  ...TYPICAL,
+  read: ["/workspace/*/src/**", "/output/*.md", "/inputs/**"],
+  write: ["/output/*.md"],
+  tmp: "/tmp/agent-bench-glob",
+};
+
+/** The helper's cost inside the container: N runs of /bin/true with and without it. */
+const HELPER_LOOP = `
+N=300; A=""
+for e in $(find / -mindepth 1 -maxdepth 1 -not -type l -printf '%f\\n'); do
+  case $e in workspace|output|inputs|skills|tmp|proc|dev) ;;
+  *) if [ -d /$e ]; then A="$A --read /$e"; else A="$A --read-file /$e"; fi ;; esac
+done
+A="$A --read /proc --read-file /dev/null --write-file /dev/null --read /workspace --write /workspace --read /output --write /output --read /inputs"
+i=0; t0=$(date +%s%N); while [ $i -lt $N ]; do /bin/true; i=$((i+1)); done
+i=0; t1=$(date +%s%N); while [ $i -lt $N ]; do /opt/aido/aido-landlock $A -- /bin/true; i=$((i+1)); done
+t2=$(date +%s%N); echo $(( (t1-t0)/N )) $(( (t2-t1)/N ))`;
+
+export async function benchExecLatency(sb: DockerSandbox): Promise<BenchSection> {
+  await sb.exec({
+    command:
+      "for p in $(seq 1 20); do mkdir -p /workspace/proj$p/src; done; for f in $(seq 1 200); do echo x > /output/f$f.md; done",
+    confinement: "unconfined",
+  });
+  const N = 60;
+  const host: number[] = [];
+  const bare: number[] = [];
+  const typical: number[] = [];
+  const expanded: number[] = [];
+  const time = async (into: number[], fn: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    await fn();
+    into.push(performance.now() - t0);
+  };
+  for (let i = 0; i < N + 5; i++) {
+    const warm = i < 5; // first rounds warm caches and the private temp folders
+    const sink = (xs: number[]) => (warm ? [] : xs);
+    await time(sink(host), () => run("true"));
+    await time(sink(bare), () => sb.exec({ argv: ["true"], confinement: "unconfined" }));
+    await time(sink(typical), () => sb.exec({ argv: ["true"], confinement: TYPICAL }));
+    await time(sink(expanded), () => sb.exec({ argv: ["true"], confinement: EXPANDED }));
+  }
+  const loop = await sb.exec({ command: HELPER_LOOP, confinement: "unconfined", timeoutMs: 120_000 });
+  const [trueNs, helperNs] = loop.stdout.trim().split(/\s+/).map(Number) as [number, number];
+  const p50 = (xs: number[]) => percentile(xs, 50);
+  const unconfined = { name: "exec unconfined p50", value: p50(bare) };
+  return {
+    name: "Exec latency with Landlock (one domain per exec)",
+    metrics: [
+      { name: "host spawn of `true` p50", value: p50(host), unit: "ms" },
+      {
+        name: "exec of `true` unconfined p50",
+        value: p50(bare),
+        unit: "ms",
+        baseline: { name: "host spawn p50", value: p50(host) },
+      },
+      {
+        name: "exec of `true` with Landlock, typical grants p50",
+        value: p50(typical),
+        unit: "ms",
+        baseline: unconfined,
+      },
+      {
+        name: "exec of `true` with Landlock, 220 rules from file patterns p50",
+        value: p50(expanded),
+        unit: "ms",
+        baseline: unconfined,
+      },
+      {
+        name: "added by Landlock per exec, typical grants (p50 difference)",
+        value: p50(typical) - p50(bare),
+        unit: "ms",
+        target: { op: "<=", value: 1 },
+      },
+      {
+        name: "helper + /bin/true in the container, mean of 300",
+        value: helperNs / 1e6,
+        unit: "ms",
+        baseline: { name: "/bin/true alone", value: trueNs / 1e6 },
+      },
+      {
+        name: "helper's own cost per exec",
+        value: (helperNs - trueNs) / 1e6,
+        unit: "ms",
+        target: { op: "<=", value: 1 },
+      },
+    ],
+    notes: [
+      "Samples interleaved: host spawn, unconfined, typical, expanded, in turn, 60 rounds after 5 warm-up rounds.",
+      "Typical grants: file_read/file_write on /workspace/** and /output/**, read on /inputs/** and /skills/** (one hierarchy rule each, plus the root's system folders).",
+    ],
+  };
+}
