@@ -3,7 +3,7 @@
 // when the recipe changes. The first run on a fresh engine takes minutes; later ones
 // find the label and return at once.
 
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -53,7 +53,9 @@ describe("ensureImage", () => {
       Cmd: [
         "sh",
         "-c",
-        "for p in python3 node git jq patch diff less file unzip zip tree gawk ps find; do command -v $p >/dev/null || echo missing $p; done; test -r /opt/aido/executor.js && id -un",
+        "for p in python3 node git jq patch diff less file unzip zip tree gawk ps find; do command -v $p >/dev/null || echo missing $p; done; test -r /opt/aido/executor.js && id -un; " +
+          // The helper runs; the executor's node may be run but not read; sh is dash.
+          'test -x /opt/aido/aido-landlock && test -x /opt/aido/node && ! test -r /opt/aido/node && test "$(readlink -f /bin/sh)" = /usr/bin/dash && echo layout-ok',
       ],
       NetworkDisabled: true,
     });
@@ -63,9 +65,24 @@ describe("ensureImage", () => {
       const logs = (await c.logs({ stdout: true, stderr: true })).toString("utf8");
       expect(logs).not.toMatch(/missing/);
       expect(logs).toMatch(/aido/);
+      expect(logs).toMatch(/layout-ok/);
     } finally {
       await c.remove({ force: true });
     }
+  });
+});
+
+describe("the recipe", () => {
+  it("covers the Landlock helper's source and the executor bundle in the top layer's hash only", () => {
+    const root = mkdtempSync(join(tmpdir(), "aido-recipe-"));
+    cpSync(join(home.config.packageRoot, "sandbox-image"), join(root, "sandbox-image"), { recursive: true });
+    const before = readRecipe({ packageRoot: root });
+    expect(before.executorPath).toMatch(/executor\.cjs$/);
+    appendFileSync(join(root, "sandbox-image", "aido-landlock.c"), "\n/* changed */\n");
+    const after = readRecipe({ packageRoot: root });
+    expect(after.baseHash).toBe(before.baseHash);
+    expect(after.hash).not.toBe(before.hash);
+    rmSync(root, { recursive: true, force: true });
   });
 });
 

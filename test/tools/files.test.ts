@@ -147,6 +147,25 @@ describe("exec", () => {
     expect(r.output).toContain("exit code 3");
     expect(r.output).toContain("oops");
   });
+
+  it("kills the command when the call's signal aborts (the agent stopping)", async () => {
+    const ac = new AbortController();
+    const { input, ctx } = await judge(
+      exec,
+      { command: "sleep 77; echo late > /workspace/late.txt" },
+      WS_GRANTS,
+      {
+        ...base(),
+        signal: ac.signal,
+      },
+    );
+    const running = exec.run(input, ctx).catch((e) => e);
+    setTimeout(() => ac.abort(), 300);
+    expect(isAidoError(await running, "cancelled")).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await sh("ps -eo args | grep -c 'sleep 7[7]'; ls /workspace")).not.toMatch(/late\.txt/);
+    expect(await sh("ps -eo args | grep -c 'sleep 7[7]' || true")).toBe("0\n");
+  });
 });
 
 describe("snapshot tools", () => {
