@@ -18,7 +18,7 @@
 // few /dev nodes programs need, and the agent's private temp folder (read, write).
 // The walk is bounded (entries, rules, time); past a bound the exec is refused.
 
-import { lstatSync, mkdirSync, readdirSync } from "node:fs";
+import { type Dirent, lstatSync, mkdirSync, readdirSync } from "node:fs";
 import { posix } from "node:path";
 import { globCovers, globsOverlap, isCanonicalPath, matchPath } from "../../security/glob.js";
 import type { Confinement } from "../types.js";
@@ -116,6 +116,15 @@ class Walk {
   }
 }
 
+function typeOfPath(path: string): "dir" | "file" | "link" | "none" {
+  try {
+    const st = lstatSync(path);
+    return st.isSymbolicLink() ? "link" : st.isDirectory() ? "dir" : "file";
+  } catch {
+    return "none";
+  }
+}
+
 /** The fixed folder a glob starts from: its segments before the first wildcard one. */
 function literalRoot(glob: string): string {
   const segs = glob.split("/").filter((s) => s !== "");
@@ -143,19 +152,17 @@ export function expandGlobs(
     globs.some((g) => globCovers(g, subtree(dir))) && !deny.some((d) => globsOverlap(d, subtree(dir)));
   const reachable = (dir: string) =>
     globs.some((g) => globsOverlap(g, below(dir))) && !deny.some((d) => globCovers(d, subtree(dir)));
-  const visit = (path: string, stack: string[]) => {
+  /** One entry: its type from the folder listing (no lstat per entry), or from lstat for a root. */
+  const visit = (path: string, type: "dir" | "file" | "link" | "none", stack: string[]) => {
     walk.tick(path);
-    let st: ReturnType<typeof lstatSync>;
-    try {
-      st = lstatSync(path);
-    } catch {
-      return;
-    }
-    if (st.isSymbolicLink()) return;
-    if (st.isDirectory()) {
+    if (type === "dir") {
       if (covered(path)) walk.add(direction, path);
       else if (reachable(path)) stack.push(path);
-    } else if (globs.some((g) => matchPath(g, path)) && !deny.some((d) => matchPath(d, path))) {
+    } else if (
+      type === "file" &&
+      globs.some((g) => matchPath(g, path)) &&
+      !deny.some((d) => matchPath(d, path))
+    ) {
       walk.add(fileKind, path);
     }
   };
@@ -164,16 +171,19 @@ export function expandGlobs(
     // A fixed prefix through a symlink names another place than the grant: nothing.
     if (!isCanonicalPath(root) || realpathOf(root) !== root) continue;
     const stack: string[] = [];
-    visit(root, stack);
+    visit(root, typeOfPath(root), stack);
     while (stack.length > 0) {
       const dir = stack.pop() as string;
-      let names: string[];
+      let entries: Dirent[];
       try {
-        names = readdirSync(dir);
+        entries = readdirSync(dir, { withFileTypes: true });
       } catch {
         continue;
       }
-      for (const name of names) visit(posix.join(dir, name), stack);
+      for (const e of entries) {
+        const type = e.isSymbolicLink() ? "link" : e.isDirectory() ? "dir" : "file";
+        visit(dir === "/" ? `/${e.name}` : `${dir}/${e.name}`, type, stack);
+      }
     }
   }
   return [...walk.rules.values()];
