@@ -2,7 +2,7 @@
 // limits on output and time), files (atomic write, edit, read windows), listing, glob,
 // grep and realpath, with several calls in flight on the one session.
 
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAidoError } from "../../src/errors.js";
@@ -23,7 +23,9 @@ afterAll(async () => {
 });
 
 describe("exec", () => {
-  it("runs argv without a shell and a command string through /bin/sh -c", async () => {
+  it("runs argv without a shell and a command string through /bin/dash -c", async () => {
+    const shell = await sb.exec({ confinement: "unconfined", command: "readlink /proc/$$/exe" });
+    expect(shell.stdout).toBe("/usr/bin/dash\n");
     const a = await sb.exec({ confinement: "unconfined", argv: ["echo", "$HOME", "a b"] });
     expect(a.stdout).toBe("$HOME a b\n");
     const b = await sb.exec({ confinement: "unconfined", command: "echo $HOME; exit 3" });
@@ -109,6 +111,17 @@ describe("files", () => {
     const st = statSync(join(hostWorkspace, "host-readable.txt"));
     expect(st.mode & 0o044).toBe(0o044);
     expect(st.uid).toBe(1000);
+  });
+
+  it("keeps a rewritten file's permission bits but never its set-id bits", async () => {
+    const host = join(hostWorkspace, "setid.sh");
+    writeFileSync(host, "#!/bin/sh\n");
+    chmodSync(host, 0o6755);
+    await sb.writeFile("/workspace/setid.sh", "#!/bin/sh\necho hi\n", { expect: "/workspace/setid.sh" });
+    expect(statSync(host).mode & 0o7777).toBe(0o755);
+    chmodSync(host, 0o4750);
+    await sb.editFile("/workspace/setid.sh", "hi", "ho", false);
+    expect(statSync(host).mode & 0o7777).toBe(0o750);
   });
 
   it("replaces a symlink on write instead of writing through it", async () => {

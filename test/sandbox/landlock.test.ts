@@ -194,6 +194,10 @@ describe("a command in the agent's Landlock domain", () => {
     expect(r.stderr).toMatch(/cannot create \/output\/c\.md: Permission denied/);
     expect(r.stderr).toMatch(/b\.txt: Permission denied/);
     expect((await setup("cat /output/a.md; ls /output")).stdout).toBe("report\nmore\na.md\nb.txt\n");
+    // An exact file grant on a file that does not exist yet gives no rule either.
+    const exact: Confinement = { ...narrow, write: ["/output/report.md"] };
+    const made = await run("echo x > /output/report.md", exact);
+    expect(made.stderr).toMatch(/cannot create \/output\/report\.md: Permission denied/);
   });
 
   it("refuses an exec whose grants expand to too many rules, saying what to grant instead", async () => {
