@@ -86,7 +86,14 @@ let bundled: string | undefined;
  */
 export function executorSourcePath(): string {
   const built = fileURLToPath(new URL("./executor/executor.cjs", import.meta.url));
-  if (!import.meta.url.endsWith(".ts") && existsSync(built)) return built;
+  if (!import.meta.url.endsWith(".ts")) {
+    if (existsSync(built)) return built;
+    throw new AidoError(
+      ErrorCode.sandboxUnavailable,
+      `the executor bundle ${built} is missing: build with \`npm run build\` (tsc alone does not make it)`,
+      { path: built },
+    );
+  }
   const entry = fileURLToPath(new URL("./executor/main.ts", import.meta.url));
   const out = join(dirname(entry), "..", "..", "..", ".cache", "executor.cjs");
   if (bundled === undefined) {
