@@ -77,6 +77,8 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 
 /** What the executor knows about its container, fixed at start. */
 export interface ExecEnvironment {
+  /** The image carries the helper (false: an image not built from the recipe). */
+  helper: boolean;
   landlockAbi: number;
   systemRules: readonly Rule[];
   mountedSkills: readonly string[];
@@ -203,6 +205,12 @@ export function wrapperFor(
   env: ExecEnvironment,
   maxFileBytes: number,
 ): { args: string[]; env: Record<string, string> } {
+  if (!env.helper) {
+    // A human sandbox on a foreign image (docker://...): no helper, so no domain, no
+    // seccomp filter and no size limit; only trusted callers may run there.
+    if (confinement === "unconfined" && !(maxFileBytes > 0)) return { args: [], env: {} };
+    fail("landlock_unavailable", `this image has no ${HELPER}: commands can only run unconfined in it`);
+  }
   const limit = maxFileBytes > 0 ? ["--fsize", String(Math.floor(maxFileBytes))] : [];
   if (confinement === "unconfined") return { args: ["--unconfined", ...limit, "--"], env: {} };
   if (env.landlockAbi === 0) {
@@ -254,7 +262,8 @@ export function opExec(
     const err = new Capture(cap);
     let child: ChildProcess;
     try {
-      child = spawn(HELPER, [...wrap.args, ...program], {
+      const [file, ...args] = wrap.args.length > 0 ? [HELPER, ...wrap.args, ...program] : program;
+      child = spawn(file as string, args, {
         cwd,
         env: { ...process.env, ...extraEnv, ...wrap.env },
         detached: true,
@@ -340,11 +349,12 @@ export function opExec(
 }
 
 function spawnFailure(e: unknown, started: number): ExecResult {
+  const err = e as NodeJS.ErrnoException | undefined;
   return {
     exitCode: 127,
     signal: null,
     stdout: "",
-    stderr: `${HELPER}: ${(e as Error)?.message ?? String(e)}\n`,
+    stderr: `${err?.code === "ENOENT" ? `${err.path ?? "program"}: command not found` : (err?.message ?? String(e))}\n`,
     timedOut: false,
     truncated: false,
     oomKilled: false,

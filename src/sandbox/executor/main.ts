@@ -10,6 +10,7 @@
 // grep runs in a worker thread of this same file, so a pathological regex can be stopped.
 
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { systemRules } from "./confinement.js";
 import { type ExecEnvironment, HELPER, mountedSkills, opExec, Running } from "./exec.js";
@@ -89,8 +90,10 @@ function operations(env: ExecEnvironment, running: Running): Record<string, Op> 
 function main(): void {
   let secret: Buffer | undefined;
   const running = new Running();
+  const helper = existsSync(HELPER);
   const env: ExecEnvironment = {
-    landlockAbi: landlockAbi(),
+    helper,
+    landlockAbi: helper ? landlockAbi() : 0,
     systemRules: systemRules(),
     mountedSkills: mountedSkills(),
   };
