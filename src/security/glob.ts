@@ -162,6 +162,14 @@ export function matchPath(glob: string, path: string): boolean {
 }
 
 /**
+ * A folder as a glob for the subset tests: `subtree` is the folder and everything below it,
+ * `below` only what is strictly below. A folder whose name holds glob characters yields a
+ * glob that covers less and overlaps more, so callers err on the narrow side.
+ */
+export const subtree = (dir: string): string => (dir === "/" ? "/**" : `${dir}/**`);
+export const below = (dir: string): string => (dir === "/" ? "/*/**" : `${dir}/*/**`);
+
+/**
  * Is every path `inner` matches also matched by `outer`? Exact, not a heuristic.
  *
  * Read `outer` as an automaton over segments (state i = "tokens before i consumed"; a "**"

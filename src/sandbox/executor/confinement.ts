@@ -20,9 +20,8 @@
 
 import { type Dirent, lstatSync, mkdirSync, readdirSync } from "node:fs";
 import { posix } from "node:path";
-import { globCovers, globsOverlap, isCanonicalPath, matchPath } from "../../security/glob.js";
+import { below, globCovers, globsOverlap, isCanonicalPath, matchPath, subtree } from "../../security/glob.js";
 import type { Confinement } from "../types.js";
-import { below, subtree } from "./grep.js";
 import { errnoOf, fail } from "./op-error.js";
 import { realpathOf } from "./realpath.js";
 

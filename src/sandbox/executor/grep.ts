@@ -7,7 +7,14 @@
 
 import { closeSync, constants, lstatSync, openSync, readdirSync, readFileSync, type Stats } from "node:fs";
 import { posix } from "node:path";
-import { filterGlobMatcher, globCovers, globsOverlap, matchPath } from "../../security/glob.js";
+import {
+  below,
+  filterGlobMatcher,
+  globCovers,
+  globsOverlap,
+  matchPath,
+  subtree,
+} from "../../security/glob.js";
 import type { ReadView } from "../types.js";
 import { anchorDir, anchorParent, changed, fdPath, lstatAnchored, openUnder } from "./anchored.js";
 import { errnoOf, fail, fsFail, OpError } from "./op-error.js";
@@ -16,11 +23,6 @@ import { absolute, WORKSPACE } from "./realpath.js";
 const WALK_MAX_ENTRIES = 200_000;
 const GREP_MAX_FILE = 20 * 1024 * 1024;
 const LINE_MAX = 500;
-
-/** A path strictly below `dir` as a glob (`/a` -> `/a/*` + `/**`). */
-export const below = (dir: string): string => (dir === "/" ? "/*/**" : `${dir}/*/**`);
-/** `dir` and everything below it as a glob. */
-export const subtree = (dir: string): string => (dir === "/" ? "/**" : `${dir}/**`);
 
 /** A view absent means a trusted caller: everything is readable. */
 export function mayReadFile(view: ReadView | undefined, path: string): boolean {
