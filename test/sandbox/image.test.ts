@@ -102,6 +102,7 @@ describe("Debian mirror discovery", () => {
     writeFileSync(join(dir, "sources.list.d", "debian.sources"), text);
     expect(findAptMirror("bookworm", dir)).toBe("http://mirror.example/debian");
     expect(parseDeb822("Types: deb-src\nURIs: http://x/\nSuites: bookworm")).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("reads classic sources.list lines with options", () => {
@@ -113,5 +114,6 @@ describe("Debian mirror discovery", () => {
   it("says how to pass a mirror when the host has none", () => {
     const dir = mkdtempSync(join(tmpdir(), "aido-apt-"));
     expect(() => findAptMirror("bookworm", dir)).toThrow(/mirror option/);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

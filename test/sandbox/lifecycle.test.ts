@@ -8,6 +8,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  rmSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -127,6 +128,7 @@ describe("gc", () => {
     expect(existsSync(join(fx.config.goalsDir, "inner-goal"))).toBe(false);
     expect(existsSync(join(fx.config.goalsDir, "linked-goal"))).toBe(false);
     expect(existsSync(outside)).toBe(true);
+    rmSync(outside, { recursive: true, force: true });
   });
 });
 
