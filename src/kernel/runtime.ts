@@ -35,7 +35,7 @@ import { SnapshotStore } from "../sandbox/snapshots.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { ApprovalQueue } from "../security/approvals.js";
 import { AuditLog } from "../security/audit.js";
-import { BudgetLedger, roomOf } from "../security/budget.js";
+import { BudgetLedger } from "../security/budget.js";
 import { RuntimeKey } from "../security/keys.js";
 import { PolicyEngine } from "../security/policy.js";
 import { TokenAuthority } from "../security/tokens.js";
@@ -187,7 +187,7 @@ export class Runtime {
       policy: this.policy,
       audit: this.audit,
       approvals,
-      budget: { remaining: (account) => this.remaining(account) },
+      budget: { remaining: (account) => budget.available(account) },
       sandbox: (goalId) => this.sandboxFor(goalId),
       snapshots: {
         beforeMutation: async (p) => {
@@ -295,17 +295,6 @@ export class Runtime {
       throw new AidoError(ErrorCode.configInvalid, `two tools are named "${t.name}"`, { tool: t.name });
     }
     this.tools.set(t.name, t);
-  }
-
-  /** Tokens an account can still reserve: its own room, or 0 once an ancestor is overrun. */
-  private remaining(account: string): number {
-    let a = this.budget.get(account);
-    const own = roomOf(a);
-    while (a.parent_id !== null) {
-      a = this.budget.get(a.parent_id);
-      if (roomOf(a) < 0) return 0;
-    }
-    return Math.max(0, own);
   }
 
   private sandboxFor(goalId: string): SandboxHandle {
