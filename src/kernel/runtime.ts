@@ -235,6 +235,7 @@ export class Runtime {
       budget,
       audit: this.audit,
       events,
+      skills: this.skills,
       makeClient: (agentId, name, model) => this.clientFor(agentId, name, model),
       forgetClient: () => {},
     });

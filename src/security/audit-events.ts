@@ -24,7 +24,7 @@ export interface AuditPayloads {
   };
   "agent.spawned": { manifest: string; parent_agent_id?: string; grants: string[]; token_id?: string };
   "agent.stopped": { reason: string };
-  "agent.spawn_denied": { manifest: string; reason: string; offending?: string[] };
+  "agent.spawn_denied": { manifest: string; reason: string; offending?: string[]; keys?: string[] };
   "token.issued": { token_id: string; parent_token_id?: string; grants: string[]; expires_at: string };
   "token.revoked": { token_id: string; revoked: string[]; reason?: string };
   "tool.invoked": { tool: string; input: JsonValue; call_id?: string };

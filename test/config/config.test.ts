@@ -86,4 +86,26 @@ describe("config", () => {
     writeFileSync(join(project, ".aido", "config.yaml"), "sandbox:\n  image: evil:latest\n");
     expect(failure(() => load()).message).toContain("sandbox.image");
   });
+  it("allows the shipped manifests' models and AIDO_MODEL when models.allowed is not set", () => {
+    expect(load().models.allowed).toEqual([["anthropic/claude-sonnet-4-5"]]);
+    expect(load({ AIDO_MODEL: "openai/gpt-4o" }).models.allowed).toEqual([
+      ["anthropic/claude-sonnet-4-5", "openai/gpt-4o"],
+    ]);
+  });
+
+  it("takes models.allowed from the operator's file, and a project's list as a second ceiling", () => {
+    writeFileSync(join(home, "config.yaml"), 'models:\n  allowed: ["anthropic/*", "ollama/*"]\n');
+    writeFileSync(join(project, ".aido", "config.yaml"), 'models:\n  allowed: ["ollama/llama3*"]\n');
+    expect(load({ AIDO_MODEL: "openai/gpt-4o" }).models.allowed).toEqual([
+      ["anthropic/*", "ollama/*"],
+      ["ollama/llama3*"],
+    ]);
+  });
+
+  it("refuses a models.allowed entry that is not a provider/model glob, naming it", () => {
+    writeFileSync(join(home, "config.yaml"), 'models:\n  allowed: ["anthropic/*", "gpt-4o"]\n');
+    const e = failure(() => load());
+    expect(e.message).toContain("models.allowed.1");
+    expect(e.message).toContain('"provider/model"');
+  });
 });

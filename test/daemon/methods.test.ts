@@ -134,6 +134,37 @@ describe("the operator's ceiling on socket manifests", () => {
     expect(ok.manifest).toBe("w");
   });
 
+  it("holds a root's model to models.allowed on every method that starts one (-32001 naming the model)", async () => {
+    // Without AIDO_MODEL the manifest's own model is the root's, and the default allow-list
+    // is the shipped manifests' models.
+    fx = await startFixture(server, { env: { AIDO_MODEL: "" } });
+    const c = await fx.client();
+    const elsewhere = manifest("elsewhere", { model: "openai/gpt-4o" });
+    for (const [m, p] of [
+      ["agent.spawn", { manifest: elsewhere }],
+      ["agent.spawn_and_run", { manifest: elsewhere, message: "go" }],
+      ["goal.submit", { goal: "go", manifest: elsewhere }],
+    ] as const) {
+      const e = await rpcError(c.call(m, p));
+      expect(e.rpcCode, m).toBe(-32001);
+      expect(e.message).toContain(
+        'model: "openai/gpt-4o" is not allowed by models.allowed (anthropic/claude-sonnet-4-5)',
+      );
+    }
+    expect((await c.call("agent.list", { include_stopped: true })).agents).toEqual([]);
+    expect((await c.call("goal.list", {})).goals).toEqual([]);
+    const denied = await c.call("audit.query", { kind: "agent.spawn_denied" });
+    expect(denied.entries.map((e) => (e.payload as { keys?: string[] }).keys)).toEqual([
+      ["model"],
+      ["model"],
+      ["model"],
+    ]);
+    const shipped = await c.call("agent.spawn", {
+      manifest: manifest("shipped", { model: "anthropic/claude-sonnet-4-5" }),
+    });
+    expect(shipped.model).toBe("anthropic/claude-sonnet-4-5");
+  });
+
   it("reads manifest_path only inside daemon.manifest_dirs: no traversal, no prefix sibling, no symlink out", async () => {
     let dirs = "";
     fx = await startFixture(server, {
