@@ -301,10 +301,20 @@ export class Runtime {
   private sandboxFor(goalId: string): SandboxHandle {
     let h = this.sandboxes.get(goalId);
     if (!h) {
-      h = lazySandbox(goalId, () => this.backend.acquire(goalId));
+      h = lazySandbox(goalId, () => this.backend.acquire(goalId, { skills: this.rootSkills(goalId) }));
       this.sandboxes.set(goalId, h);
     }
     return h;
+  }
+
+  /**
+   * The skills a goal's container mounts: its root agent's list, which every agent of the
+   * goal narrows (a root without a list was given every discovered skill at spawn). None
+   * when the goal has no root agent.
+   */
+  private rootSkills(goalId: string): string[] {
+    const root = this.registry.list({ goalId, includeStopped: true }).find((a) => a.parentId === null);
+    return [...(root?.manifest.skills ?? [])];
   }
 
   /**
