@@ -14,7 +14,14 @@ export interface EventPayloads {
   "goal.queued": { goal: string };
   "goal.started": { agentId: string };
   "goal.finished": { state: "succeeded" | "failed" | "cancelled"; error?: string; usage: Usage };
-  "agent.spawned": { agentId: string; manifest: string; parentId?: string; depth: number; model: string };
+  "agent.spawned": {
+    agentId: string;
+    manifest: string;
+    description?: string;
+    parentId?: string;
+    depth: number;
+    model: string;
+  };
   "agent.stopped": { agentId: string; reason: string; state: AgentState };
   "agent.state": { agentId: string; state: AgentState };
   "tool.called": { agentId: string; tool: string; callId: string };

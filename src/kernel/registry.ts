@@ -83,6 +83,8 @@ export interface AgentSummary {
   goal_id: string;
   parent_id: string | null;
   manifest: string;
+  /** The manifest's description, when it has one. */
+  description?: string;
   model: string;
   lifecycle: string;
   state: AgentState;
@@ -312,6 +314,7 @@ export class AgentRegistry {
       children: [...a.children],
       created_at: new Date(a.createdAt).toISOString(),
     };
+    if (a.manifest.description !== undefined) s.description = a.manifest.description;
     if (a.stopReason !== undefined) s.stop_reason = a.stopReason;
     return s;
   }

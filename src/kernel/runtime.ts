@@ -23,6 +23,7 @@ import type { CreateClientOptions } from "../llm/providers.js";
 import { InferenceScheduler } from "../llm/scheduler.js";
 import type { LlmClient, ToolSpec } from "../llm/types.js";
 import { parseManifestValue } from "../manifest/load.js";
+import { loadRoles } from "../manifest/roles.js";
 import type { Embedder } from "../memory/embedder.js";
 import { createEmbedder } from "../memory/openai-embedder.js";
 import { MemoryStore } from "../memory/store.js";
@@ -249,6 +250,7 @@ export class Runtime {
       budget,
       events,
       skills: this.skills,
+      roles: loadRoles(config.daemon.manifestDirs),
       memory: this.memory,
       archive: this.archive,
       client: (a) => this.clientFor(a.id, a.manifest.name, a.model),

@@ -177,6 +177,7 @@ export class Spawner {
       deps.events.emit("agent.spawned", goalId, {
         agentId: id,
         manifest: manifest.name,
+        ...(manifest.description !== undefined ? { description: manifest.description } : {}),
         ...(parent ? { parentId: parent.id } : {}),
         depth: rec.depth,
         model,

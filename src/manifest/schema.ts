@@ -47,7 +47,16 @@ export const ManifestSchema = z
     system_prompt: z.string().min(1).optional(),
     /** manifest/load.ts resolves it relative to the manifest, confined to its folder. */
     system_prompt_file: z.string().min(1).optional(),
-    description: z.string().max(500).optional(),
+    /** `aido agents`, the watch view and the role catalog (manifest/roles.ts) show it. */
+    description: z
+      .string()
+      .max(500)
+      // A model writes its children's: it reaches the operator's terminal, so no escapes.
+      .refine(
+        (d) => !/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(d),
+        "description must not hold control characters",
+      )
+      .optional(),
     /** kernel/: on-demand agents end with their task; persistent ones keep a message loop. */
     lifecycle: z.enum(["on-demand", "persistent"]).default("on-demand"),
     /** security/: signed into the agent's capability token; the gate checks every call against it. */

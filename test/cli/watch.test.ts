@@ -47,6 +47,40 @@ describe("watch reducer", () => {
     expect(frame).toMatch(/└─ ○ writer/);
   });
 
+  it("shows each agent's description in its tree line, from spawn events and from agent.list", () => {
+    const s = run(
+      [
+        ev("agent.spawned", {
+          agentId: "a2",
+          manifest: "writer",
+          description: "Turns notes\ninto documents.",
+          parentId: "a1",
+          depth: 1,
+          model: "m",
+        }),
+      ],
+      initialWatchState({
+        goalId: "g1",
+        agents: [
+          {
+            agent_id: "a1",
+            goal_id: "g1",
+            parent_id: null,
+            manifest: "bootstrap",
+            description: "Decomposes the goal.",
+            model: "m",
+            state: "running",
+            depth: 0,
+          },
+        ],
+      }),
+    );
+    const frame = renderFrame(s, 200).join("\n");
+    expect(frame).toMatch(/● bootstrap .*— Decomposes the goal\./);
+    expect(frame).toMatch(/└─ ○ writer .*— Turns notes into documents\./);
+    expect(newActivityLines(s, 0).join("\n")).toContain("spawned writer (m): Turns notes into documents.");
+  });
+
   it("adds token usage to the agent and the goal, and shows it against the budget", () => {
     const s = run(
       [

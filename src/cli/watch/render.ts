@@ -35,6 +35,7 @@ function agentLine(a: AgentView, prefix: string, width: number): string {
   ];
   if (a.denials > 0) parts.push(`denied ${a.denials}`);
   if (running.length > 0) parts.push(`running: ${running.join(", ")}`);
+  if (a.description) parts.push(`— ${oneLine(a.description, 60)}`);
   return clip(parts.join("  "), width);
 }
 

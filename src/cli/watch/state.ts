@@ -13,6 +13,7 @@ export interface AgentView {
   id: string;
   goalId: string | null;
   manifest: string;
+  description?: string;
   model: string;
   parentId: string | null;
   depth: number;
@@ -92,6 +93,7 @@ export interface KnownAgent {
   goal_id: string;
   parent_id: string | null;
   manifest: string;
+  description?: string;
   model: string;
   state: AgentState;
   depth: number;
@@ -144,6 +146,7 @@ export function initialWatchState(init: InitialWatch = {}): WatchState {
       toolCalls: 0,
       denials: 0,
     };
+    if (a.description !== undefined) view.description = a.description;
     if (a.stop_reason !== undefined) view.stopReason = a.stop_reason;
     s.agents[a.agent_id] = view;
     s.agentOrder.push(a.agent_id);
@@ -275,11 +278,13 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
     case "agent.spawned": {
       const a = agent(event.agentId);
       a.manifest = event.manifest;
+      if (event.description !== undefined) a.description = event.description;
       a.model = event.model;
       a.parentId = event.parentId ?? null;
       a.depth = event.depth;
       a.state = "starting";
-      note("agent", `spawned ${event.manifest} (${event.model})`, event.agentId);
+      const what = event.description ? `: ${oneLine(event.description, 80)}` : "";
+      note("agent", `spawned ${event.manifest} (${event.model})${what}`, event.agentId);
       break;
     }
     case "agent.state":
