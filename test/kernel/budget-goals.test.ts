@@ -96,4 +96,49 @@ describe("a goal whose root and children have reset periods", () => {
       closed: 1,
     });
   });
+  // The attack as observed, where a reset period is allowed at all (the root has one):
+  // a goal capped at 30,000, a child of 10,000 resetting every 2 s, ~9,000 tokens a call.
+  it("stops issue 11's attack at the goal cap, the goal's account holding every token the provider reported", async () => {
+    h = await openHarness(server, { config: (c) => (c.limits.goalMaxTokens = 30_000) });
+    server.script('manifest "lead"', [
+      turn.toolUse(
+        "spawn_agent",
+        {
+          manifest: { name: "helper", budget: { max_tokens: 10_000, reset_period_seconds: 2 } },
+          message: "Go.",
+        },
+        { usage: { input_tokens: 900, output_tokens: 100 } },
+      ),
+      turn.text("never reached"),
+    ]);
+    const child = server.script(
+      'manifest "helper"',
+      Array.from({ length: 9 }, (_, i) =>
+        turn.toolUse(
+          "skill_read",
+          { name: `s${i}` },
+          { delayMs: 2050, usage: { input_tokens: 8000, output_tokens: 1000 } },
+        ),
+      ),
+    );
+    const { goal_id } = h.rt.goals.submit({
+      goal: "Spend it all.",
+      manifest: {
+        name: "lead",
+        system_prompt: "You lead.",
+        capabilities: ["tool: spawn_agent", "spawn_child: [helper]"],
+        budget: { max_tokens: 30_000, reset_period_seconds: 2 },
+      },
+    });
+    const s = await h.rt.goals.wait(goal_id, 30_000);
+    expect(s.state).toBe("failed");
+    expect(s.error).toMatch(/goal token cap reached/);
+    const goal = h.rt.budget.get(`goal:${goal_id}`);
+    const reported = s.usage.input_tokens + s.usage.output_tokens;
+    expect(goal.spent).toBe(reported);
+    // Three calls of 9,000 past the root's 1,000: the fourth's reservation did not fit.
+    expect(reported).toBe(1000 + 3 * 9000);
+    expect(child.requests.length).toBeGreaterThanOrEqual(3);
+    expect(child.requests.length).toBeLessThanOrEqual(4); // the 4th, if sent, was aborted unanswered
+  });
 });
