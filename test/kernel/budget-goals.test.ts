@@ -1,7 +1,8 @@
 // Budgets that hold, through the agent loop: the real SDK against the scripted provider,
 // children spawned by the model, their calls reserved and committed on the goal's ledger.
 // Issue 11's attack: a child with a short reset period spent ~81,000 tokens of a goal
-// capped at 30,000, and the goal's account recorded 60.
+// capped at 30,000, and the goal's account recorded 60. Reset periods are for persistent
+// agents and a goal's root; a child may have one only below a parent that does.
 
 import { describe, expect, it } from "vitest";
 import { type Harness, openHarness } from "../agent/harness.js";
@@ -140,5 +141,30 @@ describe("a goal whose root and children have reset periods", () => {
     expect(reported).toBe(1000 + 3 * 9000);
     expect(child.requests.length).toBeGreaterThanOrEqual(3);
     expect(child.requests.length).toBeLessThanOrEqual(4); // the 4th, if sent, was aborted unanswered
+  });
+});
+
+describe("a persistent agent's reset period", () => {
+  it("refuses a run once its period's budget is spent, and runs again when the next period starts", async () => {
+    h = await openHarness(server);
+    server.script('manifest "keeper"', [
+      turn.text("first", { usage: { input_tokens: 3500, output_tokens: 500 } }),
+      turn.text("after the reset", { usage: { input_tokens: 100, output_tokens: 10 } }),
+    ]);
+    const a = h.rt.spawnAgent({
+      name: "keeper",
+      system_prompt: "You keep notes.",
+      lifecycle: "persistent",
+      budget: { max_tokens: 6000, reset_period_seconds: 1 },
+    });
+    expect((await h.rt.runAgent(a.agent_id, "one")).stop_reason).toBe("complete");
+    const refused = await h.rt.runAgent(a.agent_id, "two");
+    expect(refused.stop_reason).toBe("budget_exceeded");
+    expect(refused.error?.message).toMatch(/token budget of goal:s_\w+ exceeded/);
+    await new Promise((ok) => setTimeout(ok, 1100));
+    const again = await h.rt.runAgent(a.agent_id, "three");
+    expect(again).toMatchObject({ stop_reason: "complete", text: "after the reset" });
+    const account = h.rt.budget.get(h.rt.registry.require(a.agent_id).budgetAccount);
+    expect(account).toMatchObject({ spent: 110, total_spent: 4110, period_seconds: 1 });
   });
 });
