@@ -27,8 +27,8 @@ import type { LlmClient } from "../llm/types.js";
 import type { LoadedManifest } from "../manifest/load.js";
 import type { AuditLog } from "../security/audit.js";
 import { type BudgetLedger, roomOf } from "../security/budget.js";
-import { formatGrant, type Grant } from "../security/grants.js";
-import { grantCovers, grantsWithin } from "../security/narrowing.js";
+import type { Grant } from "../security/grants.js";
+import { grantsWithin, uncoveredGrants } from "../security/narrowing.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import type { SkillRegistry } from "../skills/registry.js";
 import type { EventBus } from "./events.js";
@@ -46,12 +46,11 @@ export interface SpawnRequest {
   /**
    * Root agents only: the goal's root account, which the goal closes. The agent spends
    * from it, or, when its manifest sets a reset period, from an account of its own
-   * carved inside it. Absent for a root: a root account of `rootLimit` tokens is opened
-   * for the agent and closed with it. Children always get an account carved from the
-   * parent's.
+   * carved inside it. Absent for a root (a standalone agent): a root account of the
+   * manifest's budget.max_tokens (else limits.goal_max_tokens) is opened for the agent and
+   * closed with it. Children always get an account carved from the parent's.
    */
   account?: string;
-  rootLimit?: number;
   /** Tokens to carve when the child manifest has no budget (default: half the parent's room). */
   defaultShare?: number;
 }
@@ -211,9 +210,7 @@ export class Spawner {
       { manifest: parent.manifest, model: parent.model, periodic: parentAccount.period_seconds !== null },
       deps.config,
     );
-    const offending = req.manifest.capabilities
-      .filter((g) => !held.some((p) => grantCovers(p, g)))
-      .map(formatGrant);
+    const offending = uncoveredGrants(held, req.manifest.capabilities);
     if (offending.length > 0) {
       offenses.unshift({
         key: "capabilities",
@@ -295,7 +292,7 @@ export class Spawner {
   /** A root agent's own account: the cap of its pseudo-goal (standalone agents). */
   private openRoot(req: SpawnRequest): string {
     const account = `goal:${req.goalId}`;
-    const limit = req.rootLimit ?? req.manifest.budget?.max_tokens ?? this.deps.config.limits.goalMaxTokens;
+    const limit = req.manifest.budget?.max_tokens ?? this.deps.config.limits.goalMaxTokens;
     this.deps.budget.open(account, {
       goalId: req.goalId,
       limit,
