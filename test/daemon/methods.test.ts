@@ -316,6 +316,41 @@ describe("tool.* and approval.*", () => {
     expect(denied.entries[0]?.payload).toMatchObject({ tool: "memory_store", stage: "capability" });
   });
 
+  it("refuses spawn_agent with a widening child manifest with -32001 naming every offending key", async () => {
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const lead = await c.call("agent.spawn", {
+      manifest: manifest("lead", {
+        capabilities: ["tool: spawn_agent", "tool: memory_query", "spawn_child: [researcher]"],
+        limits: { max_iterations: 5 },
+        skills: ["write-report"],
+      }),
+    });
+    const e = await rpcError(
+      c.call("tool.invoke", {
+        agent_id: lead.agent_id,
+        tool: "spawn_agent",
+        input: {
+          manifest: {
+            name: "researcher",
+            capabilities: ["tool: memory_query", "tool: memory_store"],
+            limits: { max_iterations: 6 },
+            skills: ["research-with-citations"],
+          },
+          message: "go",
+        },
+      }),
+    );
+    expect(e.rpcCode).toBe(-32001);
+    for (const part of [
+      'capabilities: "tool: memory_store" exceed the parent\'s',
+      'skills: "research-with-citations" not in the parent\'s skills [write-report]',
+      "limits.max_iterations: 6 is above the parent's 5",
+    ])
+      expect(e.message).toContain(part);
+    expect((await c.call("agent.list", { include_stopped: true })).agents).toHaveLength(1);
+  });
+
   it("answers -32602 for an unknown tool or tool input that fails its schema", async () => {
     fx = await startFixture(server);
     const c = await fx.client();
