@@ -104,6 +104,8 @@ export interface ProviderEnv {
 export interface Config {
   home: string;
   dbPath: string;
+  /** The audit log's signed head, kept outside the database (security/audit-head.ts). */
+  auditHeadPath: string;
   socketPath: string;
   pidPath: string;
   keysDir: string;
@@ -387,6 +389,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const cfg: Config = {
     home,
     dbPath: join(home, "aido.db"),
+    auditHeadPath: join(home, "audit.head"),
     socketPath: join(home, "agentd.sock"),
     pidPath: join(home, "agentd.pid"),
     keysDir: join(home, "keys"),

@@ -116,7 +116,7 @@ export class Runtime {
     const db = openDatabase(config.dbPath);
     try {
       const key = RuntimeKey.load(config.keysDir);
-      const audit = new AuditLog({ db, signer: key });
+      const audit = new AuditLog({ db, signer: key, headFile: config.auditHeadPath, writeHead: true });
       const tokens = new TokenAuthority({ db, key });
       const approvals = new ApprovalQueue({
         db,
