@@ -1,7 +1,8 @@
 // gate/invoke.ts — the only way a tool runs. Every call from a model, a socket client or
 // a test takes this path, in this order:
 //   schema (zod) -> capability (signed token, every Need) -> policy -> budget -> approval
-//   -> audit "tool.invoked" (durable) -> run in the sandbox -> audit the result.
+//   -> audit "tool.invoked" (durable) -> snapshot before a mutation -> run in the sandbox
+//   -> audit the result.
 // Order matters: nothing with a side effect happens before every check has passed and
 // the audit entry is committed. Needs are computed read-only (realpath inside the
 // container) so that a path is judged as the container will resolve it.
@@ -21,7 +22,14 @@ import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import { describeNeed } from "./needs.js";
-import type { Need, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
+import type { Need, PathNeed, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
+
+/** A path a tool was refused while it ran (ToolContext.allowPath). */
+interface RefusedPath {
+  need: PathNeed;
+  stage: DenyStage;
+  reason: string;
+}
 
 /** Who is calling: an agent (or a socket client acting as one) and its signed token. */
 export interface Principal {
@@ -81,8 +89,11 @@ export class GateDenied extends AidoError {
 
 export class Gate {
   private readonly deps: GateDeps;
-  /** agentId -> turn already snapshotted (snapshot before the first mutation of a turn). */
-  private readonly snapshotTurns = new Map<string, number>();
+  /**
+   * agentId -> the snapshot of its current turn (taken before the turn's first mutation).
+   * A promise, so parallel tool calls of one turn share one snapshot instead of racing.
+   */
+  private readonly snapshotTurns = new Map<string, { turn: number; done: Promise<void> }>();
 
   constructor(deps: GateDeps) {
     this.deps = deps;
@@ -216,16 +227,7 @@ export class Gate {
       }
     }
 
-    // 6. snapshot before the first mutation of a turn, when policy asks for it.
-    if (tool.mutates && deps.snapshotBeforeMutation && deps.snapshots) {
-      const turn = principal.turn ?? -1;
-      if (this.snapshotTurns.get(principal.agentId) !== turn || turn === -1) {
-        await deps.snapshots.beforeMutation(principal);
-        this.snapshotTurns.set(principal.agentId, turn);
-      }
-    }
-
-    // 7. audit, durable, then run.
+    // 6. audit, durable, then snapshot (before the first mutation of a turn) and run.
     const invoked = deps.audit.append({
       kind: "tool.invoked",
       goalId: principal.goalId,
@@ -236,6 +238,7 @@ export class Gate {
         ...(call.callId ? { call_id: call.callId } : {}),
       },
     });
+    const refused: RefusedPath[] = [];
     const ctx: ToolContext = {
       sandbox,
       goalId: principal.goalId,
@@ -244,13 +247,17 @@ export class Gate {
       judged: needs,
       allowNetwork: (host, opts) =>
         this.allowNetwork(principal, tool.name, grants, host, opts?.literal === true),
+      allowPath: (need, opts) =>
+        this.allowPath(tool.name, grants, need, opts?.record === false ? undefined : refused),
       ...(call.signal ? { signal: call.signal } : {}),
       ...(principal.services ? { services: principal.services } : {}),
     };
     let result: ToolResult;
     try {
+      await this.snapshotBefore(principal, tool);
       result = await tool.run(input, ctx);
     } catch (e) {
+      this.auditRefusedPaths(principal, tool.name, refused);
       deps.audit.append({
         kind: "tool.failed",
         goalId: principal.goalId,
@@ -264,6 +271,7 @@ export class Gate {
       });
       throw e;
     }
+    this.auditRefusedPaths(principal, tool.name, refused);
     deps.audit.append({
       kind: "tool.completed",
       goalId: principal.goalId,
@@ -276,6 +284,75 @@ export class Gate {
       },
     });
     return result;
+  }
+
+  /** Snapshot /workspace and /output before the first mutating call of an agent's turn. */
+  private async snapshotBefore(principal: Principal, tool: ToolDef<unknown>): Promise<void> {
+    const { deps } = this;
+    if (!tool.mutates || !deps.snapshotBeforeMutation || !deps.snapshots) return;
+    const turn = principal.turn ?? -1;
+    const prior = this.snapshotTurns.get(principal.agentId);
+    if (prior && prior.turn === turn && turn !== -1) return prior.done;
+    const done = deps.snapshots.beforeMutation(principal);
+    this.snapshotTurns.set(principal.agentId, { turn, done });
+    try {
+      await done;
+    } catch (e) {
+      // A failed snapshot is not one: the next mutating call of the turn tries again.
+      if (this.snapshotTurns.get(principal.agentId)?.done === done)
+        this.snapshotTurns.delete(principal.agentId);
+      throw e;
+    }
+  }
+
+  /**
+   * A path a running tool is about to change (or read) beyond its declared needs (a
+   * snapshot restore): allowed by a grant and by the policy. A `confirm` rule counts as a
+   * refusal here, since the call cannot stop to ask. Refusals go into `refused`, audited
+   * together when the call ends.
+   */
+  private allowPath(
+    tool: string,
+    grants: readonly Grant[],
+    need: PathNeed,
+    refused: RefusedPath[] | undefined,
+  ): string | undefined {
+    let stage: DenyStage = "capability";
+    let reason: string | undefined;
+    if (!grantsAllow(grants, need)) reason = `no capability grants ${describeNeed(need)}`;
+    else {
+      const d = this.deps.policy.decide({ tool, input: {}, needs: [need] });
+      if (d.decision !== "allow") {
+        stage = "policy";
+        reason =
+          d.decision === "deny"
+            ? `${d.reason} (rule ${d.rule})`
+            : `${d.reason} (rule ${d.rule}), which this call cannot stop to ask`;
+      }
+    }
+    if (reason !== undefined) refused?.push({ need, stage, reason });
+    return reason;
+  }
+
+  /** One tool.denied entry per stage for the paths a call's run was refused. */
+  private auditRefusedPaths(principal: Principal, tool: string, refused: readonly RefusedPath[]): void {
+    for (const stage of ["capability", "policy"] as const) {
+      const these = refused.filter((r) => r.stage === stage);
+      if (these.length === 0) continue;
+      const shown = these.slice(0, 10).map((r) => `${r.need.kind} ${r.need.path}`);
+      const more = these.length > shown.length ? ` and ${these.length - shown.length} more` : "";
+      this.deps.audit.append({
+        kind: "tool.denied",
+        goalId: principal.goalId,
+        agentId: principal.agentId,
+        payload: {
+          tool,
+          stage,
+          reason: `${these.length} path(s) left untouched: ${shown.join(", ")}${more}; ${these[0]!.reason}`,
+          code: stage === "policy" ? ErrorCode.policyDenied : ErrorCode.capabilityDenied,
+        },
+      });
+    }
   }
 
   /**
