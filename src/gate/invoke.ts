@@ -22,14 +22,9 @@ import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import { describeNeed } from "./needs.js";
-import type { Need, PathNeed, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
-
-/** A path a tool was refused while it ran (ToolContext.allowPath). */
-interface RefusedPath {
-  need: PathNeed;
-  stage: DenyStage;
-  reason: string;
-}
+import { RunPaths } from "./run-paths.js";
+import { TurnSnapshots } from "./turn-snapshots.js";
+import type { Need, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
 
 /** Who is calling: an agent (or a socket client acting as one) and its signed token. */
 export interface Principal {
@@ -89,14 +84,13 @@ export class GateDenied extends AidoError {
 
 export class Gate {
   private readonly deps: GateDeps;
-  /**
-   * agentId -> the snapshot of its current turn (taken before the turn's first mutation).
-   * A promise, so parallel tool calls of one turn share one snapshot instead of racing.
-   */
-  private readonly snapshotTurns = new Map<string, { turn: number; done: Promise<void> }>();
+  /** Snapshots before mutation, one per agent turn; absent when policy turns them off. */
+  private readonly snapshots: TurnSnapshots | undefined;
 
   constructor(deps: GateDeps) {
     this.deps = deps;
+    this.snapshots =
+      deps.snapshotBeforeMutation && deps.snapshots ? new TurnSnapshots(deps.snapshots) : undefined;
   }
 
   get tools(): ReadonlyMap<string, ToolDef<unknown>> {
@@ -238,7 +232,7 @@ export class Gate {
         ...(call.callId ? { call_id: call.callId } : {}),
       },
     });
-    const refused: RefusedPath[] = [];
+    const paths = new RunPaths(tool.name, grants, deps.policy);
     const ctx: ToolContext = {
       sandbox,
       goalId: principal.goalId,
@@ -247,17 +241,16 @@ export class Gate {
       judged: needs,
       allowNetwork: (host, opts) =>
         this.allowNetwork(principal, tool.name, grants, host, opts?.literal === true),
-      allowPath: (need, opts) =>
-        this.allowPath(tool.name, grants, need, opts?.record === false ? undefined : refused),
+      allowPath: (need, opts) => paths.allow(need, opts?.record !== false),
       ...(call.signal ? { signal: call.signal } : {}),
       ...(principal.services ? { services: principal.services } : {}),
     };
     let result: ToolResult;
     try {
-      await this.snapshotBefore(principal, tool);
+      if (tool.mutates) await this.snapshots?.before(principal, tool.name);
       result = await tool.run(input, ctx);
     } catch (e) {
-      this.auditRefusedPaths(principal, tool.name, refused);
+      paths.audit(deps.audit, principal);
       deps.audit.append({
         kind: "tool.failed",
         goalId: principal.goalId,
@@ -271,7 +264,7 @@ export class Gate {
       });
       throw e;
     }
-    this.auditRefusedPaths(principal, tool.name, refused);
+    paths.audit(deps.audit, principal);
     deps.audit.append({
       kind: "tool.completed",
       goalId: principal.goalId,
@@ -284,75 +277,6 @@ export class Gate {
       },
     });
     return result;
-  }
-
-  /** Snapshot /workspace and /output before the first mutating call of an agent's turn. */
-  private async snapshotBefore(principal: Principal, tool: ToolDef<unknown>): Promise<void> {
-    const { deps } = this;
-    if (!tool.mutates || !deps.snapshotBeforeMutation || !deps.snapshots) return;
-    const turn = principal.turn ?? -1;
-    const prior = this.snapshotTurns.get(principal.agentId);
-    if (prior && prior.turn === turn && turn !== -1) return prior.done;
-    const done = deps.snapshots.beforeMutation(principal);
-    this.snapshotTurns.set(principal.agentId, { turn, done });
-    try {
-      await done;
-    } catch (e) {
-      // A failed snapshot is not one: the next mutating call of the turn tries again.
-      if (this.snapshotTurns.get(principal.agentId)?.done === done)
-        this.snapshotTurns.delete(principal.agentId);
-      throw e;
-    }
-  }
-
-  /**
-   * A path a running tool is about to change (or read) beyond its declared needs (a
-   * snapshot restore): allowed by a grant and by the policy. A `confirm` rule counts as a
-   * refusal here, since the call cannot stop to ask. Refusals go into `refused`, audited
-   * together when the call ends.
-   */
-  private allowPath(
-    tool: string,
-    grants: readonly Grant[],
-    need: PathNeed,
-    refused: RefusedPath[] | undefined,
-  ): string | undefined {
-    let stage: DenyStage = "capability";
-    let reason: string | undefined;
-    if (!grantsAllow(grants, need)) reason = `no capability grants ${describeNeed(need)}`;
-    else {
-      const d = this.deps.policy.decide({ tool, input: {}, needs: [need] });
-      if (d.decision !== "allow") {
-        stage = "policy";
-        reason =
-          d.decision === "deny"
-            ? `${d.reason} (rule ${d.rule})`
-            : `${d.reason} (rule ${d.rule}), which this call cannot stop to ask`;
-      }
-    }
-    if (reason !== undefined) refused?.push({ need, stage, reason });
-    return reason;
-  }
-
-  /** One tool.denied entry per stage for the paths a call's run was refused. */
-  private auditRefusedPaths(principal: Principal, tool: string, refused: readonly RefusedPath[]): void {
-    for (const stage of ["capability", "policy"] as const) {
-      const these = refused.filter((r) => r.stage === stage);
-      if (these.length === 0) continue;
-      const shown = these.slice(0, 10).map((r) => `${r.need.kind} ${r.need.path}`);
-      const more = these.length > shown.length ? ` and ${these.length - shown.length} more` : "";
-      this.deps.audit.append({
-        kind: "tool.denied",
-        goalId: principal.goalId,
-        agentId: principal.agentId,
-        payload: {
-          tool,
-          stage,
-          reason: `${these.length} path(s) left untouched: ${shown.join(", ")}${more}; ${these[0]!.reason}`,
-          code: stage === "policy" ? ErrorCode.policyDenied : ErrorCode.capabilityDenied,
-        },
-      });
-    }
   }
 
   /**

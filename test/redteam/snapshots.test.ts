@@ -3,9 +3,10 @@
 // grants and the operator's path rules; snapshot_create and snapshot_list that give no
 // more than the grants allow; and a setuid program that a restore never brings back.
 
-import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AidoError } from "../../src/errors.js";
 import { goalFolders } from "../../src/sandbox/folders.js";
 import { type RecordedRequest, turn } from "../support/provider-server.js";
 import { type Bench, expectDenied, expectOk, openBench } from "./fixture.js";
@@ -74,6 +75,25 @@ describe("snapshots before mutation", () => {
     expect(lastToolResult(b.server.requests.at(-1)!)).toMatch(/restored snap_\w+: 2 paths changed, 0 failed/);
     expect(read(w.goalId, "/workspace/a.txt")).toBe("v1");
     expect(read(w.goalId, "/output/b.md")).toBe("v1");
+  });
+
+  it("fail the call when they cannot be taken: recorded as tool.failed, and the tool does not run", async () => {
+    const w = b.agent("unsnapshotable", BROAD);
+    await write(w.id, "/workspace/f.txt", "v1");
+    const dir = join(b.home.config.goalsDir, w.goalId, "snapshots");
+    rmSync(dir, { recursive: true });
+    writeFileSync(dir, "not a folder"); // the next snapshot cannot be stored
+    const r = await b.call(w.id, "file_write", { path: "/workspace/f.txt", content: "v2" });
+    expect(r).toBeInstanceOf(AidoError);
+    expect(read(w.goalId, "/workspace/f.txt")).toBe("v1");
+    const failed = b.rt.audit.query({ agent_id: w.id, kind: "tool.failed", limit: 1 })[0];
+    expect(failed?.payload).toMatchObject({
+      tool: "file_write",
+      error: expect.stringMatching(/ENOTDIR|not a directory/),
+    });
+    rmSync(dir);
+    await write(w.id, "/workspace/f.txt", "v2");
+    expect(read(w.goalId, "/workspace/f.txt")).toBe("v2");
   });
 
   it("takes none for a call that is refused", async () => {
