@@ -119,6 +119,8 @@ export interface ProviderEnv {
 export interface Config {
   home: string;
   dbPath: string;
+  /** The audit log's signed head, kept outside the database (security/audit-head.ts). */
+  auditHeadPath: string;
   socketPath: string;
   pidPath: string;
   keysDir: string;
@@ -366,7 +368,11 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
     out.policy.deny = [...(out.policy.deny ?? []), ...(project.policy.deny ?? [])];
     out.policy.confirm = [...(out.policy.confirm ?? []), ...(project.policy.confirm ?? [])];
     if (project.policy.snapshot_before_mutation) out.policy.snapshot_before_mutation = true;
-    if (project.policy.snapshot_before_mutation === false && base.policy?.snapshot_before_mutation) {
+    // On by default: only an operator who turned snapshots off lets a project say off too.
+    if (
+      project.policy.snapshot_before_mutation === false &&
+      base.policy?.snapshot_before_mutation !== false
+    ) {
       throw new AidoError(
         ErrorCode.configInvalid,
         `${projectFile}: policy.snapshot_before_mutation cannot be turned off`,
@@ -410,6 +416,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const cfg: Config = {
     home,
     dbPath: join(home, "aido.db"),
+    auditHeadPath: join(home, "audit.head"),
     socketPath: join(home, "agentd.sock"),
     pidPath: join(home, "agentd.pid"),
     keysDir: join(home, "keys"),
@@ -445,7 +452,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     policy: {
       deny: f.policy?.deny ?? [],
       confirm: f.policy?.confirm ?? [],
-      snapshotBeforeMutation: f.policy?.snapshot_before_mutation ?? false,
+      snapshotBeforeMutation: f.policy?.snapshot_before_mutation ?? true,
     },
     approvals: {
       timeoutMs: pick(f.approvals?.timeout_ms, DEFAULTS.approvals.timeoutMs),

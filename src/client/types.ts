@@ -26,6 +26,8 @@ export interface AuditVerifyResult {
   entries: number;
   first_bad_seq?: number;
   reason?: string;
+  /** The seq the signed head file vouched for, when it was checked and held. */
+  head_seq?: number;
 }
 
 interface Results {

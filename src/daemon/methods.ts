@@ -9,6 +9,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 import type { GoalStatus } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, parseManifestValue } from "../manifest/load.js";
+import { parseAnchor } from "../security/audit-head.js";
 import { enforceCeiling, loadManifestFromDirs, type SocketCeiling } from "./ceiling.js";
 import type { Connection } from "./connection.js";
 import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
@@ -189,13 +190,14 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "approval.list": (p, { rt }) => ({ approvals: rt.approvals.list({ status: p.status ?? "pending" }) }),
   "approval.respond": (p, { rt }) => rt.approvals.respond(p.id, p.decision, "socket client"),
 
-  "audit.verify": (_p, { rt }) => {
-    const r = rt.audit.verify();
+  "audit.verify": (p, { rt }) => {
+    const r = rt.audit.verify(p.anchor === undefined ? {} : { anchor: parseAnchor(p.anchor) });
     return {
       ok: r.ok,
       entries: r.entries,
       ...(r.first_bad_seq !== undefined ? { first_bad_seq: r.first_bad_seq } : {}),
       ...(r.reason !== undefined ? { reason: r.reason } : {}),
+      ...(r.head_seq !== undefined ? { head_seq: r.head_seq } : {}),
     };
   },
   "audit.query": (p, { rt }) => ({ entries: rt.audit.query(p) }),

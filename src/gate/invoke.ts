@@ -1,7 +1,8 @@
 // gate/invoke.ts — the only way a tool runs. Every call from a model, a socket client or
 // a test takes this path, in this order:
 //   schema (zod) -> capability (signed token, every Need) -> policy -> budget -> approval
-//   -> audit "tool.invoked" (durable) -> run in the sandbox -> audit the result.
+//   -> audit "tool.invoked" (durable) -> snapshot before a mutation -> run in the sandbox
+//   -> audit the result.
 // Order matters: nothing with a side effect happens before every check has passed and
 // the audit entry is committed. Needs are computed read-only (realpath inside the
 // container) so that a path is judged as the container will resolve it.
@@ -21,6 +22,8 @@ import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import { describeNeed } from "./needs.js";
+import { RunPaths } from "./run-paths.js";
+import { TurnSnapshots } from "./turn-snapshots.js";
 import type { Need, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
 
 /** Who is calling: an agent (or a socket client acting as one) and its signed token. */
@@ -81,11 +84,13 @@ export class GateDenied extends AidoError {
 
 export class Gate {
   private readonly deps: GateDeps;
-  /** agentId -> turn already snapshotted (snapshot before the first mutation of a turn). */
-  private readonly snapshotTurns = new Map<string, number>();
+  /** Snapshots before mutation, one per agent turn; absent when policy turns them off. */
+  private readonly snapshots: TurnSnapshots | undefined;
 
   constructor(deps: GateDeps) {
     this.deps = deps;
+    this.snapshots =
+      deps.snapshotBeforeMutation && deps.snapshots ? new TurnSnapshots(deps.snapshots) : undefined;
   }
 
   get tools(): ReadonlyMap<string, ToolDef<unknown>> {
@@ -216,16 +221,7 @@ export class Gate {
       }
     }
 
-    // 6. snapshot before the first mutation of a turn, when policy asks for it.
-    if (tool.mutates && deps.snapshotBeforeMutation && deps.snapshots) {
-      const turn = principal.turn ?? -1;
-      if (this.snapshotTurns.get(principal.agentId) !== turn || turn === -1) {
-        await deps.snapshots.beforeMutation(principal);
-        this.snapshotTurns.set(principal.agentId, turn);
-      }
-    }
-
-    // 7. audit, durable, then run.
+    // 6. audit, durable, then snapshot (before the first mutation of a turn) and run.
     const invoked = deps.audit.append({
       kind: "tool.invoked",
       goalId: principal.goalId,
@@ -236,6 +232,7 @@ export class Gate {
         ...(call.callId ? { call_id: call.callId } : {}),
       },
     });
+    const paths = new RunPaths(tool.name, grants, deps.policy);
     const ctx: ToolContext = {
       sandbox,
       goalId: principal.goalId,
@@ -244,13 +241,16 @@ export class Gate {
       judged: needs,
       allowNetwork: (host, opts) =>
         this.allowNetwork(principal, tool.name, grants, host, opts?.literal === true),
+      allowPath: (need, opts) => paths.allow(need, opts?.record !== false),
       ...(call.signal ? { signal: call.signal } : {}),
       ...(principal.services ? { services: principal.services } : {}),
     };
     let result: ToolResult;
     try {
+      if (tool.mutates) await this.snapshots?.before(principal, tool.name);
       result = await tool.run(input, ctx);
     } catch (e) {
+      paths.audit(deps.audit, principal);
       deps.audit.append({
         kind: "tool.failed",
         goalId: principal.goalId,
@@ -264,6 +264,7 @@ export class Gate {
       });
       throw e;
     }
+    paths.audit(deps.audit, principal);
     deps.audit.append({
       kind: "tool.completed",
       goalId: principal.goalId,

@@ -8,6 +8,9 @@ import type { SandboxHandle } from "../sandbox/types.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import type { SkillAccess } from "../skills/access.js";
 
+/** A need naming one path (file tools, and paths a running tool asks about). */
+export type PathNeed = { kind: "file_read" | "file_write"; path: string };
+
 /** One capability a concrete call needs, checked against the agent's grants. */
 export type Need =
   | { kind: "tool"; name: string }
@@ -53,6 +56,13 @@ export interface ToolContext {
    * ("*" and "*.domain" do not). The gate fills it and audits a denial. Absent: refuse.
    */
   allowNetwork?(host: string, opts?: { literal?: boolean }): boolean;
+  /**
+   * For paths a tool touches beyond its declared needs, known only as it runs (a snapshot
+   * restore): undefined when the agent's grants and the policy allow `need`, else the
+   * reason. The gate audits the refusals when the call ends, unless { record: false } (a
+   * question whose answer changes only what the tool reports). Absent: refuse.
+   */
+  allowPath?(need: PathNeed, opts?: { record?: boolean }): string | undefined;
 }
 
 /**
@@ -69,7 +79,11 @@ export interface ToolDef<I = unknown> {
   name: string;
   description: string;
   input: z.ZodType<I>;
-  /** true when the tool can change files or state (snapshot-before-mutation, approvals). */
+  /**
+   * true when a call can change files the goal's container sees (/workspace, /output): the
+   * gate snapshots both before the first such call of a turn. Tools that change only the
+   * runtime's own state (memory, spawning) say false: a snapshot would not cover it.
+   */
   mutates: boolean;
   needs(input: I, ctx: NeedsContext): Promise<Need[]>;
   /**

@@ -117,7 +117,7 @@ export class Runtime {
     const db = openDatabase(config.dbPath);
     try {
       const key = RuntimeKey.load(config.keysDir);
-      const audit = new AuditLog({ db, signer: key });
+      const audit = new AuditLog({ db, signer: key, headFile: config.auditHeadPath, writeHead: true });
       const tokens = new TokenAuthority({ db, key });
       const approvals = new ApprovalQueue({
         db,
@@ -192,10 +192,12 @@ export class Runtime {
       sandbox: (goalId) => this.sandboxFor(goalId),
       snapshots: {
         beforeMutation: async (p) => {
-          await this.snapshots.create(
-            p.goalId,
-            goalFolders(config.goalsDir, p.goalId).workspace,
-            `before turn ${p.turn ?? "?"}`,
+          const label = p.turn === undefined ? "before a mutating call" : `before turn ${p.turn}`;
+          const s = await this.snapshots.create(p.goalId, goalFolders(config.goalsDir, p.goalId), label);
+          this.audit.record(
+            "snapshot.created",
+            { snapshot_id: s.id, label, files: s.files },
+            { goalId: p.goalId, agentId: p.agentId },
           );
         },
       },

@@ -57,6 +57,10 @@ export interface AuditPayloads {
   "config.loaded": { home: string; files: string[] };
   /** Written by the log itself right after a signed checkpoint, tying the checkpoint into the chain. */
   "audit.checkpoint": { seq: number; head_hash: string; key_id: string };
+  /** Written by a head-keeping runtime the first time it keeps a signed head for this log. */
+  "audit.head_started": { log_seq: number };
+  /** Written when the log no longer held what the signed head (or the running runtime) vouched for. */
+  "audit.head_broken": { reason: string; head_seq?: number; head_hash?: string; log_seq: number };
 }
 
 export type AuditKind = keyof AuditPayloads;
@@ -86,6 +90,8 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "sandbox.destroyed",
   "config.loaded",
   "audit.checkpoint",
+  "audit.head_started",
+  "audit.head_broken",
 ];
 
 /** What a caller hands to AuditLog.append: a discriminated union on `kind`. */

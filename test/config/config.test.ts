@@ -79,6 +79,14 @@ describe("config", () => {
     expect(load().grantCeilings).toEqual([["file_read: /workspace/**"], ["file_read: /**"]]);
   });
 
+  it("takes snapshots before mutations by default, and a project cannot turn that off unless the operator did", () => {
+    expect(load().policy.snapshotBeforeMutation).toBe(true);
+    writeFileSync(join(project, ".aido", "config.yaml"), "policy:\n  snapshot_before_mutation: false\n");
+    expect(failure(() => load()).message).toContain("policy.snapshot_before_mutation cannot be turned off");
+    writeFileSync(join(home, "config.yaml"), "policy:\n  snapshot_before_mutation: false\n");
+    expect(load().policy.snapshotBeforeMutation).toBe(false);
+  });
+
   it("refuses a project file that turns off snapshots or swaps the image", () => {
     writeFileSync(join(home, "config.yaml"), "policy:\n  snapshot_before_mutation: true\n");
     writeFileSync(join(project, ".aido", "config.yaml"), "policy:\n  snapshot_before_mutation: false\n");

@@ -465,4 +465,32 @@ describe("audit.*", () => {
     const bad = await c.call("audit.verify", {});
     expect(bad).toMatchObject({ ok: false, first_bad_seq: 2 });
   });
+
+  it("checks the tail against the signed head and an anchor, and names a bad anchor as the field", async () => {
+    server.script('manifest "solo"', [turn.text("ok")]);
+    fx = await startFixture(server);
+    const c: AidoClient = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "audit my tail", manifest: manifest("solo") });
+    await c.call("goal.wait", { goal_id, timeout_ms: 20_000 });
+    const db = fx.daemon.runtime.db;
+    const v = await c.call("audit.verify", {});
+    expect(v).toMatchObject({ ok: true, head_seq: v.entries });
+    const hashAt = (seq: number) =>
+      db.prepare("SELECT hash FROM audit WHERE seq = ?").pluck().get(seq) as string;
+    const anchor = `${v.entries}:${hashAt(v.entries)}`;
+    expect(await c.call("audit.verify", { anchor })).toMatchObject({ ok: true });
+    const e = await rpcError(c.call("audit.verify", { anchor: "last:abc" }));
+    expect(e.rpcCode).toBe(-32602);
+    expect(e.message).toContain("anchor");
+    // The tail after the last checkpoint is cut with SQL behind the daemon's back.
+    const last = v.entries;
+    db.prepare("DELETE FROM audit WHERE seq > ?").run(last - 2);
+    expect(await c.call("audit.verify", {})).toMatchObject({ ok: false, first_bad_seq: last - 1 });
+    expect(await c.call("audit.verify", { anchor })).toMatchObject({ ok: false, first_bad_seq: last - 1 });
+    // The running daemon notices at its next write and says so in the chain itself.
+    await c.call("goal.submit", { goal: "after the cut", manifest: manifest("solo") });
+    const broken = await c.call("audit.query", { kind: "audit.head_broken" });
+    expect(broken.entries).toHaveLength(1);
+    expect((await c.call("audit.verify", {})).first_bad_seq).toBe(broken.entries[0]!.seq);
+  });
 });

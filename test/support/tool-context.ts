@@ -1,6 +1,7 @@
 // test/support/tool-context.ts — a ToolContext built the way the gate builds it: needs
 // judged against real grants with the real matcher (grantsAllow), network checks answered
-// from the same grants. Tests use it where the gate itself is not under test.
+// and paths a running tool asks about answered from the same grants (no policy). Tests use
+// it where the gate itself is not under test.
 
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import type { Need, ToolContext, ToolDef } from "../../src/gate/types.js";
@@ -47,5 +48,7 @@ export async function judge<I>(
       throw new AidoError(ErrorCode.capabilityDenied, `denied: ${JSON.stringify(need)}`, { need });
     }
   }
-  return { input, needs, ctx: { ...base, judged: needs, allowNetwork: allowNetworkFrom(grants) } };
+  const allowPath: NonNullable<ToolContext["allowPath"]> = (need) =>
+    grantsAllow(grants, need) ? undefined : `no capability grants ${need.kind} on ${need.path}`;
+  return { input, needs, ctx: { ...base, judged: needs, allowNetwork: allowNetworkFrom(grants), allowPath } };
 }

@@ -3,7 +3,7 @@
 import type { Command } from "../command.js";
 import { agents } from "./agents.js";
 import { approvals, approvalsRespond } from "./approvals.js";
-import { auditQuery, auditTail, auditVerify } from "./audit.js";
+import { auditAnchor, auditQuery, auditTail, auditVerify } from "./audit.js";
 import { daemonStart, daemonStatus, daemonStop } from "./daemon.js";
 import { cancel, goals, status, submit } from "./goals.js";
 import { imageBuild } from "./image.js";
@@ -27,6 +27,7 @@ export const commands: readonly Command[] = [
   approvalsRespond,
   manifestValidate,
   auditVerify,
+  auditAnchor,
   auditTail,
   auditQuery,
   imageBuild,
