@@ -4,7 +4,8 @@
 //   -> audit "tool.invoked" (durable) -> run in the sandbox -> audit the result.
 // Order matters: nothing with a side effect happens before every check has passed and
 // the audit entry is committed. Needs are computed read-only (realpath inside the
-// container) so that a path is judged as the container will resolve it.
+// container) so that a path is judged as the container will resolve it. At the approval
+// stage an earlier Allow Session / Allow Always that covers the call's scope is reused.
 // Every refusal is audited as tool.denied with the stage that refused it, and surfaces
 // as a GateDenied error the caller can show to the model (it can recover) or map to a
 // JSON-RPC code.
@@ -12,6 +13,7 @@
 import type { z } from "zod";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
+import { approvalScopeOf } from "../security/approval-scope.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
@@ -27,6 +29,8 @@ import type { Need, ToolContext, ToolDef, ToolResult, ToolServices } from "./typ
 export interface Principal {
   agentId: string;
   goalId: string;
+  /** The agent's identity (kernel/registry.ts): what an Allow Always grant binds to. */
+  identity: string;
   token: CapabilityToken;
   /** Tools that wait for a human decision (manifest approval_required). */
   approvalRequired: ReadonlySet<string>;
@@ -145,21 +149,7 @@ export class Gate {
       );
     }
     const sandbox = deps.sandbox(principal.goalId);
-    let needs: Need[];
-    try {
-      needs = await tool.needs(input, { sandbox });
-    } catch (e) {
-      if (e instanceof AidoError && e.code === ErrorCode.policyDenied) {
-        return deny(ErrorCode.policyDenied, "policy", e.message);
-      }
-      if (
-        e instanceof AidoError &&
-        (e.code === ErrorCode.invalidInput || e.code === ErrorCode.capabilityDenied)
-      ) {
-        return deny(e.code, e.code === ErrorCode.invalidInput ? "schema" : "capability", e.message);
-      }
-      throw e;
-    }
+    const needs = await judgingAsync(deny, () => tool.needs(input, { sandbox }));
     for (const need of needs) {
       if (!grantsAllow(grants, need)) {
         return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {
@@ -193,26 +183,29 @@ export class Gate {
       }
     }
 
-    // 5. approval: manifest approval_required, or a policy "confirm" rule.
+    // 5. approval: manifest approval_required, or a policy "confirm" rule. An earlier
+    // Allow Session / Allow Always that covers the call's scope is reused (audited).
     const confirmRule = decision.decision === "confirm" ? decision : undefined;
     if (principal.approvalRequired.has(tool.name) || confirmRule) {
-      const summary = summarize(tool.name, input, confirmRule?.reason);
-      const outcome = await deps.approvals.request({
+      const scope = tool.approvalScope?.(input, needs) ?? approvalScopeOf(tool.name, input, needs);
+      const outcome = await deps.approvals.authorize({
         goalId: principal.goalId,
         agentId: principal.agentId,
+        identity: principal.identity,
         tool: tool.name,
         input,
-        summary,
+        summary: summarize(tool.name, input, confirmRule?.reason),
+        scope,
         timeoutMs: deps.approvalTimeoutMs,
+        ...(call.callId ? { callId: call.callId } : {}),
+        ...(call.signal ? { signal: call.signal } : {}),
       });
       if (!outcome.allowed) {
-        const why = outcome.decision === "timed_out" ? "approval timed out" : "a human denied the call";
-        return deny(
-          outcome.decision === "timed_out" ? ErrorCode.approvalTimeout : ErrorCode.approvalDenied,
-          "approval",
-          `${why} (approval ${outcome.id})`,
-          { approval_id: outcome.id },
-        );
+        const refusal = APPROVAL_REFUSALS[outcome.decision as keyof typeof APPROVAL_REFUSALS];
+        const why = outcome.reason ? `${refusal.why}: ${outcome.reason}` : refusal.why;
+        return deny(refusal.code, "approval", `${why} (approval ${outcome.approvalId})`, {
+          approval_id: outcome.approvalId,
+        });
       }
     }
 
@@ -306,6 +299,35 @@ export class Gate {
       payload: { tool, stage: grant ? "policy" : "capability", reason, code: ErrorCode.capabilityDenied },
     });
     return false;
+  }
+}
+
+type Deny = (code: ErrorCode, stage: DenyStage, reason: string) => never;
+
+/** Why a call that was not allowed at the approval stage is refused. */
+const APPROVAL_REFUSALS = {
+  deny: { code: ErrorCode.approvalDenied, why: "a human denied the call" },
+  timed_out: { code: ErrorCode.approvalTimeout, why: "approval timed out" },
+  expired: { code: ErrorCode.approvalExpired, why: "the approval was closed unanswered" },
+} as const;
+
+/** A refusal raised while working out a call's needs, as the stage it belongs to. */
+function refusalOf(e: unknown, deny: Deny): never {
+  if (e instanceof AidoError && e.code === ErrorCode.policyDenied) return deny(e.code, "policy", e.message);
+  if (
+    e instanceof AidoError &&
+    (e.code === ErrorCode.invalidInput || e.code === ErrorCode.capabilityDenied)
+  ) {
+    return deny(e.code, e.code === ErrorCode.invalidInput ? "schema" : "capability", e.message);
+  }
+  throw e;
+}
+
+async function judgingAsync<T>(deny: Deny, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    return refusalOf(e, deny);
   }
 }
 

@@ -5,6 +5,7 @@
 import type { z } from "zod";
 import type { MemoryScope } from "../memory/scope.js";
 import type { SandboxHandle } from "../sandbox/types.js";
+import type { ApprovalScope } from "../security/approval-scope.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import type { SkillAccess } from "../skills/access.js";
 
@@ -78,5 +79,11 @@ export interface ToolDef<I = unknown> {
    * runs). Called after needs(); absent or undefined: the policy analyses input.command.
    */
   policyCommand?(input: I): CommandAnalysis | undefined;
+  /**
+   * What a human's Allow Session / Allow Always on this call covers (security/approval-scope.ts),
+   * when the judged needs do not say it all (exec: the command that runs). Called after
+   * needs(); absent: approvalScopeOf(tool, input, needs).
+   */
+  approvalScope?(input: I, needs: readonly Need[]): ApprovalScope;
   run(input: I, ctx: ToolContext): Promise<ToolResult>;
 }

@@ -11,11 +11,12 @@ import { z } from "zod";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { ToolDef } from "../gate/types.js";
+import { commandScope } from "../security/approval-scope.js";
 import { execNeeds } from "../security/policy.js";
 import { analyzeCommand, type CommandAnalysis, MAX_COMMAND_BYTES } from "../security/shell.js";
 import { mergeAnalyses, planScripts, redirectNeeds } from "./exec-scripts.js";
 import { boundOutput } from "./output.js";
-import { canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
+import { absolute, canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
 
 const input = z.strictObject({
   command: z
@@ -56,6 +57,9 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
       ];
     },
     policyCommand: (i) => judgements.get(i)?.analysis,
+    // A standing approval covers the command that runs (scripts written in), normalized.
+    approvalScope: (i, needs) =>
+      commandScope(judgements.get(i)?.command ?? i.command, needs, absolute(i.cwd ?? WORKSPACE)),
     async run(i, ctx) {
       const cwd = await confirmJudged(ctx, ["file_read"], i.cwd ?? WORKSPACE);
       if (i.timeout_ms !== undefined && i.timeout_ms > cfg.execTimeoutMs) {

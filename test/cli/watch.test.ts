@@ -112,7 +112,7 @@ describe("watch reducer", () => {
     ]);
   });
 
-  it("lists approvals while they wait and drops them once decided", () => {
+  it("lists approvals while they wait, with what each standing answer covers, and drops them once decided", () => {
     let s = run([
       spawn("a1", "writer"),
       ev("approval.requested", {
@@ -120,11 +120,21 @@ describe("watch reducer", () => {
         agentId: "a1",
         tool: "file_write",
         summary: "write /output/x.md",
+        target: "file_write on /output/x.md",
+        covers: {
+          allow_once: "this call only: file_write on /output/x.md",
+          allow_session: "file_write on /output/x.md by agent a1 until it stops",
+          allow_always: "file_write on /output/x.md by agents of identity `writer` for 1 h",
+        },
       }),
     ]);
     const frame = renderFrame(s, 200).join("\n");
     expect(frame).toContain("approvals waiting (1)");
     expect(frame).toContain("ap1  writer wants file_write: write /output/x.md");
+    expect(frame).toContain("Allow Session: file_write on /output/x.md by agent a1 until it stops");
+    expect(frame).toContain(
+      "Allow Always:  file_write on /output/x.md by agents of identity `writer` for 1 h",
+    );
     s = run(
       [
         ev("approval.decided", {
