@@ -1,11 +1,13 @@
 // gate/invoke.ts — the only way a tool runs. Every call from a model, a socket client or
 // a test takes this path, in this order:
-//   schema (zod) -> capability (signed token, every Need) -> policy -> budget -> approval
-//   -> audit "tool.invoked" (durable) -> run in the sandbox -> audit the result.
-// Order matters: nothing with a side effect happens before every check has passed and
-// the audit entry is committed. Needs are computed read-only (realpath inside the
-// container) so that a path is judged as the container will resolve it. At the approval
-// stage an earlier Allow Session / Allow Always that covers the call's scope is reused.
+//   schema (zod) -> capability (signed token, the tool, the needs the input states)
+//   -> policy (on what the call states) -> budget
+//   -> needs judged in the container (paths resolved there) -> capability and policy on them
+//   -> approval -> audit "tool.invoked" (durable) -> run in the sandbox -> audit the result.
+// Order matters twice. Nothing with a side effect happens before every check has passed
+// and the audit entry is committed. And the goal's container is only looked at (needs()
+// resolves paths with realpath inside it, which starts it) once every check that does not
+// need it has passed: a call refused for its tool, its command or the budget starts nothing.
 // Every refusal is audited as tool.denied with the stage that refused it, and surfaces
 // as a GateDenied error the caller can show to the model (it can recover) or map to a
 // JSON-RPC code.
@@ -126,7 +128,8 @@ export class Gate {
       deny(ErrorCode.invalidInput, "schema", msg, field === undefined ? {} : { field }),
     );
 
-    // 2. capability: the token first (forged, expired, revoked...), then each need.
+    // 2. capability: the token first (forged, expired, revoked...), then the tool and
+    // what the input states. Nothing here looks into the container.
     let grants: readonly Grant[];
     try {
       const verified = deps.tokens.verify(principal.token);
@@ -138,33 +141,21 @@ export class Gate {
       return deny(ErrorCode.tokenInvalid, "capability", errorMessage(e));
     }
     const toolNeed: Need = { kind: "tool", name: tool.name };
-    if (!grantsAllow(grants, toolNeed)) {
-      return deny(
-        ErrorCode.capabilityDenied,
-        "capability",
-        `no capability grants ${describeNeed(toolNeed)}`,
-        {
-          need: toolNeed,
-        },
-      );
-    }
-    const sandbox = deps.sandbox(principal.goalId);
-    const needs = await judgingAsync(deny, () => tool.needs(input, { sandbox }));
-    for (const need of needs) {
+    const stated = judging(deny, () => tool.staticNeeds?.(input) ?? [toolNeed]);
+    for (const need of [toolNeed, ...stated]) {
       if (!grantsAllow(grants, need)) {
         return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {
           need,
-          held: grants.map(formatGrant),
+          ...(need.kind === "tool" ? {} : { held: grants.map(formatGrant) }),
         });
       }
     }
 
-    // 3. policy
-    const command = tool.policyCommand?.(input);
-    const decision = deps.policy.decide({ tool: tool.name, input, needs, ...(command ? { command } : {}) });
-    if (decision.decision === "deny") {
-      return deny(ErrorCode.policyDenied, "policy", `${decision.reason} (rule ${decision.rule})`, {
-        rule: decision.rule,
+    // 3. policy on what the call states (the exec command's analysis, tool rules).
+    const early = deps.policy.decide({ tool: tool.name, input, needs: stated });
+    if (early.decision === "deny") {
+      return deny(ErrorCode.policyDenied, "policy", `${early.reason} (rule ${early.rule})`, {
+        rule: early.rule,
       });
     }
 
@@ -183,7 +174,27 @@ export class Gate {
       }
     }
 
-    // 5. approval: manifest approval_required, or a policy "confirm" rule. An earlier
+    // 5. the needs as the container resolves them (this may start the goal's container),
+    // each against the grants, then the policy on all of it.
+    const sandbox = deps.sandbox(principal.goalId);
+    const needs = await judgingAsync(deny, () => tool.needs(input, { sandbox }));
+    for (const need of needs) {
+      if (!grantsAllow(grants, need)) {
+        return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {
+          need,
+          held: grants.map(formatGrant),
+        });
+      }
+    }
+    const command = tool.policyCommand?.(input);
+    const decision = deps.policy.decide({ tool: tool.name, input, needs, ...(command ? { command } : {}) });
+    if (decision.decision === "deny") {
+      return deny(ErrorCode.policyDenied, "policy", `${decision.reason} (rule ${decision.rule})`, {
+        rule: decision.rule,
+      });
+    }
+
+    // 6. approval: manifest approval_required, or a policy "confirm" rule. An earlier
     // Allow Session / Allow Always that covers the call's scope is reused (audited).
     const confirmRule = decision.decision === "confirm" ? decision : undefined;
     if (principal.approvalRequired.has(tool.name) || confirmRule) {
@@ -209,7 +220,7 @@ export class Gate {
       }
     }
 
-    // 6. snapshot before the first mutation of a turn, when policy asks for it.
+    // 7. snapshot before the first mutation of a turn, when policy asks for it.
     if (tool.mutates && deps.snapshotBeforeMutation && deps.snapshots) {
       const turn = principal.turn ?? -1;
       if (this.snapshotTurns.get(principal.agentId) !== turn || turn === -1) {
@@ -218,7 +229,7 @@ export class Gate {
       }
     }
 
-    // 7. audit, durable, then run.
+    // 8. audit, durable, then run.
     const invoked = deps.audit.append({
       kind: "tool.invoked",
       goalId: principal.goalId,
@@ -321,6 +332,14 @@ function refusalOf(e: unknown, deny: Deny): never {
     return deny(e.code, e.code === ErrorCode.invalidInput ? "schema" : "capability", e.message);
   }
   throw e;
+}
+
+function judging<T>(deny: Deny, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    return refusalOf(e, deny);
+  }
 }
 
 async function judgingAsync<T>(deny: Deny, fn: () => Promise<T>): Promise<T> {

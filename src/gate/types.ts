@@ -72,6 +72,13 @@ export interface ToolDef<I = unknown> {
   input: z.ZodType<I>;
   /** true when the tool can change files or state (snapshot-before-mutation, approvals). */
   mutates: boolean;
+  /**
+   * The needs a call states without the container being looked at (exec: the tool and every
+   * simple command the string unfolds to). The gate checks them against the grants, with the
+   * policy and the budget, before needs() may start the goal's container, so a call refused
+   * for what it says touches nothing. Absent: the tool need alone.
+   */
+  staticNeeds?(input: I): Need[];
   needs(input: I, ctx: NeedsContext): Promise<Need[]>;
   /**
    * The analysed shell command the policy judges for this call, when the tool knows more

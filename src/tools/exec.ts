@@ -43,6 +43,8 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
     description: "Run a shell command in the goal's container (no network). cwd defaults to /workspace.",
     input,
     mutates: true,
+    // What the command says, judged before the container is looked at (gate stage 2-3).
+    staticNeeds: (i) => [{ kind: "tool", name: "exec" }, ...execNeeds(analyzeCommand(i.command))],
     async needs(i, { sandbox }) {
       const cwd = await canonical(sandbox, i.cwd ?? WORKSPACE);
       const analysis = analyzeCommand(i.command);
