@@ -150,6 +150,29 @@ describe("watch reducer", () => {
     expect(renderFrame(s, 200).join("\n")).not.toContain("approvals waiting");
   });
 
+  it("says why an approval closed unanswered", () => {
+    const s = run([
+      spawn("a1", "writer"),
+      ev("approval.requested", {
+        approvalId: "ap2",
+        agentId: "a1",
+        tool: "exec",
+        summary: "exec rm",
+        target: "exec of `rm a` in /workspace",
+        covers: { allow_once: "-", allow_session: "-", allow_always: "-" },
+      }),
+      ev("approval.decided", {
+        approvalId: "ap2",
+        agentId: "a1",
+        tool: "exec",
+        decision: "expired",
+        reason: "agent a1 stopped: goal cancelled",
+      }),
+    ]);
+    expect(s.approvals).toEqual({});
+    expect(s.activity.at(-1)?.text).toBe("approval ap2: expired: agent a1 stopped: goal cancelled (exec)");
+  });
+
   it("ends with the goal's outcome as the exit code: 0 succeeded, 1 failed or cancelled", () => {
     const usage = { input_tokens: 10, output_tokens: 5 };
     const ok = run([ev("goal.finished", { state: "succeeded", usage })]);
