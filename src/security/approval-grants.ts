@@ -65,7 +65,20 @@ interface GrantRow {
   revoked_by: string | null;
 }
 
+/** How far the audit log has been searched for a grant's revocation (it only grows). */
+interface RevocationScan {
+  after: number;
+  revoked: boolean;
+}
+
 export class ApprovalGrants {
+  /**
+   * Per grant: the audit seq up to which no revocation of it was found. The log is append-only,
+   * so each check reads only the entries written since the last one (a grant checked on every
+   * call would otherwise rescan everything written since it was minted).
+   */
+  private readonly scans = new Map<string, RevocationScan>();
+
   constructor(
     private readonly db: Db,
     private readonly audit: AuditLog,
@@ -175,9 +188,24 @@ export class ApprovalGrants {
     if (g.revoked_at !== null) return "revoked";
     if (g.identity === null || !this.verifies({ ...g, identity: g.identity })) return "invalid";
     // Revoked in the audit log although the row says otherwise: the row was edited.
-    if (this.audit.since(g.audit_seq, "approval.grant_revoked").some((e) => e.payload.grant_id === g.id))
-      return "invalid";
+    if (this.revokedInAudit(g)) return "invalid";
     return g.expires_at <= this.now() ? "expired" : "active";
+  }
+
+  private revokedInAudit(g: GrantRow): boolean {
+    let scan = this.scans.get(g.id);
+    if (!scan || scan.after < g.audit_seq) {
+      scan = { after: g.audit_seq, revoked: false };
+      this.scans.set(g.id, scan);
+    }
+    if (scan.revoked) return true;
+    const head = this.audit.tail(1)[0]?.seq ?? 0;
+    for (const e of this.audit.since(scan.after, "approval.grant_revoked")) {
+      if (e.payload.grant_id === g.id) scan.revoked = true;
+      scan.after = Math.max(scan.after, e.seq);
+    }
+    scan.after = Math.max(scan.after, head);
+    return scan.revoked;
   }
 
   /** Signed by the runtime key, and the audit entry it cites approved exactly it. */
