@@ -10,6 +10,7 @@ import { isMap, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { AidoError, ErrorCode, formatIssues, type Issue } from "./errors.js";
 import { parseGrant } from "./security/grants.js";
+import { unknownToolProblem } from "./tools/names.js";
 
 const grantString = z.string().superRefine((s, ctx) => {
   try {
@@ -20,6 +21,19 @@ const grantString = z.string().superRefine((s, ctx) => {
 });
 
 const positiveInt = z.number().int().positive();
+
+/**
+ * A policy.deny / policy.confirm rule (parsed by security/policy.ts). A `tool: NAME` rule
+ * must name a real tool: a typo would silently deny nothing, or ask nobody.
+ */
+const policyRule = z
+  .string()
+  .min(1)
+  .superRefine((rule, ctx) => {
+    const m = /^\s*tool\s*:\s*(.*?)\s*$/.exec(rule);
+    const problem = m && m[1] !== "*" ? unknownToolProblem(m[1] ?? "") : undefined;
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
 
 /** What a config file may say. Every key is enforced somewhere; unknown keys are errors. */
 export const ConfigFileSchema = z.strictObject({
@@ -62,8 +76,8 @@ export const ConfigFileSchema = z.strictObject({
     .optional(),
   policy: z
     .strictObject({
-      deny: z.array(z.string().min(1)).optional(),
-      confirm: z.array(z.string().min(1)).optional(),
+      deny: z.array(policyRule).optional(),
+      confirm: z.array(policyRule).optional(),
       snapshot_before_mutation: z.boolean().optional(),
     })
     .optional(),

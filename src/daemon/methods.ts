@@ -179,7 +179,12 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "tool.list": (_p, { rt }) => ({ tools: rt.listTools() }),
   "tool.invoke": async (p, ctx) => {
     refuseWhileClosing(ctx);
-    const r = await invokeToolWithEvents(ctx.rt, p.agent_id, p.tool, p.input);
+    // A call whose client left has nobody to report to: it ends (an approval it waits for expires).
+    const left = new AbortController();
+    const off = ctx.conn.onClose(() =>
+      left.abort(new AidoError(ErrorCode.cancelled, "the client that made the call disconnected", {})),
+    );
+    const r = await invokeToolWithEvents(ctx.rt, p.agent_id, p.tool, p.input, left.signal).finally(off);
     return {
       output: r.output,
       is_error: r.isError === true,
@@ -189,6 +194,8 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
 
   "approval.list": (p, { rt }) => ({ approvals: rt.approvals.list({ status: p.status ?? "pending" }) }),
   "approval.respond": (p, { rt }) => rt.approvals.respond(p.id, p.decision, "socket client"),
+  "approval.grants": (p, { rt }) => ({ grants: rt.approvals.grants(p.all === true) }),
+  "approval.revoke": (p, { rt }) => rt.approvals.revoke(p.grant_id, "socket client"),
 
   "audit.verify": (p, { rt }) => {
     const r = rt.audit.verify(p.anchor === undefined ? {} : { anchor: parseAnchor(p.anchor) });

@@ -4,6 +4,7 @@
 // this table's keys; a method not here is -32601.
 
 import { z } from "zod";
+import { APPROVAL_STATUSES, type ApprovalStatus } from "../security/approval-store.js";
 import { APPROVAL_DECISIONS, type ApprovalDecision } from "../security/approvals.js";
 import { parseAnchor } from "../security/audit-head.js";
 import { RpcCode, RpcError } from "./errors.js";
@@ -62,11 +63,15 @@ export const MethodSchemas = {
     tool: z.string().min(1).max(200),
     input: z.record(z.string(), z.unknown()),
   }),
-  "approval.list": z.strictObject({ status: z.enum(["pending", "decided", "timed_out"]).optional() }),
+  "approval.list": z.strictObject({
+    status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).optional(),
+  }),
   "approval.respond": z.strictObject({
     id,
     decision: z.enum(APPROVAL_DECISIONS as [ApprovalDecision, ...ApprovalDecision[]]),
   }),
+  "approval.grants": z.strictObject({ all: z.boolean().optional() }),
+  "approval.revoke": z.strictObject({ grant_id: id }),
   "audit.verify": z.strictObject({
     anchor: z
       .string()

@@ -5,6 +5,7 @@
 import type { z } from "zod";
 import type { MemoryScope } from "../memory/scope.js";
 import type { SandboxHandle } from "../sandbox/types.js";
+import type { ApprovalScope } from "../security/approval-scope.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import type { SkillAccess } from "../skills/access.js";
 
@@ -85,6 +86,13 @@ export interface ToolDef<I = unknown> {
    * runtime's own state (memory, spawning) say false: a snapshot would not cover it.
    */
   mutates: boolean;
+  /**
+   * The needs a call states without the container being looked at (exec: the tool and every
+   * simple command the string unfolds to). The gate checks them against the grants, with the
+   * policy and the budget, before needs() may start the goal's container, so a call refused
+   * for what it says touches nothing. Absent: the tool need alone.
+   */
+  staticNeeds?(input: I): Need[];
   needs(input: I, ctx: NeedsContext): Promise<Need[]>;
   /**
    * The analysed shell command the policy judges for this call, when the tool knows more
@@ -92,5 +100,11 @@ export interface ToolDef<I = unknown> {
    * runs). Called after needs(); absent or undefined: the policy analyses input.command.
    */
   policyCommand?(input: I): CommandAnalysis | undefined;
+  /**
+   * What a human's Allow Session / Allow Always on this call covers (security/approval-scope.ts),
+   * when the judged needs do not say it all (exec: the command that runs). Called after
+   * needs(); absent: approvalScopeOf(tool, input, needs).
+   */
+  approvalScope?(input: I, needs: readonly Need[]): ApprovalScope;
   run(input: I, ctx: ToolContext): Promise<ToolResult>;
 }

@@ -211,6 +211,8 @@ export class Runtime {
         agentId: r.agent_id,
         tool: r.tool,
         summary: r.summary,
+        target: r.target,
+        covers: r.covers,
       }),
     );
     approvals.on("decided", (r) =>
@@ -219,6 +221,7 @@ export class Runtime {
         agentId: r.agent_id,
         tool: r.tool,
         decision: r.decision ?? r.status,
+        ...(r.close_reason !== null ? { reason: r.close_reason } : {}),
       }),
     );
     this.registry = new AgentRegistry({
@@ -291,7 +294,8 @@ export class Runtime {
     // What a previous process left: agents first (their goals are about to be failed),
     // then the goals themselves; queued goals start here.
     this.registry.recover("daemon restarted while the agent was running");
-    approvals.resumePending();
+    // Whatever still waits for a human belonged to a call of the previous process.
+    approvals.closeOrphans("the daemon restarted; the call that waited for this approval ended with it");
     this.goals.recover();
   }
 
@@ -415,13 +419,18 @@ export class Runtime {
     return [...this.tools.values()].map(toolSpec).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** tool.invoke: a call on behalf of an agent, through the same gate (approvals included). */
-  invokeTool(agentId: string, tool: string, input: unknown): Promise<ToolResult> {
+  /**
+   * tool.invoke: a call on behalf of an agent, through the same gate (approvals included).
+   * It ends (an approval it waits for expires) when the agent stops or `signal` aborts
+   * (the socket client that made it left).
+   */
+  invokeTool(agentId: string, tool: string, input: unknown, signal?: AbortSignal): Promise<ToolResult> {
     const agent: AgentRecord = this.registry.require(agentId);
     if (agent.state === "stopped") {
       throw new AidoError(ErrorCode.notFound, `agent ${agentId} is stopped`, { agent_id: agentId });
     }
-    return this.gate.invoke(principalOf(this.env, agent), { name: tool, input });
+    const ends = signal ? AbortSignal.any([agent.abort.signal, signal]) : agent.abort.signal;
+    return this.gate.invoke(principalOf(this.env, agent), { name: tool, input, signal: ends });
   }
 
   /** Stop the goals, release containers and timers, close the database. Idempotent. */

@@ -4,6 +4,7 @@
 
 import { z } from "zod";
 import { type Grant, isManifestName, parseGrant } from "../security/grants.js";
+import { unknownToolProblem } from "../tools/names.js";
 
 const grant = z.string().transform((s, ctx): Grant => {
   try {
@@ -61,8 +62,15 @@ export const ManifestSchema = z
     lifecycle: z.enum(["on-demand", "persistent"]).default("on-demand"),
     /** security/: signed into the agent's capability token; the gate checks every call against it. */
     capabilities: z.array(grant).default([]),
-    /** gate/: these tools wait for a human decision. */
-    approval_required: z.array(z.string().regex(/^[a-z][a-z0-9_]*$/, "tool name")).default([]),
+    /** gate/: these tools wait for a human decision. A name that is no tool is refused (tools/names.ts). */
+    approval_required: z
+      .array(
+        z.string().superRefine((name, ctx) => {
+          const problem = unknownToolProblem(name);
+          if (problem) ctx.addIssue({ code: "custom", message: problem });
+        }),
+      )
+      .default([]),
     /** security/budget: integer token budget, reset every period. */
     budget: z
       .strictObject({

@@ -44,10 +44,30 @@ export interface AuditPayloads {
     scope_key: string;
     decision: ApprovalDecisionKind;
     by?: string;
+    /** The agent identity an Allow Always grant is bound to. */
+    identity?: string;
     grant_id?: string;
     grant_expires_at?: string;
   };
   "approval.timed_out": { approval_id: string; tool: string; scope_key: string; deadline: string };
+  /** Closed unanswered because its call can no longer run (agent stopped, goal ended, restart, client left). */
+  "approval.expired": { approval_id: string; tool: string; scope_key: string; reason: string };
+  /** A call passed the approval stage on an earlier decision instead of asking. */
+  "approval.reused": {
+    tool: string;
+    scope_key: string;
+    via: "allow_session" | "allow_always";
+    approval_id?: string;
+    grant_id?: string;
+    call_id?: string;
+  };
+  "approval.grant_revoked": {
+    grant_id: string;
+    identity: string;
+    tool: string;
+    scope_key: string;
+    by?: string;
+  };
   "budget.reserved": { account: string; reservation_id: number; amount: number };
   "budget.exceeded": { account: string; limit: number; spent: number; reserved: number; requested: number };
   "snapshot.created": { snapshot_id: string; label?: string; files?: number };
@@ -82,6 +102,9 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "approval.requested",
   "approval.decided",
   "approval.timed_out",
+  "approval.expired",
+  "approval.reused",
+  "approval.grant_revoked",
   "budget.reserved",
   "budget.exceeded",
   "snapshot.created",

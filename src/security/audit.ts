@@ -14,7 +14,7 @@
 // WAL on every commit and survives power loss too. An append that fails throws
 // AidoError("audit_failed"), so the action it describes never starts (fail closed).
 
-import { type Db, migrate } from "../db/database.js";
+import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
 import type { AuditEntry, AuditEvent, AuditKind, AuditPayloads } from "./audit-events.js";
 import {
@@ -417,6 +417,17 @@ export class AuditLog {
   entry(seq: number): AuditEntry | undefined {
     const row = this.stmt.bySeq.raw().get(seq) as Row | undefined;
     return row ? toEntry(row) : undefined;
+  }
+
+  /** Entries of `kind` after `seq`, oldest first: what happened to a record since the entry that made it. */
+  since<K extends AuditKind>(seq: number, kind: K): AuditEntry<K>[] {
+    const rows = prepared(
+      this.db,
+      "SELECT seq, time, goal_id, agent_id, kind, payload, prev_hash, hash FROM audit WHERE seq > ? AND kind = ? ORDER BY seq",
+    )
+      .raw()
+      .all(seq, kind) as Row[];
+    return rows.map(toEntry) as AuditEntry<K>[];
   }
 
   /** The last `n` entries, oldest first. */

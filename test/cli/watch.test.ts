@@ -146,7 +146,7 @@ describe("watch reducer", () => {
     ]);
   });
 
-  it("lists approvals while they wait and drops them once decided", () => {
+  it("lists approvals while they wait, with what each standing answer covers, and drops them once decided", () => {
     let s = run([
       spawn("a1", "writer"),
       ev("approval.requested", {
@@ -154,11 +154,21 @@ describe("watch reducer", () => {
         agentId: "a1",
         tool: "file_write",
         summary: "write /output/x.md",
+        target: "file_write on /output/x.md",
+        covers: {
+          allow_once: "this call only: file_write on /output/x.md",
+          allow_session: "file_write on /output/x.md by agent a1 until it stops",
+          allow_always: "file_write on /output/x.md by agents of identity `writer` for 1 h",
+        },
       }),
     ]);
     const frame = renderFrame(s, 200).join("\n");
     expect(frame).toContain("approvals waiting (1)");
     expect(frame).toContain("ap1  writer wants file_write: write /output/x.md");
+    expect(frame).toContain("Allow Session: file_write on /output/x.md by agent a1 until it stops");
+    expect(frame).toContain(
+      "Allow Always:  file_write on /output/x.md by agents of identity `writer` for 1 h",
+    );
     s = run(
       [
         ev("approval.decided", {
@@ -172,6 +182,29 @@ describe("watch reducer", () => {
     );
     expect(s.approvals).toEqual({});
     expect(renderFrame(s, 200).join("\n")).not.toContain("approvals waiting");
+  });
+
+  it("says why an approval closed unanswered", () => {
+    const s = run([
+      spawn("a1", "writer"),
+      ev("approval.requested", {
+        approvalId: "ap2",
+        agentId: "a1",
+        tool: "exec",
+        summary: "exec rm",
+        target: "exec of `rm a` in /workspace",
+        covers: { allow_once: "-", allow_session: "-", allow_always: "-" },
+      }),
+      ev("approval.decided", {
+        approvalId: "ap2",
+        agentId: "a1",
+        tool: "exec",
+        decision: "expired",
+        reason: "agent a1 stopped: goal cancelled",
+      }),
+    ]);
+    expect(s.approvals).toEqual({});
+    expect(s.activity.at(-1)?.text).toBe("approval ap2: expired: agent a1 stopped: goal cancelled (exec)");
   });
 
   it("ends with the goal's outcome as the exit code: 0 succeeded, 1 failed or cancelled", () => {

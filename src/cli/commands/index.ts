@@ -2,7 +2,7 @@
 
 import type { Command } from "../command.js";
 import { agents } from "./agents.js";
-import { approvals, approvalsRespond } from "./approvals.js";
+import { approvals, approvalsGrants, approvalsRespond, approvalsRevoke } from "./approvals.js";
 import { auditAnchor, auditQuery, auditTail, auditVerify } from "./audit.js";
 import { daemonStart, daemonStatus, daemonStop } from "./daemon.js";
 import { cancel, goals, status, submit } from "./goals.js";
@@ -25,6 +25,8 @@ export const commands: readonly Command[] = [
   agents,
   approvals,
   approvalsRespond,
+  approvalsGrants,
+  approvalsRevoke,
   manifestValidate,
   auditVerify,
   auditAnchor,

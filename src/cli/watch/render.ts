@@ -109,6 +109,10 @@ export function renderFrame(state: WatchState, width = 100): string[] {
     for (const a of approvals) {
       const who = state.agents[a.agentId]?.manifest ?? a.agentId;
       lines.push(clip(`  ${a.id}  ${who} wants ${a.tool}: ${oneLine(a.summary, width)}`, width));
+      if (a.covers) {
+        lines.push(clip(`      Allow Session: ${oneLine(a.covers.allow_session, width)}`, width));
+        lines.push(clip(`      Allow Always:  ${oneLine(a.covers.allow_always, width)}`, width));
+      }
     }
   }
   lines.push("");

@@ -43,6 +43,8 @@ export interface PendingApproval {
   tool: string;
   summary: string;
   goalId: string | null;
+  /** What Allow Session / Allow Always would cover (absent from an older daemon). */
+  covers?: { allow_session: string; allow_always: string };
 }
 
 export interface ActivityLine {
@@ -329,19 +331,30 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
       break;
     }
     case "approval.requested": {
-      s.approvals[event.approvalId] = {
+      const pending: PendingApproval = {
         id: event.approvalId,
         agentId: event.agentId,
         tool: event.tool,
         summary: event.summary,
         goalId: event.goalId,
       };
+      if (event.covers)
+        pending.covers = {
+          allow_session: event.covers.allow_session,
+          allow_always: event.covers.allow_always,
+        };
+      s.approvals[event.approvalId] = pending;
       note("approval", `approval needed: ${event.tool} — ${oneLine(event.summary, 80)}`, event.agentId);
       break;
     }
     case "approval.decided": {
       delete s.approvals[event.approvalId];
-      note("approval", `approval ${event.approvalId}: ${event.decision} (${event.tool})`, event.agentId);
+      const why = event.reason ? `: ${oneLine(event.reason, 80)}` : "";
+      note(
+        "approval",
+        `approval ${event.approvalId}: ${event.decision}${why} (${event.tool})`,
+        event.agentId,
+      );
       break;
     }
     case "inference.queued": {
