@@ -9,7 +9,10 @@ type Loader = () => Promise<BenchSection | BenchSection[]>;
 
 const sections: Record<string, Loader> = {
   security: async () => (await import("./security.js")).benchSecurity(),
-  snapshots: async () => (await import("./snapshots.js")).benchSnapshots(),
+  snapshots: async () => {
+    const m = await import("./snapshots.js");
+    return [await m.benchSnapshots(), await m.benchSnapshotCalls()];
+  },
   memory: async () => (await import("./memory.js")).benchMemory(),
   agents: async () => (await import("./agents.js")).benchAgents(),
   sandbox: async () => (await import("./sandbox.js")).benchSandbox(),

@@ -1,15 +1,21 @@
 // bench/snapshots.ts — snapshot cost on a generated 10,000-file workspace: the first
 // snapshot (everything copied), an incremental one after 10 files change (only those are
 // read), and a restore after 10 files change (only those are rewritten). Target: each
-// under 500 ms. Run alone with `npx tsx bench/snapshots.ts`.
+// under 500 ms. Then what snapshots before mutation (on by default) cost a mutating call:
+// file_write through the gate into a real container, with the snapshot and without it,
+// alternating, on workspaces of 1,000 and 10,000 files. Run alone with
+// `npx tsx bench/snapshots.ts`.
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { Runtime } from "../src/kernel/runtime.js";
+import { goalFolders } from "../src/sandbox/folders.js";
 import { SnapshotStore } from "../src/sandbox/snapshots.js";
-import type { BenchSection } from "./report.js";
+import { makeTempHome } from "../test/support/home.js";
+import { type BenchSection, percentile } from "./report.js";
 
 const FILES = 10_000;
 const PER_DIR = 100;
@@ -45,17 +51,19 @@ export async function benchSnapshots(): Promise<BenchSection> {
   const home = mkdtempSync(join(tmpdir(), "aido-bench-snap-"));
   try {
     const ws = join(home, "goals", "bench", "workspace");
+    const roots = { workspace: ws, output: join(home, "goals", "bench", "output") };
     mkdirSync(ws, { recursive: true });
+    mkdirSync(roots.output, { recursive: true });
     const paths = makeWorkspace(ws);
     const store = new SnapshotStore({ goalsDir: join(home, "goals") });
     // Baseline, side by side: a full copy of the same workspace with cp -a.
     const copy = await timed(async () => execFileSync("cp", ["-a", ws, join(home, "copy")]));
-    const first = await timed(() => store.create("bench", ws, "first"));
+    const first = await timed(() => store.create("bench", roots, "first"));
     change(ws, paths, 1);
-    const incremental = await timed(() => store.create("bench", ws, "after 10 changes"));
+    const incremental = await timed(() => store.create("bench", roots, "after 10 changes"));
     change(ws, paths, 2);
-    const restore = await timed(() => store.restore("bench", ws, incremental.result.id));
-    const noop = await timed(() => store.restore("bench", ws, incremental.result.id));
+    const restore = await timed(() => store.restore("bench", roots, incremental.result.id));
+    const noop = await timed(() => store.restore("bench", roots, incremental.result.id));
     const baseline = { name: "cp -a of the workspace", value: copy.ms };
     return {
       name: `Snapshots (${FILES} files)`,
@@ -88,6 +96,82 @@ export async function benchSnapshots(): Promise<BenchSection> {
   }
 }
 
+/** A runtime on a fresh home, with snapshots before mutation on or off, and one agent in it. */
+async function runtimeWith(snapshots: boolean) {
+  const t = makeTempHome({ ANTHROPIC_API_KEY: "bench", AIDO_MODEL: "anthropic/bench" });
+  t.config.policy.snapshotBeforeMutation = snapshots;
+  const rt = await Runtime.open(t.config);
+  const agent = rt.spawnAgent({
+    name: `writer-${snapshots ? "snap" : "plain"}`,
+    system_prompt: "bench",
+    capabilities: ["tool: file_write", "file_write: /workspace/**"],
+    budget: { max_tokens: 1000 },
+  });
+  const goalId = rt.registry.require(agent.agent_id).goalId;
+  const call = (i: number) =>
+    rt.invokeTool(agent.agent_id, "file_write", { path: "/workspace/bench.txt", content: `write ${i}\n` });
+  await call(0); // container up, folders made
+  return { t, rt, call, workspace: goalFolders(t.config.goalsDir, goalId).workspace };
+}
+
+/**
+ * A mutating call with the snapshot taken before it vs the same call without: file_write
+ * through Runtime.invokeTool (the socket's tool.invoke), which snapshots before every
+ * mutating call (an agent loop, once per turn). Alternating, so load hits both alike.
+ */
+export async function benchSnapshotCalls(): Promise<BenchSection> {
+  const on = await runtimeWith(true);
+  const off = await runtimeWith(false);
+  const metrics: BenchSection["metrics"] = [];
+  const notes: string[] = [];
+  try {
+    let have = 0;
+    for (const files of [1_000, 10_000]) {
+      for (const w of [on.workspace, off.workspace]) {
+        for (let i = have; i < files; i++) {
+          const sub = join(w, `d${Math.floor(i / PER_DIR)}`);
+          if (i % PER_DIR === 0) mkdirSync(sub, { recursive: true });
+          writeFileSync(join(sub, `f${i}.txt`), `file ${i}\n${"x".repeat(i % 2000)}\n`);
+        }
+      }
+      have = files;
+      await on.call(1); // the snapshot that copies the new files, out of the way
+      const withSnap: number[] = [];
+      const without: number[] = [];
+      for (let i = 0; i < 15; i++) {
+        for (const [r, into] of [
+          [on, withSnap],
+          [off, without],
+        ] as const) {
+          const t0 = performance.now();
+          await r.call(i + 2);
+          into.push(performance.now() - t0);
+        }
+      }
+      const base = percentile(without, 50);
+      metrics.push({
+        name: `file_write with the snapshot before it, ${files} files in /workspace (p50)`,
+        value: percentile(withSnap, 50),
+        unit: "ms",
+        baseline: { name: "the same call without", value: base },
+      });
+      notes.push(
+        `${files} files: p90 ${percentile(withSnap, 90).toFixed(1)} ms with the snapshot, ${percentile(without, 90).toFixed(1)} ms without`,
+      );
+    }
+  } finally {
+    for (const r of [on, off]) {
+      await r.rt.close();
+      r.t.cleanup();
+    }
+  }
+  notes.push(
+    "Each call here snapshots (tool.invoke has no turns); in the agent loop only the first mutating call of a turn does.",
+    `load average at the end: ${loadavg()[0]?.toFixed(2)}`,
+  );
+  return { name: "Snapshots before mutation, per mutating call", metrics, notes };
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  console.log(JSON.stringify(await benchSnapshots(), null, 2));
+  console.log(JSON.stringify([await benchSnapshots(), await benchSnapshotCalls()], null, 2));
 }

@@ -3,13 +3,14 @@
 // .aido/config.yaml that may only tighten it: lower limits, more deny rules, a
 // narrower grant ceiling, never more. No other module reads process.env.
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { isMap, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { AidoError, ErrorCode, formatIssues, type Issue } from "./errors.js";
 import { parseGrant } from "./security/grants.js";
+import { unknownToolProblem } from "./tools/names.js";
 
 const grantString = z.string().superRefine((s, ctx) => {
   try {
@@ -20,6 +21,19 @@ const grantString = z.string().superRefine((s, ctx) => {
 });
 
 const positiveInt = z.number().int().positive();
+
+/**
+ * A policy.deny / policy.confirm rule (parsed by security/policy.ts). A `tool: NAME` rule
+ * must name a real tool: a typo would silently deny nothing, or ask nobody.
+ */
+const policyRule = z
+  .string()
+  .min(1)
+  .superRefine((rule, ctx) => {
+    const m = /^\s*tool\s*:\s*(.*?)\s*$/.exec(rule);
+    const problem = m && m[1] !== "*" ? unknownToolProblem(m[1] ?? "") : undefined;
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
 
 /** What a config file may say. Every key is enforced somewhere; unknown keys are errors. */
 export const ConfigFileSchema = z.strictObject({
@@ -45,10 +59,25 @@ export const ConfigFileSchema = z.strictObject({
     .optional(),
   /** The operator's ceiling: nothing submitted over the socket may hold more than this. */
   grants: z.array(grantString).optional(),
+  /** Which models agents may use: "provider/model" globs ("anthropic/*"); kernel/spawn checks every agent's. */
+  models: z
+    .strictObject({
+      allowed: z
+        .array(
+          z
+            .string()
+            .regex(
+              /^(\*|[a-z*][a-z0-9*-]*\/\S+)$/,
+              'a model glob is "provider/model" ("anthropic/*", "openai/gpt-4o*") or "*"',
+            ),
+        )
+        .min(1),
+    })
+    .optional(),
   policy: z
     .strictObject({
-      deny: z.array(z.string().min(1)).optional(),
-      confirm: z.array(z.string().min(1)).optional(),
+      deny: z.array(policyRule).optional(),
+      confirm: z.array(policyRule).optional(),
       snapshot_before_mutation: z.boolean().optional(),
     })
     .optional(),
@@ -106,6 +135,8 @@ export interface ProviderEnv {
 export interface Config {
   home: string;
   dbPath: string;
+  /** The audit log's signed head, kept outside the database (security/audit-head.ts). */
+  auditHeadPath: string;
   socketPath: string;
   pidPath: string;
   keysDir: string;
@@ -135,6 +166,12 @@ export interface Config {
    * covered by every list here (user file, then project file). Empty: no ceiling configured.
    */
   grantCeilings: string[][];
+  /**
+   * Which models agents may use: a model must match a glob of EVERY list (the operator's
+   * `models.allowed`, else the models of the shipped manifests plus AIDO_MODEL; then the
+   * project file's, which can only narrow).
+   */
+  models: { allowed: string[][] };
   policy: { deny: string[]; confirm: string[]; snapshotBeforeMutation: boolean };
   approvals: { timeoutMs: number; allowAlwaysTtlSeconds: number };
   sandbox: {
@@ -359,7 +396,11 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
     out.policy.deny = [...(out.policy.deny ?? []), ...(project.policy.deny ?? [])];
     out.policy.confirm = [...(out.policy.confirm ?? []), ...(project.policy.confirm ?? [])];
     if (project.policy.snapshot_before_mutation) out.policy.snapshot_before_mutation = true;
-    if (project.policy.snapshot_before_mutation === false && base.policy?.snapshot_before_mutation) {
+    // On by default: only an operator who turned snapshots off lets a project say off too.
+    if (
+      project.policy.snapshot_before_mutation === false &&
+      base.policy?.snapshot_before_mutation !== false
+    ) {
       throw new AidoError(
         ErrorCode.configInvalid,
         `${projectFile}: policy.snapshot_before_mutation cannot be turned off`,
@@ -380,14 +421,16 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const userFile = join(home, "config.yaml");
   let file: ConfigFile = existsSync(userFile) ? readConfigFile(userFile) : {};
   const grantCeilings = file.grants ? [file.grants] : [];
+  const packageRoot = opts.packageRoot ?? findPackageRoot();
+  const modelsAllowed = [file.models?.allowed ?? shippedModels(packageRoot, env.AIDO_MODEL)];
   const projectDir = opts.projectDir ?? process.cwd();
   const projectFile = join(projectDir, ".aido", "config.yaml");
   if (existsSync(projectFile) && resolve(projectFile) !== resolve(userFile)) {
     const project = readConfigFile(projectFile);
     if (project.grants) grantCeilings.push(project.grants);
+    if (project.models) modelsAllowed.push(project.models.allowed);
     file = tightenConfig(file, project, projectFile);
   }
-  const packageRoot = opts.packageRoot ?? findPackageRoot();
   const maxConcurrent = envInt(env, "AIDO_MAX_CONCURRENT_INFERENCE") ?? file.inference?.max_concurrent;
   const spawnBatchCap = envInt(env, "AIDO_SPAWN_BATCH_CAP") ?? file.limits?.spawn_batch_cap;
   const f = file;
@@ -401,12 +444,14 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const cfg: Config = {
     home,
     dbPath: join(home, "aido.db"),
+    auditHeadPath: join(home, "audit.head"),
     socketPath: join(home, "agentd.sock"),
     pidPath: join(home, "agentd.pid"),
     keysDir: join(home, "keys"),
     goalsDir: join(home, "goals"),
     packageRoot,
     grantCeilings,
+    models: { allowed: modelsAllowed },
     providers: {
       anthropic: { apiKey: env.ANTHROPIC_API_KEY, baseURL: env.ANTHROPIC_BASE_URL },
       openai: { apiKey: env.OPENAI_API_KEY, baseURL: env.OPENAI_BASE_URL },
@@ -435,7 +480,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     policy: {
       deny: f.policy?.deny ?? [],
       confirm: f.policy?.confirm ?? [],
-      snapshotBeforeMutation: f.policy?.snapshot_before_mutation ?? false,
+      snapshotBeforeMutation: f.policy?.snapshot_before_mutation ?? true,
     },
     approvals: {
       timeoutMs: pick(f.approvals?.timeout_ms, DEFAULTS.approvals.timeoutMs),
@@ -477,6 +522,31 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   if (env.AIDO_REPLAY) cfg.replay = resolve(env.AIDO_REPLAY);
   if (f.memory?.embedding_model) cfg.memory.embeddingModel = f.memory.embedding_model;
   return cfg;
+}
+
+/**
+ * The default `models.allowed`: the models the manifests shipped in manifests/ name, and
+ * AIDO_MODEL when set. Only the `model:` key is read; a file that does not parse adds none.
+ */
+function shippedModels(packageRoot: string, override: string | undefined): string[] {
+  const models = new Set<string>();
+  const dir = join(packageRoot, "manifests");
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith(".yaml") || f.endsWith(".yml"));
+  } catch {
+    // no shipped manifests: only AIDO_MODEL
+  }
+  for (const f of files.sort()) {
+    try {
+      const model = (parseDocument(readFileSync(join(dir, f), "utf8")).toJS() as { model?: unknown })?.model;
+      if (typeof model === "string" && model !== "") models.add(model);
+    } catch {
+      // not this file's model
+    }
+  }
+  if (override) models.add(override);
+  return [...models];
 }
 
 function findPackageRoot(): string {

@@ -14,6 +14,8 @@ export const ErrorCode = {
   budgetExceeded: "budget_exceeded",
   approvalDenied: "approval_denied",
   approvalTimeout: "approval_timeout",
+  /** The approval was closed unanswered: its agent stopped, its goal ended, the daemon restarted. */
+  approvalExpired: "approval_expired",
   auditFailed: "audit_failed",
   notFound: "not_found",
   unknownTool: "unknown_tool",

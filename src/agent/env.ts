@@ -9,6 +9,7 @@ import type { EventBus } from "../kernel/events.js";
 import type { AgentRecord } from "../kernel/registry.js";
 import type { InferenceScheduler } from "../llm/scheduler.js";
 import type { LlmClient, Usage } from "../llm/types.js";
+import type { Role } from "../manifest/roles.js";
 import type { MemoryStore } from "../memory/store.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { TokenAuthority } from "../security/tokens.js";
@@ -23,6 +24,8 @@ export interface AgentEnv {
   budget: BudgetLedger;
   events: EventBus;
   skills: SkillRegistry;
+  /** The operator's role manifests, shown as templates to agents that can spawn them. */
+  roles: readonly Role[];
   memory?: MemoryStore;
   archive: ContextArchive;
   /** The LlmClient of an agent's model (record/replay applied). */

@@ -78,6 +78,7 @@ export async function runAgentLoop(
       grants: verified.grants,
       tools,
       skills: env.skills,
+      roles: env.roles,
     });
     const max =
       opts.maxIterations ?? agent.manifest.limits?.max_iterations ?? env.config.limits.maxIterations;

@@ -1,7 +1,8 @@
 // agent/prompt.ts — what an agent is told and which tools it is offered. The system
 // prompt is the manifest's prompt, then what the runtime knows for certain: the
 // capabilities the agent's verified token holds (not what its manifest asked for), the
-// file layout, the untrusted-data rule, the skills it may load and how to use memory.
+// file layout, the untrusted-data rule, the roles it may start (the operator's manifests,
+// as templates), the skills it may load and how to use memory.
 // Tools are offered only when a grant allows them (a tool the agent could never call is
 // noise and an invitation to probe), memory tools only with episodic memory on, spawn
 // tools only with a spawn_child grant.
@@ -10,6 +11,7 @@ import { z } from "zod";
 import type { ToolDef } from "../gate/types.js";
 import type { ToolSpec } from "../llm/types.js";
 import type { LoadedManifest } from "../manifest/load.js";
+import { describeRole, type Role } from "../manifest/roles.js";
 import { formatGrant, type Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { SkillRegistry } from "../skills/registry.js";
@@ -60,6 +62,8 @@ export interface PromptParts {
   grants: readonly Grant[];
   tools: readonly ToolDef<unknown>[];
   skills: SkillRegistry;
+  /** The operator's role manifests; those its spawn_child grants allow are listed. */
+  roles?: readonly Role[];
 }
 
 export function buildSystemPrompt(p: PromptParts): string {
@@ -98,6 +102,17 @@ export function buildSystemPrompt(p: PromptParts): string {
         "and its final answer comes back to you as an untrusted report. Give each child the least it needs.",
       ].join("\n"),
     );
+    const roles = (p.roles ?? []).filter((r) => grantsAllow(p.grants, { kind: "spawn_child", name: r.name }));
+    if (roles.length > 0) {
+      out.push(
+        [
+          "## Roles you can start",
+          "The operator's manifests for these roles. Use one as the template of a child's manifest: keep its name,",
+          "narrow what it holds to what the child's part needs (and to what you hold), and write its system_prompt.",
+          ...roles.map(describeRole),
+        ].join("\n"),
+      );
+    }
   }
   const catalog = p.skills.catalog(p.manifest.skills);
   if (catalog && p.tools.some((t) => t.name === "skill_read")) out.push(`## Skills\n${catalog}`);

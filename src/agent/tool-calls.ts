@@ -46,6 +46,7 @@ export function principalOf(env: AgentEnv, agent: AgentRecord, turn?: number): P
   const p: Principal = {
     agentId: agent.id,
     goalId: agent.goalId,
+    identity: agent.identity,
     token: agent.token,
     approvalRequired: new Set(agent.manifest.approval_required),
     budgetAccount: agent.budgetAccount,

@@ -8,6 +8,7 @@ import type { GoalStatus } from "../kernel/goals.js";
 import type { AgentSummary } from "../kernel/registry.js";
 import type { AgentRunResult } from "../kernel/runtime.js";
 import type { ToolSpec } from "../llm/types.js";
+import type { GrantRecord } from "../security/approval-grants.js";
 import type { ApprovalRecord } from "../security/approvals.js";
 import type { AuditEntry } from "../security/audit-events.js";
 
@@ -26,6 +27,8 @@ export interface AuditVerifyResult {
   entries: number;
   first_bad_seq?: number;
   reason?: string;
+  /** The seq the signed head file vouched for, when it was checked and held. */
+  head_seq?: number;
 }
 
 interface Results {
@@ -44,10 +47,12 @@ interface Results {
   "tool.invoke": ToolInvokeResult;
   "approval.list": { approvals: ApprovalRecord[] };
   "approval.respond": ApprovalRecord;
+  "approval.grants": { grants: GrantRecord[] };
+  "approval.revoke": GrantRecord;
   "audit.verify": AuditVerifyResult;
   "audit.query": { entries: AuditEntry[] };
   "events.subscribe": { subscribed: true; goal_id: string | null };
 }
 
 export type MethodResult<M extends MethodName> = Results[M];
-export type { AgentRunResult, AgentSummary, ApprovalRecord, AuditEntry, GoalStatus, WireEvent };
+export type { AgentRunResult, AgentSummary, ApprovalRecord, AuditEntry, GoalStatus, GrantRecord, WireEvent };

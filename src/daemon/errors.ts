@@ -44,6 +44,7 @@ const TABLE: Record<ErrorCode, RpcCode> = {
   policy_denied: RpcCode.policyDenied,
   approval_denied: RpcCode.policyDenied,
   approval_timeout: RpcCode.policyDenied,
+  approval_expired: RpcCode.policyDenied,
   audit_failed: RpcCode.internalError,
   tool_failed: RpcCode.internalError,
   sandbox_unavailable: RpcCode.internalError,

@@ -9,6 +9,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 import type { GoalStatus } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, parseManifestValue } from "../manifest/load.js";
+import { parseAnchor } from "../security/audit-head.js";
 import { enforceCeiling, loadManifestFromDirs, type SocketCeiling } from "./ceiling.js";
 import type { Connection } from "./connection.js";
 import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
@@ -178,7 +179,12 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "tool.list": (_p, { rt }) => ({ tools: rt.listTools() }),
   "tool.invoke": async (p, ctx) => {
     refuseWhileClosing(ctx);
-    const r = await invokeToolWithEvents(ctx.rt, p.agent_id, p.tool, p.input);
+    // A call whose client left has nobody to report to: it ends (an approval it waits for expires).
+    const left = new AbortController();
+    const off = ctx.conn.onClose(() =>
+      left.abort(new AidoError(ErrorCode.cancelled, "the client that made the call disconnected", {})),
+    );
+    const r = await invokeToolWithEvents(ctx.rt, p.agent_id, p.tool, p.input, left.signal).finally(off);
     return {
       output: r.output,
       is_error: r.isError === true,
@@ -188,14 +194,17 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
 
   "approval.list": (p, { rt }) => ({ approvals: rt.approvals.list({ status: p.status ?? "pending" }) }),
   "approval.respond": (p, { rt }) => rt.approvals.respond(p.id, p.decision, "socket client"),
+  "approval.grants": (p, { rt }) => ({ grants: rt.approvals.grants(p.all === true) }),
+  "approval.revoke": (p, { rt }) => rt.approvals.revoke(p.grant_id, "socket client"),
 
-  "audit.verify": (_p, { rt }) => {
-    const r = rt.audit.verify();
+  "audit.verify": (p, { rt }) => {
+    const r = rt.audit.verify(p.anchor === undefined ? {} : { anchor: parseAnchor(p.anchor) });
     return {
       ok: r.ok,
       entries: r.entries,
       ...(r.first_bad_seq !== undefined ? { first_bad_seq: r.first_bad_seq } : {}),
       ...(r.reason !== undefined ? { reason: r.reason } : {}),
+      ...(r.head_seq !== undefined ? { head_seq: r.head_seq } : {}),
     };
   },
   "audit.query": (p, { rt }) => ({ entries: rt.audit.query(p) }),

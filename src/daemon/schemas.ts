@@ -4,11 +4,22 @@
 // this table's keys; a method not here is -32601.
 
 import { z } from "zod";
+import { APPROVAL_STATUSES, type ApprovalStatus } from "../security/approval-store.js";
 import { APPROVAL_DECISIONS, type ApprovalDecision } from "../security/approvals.js";
+import { parseAnchor } from "../security/audit-head.js";
 import { RpcCode, RpcError } from "./errors.js";
 
 const id = z.string().min(1).max(200);
 const MAX_WAIT_MS = 24 * 3600 * 1000;
+
+function isAnchor(text: string): boolean {
+  try {
+    parseAnchor(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** YAML text or an object of the manifest schema (the manifest loader validates it). */
 const manifestValue = z.union([
@@ -52,12 +63,22 @@ export const MethodSchemas = {
     tool: z.string().min(1).max(200),
     input: z.record(z.string(), z.unknown()),
   }),
-  "approval.list": z.strictObject({ status: z.enum(["pending", "decided", "timed_out"]).optional() }),
+  "approval.list": z.strictObject({
+    status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).optional(),
+  }),
   "approval.respond": z.strictObject({
     id,
     decision: z.enum(APPROVAL_DECISIONS as [ApprovalDecision, ...ApprovalDecision[]]),
   }),
-  "audit.verify": z.strictObject({}),
+  "approval.grants": z.strictObject({ all: z.boolean().optional() }),
+  "approval.revoke": z.strictObject({ grant_id: id }),
+  "audit.verify": z.strictObject({
+    anchor: z
+      .string()
+      .max(300)
+      .refine(isAnchor, "must be SEQ:HASH (a seq and a 64-digit hex hash, as `aido audit anchor` prints)")
+      .optional(),
+  }),
   "audit.query": z.strictObject({
     goal_id: id.optional(),
     agent_id: id.optional(),

@@ -15,6 +15,7 @@ export async function invokeToolWithEvents(
   agentId: string,
   tool: string,
   input: unknown,
+  signal?: AbortSignal,
 ): Promise<ToolResult> {
   const goalId = rt.registry.get(agentId)?.goalId ?? null;
   const ev = { agentId, tool, callId: `rpc_${randomBytes(6).toString("hex")}` };
@@ -22,7 +23,7 @@ export async function invokeToolWithEvents(
   const ms = () => Math.round(performance.now() - started);
   if (goalId !== null) rt.events.emit("tool.called", goalId, ev);
   try {
-    const r = await rt.invokeTool(agentId, tool, input);
+    const r = await rt.invokeTool(agentId, tool, input, signal);
     rt.events.emit("tool.completed", goalId, { ...ev, isError: r.isError === true, ms: ms() });
     return r;
   } catch (e) {

@@ -1,10 +1,14 @@
 // gate/invoke.ts — the only way a tool runs. Every call from a model, a socket client or
 // a test takes this path, in this order:
-//   schema (zod) -> capability (signed token, every Need) -> policy -> budget -> approval
-//   -> audit "tool.invoked" (durable) -> run in the sandbox -> audit the result.
-// Order matters: nothing with a side effect happens before every check has passed and
-// the audit entry is committed. Needs are computed read-only (realpath inside the
-// container) so that a path is judged as the container will resolve it.
+//   schema (zod) -> capability (signed token, the tool, the needs the input states)
+//   -> policy (on what the call states) -> budget
+//   -> needs judged in the container (paths resolved there) -> capability and policy on them
+//   -> approval -> audit "tool.invoked" (durable) -> snapshot before a mutation -> run in
+//   the sandbox -> audit the result.
+// Order matters twice. Nothing with a side effect happens before every check has passed
+// and the audit entry is committed. And the goal's container is only looked at (needs()
+// resolves paths with realpath inside it, which starts it) once every check that does not
+// need it has passed: a call refused for its tool, its command or the budget starts nothing.
 // Every refusal is audited as tool.denied with the stage that refused it, and surfaces
 // as a GateDenied error the caller can show to the model (it can recover) or map to a
 // JSON-RPC code.
@@ -12,6 +16,7 @@
 import type { z } from "zod";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
+import { approvalScopeOf } from "../security/approval-scope.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
@@ -22,12 +27,16 @@ import type { PolicyEngine } from "../security/policy.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import { confinementFor } from "./confinement.js";
 import { describeNeed } from "./needs.js";
+import { RunPaths } from "./run-paths.js";
+import { TurnSnapshots } from "./turn-snapshots.js";
 import type { Need, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
 
 /** Who is calling: an agent (or a socket client acting as one) and its signed token. */
 export interface Principal {
   agentId: string;
   goalId: string;
+  /** The agent's identity (kernel/registry.ts): what an Allow Always grant binds to. */
+  identity: string;
   token: CapabilityToken;
   /** Tools that wait for a human decision (manifest approval_required). */
   approvalRequired: ReadonlySet<string>;
@@ -82,11 +91,13 @@ export class GateDenied extends AidoError {
 
 export class Gate {
   private readonly deps: GateDeps;
-  /** agentId -> turn already snapshotted (snapshot before the first mutation of a turn). */
-  private readonly snapshotTurns = new Map<string, number>();
+  /** Snapshots before mutation, one per agent turn; absent when policy turns them off. */
+  private readonly snapshots: TurnSnapshots | undefined;
 
   constructor(deps: GateDeps) {
     this.deps = deps;
+    this.snapshots =
+      deps.snapshotBeforeMutation && deps.snapshots ? new TurnSnapshots(deps.snapshots) : undefined;
   }
 
   get tools(): ReadonlyMap<string, ToolDef<unknown>> {
@@ -123,7 +134,8 @@ export class Gate {
       deny(ErrorCode.invalidInput, "schema", msg, field === undefined ? {} : { field }),
     );
 
-    // 2. capability: the token first (forged, expired, revoked...), then each need.
+    // 2. capability: the token first (forged, expired, revoked...), then the tool and
+    // what the input states. Nothing here looks into the container.
     let grants: readonly Grant[];
     try {
       const verified = deps.tokens.verify(principal.token);
@@ -135,47 +147,21 @@ export class Gate {
       return deny(ErrorCode.tokenInvalid, "capability", errorMessage(e));
     }
     const toolNeed: Need = { kind: "tool", name: tool.name };
-    if (!grantsAllow(grants, toolNeed)) {
-      return deny(
-        ErrorCode.capabilityDenied,
-        "capability",
-        `no capability grants ${describeNeed(toolNeed)}`,
-        {
-          need: toolNeed,
-        },
-      );
-    }
-    const sandbox = deps.sandbox(principal.goalId);
-    let needs: Need[];
-    try {
-      needs = await tool.needs(input, { sandbox });
-    } catch (e) {
-      if (e instanceof AidoError && e.code === ErrorCode.policyDenied) {
-        return deny(ErrorCode.policyDenied, "policy", e.message);
-      }
-      if (
-        e instanceof AidoError &&
-        (e.code === ErrorCode.invalidInput || e.code === ErrorCode.capabilityDenied)
-      ) {
-        return deny(e.code, e.code === ErrorCode.invalidInput ? "schema" : "capability", e.message);
-      }
-      throw e;
-    }
-    for (const need of needs) {
+    const stated = judging(deny, () => tool.staticNeeds?.(input) ?? [toolNeed]);
+    for (const need of [toolNeed, ...stated]) {
       if (!grantsAllow(grants, need)) {
         return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {
           need,
-          held: grants.map(formatGrant),
+          ...(need.kind === "tool" ? {} : { held: grants.map(formatGrant) }),
         });
       }
     }
 
-    // 3. policy
-    const command = tool.policyCommand?.(input);
-    const decision = deps.policy.decide({ tool: tool.name, input, needs, ...(command ? { command } : {}) });
-    if (decision.decision === "deny") {
-      return deny(ErrorCode.policyDenied, "policy", `${decision.reason} (rule ${decision.rule})`, {
-        rule: decision.rule,
+    // 3. policy on what the call states (the exec command's analysis, tool rules).
+    const early = deps.policy.decide({ tool: tool.name, input, needs: stated });
+    if (early.decision === "deny") {
+      return deny(ErrorCode.policyDenied, "policy", `${early.reason} (rule ${early.rule})`, {
+        rule: early.rule,
       });
     }
 
@@ -194,39 +180,53 @@ export class Gate {
       }
     }
 
-    // 5. approval: manifest approval_required, or a policy "confirm" rule.
+    // 5. the needs as the container resolves them (this may start the goal's container),
+    // each against the grants, then the policy on all of it.
+    const sandbox = deps.sandbox(principal.goalId);
+    const needs = await judgingAsync(deny, () => tool.needs(input, { sandbox }));
+    for (const need of needs) {
+      if (!grantsAllow(grants, need)) {
+        return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {
+          need,
+          held: grants.map(formatGrant),
+        });
+      }
+    }
+    const command = tool.policyCommand?.(input);
+    const decision = deps.policy.decide({ tool: tool.name, input, needs, ...(command ? { command } : {}) });
+    if (decision.decision === "deny") {
+      return deny(ErrorCode.policyDenied, "policy", `${decision.reason} (rule ${decision.rule})`, {
+        rule: decision.rule,
+      });
+    }
+
+    // 6. approval: manifest approval_required, or a policy "confirm" rule. An earlier
+    // Allow Session / Allow Always that covers the call's scope is reused (audited).
     const confirmRule = decision.decision === "confirm" ? decision : undefined;
     if (principal.approvalRequired.has(tool.name) || confirmRule) {
-      const summary = summarize(tool.name, input, confirmRule?.reason);
-      const outcome = await deps.approvals.request({
+      const scope = tool.approvalScope?.(input, needs) ?? approvalScopeOf(tool.name, input, needs);
+      const outcome = await deps.approvals.authorize({
         goalId: principal.goalId,
         agentId: principal.agentId,
+        identity: principal.identity,
         tool: tool.name,
         input,
-        summary,
+        summary: summarize(tool.name, input, confirmRule?.reason),
+        scope,
         timeoutMs: deps.approvalTimeoutMs,
+        ...(call.callId ? { callId: call.callId } : {}),
+        ...(call.signal ? { signal: call.signal } : {}),
       });
       if (!outcome.allowed) {
-        const why = outcome.decision === "timed_out" ? "approval timed out" : "a human denied the call";
-        return deny(
-          outcome.decision === "timed_out" ? ErrorCode.approvalTimeout : ErrorCode.approvalDenied,
-          "approval",
-          `${why} (approval ${outcome.id})`,
-          { approval_id: outcome.id },
-        );
+        const refusal = APPROVAL_REFUSALS[outcome.decision as keyof typeof APPROVAL_REFUSALS];
+        const why = outcome.reason ? `${refusal.why}: ${outcome.reason}` : refusal.why;
+        return deny(refusal.code, "approval", `${why} (approval ${outcome.approvalId})`, {
+          approval_id: outcome.approvalId,
+        });
       }
     }
 
-    // 6. snapshot before the first mutation of a turn, when policy asks for it.
-    if (tool.mutates && deps.snapshotBeforeMutation && deps.snapshots) {
-      const turn = principal.turn ?? -1;
-      if (this.snapshotTurns.get(principal.agentId) !== turn || turn === -1) {
-        await deps.snapshots.beforeMutation(principal);
-        this.snapshotTurns.set(principal.agentId, turn);
-      }
-    }
-
-    // 7. audit, durable, then run.
+    // 7. audit, durable, then snapshot (before the first mutation of a turn) and run.
     const invoked = deps.audit.append({
       kind: "tool.invoked",
       goalId: principal.goalId,
@@ -237,6 +237,7 @@ export class Gate {
         ...(call.callId ? { call_id: call.callId } : {}),
       },
     });
+    const paths = new RunPaths(tool.name, grants, deps.policy);
     const ctx: ToolContext = {
       sandbox,
       goalId: principal.goalId,
@@ -251,13 +252,16 @@ export class Gate {
       ),
       allowNetwork: (host, opts) =>
         this.allowNetwork(principal, tool.name, grants, host, opts?.literal === true),
+      allowPath: (need, opts) => paths.allow(need, opts?.record !== false),
       ...(call.signal ? { signal: call.signal } : {}),
       ...(principal.services ? { services: principal.services } : {}),
     };
     let result: ToolResult;
     try {
+      if (tool.mutates) await this.snapshots?.before(principal, tool.name);
       result = await tool.run(input, ctx);
     } catch (e) {
+      paths.audit(deps.audit, principal);
       deps.audit.append({
         kind: "tool.failed",
         goalId: principal.goalId,
@@ -271,6 +275,7 @@ export class Gate {
       });
       throw e;
     }
+    paths.audit(deps.audit, principal);
     deps.audit.append({
       kind: "tool.completed",
       goalId: principal.goalId,
@@ -313,6 +318,43 @@ export class Gate {
       payload: { tool, stage: grant ? "policy" : "capability", reason, code: ErrorCode.capabilityDenied },
     });
     return false;
+  }
+}
+
+type Deny = (code: ErrorCode, stage: DenyStage, reason: string) => never;
+
+/** Why a call that was not allowed at the approval stage is refused. */
+const APPROVAL_REFUSALS = {
+  deny: { code: ErrorCode.approvalDenied, why: "a human denied the call" },
+  timed_out: { code: ErrorCode.approvalTimeout, why: "approval timed out" },
+  expired: { code: ErrorCode.approvalExpired, why: "the approval was closed unanswered" },
+} as const;
+
+/** A refusal raised while working out a call's needs, as the stage it belongs to. */
+function refusalOf(e: unknown, deny: Deny): never {
+  if (e instanceof AidoError && e.code === ErrorCode.policyDenied) return deny(e.code, "policy", e.message);
+  if (
+    e instanceof AidoError &&
+    (e.code === ErrorCode.invalidInput || e.code === ErrorCode.capabilityDenied)
+  ) {
+    return deny(e.code, e.code === ErrorCode.invalidInput ? "schema" : "capability", e.message);
+  }
+  throw e;
+}
+
+function judging<T>(deny: Deny, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    return refusalOf(e, deny);
+  }
+}
+
+async function judgingAsync<T>(deny: Deny, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    return refusalOf(e, deny);
   }
 }
 

@@ -5,8 +5,12 @@
 import type { z } from "zod";
 import type { MemoryScope } from "../memory/scope.js";
 import type { Confinement, SandboxHandle } from "../sandbox/types.js";
+import type { ApprovalScope } from "../security/approval-scope.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import type { SkillAccess } from "../skills/access.js";
+
+/** A need naming one path (file tools, and paths a running tool asks about). */
+export type PathNeed = { kind: "file_read" | "file_write"; path: string };
 
 /** One capability a concrete call needs, checked against the agent's grants. */
 export type Need =
@@ -59,6 +63,13 @@ export interface ToolContext {
    * ("*" and "*.domain" do not). The gate fills it and audits a denial. Absent: refuse.
    */
   allowNetwork?(host: string, opts?: { literal?: boolean }): boolean;
+  /**
+   * For paths a tool touches beyond its declared needs, known only as it runs (a snapshot
+   * restore): undefined when the agent's grants and the policy allow `need`, else the
+   * reason. The gate audits the refusals when the call ends, unless { record: false } (a
+   * question whose answer changes only what the tool reports). Absent: refuse.
+   */
+  allowPath?(need: PathNeed, opts?: { record?: boolean }): string | undefined;
 }
 
 /**
@@ -75,8 +86,19 @@ export interface ToolDef<I = unknown> {
   name: string;
   description: string;
   input: z.ZodType<I>;
-  /** true when the tool can change files or state (snapshot-before-mutation, approvals). */
+  /**
+   * true when a call can change files the goal's container sees (/workspace, /output): the
+   * gate snapshots both before the first such call of a turn. Tools that change only the
+   * runtime's own state (memory, spawning) say false: a snapshot would not cover it.
+   */
   mutates: boolean;
+  /**
+   * The needs a call states without the container being looked at (exec: the tool and every
+   * simple command the string unfolds to). The gate checks them against the grants, with the
+   * policy and the budget, before needs() may start the goal's container, so a call refused
+   * for what it says touches nothing. Absent: the tool need alone.
+   */
+  staticNeeds?(input: I): Need[];
   needs(input: I, ctx: NeedsContext): Promise<Need[]>;
   /**
    * The analysed shell command the policy judges for this call, when the tool knows more
@@ -84,5 +106,11 @@ export interface ToolDef<I = unknown> {
    * runs). Called after needs(); absent or undefined: the policy analyses input.command.
    */
   policyCommand?(input: I): CommandAnalysis | undefined;
+  /**
+   * What a human's Allow Session / Allow Always on this call covers (security/approval-scope.ts),
+   * when the judged needs do not say it all (exec: the command that runs). Called after
+   * needs(); absent: approvalScopeOf(tool, input, needs).
+   */
+  approvalScope?(input: I, needs: readonly Need[]): ApprovalScope;
   run(input: I, ctx: ToolContext): Promise<ToolResult>;
 }

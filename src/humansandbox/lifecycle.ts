@@ -22,6 +22,7 @@ import {
   resolveRuntime,
   versionMatches,
 } from "./container.js";
+import { linkOutputs } from "./outputs.js";
 import { resolveInputs } from "./paths.js";
 import { loadSandboxSpec, parseSandboxSpec, type SandboxSpec } from "./spec.js";
 import {
@@ -78,6 +79,9 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
     mkdirSync(d, { recursive: true, mode: 0o755 });
     if (process.getuid?.() === 0) chownSync(d, who.uid, who.gid);
   }
+  // Declared outputs are written at their paths in /workspace, read-only or not.
+  const links =
+    spec.filesystem === "none" ? undefined : linkOutputs(paths.work, paths.output, spec.outputs, who);
   const now = Date.now();
   const limits = {
     memoryMb: spec.memoryMb,
@@ -114,6 +118,7 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
     },
     inputs,
     outputs: spec.outputs,
+    ...(links ? { output_links: links.linked } : {}),
     env_names: Object.keys(spec.env).sort(),
   };
   writeRecord(paths, record);
@@ -134,6 +139,8 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
       "network is allowed: the sandbox is on the engine's default bridge",
       opts.network ? "--network" : "permissions.network",
     );
+  for (const skip of links?.skipped ?? [])
+    warn(`output ${skip.pattern} has no link in /workspace (${skip.reason})`);
   if (opts.allowMutations)
     warn(
       "inputs are mounted read-write: the script can change them on the host",

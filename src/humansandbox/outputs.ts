@@ -1,14 +1,95 @@
-// humansandbox/outputs.ts — bringing a run's declared outputs back into the project, and
-// the git diff of what that changed. Only regular files are collected (a symlink the
-// script made in /output would point at the host's files once outside the container),
-// and never through a symlink on the project side either. The diff is what `git diff
-// HEAD` shows for the collected paths, new files included, when the project is in a git
-// repository; it is written as the run's outputs.diff.
+// humansandbox/outputs.ts — a run's declared outputs: where the script writes them and
+// how they come back into the project, with the git diff of what that changed.
+//
+// Scripts write outputs at their project-relative paths, relative to their working
+// folder (`results/x.csv`, `migration.log`), also when that folder is read-only
+// (`filesystem: readonly`). So before the container starts, each declared output gets a
+// symlink in the work folder, /workspace/<path> -> /output/<path>, and its folder in
+// /output: the script's write goes through the link into /output, and nothing else of
+// /workspace becomes writable. A folder output (`results/`, trailing slash) links the
+// folder; a file output links the file (the link dangles until the script writes it,
+// and open() creates the target); a glob links its fixed leading folders (`out/*.sql`
+// links `out/`); a glob in the first segment (`*.log`) gets no link and is written to
+// /output directly. The links are made by the host before the container exists and
+// point inside the container, so the host never follows them (staging a script into the
+// work folder replaces whatever is there without following it).
+//
+// Collected are only regular files under /output (a symlink the script made there would
+// point at the host's files once outside the container), never through a symlink on the
+// project side either. The diff is what `git diff HEAD` shows for the collected paths,
+// new files included, when the project is in a git repository; it is written as the
+// run's outputs.diff.
 
 import { execFileSync } from "node:child_process";
-import { copyFileSync, lstatSync, mkdirSync } from "node:fs";
+import { chownSync, copyFileSync, lstatSync, mkdirSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { collectableOutputs } from "./paths.js";
+
+/** What linkOutputs made, and the patterns it could not give a link to. */
+export interface OutputLinks {
+  /** Work-folder paths now linked into /output, e.g. "results" -> /output/results. */
+  linked: string[];
+  skipped: Array<{ pattern: string; reason: string }>;
+}
+
+/** The part of a pattern that can be linked: its leading segments without a wildcard. */
+function linkable(pattern: string): { path: string; folder: boolean } | undefined {
+  const segs = pattern.split("/").filter((x) => x !== "" && x !== ".");
+  const glob = segs.findIndex((x) => x.includes("*"));
+  if (glob === 0 || segs.length === 0) return undefined;
+  if (glob > 0) return { path: segs.slice(0, glob).join("/"), folder: true };
+  return { path: segs.join("/"), folder: pattern.endsWith("/") };
+}
+
+/**
+ * Link each declared output from the work folder into /output (see the header). Folders
+ * are made owned by `owner` (the container's user) when we are root. A link inside
+ * another declared output's link is not needed and not made.
+ */
+export function linkOutputs(
+  work: string,
+  output: string,
+  patterns: readonly string[],
+  owner: { uid: number; gid: number },
+): OutputLinks {
+  const result: OutputLinks = { linked: [], skipped: [] };
+  const wanted = patterns
+    .map((pattern) => ({ pattern, l: linkable(pattern) }))
+    .sort((a, b) => (a.l?.path.length ?? 0) - (b.l?.path.length ?? 0));
+  const mkdirs = (root: string, rel: string) => {
+    let at = root;
+    for (const seg of rel.split("/").filter(Boolean)) {
+      at = join(at, seg);
+      try {
+        mkdirSync(at, { mode: 0o755 });
+        if (process.getuid?.() === 0) chownSync(at, owner.uid, owner.gid);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      }
+    }
+  };
+  for (const { pattern, l } of wanted) {
+    if (!l) {
+      result.skipped.push({
+        pattern,
+        reason: "a wildcard in its first segment: write it to /output directly",
+      });
+      continue;
+    }
+    if (result.linked.some((p) => l.path === p || l.path.startsWith(`${p}/`))) continue;
+    const parent = dirname(l.path) === "." ? "" : dirname(l.path);
+    const blocked = blockedAt(work, l.path, true);
+    if (blocked) {
+      result.skipped.push({ pattern, reason: blocked });
+      continue;
+    }
+    mkdirs(output, l.folder ? l.path : parent);
+    mkdirs(work, parent);
+    symlinkSync(`/output/${l.path}`, join(work, l.path));
+    result.linked.push(l.path);
+  }
+  return result;
+}
 
 export interface CollectResult {
   collected: string[];
@@ -16,8 +97,11 @@ export interface CollectResult {
   skipped: Array<{ path: string; reason: string }>;
 }
 
-/** The first component of `rel` under `root` that is a symlink (or not a directory where one is needed). */
-function blockedAt(root: string, rel: string): string | undefined {
+/**
+ * The first component of `rel` under `root` that is a symlink (or not a directory where
+ * one is needed); with `absent`, `rel` itself must not exist at all.
+ */
+function blockedAt(root: string, rel: string, absent = false): string | undefined {
   const parts = rel.split("/");
   let cur = root;
   for (let i = 0; i < parts.length; i++) {
@@ -28,11 +112,11 @@ function blockedAt(root: string, rel: string): string | undefined {
     } catch {
       return undefined; // the rest does not exist yet: created as plain folders
     }
-    if (st.isSymbolicLink()) return `${parts.slice(0, i + 1).join("/")} is a symlink in the project`;
+    if (st.isSymbolicLink()) return `${parts.slice(0, i + 1).join("/")} is a symlink`;
     if (i < parts.length - 1 && !st.isDirectory())
       return `${parts.slice(0, i + 1).join("/")} is not a folder`;
-    if (i === parts.length - 1 && !st.isFile())
-      return `${rel} exists in the project and is not a regular file`;
+    if (i === parts.length - 1 && absent) return `${rel} already exists in the work folder`;
+    if (i === parts.length - 1 && !st.isFile()) return `${rel} exists and is not a regular file`;
   }
   return undefined;
 }
@@ -50,7 +134,7 @@ export function collectOutputs(
   for (const rel of files) {
     const why = blockedAt(project, rel);
     if (why) {
-      result.skipped.push({ path: rel, reason: why });
+      result.skipped.push({ path: rel, reason: `${why} in the project` });
       continue;
     }
     const dest = join(project, rel);

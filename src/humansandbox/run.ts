@@ -7,12 +7,11 @@
 // the env scrubber before it is shown or written.
 
 import {
-  chmodSync,
   chownSync,
   closeSync,
   constants,
-  copyFileSync,
   existsSync,
+  fchmodSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -134,17 +133,42 @@ async function stageTask(
   if (!existsSync(host) || !statSync(host).isFile()) return { kind: "command", argv: task };
   const name = basename(host);
   const inBox = `/workspace/${name}`;
-  if (record.permissions.filesystem === "none") await sb.writeFile(inBox, readFileSync(host, "utf8"));
-  else copyFileSync(host, join(paths.work, name));
   const interpreter = INTERPRETERS[extname(name).toLowerCase()];
-  if (!interpreter) {
+  if (record.permissions.filesystem === "none") {
+    await sb.writeFile(inBox, readFileSync(host, "utf8"));
     // No known interpreter: run it as a program (its shebang line decides).
-    if (record.permissions.filesystem === "none")
+    if (!interpreter)
       await sb.exec({ argv: ["chmod", "755", inBox], timeoutMs: 10_000, confinement: "unconfined" });
-    else chmodSync(join(paths.work, name), 0o755);
-  }
+  } else stageFile(host, paths.work, name, interpreter ? 0o644 : 0o755);
   const argv = interpreter ? [interpreter, inBox, ...args] : [inBox, ...args];
   return { kind: "script", file: first, argv };
+}
+
+/**
+ * Put a copy of `src` at work/<name> without following anything there: the work folder is
+ * writable by the script (filesystem: readwrite), which may have left a symlink named like
+ * the next task pointing at a host file. A temp file is created (O_EXCL | O_NOFOLLOW) and
+ * renamed over the name, which replaces a link instead of writing through it.
+ */
+function stageFile(src: string, work: string, name: string, mode: number): void {
+  const tmp = join(work, `.aido-stage-${process.pid}-${Date.now().toString(36)}`);
+  const fd = openSync(
+    tmp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    mode,
+  );
+  let open = true;
+  try {
+    writeFileSync(fd, readFileSync(src));
+    fchmodSync(fd, mode);
+    closeSync(fd);
+    open = false;
+    renameSync(tmp, join(work, name));
+  } catch (e) {
+    if (open) closeSync(fd);
+    removeTreeNoFollow(tmp);
+    throw e;
+  }
 }
 
 /** Reads a stream file as it grows, in order, up to the evidence cap. */

@@ -99,6 +99,8 @@ export interface SandboxRecord {
   limits: { cpus: number; memory_mb: number; pids: number; tmpfs_mb: number; timeout_ms: number };
   inputs: InputMount[];
   outputs: string[];
+  /** Work-folder paths linked to /output/<same path> for the declared outputs (outputs.ts). */
+  output_links?: string[];
   /** Names only: values never reach the evidence. */
   env_names: string[];
 }

@@ -6,6 +6,7 @@
 // able to break an agent.
 
 import type { Usage } from "../llm/types.js";
+import type { Coverage } from "../security/approval-scope.js";
 
 export type AgentState = "starting" | "running" | "paused" | "stopping" | "stopped";
 
@@ -14,7 +15,14 @@ export interface EventPayloads {
   "goal.queued": { goal: string };
   "goal.started": { agentId: string };
   "goal.finished": { state: "succeeded" | "failed" | "cancelled"; error?: string; usage: Usage };
-  "agent.spawned": { agentId: string; manifest: string; parentId?: string; depth: number; model: string };
+  "agent.spawned": {
+    agentId: string;
+    manifest: string;
+    description?: string;
+    parentId?: string;
+    depth: number;
+    model: string;
+  };
   "agent.stopped": { agentId: string; reason: string; state: AgentState };
   "agent.state": { agentId: string; state: AgentState };
   "tool.called": { agentId: string; tool: string; callId: string };
@@ -27,8 +35,24 @@ export interface EventPayloads {
     reason: string;
   };
   "tool.completed": { agentId: string; tool: string; callId: string; isError: boolean; ms: number };
-  "approval.requested": { approvalId: string; agentId: string; tool: string; summary: string };
-  "approval.decided": { approvalId: string; agentId: string; tool: string; decision: string };
+  "approval.requested": {
+    approvalId: string;
+    agentId: string;
+    tool: string;
+    summary: string;
+    /** What the request's scope is, in words. */
+    target: string;
+    /** What each answer would cover. */
+    covers: Coverage;
+  };
+  /** `decision` is the answer, or "timed_out" / "expired" (then `reason` says why). */
+  "approval.decided": {
+    approvalId: string;
+    agentId: string;
+    tool: string;
+    decision: string;
+    reason?: string;
+  };
   "inference.queued": { agentId: string; provider: string; model: string; queued: number };
   "inference.started": { agentId: string; provider: string; model: string; waitMs: number; inFlight: number };
   "inference.finished": {

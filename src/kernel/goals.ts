@@ -6,9 +6,10 @@
 //
 // Running a goal: its folders ($AIDO_HOME/goals/<id>/{workspace,output,inputs}, the
 // user's input files copied into inputs/), a root budget account capped at
-// config.limits.goalMaxTokens (tightened by the bootstrap manifest's budget), the
+// config.limits.goalMaxTokens (tightened by the bootstrap manifest's budget, unless
+// that is per reset period: then the root agent gets a periodic account inside it), the
 // bootstrap agent (manifests/bootstrap.yaml or the submitted manifest, whose grants must
-// fit the operator's ceilings), whose first message is the goal text plus recalled
+// fit the operator's ceilings and whose model models.allowed), whose first message is the goal text plus recalled
 // memories. The result is the bootstrap's final answer. When any reservation in the goal
 // is refused by the root account, the goal cap is reached: every agent of the goal is
 // stopped through the one removal path and the goal fails saying so.
@@ -33,7 +34,7 @@ import { grantsWithin } from "../security/narrowing.js";
 import type { AgentRunner } from "./agents.js";
 import type { EventBus } from "./events.js";
 import type { AgentRegistry } from "./registry.js";
-import type { Spawner } from "./spawn.js";
+import { requireAllowedModel, type Spawner } from "./spawn.js";
 
 const MIGRATIONS = [
   `CREATE TABLE goals (
@@ -152,8 +153,22 @@ export class GoalRunner {
       s.manifest === undefined
         ? this.bootstrapManifest()
         : parseManifestValue(s.manifest, "goal.submit manifest");
-    if (this.deps.config.grantCeilings.length > 0)
-      grantsWithin(this.deps.config.grantCeilings, manifest.capabilities);
+    try {
+      if (this.deps.config.grantCeilings.length > 0)
+        grantsWithin(this.deps.config.grantCeilings, manifest.capabilities);
+      const model = this.deps.config.modelOverride ?? manifest.model;
+      if (model !== undefined) requireAllowedModel(this.deps.config, manifest.name, model);
+    } catch (e) {
+      // Refused before the goal exists: audited without one, as the spawn would have been.
+      const d = e instanceof AidoError ? e.details : {};
+      this.deps.audit.record("agent.spawn_denied", {
+        manifest: manifest.name,
+        reason: errorMessage(e),
+        ...(Array.isArray(d.offending) ? { offending: d.offending as string[] } : {}),
+        ...(Array.isArray(d.keys) ? { keys: d.keys as string[] } : {}),
+      });
+      throw e;
+    }
     const inputs = (s.inputs ?? []).map((p, i) => {
       if (typeof p !== "string" || !isAbsolute(p)) {
         throw new AidoError(ErrorCode.invalidInput, `inputs.${i}: must be an absolute path`, {
@@ -332,9 +347,12 @@ export class GoalRunner {
         mkdirSync(dir, { recursive: true });
       const inputs = JSON.parse(row.inputs) as string[];
       if (inputs.length > 0) copyInputs(folders, inputs);
+      // A root manifest's max_tokens lowers the cap, unless it is per reset period: then
+      // the root gets an account of its own inside the goal's (spawn.ts), and the cap stays.
+      const perPeriod = manifest.budget?.reset_period_seconds !== undefined;
       const cap = Math.min(
         deps.config.limits.goalMaxTokens,
-        manifest.budget?.max_tokens ?? Number.POSITIVE_INFINITY,
+        (perPeriod ? undefined : manifest.budget?.max_tokens) ?? Number.POSITIVE_INFINITY,
       );
       deps.budget.open(rootAccountOf(id), { goalId: id, limit: cap });
       const agent = deps.spawner.spawn({ goalId: id, manifest, parent: null, account: rootAccountOf(id) });

@@ -1,7 +1,8 @@
 // kernel/registry.ts — every live agent, its place in the tree and its state, and the ONE
 // path that removes an agent: stopAgent. Removal stops the children first (depth first),
 // aborts the agent's model call and tool calls in flight, revokes its capability token
-// (which revokes every token issued under it), forgets its Allow-Session approvals,
+// (which revokes every token issued under it), ends its Allow-Session approvals and closes
+// its pending approval requests as expired (their waiting calls fail at once),
 // closes its budget account (the unspent carve-out returns to the parent) and audits
 // agent.stopped before announcing it. Nothing else in the runtime may drop an agent, so
 // none of these steps can be forgotten on some other path (the aaOS lesson).
@@ -83,6 +84,8 @@ export interface AgentSummary {
   goal_id: string;
   parent_id: string | null;
   manifest: string;
+  /** The manifest's description, when it has one. */
+  description?: string;
   model: string;
   lifecycle: string;
   state: AgentState;
@@ -266,7 +269,7 @@ export class AgentRegistry {
       // Already revoked through an ancestor's cascade: nothing left to revoke.
       if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
     }
-    approvals.endSession(id);
+    approvals.closeAgent(id, reason);
     if (a.ownsAccount) {
       try {
         budget.close(a.budgetAccount);
@@ -312,6 +315,7 @@ export class AgentRegistry {
       children: [...a.children],
       created_at: new Date(a.createdAt).toISOString(),
     };
+    if (a.manifest.description !== undefined) s.description = a.manifest.description;
     if (a.stopReason !== undefined) s.stop_reason = a.stopReason;
     return s;
   }

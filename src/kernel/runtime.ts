@@ -23,6 +23,7 @@ import type { CreateClientOptions } from "../llm/providers.js";
 import { InferenceScheduler } from "../llm/scheduler.js";
 import type { LlmClient, ToolSpec } from "../llm/types.js";
 import { parseManifestValue } from "../manifest/load.js";
+import { loadRoles } from "../manifest/roles.js";
 import type { Embedder } from "../memory/embedder.js";
 import { createEmbedder } from "../memory/openai-embedder.js";
 import { MemoryStore } from "../memory/store.js";
@@ -35,7 +36,7 @@ import { SnapshotStore } from "../sandbox/snapshots.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { ApprovalQueue } from "../security/approvals.js";
 import { AuditLog } from "../security/audit.js";
-import { BudgetLedger, roomOf } from "../security/budget.js";
+import { BudgetLedger } from "../security/budget.js";
 import { RuntimeKey } from "../security/keys.js";
 import { PolicyEngine } from "../security/policy.js";
 import { TokenAuthority } from "../security/tokens.js";
@@ -116,7 +117,7 @@ export class Runtime {
     const db = openDatabase(config.dbPath);
     try {
       const key = RuntimeKey.load(config.keysDir);
-      const audit = new AuditLog({ db, signer: key });
+      const audit = new AuditLog({ db, signer: key, headFile: config.auditHeadPath, writeHead: true });
       if (config.sandbox.landlock === "off") {
         audit.append({
           kind: "sandbox.landlock_off",
@@ -196,14 +197,16 @@ export class Runtime {
       policy: this.policy,
       audit: this.audit,
       approvals,
-      budget: { remaining: (account) => this.remaining(account) },
+      budget: { remaining: (account) => budget.available(account) },
       sandbox: (goalId) => this.sandboxFor(goalId),
       snapshots: {
         beforeMutation: async (p) => {
-          await this.snapshots.create(
-            p.goalId,
-            goalFolders(config.goalsDir, p.goalId).workspace,
-            `before turn ${p.turn ?? "?"}`,
+          const label = p.turn === undefined ? "before a mutating call" : `before turn ${p.turn}`;
+          const s = await this.snapshots.create(p.goalId, goalFolders(config.goalsDir, p.goalId), label);
+          this.audit.record(
+            "snapshot.created",
+            { snapshot_id: s.id, label, files: s.files },
+            { goalId: p.goalId, agentId: p.agentId },
           );
         },
       },
@@ -217,6 +220,8 @@ export class Runtime {
         agentId: r.agent_id,
         tool: r.tool,
         summary: r.summary,
+        target: r.target,
+        covers: r.covers,
       }),
     );
     approvals.on("decided", (r) =>
@@ -225,6 +230,7 @@ export class Runtime {
         agentId: r.agent_id,
         tool: r.tool,
         decision: r.decision ?? r.status,
+        ...(r.close_reason !== null ? { reason: r.close_reason } : {}),
       }),
     );
     this.registry = new AgentRegistry({
@@ -244,6 +250,7 @@ export class Runtime {
       budget,
       audit: this.audit,
       events,
+      skills: this.skills,
       makeClient: (agentId, name, model) => this.clientFor(agentId, name, model),
       forgetClient: () => {},
     });
@@ -257,6 +264,7 @@ export class Runtime {
       budget,
       events,
       skills: this.skills,
+      roles: loadRoles(config.daemon.manifestDirs),
       memory: this.memory,
       archive: this.archive,
       client: (a) => this.clientFor(a.id, a.manifest.name, a.model),
@@ -295,7 +303,8 @@ export class Runtime {
     // What a previous process left: agents first (their goals are about to be failed),
     // then the goals themselves; queued goals start here.
     this.registry.recover("daemon restarted while the agent was running");
-    approvals.resumePending();
+    // Whatever still waits for a human belonged to a call of the previous process.
+    approvals.closeOrphans("the daemon restarted; the call that waited for this approval ended with it");
     this.goals.recover();
   }
 
@@ -306,24 +315,23 @@ export class Runtime {
     this.tools.set(t.name, t);
   }
 
-  /** Tokens an account can still reserve: its own room, or 0 once an ancestor is overrun. */
-  private remaining(account: string): number {
-    let a = this.budget.get(account);
-    const own = roomOf(a);
-    while (a.parent_id !== null) {
-      a = this.budget.get(a.parent_id);
-      if (roomOf(a) < 0) return 0;
-    }
-    return Math.max(0, own);
-  }
-
   private sandboxFor(goalId: string): SandboxHandle {
     let h = this.sandboxes.get(goalId);
     if (!h) {
-      h = lazySandbox(goalId, () => this.backend.acquire(goalId));
+      h = lazySandbox(goalId, () => this.backend.acquire(goalId, { skills: this.rootSkills(goalId) }));
       this.sandboxes.set(goalId, h);
     }
     return h;
+  }
+
+  /**
+   * The skills a goal's container mounts: its root agent's list, which every agent of the
+   * goal narrows (a root without a list was given every discovered skill at spawn). None
+   * when the goal has no root agent.
+   */
+  private rootSkills(goalId: string): string[] {
+    const root = this.registry.list({ goalId, includeStopped: true }).find((a) => a.parentId === null);
+    return [...(root?.manifest.skills ?? [])];
   }
 
   /**
@@ -420,13 +428,18 @@ export class Runtime {
     return [...this.tools.values()].map(toolSpec).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** tool.invoke: a call on behalf of an agent, through the same gate (approvals included). */
-  invokeTool(agentId: string, tool: string, input: unknown): Promise<ToolResult> {
+  /**
+   * tool.invoke: a call on behalf of an agent, through the same gate (approvals included).
+   * It ends (an approval it waits for expires) when the agent stops or `signal` aborts
+   * (the socket client that made it left).
+   */
+  invokeTool(agentId: string, tool: string, input: unknown, signal?: AbortSignal): Promise<ToolResult> {
     const agent: AgentRecord = this.registry.require(agentId);
     if (agent.state === "stopped") {
       throw new AidoError(ErrorCode.notFound, `agent ${agentId} is stopped`, { agent_id: agentId });
     }
-    return this.gate.invoke(principalOf(this.env, agent), { name: tool, input });
+    const ends = signal ? AbortSignal.any([agent.abort.signal, signal]) : agent.abort.signal;
+    return this.gate.invoke(principalOf(this.env, agent), { name: tool, input, signal: ends });
   }
 
   /** Stop the goals, release containers and timers, close the database. Idempotent. */

@@ -71,7 +71,7 @@ export function createSpawnTools(deps: SpawnToolDeps): ToolDef<unknown>[] {
       "only hold capabilities you hold; its budget is carved from yours (manifest budget.max_tokens, else half of " +
       "what you have left). Its answer comes back as an untrusted report.",
     input: SpawnAgentInput,
-    mutates: true,
+    mutates: false, // no file of /workspace or /output changes: nothing to snapshot
     async needs(input): Promise<Need[]> {
       return [
         { kind: "tool", name: "spawn_agent" },
@@ -105,7 +105,7 @@ export function createSpawnTools(deps: SpawnToolDeps): ToolDef<unknown>[] {
       "Best effort: one child failing does not stop the others; each child's report or error is returned. A child " +
       "without budget.max_tokens gets an equal share of what you have left.",
     input: batchInput,
-    mutates: true,
+    mutates: false, // no file of /workspace or /output changes: nothing to snapshot
     async needs(input): Promise<Need[]> {
       return [
         { kind: "tool", name: "spawn_agents" },

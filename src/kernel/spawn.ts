@@ -2,12 +2,19 @@
 // wrote it, or a socket client sent it): it is parsed by the manifest schema, then, in
 // this order, each step able to refuse before anything is created:
 //   admission (agents per goal, depth, children)  -> limit_exceeded
-//   grants: a child's must be covered by its parent's VERIFIED grants (narrowGrants; the
-//     error names every offending grant); a root agent's must fit the operator's
-//     ceilings (grantsWithin) when one is configured                -> capability_denied
+//   narrowing, every axis in one refusal that names each offending key:
+//     a child's grants must be covered by its parent's VERIFIED grants (narrowGrants'
+//     rule; details.offending lists every offending grant), its skills, model, limits,
+//     memory and reset period held to its parent's effective manifest
+//     (narrow-manifest.ts), and, when anything else offends, its budget.max_tokens to
+//     what the parent has left                                       -> capability_denied
+//     a root's grants must fit the operator's ceilings (grantsWithin) when one is
+//     configured, its model models.allowed; its omissions are written out -> capability_denied
 //   model: the manifest's, else the parent's (AIDO_MODEL for roots); the client is made
 //     now, so a missing key fails the spawn, not the first turn      -> provider_config
-//   budget: carved from the parent's account (refused when it lacks room) -> budget_exceeded
+//   budget: carved from the parent's account (refused when it lacks room) -> budget_exceeded;
+//     a goal's root whose manifest sets a reset period gets its own periodic account
+//     inside the goal's (the goal cap stays a total)
 //   token: issued under the parent's token (expiry capped at the parent's)
 // Every refusal is audited as agent.spawn_denied. A failure after the admission slot was
 // taken releases it and undoes what was created (account closed, token revoked).
@@ -21,9 +28,11 @@ import type { LoadedManifest } from "../manifest/load.js";
 import type { AuditLog } from "../security/audit.js";
 import { type BudgetLedger, roomOf } from "../security/budget.js";
 import type { Grant } from "../security/grants.js";
-import { grantsWithin, narrowGrants } from "../security/narrowing.js";
+import { grantsWithin, uncoveredGrants } from "../security/narrowing.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import type { SkillRegistry } from "../skills/registry.js";
 import type { EventBus } from "./events.js";
+import { completeRoot, formatOffenses, modelOffense, narrowChild } from "./narrow-manifest.js";
 import type { AdmissionGuard, AgentRecord, AgentRegistry } from "./registry.js";
 
 /** Root tokens live this long; children never outlive their parent's token. */
@@ -35,13 +44,13 @@ export interface SpawnRequest {
   manifest: LoadedManifest;
   parent: AgentRecord | null;
   /**
-   * Root agents only: the account the agent spends from (the goal's root account, which
-   * the goal closes). Absent for a root: a root account of `rootLimit` tokens is opened
-   * for the agent and closed with it. Children always get an account carved from the
-   * parent's.
+   * Root agents only: the goal's root account, which the goal closes. The agent spends
+   * from it, or, when its manifest sets a reset period, from an account of its own
+   * carved inside it. Absent for a root (a standalone agent): a root account of the
+   * manifest's budget.max_tokens (else limits.goal_max_tokens) is opened for the agent and
+   * closed with it. Children always get an account carved from the parent's.
    */
   account?: string;
-  rootLimit?: number;
   /** Tokens to carve when the child manifest has no budget (default: half the parent's room). */
   defaultShare?: number;
 }
@@ -55,6 +64,8 @@ export interface SpawnerDeps {
   budget: BudgetLedger;
   audit: AuditLog;
   events: EventBus;
+  /** The discovered skills: a root manifest without `skills:` may read all of them. */
+  skills: SkillRegistry;
   /** Make (and remember) the LlmClient for an agent; throws provider_config. */
   makeClient(agentId: string, manifestName: string, model: string): LlmClient;
   forgetClient(agentId: string): void;
@@ -71,12 +82,18 @@ export class Spawner {
   spawn(req: SpawnRequest): AgentRecord {
     const { deps } = this;
     const { parent, goalId } = req;
-    const manifest = parent ? inheritRestrictions(req.manifest, parent.manifest) : req.manifest;
     const denied = (e: unknown): never => {
-      const offending = e instanceof AidoError ? (e.details.offending as string[] | undefined) : undefined;
+      const d = e instanceof AidoError ? e.details : {};
+      const offending = d.offending as string[] | undefined;
+      const keys = d.keys as string[] | undefined;
       deps.audit.record(
         "agent.spawn_denied",
-        { manifest: manifest.name, reason: errorMessage(e), ...(offending ? { offending } : {}) },
+        {
+          manifest: req.manifest.name,
+          reason: errorMessage(e),
+          ...(offending ? { offending } : {}),
+          ...(keys ? { keys } : {}),
+        },
         { goalId, agentId: parent?.id ?? null },
       );
       throw e;
@@ -91,11 +108,14 @@ export class Spawner {
     const id = newAgentId();
     let account: string | undefined;
     let token: CapabilityToken | undefined;
+    let opened = false;
     try {
-      const grants = this.grantsFor(manifest, parent);
-      const model = this.modelFor(manifest, parent);
+      const { manifest, grants, model } = parent ? this.narrow(req, parent) : this.admitRoot(req);
       deps.makeClient(id, manifest.name, model);
-      account = req.account ?? (parent ? this.carve(id, req) : this.openRoot(req));
+      if (parent) account = this.carve(id, req, manifest);
+      else if (req.account !== undefined) account = this.rootAccount(id, req, manifest);
+      else account = this.openRoot(req);
+      opened = account !== req.account;
       const ttl = manifest.lifecycle === "persistent" ? PERSISTENT_TOKEN_TTL_SECONDS : ROOT_TOKEN_TTL_SECONDS;
       // One commit for the token, its two audit entries and the agent's row: the entries
       // are written before the row, so a failed audit registers nothing and leaves no token.
@@ -142,7 +162,7 @@ export class Spawner {
             model,
             token: issued,
             budgetAccount: account as string,
-            ownsAccount: req.account === undefined,
+            ownsAccount: opened,
             state: "starting",
             children: new Set(),
             abort: new AbortController(),
@@ -156,6 +176,7 @@ export class Spawner {
       deps.events.emit("agent.spawned", goalId, {
         agentId: id,
         manifest: manifest.name,
+        ...(manifest.description !== undefined ? { description: manifest.description } : {}),
         ...(parent ? { parentId: parent.id } : {}),
         depth: rec.depth,
         model,
@@ -165,44 +186,113 @@ export class Spawner {
       guard.release();
       if (!deps.registry.get(id)) {
         if (token) deps.tokens.revoke(token.id);
-        if (account !== undefined && req.account === undefined) deps.budget.close(account);
+        if (account !== undefined && opened) deps.budget.close(account);
         deps.forgetClient(id);
       }
       return denied(e);
     }
   }
 
-  private grantsFor(manifest: LoadedManifest, parent: AgentRecord | null): Grant[] {
-    const requested = manifest.capabilities;
-    if (parent) {
-      // The parent's grants as its token carries them: verified now, so a revoked or
-      // expired parent cannot spawn, and nothing the parent's manifest claims counts.
-      const held = this.deps.tokens.verify(parent.token).grants;
-      return narrowGrants(held, requested);
+  /**
+   * A child's manifest, grants and model, or one refusal naming every offending key. The
+   * parent's grants are taken from its token, verified now, so a revoked or expired parent
+   * cannot spawn, and nothing the parent's manifest claims counts.
+   */
+  private narrow(
+    req: SpawnRequest,
+    parent: AgentRecord,
+  ): { manifest: LoadedManifest; grants: Grant[]; model: string } {
+    const { deps } = this;
+    const held = deps.tokens.verify(parent.token).grants;
+    const parentAccount = deps.budget.get(parent.budgetAccount);
+    const { manifest, offenses } = narrowChild(
+      req.manifest,
+      { manifest: parent.manifest, model: parent.model, periodic: parentAccount.period_seconds !== null },
+      deps.config,
+    );
+    const offending = uncoveredGrants(held, req.manifest.capabilities);
+    if (offending.length > 0) {
+      offenses.unshift({
+        key: "capabilities",
+        message: `${offending.map((g) => `"${g}"`).join(", ")} exceed the parent's`,
+      });
     }
-    if (this.deps.config.grantCeilings.length > 0)
-      return grantsWithin(this.deps.config.grantCeilings, requested);
-    return [...requested];
+    const model = manifest.model ?? parent.model;
+    const badModel = modelOffense(deps.config, model);
+    if (badModel) offenses.push(badModel);
+    if (offenses.length > 0) {
+      // Its budget joins the list only beside another offense: alone, carve() refuses it
+      // as budget_exceeded (the parent may simply have spent too much).
+      const asked = req.manifest.budget?.max_tokens;
+      const room = roomOf(parentAccount);
+      if (asked !== undefined && asked > room) {
+        offenses.push({
+          key: "budget.max_tokens",
+          message: `${asked} is more than the ${Math.max(0, room)} tokens the parent has left`,
+        });
+      }
+      throw new AidoError(
+        ErrorCode.capabilityDenied,
+        `child manifest "${req.manifest.name}" asks for more than agent ${parent.id} holds: ${formatOffenses(offenses)}`,
+        {
+          manifest: req.manifest.name,
+          keys: offenses.map((o) => o.key),
+          ...(offending.length > 0 ? { offending } : {}),
+        },
+      );
+    }
+    return { manifest, grants: [...manifest.capabilities], model };
   }
 
-  private modelFor(manifest: LoadedManifest, parent: AgentRecord | null): string {
-    const model = parent
-      ? (manifest.model ?? parent.model)
-      : (this.deps.config.modelOverride ?? manifest.model);
+  /** A root's grants within the operator's ceilings, its model allowed, its omissions written out. */
+  private admitRoot(req: SpawnRequest): { manifest: LoadedManifest; grants: Grant[]; model: string } {
+    const { deps } = this;
+    const requested = req.manifest.capabilities;
+    const grants =
+      deps.config.grantCeilings.length > 0
+        ? grantsWithin(deps.config.grantCeilings, requested)
+        : [...requested];
+    const model = deps.config.modelOverride ?? req.manifest.model;
     if (!model) {
       throw new AidoError(
         ErrorCode.manifestInvalid,
-        `manifest "${manifest.name}" names no model: set model: provider/model in it, or AIDO_MODEL`,
-        { manifest: manifest.name },
+        `manifest "${req.manifest.name}" names no model: set model: provider/model in it, or AIDO_MODEL`,
+        { manifest: req.manifest.name },
       );
     }
-    return model;
+    requireAllowedModel(deps.config, req.manifest.name, model);
+    const manifest = completeRoot(
+      req.manifest,
+      deps.config,
+      deps.skills.skills.map((s) => s.name),
+    );
+    return { manifest, grants, model };
+  }
+
+  /**
+   * A goal's root agent spends from the goal's account, unless its manifest sets a reset
+   * period: then from its own account of budget.max_tokens per period, carved inside the
+   * goal's (never more than the goal has), so the goal cap stays a total.
+   */
+  private rootAccount(id: string, req: SpawnRequest, manifest: LoadedManifest): string {
+    const goalAccount = req.account as string;
+    const period = manifest.budget?.reset_period_seconds;
+    if (period === undefined) return goalAccount;
+    const room = roomOf(this.deps.budget.get(goalAccount));
+    const account = `agent:${id}`;
+    this.deps.budget.open(account, {
+      goalId: req.goalId,
+      limit: Math.min(manifest.budget?.max_tokens ?? room, room),
+      parentId: goalAccount,
+      periodSeconds: period,
+    });
+    return account;
   }
 
   /** A root agent's own account: the cap of its pseudo-goal (standalone agents). */
   private openRoot(req: SpawnRequest): string {
     const account = `goal:${req.goalId}`;
-    const limit = req.rootLimit ?? req.manifest.budget?.max_tokens ?? this.deps.config.limits.goalMaxTokens;
+    const limit = req.manifest.budget?.max_tokens ?? this.deps.config.limits.goalMaxTokens;
     this.deps.budget.open(account, {
       goalId: req.goalId,
       limit,
@@ -214,7 +304,7 @@ export class Spawner {
   }
 
   /** Open the child's account, carved from the parent's room. */
-  private carve(id: string, req: SpawnRequest): string {
+  private carve(id: string, req: SpawnRequest, manifest: LoadedManifest): string {
     const parent = req.parent;
     if (!parent) throw new AidoError(ErrorCode.internal, "a root agent needs an account", {});
     const room = roomOf(this.deps.budget.get(parent.budgetAccount));
@@ -232,27 +322,21 @@ export class Spawner {
       goalId: req.goalId,
       limit,
       parentId: parent.budgetAccount,
-      ...(req.manifest.budget?.reset_period_seconds
-        ? { periodSeconds: req.manifest.budget.reset_period_seconds }
+      ...(manifest.budget?.reset_period_seconds
+        ? { periodSeconds: manifest.budget.reset_period_seconds }
         : {}),
     });
     return account;
   }
 }
 
-/**
- * What a child can never drop, whatever its (model-written) manifest says: the tools its
- * parent must wait for a human on stay approval-gated, and an ancestor's max_depth stays
- * the ceiling (a child raising its own limit would otherwise nest past it).
- */
-export function inheritRestrictions(child: LoadedManifest, parent: LoadedManifest): LoadedManifest {
-  const approvals = [...new Set([...parent.approval_required, ...child.approval_required])];
-  const depths = [parent.limits?.max_depth, child.limits?.max_depth].filter(
-    (d): d is number => d !== undefined,
+/** capability_denied naming the model when models.allowed does not allow it. */
+export function requireAllowedModel(config: Config, manifestName: string, model: string): void {
+  const offense = modelOffense(config, model);
+  if (!offense) return;
+  throw new AidoError(
+    ErrorCode.capabilityDenied,
+    `manifest "${manifestName}" asks for a model the operator does not allow: ${formatOffenses([offense])}`,
+    { manifest: manifestName, keys: [offense.key], model },
   );
-  return {
-    ...child,
-    approval_required: approvals,
-    ...(depths.length > 0 ? { limits: { ...child.limits, max_depth: Math.min(...depths) } } : {}),
-  };
 }

@@ -4,6 +4,7 @@
 
 import { z } from "zod";
 import { type Grant, isManifestName, parseGrant } from "../security/grants.js";
+import { unknownToolProblem } from "../tools/names.js";
 
 const grant = z.string().transform((s, ctx): Grant => {
   try {
@@ -47,13 +48,29 @@ export const ManifestSchema = z
     system_prompt: z.string().min(1).optional(),
     /** manifest/load.ts resolves it relative to the manifest, confined to its folder. */
     system_prompt_file: z.string().min(1).optional(),
-    description: z.string().max(500).optional(),
+    /** `aido agents`, the watch view and the role catalog (manifest/roles.ts) show it. */
+    description: z
+      .string()
+      .max(500)
+      // A model writes its children's: it reaches the operator's terminal, so no escapes.
+      .refine(
+        (d) => !/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(d),
+        "description must not hold control characters",
+      )
+      .optional(),
     /** kernel/: on-demand agents end with their task; persistent ones keep a message loop. */
     lifecycle: z.enum(["on-demand", "persistent"]).default("on-demand"),
     /** security/: signed into the agent's capability token; the gate checks every call against it. */
     capabilities: z.array(grant).default([]),
-    /** gate/: these tools wait for a human decision. */
-    approval_required: z.array(z.string().regex(/^[a-z][a-z0-9_]*$/, "tool name")).default([]),
+    /** gate/: these tools wait for a human decision. A name that is no tool is refused (tools/names.ts). */
+    approval_required: z
+      .array(
+        z.string().superRefine((name, ctx) => {
+          const problem = unknownToolProblem(name);
+          if (problem) ctx.addIssue({ code: "custom", message: problem });
+        }),
+      )
+      .default([]),
     /** security/budget: integer token budget, reset every period. */
     budget: z
       .strictObject({

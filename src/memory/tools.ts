@@ -70,7 +70,7 @@ export function createMemoryTools(): ToolDef[] {
       "Remember something for later goals: a fact, observation, decision or preference. Keep it short and " +
       "self-contained. Use replaces with the id of one of your memories to correct it. Returns the new id.",
     input: MemoryStoreInput,
-    mutates: true,
+    mutates: false, // no file of /workspace or /output changes: nothing to snapshot
     needs: toolNeed("memory_store"),
     async run(input, ctx): Promise<ToolResult> {
       const m = requireMemory(ctx);
@@ -125,7 +125,7 @@ export function createMemoryTools(): ToolDef[] {
     name: "memory_delete",
     description: "Delete one of your own memories by id (with the earlier versions it replaced).",
     input: MemoryDeleteInput,
-    mutates: true,
+    mutates: false, // no file of /workspace or /output changes: nothing to snapshot
     needs: toolNeed("memory_delete"),
     async run(input, ctx): Promise<ToolResult> {
       const m = requireMemory(ctx);

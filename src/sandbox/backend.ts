@@ -11,6 +11,11 @@ export interface AcquireOptions {
   limits?: Partial<SandboxLimits>;
   /** Host files or folders copied into the goal's inputs folder, seen read-only at /inputs. */
   inputs?: string[];
+  /**
+   * The skills mounted read-only at /skills/<name> (the goal root's allowed list: no agent
+   * of the goal may read others). Absent: every discovered skill.
+   */
+  skills?: readonly string[];
 }
 
 export interface GcOptions {

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import { skillMounts } from "../skills/registry.js";
+import { type SkillMount, skillMounts } from "../skills/registry.js";
 import type { AcquireOptions, GcOptions, GcReport, SandboxBackend } from "./backend.js";
 import {
   createOptions,
@@ -71,6 +71,11 @@ function defaultUser(): string {
   return uid === 0 ? "1000:1000" : `${uid}:${process.getgid?.() ?? uid}`;
 }
 
+/** The skill a /skills/<name> mount carries. */
+function nameOfMount(m: SkillMount): string {
+  return m.containerPath.slice(m.containerPath.lastIndexOf("/") + 1);
+}
+
 function isNotFound(e: unknown): boolean {
   return (e as { statusCode?: number }).statusCode === 404;
 }
@@ -85,6 +90,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly handles = new Map<string, DockerSandbox>();
   private readonly acquiring = new Map<string, Promise<DockerSandbox>>();
   private readonly limitsOf = new Map<string, SandboxLimits>();
+  private readonly skillsOf = new Map<string, SkillMount[]>();
   private readonly pool: WarmPool;
   private readonly poolDir: string;
   private imageReady: Promise<unknown> | undefined;
@@ -149,16 +155,22 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const defaults = defaultLimits(this.config);
     const limits = tightenLimits(defaults, opts.limits);
     const folders = goalFolders(this.config.goalsDir, goalId);
+    const everySkill = skillMounts(this.config);
+    const skills = opts.skills ? everySkill.filter((m) => opts.skills?.includes(nameOfMount(m))) : everySkill;
     const name = this.containerName(goalId);
     const existing = await this.inspect(name);
     let handle: DockerSandbox | undefined;
     if (existing?.State.Running) {
       this.limitsOf.set(goalId, this.limitsFromLabels(existing.Config.Labels) ?? limits);
+      this.skillsOf.set(goalId, skills);
       handle = new DockerSandbox(goalId, this.docker.getContainer(existing.Id), this);
     } else {
       if (existing) await this.removeContainer(existing.Id);
       this.limitsOf.set(goalId, limits);
-      const slot = !existsSync(folders.root) && sameLimits(limits, defaults) ? this.pool.take() : undefined;
+      this.skillsOf.set(goalId, skills);
+      // Pool slots mount every skill; a goal allowed fewer gets a container of its own.
+      const poolFits = sameLimits(limits, defaults) && skills.length === everySkill.length;
+      const slot = !existsSync(folders.root) && poolFits ? this.pool.take() : undefined;
       if (slot) {
         mkdirSync(this.config.goalsDir, { recursive: true });
         renameSync(slot.folders.root, folders.root);
@@ -166,7 +178,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         handle = new DockerSandbox(goalId, slot.container, this, slot.session);
       } else {
         await this.imageOnce();
-        const container = await this.createStarted(name, folders, limits, { [LABEL.goal]: goalId });
+        const container = await this.createStarted(name, folders, limits, { [LABEL.goal]: goalId }, skills);
         handle = new DockerSandbox(goalId, container, this);
       }
       void this.pool.refill();
@@ -180,9 +192,13 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const old = await this.inspect(name);
     if (old) await this.removeContainer(old.Id);
     const limits = this.limitsOf.get(goalId) ?? defaultLimits(this.config);
-    return this.createStarted(name, goalFolders(this.config.goalsDir, goalId), limits, {
-      [LABEL.goal]: goalId,
-    });
+    return this.createStarted(
+      name,
+      goalFolders(this.config.goalsDir, goalId),
+      limits,
+      { [LABEL.goal]: goalId },
+      this.skillsOf.get(goalId) ?? [],
+    );
   }
 
   async stop(goalId: string): Promise<void> {
@@ -200,6 +216,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     assertGoalId(goalId);
     this.dropHandle(goalId);
     this.limitsOf.delete(goalId);
+    this.skillsOf.delete(goalId);
     await this.removeContainer(this.containerName(goalId));
     if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
   }
@@ -313,6 +330,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       folders,
       defaultLimits(this.config),
       { [LABEL.pool]: id },
+      skillMounts(this.config),
     );
     try {
       const session = await ExecutorSession.start(container);
@@ -335,6 +353,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     folders: GoalFolders,
     limits: SandboxLimits,
     extraLabels: Record<string, string>,
+    skills: readonly SkillMount[],
   ): Promise<Docker.Container> {
     prepareFolders(folders, parseUser(this.user));
     const labels = {
@@ -350,7 +369,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       user: this.user,
       labels,
       folders,
-      skills: skillMounts(this.config),
+      skills,
       limits,
     };
     const options = createOptions(spec);

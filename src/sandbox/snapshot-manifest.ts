@@ -28,8 +28,15 @@ export interface ManifestEntry {
   l?: string;
 }
 
-/** 2: contents live in packs (snapshot-packs.ts). */
-export const MANIFEST_VERSION = 2;
+/**
+ * 2: contents live in packs (snapshot-packs.ts), paths relative to the workspace.
+ * 3: several roots; paths start with the root's name ("workspace/…", "output/…").
+ * A version 2 manifest is read as a version 3 one covering the workspace only.
+ */
+export const MANIFEST_VERSION = 3;
+
+/** The roots a manifest may name (sandbox/snapshots.ts SNAPSHOT_ROOTS). */
+const ROOT_NAMES = new Set(["workspace", "output"]);
 
 export interface SnapshotManifest {
   version: typeof MANIFEST_VERSION;
@@ -37,6 +44,8 @@ export interface SnapshotManifest {
   goal_id: string;
   label?: string;
   created_at: string;
+  /** The roots this snapshot covers; a restore leaves the others alone. */
+  roots: ("workspace" | "output")[];
   entries: ManifestEntry[];
 }
 
@@ -81,17 +90,29 @@ export async function readManifest(file: string, goalId: string, id: string): Pr
     }
     throw e;
   }
-  const data = JSON.parse(raw) as SnapshotManifest;
+  const data = JSON.parse(raw) as Omit<SnapshotManifest, "version"> & { version: number };
+  const damaged = () =>
+    new AidoError(ErrorCode.sandboxFailed, `snapshot manifest ${file} is damaged`, { goalId, id });
   if (
-    data?.version !== MANIFEST_VERSION ||
+    (data?.version !== 2 && data?.version !== MANIFEST_VERSION) ||
     data.id !== id ||
     data.goal_id !== goalId ||
     !Array.isArray(data.entries)
   ) {
-    throw new AidoError(ErrorCode.sandboxFailed, `snapshot manifest ${file} is damaged`, { goalId, id });
+    throw damaged();
   }
-  data.entries = data.entries.map((e) => checkEntry(e, id));
-  return data;
+  if (data.version === 2) {
+    data.roots = ["workspace"];
+    for (const e of data.entries as ManifestEntry[])
+      if (e && typeof e.p === "string") e.p = `workspace/${e.p}`;
+  }
+  if (!Array.isArray(data.roots) || !data.roots.every((r) => ROOT_NAMES.has(r))) throw damaged();
+  const entries = data.entries.map((e) => checkEntry(e, id));
+  for (const e of entries) {
+    const root = e.p.split("/")[0]!;
+    if (!data.roots.includes(root as "workspace") || e.p === root) throw damaged();
+  }
+  return { ...data, version: MANIFEST_VERSION, entries };
 }
 
 // The stat index is binary: a JSON index of 10,000 rows cost ~100 ms to write and as much

@@ -4,6 +4,12 @@
 // recreated as links, then modes and owners set. Everything goes through the anchored
 // folders of snapshot-fs, so the container cannot redirect a root-owned write through a
 // symlink. A path that cannot be restored is reported with its reason; the rest goes on.
+//
+// Before a path is changed (and only if it would change), `permit` is asked about its
+// container path: a refusal (the calling agent holds no write grant there, or a policy
+// rule denies it) leaves the path as it is and is reported with the reason. setuid and
+// setgid bits are never restored, on any file or folder: a snapshot must not carry a
+// setuid program back into a folder the host can see.
 
 import { randomBytes } from "node:crypto";
 import {
@@ -28,27 +34,48 @@ import { openWorkspaceFile, typeOf, type WorkspaceEntry, walkWorkspace } from ".
 export interface RestoreResult {
   /** Paths whose content, presence, link target, mode or owner was changed. */
   files_restored: number;
-  files_failed: { path: string; reason: string }[];
+  /** Container paths left as they were; `refused` when `permit` said no (else an error). */
+  files_failed: { path: string; reason: string; refused?: true }[];
 }
+
+/** Why the caller may not change this container path, or undefined when it may. */
+export type Permit = (containerPath: string) => string | undefined;
+
+class Refused extends Error {}
 
 const isRoot = process.getuid?.() === 0;
 
+/**
+ * Restore one root. `wanted` and `index` are relative to it; `containerRoot` ("/workspace")
+ * is how paths are named to `permit` and in the result.
+ */
 export async function restoreWorkspace(
   ws: WorkspaceRoot,
   packs: PackStore,
   wanted: ManifestEntry[],
   index: Map<string, IndexRow>,
+  containerRoot: string,
+  permit: Permit = () => undefined,
 ): Promise<RestoreResult> {
   const current = new Map((await walkWorkspace(ws)).map((e) => [e.path, e]));
   const want = new Map(wanted.map((e) => [e.p, e]));
   const touched = new Set<string>();
   const failed: RestoreResult["files_failed"] = [];
   const breathe = yieldEvery();
-  const attempt = async (path: string, fn: () => boolean): Promise<void> => {
+  const attempt = async (path: string, fn: (check: () => void) => boolean): Promise<void> => {
+    const where = `${containerRoot}/${path}`;
+    const check = () => {
+      const why = permit(where);
+      if (why !== undefined) throw new Refused(why);
+    };
     try {
-      if (fn()) touched.add(path);
+      if (fn(check)) touched.add(path);
     } catch (e) {
-      failed.push({ path, reason: errorMessage(e) });
+      failed.push(
+        e instanceof Refused
+          ? { path: where, reason: e.message, refused: true }
+          : { path: where, reason: errorMessage(e) },
+      );
     }
     await breathe();
   };
@@ -58,7 +85,8 @@ export async function restoreWorkspace(
     .filter((c) => want.get(c.path)?.t !== c.type)
     .sort((a, b) => (a.path < b.path ? 1 : -1));
   for (const c of removals) {
-    await attempt(c.path, () => {
+    await attempt(c.path, (check) => {
+      check();
       const { dir, name } = splitRel(c.path);
       const parent = ws.dir(dir);
       if (c.type === "dir") {
@@ -74,7 +102,8 @@ export async function restoreWorkspace(
   const sorted = [...wanted].sort((a, b) => (a.p < b.p ? -1 : 1));
   for (const w of sorted) {
     if (w.t !== "dir" || current.has(w.p)) continue;
-    await attempt(w.p, () => {
+    await attempt(w.p, (check) => {
+      check();
       const { dir, name } = splitRel(w.p);
       mkdirSync(ws.dir(dir).at(name), 0o700);
       return true;
@@ -84,7 +113,8 @@ export async function restoreWorkspace(
 
   // 3. Files and links.
   for (const w of sorted) {
-    if (w.t !== "dir") await attempt(w.p, () => restoreLeaf(ws, packs, w, current.get(w.p), index));
+    if (w.t !== "dir")
+      await attempt(w.p, (check) => restoreLeaf(ws, packs, w, current.get(w.p), index, check));
   }
 
   // 4. Folder modes and owners last (a read-only folder must not block its own content).
@@ -92,7 +122,8 @@ export async function restoreWorkspace(
     if (w.t !== "dir") continue;
     const c = current.get(w.p);
     if (c && sameMeta(w, c)) continue;
-    await attempt(w.p, () => {
+    await attempt(w.p, (check) => {
+      check();
       const fd = ws.openDirFd(w.p);
       try {
         setOwnerAndMode(fd, w);
@@ -105,22 +136,25 @@ export async function restoreWorkspace(
   return { files_restored: touched.size, files_failed: failed };
 }
 
-/** Restore one file or link; false when it already matched. */
+/** Restore one file or link; false when it already matched. `check` runs before any change. */
 function restoreLeaf(
   ws: WorkspaceRoot,
   packs: PackStore,
   w: ManifestEntry,
   c: WorkspaceEntry | undefined,
   index: Map<string, IndexRow>,
+  check: () => void,
 ): boolean {
   const { dir, name } = splitRel(w.p);
-  const parent = ws.dir(dir);
   if (w.t === "symlink") {
     if (c && c.target === w.l) {
       if (!isRoot || (c.uid === w.u && c.gid === w.g)) return false;
-      lchownSync(parent.at(name), w.u, w.g);
+      check();
+      lchownSync(ws.dir(dir).at(name), w.u, w.g);
       return true;
     }
+    check();
+    const parent = ws.dir(dir);
     const tmp = parent.at(tmpName());
     symlinkSync(w.l!, tmp);
     placeTemp(tmp, parent.at(name), () => {
@@ -130,7 +164,8 @@ function restoreLeaf(
   }
   if (c && sameContent(ws, packs, c, w, index)) {
     if (sameMeta(w, c)) return false;
-    const fd = openSync(parent.at(name), READ_FLAGS);
+    check();
+    const fd = openSync(ws.dir(dir).at(name), READ_FLAGS);
     try {
       const st = fstatSync(fd, { bigint: true });
       if (typeOf(st.mode) !== "file" || st.ino !== c.ino) throw new Error("file was replaced during restore");
@@ -140,6 +175,8 @@ function restoreLeaf(
     }
     return true;
   }
+  check();
+  const parent = ws.dir(dir);
   const tmp = parent.at(tmpName());
   const fd = openSync(tmp, CREATE_FLAGS, 0o600);
   placeTemp(tmp, parent.at(name), () => {
@@ -198,9 +235,9 @@ function sameMeta(w: ManifestEntry, c: WorkspaceEntry): boolean {
   return c.mode === safeMode(w) && (!isRoot || (c.uid === w.u && c.gid === w.g));
 }
 
-/** setuid/setgid bits are never restored on root-owned entries. */
+/** setuid and setgid are never restored, whoever owns the entry; the sticky bit is. */
 function safeMode(w: ManifestEntry): number {
-  return w.u === 0 || w.g === 0 ? w.m & 0o1777 : w.m;
+  return w.m & 0o1777;
 }
 
 function setOwnerAndMode(fd: number, w: ManifestEntry): void {

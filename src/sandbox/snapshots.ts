@@ -1,5 +1,6 @@
-// sandbox/snapshots.ts — point-in-time copies of a goal's workspace, taken and restored on
-// the host (the workspace is a host folder bind-mounted at /workspace).
+// sandbox/snapshots.ts — point-in-time copies of what a goal's container can change,
+// /workspace and /output, taken and restored on the host (both are host folders
+// bind-mounted into the container).
 //
 // Layout under $AIDO_HOME/goals/<goal_id>/snapshots/:
 //   packs/<id>.pack, .idx     content-addressed file contents: each snapshot appends the
@@ -10,17 +11,23 @@
 //   stat-index.bin            stat index of the last snapshot (path -> size, mtime, ctime,
 //                             inode, hash): a file whose stat is unchanged is not re-read
 //   snapshots.jsonl           one summary line per snapshot, for list()
+// Paths are kept per root: "workspace/src/a.py" is /workspace/src/a.py in the container.
 // Cost grows with what changed: the walk is lstat-only, and only files whose stat differs
 // from the index are read and copied. ctime is part of the key because the container can
 // set mtime back with `touch -d` but cannot set ctime.
+//
+// Restore takes a `permit` check per path (the calling agent's grants and the policy, in
+// tools/snapshot-tools.ts): what it refuses is left as it is and reported, the rest is
+// restored. setuid and setgid bits are never restored (snapshot-restore.ts).
 
 import { randomBytes } from "node:crypto";
-import { closeSync, constants, promises as fsp } from "node:fs";
+import { closeSync, constants, existsSync, promises as fsp } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { WorkspaceRoot, yieldEvery } from "./snapshot-fs.js";
 import {
   type IndexRow,
+  MANIFEST_VERSION,
   type ManifestEntry,
   readIndex,
   readManifest,
@@ -29,10 +36,16 @@ import {
   writeJsonAtomically,
 } from "./snapshot-manifest.js";
 import { PackStore, type PackWriter } from "./snapshot-packs.js";
-import { type RestoreResult, restoreWorkspace } from "./snapshot-restore.js";
+import { type Permit, type RestoreResult, restoreWorkspace } from "./snapshot-restore.js";
 import { openWorkspaceFile, type WorkspaceEntry, walkForSnapshot } from "./snapshot-walk.js";
 
-export type { RestoreResult } from "./snapshot-restore.js";
+export type { Permit, RestoreResult } from "./snapshot-restore.js";
+
+/** The folders a snapshot covers, by the name of their mount point in the container. */
+export const SNAPSHOT_ROOTS = ["workspace", "output"] as const;
+export type SnapshotRootName = (typeof SNAPSHOT_ROOTS)[number];
+/** Host folders of a goal's /workspace and /output (sandbox/folders.ts goalFolders). */
+export type SnapshotRoots = Record<SnapshotRootName, string>;
 
 const GOAL_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SNAPSHOT_ID = /^snap_[0-9a-z]{6,40}$/;
@@ -74,32 +87,53 @@ const locks = new Map<string, Promise<unknown>>();
 export class SnapshotStore {
   constructor(private readonly opts: SnapshotStoreOptions) {}
 
-  /** Snapshot the workspace; only files whose stat changed since the last one are read. */
-  async create(goalId: string, workspaceDir: string, label?: string): Promise<SnapshotCreated> {
+  /** Snapshot /workspace and /output; only files whose stat changed since the last one are read. */
+  async create(goalId: string, roots: SnapshotRoots, label?: string): Promise<SnapshotCreated> {
     if (label !== undefined && (label.length > LABEL_MAX || label.includes("\0"))) {
       throw new AidoError(
         ErrorCode.invalidInput,
         `snapshot label must be at most ${LABEL_MAX} characters, no NUL`,
       );
     }
-    return this.locked(goalId, () => this.createLocked(goalId, workspaceDir, label));
+    return this.locked(goalId, () => this.createLocked(goalId, roots, label));
   }
 
-  /** Make the workspace equal to snapshot `id`, touching only what differs. */
-  async restore(goalId: string, workspaceDir: string, id: string): Promise<RestoreResult> {
+  /**
+   * Make /workspace and /output equal to snapshot `id` again, touching only what differs
+   * and only paths `permit` allows (it gets the container path; a refusal is reported in
+   * files_failed and the path left as it is).
+   */
+  async restore(goalId: string, roots: SnapshotRoots, id: string, permit?: Permit): Promise<RestoreResult> {
     if (!isSnapshotId(id))
       throw new AidoError(ErrorCode.invalidInput, `"${id}" is not a snapshot id`, { id });
     return this.locked(goalId, async () => {
       const manifest = await readManifest(this.manifestPath(goalId, id), goalId, id);
       const index = await readIndex(this.indexPath(goalId));
-      const ws = WorkspaceRoot.open(workspaceDir);
       const packs = this.packs(goalId);
+      const result: RestoreResult = { files_restored: 0, files_failed: [] };
       try {
-        return await restoreWorkspace(ws, packs, manifest.entries, index);
+        // A root the snapshot did not cover (a v2 manifest has no /output) is left alone.
+        for (const root of manifest.roots) {
+          const prefix = `${root}/`;
+          const entries = manifest.entries
+            .filter((e) => e.p.startsWith(prefix))
+            .map((e) => ({ ...e, p: e.p.slice(prefix.length) }));
+          const rootIndex = new Map<string, IndexRow>();
+          for (const [path, row] of index)
+            if (path.startsWith(prefix)) rootIndex.set(path.slice(prefix.length), row);
+          const ws = WorkspaceRoot.open(roots[root]);
+          try {
+            const r = await restoreWorkspace(ws, packs, entries, rootIndex, `/${root}`, permit);
+            result.files_restored += r.files_restored;
+            result.files_failed.push(...r.files_failed);
+          } finally {
+            ws.close();
+          }
+        }
       } finally {
         packs.close();
-        ws.close();
       }
+      return result;
     });
   }
 
@@ -119,7 +153,7 @@ export class SnapshotStore {
       .map((l) => JSON.parse(l) as SnapshotSummary);
   }
 
-  private async createLocked(goalId: string, workspaceDir: string, label?: string): Promise<SnapshotCreated> {
+  private async createLocked(goalId: string, roots: SnapshotRoots, label?: string): Promise<SnapshotCreated> {
     const dir = this.dir(goalId);
     await fsp.mkdir(join(dir, "manifests"), { recursive: true, mode: 0o700 });
     const id = `snap_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
@@ -127,55 +161,35 @@ export class SnapshotStore {
     packs.removeLeftovers();
     const pack = packs.writer(id);
     const previous = await readIndex(this.indexPath(goalId));
-    const ws = WorkspaceRoot.open(workspaceDir);
     const entries: ManifestEntry[] = [];
     const index = new Map<string, IndexRow>();
+    const covered: SnapshotRootName[] = [];
     let changed = 0;
     try {
-      // Files not in the index are read whatever their stat: the walk need not lstat them.
-      const current = await walkForSnapshot(ws, (path) => previous.has(path));
-      ws.trim();
-      const breathe = yieldEvery();
-      for (const e of current) {
-        if (e.type !== "file") {
-          entries.push({
-            p: e.path,
-            t: e.type,
-            m: e.mode,
-            u: e.uid,
-            g: e.gid,
-            ...(e.target ? { l: e.target } : {}),
-          });
-          continue;
-        }
-        const known = "unstatted" in e ? undefined : previous.get(e.path);
-        if (known && !("unstatted" in e) && sameStat(known, e)) {
-          entries.push({ p: e.path, t: "file", m: e.mode, u: e.uid, g: e.gid, s: e.size, h: known.hash });
-          index.set(e.path, known);
-          continue;
-        }
-        changed++;
-        const copied = copyIn(ws, pack, e.path);
-        if (copied) {
-          const { st, hash, bytes } = copied;
-          entries.push({ p: e.path, t: "file", m: st.mode, u: st.uid, g: st.gid, s: bytes, h: hash });
-          index.set(e.path, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, hash });
-        }
-        await breathe();
+      for (const root of SNAPSHOT_ROOTS) {
+        if (!existsSync(roots[root])) continue;
+        covered.push(root);
+        changed += await snapshotRoot(roots[root], `${root}/`, pack, previous, entries, index);
       }
       pack.commit();
     } catch (e) {
       pack.abort();
       throw e;
     } finally {
-      ws.close();
       packs.close();
     }
     for (const path of previous.keys()) if (!index.has(path)) changed++;
     const files = entries.filter((e) => e.t === "file");
     const bytes = files.reduce((n, e) => n + (e.s ?? 0), 0);
     const created_at = new Date().toISOString();
-    const manifest: SnapshotManifest = { version: 2, id, goal_id: goalId, created_at, entries };
+    const manifest: SnapshotManifest = {
+      version: MANIFEST_VERSION,
+      id,
+      goal_id: goalId,
+      created_at,
+      roots: covered,
+      entries,
+    };
     if (label !== undefined) manifest.label = label;
     await writeJsonAtomically(this.manifestPath(goalId, id), manifest, { durable: true });
     await writeIndex(this.indexPath(goalId), index);
@@ -225,6 +239,52 @@ export class SnapshotStore {
   private indexPath(goalId: string): string {
     return join(this.dir(goalId), "stat-index.bin");
   }
+}
+
+/**
+ * Walk one root into `entries` and `index` (paths prefixed with `prefix`), copying into the
+ * pack the files whose stat differs from the previous index. Returns how many were read.
+ */
+async function snapshotRoot(
+  hostDir: string,
+  prefix: string,
+  pack: PackWriter,
+  previous: Map<string, IndexRow>,
+  entries: ManifestEntry[],
+  index: Map<string, IndexRow>,
+): Promise<number> {
+  const ws = WorkspaceRoot.open(hostDir);
+  let changed = 0;
+  try {
+    // Files not in the index are read whatever their stat: the walk need not lstat them.
+    const current = await walkForSnapshot(ws, (path) => previous.has(prefix + path));
+    ws.trim();
+    const breathe = yieldEvery();
+    for (const e of current) {
+      const p = prefix + e.path;
+      if (e.type !== "file") {
+        entries.push({ p, t: e.type, m: e.mode, u: e.uid, g: e.gid, ...(e.target ? { l: e.target } : {}) });
+        continue;
+      }
+      const known = "unstatted" in e ? undefined : previous.get(p);
+      if (known && !("unstatted" in e) && sameStat(known, e)) {
+        entries.push({ p, t: "file", m: e.mode, u: e.uid, g: e.gid, s: e.size, h: known.hash });
+        index.set(p, known);
+        continue;
+      }
+      changed++;
+      const copied = copyIn(ws, pack, e.path);
+      if (copied) {
+        const { st, hash, bytes } = copied;
+        entries.push({ p, t: "file", m: st.mode, u: st.uid, g: st.gid, s: bytes, h: hash });
+        index.set(p, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, hash });
+      }
+      await breathe();
+    }
+  } finally {
+    ws.close();
+  }
+  return changed;
 }
 
 /** Copy one workspace file into the new pack; null when it vanished or stopped being a file. */

@@ -1,24 +1,115 @@
-// security/approval-scope.ts — what an approval answer covers. Allow Session and Allow
-// Always apply to later calls of the same tool with the same scope key: the path a file
-// tool touches, the command exec runs, the URL web_fetch reads. Inputs without one of
-// those are scoped to their exact canonical content, so an answer never stretches to a
-// different call.
+// security/approval-scope.ts — what a human's standing answer covers. Allow Session and
+// Allow Always apply to later calls of the same tool with the same scope, and the scope is
+// the call's canonical target as the gate judged it, never its raw input:
+//   file tools   the paths as resolved in the container (`path:/workspace/a.txt`)
+//   exec         the normalized command (command-scope.ts) and every path it was judged on
+//                (its working folder, redirection targets, scripts), as a digest
+//   web_fetch    the host (`host:example.com`)
+//   spawn tools  the manifest names (`manifest:writer`)
+//   other tools  their exact canonical input, as a digest
+// Each scope also has a `target`, the sentence a human reads before answering, and
+// `describeCoverage` says what each decision would cover in words.
 
 import { createHash } from "node:crypto";
+import type { Need } from "../gate/types.js";
 import { canonicalJson } from "./canonical-json.js";
+import { normalizeCommand, scopeDigest } from "./command-scope.js";
 
-export function approvalScopeKey(tool: string, input: unknown): string {
-  if (input !== null && typeof input === "object" && !Array.isArray(input)) {
-    const rec = input as Record<string, unknown>;
-    if (typeof rec.path === "string") return `path:${rec.path}`;
-    if (typeof rec.command === "string") return `command:${rec.command}`;
-    if (typeof rec.url === "string") return `url:${rec.url}`;
-    if (Array.isArray(rec.paths) && rec.paths.every((p) => typeof p === "string")) {
-      return `paths:${canonicalJson([...rec.paths].sort())}`;
-    }
+export interface ApprovalScope {
+  /** Compared for equality when a later call looks for a standing decision. */
+  key: string;
+  /** What the scope is, for a human: "file_write on /workspace/out.md". */
+  target: string;
+}
+
+/** Words of a target longer than this are cut for display (the key stays exact). */
+const SHOWN_MAX = 300;
+
+/** The scope of a call from its judged needs (file paths, hosts, manifest names), else its input. */
+export function approvalScopeOf(tool: string, input: unknown, needs: readonly Need[]): ApprovalScope {
+  const paths = sortedUnique(
+    needs.flatMap((n) => (n.kind === "file_read" || n.kind === "file_write" ? [n.path] : [])),
+  );
+  const hosts = sortedUnique(needs.flatMap((n) => (n.kind === "network" ? [n.host] : [])));
+  const names = sortedUnique(needs.flatMap((n) => (n.kind === "spawn_child" ? [n.name] : [])));
+  const kinds = [paths, hosts, names].filter((l) => l.length > 0).length;
+  if (kinds === 1 && paths.length > 0) {
+    return { key: keyed("path", paths), target: `${tool} on ${paths.join(", ")}` };
+  }
+  if (kinds === 1 && hosts.length > 0) {
+    return {
+      key: keyed("host", hosts),
+      target: `${tool} of any URL on host${hosts.length > 1 ? "s" : ""} ${hosts.join(", ")}`,
+    };
+  }
+  if (kinds === 1 && names.length > 0) {
+    return {
+      key: keyed("manifest", names),
+      target: `${tool} of manifest${names.length > 1 ? "s" : ""} ${names.map((n) => `\`${n}\``).join(", ")}`,
+    };
   }
   const digest = createHash("sha256")
     .update(`${tool}\u0000${canonicalJson(input ?? null)}`)
-    .digest("hex");
-  return `input:${digest.slice(0, 32)}`;
+    .digest("hex")
+    .slice(0, 40);
+  return {
+    key: `input:${digest}`,
+    target: `${tool} with exactly the input ${shown(canonicalJson(input ?? null))}`,
+  };
+}
+
+/**
+ * The scope of an exec call: the command that runs (scripts already written in) in its
+ * normalized form, and every path the call was judged on. `cwd` is only shown.
+ */
+export function commandScope(command: string, needs: readonly Need[], cwd: string): ApprovalScope {
+  const n = normalizeCommand(command);
+  const paths = sortedUnique(
+    needs.flatMap((x) => (x.kind === "file_read" || x.kind === "file_write" ? [`${x.kind} ${x.path}`] : [])),
+  );
+  const exactly = n.normalized ? "" : " (exactly this text)";
+  return {
+    key: `command:${scopeDigest([n.normalized, n.text, paths])}`,
+    target: `exec of \`${shown(n.text)}\`${exactly} in ${cwd}`,
+  };
+}
+
+export interface Coverage {
+  allow_once: string;
+  allow_session: string;
+  allow_always: string;
+}
+
+/** What each answer to a request would cover, in the words the prompts show. */
+export function describeCoverage(
+  rec: { target: string; agent_id: string; identity: string },
+  allowAlwaysTtlSeconds: number,
+): Coverage {
+  return {
+    allow_once: `this call only: ${rec.target}`,
+    allow_session: `${rec.target} by agent ${rec.agent_id} until it stops`,
+    allow_always: `${rec.target} by agents of identity \`${rec.identity}\` for ${duration(allowAlwaysTtlSeconds)}`,
+  };
+}
+
+/** "1 h", "90 min", "45 s", "2 d": the largest unit that divides the span exactly. */
+function duration(seconds: number): string {
+  if (seconds % 86_400 === 0) return `${seconds / 86_400} d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+
+function keyed(prefix: string, values: string[]): string {
+  return values.length === 1 ? `${prefix}:${values[0]}` : `${prefix}s:${canonicalJson(values)}`;
+}
+
+function sortedUnique(values: string[]): string[] {
+  return [...new Set(values)].sort();
+}
+
+function shown(text: string): string {
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (text.length <= SHOWN_MAX) return text;
+  return `${text.slice(0, SHOWN_MAX)}… (${bytes} bytes in all)`;
 }

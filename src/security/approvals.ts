@@ -1,22 +1,32 @@
-// security/approvals.ts — the durable queue where a tool call waits for a human: Allow
-// Once, Allow Session, Allow Always or Deny. Requests live in SQLite, so they survive a
-// restart and can be answered from another connection or process; a request nobody
-// answers before its deadline is marked timed_out and audited, never silently dropped.
-// Allow Always becomes a grant signed with the runtime key, scoped to (tool, scope key),
-// expiring, and tied to the audit entry that approved it; it is re-verified on every use,
-// so a grant row edited in SQLite stops being honoured.
+// security/approvals.ts — where a tool call waits for a human: Allow Once, Allow Session,
+// Allow Always or Deny. The gate hands every call that needs a human to authorize():
+//   1. an earlier decision that covers it is reused, audited as approval.reused: Allow
+//      Session for this agent, tool and scope (approval-scope.ts) until the agent stops;
+//      Allow Always as a signed grant for the agent's identity, tool and scope
+//      (approval-grants.ts);
+//   2. otherwise a request is stored in SQLite (audited) and waits for an answer given over
+//      any connection, its deadline, or the end of the call it belongs to.
+// A request whose call can no longer run is closed as expired, audited, and its waiter
+// fails at once: its agent stopped (goal finished, cancelled, failed, agent.stop), the
+// client that made the call left (the call's AbortSignal), or the daemon restarted (the
+// waiting call died with the old process). A request never stays pending for nothing.
 
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { type Db, migrate, prepared } from "../db/database.js";
-import { AidoError, ErrorCode } from "../errors.js";
-import { approvalScopeKey } from "./approval-scope.js";
+import type { Db } from "../db/database.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { ApprovalGrants, type GrantRecord } from "./approval-grants.js";
+import type { ApprovalScope } from "./approval-scope.js";
+import {
+  type ApprovalDecision,
+  type ApprovalRecord,
+  type ApprovalStatus,
+  ApprovalStore,
+} from "./approval-store.js";
 import type { AuditLog, Signer } from "./audit.js";
-import type { ApprovalDecisionKind } from "./audit-events.js";
 import { canonicalJson } from "./canonical-json.js";
 
-export type ApprovalDecision = ApprovalDecisionKind;
-export type ApprovalStatus = "pending" | "decided" | "timed_out";
+export type { ApprovalDecision, ApprovalRecord, ApprovalStatus };
 export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = [
   "allow_once",
   "allow_session",
@@ -24,79 +34,33 @@ export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = [
   "deny",
 ];
 
-const GRANT_FORMAT = "aido.approval.grant.v1";
-
-const MIGRATIONS = [
-  `CREATE TABLE approvals (
-     id TEXT PRIMARY KEY,
-     goal_id TEXT,
-     agent_id TEXT NOT NULL,
-     tool TEXT NOT NULL,
-     scope_key TEXT NOT NULL,
-     input TEXT NOT NULL,
-     summary TEXT NOT NULL,
-     status TEXT NOT NULL,
-     decision TEXT,
-     decided_by TEXT,
-     grant_id TEXT,
-     created_at INTEGER NOT NULL,
-     deadline_at INTEGER NOT NULL,
-     decided_at INTEGER
-   );
-   CREATE INDEX approvals_status ON approvals (status, deadline_at);
-   CREATE TABLE approval_grants (
-     id TEXT PRIMARY KEY,
-     tool TEXT NOT NULL,
-     scope_key TEXT NOT NULL,
-     expires_at INTEGER NOT NULL,
-     audit_seq INTEGER NOT NULL,
-     key_id TEXT NOT NULL,
-     sig TEXT NOT NULL,
-     created_at INTEGER NOT NULL
-   );
-   CREATE INDEX approval_grants_scope ON approval_grants (tool, scope_key);`,
-];
-
-export interface ApprovalRecord {
-  id: string;
-  goal_id: string | null;
-  agent_id: string;
-  tool: string;
-  scope_key: string;
-  input: unknown;
-  summary: string;
-  status: ApprovalStatus;
-  decision: ApprovalDecision | null;
-  decided_by: string | null;
-  grant_id: string | null;
-  created_at: number;
-  deadline_at: number;
-  decided_at: number | null;
-}
-
-/** How a request ended. Only the three allow_* decisions let the call proceed. */
+/** How the approval stage ended for one call. */
 export interface ApprovalOutcome {
-  id: string;
-  decision: ApprovalDecision | "timed_out";
   allowed: boolean;
-  by: string | null;
+  /** A human's answer to this call's request, or the standing decision reused for it. */
+  via: "answer" | "allow_session" | "allow_always";
+  decision: ApprovalDecision | "timed_out" | "expired";
+  /** The request answered now, or (Allow Session) the earlier request whose answer was reused. */
+  approvalId: string | null;
   grantId: string | null;
+  by: string | null;
+  /** Why the request expired. */
+  reason: string | null;
 }
-
-export type ApprovalCheck =
-  | { allowed: true; via: "allow_session" }
-  | { allowed: true; via: "allow_always"; grantId: string }
-  | { allowed: false };
 
 export interface ApprovalRequest {
-  goalId?: string | null;
+  goalId: string | null;
   agentId: string;
+  identity: string;
   tool: string;
   input: unknown;
   summary: string;
+  scope: ApprovalScope;
   timeoutMs?: number;
-  /** Defaults to approvalScopeKey(tool, input). */
-  scopeKey?: string;
+  /** The model's tool_use id, recorded when a standing decision is reused. */
+  callId?: string;
+  /** Aborts when the call can no longer run (agent stopped, client left): the request expires. */
+  signal?: AbortSignal;
 }
 
 export interface ApprovalQueueOptions {
@@ -113,31 +77,30 @@ export interface ApprovalQueueOptions {
 }
 
 interface Waiter {
-  resolve(outcome: ApprovalOutcome): void;
+  resolve(rec: ApprovalRecord): void;
   timer: NodeJS.Timeout;
 }
-
-type RawRecord = Omit<ApprovalRecord, "input"> & { input: string };
 
 export class ApprovalQueue {
   private readonly db: Db;
   private readonly audit: AuditLog;
-  private readonly signer: Signer;
   private readonly opts: ApprovalQueueOptions;
   private readonly now: () => number;
+  private readonly store: ApprovalStore;
+  private readonly grantStore: ApprovalGrants;
   private readonly events = new EventEmitter();
-  private readonly waiters = new Map<string, Waiter>();
-  private readonly sessions = new Set<string>();
-  private readonly deadlines = new Map<string, NodeJS.Timeout>();
+  private readonly waiters = new Map<string, Waiter[]>();
+  /** agent \0 tool \0 scope -> the request whose Allow Session answer covers it. */
+  private readonly sessions = new Map<string, string>();
   private poller: NodeJS.Timeout | undefined;
 
   constructor(opts: ApprovalQueueOptions) {
     this.opts = opts;
     this.db = opts.db;
     this.audit = opts.audit;
-    this.signer = opts.signer;
     this.now = opts.now ?? Date.now;
-    migrate(this.db, "approvals", MIGRATIONS);
+    this.store = new ApprovalStore(this.db, opts.allowAlwaysTtlSeconds);
+    this.grantStore = new ApprovalGrants(this.db, this.audit, opts.signer, this.now);
   }
 
   on(event: "requested" | "decided", listener: (record: ApprovalRecord) => void): () => void {
@@ -145,96 +108,23 @@ export class ApprovalQueue {
     return () => this.events.off(event, listener);
   }
 
-  /** Does an earlier Allow Session / Allow Always cover this call? */
-  check(agentId: string, tool: string, scopeKey: string): ApprovalCheck {
-    if (this.sessions.has(sessionKey(agentId, tool, scopeKey)))
-      return { allowed: true, via: "allow_session" };
-    const now = this.now();
-    const grants = prepared(
-      this.db,
-      "SELECT * FROM approval_grants WHERE tool = ? AND scope_key = ? AND expires_at > ?",
-    ).all(tool, scopeKey, now) as GrantRow[];
-    for (const g of grants)
-      if (this.grantHolds(g, now)) return { allowed: true, via: "allow_always", grantId: g.id };
-    return { allowed: false };
-  }
-
-  /** Queue a request (durable, audited) and wait for its answer or its deadline. */
-  async request(req: ApprovalRequest): Promise<ApprovalOutcome> {
-    return this.wait(this.enqueue(req).id);
-  }
-
-  /** Persist a pending request and audit it; returns at once. */
-  enqueue(req: ApprovalRequest): ApprovalRecord {
-    const timeoutMs = req.timeoutMs ?? this.opts.timeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-      throw new AidoError(
-        ErrorCode.invalidInput,
-        `approval timeoutMs must be a positive integer, got ${timeoutMs}`,
-      );
+  /**
+   * The approval stage of one call: reuse a standing decision that covers it (audited), or
+   * ask and wait for the answer, the deadline, or the end of the call (`signal`).
+   */
+  async authorize(req: ApprovalRequest): Promise<ApprovalOutcome> {
+    const standing = this.reuse(req);
+    if (standing) return standing;
+    const rec = this.enqueue(req);
+    const { signal } = req;
+    const onAbort = () => this.expire(rec.id, reasonOf(signal));
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return outcomeOf(await this.wait(rec.id));
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
     }
-    const now = this.now();
-    const rec: ApprovalRecord = {
-      id: `apr_${randomUUID()}`,
-      goal_id: req.goalId ?? null,
-      agent_id: req.agentId,
-      tool: req.tool,
-      scope_key: req.scopeKey ?? approvalScopeKey(req.tool, req.input),
-      input: req.input,
-      summary: req.summary,
-      status: "pending",
-      decision: null,
-      decided_by: null,
-      grant_id: null,
-      created_at: now,
-      deadline_at: now + timeoutMs,
-      decided_at: null,
-    };
-    this.db
-      .transaction(() => {
-        prepared(
-          this.db,
-          `INSERT INTO approvals (id, goal_id, agent_id, tool, scope_key, input, summary, status, created_at, deadline_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
-        ).run(
-          rec.id,
-          rec.goal_id,
-          rec.agent_id,
-          rec.tool,
-          rec.scope_key,
-          canonicalJson(req.input),
-          rec.summary,
-          now,
-          rec.deadline_at,
-        );
-        this.audit.record(
-          "approval.requested",
-          {
-            approval_id: rec.id,
-            tool: rec.tool,
-            scope_key: rec.scope_key,
-            summary: rec.summary,
-            deadline: new Date(rec.deadline_at).toISOString(),
-          },
-          { goalId: rec.goal_id, agentId: rec.agent_id },
-        );
-      })
-      .immediate();
-    this.events.emit("requested", rec);
-    return rec;
-  }
-
-  /** Wait for a request's answer (also one queued before a restart). */
-  wait(id: string): Promise<ApprovalOutcome> {
-    const rec = this.get(id);
-    if (rec.status !== "pending") return Promise.resolve(outcomeOf(rec));
-    const existing = this.waiters.get(id);
-    if (existing) return new Promise((resolve) => this.chainWaiter(id, resolve));
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.expire(id), Math.max(0, rec.deadline_at - this.now()));
-      this.waiters.set(id, { resolve, timer });
-      this.startPolling();
-    });
   }
 
   /** Answer a pending request; audited, and an Allow Always becomes a signed grant. */
@@ -243,9 +133,7 @@ export class ApprovalQueue {
       throw new AidoError(
         ErrorCode.invalidInput,
         `decision must be one of ${APPROVAL_DECISIONS.join(", ")}, got "${decision}"`,
-        {
-          field: "decision",
-        },
+        { field: "decision" },
       );
     }
     const now = this.now();
@@ -253,7 +141,8 @@ export class ApprovalQueue {
       .transaction(() => {
         const current = this.get(id);
         if (current.status !== "pending") {
-          throw new AidoError(ErrorCode.invalidInput, `approval ${id} is already ${current.status}`, {
+          const why = current.close_reason ? ` (${current.close_reason})` : "";
+          throw new AidoError(ErrorCode.invalidInput, `approval ${id} is already ${current.status}${why}`, {
             id,
             status: current.status,
           });
@@ -269,21 +158,36 @@ export class ApprovalQueue {
             scope_key: current.scope_key,
             decision,
             by,
-            grant_id: grantId ?? undefined,
-            grant_expires_at: grantId ? new Date(expiresAt).toISOString() : undefined,
+            ...(grantId
+              ? {
+                  identity: current.identity,
+                  grant_id: grantId,
+                  grant_expires_at: new Date(expiresAt).toISOString(),
+                }
+              : {}),
           },
           { goalId: current.goal_id, agentId: current.agent_id },
         );
-        if (grantId) this.storeGrant(grantId, current.tool, current.scope_key, expiresAt, entry.seq, now);
-        prepared(
-          this.db,
-          "UPDATE approvals SET status = 'decided', decision = ?, decided_by = ?, grant_id = ?, decided_at = ? WHERE id = ?",
-        ).run(decision, by ?? null, grantId, now, id);
+        if (grantId) {
+          this.grantStore.mint({
+            id: grantId,
+            identity: current.identity,
+            tool: current.tool,
+            scopeKey: current.scope_key,
+            target: current.target,
+            expiresAt,
+            auditSeq: entry.seq,
+            approvalId: id,
+            by: by ?? null,
+            now,
+          });
+        }
+        this.store.markDecided(id, decision, by ?? null, grantId, now);
         return this.get(id);
       })
       .immediate();
     if (!rec) {
-      this.expire(id);
+      this.timeOut(id);
       throw new AidoError(
         ErrorCode.approvalTimeout,
         `approval ${id} passed its deadline before it was answered`,
@@ -295,83 +199,178 @@ export class ApprovalQueue {
   }
 
   list(filter: { status?: ApprovalStatus } = {}): ApprovalRecord[] {
-    const rows = (
-      filter.status
-        ? prepared(this.db, "SELECT * FROM approvals WHERE status = ? ORDER BY created_at, id").all(
-            filter.status,
-          )
-        : prepared(this.db, "SELECT * FROM approvals ORDER BY created_at, id").all()
-    ) as RawRecord[];
-    return rows.map(parseRecord);
+    return this.store.list(filter.status);
   }
 
   get(id: string): ApprovalRecord {
-    const row = prepared(this.db, "SELECT * FROM approvals WHERE id = ?").get(id) as RawRecord | undefined;
-    if (!row) throw new AidoError(ErrorCode.notFound, `no approval request with id ${id}`, { id });
-    return parseRecord(row);
+    return this.store.get(id);
   }
 
-  /** Mark every pending request past its deadline timed_out (audited). Returns their ids. */
-  expireOverdue(): string[] {
-    const ids = prepared(this.db, "SELECT id FROM approvals WHERE status = 'pending' AND deadline_at <= ?")
-      .pluck()
-      .all(this.now()) as string[];
-    for (const id of ids) this.expire(id);
-    return ids;
+  /** Allow Always grants: those honoured now, or with `all` every one with its status. */
+  grants(all = false): GrantRecord[] {
+    return this.grantStore.list(all);
+  }
+
+  /** Revoke an Allow Always grant (audited); the next matching call asks a human again. */
+  revoke(grantId: string, by?: string): GrantRecord {
+    return this.grantStore.revoke(grantId, by ?? null);
   }
 
   /**
-   * After a restart: time out what is overdue, and arm a deadline for every request still
-   * pending so it times out while this process runs even if nobody waits on it.
+   * The agent stopped: its Allow Session answers end, and its pending requests are closed
+   * as expired (their waiting calls fail at once).
    */
-  resumePending(): ApprovalRecord[] {
-    this.expireOverdue();
-    const pending = this.list({ status: "pending" });
-    for (const rec of pending) {
-      if (this.waiters.has(rec.id) || this.deadlines.has(rec.id)) continue;
-      const t = setTimeout(() => this.expire(rec.id), Math.max(0, rec.deadline_at - this.now()));
-      t.unref();
-      this.deadlines.set(rec.id, t);
-    }
-    return pending;
+  closeAgent(agentId: string, reason: string): void {
+    for (const key of this.sessions.keys()) if (key.startsWith(`${agentId}\u0000`)) this.sessions.delete(key);
+    for (const id of this.store.pendingIds(agentId)) this.expire(id, `agent ${agentId} stopped: ${reason}`);
   }
 
-  /** Forget an agent's Allow Session answers (the agent stopped). */
-  endSession(agentId: string): void {
-    for (const key of this.sessions) if (key.startsWith(`${agentId}\u0000`)) this.sessions.delete(key);
+  /**
+   * At start-up: every request still pending belonged to a call of the previous process,
+   * which is gone with it. Close them all as expired (audited). Returns their ids.
+   */
+  closeOrphans(reason: string): string[] {
+    const ids = this.store.pendingIds();
+    for (const id of ids) this.expire(id, reason);
+    return ids;
   }
 
-  /** Stop timers. Pending requests stay pending in the database. */
+  /** Stop timers. */
   close(): void {
-    for (const w of this.waiters.values()) clearTimeout(w.timer);
-    for (const t of this.deadlines.values()) clearTimeout(t);
+    for (const list of this.waiters.values()) for (const w of list) clearTimeout(w.timer);
     this.waiters.clear();
-    this.deadlines.clear();
     if (this.poller) clearInterval(this.poller);
     this.poller = undefined;
   }
 
-  /** Time a request out if it is still pending, audit it, and wake its waiter. */
-  private expire(id: string): void {
+  /** A standing decision covering the call, audited as approval.reused; undefined when none. */
+  private reuse(req: ApprovalRequest): ApprovalOutcome | undefined {
+    const base = { tool: req.tool, scope_key: req.scope.key, ...(req.callId ? { call_id: req.callId } : {}) };
+    const ids = { goalId: req.goalId, agentId: req.agentId };
+    const session = this.sessions.get(sessionKey(req.agentId, req.tool, req.scope.key));
+    if (session !== undefined) {
+      this.audit.record("approval.reused", { ...base, via: "allow_session", approval_id: session }, ids);
+      return {
+        allowed: true,
+        via: "allow_session",
+        decision: "allow_session",
+        approvalId: session,
+        grantId: null,
+        by: null,
+        reason: null,
+      };
+    }
+    const grant = this.grantStore.find(req.identity, req.tool, req.scope.key);
+    if (grant === undefined) return undefined;
+    this.audit.record("approval.reused", { ...base, via: "allow_always", grant_id: grant.id }, ids);
+    return {
+      allowed: true,
+      via: "allow_always",
+      decision: "allow_always",
+      approvalId: grant.approval_id,
+      grantId: grant.id,
+      by: grant.decided_by,
+      reason: null,
+    };
+  }
+
+  /** Persist a pending request and audit it. */
+  private enqueue(req: ApprovalRequest): ApprovalRecord {
+    const timeoutMs = req.timeoutMs ?? this.opts.timeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+      throw new AidoError(
+        ErrorCode.invalidInput,
+        `approval timeoutMs must be a positive integer, got ${timeoutMs}`,
+      );
+    }
+    const now = this.now();
+    const id = `apr_${randomUUID()}`;
+    const deadline = now + timeoutMs;
+    this.db
+      .transaction(() => {
+        this.store.insert({
+          id,
+          goalId: req.goalId,
+          agentId: req.agentId,
+          identity: req.identity,
+          tool: req.tool,
+          scopeKey: req.scope.key,
+          target: req.scope.target,
+          input: canonicalJson(req.input),
+          summary: req.summary,
+          createdAt: now,
+          deadlineAt: deadline,
+        });
+        this.audit.record(
+          "approval.requested",
+          {
+            approval_id: id,
+            tool: req.tool,
+            scope_key: req.scope.key,
+            summary: req.summary,
+            deadline: new Date(deadline).toISOString(),
+          },
+          { goalId: req.goalId, agentId: req.agentId },
+        );
+      })
+      .immediate();
+    const rec = this.get(id);
+    this.events.emit("requested", rec);
+    return rec;
+  }
+
+  /** Wait for the request to leave "pending" (answered, timed out or expired). */
+  private wait(id: string): Promise<ApprovalRecord> {
+    const rec = this.get(id);
+    if (rec.status !== "pending") return Promise.resolve(rec);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.timeOut(id), Math.max(0, rec.deadline_at - this.now()));
+      const list = this.waiters.get(id) ?? [];
+      list.push({ resolve, timer });
+      this.waiters.set(id, list);
+      this.startPolling();
+    });
+  }
+
+  /** Nobody answered in time: timed_out, audited, waiter woken. */
+  private timeOut(id: string): void {
+    this.finish(id, "timed_out", null, (current) =>
+      this.audit.record(
+        "approval.timed_out",
+        {
+          approval_id: id,
+          tool: current.tool,
+          scope_key: current.scope_key,
+          deadline: new Date(current.deadline_at).toISOString(),
+        },
+        { goalId: current.goal_id, agentId: current.agent_id },
+      ),
+    );
+  }
+
+  /** Its call can no longer run: expired with `reason`, audited, waiter woken. */
+  private expire(id: string, reason: string): void {
+    this.finish(id, "expired", reason, (current) =>
+      this.audit.record(
+        "approval.expired",
+        { approval_id: id, tool: current.tool, scope_key: current.scope_key, reason },
+        { goalId: current.goal_id, agentId: current.agent_id },
+      ),
+    );
+  }
+
+  /** Close a request that is still pending as `status`, audit it in the same commit, wake its waiters. */
+  private finish(
+    id: string,
+    status: "timed_out" | "expired",
+    reason: string | null,
+    audit: (current: ApprovalRecord) => void,
+  ): void {
     const rec = this.db
       .transaction(() => {
-        const changed = prepared(
-          this.db,
-          "UPDATE approvals SET status = 'timed_out', decided_at = ? WHERE id = ? AND status = 'pending'",
-        ).run(this.now(), id).changes;
+        const changed = this.store.markClosed(id, status, reason, this.now());
         const current = this.get(id);
-        if (changed === 1) {
-          this.audit.record(
-            "approval.timed_out",
-            {
-              approval_id: id,
-              tool: current.tool,
-              scope_key: current.scope_key,
-              deadline: new Date(current.deadline_at).toISOString(),
-            },
-            { goalId: current.goal_id, agentId: current.agent_id },
-          );
-        }
+        if (changed) audit(current);
         return current;
       })
       .immediate();
@@ -380,30 +379,18 @@ export class ApprovalQueue {
 
   private settled(rec: ApprovalRecord): void {
     if (rec.decision === "allow_session")
-      this.sessions.add(sessionKey(rec.agent_id, rec.tool, rec.scope_key));
-    const deadline = this.deadlines.get(rec.id);
-    if (deadline) clearTimeout(deadline);
-    this.deadlines.delete(rec.id);
-    const waiter = this.waiters.get(rec.id);
-    if (waiter) {
-      clearTimeout(waiter.timer);
-      this.waiters.delete(rec.id);
-      waiter.resolve(outcomeOf(rec));
+      this.sessions.set(sessionKey(rec.agent_id, rec.tool, rec.scope_key), rec.id);
+    const list = this.waiters.get(rec.id);
+    this.waiters.delete(rec.id);
+    for (const w of list ?? []) {
+      clearTimeout(w.timer);
+      w.resolve(rec);
     }
     if (this.waiters.size === 0 && this.poller) {
       clearInterval(this.poller);
       this.poller = undefined;
     }
     this.events.emit("decided", rec);
-  }
-
-  private chainWaiter(id: string, resolve: (o: ApprovalOutcome) => void): void {
-    const w = this.waiters.get(id)!;
-    const first = w.resolve;
-    w.resolve = (o) => {
-      first(o);
-      resolve(o);
-    };
   }
 
   /** Answers given through another connection only show up in the database. */
@@ -413,88 +400,32 @@ export class ApprovalQueue {
       for (const id of [...this.waiters.keys()]) {
         const rec = this.get(id);
         if (rec.status !== "pending") this.settled(rec);
-        else if (rec.deadline_at <= this.now()) this.expire(id);
+        else if (rec.deadline_at <= this.now()) this.timeOut(id);
       }
     }, this.opts.pollMs ?? 200);
     this.poller.unref();
   }
-
-  private storeGrant(
-    id: string,
-    tool: string,
-    scopeKey: string,
-    expiresAt: number,
-    auditSeq: number,
-    now: number,
-  ): void {
-    const keyId = this.signer.keyId;
-    const sig = this.signer
-      .sign(grantMessage(id, tool, scopeKey, expiresAt, auditSeq, keyId))
-      .toString("base64");
-    prepared(
-      this.db,
-      "INSERT INTO approval_grants (id, tool, scope_key, expires_at, audit_seq, key_id, sig, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    ).run(id, tool, scopeKey, expiresAt, auditSeq, keyId, sig, now);
-  }
-
-  /** Signature by the runtime key, not expired, and the audit entry it cites approved exactly it. */
-  private grantHolds(g: GrantRow, now: number): boolean {
-    if (g.expires_at <= now || g.key_id !== this.signer.keyId) return false;
-    let signed = false;
-    try {
-      signed = this.signer.verify(
-        grantMessage(g.id, g.tool, g.scope_key, g.expires_at, g.audit_seq, g.key_id),
-        Buffer.from(g.sig, "base64"),
-      );
-    } catch {
-      signed = false;
-    }
-    if (!signed) return false;
-    const entry = this.audit.entry(g.audit_seq);
-    if (entry?.kind !== "approval.decided") return false;
-    const p = entry.payload as { grant_id?: string; decision?: string; tool?: string; scope_key?: string };
-    return (
-      p.grant_id === g.id && p.decision === "allow_always" && p.tool === g.tool && p.scope_key === g.scope_key
-    );
-  }
-}
-
-interface GrantRow {
-  id: string;
-  tool: string;
-  scope_key: string;
-  expires_at: number;
-  audit_seq: number;
-  key_id: string;
-  sig: string;
-}
-
-function grantMessage(
-  id: string,
-  tool: string,
-  scopeKey: string,
-  expiresAt: number,
-  auditSeq: number,
-  keyId: string,
-) {
-  return Buffer.from(JSON.stringify([GRANT_FORMAT, id, tool, scopeKey, expiresAt, auditSeq, keyId]), "utf8");
 }
 
 function sessionKey(agentId: string, tool: string, scopeKey: string): string {
   return `${agentId}\u0000${tool}\u0000${scopeKey}`;
 }
 
-function parseRecord(row: RawRecord): ApprovalRecord {
-  return { ...row, input: JSON.parse(row.input) };
+function reasonOf(signal: AbortSignal | undefined): string {
+  const r: unknown = signal?.reason;
+  return r === undefined ? "aborted" : errorMessage(r);
 }
 
 function outcomeOf(rec: ApprovalRecord): ApprovalOutcome {
-  const decision = rec.status === "timed_out" ? "timed_out" : (rec.decision ?? "deny");
+  const decision: ApprovalOutcome["decision"] =
+    rec.status === "timed_out" || rec.status === "expired" ? rec.status : (rec.decision ?? "deny");
   return {
-    id: rec.id,
-    decision,
     allowed: decision === "allow_once" || decision === "allow_session" || decision === "allow_always",
-    by: rec.decided_by,
+    via: "answer",
+    decision,
+    approvalId: rec.id,
     grantId: rec.grant_id,
+    by: rec.decided_by,
+    reason: rec.close_reason,
   };
 }

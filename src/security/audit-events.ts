@@ -24,7 +24,7 @@ export interface AuditPayloads {
   };
   "agent.spawned": { manifest: string; parent_agent_id?: string; grants: string[]; token_id?: string };
   "agent.stopped": { reason: string };
-  "agent.spawn_denied": { manifest: string; reason: string; offending?: string[] };
+  "agent.spawn_denied": { manifest: string; reason: string; offending?: string[]; keys?: string[] };
   "token.issued": { token_id: string; parent_token_id?: string; grants: string[]; expires_at: string };
   "token.revoked": { token_id: string; revoked: string[]; reason?: string };
   "tool.invoked": { tool: string; input: JsonValue; call_id?: string };
@@ -44,10 +44,30 @@ export interface AuditPayloads {
     scope_key: string;
     decision: ApprovalDecisionKind;
     by?: string;
+    /** The agent identity an Allow Always grant is bound to. */
+    identity?: string;
     grant_id?: string;
     grant_expires_at?: string;
   };
   "approval.timed_out": { approval_id: string; tool: string; scope_key: string; deadline: string };
+  /** Closed unanswered because its call can no longer run (agent stopped, goal ended, restart, client left). */
+  "approval.expired": { approval_id: string; tool: string; scope_key: string; reason: string };
+  /** A call passed the approval stage on an earlier decision instead of asking. */
+  "approval.reused": {
+    tool: string;
+    scope_key: string;
+    via: "allow_session" | "allow_always";
+    approval_id?: string;
+    grant_id?: string;
+    call_id?: string;
+  };
+  "approval.grant_revoked": {
+    grant_id: string;
+    identity: string;
+    tool: string;
+    scope_key: string;
+    by?: string;
+  };
   "budget.reserved": { account: string; reservation_id: number; amount: number };
   "budget.exceeded": { account: string; limit: number; spent: number; reserved: number; requested: number };
   "snapshot.created": { snapshot_id: string; label?: string; files?: number };
@@ -59,6 +79,10 @@ export interface AuditPayloads {
   "config.loaded": { home: string; files: string[] };
   /** Written by the log itself right after a signed checkpoint, tying the checkpoint into the chain. */
   "audit.checkpoint": { seq: number; head_hash: string; key_id: string };
+  /** Written by a head-keeping runtime the first time it keeps a signed head for this log. */
+  "audit.head_started": { log_seq: number };
+  /** Written when the log no longer held what the signed head (or the running runtime) vouched for. */
+  "audit.head_broken": { reason: string; head_seq?: number; head_hash?: string; log_seq: number };
 }
 
 export type AuditKind = keyof AuditPayloads;
@@ -80,6 +104,9 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "approval.requested",
   "approval.decided",
   "approval.timed_out",
+  "approval.expired",
+  "approval.reused",
+  "approval.grant_revoked",
   "budget.reserved",
   "budget.exceeded",
   "snapshot.created",
@@ -89,6 +116,8 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "sandbox.landlock_off",
   "config.loaded",
   "audit.checkpoint",
+  "audit.head_started",
+  "audit.head_broken",
 ];
 
 /** What a caller hands to AuditLog.append: a discriminated union on `kind`. */

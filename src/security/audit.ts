@@ -3,7 +3,10 @@
 // every `checkpointEvery` entries (and on demand, and on clean close) the runtime key signs
 // (seq, head hash). Verification walks the chain from seq 1 and checks every checkpoint,
 // so an edited, deleted, inserted or reordered row, a truncated tail below a checkpoint,
-// and a chain recomputed or re-signed without the runtime key are all found.
+// and a chain recomputed or re-signed without the runtime key are all found. The tail
+// after the last checkpoint is vouched for by the signed head file (audit-head.ts), which
+// the runtime's log (`writeHead`) rewrites after every commit, one pwrite, outside the
+// transaction: a log cut short of the head, or holding another entry at its seq, fails.
 //
 // Durability: `append` returns only after its transaction has committed (WAL). With
 // synchronous=NORMAL (the database default) a committed entry survives a kill -9 of the
@@ -11,22 +14,30 @@
 // WAL on every commit and survives power loss too. An append that fails throws
 // AidoError("audit_failed"), so the action it describes never starts (fail closed).
 
-import { createHash } from "node:crypto";
-import { type Db, migrate } from "../db/database.js";
+import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
 import type { AuditEntry, AuditEvent, AuditKind, AuditPayloads } from "./audit-events.js";
+import {
+  type AuditCheckpoint,
+  type AuditVerifyResult,
+  checkpointMessage,
+  entryHash,
+  GENESIS_HASH,
+  type Signer,
+} from "./audit-format.js";
+import {
+  type AuditAnchor,
+  type AuditHead,
+  type Committed,
+  HeadKeeper,
+  type HeadLogAccess,
+  readHeadFile,
+} from "./audit-head.js";
+import { type AuditRow, verifyLog } from "./audit-verify.js";
 import { canonicalJson } from "./canonical-json.js";
 
-/** What the log needs from the runtime key (security/keys.ts RuntimeKey satisfies it). */
-export interface Signer {
-  keyId: string;
-  sign(data: Buffer): Buffer;
-  verify(data: Buffer, sig: Buffer): boolean;
-}
-
-export const GENESIS_HASH = "0".repeat(64);
-const ENTRY_FORMAT = "aido.audit.v1";
-const CHECKPOINT_FORMAT = "aido.audit.checkpoint.v1";
+export type { AuditCheckpoint, AuditVerifyResult, Signer } from "./audit-format.js";
+export { entryHash, GENESIS_HASH } from "./audit-format.js";
 
 const MIGRATIONS = [
   `CREATE TABLE audit (
@@ -48,6 +59,8 @@ const MIGRATIONS = [
      sig TEXT NOT NULL,
      time TEXT NOT NULL
    );`,
+  // Finds the entry that started the signed head without a scan; costs nothing on other appends.
+  `CREATE INDEX audit_head_started ON audit (seq) WHERE kind = 'audit.head_started';`,
 ];
 
 export interface AuditLogOptions {
@@ -59,21 +72,13 @@ export interface AuditLogOptions {
   synchronous?: "normal" | "full";
   /** Clock in epoch milliseconds (tests inject one). */
   now?: () => number;
-}
-
-export interface AuditCheckpoint {
-  seq: number;
-  head_hash: string;
-  key_id: string;
-  sig: string;
-  time: string;
-}
-
-export interface AuditVerifyResult {
-  ok: boolean;
-  entries: number;
-  first_bad_seq?: number;
-  reason?: string;
+  /** The signed head file ($AIDO_HOME/audit.head): verify checks the tail against it. */
+  headFile?: string;
+  /**
+   * This log is the one that writes the head (the runtime; readers such as the CLI leave
+   * it false): checks the head file against the log now, then rewrites it after every commit.
+   */
+  writeHead?: boolean;
 }
 
 export interface AuditQuery {
@@ -83,25 +88,7 @@ export interface AuditQuery {
   limit?: number;
 }
 
-type Row = [number, string, string | null, string | null, string, string, string, string];
-
-/** SHA-256 (hex) of one entry's fields as stored; payload is the canonical JSON text. */
-export function entryHash(
-  seq: number,
-  time: string,
-  goalId: string | null,
-  agentId: string | null,
-  kind: string,
-  payload: string,
-  prevHash: string,
-): string {
-  const encoded = JSON.stringify([ENTRY_FORMAT, seq, time, goalId, agentId, kind, payload, prevHash]);
-  return createHash("sha256").update(encoded).digest("hex");
-}
-
-function checkpointMessage(seq: number, headHash: string, keyId: string, time: string): Buffer {
-  return Buffer.from(JSON.stringify([CHECKPOINT_FORMAT, seq, headHash, keyId, time]), "utf8");
-}
+type Row = AuditRow;
 
 export class AuditLog {
   readonly checkpointEvery: number;
@@ -113,6 +100,14 @@ export class AuditLog {
   private readonly appendTx: (event: AuditEvent) => AuditEntry;
   private readonly appendManyTx: (events: readonly AuditEvent[]) => AuditEntry[];
   private readonly checkpointTx: () => AuditCheckpoint | null;
+  private readonly headFile: string | undefined;
+  /** Set when this log writes the signed head (the runtime's log; readers have none). */
+  private readonly keeper: HeadKeeper | undefined;
+  private readonly access: HeadLogAccess;
+  /** The last entry this instance inserted (committed only once its transaction is). */
+  private lastInserted: Committed | undefined;
+  private headSyncQueued = false;
+  private readonly headSyncTx: () => Committed | undefined;
 
   constructor(opts: AuditLogOptions) {
     this.db = opts.db;
@@ -132,6 +127,7 @@ export class AuditLog {
     // CLI) can never both chain onto the same head. Nested in a caller's transaction this
     // becomes a savepoint, and a rollback there takes the entry with it.
     const appendOne = (event: AuditEvent): AuditEntry => {
+      this.keeper?.check(this.access);
       const entry = this.insert(event);
       const lastCp = (this.stmt.lastCheckpointSeq.get() as number | null) ?? 0;
       if (entry.seq - lastCp >= this.checkpointEvery) this.writeCheckpoint(entry.seq, entry.hash);
@@ -152,12 +148,41 @@ export class AuditLog {
       return this.writeCheckpoint(head.seq, head.hash);
     });
     this.checkpointTx = () => checkpoint.immediate();
+    this.access = {
+      last: () => {
+        const h = this.stmt.head.get() as Committed | undefined;
+        return h ? { seq: h.seq, hash: h.hash } : undefined;
+      },
+      hashAt: (seq) => this.stmt.hashAt.get(seq) as string | undefined,
+      headStarted: () => this.stmt.headStarted.get() !== undefined,
+      insert: (event) => this.insert(event),
+    };
+    const headSync = this.db.transaction(() => {
+      this.keeper?.check(this.access);
+      return this.access.last();
+    });
+    this.headSyncTx = () => headSync.immediate();
+    this.headFile = opts.headFile;
+    if (opts.writeHead) {
+      if (!opts.headFile) throw new AidoError(ErrorCode.invalidInput, "writeHead needs headFile");
+      const keeper = new HeadKeeper(opts.headFile, this.signer, this.now);
+      try {
+        const open = this.db.transaction(() => keeper.open(this.access));
+        keeper.committed(open.immediate());
+      } catch (e) {
+        keeper.close();
+        throw auditFailed("audit.head_started", e);
+      }
+      this.keeper = keeper;
+    }
   }
 
   private prepare() {
     const db = this.db;
     return {
       head: db.prepare("SELECT seq, hash, kind FROM audit ORDER BY seq DESC LIMIT 1"),
+      hashAt: db.prepare("SELECT hash FROM audit WHERE seq = ?").pluck(),
+      headStarted: db.prepare("SELECT seq FROM audit WHERE kind = 'audit.head_started' LIMIT 1").pluck(),
       insert: db.prepare(
         "INSERT INTO audit (seq, time, goal_id, agent_id, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       ),
@@ -180,7 +205,10 @@ export class AuditLog {
   append(event: AuditEvent): AuditEntry {
     try {
       if (this.closed) throw new Error("the audit log is closed");
-      return this.appendTx(event);
+      const nested = this.db.inTransaction;
+      const entry = this.appendTx(event);
+      this.afterCommit(nested);
+      return entry;
     } catch (e) {
       throw auditFailed(event.kind, e);
     }
@@ -194,7 +222,10 @@ export class AuditLog {
     if (events.length === 0) return [];
     try {
       if (this.closed) throw new Error("the audit log is closed");
-      return this.appendManyTx(events);
+      const nested = this.db.inTransaction;
+      const entries = this.appendManyTx(events);
+      this.afterCommit(nested);
+      return entries;
     } catch (e) {
       throw auditFailed(events.map((ev) => ev.kind).join("+"), e);
     }
@@ -243,7 +274,10 @@ export class AuditLog {
   checkpoint(): AuditCheckpoint | null {
     try {
       if (this.closed) throw new Error("the audit log is closed");
-      return this.checkpointTx();
+      const nested = this.db.inTransaction;
+      const cp = this.checkpointTx();
+      if (cp) this.afterCommit(nested);
+      return cp;
     } catch (e) {
       throw auditFailed("audit.checkpoint", e);
     }
@@ -252,8 +286,43 @@ export class AuditLog {
   /** Checkpoint the head and refuse further appends. The database stays open (the caller owns it). */
   close(): void {
     if (this.closed) return;
-    this.checkpoint();
-    this.closed = true;
+    try {
+      this.checkpoint();
+    } finally {
+      this.closed = true;
+      this.keeper?.close();
+    }
+  }
+
+  /**
+   * After a commit: the head moves to the last entry written. Nested in a caller's
+   * transaction nothing is committed yet (the caller may still roll back), so the head
+   * follows once that transaction is over, read back from what the log then holds.
+   */
+  private afterCommit(nested: boolean): void {
+    if (!this.keeper) return;
+    if (!nested) {
+      this.keeper.committed(this.lastInserted);
+      return;
+    }
+    if (this.headSyncQueued) return;
+    this.headSyncQueued = true;
+    queueMicrotask(() => this.syncHead());
+  }
+
+  private syncHead(): void {
+    this.headSyncQueued = false;
+    if (this.closed || !this.keeper) return;
+    if (this.db.inTransaction) {
+      this.headSyncQueued = true;
+      setImmediate(() => this.syncHead());
+      return;
+    }
+    try {
+      this.keeper.committed(this.headSyncTx());
+    } catch {
+      // The next append writes the head (or fails closed with the reason).
+    }
   }
 
   private insert(event: AuditEvent): AuditEntry {
@@ -266,6 +335,7 @@ export class AuditLog {
     const payload = canonicalJson(event.payload);
     const hash = entryHash(seq, time, goalId, agentId, event.kind, payload, prev);
     this.stmt.insert.run(seq, time, goalId, agentId, event.kind, payload, prev, hash);
+    this.lastInserted = { seq, hash };
     return {
       seq,
       time,
@@ -289,89 +359,31 @@ export class AuditLog {
   }
 
   /**
-   * Walk the chain from seq 1. Stops at the first problem. When the chain is consistent but
-   * a signed checkpoint disagrees with it (the chain was recomputed without the key, or a
-   * checkpoint was forged), the first bad seq is the first one no valid checkpoint vouches
-   * for: one past the last checkpoint that still verifies.
+   * Walk the chain from seq 1 (audit-verify.ts says what is checked). With a head file, the
+   * tail is checked against the signed head; with an anchor, against that too. The head
+   * file is read before the log, so a head written meanwhile can never look like a
+   * truncation.
    */
-  verify(): AuditVerifyResult {
-    return this.db.transaction(() => this.verifySnapshot())();
+  verify(opts: { anchor?: AuditAnchor } = {}): AuditVerifyResult {
+    return this.verifyWithHead(opts).result;
   }
 
-  private verifySnapshot(): AuditVerifyResult {
-    const checkpoints = new Map<number, AuditCheckpoint>();
-    for (const cp of this.stmt.checkpoints.all() as AuditCheckpoint[]) checkpoints.set(cp.seq, cp);
-    let expected = 1;
-    let prev = GENESIS_HASH;
-    let lastGoodCheckpoint = 0;
-    const bad = (seq: number, reason: string): AuditVerifyResult => ({
-      ok: false,
-      entries: this.stmt.count.get() as number,
-      first_bad_seq: seq,
-      reason,
-    });
-    for (const row of this.stmt.rows.raw().iterate() as IterableIterator<Row>) {
-      const [seq, time, goalId, agentId, kind, payload, prevHash, hash] = row;
-      if (seq !== expected) {
-        return bad(expected, seq > expected ? `entry ${expected} is missing` : `unexpected seq ${seq}`);
-      }
-      if (prevHash !== prev) return bad(seq, `entry ${seq} does not link to entry ${seq - 1}`);
-      if (entryHash(seq, time, goalId, agentId, kind, payload, prevHash) !== hash) {
-        return bad(seq, `entry ${seq} does not match its hash`);
-      }
-      const cp = checkpoints.get(seq);
-      if (cp) {
-        const problem = this.checkpointProblem(cp, hash);
-        if (problem) return bad(lastGoodCheckpoint + 1, problem);
-        lastGoodCheckpoint = seq;
-      }
-      if (kind === "audit.checkpoint") {
-        const ref = parseCheckpointRef(payload);
-        const target = ref ? checkpoints.get(ref.seq) : undefined;
-        if (!ref || !target || target.head_hash !== ref.head_hash || ref.seq > lastGoodCheckpoint) {
-          return bad(
-            seq,
-            `entry ${seq} records a checkpoint at seq ${ref?.seq ?? "?"} that is missing or altered`,
-          );
-        }
-      }
-      prev = hash;
-      expected = seq + 1;
-    }
-    const last = expected - 1;
-    const beyond = [...checkpoints.keys()].filter((s) => s > last);
-    if (beyond.length > 0) {
-      return bad(
-        last + 1,
-        `a signed checkpoint covers seq ${Math.max(...beyond)} but the log ends at seq ${last}`,
-      );
-    }
-    // Appends checkpoint in the same transaction once `checkpointEvery` entries are uncovered,
-    // so a longer uncovered tail means checkpoints were deleted (e.g. to hide a recomputed chain).
-    if (last - lastGoodCheckpoint >= this.checkpointEvery) {
-      return bad(
-        lastGoodCheckpoint + 1,
-        `entries after seq ${lastGoodCheckpoint} are not covered by a signed checkpoint`,
-      );
-    }
-    return { ok: true, entries: last };
-  }
-
-  private checkpointProblem(cp: AuditCheckpoint, chainHash: string): string | undefined {
-    if (cp.key_id !== this.signer.keyId) {
-      return `checkpoint at seq ${cp.seq} names key ${cp.key_id}, not the runtime key ${this.signer.keyId}`;
-    }
-    const msg = checkpointMessage(cp.seq, cp.head_hash, cp.key_id, cp.time);
-    let valid = false;
-    try {
-      valid = this.signer.verify(msg, Buffer.from(cp.sig, "base64"));
-    } catch {
-      valid = false;
-    }
-    if (!valid) return `checkpoint at seq ${cp.seq} has a signature the runtime key did not make`;
-    if (cp.head_hash !== chainHash)
-      return `checkpoint at seq ${cp.seq} does not match the chain (recomputed log?)`;
-    return undefined;
+  /** verify(), and the signed head it checked (what `aido audit anchor` prints). */
+  verifyWithHead(opts: { anchor?: AuditAnchor } = {}): { result: AuditVerifyResult; head?: AuditHead } {
+    const head = this.headFile ? readHeadFile(this.headFile, this.signer) : undefined;
+    const result = this.db.transaction(() =>
+      verifyLog({
+        rows: this.stmt.rows.raw().iterate() as IterableIterator<Row>,
+        checkpoints: this.stmt.checkpoints.all() as AuditCheckpoint[],
+        count: () => this.stmt.count.get() as number,
+        signer: this.signer,
+        checkpointEvery: this.checkpointEvery,
+        ...(head ? { head } : {}),
+        ...(this.headFile ? { headPath: this.headFile } : {}),
+        ...(opts.anchor ? { anchor: opts.anchor } : {}),
+      }),
+    )();
+    return { result, ...(head?.state === "ok" && result.ok ? { head: head.head } : {}) };
   }
 
   /** Entries matching every given filter, newest first (default limit 100). */
@@ -407,6 +419,17 @@ export class AuditLog {
     return row ? toEntry(row) : undefined;
   }
 
+  /** Entries of `kind` after `seq`, oldest first: what happened to a record since the entry that made it. */
+  since<K extends AuditKind>(seq: number, kind: K): AuditEntry<K>[] {
+    const rows = prepared(
+      this.db,
+      "SELECT seq, time, goal_id, agent_id, kind, payload, prev_hash, hash FROM audit WHERE seq > ? AND kind = ? ORDER BY seq",
+    )
+      .raw()
+      .all(seq, kind) as Row[];
+    return rows.map(toEntry) as AuditEntry<K>[];
+  }
+
   /** The last `n` entries, oldest first. */
   tail(n = 20): AuditEntry[] {
     return this.query({ limit: n }).reverse();
@@ -430,17 +453,6 @@ function toEntry(row: Row): AuditEntry {
     prev_hash,
     hash,
   };
-}
-
-function parseCheckpointRef(payload: string): { seq: number; head_hash: string } | undefined {
-  try {
-    const p = JSON.parse(payload) as { seq?: unknown; head_hash?: unknown };
-    return typeof p.seq === "number" && typeof p.head_hash === "string"
-      ? { seq: p.seq, head_hash: p.head_hash }
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function auditFailed(kind: string, cause: unknown): AidoError {

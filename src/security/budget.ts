@@ -3,13 +3,29 @@
 // change is one BEGIN IMMEDIATE transaction, so reservers in other connections, threads
 // or processes on the same database can never spend the same tokens twice.
 //
-// Accounts form a tree per goal. The root is the goal's account: its limit is the
-// goal-level cap. A child's limit is carved out of its parent's room when it opens
-// (carved), and given back when it closes, when the parent is charged what the child
-// spent. Usage beyond a child's limit (a commit larger than its estimate) spills up into
-// the parent's spent at once, so no ancestor's numbers ever hide it.
+// Accounts form a tree per goal; the root is the goal's account and its limit the goal
+// cap. What any account reserves or spends is charged at that moment to the account AND
+// every ancestor up to the root: an ancestor's `spent` and `reserved` are its whole
+// subtree's, so no account's numbers ever hide what was spent below it, and a refusal at
+// any level stops the spend.
 //
-//   room(a) = limit - spent - reserved - carved
+// A child's limit is carved out of its parent's room when it opens. The carve-out is a
+// promise: while the child spends inside it, the parent's room does not move (the spend
+// moves from `carved` to `spent`); what the child spends beyond it (a call that cost more
+// than it reserved, or spending again after its own reset period) must fit in the
+// parent's room, and in every ancestor's, like the parent's own spending. How much of a
+// carve-out a child has drawn is counted over its whole life (`total_spent`), never
+// reset by a period: a reset period restores an account's own limit, never its
+// ancestors', so a subtree can never spend more in total than its ancestors allow.
+// Closing an account refunds its open reservations and returns the undrawn part of its
+// carve-out; what it spent stays charged everywhere.
+//
+//   room(a)    = limit - spent - reserved - carved
+//   undrawn(c) = max(0, limit - total_spent - reserved)      (what c's parent still holds for it)
+//   carved(p)  = sum of undrawn(c) over p's open children
+//
+// A reservation of r at account x needs room(x) >= r and, at each ancestor a above its
+// child c on the path, room(a) >= max(0, r - undrawn(c)).
 
 import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode, isAidoError } from "../errors.js";
@@ -40,6 +56,11 @@ const MIGRATIONS = [
      created_at INTEGER NOT NULL
    );
    CREATE INDEX budget_open_reservations ON budget_reservations (account_id) WHERE state = 'open';`,
+  // Spending is charged to every ancestor when it happens (see the header); total_spent is
+  // the lifetime figure a reset period does not clear. Rows from before it count what they
+  // show as spent.
+  `ALTER TABLE budget_accounts ADD COLUMN total_spent INTEGER NOT NULL DEFAULT 0;
+   UPDATE budget_accounts SET total_spent = spent;`,
 ];
 
 export interface BudgetAccount {
@@ -47,8 +68,13 @@ export interface BudgetAccount {
   parent_id: string | null;
   goal_id: string;
   limit_tokens: number;
+  /** Spent by this account and its subtree in the current period. */
   spent: number;
+  /** Spent by this account and its subtree since it opened; no period clears it. */
+  total_spent: number;
+  /** Open reservations of this account and its subtree. */
   reserved: number;
+  /** The undrawn part of its open children's carve-outs. */
   carved: number;
   period_seconds: number | null;
   period_start: number;
@@ -66,7 +92,7 @@ export interface OpenAccount {
   limit: number;
   /** Omit for the goal's root account (the goal-level cap). */
   parentId?: string;
-  /** Spent resets to 0 at the first reserve after each period. */
+  /** The account's own spent resets to 0 at the first reserve after each period. */
   periodSeconds?: number;
 }
 
@@ -81,8 +107,9 @@ export function roomOf(a: BudgetAccount): number {
   return a.limit_tokens - a.spent - a.reserved - a.carved;
 }
 
-function overOf(a: BudgetAccount): number {
-  return Math.max(0, -roomOf(a));
+/** What of a child's carve-out its parent still holds for it: lifetime, no period restores it. */
+function undrawnOf(a: BudgetAccount): number {
+  return Math.max(0, a.limit_tokens - a.total_spent - a.reserved);
 }
 
 function tokens(what: string, n: number, allowZero = true): number {
@@ -129,7 +156,12 @@ export class BudgetLedger {
             },
           );
         }
-        this.requireRoom(chain, o.limit);
+        // The carve-out takes room from the parent only; above it nothing moves.
+        this.requireRoom(
+          chain,
+          chain.map((_, i) => (i === 0 ? o.limit : 0)),
+          o.limit,
+        );
         prepared(this.db, "UPDATE budget_accounts SET carved = carved + ? WHERE id = ?").run(
           o.limit,
           parent.id,
@@ -152,16 +184,13 @@ export class BudgetLedger {
     });
   }
 
-  /** Hold `estimate` tokens on the account; refused with budget_exceeded when any level lacks room. */
+  /** Hold `estimate` tokens on the account and every ancestor; budget_exceeded when any level lacks room. */
   reserve(accountId: string, estimate: number): Reservation {
     tokens("estimate", estimate);
     return this.immediate(() => {
       const chain = this.chain(accountId);
-      this.requireRoom(chain, estimate);
-      prepared(this.db, "UPDATE budget_accounts SET reserved = reserved + ? WHERE id = ?").run(
-        estimate,
-        accountId,
-      );
+      this.requireRoom(chain, needsOf(chain, estimate), estimate);
+      this.charge(accountId, estimate, 0);
       const id = prepared(
         this.db,
         "INSERT INTO budget_reservations (account_id, amount, state, created_at) VALUES (?, ?, 'open', ?)",
@@ -170,7 +199,7 @@ export class BudgetLedger {
     });
   }
 
-  /** Record real usage for a reservation. Usage above the estimate is recorded too, and spills up. */
+  /** Record real usage for a reservation, on the account and every ancestor. Usage above the estimate is recorded too. */
   commit(r: Reservation, actualTokens: number): BudgetAccount {
     tokens("actualTokens", actualTokens);
     return this.immediate(() => {
@@ -184,17 +213,14 @@ export class BudgetLedger {
   refund(r: Reservation): BudgetAccount {
     return this.immediate(() => {
       this.settle(r, "refunded", null);
-      prepared(this.db, "UPDATE budget_accounts SET reserved = reserved - ? WHERE id = ?").run(
-        r.amount,
-        r.accountId,
-      );
+      this.charge(r.accountId, -r.amount, 0);
       return this.get(r.accountId);
     });
   }
 
   /**
-   * Close an account and, first, its open descendants: open reservations are refunded,
-   * the carve-out returns to the parent, and the parent is charged what was spent in it.
+   * Close an account and, first, its open descendants: open reservations are refunded and
+   * the undrawn part of the carve-out returns to the parent. What was spent stays charged.
    */
   close(accountId: string): void {
     this.immediate(() => this.closeOne(accountId));
@@ -206,6 +232,26 @@ export class BudgetLedger {
     return a;
   }
 
+  /**
+   * The largest reservation the account could make now (0 when none), by the same rule
+   * reserve applies; a period that ended counts as reset. Read-only.
+   */
+  available(accountId: string): number {
+    let below: BudgetAccount | undefined;
+    let best = Number.POSITIVE_INFINITY;
+    let id: string | null = accountId;
+    while (id !== null) {
+      const a = this.asOfNow(this.get(id));
+      if (a.closed) return 0;
+      const room = roomOf(a);
+      if (room < 0) return 0;
+      best = Math.min(best, below ? room + undrawnOf(below) : room);
+      below = a;
+      id = a.parent_id;
+    }
+    return best;
+  }
+
   private closeOne(accountId: string): void {
     const a = this.get(accountId);
     if (a.closed) return;
@@ -213,20 +259,22 @@ export class BudgetLedger {
       .pluck()
       .all(accountId) as string[];
     for (const c of children) this.closeOne(c);
-    prepared(
+    const open = prepared(
       this.db,
-      "UPDATE budget_reservations SET state = 'refunded' WHERE account_id = ? AND state = 'open'",
-    ).run(accountId);
+      "SELECT id, amount FROM budget_reservations WHERE account_id = ? AND state = 'open'",
+    ).all(accountId) as { id: number; amount: number }[];
+    for (const r of open) {
+      this.settle({ id: r.id, accountId, amount: r.amount }, "refunded", null);
+      this.charge(accountId, -r.amount, 0);
+    }
     const after = this.get(accountId);
-    prepared(this.db, "UPDATE budget_accounts SET reserved = 0, closed = 1 WHERE id = ?").run(accountId);
     if (after.parent_id !== null) {
-      // What spilled over the limit was charged already; charge the rest now.
-      prepared(this.db, "UPDATE budget_accounts SET carved = carved - ?, spent = spent + ? WHERE id = ?").run(
-        after.limit_tokens,
-        Math.min(after.spent, after.limit_tokens),
+      prepared(this.db, "UPDATE budget_accounts SET carved = carved - ? WHERE id = ?").run(
+        undrawnOf(after),
         after.parent_id,
       );
     }
+    prepared(this.db, "UPDATE budget_accounts SET closed = 1 WHERE id = ?").run(accountId);
   }
 
   /** Move a reservation out of 'open', or refuse (unknown, already settled, wrong account). */
@@ -246,21 +294,28 @@ export class BudgetLedger {
     }
   }
 
-  /** Adjust reserved/spent on one account and push any new overrun into its ancestors' spent. */
+  /**
+   * Apply a change of reserved/spent to the account and every ancestor, keeping each
+   * parent's `carved` equal to the undrawn part of its children's carve-outs.
+   */
   private charge(accountId: string, reservedDelta: number, spentDelta: number): void {
     let id: string | null = accountId;
-    let dReserved = reservedDelta;
-    let dSpent = spentDelta;
-    while (id !== null && (dReserved !== 0 || dSpent !== 0)) {
+    while (id !== null) {
       const before = this.get(id);
       prepared(
         this.db,
-        "UPDATE budget_accounts SET reserved = reserved + ?, spent = spent + ? WHERE id = ?",
-      ).run(dReserved, dSpent, id);
-      const spill = overOf(this.get(id)) - overOf(before);
+        "UPDATE budget_accounts SET reserved = reserved + ?, spent = spent + ?, total_spent = total_spent + ? WHERE id = ?",
+      ).run(reservedDelta, spentDelta, spentDelta, id);
+      if (before.parent_id !== null) {
+        const drawn = undrawnOf(before) - undrawnOf(this.get(id));
+        if (drawn !== 0) {
+          prepared(this.db, "UPDATE budget_accounts SET carved = carved - ? WHERE id = ?").run(
+            drawn,
+            before.parent_id,
+          );
+        }
+      }
       id = before.parent_id;
-      dReserved = 0;
-      dSpent = Math.max(0, spill);
     }
   }
 
@@ -278,21 +333,33 @@ export class BudgetLedger {
     return chain;
   }
 
-  private resetIfDue(a: BudgetAccount): BudgetAccount {
-    if (a.period_seconds === null) return a;
+  /** Where the account's current period starts (its own spent resets then), as of now. */
+  private periodStart(a: BudgetAccount): number {
+    if (a.period_seconds === null) return a.period_start;
     const len = a.period_seconds * 1000;
     const elapsed = this.now() - a.period_start;
-    if (elapsed < len) return a;
-    const start = a.period_start + Math.floor(elapsed / len) * len;
-    prepared(this.db, "UPDATE budget_accounts SET spent = 0, period_start = ? WHERE id = ?").run(start, a.id);
+    return elapsed < len ? a.period_start : a.period_start + Math.floor(elapsed / len) * len;
+  }
+
+  private asOfNow(a: BudgetAccount): BudgetAccount {
+    const start = this.periodStart(a);
+    return start === a.period_start ? a : { ...a, spent: 0, period_start: start };
+  }
+
+  private resetIfDue(a: BudgetAccount): BudgetAccount {
+    const now = this.asOfNow(a);
+    if (now === a) return a;
+    prepared(this.db, "UPDATE budget_accounts SET spent = 0, period_start = ? WHERE id = ?").run(
+      now.period_start,
+      a.id,
+    );
     return this.get(a.id);
   }
 
-  /** `requested` must fit in the first account; every ancestor must not be overrun already. */
-  private requireRoom(chain: BudgetAccount[], requested: number): void {
+  /** Each account of the chain must have room for its need; the first that lacks it is named. */
+  private requireRoom(chain: BudgetAccount[], needs: number[], requested: number): void {
     chain.forEach((a, i) => {
-      const need = i === 0 ? requested : 0;
-      if (roomOf(a) >= need) return;
+      if (roomOf(a) >= (needs[i] ?? 0)) return;
       const details = {
         account: a.id,
         limit: a.limit_tokens,
@@ -329,4 +396,13 @@ export class BudgetLedger {
       throw e;
     }
   }
+}
+
+/**
+ * What a reservation of `r` at chain[0] takes from each account's room: all of it at the
+ * account itself; at an ancestor, only what the child below it on the path has no
+ * undrawn carve-out left for.
+ */
+function needsOf(chain: readonly BudgetAccount[], r: number): number[] {
+  return chain.map((_, i) => (i === 0 ? r : Math.max(0, r - undrawnOf(chain[i - 1] as BudgetAccount))));
 }

@@ -1,6 +1,6 @@
 // security/narrowing.ts — what a set of grants allows, and when one set fits inside another.
 // Three questions, one module so they cannot drift apart:
-//   grantCovers / narrowGrants: may a child hold this? (spawn, token issue)
+//   grantCovers / uncoveredGrants / narrowGrants: may a child hold this? (spawn, token issue)
 //   grantsWithin:               does it fit under the operator's ceilings? (daemon)
 //   grantsAllow:                does a concrete call's Need fit a grant? (gate)
 // Every answer is conservative: when coverage cannot be shown, it is refused, and a refusal
@@ -46,12 +46,17 @@ export function grantCovers(parent: Grant, child: Grant): boolean {
   }
 }
 
+/** Each requested grant no parent grant covers, formatted (empty: the child fits). */
+export function uncoveredGrants(parentGrants: readonly Grant[], requested: readonly Grant[]): string[] {
+  return requested.filter((g) => !parentGrants.some((p) => grantCovers(p, g))).map(formatGrant);
+}
+
 /**
  * The grants a child may hold: `requested`, unchanged, when each is covered by some parent
  * grant. Otherwise capability_denied naming every offending grant (details.offending).
  */
 export function narrowGrants(parentGrants: readonly Grant[], requested: readonly Grant[]): Grant[] {
-  const offending = requested.filter((g) => !parentGrants.some((p) => grantCovers(p, g))).map(formatGrant);
+  const offending = uncoveredGrants(parentGrants, requested);
   if (offending.length > 0) {
     throw new AidoError(
       ErrorCode.capabilityDenied,

@@ -11,11 +11,12 @@ import { z } from "zod";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { ToolDef } from "../gate/types.js";
+import { commandScope } from "../security/approval-scope.js";
 import { execNeeds } from "../security/policy.js";
 import { analyzeCommand, type CommandAnalysis, MAX_COMMAND_BYTES } from "../security/shell.js";
 import { mergeAnalyses, planScripts, redirectNeeds } from "./exec-scripts.js";
 import { boundOutput } from "./output.js";
-import { canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
+import { absolute, canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
 
 const input = z.strictObject({
   command: z
@@ -42,6 +43,8 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
     description: "Run a shell command in the goal's container (no network). cwd defaults to /workspace.",
     input,
     mutates: true,
+    // What the command says, judged before the container is looked at (gate stage 2-3).
+    staticNeeds: (i) => [{ kind: "tool", name: "exec" }, ...execNeeds(analyzeCommand(i.command))],
     async needs(i, { sandbox }) {
       const cwd = await canonical(sandbox, i.cwd ?? WORKSPACE);
       const analysis = analyzeCommand(i.command);
@@ -56,6 +59,9 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
       ];
     },
     policyCommand: (i) => judgements.get(i)?.analysis,
+    // A standing approval covers the command that runs (scripts written in), normalized.
+    approvalScope: (i, needs) =>
+      commandScope(judgements.get(i)?.command ?? i.command, needs, absolute(i.cwd ?? WORKSPACE)),
     async run(i, ctx) {
       const cwd = await confirmJudged(ctx, ["file_read"], i.cwd ?? WORKSPACE);
       if (i.timeout_ms !== undefined && i.timeout_ms > cfg.execTimeoutMs) {

@@ -1,8 +1,16 @@
 // tools/net-address.ts — which IP addresses a host-side fetch may connect to. The daemon's
 // host can reach its own loopback, the cloud metadata service (169.254.169.254) and the
-// private network; an agent must not, unless a grant names the address literally. IPv6
-// forms that embed an IPv4 address (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64
-// 64:ff9b::/96, 6to4 2002::/16) are judged by the IPv4 address inside.
+// private network; an agent must not, unless a grant names the address literally.
+//
+// An IPv6 address can carry an IPv4 address that a translator, tunnel or the host's own
+// dual stack delivers to: IPv4-mapped ::ffff:a.b.c.d, SIIT ::ffff:0:a.b.c.d, IPv4-
+// compatible ::a.b.c.d, NAT64 64:ff9b::/96, 6to4 2002::/16, Teredo 2001::/32 (server and
+// de-obfuscated client), ISATAP ...:0:5efe:a.b.c.d. Each is judged by every IPv4 address
+// inside it. NAT64 space other than the well-known /96 (the local-use 64:ff9b:1::/48 of
+// RFC 8215 and the rest of 64:ff9b::/32) puts the IPv4 address where the operator's
+// prefix length says, which we cannot know: it is refused whole. The text is parsed
+// strictly (any spelling: compressed, expanded, mixed dotted tail, upper case, brackets,
+// a zone id); anything that is not an address is refused, never guessed at.
 
 import { isIP } from "node:net";
 
@@ -30,20 +38,23 @@ function inV4(addr: number, base: number, bits: number): boolean {
   return addr >= base && addr < base + size;
 }
 
-/** Eight 16-bit groups of an IPv6 address (with an optional trailing dotted IPv4). */
-function v6Groups(a: string): number[] {
-  let text = a.toLowerCase();
-  const zone = text.indexOf("%");
-  if (zone >= 0) text = text.slice(0, zone);
+function v4Reason(n: number): string | null {
+  if (n === 0xffffffff) return "broadcast";
+  return V4_BLOCKED.find(([base, bits]) => inV4(n, base, bits))?.[2] ?? null;
+}
+
+/** Eight 16-bit groups of a valid IPv6 address (isIP has checked it; the zone id is gone). */
+function v6Groups(text: string): number[] {
+  let s = text.toLowerCase();
   const tail: number[] = [];
-  const lastColon = text.lastIndexOf(":");
-  if (text.slice(lastColon + 1).includes(".")) {
-    const n = v4(text.slice(lastColon + 1));
+  const lastColon = s.lastIndexOf(":");
+  if (s.slice(lastColon + 1).includes(".")) {
+    const n = v4(s.slice(lastColon + 1));
     tail.push(Math.floor(n / 65536), n % 65536);
-    text = `${text.slice(0, lastColon + 1)}0:0`;
+    s = `${s.slice(0, lastColon + 1)}0:0`;
   }
-  const [head, rest] = text.split("::") as [string, string | undefined];
-  const parse = (s: string) => (s === "" ? [] : s.split(":").map((g) => Number.parseInt(g, 16)));
+  const [head, rest] = s.split("::") as [string, string | undefined];
+  const parse = (p: string) => (p === "" ? [] : p.split(":").map((g) => Number.parseInt(g, 16)));
   let groups: number[];
   if (rest === undefined) groups = parse(head);
   else {
@@ -55,35 +66,53 @@ function v6Groups(a: string): number[] {
   return groups;
 }
 
+/** "[addr%zone]" -> "addr": brackets (a URL's host) and a zone id are not part of the address. */
+function bare(ip: string): string {
+  let s = ip.trim();
+  if (s.startsWith("[") && s.endsWith("]")) s = s.slice(1, -1);
+  const zone = s.indexOf("%");
+  return zone >= 0 && s.includes(":") ? s.slice(0, zone) : s;
+}
+
+const dotted = (n: number) => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+
 /** Why `ip` must not be reached without a literal grant, or null when it may be. */
 export function blockedReason(ip: string): string | null {
-  const family = isIP(ip);
-  if (family === 4) {
-    const n = v4(ip);
-    if (n === v4("255.255.255.255")) return "broadcast";
-    return V4_BLOCKED.find(([base, bits]) => inV4(n, base, bits))?.[2] ?? null;
-  }
+  const text = bare(ip);
+  const family = isIP(text);
+  if (family === 4) return v4Reason(v4(text));
   if (family !== 6) return "not an IP address";
-  const g = v6Groups(ip);
-  const embedded = (hi: number, lo: number) => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  const g = v6Groups(text);
+  const word = (hi: number, lo: number) => (g[hi]! * 65536 + g[lo]!) >>> 0;
   const zeros = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  const inner = (form: string, ...embedded: number[]) => {
+    for (const n of embedded) {
+      const why = v4Reason(n);
+      if (why !== null) return `${form} ${why} address ${dotted(n)}`;
+    }
+    return null;
+  };
   if (zeros(0, 8)) return "unspecified";
   if (zeros(0, 7) && g[7] === 1) return "loopback";
-  if (zeros(0, 5) && g[5] === 0xffff) return viaV4(embedded(g[6]!, g[7]!), "IPv4-mapped");
-  if (zeros(0, 6)) return viaV4(embedded(g[6]!, g[7]!), "IPv4-compatible");
-  if (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) return viaV4(embedded(g[6]!, g[7]!), "NAT64");
-  if (g[0] === 0x2002) return viaV4(embedded(g[1]!, g[2]!), "6to4");
+  // ::ffff:a.b.c.d (mapped), ::ffff:0:a.b.c.d (SIIT), ::a.b.c.d (compatible)
+  if (zeros(0, 5) && g[5] === 0xffff) return inner("IPv4-mapped", word(6, 7));
+  if (zeros(0, 4) && g[4] === 0xffff && g[5] === 0) return inner("SIIT (IPv4-translated)", word(6, 7));
+  if (zeros(0, 6)) return inner("IPv4-compatible", word(6, 7));
+  if (g[0] === 0x64 && g[1] === 0xff9b) {
+    if (zeros(2, 6)) return inner("NAT64", word(6, 7));
+    return "NAT64 space outside 64:ff9b::/96 (e.g. the local-use 64:ff9b:1::/48), where the embedded IPv4 address cannot be located";
+  }
+  if (g[0] === 0x2002) return inner("6to4", word(1, 2));
+  // Teredo: the server's IPv4 address, and the client's, stored inverted.
+  if (g[0] === 0x2001 && g[1] === 0) return inner("Teredo", word(2, 3), ~word(6, 7) >>> 0);
   const first = g[0]!;
   if ((first & 0xffc0) === 0xfe80) return "link-local";
   if ((first & 0xffc0) === 0xfec0) return "site-local";
   if ((first & 0xfe00) === 0xfc00) return "unique local (private)";
   if ((first & 0xff00) === 0xff00) return "multicast";
+  // ISATAP interface identifier (…:0:5efe:a.b.c.d, or 200:5efe with the u bit set).
+  if ((g[4] === 0 || g[4] === 0x200) && g[5] === 0x5efe) return inner("ISATAP", word(6, 7));
   return null;
-}
-
-function viaV4(inner: string, form: string): string | null {
-  const why = blockedReason(inner);
-  return why === null ? null : `${form} ${why} address ${inner}`;
 }
 
 /** The form a network grant uses for an address: IPv4 as is, IPv6 in brackets. */

@@ -25,7 +25,7 @@ export function builtinTools({ config, snapshots }: BuiltinToolDeps): ToolDef[] 
     ...(fileTools as ToolDef[]),
     execTool(config.sandbox) as ToolDef,
     webFetchTool(config.webFetch) as ToolDef,
-    ...snapshotTools({ store, workspaceDir: (goalId) => goalFolders(config.goalsDir, goalId).workspace }),
+    ...snapshotTools({ store, roots: (goalId) => goalFolders(config.goalsDir, goalId) }),
     ...createMemoryTools(),
     ...createSkillTools(),
   ];

@@ -37,7 +37,16 @@ export function grantHostOfUrl(url: URL): string {
   return url.hostname.toLowerCase();
 }
 
-export function webFetchTool(cfg: Config["webFetch"]): ToolDef<Input> {
+/** How a host name becomes addresses: the system resolver (dns.lookup, all answers, verbatim). */
+export type HostResolver = (host: string) => Promise<{ address: string; family: number }[]>;
+
+const systemResolver: HostResolver = (host) => dnsLookup(host, { all: true, verbatim: true });
+
+/** `resolveHost` replaces the system resolver (a test's stand-in DNS answers). */
+export function webFetchTool(
+  cfg: Config["webFetch"],
+  resolveHost: HostResolver = systemResolver,
+): ToolDef<Input> {
   return {
     name: "web_fetch",
     description:
@@ -51,7 +60,7 @@ export function webFetchTool(cfg: Config["webFetch"]): ToolDef<Input> {
         { kind: "network", host: grantHostOfUrl(new URL(i.url)) },
       ];
     },
-    run: (i, ctx) => fetchText(new URL(i.url), cfg, ctx),
+    run: (i, ctx) => fetchText(new URL(i.url), cfg, ctx, resolveHost),
   };
 }
 
@@ -63,13 +72,18 @@ interface Fetched {
   truncated: boolean;
 }
 
-async function fetchText(start: URL, cfg: Config["webFetch"], ctx: ToolContext): Promise<ToolResult> {
+async function fetchText(
+  start: URL,
+  cfg: Config["webFetch"],
+  ctx: ToolContext,
+  resolveHost: HostResolver,
+): Promise<ToolResult> {
   const timeout = AbortSignal.timeout(cfg.timeoutMs);
   const signal = ctx.signal ? AbortSignal.any([timeout, ctx.signal]) : timeout;
   let url = start;
   let res: Fetched | { redirect: URL };
   for (let hop = 0; ; hop++) {
-    const address = await vet(url, ctx, hop === 0 ? "url" : "redirect");
+    const address = await vet(url, ctx, hop === 0 ? "url" : "redirect", resolveHost);
     try {
       res = await request(url, address, cfg.maxBytes, signal);
     } catch (e) {
@@ -105,7 +119,12 @@ async function fetchText(start: URL, cfg: Config["webFetch"], ctx: ToolContext):
 }
 
 /** Judge one hop: scheme, host grant, and every address the host resolves to. */
-async function vet(url: URL, ctx: ToolContext, what: string): Promise<{ address: string; family: 4 | 6 }> {
+async function vet(
+  url: URL,
+  ctx: ToolContext,
+  what: string,
+  resolveHost: HostResolver,
+): Promise<{ address: string; family: 4 | 6 }> {
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new AidoError(ErrorCode.policyDenied, `web_fetch: ${what} ${url.href} is not http(s)`, {
       url: url.href,
@@ -123,7 +142,7 @@ async function vet(url: URL, ctx: ToolContext, what: string): Promise<{ address:
     );
   }
   const bare = host.startsWith("[") ? host.slice(1, -1) : host;
-  const addresses = isIP(bare) ? [{ address: bare, family: isIP(bare) }] : await resolve(bare);
+  const addresses = isIP(bare) ? [{ address: bare, family: isIP(bare) }] : await resolve(bare, resolveHost);
   for (const a of addresses) {
     const why = blockedReason(a.address);
     if (why !== null && !ctx.allowNetwork(grantHostOf(a.address), { literal: true })) {
@@ -138,9 +157,12 @@ async function vet(url: URL, ctx: ToolContext, what: string): Promise<{ address:
   return { address: first.address, family: first.family === 6 ? 6 : 4 };
 }
 
-async function resolve(host: string): Promise<{ address: string; family: number }[]> {
+async function resolve(
+  host: string,
+  resolveHost: HostResolver,
+): Promise<{ address: string; family: number }[]> {
   try {
-    const all = await dnsLookup(host, { all: true, verbatim: true });
+    const all = await resolveHost(host);
     if (all.length === 0) throw new Error("no addresses");
     return all;
   } catch (e) {

@@ -3,12 +3,15 @@
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import Database from "better-sqlite3";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { openDatabase } from "../../src/db/database.js";
 import { AuditLog } from "../../src/security/audit.js";
 import { RuntimeKey } from "../../src/security/keys.js";
+import { openHarness } from "../agent/harness.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
+import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
 
 function capture() {
   const out: string[] = [];
@@ -93,5 +96,110 @@ describe("aido audit", () => {
     expect(JSON.parse(c.out.join("\n"))).toHaveLength(2);
     const d = capture();
     expect(await runCli(["audit", "query", "--kind", "tool.teleported"], d.io, home.env)).toBe(2);
+  });
+});
+
+describe("aido audit verify and anchor against the runtime's signed head", () => {
+  let server: ProviderServer;
+  beforeAll(async () => {
+    server = await startProviderServer();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  /**
+   * A home whose log a running runtime writes (a spawn, a tool call through the gate). It
+   * stays open, as a daemon would: its last entries are after the last checkpoint.
+   */
+  async function runtimeHome() {
+    const h = await openHarness(server);
+    const a = h.rt.spawnAgent({
+      name: "auditee",
+      system_prompt: "x",
+      capabilities: ["tool: memory_query"],
+      budget: { max_tokens: 1000 },
+    });
+    await h.rt.invokeTool(a.agent_id, "memory_query", { query: "anything" });
+    const home = h.home;
+    const sql = <T>(fn: (d: Database.Database) => T): T => {
+      const d = new Database(home.config.dbPath);
+      try {
+        return fn(d);
+      } finally {
+        d.close();
+      }
+    };
+    return {
+      home,
+      sql,
+      lastSeq: () => sql((d) => d.prepare("SELECT max(seq) FROM audit").pluck().get() as number),
+      close: () => h.close(),
+    };
+  }
+
+  it("prints an anchor that verifies, exits 1 naming the seq once the tail is cut, and 2 for a bad anchor", async () => {
+    const { home, sql, lastSeq, close } = await runtimeHome();
+    try {
+      const last = lastSeq();
+      const v = capture();
+      expect(await runCli(["audit", "verify"], v.io, home.env)).toBe(0);
+      expect(v.out.join("")).toContain(
+        `${last} entries, chain and checkpoints intact, signed head at seq ${last}`,
+      );
+      const a = capture();
+      expect(await runCli(["audit", "anchor"], a.io, home.env)).toBe(0);
+      const anchor = a.out.join("").trim();
+      const hash = sql((d) => d.prepare("SELECT hash FROM audit WHERE seq = ?").pluck().get(last));
+      expect(anchor).toBe(`${last}:${hash}`);
+      const j = capture();
+      expect(await runCli(["audit", "anchor", "--json"], j.io, home.env)).toBe(0);
+      expect(JSON.parse(j.out.join("\n"))).toMatchObject({ seq: last, hash, sig: expect.any(String) });
+      const ok = capture();
+      expect(await runCli(["audit", "verify", "--anchor", anchor], ok.io, home.env)).toBe(0);
+      expect(ok.out.join("")).toContain(`anchor at seq ${last}`);
+
+      // The attacker removes the last two entries, below no checkpoint.
+      sql((d) => d.prepare("DELETE FROM audit WHERE seq > ?").run(last - 2));
+      const bad = capture();
+      expect(await runCli(["audit", "verify"], bad.io, home.env)).toBe(1);
+      expect(bad.err.join("")).toContain(
+        `FAILED at seq ${last - 1}: the log ends at seq ${last - 2} but the signed head`,
+      );
+      const badJson = capture();
+      expect(await runCli(["audit", "verify", "--json"], badJson.io, home.env)).toBe(1);
+      expect(JSON.parse(badJson.out.join("\n"))).toMatchObject({ ok: false, first_bad_seq: last - 1 });
+      const noAnchor = capture();
+      expect(await runCli(["audit", "anchor"], noAnchor.io, home.env)).toBe(1);
+      const usage = capture();
+      expect(await runCli(["audit", "verify", "--anchor", "12:zz"], usage.io, home.env)).toBe(2);
+      expect(usage.err.join("")).toMatch(/--anchor: .*SEQ:HASH/);
+    } finally {
+      await close();
+    }
+  });
+
+  it("exits 1 against an anchor kept elsewhere when the log differs at its seq or ends before it", async () => {
+    const { home, sql, lastSeq, close } = await runtimeHome();
+    try {
+      const a = capture();
+      expect(await runCli(["audit", "anchor"], a.io, home.env)).toBe(0);
+      const anchor = a.out.join("").trim();
+      // An anchor from another log (or a forged one): another hash at its seq.
+      const last = lastSeq();
+      const wrong = `${last}:${"0".repeat(64)}`;
+      const w = capture();
+      expect(await runCli(["audit", "verify", "--anchor", wrong], w.io, home.env)).toBe(1);
+      expect(w.err.join("")).toContain(
+        `FAILED at seq ${last}: entry ${last} is not the one the anchor names`,
+      );
+      // The last entry removed: the log ends before the anchor.
+      sql((d) => d.prepare("DELETE FROM audit WHERE seq > ?").run(last - 1));
+      const cut = capture();
+      expect(await runCli(["audit", "verify", "--anchor", anchor], cut.io, home.env)).toBe(1);
+      expect(cut.err.join("")).toContain(`FAILED at seq ${last}`);
+    } finally {
+      await close();
+    }
   });
 });

@@ -170,6 +170,15 @@ describe("aido watch", () => {
     expect(w.text()).toContain(`goal ${id} succeeded; tokens 7 (in 5, out 2)`);
   });
 
+  it("shows each agent with its manifest's description", async () => {
+    server.script('manifest "solo"', [turn.text("described", { delayMs: 200 })]);
+    fx = await startFixture(server);
+    const file = manifestFile(fx.home.dir, "solo", "description: Answers while being watched.\n");
+    const w = await cli(["submit", "watch me", "--manifest", file, "--follow"]);
+    expect(w.code).toBe(0);
+    expect(w.text()).toContain(`spawned solo (${MODEL}): Answers while being watched.`);
+  });
+
   it("prints raw events as JSON lines with --json", async () => {
     server.script('manifest "solo"', [turn.text("json", { delayMs: 300 })]);
     fx = await startFixture(server);
@@ -251,9 +260,20 @@ describe("aido agents and daemon status", () => {
   it("shows the agent tree and the daemon's pid and socket", async () => {
     fx = await startFixture(server);
     const c = await fx.client();
-    const a = await c.call("agent.spawn", { manifest: manifest("keeper", { lifecycle: "persistent" }) });
+    const a = await c.call("agent.spawn", {
+      manifest: manifest("keeper", { lifecycle: "persistent", description: "Keeps the team's notes." }),
+    });
     const r = await cli(["agents"]);
     expect(r.text()).toContain(`keeper  ${a.agent_id}`);
+    expect(r.text()).toMatch(new RegExp(`keeper  ${a.agent_id} .*  — Keeps the team's notes\\.$`));
+    const j = await cli(["agents", "--json"]);
+    expect(JSON.parse(j.text())).toEqual([
+      expect.objectContaining({
+        agent_id: a.agent_id,
+        manifest: "keeper",
+        description: "Keeps the team's notes.",
+      }),
+    ]);
     const s = await cli(["daemon", "status", "--json"]);
     expect(s.code).toBe(0);
     expect(JSON.parse(s.text())).toEqual({

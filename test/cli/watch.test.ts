@@ -47,6 +47,40 @@ describe("watch reducer", () => {
     expect(frame).toMatch(/└─ ○ writer/);
   });
 
+  it("shows each agent's description in its tree line, from spawn events and from agent.list", () => {
+    const s = run(
+      [
+        ev("agent.spawned", {
+          agentId: "a2",
+          manifest: "writer",
+          description: "Turns notes\ninto documents.",
+          parentId: "a1",
+          depth: 1,
+          model: "m",
+        }),
+      ],
+      initialWatchState({
+        goalId: "g1",
+        agents: [
+          {
+            agent_id: "a1",
+            goal_id: "g1",
+            parent_id: null,
+            manifest: "bootstrap",
+            description: "Decomposes the goal.",
+            model: "m",
+            state: "running",
+            depth: 0,
+          },
+        ],
+      }),
+    );
+    const frame = renderFrame(s, 200).join("\n");
+    expect(frame).toMatch(/● bootstrap .*— Decomposes the goal\./);
+    expect(frame).toMatch(/└─ ○ writer .*— Turns notes into documents\./);
+    expect(newActivityLines(s, 0).join("\n")).toContain("spawned writer (m): Turns notes into documents.");
+  });
+
   it("adds token usage to the agent and the goal, and shows it against the budget", () => {
     const s = run(
       [
@@ -112,7 +146,7 @@ describe("watch reducer", () => {
     ]);
   });
 
-  it("lists approvals while they wait and drops them once decided", () => {
+  it("lists approvals while they wait, with what each standing answer covers, and drops them once decided", () => {
     let s = run([
       spawn("a1", "writer"),
       ev("approval.requested", {
@@ -120,11 +154,21 @@ describe("watch reducer", () => {
         agentId: "a1",
         tool: "file_write",
         summary: "write /output/x.md",
+        target: "file_write on /output/x.md",
+        covers: {
+          allow_once: "this call only: file_write on /output/x.md",
+          allow_session: "file_write on /output/x.md by agent a1 until it stops",
+          allow_always: "file_write on /output/x.md by agents of identity `writer` for 1 h",
+        },
       }),
     ]);
     const frame = renderFrame(s, 200).join("\n");
     expect(frame).toContain("approvals waiting (1)");
     expect(frame).toContain("ap1  writer wants file_write: write /output/x.md");
+    expect(frame).toContain("Allow Session: file_write on /output/x.md by agent a1 until it stops");
+    expect(frame).toContain(
+      "Allow Always:  file_write on /output/x.md by agents of identity `writer` for 1 h",
+    );
     s = run(
       [
         ev("approval.decided", {
@@ -138,6 +182,29 @@ describe("watch reducer", () => {
     );
     expect(s.approvals).toEqual({});
     expect(renderFrame(s, 200).join("\n")).not.toContain("approvals waiting");
+  });
+
+  it("says why an approval closed unanswered", () => {
+    const s = run([
+      spawn("a1", "writer"),
+      ev("approval.requested", {
+        approvalId: "ap2",
+        agentId: "a1",
+        tool: "exec",
+        summary: "exec rm",
+        target: "exec of `rm a` in /workspace",
+        covers: { allow_once: "-", allow_session: "-", allow_always: "-" },
+      }),
+      ev("approval.decided", {
+        approvalId: "ap2",
+        agentId: "a1",
+        tool: "exec",
+        decision: "expired",
+        reason: "agent a1 stopped: goal cancelled",
+      }),
+    ]);
+    expect(s.approvals).toEqual({});
+    expect(s.activity.at(-1)?.text).toBe("approval ap2: expired: agent a1 stopped: goal cancelled (exec)");
   });
 
   it("ends with the goal's outcome as the exit code: 0 succeeded, 1 failed or cancelled", () => {

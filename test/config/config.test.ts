@@ -79,6 +79,14 @@ describe("config", () => {
     expect(load().grantCeilings).toEqual([["file_read: /workspace/**"], ["file_read: /**"]]);
   });
 
+  it("takes snapshots before mutations by default, and a project cannot turn that off unless the operator did", () => {
+    expect(load().policy.snapshotBeforeMutation).toBe(true);
+    writeFileSync(join(project, ".aido", "config.yaml"), "policy:\n  snapshot_before_mutation: false\n");
+    expect(failure(() => load()).message).toContain("policy.snapshot_before_mutation cannot be turned off");
+    writeFileSync(join(home, "config.yaml"), "policy:\n  snapshot_before_mutation: false\n");
+    expect(load().policy.snapshotBeforeMutation).toBe(false);
+  });
+
   it("refuses a project file that turns off snapshots or swaps the image", () => {
     writeFileSync(join(home, "config.yaml"), "policy:\n  snapshot_before_mutation: true\n");
     writeFileSync(join(project, ".aido", "config.yaml"), "policy:\n  snapshot_before_mutation: false\n");
@@ -99,5 +107,28 @@ describe("config", () => {
     expect(load().sandbox.landlock).toBe("on");
     writeFileSync(join(home, "config.yaml"), "sandbox:\n  landlock: maybe\n");
     expect(failure(() => load()).message).toContain("sandbox.landlock");
+  });
+
+  it("allows the shipped manifests' models and AIDO_MODEL when models.allowed is not set", () => {
+    expect(load().models.allowed).toEqual([["anthropic/claude-sonnet-4-5"]]);
+    expect(load({ AIDO_MODEL: "openai/gpt-4o" }).models.allowed).toEqual([
+      ["anthropic/claude-sonnet-4-5", "openai/gpt-4o"],
+    ]);
+  });
+
+  it("takes models.allowed from the operator's file, and a project's list as a second ceiling", () => {
+    writeFileSync(join(home, "config.yaml"), 'models:\n  allowed: ["anthropic/*", "ollama/*"]\n');
+    writeFileSync(join(project, ".aido", "config.yaml"), 'models:\n  allowed: ["ollama/llama3*"]\n');
+    expect(load({ AIDO_MODEL: "openai/gpt-4o" }).models.allowed).toEqual([
+      ["anthropic/*", "ollama/*"],
+      ["ollama/llama3*"],
+    ]);
+  });
+
+  it("refuses a models.allowed entry that is not a provider/model glob, naming it", () => {
+    writeFileSync(join(home, "config.yaml"), 'models:\n  allowed: ["anthropic/*", "gpt-4o"]\n');
+    const e = failure(() => load());
+    expect(e.message).toContain("models.allowed.1");
+    expect(e.message).toContain('"provider/model"');
   });
 });

@@ -134,6 +134,37 @@ describe("the operator's ceiling on socket manifests", () => {
     expect(ok.manifest).toBe("w");
   });
 
+  it("holds a root's model to models.allowed on every method that starts one (-32001 naming the model)", async () => {
+    // Without AIDO_MODEL the manifest's own model is the root's, and the default allow-list
+    // is the shipped manifests' models.
+    fx = await startFixture(server, { env: { AIDO_MODEL: "" } });
+    const c = await fx.client();
+    const elsewhere = manifest("elsewhere", { model: "openai/gpt-4o" });
+    for (const [m, p] of [
+      ["agent.spawn", { manifest: elsewhere }],
+      ["agent.spawn_and_run", { manifest: elsewhere, message: "go" }],
+      ["goal.submit", { goal: "go", manifest: elsewhere }],
+    ] as const) {
+      const e = await rpcError(c.call(m, p));
+      expect(e.rpcCode, m).toBe(-32001);
+      expect(e.message).toContain(
+        'model: "openai/gpt-4o" is not allowed by models.allowed (anthropic/claude-sonnet-4-5)',
+      );
+    }
+    expect((await c.call("agent.list", { include_stopped: true })).agents).toEqual([]);
+    expect((await c.call("goal.list", {})).goals).toEqual([]);
+    const denied = await c.call("audit.query", { kind: "agent.spawn_denied" });
+    expect(denied.entries.map((e) => (e.payload as { keys?: string[] }).keys)).toEqual([
+      ["model"],
+      ["model"],
+      ["model"],
+    ]);
+    const shipped = await c.call("agent.spawn", {
+      manifest: manifest("shipped", { model: "anthropic/claude-sonnet-4-5" }),
+    });
+    expect(shipped.model).toBe("anthropic/claude-sonnet-4-5");
+  });
+
   it("reads manifest_path only inside daemon.manifest_dirs: no traversal, no prefix sibling, no symlink out", async () => {
     let dirs = "";
     fx = await startFixture(server, {
@@ -285,6 +316,41 @@ describe("tool.* and approval.*", () => {
     expect(denied.entries[0]?.payload).toMatchObject({ tool: "memory_store", stage: "capability" });
   });
 
+  it("refuses spawn_agent with a widening child manifest with -32001 naming every offending key", async () => {
+    fx = await startFixture(server);
+    const c = await fx.client();
+    const lead = await c.call("agent.spawn", {
+      manifest: manifest("lead", {
+        capabilities: ["tool: spawn_agent", "tool: memory_query", "spawn_child: [researcher]"],
+        limits: { max_iterations: 5 },
+        skills: ["write-report"],
+      }),
+    });
+    const e = await rpcError(
+      c.call("tool.invoke", {
+        agent_id: lead.agent_id,
+        tool: "spawn_agent",
+        input: {
+          manifest: {
+            name: "researcher",
+            capabilities: ["tool: memory_query", "tool: memory_store"],
+            limits: { max_iterations: 6 },
+            skills: ["research-with-citations"],
+          },
+          message: "go",
+        },
+      }),
+    );
+    expect(e.rpcCode).toBe(-32001);
+    for (const part of [
+      'capabilities: "tool: memory_store" exceed the parent\'s',
+      'skills: "research-with-citations" not in the parent\'s skills [write-report]',
+      "limits.max_iterations: 6 is above the parent's 5",
+    ])
+      expect(e.message).toContain(part);
+    expect((await c.call("agent.list", { include_stopped: true })).agents).toHaveLength(1);
+  });
+
   it("answers -32602 for an unknown tool or tool input that fails its schema", async () => {
     fx = await startFixture(server);
     const c = await fx.client();
@@ -398,5 +464,33 @@ describe("audit.*", () => {
     fx.daemon.runtime.db.prepare("UPDATE audit SET payload = '{}' WHERE seq = 2").run();
     const bad = await c.call("audit.verify", {});
     expect(bad).toMatchObject({ ok: false, first_bad_seq: 2 });
+  });
+
+  it("checks the tail against the signed head and an anchor, and names a bad anchor as the field", async () => {
+    server.script('manifest "solo"', [turn.text("ok")]);
+    fx = await startFixture(server);
+    const c: AidoClient = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "audit my tail", manifest: manifest("solo") });
+    await c.call("goal.wait", { goal_id, timeout_ms: 20_000 });
+    const db = fx.daemon.runtime.db;
+    const v = await c.call("audit.verify", {});
+    expect(v).toMatchObject({ ok: true, head_seq: v.entries });
+    const hashAt = (seq: number) =>
+      db.prepare("SELECT hash FROM audit WHERE seq = ?").pluck().get(seq) as string;
+    const anchor = `${v.entries}:${hashAt(v.entries)}`;
+    expect(await c.call("audit.verify", { anchor })).toMatchObject({ ok: true });
+    const e = await rpcError(c.call("audit.verify", { anchor: "last:abc" }));
+    expect(e.rpcCode).toBe(-32602);
+    expect(e.message).toContain("anchor");
+    // The tail after the last checkpoint is cut with SQL behind the daemon's back.
+    const last = v.entries;
+    db.prepare("DELETE FROM audit WHERE seq > ?").run(last - 2);
+    expect(await c.call("audit.verify", {})).toMatchObject({ ok: false, first_bad_seq: last - 1 });
+    expect(await c.call("audit.verify", { anchor })).toMatchObject({ ok: false, first_bad_seq: last - 1 });
+    // The running daemon notices at its next write and says so in the chain itself.
+    await c.call("goal.submit", { goal: "after the cut", manifest: manifest("solo") });
+    const broken = await c.call("audit.query", { kind: "audit.head_broken" });
+    expect(broken.entries).toHaveLength(1);
+    expect((await c.call("audit.verify", {})).first_bad_seq).toBe(broken.entries[0]!.seq);
   });
 });

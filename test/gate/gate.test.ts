@@ -106,7 +106,14 @@ function makeWorld(approvalTimeoutMs = 2_000): World {
     principal(grants, opts = {}) {
       const agentId = `agent-${++n}`;
       const token = tokens.issue({ agentId, goalId: "g1", grants: grants.map(parseGrant), ttlSeconds: 600 });
-      return { agentId, goalId: "g1", token, approvalRequired: new Set<string>(), ...opts };
+      return {
+        agentId,
+        goalId: "g1",
+        identity: "tester",
+        token,
+        approvalRequired: new Set<string>(),
+        ...opts,
+      };
     },
   };
 }

@@ -1,6 +1,7 @@
 // A whole goal on a real Docker engine: the bootstrap agent fans out two children with
 // spawn_agents, each writes its file into /output through the gate into the goal's own
-// container, and the files are on the host in the goal's output folder afterwards.
+// container, and the files are on the host in the goal's output folder afterwards. The
+// container mounts only the skills the goal's root may read.
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -72,5 +73,28 @@ describe("a goal in its container", () => {
       .query({ goal_id, kind: "tool.invoked" })
       .map((e) => (e.payload as { tool: string }).tool);
     expect(invoked.sort()).toEqual(["file_write", "file_write", "spawn_agents"]);
+  }, 120_000);
+  it("mounts only the root's skills under /skills, whatever else is installed", async () => {
+    const lead = server.script('manifest "reader"', [
+      turn.toolUse("exec", { command: "ls /skills" }),
+      turn.text("listed"),
+    ]);
+    const { goal_id } = rt.goals.submit({
+      goal: "List the skills.",
+      manifest: {
+        name: "reader",
+        system_prompt: "You list skills.",
+        capabilities: ["tool: exec", "exec: ls *", "file_read: /skills/**", "file_read: /workspace/**"],
+        skills: ["research-with-citations"],
+      },
+    });
+    const s = await rt.goals.wait(goal_id, 90_000);
+    expect(s.state).toBe("succeeded");
+    const listed = lead.requests[1]!.body.messages.at(-1).content[0];
+    expect(listed.is_error, listed.content).toBeUndefined();
+    expect(listed.content).toContain("research-with-citations");
+    expect(rt.skills.skills.length).toBeGreaterThan(1);
+    for (const other of rt.skills.skills.filter((k) => k.name !== "research-with-citations"))
+      expect(listed.content).not.toContain(other.name);
   }, 120_000);
 });

@@ -52,6 +52,41 @@ describe("goals", () => {
     expect(h.rt.listAgents({ goalId: goal_id })).toHaveLength(0); // all stopped
   });
 
+  it("shows the bootstrap the roles it may start, with their descriptions and what they hold, and a child only its own", async () => {
+    h = await openHarness(server);
+    const boot = server.script('manifest "bootstrap"', [
+      turn.toolUse("spawn_agent", {
+        manifest: {
+          name: "researcher",
+          capabilities: ["tool: spawn_agent", "spawn_child: [writer]"],
+        },
+        message: "Delegate the writing.",
+      }),
+      turn.text("done"),
+    ]);
+    const kid = server.script('manifest "researcher"', [turn.text("nothing to write")]);
+    const { goal_id } = h.rt.goals.submit({ goal: "Say hello." });
+    expect((await h.rt.goals.wait(goal_id, 10_000)).state).toBe("succeeded");
+    const system = boot.requests[0]!.system;
+    const roles = system.slice(system.indexOf("## Roles you can start"));
+    for (const [name, description] of [
+      ["coder", "Writes and runs code in /workspace; delivers code or data to /output when asked."],
+      [
+        "researcher",
+        "Gathers facts from the inputs, files and (when granted) the web into notes in /workspace.",
+      ],
+      ["reviewer", "Checks deliverables against the goal and reports problems; changes nothing."],
+      ["writer", "Turns notes and results into finished documents in /output."],
+    ])
+      expect(roles).toContain(`- ${name}: ${description}`);
+    expect(roles).toContain('capabilities: ["tool: file_read", "tool: file_read_many"');
+    expect(roles).toContain("skills: [research-with-citations]; budget: {max_tokens: 200000}");
+    expect(roles).not.toContain("- bootstrap:"); // its spawn_child grant does not name itself
+    const kidRoles = kid.requests[0]!.system.slice(kid.requests[0]!.system.indexOf("## Roles you can start"));
+    expect(kidRoles).toContain("- writer: Turns notes");
+    expect(kidRoles).not.toContain("- coder:");
+  });
+
   it("refuses a submitted manifest that is invalid, naming the key", () => {
     return openHarness(server).then((opened) => {
       h = opened;

@@ -1,11 +1,15 @@
 // The manifests shipped in manifests/: they load with the real loader, every role fits
-// inside the bootstrap's grants (so the bootstrap can actually spawn it), and the prompts
+// inside the bootstrap's grants and its other limits (so the bootstrap can actually spawn
+// it), each has the description the bootstrap's role catalog shows, and the prompts
 // explain the /workspace vs /output convention.
 
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
+import { completeRoot, narrowChild } from "../../src/kernel/narrow-manifest.js";
 import { loadManifestFile } from "../../src/manifest/load.js";
 import { narrowGrants } from "../../src/security/narrowing.js";
+import { SkillRegistry } from "../../src/skills/registry.js";
 
 const dir = join(import.meta.dirname, "..", "..", "manifests");
 const ROLES = ["researcher", "coder", "writer", "reviewer"];
@@ -32,6 +36,19 @@ describe("bundled manifests", () => {
     expect(m.system_prompt).toContain("/workspace");
     expect(m.system_prompt).toMatch(/\/output/);
     expect(m.budget?.max_tokens).toBeLessThan(bootstrap.budget!.max_tokens);
+    expect(m.description, "the role catalog the bootstrap reads shows it").toMatch(/\w+/);
+  });
+
+  it.each(ROLES)("%s fits the bootstrap on every other axis too (skills, limits, memory)", (role) => {
+    const config = loadConfig({
+      env: { AIDO_HOME: join(dir, "no-home") },
+      projectDir: join(dir, "no-project"),
+    });
+    const skills = SkillRegistry.fromConfig(config).skills.map((s) => s.name);
+    const root = completeRoot(bootstrap, config, skills);
+    const m = loadManifestFile(join(dir, `${role}.yaml`));
+    const { offenses } = narrowChild(m, { manifest: root, model: "anthropic/x", periodic: false }, config);
+    expect(offenses).toEqual([]);
   });
 
   it("the reviewer can read but never write or run anything", () => {

@@ -123,6 +123,24 @@ skills: [code-review]
     expect(e.issues.map((i) => i.path)).toEqual(expect.arrayContaining(["name", "capabilities"]));
   });
 
+  it("refuses a description with control characters, which would reach the operator's terminal", () => {
+    const e = issuesOf(() =>
+      parseManifestValue(
+        { name: "a", description: "fine\u001b[2J\u001b]0;owned\u0007" },
+        "spawn_agent input",
+      ),
+    );
+    expect(e.issues).toEqual([
+      expect.objectContaining({
+        path: "description",
+        message: "description must not hold control characters",
+      }),
+    ]);
+    expect(parseManifestValue({ name: "a", description: "two\nlines\tok" }, "x").description).toBe(
+      "two\nlines\tok",
+    );
+  });
+
   it("refuses a model without a known provider", () => {
     const e = issuesOf(() => parseManifestText("name: a\nmodel: skynet/v9\n", "m.yaml"));
     expect(e.message).toContain("provider/model");

@@ -56,6 +56,14 @@ describe("web_fetch to the host", () => {
       `http://LOCALHOST.:${port}/`,
       `http://[::1]:${port}/`,
       `http://[::ffff:127.0.0.1]:${port}/`,
+      `http://[::ffff:0:127.0.0.1]:${port}/`,
+      `http://[0:0:0:0:0:FFFF:7F00:1]:${port}/`,
+      `http://[::127.0.0.1]:${port}/`,
+      `http://[64:ff9b::127.0.0.1]:${port}/`,
+      `http://[64:ff9b:1::7f00:1]:${port}/`,
+      `http://[2002:7f00:1::]:${port}/`,
+      `http://[2001:0:4136:e378:8000:63bf:80ff:fffe]:${port}/`,
+      "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
       `http://2130706433:${port}/`,
       `http://0177.0.0.1:${port}/`,
       `http://0x7f.1:${port}/`,
@@ -78,7 +86,7 @@ describe("web_fetch to the host", () => {
       seen = audited;
     }
     const denied = b.rt.audit.query({ agent_id: fetcher.id, kind: "tool.denied" });
-    expect(denied.length).toBeGreaterThanOrEqual(12);
+    expect(denied.length).toBeGreaterThanOrEqual(20);
   });
 });
 

@@ -1,6 +1,6 @@
 // Red team: the model writes its children's manifests. It tries to widen through every
-// grant kind, to shed the approvals its parent must wait for, to nest deeper than its
-// parent allows, to take more budget than its parent has, to read host files through
+// grant kind, to shed the approvals its parent must wait for, to raise its limits or nest
+// deeper than its parent allows, to take more budget than its parent has, to read host files through
 // system_prompt_file, and to choke the parser with YAML bombs and huge manifests.
 
 import { existsSync } from "node:fs";
@@ -153,11 +153,23 @@ describe("a model-written child manifest", () => {
     expect(denied).toContainEqual(expect.objectContaining({ tool: "file_write", stage: "approval" }));
   });
 
-  it("cannot nest deeper than an ancestor's max_depth by raising its own", async () => {
+  it("cannot raise its limits above its parent's, and cannot nest deeper by leaving them out", async () => {
     const parent = b.agent("shallow-parent", ["tool: spawn_agent", "spawn_child: [*]"], {
-      limits: { max_depth: 1 },
+      limits: { max_depth: 1, max_iterations: 5, max_children: 2 },
     });
-    b.server.script("deep child", [
+    const raised = await b.call(parent.id, "spawn_agent", {
+      manifest: {
+        name: "deep",
+        system_prompt: "deep child",
+        capabilities: ["tool: spawn_agent", "spawn_child: [*]"],
+        limits: { max_depth: 10, max_iterations: 999, max_children: 50 },
+      },
+      message: "spawn a grandchild",
+    });
+    const text = refused(raised);
+    for (const key of ["limits.max_depth: 10", "limits.max_iterations: 999", "limits.max_children: 50"])
+      expect(text).toContain(key);
+    b.server.script("quiet child", [
       turn.toolUse("spawn_agent", {
         manifest: { name: "grandchild", system_prompt: "grandchild here" },
         message: "go deeper",
@@ -168,10 +180,9 @@ describe("a model-written child manifest", () => {
     expectOk(
       await b.call(parent.id, "spawn_agent", {
         manifest: {
-          name: "deep",
-          system_prompt: "deep child",
+          name: "quiet",
+          system_prompt: "quiet child",
           capabilities: ["tool: spawn_agent", "spawn_child: [*]"],
-          limits: { max_depth: 10 },
         },
         message: "spawn a grandchild",
       }),
@@ -179,9 +190,14 @@ describe("a model-written child manifest", () => {
     const spawned = b.rt.audit
       .query({ goal_id: parent.goalId, kind: "agent.spawned" })
       .map((e) => (e.payload as { manifest: string }).manifest);
-    expect(spawned).not.toContain("grandchild");
+    expect(spawned.sort()).toEqual(["quiet", "shallow-parent"]);
     const deny = b.rt.audit.query({ goal_id: parent.goalId, kind: "agent.spawn_denied" });
-    expect(deny.some((e) => JSON.stringify(e.payload).includes("max_depth"))).toBe(true);
+    expect(deny.map((e) => (e.payload as { keys?: string[] }).keys)).toContainEqual([
+      "limits.max_iterations",
+      "limits.max_children",
+      "limits.max_depth",
+    ]);
+    expect(deny.some((e) => JSON.stringify(e.payload).includes("max_depth 1"))).toBe(true);
     expect(b.rt.audit.verify().ok).toBe(true);
   });
 });

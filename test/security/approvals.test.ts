@@ -1,14 +1,13 @@
-// The approval queue as a human, a restarted daemon and an attacker with the database see it.
+// The approval queue as the gate (authorize), a human (respond from any connection), a
+// restarted daemon and an attacker with write access to the database see it. The gate's
+// use of it through the agent loop and the socket is in test/agent/approvals-loop.test.ts
+// and test/daemon/approvals.test.ts.
 
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, openDatabase } from "../../src/db/database.js";
-import { approvalScopeKey } from "../../src/security/approval-scope.js";
-import {
-  ApprovalQueue,
-  type ApprovalRecord,
-  type ApprovalQueue as Queue,
-} from "../../src/security/approvals.js";
+import { approvalScopeOf } from "../../src/security/approval-scope.js";
+import { type ApprovalOutcome, ApprovalQueue, type ApprovalRequest } from "../../src/security/approvals.js";
 import { AuditLog } from "../../src/security/audit.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
 import { makeSigner } from "./signer-fixture.js";
@@ -16,9 +15,9 @@ import { makeSigner } from "./signer-fixture.js";
 let home: TempHome;
 let key: ReturnType<typeof makeSigner>;
 let clock: number;
-const opened: Array<{ db: Db; queue: Queue }> = [];
+const opened: Array<{ db: Db; queue: ApprovalQueue }> = [];
 
-function open(now?: () => number): { db: Db; audit: AuditLog; queue: Queue } {
+function open(now?: () => number): { db: Db; audit: AuditLog; queue: ApprovalQueue } {
   const db = openDatabase(home.config.dbPath);
   const audit = new AuditLog({ db, signer: key });
   const queue = new ApprovalQueue({
@@ -34,13 +33,33 @@ function open(now?: () => number): { db: Db; audit: AuditLog; queue: Queue } {
   return { db, audit, queue };
 }
 
-const write = {
+const writeScope = approvalScopeOf("file_write", {}, [{ kind: "file_write", path: "/output/r.md" }]);
+const write: ApprovalRequest = {
   goalId: "g1",
   agentId: "a1",
+  identity: "writer",
   tool: "file_write",
   input: { path: "/output/r.md", content: "x" },
   summary: "write r.md",
+  scope: writeScope,
 };
+
+/** Start a call's approval stage and return it with the request it is waiting on. */
+async function ask(queue: ApprovalQueue, req: ApprovalRequest = write) {
+  const before = new Set(queue.list({ status: "pending" }).map((r) => r.id));
+  const outcome = queue.authorize(req);
+  const rec = queue.list({ status: "pending" }).find((r) => !before.has(r.id));
+  if (!rec) throw new Error(`no request was queued: ${JSON.stringify(await outcome)}`);
+  return { outcome, rec };
+}
+
+/** authorize() for a call a standing decision must cover: it must not queue a request. */
+async function covered(queue: ApprovalQueue, req: ApprovalRequest): Promise<ApprovalOutcome> {
+  const before = queue.list({ status: "pending" }).length;
+  const o = queue.authorize(req);
+  expect(queue.list({ status: "pending" })).toHaveLength(before);
+  return o;
+}
 
 beforeEach(() => {
   home = makeTempHome();
@@ -56,51 +75,51 @@ afterEach(() => {
   home.cleanup();
 });
 
-describe("ApprovalQueue requests", () => {
-  it("holds a request until a human allows it once, auditing both sides", async () => {
+describe("asking a human", () => {
+  it("holds a call until a human allows it once, audits both sides, and asks again next time", async () => {
     const { queue, audit } = open();
     const seen: string[] = [];
     queue.on("requested", (r) => seen.push(`requested ${r.tool}`));
     queue.on("decided", (r) => seen.push(`decided ${r.decision}`));
-    const pending = queue.request(write);
-    const [rec] = queue.list({ status: "pending" });
-    expect(rec).toMatchObject({ tool: "file_write", scope_key: "path:/output/r.md", summary: "write r.md" });
-    queue.respond(rec!.id, "allow_once", "alice");
-    await expect(pending).resolves.toMatchObject({ decision: "allow_once", allowed: true, by: "alice" });
+    const { outcome, rec } = await ask(queue);
+    expect(rec).toMatchObject({
+      tool: "file_write",
+      scope_key: "path:/output/r.md",
+      target: "file_write on /output/r.md",
+      identity: "writer",
+      covers: {
+        allow_once: "this call only: file_write on /output/r.md",
+        allow_session: "file_write on /output/r.md by agent a1 until it stops",
+        allow_always: "file_write on /output/r.md by agents of identity `writer` for 1 h",
+      },
+    });
+    queue.respond(rec.id, "allow_once", "alice");
+    await expect(outcome).resolves.toMatchObject({ via: "answer", decision: "allow_once", allowed: true });
     expect(seen).toEqual(["requested file_write", "decided allow_once"]);
     expect(audit.tail(2).map((e) => [e.kind, e.payload])).toEqual([
-      ["approval.requested", expect.objectContaining({ approval_id: rec!.id, tool: "file_write" })],
+      ["approval.requested", expect.objectContaining({ approval_id: rec.id, tool: "file_write" })],
       [
         "approval.decided",
-        expect.objectContaining({ approval_id: rec!.id, decision: "allow_once", by: "alice" }),
+        expect.objectContaining({ approval_id: rec.id, decision: "allow_once", by: "alice" }),
       ],
     ]);
-    // Allow Once covers nothing later.
-    expect(queue.check("a1", "file_write", "path:/output/r.md")).toEqual({ allowed: false });
-  });
-
-  it("reports a denial as not allowed", async () => {
-    const { queue } = open();
-    const pending = queue.request(write);
-    queue.respond(queue.list()[0]!.id, "deny");
-    await expect(pending).resolves.toMatchObject({ decision: "deny", allowed: false });
+    const again = await ask(queue);
+    queue.respond(again.rec.id, "deny");
+    await expect(again.outcome).resolves.toMatchObject({ decision: "deny", allowed: false });
   });
 
   it("denies and audits a request nobody answers before its timeout", async () => {
     const { queue, audit } = open();
-    const outcome = await queue.request({ ...write, timeoutMs: 40 });
-    expect(outcome).toMatchObject({ decision: "timed_out", allowed: false });
-    expect(queue.get(outcome.id).status).toBe("timed_out");
-    expect(audit.tail(1)[0]).toMatchObject({
-      kind: "approval.timed_out",
-      payload: { approval_id: outcome.id },
-    });
-    expect(() => queue.respond(outcome.id, "allow_once")).toThrow(/already timed_out/);
+    const { outcome, rec } = await ask(queue, { ...write, timeoutMs: 40 });
+    await expect(outcome).resolves.toMatchObject({ decision: "timed_out", allowed: false });
+    expect(queue.get(rec.id).status).toBe("timed_out");
+    expect(audit.tail(1)[0]).toMatchObject({ kind: "approval.timed_out", payload: { approval_id: rec.id } });
+    expect(() => queue.respond(rec.id, "allow_once")).toThrow(/already timed_out/);
   });
 
-  it("refuses an unknown decision and an unknown id, naming them", () => {
+  it("refuses an unknown decision and an unknown id, naming them", async () => {
     const { queue } = open();
-    const rec = queue.enqueue(write);
+    const { rec } = await ask(queue);
     expect(() => queue.respond(rec.id, "allow_forever" as never)).toThrow(
       /decision must be one of .*"allow_forever"/,
     );
@@ -109,162 +128,245 @@ describe("ApprovalQueue requests", () => {
 
   it("wakes the waiter when the answer comes through another connection", async () => {
     const { queue } = open();
-    const pending = queue.request(write);
-    const other = open();
-    const id = other.queue.list({ status: "pending" })[0]!.id;
-    other.queue.respond(id, "allow_session", "bob");
-    await expect(pending).resolves.toMatchObject({ decision: "allow_session", allowed: true });
-    expect(queue.check("a1", "file_write", "path:/output/r.md")).toEqual({
-      allowed: true,
-      via: "allow_session",
-    });
-  });
-});
-
-describe("ApprovalQueue across a restart", () => {
-  it("lists pending requests after the database is closed and reopened, and takes an answer", async () => {
-    const first = open();
-    const rec = first.queue.enqueue(write);
-    first.queue.close();
-    first.db.close();
-    const { queue, audit } = open();
-    expect(queue.list({ status: "pending" }).map((r) => r.id)).toEqual([rec.id]);
-    expect(queue.resumePending().map((r) => r.id)).toEqual([rec.id]);
-    const decided = queue.respond(rec.id, "allow_once", "carol");
-    expect(decided).toMatchObject({ status: "decided", decision: "allow_once", decided_by: "carol" });
-    await expect(queue.wait(rec.id)).resolves.toMatchObject({ allowed: true });
-    expect(audit.verify().ok).toBe(true);
+    const { outcome, rec } = await ask(queue);
+    open().queue.respond(rec.id, "allow_once", "bob");
+    await expect(outcome).resolves.toMatchObject({ decision: "allow_once", allowed: true, by: "bob" });
   });
 
-  it("times out, with an audit entry, what passed its deadline while the process was gone", () => {
-    const first = open(() => clock);
-    const late = first.queue.enqueue({ ...write, timeoutMs: 1000 });
-    const onTime = first.queue.enqueue({ ...write, timeoutMs: 60_000 });
-    first.db.close();
-    clock += 5000;
+  it("refuses an answer that arrives after the deadline and audits the timeout instead", async () => {
     const { queue, audit } = open(() => clock);
-    const pending = queue.resumePending();
-    expect(pending.map((r) => r.id)).toEqual([onTime.id]);
-    expect(queue.get(late.id).status).toBe("timed_out");
-    expect(
-      audit
-        .query({ kind: "approval.timed_out" })
-        .map((e) => (e.payload as { approval_id: string }).approval_id),
-    ).toEqual([late.id]);
-    expect(() => queue.respond(late.id, "allow_always")).toThrow(/already timed_out/);
-  });
-
-  it("refuses an answer that arrives after the deadline and audits the timeout instead", () => {
-    const { queue, audit } = open(() => clock);
-    const rec = queue.enqueue({ ...write, timeoutMs: 1000 });
+    const { outcome, rec } = await ask(queue, { ...write, timeoutMs: 1000 });
     clock += 1001;
     expect(() => queue.respond(rec.id, "allow_once")).toThrow(/passed its deadline/);
-    expect(queue.get(rec.id).status).toBe("timed_out");
+    await expect(outcome).resolves.toMatchObject({ decision: "timed_out" });
     expect(audit.tail(1)[0]?.kind).toBe("approval.timed_out");
   });
 });
 
-describe("Allow Session", () => {
-  it("covers later calls of the same agent, tool and scope only, until the session ends", () => {
+describe("requests whose call ended", () => {
+  it("expire at once when the call's signal aborts, audited with the reason", async () => {
+    const { queue, audit } = open();
+    const ac = new AbortController();
+    const { outcome, rec } = await ask(queue, { ...write, signal: ac.signal });
+    ac.abort(new Error("the client that made the call disconnected"));
+    await expect(outcome).resolves.toMatchObject({ decision: "expired", allowed: false });
+    const closed = queue.get(rec.id);
+    expect(closed.status).toBe("expired");
+    expect(closed.close_reason).toContain("the client that made the call disconnected");
+    expect(audit.tail(1)[0]).toMatchObject({ kind: "approval.expired", payload: { approval_id: rec.id } });
+    expect(() => queue.respond(rec.id, "allow_once")).toThrow(
+      /already expired \(the client that made the call disconnected\)/,
+    );
+  });
+
+  it("are never left pending when the call had already ended", async () => {
     const { queue } = open();
-    queue.respond(queue.enqueue(write).id, "allow_session");
-    const scope = approvalScopeKey("file_write", { path: "/output/r.md", content: "other content" });
-    expect(queue.check("a1", "file_write", scope)).toEqual({ allowed: true, via: "allow_session" });
-    expect(queue.check("a2", "file_write", scope)).toEqual({ allowed: false });
-    expect(queue.check("a1", "file_write", "path:/output/other.md")).toEqual({ allowed: false });
-    expect(queue.check("a1", "file_edit", scope)).toEqual({ allowed: false });
-    queue.endSession("a1");
-    expect(queue.check("a1", "file_write", scope)).toEqual({ allowed: false });
+    const ac = new AbortController();
+    ac.abort(new Error("agent a1 stopped"));
+    const o = await queue.authorize({ ...write, signal: ac.signal });
+    expect(o).toMatchObject({ decision: "expired", reason: expect.stringContaining("agent a1 stopped") });
+    expect(queue.list({ status: "pending" })).toEqual([]);
+  });
+
+  it("expire when their agent stops, and only that agent's", async () => {
+    const { queue } = open();
+    const mine = await ask(queue);
+    const other = await ask(queue, { ...write, agentId: "a2" });
+    queue.closeAgent("a1", "goal cancelled");
+    await expect(mine.outcome).resolves.toMatchObject({
+      decision: "expired",
+      reason: "agent a1 stopped: goal cancelled",
+    });
+    expect(queue.get(other.rec.id).status).toBe("pending");
+    queue.respond(other.rec.id, "deny");
+    await other.outcome;
+  });
+
+  it("expire, audited, when a new process starts: the waiting call died with the old one", () => {
+    const first = open();
+    const waiting = first.queue.authorize(write);
+    void waiting;
+    const [rec] = first.queue.list({ status: "pending" });
+    first.queue.close();
+    first.db.close(); // the process is gone (no answer, no timeout)
+    const { queue, audit } = open();
+    expect(queue.closeOrphans("the daemon restarted")).toEqual([rec!.id]);
+    expect(queue.get(rec!.id)).toMatchObject({ status: "expired", close_reason: "the daemon restarted" });
+    expect(audit.query({ kind: "approval.expired" })).toHaveLength(1);
+    expect(queue.list({ status: "pending" })).toEqual([]);
+  });
+});
+
+describe("Allow Session", () => {
+  it("covers later calls of the same agent, tool and scope only, until the agent stops", async () => {
+    const { queue, audit } = open();
+    const first = await ask(queue);
+    queue.respond(first.rec.id, "allow_session", "carol");
+    await first.outcome;
+    const again = await covered(queue, { ...write, input: { path: "/output/r.md", content: "other" } });
+    expect(again).toMatchObject({ allowed: true, via: "allow_session", approvalId: first.rec.id });
+    expect(audit.tail(1)[0]).toMatchObject({
+      kind: "approval.reused",
+      agent_id: "a1",
+      payload: { via: "allow_session", approval_id: first.rec.id, scope_key: "path:/output/r.md" },
+    });
+    const otherPath = approvalScopeOf("file_write", {}, [{ kind: "file_write", path: "/output/s.md" }]);
+    for (const req of [
+      { ...write, agentId: "a2" }, // another agent, even of the same identity
+      { ...write, scope: otherPath },
+      { ...write, tool: "file_edit" },
+    ]) {
+      const x = await ask(queue, req);
+      queue.respond(x.rec.id, "deny");
+      await x.outcome;
+    }
+    queue.closeAgent("a1", "finished");
+    const after = await ask(queue);
+    queue.respond(after.rec.id, "deny");
+    await expect(after.outcome).resolves.toMatchObject({ allowed: false });
   });
 });
 
 describe("Allow Always", () => {
-  let queue: Queue;
-  let rec: ApprovalRecord;
+  let queue: ApprovalQueue;
+  let audit: AuditLog;
+  let grantId: string;
   let attacker: Database.Database;
-  const scope = "path:/output/r.md";
 
-  beforeEach(() => {
-    ({ queue } = open(() => clock));
-    rec = queue.respond(queue.enqueue(write).id, "allow_always", "dana");
+  beforeEach(async () => {
+    ({ queue, audit } = open(() => clock));
+    const { outcome, rec } = await ask(queue);
+    grantId = queue.respond(rec.id, "allow_always", "dana").grant_id!;
+    await outcome;
     attacker = new Database(home.config.dbPath);
   });
   afterEach(() => attacker.close());
 
-  it("mints a signed grant tied to the approving audit entry and honours it for any agent", () => {
-    const grant = attacker.prepare("SELECT * FROM approval_grants").get() as Record<string, unknown>;
-    expect(grant).toMatchObject({
-      id: rec.grant_id,
-      tool: "file_write",
-      scope_key: scope,
-      key_id: key.keyId,
+  const reusedFor = async (req: ApprovalRequest) => {
+    const o = await covered(queue, req);
+    expect(o).toMatchObject({ allowed: true, via: "allow_always", grantId });
+  };
+  const asksFor = async (req: ApprovalRequest) => {
+    const x = await ask(queue, req);
+    queue.respond(x.rec.id, "deny");
+    await x.outcome;
+  };
+
+  it("is a signed grant for the identity, tool and scope, reused by any agent of that identity", async () => {
+    expect(queue.grants()).toEqual([
+      expect.objectContaining({
+        id: grantId,
+        identity: "writer",
+        tool: "file_write",
+        scope_key: "path:/output/r.md",
+        target: "file_write on /output/r.md",
+        decided_by: "dana",
+        status: "active",
+        expires_at: clock + 3600 * 1000,
+      }),
+    ]);
+    await reusedFor({ ...write, agentId: "a7" });
+    expect(audit.tail(1)[0]).toMatchObject({
+      kind: "approval.reused",
+      agent_id: "a7",
+      payload: { via: "allow_always", grant_id: grantId },
     });
-    const decided = attacker
-      .prepare("SELECT kind, payload FROM audit WHERE seq = ?")
-      .get(grant.audit_seq) as {
-      kind: string;
-      payload: string;
-    };
-    expect(decided.kind).toBe("approval.decided");
-    expect(JSON.parse(decided.payload)).toMatchObject({ grant_id: rec.grant_id, decision: "allow_always" });
-    expect(queue.check("a7", "file_write", scope)).toEqual({
-      allowed: true,
-      via: "allow_always",
-      grantId: rec.grant_id,
+    await asksFor({ ...write, identity: "bootstrap/writer" });
+    await asksFor({
+      ...write,
+      scope: approvalScopeOf("file_write", {}, [{ kind: "file_write", path: "/output/s.md" }]),
     });
-    expect(queue.check("a7", "file_write", "path:/output/s.md")).toEqual({ allowed: false });
+    await asksFor({ ...write, tool: "file_edit" });
   });
 
-  it("stops honouring the grant once it expires (1 h here)", () => {
+  it("stops being honoured when it expires (1 h here)", async () => {
     clock += 3600 * 1000 - 1;
-    expect(queue.check("a1", "file_write", scope).allowed).toBe(true);
+    await reusedFor(write);
     clock += 1;
-    expect(queue.check("a1", "file_write", scope).allowed).toBe(false);
+    await asksFor(write);
+    expect(queue.grants()).toEqual([]);
+    expect(queue.grants(true)[0]?.status).toBe("expired");
   });
 
-  it("does not honour a grant whose expiry was pushed out in SQLite", () => {
-    attacker.prepare("UPDATE approval_grants SET expires_at = expires_at + 86400000").run();
-    expect(queue.check("a1", "file_write", scope)).toEqual({ allowed: false });
+  it("is not honoured after its row is edited: expiry, scope, tool or identity", async () => {
+    const edits = [
+      "UPDATE approval_grants SET expires_at = expires_at + 86400000",
+      "UPDATE approval_grants SET scope_key = 'path:/output/s.md'",
+      "UPDATE approval_grants SET tool = 'exec'",
+      "UPDATE approval_grants SET identity = 'bootstrap'",
+    ];
+    for (const sql of edits) {
+      const saved = attacker.prepare("SELECT * FROM approval_grants").get() as Record<string, unknown>;
+      attacker.prepare(sql).run();
+      const g = attacker.prepare("SELECT * FROM approval_grants").get() as {
+        tool: string;
+        scope_key: string;
+        identity: string;
+      };
+      const scope = { key: g.scope_key, target: "x" };
+      await asksFor({ ...write, tool: g.tool, scope, identity: g.identity });
+      expect(queue.grants(true)[0]?.status).toBe("invalid");
+      attacker
+        .prepare("UPDATE approval_grants SET expires_at = ?, scope_key = ?, tool = ?, identity = ?")
+        .run(saved.expires_at, saved.scope_key, saved.tool, saved.identity);
+      await reusedFor(write);
+    }
   });
 
-  it("does not honour a grant widened to another scope or tool in SQLite", () => {
-    attacker.prepare("UPDATE approval_grants SET scope_key = 'path:/etc/passwd'").run();
-    expect(queue.check("a1", "file_write", "path:/etc/passwd")).toEqual({ allowed: false });
-    attacker.prepare("UPDATE approval_grants SET scope_key = ?, tool = 'exec'").run(scope);
-    expect(queue.check("a1", "exec", scope)).toEqual({ allowed: false });
-  });
-
-  it("does not honour a grant copied under a new id, or signed by another key", () => {
+  it("is not honoured when copied under a new id, or signed by another key", async () => {
     attacker
       .prepare(
-        "INSERT INTO approval_grants SELECT 'grt_copy', tool, 'path:/output/x.md', expires_at, audit_seq, key_id, sig, created_at FROM approval_grants",
+        "INSERT INTO approval_grants SELECT 'grt_copy', tool, 'path:/output/x.md', expires_at, audit_seq, key_id, sig, created_at, identity, target, approval_id, decided_by, revoked_at, revoked_by FROM approval_grants",
       )
       .run();
-    expect(queue.check("a1", "file_write", "path:/output/x.md")).toEqual({ allowed: false });
-    const other = makeSigner();
-    const g = attacker.prepare("SELECT * FROM approval_grants WHERE id = ?").get(rec.grant_id) as Record<
+    await asksFor({ ...write, scope: { key: "path:/output/x.md", target: "x" } });
+    const g = attacker.prepare("SELECT * FROM approval_grants WHERE id = ?").get(grantId) as Record<
       string,
       never
     >;
-    const msg = Buffer.from(
+    const other = makeSigner();
+    const forged = Buffer.from(
       JSON.stringify([
-        "aido.approval.grant.v1",
+        "aido.approval.grant.v2",
         "grt_forged",
+        "writer",
         "exec",
-        "command:rm -rf /",
+        "command:rm",
         g.expires_at,
         g.audit_seq,
         key.keyId,
       ]),
     );
     attacker
-      .prepare("INSERT INTO approval_grants VALUES ('grt_forged', 'exec', 'command:rm -rf /', ?, ?, ?, ?, ?)")
-      .run(g.expires_at, g.audit_seq, key.keyId, other.sign(msg).toString("base64"), g.created_at);
-    expect(queue.check("a1", "exec", "command:rm -rf /")).toEqual({ allowed: false });
+      .prepare(
+        "INSERT INTO approval_grants (id, identity, tool, scope_key, expires_at, audit_seq, key_id, sig, created_at) VALUES ('grt_forged', 'writer', 'exec', 'command:rm', ?, ?, ?, ?, ?)",
+      )
+      .run(g.expires_at, g.audit_seq, key.keyId, other.sign(forged).toString("base64"), g.created_at);
+    await asksFor({ ...write, tool: "exec", scope: { key: "command:rm", target: "x" } });
   });
 
-  it("does not honour a grant once the audit entry that approved it is gone", () => {
+  it("is not honoured once the audit entry that approved it says otherwise", async () => {
     attacker.prepare("UPDATE audit SET kind = 'approval.requested' WHERE kind = 'approval.decided'").run();
-    expect(queue.check("a1", "file_write", scope)).toEqual({ allowed: false });
+    await asksFor(write);
+  });
+
+  it("is not honoured in its old (v1) form, which bound no identity", async () => {
+    attacker.prepare("UPDATE approval_grants SET identity = NULL").run();
+    await asksFor({ ...write, identity: "" });
+  });
+
+  it("is revoked for good: audited, and un-revoking the row in SQLite does not bring it back", async () => {
+    const revoked = queue.revoke(grantId, "erin");
+    expect(revoked).toMatchObject({ id: grantId, status: "revoked", revoked_by: "erin" });
+    expect(audit.tail(1)[0]).toMatchObject({
+      kind: "approval.grant_revoked",
+      payload: { grant_id: grantId, identity: "writer", by: "erin" },
+    });
+    await asksFor(write);
+    expect(() => queue.revoke(grantId)).toThrow(/already revoked/);
+    expect(() => queue.revoke("grt_nope")).toThrow(/no approval grant with id grt_nope/);
+    attacker.prepare("UPDATE approval_grants SET revoked_at = NULL, revoked_by = NULL").run();
+    await asksFor(write);
+    expect(queue.grants(true)[0]?.status).toBe("invalid");
   });
 });

@@ -168,11 +168,11 @@ describe("AuditLog.append", () => {
     expect(log.verify().ok).toBe(true);
   });
 
-  it("keeps every entry whose append returned when its process is killed with SIGKILL", async () => {
+  it("keeps every entry whose append returned when its process is killed with SIGKILL, and a head that still holds", async () => {
     const writer = fileURLToPath(new URL("./fixtures/audit-writer.ts", import.meta.url));
-    const child = spawn(process.execPath, ["--import", "tsx", writer, home.config.dbPath, key.privatePem], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const headFile = home.config.auditHeadPath;
+    const args = ["--import", "tsx", writer, home.config.dbPath, key.privatePem, headFile];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
     let reported = 0;
     await new Promise<void>((resolve, reject) => {
       let buf = "";
@@ -193,8 +193,20 @@ describe("AuditLog.append", () => {
     const max = raw.prepare("SELECT max(seq) FROM audit").pluck().get() as number;
     raw.close();
     expect(max).toBeGreaterThanOrEqual(reported);
-    const log = new AuditLog({ db, signer: key, checkpointEvery: 50 });
-    expect(log.verify()).toEqual({ ok: true, entries: max });
+    const log = new AuditLog({ db, signer: key, checkpointEvery: 50, headFile });
+    const r = log.verify();
+    expect(r).toMatchObject({ ok: true, entries: max });
+    // The head is written after each commit: it may lag a kill by an entry, never lead.
+    expect(r.head_seq).toBeGreaterThanOrEqual(reported);
+    expect(r.head_seq).toBeLessThanOrEqual(max);
+    // A runtime opening the log again finds nothing broken.
+    const again = new AuditLog({ db, signer: key, checkpointEvery: 50, headFile, writeHead: true });
+    again.record("goal.started", {});
+    const after = again.verify();
+    expect(after.ok).toBe(true);
+    expect(after.head_seq).toBe(after.entries);
+    expect(after.entries).toBeGreaterThan(max);
+    again.close();
   });
 });
 

@@ -143,14 +143,30 @@ describe("carve-outs and the goal cap", () => {
     expect(() => ledger.reserve("agent:a", 1)).toThrow(/agent:a is closed/);
   });
 
-  it("spills usage beyond a child's limit into every ancestor at once", () => {
+  it("charges what a child spends to every ancestor at once, without moving their room inside the carve-out", () => {
+    ledger.open("agent:a", { goalId: "g1", parentId: "goal:g1", limit: 500 });
+    ledger.open("agent:b", { goalId: "g1", parentId: "agent:a", limit: 100 });
+    const r = ledger.reserve("agent:b", 60);
+    expect(ledger.get("agent:a")).toMatchObject({ reserved: 60, carved: 40 });
+    expect(ledger.get("goal:g1")).toMatchObject({ reserved: 60, carved: 440 });
+    ledger.commit(r, 50);
+    expect(ledger.get("agent:b")).toMatchObject({ spent: 50, total_spent: 50 });
+    expect(ledger.get("agent:a")).toMatchObject({ spent: 50, reserved: 0, carved: 50 });
+    expect(ledger.get("goal:g1")).toMatchObject({ spent: 50, reserved: 0, carved: 450 });
+    expect(roomOf(ledger.get("goal:g1"))).toBe(500);
+    expect(roomOf(ledger.get("agent:a"))).toBe(400);
+  });
+
+  it("charges usage beyond a child's limit to every ancestor's room", () => {
     ledger.open("agent:a", { goalId: "g1", parentId: "goal:g1", limit: 500 });
     ledger.open("agent:b", { goalId: "g1", parentId: "agent:a", limit: 100 });
     ledger.commit(ledger.reserve("agent:b", 100), 700);
-    expect(ledger.get("agent:a").spent).toBe(600);
-    expect(ledger.get("goal:g1").spent).toBe(200);
-    ledger.close("agent:a");
+    expect(ledger.get("agent:a")).toMatchObject({ spent: 700, carved: 0 });
+    expect(roomOf(ledger.get("agent:a"))).toBe(-200);
     expect(ledger.get("goal:g1")).toMatchObject({ spent: 700, carved: 0 });
+    expect(roomOf(ledger.get("goal:g1"))).toBe(300);
+    ledger.close("agent:a");
+    expect(ledger.get("goal:g1")).toMatchObject({ spent: 700, carved: 0, reserved: 0 });
   });
 
   it("blocks every account of a goal whose cap an overrun used up", () => {
@@ -178,16 +194,82 @@ describe("reset period", () => {
     ledger.commit(ledger.reserve("goal:g1", 100), 100);
     clock += 3599_000;
     expect(refusal(() => ledger.reserve("goal:g1", 1)).code).toBe("budget_exceeded");
+    expect(ledger.available("goal:g1")).toBe(0);
     clock += 1000;
+    expect(ledger.available("goal:g1")).toBe(100);
     ledger.reserve("goal:g1", 60);
     expect(ledger.get("goal:g1")).toMatchObject({
       spent: 0,
+      total_spent: 100,
       reserved: 60,
       period_start: Date.UTC(2025, 0, 1, 1),
     });
     clock += 5 * 3600_000 + 7;
     ledger.reserve("goal:g1", 40);
     expect(ledger.get("goal:g1").period_start).toBe(Date.UTC(2025, 0, 1, 6));
+  });
+
+  // The attack of issue 11: a goal capped at 30,000 tokens, a child of 10,000 that resets
+  // every 2 s and spends ~9,000 a call. Each reset restores the child's own limit only:
+  // past its carve-out it spends the goal's room, and the goal refuses once that is gone.
+  it("never lets a child's reset period spend past the goal cap", () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 30_000 });
+    ledger.open("agent:c", { goalId: "g1", parentId: "goal:g1", limit: 10_000, periodSeconds: 2 });
+    let spent = 0;
+    let calls = 0;
+    let e: AidoError | undefined;
+    for (; calls < 20; calls++) {
+      let r: ReturnType<BudgetLedger["reserve"]>;
+      try {
+        r = ledger.reserve("agent:c", 4_500);
+      } catch (err) {
+        e = err as AidoError;
+        break;
+      }
+      ledger.commit(r, 4_000);
+      spent += 4_000;
+      clock += 2_000;
+    }
+    expect(e?.code).toBe("budget_exceeded");
+    expect(e?.details).toMatchObject({ account: "goal:g1" });
+    expect(calls).toBe(7); // 28,000 spent; the 8th call's 4,500 do not fit in the 2,000 left
+    expect(ledger.get("goal:g1")).toMatchObject({ spent, total_spent: spent, reserved: 0, carved: 0 });
+    expect(ledger.get("agent:c").total_spent).toBe(spent);
+    ledger.close("agent:c");
+    expect(ledger.get("goal:g1")).toMatchObject({ spent: 28_000, carved: 0 });
+  });
+
+  it("keeps an ancestor's spending through its child's resets, and frees it only at its own", () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 1_000_000 });
+    ledger.open("agent:p", { goalId: "g1", parentId: "goal:g1", limit: 1000, periodSeconds: 60 });
+    ledger.open("agent:c", { goalId: "g1", parentId: "agent:p", limit: 400, periodSeconds: 1 });
+    ledger.commit(ledger.reserve("agent:c", 400), 400);
+    clock += 1000;
+    ledger.commit(ledger.reserve("agent:c", 400), 400);
+    expect(ledger.get("agent:p")).toMatchObject({ spent: 800, carved: 0 });
+    clock += 1000;
+    expect(ledger.available("agent:c")).toBe(200); // its own 400 again, but the parent has 200 left
+    expect(refusal(() => ledger.reserve("agent:c", 201)).details).toMatchObject({ account: "agent:p" });
+    clock += 58_000;
+    expect(ledger.available("agent:c")).toBe(400);
+    expect(ledger.get("goal:g1").spent).toBe(800);
+  });
+});
+
+describe("available", () => {
+  it("is the largest reservation reserve would accept, at every level", () => {
+    ledger.open("goal:g1", { goalId: "g1", limit: 1000 });
+    ledger.open("agent:a", { goalId: "g1", parentId: "goal:g1", limit: 300 });
+    expect(ledger.available("agent:a")).toBe(300);
+    expect(ledger.available("goal:g1")).toBe(700);
+    ledger.commit(ledger.reserve("goal:g1", 650), 650);
+    expect(ledger.available("agent:a")).toBe(300); // the carve-out is the child's
+    ledger.commit(ledger.reserve("agent:a", 10), 400); // 100 beyond its carve-out
+    expect(roomOf(ledger.get("goal:g1"))).toBe(-50);
+    expect(ledger.available("goal:g1")).toBe(0);
+    expect(ledger.available("agent:a")).toBe(0);
+    ledger.close("agent:a");
+    expect(ledger.available("agent:a")).toBe(0);
   });
 });
 
@@ -242,5 +324,36 @@ describe("concurrency", () => {
     expect(sum).toBeLessThanOrEqual(3000);
     expect(ledger.get("agent:shared")).toMatchObject({ spent: sum, reserved: 0 });
     expect(sum).toBeGreaterThan(3000 - 120);
+  });
+
+  it("never lets children with reset periods in several processes spend past their parent", async () => {
+    const realLedger = new BudgetLedger({ db });
+    realLedger.open("goal:g2", { goalId: "g2", limit: 6000 });
+    for (const c of ["agent:p1", "agent:p2", "agent:p3"])
+      realLedger.open(c, { goalId: "g2", parentId: "goal:g2", limit: 1000, periodSeconds: 1 });
+    const spender = fileURLToPath(new URL("./fixtures/budget-spender.ts", import.meta.url));
+    const run = (account: string) =>
+      new Promise<number>((resolve, reject) => {
+        const child = spawn(
+          process.execPath,
+          ["--import", "tsx", spender, home.config.dbPath, account, "3500"],
+          { stdio: ["ignore", "pipe", "inherit"] },
+        );
+        let out = "";
+        child.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+        });
+        child.on("error", reject);
+        child.on("exit", (code) =>
+          code === 0 ? resolve(Number(out.trim())) : reject(new Error(`spender exited ${code}`)),
+        );
+      });
+    const totals = await Promise.all(["agent:p1", "agent:p2", "agent:p3"].map(run));
+    const sum = totals.reduce((a, b) => a + b, 0);
+    // Three children of 1000 a second for 3.5 s could spend 10,500; the goal holds 6000.
+    expect(sum).toBeLessThanOrEqual(6000);
+    expect(sum).toBeGreaterThan(6000 - 3 * 40);
+    expect(Math.max(...totals)).toBeGreaterThan(1000); // resets did let a child past its own limit
+    expect(realLedger.get("goal:g2")).toMatchObject({ spent: sum, total_spent: sum, reserved: 0 });
   });
 });

@@ -1,4 +1,4 @@
-// A need may name a whole subtree ("/workspace/**": a snapshot restore rewrites all of it).
+// A need may name a whole subtree ("/workspace/**": snapshot_create copies all of it).
 // It must be judged as the subtree, not as a path that happens to contain "**".
 
 import { describe, expect, it } from "vitest";

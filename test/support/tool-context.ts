@@ -1,6 +1,7 @@
 // test/support/tool-context.ts — a ToolContext built the way the gate builds it: needs
 // judged against real grants with the real matcher (grantsAllow), network checks answered
-// from the same grants. Tests use it where the gate itself is not under test.
+// and paths a running tool asks about answered from the same grants (no policy). Tests use
+// it where the gate itself is not under test.
 
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { confinementFor } from "../../src/gate/confinement.js";
@@ -55,9 +56,11 @@ export async function judge<I>(
     base.agentId,
     undefined,
   );
+  const allowPath: NonNullable<ToolContext["allowPath"]> = (need) =>
+    grantsAllow(grants, need) ? undefined : `no capability grants ${need.kind} on ${need.path}`;
   return {
     input,
     needs,
-    ctx: { ...base, judged: needs, confinement, allowNetwork: allowNetworkFrom(grants) },
+    ctx: { ...base, judged: needs, confinement, allowNetwork: allowNetworkFrom(grants), allowPath },
   };
 }

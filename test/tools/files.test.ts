@@ -169,25 +169,35 @@ describe("exec", () => {
 });
 
 describe("snapshot tools", () => {
-  it("restores what exec changed in the container", async () => {
+  it("restores what exec changed in the container, in /workspace and /output", async () => {
     const [create, restore, list] = snapshotTools({
       store: new SnapshotStore({ goalsDir: fx.config.goalsDir }),
-      workspaceDir: (g) => goalFolders(fx.config.goalsDir, g).workspace,
+      roots: (g) => goalFolders(fx.config.goalsDir, g),
     }) as [ToolDef, ToolDef, ToolDef];
-    await sh("printf v1 > /workspace/s.txt");
-    const made = (await call(create, { label: "v1" })).data as { id: string };
-    await sh("printf v2 > /workspace/s.txt && touch /workspace/extra");
-    const r = await call(restore, { id: made.id });
+    const all = [...WS_GRANTS, "file_read: /output/**", "file_write: /output/**"];
+    await sh("printf v1 > /workspace/s.txt && printf o1 > /output/o.txt");
+    const made = (await call(create, { label: "v1" }, all)).data as { id: string };
+    await sh("printf v2 > /workspace/s.txt && touch /workspace/extra && printf o2 > /output/o.txt");
+    const r = await call(restore, { id: made.id }, all);
     expect(r.data).toMatchObject({ files_failed: [] });
     expect(await sh("cat /workspace/s.txt; ls /workspace/extra 2>/dev/null || echo gone")).toBe("v1gone\n");
+    expect(await sh("cat /output/o.txt")).toBe("o1");
     expect(await sh("stat -c %u:%g /workspace/s.txt")).toBe(await sh("id -u | tr -d '\\n'; printf :; id -g"));
-    expect((await call(list, {})).output).toContain(`${made.id}`);
-    await expect(
-      call(restore, { id: made.id }, [
-        "tool: *",
-        "file_read: /workspace/**",
-        "file_write: /workspace/out/**",
-      ]),
-    ).rejects.toSatisfy(denied(/workspace/));
+    expect((await call(list, {}, all)).output).toContain(`${made.id}`);
+    // A caller that may write /workspace/out only restores nothing else, and says so.
+    await sh("printf v3 > /workspace/s.txt");
+    const narrow = await call(restore, { id: made.id }, [
+      "tool: *",
+      "file_read: /workspace/**",
+      "file_write: /workspace/out/**",
+    ]);
+    expect(narrow.isError).toBe(true);
+    expect(narrow.data).toMatchObject({
+      files_restored: 0,
+      files_failed: [
+        { path: "/workspace/s.txt", reason: "no capability grants file_write on /workspace/s.txt" },
+      ],
+    });
+    expect(await sh("cat /workspace/s.txt")).toBe("v3");
   });
 });

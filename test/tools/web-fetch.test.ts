@@ -7,14 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULTS } from "../../src/config.js";
 import { isAidoError } from "../../src/errors.js";
 import { blockedReason } from "../../src/tools/net-address.js";
-import { webFetchTool } from "../../src/tools/web-fetch.js";
+import { type HostResolver, webFetchTool } from "../../src/tools/web-fetch.js";
 import { judge, noSandbox } from "../support/tool-context.js";
 
 const servers: Server[] = [];
 let port = 0;
+/** Requests that reached the stand-in servers: a refused fetch must not add one. */
+let served = 0;
 
 /** One server app answering on 127.0.0.1 and 127.0.0.2 (both loopback on Linux) at one port. */
 function app(req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse): void {
+  served++;
   const u = new URL(req.url ?? "/", "http://x");
   const to = u.searchParams.get("to");
   if (u.pathname === "/redirect" && to) {
@@ -54,13 +57,16 @@ const cfg = { ...DEFAULTS.webFetch, timeoutMs: 2_000 };
 async function fetchWith(
   url: string,
   grants: string[],
-  opts: { maxBytes?: number; timeoutMs?: number; outputMaxBytes?: number } = {},
+  opts: { maxBytes?: number; timeoutMs?: number; outputMaxBytes?: number; resolver?: HostResolver } = {},
 ) {
-  const tool = webFetchTool({
-    ...cfg,
-    ...(opts.maxBytes ? { maxBytes: opts.maxBytes } : {}),
-    ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
-  });
+  const tool = webFetchTool(
+    {
+      ...cfg,
+      ...(opts.maxBytes ? { maxBytes: opts.maxBytes } : {}),
+      ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+    },
+    ...(opts.resolver ? [opts.resolver] : []),
+  );
   const { input, ctx } = await judge(tool, { url }, ["tool: web_fetch", ...grants], {
     sandbox: noSandbox,
     goalId: "g",
@@ -219,5 +225,103 @@ describe("web_fetch", () => {
       { kind: "tool", name: "web_fetch" },
       { kind: "network", host: "example.com" },
     ]);
+  });
+});
+
+// Every IPv6 spelling that leads to an IPv4 loopback or private address: the host's dual
+// stack (mapped), a translator (SIIT, NAT64), or a tunnel (6to4, Teredo, ISATAP).
+const INWARD_V6: Array<[string, RegExp]> = [
+  ["::ffff:127.0.0.1", /IPv4-mapped loopback address 127\.0\.0\.1/],
+  ["::FFFF:7F00:1", /IPv4-mapped loopback/],
+  ["0:0:0:0:0:ffff:127.0.0.1", /IPv4-mapped loopback/],
+  ["0000:0000:0000:0000:0000:FFFF:7f00:0001", /IPv4-mapped loopback/],
+  ["::ffff:a00:1", /IPv4-mapped private address 10\.0\.0\.1/],
+  ["::ffff:169.254.169.254", /IPv4-mapped link-local/],
+  ["::ffff:0:127.0.0.1", /SIIT \(IPv4-translated\) loopback address 127\.0\.0\.1/],
+  ["::ffff:0:7f00:1", /SIIT .*loopback/],
+  ["0:0:0:0:ffff:0:c0a8:101", /SIIT .*private address 192\.168\.1\.1/],
+  ["::127.0.0.1", /IPv4-compatible loopback/],
+  ["::a00:1", /IPv4-compatible private/],
+  ["64:ff9b::127.0.0.1", /NAT64 loopback address 127\.0\.0\.1/],
+  ["64:ff9b::a9fe:a9fe", /NAT64 link-local address 169\.254\.169\.254/],
+  ["0064:ff9b:0000:0000:0000:0000:0a00:0001", /NAT64 private/],
+  ["64:ff9b:1::a00:1", /NAT64 space outside 64:ff9b::\/96/],
+  ["64:ff9b:1:7f00:1::", /NAT64 space outside/],
+  ["64:ff9b:1:ffff:ffff:ffff:ffff:ffff", /NAT64 space outside/],
+  ["64:ff9b:0:0:1::", /NAT64 space outside/],
+  ["2002:7f00:1::", /6to4 loopback address 127\.0\.0\.1/],
+  ["2002:c0a8:101:1::1", /6to4 private address 192\.168\.1\.1/],
+  // Teredo: server 65.54.227.120 (public), client ~0x80fffffe = 127.0.0.1.
+  ["2001:0:4136:e378:8000:63bf:80ff:fffe", /Teredo loopback address 127\.0\.0\.1/],
+  ["2001::4136:e378:8000:63bf:f5ff:fffe", /Teredo private address 10\.0\.0\.1/],
+  ["2001:0:a00:1::", /Teredo private address 10\.0\.0\.1/],
+  ["2001:db8::5efe:7f00:1", /ISATAP loopback/],
+  ["fe80::1%eth0", /link-local/],
+  ["[::ffff:127.0.0.1]", /IPv4-mapped loopback/],
+  ["::ffff:127.0.0.01", /not an IP address/],
+];
+
+describe("web_fetch and IPv6 forms of inward IPv4 addresses", () => {
+  it("judges every spelling by the IPv4 address inside it", () => {
+    for (const [ip, why] of INWARD_V6) expect(blockedReason(ip), ip).toMatch(why);
+  });
+
+  it("still allows the same forms around public IPv4 addresses", () => {
+    for (const ip of [
+      "::ffff:8.8.8.8",
+      "::ffff:0:8.8.8.8",
+      "64:ff9b::8.8.8.8",
+      "2002:808:808::1",
+      "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo server 65.54.227.120, client 8.8.8.8
+      "2001:db8::5efe:808:808",
+      "2001:4860:4860::8888",
+    ]) {
+      expect(blockedReason(ip), ip).toBeNull();
+    }
+  });
+
+  it("refuses each literal in a URL, even with a grant for every host, and never connects", async () => {
+    const literals = INWARD_V6.map(([ip]) => ip).filter((ip) => !ip.includes("%") && !ip.startsWith("["));
+    for (const ip of literals.filter((ip) => !ip.endsWith(".01"))) {
+      const before = served;
+      await expect(fetchWith(`http://[${ip}]:${port}/page`, ["network: *"]), ip).rejects.toSatisfy(
+        refusedWith("policy_denied", /only a grant naming that address allows it/),
+      );
+      expect(served, `${ip} reached the server`).toBe(before);
+    }
+  });
+
+  it("refuses a host name whose DNS answers include such a form, naming the answer", async () => {
+    for (const [ip, why] of INWARD_V6.filter(([a]) => !a.startsWith("[") && !a.endsWith(".01"))) {
+      const before = served;
+      const resolver: HostResolver = async (host) => {
+        expect(host).toBe("inward.example");
+        // A public answer first: every answer is judged, not only the one connected to.
+        return [
+          { address: "93.184.216.34", family: 4 },
+          { address: ip, family: 6 },
+        ];
+      };
+      await expect(
+        fetchWith(`http://inward.example:${port}/page`, ["network: inward.example"], { resolver }),
+        ip,
+      ).rejects.toSatisfy(refusedWith("policy_denied", new RegExp(`inward\\.example is .*${why.source}`)));
+      expect(served).toBe(before);
+    }
+  });
+
+  it("allows a mapped loopback answer only when a grant names that exact address", async () => {
+    const resolver: HostResolver = async () => [{ address: "::ffff:127.0.0.1", family: 6 }];
+    await expect(
+      fetchWith(`http://inward.example:${port}/page`, ["network: inward.example", "network: *"], {
+        resolver,
+      }),
+    ).rejects.toSatisfy(refusedWith("policy_denied", /IPv4-mapped loopback/));
+    const r = await fetchWith(
+      `http://inward.example:${port}/host`,
+      ["network: inward.example", "network: [::ffff:127.0.0.1]"],
+      { resolver },
+    );
+    expect(r.output).toContain(`host header: inward.example:${port}`);
   });
 });

@@ -1,8 +1,10 @@
 // cli/commands/agents.ts — `aido agents`: the daemon's agents as a tree per goal (live
-// ones by default; --all includes stopped ones), from agent.list.
+// ones by default; --all includes stopped ones), each with its manifest's description,
+// from agent.list.
 
 import type { AgentSummary } from "../../kernel/registry.js";
 import { type Command, jsonOption, parseCommandArgs, printJson } from "../command.js";
+import { oneLine } from "../watch/state.js";
 import { withClient } from "./daemon-client.js";
 
 function tree(list: AgentSummary[]): string[] {
@@ -16,7 +18,10 @@ function tree(list: AgentSummary[]): string[] {
   const walk = (parent: string | null, indent: string) => {
     for (const a of kids.get(parent) ?? []) {
       const why = a.stop_reason ? ` (${a.stop_reason})` : "";
-      out.push(`${indent}${a.manifest}  ${a.agent_id}  ${a.state}${why}  ${a.model}  goal=${a.goal_id}`);
+      const what = a.description ? `  — ${oneLine(a.description, 80)}` : "";
+      out.push(
+        `${indent}${a.manifest}  ${a.agent_id}  ${a.state}${why}  ${a.model}  goal=${a.goal_id}${what}`,
+      );
       walk(a.agent_id, `${indent}  `);
     }
   };

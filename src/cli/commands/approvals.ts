@@ -1,8 +1,12 @@
-// cli/commands/approvals.ts — `aido approvals` lists the tool calls waiting for a human;
-// on a terminal it asks about each (tool, agent, summary) and answers with
-// approval.respond. `aido approvals respond ID DECISION` is the same answer for scripts.
+// cli/commands/approvals.ts — `aido approvals` lists the tool calls waiting for a human
+// and, for each, exactly what every answer would cover (this call; this scope for this
+// agent until it stops; this scope for every agent of this identity for the grant's
+// lifetime); on a terminal it asks about each and answers with approval.respond.
+// `aido approvals respond ID DECISION` is the same answer for scripts; `aido approvals
+// grants` lists the standing Allow Always grants and `aido approvals revoke ID` ends one.
 
 import type { AidoClient } from "../../client/client.js";
+import type { GrantRecord } from "../../security/approval-grants.js";
 import type { ApprovalDecision, ApprovalRecord } from "../../security/approvals.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { withClient } from "./daemon-client.js";
@@ -21,9 +25,22 @@ const DECISIONS: Record<string, ApprovalDecision> = {
   d: "deny",
 };
 
-function describe(a: ApprovalRecord): string {
-  const left = Math.max(0, Math.round((a.deadline_at - Date.now()) / 1000));
-  return `${a.id}  ${a.tool}  agent=${a.agent_id}${a.goal_id ? ` goal=${a.goal_id}` : ""}  (${left} s left)\n    ${a.summary}`;
+/** A pending request as a human reads it before answering. */
+function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
+  const left = Math.max(0, Math.round((a.deadline_at - now) / 1000));
+  return [
+    `${a.id}  ${a.tool}  agent=${a.agent_id} (identity ${a.identity})${a.goal_id ? ` goal=${a.goal_id}` : ""}  (${left} s left)`,
+    `    ${a.summary}`,
+    `    Allow Once:    ${a.covers.allow_once}`,
+    `    Allow Session: ${a.covers.allow_session}`,
+    `    Allow Always:  ${a.covers.allow_always}`,
+  ];
+}
+
+function describeGrant(g: GrantRecord): string {
+  const until = new Date(g.expires_at).toISOString();
+  const state = g.status === "active" ? `until ${until}` : g.status;
+  return `${g.id}  ${g.target} by agents of identity \`${g.identity}\`  (${state}${g.decided_by ? `, allowed by ${g.decided_by}` : ""})`;
 }
 
 async function askEach(io: CliIo, client: AidoClient, pending: ApprovalRecord[]): Promise<number> {
@@ -31,7 +48,7 @@ async function askEach(io: CliIo, client: AidoClient, pending: ApprovalRecord[])
   if (!prompt) return 0;
   let answered = 0;
   for (const a of pending) {
-    io.out(describe(a));
+    for (const line of describeApproval(a)) io.out(line);
     for (;;) {
       const raw = await prompt("  Allow [o]nce / Allow [s]ession / Allow [a]lways / [d]eny / s[k]ip? ");
       if (raw === undefined) return answered; // end of input: leave the rest waiting
@@ -43,7 +60,7 @@ async function askEach(io: CliIo, client: AidoClient, pending: ApprovalRecord[])
         continue;
       }
       const r = await client.call("approval.respond", { id: a.id, decision });
-      io.out(`  ${r.id}: ${r.decision ?? r.status}`);
+      io.out(`  ${r.id}: ${r.decision ?? r.status}${r.grant_id ? ` (grant ${r.grant_id})` : ""}`);
       answered++;
       break;
     }
@@ -53,7 +70,7 @@ async function askEach(io: CliIo, client: AidoClient, pending: ApprovalRecord[])
 
 export const approvals: Command = {
   name: "approvals",
-  summary: "list tool calls waiting for a human; on a terminal, answer them one by one",
+  summary: "list tool calls waiting for a human and what each answer covers; on a terminal, answer them",
   usage: "aido approvals [--json]   (scripts: aido approvals respond ID DECISION)",
   example: "aido approvals",
   async run(ctx) {
@@ -72,7 +89,7 @@ export const approvals: Command = {
         await askEach(ctx.io, client, pending);
         return 0;
       }
-      for (const a of pending) ctx.io.out(describe(a));
+      for (const a of pending) for (const line of describeApproval(a)) ctx.io.out(line);
       ctx.io.out("answer with: aido approvals respond ID allow_once|allow_session|allow_always|deny");
       return 0;
     });
@@ -83,7 +100,7 @@ export const approvalsRespond: Command = {
   name: "approvals respond",
   summary: "answer one approval request",
   usage: "aido approvals respond ID allow_once|allow_session|allow_always|deny [--json]",
-  example: "aido approvals respond ap-7f3c2a deny",
+  example: "aido approvals respond apr_7f3c2a deny",
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, jsonOption);
     const [id, raw] = positionals;
@@ -94,7 +111,48 @@ export const approvalsRespond: Command = {
       throw new UsageError(`decision must be allow_once, allow_session, allow_always or deny, got "${raw}"`);
     const r = await withClient(ctx.config(), (c) => c.call("approval.respond", { id, decision }));
     if (values.json) printJson(ctx.io, r);
-    else ctx.io.out(`${r.id}: ${r.decision ?? r.status} (${r.tool} for ${r.agent_id})`);
+    else
+      ctx.io.out(
+        `${r.id}: ${r.decision ?? r.status} (${r.tool} for ${r.agent_id})${r.grant_id ? ` grant ${r.grant_id}` : ""}`,
+      );
+    return 0;
+  },
+};
+
+export const approvalsGrants: Command = {
+  name: "approvals grants",
+  summary: "list the Allow Always grants in force (--all: also expired, revoked and invalid ones)",
+  usage: "aido approvals grants [--all] [--json]",
+  example: "aido approvals grants",
+  async run(ctx) {
+    const { values } = parseCommandArgs(this, ctx.argv, { ...jsonOption, all: { type: "boolean" } }, false);
+    const { grants } = await withClient(ctx.config(), (c) =>
+      c.call("approval.grants", values.all ? { all: true } : {}),
+    );
+    if (values.json) {
+      printJson(ctx.io, grants);
+      return 0;
+    }
+    if (grants.length === 0) ctx.io.out(values.all ? "no approval grants" : "no approval grants in force");
+    for (const g of grants) ctx.io.out(describeGrant(g));
+    if (grants.some((g) => g.status === "active")) ctx.io.out("end one with: aido approvals revoke ID");
+    return 0;
+  },
+};
+
+export const approvalsRevoke: Command = {
+  name: "approvals revoke",
+  summary: "revoke an Allow Always grant: the calls it covered ask a human again",
+  usage: "aido approvals revoke GRANT_ID [--json]",
+  example: "aido approvals revoke grt_5d1e…",
+  async run(ctx) {
+    const { values, positionals } = parseCommandArgs(this, ctx.argv, jsonOption);
+    const [id] = positionals;
+    if (positionals.length !== 1 || id === undefined)
+      throw new UsageError(`give one grant id\nusage: ${this.usage}`);
+    const g = await withClient(ctx.config(), (c) => c.call("approval.revoke", { grant_id: id }));
+    if (values.json) printJson(ctx.io, g);
+    else ctx.io.out(`revoked ${g.id}: ${g.target} by agents of identity \`${g.identity}\``);
     return 0;
   },
 };

@@ -1,13 +1,15 @@
-// cli/commands/audit.ts — `aido audit verify | tail | query`, read straight from
-// $AIDO_HOME/aido.db with the runtime's key: verifying must not depend on the daemon
-// (the daemon is one of the things an auditor may not trust).
+// cli/commands/audit.ts — `aido audit verify | anchor | tail | query`, read straight from
+// $AIDO_HOME/aido.db and $AIDO_HOME/audit.head with the runtime's key: verifying must not
+// depend on the daemon (the daemon is one of the things an auditor may not trust). These
+// commands only read: the head file is the running runtime's to write.
 
 import { existsSync } from "node:fs";
 import type { Config } from "../../config.js";
 import { openDatabase } from "../../db/database.js";
 import { AidoError, ErrorCode } from "../../errors.js";
-import { AuditLog } from "../../security/audit.js";
+import { AuditLog, type AuditVerifyResult } from "../../security/audit.js";
 import { AUDIT_KINDS, type AuditEntry } from "../../security/audit-events.js";
+import { type AuditAnchor, formatAnchor, parseAnchor } from "../../security/audit-head.js";
 import { RuntimeKey } from "../../security/keys.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 
@@ -18,7 +20,7 @@ function openAudit(config: Config): { audit: AuditLog; close(): void } {
     });
   }
   const db = openDatabase(config.dbPath);
-  const audit = new AuditLog({ db, signer: RuntimeKey.load(config.keysDir) });
+  const audit = new AuditLog({ db, signer: RuntimeKey.load(config.keysDir), headFile: config.auditHeadPath });
   return { audit, close: () => db.close() };
 }
 
@@ -31,21 +33,64 @@ function printEntries(io: CliIo, entries: AuditEntry[]): void {
   }
 }
 
+function reportFailure(io: CliIo, r: AuditVerifyResult): void {
+  io.err(`FAILED at seq ${r.first_bad_seq}: ${r.reason ?? "chain broken"} (${r.entries} entries)`);
+}
+
 export const auditVerify: Command = {
   name: "audit verify",
-  summary: "check the audit hash chain and its signed checkpoints",
-  usage: "aido audit verify [--json]",
-  example: "aido audit verify || echo 'audit log was tampered with'",
+  summary: "check the audit hash chain, its signed checkpoints and its signed head (and an anchor)",
+  usage: "aido audit verify [--anchor SEQ:HASH] [--json]",
+  example: "aido audit verify --anchor \"$(cat ~/audit-anchor.txt)\" || echo 'audit log was tampered with'",
+  async run(ctx) {
+    const { values } = parseCommandArgs(this, ctx.argv, { ...jsonOption, anchor: { type: "string" } }, false);
+    let anchor: AuditAnchor | undefined;
+    if (values.anchor !== undefined) {
+      try {
+        anchor = parseAnchor(values.anchor);
+      } catch (e) {
+        throw new UsageError(`--anchor: ${(e as Error).message}`);
+      }
+    }
+    const { audit, close } = openAudit(ctx.config());
+    try {
+      const r = audit.verify(anchor ? { anchor } : {});
+      if (values.json) printJson(ctx.io, r);
+      else if (r.ok) {
+        const head = r.head_seq === undefined ? "" : `, signed head at seq ${r.head_seq}`;
+        const anchored = anchor ? `, anchor at seq ${anchor.seq}` : "";
+        ctx.io.out(`ok: ${r.entries} entries, chain and checkpoints intact${head}${anchored}`);
+      } else reportFailure(ctx.io, r);
+      return r.ok ? 0 : 1;
+    } finally {
+      close();
+    }
+  },
+};
+
+export const auditAnchor: Command = {
+  name: "audit anchor",
+  summary: "print the signed head of a verified audit log, to keep somewhere the host cannot rewrite",
+  usage: "aido audit anchor [--json]",
+  example: "aido audit anchor >> /mnt/elsewhere/aido-anchors.txt",
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, jsonOption, false);
     const { audit, close } = openAudit(ctx.config());
     try {
-      const r = audit.verify();
-      if (values.json) printJson(ctx.io, r);
-      else if (r.ok) ctx.io.out(`ok: ${r.entries} entries, chain and checkpoints intact`);
-      else
-        ctx.io.err(`FAILED at seq ${r.first_bad_seq}: ${r.reason ?? "chain broken"} (${r.entries} entries)`);
-      return r.ok ? 0 : 1;
+      const { result, head } = audit.verifyWithHead();
+      if (!result.ok) {
+        reportFailure(ctx.io, result);
+        return 1;
+      }
+      if (!head) {
+        ctx.io.err(
+          `no signed head yet at ${ctx.config().auditHeadPath}: the runtime writes it once it has written to this log`,
+        );
+        return 1;
+      }
+      if (values.json) printJson(ctx.io, head);
+      else ctx.io.out(formatAnchor(head));
+      return 0;
     } finally {
       close();
     }

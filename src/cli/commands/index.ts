@@ -2,8 +2,8 @@
 
 import type { Command } from "../command.js";
 import { agents } from "./agents.js";
-import { approvals, approvalsRespond } from "./approvals.js";
-import { auditQuery, auditTail, auditVerify } from "./audit.js";
+import { approvals, approvalsGrants, approvalsRespond, approvalsRevoke } from "./approvals.js";
+import { auditAnchor, auditQuery, auditTail, auditVerify } from "./audit.js";
 import { daemonStart, daemonStatus, daemonStop } from "./daemon.js";
 import { cancel, goals, status, submit } from "./goals.js";
 import { imageBuild } from "./image.js";
@@ -25,8 +25,11 @@ export const commands: readonly Command[] = [
   agents,
   approvals,
   approvalsRespond,
+  approvalsGrants,
+  approvalsRevoke,
   manifestValidate,
   auditVerify,
+  auditAnchor,
   auditTail,
   auditQuery,
   imageBuild,

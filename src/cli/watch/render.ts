@@ -35,6 +35,7 @@ function agentLine(a: AgentView, prefix: string, width: number): string {
   ];
   if (a.denials > 0) parts.push(`denied ${a.denials}`);
   if (running.length > 0) parts.push(`running: ${running.join(", ")}`);
+  if (a.description) parts.push(`— ${oneLine(a.description, 60)}`);
   return clip(parts.join("  "), width);
 }
 
@@ -108,6 +109,10 @@ export function renderFrame(state: WatchState, width = 100): string[] {
     for (const a of approvals) {
       const who = state.agents[a.agentId]?.manifest ?? a.agentId;
       lines.push(clip(`  ${a.id}  ${who} wants ${a.tool}: ${oneLine(a.summary, width)}`, width));
+      if (a.covers) {
+        lines.push(clip(`      Allow Session: ${oneLine(a.covers.allow_session, width)}`, width));
+        lines.push(clip(`      Allow Always:  ${oneLine(a.covers.allow_always, width)}`, width));
+      }
     }
   }
   lines.push("");

@@ -13,6 +13,7 @@ export interface AgentView {
   id: string;
   goalId: string | null;
   manifest: string;
+  description?: string;
   model: string;
   parentId: string | null;
   depth: number;
@@ -42,6 +43,8 @@ export interface PendingApproval {
   tool: string;
   summary: string;
   goalId: string | null;
+  /** What Allow Session / Allow Always would cover (absent from an older daemon). */
+  covers?: { allow_session: string; allow_always: string };
 }
 
 export interface ActivityLine {
@@ -92,6 +95,7 @@ export interface KnownAgent {
   goal_id: string;
   parent_id: string | null;
   manifest: string;
+  description?: string;
   model: string;
   state: AgentState;
   depth: number;
@@ -144,6 +148,7 @@ export function initialWatchState(init: InitialWatch = {}): WatchState {
       toolCalls: 0,
       denials: 0,
     };
+    if (a.description !== undefined) view.description = a.description;
     if (a.stop_reason !== undefined) view.stopReason = a.stop_reason;
     s.agents[a.agent_id] = view;
     s.agentOrder.push(a.agent_id);
@@ -275,11 +280,13 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
     case "agent.spawned": {
       const a = agent(event.agentId);
       a.manifest = event.manifest;
+      if (event.description !== undefined) a.description = event.description;
       a.model = event.model;
       a.parentId = event.parentId ?? null;
       a.depth = event.depth;
       a.state = "starting";
-      note("agent", `spawned ${event.manifest} (${event.model})`, event.agentId);
+      const what = event.description ? `: ${oneLine(event.description, 80)}` : "";
+      note("agent", `spawned ${event.manifest} (${event.model})${what}`, event.agentId);
       break;
     }
     case "agent.state":
@@ -324,19 +331,30 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
       break;
     }
     case "approval.requested": {
-      s.approvals[event.approvalId] = {
+      const pending: PendingApproval = {
         id: event.approvalId,
         agentId: event.agentId,
         tool: event.tool,
         summary: event.summary,
         goalId: event.goalId,
       };
+      if (event.covers)
+        pending.covers = {
+          allow_session: event.covers.allow_session,
+          allow_always: event.covers.allow_always,
+        };
+      s.approvals[event.approvalId] = pending;
       note("approval", `approval needed: ${event.tool} — ${oneLine(event.summary, 80)}`, event.agentId);
       break;
     }
     case "approval.decided": {
       delete s.approvals[event.approvalId];
-      note("approval", `approval ${event.approvalId}: ${event.decision} (${event.tool})`, event.agentId);
+      const why = event.reason ? `: ${oneLine(event.reason, 80)}` : "";
+      note(
+        "approval",
+        `approval ${event.approvalId}: ${event.decision}${why} (${event.tool})`,
+        event.agentId,
+      );
       break;
     }
     case "inference.queued": {

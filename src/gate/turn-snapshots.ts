@@ -1,0 +1,36 @@
+// gate/turn-snapshots.ts — snapshots before mutation, once per agent turn. The gate asks
+// before every call that can change /workspace or /output (ToolDef.mutates); the first
+// such call of a turn takes the snapshot and the others of the turn (parallel tool calls
+// included, which once each took their own) wait for that same one. A call without a turn
+// (tool.invoke over the socket) always snapshots. A snapshot that fails fails the call
+// before the tool runs, and is not remembered: the next call tries again.
+
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { Principal, SnapshotHook } from "./invoke.js";
+
+export class TurnSnapshots {
+  /** agentId -> the snapshot of its current turn. */
+  private readonly turns = new Map<string, { turn: number; done: Promise<void> }>();
+
+  constructor(private readonly hook: SnapshotHook) {}
+
+  async before(principal: Principal, tool: string): Promise<void> {
+    const turn = principal.turn ?? -1;
+    const prior = this.turns.get(principal.agentId);
+    if (prior && prior.turn === turn && turn !== -1) return prior.done;
+    const done = this.hook.beforeMutation(principal);
+    this.turns.set(principal.agentId, { turn, done });
+    try {
+      await done;
+    } catch (e) {
+      if (this.turns.get(principal.agentId)?.done === done) this.turns.delete(principal.agentId);
+      if (e instanceof AidoError) throw e;
+      throw new AidoError(
+        ErrorCode.sandboxFailed,
+        `the snapshot before ${tool} could not be taken, so the call did not run: ${errorMessage(e)}`,
+        { tool },
+        { cause: e },
+      );
+    }
+  }
+}

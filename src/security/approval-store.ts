@@ -1,0 +1,188 @@
+// security/approval-store.ts — the approval requests as rows in SQLite (table
+// `approvals`; the grants' table `approval_grants` is migrated here too and owned by
+// approval-grants.ts). Rows are what survives the process: a request, its answer or how it
+// was closed, and what it covers. The queue (approvals.ts) decides; this file stores.
+
+import { type Db, migrate, prepared } from "../db/database.js";
+import { AidoError, ErrorCode } from "../errors.js";
+import { type Coverage, describeCoverage } from "./approval-scope.js";
+import type { ApprovalDecisionKind } from "./audit-events.js";
+
+export type ApprovalDecision = ApprovalDecisionKind;
+export type ApprovalStatus = "pending" | "decided" | "timed_out" | "expired";
+export const APPROVAL_STATUSES: readonly ApprovalStatus[] = ["pending", "decided", "timed_out", "expired"];
+
+const MIGRATIONS = [
+  `CREATE TABLE approvals (
+     id TEXT PRIMARY KEY,
+     goal_id TEXT,
+     agent_id TEXT NOT NULL,
+     tool TEXT NOT NULL,
+     scope_key TEXT NOT NULL,
+     input TEXT NOT NULL,
+     summary TEXT NOT NULL,
+     status TEXT NOT NULL,
+     decision TEXT,
+     decided_by TEXT,
+     grant_id TEXT,
+     created_at INTEGER NOT NULL,
+     deadline_at INTEGER NOT NULL,
+     decided_at INTEGER
+   );
+   CREATE INDEX approvals_status ON approvals (status, deadline_at);
+   CREATE TABLE approval_grants (
+     id TEXT PRIMARY KEY,
+     tool TEXT NOT NULL,
+     scope_key TEXT NOT NULL,
+     expires_at INTEGER NOT NULL,
+     audit_seq INTEGER NOT NULL,
+     key_id TEXT NOT NULL,
+     sig TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX approval_grants_scope ON approval_grants (tool, scope_key);`,
+  // Decisions bind to the agent's identity and say what they cover; a request can be closed
+  // as expired (with why); grants are listed and revoked.
+  `ALTER TABLE approvals ADD COLUMN identity TEXT;
+   ALTER TABLE approvals ADD COLUMN target TEXT;
+   ALTER TABLE approvals ADD COLUMN close_reason TEXT;
+   CREATE INDEX approvals_agent ON approvals (agent_id) WHERE status = 'pending';
+   ALTER TABLE approval_grants ADD COLUMN identity TEXT;
+   ALTER TABLE approval_grants ADD COLUMN target TEXT;
+   ALTER TABLE approval_grants ADD COLUMN approval_id TEXT;
+   ALTER TABLE approval_grants ADD COLUMN decided_by TEXT;
+   ALTER TABLE approval_grants ADD COLUMN revoked_at INTEGER;
+   ALTER TABLE approval_grants ADD COLUMN revoked_by TEXT;`,
+];
+
+export interface ApprovalRecord {
+  id: string;
+  goal_id: string | null;
+  agent_id: string;
+  /** The agent's identity: what an Allow Always answer binds to. */
+  identity: string;
+  tool: string;
+  scope_key: string;
+  /** What the scope is, in words ("exec of `git push origin main` in /workspace"). */
+  target: string;
+  input: unknown;
+  summary: string;
+  status: ApprovalStatus;
+  decision: ApprovalDecision | null;
+  decided_by: string | null;
+  grant_id: string | null;
+  /** Why an expired request was closed unanswered. */
+  close_reason: string | null;
+  created_at: number;
+  deadline_at: number;
+  decided_at: number | null;
+  /** What each answer would cover, as the prompts show it. */
+  covers: Coverage;
+}
+
+type RawRecord = Omit<ApprovalRecord, "input" | "identity" | "target" | "covers"> & {
+  input: string;
+  identity: string | null;
+  target: string | null;
+};
+
+export interface NewRequest {
+  id: string;
+  goalId: string | null;
+  agentId: string;
+  identity: string;
+  tool: string;
+  scopeKey: string;
+  target: string;
+  /** Canonical JSON of the call's input. */
+  input: string;
+  summary: string;
+  createdAt: number;
+  deadlineAt: number;
+}
+
+export class ApprovalStore {
+  constructor(
+    private readonly db: Db,
+    /** Shown in each record's `covers.allow_always` (config.approvals.allowAlwaysTtlSeconds). */
+    private readonly allowAlwaysTtlSeconds: number,
+  ) {
+    migrate(db, "approvals", MIGRATIONS);
+  }
+
+  insert(r: NewRequest): void {
+    prepared(
+      this.db,
+      `INSERT INTO approvals (id, goal_id, agent_id, identity, tool, scope_key, target, input, summary, status,
+         created_at, deadline_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+    ).run(
+      r.id,
+      r.goalId,
+      r.agentId,
+      r.identity,
+      r.tool,
+      r.scopeKey,
+      r.target,
+      r.input,
+      r.summary,
+      r.createdAt,
+      r.deadlineAt,
+    );
+  }
+
+  get(id: string): ApprovalRecord {
+    const row = prepared(this.db, "SELECT * FROM approvals WHERE id = ?").get(id) as RawRecord | undefined;
+    if (!row) throw new AidoError(ErrorCode.notFound, `no approval request with id ${id}`, { id });
+    return this.parse(row);
+  }
+
+  list(status?: ApprovalStatus): ApprovalRecord[] {
+    const rows = (
+      status
+        ? prepared(this.db, "SELECT * FROM approvals WHERE status = ? ORDER BY created_at, id").all(status)
+        : prepared(this.db, "SELECT * FROM approvals ORDER BY created_at, id").all()
+    ) as RawRecord[];
+    return rows.map((r) => this.parse(r));
+  }
+
+  /** Ids of pending requests, of one agent or of all. */
+  pendingIds(agentId?: string): string[] {
+    return (
+      agentId === undefined
+        ? prepared(this.db, "SELECT id FROM approvals WHERE status = 'pending'").pluck().all()
+        : prepared(this.db, "SELECT id FROM approvals WHERE agent_id = ? AND status = 'pending'")
+            .pluck()
+            .all(agentId)
+    ) as string[];
+  }
+
+  markDecided(
+    id: string,
+    decision: ApprovalDecision,
+    by: string | null,
+    grantId: string | null,
+    at: number,
+  ): void {
+    prepared(
+      this.db,
+      "UPDATE approvals SET status = 'decided', decision = ?, decided_by = ?, grant_id = ?, decided_at = ? WHERE id = ?",
+    ).run(decision, by, grantId, at, id);
+  }
+
+  /** Close a request that is still pending; false when it no longer was. */
+  markClosed(id: string, status: "timed_out" | "expired", reason: string | null, at: number): boolean {
+    return (
+      prepared(
+        this.db,
+        "UPDATE approvals SET status = ?, close_reason = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+      ).run(status, reason, at, id).changes === 1
+    );
+  }
+
+  private parse(row: RawRecord): ApprovalRecord {
+    const identity = row.identity ?? "";
+    const target = row.target ?? row.summary;
+    const covers = describeCoverage({ target, agent_id: row.agent_id, identity }, this.allowAlwaysTtlSeconds);
+    return { ...row, identity, target, input: JSON.parse(row.input), covers };
+  }
+}

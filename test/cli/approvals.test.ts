@@ -1,0 +1,99 @@
+// `aido approvals` says exactly what each answer will cover before a human gives it;
+// `aido approvals grants` lists the standing Allow Always grants and `aido approvals
+// revoke ID` ends one. In-process through runCli, against a real agentd on its socket.
+
+import { describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
+import type { GrantRecord } from "../../src/security/approval-grants.js";
+import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
+import type { ProviderServer } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
+import { captureIo } from "./io.js";
+
+let server: ProviderServer;
+let fx: DaemonFixture | undefined;
+
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: async () => {
+    await fx?.close();
+    fx = undefined;
+  },
+});
+
+async function cli(argv: string[], prompt?: (q: string) => Promise<string | undefined>) {
+  const c = captureIo(prompt !== undefined);
+  if (prompt) c.io.prompt = prompt;
+  const code = await runCli(argv, c.io, fx!.home.env);
+  return { code, ...c };
+}
+
+/** A memory_store call by a fresh "keeper" agent, waiting for a human. */
+async function pendingCall() {
+  const caller = await fx!.client();
+  const a = await caller.call("agent.spawn", {
+    manifest: manifest("keeper", {
+      lifecycle: "persistent",
+      capabilities: ["tool: memory_store"],
+      approval_required: ["memory_store"],
+    }),
+  });
+  const call = caller.call("tool.invoke", {
+    agent_id: a.agent_id,
+    tool: "memory_store",
+    input: { content: "k", category: "fact" },
+  });
+  for (let i = 0; i < 200; i++) {
+    const listed = JSON.parse((await cli(["approvals", "--json"])).text()) as { id: string }[];
+    if (listed.length > 0) return { call, id: listed[0]!.id, agentId: a.agent_id };
+    await new Promise((r) => setTimeout(r, 15));
+  }
+  throw new Error("no approval appeared");
+}
+
+const target = 'memory_store with exactly the input {"category":"fact","content":"k"}';
+
+describe("aido approvals", () => {
+  it("shows what Allow Once, Allow Session and Allow Always would each cover", async () => {
+    fx = await startFixture(server);
+    const p = await pendingCall();
+    const out = (await cli(["approvals"])).out;
+    expect(out).toContain(`    Allow Once:    this call only: ${target}`);
+    expect(out).toContain(`    Allow Session: ${target} by agent ${p.agentId} until it stops`);
+    expect(out).toContain(`    Allow Always:  ${target} by agents of identity \`keeper\` for 1 h`);
+    expect(out[0]).toContain(`agent=${p.agentId} (identity keeper)`);
+    await cli(["approvals", "respond", p.id, "deny"]);
+    await p.call.catch(() => {});
+  });
+
+  it("answers 'a' with a grant that `approvals grants` lists and `approvals revoke` ends", async () => {
+    fx = await startFixture(server);
+    const p = await pendingCall();
+    const answered = await cli(["approvals"], async () => "a");
+    expect(answered.text()).toMatch(new RegExp(`${p.id}: allow_always \\(grant grt_[0-9a-f-]+\\)`));
+    expect((await p.call).is_error).toBe(false);
+
+    const listed = await cli(["approvals", "grants", "--json"]);
+    const [grant] = JSON.parse(listed.text()) as GrantRecord[];
+    expect(grant).toMatchObject({ identity: "keeper", tool: "memory_store", status: "active" });
+    const text = await cli(["approvals", "grants"]);
+    expect(text.out[0]).toContain(`${grant!.id}  ${target} by agents of identity \`keeper\`  (until `);
+    expect(text.out).toContain("end one with: aido approvals revoke ID");
+
+    const revoked = await cli(["approvals", "revoke", grant!.id]);
+    expect(revoked.code).toBe(0);
+    expect(revoked.text()).toBe(`revoked ${grant!.id}: ${target} by agents of identity \`keeper\``);
+    expect((await cli(["approvals", "grants"])).text()).toBe("no approval grants in force");
+    expect((await cli(["approvals", "grants", "--all"])).text()).toContain(`${grant!.id}  ${target}`);
+    expect((await cli(["approvals", "grants", "--all"])).text()).toContain(
+      "(revoked, allowed by socket client)",
+    );
+
+    const again = await cli(["approvals", "revoke", grant!.id]);
+    expect(again.code).toBe(1);
+    expect(again.err.join("\n")).toContain("already revoked");
+    expect((await cli(["approvals", "revoke"])).code).toBe(2);
+  });
+});

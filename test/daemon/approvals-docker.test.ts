@@ -1,0 +1,218 @@
+// Approvals that remember, through the path a model takes: goals submitted over the socket,
+// agents driven by the real SDK against the scripted provider, tools run in the goal's real
+// container, and a human answering over the socket. A decision is reused exactly where it
+// applies — the same agent and canonical path (Allow Session), the same normalized exec
+// command in the same folder, the same identity, tool and path across a daemon restart
+// (Allow Always) — and asks again everywhere else: another path, another command, another
+// agent, another identity, after a revoke.
+
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { AidoClient } from "../../src/client/client.js";
+import type { Config } from "../../src/config.js";
+import type { ApprovalRecord } from "../../src/security/approvals.js";
+import { requireDocker } from "../support/docker.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
+import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
+
+let server: ProviderServer;
+let fx: DaemonFixture | undefined;
+
+beforeAll(() => requireDocker());
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: async () => {
+    await fx?.close();
+    fx = undefined;
+  },
+});
+
+/** Real containers, and an operator ceiling wide enough for the manifests these goals submit. */
+const docker = {
+  runtime: { backend: undefined },
+  config: (cfg: Config) => {
+    cfg.grantCeilings = [
+      [
+        "tool: *",
+        "file_read: /workspace/**",
+        "file_write: /workspace/**",
+        "exec: rm *",
+        "exec: touch *",
+        "spawn_child: [*]",
+      ],
+    ];
+  },
+};
+const writes = ["tool: file_write", "file_write: /workspace/**"];
+
+/** The human: waits for the next request, checks it, answers it. */
+async function answerNext(
+  human: AidoClient,
+  decision: "allow_once" | "allow_session" | "allow_always" | "deny",
+): Promise<ApprovalRecord> {
+  for (let i = 0; i < 1000; i++) {
+    const [rec] = (await human.call("approval.list", {})).approvals;
+    if (rec) {
+      await human.call("approval.respond", { id: rec.id, decision });
+      return rec;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("no approval request appeared");
+}
+
+const workspace = (goalId: string, file: string) => join(fx!.home.config.goalsDir, goalId, "workspace", file);
+
+async function decided(c: AidoClient): Promise<ApprovalRecord[]> {
+  return (await c.call("approval.list", { status: "decided" })).approvals;
+}
+
+describe("Allow Session through the agent loop", () => {
+  it("lets the same agent write the same path again unasked; another path and another agent ask", async () => {
+    const writer = server.script('manifest "writer"', [
+      turn.toolUse("file_write", { path: "/workspace/a.txt", content: "one" }),
+      turn.toolUse("file_write", { path: "/workspace/sub/../a.txt", content: "two" }),
+      turn.toolUse("file_write", { path: "/workspace/b.txt", content: "b" }),
+      turn.toolUse("spawn_agent", {
+        manifest: { name: "helper", system_prompt: "You help.", capabilities: writes },
+        message: "Write a.txt.",
+      }),
+      turn.text("done"),
+    ]);
+    const helper = server.script('manifest "helper"', [
+      turn.toolUse("file_write", { path: "/workspace/a.txt", content: "child" }),
+      turn.text("refused"),
+    ]);
+    fx = await startFixture(server, docker);
+    const c = await fx.client();
+    const human = await fx.client();
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "write files",
+      manifest: manifest("writer", {
+        capabilities: [...writes, "tool: spawn_agent", "spawn_child: [helper]"],
+        approval_required: ["file_write"],
+      }),
+    });
+    const first = await answerNext(human, "allow_session");
+    expect(first.target).toBe("file_write on /workspace/a.txt");
+    expect(first.covers.allow_session).toBe(
+      `file_write on /workspace/a.txt by agent ${first.agent_id} until it stops`,
+    );
+    const second = await answerNext(human, "allow_once");
+    expect(second).toMatchObject({ agent_id: first.agent_id, target: "file_write on /workspace/b.txt" });
+    const third = await answerNext(human, "deny");
+    expect(third.target).toBe("file_write on /workspace/a.txt");
+    expect(third.agent_id).not.toBe(first.agent_id);
+    expect(third.identity).toBe("writer/helper");
+
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 60_000 });
+    expect(end.state).toBe("succeeded");
+    expect(readFileSync(workspace(goal_id, "a.txt"), "utf8")).toBe("two");
+    expect(readFileSync(workspace(goal_id, "b.txt"), "utf8")).toBe("b");
+    expect((await decided(c)).map((a) => a.id)).toEqual([first.id, second.id, third.id]);
+    const reused = await c.call("audit.query", { goal_id, kind: "approval.reused" });
+    expect(reused.entries.map((e) => e.payload)).toEqual([
+      expect.objectContaining({
+        via: "allow_session",
+        approval_id: first.id,
+        scope_key: "path:/workspace/a.txt",
+      }),
+    ]);
+    expect(writer.requests[2]!.body.messages.at(-1).content[0].is_error).toBeUndefined();
+    expect(helper.requests[1]!.body.messages.at(-1).content[0].content).toContain("approval_denied");
+  }, 120_000);
+
+  it("reuses an exec answer for spellings of the same command only, as the policy's confirm rule asks", async () => {
+    server.script('manifest "cleaner"', [
+      turn.toolUse("exec", { command: "touch a.txt b.txt c.txt" }),
+      turn.toolUse("exec", { command: "rm -f a.txt" }),
+      turn.toolUse("exec", { command: "rm   -f  'a.txt'" }),
+      turn.toolUse("exec", { command: "rm -f b.txt" }),
+      turn.toolUse("exec", { command: "rm -f a.txt; rm -f c.txt" }),
+      turn.text("done"),
+    ]);
+    fx = await startFixture(server, {
+      ...docker,
+      config: (cfg) => {
+        docker.config(cfg);
+        cfg.policy.confirm = ["rm *"];
+      },
+    });
+    const c = await fx.client();
+    const human = await fx.client();
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "clean up",
+      manifest: manifest("cleaner", {
+        capabilities: [
+          "tool: exec",
+          "exec: rm *",
+          "exec: touch *",
+          "file_read: /workspace/**",
+          ...writes.slice(1),
+        ],
+      }),
+    });
+    const rm = await answerNext(human, "allow_session");
+    expect(rm.target).toBe("exec of `rm -f a.txt` in /workspace");
+    expect(rm.summary).toContain('policy rule "rm *" asks a human to confirm');
+    expect((await answerNext(human, "deny")).target).toBe("exec of `rm -f b.txt` in /workspace");
+    expect((await answerNext(human, "deny")).target).toBe("exec of `rm -f a.txt; rm -f c.txt` in /workspace");
+    expect((await c.call("goal.wait", { goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
+    expect(existsSync(workspace(goal_id, "a.txt"))).toBe(false);
+    expect(existsSync(workspace(goal_id, "b.txt"))).toBe(true);
+    expect(existsSync(workspace(goal_id, "c.txt"))).toBe(true);
+    expect(await decided(c)).toHaveLength(3);
+    const reused = await c.call("audit.query", { goal_id, kind: "approval.reused" });
+    expect(reused.entries).toHaveLength(1);
+  }, 120_000);
+});
+
+describe("Allow Always through the agent loop", () => {
+  it("survives a restart for the same identity, not for another, and asks again once revoked", async () => {
+    const write = turn.toolUse("file_write", { path: "/workspace/k.txt", content: "kept" });
+    server.script('manifest "keeper"', [
+      write,
+      turn.text("ok"),
+      write,
+      turn.text("ok"),
+      write,
+      turn.text("ok"),
+    ]);
+    server.script('manifest "other"', [write, turn.text("ok")]);
+    const keeper = manifest("keeper", { capabilities: writes, approval_required: ["file_write"] });
+    const other = manifest("other", { capabilities: writes, approval_required: ["file_write"] });
+    fx = await startFixture(server, docker);
+    let c = await fx.client();
+    const g1 = await c.call("goal.submit", { goal: "keep", manifest: keeper });
+    const rec = await answerNext(c, "allow_always");
+    expect(rec.covers.allow_always).toBe(
+      "file_write on /workspace/k.txt by agents of identity `keeper` for 1 h",
+    );
+    expect((await c.call("goal.wait", { goal_id: g1.goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
+
+    await fx.restart();
+    c = await fx.client();
+    const g2 = await c.call("goal.submit", { goal: "keep again", manifest: keeper });
+    expect((await c.call("goal.wait", { goal_id: g2.goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
+    expect(readFileSync(workspace(g2.goal_id, "k.txt"), "utf8")).toBe("kept");
+    expect(await decided(c)).toHaveLength(1); // nobody was asked for g2
+    const [grant] = (await c.call("approval.grants", {})).grants;
+    const reused = await c.call("audit.query", { goal_id: g2.goal_id, kind: "approval.reused" });
+    expect(reused.entries[0]?.payload).toMatchObject({ via: "allow_always", grant_id: grant!.id });
+
+    const g3 = await c.call("goal.submit", { goal: "not yours", manifest: other });
+    expect((await answerNext(c, "deny")).identity).toBe("other");
+    await c.call("goal.wait", { goal_id: g3.goal_id, timeout_ms: 60_000 });
+    expect(existsSync(workspace(g3.goal_id, "k.txt"))).toBe(false);
+
+    await c.call("approval.revoke", { grant_id: grant!.id });
+    const g4 = await c.call("goal.submit", { goal: "keep once more", manifest: keeper });
+    expect((await answerNext(c, "deny")).identity).toBe("keeper");
+    await c.call("goal.wait", { goal_id: g4.goal_id, timeout_ms: 60_000 });
+    expect(existsSync(workspace(g4.goal_id, "k.txt"))).toBe(false);
+  }, 180_000);
+});

@@ -1,0 +1,107 @@
+// Declared outputs in a human sandbox, end to end against the real engine: the PRD's own
+// example (a read-only working folder, `outputs: [results/, migration.log]`), read from
+// docs/sandbox-cli.md and run exactly; and a script that plants a symlink where the next
+// task is staged, aimed at a host file.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeProject, type Project } from "./fixture.js";
+
+let p: Project;
+
+beforeAll(async () => {
+  p = await makeProject();
+  p.write("data/users.csv", "id,name\n1,ada\n2,linus\n");
+  execFileSync("git", ["-C", p.dir, "add", "."]);
+  execFileSync("git", ["-C", p.dir, "commit", "-qm", "start"]);
+});
+afterAll(async () => {
+  await p?.cleanup();
+});
+
+/** The fenced blocks of one docs/sandbox-cli.md section, by language. */
+function docBlocks(heading: string): Record<string, string> {
+  const doc = readFileSync(join(import.meta.dirname, "..", "..", "docs", "sandbox-cli.md"), "utf8");
+  const start = doc.indexOf(`## ${heading}`);
+  expect(start, `docs/sandbox-cli.md has no section "${heading}"`).toBeGreaterThan(0);
+  const end = doc.indexOf("\n## ", start + 3);
+  const section = doc.slice(start, end < 0 ? undefined : end);
+  const blocks: Record<string, string> = {};
+  for (const m of section.matchAll(/```(\w+)\n([\s\S]*?)```/g)) blocks[m[1]!] ??= m[2]!;
+  return blocks;
+}
+
+describe("the PRD's example: a read-only working folder with declared outputs", () => {
+  it("runs exactly as docs/sandbox-cli.md shows: outputs written at their paths, collected, the rest read-only", async () => {
+    const doc = docBlocks(
+      "Walkthrough: a read-only working folder with declared outputs (the PRD's example)",
+    );
+    expect(doc.yaml).toContain("outputs: [results/, migration.log]");
+    expect(doc.yaml).toContain("filesystem: readonly");
+    p.write("sandbox.yaml", doc.yaml!);
+    p.write("migration.py", doc.python!);
+
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const box = up.json<{ id: string }>();
+    const folder = join(p.dir, ".aido", "sandboxes", box.id);
+    const record = JSON.parse(readFileSync(join(folder, "sandbox.json"), "utf8"));
+    expect(record).toMatchObject({
+      permissions: { filesystem: "readonly" },
+      output_links: ["results", "migration.log"],
+    });
+
+    const run = await p.aido("run", "migration.py");
+    expect(run.code, run.err.join("\n")).toBe(0);
+    expect(run.out).toEqual(["migrated 2 rows"]);
+    expect(p.read("results/users.sql")).toBe(
+      "INSERT INTO users VALUES (1, 'ada');\nINSERT INTO users VALUES (2, 'linus');\n",
+    );
+    expect(p.read("migration.log")).toBe("migrated 2 rows\n");
+    const summary = JSON.parse(readFileSync(join(folder, "summary.json"), "utf8"));
+    expect(summary.outputs.collected).toEqual(["migration.log", "results/users.sql"]);
+    expect(readFileSync(join(folder, "outputs.diff"), "utf8")).toContain("+migrated 2 rows");
+
+    // A second run appends to the log through the same link, and it is collected again.
+    expect((await p.aido("run", "migration.py")).code).toBe(0);
+    expect(p.read("migration.log")).toBe("migrated 2 rows\nmigrated 2 rows\n");
+
+    // Everything else of the working folder stays read-only; the declared folder does not.
+    const ro = await p.aido("run", "sh", "-c", "echo x > notes.txt");
+    expect(ro.code).not.toBe(0);
+    expect(ro.err.join("\n")).toContain("Read-only file system");
+    const script = await p.aido("run", "sh", "-c", "echo x > migration.py");
+    expect(script.code).not.toBe(0);
+    expect((await p.aido("run", "sh", "-c", "echo more > results/extra.txt")).code).toBe(0);
+    expect(p.read("results/extra.txt")).toBe("more\n");
+    expect(existsSync(join(p.dir, "notes.txt"))).toBe(false);
+
+    const destroy = await p.aido("sandbox", "destroy", "--json");
+    expect(destroy.code).toBe(0);
+  });
+});
+
+describe("staging a task into a writable working folder", () => {
+  it("never writes through a symlink a script left where the next task goes", async () => {
+    const victim = join(p.dir, "victim.txt");
+    writeFileSync(victim, "host file\n");
+    p.write("sandbox.yaml", "permissions: { filesystem: readwrite }\noutputs: ['*.log']\n");
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const folder = join(p.dir, ".aido", "sandboxes", up.json<{ id: string }>().id);
+    // A glob in the first segment gets no link, and the evidence says so.
+    expect(readFileSync(join(folder, "events.log"), "utf8")).toContain(
+      "output *.log has no link in /workspace",
+    );
+    const plant = await p.aido("run", "sh", "-c", `ln -s ${victim} /workspace/task.sh`);
+    expect(plant.code, plant.err.join("\n")).toBe(0);
+    p.write("task.sh", "echo staged and ran\n");
+    const run = await p.aido("run", "task.sh");
+    expect(run.code, run.err.join("\n")).toBe(0);
+    expect(run.out).toEqual(["staged and ran"]);
+    expect(readFileSync(victim, "utf8")).toBe("host file\n");
+    expect((await p.aido("sandbox", "destroy")).code).toBe(0);
+  });
+});
