@@ -2,7 +2,7 @@
 // system files, no capabilities, read-only inputs and skills, and limits that stop fork
 // and memory bombs without taking the sandbox down for the next call.
 
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,9 +12,10 @@ import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 let fx: SandboxFixture;
 let sb: DockerSandbox;
 let gateway: string;
+let skills: string;
 
 beforeAll(async () => {
-  const skills = mkdtempSync(join(tmpdir(), "aido-skills-"));
+  skills = mkdtempSync(join(tmpdir(), "aido-skills-"));
   mkdirSync(join(skills, "demo"));
   // A valid skill: only what the skills registry discovers is mounted at /skills.
   writeFileSync(join(skills, "demo", "SKILL.md"), DEMO_SKILL);
@@ -31,6 +32,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await fx?.cleanup();
+  if (skills) rmSync(skills, { recursive: true, force: true });
 });
 
 const connect = (host: string, port: number): string =>
