@@ -4,11 +4,12 @@
 // before answering, the error carries the end of its log, which says why.
 
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Config, Env } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
+import { ensurePrivateDir, ensurePrivateFile } from "../security/private-home.js";
 import { socketAnswers } from "./socket.js";
 
 export interface DetachOptions {
@@ -51,9 +52,10 @@ export async function startDetached(
       socket: config.socketPath,
     });
   }
-  mkdirSync(config.home, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(config.home);
   const logFile = daemonLogPath(config);
-  const fd = openSync(logFile, "a", 0o600);
+  ensurePrivateFile(logFile);
+  const fd = openSync(logFile, "a");
   const { file, loader } = mainModule();
   const child = spawn(process.execPath, [...process.execArgv, ...loader, file, "--foreground"], {
     detached: true,

@@ -17,6 +17,7 @@ import type { Writable } from "node:stream";
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
 import { Runtime, type RuntimeOptions } from "../kernel/runtime.js";
+import { ensurePrivateFile } from "../security/private-home.js";
 import { type SocketCeiling, socketCeiling } from "./ceiling.js";
 import { Connection } from "./connection.js";
 import { RpcCode, RpcError } from "./errors.js";
@@ -117,7 +118,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       })
     : () => {};
   markReady(rt);
-  writeFileSync(config.pidPath, `${process.pid}\n`, { mode: 0o600 });
+  ensurePrivateFile(config.pidPath);
+  writeFileSync(config.pidPath, `${process.pid}\n`);
 
   let resolveClosed: () => void = () => {};
   const closed = new Promise<void>((r) => {

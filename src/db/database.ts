@@ -2,9 +2,10 @@
 // Modules own their tables: each passes its own named, ordered migrations to
 // `migrate`, so no central file has to know every table.
 
-import { mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
+import { databaseFiles, ensurePrivateDir, ensurePrivateFile } from "../security/private-home.js";
 
 export type Db = Database.Database;
 export type Statement = Database.Statement;
@@ -40,8 +41,16 @@ export function prepared(db: Db, sql: string): Statement {
   return stmt;
 }
 
+/**
+ * The database file is made 0600 before SQLite opens it (SQLite would create it 0644 minus
+ * the umask); SQLite then gives the -wal and -shm files it creates the database file's mode.
+ * Existing ones from an older home are tightened too.
+ */
 export function openDatabase(file: string): Db {
-  if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  if (file !== ":memory:") {
+    ensurePrivateDir(dirname(file));
+    for (const f of databaseFiles(file)) if (f === file || existsSync(f)) ensurePrivateFile(f);
+  }
   const db = new Database(file);
   db.pragma("journal_mode = WAL");
   // NORMAL in WAL mode: a commit survives a crash of the process (kill -9); only a

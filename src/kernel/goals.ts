@@ -15,7 +15,7 @@
 // stopped through the one removal path and the goal fails saying so.
 
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import type { LoopResult } from "../agent/loop.js";
 import type { Config } from "../config.js";
@@ -27,7 +27,7 @@ import { recallForGoal } from "../memory/recall.js";
 import type { MemoryStore } from "../memory/store.js";
 import { memoryIdentity } from "../memory/types.js";
 import type { SandboxBackend } from "../sandbox/backend.js";
-import { copyInputs, goalFolders } from "../sandbox/folders.js";
+import { copyInputs, goalFolders, makeGoalFolders } from "../sandbox/folders.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import { grantsWithin } from "../security/narrowing.js";
@@ -343,8 +343,7 @@ export class GoalRunner {
     try {
       const manifest = JSON.parse(row.manifest as string) as LoadedManifest;
       const folders = goalFolders(deps.config.goalsDir, id);
-      for (const dir of [folders.workspace, folders.output, folders.inputs])
-        mkdirSync(dir, { recursive: true });
+      makeGoalFolders(folders);
       const inputs = JSON.parse(row.inputs) as string[];
       if (inputs.length > 0) copyInputs(folders, inputs);
       // A root manifest's max_tokens lowers the cap, unless it is per reset period: then

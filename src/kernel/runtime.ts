@@ -39,6 +39,7 @@ import { AuditLog } from "../security/audit.js";
 import { BudgetLedger } from "../security/budget.js";
 import { RuntimeKey } from "../security/keys.js";
 import { PolicyEngine } from "../security/policy.js";
+import { tightenHome } from "../security/private-home.js";
 import { TokenAuthority } from "../security/tokens.js";
 import { SkillRegistry } from "../skills/registry.js";
 import { createSkillTools } from "../skills/tools.js";
@@ -114,6 +115,9 @@ export class Runtime {
   archive!: ContextArchive;
 
   static async open(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
+    // Before anything is created in it: a home from an older Aido or a loose umask is
+    // made private again (0700 folders, 0600 files).
+    tightenHome(config);
     const db = openDatabase(config.dbPath);
     try {
       const key = RuntimeKey.load(config.keysDir);

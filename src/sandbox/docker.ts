@@ -7,11 +7,12 @@
 // change after create), so GC and reattach read the goal from the name.
 
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { ensurePrivateDir } from "../security/private-home.js";
 import { type SkillMount, skillMounts } from "../skills/registry.js";
 import type { AcquireOptions, GcOptions, GcReport, SandboxBackend } from "./backend.js";
 import {
@@ -172,7 +173,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       const poolFits = sameLimits(limits, defaults) && skills.length === everySkill.length;
       const slot = !existsSync(folders.root) && poolFits ? this.pool.take() : undefined;
       if (slot) {
-        mkdirSync(this.config.goalsDir, { recursive: true });
+        ensurePrivateDir(this.config.goalsDir);
         renameSync(slot.folders.root, folders.root);
         await slot.container.rename({ name });
         handle = new DockerSandbox(goalId, slot.container, this, slot.session);

@@ -5,6 +5,7 @@
 // never make the GC delete files outside the goal's folder.
 
 import {
+  chmodSync,
   chownSync,
   cpSync,
   existsSync,
@@ -14,8 +15,12 @@ import {
   rmdirSync,
   unlinkSync,
 } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { ensurePrivateDir } from "../security/private-home.js";
+
+/** workspace/, output/, inputs/ inside the private goal folder. */
+const SHARED_DIR_MODE = 0o755;
 
 const GOAL_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
@@ -66,13 +71,28 @@ export function parseUser(user: string): SandboxUser {
 }
 
 /**
- * Create the layout. workspace/ and output/ become the container user's (the daemon runs
- * as root; a container uid 1000 must be able to write them); inputs/ stays the host's and
- * is mounted read-only. Files the container writes are 0644 by default: the host reads them.
+ * Create the layout. The goal's root (and goals/ above it) is 0700, private to the daemon's
+ * user; nothing inside the container depends on it (a bind mount's source is resolved by
+ * the engine, and the container sees only the mounted folders themselves). workspace/,
+ * output/ and inputs/ are 0755 whatever the umask: the container user must reach /inputs,
+ * and the host reads what the container writes.
+ */
+export function makeGoalFolders(f: GoalFolders): void {
+  ensurePrivateDir(dirname(f.root));
+  ensurePrivateDir(f.root);
+  for (const dir of [f.workspace, f.output, f.inputs]) {
+    mkdirSync(dir, { recursive: true, mode: SHARED_DIR_MODE });
+    chmodSync(dir, SHARED_DIR_MODE);
+  }
+}
+
+/**
+ * The layout for a container: workspace/ and output/ become the container user's when the
+ * daemon is root (a container uid 1000 must be able to write them); inputs/ stays the
+ * host's and is mounted read-only.
  */
 export function prepareFolders(f: GoalFolders, user: SandboxUser): void {
-  for (const dir of [f.root, f.workspace, f.output, f.inputs])
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
+  makeGoalFolders(f);
   if (process.getuid?.() === 0) {
     for (const dir of [f.workspace, f.output]) chownSync(dir, user.uid, user.gid);
   }

@@ -19,7 +19,6 @@ import {
   constants,
   fstatSync,
   linkSync,
-  mkdirSync,
   openSync,
   readFileSync,
   rmSync,
@@ -27,6 +26,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { ensurePrivateDir } from "./private-home.js";
 
 export const KEY_FILE = "runtime.ed25519.pem";
 
@@ -67,7 +67,7 @@ export class RuntimeKey {
 
   /** The key in `keysDir`, created on first use. */
   static load(keysDir: string): RuntimeKey {
-    mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(keysDir);
     const file = join(keysDir, KEY_FILE);
     const pem = readPrivateFile(file) ?? createKeyFile(keysDir, file);
     let key: KeyObject;

@@ -3,31 +3,26 @@
 // verifies), SIGTERM (a clean shutdown removes the socket and the pid file), and the
 // detached mode of `aido daemon start`.
 
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import { daemonMain } from "../../src/daemon/main.js";
-import { socketAnswers } from "../../src/daemon/socket.js";
 import { RESTART_REASON } from "../../src/kernel/goals.js";
-import { providerEnv } from "../agent/harness.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import { manifest } from "./fixture.js";
-
-const MAIN = join(import.meta.dirname, "..", "..", "src", "daemon", "main.ts");
+import { daemonEnv, killChildren, startDaemonChild, until } from "./process.js";
 
 let server: ProviderServer;
 let home: TempHome | undefined;
-const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   server = await startProviderServer();
 });
 afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  killChildren();
   home?.cleanup();
   home = undefined;
   server.reset();
@@ -36,40 +31,8 @@ afterAll(async () => {
   await server.close();
 });
 
-function env(h: TempHome): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH, HOME: process.env.HOME, ...providerEnv(server), AIDO_HOME: h.dir };
-}
-
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** `agentd --foreground` as a child process; resolves once its socket answers. */
-async function startChild(
-  h: TempHome,
-): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), MAIN, "--foreground"], {
-    env: env(h),
-    cwd: h.dir,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let out = "";
-  child.stdout?.on("data", (d) => (out += d));
-  child.stderr?.on("data", (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  await until(async () => {
-    if (child.exitCode !== null) throw new Error(`agentd exited early:\n${out}`);
-    return existsSync(h.config.socketPath) && (await socketAnswers(h.config.socketPath)) ? true : undefined;
-  });
-  return { child, output: () => out, exited };
-}
+const env = (h: TempHome) => daemonEnv(h, server);
+const startChild = (h: TempHome) => startDaemonChild(h, server);
 
 describe("agentd as a process", () => {
   it("after kill -9 mid-goal and a restart: the running goal is failed with the reason, queued goals run, the audit verifies", async () => {
