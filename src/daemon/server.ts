@@ -103,7 +103,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   });
   let rt: Runtime;
   try {
-    rt = await Runtime.open(config, opts.runtime ?? {});
+    rt = await Runtime.open(config, { log, ...opts.runtime });
   } catch (e) {
     closing = true;
     for (const c of [...connections]) c.close();

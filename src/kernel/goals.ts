@@ -117,11 +117,26 @@ export interface GoalRunnerDeps {
   releaseSandbox(goalId: string): void;
 }
 
+/**
+ * How long a goal told to stop (cancel, goal cap, sandbox TTL, runtime closing) may take to
+ * wind down. Past it the goal ends without waiting for its agents (a tool call may still
+ * wait for an approval nobody gives) and its container is removed.
+ */
+export const STOP_GRACE_MS = 5_000;
+
 interface LiveGoal {
   usage: Usage;
-  capReached?: string;
+  /** Why the goal must end failed (goal cap, sandbox TTL); the first reason wins. */
+  failure?: string;
   cancelRequested: boolean;
-  done: Promise<void>;
+  /** Why the goal was told to stop, once it was; arms `grace`. */
+  stopping?: string;
+  grace?: NodeJS.Timeout;
+  /** Ended by the grace timer: what runGoal does when its agents return at last is skipped. */
+  abandoned?: boolean;
+  /** Settles when the goal has ended, by itself or abandoned. */
+  ended: Promise<void>;
+  markEnded(): void;
 }
 
 export function rootAccountOf(goalId: string): string {
@@ -253,19 +268,35 @@ export class GoalRunner {
     } else if (row.state === "running") {
       const g = this.live.get(id);
       if (g) g.cancelRequested = true;
-      this.deps.registry.stopGoal(id, "goal cancelled");
+      this.stopLive(id, "goal cancelled");
     }
     return this.status(id);
+  }
+
+  /** End a running goal as failed with `reason` (its sandbox's TTL ran out). False if not running. */
+  fail(id: string, reason: string): boolean {
+    const g = this.live.get(id);
+    if (!g) return false;
+    g.failure ??= reason;
+    this.stopLive(id, reason);
+    return true;
+  }
+
+  /** Queued or running in this process: its container, if any, is still needed. */
+  isLive(id: string): boolean {
+    if (this.live.has(id)) return true;
+    const state = prepared(this.deps.db, "SELECT state FROM goals WHERE id = ?").pluck().get(id);
+    return state === "queued";
   }
 
   /** Told by the agent env when a reservation was refused; the root account means the goal cap. */
   budgetRefused(goalId: string, account: string | undefined, message: string): void {
     if (account !== rootAccountOf(goalId)) return;
     const g = this.live.get(goalId);
-    if (!g || g.capReached) return;
-    g.capReached = `goal token cap reached (limits.goal_max_tokens ${this.deps.config.limits.goalMaxTokens}): ${message}`;
+    if (!g || g.failure) return;
+    g.failure = `goal token cap reached (limits.goal_max_tokens ${this.deps.config.limits.goalMaxTokens}): ${message}`;
     // Not from inside the refused call's stack: let it unwind first.
-    queueMicrotask(() => this.deps.registry.stopGoal(goalId, "goal token cap reached"));
+    queueMicrotask(() => this.stopLive(goalId, "goal token cap reached"));
   }
 
   /** Count a committed model call towards its goal's usage. */
@@ -292,12 +323,15 @@ export class GoalRunner {
     return { failed: running, queued };
   }
 
-  /** Stop taking goals, end the running ones (failed: the runtime closed) and wait for them. */
+  /**
+   * Stop taking goals, end the running ones (failed: the runtime closed) and wait for them,
+   * at most STOP_GRACE_MS: a goal whose agents do not return by then ends without them.
+   */
   async close(): Promise<void> {
     this.closed = true;
     const running = [...this.live.entries()];
-    for (const [id] of running) this.deps.registry.stopGoal(id, "runtime closing");
-    await Promise.all(running.map(([, g]) => g.done));
+    for (const [id] of running) this.stopLive(id, "runtime closing");
+    await Promise.all(running.map(([, g]) => g.ended));
   }
 
   get runningCount(): number {
@@ -318,18 +352,25 @@ export class GoalRunner {
         .pluck()
         .get() as string | undefined;
       if (next === undefined) return;
+      let markEnded = () => {};
+      const ended = new Promise<void>((r) => {
+        markEnded = r;
+      });
       const g: LiveGoal = {
         usage: { input_tokens: 0, output_tokens: 0 },
         cancelRequested: false,
-        done: Promise.resolve(),
+        ended,
+        markEnded,
       };
       this.live.set(next, g);
       prepared(this.deps.db, "UPDATE goals SET state = 'running', started_at = ? WHERE id = ?").run(
         Date.now(),
         next,
       );
-      g.done = this.runGoal(next, g).finally(() => {
+      void this.runGoal(next, g).finally(() => {
+        if (g.abandoned) return;
         this.live.delete(next);
+        g.markEnded();
         this.pump();
       });
     }
@@ -364,20 +405,18 @@ export class GoalRunner {
     } catch (e) {
       failure = e;
     }
+    // The agents returned: the goal winds down by itself from here, or it was already ended.
+    clearTimeout(g.grace);
+    if (g.abandoned) return;
     try {
       deps.registry.stopGoal(id, "goal finished");
     } catch (e) {
       failure ??= e;
     }
     this.closeRoot(id);
-    try {
-      await deps.backend.remove(id);
-    } catch {
-      // The container may never have started; its folders stay either way.
-    }
-    deps.releaseSandbox(id);
+    await this.removeSandbox(id);
     if (g.cancelRequested) this.finish(id, "cancelled", { error: "goal cancelled", usage: g.usage });
-    else if (g.capReached) this.finish(id, "failed", { error: g.capReached, usage: g.usage });
+    else if (g.failure) this.finish(id, "failed", { error: g.failure, usage: g.usage });
     else if (failure !== undefined)
       this.finish(id, "failed", { error: errorMessage(failure), usage: g.usage });
     else if (result && result.stopReason === "complete")
@@ -410,6 +449,49 @@ export class GoalRunner {
       if (recalled) parts.push(recalled);
     }
     return parts.join("\n\n");
+  }
+
+  /** Stop the goal's agents; if they have not all returned within STOP_GRACE_MS, abandon them. */
+  private stopLive(id: string, reason: string): void {
+    const g = this.live.get(id);
+    if (g && g.stopping === undefined) {
+      g.stopping = reason;
+      // If ending it fails (an audit write), the row stays running and the next start fails it.
+      g.grace = setTimeout(() => void this.abandon(id, g).catch(() => {}), STOP_GRACE_MS);
+    }
+    this.deps.registry.stopGoal(id, reason);
+  }
+
+  /**
+   * End a goal whose agents did not return after being stopped (a tool call still waits,
+   * e.g. for an approval): record its end, remove its container (retired: the stuck call
+   * can never start another), free its slot. Whatever the stuck call does later is moot.
+   */
+  private async abandon(id: string, g: LiveGoal): Promise<void> {
+    if (g.abandoned || this.live.get(id) !== g) return;
+    g.abandoned = true;
+    this.live.delete(id);
+    const why = `${g.stopping}; its agents did not return within ${STOP_GRACE_MS} ms and were left behind`;
+    try {
+      this.closeRoot(id);
+      await this.removeSandbox(id);
+      if (g.cancelRequested)
+        this.finish(id, "cancelled", { error: `goal cancelled (${why})`, usage: g.usage });
+      else this.finish(id, "failed", { error: g.failure ? `${g.failure} (${why})` : why, usage: g.usage });
+    } finally {
+      g.markEnded();
+      this.pump();
+    }
+  }
+
+  /** The goal's container goes with it (its folders stay). */
+  private async removeSandbox(id: string): Promise<void> {
+    try {
+      await this.deps.backend.remove(id);
+    } catch {
+      // The engine may be gone; the sweep removes the container of an ended goal later.
+    }
+    this.deps.releaseSandbox(id);
   }
 
   private closeRoot(id: string): void {

@@ -48,10 +48,15 @@ import { AgentRunner } from "./agents.js";
 import { EventBus } from "./events.js";
 import { GoalRunner } from "./goals.js";
 import { type AgentRecord, AgentRegistry, type AgentSummary } from "./registry.js";
+import { SandboxSweeper } from "./sandbox-sweeper.js";
 import { newAgentId, Spawner } from "./spawn.js";
 import { createSpawnTools } from "./spawn-tools.js";
 
 export type { BuiltinToolDeps };
+
+/** Pseudo-goals of standalone agents (agent.spawn) are named s_<…>; goals are g_<…>. */
+const STANDALONE_PREFIX = "s_";
+const isStandalone = (goalId: string) => goalId.startsWith(STANDALONE_PREFIX);
 
 export interface RuntimeOptions {
   /** The sandbox backend; default a DockerBackend on the local engine. */
@@ -64,6 +69,8 @@ export interface RuntimeOptions {
   llm?: CreateClientOptions;
   /** Memory embedder; default from config.memory. */
   embedder?: Embedder;
+  /** Diagnostics the runtime cannot return to a caller (a sandbox sweep failed); default stderr. */
+  log?: (message: string) => void;
 }
 
 /** What agent.run / agent.spawn_and_run return. */
@@ -110,6 +117,7 @@ export class Runtime {
   spawner!: Spawner;
   runner!: AgentRunner;
   goals!: GoalRunner;
+  sweeper!: SandboxSweeper;
   env!: AgentEnv;
   conversations!: ConversationStore;
   archive!: ContextArchive;
@@ -178,6 +186,8 @@ export class Runtime {
         tools,
       );
       rt.wire(opts);
+      // After recovery has ended the goals a dead process left: their containers go now.
+      await rt.sweeper.start();
       return rt;
     } catch (e) {
       db.close();
@@ -304,8 +314,20 @@ export class Runtime {
       backend: this.backend,
       releaseSandbox: (goalId) => this.sandboxes.delete(goalId),
     });
+    this.sweeper = new SandboxSweeper({
+      config,
+      backend: this.backend,
+      audit: this.audit,
+      isLive: (goalId) =>
+        isStandalone(goalId) ? this.registry.list({ goalId }).length > 0 : this.goals.isLive(goalId),
+      expired: (goalId, reason) => {
+        if (!isStandalone(goalId)) this.goals.fail(goalId, reason);
+      },
+      released: (goalId) => this.sandboxes.delete(goalId),
+      log: opts.log ?? ((m) => process.stderr.write(`aido: ${m}\n`)),
+    });
     // What a previous process left: agents first (their goals are about to be failed),
-    // then the goals themselves; queued goals start here.
+    // then the goals themselves; queued goals start here. Their containers: sweeper.start().
     this.registry.recover("daemon restarted while the agent was running");
     // Whatever still waits for a human belonged to a call of the previous process.
     approvals.closeOrphans("the daemon restarted; the call that waited for this approval ended with it");
@@ -362,7 +384,7 @@ export class Runtime {
    */
   spawnAgent(manifestValue: unknown, source = "agent.spawn manifest"): AgentSummary {
     const manifest = parseManifestValue(manifestValue, source);
-    const goalId = `s_${newAgentId().slice(2)}`;
+    const goalId = `${STANDALONE_PREFIX}${newAgentId().slice(2)}`;
     const rec = this.spawner.spawn({ goalId, manifest, parent: null });
     this.registry.setState(rec.id, "paused");
     return this.registry.summary(rec);
@@ -413,7 +435,7 @@ export class Runtime {
    * goal's). Without this every stopped agent.spawn agent left a running container behind.
    */
   private releaseStandalone(agent: AgentRecord): Promise<void> {
-    if (agent.parentId !== null || !agent.goalId.startsWith("s_")) return Promise.resolve();
+    if (agent.parentId !== null || !isStandalone(agent.goalId)) return Promise.resolve();
     this.sandboxes.delete(agent.goalId); // as goals release theirs (releaseSandbox)
     return this.backend.remove(agent.goalId).catch(() => {});
   }
@@ -449,6 +471,7 @@ export class Runtime {
   /** Stop the goals, release containers and timers, close the database. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      await this.sweeper.stop();
       await this.goals.close();
       const released: Promise<void>[] = [];
       for (const a of this.registry.list()) {

@@ -31,8 +31,17 @@ export interface GcOptions {
   nowSeconds?: number;
 }
 
+export interface RemovedContainer {
+  name: string;
+  containerId: string;
+  /** The goal it belonged to (absent for a warm-pool slot). */
+  goalId?: string;
+  reason: "expired" | "orphan" | "stale-pool" | "stopped";
+}
+
 export interface GcReport {
-  removedContainers: Array<{ name: string; reason: "expired" | "orphan" | "stale-pool" | "stopped" }>;
+  removedContainers: RemovedContainer[];
+  /** Goal folders removed (removeExpiredFolders) and warm-pool folders no process owns. */
   removedFolders: string[];
 }
 
@@ -40,7 +49,12 @@ export interface SandboxBackend {
   acquire(goalId: string, opts?: AcquireOptions): Promise<SandboxHandle>;
   /** Stop the goal's container; its folders stay. The next acquire starts a new one. */
   stop(goalId: string): Promise<void>;
-  /** Remove the goal's container; with deleteFolders also its folders (never through a link). */
+  /**
+   * Remove the goal's container for good: the goal is retired, so a call still in flight
+   * cannot start a new one (a later acquire is refused), and a container being made for
+   * it right now is removed once it exists. With deleteFolders also its folders (never
+   * through a link).
+   */
   remove(goalId: string, opts?: { deleteFolders?: boolean }): Promise<void>;
   /** Find this runtime's running goal containers (after a restart); returns their goal ids. */
   reattach(): Promise<string[]>;

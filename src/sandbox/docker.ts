@@ -92,6 +92,13 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly acquiring = new Map<string, Promise<DockerSandbox>>();
   private readonly limitsOf = new Map<string, SandboxLimits>();
   private readonly skillsOf = new Map<string, SkillMount[]>();
+  /** Goals whose sandbox was removed for good (remove()): a later acquire is refused. */
+  private readonly retired = new Set<string>();
+  /**
+   * Pool slots this process owns from their creation until they are a goal's (created,
+   * warming up, ready, being handed over): GC removes only slot containers not in here.
+   */
+  private readonly ownSlots = new Set<string>();
   private readonly pool: WarmPool;
   private readonly poolDir: string;
   private imageReady: Promise<unknown> | undefined;
@@ -138,6 +145,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async acquire(goalId: string, opts: AcquireOptions = {}): Promise<DockerSandbox> {
     assertGoalId(goalId);
+    this.refuseRetired(goalId);
     let handle = this.handles.get(goalId);
     if (!handle) {
       let p = this.acquiring.get(goalId);
@@ -147,6 +155,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       }
       handle = await p;
     }
+    this.refuseRetired(goalId);
     if (opts.inputs && opts.inputs.length > 0)
       copyInputs(goalFolders(this.config.goalsDir, goalId), opts.inputs);
     return handle;
@@ -176,6 +185,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         ensurePrivateDir(this.config.goalsDir);
         renameSync(slot.folders.root, folders.root);
         await slot.container.rename({ name });
+        this.ownSlots.delete(slot.id);
         handle = new DockerSandbox(goalId, slot.container, this, slot.session);
       } else {
         await this.imageOnce();
@@ -215,6 +225,9 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async remove(goalId: string, opts: { deleteFolders?: boolean } = {}): Promise<void> {
     assertGoalId(goalId);
+    this.retired.add(goalId);
+    // A container being made for the goal right now is removed too, once it exists.
+    await this.acquiring.get(goalId)?.catch(() => {});
     this.dropHandle(goalId);
     this.limitsOf.delete(goalId);
     this.skillsOf.delete(goalId);
@@ -248,7 +261,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       const slot = c.Labels[LABEL.pool];
       let reason: GcReport["removedContainers"][number]["reason"] | undefined;
       const expires = Number(c.Labels[LABEL.expires] ?? "0");
-      if (!goalId) reason = slot && this.pool.has(slot) ? undefined : "stale-pool";
+      if (!goalId) reason = slot && this.ownSlots.has(slot) ? undefined : "stale-pool";
       else if (c.State !== "running") reason = "stopped";
       else if (expires > 0 && expires <= now) reason = "expired";
       else if (!(await opts.isGoalLive(goalId))) reason = "orphan";
@@ -259,11 +272,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       if (goalId) this.dropHandle(goalId);
       await this.removeContainer(c.Id);
       if (reason === "stale-pool" && slot) removeTreeNoFollow(join(this.poolDir, slot));
-      report.removedContainers.push({ name, reason });
+      report.removedContainers.push({ name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) });
     }
     if (opts.removeExpiredFolders) {
       report.removedFolders = await this.gcFolders(opts, now, liveContainers);
     }
+    report.removedFolders.push(...this.gcPoolFolders());
     return report;
   }
 
@@ -290,6 +304,18 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       if (now - newest < ttl) continue;
       removeTreeNoFollow(root);
       removed.push(root);
+    }
+    return removed;
+  }
+
+  /** Warm-pool folders no slot of this process owns (left by a process that died). */
+  private gcPoolFolders(): string[] {
+    if (!existsSync(this.poolDir)) return [];
+    const removed: string[] = [];
+    for (const id of readdirSync(this.poolDir)) {
+      if (this.ownSlots.has(id)) continue;
+      removeTreeNoFollow(join(this.poolDir, id));
+      removed.push(join(this.poolDir, id));
     }
     return removed;
   }
@@ -326,27 +352,40 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     await this.imageOnce();
     const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
     const folders = foldersUnder(join(this.poolDir, id));
-    const container = await this.createStarted(
-      `aido_${this.runtimeId}_pool_${id}`,
-      folders,
-      defaultLimits(this.config),
-      { [LABEL.pool]: id },
-      skillMounts(this.config),
-    );
+    this.ownSlots.add(id);
+    let container: Docker.Container | undefined;
     try {
+      container = await this.createStarted(
+        `aido_${this.runtimeId}_pool_${id}`,
+        folders,
+        defaultLimits(this.config),
+        { [LABEL.pool]: id },
+        skillMounts(this.config),
+      );
       const session = await ExecutorSession.start(container);
       return { id, folders, container, session };
     } catch (e) {
-      await this.removeContainer(container.id);
+      this.ownSlots.delete(id);
+      if (container) await this.removeContainer(container.id);
       removeTreeNoFollow(folders.root);
       throw e;
     }
   }
 
   private async destroySlot(slot: PoolSlot): Promise<void> {
+    this.ownSlots.delete(slot.id);
     slot.session.close();
     await this.removeContainer(slot.container.id);
     removeTreeNoFollow(slot.folders.root);
+  }
+
+  private refuseRetired(goalId: string): void {
+    if (!this.retired.has(goalId)) return;
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `the sandbox of goal ${goalId} was removed when the goal ended; no new container is started for it`,
+      { goalId },
+    );
   }
 
   private async createStarted(

@@ -33,10 +33,6 @@ export class WarmPool {
     return this.ready.length;
   }
 
-  has(slotId: string): boolean {
-    return this.ready.some((s) => s.id === slotId);
-  }
-
   /** A ready slot, or undefined; the caller owns it from here on. */
   take(): PoolSlot | undefined {
     while (this.ready.length > 0) {

@@ -1,0 +1,106 @@
+// kernel/sandbox-sweeper.ts — no goal container outlives its goal. At start-up (after the
+// kernel's recovery has failed the goals a dead process left running) the sweeper adopts
+// the containers of goals that are still live and removes every other container of this
+// runtime: those of ended or unknown goals, stopped ones, and warm-pool slots no process
+// owns. While the runtime runs it sweeps again every interval, which is where
+// `sandbox.ttl_seconds` is enforced: a container past its expiry label is removed, and
+// the goal it served ends failed with that reason (a standalone agent keeps going and gets
+// a fresh container on its next call). Each removal is audited as sandbox.destroyed.
+
+import type { Config } from "../config.js";
+import { errorMessage } from "../errors.js";
+import type { RemovedContainer, SandboxBackend } from "../sandbox/backend.js";
+import type { AuditLog } from "../security/audit.js";
+
+/** The shortest and longest time between two sweeps. */
+const MIN_INTERVAL_MS = 1_000;
+const MAX_INTERVAL_MS = 60_000;
+
+export interface SweeperDeps {
+  config: Config;
+  backend: SandboxBackend;
+  audit: AuditLog;
+  /** Whether a goal (or a standalone agent's pseudo-goal) still needs its container. */
+  isLive(goalId: string): boolean;
+  /** A live goal's container expired: end the goal (false when it is not a goal this runner owns). */
+  expired(goalId: string, reason: string): void;
+  /** The goal's container is gone: forget the cached handle so a next call starts a new one. */
+  released(goalId: string): void;
+  /** What a sweep could not do (the engine is down): said, and tried again next time. */
+  log(message: string): void;
+}
+
+/** A quarter of the TTL, between 1 s and 60 s: an expired container lives at most that much longer. */
+export function sweepIntervalMs(ttlSeconds: number): number {
+  return Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, Math.floor((ttlSeconds * 1000) / 4)));
+}
+
+export class SandboxSweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: SweeperDeps) {}
+
+  /** Adopt the live goals' containers, remove the rest, then sweep every interval. */
+  async start(): Promise<void> {
+    try {
+      await this.deps.backend.reattach();
+    } catch (e) {
+      this.deps.log(`re-attaching goal containers failed: ${errorMessage(e)}`);
+    }
+    await this.sweep();
+    if (this.stopped) return;
+    const every = sweepIntervalMs(this.deps.config.sandbox.ttlSeconds);
+    this.timer = setInterval(() => void this.sweep(), every);
+    this.timer.unref();
+  }
+
+  /** One pass (never two at once); failures are logged, never thrown. */
+  sweep(): Promise<void> {
+    this.running ??= this.pass().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** No more sweeps; resolves once a pass in progress is done. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private async pass(): Promise<void> {
+    if (this.stopped) return;
+    let removed: RemovedContainer[];
+    try {
+      const report = await this.deps.backend.gc({ isGoalLive: (g) => this.deps.isLive(g) });
+      removed = report.removedContainers;
+    } catch (e) {
+      this.deps.log(`sweeping goal containers failed: ${errorMessage(e)}`);
+      return;
+    }
+    for (const c of removed) this.settle(c);
+  }
+
+  private settle(c: RemovedContainer): void {
+    const ttl = this.deps.config.sandbox.ttlSeconds;
+    const reason =
+      c.reason === "expired"
+        ? `the goal's sandbox reached sandbox.ttl_seconds (${ttl} s)`
+        : c.reason === "orphan"
+          ? "its goal is not running"
+          : c.reason === "stopped"
+            ? "the container had stopped"
+            : "a warm-pool slot no process owns";
+    this.deps.audit.record(
+      "sandbox.destroyed",
+      { container_id: c.containerId, reason: `${c.reason}: ${reason}` },
+      c.goalId ? { goalId: c.goalId } : {},
+    );
+    if (!c.goalId) return;
+    this.deps.released(c.goalId);
+    if (c.reason === "expired") this.deps.expired(c.goalId, reason);
+  }
+}
