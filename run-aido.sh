@@ -13,8 +13,9 @@
 # containers are its siblings), $AIDO_HOME mounted at the same path inside as outside (so
 # the goal folders it bind-mounts resolve on the host), provider variables passed by name
 # (`-e NAME`: values never land in a file, a log or a command line). A goal's deliverables
-# (its output folder) are copied into ./output/ and the script exits with the goal's
-# outcome: 0 succeeded, 1 failed or cancelled, 2 usage or set-up problem.
+# (its output folder: regular files and folders only, no setuid bits, never through a link)
+# are copied into ./output/ and the script exits with the goal's outcome: 0 succeeded,
+# 1 failed or cancelled, 2 usage or set-up problem.
 #
 # Settings (environment): AIDO_HOME (default ~/.aido); AIDO_DAEMON_NETWORK (default
 # host: providers on localhost, e.g. Ollama, stay reachable; "bridge" isolates the daemon);
@@ -199,6 +200,24 @@ stage_file() {
   printf '%s/%s' "$inbox" "$(basename "$src")"
 }
 
+# The goal's deliverables into ./output. Its folder is private to the daemon (root in its
+# container), so `aido output` there copies it into a staging folder owned by this user;
+# `aido output --from` here merges that into ./output. Both copy regular files and folders
+# only, rebuild modes (no setuid/setgid), and never write through a link.
+collect_output() {
+  local goal_id="$1" stage copied
+  stage="$AIDO_HOME/inbox/output.$$"
+  rm -rf "$stage"
+  if ! docker exec "$container" aido output "$goal_id" --to "$stage" --owner "$(id -u):$(id -g)" >/dev/null; then
+    say "could not collect the deliverables of goal $goal_id"
+    return 1
+  fi
+  copied="$(node "$here/dist/cli/main.js" output --from "$stage" --to ./output)"
+  rm -rf "$stage"
+  [ -n "$copied" ] && say "deliverables: $copied"
+  return 0
+}
+
 run_goal() {
   local args=()
   while [ $# -gt 0 ]; do
@@ -224,13 +243,10 @@ run_goal() {
   goal_id="$(cat "$id_file" 2>/dev/null)"
   rm -f "$id_file"
   [ -n "$goal_id" ] || die 1 "the daemon did not take the goal (see above)"
-  local status state out
+  local status state
   status="$(docker exec "$container" aido status "$goal_id" --json)" || die 1 "could not read the goal's status"
   state="$(printf '%s' "$status" | json_field state)"
-  out="$(printf '%s' "$status" | json_field output_dir)"
-  if [ -n "$out" ] && [ -d "$out" ] && [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
-    mkdir -p ./output && cp -R "$out"/. ./output/ && say "deliverables copied to ./output/ ($(find "$out" -type f | wc -l) files)"
-  fi
+  collect_output "$goal_id"
   case "$state" in
   succeeded) say "goal $goal_id succeeded"; exit 0 ;;
   queued | running) say "goal $goal_id is still $state: ./run-aido.sh watch $goal_id"; exit 1 ;;

@@ -16,12 +16,25 @@
 //
 // Collected are only regular files under /output (a symlink the script made there would
 // point at the host's files once outside the container), never through a symlink on the
-// project side either. The diff is what `git diff HEAD` shows for the collected paths,
+// project side either. Modes are rebuilt (0644, or 0755 when the owner could execute),
+// never copied: no setuid or setgid bit a script set reaches the project (copyFileSync
+// would have kept them). The diff is what `git diff HEAD` shows for the collected paths,
 // new files included, when the project is in a git repository; it is written as the
 // run's outputs.diff.
 
 import { execFileSync } from "node:child_process";
-import { chownSync, copyFileSync, lstatSync, mkdirSync, symlinkSync } from "node:fs";
+import {
+  chownSync,
+  closeSync,
+  constants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { collectableOutputs } from "./paths.js";
 
@@ -139,10 +152,38 @@ export function collectOutputs(
     }
     const dest = join(project, rel);
     mkdirSync(dirname(dest), { recursive: true });
-    copyFileSync(join(outputDir, rel), dest);
+    copyPlainFile(join(outputDir, rel), dest);
     result.collected.push(rel);
   }
   return result;
+}
+
+/** Content and the owner-execute bit only; an existing project file is replaced, not written through. */
+function copyPlainFile(from: string, to: string): void {
+  const src = openSync(from, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const mode = lstatSync(from).mode & 0o100 ? 0o755 : 0o644;
+    try {
+      unlinkSync(to);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+    const dst = openSync(
+      to,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      mode,
+    );
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let n = readSync(src, buf); n > 0; n = readSync(src, buf)) {
+        for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
+      }
+    } finally {
+      closeSync(dst);
+    }
+  } finally {
+    closeSync(src);
+  }
 }
 
 function git(project: string, args: string[], okCodes: number[] = [0]): string | undefined {

@@ -26,7 +26,6 @@ import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../ma
 import { recallForGoal } from "../memory/recall.js";
 import type { MemoryStore } from "../memory/store.js";
 import { memoryIdentity } from "../memory/types.js";
-import type { SandboxBackend } from "../sandbox/backend.js";
 import { copyInputs, goalFolders, makeGoalFolders } from "../sandbox/folders.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
@@ -112,9 +111,11 @@ export interface GoalRunnerDeps {
   audit: AuditLog;
   events: EventBus;
   memory?: MemoryStore;
-  backend: SandboxBackend;
-  /** Forget the goal's cached sandbox handle (its container is gone). */
-  releaseSandbox(goalId: string): void;
+  /**
+   * The goal ended: its container is removed for good, its cached handle forgotten, and its
+   * folders lose every setuid/setgid bit (Runtime.retireSandbox). Never throws.
+   */
+  retireSandbox(goalId: string): Promise<void>;
 }
 
 /**
@@ -414,7 +415,7 @@ export class GoalRunner {
       failure ??= e;
     }
     this.closeRoot(id);
-    await this.removeSandbox(id);
+    await this.deps.retireSandbox(id);
     if (g.cancelRequested) this.finish(id, "cancelled", { error: "goal cancelled", usage: g.usage });
     else if (g.failure) this.finish(id, "failed", { error: g.failure, usage: g.usage });
     else if (failure !== undefined)
@@ -474,7 +475,7 @@ export class GoalRunner {
     const why = `${g.stopping}; its agents did not return within ${STOP_GRACE_MS} ms and were left behind`;
     try {
       this.closeRoot(id);
-      await this.removeSandbox(id);
+      await this.deps.retireSandbox(id);
       if (g.cancelRequested)
         this.finish(id, "cancelled", { error: `goal cancelled (${why})`, usage: g.usage });
       else this.finish(id, "failed", { error: g.failure ? `${g.failure} (${why})` : why, usage: g.usage });
@@ -482,16 +483,6 @@ export class GoalRunner {
       g.markEnded();
       this.pump();
     }
-  }
-
-  /** The goal's container goes with it (its folders stay). */
-  private async removeSandbox(id: string): Promise<void> {
-    try {
-      await this.deps.backend.remove(id);
-    } catch {
-      // The engine may be gone; the sweep removes the container of an ended goal later.
-    }
-    this.deps.releaseSandbox(id);
   }
 
   private closeRoot(id: string): void {

@@ -15,7 +15,7 @@ import { toolSpec } from "../agent/prompt.js";
 import { principalOf } from "../agent/tool-calls.js";
 import type { Config } from "../config.js";
 import { type Db, openDatabase } from "../db/database.js";
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { Gate } from "../gate/invoke.js";
 import type { ToolDef, ToolResult } from "../gate/types.js";
 import { LlmClients } from "../llm/clients.js";
@@ -32,6 +32,7 @@ import type { SandboxBackend } from "../sandbox/backend.js";
 import { DockerBackend } from "../sandbox/docker.js";
 import { goalFolders } from "../sandbox/folders.js";
 import { lazySandbox } from "../sandbox/lazy.js";
+import { clearSetidBits } from "../sandbox/setid.js";
 import { SnapshotStore } from "../sandbox/snapshots.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { ApprovalQueue } from "../security/approvals.js";
@@ -57,6 +58,8 @@ export type { BuiltinToolDeps };
 /** Pseudo-goals of standalone agents (agent.spawn) are named s_<…>; goals are g_<…>. */
 const STANDALONE_PREFIX = "s_";
 const isStandalone = (goalId: string) => goalId.startsWith(STANDALONE_PREFIX);
+/** At most this many paths are named in one sandbox.setid_cleared entry (the count is exact). */
+const SETID_PATHS_AUDITED = 100;
 
 export interface RuntimeOptions {
   /** The sandbox backend; default a DockerBackend on the local engine. */
@@ -88,6 +91,7 @@ export class Runtime {
   private readonly sandboxes = new Map<string, SandboxHandle>();
   private readonly clients = new Map<string, LlmClient>();
   private closing: Promise<void> | undefined;
+  private log: (message: string) => void = (m) => process.stderr.write(`aido: ${m}\n`);
 
   private constructor(
     readonly config: Config,
@@ -196,6 +200,7 @@ export class Runtime {
   }
 
   private wire(opts: RuntimeOptions): void {
+    if (opts.log) this.log = opts.log;
     const { config, db, events, approvals, budget } = this;
     const builtins = (opts.builtinTools ?? builtinTools)({ config, snapshots: this.snapshots });
     for (const t of [...builtins, ...(opts.tools ?? [])]) {
@@ -311,8 +316,7 @@ export class Runtime {
       audit: this.audit,
       events,
       memory: this.memory,
-      backend: this.backend,
-      releaseSandbox: (goalId) => this.sandboxes.delete(goalId),
+      retireSandbox: (goalId) => this.retireSandbox(goalId),
     });
     this.sweeper = new SandboxSweeper({
       config,
@@ -323,8 +327,11 @@ export class Runtime {
       expired: (goalId, reason) => {
         if (!isStandalone(goalId)) this.goals.fail(goalId, reason);
       },
-      released: (goalId) => this.sandboxes.delete(goalId),
-      log: opts.log ?? ((m) => process.stderr.write(`aido: ${m}\n`)),
+      released: async (goalId) => {
+        this.sandboxes.delete(goalId);
+        await this.clearSetid(goalId);
+      },
+      log: this.log,
     });
     // What a previous process left: agents first (their goals are about to be failed),
     // then the goals themselves; queued goals start here. Their containers: sweeper.start().
@@ -436,8 +443,38 @@ export class Runtime {
    */
   private releaseStandalone(agent: AgentRecord): Promise<void> {
     if (agent.parentId !== null || !isStandalone(agent.goalId)) return Promise.resolve();
-    this.sandboxes.delete(agent.goalId); // as goals release theirs (releaseSandbox)
-    return this.backend.remove(agent.goalId).catch(() => {});
+    return this.retireSandbox(agent.goalId);
+  }
+
+  /**
+   * The one path by which a goal's (or a standalone agent's) sandbox ends: the container is
+   * removed and the goal retired in the backend (a call still in flight cannot start a new
+   * one), the cached handle forgotten, and setuid/setgid bits under its folder cleared.
+   * Never throws: a container the engine cannot remove now is left to the sweep.
+   */
+  private async retireSandbox(goalId: string): Promise<void> {
+    this.sandboxes.delete(goalId);
+    try {
+      await this.backend.remove(goalId);
+    } catch (e) {
+      this.log(`removing the container of ${goalId} failed (the sweep retries): ${errorMessage(e)}`);
+    }
+    await this.clearSetid(goalId);
+  }
+
+  /** No setuid/setgid bit stays in a folder whose container is gone (audited when one was found). */
+  private async clearSetid(goalId: string): Promise<void> {
+    try {
+      const cleared = await clearSetidBits(goalFolders(this.config.goalsDir, goalId).root);
+      if (cleared.length === 0) return;
+      this.audit.record(
+        "sandbox.setid_cleared",
+        { paths: cleared.slice(0, SETID_PATHS_AUDITED), count: cleared.length },
+        { goalId },
+      );
+    } catch (e) {
+      this.log(`clearing setuid/setgid bits of ${goalId} failed: ${errorMessage(e)}`);
+    }
   }
 
   agentStatus(agentId: string): AgentSummary {

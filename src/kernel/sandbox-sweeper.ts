@@ -24,8 +24,11 @@ export interface SweeperDeps {
   isLive(goalId: string): boolean;
   /** A live goal's container expired: end the goal (false when it is not a goal this runner owns). */
   expired(goalId: string, reason: string): void;
-  /** The goal's container is gone: forget the cached handle so a next call starts a new one. */
-  released(goalId: string): void;
+  /**
+   * The goal's container is gone: forget the cached handle (a next call of a live goal
+   * starts a new one) and clear setuid/setgid bits in its folder.
+   */
+  released(goalId: string): Promise<void>;
   /** What a sweep could not do (the engine is down): said, and tried again next time. */
   log(message: string): void;
 }
@@ -81,10 +84,16 @@ export class SandboxSweeper {
       this.deps.log(`sweeping goal containers failed: ${errorMessage(e)}`);
       return;
     }
-    for (const c of removed) this.settle(c);
+    for (const c of removed) {
+      try {
+        await this.settle(c);
+      } catch (e) {
+        this.deps.log(`after removing container ${c.name}: ${errorMessage(e)}`);
+      }
+    }
   }
 
-  private settle(c: RemovedContainer): void {
+  private async settle(c: RemovedContainer): Promise<void> {
     const ttl = this.deps.config.sandbox.ttlSeconds;
     const reason =
       c.reason === "expired"
@@ -100,7 +109,7 @@ export class SandboxSweeper {
       c.goalId ? { goalId: c.goalId } : {},
     );
     if (!c.goalId) return;
-    this.deps.released(c.goalId);
+    await this.deps.released(c.goalId);
     if (c.reason === "expired") this.deps.expired(c.goalId, reason);
   }
 }

@@ -76,6 +76,8 @@ export interface AuditPayloads {
   "sandbox.destroyed": { container_id: string; reason?: string };
   /** At start-up, when the operator's config says `sandbox.landlock: off`. */
   "sandbox.landlock_off": { reason: string };
+  /** setuid/setgid bits found and cleared under a goal's folder once its container was gone. */
+  "sandbox.setid_cleared": { paths: string[]; count: number };
   "config.loaded": { home: string; files: string[] };
   /** Written by the log itself right after a signed checkpoint, tying the checkpoint into the chain. */
   "audit.checkpoint": { seq: number; head_hash: string; key_id: string };
@@ -114,6 +116,7 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "sandbox.created",
   "sandbox.destroyed",
   "sandbox.landlock_off",
+  "sandbox.setid_cleared",
   "config.loaded",
   "audit.checkpoint",
   "audit.head_started",

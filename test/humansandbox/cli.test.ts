@@ -3,7 +3,7 @@
 // --json shapes, env values kept out of the evidence, and the git diff of outputs.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -181,6 +181,21 @@ describe("lockdown", () => {
     const s = r.json<{ outputs: { collected: string[]; skipped: Array<{ path: string }> } }>();
     expect(s.outputs.skipped.map((x) => x.path)).toContain("out/leak");
     expect(existsSync(join(p.dir, "out", "leak"))).toBe(false);
+  });
+
+  it("never brings a setuid or setgid bit the script set into the project", async () => {
+    const r = await p.aido(
+      "run",
+      "--json",
+      "sh",
+      "-c",
+      "mkdir -p /output/out && cp /bin/true /output/out/suid && chmod 6755 /output/out/suid",
+    );
+    expect(r.code, r.err.join("\n")).toBe(0);
+    const s = r.json<{ outputs: { collected: string[] } }>();
+    expect(s.outputs.collected).toContain("out/suid");
+    const mode = lstatSync(join(p.dir, "out", "suid")).mode & 0o7777;
+    expect(mode.toString(8)).toBe("755");
   });
 
   it("keeps env values out of every evidence file, even when the script prints them", async () => {

@@ -9,6 +9,7 @@ import { cancel, goals, status, submit } from "./goals.js";
 import { imageBuild } from "./image.js";
 import { manifestValidate } from "./manifest.js";
 import { memoryDelete, memoryList, memoryReset, memorySearch } from "./memory.js";
+import { output } from "./output.js";
 import { sandboxDestroy, sandboxList, sandboxUpCommand } from "./sandbox.js";
 import { logsCommand, runCommand } from "./sandbox-run.js";
 import { watch } from "./watch.js";
@@ -21,6 +22,7 @@ export const commands: readonly Command[] = [
   goals,
   status,
   cancel,
+  output,
   watch,
   agents,
   approvals,

@@ -1,0 +1,165 @@
+// cli/output-copy.ts — how a goal's deliverables reach the user's folder (`aido output`,
+// and through it run-aido.sh's ./output). What a goal wrote is untrusted, so only regular
+// files and folders are copied: a symbolic link (it would point at the user's own files
+// once outside the container), a fifo, socket or device is skipped and reported. Modes
+// are rebuilt, never copied: 0644, or 0755 when the owner could execute, minus the
+// caller's umask — a setuid or setgid bit can never arrive. The destination is never
+// written through a link: an existing file is replaced (unlink, then O_EXCL|O_NOFOLLOW),
+// and a destination folder that is a symlink, or a file where a folder should go, is left
+// alone and reported. The source is read with lstat and O_NOFOLLOW only.
+
+import { constants, promises as fsp } from "node:fs";
+import { join } from "node:path";
+
+const CHUNK = 1 << 20;
+
+export interface CopyReport {
+  files: number;
+  bytes: number;
+  /** Paths (relative to the source) not copied, with the reason. */
+  skipped: Array<{ path: string; reason: string }>;
+}
+
+export interface CopyOptions {
+  /** chown every file and folder made (run-aido.sh: the host user, when the copier is root). */
+  owner?: { uid: number; gid: number };
+}
+
+const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/**
+ * Copy the tree under `src` into `dest` (created, with its parents, once there is
+ * something to copy). A missing `src` copies nothing.
+ */
+export async function copyDeliverables(
+  src: string,
+  dest: string,
+  opts: CopyOptions = {},
+): Promise<CopyReport> {
+  const report: CopyReport = { files: 0, bytes: 0, skipped: [] };
+  let root: Awaited<ReturnType<typeof fsp.lstat>>;
+  try {
+    root = await fsp.lstat(src);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return report;
+    throw e;
+  }
+  if (!root.isDirectory()) {
+    report.skipped.push({ path: ".", reason: "the source is not a folder (a symlink is never followed)" });
+    return report;
+  }
+  await new Copier(dest, opts, report).dir(src, "");
+  return report;
+}
+
+class Copier {
+  private rootMade = false;
+
+  constructor(
+    private readonly dest: string,
+    private readonly opts: CopyOptions,
+    private readonly report: CopyReport,
+  ) {}
+
+  async dir(src: string, rel: string): Promise<void> {
+    for (const name of (await fsp.readdir(src)).sort()) {
+      const from = join(src, name);
+      const r = rel ? `${rel}/${name}` : name;
+      const st = await fsp.lstat(from);
+      if (st.isDirectory()) {
+        if (await this.makeDir(r)) await this.dir(from, r);
+      } else if (st.isFile()) {
+        await this.file(from, r, st.ino);
+      } else {
+        this.skip(r, `${kindOf(st)}: only regular files and folders are copied`);
+      }
+    }
+  }
+
+  /** The destination folder for `rel`, made if absent; false (reported) if something else is there. */
+  private async makeDir(rel: string): Promise<boolean> {
+    await this.ensureRoot();
+    const to = join(this.dest, rel);
+    const st = await lstatOrNull(to);
+    if (st?.isDirectory()) return true;
+    if (st) {
+      this.skip(rel, `${kindOf(st)} in the destination where a folder would go; left alone`);
+      return false;
+    }
+    await fsp.mkdir(to, { mode: 0o755 });
+    if (this.opts.owner) await fsp.lchown(to, this.opts.owner.uid, this.opts.owner.gid);
+    return true;
+  }
+
+  private async file(from: string, rel: string, ino: number): Promise<void> {
+    const input = await fsp.open(from, READ_FLAGS);
+    try {
+      const st = await input.stat();
+      if (st.ino !== ino || !st.isFile()) {
+        this.skip(rel, "changed while being copied");
+        return;
+      }
+      await this.ensureRoot();
+      const to = join(this.dest, rel);
+      const there = await lstatOrNull(to);
+      if (there?.isDirectory()) {
+        this.skip(rel, "a folder in the destination where the file would go; left alone");
+        return;
+      }
+      // Replace, never write through: a link or file at the path is unlinked first.
+      if (there) await fsp.unlink(to);
+      const output = await fsp.open(to, WRITE_FLAGS, st.mode & 0o100 ? 0o755 : 0o644);
+      try {
+        await copyContent(input, output);
+        if (this.opts.owner) await output.chown(this.opts.owner.uid, this.opts.owner.gid);
+      } finally {
+        await output.close();
+      }
+      this.report.files += 1;
+      this.report.bytes += st.size;
+    } finally {
+      await input.close();
+    }
+  }
+
+  private async ensureRoot(): Promise<void> {
+    if (this.rootMade) return;
+    const made = await fsp.mkdir(this.dest, { recursive: true, mode: 0o755 });
+    // Only a folder made here changes hands; an existing destination keeps its owner.
+    if (this.opts.owner && made !== undefined)
+      await fsp.chown(this.dest, this.opts.owner.uid, this.opts.owner.gid);
+    this.rootMade = true;
+  }
+
+  private skip(path: string, reason: string): void {
+    this.report.skipped.push({ path, reason });
+  }
+}
+
+async function copyContent(from: fsp.FileHandle, to: fsp.FileHandle): Promise<void> {
+  const buf = Buffer.allocUnsafe(CHUNK);
+  for (;;) {
+    const { bytesRead } = await from.read(buf, 0, CHUNK, null);
+    if (bytesRead === 0) return;
+    for (let off = 0; off < bytesRead; ) off += (await to.write(buf, off, bytesRead - off)).bytesWritten;
+  }
+}
+
+async function lstatOrNull(path: string): Promise<Awaited<ReturnType<typeof fsp.lstat>> | null> {
+  try {
+    return await fsp.lstat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+function kindOf(st: Awaited<ReturnType<typeof fsp.lstat>>): string {
+  if (st.isSymbolicLink()) return "a symbolic link";
+  if (st.isFIFO()) return "a fifo";
+  if (st.isSocket()) return "a socket";
+  if (st.isBlockDevice() || st.isCharacterDevice()) return "a device";
+  if (st.isDirectory()) return "a folder";
+  return "a regular file";
+}

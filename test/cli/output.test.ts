@@ -1,0 +1,145 @@
+// `aido output`: a goal's deliverables reach the user's folder as plain files and folders
+// only. The goal's output folder holds what a hostile goal could leave there (a setuid
+// copy of a program, a link to a host secret, a fifo, nested folders); the user's folder
+// holds links a trap could have planted earlier. Run through runCli against a real agentd
+// over its socket, as a user (or run-aido.sh) runs it.
+
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  copyFileSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
+import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
+import { captureIo } from "./io.js";
+
+let server: ProviderServer;
+let fx: DaemonFixture | undefined;
+const dirs: string[] = [];
+
+useProviderServer({
+  started: (s) => {
+    server = s;
+  },
+  afterEach: async () => {
+    await fx?.close();
+    fx = undefined;
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  },
+});
+
+const scratch = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+};
+
+async function cli(argv: string[]) {
+  const c = captureIo();
+  const code = await runCli(argv, c.io, fx!.home.env);
+  return { code, ...c };
+}
+
+const mode = (p: string) => (lstatSync(p).mode & 0o7777).toString(8);
+
+/** A finished goal whose output folder holds what a hostile goal could leave behind. */
+async function hostileOutput(outside: string): Promise<string> {
+  server.script('manifest "done"', [turn.text("delivered")]);
+  fx = await startFixture(server);
+  const c = await fx.client();
+  const { goal_id } = await c.call("goal.submit", { goal: "deliver", manifest: manifest("done") });
+  const end = await c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
+  expect(end.state).toBe("succeeded");
+  const out = end.output_dir;
+  writeFileSync(join(out, "report.md"), "# report\n");
+  mkdirSync(join(out, "data", "deep"), { recursive: true });
+  writeFileSync(join(out, "data", "deep", "rows.csv"), "a,b\n");
+  copyFileSync("/bin/true", join(out, "tool"));
+  chmodSync(join(out, "tool"), 0o6755);
+  chmodSync(join(out, "data"), 0o2755);
+  writeFileSync(join(outside, "secret"), "host secret\n");
+  symlinkSync(join(outside, "secret"), join(out, "secret-link"));
+  execFileSync("mkfifo", [join(out, "pipe")]);
+  return goal_id;
+}
+
+describe("aido output", () => {
+  it("copies files and folders with plain modes, and no link, fifo or setuid bit", async () => {
+    const outside = scratch("aido-outside-");
+    const goalId = await hostileOutput(outside);
+    const dest = join(scratch("aido-user-"), "output");
+    const r = await cli(["output", goalId, "--to", dest]);
+    expect(r.code, r.err.join("\n")).toBe(0);
+    expect(r.text()).toMatch(/^copied 3 files \(\d+ bytes\) to /);
+    expect(readFileSync(join(dest, "report.md"), "utf8")).toBe("# report\n");
+    expect(readFileSync(join(dest, "data", "deep", "rows.csv"), "utf8")).toBe("a,b\n");
+    expect(mode(join(dest, "tool"))).toBe("755");
+    expect(mode(join(dest, "data"))).toBe("755");
+    expect(mode(join(dest, "report.md"))).toBe("644");
+    expect(() => lstatSync(join(dest, "secret-link"))).toThrow(/ENOENT/);
+    expect(() => lstatSync(join(dest, "pipe"))).toThrow(/ENOENT/);
+    expect(r.err).toEqual([
+      "skipped pipe: a fifo: only regular files and folders are copied",
+      "skipped secret-link: a symbolic link: only regular files and folders are copied",
+    ]);
+  });
+
+  it("never writes through a link already in the user's folder", async () => {
+    const outside = scratch("aido-outside-");
+    const goalId = await hostileOutput(outside);
+    const user = scratch("aido-user-");
+    const dest = join(user, "output");
+    mkdirSync(dest);
+    // Traps: a file link to a file of the user's, a folder link to a folder of the user's.
+    const target = join(outside, "bashrc");
+    writeFileSync(target, "the user's own file\n");
+    symlinkSync(target, join(dest, "report.md"));
+    mkdirSync(join(outside, "elsewhere"));
+    symlinkSync(join(outside, "elsewhere"), join(dest, "data"));
+    const r = await cli(["output", goalId, "--to", dest]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(target, "utf8")).toBe("the user's own file\n");
+    expect(lstatSync(join(dest, "report.md")).isFile()).toBe(true);
+    expect(readFileSync(join(dest, "report.md"), "utf8")).toBe("# report\n");
+    expect(lstatSync(join(dest, "data")).isSymbolicLink()).toBe(true);
+    expect(() => statSync(join(outside, "elsewhere", "deep"))).toThrow(/ENOENT/);
+    expect(r.err).toContain(
+      "skipped data: a symbolic link in the destination where a folder would go; left alone",
+    );
+  });
+
+  it("hands a staging copy to another user (--owner), then merges it with --from, as run-aido.sh does", async () => {
+    const outside = scratch("aido-outside-");
+    const goalId = await hostileOutput(outside);
+    const stage = join(scratch("aido-stage-"), "output.1");
+    const staged = await cli(["output", goalId, "--to", stage, "--owner", "4242:4343", "--json"]);
+    expect(staged.code).toBe(0);
+    expect(JSON.parse(staged.text())).toMatchObject({ to: stage, files: 3 });
+    for (const p of [stage, join(stage, "data"), join(stage, "tool")]) {
+      expect([lstatSync(p).uid, lstatSync(p).gid]).toEqual([4242, 4343]);
+    }
+    const dest = join(scratch("aido-user-"), "output");
+    const merged = await cli(["output", "--from", stage, "--to", dest]);
+    expect(merged.code).toBe(0);
+    expect(merged.err).toEqual([]);
+    expect(mode(join(dest, "tool"))).toBe("755");
+    expect(readFileSync(join(dest, "data", "deep", "rows.csv"), "utf8")).toBe("a,b\n");
+    // Nothing to copy: nothing is created.
+    const none = await cli(["output", "--from", join(stage, "missing"), "--to", join(stage, "never")]);
+    expect(none.text()).toBe("no deliverables to copy");
+    expect(() => lstatSync(join(stage, "never"))).toThrow(/ENOENT/);
+  });
+});
