@@ -99,6 +99,8 @@ export const ConfigFileSchema = z.strictObject({
       exec_timeout_ms: positiveInt.optional(),
       /** Landlock per exec (on, the default); only the operator's file may turn it off. */
       landlock: z.enum(["on", "off"]).optional(),
+      inputs_max_mb: positiveInt.optional(),
+      inputs_max_files: positiveInt.optional(),
     })
     .optional(),
   web_fetch: z
@@ -185,6 +187,9 @@ export interface Config {
     execTimeoutMs: number;
     /** "off": execs run without a Landlock domain (audited at start-up as sandbox.landlock_off). */
     landlock: "on" | "off";
+    /** goal.submit `inputs`: total size and number of files, folders and links, all inputs together. */
+    inputsMaxMb: number;
+    inputsMaxFiles: number;
   };
   webFetch: { maxBytes: number; timeoutMs: number; maxRedirects: number };
   memory: {
@@ -220,6 +225,8 @@ export const DEFAULTS = {
     warmPool: 0,
     execTimeoutMs: 120_000,
     landlock: "on",
+    inputsMaxMb: 512,
+    inputsMaxFiles: 20_000,
   },
   webFetch: { maxBytes: 2 * 1024 * 1024, timeoutMs: 20_000, maxRedirects: 5 },
   memory: { maxRecords: 10_000, maxContentBytes: 16_384 },
@@ -499,6 +506,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       warmPool: pick(f.sandbox?.warm_pool, DEFAULTS.sandbox.warmPool),
       execTimeoutMs: pick(f.sandbox?.exec_timeout_ms, DEFAULTS.sandbox.execTimeoutMs),
       landlock: pick(f.sandbox?.landlock, DEFAULTS.sandbox.landlock),
+      inputsMaxMb: pick(f.sandbox?.inputs_max_mb, DEFAULTS.sandbox.inputsMaxMb),
+      inputsMaxFiles: pick(f.sandbox?.inputs_max_files, DEFAULTS.sandbox.inputsMaxFiles),
     },
     webFetch: {
       maxBytes: pick(f.web_fetch?.max_bytes, DEFAULTS.webFetch.maxBytes),

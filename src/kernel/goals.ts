@@ -15,8 +15,8 @@
 // stopped through the one removal path and the goal fails saying so.
 
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { readdirSync } from "node:fs";
+import { basename, join } from "node:path";
 import type { LoopResult } from "../agent/loop.js";
 import type { Config } from "../config.js";
 import { type Db, migrate, prepared } from "../db/database.js";
@@ -26,7 +26,8 @@ import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../ma
 import { recallForGoal } from "../memory/recall.js";
 import type { MemoryStore } from "../memory/store.js";
 import { memoryIdentity } from "../memory/types.js";
-import { copyInputs, goalFolders, makeGoalFolders } from "../sandbox/folders.js";
+import { goalFolders, makeGoalFolders } from "../sandbox/folders.js";
+import { type CheckedInput, checkInputs, copyInputs, inputRules } from "../sandbox/inputs.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import { grantsWithin } from "../security/narrowing.js";
@@ -185,16 +186,7 @@ export class GoalRunner {
       });
       throw e;
     }
-    const inputs = (s.inputs ?? []).map((p, i) => {
-      if (typeof p !== "string" || !isAbsolute(p)) {
-        throw new AidoError(ErrorCode.invalidInput, `inputs.${i}: must be an absolute path`, {
-          field: `inputs.${i}`,
-        });
-      }
-      if (!existsSync(p))
-        throw new AidoError(ErrorCode.notFound, `inputs.${i}: ${p} does not exist`, { field: `inputs.${i}` });
-      return resolve(p);
-    });
+    const inputs = this.checkedInputs(s.inputs ?? []);
     const id = `g_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
     const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
     prepared(
@@ -203,7 +195,7 @@ export class GoalRunner {
     ).run(id, s.goal, JSON.stringify(manifest), JSON.stringify(inputs), Date.now(), outputDir);
     this.deps.audit.record(
       "goal.submitted",
-      { goal: s.goal.slice(0, 2000), manifest: manifest.name, inputs },
+      { goal: s.goal.slice(0, 2000), manifest: manifest.name, inputs: inputs.map((i) => i.path) },
       { goalId: id },
     );
     this.deps.events.emit("goal.queued", id, { goal: s.goal.slice(0, 2000) });
@@ -339,6 +331,23 @@ export class GoalRunner {
     return this.live.size;
   }
 
+  /** Checked before the goal exists: a refusal is audited and nothing is copied. */
+  private checkedInputs(paths: readonly unknown[]): CheckedInput[] {
+    if (!Array.isArray(paths))
+      throw new AidoError(ErrorCode.invalidInput, "inputs: must be a list of absolute paths", {
+        field: "inputs",
+      });
+    try {
+      return checkInputs(paths, inputRules(this.deps.config));
+    } catch (e) {
+      if (e instanceof AidoError) {
+        const field = typeof e.details.field === "string" ? e.details.field : "inputs";
+        this.deps.audit.record("goal.refused", { field, reason: e.message });
+      }
+      throw e;
+    }
+  }
+
   private bootstrapManifest(): LoadedManifest {
     return loadManifestFile(join(this.deps.config.packageRoot, "manifests", "bootstrap.yaml"));
   }
@@ -386,8 +395,7 @@ export class GoalRunner {
       const manifest = JSON.parse(row.manifest as string) as LoadedManifest;
       const folders = goalFolders(deps.config.goalsDir, id);
       makeGoalFolders(folders);
-      const inputs = JSON.parse(row.inputs) as string[];
-      if (inputs.length > 0) copyInputs(folders, inputs);
+      await copyInputs(storedInputs(row.inputs), folders.inputs, inputRules(deps.config));
       // A root manifest's max_tokens lowers the cap, unless it is per reset period: then
       // the root gets an account of its own inside the goal's (spawn.ts), and the cap stays.
       const perPeriod = manifest.budget?.reset_period_seconds !== undefined;
@@ -526,6 +534,13 @@ export class GoalRunner {
     if (!row) throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { goal_id: id });
     return row;
   }
+}
+
+/** The goal row's inputs: checked inputs, or plain paths from a goal queued by an older Aido. */
+function storedInputs(json: string): CheckedInput[] {
+  return (JSON.parse(json) as Array<CheckedInput | string>).map((i) =>
+    typeof i === "string" ? { path: i, name: basename(i) } : i,
+  );
 }
 
 function iso(ms: number): string {

@@ -27,7 +27,6 @@ import { connectDocker } from "./engine.js";
 import { ExecutorSession } from "./executor-session.js";
 import {
   assertGoalId,
-  copyInputs,
   foldersUnder,
   type GoalFolders,
   goalFolders,
@@ -36,6 +35,7 @@ import {
   removeTreeNoFollow,
 } from "./folders.js";
 import { ensureImage } from "./image.js";
+import { checkInputs, copyInputs, inputRules } from "./inputs.js";
 import { type PoolSlot, WarmPool } from "./pool.js";
 
 export const LABEL = {
@@ -156,8 +156,14 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       handle = await p;
     }
     this.refuseRetired(goalId);
-    if (opts.inputs && opts.inputs.length > 0)
-      copyInputs(goalFolders(this.config.goalsDir, goalId), opts.inputs);
+    if (opts.inputs && opts.inputs.length > 0) {
+      const rules = inputRules(this.config);
+      await copyInputs(
+        checkInputs(opts.inputs, rules),
+        goalFolders(this.config.goalsDir, goalId).inputs,
+        rules,
+      );
+    }
     return handle;
   }
 

@@ -4,18 +4,8 @@
 // unlinked, never descended into, so a link planted by an agent (or an operator) can
 // never make the GC delete files outside the goal's folder.
 
-import {
-  chmodSync,
-  chownSync,
-  cpSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  rmdirSync,
-  unlinkSync,
-} from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
 
@@ -95,15 +85,6 @@ export function prepareFolders(f: GoalFolders, user: SandboxUser): void {
   makeGoalFolders(f);
   if (process.getuid?.() === 0) {
     for (const dir of [f.workspace, f.output]) chownSync(dir, user.uid, user.gid);
-  }
-}
-
-/** Copy the user's files into inputs/ (copies, never links: /inputs must not reach back). */
-export function copyInputs(f: GoalFolders, inputs: readonly string[]): void {
-  for (const src of inputs) {
-    if (!existsSync(src))
-      throw new AidoError(ErrorCode.notFound, `input ${src} does not exist`, { path: src });
-    cpSync(src, join(f.inputs, basename(src)), { recursive: true, dereference: true, errorOnExist: false });
   }
 }
 

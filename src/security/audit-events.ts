@@ -16,6 +16,8 @@ export type GoalEndState = "succeeded" | "failed" | "cancelled";
 /** Payload shape per kind. Interface (not type) so other modules can extend it. */
 export interface AuditPayloads {
   "goal.submitted": { goal: string; manifest?: string; inputs?: string[] };
+  /** goal.submit refused before the goal existed (an input outside the rules); names the field. */
+  "goal.refused": { field: string; reason: string };
   "goal.started": { agent_id?: string };
   "goal.finished": {
     state: GoalEndState;
@@ -92,6 +94,7 @@ export type AuditKind = keyof AuditPayloads;
 /** The kinds this module defines, for docs and for validating `--kind` filters. */
 export const AUDIT_KINDS: readonly AuditKind[] = [
   "goal.submitted",
+  "goal.refused",
   "goal.started",
   "goal.finished",
   "agent.spawned",

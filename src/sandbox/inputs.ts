@@ -1,0 +1,257 @@
+// sandbox/inputs.ts — what `inputs` (goal.submit) may bring into a goal's /inputs. The
+// daemon reads them with its own rights, so the paths are confined before anything is
+// copied: nothing inside AIDO_HOME (its keys, its database, other goals' folders) except
+// the inbox/ folder run-aido.sh stages files into, and nothing that contains AIDO_HOME. A
+// named path is resolved once (the user named it, links in it included); inside it a
+// symbolic link is never followed: it is copied as a link, whose text resolves inside the
+// container, never on the host. Fifos, sockets and devices are refused. The total size and
+// the number of entries are capped (sandbox.inputs_max_mb, sandbox.inputs_max_files).
+// checkInputs() walks everything at submit time, so a refused goal is refused before a
+// byte is copied; copyInputs() walks again as it copies (the tree may have changed since),
+// into a staging folder that is moved into place only once complete.
+
+import { randomBytes } from "node:crypto";
+import { constants, promises as fsp, lstatSync, readdirSync, realpathSync, type Stats } from "node:fs";
+import { basename, dirname, isAbsolute, join, sep } from "node:path";
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { removeTreeNoFollow } from "./folders.js";
+
+/** One checked input: the resolved path copied from, the name it gets under /inputs. */
+export interface CheckedInput {
+  path: string;
+  name: string;
+}
+
+export interface InputRules {
+  /** AIDO_HOME. */
+  home: string;
+  maxBytes: number;
+  /** Files, folders and links, all inputs together. */
+  maxEntries: number;
+}
+
+/** The folder under AIDO_HOME from which inputs may come (run-aido.sh stages files there). */
+export const INBOX = "inbox";
+
+const CHUNK = 1 << 20;
+const MIB = 1024 * 1024;
+
+/** The rules of a config: AIDO_HOME, sandbox.inputs_max_mb and sandbox.inputs_max_files. */
+export function inputRules(config: Pick<Config, "home" | "sandbox">): InputRules {
+  return {
+    home: config.home,
+    maxBytes: config.sandbox.inputsMaxMb * MIB,
+    maxEntries: config.sandbox.inputsMaxFiles,
+  };
+}
+
+/** Check every input against the rules, walking each tree; throws naming the input and path. */
+export function checkInputs(paths: readonly unknown[], rules: InputRules): CheckedInput[] {
+  const tally = new Tally(rules);
+  const names = new Set<string>();
+  return paths.map((p, i) => {
+    const field = `inputs.${i}`;
+    if (typeof p !== "string" || !isAbsolute(p))
+      refuse(ErrorCode.invalidInput, field, "must be an absolute path");
+    const named = p as string;
+    let real: string;
+    try {
+      real = realpathSync(named);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") refuse(ErrorCode.notFound, field, `${named} does not exist`, named);
+      refuse(ErrorCode.invalidInput, field, `${named} cannot be read: ${errorMessage(e)}`, named);
+    }
+    confine(field, named, real, rules.home);
+    const name = basename(named) || basename(real);
+    if (names.has(name))
+      refuse(ErrorCode.invalidInput, field, `a second input named "${name}" (${named})`, named);
+    names.add(name);
+    walkSync(real, field, tally);
+    return { path: real, name };
+  });
+}
+
+/**
+ * Copy checked inputs into `inputsDir` (it must exist). Everything is copied into a staging
+ * folder beside it, walking with lstat again and enforcing the same rules; only a complete
+ * copy is moved in. On any refusal nothing lands in `inputsDir`.
+ */
+export async function copyInputs(
+  inputs: readonly CheckedInput[],
+  inputsDir: string,
+  rules: InputRules,
+): Promise<void> {
+  if (inputs.length === 0) return;
+  const staging = join(dirname(inputsDir), `.inputs-${randomBytes(6).toString("hex")}`);
+  await fsp.mkdir(staging, { mode: 0o755 });
+  try {
+    const tally = new Tally(rules);
+    for (const [i, input] of inputs.entries()) {
+      const field = `inputs.${i}`;
+      confine(field, input.path, realpathSync(input.path), rules.home);
+      await copyEntry(input.path, join(staging, input.name), field, tally);
+    }
+    for (const input of inputs) await fsp.rename(join(staging, input.name), join(inputsDir, input.name));
+  } finally {
+    removeTreeNoFollow(staging);
+  }
+}
+
+/** Running totals of one submission, refused the moment a cap is passed. */
+class Tally {
+  private bytes = 0;
+  private entries = 0;
+  constructor(private readonly rules: InputRules) {}
+
+  /** Count `entries` more (a file, folder or link: 1; more bytes of one already counted: 0). */
+  add(field: string, path: string, bytes: number, entries = 1): void {
+    this.entries += entries;
+    this.bytes += bytes;
+    if (this.entries > this.rules.maxEntries) {
+      refuse(
+        ErrorCode.limitExceeded,
+        field,
+        `the inputs hold more than ${this.rules.maxEntries} files, folders and links (sandbox.inputs_max_files); ${path} is past it`,
+        path,
+      );
+    }
+    if (this.bytes > this.rules.maxBytes) {
+      const mb = Math.floor(this.rules.maxBytes / MIB);
+      refuse(
+        ErrorCode.limitExceeded,
+        field,
+        `the inputs total more than ${mb} MiB (sandbox.inputs_max_mb); ${path} goes past it`,
+        path,
+      );
+    }
+  }
+}
+
+/** Not inside AIDO_HOME (but its inbox/), and not a folder that contains AIDO_HOME. */
+function confine(field: string, named: string, real: string, home: string): void {
+  let realHome: string;
+  try {
+    realHome = realpathSync(home);
+  } catch {
+    realHome = home;
+  }
+  const inbox = join(realHome, INBOX);
+  const shown = named === real ? named : `${named} (${real})`;
+  if (within(real, inbox) && real !== inbox) return;
+  if (within(real, realHome)) {
+    refuse(
+      ErrorCode.capabilityDenied,
+      field,
+      `${shown} is inside AIDO_HOME (${realHome}), which holds the runtime's key and database; only files under ${inbox}${sep} may be handed in`,
+      named,
+    );
+  }
+  if (within(realHome, real)) {
+    refuse(
+      ErrorCode.capabilityDenied,
+      field,
+      `${shown} contains AIDO_HOME (${realHome}); hand in a narrower folder`,
+      named,
+    );
+  }
+}
+
+function within(path: string, folder: string): boolean {
+  return path === folder || path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
+}
+
+function walkSync(path: string, field: string, tally: Tally): void {
+  const st = lstatOrRefuse(path, field);
+  if (st.isSymbolicLink() || st.isFile()) {
+    tally.add(field, path, st.isFile() ? st.size : 0);
+    return;
+  }
+  if (!st.isDirectory())
+    refuse(
+      ErrorCode.invalidInput,
+      field,
+      `${path} is ${kindOf(st)}; only files, folders and links are copied`,
+      path,
+    );
+  tally.add(field, path, 0);
+  let names: string[];
+  try {
+    names = readdirSync(path);
+  } catch (e) {
+    refuse(ErrorCode.invalidInput, field, `${path} cannot be read: ${errorMessage(e)}`, path);
+  }
+  for (const name of names) walkSync(join(path, name), field, tally);
+}
+
+async function copyEntry(from: string, to: string, field: string, tally: Tally): Promise<void> {
+  const st = lstatOrRefuse(from, field);
+  if (st.isSymbolicLink()) {
+    tally.add(field, from, 0);
+    await fsp.symlink(await fsp.readlink(from), to);
+  } else if (st.isFile()) {
+    tally.add(field, from, st.size);
+    await copyFile(from, to, st.ino, field, tally);
+  } else if (st.isDirectory()) {
+    tally.add(field, from, 0);
+    await fsp.mkdir(to, { mode: 0o755 });
+    await fsp.chmod(to, 0o755);
+    for (const name of await fsp.readdir(from))
+      await copyEntry(join(from, name), join(to, name), field, tally);
+  } else {
+    refuse(
+      ErrorCode.invalidInput,
+      field,
+      `${from} is ${kindOf(st)}; only files, folders and links are copied`,
+      from,
+    );
+  }
+}
+
+/** Content only, read through O_NOFOLLOW; the copy is 0644 (0755 if the owner could execute). */
+async function copyFile(from: string, to: string, ino: number, field: string, tally: Tally): Promise<void> {
+  const src = await fsp.open(from, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = await src.stat();
+    if (st.ino !== ino || !st.isFile())
+      refuse(ErrorCode.invalidInput, field, `${from} changed while being copied`, from);
+    const mode = st.mode & 0o100 ? 0o755 : 0o644;
+    const dst = await fsp.open(to, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+    try {
+      await dst.chmod(mode);
+      const buf = Buffer.allocUnsafe(CHUNK);
+      let copied = 0;
+      for (;;) {
+        const { bytesRead } = await src.read(buf, 0, CHUNK, null);
+        if (bytesRead === 0) break;
+        copied += bytesRead;
+        // A file that grew since it was counted is counted again as it grows.
+        if (copied > st.size) tally.add(field, from, Math.min(bytesRead, copied - st.size), 0);
+        for (let off = 0; off < bytesRead; ) off += (await dst.write(buf, off, bytesRead - off)).bytesWritten;
+      }
+    } finally {
+      await dst.close();
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+function lstatOrRefuse(path: string, field: string): Stats {
+  try {
+    return lstatSync(path);
+  } catch (e) {
+    return refuse(ErrorCode.invalidInput, field, `${path} cannot be read: ${errorMessage(e)}`, path);
+  }
+}
+
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return "a fifo";
+  if (st.isSocket()) return "a socket";
+  return "a device";
+}
+
+function refuse(code: ErrorCode, field: string, message: string, path?: string): never {
+  throw new AidoError(code, `${field}: ${message}`, { field, ...(path ? { path } : {}) });
+}
