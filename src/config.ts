@@ -99,6 +99,7 @@ export const ConfigFileSchema = z.strictObject({
       exec_timeout_ms: positiveInt.optional(),
       /** Landlock per exec (on, the default); only the operator's file may turn it off. */
       landlock: z.enum(["on", "off"]).optional(),
+      workspace_max_mb: positiveInt.optional(),
       inputs_max_mb: positiveInt.optional(),
       inputs_max_files: positiveInt.optional(),
     })
@@ -187,6 +188,8 @@ export interface Config {
     execTimeoutMs: number;
     /** "off": execs run without a Landlock domain (audited at start-up as sandbox.landlock_off). */
     landlock: "on" | "off";
+    /** Cap on each goal's files on the host (workspace + output); see sandbox/quota.ts. */
+    workspaceMaxMb: number;
     /** goal.submit `inputs`: total size and number of files, folders and links, all inputs together. */
     inputsMaxMb: number;
     inputsMaxFiles: number;
@@ -225,6 +228,7 @@ export const DEFAULTS = {
     warmPool: 0,
     execTimeoutMs: 120_000,
     landlock: "on",
+    workspaceMaxMb: 1024,
     inputsMaxMb: 512,
     inputsMaxFiles: 20_000,
   },
@@ -506,6 +510,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       warmPool: pick(f.sandbox?.warm_pool, DEFAULTS.sandbox.warmPool),
       execTimeoutMs: pick(f.sandbox?.exec_timeout_ms, DEFAULTS.sandbox.execTimeoutMs),
       landlock: pick(f.sandbox?.landlock, DEFAULTS.sandbox.landlock),
+      workspaceMaxMb: pick(f.sandbox?.workspace_max_mb, DEFAULTS.sandbox.workspaceMaxMb),
       inputsMaxMb: pick(f.sandbox?.inputs_max_mb, DEFAULTS.sandbox.inputsMaxMb),
       inputsMaxFiles: pick(f.sandbox?.inputs_max_files, DEFAULTS.sandbox.inputsMaxFiles),
     },

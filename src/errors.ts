@@ -25,6 +25,8 @@ export const ErrorCode = {
   providerFailed: "provider_failed",
   providerConfig: "provider_config",
   limitExceeded: "limit_exceeded",
+  /** A goal's writes to the host would pass sandbox.workspace_max_mb. */
+  quotaExceeded: "quota_exceeded",
   /** memory/: the embedder in use has no vectors for live memories; run reembed. */
   memoryNotIndexed: "memory_not_indexed",
   cancelled: "cancelled",

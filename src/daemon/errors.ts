@@ -24,7 +24,8 @@ export type RpcCode = (typeof RpcCode)[keyof typeof RpcCode];
  * Every ErrorCode has a row: a new code added to errors.ts fails typechecking here until
  * someone decides what a client sees for it.
  *   - refusals by the capability system (token, grant, ceiling)       -> -32001
- *   - quotas: token budgets and admission limits (agents, depth)      -> -32002
+ *   - quotas: token budgets, admission limits (agents, depth), a goal's
+ *     files on the host (sandbox.workspace_max_mb), inputs caps        -> -32002
  *   - policy rules and a human's "deny" (or no answer in time)        -> -32004
  *   - bad input a client sent (params, manifests, tool input)         -> -32602
  *   - failures while doing the work (tool, sandbox, provider, audit)  -> -32603
@@ -40,6 +41,7 @@ const TABLE: Record<ErrorCode, RpcCode> = {
   token_invalid: RpcCode.capabilityDenied,
   budget_exceeded: RpcCode.budgetExceeded,
   limit_exceeded: RpcCode.budgetExceeded,
+  quota_exceeded: RpcCode.budgetExceeded,
   not_found: RpcCode.notFound,
   policy_denied: RpcCode.policyDenied,
   approval_denied: RpcCode.policyDenied,

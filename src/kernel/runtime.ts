@@ -32,6 +32,8 @@ import type { SandboxBackend } from "../sandbox/backend.js";
 import { DockerBackend } from "../sandbox/docker.js";
 import { goalFolders } from "../sandbox/folders.js";
 import { lazySandbox } from "../sandbox/lazy.js";
+import { WorkspaceQuota } from "../sandbox/quota.js";
+import { quotaSandbox } from "../sandbox/quota-sandbox.js";
 import { clearSetidBits } from "../sandbox/setid.js";
 import { SnapshotStore } from "../sandbox/snapshots.js";
 import type { SandboxHandle } from "../sandbox/types.js";
@@ -89,6 +91,8 @@ export interface AgentRunResult {
 export class Runtime {
   readonly tools: Map<string, ToolDef<unknown>>;
   private readonly sandboxes = new Map<string, SandboxHandle>();
+  /** Each goal's writes to the host, against sandbox.workspace_max_mb (every handle is held to it). */
+  readonly quota: WorkspaceQuota;
   private readonly clients = new Map<string, LlmClient>();
   private closing: Promise<void> | undefined;
   private log: (message: string) => void = (m) => process.stderr.write(`aido: ${m}\n`);
@@ -112,6 +116,7 @@ export class Runtime {
     tools: Map<string, ToolDef<unknown>>,
   ) {
     this.tools = tools;
+    this.quota = new WorkspaceQuota({ goalsDir: config.goalsDir, maxMb: config.sandbox.workspaceMaxMb });
   }
 
   // Filled in by open(): they depend on the runtime itself (the tool registry, the gate's
@@ -202,7 +207,11 @@ export class Runtime {
   private wire(opts: RuntimeOptions): void {
     if (opts.log) this.log = opts.log;
     const { config, db, events, approvals, budget } = this;
-    const builtins = (opts.builtinTools ?? builtinTools)({ config, snapshots: this.snapshots });
+    const builtins = (opts.builtinTools ?? builtinTools)({
+      config,
+      snapshots: this.snapshots,
+      quota: this.quota,
+    });
     for (const t of [...builtins, ...(opts.tools ?? [])]) {
       this.addTool(t);
     }
@@ -351,7 +360,10 @@ export class Runtime {
   private sandboxFor(goalId: string): SandboxHandle {
     let h = this.sandboxes.get(goalId);
     if (!h) {
-      h = lazySandbox(goalId, () => this.backend.acquire(goalId, { skills: this.rootSkills(goalId) }));
+      h = quotaSandbox(
+        lazySandbox(goalId, () => this.backend.acquire(goalId, { skills: this.rootSkills(goalId) })),
+        this.quota,
+      );
       this.sandboxes.set(goalId, h);
     }
     return h;

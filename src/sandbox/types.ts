@@ -37,7 +37,11 @@ export interface ExecRequest {
   /** Bytes kept of stdout and of stderr each; the rest is cut with a visible marker. */
   maxOutputBytes?: number;
   stdin?: string;
-  /** RLIMIT_FSIZE for the command and what it starts: no file grows past this many bytes. */
+  /**
+   * Largest file the command (and what it starts) may write, in bytes: RLIMIT_FSIZE, so a
+   * single write cannot pass the goal's remaining room (sandbox.workspace_max_mb). 0: no
+   * file may grow (deleting still works). Absent: no limit.
+   */
   maxFileBytes?: number;
   /** Abort: the call fails as cancelled and the command's process group is killed. */
   signal?: AbortSignal;

@@ -7,6 +7,7 @@ import type { Config } from "../config.js";
 import type { ToolDef } from "../gate/types.js";
 import { createMemoryTools } from "../memory/tools.js";
 import { goalFolders } from "../sandbox/folders.js";
+import { WorkspaceQuota } from "../sandbox/quota.js";
 import { SnapshotStore } from "../sandbox/snapshots.js";
 import { createSkillTools } from "../skills/tools.js";
 import { execTool } from "./exec.js";
@@ -17,15 +18,19 @@ import { webFetchTool } from "./web-fetch.js";
 export interface BuiltinToolDeps {
   config: Config;
   snapshots?: SnapshotStore;
+  /** The runtime's measure of each goal's writes (snapshot_restore is held to it). */
+  quota?: WorkspaceQuota;
 }
 
-export function builtinTools({ config, snapshots }: BuiltinToolDeps): ToolDef[] {
+export function builtinTools({ config, snapshots, quota }: BuiltinToolDeps): ToolDef[] {
   const store = snapshots ?? new SnapshotStore({ goalsDir: config.goalsDir });
+  const held =
+    quota ?? new WorkspaceQuota({ goalsDir: config.goalsDir, maxMb: config.sandbox.workspaceMaxMb });
   return [
     ...(fileTools as ToolDef[]),
     execTool(config.sandbox) as ToolDef,
     webFetchTool(config.webFetch) as ToolDef,
-    ...snapshotTools({ store, roots: (goalId) => goalFolders(config.goalsDir, goalId) }),
+    ...snapshotTools({ store, quota: held, roots: (goalId) => goalFolders(config.goalsDir, goalId) }),
     ...createMemoryTools(),
     ...createSkillTools(),
   ];

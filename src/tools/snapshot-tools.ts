@@ -17,6 +17,7 @@
 
 import { z } from "zod";
 import type { PathNeed, ToolContext, ToolDef } from "../gate/types.js";
+import { MIN_ENTRY_BYTES, type WorkspaceQuota } from "../sandbox/quota.js";
 import {
   isSnapshotId,
   type RestoreResult,
@@ -29,6 +30,8 @@ export interface SnapshotToolDeps {
   store: SnapshotStore;
   /** Host folders of a goal's /workspace and /output (sandbox/folders.ts goalFolders). */
   roots(goalId: string): SnapshotRoots;
+  /** A restore that would put the goal's files past sandbox.workspace_max_mb is refused. */
+  quota: WorkspaceQuota;
 }
 
 const createInput = z.strictObject({
@@ -49,6 +52,20 @@ const WHOLE_TREES: PathNeed[] = [
 ];
 
 const NO_PATH_CHECK = "this call cannot check paths against grants";
+
+/**
+ * A restore makes /workspace and /output equal to the snapshot (where grants allow): at
+ * most, the goal then holds the snapshot's files (each charged at least a 4 KiB block).
+ * Refused when that passes the cap and is more than the goal holds now (a restore that
+ * frees room is fine).
+ */
+async function admitRestore(deps: SnapshotToolDeps, goalId: string, id: string): Promise<void> {
+  const snap = (await deps.store.list(goalId)).find((s) => s.id === id);
+  if (!snap) return; // restore() reports the unknown id
+  const now = await deps.quota.usage(goalId, { fresh: true });
+  const after = Math.max(snap.bytes, snap.files * MIN_ENTRY_BYTES);
+  await deps.quota.admit(goalId, after - now.bytes, `snapshot_restore of ${id}`);
+}
 
 export function snapshotTools(deps: SnapshotToolDeps): ToolDef[] {
   const create: ToolDef<z.infer<typeof createInput>> = {
@@ -76,6 +93,7 @@ export function snapshotTools(deps: SnapshotToolDeps): ToolDef[] {
     async run(i, ctx) {
       const permit = (path: string) =>
         ctx.allowPath ? ctx.allowPath({ kind: "file_write", path }) : NO_PATH_CHECK;
+      await admitRestore(deps, ctx.goalId, i.id);
       const r = await deps.store.restore(ctx.goalId, deps.roots(ctx.goalId), i.id, permit);
       const result = reportable(r, ctx);
       const failed = result.files_failed.map((f) => `  ${f.path}: ${f.reason}`).join("\n");

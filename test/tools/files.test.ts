@@ -7,6 +7,7 @@ import { isAidoError } from "../../src/errors.js";
 import type { ToolDef } from "../../src/gate/types.js";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
 import { goalFolders } from "../../src/sandbox/folders.js";
+import { WorkspaceQuota } from "../../src/sandbox/quota.js";
 import { SnapshotStore } from "../../src/sandbox/snapshots.js";
 import { execTool } from "../../src/tools/exec.js";
 import { fileEdit, fileList, fileRead, fileWrite, grep } from "../../src/tools/files.js";
@@ -173,6 +174,7 @@ describe("snapshot tools", () => {
     const [create, restore, list] = snapshotTools({
       store: new SnapshotStore({ goalsDir: fx.config.goalsDir }),
       roots: (g) => goalFolders(fx.config.goalsDir, g),
+      quota: new WorkspaceQuota({ goalsDir: fx.config.goalsDir, maxMb: fx.config.sandbox.workspaceMaxMb }),
     }) as [ToolDef, ToolDef, ToolDef];
     const all = [...WS_GRANTS, "file_read: /output/**", "file_write: /output/**"];
     await sh("printf v1 > /workspace/s.txt && printf o1 > /output/o.txt");

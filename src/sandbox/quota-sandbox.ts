@@ -1,0 +1,103 @@
+// sandbox/quota-sandbox.ts — every write a tool makes to the host, held to the goal's
+// quota (sandbox.workspace_max_mb, measured by quota.ts). It wraps the goal's
+// SandboxHandle, so no tool can write around it:
+//   - file_write / file_edit under /workspace or /output: refused (quota_exceeded) when
+//     the growth they can cause would pass the cap; nothing is written then;
+//   - exec: runs with maxFileBytes = the room left (RLIMIT_FSIZE in the container: no
+//     single file can outgrow it; 0 when the goal is at or over the cap, so files can
+//     still be deleted), while the goal is measured every POLL_MS; a measure past the cap
+//     (and past where the goal stood when the command started) cancels it through
+//     `signal`. Between two measures a command may write past the cap: at most what it
+//     writes in one interval, each file below the room it started with.
+// Reads go straight through.
+
+import { AidoError, ErrorCode } from "../errors.js";
+import { chargeOf, formatMib, type QuotaUsage, type WorkspaceQuota } from "./quota.js";
+import type { ExecRequest, ExecResult, SandboxHandle } from "./types.js";
+
+/** The container folders that are the goal's host folders. */
+const COUNTED = ["/workspace", "/output"];
+
+const counted = (path: string) => COUNTED.some((root) => path === root || path.startsWith(`${root}/`));
+
+export function quotaSandbox(inner: SandboxHandle, quota: WorkspaceQuota): SandboxHandle {
+  const goalId = inner.goalId;
+
+  /** The size of the regular file at `path` now (0 if absent or not a file). */
+  const sizeNow = async (path: string, expect?: string): Promise<number | undefined> => {
+    const st = await inner.stat(path, expect ? { expect } : {});
+    return st?.type === "file" ? st.size : st ? 0 : undefined;
+  };
+
+  return {
+    goalId,
+    realpath: (path) => inner.realpath(path),
+    readFile: (path, opts) => inner.readFile(path, opts),
+    list: (path, opts) => inner.list(path, opts),
+    stat: (path, opts) => inner.stat(path, opts),
+    grep: (pattern, path, glob, max, opts) => inner.grep(pattern, path, glob, max, opts),
+
+    async writeFile(path, content, opts) {
+      if (counted(path)) {
+        const before = await sizeNow(path, opts?.expect);
+        const growth = chargeOf(Buffer.byteLength(content)) - (before === undefined ? 0 : chargeOf(before));
+        await quota.admit(goalId, growth, `file_write of ${path}`);
+      }
+      return inner.writeFile(path, content, opts);
+    },
+
+    async editFile(path, oldString, newString, replaceAll, opts) {
+      const delta = Buffer.byteLength(newString) - Buffer.byteLength(oldString);
+      if (counted(path) && delta > 0) {
+        // The most the edit can grow the file: every occurrence replaced.
+        const size = (await sizeNow(path, opts?.expect)) ?? 0;
+        const times = replaceAll ? Math.floor(size / Math.max(1, Buffer.byteLength(oldString))) : 1;
+        await quota.admit(goalId, chargeOf(size + delta * times) - chargeOf(size), `file_edit of ${path}`);
+      }
+      return inner.editFile(path, oldString, newString, replaceAll, opts);
+    },
+
+    async exec(req: ExecRequest): Promise<ExecResult> {
+      const start = await quota.usage(goalId);
+      const room = Math.max(0, quota.maxBytes - start.bytes);
+      const cancel = new AbortController();
+      const outer = req.signal;
+      const relay = () => cancel.abort(outer?.reason);
+      if (outer?.aborted) relay();
+      else outer?.addEventListener("abort", relay, { once: true });
+      let overAt: QuotaUsage | undefined;
+      const stopWatching = quota.watch(goalId, (u) => {
+        if (overAt || u.bytes <= quota.maxBytes || u.bytes <= start.bytes) return;
+        overAt = u;
+        cancel.abort(quota.stopped(goalId, u));
+      });
+      try {
+        const r = await inner.exec({
+          ...req,
+          maxFileBytes: Math.min(room, req.maxFileBytes ?? room),
+          signal: cancel.signal,
+        });
+        if (overAt) throw quota.stopped(goalId, overAt);
+        return reachedRoom(r) ? withRoomNote(r, quota) : r;
+      } catch (e) {
+        if (overAt && !(e instanceof AidoError && e.code === ErrorCode.quotaExceeded))
+          throw quota.stopped(goalId, overAt);
+        throw e;
+      } finally {
+        stopWatching();
+        outer?.removeEventListener("abort", relay);
+        quota.forget(goalId);
+      }
+    },
+  };
+}
+
+/** A file of the command hit RLIMIT_FSIZE (killed by SIGXFSZ, or a write failed with EFBIG). */
+function reachedRoom(r: ExecResult): boolean {
+  return r.signal === "SIGXFSZ" || /File too large/.test(r.stderr);
+}
+
+function withRoomNote(r: ExecResult, quota: WorkspaceQuota): ExecResult {
+  const note = `\n[aido: a file reached the room this goal had left under sandbox.workspace_max_mb (${formatMib(quota.maxBytes)} in all); delete files to make room]\n`;
+  return { ...r, stderr: r.stderr + note };
+}

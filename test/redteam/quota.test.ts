@@ -1,0 +1,63 @@
+// An attacker filling the host's disk through exec, against sandbox.workspace_max_mb =
+// 64: one `dd` of 1 GiB stops at the cap (RLIMIT_FSIZE = the room left, set by the exec
+// helper from ExecRequest.maxFileBytes), and a program writing many small files — each
+// below the room — is cancelled while it runs (ExecRequest.signal) once a measure of the
+// goal's folders is past the cap; deleting still works afterwards. Both rest on executor
+// support that the exec helper provides (maxFileBytes -> RLIMIT_FSIZE, signal -> cancel).
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AidoError } from "../../src/errors.js";
+import { MIB } from "../../src/sandbox/quota.js";
+import { type Bench, expectOk, openBench } from "./fixture.js";
+
+let b: Bench;
+beforeAll(async () => {
+  b = await openBench({}, (c) => {
+    c.sandbox.workspaceMaxMb = 64;
+  });
+}, 120_000);
+afterAll(async () => {
+  await b?.close();
+});
+
+const grants = [
+  "tool: exec",
+  "file_read: /workspace/**",
+  "file_write: /workspace/**",
+  "exec: dd *",
+  "exec: python3 *",
+  "exec: rm *",
+];
+
+describe("exec against the workspace quota", () => {
+  it("stops `dd if=/dev/zero of=/workspace/big bs=1M count=1024` at the cap", async () => {
+    const a = b.agent("dd-filler", grants);
+    const r = await b.call(a.id, "exec", { command: "dd if=/dev/zero of=/workspace/big bs=1M count=1024" });
+    const usage = await b.rt.quota.usage(a.goalId, { fresh: true });
+    expect(usage.bytes).toBeLessThanOrEqual(64 * MIB);
+    const result = expectOk(r);
+    expect(result.isError).toBe(true);
+    expect(result.output).toContain("sandbox.workspace_max_mb");
+    expectOk(await b.call(a.id, "exec", { command: "rm /workspace/big" }));
+  }, 120_000);
+
+  it("cancels a program writing many small files once the goal passes the cap, and lets it delete after", async () => {
+    const a = b.agent("many-filler", grants);
+    const py =
+      "import time\nfor i in range(400):\n    open('/workspace/f%d' % i, 'wb').write(bytes(1048576))\n    time.sleep(0.05)\n";
+    // Real newlines inside the double-quoted argument; the program has no " $ or `.
+    const r = await b.call(a.id, "exec", { command: `python3 -c "${py}"` });
+    expect(r).toBeInstanceOf(AidoError);
+    expect((r as AidoError).code).toBe("quota_exceeded");
+    expect((r as AidoError).message).toMatch(/^exec stopped: .*sandbox\.workspace_max_mb \(64 MiB/);
+    const usage = await b.rt.quota.usage(a.goalId, { fresh: true });
+    // Stopped near the cap: what it wrote between two measures, not the 400 MiB it meant to.
+    expect(usage.bytes).toBeLessThan(96 * MIB);
+    expectOk(
+      await b.call(a.id, "exec", {
+        command: "python3 -c \"import glob,os\nfor f in glob.glob('/workspace/f*'): os.remove(f)\"",
+      }),
+    );
+    expect((await b.rt.quota.usage(a.goalId, { fresh: true })).bytes).toBeLessThan(MIB);
+  }, 120_000);
+});

@@ -1,0 +1,162 @@
+// The host side of sandbox.workspace_max_mb, without a container: how a goal's folders are
+// measured (lstat, links not followed, at least a block per entry, a bounded walk) and what
+// quotaSandbox hands the executor for an exec — maxFileBytes = the room left (0 at the
+// cap) and a signal it aborts when a measure taken while the command runs is past the cap.
+// The executor here is a stand-in that writes into the goal's host folder the way a
+// command in the container would; the real one (RLIMIT_FSIZE, the cancel) is exercised in
+// test/redteam/quota.test.ts.
+
+import {
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isAidoError } from "../../src/errors.js";
+import { MIB, MIN_ENTRY_BYTES, WorkspaceQuota } from "../../src/sandbox/quota.js";
+import { quotaSandbox } from "../../src/sandbox/quota-sandbox.js";
+import type { ExecRequest, ExecResult, SandboxHandle } from "../../src/sandbox/types.js";
+
+let goalsDir: string;
+const GOAL = "g_quota";
+const ws = (...p: string[]) => join(goalsDir, GOAL, "workspace", ...p);
+
+beforeEach(() => {
+  goalsDir = mkdtempSync(join(tmpdir(), "aido-quota-"));
+  mkdirSync(ws(), { recursive: true });
+  mkdirSync(join(goalsDir, GOAL, "output"), { recursive: true });
+});
+afterEach(() => {
+  rmSync(goalsDir, { recursive: true, force: true });
+});
+
+const done: ExecResult = {
+  exitCode: 0,
+  signal: null,
+  stdout: "",
+  stderr: "",
+  timedOut: false,
+  truncated: false,
+  durationMs: 1,
+};
+
+/** A handle whose exec is `run`; every other operation is out of this test's scope. */
+function execOnly(run: (req: ExecRequest) => Promise<ExecResult>): SandboxHandle {
+  const no = () => Promise.reject(new Error("not used here"));
+  return {
+    goalId: GOAL,
+    exec: run,
+    realpath: no,
+    readFile: no,
+    writeFile: no,
+    editFile: no,
+    list: no,
+    stat: no,
+    grep: no,
+  };
+}
+
+/** Resolves when `signal` aborts (a killed command), or after `ms` (it ran to the end). */
+const runUntilAborted = (signal: AbortSignal | undefined, ms: number) =>
+  new Promise<ExecResult>((resolve) => {
+    const timer = setTimeout(() => resolve(done), ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve({ ...done, exitCode: null, signal: "SIGKILL" });
+    });
+  });
+
+describe("measuring a goal", () => {
+  it("charges each entry at least a block, never follows a link, and stops at twice the cap", async () => {
+    const q = new WorkspaceQuota({ goalsDir, maxMb: 1 });
+    for (let i = 0; i < 10; i++) writeFileSync(ws(`empty${i}`), "");
+    const hostBig = join(goalsDir, "host-big");
+    writeFileSync(hostBig, Buffer.alloc(3 * MIB));
+    symlinkSync(hostBig, ws("link"));
+    expect((await q.usage(GOAL)).bytes).toBe(11 * MIN_ENTRY_BYTES);
+    truncateSync(ws("empty0"), 900 * 1024); // sparse: charged its size
+    const u = await q.usage(GOAL, { fresh: true });
+    expect(u.bytes).toBe(10 * MIN_ENTRY_BYTES + 900 * 1024);
+    expect(await q.room(GOAL)).toBe(MIB - u.bytes);
+    for (let i = 0; i < 3; i++) writeFileSync(ws(`big${i}`), Buffer.alloc(MIB));
+    const over = await q.usage(GOAL, { fresh: true });
+    expect(over.bytes).toBeGreaterThan(2 * MIB);
+    expect(over.bytes).toBeLessThanOrEqual(3 * MIB); // the walk stopped counting past 2 MiB
+    expect(await q.room(GOAL)).toBe(0);
+  });
+});
+
+describe("quotaSandbox exec", () => {
+  it("hands the executor the room left as maxFileBytes, and 0 at the cap so files can still be deleted", async () => {
+    const q = new WorkspaceQuota({ goalsDir, maxMb: 1 });
+    const seen: ExecRequest[] = [];
+    const sb = quotaSandbox(
+      execOnly(async (req) => {
+        seen.push(req);
+        return done;
+      }),
+      q,
+    );
+    writeFileSync(ws("a"), Buffer.alloc(256 * 1024));
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    expect(seen[0]?.maxFileBytes).toBe(MIB - 256 * 1024);
+    expect(seen[0]?.signal).toBeInstanceOf(AbortSignal);
+    writeFileSync(ws("b"), Buffer.alloc(MIB));
+    await sb.exec({ confinement: "unconfined", command: "rm /workspace/b" });
+    expect(seen[1]?.maxFileBytes).toBe(0);
+  });
+
+  it("cancels a command while the goal grows past the cap, and says why", async () => {
+    const q = new WorkspaceQuota({ goalsDir, maxMb: 1 });
+    let written = 0;
+    const sb = quotaSandbox(
+      execOnly(async (req) => {
+        const filling = setInterval(() => writeFileSync(ws(`f${written++}`), Buffer.alloc(256 * 1024)), 50);
+        const r = await runUntilAborted(req.signal, 10_000);
+        clearInterval(filling);
+        return r;
+      }),
+      q,
+    );
+    const started = Date.now();
+    const e = await sb.exec({ confinement: "unconfined", command: "fill" }).catch((x) => x);
+    expect(isAidoError(e, "quota_exceeded")).toBe(true);
+    expect(e.message).toMatch(
+      /^exec stopped: goal g_quota's files on the host passed sandbox\.workspace_max_mb \(1 MiB/,
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
+    // Overshoot is what it wrote between two measures.
+    expect(written * 256 * 1024).toBeLessThan(MIB + 2 * MIB);
+  });
+
+  it("lets a command that frees room run to its end while the goal is over the cap", async () => {
+    const q = new WorkspaceQuota({ goalsDir, maxMb: 1 });
+    writeFileSync(ws("big"), Buffer.alloc(2 * MIB));
+    const sb = quotaSandbox(
+      execOnly(async (req) => {
+        setTimeout(() => unlinkSync(ws("big")), 100);
+        return runUntilAborted(req.signal, 1_500);
+      }),
+      q,
+    );
+    expect(await sb.exec({ confinement: "unconfined", command: "rm /workspace/big" })).toEqual(done);
+  });
+
+  it("passes the caller's own cancel on", async () => {
+    const q = new WorkspaceQuota({ goalsDir, maxMb: 1 });
+    const sb = quotaSandbox(
+      execOnly((req) => runUntilAborted(req.signal, 10_000)),
+      q,
+    );
+    const mine = new AbortController();
+    setTimeout(() => mine.abort(), 100);
+    const r = await sb.exec({ confinement: "unconfined", command: "sleep 10", signal: mine.signal });
+    expect(r.signal).toBe("SIGKILL");
+  });
+});
