@@ -431,6 +431,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const home = resolve(env.AIDO_HOME && env.AIDO_HOME !== "" ? env.AIDO_HOME : join(homedir(), ".aido"));
   const userFile = join(home, "config.yaml");
   let file: ConfigFile = existsSync(userFile) ? readConfigFile(userFile) : {};
+  const operator = file;
   const grantCeilings = file.grants ? [file.grants] : [];
   const packageRoot = opts.packageRoot ?? findPackageRoot();
   const modelsAllowed = [file.models?.allowed ?? shippedModels(packageRoot, env.AIDO_MODEL)];
@@ -446,6 +447,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const spawnBatchCap = envInt(env, "AIDO_SPAWN_BATCH_CAP") ?? file.limits?.spawn_batch_cap;
   const f = file;
   const pick = <T>(v: T | undefined, d: T): T => (v === undefined ? d : v);
+  /** A host-protecting cap: a project file may lower it below the operator's value or the default, never raise it. */
+  const capped = (key: "workspace_max_mb" | "inputs_max_mb" | "inputs_max_files", d: number): number =>
+    Math.min(pick(f.sandbox?.[key], d), pick(operator.sandbox?.[key], d));
   const skillsDirs = [
     join(packageRoot, "skills"),
     join(home, "skills"),
@@ -510,9 +514,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       warmPool: pick(f.sandbox?.warm_pool, DEFAULTS.sandbox.warmPool),
       execTimeoutMs: pick(f.sandbox?.exec_timeout_ms, DEFAULTS.sandbox.execTimeoutMs),
       landlock: pick(f.sandbox?.landlock, DEFAULTS.sandbox.landlock),
-      workspaceMaxMb: pick(f.sandbox?.workspace_max_mb, DEFAULTS.sandbox.workspaceMaxMb),
-      inputsMaxMb: pick(f.sandbox?.inputs_max_mb, DEFAULTS.sandbox.inputsMaxMb),
-      inputsMaxFiles: pick(f.sandbox?.inputs_max_files, DEFAULTS.sandbox.inputsMaxFiles),
+      workspaceMaxMb: capped("workspace_max_mb", DEFAULTS.sandbox.workspaceMaxMb),
+      inputsMaxMb: capped("inputs_max_mb", DEFAULTS.sandbox.inputsMaxMb),
+      inputsMaxFiles: capped("inputs_max_files", DEFAULTS.sandbox.inputsMaxFiles),
     },
     webFetch: {
       maxBytes: pick(f.web_fetch?.max_bytes, DEFAULTS.webFetch.maxBytes),

@@ -73,6 +73,22 @@ describe("config", () => {
     expect(load().limits.maxDepth).toBe(2);
   });
 
+  it("lets a project file only lower the host caps (workspace quota, inputs), below the default too", () => {
+    writeFileSync(
+      join(project, ".aido", "config.yaml"),
+      "sandbox:\n  workspace_max_mb: 999999\n  inputs_max_files: 10\n",
+    );
+    const raised = load().sandbox;
+    expect([raised.workspaceMaxMb, raised.inputsMaxMb, raised.inputsMaxFiles]).toEqual([1024, 512, 10]);
+    writeFileSync(join(home, "config.yaml"), "sandbox:\n  workspace_max_mb: 4096\n  inputs_max_mb: 100\n");
+    writeFileSync(
+      join(project, ".aido", "config.yaml"),
+      "sandbox:\n  workspace_max_mb: 64\n  inputs_max_mb: 200\n",
+    );
+    const lowered = load().sandbox;
+    expect([lowered.workspaceMaxMb, lowered.inputsMaxMb]).toEqual([64, 100]);
+  });
+
   it("keeps the project's grant list as a second ceiling instead of replacing the operator's", () => {
     writeFileSync(join(home, "config.yaml"), 'grants: ["file_read: /workspace/**"]\n');
     writeFileSync(join(project, ".aido", "config.yaml"), 'grants: ["file_read: /**"]\n');
