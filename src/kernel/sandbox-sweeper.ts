@@ -109,7 +109,8 @@ export class SandboxSweeper {
       c.goalId ? { goalId: c.goalId } : {},
     );
     if (!c.goalId) return;
-    await this.deps.released(c.goalId);
+    // An expired goal is told to stop first, so its agents do not start another container.
     if (c.reason === "expired") this.deps.expired(c.goalId, reason);
+    await this.deps.released(c.goalId);
   }
 }

@@ -52,7 +52,7 @@ export interface SandboxBackend {
   /**
    * Remove the goal's container for good: the goal is retired, so a call still in flight
    * cannot start a new one (a later acquire is refused), and a container being made for
-   * it right now is removed once it exists. With deleteFolders also its folders (never
+   * it right now is removed once it exists (without waiting for it here). With deleteFolders also its folders (never
    * through a link).
    */
   remove(goalId: string, opts?: { deleteFolders?: boolean }): Promise<void>;

@@ -155,7 +155,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       }
       handle = await p;
     }
-    this.refuseRetired(goalId);
+    if (this.retired.has(goalId)) {
+      // The goal ended while its container was being made: it goes at once.
+      this.dropHandle(goalId);
+      await this.removeContainer(this.containerName(goalId));
+      this.refuseRetired(goalId);
+    }
     if (opts.inputs && opts.inputs.length > 0) {
       const rules = inputRules(this.config);
       await copyInputs(
@@ -231,9 +236,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async remove(goalId: string, opts: { deleteFolders?: boolean } = {}): Promise<void> {
     assertGoalId(goalId);
+    // A container being made for the goal right now is removed by acquire once it exists.
     this.retired.add(goalId);
-    // A container being made for the goal right now is removed too, once it exists.
-    await this.acquiring.get(goalId)?.catch(() => {});
     this.dropHandle(goalId);
     this.limitsOf.delete(goalId);
     this.skillsOf.delete(goalId);

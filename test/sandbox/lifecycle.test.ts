@@ -93,6 +93,22 @@ describe("recovery", () => {
   });
 });
 
+describe("retiring a goal", () => {
+  it("removes a container still being made when the goal ended, and starts none after", async () => {
+    const making = fx.backend.acquire("retire-goal");
+    await fx.backend.remove("retire-goal");
+    const e = await making.catch((x) => x);
+    expect(isAidoError(e, "sandbox_failed")).toBe(true);
+    expect(e.message).toMatch(/removed when the goal ended; no new container/);
+    const left = await fx.backend.docker.listContainers({
+      all: true,
+      filters: { name: [fx.backend.containerName("retire-goal")] },
+    });
+    expect(left).toEqual([]);
+    await expect(fx.backend.acquire("retire-goal")).rejects.toThrow(/removed when the goal ended/);
+  });
+});
+
 describe("gc", () => {
   it("removes expired and orphaned containers and keeps live ones", async () => {
     const live = await fx.backend.acquire("gc-live");
