@@ -15,7 +15,7 @@ import { toolSpec } from "../agent/prompt.js";
 import { principalOf } from "../agent/tool-calls.js";
 import type { Config } from "../config.js";
 import { type Db, openDatabase } from "../db/database.js";
-import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { AidoError, ErrorCode } from "../errors.js";
 import { Gate } from "../gate/invoke.js";
 import type { ToolDef, ToolResult } from "../gate/types.js";
 import { LlmClients } from "../llm/clients.js";
@@ -31,12 +31,8 @@ import { createMemoryTools } from "../memory/tools.js";
 import type { SandboxBackend } from "../sandbox/backend.js";
 import { DockerBackend } from "../sandbox/docker.js";
 import { goalFolders } from "../sandbox/folders.js";
-import { lazySandbox } from "../sandbox/lazy.js";
 import { WorkspaceQuota } from "../sandbox/quota.js";
-import { quotaSandbox } from "../sandbox/quota-sandbox.js";
-import { clearSetidBits } from "../sandbox/setid.js";
 import { SnapshotStore } from "../sandbox/snapshots.js";
-import type { SandboxHandle } from "../sandbox/types.js";
 import { ApprovalQueue } from "../security/approvals.js";
 import { AuditLog } from "../security/audit.js";
 import { BudgetLedger } from "../security/budget.js";
@@ -49,6 +45,7 @@ import { createSkillTools } from "../skills/tools.js";
 import { type BuiltinToolDeps, builtinTools } from "../tools/registry.js";
 import { AgentRunner } from "./agents.js";
 import { EventBus } from "./events.js";
+import { GoalSandboxes } from "./goal-sandboxes.js";
 import { GoalRunner } from "./goals.js";
 import { type AgentRecord, AgentRegistry, type AgentSummary } from "./registry.js";
 import { SandboxSweeper } from "./sandbox-sweeper.js";
@@ -60,8 +57,6 @@ export type { BuiltinToolDeps };
 /** Pseudo-goals of standalone agents (agent.spawn) are named s_<…>; goals are g_<…>. */
 const STANDALONE_PREFIX = "s_";
 const isStandalone = (goalId: string) => goalId.startsWith(STANDALONE_PREFIX);
-/** At most this many paths are named in one sandbox.setid_cleared entry (the count is exact). */
-const SETID_PATHS_AUDITED = 100;
 
 export interface RuntimeOptions {
   /** The sandbox backend; default a DockerBackend on the local engine. */
@@ -90,9 +85,10 @@ export interface AgentRunResult {
 
 export class Runtime {
   readonly tools: Map<string, ToolDef<unknown>>;
-  private readonly sandboxes = new Map<string, SandboxHandle>();
   /** Each goal's writes to the host, against sandbox.workspace_max_mb (every handle is held to it). */
   readonly quota: WorkspaceQuota;
+  /** Each goal's sandbox handle, and the one path that ends it. */
+  readonly sandboxes: GoalSandboxes;
   private readonly clients = new Map<string, LlmClient>();
   private closing: Promise<void> | undefined;
   private log: (message: string) => void = (m) => process.stderr.write(`aido: ${m}\n`);
@@ -117,6 +113,14 @@ export class Runtime {
   ) {
     this.tools = tools;
     this.quota = new WorkspaceQuota({ goalsDir: config.goalsDir, maxMb: config.sandbox.workspaceMaxMb });
+    this.sandboxes = new GoalSandboxes({
+      config,
+      backend,
+      audit,
+      quota: this.quota,
+      acquireOptions: (goalId) => ({ skills: this.rootSkills(goalId) }),
+      log: (m) => this.log(m),
+    });
   }
 
   // Filled in by open(): they depend on the runtime itself (the tool registry, the gate's
@@ -226,7 +230,7 @@ export class Runtime {
       audit: this.audit,
       approvals,
       budget: { remaining: (account) => budget.available(account) },
-      sandbox: (goalId) => this.sandboxFor(goalId),
+      sandbox: (goalId) => this.sandboxes.handle(goalId),
       snapshots: {
         beforeMutation: async (p) => {
           const label = p.turn === undefined ? "before a mutating call" : `before turn ${p.turn}`;
@@ -325,7 +329,7 @@ export class Runtime {
       audit: this.audit,
       events,
       memory: this.memory,
-      retireSandbox: (goalId) => this.retireSandbox(goalId),
+      retireSandbox: (goalId) => this.sandboxes.retire(goalId),
     });
     this.sweeper = new SandboxSweeper({
       config,
@@ -336,10 +340,7 @@ export class Runtime {
       expired: (goalId, reason) => {
         if (!isStandalone(goalId)) this.goals.fail(goalId, reason);
       },
-      released: async (goalId) => {
-        this.sandboxes.delete(goalId);
-        await this.clearSetid(goalId);
-      },
+      released: (goalId) => this.sandboxes.released(goalId),
       log: this.log,
     });
     // What a previous process left: agents first (their goals are about to be failed),
@@ -355,18 +356,6 @@ export class Runtime {
       throw new AidoError(ErrorCode.configInvalid, `two tools are named "${t.name}"`, { tool: t.name });
     }
     this.tools.set(t.name, t);
-  }
-
-  private sandboxFor(goalId: string): SandboxHandle {
-    let h = this.sandboxes.get(goalId);
-    if (!h) {
-      h = quotaSandbox(
-        lazySandbox(goalId, () => this.backend.acquire(goalId, { skills: this.rootSkills(goalId) })),
-        this.quota,
-      );
-      this.sandboxes.set(goalId, h);
-    }
-    return h;
   }
 
   /**
@@ -455,38 +444,7 @@ export class Runtime {
    */
   private releaseStandalone(agent: AgentRecord): Promise<void> {
     if (agent.parentId !== null || !isStandalone(agent.goalId)) return Promise.resolve();
-    return this.retireSandbox(agent.goalId);
-  }
-
-  /**
-   * The one path by which a goal's (or a standalone agent's) sandbox ends: the container is
-   * removed and the goal retired in the backend (a call still in flight cannot start a new
-   * one), the cached handle forgotten, and setuid/setgid bits under its folder cleared.
-   * Never throws: a container the engine cannot remove now is left to the sweep.
-   */
-  private async retireSandbox(goalId: string): Promise<void> {
-    this.sandboxes.delete(goalId);
-    try {
-      await this.backend.remove(goalId);
-    } catch (e) {
-      this.log(`removing the container of ${goalId} failed (the sweep retries): ${errorMessage(e)}`);
-    }
-    await this.clearSetid(goalId);
-  }
-
-  /** No setuid/setgid bit stays in a folder whose container is gone (audited when one was found). */
-  private async clearSetid(goalId: string): Promise<void> {
-    try {
-      const cleared = await clearSetidBits(goalFolders(this.config.goalsDir, goalId).root);
-      if (cleared.length === 0) return;
-      this.audit.record(
-        "sandbox.setid_cleared",
-        { paths: cleared.slice(0, SETID_PATHS_AUDITED), count: cleared.length },
-        { goalId },
-      );
-    } catch (e) {
-      this.log(`clearing setuid/setgid bits of ${goalId} failed: ${errorMessage(e)}`);
-    }
+    return this.sandboxes.retire(agent.goalId);
   }
 
   agentStatus(agentId: string): AgentSummary {

@@ -1,0 +1,87 @@
+// kernel/goal-sandboxes.ts — a goal's sandbox as the kernel holds it, from first use to
+// retirement. One handle per goal (or standalone agent's pseudo-goal): lazy, so a goal
+// whose agents only think starts no container, and held to the workspace quota, so no
+// tool writes around it. One path ends it, retire(): the container is removed and the goal
+// retired in the backend (a call still in flight cannot start another), the handle is
+// forgotten, and every setuid/setgid bit under the goal's folder is cleared (audited).
+// The sweeper (sandbox-sweeper.ts) reports the containers it removed through released().
+
+import type { Config } from "../config.js";
+import { errorMessage } from "../errors.js";
+import type { AcquireOptions, SandboxBackend } from "../sandbox/backend.js";
+import { goalFolders } from "../sandbox/folders.js";
+import { lazySandbox } from "../sandbox/lazy.js";
+import type { WorkspaceQuota } from "../sandbox/quota.js";
+import { quotaSandbox } from "../sandbox/quota-sandbox.js";
+import { clearSetidBits } from "../sandbox/setid.js";
+import type { SandboxHandle } from "../sandbox/types.js";
+import type { AuditLog } from "../security/audit.js";
+
+/** At most this many paths are named in one sandbox.setid_cleared entry (the count is exact). */
+const SETID_PATHS_AUDITED = 100;
+
+export interface GoalSandboxesDeps {
+  config: Config;
+  backend: SandboxBackend;
+  audit: AuditLog;
+  quota: WorkspaceQuota;
+  /** How the goal's container is made (the skills its root agent may read). */
+  acquireOptions(goalId: string): AcquireOptions;
+  /** What could not be done now and is retried by the sweep (the engine is down). */
+  log(message: string): void;
+}
+
+export class GoalSandboxes {
+  private readonly handles = new Map<string, SandboxHandle>();
+
+  constructor(private readonly deps: GoalSandboxesDeps) {}
+
+  /** The goal's handle; the container is acquired on the first call that needs it. */
+  handle(goalId: string): SandboxHandle {
+    let h = this.handles.get(goalId);
+    if (!h) {
+      h = quotaSandbox(
+        lazySandbox(goalId, () => this.deps.backend.acquire(goalId, this.deps.acquireOptions(goalId))),
+        this.deps.quota,
+      );
+      this.handles.set(goalId, h);
+    }
+    return h;
+  }
+
+  /**
+   * The goal (or standalone agent) ended: its container goes for good, its handle is
+   * forgotten, its folder loses setuid/setgid bits. Never throws: a container the engine
+   * cannot remove now is left to the sweep.
+   */
+  async retire(goalId: string): Promise<void> {
+    this.handles.delete(goalId);
+    try {
+      await this.deps.backend.remove(goalId);
+    } catch (e) {
+      this.deps.log(`removing the container of ${goalId} failed (the sweep retries): ${errorMessage(e)}`);
+    }
+    await this.clearSetid(goalId);
+  }
+
+  /** A sweep removed the goal's container: a live goal's next call starts a new one. */
+  async released(goalId: string): Promise<void> {
+    this.handles.delete(goalId);
+    await this.clearSetid(goalId);
+  }
+
+  /** No setuid/setgid bit stays in a folder whose container is gone (audited when one was found). */
+  private async clearSetid(goalId: string): Promise<void> {
+    try {
+      const cleared = await clearSetidBits(goalFolders(this.deps.config.goalsDir, goalId).root);
+      if (cleared.length === 0) return;
+      this.deps.audit.record(
+        "sandbox.setid_cleared",
+        { paths: cleared.slice(0, SETID_PATHS_AUDITED), count: cleared.length },
+        { goalId },
+      );
+    } catch (e) {
+      this.deps.log(`clearing setuid/setgid bits of ${goalId} failed: ${errorMessage(e)}`);
+    }
+  }
+}
