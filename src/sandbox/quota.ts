@@ -8,7 +8,7 @@
 // caller needs a fresh one, and a walk stops counting at twice the cap. quota-sandbox.ts
 // applies the measure to every write a tool makes.
 
-import { promises as fsp } from "node:fs";
+import { lstatSync, readdirSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { goalFolders } from "./folders.js";
@@ -19,6 +19,8 @@ export const MIN_ENTRY_BYTES = 4096;
 const CACHE_MS = 2_000;
 /** Time between two measures while an exec runs; longer when a walk takes long (4x its time). */
 export const POLL_MS = 500;
+/** Entries walked between two turns of the event loop. */
+const YIELD_EVERY = 1000;
 
 export interface QuotaUsage {
   /** workspace + output, as charged (see the header); stops growing past twice the cap. */
@@ -141,15 +143,20 @@ export class WorkspaceQuota {
   }
 }
 
-/** Charged bytes under `root` (root itself not counted), stopping once past `stopAt`. */
+/**
+ * Charged bytes under `root` (root itself not counted), stopping once past `stopAt`.
+ * Synchronous calls in slices of YIELD_EVERY entries: an lstat costs microseconds where its
+ * promise form costs tens, and the daemon's event loop gets a turn after every slice.
+ */
 async function walk(root: string, stopAt: number): Promise<{ total: number; unreadable?: string }> {
   let total = 0;
+  let slice = 0;
   const pending = [root];
   while (pending.length > 0 && total <= stopAt) {
     const dir = pending.pop() as string;
     let names: string[];
     try {
-      names = await fsp.readdir(dir);
+      names = readdirSync(dir);
     } catch (e) {
       if (gone(e)) continue;
       const code = (e as NodeJS.ErrnoException).code;
@@ -157,15 +164,16 @@ async function walk(root: string, stopAt: number): Promise<{ total: number; unre
       throw e;
     }
     for (const name of names) {
+      if (++slice % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
       const path = join(dir, name);
-      let st: Awaited<ReturnType<typeof fsp.lstat>>;
+      let st: Stats;
       try {
-        st = await fsp.lstat(path);
+        st = lstatSync(path);
       } catch (e) {
         if (gone(e)) continue;
         throw e;
       }
-      total += chargeOf(st.isSymbolicLink() ? 0 : Number(st.size), Number(st.blocks));
+      total += chargeOf(st.isSymbolicLink() ? 0 : st.size, st.blocks);
       if (st.isDirectory()) pending.push(path);
       if (total > stopAt) break;
     }
