@@ -8,10 +8,12 @@
 // container is gone, so nothing inside can race it; it still re-checks each entry through
 // an O_NOFOLLOW descriptor before changing it.
 
-import { constants, promises as fsp } from "node:fs";
+import { constants, promises as fsp, lstatSync, readdirSync, type Stats } from "node:fs";
 import { join } from "node:path";
 
 const SETID = 0o6000;
+/** Entries looked at between two turns of the event loop. */
+const YIELD_EVERY = 1000;
 
 /**
  * Clear setuid/setgid under `root` (root included). Returns the paths changed, relative to
@@ -19,29 +21,33 @@ const SETID = 0o6000;
  */
 export async function clearSetidBits(root: string): Promise<string[]> {
   const cleared: string[] = [];
-  await visit(root, "", cleared);
-  return cleared;
-}
-
-async function visit(path: string, rel: string, cleared: string[]): Promise<void> {
-  let st: Awaited<ReturnType<typeof fsp.lstat>>;
-  try {
-    st = await fsp.lstat(path);
-  } catch (e) {
-    if (gone(e)) return;
-    throw e;
+  const pending: Array<[string, string]> = [[root, ""]];
+  let slice = 0;
+  while (pending.length > 0) {
+    const [path, rel] = pending.pop() as [string, string];
+    // Synchronous lstat in slices (an lstat costs microseconds, its promise tens), yielding
+    // to the event loop between slices.
+    if (++slice % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
+    let st: Stats;
+    try {
+      st = lstatSync(path);
+    } catch (e) {
+      if (gone(e)) continue;
+      throw e;
+    }
+    if (!st.isFile() && !st.isDirectory()) continue; // links, fifos, sockets, devices: never touched
+    if ((st.mode & SETID) !== 0 && (await clearOne(path, st.ino, st.isDirectory()))) cleared.push(rel || ".");
+    if (!st.isDirectory()) continue;
+    let names: string[];
+    try {
+      names = readdirSync(path);
+    } catch (e) {
+      if (gone(e)) continue;
+      throw e;
+    }
+    for (const name of names) pending.push([join(path, name), rel ? `${rel}/${name}` : name]);
   }
-  if (!st.isFile() && !st.isDirectory()) return; // links, fifos, sockets, devices: never touched
-  if ((st.mode & SETID) !== 0 && (await clearOne(path, st.ino, st.isDirectory()))) cleared.push(rel || ".");
-  if (!st.isDirectory()) return;
-  let names: string[];
-  try {
-    names = await fsp.readdir(path);
-  } catch (e) {
-    if (gone(e)) return;
-    throw e;
-  }
-  for (const name of names) await visit(join(path, name), rel ? `${rel}/${name}` : name, cleared);
+  return cleared.sort();
 }
 
 /** chmod through a descriptor opened without following links, if it is still the entry seen. */
