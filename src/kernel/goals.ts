@@ -121,8 +121,10 @@ export interface GoalRunnerDeps {
 
 /**
  * How long a goal told to stop (cancel, goal cap, sandbox TTL, runtime closing) may take to
- * wind down. Past it the goal ends without waiting for its agents (a tool call may still
- * wait for an approval nobody gives) and its container is removed.
+ * wind down. Past it the goal ends without waiting for its agents (a tool call that does
+ * not return: a command still running, an engine that does not answer) and its container
+ * is removed. A call waiting for an approval returns at once: the approval is closed
+ * when its agent stops (security/approvals.ts).
  */
 export const STOP_GRACE_MS = 5_000;
 
@@ -472,8 +474,8 @@ export class GoalRunner {
   }
 
   /**
-   * End a goal whose agents did not return after being stopped (a tool call still waits,
-   * e.g. for an approval): record its end, remove its container (retired: the stuck call
+   * End a goal whose agents did not return after being stopped (a tool call still runs):
+   * record its end, remove its container (retired: the stuck call
    * can never start another), free its slot. Whatever the stuck call does later is moot.
    */
   private async abandon(id: string, g: LiveGoal): Promise<void> {

@@ -47,11 +47,12 @@ export function databaseFiles(dbPath: string): string[] {
 
 /**
  * Make an existing home private again: AIDO_HOME, goals/, every goal folder, keys/ and the
- * pool and inbox folders 0700; the database (+ -wal, -shm), pid file and log 0600. What
+ * pool and inbox folders 0700; the database (+ -wal, -shm), the audit head, pid file and
+ * log 0600. What
  * does not exist is not created here. The runtime key is not touched: security/keys.ts
  * refuses a key others could read (it may have leaked) instead of quietly fixing it.
  */
-export function tightenHome(config: Pick<Config, "home" | "dbPath" | "pidPath">): void {
+export function tightenHome(config: Pick<Config, "home" | "dbPath" | "pidPath" | "auditHeadPath">): void {
   ensurePrivateDir(config.home);
   for (const name of [...DIRS_OF_FOLDERS, ...DIRS]) {
     const dir = join(config.home, name);
@@ -59,7 +60,12 @@ export function tightenHome(config: Pick<Config, "home" | "dbPath" | "pidPath">)
     if (!(DIRS_OF_FOLDERS as readonly string[]).includes(name)) continue;
     for (const child of readdirSync(dir)) tightenIfPlain(join(dir, child), PRIVATE_DIR_MODE, "dir");
   }
-  const files = [...databaseFiles(config.dbPath), config.pidPath, ...FILES.map((f) => join(config.home, f))];
+  const files = [
+    ...databaseFiles(config.dbPath),
+    config.auditHeadPath,
+    config.pidPath,
+    ...FILES.map((f) => join(config.home, f)),
+  ];
   for (const file of files) tightenIfPlain(file, PRIVATE_FILE_MODE, "file");
 }
 

@@ -104,6 +104,27 @@ describe("a goal's container ends with the goal", () => {
     expect(ends).toEqual({ done: "succeeded", broken: "failed", stuck: "cancelled" });
   }, 120_000);
 
+  it("ends a stopped goal whose tool call does not return within seconds, and removes its container", async () => {
+    const sleeperGrants = ["tool: exec", "exec: sleep *", "file_read: /workspace/**"];
+    fx = await withDocker((cfg) => {
+      cfg.grantCeilings = [sleeperGrants];
+    });
+    const c = await fx.client();
+    server.script('manifest "sleeper"', [turn.toolUse("exec", { command: "sleep 60" }), turn.text("woke")]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "sleep",
+      manifest: manifest("sleeper", { capabilities: sleeperGrants }),
+    });
+    await until(() => (containerOf(fx!.home, goal_id) ? true : undefined));
+    await new Promise((r) => setTimeout(r, 500)); // the command is running
+    const started = Date.now();
+    await c.call("goal.cancel", { goal_id });
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 30_000 }, { timeoutMs: 40_000 });
+    expect(end.state).toBe("cancelled");
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(containerOf(fx.home, goal_id)).toBeUndefined();
+  }, 120_000);
+
   it("sweeps a container past sandbox.ttl_seconds: its goal fails with the reason, a standalone agent gets a new one", async () => {
     fx = await withDocker((cfg) => {
       cfg.sandbox.ttlSeconds = 3;

@@ -87,6 +87,7 @@ function expectPrivate(h: TempHome, goalId: string): void {
     [c.dbPath]: "0600",
     [`${c.dbPath}-wal`]: "0600",
     [`${c.dbPath}-shm`]: "0600",
+    [c.auditHeadPath]: "0600",
     [c.pidPath]: "0600",
     [c.socketPath]: "0600",
     [join(c.home, "agentd.log")]: "0600",
@@ -128,6 +129,7 @@ describe("AIDO_HOME permissions", () => {
     for (const d of [c.home, c.goalsDir, oldGoal, c.keysDir]) chmodSync(d, 0o755);
     new Database(c.dbPath).close();
     chmodSync(c.dbPath, 0o644);
+    chmodSync(c.auditHeadPath, 0o644);
     writeFileSync(join(c.home, "agentd.log"), "old log\n", { mode: 0o644 });
     writeFileSync(c.pidPath, "999999\n", { mode: 0o644 });
 

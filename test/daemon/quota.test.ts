@@ -5,7 +5,7 @@
 // with exec works at the cap. (The cap on exec's own writes — RLIMIT_FSIZE and the cancel
 // while it runs — is shown in test/redteam/quota.test.ts.)
 
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
@@ -98,18 +98,26 @@ describe("sandbox.workspace_max_mb", () => {
     ]);
   }, 120_000);
 
-  it("refuses a snapshot_restore that would bring the goal past the cap", async () => {
+  it("refuses a snapshot_restore that would bring the goal past the cap, and allows one that frees room", async () => {
     const { c, agent, goal } = await open();
     const invoke = (tool: string, input: Record<string, unknown>) =>
       c.call("tool.invoke", { agent_id: agent, tool, input });
-    await invoke("file_write", { path: "/workspace/a1.txt", content: "1".repeat(450 * KB) });
-    await invoke("file_write", { path: "/workspace/a2.txt", content: "2".repeat(450 * KB) });
-    const snap = (await invoke("snapshot_create", { label: "full" })).data as { id: string };
-    await invoke("exec", { command: "rm /workspace/a1.txt /workspace/a2.txt" });
-    await invoke("file_write", { path: "/output/o.txt", content: "o".repeat(450 * KB) });
-    const e = await rpcError(invoke("snapshot_restore", { id: snap.id }));
+    const host = (p: string) => join(fx!.home.config.goalsDir, goal, p);
+    await invoke("file_write", { path: "/workspace/small.txt", content: "s" });
+    const small = (await invoke("snapshot_create", { label: "small" })).data as { id: string };
+    // What an exec can leave between two measures: the goal over its cap (made here on the
+    // host, as a command in the container would have written it).
+    writeFileSync(host("workspace/over.bin"), Buffer.alloc(1536 * KB));
+    const over = (await invoke("snapshot_create", { label: "over" })).data as { id: string };
+    await invoke("exec", { command: "rm /workspace/over.bin" });
+    const e = await rpcError(invoke("snapshot_restore", { id: over.id }));
     expect(e.code).toBe("quota_exceeded");
-    expect(e.message).toContain(`snapshot_restore of ${snap.id} would add`);
-    expect(existsSync(join(fx!.home.config.goalsDir, goal, "workspace", "a1.txt"))).toBe(false);
+    expect(e.message).toContain(`snapshot_restore of ${over.id} would add`);
+    expect(existsSync(host("workspace/over.bin"))).toBe(false);
+    // Over the cap again, a restore to the small snapshot frees room and goes through.
+    writeFileSync(host("workspace/over.bin"), Buffer.alloc(1536 * KB));
+    const r = await invoke("snapshot_restore", { id: small.id });
+    expect(r.is_error).toBe(false);
+    expect(existsSync(host("workspace/over.bin"))).toBe(false);
   }, 120_000);
 });
