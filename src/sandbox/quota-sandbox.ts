@@ -12,7 +12,7 @@
 // Reads go straight through.
 
 import { AidoError, ErrorCode } from "../errors.js";
-import { chargeOf, formatMib, type QuotaUsage, type WorkspaceQuota } from "./quota.js";
+import { chargeOf, formatMib, MIN_ENTRY_BYTES, type QuotaUsage, type WorkspaceQuota } from "./quota.js";
 import type { ExecRequest, ExecResult, SandboxHandle } from "./types.js";
 
 /** The container folders that are the goal's host folders. */
@@ -77,8 +77,10 @@ export function quotaSandbox(inner: SandboxHandle, quota: WorkspaceQuota): Sandb
           maxFileBytes: Math.min(room, req.maxFileBytes ?? room),
           signal: cancel.signal,
         });
+        stopWatching();
         if (overAt) throw quota.stopped(goalId, overAt);
-        return reachedRoom(r) ? withRoomNote(r, quota) : r;
+        quota.forget(goalId);
+        return (await reachedRoom(r, quota, goalId)) ? withRoomNote(r, quota) : r;
       } catch (e) {
         if (overAt && !(e instanceof AidoError && e.code === ErrorCode.quotaExceeded))
           throw quota.stopped(goalId, overAt);
@@ -92,9 +94,15 @@ export function quotaSandbox(inner: SandboxHandle, quota: WorkspaceQuota): Sandb
   };
 }
 
-/** A file of the command hit RLIMIT_FSIZE (killed by SIGXFSZ, or a write failed with EFBIG). */
-function reachedRoom(r: ExecResult): boolean {
-  return r.signal === "SIGXFSZ" || /File too large/.test(r.stderr);
+/**
+ * The command failed against the cap: a file hit RLIMIT_FSIZE (SIGXFSZ, which a shell
+ * reports as exit 153, or EFBIG: "File too large"), or it failed and the goal has less
+ * than a block of room left. A failed command costs one measure; a successful one none.
+ */
+async function reachedRoom(r: ExecResult, quota: WorkspaceQuota, goalId: string): Promise<boolean> {
+  if (r.exitCode === 0 && r.signal === null) return false;
+  if (r.signal === "SIGXFSZ" || r.exitCode === 128 + 25 || /File too large/.test(r.stderr)) return true;
+  return (await quota.room(goalId)) < MIN_ENTRY_BYTES;
 }
 
 function withRoomNote(r: ExecResult, quota: WorkspaceQuota): ExecResult {
