@@ -3,7 +3,7 @@
 // --json shapes, env values kept out of the evidence, and the git diff of outputs.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -183,14 +183,21 @@ describe("lockdown", () => {
     expect(existsSync(join(p.dir, "out", "leak"))).toBe(false);
   });
 
-  it("never brings a setuid or setgid bit the script set into the project", async () => {
-    const r = await p.aido(
+  it("never brings a setuid or setgid bit on an output into the project", async () => {
+    // The exec helper's seccomp filter keeps the script itself from setting the bits, so
+    // the bits are set on the host copy of /output while the script sleeps, as a script
+    // on a runtime without that filter could have.
+    const run = p.aido(
       "run",
       "--json",
       "sh",
       "-c",
-      "mkdir -p /output/out && cp /bin/true /output/out/suid && chmod 6755 /output/out/suid",
+      "mkdir -p /output/out && cp /bin/true /output/out/suid && sleep 1",
     );
+    const hostCopy = join(p.dir, ".aido", "sandboxes", id, "output", "out", "suid");
+    for (let i = 0; i < 200 && !existsSync(hostCopy); i++) await new Promise((r) => setTimeout(r, 20));
+    chmodSync(hostCopy, 0o6755);
+    const r = await run;
     expect(r.code, r.err.join("\n")).toBe(0);
     const s = r.json<{ outputs: { collected: string[] } }>();
     expect(s.outputs.collected).toContain("out/suid");
