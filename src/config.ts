@@ -339,6 +339,13 @@ function envFlag(env: Env, name: string): boolean {
 const min = (a: number | undefined, b: number | undefined): number | undefined =>
   a === undefined ? b : b === undefined ? a : Math.min(a, b);
 
+/** The built-in default of a file key (`web_fetch.max_bytes` -> DEFAULTS.webFetch.maxBytes), if numeric. */
+function defaultOf(section: string, key: string): number | undefined {
+  const camel = (s: string): string => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+  const v = (DEFAULTS as Record<string, Record<string, unknown> | undefined>)[camel(section)]?.[camel(key)];
+  return typeof v === "number" ? v : undefined;
+}
+
 /**
  * Layer a project file over the operator's: numbers can only go down, deny/confirm
  * rules only accumulate, the grant ceiling only narrows (checked in security/ by
@@ -362,7 +369,8 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
     const o = sections[section] ?? {};
     sections[section] = o;
     for (const [k, v] of Object.entries(p)) {
-      if (typeof v === "number") o[k] = min(o[k] as number | undefined, v);
+      // Where the operator set nothing, the default is what the project may only lower.
+      if (typeof v === "number") o[k] = min((o[k] as number | undefined) ?? defaultOf(section, k), v);
       else if (section === "sandbox" && k === "landlock" && v === "on")
         o[k] = v; // turning it on tightens
       else if (o[k] === undefined || JSON.stringify(o[k]) === JSON.stringify(v)) {
@@ -431,7 +439,6 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const home = resolve(env.AIDO_HOME && env.AIDO_HOME !== "" ? env.AIDO_HOME : join(homedir(), ".aido"));
   const userFile = join(home, "config.yaml");
   let file: ConfigFile = existsSync(userFile) ? readConfigFile(userFile) : {};
-  const operator = file;
   const grantCeilings = file.grants ? [file.grants] : [];
   const packageRoot = opts.packageRoot ?? findPackageRoot();
   const modelsAllowed = [file.models?.allowed ?? shippedModels(packageRoot, env.AIDO_MODEL)];
@@ -447,9 +454,6 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const spawnBatchCap = envInt(env, "AIDO_SPAWN_BATCH_CAP") ?? file.limits?.spawn_batch_cap;
   const f = file;
   const pick = <T>(v: T | undefined, d: T): T => (v === undefined ? d : v);
-  /** A host-protecting cap: a project file may lower it below the operator's value or the default, never raise it. */
-  const capped = (key: "workspace_max_mb" | "inputs_max_mb" | "inputs_max_files", d: number): number =>
-    Math.min(pick(f.sandbox?.[key], d), pick(operator.sandbox?.[key], d));
   const skillsDirs = [
     join(packageRoot, "skills"),
     join(home, "skills"),
@@ -514,9 +518,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       warmPool: pick(f.sandbox?.warm_pool, DEFAULTS.sandbox.warmPool),
       execTimeoutMs: pick(f.sandbox?.exec_timeout_ms, DEFAULTS.sandbox.execTimeoutMs),
       landlock: pick(f.sandbox?.landlock, DEFAULTS.sandbox.landlock),
-      workspaceMaxMb: capped("workspace_max_mb", DEFAULTS.sandbox.workspaceMaxMb),
-      inputsMaxMb: capped("inputs_max_mb", DEFAULTS.sandbox.inputsMaxMb),
-      inputsMaxFiles: capped("inputs_max_files", DEFAULTS.sandbox.inputsMaxFiles),
+      workspaceMaxMb: pick(f.sandbox?.workspace_max_mb, DEFAULTS.sandbox.workspaceMaxMb),
+      inputsMaxMb: pick(f.sandbox?.inputs_max_mb, DEFAULTS.sandbox.inputsMaxMb),
+      inputsMaxFiles: pick(f.sandbox?.inputs_max_files, DEFAULTS.sandbox.inputsMaxFiles),
     },
     webFetch: {
       maxBytes: pick(f.web_fetch?.max_bytes, DEFAULTS.webFetch.maxBytes),

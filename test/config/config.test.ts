@@ -89,6 +89,21 @@ describe("config", () => {
     expect([lowered.workspaceMaxMb, lowered.inputsMaxMb]).toEqual([64, 100]);
   });
 
+  it("never lets a project file raise a number the operator left at its default", () => {
+    writeFileSync(
+      join(project, ".aido", "config.yaml"),
+      "sandbox:\n  memory_mb: 999999\n  pids: 100000\nlimits:\n  goal_max_tokens: 999999999\n  max_depth: 2\nweb_fetch:\n  max_bytes: 999999999\n",
+    );
+    const c = load();
+    expect([c.sandbox.memoryMb, c.sandbox.pids, c.limits.goalMaxTokens, c.webFetch.maxBytes]).toEqual([
+      1024,
+      256,
+      2_000_000,
+      2 * 1024 * 1024,
+    ]);
+    expect(c.limits.maxDepth).toBe(2);
+  });
+
   it("keeps the project's grant list as a second ceiling instead of replacing the operator's", () => {
     writeFileSync(join(home, "config.yaml"), 'grants: ["file_read: /workspace/**"]\n');
     writeFileSync(join(project, ".aido", "config.yaml"), 'grants: ["file_read: /**"]\n');
