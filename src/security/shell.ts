@@ -1,45 +1,54 @@
 // security/shell.ts — turns an `exec` command string into the simple commands it will run.
 // Prefix matching a shell string is how `ls; rm -rf /` passes an `ls *` grant, so the
-// string is parsed (mvdan-sh, the parser behind shfmt) and every command anywhere inside
-// is listed: pipelines, lists, subshells, blocks, $(...), backticks, <(...), if/while/
-// for/case bodies, functions, and what wrappers run (sudo, env, timeout, xargs, sh -c,
-// find -exec, ...). Whatever cannot be parsed, or nests too deep, throws policy_denied:
-// a command we cannot read is a command we do not run.
+// string is parsed and every command anywhere inside is listed: pipelines, lists,
+// subshells, blocks, $(...), if/while/for/case bodies, functions, and what wrappers and
+// program options run (sudo, env, timeout, xargs, sh -c, find -exec, sort
+// --compress-program, ...).
+//
+// One dialect: exec runs the command with dash, so it is parsed as POSIX sh (mvdan-sh's
+// POSIX variant reads what dash reads), and every nested program is parsed in the dialect
+// of the shell that runs it — sh/dash code is analysed, any other shell is refused. The
+// visitor is explicit and fails closed: each node type, field and word part it accepts is
+// one whose dash semantics were checked in the sandbox image; anything else is refused
+// with a reason naming the construct. A command we cannot read is a command we do not run.
 
 import { AidoError } from "../errors.js";
-import { cannotParse, children, parseShell, type ShNode } from "./shell-ast.js";
-import { ShellSource, wordValue } from "./shell-words.js";
-import { type Arg, type UnfoldStep, WRAPPERS } from "./shell-wrappers.js";
+import { cannotJudge, cannotParse, onlyFields, parseShell, type ShNode, TOKEN } from "./shell-ast.js";
+import { builtinEffect, checkFunctionName } from "./shell-builtins.js";
+import { unfolderFor } from "./shell-programs.js";
+import { type Redirect, redirectOf } from "./shell-redirects.js";
+import { type Arg, basename, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
+import { ShellSource, type WordHooks, wordValue } from "./shell-words.js";
 
-export { cannotParse };
+export { basename, cannotParse, type Redirect };
 
 /** Wrappers and `sh -c` strings nested deeper than this are refused. */
 export const MAX_UNFOLD_DEPTH = 8;
+/** Compound commands and substitutions nested deeper than this are refused (stack safety). */
+export const MAX_SYNTAX_DEPTH = 64;
 /** Longer command strings are refused before parsing. */
 // Parsing is synchronous and roughly linear (~15 ms per KB here): 16 KB bounds the pause.
 export const MAX_COMMAND_BYTES = 16 * 1024;
 /** More simple commands than this in one string are refused. */
 export const MAX_SIMPLE_COMMANDS = 2048;
 
-export interface Redirect {
-  /** The operator as written: `>`, `>>`, `>|`, `&>`, `&>>`, `<>`, `>&`, `<`, `<&`. */
-  op: string;
-  target: string;
-  /** The target is only known at run time. */
-  dynamic: boolean;
-  /** The redirection opens its target for writing. */
-  write: boolean;
-}
-
 export interface SimpleCommand {
-  /** Words after quote removal and brace expansion; run-time words are kept as written. */
+  /** Words after quote removal; run-time words are kept as written. */
   argv: string[];
   /** Per argv entry: its value is only known at run time (expansion or glob). */
   argDynamic: boolean[];
+  /** Per argv entry: byte span in the exec's own command text (null for words of nested code). */
+  spans: ({ start: number; end: number } | null)[];
+  /** Per argv entry: never a path (a pattern, code, a program's script): not judged as a file. */
+  dataArgs: number[];
   /** The command name itself is only known at run time. */
   dynamic: boolean;
   /** File redirections that apply to it (its own and those of enclosing blocks). */
   redirects: Redirect[];
+  /** Files its options name besides its operands (sed `w FILE`, find -fprint FILE). */
+  files: { path: string; dynamic: boolean; write: boolean }[];
+  /** Directories it works in besides the shell's (env -C, git -C); "" entries are run-time. */
+  localDirs: { path: string; dynamic: boolean }[];
   /** `NAME=value` settings it runs with (leading assignments, env, sudo). */
   assigns: string[];
   /** Wrappers it was unfolded from, outermost first, by basename (`["sudo", "env"]`). */
@@ -48,21 +57,47 @@ export interface SimpleCommand {
   privileged: boolean;
   /** More arguments are appended at run time (xargs, find -exec). */
   openArgs: boolean;
-  /** Its stdin is the output of an earlier pipeline stage. */
+  /** Its stdin is the output of an earlier pipeline stage or of the program that runs it. */
   stdinPiped: boolean;
-  /** A shell whose program is its stdin (no -c, no script operand, no here-document). */
+  /** It reads its program from stdin, and that stdin is not a here-document the analysis read. */
   stdinProgram: boolean;
   background: boolean;
   /** Commands unfolded from one written command share a group. */
   group: number;
   /** Group of the command in whose words (or redirections) this one's substitution sits. */
   parentGroup: number | undefined;
+  /** Directory changes with `at` up to this index apply to it (a loop body: to the loop's end; a function or trap: all). */
+  dirScope: number;
 }
 
 export interface FunctionDef {
   name: string;
   /** Indices into `commands` of the commands in its body. */
   body: number[];
+}
+
+/** A `cd` or `chdir` that moves the commands after it (in text order) to `target`. */
+export interface DirChange {
+  target: string;
+  dynamic: boolean;
+  /** `cd -P`: `..` is resolved after symlinks (dash's default, -L, removes it from the text first). */
+  physical: boolean;
+  /** It applies to commands with an index >= at. */
+  at: number;
+  /** Inside a loop, function or trap: it may apply many times. */
+  repeats: boolean;
+  /** Index ranges [from, to) of commands that run only if it succeeded (`cd X && ...`). */
+  certain: [number, number][];
+}
+
+/** A path the exec tool resolved in the container: an argument, a redirection target, a cd target. */
+export interface ResolvedPath {
+  /** Canonical path in the container (symlinks followed, `..` removed). */
+  path: string;
+  /** What the command does with it; "any" when that is not known (an argument of `cat`, of `python3`). */
+  access: "read" | "write" | "any";
+  /** Where it came from, for messages: `argument 1 of cat ("../k.txt")`. */
+  via: string;
 }
 
 export interface CommandAnalysis {
@@ -75,137 +110,240 @@ export interface CommandAnalysis {
   /** Every variable name assigned or exported anywhere. */
   assignedNames: string[];
   functions: FunctionDef[];
+  dirs: DirChange[];
+  /** Fixed system programs that commands start on their own (tar's gzip), by name. */
+  helpers: string[];
+  /** Set by the exec tool (tools/exec-paths.ts) on the analysis it hands the policy. */
+  paths?: readonly ResolvedPath[];
 }
 
 interface Ctx {
   src: ShellSource;
+  /** The source is the exec's own command text: word spans can be pinned. */
+  topLevel: boolean;
   depth: number;
+  syntaxDepth: number;
   wrappers: string[];
   privileged: boolean;
   parentGroup: number | undefined;
   stdinPiped: boolean;
   redirects: Redirect[];
+  /** "loop": inside a loop body; "floating": a function body or trap action, run at any time. */
+  scope: "plain" | "loop" | "floating";
+  /** Directories a wrapper moved this code to (env -C DIR sh -c '...'). */
+  localDirs: Arg[];
 }
 
+/** Where one written command is launched from, as wrappers are unfolded. */
 interface Launch {
   ctx: Ctx;
   group: number;
   redirects: Redirect[];
   stdinPiped: boolean;
-  /** Program text a shell would read from a here-document or here-string. */
+  /** Program text a shell would read from a here-document. */
   stdinCode: Arg | undefined;
   wrappers: string[];
   privileged: boolean;
   openArgs: boolean;
   assigns: string[];
+  localDirs: Arg[];
 }
-
-// mvdan.cc/sh/v3 token values for redirection operators (syntax/tokens.go).
-const REDIRECT_OPS: Record<number, string> = {
-  54: ">",
-  55: ">>",
-  56: "<",
-  57: "<>",
-  58: "<&",
-  59: ">&",
-  60: ">|",
-  61: "<<",
-  62: "<<-",
-  63: "<<<",
-  64: "&>",
-  65: "&>>",
-};
-const WRITE_OPS = new Set([">", ">>", ">|", "&>", "&>>", "<>", ">&"]);
-const PIPE_OPS = new Set([12, 13]);
 
 class Analyzer {
   readonly out: CommandAnalysis;
   private groups = 0;
 
   constructor(source: string) {
-    this.out = { source, commands: [], pipelines: [], redirects: [], assignedNames: [], functions: [] };
+    this.out = {
+      source,
+      commands: [],
+      pipelines: [],
+      redirects: [],
+      assignedNames: [],
+      functions: [],
+      dirs: [],
+      helpers: [],
+    };
   }
 
-  program(code: string, ctx: Omit<Ctx, "src">): void {
+  program(code: string, ctx: Omit<Ctx, "src" | "syntaxDepth">): void {
     const file = parseShell(code);
-    const full: Ctx = { ...ctx, src: new ShellSource(code) };
+    onlyFields(file, ["Name", "Stmts", "Last"], "a program");
+    const full: Ctx = { ...ctx, src: new ShellSource(code), syntaxDepth: 0 };
     for (const s of file.Stmts as ShNode[]) this.stmt(s, full);
   }
 
-  private stmt(s: ShNode, ctx: Ctx): void {
+  private deeper(ctx: Ctx, extra: Partial<Ctx> = {}): Ctx {
+    if (ctx.syntaxDepth >= MAX_SYNTAX_DEPTH) {
+      throw cannotParse(`commands nest deeper than ${MAX_SYNTAX_DEPTH} levels`);
+    }
+    return { ...ctx, ...extra, syntaxDepth: ctx.syntaxDepth + 1 };
+  }
+
+  private hooks(ctx: Ctx, parentGroup: number | undefined): WordHooks {
+    return {
+      substitution: (stmts) => {
+        const inner = this.deeper(ctx, { parentGroup, redirects: [] });
+        for (const s of stmts) this.stmt(s, inner);
+      },
+      assigns: (name) => this.out.assignedNames.push(name),
+    };
+  }
+
+  /** Visit a statement; returns the directory changes that certainly happened if it succeeds. */
+  private stmt(s: ShNode, ctx: Ctx): DirChange[] {
+    onlyFields(s, ["Cmd", "Redirs", "Negated", "Background", "Semicolon", "Position"], "a statement");
     const start = this.out.commands.length;
+    const dirsBefore = this.out.dirs.length;
     const cmd = s.Cmd as ShNode | null;
-    const kind = cmd ? cmd.type : "";
-    const group = kind === "CallExpr" ? ++this.groups : undefined;
-    const subCtx: Ctx = { ...ctx, parentGroup: group ?? ctx.parentGroup, redirects: [] };
+    const group = cmd?.type === "CallExpr" ? ++this.groups : undefined;
+    const hooks = this.hooks(ctx, group ?? ctx.parentGroup);
     let stdinPiped = ctx.stdinPiped;
     let stdinCode: Arg | undefined;
     const own: Redirect[] = [];
     for (const r of s.Redirs as ShNode[]) {
-      const op = REDIRECT_OPS[r.Op as number] ?? "?";
-      if (r.Word) this.nested(r.Word, subCtx);
-      if (r.Hdoc) this.nested(r.Hdoc, subCtx);
-      if (op === "<<" || op === "<<-") {
+      const red = redirectOf(r, ctx.src, hooks);
+      if (red.kind === "dup") continue;
+      if (red.kind === "heredoc") {
         stdinPiped = false;
-        stdinCode = heredocText(r.Hdoc as ShNode | null, ctx.src);
+        stdinCode = red.code;
         continue;
       }
-      const target = wordValue(r.Word as ShNode, ctx.src);
-      if (op === "<<<") {
-        stdinPiped = false;
-        stdinCode = { value: target.values.join(" "), dynamic: target.dynamic };
-        continue;
-      }
-      if (op === "<") stdinPiped = false;
-      // `>&2` and `<&-` duplicate descriptors; `>& file` is `&> file`.
-      if ((op === ">&" || op === "<&") && !target.dynamic && /^(\d+-?|-)$/.test(target.values[0] ?? ""))
-        continue;
-      const value = target.values.join(" ");
-      own.push({ op, target: value, dynamic: target.dynamic || target.glob, write: WRITE_OPS.has(op) });
+      if (red.redirect.read && red.redirect.fd === 0) stdinPiped = false;
+      own.push(red.redirect);
     }
     this.out.redirects.push(...own);
     const redirects = [...ctx.redirects, ...own];
-    if (cmd) {
-      const inner: Ctx = { ...ctx, stdinPiped, redirects };
-      switch (kind) {
-        case "CallExpr":
-          this.call(cmd, inner, group!, stdinCode);
-          break;
-        case "BinaryCmd":
-          if (PIPE_OPS.has(cmd.Op as number)) this.pipeline(cmd, inner);
-          else {
-            this.stmt(cmd.X as ShNode, inner);
-            this.stmt(cmd.Y as ShNode, inner);
-          }
-          break;
-        case "FuncDecl": {
-          const bodyStart = this.out.commands.length;
-          this.stmt(cmd.Body as ShNode, { ...inner, stdinPiped: false, redirects: [] });
-          const body = range(bodyStart, this.out.commands.length);
-          this.out.functions.push({ name: String((cmd.Name as ShNode).Value), body });
-          break;
-        }
-        case "DeclClause":
-          for (const a of cmd.Args as ShNode[]) if (a.Name) this.out.assignedNames.push(String(a.Name.Value));
-          this.nested(cmd, inner);
-          break;
-        case "CoprocClause":
-          // A coprocess reads what the rest of the script writes to it: a pipe.
-          this.nested(cmd, { ...inner, stdinPiped: true });
-          break;
-        default:
-          this.nested(cmd, inner);
-      }
-    }
-    if (s.Background)
+    const certain = cmd ? this.command(cmd, { ...ctx, stdinPiped, redirects }, group, stdinCode) : [];
+    if (s.Background) {
       for (let i = start; i < this.out.commands.length; i++) this.out.commands[i]!.background = true;
+    }
+    if (s.Negated || s.Background || own.length > 0) return [];
+    // A lone `cd X` (the builtin itself, not one inside sh -c) that succeeded moved this shell.
+    const only = this.out.commands.length === start + 1 ? this.out.commands[start] : undefined;
+    const isCd = only && only.wrappers.length === 0 && (only.argv[0] === "cd" || only.argv[0] === "chdir");
+    if (isCd && this.out.dirs.length === dirsBefore + 1 && ctx.scope !== "floating") {
+      return [this.out.dirs[dirsBefore]!];
+    }
+    return certain;
+  }
+
+  private command(cmd: ShNode, ctx: Ctx, group: number | undefined, stdinCode: Arg | undefined): DirChange[] {
+    const stmts = (list: unknown, c: Ctx) => {
+      for (const s of list as ShNode[]) this.stmt(s, c);
+    };
+    switch (cmd.type) {
+      case "CallExpr":
+        onlyFields(cmd, ["Assigns", "Args"], "a simple command");
+        this.call(cmd, ctx, group!, stdinCode);
+        return [];
+      case "BinaryCmd": {
+        onlyFields(cmd, ["Op", "X", "Y", "OpPos"], "a command list");
+        const inner = this.deeper(ctx);
+        if (cmd.Op === TOKEN.pipe) this.pipeline(cmd, inner);
+        else if (cmd.Op === TOKEN.andStmt) {
+          // `X && Y`: Y runs only if X succeeded, so the cd's X certainly made hold for all of Y.
+          const cx = this.stmt(cmd.X as ShNode, inner);
+          const from = this.out.commands.length;
+          const cy = this.stmt(cmd.Y as ShNode, inner);
+          for (const d of cx) d.certain.push([from, this.out.commands.length]);
+          return [...cx, ...cy];
+        } else if (cmd.Op === TOKEN.orStmt) {
+          this.stmt(cmd.X as ShNode, inner);
+          this.stmt(cmd.Y as ShNode, inner);
+        } else throw cannotJudge("the |& operator (bash)");
+        return [];
+      }
+      case "Subshell":
+      case "Block":
+        onlyFields(cmd, ["Stmts", "Lparen", "Rparen", "Lbrace", "Rbrace"], "a group");
+        stmts(cmd.Stmts, this.deeper(ctx));
+        return [];
+      case "IfClause":
+        this.ifClause(cmd, this.deeper(ctx));
+        return [];
+      case "WhileClause":
+        onlyFields(cmd, ["Cond", "Do", "Until", "WhilePos", "DoPos", "DonePos"], "a while loop");
+        this.loop(ctx, (c) => {
+          stmts(cmd.Cond, c);
+          stmts(cmd.Do, c);
+        });
+        return [];
+      case "ForClause":
+        this.forClause(cmd, ctx);
+        return [];
+      case "CaseClause": {
+        onlyFields(cmd, ["Word", "Items", "Case", "In", "Esac"], "a case statement");
+        const inner = this.deeper(ctx);
+        const hooks = this.hooks(inner, ctx.parentGroup);
+        wordValue(cmd.Word as ShNode, inner.src, hooks);
+        for (const item of cmd.Items as ShNode[]) {
+          onlyFields(item, ["Op", "Patterns", "Stmts", "OpPos"], "a case item");
+          if (item.Op !== TOKEN.dblSemicolon && item.Op !== 0)
+            throw cannotJudge("a case item ending in ;& or ;;&");
+          for (const p of item.Patterns as ShNode[]) wordValue(p, inner.src, hooks);
+          stmts(item.Stmts, inner);
+        }
+        return [];
+      }
+      case "FuncDecl":
+        this.funcDecl(cmd, ctx);
+        return [];
+      default:
+        throw cannotJudge(describeCommand(cmd.type));
+    }
+  }
+
+  private ifClause(cmd: ShNode, ctx: Ctx): void {
+    onlyFields(cmd, ["Cond", "Then", "Else", "Position", "ThenPos", "FiPos"], "an if statement");
+    for (const s of cmd.Cond as ShNode[]) this.stmt(s, ctx);
+    for (const s of cmd.Then as ShNode[]) this.stmt(s, ctx);
+    if (cmd.Else) this.ifClause(cmd.Else as ShNode, ctx);
+  }
+
+  private forClause(cmd: ShNode, ctx: Ctx): void {
+    onlyFields(cmd, ["Loop", "Do", "ForPos", "DoPos", "DonePos"], "a for loop");
+    const loop = cmd.Loop as ShNode;
+    if (loop.type !== "WordIter") throw cannotJudge("a C-style for loop (bash)");
+    onlyFields(loop, ["Name", "Items", "InPos"], "a for loop");
+    // `for PATH in /workspace; do ...` assigns its variable like PATH=... would.
+    this.out.assignedNames.push(String((loop.Name as ShNode).Value));
+    const hooks = this.hooks(ctx, ctx.parentGroup);
+    for (const w of loop.Items as ShNode[]) wordValue(w, ctx.src, hooks);
+    this.loop(ctx, (c) => {
+      for (const s of cmd.Do as ShNode[]) this.stmt(s, c);
+    });
+  }
+
+  /** A loop body runs again after its last command: directory changes in it apply to all of it. */
+  private loop(ctx: Ctx, body: (c: Ctx) => void): void {
+    const from = this.out.commands.length;
+    const firstDir = this.out.dirs.length;
+    body(this.deeper(ctx, { scope: ctx.scope === "floating" ? "floating" : "loop" }));
+    const end = this.out.commands.length;
+    for (let i = from; i < end; i++) {
+      const c = this.out.commands[i]!;
+      c.dirScope = Math.max(c.dirScope, end);
+    }
+    for (const d of this.out.dirs.slice(firstDir)) d.repeats = true;
+  }
+
+  private funcDecl(cmd: ShNode, ctx: Ctx): void {
+    onlyFields(cmd, ["Name", "Body", "Parens", "Position"], "a function definition");
+    const name = String((cmd.Name as ShNode).Value);
+    checkFunctionName(name, (n) => unfolderFor(n) !== undefined);
+    const bodyStart = this.out.commands.length;
+    const firstDir = this.out.dirs.length;
+    this.stmt(cmd.Body as ShNode, this.deeper(ctx, { stdinPiped: false, redirects: [], scope: "floating" }));
+    for (const d of this.out.dirs.slice(firstDir)) d.repeats = true;
+    this.out.functions.push({ name, body: range(bodyStart, this.out.commands.length) });
   }
 
   private pipeline(cmd: ShNode, ctx: Ctx): void {
     const stages: ShNode[] = [];
     const flatten = (s: ShNode): void => {
       const c = s.Cmd as ShNode | null;
-      const isPipe = c && c.type === "BinaryCmd" && PIPE_OPS.has(c.Op as number);
+      const isPipe = c && c.type === "BinaryCmd" && c.Op === TOKEN.pipe;
       if (isPipe && (s.Redirs as ShNode[]).length === 0 && !s.Negated && !s.Background) {
         flatten(c.X as ShNode);
         flatten(c.Y as ShNode);
@@ -223,20 +361,20 @@ class Analyzer {
   }
 
   private call(ce: ShNode, ctx: Ctx, group: number, stdinCode: Arg | undefined): void {
-    const subCtx: Ctx = { ...ctx, parentGroup: group, redirects: [] };
+    const hooks = this.hooks(ctx, group);
     const assigns: string[] = [];
     for (const a of ce.Assigns as ShNode[]) {
-      const name = String(a.Name?.Value ?? "");
+      onlyFields(a, ["Name", "Value"], "an assignment");
+      const name = String((a.Name as ShNode).Value);
       this.out.assignedNames.push(name);
-      const value = a.Value ? wordValue(a.Value as ShNode, ctx.src).values.join(" ") : "";
+      const value = a.Value ? wordValue(a.Value as ShNode, ctx.src, hooks, { assignment: true }).value : "";
       assigns.push(`${name}=${value}`);
-      this.nested(a, subCtx);
     }
     const args: Arg[] = [];
     for (const w of ce.Args as ShNode[]) {
-      const v = wordValue(w, ctx.src);
-      for (const value of v.values) args.push({ value, dynamic: v.dynamic || v.glob });
-      this.nested(w, subCtx);
+      const v = wordValue(w, ctx.src, hooks);
+      const span = ctx.topLevel ? { start: w.start as number, end: w.end as number } : undefined;
+      args.push({ value: v.value, dynamic: v.dynamic || v.glob, ...(span ? { span } : {}) });
     }
     if (args.length === 0) return;
     this.unfold(args, ctx.depth, {
@@ -249,100 +387,144 @@ class Analyzer {
       privileged: ctx.privileged,
       openArgs: false,
       assigns,
+      localDirs: ctx.localDirs,
     });
   }
 
   private unfold(args: Arg[], depth: number, at: Launch): void {
-    if (depth > MAX_UNFOLD_DEPTH)
+    if (depth > MAX_UNFOLD_DEPTH) {
       throw cannotParse(`wrappers and sh -c nest deeper than ${MAX_UNFOLD_DEPTH} levels`);
+    }
     const head = args[0]!;
-    const name = basename(head.value);
-    const step: UnfoldStep | undefined = head.dynamic ? undefined : WRAPPERS.get(name)?.(args);
-    if (!step) {
-      this.push(args, at, false);
+    if (head.dynamic) {
+      this.push(args, at, undefined);
       return;
     }
+    const effect = head.value.includes("/") ? undefined : builtinEffect(args);
+    if (effect) {
+      this.out.assignedNames.push(...effect.assigns);
+      if (effect.chdir) this.chdir(effect.chdir, at);
+    }
+    const name = basename(head.value);
+    // `./timeout` or `/workspace/sh` is whatever file the agent put there, not the wrapper.
+    const known = !head.value.includes("/") || SYSTEM_BIN.test(head.value);
+    const step: UnfoldStep | undefined = known ? unfolderFor(name)?.(args) : undefined;
+    if (!step) {
+      this.push(args, at, undefined);
+      return;
+    }
+    if (step.refuse !== undefined) throw cannotJudge(step.refuse);
+    if (step.stdinProgram && at.openArgs && step.keepSelf) {
+      throw cannotJudge(
+        `${name} run by ${at.wrappers.at(-1)} takes its script from the arguments added at run time`,
+      );
+    }
+    for (const h of step.helpers ?? []) if (!this.out.helpers.includes(h)) this.out.helpers.push(h);
     const useStdin = step.stdinProgram === true && at.stdinCode !== undefined;
-    if (step.keepSelf && !useStdin) this.push(args, at, step.stdinProgram === true);
+    if (step.keepSelf && !useStdin) this.push(args, at, step);
     const inner: Launch = {
       ...at,
       wrappers: [...at.wrappers, name],
       privileged: at.privileged || step.privileged === true,
       openArgs: at.openArgs || step.openArgs === true,
       assigns: [...at.assigns, ...(step.assigns ?? [])],
+      stdinPiped: at.stdinPiped || step.feedsRun === true,
+      localDirs: [...at.localDirs, ...(step.dirs ?? [])],
+      stdinCode: undefined,
     };
-    for (const a of inner.assigns.slice(at.assigns.length))
-      this.out.assignedNames.push(a.slice(0, a.indexOf("=")));
+    for (const a of step.assigns ?? []) this.out.assignedNames.push(a.slice(0, a.indexOf("=")));
     for (const run of step.run) this.unfold(run, depth + 1, inner);
+    if (useStdin && at.stdinCode!.dynamic) {
+      throw cannotJudge(
+        `a here-document with expansions or backslashes fed to ${name}; quote its delimiter (<<'EOF') so the text that runs is the text judged`,
+      );
+    }
     const code = useStdin ? [...step.code, at.stdinCode!] : step.code;
     for (const c of code) {
       if (c.dynamic) {
-        this.push([{ value: c.value, dynamic: true }], inner, false);
+        this.push([{ value: c.value, dynamic: true }], inner, undefined);
         continue;
       }
       if (depth + 1 > MAX_UNFOLD_DEPTH) {
         throw cannotParse(`wrappers and sh -c nest deeper than ${MAX_UNFOLD_DEPTH} levels`);
       }
       this.program(c.value, {
+        topLevel: false,
         depth: depth + 1,
         wrappers: inner.wrappers,
         privileged: inner.privileged,
         parentGroup: at.group,
-        stdinPiped: at.stdinPiped,
+        stdinPiped: inner.stdinPiped,
         redirects: at.redirects,
+        scope: step.deferred ? "floating" : at.ctx.scope,
+        localDirs: inner.localDirs,
       });
     }
   }
 
-  private push(args: Arg[], at: Launch, stdinProgram: boolean): void {
+  /** The command about to be pushed moves the shell: commands after it start in `target`. */
+  private chdir(change: { target: Arg; physical: boolean }, at: Launch): void {
+    this.out.dirs.push({
+      target: change.target.value,
+      dynamic: change.target.dynamic,
+      physical: change.physical,
+      at: this.out.commands.length + 1,
+      repeats: at.ctx.scope !== "plain",
+      certain: [],
+    });
+  }
+
+  private push(args: Arg[], at: Launch, step: UnfoldStep | undefined): void {
     if (this.out.commands.length >= MAX_SIMPLE_COMMANDS) {
       throw cannotParse(`more than ${MAX_SIMPLE_COMMANDS} simple commands`);
     }
+    const index = this.out.commands.length;
+    const files = (step?.files ?? []).map((f: OptionFile) => ({
+      path: f.arg.value,
+      dynamic: f.arg.dynamic,
+      write: f.write,
+    }));
     this.out.commands.push({
       argv: args.map((a) => a.value),
       argDynamic: args.map((a) => a.dynamic),
+      spans: args.map((a) => a.span ?? null),
+      dataArgs: step?.data ?? [],
       dynamic: args[0]!.dynamic,
       redirects: at.redirects,
+      files,
+      localDirs: [...at.localDirs, ...(step?.dirs ?? [])].map((d) => ({ path: d.value, dynamic: d.dynamic })),
       assigns: at.assigns,
       wrappers: at.wrappers,
       privileged: at.privileged,
       openArgs: at.openArgs,
       stdinPiped: at.stdinPiped,
-      stdinProgram,
+      stdinProgram: step?.stdinProgram === true,
       background: false,
       group: at.group,
       parentGroup: at.ctx.parentGroup,
+      dirScope: at.ctx.scope === "floating" ? Number.POSITIVE_INFINITY : index,
     });
-  }
-
-  /** Every statement and substitution below a node that is not itself a Stmt. */
-  private nested(node: ShNode, ctx: Ctx): void {
-    for (const n of children(node)) {
-      if (n.type === "Stmt") this.stmt(n, ctx);
-      else if (n.type === "CmdSubst" || n.type === "ProcSubst") {
-        // Commands in >(...) read a pipe; <(...) inherits stdin: both are treated as piped.
-        const piped = n.type === "ProcSubst" || ctx.stdinPiped;
-        for (const s of n.Stmts as ShNode[]) this.stmt(s, { ...ctx, redirects: [], stdinPiped: piped });
-      } else this.nested(n, ctx);
-    }
   }
 }
 
-function heredocText(hdoc: ShNode | null, src: ShellSource): Arg {
-  if (!hdoc) return { value: "", dynamic: false };
-  const parts = hdoc.Parts as ShNode[];
-  if (parts.every((p) => p.type === "Lit"))
-    return { value: parts.map((p) => p.Value).join(""), dynamic: false };
-  return { value: src.slice(hdoc), dynamic: true };
+/** Program folders of the (read-only) system image: a wrapper named by such a path is the wrapper. */
+const SYSTEM_BIN = /^\/(usr\/(local\/)?)?(s?bin|lib(32|64|x32)?)\/([^/.][^/]*\/)*[^/]+$/;
+
+function describeCommand(type: string): string {
+  const names: Record<string, string> = {
+    ArithmCmd: "an arithmetic command ((...)) (bash)",
+    TestClause: "[[ ... ]] (bash); use [ ... ]",
+    DeclClause: "declare/typeset (bash)",
+    LetClause: "let (bash)",
+    TimeClause: "the time keyword (bash)",
+    CoprocClause: "coproc (bash)",
+    TestDecl: "a test declaration",
+  };
+  return names[type] ?? `a command of type ${type}`;
 }
 
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
-}
-
-export function basename(path: string): string {
-  const slash = path.lastIndexOf("/");
-  return slash < 0 ? path : path.slice(slash + 1);
 }
 
 function deepFreeze<T>(value: T): T {
@@ -354,8 +536,9 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
- * Parse without the cache. Throws policy_denied "cannot parse command: ..." when it cannot judge.
- * `maxBytes` raises the size cap for script files an exec runs (tools/exec-scripts.ts).
+ * Parse without the cache. Throws policy_denied "cannot parse command: ..." or "cannot judge
+ * command: ..." when it cannot judge. `maxBytes` raises the size cap for script files an
+ * exec runs (tools/exec-scripts.ts).
  */
 export function analyzeCommandUncached(command: string, maxBytes = MAX_COMMAND_BYTES): CommandAnalysis {
   if (command.includes("\0")) throw cannotParse("it contains a NUL byte");
@@ -363,14 +546,23 @@ export function analyzeCommandUncached(command: string, maxBytes = MAX_COMMAND_B
     throw cannotParse(`it is longer than ${maxBytes} bytes`);
   }
   const a = new Analyzer(command);
-  a.program(command, {
-    depth: 0,
-    wrappers: [],
-    privileged: false,
-    parentGroup: undefined,
-    stdinPiped: false,
-    redirects: [],
-  });
+  try {
+    a.program(command, {
+      topLevel: true,
+      depth: 0,
+      wrappers: [],
+      privileged: false,
+      parentGroup: undefined,
+      stdinPiped: false,
+      redirects: [],
+      scope: "plain",
+      localDirs: [],
+    });
+  } catch (e) {
+    // A parser or visitor that runs out of stack on a pathological nest refuses, like any other.
+    if (e instanceof RangeError) throw cannotParse("it nests too deeply to read");
+    throw e;
+  }
   return deepFreeze(a.out);
 }
 

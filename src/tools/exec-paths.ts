@@ -1,0 +1,199 @@
+// tools/exec-paths.ts — the files an exec names, judged before anything runs, so a model
+// gets a precise refusal ("argument 1 of cat: /workspace/secret/k.txt needs file_read")
+// instead of an EACCES from the Landlock domain its exec runs in (which is the wall: it
+// also bounds what programs open on their own, what a glob expands to, and what a command
+// creates and then follows, none of which can be judged in advance).
+//
+// What is judged: arguments that look like paths (absolute, ./x, ../x, anything with a /,
+// the value of --opt=PATH or key=PATH; not patterns, URLs, or arguments a program takes as
+// code or data), redirection targets, files named inside options (sed `w FILE`, find
+// -fprint), and cd targets. Each is resolved in the container (sandbox.realpath: symlinks
+// followed there, `..` after them) from every directory the command may start in
+// (security/shell-dirs.ts). A path under the goal's mounts must be covered by the agent's
+// grants: file_write for what is written (redirections, cp's destination...), file_read
+// for what is read (< redirections, cd targets), either for an argument whose direction
+// the program alone knows. Every resolved path, inside the mounts or not, goes to the
+// policy too (operator `path:` rules, the system-path rule). A relative path that is not
+// explicit (`a/b`, not `./a/b`) is judged only when its folder exists: `s/a/b/` is more
+// often a sed script than a file.
+
+import { posix } from "node:path";
+import { AidoError, ErrorCode } from "../errors.js";
+import type { Need } from "../gate/types.js";
+import type { SandboxHandle } from "../sandbox/types.js";
+import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
+import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
+import { commandName, pathOf, writeTargets } from "../security/shell-operands.js";
+
+/** The folders a goal's container mounts from the host or gives it: grants are needed inside. */
+export const MOUNT_ROOTS: readonly string[] = ["/workspace", "/output", "/inputs", "/skills", "/tmp"];
+/** More distinct paths than this in one exec are refused (each is a round trip to the container). */
+export const MAX_EXEC_PATHS = 256;
+
+export interface ExecPaths {
+  needs: Need[];
+  paths: ResolvedPath[];
+}
+
+export function underMounts(path: string): boolean {
+  return MOUNT_ROOTS.some((root) => path === root || path.startsWith(`${root}/`));
+}
+
+class Resolver {
+  readonly needs: Need[] = [];
+  readonly paths: ResolvedPath[] = [];
+  private readonly seen = new Set<string>();
+  private readonly cache = new Map<string, Promise<string>>();
+  private readonly dirCache = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly sandbox: SandboxHandle,
+    private readonly cwd: string,
+  ) {}
+
+  private realpath(path: string): Promise<string> {
+    let hit = this.cache.get(path);
+    if (!hit) {
+      if (this.cache.size >= MAX_EXEC_PATHS) {
+        throw new AidoError(ErrorCode.policyDenied, `the command names more than ${MAX_EXEC_PATHS} paths`);
+      }
+      hit = this.sandbox.realpath(path);
+      this.cache.set(path, hit);
+    }
+    return hit;
+  }
+
+  /** A possible starting directory, canonical. Logical steps drop `..` from the text first, as dash's cd does. */
+  dir(path: DirPath): Promise<string> {
+    const key = JSON.stringify(path);
+    let hit = this.dirCache.get(key);
+    if (!hit) {
+      hit = (async () => {
+        let dir = this.cwd;
+        for (const step of path) {
+          const next = step.target.startsWith("/") ? step.target : `${dir}/${step.target}`;
+          dir = await this.realpath(step.physical ? next : posix.resolve(next));
+        }
+        return dir;
+      })();
+      this.dirCache.set(key, hit);
+    }
+    return hit;
+  }
+
+  /** Judge `written` (as the program opens it: no `..` removed before symlinks) from each directory. */
+  async judge(
+    written: string,
+    dirs: string[] | undefined,
+    access: ResolvedPath["access"] | "readwrite",
+    via: string,
+    explicit: boolean,
+    logical = false,
+  ): Promise<void> {
+    if (!written.startsWith("/") && dirs === undefined) {
+      throw new AidoError(
+        ErrorCode.policyDenied,
+        `cannot judge the relative path "${written}" (${via}): the command moves to a directory known only at run time (cd $DIR, cd -, a relative cd in a loop or function); give an absolute path`,
+        { rule: "unjudgeable" },
+      );
+    }
+    for (const dir of written.startsWith("/") ? ["/"] : dirs!) {
+      const full = written.startsWith("/") ? written : `${dir}/${written}`;
+      const path = await this.realpath(logical ? posix.resolve(full) : full);
+      if (!explicit && (await this.sandbox.stat(posix.dirname(path))) === null) continue;
+      const accesses = access === "readwrite" ? (["read", "write"] as const) : [access];
+      for (const a of accesses) this.add(path, a, `${via}: "${written}"`);
+    }
+  }
+
+  private add(path: string, access: ResolvedPath["access"], via: string): void {
+    const key = `${access}\0${path}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.paths.push({ path, access, via });
+    if (!underMounts(path)) return;
+    const kind = access === "read" ? "file_read" : access === "write" ? "file_write" : "file_access";
+    this.needs.push({ kind, path, via });
+  }
+}
+
+const describeRedirect = (r: Redirect): string =>
+  `the redirection ${r.fd === 0 || r.fd === 1 ? "" : r.fd}${r.op}`;
+
+/**
+ * The file needs of an analysed exec command and the canonical paths behind them (see the
+ * header), for code that starts in any of `cwds` (a script run after a `cd` may start in several).
+ */
+export async function execPaths(
+  sandbox: SandboxHandle,
+  analysis: CommandAnalysis,
+  cwds: readonly string[],
+): Promise<ExecPaths> {
+  const out: ExecPaths = { needs: [], paths: [] };
+  const seen = new Set<string>();
+  for (const cwd of cwds) {
+    const one = await pathsFrom(sandbox, analysis, cwd);
+    for (const n of one.needs) {
+      const key = JSON.stringify(n);
+      if (!seen.has(key)) out.needs.push(n);
+      seen.add(key);
+    }
+    out.paths.push(...one.paths);
+  }
+  return out;
+}
+
+/** The canonical directories command `index` of `analysis` may start in, for code started in `cwd`. */
+export async function startDirs(
+  sandbox: SandboxHandle,
+  analysis: CommandAnalysis,
+  index: number,
+  cwd: string,
+): Promise<string[] | undefined> {
+  const paths = possibleDirs(analysis, index);
+  if (paths === undefined) return undefined;
+  const r = new Resolver(sandbox, cwd);
+  return [...new Set(await Promise.all(paths.map((p) => r.dir(p))))];
+}
+
+async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd: string): Promise<ExecPaths> {
+  const r = new Resolver(sandbox, cwd);
+  const dirsOf = async (index: number | undefined): Promise<string[] | undefined> => {
+    const paths = possibleDirs(analysis, index);
+    return paths === undefined ? undefined : Promise.all(paths.map((p) => r.dir(p)));
+  };
+  const redirectsDone = new Set<Redirect>();
+  const redirect = async (x: Redirect, dirs: string[] | undefined): Promise<void> => {
+    if (x.dynamic || redirectsDone.has(x)) return;
+    redirectsDone.add(x);
+    const access = x.read && x.write ? "readwrite" : x.write ? "write" : "read";
+    await r.judge(x.target, dirs, access, describeRedirect(x), true);
+  };
+  for (const [i, c] of analysis.commands.entries()) {
+    const dirs = await dirsOf(i);
+    const name = commandName(c);
+    const writes = new Set(writeTargets(c).map((t) => t.at));
+    for (let k = 1; k < c.argv.length; k++) {
+      if (c.argDynamic[k] || c.dataArgs.includes(k)) continue;
+      const arg = c.argv[k]!;
+      if ((name === "cd" || name === "chdir") && !arg.startsWith("-")) {
+        // The folder itself is read (listed, searched): file_read, like exec's own cwd.
+        const logical = !c.argv.slice(1, k).includes("-P");
+        await r.judge(arg, dirs, "read", "the cd target", true, logical);
+        continue;
+      }
+      const p = pathOf(arg);
+      if (!p) continue;
+      await r.judge(p.path, dirs, writes.has(k) ? "write" : "any", `argument ${k} of ${name}`, p.explicit);
+    }
+    for (const f of c.files) {
+      if (!f.dynamic)
+        await r.judge(f.path, dirs, f.write ? "write" : "read", `a file named in ${name}'s options`, true);
+    }
+    for (const x of c.redirects) await redirect(x, dirs);
+  }
+  // Redirections of statements with no command (`> file`, `X=1 < file`) may stand anywhere.
+  const anywhere = analysis.redirects.some((x) => !redirectsDone.has(x)) ? await dirsOf(undefined) : [];
+  for (const x of analysis.redirects) await redirect(x, anywhere);
+  return { needs: r.needs, paths: r.paths };
+}
