@@ -26,6 +26,7 @@ import { type Grant, parseGrant } from "./grants.js";
 import { BUILTIN_RULES, SYSTEM_PATHS } from "./policy-rules.js";
 import { analyzeCommand, basename, type CommandAnalysis, type SimpleCommand } from "./shell.js";
 import { isShellStateBuiltin } from "./shell-builtins.js";
+import { gitSubcommandArgv } from "./shell-git.js";
 
 export interface PolicyCall {
   tool: string;
@@ -255,8 +256,26 @@ function normalizePath(p: string): string {
   return `/${out.join("/")}`;
 }
 
-/** Does an exec pattern (grant grammar) cover this command? Run-time arguments match anything. */
+/**
+ * Does an exec pattern (grant grammar) cover this command? Run-time arguments match
+ * anything, and a git command also matches as its subcommand argv (without the global
+ * options before it), so `git -C x push` is the `git push` a rule names.
+ */
 export function execPatternMatch(pattern: string, c: SimpleCommand): boolean {
+  if (argvMatch(pattern, c.argv, c.argDynamic, c.openArgs)) return true;
+  const git = basename(c.argv[0] ?? "") === "git" && !c.dynamic ? gitSubcommandArgv(c.argv) : undefined;
+  if (!git) return false;
+  const offset = c.argv.length - git.length;
+  return argvMatch(pattern, git, [false, ...c.argDynamic.slice(offset + 1)], c.openArgs);
+}
+
+function argvMatch(
+  pattern: string,
+  argv: readonly string[],
+  dynamic: readonly boolean[],
+  open: boolean,
+): boolean {
+  const c = { argv, argDynamic: dynamic, openArgs: open };
   const tokens = pattern.split(" ");
   const head = tokens[0]!;
   const cmd = c.argv[0] ?? "";

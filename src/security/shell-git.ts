@@ -154,3 +154,18 @@ function isSshUrl(v: string): boolean {
   const host = v.slice(0, colon);
   return !host.includes("/") && !v.startsWith(`${host}://`) && /^[A-Za-z0-9_.@-]+$/.test(host);
 }
+
+/**
+ * `git -C dir --no-pager push origin` as `git push origin`: git's global options removed,
+ * so an operator's rule on "git push *" holds however the options before the subcommand vary.
+ * Undefined when the argv is not a git command with a static subcommand.
+ */
+export function gitSubcommandArgv(argv: readonly string[]): string[] | undefined {
+  let i = 1;
+  for (; i < argv.length; i++) {
+    const v = argv[i]!;
+    if (!v.startsWith("-")) break;
+    if (GLOBAL_VALUE.has(v)) i++;
+  }
+  return i < argv.length ? [argv[0]!, ...argv.slice(i)] : undefined;
+}

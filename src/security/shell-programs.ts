@@ -70,7 +70,12 @@ const sort: Unfolder = (args) => {
   // sort execs PROG as one file name (no splitting), writes its temporary data to its stdin
   // and reads it back with `PROG -d`.
   const program = { value: prog, dynamic: false };
-  return { keepSelf: true, run: [[program], [program, { value: "-d", dynamic: false }]], code: [], feedsRun: true };
+  return {
+    keepSelf: true,
+    run: [[program], [program, { value: "-d", dynamic: false }]],
+    code: [],
+    feedsRun: true,
+  };
 };
 
 const tar: Unfolder = (args) => {
@@ -125,9 +130,8 @@ const tar: Unfolder = (args) => {
     } else if (o.name === "a" || o.name === "auto-compress") {
       for (const c of COMPRESSORS) helpers.add(c);
     } else if (o.name === "I" || o.name === "use-compress-program") {
-      const p = programStep(`tar ${o.name}`, value);
-      if (p.refuse) return p;
-      step.run.push(...p.run);
+      // tar runs the compressor as `/bin/sh -c PROG` (seen with strace): PROG is sh code.
+      step.code.push({ value, dynamic: false });
       step.feedsRun = true;
       chosen = true;
     } else if (o.name === "to-command") {
@@ -147,8 +151,10 @@ const tar: Unfolder = (args) => {
       return refuse(`tar -f ${value} names a remote archive, which tar reaches by running rsh`);
     } else if (o.name === "C" || o.name === "directory") step.dirs!.push({ value, dynamic: false });
   }
-  // Reading an archive without a named compressor: tar picks one from the archive's first bytes.
+  // Reading an archive without a named compressor: tar picks one from the archive's first
+  // bytes and runs it directly; writing, it runs the compressor through /bin/sh -c.
   if (reads && !chosen) for (const c of COMPRESSORS) helpers.add(c);
+  if (!reads && helpers.size > 0) helpers.add("sh");
   step.helpers = [...helpers];
   if (step.code.length > 0) step.openArgs = true;
   return step;

@@ -11,7 +11,10 @@
 // never guessed; the commands inside substitutions and the variables a word assigns
 // (`${x=v}`, `$((x=1))`) are handed to the analyzer through WordHooks.
 
-import { cannotJudge, onlyFields, type ShNode, TOKEN } from "./shell-ast.js";
+import { cannotJudge, cannotParse, onlyFields, type ShNode, TOKEN } from "./shell-ast.js";
+
+/** Parameter expansions nested in each other deeper than this are refused (stack safety). */
+export const MAX_WORD_DEPTH = 64;
 
 export interface WordValue {
   /** The argv entry this word becomes; for a run-time word, its text as written. */
@@ -119,9 +122,11 @@ export function wordValue(
   word: ShNode,
   src: ShellSource,
   hooks: WordHooks,
-  opts: { assignment?: boolean } = {},
+  opts: { assignment?: boolean; depth?: number } = {},
 ): WordValue {
   onlyFields(word, ["Parts"], "a word");
+  const depth = opts.depth ?? 0;
+  if (depth > MAX_WORD_DEPTH) throw cannotParse(`expansions nest deeper than ${MAX_WORD_DEPTH} levels`);
   const chars: Chars = { c: [], q: [] };
   let dynamic = false;
   const parts = word.Parts as ShNode[];
@@ -148,13 +153,13 @@ export function wordValue(
         for (const inner of part.Parts as ShNode[]) {
           if (inner.type === "Lit") pushQuoted(chars, unescapeDoubleQuoted(inner.Value as string));
           else {
-            expansion(inner, src, hooks);
+            expansion(inner, src, hooks, depth);
             dynamic = true;
           }
         }
         break;
       default:
-        expansion(part, src, hooks);
+        expansion(part, src, hooks, depth);
         dynamic = true;
     }
   });
@@ -168,10 +173,10 @@ export function wordValue(
 }
 
 /** Visit a parameter expansion, command substitution or arithmetic expansion. */
-function expansion(part: ShNode, src: ShellSource, hooks: WordHooks): void {
+function expansion(part: ShNode, src: ShellSource, hooks: WordHooks, depth: number): void {
   switch (part.type) {
     case "ParamExp":
-      paramExp(part, src, hooks);
+      paramExp(part, src, hooks, depth);
       return;
     case "CmdSubst":
       if (part.Backquotes) {
@@ -202,7 +207,7 @@ function describePart(type: string): string {
 }
 
 /** POSIX parameter expansions only: $x ${x} ${#x} ${x-w} ${x:-w} ${x=w} ${x?w} ${x+w} ${x#p} ${x%p}... */
-function paramExp(p: ShNode, src: ShellSource, hooks: WordHooks): void {
+function paramExp(p: ShNode, src: ShellSource, hooks: WordHooks, depth: number): void {
   onlyFields(p, ["Short", "Length", "Param", "Exp"], "a parameter expansion");
   const name = String((p.Param as ShNode | null)?.Value ?? "");
   if (!(NAME.test(name) || /^\d+$/.test(name) || SPECIAL_PARAMS.has(name))) {
@@ -215,7 +220,7 @@ function paramExp(p: ShNode, src: ShellSource, hooks: WordHooks): void {
     throw cannotJudge(`a parameter expansion operator of \${${name}}`);
   if (exp.Op === TOKEN.assgn || exp.Op === TOKEN.colAssgn) hooks.assigns(name);
   // The default, alternative or pattern is a word like any other: a $(...) in it runs.
-  if (exp.Word) wordValue(exp.Word as ShNode, src, hooks);
+  if (exp.Word) wordValue(exp.Word as ShNode, src, hooks, { depth: depth + 1 });
 }
 
 /**

@@ -419,7 +419,10 @@ class Analyzer {
         `${name} run by ${at.wrappers.at(-1)} takes its script from the arguments added at run time`,
       );
     }
-    for (const h of step.helpers ?? []) if (!this.out.helpers.includes(h)) this.out.helpers.push(h);
+    // Code a program hands to `/bin/sh -c` starts a shell; eval and trap run it in this one.
+    const shell = step.code.length > 0 && !["eval", "trap", "sh", "dash", "."].includes(name) ? ["sh"] : [];
+    for (const h of [...(step.helpers ?? []), ...shell])
+      if (!this.out.helpers.includes(h)) this.out.helpers.push(h);
     const useStdin = step.stdinProgram === true && at.stdinCode !== undefined;
     if (step.keepSelf && !useStdin) this.push(args, at, step);
     const inner: Launch = {

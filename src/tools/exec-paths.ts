@@ -25,6 +25,9 @@ import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
 import { commandName, pathOf, writeTargets } from "../security/shell-operands.js";
 
+/** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
+export const CONTAINER_HOME = "/tmp";
+
 /** The folders a goal's container mounts from the host or gives it: grants are needed inside. */
 export const MOUNT_ROOTS: readonly string[] = ["/workspace", "/output", "/inputs", "/skills", "/tmp"];
 /** More distinct paths than this in one exec are refused (each is a round trip to the container). */
@@ -162,20 +165,31 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     const paths = possibleDirs(analysis, index);
     return paths === undefined ? undefined : Promise.all(paths.map((p) => r.dir(p)));
   };
+  const home = !analysis.assignedNames.includes("HOME");
   const redirectsDone = new Set<Redirect>();
   const redirect = async (x: Redirect, dirs: string[] | undefined): Promise<void> => {
-    if (x.dynamic || redirectsDone.has(x)) return;
+    if (redirectsDone.has(x)) return;
     redirectsDone.add(x);
     const access = x.read && x.write ? "readwrite" : x.write ? "write" : "read";
-    await r.judge(x.target, dirs, access, describeRedirect(x), true);
+    if (!x.dynamic) return r.judge(x.target, dirs, access, describeRedirect(x), true);
+    const known = knownPart(x.target, home);
+    if (known) await r.judge(known.path, dirs, known.whole ? access : "any", describeRedirect(x), true);
   };
   for (const [i, c] of analysis.commands.entries()) {
     const dirs = await dirsOf(i);
     const name = commandName(c);
     const writes = new Set(writeTargets(c).map((t) => t.at));
     for (let k = 1; k < c.argv.length; k++) {
-      if (c.argDynamic[k] || c.dataArgs.includes(k)) continue;
+      if (c.dataArgs.includes(k)) continue;
       const arg = c.argv[k]!;
+      if (c.argDynamic[k]) {
+        // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
+        const known = knownPart(arg, home);
+        const access = writes.has(k) ? "write" : "any";
+        if (known)
+          await r.judge(known.path, dirs, known.whole ? access : "any", `argument ${k} of ${name}`, true);
+        continue;
+      }
       if ((name === "cd" || name === "chdir") && !arg.startsWith("-")) {
         // The folder itself is read (listed, searched): file_read, like exec's own cwd.
         const logical = !c.argv.slice(1, k).includes("-P");
@@ -196,4 +210,24 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
   const anywhere = analysis.redirects.some((x) => !redirectsDone.has(x)) ? await dirsOf(undefined) : [];
   for (const x of analysis.redirects) await redirect(x, anywhere);
   return { needs: r.needs, paths: r.paths };
+}
+
+/**
+ * What a run-time word (as written) is known to name before it runs: `~/x` with the
+ * container's HOME (when the command does not set HOME), or the folder in front of the
+ * first expansion or glob (`/workspace/secret/*` lies in /workspace/secret). `whole`: the
+ * word is that path exactly.
+ */
+export function knownPart(written: string, home: boolean): { path: string; whole: boolean } | undefined {
+  let text = written;
+  if (text === "~" || text.startsWith("~/")) {
+    if (!home) return undefined;
+    text = CONTAINER_HOME + text.slice(1);
+  } else if (text.startsWith('"') && /^"[/.]/.test(text)) text = text.slice(1);
+  const stop = text.search(/[$`*?[\]\\'"~]/);
+  if (stop < 0) return { path: text, whole: true };
+  const fixed = text.slice(0, stop);
+  if (!(fixed.startsWith("/") || fixed.startsWith("./") || fixed.startsWith("../"))) return undefined;
+  const dir = fixed.slice(0, fixed.lastIndexOf("/") + 1);
+  return dir === "/" || dir === "" ? undefined : { path: dir, whole: false };
 }

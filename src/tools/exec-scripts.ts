@@ -33,6 +33,7 @@ import {
   isShellName,
   otherShellRefusal,
   STDIN_PATHS,
+  WRAPPERS,
 } from "../security/shell-wrappers.js";
 import { execPaths, startDirs } from "./exec-paths.js";
 
@@ -173,7 +174,16 @@ class Planner {
       if (dirs === undefined) {
         throw refuse(`${where}: "${shown}" runs a script after moving to a directory known only at run time`);
       }
-      if (await this.judge(site, depth, where, movesDir, dirs)) runs++;
+      if (!(await this.judge(site, depth, where, movesDir, dirs))) continue;
+      // Pinning rewrites the words of the command that runs the script; a program that runs
+      // it on its own (ldd, tar -I, install --strip-program) would run the file, not the text.
+      const runner = c.wrappers.find((w) => !WRAPPERS.has(w));
+      if (runner) {
+        throw refuse(
+          `${where}: "${shown}" runs the script ${site.path} through ${runner}, which cannot be pinned`,
+        );
+      }
+      runs++;
     }
     if (runs === 0) return code;
     return this.rewrite(code, analysis, runs, where);
@@ -244,7 +254,12 @@ class Planner {
       ...execNeeds(analysis),
       ...files.needs,
     );
-    this.analyses.push({ ...analysis, paths: files.paths });
+    // `./x.sh` runs its interpreter (dash), which the pinned command names.
+    const helpers =
+      site.kind === "path" && interpreter
+        ? [...analysis.helpers, basename(interpreter[0]!)]
+        : analysis.helpers;
+    this.analyses.push({ ...analysis, paths: files.paths, helpers });
     if (dirs.length !== 1 && analysis.commands.some((c) => siteOf(argsOf(c)) !== undefined)) {
       throw refuse(`the script ${path} runs scripts and may start in several directories`);
     }

@@ -43,7 +43,8 @@ describe("programs that run programs named in their options", () => {
     expect(argvs("tar -F 'rm -rf /' -cf a.tar d")).toContainEqual(["rm", "-rf", "/"]);
     refused("tar --rsh-command=/bin/sh -cf host:a.tar d", /--rsh-command/);
     refused("tar -cf host:a.tar d", /remote archive/);
-    expect(analyzeCommand("tar czf out.tgz d").helpers).toEqual(["gzip"]);
+    // Writing, tar runs the compressor through /bin/sh -c (seen with strace); reading, directly.
+    expect(analyzeCommand("tar czf out.tgz d").helpers).toEqual(["gzip", "sh"]);
     expect(analyzeCommand("tar xf in.tar").helpers).toContain("xz");
   });
 
