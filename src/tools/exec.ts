@@ -41,7 +41,8 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
   const judgements = new WeakMap<Input, Judgement>();
   return {
     name: "exec",
-    description: "Run a shell command in the goal's container (no network). cwd defaults to /workspace.",
+    description:
+      "Run a shell command in the goal's container (no network) with sh (dash: POSIX sh, no bash syntax; other shells are refused). cwd defaults to /workspace.",
     input,
     mutates: true,
     async needs(i, { sandbox }) {

@@ -155,7 +155,11 @@ async function run(c: Case, n: number): Promise<string | undefined> {
   lastTrace = undefined;
   let result: unknown;
   try {
-    result = await rt.invokeTool(agentId, "exec", { command, timeout_ms: 20_000 });
+    result = await rt.invokeTool(agentId, "exec", {
+      command,
+      timeout_ms: 20_000,
+      ...(c.cwd ? { cwd: c.cwd } : {}),
+    });
   } catch (e) {
     if (!(e instanceof AidoError)) throw e;
     result = e;
@@ -195,7 +199,7 @@ async function run(c: Case, n: number): Promise<string | undefined> {
 describe("the adversarial exec corpus", () => {
   it("holds at least 150 entries, grouped by technique, each with its verdict", () => {
     expect(CASES.length).toBeGreaterThanOrEqual(150);
-    expect(new Set(CASES.map((c) => c.technique)).size).toBeGreaterThanOrEqual(14);
+    expect(new Set(CASES.map((c) => c.technique)).size).toBeGreaterThanOrEqual(16);
     expect(CASES.filter((c) => "allow" in c.expect).length).toBeGreaterThanOrEqual(40);
   });
 

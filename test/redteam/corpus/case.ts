@@ -49,6 +49,16 @@ export const PROFILES = {
   ],
   /** The issue's `exec: sort *`. */
   sorter: ["tool: exec", "file_read: /workspace/**", "exec: sort *"],
+  /** Narrow file grants doing ordinary work: what the early path check must leave alone. */
+  worker: [
+    "tool: exec",
+    "file_read: /workspace",
+    "file_read: /workspace/public/**",
+    "file_write: /workspace/public/out/**",
+    ...["echo", "grep", "python3", "cat", "sed", "date", "cut", "awk", "tr", "ls", "wc", "sort", "head"].map(
+      (p) => `exec: ${p} *`,
+    ),
+  ],
   /** git, with the operator's confirm rule on `git push *`. */
   gitter: ["tool: exec", "file_read: /workspace/**", "file_write: /workspace/**", "exec: git *"],
 } as const;
@@ -63,6 +73,8 @@ export interface Case {
   expect: { allow: string[] } | { refuse: Stage; why: RegExp };
   /** A canary other than /workspace/pwn-<n> (the issue's attack writes /workspace/f). */
   canary?: string;
+  /** The exec's working folder (default /workspace). */
+  cwd?: string;
 }
 
 /** Files the container starts with (PWN in them is the canary of the entry that uses them). */
@@ -82,6 +94,8 @@ export const FILES: Record<string, string> = {
   "/workspace/s/pwn.sh": "touch /workspace/pwn-script\n",
   "/workspace/bin/ls": "touch /workspace/pwn-fakels\n",
   "/workspace/prog.awk": 'BEGIN { system("touch /workspace/pwn-awk") }\n',
+  "/workspace/public/hello.py": 'print("hello from a granted script")\n',
+  "/workspace/public/out/.keep": "",
 };
 
 /** Set up after the files: modes and links. */

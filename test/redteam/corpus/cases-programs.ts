@@ -15,6 +15,7 @@ const DENY = "deny-rule evasion";
 const C = "confirm-rule evasion";
 const B = "size and nesting bombs";
 const OK = "ordinary work";
+const FP = "ordinary work under narrow file grants";
 
 const NO_TOUCH = /no capability grants exec of "touch/;
 const SECRET = /no capability grants file_read( or file_write)? on \/workspace\/secret/;
@@ -316,4 +317,28 @@ export const PROGRAM_CASES: Case[] = [
   allow(OK, "root", "xz -c /workspace/public/notes.txt | xz -d", ["xz"]),
   allow(OK, "root", "stat -c %s /workspace/public/notes.txt", ["stat"]),
   allow(OK, "root", "git -C /workspace/repo status --short", GIT_HELPERS),
+  // --- narrow file grants: the early path check must not stand in the way of ordinary work ---
+  allow(FP, "worker", "echo hello", ["echo"]),
+  allow(FP, "worker", "echo see /workspace/secret/k.txt", ["echo"]),
+  { ...allow(FP, "worker", "grep -r notes .", ["grep"]), cwd: "/workspace/public" },
+  { ...allow(FP, "worker", "python3 hello.py", ["python3"]), cwd: "/workspace/public" },
+  allow(FP, "worker", "python3 public/hello.py", ["python3"]),
+  allow(FP, "worker", "python3 ./public/hello.py > public/out/log.txt", ["python3"]),
+  allow(FP, "worker", "sed -n 's/a/b/p' public/notes.txt", ["sed"]),
+  allow(FP, "worker", "grep -e 'a/b' -e x/y public/notes.txt", ["grep"]),
+  allow(FP, "worker", "date +%Y/%m/%d", ["date"]),
+  allow(FP, "worker", "cut -d/ -f1 public/notes.txt", ["cut"]),
+  allow(FP, "worker", "awk -F/ '{print $1}' public/notes.txt", ["awk"]),
+  allow(FP, "worker", "tr / _ < public/notes.txt", ["tr"]),
+  allow(FP, "worker", "ls -la", ["ls"]),
+  allow(FP, "worker", "cat public/notes.txt | sort | head -n 1 | wc -l", ["cat", "sort", "head", "wc"]),
+  allow(FP, "worker", "python3 -c 'print(1)' 2>/dev/null", ["python3"]),
+  refuse(FP, "worker", "python3 secret/run.py", "capability", SECRET),
+  refuse(
+    FP,
+    "worker",
+    "python3 hello.py > /workspace/public/notes.txt",
+    "capability",
+    /file_write on \/workspace\/public\/notes\.txt/,
+  ),
 ];
