@@ -71,7 +71,7 @@ export function awk(args: Arg[]): UnfoldStep {
 }
 
 /** Why an awk program may run other programs, or undefined. Strings, regexes and comments are skipped. */
-export function awkRunsPrograms(text: string): string | undefined {
+function awkRunsPrograms(text: string): string | undefined {
   let code = "";
   let prev = "";
   for (let i = 0; i < text.length; i++) {
@@ -182,7 +182,7 @@ export function sed(args: Arg[]): UnfoldStep {
 }
 
 /** The files a sed script reads and writes, or why it cannot be accepted. */
-export function readSedScript(script: string): { path: string; write: boolean }[] | string {
+function readSedScript(script: string): { path: string; write: boolean }[] | string {
   const files: { path: string; write: boolean }[] = [];
   let i = 0;
   const n = script.length;

@@ -36,7 +36,7 @@ const SPECIAL = new Set([
 ]);
 for (const b of ["return", "set", "shift", "times", "trap", "unset"]) SPECIAL.add(b);
 /** Every builtin dash has (`type NAME` in the image says "shell builtin"). */
-export const DASH_BUILTINS = new Set([...SPECIAL, "alias", "bg", "cd", "chdir", "command", "echo", "false"]);
+const DASH_BUILTINS = new Set([...SPECIAL, "alias", "bg", "cd", "chdir", "command", "echo", "false"]);
 for (const b of ["fg", "getopts", "hash", "jobs", "kill", "printf", "pwd", "read", "test", "[", "true"]) {
   DASH_BUILTINS.add(b);
 }

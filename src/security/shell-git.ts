@@ -26,7 +26,7 @@ const PROGRAM_KEYS = [
   /^(sendemail\..*(sendmailcmd|smtpserver)|submodule\..+\.update|core\.editor)$/,
 ];
 
-export function isProgramConfigKey(key: string): boolean {
+function isProgramConfigKey(key: string): boolean {
   const k = key.toLowerCase();
   return PROGRAM_KEYS.some((re) => re.test(k));
 }

@@ -318,6 +318,6 @@ function pushUnquotedLit(chars: Chars, text: string): void {
 }
 
 /** Inside "...", a backslash only escapes $ ` " \ and newline. */
-export function unescapeDoubleQuoted(text: string): string {
+function unescapeDoubleQuoted(text: string): string {
   return text.replace(/\\([$`"\\\n])/g, (_, ch: string) => (ch === "\n" ? "" : ch));
 }

@@ -38,7 +38,7 @@ export interface ExecPaths {
   paths: ResolvedPath[];
 }
 
-export function underMounts(path: string): boolean {
+function underMounts(path: string): boolean {
   return MOUNT_ROOTS.some((root) => path === root || path.startsWith(`${root}/`));
 }
 
@@ -218,7 +218,7 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
  * first expansion or glob (`/workspace/secret/*` lies in /workspace/secret). `whole`: the
  * word is that path exactly.
  */
-export function knownPart(written: string, home: boolean): { path: string; whole: boolean } | undefined {
+function knownPart(written: string, home: boolean): { path: string; whole: boolean } | undefined {
   let text = written;
   if (text === "~" || text.startsWith("~/")) {
     if (!home) return undefined;
