@@ -32,7 +32,11 @@ const MAX_DIRS = 16;
  * The possible starting directories of command `index` (undefined: a redirection with no
  * command, which may stand anywhere); undefined when one is only known at run time.
  */
-export function possibleDirs(a: CommandAnalysis, index: number | undefined): DirPath[] | undefined {
+export function possibleDirs(
+  a: CommandAnalysis,
+  index: number | undefined,
+  opts: { local?: boolean } = {},
+): DirPath[] | undefined {
   const c = index === undefined ? undefined : a.commands[index];
   const scope = c ? c.dirScope : Number.POSITIVE_INFINITY;
   let set: DirPath[] = [[]];
@@ -47,7 +51,7 @@ export function possibleDirs(a: CommandAnalysis, index: number | undefined): Dir
     set = dedupe(certain ? moved : [...set, ...moved]);
     if (set.length > MAX_DIRS) return undefined;
   }
-  for (const l of c?.localDirs ?? []) {
+  for (const l of opts.local === false ? [] : (c?.localDirs ?? [])) {
     if (l.dynamic) return undefined;
     const step: DirStep = { target: l.path, physical: true };
     set = dedupe([...set, ...set.map((p): DirPath => (l.path.startsWith("/") ? [step] : [...p, step]))]);

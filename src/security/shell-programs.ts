@@ -276,7 +276,19 @@ const jq: Unfolder = (args) => {
   return itself({ data });
 };
 
+/** openssl loads engines, providers and configuration (which can name them) as shared objects. */
+const openssl: Unfolder = (args) => {
+  for (const a of args.slice(1)) {
+    if (a.dynamic) continue;
+    if (/^-(keygen_)?engine$|^-provider(-path)?$|^-config$/.test(a.value) || a.value === "engine") {
+      return refuse(`openssl ${a.value} loads a shared object (an engine or provider) into openssl`);
+    }
+  }
+  return itself();
+};
+
 const REFUSED: Record<string, string> = {
+  "git-shell": "git-shell runs the commands in ~/git-shell-commands",
   apt: "apt installs packages, running their scripts and hooks",
   "apt-get": "apt-get installs packages, running their scripts and hooks",
   aptitude: "aptitude installs packages, running their scripts and hooks",
@@ -309,6 +321,7 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
   ["sed", sed],
   ["git", git],
   ["split", split],
+  ["openssl", openssl],
   ["install", programOption("strip-program")],
   ["diff3", programOption("diff-program")],
   ["sdiff", programOption("diff-program")],
@@ -328,7 +341,7 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
     s,
     dataAfter({ value: ["c", "m", "W", "X"], code: ["c", "m"] }),
   ]),
-  ...["node", "nodejs"].map((s): [string, Unfolder] => [
+  ...["node", "nodejs", "js"].map((s): [string, Unfolder] => [
     s,
     dataAfter({ value: ["e", "p", "eval", "print", "r", "require"], code: ["e", "p", "eval", "print"] }),
   ]),

@@ -45,6 +45,8 @@ export interface UnfoldStep {
   files?: OptionFile[];
   /** Directories it (and what it runs) works in: env -C, git -C, tar -C. */
   dirs?: Arg[];
+  /** Directories only what it runs works in (find -execdir: each found file's folder). */
+  runDirs?: Arg[];
   /** Indices of its own arguments that are never paths (patterns, programs, code). */
   data?: number[];
 }

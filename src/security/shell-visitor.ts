@@ -337,7 +337,7 @@ export class Analyzer {
       openArgs: at.openArgs || step.openArgs === true,
       assigns: [...at.assigns, ...(step.assigns ?? [])],
       stdinPiped: at.stdinPiped || step.feedsRun === true,
-      localDirs: [...at.localDirs, ...(step.dirs ?? [])],
+      localDirs: [...at.localDirs, ...(step.dirs ?? []), ...(step.runDirs ?? [])],
       stdinCode: undefined,
     };
     for (const a of step.assigns ?? []) this.out.assignedNames.push(a.slice(0, a.indexOf("=")));

@@ -160,7 +160,7 @@ const find: Unfolder = (args) => {
       if (v.endsWith("dir")) dirs = [{ value: "{}", dynamic: true }];
     }
   }
-  return { keepSelf: true, run, code: [], openArgs: true, files, data, ...(dirs ? { dirs } : {}) };
+  return { keepSelf: true, run, code: [], openArgs: true, files, data, ...(dirs ? { runDirs: dirs } : {}) };
 };
 
 const POSIX_SHELLS = new Set(["sh", "dash"]);
@@ -364,6 +364,17 @@ const noCommand =
   () =>
     refuse(what);
 
+/** strace/ltrace run their command; attaching to a running process (-p) is refused: it may be the executor. */
+function tracer(spec: OptionSpec): Unfolder {
+  return (args) => {
+    const scan = scanOptions(args, 1, spec);
+    if (scan.seen.has("p") || scan.seen.has("attach")) {
+      return refuse(`${basename(args[0]!.value)} -p attaches to a process the command did not start`);
+    }
+    return runRest(args, scan);
+  };
+}
+
 /** Wrapper behaviour by command basename. */
 export const WRAPPERS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
   ...[...POSIX_SHELLS].map((s): [string, Unfolder] => [s, posixShell]),
@@ -390,8 +401,8 @@ export const WRAPPERS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>
   [".", dot],
   ["script", scriptLike],
   ["flock", scriptLike],
-  ["strace", simple({ value: ["e", "o", "p", "s", "u", "E", "I", "P", "X", "a", "b", "S", "O"] })],
-  ["ltrace", simple({ value: ["e", "o", "p", "s", "u", "n", "a", "A", "D", "F", "l", "x"] })],
+  ["strace", tracer({ value: ["e", "o", "p", "s", "u", "E", "I", "P", "X", "a", "b", "S", "O", "attach"] })],
+  ["ltrace", tracer({ value: ["e", "o", "p", "s", "u", "n", "a", "A", "D", "F", "l", "x"] })],
   ["unbuffer", simple({ value: [] })],
   ["trap", trap],
   ["watch", watch],

@@ -161,8 +161,8 @@ export async function startDirs(
 
 async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd: string): Promise<ExecPaths> {
   const r = new Resolver(sandbox, cwd);
-  const dirsOf = async (index: number | undefined): Promise<string[] | undefined> => {
-    const paths = possibleDirs(analysis, index);
+  const dirsOf = async (index: number | undefined, local = true): Promise<string[] | undefined> => {
+    const paths = possibleDirs(analysis, index, { local });
     return paths === undefined ? undefined : Promise.all(paths.map((p) => r.dir(p)));
   };
   const home = !analysis.assignedNames.includes("HOME");
@@ -200,6 +200,13 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
       if (!p) continue;
       await r.judge(p.path, dirs, writes.has(k) ? "write" : "any", `argument ${k} of ${name}`, p.explicit);
     }
+    if (c.localDirs.length > 0) {
+      // `env -C DIR`, `git -C DIR`, `tar -C DIR`: the folder it runs in is read, like a cd target.
+      const base = await dirsOf(i, false);
+      for (const d of c.localDirs) {
+        if (!d.dynamic) await r.judge(d.path, base, "read", `the folder ${name} runs in`, true, true);
+      }
+    }
     for (const f of c.files) {
       if (!f.dynamic)
         await r.judge(f.path, dirs, f.write ? "write" : "read", `a file named in ${name}'s options`, true);
@@ -220,12 +227,14 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
  */
 function knownPart(written: string, home: boolean): { path: string; whole: boolean } | undefined {
   let text = written;
-  if (text === "~" || text.startsWith("~/")) {
+  const tilde = text === "~" || text.startsWith("~/");
+  if (tilde) {
     if (!home) return undefined;
     text = CONTAINER_HOME + text.slice(1);
-  } else if (text.startsWith('"') && /^"[/.]/.test(text)) text = text.slice(1);
+  } else if (/^["'][/.]/.test(text)) text = text.slice(1);
   const stop = text.search(/[$`*?[\]\\'"~]/);
-  if (stop < 0) return { path: text, whole: true };
+  // No expansion in the text: it is run-time for a reason the text does not show (find's {}).
+  if (stop < 0) return tilde ? { path: text, whole: true } : undefined;
   const fixed = text.slice(0, stop);
   if (!(fixed.startsWith("/") || fixed.startsWith("./") || fixed.startsWith("../"))) return undefined;
   const dir = fixed.slice(0, fixed.lastIndexOf("/") + 1);

@@ -140,6 +140,7 @@ export const SHELL_CASES: Case[] = [
   allow(W, "root", "sh -c 'ls /workspace/public | wc -l'", ["sh", "ls", "wc"]),
   allow(W, "root", "xargs -a /workspace/list.txt echo", ["xargs", "echo"]),
   allow(W, "root", "find /workspace/public -name '*.txt' -exec cat {} +", ["find", "cat"]),
+  allow(W, "root", "find /workspace/public -name '*.txt' -execdir cat {} \\;", ["find", "cat"]),
   allow(W, "root", "setsid -w ls -d /workspace", ["setsid", "ls"]),
   allow(W, "root", "timeout 10 sh -c 'ls /workspace/public'", ["timeout", "sh", "ls"]),
   // --- here-documents -----------------------------------------------------------------------------
