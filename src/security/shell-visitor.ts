@@ -72,6 +72,14 @@ export class Analyzer {
   }
 
   program(code: string, ctx: Omit<Ctx, "src" | "syntaxDepth">): void {
+    // dash takes a carriage return, a vertical tab or a DEL as part of a word; mvdan-sh reads
+    // some as blanks (a here-document ending in "EOF\r" hid the next line from it). None has
+    // a use in a command, so none is read.
+    const control = CONTROL.exec(code);
+    if (control) {
+      const hex = control[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+      throw cannotJudge(`a control character (U+${hex}), which shells and parsers read differently`);
+    }
     const file = parseShell(code);
     onlyFields(file, ["Name", "Stmts", "Last"], "a program");
     const full: Ctx = { ...ctx, src: new ShellSource(code), syntaxDepth: 0 };
@@ -414,6 +422,9 @@ export class Analyzer {
     });
   }
 }
+
+/** Control characters other than tab and newline (C0, DEL, C1). */
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/;
 
 /** Program folders of the (read-only) system image: a wrapper named by such a path is the wrapper. */
 const SYSTEM_BIN = /^\/(usr\/(local\/)?)?(s?bin|lib(32|64|x32)?)\/([^/.][^/]*\/)*[^/]+$/;

@@ -338,6 +338,13 @@ describe("refusals", () => {
     refused("sh -c 'echo \"unterminated'");
   });
 
+  it("refuses control characters, which dash and the parser read differently", () => {
+    expect(refused("cat <<EOF\r\nx\r\nEOF\r\nid\nEOF\n")).toMatch(/control character \(U\+000D\)/);
+    refused("echo a;\x0bid", /U\+000B/);
+    refused("sh -c 'echo a;\x7fid'", /U\+007F/);
+    expect(only("echo a\tb").argv).toEqual(["echo", "a", "b"]);
+  });
+
   it("refuses input with a NUL byte, and commands longer than the limit", () => {
     expect(refused("ls\0; sudo id")).toMatch(/NUL/);
     expect(refused(`${"echo a; ".repeat(100 * 128)}sudo id`)).toMatch(/longer than/);

@@ -57,6 +57,10 @@ export const SHELL_CASES: Case[] = [
   refuse(D, "root", "echo ${x/a/b}; touch PWN", "policy", /cannot parse/),
   refuse(D, "root", 'echo $"x"; touch PWN', "policy", /\$"\.\.\."/),
   refuse(D, "root", "case x in x) :;& esac; touch PWN", "policy", /cannot parse/),
+  // A here-document ending in "EOF\r": dash ends it there (CR is part of the word), mvdan-sh did not.
+  refuse(D, "root", "cat <<EOF\r\nx\r\nEOF\r\ntouch PWN\nEOF\n", "policy", /control character \(U\+000D\)/),
+  refuse(D, "root", "echo a;\x7ftouch PWN", "policy", /control character \(U\+007F\)/),
+  refuse(D, "root", "echo a;\u0085touch PWN", "policy", /control character \(U\+0085\)/),
   allow(D, "root", "echo {a,b} {1..3}", ["echo"]),
   allow(D, "root", "ls -d /workspace &> /tmp/amp.txt", ["ls"]),
   allow(D, "root", "time ls -d /workspace", ["time", "ls"]),
