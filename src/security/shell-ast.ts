@@ -18,7 +18,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 /** A syntax node: `type` is the Go struct name ("CallExpr", "Word", "Lit", ...), other keys its fields. */
 export interface ShNode {
   readonly type: string;
-  /** Byte offsets of the node in its source (set on Word nodes). */
+  /** Byte offsets of the node in its source (set on Word nodes; `start` on a Redirect with a descriptor number). */
   readonly start?: number;
   readonly end?: number;
   // biome-ignore lint/suspicious/noExplicitAny: fields differ per node type, as in the Go package.
@@ -142,6 +142,11 @@ function copy(v: unknown): Plain {
     const w = g as unknown as { Pos(): { offs: number }; End(): { offs: number } };
     out.start = w.Pos().offs;
     out.end = w.End().offs;
+  }
+  if (type === "Redirect" && out.N) {
+    // Where the descriptor number starts: dash takes digits glued to a word as part of it.
+    const n = g.N as unknown as { Pos(): { offs: number } };
+    out.start = n.Pos().offs;
   }
   return out as ShNode;
 }

@@ -46,6 +46,13 @@ export function redirectOf(r: ShNode, src: ShellSource, hooks: WordHooks): Redir
   const known = OPS[op];
   if (!known) throw cannotJudge("a redirection operator that is not POSIX sh");
   const n = r.N as ShNode | null;
+  // mvdan-sh reads `'x'2>&1` as 'x' and a redirection of 2; dash reads the word x2 and a
+  // redirection of stdout: the command would not be the one judged.
+  if (n && r.start !== undefined && !/^$|[\s;&|()<>]/.test(src.before(r))) {
+    throw cannotJudge(
+      "a descriptor number glued to the word before it (dash reads the digits as part of the word)",
+    );
+  }
   const fd = n ? Number(n.Value) : known.fd;
   if (!Number.isInteger(fd)) throw cannotJudge("a redirection with a named descriptor");
   const target = wordValue(r.Word as ShNode, src, hooks);

@@ -42,6 +42,20 @@ export class ShellSource {
     this.bytes ??= Buffer.from(this.text, "utf8");
     return this.bytes.subarray(node.start ?? 0, node.end ?? this.bytes.length).toString("utf8");
   }
+
+  /** The byte right before a node, as a character ("" at the start). */
+  before(node: ShNode): string {
+    this.bytes ??= Buffer.from(this.text, "utf8");
+    const at = node.start ?? 0;
+    return at > 0 ? String.fromCharCode(this.bytes[at - 1]!) : "";
+  }
+
+  /** The byte right after a node, as a character ("" at the end). */
+  after(node: ShNode): string {
+    this.bytes ??= Buffer.from(this.text, "utf8");
+    const at = node.end ?? this.bytes.length;
+    return at < this.bytes.length ? String.fromCharCode(this.bytes[at]!) : "";
+  }
 }
 
 interface Chars {
@@ -125,6 +139,13 @@ export function wordValue(
   opts: { assignment?: boolean; depth?: number } = {},
 ): WordValue {
   onlyFields(word, ["Parts"], "a word");
+  // mvdan-sh starts a comment at a `#` right after a quote or an expansion ('x'#y, ${x}#y,
+  // $(x)#y); dash reads the `#` and what follows as part of the word: `echo 'x'#$(id)` runs id.
+  if (src.after(word) === "#") {
+    throw cannotJudge(
+      "a # right after a quote or an expansion (dash reads it as part of the word, not as a comment)",
+    );
+  }
   const depth = opts.depth ?? 0;
   if (depth > MAX_WORD_DEPTH) throw cannotParse(`expansions nest deeper than ${MAX_WORD_DEPTH} levels`);
   const chars: Chars = { c: [], q: [] };

@@ -338,6 +338,14 @@ describe("refusals", () => {
     refused("sh -c 'echo \"unterminated'");
   });
 
+  it("refuses a # or a descriptor number glued to a quote or an expansion, which dash keeps in the word", () => {
+    refused("echo 'x'#$(id)", /a # right after a quote or an expansion/);
+    refused('echo "x"#y', /a # right after/);
+    refused("echo $(x)#$(id)", /a # right after/);
+    refused("eval 'id'2>&1", /descriptor number glued/);
+    expect(argvs("echo a#b # comment\nls 2>&1; ls;2>/dev/null")).toEqual([["echo", "a#b"], ["ls"], ["ls"]]);
+  });
+
   it("refuses control characters, which dash and the parser read differently", () => {
     expect(refused("cat <<EOF\r\nx\r\nEOF\r\nid\nEOF\n")).toMatch(/control character \(U\+000D\)/);
     refused("echo a;\x0bid", /U\+000B/);

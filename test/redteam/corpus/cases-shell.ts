@@ -61,6 +61,12 @@ export const SHELL_CASES: Case[] = [
   refuse(D, "root", "cat <<EOF\r\nx\r\nEOF\r\ntouch PWN\nEOF\n", "policy", /control character \(U\+000D\)/),
   refuse(D, "root", "echo a;\x7ftouch PWN", "policy", /control character \(U\+007F\)/),
   refuse(D, "root", "echo a;\u0085touch PWN", "policy", /control character \(U\+0085\)/),
+  // mvdan-sh starts a comment at a # glued to a quote or an expansion; dash keeps it in the word.
+  refuse(D, "root", "echo 'x'#$(touch PWN)", "policy", /a # right after a quote or an expansion/),
+  refuse(D, "root", "echo ${x}#$(touch PWN)", "policy", /a # right after a quote/),
+  // mvdan-sh reads 'x'2>&1 as a redirection of 2; dash reads the word x2 (here: touch PWN2).
+  refuse(D, "root", "eval 'touch PWN'2>&1", "policy", /descriptor number glued to the word/),
+  allow(D, "root", "echo a#b; echo c # d\nls -d /workspace 2>&1", ["echo", "ls"]),
   allow(D, "root", "echo {a,b} {1..3}", ["echo"]),
   allow(D, "root", "ls -d /workspace &> /tmp/amp.txt", ["ls"]),
   allow(D, "root", "time ls -d /workspace", ["time", "ls"]),
