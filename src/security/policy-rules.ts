@@ -209,12 +209,6 @@ function downloadIntoCode(a: CommandAnalysis): string | undefined {
     const runner = a.commands.find((c) => c.group === d.parentGroup && runsCode(c));
     if (runner) return `${show(runner)} running the output of ${show(d)}`;
   }
-  // curl x > >(bash): the runner sits in a process substitution of the download itself.
-  for (const c of a.commands) {
-    if (c.parentGroup === undefined || !runsStdin(c)) continue;
-    const d = a.commands.find((x) => x.group === c.parentGroup && DOWNLOADERS.has(name(x)));
-    if (d) return `${show(d)} into ${show(c)}`;
-  }
   return undefined;
 }
 
