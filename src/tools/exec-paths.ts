@@ -38,6 +38,12 @@ export interface ExecPaths {
   paths: ResolvedPath[];
 }
 
+/** Where a command may start: dash's $PWD (the path as cd'd to) and the real folder. */
+interface StartDir {
+  logical: string;
+  canonical: string;
+}
+
 function underMounts(path: string): boolean {
   return MOUNT_ROOTS.some((root) => path === root || path.startsWith(`${root}/`));
 }
@@ -47,7 +53,7 @@ class Resolver {
   readonly paths: ResolvedPath[] = [];
   private readonly seen = new Set<string>();
   private readonly cache = new Map<string, Promise<string>>();
-  private readonly dirCache = new Map<string, Promise<string>>();
+  private readonly dirCache = new Map<string, Promise<StartDir>>();
 
   constructor(
     private readonly sandbox: SandboxHandle,
@@ -66,28 +72,40 @@ class Resolver {
     return hit;
   }
 
-  /** A possible starting directory, canonical. Logical steps drop `..` from the text first, as dash's cd does. */
-  dir(path: DirPath): Promise<string> {
+  /**
+   * A possible starting directory. dash's cd is logical by default: it keeps the path as
+   * typed (its $PWD) and takes `..` off that text before symlinks are followed (`cd link/..`
+   * stays where link is); `cd -P` resolves first. The exec starts in its canonical cwd.
+   */
+  dir(path: DirPath): Promise<StartDir> {
     const key = JSON.stringify(path);
     let hit = this.dirCache.get(key);
     if (!hit) {
       hit = (async () => {
-        let dir = this.cwd;
+        let logical = this.cwd;
         for (const step of path) {
-          const next = step.target.startsWith("/") ? step.target : `${dir}/${step.target}`;
-          dir = await this.realpath(step.physical ? next : posix.resolve(next));
+          if (!step.physical) logical = posix.resolve(logical, step.target);
+          else {
+            const from = await this.realpath(logical);
+            logical = await this.realpath(
+              step.target.startsWith("/") ? step.target : `${from}/${step.target}`,
+            );
+          }
         }
-        return dir;
+        return { logical, canonical: await this.realpath(logical) };
       })();
       this.dirCache.set(key, hit);
     }
     return hit;
   }
 
-  /** Judge `written` (as the program opens it: no `..` removed before symlinks) from each directory. */
+  /**
+   * Judge `written` from each directory: as a program opens it (from the real folder, `..`
+   * after symlinks), or, for a cd target (`logical`), as dash's cd does (from $PWD, `..` first).
+   */
   async judge(
     written: string,
-    dirs: string[] | undefined,
+    dirs: StartDir[] | undefined,
     access: ResolvedPath["access"] | "readwrite",
     via: string,
     explicit: boolean,
@@ -100,8 +118,9 @@ class Resolver {
         { rule: "unjudgeable" },
       );
     }
-    for (const dir of written.startsWith("/") ? ["/"] : dirs!) {
-      const full = written.startsWith("/") ? written : `${dir}/${written}`;
+    const bases = written.startsWith("/") ? [""] : dirs!.map((d) => (logical ? d.logical : d.canonical));
+    for (const base of bases) {
+      const full = written.startsWith("/") ? written : `${base}/${written}`;
       const path = await this.realpath(logical ? posix.resolve(full) : full);
       if (!explicit && (await this.sandbox.stat(posix.dirname(path))) === null) continue;
       const accesses = access === "readwrite" ? (["read", "write"] as const) : [access];
@@ -156,18 +175,18 @@ export async function startDirs(
   const paths = possibleDirs(analysis, index);
   if (paths === undefined) return undefined;
   const r = new Resolver(sandbox, cwd);
-  return [...new Set(await Promise.all(paths.map((p) => r.dir(p))))];
+  return [...new Set((await Promise.all(paths.map((p) => r.dir(p)))).map((d) => d.canonical))];
 }
 
 async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd: string): Promise<ExecPaths> {
   const r = new Resolver(sandbox, cwd);
-  const dirsOf = async (index: number | undefined, local = true): Promise<string[] | undefined> => {
+  const dirsOf = async (index: number | undefined, local = true): Promise<StartDir[] | undefined> => {
     const paths = possibleDirs(analysis, index, { local });
     return paths === undefined ? undefined : Promise.all(paths.map((p) => r.dir(p)));
   };
   const home = !analysis.assignedNames.includes("HOME");
   const redirectsDone = new Set<Redirect>();
-  const redirect = async (x: Redirect, dirs: string[] | undefined): Promise<void> => {
+  const redirect = async (x: Redirect, dirs: StartDir[] | undefined): Promise<void> => {
     if (redirectsDone.has(x)) return;
     redirectsDone.add(x);
     const access = x.read && x.write ? "readwrite" : x.write ? "write" : "read";

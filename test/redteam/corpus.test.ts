@@ -220,7 +220,7 @@ describe("the adversarial exec corpus", () => {
     const workspace = join(home.config.goalsDir, SHARED_GOAL, "workspace");
     const canaries = readdirSync(workspace).filter((f) => /^pwn-|^f$/.test(f));
     expect(canaries).toEqual([]);
-    expect(readdirSync(join(workspace, "secret"))).toEqual(["k.txt"]);
+    expect(readdirSync(join(workspace, "secret")).sort()).toEqual(["k.txt", "pub"]);
     expect(readFileSync(join(workspace, "secret", "k.txt"), "utf8")).toBe(FILES["/workspace/secret/k.txt"]);
     expect(readdirSync(join(workspace, "vault"))).toEqual(["x.txt"]);
     expect(rt.audit.verify().ok).toBe(true);

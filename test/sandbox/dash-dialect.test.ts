@@ -21,6 +21,8 @@ const FACTS: Record<string, string> = {
   special_fn: "dash -c 'eval() { :; }; echo after' 2>&1",
   command_fn: "dash -c 'ls() { echo FUNC; }; command ls -d /'",
   login: "echo 'echo PROFILE-RAN' > /tmp/.profile && HOME=/tmp dash -l -c true",
+  cd_logical:
+    "mkdir -p /tmp/a/b && ln -s /tmp/a/b /tmp/l && dash -c 'cd /tmp/l/.. && pwd -P; cd -P /tmp/l/.. && pwd -P; cd /tmp/l && cd .. && pwd -P'",
   dup_word: "dash -c 'echo hi >& /tmp/x' 2>&1",
 };
 
@@ -89,4 +91,8 @@ describe("dash in the sandbox image", () => {
   it("reads ~/.profile as a login shell", () => expect(out.login).toBe("PROFILE-RAN"));
 
   it("refuses `>& file` as a syntax error", () => expect(out.dup_word).toMatch(/Bad fd number/));
+
+  it("moves cd logically: `..` comes off the path as typed, unless -P", () => {
+    expect(out.cd_logical).toBe("/tmp\n/tmp/a\n/tmp");
+  });
 });

@@ -102,6 +102,7 @@ export const FILES: Record<string, string> = {
 export const SETUP = [
   "chmod +x /workspace/s/*.sh /workspace/bin/ls",
   "ln -s /workspace/secret /workspace/public/up",
+  "mkdir -p /workspace/public/deep && ln -s /workspace/public/deep /workspace/secret/pub",
   "ln -s /workspace/vault /workspace/public/vlink",
   "ln -s /etc /workspace/etc-link",
   "git init -q /workspace/repo",

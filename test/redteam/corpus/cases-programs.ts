@@ -199,6 +199,15 @@ export const PROGRAM_CASES: Case[] = [
     /cannot judge the relative path "\.\/k\.txt"/,
   ),
   refuse(P, "reader", "cd - && cat ./k.txt", "policy", /cannot judge the relative path/),
+  // secret/pub leads into public/deep (readable); dash's logical `cd ..` then lands in secret.
+  refuse(
+    P,
+    "reader",
+    "cd /workspace/secret/pub && cd .. && cat ./k.txt",
+    "capability",
+    /file_read on \/workspace\/secret \(the cd target: "\.\."\)/,
+  ),
+  allow(P, "reader", "cd -P /workspace/public/up/../public && ls", ["cd", "ls"]),
   refuse(P, "reader", "ls -d /workspace/secret", "capability", SECRET),
   refuse(P, "reader", 'cat "/workspace/secret/k.txt"', "capability", SECRET),
   refuse(P, "reader", "cat /workspace//secret/./k.txt", "capability", SECRET),
