@@ -364,6 +364,14 @@ const noCommand =
   () =>
     refuse(what);
 
+function afterOperandsWithFile(args: Arg[]): UnfoldStep {
+  const scan = scanOptions(args, 1, { value: [] });
+  if (scan.dynamicAt !== undefined) return runRest(args, scan);
+  const log = args[scan.next];
+  const step = runRest(args, { ...scan, next: scan.next + 1 });
+  return log ? { ...step, files: [{ arg: log, write: true }], keepSelf: true } : step;
+}
+
 /** strace/ltrace run their command; attaching to a running process (-p) is refused: it may be the executor. */
 function tracer(spec: OptionSpec): Unfolder {
   return (args) => {
@@ -417,7 +425,13 @@ export const WRAPPERS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>
   ["nsenter", simple({ value: ["t", "S", "G", "target", "setuid", "setgid", "root", "wd", "env"] })],
   ["unshare", simple({ value: ["setuid", "setgid", "map-user", "map-group", "propagation", "root", "wd"] })],
   ["chroot", afterOperands({ value: ["userspec", "groups"] }, 1)],
+  // logsave [-asv] LOGFILE CMD...: the log file is written, CMD run.
+  ["logsave", (args) => afterOperandsWithFile(args)],
+  ["fstab-decode", (args) => runRest(args, { next: 1, seen: new Map(), all: [] })],
   ["sg", noCommand("sg runs its command through a shell as another group")],
+  ["service", noCommand("service runs init scripts")],
+  ["invoke-rc.d", noCommand("invoke-rc.d runs init scripts")],
+  ["installkernel", noCommand("installkernel runs the kernel's install hooks")],
   ["newgrp", noCommand("newgrp starts a new shell")],
   ["start-stop-daemon", noCommand("start-stop-daemon starts programs named in its options")],
   ["run-parts", noCommand("run-parts runs every program in a folder, which the command does not name")],

@@ -160,6 +160,19 @@ describe("programs that run programs named in their options", () => {
     ]);
   });
 
+  it("unfolds logsave and fstab-decode, and refuses init-script runners", () => {
+    expect(argvs("logsave /tmp/log ls -l")).toEqual([
+      ["logsave", "/tmp/log", "ls", "-l"],
+      ["ls", "-l"],
+    ]);
+    expect(analyzeCommand("logsave /tmp/log ls").commands[0]!.files).toEqual([
+      { path: "/tmp/log", dynamic: false, write: true },
+    ]);
+    expect(argvs("fstab-decode sh -c 'ls x'")).toEqual([["ls", "x"]]);
+    refused("service ssh start", /init scripts/);
+    refused("invoke-rc.d x start", /init scripts/);
+  });
+
   it("refuses programs whose commands cannot be known from the text", () => {
     refused("parallel echo ::: a b", /parallel/);
     refused("run-parts /workspace/hooks", /run-parts/);
