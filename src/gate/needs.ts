@@ -8,7 +8,9 @@ export function describeNeed(need: Need): string {
       return `tool ${need.name}`;
     case "file_read":
     case "file_write":
-      return `${need.kind} on ${need.path}`;
+      return `${need.kind} on ${need.path}${need.via ? ` (${need.via})` : ""}`;
+    case "file_access":
+      return `file_read or file_write on ${need.path}${need.via ? ` (${need.via})` : ""}`;
     case "exec":
       return `exec of "${need.argv.join(" ")}"`;
     case "network":

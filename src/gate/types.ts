@@ -15,8 +15,14 @@ export type PathNeed = { kind: "file_read" | "file_write"; path: string };
 /** One capability a concrete call needs, checked against the agent's grants. */
 export type Need =
   | { kind: "tool"; name: string }
-  | { kind: "file_read"; path: string }
-  | { kind: "file_write"; path: string }
+  /** `via` says where the path came from, for the refusal (`argument 1 of cat: "../k.txt"`). */
+  | { kind: "file_read"; path: string; via?: string }
+  | { kind: "file_write"; path: string; via?: string }
+  /**
+   * A path an exec argument names where the command's direction is unknown (`cat X`,
+   * `python3 gen.py X`): a file_read or a file_write grant covering it will do.
+   */
+  | { kind: "file_access"; path: string; via?: string }
   /** One simple command after the policy engine unfolded the shell string. */
   | { kind: "exec"; argv: string[] }
   | { kind: "network"; host: string }

@@ -9,7 +9,8 @@
 // Decisions, per kind:
 //   tool         "tool: *" covers every tool; otherwise names must be equal.
 //   file_read,   globs (security/glob.ts). Kinds stay separate: file_write does NOT imply
-//   file_write   file_read, which keeps every grant meaning exactly one thing.
+//   file_write   file_read, which keeps every grant meaning exactly one thing. A file_access
+//                need (an exec argument whose direction is unknown) takes either kind.
 //   exec         a pattern is space-separated tokens matched against argv element by element;
 //                "*" inside a token matches any characters of that one argument ("/" too);
 //                a final lone "*" matches any number of further arguments, none included:
@@ -99,6 +100,11 @@ export function grantsAllow(grants: readonly Grant[], need: Need): Grant | undef
         (g) =>
           g.kind === need.kind &&
           (need.path.includes("*") ? globCovers(g.glob, need.path) : matchPath(g.glob, need.path)),
+      );
+    case "file_access":
+      // A path whose direction is unknown: either kind of file grant covering it will do.
+      return grants.find(
+        (g) => (g.kind === "file_read" || g.kind === "file_write") && matchPath(g.glob, need.path),
       );
     case "exec":
       if (!Array.isArray(need.argv) || need.argv.length === 0) return undefined;

@@ -5,7 +5,10 @@
 // raw string, so quoting, wrappers and nesting cannot hide what runs.
 
 import { posix } from "node:path";
-import { basename, type CommandAnalysis, type Redirect, type SimpleCommand } from "./shell.js";
+import { changesWhatRuns } from "./policy-variables.js";
+import type { CommandAnalysis, Redirect, SimpleCommand } from "./shell.js";
+import { joinDir, possibleDirs } from "./shell-dirs.js";
+import { hasFlag, commandName as name, operands, writeTargets } from "./shell-operands.js";
 import { isShellName } from "./shell-wrappers.js";
 
 export interface RuleInput {
@@ -68,16 +71,7 @@ const NET_TOOLS = new Set([
   "openssl",
 ]);
 const INTERPRETER = /^(python[0-9.]*|perl|ruby|node|nodejs|php[0-9.]*|lua[0-9.]*|bun|deno|tclsh|Rscript)$/;
-const CODE_RUNNERS = new Set(["eval", "source", ".", "trap", "watch", "su", "runuser"]);
-const LOADER_VARIABLES = new Set([
-  "LD_PRELOAD",
-  "LD_LIBRARY_PATH",
-  "LD_AUDIT",
-  "BASH_ENV",
-  "ENV",
-  "SHELLOPTS",
-]);
-for (const v of ["BASHOPTS", "GCONV_PATH"]) LOADER_VARIABLES.add(v);
+const CODE_RUNNERS = new Set(["eval", ".", "trap", "watch", "su", "runuser"]);
 
 /** Trees nobody inside a goal writes to. */
 export const SYSTEM_PATHS: readonly string[] = [
@@ -99,21 +93,8 @@ export function isSystemPath(path: string): boolean {
   return SYSTEM_PATHS.some((root) => p === root || p.startsWith(`${root}/`));
 }
 
-const name = (c: SimpleCommand): string => (c.dynamic ? "" : basename(c.argv[0] ?? ""));
 const show = (c: SimpleCommand): string =>
   c.argv.join(" ") + (c.wrappers.length > 0 ? ` (inside ${c.wrappers.join(" > ")})` : "");
-/** Arguments that are not options (everything after `--` counts). */
-function operands(c: SimpleCommand): string[] {
-  const out: string[] = [];
-  let opts = true;
-  for (const a of c.argv.slice(1)) {
-    if (opts && a === "--") opts = false;
-    else if (!opts || !a.startsWith("-") || a === "-") out.push(a);
-  }
-  return out;
-}
-const hasFlag = (c: SimpleCommand, short: string, long: string): boolean =>
-  c.argv.slice(1).some((a) => a === `--${long}` || (/^-[^-]/.test(a) && a.slice(1).includes(short)));
 
 function find(a: CommandAnalysis, test: (c: SimpleCommand, i: number) => boolean): string | undefined {
   const i = a.commands.findIndex(test);
@@ -143,19 +124,22 @@ function privilege(c: SimpleCommand): boolean {
   return false;
 }
 
-/** `/`, `/*`, `~`, `$HOME`, `~/*`... as written in an `rm -r` operand. */
-function isRootish(target: string, cwd: string | undefined): boolean {
+/**
+ * `/`, `/*`, `~`, `$HOME`, `~/*`... as written in an `rm -r` operand, in any of the
+ * directories the command may start in (`dirs`; undefined: a relative operand could be anywhere).
+ */
+function isRootish(target: string, dirs: string[] | undefined): boolean {
   let t = target.replace(/["']/g, "").replace(/^\$\{?HOME\}?/, "~");
-  if (!t.startsWith("/") && !t.startsWith("~")) {
-    if (cwd === undefined) return false;
-    t = posix.join(cwd, t);
-  }
   if (t.startsWith("~")) t = `/${t.slice(1)}`;
+  if (!t.startsWith("/")) {
+    if (dirs === undefined) return /^(\.{1,2}\/?|\*|\.\*|\.\/\*)$/.test(t);
+    return dirs.some((d) => isRootish(posix.join(d, t), []));
+  }
   const n = posix.normalize(t).replace(/\/(\*|\.\*|\.)?$/, "");
   return n === "" || n === "/" || n === "/*";
 }
 
-function diskWipe(c: SimpleCommand, cwd: string | undefined): boolean {
+function diskWipe(c: SimpleCommand, cwd: string[] | undefined): boolean {
   const n = name(c);
   if (DISK_COMMANDS.has(n) || n.startsWith("mkfs")) return true;
   if (n === "dd") {
@@ -225,31 +209,27 @@ function downloadIntoCode(a: CommandAnalysis): string | undefined {
     const runner = a.commands.find((c) => c.group === d.parentGroup && runsCode(c));
     if (runner) return `${show(runner)} running the output of ${show(d)}`;
   }
-  // curl x > >(bash): the runner sits in a process substitution of the download itself.
-  for (const c of a.commands) {
-    if (c.parentGroup === undefined || !runsStdin(c)) continue;
-    const d = a.commands.find((x) => x.group === c.parentGroup && DOWNLOADERS.has(name(x)));
-    if (d) return `${show(d)} into ${show(c)}`;
-  }
   return undefined;
 }
 
-/** Directory each command starts in, following `cd` with static targets. */
-function cwdAt(a: CommandAnalysis, index: number, cwd: string | undefined): string | undefined {
-  let dir = cwd;
-  for (let i = 0; i < index; i++) {
-    const c = a.commands[i]!;
-    if (name(c) !== "cd" && name(c) !== "pushd") continue;
-    const target = operands(c)[0] ?? "~";
-    if (c.argDynamic[c.argv.indexOf(target)]) dir = undefined;
-    else if (target.startsWith("/") || target.startsWith("~")) dir = target;
-    else dir = dir === undefined ? undefined : posix.join(dir, target);
+/**
+ * The directories command `index` may start in, as text (shell-dirs.ts), from the exec's
+ * cwd; undefined when one is only known at run time. Without a known cwd, only the
+ * absolute ones.
+ */
+function dirsAt(a: CommandAnalysis, index: number, cwd: string | undefined): string[] | undefined {
+  const paths = possibleDirs(a, index);
+  if (paths === undefined) return undefined;
+  const out = new Set<string>();
+  for (const p of paths) {
+    if (cwd !== undefined) out.add(joinDir(cwd, p));
+    else if (p.length > 0 && p[0]!.target.startsWith("/")) out.add(joinDir("/", p));
   }
-  return dir;
+  return [...out];
 }
 
 /** Whether a path as written (maybe relative, maybe holding `$X` or a glob) lands under a system path. */
-function writesSystemPath(written: string, dynamic: boolean, cwd: string | undefined): boolean {
+function writesSystemPath(written: string, dynamic: boolean, dirs: string[] | undefined): boolean {
   let p = written;
   if (dynamic) {
     // Judge the fixed directory in front of the first run-time part: `/etc/$X` is under /etc.
@@ -259,47 +239,24 @@ function writesSystemPath(written: string, dynamic: boolean, cwd: string | undef
     p = fixed.slice(0, fixed.lastIndexOf("/") + 1);
     if (p === "/" || written.includes("..")) return true;
   }
-  if (!p.startsWith("/")) {
-    if (cwd === undefined) return false;
-    p = posix.join(cwd, p);
-  }
+  if (!p.startsWith("/")) return dirs?.some((d) => isSystemPath(posix.join(d, p))) === true;
   return isSystemPath(p);
 }
 
-const WRITE_ALL = new Set(["rm", "rmdir", "unlink", "shred", "touch", "tee", "mkdir", "truncate", "mv"]);
-for (const c of ["chmod", "chown", "chgrp", "chattr", "setfacl", "mknod", "mkfifo"]) WRITE_ALL.add(c);
-const WRITE_DEST = new Set(["cp", "install", "ln", "rsync"]);
-
-/** The paths a command writes, as written. */
-function writeTargets(c: SimpleCommand): { path: string; dynamic: boolean }[] {
-  const n = name(c);
-  const ops = operands(c);
-  const dyn = (p: string): boolean => c.argDynamic[c.argv.lastIndexOf(p)] === true;
-  let paths: string[] = [];
-  if (WRITE_ALL.has(n)) paths = ops;
-  else if (n === "sed" && hasFlag(c, "i", "in-place")) paths = ops.slice(1);
-  else if (n === "dd") paths = c.argv.filter((a) => a.startsWith("of=")).map((a) => a.slice(3));
-  else if (WRITE_DEST.has(n)) {
-    const t = c.argv.findIndex((a) => a === "-t" || a === "--target-directory");
-    const eq = c.argv.find((a) => a.startsWith("--target-directory="));
-    if (eq) paths = [eq.slice(19)];
-    else if (t > 0 && c.argv[t + 1] !== undefined) paths = [c.argv[t + 1]!];
-    else paths = ops.slice(-1);
-  }
-  return paths.map((path) => ({ path, dynamic: dyn(path) }));
-}
-
 function systemWrite(a: CommandAnalysis, cwd: string | undefined): string | undefined {
-  const redirect = (r: Redirect, dir: string | undefined): boolean =>
-    r.write && writesSystemPath(r.target, r.dynamic, dir);
+  // Canonical paths the exec tool resolved in the container (symlinks followed) come first.
+  const resolved = a.paths?.find((p) => p.access === "write" && isSystemPath(p.path));
+  if (resolved) return `${resolved.via} writes ${resolved.path}`;
+  const redirect = (r: Redirect, dirs: string[] | undefined): boolean =>
+    r.write && writesSystemPath(r.target, r.dynamic, dirs);
   for (const [i, c] of a.commands.entries()) {
-    const dir = cwdAt(a, i, cwd);
-    const hit = writeTargets(c).find((t) => writesSystemPath(t.path, t.dynamic, dir));
+    const dirs = dirsAt(a, i, cwd);
+    const hit = writeTargets(c).find((t) => writesSystemPath(t.path, t.dynamic, dirs));
     if (hit) return `${show(c)} writes ${hit.path}`;
-    const r = c.redirects.find((x) => redirect(x, dir));
+    const r = c.redirects.find((x) => redirect(x, dirs));
     if (r) return `${show(c)} ${r.op} ${r.target}`;
   }
-  const r = a.redirects.find((x) => redirect(x, cwd));
+  const r = a.redirects.find((x) => redirect(x, cwd === undefined ? [] : [cwd]));
   return r ? `${r.op} ${r.target}` : undefined;
 }
 
@@ -337,7 +294,7 @@ export const BUILTIN_RULES: readonly BuiltinRule[] = [
   {
     id: "disk-wipe",
     reason: "wiping, partitioning or formatting disks, or deleting the root or home tree, is never allowed",
-    checkCommand: ({ analysis, cwd }) => find(analysis, (c, i) => diskWipe(c, cwdAt(analysis, i, cwd))),
+    checkCommand: ({ analysis, cwd }) => find(analysis, (c, i) => diskWipe(c, dirsAt(analysis, i, cwd))),
   },
   {
     id: "download-pipe-shell",
@@ -357,8 +314,9 @@ export const BUILTIN_RULES: readonly BuiltinRule[] = [
   },
   {
     id: "pipe-to-shell",
-    reason: "a shell reading its program from a pipe runs code that cannot be checked",
-    checkCommand: ({ analysis }) => find(analysis, (c) => c.stdinProgram && c.stdinPiped),
+    reason:
+      "a shell reading its program from stdin (a pipe, a file or a descriptor) runs code that cannot be checked; give it the code with sh -c or a quoted here-document",
+    checkCommand: ({ analysis }) => find(analysis, (c) => c.stdinProgram),
   },
   {
     id: "fork-bomb",
@@ -378,6 +336,7 @@ export const BUILTIN_RULES: readonly BuiltinRule[] = [
         analysis,
         (c) =>
           CONTAINER_COMMANDS.has(name(c)) ||
+          c.wrappers.some((w) => CONTAINER_COMMANDS.has(w)) ||
           c.argv.some((x) => RUNTIME_SOCKET.test(x)) ||
           c.redirects.some((r) => RUNTIME_SOCKET.test(r.target)),
       ) ?? analysis.redirects.find((r) => RUNTIME_SOCKET.test(r.target))?.target,
@@ -393,8 +352,7 @@ export const BUILTIN_RULES: readonly BuiltinRule[] = [
   {
     id: "loader-injection",
     reason:
-      "setting LD_PRELOAD, LD_LIBRARY_PATH, BASH_ENV, exported functions and similar variables changes what code runs",
-    checkCommand: ({ analysis }) =>
-      analysis.assignedNames.find((v) => LOADER_VARIABLES.has(v) || v.startsWith("BASH_FUNC_")),
+      "setting LD_PRELOAD, PATH, SHELL, PS4, PYTHONPATH, NODE_OPTIONS, GIT_SSH_COMMAND, PAGER and similar variables changes what code runs",
+    checkCommand: ({ analysis }) => analysis.assignedNames.find(changesWhatRuns),
   },
 ];

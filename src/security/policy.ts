@@ -7,8 +7,8 @@
 // once when the engine is built; a bad one is a config error that names it:
 //   "git push *"  or "exec: git push *"  every simple command matching the exec pattern
 //   "tool: file_write"                   any call of that tool ("tool: *" for all)
-//   "path: /workspace/secrets/**"        file tools reading or writing there, and shell
-//                                         redirections to there
+//   "path: /workspace/secrets/**"        file tools reading or writing there, and exec
+//                                         arguments, redirections and cd targets there
 //   "file_read: <glob>" / "file_write: <glob>"   the same, for one direction
 //   "network: *.example.com"             network needs for that host (and the bare domain)
 //   "spawn_child: [writer]"              spawning those manifests
@@ -17,6 +17,7 @@
 // of remaining arguments (also none). An argument only known at run time matches any word,
 // so a rule cannot be dodged by computing the argument it names.
 
+import { posix } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
 import type { Need } from "../gate/types.js";
@@ -24,6 +25,8 @@ import { globsOverlap, matchPath, wildcardMatch } from "./glob.js";
 import { type Grant, parseGrant } from "./grants.js";
 import { BUILTIN_RULES, SYSTEM_PATHS } from "./policy-rules.js";
 import { analyzeCommand, basename, type CommandAnalysis, type SimpleCommand } from "./shell.js";
+import { isShellStateBuiltin } from "./shell-builtins.js";
+import { gitSubcommandArgv } from "./shell-git.js";
 
 export interface PolicyCall {
   tool: string;
@@ -64,13 +67,18 @@ export function parsePolicyRule(text: string, where: string): ConfigRule {
   }
 }
 
-/** One exec Need per simple command (after unfolding), so the gate checks every inner command. */
+/**
+ * One exec Need per simple command (after unfolding), so the gate checks every inner
+ * command. Builtins that only change the shell's own state (cd, export, set, read...) need
+ * none: what they touch is judged on its own (cd targets as paths, variables by the rules).
+ */
 export function execNeeds(analysis: CommandAnalysis): Need[] {
   const seen = new Set<string>();
   const needs: Need[] = [];
   for (const c of analysis.commands) {
     const key = JSON.stringify(c.argv);
     if (c.argv.length === 0 || seen.has(key)) continue;
+    if (!c.dynamic && isShellStateBuiltin(c.argv[0]!)) continue;
     seen.add(key);
     needs.push({ kind: "exec", argv: [...c.argv] });
   }
@@ -106,7 +114,14 @@ export class PolicyEngine {
 
   decide(call: PolicyCall): PolicyDecision {
     const input = (call.input ?? {}) as { command?: unknown; cwd?: unknown };
-    const cwd = typeof input.cwd === "string" && input.cwd.startsWith("/") ? input.cwd : undefined;
+    // exec's cwd as the exec tool takes it: relative to /workspace, which is the default.
+    const given = typeof input.cwd === "string" ? input.cwd : undefined;
+    const cwd =
+      given?.startsWith("/") === true
+        ? given
+        : call.tool === "exec"
+          ? posix.join("/workspace", given ?? ".")
+          : undefined;
     let analysis = call.command;
     if (analysis === undefined && call.tool === "exec") {
       if (typeof input.command !== "string") {
@@ -116,7 +131,8 @@ export class PolicyEngine {
         analysis = analyzeCommand(input.command);
       } catch (e) {
         if (!isAidoError(e, ErrorCode.policyDenied)) throw e;
-        return { decision: "deny", rule: "unparseable", reason: e.message };
+        const rule = typeof e.details.rule === "string" ? e.details.rule : "unparseable";
+        return { decision: "deny", rule, reason: e.message };
       }
     }
     if (analysis) {
@@ -125,16 +141,17 @@ export class PolicyEngine {
         if (what !== undefined) return { decision: "deny", rule: rule.id, reason: `${rule.reason}: ${what}` };
       }
     }
-    for (const need of call.needs) {
-      if (need.kind !== "file_read" && need.kind !== "file_write") continue;
-      const kind = need.kind;
+    for (const need of fileNeeds(call.needs, analysis)) {
+      // A direction nobody knows (an exec argument) is judged as a read: writes to system
+      // paths by known writers are caught by the command rules, the rest by the read-only
+      // root file system and the exec's Landlock domain.
+      const kind = need.kind === "file_write" ? "file_write" : "file_read";
       // A subtree need is judged by every system path it could reach.
       const paths = need.path.includes("*")
         ? SYSTEM_PATHS.filter((p) => globsOverlap(`${p}/**`, need.path))
         : [need.path];
       const rule = BUILTIN_RULES.find((r) => paths.some((p) => r.checkPath?.(kind, p)));
-      if (rule)
-        return { decision: "deny", rule: rule.id, reason: `${rule.reason}: ${need.kind} ${need.path}` };
+      if (rule) return { decision: "deny", rule: rule.id, reason: `${rule.reason}: ${describe(need)}` };
     }
     const denied = this.firstMatch(this.deny, call, analysis, cwd);
     if (denied)
@@ -168,18 +185,38 @@ export class PolicyEngine {
   }
 }
 
+type FileNeed = { kind: "file_read" | "file_write" | "file_access"; path: string; via?: string };
+
+/**
+ * The file needs of a call, and the paths the exec tool resolved outside the goal's mounts
+ * (which need no grant, but are judged by the rules like any other).
+ */
+function fileNeeds(needs: readonly Need[], analysis: CommandAnalysis | undefined): FileNeed[] {
+  const out: FileNeed[] = needs.filter(
+    (n): n is FileNeed => n.kind === "file_read" || n.kind === "file_write" || n.kind === "file_access",
+  );
+  for (const p of analysis?.paths ?? []) {
+    const kind = p.access === "read" ? "file_read" : p.access === "write" ? "file_write" : "file_access";
+    out.push({ kind, path: p.path, via: p.via });
+  }
+  return out;
+}
+
+function describe(n: FileNeed): string {
+  return `${n.kind} ${n.path}${n.via ? ` (${n.via})` : ""}`;
+}
+
 function ruleMatch(
   rule: ConfigRule,
   call: PolicyCall,
   analysis: CommandAnalysis | undefined,
   cwd: string | undefined,
 ): string | undefined {
+  const files = fileNeeds(call.needs, analysis);
   if ("path" in rule) {
-    const need = call.needs.find(
-      (n) => (n.kind === "file_read" || n.kind === "file_write") && pathHits(rule.path, n.path),
-    );
-    if (need) return `${need.kind} ${(need as { path: string }).path}`;
-    return redirectMatch(rule.path, analysis, cwd, false);
+    const need = files.find((n) => pathHits(rule.path, n.path));
+    if (need) return describe(need);
+    return analysis?.paths ? undefined : redirectMatch(rule.path, analysis, cwd, false);
   }
   const g = rule.grant;
   switch (g.kind) {
@@ -192,9 +229,13 @@ function ruleMatch(
     }
     case "file_read":
     case "file_write": {
-      const need = call.needs.find((n) => n.kind === g.kind && pathHits(g.glob, n.path));
-      if (need) return `${need.kind} ${(need as { path: string }).path}`;
-      return g.kind === "file_write" ? redirectMatch(g.glob, analysis, cwd, true) : undefined;
+      // An argument of unknown direction may be either: rules of both kinds apply to it.
+      const need = files.find(
+        (n) => (n.kind === g.kind || n.kind === "file_access") && pathHits(g.glob, n.path),
+      );
+      if (need) return describe(need);
+      if (analysis?.paths || g.kind === "file_read") return undefined;
+      return redirectMatch(g.glob, analysis, cwd, true);
     }
     case "network": {
       const need = call.needs.find((n) => n.kind === "network" && hostMatch(g.host, n.host));
@@ -233,8 +274,26 @@ function normalizePath(p: string): string {
   return `/${out.join("/")}`;
 }
 
-/** Does an exec pattern (grant grammar) cover this command? Run-time arguments match anything. */
+/**
+ * Does an exec pattern (grant grammar) cover this command? Run-time arguments match
+ * anything, and a git command also matches as its subcommand argv (without the global
+ * options before it), so `git -C x push` is the `git push` a rule names.
+ */
 export function execPatternMatch(pattern: string, c: SimpleCommand): boolean {
+  if (argvMatch(pattern, c.argv, c.argDynamic, c.openArgs)) return true;
+  const git = basename(c.argv[0] ?? "") === "git" && !c.dynamic ? gitSubcommandArgv(c.argv) : undefined;
+  if (!git) return false;
+  const offset = c.argv.length - git.length;
+  return argvMatch(pattern, git, [false, ...c.argDynamic.slice(offset + 1)], c.openArgs);
+}
+
+function argvMatch(
+  pattern: string,
+  argv: readonly string[],
+  dynamic: readonly boolean[],
+  open: boolean,
+): boolean {
+  const c = { argv, argDynamic: dynamic, openArgs: open };
   const tokens = pattern.split(" ");
   const head = tokens[0]!;
   const cmd = c.argv[0] ?? "";

@@ -1,22 +1,36 @@
-// security/shell-words.ts — what one parsed shell word becomes before a command runs.
-// Quote removal, backslash escapes, $'...' escapes and brace expansion are done here so
-// that `"s"udo`, `\sudo`, `$'\x73udo'` and `{sudo,id}` are judged as the sudo they are.
-// What cannot be known before run time (parameter, command, arithmetic and process
-// expansions; globs) is reported as such, never guessed.
+// security/shell-words.ts — what one parsed shell word becomes before dash runs it.
+// Quote removal and backslash escapes are done here, so that `"s"udo` and `\sudo` are
+// judged as the sudo they are. dash has no brace expansion (`{a,b}` stays one literal
+// word) and no ANSI-C quoting (`$'x'` is a literal `$` and a quoted string), so neither is
+// applied; `$'...'` and `$"..."` are refused outright, because every other shell reads
+// them differently and a reader of the command would too.
+//
+// Every part of a word is visited explicitly (fail closed): a part type or a field this
+// file does not know is refused with a reason naming it. What cannot be known before run
+// time (parameter, command and arithmetic expansions, `~`, globs) is reported as such,
+// never guessed; the commands inside substitutions and the variables a word assigns
+// (`${x=v}`, `$((x=1))`) are handed to the analyzer through WordHooks.
 
-import { AidoError, ErrorCode } from "../errors.js";
-import type { ShNode } from "./shell-ast.js";
+import { cannotJudge, cannotParse, onlyFields, type ShNode, TOKEN } from "./shell-ast.js";
 
-/** Brace expansion beyond this many words is refused: `{a,b}{c,d}...` grows exponentially. */
-const MAX_BRACE_WORDS = 256;
+/** Parameter expansions nested in each other deeper than this are refused (stack safety). */
+export const MAX_WORD_DEPTH = 64;
 
 export interface WordValue {
-  /** The argv entries this word becomes (several when it holds a brace expansion). */
-  values: string[];
-  /** Holds a parameter, command, arithmetic or process expansion: its value is only known at run time. */
+  /** The argv entry this word becomes; for a run-time word, its text as written. */
+  value: string;
+  /** Holds a parameter, command or arithmetic expansion, or a `~`: only known at run time. */
   dynamic: boolean;
-  /** Holds an unquoted glob (`*`, `?`, `[`, extglob): it names files only known at run time. */
+  /** Holds an unquoted glob (`*`, `?`, `[...]`): it names files only known at run time. */
   glob: boolean;
+}
+
+/** What the analyzer learns from inside a word. */
+export interface WordHooks {
+  /** The statements of a `$(...)` in the word: commands that run when the word is expanded. */
+  substitution(stmts: readonly ShNode[]): void;
+  /** A variable the word assigns when expanded (`${x=v}`, `${x:=v}`, `$((x=1))`). */
+  assigns(name: string): void;
 }
 
 /** A source text with the byte offsets mvdan-sh reports (Go strings are UTF-8 bytes). */
@@ -28,50 +42,277 @@ export class ShellSource {
     this.bytes ??= Buffer.from(this.text, "utf8");
     return this.bytes.subarray(node.start ?? 0, node.end ?? this.bytes.length).toString("utf8");
   }
+
+  /** The byte right before a node, as a character ("" at the start). */
+  before(node: ShNode): string {
+    this.bytes ??= Buffer.from(this.text, "utf8");
+    const at = node.start ?? 0;
+    return at > 0 ? String.fromCharCode(this.bytes[at - 1]!) : "";
+  }
+
+  /** The byte right after a node, as a character ("" at the end). */
+  after(node: ShNode): string {
+    this.bytes ??= Buffer.from(this.text, "utf8");
+    const at = node.end ?? this.bytes.length;
+    return at < this.bytes.length ? String.fromCharCode(this.bytes[at]!) : "";
+  }
 }
 
 interface Chars {
   c: string[];
-  /** true where the character was quoted or escaped: not subject to brace or glob expansion. */
+  /** true where the character was quoted or escaped: not subject to glob expansion. */
   q: boolean[];
 }
 
-/** Evaluate a Word node as far as it can be known before run time. */
-export function wordValue(word: ShNode, src: ShellSource): WordValue {
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SPECIAL_PARAMS = new Set(["@", "*", "#", "?", "-", "$", "!"]);
+/** Special parameters that always hold a number: safe as arithmetic operands. */
+const NUMERIC_PARAMS = new Set(["#", "?", "$", "!"]);
+const EXPANSION_OPS = new Set<number>([
+  TOKEN.plus,
+  TOKEN.colPlus,
+  TOKEN.minus,
+  TOKEN.colMinus,
+  TOKEN.quest,
+  TOKEN.colQuest,
+  TOKEN.assgn,
+  TOKEN.colAssgn,
+  TOKEN.perc,
+  TOKEN.dblPerc,
+  TOKEN.hash,
+  TOKEN.dblHash,
+]);
+const ARITH_ASSIGN = new Set<number>([
+  TOKEN.assgn,
+  TOKEN.addAssgn,
+  TOKEN.subAssgn,
+  TOKEN.mulAssgn,
+  TOKEN.quoAssgn,
+  TOKEN.remAssgn,
+  TOKEN.andAssgn,
+  TOKEN.orAssgn,
+  TOKEN.xorAssgn,
+  TOKEN.shlAssgn,
+  TOKEN.shrAssgn,
+]);
+const ARITH_BINARY = new Set<number>([
+  TOKEN.plus,
+  TOKEN.minus,
+  TOKEN.mul,
+  TOKEN.slash,
+  TOKEN.perc,
+  TOKEN.pow,
+  TOKEN.eql,
+  TOKEN.neq,
+  TOKEN.leq,
+  TOKEN.geq,
+  TOKEN.rdrOut,
+  TOKEN.rdrIn,
+  TOKEN.and,
+  TOKEN.pipe,
+  TOKEN.caret,
+  TOKEN.appOut,
+  TOKEN.hdoc,
+  TOKEN.andStmt,
+  TOKEN.orStmt,
+  TOKEN.comma,
+  TOKEN.quest,
+  TOKEN.colon,
+]);
+const ARITH_UNARY = new Set<number>([
+  TOKEN.not,
+  TOKEN.bitNegation,
+  TOKEN.inc,
+  TOKEN.dec,
+  TOKEN.plus,
+  TOKEN.minus,
+]);
+
+/**
+ * Evaluate a Word node as far as it can be known before run time. `assignment`: the word
+ * is the value of `NAME=value`, where dash also expands a `~` after each `:`.
+ */
+export function wordValue(
+  word: ShNode,
+  src: ShellSource,
+  hooks: WordHooks,
+  opts: { assignment?: boolean; depth?: number } = {},
+): WordValue {
+  onlyFields(word, ["Parts"], "a word");
+  // mvdan-sh starts a comment at a `#` right after a quote or an expansion ('x'#y, ${x}#y,
+  // $(x)#y); dash reads the `#` and what follows as part of the word: `echo 'x'#$(id)` runs id.
+  if (src.after(word) === "#") {
+    throw cannotJudge(
+      "a # right after a quote or an expansion (dash reads it as part of the word, not as a comment)",
+    );
+  }
+  const depth = opts.depth ?? 0;
+  if (depth > MAX_WORD_DEPTH) throw cannotParse(`expansions nest deeper than ${MAX_WORD_DEPTH} levels`);
   const chars: Chars = { c: [], q: [] };
   let dynamic = false;
-  let glob = false;
-  for (const part of word.Parts as ShNode[]) {
+  const parts = word.Parts as ShNode[];
+  parts.forEach((part, i) => {
     switch (part.type) {
-      case "Lit":
-        pushUnquotedLit(chars, part.Value as string);
+      case "Lit": {
+        const text = part.Value as string;
+        const next = parts[i + 1];
+        if (next && (next.type === "SglQuoted" || next.type === "DblQuoted") && endsWithBareDollar(text)) {
+          throw cannotJudge(
+            `$'...' or $"..." quoting (sh reads a literal $ followed by a quoted string, bash decodes escapes); write the text with plain quotes or printf`,
+          );
+        }
+        if (hasTilde(text, i === 0, opts.assignment === true)) dynamic = true;
+        pushUnquotedLit(chars, text);
         break;
+      }
       case "SglQuoted":
-        pushQuoted(chars, part.Dollar ? decodeAnsiC(part.Value as string) : (part.Value as string));
+        onlyFields(part, ["Value"], "a single-quoted string");
+        pushQuoted(chars, part.Value as string);
         break;
       case "DblQuoted":
+        onlyFields(part, ["Parts"], "a double-quoted string");
         for (const inner of part.Parts as ShNode[]) {
           if (inner.type === "Lit") pushQuoted(chars, unescapeDoubleQuoted(inner.Value as string));
-          else dynamic = true;
+          else {
+            expansion(inner, src, hooks, depth);
+            dynamic = true;
+          }
         }
         break;
-      case "ExtGlob":
-        glob = true;
-        dynamic = true;
-        break;
       default:
-        // ParamExp, CmdSubst, ArithmExp, ProcSubst, BraceExp: decided at run time.
+        expansion(part, src, hooks, depth);
         dynamic = true;
     }
+  });
+  let glob = false;
+  for (let i = 0; i < chars.c.length; i++) {
+    if (chars.q[i]) continue;
+    const ch = chars.c[i];
+    if (ch === "*" || ch === "?" || (ch === "[" && chars.c.indexOf("]", i + 1) > i)) glob = true;
   }
-  if (dynamic) return { values: [src.slice(word)], dynamic, glob };
-  const expanded = expandBraces(chars, 0);
-  for (const w of expanded) {
-    for (let i = 0; i < w.c.length; i++) {
-      if (!w.q[i] && (w.c[i] === "*" || w.c[i] === "?" || w.c[i] === "[")) glob = true;
+  return { value: dynamic ? src.slice(word) : chars.c.join(""), dynamic, glob };
+}
+
+/** Visit a parameter expansion, command substitution or arithmetic expansion. */
+function expansion(part: ShNode, src: ShellSource, hooks: WordHooks, depth: number): void {
+  switch (part.type) {
+    case "ParamExp":
+      paramExp(part, src, hooks, depth);
+      return;
+    case "CmdSubst":
+      if (part.Backquotes) {
+        throw cannotJudge(
+          "backquoted command substitution (its backslash rules differ between shells); use $(...)",
+        );
+      }
+      onlyFields(part, ["Stmts"], "a command substitution");
+      hooks.substitution(part.Stmts as ShNode[]);
+      return;
+    case "ArithmExp":
+      onlyFields(part, ["X"], "an arithmetic expansion");
+      arith(part.X as ShNode, src, hooks);
+      return;
+    default:
+      throw cannotJudge(`${describePart(part.type)} (not POSIX sh)`);
+  }
+}
+
+function describePart(type: string): string {
+  const names: Record<string, string> = {
+    ExtGlob: "an extended glob",
+    ProcSubst: "a process substitution <(...)",
+    BraceExp: "a brace expansion",
+    ArrayExpr: "an array",
+  };
+  return names[type] ?? `a word part of type ${type}`;
+}
+
+/** POSIX parameter expansions only: $x ${x} ${#x} ${x-w} ${x:-w} ${x=w} ${x?w} ${x+w} ${x#p} ${x%p}... */
+function paramExp(p: ShNode, src: ShellSource, hooks: WordHooks, depth: number): void {
+  onlyFields(p, ["Short", "Length", "Param", "Exp"], "a parameter expansion");
+  const name = String((p.Param as ShNode | null)?.Value ?? "");
+  if (!(NAME.test(name) || /^\d+$/.test(name) || SPECIAL_PARAMS.has(name))) {
+    throw cannotJudge(`the parameter expansion \${${name}}`);
+  }
+  const exp = p.Exp as ShNode | null;
+  if (!exp) return;
+  onlyFields(exp, ["Op", "Word"], "a parameter expansion operator");
+  if (!EXPANSION_OPS.has(exp.Op as number))
+    throw cannotJudge(`a parameter expansion operator of \${${name}}`);
+  if (exp.Op === TOKEN.assgn || exp.Op === TOKEN.colAssgn) hooks.assigns(name);
+  // The default, alternative or pattern is a word like any other: a $(...) in it runs.
+  if (exp.Word) wordValue(exp.Word as ShNode, src, hooks, { depth: depth + 1 });
+}
+
+/**
+ * `$((...))`. dash evaluates a bare name's value as a number and never re-reads it as an
+ * expression (`y='a[$(id)]'; $((y))` is an "Illegal number"), but the text of `$y` or of a
+ * `$(...)` inside the expression is pasted in before evaluation and can hold `PATH=5`:
+ * those are refused, except the special parameters that are always numbers.
+ */
+function arith(node: ShNode, src: ShellSource, hooks: WordHooks): void {
+  switch (node.type) {
+    case "BinaryArithm": {
+      onlyFields(node, ["Op", "X", "Y"], "an arithmetic operator");
+      const op = node.Op as number;
+      if (ARITH_ASSIGN.has(op)) hooks.assigns(arithName(node.X as ShNode));
+      else if (!ARITH_BINARY.has(op)) throw cannotJudge("an arithmetic operator sh does not have");
+      arith(node.X as ShNode, src, hooks);
+      arith(node.Y as ShNode, src, hooks);
+      return;
     }
+    case "UnaryArithm": {
+      onlyFields(node, ["Op", "Post", "X"], "an arithmetic operator");
+      const op = node.Op as number;
+      if (!ARITH_UNARY.has(op)) throw cannotJudge("an arithmetic operator sh does not have");
+      if (op === TOKEN.inc || op === TOKEN.dec) hooks.assigns(arithName(node.X as ShNode));
+      arith(node.X as ShNode, src, hooks);
+      return;
+    }
+    case "ParenArithm":
+      onlyFields(node, ["X"], "parentheses in arithmetic");
+      arith(node.X as ShNode, src, hooks);
+      return;
+    case "Word":
+      onlyFields(node, ["Parts"], "an arithmetic operand");
+      for (const part of node.Parts as ShNode[]) {
+        if (part.type === "Lit") continue;
+        if (part.type === "ParamExp" && isNumericParam(part)) continue;
+        throw cannotJudge(
+          "an expansion inside $((...)): its text is evaluated as arithmetic and can assign any variable; write the variable's name without $ (x, not $x)",
+        );
+      }
+      return;
+    default:
+      throw cannotJudge(`arithmetic of type ${node.type}`);
   }
-  return { values: expanded.map((w) => w.c.join("")), dynamic: false, glob };
+}
+
+function isNumericParam(p: ShNode): boolean {
+  const name = String((p.Param as ShNode | null)?.Value ?? "");
+  if (p.Exp || p.Excl || p.Slice || p.Repl || p.Index || p.Names || p.Width) return false;
+  return NUMERIC_PARAMS.has(name) || (p.Length === true && (NAME.test(name) || /^\d+$/.test(name)));
+}
+
+function arithName(node: ShNode): string {
+  const parts = node.type === "Word" ? (node.Parts as ShNode[]) : [];
+  const name = parts.length === 1 && parts[0]!.type === "Lit" ? String(parts[0]!.Value) : "";
+  if (!NAME.test(name)) throw cannotJudge("an arithmetic assignment to something other than a variable name");
+  return name;
+}
+
+/** `$` as the last character of unquoted text, not escaped: `$'...'` / `$"..."` follows. */
+function endsWithBareDollar(text: string): boolean {
+  if (!text.endsWith("$")) return false;
+  let backslashes = 0;
+  for (let i = text.length - 2; i >= 0 && text[i] === "\\"; i--) backslashes++;
+  return backslashes % 2 === 0;
+}
+
+/** An unquoted `~` that dash expands from $HOME: at the start of a word, or after `:` in an assignment. */
+function hasTilde(text: string, atStart: boolean, assignment: boolean): boolean {
+  if (atStart && text.startsWith("~")) return true;
+  return assignment && /(^|:)~/.test(text) && (atStart || text.includes(":~"));
 }
 
 function pushQuoted(chars: Chars, text: string): void {
@@ -100,113 +341,4 @@ function pushUnquotedLit(chars: Chars, text: string): void {
 /** Inside "...", a backslash only escapes $ ` " \ and newline. */
 function unescapeDoubleQuoted(text: string): string {
   return text.replace(/\\([$`"\\\n])/g, (_, ch: string) => (ch === "\n" ? "" : ch));
-}
-
-const ANSI_SIMPLE: Record<string, string> = {
-  a: "\x07",
-  b: "\b",
-  e: "\x1b",
-  E: "\x1b",
-  f: "\f",
-  n: "\n",
-  r: "\r",
-  t: "\t",
-  v: "\v",
-  "\\": "\\",
-  "'": "'",
-  '"': '"',
-  "?": "?",
-};
-
-/** Bash's $'...' escapes, so `$'\x73udo'` is seen as sudo. */
-export function decodeAnsiC(text: string): string {
-  return text.replace(
-    /\\(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|U[0-9a-fA-F]{1,8}|[0-7]{1,3}|c.|.)/gs,
-    (whole, esc: string) => {
-      const head = esc[0]!;
-      if (head === "x" || head === "u" || head === "U") {
-        const cp = Number.parseInt(esc.slice(1), 16);
-        return cp <= 0x10ffff ? String.fromCodePoint(cp) : whole;
-      }
-      if (/[0-7]/.test(head)) return String.fromCharCode(Number.parseInt(esc, 8) & 0xff);
-      if (head === "c" && esc.length === 2) return String.fromCharCode(esc.charCodeAt(1) & 0x1f);
-      return ANSI_SIMPLE[esc] ?? whole;
-    },
-  );
-}
-
-/** Bash brace expansion over unquoted `{`, `,`, `}`: `{a,b}` and `{1..3}` / `{a..c}`. */
-function expandBraces(w: Chars, depth: number): Chars[] {
-  for (let open = 0; open < w.c.length; open++) {
-    if (w.q[open] || w.c[open] !== "{") continue;
-    let level = 0;
-    const commas: number[] = [];
-    let close = -1;
-    for (let j = open + 1; j < w.c.length; j++) {
-      if (w.q[j]) continue;
-      const ch = w.c[j];
-      if (ch === "{") level++;
-      else if (ch === "}") {
-        if (level === 0) {
-          close = j;
-          break;
-        }
-        level--;
-      } else if (ch === "," && level === 0) commas.push(j);
-    }
-    if (close < 0) continue;
-    const alternatives: Chars[] = [];
-    if (commas.length > 0) {
-      const bounds = [open, ...commas, close];
-      for (let k = 0; k + 1 < bounds.length; k++)
-        alternatives.push(sliceChars(w, bounds[k]! + 1, bounds[k + 1]!));
-    } else {
-      const seq = sequence(w.c.slice(open + 1, close).join(""));
-      if (seq === undefined) continue;
-      for (const s of seq) alternatives.push({ c: [...s], q: [...s].map(() => true) });
-    }
-    const out: Chars[] = [];
-    for (const alt of alternatives) {
-      const joined: Chars = {
-        c: [...w.c.slice(0, open), ...alt.c, ...w.c.slice(close + 1)],
-        q: [...w.q.slice(0, open), ...alt.q, ...w.q.slice(close + 1)],
-      };
-      out.push(...expandBraces(joined, depth + 1));
-      if (out.length > MAX_BRACE_WORDS) {
-        throw new AidoError(
-          ErrorCode.policyDenied,
-          `cannot parse command: brace expansion yields more than ${MAX_BRACE_WORDS} words`,
-        );
-      }
-    }
-    return out;
-  }
-  return [w];
-}
-
-function sliceChars(w: Chars, from: number, to: number): Chars {
-  return { c: w.c.slice(from, to), q: w.q.slice(from, to) };
-}
-
-/** `{1..5}`, `{10..0..2}`, `{a..e}`; anything else is a literal brace. */
-function sequence(inner: string): string[] | undefined {
-  const num = /^(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?$/.exec(inner);
-  const chr = /^([a-zA-Z])\.\.([a-zA-Z])(?:\.\.(-?\d+))?$/.exec(inner);
-  const m = num ?? chr;
-  if (!m) return undefined;
-  const from = num ? Number(m[1]) : m[1]!.charCodeAt(0);
-  const to = num ? Number(m[2]) : m[2]!.charCodeAt(0);
-  const step = Math.abs(Number(m[3] ?? 1)) || 1;
-  if (Math.abs(to - from) / step > MAX_BRACE_WORDS) {
-    throw new AidoError(
-      ErrorCode.policyDenied,
-      `cannot parse command: brace sequence {${inner}} is too long`,
-    );
-  }
-  const out: string[] = [];
-  const dir = to >= from ? 1 : -1;
-  for (let v = from; dir > 0 ? v <= to : v >= to; v += dir * step) {
-    out.push(num ? String(v) : String.fromCharCode(v));
-  }
-  return out;
 }

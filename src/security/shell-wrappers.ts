@@ -1,98 +1,23 @@
-// security/shell-wrappers.ts — programs whose job is to run another program. `sudo`,
-// `env`, `timeout`, `xargs`, `sh -c` and friends are how a command hides inside another,
-// so each is described here: which of its arguments is the command it will run (or the
-// shell code it will run), and what it adds (privilege, arguments known only at run time).
-// shell.ts applies these steps recursively; policy rules judge the commands they reveal.
+// security/shell-wrappers.ts — programs and builtins whose job is to run another program.
+// `sudo`, `env`, `timeout`, `xargs`, `sh -c`, `eval` and friends are how a command hides
+// inside another, so each is described here: which of its arguments is the command it will
+// run (or the sh code it will run), and what it adds (privilege, arguments known only at
+// run time, a working directory). Shells are parsed in their own dialect: sh and dash code
+// is POSIX and is analysed; every other shell (bash, zsh, ksh, busybox sh...) is refused,
+// because its language is not the one the analyzer reads.
 
-export interface Arg {
-  value: string;
-  /** The value is only known at run time (an expansion, or a glob). */
-  dynamic: boolean;
-}
-
-/** What one wrapper invocation runs. */
-export interface UnfoldStep {
-  /** The wrapper is a command in its own right (find, su without -c, a shell running a script file). */
-  keepSelf: boolean;
-  /** Commands it runs, each an argv. */
-  run: Arg[][];
-  /** Shell code it runs (`sh -c CODE`, `eval`, `trap`, `su -c`). */
-  code: Arg[];
-  /** A shell with no -c and no script operand: its program is whatever arrives on stdin. */
-  stdinProgram?: boolean;
-  privileged?: boolean;
-  /** The commands it runs get more arguments at run time (xargs, find -exec ... {}). */
-  openArgs?: boolean;
-  /** VAR=value settings it applies to what it runs. */
-  assigns?: string[];
-}
-
-type Wrapper = (args: Arg[]) => UnfoldStep | undefined;
-
-interface OptionSpec {
-  /** Short letters and long names that take a value. */
-  value: readonly string[];
-  /** Long names (or letters) whose presence changes what the wrapper does. */
-}
-
-interface ScannedOptions {
-  /** Index of the first argument after the options. */
-  next: number;
-  seen: Map<string, string | true>;
-  /** A run-time value stood where an option or the command could be: the command is unknowable. */
-  dynamicAt?: number;
-}
-
-/** getopt-style scan: clusters (`-abc`), attached or separate values, `--long[=v]`, `--`. */
-export function scanOptions(args: Arg[], from: number, spec: OptionSpec): ScannedOptions {
-  const seen = new Map<string, string | true>();
-  let i = from;
-  while (i < args.length) {
-    const a = args[i]!;
-    if (a.dynamic) return { next: i, seen, dynamicAt: i };
-    const v = a.value;
-    if (v === "--") return { next: i + 1, seen };
-    if (v.startsWith("--")) {
-      const eq = v.indexOf("=");
-      const name = eq < 0 ? v.slice(2) : v.slice(2, eq);
-      if (eq >= 0) seen.set(name, v.slice(eq + 1));
-      else if (spec.value.includes(name)) {
-        const val = args[i + 1];
-        if (val?.dynamic) return { next: i + 1, seen, dynamicAt: i + 1 };
-        seen.set(name, val?.value ?? "");
-        i++;
-      } else seen.set(name, true);
-      i++;
-      continue;
-    }
-    if (!(v.startsWith("-") || v.startsWith("+")) || v.length < 2) return { next: i, seen };
-    for (let k = 1; k < v.length; k++) {
-      const letter = v[k]!;
-      if (spec.value.includes(letter)) {
-        if (k + 1 < v.length) seen.set(letter, v.slice(k + 1));
-        else {
-          const val = args[i + 1];
-          if (val?.dynamic) return { next: i + 1, seen, dynamicAt: i + 1 };
-          seen.set(letter, val?.value ?? "");
-          i++;
-        }
-        break;
-      }
-      seen.set(letter, true);
-    }
-    i++;
-  }
-  return { next: i, seen };
-}
-
-const none = (): UnfoldStep => ({ keepSelf: true, run: [], code: [] });
-
-/** Run args[next..]; a run-time value in the option zone makes the command itself run-time. */
-function runRest(args: Arg[], scan: ScannedOptions, extra: Partial<UnfoldStep> = {}): UnfoldStep {
-  const rest = scan.dynamicAt !== undefined ? args.slice(scan.dynamicAt) : args.slice(scan.next);
-  if (rest.length === 0) return { ...none(), ...extra, run: [], code: [] };
-  return { keepSelf: false, run: [rest], code: [], ...extra };
-}
+import {
+  type Arg,
+  basename,
+  itself,
+  type OptionSpec,
+  refuse,
+  runRest,
+  type ScannedOptions,
+  scanOptions,
+  type Unfolder,
+  type UnfoldStep,
+} from "./shell-unfold.js";
 
 /** What env and sudo take as NAME=value: any name without "=" (env passes `BASH_FUNC_f%%=...` too). */
 const ASSIGNMENT = /^[^=]+=/;
@@ -105,28 +30,43 @@ function takeAssignments(args: Arg[], from: number): { next: number; assigns: st
   return { next: i, assigns };
 }
 
-function simple(spec: OptionSpec, extra: Partial<UnfoldStep> = {}): Wrapper {
+function simple(spec: OptionSpec, extra: Partial<UnfoldStep> = {}): Unfolder {
   return (args) => runRest(args, scanOptions(args, 1, spec), extra);
 }
 
-const env: Wrapper = (args) => {
-  let rest = args.slice(1);
-  if (rest[0]?.value === "-" && !rest[0].dynamic) rest = rest.slice(1);
-  const scan = scanOptions(rest, 0, { value: ["u", "C", "S", "P", "unset", "chdir", "split-string"] });
-  if (scan.dynamicAt !== undefined) return runRest(rest, scan);
-  let tail = rest.slice(scan.next);
+/** `prog [opts] FIXED... cmd...`: `fixed` operands (a priority, a CPU mask) come before the command. */
+function afterOperands(spec: OptionSpec, fixed: number): Unfolder {
+  return (args) => {
+    const scan = scanOptions(args, 1, spec);
+    if (scan.dynamicAt !== undefined) return runRest(args, scan);
+    return runRest(args, { ...scan, next: Math.min(args.length, scan.next + fixed) });
+  };
+}
+
+const env: Unfolder = (args) => {
+  let from = 1;
+  if (args[1]?.value === "-" && !args[1].dynamic) from = 2;
+  const scan = scanOptions(args, from, {
+    value: ["u", "C", "S", "a", "unset", "chdir", "split-string", "argv0"],
+  });
+  if (scan.dynamicAt !== undefined) return runRest(args, scan);
+  if (scan.seen.has("a") || scan.seen.has("argv0"))
+    return refuse("env -a sets the name a program sees as argv[0]");
+  const dir = scan.seen.get("C") ?? scan.seen.get("chdir");
+  const dirs = typeof dir === "string" ? [{ value: dir, dynamic: false }] : [];
+  let tail = args.slice(scan.next);
   const split = scan.seen.get("S") ?? scan.seen.get("split-string");
   if (typeof split === "string") {
-    // env -S splits its string into words itself; quoting or expansions in it are not followed here.
+    // env -S has quoting, escapes and ${VAR} of its own: only plain words are followed.
+    if (/["'\\$`#]/.test(split)) return refuse("env -S with quotes, escapes or variables in its string");
     const words = split.split(/\s+/).filter((w) => w !== "");
-    const opaque = /["'\\$`]/.test(split);
-    tail = [...words.map((value) => ({ value, dynamic: opaque })), ...tail];
+    tail = [...words.map((value) => ({ value, dynamic: false })), ...tail];
   }
   const { next, assigns } = takeAssignments(tail, 0);
-  return runRest(tail, { next, seen: scan.seen }, { assigns });
+  return runRest(tail, { next, seen: scan.seen, all: scan.all }, { assigns, dirs });
 };
 
-const sudo: Wrapper = (args) => {
+const sudo: Unfolder = (args) => {
   const scan = scanOptions(args, 1, {
     value: [
       "u",
@@ -148,29 +88,23 @@ const sudo: Wrapper = (args) => {
   });
   if (scan.dynamicAt !== undefined) return runRest(args, scan, { privileged: true });
   const { next, assigns } = takeAssignments(args, scan.next);
-  const step = runRest(args, { next, seen: scan.seen }, { privileged: true, assigns });
-  return step;
+  return runRest(args, { ...scan, next }, { privileged: true, assigns });
 };
 
-const suLike: Wrapper = (args) => {
+const suLike: Unfolder = (args) => {
   const scan = scanOptions(args, 1, {
     value: ["c", "s", "g", "G", "w", "command", "shell", "group", "supp-group", "whitelist-environment"],
   });
-  const code = scan.seen.get("c") ?? scan.seen.get("command");
   if (scan.dynamicAt !== undefined) {
-    return {
-      keepSelf: false,
-      run: [],
-      code: [{ value: args[scan.dynamicAt]!.value, dynamic: true }],
-      privileged: true,
-    };
+    return { keepSelf: false, run: [], code: [args[scan.dynamicAt]!], privileged: true };
   }
+  const code = scan.seen.get("c") ?? scan.seen.get("command");
   if (typeof code === "string")
     return { keepSelf: false, run: [], code: [{ value: code, dynamic: false }], privileged: true };
-  return { ...none(), privileged: true };
+  return itself({ privileged: true });
 };
 
-const xargs: Wrapper = (args) => {
+const xargs: Unfolder = (args) => {
   const scan = scanOptions(args, 1, {
     value: ["a", "d", "E", "I", "L", "n", "P", "s"].concat([
       "arg-file",
@@ -189,35 +123,98 @@ const xargs: Wrapper = (args) => {
   if (typeof replace === "string" && replace !== "") {
     rest = rest.map((a) => (a.value.includes(replace) ? { value: a.value, dynamic: true } : a));
   }
-  return { keepSelf: false, run: [rest], code: [], openArgs: true };
+  const file = scan.seen.get("a") ?? scan.seen.get("arg-file");
+  const files = typeof file === "string" ? [{ arg: { value: file, dynamic: false }, write: false }] : [];
+  return { keepSelf: false, run: [rest], code: [], openArgs: true, files };
 };
 
-const find: Wrapper = (args) => {
+/** Tests whose value is a pattern, not a path. */
+const FIND_PATTERNS = new Set(["-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename"]);
+for (const t of ["-regex", "-iregex", "-lname", "-ilname", "-regextype", "-printf", "-fstype", "-user"]) {
+  FIND_PATTERNS.add(t);
+}
+const FIND_WRITES = new Set(["-fprint", "-fprint0", "-fls", "-fprintf"]);
+
+const find: Unfolder = (args) => {
   const run: Arg[][] = [];
+  const files: UnfoldStep["files"] = [];
+  const data: number[] = [];
+  let dirs: Arg[] | undefined;
   for (let i = 1; i < args.length; i++) {
     const v = args[i]!.value;
-    if (v !== "-exec" && v !== "-execdir" && v !== "-ok" && v !== "-okdir") continue;
-    const inner: Arg[] = [];
-    for (i++; i < args.length; i++) {
-      const a = args[i]!;
-      if (!a.dynamic && (a.value === ";" || a.value === "+")) break;
-      // find puts a file name where {} stands: that argument is only known at run time.
-      inner.push(a.value.includes("{}") ? { value: a.value, dynamic: true } : a);
+    if (FIND_PATTERNS.has(v)) data.push(++i);
+    else if (FIND_WRITES.has(v) && args[i + 1]) {
+      files.push({ arg: args[++i]!, write: true });
+      if (v === "-fprintf") data.push(++i);
+    } else if (v === "-exec" || v === "-execdir" || v === "-ok" || v === "-okdir") {
+      const inner: Arg[] = [];
+      for (i++; i < args.length; i++) {
+        const a = args[i]!;
+        if (!a.dynamic && (a.value === ";" || a.value === "+")) break;
+        // find puts a file name where {} stands: that argument is only known at run time.
+        inner.push(a.value.includes("{}") ? { value: a.value, dynamic: true } : a);
+        data.push(i);
+      }
+      if (inner.length > 0) run.push(inner);
+      // -execdir runs in each found file's folder: a relative path in it is anyone's guess.
+      if (v.endsWith("dir")) dirs = [{ value: "{}", dynamic: true }];
     }
-    if (inner.length > 0) run.push(inner);
   }
-  return { keepSelf: true, run, code: [], openArgs: true };
+  return { keepSelf: true, run, code: [], openArgs: true, files, data, ...(dirs ? { runDirs: dirs } : {}) };
 };
 
-/** sh/bash/...: `-c CODE` runs CODE; a script operand runs a file; neither reads stdin. */
-const shell: Wrapper = (args) => {
-  const scan = scanOptions(args, 1, { value: ["o", "O", "rcfile", "init-file"] });
-  if (scan.dynamicAt !== undefined) {
-    return { keepSelf: false, run: [], code: [{ value: args[scan.dynamicAt]!.value, dynamic: true }] };
+const POSIX_SHELLS = new Set(["sh", "dash"]);
+/** Shells whose language is not POSIX sh as dash reads it: refused wherever they appear. */
+const OTHER_SHELLS = new Set(["bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh", "oksh"]);
+for (const s of [
+  "ash",
+  "hush",
+  "yash",
+  "posh",
+  "fish",
+  "csh",
+  "tcsh",
+  "bsh",
+  "rc",
+  "es",
+  "elvish",
+  "xonsh",
+]) {
+  OTHER_SHELLS.add(s);
+}
+for (const s of ["nu", "pwsh", "ion", "murex", "oil", "osh", "ysh", "scsh"]) OTHER_SHELLS.add(s);
+
+export function isShellName(name: string): boolean {
+  return POSIX_SHELLS.has(name) || OTHER_SHELLS.has(name);
+}
+
+export function otherShellRefusal(name: string): string {
+  return `it runs ${name}, whose language is not POSIX sh; only sh (dash) code can be judged: write it for sh and run it with sh`;
+}
+
+/** Options of dash: -o takes a value; everything else is a flag (also as +x). */
+const DASH_OPTIONS: OptionSpec = { value: ["o"] };
+
+/** Read the options of sh/dash; undefined when one of them makes the shell read code we cannot judge. */
+export function dashOptions(args: Arg[]): ScannedOptions | string {
+  const scan = scanOptions(args, 1, DASH_OPTIONS, true);
+  for (const o of scan.all) {
+    if (o.name === "i" || o.name === "l") {
+      return `sh -${o.name} reads startup files ($ENV, ~/.profile) as code`;
+    }
+    if (o.name === "o" && o.value === "interactive") return "sh -o interactive reads $ENV as code";
   }
+  return scan;
+}
+
+/** sh/dash: `-c CODE` runs CODE; a script operand runs a file (pinned by tools/exec-scripts.ts); neither reads stdin. */
+const posixShell: Unfolder = (args) => {
+  const scan = dashOptions(args);
+  if (typeof scan === "string") return refuse(scan);
+  if (scan.dynamicAt !== undefined) return { keepSelf: false, run: [], code: [args[scan.dynamicAt]!] };
   if (scan.seen.has("c")) {
     const code = args[scan.next];
-    if (code === undefined) return none();
+    if (code === undefined) return itself();
     // find -exec sh -c '... {}' pastes a file name into the code: that code is run-time text.
     return {
       keepSelf: false,
@@ -227,39 +224,79 @@ const shell: Wrapper = (args) => {
   }
   const script = args[scan.next];
   if (scan.seen.has("s") || script === undefined || (!script.dynamic && STDIN_PATHS.has(script.value))) {
-    return { keepSelf: true, run: [], code: [], stdinProgram: true };
+    return itself({ stdinProgram: true });
   }
-  return none();
+  if (script.dynamic)
+    return refuse(`sh runs the script ${script.value}, whose path is only known at run time`);
+  if (isDescriptorPath(script.value)) return refuse(`sh reads its program from ${script.value}`);
+  return itself();
 };
 
-/** Paths through which a shell reads its program from stdin (`bash /dev/stdin`, `. /dev/fd/0`). */
-const STDIN_PATHS = new Set(["-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"]);
+/** Paths through which a shell reads its program from stdin (`sh /dev/stdin`, `. /dev/fd/0`). */
+export const STDIN_PATHS = new Set(["-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"]);
+/** A descriptor or process file, read as a program: what it holds is decided at run time. */
+export function isDescriptorPath(path: string): boolean {
+  return /^\/(dev\/(fd|stdin|stdout|stderr|tcp|udp)|proc\/)/.test(path);
+}
 
-/** `source FILE` / `. FILE`: only a file that is really stdin can be followed. */
-const source: Wrapper = (args) => {
+/** `. FILE`: a file that is stdin reads the program from stdin; any other file is pinned by exec-scripts. */
+const dot: Unfolder = (args) => {
   const file = args[1];
-  if (file !== undefined && !file.dynamic && STDIN_PATHS.has(file.value)) {
-    return { keepSelf: true, run: [], code: [], stdinProgram: true };
-  }
-  return none();
+  if (file === undefined) return itself();
+  if (file.dynamic) return refuse(`. runs the script ${file.value}, whose path is only known at run time`);
+  if (STDIN_PATHS.has(file.value)) return itself({ stdinProgram: true });
+  if (isDescriptorPath(file.value)) return refuse(`. reads its program from ${file.value}`);
+  return itself();
 };
 
-/** `script -c CMD`, `flock [opts] FILE -c CMD` / `flock FILE CMD...`. */
-const scriptLike: Wrapper = (args) => {
+/** `script -c CMD`, `flock [opts] FILE -c CMD` / `flock FILE CMD...`: -c runs $SHELL -c, which is sh here. */
+const scriptLike: Unfolder = (args) => {
+  const isFlock = basename(args[0]!.value) === "flock";
   const scan = scanOptions(args, 1, {
-    value: ["c", "command", "E", "echo", "t", "T", "timing", "w", "conflict-exit-code"],
+    value: [
+      "c",
+      "command",
+      "E",
+      "echo",
+      "t",
+      "T",
+      "timing",
+      "w",
+      "conflict-exit-code",
+      "log-io",
+      "log-in",
+    ].concat([
+      "log-out",
+      "log-timing",
+      "I",
+      "O",
+      "B",
+      "logging-format",
+      "output-limit",
+      "m",
+      "wait",
+      "timeout",
+    ]),
   });
   const code = scan.seen.get("c") ?? scan.seen.get("command");
   if (typeof code === "string") return { keepSelf: false, run: [], code: [{ value: code, dynamic: false }] };
   if (scan.dynamicAt !== undefined) return runRest(args, scan);
-  // flock FILE CMD...: the first operand is the lock file; script FILE runs no command.
   const rest = args.slice(scan.next + 1);
-  const isFlock = args[0]!.value.slice(args[0]!.value.lastIndexOf("/") + 1) === "flock";
-  return rest.length > 0 && isFlock ? { keepSelf: false, run: [rest], code: [] } : none();
+  if (isFlock) {
+    // `flock FILE -c CMD`: -c after the lock file, where flock itself looks for it.
+    const flag = rest[0];
+    if (flag && !flag.dynamic && (flag.value === "-c" || flag.value === "--command")) {
+      const cmd = rest[1];
+      return cmd ? { keepSelf: false, run: [], code: [cmd] } : itself();
+    }
+    return rest.length > 0 ? { keepSelf: false, run: [rest], code: [] } : itself();
+  }
+  // script without -c starts an interactive shell on its stdin.
+  return itself({ stdinProgram: true });
 };
 
-const evalCode: Wrapper = (args) => {
-  if (args.length < 2) return none();
+const evalCode: Unfolder = (args) => {
+  if (args.length < 2) return itself();
   const rest = args.slice(1);
   return {
     keepSelf: false,
@@ -268,27 +305,20 @@ const evalCode: Wrapper = (args) => {
   };
 };
 
-const trap: Wrapper = (args) => {
-  const action = args[1];
-  if (action === undefined || (!action.dynamic && (action.value.startsWith("-") || action.value === "")))
-    return none();
-  return { keepSelf: true, run: [], code: [action] };
+const trap: Unfolder = (args) => {
+  let i = 1;
+  if (args[i]?.value === "--" && !args[i]!.dynamic) i++;
+  const action = args[i];
+  // `trap`, `trap -p`, `trap - INT`, `trap 0 1` (all conditions: reset) run nothing.
+  if (action === undefined) return itself();
+  if (!action.dynamic && (action.value.startsWith("-") || /^\d+$/.test(action.value))) return itself();
+  return { keepSelf: false, run: [], code: [action], deferred: true };
 };
 
-const alias: Wrapper = (args) => {
-  const code: Arg[] = [];
-  for (const a of args.slice(1)) {
-    const eq = a.value.indexOf("=");
-    if (a.dynamic) code.push(a);
-    else if (eq > 0) code.push({ value: a.value.slice(eq + 1), dynamic: false });
-  }
-  return { keepSelf: true, run: [], code };
-};
-
-const watch: Wrapper = (args) => {
-  const scan = scanOptions(args, 1, { value: ["n", "interval", "q", "equexit"] });
+const watch: Unfolder = (args) => {
+  const scan = scanOptions(args, 1, { value: ["n", "interval", "q", "equexit", "d", "differences"] });
   const rest = scan.dynamicAt !== undefined ? args.slice(scan.dynamicAt) : args.slice(scan.next);
-  if (rest.length === 0) return none();
+  if (rest.length === 0) return itself();
   if (scan.seen.has("x") || scan.seen.has("exec")) return { keepSelf: false, run: [rest], code: [] };
   return {
     keepSelf: false,
@@ -297,17 +327,66 @@ const watch: Wrapper = (args) => {
   };
 };
 
-const command: Wrapper = (args) => {
+const command: Unfolder = (args) => {
   const scan = scanOptions(args, 1, { value: [] });
-  if (scan.seen.has("v") || scan.seen.has("V")) return none();
+  if (scan.seen.has("v") || scan.seen.has("V")) return itself();
   return runRest(args, scan);
 };
 
-const SHELLS = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "posh", "yash", "fish", "rbash"];
+const timeout: Unfolder = (args) => {
+  const scan = scanOptions(args, 1, { value: ["s", "k", "signal", "kill-after"] });
+  if (scan.dynamicAt !== undefined) return runRest(args, scan);
+  const duration = args[scan.next];
+  if (duration === undefined) return itself();
+  if (duration.dynamic) return runRest(args, { ...scan, dynamicAt: scan.next });
+  return runRest(args, { ...scan, next: scan.next + 1 });
+};
+
+const busybox: Unfolder = (args) => {
+  const applet = args[1];
+  if (applet && !applet.dynamic && isShellName(basename(applet.value))) {
+    return refuse(otherShellRefusal(`busybox ${applet.value}`));
+  }
+  return runRest(args, { next: 1, seen: new Map(), all: [] });
+};
+
+/** setarch/linux32/...: with no command they start /bin/sh on their stdin. */
+function personality(fixed: number): Unfolder {
+  return (args) => {
+    const scan = scanOptions(args, 1 + fixed, { value: [] });
+    const step = runRest(args, scan);
+    return step.run.length === 0 ? itself({ stdinProgram: true }) : step;
+  };
+}
+
+const noCommand =
+  (what: string): Unfolder =>
+  () =>
+    refuse(what);
+
+function afterOperandsWithFile(args: Arg[]): UnfoldStep {
+  const scan = scanOptions(args, 1, { value: [] });
+  if (scan.dynamicAt !== undefined) return runRest(args, scan);
+  const log = args[scan.next];
+  const step = runRest(args, { ...scan, next: scan.next + 1 });
+  return log ? { ...step, files: [{ arg: log, write: true }], keepSelf: true } : step;
+}
+
+/** strace/ltrace run their command; attaching to a running process (-p) is refused: it may be the executor. */
+function tracer(spec: OptionSpec): Unfolder {
+  return (args) => {
+    const scan = scanOptions(args, 1, spec);
+    if (scan.seen.has("p") || scan.seen.has("attach")) {
+      return refuse(`${basename(args[0]!.value)} -p attaches to a process the command did not start`);
+    }
+    return runRest(args, scan);
+  };
+}
 
 /** Wrapper behaviour by command basename. */
-export const WRAPPERS: ReadonlyMap<string, Wrapper> = new Map<string, Wrapper>([
-  ...SHELLS.map((s): [string, Wrapper] => [s, shell]),
+export const WRAPPERS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
+  ...[...POSIX_SHELLS].map((s): [string, Unfolder] => [s, posixShell]),
+  ...[...OTHER_SHELLS].map((s): [string, Unfolder] => [s, () => refuse(otherShellRefusal(s))]),
   ["env", env],
   ["sudo", sudo],
   ["doas", simple({ value: ["a", "C", "u"] }, { privileged: true })],
@@ -316,39 +395,47 @@ export const WRAPPERS: ReadonlyMap<string, Wrapper> = new Map<string, Wrapper>([
   ["runuser", suLike],
   ["xargs", xargs],
   ["find", find],
-  ["timeout", (args) => timeoutWrapper(args)],
+  ["timeout", timeout],
   ["nice", simple({ value: ["n", "adjustment"] })],
   ["ionice", simple({ value: ["c", "n", "p", "P", "u", "class", "classdata"] })],
   ["nohup", simple({ value: [] })],
   ["stdbuf", simple({ value: ["i", "o", "e", "input", "output", "error"] })],
   ["setsid", simple({ value: [] })],
   ["command", command],
-  ["builtin", (args) => runRest(args, { next: 1, seen: new Map() })],
   ["exec", simple({ value: ["a"] })],
   ["time", simple({ value: ["f", "o", "format", "output"] })],
-  ["busybox", (args) => runRest(args, { next: 1, seen: new Map() })],
+  ["busybox", busybox],
   ["eval", evalCode],
-  ["source", source],
-  [".", source],
+  [".", dot],
   ["script", scriptLike],
   ["flock", scriptLike],
-  ["strace", simple({ value: ["e", "o", "p", "s", "u", "E", "I", "P", "X", "a", "b"] })],
-  ["ltrace", simple({ value: ["e", "o", "p", "s", "u", "n", "a", "A", "D", "F", "l", "x"] })],
+  ["strace", tracer({ value: ["e", "o", "p", "s", "u", "E", "I", "P", "X", "a", "b", "S", "O", "attach"] })],
+  ["ltrace", tracer({ value: ["e", "o", "p", "s", "u", "n", "a", "A", "D", "F", "l", "x"] })],
   ["unbuffer", simple({ value: [] })],
   ["trap", trap],
-  ["alias", alias],
   ["watch", watch],
+  ["chrt", afterOperands({ value: ["T", "P", "D", "sched-runtime", "sched-period", "sched-deadline"] }, 1)],
+  ["taskset", afterOperands({ value: [] }, 1)],
+  ["prlimit", simple({ value: ["p", "pid", "o", "output"] })],
+  ["choom", simple({ value: ["n", "p", "adjust", "pid"] })],
+  ["runcon", simple({ value: ["u", "r", "t", "l", "user", "role", "type", "range"] })],
+  ["setpriv", simple({ value: ["reuid", "regid", "groups", "inh-caps", "ambient-caps", "bounding-set"] })],
+  ["setarch", personality(1)],
+  ...["linux32", "linux64", "i386", "x86_64"].map((s): [string, Unfolder] => [s, personality(0)]),
+  ["nsenter", simple({ value: ["t", "S", "G", "target", "setuid", "setgid", "root", "wd", "env"] })],
+  ["unshare", simple({ value: ["setuid", "setgid", "map-user", "map-group", "propagation", "root", "wd"] })],
+  ["chroot", afterOperands({ value: ["userspec", "groups"] }, 1)],
+  // logsave [-asv] LOGFILE CMD...: the log file is written, CMD run.
+  ["logsave", (args) => afterOperandsWithFile(args)],
+  ["fstab-decode", (args) => runRest(args, { next: 1, seen: new Map(), all: [] })],
+  ["sg", noCommand("sg runs its command through a shell as another group")],
+  ["service", noCommand("service runs init scripts")],
+  ["invoke-rc.d", noCommand("invoke-rc.d runs init scripts")],
+  ["installkernel", noCommand("installkernel runs the kernel's install hooks")],
+  ["newgrp", noCommand("newgrp starts a new shell")],
+  ["start-stop-daemon", noCommand("start-stop-daemon starts programs named in its options")],
+  ["run-parts", noCommand("run-parts runs every program in a folder, which the command does not name")],
+  ["parallel", noCommand("parallel builds its commands from its input at run time")],
+  ["scriptlive", noCommand("scriptlive replays a recorded session through a shell")],
+  ["debconf-apt-progress", noCommand("debconf-apt-progress runs a package manager")],
 ]);
-
-function timeoutWrapper(args: Arg[]): UnfoldStep {
-  const scan = scanOptions(args, 1, { value: ["s", "k", "signal", "kill-after"] });
-  if (scan.dynamicAt !== undefined) return runRest(args, scan);
-  const duration = args[scan.next];
-  if (duration === undefined) return none();
-  if (duration.dynamic) return runRest(args, { next: scan.next, seen: scan.seen, dynamicAt: scan.next });
-  return runRest(args, { next: scan.next + 1, seen: scan.seen });
-}
-
-export function isShellName(name: string): boolean {
-  return SHELLS.includes(name);
-}

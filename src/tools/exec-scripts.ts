@@ -1,29 +1,41 @@
 // tools/exec-scripts.ts — the script files an exec command runs. The shell analysis reads
 // the command text only, so `sh /workspace/x.sh` would hide whatever x.sh holds (a sudo, a
 // fork bomb, an rm -rf /). Here every script a command hands to a shell — `sh x.sh`,
-// `bash -e x.sh args`, `. x.sh`, `source x.sh`, and `./x.sh` or `/workspace/x.sh` when the
-// file starts with a shell shebang or with no shebang at all (the shell then runs it
-// itself) — is read through the sandbox (size-capped), analysed like a command
-// (recursively, depth-limited) and judged with it: its commands become exec needs, its
-// redirections file needs, the file a file_read need, and its analysis is merged into the
-// one the policy judges.
+// `dash -e x.sh args`, `. x.sh`, and `./x.sh` or `/workspace/x.sh` when the file starts
+// with a `#!` naming sh or dash, or with no `#!` at all (dash then runs it itself) — is read
+// through the sandbox (size-capped), analysed as POSIX sh like a command (recursively,
+// depth-limited) and judged with it: its commands become exec needs, its redirections and
+// path arguments file needs, the file a file_read need, and its analysis is merged into
+// the one the policy judges. A script whose `#!` names another shell (bash, zsh,
+// `/usr/bin/env bash`...) is refused: it would run in a language the analyzer does not read.
 //
 // Then the command is pinned: each script operand is replaced by the judged text as a
 // quoted `-c` argument (`sh x.sh a` runs as `sh -c '<judged text>' x.sh a`), so what runs
-// is byte for byte what was judged. A script rewritten between the check and the run, by a
-// parallel exec or by the command itself, changes nothing. A script run that cannot be
-// pinned this way (inside `sh -c '...'`, eval, a here-document) is refused.
+// is byte for byte what was judged, by dash. A script rewritten between the check and the
+// run, by a parallel exec or by the command itself, changes nothing. A script run that
+// cannot be pinned this way (inside `sh -c '...'`, eval, a here-document) is refused.
 
-import { posix } from "node:path";
 import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
 import type { Need } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { execNeeds } from "../security/policy.js";
 import { isSystemPath } from "../security/policy-rules.js";
-import { analyzeCommandUncached, basename, type CommandAnalysis } from "../security/shell.js";
-import { children, parseShell, type ShNode } from "../security/shell-ast.js";
-import { ShellSource, wordValue } from "../security/shell-words.js";
-import { type Arg, isShellName, scanOptions, WRAPPERS } from "../security/shell-wrappers.js";
+import {
+  analyzeCommandUncached,
+  basename,
+  type CommandAnalysis,
+  type SimpleCommand,
+} from "../security/shell.js";
+import type { Arg } from "../security/shell-unfold.js";
+import {
+  dashOptions,
+  isDescriptorPath,
+  isShellName,
+  otherShellRefusal,
+  STDIN_PATHS,
+  WRAPPERS,
+} from "../security/shell-wrappers.js";
+import { execPaths, startDirs } from "./exec-paths.js";
 
 /** A script larger than this is refused (parsing costs ~13 ms per KB, synchronously). */
 export const SCRIPT_MAX_BYTES = 64 * 1024;
@@ -33,10 +45,6 @@ export const SCRIPT_MAX_DEPTH = 4;
 export const SCRIPTS_MAX = 16;
 /** The pinned command is one argv string for /bin/sh -c: it must stay under Linux's MAX_ARG_STRLEN (128 KiB). */
 export const PINNED_MAX_BYTES = 120 * 1024;
-
-const STDIN_PATHS = new Set(["-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"]);
-const SHELL_VALUE_OPTIONS = { value: ["o", "O", "rcfile", "init-file"] };
-const DIR_CHANGERS = new Set(["cd", "pushd", "popd"]);
 
 /** Where a command names a script: args[at] is the file; args[from..at] are the words the pin replaces. */
 interface Site {
@@ -66,14 +74,16 @@ export interface ScriptPlan {
 const refuse = (message: string): AidoError =>
   new AidoError(ErrorCode.policyDenied, message, { rule: "script-unjudgeable" });
 
+const POSIX_SHELLS = new Set(["sh", "dash"]);
+
 /** What a command (as argv) does with a script file, if anything. */
 function siteOf(args: Arg[]): Site | "stdin" | "dynamic" | undefined {
   const head = args[0];
   if (head === undefined || head.dynamic) return undefined;
-  if (isShellName(basename(head.value))) {
-    const scan = scanOptions(args, 1, SHELL_VALUE_OPTIONS);
-    // A run-time word among the options is a run-time program: the dynamic-command rule refuses it.
-    if (scan.dynamicAt !== undefined || scan.seen.has("c")) return undefined;
+  if (POSIX_SHELLS.has(basename(head.value))) {
+    const scan = dashOptions(args);
+    // Refused shell options and run-time words are refused by the analysis itself.
+    if (typeof scan === "string" || scan.dynamicAt !== undefined || scan.seen.has("c")) return undefined;
     const script = args[scan.next];
     if (scan.seen.has("s") || script === undefined) return "stdin";
     if (script.dynamic) return "dynamic";
@@ -81,7 +91,7 @@ function siteOf(args: Arg[]): Site | "stdin" | "dynamic" | undefined {
     const from = scan.next > 1 && args[scan.next - 1]!.value === "--" ? scan.next - 1 : scan.next;
     return { kind: "shell", at: scan.next, from, path: script.value };
   }
-  if (head.value === "." || head.value === "source") {
+  if (head.value === ".") {
     const file = args[1];
     if (file === undefined) return undefined;
     if (file.dynamic) return "dynamic";
@@ -92,64 +102,61 @@ function siteOf(args: Arg[]): Site | "stdin" | "dynamic" | undefined {
   return undefined;
 }
 
-/** The shell a `#!` line names, as argv; null when the file is not a shell script. */
-function shebangShell(text: string): string[] | null {
+/**
+ * The shell a `#!` line names, as argv: sh or dash (no `#!`: dash runs the file itself);
+ * null when the file is for another interpreter (python3...). A `#!` naming another shell is refused.
+ */
+function shebangShell(text: string, path: string): string[] | null {
   if (!text.startsWith("#!")) return ["/bin/sh"];
   const line = text.slice(2, text.indexOf("\n") < 0 ? undefined : text.indexOf("\n")).trim();
   const space = line.search(/\s/);
-  const program = space < 0 ? line : line.slice(0, space);
-  const rest = space < 0 ? "" : line.slice(space).trim();
+  let program = space < 0 ? line : line.slice(0, space);
+  let rest = space < 0 ? "" : line.slice(space).trim();
   if (basename(program) === "env") {
-    // `#!/usr/bin/env bash`: env looks the shell up in PATH, as the pinned command will.
-    if (rest.startsWith("-")) throw refuse(`cannot judge the shebang "#!${line}" (env options)`);
-    return rest !== "" && !/\s/.test(rest) && isShellName(basename(rest)) ? [rest] : null;
+    // `#!/usr/bin/env sh`: env looks the shell up in PATH, as the pinned command will.
+    if (rest.startsWith("-")) throw refuse(`cannot judge the shebang "#!${line}" of ${path} (env options)`);
+    if (rest === "" || /\s/.test(rest)) return null;
+    program = rest;
+    rest = "";
   }
-  if (!isShellName(basename(program))) return null;
-  return rest === "" ? [program] : [program, rest];
+  const shell = basename(program);
+  if (!isShellName(shell)) return null;
+  if (!POSIX_SHELLS.has(shell))
+    throw refuse(`the script ${path} starts with "#!${line}": ${otherShellRefusal(shell)}`);
+  const argv = rest === "" ? [program] : [program, rest];
+  const options = dashOptions(argv.map((value) => ({ value, dynamic: false })));
+  if (typeof options === "string") throw refuse(`the script ${path} starts with "#!${line}": ${options}`);
+  return argv;
 }
 
 const quote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
-
-/** Static redirection targets of every command, as file needs (canonical, resolved from cwd). */
-export async function redirectNeeds(
-  sandbox: SandboxHandle,
-  analysis: CommandAnalysis,
-  cwd: string,
-): Promise<Need[]> {
-  const needs: Need[] = [];
-  for (const c of analysis.commands) {
-    for (const r of c.redirects) {
-      // `>&2`, `<&0`, `>&-`: descriptor duplication, not a file.
-      if (r.dynamic || (/&$/.test(r.op) && /^(\d+|-)$/.test(r.target))) continue;
-      const path = await sandbox.realpath(posix.resolve(cwd, r.target));
-      needs.push({ kind: r.write ? "file_write" : "file_read", path });
-      if (r.op === "<>") needs.push({ kind: "file_read", path });
-    }
-  }
-  return needs;
-}
 
 class Planner {
   readonly needs: Need[] = [];
   readonly analyses: CommandAnalysis[] = [];
   /** kind + path as written -> the judged script, or null when the file is not a shell script. */
   private readonly judged = new Map<string, Judged | null>();
+  /** kind + path as written -> the directories it was judged from. */
+  private readonly judgedFrom = new Map<string, string>();
   private bytes = 0;
 
-  constructor(
-    private readonly sandbox: SandboxHandle,
-    private readonly cwd: string,
-  ) {}
+  constructor(private readonly sandbox: SandboxHandle) {}
 
-  /** `code` (analysed as `analysis`) with every script it runs judged and pinned. */
-  async pin(code: string, analysis: CommandAnalysis, depth: number, where: string): Promise<string> {
-    const movesDir = analysis.commands.some((c) => !c.dynamic && DIR_CHANGERS.has(basename(c.argv[0] ?? "")));
+  /** `code` (analysed as `analysis`, started in `cwd`) with every script it runs judged and pinned. */
+  async pin(
+    code: string,
+    analysis: CommandAnalysis,
+    depth: number,
+    where: string,
+    cwd: string,
+  ): Promise<string> {
+    const movesDir = analysis.dirs.length > 0 || analysis.commands.some((c) => c.localDirs.length > 0);
     if (analysis.assignedNames.includes("PATH")) {
       throw refuse(`${where} sets PATH, which decides what file a command name runs; refused`);
     }
     let runs = 0;
-    for (const c of analysis.commands) {
-      const site = siteOf(c.argv.map((value, i) => ({ value, dynamic: c.argDynamic[i] === true })));
+    for (const [i, c] of analysis.commands.entries()) {
+      const site = siteOf(argsOf(c));
       if (site === undefined) continue;
       const shown = c.argv.join(" ");
       if (site === "dynamic") {
@@ -163,20 +170,45 @@ class Planner {
         }
         continue;
       }
-      if (await this.judge(site, depth, where, movesDir)) runs++;
+      const dirs = await startDirs(this.sandbox, analysis, i, cwd);
+      if (dirs === undefined) {
+        throw refuse(`${where}: "${shown}" runs a script after moving to a directory known only at run time`);
+      }
+      if (!(await this.judge(site, depth, where, movesDir, dirs))) continue;
+      // Pinning rewrites the words of the command that runs the script; a program that runs
+      // it on its own (ldd, tar -I, install --strip-program) would run the file, not the text.
+      const runner = c.wrappers.find((w) => !WRAPPERS.has(w));
+      if (runner) {
+        throw refuse(
+          `${where}: "${shown}" runs the script ${site.path} through ${runner}, which cannot be pinned`,
+        );
+      }
+      runs++;
     }
     if (runs === 0) return code;
-    return this.rewrite(code, runs, where);
+    return this.rewrite(code, analysis, runs, where);
   }
 
-  private async judge(site: Site, depth: number, where: string, movesDir: boolean): Promise<Judged | null> {
+  /** Judge the script a site runs, from the directories it starts in (`dirs`: where its relative paths resolve). */
+  private async judge(
+    site: Site,
+    depth: number,
+    where: string,
+    movesDir: boolean,
+    dirs: string[],
+  ): Promise<Judged | null> {
     const key = `${site.kind}\0${site.path}`;
     const known = this.judged.get(key);
-    if (known !== undefined) return known;
-    if (!site.path.startsWith("/") && movesDir) {
+    if (known !== undefined && this.judgedFrom.get(key) === dirs.join("\0")) return known;
+    if (known !== undefined) throw refuse(`${where} runs the script ${site.path} from different directories`);
+    if (!site.path.startsWith("/") && (movesDir || dirs.length !== 1)) {
       throw refuse(`${where} changes directory and runs the script ${site.path}: give its absolute path`);
     }
-    const path = await this.sandbox.realpath(posix.resolve(this.cwd, site.path));
+    if (isDescriptorPath(site.path)) throw refuse(`${where} runs a program read from ${site.path}`);
+    this.judgedFrom.set(key, dirs.join("\0"));
+    const path = await this.sandbox.realpath(
+      site.path.startsWith("/") ? site.path : `${dirs[0]}/${site.path}`,
+    );
     // A program under a system path (`/usr/bin/x`) is not something the agent can write.
     if (site.kind === "path" && isSystemPath(path)) {
       this.judged.set(key, null);
@@ -202,7 +234,7 @@ class Planner {
       throw refuse(`the scripts of one exec hold more than ${SCRIPT_MAX_BYTES} bytes together`);
     }
     const binary = file.content.includes("\0");
-    const interpreter = site.kind === "path" && !binary ? shebangShell(file.content) : ["/bin/sh"];
+    const interpreter = site.kind === "path" && !binary ? shebangShell(file.content, path) : ["/bin/sh"];
     if (site.kind === "path" && (binary || interpreter === null)) {
       // A binary, or a script for another interpreter (python, node): the container is the boundary.
       this.judged.set(key, null);
@@ -216,78 +248,71 @@ class Planner {
       if (isAidoError(e, ErrorCode.policyDenied)) throw refuse(`script ${path}: ${e.message}`);
       throw e;
     }
+    const files = await execPaths(this.sandbox, analysis, dirs);
     this.needs.push(
-      { kind: "file_read", path },
+      { kind: "file_read", path, via: "a script the command runs" },
       ...execNeeds(analysis),
-      ...(await redirectNeeds(this.sandbox, analysis, this.cwd)),
+      ...files.needs,
     );
-    this.analyses.push(analysis);
-    const text = await this.pin(file.content, analysis, depth + 1, `the script ${path}`);
+    // `./x.sh` runs its interpreter (dash), which the pinned command names.
+    const helpers =
+      site.kind === "path" && interpreter
+        ? [...analysis.helpers, basename(interpreter[0]!)]
+        : analysis.helpers;
+    this.analyses.push({ ...analysis, paths: files.paths, helpers });
+    if (dirs.length !== 1 && analysis.commands.some((c) => siteOf(argsOf(c)) !== undefined)) {
+      throw refuse(`the script ${path} runs scripts and may start in several directories`);
+    }
+    const text = await this.pin(file.content, analysis, depth + 1, `the script ${path}`, dirs[0]!);
     const judged: Judged = { path, text, interpreter: interpreter ?? ["/bin/sh"] };
     this.judged.set(key, judged);
     return judged;
   }
 
-  /** Replace each script operand in `code` by its judged text; every run found must be pinned. */
-  private rewrite(code: string, runs: number, where: string): string {
-    const src = new ShellSource(code);
-    const edits: { start: number; end: number; text: string }[] = [];
+  /**
+   * Replace each script operand in `code` by its judged text; every run found must be
+   * pinned. The words to replace are found by their spans in `code`, which the analysis
+   * records for the words of the command's own text (not for nested sh -c or eval code).
+   */
+  private rewrite(code: string, analysis: CommandAnalysis, runs: number, where: string): string {
     const cannotPin = (why: string) =>
       refuse(
         `${where}: ${why}; a script must be run by a command written out in the exec command itself (for example "sh /workspace/x.sh args"), so the text that was checked is the text that runs`,
       );
-    const visit = (args: Arg[], words: Map<Arg, ShNode>, depth: number): void => {
-      const site = siteOf(args);
-      if (site !== undefined && typeof site !== "string") {
-        const judged = this.judged.get(`${site.kind}\0${site.path}`);
-        if (judged === undefined) throw cannotPin(`the script ${site.path} was not judged`);
-        if (judged !== null) {
-          const first = words.get(args[site.from]!);
-          const file = words.get(args[site.at]!);
-          if (!first || !file) throw cannotPin(`the script ${site.path} is named by an expanded word`);
-          const body = `-c ${quote(judged.text)} ${quote(site.path)}`;
-          let text: string;
-          if (site.kind === "shell") text = body;
-          else if (site.kind === "path") text = `${judged.interpreter.map(quote).join(" ")} ${body}`;
-          else if (args.length === 2) text = `eval ${quote(judged.text)}`;
-          else throw cannotPin(`sourcing ${site.path} with arguments cannot be pinned`);
-          edits.push({ start: first.start!, end: file.end!, text });
-        }
-        return;
-      }
-      const head = args[0];
-      if (head === undefined || head.dynamic || depth > 8) return;
-      for (const run of WRAPPERS.get(basename(head.value))?.(args)?.run ?? []) visit(run, words, depth + 1);
-    };
-    const stack: ShNode[] = [parseShell(code)];
-    while (stack.length > 0) {
-      const node = stack.pop()!;
-      if (node.type === "CallExpr") {
-        const words = new Map<Arg, ShNode>();
-        const args: Arg[] = [];
-        for (const w of node.Args as ShNode[]) {
-          const v = wordValue(w, src);
-          for (const value of v.values) {
-            const a = { value, dynamic: v.dynamic || v.glob };
-            if (v.values.length === 1) words.set(a, w);
-            args.push(a);
-          }
-        }
-        visit(args, words, 0);
-      }
-      stack.push(...children(node));
+    const edits = new Map<number, { start: number; end: number; text: string }>();
+    for (const c of analysis.commands) {
+      const site = siteOf(argsOf(c));
+      if (site === undefined || typeof site === "string") continue;
+      const judged = this.judged.get(`${site.kind}\0${site.path}`);
+      if (judged === undefined) throw cannotPin(`the script ${site.path} was not judged`);
+      if (judged === null) continue;
+      const first = c.spans[site.from];
+      const file = c.spans[site.at];
+      if (!first || !file) throw cannotPin("it runs a script from inside sh -c, eval or a here-document");
+      const body = `-c ${quote(judged.text)} ${quote(site.path)}`;
+      let text: string;
+      if (site.kind === "shell") text = body;
+      else if (site.kind === "path") text = `${judged.interpreter.map(quote).join(" ")} ${body}`;
+      else if (c.argv.length === 2) text = `eval ${quote(judged.text)}`;
+      else throw cannotPin(`sourcing ${site.path} with arguments cannot be pinned`);
+      edits.set(first.start, { start: first.start, end: file.end, text });
     }
-    if (edits.length !== runs) throw cannotPin("it runs a script from inside sh -c, eval or a here-document");
-    edits.sort((a, b) => b.start - a.start);
+    if (edits.size !== runs) throw cannotPin("it runs a script from inside sh -c, eval or a here-document");
+    const sorted = [...edits.values()].sort((a, b) => b.start - a.start);
     let bytes = Buffer.from(code, "utf8");
     let limit = Number.POSITIVE_INFINITY;
-    for (const e of edits) {
+    for (const e of sorted) {
       if (e.end > limit) throw cannotPin("two script runs overlap");
       bytes = Buffer.concat([bytes.subarray(0, e.start), Buffer.from(e.text, "utf8"), bytes.subarray(e.end)]);
       limit = e.start;
     }
     return bytes.toString("utf8");
   }
+}
+
+/** A command's words as the wrapper tables see them. */
+function argsOf(c: SimpleCommand): Arg[] {
+  return c.argv.map((value, i) => ({ value, dynamic: c.argDynamic[i] === true }));
 }
 
 /** Judge the scripts `command` runs and pin them (see the header). */
@@ -297,8 +322,8 @@ export async function planScripts(
   analysis: CommandAnalysis,
   cwd: string,
 ): Promise<ScriptPlan> {
-  const planner = new Planner(sandbox, cwd);
-  const pinned = await planner.pin(command, analysis, 0, "the command");
+  const planner = new Planner(sandbox);
+  const pinned = await planner.pin(command, analysis, 0, "the command", cwd);
   if (Buffer.byteLength(pinned, "utf8") > PINNED_MAX_BYTES) {
     throw refuse(`the command with its scripts written in is more than ${PINNED_MAX_BYTES} bytes`);
   }
@@ -315,6 +340,9 @@ export function mergeAnalyses(first: CommandAnalysis, rest: readonly CommandAnal
     redirects: [],
     assignedNames: [],
     functions: [],
+    dirs: [],
+    helpers: [],
+    paths: [],
   };
   let groupBase = 0;
   for (const a of [first, ...rest]) {
@@ -326,8 +354,19 @@ export function mergeAnalyses(first: CommandAnalysis, rest: readonly CommandAnal
         ...c,
         group: c.group + groupBase,
         parentGroup: c.parentGroup === undefined ? undefined : c.parentGroup + groupBase,
+        dirScope: c.dirScope + base,
       });
     }
+    // A script's cd moves its own commands; applied to later ones too, it only widens what is judged.
+    out.dirs.push(
+      ...a.dirs.map((d) => ({
+        ...d,
+        at: d.at + base,
+        certain: d.certain.map(([from, to]): [number, number] => [from + base, to + base]),
+      })),
+    );
+    out.helpers.push(...a.helpers.filter((h) => !out.helpers.includes(h)));
+    out.paths = [...(out.paths ?? []), ...(a.paths ?? [])];
     out.pipelines.push(...a.pipelines.map((p) => p.map((stage) => stage.map((k) => k + base))));
     out.functions.push(...a.functions.map((f) => ({ name: f.name, body: f.body.map((k) => k + base) })));
     out.redirects.push(...a.redirects);

@@ -1,11 +1,12 @@
 // tools/exec.ts — exec {command, cwd?, timeout_ms?}: a shell command in the goal's
-// container. Its needs are the tool, every simple command the policy engine unfolds from
-// the string (security/shell.ts, policy.ts: a string it cannot parse is refused there),
-// each static redirection target as a file_read/file_write need (canonical, resolved from
-// cwd in the container), file_read on the working folder, and everything the script files
-// it hands to a shell run (exec-scripts.ts). The policy judges the command merged with its
-// scripts (policyCommand), and run() executes the pinned command: the scripts' judged text,
-// never what the files hold by then.
+// container, run by dash. Its needs are the tool, every simple command the analysis unfolds
+// from the string (security/shell.ts: POSIX sh, as dash reads it; a string it cannot parse
+// or judge is refused there), the files it names — path arguments, redirection targets,
+// cd targets — resolved in the container (exec-paths.ts), file_read on the working folder,
+// and everything the script files it hands to a shell run (exec-scripts.ts). The policy
+// judges the command merged with its scripts and the resolved paths (policyCommand), and
+// run() executes the pinned command: the scripts' judged text, never what the files hold
+// by then.
 
 import { z } from "zod";
 import type { Config } from "../config.js";
@@ -14,7 +15,8 @@ import type { ToolDef } from "../gate/types.js";
 import { commandScope } from "../security/approval-scope.js";
 import { execNeeds } from "../security/policy.js";
 import { analyzeCommand, type CommandAnalysis, MAX_COMMAND_BYTES } from "../security/shell.js";
-import { mergeAnalyses, planScripts, redirectNeeds } from "./exec-scripts.js";
+import { execPaths } from "./exec-paths.js";
+import { mergeAnalyses, planScripts } from "./exec-scripts.js";
 import { boundOutput } from "./output.js";
 import { absolute, canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
 
@@ -40,7 +42,8 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
   const judgements = new WeakMap<Input, Judgement>();
   return {
     name: "exec",
-    description: "Run a shell command in the goal's container (no network). cwd defaults to /workspace.",
+    description:
+      "Run a shell command in the goal's container (no network) with sh (dash: POSIX sh, no bash syntax; other shells are refused). cwd defaults to /workspace.",
     input,
     mutates: true,
     // What the command says, judged before the container is looked at (gate stage 2-3).
@@ -48,14 +51,18 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
     async needs(i, { sandbox }) {
       const cwd = await canonical(sandbox, i.cwd ?? WORKSPACE);
       const analysis = analyzeCommand(i.command);
+      const files = await execPaths(sandbox, analysis, [cwd]);
       const scripts = await planScripts(sandbox, i.command, analysis, cwd);
-      judgements.set(i, { analysis: mergeAnalyses(analysis, scripts.analyses), command: scripts.command });
+      judgements.set(i, {
+        analysis: mergeAnalyses({ ...analysis, paths: files.paths }, scripts.analyses),
+        command: scripts.command,
+      });
       return [
         { kind: "tool", name: "exec" },
         ...execNeeds(analysis),
-        ...(await redirectNeeds(sandbox, analysis, cwd)),
+        ...files.needs,
         ...scripts.needs,
-        { kind: "file_read", path: cwd },
+        { kind: "file_read", path: cwd, via: "the working folder" },
       ];
     },
     policyCommand: (i) => judgements.get(i)?.analysis,

@@ -21,6 +21,9 @@ declare module "mvdan-sh" {
 
   export interface ShSyntax {
     NewParser(...options: unknown[]): ShParser;
+    /** Parser option choosing the language variant (LangBash, LangPOSIX, LangMirBSDKorn). */
+    Variant(lang: unknown): unknown;
+    readonly LangPOSIX: unknown;
   }
 
   const sh: { syntax: ShSyntax };

@@ -32,6 +32,9 @@ beforeAll(async () => {
     "file_write: /workspace/**",
     "exec: *",
   ]);
+  // The racer's own execs name the forbidden folder through variables: the exec tool's early
+  // path check does not judge run-time words (the exec's Landlock domain is the wall for
+  // those), so the race below can be set up and played by the agent itself.
   expectOk(
     await b.call(agent.id, "exec", {
       command:
@@ -58,15 +61,13 @@ afterAll(async () => {
 async function swap(ms: number): Promise<void> {
   await b.call(agent.id, "exec", {
     command:
-      "while true; do ln -sfn /output/forbidden /workspace/d; ln -sfn /workspace/allowed /workspace/d; " +
-      "mv /workspace/allowed /workspace/allowed.real && ln -s /output/forbidden /workspace/allowed && " +
-      "rm /workspace/allowed && mv /workspace/allowed.real /workspace/allowed; done",
+      'A=/workspace/allowed F=/output/forbidden D=/workspace/d; while true; do ln -sfn "$F" "$D"; ln -sfn "$A" "$D"; ' +
+      'mv "$A" "$A.real" && ln -s "$F" "$A" && rm "$A" && mv "$A.real" "$A"; done',
     timeout_ms: ms,
   });
   expectOk(
     await b.call(agent.id, "exec", {
-      command:
-        "if test -d /workspace/allowed.real; then rm -f /workspace/allowed; mv /workspace/allowed.real /workspace/allowed; fi",
+      command: 'A=/workspace/allowed; if test -d "$A.real"; then rm -f "$A"; mv "$A.real" "$A"; fi',
     }),
   );
 }

@@ -3,7 +3,15 @@
 // paths, NUL bytes and oversize paths. Every attempt must be refused at the gate, audited
 // as tool.denied, and leave the host's files byte-for-byte and mtime-for-mtime unchanged.
 
-import { existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../../src/errors.js";
@@ -55,7 +63,7 @@ describe("symlinks made by exec", () => {
       ["file_list", { path: "/workspace/etc-link" }],
       ["grep", { pattern: "root", path: "/workspace/etc-link" }],
       ["exec", { command: "cat passwd", cwd: "/workspace/etc-link" }],
-      ["exec", { command: "cat < /workspace/etc-link/passwd" }],
+      ["exec", { command: "cat ./passwd", cwd: "/workspace/etc-link" }],
     ] as const) {
       const e = expectDenied(
         b,
@@ -66,13 +74,24 @@ describe("symlinks made by exec", () => {
       );
       expect(e.message).toMatch(/\/etc/);
     }
+    // An exec writing through the link is judged where the link leads: a system path.
+    const w = expectDenied(
+      b,
+      await b.call(agent.id, "exec", { command: "cat < /dev/null > /workspace/etc-link/evil" }),
+      ErrorCode.policyDenied,
+      agent.id,
+      "exec",
+    );
+    expect(w.message).toMatch(/system-path-write/);
+    expect(w.message).toContain("/etc/evil");
     expect(b.rt.audit.verify().ok).toBe(true);
   });
 
   it("refuses to write the goal's /output through a link or a symlinked parent, creating nothing", async () => {
     const planted = plantOutput("report.md", "original\n");
-    expectOk(await b.call(agent.id, "exec", { command: "ln -s /output/report.md /workspace/report-link" }));
-    expectOk(await b.call(agent.id, "exec", { command: "ln -s /output /workspace/out-dir" }));
+    // The links are planted from the host: an exec naming /output would itself be refused.
+    symlinkSync("/output/report.md", join(goalDir, "workspace", "report-link"));
+    symlinkSync("/output", join(goalDir, "workspace", "out-dir"));
     for (const [tool, input] of [
       ["file_write", { path: "/workspace/report-link", content: "pwned" }],
       ["file_edit", { path: "report-link", old_string: "original", new_string: "pwned" }],
@@ -114,7 +133,12 @@ describe("symlinks made by exec", () => {
   });
 
   it("a link to the host's AIDO_HOME leads nowhere: the container does not have it", async () => {
-    const wide = b.agent("wide-reader", ["tool: *", "file_read: /**", "exec: ln *"]);
+    const wide = b.agent("wide-reader", [
+      "tool: *",
+      "file_read: /**",
+      "file_write: /workspace/**",
+      "exec: ln *",
+    ]);
     expectOk(await b.call(wide.id, "exec", { command: `ln -s ${b.home.dir} /workspace/home-link` }));
     const r = await b.call(wide.id, "file_read", { path: "/workspace/home-link/aido.db" });
     expect(r).toBeInstanceOf(Error);

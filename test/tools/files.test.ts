@@ -122,17 +122,26 @@ describe("path tools", () => {
 });
 
 describe("exec", () => {
-  it("needs each unfolded command, redirect targets and the working folder", async () => {
-    const needs = await exec.needs({ command: "sh -c 'cat a.txt' > /etc/out" }, { sandbox: sb });
+  it("needs each unfolded command, the files it names under the mounts and the working folder", async () => {
+    const input = { command: "sh -c 'cat a.txt' > /output/out && cat ./b.txt > /etc/out" };
+    const needs = await exec.needs(input, { sandbox: sb });
     expect(needs).toEqual(
       expect.arrayContaining([
         { kind: "tool", name: "exec" },
         { kind: "exec", argv: ["cat", "a.txt"] },
-        { kind: "file_write", path: "/etc/out" },
-        { kind: "file_read", path: "/workspace" },
+        { kind: "file_write", path: "/output/out", via: 'the redirection >: "/output/out"' },
+        { kind: "file_access", path: "/workspace/b.txt", via: 'argument 1 of cat: "./b.txt"' },
+        { kind: "file_read", path: "/workspace", via: "the working folder" },
       ]),
     );
-    await expect(call(exec, { command: "echo x > /etc/out" })).rejects.toSatisfy(denied(/\/etc\/out/));
+    // Outside the mounts no grant is needed; the path goes to the policy, resolved.
+    expect(needs.some((n) => "path" in n && n.path === "/etc/out")).toBe(false);
+    expect(exec.policyCommand?.(input)?.paths).toContainEqual({
+      path: "/etc/out",
+      access: "write",
+      via: 'the redirection >: "/etc/out"',
+    });
+    await expect(call(exec, { command: "echo x > /output/out" })).rejects.toSatisfy(denied(/\/output\/out/));
   });
 
   it("bounds a flood of output to the cap, saying how much there was", async () => {

@@ -1,0 +1,128 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are shell text, not templates
+// scripts/shell-differential.ts — `npx tsx scripts/shell-differential.ts [SEED] [COUNT]`:
+// a differential check of the exec analyzer against dash. It strings random fragments of
+// shell syntax together (each `touch` naming its own file), keeps the commands the analyzer
+// and the built-in rules accept, runs each with dash under `strace -f -e trace=execve` in the
+// sandbox image (AIDO_SANDBOX_IMAGE, default aido-sandbox:latest; one container, no network),
+// and reports every command that made dash exec a program the analysis did not list — or a
+// `touch` of a file no listed touch names. Exit code 1 when it finds one.
+// A development tool: the corpus (test/redteam/corpus.test.ts) keeps the cases it finds.
+
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PolicyEngine } from "../src/security/policy.js";
+import { analyzeCommand } from "../src/security/shell.js";
+
+const FRAGMENTS = [
+  ...["T", "T", "T"].map(() => "touch T"),
+  ...["$(touch T)", '"$(touch T)"', "'touch T'", "sh -c 'touch T'", "eval 'touch T'", "echo \\$(touch T)"],
+  ...[
+    "<<EOF\ntouch T\nEOF\n",
+    "cat <<EOF\n$(touch T)\nEOF\n",
+    "cat <<'EOF'\n$(touch T)\nEOF\n",
+    "${x:-$(touch T)}",
+  ],
+  ...["x=$(touch T)", "case $(touch T) in *) ;; esac", "if touch T; then :; fi", "f() { touch T; }; f"],
+  ...[
+    "{ touch T; }",
+    "(touch T)",
+    "trap 'touch T' EXIT",
+    "echo '$(touch T)'",
+    '"\\$(touch T)"',
+    " # touch T\n",
+  ],
+  ...[" ", " ", ";", "&&", "||", "|", "(", ")", "{ ", " }", "$(", "'", '"', "\\", "\n", "#", "${x:-", "}"],
+  ...["$((", "))", ";;", "&", "!", ">", "<", "2>&1", "x=", "~", "*", "`", "\\\n", "=", "-", "$x", "\t"],
+  ...["<<EOF\n", "\nEOF\n", "<<-EOF\n", "\tEOF\n", "esac", " fi", " done", "echo", "a"],
+  ...["'a'", '"a"', "${x}", "$(echo a)", "1", "2", ">&", "<&", "0", " in ", "then ", "do ", "case ", "if "],
+  ...["while ", "{", "}", "((", "[[", "[", "]", "\t", "'", '"', "\\", "$", "#", "2>&1", "<<", "EOF"],
+];
+
+let seed = Number(process.argv[2] ?? 1) >>> 0;
+const count = Number(process.argv[3] ?? 500);
+/** mulberry32: a small seeded generator, so a finding can be replayed. */
+const rnd = (): number => {
+  seed = (seed + 0x6d2b79f5) >>> 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
+
+const engine = new PolicyEngine({ policy: { deny: [], confirm: [], snapshotBeforeMutation: false } });
+const accepted: { cmd: string; programs: Set<string>; touched: Set<string>; anyTouch: boolean }[] = [];
+let tried = 0;
+while (accepted.length < count && tried < 1_000_000) {
+  tried++;
+  let cmd = "";
+  for (let i = 2 + Math.floor(rnd() * 10); i > 0; i--) cmd += FRAGMENTS[Math.floor(rnd() * FRAGMENTS.length)];
+  if (!cmd.includes("touch")) continue;
+  let k = 0;
+  cmd = cmd.replace(/touch T/g, () => `touch /tmp/t${accepted.length}_${k++}`);
+  try {
+    const a = analyzeCommand(cmd);
+    if (engine.decide({ tool: "exec", input: { command: cmd }, needs: [], command: a }).decision !== "allow")
+      continue;
+    const touches = a.commands.filter((c) => c.argv[0] === "touch");
+    accepted.push({
+      cmd,
+      programs: new Set(a.commands.flatMap((c) => [...c.wrappers, c.argv[0]!])),
+      touched: new Set(touches.map((c) => c.argv[1] ?? "")),
+      anyTouch: touches.some((c) => c.argDynamic[1] === true),
+    });
+  } catch {
+    // refused: nothing runs
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), "aido-shell-diff-"));
+try {
+  for (const [i, c] of accepted.entries()) writeFileSync(join(dir, `c${i}`), c.cmd);
+  execFileSync("chmod", ["-R", "a+rwx", dir]);
+  const trace = "strace -f -qq -s 200 -e trace=execve -e signal=none";
+  // `$(cat f; printf x)` then dropping the x keeps trailing newlines, which $(...) would strip.
+  const run = `c="$(cat $f; printf x)"; c="\${c%x}"; timeout 5 ${trace} -o /cases/$n.trace dash -c "$c"`;
+  const script = `cd /tmp; for f in /cases/c*; do n=\${f##*/}; ${run} >/dev/null 2>&1 </dev/null; done; true`;
+  const image = process.env.AIDO_SANDBOX_IMAGE ?? "aido-sandbox:latest";
+  execFileSync(
+    "docker",
+    ["run", "--rm", "--network", "none", "-v", `${dir}:/cases`, image, "sh", "-c", script],
+    {
+      stdio: "inherit",
+      timeout: 1_200_000,
+    },
+  );
+  let found = 0;
+  accepted.forEach((c, i) => {
+    let text = "";
+    try {
+      text = readFileSync(join(dir, `c${i}.trace`), "utf8");
+    } catch {
+      return;
+    }
+    const execs = text
+      .split("\n")
+      .filter((l) => / = 0$/.test(l) && l.includes("execve("))
+      .slice(1)
+      .map((l) => JSON.parse(`[${/execve\("[^"]*", \[(.*)\], 0x/.exec(l)?.[1] ?? '""'}]`) as string[]);
+    const stray = execs.filter(
+      (argv) =>
+        !c.programs.has(argv[0]!.split("/").pop()!) ||
+        (argv[0] === "touch" && !c.anyTouch && !c.touched.has(argv[1] ?? "")),
+    );
+    if (stray.length > 0) {
+      found++;
+      console.log(
+        `DIVERGENCE ${JSON.stringify(c.cmd)}\n  listed ${[...c.programs].join(", ")}; ran ${JSON.stringify(stray)}`,
+      );
+    }
+  });
+  console.log(
+    `seed ${process.argv[2] ?? 1}: tried ${tried}, accepted ${accepted.length}, divergences ${found}`,
+  );
+  process.exitCode = found > 0 ? 1 : 0;
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

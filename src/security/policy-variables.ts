@@ -1,0 +1,84 @@
+// security/policy-variables.ts — environment and shell variables that change what code
+// runs, which no command may set (by `NAME=`, export, read, getopts, local, for, env,
+// `${NAME=...}` or `$((NAME=...))`). Each was judged for dash and the programs in the
+// sandbox image:
+//   - the loader: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT (any LD_*), GCONV_PATH;
+//   - command lookup and shells: PATH (which file a name runs), CDPATH (where cd goes),
+//     SHELL (what script -c, flock -c, split --filter run), ENV and PS1/PS2/PS4 (dash
+//     expands $(...) in PS4 for every traced command: `PS4='$(id)'; set -x` runs id),
+//     BASH_ENV, SHELLOPTS, BASHOPTS and exported functions (BASH_FUNC_*);
+//   - interpreters told to load code: PERL5OPT, PERL5LIB, PERLLIB, PYTHONPATH,
+//     PYTHONHOME, PYTHONINSPECT, NODE_OPTIONS, NODE_PATH, RUBYOPT, RUBYLIB, LUA_INIT*,
+//     LUA_PATH, LUA_CPATH, JAVA_TOOL_OPTIONS, _JAVA_OPTIONS, PHPRC, TCLLIBPATH;
+//   - programs told which program to run: PAGER, MANPAGER, EDITOR, VISUAL, BROWSER,
+//     LESSOPEN, LESSCLOSE, LESS (its +cmd), TAR_OPTIONS (--to-command), ZIPOPT (-TT),
+//     RSYNC_RSH, and git's GIT_PAGER, GIT_EDITOR, GIT_SEQUENCE_EDITOR, GIT_SSH,
+//     GIT_SSH_COMMAND, GIT_ASKPASS, SSH_ASKPASS, GIT_EXTERNAL_DIFF, GIT_PROXY_COMMAND,
+//     GIT_EXEC_PATH, GIT_TEMPLATE_DIR, GIT_CONFIG* (configuration, where keys run programs).
+// PYTHONSTARTUP is left alone: python reads it only in an interactive session, which an
+// exec (stdin not a terminal) never starts.
+
+const NAMES = new Set([
+  "PATH",
+  "CDPATH",
+  "SHELL",
+  "ENV",
+  "PS1",
+  "PS2",
+  "PS4",
+  "BASH_ENV",
+  "SHELLOPTS",
+  "BASHOPTS",
+]);
+for (const v of [
+  "GCONV_PATH",
+  "PERL5OPT",
+  "PERL5LIB",
+  "PERLLIB",
+  "PYTHONPATH",
+  "PYTHONHOME",
+  "PYTHONINSPECT",
+]) {
+  NAMES.add(v);
+}
+for (const v of ["NODE_OPTIONS", "NODE_PATH", "RUBYOPT", "RUBYLIB", "LUA_PATH", "LUA_CPATH", "PHPRC"])
+  NAMES.add(v);
+for (const v of [
+  "JAVA_TOOL_OPTIONS",
+  "_JAVA_OPTIONS",
+  "TCLLIBPATH",
+  "PAGER",
+  "MANPAGER",
+  "EDITOR",
+  "VISUAL",
+]) {
+  NAMES.add(v);
+}
+for (const v of ["BROWSER", "LESSOPEN", "LESSCLOSE", "LESS", "TAR_OPTIONS", "ZIPOPT", "RSYNC_RSH"])
+  NAMES.add(v);
+for (const v of [
+  "GIT_PAGER",
+  "GIT_EDITOR",
+  "GIT_SEQUENCE_EDITOR",
+  "GIT_SSH",
+  "GIT_SSH_COMMAND",
+  "GIT_ASKPASS",
+]) {
+  NAMES.add(v);
+}
+for (const v of [
+  "SSH_ASKPASS",
+  "GIT_EXTERNAL_DIFF",
+  "GIT_PROXY_COMMAND",
+  "GIT_EXEC_PATH",
+  "GIT_TEMPLATE_DIR",
+]) {
+  NAMES.add(v);
+}
+
+const PREFIXES = ["LD_", "BASH_FUNC_", "GIT_CONFIG", "LUA_INIT"];
+
+/** A variable no command may set, because it changes what code runs. */
+export function changesWhatRuns(name: string): boolean {
+  return NAMES.has(name) || PREFIXES.some((p) => name.startsWith(p));
+}

@@ -1,0 +1,171 @@
+// security/shell-git.ts — git runs programs in many ways: configuration given on its
+// command line (`-c core.pager=...`, `-c alias.x=!cmd`, `--config-env`), options that name
+// programs (`--upload-pack`, `--receive-pack`, `--exec`, `rebase --exec`, `bisect run`,
+// `submodule foreach`, `filter-branch`), `ext::` URLs (a command as a transport), ssh URLs
+// (it runs ssh), a pager (`-p`), and `git config` writing a key whose value is a program.
+// Those are refused (or, for ssh, unfolded) here. What git reads from files the agent can
+// write — hooks, .git/config, ~/.gitconfig — is code too; it is not judged here: the exec
+// grant on git decides, and the Landlock domain of the exec bounds what it can touch.
+
+import { type Arg, itself, refuse, type UnfoldStep } from "./shell-unfold.js";
+
+/** Global options that take a separate value. */
+const GLOBAL_VALUE = new Set(["-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env"]);
+for (const o of ["--super-prefix", "--list-cmds", "--attr-source"]) GLOBAL_VALUE.add(o);
+
+/** Config keys (lower-cased; `*` one subsection) whose value names a program or pulls in other config. */
+const PROGRAM_KEYS = [
+  /^core\.(pager|editor|sshcommand|fsmonitor|hookspath|askpass|gitproxy)$/,
+  /^(sequence\.editor|gpg\.program|gpg\..+\.program|diff\.external|init\.templatedir)$/,
+  /^credential\.(.+\.)?helper$/,
+  /^(diff\..+\.(command|textconv)|filter\..+\.(clean|smudge|process)|merge\..+\.driver)$/,
+  /^(alias|pager)\..+$/,
+  /^(uploadpack\.packobjectshook|remote\..+\.(uploadpack|receivepack|vcs)|protocol\..*allow)$/,
+  /^(include\.path|includeif\..+\.path)$/,
+  /^((mergetool|difftool|man|browser)\..+\.(cmd|path)|web\.browser|instaweb\..+)$/,
+  /^(sendemail\..*(sendmailcmd|smtpserver)|submodule\..+\.update|core\.editor)$/,
+];
+
+function isProgramConfigKey(key: string): boolean {
+  const k = key.toLowerCase();
+  return PROGRAM_KEYS.some((re) => re.test(k));
+}
+
+const CONFIG_REFUSAL =
+  "sets git configuration, where keys like core.pager, core.sshCommand or alias.* run programs";
+
+/** Subcommand options that name a program, by subcommand ("*": any). */
+const PROGRAM_OPTIONS: Record<string, readonly string[]> = {
+  clone: ["-u", "--upload-pack", "--template", "-c", "--config"],
+  fetch: ["--upload-pack"],
+  pull: ["--upload-pack"],
+  "ls-remote": ["--upload-pack", "-u"],
+  "fetch-pack": ["--upload-pack", "--exec"],
+  push: ["--receive-pack", "--exec"],
+  "send-pack": ["--receive-pack", "--exec"],
+  archive: ["--exec"],
+  rebase: ["-x", "--exec", "-i", "--interactive"],
+  init: ["--template"],
+  "*": ["--ext-diff", "--textconv"],
+};
+
+/** Subcommands that run commands, tools or editors named by arguments or configuration. */
+const REFUSED_SUBCOMMANDS: Record<string, string> = {
+  "filter-branch": "runs its filters as shell code",
+  difftool: "runs a diff tool from its options or configuration",
+  mergetool: "runs a merge tool from its options or configuration",
+  instaweb: "starts a web server program",
+  "web--browse": "starts a browser program",
+  "credential-cache": "starts a credential daemon",
+  daemon: "starts a server that runs hooks",
+};
+
+/** The operand that is a repository URL, for the subcommands that take one (ssh URLs run ssh). */
+function urlOperand(sub: string, rest: Arg[]): Arg | undefined {
+  const remote = rest.find((a) => a.value.startsWith("--remote="));
+  if (sub === "archive" && remote) return { ...remote, value: remote.value.slice("--remote=".length) };
+  const operands = rest.filter((a) => a.dynamic || !a.value.startsWith("-"));
+  if (["clone", "fetch", "pull", "push", "ls-remote"].includes(sub)) return operands[0];
+  if (sub === "remote" && ["add", "set-url"].includes(operands[0]?.value ?? "")) return operands[2];
+  if (sub === "submodule" && operands[0]?.value === "add") return operands[1];
+  return undefined;
+}
+
+export function git(args: Arg[]): UnfoldStep {
+  const dirs: Arg[] = [];
+  let i = 1;
+  for (; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.dynamic) return refuse(`git with a run-time option or subcommand (${a.value})`);
+    const v = a.value;
+    if (!v.startsWith("-")) break;
+    const [name, attached] = v.startsWith("--") ? (v.split(/=(.*)/s) as [string, string?]) : [v, undefined];
+    if (name === "-c" || name === "--config-env" || v.startsWith("-c"))
+      return refuse(`git ${name} ${CONFIG_REFUSAL}`);
+    if (name === "--exec-path" && attached !== undefined)
+      return refuse("git --exec-path= chooses the programs git runs");
+    if (name === "-p" || name === "--paginate") return refuse("git -p runs a pager chosen by configuration");
+    if (GLOBAL_VALUE.has(name) || name === "--git-dir" || name === "--work-tree") {
+      const value = attached !== undefined ? { value: attached, dynamic: false } : args[++i];
+      if (value === undefined) break;
+      if (name === "-C" || name === "--git-dir" || name === "--work-tree") dirs.push(value);
+    }
+  }
+  const sub = args[i]?.value;
+  if (sub === undefined) return itself({ dirs });
+  const rest = args.slice(i + 1);
+  if (REFUSED_SUBCOMMANDS[sub]) return refuse(`git ${sub} ${REFUSED_SUBCOMMANDS[sub]}`);
+  if (sub === "bisect" && rest[0]?.value === "run") return refuse("git bisect run runs a command");
+  if (sub === "submodule" && rest.some((a) => a.value === "foreach")) {
+    return refuse("git submodule foreach runs a shell command in each submodule");
+  }
+  if (sub === "config") {
+    const why = configWrite(rest);
+    if (why) return refuse(why);
+  }
+  const forbidden = [...(PROGRAM_OPTIONS[sub] ?? []), ...PROGRAM_OPTIONS["*"]!];
+  for (const a of rest) {
+    if (a.dynamic) continue;
+    const opt = a.value.split("=")[0]!;
+    if (forbidden.includes(opt) || (opt.startsWith("-x") && sub === "rebase")) {
+      return refuse(`git ${sub} ${opt} names a program for git to run`);
+    }
+    if (/(^|[^A-Za-z0-9])ext::/.test(a.value))
+      return refuse(`git ${sub} ${a.value}: ext:: URLs run a command`);
+  }
+  const run: Arg[][] = [];
+  const url = urlOperand(sub, rest);
+  if (url?.dynamic) return refuse(`git ${sub} with a run-time URL, which may name a transport program`);
+  if (url && isSshUrl(url.value)) run.push([{ value: "ssh", dynamic: false }]);
+  return {
+    keepSelf: true,
+    run,
+    code: [],
+    dirs,
+    openArgs: run.length > 0,
+    helpers: ["git", "sh", "git-upload-pack", "git-receive-pack", "git-upload-archive", "git-remote-https"],
+  };
+}
+
+/** `git config KEY VALUE`, `git config set KEY VALUE`, `--add`, `--replace-all`, `-e`: refused for program keys. */
+function configWrite(rest: Arg[]): string | undefined {
+  const operands: Arg[] = [];
+  for (let k = 0; k < rest.length; k++) {
+    const a = rest[k]!;
+    if (a.dynamic) return `git config with a run-time key or value (${a.value}) ${CONFIG_REFUSAL}`;
+    if (a.value === "-e" || a.value === "--edit")
+      return "git config --edit opens an editor chosen by configuration";
+    if (["-f", "--file", "--blob", "--type", "--default", "--comment"].includes(a.value)) k++;
+    else if (!a.value.startsWith("-")) operands.push(a);
+  }
+  const words = operands[0]?.value === "set" ? operands.slice(1) : operands;
+  const key = words[0]?.value;
+  if (key !== undefined && words.length >= 2 && isProgramConfigKey(key)) {
+    return `git config ${key} ${CONFIG_REFUSAL}`;
+  }
+  return undefined;
+}
+
+/** ssh://, git+ssh://, ssh+git://, and scp-like `[user@]host:path` (no slash before the colon). */
+function isSshUrl(v: string): boolean {
+  if (/^(git\+)?ssh(\+git)?:\/\//.test(v)) return true;
+  const colon = v.indexOf(":");
+  if (colon <= 0 || v.startsWith("-")) return false;
+  const host = v.slice(0, colon);
+  return !host.includes("/") && !v.startsWith(`${host}://`) && /^[A-Za-z0-9_.@-]+$/.test(host);
+}
+
+/**
+ * `git -C dir --no-pager push origin` as `git push origin`: git's global options removed,
+ * so an operator's rule on "git push *" holds however the options before the subcommand vary.
+ * Undefined when the argv is not a git command with a static subcommand.
+ */
+export function gitSubcommandArgv(argv: readonly string[]): string[] | undefined {
+  let i = 1;
+  for (; i < argv.length; i++) {
+    const v = argv[i]!;
+    if (!v.startsWith("-")) break;
+    if (GLOBAL_VALUE.has(v)) i++;
+  }
+  return i < argv.length ? [argv[0]!, ...argv.slice(i)] : undefined;
+}

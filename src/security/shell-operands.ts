@@ -1,0 +1,77 @@
+// security/shell-operands.ts — what the arguments of a simple command are, as far as
+// files go: which operands a known program writes (cp's destination, tee's files, sed -i's
+// files, dd of=), which arguments are data and never paths (patterns, code: marked by the
+// program tables), and which look like paths at all. The system-path rule and the exec
+// tool's file needs both read it, so a write is a write in both.
+
+import type { SimpleCommand } from "./shell.js";
+import { basename } from "./shell-unfold.js";
+
+const WRITE_ALL = new Set(["rm", "rmdir", "unlink", "shred", "touch", "tee", "mkdir", "truncate", "mv"]);
+for (const c of ["chmod", "chown", "chgrp", "chattr", "setfacl", "mknod", "mkfifo"]) WRITE_ALL.add(c);
+const WRITE_DEST = new Set(["cp", "install", "ln", "rsync"]);
+
+export const commandName = (c: SimpleCommand): string => (c.dynamic ? "" : basename(c.argv[0] ?? ""));
+
+/** Arguments that are not options (everything after `--` counts), with their argv index. */
+export function operandsAt(c: SimpleCommand): { value: string; at: number }[] {
+  const out: { value: string; at: number }[] = [];
+  let opts = true;
+  c.argv.forEach((a, at) => {
+    if (at === 0) return;
+    if (opts && a === "--") opts = false;
+    else if (!opts || !a.startsWith("-") || a === "-") out.push({ value: a, at });
+  });
+  return out;
+}
+
+export const operands = (c: SimpleCommand): string[] => operandsAt(c).map((o) => o.value);
+
+export const hasFlag = (c: SimpleCommand, short: string, long: string): boolean =>
+  c.argv.slice(1).some((a) => a === `--${long}` || (/^-[^-]/.test(a) && a.slice(1).includes(short)));
+
+/** The paths a command writes, as written, with the argv index of each (-1 inside an option). */
+export function writeTargets(c: SimpleCommand): { path: string; dynamic: boolean; at: number }[] {
+  const n = commandName(c);
+  const ops = operandsAt(c);
+  let picked: { value: string; at: number }[] = [];
+  if (WRITE_ALL.has(n)) picked = ops;
+  else if (n === "sed" && hasFlag(c, "i", "in-place")) picked = ops.slice(1);
+  else if (n === "dd") {
+    picked = c.argv.flatMap((a, at) => (a.startsWith("of=") ? [{ value: a.slice(3), at }] : []));
+  } else if (n === "sort") {
+    const i = c.argv.findIndex((a) => a === "-o" || a === "--output");
+    const eq = c.argv.findIndex((a) => a.startsWith("--output=") || /^-o./.test(a));
+    if (i > 0 && c.argv[i + 1] !== undefined) picked = [{ value: c.argv[i + 1]!, at: i + 1 }];
+    else if (eq > 0) picked = [{ value: c.argv[eq]!.replace(/^(--output=|-o)/, ""), at: eq }];
+  } else if (WRITE_DEST.has(n)) {
+    const t = c.argv.findIndex((a) => a === "-t" || a === "--target-directory");
+    const eq = c.argv.findIndex((a) => a.startsWith("--target-directory="));
+    if (eq > 0) picked = [{ value: c.argv[eq]!.slice(19), at: eq }];
+    else if (t > 0 && c.argv[t + 1] !== undefined) picked = [{ value: c.argv[t + 1]!, at: t + 1 }];
+    else picked = ops.slice(-1);
+  }
+  const out = picked.map((p) => ({ path: p.value, dynamic: c.argDynamic[p.at] === true, at: p.at }));
+  for (const f of c.files) if (f.write) out.push({ path: f.path, dynamic: f.dynamic, at: -1 });
+  return out;
+}
+
+/** A URL or a remote spec (`host:path`, `scheme://`), not a local path. */
+const REMOTE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/|^[^/:]+::?[^/]/;
+
+/**
+ * The path an argument names, if it looks like one: absolute, `./x`, `../x`, `.`, `..`,
+ * anything with a `/`, or the value of `--opt=PATH` / `key=PATH`. Patterns (holding `*`,
+ * `?` or `[`) and URLs are not judged as paths.
+ */
+export function pathOf(arg: string): { path: string; explicit: boolean } | undefined {
+  let v = arg;
+  const eq = /^(--?[A-Za-z0-9][A-Za-z0-9-]*|[A-Za-z_][A-Za-z0-9_]*)=/.exec(v);
+  if (eq) v = v.slice(eq[0].length);
+  else if (v.startsWith("-")) return undefined;
+  if (v === "" || /[*?[\n]/.test(v) || REMOTE.test(v)) return undefined;
+  if (v === "." || v === ".." || v.startsWith("/") || v.startsWith("./") || v.startsWith("../")) {
+    return { path: v, explicit: true };
+  }
+  return v.includes("/") ? { path: v, explicit: false } : undefined;
+}

@@ -1,0 +1,355 @@
+// security/shell-programs.ts — programs that are commands in their own right but can be
+// told, by an option, to run another program: `sort --compress-program=sh`, `tar
+// --to-command=...`, `rsync -e`, `ssh -o ProxyCommand=...`, `less +!cmd`, `vim -c`,
+// `man -P`, `zip -TT`, `ldd`, package managers... Each entry unfolds what the option runs
+// (judged like any command: grants, rules) or refuses the command, naming the option.
+// It also marks arguments that are data, not paths (a pattern, a program's code), so the
+// exec tool does not judge them as files. Interpreters (python3, node, perl, make...) run
+// whatever their program says: their exec grant decides, and Landlock bounds them.
+
+import { awk, sed } from "./shell-awk-sed.js";
+import { git } from "./shell-git.js";
+import { tar } from "./shell-tar.js";
+import {
+  type Arg,
+  basename,
+  itself,
+  refuse,
+  scanOptions,
+  splitProgram,
+  type Unfolder,
+  type UnfoldStep,
+} from "./shell-unfold.js";
+import { WRAPPERS } from "./shell-wrappers.js";
+
+/** The program an option names: its words, or a refusal when quoting or expansions would matter. */
+function programStep(option: string, value: string, extra: Partial<UnfoldStep> = {}): UnfoldStep {
+  const words = splitProgram(value);
+  if (!words) return refuse(`${option} names a program with quoting or expansions (${value})`);
+  return { keepSelf: true, run: [words], code: [], ...extra };
+}
+
+const sort: Unfolder = (args) => {
+  const scan = scanOptions(args, 1, {
+    value: ["k", "t", "o", "T", "S", "key", "field-separator", "output", "temporary-directory"].concat([
+      "buffer-size",
+      "parallel",
+      "batch-size",
+      "compress-program",
+      "files0-from",
+      "random-source",
+      "sort",
+    ]),
+  });
+  const prog = scan.seen.get("compress-program");
+  if (typeof prog !== "string") return itself();
+  // sort execs PROG as one file name (no splitting), writes its temporary data to its stdin
+  // and reads it back with `PROG -d`.
+  const program = { value: prog, dynamic: false };
+  return {
+    keepSelf: true,
+    run: [[program], [program, { value: "-d", dynamic: false }]],
+    code: [],
+    feedsRun: true,
+  };
+};
+
+const zip: Unfolder = (args) => {
+  for (const a of args.slice(1)) {
+    if (a.dynamic) continue;
+    if (a.value === "-TT" || a.value.startsWith("--unzip-command")) {
+      return refuse("zip -TT/--unzip-command names a program to test the archive with");
+    }
+  }
+  const tests = args.some((a) => !a.dynamic && (a.value === "--test" || /^-[A-Za-z]*T/.test(a.value)));
+  return itself(tests ? { helpers: ["unzip"] } : {});
+};
+
+const rsync: Unfolder = (args) => {
+  const scan = scanOptions(args, 1, { value: ["e", "rsh", "rsync-path", "M", "remote-option", "T", "f"] });
+  for (const o of scan.all) {
+    if (o.name === "rsync-path") return refuse("rsync --rsync-path names the program run on the other side");
+    if (o.name === "M" || o.name === "remote-option")
+      return refuse("rsync --remote-option passes options to the other side");
+    if (o.name === "daemon" || o.name === "config")
+      return refuse("rsync --daemon runs a server with its own configuration");
+  }
+  const rsh = scan.seen.get("e") ?? scan.seen.get("rsh");
+  if (typeof rsh === "string") return programStep("rsync -e", rsh, { openArgs: true });
+  const remote = args
+    .slice(1)
+    .some((a) => !a.dynamic && /^[^/-][^/]*:/.test(a.value) && !a.value.startsWith("rsync://"));
+  return remote
+    ? { keepSelf: true, run: [[{ value: "ssh", dynamic: false }]], code: [], openArgs: true }
+    : itself();
+};
+
+const SSH_PROGRAM_OPTIONS =
+  /^(proxycommand|localcommand|permitlocalcommand|knownhostscommand|proxyusefdpass|match|include|remotecommand)/i;
+
+function ssh(args: Arg[]): UnfoldStep {
+  const name = basename(args[0]!.value);
+  const scan = scanOptions(args, 1, {
+    value: [
+      "o",
+      "F",
+      "S",
+      "J",
+      "D",
+      "s",
+      "i",
+      "p",
+      "P",
+      "l",
+      "L",
+      "R",
+      "W",
+      "b",
+      "c",
+      "E",
+      "e",
+      "I",
+      "m",
+      "O",
+      "Q",
+      "w",
+      "B",
+    ],
+  });
+  if (scan.dynamicAt !== undefined)
+    return refuse(`${name} with a run-time option (${args[scan.dynamicAt]!.value})`);
+  const run: Arg[][] = [];
+  for (const o of scan.all) {
+    const value = typeof o.value === "string" ? o.value : "";
+    if (o.name === "o" && SSH_PROGRAM_OPTIONS.test(value.trim()))
+      return refuse(`${name} -o ${value} runs a local program`);
+    if (o.name === "F") return refuse(`${name} -F reads a configuration file that can run programs`);
+    if (o.name === "S") return refuse(`${name} -S names a program or control socket`);
+    if (name === "sftp" && (o.name === "D" || o.name === "s"))
+      return refuse(`sftp -${o.name} names a server program`);
+    if (o.name === "J") run.push([{ value: "ssh", dynamic: false }]);
+  }
+  // What follows the host runs on the other machine: data here, never local paths.
+  const data = name === "ssh" ? args.map((_, k) => k).filter((k) => k > scan.next) : [];
+  return { keepSelf: true, run, code: [], data, openArgs: run.length > 0 };
+}
+
+/** less and more: `+cmd` runs a pager command (`+!cmd` a shell); lesskey files bind keys to commands. */
+const pager: Unfolder = (args) => {
+  for (const a of args.slice(1)) {
+    if (a.dynamic) continue;
+    const v = a.value;
+    if (v.startsWith("+") && !/^\+(\d+|G|g|\/[^!|]*)$/.test(v))
+      return refuse(`${basename(args[0]!.value)} ${v} runs a pager command`);
+    if (/^(-k|--lesskey)/.test(v)) return refuse("less --lesskey files bind keys to commands");
+  }
+  return itself();
+};
+
+const vim: Unfolder = (args) => {
+  const name = basename(args[0]!.value);
+  if (name === "ex") return refuse("ex reads editor commands, which can run programs, from its input");
+  for (const a of args.slice(1)) {
+    const v = a.value;
+    if (a.dynamic) return refuse(`${name} with a run-time argument (${v})`);
+    if (
+      /^(-c|--cmd|-S|-s|-e|-E|-es|-Es|-U)$/.test(v) ||
+      v.startsWith("+") ||
+      (v.startsWith("-u") && !/^-u(\s*|NONE|NORC)$/.test(v))
+    ) {
+      return refuse(`${name} ${v} runs editor commands, which can run programs`);
+    }
+  }
+  return itself();
+};
+
+const man: Unfolder = (args) => {
+  for (const a of args.slice(1)) {
+    if (!a.dynamic && /^(-P|--pager|-H|--html|-X|--gxditview|-p|--preprocessor)/.test(a.value)) {
+      return refuse(`man ${a.value} names a program to run`);
+    }
+  }
+  return itself({ helpers: ["pager", "less", "groff", "nroff", "preconv", "tbl", "col"] });
+};
+
+const DPKG_QUERIES =
+  /^(-l|--list|-L|--listfiles|-s|--status|-S|--search|-p|--print-avail|--print-architecture|--print-foreign-architectures|--version|--help|--get-selections|-C|--audit|--compare-versions)$/;
+
+const dpkg: Unfolder = (args) => {
+  const action = args.slice(1).find((a) => a.dynamic || a.value.startsWith("-"));
+  if (action && !action.dynamic && DPKG_QUERIES.test(action.value)) return itself();
+  return refuse("dpkg, other than its queries, runs package scripts and hooks");
+};
+
+/** ldd may run the program it inspects (its own loader); ld.so runs a program directly. */
+const ldd: Unfolder = (args) => {
+  const scan = scanOptions(args, 1, { value: [] });
+  const run = args.slice(scan.next).map((a) => [a]);
+  return { keepSelf: true, run, code: [], helpers: ["bash", "ld-linux-x86-64.so.2"] };
+};
+
+const loader: Unfolder = (args) => {
+  const scan = scanOptions(args, 1, {
+    value: ["library-path", "inhibit-rpath", "audit", "preload", "argv0", "glibc-hwcaps-prefix"],
+  });
+  for (const o of scan.all) {
+    if (o.name === "audit" || o.name === "preload")
+      return refuse(`the loader --${o.name} loads libraries into the program`);
+    if (o.name === "argv0") return refuse("the loader --argv0 sets the name the program sees");
+  }
+  return {
+    ...itself(),
+    ...(args.length > scan.next ? { keepSelf: false, run: [args.slice(scan.next)] } : {}),
+  };
+};
+
+const programOption =
+  (option: string): Unfolder =>
+  (args) => {
+    const scan = scanOptions(args, 1, { value: [option] });
+    const value = scan.seen.get(option);
+    return typeof value === "string" ? programStep(`--${option}`, value, { openArgs: true }) : itself();
+  };
+
+/** split --filter=CMD runs CMD with $SHELL -c (sh), fed each chunk. */
+const split: Unfolder = (args) => {
+  const scan = scanOptions(args, 1, { value: ["a", "b", "C", "l", "n", "t", "filter", "additional-suffix"] });
+  const filter = scan.seen.get("filter");
+  if (typeof filter !== "string") return itself();
+  return { keepSelf: true, run: [], code: [{ value: filter, dynamic: false }], feedsRun: true };
+};
+
+/** Arguments that are code or patterns, not paths. */
+function dataAfter(spec: { value: string[]; code: string[] }): Unfolder {
+  return (args) => {
+    const scan = scanOptions(args, 1, { value: spec.value });
+    const data = scan.all.filter((o) => spec.code.includes(o.name)).map((o) => o.at);
+    return itself({ data });
+  };
+}
+
+const ALL_DATA: Unfolder = (args) => itself({ data: args.map((_, k) => k).slice(1) });
+
+const grep: Unfolder = (args) => {
+  const scan = scanOptions(args, 1, {
+    value: [
+      "e",
+      "f",
+      "m",
+      "A",
+      "B",
+      "C",
+      "d",
+      "D",
+      "regexp",
+      "file",
+      "max-count",
+      "label",
+      "exclude",
+      "include",
+    ],
+  });
+  const data = scan.all
+    .filter((o) => ["e", "regexp", "include", "exclude", "label"].includes(o.name))
+    .map((o) => o.at);
+  if (!scan.seen.has("e") && !scan.seen.has("regexp") && !scan.seen.has("f") && !scan.seen.has("file")) {
+    if (scan.next < args.length) data.push(scan.next);
+  }
+  return itself({ data });
+};
+
+const jq: Unfolder = (args) => {
+  const data: number[] = [];
+  let filterSeen = false;
+  for (let k = 1; k < args.length; k++) {
+    const v = args[k]!.value;
+    if (v === "--arg" || v === "--argjson") data.push(++k, ++k);
+    else if (v === "--slurpfile" || v === "--rawfile") {
+      data.push(++k);
+      k++;
+    } else if (v === "-f" || v === "--from-file") filterSeen = true;
+    else if (!v.startsWith("-") && !filterSeen) {
+      data.push(k);
+      filterSeen = true;
+    }
+  }
+  return itself({ data });
+};
+
+/** openssl loads engines, providers and configuration (which can name them) as shared objects. */
+const openssl: Unfolder = (args) => {
+  for (const a of args.slice(1)) {
+    if (a.dynamic) continue;
+    if (/^-(keygen_)?engine$|^-provider(-path)?$|^-config$/.test(a.value) || a.value === "engine") {
+      return refuse(`openssl ${a.value} loads a shared object (an engine or provider) into openssl`);
+    }
+  }
+  return itself();
+};
+
+const REFUSED: Record<string, string> = {
+  "git-shell": "git-shell runs the commands in ~/git-shell-commands",
+  apt: "apt installs packages, running their scripts and hooks",
+  "apt-get": "apt-get installs packages, running their scripts and hooks",
+  aptitude: "aptitude installs packages, running their scripts and hooks",
+  "apt-key": "apt-key runs gpg with keys it is handed",
+  debconf: "debconf runs the program it is given",
+  "dpkg-reconfigure": "dpkg-reconfigure runs package scripts",
+  "dpkg-maintscript-helper": "dpkg-maintscript-helper runs package scripts",
+  "deb-systemd-invoke": "deb-systemd-invoke runs service managers",
+  perldoc: "perldoc runs a pager chosen by the environment",
+  pydoc3: "pydoc3 runs a pager chosen by the environment",
+};
+
+const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
+  ["sort", sort],
+  ["tar", tar],
+  ["zip", zip],
+  ["rsync", rsync],
+  ...["ssh", "scp", "sftp", "slogin"].map((s): [string, Unfolder] => [s, ssh]),
+  ...["less", "more", "most", "pager"].map((s): [string, Unfolder] => [s, pager]),
+  ...["vi", "vim", "view", "ex", "rvim", "rview", "vimdiff", "nvim", "gvim", "evim"].map(
+    (s): [string, Unfolder] => [s, vim],
+  ),
+  ["man", man],
+  ["dpkg", dpkg],
+  ["ldd", ldd],
+  ...["ld.so", "ld-linux-x86-64.so.2", "ld-linux.so.2", "ld-linux-aarch64.so.1"].map(
+    (s): [string, Unfolder] => [s, loader],
+  ),
+  ...["awk", "gawk", "mawk", "nawk", "original-awk"].map((s): [string, Unfolder] => [s, awk]),
+  ["sed", sed],
+  ["git", git],
+  ["split", split],
+  ["openssl", openssl],
+  ["install", programOption("strip-program")],
+  ["diff3", programOption("diff-program")],
+  ["sdiff", programOption("diff-program")],
+  [
+    "wget",
+    (args) =>
+      args.some((a) => a.value.startsWith("--use-askpass"))
+        ? refuse("wget --use-askpass runs a program")
+        : itself(),
+  ],
+  ...["grep", "egrep", "fgrep", "rgrep"].map((s): [string, Unfolder] => [s, grep]),
+  ["jq", jq],
+  ["echo", ALL_DATA],
+  ["printf", ALL_DATA],
+  ["expr", ALL_DATA],
+  ...["python3", "python", "python3.11"].map((s): [string, Unfolder] => [
+    s,
+    dataAfter({ value: ["c", "m", "W", "X"], code: ["c", "m"] }),
+  ]),
+  ...["node", "nodejs", "js"].map((s): [string, Unfolder] => [
+    s,
+    dataAfter({ value: ["e", "p", "eval", "print", "r", "require"], code: ["e", "p", "eval", "print"] }),
+  ]),
+  ["perl", dataAfter({ value: ["e", "E", "M", "m", "I", "x"], code: ["e", "E"] })],
+  ...Object.entries(REFUSED).map(([n, why]): [string, Unfolder] => [n, () => refuse(why)]),
+]);
+
+/** How a command name is unfolded: a wrapper (runs something instead) or a program with options that run programs. */
+export function unfolderFor(name: string): Unfolder | undefined {
+  return WRAPPERS.get(name) ?? PROGRAMS.get(name);
+}

@@ -1,0 +1,153 @@
+// security/shell-unfold.ts — the vocabulary shared by every table of programs that run
+// other programs (shell-wrappers.ts, shell-programs.ts, shell-git.ts): one argument as the
+// analyzer sees it, what one invocation runs (UnfoldStep), and the getopt-style option
+// scanner they all use. A table entry describes one program; shell.ts applies the steps
+// recursively and the policy rules judge what they reveal.
+
+export interface Arg {
+  value: string;
+  /** The value is only known at run time (an expansion, or a glob). */
+  dynamic: boolean;
+  /** Byte span of the word in the exec's own command text; absent for words of nested code. */
+  span?: { start: number; end: number };
+}
+
+/** A file an option names (sed's `w FILE`, find's `-fprint FILE`), judged like a redirection. */
+export interface OptionFile {
+  arg: Arg;
+  write: boolean;
+}
+
+/** What one invocation of a program runs, besides itself. */
+export interface UnfoldStep {
+  /** The program is a command in its own right (find, sort, a shell running a script file). */
+  keepSelf: boolean;
+  /** Commands it runs, each an argv. */
+  run: Arg[][];
+  /** POSIX sh code it runs with /bin/sh -c (`sh -c CODE`, eval, trap, watch, tar --to-command). */
+  code: Arg[];
+  /** The code runs later, at any point (a trap action): it sees every directory change. */
+  deferred?: boolean;
+  /** It reads its program from stdin (a shell with no -c and no script operand). */
+  stdinProgram?: boolean;
+  privileged?: boolean;
+  /** The commands it runs get more arguments at run time (xargs, find -exec ... {}). */
+  openArgs?: boolean;
+  /** VAR=value settings it applies to what it runs. */
+  assigns?: string[];
+  /** The commands in `run` read data this program writes to them (sort's compressor). */
+  feedsRun?: boolean;
+  /** Refuse the whole command, with this reason: an option runs something that cannot be judged. */
+  refuse?: string;
+  /** Fixed system programs it may start on its own, not named by the command (tar's gzip). */
+  helpers?: readonly string[];
+  /** Files its options name besides its operands. */
+  files?: OptionFile[];
+  /** Directories it (and what it runs) works in: env -C, git -C, tar -C. */
+  dirs?: Arg[];
+  /** Directories only what it runs works in (find -execdir: each found file's folder). */
+  runDirs?: Arg[];
+  /** Indices of its own arguments that are never paths (patterns, programs, code). */
+  data?: number[];
+}
+
+export type Unfolder = (args: Arg[]) => UnfoldStep | undefined;
+
+export interface OptionSpec {
+  /** Short letters and long names that take a value. */
+  value: readonly string[];
+  /** Long names whose value is optional and only ever attached (`--exec-path[=dir]`). */
+  optional?: readonly string[];
+}
+
+export interface ScannedOptions {
+  /** Index of the first argument after the options. */
+  next: number;
+  /** Last value of each option (true for a flag). */
+  seen: Map<string, string | true>;
+  /** Every option in order, with its value and the index of the argument holding the value. */
+  all: { name: string; value: string | true; at: number }[];
+  /** A run-time value stood where an option or the command could be: the command is unknowable. */
+  dynamicAt?: number;
+}
+
+/** getopt-style scan: clusters (`-abc`), attached or separate values, `--long[=v]`, `--`. */
+export function scanOptions(
+  args: Arg[],
+  from: number,
+  spec: OptionSpec,
+  plusOptions = false,
+): ScannedOptions {
+  const seen = new Map<string, string | true>();
+  const all: ScannedOptions["all"] = [];
+  const note = (name: string, value: string | true, at: number): void => {
+    seen.set(name, value);
+    all.push({ name, value, at });
+  };
+  let i = from;
+  while (i < args.length) {
+    const a = args[i]!;
+    if (a.dynamic) return { next: i, seen, all, dynamicAt: i };
+    const v = a.value;
+    if (v === "--") return { next: i + 1, seen, all };
+    if (v.startsWith("--")) {
+      const eq = v.indexOf("=");
+      const name = eq < 0 ? v.slice(2) : v.slice(2, eq);
+      if (eq >= 0) note(name, v.slice(eq + 1), i);
+      else if (spec.value.includes(name) && !spec.optional?.includes(name)) {
+        const val = args[i + 1];
+        if (val?.dynamic) return { next: i + 1, seen, all, dynamicAt: i + 1 };
+        note(name, val?.value ?? "", i + 1);
+        i++;
+      } else note(name, true, i);
+      i++;
+      continue;
+    }
+    const isOption = v.startsWith("-") || (plusOptions && v.startsWith("+"));
+    if (!isOption || v.length < 2) return { next: i, seen, all };
+    for (let k = 1; k < v.length; k++) {
+      const letter = v[k]!;
+      if (spec.value.includes(letter)) {
+        if (k + 1 < v.length) note(letter, v.slice(k + 1), i);
+        else {
+          const val = args[i + 1];
+          if (val?.dynamic) return { next: i + 1, seen, all, dynamicAt: i + 1 };
+          note(letter, val?.value ?? "", i + 1);
+          i++;
+        }
+        break;
+      }
+      note(letter, true, i);
+    }
+    i++;
+  }
+  return { next: i, seen, all };
+}
+
+export const itself = (extra: Partial<UnfoldStep> = {}): UnfoldStep => ({
+  keepSelf: true,
+  run: [],
+  code: [],
+  ...extra,
+});
+
+export const refuse = (reason: string): UnfoldStep => ({ keepSelf: true, run: [], code: [], refuse: reason });
+
+/** Run args[next..]; a run-time value in the option zone makes the command itself run-time. */
+export function runRest(args: Arg[], scan: ScannedOptions, extra: Partial<UnfoldStep> = {}): UnfoldStep {
+  const rest = scan.dynamicAt !== undefined ? args.slice(scan.dynamicAt) : args.slice(scan.next);
+  if (rest.length === 0) return itself(extra);
+  return { keepSelf: false, run: [rest], code: [], ...extra };
+}
+
+/** Words of a program named in one option value (`-I 'gzip -9'`), or undefined when quoting or expansions would matter. */
+export function splitProgram(value: string): Arg[] | undefined {
+  if (/["'\\$`;&|<>(){}*?[\]~#\n]/.test(value)) return undefined;
+  const words = value.split(/[ \t]+/).filter((w) => w !== "");
+  return words.length === 0 ? undefined : words.map((w) => ({ value: w, dynamic: false }));
+}
+
+export const basename = (path: string): string => {
+  const slash = path.lastIndexOf("/");
+  return slash < 0 ? path : path.slice(slash + 1);
+};

@@ -1,0 +1,447 @@
+// security/shell-visitor.ts — the visitor behind analyzeCommand (shell.ts). It walks the
+// POSIX syntax tree explicitly and fails closed: each node type, field, word part and
+// operator it accepts is one whose dash semantics were checked in the sandbox image
+// (test/sandbox/dash-dialect.test.ts); anything else is refused with a reason naming the
+// construct. Every simple command anywhere is listed with what the analysis knows of it,
+// wrappers and program options are unfolded (shell-wrappers.ts, shell-programs.ts), and
+// code a shell runs (`sh -c`, eval, trap, a quoted here-document) is parsed and visited in
+// turn, as POSIX sh.
+
+import type { CommandAnalysis, DirChange } from "./shell-analysis.js";
+import { cannotJudge, cannotParse, onlyFields, parseShell, type ShNode, TOKEN } from "./shell-ast.js";
+import { builtinEffect, checkFunctionName } from "./shell-builtins.js";
+import { unfolderFor } from "./shell-programs.js";
+import { type Redirect, redirectOf } from "./shell-redirects.js";
+import { type Arg, basename, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
+import { ShellSource, type WordHooks, wordValue } from "./shell-words.js";
+
+/** Wrappers and `sh -c` strings nested deeper than this are refused. */
+export const MAX_UNFOLD_DEPTH = 8;
+/** Compound commands and substitutions nested deeper than this are refused (stack safety). */
+export const MAX_SYNTAX_DEPTH = 64;
+/** More simple commands than this in one string are refused. */
+export const MAX_SIMPLE_COMMANDS = 2048;
+
+export interface Ctx {
+  src: ShellSource;
+  /** The source is the exec's own command text: word spans can be pinned. */
+  topLevel: boolean;
+  depth: number;
+  syntaxDepth: number;
+  wrappers: string[];
+  privileged: boolean;
+  parentGroup: number | undefined;
+  stdinPiped: boolean;
+  redirects: Redirect[];
+  /** "loop": inside a loop body; "floating": a function body or trap action, run at any time. */
+  scope: "plain" | "loop" | "floating";
+  /** Directories a wrapper moved this code to (env -C DIR sh -c '...'). */
+  localDirs: Arg[];
+}
+
+/** Where one written command is launched from, as wrappers are unfolded. */
+interface Launch {
+  ctx: Ctx;
+  group: number;
+  redirects: Redirect[];
+  stdinPiped: boolean;
+  /** Program text a shell would read from a here-document. */
+  stdinCode: Arg | undefined;
+  wrappers: string[];
+  privileged: boolean;
+  openArgs: boolean;
+  assigns: string[];
+  localDirs: Arg[];
+}
+
+export class Analyzer {
+  readonly out: CommandAnalysis;
+  private groups = 0;
+
+  constructor(source: string) {
+    this.out = {
+      source,
+      commands: [],
+      pipelines: [],
+      redirects: [],
+      assignedNames: [],
+      functions: [],
+      dirs: [],
+      helpers: [],
+    };
+  }
+
+  program(code: string, ctx: Omit<Ctx, "src" | "syntaxDepth">): void {
+    // dash takes a carriage return, a vertical tab or a DEL as part of a word; mvdan-sh reads
+    // some as blanks (a here-document ending in "EOF\r" hid the next line from it). None has
+    // a use in a command, so none is read.
+    const control = CONTROL.exec(code);
+    if (control) {
+      const hex = control[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+      throw cannotJudge(`a control character (U+${hex}), which shells and parsers read differently`);
+    }
+    const file = parseShell(code);
+    onlyFields(file, ["Name", "Stmts", "Last"], "a program");
+    const full: Ctx = { ...ctx, src: new ShellSource(code), syntaxDepth: 0 };
+    for (const s of file.Stmts as ShNode[]) this.stmt(s, full);
+  }
+
+  private deeper(ctx: Ctx, extra: Partial<Ctx> = {}): Ctx {
+    if (ctx.syntaxDepth >= MAX_SYNTAX_DEPTH) {
+      throw cannotParse(`commands nest deeper than ${MAX_SYNTAX_DEPTH} levels`);
+    }
+    return { ...ctx, ...extra, syntaxDepth: ctx.syntaxDepth + 1 };
+  }
+
+  private hooks(ctx: Ctx, parentGroup: number | undefined): WordHooks {
+    return {
+      substitution: (stmts) => {
+        const inner = this.deeper(ctx, { parentGroup, redirects: [] });
+        for (const s of stmts) this.stmt(s, inner);
+      },
+      assigns: (name) => this.out.assignedNames.push(name),
+    };
+  }
+
+  /** Visit a statement; returns the directory changes that certainly happened if it succeeds. */
+  private stmt(s: ShNode, ctx: Ctx): DirChange[] {
+    onlyFields(s, ["Cmd", "Redirs", "Negated", "Background", "Semicolon", "Position"], "a statement");
+    const start = this.out.commands.length;
+    const dirsBefore = this.out.dirs.length;
+    const cmd = s.Cmd as ShNode | null;
+    const group = cmd?.type === "CallExpr" ? ++this.groups : undefined;
+    const hooks = this.hooks(ctx, group ?? ctx.parentGroup);
+    let stdinPiped = ctx.stdinPiped;
+    let stdinCode: Arg | undefined;
+    const own: Redirect[] = [];
+    for (const r of s.Redirs as ShNode[]) {
+      const red = redirectOf(r, ctx.src, hooks);
+      if (red.kind === "dup") continue;
+      if (red.kind === "heredoc") {
+        stdinPiped = false;
+        stdinCode = red.code;
+        continue;
+      }
+      if (red.redirect.read && red.redirect.fd === 0) stdinPiped = false;
+      own.push(red.redirect);
+    }
+    this.out.redirects.push(...own);
+    const redirects = [...ctx.redirects, ...own];
+    const certain = cmd ? this.command(cmd, { ...ctx, stdinPiped, redirects }, group, stdinCode) : [];
+    if (s.Background) {
+      for (let i = start; i < this.out.commands.length; i++) this.out.commands[i]!.background = true;
+    }
+    if (s.Negated || s.Background || own.length > 0) return [];
+    // A lone `cd X` (the builtin itself, not one inside sh -c) that succeeded moved this shell.
+    const only = this.out.commands.length === start + 1 ? this.out.commands[start] : undefined;
+    const isCd = only && only.wrappers.length === 0 && (only.argv[0] === "cd" || only.argv[0] === "chdir");
+    if (isCd && this.out.dirs.length === dirsBefore + 1 && ctx.scope !== "floating") {
+      return [this.out.dirs[dirsBefore]!];
+    }
+    return certain;
+  }
+
+  private command(cmd: ShNode, ctx: Ctx, group: number | undefined, stdinCode: Arg | undefined): DirChange[] {
+    const stmts = (list: unknown, c: Ctx) => {
+      for (const s of list as ShNode[]) this.stmt(s, c);
+    };
+    switch (cmd.type) {
+      case "CallExpr":
+        onlyFields(cmd, ["Assigns", "Args"], "a simple command");
+        this.call(cmd, ctx, group!, stdinCode);
+        return [];
+      case "BinaryCmd": {
+        onlyFields(cmd, ["Op", "X", "Y", "OpPos"], "a command list");
+        const inner = this.deeper(ctx);
+        if (cmd.Op === TOKEN.pipe) this.pipeline(cmd, inner);
+        else if (cmd.Op === TOKEN.andStmt) {
+          // `X && Y`: Y runs only if X succeeded, so the cd's X certainly made hold for all of Y.
+          const cx = this.stmt(cmd.X as ShNode, inner);
+          const from = this.out.commands.length;
+          const cy = this.stmt(cmd.Y as ShNode, inner);
+          for (const d of cx) d.certain.push([from, this.out.commands.length]);
+          return [...cx, ...cy];
+        } else if (cmd.Op === TOKEN.orStmt) {
+          this.stmt(cmd.X as ShNode, inner);
+          this.stmt(cmd.Y as ShNode, inner);
+        } else throw cannotJudge("the |& operator (bash)");
+        return [];
+      }
+      case "Subshell":
+      case "Block":
+        onlyFields(cmd, ["Stmts", "Lparen", "Rparen", "Lbrace", "Rbrace"], "a group");
+        stmts(cmd.Stmts, this.deeper(ctx));
+        return [];
+      case "IfClause":
+        this.ifClause(cmd, this.deeper(ctx));
+        return [];
+      case "WhileClause":
+        onlyFields(cmd, ["Cond", "Do", "Until", "WhilePos", "DoPos", "DonePos"], "a while loop");
+        this.loop(ctx, (c) => {
+          stmts(cmd.Cond, c);
+          stmts(cmd.Do, c);
+        });
+        return [];
+      case "ForClause":
+        this.forClause(cmd, ctx);
+        return [];
+      case "CaseClause": {
+        onlyFields(cmd, ["Word", "Items", "Case", "In", "Esac"], "a case statement");
+        const inner = this.deeper(ctx);
+        const hooks = this.hooks(inner, ctx.parentGroup);
+        wordValue(cmd.Word as ShNode, inner.src, hooks);
+        for (const item of cmd.Items as ShNode[]) {
+          onlyFields(item, ["Op", "Patterns", "Stmts", "OpPos"], "a case item");
+          if (item.Op !== TOKEN.dblSemicolon && item.Op !== 0)
+            throw cannotJudge("a case item ending in ;& or ;;&");
+          for (const p of item.Patterns as ShNode[]) wordValue(p, inner.src, hooks);
+          stmts(item.Stmts, inner);
+        }
+        return [];
+      }
+      case "FuncDecl":
+        this.funcDecl(cmd, ctx);
+        return [];
+      default:
+        throw cannotJudge(describeCommand(cmd.type));
+    }
+  }
+
+  private ifClause(cmd: ShNode, ctx: Ctx): void {
+    onlyFields(cmd, ["Cond", "Then", "Else", "Position", "ThenPos", "FiPos"], "an if statement");
+    for (const s of cmd.Cond as ShNode[]) this.stmt(s, ctx);
+    for (const s of cmd.Then as ShNode[]) this.stmt(s, ctx);
+    if (cmd.Else) this.ifClause(cmd.Else as ShNode, ctx);
+  }
+
+  private forClause(cmd: ShNode, ctx: Ctx): void {
+    onlyFields(cmd, ["Loop", "Do", "ForPos", "DoPos", "DonePos"], "a for loop");
+    const loop = cmd.Loop as ShNode;
+    if (loop.type !== "WordIter") throw cannotJudge("a C-style for loop (bash)");
+    onlyFields(loop, ["Name", "Items", "InPos"], "a for loop");
+    // `for PATH in /workspace; do ...` assigns its variable like PATH=... would.
+    this.out.assignedNames.push(String((loop.Name as ShNode).Value));
+    const hooks = this.hooks(ctx, ctx.parentGroup);
+    for (const w of loop.Items as ShNode[]) wordValue(w, ctx.src, hooks);
+    this.loop(ctx, (c) => {
+      for (const s of cmd.Do as ShNode[]) this.stmt(s, c);
+    });
+  }
+
+  /** A loop body runs again after its last command: directory changes in it apply to all of it. */
+  private loop(ctx: Ctx, body: (c: Ctx) => void): void {
+    const from = this.out.commands.length;
+    const firstDir = this.out.dirs.length;
+    body(this.deeper(ctx, { scope: ctx.scope === "floating" ? "floating" : "loop" }));
+    const end = this.out.commands.length;
+    for (let i = from; i < end; i++) {
+      const c = this.out.commands[i]!;
+      c.dirScope = Math.max(c.dirScope, end);
+    }
+    for (const d of this.out.dirs.slice(firstDir)) d.repeats = true;
+  }
+
+  private funcDecl(cmd: ShNode, ctx: Ctx): void {
+    onlyFields(cmd, ["Name", "Body", "Parens", "Position"], "a function definition");
+    const name = String((cmd.Name as ShNode).Value);
+    checkFunctionName(name, (n) => unfolderFor(n) !== undefined);
+    const bodyStart = this.out.commands.length;
+    const firstDir = this.out.dirs.length;
+    this.stmt(cmd.Body as ShNode, this.deeper(ctx, { stdinPiped: false, redirects: [], scope: "floating" }));
+    for (const d of this.out.dirs.slice(firstDir)) d.repeats = true;
+    this.out.functions.push({ name, body: range(bodyStart, this.out.commands.length) });
+  }
+
+  private pipeline(cmd: ShNode, ctx: Ctx): void {
+    const stages: ShNode[] = [];
+    const flatten = (s: ShNode): void => {
+      const c = s.Cmd as ShNode | null;
+      const isPipe = c && c.type === "BinaryCmd" && c.Op === TOKEN.pipe;
+      if (isPipe && (s.Redirs as ShNode[]).length === 0 && !s.Negated && !s.Background) {
+        flatten(c.X as ShNode);
+        flatten(c.Y as ShNode);
+      } else stages.push(s);
+    };
+    flatten(cmd.X as ShNode);
+    flatten(cmd.Y as ShNode);
+    const indices: number[][] = [];
+    stages.forEach((stage, i) => {
+      const from = this.out.commands.length;
+      this.stmt(stage, { ...ctx, stdinPiped: i > 0 ? true : ctx.stdinPiped });
+      indices.push(range(from, this.out.commands.length));
+    });
+    this.out.pipelines.push(indices);
+  }
+
+  private call(ce: ShNode, ctx: Ctx, group: number, stdinCode: Arg | undefined): void {
+    const hooks = this.hooks(ctx, group);
+    const assigns: string[] = [];
+    for (const a of ce.Assigns as ShNode[]) {
+      onlyFields(a, ["Name", "Value"], "an assignment");
+      const name = String((a.Name as ShNode).Value);
+      this.out.assignedNames.push(name);
+      const value = a.Value ? wordValue(a.Value as ShNode, ctx.src, hooks, { assignment: true }).value : "";
+      assigns.push(`${name}=${value}`);
+    }
+    const args: Arg[] = [];
+    for (const w of ce.Args as ShNode[]) {
+      const v = wordValue(w, ctx.src, hooks);
+      const span = ctx.topLevel ? { start: w.start as number, end: w.end as number } : undefined;
+      args.push({ value: v.value, dynamic: v.dynamic || v.glob, ...(span ? { span } : {}) });
+    }
+    if (args.length === 0) return;
+    this.unfold(args, ctx.depth, {
+      ctx,
+      group,
+      redirects: ctx.redirects,
+      stdinPiped: ctx.stdinPiped,
+      stdinCode,
+      wrappers: ctx.wrappers,
+      privileged: ctx.privileged,
+      openArgs: false,
+      assigns,
+      localDirs: ctx.localDirs,
+    });
+  }
+
+  private unfold(args: Arg[], depth: number, at: Launch): void {
+    if (depth > MAX_UNFOLD_DEPTH) {
+      throw cannotParse(`wrappers and sh -c nest deeper than ${MAX_UNFOLD_DEPTH} levels`);
+    }
+    const head = args[0]!;
+    if (head.dynamic) {
+      this.push(args, at, undefined);
+      return;
+    }
+    const effect = head.value.includes("/") ? undefined : builtinEffect(args);
+    if (effect) {
+      this.out.assignedNames.push(...effect.assigns);
+      if (effect.chdir) this.chdir(effect.chdir, at);
+    }
+    const name = basename(head.value);
+    // `./timeout` or `/workspace/sh` is whatever file the agent put there, not the wrapper.
+    const known = !head.value.includes("/") || SYSTEM_BIN.test(head.value);
+    const step: UnfoldStep | undefined = known ? unfolderFor(name)?.(args) : undefined;
+    if (!step) {
+      this.push(args, at, undefined);
+      return;
+    }
+    if (step.refuse !== undefined) throw cannotJudge(step.refuse);
+    if (step.stdinProgram && at.openArgs && step.keepSelf) {
+      throw cannotJudge(
+        `${name} run by ${at.wrappers.at(-1)} takes its script from the arguments added at run time`,
+      );
+    }
+    // Code a program hands to `/bin/sh -c` starts a shell; eval and trap run it in this one.
+    const shell = step.code.length > 0 && !["eval", "trap", "sh", "dash", "."].includes(name) ? ["sh"] : [];
+    for (const h of [...(step.helpers ?? []), ...shell])
+      if (!this.out.helpers.includes(h)) this.out.helpers.push(h);
+    const useStdin = step.stdinProgram === true && at.stdinCode !== undefined;
+    if (step.keepSelf && !useStdin) this.push(args, at, step);
+    const inner: Launch = {
+      ...at,
+      wrappers: [...at.wrappers, name],
+      privileged: at.privileged || step.privileged === true,
+      openArgs: at.openArgs || step.openArgs === true,
+      assigns: [...at.assigns, ...(step.assigns ?? [])],
+      stdinPiped: at.stdinPiped || step.feedsRun === true,
+      localDirs: [...at.localDirs, ...(step.dirs ?? []), ...(step.runDirs ?? [])],
+      stdinCode: undefined,
+    };
+    for (const a of step.assigns ?? []) this.out.assignedNames.push(a.slice(0, a.indexOf("=")));
+    for (const run of step.run) this.unfold(run, depth + 1, inner);
+    if (useStdin && at.stdinCode!.dynamic) {
+      throw cannotJudge(
+        `a here-document with expansions or backslashes fed to ${name}; quote its delimiter (<<'EOF') so the text that runs is the text judged`,
+      );
+    }
+    const code = useStdin ? [...step.code, at.stdinCode!] : step.code;
+    for (const c of code) {
+      if (c.dynamic) {
+        this.push([{ value: c.value, dynamic: true }], inner, undefined);
+        continue;
+      }
+      if (depth + 1 > MAX_UNFOLD_DEPTH) {
+        throw cannotParse(`wrappers and sh -c nest deeper than ${MAX_UNFOLD_DEPTH} levels`);
+      }
+      this.program(c.value, {
+        topLevel: false,
+        depth: depth + 1,
+        wrappers: inner.wrappers,
+        privileged: inner.privileged,
+        parentGroup: at.group,
+        stdinPiped: inner.stdinPiped,
+        redirects: at.redirects,
+        scope: step.deferred ? "floating" : at.ctx.scope,
+        localDirs: inner.localDirs,
+      });
+    }
+  }
+
+  /** The command about to be pushed moves the shell: commands after it start in `target`. */
+  private chdir(change: { target: Arg; physical: boolean }, at: Launch): void {
+    this.out.dirs.push({
+      target: change.target.value,
+      dynamic: change.target.dynamic,
+      physical: change.physical,
+      at: this.out.commands.length + 1,
+      repeats: at.ctx.scope !== "plain",
+      certain: [],
+    });
+  }
+
+  private push(args: Arg[], at: Launch, step: UnfoldStep | undefined): void {
+    if (this.out.commands.length >= MAX_SIMPLE_COMMANDS) {
+      throw cannotParse(`more than ${MAX_SIMPLE_COMMANDS} simple commands`);
+    }
+    const index = this.out.commands.length;
+    const files = (step?.files ?? []).map((f: OptionFile) => ({
+      path: f.arg.value,
+      dynamic: f.arg.dynamic,
+      write: f.write,
+    }));
+    this.out.commands.push({
+      argv: args.map((a) => a.value),
+      argDynamic: args.map((a) => a.dynamic),
+      spans: args.map((a) => a.span ?? null),
+      dataArgs: step?.data ?? [],
+      dynamic: args[0]!.dynamic,
+      redirects: at.redirects,
+      files,
+      localDirs: [...at.localDirs, ...(step?.dirs ?? [])].map((d) => ({ path: d.value, dynamic: d.dynamic })),
+      assigns: at.assigns,
+      wrappers: at.wrappers,
+      privileged: at.privileged,
+      openArgs: at.openArgs,
+      stdinPiped: at.stdinPiped,
+      stdinProgram: step?.stdinProgram === true,
+      background: false,
+      group: at.group,
+      parentGroup: at.ctx.parentGroup,
+      dirScope: at.ctx.scope === "floating" ? Number.POSITIVE_INFINITY : index,
+    });
+  }
+}
+
+/** Control characters other than tab and newline (C0, DEL, C1). */
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/;
+
+/** Program folders of the (read-only) system image: a wrapper named by such a path is the wrapper. */
+const SYSTEM_BIN = /^\/(usr\/(local\/)?)?(s?bin|lib(32|64|x32)?)\/([^/.][^/]*\/)*[^/]+$/;
+
+function describeCommand(type: string): string {
+  const names: Record<string, string> = {
+    ArithmCmd: "an arithmetic command ((...)) (bash)",
+    TestClause: "[[ ... ]] (bash); use [ ... ]",
+    DeclClause: "declare/typeset (bash)",
+    LetClause: "let (bash)",
+    TimeClause: "the time keyword (bash)",
+    CoprocClause: "coproc (bash)",
+    TestDecl: "a test declaration",
+  };
+  return names[type] ?? `a command of type ${type}`;
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}

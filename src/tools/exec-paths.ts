@@ -1,0 +1,261 @@
+// tools/exec-paths.ts — the files an exec names, judged before anything runs, so a model
+// gets a precise refusal ("argument 1 of cat: /workspace/secret/k.txt needs file_read")
+// instead of an EACCES from the Landlock domain its exec runs in (which is the wall: it
+// also bounds what programs open on their own, what a glob expands to, and what a command
+// creates and then follows, none of which can be judged in advance).
+//
+// What is judged: arguments that look like paths (absolute, ./x, ../x, anything with a /,
+// the value of --opt=PATH or key=PATH; not patterns, URLs, or arguments a program takes as
+// code or data), redirection targets, files named inside options (sed `w FILE`, find
+// -fprint), and cd targets. Each is resolved in the container (sandbox.realpath: symlinks
+// followed there, `..` after them) from every directory the command may start in
+// (security/shell-dirs.ts). A path under the goal's mounts must be covered by the agent's
+// grants: file_write for what is written (redirections, cp's destination...), file_read
+// for what is read (< redirections, cd targets), either for an argument whose direction
+// the program alone knows. Every resolved path, inside the mounts or not, goes to the
+// policy too (operator `path:` rules, the system-path rule). A relative path that is not
+// explicit (`a/b`, not `./a/b`) is judged only when its folder exists: `s/a/b/` is more
+// often a sed script than a file.
+
+import { posix } from "node:path";
+import { AidoError, ErrorCode } from "../errors.js";
+import type { Need } from "../gate/types.js";
+import type { SandboxHandle } from "../sandbox/types.js";
+import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
+import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
+import { commandName, pathOf, writeTargets } from "../security/shell-operands.js";
+
+/** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
+export const CONTAINER_HOME = "/tmp";
+
+/** The folders a goal's container mounts from the host or gives it: grants are needed inside. */
+export const MOUNT_ROOTS: readonly string[] = ["/workspace", "/output", "/inputs", "/skills", "/tmp"];
+/** More distinct paths than this in one exec are refused (each is a round trip to the container). */
+export const MAX_EXEC_PATHS = 256;
+
+export interface ExecPaths {
+  needs: Need[];
+  paths: ResolvedPath[];
+}
+
+/** Where a command may start: dash's $PWD (the path as cd'd to) and the real folder. */
+interface StartDir {
+  logical: string;
+  canonical: string;
+}
+
+function underMounts(path: string): boolean {
+  return MOUNT_ROOTS.some((root) => path === root || path.startsWith(`${root}/`));
+}
+
+class Resolver {
+  readonly needs: Need[] = [];
+  readonly paths: ResolvedPath[] = [];
+  private readonly seen = new Set<string>();
+  private readonly cache = new Map<string, Promise<string>>();
+  private readonly dirCache = new Map<string, Promise<StartDir>>();
+
+  constructor(
+    private readonly sandbox: SandboxHandle,
+    private readonly cwd: string,
+  ) {}
+
+  private realpath(path: string): Promise<string> {
+    let hit = this.cache.get(path);
+    if (!hit) {
+      if (this.cache.size >= MAX_EXEC_PATHS) {
+        throw new AidoError(ErrorCode.policyDenied, `the command names more than ${MAX_EXEC_PATHS} paths`);
+      }
+      hit = this.sandbox.realpath(path);
+      this.cache.set(path, hit);
+    }
+    return hit;
+  }
+
+  /**
+   * A possible starting directory. dash's cd is logical by default: it keeps the path as
+   * typed (its $PWD) and takes `..` off that text before symlinks are followed (`cd link/..`
+   * stays where link is); `cd -P` resolves first. The exec starts in its canonical cwd.
+   */
+  dir(path: DirPath): Promise<StartDir> {
+    const key = JSON.stringify(path);
+    let hit = this.dirCache.get(key);
+    if (!hit) {
+      hit = (async () => {
+        let logical = this.cwd;
+        for (const step of path) {
+          if (!step.physical) logical = posix.resolve(logical, step.target);
+          else {
+            const from = await this.realpath(logical);
+            logical = await this.realpath(
+              step.target.startsWith("/") ? step.target : `${from}/${step.target}`,
+            );
+          }
+        }
+        return { logical, canonical: await this.realpath(logical) };
+      })();
+      this.dirCache.set(key, hit);
+    }
+    return hit;
+  }
+
+  /**
+   * Judge `written` from each directory: as a program opens it (from the real folder, `..`
+   * after symlinks), or, for a cd target (`logical`), as dash's cd does (from $PWD, `..` first).
+   */
+  async judge(
+    written: string,
+    dirs: StartDir[] | undefined,
+    access: ResolvedPath["access"] | "readwrite",
+    via: string,
+    explicit: boolean,
+    logical = false,
+  ): Promise<void> {
+    if (!written.startsWith("/") && dirs === undefined) {
+      throw new AidoError(
+        ErrorCode.policyDenied,
+        `cannot judge the relative path "${written}" (${via}): the command moves to a directory known only at run time (cd $DIR, cd -, a relative cd in a loop or function); give an absolute path`,
+        { rule: "unjudgeable" },
+      );
+    }
+    const bases = written.startsWith("/") ? [""] : dirs!.map((d) => (logical ? d.logical : d.canonical));
+    for (const base of bases) {
+      const full = written.startsWith("/") ? written : `${base}/${written}`;
+      const path = await this.realpath(logical ? posix.resolve(full) : full);
+      if (!explicit && (await this.sandbox.stat(posix.dirname(path))) === null) continue;
+      const accesses = access === "readwrite" ? (["read", "write"] as const) : [access];
+      for (const a of accesses) this.add(path, a, `${via}: "${written}"`);
+    }
+  }
+
+  private add(path: string, access: ResolvedPath["access"], via: string): void {
+    const key = `${access}\0${path}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.paths.push({ path, access, via });
+    if (!underMounts(path)) return;
+    const kind = access === "read" ? "file_read" : access === "write" ? "file_write" : "file_access";
+    this.needs.push({ kind, path, via });
+  }
+}
+
+const describeRedirect = (r: Redirect): string =>
+  `the redirection ${r.fd === 0 || r.fd === 1 ? "" : r.fd}${r.op}`;
+
+/**
+ * The file needs of an analysed exec command and the canonical paths behind them (see the
+ * header), for code that starts in any of `cwds` (a script run after a `cd` may start in several).
+ */
+export async function execPaths(
+  sandbox: SandboxHandle,
+  analysis: CommandAnalysis,
+  cwds: readonly string[],
+): Promise<ExecPaths> {
+  const out: ExecPaths = { needs: [], paths: [] };
+  const seen = new Set<string>();
+  for (const cwd of cwds) {
+    const one = await pathsFrom(sandbox, analysis, cwd);
+    for (const n of one.needs) {
+      const key = JSON.stringify(n);
+      if (!seen.has(key)) out.needs.push(n);
+      seen.add(key);
+    }
+    out.paths.push(...one.paths);
+  }
+  return out;
+}
+
+/** The canonical directories command `index` of `analysis` may start in, for code started in `cwd`. */
+export async function startDirs(
+  sandbox: SandboxHandle,
+  analysis: CommandAnalysis,
+  index: number,
+  cwd: string,
+): Promise<string[] | undefined> {
+  const paths = possibleDirs(analysis, index);
+  if (paths === undefined) return undefined;
+  const r = new Resolver(sandbox, cwd);
+  return [...new Set((await Promise.all(paths.map((p) => r.dir(p)))).map((d) => d.canonical))];
+}
+
+async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd: string): Promise<ExecPaths> {
+  const r = new Resolver(sandbox, cwd);
+  const dirsOf = async (index: number | undefined, local = true): Promise<StartDir[] | undefined> => {
+    const paths = possibleDirs(analysis, index, { local });
+    return paths === undefined ? undefined : Promise.all(paths.map((p) => r.dir(p)));
+  };
+  const home = !analysis.assignedNames.includes("HOME");
+  const redirectsDone = new Set<Redirect>();
+  const redirect = async (x: Redirect, dirs: StartDir[] | undefined): Promise<void> => {
+    if (redirectsDone.has(x)) return;
+    redirectsDone.add(x);
+    const access = x.read && x.write ? "readwrite" : x.write ? "write" : "read";
+    if (!x.dynamic) return r.judge(x.target, dirs, access, describeRedirect(x), true);
+    const known = knownPart(x.target, home);
+    if (known) await r.judge(known.path, dirs, known.whole ? access : "any", describeRedirect(x), true);
+  };
+  for (const [i, c] of analysis.commands.entries()) {
+    const dirs = await dirsOf(i);
+    const name = commandName(c);
+    const writes = new Set(writeTargets(c).map((t) => t.at));
+    for (let k = 1; k < c.argv.length; k++) {
+      if (c.dataArgs.includes(k)) continue;
+      const arg = c.argv[k]!;
+      if (c.argDynamic[k]) {
+        // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
+        const known = knownPart(arg, home);
+        const access = writes.has(k) ? "write" : "any";
+        if (known)
+          await r.judge(known.path, dirs, known.whole ? access : "any", `argument ${k} of ${name}`, true);
+        continue;
+      }
+      if ((name === "cd" || name === "chdir") && !arg.startsWith("-")) {
+        // The folder itself is read (listed, searched): file_read, like exec's own cwd.
+        const logical = !c.argv.slice(1, k).includes("-P");
+        await r.judge(arg, dirs, "read", "the cd target", true, logical);
+        continue;
+      }
+      const p = pathOf(arg);
+      if (!p) continue;
+      await r.judge(p.path, dirs, writes.has(k) ? "write" : "any", `argument ${k} of ${name}`, p.explicit);
+    }
+    if (c.localDirs.length > 0) {
+      // `env -C DIR`, `git -C DIR`, `tar -C DIR`: the folder it runs in is read, like a cd target.
+      const base = await dirsOf(i, false);
+      for (const d of c.localDirs) {
+        if (!d.dynamic) await r.judge(d.path, base, "read", `the folder ${name} runs in`, true, true);
+      }
+    }
+    for (const f of c.files) {
+      if (!f.dynamic)
+        await r.judge(f.path, dirs, f.write ? "write" : "read", `a file named in ${name}'s options`, true);
+    }
+    for (const x of c.redirects) await redirect(x, dirs);
+  }
+  // Redirections of statements with no command (`> file`, `X=1 < file`) may stand anywhere.
+  const anywhere = analysis.redirects.some((x) => !redirectsDone.has(x)) ? await dirsOf(undefined) : [];
+  for (const x of analysis.redirects) await redirect(x, anywhere);
+  return { needs: r.needs, paths: r.paths };
+}
+
+/**
+ * What a run-time word (as written) is known to name before it runs: `~/x` with the
+ * container's HOME (when the command does not set HOME), or the folder in front of the
+ * first expansion or glob (`/workspace/secret/*` lies in /workspace/secret). `whole`: the
+ * word is that path exactly.
+ */
+function knownPart(written: string, home: boolean): { path: string; whole: boolean } | undefined {
+  let text = written;
+  const tilde = text === "~" || text.startsWith("~/");
+  if (tilde) {
+    if (!home) return undefined;
+    text = CONTAINER_HOME + text.slice(1);
+  } else if (/^["'][/.]/.test(text)) text = text.slice(1);
+  const stop = text.search(/[$`*?[\]\\'"~]/);
+  // No expansion in the text: it is run-time for a reason the text does not show (find's {}).
+  if (stop < 0) return tilde ? { path: text, whole: true } : undefined;
+  const fixed = text.slice(0, stop);
+  if (!(fixed.startsWith("/") || fixed.startsWith("./") || fixed.startsWith("../"))) return undefined;
+  const dir = fixed.slice(0, fixed.lastIndexOf("/") + 1);
+  return dir === "/" || dir === "" ? undefined : { path: dir, whole: false };
+}

@@ -1,0 +1,197 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are shell text, not templates
+// Options that make a program run another program: each is unfolded into the program it
+// runs (judged like any command) or refused with a reason naming the option. Tried the
+// way an agent holding a grant for the outer program would try them.
+
+import { describe, expect, it } from "vitest";
+import { isAidoError } from "../../src/errors.js";
+import { analyzeCommand } from "../../src/security/shell.js";
+
+const names = (cmd: string): string[] => analyzeCommand(cmd).commands.map((c) => c.argv[0]!);
+const argvs = (cmd: string): string[][] => analyzeCommand(cmd).commands.map((c) => c.argv);
+
+function refused(cmd: string, why: RegExp): void {
+  let error: unknown;
+  try {
+    analyzeCommand(cmd);
+  } catch (e) {
+    error = e;
+  }
+  expect(isAidoError(error, "policy_denied"), `${cmd} was not refused`).toBe(true);
+  expect((error as Error).message).toMatch(/^cannot judge command: /);
+  expect((error as Error).message).toMatch(why);
+}
+
+describe("programs that run programs named in their options", () => {
+  it("unfolds sort --compress-program into the program, fed sort's data", () => {
+    const a = analyzeCommand("sort --compress-program=gzip -o out big.txt");
+    expect(a.commands.map((c) => c.argv)).toEqual([
+      ["sort", "--compress-program=gzip", "-o", "out", "big.txt"],
+      ["gzip"],
+      ["gzip", "-d"],
+    ]);
+    expect(a.commands[1]!.stdinPiped).toBe(true);
+    expect(names("sort --compress-program sh big.txt")).toContain("sh");
+    // sort takes the whole value as one file name: there is no `sh` to run here.
+    expect(names("sort --compress-program='sh -c id' f")).toContain("sh -c id");
+  });
+
+  it("unfolds tar's programs and refuses its remote and script hooks", () => {
+    expect(argvs("tar -I 'zstd -19' -cf a.tar.zst d")).toContainEqual(["zstd", "-19"]);
+    expect(argvs("tar --to-command='cat > /tmp/x' -xf a.tar")).toContainEqual(["cat"]);
+    expect(argvs("tar --checkpoint=1 --checkpoint-action=exec='id' -cf a.tar d")).toContainEqual(["id"]);
+    expect(argvs("tar -F 'rm -rf /' -cf a.tar d")).toContainEqual(["rm", "-rf", "/"]);
+    refused("tar --rsh-command=/bin/sh -cf host:a.tar d", /--rsh-command/);
+    refused("tar -cf host:a.tar d", /remote archive/);
+    // Writing, tar runs the compressor through /bin/sh -c (seen with strace); reading, directly.
+    expect(analyzeCommand("tar czf out.tgz d").helpers).toEqual(["gzip", "sh"]);
+    expect(analyzeCommand("tar xf in.tar").helpers).toContain("xz");
+  });
+
+  it("refuses git's configuration and program options, and unfolds ssh URLs", () => {
+    refused("git -c core.pager=sh log", /git -c sets git configuration/);
+    refused("git --config-env=core.sshCommand=X fetch", /configuration/);
+    refused("git --exec-path=/workspace/bin status", /--exec-path/);
+    refused("git -p log", /pager/);
+    refused("git clone -u 'sh -c id' x y", /-u names a program/);
+    refused("git fetch --upload-pack=/workspace/x origin", /--upload-pack/);
+    refused("git push --receive-pack=x origin", /--receive-pack/);
+    refused("git clone 'ext::sh -c id' x", /ext:: URLs run a command/);
+    refused("git rebase --exec 'make' main", /--exec/);
+    refused("git rebase -x make main", /-x/);
+    refused("git bisect run ./test.sh", /bisect run/);
+    refused("git submodule foreach 'rm -rf .'", /foreach/);
+    refused("git filter-branch --tree-filter 'id' HEAD", /filter-branch/);
+    refused("git config core.fsmonitor 'touch /workspace/pwn'", /core.fsmonitor/);
+    refused("git config --global alias.x '!sh -c id'", /alias\.x/);
+    refused("git $SUB", /run-time/);
+    expect(names("git clone git@github.com:a/b.git")).toEqual(["git", "ssh"]);
+    expect(names("git push origin HEAD:main")).toEqual(["git"]);
+    expect(names("git config user.name bot && git log -1")).toEqual(["git", "git"]);
+  });
+
+  it("unfolds rsync -e and remote paths into ssh, and refuses --rsync-path", () => {
+    expect(argvs("rsync -e 'ssh -p 2222' a host:b")).toContainEqual(["ssh", "-p", "2222"]);
+    expect(names("rsync -a src/ host:dst/")).toContain("ssh");
+    expect(names("rsync -a src/ dst/")).toEqual(["rsync"]);
+    refused("rsync --rsync-path='sh -c id' a host:b", /--rsync-path/);
+    refused("rsync -e 'sh -c \"id\"' a b:c", /quoting/);
+  });
+
+  it("refuses ssh options that run local programs", () => {
+    refused("ssh -o ProxyCommand='sh -c id' host", /ProxyCommand/);
+    refused("ssh -oLocalCommand=id -o PermitLocalCommand=yes host", /LocalCommand/);
+    refused("ssh -F /workspace/cfg host", /-F/);
+    refused("scp -S /workspace/evil a host:b", /-S/);
+    refused("sftp -D /workspace/server host", /-D names a server program/);
+    expect(analyzeCommand("ssh host cat /etc/passwd").commands[0]!.dataArgs).toEqual([2, 3]);
+  });
+
+  it("refuses pager and editor commands", () => {
+    refused("less '+!id' f", /runs a pager command/);
+    refused("more '+|id' f", /pager command/);
+    refused("less --lesskey-file=/workspace/k f", /lesskey/);
+    expect(names("less +G f && more +10 g")).toEqual(["less", "more"]);
+    refused("vim -c '!id' f", /vim -c/);
+    refused("vi +'!id' f", /editor commands/);
+    refused("view --cmd 'call system(\"id\")' f", /--cmd/);
+    refused("vim -S /workspace/x.vim f", /-S/);
+    refused("ex f", /ex reads editor commands/);
+    refused("man -P 'sh -c id' ls", /-P names a program/);
+    refused("man --pager=id ls", /--pager/);
+  });
+
+  it("judges awk programs: system(), pipes, program files and extensions are refused", () => {
+    expect(names("awk -F: '{print $1}' /etc/passwd")).toEqual(["awk"]);
+    expect(names("awk '/a|b/ {n++} END {print n || 0}' f")).toEqual(["awk"]);
+    expect(names("awk 'BEGIN { x = 4 / 2; print x }'")).toEqual(["awk"]);
+    refused("awk 'BEGIN{system(\"id\")}'", /system\(\)/);
+    refused("awk '{print | \"sh\"}' f", /pipes/);
+    refused("awk 'BEGIN{\"id\" | getline x}'", /pipes/);
+    refused("gawk '@load \"filefuncs\"; {}'", /@-directive/);
+    refused('gawk \'BEGIN{f="system"; @f("id")}\'', /@-directive|system/);
+    refused("awk -f /workspace/prog.awk f", /reads its program from a file/);
+    refused("gawk -l /workspace/ext.so '{}'", /extension/);
+    refused("mawk -W exec /workspace/p f", /-W/);
+    refused('awk "$PROG" f', /run-time/);
+    expect(names("gawk --sandbox 'BEGIN{system(\"id\")}'")).toEqual(["gawk"]);
+  });
+
+  it("judges sed scripts: e and s///e refused, w files written, -f refused", () => {
+    expect(names("sed -n 's/a/b/gp' f")).toEqual(["sed"]);
+    expect(names("sed -e ':a;N;$!ba;s/\\n/ /g' f")).toEqual(["sed"]);
+    expect(names("sed '/x/i\\\ninserted' f")).toEqual(["sed"]);
+    refused("sed 's/.*/id/e' f", /s\/\/\/e/);
+    refused("sed '1e id' f", /runs a command \(e\)/);
+    refused("sed -e 'p' -e 'e id' f", /\(e\)/);
+    refused("sed -f /workspace/s.sed f", /-f reads its script/);
+    refused("sed -nf s.sed f", /-f reads its script/);
+    const w = analyzeCommand("sed -n 'w /workspace/out.txt' f && sed 's/a/b/w /output/log' g");
+    expect(w.commands.flatMap((c) => c.files)).toEqual([
+      { path: "/workspace/out.txt", dynamic: false, write: true },
+      { path: "/output/log", dynamic: false, write: true },
+    ]);
+    expect(names("sed --sandbox 's/.*/id/e' f")).toEqual(["sed"]);
+  });
+
+  it("refuses zip -TT and lists unzip for zip -T", () => {
+    refused("zip -TT 'sh -c id' a.zip f", /-TT/);
+    refused("zip --unzip-command='id' -T a.zip f", /unzip-command/);
+    expect(analyzeCommand("zip -T a.zip f").helpers).toEqual(["unzip"]);
+  });
+
+  it("unfolds the runners of other programs", () => {
+    expect(argvs("watch -n1 'date; ls'")).toEqual([["date"], ["ls"]]);
+    expect(argvs("watch -x ls -l")).toEqual([["ls", "-l"]]);
+    expect(argvs("script -qc 'make test' /dev/null")).toEqual([["make", "test"]]);
+    expect(argvs("flock /tmp/l -c 'ls x'")).toEqual([["ls", "x"]]);
+    expect(argvs("flock /tmp/l ls x")).toEqual([["ls", "x"]]);
+    expect(argvs("stdbuf -oL ionice -c3 nohup setsid nice -n5 timeout 9 ls")).toEqual([["ls"]]);
+    expect(argvs("env -S 'ls -l' x")).toEqual([["ls", "-l", "x"]]);
+    refused("env -S 'ls \"$X\"'", /env -S/);
+    expect(argvs("split -l 10 --filter='gzip > $FILE.gz' big")).toContainEqual(["gzip"]);
+    expect(argvs("install -s --strip-program=/workspace/s a b")).toContainEqual(["/workspace/s"]);
+    expect(argvs("diff3 --diff-program=/workspace/d a b c")).toContainEqual(["/workspace/d"]);
+    expect(argvs("ldd /workspace/app")).toContainEqual(["/workspace/app"]);
+    expect(argvs("/lib64/ld-linux-x86-64.so.2 /workspace/app x")).toEqual([["/workspace/app", "x"]]);
+    refused("ld.so --preload /workspace/x.so /bin/ls", /--preload/);
+    expect(analyzeCommand("find . -fprint /workspace/list -name '*.py'").commands[0]!.files).toEqual([
+      { path: "/workspace/list", dynamic: false, write: true },
+    ]);
+  });
+
+  it("unfolds logsave and fstab-decode, and refuses init-script runners", () => {
+    expect(argvs("logsave /tmp/log ls -l")).toEqual([
+      ["logsave", "/tmp/log", "ls", "-l"],
+      ["ls", "-l"],
+    ]);
+    expect(analyzeCommand("logsave /tmp/log ls").commands[0]!.files).toEqual([
+      { path: "/tmp/log", dynamic: false, write: true },
+    ]);
+    expect(argvs("fstab-decode sh -c 'ls x'")).toEqual([["ls", "x"]]);
+    refused("service ssh start", /init scripts/);
+    refused("invoke-rc.d x start", /init scripts/);
+  });
+
+  it("refuses programs whose commands cannot be known from the text", () => {
+    refused("parallel echo ::: a b", /parallel/);
+    refused("run-parts /workspace/hooks", /run-parts/);
+    refused("scriptlive -t t -I i", /scriptlive/);
+    refused("apt-get install x", /apt-get installs/);
+    refused("dpkg -i x.deb", /dpkg/);
+    expect(names("dpkg -l")).toEqual(["dpkg"]);
+    refused("sg grp -c id", /sg runs/);
+    refused("wget --use-askpass=/workspace/x http://h/", /askpass/);
+    refused("busybox ash -c id", /busybox ash/);
+    expect(argvs("busybox rm x")).toEqual([["rm", "x"]]);
+  });
+
+  it("marks patterns and code as data, never as paths", () => {
+    expect(analyzeCommand("grep -r 'a/b' src/").commands[0]!.dataArgs).toEqual([2]);
+    expect(analyzeCommand("grep -e x/y -f pats.txt .").commands[0]!.dataArgs).toEqual([2]);
+    expect(analyzeCommand("find . -path './node_modules/*' -prune").commands[0]!.dataArgs).toEqual([3]);
+    expect(analyzeCommand("python3 -c 'open(\"/x\")' a").commands[0]!.dataArgs).toEqual([2]);
+    expect(analyzeCommand("echo /workspace/secret/k.txt").commands[0]!.dataArgs).toEqual([1]);
+    expect(analyzeCommand("jq '.a/2' f.json").commands[0]!.dataArgs).toEqual([1]);
+  });
+});
