@@ -80,11 +80,18 @@ describe("a symlink flipped during file tool calls", () => {
   it("never lets a write land outside the grant", async () => {
     const swapping = swap(15_000);
     await new Promise((r) => setTimeout(r, 300));
-    const results = await Promise.all(
-      Array.from({ length: CALLS }, (_, k) =>
-        b.call(agent.id, "file_write", { path: target(k, `x-${k}.txt`), content: `write ${k}` }),
-      ),
-    );
+    // A loaded machine can starve the calls of every instant at which the granted folder is
+    // in place; fire bursts until one lands, so the race is shown real however busy it is.
+    const results: Awaited<ReturnType<Bench["call"]>>[] = [];
+    for (let burst = 0; burst < 5 && !results.some((r) => !(r instanceof AidoError)); burst++) {
+      results.push(
+        ...(await Promise.all(
+          Array.from({ length: CALLS }, (_, k) =>
+            b.call(agent.id, "file_write", { path: target(k, `x-${k}.txt`), content: `write ${k}` }),
+          ),
+        )),
+      );
+    }
     const edits = await Promise.all(
       Array.from({ length: 50 }, (_, k) =>
         b.call(agent.id, "file_edit", {
@@ -109,7 +116,7 @@ describe("a symlink flipped during file tool calls", () => {
     }
     // Both outcomes happened: the race was real.
     expect(landed).toBeGreaterThan(0);
-    expect(landed).toBeLessThan(CALLS);
+    expect(landed).toBeLessThan(results.length);
     for (const e of edits) {
       if (e instanceof AidoError) expect(REFUSED, e.message).toContain(e.code);
       else expect(e.output).toMatch(/in \/workspace\/allowed\/x-\d+\.txt$/);
