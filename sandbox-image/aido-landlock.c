@@ -13,7 +13,8 @@
  *   --write DIR         write, create, remove, rename and link beneath DIR
  *   --read-file FILE    read and execute FILE (anything but a folder: /dev/null too)
  *   --write-file FILE   write and truncate FILE
- *   --fsize BYTES       RLIMIT_FSIZE: no file grows beyond BYTES (SIGXFSZ / EFBIG)
+ *   --fsize BYTES       RLIMIT_FSIZE: no file grows beyond BYTES (SIGXFSZ / EFBIG); 0
+ *                       lets no file grow at all (a goal at its quota can still delete)
  *   --unconfined        no Landlock domain (trusted callers); seccomp and --fsize still apply
  *
  * Rule paths are opened with openat2(RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS): grants
@@ -325,7 +326,7 @@ static unsigned long long parse_bytes(const char *s) {
   errno = 0;
   if (s[0] < '0' || s[0] > '9') usage_error("--fsize needs a number of bytes, got \"%s\"", s);
   unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || *end != 0 || v == 0) usage_error("--fsize needs a number of bytes, got \"%s\"", s);
+  if (errno != 0 || *end != 0) usage_error("--fsize needs a number of bytes, got \"%s\"", s);
   return v;
 }
 
@@ -335,6 +336,7 @@ int main(int argc, char **argv) {
   int n = 0;
   int unconfined = 0;
   unsigned long long fsize = 0;
+  int have_fsize = 0;
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -362,6 +364,7 @@ int main(int argc, char **argv) {
     const char *v = argv[++i];
     if (kind == -2) {
       fsize = parse_bytes(v);
+      have_fsize = 1;
       continue;
     }
     if (!canonical_arg(v)) usage_error("rule path \"%s\" is not a canonical absolute path", v);
@@ -373,7 +376,7 @@ int main(int argc, char **argv) {
   if (unconfined && n > 0) usage_error("%s", "--unconfined takes no rules");
 
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) setup_failed("no_new_privs");
-  if (fsize > 0) {
+  if (have_fsize) {
     struct rlimit rl = {.rlim_cur = fsize, .rlim_max = fsize};
     if (setrlimit(RLIMIT_FSIZE, &rl) != 0) setup_failed("RLIMIT_FSIZE");
   }

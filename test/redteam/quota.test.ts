@@ -7,7 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
-import { MIB } from "../../src/sandbox/quota.js";
+import { MIB, MIN_ENTRY_BYTES } from "../../src/sandbox/quota.js";
 import { type Bench, expectOk, openBench } from "./fixture.js";
 
 let b: Bench;
@@ -39,6 +39,23 @@ describe("exec against the workspace quota", () => {
     expect(result.isError).toBe(true);
     expect(result.output).toContain("sandbox.workspace_max_mb");
     expectOk(await b.call(a.id, "exec", { command: "rm /workspace/big" }));
+  }, 120_000);
+
+  it("at the cap lets an exec grow no file at all, and delete", async () => {
+    const a = b.agent("at-cap", grants);
+    // Fill the goal to its cap in one go (dd stops at the room left).
+    await b.call(a.id, "exec", { command: "dd if=/dev/zero of=/workspace/fill bs=1M count=128" });
+    const full = await b.rt.quota.usage(a.goalId, { fresh: true });
+    expect(full.bytes).toBeGreaterThanOrEqual(64 * MIB - 64 * 1024);
+    const r = expectOk(
+      await b.call(a.id, "exec", { command: "dd if=/dev/zero of=/workspace/more bs=1M count=8" }),
+    );
+    expect(r.isError).toBe(true);
+    // dd could create its output file, empty (the quota charges an entry at least a block).
+    const after = await b.rt.quota.usage(a.goalId, { fresh: true });
+    expect(after.bytes).toBeLessThanOrEqual(64 * MIB + MIN_ENTRY_BYTES);
+    expectOk(await b.call(a.id, "exec", { command: "rm /workspace/fill /workspace/more" }));
+    expect((await b.rt.quota.usage(a.goalId, { fresh: true })).bytes).toBeLessThan(MIB);
   }, 120_000);
 
   it("cancels a program writing many small files once the goal passes the cap, and lets it delete after", async () => {

@@ -152,6 +152,16 @@ describe("aido-landlock", () => {
     expect(r.stdout).toMatch(/status=153\n4096\n/); // 128 + SIGXFSZ
   });
 
+  it("lets no file grow with --fsize 0, while deleting still works", async () => {
+    const r = await sh(
+      "printf keep > /workspace/out/old; " +
+        `${HELPER} --unconfined --fsize 0 -- dd if=/dev/zero of=/workspace/out/new bs=1 count=1; echo write=$?; ` +
+        `${HELPER} --unconfined --fsize 0 -- rm /workspace/out/old; echo rm=$?; ` +
+        "stat -c %s /workspace/out/new; test -e /workspace/out/old || echo gone",
+    );
+    expect(r.stdout).toMatch(/write=153\nrm=0\n0\ngone\n/);
+  });
+
   it.each([
     [["--bogus", "--", "true"], /unknown option "--bogus"/],
     [["--read"], /--read needs a value/],

@@ -203,15 +203,16 @@ function parseConfinement(v: unknown): Confinement | "unconfined" {
 export function wrapperFor(
   confinement: Confinement | "unconfined",
   env: ExecEnvironment,
-  maxFileBytes: number,
+  maxFileBytes: number | undefined,
 ): { args: string[]; env: Record<string, string> } {
   if (!env.helper) {
     // A human sandbox on a foreign image (docker://...): no helper, so no domain, no
     // seccomp filter and no size limit; only trusted callers may run there.
-    if (confinement === "unconfined" && !(maxFileBytes > 0)) return { args: [], env: {} };
+    if (confinement === "unconfined" && maxFileBytes === undefined) return { args: [], env: {} };
     fail("landlock_unavailable", `this image has no ${HELPER}: commands can only run unconfined in it`);
   }
-  const limit = maxFileBytes > 0 ? ["--fsize", String(Math.floor(maxFileBytes))] : [];
+  // 0 is a limit too, the tightest: a goal at its quota may delete files but grow none.
+  const limit = maxFileBytes === undefined ? [] : ["--fsize", String(Math.max(0, Math.floor(maxFileBytes)))];
   if (confinement === "unconfined") return { args: ["--unconfined", ...limit, "--"], env: {} };
   if (env.landlockAbi === 0) {
     if (grantsCoverMounts(confinement, env.mountedSkills))
@@ -251,7 +252,7 @@ export function opExec(
   const wrap = wrapperFor(
     parseConfinement(a.confinement),
     env,
-    typeof a.maxFileBytes === "number" ? a.maxFileBytes : 0,
+    typeof a.maxFileBytes === "number" && Number.isFinite(a.maxFileBytes) ? a.maxFileBytes : undefined,
   );
   const program = (argv as string[] | null) ?? [SHELL, "-c", a.command as string];
   const extraEnv = (a.env && typeof a.env === "object" ? a.env : {}) as Record<string, string>;
