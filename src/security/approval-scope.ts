@@ -5,7 +5,7 @@
 //   exec         the normalized command (command-scope.ts) and every path it was judged on
 //                (its working folder, redirection targets, scripts), as a digest
 //   web_fetch    the host (`host:example.com`)
-//   spawn tools  the manifest names (`manifest:writer`)
+//   spawn tools  their manifests exactly as written (kernel/spawn-tools.ts gives that scope)
 //   other tools  their exact canonical input, as a digest
 // Each scope also has a `target`, the sentence a human reads before answering, and
 // `describeCoverage` says what each decision would cover in words.
@@ -25,14 +25,14 @@ export interface ApprovalScope {
 /** Words of a target longer than this are cut for display (the key stays exact). */
 const SHOWN_MAX = 300;
 
-/** The scope of a call from its judged needs (file paths, hosts, manifest names), else its input. */
+/** The scope of a call from its judged needs (file paths, hosts), else its exact input. */
 export function approvalScopeOf(tool: string, input: unknown, needs: readonly Need[]): ApprovalScope {
   const paths = sortedUnique(
     needs.flatMap((n) => (n.kind === "file_read" || n.kind === "file_write" ? [n.path] : [])),
   );
   const hosts = sortedUnique(needs.flatMap((n) => (n.kind === "network" ? [n.host] : [])));
-  const names = sortedUnique(needs.flatMap((n) => (n.kind === "spawn_child" ? [n.name] : [])));
-  const kinds = [paths, hosts, names].filter((l) => l.length > 0).length;
+  const others = needs.some((n) => n.kind === "spawn_child");
+  const kinds = [paths, hosts].filter((l) => l.length > 0).length + (others ? 1 : 0);
   if (kinds === 1 && paths.length > 0) {
     return { key: keyed("path", paths), target: `${tool} on ${paths.join(", ")}` };
   }
@@ -40,12 +40,6 @@ export function approvalScopeOf(tool: string, input: unknown, needs: readonly Ne
     return {
       key: keyed("host", hosts),
       target: `${tool} of any URL on host${hosts.length > 1 ? "s" : ""} ${hosts.join(", ")}`,
-    };
-  }
-  if (kinds === 1 && names.length > 0) {
-    return {
-      key: keyed("manifest", names),
-      target: `${tool} of manifest${names.length > 1 ? "s" : ""} ${names.map((n) => `\`${n}\``).join(", ")}`,
     };
   }
   const digest = createHash("sha256")
