@@ -16,7 +16,7 @@
 import type { z } from "zod";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
-import { approvalScopeOf } from "../security/approval-scope.js";
+import { approvalScopeOf, inert } from "../security/approval-scope.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
@@ -373,8 +373,9 @@ function parseInput<I>(tool: ToolDef<I>, raw: unknown, fail: (msg: string, field
   return fail(`invalid input for ${tool.name}: ${detail}`, field === "" ? undefined : field);
 }
 
+/** What the approval prompt shows of the call: inert text (a model chose the input). */
 function summarize(tool: string, input: unknown, reason?: string): string {
   let text = JSON.stringify(input);
   if (text.length > 300) text = `${text.slice(0, 300)}…`;
-  return `${tool} ${text}${reason ? ` — ${reason}` : ""}`;
+  return inert(`${tool} ${text}${reason ? ` — ${reason}` : ""}`);
 }
