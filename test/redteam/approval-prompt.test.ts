@@ -4,7 +4,8 @@
 // carriage returns and terminal escapes included. Printed raw by `aido approvals` (and the
 // watch view, which only folds whitespace), `\r` + ESC[2K wipe the real line and what
 // follows is shown in its place, so a write to /output reads as a write to a scratch file.
-// Whatever a model wrote must reach the operator's terminal as inert text.
+// Whatever a model wrote must reach the operator's terminal as inert text: the approval
+// prompt, and the watch view's activity (a denial's reason names the path too).
 
 import { beforeAll, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
@@ -75,4 +76,28 @@ it("shows a path holding terminal escapes as inert text in approval.list and `ai
     expect(CONTROL.test(text), `printed raw: ${JSON.stringify(text)}`).toBe(false);
   }
   expect(rec.target).toMatch(/^file_write on \/output\/r/);
+}, 120_000);
+
+it("shows a denial naming such a path as inert text in `aido watch`", async () => {
+  fx = await startFixture(server, docker);
+  const c = await fx.client();
+  server.script('manifest "painter"', [
+    // The reply waits, so the watcher is attached before the call is refused.
+    turn.toolUse(
+      "file_write",
+      { path: "/output/x\u001b]0;owned\u0007\u001b[2J", content: "x" },
+      { delayMs: 1500 },
+    ),
+    turn.text("done"),
+  ]);
+  const { goal_id } = await c.call("goal.submit", {
+    goal: "paint",
+    manifest: manifest("painter", { capabilities: ["tool: file_write", "file_write: /workspace/**"] }),
+  });
+  const watch = captureIo();
+  expect(await runCli(["watch", goal_id], watch.io, fx.home.env)).toBe(0);
+  const denial = watch.out.find((l) => l.includes("DENIED"));
+  expect(denial, watch.out.join("\n")).toBeDefined();
+  for (const line of watch.out)
+    expect(CONTROL.test(line), `printed raw: ${JSON.stringify(line)}`).toBe(false);
 }, 120_000);
