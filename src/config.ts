@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { isMap, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { AidoError, ErrorCode, formatIssues, type Issue } from "./errors.js";
-import { parseGrant } from "./security/grants.js";
+import { GRANT_KINDS, parseGrant } from "./security/grants.js";
 import { unknownToolProblem } from "./tools/names.js";
 
 const grantString = z.string().superRefine((s, ctx) => {
@@ -22,14 +22,41 @@ const grantString = z.string().superRefine((s, ctx) => {
 
 const positiveInt = z.number().int().positive();
 
+/** The kinds a policy rule may start with (security/policy.ts); anything else is an exec pattern. */
+const RULE_KINDS: readonly string[] = [...GRANT_KINDS, "path"];
+
+/**
+ * Why a rule that looks kinded names no kind: "Tool: x", "file-write: /x", "path /x". Such a
+ * rule would be read as an exec pattern for a program called "Tool:" and match nothing,
+ * silently. A program named like a kind is written with an explicit `exec:`.
+ */
+function ruleKindProblem(rule: string): string | undefined {
+  const colon = /^\s*([A-Za-z_-]+)\s*:/.exec(rule);
+  const word = colon?.[1] ?? /^\s*([A-Za-z_-]+)\s+\S/.exec(rule)?.[1];
+  if (word === undefined || (colon && RULE_KINDS.includes(word))) return undefined;
+  const plain = word.toLowerCase().replaceAll("-", "_");
+  const near = RULE_KINDS.find((k) => k === plain || k === plain.replace(/s$/, ""));
+  if (!colon && near === undefined) return undefined; // an exec pattern: "git push *"
+  const kinds = RULE_KINDS.join(", ");
+  return colon
+    ? `unknown rule kind "${word}"${near ? ` (did you mean "${near}"?)` : ""}: a rule is "KIND: VALUE" with KIND one of ${kinds}, or an exec pattern`
+    : `"${word}" is a rule kind without its ":" (write "${word}: ..."; a program of that name: "exec: ${rule.trim()}")`;
+}
+
 /**
  * A policy.deny / policy.confirm rule (parsed by security/policy.ts). A `tool: NAME` rule
- * must name a real tool: a typo would silently deny nothing, or ask nobody.
+ * must name a real tool, and a rule's kind a real kind: a typo would silently deny nothing,
+ * or ask nobody.
  */
 const policyRule = z
   .string()
   .min(1)
   .superRefine((rule, ctx) => {
+    const kindProblem = ruleKindProblem(rule);
+    if (kindProblem) {
+      ctx.addIssue({ code: "custom", message: `"${rule}": ${kindProblem}` });
+      return;
+    }
     const m = /^\s*tool\s*:\s*(.*?)\s*$/.exec(rule);
     const problem = m && m[1] !== "*" ? unknownToolProblem(m[1] ?? "") : undefined;
     if (problem) ctx.addIssue({ code: "custom", message: problem });

@@ -16,7 +16,7 @@
 import type { z } from "zod";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
-import { approvalScopeOf } from "../security/approval-scope.js";
+import { approvalScopeOf, inert } from "../security/approval-scope.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
@@ -203,7 +203,10 @@ export class Gate {
     // 6. approval: manifest approval_required, or a policy "confirm" rule. An earlier
     // Allow Session / Allow Always that covers the call's scope is reused (audited).
     const confirmRule = decision.decision === "confirm" ? decision : undefined;
+    // Hosts a human approved for this call: a redirect hop elsewhere is not what they saw.
+    let approvedHosts: ReadonlySet<string> | undefined;
     if (principal.approvalRequired.has(tool.name) || confirmRule) {
+      approvedHosts = new Set(needs.flatMap((n) => (n.kind === "network" ? [n.host.toLowerCase()] : [])));
       const scope = tool.approvalScope?.(input, needs) ?? approvalScopeOf(tool.name, input, needs);
       const outcome = await deps.approvals.authorize({
         goalId: principal.goalId,
@@ -251,7 +254,7 @@ export class Gate {
         principal.services?.skills,
       ),
       allowNetwork: (host, opts) =>
-        this.allowNetwork(principal, tool.name, grants, host, opts?.literal === true),
+        this.allowNetwork(principal, tool.name, grants, host, opts?.literal === true, approvedHosts),
       allowPath: (need, opts) => paths.allow(need, opts?.record !== false),
       ...(call.signal ? { signal: call.signal } : {}),
       ...(principal.services ? { services: principal.services } : {}),
@@ -293,6 +296,10 @@ export class Gate {
   /**
    * A host a running tool wants beyond its declared needs (a redirect hop, a private
    * address): allowed by a grant (literally naming it when `literal`) and by the policy.
+   * When a human approved the call (`approvedHosts`), a hop to another host is refused: the
+   * approval named its host ("web_fetch of any URL on host A"), and following a redirect
+   * from A to B would carry it to a host nobody saw. A `literal` check is about the
+   * addresses of a host already allowed, and is not held to it.
    * A refusal is audited like any other denial; the tool reports it to the model.
    */
   private allowNetwork(
@@ -301,7 +308,22 @@ export class Gate {
     grants: readonly Grant[],
     host: string,
     literal: boolean,
+    approvedHosts: ReadonlySet<string> | undefined,
   ): boolean {
+    if (!literal && approvedHosts && !approvedHosts.has(host.toLowerCase())) {
+      this.deps.audit.append({
+        kind: "tool.denied",
+        goalId: principal.goalId,
+        agentId: principal.agentId,
+        payload: {
+          tool,
+          stage: "approval",
+          reason: `host ${host} is not the one a human approved for this call (${[...approvedHosts].join(", ")})`,
+          code: ErrorCode.capabilityDenied,
+        },
+      });
+      return false;
+    }
     const need: Need = { kind: "network", host };
     const grant = literal
       ? grants.find((g) => g.kind === "network" && g.host === host.toLowerCase())
@@ -373,8 +395,9 @@ function parseInput<I>(tool: ToolDef<I>, raw: unknown, fail: (msg: string, field
   return fail(`invalid input for ${tool.name}: ${detail}`, field === "" ? undefined : field);
 }
 
+/** What the approval prompt shows of the call: inert text (a model chose the input). */
 function summarize(tool: string, input: unknown, reason?: string): string {
   let text = JSON.stringify(input);
   if (text.length > 300) text = `${text.slice(0, 300)}…`;
-  return `${tool} ${text}${reason ? ` — ${reason}` : ""}`;
+  return inert(`${tool} ${text}${reason ? ` — ${reason}` : ""}`);
 }

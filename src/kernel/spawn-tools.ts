@@ -5,12 +5,19 @@
 // spawn (which narrows its grants against the parent's verified token).
 // spawn_agents runs its children in parallel, best effort: each child's report (or its
 // error) is one part of the result; the batch is capped by config.limits.spawnBatchCap.
+// A standing approval (Allow Session / Always) of a spawn covers the manifests exactly as
+// written, whatever the task: a model writes them, so a name is no promise of content, and
+// a scope by name let one approved harmless `writer` cover any later `writer` the model
+// wrote with other grants, prompt or model.
 
 import { z } from "zod";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { Need, ToolContext, ToolDef, ToolResult } from "../gate/types.js";
 import { parseManifestValue } from "../manifest/load.js";
+import type { ApprovalScope } from "../security/approval-scope.js";
 import { type BudgetLedger, roomOf } from "../security/budget.js";
+import { canonicalJson } from "../security/canonical-json.js";
+import { scopeDigest } from "../security/command-scope.js";
 import { type AgentRunner, type ChildOutcome, formatChildReport } from "./agents.js";
 import type { AgentRegistry } from "./registry.js";
 
@@ -54,6 +61,19 @@ function childName(value: unknown, where: string): string {
   }
 }
 
+/** What a standing answer to a spawn covers: these manifests as parsed (any spelling), any task. */
+function spawnScope(tool: string, values: readonly unknown[]): ApprovalScope {
+  const manifests = values.map((v) => {
+    const { source: _source, ...m } = parseManifestValue(v, `${tool} input`);
+    return m;
+  });
+  const names = manifests.map((m) => `\`${m.name}\``).join(", ");
+  return {
+    key: `manifests:${scopeDigest(manifests.map((m) => canonicalJson(m)).sort())}`,
+    target: `${tool} of manifest${manifests.length > 1 ? "s" : ""} ${names} exactly as written in this request (any task)`,
+  };
+}
+
 export interface SpawnToolDeps {
   registry: AgentRegistry;
   runner: AgentRunner;
@@ -78,6 +98,7 @@ export function createSpawnTools(deps: SpawnToolDeps): ToolDef<unknown>[] {
         { kind: "spawn_child", name: childName(input.manifest, "spawn_agent input") },
       ];
     },
+    approvalScope: (input) => spawnScope("spawn_agent", [input.manifest]),
     async run(input, ctx): Promise<ToolResult> {
       const parent = parentOf(ctx);
       const o = await deps.runner.runChild(parent, input.manifest, input.message, {
@@ -117,6 +138,11 @@ export function createSpawnTools(deps: SpawnToolDeps): ToolDef<unknown>[] {
         ),
       ];
     },
+    approvalScope: (input) =>
+      spawnScope(
+        "spawn_agents",
+        input.children.map((c) => c.manifest),
+      ),
     async run(input, ctx): Promise<ToolResult> {
       const parent = parentOf(ctx);
       const room = Math.max(0, roomOf(deps.budget.get(parent.budgetAccount)));

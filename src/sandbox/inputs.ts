@@ -6,12 +6,30 @@
 // symbolic link is never followed: it is copied as a link, whose text resolves inside the
 // container, never on the host. Fifos, sockets and devices are refused. The total size and
 // the number of entries are capped (sandbox.inputs_max_mb, sandbox.inputs_max_files).
+// Kernel pseudo-filesystems (/proc, /sys, cgroup, debugfs...) are refused: /proc/self is
+// the daemon itself (its environment holds the provider API keys, its maps, its fds).
 // checkInputs() walks everything at submit time, so a refused goal is refused before a
 // byte is copied; copyInputs() walks again as it copies (the tree may have changed since),
-// into a staging folder that is moved into place only once complete.
+// into a staging folder that is moved into place only once complete. The copy never looks
+// a path up twice: each folder is opened once (O_NOFOLLOW), checked to be the entry it
+// lstat'ed, and its entries are reached through /proc/self/fd/<fd>/<name>, so a folder of
+// the tree swapped for a link while it is copied (by whoever can write the tree) cannot
+// send the daemon into AIDO_HOME: the copy carries on in the folder it opened.
 
 import { randomBytes } from "node:crypto";
-import { constants, promises as fsp, lstatSync, readdirSync, realpathSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  constants,
+  promises as fsp,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  type Stats,
+  statfsSync,
+} from "node:fs";
 import { basename, dirname, isAbsolute, join, sep } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
@@ -36,6 +54,24 @@ export const INBOX = "inbox";
 
 const CHUNK = 1 << 20;
 const MIB = 1024 * 1024;
+const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+/** O_NONBLOCK: a fifo swapped in for a file must not hang the daemon on open. */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** statfs f_type of the kernel's pseudo-filesystems: the daemon's own state, never user files. */
+const PSEUDO_FS: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, "proc"],
+  [0x62656572, "sysfs"],
+  [0x64626720, "debugfs"],
+  [0x74726163, "tracefs"],
+  [0x73636673, "securityfs"],
+  [0x27e0eb, "cgroup"],
+  [0x63677270, "cgroup2"],
+  [0x62656570, "configfs"],
+  [0xcafe4a11, "bpf"],
+  [0xde5e81e4, "efivarfs"],
+  [0x6165676c, "pstore"],
+]);
 
 /** The rules of a config: AIDO_HOME, sandbox.inputs_max_mb and sandbox.inputs_max_files. */
 export function inputRules(config: Pick<Config, "home" | "sandbox">): InputRules {
@@ -64,6 +100,7 @@ export function checkInputs(paths: readonly unknown[], rules: InputRules): Check
       refuse(ErrorCode.invalidInput, field, `${named} cannot be read: ${errorMessage(e)}`, named);
     }
     confine(field, named, real, rules.home);
+    refusePseudoFs(field, real, named);
     const name = basename(named) || basename(real);
     if (names.has(name))
       refuse(ErrorCode.invalidInput, field, `a second input named "${name}" (${named})`, named);
@@ -90,8 +127,7 @@ export async function copyInputs(
     const tally = new Tally(rules);
     for (const [i, input] of inputs.entries()) {
       const field = `inputs.${i}`;
-      confine(field, input.path, realpathSync(input.path), rules.home);
-      await copyEntry(input.path, join(staging, input.name), field, tally);
+      await copyTop(input.path, join(staging, input.name), field, tally, rules.home);
     }
     for (const input of inputs) await fsp.rename(join(staging, input.name), join(inputsDir, input.name));
   } finally {
@@ -185,38 +221,76 @@ function walkSync(path: string, field: string, tally: Tally): void {
   for (const name of names) walkSync(join(path, name), field, tally);
 }
 
-async function copyEntry(from: string, to: string, field: string, tally: Tally): Promise<void> {
-  const st = lstatOrRefuse(from, field);
-  if (st.isSymbolicLink()) {
-    tally.add(field, from, 0);
-    await fsp.symlink(await fsp.readlink(from), to);
-  } else if (st.isFile()) {
-    tally.add(field, from, st.size);
-    await copyFile(from, to, st.ino, field, tally);
-  } else if (st.isDirectory()) {
-    tally.add(field, from, 0);
-    await fsp.mkdir(to, { mode: 0o755 });
-    await fsp.chmod(to, 0o755);
-    for (const name of await fsp.readdir(from))
-      await copyEntry(join(from, name), join(to, name), field, tally);
-  } else {
-    refuse(
-      ErrorCode.invalidInput,
-      field,
-      `${from} is ${kindOf(st)}; only files, folders and links are copied`,
-      from,
-    );
+/**
+ * Copy one checked input. It is opened first (never through a link), and where the opened
+ * entry is now is confined again: the path it was checked at may have been swapped since.
+ */
+async function copyTop(path: string, to: string, field: string, tally: Tally, home: string): Promise<void> {
+  const st = lstatOrRefuse(path, field);
+  if (st.isSymbolicLink())
+    refuse(ErrorCode.invalidInput, field, `${path} changed into a link since it was checked`, path);
+  const fd = openOrRefuse(path, st.isDirectory() ? DIR_FLAGS : READ_FLAGS, field);
+  try {
+    sameEntry(fd, st, path, field);
+    const now = readlinkSync(fdPath(fd));
+    confine(field, path, now, home);
+    refusePseudoFs(field, fdPath(fd), path);
+    if (st.isDirectory()) await copyDir(fd, path, to, field, tally);
+    else if (st.isFile()) await copyFile(fd, path, to, field, tally);
+    else
+      refuse(
+        ErrorCode.invalidInput,
+        field,
+        `${path} is ${kindOf(st)}; only files, folders and links are copied`,
+        path,
+      );
+  } finally {
+    closeSync(fd);
   }
 }
 
-/** Content only, read through O_NOFOLLOW; the copy is 0644 (0755 if the owner could execute). */
-async function copyFile(from: string, to: string, ino: number, field: string, tally: Tally): Promise<void> {
-  const src = await fsp.open(from, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+/** Copy the entries of the open folder `dirFd` (shown as `shown`) into the new folder `to`. */
+async function copyDir(dirFd: number, shown: string, to: string, field: string, tally: Tally): Promise<void> {
+  tally.add(field, shown, 0);
+  await fsp.mkdir(to, { mode: 0o755 });
+  await fsp.chmod(to, 0o755);
+  for (const name of readdirSync(fdPath(dirFd))) {
+    const at = `${fdPath(dirFd)}/${name}`;
+    const from = join(shown, name);
+    const st = lstatOrRefuse(at, field, from);
+    if (st.isSymbolicLink()) {
+      tally.add(field, from, 0);
+      await fsp.symlink(readlinkSync(at), join(to, name));
+    } else if (st.isFile() || st.isDirectory()) {
+      const fd = openOrRefuse(at, st.isDirectory() ? DIR_FLAGS : READ_FLAGS, field, from);
+      try {
+        sameEntry(fd, st, from, field);
+        if (st.isDirectory()) {
+          refusePseudoFs(field, fdPath(fd), from);
+          await copyDir(fd, from, join(to, name), field, tally);
+        } else await copyFile(fd, from, join(to, name), field, tally);
+      } finally {
+        closeSync(fd);
+      }
+    } else {
+      refuse(
+        ErrorCode.invalidInput,
+        field,
+        `${from} is ${kindOf(st)}; only files, folders and links are copied`,
+        from,
+      );
+    }
+  }
+}
+
+/** Content only, from the open file `srcFd`; the copy is 0644 (0755 if the owner could execute). */
+async function copyFile(srcFd: number, from: string, to: string, field: string, tally: Tally): Promise<void> {
+  const st = fstatSync(srcFd);
+  tally.add(field, from, st.size);
+  const mode = st.mode & 0o100 ? 0o755 : 0o644;
+  // Through the open fd's magic link (following it is the point: it is the inode opened).
+  const src = await fsp.open(fdPath(srcFd), constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const st = await src.stat();
-    if (st.ino !== ino || !st.isFile())
-      refuse(ErrorCode.invalidInput, field, `${from} changed while being copied`, from);
-    const mode = st.mode & 0o100 ? 0o755 : 0o644;
     const dst = await fsp.open(to, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
     try {
       await dst.chmod(mode);
@@ -238,11 +312,50 @@ async function copyFile(from: string, to: string, ino: number, field: string, ta
   }
 }
 
-function lstatOrRefuse(path: string, field: string): Stats {
+/** The path that reaches an open file or folder by its inode, whatever happened to its path. */
+function fdPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
+
+function openOrRefuse(path: string, flags: number, field: string, shown = path): number {
+  try {
+    return openSync(path, flags);
+  } catch (e) {
+    return refuse(ErrorCode.invalidInput, field, `${shown} cannot be read: ${errorMessage(e)}`, shown);
+  }
+}
+
+/** The opened entry is the one lstat saw: not swapped between the two. */
+function sameEntry(fd: number, st: Stats, shown: string, field: string): void {
+  const now = fstatSync(fd);
+  if (now.ino !== st.ino || now.dev !== st.dev || now.isDirectory() !== st.isDirectory())
+    refuse(ErrorCode.invalidInput, field, `${shown} changed while being copied`, shown);
+}
+
+/** /proc, /sys and their kin hold the daemon's own state (its environment: the provider keys). */
+function refusePseudoFs(field: string, path: string, shown: string): void {
+  let type: number;
+  try {
+    type = statfsSync(path).type;
+  } catch (e) {
+    refuse(ErrorCode.invalidInput, field, `${shown} cannot be read: ${errorMessage(e)}`, shown);
+  }
+  const fs = PSEUDO_FS.get(type);
+  if (fs !== undefined) {
+    refuse(
+      ErrorCode.capabilityDenied,
+      field,
+      `${shown} is on the kernel's ${fs} filesystem (the daemon's own state, such as its environment), not a file of yours`,
+      shown,
+    );
+  }
+}
+
+function lstatOrRefuse(path: string, field: string, shown = path): Stats {
   try {
     return lstatSync(path);
   } catch (e) {
-    return refuse(ErrorCode.invalidInput, field, `${path} cannot be read: ${errorMessage(e)}`, path);
+    return refuse(ErrorCode.invalidInput, field, `${shown} cannot be read: ${errorMessage(e)}`, shown);
   }
 }
 

@@ -5,10 +5,13 @@
 //   exec         the normalized command (command-scope.ts) and every path it was judged on
 //                (its working folder, redirection targets, scripts), as a digest
 //   web_fetch    the host (`host:example.com`)
-//   spawn tools  the manifest names (`manifest:writer`)
+//   spawn tools  their manifests exactly as written (kernel/spawn-tools.ts gives that scope)
 //   other tools  their exact canonical input, as a digest
 // Each scope also has a `target`, the sentence a human reads before answering, and
-// `describeCoverage` says what each decision would cover in words.
+// `describeCoverage` says what each decision would cover in words. Targets are inert text:
+// a path is a model's choice and a file name may hold any byte but "/" and NUL, so a `\r`
+// and ESC[2K in one wiped the real line on the operator's terminal and showed another
+// target in its place; control and bidi characters are written as escapes instead.
 
 import { createHash } from "node:crypto";
 import type { Need } from "../gate/types.js";
@@ -25,27 +28,21 @@ export interface ApprovalScope {
 /** Words of a target longer than this are cut for display (the key stays exact). */
 const SHOWN_MAX = 300;
 
-/** The scope of a call from its judged needs (file paths, hosts, manifest names), else its input. */
+/** The scope of a call from its judged needs (file paths, hosts), else its exact input. */
 export function approvalScopeOf(tool: string, input: unknown, needs: readonly Need[]): ApprovalScope {
   const paths = sortedUnique(
     needs.flatMap((n) => (n.kind === "file_read" || n.kind === "file_write" ? [n.path] : [])),
   );
   const hosts = sortedUnique(needs.flatMap((n) => (n.kind === "network" ? [n.host] : [])));
-  const names = sortedUnique(needs.flatMap((n) => (n.kind === "spawn_child" ? [n.name] : [])));
-  const kinds = [paths, hosts, names].filter((l) => l.length > 0).length;
+  const others = needs.some((n) => n.kind === "spawn_child");
+  const kinds = [paths, hosts].filter((l) => l.length > 0).length + (others ? 1 : 0);
   if (kinds === 1 && paths.length > 0) {
-    return { key: keyed("path", paths), target: `${tool} on ${paths.join(", ")}` };
+    return { key: keyed("path", paths), target: `${tool} on ${inert(paths.join(", "))}` };
   }
   if (kinds === 1 && hosts.length > 0) {
     return {
       key: keyed("host", hosts),
-      target: `${tool} of any URL on host${hosts.length > 1 ? "s" : ""} ${hosts.join(", ")}`,
-    };
-  }
-  if (kinds === 1 && names.length > 0) {
-    return {
-      key: keyed("manifest", names),
-      target: `${tool} of manifest${names.length > 1 ? "s" : ""} ${names.map((n) => `\`${n}\``).join(", ")}`,
+      target: `${tool} of any URL on host${hosts.length > 1 ? "s" : ""} ${inert(hosts.join(", "))}`,
     };
   }
   const digest = createHash("sha256")
@@ -110,6 +107,19 @@ function sortedUnique(values: string[]): string[] {
 
 function shown(text: string): string {
   const bytes = Buffer.byteLength(text, "utf8");
-  if (text.length <= SHOWN_MAX) return text;
-  return `${text.slice(0, SHOWN_MAX)}… (${bytes} bytes in all)`;
+  if (text.length <= SHOWN_MAX) return inert(text);
+  return `${inert(text.slice(0, SHOWN_MAX))}… (${bytes} bytes in all)`;
+}
+
+/** C0/C1 controls, DEL and the bidi overrides and isolates, reordering or acting on a terminal. */
+const NOT_INERT = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** `text` with every character a terminal would act on written as an escape (`\x1b`, `\u202e`). */
+export function inert(text: string): string {
+  return text.replace(NOT_INERT, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
 }

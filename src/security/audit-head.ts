@@ -9,10 +9,14 @@
 //
 // The file holds two fixed 512-byte slots, each one JSON line (padded with spaces):
 //   {"format":"aido.audit.head.v1","seq":N,"hash":"…","key_id":"…","time":"…","sig":"…"}
-// A head goes to slot seq % 2 with one pwrite on an fd kept open: a crash or power loss
+// Heads go to the two slots in turn, one pwrite on an fd kept open: a crash or power loss
 // in the middle of a write can tear only that slot, and a reader takes the newest slot
-// that verifies. That is atomic replacement at the cost of one pwrite; a temp file and a
-// rename per commit cost ~150 µs on ext4 here, more than the append itself.
+// that verifies, which is then the head of the commit before. That is atomic replacement
+// at the cost of one pwrite; a temp file and a rename per commit cost ~150 µs on ext4
+// here, more than the append itself. The slots alternate by write, not by seq parity: with
+// `seq % 2`, commits of two entries (a spawn, an append with its checkpoint) kept hitting
+// one slot while the other aged, so blanking the newest slot (a "torn" write anyone with
+// write access can fake) fell back to a head many commits old and let all of them be cut.
 // The signed message is UTF-8(JSON.stringify(["aido.audit.head.v1", seq, hash, key_id,
 // time])), signature base64 — the checkpoint scheme with its own format tag.
 
@@ -38,7 +42,7 @@ export interface AuditHead {
 export type HeadFileState =
   | { state: "missing" }
   | { state: "damaged"; reason: string }
-  | { state: "ok"; head: AuditHead };
+  | { state: "ok"; head: AuditHead /** The slot it was read from. */; slot: number };
 
 /** seq + hash a log must hold: from the head file, or from an anchor kept elsewhere. */
 export interface AuditAnchor {
@@ -110,27 +114,38 @@ export function readHeadFile(path: string, signer: Signer): HeadFileState {
   }
   const problems: string[] = [];
   let best: AuditHead | undefined;
+  let bestSlot = 0;
   for (let i = 0; i * SLOT < n; i++) {
     const head = parseSlot(buf.toString("utf8", i * SLOT, Math.min(n, (i + 1) * SLOT)));
     if (!head) continue;
     const problem = headProblem(head, signer);
     if (problem) problems.push(`slot ${i} (seq ${head.seq}): ${problem}`);
-    else if (!best || head.seq > best.seq) best = head;
+    else if (!best || head.seq > best.seq) {
+      best = head;
+      bestSlot = i;
+    }
   }
-  if (best) return { state: "ok", head: best };
+  if (best) return { state: "ok", head: best, slot: bestSlot };
   return { state: "damaged", reason: problems.join("; ") || "it holds no signed head" };
 }
 
 /**
  * Writes heads into the file, one pwrite per head, on an fd opened once (created 0600,
- * never through a symlink). Not thread-safe across processes by design: a late write of
- * an older head only makes the head lag, and a lagging head is never a false alarm.
+ * never through a symlink), the two slots in turn starting with `firstSlot` (the one not
+ * holding the newest head), so the other slot always holds the previous write's head. Not
+ * thread-safe across processes by design: a late write of an older head only makes the
+ * head lag, and a lagging head is never a false alarm.
  */
 export class HeadWriter {
   private fd: number | null;
   private readonly slot = Buffer.alloc(SLOT);
+  private next: number;
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    firstSlot = 0,
+  ) {
+    this.next = firstSlot % 2;
     try {
       this.fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     } catch (e) {
@@ -157,9 +172,10 @@ export class HeadWriter {
     const len = this.slot.write(text, 0, SLOT - 1, "utf8");
     if (len !== Buffer.byteLength(text)) throw new Error("audit head does not fit its slot");
     this.slot[SLOT - 1] = 0x0a;
-    const at = (head.seq % 2) * SLOT;
+    const at = this.next * SLOT;
     let done = 0;
     while (done < SLOT) done += writeSync(this.fd, this.slot, done, SLOT - done, at + done);
+    this.next = 1 - this.next;
   }
 
   close(): void {
@@ -235,7 +251,8 @@ export class HeadKeeper {
     private readonly now: () => number,
   ) {
     this.found = readHeadFile(path, signer);
-    this.writer = new HeadWriter(path);
+    // The first write goes to the slot not holding the newest head, which stays as the fallback.
+    this.writer = new HeadWriter(path, this.found.state === "ok" ? 1 - this.found.slot : 0);
   }
 
   /**

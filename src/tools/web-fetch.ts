@@ -134,7 +134,7 @@ async function vet(
   if (!ctx.allowNetwork?.(host)) {
     throw new AidoError(
       ErrorCode.capabilityDenied,
-      `web_fetch: ${what} to host ${host} refused: no network grant allows it`,
+      `web_fetch: ${what} to host ${host} refused: no network grant allows it, or it is not the host a human approved for this call (fetch it in a call of its own)`,
       {
         host,
         url: url.href,

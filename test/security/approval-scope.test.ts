@@ -104,10 +104,6 @@ describe("the scope of other calls", () => {
         { kind: "network", host: "example.com" },
       ]),
     ).toEqual({ key: "host:example.com", target: "web_fetch of any URL on host example.com" });
-    expect(approvalScopeOf("spawn_agent", {}, [{ kind: "spawn_child", name: "writer" }])).toEqual({
-      key: "manifest:writer",
-      target: "spawn_agent of manifest `writer`",
-    });
   });
 
   it("is the exact input for tools without a target", () => {

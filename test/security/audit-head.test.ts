@@ -271,14 +271,17 @@ describe("the signed audit head", () => {
     ).toBe(0);
   });
 
-  it("falls back to the other slot when a write of the head was torn", () => {
+  it("falls back to the other slot, the previous commit's head, when a write of the head was torn", () => {
     const last = lastSeq();
     const bytes = readFileSync(headPath);
-    const slot = (last % 2) * 512;
-    bytes.fill(0x41, slot + 40, slot + 200);
+    const seqOf = (i: number) => JSON.parse(bytes.toString("utf8", i * 512, (i + 1) * 512).trim()).seq;
+    const slot = seqOf(0) === last ? 0 : 1;
+    expect(seqOf(slot)).toBe(last);
+    expect(seqOf(1 - slot)).toBe(last - 1); // fill() commits one entry at a time
+    bytes.fill(0x41, slot * 512 + 40, slot * 512 + 200);
     writeFileSync(headPath, bytes);
     const r = verify();
     expect(r.ok).toBe(true);
-    expect(r.head_seq).toBeLessThan(last);
+    expect(r.head_seq).toBe(last - 1);
   });
 });

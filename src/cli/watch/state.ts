@@ -5,6 +5,7 @@
 // owns the socket and the terminal.
 
 import type { AgentState, RuntimeEvent } from "../../kernel/events.js";
+import { inert } from "../../security/approval-scope.js";
 
 export type GoalOutcome = "succeeded" | "failed" | "cancelled";
 export type GoalViewState = "queued" | "running" | GoalOutcome;
@@ -395,7 +396,11 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
   return s;
 }
 
+/**
+ * `text` on one line, at most `max` characters, as inert text: reasons and descriptions can
+ * carry a path a model chose, and an ESC in one would retitle or clear the operator's terminal.
+ */
 export function oneLine(text: string, max: number): string {
-  const flat = text.replace(/\s+/g, " ").trim();
+  const flat = inert(text.replace(/\s+/g, " ").trim());
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
