@@ -16,7 +16,7 @@
 import type { z } from "zod";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
-import { approvalScopeOf, inert } from "../security/approval-scope.js";
+import { approvalScopeOf } from "../security/approval-scope.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
@@ -24,6 +24,7 @@ import type { JsonValue } from "../security/canonical-json.js";
 import { formatGrant, type Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
+import { inert } from "../security/terminal-text.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import { confinementFor } from "./confinement.js";
 import { describeNeed } from "./needs.js";
@@ -201,13 +202,16 @@ export class Gate {
     }
 
     // 6. approval: manifest approval_required, or a policy "confirm" rule. An earlier
-    // Allow Session / Allow Always that covers the call's scope is reused (audited).
+    // Allow Session / Allow Always that covers the call's scope is reused (audited). The
+    // scope is worked out only here (for exec it resolves every word in the container).
     const confirmRule = decision.decision === "confirm" ? decision : undefined;
     // Hosts a human approved for this call: a redirect hop elsewhere is not what they saw.
     let approvedHosts: ReadonlySet<string> | undefined;
     if (principal.approvalRequired.has(tool.name) || confirmRule) {
       approvedHosts = new Set(needs.flatMap((n) => (n.kind === "network" ? [n.host.toLowerCase()] : [])));
-      const scope = tool.approvalScope?.(input, needs) ?? approvalScopeOf(tool.name, input, needs);
+      const scopeOf = async () =>
+        (await tool.approvalScope?.(input, needs, { sandbox })) ?? approvalScopeOf(tool.name, input, needs);
+      const scope = await scopeOf();
       const outcome = await deps.approvals.authorize({
         goalId: principal.goalId,
         agentId: principal.agentId,
@@ -226,6 +230,17 @@ export class Gate {
         return deny(refusal.code, "approval", `${why} (approval ${outcome.approvalId})`, {
           approval_id: outcome.approvalId,
         });
+      }
+      // The human answered about what the call's words led to when it asked. Should a word
+      // lead elsewhere now (a link swapped in while the request waited), the answer was
+      // about other files: refused, and the next call asks (or matches) afresh.
+      if (outcome.via === "answer" && tool.approvalScope && (await scopeOf()).key !== scope.key) {
+        return deny(
+          ErrorCode.approvalDenied,
+          "approval",
+          `the files the call names changed while it waited for approval ${outcome.approvalId}; the answer was about the files as they were, so the call did not run`,
+          { approval_id: outcome.approvalId },
+        );
       }
     }
 

@@ -114,9 +114,11 @@ export interface ToolDef<I = unknown> {
   policyCommand?(input: I): CommandAnalysis | undefined;
   /**
    * What a human's Allow Session / Allow Always on this call covers (security/approval-scope.ts),
-   * when the judged needs do not say it all (exec: the command that runs). Called after
-   * needs(); absent: approvalScopeOf(tool, input, needs).
+   * when the judged needs do not say it all (exec: the command that runs and the files its
+   * words lead to, resolved in the container). Called after needs(), only for calls that
+   * reach the approval stage, and again after a human's answer (gate/invoke.ts); absent:
+   * approvalScopeOf(tool, input, needs).
    */
-  approvalScope?(input: I, needs: readonly Need[]): ApprovalScope;
+  approvalScope?(input: I, needs: readonly Need[], ctx: NeedsContext): ApprovalScope | Promise<ApprovalScope>;
   run(input: I, ctx: ToolContext): Promise<ToolResult>;
 }

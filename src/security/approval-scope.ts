@@ -2,28 +2,38 @@
 // Allow Always apply to later calls of the same tool with the same scope, and the scope is
 // the call's canonical target as the gate judged it, never its raw input:
 //   file tools   the paths as resolved in the container (`path:/workspace/a.txt`)
-//   exec         the normalized command (command-scope.ts) and every path it was judged on
-//                (its working folder, redirection targets, scripts), as a digest
+//   exec         the normalized command (command-scope.ts), every path it was judged on
+//                (its working folder, redirection targets, scripts) and the canonical path
+//                of every word that could name a file (tools/exec-scope.ts), as a digest
 //   web_fetch    the host (`host:example.com`)
 //   spawn tools  their manifests exactly as written (kernel/spawn-tools.ts gives that scope)
 //   other tools  their exact canonical input, as a digest
 // Each scope also has a `target`, the sentence a human reads before answering, and
-// `describeCoverage` says what each decision would cover in words. Targets are inert text:
-// a path is a model's choice and a file name may hold any byte but "/" and NUL, so a `\r`
-// and ESC[2K in one wiped the real line on the operator's terminal and showed another
-// target in its place; control and bidi characters are written as escapes instead.
+// `describeCoverage` says what each decision would cover in words. Targets are inert text
+// (security/terminal-text.ts): a path is a model's choice and a file name may hold any byte
+// but "/" and NUL, so a `\r` and ESC[2K in one wiped the real line on the operator's
+// terminal and showed another target in its place.
 
 import { createHash } from "node:crypto";
 import type { Need } from "../gate/types.js";
 import { canonicalJson } from "./canonical-json.js";
 import { normalizeCommand, scopeDigest } from "./command-scope.js";
+import { inert } from "./terminal-text.js";
 
 export interface ApprovalScope {
   /** Compared for equality when a later call looks for a standing decision. */
   key: string;
   /** What the scope is, for a human: "file_write on /workspace/out.md". */
   target: string;
+  /**
+   * false: what the call touches could not be pinned down (an exec naming too many words
+   * that could be files...), so no standing answer covers it; the human is asked each time.
+   */
+  reusable?: false;
 }
+
+/** The files behind an exec's words (tools/exec-scope.ts): resolved pairs, or why not. */
+export type CommandFiles = { resolved: readonly string[] } | { unresolved: string };
 
 /** Words of a target longer than this are cut for display (the key stays exact). */
 const SHOWN_MAX = 300;
@@ -57,18 +67,30 @@ export function approvalScopeOf(tool: string, input: unknown, needs: readonly Ne
 
 /**
  * The scope of an exec call: the command that runs (scripts already written in) in its
- * normalized form, and every path the call was judged on. `cwd` is only shown.
+ * normalized form, every path it was judged on, and what each word that could name a file
+ * resolves to (`files`). `cwd` is only shown. When the words could not all be resolved,
+ * the scope is not reusable and its target says why.
  */
-export function commandScope(command: string, needs: readonly Need[], cwd: string): ApprovalScope {
+export function commandScope(
+  command: string,
+  needs: readonly Need[],
+  cwd: string,
+  files: CommandFiles,
+): ApprovalScope {
   const n = normalizeCommand(command);
   const paths = sortedUnique(
     needs.flatMap((x) => (x.kind === "file_read" || x.kind === "file_write" ? [`${x.kind} ${x.path}`] : [])),
   );
   const exactly = n.normalized ? "" : " (exactly this text)";
-  return {
-    key: `command:${scopeDigest([n.normalized, n.text, paths])}`,
-    target: `exec of \`${shown(n.text)}\`${exactly} in ${cwd}`,
-  };
+  const target = `exec of \`${shown(n.text)}\`${exactly} in ${inert(cwd)}`;
+  if ("unresolved" in files) {
+    return {
+      key: `command-unshared:${scopeDigest([n.normalized, n.text, paths, files.unresolved])}`,
+      target: `${target}; no standing answer will cover it: ${shown(files.unresolved)}`,
+      reusable: false,
+    };
+  }
+  return { key: `command:${scopeDigest([n.normalized, n.text, paths, files.resolved])}`, target };
 }
 
 export interface Coverage {
@@ -109,17 +131,4 @@ function shown(text: string): string {
   const bytes = Buffer.byteLength(text, "utf8");
   if (text.length <= SHOWN_MAX) return inert(text);
   return `${inert(text.slice(0, SHOWN_MAX))}… (${bytes} bytes in all)`;
-}
-
-/** C0/C1 controls, DEL and the bidi overrides and isolates, reordering or acting on a terminal. */
-const NOT_INERT = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
-/** `text` with every character a terminal would act on written as an escape (`\x1b`, `\u202e`). */
-export function inert(text: string): string {
-  return text.replace(NOT_INERT, (c) => {
-    const code = c.charCodeAt(0);
-    return code <= 0xff
-      ? `\\x${code.toString(16).padStart(2, "0")}`
-      : `\\u${code.toString(16).padStart(4, "0")}`;
-  });
 }

@@ -3,7 +3,8 @@
 //   1. an earlier decision that covers it is reused, audited as approval.reused: Allow
 //      Session for this agent, tool and scope (approval-scope.ts) until the agent stops;
 //      Allow Always as a signed grant for the agent's identity, tool and scope
-//      (approval-grants.ts);
+//      (approval-grants.ts); never for a scope that is not reusable (an exec whose files
+//      could not all be pinned down);
 //   2. otherwise a request is stored in SQLite (audited) and waits for an answer given over
 //      any connection, its deadline, or the end of the call it belongs to.
 // A request whose call can no longer run is closed as expired, audited, and its waiter
@@ -113,7 +114,7 @@ export class ApprovalQueue {
    * ask and wait for the answer, the deadline, or the end of the call (`signal`).
    */
   async authorize(req: ApprovalRequest): Promise<ApprovalOutcome> {
-    const standing = this.reuse(req);
+    const standing = req.scope.reusable === false ? undefined : this.reuse(req);
     if (standing) return standing;
     const rec = this.enqueue(req);
     const { signal } = req;

@@ -24,6 +24,7 @@ import type { SandboxHandle } from "../sandbox/types.js";
 import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
 import { commandName, pathOf, writeTargets } from "../security/shell-operands.js";
+import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 /** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
 export const CONTAINER_HOME = "/tmp";
@@ -36,6 +37,11 @@ export const MAX_EXEC_PATHS = 256;
 export interface ExecPaths {
   needs: Need[];
   paths: ResolvedPath[];
+  /**
+   * Every static word that could name a file, with the canonical folders it may be opened
+   * from: resolved only when the call reaches the approval stage (exec-scope.ts).
+   */
+  words: ScopeWord[];
 }
 
 /** Where a command may start: dash's $PWD (the path as cd'd to) and the real folder. */
@@ -151,7 +157,7 @@ export async function execPaths(
   analysis: CommandAnalysis,
   cwds: readonly string[],
 ): Promise<ExecPaths> {
-  const out: ExecPaths = { needs: [], paths: [] };
+  const out: ExecPaths = { needs: [], paths: [], words: [] };
   const seen = new Set<string>();
   for (const cwd of cwds) {
     const one = await pathsFrom(sandbox, analysis, cwd);
@@ -161,6 +167,7 @@ export async function execPaths(
       seen.add(key);
     }
     out.paths.push(...one.paths);
+    out.words.push(...one.words);
   }
   return out;
 }
@@ -194,9 +201,12 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     const known = knownPart(x.target, home);
     if (known) await r.judge(known.path, dirs, known.whole ? access : "any", describeRedirect(x), true);
   };
+  const words: ScopeWord[] = [];
   for (const [i, c] of analysis.commands.entries()) {
     const dirs = await dirsOf(i);
     const name = commandName(c);
+    const from = dirs === undefined ? null : [...new Set(dirs.map((d) => d.canonical))];
+    for (const text of fileWords(c)) words.push({ text, dirs: from });
     const writes = new Set(writeTargets(c).map((t) => t.at));
     for (let k = 1; k < c.argv.length; k++) {
       if (c.dataArgs.includes(k)) continue;
@@ -235,7 +245,7 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
   // Redirections of statements with no command (`> file`, `X=1 < file`) may stand anywhere.
   const anywhere = analysis.redirects.some((x) => !redirectsDone.has(x)) ? await dirsOf(undefined) : [];
   for (const x of analysis.redirects) await redirect(x, anywhere);
-  return { needs: r.needs, paths: r.paths };
+  return { needs: r.needs, paths: r.paths, words };
 }
 
 /**

@@ -36,6 +36,7 @@ import {
   WRAPPERS,
 } from "../security/shell-wrappers.js";
 import { execPaths, startDirs } from "./exec-paths.js";
+import type { ScopeWord } from "./exec-scope.js";
 
 /** A script larger than this is refused (parsing costs ~13 ms per KB, synchronously). */
 export const SCRIPT_MAX_BYTES = 64 * 1024;
@@ -69,6 +70,8 @@ export interface ScriptPlan {
   analyses: CommandAnalysis[];
   /** The command to run: every script operand replaced by the text that was judged. */
   command: string;
+  /** The words of the scripts' commands that could name files (exec-scope.ts). */
+  words: ScopeWord[];
 }
 
 const refuse = (message: string): AidoError =>
@@ -134,6 +137,7 @@ const quote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
 class Planner {
   readonly needs: Need[] = [];
   readonly analyses: CommandAnalysis[] = [];
+  readonly words: ScopeWord[] = [];
   /** kind + path as written -> the judged script, or null when the file is not a shell script. */
   private readonly judged = new Map<string, Judged | null>();
   /** kind + path as written -> the directories it was judged from. */
@@ -254,6 +258,7 @@ class Planner {
       ...execNeeds(analysis),
       ...files.needs,
     );
+    this.words.push(...files.words);
     // `./x.sh` runs its interpreter (dash), which the pinned command names.
     const helpers =
       site.kind === "path" && interpreter
@@ -327,7 +332,7 @@ export async function planScripts(
   if (Buffer.byteLength(pinned, "utf8") > PINNED_MAX_BYTES) {
     throw refuse(`the command with its scripts written in is more than ${PINNED_MAX_BYTES} bytes`);
   }
-  return { needs: planner.needs, analyses: planner.analyses, command: pinned };
+  return { needs: planner.needs, analyses: planner.analyses, command: pinned, words: planner.words };
 }
 
 /** One analysis holding the command's and its scripts' commands, for the policy to judge at once. */

@@ -6,7 +6,8 @@
 // and everything the script files it hands to a shell run (exec-scripts.ts). The policy
 // judges the command merged with its scripts and the resolved paths (policyCommand), and
 // run() executes the pinned command: the scripts' judged text, never what the files hold
-// by then.
+// by then. A human's standing answer covers the command and the files every word of it
+// leads to (approvalScope, exec-scope.ts).
 
 import { z } from "zod";
 import type { Config } from "../config.js";
@@ -16,6 +17,7 @@ import { commandScope } from "../security/approval-scope.js";
 import { execNeeds } from "../security/policy.js";
 import { analyzeCommand, type CommandAnalysis, MAX_COMMAND_BYTES } from "../security/shell.js";
 import { execPaths } from "./exec-paths.js";
+import { resolveScopeWords, type ScopeWord } from "./exec-scope.js";
 import { mergeAnalyses, planScripts } from "./exec-scripts.js";
 import { boundOutput } from "./output.js";
 import { absolute, canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
@@ -35,6 +37,8 @@ type Input = z.infer<typeof input>;
 interface Judgement {
   analysis: CommandAnalysis;
   command: string;
+  /** Words of the command and its scripts that could name files, for the approval scope. */
+  words: ScopeWord[];
 }
 
 export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef<Input> {
@@ -56,6 +60,7 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
       judgements.set(i, {
         analysis: mergeAnalyses({ ...analysis, paths: files.paths }, scripts.analyses),
         command: scripts.command,
+        words: [...files.words, ...scripts.words],
       });
       return [
         { kind: "tool", name: "exec" },
@@ -66,9 +71,15 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
       ];
     },
     policyCommand: (i) => judgements.get(i)?.analysis,
-    // A standing approval covers the command that runs (scripts written in), normalized.
-    approvalScope: (i, needs) =>
-      commandScope(judgements.get(i)?.command ?? i.command, needs, absolute(i.cwd ?? WORKSPACE)),
+    // A standing approval covers the command that runs (scripts written in), normalized, and
+    // the files its words lead to now (exec-scope.ts): resolved only when a human is involved.
+    async approvalScope(i, needs, { sandbox }) {
+      const judged = judgements.get(i);
+      const files = judged
+        ? await resolveScopeWords(sandbox, judged.words)
+        : { unresolved: "the call's words were not judged" };
+      return commandScope(judged?.command ?? i.command, needs, absolute(i.cwd ?? WORKSPACE), files);
+    },
     async run(i, ctx) {
       const cwd = await confirmJudged(ctx, ["file_read"], i.cwd ?? WORKSPACE);
       if (i.timeout_ms !== undefined && i.timeout_ms > cfg.execTimeoutMs) {

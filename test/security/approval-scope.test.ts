@@ -8,7 +8,9 @@ import { approvalScopeOf, commandScope } from "../../src/security/approval-scope
 import { normalizeCommand } from "../../src/security/command-scope.js";
 
 const inWorkspace: Need[] = [{ kind: "file_read", path: "/workspace" }];
-const key = (command: string, needs: Need[] = inWorkspace) => commandScope(command, needs, "/workspace").key;
+const none = { resolved: [] };
+const key = (command: string, needs: Need[] = inWorkspace) =>
+  commandScope(command, needs, "/workspace", none).key;
 
 describe("the normalized exec command", () => {
   it("is shared by whitespace and quoting variants of one command", () => {
@@ -79,11 +81,34 @@ describe("the scope of an exec call", () => {
   });
 
   it("says in words what it covers", () => {
-    expect(commandScope("git  push origin 'main'", inWorkspace, "/workspace").target).toBe(
+    expect(commandScope("git  push origin 'main'", inWorkspace, "/workspace", none).target).toBe(
       "exec of `git push origin main` in /workspace",
     );
-    expect(commandScope("rm $X", inWorkspace, "/workspace/w").target).toBe(
+    expect(commandScope("rm $X", inWorkspace, "/workspace/w", none).target).toBe(
       "exec of `rm $X` (exactly this text) in /workspace/w",
+    );
+  });
+
+  it("includes what each word that could name a file resolves to", () => {
+    const plain = { resolved: ["/workspace/backup.csv\u0000/workspace/backup.csv"] };
+    const linked = { resolved: ["/workspace/backup.csv\u0000/output/report.md"] };
+    const cp = "cp data.csv backup.csv";
+    expect(commandScope(cp, inWorkspace, "/workspace", plain).key).not.toBe(
+      commandScope(cp, inWorkspace, "/workspace", linked).key,
+    );
+    expect(commandScope(cp, inWorkspace, "/workspace", plain)).toEqual(
+      commandScope(cp, inWorkspace, "/workspace", { resolved: [...plain.resolved] }),
+    );
+  });
+
+  it("is not reusable, and says so, when the words could not all be resolved", () => {
+    const s = commandScope("cp a b", inWorkspace, "/workspace", {
+      unresolved: "it names more than 256 words",
+    });
+    expect(s.reusable).toBe(false);
+    expect(s.key).toMatch(/^command-unshared:/);
+    expect(s.target).toBe(
+      "exec of `cp a b` in /workspace; no standing answer will cover it: it names more than 256 words",
     );
   });
 });

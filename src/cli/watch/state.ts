@@ -5,7 +5,7 @@
 // owns the socket and the terminal.
 
 import type { AgentState, RuntimeEvent } from "../../kernel/events.js";
-import { inert } from "../../security/approval-scope.js";
+import { inert } from "../../security/terminal-text.js";
 
 export type GoalOutcome = "succeeded" | "failed" | "cancelled";
 export type GoalViewState = "queued" | "running" | GoalOutcome;
