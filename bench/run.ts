@@ -11,7 +11,7 @@ const sections: Record<string, Loader> = {
   security: async () => (await import("./security.js")).benchSecurity(),
   snapshots: async () => {
     const m = await import("./snapshots.js");
-    return [await m.benchSnapshots(), await m.benchSnapshotCalls()];
+    return [await m.benchSnapshots(), await m.benchSnapshotPruning(), await m.benchSnapshotCalls()];
   },
   memory: async () => (await import("./memory.js")).benchMemory(),
   agents: async () => (await import("./agents.js")).benchAgents(),

@@ -3,7 +3,8 @@
 // read), and a restore after 10 files change (only those are rewritten). Target: each
 // under 500 ms. Then what snapshots before mutation (on by default) cost a mutating call:
 // file_write through the gate into a real container, with the snapshot and without it,
-// alternating, on workspaces of 1,000 and 10,000 files. Run alone with
+// alternating, on workspaces of 1,000 and 10,000 files; and what pruning the oldest
+// snapshot and compacting its pack costs (sandbox.snapshots_max_mb). Run alone with
 // `npx tsx bench/snapshots.ts`.
 
 import { execFileSync } from "node:child_process";
@@ -13,6 +14,8 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Runtime } from "../src/kernel/runtime.js";
 import { goalFolders } from "../src/sandbox/folders.js";
+import { MIB } from "../src/sandbox/quota.js";
+import { storeUsage } from "../src/sandbox/snapshot-prune.js";
 import { SnapshotStore } from "../src/sandbox/snapshots.js";
 import { makeTempHome } from "../test/support/home.js";
 import { type BenchSection, percentile } from "./report.js";
@@ -55,7 +58,7 @@ export async function benchSnapshots(): Promise<BenchSection> {
     mkdirSync(ws, { recursive: true });
     mkdirSync(roots.output, { recursive: true });
     const paths = makeWorkspace(ws);
-    const store = new SnapshotStore({ goalsDir: join(home, "goals") });
+    const store = new SnapshotStore({ goalsDir: join(home, "goals"), maxMb: 1024 });
     // Baseline, side by side: a full copy of the same workspace with cp -a.
     const copy = await timed(async () => execFileSync("cp", ["-a", ws, join(home, "copy")]));
     const first = await timed(() => store.create("bench", roots, "first"));
@@ -88,6 +91,66 @@ export async function benchSnapshots(): Promise<BenchSection> {
       ],
       notes: [
         `incremental snapshot read ${incremental.result.changed} changed files; restore rewrote ${restore.result.files_restored}`,
+        `load average at the end: ${loadavg()[0]?.toFixed(2)}`,
+      ],
+    };
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What pruning costs (sandbox.snapshots_max_mb): on the 10,000-file workspace, a first
+ * snapshot, then half the files rewritten and a second; then, with the store capped just
+ * below what it holds, an incremental snapshot that must prune the first and compact its
+ * pack (copying the 5,000 contents the second still needs), beside the same incremental
+ * snapshot on an uncapped store.
+ */
+export async function benchSnapshotPruning(): Promise<BenchSection> {
+  const home = mkdtempSync(join(tmpdir(), "aido-bench-prune-"));
+  try {
+    const goalsDir = join(home, "goals");
+    const folder = (goal: string) => {
+      const roots = { workspace: join(goalsDir, goal, "workspace"), output: join(goalsDir, goal, "output") };
+      mkdirSync(roots.workspace, { recursive: true });
+      mkdirSync(roots.output, { recursive: true });
+      return roots;
+    };
+    const uncapped = new SnapshotStore({ goalsDir, maxMb: 1 << 20 });
+    const setUp = async (goal: string) => {
+      const roots = folder(goal);
+      const paths = makeWorkspace(roots.workspace);
+      await uncapped.create(goal, roots);
+      for (const [i, rel] of paths.entries()) {
+        if (i % 2 === 0)
+          writeFileSync(join(roots.workspace, rel), `rewritten ${i}\n${"y".repeat(i % 2000)}\n`);
+      }
+      await uncapped.create(goal, roots);
+      change(roots.workspace, paths, 3);
+      return roots;
+    };
+    const plain = await setUp("plain");
+    const pruned = await setUp("pruned");
+    const held = storeUsage(join(goalsDir, "pruned", "snapshots"));
+    const capMb = Math.floor(held / MIB);
+    const capped = new SnapshotStore({ goalsDir, maxMb: capMb });
+    const base = await timed(() => uncapped.create("plain", plain));
+    const prune = await timed(() => capped.create("pruned", pruned));
+    const after = storeUsage(join(goalsDir, "pruned", "snapshots"));
+    return {
+      name: `Snapshot pruning and pack compaction (${FILES} files)`,
+      metrics: [
+        {
+          name: `incremental snapshot that prunes the oldest and compacts its pack`,
+          value: prune.ms,
+          unit: "ms",
+          baseline: { name: "the same snapshot with no cap", value: base.ms },
+          target: { op: "<=", value: 1000 },
+        },
+        { name: "the same, CPU", value: prune.cpuMs, unit: "ms" },
+      ],
+      notes: [
+        `store ${(held / MIB).toFixed(1)} MiB before, cap ${capMb} MiB, ${(after / MIB).toFixed(1)} MiB after; pruned ${prune.result.pruned?.snapshot_ids.length ?? 0} snapshot(s); ${FILES / 2} contents copied into a new pack`,
         `load average at the end: ${loadavg()[0]?.toFixed(2)}`,
       ],
     };
@@ -173,5 +236,11 @@ export async function benchSnapshotCalls(): Promise<BenchSection> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  console.log(JSON.stringify([await benchSnapshots(), await benchSnapshotCalls()], null, 2));
+  console.log(
+    JSON.stringify(
+      [await benchSnapshots(), await benchSnapshotPruning(), await benchSnapshotCalls()],
+      null,
+      2,
+    ),
+  );
 }

@@ -127,6 +127,8 @@ export const ConfigFileSchema = z.strictObject({
       /** Landlock per exec (on, the default); only the operator's file may turn it off. */
       landlock: z.enum(["on", "off"]).optional(),
       workspace_max_mb: positiveInt.optional(),
+      /** Each goal's snapshot store; default the workspace cap (sandbox/snapshot-prune.ts). */
+      snapshots_max_mb: positiveInt.optional(),
       inputs_max_mb: positiveInt.optional(),
       inputs_max_files: positiveInt.optional(),
     })
@@ -217,6 +219,11 @@ export interface Config {
     landlock: "on" | "off";
     /** Cap on each goal's files on the host (workspace + output); see sandbox/quota.ts. */
     workspaceMaxMb: number;
+    /**
+     * Cap on each goal's snapshot store (goals/<id>/snapshots); the oldest snapshots are
+     * pruned to stay under it. Default: workspaceMaxMb. See sandbox/snapshot-prune.ts.
+     */
+    snapshotsMaxMb: number;
     /** goal.submit `inputs`: total size and number of files, folders and links, all inputs together. */
     inputsMaxMb: number;
     inputsMaxFiles: number;
@@ -373,6 +380,14 @@ function defaultOf(section: string, key: string): number | undefined {
   return typeof v === "number" ? v : undefined;
 }
 
+/** The value the operator's file implies for a number it does not set. */
+function operatorDefault(base: ConfigFile, section: string, key: string): number | undefined {
+  // The snapshot store's cap follows the workspace cap unless set on its own.
+  if (section === "sandbox" && key === "snapshots_max_mb")
+    return base.sandbox?.workspace_max_mb ?? DEFAULTS.sandbox.workspaceMaxMb;
+  return defaultOf(section, key);
+}
+
 /**
  * Layer a project file over the operator's: numbers can only go down, deny/confirm
  * rules only accumulate, the grant ceiling only narrows (checked in security/ by
@@ -397,7 +412,8 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
     sections[section] = o;
     for (const [k, v] of Object.entries(p)) {
       // Where the operator set nothing, the default is what the project may only lower.
-      if (typeof v === "number") o[k] = min((o[k] as number | undefined) ?? defaultOf(section, k), v);
+      if (typeof v === "number")
+        o[k] = min((o[k] as number | undefined) ?? operatorDefault(base, section, k), v);
       else if (section === "sandbox" && k === "landlock" && v === "on")
         o[k] = v; // turning it on tightens
       else if (o[k] === undefined || JSON.stringify(o[k]) === JSON.stringify(v)) {
@@ -546,6 +562,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       execTimeoutMs: pick(f.sandbox?.exec_timeout_ms, DEFAULTS.sandbox.execTimeoutMs),
       landlock: pick(f.sandbox?.landlock, DEFAULTS.sandbox.landlock),
       workspaceMaxMb: pick(f.sandbox?.workspace_max_mb, DEFAULTS.sandbox.workspaceMaxMb),
+      snapshotsMaxMb: pick(
+        f.sandbox?.snapshots_max_mb,
+        pick(f.sandbox?.workspace_max_mb, DEFAULTS.sandbox.workspaceMaxMb),
+      ),
       inputsMaxMb: pick(f.sandbox?.inputs_max_mb, DEFAULTS.sandbox.inputsMaxMb),
       inputsMaxFiles: pick(f.sandbox?.inputs_max_files, DEFAULTS.sandbox.inputsMaxFiles),
     },

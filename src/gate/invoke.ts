@@ -54,8 +54,11 @@ export interface BudgetView {
 }
 
 export interface SnapshotHook {
-  /** Called before the first mutating call of each agent turn when policy requires it. */
-  beforeMutation(principal: Principal): Promise<void>;
+  /**
+   * Called before the first mutating call of each agent turn when policy requires it.
+   * `keep`: snapshots the new one must not prune (ToolDef.keepsSnapshots).
+   */
+  beforeMutation(principal: Principal, keep: readonly string[]): Promise<void>;
 }
 
 export interface GateDeps {
@@ -276,7 +279,8 @@ export class Gate {
     };
     let result: ToolResult;
     try {
-      if (tool.mutates) await this.snapshots?.before(principal, tool.name);
+      if (tool.mutates)
+        await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
       result = await tool.run(input, ctx);
     } catch (e) {
       paths.audit(deps.audit, principal);

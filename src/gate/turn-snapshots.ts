@@ -14,21 +14,21 @@ export class TurnSnapshots {
 
   constructor(private readonly hook: SnapshotHook) {}
 
-  async before(principal: Principal, tool: string): Promise<void> {
+  async before(principal: Principal, tool: string, keep: readonly string[]): Promise<void> {
     const turn = principal.turn ?? -1;
     const prior = this.turns.get(principal.agentId);
     if (prior && prior.turn === turn && turn !== -1) return prior.done;
-    const done = this.hook.beforeMutation(principal);
+    const done = this.hook.beforeMutation(principal, keep);
     this.turns.set(principal.agentId, { turn, done });
     try {
       await done;
     } catch (e) {
       if (this.turns.get(principal.agentId)?.done === done) this.turns.delete(principal.agentId);
-      if (e instanceof AidoError) throw e;
+      // A refusal keeps its code (a snapshot past sandbox.snapshots_max_mb: quota_exceeded).
       throw new AidoError(
-        ErrorCode.sandboxFailed,
+        e instanceof AidoError ? e.code : ErrorCode.sandboxFailed,
         `the snapshot before ${tool} could not be taken, so the call did not run: ${errorMessage(e)}`,
-        { tool },
+        { ...(e instanceof AidoError ? e.details : {}), tool },
         { cause: e },
       );
     }

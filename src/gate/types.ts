@@ -105,6 +105,11 @@ export interface ToolDef<I = unknown> {
    * for what it says touches nothing. Absent: the tool need alone.
    */
   staticNeeds?(input: I): Need[];
+  /**
+   * Snapshots that the snapshot taken before this call must not prune to make room
+   * (snapshot_restore: the one it is about to restore). Absent: none.
+   */
+  keepsSnapshots?(input: I): string[];
   needs(input: I, ctx: NeedsContext): Promise<Need[]>;
   /**
    * The analysed shell command the policy judges for this call, when the tool knows more

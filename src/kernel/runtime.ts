@@ -163,7 +163,12 @@ export class Runtime {
       const budget = new BudgetLedger({ db, audit });
       const policy = new PolicyEngine(config);
       const backend = opts.backend ?? new DockerBackend(config);
-      const snapshots = new SnapshotStore({ goalsDir: config.goalsDir });
+      const snapshots = new SnapshotStore({
+        goalsDir: config.goalsDir,
+        maxMb: config.sandbox.snapshotsMaxMb,
+        onPruned: (goalId, pruned, actor) =>
+          audit.record("snapshot.pruned", { ...pruned }, { goalId, agentId: actor ?? null }),
+      });
       const embedder = opts.embedder ?? (await createEmbedder(config));
       const memory = new MemoryStore(db, {
         embedder,
@@ -232,9 +237,12 @@ export class Runtime {
       budget: { remaining: (account) => budget.available(account) },
       sandbox: (goalId) => this.sandboxes.handle(goalId),
       snapshots: {
-        beforeMutation: async (p) => {
+        beforeMutation: async (p, keep) => {
           const label = p.turn === undefined ? "before a mutating call" : `before turn ${p.turn}`;
-          const s = await this.snapshots.create(p.goalId, goalFolders(config.goalsDir, p.goalId), label);
+          const s = await this.snapshots.create(p.goalId, goalFolders(config.goalsDir, p.goalId), label, {
+            actor: p.agentId,
+            keep,
+          });
           this.audit.record(
             "snapshot.created",
             { snapshot_id: s.id, label, files: s.files },

@@ -86,7 +86,11 @@ export async function readManifest(file: string, goalId: string, id: string): Pr
     raw = await fsp.readFile(file, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new AidoError(ErrorCode.notFound, `goal ${goalId} has no snapshot ${id}`, { goalId, id });
+      throw new AidoError(
+        ErrorCode.notFound,
+        `goal ${goalId} has no snapshot ${id} (the oldest snapshots are pruned to keep them under sandbox.snapshots_max_mb)`,
+        { goalId, id },
+      );
     }
     throw e;
   }
@@ -189,7 +193,7 @@ export async function writeIndex(file: string, index: Map<string, IndexRow>): Pr
  * Synchronous like the rest of snapshotting: through the thread pool, on a busy host, a
  * 1 MB write took 30-200 ms instead of about one.
  */
-async function writeAtomically(file: string, data: Buffer | string, durable = false): Promise<void> {
+export async function writeAtomically(file: string, data: Buffer | string, durable = false): Promise<void> {
   const dir = dirname(file);
   const tmp = join(dir, `.${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.tmp`);
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);

@@ -16,7 +16,9 @@
 // re-read, so a file changing mid-snapshot cannot leave content that does not match its
 // name. Reads check the hash again: a truncated or damaged pack makes the caller throw
 // away what it wrote instead of restoring junk. Synchronous calls, for the reason given
-// in snapshot-fs.ts; callers yield between files.
+// in snapshot-fs.ts; callers yield between files. Packs are never appended to once
+// committed; snapshot-compact.ts rewrites one into a new pack when pruning leaves part of
+// its content unneeded.
 
 import { createHash } from "node:crypto";
 import {
@@ -37,7 +39,7 @@ import {
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 
-const CHUNK = 1024 * 1024;
+export const CHUNK = 1024 * 1024;
 /** Pack writes are batched through a buffer this size; small files are read into it whole. */
 const PACK_BUFFER = 4 * 1024 * 1024;
 const IDX_MAGIC = Buffer.from("AIDOIDX1", "latin1");
@@ -45,7 +47,7 @@ const ROW = 48;
 const IDX_NAME = /^(snap_[0-9a-z]{6,40})\.idx$/;
 const PACK_NAME = /^(snap_[0-9a-z]{6,40})\.pack$/;
 const TMP_PREFIX = ".tmp-";
-const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+export const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 export interface BlobLocation {
   pack: string;
@@ -119,12 +121,13 @@ export class PackStore {
   }
 
   /**
-   * Remove what a crashed snapshot left: temp files of processes that are gone, and packs
-   * whose index never landed (no manifest can name their content) once they are a minute
-   * old (a live snapshot renames its index milliseconds after its pack). Call only under
-   * the goal's snapshot lock, which covers this process's own temp files.
+   * Remove what a crashed snapshot or compaction left: temp files of processes that are
+   * gone, and packs whose index never landed (no manifest can name their content) once
+   * they are `unindexedAfterMs` old (a live snapshot renames its index milliseconds after
+   * its pack; pruning, which must free space now, passes 0). Call only under the goal's
+   * snapshot lock, which covers this process's own temp files and packs.
    */
-  removeLeftovers(): void {
+  removeLeftovers(unindexedAfterMs = 60_000): void {
     let names: string[];
     try {
       names = readdirSync(this.dir);
@@ -138,7 +141,9 @@ export class PackStore {
       const full = join(this.dir, name);
       const stale = name.startsWith(TMP_PREFIX)
         ? !processAlive(Number(name.slice(TMP_PREFIX.length).split("-")[0]))
-        : pack !== undefined && !indexed.has(pack) && Date.now() - lstatSync(full).mtimeMs > 60_000;
+        : pack !== undefined &&
+          !indexed.has(pack) &&
+          Date.now() - lstatSync(full).mtimeMs >= unindexedAfterMs;
       if (stale) unlinkSync(full);
     }
   }
@@ -258,27 +263,14 @@ export class PackWriter {
     closeSync(this.fd);
     this.fd = null;
     renameSync(this.tmp, join(dir, `${this.id}.pack`));
-
-    const idx = Buffer.allocUnsafe(IDX_MAGIC.length + this.rows.size * ROW);
-    IDX_MAGIC.copy(idx, 0);
-    let at = IDX_MAGIC.length;
-    for (const [hash, [offset, length]] of this.rows) {
-      idx.write(hash, at, 32, "hex");
-      idx.writeBigUInt64LE(BigInt(offset), at + 32);
-      idx.writeBigUInt64LE(BigInt(length), at + 40);
-      at += ROW;
-    }
-    const idxTmp = tmpPath(dir);
-    const fd = openSync(idxTmp, NEW_FILE, 0o600);
-    try {
-      writeAll(fd, idx, idx.length);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(idxTmp, join(dir, `${this.id}.idx`));
-    fsyncDir(dir);
+    const rows = [...this.rows].map(([hash, [offset, length]]) => ({ hash, offset, length }));
+    writeIndexFile(dir, this.id, rows);
     this.store.added();
+  }
+
+  /** Bytes of new content in the pack so far (contents already stored are not counted). */
+  get written(): number {
+    return this.base + this.fill;
   }
 
   /** Throw away the unfinished pack. */
@@ -319,6 +311,66 @@ export class PackWriter {
   }
 }
 
+/** One content of a pack: its SHA-256 (hex), where it starts in the pack and how long it is. */
+export interface PackRow {
+  hash: string;
+  offset: number;
+  length: number;
+}
+
+/** Bytes of a pack index holding `rows` contents. */
+export function indexBytes(rows: number): number {
+  return IDX_MAGIC.length + rows * ROW;
+}
+
+/** The packs under `dir` with their rows, in the order the store reads them (a later pack wins a duplicate). */
+export function readPacks(dir: string): Map<string, PackRow[]> {
+  const out = new Map<string, PackRow[]>();
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  for (const name of names) {
+    const pack = IDX_NAME.exec(name)?.[1];
+    if (pack === undefined) continue;
+    const index = new Map<string, BlobLocation>();
+    readIdx(readFileSync(join(dir, name)), pack, index);
+    out.set(
+      pack,
+      [...index].map(([hash, loc]) => ({ hash, offset: loc.offset, length: loc.length })),
+    );
+  }
+  return out;
+}
+
+/**
+ * Write `<id>.idx` for `rows` durably: a temp file, fsynced, renamed into place, the folder
+ * fsynced. Until the rename the pack is invisible (and removed as a leftover).
+ */
+export function writeIndexFile(dir: string, id: string, rows: readonly PackRow[]): void {
+  const idx = Buffer.allocUnsafe(indexBytes(rows.length));
+  IDX_MAGIC.copy(idx, 0);
+  let at = IDX_MAGIC.length;
+  for (const r of rows) {
+    idx.write(r.hash, at, 32, "hex");
+    idx.writeBigUInt64LE(BigInt(r.offset), at + 32);
+    idx.writeBigUInt64LE(BigInt(r.length), at + 40);
+    at += ROW;
+  }
+  const idxTmp = tmpPath(dir);
+  const fd = openSync(idxTmp, NEW_FILE, 0o600);
+  try {
+    writeAll(fd, idx, idx.length);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(idxTmp, join(dir, `${id}.idx`));
+  fsyncDir(dir);
+}
+
 /** Read one pack index into `into`; a damaged index adds nothing (its contents read as missing). */
 function readIdx(data: Buffer, pack: string, into: Map<string, BlobLocation>): void {
   const rows = (data.length - IDX_MAGIC.length) / ROW;
@@ -336,7 +388,7 @@ function writeAll(fd: number, buf: Buffer, n: number): void {
   while (written < n) written += writeSync(fd, buf, written, n - written);
 }
 
-function fsyncDir(dir: string): void {
+export function fsyncDir(dir: string): void {
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     fsyncSync(fd);
@@ -357,6 +409,6 @@ function processAlive(pid: number): boolean {
   }
 }
 
-function tmpPath(dir: string): string {
+export function tmpPath(dir: string): string {
   return join(dir, `${TMP_PREFIX}${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
 }

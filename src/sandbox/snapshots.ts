@@ -16,6 +16,13 @@
 // from the index are read and copied. ctime is part of the key because the container can
 // set mtime back with `touch -d` but cannot set ctime.
 //
+// The store has a cap of its own, sandbox.snapshots_max_mb (default: the workspace cap):
+// a snapshot whose distinct contents alone pass it is refused (quota_exceeded; the call it
+// came before does not run), and when a new snapshot leaves the store past it, the oldest
+// snapshots are pruned and their packs compacted (snapshot-prune.ts, snapshot-compact.ts).
+// A goal's host footprint is thus its workspace cap plus its snapshots cap (plus the
+// newest snapshot's own manifest and index, which is never pruned).
+//
 // Restore takes a `permit` check per path (the calling agent's grants and the policy, in
 // tools/snapshot-tools.ts): what it refuses is left as it is and reported, the rest is
 // restored. setuid and setgid bits are never restored (snapshot-restore.ts).
@@ -24,6 +31,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, constants, existsSync, promises as fsp } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { formatMib, MIB } from "./quota.js";
 import { WorkspaceRoot, yieldEvery } from "./snapshot-fs.js";
 import {
   type IndexRow,
@@ -36,6 +44,7 @@ import {
   writeJsonAtomically,
 } from "./snapshot-manifest.js";
 import { PackStore, type PackWriter } from "./snapshot-packs.js";
+import { planPrune, storeFiles, storeUsage } from "./snapshot-prune.js";
 import { type Permit, type RestoreResult, restoreWorkspace } from "./snapshot-restore.js";
 import { openWorkspaceFile, type WorkspaceEntry, walkForSnapshot } from "./snapshot-walk.js";
 
@@ -53,6 +62,8 @@ const LABEL_MAX = 200;
 
 export interface SnapshotCreated {
   id: string;
+  /** Set when older snapshots were pruned to make room for this one. */
+  pruned?: SnapshotsPruned;
   /** Regular files in the snapshot. */
   files: number;
   /** Their total size. */
@@ -69,9 +80,22 @@ export interface SnapshotSummary {
   bytes: number;
 }
 
+/** The oldest snapshots removed so the store fits under its cap (snapshot-prune.ts). */
+export interface SnapshotsPruned {
+  snapshot_ids: string[];
+  /** Bytes the store held before and holds after. */
+  before_bytes: number;
+  after_bytes: number;
+  limit_bytes: number;
+}
+
 export interface SnapshotStoreOptions {
   /** $AIDO_HOME/goals (Config.goalsDir). */
   goalsDir: string;
+  /** sandbox.snapshots_max_mb: what one goal's snapshot store may hold on the host. */
+  maxMb: number;
+  /** Told of every pruning (the runtime audits it as snapshot.pruned). */
+  onPruned?(goalId: string, pruned: SnapshotsPruned, actor?: string): void;
 }
 
 export function isSnapshotId(id: string): boolean {
@@ -87,15 +111,35 @@ const locks = new Map<string, Promise<unknown>>();
 export class SnapshotStore {
   constructor(private readonly opts: SnapshotStoreOptions) {}
 
-  /** Snapshot /workspace and /output; only files whose stat changed since the last one are read. */
-  async create(goalId: string, roots: SnapshotRoots, label?: string): Promise<SnapshotCreated> {
+  /**
+   * Snapshot /workspace and /output; only files whose stat changed since the last one are
+   * read. Refused (quota_exceeded) when its contents alone pass the store's cap; when the
+   * store then holds more than its cap, the oldest snapshots are pruned, except those in
+   * `keep`. `actor` (the agent that caused it) is passed on to onPruned.
+   */
+  async create(
+    goalId: string,
+    roots: SnapshotRoots,
+    label?: string,
+    opts: { actor?: string; keep?: readonly string[] } = {},
+  ): Promise<SnapshotCreated> {
     if (label !== undefined && (label.length > LABEL_MAX || label.includes("\0"))) {
       throw new AidoError(
         ErrorCode.invalidInput,
         `snapshot label must be at most ${LABEL_MAX} characters, no NUL`,
       );
     }
-    return this.locked(goalId, () => this.createLocked(goalId, roots, label));
+    return this.locked(goalId, async () => {
+      const created = await this.createLocked(goalId, roots, label);
+      const pruned = await this.prune(goalId, created.id, opts.keep ?? []);
+      if (pruned) this.opts.onPruned?.(goalId, pruned, opts.actor);
+      return pruned ? { ...created, pruned } : created;
+    });
+  }
+
+  /** The store's cap in bytes. */
+  get maxBytes(): number {
+    return this.opts.maxMb * MIB;
   }
 
   /**
@@ -153,10 +197,42 @@ export class SnapshotStore {
       .map((l) => JSON.parse(l) as SnapshotSummary);
   }
 
+  /** Past its cap, prune the oldest snapshots (never `newest` or `keep`) and compact their packs. */
+  private async prune(
+    goalId: string,
+    newest: string,
+    keep: readonly string[],
+  ): Promise<SnapshotsPruned | undefined> {
+    const files = storeFiles(this.dir(goalId));
+    const before = storeUsage(files.dir);
+    if (before <= this.maxBytes) return undefined;
+    // What a crash left goes first, whatever its age: under the lock nothing of it is live.
+    const packs = this.packs(goalId);
+    packs.removeLeftovers(0);
+    packs.close();
+    const plan = await planPrune({
+      files,
+      goalId,
+      newest,
+      keep,
+      maxBytes: this.maxBytes,
+      usedBytes: storeUsage(files.dir),
+      newPackId: freshId,
+    });
+    for (const step of plan.steps) await step.run();
+    if (plan.steps.length === 0) return undefined;
+    return {
+      snapshot_ids: plan.pruned,
+      before_bytes: before,
+      after_bytes: storeUsage(files.dir),
+      limit_bytes: this.maxBytes,
+    };
+  }
+
   private async createLocked(goalId: string, roots: SnapshotRoots, label?: string): Promise<SnapshotCreated> {
     const dir = this.dir(goalId);
     await fsp.mkdir(join(dir, "manifests"), { recursive: true, mode: 0o700 });
-    const id = `snap_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
+    const id = freshId();
     const packs = this.packs(goalId);
     packs.removeLeftovers();
     const pack = packs.writer(id);
@@ -169,8 +245,11 @@ export class SnapshotStore {
       for (const root of SNAPSHOT_ROOTS) {
         if (!existsSync(roots[root])) continue;
         covered.push(root);
-        changed += await snapshotRoot(roots[root], `${root}/`, pack, previous, entries, index);
+        changed += await snapshotRoot(roots[root], `${root}/`, pack, previous, entries, index, () =>
+          this.refuseAbove(goalId, pack.written),
+        );
       }
+      this.refuseAbove(goalId, contentBytes(entries));
       pack.commit();
     } catch (e) {
       pack.abort();
@@ -206,6 +285,20 @@ export class SnapshotStore {
       await log.close();
     }
     return { id, files: files.length, bytes, changed };
+  }
+
+  /**
+   * A snapshot whose contents alone pass the cap cannot be kept whatever is pruned: refused
+   * before it is stored (checked as the pack grows too, so a refused snapshot never holds
+   * more than the cap on disk).
+   */
+  private refuseAbove(goalId: string, bytes: number): void {
+    if (bytes <= this.maxBytes) return;
+    throw new AidoError(
+      ErrorCode.quotaExceeded,
+      `snapshot refused: /workspace and /output hold more than ${formatMib(this.maxBytes)} of distinct file contents, more than one snapshot may hold under sandbox.snapshots_max_mb (${this.opts.maxMb} MiB); delete files, or ask the operator to raise sandbox.snapshots_max_mb`,
+      { goalId, limit_bytes: this.maxBytes },
+    );
   }
 
   private async locked<T>(goalId: string, fn: () => Promise<T>): Promise<T> {
@@ -252,6 +345,7 @@ async function snapshotRoot(
   previous: Map<string, IndexRow>,
   entries: ManifestEntry[],
   index: Map<string, IndexRow>,
+  checkRoom: () => void,
 ): Promise<number> {
   const ws = WorkspaceRoot.open(hostDir);
   let changed = 0;
@@ -279,6 +373,7 @@ async function snapshotRoot(
         entries.push({ p, t: "file", m: st.mode, u: st.uid, g: st.gid, s: bytes, h: hash });
         index.set(p, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, hash });
       }
+      checkRoom();
       await breathe();
     }
   } finally {
@@ -304,6 +399,19 @@ function copyIn(
   } finally {
     closeSync(opened.fd);
   }
+}
+
+/** Bytes of the distinct contents a snapshot names. */
+function contentBytes(entries: readonly ManifestEntry[]): number {
+  const seen = new Map<string, number>();
+  for (const e of entries) if (e.h) seen.set(e.h, e.s ?? 0);
+  let n = 0;
+  for (const size of seen.values()) n += size;
+  return n;
+}
+
+function freshId(): string {
+  return `snap_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
 }
 
 function sameStat(

@@ -74,6 +74,13 @@ export interface AuditPayloads {
   "budget.exceeded": { account: string; limit: number; spent: number; reserved: number; requested: number };
   "snapshot.created": { snapshot_id: string; label?: string; files?: number };
   "snapshot.restored": { snapshot_id: string; files_restored: number; files_failed: number };
+  /** The oldest snapshots removed (and their packs compacted) to keep a goal's store under sandbox.snapshots_max_mb. */
+  "snapshot.pruned": {
+    snapshot_ids: string[];
+    before_bytes: number;
+    after_bytes: number;
+    limit_bytes: number;
+  };
   "sandbox.created": { container_id: string; image: string };
   "sandbox.destroyed": { container_id: string; reason?: string };
   /** At start-up, when the operator's config says `sandbox.landlock: off`. */
@@ -116,6 +123,7 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "budget.exceeded",
   "snapshot.created",
   "snapshot.restored",
+  "snapshot.pruned",
   "sandbox.created",
   "sandbox.destroyed",
   "sandbox.landlock_off",

@@ -23,7 +23,8 @@ export interface BuiltinToolDeps {
 }
 
 export function builtinTools({ config, snapshots, quota }: BuiltinToolDeps): ToolDef[] {
-  const store = snapshots ?? new SnapshotStore({ goalsDir: config.goalsDir });
+  const store =
+    snapshots ?? new SnapshotStore({ goalsDir: config.goalsDir, maxMb: config.sandbox.snapshotsMaxMb });
   const held =
     quota ?? new WorkspaceQuota({ goalsDir: config.goalsDir, maxMb: config.sandbox.workspaceMaxMb });
   return [

@@ -75,7 +75,7 @@ export function snapshotTools(deps: SnapshotToolDeps): ToolDef[] {
     mutates: false,
     needs: async () => [{ kind: "tool", name: "snapshot_create" }, ...WHOLE_TREES],
     async run(i, ctx) {
-      const s = await deps.store.create(ctx.goalId, deps.roots(ctx.goalId), i.label);
+      const s = await deps.store.create(ctx.goalId, deps.roots(ctx.goalId), i.label, { actor: ctx.agentId });
       return {
         output: `snapshot ${s.id}: ${s.files} files, ${s.bytes} bytes (${s.changed} changed since the last)`,
         data: s,
@@ -89,6 +89,8 @@ export function snapshotTools(deps: SnapshotToolDeps): ToolDef[] {
       "reports files restored and those left as they are.",
     input: restoreInput,
     mutates: true,
+    // The snapshot before the restore must not prune the one restored to make room.
+    keepsSnapshots: (i) => [i.id],
     needs: async () => [{ kind: "tool", name: "snapshot_restore" }],
     async run(i, ctx) {
       const permit = (path: string) =>

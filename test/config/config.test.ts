@@ -89,6 +89,20 @@ describe("config", () => {
     expect([lowered.workspaceMaxMb, lowered.inputsMaxMb]).toEqual([64, 100]);
   });
 
+  it("caps the snapshot store at the workspace cap unless set, and lets a project file only lower it", () => {
+    expect(load().sandbox.snapshotsMaxMb).toBe(1024);
+    writeFileSync(join(home, "config.yaml"), "sandbox:\n  workspace_max_mb: 64\n");
+    expect(load().sandbox.snapshotsMaxMb).toBe(64);
+    // The operator's workspace cap is what a project may lower the snapshots cap from.
+    writeFileSync(join(project, ".aido", "config.yaml"), "sandbox:\n  snapshots_max_mb: 5000\n");
+    expect(load().sandbox.snapshotsMaxMb).toBe(64);
+    writeFileSync(join(project, ".aido", "config.yaml"), "sandbox:\n  snapshots_max_mb: 8\n");
+    expect(load().sandbox).toMatchObject({ workspaceMaxMb: 64, snapshotsMaxMb: 8 });
+    writeFileSync(join(home, "config.yaml"), "sandbox:\n  workspace_max_mb: 64\n  snapshots_max_mb: 256\n");
+    writeFileSync(join(project, ".aido", "config.yaml"), "sandbox:\n  snapshots_max_mb: 512\n");
+    expect(load().sandbox.snapshotsMaxMb).toBe(256);
+  });
+
   it("never lets a project file raise a number the operator left at its default", () => {
     writeFileSync(
       join(project, ".aido", "config.yaml"),

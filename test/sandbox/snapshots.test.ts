@@ -44,7 +44,7 @@ beforeEach(() => {
   writeFileSync(join(ws, "README.md"), "hello\n");
   writeFileSync(join(ws, "src", "main.py"), "print(1)\n");
   writeFileSync(join(ws, "src", "lib", "util.py"), "x = 1\n");
-  store = new SnapshotStore({ goalsDir: home.config.goalsDir });
+  store = new SnapshotStore({ goalsDir: home.config.goalsDir, maxMb: 1024 });
 });
 afterEach(() => home.cleanup());
 

@@ -181,7 +181,7 @@ describe("exec", () => {
 describe("snapshot tools", () => {
   it("restores what exec changed in the container, in /workspace and /output", async () => {
     const [create, restore, list] = snapshotTools({
-      store: new SnapshotStore({ goalsDir: fx.config.goalsDir }),
+      store: new SnapshotStore({ goalsDir: fx.config.goalsDir, maxMb: fx.config.sandbox.snapshotsMaxMb }),
       roots: (g) => goalFolders(fx.config.goalsDir, g),
       quota: new WorkspaceQuota({ goalsDir: fx.config.goalsDir, maxMb: fx.config.sandbox.workspaceMaxMb }),
     }) as [ToolDef, ToolDef, ToolDef];
