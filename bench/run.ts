@@ -13,6 +13,7 @@ const sections: Record<string, Loader> = {
     const m = await import("./snapshots.js");
     return [await m.benchSnapshots(), await m.benchSnapshotPruning(), await m.benchSnapshotCalls()];
   },
+  budget: async () => (await import("./budget.js")).benchBudget(),
   memory: async () => (await import("./memory.js")).benchMemory(),
   agents: async () => (await import("./agents.js")).benchAgents(),
   sandbox: async () => (await import("./sandbox.js")).benchSandbox(),

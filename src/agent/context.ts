@@ -1,7 +1,7 @@
 // agent/context.ts — the context window. Tokens are estimated as characters / 4 (JSON of
-// the request: system, tools, messages): no tokenizer ships for every provider, the
-// estimate only has to be in the right range to decide when to summarise and what to
-// reserve, and the budget is settled with the provider's real usage afterwards.
+// the request: system, tools, messages): no tokenizer ships for every provider, and the
+// estimate only has to be in the right range to decide when to summarise. What a call
+// reserves on the budget is not this estimate but an upper bound (llm/token-bound.ts).
 //
 // When the estimate passes memory.summarize_at (default 0.7) of memory.context_window
 // (default: the model's window, 128k when unknown), the oldest part of the conversation

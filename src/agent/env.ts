@@ -34,6 +34,8 @@ export interface AgentEnv {
   onUsage?(agent: AgentRecord, usage: Usage): void;
   /** Told when a reservation is refused; the kernel decides whether the goal cap was hit. */
   onBudgetExceeded?(agent: AgentRecord, error: AidoError): void;
+  /** Told when a provider reported more than a call's bound (budget.overspent): the kernel stops the goal. */
+  onBudgetOverspent?(agent: AgentRecord, error: AidoError): void;
 }
 
 /** Longest answer asked of the model per call; also the output part of each budget reservation. */

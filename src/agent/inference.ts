@@ -1,14 +1,19 @@
 // agent/inference.ts — one model call, paid for. Every call an agent makes (its turns and
-// the summaries of its context) reserves an estimate on its budget account first (input
-// estimate + max_tokens), goes through the shared scheduler, commits the real usage after,
-// and is refunded when it fails. A refused reservation is budget_exceeded before anything
-// is sent: no call is made on credit.
+// the summaries of its context) reserves the most it can cost on its budget account first
+// (llm/token-bound.ts: the UTF-8 bytes of everything sent, framing, max_tokens), goes
+// through the shared scheduler, commits the real usage after, and is refunded when it
+// fails. A refused reservation is budget_exceeded before anything is sent: no call is made
+// on credit. Since a call following the bound can never cost more than it reserved, the
+// goal cap holds however many children spend at once. A provider that reports more anyway
+// broke the bound: the usage is charged (it was spent), audited as budget.overspent by the
+// ledger, and the call fails with budget_exceeded, which stops the agent; the kernel stops
+// the goal (onBudgetOverspent).
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AgentRecord } from "../kernel/registry.js";
+import { callTokenBound } from "../llm/token-bound.js";
 import type { CompletionRequest, LlmResponse } from "../llm/types.js";
 import type { Reservation } from "../security/budget.js";
-import { estimateRequestTokens } from "./context.js";
 import type { AgentEnv } from "./env.js";
 
 export async function budgetedComplete(
@@ -16,10 +21,10 @@ export async function budgetedComplete(
   agent: AgentRecord,
   req: CompletionRequest,
 ): Promise<LlmResponse> {
-  const estimate = estimateRequestTokens(req) + req.max_tokens;
+  const bound = callTokenBound(req);
   let reservation: Reservation;
   try {
-    reservation = env.budget.reserve(agent.budgetAccount, estimate);
+    reservation = env.budget.reserve(agent.budgetAccount, bound);
   } catch (e) {
     if (e instanceof AidoError && e.code === ErrorCode.budgetExceeded) env.onBudgetExceeded?.(agent, e);
     throw e;
@@ -35,6 +40,15 @@ export async function budgetedComplete(
   settleQuietly(() => env.budget.commit(reservation, used));
   env.onUsage?.(agent, response.usage);
   env.events.emit("usage", agent.goalId, { agentId: agent.id, ...response.usage });
+  if (used > reservation.amount) {
+    const e = new AidoError(
+      ErrorCode.budgetExceeded,
+      `budget overspent: the provider reported ${used} tokens for a call bounded at ${reservation.amount} (the UTF-8 bytes of the request, its framing and max_tokens); the tokens are charged to ${agent.budgetAccount} and its ancestors, and the agent is stopped`,
+      { account: agent.budgetAccount, reserved: reservation.amount, actual: used },
+    );
+    env.onBudgetOverspent?.(agent, e);
+    throw e;
+  }
   return response;
 }
 

@@ -294,6 +294,17 @@ export class GoalRunner {
     queueMicrotask(() => this.stopLive(goalId, "goal token cap reached"));
   }
 
+  /**
+   * A provider reported more than a call's bound (budget.overspent): the budget can no longer
+   * vouch for the goal's cap, so the goal fails and all its agents stop.
+   */
+  budgetOverspent(goalId: string, message: string): void {
+    const g = this.live.get(goalId);
+    if (!g || g.failure) return;
+    g.failure = message;
+    queueMicrotask(() => this.stopLive(goalId, "budget overspent"));
+  }
+
   /** Count a committed model call towards its goal's usage. */
   addUsage(goalId: string, u: Usage): void {
     const g = this.live.get(goalId);

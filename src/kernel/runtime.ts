@@ -311,6 +311,7 @@ export class Runtime {
       onUsage: (a, u) => this.goals.addUsage(a.goalId, u),
       onBudgetExceeded: (a, e) =>
         this.goals.budgetRefused(a.goalId, e.details.account as string | undefined, e.message),
+      onBudgetOverspent: (a, e) => this.goals.budgetOverspent(a.goalId, e.message),
     };
     this.runner = new AgentRunner({
       env: this.env,

@@ -72,6 +72,8 @@ export interface AuditPayloads {
   };
   "budget.reserved": { account: string; reservation_id: number; amount: number };
   "budget.exceeded": { account: string; limit: number; spent: number; reserved: number; requested: number };
+  /** A provider reported more than a call's bound; charged anyway, and the goal is stopped. */
+  "budget.overspent": { account: string; reserved: number; actual: number; overspent: number };
   "snapshot.created": { snapshot_id: string; label?: string; files?: number };
   "snapshot.restored": { snapshot_id: string; files_restored: number; files_failed: number };
   /** The oldest snapshots removed (and their packs compacted) to keep a goal's store under sandbox.snapshots_max_mb. */
@@ -121,6 +123,7 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "approval.grant_revoked",
   "budget.reserved",
   "budget.exceeded",
+  "budget.overspent",
   "snapshot.created",
   "snapshot.restored",
   "snapshot.pruned",

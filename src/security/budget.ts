@@ -3,6 +3,10 @@
 // change is one BEGIN IMMEDIATE transaction, so reservers in other connections, threads
 // or processes on the same database can never spend the same tokens twice.
 //
+// A reservation is the most a call can cost (llm/token-bound.ts), so a commit never
+// exceeds it unless the provider broke the bound; then the excess is charged anyway
+// (it was spent) and audited as budget.overspent, and the caller stops the goal.
+//
 // Accounts form a tree per goal; the root is the goal's account and its limit the goal
 // cap. What any account reserves or spends is charged at that moment to the account AND
 // every ancestor up to the root: an ancestor's `spent` and `reserved` are its whole
@@ -199,13 +203,30 @@ export class BudgetLedger {
     });
   }
 
-  /** Record real usage for a reservation, on the account and every ancestor. Usage above the estimate is recorded too. */
+  /**
+   * Record real usage for a reservation, on the account and every ancestor. Usage above the
+   * reservation (the call's bound was broken) is charged too, since it was spent, and
+   * audited as budget.overspent in the same transaction; the caller stops what spent it.
+   */
   commit(r: Reservation, actualTokens: number): BudgetAccount {
     tokens("actualTokens", actualTokens);
     return this.immediate(() => {
       this.settle(r, "committed", actualTokens);
       this.charge(r.accountId, -r.amount, actualTokens);
-      return this.get(r.accountId);
+      const after = this.get(r.accountId);
+      if (actualTokens > r.amount) {
+        this.audit?.record(
+          "budget.overspent",
+          {
+            account: r.accountId,
+            reserved: r.amount,
+            actual: actualTokens,
+            overspent: actualTokens - r.amount,
+          },
+          { goalId: after.goal_id },
+        );
+      }
+      return after;
     });
   }
 

@@ -97,16 +97,18 @@ describe("a goal whose root and children have reset periods", () => {
       closed: 1,
     });
   });
-  // The attack as observed, where a reset period is allowed at all (the root has one):
-  // a goal capped at 30,000, a child of 10,000 resetting every 2 s, ~9,000 tokens a call.
+  // The attack as observed, where a reset period is allowed at all (the root has one): a
+  // child resetting every 2 s, ~9,000 tokens a call. Each call reserves what it can cost at
+  // most (llm/token-bound.ts), so the task is long enough (6,000 bytes) that 9,000 tokens is
+  // within it, and the child's budget (16,000) holds one such reservation.
   it("stops issue 11's attack at the goal cap, the goal's account holding every token the provider reported", async () => {
-    h = await openHarness(server, { config: (c) => (c.limits.goalMaxTokens = 30_000) });
+    h = await openHarness(server, { config: (c) => (c.limits.goalMaxTokens = 40_000) });
     server.script('manifest "lead"', [
       turn.toolUse(
         "spawn_agent",
         {
-          manifest: { name: "helper", budget: { max_tokens: 10_000, reset_period_seconds: 2 } },
-          message: "Go.",
+          manifest: { name: "helper", budget: { max_tokens: 16_000, reset_period_seconds: 2 } },
+          message: `Go. ${"Read every skill there is and report on each. ".repeat(125)}`,
         },
         { usage: { input_tokens: 900, output_tokens: 100 } },
       ),
@@ -128,20 +130,38 @@ describe("a goal whose root and children have reset periods", () => {
         name: "lead",
         system_prompt: "You lead.",
         capabilities: ["tool: spawn_agent", "spawn_child: [helper]"],
-        budget: { max_tokens: 30_000, reset_period_seconds: 2 },
+        budget: { max_tokens: 40_000, reset_period_seconds: 2 },
       },
     });
-    const s = await h.rt.goals.wait(goal_id, 30_000);
+    const s = await h.rt.goals.wait(goal_id, 40_000);
     expect(s.state).toBe("failed");
     expect(s.error).toMatch(/goal token cap reached/);
     const goal = h.rt.budget.get(`goal:${goal_id}`);
     const reported = s.usage.input_tokens + s.usage.output_tokens;
     expect(goal.spent).toBe(reported);
-    // Three calls of 9,000 past the root's 1,000: the fourth's reservation did not fit.
-    expect(reported).toBe(1000 + 3 * 9000);
-    expect(child.requests.length).toBeGreaterThanOrEqual(3);
-    expect(child.requests.length).toBeLessThanOrEqual(4); // the 4th, if sent, was aborted unanswered
-  });
+    expect(goal.spent).toBeLessThanOrEqual(40_000);
+    // Every call of the child reserved its bound, which the 9,000 it cost stayed within.
+    const helper = h.rt.listAgents({ goalId: goal_id, includeStopped: true }).find((a) => a.depth === 1)!;
+    const account = h.rt.registry.require(helper.agent_id).budgetAccount;
+    const calls = h.rt.db
+      .prepare("SELECT amount, actual FROM budget_reservations WHERE account_id = ? AND state = 'committed'")
+      .all(account) as { amount: number; actual: number }[];
+    expect(calls.every((c) => c.actual === 9000 && c.amount >= c.actual)).toBe(true);
+    // Past its own 16,000 (its period reset), then stopped by the goal's room.
+    expect(calls.length).toBeGreaterThanOrEqual(2);
+    expect(reported).toBe(1000 + calls.length * 9000);
+    expect(h.rt.budget.get(account).total_spent).toBeGreaterThan(16_000);
+    const [refused] = h.rt.audit
+      .query({ goal_id, kind: "budget.exceeded" })
+      .map(
+        (e) =>
+          e.payload as { account: string; limit: number; spent: number; reserved: number; requested: number },
+      )
+      .filter((p) => p.account === `goal:${goal_id}`);
+    expect(refused!.requested).toBeGreaterThan(refused!.limit - refused!.spent - refused!.reserved);
+    expect(child.requests.length).toBe(calls.length);
+    expect(h.rt.audit.query({ goal_id, kind: "budget.overspent" })).toEqual([]);
+  }, 60_000);
 });
 
 describe("a persistent agent's reset period", () => {

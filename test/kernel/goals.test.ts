@@ -111,7 +111,7 @@ describe("goals", () => {
     ).toThrow(/operator's configured ceiling: "file_read: \/\*\*"/);
   });
 
-  it("stops the whole swarm cleanly when the goal's token cap is reached", async () => {
+  it("stops the whole swarm when a provider reports more than a call's bound: charged, audited, goal failed", async () => {
     h = await openHarness(server, {
       config: (c) => {
         c.limits.goalMaxTokens = 30_000;
@@ -129,7 +129,8 @@ describe("goals", () => {
       }),
       turn.text("never reached"),
     ]);
-    // alpha's call costs far more than it reserved: the overrun spills up to the goal.
+    // alpha's request is a few KB, so no byte-level tokenizer makes 40,000 tokens of it: the
+    // provider broke the bound. The tokens are charged, and the goal stops.
     server.script('manifest "alpha"', [
       turn.text("expensive", { usage: { input_tokens: 40_000, output_tokens: 10 } }),
     ]);
@@ -140,14 +141,24 @@ describe("goals", () => {
     const { goal_id } = h.rt.goals.submit({ goal: "Spend.", manifest: lead });
     const s = await h.rt.goals.wait(goal_id, 15_000);
     expect(s.state).toBe("failed");
-    expect(s.error).toMatch(/goal token cap reached/);
-    expect(beta.requests).toHaveLength(1); // its second call was refused before it was sent
-    const refused = h.rt.audit.query({ goal_id, kind: "budget.exceeded" });
-    expect(refused.map((e) => (e.payload as { account: string }).account)).toContain(`goal:${goal_id}`);
+    expect(s.error).toMatch(
+      /^budget overspent: the provider reported 40010 tokens for a call bounded at \d+/,
+    );
+    expect(beta.requests.length).toBeLessThanOrEqual(1); // its second call was never sent
+    const alpha = h.rt
+      .listAgents({ goalId: goal_id, includeStopped: true })
+      .find((a) => a.manifest === "alpha")!;
+    const overspent = h.rt.audit.query({ goal_id, kind: "budget.overspent" });
+    expect(overspent.map((e) => e.payload)).toEqual([
+      expect.objectContaining({
+        account: h.rt.registry.require(alpha.agent_id).budgetAccount,
+        actual: 40_010,
+      }),
+    ]);
     const agents = h.rt.listAgents({ goalId: goal_id, includeStopped: true });
     expect(agents.map((a) => a.manifest).sort()).toEqual(["alpha", "beta", "lead"]);
     expect(agents.every((a) => a.state === "stopped")).toBe(true);
-    expect(s.usage.input_tokens).toBeGreaterThanOrEqual(40_000);
+    expect(h.rt.budget.get(`goal:${goal_id}`).spent).toBeGreaterThanOrEqual(40_010);
   });
 
   it("cancels a running goal through the one removal path", async () => {

@@ -111,6 +111,24 @@ describe("reserve, commit, refund", () => {
   });
 });
 
+describe("a commit past its reservation (a provider that broke the call's bound)", () => {
+  it("is charged everywhere and audited as budget.overspent in the same transaction", () => {
+    const audit = new AuditLog({ db, signer: makeSigner() });
+    const audited = new BudgetLedger({ db, audit, now: () => clock });
+    audited.open("goal:g8", { goalId: "g8", limit: 1000 });
+    audited.open("agent:x", { goalId: "g8", parentId: "goal:g8", limit: 300 });
+    audited.commit(audited.reserve("agent:x", 200), 650);
+    expect(audited.get("goal:g8")).toMatchObject({ spent: 650, reserved: 0 });
+    expect(audit.tail(1)[0]).toMatchObject({
+      kind: "budget.overspent",
+      goal_id: "g8",
+      payload: { account: "agent:x", reserved: 200, actual: 650, overspent: 450 },
+    });
+    audited.commit(audited.reserve("goal:g8", 1), 1);
+    expect(audit.tail(10).filter((e) => e.kind === "budget.overspent")).toHaveLength(1);
+  });
+});
+
 describe("carve-outs and the goal cap", () => {
   beforeEach(() => {
     ledger.open("goal:g1", { goalId: "g1", limit: 1000 });
