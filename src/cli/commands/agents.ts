@@ -1,8 +1,9 @@
 // cli/commands/agents.ts — `aido agents`: the daemon's agents as a tree per goal (live
 // ones by default; --all includes stopped ones), each with its manifest's description,
-// from agent.list.
+// from agent.list. Stop reasons carry error text a model may have written: inert text.
 
 import type { AgentSummary } from "../../kernel/registry.js";
+import { inert } from "../../security/terminal-text.js";
 import { type Command, jsonOption, parseCommandArgs, printJson } from "../command.js";
 import { oneLine } from "../watch/state.js";
 import { withClient } from "./daemon-client.js";
@@ -17,7 +18,7 @@ function tree(list: AgentSummary[]): string[] {
   const out: string[] = [];
   const walk = (parent: string | null, indent: string) => {
     for (const a of kids.get(parent) ?? []) {
-      const why = a.stop_reason ? ` (${a.stop_reason})` : "";
+      const why = a.stop_reason ? ` (${inert(a.stop_reason)})` : "";
       const what = a.description ? `  — ${oneLine(a.description, 80)}` : "";
       out.push(
         `${indent}${a.manifest}  ${a.agent_id}  ${a.state}${why}  ${a.model}  goal=${a.goal_id}${what}`,

@@ -8,6 +8,7 @@
 import type { AidoClient } from "../../client/client.js";
 import type { GrantRecord } from "../../security/approval-grants.js";
 import type { ApprovalDecision, ApprovalRecord } from "../../security/approvals.js";
+import { inert } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { withClient } from "./daemon-client.js";
 
@@ -40,7 +41,7 @@ function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
 function describeGrant(g: GrantRecord): string {
   const until = new Date(g.expires_at).toISOString();
   const state = g.status === "active" ? `until ${until}` : g.status;
-  return `${g.id}  ${g.target} by agents of identity \`${g.identity}\`  (${state}${g.decided_by ? `, allowed by ${g.decided_by}` : ""})`;
+  return `${g.id}  ${g.target} by agents of identity \`${g.identity}\`  (${state}${g.decided_by ? `, allowed by ${inert(g.decided_by)}` : ""})`;
 }
 
 async function askEach(io: CliIo, client: AidoClient, pending: ApprovalRecord[]): Promise<number> {

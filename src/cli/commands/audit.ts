@@ -11,6 +11,7 @@ import { AuditLog, type AuditVerifyResult } from "../../security/audit.js";
 import { AUDIT_KINDS, type AuditEntry } from "../../security/audit-events.js";
 import { type AuditAnchor, formatAnchor, parseAnchor } from "../../security/audit-head.js";
 import { RuntimeKey } from "../../security/keys.js";
+import { inert } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 
 function openAudit(config: Config): { audit: AuditLog; close(): void } {
@@ -29,7 +30,11 @@ function printEntries(io: CliIo, entries: AuditEntry[]): void {
     const who = [e.goal_id && `goal=${e.goal_id}`, e.agent_id && `agent=${e.agent_id}`]
       .filter(Boolean)
       .join(" ");
-    io.out(`${String(e.seq).padStart(6)} ${e.time} ${e.kind.padEnd(18)} ${who} ${JSON.stringify(e.payload)}`);
+    // JSON escapes C0 controls but not DEL, C1 or bidi characters, which payloads a model
+    // filled (tool inputs, reasons) may hold.
+    io.out(
+      `${String(e.seq).padStart(6)} ${e.time} ${e.kind.padEnd(18)} ${who} ${inert(JSON.stringify(e.payload))}`,
+    );
   }
 }
 

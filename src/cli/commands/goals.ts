@@ -2,13 +2,15 @@
 // `aido status ID`, `aido cancel ID`. Submit reads the manifest file here and sends its
 // text (the daemon may not see the caller's files), and sends input paths as absolute
 // paths. With --wait or --follow the exit code is the goal's outcome: 0 succeeded, 1
-// failed or cancelled.
+// failed or cancelled. The goal's text, result and error come from a model or any socket
+// client: printed as inert text (security/terminal-text.ts), --json as exact JSON.
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { AidoClient } from "../../client/client.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { GoalStatus } from "../../kernel/goals.js";
+import { inert, inertLines } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { goalExitCode, isFinished, waitForGoal, withClient } from "./daemon-client.js";
 import { submitAndWatch } from "./watch.js";
@@ -16,7 +18,7 @@ import { submitAndWatch } from "./watch.js";
 const tokens = (g: GoalStatus) => g.usage.input_tokens + g.usage.output_tokens;
 const oneLine = (s: string, max: number) => {
   const flat = s.replace(/\s+/g, " ").trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+  return inert(flat.length > max ? `${flat.slice(0, max - 1)}…` : flat);
 };
 
 export function printGoal(io: CliIo, g: GoalStatus): void {
@@ -25,8 +27,8 @@ export function printGoal(io: CliIo, g: GoalStatus): void {
   io.out(`asked   ${oneLine(g.goal, 200)}`);
   io.out(`tokens  ${tokens(g)} (in ${g.usage.input_tokens}, out ${g.usage.output_tokens})`);
   io.out(`output  ${g.output_dir}`);
-  if (g.error) io.out(`error   ${g.error}`);
-  if (g.result) io.out(`result\n${g.result}`);
+  if (g.error) io.out(`error   ${inertLines(g.error)}`);
+  if (g.result) io.out(`result\n${inertLines(g.result)}`);
 }
 
 function readManifest(file: string): string {

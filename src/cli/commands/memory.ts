@@ -11,6 +11,7 @@ import { type Embedder, LocalHashEmbedder } from "../../memory/embedder.js";
 import { createEmbedder } from "../../memory/openai-embedder.js";
 import { MemoryStore } from "../../memory/store.js";
 import type { MemoryHit, MemoryRecord } from "../../memory/types.js";
+import { inert } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 
 /**
@@ -43,7 +44,8 @@ function printRecords(io: CliIo, records: (MemoryRecord | MemoryHit)[]): void {
     io.out(
       `${String(m.id).padStart(6)} ${when} ${m.identity} ${m.scope}/${m.category} goal=${m.provenance.goalId} ${m.provenance.source}${dist}${sup}`,
     );
-    io.out(`       ${m.content.replace(/\s+/g, " ").slice(0, 200)}`);
+    // A model wrote the content: inert text, on one line.
+    io.out(`       ${inert(m.content.replace(/\s+/g, " ").slice(0, 200))}`);
   }
 }
 

@@ -6,6 +6,7 @@
 // can read the private goal folder) into a staging folder owned by the host user
 // (--owner), then on the host into ./output.
 
+import { inert } from "../../security/terminal-text.js";
 import type { CliIo } from "../command.js";
 import { type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { type CopyReport, copyDeliverables } from "../output-copy.js";
@@ -24,7 +25,8 @@ function printReport(io: CliIo, report: CopyReport, dest: string): void {
       ? "no deliverables to copy"
       : `copied ${report.files} file${report.files === 1 ? "" : "s"} (${report.bytes} bytes) to ${dest}`,
   );
-  for (const s of report.skipped) io.err(`skipped ${s.path}: ${s.reason}`);
+  // A model named these files.
+  for (const s of report.skipped) io.err(`skipped ${inert(s.path)}: ${inert(s.reason)}`);
 }
 
 export const output: Command = {
