@@ -92,8 +92,10 @@ describe("web_fetch to the host", () => {
 
 describe("budget", () => {
   it("a provider reporting huge usage stops the agent: no further model call, no tool call", async () => {
+    // A budget that holds one call's bound (llm/token-bound.ts), so the first call is made;
+    // the 18M reported break the bound: charged, audited as budget.overspent, agent stopped.
     const spender = b.agent("spender", ["tool: file_list", "file_read: /workspace/**"], {
-      budget: { max_tokens: 5000 },
+      budget: { max_tokens: 20_000 },
     });
     const s = b.server.script("red team agent spender", [
       turn.toolUse(
@@ -106,7 +108,11 @@ describe("budget", () => {
     ]);
     const r = await b.rt.runAgent(spender.id, "spend");
     expect(s.requests.length).toBe(1);
-    expect(r.stop_reason).not.toBe("end_turn");
+    expect(r.stop_reason).toBe("budget_exceeded");
+    expect(b.rt.audit.query({ agent_id: spender.id, kind: "tool.invoked" })).toEqual([]);
+    expect(b.rt.audit.query({ kind: "budget.overspent" }).map((e) => e.payload)).toContainEqual(
+      expect.objectContaining({ actual: 18_000_000 }),
+    );
     const after = await b.call(spender.id, "file_list", { path: "/workspace" });
     expect(after).toBeInstanceOf(AidoError);
   });
