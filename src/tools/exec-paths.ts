@@ -15,7 +15,9 @@
 // the program alone knows. Every resolved path, inside the mounts or not, goes to the
 // policy too (operator `path:` rules, the system-path rule). A relative path that is not
 // explicit (`a/b`, not `./a/b`) is judged only when its folder exists: `s/a/b/` is more
-// often a sed script than a file.
+// often a sed script than a file. Every static word of every command is also collected
+// with the folders it may be opened from (not resolved: exec-scope.ts does that, only
+// when a human's standing answer is involved).
 
 import { posix } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
