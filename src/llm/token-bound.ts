@@ -72,7 +72,7 @@ function toolBound(t: ToolSpec): number {
 }
 
 /** Input tokens a request can cost at most (see the header). */
-export function inputTokenBound(req: Pick<CompletionRequest, "system" | "messages" | "tools">): number {
+function inputTokenBound(req: Pick<CompletionRequest, "system" | "messages" | "tools">): number {
   const tools = req.tools ?? [];
   return (
     FRAMING.request +

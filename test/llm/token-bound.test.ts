@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from "vitest";
 import { estimateRequestTokens } from "../../src/agent/context.js";
-import { callTokenBound, FRAMING, inputTokenBound } from "../../src/llm/token-bound.js";
+import { callTokenBound, FRAMING } from "../../src/llm/token-bound.js";
 import type { CompletionRequest } from "../../src/llm/types.js";
 
 const bytes = (s: string) => Buffer.byteLength(s, "utf8");
@@ -22,13 +22,13 @@ describe("the bound of a call", () => {
 
   it("counts a dense text by its bytes: 3 per CJK character, where characters/4 said a quarter", () => {
     const dense = Array.from({ length: 8000 }, (_, i) => String.fromCodePoint(0x3400 + (i % 6000))).join("");
-    const req = { system: "", messages: [{ role: "user" as const, content: dense }] };
-    expect(inputTokenBound(req)).toBe(FRAMING.request + FRAMING.message + 24_000);
+    const req = { system: "", messages: [{ role: "user" as const, content: dense }], max_tokens: 0 };
+    expect(callTokenBound(req)).toBe(FRAMING.request + FRAMING.message + 24_000);
     expect(estimateRequestTokens(req)).toBeLessThan(2_100);
   });
 
   it("counts tool calls, tool results and tool definitions with their framing", () => {
-    const req: Pick<CompletionRequest, "system" | "messages" | "tools"> = {
+    const req: Pick<CompletionRequest, "system" | "messages" | "tools" | "max_tokens"> = {
       system: "",
       messages: [
         {
@@ -38,11 +38,12 @@ describe("the bound of a call", () => {
         { role: "user", content: [{ type: "tool_result", tool_use_id: "t1", content: "a\nb" }] },
       ],
       tools: [{ name: "exec", description: "Run it.", input_schema: { type: "object" } }],
+      max_tokens: 0,
     };
     const toolUse = FRAMING.block + 2 + 4 + bytes('{"command":"ls"}') + FRAMING.jsonValue * 3;
     const toolResult = FRAMING.block + 2 + 3;
     const tool = FRAMING.tool + 4 + 7 + bytes('{"type":"object"}') + FRAMING.jsonValue * 3;
-    expect(inputTokenBound(req)).toBe(
+    expect(callTokenBound(req)).toBe(
       FRAMING.request + 2 * FRAMING.message + toolUse + toolResult + FRAMING.toolsOffered + tool,
     );
   });
