@@ -3,6 +3,10 @@
 // /skills/<name>/** for each skill it may read, minus the operator's `path:`,
 // `file_read:` and `file_write:` deny rules. Computed by the gate from the token it has
 // just verified, never from anything the model wrote.
+// A `file_read:` deny rule is also a write deny for the domain: with write rights over a
+// folder a command can rename what it holds (same-folder renames need no REFER right) or
+// hard-link it elsewhere, and read it under a name no rule denies. Without a write rule
+// on a denied path or any of its ancestors, nothing there can be moved, renamed or linked.
 
 import type { Confinement } from "../sandbox/types.js";
 import type { Grant } from "../security/grants.js";
@@ -35,7 +39,9 @@ export function confinementFor(
     write,
     deny: [...denials.deny],
     denyRead: [...denials.denyRead],
-    denyWrite: [...denials.denyWrite],
+    // Read-denied paths are not writable by commands either (see the header): this keeps
+    // `mv secret/k.txt k.txt` and renaming the denied folder from dodging the rule.
+    denyWrite: [...denials.denyWrite, ...denials.denyRead],
     tmp: privateTmpOf(agentId),
   };
 }
