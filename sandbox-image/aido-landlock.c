@@ -1,7 +1,8 @@
 /*
  * aido-landlock — the in-container wall around one exec. It applies a Landlock domain
- * built from rule paths, a seccomp filter that refuses to make setuid/setgid files, and an
- * optional RLIMIT_FSIZE, then execve()s the program. The executor starts every command through it, so the command and
+ * built from rule paths, a seccomp filter (no setuid/setgid files, no disk reserved past
+ * the size limit, no extended attributes written) and an optional RLIMIT_FSIZE, then
+ * execve()s the program. The executor starts every command through it, so the command and
  * everything it starts inherit all three (none can be lifted again: Landlock domains and
  * seccomp filters only ever stack tighter). With --reap it also owns the call's lifetime:
  * see "the reaper" below.
@@ -85,6 +86,14 @@
 #ifndef __NR_fchmodat2
 #define __NR_fchmodat2 452
 #endif
+/* Linux 6.13; one number on every architecture (the unified table above 403). */
+#ifndef __NR_setxattrat
+#define __NR_setxattrat 463
+#endif
+#ifndef __NR_removexattrat
+#define __NR_removexattrat 466
+#endif
+
 #define LL_CREATE_RULESET_VERSION (1U << 0)
 #define LL_RULE_PATH_BENEATH 1
 
@@ -294,6 +303,7 @@ static void scope_signals(void) {
 #define SETID_BITS 06000
 #define DENY_EPERM (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
 #define DENY_ENOSYS (SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA))
+#define DENY_ENOTSUP (SECCOMP_RET_ERRNO | (EOPNOTSUPP & SECCOMP_RET_DATA))
 
 #define LD(off) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (off))
 #define JEQ(k, t, f) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), (t), (f))
@@ -314,6 +324,19 @@ static void scope_signals(void) {
       LD(ARG_LO(modearg)), JSET(SETID_BITS, 0, 1), RET(DENY_EPERM), LD(NR_OFF)
 
 #define NR_OFF offsetof(struct seccomp_data, nr)
+
+/* "if nr == X then ENOTSUP": for calls refused whatever their arguments. */
+#define REFUSE_BLOCK(nr) JEQ((nr), 0, 1), RET(DENY_ENOTSUP)
+
+/*
+ * fallocate(fd, mode, ...) with any mode but 0 is refused (EOPNOTSUPP: posix_fallocate and
+ * the programs that try fallocate fall back to writing). FALLOC_FL_KEEP_SIZE — and the
+ * modes that imply it, PUNCH_HOLE among them — allocate blocks past the end of a file
+ * without growing its size, so RLIMIT_FSIZE is never consulted and one call could reserve
+ * any amount of the host's disk past the goal's quota. Mode 0 grows the size and is
+ * bounded by RLIMIT_FSIZE like a write.
+ */
+#define FALLOCATE_BLOCK JEQ(__NR_fallocate, 0, 3), LD(ARG_LO(1)), JEQ(0, 1, 0), RET(DENY_ENOTSUP), LD(NR_OFF)
 
 static void apply_seccomp(void) {
   struct sock_filter filter[] = {
@@ -338,6 +361,18 @@ static void apply_seccomp(void) {
       CREATE_BLOCK(__NR_open, 1, 2),
 #endif
       CREATE_BLOCK(__NR_openat, 2, 3),
+      FALLOCATE_BLOCK,
+      /* Extended attributes are metadata Landlock (ABI <= 7) does not guard: a command could
+       * set them on any file of the goal, granted or not. Programs that copy them (cp -a,
+       * tar, rsync -X) treat ENOTSUP as "not supported here" and go on. */
+      REFUSE_BLOCK(__NR_setxattr),
+      REFUSE_BLOCK(__NR_lsetxattr),
+      REFUSE_BLOCK(__NR_fsetxattr),
+      REFUSE_BLOCK(__NR_setxattrat),
+      REFUSE_BLOCK(__NR_removexattr),
+      REFUSE_BLOCK(__NR_lremovexattr),
+      REFUSE_BLOCK(__NR_fremovexattr),
+      REFUSE_BLOCK(__NR_removexattrat),
       /* openat2 passes its mode in memory a filter cannot read: libc falls back to openat. */
       JEQ(__NR_openat2, 0, 1),
       RET(DENY_ENOSYS),

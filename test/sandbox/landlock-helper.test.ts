@@ -1,7 +1,8 @@
 // The Landlock helper (sandbox-image/aido-landlock.c) on its own, in the real image: it
 // reports the kernel's ABI, honours its rules and nothing else, gives no rule to a path
 // with a symlink in it, scopes signals and abstract sockets, refuses every way of making a
-// setuid/setgid file, caps file size, and refuses bad arguments with exit 2 and a message.
+// setuid/setgid file, reserving disk past the size limit or writing extended attributes,
+// caps file size, and refuses bad arguments with exit 2 and a message.
 // Each command runs through an unconfined exec (itself already under the helper's seccomp
 // filter); the helper under test is called explicitly inside it.
 
@@ -142,6 +143,55 @@ describe("aido-landlock", () => {
     expect(r.stdout).toContain("io_uring -1 38");
     expect(r.stdout.match(/PermissionError: \[Errno 1\] Operation not permitted/g)).toHaveLength(3);
     expect(r.stdout.trim().endsWith("\n0")).toBe(true);
+  });
+
+  it("refuses fallocate in any mode but 0 (EOPNOTSUPP), and bounds mode 0 by --fsize", async () => {
+    const r = await sh(
+      `${HELPER} --unconfined --fsize 65536 -- python3 -c "` +
+        [
+          "import os,ctypes",
+          "l=ctypes.CDLL(None, use_errno=True)",
+          "fd=os.open('/workspace/out/fa', os.O_CREAT|os.O_WRONLY, 0o644)",
+          "def fa(mode, n):",
+          "    ctypes.set_errno(0); return '%d/%d' % (l.fallocate(fd, mode, ctypes.c_long(0), ctypes.c_long(n)), ctypes.get_errno())",
+          // KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, COLLAPSE_RANGE, ZERO_RANGE, INSERT_RANGE, UNSHARE_RANGE
+          "print([fa(m, 1<<20) for m in (1, 3, 8, 0x10, 0x20, 0x40)])",
+          "print(fa(0, 1<<30), fa(0, 4096), os.fstat(fd).st_size)",
+        ].join("\n") +
+        '"',
+    );
+    expect(r.stdout).toBe(
+      `${JSON.stringify(Array(6).fill("-1/95")).replaceAll('"', "'").replaceAll(",", ", ")}\n-1/27 0/0 4096\n`,
+    );
+  });
+
+  it("refuses to write or remove extended attributes, in every form (ENOTSUP)", async () => {
+    const r = await sh(
+      "touch /workspace/out/x; ln -sf x /workspace/out/xl; " +
+        `${HELPER} --unconfined -- python3 -c "` +
+        [
+          "import os,ctypes",
+          "l=ctypes.CDLL(None, use_errno=True)",
+          "fd=os.open('/workspace/out/x', os.O_RDONLY)",
+          "def t(f):",
+          "    try: f(); return 'ok'",
+          "    except OSError as e: return str(e.errno)",
+          "def raw(nr, *a):",
+          "    ctypes.set_errno(0); return '%d/%d' % (l.syscall(nr, *a), ctypes.get_errno())",
+          "x=b'/workspace/out/x'",
+          "print(t(lambda: os.setxattr('/workspace/out/x', 'user.a', b'1')),",
+          "  t(lambda: os.setxattr('/workspace/out/xl', 'user.a', b'1', follow_symlinks=False)),",
+          "  t(lambda: os.setxattr(fd, 'user.a', b'1')),",
+          "  t(lambda: os.removexattr('/workspace/out/x', 'user.a')),",
+          "  t(lambda: os.removexattr('/workspace/out/xl', 'user.a', follow_symlinks=False)),",
+          "  t(lambda: os.removexattr(fd, 'user.a')))",
+          // setxattrat (463) and removexattrat (466), Linux 6.13
+          "print(raw(463, -100, x, 0, b'user.a', 0, 0), raw(466, -100, x, 0, b'user.a'))",
+          "print(os.listxattr('/workspace/out/x'))",
+        ].join("\n") +
+        '"',
+    );
+    expect(r.stdout).toBe("95 95 95 95 95 95\n-1/95 -1/95\n[]\n");
   });
 
   it("caps the size a file can grow to with --fsize", async () => {
