@@ -103,15 +103,64 @@ describe("aido-landlock", () => {
 
   it("scopes signals and abstract unix sockets to the domain", async () => {
     const r = await sh(
-      // A listener outside the domain on an abstract socket; pid 1 (docker-init) is outside too.
+      // A listener outside the inner domain on an abstract socket, which the outer command
+      // (its own call) may signal and the inner one may not.
       `python3 -c "import socket,time; s=socket.socket(socket.AF_UNIX); s.bind('\\0aido-test'); s.listen(); time.sleep(20)" & ` +
-        "sleep 0.5; kill -0 1 && echo signal-outside-ok; " +
-        `${HELPER} ${SYSTEM.join(" ")} -- /bin/dash -c 'kill -0 1 || echo signal-refused; ` +
-        `python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.connect(chr(0)+\\"aido-test\\")" 2>&1 | tail -1'`,
+        "L=$!; sleep 0.5; kill -0 $L && echo signal-outside-ok; " +
+        `${HELPER} ${SYSTEM.join(" ")} -- /bin/dash -c "kill -0 $L || echo signal-refused; ` +
+        `python3 -c \\"import socket; s=socket.socket(socket.AF_UNIX); s.connect(chr(0)+'aido-test')\\" 2>&1 | tail -1"; kill $L`,
     );
     expect(r.stdout).toContain("signal-outside-ok");
     expect(r.stdout).toContain("signal-refused");
     expect(r.stdout).toMatch(/PermissionError: \[Errno 1\] Operation not permitted/);
+  });
+
+  it("--reap exits like its program: the same exit code, or the same signal", async () => {
+    const r = await sh(
+      `${HELPER} --reap ${SYSTEM.join(" ")} -- /bin/dash -c 'exit 7'; echo code=$?; ` +
+        `${HELPER} --reap ${SYSTEM.join(" ")} -- /bin/dash -c 'kill -USR1 $$'; echo code=$?`,
+    );
+    expect(r.stdout).toBe("code=7\ncode=138\n"); // 128 + SIGUSR1
+  });
+
+  it("--reap kills what its program left, however it left, and nothing outside its call", async () => {
+    const r = await sh(
+      "sleep 101 & " +
+        `${HELPER} --reap ${SYSTEM.join(" ")} -- python3 -c "` +
+        [
+          "import ctypes,os,subprocess",
+          "subprocess.Popen(['sleep', '102'])",
+          "subprocess.Popen(['setsid', 'sleep', '103'])",
+          "if ctypes.CDLL(None).syscall(56, 0x8000|17, 0, 0, 0, 0) == 0:", // CLONE_PARENT
+          "    os.setsid(); os.execvp('sleep', ['sleep', '104'])",
+        ].join("\n") +
+        '"; sleep 0.2; ps -eo args | grep "^sleep 10" | sort',
+    );
+    expect(r.stdout).toBe("sleep 101\n");
+  });
+
+  it("--reap's program can neither signal nor ptrace its reaper", async () => {
+    const r = await sh(
+      `${HELPER} --reap ${SYSTEM.join(" ")} -- python3 -c "` +
+        [
+          "import ctypes,os,signal",
+          "l=ctypes.CDLL(None, use_errno=True)",
+          "try: os.kill(os.getppid(), signal.SIGTERM); print('signalled')",
+          "except OSError as e: print('kill', e.errno)",
+          "print('ptrace', l.ptrace(16, os.getppid(), 0, 0), ctypes.get_errno())", // PTRACE_ATTACH
+          "print('alive')",
+        ].join("\n") +
+        '"',
+    );
+    expect(r.stdout).toBe("kill 1\nptrace -1 1\nalive\n");
+  });
+
+  it("--reap ends the call on SIGTERM: the program and all it started are killed", async () => {
+    const r = await sh(
+      `${HELPER} --reap ${SYSTEM.join(" ")} -- /bin/dash -c 'setsid sleep 105 & sleep 106' & R=$!; ` +
+        "sleep 0.3; kill -TERM $R; wait $R; echo code=$?; ps -eo args | grep -c '^sleep 10'",
+    );
+    expect(r.stdout).toBe("code=137\n0\n"); // the program's SIGKILL, re-raised
   });
 
   it("refuses every way of making a setuid or setgid file", async () => {
