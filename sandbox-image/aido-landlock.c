@@ -282,11 +282,24 @@ static void apply_landlock(int abi, const struct rule *rules, int n) {
   restrict_self(&attr, rules, n);
 }
 
-/* A domain that handles no file access and only scopes signals (ABI >= 6): the reaper's
- * own when it runs unconfined, and the nested one its program runs in. */
+/*
+ * A domain that only scopes signals (ABI >= 6): the reaper's own when it runs unconfined,
+ * and the nested one its program runs in. It must still handle REFER and grant it on "/":
+ * Landlock denies REFER in every layer that does not grant it, handled or not, so a layer
+ * with no rules would refuse every rename or link across folders (EXDEV) to the program.
+ */
 static void scope_signals(void) {
-  struct ll_ruleset_attr attr = {.scoped = SCOPE_SIGNAL};
-  restrict_self(&attr, NULL, 0);
+  struct ll_ruleset_attr attr = {.handled_access_fs = FS_REFER, .scoped = SCOPE_SIGNAL};
+  int ruleset = (int)syscall(__NR_landlock_create_ruleset, &attr, sizeof attr, 0);
+  if (ruleset < 0) setup_failed("landlock_create_ruleset");
+  struct ll_path_beneath_attr refer = {.allowed_access = FS_REFER};
+  refer.parent_fd = open("/", O_PATH | O_CLOEXEC);
+  if (refer.parent_fd < 0) setup_failed("/");
+  if (syscall(__NR_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &refer, 0) != 0)
+    setup_failed("landlock_add_rule /");
+  close(refer.parent_fd);
+  if (syscall(__NR_landlock_restrict_self, ruleset, 0) != 0) setup_failed("landlock_restrict_self");
+  close(ruleset);
 }
 
 /* ---------------------------------------------------------------- seccomp */
@@ -336,7 +349,8 @@ static void scope_signals(void) {
  * any amount of the host's disk past the goal's quota. Mode 0 grows the size and is
  * bounded by RLIMIT_FSIZE like a write.
  */
-#define FALLOCATE_BLOCK JEQ(__NR_fallocate, 0, 3), LD(ARG_LO(1)), JEQ(0, 1, 0), RET(DENY_ENOTSUP), LD(NR_OFF)
+#define FALLOCATE_BLOCK                                                                       \
+  JEQ(__NR_fallocate, 0, 3), LD(ARG_LO(1)), JEQ(0, 1, 0), RET(DENY_ENOTSUP), LD(NR_OFF)
 
 static void apply_seccomp(void) {
   struct sock_filter filter[] = {
