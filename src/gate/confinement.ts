@@ -3,10 +3,11 @@
 // /skills/<name>/** for each skill it may read, minus the operator's `path:`,
 // `file_read:` and `file_write:` deny rules. Computed by the gate from the token it has
 // just verified, never from anything the model wrote.
-// A `file_read:` deny rule is also a write deny for the domain: with write rights over a
-// folder a command can rename what it holds (same-folder renames need no REFER right) or
-// hard-link it elsewhere, and read it under a name no rule denies. Without a write rule
-// on a denied path or any of its ancestors, nothing there can be moved, renamed or linked.
+// Each list goes to the domain as it is: a `file_read:` deny rule is not also a write deny.
+// A command that may write where reads are denied still cannot rename, move or link a
+// denied file to a name it may read, because the expansion never gives a write hierarchy
+// rule to a folder whose reads are mixed (sandbox/executor/confinement.ts) and Landlock
+// refuses a move that gains read rights; so the domain writes exactly where file_write may.
 
 import type { Confinement } from "../sandbox/types.js";
 import type { Grant } from "../security/grants.js";
@@ -39,9 +40,7 @@ export function confinementFor(
     write,
     deny: [...denials.deny],
     denyRead: [...denials.denyRead],
-    // Read-denied paths are not writable by commands either (see the header): this keeps
-    // `mv secret/k.txt k.txt` and renaming the denied folder from dodging the rule.
-    denyWrite: [...denials.denyWrite, ...denials.denyRead],
+    denyWrite: [...denials.denyWrite],
     tmp: privateTmpOf(agentId),
   };
 }

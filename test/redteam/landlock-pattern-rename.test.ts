@@ -1,18 +1,15 @@
-// OPEN (red team): a read grant that is a file pattern, with write on the same folder.
+// Red team: a read grant that is a file pattern, with write on the same folder.
 // `file_read: /workspace/pub/*.md` becomes file rules for the .md files that exist when an
-// exec starts; the folder itself gets no read rule, while `file_write: /workspace/pub/**`
-// gives it a hierarchy rule (create, remove, rename, REFER). So inside the domain a new
-// name in pub/ is write-only, and Landlock lets a file move in from a write-only folder
-// (no right is gained) or be renamed within pub/. By path, though, the new name matches the
-// read grant, and file_read (or the next exec's rules) reads it: a plain `mv` moves the
-// write-only inbox's file into pub/ as k.md. Docs: "moving a secret into a readable folder
-// fails even with write access to both". (Renaming pub/notes.txt to notes.md works too; that
-// one is the documented same-folder case: write on a folder renames what it holds.) Not fixed here: the rules are built in the
-// executor, which is in the image (a folder whose read rights are not the same for every
-// name below it — read neither covered nor disjoint — should get no hierarchy write rule;
-// that also subsumes the host-side rule that a file_read: deny denies writing).
+// exec starts, so inside the domain a new name in pub/ was write-only, and Landlock lets a
+// file move in from a write-only folder (no right is gained in the domain) or be renamed
+// within pub/. By path, though, the new name matches the read grant, and file_read read it:
+// `mv /workspace/inbox/k.txt /workspace/pub/k.md` handed the write-only inbox's file over.
+// Now a write hierarchy rule never spans a folder whose reads are mixed (some names below
+// it readable by path, others not): pub/ and /workspace get write-file rules for what they
+// hold instead, so no name can be created, moved or renamed in them by an exec, while the
+// inbox (nothing readable below it) keeps its hierarchy rule.
 
-import { chownSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
@@ -32,7 +29,7 @@ afterAll(async () => {
 const text = (r: unknown) => (r instanceof AidoError ? r.message : (r as { output: string }).output);
 
 describe("an agent that reads pub/*.md, writes pub/ and writes (only) inbox/", () => {
-  it("cannot read the inbox's file by moving it into pub/ as .md", async () => {
+  it("cannot read the inbox's file by moving it into pub/ as .md, nor rename pub's other files to .md", async () => {
     const a = b.agent("renamer", [
       "tool: exec",
       "tool: file_read",
@@ -41,6 +38,7 @@ describe("an agent that reads pub/*.md, writes pub/ and writes (only) inbox/", (
       "file_write: /workspace/pub/**",
       "file_write: /workspace/inbox/**",
       "exec: mv *",
+      "exec: cp *",
     ]);
     await ((await b.rt.backend.acquire(a.goalId)) as DockerSandbox).ready();
     const ws = join(b.home.config.goalsDir, a.goalId, "workspace");
@@ -49,12 +47,13 @@ describe("an agent that reads pub/*.md, writes pub/ and writes (only) inbox/", (
       writeFileSync(join(ws, f), content);
       chownSync(join(ws, f), uid, gid);
     };
-    for (const d of ["pub", "inbox"]) {
+    for (const d of ["pub", "inbox", "pub/sub"]) {
       mkdirSync(join(ws, d));
       chownSync(join(ws, d), uid, gid);
     }
     plant("inbox/k.txt", "INBOX-ONLY-1212\n");
     plant("pub/readme.md", "readable\n");
+    plant("pub/notes.txt", "NOT-MD-3434\n");
     // Both are refused by name first.
     expect(text(await b.call(a.id, "file_read", { path: "/workspace/inbox/k.txt" }))).toContain(
       "no capability",
@@ -69,11 +68,24 @@ describe("an agent that reads pub/*.md, writes pub/ and writes (only) inbox/", (
     const renamed = text(
       await b.call(a.id, "exec", { command: "mv /workspace/pub/notes.txt /workspace/pub/notes.md", cwd }),
     );
-    expect(text(await b.call(a.id, "file_read", { path: "/workspace/pub/k.md" })), moved).not.toContain(
-      "INBOX-ONLY-1212",
+    expect(moved).toMatch(/cannot move .* Permission denied/);
+    expect(renamed).toMatch(/cannot move .* Permission denied/);
+    expect(text(await b.call(a.id, "file_read", { path: "/workspace/pub/k.md" }))).toMatch(/no such file/);
+    expect(text(await b.call(a.id, "file_read", { path: "/workspace/pub/notes.md" }))).toMatch(
+      /no such file/,
     );
-    expect(text(await b.call(a.id, "file_read", { path: "/workspace/pub/notes.md" })), renamed).not.toContain(
-      "NOT-MD-3434",
+    expect(readFileSync(join(ws, "inbox", "k.txt"), "utf8")).toBe("INBOX-ONLY-1212\n");
+    // What it may still do: rewrite the files pub/ holds, and write where nothing is readable
+    // (the inbox, and pub/sub/, which no read grant reaches).
+    const writes = text(
+      await b.call(a.id, "exec", {
+        command:
+          "cp /workspace/pub/readme.md /workspace/pub/notes.txt && cp /workspace/pub/readme.md /workspace/inbox/copy.md && mv /workspace/inbox/copy.md /workspace/pub/sub/copy.md",
+        cwd,
+      }),
     );
+    expect(writes).toMatch(/^exit code 0/);
+    expect(readFileSync(join(ws, "pub", "notes.txt"), "utf8")).toBe("readable\n");
+    expect(readFileSync(join(ws, "pub", "sub", "copy.md"), "utf8")).toBe("readable\n");
   });
 });
