@@ -3,8 +3,11 @@
 // but a rename inside one folder needs no REFER, and a hard link needs only rights the
 // domain held when the rules were built: so `mv secret/k.txt k.txt`, renaming the denied
 // folder, or linking the file out, followed by a file_read of the new name (a path no rule
-// denies), read what the operator denied. A read deny is therefore also a write deny for
-// the exec's domain (gate/confinement.ts): none of these may change anything.
+// denies), read what the operator denied. The domain's write rules now follow its reads
+// (sandbox/executor/confinement.ts): /workspace, where some names are readable and others
+// (secret/) not, gets no write hierarchy rule, so nothing can be moved, renamed or linked
+// in it, and Landlock refuses moving a name from secret/ into a readable folder. The agent
+// may still write inside the denied folder, as file_write may: writing is not reading.
 
 import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -77,8 +80,19 @@ describe("a file_read: deny rule against an agent that may write the denied fold
     for (const f of ["k1.txt", "k2.txt"])
       expect(readFileSync(join(a.ws, "secret", f), "utf8")).toBe(`${SECRET}\n`);
     expect(existsSync(join(a.ws, "open"))).toBe(false);
-    // Writing where no rule denies still works.
+    // Writing works, where no rule denies and in the read-denied folder, and a file written
+    // there stays there: moving it out to a readable name is refused like the others.
     expectOk(await b.call(a.id, "exec", py("open('/workspace/public/n.txt', 'w').write('ok')")));
     expect(readFileSync(join(a.ws, "public/n.txt"), "utf8")).toBe("ok");
+    expectOk(await b.call(a.id, "exec", py("open('/workspace/secret/w.txt', 'w').write('written')")));
+    expect(readFileSync(join(a.ws, "secret/w.txt"), "utf8")).toBe("written");
+    const out = expectOk(
+      await b.call(
+        a.id,
+        "exec",
+        py("import os; os.rename('/workspace/secret/w.txt', '/workspace/public/w.txt')"),
+      ),
+    );
+    expect(out.output).toContain("Invalid cross-device link");
   });
 });
