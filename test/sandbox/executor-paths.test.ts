@@ -1,7 +1,8 @@
 // The executor's path code on the host, without Docker, in a temp folder: realpath with
 // kernel semantics (links followed where met, `link/..` is the target's parent, a missing
-// tail appended normalised, loops stopped), and anchoring (an op judged on a canonical path
-// refuses when a symlink stands anywhere along it, and acts inside the folder it opened).
+// tail appended normalised, loops stopped, /proc taken as written), and anchoring (an op
+// judged on a canonical path refuses when a symlink stands anywhere along it, and acts
+// inside the folder it opened).
 
 import { closeSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -104,5 +105,17 @@ describe("anchored operations", () => {
   it("refuses to write through a folder that a symlink now stands in for", async () => {
     const w = `${root}/rel-link/x.txt`;
     await expect(opWrite({ path: w, expect: w, content: "x" })).rejects.toBeInstanceOf(OpError);
+  });
+});
+
+describe("paths below /proc", () => {
+  it("are taken as written: /proc/self and a process's magic links are not followed", () => {
+    // Followed, /proc/self would be the executor and /proc/1/cwd another process's folder.
+    expect(realpathOf("/proc/self/cwd/x")).toBe("/proc/self/cwd/x");
+    expect(realpathOf("/proc/1/cwd/../root/etc")).toBe("/proc/1/root/etc");
+    expect(realpathOf("/proc/self/fd/0")).toBe("/proc/self/fd/0");
+    expect(realpathOf("/proc/../etc/hostname")).toBe("/etc/hostname");
+    symlinkSync("/proc/self/cwd", join(root, "to-proc"));
+    expect(realpathOf(`${root}/to-proc/secret`)).toBe("/proc/self/cwd/secret");
   });
 });
