@@ -1,13 +1,11 @@
-// OPEN (red team): a fifo wedges the goal's file tools. The executor opens the file a
-// file_read names without O_NONBLOCK; opening a fifo for reading blocks until a writer comes,
-// and it blocks one of the four threads of Node's file-system pool. A child agent that makes
-// a few fifos in its own folder and file_reads them takes all four: from then on every
-// file_read, file_read_many, file_edit and script judgement of every agent of the goal waits
-// out its 30 s and fails ("got no answer"), and the session is never restarted, because a
-// call that times out leaves the executor in place. (Snapshots already open with
-// O_NONBLOCK for this reason: src/sandbox/snapshot-fs.ts.) Not fixed here: the open is in
-// the executor, which is in the image (open with O_NONBLOCK and refuse what fstat says is
-// not a regular file; and/or restart a session whose call got no answer).
+// Red team: a fifo wedged the goal's file tools. The executor opened the file a file_read
+// names without O_NONBLOCK; opening a fifo for reading blocks until a writer comes, and it
+// blocked one of the four threads of Node's file-system pool. A child agent that made a
+// few fifos in its own folder and file_read them took all four: from then on every file
+// tool and script judgement of every agent of the goal waited out its 30 s, and the session
+// was never restarted. Now every read opens without blocking and refuses what fstat says
+// is not a regular file, before reading (file_read, file_read_many, file_edit, grep, the
+// scripts an exec runs).
 
 import { chownSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -27,22 +25,35 @@ afterAll(async () => {
   await b?.close();
 });
 
-describe("a child that file_reads fifos it made in its own folder", () => {
-  it("does not stop its parent's file_read", async () => {
-    const parent = b.agent("reader", [
-      "tool: *",
-      "file_read: /workspace/**",
-      "file_write: /workspace/**",
-      "spawn_child: [*]",
-      "exec: python3 *",
-    ]);
-    await ((await b.rt.backend.acquire(parent.goalId)) as DockerSandbox).ready();
-    const ws = join(b.home.config.goalsDir, parent.goalId, "workspace");
-    const { uid, gid } = statSync(ws);
-    mkdirSync(join(ws, "scratch"));
-    chownSync(join(ws, "scratch"), uid, gid);
-    writeFileSync(join(ws, "notes.txt"), "the parent's notes\n");
-    chownSync(join(ws, "notes.txt"), uid, gid);
+const text = (r: unknown) =>
+  r instanceof AidoError ? `${r.code}: ${r.message}` : (r as { output: string }).output;
+
+/** A parent that may do anything in /workspace, its notes, and its sandbox. */
+async function parentAgent(
+  name: string,
+): Promise<{ id: string; goalId: string; ws: string; sandbox: DockerSandbox }> {
+  const parent = b.agent(name, [
+    "tool: *",
+    "file_read: /workspace/**",
+    "file_write: /workspace/**",
+    "spawn_child: [*]",
+    "exec: python3 *",
+    "exec: sh *",
+  ]);
+  const sandbox = (await b.rt.backend.acquire(parent.goalId)) as DockerSandbox;
+  await sandbox.ready();
+  const ws = join(b.home.config.goalsDir, parent.goalId, "workspace");
+  const { uid, gid } = statSync(ws);
+  mkdirSync(join(ws, "scratch"));
+  chownSync(join(ws, "scratch"), uid, gid);
+  writeFileSync(join(ws, "notes.txt"), "the parent's notes\n");
+  chownSync(join(ws, "notes.txt"), uid, gid);
+  return { ...parent, ws, sandbox };
+}
+
+describe("a child that reads fifos it made in its own folder", () => {
+  it("is refused at once by every file tool, and its parent's file_read goes on", async () => {
+    const parent = await parentAgent("reader");
     const child = b.rt.spawner.spawn({
       goalId: parent.goalId,
       manifest: parseManifestValue(
@@ -52,9 +63,13 @@ describe("a child that file_reads fifos it made in its own folder", () => {
           capabilities: [
             "tool: exec",
             "tool: file_read",
+            "tool: file_read_many",
+            "tool: file_edit",
+            "tool: grep",
             "file_read: /workspace/scratch/**",
             "file_write: /workspace/scratch/**",
             "exec: python3 *",
+            "exec: sh *",
           ],
         },
         "test",
@@ -67,14 +82,20 @@ describe("a child that file_reads fifos it made in its own folder", () => {
         cwd: "/workspace/scratch",
       }),
     );
-    const jams = Array.from({ length: 6 }, (_, i) =>
-      b.call(child.id, "file_read", { path: `/workspace/scratch/f${i}` }),
-    );
-    await new Promise((r) => setTimeout(r, 500));
+    const started = Date.now();
+    const jams = await Promise.all([
+      ...Array.from({ length: 6 }, (_, i) =>
+        b.call(child.id, "file_read", { path: `/workspace/scratch/f${i}` }),
+      ),
+      b.call(child.id, "file_read_many", { paths: ["/workspace/scratch/f0", "/workspace/scratch/f1"] }),
+      b.call(child.id, "file_edit", { path: "/workspace/scratch/f2", old_string: "a", new_string: "b" }),
+      b.call(child.id, "exec", { command: "sh /workspace/scratch/f3", cwd: "/workspace/scratch" }),
+    ]);
+    for (const r of jams) expect(text(r)).toMatch(/is a fifo; only regular files can be read/);
+    const grep = expectOk(await b.call(child.id, "grep", { pattern: "x", path: "/workspace/scratch" }));
+    expect(grep.isError ?? false).toBe(false);
+    expect(Date.now() - started).toBeLessThan(10_000);
     const read = await b.call(parent.id, "file_read", { path: "/workspace/notes.txt" });
-    expect(read instanceof AidoError ? `${read.code}: ${read.message}` : read.output).toBe(
-      "the parent's notes\n",
-    );
-    await Promise.all(jams);
-  }, 120_000);
+    expect(text(read)).toBe("the parent's notes\n");
+  }, 60_000);
 });

@@ -1,16 +1,15 @@
-// OPEN (red team): grep reads a file through a folder that was moved out from under it.
-// grep opens each folder anchored (O_NOFOLLOW from its judged root), lists it, then judges
-// every entry by the path it had when the folder was opened and reads it through the
-// folder's fd. An agent that may read and write /workspace/pub and only write
-// /workspace/inbox (where others drop what it must not read) cannot move inbox/k.txt into
-// pub (Landlock refuses: EXDEV). But it can move the folder pub/a, which grep is walking,
-// into inbox (that only loses rights), then move inbox/k.txt into it: grep, still holding
-// the folder, judges the file as /workspace/pub/a/0.txt and returns the secret. The swap is
-// timed by the first decoy grep reads (its access time changes; stat is not guarded).
-// file_read has the same shape (its parent folder is opened, then the name), with a far
-// smaller window. Not fixed here: the walk is in the executor, which is in the image
-// (after reading, check through the folder's fd that it is still at the judged path, and
-// drop what was read otherwise: moving it back would gain rights, which Landlock refuses).
+// Red team: grep read a file through a folder that was moved out from under it. grep opens
+// each folder anchored (O_NOFOLLOW from its judged root), lists it, then judges every entry
+// by the path it had when the folder was opened and reads it through the folder's fd. An
+// agent that may read and write /workspace/pub and only write /workspace/inbox (where others
+// drop what it must not read) cannot move inbox/k.txt into pub (Landlock refuses: EXDEV).
+// But it can move the folder pub/a, which grep is walking, into inbox (that only loses
+// rights), then move inbox/k.txt into it: grep, still holding the folder, judged the file as
+// /workspace/pub/a/0.txt and returned the secret. The swap is timed by the first decoy grep
+// reads (its access time changes; stat is not guarded). Now every read through a folder is
+// kept only if the folder is still at its judged path afterwards (readlink of
+// /proc/self/fd/N): the moved folder reads as /workspace/inbox/a, and grep skips the file.
+// (file_read and file_edit check the same way and fail with path_changed.)
 
 import { chownSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -89,7 +88,9 @@ describe("grep over a folder the agent moves into a write-only folder while grep
     );
     await new Promise((r) => setTimeout(r, 300));
     const g = await b.call(a.id, "grep", { pattern: "DROPPED|decoy-none", path: "/workspace/pub/a" });
-    const swapped = await swap;
+    const swapped = expectOk(await swap);
+    // The race happened: the folder moved while grep walked it, and the secret went in.
+    expect(swapped.output).toContain("swapped");
     expect(g instanceof AidoError ? g.message : g.output, JSON.stringify(swapped)).not.toContain(SECRET);
   }, 90_000);
 });

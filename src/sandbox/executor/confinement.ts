@@ -160,7 +160,9 @@ function covers(set: GlobSet, dir: string): boolean {
 
 /** Something below `dir` may be in the set. */
 function reaches(set: GlobSet, dir: string): boolean {
-  return set.globs.some((g) => globsOverlap(g, below(dir))) && !set.deny.some((d) => globCovers(d, subtree(dir)));
+  return (
+    set.globs.some((g) => globsOverlap(g, below(dir))) && !set.deny.some((d) => globCovers(d, subtree(dir)))
+  );
 }
 
 /** Every name below `dir` is readable, or none is (see the header). */
