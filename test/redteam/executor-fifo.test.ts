@@ -5,8 +5,10 @@
 // tool and script judgement of every agent of the goal waited out its 30 s, and the session
 // was never restarted. Now every read opens without blocking and refuses what fstat says
 // is not a regular file, before reading (file_read, file_read_many, file_edit, grep, the
-// scripts an exec runs).
+// scripts an exec runs); and a session whose call gets no answer in time is taken as stuck:
+// it is killed, its pending calls fail saying so, and the next call gets a new executor.
 
+import { execFileSync } from "node:child_process";
 import { chownSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -97,5 +99,32 @@ describe("a child that reads fifos it made in its own folder", () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     const read = await b.call(parent.id, "file_read", { path: "/workspace/notes.txt" });
     expect(text(read)).toBe("the parent's notes\n");
+  }, 60_000);
+});
+
+describe("an executor that stops answering", () => {
+  it("is replaced: the waiting calls fail saying so and the next call gets a new executor", async () => {
+    const parent = await parentAgent("stuck");
+    const old = parent.sandbox.executorPid;
+    // Stop the executor from outside, as a wedged process would behave.
+    execFileSync("docker", ["exec", parent.sandbox.containerId, "kill", "-STOP", String(old)]);
+    const [exec, read] = await Promise.all([
+      b.call(parent.id, "exec", { command: "python3 -c 'print(1)'", timeout_ms: 200 }),
+      b.call(parent.id, "file_read", { path: "/workspace/notes.txt" }),
+    ]);
+    // Both ask realpath first (10 s for a few lstat calls): one is the call that timed out,
+    // the other fails with it.
+    const both = `${text(exec)}\n${text(read)}`;
+    expect(both).toMatch(/realpath got no answer within 10000 ms; the executor is taken as stuck/);
+    expect(both).toMatch(/did not answer a realpath call within 10000 ms and was taken as stuck/);
+    expect([text(exec), text(read)].every((t) => t.startsWith("sandbox_failed: "))).toBe(true);
+    expect(text(await b.call(parent.id, "file_read", { path: "/workspace/notes.txt" }))).toBe(
+      "the parent's notes\n",
+    );
+    expect(parent.sandbox.executorPid).not.toBe(old);
+    const ps = execFileSync("docker", ["exec", parent.sandbox.containerId, "ps", "-eo", "pid,args"], {
+      encoding: "utf8",
+    });
+    expect(ps.split("\n").filter((l) => l.includes("executor.js"))).toHaveLength(1);
   }, 60_000);
 });
