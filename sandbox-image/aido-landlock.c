@@ -19,6 +19,9 @@
  *                       lets no file grow at all (a goal at its quota can still delete)
  *   --unconfined        no file rules (trusted callers); seccomp and --fsize still apply
  *   --reap              stay as the call's reaper (Landlock ABI >= 6 only, see below)
+ *   --oom-score-adj N   set /proc/self/oom_score_adj to N (0..1000) first, so that PROG and
+ *                       all it starts (the reaper too) inherit it: the executor passes 1000
+ *                       so the kernel's OOM killer takes a command before the executor
  *
  * Rule paths are opened with openat2(RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS): grants
  * are about canonical paths, so a path with a symlink anywhere in it gets no rule (fail
@@ -149,7 +152,8 @@ static void usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "%s: ", prog);
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\nusage: %s --abi | [--read DIR] [--write DIR] [--read-file FILE] "
-                  "[--write-file FILE] [--fsize BYTES] [--unconfined] [--reap] -- PROG [ARG...]\n",
+                  "[--write-file FILE] [--fsize BYTES] [--unconfined] [--reap] [--oom-score-adj N] -- "
+                  "PROG [ARG...]\n",
           prog);
   exit(2);
 }
@@ -488,6 +492,15 @@ static void reap(char **argv) {
 
 /* ---------------------------------------------------------------- main */
 
+/* Before the domain: /proc is read-only inside it. */
+static void set_oom_score_adj(const char *value) {
+  int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) setup_failed("/proc/self/oom_score_adj");
+  ssize_t n = write(fd, value, strlen(value));
+  if (n != (ssize_t)strlen(value)) setup_failed("/proc/self/oom_score_adj");
+  close(fd);
+}
+
 static unsigned long long parse_bytes(const char *s) {
   char *end = NULL;
   errno = 0;
@@ -505,6 +518,7 @@ int main(int argc, char **argv) {
   int reaper = 0;
   unsigned long long fsize = 0;
   int have_fsize = 0;
+  const char *oom_score_adj = NULL;
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -530,6 +544,7 @@ int main(int argc, char **argv) {
                : strcmp(a, "--read-file") == 0  ? READ_FILE
                : strcmp(a, "--write-file") == 0 ? WRITE_FILE
                : strcmp(a, "--fsize") == 0      ? -2
+               : strcmp(a, "--oom-score-adj") == 0 ? -3
                                                 : -1;
     if (kind == -1) usage_error("unknown option \"%s\"", a);
     if (i + 1 >= argc) usage_error("%s needs a value", a);
@@ -537,6 +552,14 @@ int main(int argc, char **argv) {
     if (kind == -2) {
       fsize = parse_bytes(v);
       have_fsize = 1;
+      continue;
+    }
+    if (kind == -3) {
+      char *end = NULL;
+      long adj = strtol(v, &end, 10);
+      if (end == v || *end != 0 || adj < 0 || adj > 1000)
+        usage_error("--oom-score-adj needs a number from 0 to 1000, got \"%s\"", v);
+      oom_score_adj = v;
       continue;
     }
     if (!canonical_arg(v)) usage_error("rule path \"%s\" is not a canonical absolute path", v);
@@ -548,6 +571,7 @@ int main(int argc, char **argv) {
   if (unconfined && n > 0) usage_error("%s", "--unconfined takes no rules");
 
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) setup_failed("no_new_privs");
+  if (oom_score_adj != NULL) set_oom_score_adj(oom_score_adj);
   if (have_fsize) {
     struct rlimit rl = {.rlim_cur = fsize, .rlim_max = fsize};
     if (setrlimit(RLIMIT_FSIZE, &rl) != 0) setup_failed("RLIMIT_FSIZE");

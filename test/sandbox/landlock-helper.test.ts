@@ -139,6 +139,13 @@ describe("aido-landlock", () => {
     expect(r.stdout).toBe("sleep 101\n");
   });
 
+  it("--oom-score-adj sets the score before anything starts: the reaper and its program share it", async () => {
+    const r = await sh(
+      `${HELPER} --unconfined --reap --oom-score-adj 1000 -- /bin/dash -c 'cat /proc/$PPID/oom_score_adj /proc/self/oom_score_adj'`,
+    );
+    expect(r.stdout).toBe("1000\n1000\n");
+  });
+
   it("--reap's program can neither signal nor ptrace its reaper", async () => {
     const r = await sh(
       `${HELPER} --reap ${SYSTEM.join(" ")} -- python3 -c "` +
@@ -270,6 +277,8 @@ describe("aido-landlock", () => {
     [["--fsize", "-1", "--", "true"], /--fsize needs a number of bytes/],
     [["--read", "/usr"], /nothing to run/],
     [["--abi", "--read", "/usr"], /--abi takes no other argument/],
+    [["--oom-score-adj", "-5", "--", "true"], /--oom-score-adj needs a number from 0 to 1000, got "-5"/],
+    [["--oom-score-adj", "1001", "--", "true"], /--oom-score-adj needs a number from 0 to 1000/],
   ])("refuses %j with exit 2 and a message", async (args, message) => {
     const r = await helper(args);
     expect(r.exitCode).toBe(2);

@@ -136,12 +136,16 @@ export function wrapperFor(
     fail("landlock_unavailable", `this image has no ${HELPER}: commands can only run unconfined in it`);
   }
   // 0 is a limit too, the tightest: a goal at its quota may delete files but grow none.
-  const limit = maxFileBytes === undefined ? [] : ["--fsize", String(Math.max(0, Math.floor(maxFileBytes)))];
-  if (env.reaper) limit.push("--reap");
-  if (confinement === "unconfined") return { args: ["--unconfined", ...limit, "--"], env: {} };
+  const options =
+    maxFileBytes === undefined ? [] : ["--fsize", String(Math.max(0, Math.floor(maxFileBytes)))];
+  // Prefer the command (and all it starts, its reaper too) over the executor when the
+  // container runs out of memory: set before the helper forks, so nothing starts without it.
+  options.push("--oom-score-adj", "1000");
+  if (env.reaper) options.push("--reap");
+  if (confinement === "unconfined") return { args: ["--unconfined", ...options, "--"], env: {} };
   if (env.landlockAbi === 0) {
     if (grantsCoverMounts(confinement, env.mountedSkills))
-      return { args: ["--unconfined", ...limit, "--"], env: {} };
+      return { args: ["--unconfined", ...options, "--"], env: {} };
     fail(
       "landlock_unavailable",
       "exec needs Landlock (Linux 5.13 or later with landlock among the active LSMs) because this agent's " +
@@ -151,7 +155,7 @@ export function wrapperFor(
   }
   ensurePrivateTmp(confinement.tmp);
   const rules = confinementArgs(confinement, env.systemRules);
-  return { args: [...rules, ...limit, "--"], env: { HOME: confinement.tmp, TMPDIR: confinement.tmp } };
+  return { args: [...rules, ...options, "--"], env: { HOME: confinement.tmp, TMPDIR: confinement.tmp } };
 }
 
 export function opExec(
@@ -206,8 +210,8 @@ export function opExec(
     const reaper = env.reaper && wrap.args.includes("--reap");
     if (pid) {
       running.add(callId, pid, reaper);
-      // Prefer the command over the executor when the container runs out of memory.
-      writeFile(`/proc/${pid}/oom_score_adj`, "1000", () => {});
+      // Without the helper (a foreign image) nothing set it: prefer the command all the same.
+      if (wrap.args.length === 0) writeFile(`/proc/${pid}/oom_score_adj`, "1000", () => {});
     }
     const timer =
       timeoutMs > 0
