@@ -24,7 +24,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 
 /** How long the reaper has to end its call before the call's process group is killed. */
-export const REAPER_GRACE_MS = 1000;
+const REAPER_GRACE_MS = 1000;
 /** Sweep passes after a call: a process forking away between passes is met by the next. */
 const SWEEP_PASSES = 8;
 
@@ -49,7 +49,7 @@ function statFields(pid: number): string[] | undefined {
 }
 
 /** A process's start time in clock ticks since boot (proc(5) field 22). */
-export function startTicks(pid: number): number | undefined {
+function startTicks(pid: number): number | undefined {
   const f = statFields(pid);
   const v = f === undefined ? Number.NaN : Number(f[19]);
   return Number.isFinite(v) ? v : undefined;
