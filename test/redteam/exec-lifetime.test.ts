@@ -10,7 +10,7 @@
 // the command ends or the executor ends the call. So every process a call made is gone
 // when its answer arrives, and a call never touches another call's processes.
 
-import { chownSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
@@ -69,12 +69,15 @@ const CLONE_PARENT_SETSID = [
   "        n+=1; open('/workspace/out/beat','w').write(str(n)+' '+str(os.getppid())); time.sleep(0.1)",
 ];
 
+/** The command itself ends once its clone has beaten (however busy the machine is). */
+const WAIT_FOR_BEAT = "while not os.path.exists('/workspace/out/beat'): time.sleep(0.01)";
+
 describe("a command that makes itself a sibling and leaves its session", () => {
   it("is gone when its call returns", async () => {
     const a = await lingerer("lingerer");
     const r = expectOk(
       await b.call(a.id, "exec", {
-        command: py([...CLONE_PARENT_SETSID, "time.sleep(0.3)"]),
+        command: py([...CLONE_PARENT_SETSID, WAIT_FOR_BEAT]),
         cwd: "/workspace/public",
       }),
     );
@@ -126,20 +129,24 @@ describe("a command that forks and exits in a loop, a new session each time", ()
 describe("two calls of one goal at once", () => {
   it("end each other's processes in neither direction", async () => {
     const a = await lingerer("overlap");
-    // A's orphan (its parent exits at once) writes after B has ended; A itself waits for it.
+    // A's orphan (its parent exits at once) writes only once B has ended (the test then
+    // drops out/go from the host); A itself waits for that write.
     const first = b.call(a.id, "exec", {
       command: py([
         "import os,time",
+        "wait=lambda p: [time.sleep(0.02) for _ in range(1000) if not os.path.exists(p)]",
         "if os.fork() == 0:",
         "    if os.fork() == 0:",
-        "        os.setsid(); time.sleep(1.5); open('/workspace/out/late','w').write('still here')",
+        "        os.setsid(); open('/workspace/out/ready','w').close(); wait('/workspace/out/go')",
+        "        open('/workspace/out/late','w').write('still here')",
         "    os._exit(0)",
-        "time.sleep(3)",
+        "wait('/workspace/out/late')",
       ]),
       cwd: "/workspace/public",
     });
-    await sleep(500);
+    for (let i = 0; i < 500 && !existsSync(join(a.ws, "out", "ready")); i++) await sleep(20);
     expectOk(await b.call(a.id, "exec", { command: "python3 -c 'print(1)'", cwd: "/workspace/public" }));
+    writeFileSync(join(a.ws, "out", "go"), "");
     expect(expectOk(await first).isError).toBe(false);
     expect(readFileSync(join(a.ws, "out", "late"), "utf8")).toBe("still here");
   });

@@ -6,6 +6,8 @@
 // is no reaper either: a call ends by its process group, and the orphan sweep kills what
 // left the group — what a finished call left, never what a running call still owns.
 
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
 import { Runtime } from "../../src/kernel/runtime.js";
@@ -106,24 +108,30 @@ describe("exec on a kernel without Landlock", () => {
       "exec: python3 *",
       "exec: ps *",
     ]);
-    // The first call's orphan (its own session, its parent gone) writes after the second
-    // call has ended and been swept; the first call waits for it.
+    // The first call's orphan (its own session, its parent gone) writes only once the second
+    // call has ended and been swept (the test then drops go from the host); the first call
+    // waits for that write.
+    const ws = join(home.config.goalsDir, full.goalId, "workspace");
     const first = call(
       full.id,
       `python3 -c "${[
         "import os,time",
+        "wait=lambda p: [time.sleep(0.02) for _ in range(1000) if not os.path.exists(p)]",
         "if os.fork() == 0:",
         "    if os.fork() == 0:",
-        "        os.setsid(); time.sleep(1.5); open('/workspace/late','w').write('still here')",
+        "        os.setsid(); open('/workspace/ready','w').close(); wait('/workspace/go')",
+        "        open('/workspace/late','w').write('still here')",
         "    os._exit(0)",
-        "time.sleep(3)",
+        "wait('/workspace/late')",
       ].join("\n")}"`,
     );
-    await new Promise((r) => setTimeout(r, 500));
+    for (let i = 0; i < 500 && !existsSync(join(ws, "ready")); i++)
+      await new Promise((r) => setTimeout(r, 20));
     const second = await call(
       full.id,
       `python3 -c "${["import os", "if os.fork() == 0:", "    os.setsid(); os.execvp('sleep', ['sleep', '107'])"].join("\n")}"`,
     );
+    writeFileSync(join(ws, "go"), "");
     expect(second).not.toBeInstanceOf(AidoError);
     expect((await first) as unknown).not.toBeInstanceOf(AidoError);
     const after = await call(full.id, "python3 -c \"print(open('/workspace/late').read())\"; ps -eo args");
