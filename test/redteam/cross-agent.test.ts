@@ -13,6 +13,8 @@
 //   adds Landlock TCP rules. Hiding command lines would need hidepid, which same-uid
 //   processes pass, and the program's own argv (python3 -c "...") holds them anyway.
 
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseManifestValue } from "../../src/manifest/load.js";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
@@ -29,7 +31,7 @@ afterAll(async () => {
 });
 
 /** A parent that may do anything in /workspace and a child that may only run python3 there. */
-async function family(name: string): Promise<{ parent: string; child: string }> {
+async function family(name: string): Promise<{ parent: string; child: string; running(): Promise<void> }> {
   const parent = b.agent(name, [
     "tool: exec",
     "file_read: /workspace/**",
@@ -50,7 +52,11 @@ async function family(name: string): Promise<{ parent: string; child: string }> 
     ),
     parent: b.rt.registry.require(parent.id),
   });
-  return { parent: parent.id, child: child.id };
+  const up = join(b.home.config.goalsDir, parent.goalId, "workspace", "up");
+  const running = async () => {
+    for (let i = 0; i < 500 && !existsSync(up); i++) await sleep(20);
+  };
+  return { parent: parent.id, child: child.id, running };
 }
 
 const py = (lines: string[]) => ({ command: `python3 -c "${lines.join("\n")}"` });
@@ -61,9 +67,9 @@ describe("a child agent and its parent's running command", () => {
     const f = await family("procs");
     const running = b.call(f.parent, "exec", {
       command:
-        "cd /workspace && MARK=env-7373 python3 -c 'import time; time.sleep(3) # db password: hunter2-4711'",
+        'cd /workspace && MARK=env-7373 python3 -c \'import time; open("up", "w"); time.sleep(3) # db password: hunter2-4711\'',
     });
-    await sleep(1000);
+    await f.running();
     const spy = expectOk(
       await b.call(
         f.child,
@@ -115,10 +121,10 @@ describe("a child agent and its parent's running command", () => {
         "a=socket.socket(socket.AF_UNIX); a.bind('\\0parent-abstract')",
         "t=socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(('127.0.0.1', 47011))",
         "ts=[threading.Thread(target=serve, args=x) for x in [(u, b'by-path'), (a, b'abstract'), (t, b'loopback')]]",
-        "[x.start() for x in ts]; [x.join() for x in ts]",
+        "[x.start() for x in ts]; open('/workspace/up', 'w'); [x.join() for x in ts]",
       ]),
     );
-    await sleep(1000);
+    await f.running();
     const client = expectOk(
       await b.call(
         f.child,
