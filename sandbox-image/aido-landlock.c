@@ -1,9 +1,11 @@
 /*
  * aido-landlock — the in-container wall around one exec. It applies a Landlock domain
- * built from rule paths, a seccomp filter that refuses to make setuid/setgid files, and an
- * optional RLIMIT_FSIZE, then execve()s the program. The executor starts every command
- * through it, so the command and everything it starts inherit all three (none can be
- * lifted again: Landlock domains and seccomp filters only ever stack tighter).
+ * built from rule paths, a seccomp filter (no setuid/setgid files, no disk reserved past
+ * the size limit, no extended attributes written) and an optional RLIMIT_FSIZE, then
+ * execve()s the program. The executor starts every command through it, so the command and
+ * everything it starts inherit all three (none can be lifted again: Landlock domains and
+ * seccomp filters only ever stack tighter). With --reap it also owns the call's lifetime:
+ * see "the reaper" below.
  *
  *   aido-landlock --abi                       print the kernel's Landlock ABI (0: none)
  *   aido-landlock [options] -- PROG [ARG...]  confine, then execvp PROG
@@ -15,7 +17,11 @@
  *   --write-file FILE   write and truncate FILE
  *   --fsize BYTES       RLIMIT_FSIZE: no file grows beyond BYTES (SIGXFSZ / EFBIG); 0
  *                       lets no file grow at all (a goal at its quota can still delete)
- *   --unconfined        no Landlock domain (trusted callers); seccomp and --fsize still apply
+ *   --unconfined        no file rules (trusted callers); seccomp and --fsize still apply
+ *   --reap              stay as the call's reaper (Landlock ABI >= 6 only, see below)
+ *   --oom-score-adj N   set /proc/self/oom_score_adj to N (0..1000) first, so that PROG and
+ *                       all it starts (the reaper too) inherit it: the executor passes 1000
+ *                       so the kernel's OOM killer takes a command before the executor
  *
  * Rule paths are opened with openat2(RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS): grants
  * are about canonical paths, so a path with a symlink anywhere in it gets no rule (fail
@@ -29,8 +35,25 @@
  * connections with, processes outside it. TCP (ABI 4) is not restricted here yet: the
  * egress proxy will own the network; handled_access_net stays 0 until then.
  *
+ * The reaper (--reap). A command must not outlive its call, and a process that leaves its
+ * session (setsid), double-forks or clones itself as a sibling (CLONE_PARENT) escapes a
+ * process-group kill. So, after applying the domain, the helper makes itself a child
+ * subreaper, forks PROG into a nested domain that only adds signal scoping (PROG and all it
+ * starts can then neither signal nor ptrace the reaper, whose domain is an ancestor of
+ * theirs), and waits. Every process PROG starts stays below the reaper: orphans are
+ * reparented to it, and CLONE_PARENT from its child only makes another child of it. When
+ * PROG ends — or the reaper gets SIGTERM, SIGINT or SIGHUP (the executor ending the call),
+ * or its parent dies (PR_SET_PDEATHSIG) — it kills everything left in its own domain with
+ * kill(-1, SIGKILL): signal scoping limits -1 to the processes of this domain and the
+ * domains nested in it, i.e. this call, never the executor or another call. It repeats
+ * the kill before each wait until no child is left (ECHILD; kill(-1) itself does not
+ * report ESRCH while processes it may not signal exist), then exits with PROG's status:
+ * its exit code, or the same signal re-raised. --unconfined --reap gives the reaper a
+ * domain that handles no file access and only scopes signals, for the same kill(-1).
+ *
  * Exit status: 2 for a usage error, 125 when the domain, filter or limit cannot be applied
- * (Landlock missing without --unconfined included), 126/127 when PROG cannot be executed.
+ * (Landlock missing without --unconfined included, --reap below ABI 6), 126/127 when PROG
+ * cannot be executed.
  * Static, no dependencies beyond libc; the kernel ABI structures are declared here so the
  * build does not depend on the libc headers' age (bookworm's know ABI 2 at most).
  */
@@ -48,7 +71,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- Landlock ABI */
@@ -63,6 +88,13 @@
 #endif
 #ifndef __NR_fchmodat2
 #define __NR_fchmodat2 452
+#endif
+/* Linux 6.13; one number on every architecture (the unified table above 403). */
+#ifndef __NR_setxattrat
+#define __NR_setxattrat 463
+#endif
+#ifndef __NR_removexattrat
+#define __NR_removexattrat 466
 #endif
 
 #define LL_CREATE_RULESET_VERSION (1U << 0)
@@ -120,7 +152,8 @@ static void usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "%s: ", prog);
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\nusage: %s --abi | [--read DIR] [--write DIR] [--read-file FILE] "
-                  "[--write-file FILE] [--fsize BYTES] [--unconfined] -- PROG [ARG...]\n",
+                  "[--write-file FILE] [--fsize BYTES] [--unconfined] [--reap] [--oom-score-adj N] -- "
+                  "PROG [ARG...]\n",
           prog);
   exit(2);
 }
@@ -231,6 +264,15 @@ static void add_rule(int ruleset, const struct rule *r, uint64_t handled) {
   close(fd);
 }
 
+static void restrict_self(const struct ll_ruleset_attr *attr, const struct rule *rules, int n) {
+  /* Older kernels take a shorter struct; the extra fields are zero, which they accept. */
+  int ruleset = (int)syscall(__NR_landlock_create_ruleset, attr, sizeof *attr, 0);
+  if (ruleset < 0) setup_failed("landlock_create_ruleset");
+  for (int i = 0; i < n; i++) add_rule(ruleset, &rules[i], attr->handled_access_fs);
+  if (syscall(__NR_landlock_restrict_self, ruleset, 0) != 0) setup_failed("landlock_restrict_self");
+  close(ruleset);
+}
+
 static void apply_landlock(int abi, const struct rule *rules, int n) {
   if (abi < 1) {
     fprintf(stderr,
@@ -241,10 +283,25 @@ static void apply_landlock(int abi, const struct rule *rules, int n) {
   }
   struct ll_ruleset_attr attr = {.handled_access_fs = handled_fs(abi)};
   if (abi >= 6) attr.scoped = SCOPE_SIGNAL | SCOPE_ABSTRACT_UNIX_SOCKET;
-  /* Older kernels take a shorter struct; the extra fields are zero, which they accept. */
+  restrict_self(&attr, rules, n);
+}
+
+/*
+ * A domain that only scopes signals (ABI >= 6): the reaper's own when it runs unconfined,
+ * and the nested one its program runs in. It must still handle REFER and grant it on "/":
+ * Landlock denies REFER in every layer that does not grant it, handled or not, so a layer
+ * with no rules would refuse every rename or link across folders (EXDEV) to the program.
+ */
+static void scope_signals(void) {
+  struct ll_ruleset_attr attr = {.handled_access_fs = FS_REFER, .scoped = SCOPE_SIGNAL};
   int ruleset = (int)syscall(__NR_landlock_create_ruleset, &attr, sizeof attr, 0);
   if (ruleset < 0) setup_failed("landlock_create_ruleset");
-  for (int i = 0; i < n; i++) add_rule(ruleset, &rules[i], attr.handled_access_fs);
+  struct ll_path_beneath_attr refer = {.allowed_access = FS_REFER};
+  refer.parent_fd = open("/", O_PATH | O_CLOEXEC);
+  if (refer.parent_fd < 0) setup_failed("/");
+  if (syscall(__NR_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &refer, 0) != 0)
+    setup_failed("landlock_add_rule /");
+  close(refer.parent_fd);
   if (syscall(__NR_landlock_restrict_self, ruleset, 0) != 0) setup_failed("landlock_restrict_self");
   close(ruleset);
 }
@@ -263,6 +320,7 @@ static void apply_landlock(int abi, const struct rule *rules, int n) {
 #define SETID_BITS 06000
 #define DENY_EPERM (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
 #define DENY_ENOSYS (SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA))
+#define DENY_ENOTSUP (SECCOMP_RET_ERRNO | (EOPNOTSUPP & SECCOMP_RET_DATA))
 
 #define LD(off) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (off))
 #define JEQ(k, t, f) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), (t), (f))
@@ -283,6 +341,20 @@ static void apply_landlock(int abi, const struct rule *rules, int n) {
       LD(ARG_LO(modearg)), JSET(SETID_BITS, 0, 1), RET(DENY_EPERM), LD(NR_OFF)
 
 #define NR_OFF offsetof(struct seccomp_data, nr)
+
+/* "if nr == X then ENOTSUP": for calls refused whatever their arguments. */
+#define REFUSE_BLOCK(nr) JEQ((nr), 0, 1), RET(DENY_ENOTSUP)
+
+/*
+ * fallocate(fd, mode, ...) with any mode but 0 is refused (EOPNOTSUPP: posix_fallocate and
+ * the programs that try fallocate fall back to writing). FALLOC_FL_KEEP_SIZE — and the
+ * modes that imply it, PUNCH_HOLE among them — allocate blocks past the end of a file
+ * without growing its size, so RLIMIT_FSIZE is never consulted and one call could reserve
+ * any amount of the host's disk past the goal's quota. Mode 0 grows the size and is
+ * bounded by RLIMIT_FSIZE like a write.
+ */
+#define FALLOCATE_BLOCK                                                                       \
+  JEQ(__NR_fallocate, 0, 3), LD(ARG_LO(1)), JEQ(0, 1, 0), RET(DENY_ENOTSUP), LD(NR_OFF)
 
 static void apply_seccomp(void) {
   struct sock_filter filter[] = {
@@ -307,6 +379,18 @@ static void apply_seccomp(void) {
       CREATE_BLOCK(__NR_open, 1, 2),
 #endif
       CREATE_BLOCK(__NR_openat, 2, 3),
+      FALLOCATE_BLOCK,
+      /* Extended attributes are metadata Landlock (ABI <= 7) does not guard: a command could
+       * set them on any file of the goal, granted or not. Programs that copy them (cp -a,
+       * tar, rsync -X) treat ENOTSUP as "not supported here" and go on. */
+      REFUSE_BLOCK(__NR_setxattr),
+      REFUSE_BLOCK(__NR_lsetxattr),
+      REFUSE_BLOCK(__NR_fsetxattr),
+      REFUSE_BLOCK(__NR_setxattrat),
+      REFUSE_BLOCK(__NR_removexattr),
+      REFUSE_BLOCK(__NR_lremovexattr),
+      REFUSE_BLOCK(__NR_fremovexattr),
+      REFUSE_BLOCK(__NR_removexattrat),
       /* openat2 passes its mode in memory a filter cannot read: libc falls back to openat. */
       JEQ(__NR_openat2, 0, 1),
       RET(DENY_ENOSYS),
@@ -319,7 +403,103 @@ static void apply_seccomp(void) {
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) != 0) setup_failed("seccomp");
 }
 
+/* ---------------------------------------------------------------- the program */
+
+static void run_program(char **argv) __attribute__((noreturn));
+static void run_program(char **argv) {
+  apply_seccomp();
+  execvp(argv[0], argv);
+  int err = errno;
+  fprintf(stderr, "%s: %s: %s\n", prog, argv[0], strerror(err));
+  _exit(err == ENOENT ? 127 : 126);
+}
+
+/* ---------------------------------------------------------------- the reaper */
+
+/* Leave with the program's status: its exit code, or the signal that ended it, re-raised. */
+static void exit_like(int status) __attribute__((noreturn));
+static void exit_like(int status) {
+  if (WIFEXITED(status)) exit(WEXITSTATUS(status));
+  int sig = WTERMSIG(status);
+  struct rlimit no_core = {.rlim_cur = 0, .rlim_max = 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  signal(sig, SIG_DFL);
+  sigset_t only;
+  sigemptyset(&only);
+  sigaddset(&only, sig);
+  sigprocmask(SIG_UNBLOCK, &only, NULL);
+  raise(sig);
+  exit(128 + sig); /* a signal whose default is not to terminate */
+}
+
+/* See the header: run PROG below us in a nested domain, then kill what is left of the call. */
+static void reap(char **argv) __attribute__((noreturn));
+static void reap(char **argv) {
+  sigset_t waited, original;
+  sigemptyset(&waited);
+  sigaddset(&waited, SIGCHLD);
+  sigaddset(&waited, SIGTERM); /* the executor ends the call */
+  sigaddset(&waited, SIGINT);
+  sigaddset(&waited, SIGHUP);
+  /* Blocked, not handled: they wait in sigwaitinfo below, none is lost before it runs. */
+  if (sigprocmask(SIG_BLOCK, &waited, &original) != 0) setup_failed("sigprocmask");
+  pid_t parent = getppid();
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) setup_failed("PR_SET_CHILD_SUBREAPER");
+  if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) setup_failed("PR_SET_PDEATHSIG");
+  if (getppid() != parent) exit(125); /* the executor is gone already: nothing to run for */
+  pid_t child = fork();
+  if (child < 0) setup_failed("fork");
+  if (child == 0) {
+    /* Neither the subreaper flag nor the parent-death signal is inherited by a fork. */
+    sigprocmask(SIG_SETMASK, &original, NULL);
+    scope_signals();
+    run_program(argv);
+  }
+  int status = 0;
+  int have_status = 0;
+  int ending = 0;
+  while (!have_status && !ending) {
+    int sig = sigwaitinfo(&waited, NULL);
+    if (sig == SIGCHLD) {
+      int st;
+      pid_t p;
+      while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (p == child) {
+          status = st;
+          have_status = 1;
+        }
+      }
+    } else if (sig > 0) {
+      ending = 1;
+    }
+  }
+  /* The call is over: nothing it started stays. kill(-1) reaches this domain only. */
+  for (;;) {
+    kill(-1, SIGKILL);
+    int st;
+    pid_t p = waitpid(-1, &st, 0);
+    if (p < 0) {
+      if (errno == EINTR) continue;
+      break; /* ECHILD: every process of the call is gone */
+    }
+    if (p == child && !have_status) {
+      status = st;
+      have_status = 1;
+    }
+  }
+  exit_like(status);
+}
+
 /* ---------------------------------------------------------------- main */
+
+/* Before the domain: /proc is read-only inside it. */
+static void set_oom_score_adj(const char *value) {
+  int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) setup_failed("/proc/self/oom_score_adj");
+  ssize_t n = write(fd, value, strlen(value));
+  if (n != (ssize_t)strlen(value)) setup_failed("/proc/self/oom_score_adj");
+  close(fd);
+}
 
 static unsigned long long parse_bytes(const char *s) {
   char *end = NULL;
@@ -335,8 +515,10 @@ int main(int argc, char **argv) {
   if (rules == NULL) setup_failed("calloc");
   int n = 0;
   int unconfined = 0;
+  int reaper = 0;
   unsigned long long fsize = 0;
   int have_fsize = 0;
+  const char *oom_score_adj = NULL;
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -353,11 +535,16 @@ int main(int argc, char **argv) {
       unconfined = 1;
       continue;
     }
+    if (strcmp(a, "--reap") == 0) {
+      reaper = 1;
+      continue;
+    }
     int kind = strcmp(a, "--read") == 0         ? READ_DIR
                : strcmp(a, "--write") == 0      ? WRITE_DIR
                : strcmp(a, "--read-file") == 0  ? READ_FILE
                : strcmp(a, "--write-file") == 0 ? WRITE_FILE
                : strcmp(a, "--fsize") == 0      ? -2
+               : strcmp(a, "--oom-score-adj") == 0 ? -3
                                                 : -1;
     if (kind == -1) usage_error("unknown option \"%s\"", a);
     if (i + 1 >= argc) usage_error("%s needs a value", a);
@@ -365,6 +552,14 @@ int main(int argc, char **argv) {
     if (kind == -2) {
       fsize = parse_bytes(v);
       have_fsize = 1;
+      continue;
+    }
+    if (kind == -3) {
+      char *end = NULL;
+      long adj = strtol(v, &end, 10);
+      if (end == v || *end != 0 || adj < 0 || adj > 1000)
+        usage_error("--oom-score-adj needs a number from 0 to 1000, got \"%s\"", v);
+      oom_score_adj = v;
       continue;
     }
     if (!canonical_arg(v)) usage_error("rule path \"%s\" is not a canonical absolute path", v);
@@ -376,15 +571,22 @@ int main(int argc, char **argv) {
   if (unconfined && n > 0) usage_error("%s", "--unconfined takes no rules");
 
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) setup_failed("no_new_privs");
+  if (oom_score_adj != NULL) set_oom_score_adj(oom_score_adj);
   if (have_fsize) {
     struct rlimit rl = {.rlim_cur = fsize, .rlim_max = fsize};
     if (setrlimit(RLIMIT_FSIZE, &rl) != 0) setup_failed("RLIMIT_FSIZE");
   }
-  if (!unconfined) apply_landlock(landlock_abi(), rules, n);
-  apply_seccomp();
+  int abi = landlock_abi();
+  if (reaper && abi < 6) {
+    fprintf(stderr,
+            "%s: --reap needs Landlock ABI 6 or later (signal scoping, Linux 6.12); this kernel "
+            "offers ABI %d\n",
+            prog, abi);
+    exit(125);
+  }
+  if (!unconfined) apply_landlock(abi, rules, n);
+  else if (reaper) scope_signals();
   free(rules);
-  execvp(argv[i], &argv[i]);
-  int err = errno;
-  fprintf(stderr, "%s: %s: %s\n", prog, argv[i], strerror(err));
-  return err == ENOENT ? 127 : 126;
+  if (reaper) reap(&argv[i]);
+  run_program(&argv[i]);
 }

@@ -3,6 +3,11 @@
 // /skills/<name>/** for each skill it may read, minus the operator's `path:`,
 // `file_read:` and `file_write:` deny rules. Computed by the gate from the token it has
 // just verified, never from anything the model wrote.
+// Each list goes to the domain as it is: a `file_read:` deny rule is not also a write deny.
+// A command that may write where reads are denied still cannot rename, move or link a
+// denied file to a name it may read, because the expansion never gives a write hierarchy
+// rule to a folder whose reads are mixed (sandbox/executor/confinement.ts) and Landlock
+// refuses a move that gains read rights; so the domain writes exactly where file_write may.
 
 import type { Confinement } from "../sandbox/types.js";
 import type { Grant } from "../security/grants.js";

@@ -187,7 +187,19 @@ export class Gate {
     // 5. the needs as the container resolves them (this may start the goal's container),
     // each against the grants, then the policy on all of it.
     const sandbox = deps.sandbox(principal.goalId);
-    const needs = await judgingAsync(deny, () => tool.needs(input, { sandbox }));
+    const readRefusal = (path: string): AidoError | undefined => {
+      const need: Need = { kind: "file_read", path };
+      if (!grantsAllow(grants, need))
+        return new AidoError(ErrorCode.capabilityDenied, `no capability grants ${describeNeed(need)}`, {
+          need,
+        });
+      // The call's own input: the policy judged it at stage 3 already; only the path is new.
+      const d = deps.policy.decide({ tool: tool.name, input, needs: [need] });
+      return d.decision === "deny"
+        ? new AidoError(ErrorCode.policyDenied, `${d.reason} (rule ${d.rule})`, { rule: d.rule })
+        : undefined;
+    };
+    const needs = await judgingAsync(deny, () => tool.needs(input, { sandbox, readRefusal }));
     for (const need of needs) {
       if (!grantsAllow(grants, need)) {
         return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {

@@ -3,6 +3,7 @@
 // calls `run` with the sandbox handle. Tools never see tokens.
 
 import type { z } from "zod";
+import type { AidoError } from "../errors.js";
 import type { MemoryScope } from "../memory/scope.js";
 import type { Confinement, SandboxHandle } from "../sandbox/types.js";
 import type { ApprovalScope } from "../security/approval-scope.js";
@@ -39,6 +40,13 @@ export interface ToolResult {
 /** Context for working out a call's needs: path canonicalisation happens in the container. */
 export interface NeedsContext {
   sandbox: SandboxHandle;
+  /**
+   * For a tool that must read a file to work out its needs (exec: the scripts a command
+   * runs): undefined when the agent may read the canonical `path` (its grants, the policy),
+   * else the refusal to throw. Asked before reading, so nothing the agent may not read is
+   * read on its behalf, not even to judge it.
+   */
+  readRefusal(path: string): AidoError | undefined;
 }
 
 export interface ToolContext {

@@ -1,8 +1,9 @@
 // sandbox/docker-sandbox.ts — a goal's sandbox as tools see it (SandboxHandle), backed by
 // one container and the executor session inside it. Recovery rules:
 //   - the executor died (killed from inside, crashed) or its session was killed because
-//     the stream broke the protocol (executor-session.ts): the calls in flight fail with
-//     sandbox_failed; the next call starts a new executor in the same container;
+//     the stream broke the protocol or a call got no answer in time (executor-session.ts):
+//     the calls in flight fail with sandbox_failed; the next call starts a new executor in
+//     the same container (a stuck one is killed first: it may not see its stdin close);
 //   - the container died: the call fails with sandbox_failed saying so (out of memory,
 //     exit code); the next call gets a fresh container over the same workspace.
 
@@ -34,6 +35,11 @@ export interface SandboxOwner {
 }
 
 const FILE_OP_TIMEOUT_MS = 30_000;
+/**
+ * realpath and stat are a few lstat calls: an executor that has not answered one in 10 s is
+ * stuck (its session is then replaced, executor-session.ts), and every tool asks one first.
+ */
+const META_OP_TIMEOUT_MS = 10_000;
 const GRACE_MS = 5_000;
 
 export class DockerSandbox implements SandboxHandle {
@@ -67,7 +73,7 @@ export class DockerSandbox implements SandboxHandle {
   }
 
   realpath(path: string): Promise<string> {
-    return this.call("realpath", { path }, FILE_OP_TIMEOUT_MS);
+    return this.call("realpath", { path }, META_OP_TIMEOUT_MS);
   }
 
   exec(req: ExecRequest): Promise<ExecResult> {
@@ -108,7 +114,7 @@ export class DockerSandbox implements SandboxHandle {
   }
 
   stat(path: string, opts: FileOpOptions = {}): Promise<FileStat | null> {
-    return this.call("stat", { path, ...opts }, FILE_OP_TIMEOUT_MS);
+    return this.call("stat", { path, ...opts }, META_OP_TIMEOUT_MS);
   }
 
   grep(
@@ -172,6 +178,11 @@ export class DockerSandbox implements SandboxHandle {
       await this.replacing;
     }
     if (this.session?.alive) return this.session;
+    if (this.session?.stuck) {
+      const pid = this.session.executorPid;
+      this.session = undefined;
+      await this.killExecutor(pid);
+    }
     this.starting ??= ExecutorSession.start(this.container).finally(() => {
       this.starting = undefined;
     });
@@ -181,6 +192,26 @@ export class DockerSandbox implements SandboxHandle {
       throw await this.explainDeath("start", e);
     }
     return this.session;
+  }
+
+  /**
+   * Kill a stuck executor (stopped, or wedged so it never reads that its stdin closed), if
+   * that pid is still the executor. Its reapers then end their calls (parent-death signal).
+   */
+  private async killExecutor(pid: number): Promise<void> {
+    if (pid <= 0) return;
+    try {
+      const exec = await this.container.exec({
+        Cmd: ["/bin/sh", "-c", 'grep -qs executor.js "/proc/$0/cmdline" && kill -KILL "$0"', String(pid)],
+        AttachStdout: false,
+        AttachStderr: false,
+      });
+      await exec.start({ Detach: true });
+      for (let i = 0; i < 50 && (await exec.inspect()).Running; i++)
+        await new Promise((r) => setTimeout(r, 20));
+    } catch {
+      // the container is gone: ensureSession finds out next
+    }
   }
 
   /** After a session failure: was it the container or only the executor? */

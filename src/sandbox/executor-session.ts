@@ -9,6 +9,12 @@
 // never made (or was answered already) means someone other than the executor wrote into
 // the stream: the session is killed and every pending call fails with sandbox_failed. The
 // owner (DockerSandbox) starts a fresh executor for the next call.
+//
+// Liveness: every call has a deadline (its op's own timeout plus a grace; the executor
+// ends an exec or a grep itself before it). A call that gets no answer by then means the
+// executor is stuck — a blocked file-system thread, a stopped or wedged process — and every
+// later call would wait the same way, so the session is treated as broken: it is killed
+// (`stuck` is set) and its pending calls fail saying so; the next call starts a new one.
 
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
@@ -123,6 +129,8 @@ export class ExecutorSession {
   executorPid = 0;
   /** The kernel's Landlock ABI as the executor found it (0: none). */
   landlockAbi = 0;
+  /** The session was killed because a call got no answer in time (see the header). */
+  stuck = false;
 
   private constructor(private readonly stream: Duplex) {
     this.decoder = new FrameDecoder(MAX_FRAME_TO_HOST, (payload) => this.onFrame(payload));
@@ -211,10 +219,16 @@ export class ExecutorSession {
       const timer = setTimeout(() => {
         this.giveUp(id);
         reject(
-          new AidoError(ErrorCode.sandboxFailed, `sandbox call ${op} got no answer within ${timeoutMs} ms`, {
-            op,
-          }),
+          new AidoError(
+            ErrorCode.sandboxFailed,
+            `sandbox call ${op} got no answer within ${timeoutMs} ms; the executor is taken as stuck and replaced`,
+            { op },
+          ),
         );
+        this.stuck = true;
+        this.stream.end();
+        this.die(`it did not answer a ${op} call within ${timeoutMs} ms and was taken as stuck`);
+        this.stream.destroy();
       }, timeoutMs);
       signal?.addEventListener("abort", onAbort, { once: true });
       this.pending.set(id, {

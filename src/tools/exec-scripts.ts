@@ -3,7 +3,9 @@
 // fork bomb, an rm -rf /). Here every script a command hands to a shell — `sh x.sh`,
 // `dash -e x.sh args`, `. x.sh`, and `./x.sh` or `/workspace/x.sh` when the file starts
 // with a `#!` naming sh or dash, or with no `#!` at all (dash then runs it itself) — is read
-// through the sandbox (size-capped), analysed as POSIX sh like a command (recursively,
+// through the sandbox (size-capped; only once the agent's grants and the policy say it may
+// read it: a script it may not read is refused naming its path alone), analysed as POSIX sh
+// like a command (recursively,
 // depth-limited) and judged with it: its commands become exec needs, its redirections and
 // path arguments file needs, the file a file_read need, and its analysis is merged into
 // the one the policy judges. A script whose `#!` names another shell (bash, zsh,
@@ -16,7 +18,7 @@
 // cannot be pinned this way (inside `sh -c '...'`, eval, a here-document) is refused.
 
 import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
-import type { Need } from "../gate/types.js";
+import type { Need, NeedsContext } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { execNeeds } from "../security/policy.js";
 import { isSystemPath } from "../security/policy-rules.js";
@@ -144,7 +146,10 @@ class Planner {
   private readonly judgedFrom = new Map<string, string>();
   private bytes = 0;
 
-  constructor(private readonly sandbox: SandboxHandle) {}
+  constructor(
+    private readonly sandbox: SandboxHandle,
+    private readonly readRefusal: NeedsContext["readRefusal"],
+  ) {}
 
   /** `code` (analysed as `analysis`, started in `cwd`) with every script it runs judged and pinned. */
   async pin(
@@ -220,6 +225,16 @@ class Planner {
     }
     if (depth >= SCRIPT_MAX_DEPTH) throw refuse(`scripts run scripts deeper than ${SCRIPT_MAX_DEPTH} levels`);
     if (this.analyses.length >= SCRIPTS_MAX) throw refuse(`one exec may run at most ${SCRIPTS_MAX} scripts`);
+    const refused = this.readRefusal(path);
+    if (refused) {
+      throw new AidoError(
+        refused.code,
+        `${where} runs the script ${path}, which it may not read: ${refused.message}`,
+        {
+          ...refused.details,
+        },
+      );
+    }
     let file: { content: string; size: number };
     try {
       file = await this.sandbox.readFile(path, { maxBytes: SCRIPT_MAX_BYTES + 1, expect: path });
@@ -323,11 +338,12 @@ function argsOf(c: SimpleCommand): Arg[] {
 /** Judge the scripts `command` runs and pin them (see the header). */
 export async function planScripts(
   sandbox: SandboxHandle,
+  readRefusal: NeedsContext["readRefusal"],
   command: string,
   analysis: CommandAnalysis,
   cwd: string,
 ): Promise<ScriptPlan> {
-  const planner = new Planner(sandbox);
+  const planner = new Planner(sandbox, readRefusal);
   const pinned = await planner.pin(command, analysis, 0, "the command", cwd);
   if (Buffer.byteLength(pinned, "utf8") > PINNED_MAX_BYTES) {
     throw refuse(`the command with its scripts written in is more than ${PINNED_MAX_BYTES} bytes`);

@@ -52,11 +52,11 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
     mutates: true,
     // What the command says, judged before the container is looked at (gate stage 2-3).
     staticNeeds: (i) => [{ kind: "tool", name: "exec" }, ...execNeeds(analyzeCommand(i.command))],
-    async needs(i, { sandbox }) {
+    async needs(i, { sandbox, readRefusal }) {
       const cwd = await canonical(sandbox, i.cwd ?? WORKSPACE);
       const analysis = analyzeCommand(i.command);
       const files = await execPaths(sandbox, analysis, [cwd]);
-      const scripts = await planScripts(sandbox, i.command, analysis, cwd);
+      const scripts = await planScripts(sandbox, readRefusal, i.command, analysis, cwd);
       judgements.set(i, {
         analysis: mergeAnalyses({ ...analysis, paths: files.paths }, scripts.analyses),
         command: scripts.command,

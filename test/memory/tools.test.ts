@@ -5,6 +5,7 @@ import type { MemoryScope } from "../../src/memory/scope.js";
 import { createMemoryTools } from "../../src/memory/tools.js";
 import { memoryIdentity } from "../../src/memory/types.js";
 import type { SandboxHandle } from "../../src/sandbox/types.js";
+import { readsAnything } from "../support/tool-context.js";
 import { fact, type MemoryFixture, memoryFixture, prov } from "./fixture.js";
 
 /** Memory tools must never touch the container: any use of this handle fails the test. */
@@ -48,7 +49,9 @@ describe("memory tools", () => {
 
   it("declares only a tool need and strict, bounded input schemas", async () => {
     for (const t of createMemoryTools()) {
-      expect(await t.needs({} as never, { sandbox: noSandbox })).toEqual([{ kind: "tool", name: t.name }]);
+      expect(await t.needs({} as never, { sandbox: noSandbox, readRefusal: readsAnything })).toEqual([
+        { kind: "tool", name: t.name },
+      ]);
     }
     expect(tool("memory_store").input.safeParse({ content: "x", category: "fact", extra: 1 }).success).toBe(
       false,

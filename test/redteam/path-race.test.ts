@@ -1,18 +1,24 @@
-// Red team: the check-then-act window of the file tools. A model runs one long exec that
-// flips a symlink as fast as it can — /workspace/d pointing at /workspace/allowed (granted)
-// one instant, at /output/forbidden (not granted) the next — while it fires file tool calls
-// at /workspace/d/... in parallel. The gate judges whichever target d has at check time; the
-// executor must then act on exactly that path or refuse: no write may land in
-// /output/forbidden and no read may return what is there.
+// Red team: the check-then-act window of the file tools. A parent agent runs one long exec
+// that flips a symlink as fast as it can — /workspace/d pointing at /workspace/allowed
+// (granted to its child) one instant, at /output/forbidden (not granted) the next — while the
+// child fires file tool calls at /workspace/d/... in parallel. The gate judges whichever
+// target d has at check time; the executor must then act on exactly that path or refuse: no
+// write may land in /output/forbidden and no read may return what is there. (The child
+// cannot flip the links itself: its reads of /workspace are mixed — the folder and
+// allowed/ only — so its exec domain gives it no write rule on /workspace itself.)
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoError, ErrorCode } from "../../src/errors.js";
+import { parseManifestValue } from "../../src/manifest/load.js";
 import { type Bench, expectOk, openBench } from "./fixture.js";
 
 let b: Bench;
-let agent: { id: string; goalId: string };
+/** Flips the links: may read and write all of /workspace, run anything. */
+let owner: { id: string; goalId: string };
+/** Makes the file tool calls. */
+let agent: { id: string };
 let forbidden: string;
 
 const CALLS = 200;
@@ -23,26 +29,38 @@ beforeAll(async () => {
   b = await openBench({}, (c) => {
     c.policy.snapshotBeforeMutation = false;
   });
-  // It may write all of /workspace (its exec flips links there, inside its Landlock
-  // domain) but read only /workspace itself and allowed/, and nothing of /output.
-  agent = b.agent("racer", [
-    "tool: *",
-    "file_read: /workspace",
-    "file_read: /workspace/allowed/**",
-    "file_write: /workspace/**",
-    "exec: *",
-  ]);
-  // The racer's own execs name the forbidden folder through variables: the exec tool's early
+  owner = b.agent("swapper", ["tool: *", "file_read: /workspace/**", "file_write: /workspace/**", "exec: *"]);
+  // The racer may write all of /workspace but read only /workspace itself and allowed/, and
+  // nothing of /output.
+  agent = b.rt.spawner.spawn({
+    goalId: owner.goalId,
+    manifest: parseManifestValue(
+      {
+        name: "racer",
+        system_prompt: "x",
+        capabilities: [
+          "tool: *",
+          "file_read: /workspace",
+          "file_read: /workspace/allowed/**",
+          "file_write: /workspace/**",
+        ],
+      },
+      "test",
+    ),
+    parent: b.rt.registry.require(owner.id),
+  });
+  // The swapper's execs name the forbidden folder through variables: the exec tool's early
   // path check does not judge run-time words (the exec's Landlock domain is the wall for
-  // those), so the race below can be set up and played by the agent itself.
-  expectOk(
-    await b.call(agent.id, "exec", {
+  // those), and a symlink's target needs no rights on it.
+  const setup = expectOk(
+    await b.call(owner.id, "exec", {
       command:
         "mkdir -p /workspace/allowed && printf public > /workspace/allowed/s.txt && " +
         "ln -sfn /workspace/allowed /workspace/d",
     }),
   );
-  forbidden = join(b.home.dir, "goals", agent.goalId, "output", "forbidden");
+  expect(setup.isError, setup.output).toBe(false);
+  forbidden = join(b.home.dir, "goals", owner.goalId, "output", "forbidden");
   // The forbidden folder and its secret are planted from the host.
   mkdirSync(forbidden);
   writeFileSync(join(forbidden, "s.txt"), "SECRET");
@@ -59,14 +77,14 @@ afterAll(async () => {
  * under the symlink. Then put the real folder back.
  */
 async function swap(ms: number): Promise<void> {
-  await b.call(agent.id, "exec", {
+  await b.call(owner.id, "exec", {
     command:
       'A=/workspace/allowed F=/output/forbidden D=/workspace/d; while true; do ln -sfn "$F" "$D"; ln -sfn "$A" "$D"; ' +
       'mv "$A" "$A.real" && ln -s "$F" "$A" && rm "$A" && mv "$A.real" "$A"; done',
     timeout_ms: ms,
   });
   expectOk(
-    await b.call(agent.id, "exec", {
+    await b.call(owner.id, "exec", {
       command: 'A=/workspace/allowed; if test -d "$A.real"; then rm -f "$A"; mv "$A.real" "$A"; fi',
     }),
   );

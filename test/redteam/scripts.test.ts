@@ -148,6 +148,30 @@ describe("what a script holds is judged like the command", () => {
     expect(e.message).toContain("file_read on /workspace/s/hi.sh");
   });
 
+  it("refuses a script it may not read before reading it, naming only its path", async () => {
+    // If it were read, judging it would quote its #! line in the refusal.
+    const peeker = b.agent("peeker", [
+      "tool: *",
+      "file_read: /workspace/ok/**",
+      "file_write: /workspace/**",
+      "exec: *",
+    ]);
+    await write("/workspace/s/peek.sh", "#!/bin/bash --SECRET-9090\necho hi\n", peeker);
+    await write("/workspace/ok/.keep", "", peeker);
+    const e = expectDenied(
+      b,
+      await b.call(peeker.id, "exec", { command: "/workspace/s/peek.sh", cwd: "/workspace/ok" }),
+      ErrorCode.capabilityDenied,
+      peeker.id,
+      "exec",
+    );
+    expect(e.message).toBe(
+      "the command runs the script /workspace/s/peek.sh, which it may not read: no capability grants file_read on /workspace/s/peek.sh",
+    );
+    const denied = b.rt.audit.query({ agent_id: peeker.id, kind: "tool.denied" });
+    expect(denied.map((d) => (d.payload as { stage: string }).stage)).toContain("capability");
+  });
+
   it("refuses a script too big, binary, missing, or named at run time", async () => {
     await write("/workspace/s/big.sh", `${"echo padding padding padding\n".repeat(2500)}`);
     policyDenied(await exec(root, "sh /workspace/s/big.sh"), root.id, /more than the 65536/);

@@ -2,7 +2,8 @@
 // temp folder: never wider than granted. A folder prefix is one hierarchy rule; deny
 // globs are subtracted by giving rules to the siblings along the path and none to the
 // ancestors; a pattern that is not a prefix gets rules for what exists and matches now;
-// symlinks get nothing; the walk is bounded. Also grep's read view (executor/grep.ts).
+// a write hierarchy rule never spans a folder whose reads are mixed; symlinks get nothing;
+// the walk is bounded. Also grep's read view (executor/grep.ts).
 
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -109,6 +110,63 @@ describe("expandGlobs", () => {
     expect(() =>
       expandGlobs([`${w}/**/*.txt`], [], "read", { maxRules: 99, maxEntries: 5, maxMs: 5000 }),
     ).toThrow(/more than 5 entries/);
+  });
+});
+
+describe("write rules against the reads (a write hierarchy only over uniform reads)", () => {
+  const write = (reads: string[], denyRead: string[] = []) =>
+    sorted(expandGlobs([`${w}/**`], [], "write", undefined, { globs: reads, deny: denyRead }));
+
+  it("keeps one hierarchy rule where the reads are the same for every name below", () => {
+    expect(write([`${w}/**`])).toEqual(["write /"]);
+    expect(write([])).toEqual(["write /"]);
+    expect(write([`/elsewhere/**`])).toEqual(["write /"]);
+  });
+
+  it("carves a folder read by a file pattern out of the hierarchy: file rules there, siblings keep theirs", () => {
+    expect(write([`${w}/pub/*.md`])).toEqual([
+      "write /empty",
+      "write /p1",
+      "write /p2",
+      "write /pub/sub",
+      "write /secrets",
+      "write-file /a.txt",
+      "write-file /notes.md",
+      "write-file /pub/doc.md",
+      "write-file /pub/x.txt",
+    ]);
+  });
+
+  it("carves out the ancestors of a folder read grant and of a read deny, not the folders themselves", () => {
+    expect(write([`${w}/p1/src/**`])).toContain("write /p1/src");
+    expect(write([`${w}/p1/src/**`])).not.toContain("write /p1");
+    // Read everything but secrets/: secrets/ (nothing readable) and the rest (all readable) are uniform.
+    const denied = write([`${w}/**`], [`${w}/secrets/**`]);
+    expect(denied).toContain("write /secrets");
+    expect(denied).toContain("write /pub");
+    expect(denied).not.toContain("write /");
+    expect(denied).toContain("write-file /a.txt");
+  });
+
+  it("gives no folder a hierarchy rule when a read deny pattern could match anywhere", () => {
+    const rules = write([`${w}/**`], [`${w}/**/*.key`]);
+    expect(rules.every((r) => r.startsWith("write-file "))).toBe(true);
+    expect(rules).toHaveLength(files.length);
+  });
+
+  it("is what confinementArgs passes for writes", () => {
+    const c: Confinement = {
+      read: [`${w}/pub/*.md`],
+      write: [`${w}/pub/**`],
+      deny: [],
+      denyRead: [],
+      denyWrite: [],
+      tmp: "/tmp/agent-a1",
+    };
+    const args = confinementArgs(c, []);
+    expect(args).not.toContain(`${w}/pub`);
+    expect(args.join(" ")).toContain(`--write-file ${w}/pub/x.txt`);
+    expect(args.join(" ")).toContain(`--write ${w}/pub/sub`);
   });
 });
 

@@ -1,14 +1,28 @@
 // The executor's path code on the host, without Docker, in a temp folder: realpath with
 // kernel semantics (links followed where met, `link/..` is the target's parent, a missing
-// tail appended normalised, loops stopped), and anchoring (an op judged on a canonical path
-// refuses when a symlink stands anywhere along it, and acts inside the folder it opened).
+// tail appended normalised, loops stopped, /proc taken as written), and anchoring (an op
+// judged on a canonical path refuses when a symlink stands anywhere along it, acts inside the
+// folder it opened, and returns nothing read through a folder that moved). Reads refuse what
+// is not a regular file (a fifo) without blocking; file_edit refuses files over 8 MiB.
 
-import { closeSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { anchorDir, anchorParent, lstatAnchored } from "../../src/sandbox/executor/anchored.js";
-import { opList, opRead, opStat, opWrite } from "../../src/sandbox/executor/files.js";
+import { anchorDir, anchorParent, lstatAnchored, stillAt } from "../../src/sandbox/executor/anchored.js";
+import { EDIT_MAX_BYTES, opEdit, opList, opRead, opStat, opWrite } from "../../src/sandbox/executor/files.js";
+import { grepWork } from "../../src/sandbox/executor/grep.js";
 import { OpError } from "../../src/sandbox/executor/op-error.js";
 import { absolute, realpathOf } from "../../src/sandbox/executor/realpath.js";
 
@@ -104,5 +118,66 @@ describe("anchored operations", () => {
   it("refuses to write through a folder that a symlink now stands in for", async () => {
     const w = `${root}/rel-link/x.txt`;
     await expect(opWrite({ path: w, expect: w, content: "x" })).rejects.toBeInstanceOf(OpError);
+  });
+});
+
+describe("paths below /proc", () => {
+  it("are taken as written: /proc/self and a process's magic links are not followed", () => {
+    // Followed, /proc/self would be the executor and /proc/1/cwd another process's folder.
+    expect(realpathOf("/proc/self/cwd/x")).toBe("/proc/self/cwd/x");
+    expect(realpathOf("/proc/1/cwd/../root/etc")).toBe("/proc/1/root/etc");
+    expect(realpathOf("/proc/self/fd/0")).toBe("/proc/self/fd/0");
+    expect(realpathOf("/proc/../etc/hostname")).toBe("/etc/hostname");
+    symlinkSync("/proc/self/cwd", join(root, "to-proc"));
+    expect(realpathOf(`${root}/to-proc/secret`)).toBe("/proc/self/cwd/secret");
+  });
+});
+
+describe("reads that must not block or leak", () => {
+  it("refuses a fifo at once, anchored or not, and grep skips it", async () => {
+    mkdirSync(join(root, "fifos"));
+    execFileSync("mkfifo", [join(root, "fifos/f")]);
+    writeFileSync(join(root, "fifos/plain.txt"), "needle\n");
+    const f = `${root}/fifos/f`;
+    const started = Date.now();
+    await expect(opRead({ path: f, expect: f })).rejects.toThrow(/is a fifo; only regular files can be read/);
+    await expect(opRead({ path: f })).rejects.toThrow(/is a fifo/);
+    await expect(opEdit({ path: f, expect: f, oldString: "a", newString: "b" })).rejects.toThrow(/is a fifo/);
+    const hits = grepWork({
+      pattern: "needle",
+      path: `${root}/fifos`,
+      maxMatches: 10,
+      expect: `${root}/fifos`,
+    });
+    expect(hits.map((h) => h.path)).toEqual([`${root}/fifos/plain.txt`]);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it("tells whether an open folder is still where it was judged", () => {
+    mkdirSync(join(root, "mv/a"), { recursive: true });
+    const fd = anchorDir({ path: `${root}/mv/a`, expect: `${root}/mv/a` });
+    try {
+      expect(stillAt(fd, `${root}/mv/a`)).toBe(true);
+      renameSync(join(root, "mv/a"), join(root, "mv/b"));
+      expect(stillAt(fd, `${root}/mv/a`)).toBe(false);
+      rmSync(join(root, "mv/b"), { recursive: true });
+      expect(stillAt(fd, `${root}/mv/b`)).toBe(false); // "(deleted)"
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it("refuses to edit a file over 8 MiB, naming the limit, and leaves it untouched", async () => {
+    const big = `${root}/big.txt`;
+    writeFileSync(big, "x");
+    truncateSync(big, EDIT_MAX_BYTES + 1);
+    await expect(opEdit({ path: big, expect: big, oldString: "x", newString: "y" })).rejects.toThrow(
+      /is 8388609 bytes; file_edit edits files of at most 8388608 bytes \(8 MiB\)/,
+    );
+    const ok = `${root}/ok.txt`;
+    writeFileSync(ok, "x".repeat(EDIT_MAX_BYTES - 1) + "y");
+    expect(await opEdit({ path: ok, expect: ok, oldString: "xy", newString: "z" })).toEqual({
+      replacements: 1,
+    });
   });
 });

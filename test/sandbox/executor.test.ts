@@ -84,6 +84,14 @@ describe("exec", () => {
     expect(ps.stdout).not.toMatch(/sleep 100/);
   });
 
+  it("gives every command (and what it starts) an OOM score that puts it before the executor", async () => {
+    const r = await sb.exec({
+      confinement: "unconfined",
+      command: "cat /proc/self/oom_score_adj; sh -c 'cat /proc/self/oom_score_adj'",
+    });
+    expect(r.stdout).toBe("1000\n1000\n");
+  });
+
   it("serves several calls in flight on one session", async () => {
     const started = Date.now();
     const results = await Promise.all([

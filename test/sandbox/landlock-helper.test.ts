@@ -1,7 +1,8 @@
 // The Landlock helper (sandbox-image/aido-landlock.c) on its own, in the real image: it
 // reports the kernel's ABI, honours its rules and nothing else, gives no rule to a path
 // with a symlink in it, scopes signals and abstract sockets, refuses every way of making a
-// setuid/setgid file, caps file size, and refuses bad arguments with exit 2 and a message.
+// setuid/setgid file, reserving disk past the size limit or writing extended attributes,
+// caps file size, and refuses bad arguments with exit 2 and a message.
 // Each command runs through an unconfined exec (itself already under the helper's seccomp
 // filter); the helper under test is called explicitly inside it.
 
@@ -102,15 +103,71 @@ describe("aido-landlock", () => {
 
   it("scopes signals and abstract unix sockets to the domain", async () => {
     const r = await sh(
-      // A listener outside the domain on an abstract socket; pid 1 (docker-init) is outside too.
+      // A listener outside the inner domain on an abstract socket, which the outer command
+      // (its own call) may signal and the inner one may not.
       `python3 -c "import socket,time; s=socket.socket(socket.AF_UNIX); s.bind('\\0aido-test'); s.listen(); time.sleep(20)" & ` +
-        "sleep 0.5; kill -0 1 && echo signal-outside-ok; " +
-        `${HELPER} ${SYSTEM.join(" ")} -- /bin/dash -c 'kill -0 1 || echo signal-refused; ` +
-        `python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.connect(chr(0)+\\"aido-test\\")" 2>&1 | tail -1'`,
+        "L=$!; sleep 0.5; kill -0 $L && echo signal-outside-ok; " +
+        `${HELPER} ${SYSTEM.join(" ")} -- /bin/dash -c "kill -0 $L || echo signal-refused; ` +
+        `python3 -c \\"import socket; s=socket.socket(socket.AF_UNIX); s.connect(chr(0)+'aido-test')\\" 2>&1 | tail -1"; kill $L`,
     );
     expect(r.stdout).toContain("signal-outside-ok");
     expect(r.stdout).toContain("signal-refused");
     expect(r.stdout).toMatch(/PermissionError: \[Errno 1\] Operation not permitted/);
+  });
+
+  it("--reap exits like its program: the same exit code, or the same signal", async () => {
+    const r = await sh(
+      `${HELPER} --reap ${SYSTEM.join(" ")} -- /bin/dash -c 'exit 7'; echo code=$?; ` +
+        `${HELPER} --reap ${SYSTEM.join(" ")} -- /bin/dash -c 'kill -USR1 $$'; echo code=$?`,
+    );
+    expect(r.stdout).toBe("code=7\ncode=138\n"); // 128 + SIGUSR1
+  });
+
+  it("--reap kills what its program left, however it left, and nothing outside its call", async () => {
+    const r = await sh(
+      "sleep 101 & " +
+        `${HELPER} --reap ${SYSTEM.join(" ")} -- python3 -c "` +
+        [
+          "import ctypes,os,subprocess",
+          "subprocess.Popen(['sleep', '102'])",
+          "subprocess.Popen(['setsid', 'sleep', '103'])",
+          "if ctypes.CDLL(None).syscall(56, 0x8000|17, 0, 0, 0, 0) == 0:", // CLONE_PARENT
+          "    os.setsid(); os.execvp('sleep', ['sleep', '104'])",
+        ].join("\n") +
+        '"; sleep 0.2; ps -eo args | grep "^sleep 10" | sort',
+    );
+    expect(r.stdout).toBe("sleep 101\n");
+  });
+
+  it("--oom-score-adj sets the score before anything starts: the reaper and its program share it", async () => {
+    const r = await sh(
+      `${HELPER} --unconfined --reap --oom-score-adj 1000 -- /bin/dash -c 'cat /proc/$PPID/oom_score_adj /proc/self/oom_score_adj'`,
+    );
+    expect(r.stdout).toBe("1000\n1000\n");
+  });
+
+  it("--reap's program can neither signal nor ptrace its reaper", async () => {
+    const r = await sh(
+      `${HELPER} --reap ${SYSTEM.join(" ")} -- python3 -c "` +
+        [
+          "import ctypes,os,signal",
+          "l=ctypes.CDLL(None, use_errno=True)",
+          "try: os.kill(os.getppid(), signal.SIGTERM); print('signalled')",
+          "except OSError as e: print('kill', e.errno)",
+          "print('ptrace', l.ptrace(16, os.getppid(), 0, 0), ctypes.get_errno())", // PTRACE_ATTACH
+          "print('alive')",
+        ].join("\n") +
+        '"',
+    );
+    expect(r.stdout).toBe("kill 1\nptrace -1 1\nalive\n");
+  });
+
+  it("--reap ends the call on SIGTERM: the program and all it started are killed", async () => {
+    const r = await sh(
+      `${HELPER} --reap ${SYSTEM.join(" ")} -- /bin/dash -c 'setsid sleep 105 & sleep 106' & R=$!; ` +
+        "sleep 0.3; kill -TERM $R; wait $R; echo code=$?; ps -eo args | grep -c '^sleep 10'",
+    );
+    expect(r.stdout).toBe("code=137\n0\n"); // the program's SIGKILL, re-raised
   });
 
   it("refuses every way of making a setuid or setgid file", async () => {
@@ -144,6 +201,55 @@ describe("aido-landlock", () => {
     expect(r.stdout.trim().endsWith("\n0")).toBe(true);
   });
 
+  it("refuses fallocate in any mode but 0 (EOPNOTSUPP), and bounds mode 0 by --fsize", async () => {
+    const r = await sh(
+      `${HELPER} --unconfined --fsize 65536 -- python3 -c "` +
+        [
+          "import os,ctypes",
+          "l=ctypes.CDLL(None, use_errno=True)",
+          "fd=os.open('/workspace/out/fa', os.O_CREAT|os.O_WRONLY, 0o644)",
+          "def fa(mode, n):",
+          "    ctypes.set_errno(0); return '%d/%d' % (l.fallocate(fd, mode, ctypes.c_long(0), ctypes.c_long(n)), ctypes.get_errno())",
+          // KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, COLLAPSE_RANGE, ZERO_RANGE, INSERT_RANGE, UNSHARE_RANGE
+          "print([fa(m, 1<<20) for m in (1, 3, 8, 0x10, 0x20, 0x40)])",
+          "print(fa(0, 1<<30), fa(0, 4096), os.fstat(fd).st_size)",
+        ].join("\n") +
+        '"',
+    );
+    expect(r.stdout).toBe(
+      `${JSON.stringify(Array(6).fill("-1/95")).replaceAll('"', "'").replaceAll(",", ", ")}\n-1/27 0/0 4096\n`,
+    );
+  });
+
+  it("refuses to write or remove extended attributes, in every form (ENOTSUP)", async () => {
+    const r = await sh(
+      "touch /workspace/out/x; ln -sf x /workspace/out/xl; " +
+        `${HELPER} --unconfined -- python3 -c "` +
+        [
+          "import os,ctypes",
+          "l=ctypes.CDLL(None, use_errno=True)",
+          "fd=os.open('/workspace/out/x', os.O_RDONLY)",
+          "def t(f):",
+          "    try: f(); return 'ok'",
+          "    except OSError as e: return str(e.errno)",
+          "def raw(nr, *a):",
+          "    ctypes.set_errno(0); return '%d/%d' % (l.syscall(nr, *a), ctypes.get_errno())",
+          "x=b'/workspace/out/x'",
+          "print(t(lambda: os.setxattr('/workspace/out/x', 'user.a', b'1')),",
+          "  t(lambda: os.setxattr('/workspace/out/xl', 'user.a', b'1', follow_symlinks=False)),",
+          "  t(lambda: os.setxattr(fd, 'user.a', b'1')),",
+          "  t(lambda: os.removexattr('/workspace/out/x', 'user.a')),",
+          "  t(lambda: os.removexattr('/workspace/out/xl', 'user.a', follow_symlinks=False)),",
+          "  t(lambda: os.removexattr(fd, 'user.a')))",
+          // setxattrat (463) and removexattrat (466), Linux 6.13
+          "print(raw(463, -100, x, 0, b'user.a', 0, 0), raw(466, -100, x, 0, b'user.a'))",
+          "print(os.listxattr('/workspace/out/x'))",
+        ].join("\n") +
+        '"',
+    );
+    expect(r.stdout).toBe("95 95 95 95 95 95\n-1/95 -1/95\n[]\n");
+  });
+
   it("caps the size a file can grow to with --fsize", async () => {
     const r = await sh(
       `${HELPER} --unconfined --fsize 4096 -- dd if=/dev/zero of=/workspace/out/big bs=1k count=64; ` +
@@ -171,6 +277,8 @@ describe("aido-landlock", () => {
     [["--fsize", "-1", "--", "true"], /--fsize needs a number of bytes/],
     [["--read", "/usr"], /nothing to run/],
     [["--abi", "--read", "/usr"], /--abi takes no other argument/],
+    [["--oom-score-adj", "-5", "--", "true"], /--oom-score-adj needs a number from 0 to 1000, got "-5"/],
+    [["--oom-score-adj", "1001", "--", "true"], /--oom-score-adj needs a number from 0 to 1000/],
   ])("refuses %j with exit 2 and a message", async (args, message) => {
     const r = await helper(args);
     expect(r.exitCode).toBe(2);

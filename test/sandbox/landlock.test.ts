@@ -119,6 +119,20 @@ describe("a command in the agent's Landlock domain", () => {
     expect(left.stdout).toContain("p.txt");
   });
 
+  it("still moves and links between folders of the same rights (the reaper's nested domain grants REFER)", async () => {
+    await setup("mkdir -p /workspace/public/m1 /workspace/public/m2 && echo m > /workspace/public/m1/f");
+    const r = await run(
+      "mv /workspace/public/m1/f /workspace/public/m2/f && ln /workspace/public/m2/f /workspace/public/m1/h && " +
+        "mv /workspace/public/m2 /workspace/public/m1/m2 && cat /workspace/public/m1/m2/f /workspace/public/m1/h",
+    );
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("m\nm\n");
+    const unconfined = await setup(
+      "mv /workspace/public/m1 /workspace/secret/m1 && mv /workspace/secret/m1 /workspace/public/m1 && echo moved",
+    );
+    expect(unconfined.stdout).toBe("moved\n");
+  });
+
   it("cannot open the executor's file descriptors, environ or memory through /proc", async () => {
     const pid = sb.executorPid;
     const r = await run(

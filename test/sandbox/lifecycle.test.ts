@@ -2,6 +2,7 @@
 // a new backend re-attaching after a restart, GC of expired and orphaned containers
 // (never following a symlinked goal folder), the warm pool, and limits that only tighten.
 
+import { execFileSync } from "node:child_process";
 import {
   existsSync,
   lutimesSync,
@@ -30,17 +31,25 @@ afterAll(async () => {
 });
 
 describe("recovery", () => {
-  it("restarts the executor after it is killed from inside, in the same container", async () => {
+  it("restarts the executor after it is killed, in the same container; no command can kill it", async () => {
     const sb = await fx.backend.acquire("restart-goal");
     await sb.writeFile("/tmp/marker", "same container");
     const before = sb.containerId;
-    const killed = await sb
-      .exec({ confinement: "unconfined", command: "pkill -f executor; sleep 1" })
-      .catch((e) => e);
+    const pid = sb.executorPid;
+    // Commands, unconfined ones included, are signal-scoped (Landlock ABI >= 6).
+    const tried = await sb.exec({ confinement: "unconfined", command: `kill -KILL ${pid}; echo status=$?` });
+    expect(tried.stdout).toBe("status=1\n");
+    expect(sb.executorPid).toBe(pid);
+    // Killed from outside (as a crash or the kernel would) while a call runs.
+    const running = sb.exec({ confinement: "unconfined", command: "sleep 1" }).catch((e) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    execFileSync("docker", ["exec", before, "kill", "-KILL", String(pid)]);
+    const killed = await running;
     expect(isAidoError(killed, "sandbox_failed")).toBe(true);
     expect(killed.message).toMatch(/executor .* stopped .* restarted on the next call/);
     expect((await sb.readFile("/tmp/marker")).content).toBe("same container");
     expect(sb.containerId).toBe(before);
+    expect(sb.executorPid).not.toBe(pid);
   });
 
   it("fails clearly when the container dies, then gives the next call a fresh one over the same workspace", async () => {

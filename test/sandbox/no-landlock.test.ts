@@ -2,8 +2,12 @@
 // that makes landlock_create_ruleset fail with ENOSYS, as a kernel without it does. The
 // helper reports ABI 0; an agent whose file grants are narrower than the goal's mounts is
 // refused exec with an error naming the kernel requirement (audited as the call's
-// failure); an agent whose grants cover every mount runs as before.
+// failure); an agent whose grants cover every mount runs as before. Without Landlock there
+// is no reaper either: a call ends by its process group, and the orphan sweep kills what
+// left the group — what a finished call left, never what a running call still owns.
 
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
 import { Runtime } from "../../src/kernel/runtime.js";
@@ -90,5 +94,48 @@ describe("exec on a kernel without Landlock", () => {
     const r = await call(full.id, "echo ran");
     expect(r).not.toBeInstanceOf(AidoError);
     expect((r as { output: string }).output).toContain("ran");
+  });
+
+  it("sweeps what a finished call left, and leaves a running call's orphans to it", async () => {
+    const full = spawn("sweeper", [
+      "tool: exec",
+      "file_read: /workspace/**",
+      "file_read: /output/**",
+      "file_read: /inputs/**",
+      "file_read: /skills/**",
+      "file_write: /workspace/**",
+      "file_write: /output/**",
+      "exec: python3 *",
+      "exec: ps *",
+    ]);
+    // The first call's orphan (its own session, its parent gone) writes only once the second
+    // call has ended and been swept (the test then drops go from the host); the first call
+    // waits for that write.
+    const ws = join(home.config.goalsDir, full.goalId, "workspace");
+    const first = call(
+      full.id,
+      `python3 -c "${[
+        "import os,time",
+        "wait=lambda p: [time.sleep(0.02) for _ in range(1000) if not os.path.exists(p)]",
+        "if os.fork() == 0:",
+        "    if os.fork() == 0:",
+        "        os.setsid(); open('/workspace/ready','w').close(); wait('/workspace/go')",
+        "        open('/workspace/late','w').write('still here')",
+        "    os._exit(0)",
+        "wait('/workspace/late')",
+      ].join("\n")}"`,
+    );
+    for (let i = 0; i < 500 && !existsSync(join(ws, "ready")); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    const second = await call(
+      full.id,
+      `python3 -c "${["import os", "if os.fork() == 0:", "    os.setsid(); os.execvp('sleep', ['sleep', '107'])"].join("\n")}"`,
+    );
+    writeFileSync(join(ws, "go"), "");
+    expect(second).not.toBeInstanceOf(AidoError);
+    expect((await first) as unknown).not.toBeInstanceOf(AidoError);
+    const after = await call(full.id, "python3 -c \"print(open('/workspace/late').read())\"; ps -eo args");
+    expect((after as { output: string }).output).toContain("still here");
+    expect((after as { output: string }).output).not.toContain("sleep 107");
   });
 });

@@ -5,7 +5,8 @@
 
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { confinementFor } from "../../src/gate/confinement.js";
-import type { Need, ToolContext, ToolDef } from "../../src/gate/types.js";
+import { describeNeed } from "../../src/gate/needs.js";
+import type { Need, NeedsContext, ToolContext, ToolDef } from "../../src/gate/types.js";
 import type { SandboxHandle } from "../../src/sandbox/types.js";
 import { type Grant, parseGrant } from "../../src/security/grants.js";
 import { grantsAllow } from "../../src/security/narrowing.js";
@@ -15,6 +16,19 @@ export function allowNetworkFrom(grants: readonly Grant[]): NonNullable<ToolCont
     opts?.literal
       ? grants.some((g) => g.kind === "network" && g.host === host)
       : grantsAllow(grants, { kind: "network", host }) !== undefined;
+}
+
+/** needs() may read any file (for tests of a tool's needs where the grants are not under test). */
+export const readsAnything: NeedsContext["readRefusal"] = () => undefined;
+
+/** needs() may read what `grants` let it read, as the gate answers (without a policy). */
+export function readRefusalFrom(grants: readonly Grant[]): NeedsContext["readRefusal"] {
+  return (path) => {
+    const need: Need = { kind: "file_read", path };
+    return grantsAllow(grants, need)
+      ? undefined
+      : new AidoError(ErrorCode.capabilityDenied, `no capability grants ${describeNeed(need)}`, { need });
+  };
 }
 
 /** A sandbox for host-side tools: any use of it is a bug the test must see. */
@@ -44,7 +58,7 @@ export async function judge<I>(
 ): Promise<{ input: I; ctx: ToolContext; needs: Need[] }> {
   const grants = grantTexts.map((g) => parseGrant(g));
   const input = tool.input.parse(raw);
-  const needs = await tool.needs(input, { sandbox: base.sandbox });
+  const needs = await tool.needs(input, { sandbox: base.sandbox, readRefusal: readRefusalFrom(grants) });
   for (const need of needs) {
     if (!grantsAllow(grants, need)) {
       throw new AidoError(ErrorCode.capabilityDenied, `denied: ${JSON.stringify(need)}`, { need });

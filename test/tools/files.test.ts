@@ -13,7 +13,7 @@ import { execTool } from "../../src/tools/exec.js";
 import { fileEdit, fileList, fileRead, fileWrite, grep } from "../../src/tools/files.js";
 import { snapshotTools } from "../../src/tools/snapshot-tools.js";
 import { makeSandboxFixture, type SandboxFixture } from "../sandbox/fixture.js";
-import { judge } from "../support/tool-context.js";
+import { judge, readsAnything } from "../support/tool-context.js";
 
 let fx: SandboxFixture;
 let sb: DockerSandbox;
@@ -40,7 +40,9 @@ const exec = execTool({ execTimeoutMs: 30_000 });
 
 describe("path tools", () => {
   it("judges ../ traversal by the canonical path it reaches", async () => {
-    expect(await fileRead.needs({ path: "../etc/passwd" }, { sandbox: sb })).toContainEqual({
+    expect(
+      await fileRead.needs({ path: "../etc/passwd" }, { sandbox: sb, readRefusal: readsAnything }),
+    ).toContainEqual({
       kind: "file_read",
       path: "/etc/passwd",
     });
@@ -124,7 +126,7 @@ describe("path tools", () => {
 describe("exec", () => {
   it("needs each unfolded command, the files it names under the mounts and the working folder", async () => {
     const input = { command: "sh -c 'cat a.txt' > /output/out && cat ./b.txt > /etc/out" };
-    const needs = await exec.needs(input, { sandbox: sb });
+    const needs = await exec.needs(input, { sandbox: sb, readRefusal: readsAnything });
     expect(needs).toEqual(
       expect.arrayContaining([
         { kind: "tool", name: "exec" },

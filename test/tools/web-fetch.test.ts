@@ -8,7 +8,7 @@ import { DEFAULTS } from "../../src/config.js";
 import { isAidoError } from "../../src/errors.js";
 import { blockedReason } from "../../src/tools/net-address.js";
 import { type HostResolver, webFetchTool } from "../../src/tools/web-fetch.js";
-import { judge, noSandbox } from "../support/tool-context.js";
+import { judge, noSandbox, readsAnything } from "../support/tool-context.js";
 
 const servers: Server[] = [];
 let port = 0;
@@ -221,7 +221,12 @@ describe("web_fetch", () => {
 
   it("needs the tool and the URL's host, nothing it has not checked", async () => {
     const tool = webFetchTool(cfg);
-    expect(await tool.needs({ url: "https://Example.COM:8443/x?y" }, { sandbox: noSandbox })).toEqual([
+    expect(
+      await tool.needs(
+        { url: "https://Example.COM:8443/x?y" },
+        { sandbox: noSandbox, readRefusal: readsAnything },
+      ),
+    ).toEqual([
       { kind: "tool", name: "web_fetch" },
       { kind: "network", host: "example.com" },
     ]);

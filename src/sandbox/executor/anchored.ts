@@ -6,8 +6,11 @@
 // before it through /proc/self/fd/<fd>/<name>. A component that is now a symlink fails
 // (ELOOP/ENOTDIR) and the op is refused; once a folder is open, renaming or replacing it
 // cannot redirect what happens inside it.
+// What is read through an open folder is only handed back if the folder is still at the
+// path it was judged at (stillAt): a command could move the folder, while a read runs, into
+// a place the agent may not read and fill it from there.
 
-import { closeSync, constants, lstatSync, mkdirSync, openSync, type Stats } from "node:fs";
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readlinkSync, type Stats } from "node:fs";
 import { errnoOf, fail, fsFail, OpError } from "./op-error.js";
 import { absolute, realpathOf } from "./realpath.js";
 
@@ -16,6 +19,21 @@ const { O_RDONLY, O_NOFOLLOW, O_DIRECTORY } = constants;
 /** A path that names `name` inside the open folder `fd` (or the folder itself). */
 export const fdPath = (fd: number, name?: string): string =>
   name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
+
+/**
+ * After reading through the open folder `fd`: is it still at `path`, the path it was judged
+ * at? (/proc/self/fd/N names where the folder is now; a removed one reads "... (deleted)".)
+ * Checking after the read is sound: a folder moved away to where the agent may not read,
+ * and filled from there, could only read as `path` again by moving back to where it has
+ * more rights, and Landlock refuses every command a move that gains rights (REFER).
+ */
+export function stillAt(fd: number, path: string): boolean {
+  try {
+    return readlinkSync(fdPath(fd)) === path;
+  } catch {
+    return false;
+  }
+}
 
 export function changed(expect: string, why: string): OpError {
   return new OpError("path_changed", `${expect} changed after it was checked (${why}); refused`);

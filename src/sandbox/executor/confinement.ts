@@ -14,6 +14,16 @@
 //     whole subtree;
 //   - symlinks are never followed or given rules, and a glob whose fixed prefix runs
 //     through a symlink gives nothing (the helper refuses such paths too).
+// Writes follow the reads: a write hierarchy rule lets a command create, rename and move
+// names anywhere below its folder, and Landlock's REFER check only refuses a move that
+// gains rights *in the domain*. Grants are about paths, though: in a folder whose reads are
+// mixed — some names below it readable by path and others not (a file pattern such as
+// `pub/*.md`, a read grant on a subfolder, a read deny reaching into it) — a name the domain
+// gives no read right can be moved or renamed onto a path the grants let file_read read
+// (`mv inbox/k.txt pub/k.md`). So a write hierarchy rule only ever goes on a folder whose
+// reads are uniform: readable as a whole, or with nothing below it readable. A mixed folder
+// is walked into like a deny subtraction: its files get write-file rules, its uniform
+// subfolders hierarchy rules, and no name can be created, removed or moved in it by an exec.
 // Around that: the root file system's system folders (read, execute), /proc (read), the
 // few /dev nodes programs need, and the agent's private temp folder (read, write).
 // The walk is bounded (entries, rules, time); past a bound the exec is refused.
@@ -135,28 +145,53 @@ function literalRoot(glob: string): string {
   return `/${fixed.join("/")}`;
 }
 
+/** Globs of one direction, minus its deny globs. */
+export interface GlobSet {
+  globs: readonly string[];
+  deny: readonly string[];
+}
+
+/** Everything below `dir`, and `dir` itself, is in the set. */
+function covers(set: GlobSet, dir: string): boolean {
+  return (
+    set.globs.some((g) => globCovers(g, subtree(dir))) && !set.deny.some((d) => globsOverlap(d, subtree(dir)))
+  );
+}
+
+/** Something below `dir` may be in the set. */
+function reaches(set: GlobSet, dir: string): boolean {
+  return (
+    set.globs.some((g) => globsOverlap(g, below(dir))) && !set.deny.some((d) => globCovers(d, subtree(dir)))
+  );
+}
+
+/** Every name below `dir` is readable, or none is (see the header). */
+function readUniform(reads: GlobSet, dir: string): boolean {
+  return covers(reads, dir) || !reaches(reads, dir);
+}
+
 /**
  * Rules of one direction: `globs` minus `deny`, as `dirKind` hierarchy rules and
- * `fileKind` file rules.
+ * `fileKind` file rules. For writes, `reads` is the read side: a folder whose reads are
+ * mixed gets no write hierarchy rule.
  */
 export function expandGlobs(
   globs: readonly string[],
   deny: readonly string[],
   direction: "read" | "write",
   limits: ExpandLimits = DEFAULT_LIMITS,
+  reads?: GlobSet,
 ): Rule[] {
   const walk = new Walk(limits, direction === "read" ? "file_read" : "file_write");
   const fileKind: RuleKind = direction === "read" ? "read-file" : "write-file";
-  const covered = (dir: string) =>
-    globs.some((g) => globCovers(g, subtree(dir))) && !deny.some((d) => globsOverlap(d, subtree(dir)));
-  const reachable = (dir: string) =>
-    globs.some((g) => globsOverlap(g, below(dir))) && !deny.some((d) => globCovers(d, subtree(dir)));
+  const set: GlobSet = { globs, deny };
+  const hierarchy = (dir: string) => covers(set, dir) && (reads === undefined || readUniform(reads, dir));
   /** One entry: its type from the folder listing (no lstat per entry), or from lstat for a root. */
   const visit = (path: string, type: "dir" | "file" | "link" | "none", stack: string[]) => {
     walk.tick(path);
     if (type === "dir") {
-      if (covered(path)) walk.add(direction, path);
-      else if (reachable(path)) stack.push(path);
+      if (hierarchy(path)) walk.add(direction, path);
+      else if (reaches(set, path)) stack.push(path);
     } else if (
       type === "file" &&
       globs.some((g) => matchPath(g, path)) &&
@@ -194,12 +229,13 @@ export function confinementArgs(
   system: readonly Rule[],
   limits: ExpandLimits = DEFAULT_LIMITS,
 ): string[] {
+  const reads: GlobSet = { globs: c.read, deny: [...c.deny, ...c.denyRead] };
   const rules: Rule[] = [
     ...system,
     { kind: "read", path: c.tmp },
     { kind: "write", path: c.tmp },
-    ...expandGlobs(c.read, [...c.deny, ...c.denyRead], "read", limits),
-    ...expandGlobs(c.write, [...c.deny, ...c.denyWrite], "write", limits),
+    ...expandGlobs(reads.globs, reads.deny, "read", limits),
+    ...expandGlobs(c.write, [...c.deny, ...c.denyWrite], "write", limits, reads),
   ];
   return rules.flatMap((r) => [`--${r.kind}`, r.path]);
 }

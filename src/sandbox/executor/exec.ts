@@ -3,15 +3,16 @@
 //     aido-landlock <rules of the calling agent> -- /bin/dash -c CMD   (or -- ARGV...)
 //     aido-landlock --unconfined -- ...                                 (trusted callers)
 // so the command and everything it starts are bound by the agent's file grants, cannot
-// make setuid/setgid files, and (with maxFileBytes) cannot grow a file past a size. The
-// command runs in its own process group; a timeout, a cancel frame, or its end kills the
-// whole group, and whatever left the group (setsid, a double fork) is killed too once the
-// call is over. stdout and stderr are captured head and tail within a cap.
+// make setuid/setgid files, and (with maxFileBytes) cannot grow a file past a size. On
+// Landlock ABI >= 6 the helper also stays as the call's reaper (--reap); how a call's
+// processes end, with or without one, is lifetime.ts. stdout and stderr are captured head
+// and tail within a cap.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync, statSync, writeFile } from "node:fs";
 import type { Confinement } from "../types.js";
 import { confinementArgs, ensurePrivateTmp, grantsCoverMounts, type Rule } from "./confinement.js";
+import { killGroup, type Running, sweepOrphans } from "./lifetime.js";
 import { fail, fsFail } from "./op-error.js";
 import { absolute, WORKSPACE } from "./realpath.js";
 
@@ -67,19 +68,13 @@ export class Capture {
   }
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
 /** What the executor knows about its container, fixed at start. */
 export interface ExecEnvironment {
   /** The image carries the helper (false: an image not built from the recipe). */
   helper: boolean;
   landlockAbi: number;
+  /** The helper stays as each call's reaper (Landlock ABI >= 6; lifetime.ts). */
+  reaper: boolean;
   systemRules: readonly Rule[];
   mountedSkills: readonly string[];
 }
@@ -89,77 +84,6 @@ export function mountedSkills(): string[] {
     return readdirSync("/skills").sort();
   } catch {
     return [];
-  }
-}
-
-/** Running calls: call id -> process group, so a cancel frame can find its command. */
-export class Running {
-  private readonly groups = new Map<number, { pid: number; cancelled: boolean }>();
-
-  add(callId: number, pid: number): void {
-    this.groups.set(callId, { pid, cancelled: false });
-  }
-
-  remove(callId: number): void {
-    this.groups.delete(callId);
-  }
-
-  /** Kill the group of call `callId`; false when no such call runs. */
-  cancel(callId: number): boolean {
-    const g = this.groups.get(callId);
-    if (!g) return false;
-    g.cancelled = true;
-    killGroup(g.pid, "SIGKILL");
-    return true;
-  }
-
-  cancelled(callId: number): boolean {
-    return this.groups.get(callId)?.cancelled ?? false;
-  }
-
-  hasGroup(pgrp: number): boolean {
-    for (const g of this.groups.values()) if (g.pid === pgrp) return true;
-    return false;
-  }
-
-  killAll(): void {
-    for (const g of this.groups.values()) killGroup(g.pid, "SIGKILL");
-  }
-}
-
-/**
- * Kill what finished calls left behind by leaving their process group (setsid, a
- * daemonising double fork): such a process is reparented to init (ppid 1) and is not the
- * container's main process (session 1). A group still owned by a running call is left to
- * that call. Without this, `setsid sleep 1000 &` outlives its call and the container.
- */
-function killOrphans(running: Running): void {
-  let names: string[];
-  try {
-    names = readdirSync("/proc");
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
-    if (pid === 1 || pid === process.pid) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    } catch {
-      continue;
-    }
-    // After "comm)": state ppid pgrp session ...
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const [ppid, pgrp, session] = [Number(f[1]), Number(f[2]), Number(f[3])];
-    if (ppid !== 1 || session === 1 || running.hasGroup(pgrp)) continue;
-    killGroup(pgrp, "SIGKILL");
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
   }
 }
 
@@ -212,11 +136,16 @@ export function wrapperFor(
     fail("landlock_unavailable", `this image has no ${HELPER}: commands can only run unconfined in it`);
   }
   // 0 is a limit too, the tightest: a goal at its quota may delete files but grow none.
-  const limit = maxFileBytes === undefined ? [] : ["--fsize", String(Math.max(0, Math.floor(maxFileBytes)))];
-  if (confinement === "unconfined") return { args: ["--unconfined", ...limit, "--"], env: {} };
+  const options =
+    maxFileBytes === undefined ? [] : ["--fsize", String(Math.max(0, Math.floor(maxFileBytes)))];
+  // Prefer the command (and all it starts, its reaper too) over the executor when the
+  // container runs out of memory: set before the helper forks, so nothing starts without it.
+  options.push("--oom-score-adj", "1000");
+  if (env.reaper) options.push("--reap");
+  if (confinement === "unconfined") return { args: ["--unconfined", ...options, "--"], env: {} };
   if (env.landlockAbi === 0) {
     if (grantsCoverMounts(confinement, env.mountedSkills))
-      return { args: ["--unconfined", ...limit, "--"], env: {} };
+      return { args: ["--unconfined", ...options, "--"], env: {} };
     fail(
       "landlock_unavailable",
       "exec needs Landlock (Linux 5.13 or later with landlock among the active LSMs) because this agent's " +
@@ -226,7 +155,7 @@ export function wrapperFor(
   }
   ensurePrivateTmp(confinement.tmp);
   const rules = confinementArgs(confinement, env.systemRules);
-  return { args: [...rules, ...limit, "--"], env: { HOME: confinement.tmp, TMPDIR: confinement.tmp } };
+  return { args: [...rules, ...options, "--"], env: { HOME: confinement.tmp, TMPDIR: confinement.tmp } };
 }
 
 export function opExec(
@@ -277,16 +206,18 @@ export function opExec(
     let timedOut = false;
     let settled = false;
     const pid = child.pid;
+    // Only the helper (given --reap) is a reaper: a foreign image's program is not.
+    const reaper = env.reaper && wrap.args.includes("--reap");
     if (pid) {
-      running.add(callId, pid);
-      // Prefer the command over the executor when the container runs out of memory.
-      writeFile(`/proc/${pid}/oom_score_adj`, "1000", () => {});
+      running.add(callId, pid, reaper);
+      // Without the helper (a foreign image) nothing set it: prefer the command all the same.
+      if (wrap.args.length === 0) writeFile(`/proc/${pid}/oom_score_adj`, "1000", () => {});
     }
     const timer =
       timeoutMs > 0
         ? setTimeout(() => {
             timedOut = true;
-            if (pid) killGroup(pid, "SIGKILL");
+            running.stop(callId, "timeout");
           }, timeoutMs)
         : undefined;
     child.stdout?.on("data", (c: Buffer) => out.push(c));
@@ -302,10 +233,11 @@ export function opExec(
     });
     let exitCode: number | null = null;
     let exitSignal: string | null = null;
+    let cancelled = false;
     const finish = () => {
       if (settled) return;
       settled = true;
-      const cancelled = running.cancelled(callId);
+      cancelled ||= running.cancelled(callId);
       running.remove(callId);
       const oomAfter = readOomKills();
       // Killed outright, or a shell reporting its child's SIGKILL (128 + 9), while the
@@ -333,12 +265,15 @@ export function opExec(
       clearTimeout(timer);
       exitCode = code;
       exitSignal = signal ?? null;
-      // A call is one unit: whatever it left running in its process group goes with it.
+      // A call is one unit: whatever it left running in its process group goes with it (a
+      // reaper has killed all of it already), and so does what left the group.
       if (pid) killGroup(pid, "SIGKILL");
-      killOrphans(running);
+      cancelled = running.cancelled(callId);
+      running.remove(callId);
+      sweepOrphans(running);
       // A process that left the group (setsid) may still hold the pipes: do not wait on it.
       setTimeout(() => {
-        killOrphans(running);
+        sweepOrphans(running);
         child.stdout?.destroy();
         child.stderr?.destroy();
         finish();

@@ -1,7 +1,13 @@
 // sandbox/executor/files.ts — the file operations: read (a line window, stopping as soon
-// as it is full), write (atomic replace), edit (literal, unique unless replace_all), list
-// and stat. With `expect` (what the tools always send) each acts on the judged path only,
-// through anchored.ts; without it, on the path as given (trusted internal callers).
+// as it is full), write (atomic replace), edit (literal, unique unless replace_all, files
+// up to EDIT_MAX_BYTES), list and stat. With `expect` (what the tools always send) each acts
+// on the judged path only, through anchored.ts; without it, on the path as given (trusted
+// internal callers).
+// Reads open with O_NONBLOCK and refuse anything but a regular file before reading: a fifo
+// opened for reading would block until a writer came, holding one of the few threads of
+// Node's file-system pool, and a handful of them would stall every file op of the goal.
+// What was read through an anchored folder is only returned if the folder is still where
+// it was judged (stillAt); otherwise the op fails with path_changed.
 
 import {
   closeSync,
@@ -15,14 +21,16 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { type FileHandle, lstat, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { type FileHandle, lstat, mkdir, open, readdir, rename, unlink } from "node:fs/promises";
 import { posix } from "node:path";
-import { anchorDir, anchorParent, changed, fdPath, lstatAnchored } from "./anchored.js";
+import { anchorDir, anchorParent, changed, fdPath, lstatAnchored, stillAt } from "./anchored.js";
 import { errnoOf, fail, fsFail, OpError } from "./op-error.js";
 import { absolute } from "./realpath.js";
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 const DEFAULT_READ_BYTES = 256 * 1024;
+/** file_edit holds a file (twice, as text and edited) in memory: larger ones are refused. */
+export const EDIT_MAX_BYTES = 8 * 1024 * 1024;
 
 export type EntryType = "file" | "dir" | "symlink" | "other";
 
@@ -37,43 +45,82 @@ const num = (v: unknown): number => (typeof v === "number" && v > 0 ? Math.floor
 const tmpName = (name: string): string =>
   `.${name}.aido-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
 
-/** Open `a.expect` for reading: anchored parent, O_NOFOLLOW on the file itself. */
-async function openExpected(a: Record<string, unknown>): Promise<FileHandle> {
-  const at = anchorParent(a, false);
+/** What a file that is not a regular one is, for a refusal. */
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a fifo";
+  if (st.isSocket()) return "a socket";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "a device";
+  return "not a regular file";
+}
+
+/**
+ * Read a regular file: `a.expect` through its anchored parent folder (O_NOFOLLOW on the file
+ * itself), or `a.path` as given. Opened without blocking and refused unless fstat says it is
+ * a regular file; `use` reads it; then the folder must still be where it was judged.
+ */
+async function readRegular<T>(
+  a: Record<string, unknown>,
+  use: (fh: FileHandle, st: Stats) => Promise<T>,
+): Promise<T> {
+  const p = absolute(a.path);
+  const at = a.expect === undefined ? undefined : anchorParent(a, false);
   try {
-    return await open(fdPath(at.dir, at.name), O_RDONLY | O_NOFOLLOW);
-  } catch (e) {
-    if (errnoOf(e) === "ELOOP") throw changed(at.expect, "it is now a symlink");
-    fsFail(e, at.expect);
+    let fh: FileHandle;
+    try {
+      fh = at
+        ? await open(fdPath(at.dir, at.name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+        : await open(p, O_RDONLY | O_NONBLOCK);
+    } catch (e) {
+      if (at && errnoOf(e) === "ELOOP") throw changed(at.expect, "it is now a symlink");
+      fsFail(e, p);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) fail("invalid_input", `${p}: is ${kindOf(st)}; only regular files can be read`);
+      const out = await use(fh, st);
+      if (at && !stillAt(at.dir, posix.dirname(at.expect))) {
+        throw changed(at.expect, "its folder was moved while it was read");
+      }
+      return out;
+    } catch (e) {
+      return fsFail(e, p);
+    } finally {
+      await fh.close();
+    }
   } finally {
-    closeSync(at.dir);
+    if (at) closeSync(at.dir);
   }
 }
 
 export async function opRead(a: Record<string, unknown>): Promise<unknown> {
-  const p = absolute(a.path);
   const skip = num(a.offset);
   const limit = num(a.limit) || Number.POSITIVE_INFINITY;
   const maxBytes = num(a.maxBytes) || DEFAULT_READ_BYTES;
-  let fh: FileHandle;
-  if (a.expect !== undefined) fh = await openExpected(a);
-  else {
-    try {
-      fh = await open(p, "r");
-    } catch (e) {
-      fsFail(e, p);
-    }
+  return readRegular(a, async (fh, st) => ({
+    ...(await readWindow(fh, skip, limit, maxBytes)),
+    size: st.size,
+  }));
+}
+
+/** The whole file as text, refused past EDIT_MAX_BYTES (also if it grows while it is read). */
+async function readForEdit(fh: FileHandle, st: Stats, p: string): Promise<string> {
+  const tooLarge = (size: string): never =>
+    fail(
+      "invalid_input",
+      `${p} is ${size} bytes; file_edit edits files of at most ${EDIT_MAX_BYTES} bytes (8 MiB): ` +
+        "rewrite it with file_write, or change it with a command",
+    );
+  if (st.size > EDIT_MAX_BYTES) tooLarge(String(st.size));
+  const buf = Buffer.alloc(EDIT_MAX_BYTES + 1);
+  let n = 0;
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+    if (bytesRead === 0) break;
+    n += bytesRead;
+    if (n > EDIT_MAX_BYTES) tooLarge(`more than ${EDIT_MAX_BYTES}`);
   }
-  try {
-    const st = await fh.stat();
-    if (st.isDirectory()) fail("invalid_input", `${p}: is a directory`);
-    const window = await readWindow(fh, skip, limit, maxBytes);
-    return { ...window, size: st.size };
-  } catch (e) {
-    fsFail(e, p);
-  } finally {
-    await fh.close();
-  }
+  return buf.subarray(0, n).toString("utf8");
 }
 
 /** Lines [skip, skip+limit) up to maxBytes; a huge file costs its window, not its size. */
@@ -211,24 +258,7 @@ export async function opEdit(a: Record<string, unknown>): Promise<unknown> {
   if (oldString === newString) fail("invalid_input", "old_string and new_string are the same");
   const expected = a.expect !== undefined;
   const mode = expected ? 0 : await existingMode(p);
-  let text: string;
-  if (expected) {
-    const fh = await openExpected(a);
-    try {
-      if ((await fh.stat()).isDirectory()) fail("invalid_input", `${p}: is a directory`);
-      text = await fh.readFile("utf8");
-    } catch (e) {
-      fsFail(e, p);
-    } finally {
-      await fh.close();
-    }
-  } else {
-    try {
-      text = await readFile(p, "utf8");
-    } catch (e) {
-      fsFail(e, p);
-    }
-  }
+  const text = await readRegular(a, (fh, st) => readForEdit(fh, st, p));
   const parts = text.split(oldString);
   const count = parts.length - 1;
   if (count === 0) fail("invalid_input", `${p}: old_string not found`);
@@ -256,7 +286,10 @@ export async function opList(a: Record<string, unknown>): Promise<ListEntry[]> {
   if (a.expect !== undefined) {
     const fd = anchorDir(a);
     try {
-      return entriesOf(readdirSync(fdPath(fd)), (name) => lstatSync(fdPath(fd, name)));
+      const entries = entriesOf(readdirSync(fdPath(fd)), (name) => lstatSync(fdPath(fd, name)));
+      if (!stillAt(fd, a.expect as string))
+        throw changed(a.expect as string, "it was moved while it was listed");
+      return entries;
     } catch (e) {
       fsFail(e, a.expect as string);
     } finally {

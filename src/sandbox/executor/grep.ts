@@ -4,8 +4,22 @@
 // operator's deny globs) before it is opened, and folders no read glob can reach are not
 // entered at all. The search runs in a worker thread (main.ts) so that a pathological
 // regex is stopped by terminating the thread.
+// Files are opened without blocking and read only if fstat says they are regular (a fifo
+// swapped in after the listing would otherwise block the search), and what was read through
+// a folder is kept only if the folder is still at the path it was judged by (stillAt): a
+// command can move the folder grep is walking into a place the agent may not read and fill
+// it from there. Such a file is skipped, like one that vanished.
 
-import { closeSync, constants, lstatSync, openSync, readdirSync, readFileSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  type Stats,
+} from "node:fs";
 import { posix } from "node:path";
 import {
   below,
@@ -16,7 +30,7 @@ import {
   subtree,
 } from "../../security/glob.js";
 import type { ReadView } from "../types.js";
-import { anchorDir, anchorParent, changed, fdPath, lstatAnchored, openUnder } from "./anchored.js";
+import { anchorDir, anchorParent, changed, fdPath, lstatAnchored, openUnder, stillAt } from "./anchored.js";
 import { errnoOf, fail, fsFail, OpError } from "./op-error.js";
 import { absolute, WORKSPACE } from "./realpath.js";
 
@@ -45,14 +59,26 @@ interface Found {
   read(): Buffer;
 }
 
-/** Read a file by name inside an open folder, never following a symlink. */
-function readNoFollow(dirFd: number, name: string): Buffer {
-  const fd = openSync(fdPath(dirFd, name), constants.O_RDONLY | constants.O_NOFOLLOW);
+/** Read a regular file without blocking on what is not one; `path` names it for errors. */
+function readRegularFile(path: string, flags = 0): Buffer {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | flags);
   try {
+    if (!fstatSync(fd).isFile()) throw new OpError("invalid_input", `${path}: not a regular file`);
     return readFileSync(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Read a file by name inside an open folder, never following a symlink, and only if the
+ * folder is still at `dirPath`, the path it was judged by (see the header).
+ */
+function readNoFollow(dirFd: number, name: string, dirPath: string): Buffer {
+  const buf = readRegularFile(fdPath(dirFd, name), constants.O_NOFOLLOW);
+  if (!stillAt(dirFd, dirPath))
+    throw changed(posix.join(dirPath, name), "its folder was moved while it was read");
+  return buf;
 }
 
 /**
@@ -92,7 +118,8 @@ function* walkNoFollow(rootFd: number, root: string, view: ReadView | undefined)
           if (mayEnter(view, abs)) stack.push(r);
         } else if (st.isFile() && mayReadFile(view, abs)) {
           const fd = dirFd;
-          yield { abs, rel: r, st, read: () => readNoFollow(fd, name) };
+          const dirPath = rel === "" ? root : posix.join(root, rel);
+          yield { abs, rel: r, st, read: () => readNoFollow(fd, name, dirPath) };
         }
       }
     } finally {
@@ -126,7 +153,7 @@ function* walkPaths(root: string, view: ReadView | undefined): Generator<Found> 
       if (st.isDirectory()) {
         if (mayEnter(view, abs)) stack.push(r);
       } else if (st.isFile() && mayReadFile(view, abs))
-        yield { abs, rel: r, st, read: () => readFileSync(abs) };
+        yield { abs, rel: r, st, read: () => readRegularFile(abs) };
     }
   }
 }
@@ -143,7 +170,7 @@ function grepFiles(a: GrepArgs): Iterable<Found> {
     }
     if (!st.isDirectory()) {
       if (!st.isFile() || !mayReadFile(a.view, root)) return [];
-      return [{ abs: root, rel: posix.basename(root), st, read: () => readFileSync(root) }];
+      return [{ abs: root, rel: posix.basename(root), st, read: () => readRegularFile(root) }];
     }
     return walkPaths(root, a.view);
   }
@@ -154,7 +181,7 @@ function grepFiles(a: GrepArgs): Iterable<Found> {
       if (!st) throw new OpError("not_found", `${at.expect}: no such file or directory`);
       if (!st.isDirectory()) {
         if (!st.isFile() || !mayReadFile(a.view, at.expect)) return [];
-        const buf = readNoFollow(at.dir, at.name);
+        const buf = readNoFollow(at.dir, at.name, posix.dirname(at.expect));
         return [{ abs: at.expect, rel: at.name, st, read: () => buf }];
       }
     } catch (e) {

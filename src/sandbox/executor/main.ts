@@ -13,9 +13,10 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { systemRules } from "./confinement.js";
-import { type ExecEnvironment, HELPER, mountedSkills, opExec, Running } from "./exec.js";
+import { type ExecEnvironment, HELPER, mountedSkills, opExec } from "./exec.js";
 import { opEdit, opList, opRead, opStat, opWrite } from "./files.js";
 import { type GrepArgs, grepArgs, grepWork } from "./grep.js";
+import { Running } from "./lifetime.js";
 import { errorBody, fail, OpError } from "./op-error.js";
 import {
   encodeFrame,
@@ -75,7 +76,7 @@ function operations(env: ExecEnvironment, running: Running): Record<string, Op> 
     exec: (a, id) => opExec(a, id, env, running),
     cancel: (a) => {
       if (typeof a.id !== "number") fail("invalid_input", "cancel needs the id of the call");
-      return { cancelled: running.cancel(a.id) };
+      return { cancelled: running.stop(a.id, "cancel") };
     },
     read: opRead,
     write: opWrite,
@@ -91,15 +92,18 @@ function main(): void {
   let secret: Buffer | undefined;
   const running = new Running();
   const helper = existsSync(HELPER);
+  const abi = helper ? landlockAbi() : 0;
   const env: ExecEnvironment = {
     helper,
-    landlockAbi: helper ? landlockAbi() : 0,
+    landlockAbi: abi,
+    reaper: abi >= 6,
     systemRules: systemRules(),
     mountedSkills: mountedSkills(),
   };
   const ops = operations(env, running);
+  let quitting = false;
   const send = (body: unknown) => {
-    if (!secret) return;
+    if (!secret || quitting) return;
     let frame: Buffer;
     try {
       frame = encodeFrame(secret, body, MAX_FRAME_TO_HOST);
@@ -110,9 +114,10 @@ function main(): void {
     process.stdout.write(frame);
   };
   const quit = (why: string) => {
+    if (quitting) return;
+    quitting = true;
     process.stderr.write(`executor: ${why}; exiting\n`);
-    running.killAll();
-    process.exit(2);
+    void running.stopAll().finally(() => process.exit(2));
   };
   const handle = async (req: Request) => {
     const op = ops[req.op];
@@ -144,6 +149,7 @@ function main(): void {
     void handle(parseRequest(openFrame(secret, payload)));
   });
   process.stdin.on("data", (chunk: Buffer) => {
+    if (quitting) return;
     try {
       decoder.push(chunk);
     } catch (e) {
@@ -152,8 +158,8 @@ function main(): void {
   });
   // The host went away: take every running command with us.
   process.stdin.on("end", () => {
-    running.killAll();
-    process.exit(0);
+    quitting = true;
+    void running.stopAll().finally(() => process.exit(0));
   });
   process.on("uncaughtException", (e) => {
     process.stderr.write(`executor: ${e?.stack ? e.stack : String(e)}\n`);

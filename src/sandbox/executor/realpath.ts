@@ -1,6 +1,12 @@
 // sandbox/executor/realpath.ts — canonical paths as the kernel in the container resolves
 // them. The gate judges grants on these (sandbox.realpath), so this must agree with what an
 // open(2) would reach: symlinks are followed where they are met, component by component.
+// Except below /proc: its links are about processes — /proc/self is whoever asks (the
+// executor here, the command later), /proc/<pid>/cwd, root, exe and fd/N are magic links
+// into other processes' views — so following them here would answer for the executor, and
+// would tell a model where another agent's command works and what it holds open. A path
+// below /proc is taken as written (. and .. removed lexically) and judged as a /proc path;
+// what a command then reaches through it is for its Landlock domain to allow.
 
 import { lstatSync, readlinkSync } from "node:fs";
 import { posix } from "node:path";
@@ -37,7 +43,7 @@ export function realpathOf(input: unknown, base: string = WORKSPACE): string {
       continue;
     }
     const next = posix.join(current, comp);
-    if (missing) {
+    if (missing || next.startsWith("/proc/")) {
       current = next;
       continue;
     }
