@@ -225,7 +225,8 @@ export class Gate {
     if (principal.approvalRequired.has(tool.name) || confirmRule) {
       approvedHosts = new Set(needs.flatMap((n) => (n.kind === "network" ? [n.host.toLowerCase()] : [])));
       const scopeOf = async () =>
-        (await tool.approvalScope?.(input, needs, { sandbox })) ?? approvalScopeOf(tool.name, input, needs);
+        (await tool.approvalScope?.(input, needs, { sandbox, readRefusal })) ??
+        approvalScopeOf(tool.name, input, needs);
       const scope = await scopeOf();
       const outcome = await deps.approvals.authorize({
         goalId: principal.goalId,
