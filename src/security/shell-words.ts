@@ -128,15 +128,41 @@ const ARITH_UNARY = new Set<number>([
   TOKEN.minus,
 ]);
 
+/** Where a word stands, as far as quoting goes. */
+interface Quoting {
+  /** Inside double quotes or an unquoted here-document body. */
+  dq?: boolean;
+  /**
+   * Inside the word of `${x-w}`, `${x:+w}`, `${x=w}`, `${x?w}`... within double quotes: dash
+   * takes a `'` there as a plain character, the parser as a quote. `"${x:-'$(id)'}"` runs id
+   * in dash while the parser saw a quoted string, so a single-quoted part there is refused.
+   * (In `${x#'p'}` and `${x%'p'}` dash does take the quotes as quotes, as the parser does.)
+   */
+  literalSingle?: boolean;
+}
+
+/** Operators whose word dash reads with quotes as plain characters inside double quotes. */
+const VALUE_OPS = new Set<number>([
+  TOKEN.plus,
+  TOKEN.colPlus,
+  TOKEN.minus,
+  TOKEN.colMinus,
+  TOKEN.quest,
+  TOKEN.colQuest,
+  TOKEN.assgn,
+  TOKEN.colAssgn,
+]);
+
 /**
  * Evaluate a Word node as far as it can be known before run time. `assignment`: the word
- * is the value of `NAME=value`, where dash also expands a `~` after each `:`.
+ * is the value of `NAME=value`, where dash also expands a `~` after each `:`. `dq`: the
+ * word is a here-document body, which dash reads like a double-quoted string.
  */
 export function wordValue(
   word: ShNode,
   src: ShellSource,
   hooks: WordHooks,
-  opts: { assignment?: boolean; depth?: number } = {},
+  opts: { assignment?: boolean; depth?: number } & Quoting = {},
 ): WordValue {
   onlyFields(word, ["Parts"], "a word");
   // mvdan-sh starts a comment at a `#` right after a quote or an expansion ('x'#y, ${x}#y,
@@ -167,6 +193,12 @@ export function wordValue(
       }
       case "SglQuoted":
         onlyFields(part, ["Value"], "a single-quoted string");
+        if (opts.literalSingle) {
+          throw cannotJudge(
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a template
+            "single quotes inside ${x:-...}, ${x+...}, ${x=...} or ${x?...} within double quotes or a here-document (dash reads them as plain characters, so what they seem to quote is expanded)",
+          );
+        }
         pushQuoted(chars, part.Value as string);
         break;
       case "DblQuoted":
@@ -174,13 +206,13 @@ export function wordValue(
         for (const inner of part.Parts as ShNode[]) {
           if (inner.type === "Lit") pushQuoted(chars, unescapeDoubleQuoted(inner.Value as string));
           else {
-            expansion(inner, src, hooks, depth);
+            expansion(inner, src, hooks, depth, { dq: true, literalSingle: opts.literalSingle });
             dynamic = true;
           }
         }
         break;
       default:
-        expansion(part, src, hooks, depth);
+        expansion(part, src, hooks, depth, { dq: opts.dq, literalSingle: opts.literalSingle });
         dynamic = true;
     }
   });
@@ -194,10 +226,10 @@ export function wordValue(
 }
 
 /** Visit a parameter expansion, command substitution or arithmetic expansion. */
-function expansion(part: ShNode, src: ShellSource, hooks: WordHooks, depth: number): void {
+function expansion(part: ShNode, src: ShellSource, hooks: WordHooks, depth: number, q: Quoting): void {
   switch (part.type) {
     case "ParamExp":
-      paramExp(part, src, hooks, depth);
+      paramExp(part, src, hooks, depth, q);
       return;
     case "CmdSubst":
       if (part.Backquotes) {
@@ -228,7 +260,7 @@ function describePart(type: string): string {
 }
 
 /** POSIX parameter expansions only: $x ${x} ${#x} ${x-w} ${x:-w} ${x=w} ${x?w} ${x+w} ${x#p} ${x%p}... */
-function paramExp(p: ShNode, src: ShellSource, hooks: WordHooks, depth: number): void {
+function paramExp(p: ShNode, src: ShellSource, hooks: WordHooks, depth: number, q: Quoting): void {
   onlyFields(p, ["Short", "Length", "Param", "Exp"], "a parameter expansion");
   const name = String((p.Param as ShNode | null)?.Value ?? "");
   if (!(NAME.test(name) || /^\d+$/.test(name) || SPECIAL_PARAMS.has(name))) {
@@ -241,7 +273,10 @@ function paramExp(p: ShNode, src: ShellSource, hooks: WordHooks, depth: number):
     throw cannotJudge(`a parameter expansion operator of \${${name}}`);
   if (exp.Op === TOKEN.assgn || exp.Op === TOKEN.colAssgn) hooks.assigns(name);
   // The default, alternative or pattern is a word like any other: a $(...) in it runs.
-  if (exp.Word) wordValue(exp.Word as ShNode, src, hooks, { depth: depth + 1 });
+  if (exp.Word) {
+    const literalSingle = q.literalSingle === true || (q.dq === true && VALUE_OPS.has(exp.Op as number));
+    wordValue(exp.Word as ShNode, src, hooks, { depth: depth + 1, dq: q.dq, literalSingle });
+  }
 }
 
 /**
