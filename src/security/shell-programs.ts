@@ -40,6 +40,7 @@ const sort: Unfolder = (args) => {
       "random-source",
       "sort",
     ]),
+    permute: true,
   });
   const prog = scan.seen.get("compress-program");
   if (typeof prog !== "string") return itself();
@@ -57,7 +58,9 @@ const sort: Unfolder = (args) => {
 const zip: Unfolder = (args) => {
   for (const a of args.slice(1)) {
     if (a.dynamic) continue;
-    if (a.value === "-TT" || a.value.startsWith("--unzip-command")) {
+    // zip takes `-TTcmd` attached and any prefix of --unzip-command (`--unzip-c cmd`).
+    const long = a.value.startsWith("--") ? a.value.slice(2).split("=")[0]! : undefined;
+    if (a.value.startsWith("-TT") || (long && long !== "" && "unzip-command".startsWith(long))) {
       return refuse("zip -TT/--unzip-command names a program to test the archive with");
     }
   }
@@ -206,14 +209,17 @@ const loader: Unfolder = (args) => {
 const programOption =
   (option: string): Unfolder =>
   (args) => {
-    const scan = scanOptions(args, 1, { value: [option] });
+    const scan = scanOptions(args, 1, { value: [option], permute: true });
     const value = scan.seen.get(option);
     return typeof value === "string" ? programStep(`--${option}`, value, { openArgs: true }) : itself();
   };
 
 /** split --filter=CMD runs CMD with $SHELL -c (sh), fed each chunk. */
 const split: Unfolder = (args) => {
-  const scan = scanOptions(args, 1, { value: ["a", "b", "C", "l", "n", "t", "filter", "additional-suffix"] });
+  const scan = scanOptions(args, 1, {
+    value: ["a", "b", "C", "l", "n", "t", "filter", "additional-suffix"],
+    permute: true,
+  });
   const filter = scan.seen.get("filter");
   if (typeof filter !== "string") return itself();
   return { keepSelf: true, run: [], code: [{ value: filter, dynamic: false }], feedsRun: true };
@@ -348,6 +354,18 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
   ["perl", dataAfter({ value: ["e", "E", "M", "m", "I", "x"], code: ["e", "E"] })],
   ...Object.entries(REFUSED).map(([n, why]): [string, Unfolder] => [n, () => refuse(why)]),
 ]);
+
+/** Programs in PROGRAMS whose options only mark data (patterns, code for interpreters): a run-time argument there is no risk. */
+const DATA_ONLY = new Set(["grep", "egrep", "fgrep", "rgrep", "jq", "echo", "printf", "expr"]);
+for (const p of ["python3", "python", "python3.11", "node", "nodejs", "js", "perl"]) DATA_ONLY.add(p);
+
+/**
+ * Whether some option of this program runs or loads a program (the tables here, find's
+ * -exec): a run-time argument that may turn out to be an option is then refused (shell-visitor.ts).
+ */
+export function optionsRunPrograms(name: string): boolean {
+  return name === "find" || (PROGRAMS.has(name) && !DATA_ONLY.has(name) && !(name in REFUSED));
+}
 
 /** How a command name is unfolded: a wrapper (runs something instead) or a program with options that run programs. */
 export function unfolderFor(name: string): Unfolder | undefined {

@@ -10,7 +10,7 @@
 import type { CommandAnalysis, DirChange } from "./shell-analysis.js";
 import { cannotJudge, cannotParse, onlyFields, parseShell, type ShNode, TOKEN } from "./shell-ast.js";
 import { builtinEffect, checkFunctionName } from "./shell-builtins.js";
-import { unfolderFor } from "./shell-programs.js";
+import { optionsRunPrograms, unfolderFor } from "./shell-programs.js";
 import { type Redirect, redirectOf } from "./shell-redirects.js";
 import { type Arg, basename, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
 import { ShellSource, type WordHooks, wordValue } from "./shell-words.js";
@@ -287,7 +287,12 @@ export class Analyzer {
     for (const w of ce.Args as ShNode[]) {
       const v = wordValue(w, ctx.src, hooks);
       const span = ctx.topLevel ? { start: w.start as number, end: w.end as number } : undefined;
-      args.push({ value: v.value, dynamic: v.dynamic || v.glob, ...(span ? { span } : {}) });
+      args.push({
+        value: v.value,
+        dynamic: v.dynamic || v.glob,
+        ...(v.optionSafe ? { optionSafe: true } : {}),
+        ...(span ? { span } : {}),
+      });
     }
     if (args.length === 0) return;
     this.unfold(args, ctx.depth, {
@@ -321,6 +326,7 @@ export class Analyzer {
     const name = basename(head.value);
     // `./timeout` or `/workspace/sh` is whatever file the agent put there, not the wrapper.
     const known = !head.value.includes("/") || SYSTEM_BIN.test(head.value);
+    if (known && optionsRunPrograms(name)) runtimeOptions(name, args, at);
     const step: UnfoldStep | undefined = known ? unfolderFor(name)?.(args) : undefined;
     if (!step) {
       this.push(args, at, undefined);
@@ -420,6 +426,30 @@ export class Analyzer {
       parentGroup: at.ctx.parentGroup,
       dirScope: at.ctx.scope === "floating" ? Number.POSITIVE_INFINITY : index,
     });
+  }
+}
+
+/**
+ * A program whose options run programs (tar --checkpoint-action, sort --compress-program,
+ * find -exec, git --upload-pack...) is judged by the options it is given; an argument known
+ * only at run time may turn out to be one (`sort $X`, or `tar cf o.tar *` in a folder holding
+ * a file named `--checkpoint-action=exec=sh x`), and so may arguments xargs appends. Refused,
+ * unless the word is one argument that cannot start with - or + (`./*`, `"/w/$f"`) or stands
+ * after `--` (find has no such end: its expression is not options).
+ */
+function runtimeOptions(name: string, args: readonly Arg[], at: Launch): void {
+  if (at.wrappers.at(-1) === "xargs") {
+    throw cannotJudge(
+      `xargs appends arguments read at run time to ${name}, whose options run programs; one of them may be an option`,
+    );
+  }
+  for (const a of args.slice(1)) {
+    if (!a.dynamic && a.value === "--" && name !== "find") return;
+    if (a.dynamic && !a.optionSafe) {
+      throw cannotJudge(
+        `${name} with a run-time argument (${a.value}) that may turn out to be an option, and ${name}'s options can run programs; start it with a fixed path (./*, "/dir/$f") or put it after --`,
+      );
+    }
   }
 }
 

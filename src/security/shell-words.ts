@@ -23,6 +23,14 @@ export interface WordValue {
   dynamic: boolean;
   /** Holds an unquoted glob (`*`, `?`, `[...]`): it names files only known at run time. */
   glob: boolean;
+  /**
+   * Whatever it expands to, it is one argument that does not start with `-` or `+`: it starts
+   * with a fixed character other than those (`./*`, `"/w/$f"`) and holds no unquoted
+   * expansion (which field splitting could cut into more arguments) and no `~`. A run-time
+   * word that is not can be an option (`$X`, `*` in a folder holding a file named
+   * `--checkpoint-action=exec=sh x`).
+   */
+  optionSafe: boolean;
 }
 
 /** What the analyzer learns from inside a word. */
@@ -176,7 +184,16 @@ export function wordValue(
   if (depth > MAX_WORD_DEPTH) throw cannotParse(`expansions nest deeper than ${MAX_WORD_DEPTH} levels`);
   const chars: Chars = { c: [], q: [] };
   let dynamic = false;
+  let splits = false;
   const parts = word.Parts as ShNode[];
+  // Whether the word's first character is fixed text (true) or comes from an expansion (false).
+  let leadFixed: boolean | undefined;
+  const fixed = (): void => {
+    if (leadFixed === undefined && chars.c.length > 0) leadFixed = true;
+  };
+  const expanded = (): void => {
+    leadFixed ??= false;
+  };
   parts.forEach((part, i) => {
     switch (part.type) {
       case "Lit": {
@@ -187,8 +204,13 @@ export function wordValue(
             `$'...' or $"..." quoting (sh reads a literal $ followed by a quoted string, bash decodes escapes); write the text with plain quotes or printf`,
           );
         }
-        if (hasTilde(text, i === 0, opts.assignment === true)) dynamic = true;
+        if (hasTilde(text, i === 0, opts.assignment === true)) {
+          dynamic = true;
+          splits = true;
+        }
         pushUnquotedLit(chars, text);
+        if (dynamic) expanded();
+        fixed();
         break;
       }
       case "SglQuoted":
@@ -200,20 +222,26 @@ export function wordValue(
           );
         }
         pushQuoted(chars, part.Value as string);
+        fixed();
         break;
       case "DblQuoted":
         onlyFields(part, ["Parts"], "a double-quoted string");
         for (const inner of part.Parts as ShNode[]) {
-          if (inner.type === "Lit") pushQuoted(chars, unescapeDoubleQuoted(inner.Value as string));
-          else {
+          if (inner.type === "Lit") {
+            pushQuoted(chars, unescapeDoubleQuoted(inner.Value as string));
+            fixed();
+          } else {
+            expanded();
             expansion(inner, src, hooks, depth, { dq: true, literalSingle: opts.literalSingle });
             dynamic = true;
           }
         }
         break;
       default:
+        expanded();
         expansion(part, src, hooks, depth, { dq: opts.dq, literalSingle: opts.literalSingle });
         dynamic = true;
+        splits = true;
     }
   });
   let glob = false;
@@ -222,7 +250,11 @@ export function wordValue(
     const ch = chars.c[i];
     if (ch === "*" || ch === "?" || (ch === "[" && chars.c.indexOf("]", i + 1) > i)) glob = true;
   }
-  return { value: dynamic ? src.slice(word) : chars.c.join(""), dynamic, glob };
+  const lead = chars.c[0];
+  // An unquoted glob character first (`*`, `?*`, `[-]x`) is no fixed character: `*` may expand to `--x`.
+  const leadGlob = !chars.q[0] && (lead === "*" || lead === "?" || lead === "[");
+  const optionSafe = leadFixed === true && !splits && !leadGlob && lead !== "-" && lead !== "+";
+  return { value: dynamic ? src.slice(word) : chars.c.join(""), dynamic, glob, optionSafe };
 }
 
 /** Visit a parameter expansion, command substitution or arithmetic expansion. */

@@ -151,8 +151,13 @@ const find: Unfolder = (args) => {
       for (i++; i < args.length; i++) {
         const a = args[i]!;
         if (!a.dynamic && (a.value === ";" || a.value === "+")) break;
-        // find puts a file name where {} stands: that argument is only known at run time.
-        inner.push(a.value.includes("{}") ? { value: a.value, dynamic: true } : a);
+        // find puts a file name where {} stands: that argument is only known at run time. It
+        // starts with a starting point, which never starts with - (find would read an option).
+        inner.push(
+          a.value.includes("{}")
+            ? { value: a.value, dynamic: true, optionSafe: a.value.startsWith("{}") }
+            : a,
+        );
         data.push(i);
       }
       if (inner.length > 0) run.push(inner);
