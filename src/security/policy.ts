@@ -27,6 +27,7 @@ import { BUILTIN_RULES, SYSTEM_PATHS } from "./policy-rules.js";
 import { analyzeCommand, basename, type CommandAnalysis, type SimpleCommand } from "./shell.js";
 import { isShellStateBuiltin } from "./shell-builtins.js";
 import { gitSubcommandArgv } from "./shell-git.js";
+import { isDashedGit } from "./shell-programs.js";
 
 export interface PolicyCall {
   tool: string;
@@ -281,6 +282,12 @@ function normalizePath(p: string): string {
  */
 export function execPatternMatch(pattern: string, c: SimpleCommand): boolean {
   if (argvMatch(pattern, c.argv, c.argDynamic, c.openArgs)) return true;
+  // `/usr/lib/git-core/git-push origin` is `git push origin`.
+  const program = basename(c.argv[0] ?? "");
+  if (!c.dynamic && isDashedGit(program)) {
+    const argv = ["git", program.slice("git-".length), ...c.argv.slice(1)];
+    if (argvMatch(pattern, argv, [false, false, ...c.argDynamic.slice(1)], c.openArgs)) return true;
+  }
   const git = basename(c.argv[0] ?? "") === "git" && !c.dynamic ? gitSubcommandArgv(c.argv) : undefined;
   if (!git) return false;
   const offset = c.argv.length - git.length;

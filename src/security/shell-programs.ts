@@ -295,6 +295,7 @@ const openssl: Unfolder = (args) => {
 
 const REFUSED: Record<string, string> = {
   "git-shell": "git-shell runs the commands in ~/git-shell-commands",
+  scalar: "scalar runs git with configuration of its own (scalar -c KEY=VALUE, scalar run)",
   apt: "apt installs packages, running their scripts and hooks",
   "apt-get": "apt-get installs packages, running their scripts and hooks",
   aptitude: "aptitude installs packages, running their scripts and hooks",
@@ -369,5 +370,18 @@ export function optionsRunPrograms(name: string): boolean {
 
 /** How a command name is unfolded: a wrapper (runs something instead) or a program with options that run programs. */
 export function unfolderFor(name: string): Unfolder | undefined {
-  return WRAPPERS.get(name) ?? PROGRAMS.get(name);
+  return WRAPPERS.get(name) ?? PROGRAMS.get(name) ?? (isDashedGit(name) ? dashedGit : undefined);
 }
+
+/**
+ * `git-push` (/usr/lib/git-core/git-push, or a copy of git by that name) is `git push`: git
+ * runs the subcommand its argv[0] names after "git-". Judged as that git command.
+ */
+export function isDashedGit(name: string): boolean {
+  return /^git-[a-z]/.test(name) && name !== "git-shell";
+}
+
+const dashedGit: Unfolder = (args) => {
+  const sub = basename(args[0]!.value).slice("git-".length);
+  return git([{ value: "git", dynamic: false }, { value: sub, dynamic: false }, ...args.slice(1)]);
+};
