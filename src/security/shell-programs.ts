@@ -293,6 +293,46 @@ const openssl: Unfolder = (args) => {
   return itself();
 };
 
+/**
+ * gcc (and cc, cpp, c89, c99...) runs its compilers, assembler and linker as programs: under
+ * a wrapper program (`-wrapper sh,-c,CMD`), found in a folder the command names (`-B DIR`),
+ * through spec files (`-specs=`), with plugins loaded into them (`-fplugin=`, the linker's
+ * `-plugin`), and with options read from a file (`@FILE`), which cannot be judged. The
+ * binutils (ld, ar, nm, ranlib...) load `--plugin` shared objects and read `@FILE` too.
+ */
+const compiler: Unfolder = (args) => {
+  const name = basename(args[0]!.value);
+  for (const [k, a] of args.entries()) {
+    if (k === 0 || a.dynamic) continue;
+    const v = a.value;
+    if (v.startsWith("@")) return refuse(`${name} ${v} reads options from a file, which cannot be judged`);
+    const driver = COMPILERS.includes(name.replace(/^x86_64-linux-gnu-/, ""));
+    const runs = driver ? /^--?(wrapper|B|specs|fplugin|iplugindir)|^-W[la],.*plugin/ : /^--?plugin/;
+    if (runs.test(v)) return refuse(`${name} ${v} runs or loads a program the command does not name`);
+    if ((v === "-Xlinker" || v === "-Xassembler") && /plugin|^@/.test(args[k + 1]?.value ?? "")) {
+      return refuse(`${name} ${v} ${args[k + 1]!.value} loads a program into the linker`);
+    }
+  }
+  return itself();
+};
+
+const COMPILERS = ["gcc", "gcc-12", "cc", "c89", "c99", "c89-gcc", "c99-gcc", "cpp", "cpp-12", "g++", "c++"];
+const BINUTILS = [
+  "ld",
+  "ld.bfd",
+  "ld.gold",
+  "gold",
+  "as",
+  "ar",
+  "nm",
+  "ranlib",
+  "objcopy",
+  "objdump",
+  "strip",
+];
+for (const b of ["gcc-ar", "gcc-nm", "gcc-ranlib", "gcc-ar-12", "gcc-nm-12", "gcc-ranlib-12", "lto-dump"])
+  BINUTILS.push(b);
+
 const REFUSED: Record<string, string> = {
   "git-shell": "git-shell runs the commands in ~/git-shell-commands",
   scalar: "scalar runs git with configuration of its own (scalar -c KEY=VALUE, scalar run)",
@@ -329,6 +369,10 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
   ["git", git],
   ["split", split],
   ["openssl", openssl],
+  ...[...COMPILERS, ...BINUTILS].flatMap((c): [string, Unfolder][] => [
+    [c, compiler],
+    [`x86_64-linux-gnu-${c}`, compiler],
+  ]),
   ["install", programOption("strip-program")],
   ["diff3", programOption("diff-program")],
   ["sdiff", programOption("diff-program")],
