@@ -233,7 +233,11 @@ class Planner {
     if (this.bytes > SCRIPT_MAX_BYTES) {
       throw refuse(`the scripts of one exec hold more than ${SCRIPT_MAX_BYTES} bytes together`);
     }
-    const binary = file.content.includes("\0");
+    // Only an ELF file is a program the kernel runs itself. Any other file run by path is a
+    // script: its `#!` names the interpreter, or dash runs it; dash drops NUL bytes from what it
+    // reads, so a NUL does not make a script a binary (`#!/bin/sh`, a NUL, then any command ran
+    // unjudged when a NUL meant "binary"); the analysis refuses a script holding one.
+    const binary = site.kind === "path" ? file.content.startsWith("\x7fELF") : file.content.includes("\0");
     const interpreter = site.kind === "path" && !binary ? shebangShell(file.content, path) : ["/bin/sh"];
     if (site.kind === "path" && (binary || interpreter === null)) {
       // A binary, or a script for another interpreter (python, node): the container is the boundary.

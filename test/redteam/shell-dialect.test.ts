@@ -21,9 +21,13 @@ const ECHO = [
 
 beforeAll(async () => {
   b = await openSharedBench({
-    profiles: { echo: ECHO, scripts: [...ECHO, "exec: sh *"] },
-    files: { "/workspace/s/comment.sh": "echo building # step 1\\\ntouch /workspace/pwn-script\n" },
-    setup: "true",
+    profiles: { echo: ECHO, scripts: [...ECHO, "exec: sh *", "exec: /workspace/s/nul.sh"] },
+    files: {
+      "/workspace/s/comment.sh": "echo building # step 1\\\ntouch /workspace/pwn-script\n",
+      // dash drops NUL bytes from what it reads: this is a shell script, not a binary.
+      "/workspace/s/nul.sh": "#!/bin/sh\n\0\ntouch /workspace/pwn-nul\n",
+    },
+    setup: "chmod +x /workspace/s/nul.sh",
   });
 }, 240_000);
 
@@ -75,6 +79,12 @@ describe("what the parser and dash read differently", () => {
     const r = await b.exec("scripts", "sh /workspace/s/comment.sh");
     expect(b.exists("/workspace/pwn-script")).toBe(false);
     expectRefused(b, "scripts", r, "policy", COMMENT);
+  }, 60_000);
+
+  it("judges a script holding a NUL byte as the script dash runs, not as a binary", async () => {
+    const r = await b.exec("scripts", "/workspace/s/nul.sh");
+    expect(b.exists("/workspace/pwn-nul"), "the script ran unjudged").toBe(false);
+    expectRefused(b, "scripts", r, "policy", /it contains a NUL byte/);
   }, 60_000);
 
   it("still runs comments, pattern quotes and here-documents that read the same in both", async () => {
