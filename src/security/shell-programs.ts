@@ -405,6 +405,18 @@ const DATA_ONLY = new Set(["grep", "egrep", "fgrep", "rgrep", "jq", "echo", "pri
 for (const p of ["python3", "python", "python3.11", "node", "nodejs", "js", "perl"]) DATA_ONLY.add(p);
 
 /**
+ * Whether what this program runs is judged by its name: the analysis unfolds it (a wrapper,
+ * a shell, a program whose options run programs) or the rules read its arguments. Interpreters
+ * and the data-only entries are not: their grant decides whatever they are called.
+ */
+export function judgedByName(name: string): boolean {
+  return unfolderFor(name) !== undefined && !DATA_ONLY.has(name);
+}
+
+/** An interpreter or another program whose table only marks data (python3, node, grep...). */
+export const isDataOnly = (name: string): boolean => DATA_ONLY.has(name);
+
+/**
  * Whether some option of this program runs or loads a program (the tables here, find's
  * -exec): a run-time argument that may turn out to be an option is then refused (shell-visitor.ts).
  */

@@ -205,6 +205,11 @@ export function splitProgram(value: string): Arg[] | undefined {
   return words.length === 0 ? undefined : words.map((w) => ({ value: w, dynamic: false }));
 }
 
+/** Program folders of the (read-only) system image: a program named by such a path is that program. */
+const SYSTEM_BIN = /^\/(usr\/(local\/)?)?(s?bin|lib(32|64|x32)?)\/([^/.][^/]*\/)*[^/]+$/;
+
+export const isSystemProgramPath = (path: string): boolean => SYSTEM_BIN.test(path);
+
 export const basename = (path: string): string => {
   const slash = path.lastIndexOf("/");
   return slash < 0 ? path : path.slice(slash + 1);

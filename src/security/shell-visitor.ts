@@ -12,7 +12,7 @@ import { cannotJudge, cannotParse, onlyFields, parseShell, type ShNode, TOKEN } 
 import { builtinEffect, checkFunctionName } from "./shell-builtins.js";
 import { optionsRunPrograms, unfolderFor } from "./shell-programs.js";
 import { type Redirect, redirectOf } from "./shell-redirects.js";
-import { type Arg, basename, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
+import { type Arg, basename, isSystemProgramPath, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
 import { ShellSource, type WordHooks, wordValue } from "./shell-words.js";
 
 /** Wrappers and `sh -c` strings nested deeper than this are refused. */
@@ -325,7 +325,7 @@ export class Analyzer {
     }
     const name = basename(head.value);
     // `./timeout` or `/workspace/sh` is whatever file the agent put there, not the wrapper.
-    const known = !head.value.includes("/") || SYSTEM_BIN.test(head.value);
+    const known = !head.value.includes("/") || isSystemProgramPath(head.value);
     if (known && optionsRunPrograms(name)) runtimeOptions(name, args, at);
     const step: UnfoldStep | undefined = known ? unfolderFor(name)?.(args) : undefined;
     if (!step) {
@@ -455,9 +455,6 @@ function runtimeOptions(name: string, args: readonly Arg[], at: Launch): void {
 
 /** Control characters other than tab and newline (C0, DEL, C1). */
 const CONTROL = /[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/;
-
-/** Program folders of the (read-only) system image: a wrapper named by such a path is the wrapper. */
-const SYSTEM_BIN = /^\/(usr\/(local\/)?)?(s?bin|lib(32|64|x32)?)\/([^/.][^/]*\/)*[^/]+$/;
 
 function describeCommand(type: string): string {
   const names: Record<string, string> = {

@@ -26,7 +26,8 @@ import {
   type CommandAnalysis,
   type SimpleCommand,
 } from "../security/shell.js";
-import type { Arg } from "../security/shell-unfold.js";
+import { isDataOnly, judgedByName } from "../security/shell-programs.js";
+import { type Arg, isSystemProgramPath } from "../security/shell-unfold.js";
 import {
   dashOptions,
   isDescriptorPath,
@@ -129,6 +130,26 @@ function shebangShell(text: string, path: string): string[] | null {
   return argv;
 }
 
+/**
+ * A command named by a path outside the system's program folders (`/workspace/b`) that
+ * resolves to a system program was judged by the name written, not by the program: a link
+ * `b` to bash ran bash code unread, `g` to git pushed past a `git push *` rule, `r` to rm
+ * dodged the rules that read rm's operands. Refused, unless the name is the program's own
+ * and nothing is judged by it (`/workspace/tools/ls`), or the program is an interpreter
+ * (a virtualenv's `bin/python` is python3.11: its grant decides whatever it is called).
+ */
+function linkedProgram(written: string, real: string, where: string): void {
+  if (isSystemProgramPath(written)) return;
+  const name = basename(written);
+  const program = basename(real);
+  if (isDataOnly(program)) return;
+  if (name !== program || judgedByName(program)) {
+    throw refuse(
+      `${where} runs the system program ${real} through ${written}; call it by its own name (${program}) so that it is judged as what it is`,
+    );
+  }
+}
+
 const quote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
 
 class Planner {
@@ -211,6 +232,7 @@ class Planner {
     );
     // A program under a system path (`/usr/bin/x`) is not something the agent can write.
     if (site.kind === "path" && isSystemPath(path)) {
+      linkedProgram(site.path, path, where);
       this.judged.set(key, null);
       return null;
     }

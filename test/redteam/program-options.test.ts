@@ -58,6 +58,9 @@ beforeAll(async () => {
       "cd /workspace && zip -q /workspace/a.zip d",
       "git init -q /workspace/repo && git -C /workspace/repo -c user.email=a@b -c user.name=n commit -q --allow-empty -m one",
       "git init -q --bare /workspace/remote.git",
+      // Links to system programs under other names, as an agent with `ln` would make them.
+      "mkdir -p /workspace/links && ln -s /bin/bash /workspace/links/b && ln -s /usr/bin/git /workspace/links/g",
+      "ln -s /bin/chmod /workspace/links/c && ln -s /usr/bin/git /workspace/links/git",
     ].join(" && "),
   });
 }, 240_000);
@@ -252,6 +255,32 @@ describe("options that run programs, however they are spelled", () => {
     }, 60_000);
   }
 
+  it.each([
+    [
+      "bash, whose language is refused",
+      "/workspace/links/b -c 'touch /workspace/pwn-bashlink'",
+      "pwn-bashlink",
+    ],
+    [
+      "chmod, whose setuid modes a rule refuses",
+      "/workspace/links/c u+s /workspace/d && touch /workspace/pwn-chmodlink",
+      "pwn-chmodlink",
+    ],
+    [
+      "git under its own name, whose options are read",
+      "/workspace/links/git -C /workspace/repo -c core.pager='touch /workspace/pwn-gitlink' -p log",
+      "pwn-gitlink",
+    ],
+  ])(
+    "refuses a system program run through a link: %s",
+    async (_what, command, canary) => {
+      const r = await b.exec("root", command);
+      expect(b.exists(`/workspace/${canary}`), `${command} ran`).toBe(false);
+      expectRefused(b, "root", r, "policy", /runs the system program .* through \/workspace\/links\//);
+    },
+    60_000,
+  );
+
   it("still runs ordinary uses of the same programs", async () => {
     for (const [as, command] of [
       ["tar", "cd /workspace/wc && tar cf /tmp/ok.tar ./a"],
@@ -302,6 +331,12 @@ describe("the operator's confirm rule `git push *`, for an agent holding every e
       "cd /workspace/repo && /usr/lib/git-core/git-push /workspace/remote.git HEAD:refs/heads/c4",
       "approval",
       /approval timed out/,
+    ],
+    [
+      "git run through a link under another name",
+      "/workspace/links/g -C /workspace/repo push /workspace/remote.git HEAD:refs/heads/c5",
+      "policy",
+      /runs the system program \/usr\/bin\/git through \/workspace\/links\/g/,
     ],
   ])(
     "does not let %s push unasked",
