@@ -12,6 +12,11 @@
 //   - a `path:` confirm rule is matched against the paths the early check resolves; a glob or
 //     a program that walks a folder (grep -r) reads below the rule without a human asked.
 //     Deny rules are enforced by the Landlock domain too; confirm rules are not.
+//   - an ELF file run by path is not read (it is a program), so a copy of a small system
+//     wrapper (setsid is 15 KB) under /workspace runs bash, or git push, unjudged for an agent
+//     holding `exec: *`; the same goes for a program the agent compiles. Links are refused
+//     (exec-scripts.ts); copies would need the Landlock domain to grant no execute right on
+//     the writable mounts, or the operator to know that `exec: *` reaches past the rules.
 // Played through the real gate in one container, like program-options.test.ts.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -29,6 +34,7 @@ beforeAll(async () => {
       pager: [...FILES, "exec: less *"],
       gitter: [...FILES, "exec: git *", "exec: cat *"],
       reader: [...FILES, "exec: cat *", "exec: grep *"],
+      root: ["tool: *", ...FILES, "exec: *"],
     },
     confirm: ["git push *", "path: /workspace/vault/**"],
     files: {
@@ -51,6 +57,12 @@ afterAll(async () => {
 const outputOf = (r: ToolResult | AidoError): string => (r instanceof AidoError ? r.message : r.output);
 
 describe("open: config files and run-time words the analysis does not read", () => {
+  it("a copy of setsid under /workspace does not run bash code unread", async () => {
+    expect(outputOf(await b.exec("root", "cp /usr/bin/setsid /workspace/s"))).toMatch(/exit code 0/);
+    const r = await b.exec("root", "/workspace/s bash -c 'touch /workspace/pwn-copy'");
+    expect(b.exists("/workspace/pwn-copy"), `bash ran: ${outputOf(r)}`).toBe(false);
+  }, 60_000);
+
   it.each([
     [
       "LESSKEYIN names a lesskey file whose #env sets LESSOPEN",
