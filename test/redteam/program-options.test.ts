@@ -333,6 +333,12 @@ describe("the operator's confirm rule `git push *`, for an agent holding every e
       /approval timed out/,
     ],
     [
+      "git send-pack, the push without its porcelain",
+      "git -C /workspace/repo send-pack /workspace/remote.git HEAD:refs/heads/c6",
+      "approval",
+      /approval timed out/,
+    ],
+    [
       "git run through a link under another name",
       "/workspace/links/g -C /workspace/repo push /workspace/remote.git HEAD:refs/heads/c5",
       "policy",
