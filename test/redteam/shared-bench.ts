@@ -2,7 +2,7 @@
 // like the corpus (corpus.test.ts): a real Runtime over a real DockerBackend, the real gate,
 // tokens and SQLite audit, each exec run in its caller's Landlock domain. Every goal's
 // sandbox is the one shared container, so fixtures (files, git repositories, a folder full of
-// option-named files) are set up once, as root-free unconfined commands, and each attack is
+// option-named files) are set up once by unconfined commands (uid 1000), and each attack is
 // checked by a canary file it must not have made.
 
 import { existsSync } from "node:fs";
