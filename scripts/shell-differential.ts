@@ -16,6 +16,25 @@ import { PolicyEngine } from "../src/security/policy.js";
 import { analyzeCommand } from "../src/security/shell.js";
 
 const FRAGMENTS = [
+  // Comments and line continuations, unicode blanks, quotes inside ${...} and here-documents:
+  // where the two found divergences were (a comment ending in a backslash, '...' in "${x:-...}").
+  ...["# x\\\n", "\\\n", " # ", "$\\\n", "<<\\\nEOF\n", "<<E\\\nOF\n", "EO\\\nF\n", "\u00a0", "\u2028"],
+  ...["\u3000", "\uFEFF", "\u00ad", "${x%%#*}", "${#}", "$#", "${x##*}", "case x in (x) ", "x)", '"$(', ')"'],
+  ...[
+    '\\"',
+    "\\'",
+    "'\\",
+    "\\\\",
+    "then ",
+    " else ",
+    "<<'EOF'\n",
+    '"${x:-',
+    '"${x#',
+    "${x+",
+    "${x:=",
+    "${x?",
+  ],
+  ...["'}\"", '}"', "'$(touch T)'", "\\}", "<<EOF\n${x:-", "'\nEOF\n", "'1'", "cat <<EOF\n", ":-"],
   ...["T", "T", "T"].map(() => "touch T"),
   ...["$(touch T)", '"$(touch T)"', "'touch T'", "sh -c 'touch T'", "eval 'touch T'", "echo \\$(touch T)"],
   ...[
@@ -106,7 +125,14 @@ try {
       .split("\n")
       .filter((l) => / = 0$/.test(l) && l.includes("execve("))
       .slice(1)
-      .map((l) => JSON.parse(`[${/execve\("[^"]*", \[(.*)\], 0x/.exec(l)?.[1] ?? '""'}]`) as string[]);
+      .map((l) => {
+        // strace writes bytes outside ASCII as octal escapes, which JSON does not read.
+        const args = (/execve\("[^"]*", \[(.*)\], 0x/.exec(l)?.[1] ?? '""').replace(
+          /\\([0-7]{3})/g,
+          (_m, o: string) => `\\u00${Number.parseInt(o, 8).toString(16).padStart(2, "0")}`,
+        );
+        return (JSON.parse(`[${args}]`) as string[]).map((a) => Buffer.from(a, "latin1").toString("utf8"));
+      });
     const stray = execs.filter(
       (argv) =>
         !c.programs.has(argv[0]!.split("/").pop()!) ||

@@ -10,6 +10,8 @@
 //   - interpreters told to load code: PERL5OPT, PERL5LIB, PERLLIB, PYTHONPATH,
 //     PYTHONHOME, PYTHONINSPECT, NODE_OPTIONS, NODE_PATH, RUBYOPT, RUBYLIB, LUA_INIT*,
 //     LUA_PATH, LUA_CPATH, JAVA_TOOL_OPTIONS, _JAVA_OPTIONS, PHPRC, TCLLIBPATH;
+//   - gcc told where its compilers, assembler and linker are: COMPILER_PATH, GCC_EXEC_PREFIX
+//     (`COMPILER_PATH=/workspace/bin gcc -c x.c` ran /workspace/bin/as);
 //   - programs told which program to run: PAGER, MANPAGER, EDITOR, VISUAL, BROWSER,
 //     LESSOPEN, LESSCLOSE, LESS (its +cmd), TAR_OPTIONS (--to-command), ZIPOPT (-TT),
 //     RSYNC_RSH, and git's GIT_PAGER, GIT_EDITOR, GIT_SEQUENCE_EDITOR, GIT_SSH,
@@ -56,6 +58,7 @@ for (const v of [
 }
 for (const v of ["BROWSER", "LESSOPEN", "LESSCLOSE", "LESS", "TAR_OPTIONS", "ZIPOPT", "RSYNC_RSH"])
   NAMES.add(v);
+for (const v of ["COMPILER_PATH", "GCC_EXEC_PREFIX"]) NAMES.add(v);
 for (const v of [
   "GIT_PAGER",
   "GIT_EDITOR",

@@ -27,6 +27,7 @@ import { BUILTIN_RULES, SYSTEM_PATHS } from "./policy-rules.js";
 import { analyzeCommand, basename, type CommandAnalysis, type SimpleCommand } from "./shell.js";
 import { isShellStateBuiltin } from "./shell-builtins.js";
 import { gitSubcommandArgv } from "./shell-git.js";
+import { isDashedGit } from "./shell-programs.js";
 
 export interface PolicyCall {
   tool: string;
@@ -277,14 +278,31 @@ function normalizePath(p: string): string {
 /**
  * Does an exec pattern (grant grammar) cover this command? Run-time arguments match
  * anything, and a git command also matches as its subcommand argv (without the global
- * options before it), so `git -C x push` is the `git push` a rule names.
+ * options before it), so `git -C x push` is the `git push` a rule names; so is git's dashed
+ * program (`/usr/lib/git-core/git-push`), and `git send-pack`, the push without its porcelain.
  */
 export function execPatternMatch(pattern: string, c: SimpleCommand): boolean {
   if (argvMatch(pattern, c.argv, c.argDynamic, c.openArgs)) return true;
-  const git = basename(c.argv[0] ?? "") === "git" && !c.dynamic ? gitSubcommandArgv(c.argv) : undefined;
-  if (!git) return false;
-  const offset = c.argv.length - git.length;
-  return argvMatch(pattern, git, [false, ...c.argDynamic.slice(offset + 1)], c.openArgs);
+  return gitForms(c).some((f) => argvMatch(pattern, f.argv, f.dynamic, c.openArgs));
+}
+
+/** A git command as `git SUB ARGS...` (and `git push ARGS...` for send-pack); none for other commands. */
+function gitForms(c: SimpleCommand): { argv: string[]; dynamic: boolean[] }[] {
+  if (c.dynamic) return [];
+  const program = basename(c.argv[0] ?? "");
+  let argv: string[] | undefined;
+  let dynamic: boolean[] = [];
+  if (isDashedGit(program)) {
+    argv = ["git", program.slice("git-".length), ...c.argv.slice(1)];
+    dynamic = [false, false, ...c.argDynamic.slice(1)];
+  } else if (program === "git") {
+    argv = gitSubcommandArgv(c.argv);
+    if (argv) dynamic = [false, ...c.argDynamic.slice(c.argv.length - argv.length + 1)];
+  }
+  if (!argv) return [];
+  const forms = [{ argv, dynamic }];
+  if (argv[1] === "send-pack") forms.push({ argv: ["git", "push", ...argv.slice(2)], dynamic });
+  return forms;
 }
 
 function argvMatch(

@@ -6,12 +6,30 @@
 // cannot follow (a program file, a run-time program) is refused. gawk --sandbox and sed
 // --sandbox switch all of that off in the program itself, so their text is accepted as is.
 
-import { type Arg, basename, itself, type OptionFile, refuse, type UnfoldStep } from "./shell-unfold.js";
+import {
+  type Arg,
+  basename,
+  checkAbbreviation,
+  itself,
+  type OptionFile,
+  refuse,
+  type UnfoldStep,
+} from "./shell-unfold.js";
 
 // --- awk -------------------------------------------------------------------------------
 
-const AWK_VALUE = ["f", "F", "v", "e", "E", "i", "l", "W", "file", "field-separator", "assign", "source"];
-const AWK_VALUE_LONG = ["exec", "include", "load"];
+/** Short options that take a value (gawk, mawk, original-awk). */
+const AWK_VALUE = ["f", "F", "v", "e", "E", "i", "l", "W"];
+/** gawk's short options whose value is optional and only attached (`-d[file]`). */
+const AWK_OPTIONAL = ["d", "D", "L", "o", "p"];
+/** gawk's long options that take a value. */
+const AWK_VALUE_LONG = ["file", "field-separator", "assign", "source", "exec", "include", "load"];
+/** gawk's other long options (an abbreviation of any long option is refused). */
+const AWK_LONG = [...AWK_VALUE_LONG].concat(
+  ["characters-as-bytes", "traditional", "copyright", "debug", "dump-variables", "gen-pot", "help", "lint"],
+  ["bignum", "use-lc-numeric", "non-decimal-data", "optimize", "profile", "posix", "pretty-print"],
+  ["re-interval", "no-optimize", "sandbox", "lint-old", "version", "csv"],
+);
 
 /** awk, gawk, mawk, nawk: the program text is judged; program files and extensions are refused. */
 export function awk(args: Arg[]): UnfoldStep {
@@ -19,6 +37,7 @@ export function awk(args: Arg[]): UnfoldStep {
   const texts: { text: string; at: number }[] = [];
   const data: number[] = [];
   let sandbox = false;
+  const opts: { name: string; value: string | undefined; at: number; shown: string }[] = [];
   let i = 1;
   for (; i < args.length; i++) {
     const a = args[i]!;
@@ -29,32 +48,55 @@ export function awk(args: Arg[]): UnfoldStep {
       break;
     }
     if (!v.startsWith("-") || v === "-") break;
-    const long = v.startsWith("--");
-    const eq = v.indexOf("=");
-    const name = long ? v.slice(2, eq < 0 ? undefined : eq) : v[1]!;
-    const takes = long ? AWK_VALUE.includes(name) || AWK_VALUE_LONG.includes(name) : AWK_VALUE.includes(name);
-    let value: string | undefined;
-    let valueAt = i;
-    if (takes) {
-      if (long ? eq >= 0 : v.length > 2) value = long ? v.slice(eq + 1) : v.slice(2);
-      else {
-        valueAt = ++i;
+    if (v.startsWith("--")) {
+      const eq = v.indexOf("=");
+      const name = v.slice(2, eq < 0 ? undefined : eq);
+      checkAbbreviation(name, AWK_LONG);
+      let value: string | undefined;
+      let at = i;
+      if (eq >= 0) value = v.slice(eq + 1);
+      else if (AWK_VALUE_LONG.includes(name)) {
+        at = ++i;
         if (args[i]?.dynamic) return refuse(`awk with a run-time option value (${args[i]!.value})`);
         value = args[i]?.value ?? "";
       }
+      opts.push({ name, value, at, shown: v });
+      continue;
     }
+    // A cluster, as getopt reads it: `-bf FILE` is -b and -f FILE.
+    for (let k = 1; k < v.length; k++) {
+      const letter = v[k]!;
+      if (AWK_OPTIONAL.includes(letter) && gawk) {
+        opts.push({ name: letter, value: v.slice(k + 1), at: i, shown: v });
+        break;
+      }
+      if (!AWK_VALUE.includes(letter)) {
+        opts.push({ name: letter, value: undefined, at: i, shown: v });
+        continue;
+      }
+      let value = v.slice(k + 1);
+      let at = i;
+      if (value === "") {
+        at = ++i;
+        if (args[i]?.dynamic) return refuse(`awk with a run-time option value (${args[i]!.value})`);
+        value = args[i]?.value ?? "";
+      }
+      opts.push({ name: letter, value, at, shown: v });
+      break;
+    }
+  }
+  for (const o of opts) {
+    const { name, value } = o;
     if (["f", "file", "E", "exec", "i", "include"].includes(name)) {
-      return refuse(`awk ${v} reads its program from a file, which cannot be judged with the command`);
+      return refuse(`awk ${o.shown} reads its program from a file, which cannot be judged with the command`);
     }
-    if (name === "l" || name === "load") return refuse(`awk ${v} loads a compiled extension`);
+    if (name === "l" || name === "load") return refuse(`awk ${o.shown} loads a compiled extension`);
     if (name === "W" && !/^(v|version|d|dump|h|help|u|usage)/.test(value ?? "")) {
       return refuse(`awk -W ${value} (an implementation option that cannot be judged)`);
     }
-    if (name === "e" || name === "source") texts.push({ text: value ?? "", at: valueAt });
-    else if (takes) data.push(valueAt);
-    if (gawk && (name === "S" || name === "sandbox" || (!long && v.slice(1).includes("S") && !takes))) {
-      sandbox = true;
-    }
+    if (name === "e" || name === "source") texts.push({ text: value ?? "", at: o.at });
+    else if (value !== undefined && o.at !== -1 && !AWK_OPTIONAL.includes(name)) data.push(o.at);
+    if (gawk && (name === "S" || name === "sandbox")) sandbox = true;
   }
   if (texts.length === 0) {
     const program = args[i];
@@ -64,39 +106,61 @@ export function awk(args: Arg[]): UnfoldStep {
   }
   for (const t of texts) {
     data.push(t.at);
-    const why = sandbox ? undefined : awkRunsPrograms(t.text);
+    const why = sandbox ? undefined : (awkRunsPrograms(t.text, false) ?? awkRunsPrograms(t.text, true));
     if (why) return refuse(`the awk program ${why}; use gawk --sandbox, or run the command directly`);
   }
   return itself({ data });
 }
 
-/** Why an awk program may run other programs, or undefined. Strings, regexes and comments are skipped. */
-function awkRunsPrograms(text: string): string | undefined {
+/** Keywords after which awk reads `/` as the start of a regex (`print /x/`), not a division. */
+const AWK_BEFORE_REGEX = new Set(["print", "printf", "return", "in", "do", "else", "getline"]);
+
+/**
+ * Where a `/` right after `text[..i]` stands: "regex" where an operand is expected, "either"
+ * after `)` or a keyword (`if (x) /re/` and `print /re/`, but `(a) / b`), "division" after
+ * any other operand.
+ */
+function slashAt(text: string, i: number): "regex" | "either" | "division" {
+  let k = i - 1;
+  while (k >= 0 && (text[k] === " " || text[k] === "\t")) k--;
+  if (k < 0 || /[(,{;!~&|?:=\n]/.test(text[k]!)) return "regex";
+  if (text[k] === ")") return "either";
+  if (!/[A-Za-z0-9_]/.test(text[k]!)) return "division";
+  let w = k;
+  while (w > 0 && /[A-Za-z0-9_]/.test(text[w - 1]!)) w--;
+  return AWK_BEFORE_REGEX.has(text.slice(w, k + 1)) ? "either" : "division";
+}
+
+/**
+ * Why an awk program may run other programs, or undefined. Strings, regexes and comments are
+ * skipped. Whether a `/` starts a regex depends on awk's grammar (`print /#/` is a regex,
+ * `(a) /# b/` a division), not only on the characters around it, so a program with such a
+ * `/` is read twice, with it taken as a division and as a regex; what either reading finds
+ * is refused. (A `#` read as a comment in a regex hid `print /#/; system("id")`.)
+ */
+function awkRunsPrograms(text: string, eitherIsRegex: boolean): string | undefined {
   let code = "";
-  let prev = "";
   for (let i = 0; i < text.length; i++) {
     const ch = text[i]!;
     if (ch === '"') {
       i = skipQuoted(text, i, '"');
       code += " S ";
-      prev = "S";
       continue;
     }
     if (ch === "#") {
       while (i < text.length && text[i] !== "\n") i++;
       code += "\n";
-      prev = "";
       continue;
     }
-    // `/` starts a regex only where an operand is expected; elsewhere it divides.
-    if (ch === "/" && (prev === "" || /[(,{;!~&|?:=\n]$/.test(prev))) {
-      i = skipRegex(text, i);
+    const slash = ch === "/" ? slashAt(text, i) : undefined;
+    if (slash === "regex" || (slash === "either" && eitherIsRegex)) {
+      const end = skipRegex(text, i);
+      if (typeof end === "string") return end;
+      i = end;
       code += " R ";
-      prev = "R";
       continue;
     }
     code += ch;
-    if (!/\s/.test(ch)) prev = ch;
   }
   if (/\bsystem\b/.test(code)) return "calls system()";
   if (/\|/.test(code.replace(/\|\|/g, ""))) return "pipes to or from a command (|)";
@@ -112,15 +176,33 @@ function skipQuoted(text: string, from: number, quote: string): number {
   return text.length;
 }
 
-function skipRegex(text: string, from: number): number {
-  let bracket = false;
+/**
+ * The end of the regex starting at `from`, or why it cannot be read. Inside a bracket
+ * expression `/` does not end the regex; awks differ on `]` first and on backslashes and
+ * `[:class:]` there, so a bracket holding a `/`, a quote, a `#`, a backslash, or a `]`
+ * first (other than after `[:alpha:]`-style classes) is refused rather than guessed.
+ */
+function skipRegex(text: string, from: number): number | string {
   for (let i = from + 1; i < text.length; i++) {
     const ch = text[i];
     if (ch === "\\") i++;
-    else if (ch === "[") bracket = true;
-    else if (ch === "]") bracket = false;
-    else if (ch === "/" && !bracket) return i;
-    else if (ch === "\n") return i;
+    else if (ch === "/" || ch === "\n") return i;
+    else if (ch === "[") {
+      let k = i + 1;
+      if (text[k] === "^") k++;
+      if (text[k] === "]") return "has a bracket expression starting with ], which awks read differently";
+      for (; k < text.length && text[k] !== "]"; k++) {
+        const c = text[k]!;
+        if (c === "[" && text[k + 1] === ":") {
+          const close = text.indexOf(":]", k + 2);
+          if (close < 0) return "has an unterminated [: :] class";
+          k = close + 1;
+        } else if ('/\\"#[\n'.includes(c)) {
+          return `has a bracket expression holding ${JSON.stringify(c)}, which awks read differently`;
+        }
+      }
+      i = k;
+    }
   }
   return text.length;
 }
@@ -130,25 +212,33 @@ function skipRegex(text: string, from: number): number {
 /** sed: the script is judged (`e` and `s///e` refused, `w`/`W` files written, `r`/`R` files read); -f refused. */
 export function sed(args: Arg[]): UnfoldStep {
   const scripts: { text: string; at: number }[] = [];
+  const operands: number[] = [];
   let sandbox = false;
-  let i = 1;
-  for (; i < args.length; i++) {
+  // GNU sed permutes its arguments: `sed 1p FILE -e CMD` runs CMD (and reads 1p as a file).
+  for (let i = 1; i < args.length; i++) {
     const a = args[i]!;
-    if (a.dynamic) return refuse(`sed with a run-time option or script (${a.value})`);
     const v = a.value;
-    if (v === "--") {
-      i++;
+    if (!a.dynamic && v === "--") {
+      for (let k = i + 1; k < args.length; k++) operands.push(k);
       break;
     }
-    if (!v.startsWith("-") || v === "-") break;
+    if (a.dynamic && !a.optionSafe) return refuse(`sed with a run-time option or script (${a.value})`);
+    if (a.dynamic || !v.startsWith("-") || v === "-") {
+      operands.push(i);
+      continue;
+    }
     if (v.startsWith("--")) {
       const [name, value] = v.slice(2).split(/=(.*)/s) as [string, string | undefined];
+      checkAbbreviation(name, SED_LONG);
       if (name === "sandbox") sandbox = true;
       else if (name === "file")
         return refuse("sed --file reads its script from a file that cannot be judged");
       else if (name === "expression") {
         if (value !== undefined) scripts.push({ text: value, at: i });
-        else scripts.push({ text: args[++i]?.value ?? "", at: i });
+        else {
+          if (args[i + 1]?.dynamic) return refuse("sed with a run-time script");
+          scripts.push({ text: args[++i]?.value ?? "", at: i });
+        }
       } else if (name === "line-length" && value === undefined) i++;
       continue;
     }
@@ -158,28 +248,41 @@ export function sed(args: Arg[]): UnfoldStep {
       if (letter === "f") return refuse("sed -f reads its script from a file that cannot be judged");
       if (letter === "e" || letter === "l") {
         const attached = v.slice(k + 1);
+        if (attached === "" && args[i + 1]?.dynamic) return refuse("sed with a run-time script");
         const value = attached !== "" ? attached : args[++i]?.value;
-        if (attached === "" && args[i]?.dynamic) return refuse("sed with a run-time script");
         if (letter === "e") scripts.push({ text: value ?? "", at: i });
         break;
       }
     }
   }
   if (scripts.length === 0) {
-    const script = args[i];
-    if (script === undefined) return itself();
+    const at = operands[0];
+    if (at === undefined) return itself();
+    const script = args[at]!;
     if (script.dynamic) return refuse(`sed with a script known only at run time (${script.value})`);
-    scripts.push({ text: script.value, at: i });
+    scripts.push({ text: script.value, at });
   }
   const files: OptionFile[] = [];
-  for (const s of scripts) {
-    if (sandbox) continue;
-    const read = readSedScript(s.text);
-    if (typeof read === "string") return refuse(`the sed script ${read}`);
-    files.push(...read.map((f) => ({ arg: { value: f.path, dynamic: false }, write: f.write })));
-  }
+  // sed joins its -e scripts with newlines and reads them as one (an `a text\` at the end of
+  // one continues into the next).
+  const read = sandbox ? [] : readSedScript(scripts.map((x) => x.text).join("\n"));
+  if (typeof read === "string") return refuse(`the sed script ${read}`);
+  files.push(...read.map((f) => ({ arg: { value: f.path, dynamic: false }, write: f.write })));
   return itself({ data: scripts.map((s) => s.at), files });
 }
+
+/** Whether the backslashes right before `end` are odd in number (the last one escapes what follows). */
+function endsInOddBackslashes(text: string, end: number): boolean {
+  let n = 0;
+  while (end - n - 1 >= 0 && text[end - n - 1] === "\\") n++;
+  return n % 2 === 1;
+}
+
+/** GNU sed's long options (an abbreviation of any is refused). */
+const SED_LONG = ["quiet", "silent", "debug", "expression", "file", "follow-symlinks", "in-place"].concat(
+  ["line-length", "null-data", "zero-terminated", "posix", "regexp-extended", "separate", "sandbox"],
+  ["unbuffered", "binary", "help", "version"],
+);
 
 /** The files a sed script reads and writes, or why it cannot be accepted. */
 function readSedScript(script: string): { path: string; write: boolean }[] | string {
@@ -239,9 +342,11 @@ function readSedScript(script: string): { path: string; write: boolean }[] | str
       continue;
     }
     if ("aic".includes(cmd)) {
-      // Text to the end of the line; a line ending in a backslash continues it.
+      // Text to the end of the line; a line ending in an odd number of backslashes continues
+      // it (`\\` is an escaped backslash: `a x\\` then a newline ends the text, and sed runs
+      // the next line as a command).
       do restOfLine();
-      while (script[i - 1] === "\\" && script[i++] === "\n");
+      while (endsInOddBackslashes(script, i) && script[i++] === "\n");
       continue;
     }
     if (":btTv".includes(cmd)) {

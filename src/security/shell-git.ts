@@ -9,9 +9,52 @@
 
 import { type Arg, itself, refuse, type UnfoldStep } from "./shell-unfold.js";
 
-/** Global options that take a separate value. */
+/** Global options that take a separate value (or an attached one after `=`). */
 const GLOBAL_VALUE = new Set(["-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env"]);
-for (const o of ["--super-prefix", "--list-cmds", "--attr-source"]) GLOBAL_VALUE.add(o);
+for (const o of ["--super-prefix", "--attr-source", "--shallow-file"]) GLOBAL_VALUE.add(o);
+/** Global options that take a value only after `=`. */
+const GLOBAL_ATTACHED = new Set(["--exec-path", "--list-cmds"]);
+/** Global flags (git.c's handle_options, which matches exactly and rejects any other option). */
+const GLOBAL_FLAGS = new Set(["-p", "--paginate", "-P", "--no-pager", "--no-replace-objects", "--bare"]);
+for (const o of ["--literal-pathspecs", "--glob-pathspecs", "--noglob-pathspecs", "--icase-pathspecs"]) {
+  GLOBAL_FLAGS.add(o);
+}
+for (const o of ["--no-optional-locks", "--no-lazy-fetch", "--no-advice", "--exec-path", "--html-path"]) {
+  GLOBAL_FLAGS.add(o);
+}
+for (const o of ["--man-path", "--info-path", "-h", "--help", "-v", "--version"]) GLOBAL_FLAGS.add(o);
+
+interface GlobalScan {
+  /** Index of the subcommand (args.length when there is none). */
+  sub: number;
+  /** Each global option with the index of its value (-1 for a flag). */
+  options: { name: string; value: string | undefined; at: number }[];
+  /** An option git does not have: git refuses it, and the analysis cannot tell where the subcommand is. */
+  unknown?: string;
+}
+
+/**
+ * git's global options, read as git.c does. Any other option is reported as unknown: taking
+ * it for a flag let `git --shallow-file F push` be judged as the subcommand `F`.
+ */
+function scanGlobals(argv: readonly string[]): GlobalScan {
+  const options: GlobalScan["options"] = [];
+  let i = 1;
+  for (; i < argv.length; i++) {
+    const v = argv[i]!;
+    if (!v.startsWith("-")) break;
+    const eq = v.startsWith("--") ? v.indexOf("=") : -1;
+    const name = eq < 0 ? v : v.slice(0, eq);
+    if (eq >= 0 && (GLOBAL_VALUE.has(name) || GLOBAL_ATTACHED.has(name))) {
+      options.push({ name, value: v.slice(eq + 1), at: i });
+    } else if (eq < 0 && GLOBAL_VALUE.has(name)) {
+      options.push({ name, value: argv[i + 1], at: i + 1 });
+      i++;
+    } else if (eq < 0 && GLOBAL_FLAGS.has(name)) options.push({ name, value: undefined, at: -1 });
+    else return { sub: i, options, unknown: v };
+  }
+  return { sub: Math.min(i, argv.length), options };
+}
 
 /** Config keys (lower-cased; `*` one subsection) whose value names a program or pulls in other config. */
 const PROGRAM_KEYS = [
@@ -23,7 +66,13 @@ const PROGRAM_KEYS = [
   /^(uploadpack\.packobjectshook|remote\..+\.(uploadpack|receivepack|vcs)|protocol\..*allow)$/,
   /^(include\.path|includeif\..+\.path)$/,
   /^((mergetool|difftool|man|browser)\..+\.(cmd|path)|web\.browser|instaweb\..+)$/,
-  /^(sendemail\..*(sendmailcmd|smtpserver)|submodule\..+\.update|core\.editor)$/,
+  /^(sendemail\..*(sendmailcmd|smtpserver|tocmd|cccmd|headercmd)|submodule\..+\.update|core\.editor)$/,
+  // Seen running their command in the image: trailer.<t>.cmd (interpret-trailers, commit
+  // --trailer), gpg.ssh.defaultKeyCommand (commit -S), core.alternateRefsCommand (a push into
+  // a repository with alternates); and imap.tunnel, interactive.diffFilter, tar.<f>.command
+  // (archive --format), guitool.<t>.cmd, which git documents as commands it runs.
+  /^(trailer\..+\.(cmd|command)|gpg\.ssh\.defaultkeycommand|core\.alternaterefscommand|imap\.tunnel)$/,
+  /^(interactive\.difffilter|tar\..+\.command|guitool\..+\.cmd)$/,
 ];
 
 function isProgramConfigKey(key: string): boolean {
@@ -73,24 +122,23 @@ function urlOperand(sub: string, rest: Arg[]): Arg | undefined {
 
 export function git(args: Arg[]): UnfoldStep {
   const dirs: Arg[] = [];
-  let i = 1;
-  for (; i < args.length; i++) {
-    const a = args[i]!;
-    if (a.dynamic) return refuse(`git with a run-time option or subcommand (${a.value})`);
-    const v = a.value;
-    if (!v.startsWith("-")) break;
-    const [name, attached] = v.startsWith("--") ? (v.split(/=(.*)/s) as [string, string?]) : [v, undefined];
-    if (name === "-c" || name === "--config-env" || v.startsWith("-c"))
-      return refuse(`git ${name} ${CONFIG_REFUSAL}`);
-    if (name === "--exec-path" && attached !== undefined)
+  const scan = scanGlobals(args.map((a) => a.value));
+  const dynamic = args.slice(1, scan.sub + 1).find((a) => a.dynamic);
+  if (dynamic) return refuse(`git with a run-time option or subcommand (${dynamic.value})`);
+  if (scan.unknown !== undefined) {
+    return refuse(`git ${scan.unknown} is not one of git's global options; the subcommand cannot be told`);
+  }
+  for (const o of scan.options) {
+    if (o.name === "-c" || o.name === "--config-env") return refuse(`git ${o.name} ${CONFIG_REFUSAL}`);
+    if (o.name === "--exec-path" && o.value !== undefined)
       return refuse("git --exec-path= chooses the programs git runs");
-    if (name === "-p" || name === "--paginate") return refuse("git -p runs a pager chosen by configuration");
-    if (GLOBAL_VALUE.has(name) || name === "--git-dir" || name === "--work-tree") {
-      const value = attached !== undefined ? { value: attached, dynamic: false } : args[++i];
-      if (value === undefined) break;
-      if (name === "-C" || name === "--git-dir" || name === "--work-tree") dirs.push(value);
+    if (o.name === "-p" || o.name === "--paginate")
+      return refuse("git -p runs a pager chosen by configuration");
+    if (["-C", "--git-dir", "--work-tree"].includes(o.name) && o.value !== undefined) {
+      dirs.push(args[o.at]!.value === o.value ? args[o.at]! : { value: o.value, dynamic: false });
     }
   }
+  const i = scan.sub;
   const sub = args[i]?.value;
   if (sub === undefined) return itself({ dirs });
   const rest = args.slice(i + 1);
@@ -107,7 +155,9 @@ export function git(args: Arg[]): UnfoldStep {
   for (const a of rest) {
     if (a.dynamic) continue;
     const opt = a.value.split("=")[0]!;
-    if (forbidden.includes(opt) || (opt.startsWith("-x") && sub === "rebase")) {
+    // git's option parser takes any unambiguous prefix: `--upload-pa=CMD` is --upload-pack.
+    const abbreviates = opt.startsWith("--") && opt.length > 2 && forbidden.some((f) => f.startsWith(opt));
+    if (forbidden.includes(opt) || abbreviates || (opt.startsWith("-x") && sub === "rebase")) {
       return refuse(`git ${sub} ${opt} names a program for git to run`);
     }
     if (/(^|[^A-Za-z0-9])ext::/.test(a.value))
@@ -161,11 +211,7 @@ function isSshUrl(v: string): boolean {
  * Undefined when the argv is not a git command with a static subcommand.
  */
 export function gitSubcommandArgv(argv: readonly string[]): string[] | undefined {
-  let i = 1;
-  for (; i < argv.length; i++) {
-    const v = argv[i]!;
-    if (!v.startsWith("-")) break;
-    if (GLOBAL_VALUE.has(v)) i++;
-  }
-  return i < argv.length ? [argv[0]!, ...argv.slice(i)] : undefined;
+  const scan = scanGlobals(argv);
+  if (scan.unknown !== undefined) return undefined;
+  return scan.sub < argv.length ? [argv[0]!, ...argv.slice(scan.sub)] : undefined;
 }

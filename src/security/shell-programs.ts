@@ -40,6 +40,7 @@ const sort: Unfolder = (args) => {
       "random-source",
       "sort",
     ]),
+    permute: true,
   });
   const prog = scan.seen.get("compress-program");
   if (typeof prog !== "string") return itself();
@@ -57,7 +58,9 @@ const sort: Unfolder = (args) => {
 const zip: Unfolder = (args) => {
   for (const a of args.slice(1)) {
     if (a.dynamic) continue;
-    if (a.value === "-TT" || a.value.startsWith("--unzip-command")) {
+    // zip takes `-TTcmd` attached and any prefix of --unzip-command (`--unzip-c cmd`).
+    const long = a.value.startsWith("--") ? a.value.slice(2).split("=")[0]! : undefined;
+    if (a.value.startsWith("-TT") || (long && long !== "" && "unzip-command".startsWith(long))) {
       return refuse("zip -TT/--unzip-command names a program to test the archive with");
     }
   }
@@ -206,14 +209,17 @@ const loader: Unfolder = (args) => {
 const programOption =
   (option: string): Unfolder =>
   (args) => {
-    const scan = scanOptions(args, 1, { value: [option] });
+    const scan = scanOptions(args, 1, { value: [option], permute: true });
     const value = scan.seen.get(option);
     return typeof value === "string" ? programStep(`--${option}`, value, { openArgs: true }) : itself();
   };
 
 /** split --filter=CMD runs CMD with $SHELL -c (sh), fed each chunk. */
 const split: Unfolder = (args) => {
-  const scan = scanOptions(args, 1, { value: ["a", "b", "C", "l", "n", "t", "filter", "additional-suffix"] });
+  const scan = scanOptions(args, 1, {
+    value: ["a", "b", "C", "l", "n", "t", "filter", "additional-suffix"],
+    permute: true,
+  });
   const filter = scan.seen.get("filter");
   if (typeof filter !== "string") return itself();
   return { keepSelf: true, run: [], code: [{ value: filter, dynamic: false }], feedsRun: true };
@@ -287,8 +293,49 @@ const openssl: Unfolder = (args) => {
   return itself();
 };
 
+/**
+ * gcc (and cc, cpp, c89, c99...) runs its compilers, assembler and linker as programs: under
+ * a wrapper program (`-wrapper sh,-c,CMD`), found in a folder the command names (`-B DIR`),
+ * through spec files (`-specs=`), with plugins loaded into them (`-fplugin=`, the linker's
+ * `-plugin`), and with options read from a file (`@FILE`), which cannot be judged. The
+ * binutils (ld, ar, nm, ranlib...) load `--plugin` shared objects and read `@FILE` too.
+ */
+const compiler: Unfolder = (args) => {
+  const name = basename(args[0]!.value);
+  for (const [k, a] of args.entries()) {
+    if (k === 0 || a.dynamic) continue;
+    const v = a.value;
+    if (v.startsWith("@")) return refuse(`${name} ${v} reads options from a file, which cannot be judged`);
+    const driver = COMPILERS.includes(name.replace(/^x86_64-linux-gnu-/, ""));
+    const runs = driver ? /^--?(wrapper|B|specs|fplugin|iplugindir)|^-W[la],.*plugin/ : /^--?plugin/;
+    if (runs.test(v)) return refuse(`${name} ${v} runs or loads a program the command does not name`);
+    if ((v === "-Xlinker" || v === "-Xassembler") && /plugin|^@/.test(args[k + 1]?.value ?? "")) {
+      return refuse(`${name} ${v} ${args[k + 1]!.value} loads a program into the linker`);
+    }
+  }
+  return itself();
+};
+
+const COMPILERS = ["gcc", "gcc-12", "cc", "c89", "c99", "c89-gcc", "c99-gcc", "cpp", "cpp-12", "g++", "c++"];
+const BINUTILS = [
+  "ld",
+  "ld.bfd",
+  "ld.gold",
+  "gold",
+  "as",
+  "ar",
+  "nm",
+  "ranlib",
+  "objcopy",
+  "objdump",
+  "strip",
+];
+for (const b of ["gcc-ar", "gcc-nm", "gcc-ranlib", "gcc-ar-12", "gcc-nm-12", "gcc-ranlib-12", "lto-dump"])
+  BINUTILS.push(b);
+
 const REFUSED: Record<string, string> = {
   "git-shell": "git-shell runs the commands in ~/git-shell-commands",
+  scalar: "scalar runs git with configuration of its own (scalar -c KEY=VALUE, scalar run)",
   apt: "apt installs packages, running their scripts and hooks",
   "apt-get": "apt-get installs packages, running their scripts and hooks",
   aptitude: "aptitude installs packages, running their scripts and hooks",
@@ -322,6 +369,10 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
   ["git", git],
   ["split", split],
   ["openssl", openssl],
+  ...[...COMPILERS, ...BINUTILS].flatMap((c): [string, Unfolder][] => [
+    [c, compiler],
+    [`x86_64-linux-gnu-${c}`, compiler],
+  ]),
   ["install", programOption("strip-program")],
   ["diff3", programOption("diff-program")],
   ["sdiff", programOption("diff-program")],
@@ -349,7 +400,44 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
   ...Object.entries(REFUSED).map(([n, why]): [string, Unfolder] => [n, () => refuse(why)]),
 ]);
 
+/** Programs in PROGRAMS whose options only mark data (patterns, code for interpreters): a run-time argument there is no risk. */
+const DATA_ONLY = new Set(["grep", "egrep", "fgrep", "rgrep", "jq", "echo", "printf", "expr"]);
+for (const p of ["python3", "python", "python3.11", "node", "nodejs", "js", "perl"]) DATA_ONLY.add(p);
+
+/**
+ * Whether what this program runs is judged by its name: the analysis unfolds it (a wrapper,
+ * a shell, a program whose options run programs) or the rules read its arguments. Interpreters
+ * and the data-only entries are not: their grant decides whatever they are called.
+ */
+export function judgedByName(name: string): boolean {
+  return unfolderFor(name) !== undefined && !DATA_ONLY.has(name);
+}
+
+/** An interpreter or another program whose table only marks data (python3, node, grep...). */
+export const isDataOnly = (name: string): boolean => DATA_ONLY.has(name);
+
+/**
+ * Whether some option of this program runs or loads a program (the tables here, find's
+ * -exec): a run-time argument that may turn out to be an option is then refused (shell-visitor.ts).
+ */
+export function optionsRunPrograms(name: string): boolean {
+  return name === "find" || (PROGRAMS.has(name) && !DATA_ONLY.has(name) && !(name in REFUSED));
+}
+
 /** How a command name is unfolded: a wrapper (runs something instead) or a program with options that run programs. */
 export function unfolderFor(name: string): Unfolder | undefined {
-  return WRAPPERS.get(name) ?? PROGRAMS.get(name);
+  return WRAPPERS.get(name) ?? PROGRAMS.get(name) ?? (isDashedGit(name) ? dashedGit : undefined);
 }
+
+/**
+ * `git-push` (/usr/lib/git-core/git-push, or a copy of git by that name) is `git push`: git
+ * runs the subcommand its argv[0] names after "git-". Judged as that git command.
+ */
+export function isDashedGit(name: string): boolean {
+  return /^git-[a-z]/.test(name) && name !== "git-shell";
+}
+
+const dashedGit: Unfolder = (args) => {
+  const sub = basename(args[0]!.value).slice("git-".length);
+  return git([{ value: "git", dynamic: false }, { value: sub, dynamic: false }, ...args.slice(1)]);
+};

@@ -83,7 +83,7 @@ function heredoc(r: ShNode, src: ShellSource, hooks: WordHooks): Arg {
   if (!body) return { value: "", dynamic: false };
   const parts = body.Parts as ShNode[];
   // Substitutions in an unquoted here-document run whoever reads it.
-  if (!quoted) wordValue(body, src, hooks);
+  if (!quoted) wordValue(body, src, hooks, { dq: true });
   if (!parts.every((p) => p.type === "Lit")) return { value: src.slice(body), dynamic: true };
   let text = parts.map((p) => String(p.Value)).join("");
   if (r.Op === TOKEN.dashHdoc) text = text.replace(/^\t+/gm, "");

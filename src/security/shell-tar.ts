@@ -6,7 +6,7 @@
 // analysis parses; a remote archive (`-f host:file`, `--rsh-command`, `--rmt-command`),
 // which tar reaches by running a remote shell, is refused.
 
-import { refuse, type Unfolder, type UnfoldStep } from "./shell-unfold.js";
+import { checkAbbreviation, refuse, type Unfolder, type UnfoldStep } from "./shell-unfold.js";
 
 const COMPRESSORS = ["gzip", "bzip2", "xz", "lzip", "lzma", "lzop", "zstd", "compress", "gunzip", "unxz"];
 const TAR_COMPRESSOR: Record<string, string> = { z: "gzip", j: "bzip2", J: "xz", Z: "compress" };
@@ -33,6 +33,23 @@ for (const o of ["exclude-from", "listed-incremental", "index-file", "volno-file
   TAR_VALUE_LONG.add(o);
 }
 
+/**
+ * Every long name this table reads (and tar's real names that are prefixes of them, such as
+ * --checkpoint and --exclude): tar takes any unambiguous prefix (`--to-com=CMD`), so a
+ * prefix of one of these is refused rather than read as some other option.
+ */
+const TAR_KNOWN = [...TAR_VALUE_LONG, ...Object.keys(TAR_LONG_COMPRESSOR)].concat([
+  "extract",
+  "get",
+  "list",
+  "diff",
+  "compare",
+  "auto-compress",
+  "force-local",
+  "checkpoint",
+  "exclude",
+]);
+
 export const tar: Unfolder = (args) => {
   const opts: { name: string; value?: string }[] = [];
   let i = 1;
@@ -57,6 +74,7 @@ export const tar: Unfolder = (args) => {
     if (v.startsWith("--")) {
       const eq = v.indexOf("=");
       const name = v.slice(2, eq < 0 ? undefined : eq);
+      checkAbbreviation(name, TAR_KNOWN);
       if (eq >= 0) opts.push({ name, value: v.slice(eq + 1) });
       else if (TAR_VALUE_LONG.has(name)) opts.push({ name, value: args[++i]?.value ?? "" });
       else opts.push({ name });

@@ -4,10 +4,14 @@
 // scanner they all use. A table entry describes one program; shell.ts applies the steps
 // recursively and the policy rules judge what they reveal.
 
+import { cannotJudge } from "./shell-ast.js";
+
 export interface Arg {
   value: string;
   /** The value is only known at run time (an expansion, or a glob). */
   dynamic: boolean;
+  /** A run-time value that is one argument not starting with `-` or `+` (shell-words.ts): never an option. */
+  optionSafe?: boolean;
   /** Byte span of the word in the exec's own command text; absent for words of nested code. */
   span?: { start: number; end: number };
 }
@@ -56,8 +60,14 @@ export type Unfolder = (args: Arg[]) => UnfoldStep | undefined;
 export interface OptionSpec {
   /** Short letters and long names that take a value. */
   value: readonly string[];
-  /** Long names whose value is optional and only ever attached (`--exec-path[=dir]`). */
+  /** Short letters and long names whose value is optional and only ever attached (`--exec-path[=dir]`, `-e[END]`). */
   optional?: readonly string[];
+  /** The program's other options (flags). With `strict`, value + optional + flags is its complete list. */
+  flags?: readonly string[];
+  /** An option not listed is refused: its arity is unknown, so what follows it cannot be read. */
+  strict?: boolean;
+  /** GNU getopt permutes: options after operands count too (`sort FILE --compress-program=sh`); only `--` ends them. */
+  permute?: boolean;
 }
 
 export interface ScannedOptions {
@@ -70,6 +80,25 @@ export interface ScannedOptions {
   /** A run-time value stood where an option or the command could be: the command is unknowable. */
   dynamicAt?: number;
 }
+
+/**
+ * GNU getopt_long (and git, zip, less) take any unambiguous prefix of a long option:
+ * `--to-com=CMD` is `--to-command=CMD`. A proper prefix of a long name `known` lists is
+ * refused, so an option is always judged by its full name (an abbreviation the table does
+ * not recognise would pass unjudged).
+ */
+export function checkAbbreviation(name: string, known: readonly string[]): void {
+  if (name === "" || known.includes(name)) return;
+  const full = known.filter((k) => k.length > name.length && k.startsWith(name));
+  if (full.length > 0) {
+    throw cannotJudge(
+      `--${name} abbreviates --${full.join(" or --")} (programs take any prefix of a long option); write long options out in full`,
+    );
+  }
+}
+
+const longNames = (spec: OptionSpec): string[] =>
+  [...spec.value, ...(spec.optional ?? []), ...(spec.flags ?? [])].filter((n) => n.length > 1);
 
 /** getopt-style scan: clusters (`-abc`), attached or separate values, `--long[=v]`, `--`. */
 export function scanOptions(
@@ -84,15 +113,34 @@ export function scanOptions(
     seen.set(name, value);
     all.push({ name, value, at });
   };
+  const known = longNames(spec);
+  const listed = (name: string): boolean =>
+    spec.value.includes(name) ||
+    spec.optional?.includes(name) === true ||
+    spec.flags?.includes(name) === true;
+  const unknown = (option: string): never => {
+    throw cannotJudge(`an option the analysis does not know (${option}): what follows it cannot be read`);
+  };
   let i = from;
+  let operand: number | undefined;
   while (i < args.length) {
     const a = args[i]!;
-    if (a.dynamic) return { next: i, seen, all, dynamicAt: i };
+    if (a.dynamic) {
+      // A run-time word that is one argument not starting with - or + is an operand.
+      if (spec.permute && a.optionSafe) {
+        operand ??= i;
+        i++;
+        continue;
+      }
+      return { next: operand ?? i, seen, all, dynamicAt: i };
+    }
     const v = a.value;
-    if (v === "--") return { next: i + 1, seen, all };
+    if (v === "--") return { next: operand ?? i + 1, seen, all };
     if (v.startsWith("--")) {
       const eq = v.indexOf("=");
       const name = eq < 0 ? v.slice(2) : v.slice(2, eq);
+      checkAbbreviation(name, known);
+      if (spec.strict && !listed(name)) unknown(`--${name}`);
       if (eq >= 0) note(name, v.slice(eq + 1), i);
       else if (spec.value.includes(name) && !spec.optional?.includes(name)) {
         const val = args[i + 1];
@@ -104,9 +152,19 @@ export function scanOptions(
       continue;
     }
     const isOption = v.startsWith("-") || (plusOptions && v.startsWith("+"));
-    if (!isOption || v.length < 2) return { next: i, seen, all };
+    if (!isOption || v.length < 2) {
+      if (!spec.permute) return { next: i, seen, all };
+      operand ??= i;
+      i++;
+      continue;
+    }
     for (let k = 1; k < v.length; k++) {
       const letter = v[k]!;
+      if (spec.optional?.includes(letter)) {
+        note(letter, v.slice(k + 1), i);
+        break;
+      }
+      if (spec.strict && !listed(letter)) unknown(`-${letter}`);
       if (spec.value.includes(letter)) {
         if (k + 1 < v.length) note(letter, v.slice(k + 1), i);
         else {
@@ -121,7 +179,7 @@ export function scanOptions(
     }
     i++;
   }
-  return { next: i, seen, all };
+  return { next: operand ?? i, seen, all };
 }
 
 export const itself = (extra: Partial<UnfoldStep> = {}): UnfoldStep => ({
@@ -146,6 +204,11 @@ export function splitProgram(value: string): Arg[] | undefined {
   const words = value.split(/[ \t]+/).filter((w) => w !== "");
   return words.length === 0 ? undefined : words.map((w) => ({ value: w, dynamic: false }));
 }
+
+/** Program folders of the (read-only) system image: a program named by such a path is that program. */
+const SYSTEM_BIN = /^\/(usr\/(local\/)?)?(s?bin|lib(32|64|x32)?)\/([^/.][^/]*\/)*[^/]+$/;
+
+export const isSystemProgramPath = (path: string): boolean => SYSTEM_BIN.test(path);
 
 export const basename = (path: string): string => {
   const slash = path.lastIndexOf("/");

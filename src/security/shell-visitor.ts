@@ -10,9 +10,9 @@
 import type { CommandAnalysis, DirChange } from "./shell-analysis.js";
 import { cannotJudge, cannotParse, onlyFields, parseShell, type ShNode, TOKEN } from "./shell-ast.js";
 import { builtinEffect, checkFunctionName } from "./shell-builtins.js";
-import { unfolderFor } from "./shell-programs.js";
+import { optionsRunPrograms, unfolderFor } from "./shell-programs.js";
 import { type Redirect, redirectOf } from "./shell-redirects.js";
-import { type Arg, basename, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
+import { type Arg, basename, isSystemProgramPath, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
 import { ShellSource, type WordHooks, wordValue } from "./shell-words.js";
 
 /** Wrappers and `sh -c` strings nested deeper than this are refused. */
@@ -287,7 +287,12 @@ export class Analyzer {
     for (const w of ce.Args as ShNode[]) {
       const v = wordValue(w, ctx.src, hooks);
       const span = ctx.topLevel ? { start: w.start as number, end: w.end as number } : undefined;
-      args.push({ value: v.value, dynamic: v.dynamic || v.glob, ...(span ? { span } : {}) });
+      args.push({
+        value: v.value,
+        dynamic: v.dynamic || v.glob,
+        ...(v.optionSafe ? { optionSafe: true } : {}),
+        ...(span ? { span } : {}),
+      });
     }
     if (args.length === 0) return;
     this.unfold(args, ctx.depth, {
@@ -320,7 +325,8 @@ export class Analyzer {
     }
     const name = basename(head.value);
     // `./timeout` or `/workspace/sh` is whatever file the agent put there, not the wrapper.
-    const known = !head.value.includes("/") || SYSTEM_BIN.test(head.value);
+    const known = !head.value.includes("/") || isSystemProgramPath(head.value);
+    if (known && optionsRunPrograms(name)) runtimeOptions(name, args, at);
     const step: UnfoldStep | undefined = known ? unfolderFor(name)?.(args) : undefined;
     if (!step) {
       this.push(args, at, undefined);
@@ -423,11 +429,32 @@ export class Analyzer {
   }
 }
 
+/**
+ * A program whose options run programs (tar --checkpoint-action, sort --compress-program,
+ * find -exec, git --upload-pack...) is judged by the options it is given; an argument known
+ * only at run time may turn out to be one (`sort $X`, or `tar cf o.tar *` in a folder holding
+ * a file named `--checkpoint-action=exec=sh x`), and so may arguments xargs appends. Refused,
+ * unless the word is one argument that cannot start with - or + (`./*`, `"/w/$f"`) or stands
+ * after `--` (find has no such end: its expression is not options).
+ */
+function runtimeOptions(name: string, args: readonly Arg[], at: Launch): void {
+  if (at.wrappers.at(-1) === "xargs") {
+    throw cannotJudge(
+      `xargs appends arguments read at run time to ${name}, whose options run programs; one of them may be an option`,
+    );
+  }
+  for (const a of args.slice(1)) {
+    if (!a.dynamic && a.value === "--" && name !== "find") return;
+    if (a.dynamic && !a.optionSafe) {
+      throw cannotJudge(
+        `${name} with a run-time argument (${a.value}) that may turn out to be an option, and ${name}'s options can run programs; start it with a fixed path (./*, "/dir/$f") or put it after --`,
+      );
+    }
+  }
+}
+
 /** Control characters other than tab and newline (C0, DEL, C1). */
 const CONTROL = /[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/;
-
-/** Program folders of the (read-only) system image: a wrapper named by such a path is the wrapper. */
-const SYSTEM_BIN = /^\/(usr\/(local\/)?)?(s?bin|lib(32|64|x32)?)\/([^/.][^/]*\/)*[^/]+$/;
 
 function describeCommand(type: string): string {
   const names: Record<string, string> = {

@@ -23,6 +23,14 @@ export interface WordValue {
   dynamic: boolean;
   /** Holds an unquoted glob (`*`, `?`, `[...]`): it names files only known at run time. */
   glob: boolean;
+  /**
+   * Whatever it expands to, it is one argument that does not start with `-` or `+`: it starts
+   * with a fixed character other than those (`./*`, `"/w/$f"`) and holds no unquoted
+   * expansion (which field splitting could cut into more arguments) and no `~`. A run-time
+   * word that is not can be an option (`$X`, `*` in a folder holding a file named
+   * `--checkpoint-action=exec=sh x`).
+   */
+  optionSafe: boolean;
 }
 
 /** What the analyzer learns from inside a word. */
@@ -128,15 +136,41 @@ const ARITH_UNARY = new Set<number>([
   TOKEN.minus,
 ]);
 
+/** Where a word stands, as far as quoting goes. */
+interface Quoting {
+  /** Inside double quotes or an unquoted here-document body. */
+  dq?: boolean;
+  /**
+   * Inside the word of `${x-w}`, `${x:+w}`, `${x=w}`, `${x?w}`... within double quotes: dash
+   * takes a `'` there as a plain character, the parser as a quote. `"${x:-'$(id)'}"` runs id
+   * in dash while the parser saw a quoted string, so a single-quoted part there is refused.
+   * (In `${x#'p'}` and `${x%'p'}` dash does take the quotes as quotes, as the parser does.)
+   */
+  literalSingle?: boolean;
+}
+
+/** Operators whose word dash reads with quotes as plain characters inside double quotes. */
+const VALUE_OPS = new Set<number>([
+  TOKEN.plus,
+  TOKEN.colPlus,
+  TOKEN.minus,
+  TOKEN.colMinus,
+  TOKEN.quest,
+  TOKEN.colQuest,
+  TOKEN.assgn,
+  TOKEN.colAssgn,
+]);
+
 /**
  * Evaluate a Word node as far as it can be known before run time. `assignment`: the word
- * is the value of `NAME=value`, where dash also expands a `~` after each `:`.
+ * is the value of `NAME=value`, where dash also expands a `~` after each `:`. `dq`: the
+ * word is a here-document body, which dash reads like a double-quoted string.
  */
 export function wordValue(
   word: ShNode,
   src: ShellSource,
   hooks: WordHooks,
-  opts: { assignment?: boolean; depth?: number } = {},
+  opts: { assignment?: boolean; depth?: number } & Quoting = {},
 ): WordValue {
   onlyFields(word, ["Parts"], "a word");
   // mvdan-sh starts a comment at a `#` right after a quote or an expansion ('x'#y, ${x}#y,
@@ -150,7 +184,16 @@ export function wordValue(
   if (depth > MAX_WORD_DEPTH) throw cannotParse(`expansions nest deeper than ${MAX_WORD_DEPTH} levels`);
   const chars: Chars = { c: [], q: [] };
   let dynamic = false;
+  let splits = false;
   const parts = word.Parts as ShNode[];
+  // Whether the word's first character is fixed text (true) or comes from an expansion (false).
+  let leadFixed: boolean | undefined;
+  const fixed = (): void => {
+    if (leadFixed === undefined && chars.c.length > 0) leadFixed = true;
+  };
+  const expanded = (): void => {
+    leadFixed ??= false;
+  };
   parts.forEach((part, i) => {
     switch (part.type) {
       case "Lit": {
@@ -161,27 +204,44 @@ export function wordValue(
             `$'...' or $"..." quoting (sh reads a literal $ followed by a quoted string, bash decodes escapes); write the text with plain quotes or printf`,
           );
         }
-        if (hasTilde(text, i === 0, opts.assignment === true)) dynamic = true;
+        if (hasTilde(text, i === 0, opts.assignment === true)) {
+          dynamic = true;
+          splits = true;
+        }
         pushUnquotedLit(chars, text);
+        if (dynamic) expanded();
+        fixed();
         break;
       }
       case "SglQuoted":
         onlyFields(part, ["Value"], "a single-quoted string");
+        if (opts.literalSingle) {
+          throw cannotJudge(
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text, not a template
+            "single quotes inside ${x:-...}, ${x+...}, ${x=...} or ${x?...} within double quotes or a here-document (dash reads them as plain characters, so what they seem to quote is expanded)",
+          );
+        }
         pushQuoted(chars, part.Value as string);
+        fixed();
         break;
       case "DblQuoted":
         onlyFields(part, ["Parts"], "a double-quoted string");
         for (const inner of part.Parts as ShNode[]) {
-          if (inner.type === "Lit") pushQuoted(chars, unescapeDoubleQuoted(inner.Value as string));
-          else {
-            expansion(inner, src, hooks, depth);
+          if (inner.type === "Lit") {
+            pushQuoted(chars, unescapeDoubleQuoted(inner.Value as string));
+            fixed();
+          } else {
+            expanded();
+            expansion(inner, src, hooks, depth, { dq: true, literalSingle: opts.literalSingle });
             dynamic = true;
           }
         }
         break;
       default:
-        expansion(part, src, hooks, depth);
+        expanded();
+        expansion(part, src, hooks, depth, { dq: opts.dq, literalSingle: opts.literalSingle });
         dynamic = true;
+        splits = true;
     }
   });
   let glob = false;
@@ -190,14 +250,18 @@ export function wordValue(
     const ch = chars.c[i];
     if (ch === "*" || ch === "?" || (ch === "[" && chars.c.indexOf("]", i + 1) > i)) glob = true;
   }
-  return { value: dynamic ? src.slice(word) : chars.c.join(""), dynamic, glob };
+  const lead = chars.c[0];
+  // An unquoted glob character first (`*`, `?*`, `[-]x`) is no fixed character: `*` may expand to `--x`.
+  const leadGlob = !chars.q[0] && (lead === "*" || lead === "?" || lead === "[");
+  const optionSafe = leadFixed === true && !splits && !leadGlob && lead !== "-" && lead !== "+";
+  return { value: dynamic ? src.slice(word) : chars.c.join(""), dynamic, glob, optionSafe };
 }
 
 /** Visit a parameter expansion, command substitution or arithmetic expansion. */
-function expansion(part: ShNode, src: ShellSource, hooks: WordHooks, depth: number): void {
+function expansion(part: ShNode, src: ShellSource, hooks: WordHooks, depth: number, q: Quoting): void {
   switch (part.type) {
     case "ParamExp":
-      paramExp(part, src, hooks, depth);
+      paramExp(part, src, hooks, depth, q);
       return;
     case "CmdSubst":
       if (part.Backquotes) {
@@ -228,7 +292,7 @@ function describePart(type: string): string {
 }
 
 /** POSIX parameter expansions only: $x ${x} ${#x} ${x-w} ${x:-w} ${x=w} ${x?w} ${x+w} ${x#p} ${x%p}... */
-function paramExp(p: ShNode, src: ShellSource, hooks: WordHooks, depth: number): void {
+function paramExp(p: ShNode, src: ShellSource, hooks: WordHooks, depth: number, q: Quoting): void {
   onlyFields(p, ["Short", "Length", "Param", "Exp"], "a parameter expansion");
   const name = String((p.Param as ShNode | null)?.Value ?? "");
   if (!(NAME.test(name) || /^\d+$/.test(name) || SPECIAL_PARAMS.has(name))) {
@@ -241,7 +305,10 @@ function paramExp(p: ShNode, src: ShellSource, hooks: WordHooks, depth: number):
     throw cannotJudge(`a parameter expansion operator of \${${name}}`);
   if (exp.Op === TOKEN.assgn || exp.Op === TOKEN.colAssgn) hooks.assigns(name);
   // The default, alternative or pattern is a word like any other: a $(...) in it runs.
-  if (exp.Word) wordValue(exp.Word as ShNode, src, hooks, { depth: depth + 1 });
+  if (exp.Word) {
+    const literalSingle = q.literalSingle === true || (q.dq === true && VALUE_OPS.has(exp.Op as number));
+    wordValue(exp.Word as ShNode, src, hooks, { depth: depth + 1, dq: q.dq, literalSingle });
+  }
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   type Unfolder,
   type UnfoldStep,
 } from "./shell-unfold.js";
+import { WRAPPER_OPTIONS } from "./shell-wrapper-options.js";
 
 /** What env and sudo take as NAME=value: any name without "=" (env passes `BASH_FUNC_f%%=...` too). */
 const ASSIGNMENT = /^[^=]+=/;
@@ -46,9 +47,7 @@ function afterOperands(spec: OptionSpec, fixed: number): Unfolder {
 const env: Unfolder = (args) => {
   let from = 1;
   if (args[1]?.value === "-" && !args[1].dynamic) from = 2;
-  const scan = scanOptions(args, from, {
-    value: ["u", "C", "S", "a", "unset", "chdir", "split-string", "argv0"],
-  });
+  const scan = scanOptions(args, from, WRAPPER_OPTIONS.env);
   if (scan.dynamicAt !== undefined) return runRest(args, scan);
   if (scan.seen.has("a") || scan.seen.has("argv0"))
     return refuse("env -a sets the name a program sees as argv[0]");
@@ -105,19 +104,11 @@ const suLike: Unfolder = (args) => {
 };
 
 const xargs: Unfolder = (args) => {
-  const scan = scanOptions(args, 1, {
-    value: ["a", "d", "E", "I", "L", "n", "P", "s"].concat([
-      "arg-file",
-      "delimiter",
-      "eof",
-      "max-lines",
-      "max-args",
-      "max-procs",
-      "max-chars",
-      "process-slot-var",
-    ]),
-  });
-  const replace = scan.seen.get("I") ?? scan.seen.get("replace") ?? (scan.seen.has("i") ? "{}" : undefined);
+  // GNU xargs: -e, -l, -i and --eof, --max-lines, --replace take a value only when attached
+  // (`--max-lines touch x` runs touch x).
+  const scan = scanOptions(args, 1, WRAPPER_OPTIONS.xargs);
+  const given = scan.seen.get("I") ?? scan.seen.get("replace") ?? scan.seen.get("i");
+  const replace = given === undefined ? undefined : given === true || given === "" ? "{}" : given;
   let rest = scan.dynamicAt !== undefined ? args.slice(scan.dynamicAt) : args.slice(scan.next);
   if (rest.length === 0) rest = [{ value: "echo", dynamic: false }];
   if (typeof replace === "string" && replace !== "") {
@@ -151,8 +142,13 @@ const find: Unfolder = (args) => {
       for (i++; i < args.length; i++) {
         const a = args[i]!;
         if (!a.dynamic && (a.value === ";" || a.value === "+")) break;
-        // find puts a file name where {} stands: that argument is only known at run time.
-        inner.push(a.value.includes("{}") ? { value: a.value, dynamic: true } : a);
+        // find puts a file name where {} stands: that argument is only known at run time. It
+        // starts with a starting point, which never starts with - (find would read an option).
+        inner.push(
+          a.value.includes("{}")
+            ? { value: a.value, dynamic: true, optionSafe: a.value.startsWith("{}") }
+            : a,
+        );
         data.push(i);
       }
       if (inner.length > 0) run.push(inner);
@@ -316,7 +312,7 @@ const trap: Unfolder = (args) => {
 };
 
 const watch: Unfolder = (args) => {
-  const scan = scanOptions(args, 1, { value: ["n", "interval", "q", "equexit", "d", "differences"] });
+  const scan = scanOptions(args, 1, WRAPPER_OPTIONS.watch);
   const rest = scan.dynamicAt !== undefined ? args.slice(scan.dynamicAt) : args.slice(scan.next);
   if (rest.length === 0) return itself();
   if (scan.seen.has("x") || scan.seen.has("exec")) return { keepSelf: false, run: [rest], code: [] };
@@ -334,7 +330,7 @@ const command: Unfolder = (args) => {
 };
 
 const timeout: Unfolder = (args) => {
-  const scan = scanOptions(args, 1, { value: ["s", "k", "signal", "kill-after"] });
+  const scan = scanOptions(args, 1, WRAPPER_OPTIONS.timeout);
   if (scan.dynamicAt !== undefined) return runRest(args, scan);
   const duration = args[scan.next];
   if (duration === undefined) return itself();
@@ -353,7 +349,7 @@ const busybox: Unfolder = (args) => {
 /** setarch/linux32/...: with no command they start /bin/sh on their stdin. */
 function personality(fixed: number): Unfolder {
   return (args) => {
-    const scan = scanOptions(args, 1 + fixed, { value: [] });
+    const scan = scanOptions(args, 1 + fixed, WRAPPER_OPTIONS.setarch);
     const step = runRest(args, scan);
     return step.run.length === 0 ? itself({ stdinProgram: true }) : step;
   };
@@ -372,14 +368,37 @@ function afterOperandsWithFile(args: Arg[]): UnfoldStep {
   return log ? { ...step, files: [{ arg: log, write: true }], keepSelf: true } : step;
 }
 
-/** strace/ltrace run their command; attaching to a running process (-p) is refused: it may be the executor. */
+/**
+ * strace/ltrace run their command; attaching to a running process (-p) is refused: it may be
+ * the executor. strace's `-o |CMD` (or `!CMD`) pipes its output into CMD run by a shell, and
+ * `-E NAME=VALUE` sets a variable for the command it runs (judged like env's).
+ */
 function tracer(spec: OptionSpec): Unfolder {
   return (args) => {
+    const name = basename(args[0]!.value);
+    for (const a of args.slice(1)) {
+      if (a.dynamic || !a.value.startsWith("--") || a.value.includes("=")) continue;
+      if (!spec.flags?.includes(a.value.slice(2))) {
+        return refuse(`${name} ${a.value}: write its long options as --name=value`);
+      }
+    }
     const scan = scanOptions(args, 1, spec);
     if (scan.seen.has("p") || scan.seen.has("attach")) {
-      return refuse(`${basename(args[0]!.value)} -p attaches to a process the command did not start`);
+      return refuse(`${name} -p attaches to a process the command did not start`);
     }
-    return runRest(args, scan);
+    const assigns: string[] = [];
+    for (const o of scan.all) {
+      const value = typeof o.value === "string" ? o.value : "";
+      if ((o.name === "o" || o.name === "output") && /^\s*[|!]/.test(value)) {
+        return refuse(`${name} -o ${value} pipes its output into a command run by a shell`);
+      }
+      if (o.name === "E" || o.name === "env") {
+        if (!value.includes("="))
+          return refuse(`${name} -E ${value} removes a variable from the command's environment`);
+        assigns.push(value);
+      }
+    }
+    return runRest(args, scan, { assigns });
   };
 }
 
@@ -396,11 +415,11 @@ export const WRAPPERS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>
   ["xargs", xargs],
   ["find", find],
   ["timeout", timeout],
-  ["nice", simple({ value: ["n", "adjustment"] })],
-  ["ionice", simple({ value: ["c", "n", "p", "P", "u", "class", "classdata"] })],
-  ["nohup", simple({ value: [] })],
-  ["stdbuf", simple({ value: ["i", "o", "e", "input", "output", "error"] })],
-  ["setsid", simple({ value: [] })],
+  ["nice", simple(WRAPPER_OPTIONS.nice)],
+  ["ionice", simple(WRAPPER_OPTIONS.ionice)],
+  ["nohup", simple(WRAPPER_OPTIONS.nohup)],
+  ["stdbuf", simple(WRAPPER_OPTIONS.stdbuf)],
+  ["setsid", simple(WRAPPER_OPTIONS.setsid)],
   ["command", command],
   ["exec", simple({ value: ["a"] })],
   ["time", simple({ value: ["f", "o", "format", "output"] })],
@@ -409,17 +428,18 @@ export const WRAPPERS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>
   [".", dot],
   ["script", scriptLike],
   ["flock", scriptLike],
-  ["strace", tracer({ value: ["e", "o", "p", "s", "u", "E", "I", "P", "X", "a", "b", "S", "O", "attach"] })],
+  ["strace", tracer(WRAPPER_OPTIONS.strace)],
   ["ltrace", tracer({ value: ["e", "o", "p", "s", "u", "n", "a", "A", "D", "F", "l", "x"] })],
   ["unbuffer", simple({ value: [] })],
   ["trap", trap],
   ["watch", watch],
-  ["chrt", afterOperands({ value: ["T", "P", "D", "sched-runtime", "sched-period", "sched-deadline"] }, 1)],
-  ["taskset", afterOperands({ value: [] }, 1)],
-  ["prlimit", simple({ value: ["p", "pid", "o", "output"] })],
-  ["choom", simple({ value: ["n", "p", "adjust", "pid"] })],
-  ["runcon", simple({ value: ["u", "r", "t", "l", "user", "role", "type", "range"] })],
-  ["setpriv", simple({ value: ["reuid", "regid", "groups", "inh-caps", "ambient-caps", "bounding-set"] })],
+  ["chrt", afterOperands(WRAPPER_OPTIONS.chrt, 1)],
+  ["taskset", afterOperands(WRAPPER_OPTIONS.taskset, 1)],
+  ["prlimit", simple(WRAPPER_OPTIONS.prlimit)],
+  ["choom", simple(WRAPPER_OPTIONS.choom)],
+  ["runcon", simple(WRAPPER_OPTIONS.runcon)],
+  ["setpriv", simple(WRAPPER_OPTIONS.setpriv)],
+  ["uclampset", simple(WRAPPER_OPTIONS.uclampset)],
   ["setarch", personality(1)],
   ...["linux32", "linux64", "i386", "x86_64"].map((s): [string, Unfolder] => [s, personality(0)]),
   ["nsenter", simple({ value: ["t", "S", "G", "target", "setuid", "setgid", "root", "wd", "env"] })],

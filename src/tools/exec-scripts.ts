@@ -28,7 +28,8 @@ import {
   type CommandAnalysis,
   type SimpleCommand,
 } from "../security/shell.js";
-import type { Arg } from "../security/shell-unfold.js";
+import { isDataOnly, judgedByName } from "../security/shell-programs.js";
+import { type Arg, isSystemProgramPath } from "../security/shell-unfold.js";
 import {
   dashOptions,
   isDescriptorPath,
@@ -134,6 +135,26 @@ function shebangShell(text: string, path: string): string[] | null {
   return argv;
 }
 
+/**
+ * A command named by a path outside the system's program folders (`/workspace/b`) that
+ * resolves to a system program was judged by the name written, not by the program: a link
+ * `b` to bash ran bash code unread, `g` to git pushed past a `git push *` rule, `r` to rm
+ * dodged the rules that read rm's operands. Refused, unless the name is the program's own
+ * and nothing is judged by it (`/workspace/tools/ls`), or the program is an interpreter
+ * (a virtualenv's `bin/python` is python3.11: its grant decides whatever it is called).
+ */
+function linkedProgram(written: string, real: string, where: string): void {
+  if (isSystemProgramPath(written)) return;
+  const name = basename(written);
+  const program = basename(real);
+  if (isDataOnly(program)) return;
+  if (name !== program || judgedByName(program)) {
+    throw refuse(
+      `${where} runs the system program ${real} through ${written}; call it by its own name (${program}) so that it is judged as what it is`,
+    );
+  }
+}
+
 const quote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
 
 class Planner {
@@ -220,6 +241,7 @@ class Planner {
     );
     // A program under a system path (`/usr/bin/x`) is not something the agent can write.
     if (site.kind === "path" && isSystemPath(path)) {
+      linkedProgram(site.path, path, where);
       this.judged.set(key, null);
       return null;
     }
@@ -252,7 +274,11 @@ class Planner {
     if (this.bytes > SCRIPT_MAX_BYTES) {
       throw refuse(`the scripts of one exec hold more than ${SCRIPT_MAX_BYTES} bytes together`);
     }
-    const binary = file.content.includes("\0");
+    // Only an ELF file is a program the kernel runs itself. Any other file run by path is a
+    // script: its `#!` names the interpreter, or dash runs it; dash drops NUL bytes from what it
+    // reads, so a NUL does not make a script a binary (`#!/bin/sh`, a NUL, then any command ran
+    // unjudged when a NUL meant "binary"); the analysis refuses a script holding one.
+    const binary = site.kind === "path" ? file.content.startsWith("\x7fELF") : file.content.includes("\0");
     const interpreter = site.kind === "path" && !binary ? shebangShell(file.content, path) : ["/bin/sh"];
     if (site.kind === "path" && (binary || interpreter === null)) {
       // A binary, or a script for another interpreter (python, node): the container is the boundary.

@@ -23,6 +23,8 @@ declare module "mvdan-sh" {
     NewParser(...options: unknown[]): ShParser;
     /** Parser option choosing the language variant (LangBash, LangPOSIX, LangMirBSDKorn). */
     Variant(lang: unknown): unknown;
+    /** Parser option keeping comments in the tree (the analyzer checks them, then drops them). */
+    KeepComments(keep: boolean): unknown;
     readonly LangPOSIX: unknown;
   }
 

@@ -303,7 +303,14 @@ export const PROGRAM_CASES: Case[] = [
   refuse(C, "gitter", "git -C /workspace/repo push origin main", "approval", /approval timed out/),
   refuse(C, "gitter", "sh -c 'git -C /workspace/repo push origin main'", "approval", /approval timed out/),
   refuse(C, "gitter", "g\\it -C /workspace/repo push origin main", "approval", /approval timed out/),
-  refuse(C, "gitter", "xargs git push < /workspace/list.txt", "approval", /approval timed out/),
+  // The lines xargs appends could be options of git (--receive-pack=CMD): refused before any rule.
+  refuse(
+    C,
+    "gitter",
+    "xargs git push < /workspace/list.txt",
+    "policy",
+    /xargs appends arguments read at run time to git/,
+  ),
   // --- size and nesting bombs ---------------------------------------------------------------
   refuse(B, "root", `${"echo a; ".repeat(2100)}touch PWN`, "schema", /command: Too big/),
   refuse(B, "root", `${"echo é; ".repeat(1900)}touch PWN`, "policy", /longer than 16384 bytes/),

@@ -1,0 +1,101 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are shell text, not templates
+// Red team: text the parser and dash read differently. Found with a differential fuzz of the
+// analyzer against dash in the image (strace -e execve on every accepted command): each
+// command below was judged as an `echo` (or a `cat`) while dash ran `touch`. Played by an
+// agent holding only `exec: echo *` and `exec: cat *` (and `sh *` for a script), through
+// the real gate in the real container; each is refused before anything runs and leaves no
+// canary.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
+
+let b: SharedBench;
+
+const ECHO = [
+  "tool: exec",
+  "file_read: /workspace/**",
+  "file_write: /workspace/**",
+  "exec: echo *",
+  "exec: cat *",
+];
+
+beforeAll(async () => {
+  b = await openSharedBench({
+    profiles: { echo: ECHO, scripts: [...ECHO, "exec: sh *", "exec: /workspace/s/nul.sh"] },
+    files: {
+      "/workspace/s/comment.sh": "echo building # step 1\\\ntouch /workspace/pwn-script\n",
+      // dash drops NUL bytes from what it reads: this is a shell script, not a binary.
+      "/workspace/s/nul.sh": "#!/bin/sh\n\0\ntouch /workspace/pwn-nul\n",
+    },
+    setup: "chmod +x /workspace/s/nul.sh",
+  });
+}, 240_000);
+
+afterAll(async () => {
+  await b?.close();
+});
+
+const COMMENT = /a comment ending in a backslash/;
+const QUOTES = /single quotes inside \$\{x:-\.\.\.\}/;
+
+describe("what the parser and dash read differently", () => {
+  it.each([
+    [
+      "a backslash-newline at the end of a comment (dash ends the comment, the parser read on)",
+      "echo a # x\\\ntouch /workspace/pwn-comment",
+      "pwn-comment",
+      COMMENT,
+    ],
+    ["the same inside $(...)", "echo $(: # x\\\ntouch /workspace/pwn-comment2)", "pwn-comment2", COMMENT],
+    [
+      "single quotes in ${x:-...} within double quotes (dash reads them as plain characters)",
+      "echo \"${x:-'$(touch /workspace/pwn-dq)'}\"",
+      "pwn-dq",
+      QUOTES,
+    ],
+    [
+      "an unbalanced quote there, which shifts every later word",
+      'echo "${x+\'}" $(touch /workspace/pwn-dq2) "\'}"',
+      "pwn-dq2",
+      QUOTES,
+    ],
+    [
+      "the same in an unquoted here-document",
+      "cat <<EOF\n${x:-\\}' $(touch /workspace/pwn-heredoc) '}\nEOF\n",
+      "pwn-heredoc",
+      QUOTES,
+    ],
+  ])(
+    "refuses %s",
+    async (_what, command, canary, why) => {
+      const r = await b.exec("echo", command);
+      expect(b.exists(`/workspace/${canary}`), `${command} ran touch`).toBe(false);
+      expectRefused(b, "echo", r, "policy", why);
+    },
+    60_000,
+  );
+
+  it("refuses a script file whose comment ends in a backslash (sh FILE is judged as the file reads)", async () => {
+    const r = await b.exec("scripts", "sh /workspace/s/comment.sh");
+    expect(b.exists("/workspace/pwn-script")).toBe(false);
+    expectRefused(b, "scripts", r, "policy", COMMENT);
+  }, 60_000);
+
+  it("judges a script holding a NUL byte as the script dash runs, not as a binary", async () => {
+    const r = await b.exec("scripts", "/workspace/s/nul.sh");
+    expect(b.exists("/workspace/pwn-nul"), "the script ran unjudged").toBe(false);
+    expectRefused(b, "scripts", r, "policy", /it contains a NUL byte/);
+  }, 60_000);
+
+  it("still runs comments, pattern quotes and here-documents that read the same in both", async () => {
+    for (const command of [
+      "echo a # a comment\\\\\necho b",
+      'x=abc; echo "${x#\'a\'}" "${x:-"q"}"',
+      "cat <<'EOF'\n${x:-'$(not run)'}\nEOF\n",
+    ]) {
+      const r = await b.exec("echo", command);
+      expect(r, command).not.toBeInstanceOf(Error);
+      expect((r as { data?: { exit_code?: number } }).data?.exit_code, command).toBe(0);
+    }
+  }, 60_000);
+});
