@@ -5,7 +5,7 @@
 // raw string, so quoting, wrappers and nesting cannot hide what runs.
 
 import { posix } from "node:path";
-import { changesWhatRuns } from "./policy-variables.js";
+import { CLEARED_ENVIRONMENT, changesWhatRuns } from "./policy-variables.js";
 import type { CommandAnalysis, Redirect, SimpleCommand } from "./shell.js";
 import { joinDir, possibleDirs } from "./shell-dirs.js";
 import { hasFlag, commandName as name, operands, writeTargets } from "./shell-operands.js";
@@ -352,7 +352,12 @@ export const BUILTIN_RULES: readonly BuiltinRule[] = [
   {
     id: "loader-injection",
     reason:
-      "setting LD_PRELOAD, PATH, SHELL, PS4, PYTHONPATH, NODE_OPTIONS, GIT_SSH_COMMAND, PAGER and similar variables changes what code runs",
-    checkCommand: ({ analysis }) => analysis.assignedNames.find(changesWhatRuns),
+      "setting or unsetting LD_PRELOAD, PATH, SHELL, PS4, PYTHONPATH, NODE_OPTIONS, GIT_SSH_COMMAND, PAGER, LESSSECURE, GIT_CONFIG_* and similar variables changes what code runs",
+    checkCommand: ({ analysis }) => {
+      const name = analysis.assignedNames.find(changesWhatRuns);
+      return name === CLEARED_ENVIRONMENT
+        ? "a command run with a cleared environment (env -i, env -, setpriv --reset-env) loses LESSSECURE and git's configuration, which the executor sets so that less and git run no code from files"
+        : name;
+    },
   },
 ];

@@ -1,6 +1,7 @@
 // security/policy-variables.ts — environment and shell variables that change what code
 // runs, which no command may set (by `NAME=`, export, read, getopts, local, for, env,
-// `${NAME=...}` or `$((NAME=...))`). Each was judged for dash and the programs in the
+// `${NAME=...}` or `$((NAME=...))`) nor unset (`unset`, `env -u`, or a cleared environment:
+// `env -i`, `env -`, `setpriv --reset-env`). Each was judged for dash and the programs in the
 // sandbox image:
 //   - the loader: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT (any LD_*), GCONV_PATH;
 //   - command lookup and shells: PATH (which file a name runs), CDPATH (where cd goes),
@@ -16,7 +17,13 @@
 //     LESSOPEN, LESSCLOSE, LESS (its +cmd), TAR_OPTIONS (--to-command), ZIPOPT (-TT),
 //     RSYNC_RSH, and git's GIT_PAGER, GIT_EDITOR, GIT_SEQUENCE_EDITOR, GIT_SSH,
 //     GIT_SSH_COMMAND, GIT_ASKPASS, SSH_ASKPASS, GIT_EXTERNAL_DIFF, GIT_PROXY_COMMAND,
-//     GIT_EXEC_PATH, GIT_TEMPLATE_DIR, GIT_CONFIG* (configuration, where keys run programs).
+//     GIT_EXEC_PATH, GIT_TEMPLATE_DIR, GIT_CONFIG* (configuration, where keys run programs);
+//   - what the executor sets in every exec's environment so that programs run no code from
+//     files the agent can write (sandbox/executor/exec.ts, SAFETY_ENV): LESSSECURE (less: no
+//     shell escapes, no LESSOPEN, no lesskey file, whose #env section could set LESSOPEN) and
+//     git's configuration at command-line precedence (GIT_CONFIG_COUNT/KEY_n/VALUE_n: no
+//     hooks, no fsmonitor; GIT_CONFIG_NOSYSTEM), with less's lesskey variables (LESSKEYIN,
+//     LESSKEY, LESSKEY_SYSTEM, LESSKEYIN_SYSTEM, LESSKEY_CONTENT, LESSSECURE_ALLOW).
 // PYTHONSTARTUP is left alone: python reads it only in an interactive session, which an
 // exec (stdin not a terminal) never starts.
 
@@ -58,7 +65,9 @@ for (const v of [
 }
 for (const v of ["BROWSER", "LESSOPEN", "LESSCLOSE", "LESS", "TAR_OPTIONS", "ZIPOPT", "RSYNC_RSH"])
   NAMES.add(v);
-for (const v of ["COMPILER_PATH", "GCC_EXEC_PREFIX"]) NAMES.add(v);
+for (const v of ["COMPILER_PATH", "GCC_EXEC_PREFIX", "LESSSECURE", "LESSSECURE_ALLOW"]) NAMES.add(v);
+for (const v of ["LESSKEYIN", "LESSKEY", "LESSKEY_SYSTEM", "LESSKEYIN_SYSTEM", "LESSKEY_CONTENT"])
+  NAMES.add(v);
 for (const v of [
   "GIT_PAGER",
   "GIT_EDITOR",
@@ -81,7 +90,13 @@ for (const v of [
 
 const PREFIXES = ["LD_", "BASH_FUNC_", "GIT_CONFIG", "LUA_INIT"];
 
-/** A variable no command may set, because it changes what code runs. */
+/**
+ * The name the analysis records for a command run with its environment cleared (`env -i`,
+ * `setpriv --reset-env`): every variable is unset, the protected ones with the rest.
+ */
+export const CLEARED_ENVIRONMENT = "*";
+
+/** A variable no command may set or unset, because it changes what code runs. */
 export function changesWhatRuns(name: string): boolean {
-  return NAMES.has(name) || PREFIXES.some((p) => name.startsWith(p));
+  return name === CLEARED_ENVIRONMENT || NAMES.has(name) || PREFIXES.some((p) => name.startsWith(p));
 }

@@ -81,7 +81,10 @@ export interface CommandAnalysis {
   pipelines: number[][][];
   /** Every file redirection anywhere, including ones with no command (`> /etc/x`). */
   redirects: Redirect[];
-  /** Every variable name assigned or exported anywhere. */
+  /**
+   * Every variable name assigned, exported or unset anywhere (`unset X`, `env -u X`); `*`
+   * when a command runs with its environment cleared (`env -i`, policy-variables.ts).
+   */
   assignedNames: string[];
   functions: FunctionDef[];
   dirs: DirChange[];

@@ -1,6 +1,6 @@
 // security/shell-builtins.ts — dash's builtins, as far as judging a command needs them:
-// which change the working directory (cd, chdir), which assign variables (read, getopts,
-// export, readonly, local), which only change the shell's own state (and so need no exec
+// which change the working directory (cd, chdir), which assign or unset variables (read,
+// getopts, export, readonly, local, unset), which only change the shell's own state (and so need no exec
 // grant), and which bash builtins dash does not have (refused with a reason, not left to
 // fail or, worse, to run a same-named program). `alias` is refused: dash expands an alias
 // defined on an earlier line (`alias cat=rm` then `cat f` runs rm), so a command name
@@ -66,7 +66,7 @@ for (const b of ["[[", "]]", "((", "autoload", "print", "whence", "setopt", "uns
 
 /** What a builtin does that the analysis must know, before it is listed as a command. */
 export interface BuiltinEffect {
-  /** Variables it assigns. */
+  /** Variables it assigns (or unsets). */
   assigns: string[];
   /** The directory it moves the shell to (cd, chdir): static text, or a run-time value. */
   chdir?: { target: Arg; physical: boolean };
@@ -96,6 +96,11 @@ export function builtinEffect(args: readonly Arg[]): BuiltinEffect | undefined {
     case "readonly":
     case "local":
       return { assigns: names(args, scanOptions([...args], 1, { value: [] }).next, name) };
+    case "unset": {
+      // Unsetting a variable changes it as much as setting it (`unset LESSSECURE`); -f names functions.
+      const scan = scanOptions([...args], 1, { value: [] });
+      return { assigns: scan.seen.has("f") && !scan.seen.has("v") ? [] : names(args, scan.next, name) };
+    }
     default:
       return undefined;
   }

@@ -39,6 +39,8 @@ export interface UnfoldStep {
   openArgs?: boolean;
   /** VAR=value settings it applies to what it runs. */
   assigns?: string[];
+  /** Variables it removes from the environment of what it runs (env -u); `*`: all of them (env -i). */
+  unsets?: string[];
   /** The commands in `run` read data this program writes to them (sort's compressor). */
   feedsRun?: boolean;
   /** Refuse the whole command, with this reason: an option runs something that cannot be judged. */

@@ -355,6 +355,7 @@ export class Analyzer {
       stdinCode: undefined,
     };
     for (const a of step.assigns ?? []) this.out.assignedNames.push(a.slice(0, a.indexOf("=")));
+    this.out.assignedNames.push(...(step.unsets ?? []));
     for (const run of step.run) this.unfold(run, depth + 1, inner);
     if (useStdin && at.stdinCode!.dynamic) {
       throw cannotJudge(

@@ -6,6 +6,7 @@
 // is POSIX and is analysed; every other shell (bash, zsh, ksh, busybox sh...) is refused,
 // because its language is not the one the analyzer reads.
 
+import { CLEARED_ENVIRONMENT } from "./policy-variables.js";
 import {
   type Arg,
   basename,
@@ -46,7 +47,8 @@ function afterOperands(spec: OptionSpec, fixed: number): Unfolder {
 
 const env: Unfolder = (args) => {
   let from = 1;
-  if (args[1]?.value === "-" && !args[1].dynamic) from = 2;
+  const dash = args[1]?.value === "-" && !args[1].dynamic;
+  if (dash) from = 2;
   const scan = scanOptions(args, from, WRAPPER_OPTIONS.env);
   if (scan.dynamicAt !== undefined) return runRest(args, scan);
   if (scan.seen.has("a") || scan.seen.has("argv0"))
@@ -59,10 +61,25 @@ const env: Unfolder = (args) => {
     // env -S has quoting, escapes and ${VAR} of its own: only plain words are followed.
     if (/["'\\$`#]/.test(split)) return refuse("env -S with quotes, escapes or variables in its string");
     const words = split.split(/\s+/).filter((w) => w !== "");
+    // env reads options at the start of the string too (`env -S'-u LESSSECURE less f'`).
+    if (words[0]?.startsWith("-"))
+      return refuse("env -S with options in its string; give them to env itself");
     tail = [...words.map((value) => ({ value, dynamic: false })), ...tail];
   }
+  // What env removes from the environment of what it runs: -u NAME, or everything (-i, -).
+  const cleared = dash || scan.seen.has("i") || scan.seen.has("ignore-environment");
+  const unsets = cleared
+    ? [CLEARED_ENVIRONMENT]
+    : scan.all.flatMap((o) => (o.name === "u" || o.name === "unset" ? [String(o.value)] : []));
   const { next, assigns } = takeAssignments(tail, 0);
-  return runRest(tail, { next, seen: scan.seen, all: scan.all }, { assigns, dirs });
+  const step = runRest(tail, { next, seen: scan.seen, all: scan.all }, { assigns, dirs });
+  return step.run.length > 0 ? { ...step, unsets } : step;
+};
+
+/** setpriv --reset-env runs its command with a fresh environment (PATH, HOME, SHELL, USER...). */
+const setpriv: Unfolder = (args) => {
+  const scan = scanOptions(args, 1, WRAPPER_OPTIONS.setpriv);
+  return runRest(args, scan, scan.seen.has("reset-env") ? { unsets: [CLEARED_ENVIRONMENT] } : {});
 };
 
 const sudo: Unfolder = (args) => {
@@ -438,7 +455,7 @@ export const WRAPPERS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>
   ["prlimit", simple(WRAPPER_OPTIONS.prlimit)],
   ["choom", simple(WRAPPER_OPTIONS.choom)],
   ["runcon", simple(WRAPPER_OPTIONS.runcon)],
-  ["setpriv", simple(WRAPPER_OPTIONS.setpriv)],
+  ["setpriv", setpriv],
   ["uclampset", simple(WRAPPER_OPTIONS.uclampset)],
   ["setarch", personality(1)],
   ...["linux32", "linux64", "i386", "x86_64"].map((s): [string, Unfolder] => [s, personality(0)]),

@@ -4,8 +4,10 @@
 
 import { describe, expect, it } from "vitest";
 import type { Need } from "../../src/gate/types.js";
+import { SAFETY_ENV } from "../../src/sandbox/executor/exec.js";
 import { execNeeds, type PolicyDecision, PolicyEngine } from "../../src/security/policy.js";
 import { BUILTIN_RULES, isSystemPath } from "../../src/security/policy-rules.js";
+import { changesWhatRuns } from "../../src/security/policy-variables.js";
 import { analyzeCommand } from "../../src/security/shell.js";
 
 const engine = new PolicyEngine({ policy: { deny: [], confirm: [], snapshotBeforeMutation: false } });
@@ -279,7 +281,48 @@ describe("fork bombs, kernel modules, containers, reverse shells, loader variabl
     ["LESSOPEN='|id %s' less f", "loader-injection"],
     ["TAR_OPTIONS=--to-command=id tar xf a.tar", "loader-injection"],
     ["export LD_PRELOAD; ls", "loader-injection"],
+    // What the executor sets for safety (exec.ts SAFETY_ENV) may be neither set nor dropped.
+    ["LESSSECURE=0 less f", "loader-injection"],
+    ["LESSKEYIN=/workspace/lk less f", "loader-injection"],
+    ["unset LESSSECURE; less f", "loader-injection"],
+    ["unset -v GIT_CONFIG_COUNT; git commit -m x", "loader-injection"],
+    ["f() { unset LESSSECURE; }; f; less x", "loader-injection"],
+    ["env -u LESSSECURE less f", "loader-injection"],
+    ["env --unset=GIT_CONFIG_COUNT git status", "loader-injection"],
+    ["env -i less f", "loader-injection"],
+    ["env --ignore-environment git status", "loader-injection"],
+    ["env - PATH=/usr/bin less f", "loader-injection"],
+    ["busybox env -i less f", "loader-injection"],
+    ["setpriv --reset-env less f", "loader-injection"],
+    ["timeout 5 env -i sh -c 'less f'", "loader-injection"],
   ])("denies %s as %s", (cmd, rule) => expectDenied(cmd, rule));
+
+  it("protects every variable the executor sets for safety, however a command would drop it", () => {
+    for (const name of Object.keys(SAFETY_ENV)) {
+      expect(changesWhatRuns(name), name).toBe(true);
+      for (const cmd of [`${name}=x ls`, `unset ${name}; ls`, `env -u ${name} ls`, `export ${name}=; ls`]) {
+        expectDenied(cmd, "loader-injection");
+      }
+    }
+  });
+
+  it("names a cleared environment and what it loses", () => {
+    expect(exec("env -i less f")).toMatchObject({
+      reason: expect.stringMatching(/cleared environment \(env -i.*LESSSECURE and git's configuration/),
+    });
+  });
+
+  it("leaves other variables to be unset, and functions, and env -i with nothing to run", () => {
+    expect(exec("unset FOO; ls")).toEqual({ decision: "allow" });
+    expect(exec("unset -f less; ls")).toEqual({ decision: "allow" });
+    expect(exec("env -u HOME ls")).toEqual({ decision: "allow" });
+    expect(exec("env -i")).toEqual({ decision: "allow" });
+  });
+
+  it("refuses env -S whose string holds options (env reads them: -S'-u LESSSECURE less f')", () => {
+    expectDenied("env -S'-u LESSSECURE less f'", "unjudgeable");
+    expectDenied("env -S'-i git status'", "unjudgeable");
+  });
 
   it("does not call an ordinary recursive function a fork bomb", () => {
     expect(exec("walk() { ls; }; walk")).toEqual({ decision: "allow" });

@@ -20,6 +20,29 @@ export const HELPER = "/opt/aido/aido-landlock";
 /** Command strings run in exactly the dialect the policy parsed them in. */
 export const SHELL = "/bin/dash";
 const DEFAULT_OUTPUT_CAP = 1024 * 1024;
+
+/**
+ * Set in the environment of every exec, for code that programs would otherwise take from
+ * files the agent can write, which the shell analysis never reads:
+ *   - LESSSECURE=1: less runs no shell escape, no LESSOPEN/LESSCLOSE preprocessor, and reads
+ *     no lesskey file (LESSKEYIN, ~/.lesskey under any HOME), whose #env section could set
+ *     LESSOPEN; man, zless and friends run less too;
+ *   - git configuration at command-line precedence, which beats every configuration file
+ *     (the repository's .git/config included): core.hooksPath=/dev/null (no hook runs) and
+ *     core.fsmonitor=false (no fsmonitor command); GIT_CONFIG_NOSYSTEM=1.
+ * Each was seen taking effect in the image (test/redteam/config-files.test.ts). The analysis
+ * refuses any command that sets, unsets or clears them (security/policy-variables.ts). A
+ * trusted caller's own `env` (the human sandbox) comes after and may replace them.
+ */
+export const SAFETY_ENV: Readonly<Record<string, string>> = {
+  LESSSECURE: "1",
+  GIT_CONFIG_COUNT: "2",
+  GIT_CONFIG_KEY_0: "core.hooksPath",
+  GIT_CONFIG_VALUE_0: "/dev/null",
+  GIT_CONFIG_KEY_1: "core.fsmonitor",
+  GIT_CONFIG_VALUE_1: "false",
+  GIT_CONFIG_NOSYSTEM: "1",
+};
 /** How long a finished call waits for pipes held open by a process that left its group. */
 const PIPE_GRACE_MS = 250;
 
@@ -195,7 +218,7 @@ export function opExec(
       const [file, ...args] = wrap.args.length > 0 ? [HELPER, ...wrap.args, ...program] : program;
       child = spawn(file as string, args, {
         cwd,
-        env: { ...process.env, ...extraEnv, ...wrap.env },
+        env: { ...process.env, ...SAFETY_ENV, ...extraEnv, ...wrap.env },
         detached: true,
         stdio: ["pipe", "pipe", "pipe"],
       });
