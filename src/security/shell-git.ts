@@ -2,11 +2,16 @@
 // command line (`-c core.pager=...`, `-c alias.x=!cmd`, `--config-env`), options that name
 // programs (`--upload-pack`, `--receive-pack`, `--exec`, `rebase --exec`, `bisect run`,
 // `submodule foreach`, `filter-branch`), `ext::` URLs (a command as a transport), ssh URLs
-// (it runs ssh), a pager (`-p`), and `git config` writing a key whose value is a program.
-// Those are refused (or, for ssh, unfolded) here. What git reads from files the agent can
-// write — hooks, .git/config, ~/.gitconfig — is code too; it is not judged here: the exec
-// grant on git decides, and the Landlock domain of the exec bounds what it can touch.
+// (it runs ssh), a pager (`-p`), `git config` writing a key whose value is a program, and
+// a subcommand that is not one of git's own (an alias from .git/config: `p = push`, `x =
+// !cmd`). Those are refused (or, for ssh, unfolded) here. Hooks and the fsmonitor are
+// switched off by the executor's environment (exec.ts SAFETY_ENV). What else git reads from
+// files the agent can write — filter, diff and merge drivers, textconv, credential helpers,
+// editors and other programs a repository's configuration names — is code the analysis does
+// not read: the exec grant on git decides, and the Landlock domain bounds it
+// (docs/security.md, "git with a writable repository").
 
+import { GIT_COMMANDS } from "./shell-git-commands.js";
 import { type Arg, itself, refuse, type UnfoldStep } from "./shell-unfold.js";
 
 /** Global options that take a separate value (or an attached one after `=`). */
@@ -107,6 +112,10 @@ const REFUSED_SUBCOMMANDS: Record<string, string> = {
   "web--browse": "starts a browser program",
   "credential-cache": "starts a credential daemon",
   daemon: "starts a server that runs hooks",
+  "difftool--helper": "runs a diff tool from its configuration",
+  "remote-ext": "runs the command its arguments name as a transport",
+  shell: "runs the commands in ~/git-shell-commands",
+  "for-each-repo": "runs a git command in each repository a configuration key lists",
 };
 
 /** The operand that is a repository URL, for the subcommands that take one (ssh URLs run ssh). */
@@ -142,6 +151,11 @@ export function git(args: Arg[]): UnfoldStep {
   const sub = args[i]?.value;
   if (sub === undefined) return itself({ dirs });
   const rest = args.slice(i + 1);
+  if (!GIT_COMMANDS.has(sub)) {
+    return refuse(
+      `git ${sub}: an alias or unknown git command: aliases run what .git/config says; name one of git's own commands`,
+    );
+  }
   if (REFUSED_SUBCOMMANDS[sub]) return refuse(`git ${sub} ${REFUSED_SUBCOMMANDS[sub]}`);
   if (sub === "bisect" && rest[0]?.value === "run") return refuse("git bisect run runs a command");
   if (sub === "submodule" && rest.some((a) => a.value === "foreach")) {

@@ -70,6 +70,21 @@ describe("programs that run programs named in their options", () => {
     expect(names("git config user.name bot && git log -1")).toEqual(["git", "git"]);
   });
 
+  it("runs only git's own subcommands: any other is an alias from .git/config", () => {
+    const alias = /git p: an alias or unknown git command: aliases run what \.git\/config says/;
+    refused("git p origin HEAD", alias);
+    refused("git -C /workspace/repo --no-pager p origin", alias);
+    refused("/usr/lib/git-core/git-p origin", alias);
+    refused("git PUSH origin", /git PUSH: an alias or unknown git command/);
+    refused("git remote-ext x 'sh -c id'", /runs the command its arguments name/);
+    refused("git shell -c ls", /git-shell-commands/);
+    refused("git for-each-repo --config=k push", /each repository/);
+    expect(names("git -C /workspace/repo stash push -m x")).toEqual(["git"]);
+    expect(names("/usr/lib/git-core/git-upload-pack /workspace/repo")).toEqual([
+      "/usr/lib/git-core/git-upload-pack",
+    ]);
+  });
+
   it("unfolds rsync -e and remote paths into ssh, and refuses --rsync-path", () => {
     expect(argvs("rsync -e 'ssh -p 2222' a host:b")).toContainEqual(["ssh", "-p", "2222"]);
     expect(names("rsync -a src/ host:dst/")).toContain("ssh");
