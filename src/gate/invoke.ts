@@ -220,6 +220,9 @@ export class Gate {
     // Allow Session / Allow Always that covers the call's scope is reused (audited). The
     // scope is worked out only here (for exec it resolves every word in the container).
     const confirmRule = decision.decision === "confirm" ? decision : undefined;
+    // The confirm rules a human allows this call past, once it is allowed (below): only their
+    // paths open to its Landlock domain and grep's view; every other confirm path stays shut.
+    const confirmed = new Set<string>(confirmRule?.rules ?? []);
     // Hosts a human approved for this call: a redirect hop elsewhere is not what they saw.
     let approvedHosts: ReadonlySet<string> | undefined;
     if (principal.approvalRequired.has(tool.name) || confirmRule) {
@@ -280,7 +283,7 @@ export class Gate {
       judged: needs,
       confinement: confinementFor(
         grants,
-        deps.policy.pathDenials,
+        deps.policy.closedPaths(confirmed),
         principal.agentId,
         principal.services?.skills,
       ),

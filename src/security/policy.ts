@@ -40,7 +40,8 @@ export interface PolicyCall {
 export type PolicyDecision =
   | { decision: "allow" }
   | { decision: "deny"; rule: string; reason: string }
-  | { decision: "confirm"; rule: string; reason: string };
+  /** `rules`: every confirm rule the call matched (a human's yes opens their paths to it). */
+  | { decision: "confirm"; rule: string; reason: string; rules: string[] };
 
 type ConfigRule = { id: string; text: string; grant: Grant } | { id: string; text: string; path: string };
 
@@ -86,7 +87,7 @@ export function execNeeds(analysis: CommandAnalysis): Need[] {
   return needs;
 }
 
-/** The operator's path deny rules as globs, for the Landlock domain of an exec. */
+/** Path rules as globs, for the Landlock domain of an exec and grep's read view (closedPaths). */
 export interface PathDenials {
   /** `path:` rules: neither read nor write. */
   deny: readonly string[];
@@ -96,20 +97,42 @@ export interface PathDenials {
   denyWrite: readonly string[];
 }
 
+/** The path globs of some rules, by direction. */
+function pathGlobs(rules: readonly ConfigRule[]): PathDenials {
+  const globs = (kind: "file_read" | "file_write") =>
+    rules.flatMap((r) => ("grant" in r && r.grant.kind === kind ? [r.grant.glob] : []));
+  return {
+    deny: rules.flatMap((r) => ("path" in r ? [r.path] : [])),
+    denyRead: globs("file_read"),
+    denyWrite: globs("file_write"),
+  };
+}
+
 export class PolicyEngine {
   private readonly deny: ConfigRule[];
   private readonly confirm: ConfigRule[];
-  readonly pathDenials: PathDenials;
+  private readonly pathDenials: PathDenials;
 
   constructor(config: Pick<Config, "policy">) {
     this.deny = config.policy.deny.map((t, i) => parsePolicyRule(t, `policy.deny[${i}]`));
     this.confirm = config.policy.confirm.map((t, i) => parsePolicyRule(t, `policy.confirm[${i}]`));
-    const globs = (kind: "file_read" | "file_write") =>
-      this.deny.flatMap((r) => ("grant" in r && r.grant.kind === kind ? [r.grant.glob] : []));
-    this.pathDenials = {
-      deny: this.deny.flatMap((r) => ("path" in r ? [r.path] : [])),
-      denyRead: globs("file_read"),
-      denyWrite: globs("file_write"),
+    this.pathDenials = pathGlobs(this.deny);
+  }
+
+  /**
+   * What a call's Landlock domain and grep's read view leave out: the path deny rules, and
+   * every path confirm rule (`path:`, `file_read:`, `file_write:`) that a human did not
+   * confirm for this very call. `confirmed` holds the ids of the confirm rules the call
+   * matched (PolicyDecision.rules) once a human allowed it. The early check only sees the
+   * paths a command names; without this, a glob (`cat /workspace/va*`) or a walk (`grep -r
+   * x /workspace`) reads below a confirm rule that nobody was asked about.
+   */
+  closedPaths(confirmed: ReadonlySet<string>): PathDenials {
+    const unconfirmed = pathGlobs(this.confirm.filter((r) => !confirmed.has(r.id)));
+    return {
+      deny: [...this.pathDenials.deny, ...unconfirmed.deny],
+      denyRead: [...this.pathDenials.denyRead, ...unconfirmed.denyRead],
+      denyWrite: [...this.pathDenials.denyWrite, ...unconfirmed.denyWrite],
     };
   }
 
@@ -167,6 +190,7 @@ export class PolicyEngine {
         decision: "confirm",
         rule: confirm.rule.id,
         reason: `policy rule "${confirm.rule.text}" asks a human to confirm: ${confirm.what}`,
+        rules: this.confirm.filter((r) => ruleMatch(r, call, analysis, cwd) !== undefined).map((r) => r.id),
       };
     }
     return { decision: "allow" };
