@@ -22,7 +22,10 @@ const TYPICAL: Confinement = {
   denyRead: [],
   denyWrite: [],
   tmp: "/tmp/agent-bench",
+  execute: true,
 };
+/** The same grants for an agent that may run nothing from the goal's folders (read rules without execute). */
+const NO_EXECUTE: Confinement = { ...TYPICAL, execute: false, tmp: "/tmp/agent-bench-noexec" };
 /** 20 project folders and 200 markdown files: rules for what exists and matches. */
 const EXPANDED: Confinement = {
   ...TYPICAL,
@@ -59,6 +62,7 @@ export async function benchExecLatency(sb: DockerSandbox): Promise<BenchSection>
   const host: number[] = [];
   const bare: number[] = [];
   const typical: number[] = [];
+  const noExecute: number[] = [];
   const expanded: number[] = [];
   const time = async (into: number[], fn: () => Promise<unknown>) => {
     const t0 = performance.now();
@@ -72,6 +76,7 @@ export async function benchExecLatency(sb: DockerSandbox): Promise<BenchSection>
       [host, () => run("true")],
       [bare, () => sb.exec({ argv: ["true"], confinement: "unconfined" })],
       [typical, () => sb.exec({ argv: ["true"], confinement: TYPICAL })],
+      [noExecute, () => sb.exec({ argv: ["true"], confinement: NO_EXECUTE })],
       [expanded, () => sb.exec({ argv: ["true"], confinement: EXPANDED })],
     ];
     // A different order each round, so no kind always follows the same one.
@@ -124,6 +129,12 @@ export async function benchExecLatency(sb: DockerSandbox): Promise<BenchSection>
         baseline: unconfined,
       },
       {
+        name: "exec of `true` with Landlock, typical grants without execute in the goal's folders p50",
+        value: p50(noExecute),
+        unit: "ms",
+        baseline: { name: "typical grants with execute p50", value: p50(typical) },
+      },
+      {
         name: "exec of `true` with Landlock, 220 rules from file patterns p50",
         value: p50(expanded),
         unit: "ms",
@@ -160,9 +171,9 @@ export async function benchExecLatency(sb: DockerSandbox): Promise<BenchSection>
       },
     ],
     notes: [
-      "Samples interleaved (host spawn, unconfined, typical, expanded, the order rotating each round), 60 rounds after 5 warm-up rounds.",
+      "Samples interleaved (host spawn, unconfined, typical, typical without execute, expanded, the order rotating each round), 60 rounds after 5 warm-up rounds.",
       "An unconfined exec goes through the helper too (--unconfined --reap: seccomp, a signal-scoped domain with no file rules, the reaper), so the p50 difference is the file rules alone; the helper's own cost is what every exec pays over spawning dash directly, the reaper's what --reap adds to that.",
-      "Typical grants: file_read/file_write on /workspace/** and /output/**, read on /inputs/** and /skills/** (one hierarchy rule each, plus the root's system folders).",
+      "Typical grants: file_read/file_write on /workspace/** and /output/**, read on /inputs/** and /skills/** (one hierarchy rule each, plus the root's system folders). Without execute, the same rules are read-data rules (no execute right in the goal's folders): the number of rules is the same.",
     ],
   };
 }

@@ -15,6 +15,11 @@
  *   --write DIR         write, create, remove, rename and link beneath DIR
  *   --read-file FILE    read and execute FILE (anything but a folder: /dev/null too)
  *   --write-file FILE   write and truncate FILE
+ *   --read-data DIR     read everything beneath DIR, execute nothing there (execve of a file
+ *                       there fails with EACCES; an ELF interpreter and mmap(PROT_EXEC) are
+ *                       not checked by Landlock, so a program that already runs can still
+ *                       load code from there: the executor's callers know it)
+ *   --read-data-file FILE  read FILE, never execute it
  *   --fsize BYTES       RLIMIT_FSIZE: no file grows beyond BYTES (SIGXFSZ / EFBIG); 0
  *                       lets no file grow at all (a goal at its quota can still delete)
  *   --unconfined        no file rules (trusted callers); seccomp and --fsize still apply
@@ -141,6 +146,8 @@ struct open_how_compat {
 
 #define READ_DIR_RIGHTS (FS_EXECUTE | FS_READ_FILE | FS_READ_DIR)
 #define READ_FILE_RIGHTS (FS_EXECUTE | FS_READ_FILE)
+#define READ_DATA_DIR_RIGHTS (FS_READ_FILE | FS_READ_DIR)
+#define READ_DATA_FILE_RIGHTS (FS_READ_FILE)
 #define WRITE_FILE_RIGHTS (FS_WRITE_FILE | FS_TRUNCATE | FS_IOCTL_DEV)
 #define WRITE_DIR_RIGHTS                                                                      \
   (WRITE_FILE_RIGHTS | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_CHAR | FS_MAKE_DIR |          \
@@ -152,8 +159,8 @@ static void usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "%s: ", prog);
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\nusage: %s --abi | [--read DIR] [--write DIR] [--read-file FILE] "
-                  "[--write-file FILE] [--fsize BYTES] [--unconfined] [--reap] [--oom-score-adj N] -- "
-                  "PROG [ARG...]\n",
+                  "[--write-file FILE] [--read-data DIR] [--read-data-file FILE] [--fsize BYTES] "
+                  "[--unconfined] [--reap] [--oom-score-adj N] -- PROG [ARG...]\n",
           prog);
   exit(2);
 }
@@ -178,7 +185,7 @@ static uint64_t handled_fs(int abi) {
 
 /* ---------------------------------------------------------------- rule paths */
 
-enum rule_kind { READ_DIR, WRITE_DIR, READ_FILE, WRITE_FILE };
+enum rule_kind { READ_DIR, WRITE_DIR, READ_FILE, WRITE_FILE, READ_DATA_DIR, READ_DATA_FILE };
 
 struct rule {
   enum rule_kind kind;
@@ -246,17 +253,19 @@ static void add_rule(int ruleset, const struct rule *r, uint64_t handled) {
   struct stat st;
   if (fstat(fd, &st) != 0) setup_failed(r->path);
   int is_dir = S_ISDIR(st.st_mode);
-  int wants_dir = r->kind == READ_DIR || r->kind == WRITE_DIR;
+  int wants_dir = r->kind == READ_DIR || r->kind == WRITE_DIR || r->kind == READ_DATA_DIR;
   if (is_dir != wants_dir) {
     fprintf(stderr, "%s: no rule for %s (%s)\n", prog, r->path,
             wants_dir ? "not a folder" : "a folder where a file was expected");
     close(fd);
     return;
   }
-  uint64_t rights = r->kind == READ_DIR    ? READ_DIR_RIGHTS
-                    : r->kind == WRITE_DIR ? WRITE_DIR_RIGHTS
-                    : r->kind == READ_FILE ? READ_FILE_RIGHTS
-                                           : WRITE_FILE_RIGHTS;
+  uint64_t rights = r->kind == READ_DIR         ? READ_DIR_RIGHTS
+                    : r->kind == WRITE_DIR      ? WRITE_DIR_RIGHTS
+                    : r->kind == READ_FILE      ? READ_FILE_RIGHTS
+                    : r->kind == READ_DATA_DIR  ? READ_DATA_DIR_RIGHTS
+                    : r->kind == READ_DATA_FILE ? READ_DATA_FILE_RIGHTS
+                                                : WRITE_FILE_RIGHTS;
   struct ll_path_beneath_attr attr = {.allowed_access = rights & handled, .parent_fd = fd};
   if (attr.allowed_access != 0 &&
       syscall(__NR_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &attr, 0) != 0)
@@ -539,13 +548,15 @@ int main(int argc, char **argv) {
       reaper = 1;
       continue;
     }
-    int kind = strcmp(a, "--read") == 0         ? READ_DIR
-               : strcmp(a, "--write") == 0      ? WRITE_DIR
-               : strcmp(a, "--read-file") == 0  ? READ_FILE
-               : strcmp(a, "--write-file") == 0 ? WRITE_FILE
-               : strcmp(a, "--fsize") == 0      ? -2
-               : strcmp(a, "--oom-score-adj") == 0 ? -3
-                                                : -1;
+    int kind = strcmp(a, "--read") == 0             ? READ_DIR
+               : strcmp(a, "--write") == 0          ? WRITE_DIR
+               : strcmp(a, "--read-file") == 0      ? READ_FILE
+               : strcmp(a, "--write-file") == 0     ? WRITE_FILE
+               : strcmp(a, "--read-data") == 0      ? READ_DATA_DIR
+               : strcmp(a, "--read-data-file") == 0 ? READ_DATA_FILE
+               : strcmp(a, "--fsize") == 0          ? -2
+               : strcmp(a, "--oom-score-adj") == 0  ? -3
+                                                    : -1;
     if (kind == -1) usage_error("unknown option \"%s\"", a);
     if (i + 1 >= argc) usage_error("%s needs a value", a);
     const char *v = argv[++i];

@@ -10,14 +10,42 @@
 // rule to a folder whose reads are mixed (sandbox/executor/confinement.ts) and Landlock
 // refuses a move that gains read rights; so the domain writes exactly where file_write may.
 
+import { posix } from "node:path";
 import type { Confinement } from "../sandbox/types.js";
 import type { Grant } from "../security/grants.js";
 import type { PathDenials } from "../security/policy.js";
 import type { SkillAccess } from "../skills/access.js";
+import { MOUNT_ROOTS } from "../tools/exec-paths.js";
 
 /** The private temp folder of an agent: one path segment, whatever its id holds. */
 export function privateTmpOf(agentId: string): string {
   return `/tmp/agent-${agentId.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 100)}`;
+}
+
+/**
+ * Whether an exec grant's program lets the agent run a program by a path in the goal's
+ * folders. A grant matches argv[0] as written (security/narrowing.ts): a bare name
+ * (`python3`) only a name, which dash looks up in PATH (the system's folders; PATH cannot be
+ * set); an absolute path outside the folders only itself. Any other — `*` or any wildcard
+ * (`*` spans `/` and `..`: `py*` matches `py/../a.out`), a relative path (`./build.sh`),
+ * an absolute path in the folders (`/workspace/bin/tool`) — names programs there.
+ */
+function namesProgramInFolders(program: string): boolean {
+  if (program.includes("*")) return true;
+  if (!program.includes("/")) return false;
+  if (!program.startsWith("/")) return true;
+  const p = posix.normalize(program);
+  return MOUNT_ROOTS.some((root) => p === root || p.startsWith(`${root}/`));
+}
+
+/**
+ * The agent may run programs from the goal's folders: one of its exec grants names a program
+ * there (namesProgramInFolders). Every other agent's Landlock domain gives no execute right
+ * there, so what it writes, copies, compiles or is handed (a copy of setsid, a.out, a git
+ * hook) does not run, whatever runs it.
+ */
+function mayExecuteInFolders(grants: readonly Grant[]): boolean {
+  return grants.some((g) => g.kind === "exec" && namesProgramInFolders(g.pattern.split(" ")[0]!));
 }
 
 export function confinementFor(
@@ -43,5 +71,6 @@ export function confinementFor(
     denyRead: [...denials.denyRead],
     denyWrite: [...denials.denyWrite],
     tmp: privateTmpOf(agentId),
+    execute: mayExecuteInFolders(grants),
   };
 }

@@ -20,6 +20,12 @@ export interface Confinement {
   denyWrite: string[];
   /** The agent's private temp folder, /tmp/<name>: HOME and TMPDIR point there. */
   tmp: string;
+  /**
+   * The agent may run programs from the goal's folders (/workspace, /output, /inputs,
+   * /skills, its temp folder): its exec grants allow a program named by a path there
+   * (gate/confinement.ts). false: it reads and writes files there but execve()s none.
+   */
+  execute: boolean;
 }
 
 export interface ExecRequest {

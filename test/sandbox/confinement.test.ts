@@ -162,6 +162,7 @@ describe("write rules against the reads (a write hierarchy only over uniform rea
       denyRead: [],
       denyWrite: [],
       tmp: "/tmp/agent-a1",
+      execute: true,
     };
     const args = confinementArgs(c, []);
     expect(args).not.toContain(`${w}/pub`);
@@ -196,6 +197,7 @@ describe("the rest of the domain", () => {
       denyRead: [],
       denyWrite: [],
       tmp: "/tmp/agent-a1",
+      execute: true,
     };
     expect(confinementArgs(c, [{ kind: "read", path: "/usr" }])).toEqual([
       "--read",
@@ -211,7 +213,37 @@ describe("the rest of the domain", () => {
     ]);
   });
 
-  it("lets an agent run without Landlock only when its grants cover every mount and nothing is denied", () => {
+  it("gives an agent that may run nothing from the goal's folders read rules without execute there, and the system its own", () => {
+    const c: Confinement = {
+      read: [`${w}/pub/**`, `${w}/p1/src/*.c`],
+      write: [`${w}/notes.md`],
+      deny: [],
+      denyRead: [],
+      denyWrite: [],
+      tmp: "/tmp/agent-a1",
+      execute: false,
+    };
+    expect(confinementArgs(c, [{ kind: "read", path: "/usr" }])).toEqual([
+      "--read",
+      "/usr",
+      "--read-data",
+      "/tmp/agent-a1",
+      "--write",
+      "/tmp/agent-a1",
+      "--read-data",
+      `${w}/pub`,
+      "--read-data-file",
+      `${w}/p1/src/main.c`,
+      "--write-file",
+      `${w}/notes.md`,
+    ]);
+    // A grant over the system folders takes nothing from the system rules' execute right.
+    const all = confinementArgs({ ...c, read: ["/**"] }, [{ kind: "read", path: "/usr" }]);
+    expect(all.slice(0, 2)).toEqual(["--read", "/usr"]);
+    expect(all).toContain("--read-data");
+  });
+
+  it("lets an agent run without Landlock only when its grants cover every mount, it may run programs there, and nothing is denied", () => {
     const full: Confinement = {
       read: ["/workspace/**", "/output/**", "/inputs/**", "/skills/**"],
       write: ["/workspace/**", "/output/**"],
@@ -219,8 +251,10 @@ describe("the rest of the domain", () => {
       denyRead: [],
       denyWrite: [],
       tmp: "/tmp/agent-a",
+      execute: true,
     };
     expect(grantsCoverMounts(full, ["review"])).toBe(true);
+    expect(grantsCoverMounts({ ...full, execute: false }, ["review"])).toBe(false);
     expect(grantsCoverMounts({ ...full, read: ["/**"], write: ["/**"] }, [])).toBe(true);
     expect(grantsCoverMounts({ ...full, read: full.read.slice(0, 3) }, ["review"])).toBe(false);
     expect(

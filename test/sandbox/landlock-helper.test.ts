@@ -66,6 +66,26 @@ describe("aido-landlock", () => {
     expect(r.stderr).toMatch(/cannot create \/workspace\/secret\/k\.txt: Permission denied/);
   });
 
+  it("--read-data and --read-data-file read a file but execute nothing there (the loader still maps it)", async () => {
+    await sh("cp /bin/true /workspace/pub/t && cp /bin/true /workspace/secret/t && chmod +x /workspace/*/t");
+    const r = await helper([
+      ...SYSTEM,
+      "--read-data",
+      "/workspace/pub",
+      "--read-data-file",
+      "/workspace/secret/t",
+      "--",
+      "/bin/dash",
+      "-c",
+      "cat /workspace/pub/a.txt; /workspace/pub/t && echo ran-pub; /workspace/secret/t && echo ran-file; " +
+        "cmp -s /workspace/pub/t /bin/true && echo read-ok; " +
+        "/lib64/ld-linux-x86-64.so.2 /workspace/pub/t && echo loader-ran",
+    ]);
+    expect(r.stdout).toBe("public\nread-ok\nloader-ran\n");
+    expect(r.stderr).toMatch(/\/workspace\/pub\/t: Permission denied/);
+    expect(r.stderr).toMatch(/\/workspace\/secret\/t: Permission denied/);
+  });
+
   it("gives no rule to a path with a symlink anywhere in it, and says so", async () => {
     const r = await helper([
       ...SYSTEM,

@@ -20,12 +20,14 @@ const narrow: Confinement = {
   denyRead: [],
   denyWrite: [],
   tmp: "/tmp/agent-narrow",
+  execute: false,
 };
 const other: Confinement = {
   ...narrow,
   read: ["/workspace/**"],
   write: ["/workspace/**"],
   tmp: "/tmp/agent-other",
+  execute: true,
 };
 
 const run = (command: string, confinement: Confinement = narrow): Promise<ExecResult> =>
@@ -187,6 +189,30 @@ describe("a command in the agent's Landlock domain", () => {
     );
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/^4\nName:\s+cat\n$/);
+  });
+
+  it("runs no program from the goal's folders for an agent without execute: a copy, a compiled one, one in its temp folder", async () => {
+    await setup(
+      "cp /usr/bin/setsid /workspace/public/s && printf 'int main(){return 0;}' > /workspace/public/m.c && " +
+        "printf 'echo script-ran\\n' > /workspace/public/x.sh && printf 'print(\"py-ran\")\\n' > /workspace/public/x.py && " +
+        "chmod +x /workspace/public/s /workspace/public/x.sh",
+    );
+    const r = await run(
+      "/workspace/public/s sh -c 'echo copy-ran'; cp /workspace/public/s $TMPDIR/s && $TMPDIR/s sh -c 'echo tmp-ran'; " +
+        "cd /workspace/public && gcc -o a.out m.c && ./a.out && echo compiled-ran; " +
+        "./x.sh; sh ./x.sh; python3 x.py",
+    );
+    expect(r.stdout).toBe("script-ran\npy-ran\n");
+    expect(r.stderr).toMatch(/\/workspace\/public\/s: Permission denied/);
+    expect(r.stderr).toMatch(/\/tmp\/agent-narrow\/s: Permission denied/);
+    expect(r.stderr).toMatch(/\.\/a\.out: Permission denied/);
+    expect(r.stderr).toMatch(/\.\/x\.sh: Permission denied/);
+    // An agent whose grants name programs there runs them.
+    const ok = await run(
+      "/workspace/public/s sh -c 'echo copy-ran'; cd /workspace/public && ./a.out && echo compiled-ran",
+      other,
+    );
+    expect(ok.stdout).toBe("copy-ran\ncompiled-ran\n");
   });
 
   it("subtracts deny globs: a rule per sibling, none on the folder holding the denied one", async () => {

@@ -1,10 +1,11 @@
 // A kernel without Landlock, played honestly: the containers run with a seccomp profile
 // that makes landlock_create_ruleset fail with ENOSYS, as a kernel without it does. The
-// helper reports ABI 0; an agent whose file grants are narrower than the goal's mounts is
-// refused exec with an error naming the kernel requirement (audited as the call's
-// failure); an agent whose grants cover every mount runs as before. Without Landlock there
-// is no reaper either: a call ends by its process group, and the orphan sweep kills what
-// left the group — what a finished call left, never what a running call still owns.
+// helper reports ABI 0; an agent whose grants are narrower than the goal's mounts (files it
+// may not read or write there, or programs there it may not run) is refused exec with an
+// error naming the kernel requirement (audited as the call's failure); an agent whose grants
+// cover every mount runs as before. Without Landlock there is no reaper either: a call ends
+// by its process group, and the orphan sweep kills what left the group — what a finished
+// call left, never what a running call still owns.
 
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -80,8 +81,8 @@ describe("exec on a kernel without Landlock", () => {
     expect(failed.map((f) => (f.payload as { code?: string }).code)).toContain("sandbox_unavailable");
   });
 
-  it("runs an agent whose grants cover every mount and that nothing is denied", async () => {
-    const full = spawn("full", [
+  it("runs an agent whose grants cover every mount, may run programs there, and that nothing is denied", async () => {
+    const files = [
       "tool: exec",
       "file_read: /workspace/**",
       "file_read: /output/**",
@@ -89,11 +90,17 @@ describe("exec on a kernel without Landlock", () => {
       "file_read: /skills/**",
       "file_write: /workspace/**",
       "file_write: /output/**",
-      "exec: echo *",
-    ]);
+    ];
+    const full = spawn("full", [...files, "exec: echo *", "exec: /workspace/bin/*"]);
     const r = await call(full.id, "echo ran");
     expect(r).not.toBeInstanceOf(AidoError);
     expect((r as { output: string }).output).toContain("ran");
+    // Whose grants name no program in the goal's folders: Landlock would keep it from running
+    // what it writes there, and there is none to do it.
+    const noExecute = spawn("no-execute", [...files, "exec: echo *"]);
+    const refused = await call(noExecute.id, "echo should-not-run");
+    expect((refused as AidoError).code).toBe("sandbox_unavailable");
+    expect((refused as AidoError).message).toMatch(/programs there it may not run/);
   });
 
   it("sweeps what a finished call left, and leaves a running call's orphans to it", async () => {
@@ -107,6 +114,7 @@ describe("exec on a kernel without Landlock", () => {
       "file_write: /output/**",
       "exec: python3 *",
       "exec: ps *",
+      "exec: /workspace/bin/*",
     ]);
     // The first call's orphan (its own session, its parent gone) writes only once the second
     // call has ended and been swept (the test then drops go from the host); the first call

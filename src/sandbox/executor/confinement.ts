@@ -25,7 +25,9 @@
 // is walked into like a deny subtraction: its files get write-file rules, its uniform
 // subfolders hierarchy rules, and no name can be created, removed or moved in it by an exec.
 // Around that: the root file system's system folders (read, execute), /proc (read), the
-// few /dev nodes programs need, and the agent's private temp folder (read, write).
+// few /dev nodes programs need, and the agent's private temp folder (read, write). Only an
+// agent whose exec grants name programs by a path in the goal's folders (Confinement.execute)
+// may run a file from them; for any other, the read rules there carry no execute right.
 // The walk is bounded (entries, rules, time); past a bound the exec is refused.
 
 import { type Dirent, lstatSync, mkdirSync, readdirSync } from "node:fs";
@@ -35,7 +37,7 @@ import type { Confinement } from "../types.js";
 import { errnoOf, fail } from "./op-error.js";
 import { realpathOf } from "./realpath.js";
 
-export type RuleKind = "read" | "write" | "read-file" | "write-file";
+export type RuleKind = "read" | "write" | "read-file" | "write-file" | "read-data" | "read-data-file";
 
 export interface Rule {
   kind: RuleKind;
@@ -223,30 +225,44 @@ export function expandGlobs(
   return [...walk.rules.values()];
 }
 
-/** aido-landlock's arguments for a confinement, system rules first. */
+/** A read rule without the execute right (the goal's folders of an agent that may run nothing there). */
+function dataOnly(r: Rule): Rule {
+  if (r.kind === "read") return { kind: "read-data", path: r.path };
+  if (r.kind === "read-file") return { kind: "read-data-file", path: r.path };
+  return r;
+}
+
+/**
+ * aido-landlock's arguments for a confinement, system rules first. For an agent without
+ * `execute`, the read rules of its temp folder and of its grants are data only (no execute
+ * right): it runs nothing from the goal's folders. A grant reaching into the system folders
+ * (`file_read: /**`) takes nothing from them: Landlock adds up the rights of every rule
+ * above a file, and the system rules there carry the execute right. A write rule never does.
+ */
 export function confinementArgs(
   c: Confinement,
   system: readonly Rule[],
   limits: ExpandLimits = DEFAULT_LIMITS,
 ): string[] {
   const reads: GlobSet = { globs: c.read, deny: [...c.deny, ...c.denyRead] };
-  const rules: Rule[] = [
-    ...system,
+  const granted: Rule[] = [
     { kind: "read", path: c.tmp },
     { kind: "write", path: c.tmp },
     ...expandGlobs(reads.globs, reads.deny, "read", limits),
     ...expandGlobs(c.write, [...c.deny, ...c.denyWrite], "write", limits, reads),
   ];
+  const rules = [...system, ...(c.execute ? granted : granted.map(dataOnly))];
   return rules.flatMap((r) => [`--${r.kind}`, r.path]);
 }
 
 /**
  * Without Landlock (ABI 0) an agent may still run commands when its grants are not
  * narrower than what the container mounts: all of /workspace, /output, /inputs and every
- * mounted skill readable, /workspace and /output writable, and no deny glob.
+ * mounted skill readable, /workspace and /output writable, no deny glob, and programs there
+ * runnable (`execute`).
  */
 export function grantsCoverMounts(c: Confinement, mountedSkills: readonly string[]): boolean {
-  if (c.deny.length + c.denyRead.length + c.denyWrite.length > 0) return false;
+  if (!c.execute || c.deny.length + c.denyRead.length + c.denyWrite.length > 0) return false;
   const reads = ["/workspace", "/output", "/inputs", ...mountedSkills.map((s) => `/skills/${s}`)];
   const covers = (globs: readonly string[], dir: string) => globs.some((g) => globCovers(g, subtree(dir)));
   return reads.every((d) => covers(c.read, d)) && ["/workspace", "/output"].every((d) => covers(c.write, d));

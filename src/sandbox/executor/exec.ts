@@ -143,6 +143,7 @@ function parseConfinement(v: unknown): Confinement | "unconfined" {
   for (const k of ["read", "write", "deny", "denyRead", "denyWrite"]) {
     if (!list(o[k])) fail("invalid_input", `confinement.${k} must be a list of globs`);
   }
+  if (typeof o.execute !== "boolean") fail("invalid_input", "confinement.execute must be true or false");
   return o as unknown as Confinement;
 }
 
@@ -172,7 +173,8 @@ export function wrapperFor(
     fail(
       "landlock_unavailable",
       "exec needs Landlock (Linux 5.13 or later with landlock among the active LSMs) because this agent's " +
-        "file grants are narrower than the goal's mounts, and this kernel has none; run Aido on such a kernel, " +
+        "grants are narrower than the goal's mounts (files there it may not read or write, or programs there it " +
+        "may not run), and this kernel has none; run Aido on such a kernel, " +
         "or set `sandbox.landlock: off` in the operator's config.yaml to run commands without it",
     );
   }
