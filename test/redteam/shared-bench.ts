@@ -53,6 +53,8 @@ export async function openSharedBench(opts: {
   setup: string;
   deny?: string[];
   confirm?: string[];
+  /** How long a confirm waits for a human (default 1 s: nobody answers). */
+  approvalTimeoutMs?: number;
 }): Promise<SharedBench> {
   requireDocker();
   const server: ProviderServer = await startProviderServer();
@@ -60,8 +62,8 @@ export async function openSharedBench(opts: {
   home.config.policy.deny.push(...(opts.deny ?? []));
   home.config.policy.confirm.push(...(opts.confirm ?? []));
   home.config.policy.snapshotBeforeMutation = false;
-  // Nobody answers a confirm: the call is refused at the approval stage after a second.
-  home.config.approvals.timeoutMs = 1_000;
+  // Unless a test answers, nobody does: the call is refused at the approval stage after a second.
+  home.config.approvals.timeoutMs = opts.approvalTimeoutMs ?? 1_000;
   const docker = new DockerBackend(home.config);
   const rt = await Runtime.open(home.config, { backend: sharedBackend(docker) });
   const agents = new Map<string, string>();
