@@ -24,7 +24,7 @@ const TAR_LONG_COMPRESSOR: Record<string, string> = {
   uncompress: "compress",
 };
 /** tar letters that take a value, in old-style bundles (`tar czf out.tgz dir`) and short options. */
-const TAR_VALUE = "fbCFgIKLNTVX";
+const TAR_VALUE = "fbCFgHIKLNTVX";
 const TAR_VALUE_LONG = new Set(["file", "directory", "use-compress-program", "to-command", "info-script"]);
 for (const o of ["new-volume-script", "checkpoint-action", "rsh-command", "rmt-command", "files-from"]) {
   TAR_VALUE_LONG.add(o);
@@ -32,6 +32,12 @@ for (const o of ["new-volume-script", "checkpoint-action", "rsh-command", "rmt-c
 for (const o of ["exclude-from", "listed-incremental", "index-file", "volno-file", "blocking-factor"]) {
   TAR_VALUE_LONG.add(o);
 }
+for (const o of ["format", "label", "starting-file", "newer", "after-date", "tape-length"])
+  TAR_VALUE_LONG.add(o);
+
+/** Options whose value is a program, sh code or an action that runs one. */
+const CODE_OPTIONS = ["I", "use-compress-program", "to-command", "checkpoint-action", "F", "info-script"];
+CODE_OPTIONS.push("new-volume-script", "rsh-command", "rmt-command");
 
 /**
  * Every long name this table reads (and tar's real names that are prefixes of them, such as
@@ -51,16 +57,16 @@ const TAR_KNOWN = [...TAR_VALUE_LONG, ...Object.keys(TAR_LONG_COMPRESSOR)].conca
 ]);
 
 export const tar: Unfolder = (args) => {
-  const opts: { name: string; value?: string }[] = [];
+  /** Each option, with its value; `dynamic`: a separate value known only at run time (`-f "$f"`). */
+  const opts: { name: string; value?: string; dynamic?: boolean }[] = [];
+  const valueAt = (k: number) => ({ value: args[k]?.value ?? "", dynamic: args[k]?.dynamic === true });
   let i = 1;
   const first = args[1];
   if (first && !first.dynamic && !first.value.startsWith("-")) {
     // Old style: `tar czf ARCHIVE DIR`: each value letter takes the next argument.
     i = 2;
     for (const letter of first.value) {
-      opts.push(
-        TAR_VALUE.includes(letter) ? { name: letter, value: args[i++]?.value ?? "" } : { name: letter },
-      );
+      opts.push(TAR_VALUE.includes(letter) ? { name: letter, ...valueAt(i++) } : { name: letter });
     }
   }
   for (; i < args.length; i++) {
@@ -76,7 +82,7 @@ export const tar: Unfolder = (args) => {
       const name = v.slice(2, eq < 0 ? undefined : eq);
       checkAbbreviation(name, TAR_KNOWN);
       if (eq >= 0) opts.push({ name, value: v.slice(eq + 1) });
-      else if (TAR_VALUE_LONG.has(name)) opts.push({ name, value: args[++i]?.value ?? "" });
+      else if (TAR_VALUE_LONG.has(name)) opts.push({ name, ...valueAt(++i) });
       else opts.push({ name });
     } else if (v.startsWith("-")) {
       for (let k = 1; k < v.length; k++) {
@@ -85,7 +91,9 @@ export const tar: Unfolder = (args) => {
           opts.push({ name: letter });
           continue;
         }
-        opts.push({ name: letter, value: k + 1 < v.length ? v.slice(k + 1) : (args[++i]?.value ?? "") });
+        opts.push(
+          k + 1 < v.length ? { name: letter, value: v.slice(k + 1) } : { name: letter, ...valueAt(++i) },
+        );
         break;
       }
     }
@@ -94,8 +102,13 @@ export const tar: Unfolder = (args) => {
   const helpers = new Set<string>();
   let reads = false;
   let chosen = false;
+  let remote = false;
   for (const o of opts) {
     const value = o.value ?? "";
+    // A program, code or action known only at run time (`--checkpoint-action "e$x"`) cannot be judged.
+    if (o.dynamic && CODE_OPTIONS.includes(o.name)) {
+      return refuse(`tar ${o.name.length === 1 ? "-" : "--"}${o.name} with a run-time value (${value})`);
+    }
     if (["x", "t", "d", "extract", "get", "list", "diff", "compare"].includes(o.name)) reads = true;
     if (TAR_COMPRESSOR[o.name] || TAR_LONG_COMPRESSOR[o.name]) {
       helpers.add(TAR_COMPRESSOR[o.name] ?? TAR_LONG_COMPRESSOR[o.name]!);
@@ -122,12 +135,22 @@ export const tar: Unfolder = (args) => {
       !opts.some((x) => x.name === "force-local")
     ) {
       return refuse(`tar -f ${value} names a remote archive, which tar reaches by running rsh`);
-    } else if (o.name === "C" || o.name === "directory") step.dirs!.push({ value, dynamic: false });
+    } else if (
+      (o.name === "f" || o.name === "file") &&
+      o.dynamic &&
+      !opts.some((x) => x.name === "force-local")
+    ) {
+      remote = true;
+    } else if (o.name === "C" || o.name === "directory")
+      step.dirs!.push({ value, dynamic: o.dynamic === true });
   }
   // Reading an archive without a named compressor: tar picks one from the archive's first
   // bytes and runs it directly; writing, it runs the compressor through /bin/sh -c.
   if (reads && !chosen) for (const c of COMPRESSORS) helpers.add(c);
   if (!reads && helpers.size > 0) helpers.add("sh");
+  // `-f "$f"` may turn out to be host:file: tar then runs its remote shell directly
+  // (--rsh-command, /usr/bin/rsh by default, which the image does not have).
+  if (remote) helpers.add("rsh");
   step.helpers = [...helpers];
   if (step.code.length > 0) step.openArgs = true;
   return step;

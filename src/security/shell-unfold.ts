@@ -12,6 +12,8 @@ export interface Arg {
   dynamic: boolean;
   /** A run-time value that is one argument not starting with `-` or `+` (shell-words.ts): never an option. */
   optionSafe?: boolean;
+  /** For a run-time value: how many arguments it becomes (shell-words.ts WordValue.fields). */
+  fields?: "one" | "glob" | "split";
   /** Byte span of the word in the exec's own command text; absent for words of nested code. */
   span?: { start: number; end: number };
 }

@@ -13,6 +13,7 @@ import { builtinEffect, checkFunctionName } from "./shell-builtins.js";
 import { optionsRunPrograms, unfolderFor } from "./shell-programs.js";
 import { type Redirect, redirectOf } from "./shell-redirects.js";
 import { type Arg, basename, isSystemProgramPath, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
+import { isDataValue } from "./shell-value-slots.js";
 import { ShellSource, type WordHooks, wordValue } from "./shell-words.js";
 
 /** Wrappers and `sh -c` strings nested deeper than this are refused. */
@@ -287,10 +288,12 @@ export class Analyzer {
     for (const w of ce.Args as ShNode[]) {
       const v = wordValue(w, ctx.src, hooks);
       const span = ctx.topLevel ? { start: w.start as number, end: w.end as number } : undefined;
+      const dynamic = v.dynamic || v.glob;
       args.push({
         value: v.value,
-        dynamic: v.dynamic || v.glob,
+        dynamic,
         ...(v.optionSafe ? { optionSafe: true } : {}),
+        ...(dynamic ? { fields: v.fields } : {}),
         ...(span ? { span } : {}),
       });
     }
@@ -435,8 +438,9 @@ export class Analyzer {
  * find -exec, git --upload-pack...) is judged by the options it is given; an argument known
  * only at run time may turn out to be one (`sort $X`, or `tar cf o.tar *` in a folder holding
  * a file named `--checkpoint-action=exec=sh x`), and so may arguments xargs appends. Refused,
- * unless the word is one argument that cannot start with - or + (`./*`, `"/w/$f"`) or stands
- * after `--` (find has no such end: its expression is not options).
+ * unless the word is one argument that cannot start with - or + (`./*`, `"/w/$f"`), stands
+ * after `--` (find has no such end: its expression is not options), or is the value of an
+ * option whose value is data (`tar -xf "$f"`, `git commit -m "$msg"`: shell-value-slots.ts).
  */
 function runtimeOptions(name: string, args: readonly Arg[], at: Launch): void {
   if (at.wrappers.at(-1) === "xargs") {
@@ -444,11 +448,12 @@ function runtimeOptions(name: string, args: readonly Arg[], at: Launch): void {
       `xargs appends arguments read at run time to ${name}, whose options run programs; one of them may be an option`,
     );
   }
-  for (const a of args.slice(1)) {
+  for (const [k, a] of args.entries()) {
+    if (k === 0) continue;
     if (!a.dynamic && a.value === "--" && name !== "find") return;
-    if (a.dynamic && !a.optionSafe) {
+    if (a.dynamic && !a.optionSafe && !isDataValue(name, args, k)) {
       throw cannotJudge(
-        `${name} with a run-time argument (${a.value}) that may turn out to be an option, and ${name}'s options can run programs; start it with a fixed path (./*, "/dir/$f") or put it after --`,
+        `${name} with a run-time argument (${a.value}) that may turn out to be an option, and ${name}'s options can run programs; start it with a fixed path (./*, "/dir/$f"), put it after --, or quote it as the value of an option that takes one`,
       );
     }
   }

@@ -31,6 +31,12 @@ export interface WordValue {
    * `--checkpoint-action=exec=sh x`).
    */
   optionSafe: boolean;
+  /**
+   * How many arguments it becomes: "one" (no unquoted expansion, no unquoted glob), "glob"
+   * (an unquoted glob and no unquoted expansion: the names that match, or the pattern itself),
+   * "split" (an unquoted expansion or `~`: field splitting can make anything of it).
+   */
+  fields: "one" | "glob" | "split";
 }
 
 /** What the analyzer learns from inside a word. */
@@ -254,7 +260,8 @@ export function wordValue(
   // An unquoted glob character first (`*`, `?*`, `[-]x`) is no fixed character: `*` may expand to `--x`.
   const leadGlob = !chars.q[0] && (lead === "*" || lead === "?" || lead === "[");
   const optionSafe = leadFixed === true && !splits && !leadGlob && lead !== "-" && lead !== "+";
-  return { value: dynamic ? src.slice(word) : chars.c.join(""), dynamic, glob, optionSafe };
+  const fields = splits ? "split" : glob ? "glob" : "one";
+  return { value: dynamic ? src.slice(word) : chars.c.join(""), dynamic, glob, optionSafe, fields };
 }
 
 /** Visit a parameter expansion, command substitution or arithmetic expansion. */

@@ -136,6 +136,22 @@ const ATTACKS: Attack[] = [
     why: /tar with a run-time argument \(\*\) that may turn out to be an option/,
   },
   {
+    name: "tar: --checkpoint-action with a quoted run-time value that completes exec=",
+    as: "tar",
+    command: `X='xec=touch /workspace/pwn-tarcpa'; tar --checkpoint=1 --checkpoint-action "e$X" -cf /tmp/o.tar /workspace/d`,
+    canary: "pwn-tarcpa",
+    why: /tar --checkpoint-action with a run-time value/,
+  },
+  {
+    // Refused before a value slot was read (the word is not one that cannot start with -);
+    // kept so that reading `-f "$X"` as a value never forgets that --exclude takes -f first.
+    name: "tar: a run-time word after -f when an unknown option took -f as its value",
+    as: "tar",
+    command: `X='--to-command=touch /workspace/pwn-tarexcl'; tar -x --exclude -f "$X" -f /workspace/a.tar -C /tmp`,
+    canary: "pwn-tarexcl",
+    why: /tar with a run-time argument \("\$X"\) that may turn out to be an option/,
+  },
+  {
     name: "sort: --compress-program hidden in a variable",
     as: "sort",
     command: "X=--compress-program=/workspace/cp; sort -S 100K -T /tmp $X /workspace/big",
@@ -288,6 +304,15 @@ describe("options that run programs, however they are spelled", () => {
       ["sed", "sed -e 's/a/A/' -e '$a end' /workspace/d"],
       ["awk", "awk '{ s += $1 / 2 } END { print s }' /workspace/big"],
       ["find", "find /workspace/wc -name 's.*'"],
+      // Run-time words where the program takes them as an option's value (shell-value-slots.ts).
+      ["tar", 'f=/workspace/a.tar; tar -tf "$f"'],
+      ["tar", 'f=/workspace/a.tar; d=/tmp; tar xf "$f" -C "$d"'],
+      ["find", "cd /workspace && find . -name *.c"],
+      ["find", 'p="s.*"; find /workspace/wc -name "$p"'],
+      [
+        "git",
+        'msg="a message"; GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@b GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@b git -C /workspace/repo commit -q --allow-empty -m "$msg"',
+      ],
       ["git", "git -C /workspace/repo --no-pager log --oneline"],
       ["gcc", "gcc -c /workspace/x.c -o /tmp/x.o"],
     ] as const) {

@@ -210,3 +210,55 @@ describe("programs that run programs named in their options", () => {
     expect(analyzeCommand("jq '.a/2' f.json").commands[0]!.dataArgs).toEqual([1]);
   });
 });
+
+describe("run-time words where a program takes the value of an option", () => {
+  const RUNTIME = /with a run-time argument .* may turn out to be an option/;
+
+  it("accepts a quoted run-time word as the value of a data option", () => {
+    expect(names('tar -xf "$f"')).toEqual(["tar"]);
+    expect(names('tar xzf "$f" -C /tmp')).toEqual(["tar"]);
+    expect(names('tar -C "$d" -x -f "$f" --force-local')).toEqual(["tar"]);
+    expect(names('tar --file "$f" -t')).toEqual(["tar"]);
+    expect(names('git commit -m "$msg"')).toEqual(["git"]);
+    expect(names('git -C /workspace/repo commit -q -am "fix: $msg" --author "$who"')).toEqual(["git"]);
+    expect(names('git tag -a v1 -m "$msg"')).toEqual(["git"]);
+    expect(names('git checkout -b "$branch"')).toEqual(["git"]);
+    expect(names('git stash push -m "$msg"')).toEqual(["git"]);
+    expect(names('find . -name "$p" -type f')).toEqual(["find"]);
+    expect(names('find /workspace -newer "$ref" -exec ls {} +')).toEqual(["find", "ls"]);
+  });
+
+  it("lists rsh for a run-time archive name (it may be host:file), and marks a run-time -C folder as run-time", () => {
+    expect(analyzeCommand('tar -xf "$f"').helpers).toContain("rsh");
+    expect(analyzeCommand('tar --force-local -xf "$f"').helpers).not.toContain("rsh");
+    expect(analyzeCommand('tar -x -f a.tar -C "$d"').commands[0]!.localDirs).toEqual([
+      { path: '"$d"', dynamic: true },
+    ]);
+  });
+
+  it("takes an unquoted glob as find's pattern when no match can spell a find primary", () => {
+    expect(names("find . -name *.txt")).toEqual(["find"]);
+    expect(names("find . -path */src/*")).toEqual(["find"]);
+    refused("find . -name *", RUNTIME);
+    refused("find . -name *[.]txt", RUNTIME);
+    refused("find . -newer *.txt", RUNTIME);
+  });
+
+  it("refuses a word that field splitting could cut, a value slot after an option the table does not know, and program options", () => {
+    refused("tar -xf $f", RUNTIME);
+    refused('tar -cf out.tar "$f"', RUNTIME);
+    refused('tar --exclude -f "$x" -cf out.tar .', RUNTIME);
+    refused('tar -H -f "$x" -cf out.tar .', RUNTIME);
+    refused('git commit --cleanup -m "$x"', RUNTIME);
+    refused('git fetch -m "$x"', RUNTIME);
+    refused('git commit --mess "$x"', RUNTIME);
+    refused('find . -printf -name "$x"', RUNTIME);
+    refused('find . -D tree -name "$x"', RUNTIME);
+    refused('tar -cf out.tar --to-command "$x" .', RUNTIME);
+    refused(
+      'tar --checkpoint=1 --checkpoint-action "e$x" -cf /tmp/o.tar .',
+      /--checkpoint-action with a run-time value/,
+    );
+    refused('tar -I "g$x" -cf /tmp/o.tar .', /tar -I with a run-time value/);
+  });
+});

@@ -135,6 +135,20 @@ export const PROGRAM_CASES: Case[] = [
   refuse(O, "root", "run-parts /workspace/s", "policy", /run-parts/),
   refuse(O, "root", "dpkg -i /workspace/x.deb", "policy", /dpkg/),
   refuse(O, "root", "apt-get install -y x", "policy", /apt-get installs packages/),
+  refuse(
+    O,
+    "tools",
+    `X='xec=touch PWN'; tar --checkpoint=1 --checkpoint-action "e$X" -cf /tmp/o.tar /workspace/public`,
+    "policy",
+    /tar --checkpoint-action with a run-time value/,
+  ),
+  refuse(
+    O,
+    "tools",
+    "p=x; find /workspace/public -name $p",
+    "policy",
+    /find with a run-time argument \(\$p\)/,
+  ),
   allow(O, "root", "sort --compress-program=gzip -S 1k /workspace/public/notes.txt", ["sort", "gzip"]),
   allow(O, "root", "tar -czf /tmp/a.tgz -C /workspace public", ["tar", "gzip", "sh"]),
   allow(O, "root", "tar -I 'gzip -1' -cf /tmp/b.tgz -C /workspace public", ["tar", "sh", "gzip"]),
@@ -350,6 +364,21 @@ export const PROGRAM_CASES: Case[] = [
   allow(OK, "root", "xz -c /workspace/public/notes.txt | xz -d", ["xz"]),
   allow(OK, "root", "stat -c %s /workspace/public/notes.txt", ["stat"]),
   allow(OK, "root", "git -C /workspace/repo status --short", GIT_HELPERS),
+  // Run-time words where the program takes them as the value of an option (shell-value-slots.ts).
+  // Reading, tar picks a decompressor from the archive: every one is listed as a helper.
+  allow(OK, "root", 'f=/tmp/c.tar; tar -cf "$f" -C /workspace public && tar -tf "$f"', [
+    "tar",
+    "rsh",
+    ...["gzip", "bzip2", "xz", "lzip", "lzma", "lzop", "zstd", "compress", "gunzip", "unxz"],
+  ]),
+  allow(
+    OK,
+    "root",
+    'msg="fix: a bug"; GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@b GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@b git -C /workspace/repo commit -q --allow-empty -m "$msg"',
+    GIT_HELPERS,
+  ),
+  { ...allow(OK, "root", "find . -name *.txt", ["find"]), cwd: "/workspace/public" },
+  allow(OK, "root", 'p="*.txt"; find /workspace/public -name "$p" -type f', ["find"]),
   // --- narrow file grants: the early path check must not stand in the way of ordinary work ---
   allow(FP, "worker", "echo hello", ["echo"]),
   allow(FP, "worker", "echo see /workspace/secret/k.txt", ["echo"]),
