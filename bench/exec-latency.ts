@@ -1,7 +1,8 @@
 // bench/exec-latency.ts — what a Landlock domain costs an exec, side by side in one run
 // and interleaved sample by sample (this machine's load drifts): a host spawn, an exec
 // through the executor without a domain, with typical grants (folder prefixes: one rule
-// each), with grants that need expanding against the file system (file patterns), and the
+// each), the same grants without the execute right in the goal's folders (read-data rules),
+// with grants that need expanding against the file system (file patterns), and the
 // helper's own cost measured inside the container (helper + /bin/true vs /bin/true), and
 // what the reaper adds to it (--reap: fork, a nested domain, the wait and the kill loop).
 // Every executor exec runs with --reap on this kernel (Landlock ABI >= 6). Targets: at most

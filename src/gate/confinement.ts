@@ -2,8 +2,10 @@
 // exec runs in (and grep's read view): the agent's verified file_read / file_write globs,
 // /skills/<name>/** for each skill it may read, minus the operator's `path:`,
 // `file_read:` and `file_write:` deny rules and the confirm rules of those kinds that no
-// human confirmed for this call (PolicyEngine.closedPaths). Computed by the gate from the
-// token it has just verified, never from anything the model wrote.
+// human confirmed for this call (PolicyEngine.closedPaths), and whether it may run programs
+// from the goal's folders at all (`execute`: only when an exec grant names one there).
+// Computed by the gate from the token it has just verified, never from anything the model
+// wrote.
 // Each list goes to the domain as it is: a `file_read:` deny rule is not also a write deny.
 // A command that may write where reads are denied still cannot rename, move or link a
 // denied file to a name it may read, because the expansion never gives a write hierarchy

@@ -8,7 +8,9 @@
 //   "git push *"  or "exec: git push *"  every simple command matching the exec pattern
 //   "tool: file_write"                   any call of that tool ("tool: *" for all)
 //   "path: /workspace/secrets/**"        file tools reading or writing there, and exec
-//                                         arguments, redirections and cd targets there
+//                                         arguments, redirections and cd targets there;
+//                                         as a confirm rule also shut in the Landlock domain
+//                                         of a call no human confirmed (closedPaths)
 //   "file_read: <glob>" / "file_write: <glob>"   the same, for one direction
 //   "network: *.example.com"             network needs for that host (and the bare domain)
 //   "spawn_child: [writer]"              spawning those manifests
