@@ -125,6 +125,39 @@ describe("config confirm rules", () => {
   });
 });
 
+describe("confirm paths and the Landlock domain", () => {
+  const engine = withRules(
+    ["path: /workspace/secrets/**"],
+    ["path: /workspace/vault/**", "file_read: /workspace/keys/**", "file_write: /output/**", "git push *"],
+  );
+  const read = (...paths: string[]): PolicyCall => ({
+    tool: "file_read_many",
+    input: {},
+    needs: paths.map((path) => ({ kind: "file_read" as const, path })),
+  });
+
+  it("lists every confirm rule a call matched, the one that asks first", () => {
+    expect(engine.decide(read("/workspace/vault/x", "/workspace/keys/k"))).toMatchObject({
+      decision: "confirm",
+      rule: "policy.confirm[0]",
+      rules: ["policy.confirm[0]", "policy.confirm[1]"],
+    });
+  });
+
+  it("shuts every confirm path no human confirmed, like a deny rule, and opens only those confirmed", () => {
+    expect(engine.closedPaths(new Set())).toEqual({
+      deny: ["/workspace/secrets/**", "/workspace/vault/**"],
+      denyRead: ["/workspace/keys/**"],
+      denyWrite: ["/output/**"],
+    });
+    expect(engine.closedPaths(new Set(["policy.confirm[0]", "policy.confirm[3]"]))).toEqual({
+      deny: ["/workspace/secrets/**"],
+      denyRead: ["/workspace/keys/**"],
+      denyWrite: ["/output/**"],
+    });
+  });
+});
+
 describe("config rule syntax", () => {
   it.each([
     ["git push; rm", /shell syntax is not allowed/],
