@@ -84,17 +84,31 @@ const unconfined = (code: string) => b.inner.exec({ argv: ["sh", "-c", code], co
 
 describe("less runs no command from a lesskey file", () => {
   it.each([
-    ["LESSKEYIN names a lesskey file", "LESSKEYIN=/workspace/lk less /workspace/d", "pwn-lesskeyin"],
     ["~/.lesskey under a HOME the command sets", "HOME=/workspace/h less /workspace/d", "pwn-lesshome"],
     ["$XDG_CONFIG_HOME/lesskey", "XDG_CONFIG_HOME=/workspace/xdg less /workspace/d", "pwn-lessxdg"],
   ])(
-    "%s: its #env LESSOPEN does not run",
+    "%s: less pages, and its #env LESSOPEN does not run",
     async (_how, command, canary) => {
-      const r = await b.exec("pager", command);
-      expect(b.exists(`/workspace/c/${canary}`), `${command} ran LESSOPEN: ${outputOf(r)}`).toBe(false);
+      const r = ran(await b.exec("pager", command));
+      expect(r.output).toContain("b\na");
+      expect(b.exists(`/workspace/c/${canary}`), `${command} ran LESSOPEN: ${r.output}`).toBe(false);
     },
     60_000,
   );
+
+  it("LESSKEYIN names a lesskey file: refused by the rules, and stopped by LESSSECURE where no rule reads the command", async () => {
+    const command = "LESSKEYIN=/workspace/lk less /workspace/d";
+    expectRefused(
+      b,
+      "pager",
+      await b.exec("pager", command),
+      "policy",
+      /LESSKEYIN \(rule loader-injection\)/,
+    );
+    // The test's own unconfined exec: nothing judged it, the executor's environment still applies.
+    expect((await unconfined(`${command} >/dev/null`)).exitCode).toBe(0);
+    expect(b.exists("/workspace/c/pwn-lesskeyin")).toBe(false);
+  }, 60_000);
 
   it("(control: the same file without LESSSECURE runs its LESSOPEN)", async () => {
     await unconfined("env -u LESSSECURE LESSKEYIN=/workspace/lk2 less /workspace/d >/dev/null");
