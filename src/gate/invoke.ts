@@ -108,6 +108,11 @@ export class Gate {
     return this.deps.tools;
   }
 
+  /** The agent stopped (kernel/registry.ts stopAgent): drop what the gate kept for it. */
+  agentStopped(agentId: string): void {
+    this.snapshots?.forget(agentId);
+  }
+
   async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
     const { deps } = this;
     const deny = (

@@ -278,6 +278,7 @@ export class Runtime {
       config,
       tokens: this.tokens,
       approvals,
+      gate: this.gate,
       budget,
       audit: this.audit,
       events,
