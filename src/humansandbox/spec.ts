@@ -99,8 +99,6 @@ export const SandboxFileSchema = z.strictObject({
     .optional(),
 });
 
-export type SandboxFile = z.infer<typeof SandboxFileSchema>;
-
 /** A validated sandbox.yaml with defaults applied and units resolved. */
 export interface SandboxSpec {
   source: string;

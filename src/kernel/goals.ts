@@ -340,10 +340,6 @@ export class GoalRunner {
     await Promise.all(running.map(([, g]) => g.ended));
   }
 
-  get runningCount(): number {
-    return this.live.size;
-  }
-
   /** Checked before the goal exists: a refusal is audited and nothing is copied. */
   private checkedInputs(paths: readonly unknown[]): CheckedInput[] {
     if (!Array.isArray(paths))

@@ -48,8 +48,6 @@ import { planPrune, storeFiles, storeUsage } from "./snapshot-prune.js";
 import { type Permit, type RestoreResult, restoreWorkspace } from "./snapshot-restore.js";
 import { openWorkspaceFile, type WorkspaceEntry, walkForSnapshot } from "./snapshot-walk.js";
 
-export type { Permit, RestoreResult } from "./snapshot-restore.js";
-
 /** The folders a snapshot covers, by the name of their mount point in the container. */
 export const SNAPSHOT_ROOTS = ["workspace", "output"] as const;
 export type SnapshotRootName = (typeof SNAPSHOT_ROOTS)[number];

@@ -27,7 +27,7 @@ import {
 import type { AuditLog, Signer } from "./audit.js";
 import { canonicalJson } from "./canonical-json.js";
 
-export type { ApprovalDecision, ApprovalRecord, ApprovalStatus };
+export type { ApprovalDecision, ApprovalRecord };
 export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = [
   "allow_once",
   "allow_session",

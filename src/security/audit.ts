@@ -36,8 +36,7 @@ import {
 import { type AuditRow, verifyLog } from "./audit-verify.js";
 import { canonicalJson } from "./canonical-json.js";
 
-export type { AuditCheckpoint, AuditVerifyResult, Signer } from "./audit-format.js";
-export { entryHash, GENESIS_HASH } from "./audit-format.js";
+export type { AuditVerifyResult, Signer } from "./audit-format.js";
 
 const MIGRATIONS = [
   `CREATE TABLE audit (

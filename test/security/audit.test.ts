@@ -7,7 +7,8 @@ import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, openDatabase } from "../../src/db/database.js";
 import { AidoError } from "../../src/errors.js";
-import { AuditLog, GENESIS_HASH } from "../../src/security/audit.js";
+import { AuditLog } from "../../src/security/audit.js";
+import { GENESIS_HASH } from "../../src/security/audit-format.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
 import { makeSigner } from "./signer-fixture.js";
 
