@@ -149,7 +149,6 @@ export function rootAccountOf(goalId: string): string {
 
 export class GoalRunner {
   private readonly live = new Map<string, LiveGoal>();
-  private readonly waiters = new Map<string, Set<() => void>>();
   private closed = false;
 
   constructor(private readonly deps: GoalRunnerDeps) {
@@ -237,20 +236,23 @@ export class GoalRunner {
     return rows.map((r) => this.status(r.id));
   }
 
-  /** The goal's status once it ended, or as it is when `timeoutMs` passes. */
-  async wait(id: string, timeoutMs: number): Promise<GoalStatus> {
+  /**
+   * The goal's status once it ended, or as it is when `timeoutMs` passes or `signal` aborts
+   * (goal.wait: the client that asked left). Leaves no waiter behind either way.
+   */
+  async wait(id: string, timeoutMs: number, signal?: AbortSignal): Promise<GoalStatus> {
     const now = this.status(id);
-    if (TERMINAL.has(now.state)) return now;
+    if (TERMINAL.has(now.state) || signal?.aborted) return now;
     await new Promise<void>((ok) => {
-      const set = this.waiters.get(id) ?? new Set();
-      this.waiters.set(id, set);
       const done = () => {
         clearTimeout(timer);
-        set.delete(done);
+        signal?.removeEventListener("abort", done);
+        unsubscribe();
         ok();
       };
+      const unsubscribe = this.deps.events.subscribe({ goalId: id, types: ["goal.finished"] }, done);
       const timer = setTimeout(done, Math.max(0, timeoutMs));
-      set.add(done);
+      signal?.addEventListener("abort", done, { once: true });
     });
     return this.status(id);
   }
@@ -528,8 +530,6 @@ export class GoalRunner {
     // Without AIDO_PERSISTENT_MEMORY a goal's memories end with it (a no-op otherwise).
     this.deps.memory?.pruneGoal(id);
     this.deps.events.emit("goal.finished", id, { state, ...(o.error ? { error: o.error } : {}), usage });
-    for (const w of [...(this.waiters.get(id) ?? [])]) w();
-    this.waiters.delete(id);
   }
 
   private usageOf(row: GoalRow): Usage {
