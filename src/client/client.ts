@@ -154,14 +154,6 @@ export class AidoClient {
     return { done, close: () => client.close() };
   }
 
-  /** Same as AidoClient.subscribe on this client's socket path. */
-  subscribe(
-    goalId: string | undefined,
-    onEvent: (params: RuntimeEventParams) => void,
-  ): Promise<Subscription> {
-    return AidoClient.subscribe(this.socketPath, goalId, onEvent);
-  }
-
   close(): void {
     this.fail(new AidoError(ErrorCode.cancelled, "the client closed the connection"));
     this.sock.destroy();

@@ -433,11 +433,6 @@ export class AuditLog {
   tail(n = 20): AuditEntry[] {
     return this.query({ limit: n }).reverse();
   }
-
-  latestCheckpoint(): AuditCheckpoint | undefined {
-    const all = this.stmt.checkpoints.all() as AuditCheckpoint[];
-    return all[all.length - 1];
-  }
 }
 
 function toEntry(row: Row): AuditEntry {

@@ -71,7 +71,7 @@ describe("events.subscribe", () => {
     fx = await startFixture(server);
     const c = await fx.client();
     const seen: WireEvent[] = [];
-    const sub = await c.subscribe(undefined, (ev) => seen.push(ev));
+    const sub = await AidoClient.subscribe(fx.home.config.socketPath, undefined, (ev) => seen.push(ev));
     const a = await c.call("goal.submit", { goal: "a", manifest: manifest("solo") });
     const b = await c.call("goal.submit", { goal: "b", manifest: manifest("solo") });
     await until(() => seen.filter((e) => e.type === "goal.finished").length === 2);
@@ -105,7 +105,7 @@ describe("events.subscribe", () => {
     fx = await startFixture(server);
     const c = await fx.client();
     const seen: WireEvent[] = [];
-    const sub = await c.subscribe(undefined, (ev) => seen.push(ev));
+    const sub = await AidoClient.subscribe(fx.home.config.socketPath, undefined, (ev) => seen.push(ev));
     const a = await c.call("agent.spawn", {
       manifest: manifest("memo", {
         capabilities: ["tool: memory_store"],
@@ -153,7 +153,7 @@ describe("clients that leave", () => {
     const c = await fx.client();
     const { goal_id } = await c.call("goal.submit", { goal: "slow", manifest: manifest("slow") });
     const seen: WireEvent[] = [];
-    const sub = await c.subscribe(goal_id, (ev) => seen.push(ev));
+    const sub = await AidoClient.subscribe(fx.home.config.socketPath, goal_id, (ev) => seen.push(ev));
     const waiter = await fx.client();
     const wait = waiter.call("goal.wait", { goal_id, timeout_ms: 600_000 }).catch((e: Error) => e);
     // Both the stream and the wait hold a listener while their clients are here...
