@@ -6,7 +6,7 @@
 
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
-import type { GoalStatus } from "../kernel/goals.js";
+import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, parseManifestValue } from "../manifest/load.js";
 import { parseAnchor } from "../security/audit-head.js";

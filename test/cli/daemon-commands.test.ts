@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
-import type { GoalStatus } from "../../src/kernel/goals.js";
+import type { GoalStatus } from "../../src/kernel/goal-store.js";
 import { type DaemonFixture, MODEL, manifest, startFixture } from "../daemon/fixture.js";
 import { makeTempHome } from "../support/home.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";

@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
-import type { GoalStatus } from "../../src/kernel/goals.js";
+import type { GoalStatus } from "../../src/kernel/goal-store.js";
 import { type DaemonFixture, MODEL, startFixture } from "../daemon/fixture.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
 import { useProviderServer } from "../support/provider-suite.js";
