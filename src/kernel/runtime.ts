@@ -293,7 +293,6 @@ export class Runtime {
       events,
       skills: this.skills,
       makeClient: (agentId, name, model) => this.clientFor(agentId, name, model),
-      forgetClient: () => {},
     });
     this.archive = new ContextArchive(db);
     this.conversations = new ConversationStore(db);
