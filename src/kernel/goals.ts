@@ -51,7 +51,7 @@ export interface GoalRunnerDeps {
   memory?: MemoryStore;
   /**
    * The goal ended: its container is removed for good, its cached handle forgotten, and its
-   * folders lose every setuid/setgid bit (Runtime.retireSandbox). Never throws.
+   * folders lose every setuid/setgid bit (GoalSandboxes.retire). Never throws.
    */
   retireSandbox(goalId: string): Promise<void>;
 }
