@@ -70,7 +70,7 @@ export async function benchDaemon(): Promise<BenchSection> {
     const idle = rssMb(pid);
 
     const ends = new Map<string, number>();
-    const sub = await client.subscribe(undefined, (ev: WireEvent) => {
+    const sub = await AidoClient.subscribe(home.config.socketPath, undefined, (ev: WireEvent) => {
       if (ev.type === "goal.finished" && ev.goal_id) ends.set(ev.goal_id, Date.now());
     });
     let peak = idle;

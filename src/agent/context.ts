@@ -91,15 +91,6 @@ const ARCHIVE_MIGRATIONS = [
    CREATE INDEX agent_context_archive_agent ON agent_context_archive (agent_id);`,
 ];
 
-export interface ArchivedContext {
-  id: number;
-  agent_id: string;
-  goal_id: string;
-  archived_at: number;
-  messages: Message[];
-  summary: string;
-}
-
 /** The summarised-away messages, kept verbatim (what the agent saw stays inspectable). */
 export class ContextArchive {
   constructor(private readonly db: Db) {
@@ -113,13 +104,6 @@ export class ContextArchive {
         "INSERT INTO agent_context_archive (agent_id, goal_id, archived_at, messages, summary) VALUES (?, ?, ?, ?, ?)",
       ).run(agentId, goalId, Date.now(), JSON.stringify(messages), summary).lastInsertRowid,
     );
-  }
-
-  list(agentId: string): ArchivedContext[] {
-    const rows = prepared(this.db, "SELECT * FROM agent_context_archive WHERE agent_id = ? ORDER BY id").all(
-      agentId,
-    ) as (Omit<ArchivedContext, "messages"> & { messages: string })[];
-    return rows.map((r) => ({ ...r, messages: JSON.parse(r.messages) as Message[] }));
   }
 }
 

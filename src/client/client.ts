@@ -124,11 +124,6 @@ export class AidoClient {
     });
   }
 
-  /** Send a line as is (tests use it to speak broken protocol on purpose). */
-  sendRaw(text: string): void {
-    this.sock.write(text);
-  }
-
   /** Listen to the `event` notifications this connection receives. */
   onEvent(handler: (params: RuntimeEventParams) => void): () => void {
     this.eventHandlers.add(handler);
@@ -157,14 +152,6 @@ export class AidoClient {
       throw e;
     }
     return { done, close: () => client.close() };
-  }
-
-  /** Same as AidoClient.subscribe on this client's socket path. */
-  subscribe(
-    goalId: string | undefined,
-    onEvent: (params: RuntimeEventParams) => void,
-  ): Promise<Subscription> {
-    return AidoClient.subscribe(this.socketPath, goalId, onEvent);
   }
 
   close(): void {

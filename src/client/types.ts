@@ -4,7 +4,7 @@
 
 import type { WireEvent } from "../daemon/events.js";
 import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";
-import type { GoalStatus } from "../kernel/goals.js";
+import type { GoalStatus } from "../kernel/goal-store.js";
 import type { AgentSummary } from "../kernel/registry.js";
 import type { AgentRunResult } from "../kernel/runtime.js";
 import type { ToolSpec } from "../llm/types.js";

@@ -52,10 +52,6 @@ export class Connection {
     sock.on("close", () => this.close());
   }
 
-  get closed(): boolean {
-    return this.closedFlag;
-  }
-
   /** Run `fn` when the connection closes (unsubscribe, release waiters). */
   onClose(fn: () => void): () => void {
     if (this.closedFlag) {

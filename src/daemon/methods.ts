@@ -6,7 +6,7 @@
 
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
-import type { GoalStatus } from "../kernel/goals.js";
+import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, parseManifestValue } from "../manifest/load.js";
 import { parseAnchor } from "../security/audit-head.js";
@@ -55,29 +55,23 @@ function manifestAsValue(m: LoadedManifest): Record<string, unknown> {
   return rest;
 }
 
-/** goal.wait without leaving a waiter behind when the client leaves. */
-function waitForGoal(ctx: MethodContext, goalId: string, timeoutMs: number): Promise<GoalStatus> {
-  const { rt, conn } = ctx;
-  const now = rt.goals.status(goalId);
-  if (TERMINAL.has(now.state)) return Promise.resolve(now);
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const done = () => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      unsubscribe();
-      off();
-      try {
-        resolve(rt.goals.status(goalId));
-      } catch (e) {
-        reject(e);
-      }
-    };
-    const unsubscribe = rt.events.subscribe({ goalId, types: ["goal.finished"] }, done);
-    const off = conn.onClose(done);
-    const timer = setTimeout(done, timeoutMs);
-  });
+/**
+ * Run `fn` with a signal that aborts when this connection closes: a goal.wait or a
+ * tool.invoke whose client left has nobody to answer, and ends (an approval it waits for
+ * expires). Nothing is left registered on the connection afterwards.
+ */
+async function whileClientStays<T>(
+  ctx: MethodContext,
+  why: string,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const left = new AbortController();
+  const off = ctx.conn.onClose(() => left.abort(new AidoError(ErrorCode.cancelled, why, {})));
+  try {
+    return await fn(left.signal);
+  } finally {
+    off();
+  }
 }
 
 /** events.subscribe: stream events (one goal's until it ends, or all) to this connection. */
@@ -141,7 +135,10 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
     });
   },
   "goal.status": (p, { rt }) => rt.goals.status(p.goal_id),
-  "goal.wait": (p, ctx) => waitForGoal(ctx, p.goal_id, p.timeout_ms),
+  "goal.wait": (p, ctx) =>
+    whileClientStays(ctx, "the client that waited disconnected", (signal) =>
+      ctx.rt.goals.wait(p.goal_id, p.timeout_ms, signal),
+    ),
   "goal.list": (p, { rt }) => ({
     goals: rt.goals.list({ ...(p.state ? { state: p.state } : {}), ...(p.limit ? { limit: p.limit } : {}) }),
   }),
@@ -179,12 +176,9 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "tool.list": (_p, { rt }) => ({ tools: rt.listTools() }),
   "tool.invoke": async (p, ctx) => {
     refuseWhileClosing(ctx);
-    // A call whose client left has nobody to report to: it ends (an approval it waits for expires).
-    const left = new AbortController();
-    const off = ctx.conn.onClose(() =>
-      left.abort(new AidoError(ErrorCode.cancelled, "the client that made the call disconnected", {})),
+    const r = await whileClientStays(ctx, "the client that made the call disconnected", (signal) =>
+      invokeToolWithEvents(ctx.rt, p.agent_id, p.tool, p.input, signal),
     );
-    const r = await invokeToolWithEvents(ctx.rt, p.agent_id, p.tool, p.input, left.signal).finally(off);
     return {
       output: r.output,
       is_error: r.isError === true,

@@ -108,6 +108,11 @@ export class Gate {
     return this.deps.tools;
   }
 
+  /** The agent stopped (kernel/registry.ts stopAgent): drop what the gate kept for it. */
+  agentStopped(agentId: string): void {
+    this.snapshots?.forget(agentId);
+  }
+
   async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
     const { deps } = this;
     const deny = (
@@ -264,16 +269,11 @@ export class Gate {
     }
 
     // 7. audit, durable, then snapshot (before the first mutation of a turn) and run.
-    const invoked = deps.audit.append({
-      kind: "tool.invoked",
-      goalId: principal.goalId,
-      agentId: principal.agentId,
-      payload: {
-        tool: tool.name,
-        input: input as JsonValue,
-        ...(call.callId ? { call_id: call.callId } : {}),
-      },
-    });
+    const invoked = deps.audit.record(
+      "tool.invoked",
+      { tool: tool.name, input: input as JsonValue, ...(call.callId ? { call_id: call.callId } : {}) },
+      { goalId: principal.goalId, agentId: principal.agentId },
+    );
     const paths = new RunPaths(tool.name, grants, deps.policy);
     const ctx: ToolContext = {
       sandbox,
@@ -293,39 +293,25 @@ export class Gate {
       ...(call.signal ? { signal: call.signal } : {}),
       ...(principal.services ? { services: principal.services } : {}),
     };
-    let result: ToolResult;
-    try {
-      if (tool.mutates)
-        await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
-      result = await tool.run(input, ctx);
-    } catch (e) {
-      paths.audit(deps.audit, principal);
-      deps.audit.append({
-        kind: "tool.failed",
-        goalId: principal.goalId,
-        agentId: principal.agentId,
-        payload: {
-          tool: tool.name,
-          invoked_seq: invoked.seq,
-          error: errorMessage(e),
-          ...(e instanceof AidoError ? { code: e.code } : {}),
-        },
-      });
-      throw e;
-    }
-    paths.audit(deps.audit, principal);
-    deps.audit.append({
-      kind: "tool.completed",
-      goalId: principal.goalId,
-      agentId: principal.agentId,
-      payload: {
-        tool: tool.name,
-        invoked_seq: invoked.seq,
+    // settle() records how the run ended (tool.completed, or tool.failed and the error
+    // rethrown) and hands the result back only once that entry is durable; the paths the
+    // tool was refused while it ran are on record before it.
+    return deps.audit.settle(
+      invoked,
+      async () => {
+        try {
+          if (tool.mutates)
+            await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
+          return await tool.run(input, ctx);
+        } finally {
+          paths.audit(deps.audit, principal);
+        }
+      },
+      (result) => ({
         output_bytes: Buffer.byteLength(result.output),
         ...(result.isError ? { is_error: true } : {}),
-      },
-    });
-    return result;
+      }),
+    );
   }
 
   /**

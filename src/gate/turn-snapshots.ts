@@ -3,7 +3,9 @@
 // such call of a turn takes the snapshot and the others of the turn (parallel tool calls
 // included, which once each took their own) wait for that same one. A call without a turn
 // (tool.invoke over the socket) always snapshots. A snapshot that fails fails the call
-// before the tool runs, and is not remembered: the next call tries again.
+// before the tool runs, and is not remembered: the next call tries again. An agent's
+// record goes when it stops (forget, from the registry's one removal path), so the map
+// holds live agents only, however many a long-running daemon has seen.
 
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { Principal, SnapshotHook } from "./invoke.js";
@@ -32,5 +34,10 @@ export class TurnSnapshots {
         { cause: e },
       );
     }
+  }
+
+  /** The agent stopped: it has no turn any more. */
+  forget(agentId: string): void {
+    this.turns.delete(agentId);
   }
 }

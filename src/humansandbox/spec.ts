@@ -7,7 +7,8 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { type Config, lineOf } from "../config.js";
+import type { Config } from "../config.js";
+import { lineOf } from "../config-file.js";
 import { AidoError, ErrorCode, formatIssues, type Issue } from "../errors.js";
 
 export class SandboxSpecError extends AidoError {
@@ -98,8 +99,6 @@ export const SandboxFileSchema = z.strictObject({
     })
     .optional(),
 });
-
-export type SandboxFile = z.infer<typeof SandboxFileSchema>;
 
 /** A validated sandbox.yaml with defaults applied and units resolved. */
 export interface SandboxSpec {

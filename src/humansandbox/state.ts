@@ -140,14 +140,6 @@ export function appendEvent(paths: SandboxPaths, ev: SandboxEvent): void {
   appendFileSync(paths.events, `${JSON.stringify({ time: new Date().toISOString(), ...ev })}\n`);
 }
 
-export function readEvents(paths: SandboxPaths): Array<Record<string, unknown> & { event: string }> {
-  if (!existsSync(paths.events)) return [];
-  return readFileSync(paths.events, "utf8")
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .map((l) => JSON.parse(l) as Record<string, unknown> & { event: string });
-}
-
 /** Every sandbox recorded in the project, oldest first. */
 export function listRecords(cwd: string): SandboxRecord[] {
   const dir = sandboxesDir(cwd);

@@ -1,106 +1,43 @@
-// kernel/goals.ts — the durable goal queue. A goal is a row in SQLite (goals) from
-// submit to its end, so a restart knows what was queued (it runs) and what was running
-// (marked failed: the process that ran it is gone, and re-running an agent's half-done
-// side effects is not something we can do correctly). Up to
-// config.limits.maxConcurrentGoals goals run at once, oldest first.
+// kernel/goals.ts — the goal queue at work. A submission is admitted (goal-admission.ts)
+// and becomes a row (goal-store.ts) from submit to its end, so a restart knows what was
+// queued (it runs) and what was running (marked failed: the process that ran it is gone,
+// and re-running an agent's half-done side effects is not something we can do
+// correctly). Up to config.limits.maxConcurrentGoals goals run at once, oldest first.
 //
 // Running a goal: its folders ($AIDO_HOME/goals/<id>/{workspace,output,inputs}, the
 // user's input files copied into inputs/), a root budget account capped at
 // config.limits.goalMaxTokens (tightened by the bootstrap manifest's budget, unless
 // that is per reset period: then the root agent gets a periodic account inside it), the
-// bootstrap agent (manifests/bootstrap.yaml or the submitted manifest, whose grants must
-// fit the operator's ceilings and whose model models.allowed), whose first message is the goal text plus recalled
-// memories. The result is the bootstrap's final answer. When any reservation in the goal
-// is refused by the root account, the goal cap is reached: every agent of the goal is
-// stopped through the one removal path and the goal fails saying so.
+// bootstrap agent (manifests/bootstrap.yaml or the submitted manifest), whose first
+// message is the goal text plus recalled memories. The result is the bootstrap's final
+// answer. When any reservation in the goal is refused by the root account, the goal cap
+// is reached: every agent of the goal is stopped through the one removal path and the
+// goal fails saying so.
 
 import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import type { LoopResult } from "../agent/loop.js";
 import type { Config } from "../config.js";
-import { type Db, migrate, prepared } from "../db/database.js";
+import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { Usage } from "../llm/types.js";
-import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
+import type { LoadedManifest } from "../manifest/load.js";
 import { recallForGoal } from "../memory/recall.js";
 import type { MemoryStore } from "../memory/store.js";
 import { memoryIdentity } from "../memory/types.js";
 import { goalFolders, makeGoalFolders } from "../sandbox/folders.js";
-import { type CheckedInput, checkInputs, copyInputs, inputRules } from "../sandbox/inputs.js";
+import { type CheckedInput, copyInputs, inputRules } from "../sandbox/inputs.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
-import { grantsWithin } from "../security/narrowing.js";
 import type { AgentRunner } from "./agents.js";
 import type { EventBus } from "./events.js";
+import { admitGoal, type GoalSubmission } from "./goal-admission.js";
+import { type GoalEnd, type GoalState, type GoalStatus, GoalStore, TERMINAL } from "./goal-store.js";
 import type { AgentRegistry } from "./registry.js";
-import { requireAllowedModel, type Spawner } from "./spawn.js";
-
-const MIGRATIONS = [
-  `CREATE TABLE goals (
-     id TEXT PRIMARY KEY,
-     text TEXT NOT NULL,
-     manifest TEXT,
-     inputs TEXT NOT NULL,
-     state TEXT NOT NULL,
-     result TEXT,
-     error TEXT,
-     input_tokens INTEGER NOT NULL DEFAULT 0,
-     output_tokens INTEGER NOT NULL DEFAULT 0,
-     created_at INTEGER NOT NULL,
-     started_at INTEGER,
-     finished_at INTEGER,
-     output_dir TEXT NOT NULL,
-     agent_id TEXT
-   );
-   CREATE INDEX goals_state ON goals (state, created_at);`,
-];
-
-export type GoalState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
-const TERMINAL: ReadonlySet<GoalState> = new Set(["succeeded", "failed", "cancelled"]);
+import type { Spawner } from "./spawn.js";
 
 export const RESTART_REASON = "daemon restarted while the goal was running";
-const MAX_GOAL_CHARS = 100_000;
-
-export interface GoalSubmission {
-  goal: string;
-  /** YAML text or an object of the manifest schema; default manifests/bootstrap.yaml. */
-  manifest?: unknown;
-  /** Host paths (files or folders) copied into the goal's inputs/ (seen at /inputs). */
-  inputs?: string[];
-}
-
-/** goal.status (DESIGN.md), plus when it happened and which agent ran it. */
-export interface GoalStatus {
-  goal_id: string;
-  state: GoalState;
-  result?: string;
-  error?: string;
-  usage: Usage;
-  output_dir: string;
-  goal: string;
-  created_at: string;
-  started_at?: string;
-  finished_at?: string;
-  agent_id?: string;
-}
-
-interface GoalRow {
-  id: string;
-  text: string;
-  manifest: string | null;
-  inputs: string;
-  state: GoalState;
-  result: string | null;
-  error: string | null;
-  input_tokens: number;
-  output_tokens: number;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  output_dir: string;
-  agent_id: string | null;
-}
 
 export interface GoalRunnerDeps {
   db: Db;
@@ -114,7 +51,7 @@ export interface GoalRunnerDeps {
   memory?: MemoryStore;
   /**
    * The goal ended: its container is removed for good, its cached handle forgotten, and its
-   * folders lose every setuid/setgid bit (Runtime.retireSandbox). Never throws.
+   * folders lose every setuid/setgid bit (GoalSandboxes.retire). Never throws.
    */
   retireSandbox(goalId: string): Promise<void>;
 }
@@ -149,52 +86,27 @@ export function rootAccountOf(goalId: string): string {
 
 export class GoalRunner {
   private readonly live = new Map<string, LiveGoal>();
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly store: GoalStore;
   private closed = false;
 
   constructor(private readonly deps: GoalRunnerDeps) {
-    migrate(deps.db, "goals", MIGRATIONS);
+    this.store = new GoalStore(deps.db);
   }
 
   /** Validate and queue a goal; it starts when a slot is free. */
   submit(s: GoalSubmission): { goal_id: string } {
     if (this.closed) throw new AidoError(ErrorCode.usage, "the runtime is closing; goal not accepted", {});
-    if (typeof s.goal !== "string" || s.goal.trim() === "") {
-      throw new AidoError(ErrorCode.invalidInput, "goal: must be a non-empty string", { field: "goal" });
-    }
-    if (s.goal.length > MAX_GOAL_CHARS) {
-      throw new AidoError(ErrorCode.invalidInput, `goal: longer than ${MAX_GOAL_CHARS} characters`, {
-        field: "goal",
-      });
-    }
-    // Parse now: a bad manifest or grants beyond the ceiling fail the submit, not the goal.
-    const manifest =
-      s.manifest === undefined
-        ? this.bootstrapManifest()
-        : parseManifestValue(s.manifest, "goal.submit manifest");
-    try {
-      if (this.deps.config.grantCeilings.length > 0)
-        grantsWithin(this.deps.config.grantCeilings, manifest.capabilities);
-      const model = this.deps.config.modelOverride ?? manifest.model;
-      if (model !== undefined) requireAllowedModel(this.deps.config, manifest.name, model);
-    } catch (e) {
-      // Refused before the goal exists: audited without one, as the spawn would have been.
-      const d = e instanceof AidoError ? e.details : {};
-      this.deps.audit.record("agent.spawn_denied", {
-        manifest: manifest.name,
-        reason: errorMessage(e),
-        ...(Array.isArray(d.offending) ? { offending: d.offending as string[] } : {}),
-        ...(Array.isArray(d.keys) ? { keys: d.keys as string[] } : {}),
-      });
-      throw e;
-    }
-    const inputs = this.checkedInputs(s.inputs ?? []);
+    // Checked now: a bad manifest or grants beyond the ceiling fail the submit, not the goal.
+    const { manifest, inputs } = admitGoal(this.deps, s);
     const id = `g_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
     const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
-    prepared(
-      this.deps.db,
-      "INSERT INTO goals (id, text, manifest, inputs, state, created_at, output_dir) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-    ).run(id, s.goal, JSON.stringify(manifest), JSON.stringify(inputs), Date.now(), outputDir);
+    this.store.insert({
+      id,
+      text: s.goal,
+      manifest: JSON.stringify(manifest),
+      inputs: JSON.stringify(inputs),
+      outputDir,
+    });
     this.deps.audit.record(
       "goal.submitted",
       { goal: s.goal.slice(0, 2000), manifest: manifest.name, inputs: inputs.map((i) => i.path) },
@@ -206,58 +118,37 @@ export class GoalRunner {
   }
 
   status(id: string): GoalStatus {
-    const row = this.row(id);
-    const s: GoalStatus = {
-      goal_id: row.id,
-      state: row.state,
-      usage: this.usageOf(row),
-      output_dir: row.output_dir,
-      goal: row.text,
-      created_at: iso(row.created_at),
-    };
-    if (row.result !== null) s.result = row.result;
-    if (row.error !== null) s.error = row.error;
-    if (row.started_at !== null) s.started_at = iso(row.started_at);
-    if (row.finished_at !== null) s.finished_at = iso(row.finished_at);
-    if (row.agent_id !== null) s.agent_id = row.agent_id;
-    return s;
+    return this.store.status(id, this.live.get(id)?.usage);
   }
 
   list(filter: { state?: GoalState; limit?: number } = {}): GoalStatus[] {
-    const rows = (
-      filter.state
-        ? prepared(this.deps.db, "SELECT id FROM goals WHERE state = ? ORDER BY created_at DESC LIMIT ?").all(
-            filter.state,
-            filter.limit ?? 1000,
-          )
-        : prepared(this.deps.db, "SELECT id FROM goals ORDER BY created_at DESC LIMIT ?").all(
-            filter.limit ?? 1000,
-          )
-    ) as { id: string }[];
-    return rows.map((r) => this.status(r.id));
+    return this.store.ids(filter).map((id) => this.status(id));
   }
 
-  /** The goal's status once it ended, or as it is when `timeoutMs` passes. */
-  async wait(id: string, timeoutMs: number): Promise<GoalStatus> {
+  /**
+   * The goal's status once it ended, or as it is when `timeoutMs` passes or `signal` aborts
+   * (goal.wait: the client that asked left). Leaves no waiter behind either way.
+   */
+  async wait(id: string, timeoutMs: number, signal?: AbortSignal): Promise<GoalStatus> {
     const now = this.status(id);
-    if (TERMINAL.has(now.state)) return now;
+    if (TERMINAL.has(now.state) || signal?.aborted) return now;
     await new Promise<void>((ok) => {
-      const set = this.waiters.get(id) ?? new Set();
-      this.waiters.set(id, set);
       const done = () => {
         clearTimeout(timer);
-        set.delete(done);
+        signal?.removeEventListener("abort", done);
+        unsubscribe();
         ok();
       };
+      const unsubscribe = this.deps.events.subscribe({ goalId: id, types: ["goal.finished"] }, done);
       const timer = setTimeout(done, Math.max(0, timeoutMs));
-      set.add(done);
+      signal?.addEventListener("abort", done, { once: true });
     });
     return this.status(id);
   }
 
   /** Cancel a queued goal, or stop a running one's agents (the goal ends cancelled). */
   cancel(id: string): GoalStatus {
-    const row = this.row(id);
+    const row = this.store.row(id);
     if (row.state === "queued") {
       this.finish(id, "cancelled", { error: "cancelled before it started" });
     } else if (row.state === "running") {
@@ -279,9 +170,7 @@ export class GoalRunner {
 
   /** Queued or running in this process: its container, if any, is still needed. */
   isLive(id: string): boolean {
-    if (this.live.has(id)) return true;
-    const state = prepared(this.deps.db, "SELECT state FROM goals WHERE id = ?").pluck().get(id);
-    return state === "queued";
+    return this.live.has(id) || this.store.stateOf(id) === "queued";
   }
 
   /** Told by the agent env when a reservation was refused; the root account means the goal cap. */
@@ -315,16 +204,12 @@ export class GoalRunner {
 
   /** At startup: running goals of a dead process fail; queued ones start. */
   recover(): { failed: string[]; queued: string[] } {
-    const running = prepared(this.deps.db, "SELECT id FROM goals WHERE state = 'running'")
-      .pluck()
-      .all() as string[];
+    const running = this.store.allIn("running");
     for (const id of running) {
       this.closeRoot(id);
       this.finish(id, "failed", { error: RESTART_REASON });
     }
-    const queued = prepared(this.deps.db, "SELECT id FROM goals WHERE state = 'queued'")
-      .pluck()
-      .all() as string[];
+    const queued = this.store.allIn("queued");
     this.pump();
     return { failed: running, queued };
   }
@@ -340,40 +225,10 @@ export class GoalRunner {
     await Promise.all(running.map(([, g]) => g.ended));
   }
 
-  get runningCount(): number {
-    return this.live.size;
-  }
-
-  /** Checked before the goal exists: a refusal is audited and nothing is copied. */
-  private checkedInputs(paths: readonly unknown[]): CheckedInput[] {
-    if (!Array.isArray(paths))
-      throw new AidoError(ErrorCode.invalidInput, "inputs: must be a list of absolute paths", {
-        field: "inputs",
-      });
-    try {
-      return checkInputs(paths, inputRules(this.deps.config));
-    } catch (e) {
-      if (e instanceof AidoError) {
-        const field = typeof e.details.field === "string" ? e.details.field : "inputs";
-        this.deps.audit.record("goal.refused", { field, reason: e.message });
-      }
-      throw e;
-    }
-  }
-
-  private bootstrapManifest(): LoadedManifest {
-    return loadManifestFile(join(this.deps.config.packageRoot, "manifests", "bootstrap.yaml"));
-  }
-
   private pump(): void {
     if (this.closed) return;
     while (this.live.size < this.deps.config.limits.maxConcurrentGoals) {
-      const next = prepared(
-        this.deps.db,
-        "SELECT id FROM goals WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1",
-      )
-        .pluck()
-        .get() as string | undefined;
+      const next = this.store.nextQueued();
       if (next === undefined) return;
       let markEnded = () => {};
       const ended = new Promise<void>((r) => {
@@ -386,10 +241,7 @@ export class GoalRunner {
         markEnded,
       };
       this.live.set(next, g);
-      prepared(this.deps.db, "UPDATE goals SET state = 'running', started_at = ? WHERE id = ?").run(
-        Date.now(),
-        next,
-      );
+      this.store.markRunning(next);
       void this.runGoal(next, g).finally(() => {
         if (g.abandoned) return;
         this.live.delete(next);
@@ -401,7 +253,7 @@ export class GoalRunner {
 
   private async runGoal(id: string, g: LiveGoal): Promise<void> {
     const { deps } = this;
-    const row = this.row(id);
+    const row = this.store.row(id);
     let result: LoopResult | undefined;
     let failure: unknown;
     try {
@@ -418,7 +270,7 @@ export class GoalRunner {
       );
       deps.budget.open(rootAccountOf(id), { goalId: id, limit: cap });
       const agent = deps.spawner.spawn({ goalId: id, manifest, parent: null, account: rootAccountOf(id) });
-      prepared(deps.db, "UPDATE goals SET agent_id = ? WHERE id = ?").run(agent.id, id);
+      this.store.setAgent(id, agent.id);
       deps.audit.record("goal.started", { agent_id: agent.id }, { goalId: id });
       deps.events.emit("goal.started", id, { agentId: agent.id });
       const message = await this.firstMessage(id, row.text, manifest, readdirSync(folders.inputs));
@@ -514,16 +366,9 @@ export class GoalRunner {
     }
   }
 
-  private finish(
-    id: string,
-    state: "succeeded" | "failed" | "cancelled",
-    o: { result?: string; error?: string; usage?: Usage },
-  ): void {
-    const usage = o.usage ?? this.usageOf(this.row(id));
-    prepared(
-      this.deps.db,
-      "UPDATE goals SET state = ?, result = ?, error = ?, input_tokens = ?, output_tokens = ?, finished_at = ? WHERE id = ?",
-    ).run(state, o.result ?? null, o.error ?? null, usage.input_tokens, usage.output_tokens, Date.now(), id);
+  private finish(id: string, state: GoalEnd, o: { result?: string; error?: string; usage?: Usage }): void {
+    const usage = o.usage ?? this.status(id).usage;
+    this.store.markFinished(id, state, { ...o, usage });
     this.deps.audit.record(
       "goal.finished",
       { state, ...(o.error ? { error: o.error.slice(0, 2000) } : {}), usage },
@@ -532,20 +377,6 @@ export class GoalRunner {
     // Without AIDO_PERSISTENT_MEMORY a goal's memories end with it (a no-op otherwise).
     this.deps.memory?.pruneGoal(id);
     this.deps.events.emit("goal.finished", id, { state, ...(o.error ? { error: o.error } : {}), usage });
-    for (const w of [...(this.waiters.get(id) ?? [])]) w();
-    this.waiters.delete(id);
-  }
-
-  private usageOf(row: GoalRow): Usage {
-    const g = this.live.get(row.id);
-    if (g) return { ...g.usage };
-    return { input_tokens: row.input_tokens, output_tokens: row.output_tokens };
-  }
-
-  private row(id: string): GoalRow {
-    const row = prepared(this.deps.db, "SELECT * FROM goals WHERE id = ?").get(id) as GoalRow | undefined;
-    if (!row) throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { goal_id: id });
-    return row;
   }
 }
 
@@ -554,8 +385,4 @@ function storedInputs(json: string): CheckedInput[] {
   return (JSON.parse(json) as Array<CheckedInput | string>).map((i) =>
     typeof i === "string" ? { path: i, name: basename(i) } : i,
   );
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
 }

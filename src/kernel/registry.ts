@@ -2,8 +2,8 @@
 // path that removes an agent: stopAgent. Removal stops the children first (depth first),
 // aborts the agent's model call and tool calls in flight, revokes its capability token
 // (which revokes every token issued under it), ends its Allow-Session approvals and closes
-// its pending approval requests as expired (their waiting calls fail at once),
-// closes its budget account (the unspent carve-out returns to the parent) and audits
+// its pending approval requests as expired (their waiting calls fail at once), drops
+// what the gate kept for it (its turn's snapshot-before-mutation), closes its budget account (the unspent carve-out returns to the parent) and audits
 // agent.stopped before announcing it. Nothing else in the runtime may drop an agent, so
 // none of these steps can be forgotten on some other path (the aaOS lesson).
 //
@@ -18,6 +18,7 @@
 import type { Config } from "../config.js";
 import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { Gate } from "../gate/invoke.js";
 import type { LoadedManifest } from "../manifest/load.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
@@ -100,6 +101,7 @@ export interface RegistryDeps {
   config: Config;
   tokens: TokenAuthority;
   approvals: ApprovalQueue;
+  gate: Pick<Gate, "agentStopped">;
   budget: BudgetLedger;
   audit: AuditLog;
   events: EventBus;
@@ -253,7 +255,7 @@ export class AgentRegistry {
     if (!a) throw new AidoError(ErrorCode.notFound, `no agent ${id}`, { agent_id: id });
     if (a.state === "stopped" || a.state === "stopping") return;
     a.state = "stopping";
-    const { tokens, approvals, budget, audit, events, db } = this.deps;
+    const { tokens, approvals, gate, budget, audit, events, db } = this.deps;
     for (const child of a.children) {
       if (this.agents.get(child)) this.stopAgent(child, `parent ${id} stopped: ${reason}`);
     }
@@ -270,6 +272,7 @@ export class AgentRegistry {
       if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
     }
     approvals.closeAgent(id, reason);
+    gate.agentStopped(id);
     if (a.ownsAccount) {
       try {
         budget.close(a.budgetAccount);

@@ -66,9 +66,11 @@ export interface SpawnerDeps {
   events: EventBus;
   /** The discovered skills: a root manifest without `skills:` may read all of them. */
   skills: SkillRegistry;
-  /** Make (and remember) the LlmClient for an agent; throws provider_config. */
+  /**
+   * The LlmClient for an agent (shared by every agent of the same manifest name and
+   * model, so nothing is left to forget when a spawn fails); throws provider_config.
+   */
   makeClient(agentId: string, manifestName: string, model: string): LlmClient;
-  forgetClient(agentId: string): void;
 }
 
 export function newAgentId(): string {
@@ -187,7 +189,6 @@ export class Spawner {
       if (!deps.registry.get(id)) {
         if (token) deps.tokens.revoke(token.id);
         if (account !== undefined && opened) deps.budget.close(account);
-        deps.forgetClient(id);
       }
       return denied(e);
     }

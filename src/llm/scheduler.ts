@@ -69,12 +69,6 @@ export class InferenceScheduler {
     return new InferenceScheduler(opts);
   }
 
-  /** Calls in flight and waiting for one provider. */
-  load(provider: string): { active: number; pending: number } {
-    const limit = this.#limits.get(provider);
-    return { active: limit?.activeCount ?? 0, pending: limit?.pendingCount ?? 0 };
-  }
-
   async complete(agentId: string, client: LlmClient, req: CompletionRequest): Promise<ScheduledCompletion> {
     const provider = client.provider;
     const model = req.model ?? client.model;

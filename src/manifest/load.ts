@@ -5,7 +5,7 @@
 import { readFileSync, realpathSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
-import { lineOf } from "../config.js";
+import { lineOf } from "../config-file.js";
 import { AidoError, ErrorCode, formatIssues, type Issue } from "../errors.js";
 import { type Manifest, ManifestSchema } from "./schema.js";
 

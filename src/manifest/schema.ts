@@ -16,7 +16,6 @@ const grant = z.string().transform((s, ctx): Grant => {
 });
 
 const PROVIDERS = ["anthropic", "openai", "deepseek", "ollama", "openai-compat"] as const;
-export type ManifestProvider = (typeof PROVIDERS)[number];
 
 const modelRef = z.string().refine(
   (s) => {
@@ -108,4 +107,3 @@ export const ManifestSchema = z
   });
 
 export type Manifest = z.output<typeof ManifestSchema>;
-export type ManifestInput = z.input<typeof ManifestSchema>;

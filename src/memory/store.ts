@@ -92,10 +92,6 @@ export class MemoryStore {
     this.now = opts.now ?? Date.now;
   }
 
-  get persistent(): boolean {
-    return this.opts.persistent;
-  }
-
   close(): void {
     if (this.opts.ownsDb) this.db.close();
   }

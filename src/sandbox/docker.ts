@@ -1,50 +1,26 @@
 // sandbox/docker.ts — DockerBackend: one container per goal on a local Docker engine.
-// Containers are named aido_<runtime>_goal_<goal_id> and labelled with the runtime (a hash
-// of AIDO_HOME, so two homes on one engine never touch each other's containers), the goal,
-// an expiry (epoch seconds) and their limits, so that a restarted daemon re-attaches to
-// the live ones and its GC removes orphans and expired ones. The name is the one source of
-// a container's goal: a warm-pool container gets its goal by being renamed (labels cannot
-// change after create), so GC and reattach read the goal from the name.
+// Which container a goal has: made on first acquire (or taken from the warm pool, or
+// re-attached after a restart), replaced when it died, removed for good when the goal is
+// retired, and swept by gc() when it is an orphan, expired or stopped. The containers
+// themselves (names, labels, engine calls) are docker-containers.ts's.
 
-import { createHash } from "node:crypto";
 import { existsSync, lstatSync, readdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
-import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { AidoError, ErrorCode } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
 import { type SkillMount, skillMounts } from "../skills/registry.js";
 import type { AcquireOptions, GcOptions, GcReport, SandboxBackend } from "./backend.js";
-import {
-  createOptions,
-  defaultLimits,
-  type SandboxLimits,
-  sameLimits,
-  tightenLimits,
-} from "./container-spec.js";
+import { defaultLimits, type SandboxLimits, sameLimits, tightenLimits } from "./container-spec.js";
+import { LABEL, RuntimeContainers } from "./docker-containers.js";
 import { DockerSandbox, type SandboxOwner } from "./docker-sandbox.js";
 import { connectDocker } from "./engine.js";
 import { ExecutorSession } from "./executor-session.js";
-import {
-  assertGoalId,
-  foldersUnder,
-  type GoalFolders,
-  goalFolders,
-  parseUser,
-  prepareFolders,
-  removeTreeNoFollow,
-} from "./folders.js";
+import { assertGoalId, foldersUnder, goalFolders, parseUser, removeTreeNoFollow } from "./folders.js";
 import { ensureImage } from "./image.js";
 import { checkInputs, copyInputs, inputRules } from "./inputs.js";
 import { type PoolSlot, WarmPool } from "./pool.js";
-
-export const LABEL = {
-  runtime: "aido.runtime",
-  goal: "aido.goal",
-  pool: "aido.pool",
-  expires: "aido.expires",
-  limits: "aido.limits",
-} as const;
 
 export interface DockerBackendOptions {
   docker?: Docker;
@@ -63,10 +39,6 @@ export interface DockerBackendOptions {
   onProgress?: (message: string) => void;
 }
 
-export function runtimeIdOf(home: string): string {
-  return createHash("sha256").update(home).digest("hex").slice(0, 12);
-}
-
 function defaultUser(): string {
   const uid = process.getuid?.() ?? 1000;
   return uid === 0 ? "1000:1000" : `${uid}:${process.getgid?.() ?? uid}`;
@@ -77,17 +49,13 @@ function nameOfMount(m: SkillMount): string {
   return m.containerPath.slice(m.containerPath.lastIndexOf("/") + 1);
 }
 
-function isNotFound(e: unknown): boolean {
-  return (e as { statusCode?: number }).statusCode === 404;
-}
-
 export class DockerBackend implements SandboxBackend, SandboxOwner {
   readonly runtimeId: string;
   readonly docker: Docker;
   readonly execTimeoutMs: number;
   readonly maxOutputBytes: number;
   readonly landlock: "on" | "off";
-  private readonly user: string;
+  private readonly containers: RuntimeContainers;
   private readonly handles = new Map<string, DockerSandbox>();
   private readonly acquiring = new Map<string, Promise<DockerSandbox>>();
   private readonly limitsOf = new Map<string, SandboxLimits>();
@@ -107,10 +75,15 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     private readonly config: Config,
     private readonly opts: DockerBackendOptions = {},
   ) {
-    this.runtimeId = runtimeIdOf(config.home);
     this.docker = opts.docker ?? connectDocker();
-    this.user = opts.user ?? defaultUser();
-    parseUser(this.user);
+    const user = opts.user ?? defaultUser();
+    parseUser(user);
+    this.containers = new RuntimeContainers(this.docker, config, {
+      user,
+      ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
+    });
+    this.runtimeId = this.containers.runtimeId;
     this.execTimeoutMs = config.sandbox.execTimeoutMs;
     this.maxOutputBytes = config.limits.toolOutputMaxBytes;
     this.landlock = config.sandbox.landlock;
@@ -123,14 +96,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   }
 
   containerName(goalId: string): string {
-    return `aido_${this.runtimeId}_goal_${goalId}`;
-  }
-
-  /** The goal a container of this runtime belongs to, from its name; undefined for pool slots. */
-  goalOfName(name: string): string | undefined {
-    const prefix = `aido_${this.runtimeId}_goal_`;
-    const n = name.replace(/^\//, "");
-    return n.startsWith(prefix) ? n.slice(prefix.length) : undefined;
+    return this.containers.goalName(goalId);
   }
 
   /** Build the image if needed and fill the warm pool; acquire does both on first need. */
@@ -158,7 +124,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     if (this.retired.has(goalId)) {
       // The goal ended while its container was being made: it goes at once.
       this.dropHandle(goalId);
-      await this.removeContainer(this.containerName(goalId));
+      await this.containers.remove(this.containerName(goalId));
       this.refuseRetired(goalId);
     }
     if (opts.inputs && opts.inputs.length > 0) {
@@ -179,14 +145,14 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const everySkill = skillMounts(this.config);
     const skills = opts.skills ? everySkill.filter((m) => opts.skills?.includes(nameOfMount(m))) : everySkill;
     const name = this.containerName(goalId);
-    const existing = await this.inspect(name);
+    const existing = await this.containers.inspect(name);
     let handle: DockerSandbox | undefined;
     if (existing?.State.Running) {
-      this.limitsOf.set(goalId, this.limitsFromLabels(existing.Config.Labels) ?? limits);
+      this.limitsOf.set(goalId, this.containers.limitsFromLabels(existing.Config.Labels) ?? limits);
       this.skillsOf.set(goalId, skills);
       handle = new DockerSandbox(goalId, this.docker.getContainer(existing.Id), this);
     } else {
-      if (existing) await this.removeContainer(existing.Id);
+      if (existing) await this.containers.remove(existing.Id);
       this.limitsOf.set(goalId, limits);
       this.skillsOf.set(goalId, skills);
       // Pool slots mount every skill; a goal allowed fewer gets a container of its own.
@@ -200,7 +166,13 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         handle = new DockerSandbox(goalId, slot.container, this, slot.session);
       } else {
         await this.imageOnce();
-        const container = await this.createStarted(name, folders, limits, { [LABEL.goal]: goalId }, skills);
+        const container = await this.containers.createStarted(
+          name,
+          folders,
+          limits,
+          { [LABEL.goal]: goalId },
+          skills,
+        );
         handle = new DockerSandbox(goalId, container, this);
       }
       void this.pool.refill();
@@ -211,10 +183,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async replaceContainer(goalId: string): Promise<Docker.Container> {
     const name = this.containerName(goalId);
-    const old = await this.inspect(name);
-    if (old) await this.removeContainer(old.Id);
+    const old = await this.containers.inspect(name);
+    if (old) await this.containers.remove(old.Id);
     const limits = this.limitsOf.get(goalId) ?? defaultLimits(this.config);
-    return this.createStarted(
+    return this.containers.createStarted(
       name,
       goalFolders(this.config.goalsDir, goalId),
       limits,
@@ -226,12 +198,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async stop(goalId: string): Promise<void> {
     assertGoalId(goalId);
     this.dropHandle(goalId);
-    try {
-      await this.docker.getContainer(this.containerName(goalId)).stop({ t: 2 });
-    } catch (e) {
-      const code = (e as { statusCode?: number }).statusCode;
-      if (code !== 404 && code !== 304) throw this.engineError(`stopping the container of goal ${goalId}`, e);
-    }
+    await this.containers.stop(this.containerName(goalId), `the container of goal ${goalId}`);
   }
 
   async remove(goalId: string, opts: { deleteFolders?: boolean } = {}): Promise<void> {
@@ -241,18 +208,18 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     this.dropHandle(goalId);
     this.limitsOf.delete(goalId);
     this.skillsOf.delete(goalId);
-    await this.removeContainer(this.containerName(goalId));
+    await this.containers.remove(this.containerName(goalId));
     if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
   }
 
   async reattach(): Promise<string[]> {
-    const list = await this.listOwn(false);
+    const list = await this.containers.list(false);
     const goals: string[] = [];
     for (const c of list) {
-      const goalId = this.goalOfName(c.Names[0] ?? "");
+      const goalId = this.containers.goalOfName(c.Names[0] ?? "");
       if (!goalId || c.State !== "running") continue;
       if (!this.handles.has(goalId)) {
-        const limits = this.limitsFromLabels(c.Labels);
+        const limits = this.containers.limitsFromLabels(c.Labels);
         if (limits) this.limitsOf.set(goalId, limits);
         this.handles.set(goalId, new DockerSandbox(goalId, this.docker.getContainer(c.Id), this));
       }
@@ -265,9 +232,9 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const now = opts.nowSeconds ?? Math.floor(Date.now() / 1000);
     const report: GcReport = { removedContainers: [], removedFolders: [] };
     const liveContainers = new Set<string>();
-    for (const c of await this.listOwn(true)) {
+    for (const c of await this.containers.list(true)) {
       const name = (c.Names[0] ?? "").replace(/^\//, "");
-      const goalId = this.goalOfName(name);
+      const goalId = this.containers.goalOfName(name);
       const slot = c.Labels[LABEL.pool];
       let reason: GcReport["removedContainers"][number]["reason"] | undefined;
       const expires = Number(c.Labels[LABEL.expires] ?? "0");
@@ -280,7 +247,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         continue;
       }
       if (goalId) this.dropHandle(goalId);
-      await this.removeContainer(c.Id);
+      await this.containers.remove(c.Id);
       if (reason === "stale-pool" && slot) removeTreeNoFollow(join(this.poolDir, slot));
       report.removedContainers.push({ name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) });
     }
@@ -330,12 +297,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return removed;
   }
 
-  /** Remove every container of this runtime (and idle pool slots): `aido sandbox destroy`, tests. */
+  /** Remove every container of this runtime (and idle pool slots): the test suites' cleanup. */
   async removeAll(): Promise<number> {
     await this.pool.close();
     for (const goalId of [...this.handles.keys()]) this.dropHandle(goalId);
-    const list = await this.listOwn(true);
-    for (const c of list) await this.removeContainer(c.Id);
+    const list = await this.containers.list(true);
+    for (const c of list) await this.containers.remove(c.Id);
     return list.length;
   }
 
@@ -365,8 +332,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     this.ownSlots.add(id);
     let container: Docker.Container | undefined;
     try {
-      container = await this.createStarted(
-        `aido_${this.runtimeId}_pool_${id}`,
+      container = await this.containers.createStarted(
+        this.containers.poolName(id),
         folders,
         defaultLimits(this.config),
         { [LABEL.pool]: id },
@@ -376,7 +343,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       return { id, folders, container, session };
     } catch (e) {
       this.ownSlots.delete(id);
-      if (container) await this.removeContainer(container.id);
+      if (container) await this.containers.remove(container.id);
       removeTreeNoFollow(folders.root);
       throw e;
     }
@@ -385,7 +352,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private async destroySlot(slot: PoolSlot): Promise<void> {
     this.ownSlots.delete(slot.id);
     slot.session.close();
-    await this.removeContainer(slot.container.id);
+    await this.containers.remove(slot.container.id);
     removeTreeNoFollow(slot.folders.root);
   }
 
@@ -398,89 +365,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     );
   }
 
-  private async createStarted(
-    name: string,
-    folders: GoalFolders,
-    limits: SandboxLimits,
-    extraLabels: Record<string, string>,
-    skills: readonly SkillMount[],
-  ): Promise<Docker.Container> {
-    prepareFolders(folders, parseUser(this.user));
-    const labels = {
-      ...this.opts.labels,
-      ...extraLabels,
-      [LABEL.runtime]: this.runtimeId,
-      [LABEL.expires]: String(Math.floor(Date.now() / 1000) + limits.ttlSeconds),
-      [LABEL.limits]: JSON.stringify(limits),
-    };
-    const spec = {
-      name,
-      image: this.config.sandbox.image,
-      user: this.user,
-      labels,
-      folders,
-      skills,
-      limits,
-    };
-    const options = createOptions(spec);
-    if (this.opts.securityOpt && options.HostConfig) {
-      options.HostConfig.SecurityOpt = [...(options.HostConfig.SecurityOpt ?? []), ...this.opts.securityOpt];
-    }
-    let container: Docker.Container;
-    try {
-      container = await this.docker.createContainer(options);
-    } catch (e) {
-      throw this.engineError(`creating container ${name}`, e);
-    }
-    try {
-      await container.start();
-    } catch (e) {
-      await this.removeContainer(container.id);
-      throw this.engineError(`starting container ${name}`, e);
-    }
-    return container;
-  }
-
-  private async inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
-    try {
-      return await this.docker.getContainer(name).inspect();
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw this.engineError(`inspecting ${name}`, e);
-    }
-  }
-
-  private async removeContainer(idOrName: string): Promise<void> {
-    try {
-      await this.docker.getContainer(idOrName).remove({ force: true, v: true });
-    } catch (e) {
-      const code = (e as { statusCode?: number }).statusCode;
-      if (code !== 404 && code !== 409) throw this.engineError(`removing container ${idOrName}`, e);
-    }
-  }
-
-  private listOwn(all: boolean): Promise<Docker.ContainerInfo[]> {
-    return this.docker.listContainers({ all, filters: { label: [`${LABEL.runtime}=${this.runtimeId}`] } });
-  }
-
-  private limitsFromLabels(labels: Record<string, string> | undefined): SandboxLimits | undefined {
-    const raw = labels?.[LABEL.limits];
-    if (!raw) return undefined;
-    try {
-      return tightenLimits(defaultLimits(this.config), JSON.parse(raw) as Partial<SandboxLimits>);
-    } catch {
-      return undefined;
-    }
-  }
-
   private dropHandle(goalId: string): void {
     this.handles.get(goalId)?.close();
     this.handles.delete(goalId);
-  }
-
-  private engineError(what: string, e: unknown): AidoError {
-    const msg = errorMessage(e);
-    const hint = /No such image/i.test(msg) ? ` (build it with \`aido image build\`)` : "";
-    return new AidoError(ErrorCode.sandboxFailed, `${what} failed: ${msg}${hint}`, {}, { cause: e });
   }
 }

@@ -124,7 +124,6 @@ export class ExecutorSession {
   private nextId = 1;
   private stderrTail = "";
   private dead: string | undefined;
-  private readonly exitListeners: Array<(reason: string) => void> = [];
   private hello: { resolve: (h: Hello) => void; reject: (e: Error) => void } | undefined;
   executorPid = 0;
   /** The kernel's Landlock ABI as the executor found it (0: none). */
@@ -184,10 +183,6 @@ export class ExecutorSession {
 
   get alive(): boolean {
     return this.dead === undefined;
-  }
-
-  onExit(listener: (reason: string) => void): void {
-    this.exitListeners.push(listener);
   }
 
   /**
@@ -285,7 +280,6 @@ export class ExecutorSession {
       );
     }
     this.pending.clear();
-    for (const l of this.exitListeners) l(this.dead);
   }
 
   /** A stream that breaks the protocol is not the executor's any more: kill the session. */

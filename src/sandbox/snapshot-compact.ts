@@ -27,7 +27,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { CHUNK, fsyncDir, NEW_FILE, type PackRow, tmpPath, writeIndexFile } from "./snapshot-packs.js";
+import { CHUNK, fsyncDir, NEW_FILE, type PackRow, tmpPath, writeIndexFile } from "./snapshot-pack-files.js";
 
 /** One durable change, in the order it must happen. */
 export interface PruneStep {

@@ -1,5 +1,6 @@
 // sandbox/snapshot-manifest.ts — the on-disk formats of snapshots: the per-snapshot
-// manifest (what the workspace held) and the stat index (what the last snapshot saw).
+// manifest (what the workspace held), the stat index (what the last snapshot saw) and
+// the summary line snapshots.jsonl keeps per snapshot.
 // Both are read back from disk, so both are checked before anything trusts them;
 // manifest paths are also checked never to leave the workspace.
 
@@ -35,8 +36,23 @@ export interface ManifestEntry {
  */
 export const MANIFEST_VERSION = 3;
 
-/** The roots a manifest may name (sandbox/snapshots.ts SNAPSHOT_ROOTS). */
-const ROOT_NAMES = new Set(["workspace", "output"]);
+/** The folders a snapshot covers, by the name of their mount point in the container. */
+export const SNAPSHOT_ROOTS = ["workspace", "output"] as const;
+export type SnapshotRootName = (typeof SNAPSHOT_ROOTS)[number];
+/** Host folders of a goal's /workspace and /output (sandbox/folders.ts goalFolders). */
+export type SnapshotRoots = Record<SnapshotRootName, string>;
+
+/** The roots a manifest may name. */
+const ROOT_NAMES: ReadonlySet<string> = new Set(SNAPSHOT_ROOTS);
+
+/** One line of snapshots.jsonl: what list() shows of a snapshot. */
+export interface SnapshotSummary {
+  id: string;
+  label?: string;
+  created_at: string;
+  files: number;
+  bytes: number;
+}
 
 export interface SnapshotManifest {
   version: typeof MANIFEST_VERSION;
@@ -45,7 +61,7 @@ export interface SnapshotManifest {
   label?: string;
   created_at: string;
   /** The roots this snapshot covers; a restore leaves the others alone. */
-  roots: ("workspace" | "output")[];
+  roots: SnapshotRootName[];
   entries: ManifestEntry[];
 }
 

@@ -1,10 +1,10 @@
 // sandbox/snapshot-packs.ts — the content-addressed store behind snapshots: file contents
 // kept once per distinct SHA-256, appended into pack files.
 //
-// Layout under snapshots/packs/:
+// Layout under snapshots/packs/ (the index format and the durable writes:
+// snapshot-pack-files.ts):
 //   <snapshot id>.pack   the contents a snapshot was the first to see, back to back
-//   <snapshot id>.idx    "AIDOIDX1" then one 48-byte row per content: sha256 (32 bytes),
-//                        offset and length in the pack (u64 little-endian each)
+//   <snapshot id>.idx    where each content is in the pack
 // A snapshot writes all its new contents into ONE pack: one file created, one fsync, one
 // rename, where a file per content cost 10,000 creations and renames on a first snapshot.
 // The pack is renamed into place, then its index, then (by the caller) the manifest, each
@@ -38,22 +38,21 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import {
+  type BlobLocation,
+  CHUNK,
+  IDX_NAME,
+  isOrphanTemp,
+  NEW_FILE,
+  PACK_NAME,
+  readIdx,
+  tmpPath,
+  writeAll,
+  writeIndexFile,
+} from "./snapshot-pack-files.js";
 
-export const CHUNK = 1024 * 1024;
 /** Pack writes are batched through a buffer this size; small files are read into it whole. */
 const PACK_BUFFER = 4 * 1024 * 1024;
-const IDX_MAGIC = Buffer.from("AIDOIDX1", "latin1");
-const ROW = 48;
-const IDX_NAME = /^(snap_[0-9a-z]{6,40})\.idx$/;
-const PACK_NAME = /^(snap_[0-9a-z]{6,40})\.pack$/;
-const TMP_PREFIX = ".tmp-";
-export const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-
-export interface BlobLocation {
-  pack: string;
-  offset: number;
-  length: number;
-}
 
 export class PackStore {
   private index: Map<string, BlobLocation> | null = null;
@@ -139,11 +138,11 @@ export class PackStore {
     for (const name of names) {
       const pack = PACK_NAME.exec(name)?.[1];
       const full = join(this.dir, name);
-      const stale = name.startsWith(TMP_PREFIX)
-        ? !processAlive(Number(name.slice(TMP_PREFIX.length).split("-")[0]))
-        : pack !== undefined &&
+      const stale =
+        isOrphanTemp(name) ||
+        (pack !== undefined &&
           !indexed.has(pack) &&
-          Date.now() - lstatSync(full).mtimeMs >= unindexedAfterMs;
+          Date.now() - lstatSync(full).mtimeMs >= unindexedAfterMs);
       if (stale) unlinkSync(full);
     }
   }
@@ -309,106 +308,4 @@ export class PackWriter {
       this.fill = 0;
     }
   }
-}
-
-/** One content of a pack: its SHA-256 (hex), where it starts in the pack and how long it is. */
-export interface PackRow {
-  hash: string;
-  offset: number;
-  length: number;
-}
-
-/** Bytes of a pack index holding `rows` contents. */
-export function indexBytes(rows: number): number {
-  return IDX_MAGIC.length + rows * ROW;
-}
-
-/** The packs under `dir` with their rows, in the order the store reads them (a later pack wins a duplicate). */
-export function readPacks(dir: string): Map<string, PackRow[]> {
-  const out = new Map<string, PackRow[]>();
-  let names: string[] = [];
-  try {
-    names = readdirSync(dir).sort();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-  }
-  for (const name of names) {
-    const pack = IDX_NAME.exec(name)?.[1];
-    if (pack === undefined) continue;
-    const index = new Map<string, BlobLocation>();
-    readIdx(readFileSync(join(dir, name)), pack, index);
-    out.set(
-      pack,
-      [...index].map(([hash, loc]) => ({ hash, offset: loc.offset, length: loc.length })),
-    );
-  }
-  return out;
-}
-
-/**
- * Write `<id>.idx` for `rows` durably: a temp file, fsynced, renamed into place, the folder
- * fsynced. Until the rename the pack is invisible (and removed as a leftover).
- */
-export function writeIndexFile(dir: string, id: string, rows: readonly PackRow[]): void {
-  const idx = Buffer.allocUnsafe(indexBytes(rows.length));
-  IDX_MAGIC.copy(idx, 0);
-  let at = IDX_MAGIC.length;
-  for (const r of rows) {
-    idx.write(r.hash, at, 32, "hex");
-    idx.writeBigUInt64LE(BigInt(r.offset), at + 32);
-    idx.writeBigUInt64LE(BigInt(r.length), at + 40);
-    at += ROW;
-  }
-  const idxTmp = tmpPath(dir);
-  const fd = openSync(idxTmp, NEW_FILE, 0o600);
-  try {
-    writeAll(fd, idx, idx.length);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(idxTmp, join(dir, `${id}.idx`));
-  fsyncDir(dir);
-}
-
-/** Read one pack index into `into`; a damaged index adds nothing (its contents read as missing). */
-function readIdx(data: Buffer, pack: string, into: Map<string, BlobLocation>): void {
-  const rows = (data.length - IDX_MAGIC.length) / ROW;
-  if (!Number.isInteger(rows) || rows < 0 || !data.subarray(0, IDX_MAGIC.length).equals(IDX_MAGIC)) return;
-  for (let at = IDX_MAGIC.length; at < data.length; at += ROW) {
-    const offset = data.readBigUInt64LE(at + 32);
-    const length = data.readBigUInt64LE(at + 40);
-    if (offset + length > BigInt(Number.MAX_SAFE_INTEGER)) continue;
-    into.set(data.toString("hex", at, at + 32), { pack, offset: Number(offset), length: Number(length) });
-  }
-}
-
-function writeAll(fd: number, buf: Buffer, n: number): void {
-  let written = 0;
-  while (written < n) written += writeSync(fd, buf, written, n - written);
-}
-
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Whether a temp file's writer may still be running (our own are covered by the lock). */
-function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-export function tmpPath(dir: string): string {
-  return join(dir, `${TMP_PREFIX}${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
 }

@@ -22,7 +22,7 @@ import { lstatSync, readdirSync, readFileSync, type Stats, unlinkSync } from "no
 import { join } from "node:path";
 import { compactionSteps, type PruneStep } from "./snapshot-compact.js";
 import { readManifest, writeAtomically } from "./snapshot-manifest.js";
-import { indexBytes, type PackRow, readPacks } from "./snapshot-packs.js";
+import { indexBytes, type PackRow, readPacks } from "./snapshot-pack-files.js";
 
 /** A snapshot store's files, under goals/<goal_id>/snapshots/. */
 export interface StoreFiles {

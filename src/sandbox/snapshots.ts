@@ -12,7 +12,7 @@
 //                             inode, hash): a file whose stat is unchanged is not re-read
 //   snapshots.jsonl           one summary line per snapshot, for list()
 // Paths are kept per root: "workspace/src/a.py" is /workspace/src/a.py in the container.
-// Cost grows with what changed: the walk is lstat-only, and only files whose stat differs
+// Taking one is snapshot-take.ts's; its cost grows with what changed: the walk is lstat-only, and only files whose stat differs
 // from the index are read and copied. ctime is part of the key because the container can
 // set mtime back with `touch -d` but cannot set ctime.
 //
@@ -28,56 +28,33 @@
 // restored. setuid and setgid bits are never restored (snapshot-restore.ts).
 
 import { randomBytes } from "node:crypto";
-import { closeSync, constants, existsSync, promises as fsp } from "node:fs";
+import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { formatMib, MIB } from "./quota.js";
-import { WorkspaceRoot, yieldEvery } from "./snapshot-fs.js";
+import { WorkspaceRoot } from "./snapshot-fs.js";
 import {
   type IndexRow,
-  MANIFEST_VERSION,
-  type ManifestEntry,
   readIndex,
   readManifest,
-  type SnapshotManifest,
-  writeIndex,
-  writeJsonAtomically,
+  type SnapshotRoots,
+  type SnapshotSummary,
 } from "./snapshot-manifest.js";
-import { PackStore, type PackWriter } from "./snapshot-packs.js";
+import { PackStore } from "./snapshot-packs.js";
 import { planPrune, storeFiles, storeUsage } from "./snapshot-prune.js";
 import { type Permit, type RestoreResult, restoreWorkspace } from "./snapshot-restore.js";
-import { openWorkspaceFile, type WorkspaceEntry, walkForSnapshot } from "./snapshot-walk.js";
+import { type SnapshotTaken, takeSnapshot } from "./snapshot-take.js";
 
-export type { Permit, RestoreResult } from "./snapshot-restore.js";
-
-/** The folders a snapshot covers, by the name of their mount point in the container. */
-export const SNAPSHOT_ROOTS = ["workspace", "output"] as const;
-export type SnapshotRootName = (typeof SNAPSHOT_ROOTS)[number];
-/** Host folders of a goal's /workspace and /output (sandbox/folders.ts goalFolders). */
-export type SnapshotRoots = Record<SnapshotRootName, string>;
+export type { SnapshotRoots };
 
 const GOAL_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SNAPSHOT_ID = /^snap_[0-9a-z]{6,40}$/;
 const LABEL_MAX = 200;
 
-export interface SnapshotCreated {
+export interface SnapshotCreated extends SnapshotTaken {
   id: string;
   /** Set when older snapshots were pruned to make room for this one. */
   pruned?: SnapshotsPruned;
-  /** Regular files in the snapshot. */
-  files: number;
-  /** Their total size. */
-  bytes: number;
-  /** Files read anew (new or changed since the last snapshot) plus files gone since it. */
-  changed: number;
-}
-
-export interface SnapshotSummary {
-  id: string;
-  label?: string;
-  created_at: string;
-  files: number;
-  bytes: number;
 }
 
 /** The oldest snapshots removed so the store fits under its cap (snapshot-prune.ts). */
@@ -233,58 +210,18 @@ export class SnapshotStore {
     const dir = this.dir(goalId);
     await fsp.mkdir(join(dir, "manifests"), { recursive: true, mode: 0o700 });
     const id = freshId();
-    const packs = this.packs(goalId);
-    packs.removeLeftovers();
-    const pack = packs.writer(id);
-    const previous = await readIndex(this.indexPath(goalId));
-    const entries: ManifestEntry[] = [];
-    const index = new Map<string, IndexRow>();
-    const covered: SnapshotRootName[] = [];
-    let changed = 0;
-    try {
-      for (const root of SNAPSHOT_ROOTS) {
-        if (!existsSync(roots[root])) continue;
-        covered.push(root);
-        changed += await snapshotRoot(roots[root], `${root}/`, pack, previous, entries, index, () =>
-          this.refuseAbove(goalId, pack.written),
-        );
-      }
-      this.refuseAbove(goalId, contentBytes(entries));
-      pack.commit();
-    } catch (e) {
-      pack.abort();
-      throw e;
-    } finally {
-      packs.close();
-    }
-    for (const path of previous.keys()) if (!index.has(path)) changed++;
-    const files = entries.filter((e) => e.t === "file");
-    const bytes = files.reduce((n, e) => n + (e.s ?? 0), 0);
-    const created_at = new Date().toISOString();
-    const manifest: SnapshotManifest = {
-      version: MANIFEST_VERSION,
+    const taken = await takeSnapshot({
+      dir,
+      goalId,
       id,
-      goal_id: goalId,
-      created_at,
-      roots: covered,
-      entries,
-    };
-    if (label !== undefined) manifest.label = label;
-    await writeJsonAtomically(this.manifestPath(goalId, id), manifest, { durable: true });
-    await writeIndex(this.indexPath(goalId), index);
-    const summary: SnapshotSummary = { id, created_at, files: files.length, bytes };
-    if (label !== undefined) summary.label = label;
-    const log = await fsp.open(
-      join(dir, "snapshots.jsonl"),
-      constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND,
-      0o600,
-    );
-    try {
-      await log.write(`${JSON.stringify(summary)}\n`);
-    } finally {
-      await log.close();
-    }
-    return { id, files: files.length, bytes, changed };
+      roots,
+      ...(label !== undefined ? { label } : {}),
+      packs: this.packs(goalId),
+      manifestPath: this.manifestPath(goalId, id),
+      indexPath: this.indexPath(goalId),
+      refuseAbove: (bytes) => this.refuseAbove(goalId, bytes),
+    });
+    return { id, ...taken };
   }
 
   /**
@@ -334,89 +271,6 @@ export class SnapshotStore {
   }
 }
 
-/**
- * Walk one root into `entries` and `index` (paths prefixed with `prefix`), copying into the
- * pack the files whose stat differs from the previous index. Returns how many were read.
- */
-async function snapshotRoot(
-  hostDir: string,
-  prefix: string,
-  pack: PackWriter,
-  previous: Map<string, IndexRow>,
-  entries: ManifestEntry[],
-  index: Map<string, IndexRow>,
-  checkRoom: () => void,
-): Promise<number> {
-  const ws = WorkspaceRoot.open(hostDir);
-  let changed = 0;
-  try {
-    // Files not in the index are read whatever their stat: the walk need not lstat them.
-    const current = await walkForSnapshot(ws, (path) => previous.has(prefix + path));
-    ws.trim();
-    const breathe = yieldEvery();
-    for (const e of current) {
-      const p = prefix + e.path;
-      if (e.type !== "file") {
-        entries.push({ p, t: e.type, m: e.mode, u: e.uid, g: e.gid, ...(e.target ? { l: e.target } : {}) });
-        continue;
-      }
-      const known = "unstatted" in e ? undefined : previous.get(p);
-      if (known && !("unstatted" in e) && sameStat(known, e)) {
-        entries.push({ p, t: "file", m: e.mode, u: e.uid, g: e.gid, s: e.size, h: known.hash });
-        index.set(p, known);
-        continue;
-      }
-      changed++;
-      const copied = copyIn(ws, pack, e.path);
-      if (copied) {
-        const { st, hash, bytes } = copied;
-        entries.push({ p, t: "file", m: st.mode, u: st.uid, g: st.gid, s: bytes, h: hash });
-        index.set(p, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, hash });
-      }
-      checkRoom();
-      await breathe();
-    }
-  } finally {
-    ws.close();
-  }
-  return changed;
-}
-
-/** Copy one workspace file into the new pack; null when it vanished or stopped being a file. */
-function copyIn(
-  ws: WorkspaceRoot,
-  pack: PackWriter,
-  path: string,
-): { st: WorkspaceEntry; hash: string; bytes: number } | null {
-  let opened: { fd: number; entry: WorkspaceEntry };
-  try {
-    opened = openWorkspaceFile(ws, path);
-  } catch {
-    return null;
-  }
-  try {
-    return { st: opened.entry, ...pack.putFromFd(opened.fd, opened.entry.size) };
-  } finally {
-    closeSync(opened.fd);
-  }
-}
-
-/** Bytes of the distinct contents a snapshot names. */
-function contentBytes(entries: readonly ManifestEntry[]): number {
-  const seen = new Map<string, number>();
-  for (const e of entries) if (e.h) seen.set(e.h, e.s ?? 0);
-  let n = 0;
-  for (const size of seen.values()) n += size;
-  return n;
-}
-
 function freshId(): string {
   return `snap_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
-}
-
-function sameStat(
-  row: IndexRow,
-  e: { size: number; mtimeNs: bigint; ctimeNs: bigint; ino: bigint },
-): boolean {
-  return row.size === e.size && row.mtimeNs === e.mtimeNs && row.ctimeNs === e.ctimeNs && row.ino === e.ino;
 }

@@ -4,7 +4,7 @@
 //      Session for this agent, tool and scope (approval-scope.ts) until the agent stops;
 //      Allow Always as a signed grant for the agent's identity, tool and scope
 //      (approval-grants.ts); never for a scope that is not reusable (an exec whose files
-//      could not all be pinned down);
+//      could not all be pinned down). Those standing decisions are approval-standing.ts's;
 //   2. otherwise a request is stored in SQLite (audited) and waits for an answer given over
 //      any connection, its deadline, or the end of the call it belongs to.
 // A request whose call can no longer run is closed as expired, audited, and its waiter
@@ -18,6 +18,7 @@ import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { ApprovalGrants, type GrantRecord } from "./approval-grants.js";
 import type { ApprovalScope } from "./approval-scope.js";
+import { StandingDecisions } from "./approval-standing.js";
 import {
   type ApprovalDecision,
   type ApprovalRecord,
@@ -27,7 +28,7 @@ import {
 import type { AuditLog, Signer } from "./audit.js";
 import { canonicalJson } from "./canonical-json.js";
 
-export type { ApprovalDecision, ApprovalRecord, ApprovalStatus };
+export type { ApprovalDecision, ApprovalRecord };
 export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = [
   "allow_once",
   "allow_session",
@@ -89,10 +90,9 @@ export class ApprovalQueue {
   private readonly now: () => number;
   private readonly store: ApprovalStore;
   private readonly grantStore: ApprovalGrants;
+  private readonly standing: StandingDecisions;
   private readonly events = new EventEmitter();
   private readonly waiters = new Map<string, Waiter[]>();
-  /** agent \0 tool \0 scope -> the request whose Allow Session answer covers it. */
-  private readonly sessions = new Map<string, string>();
   private poller: NodeJS.Timeout | undefined;
 
   constructor(opts: ApprovalQueueOptions) {
@@ -102,6 +102,7 @@ export class ApprovalQueue {
     this.now = opts.now ?? Date.now;
     this.store = new ApprovalStore(this.db, opts.allowAlwaysTtlSeconds);
     this.grantStore = new ApprovalGrants(this.db, this.audit, opts.signer, this.now);
+    this.standing = new StandingDecisions(this.audit, this.grantStore);
   }
 
   on(event: "requested" | "decided", listener: (record: ApprovalRecord) => void): () => void {
@@ -114,8 +115,8 @@ export class ApprovalQueue {
    * ask and wait for the answer, the deadline, or the end of the call (`signal`).
    */
   async authorize(req: ApprovalRequest): Promise<ApprovalOutcome> {
-    const standing = req.scope.reusable === false ? undefined : this.reuse(req);
-    if (standing) return standing;
+    const standing = req.scope.reusable === false ? undefined : this.standing.reuse(req);
+    if (standing) return { allowed: true, decision: standing.via, reason: null, ...standing };
     const rec = this.enqueue(req);
     const { signal } = req;
     const onAbort = () => this.expire(rec.id, reasonOf(signal));
@@ -222,7 +223,7 @@ export class ApprovalQueue {
    * as expired (their waiting calls fail at once).
    */
   closeAgent(agentId: string, reason: string): void {
-    for (const key of this.sessions.keys()) if (key.startsWith(`${agentId}\u0000`)) this.sessions.delete(key);
+    this.standing.agentStopped(agentId);
     for (const id of this.store.pendingIds(agentId)) this.expire(id, `agent ${agentId} stopped: ${reason}`);
   }
 
@@ -242,37 +243,6 @@ export class ApprovalQueue {
     this.waiters.clear();
     if (this.poller) clearInterval(this.poller);
     this.poller = undefined;
-  }
-
-  /** A standing decision covering the call, audited as approval.reused; undefined when none. */
-  private reuse(req: ApprovalRequest): ApprovalOutcome | undefined {
-    const base = { tool: req.tool, scope_key: req.scope.key, ...(req.callId ? { call_id: req.callId } : {}) };
-    const ids = { goalId: req.goalId, agentId: req.agentId };
-    const session = this.sessions.get(sessionKey(req.agentId, req.tool, req.scope.key));
-    if (session !== undefined) {
-      this.audit.record("approval.reused", { ...base, via: "allow_session", approval_id: session }, ids);
-      return {
-        allowed: true,
-        via: "allow_session",
-        decision: "allow_session",
-        approvalId: session,
-        grantId: null,
-        by: null,
-        reason: null,
-      };
-    }
-    const grant = this.grantStore.find(req.identity, req.tool, req.scope.key);
-    if (grant === undefined) return undefined;
-    this.audit.record("approval.reused", { ...base, via: "allow_always", grant_id: grant.id }, ids);
-    return {
-      allowed: true,
-      via: "allow_always",
-      decision: "allow_always",
-      approvalId: grant.approval_id,
-      grantId: grant.id,
-      by: grant.decided_by,
-      reason: null,
-    };
   }
 
   /** Persist a pending request and audit it. */
@@ -379,8 +349,7 @@ export class ApprovalQueue {
   }
 
   private settled(rec: ApprovalRecord): void {
-    if (rec.decision === "allow_session")
-      this.sessions.set(sessionKey(rec.agent_id, rec.tool, rec.scope_key), rec.id);
+    this.standing.settled(rec);
     const list = this.waiters.get(rec.id);
     this.waiters.delete(rec.id);
     for (const w of list ?? []) {
@@ -406,10 +375,6 @@ export class ApprovalQueue {
     }, this.opts.pollMs ?? 200);
     this.poller.unref();
   }
-}
-
-function sessionKey(agentId: string, tool: string, scopeKey: string): string {
-  return `${agentId}\u0000${tool}\u0000${scopeKey}`;
 }
 
 function reasonOf(signal: AbortSignal | undefined): string {

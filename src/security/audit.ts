@@ -7,6 +7,7 @@
 // after the last checkpoint is vouched for by the signed head file (audit-head.ts), which
 // the runtime's log (`writeHead`) rewrites after every commit, one pwrite, outside the
 // transaction: a log cut short of the head, or holding another entry at its seq, fails.
+// Reading entries back (query, entry, since) is audit-query.ts's.
 //
 // Durability: `append` returns only after its transaction has committed (WAL). With
 // synchronous=NORMAL (the database default) a committed entry survives a kill -9 of the
@@ -14,7 +15,7 @@
 // WAL on every commit and survives power loss too. An append that fails throws
 // AidoError("audit_failed"), so the action it describes never starts (fail closed).
 
-import { type Db, migrate, prepared } from "../db/database.js";
+import { type Db, migrate } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
 import type { AuditEntry, AuditEvent, AuditKind, AuditPayloads } from "./audit-events.js";
 import {
@@ -33,11 +34,12 @@ import {
   type HeadLogAccess,
   readHeadFile,
 } from "./audit-head.js";
+import { type AuditQuery, entriesSince, entryAt, queryEntries } from "./audit-query.js";
 import { type AuditRow, verifyLog } from "./audit-verify.js";
 import { canonicalJson } from "./canonical-json.js";
 
-export type { AuditCheckpoint, AuditVerifyResult, Signer } from "./audit-format.js";
-export { entryHash, GENESIS_HASH } from "./audit-format.js";
+export type { AuditVerifyResult, Signer } from "./audit-format.js";
+export type { AuditQuery } from "./audit-query.js";
 
 const MIGRATIONS = [
   `CREATE TABLE audit (
@@ -80,15 +82,6 @@ export interface AuditLogOptions {
    */
   writeHead?: boolean;
 }
-
-export interface AuditQuery {
-  goal_id?: string;
-  agent_id?: string;
-  kind?: string;
-  limit?: number;
-}
-
-type Row = AuditRow;
 
 export class AuditLog {
   readonly checkpointEvery: number;
@@ -195,9 +188,6 @@ export class AuditLog {
         "SELECT seq, time, goal_id, agent_id, kind, payload, prev_hash, hash FROM audit ORDER BY seq",
       ),
       count: db.prepare("SELECT count(*) FROM audit").pluck(),
-      bySeq: db.prepare(
-        "SELECT seq, time, goal_id, agent_id, kind, payload, prev_hash, hash FROM audit WHERE seq = ?",
-      ),
     };
   }
 
@@ -373,7 +363,7 @@ export class AuditLog {
     const head = this.headFile ? readHeadFile(this.headFile, this.signer) : undefined;
     const result = this.db.transaction(() =>
       verifyLog({
-        rows: this.stmt.rows.raw().iterate() as IterableIterator<Row>,
+        rows: this.stmt.rows.raw().iterate() as IterableIterator<AuditRow>,
         checkpoints: this.stmt.checkpoints.all() as AuditCheckpoint[],
         count: () => this.stmt.count.get() as number,
         signer: this.signer,
@@ -388,71 +378,23 @@ export class AuditLog {
 
   /** Entries matching every given filter, newest first (default limit 100). */
   query(q: AuditQuery = {}): AuditEntry[] {
-    const filters = [
-      ["goal_id", q.goal_id],
-      ["agent_id", q.agent_id],
-      ["kind", q.kind],
-    ].filter((f): f is [string, string] => f[1] !== undefined);
-    const where = filters.map(([column]) => `${column} = ?`);
-    const args = filters.map(([, value]) => value);
-    const limit = q.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1) {
-      throw new AidoError(
-        ErrorCode.invalidInput,
-        `audit query limit must be a positive integer, got ${q.limit}`,
-      );
-    }
-    const sql = `SELECT seq, time, goal_id, agent_id, kind, payload, prev_hash, hash FROM audit${
-      where.length ? ` WHERE ${where.join(" AND ")}` : ""
-    } ORDER BY seq DESC LIMIT ?`;
-    return (
-      this.db
-        .prepare(sql)
-        .raw()
-        .all(...args, limit) as Row[]
-    ).map(toEntry);
+    return queryEntries(this.db, q);
   }
 
   /** One entry by seq, or undefined. */
   entry(seq: number): AuditEntry | undefined {
-    const row = this.stmt.bySeq.raw().get(seq) as Row | undefined;
-    return row ? toEntry(row) : undefined;
+    return entryAt(this.db, seq);
   }
 
   /** Entries of `kind` after `seq`, oldest first: what happened to a record since the entry that made it. */
   since<K extends AuditKind>(seq: number, kind: K): AuditEntry<K>[] {
-    const rows = prepared(
-      this.db,
-      "SELECT seq, time, goal_id, agent_id, kind, payload, prev_hash, hash FROM audit WHERE seq > ? AND kind = ? ORDER BY seq",
-    )
-      .raw()
-      .all(seq, kind) as Row[];
-    return rows.map(toEntry) as AuditEntry<K>[];
+    return entriesSince(this.db, seq, kind);
   }
 
   /** The last `n` entries, oldest first. */
   tail(n = 20): AuditEntry[] {
     return this.query({ limit: n }).reverse();
   }
-
-  latestCheckpoint(): AuditCheckpoint | undefined {
-    const all = this.stmt.checkpoints.all() as AuditCheckpoint[];
-    return all[all.length - 1];
-  }
-}
-
-function toEntry(row: Row): AuditEntry {
-  const [seq, time, goal_id, agent_id, kind, payload, prev_hash, hash] = row;
-  return {
-    seq,
-    time,
-    goal_id,
-    agent_id,
-    kind: kind as AuditKind,
-    payload: JSON.parse(payload),
-    prev_hash,
-    hash,
-  };
 }
 
 function auditFailed(kind: string, cause: unknown): AidoError {

@@ -312,12 +312,6 @@ export class TokenAuthority {
     return ids;
   }
 
-  /** Is this token id (itself, not its ancestors) revoked? */
-  isRevoked(tokenId: string): boolean {
-    this.#refreshRevocations();
-    return this.#rev.revoked.has(tokenId);
-  }
-
   #verifyUncached(presented: unknown): VerifiedToken {
     const parsed = TokenSchema.safeParse(presented);
     if (!parsed.success) {

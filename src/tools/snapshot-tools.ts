@@ -18,12 +18,8 @@
 import { z } from "zod";
 import type { PathNeed, ToolContext, ToolDef } from "../gate/types.js";
 import { MIN_ENTRY_BYTES, type WorkspaceQuota } from "../sandbox/quota.js";
-import {
-  isSnapshotId,
-  type RestoreResult,
-  type SnapshotRoots,
-  type SnapshotStore,
-} from "../sandbox/snapshots.js";
+import type { RestoreResult } from "../sandbox/snapshot-restore.js";
+import { isSnapshotId, type SnapshotRoots, type SnapshotStore } from "../sandbox/snapshots.js";
 import { boundOutput } from "./output.js";
 
 export interface SnapshotToolDeps {

@@ -8,25 +8,19 @@ import { describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import { Runtime } from "../../src/kernel/runtime.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
-import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
-import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
+import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
+import { turn } from "../support/provider-server.js";
 import { type Harness, noContainers, openHarness } from "./harness.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
 let h: Harness | undefined;
 let extra: Runtime | undefined;
 
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: async () => {
+const suite = useDaemonPerTest({
+  beforeClose: async () => {
     await extra?.close();
     extra = undefined;
-    await fx?.close();
-    fx = undefined;
+  },
+  afterEach: async () => {
     await h?.close();
     h = undefined;
   },
@@ -38,7 +32,7 @@ const waiter = manifest("waiter", {
 });
 
 function scriptWaiter() {
-  return server.script('manifest "waiter"', [
+  return suite.server.script('manifest "waiter"', [
     turn.toolUse("memory_store", { content: "needs a human", category: "fact" }),
     turn.text("gave up"),
   ]);
@@ -56,7 +50,7 @@ async function pendingOf(c: AidoClient): Promise<ApprovalRecord> {
 describe("a call waiting for a human when its goal ends", () => {
   it("expires when the goal is cancelled: the call fails at once, the model is told, the goal ends cancelled", async () => {
     const script = scriptWaiter();
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const { goal_id } = await c.call("goal.submit", { goal: "wait for a human", manifest: waiter });
     const rec = await pendingOf(c);
@@ -80,7 +74,7 @@ describe("a call waiting for a human when its goal ends", () => {
 
   it("expires when the daemon shuts down, and stays closed after it starts again", async () => {
     scriptWaiter();
-    fx = await startFixture(server);
+    const fx = await suite.start();
     let c = await fx.client();
     await c.call("goal.submit", { goal: "wait for a human", manifest: waiter });
     const rec = await pendingOf(c);
@@ -96,7 +90,7 @@ describe("a call waiting for a human when its goal ends", () => {
 
   it("expires when a new process opens the home of one that died while the call waited", async () => {
     scriptWaiter();
-    h = await openHarness(server);
+    h = await openHarness(suite.server);
     const { goal_id } = h.rt.goals.submit({ goal: "wait for a human", manifest: waiter });
     let rec: ApprovalRecord | undefined;
     for (let i = 0; i < 300 && !rec; i++) {

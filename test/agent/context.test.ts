@@ -99,7 +99,11 @@ describe("context window", () => {
     expect(last[0].role).toBe("user");
     expect(JSON.stringify(last[0].content)).toContain("Read the four skills one by one.");
     expect(JSON.stringify(last[0].content)).toContain("<earlier_work_summary untrusted>");
-    const archived = h.rt.archive.list(r.agent_id);
+    const archived = (
+      h.rt.db
+        .prepare("SELECT summary, messages FROM agent_context_archive WHERE agent_id = ? ORDER BY id")
+        .all(r.agent_id) as { summary: string; messages: string }[]
+    ).map((a) => ({ summary: a.summary, messages: JSON.parse(a.messages) as Message[] }));
     expect(archived.length).toBe(summariser.requests.length);
     expect(archived[0]!.summary).toBe("Earlier: read write-report and decompose-goal.");
     expect(archived[0]!.messages[0]!.role).toBe("assistant");

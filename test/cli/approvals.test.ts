@@ -5,34 +5,21 @@
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import type { GrantRecord } from "../../src/security/approval-grants.js";
-import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
-import type { ProviderServer } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
+import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { captureIo } from "./io.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
-
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: async () => {
-    await fx?.close();
-    fx = undefined;
-  },
-});
+const suite = useDaemonPerTest();
 
 async function cli(argv: string[], prompt?: (q: string) => Promise<string | undefined>) {
   const c = captureIo(prompt !== undefined);
   if (prompt) c.io.prompt = prompt;
-  const code = await runCli(argv, c.io, fx!.home.env);
+  const code = await runCli(argv, c.io, suite.fx.home.env);
   return { code, ...c };
 }
 
 /** A memory_store call by a fresh "keeper" agent, waiting for a human. */
 async function pendingCall() {
-  const caller = await fx!.client();
+  const caller = await suite.fx.client();
   const a = await caller.call("agent.spawn", {
     manifest: manifest("keeper", {
       lifecycle: "persistent",
@@ -57,7 +44,7 @@ const target = 'memory_store with exactly the input {"category":"fact","content"
 
 describe("aido approvals", () => {
   it("shows what Allow Once, Allow Session and Allow Always would each cover", async () => {
-    fx = await startFixture(server);
+    const _fx = await suite.start();
     const p = await pendingCall();
     const out = (await cli(["approvals"])).out;
     expect(out).toContain(`    Allow Once:    this call only: ${target}`);
@@ -69,7 +56,7 @@ describe("aido approvals", () => {
   });
 
   it("answers 'a' with a grant that `approvals grants` lists and `approvals revoke` ends", async () => {
-    fx = await startFixture(server);
+    const _fx = await suite.start();
     const p = await pendingCall();
     const answered = await cli(["approvals"], async () => "a");
     expect(answered.text()).toMatch(new RegExp(`${p.id}: allow_always \\(grant grt_[0-9a-f-]+\\)`));

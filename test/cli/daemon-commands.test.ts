@@ -6,25 +6,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
-import type { GoalStatus } from "../../src/kernel/goals.js";
-import { type DaemonFixture, MODEL, manifest, startFixture } from "../daemon/fixture.js";
+import type { GoalStatus } from "../../src/kernel/goal-store.js";
+import { MODEL, manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { makeTempHome } from "../support/home.js";
-import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
+import { turn } from "../support/provider-server.js";
 import { captureIo } from "./io.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
-
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: async () => {
-    await fx?.close();
-    fx = undefined;
-  },
-});
+const suite = useDaemonPerTest();
 
 function manifestFile(dir: string, name: string, extra = ""): string {
   const file = join(dir, `${name}.yaml`);
@@ -37,16 +25,16 @@ function manifestFile(dir: string, name: string, extra = ""): string {
 
 async function cli(argv: string[], interactive = false) {
   const c = captureIo(interactive);
-  const code = await runCli(argv, c.io, fx!.home.env);
+  const code = await runCli(argv, c.io, suite.fx.home.env);
   return { code, ...c };
 }
 
 describe("aido submit", () => {
   it("with --wait --json exits 0 and prints the goal's final status", async () => {
-    server.script('manifest "solo"', [
+    suite.server.script('manifest "solo"', [
       turn.text("the answer is 42", { usage: { input_tokens: 9, output_tokens: 3 } }),
     ]);
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const r = await cli([
       "submit",
       "what is the answer?",
@@ -63,8 +51,8 @@ describe("aido submit", () => {
   });
 
   it("with --wait exits 1 when the goal fails, and says why", async () => {
-    server.script('manifest "broken"', [turn.error(400, { message: "model says no" })]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "broken"', [turn.error(400, { message: "model says no" })]);
+    const fx = await suite.start();
     const r = await cli([
       "submit",
       "fail please",
@@ -78,8 +66,8 @@ describe("aido submit", () => {
   });
 
   it("without --wait prints the goal id at once; goals and status then show it", async () => {
-    server.script('manifest "solo"', [turn.text("done")]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "solo"', [turn.text("done")]);
+    const fx = await suite.start();
     const r = await cli(["submit", "list me", "--manifest", manifestFile(fx.home.dir, "solo")]);
     expect(r.code).toBe(0);
     const id = r.text().trim();
@@ -95,15 +83,15 @@ describe("aido submit", () => {
   });
 
   it("refuses a manifest file it cannot read as a usage error (exit 2)", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const r = await cli(["submit", "x", "--manifest", join(fx.home.dir, "missing.yaml")]);
     expect(r.code).toBe(2);
     expect(r.err.join("\n")).toContain("cannot read manifest");
   });
 
   it("with --follow shows the goal from its first event, even a goal that ends at once", async () => {
-    server.script('manifest "solo"', [turn.text("followed")]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "solo"', [turn.text("followed")]);
+    const fx = await suite.start();
     const idFile = join(fx.home.dir, "goal-id");
     const r = await cli([
       "submit",
@@ -123,8 +111,8 @@ describe("aido submit", () => {
   });
 
   it("with --follow exits 1 when the goal fails", async () => {
-    server.script('manifest "broken"', [turn.error(400, { message: "model says no" })]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "broken"', [turn.error(400, { message: "model says no" })]);
+    const fx = await suite.start();
     const r = await cli(["submit", "fail", "--manifest", manifestFile(fx.home.dir, "broken"), "--follow"]);
     expect(r.code).toBe(1);
     expect(r.text()).toMatch(/^goal \S+ failed; tokens/m);
@@ -133,19 +121,20 @@ describe("aido submit", () => {
 
 describe("aido status and cancel", () => {
   it("status of an unknown goal exits 1 naming it", async () => {
-    fx = await startFixture(server);
+    const _fx = await suite.start();
     const r = await cli(["status", "g-nope"]);
     expect(r.code).toBe(1);
     expect(r.err.join("\n")).toContain("g-nope");
   });
 
   it("cancels a running goal; waiting on it then exits 1", async () => {
-    server.script('manifest "slow"', [turn.text("too late", { delayMs: 20_000 })]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "slow"', [turn.text("too late", { delayMs: 20_000 })]);
+    const fx = await suite.start();
     const id = (await cli(["submit", "take your time", "--manifest", manifestFile(fx.home.dir, "slow")]))
       .text()
       .trim();
-    for (let i = 0; i < 100 && server.requests.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && suite.server.requests.length === 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
     const c = await cli(["cancel", id]);
     expect(c.code).toBe(0);
     expect(c.text()).toBe(`goal ${id}: cancelled`);
@@ -157,10 +146,10 @@ describe("aido status and cancel", () => {
 
 describe("aido watch", () => {
   it("follows a goal to its end and exits 0 when it succeeds", async () => {
-    server.script('manifest "solo"', [
+    suite.server.script('manifest "solo"', [
       turn.text("watched", { delayMs: 500, usage: { input_tokens: 5, output_tokens: 2 } }),
     ]);
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const id = (await cli(["submit", "watch me", "--manifest", manifestFile(fx.home.dir, "solo")]))
       .text()
       .trim();
@@ -171,8 +160,8 @@ describe("aido watch", () => {
   });
 
   it("shows each agent with its manifest's description", async () => {
-    server.script('manifest "solo"', [turn.text("described", { delayMs: 200 })]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "solo"', [turn.text("described", { delayMs: 200 })]);
+    const fx = await suite.start();
     const file = manifestFile(fx.home.dir, "solo", "description: Answers while being watched.\n");
     const w = await cli(["submit", "watch me", "--manifest", file, "--follow"]);
     expect(w.code).toBe(0);
@@ -180,8 +169,8 @@ describe("aido watch", () => {
   });
 
   it("prints raw events as JSON lines with --json", async () => {
-    server.script('manifest "solo"', [turn.text("json", { delayMs: 300 })]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "solo"', [turn.text("json", { delayMs: 300 })]);
+    const fx = await suite.start();
     const id = (await cli(["submit", "json me", "--manifest", manifestFile(fx.home.dir, "solo")]))
       .text()
       .trim();
@@ -202,7 +191,7 @@ describe("aido approvals", () => {
     });
 
   async function pendingCall() {
-    const caller = await fx!.client();
+    const caller = await suite.fx.client();
     const a = await caller.call("agent.spawn", { manifest: memo() });
     const call = caller.call("tool.invoke", {
       agent_id: a.agent_id,
@@ -219,7 +208,7 @@ describe("aido approvals", () => {
   }
 
   it("lists what waits, and `approvals respond ID allow_once` lets the call run", async () => {
-    fx = await startFixture(server);
+    const _fx = await suite.start();
     const p = await pendingCall();
     const text = await cli(["approvals"]);
     expect(text.text()).toContain(`${p.id}  memory_store  agent=${p.agentId}`);
@@ -232,7 +221,7 @@ describe("aido approvals", () => {
   });
 
   it("asks about each request on a terminal; 'd' denies it", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const p = await pendingCall();
     const answers = ["maybe", "d"];
     const c = captureIo(true);
@@ -249,7 +238,7 @@ describe("aido approvals", () => {
   });
 
   it("refuses a decision that is not one of the four as a usage error", async () => {
-    fx = await startFixture(server);
+    const _fx = await suite.start();
     const r = await cli(["approvals", "respond", "ap-1", "maybe"]);
     expect(r.code).toBe(2);
     expect(r.err.join("\n")).toContain('got "maybe"');
@@ -258,7 +247,7 @@ describe("aido approvals", () => {
 
 describe("aido agents and daemon status", () => {
   it("shows the agent tree and the daemon's pid and socket", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const a = await c.call("agent.spawn", {
       manifest: manifest("keeper", { lifecycle: "persistent", description: "Keeps the team's notes." }),

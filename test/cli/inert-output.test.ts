@@ -11,24 +11,12 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
-import type { GoalStatus } from "../../src/kernel/goals.js";
-import { type DaemonFixture, MODEL, startFixture } from "../daemon/fixture.js";
-import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
+import type { GoalStatus } from "../../src/kernel/goal-store.js";
+import { MODEL, useDaemonPerTest } from "../daemon/fixture.js";
+import { turn } from "../support/provider-server.js";
 import { captureIo } from "./io.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
-
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: async () => {
-    await fx?.close();
-    fx = undefined;
-  },
-});
+const suite = useDaemonPerTest();
 
 /** Clears the screen, rewrites the line, plants a hyperlink, reverses text, C1 CSI. */
 const HOSTILE = "\x1b[2J\x1b]8;;https://evil.example\x07click\x1b]8;;\x07\rfake line\u202etxt.exe\u009b31m";
@@ -36,7 +24,7 @@ const HOSTILE = "\x1b[2J\x1b]8;;https://evil.example\x07click\x1b]8;;\x07\rfake 
 const ACTIVE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 function manifestFile(name: string, extra = ""): string {
-  const file = join(fx!.home.dir, `${name}.yaml`);
+  const file = join(suite.fx.home.dir, `${name}.yaml`);
   writeFileSync(
     file,
     `name: ${name}\nmodel: ${MODEL}\nsystem_prompt: "You are ${name}, under test."\n${extra}`,
@@ -46,18 +34,18 @@ function manifestFile(name: string, extra = ""): string {
 
 async function cli(argv: string[]) {
   const c = captureIo();
-  const code = await runCli(argv, c.io, fx!.home.env);
+  const code = await runCli(argv, c.io, suite.fx.home.env);
   return { code, ...c, all: () => [...c.out, ...c.err].join("\n") };
 }
 
 describe("model-written text on the terminal", () => {
   it("aido submit --wait and aido status print a result as inert text, its lines kept; --json exactly", async () => {
     const result = `first line ${HOSTILE}\n\tsecond line`;
-    server.script('manifest "solo"', [
+    suite.server.script('manifest "solo"', [
       turn.toolUse("memory_store", { content: `remember ${HOSTILE}`, category: "fact" }),
       turn.text(result),
     ]);
-    fx = await startFixture(server, { env: { AIDO_PERSISTENT_MEMORY: "1" } });
+    const _fx = await suite.start({ env: { AIDO_PERSISTENT_MEMORY: "1" } });
     const goal = `goal from a model ${HOSTILE}`;
     const file = manifestFile("solo", 'capabilities: ["tool: memory_store"]\n');
     const r = await cli(["submit", goal, "--manifest", file, "--wait"]);
@@ -91,8 +79,8 @@ describe("model-written text on the terminal", () => {
   });
 
   it("prints a goal's error as inert text, with --wait and in the agent list's stop reasons", async () => {
-    server.script('manifest "broken"', [turn.error(400, { message: `model says no ${HOSTILE}` })]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "broken"', [turn.error(400, { message: `model says no ${HOSTILE}` })]);
+    const _fx = await suite.start();
     const r = await cli(["submit", "fail please", "--manifest", manifestFile("broken"), "--wait"]);
     expect(r.code).toBe(1);
     expect(r.all()).not.toMatch(ACTIVE);

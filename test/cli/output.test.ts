@@ -21,22 +21,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
-import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
-import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
+import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
+import { turn } from "../support/provider-server.js";
 import { captureIo } from "./io.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
 const dirs: string[] = [];
 
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: async () => {
-    await fx?.close();
-    fx = undefined;
+const suite = useDaemonPerTest({
+  afterEach: () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   },
 });
@@ -49,7 +41,7 @@ const scratch = (prefix: string) => {
 
 async function cli(argv: string[]) {
   const c = captureIo();
-  const code = await runCli(argv, c.io, fx!.home.env);
+  const code = await runCli(argv, c.io, suite.fx.home.env);
   return { code, ...c };
 }
 
@@ -57,8 +49,8 @@ const mode = (p: string) => (lstatSync(p).mode & 0o7777).toString(8);
 
 /** A finished goal whose output folder holds what a hostile goal could leave behind. */
 async function hostileOutput(outside: string): Promise<string> {
-  server.script('manifest "done"', [turn.text("delivered")]);
-  fx = await startFixture(server);
+  suite.server.script('manifest "done"', [turn.text("delivered")]);
+  const fx = await suite.start();
   const c = await fx.client();
   const { goal_id } = await c.call("goal.submit", { goal: "deliver", manifest: manifest("done") });
   const end = await c.call("goal.wait", { goal_id, timeout_ms: 30_000 });

@@ -13,23 +13,11 @@ import type { AidoClient } from "../../src/client/client.js";
 import type { Config } from "../../src/config.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { requireDocker } from "../support/docker.js";
-import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
-import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
-
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
+import { turn } from "../support/provider-server.js";
+import { manifest, useDaemonPerTest } from "./fixture.js";
 
 beforeAll(() => requireDocker());
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: async () => {
-    await fx?.close();
-    fx = undefined;
-  },
-});
+const suite = useDaemonPerTest();
 
 /** Real containers, and an operator ceiling wide enough for the manifests these goals submit. */
 const docker = {
@@ -65,7 +53,8 @@ async function answerNext(
   throw new Error("no approval request appeared");
 }
 
-const workspace = (goalId: string, file: string) => join(fx!.home.config.goalsDir, goalId, "workspace", file);
+const workspace = (goalId: string, file: string) =>
+  join(suite.fx.home.config.goalsDir, goalId, "workspace", file);
 
 async function decided(c: AidoClient): Promise<ApprovalRecord[]> {
   return (await c.call("approval.list", { status: "decided" })).approvals;
@@ -73,7 +62,7 @@ async function decided(c: AidoClient): Promise<ApprovalRecord[]> {
 
 describe("Allow Session through the agent loop", () => {
   it("lets the same agent write the same path again unasked; another path and another agent ask", async () => {
-    const writer = server.script('manifest "writer"', [
+    const writer = suite.server.script('manifest "writer"', [
       turn.toolUse("file_write", { path: "/workspace/a.txt", content: "one" }),
       turn.toolUse("file_write", { path: "/workspace/sub/../a.txt", content: "two" }),
       turn.toolUse("file_write", { path: "/workspace/b.txt", content: "b" }),
@@ -83,11 +72,11 @@ describe("Allow Session through the agent loop", () => {
       }),
       turn.text("done"),
     ]);
-    const helper = server.script('manifest "helper"', [
+    const helper = suite.server.script('manifest "helper"', [
       turn.toolUse("file_write", { path: "/workspace/a.txt", content: "child" }),
       turn.text("refused"),
     ]);
-    fx = await startFixture(server, docker);
+    const fx = await suite.start(docker);
     const c = await fx.client();
     const human = await fx.client();
     const { goal_id } = await c.call("goal.submit", {
@@ -127,7 +116,7 @@ describe("Allow Session through the agent loop", () => {
   }, 120_000);
 
   it("reuses an exec answer for spellings of the same command only, as the policy's confirm rule asks", async () => {
-    server.script('manifest "cleaner"', [
+    suite.server.script('manifest "cleaner"', [
       turn.toolUse("exec", { command: "touch a.txt b.txt c.txt" }),
       turn.toolUse("exec", { command: "rm -f a.txt" }),
       turn.toolUse("exec", { command: "rm   -f  'a.txt'" }),
@@ -135,7 +124,7 @@ describe("Allow Session through the agent loop", () => {
       turn.toolUse("exec", { command: "rm -f a.txt; rm -f c.txt" }),
       turn.text("done"),
     ]);
-    fx = await startFixture(server, {
+    const fx = await suite.start({
       ...docker,
       config: (cfg) => {
         docker.config(cfg);
@@ -174,7 +163,7 @@ describe("Allow Session through the agent loop", () => {
 describe("Allow Always through the agent loop", () => {
   it("survives a restart for the same identity, not for another, and asks again once revoked", async () => {
     const write = turn.toolUse("file_write", { path: "/workspace/k.txt", content: "kept" });
-    server.script('manifest "keeper"', [
+    suite.server.script('manifest "keeper"', [
       write,
       turn.text("ok"),
       write,
@@ -182,10 +171,10 @@ describe("Allow Always through the agent loop", () => {
       write,
       turn.text("ok"),
     ]);
-    server.script('manifest "other"', [write, turn.text("ok")]);
+    suite.server.script('manifest "other"', [write, turn.text("ok")]);
     const keeper = manifest("keeper", { capabilities: writes, approval_required: ["file_write"] });
     const other = manifest("other", { capabilities: writes, approval_required: ["file_write"] });
-    fx = await startFixture(server, docker);
+    const fx = await suite.start(docker);
     let c = await fx.client();
     const g1 = await c.call("goal.submit", { goal: "keep", manifest: keeper });
     const rec = await answerNext(c, "allow_always");

@@ -8,22 +8,9 @@
 import { describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
-import type { ProviderServer } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
-import { type DaemonFixture, manifest, rpcError, startFixture } from "./fixture.js";
+import { type DaemonFixture, manifest, rpcError, useDaemonPerTest } from "./fixture.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
-
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: async () => {
-    await fx?.close();
-    fx = undefined;
-  },
-});
+const suite = useDaemonPerTest();
 
 const careful = (name: string) =>
   manifest(name, {
@@ -81,7 +68,7 @@ async function reuses(fx: DaemonFixture, agentId: string) {
 
 describe("Allow Session over the socket", () => {
   it("lets the same call through without asking again, for that agent and scope only, until it stops", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const caller = await fx.client();
     const human = await fx.client();
     const a = await caller.call("agent.spawn", { manifest: careful("memo") });
@@ -120,7 +107,7 @@ describe("Allow Session over the socket", () => {
 
 describe("Allow Always over the socket", () => {
   it("is listed with what it covers, reused by the same identity, and not by another", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const caller = await fx.client();
     const human = await fx.client();
     const a = await caller.call("agent.spawn", { manifest: careful("keeper") });
@@ -159,7 +146,7 @@ describe("Allow Always over the socket", () => {
   });
 
   it("survives a daemon restart for the same identity, and approval.revoke makes it ask again", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     let caller = await fx.client();
     let human = await fx.client();
     const a = await caller.call("agent.spawn", { manifest: careful("keeper") });
@@ -202,7 +189,7 @@ describe("Allow Always over the socket", () => {
 
 describe("requests whose call ended", () => {
   it("expire when the agent is stopped: the waiting call fails at once (-32004 approval_expired)", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const caller = await fx.client();
     const human = await fx.client();
     const a = await caller.call("agent.spawn", { manifest: careful("memo") });
@@ -225,7 +212,7 @@ describe("requests whose call ended", () => {
   });
 
   it("expire when the client that made the call leaves", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const caller = await fx.client();
     const human = await fx.client();
     const a = await caller.call("agent.spawn", { manifest: careful("memo") });

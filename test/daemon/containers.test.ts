@@ -8,35 +8,27 @@
 
 import { execFileSync } from "node:child_process";
 import Database from "better-sqlite3";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import { daemonBuiltinTools } from "../../src/daemon/tools.js";
 import { RESTART_REASON } from "../../src/kernel/goals.js";
-import { DockerBackend, LABEL, runtimeIdOf } from "../../src/sandbox/docker.js";
+import { DockerBackend } from "../../src/sandbox/docker.js";
+import { LABEL, runtimeIdOf } from "../../src/sandbox/docker-containers.js";
 import { requireDocker } from "../support/docker.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
+import { turn } from "../support/provider-server.js";
+import { manifest, useDaemonPerTest } from "./fixture.js";
 import { killChildren, startDaemonChild, until } from "./process.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
 let home: TempHome | undefined;
 
-beforeAll(async () => {
-  requireDocker();
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  killChildren();
-  await fx?.close();
-  fx = undefined;
-  home?.cleanup();
-  home = undefined;
-  server.reset();
-});
-afterAll(async () => {
-  await server?.close();
+beforeAll(() => requireDocker());
+const suite = useDaemonPerTest({
+  beforeClose: () => killChildren(),
+  afterEach: () => {
+    home?.cleanup();
+    home = undefined;
+  },
 });
 
 /** Names of this home's containers, running or not (`docker ps -a` by the runtime label). */
@@ -74,24 +66,24 @@ const writer = (name: string, extra: Record<string, unknown> = {}) =>
 const firstWrite = turn.toolUse("file_write", { path: "/workspace/started.txt", content: "container up" });
 
 const withDocker = (config?: (c: TempHome["config"]) => void) =>
-  startFixture(server, {
+  suite.start({
     runtime: { backend: undefined, builtinTools: daemonBuiltinTools },
     ...(config ? { config } : {}),
   });
 
 describe("a goal's container ends with the goal", () => {
   it("is gone when the goal's end is reported: succeeded, failed, cancelled", async () => {
-    fx = await withDocker();
+    const fx = await withDocker();
     const c = await fx.client();
-    server.script('manifest "done"', [firstWrite, turn.text("finished")]);
-    server.script('manifest "broken"', [firstWrite, turn.error(400, { message: "bad request" })]);
-    server.script('manifest "stuck"', [firstWrite, turn.hang()]);
+    suite.server.script('manifest "done"', [firstWrite, turn.text("finished")]);
+    suite.server.script('manifest "broken"', [firstWrite, turn.error(400, { message: "bad request" })]);
+    suite.server.script('manifest "stuck"', [firstWrite, turn.hang()]);
     const ids: Record<string, string> = {};
     for (const name of ["done", "broken", "stuck"]) {
       ids[name] = (await c.call("goal.submit", { goal: name, manifest: writer(name) })).goal_id;
     }
     const stuck = ids.stuck as string;
-    await until(() => (server.requestsMatching('manifest "stuck"').length === 2 ? true : undefined));
+    await until(() => (suite.server.requestsMatching('manifest "stuck"').length === 2 ? true : undefined));
     expect(containerOf(fx.home, stuck)).toBeDefined();
     await c.call("goal.cancel", { goal_id: stuck });
     const ends: Record<string, string> = {};
@@ -106,16 +98,19 @@ describe("a goal's container ends with the goal", () => {
 
   it("ends a stopped goal whose tool call does not return within seconds, and removes its container", async () => {
     const sleeperGrants = ["tool: exec", "exec: sleep *", "file_read: /workspace/**"];
-    fx = await withDocker((cfg) => {
+    const fx = await withDocker((cfg) => {
       cfg.grantCeilings = [sleeperGrants];
     });
     const c = await fx.client();
-    server.script('manifest "sleeper"', [turn.toolUse("exec", { command: "sleep 60" }), turn.text("woke")]);
+    suite.server.script('manifest "sleeper"', [
+      turn.toolUse("exec", { command: "sleep 60" }),
+      turn.text("woke"),
+    ]);
     const { goal_id } = await c.call("goal.submit", {
       goal: "sleep",
       manifest: manifest("sleeper", { capabilities: sleeperGrants }),
     });
-    await until(() => (containerOf(fx!.home, goal_id) ? true : undefined));
+    await until(() => (containerOf(suite.fx.home, goal_id) ? true : undefined));
     await new Promise((r) => setTimeout(r, 500)); // the command is running
     const started = Date.now();
     await c.call("goal.cancel", { goal_id });
@@ -126,11 +121,11 @@ describe("a goal's container ends with the goal", () => {
   }, 120_000);
 
   it("sweeps a container past sandbox.ttl_seconds: its goal fails with the reason, a standalone agent gets a new one", async () => {
-    fx = await withDocker((cfg) => {
+    const fx = await withDocker((cfg) => {
       cfg.sandbox.ttlSeconds = 3;
     });
     const c = await fx.client();
-    server.script('manifest "long"', [firstWrite, turn.text("too late", { delayMs: 60_000 })]);
+    suite.server.script('manifest "long"', [firstWrite, turn.text("too late", { delayMs: 60_000 })]);
     const { goal_id } = await c.call("goal.submit", { goal: "long", manifest: writer("long") });
     const agent = await c.call("agent.spawn", { manifest: writer("standalone") });
     const write = (content: string) =>
@@ -146,7 +141,7 @@ describe("a goal's container ends with the goal", () => {
     expect(end.state).toBe("failed");
     expect(end.error).toMatch(/sandbox\.ttl_seconds \(3 s\)/);
     expect(containerOf(fx.home, goal_id)).toBeUndefined();
-    await until(() => (containerOf(fx!.home, agent.goal_id) === undefined ? true : undefined), 10_000);
+    await until(() => (containerOf(suite.fx.home, agent.goal_id) === undefined ? true : undefined), 10_000);
     // The standalone agent carries on in a fresh container over the same folders.
     expect((await write("second container")).is_error).toBe(false);
     expect(containerOf(fx.home, agent.goal_id)).toBeDefined();
@@ -155,7 +150,7 @@ describe("a goal's container ends with the goal", () => {
   }, 120_000);
 
   it("at start-up removes containers of goals that are not running and re-attaches a persistent agent's", async () => {
-    fx = await withDocker();
+    const fx = await withDocker();
     const c = await fx.client();
     const keeper = await c.call("agent.spawn", { manifest: writer("keeper", { lifecycle: "persistent" }) });
     await c.call("tool.invoke", {
@@ -187,18 +182,18 @@ describe("a goal's container ends with the goal", () => {
 describe("a daemon that dies or is stopped", () => {
   it("after kill -9 and a restart, nothing of the dead goal is left running", async () => {
     home = makeTempHome();
-    server.script('manifest "victim"', [firstWrite, turn.text("never", { delayMs: 120_000 })]);
-    const first = await startDaemonChild(home, server);
+    suite.server.script('manifest "victim"', [firstWrite, turn.text("never", { delayMs: 120_000 })]);
+    const first = await startDaemonChild(home, suite.server);
     const c = await AidoClient.connect(home.config.socketPath);
     const { goal_id } = await c.call("goal.submit", { goal: "victim", manifest: writer("victim") });
-    await until(() => (server.requestsMatching('manifest "victim"').length === 2 ? true : undefined));
+    await until(() => (suite.server.requestsMatching('manifest "victim"').length === 2 ? true : undefined));
     expect(containerOf(home, goal_id)).toBeDefined();
     first.child.kill("SIGKILL");
     await first.exited;
     c.close();
     expect(containerOf(home, goal_id)).toBeDefined(); // the dead process could not remove it
 
-    await startDaemonChild(home, server);
+    await startDaemonChild(home, suite.server);
     await until(() => (containerOf(home!, goal_id) === undefined ? true : undefined), 15_000);
     const c2 = await AidoClient.connect(home.config.socketPath);
     const s = await c2.call("goal.status", { goal_id });
@@ -210,12 +205,12 @@ describe("a daemon that dies or is stopped", () => {
 
   it("on SIGTERM while a call waits for an approval, exits within seconds and leaves no container", async () => {
     home = makeTempHome();
-    server.script('manifest "asker"', [
+    suite.server.script('manifest "asker"', [
       firstWrite,
       turn.toolUse("exec", { command: "ls /workspace" }),
       turn.text("never"),
     ]);
-    const d = await startDaemonChild(home, server);
+    const d = await startDaemonChild(home, suite.server);
     const c = await AidoClient.connect(home.config.socketPath);
     const asker = writer("asker", { approval_required: ["exec"] });
     const { goal_id } = await c.call("goal.submit", { goal: "ask", manifest: asker });

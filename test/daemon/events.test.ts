@@ -4,23 +4,11 @@
 import { describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import type { WireEvent } from "../../src/client/types.js";
-import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
-import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
+import { turn } from "../support/provider-server.js";
+import { manifest, useDaemonPerTest } from "./fixture.js";
 import { rawConnect } from "./raw.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
-
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: async () => {
-    await fx?.close();
-    fx = undefined;
-  },
-});
+const suite = useDaemonPerTest();
 
 async function until(cond: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -32,10 +20,10 @@ async function until(cond: () => boolean, ms = 10_000): Promise<void> {
 
 describe("events.subscribe", () => {
   it("streams a goal's events from the moment of subscription and ends with its goal.finished", async () => {
-    server.script('manifest "solo"', [
+    suite.server.script('manifest "solo"', [
       turn.text("done", { delayMs: 1000, usage: { input_tokens: 7, output_tokens: 1 } }),
     ]);
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const { goal_id } = await c.call("goal.submit", { goal: "watch me", manifest: manifest("solo") });
     const seen: WireEvent[] = [];
@@ -67,11 +55,11 @@ describe("events.subscribe", () => {
   });
 
   it("streams every goal's events to a subscriber without a goal_id", async () => {
-    server.script('manifest "solo"', [turn.text("done")], { repeatLast: true });
-    fx = await startFixture(server);
+    suite.server.script('manifest "solo"', [turn.text("done")], { repeatLast: true });
+    const fx = await suite.start();
     const c = await fx.client();
     const seen: WireEvent[] = [];
-    const sub = await c.subscribe(undefined, (ev) => seen.push(ev));
+    const sub = await AidoClient.subscribe(fx.home.config.socketPath, undefined, (ev) => seen.push(ev));
     const a = await c.call("goal.submit", { goal: "a", manifest: manifest("solo") });
     const b = await c.call("goal.submit", { goal: "b", manifest: manifest("solo") });
     await until(() => seen.filter((e) => e.type === "goal.finished").length === 2);
@@ -83,8 +71,8 @@ describe("events.subscribe", () => {
   });
 
   it("tells a subscriber to a goal that already ended how it ended, then ends the stream", async () => {
-    server.script('manifest "solo"', [turn.text("done")]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "solo"', [turn.text("done")]);
+    const fx = await suite.start();
     const c = await fx.client();
     const { goal_id } = await c.call("goal.submit", { goal: "quick", manifest: manifest("solo") });
     await c.call("goal.wait", { goal_id, timeout_ms: 10_000 });
@@ -102,10 +90,10 @@ describe("events.subscribe", () => {
   });
 
   it("shows a wanted approval to watchers", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const seen: WireEvent[] = [];
-    const sub = await c.subscribe(undefined, (ev) => seen.push(ev));
+    const sub = await AidoClient.subscribe(fx.home.config.socketPath, undefined, (ev) => seen.push(ev));
     const a = await c.call("agent.spawn", {
       manifest: manifest("memo", {
         capabilities: ["tool: memory_store"],
@@ -146,14 +134,14 @@ describe("events.subscribe", () => {
 
 describe("clients that leave", () => {
   it("drops the subscription of a client that leaves mid-stream, and the goal still finishes", async () => {
-    server.script('manifest "slow"', [turn.text("finally", { delayMs: 1500 })]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "slow"', [turn.text("finally", { delayMs: 1500 })]);
+    const fx = await suite.start();
     const bus = fx.daemon.runtime.events;
     const baseline = bus.listenerCount;
     const c = await fx.client();
     const { goal_id } = await c.call("goal.submit", { goal: "slow", manifest: manifest("slow") });
     const seen: WireEvent[] = [];
-    const sub = await c.subscribe(goal_id, (ev) => seen.push(ev));
+    const sub = await AidoClient.subscribe(fx.home.config.socketPath, goal_id, (ev) => seen.push(ev));
     const waiter = await fx.client();
     const wait = waiter.call("goal.wait", { goal_id, timeout_ms: 600_000 }).catch((e: Error) => e);
     // Both the stream and the wait hold a listener while their clients are here...
@@ -162,7 +150,7 @@ describe("clients that leave", () => {
     waiter.close();
     expect(await wait).toBeInstanceOf(Error);
     // ...and none once they left, while the goal runs on.
-    await until(() => bus.listenerCount === baseline && fx!.daemon.connectionCount === 1);
+    await until(() => bus.listenerCount === baseline && suite.fx.daemon.connectionCount === 1);
     expect((await c.call("goal.wait", { goal_id, timeout_ms: 10_000 })).state).toBe("succeeded");
     expect(seen.some((e) => e.type === "goal.finished")).toBe(false);
   });

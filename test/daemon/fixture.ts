@@ -1,8 +1,13 @@
 // test/daemon/fixture.ts — a real agentd (in process) on a temp AIDO_HOME, its real
 // socket, the scripted provider server behind the real SDK clients, and clients that
 // speak to it over the socket. Suites that never touch a container run with the agent
-// harness's `noContainers` backend.
+// harness's `noContainers` backend. useDaemonPerTest() is the set-up most suites share:
+// one provider server for the file, a daemon started by the test that needs it and
+// closed after it.
 
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { AidoClient, type AidoRpcError } from "../../src/client/client.js";
 import type { Config } from "../../src/config.js";
@@ -11,6 +16,7 @@ import type { RuntimeOptions } from "../../src/kernel/runtime.js";
 import { MODEL, noContainers, providerEnv } from "../agent/harness.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
 import type { ProviderServer } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
 
 export { MODEL };
 
@@ -76,6 +82,99 @@ export async function startFixture(
       for (const c of clients) c.close();
       await daemon.close();
       home.cleanup();
+    },
+  };
+}
+
+export interface DaemonPerTest {
+  /** The file's scripted provider server (scripts and requests are reset after each test). */
+  readonly server: ProviderServer;
+  /** The daemon this test started; start() first. */
+  readonly fx: DaemonFixture;
+  /** Start this test's daemon on a fresh home; it is closed after the test. */
+  start(opts?: FixtureOptions): Promise<DaemonFixture>;
+}
+
+/**
+ * One provider server for the test file and a daemon per test. After each test:
+ * `beforeClose` (while the daemon still runs), the daemon closed and its home removed,
+ * `afterEach` (e.g. the test's scratch folders), then the server's scripts forgotten.
+ */
+export function useDaemonPerTest(
+  hooks: { beforeClose?(fx: DaemonFixture | undefined): unknown; afterEach?(): unknown } = {},
+): DaemonPerTest {
+  let server: ProviderServer | undefined;
+  let fx: DaemonFixture | undefined;
+  useProviderServer({
+    started: (s) => {
+      server = s;
+    },
+    afterEach: async () => {
+      await hooks.beforeClose?.(fx);
+      await fx?.close();
+      fx = undefined;
+      await hooks.afterEach?.();
+    },
+  });
+  return {
+    get server() {
+      if (!server) throw new Error("the provider server starts before the suite's first test");
+      return server;
+    },
+    get fx() {
+      if (!fx) throw new Error("this test started no daemon (call start() first)");
+      return fx;
+    },
+    async start(opts = {}) {
+      if (!server) throw new Error("the provider server starts before the suite's first test");
+      fx = await startFixture(server, opts);
+      return fx;
+    },
+  };
+}
+
+export interface InputsDaemon extends DaemonPerTest {
+  /** This test's scratch folder outside AIDO_HOME, for the trees it hands in; open() first. */
+  readonly outside: string;
+  /** A scratch folder, then this test's daemon with these input limits; returns a client. */
+  open(limits: { files: number; mb: number; goals: number }): Promise<AidoClient>;
+}
+
+/**
+ * goal.submit `inputs` suites: a daemon per test with the input limits (sandbox.inputs_max_files,
+ * inputs_max_mb) and goal slots the test chooses, and a scratch folder named `prefix…`
+ * for the host trees it submits, removed after the test.
+ */
+export function useInputsDaemon(prefix: string): InputsDaemon {
+  let outside: string | undefined;
+  const suite = useDaemonPerTest({
+    afterEach: () => {
+      if (outside) rmSync(outside, { recursive: true, force: true });
+      outside = undefined;
+    },
+  });
+  return {
+    get server() {
+      return suite.server;
+    },
+    get fx() {
+      return suite.fx;
+    },
+    start: (opts) => suite.start(opts),
+    get outside() {
+      if (!outside) throw new Error("this test opened no daemon (call open() first)");
+      return outside;
+    },
+    async open(limits) {
+      outside = mkdtempSync(join(tmpdir(), prefix));
+      const fx = await suite.start({
+        config: (c) => {
+          c.sandbox.inputsMaxFiles = limits.files;
+          c.sandbox.inputsMaxMb = limits.mb;
+          c.limits.maxConcurrentGoals = limits.goals;
+        },
+      });
+      return fx.client();
     },
   };
 }

@@ -11,49 +11,21 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
-  rmSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { type DaemonFixture, manifest, rpcError, startFixture } from "./fixture.js";
+import { turn } from "../support/provider-server.js";
+import { manifest, rpcError, useInputsDaemon } from "./fixture.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
-let outside: string;
-
-beforeAll(async () => {
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await fx?.close();
-  fx = undefined;
-  rmSync(outside, { recursive: true, force: true });
-  server.reset();
-});
-afterAll(async () => {
-  await server.close();
-});
-
-async function open(limits: { files?: number; mb?: number; goals?: number } = {}): Promise<AidoClient> {
-  outside = mkdtempSync(join(tmpdir(), "aido-inputs-"));
-  fx = await startFixture(server, {
-    config: (c) => {
-      c.sandbox.inputsMaxFiles = limits.files ?? 20;
-      c.sandbox.inputsMaxMb = limits.mb ?? 1;
-      c.limits.maxConcurrentGoals = limits.goals ?? 4;
-    },
-  });
-  return fx.client();
-}
+const suite = useInputsDaemon("aido-inputs-");
+const open = (limits: { files?: number; mb?: number; goals?: number } = {}): Promise<AidoClient> =>
+  suite.open({ files: limits.files ?? 20, mb: limits.mb ?? 1, goals: limits.goals ?? 4 });
 
 const reader = manifest("reader");
 const submit = (c: AidoClient, inputs: unknown[]) =>
@@ -61,45 +33,45 @@ const submit = (c: AidoClient, inputs: unknown[]) =>
 
 /** A project folder: files, a nested folder, an unreadable-to-others file, a link to a host secret. */
 function project(): string {
-  const dir = join(outside, "project");
+  const dir = join(suite.outside, "project");
   mkdirSync(join(dir, "sub"), { recursive: true });
   writeFileSync(join(dir, "a.txt"), "alpha\n");
   writeFileSync(join(dir, "sub", "b.txt"), "beta\n", { mode: 0o600 });
-  writeFileSync(join(outside, "secret"), "host secret\n");
-  symlinkSync(join(outside, "secret"), join(dir, "sub", "escape"));
+  writeFileSync(join(suite.outside, "secret"), "host secret\n");
+  symlinkSync(join(suite.outside, "secret"), join(dir, "sub", "escape"));
   return dir;
 }
 
 describe("goal.submit inputs", () => {
   it("copies a folder with its links as links, plain modes, and lists it in the first message", async () => {
     const c = await open();
-    server.script('manifest "reader"', [turn.text("read")]);
+    suite.server.script('manifest "reader"', [turn.text("read")]);
     const dir = project();
-    const alias = join(outside, "alias"); // the named path may itself be a link: it is the user's choice
+    const alias = join(suite.outside, "alias"); // the named path may itself be a link: it is the user's choice
     symlinkSync(dir, alias);
-    const staged = join(fx!.home.dir, "inbox", "1-1", "notes.md"); // run-aido.sh stages here
+    const staged = join(suite.fx.home.dir, "inbox", "1-1", "notes.md"); // run-aido.sh stages here
     mkdirSync(dirname(staged), { recursive: true });
     writeFileSync(staged, "# notes\n");
     const { goal_id } = await submit(c, [alias, staged]);
     const end = await c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
     expect(end.state).toBe("succeeded");
-    const inputs = join(fx!.home.config.goalsDir, goal_id, "inputs");
+    const inputs = join(suite.fx.home.config.goalsDir, goal_id, "inputs");
     expect(readdirSync(inputs).sort()).toEqual(["alias", "notes.md"]);
     expect(readFileSync(join(inputs, "alias", "a.txt"), "utf8")).toBe("alpha\n");
     expect(readFileSync(join(inputs, "alias", "sub", "b.txt"), "utf8")).toBe("beta\n");
     expect((lstatSync(join(inputs, "alias", "sub", "b.txt")).mode & 0o7777).toString(8)).toBe("644");
     const link = join(inputs, "alias", "sub", "escape");
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
-    expect(readlinkSync(link)).toBe(join(outside, "secret"));
-    const first = server.requestsMatching('manifest "reader"')[0]!.body.messages[0].content;
+    expect(readlinkSync(link)).toBe(join(suite.outside, "secret"));
+    const first = suite.server.requestsMatching('manifest "reader"')[0]!.body.messages[0].content;
     expect(JSON.stringify(first)).toContain("/inputs/alias");
     expect(JSON.stringify(first)).toContain("/inputs/notes.md");
   });
 
   it("refuses AIDO_HOME, links into it and folders holding it, naming the path, creating nothing", async () => {
     const c = await open();
-    const home = fx!.home.config.home;
-    const viaLink = join(outside, "innocent");
+    const home = suite.fx.home.config.home;
+    const viaLink = join(suite.outside, "innocent");
     symlinkSync(join(home, "keys"), viaLink);
     const cases: Array<[unknown, number, RegExp]> = [
       [
@@ -112,7 +84,7 @@ describe("goal.submit inputs", () => {
       [viaLink, -32001, /innocent \(.*\/keys\) is inside AIDO_HOME/],
       [dirname(home), -32001, /contains AIDO_HOME/],
       ["relative/path", -32602, /inputs\.0: must be an absolute path/],
-      [join(outside, "missing"), -32003, /inputs\.0: .*missing does not exist/],
+      [join(suite.outside, "missing"), -32003, /inputs\.0: .*missing does not exist/],
     ];
     for (const [input, code, message] of cases) {
       const e = await rpcError(submit(c, [input]));
@@ -120,7 +92,7 @@ describe("goal.submit inputs", () => {
       expect(e.message).toMatch(message);
     }
     expect((await c.call("goal.list", {})).goals).toEqual([]);
-    expect(existsSync(fx!.home.config.goalsDir)).toBe(false);
+    expect(existsSync(suite.fx.home.config.goalsDir)).toBe(false);
     const refused = await c.call("audit.query", { kind: "goal.refused" });
     expect(refused.entries).toHaveLength(cases.length);
   });
@@ -133,30 +105,30 @@ describe("goal.submit inputs", () => {
     expect(e1.rpcCode).toBe(-32602);
     expect(e1.message).toMatch(/inputs\.0: .*sub\/pipe is a fifo/);
 
-    const many = join(outside, "many");
+    const many = join(suite.outside, "many");
     mkdirSync(many);
     for (let i = 0; i < 6; i++) writeFileSync(join(many, `f${i}`), "x");
-    const e2 = await rpcError(submit(c, [join(outside, "secret"), many]));
+    const e2 = await rpcError(submit(c, [join(suite.outside, "secret"), many]));
     expect(e2.rpcCode).toBe(-32002);
     expect(e2.message).toMatch(
       /inputs\.1: the inputs hold more than 6 files, folders and links \(sandbox\.inputs_max_files\); .*many\/f\d is past it/,
     );
 
-    const big = join(outside, "big.bin");
+    const big = join(suite.outside, "big.bin");
     writeFileSync(big, Buffer.alloc(1024 * 1024 + 1));
     const e3 = await rpcError(submit(c, [big]));
     expect(e3.rpcCode).toBe(-32002);
     expect(e3.message).toMatch(/more than 1 MiB \(sandbox\.inputs_max_mb\); .*big\.bin goes past it/);
     expect((await c.call("goal.list", {})).goals).toEqual([]);
-    expect(existsSync(fx!.home.config.goalsDir)).toBe(false);
+    expect(existsSync(suite.fx.home.config.goalsDir)).toBe(false);
   });
 
   it("fails a goal whose input grew past the cap after it was accepted, with nothing copied", async () => {
     const c = await open({ files: 6, goals: 1 });
-    server.script('manifest "blocker"', [turn.hang()]);
-    server.script('manifest "reader"', [turn.text("never asked")]);
+    suite.server.script('manifest "blocker"', [turn.hang()]);
+    suite.server.script('manifest "reader"', [turn.text("never asked")]);
     const blocker = await c.call("goal.submit", { goal: "block", manifest: manifest("blocker") });
-    const grows = join(outside, "grows");
+    const grows = join(suite.outside, "grows");
     mkdirSync(grows);
     writeFileSync(join(grows, "one"), "1");
     const { goal_id } = await submit(c, [grows]);
@@ -167,9 +139,9 @@ describe("goal.submit inputs", () => {
     const end = await c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
     expect(end.state).toBe("failed");
     expect(end.error).toMatch(/inputs\.0: the inputs hold more than 6 files.*grows\/more\d is past it/);
-    const root = join(fx!.home.config.goalsDir, goal_id);
+    const root = join(suite.fx.home.config.goalsDir, goal_id);
     expect(readdirSync(join(root, "inputs"))).toEqual([]);
     expect(readdirSync(root).filter((n) => n.startsWith(".inputs-"))).toEqual([]);
-    expect(server.requestsMatching('manifest "reader"')).toEqual([]);
+    expect(suite.server.requestsMatching('manifest "reader"')).toEqual([]);
   });
 });

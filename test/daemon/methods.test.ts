@@ -6,30 +6,18 @@ import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
-import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
-import { type DaemonFixture, manifest, rpcError, startFixture } from "./fixture.js";
+import { turn } from "../support/provider-server.js";
+import { manifest, rpcError, useDaemonPerTest } from "./fixture.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
-
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: async () => {
-    await fx?.close();
-    fx = undefined;
-  },
-});
+const suite = useDaemonPerTest();
 
 describe("goal.*", () => {
   it("submits, reports, waits for, lists and cancels goals", async () => {
-    server.script('manifest "solo"', [
+    suite.server.script('manifest "solo"', [
       turn.text("the answer", { usage: { input_tokens: 12, output_tokens: 3 } }),
     ]);
-    server.script('manifest "slow"', [turn.text("late", { delayMs: 30_000 })]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "slow"', [turn.text("late", { delayMs: 30_000 })]);
+    const fx = await suite.start();
     const c = await fx.client();
     const { goal_id } = await c.call("goal.submit", { goal: "answer it", manifest: manifest("solo") });
     expect(goal_id).toMatch(/^g_/);
@@ -58,7 +46,7 @@ describe("goal.*", () => {
   });
 
   it("answers -32003 for a goal that does not exist", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     for (const m of ["goal.status", "goal.cancel", "events.subscribe"] as const) {
       const e = await rpcError(c.call(m, { goal_id: "g_missing" }));
@@ -71,7 +59,7 @@ describe("goal.*", () => {
   });
 
   it("answers -32602 for a manifest that does not parse, naming the key", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const e = await rpcError(
       c.call("goal.submit", { goal: "x", manifest: { ...manifest("solo"), colour: "red" } }),
@@ -83,7 +71,7 @@ describe("goal.*", () => {
 
 describe("the operator's ceiling on socket manifests", () => {
   it("holds a manifest to the bootstrap manifest's grants when no ceiling is configured (-32001 naming each grant)", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const wide = manifest("wide", {
       capabilities: ["file_read: /workspace/**", "exec: *", "network: *", "file_write: /etc/**"],
@@ -115,7 +103,7 @@ describe("the operator's ceiling on socket manifests", () => {
   });
 
   it("holds a manifest to config.grantCeilings when the operator configured one", async () => {
-    fx = await startFixture(server, {
+    const fx = await suite.start({
       config: (c) => (c.grantCeilings = [["tool: memory_query", "file_read: /workspace/**"]]),
     });
     const c = await fx.client();
@@ -137,7 +125,7 @@ describe("the operator's ceiling on socket manifests", () => {
   it("holds a root's model to models.allowed on every method that starts one (-32001 naming the model)", async () => {
     // Without AIDO_MODEL the manifest's own model is the root's, and the default allow-list
     // is the shipped manifests' models.
-    fx = await startFixture(server, { env: { AIDO_MODEL: "" } });
+    const fx = await suite.start({ env: { AIDO_MODEL: "" } });
     const c = await fx.client();
     const elsewhere = manifest("elsewhere", { model: "openai/gpt-4o" });
     for (const [m, p] of [
@@ -167,7 +155,7 @@ describe("the operator's ceiling on socket manifests", () => {
 
   it("reads manifest_path only inside daemon.manifest_dirs: no traversal, no prefix sibling, no symlink out", async () => {
     let dirs = "";
-    fx = await startFixture(server, {
+    const fx = await suite.start({
       config: (c) => {
         dirs = join(c.home, "manifests");
         c.daemon.manifestDirs = [dirs];
@@ -208,12 +196,12 @@ describe("the operator's ceiling on socket manifests", () => {
 
 describe("agent.*", () => {
   it("spawns, lists, runs, reports and stops agents", async () => {
-    server.script('manifest "helper"', [
+    suite.server.script('manifest "helper"', [
       turn.text("hello back", { usage: { input_tokens: 5, output_tokens: 2 } }),
     ]);
-    server.script('manifest "keeper"', [turn.text("one"), turn.text("two")]);
-    server.script('manifest "oneshot"', [turn.text("did it")]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "keeper"', [turn.text("one"), turn.text("two")]);
+    suite.server.script('manifest "oneshot"', [turn.text("did it")]);
+    const fx = await suite.start();
     const c = await fx.client();
     const helper = await c.call("agent.spawn", { manifest: manifest("helper") });
     expect(helper).toMatchObject({ manifest: "helper", state: "paused", depth: 0, parent_id: null });
@@ -237,7 +225,7 @@ describe("agent.*", () => {
   });
 
   it("answers -32003 for an agent that does not exist, and for running a stopped one", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     for (const [m, p] of [
       ["agent.status", { agent_id: "a_none" }],
@@ -264,7 +252,7 @@ describe("tool.* and approval.*", () => {
     });
 
   it("lists the tools with their input schemas", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const { tools } = await c.call("tool.list", {});
     const names = tools.map((t) => t.name);
@@ -275,7 +263,7 @@ describe("tool.* and approval.*", () => {
   });
 
   it("runs a tool through the gate for an agent that holds the grant", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const a = await c.call("agent.spawn", { manifest: memoryAgent() });
     const stored = await c.call("tool.invoke", {
@@ -298,7 +286,7 @@ describe("tool.* and approval.*", () => {
   });
 
   it("refuses a tool the agent holds no grant for with -32001, and audits the denial", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const a = await c.call("agent.spawn", {
       manifest: manifest("bare", { capabilities: ["tool: memory_query"] }),
@@ -317,7 +305,7 @@ describe("tool.* and approval.*", () => {
   });
 
   it("refuses spawn_agent with a widening child manifest with -32001 naming every offending key", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const lead = await c.call("agent.spawn", {
       manifest: manifest("lead", {
@@ -352,7 +340,7 @@ describe("tool.* and approval.*", () => {
   });
 
   it("answers -32602 for an unknown tool or tool input that fails its schema", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const a = await c.call("agent.spawn", { manifest: memoryAgent() });
     const unknown = await rpcError(
@@ -367,7 +355,7 @@ describe("tool.* and approval.*", () => {
   });
 
   it("holds a call that needs approval until a second client allows it", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const caller = await fx.client();
     const human = await fx.client();
     const a = await caller.call("agent.spawn", {
@@ -399,7 +387,7 @@ describe("tool.* and approval.*", () => {
   });
 
   it("answers -32004 when the human denies, and -32003 for an approval that does not exist", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const caller = await fx.client();
     const human = await fx.client();
     const a = await caller.call("agent.spawn", {
@@ -427,10 +415,10 @@ describe("tool.* and approval.*", () => {
   });
 
   it("answers -32002 when the agent's token budget is spent", async () => {
-    server.script('manifest "memo"', [
+    suite.server.script('manifest "memo"', [
       turn.text("spent it all", { usage: { input_tokens: 60_000, output_tokens: 10 } }),
     ]);
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const a = await c.call("agent.spawn", { manifest: memoryAgent({ budget: { max_tokens: 50_000 } }) });
     await c.call("agent.run", { agent_id: a.agent_id, message: "spend" });
@@ -444,8 +432,8 @@ describe("tool.* and approval.*", () => {
 
 describe("audit.*", () => {
   it("verifies the chain and queries entries by goal, agent and kind", async () => {
-    server.script('manifest "solo"', [turn.text("ok")]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "solo"', [turn.text("ok")]);
+    const fx = await suite.start();
     const c: AidoClient = await fx.client();
     const { goal_id } = await c.call("goal.submit", { goal: "audit me", manifest: manifest("solo") });
     await c.call("goal.wait", { goal_id, timeout_ms: 20_000 });
@@ -467,8 +455,8 @@ describe("audit.*", () => {
   });
 
   it("checks the tail against the signed head and an anchor, and names a bad anchor as the field", async () => {
-    server.script('manifest "solo"', [turn.text("ok")]);
-    fx = await startFixture(server);
+    suite.server.script('manifest "solo"', [turn.text("ok")]);
+    const fx = await suite.start();
     const c: AidoClient = await fx.client();
     const { goal_id } = await c.call("goal.submit", { goal: "audit my tail", manifest: manifest("solo") });
     await c.call("goal.wait", { goal_id, timeout_ms: 20_000 });

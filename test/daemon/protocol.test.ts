@@ -7,23 +7,11 @@ import { statSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { AidoClient, AidoRpcError } from "../../src/client/client.js";
 import { startDaemon } from "../../src/daemon/server.js";
-import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
-import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
+import { turn } from "../support/provider-server.js";
+import { type DaemonFixture, manifest, useDaemonPerTest } from "./fixture.js";
 import { rawConnect } from "./raw.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
-
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: async () => {
-    await fx?.close();
-    fx = undefined;
-  },
-});
+const suite = useDaemonPerTest();
 
 async function stillAnswers(f: DaemonFixture): Promise<void> {
   const c = await f.client();
@@ -32,7 +20,7 @@ async function stillAnswers(f: DaemonFixture): Promise<void> {
 
 describe("the daemon socket", () => {
   it("is created with mode 0600 and removed with the pid file on shutdown", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const { socketPath, pidPath } = fx.home.config;
     expect(statSync(socketPath).mode & 0o777).toBe(0o600);
     expect(statSync(pidPath).isFile()).toBe(true);
@@ -42,7 +30,7 @@ describe("the daemon socket", () => {
   });
 
   it("refuses to start while another daemon answers on the socket", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     await expect(startDaemon(fx.home.config, { eventLog: null, log: () => {} })).rejects.toThrow(
       /another Aido daemon is already running/,
     );
@@ -50,7 +38,7 @@ describe("the daemon socket", () => {
   });
 
   it("removes a stale socket left by a dead daemon, but never a file that is not a socket", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const config = fx.home.config;
     await fx.daemon.close();
     // A socket file nobody listens on: bound by a process that then exited.
@@ -66,7 +54,6 @@ describe("the daemon socket", () => {
     await d.close();
     writeFileSync(config.socketPath, "not a socket");
     await expect(startDaemon(config, { eventLog: null, log: () => {} })).rejects.toThrow(/is not a socket/);
-    fx = undefined;
   });
 
   it("says how to start the daemon when nothing listens on the socket", async () => {
@@ -78,7 +65,7 @@ describe("the daemon socket", () => {
 
 describe("malformed requests", () => {
   it("answers malformed JSON with -32700 and id null, then keeps serving the connection", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const raw = await rawConnect(fx.home.config.socketPath);
     raw.send('{"jsonrpc":"2.0","id":1,"method":\n');
     const err = await raw.next();
@@ -89,7 +76,7 @@ describe("malformed requests", () => {
   });
 
   it("answers a request that is not an object, or lacks jsonrpc/method, with -32600", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const raw = await rawConnect(fx.home.config.socketPath);
     for (const line of [
       "42",
@@ -112,7 +99,7 @@ describe("malformed requests", () => {
   });
 
   it("refuses a batch clearly with -32600", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const raw = await rawConnect(fx.home.config.socketPath);
     raw.send(
       '[{"jsonrpc":"2.0","id":1,"method":"goal.list"},{"jsonrpc":"2.0","id":2,"method":"tool.list"}]\n',
@@ -127,7 +114,7 @@ describe("malformed requests", () => {
   });
 
   it("answers an unknown method with -32601 naming it", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const e = await c.call("goal.explode", {}).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(AidoRpcError);
@@ -139,7 +126,7 @@ describe("malformed requests", () => {
   });
 
   it("answers bad params with -32602 naming the field: missing, wrong type, unknown key, not an object", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     const fail = (m: string, p: unknown) =>
       c.call(m, p as Record<string, unknown>).then(
@@ -171,7 +158,7 @@ describe("malformed requests", () => {
   });
 
   it("drops a line over daemon.max_line_bytes with -32600 and resynchronises at the next newline", async () => {
-    fx = await startFixture(server, { config: (c) => (c.daemon.maxLineBytes = 4096) });
+    const fx = await suite.start({ config: (c) => (c.daemon.maxLineBytes = 4096) });
     const raw = await rawConnect(fx.home.config.socketPath);
     const huge = `{"jsonrpc":"2.0","id":1,"method":"goal.submit","params":{"goal":"${"x".repeat(100_000)}"}}`;
     // In pieces, so the cap is hit across chunks, not inside one.
@@ -188,7 +175,7 @@ describe("malformed requests", () => {
   });
 
   it("sends nothing back for a notification (no id), even a failing one", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const raw = await rawConnect(fx.home.config.socketPath);
     raw.send('{"jsonrpc":"2.0","method":"goal.list"}\n');
     raw.send('{"jsonrpc":"2.0","method":"goal.status","params":{"goal_id":"g_nope"}}\n');
@@ -201,7 +188,7 @@ describe("malformed requests", () => {
   });
 
   it("answers an unexpected internal failure with -32603 and a safe message, no stack", async () => {
-    fx = await startFixture(server);
+    const fx = await suite.start();
     const c = await fx.client();
     // A database the runtime can no longer use: an internal error, not the client's fault.
     fx.daemon.runtime.db.exec("DROP TABLE goals");
@@ -215,10 +202,14 @@ describe("malformed requests", () => {
 
 describe("many clients", () => {
   it("serves 20 clients at once, each submitting and waiting for its own goal", async () => {
-    server.script('manifest "solo"', [turn.text("done", { usage: { input_tokens: 10, output_tokens: 2 } })], {
-      repeatLast: true,
-    });
-    fx = await startFixture(server);
+    suite.server.script(
+      'manifest "solo"',
+      [turn.text("done", { usage: { input_tokens: 10, output_tokens: 2 } })],
+      {
+        repeatLast: true,
+      },
+    );
+    const fx = await suite.start();
     const f = fx;
     const results = await Promise.all(
       Array.from({ length: 20 }, async (_, i) => {

@@ -7,27 +7,14 @@
 
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import { daemonBuiltinTools } from "../../src/daemon/tools.js";
 import { requireDocker } from "../support/docker.js";
-import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
-import { type DaemonFixture, manifest, rpcError, startFixture } from "./fixture.js";
+import { manifest, rpcError, useDaemonPerTest } from "./fixture.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
-
-beforeAll(async () => {
-  requireDocker();
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await fx?.close();
-  fx = undefined;
-});
-afterAll(async () => {
-  await server?.close();
-});
+beforeAll(() => requireDocker());
+const suite = useDaemonPerTest();
 
 const KB = 1024;
 const grants = [
@@ -41,7 +28,7 @@ const grants = [
 const worker = manifest("filler", { capabilities: grants });
 
 async function open(): Promise<{ c: AidoClient; agent: string; goal: string }> {
-  fx = await startFixture(server, {
+  const fx = await suite.start({
     runtime: { backend: undefined, builtinTools: daemonBuiltinTools },
     config: (cfg) => {
       cfg.sandbox.workspaceMaxMb = 1;
@@ -58,7 +45,7 @@ describe("sandbox.workspace_max_mb", () => {
     const { c, agent, goal } = await open();
     const invoke = (tool: string, input: Record<string, unknown>) =>
       c.call("tool.invoke", { agent_id: agent, tool, input });
-    const host = (p: string) => join(fx!.home.config.goalsDir, goal, p);
+    const host = (p: string) => join(suite.fx.home.config.goalsDir, goal, p);
     await invoke("file_write", { path: "/workspace/a.txt", content: "x".repeat(700 * KB) });
 
     const e = await rpcError(
@@ -102,7 +89,7 @@ describe("sandbox.workspace_max_mb", () => {
     const { c, agent, goal } = await open();
     const invoke = (tool: string, input: Record<string, unknown>) =>
       c.call("tool.invoke", { agent_id: agent, tool, input });
-    const host = (p: string) => join(fx!.home.config.goalsDir, goal, p);
+    const host = (p: string) => join(suite.fx.home.config.goalsDir, goal, p);
     await invoke("file_write", { path: "/workspace/small.txt", content: "s" });
     const small = (await invoke("snapshot_create", { label: "small" })).data as { id: string };
     // What an exec can leave between two measures: the goal over its cap (made here on the

@@ -7,28 +7,20 @@
 import { chmodSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { daemonBuiltinTools } from "../../src/daemon/tools.js";
 import { requireDocker } from "../support/docker.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { type DaemonFixture, manifest, startFixture } from "./fixture.js";
+import { turn } from "../support/provider-server.js";
+import { manifest, useDaemonPerTest } from "./fixture.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
 let outside: string;
 
-beforeAll(async () => {
+beforeAll(() => {
   requireDocker();
-  server = await startProviderServer();
   outside = mkdtempSync(join(tmpdir(), "aido-host-"));
 });
-afterEach(async () => {
-  await fx?.close();
-  fx = undefined;
-  server.reset();
-});
-afterAll(async () => {
-  await server?.close();
+const suite = useDaemonPerTest();
+afterAll(() => {
   rmSync(outside, { recursive: true, force: true });
 });
 
@@ -49,7 +41,7 @@ describe("setuid and setgid bits at goal end", () => {
     const hostSuid = join(outside, "host-suid");
     copyFileSync("/bin/true", hostSuid);
     chmodSync(hostSuid, 0o4755);
-    fx = await startFixture(server, { runtime: { backend: undefined, builtinTools: daemonBuiltinTools } });
+    const fx = await suite.start({ runtime: { backend: undefined, builtinTools: daemonBuiltinTools } });
     const goalsDir = fx.home.config.goalsDir;
     const js = [
       "const fs = require('fs');",
@@ -59,7 +51,7 @@ describe("setuid and setgid bits at goal end", () => {
       "fs.chmodSync('/output/sgid', 0o2775);",
       `fs.symlinkSync(${JSON.stringify(hostSuid)}, '/workspace/host-link');`,
     ].join(" ");
-    server.script('manifest "setter"', [
+    suite.server.script('manifest "setter"', [
       (req) => {
         // The goal's folders exist once its agent makes its first call: plant what a
         // container could have written there, in case exec cannot set the bits itself.

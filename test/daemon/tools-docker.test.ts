@@ -4,28 +4,19 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import { daemonBuiltinTools } from "../../src/daemon/tools.js";
 import { requireDocker } from "../support/docker.js";
-import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
-import { type DaemonFixture, manifest, rpcError, startFixture } from "./fixture.js";
+import { type DaemonFixture, manifest, rpcError, useDaemonPerTest } from "./fixture.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
 const goals: string[] = [];
 
-beforeAll(async () => {
-  requireDocker();
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  for (const g of goals.splice(0)) await fx?.daemon.runtime.backend.remove(g).catch(() => {});
-  await fx?.close();
-  fx = undefined;
-});
-afterAll(async () => {
-  await server?.close();
+beforeAll(() => requireDocker());
+const suite = useDaemonPerTest({
+  beforeClose: async (fx) => {
+    for (const g of goals.splice(0)) await fx?.daemon.runtime.backend.remove(g).catch(() => {});
+  },
 });
 
 const worker = (extra: Record<string, unknown> = {}) =>
@@ -54,7 +45,7 @@ const hostPath = (f: DaemonFixture, goalId: string, dir: string, file: string) =
 
 describe("tool.invoke in the sandbox", () => {
   it("writes, reads and runs commands in the agent's container", async () => {
-    fx = await startFixture(server, { runtime: { backend: undefined, builtinTools: daemonBuiltinTools } });
+    const fx = await suite.start({ runtime: { backend: undefined, builtinTools: daemonBuiltinTools } });
     const c = await fx.client();
     const a = await spawnWorker(c);
     const w = await c.call("tool.invoke", {
@@ -79,7 +70,7 @@ describe("tool.invoke in the sandbox", () => {
   });
 
   it("refuses a write outside the agent's grants with -32001 and creates nothing", async () => {
-    fx = await startFixture(server, { runtime: { backend: undefined, builtinTools: daemonBuiltinTools } });
+    const fx = await suite.start({ runtime: { backend: undefined, builtinTools: daemonBuiltinTools } });
     const c = await fx.client();
     const a = await spawnWorker(c);
     const e = await rpcError(
@@ -103,7 +94,7 @@ describe("tool.invoke in the sandbox", () => {
   });
 
   it("refuses a granted command the policy forbids with -32004", async () => {
-    fx = await startFixture(server, { runtime: { backend: undefined, builtinTools: daemonBuiltinTools } });
+    const fx = await suite.start({ runtime: { backend: undefined, builtinTools: daemonBuiltinTools } });
     const c = await fx.client();
     const a = await spawnWorker(c);
     const e = await rpcError(
@@ -119,7 +110,7 @@ describe("tool.invoke in the sandbox", () => {
   });
 
   it("holds a write that needs approval, writes nothing until a second client allows it", async () => {
-    fx = await startFixture(server, { runtime: { backend: undefined, builtinTools: daemonBuiltinTools } });
+    const fx = await suite.start({ runtime: { backend: undefined, builtinTools: daemonBuiltinTools } });
     const caller = await fx.client();
     const human = await fx.client();
     const a = await spawnWorker(caller, { approval_required: ["file_write"] });

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { openDatabase } from "../../src/db/database.js";
 import { ErrorCode } from "../../src/errors.js";
-import { Gate, GateDenied, type Principal } from "../../src/gate/invoke.js";
+import { Gate, GateDenied, type Principal, type SnapshotHook } from "../../src/gate/invoke.js";
 import type { ToolDef } from "../../src/gate/types.js";
 import { lazySandbox } from "../../src/sandbox/lazy.js";
 import { ApprovalQueue } from "../../src/security/approvals.js";
@@ -58,7 +58,7 @@ function shellTool(runs: string[]): ToolDef<{ command: string }> {
   };
 }
 
-function makeWorld(approvalTimeoutMs = 2_000): World {
+function makeWorld(approvalTimeoutMs = 2_000, snapshots?: SnapshotHook): World {
   const home = makeTempHome();
   const db = openDatabase(home.config.dbPath);
   const key = RuntimeKey.load(home.config.keysDir);
@@ -90,7 +90,8 @@ function makeWorld(approvalTimeoutMs = 2_000): World {
       lazySandbox(goalId, async () => {
         throw new Error("these test tools never touch a sandbox");
       }),
-    snapshotBeforeMutation: false,
+    snapshotBeforeMutation: snapshots !== undefined,
+    ...(snapshots ? { snapshots } : {}),
     outputMaxBytes: 4096,
     approvalTimeoutMs,
   });
@@ -278,6 +279,32 @@ describe("the gate", () => {
       w.gate.invoke(p, { name: "note_write", input: { path: "/w/x", text: "x" } }),
     ).rejects.toThrow();
     expect(w.writes).toEqual([]);
+  });
+});
+
+describe("the gate's snapshots before mutation", () => {
+  it("takes one per agent turn, and forgets an agent's turn when the agent stops", async () => {
+    const taken: string[] = [];
+    const w = makeWorld(2_000, {
+      beforeMutation: async (p) => {
+        taken.push(`${p.agentId}@${p.turn}`);
+      },
+    });
+    try {
+      const p = w.principal(["tool: note_write", "file_write: /workspace/**"], { turn: 1 });
+      const write = (text: string) =>
+        w.gate.invoke(p, { name: "note_write", input: { path: "/workspace/a.txt", text } });
+      await write("one");
+      await write("two");
+      expect(taken).toEqual([`${p.agentId}@1`]);
+      // What the registry's removal path calls: the agent's turn record is dropped, so a
+      // daemon that has seen many agents keeps none of the stopped ones.
+      w.gate.agentStopped(p.agentId);
+      await write("three");
+      expect(taken).toEqual([`${p.agentId}@1`, `${p.agentId}@1`]);
+    } finally {
+      w.home.cleanup();
+    }
   });
 });
 

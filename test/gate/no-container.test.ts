@@ -7,7 +7,7 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Runtime } from "../../src/kernel/runtime.js";
-import { LABEL } from "../../src/sandbox/docker.js";
+import { LABEL } from "../../src/sandbox/docker-containers.js";
 import { providerEnv } from "../agent/harness.js";
 import { requireDocker } from "../support/docker.js";
 import { makeTempHome, type TempHome } from "../support/home.js";

@@ -98,16 +98,26 @@ describe("InferenceScheduler", () => {
 
   it("bounds each provider separately: a busy Anthropic queue does not hold up OpenAI", async () => {
     server.fallback((r) => turn.text("ok", { delayMs: r.api === "anthropic" ? 1000 : 0 }));
-    const scheduler = new InferenceScheduler({ maxConcurrent: 1 });
+    const events: InferenceEvent[] = [];
+    const scheduler = new InferenceScheduler({ maxConcurrent: 1, onEvent: (e) => events.push(e) });
+    // Calls in flight and waiting for a provider, as the scheduler's events tell them.
+    const load = (provider: string) => {
+      const n = (type: InferenceEvent["type"]) =>
+        events.filter((e) => e.type === type && e.provider === provider).length;
+      return {
+        active: n("inference.started") - n("inference.finished"),
+        pending: n("inference.queued") - n("inference.started"),
+      };
+    };
     const slow = [
       scheduler.complete("a1", anthropic, ask("a1")),
       scheduler.complete("a2", anthropic, ask("a2")),
     ];
     const fast = await scheduler.complete("o1", openai, ask("o1"));
     expect(fast.waitMs).toBeLessThan(100);
-    expect(scheduler.load("anthropic")).toEqual({ active: 1, pending: 1 });
+    expect(load("anthropic")).toEqual({ active: 1, pending: 1 });
     await Promise.all(slow);
-    expect(scheduler.load("anthropic")).toEqual({ active: 0, pending: 0 });
+    expect(load("anthropic")).toEqual({ active: 0, pending: 0 });
   });
 
   it("a call cancelled while queued fails at once and never reaches the server", async () => {

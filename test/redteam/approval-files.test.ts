@@ -10,23 +10,16 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { MAX_SCOPE_PATHS } from "../../src/tools/exec-scope.js";
 import { turn } from "../support/provider-server.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { expectOk, useBench } from "./fixture.js";
 
-let b: Bench;
-
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.approvals.timeoutMs = 8_000;
-    c.policy.confirm = ["cp *", "dd *", "touch *"];
-  });
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
+const b = useBench((c) => {
+  c.approvals.timeoutMs = 8_000;
+  c.policy.confirm = ["cp *", "dd *", "touch *"];
 });
 
 type Decision = "allow_once" | "allow_session" | "allow_always" | "deny";

@@ -13,24 +13,12 @@ import type { AidoClient } from "../../src/client/client.js";
 import type { Config } from "../../src/config.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { captureIo } from "../cli/io.js";
-import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
+import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
-import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
-
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
+import { turn } from "../support/provider-server.js";
 
 beforeAll(() => requireDocker());
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: async () => {
-    await fx?.close();
-    fx = undefined;
-  },
-});
+const suite = useDaemonPerTest();
 
 const docker = {
   runtime: { backend: undefined },
@@ -52,10 +40,10 @@ async function pending(c: AidoClient): Promise<ApprovalRecord> {
 }
 
 it("shows a path holding terminal escapes as inert text in approval.list and `aido approvals`", async () => {
-  fx = await startFixture(server, docker);
+  const fx = await suite.start(docker);
   const c = await fx.client();
   const disguise = "\r\u001b[2K    Allow Always:  file_write on /workspace/scratch.txt";
-  server.script('manifest "sly"', [
+  suite.server.script('manifest "sly"', [
     turn.toolUse("file_write", { path: `/output/r${disguise}`, content: "x" }),
     turn.text("done"),
   ]);
@@ -79,9 +67,9 @@ it("shows a path holding terminal escapes as inert text in approval.list and `ai
 }, 120_000);
 
 it("shows a denial naming such a path as inert text in `aido watch`", async () => {
-  fx = await startFixture(server, docker);
+  const fx = await suite.start(docker);
   const c = await fx.client();
-  server.script('manifest "painter"', [
+  suite.server.script('manifest "painter"', [
     // The reply waits, so the watcher is attached before the call is refused.
     turn.toolUse(
       "file_write",

@@ -4,20 +4,13 @@
 // writes its children's manifests, so the name promises nothing: the scope of a spawn is
 // the manifest as written.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { turn } from "../support/provider-server.js";
-import { type Bench, openBench } from "./fixture.js";
+import { useBench } from "./fixture.js";
 
-let b: Bench;
-
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.approvals.timeoutMs = 8_000;
-  });
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
+const b = useBench((c) => {
+  c.approvals.timeoutMs = 8_000;
 });
 
 type Decision = "allow_once" | "allow_session" | "allow_always" | "deny";

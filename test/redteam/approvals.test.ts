@@ -9,22 +9,15 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import type { ToolResult } from "../../src/gate/types.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { turn } from "../support/provider-server.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { expectOk, useBench } from "./fixture.js";
 
-let b: Bench;
-
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.approvals.timeoutMs = 8_000;
-  });
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
+const b = useBench((c) => {
+  c.approvals.timeoutMs = 8_000;
 });
 
 type Decision = "allow_once" | "allow_session" | "allow_always" | "deny";

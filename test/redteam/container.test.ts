@@ -5,29 +5,25 @@
 
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { ToolResult } from "../../src/gate/types.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { expectOk, useBench } from "./fixture.js";
 
 const SECRET = "sk-ant-REDTEAM-0123456789-secret";
 const OPENAI_SECRET = "sk-openai-REDTEAM-secret-9876";
 
-let b: Bench;
 let a: { id: string; goalId: string };
 let other: { id: string; goalId: string };
 
 const ANY = ["tool: *", "file_read: /**", "file_write: /workspace/**", "file_write: /output/**", "exec: *"];
 
+const b = useBench(undefined, { ANTHROPIC_API_KEY: SECRET, OPENAI_API_KEY: OPENAI_SECRET });
 beforeAll(async () => {
-  b = await openBench({ ANTHROPIC_API_KEY: SECRET, OPENAI_API_KEY: OPENAI_SECRET });
   a = b.agent("goal-a", ANY);
   other = b.agent("goal-b", ANY);
   expectOk(await b.call(other.id, "file_write", { path: "/output/b-secret.txt", content: "goal B only\n" }));
   expectOk(await b.call(other.id, "file_write", { path: "/workspace/b-work.txt", content: "goal B work\n" }));
 }, 180_000);
-afterAll(async () => {
-  await b?.close();
-});
 
 /**
  * A command that runs the shell script at `path` the way an attacker gets past the policy:

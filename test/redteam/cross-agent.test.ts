@@ -15,20 +15,12 @@
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseManifestValue } from "../../src/manifest/load.js";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { expectOk, noSnapshots, useBench } from "./fixture.js";
 
-let b: Bench;
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.policy.snapshotBeforeMutation = false;
-  });
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
-});
+const b = useBench(noSnapshots);
 
 /** A parent that may do anything in /workspace and a child that may only run python3 there. */
 async function family(name: string): Promise<{ parent: string; child: string; running(): Promise<void> }> {

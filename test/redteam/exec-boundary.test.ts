@@ -7,11 +7,9 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { turn } from "../support/provider-server.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
-
-let b: Bench;
+import { expectOk, noSnapshots, useBench } from "./fixture.js";
 
 /** The issue's reader: /workspace itself, /workspace/public/**, and a few programs. */
 const READER = [
@@ -75,10 +73,8 @@ const ROOT_ATTACKS: Attack[] = [
 let reader: { id: string; goalId: string };
 let root: { id: string; goalId: string };
 
+const b = useBench(noSnapshots);
 beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.policy.snapshotBeforeMutation = false;
-  });
   reader = b.agent("reader", READER, { lifecycle: "persistent" });
   const everything = ["tool: *", "file_read: /workspace/**", "file_write: /workspace/**", "exec: *"];
   root = b.agent("root", everything, { lifecycle: "persistent" });
@@ -95,9 +91,6 @@ beforeAll(async () => {
   const trick = '((${X:-sh -c "echo x > /workspace/f"}))\n';
   writeFileSync(join(b.home.config.goalsDir, root.goalId, "workspace", "trick.sh"), trick);
 }, 180_000);
-afterAll(async () => {
-  await b?.close();
-});
 
 interface Played {
   attack: Attack;

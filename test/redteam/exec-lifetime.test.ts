@@ -12,19 +12,11 @@
 
 import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { expectOk, noSnapshots, useBench } from "./fixture.js";
 
-let b: Bench;
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.policy.snapshotBeforeMutation = false;
-  });
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
-});
+const b = useBench(noSnapshots);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const py = (lines: string[]) => `exec python3 -c "${lines.join("\n")}"`;

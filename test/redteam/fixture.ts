@@ -1,13 +1,19 @@
 // test/redteam/fixture.ts — the attacker's bench: a real Runtime (real Docker engine,
 // real SQLite, the scripted provider server behind the real SDK clients) and helpers to
-// act as a malicious model: spawn an agent holding chosen grants, call tools through the
-// gate exactly as a model's tool_use would, and check that a refusal was audited.
+// act as a malicious model: spawn an agent (or a child of one) holding chosen grants,
+// lay out its /workspace as the container's user would, call tools through the gate
+// exactly as a model's tool_use would, and check that a refusal was audited. useBench()
+// opens one bench for a test file.
 
-import { expect } from "vitest";
+import { chownSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect } from "vitest";
 import type { Env } from "../../src/config.js";
 import { AidoError } from "../../src/errors.js";
 import type { ToolResult } from "../../src/gate/types.js";
 import { Runtime } from "../../src/kernel/runtime.js";
+import { parseManifestValue } from "../../src/manifest/load.js";
+import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
 import { providerEnv } from "../agent/harness.js";
 import { requireDocker } from "../support/docker.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
@@ -23,9 +29,68 @@ export interface Bench {
     capabilities: string[],
     extra?: Record<string, unknown>,
   ): { id: string; goalId: string };
+  /** A child of `parent` in its goal, narrowed to `capabilities` (as spawn_agent would make it). */
+  child(
+    parent: { id: string; goalId: string },
+    name: string,
+    capabilities: string[],
+  ): { id: string; goalId: string };
   /** Call a tool as the agent; resolves with the result or the AidoError it was refused with. */
   call(agentId: string, tool: string, input: unknown): Promise<ToolResult | AidoError>;
+  /**
+   * The goal's container, started and ready, and its /workspace on the host with `dirs`
+   * made in it, owned by the container's user as if the agents had made them.
+   */
+  workspace(goalId: string, dirs?: string[]): Promise<BenchWorkspace>;
   close(): Promise<void>;
+}
+
+export interface BenchWorkspace {
+  /** The host folder of the goal's /workspace. */
+  ws: string;
+  sandbox: DockerSandbox;
+  /** Write a file under /workspace, owned by the container's user; returns its host path. */
+  plant(rel: string, content: string, mode?: number): string;
+}
+
+/** Most suites attack exec and file tools, not snapshots: they turn snapshots before mutation off. */
+export function noSnapshots(c: TempHome["config"]): void {
+  c.policy.snapshotBeforeMutation = false;
+}
+
+/**
+ * One bench for the test file: opened before its first test (a suite's own beforeAll,
+ * registered after this, can set up agents on it), closed after its last. The object
+ * returned answers once the bench is open.
+ */
+export function useBench(tune?: (c: TempHome["config"]) => void, env: Env = {}): Bench {
+  let bench: Bench | undefined;
+  beforeAll(async () => {
+    bench = await openBench(env, tune);
+  }, 180_000);
+  afterAll(async () => {
+    await bench?.close();
+  });
+  const open = (): Bench => {
+    if (!bench) throw new Error("the bench opens before the suite's first test");
+    return bench;
+  };
+  return {
+    get server() {
+      return open().server;
+    },
+    get home() {
+      return open().home;
+    },
+    get rt() {
+      return open().rt;
+    },
+    agent: (name, capabilities, extra) => open().agent(name, capabilities, extra),
+    child: (parent, name, capabilities) => open().child(parent, name, capabilities),
+    call: (agentId, tool, input) => open().call(agentId, tool, input),
+    workspace: (goalId, dirs) => open().workspace(goalId, dirs),
+    close: () => open().close(),
+  };
 }
 
 export async function openBench(env: Env = {}, tune?: (c: TempHome["config"]) => void): Promise<Bench> {
@@ -48,6 +113,14 @@ export async function openBench(env: Env = {}, tune?: (c: TempHome["config"]) =>
       });
       return { id: s.agent_id, goalId: rt.registry.require(s.agent_id).goalId };
     },
+    child(parent, name, capabilities) {
+      const c = rt.spawner.spawn({
+        goalId: parent.goalId,
+        manifest: parseManifestValue({ name, system_prompt: "x", capabilities }, "test"),
+        parent: rt.registry.require(parent.id),
+      });
+      return { id: c.id, goalId: c.goalId };
+    },
     async call(agentId, tool, input) {
       try {
         return await rt.invokeTool(agentId, tool, input);
@@ -55,6 +128,23 @@ export async function openBench(env: Env = {}, tune?: (c: TempHome["config"]) =>
         if (e instanceof AidoError) return e;
         throw e;
       }
+    },
+    async workspace(goalId, dirs = []) {
+      const sandbox = (await rt.backend.acquire(goalId)) as DockerSandbox;
+      await sandbox.ready();
+      const ws = join(home.config.goalsDir, goalId, "workspace");
+      const { uid, gid } = statSync(ws);
+      for (const d of dirs) {
+        mkdirSync(join(ws, d));
+        chownSync(join(ws, d), uid, gid);
+      }
+      const plant = (rel: string, content: string, mode?: number): string => {
+        const path = join(ws, rel);
+        writeFileSync(path, content, mode === undefined ? {} : { mode });
+        chownSync(path, uid, gid);
+        return path;
+      };
+      return { ws, sandbox, plant };
     },
     async close() {
       await rt.close();

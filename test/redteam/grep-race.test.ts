@@ -13,21 +13,13 @@
 
 import { chownSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { expectOk, noSnapshots, useBench } from "./fixture.js";
 
 const SECRET = "DROPPED-FOR-OTHERS-5150";
-let b: Bench;
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.policy.snapshotBeforeMutation = false;
-  });
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
-});
+const b = useBench(noSnapshots);
 
 const py = (lines: string[]) => ({ command: `python3 -c "${lines.join("\n")}"`, cwd: "/workspace/pub" });
 

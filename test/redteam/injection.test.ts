@@ -2,19 +2,12 @@
 // and the cloud metadata address in every spelling, a model that reports huge usage,
 // and an audit log edited after the fact.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { turn } from "../support/provider-server.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { expectOk, useBench } from "./fixture.js";
 
-let b: Bench;
-
-beforeAll(async () => {
-  b = await openBench();
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
-});
+const b = useBench();
 
 describe("tool output injection", () => {
   it("reaches the model labelled untrusted, and a spoofed closing tag cannot end the label", async () => {

@@ -6,56 +6,27 @@
 import {
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
-  rmSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
-import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { manifest, useInputsDaemon } from "../daemon/fixture.js";
+import { turn } from "../support/provider-server.js";
 
-let server: ProviderServer;
-let fx: DaemonFixture | undefined;
-let outside: string;
-
-beforeAll(async () => {
-  server = await startProviderServer();
-});
-afterEach(async () => {
-  await fx?.close();
-  fx = undefined;
-  rmSync(outside, { recursive: true, force: true });
-  server.reset();
-});
-afterAll(async () => {
-  await server.close();
-});
-
-async function open(goals = 4): Promise<AidoClient> {
-  outside = mkdtempSync(join(tmpdir(), "aido-rt-inputs-"));
-  fx = await startFixture(server, {
-    config: (c) => {
-      c.sandbox.inputsMaxFiles = 50;
-      c.sandbox.inputsMaxMb = 4;
-      c.limits.maxConcurrentGoals = goals;
-    },
-  });
-  return fx.client();
-}
+const suite = useInputsDaemon("aido-rt-inputs-");
+const open = (goals = 4): Promise<AidoClient> => suite.open({ files: 50, mb: 4, goals });
 
 const reader = manifest("reader");
 
 describe("goal.submit inputs under attack", () => {
   it("refuses the daemon's own /proc files (its environment holds the provider keys), naming the path", async () => {
     const c = await open();
-    server.script('manifest "reader"', [turn.text("read")]);
+    suite.server.script('manifest "reader"', [turn.text("read")]);
     for (const input of [
       "/proc/self/environ",
       "/proc/self/maps",
@@ -67,7 +38,7 @@ describe("goal.submit inputs under attack", () => {
         .then(
           async ({ goal_id }) => {
             await c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
-            const inputs = join(fx!.home.config.goalsDir, goal_id, "inputs");
+            const inputs = join(suite.fx.home.config.goalsDir, goal_id, "inputs");
             return { copied: readdirSync(inputs) };
           },
           (e: Error) => ({ refused: e.message }),
@@ -79,11 +50,11 @@ describe("goal.submit inputs under attack", () => {
 
   it("never follows a folder of the tree swapped for a link while it is copied", async () => {
     const c = await open(1);
-    server.script('manifest "blocker"', [turn.hang()]);
-    server.script('manifest "reader"', [turn.text("read")]);
+    suite.server.script('manifest "blocker"', [turn.hang()]);
+    suite.server.script('manifest "reader"', [turn.text("read")]);
     const blocker = await c.call("goal.submit", { goal: "block", manifest: manifest("blocker") });
     // The tree the user hands in: top/sub holds a file named like the runtime key.
-    const top = join(outside, "top");
+    const top = join(suite.outside, "top");
     const sub = join(top, "sub");
     mkdirSync(sub, { recursive: true });
     writeFileSync(join(sub, "runtime.ed25519.pem"), "just a placeholder\n");
@@ -95,8 +66,8 @@ describe("goal.submit inputs under attack", () => {
 
     // The attacker watches the copy and swaps top/sub for a link to AIDO_HOME/keys the
     // moment the copier has looked at it (its staging copy of sub exists).
-    const keys = fx!.home.config.keysDir;
-    const root = join(fx!.home.config.goalsDir, goal_id);
+    const keys = suite.fx.home.config.keysDir;
+    const root = join(suite.fx.home.config.goalsDir, goal_id);
     let swapped = false;
     let done = false;
     const watch = (async () => {

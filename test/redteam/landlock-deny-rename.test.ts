@@ -11,23 +11,16 @@
 
 import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { expectOk, useBench } from "./fixture.js";
 
 const SECRET = "READ-DENIED-7781";
 const RULE = "file_read: /workspace/secret/**";
-let b: Bench;
-
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.policy.deny.push(RULE);
-    c.policy.snapshotBeforeMutation = false;
-  });
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
+const b = useBench((c) => {
+  c.policy.deny.push(RULE);
+  c.policy.snapshotBeforeMutation = false;
 });
 
 /** An agent that may read and write all of /workspace, with secret/k{1,2}.txt and public/ planted. */

@@ -12,21 +12,13 @@
 
 import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
 import { parseManifestValue } from "../../src/manifest/load.js";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { expectOk, noSnapshots, useBench } from "./fixture.js";
 
-let b: Bench;
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.policy.snapshotBeforeMutation = false;
-  });
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
-});
+const b = useBench(noSnapshots);
 
 const text = (r: unknown) =>
   r instanceof AidoError ? `${r.code}: ${r.message}` : (r as { output: string }).output;

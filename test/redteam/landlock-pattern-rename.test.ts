@@ -11,20 +11,12 @@
 
 import { chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
-import { type Bench, openBench } from "./fixture.js";
+import { noSnapshots, useBench } from "./fixture.js";
 
-let b: Bench;
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.policy.snapshotBeforeMutation = false;
-  });
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
-});
+const b = useBench(noSnapshots);
 
 const text = (r: unknown) => (r instanceof AidoError ? r.message : (r as { output: string }).output);
 

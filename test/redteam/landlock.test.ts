@@ -6,10 +6,10 @@
 // grep/file_list view narrowed) and neither secret.
 
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
 import { turn } from "../support/provider-server.js";
-import { type Bench, expectDenied, openBench } from "./fixture.js";
+import { expectDenied, useBench } from "./fixture.js";
 import {
   type Attack,
   BROAD_ATTACKS,
@@ -22,16 +22,9 @@ import {
   spyExecAttacks,
 } from "./landlock-attacks.js";
 
-let b: Bench;
-
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.policy.deny.push(DENY_RULE);
-    c.policy.snapshotBeforeMutation = false;
-  });
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
+const b = useBench((c) => {
+  c.policy.deny.push(DENY_RULE);
+  c.policy.snapshotBeforeMutation = false;
 });
 
 /** An agent with `grants` whose workspace holds the planted files, its executor started. */

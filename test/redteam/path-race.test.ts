@@ -9,12 +9,11 @@
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { parseManifestValue } from "../../src/manifest/load.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { type Bench, expectOk, noSnapshots, useBench } from "./fixture.js";
 
-let b: Bench;
 /** Flips the links: may read and write all of /workspace, run anything. */
 let owner: { id: string; goalId: string };
 /** Makes the file tool calls. */
@@ -25,10 +24,8 @@ const CALLS = 200;
 /** How a call caught by the swap may fail: refused, or the folder was away at that instant. */
 const REFUSED: string[] = [ErrorCode.capabilityDenied, ErrorCode.notFound];
 
+const b = useBench(noSnapshots);
 beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.policy.snapshotBeforeMutation = false;
-  });
   owner = b.agent("swapper", ["tool: *", "file_read: /workspace/**", "file_write: /workspace/**", "exec: *"]);
   // The racer may write all of /workspace but read only /workspace itself and allowed/, and
   // nothing of /output.
@@ -66,9 +63,6 @@ beforeAll(async () => {
   writeFileSync(join(forbidden, "s.txt"), "SECRET");
   writeFileSync(join(forbidden, "SECRET-NAME.txt"), "");
 }, 180_000);
-afterAll(async () => {
-  await b?.close();
-});
 
 /**
  * For `ms`, inside one exec call (the executor ends it with the call): flip /workspace/d

@@ -13,11 +13,10 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../../src/errors.js";
-import { type Bench, expectDenied, expectOk, openBench } from "./fixture.js";
+import { expectDenied, expectOk, useBench } from "./fixture.js";
 
-let b: Bench;
 let agent: { id: string; goalId: string };
 let goalDir: string;
 
@@ -30,16 +29,13 @@ const WS_ONLY = [
   "exec: cat *",
 ];
 
+const b = useBench();
 beforeAll(async () => {
-  b = await openBench();
   agent = b.agent("intruder", WS_ONLY);
   goalDir = join(b.home.dir, "goals", agent.goalId);
   // First call creates the container and the goal's folders.
   expectOk(await b.call(agent.id, "exec", { command: "mkdir -p /workspace/ok" }));
 }, 180_000);
-afterAll(async () => {
-  await b?.close();
-});
 
 /** A file in the goal's /output on the host, outside the agent's write grant. */
 function plantOutput(name: string, content: string): { path: string; mtimeMs: number } {

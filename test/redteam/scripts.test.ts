@@ -6,11 +6,10 @@
 // runs it (sh/dash: POSIX; a `#!` naming bash or zsh is refused), and what runs must be
 // exactly the text that was judged, by dash, however the file changes after the check.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../../src/errors.js";
-import { type Bench, expectDenied, expectOk, openBench } from "./fixture.js";
+import { type Bench, expectDenied, expectOk, useBench } from "./fixture.js";
 
-let b: Bench;
 /** Holds every exec grant: only the built-in and operator rules stand in its way. */
 let root: { id: string; goalId: string };
 /** May run shells and echo, nothing else. */
@@ -20,11 +19,12 @@ const write = async (path: string, content: string, agent: { id: string } = root
   expectOk(await b.call(agent.id, "file_write", { path, content }));
 const exec = (agent: { id: string }, command: string) => b.call(agent.id, "exec", { command });
 
+const b = useBench((c) => {
+  c.policy.deny.push("git push *");
+  c.policy.snapshotBeforeMutation = false;
+});
+
 beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.policy.deny.push("git push *");
-    c.policy.snapshotBeforeMutation = false;
-  });
   root = b.agent("scripter", ["tool: *", "file_read: /workspace/**", "file_write: /workspace/**", "exec: *"]);
   narrow = b.agent("narrow", [
     "tool: *",
@@ -37,9 +37,6 @@ beforeAll(async () => {
   // Both agents share nothing; the narrow one gets its own copies of the scripts.
   expectOk(await exec(root, "mkdir -p /workspace/s"));
 }, 180_000);
-afterAll(async () => {
-  await b?.close();
-});
 
 /** The call was refused by the policy and the reason names `rule`. */
 function policyDenied(r: Awaited<ReturnType<Bench["call"]>>, agentId: string, rule: RegExp): string {

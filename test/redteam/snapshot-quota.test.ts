@@ -13,23 +13,18 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
 import { MIB } from "../../src/sandbox/quota.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { expectOk, useBench } from "./fixture.js";
 
 const WORKSPACE_MB = 16;
 const SNAPSHOTS_MB = 8;
-let b: Bench;
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.sandbox.workspaceMaxMb = WORKSPACE_MB;
-    c.sandbox.snapshotsMaxMb = SNAPSHOTS_MB;
-  });
-}, 120_000);
-afterAll(async () => {
-  await b?.close();
+const b = useBench((c) => {
+  c.sandbox.workspaceMaxMb = WORKSPACE_MB;
+  c.sandbox.snapshotsMaxMb = SNAPSHOTS_MB;
 });
+beforeAll(async () => {}, 120_000);
 
 const grants = [
   "tool: *",

@@ -5,20 +5,13 @@
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { turn } from "../support/provider-server.js";
-import { type Bench, expectOk, openBench } from "./fixture.js";
+import { expectOk, useBench } from "./fixture.js";
 
-let b: Bench;
-
-beforeAll(async () => {
-  b = await openBench({}, (c) => {
-    c.approvals.timeoutMs = 1500;
-  });
-}, 180_000);
-afterAll(async () => {
-  await b?.close();
+const b = useBench((c) => {
+  c.approvals.timeoutMs = 1500;
 });
 
 const spawnDenials = (agentId: string) =>

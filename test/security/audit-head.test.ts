@@ -8,7 +8,8 @@ import { copyFileSync, readFileSync, rmSync, statSync, writeFileSync } from "nod
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, openDatabase } from "../../src/db/database.js";
-import { AuditLog, entryHash } from "../../src/security/audit.js";
+import { AuditLog } from "../../src/security/audit.js";
+import { entryHash } from "../../src/security/audit-format.js";
 import { parseAnchor, signHead } from "../../src/security/audit-head.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
 import { makeSigner } from "./signer-fixture.js";

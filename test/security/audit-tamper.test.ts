@@ -4,7 +4,8 @@
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, openDatabase } from "../../src/db/database.js";
-import { AuditLog, entryHash, GENESIS_HASH, type Signer } from "../../src/security/audit.js";
+import { AuditLog, type Signer } from "../../src/security/audit.js";
+import { entryHash, GENESIS_HASH } from "../../src/security/audit-format.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
 import { makeSigner } from "./signer-fixture.js";
 

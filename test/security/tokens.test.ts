@@ -31,6 +31,11 @@ afterEach(() => {
   home.cleanup();
 });
 
+/** Token ids the authority recorded as revoked. */
+function revokedIds(): string[] {
+  return db.prepare("SELECT token_id FROM capability_revocations").pluck().all() as string[];
+}
+
 /** The reason a verify call was refused with token_invalid. */
 function rejection(fn: () => unknown): string {
   try {
@@ -384,7 +389,7 @@ describe("revocation", () => {
     tokens.verify(t);
     expect(tokens.revoke(t.id)).toEqual([t.id]);
     expect(rejection(() => tokens.verify(t))).toBe("revoked");
-    expect(tokens.isRevoked(t.id)).toBe(true);
+    expect(revokedIds()).toContain(t.id);
   });
 
   it("cascades three levels deep and leaves siblings alone", () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Config, type Env, loadConfig } from "../../src/config.js";
-import { LABEL, runtimeIdOf } from "../../src/sandbox/docker.js";
+import { LABEL, runtimeIdOf } from "../../src/sandbox/docker-containers.js";
 
 export interface TempHome {
   dir: string;

@@ -5,7 +5,7 @@
 
 import { AidoClient } from "../../client/client.js";
 import type { Config } from "../../config.js";
-import type { GoalStatus } from "../../kernel/goals.js";
+import type { GoalStatus } from "../../kernel/goal-store.js";
 
 export async function withClient<T>(config: Config, fn: (client: AidoClient) => Promise<T>): Promise<T> {
   const client = await AidoClient.connect(config.socketPath);

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { AidoClient } from "../../client/client.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
-import type { GoalStatus } from "../../kernel/goals.js";
+import type { GoalStatus } from "../../kernel/goal-store.js";
 import { inert, inertLines } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { goalExitCode, isFinished, waitForGoal, withClient } from "./daemon-client.js";

@@ -1,0 +1,361 @@
+// config-file.ts — what a config.yaml may say and how the files layer. The schema (every
+// key enforced somewhere, an unknown key an error naming it and its line), the built-in
+// value of each key no file sets, reading one file strictly, and tightenConfig: a
+// project's .aido/config.yaml over the operator's $AIDO_HOME/config.yaml, where it may
+// only tighten (lower numbers, more deny/confirm rules, protections turned on). The typed
+// Config built from these and the environment is config.ts's.
+
+import { readFileSync } from "node:fs";
+import { isMap, LineCounter, parseDocument } from "yaml";
+import { z } from "zod";
+import { AidoError, ErrorCode, formatIssues, type Issue } from "./errors.js";
+import { GRANT_KINDS, parseGrant } from "./security/grants.js";
+import { unknownToolProblem } from "./tools/names.js";
+
+const grantString = z.string().superRefine((s, ctx) => {
+  try {
+    parseGrant(s);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: (e as Error).message });
+  }
+});
+
+const positiveInt = z.number().int().positive();
+
+/** The kinds a policy rule may start with (security/policy.ts); anything else is an exec pattern. */
+const RULE_KINDS: readonly string[] = [...GRANT_KINDS, "path"];
+
+/**
+ * Why a rule that looks kinded names no kind: "Tool: x", "file-write: /x", "path /x". Such a
+ * rule would be read as an exec pattern for a program called "Tool:" and match nothing,
+ * silently. A program named like a kind is written with an explicit `exec:`.
+ */
+function ruleKindProblem(rule: string): string | undefined {
+  const colon = /^\s*([A-Za-z_-]+)\s*:/.exec(rule);
+  const word = colon?.[1] ?? /^\s*([A-Za-z_-]+)\s+\S/.exec(rule)?.[1];
+  if (word === undefined || (colon && RULE_KINDS.includes(word))) return undefined;
+  const plain = word.toLowerCase().replaceAll("-", "_");
+  const near = RULE_KINDS.find((k) => k === plain || k === plain.replace(/s$/, ""));
+  if (!colon && near === undefined) return undefined; // an exec pattern: "git push *"
+  const kinds = RULE_KINDS.join(", ");
+  return colon
+    ? `unknown rule kind "${word}"${near ? ` (did you mean "${near}"?)` : ""}: a rule is "KIND: VALUE" with KIND one of ${kinds}, or an exec pattern`
+    : `"${word}" is a rule kind without its ":" (write "${word}: ..."; a program of that name: "exec: ${rule.trim()}")`;
+}
+
+/**
+ * A policy.deny / policy.confirm rule (parsed by security/policy.ts). A `tool: NAME` rule
+ * must name a real tool, and a rule's kind a real kind: a typo would silently deny nothing,
+ * or ask nobody.
+ */
+const policyRule = z
+  .string()
+  .min(1)
+  .superRefine((rule, ctx) => {
+    const kindProblem = ruleKindProblem(rule);
+    if (kindProblem) {
+      ctx.addIssue({ code: "custom", message: `"${rule}": ${kindProblem}` });
+      return;
+    }
+    const m = /^\s*tool\s*:\s*(.*?)\s*$/.exec(rule);
+    const problem = m && m[1] !== "*" ? unknownToolProblem(m[1] ?? "") : undefined;
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
+
+/** What a config file may say. Every key is enforced somewhere; unknown keys are errors. */
+export const ConfigFileSchema = z.strictObject({
+  inference: z
+    .strictObject({
+      max_concurrent: positiveInt.optional(),
+      max_retries: z.number().int().min(0).max(10).optional(),
+      request_timeout_ms: positiveInt.optional(),
+    })
+    .optional(),
+  limits: z
+    .strictObject({
+      max_agents_per_goal: positiveInt.optional(),
+      max_depth: positiveInt.optional(),
+      max_children: positiveInt.optional(),
+      max_iterations: positiveInt.optional(),
+      goal_max_tokens: positiveInt.optional(),
+      spawn_batch_cap: positiveInt.optional(),
+      child_retries: z.number().int().min(0).max(5).optional(),
+      max_concurrent_goals: positiveInt.optional(),
+      tool_output_max_bytes: positiveInt.optional(),
+    })
+    .optional(),
+  /** The operator's ceiling: nothing submitted over the socket may hold more than this. */
+  grants: z.array(grantString).optional(),
+  /** Which models agents may use: "provider/model" globs ("anthropic/*"); kernel/spawn checks every agent's. */
+  models: z
+    .strictObject({
+      allowed: z
+        .array(
+          z
+            .string()
+            .regex(
+              /^(\*|[a-z*][a-z0-9*-]*\/\S+)$/,
+              'a model glob is "provider/model" ("anthropic/*", "openai/gpt-4o*") or "*"',
+            ),
+        )
+        .min(1),
+    })
+    .optional(),
+  policy: z
+    .strictObject({
+      deny: z.array(policyRule).optional(),
+      confirm: z.array(policyRule).optional(),
+      snapshot_before_mutation: z.boolean().optional(),
+    })
+    .optional(),
+  approvals: z
+    .strictObject({
+      timeout_ms: positiveInt.optional(),
+      allow_always_ttl_seconds: positiveInt.optional(),
+    })
+    .optional(),
+  sandbox: z
+    .strictObject({
+      image: z.string().min(1).optional(),
+      memory_mb: positiveInt.optional(),
+      cpus: z.number().positive().optional(),
+      pids: positiveInt.optional(),
+      tmpfs_mb: positiveInt.optional(),
+      ttl_seconds: positiveInt.optional(),
+      warm_pool: z.number().int().min(0).max(16).optional(),
+      exec_timeout_ms: positiveInt.optional(),
+      /** Landlock per exec (on, the default); only the operator's file may turn it off. */
+      landlock: z.enum(["on", "off"]).optional(),
+      workspace_max_mb: positiveInt.optional(),
+      /** Each goal's snapshot store; default the workspace cap (sandbox/snapshot-prune.ts). */
+      snapshots_max_mb: positiveInt.optional(),
+      inputs_max_mb: positiveInt.optional(),
+      inputs_max_files: positiveInt.optional(),
+    })
+    .optional(),
+  web_fetch: z
+    .strictObject({
+      max_bytes: positiveInt.optional(),
+      timeout_ms: positiveInt.optional(),
+      max_redirects: z.number().int().min(0).max(20).optional(),
+    })
+    .optional(),
+  memory: z
+    .strictObject({
+      max_records: positiveInt.optional(),
+      max_content_bytes: positiveInt.optional(),
+      embedder: z.enum(["local", "openai"]).optional(),
+      embedding_model: z.string().min(1).optional(),
+    })
+    .optional(),
+  daemon: z
+    .strictObject({
+      max_line_bytes: positiveInt.optional(),
+      manifest_dirs: z.array(z.string().min(1)).optional(),
+    })
+    .optional(),
+});
+export type ConfigFile = z.infer<typeof ConfigFileSchema>;
+
+/** The value of each key no file sets (camelCase, as in Config). */
+export const DEFAULTS = {
+  inference: { maxConcurrent: 3, maxRetries: 4, requestTimeoutMs: 120_000 },
+  limits: {
+    maxAgentsPerGoal: 32,
+    maxDepth: 3,
+    maxChildren: 8,
+    maxIterations: 40,
+    goalMaxTokens: 2_000_000,
+    spawnBatchCap: 3,
+    childRetries: 1,
+    maxConcurrentGoals: 4,
+    toolOutputMaxBytes: 32_768,
+  },
+  approvals: { timeoutMs: 10 * 60_000, allowAlwaysTtlSeconds: 3600 },
+  sandbox: {
+    image: "aido-sandbox:latest",
+    memoryMb: 1024,
+    cpus: 1,
+    pids: 256,
+    tmpfsMb: 256,
+    ttlSeconds: 24 * 3600,
+    warmPool: 0,
+    execTimeoutMs: 120_000,
+    landlock: "on",
+    workspaceMaxMb: 1024,
+    inputsMaxMb: 512,
+    inputsMaxFiles: 20_000,
+  },
+  webFetch: { maxBytes: 2 * 1024 * 1024, timeoutMs: 20_000, maxRedirects: 5 },
+  memory: { maxRecords: 10_000, maxContentBytes: 16_384 },
+  daemon: { maxLineBytes: 1024 * 1024 },
+} as const;
+
+/** Parse one YAML config file strictly; errors name the file, the key path and the line. */
+export function readConfigFile(file: string): ConfigFile {
+  const text = readFileSync(file, "utf8");
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const issues = doc.errors.map((e) => ({ path: "", message: e.message, line: lc.linePos(e.pos[0]).line }));
+    throw new AidoError(
+      ErrorCode.configInvalid,
+      `invalid config file ${file}:\n${formatIssues(file, issues)}`,
+      { file },
+    );
+  }
+  const data = doc.contents === null ? {} : doc.toJS();
+  const parsed = ConfigFileSchema.safeParse(data);
+  if (!parsed.success) {
+    const issues: Issue[] = parsed.error.issues.map((i) => {
+      const keys = i.code === "unrecognized_keys" ? i.keys : [];
+      const path = [...i.path, ...keys.slice(0, 1)].map(String);
+      const line = lineOf(doc, lc, path);
+      const message = i.code === "unrecognized_keys" ? `unknown key "${keys.join('", "')}"` : i.message;
+      return line === undefined ? { path: path.join("."), message } : { path: path.join("."), message, line };
+    });
+    throw new AidoError(
+      ErrorCode.configInvalid,
+      `invalid config file ${file}:\n${formatIssues(file, issues)}`,
+      {
+        file,
+        issues,
+      },
+    );
+  }
+  return parsed.data;
+}
+
+/** Line of a key path in a YAML document, for error messages. */
+export function lineOf(
+  doc: ReturnType<typeof parseDocument>,
+  lc: LineCounter,
+  path: readonly string[],
+): number | undefined {
+  let node: unknown = doc.contents;
+  let line: number | undefined;
+  for (const key of path) {
+    if (!node || typeof node !== "object") break;
+    const n = node as { items?: unknown[]; range?: [number, number, number] };
+    if (isMap(node)) {
+      const pair = node.items.find((p) => String((p.key as { value?: unknown })?.value ?? p.key) === key);
+      if (!pair) break;
+      const k = pair.key as { range?: [number, number, number] };
+      if (k?.range) line = lc.linePos(k.range[0]).line;
+      node = pair.value;
+    } else if (Array.isArray(n.items)) {
+      const item = n.items[Number(key)] as { range?: [number, number, number] } | undefined;
+      if (!item) break;
+      if (item.range) line = lc.linePos(item.range[0]).line;
+      node = item;
+    } else break;
+  }
+  return line;
+}
+
+const min = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined ? b : b === undefined ? a : Math.min(a, b);
+
+/** The built-in default of a file key (`web_fetch.max_bytes` -> DEFAULTS.webFetch.maxBytes), if numeric. */
+function defaultOf(section: string, key: string): number | undefined {
+  const camel = (s: string): string => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+  const v = (DEFAULTS as Record<string, Record<string, unknown> | undefined>)[camel(section)]?.[camel(key)];
+  return typeof v === "number" ? v : undefined;
+}
+
+/** The value the operator's file implies for a number it does not set. */
+function operatorDefault(base: ConfigFile, section: string, key: string): number | undefined {
+  // The snapshot store's cap follows the workspace cap unless set on its own.
+  if (section === "sandbox" && key === "snapshots_max_mb")
+    return base.sandbox?.workspace_max_mb ?? DEFAULTS.sandbox.workspaceMaxMb;
+  return defaultOf(section, key);
+}
+
+/**
+ * Layer a project file over the operator's: numbers can only go down, deny/confirm
+ * rules only accumulate, the grant ceiling only narrows (checked in security/ by
+ * narrowGrants when the ceiling is used), booleans that protect can only turn on.
+ */
+export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile: string): ConfigFile {
+  const out: ConfigFile = structuredClone(base);
+  const numericSections = [
+    "inference",
+    "limits",
+    "approvals",
+    "sandbox",
+    "web_fetch",
+    "memory",
+    "daemon",
+  ] as const;
+  for (const section of numericSections) {
+    const p = project[section] as Record<string, unknown> | undefined;
+    if (!p) continue;
+    const sections = out as Record<string, Record<string, unknown> | undefined>;
+    const o = sections[section] ?? {};
+    sections[section] = o;
+    for (const [k, v] of Object.entries(p)) {
+      // Where the operator set nothing, the default is what the project may only lower.
+      if (typeof v === "number")
+        o[k] = min((o[k] as number | undefined) ?? operatorDefault(base, section, k), v);
+      else if (section === "sandbox" && k === "landlock" && v === "on")
+        o[k] = v; // turning it on tightens
+      else if (o[k] === undefined || JSON.stringify(o[k]) === JSON.stringify(v)) {
+        // A project may restate the operator's choice, or choose where the operator did not...
+        if (section === "sandbox" && k === "image") {
+          throw new AidoError(
+            ErrorCode.configInvalid,
+            `${projectFile}: sandbox.image can only be set in the operator's config`,
+            {
+              file: projectFile,
+              key: "sandbox.image",
+            },
+          );
+        }
+        if (section === "sandbox" && k === "landlock" && o[k] === undefined) {
+          throw new AidoError(
+            ErrorCode.configInvalid,
+            `${projectFile}: sandbox.landlock can only be turned off in the operator's config`,
+            { file: projectFile, key: "sandbox.landlock" },
+          );
+        }
+        if (section === "daemon" && k === "manifest_dirs") {
+          throw new AidoError(
+            ErrorCode.configInvalid,
+            `${projectFile}: daemon.manifest_dirs can only be set in the operator's config`,
+            { file: projectFile, key: "daemon.manifest_dirs" },
+          );
+        }
+        o[k] = v;
+      } else {
+        // ...but never override it with something other than a lower number.
+        throw new AidoError(
+          ErrorCode.configInvalid,
+          `${projectFile}: ${section}.${k} may only tighten the operator's config (it differs from it)`,
+          { file: projectFile, key: `${section}.${k}` },
+        );
+      }
+    }
+  }
+  if (project.policy) {
+    out.policy ??= {};
+    out.policy.deny = [...(out.policy.deny ?? []), ...(project.policy.deny ?? [])];
+    out.policy.confirm = [...(out.policy.confirm ?? []), ...(project.policy.confirm ?? [])];
+    if (project.policy.snapshot_before_mutation) out.policy.snapshot_before_mutation = true;
+    // On by default: only an operator who turned snapshots off lets a project say off too.
+    if (
+      project.policy.snapshot_before_mutation === false &&
+      base.policy?.snapshot_before_mutation !== false
+    ) {
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        `${projectFile}: policy.snapshot_before_mutation cannot be turned off`,
+        {
+          file: projectFile,
+          key: "policy.snapshot_before_mutation",
+        },
+      );
+    }
+  }
+  // grants are not merged here: each file's list stays a separate ceiling (see loadConfig).
+  return out;
+}

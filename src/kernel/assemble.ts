@@ -1,0 +1,336 @@
+// kernel/assemble.ts — the runtime's parts, built once, in dependency order, over one
+// SQLite connection: runtime key and audit log, tokens, approvals, budget, policy, the
+// sandbox backend, snapshots, memory, skills, the tool registry, the gate, the agent
+// registry, the inference scheduler, spawning, the agent environment and runner, the goal
+// queue and the sandbox sweeper. Each part is made from parts made before it; the few
+// callbacks that point forward (a container's skills come from the goal's root agent, an
+// agent's usage is counted by its goal) are closures called only once everything
+// exists. Nothing else constructs these parts, so no path can end up with a gate that
+// lacks a check or a tool registry that lacks the skills. Runtime (runtime.ts) holds them.
+
+import { ContextArchive } from "../agent/context.js";
+import { ConversationStore } from "../agent/conversations.js";
+import type { AgentEnv } from "../agent/env.js";
+import type { Config } from "../config.js";
+import type { Db } from "../db/database.js";
+import { AidoError, ErrorCode } from "../errors.js";
+import { Gate } from "../gate/invoke.js";
+import type { ToolDef } from "../gate/types.js";
+import { LlmClients } from "../llm/clients.js";
+import type { CreateClientOptions } from "../llm/providers.js";
+import { InferenceScheduler } from "../llm/scheduler.js";
+import type { LlmClient } from "../llm/types.js";
+import { loadRoles } from "../manifest/roles.js";
+import type { Embedder } from "../memory/embedder.js";
+import { createEmbedder } from "../memory/openai-embedder.js";
+import { MemoryStore } from "../memory/store.js";
+import { createMemoryTools } from "../memory/tools.js";
+import type { SandboxBackend } from "../sandbox/backend.js";
+import { DockerBackend } from "../sandbox/docker.js";
+import { goalFolders } from "../sandbox/folders.js";
+import { WorkspaceQuota } from "../sandbox/quota.js";
+import { SnapshotStore } from "../sandbox/snapshots.js";
+import { ApprovalQueue } from "../security/approvals.js";
+import { AuditLog } from "../security/audit.js";
+import { BudgetLedger } from "../security/budget.js";
+import { RuntimeKey } from "../security/keys.js";
+import { PolicyEngine } from "../security/policy.js";
+import { TokenAuthority } from "../security/tokens.js";
+import { SkillRegistry } from "../skills/registry.js";
+import { createSkillTools } from "../skills/tools.js";
+import { type BuiltinToolDeps, builtinTools } from "../tools/registry.js";
+import { AgentRunner } from "./agents.js";
+import { EventBus } from "./events.js";
+import { GoalSandboxes } from "./goal-sandboxes.js";
+import { GoalRunner } from "./goals.js";
+import { AgentRegistry } from "./registry.js";
+import { SandboxSweeper } from "./sandbox-sweeper.js";
+import { Spawner } from "./spawn.js";
+import { createSpawnTools } from "./spawn-tools.js";
+
+/** Pseudo-goals of standalone agents (agent.spawn) are named s_<…>; goals are g_<…>. */
+export const STANDALONE_PREFIX = "s_";
+export const isStandalone = (goalId: string): boolean => goalId.startsWith(STANDALONE_PREFIX);
+
+export interface RuntimeOptions {
+  /** The sandbox backend; default a DockerBackend on the local engine. */
+  backend?: SandboxBackend;
+  /** Tools beyond the built-in ones (they pass the same gate). */
+  tools?: ToolDef<unknown>[];
+  /** The built-in tools (files, exec, web_fetch, snapshots, memory, skill_read); default tools/registry.ts. */
+  builtinTools?: (deps: BuiltinToolDeps) => ToolDef<unknown>[];
+  /** Client tuning (retry backoff), e.g. for tests. */
+  llm?: CreateClientOptions;
+  /** Memory embedder; default from config.memory. */
+  embedder?: Embedder;
+  /** Diagnostics the runtime cannot return to a caller (a sandbox sweep failed); default stderr. */
+  log?: (message: string) => void;
+}
+
+/** What Runtime holds: the parts its methods use and the ones its callers reach. */
+export interface RuntimeParts {
+  config: Config;
+  db: Db;
+  audit: AuditLog;
+  approvals: ApprovalQueue;
+  budget: BudgetLedger;
+  backend: SandboxBackend;
+  memory: MemoryStore;
+  skills: SkillRegistry;
+  events: EventBus;
+  tools: ReadonlyMap<string, ToolDef<unknown>>;
+  /** Each goal's writes to the host, against sandbox.workspace_max_mb (every handle is held to it). */
+  quota: WorkspaceQuota;
+  /** Each goal's sandbox handle, and the one path that ends it. */
+  sandboxes: GoalSandboxes;
+  gate: Gate;
+  registry: AgentRegistry;
+  spawner: Spawner;
+  env: AgentEnv;
+  runner: AgentRunner;
+  goals: GoalRunner;
+  sweeper: SandboxSweeper;
+}
+
+/** Build every part over `db` (opened by the caller, which closes it if this throws). */
+export async function assembleRuntime(
+  config: Config,
+  db: Db,
+  opts: RuntimeOptions = {},
+): Promise<RuntimeParts> {
+  const log = opts.log ?? ((m: string) => process.stderr.write(`aido: ${m}\n`));
+  const key = RuntimeKey.load(config.keysDir);
+  const audit = new AuditLog({ db, signer: key, headFile: config.auditHeadPath, writeHead: true });
+  if (config.sandbox.landlock === "off") {
+    audit.append({
+      kind: "sandbox.landlock_off",
+      payload: {
+        reason:
+          "sandbox.landlock is off in the operator's config: commands run without a Landlock domain, so file grants do not bind what an exec reads or writes",
+      },
+    });
+  }
+  const tokens = new TokenAuthority({ db, key });
+  const approvals = new ApprovalQueue({
+    db,
+    audit,
+    signer: key,
+    timeoutMs: config.approvals.timeoutMs,
+    allowAlwaysTtlSeconds: config.approvals.allowAlwaysTtlSeconds,
+  });
+  const budget = new BudgetLedger({ db, audit });
+  const policy = new PolicyEngine(config);
+  const backend = opts.backend ?? new DockerBackend(config);
+  const snapshots = new SnapshotStore({
+    goalsDir: config.goalsDir,
+    maxMb: config.sandbox.snapshotsMaxMb,
+    onPruned: (goalId, pruned, actor) =>
+      audit.record("snapshot.pruned", { ...pruned }, { goalId, agentId: actor ?? null }),
+  });
+  const memory = new MemoryStore(db, {
+    embedder: opts.embedder ?? (await createEmbedder(config)),
+    maxRecords: config.memory.maxRecords,
+    maxContentBytes: config.memory.maxContentBytes,
+    persistent: config.persistentMemory,
+  });
+  const skills = SkillRegistry.fromConfig(config);
+  const events = new EventBus();
+  const quota = new WorkspaceQuota({ goalsDir: config.goalsDir, maxMb: config.sandbox.workspaceMaxMb });
+  const sandboxes: GoalSandboxes = new GoalSandboxes({
+    config,
+    backend,
+    audit,
+    quota,
+    acquireOptions: (goalId) => ({ skills: rootSkills(registry, goalId) }),
+    log,
+  });
+
+  // The tools: built-in and extra ones, then memory_* and skill_read whether or not the
+  // built-in list carried them; the spawn tools join once the runner exists (below).
+  const tools = new Map<string, ToolDef<unknown>>();
+  const builtins = (opts.builtinTools ?? builtinTools)({ config, snapshots, quota });
+  for (const t of [...builtins, ...(opts.tools ?? [])]) addTool(tools, t);
+  for (const t of [...createMemoryTools(), ...createSkillTools()]) if (!tools.has(t.name)) addTool(tools, t);
+
+  const gate: Gate = new Gate({
+    tools,
+    tokens,
+    policy,
+    audit,
+    approvals,
+    budget: { remaining: (account) => budget.available(account) },
+    sandbox: (goalId) => sandboxes.handle(goalId),
+    snapshots: {
+      beforeMutation: async (p, keep) => {
+        const label = p.turn === undefined ? "before a mutating call" : `before turn ${p.turn}`;
+        const s = await snapshots.create(p.goalId, goalFolders(config.goalsDir, p.goalId), label, {
+          actor: p.agentId,
+          keep,
+        });
+        audit.record(
+          "snapshot.created",
+          { snapshot_id: s.id, label, files: s.files },
+          { goalId: p.goalId, agentId: p.agentId },
+        );
+      },
+    },
+    snapshotBeforeMutation: config.policy.snapshotBeforeMutation,
+    outputMaxBytes: config.limits.toolOutputMaxBytes,
+    approvalTimeoutMs: config.approvals.timeoutMs,
+  });
+  forwardApprovalEvents(approvals, events);
+  const registry: AgentRegistry = new AgentRegistry({
+    db,
+    config,
+    tokens,
+    approvals,
+    gate,
+    budget,
+    audit,
+    events,
+  });
+  const scheduler = InferenceScheduler.fromConfig(config, (e) => {
+    const { type, ...rest } = e;
+    events.emit(type, registry.get(e.agentId)?.goalId ?? null, rest as never);
+  });
+  const clientFor = sharedClients(new LlmClients(config, opts.llm ?? {}));
+  const spawner = new Spawner({
+    config,
+    db,
+    registry,
+    tokens,
+    budget,
+    audit,
+    events,
+    skills,
+    makeClient: (_agentId, name, model) => clientFor(name, model),
+  });
+  const env: AgentEnv = {
+    config,
+    gate,
+    tokens,
+    scheduler,
+    budget,
+    events,
+    skills,
+    roles: loadRoles(config.daemon.manifestDirs),
+    memory,
+    archive: new ContextArchive(db),
+    client: (a) => clientFor(a.manifest.name, a.model),
+    onUsage: (a, u) => goals.addUsage(a.goalId, u),
+    onBudgetExceeded: (a, e) =>
+      goals.budgetRefused(a.goalId, e.details.account as string | undefined, e.message),
+    onBudgetOverspent: (a, e) => goals.budgetOverspent(a.goalId, e.message),
+  };
+  const runner = new AgentRunner({
+    env,
+    registry,
+    spawner,
+    conversations: new ConversationStore(db),
+    childRetries: config.limits.childRetries,
+  });
+  const spawnTools = createSpawnTools({ registry, runner, budget, batchCap: config.limits.spawnBatchCap });
+  for (const t of spawnTools) addTool(tools, t);
+  const goals = new GoalRunner({
+    db,
+    config,
+    registry,
+    spawner,
+    runner,
+    budget,
+    audit,
+    events,
+    memory,
+    retireSandbox: (goalId) => sandboxes.retire(goalId),
+  });
+  const sweeper = new SandboxSweeper({
+    config,
+    backend,
+    audit,
+    isLive: (goalId) => (isStandalone(goalId) ? registry.list({ goalId }).length > 0 : goals.isLive(goalId)),
+    expired: (goalId, reason) => {
+      if (!isStandalone(goalId)) goals.fail(goalId, reason);
+    },
+    released: (goalId) => sandboxes.released(goalId),
+    log,
+  });
+  return {
+    config,
+    db,
+    audit,
+    approvals,
+    budget,
+    backend,
+    memory,
+    skills,
+    events,
+    tools,
+    quota,
+    sandboxes,
+    gate,
+    registry,
+    spawner,
+    env,
+    runner,
+    goals,
+    sweeper,
+  };
+}
+
+function addTool(tools: Map<string, ToolDef<unknown>>, t: ToolDef<unknown>): void {
+  if (tools.has(t.name)) {
+    throw new AidoError(ErrorCode.configInvalid, `two tools are named "${t.name}"`, { tool: t.name });
+  }
+  tools.set(t.name, t);
+}
+
+/**
+ * The skills a goal's container mounts: its root agent's list, which every agent of the
+ * goal narrows (a root without a list was given every discovered skill at spawn). None
+ * when the goal has no root agent.
+ */
+function rootSkills(registry: AgentRegistry, goalId: string): string[] {
+  const root = registry.list({ goalId, includeStopped: true }).find((a) => a.parentId === null);
+  return [...(root?.manifest.skills ?? [])];
+}
+
+/**
+ * One client per (manifest name, model): agents of the same kind share the SDK instance
+ * and its keep-alive connections (a new client per child costs a TLS/TCP setup and ~10x
+ * the CPU per turn in the fan-out bench). Record/replay keys on the manifest name too.
+ */
+function sharedClients(llm: LlmClients): (manifestName: string, model: string) => LlmClient {
+  const clients = new Map<string, LlmClient>();
+  return (manifestName, model) => {
+    const key = `${manifestName}\u0000${model}`;
+    let c = clients.get(key);
+    if (!c) {
+      c = llm.forAgent(manifestName, model);
+      clients.set(key, c);
+    }
+    return c;
+  };
+}
+
+/** approval.requested / approval.decided on the event bus (watch, events.subscribe). */
+function forwardApprovalEvents(approvals: ApprovalQueue, events: EventBus): void {
+  approvals.on("requested", (r) =>
+    events.emit("approval.requested", r.goal_id, {
+      approvalId: r.id,
+      agentId: r.agent_id,
+      tool: r.tool,
+      summary: r.summary,
+      target: r.target,
+      covers: r.covers,
+    }),
+  );
+  approvals.on("decided", (r) =>
+    events.emit("approval.decided", r.goal_id, {
+      approvalId: r.id,
+      agentId: r.agent_id,
+      tool: r.tool,
+      decision: r.decision ?? r.status,
+      ...(r.close_reason !== null ? { reason: r.close_reason } : {}),
+    }),
+  );
+}

@@ -1,0 +1,164 @@
+// kernel/goal-store.ts — the durable half of the goal queue: the `goals` table. A goal is
+// a row from submit to its end (queued -> running -> succeeded | failed | cancelled), so a
+// restarted daemon knows what was queued and what was running. This module owns the rows
+// and their SQL, nothing else: what runs a goal, when and with what, is goals.ts's.
+
+import { type Db, migrate, prepared } from "../db/database.js";
+import { AidoError, ErrorCode } from "../errors.js";
+import type { Usage } from "../llm/types.js";
+
+const MIGRATIONS = [
+  `CREATE TABLE goals (
+     id TEXT PRIMARY KEY,
+     text TEXT NOT NULL,
+     manifest TEXT,
+     inputs TEXT NOT NULL,
+     state TEXT NOT NULL,
+     result TEXT,
+     error TEXT,
+     input_tokens INTEGER NOT NULL DEFAULT 0,
+     output_tokens INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL,
+     started_at INTEGER,
+     finished_at INTEGER,
+     output_dir TEXT NOT NULL,
+     agent_id TEXT
+   );
+   CREATE INDEX goals_state ON goals (state, created_at);`,
+];
+
+export type GoalState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export type GoalEnd = "succeeded" | "failed" | "cancelled";
+export const TERMINAL: ReadonlySet<GoalState> = new Set(["succeeded", "failed", "cancelled"]);
+
+/** goal.status (DESIGN.md), plus when it happened and which agent ran it. */
+export interface GoalStatus {
+  goal_id: string;
+  state: GoalState;
+  result?: string;
+  error?: string;
+  usage: Usage;
+  output_dir: string;
+  goal: string;
+  created_at: string;
+  started_at?: string;
+  finished_at?: string;
+  agent_id?: string;
+}
+
+export interface GoalRow {
+  id: string;
+  text: string;
+  /** The checked manifest, as JSON. */
+  manifest: string | null;
+  /** The checked inputs, as JSON. */
+  inputs: string;
+  state: GoalState;
+  result: string | null;
+  error: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  output_dir: string;
+  agent_id: string | null;
+}
+
+export class GoalStore {
+  constructor(private readonly db: Db) {
+    migrate(db, "goals", MIGRATIONS);
+  }
+
+  /** A new goal, queued. */
+  insert(g: { id: string; text: string; manifest: string; inputs: string; outputDir: string }): void {
+    prepared(
+      this.db,
+      "INSERT INTO goals (id, text, manifest, inputs, state, created_at, output_dir) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+    ).run(g.id, g.text, g.manifest, g.inputs, Date.now(), g.outputDir);
+  }
+
+  /** The goal's row; not_found when there is none. */
+  row(id: string): GoalRow {
+    const row = prepared(this.db, "SELECT * FROM goals WHERE id = ?").get(id) as GoalRow | undefined;
+    if (!row) throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { goal_id: id });
+    return row;
+  }
+
+  /** The goal as goal.status shows it; `liveUsage` while it runs (the row has it once it ended). */
+  status(id: string, liveUsage?: Usage): GoalStatus {
+    const row = this.row(id);
+    const s: GoalStatus = {
+      goal_id: row.id,
+      state: row.state,
+      usage: liveUsage
+        ? { ...liveUsage }
+        : { input_tokens: row.input_tokens, output_tokens: row.output_tokens },
+      output_dir: row.output_dir,
+      goal: row.text,
+      created_at: iso(row.created_at),
+    };
+    if (row.result !== null) s.result = row.result;
+    if (row.error !== null) s.error = row.error;
+    if (row.started_at !== null) s.started_at = iso(row.started_at);
+    if (row.finished_at !== null) s.finished_at = iso(row.finished_at);
+    if (row.agent_id !== null) s.agent_id = row.agent_id;
+    return s;
+  }
+
+  /** Goal ids, newest first, of one state or all. */
+  ids(filter: { state?: GoalState; limit?: number } = {}): string[] {
+    const limit = filter.limit ?? 1000;
+    return (
+      filter.state
+        ? prepared(this.db, "SELECT id FROM goals WHERE state = ? ORDER BY created_at DESC LIMIT ?")
+            .pluck()
+            .all(filter.state, limit)
+        : prepared(this.db, "SELECT id FROM goals ORDER BY created_at DESC LIMIT ?").pluck().all(limit)
+    ) as string[];
+  }
+
+  /** Every goal in `state`, in no particular order (recovery after a restart). */
+  allIn(state: GoalState): string[] {
+    return prepared(this.db, "SELECT id FROM goals WHERE state = ?").pluck().all(state) as string[];
+  }
+
+  stateOf(id: string): GoalState | undefined {
+    return prepared(this.db, "SELECT state FROM goals WHERE id = ?").pluck().get(id) as GoalState | undefined;
+  }
+
+  /** The oldest queued goal: the next to start. */
+  nextQueued(): string | undefined {
+    return prepared(this.db, "SELECT id FROM goals WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1")
+      .pluck()
+      .get() as string | undefined;
+  }
+
+  markRunning(id: string): void {
+    prepared(this.db, "UPDATE goals SET state = 'running', started_at = ? WHERE id = ?").run(Date.now(), id);
+  }
+
+  /** The goal's root agent. */
+  setAgent(id: string, agentId: string): void {
+    prepared(this.db, "UPDATE goals SET agent_id = ? WHERE id = ?").run(agentId, id);
+  }
+
+  markFinished(id: string, state: GoalEnd, o: { result?: string; error?: string; usage: Usage }): void {
+    prepared(
+      this.db,
+      "UPDATE goals SET state = ?, result = ?, error = ?, input_tokens = ?, output_tokens = ?, finished_at = ? WHERE id = ?",
+    ).run(
+      state,
+      o.result ?? null,
+      o.error ?? null,
+      o.usage.input_tokens,
+      o.usage.output_tokens,
+      Date.now(),
+      id,
+    );
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
