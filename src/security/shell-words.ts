@@ -82,7 +82,8 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SPECIAL_PARAMS = new Set(["@", "*", "#", "?", "-", "$", "!"]);
 /** Special parameters that always hold a number: safe as arithmetic operands. */
 const NUMERIC_PARAMS = new Set(["#", "?", "$", "!"]);
-const EXPANSION_OPS = new Set<number>([
+/** Operators whose word dash reads with quotes as plain characters inside double quotes. */
+const VALUE_OPS = new Set<number>([
   TOKEN.plus,
   TOKEN.colPlus,
   TOKEN.minus,
@@ -91,6 +92,10 @@ const EXPANSION_OPS = new Set<number>([
   TOKEN.colQuest,
   TOKEN.assgn,
   TOKEN.colAssgn,
+]);
+/** The parameter expansion operators the analysis reads: the value ones, then removal of a pattern. */
+const EXPANSION_OPS = new Set<number>([
+  ...VALUE_OPS,
   TOKEN.perc,
   TOKEN.dblPerc,
   TOKEN.hash,
@@ -154,18 +159,6 @@ interface Quoting {
    */
   literalSingle?: boolean;
 }
-
-/** Operators whose word dash reads with quotes as plain characters inside double quotes. */
-const VALUE_OPS = new Set<number>([
-  TOKEN.plus,
-  TOKEN.colPlus,
-  TOKEN.minus,
-  TOKEN.colMinus,
-  TOKEN.quest,
-  TOKEN.colQuest,
-  TOKEN.assgn,
-  TOKEN.colAssgn,
-]);
 
 /**
  * Evaluate a Word node as far as it can be known before run time. `assignment`: the word
