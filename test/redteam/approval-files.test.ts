@@ -12,30 +12,14 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
-import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { MAX_SCOPE_PATHS } from "../../src/tools/exec-scope.js";
 import { turn } from "../support/provider-server.js";
-import { expectOk, useBench } from "./fixture.js";
+import { answerNext, expectOk, useBench } from "./fixture.js";
 
 const b = useBench((c) => {
   c.approvals.timeoutMs = 8_000;
   c.policy.confirm = ["cp *", "dd *", "touch *"];
 });
-
-type Decision = "allow_once" | "allow_session" | "allow_always" | "deny";
-
-/** The human: answers the next request that appears, and returns it. */
-async function answerNext(decision: Decision, timeoutMs = 7_500): Promise<ApprovalRecord | undefined> {
-  for (let waited = 0; waited < timeoutMs; waited += 25) {
-    const [p] = b.rt.approvals.list({ status: "pending" });
-    if (p) {
-      b.rt.approvals.respond(p.id, decision, "red team human");
-      return p;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return undefined;
-}
 
 /** Nobody is asked within `ms`. */
 async function nobodyAsked(ms = 300): Promise<boolean> {
@@ -76,7 +60,7 @@ describe("an exec approval and the files its bare words name", () => {
     it(`an Allow Session on \`${command}\` does not cover it once backup.csv (${how}) leads elsewhere`, async () => {
       const w = await setUp(`copier-${how.length}`);
       const first = b.call(w.id, "exec", { command });
-      const rec = await answerNext("allow_session");
+      const rec = await answerNext(b.rt, "allow_session");
       expect(rec?.target).toBe(`exec of \`${command}\` in /workspace`);
       expectOk(await first);
 
@@ -85,7 +69,7 @@ describe("an exec approval and the files its bare words name", () => {
       // Not confirmed (only cp and dd are): the model turns the approved destination into a link.
       expectOk(await b.call(w.id, "exec", { command: "ln -sf /output/report.md /workspace/backup.csv" }));
       const again = b.call(w.id, "exec", { command });
-      const asked = await answerNext("deny");
+      const asked = await answerNext(b.rt, "deny");
       const r = await again;
       expect(asked, "the same words now write /output/report.md: the human must be asked").toBeDefined();
       expect(r).toBeInstanceOf(AidoError);
@@ -119,10 +103,10 @@ describe("an exec approval and the files its bare words name", () => {
       },
       "copy the data",
     );
-    expect((await answerNext("allow_session"))?.target).toBe(
+    expect((await answerNext(b.rt, "allow_session"))?.target).toBe(
       "exec of `cp data.csv backup.csv` in /workspace",
     );
-    const second = await answerNext("deny");
+    const second = await answerNext(b.rt, "deny");
     const result = await run;
     expect(second, "the second copy writes the report: asked again").toBeDefined();
     const agent = b.rt.listAgents({ includeStopped: true }).find((a) => a.manifest === "loop-copier")!;
@@ -138,7 +122,7 @@ describe("an exec approval and the files its bare words name", () => {
     }
     // While the human reads the prompt, the model's other call (not confirmed) swaps in a link.
     expectOk(await b.call(w.id, "exec", { command: "ln -sf /output/report.md /workspace/backup.csv" }));
-    await answerNext("allow_session");
+    await answerNext(b.rt, "allow_session");
     const r = await pending;
     expect(r).toBeInstanceOf(AidoError);
     expect((r as AidoError).message).toMatch(/changed while it waited for approval/);
@@ -152,13 +136,16 @@ describe("an exec approval and the files its bare words name", () => {
     const names = Array.from({ length: MAX_SCOPE_PATHS + 1 }, (_, i) => `f${i}`);
     const command = `touch ${names.join(" ")}`;
     const first = b.call(w.id, "exec", { command });
-    const rec = await answerNext("allow_session");
+    const rec = await answerNext(b.rt, "allow_session");
     expect(rec?.target).toMatch(
       /no standing answer will cover it: it names more than 256 words that could be files$/,
     );
     expectOk(await first);
     const again = b.call(w.id, "exec", { command });
-    expect(await answerNext("deny"), "a scope that could not be pinned down is never reused").toBeDefined();
+    expect(
+      await answerNext(b.rt, "deny"),
+      "a scope that could not be pinned down is never reused",
+    ).toBeDefined();
     expect(await again).toBeInstanceOf(AidoError);
   }, 60_000);
 });

@@ -10,9 +10,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
-import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { type Harness, openHarness } from "../agent/harness.js";
 import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
+import { answerNext } from "./fixture.js";
 
 let server: ProviderServer;
 let h: Harness;
@@ -51,20 +51,6 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function answerNext(
-  decision: "allow_once" | "allow_session" | "deny",
-): Promise<ApprovalRecord | undefined> {
-  for (let waited = 0; waited < 2_000; waited += 20) {
-    const [p] = h.rt.approvals.list({ status: "pending" });
-    if (p) {
-      h.rt.approvals.respond(p.id, decision, "red team human");
-      return p;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return undefined;
-}
-
 it("an approval of web_fetch on one host does not carry a redirect to another host", async () => {
   // Loopback needs grants naming the addresses: A = 127.0.0.1, B = 127.0.0.2.
   const s = h.rt.spawnAgent({
@@ -78,12 +64,14 @@ it("an approval of web_fetch on one host does not carry a redirect to another ho
     h.rt.invokeTool(s.agent_id, "web_fetch", { url }).catch((e: unknown) => e as AidoError);
 
   const first = call(`http://127.0.0.1:${port}/page`);
-  expect((await answerNext("allow_session"))?.target).toBe("web_fetch of any URL on host 127.0.0.1");
+  expect((await answerNext(h.rt, "allow_session", 2_000))?.target).toBe(
+    "web_fetch of any URL on host 127.0.0.1",
+  );
   expect(await first).not.toBeInstanceOf(AidoError);
 
   const to = encodeURIComponent(`http://127.0.0.2:${port}/leak?data=secret`);
   const hop = call(`http://127.0.0.1:${port}/redirect?to=${to}`);
-  const asked = await answerNext("deny");
+  const asked = await answerNext(h.rt, "deny", 2_000);
   const r = await hop;
   expect(
     hits.filter((x) => x.startsWith("127.0.0.2")),

@@ -5,28 +5,12 @@
 // the manifest as written.
 
 import { describe, expect, it } from "vitest";
-import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { turn } from "../support/provider-server.js";
-import { useBench } from "./fixture.js";
+import { answerNext, useBench } from "./fixture.js";
 
 const b = useBench((c) => {
   c.approvals.timeoutMs = 8_000;
 });
-
-type Decision = "allow_once" | "allow_session" | "allow_always" | "deny";
-
-/** The human: answers the next request that appears, and returns it. */
-async function answerNext(decision: Decision, timeoutMs = 7_500): Promise<ApprovalRecord | undefined> {
-  for (let waited = 0; waited < timeoutMs; waited += 25) {
-    const [p] = b.rt.approvals.list({ status: "pending" });
-    if (p) {
-      b.rt.approvals.respond(p.id, decision, "red team human");
-      return p;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return undefined;
-}
 
 const files = [
   "tool: file_write",
@@ -69,9 +53,9 @@ describe("a standing approval stretched past what the human saw", () => {
       },
       "delegate",
     );
-    const firstAsk = await answerNext("allow_session");
+    const firstAsk = await answerNext(b.rt, "allow_session");
     expect(firstAsk?.tool).toBe("spawn_agent");
-    const secondAsk = await answerNext("deny");
+    const secondAsk = await answerNext(b.rt, "deny");
     await run;
     expect(secondAsk, "a manifest with other grants and prompt must be shown to the human").toBeDefined();
     const spawner = b.rt.listAgents({ includeStopped: true }).find((a) => a.manifest === "spawner")!;

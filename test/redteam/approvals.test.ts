@@ -14,25 +14,17 @@ import { AidoError, ErrorCode } from "../../src/errors.js";
 import type { ToolResult } from "../../src/gate/types.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { turn } from "../support/provider-server.js";
-import { expectOk, useBench } from "./fixture.js";
+import { answerNext, type Decision, expectOk, useBench } from "./fixture.js";
 
 const b = useBench((c) => {
   c.approvals.timeoutMs = 8_000;
 });
 
-type Decision = "allow_once" | "allow_session" | "allow_always" | "deny";
-
-/** The human: answers the next request that appears, and returns it. */
-async function answerNext(decision: Decision): Promise<ApprovalRecord> {
-  for (let i = 0; i < 300; i++) {
-    const [p] = b.rt.approvals.list({ status: "pending" });
-    if (p) {
-      b.rt.approvals.respond(p.id, decision, "red team human");
-      return p;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error("no approval request appeared");
+/** The human: answers the next request, which must appear, and returns it. */
+async function answer(decision: Decision): Promise<ApprovalRecord> {
+  const rec = await answerNext(b.rt, decision);
+  if (!rec) throw new Error("no approval request appeared");
+  return rec;
 }
 
 /** A call that a standing decision must cover: it completes and nobody is ever asked. */
@@ -46,7 +38,7 @@ async function unasked(agentId: string, tool: string, input: unknown): Promise<T
 /** A call that must ask: the human denies it, and it is refused at the approval stage. */
 async function askedAndDenied(agentId: string, tool: string, input: unknown): Promise<ApprovalRecord> {
   const call = b.call(agentId, tool, input);
-  const rec = await answerNext("deny");
+  const rec = await answer("deny");
   const r = await call;
   expect(r).toBeInstanceOf(AidoError);
   expect((r as AidoError).code).toBe(ErrorCode.approvalDenied);
@@ -55,7 +47,7 @@ async function askedAndDenied(agentId: string, tool: string, input: unknown): Pr
 
 async function allowed(agentId: string, tool: string, input: unknown, decision: Decision) {
   const call = b.call(agentId, tool, input);
-  const rec = await answerNext(decision);
+  const rec = await answer(decision);
   return { rec, result: expectOk(await call) };
 }
 
@@ -149,7 +141,7 @@ describe("standing approvals under attack", () => {
       },
       "delegate",
     );
-    const impostor = await answerNext("deny");
+    const impostor = await answer("deny");
     expect(impostor.identity).toBe("boss/writer");
     await run;
     const boss = b.rt.listAgents({ includeStopped: true }).find((a) => a.manifest === "boss")!;

@@ -25,6 +25,7 @@ import { privateTmpOf } from "../../src/gate/confinement.js";
 import type { ToolResult } from "../../src/gate/types.js";
 import { SAFETY_ENV } from "../../src/sandbox/executor/exec.js";
 import { GIT_COMMANDS } from "../../src/security/shell-git-commands.js";
+import { answerNext } from "./fixture.js";
 import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
 
 let b: SharedBench;
@@ -228,17 +229,9 @@ describe("a path: confirm rule holds against globs and walks", () => {
     expect(r.output).not.toMatch(/VAULT(ED|2)-SECRET/);
   }, 60_000);
 
-  /** The human: allows the next request that appears. */
+  /** The human: allows the next request, which must appear. */
   async function allowNext(): Promise<void> {
-    for (let i = 0; i < 300; i++) {
-      const [p] = b.rt.approvals.list({ status: "pending" });
-      if (p) {
-        b.rt.approvals.respond(p.id, "allow_once", "red team human");
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error("no approval request appeared");
+    if (!(await answerNext(b.rt, "allow_once"))) throw new Error("no approval request appeared");
   }
 
   it("a call a human allowed reads below the rules it was asked about, and only those", async () => {

@@ -14,6 +14,7 @@ import type { ToolResult } from "../../src/gate/types.js";
 import { Runtime } from "../../src/kernel/runtime.js";
 import { parseManifestValue } from "../../src/manifest/load.js";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
+import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { providerEnv } from "../agent/harness.js";
 import { requireDocker } from "../support/docker.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
@@ -173,4 +174,26 @@ export function expectDenied(
 export function expectOk(r: ToolResult | AidoError): ToolResult {
   if (r instanceof AidoError) throw new Error(`expected success, got ${r.code}: ${r.message}`);
   return r;
+}
+
+export type Decision = "allow_once" | "allow_session" | "allow_always" | "deny";
+
+/**
+ * The human at the prompt: answers the next request pending on `rt` within `timeoutMs`
+ * and returns it; undefined when none appeared.
+ */
+export async function answerNext(
+  rt: Runtime,
+  decision: Decision,
+  timeoutMs = 7_500,
+): Promise<ApprovalRecord | undefined> {
+  for (let waited = 0; waited < timeoutMs; waited += 25) {
+    const [p] = rt.approvals.list({ status: "pending" });
+    if (p) {
+      rt.approvals.respond(p.id, decision, "red team human");
+      return p;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return undefined;
 }
