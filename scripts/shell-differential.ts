@@ -100,7 +100,8 @@ const dir = mkdtempSync(join(tmpdir(), "aido-shell-diff-"));
 try {
   for (const [i, c] of accepted.entries()) writeFileSync(join(dir, `c${i}`), c.cmd);
   execFileSync("chmod", ["-R", "a+rwx", dir]);
-  const trace = "strace -f -qq -s 200 -e trace=execve -e signal=none";
+  // -v: every argument of a long argv, not "..." after the 32nd (the environment comes as an array then).
+  const trace = "strace -f -qq -v -s 200 -e trace=execve -e signal=none";
   // `$(cat f; printf x)` then dropping the x keeps trailing newlines, which $(...) would strip.
   const run = `c="$(cat $f; printf x)"; c="\${c%x}"; timeout 5 ${trace} -o /cases/$n.trace dash -c "$c"`;
   const script = `cd /tmp; for f in /cases/c*; do n=\${f##*/}; ${run} >/dev/null 2>&1 </dev/null; done; true`;
@@ -127,7 +128,7 @@ try {
       .slice(1)
       .map((l) => {
         // strace writes bytes outside ASCII as octal escapes, which JSON does not read.
-        const args = (/execve\("[^"]*", \[(.*)\], 0x/.exec(l)?.[1] ?? '""').replace(
+        const args = (/execve\("[^"]*", \[(.*)\], (?:0x|\[")/.exec(l)?.[1] ?? '""').replace(
           /\\([0-7]{3})/g,
           (_m, o: string) => `\\u00${Number.parseInt(o, 8).toString(16).padStart(2, "0")}`,
         );

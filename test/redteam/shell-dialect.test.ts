@@ -37,6 +37,7 @@ afterAll(async () => {
 
 const COMMENT = /a comment ending in a backslash/;
 const QUOTES = /single quotes inside \$\{x:-\.\.\.\}/;
+const DOLLAR = /a \$ followed by a line continuation/;
 
 describe("what the parser and dash read differently", () => {
   it.each([
@@ -64,6 +65,30 @@ describe("what the parser and dash read differently", () => {
       "cat <<EOF\n${x:-\\}' $(touch /workspace/pwn-heredoc) '}\nEOF\n",
       "pwn-heredoc",
       QUOTES,
+    ],
+    [
+      "a $ and a # split by a line continuation (dash joins them into $#, the parser read a comment)",
+      'echo $\\\n#"$(touch /workspace/pwn-dollar)"',
+      "pwn-dollar",
+      DOLLAR,
+    ],
+    [
+      "the same after two continuations",
+      'echo $\\\n\\\n#"$(touch /workspace/pwn-dollar2)"',
+      "pwn-dollar2",
+      DOLLAR,
+    ],
+    [
+      "a $ and its ( split by a line continuation inside double quotes",
+      'echo "$\\\n(touch /workspace/pwn-dollar3)"',
+      "pwn-dollar3",
+      DOLLAR,
+    ],
+    [
+      "the same in a here-document",
+      "cat <<EOF\n$\\\n(touch /workspace/pwn-dollar4)\nEOF\n",
+      "pwn-dollar4",
+      DOLLAR,
     ],
   ])(
     "refuses %s",

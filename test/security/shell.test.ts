@@ -346,6 +346,19 @@ describe("refusals", () => {
     expect(argvs("echo a#b # comment\nls 2>&1; ls;2>/dev/null")).toEqual([["echo", "a#b"], ["ls"], ["ls"]]);
   });
 
+  it("refuses a $ followed by a line continuation, which dash joins before it expands and the parser does not", () => {
+    refused('echo $\\\n#"$(id)"', /a \$ followed by a line continuation/);
+    refused('echo "$\\\n(id)"', /a \$ followed by a line continuation/);
+    refused("cat <<EOF\n$\\\n(id)\nEOF\n", /a \$ followed by a line continuation/);
+    refused("sh -c 'echo $\\\n#\"$(id)\"'", /a \$ followed by a line continuation/);
+    // Continuations elsewhere, and an escaped backslash before a newline, still read.
+    expect(argvs("echo a \\\n  b$HOME \\\n#c\necho $\\\\\nls")).toEqual([
+      ["echo", "a", "b$HOME"],
+      ["echo", "$\\"],
+      ["ls"],
+    ]);
+  });
+
   it("refuses control characters, which dash and the parser read differently", () => {
     expect(refused("cat <<EOF\r\nx\r\nEOF\r\nid\nEOF\n")).toMatch(/control character \(U\+000D\)/);
     refused("echo a;\x0bid", /U\+000B/);

@@ -64,6 +64,10 @@ export const SHELL_CASES: Case[] = [
   // mvdan-sh starts a comment at a # glued to a quote or an expansion; dash keeps it in the word.
   refuse(D, "root", "echo 'x'#$(touch PWN)", "policy", /a # right after a quote or an expansion/),
   refuse(D, "root", "echo ${x}#$(touch PWN)", "policy", /a # right after a quote/),
+  // mvdan-sh ends a `$` at a backslash-newline; dash joins the lines first and expands what follows.
+  refuse(D, "root", 'echo $\\\n#"$(touch PWN)"', "policy", /a \$ followed by a line continuation/),
+  refuse(D, "root", 'echo "$\\\n(touch PWN)"', "policy", /a \$ followed by a line continuation/),
+  refuse(D, "root", "cat <<EOF\n$\\\n(touch PWN)\nEOF\n", "policy", /a \$ followed by a line continuation/),
   // mvdan-sh reads 'x'2>&1 as a redirection of 2; dash reads the word x2 (here: touch PWN2).
   refuse(D, "root", "eval 'touch PWN'2>&1", "policy", /descriptor number glued to the word/),
   allow(D, "root", "echo a#b; echo c # d\nls -d /workspace 2>&1", ["echo", "ls"]),
