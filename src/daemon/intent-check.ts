@@ -6,7 +6,8 @@
 // project folder; a test) chooses the agent and so what the command may touch.
 // A refusal by the gate is the check's result (`denied`: stage, code, reason; the gate has
 // audited it as tool.denied), and so is a command that was allowed but could not run
-// (`error`); a call that ended because its client left or its agent stopped records nothing.
+// (`error`). A call that ended unanswered (its client left, or the approval it waited for
+// was closed because its agent stopped) records nothing.
 
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { GateDenied } from "../gate/invoke.js";
@@ -74,6 +75,9 @@ export async function checkIntent(
     };
   } catch (e) {
     const at = new Date().toISOString();
+    // Ended, not answered: the client left, or the approval it waited for was closed
+    // unanswered (its agent stopped, the daemon is closing). Nothing to record.
+    if (signal.aborted || (e instanceof AidoError && e.code === ErrorCode.approvalExpired)) throw e;
     if (e instanceof GateDenied) {
       const denied = { stage: e.stage, code: e.code, reason: e.message };
       result = { ...base, met: false, exit_code: null, output: `refused: ${e.message}`, at, denied };

@@ -137,6 +137,37 @@ describe("intent.check", () => {
     );
   });
 
+  it("waits for a human when the agent's exec needs approval; a deny is the check's result", async () => {
+    const { fx, workspace } = await start();
+    const c = await fx.client();
+    const human = await fx.client();
+    await c.call("intent.set", { workspace, objective: "x", check: "ls" });
+    const a = await c.call("agent.spawn", {
+      manifest: manifest("careful", {
+        capabilities: ["tool: exec", "exec: ls *", "file_read: /workspace/**"],
+        approval_required: ["exec"],
+      }),
+    });
+    goals.push(a.goal_id);
+    const check = c.call("intent.check", { workspace, agent_id: a.agent_id });
+    let pending: { id: string; tool: string }[] = [];
+    for (let i = 0; i < 400 && pending.length === 0; i++) {
+      pending = (await human.call("approval.list", {})).approvals;
+      if (pending.length === 0) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(pending.map((p) => p.tool)).toEqual(["exec"]);
+    await human.call("approval.respond", { id: pending[0]!.id, decision: "deny" });
+    const r = await check;
+    expect(r).toMatchObject({
+      met: false,
+      exit_code: null,
+      denied: { stage: "approval", code: "approval_denied" },
+    });
+    expect((await human.call("intent.status", { workspace })).intent?.last_check?.denied?.stage).toBe(
+      "approval",
+    );
+  });
+
   it("refuses an intent without a check, and an unknown agent, before anything runs", async () => {
     const { fx, workspace } = await start();
     const c = await fx.client();
