@@ -17,7 +17,7 @@ import type { Runtime } from "../kernel/runtime.js";
 import { invokeToolWithEvents } from "./tool-invoke.js";
 
 /** Characters of the command's output kept with the result (its end: where failures show). */
-export const CHECK_OUTPUT_TAIL = 4000;
+const CHECK_OUTPUT_TAIL = 4000;
 
 /** Failures of an allowed check that are its result, not the method's error. */
 const RECORDED = new Set<string>([

@@ -10,11 +10,11 @@
 import { isAbsolute } from "node:path";
 import { z } from "zod";
 
-export const MAX_OBJECTIVE_CHARS = 2000;
-export const MAX_NOTE_CHARS = 1000;
-export const MAX_CHECK_CHARS = 2000;
-export const MAX_BY_CHARS = 200;
-export const MAX_WORKSPACE_CHARS = 4096;
+const MAX_OBJECTIVE_CHARS = 2000;
+const MAX_NOTE_CHARS = 1000;
+const MAX_CHECK_CHARS = 2000;
+const MAX_BY_CHARS = 200;
+const MAX_WORKSPACE_CHARS = 4096;
 
 /** C0/C1 controls, DEL, bidi overrides and isolates; `lines` lets newline and tab pass. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;

@@ -14,9 +14,9 @@ import type { AuditLog } from "../security/audit.js";
 import { type Intent, type IntentCheckResult, IntentStore } from "./store.js";
 
 /** Who changed an intent when the client did not say. */
-export const DEFAULT_BY = "socket client";
+const DEFAULT_BY = "socket client";
 /** Earlier intents intent.status shows with `history`. */
-export const HISTORY_SHOWN = 20;
+const HISTORY_SHOWN = 20;
 
 export interface IntentSet {
   workspace: string;

@@ -38,9 +38,9 @@ const MIGRATIONS = [
 ];
 
 /** Notes kept per intent (the step count goes on); older ones are dropped. */
-export const NOTES_KEPT = 200;
+const NOTES_KEPT = 200;
 /** Notes an intent shows (the latest, oldest first). */
-export const NOTES_SHOWN = 20;
+const NOTES_SHOWN = 20;
 
 export type IntentState = "active" | "cleared" | "replaced";
 
@@ -111,7 +111,7 @@ interface IntentRow {
   replaced_by: string | null;
 }
 
-export interface NewIntent {
+interface NewIntent {
   workspace: string;
   objective: string;
   budget_tokens?: number;

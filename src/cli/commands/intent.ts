@@ -44,7 +44,7 @@ function tokensLine(i: Intent): string {
     : `${i.tokens_spent} spent of ${i.budget_tokens} (${i.tokens_left} left)`;
 }
 
-export function printIntent(io: CliIo, i: Intent): void {
+function printIntent(io: CliIo, i: Intent): void {
   const ended = i.ended_at ? `, ${i.state} by ${inert(i.ended_by ?? "?")} at ${i.ended_at}` : "";
   io.out(`intent      ${i.id}  (${i.state}; set by ${inert(i.set_by)} at ${i.created_at}${ended})`);
   io.out(`workspace   ${inert(i.workspace)}`);
