@@ -26,11 +26,19 @@ import type { AuditLog } from "../security/audit.js";
 const CHECK_TAIL_CHARS = 1500;
 
 /**
- * At goal.submit: the id of the active intent of `workspace`, if it has one. Refused
- * (budget_exceeded, audited) when that intent's budget is spent.
+ * At goal.submit: the id of the active intent of `workspace`, if it has one. Refused,
+ * audited as goal.refused like a bad input path: a folder that does not exist or is not
+ * one (invalid_input), an intent whose budget is spent (budget_exceeded).
  */
 export function intentAtSubmit(intents: Intents, audit: AuditLog, workspace: string): string | undefined {
-  const intent = intents.active(workspaceKey(workspace));
+  let key: string;
+  try {
+    key = workspaceKey(workspace);
+  } catch (e) {
+    if (e instanceof AidoError) audit.record("goal.refused", { field: "workspace", reason: e.message });
+    throw e;
+  }
+  const intent = intents.active(key);
   if (!intent) return undefined;
   if (intent.budget_tokens !== null && intent.tokens_spent >= intent.budget_tokens) {
     const e = noTokensLeft(intent, 0);

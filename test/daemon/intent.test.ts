@@ -188,6 +188,13 @@ describe("intent.set / step / status / clear", () => {
     expect(note.message).toMatch(/note: must be at most 1000 characters/);
     const submit = await rpcError(c.call("goal.submit", { goal: "x", workspace: "relative/dir" }));
     expect(submit.message).toMatch(/workspace: must be an absolute path/);
+    const gone = await rpcError(c.call("goal.submit", { goal: "x", workspace: join(root, "gone") }));
+    expect(gone.rpcCode).toBe(-32602);
+    expect(gone.message).toBe(`workspace: ${join(root, "gone")} does not exist`);
+    expect((await audited(c, "goal.refused")).map((e) => e.payload)).toEqual([
+      { field: "workspace", reason: gone.message },
+    ]);
+    expect((await c.call("goal.list", {})).goals).toEqual([]);
     expect((await c.call("intent.status", { workspace: project, history: true })).history).toEqual([]);
     expect(await audited(c, "intent.set")).toEqual([]);
   });
