@@ -128,6 +128,28 @@ describe("aido intent", () => {
     );
   });
 
+  it("shows the last check, refused ones with the stage and reason", async () => {
+    await suite.start();
+    const dir = project();
+    await cli(["intent", "set", "x", "--check", "ls", "--workspace", dir]);
+    const c = await suite.fx.client();
+    // Its grants allow echo only: the gate refuses `ls` before any container is involved.
+    const a = await c.call("agent.spawn", {
+      manifest: {
+        name: "echoer",
+        model: MODEL,
+        system_prompt: "e",
+        capabilities: ["tool: exec", "exec: echo *"],
+      },
+    });
+    const r = await c.call("intent.check", { workspace: dir, agent_id: a.agent_id });
+    const out = (await cli(["intent", "status", "--workspace", dir])).out;
+    expect(out).toContain("check       ls");
+    expect(out).toContain(
+      `last check  refused at the capability stage: ${r.denied?.reason} at ${r.at}, as agent ${a.agent_id}`,
+    );
+  });
+
   it("`aido submit` from the folder carries its objective, and the goal's tokens count", async () => {
     suite.server.script('manifest "solo"', [
       turn.text("done", { usage: { input_tokens: 40, output_tokens: 2 } }),
