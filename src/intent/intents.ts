@@ -5,7 +5,7 @@
 // exist or is not a folder is refused naming `workspace`. Every change is audited
 // (intent.set / intent.step / intent.cleared / intent.checked). Goals that carry an
 // intent charge it with their tokens (kernel/goal-intent.ts); its check runs through the
-// gate as an agent the caller names (kernel/intent-check.ts), never here.
+// gate as an agent the caller names (daemon/intent-check.ts), never here.
 
 import { realpathSync, statSync } from "node:fs";
 import type { Db } from "../db/database.js";
@@ -136,7 +136,7 @@ export class Intents {
     return intent;
   }
 
-  /** Record what a check found (kernel/intent-check.ts ran it as `result.agent_id`), audited. */
+  /** Record what a check found (daemon/intent-check.ts ran it as `result.agent_id`), audited. */
   recordCheck(intent: Intent, result: IntentCheckResult, goalId: string | null): Intent {
     const after = this.store.recordCheck(intent.id, result);
     this.audit.record(
