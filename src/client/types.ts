@@ -4,6 +4,7 @@
 
 import type { WireEvent } from "../daemon/events.js";
 import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";
+import type { Intent, IntentCheckResult } from "../intent/store.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { AgentSummary } from "../kernel/registry.js";
 import type { AgentRunResult } from "../kernel/runtime.js";
@@ -52,7 +53,22 @@ interface Results {
   "audit.verify": AuditVerifyResult;
   "audit.query": { entries: AuditEntry[] };
   "events.subscribe": { subscribed: true; goal_id: string | null };
+  "intent.set": Intent;
+  "intent.step": Intent;
+  "intent.status": { intent: Intent | null; history?: Intent[] };
+  "intent.clear": Intent;
+  "intent.check": IntentCheckResult & { intent_id: string };
 }
 
 export type MethodResult<M extends MethodName> = Results[M];
-export type { AgentRunResult, AgentSummary, ApprovalRecord, AuditEntry, GoalStatus, GrantRecord, WireEvent };
+export type {
+  AgentRunResult,
+  AgentSummary,
+  ApprovalRecord,
+  AuditEntry,
+  GoalStatus,
+  GrantRecord,
+  Intent,
+  IntentCheckResult,
+  WireEvent,
+};

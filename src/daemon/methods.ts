@@ -13,6 +13,7 @@ import { parseAnchor } from "../security/audit-head.js";
 import { enforceCeiling, loadManifestFromDirs, type SocketCeiling } from "./ceiling.js";
 import type { Connection } from "./connection.js";
 import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
+import { checkIntent } from "./intent-check.js";
 import type { RpcId } from "./protocol.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
 import { invokeToolWithEvents } from "./tool-invoke.js";
@@ -132,6 +133,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
       goal: p.goal,
       ...(manifest !== undefined ? { manifest } : {}),
       ...(p.inputs ? { inputs: p.inputs } : {}),
+      ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
     });
   },
   "goal.status": (p, { rt }) => rt.goals.status(p.goal_id),
@@ -204,4 +206,18 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "audit.query": (p, { rt }) => ({ entries: rt.audit.query(p) }),
 
   "events.subscribe": (p, ctx) => subscribe(ctx, p.goal_id),
+
+  "intent.set": (p, { rt }) => rt.intents.set(p),
+  "intent.step": (p, { rt }) => rt.intents.step(p),
+  "intent.status": (p, { rt }) => rt.intents.status(p),
+  "intent.clear": (p, { rt }) => rt.intents.clear(p),
+  "intent.check": async (p, ctx) => {
+    refuseWhileClosing(ctx);
+    const { intent, result } = await whileClientStays(
+      ctx,
+      "the client that asked for the check disconnected",
+      (signal) => checkIntent(ctx.rt, p, signal),
+    );
+    return { intent_id: intent.id, ...result };
+  },
 };

@@ -4,6 +4,14 @@
 // this table's keys; a method not here is -32601.
 
 import { z } from "zod";
+import {
+  budgetField,
+  byField,
+  checkField,
+  noteField,
+  objectiveField,
+  workspaceField,
+} from "../intent/fields.js";
 import { APPROVAL_STATUSES, type ApprovalStatus } from "../security/approval-store.js";
 import { APPROVAL_DECISIONS, type ApprovalDecision } from "../security/approvals.js";
 import { parseAnchor } from "../security/audit-head.js";
@@ -35,6 +43,7 @@ export const MethodSchemas = {
     goal: z.string().min(1).max(100_000),
     manifest: manifestValue.optional(),
     inputs: z.array(z.string().min(1).max(4096)).max(256).optional(),
+    workspace: workspaceField.optional(),
   }),
   "goal.status": z.strictObject({ goal_id: id }),
   "goal.wait": z.strictObject({ goal_id: id, timeout_ms: z.number().int().min(0).max(MAX_WAIT_MS) }),
@@ -86,6 +95,17 @@ export const MethodSchemas = {
     limit: z.number().int().min(1).max(10_000).optional(),
   }),
   "events.subscribe": z.strictObject({ goal_id: id.optional() }),
+  "intent.set": z.strictObject({
+    workspace: workspaceField,
+    objective: objectiveField,
+    budget_tokens: budgetField.optional(),
+    check: checkField.optional(),
+    by: byField.optional(),
+  }),
+  "intent.step": z.strictObject({ workspace: workspaceField, note: noteField, by: byField.optional() }),
+  "intent.status": z.strictObject({ workspace: workspaceField, history: z.boolean().optional() }),
+  "intent.clear": z.strictObject({ workspace: workspaceField, by: byField.optional() }),
+  "intent.check": z.strictObject({ workspace: workspaceField, agent_id: id }),
 } as const;
 
 export type MethodName = keyof typeof MethodSchemas;

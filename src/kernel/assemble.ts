@@ -1,6 +1,6 @@
 // kernel/assemble.ts — the runtime's parts, built once, in dependency order, over one
 // SQLite connection: runtime key and audit log, tokens, approvals, budget, policy, the
-// sandbox backend, snapshots, memory, skills, the tool registry, the gate, the agent
+// sandbox backend, snapshots, memory, skills, persistent intents, the tool registry, the gate, the agent
 // registry, the inference scheduler, spawning, the agent environment and runner, the goal
 // queue and the sandbox sweeper. Each part is made from parts made before it; the few
 // callbacks that point forward (a container's skills come from the goal's root agent, an
@@ -16,6 +16,7 @@ import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import { Gate } from "../gate/invoke.js";
 import type { ToolDef } from "../gate/types.js";
+import { Intents } from "../intent/intents.js";
 import { LlmClients } from "../llm/clients.js";
 import type { CreateClientOptions } from "../llm/providers.js";
 import { InferenceScheduler } from "../llm/scheduler.js";
@@ -78,6 +79,8 @@ export interface RuntimeParts {
   memory: MemoryStore;
   skills: SkillRegistry;
   events: EventBus;
+  /** Persistent intents: one active objective per project folder. */
+  intents: Intents;
   tools: ReadonlyMap<string, ToolDef<unknown>>;
   /** Each goal's writes to the host, against sandbox.workspace_max_mb (every handle is held to it). */
   quota: WorkspaceQuota;
@@ -134,6 +137,7 @@ export async function assembleRuntime(
     persistent: config.persistentMemory,
   });
   const skills = SkillRegistry.fromConfig(config);
+  const intents = new Intents(db, audit);
   const events = new EventBus();
   const quota = new WorkspaceQuota({ goalsDir: config.goalsDir, maxMb: config.sandbox.workspaceMaxMb });
   const sandboxes: GoalSandboxes = new GoalSandboxes({
@@ -240,6 +244,7 @@ export async function assembleRuntime(
     budget,
     audit,
     events,
+    intents,
     memory,
     retireSandbox: (goalId) => sandboxes.retire(goalId),
   });
@@ -264,6 +269,7 @@ export async function assembleRuntime(
     memory,
     skills,
     events,
+    intents,
     tools,
     quota,
     sandboxes,

@@ -22,6 +22,8 @@ export interface GoalSubmission {
   manifest?: unknown;
   /** Host paths (files or folders) copied into the goal's inputs/ (seen at /inputs). */
   inputs?: string[];
+  /** The submitting client's project folder: its active persistent intent, if any, is carried (goal-intent.ts). */
+  workspace?: string;
 }
 
 export interface AdmittedGoal {

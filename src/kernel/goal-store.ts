@@ -25,6 +25,8 @@ const MIGRATIONS = [
      agent_id TEXT
    );
    CREATE INDEX goals_state ON goals (state, created_at);`,
+  // The persistent intent of the folder the goal was submitted from (kernel/goal-intent.ts).
+  `ALTER TABLE goals ADD COLUMN intent_id TEXT;`,
 ];
 
 export type GoalState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -44,6 +46,8 @@ export interface GoalStatus {
   started_at?: string;
   finished_at?: string;
   agent_id?: string;
+  /** The persistent intent of the folder it was submitted from, when that folder had one. */
+  intent_id?: string;
 }
 
 export interface GoalRow {
@@ -63,6 +67,7 @@ export interface GoalRow {
   finished_at: number | null;
   output_dir: string;
   agent_id: string | null;
+  intent_id: string | null;
 }
 
 export class GoalStore {
@@ -71,11 +76,18 @@ export class GoalStore {
   }
 
   /** A new goal, queued. */
-  insert(g: { id: string; text: string; manifest: string; inputs: string; outputDir: string }): void {
+  insert(g: {
+    id: string;
+    text: string;
+    manifest: string;
+    inputs: string;
+    outputDir: string;
+    intentId?: string | undefined;
+  }): void {
     prepared(
       this.db,
-      "INSERT INTO goals (id, text, manifest, inputs, state, created_at, output_dir) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-    ).run(g.id, g.text, g.manifest, g.inputs, Date.now(), g.outputDir);
+      "INSERT INTO goals (id, text, manifest, inputs, state, created_at, output_dir, intent_id) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+    ).run(g.id, g.text, g.manifest, g.inputs, Date.now(), g.outputDir, g.intentId ?? null);
   }
 
   /** The goal's row; not_found when there is none. */
@@ -103,6 +115,7 @@ export class GoalStore {
     if (row.started_at !== null) s.started_at = iso(row.started_at);
     if (row.finished_at !== null) s.finished_at = iso(row.finished_at);
     if (row.agent_id !== null) s.agent_id = row.agent_id;
+    if (row.intent_id !== null) s.intent_id = row.intent_id;
     return s;
   }
 

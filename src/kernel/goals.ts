@@ -12,7 +12,9 @@
 // message is the goal text plus recalled memories. The result is the bootstrap's final
 // answer. When any reservation in the goal is refused by the root account, the goal cap
 // is reached: every agent of the goal is stopped through the one removal path and the
-// goal fails saying so.
+// goal fails saying so. A goal submitted from a folder with a persistent intent carries
+// it (goal-intent.ts): the objective in the first message, its tokens charged to the
+// intent as they are spent, and a cap no larger than what the intent's budget has left.
 
 import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
@@ -21,6 +23,7 @@ import type { LoopResult } from "../agent/loop.js";
 import type { Config } from "../config.js";
 import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { Intents } from "../intent/intents.js";
 import type { Usage } from "../llm/types.js";
 import type { LoadedManifest } from "../manifest/load.js";
 import { recallForGoal } from "../memory/recall.js";
@@ -33,6 +36,7 @@ import type { BudgetLedger } from "../security/budget.js";
 import type { AgentRunner } from "./agents.js";
 import type { EventBus } from "./events.js";
 import { admitGoal, type GoalSubmission } from "./goal-admission.js";
+import { carryIntent, type IntentHolder, intentAtSubmit, standingObjective } from "./goal-intent.js";
 import { type GoalEnd, type GoalState, type GoalStatus, GoalStore, TERMINAL } from "./goal-store.js";
 import type { AgentRegistry } from "./registry.js";
 import type { Spawner } from "./spawn.js";
@@ -48,6 +52,7 @@ export interface GoalRunnerDeps {
   budget: BudgetLedger;
   audit: AuditLog;
   events: EventBus;
+  intents: Intents;
   memory?: MemoryStore;
   /**
    * The goal ended: its container is removed for good, its cached handle forgotten, and its
@@ -65,8 +70,8 @@ export interface GoalRunnerDeps {
  */
 export const STOP_GRACE_MS = 5_000;
 
-interface LiveGoal {
-  usage: Usage;
+/** A running goal: its usage, cap and carried intent (IntentHolder), and how it ends. */
+interface LiveGoal extends IntentHolder {
   /** Why the goal must end failed (goal cap, sandbox TTL); the first reason wins. */
   failure?: string;
   cancelRequested: boolean;
@@ -98,6 +103,8 @@ export class GoalRunner {
     if (this.closed) throw new AidoError(ErrorCode.usage, "the runtime is closing; goal not accepted", {});
     // Checked now: a bad manifest or grants beyond the ceiling fail the submit, not the goal.
     const { manifest, inputs } = admitGoal(this.deps, s);
+    const intentId =
+      s.workspace === undefined ? undefined : intentAtSubmit(this.deps.intents, this.deps.audit, s.workspace);
     const id = `g_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
     const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
     this.store.insert({
@@ -106,10 +113,16 @@ export class GoalRunner {
       manifest: JSON.stringify(manifest),
       inputs: JSON.stringify(inputs),
       outputDir,
+      intentId,
     });
     this.deps.audit.record(
       "goal.submitted",
-      { goal: s.goal.slice(0, 2000), manifest: manifest.name, inputs: inputs.map((i) => i.path) },
+      {
+        goal: s.goal.slice(0, 2000),
+        manifest: manifest.name,
+        inputs: inputs.map((i) => i.path),
+        ...(intentId !== undefined ? { intent_id: intentId } : {}),
+      },
       { goalId: id },
     );
     this.deps.events.emit("goal.queued", id, { goal: s.goal.slice(0, 2000) });
@@ -178,7 +191,7 @@ export class GoalRunner {
     if (account !== rootAccountOf(goalId)) return;
     const g = this.live.get(goalId);
     if (!g || g.failure) return;
-    g.failure = `goal token cap reached (limits.goal_max_tokens ${this.deps.config.limits.goalMaxTokens}): ${message}`;
+    g.failure = `goal token cap reached (${g.capBy} ${g.cap}): ${message}`;
     // Not from inside the refused call's stack: let it unwind first.
     queueMicrotask(() => this.stopLive(goalId, "goal token cap reached"));
   }
@@ -194,12 +207,13 @@ export class GoalRunner {
     queueMicrotask(() => this.stopLive(goalId, "budget overspent"));
   }
 
-  /** Count a committed model call towards its goal's usage. */
+  /** Count a committed model call towards its goal's usage, and its intent's tokens spent. */
   addUsage(goalId: string, u: Usage): void {
     const g = this.live.get(goalId);
     if (!g) return;
     g.usage.input_tokens += u.input_tokens;
     g.usage.output_tokens += u.output_tokens;
+    if (g.intentId !== undefined) this.deps.intents.charge(g.intentId, u.input_tokens + u.output_tokens);
   }
 
   /** At startup: running goals of a dead process fail; queued ones start. */
@@ -236,6 +250,8 @@ export class GoalRunner {
       });
       const g: LiveGoal = {
         usage: { input_tokens: 0, output_tokens: 0 },
+        cap: this.deps.config.limits.goalMaxTokens,
+        capBy: "limits.goal_max_tokens",
         cancelRequested: false,
         ended,
         markEnded,
@@ -264,16 +280,23 @@ export class GoalRunner {
       // A root manifest's max_tokens lowers the cap, unless it is per reset period: then
       // the root gets an account of its own inside the goal's (spawn.ts), and the cap stays.
       const perPeriod = manifest.budget?.reset_period_seconds !== undefined;
-      const cap = Math.min(
-        deps.config.limits.goalMaxTokens,
-        (perPeriod ? undefined : manifest.budget?.max_tokens) ?? Number.POSITIVE_INFINITY,
-      );
-      deps.budget.open(rootAccountOf(id), { goalId: id, limit: cap });
+      const manifestCap = perPeriod ? undefined : manifest.budget?.max_tokens;
+      if (manifestCap !== undefined && manifestCap < g.cap) {
+        g.cap = manifestCap;
+        g.capBy = `the manifest's budget.max_tokens`;
+      }
+      const intent = carryIntent(deps.intents, row.intent_id, g, this.live.values());
+      deps.budget.open(rootAccountOf(id), { goalId: id, limit: g.cap });
       const agent = deps.spawner.spawn({ goalId: id, manifest, parent: null, account: rootAccountOf(id) });
       this.store.setAgent(id, agent.id);
-      deps.audit.record("goal.started", { agent_id: agent.id }, { goalId: id });
+      deps.audit.record(
+        "goal.started",
+        { agent_id: agent.id, token_cap: g.cap, ...(intent ? { intent_id: intent.id } : {}) },
+        { goalId: id },
+      );
       deps.events.emit("goal.started", id, { agentId: agent.id });
-      const message = await this.firstMessage(id, row.text, manifest, readdirSync(folders.inputs));
+      const parts = await this.firstMessage(id, row.text, manifest, readdirSync(folders.inputs));
+      const message = intent ? `${parts}\n\n${standingObjective(intent)}` : parts;
       if (g.cancelRequested) throw new AidoError(ErrorCode.cancelled, "goal cancelled", {});
       result = await deps.runner.run(agent, message);
     } catch (e) {

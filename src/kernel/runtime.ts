@@ -13,6 +13,7 @@ import { type Db, openDatabase } from "../db/database.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { Gate } from "../gate/invoke.js";
 import type { ToolDef, ToolResult } from "../gate/types.js";
+import type { Intents } from "../intent/intents.js";
 import type { ToolSpec } from "../llm/types.js";
 import { parseManifestValue } from "../manifest/load.js";
 import type { MemoryStore } from "../memory/store.js";
@@ -61,6 +62,8 @@ export class Runtime {
   readonly memory: MemoryStore;
   readonly skills: SkillRegistry;
   readonly events: EventBus;
+  /** Persistent intents (intent.* on the socket; goals carry them). */
+  readonly intents: Intents;
   readonly tools: ReadonlyMap<string, ToolDef<unknown>>;
   /** Each goal's writes to the host, against sandbox.workspace_max_mb (every handle is held to it). */
   readonly quota: WorkspaceQuota;
@@ -85,6 +88,7 @@ export class Runtime {
     this.memory = parts.memory;
     this.skills = parts.skills;
     this.events = parts.events;
+    this.intents = parts.intents;
     this.tools = parts.tools;
     this.quota = parts.quota;
     this.gate = parts.gate;

@@ -17,8 +17,9 @@ export type GoalEndState = "succeeded" | "failed" | "cancelled";
 export interface AuditPayloads {
   "goal.submitted": { goal: string; manifest?: string; inputs?: string[] };
   /** goal.submit refused before the goal existed (an input outside the rules); names the field. */
-  "goal.refused": { field: string; reason: string };
-  "goal.started": { agent_id?: string };
+  "goal.refused": { field: string; reason: string; intent_id?: string };
+  /** `intent_id`: the persistent intent the goal carries; `token_cap`: its root account's limit. */
+  "goal.started": { agent_id?: string; intent_id?: string; token_cap?: number };
   "goal.finished": {
     state: GoalEndState;
     error?: string;
@@ -90,6 +91,28 @@ export interface AuditPayloads {
   /** setuid/setgid bits found and cleared under a goal's folder once its container was gone. */
   "sandbox.setid_cleared": { paths: string[]; count: number };
   "config.loaded": { home: string; files: string[] };
+  /** A new active objective for a workspace (intent/intents.ts); `replaced` names the intent it ended. */
+  "intent.set": {
+    intent_id: string;
+    workspace: string;
+    objective: string;
+    budget_tokens?: number;
+    check?: string;
+    by: string;
+    replaced?: string;
+  };
+  "intent.step": { intent_id: string; workspace: string; step: number; note: string; by?: string };
+  "intent.cleared": { intent_id: string; workspace: string; by: string };
+  /** intent.check ran the intent's check through the gate as the entry's agent, or the gate refused it. */
+  "intent.checked": {
+    intent_id: string;
+    workspace: string;
+    command: string;
+    met: boolean;
+    exit_code: number | null;
+    denied?: { stage: string; code: string; reason: string };
+    error?: string;
+  };
   /** Written by the log itself right after a signed checkpoint, tying the checkpoint into the chain. */
   "audit.checkpoint": { seq: number; head_hash: string; key_id: string };
   /** Written by a head-keeping runtime the first time it keeps a signed head for this log. */
@@ -132,6 +155,10 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "sandbox.landlock_off",
   "sandbox.setid_cleared",
   "config.loaded",
+  "intent.set",
+  "intent.step",
+  "intent.cleared",
+  "intent.checked",
   "audit.checkpoint",
   "audit.head_started",
   "audit.head_broken",

@@ -1,13 +1,15 @@
 // cli/commands/goals.ts — goals over the daemon socket: `aido submit`, `aido goals`,
 // `aido status ID`, `aido cancel ID`. Submit reads the manifest file here and sends its
-// text (the daemon may not see the caller's files), and sends input paths as absolute
-// paths. With --wait or --follow the exit code is the goal's outcome: 0 succeeded, 1
-// failed or cancelled. The goal's text, result and error come from a model or any socket
+// text (the daemon may not see the caller's files), sends input paths as absolute
+// paths, and its working folder as `workspace` (its persistent intent rides along).
+// With --wait or --follow the exit code is the goal's outcome: 0 succeeded, 1 failed or
+// cancelled. The goal's text, result and error come from a model or any socket
 // client: printed as inert text (security/terminal-text.ts), --json as exact JSON.
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { AidoClient } from "../../client/client.js";
+import type { MethodParams } from "../../client/types.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { GoalStatus } from "../../kernel/goal-store.js";
 import { inert, inertLines } from "../../security/terminal-text.js";
@@ -56,8 +58,10 @@ export const submit: Command = {
     });
     const goal = positionals.join(" ").trim();
     if (goal === "") throw new UsageError(`no goal given\nusage: ${this.usage}`);
-    const params = {
+    // The working folder goes along: a persistent intent set for it (aido intent) is carried.
+    const params: MethodParams<"goal.submit"> = {
       goal,
+      workspace: process.cwd(),
       ...(values.manifest ? { manifest: readManifest(values.manifest) } : {}),
       ...(values.input?.length ? { inputs: values.input.map((p) => resolve(p)) } : {}),
     };

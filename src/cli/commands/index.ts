@@ -7,6 +7,7 @@ import { auditAnchor, auditQuery, auditTail, auditVerify } from "./audit.js";
 import { daemonStart, daemonStatus, daemonStop } from "./daemon.js";
 import { cancel, goals, status, submit } from "./goals.js";
 import { imageBuild } from "./image.js";
+import { intentClear, intentSet, intentStatus, intentStep } from "./intent.js";
 import { manifestValidate } from "./manifest.js";
 import { memoryDelete, memoryList, memoryReset, memorySearch } from "./memory.js";
 import { output } from "./output.js";
@@ -29,6 +30,10 @@ export const commands: readonly Command[] = [
   approvalsRespond,
   approvalsGrants,
   approvalsRevoke,
+  intentSet,
+  intentStep,
+  intentStatus,
+  intentClear,
   manifestValidate,
   auditVerify,
   auditAnchor,
