@@ -5,6 +5,7 @@
 import type { WireEvent } from "../daemon/events.js";
 import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
+import type { PlanExecution, PlanSummary, Simulation } from "../kernel/plans.js";
 import type { AgentSummary } from "../kernel/registry.js";
 import type { AgentRunResult } from "../kernel/runtime.js";
 import type { ToolSpec } from "../llm/types.js";
@@ -52,7 +53,22 @@ interface Results {
   "audit.verify": AuditVerifyResult;
   "audit.query": { entries: AuditEntry[] };
   "events.subscribe": { subscribed: true; goal_id: string | null };
+  "plan.simulate": Simulation;
+  "plan.create": { plan_id: string; hash: string; simulation: Simulation };
+  "plan.execute": PlanExecution;
+  "plan.list": { plans: PlanSummary[] };
 }
 
 export type MethodResult<M extends MethodName> = Results[M];
-export type { AgentRunResult, AgentSummary, ApprovalRecord, AuditEntry, GoalStatus, GrantRecord, WireEvent };
+export type {
+  AgentRunResult,
+  AgentSummary,
+  ApprovalRecord,
+  AuditEntry,
+  GoalStatus,
+  GrantRecord,
+  PlanExecution,
+  PlanSummary,
+  Simulation,
+  WireEvent,
+};

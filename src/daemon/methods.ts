@@ -204,4 +204,35 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "audit.query": (p, { rt }) => ({ entries: rt.audit.query(p) }),
 
   "events.subscribe": (p, ctx) => subscribe(ctx, p.goal_id),
+
+  "plan.simulate": (p, ctx) => {
+    refuseWhileClosing(ctx);
+    if (p.shadow === true) {
+      throw new AidoError(
+        ErrorCode.invalidInput,
+        "shadow: not yet supported (running the steps against a throwaway copy of the workspace); simulate without it",
+        { field: "shadow" },
+      );
+    }
+    return ctx.rt.plans.simulate(p.agent_id, p.steps);
+  },
+  "plan.create": (p, ctx) => {
+    refuseWhileClosing(ctx);
+    return ctx.rt.plans.create(p.agent_id, p.title, p.steps);
+  },
+  "plan.execute": (p, ctx) => {
+    refuseWhileClosing(ctx);
+    return whileClientStays(ctx, "the client that executed the plan disconnected", (signal) =>
+      ctx.rt.plans.execute(
+        p.plan_id,
+        {
+          ...(p.agent_id ? { agentId: p.agent_id } : {}),
+          ...(p.on_failure ? { onFailure: p.on_failure } : {}),
+          signal,
+        },
+        (agentId, tool, input, s) => invokeToolWithEvents(ctx.rt, agentId, tool, input, s),
+      ),
+    );
+  },
+  "plan.list": (p, { rt }) => ({ plans: rt.plans.list(p.agent_id) }),
 };

@@ -30,6 +30,13 @@ const manifestValue = z.union([
   z.record(z.string(), z.unknown()),
 ]);
 
+/** Steps of a plan: each a tool and its input (checked against the tool's schema by kernel/plans.ts). */
+export const MAX_PLAN_STEPS = 50;
+const planSteps = z
+  .array(z.strictObject({ tool: z.string().min(1).max(200), input: z.record(z.string(), z.unknown()) }))
+  .min(1)
+  .max(MAX_PLAN_STEPS);
+
 export const MethodSchemas = {
   "goal.submit": z.strictObject({
     goal: z.string().min(1).max(100_000),
@@ -86,6 +93,14 @@ export const MethodSchemas = {
     limit: z.number().int().min(1).max(10_000).optional(),
   }),
   "events.subscribe": z.strictObject({ goal_id: id.optional() }),
+  "plan.simulate": z.strictObject({ agent_id: id, steps: planSteps, shadow: z.boolean().optional() }),
+  "plan.create": z.strictObject({ agent_id: id, title: z.string().min(1).max(200), steps: planSteps }),
+  "plan.execute": z.strictObject({
+    plan_id: id,
+    agent_id: id.optional(),
+    on_failure: z.enum(["stop", "restore"]).optional(),
+  }),
+  "plan.list": z.strictObject({ agent_id: id.optional() }),
 } as const;
 
 export type MethodName = keyof typeof MethodSchemas;
