@@ -10,6 +10,7 @@ import { imageBuild } from "./image.js";
 import { manifestValidate } from "./manifest.js";
 import { memoryDelete, memoryList, memoryReset, memorySearch } from "./memory.js";
 import { output } from "./output.js";
+import { planCreate, planExecute, planList, planSimulate } from "./plan.js";
 import { sandboxDestroy, sandboxList, sandboxUpCommand } from "./sandbox.js";
 import { logsCommand, runCommand } from "./sandbox-run.js";
 import { watch } from "./watch.js";
@@ -29,6 +30,10 @@ export const commands: readonly Command[] = [
   approvalsRespond,
   approvalsGrants,
   approvalsRevoke,
+  planSimulate,
+  planCreate,
+  planExecute,
+  planList,
   manifestValidate,
   auditVerify,
   auditAnchor,
