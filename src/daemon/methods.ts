@@ -207,14 +207,9 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
 
   "plan.simulate": (p, ctx) => {
     refuseWhileClosing(ctx);
-    if (p.shadow === true) {
-      throw new AidoError(
-        ErrorCode.invalidInput,
-        "shadow: not yet supported (running the steps against a throwaway copy of the workspace); simulate without it",
-        { field: "shadow" },
-      );
-    }
-    return ctx.rt.plans.simulate(p.agent_id, p.steps);
+    return whileClientStays(ctx, "the client that asked for the simulation disconnected", (signal) =>
+      ctx.rt.plans.simulate(p.agent_id, p.steps, { ...(p.shadow ? { shadow: true } : {}), signal }),
+    );
   },
   "plan.create": (p, ctx) => {
     refuseWhileClosing(ctx);

@@ -47,6 +47,7 @@ import { PlanStore } from "./plan-store.js";
 import { Plans } from "./plans.js";
 import { AgentRegistry } from "./registry.js";
 import { SandboxSweeper } from "./sandbox-sweeper.js";
+import { Shadows } from "./shadow.js";
 import { Spawner } from "./spawn.js";
 import { createSpawnTools } from "./spawn-tools.js";
 
@@ -250,6 +251,14 @@ export async function assembleRuntime(
     memory,
     retireSandbox: (goalId) => sandboxes.retire(goalId),
   });
+  const shadows = new Shadows({
+    config,
+    gate,
+    audit,
+    snapshots,
+    roots: snapshotRoots,
+    retire: (goalId) => sandboxes.retire(goalId),
+  });
   const plans = new Plans({
     config,
     store: new PlanStore(db, audit, key),
@@ -259,13 +268,16 @@ export async function assembleRuntime(
     registry,
     env,
     snapshots,
+    shadows,
     roots: snapshotRoots,
   });
   const sweeper = new SandboxSweeper({
     config,
     backend,
     audit,
-    isLive: (goalId) => (isStandalone(goalId) ? registry.list({ goalId }).length > 0 : goals.isLive(goalId)),
+    isLive: (goalId) =>
+      shadows.isLive(goalId) ||
+      (isStandalone(goalId) ? registry.list({ goalId }).length > 0 : goals.isLive(goalId)),
     expired: (goalId, reason) => {
       if (!isStandalone(goalId)) goals.fail(goalId, reason);
     },

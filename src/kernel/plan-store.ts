@@ -20,6 +20,7 @@ import type { AuditLog, Signer } from "../security/audit.js";
 import { canonicalJson, type JsonValue } from "../security/canonical-json.js";
 import { formatGrant, type Grant } from "../security/grants.js";
 import { BUILTIN_RULES } from "../security/policy-rules.js";
+import type { ShadowRun } from "./shadow.js";
 
 const PLAN_FORMAT = "aido.plan.v1";
 
@@ -61,6 +62,8 @@ export interface Simulation {
   /** No step was denied (a `confirm` step waits for a human when it runs). */
   ok: boolean;
   note: string;
+  /** With shadow: true, the steps run against a throwaway copy (kernel/shadow.ts). */
+  shadow?: ShadowRun;
 }
 
 export type PlanStatus = "created" | "executing" | "succeeded" | "failed" | "restored";

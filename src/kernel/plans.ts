@@ -39,6 +39,7 @@ import {
   stepsDigest,
 } from "./plan-store.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
+import type { Shadows } from "./shadow.js";
 
 export type { PlanStep, PlanSummary, Simulation };
 
@@ -83,6 +84,7 @@ export interface PlansDeps {
   registry: AgentRegistry;
   env: AgentEnv;
   snapshots: SnapshotStore;
+  shadows: Shadows;
   /** Host folders of a goal's /workspace and /output. */
   roots(goalId: string): SnapshotRoots;
 }
@@ -90,25 +92,41 @@ export interface PlansDeps {
 export class Plans {
   constructor(private readonly deps: PlansDeps) {}
 
-  /** plan.simulate: the gate's verdict and inventory for each step; audited as plan.simulated. */
-  async simulate(agentId: string, steps: readonly PlanStep[], planId?: string): Promise<Simulation> {
+  /**
+   * plan.simulate: the gate's verdict and inventory for each step; with `shadow`, the steps
+   * also run against a throwaway copy of the workspace (kernel/shadow.ts). Audited as
+   * plan.simulated.
+   */
+  async simulate(
+    agentId: string,
+    steps: readonly PlanStep[],
+    opts: { planId?: string; shadow?: boolean; signal?: AbortSignal } = {},
+  ): Promise<Simulation> {
+    const { planId } = opts;
     this.checkSteps(steps);
     const agent = this.liveAgent(agentId);
     const principal = principalOf(this.deps.env, agent);
+    const signal = opts.signal ? AbortSignal.any([agent.abort.signal, opts.signal]) : agent.abort.signal;
     const judged: Simulation["steps"] = [];
     for (const [index, step] of steps.entries()) {
-      const j = await this.deps.gate.simulate(principal, {
-        name: step.tool,
-        input: step.input,
-        signal: agent.abort.signal,
-      });
+      const j = await this.deps.gate.simulate(principal, { name: step.tool, input: step.input, signal });
       judged.push({ index, ...j });
     }
     const ok = judged.every((s) => s.verdict !== "deny");
+    const shadow = opts.shadow ? await this.deps.shadows.run(principal, steps, signal) : undefined;
     this.deps.audit.record(
       "plan.simulated",
       {
         ...(planId ? { plan_id: planId } : {}),
+        ...(shadow
+          ? {
+              shadow: {
+                goal_id: shadow.goal_id,
+                steps_run: shadow.steps.filter((s) => s.ran).length,
+                ...shadow.diff.counts,
+              },
+            }
+          : {}),
         ok,
         steps: judged.map((s) => ({
           index: s.index,
@@ -120,7 +138,7 @@ export class Plans {
       },
       { goalId: agent.goalId, agentId },
     );
-    return { steps: judged, ok, note: NOTE };
+    return { steps: judged, ok, note: NOTE, ...(shadow ? { shadow } : {}) };
   }
 
   /** plan.create: simulate, then store the plan with its simulation and hash. */
@@ -130,7 +148,7 @@ export class Plans {
     steps: readonly PlanStep[],
   ): Promise<{ plan_id: string; hash: string; simulation: Simulation }> {
     const id = `plan_${randomUUID()}`;
-    const simulation = await this.simulate(agentId, steps, id);
+    const simulation = await this.simulate(agentId, steps, { planId: id });
     const agent = this.liveAgent(agentId);
     const digests: PlanDigests = {
       steps: stepsDigest(steps),

@@ -97,6 +97,8 @@ export interface AuditPayloads {
       stage?: DenyStage;
       reason?: string;
     }[];
+    /** A shadow run: the pseudo-goal its calls are audited under, and what it changed in the copy. */
+    shadow?: { goal_id: string; steps_run: number; added: number; changed: number; deleted: number };
   };
   /** A plan stored in the ledger, with the hash an execute is checked against. */
   "plan.created": {

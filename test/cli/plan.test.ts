@@ -69,6 +69,18 @@ describe("aido plan simulate", () => {
     expect(existsSync(join(workspace, "a.txt"))).toBe(false);
   });
 
+  it("with --shadow prints each step's output in the copy and the diff", async () => {
+    const { agent, file, workspace } = await start();
+    const r = await cli(["plan", "simulate", file("p.yaml", YAML_PLAN), "--agent", agent, "--shadow"]);
+    expect(r.err).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(r.text()).toMatch(/shadow run \(a throwaway copy, w_/);
+    expect(r.text()).toMatch(/step 1 {2}ok\n {4}exit code 0[\s\S]*a\.txt/);
+    expect(r.text()).toContain("files: 1 added, 0 changed, 0 deleted");
+    expect(r.text()).toContain("+ /workspace/a.txt (file, 1 bytes)");
+    expect(existsSync(join(workspace, "a.txt"))).toBe(false);
+  });
+
   it("exits 1 when a step is denied, and --json gives the simulation", async () => {
     const { agent, file } = await start();
     const plan = { steps: [{ tool: "file_write", input: { path: "/output/x", content: "x" } }] };

@@ -4,6 +4,7 @@
 // plan whose steps, grants or policy changed since it was simulated is refused, however the
 // change was made (the operator's config, another agent, an edited ledger row).
 
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -199,14 +200,129 @@ describe("plan.simulate", () => {
     expect(noAgent.details.field).toBe("agent_id");
     const onFailure = await rpcError(c.call("plan.execute", { plan_id: "p", on_failure: "maybe" } as never));
     expect(onFailure.details.field).toBe("on_failure");
-    const shadow = await rpcError(
-      c.call("plan.simulate", { agent_id: a.agent_id, steps: steps.slice(0, 1), shadow: true }),
-    );
-    expect(shadow.rpcCode).toBe(-32602);
-    expect(shadow.message).toMatch(/shadow: not yet supported/);
     // Still serving.
     const ok = await c.call("plan.simulate", { agent_id: a.agent_id, steps: steps.slice(0, 2) });
     expect(ok.steps.map((s) => s.verdict)).toEqual(["allow", "allow"]);
+  });
+});
+
+describe("plan.simulate with shadow", () => {
+  it("runs the steps in a throwaway copy and reports outputs and the diff; the real workspace is untouched", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const a = await spawn(
+      c,
+      planner({
+        capabilities: [
+          "tool: file_write",
+          "tool: file_edit",
+          "tool: exec",
+          "file_write: /workspace/**",
+          "file_read: /workspace/**",
+          "exec: sh *",
+          "exec: cat *",
+          "exec: python3 *",
+        ],
+      }),
+    );
+    await write(c, a.agent_id, "/workspace/keep.txt", "line1\nline2\nline3\n");
+    await write(c, a.agent_id, "/workspace/old.txt", "old\n");
+    const real = workspaceOf(fx, a.goal_id);
+    const before = treeOf(real);
+    const sim = await c.call("plan.simulate", {
+      agent_id: a.agent_id,
+      shadow: true,
+      steps: [
+        {
+          tool: "file_edit",
+          input: { path: "/workspace/keep.txt", old_string: "line2", new_string: "LINE2" },
+        },
+        { tool: "file_write", input: { path: "/workspace/new.txt", content: "made by step 2\n" } },
+        // Step 3 sees what step 2 made: the shadow's steps run in order on the copy.
+        {
+          tool: "exec",
+          input: {
+            command: "cat /workspace/new.txt && python3 -c \"import os; os.remove('/workspace/old.txt')\"",
+          },
+        },
+      ],
+    });
+    const shadow = sim.shadow!;
+    expect(shadow.goal_id).toMatch(/^w_/);
+    expect(shadow.steps.map((s) => [s.ran, s.ok])).toEqual([
+      [true, true],
+      [true, true],
+      [true, true],
+    ]);
+    expect(shadow.steps[2]!.output).toContain("made by step 2");
+    expect(shadow.diff.added).toEqual([
+      expect.objectContaining({ path: "/workspace/new.txt", type: "file", size: 15 }),
+    ]);
+    expect(shadow.diff.deleted).toEqual([expect.objectContaining({ path: "/workspace/old.txt", size: 4 })]);
+    const [changed] = shadow.diff.changed;
+    expect(changed).toMatchObject({ path: "/workspace/keep.txt", size: 18, size_before: 18 });
+    expect(changed!.diff).toContain("-line2\n+LINE2");
+    expect(shadow.diff.added[0]!.diff).toContain("+made by step 2");
+    // The real workspace is byte-identical; the copy, its folder and its container are gone.
+    expect(treeOf(real)).toEqual(before);
+    expect(existsSync(join(fx.home.config.goalsDir, shadow.goal_id))).toBe(false);
+    expect(
+      execFileSync("docker", ["ps", "-a", "--format", "{{.Names}}"], { encoding: "utf8" }),
+    ).not.toContain(shadow.goal_id);
+    // Audited: the simulation with its shadow, the shadow's calls under its own pseudo-goal only.
+    const [simulated] = await kinds(c, a.agent_id, "plan.simulated");
+    expect(simulated!.payload).toMatchObject({
+      shadow: { goal_id: shadow.goal_id, steps_run: 3, added: 1, changed: 1, deleted: 1 },
+    });
+    const invoked = await kinds(c, a.agent_id, "tool.invoked");
+    expect(invoked.filter((e) => e.goal_id === shadow.goal_id)).toHaveLength(3);
+    expect(invoked.filter((e) => e.goal_id === a.goal_id)).toHaveLength(2); // the two set-up writes
+  });
+
+  it("reports a link a step planted as a link, never reading the host file it points to", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const a = await spawn(
+      c,
+      planner({ capabilities: [...(planner().capabilities as string[]), "exec: python3 *"] }),
+    );
+    const sim = await c.call("plan.simulate", {
+      agent_id: a.agent_id,
+      shadow: true,
+      steps: [
+        {
+          tool: "exec",
+          input: { command: "python3 -c \"import os; os.symlink('/etc/hostname', '/workspace/link')\"" },
+        },
+      ],
+    });
+    expect(sim.shadow!.steps[0]).toMatchObject({ ran: true, ok: true });
+    expect(sim.shadow!.diff.added).toEqual([
+      { path: "/workspace/link", type: "link", size: "/etc/hostname".length },
+    ]);
+    expect(existsSync(join(workspaceOf(fx, a.goal_id), "link"))).toBe(false);
+  });
+
+  it("does not run a step that would ask a human, and asks nobody", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const a = await spawn(c, planner({ approval_required: ["file_write"] }));
+    const sim = await c.call("plan.simulate", {
+      agent_id: a.agent_id,
+      shadow: true,
+      steps: [{ tool: "file_write", input: { path: "/workspace/a.txt", content: "a" } }],
+    });
+    expect(sim.steps[0]!.verdict).toBe("confirm");
+    expect(sim.shadow!.steps).toEqual([
+      expect.objectContaining({
+        index: 0,
+        ran: false,
+        ok: false,
+        error: expect.objectContaining({ stage: "approval" }),
+      }),
+    ]);
+    expect(sim.shadow!.diff.counts).toEqual({ added: 0, changed: 0, deleted: 0 });
+    expect(await kinds(c, a.agent_id, "approval.requested")).toEqual([]);
   });
 });
 

@@ -80,6 +80,23 @@ function printSimulation(io: CliIo, sim: Simulation): void {
   }
   io.out(sim.ok ? "no step denied" : "a step is denied");
   io.out(`note: ${sim.note}`);
+  if (sim.shadow) printShadow(io, sim.shadow);
+}
+
+/** What the shadow run did in its copy: each step's output, then the file diff. */
+function printShadow(io: CliIo, shadow: NonNullable<Simulation["shadow"]>): void {
+  io.out(`shadow run (a throwaway copy, ${shadow.goal_id}):`);
+  for (const s of shadow.steps) {
+    const state = !s.ran ? "not run" : s.ok ? "ok" : "FAILED";
+    io.out(`step ${s.index}  ${state}${s.error ? `: ${inert(s.error.message)}` : ""}`);
+    if (s.output) io.out(inertLines(s.output.replace(/^/gm, "    ")));
+  }
+  const { added, changed, deleted, counts } = shadow.diff;
+  io.out(`files: ${counts.added} added, ${counts.changed} changed, ${counts.deleted} deleted`);
+  for (const f of added) io.out(`  + ${inert(f.path)} (${f.type}, ${f.size} bytes)`);
+  for (const f of deleted) io.out(`  - ${inert(f.path)} (${f.type}, ${f.size} bytes)`);
+  for (const f of changed) io.out(`  ~ ${inert(f.path)} (${f.size_before} -> ${f.size} bytes)`);
+  for (const f of [...added, ...changed]) if (f.diff) io.out(inertLines(f.diff));
 }
 
 function printExecution(io: CliIo, r: PlanExecution): void {

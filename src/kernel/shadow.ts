@@ -1,0 +1,193 @@
+// kernel/shadow.ts — a shadow simulation (plan.simulate with shadow: true): the steps really
+// run, against a throwaway copy of the agent's /workspace and /output, and the result
+// carries each step's output and the file diff. Effects previewed, not guessed.
+//   1. a snapshot of the real folders (the snapshot store; the folders are only read);
+//   2. that snapshot restored twice into a fresh pseudo-goal w_<id>: once as its workspace
+//      and output (its own container mounts them), once as the "before" copy no container
+//      sees, to diff against;
+//   3. each step judged by the gate for the shadow (gate.simulate, against the copy as the
+//      earlier steps left it) and run through the gate only when the verdict is allow: a
+//      step that would ask a human, or is denied, stops the shadow run (nobody is asked to
+//      approve a rehearsal). Tools whose effects live outside the copy (memory, agents,
+//      the network) are not run at all;
+//   4. the shadow container removed, the copies diffed (sandbox/tree-diff.ts), then the
+//      pseudo-goal's folder deleted (links unlinked, never followed).
+// The real folders are never written. The shadow's calls are audited as the calls they
+// are, under the pseudo-goal's id, and the sweeper keeps its container while it runs
+// (isLive).
+
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { Gate, Principal } from "../gate/invoke.js";
+import { goalFolders, makeGoalFolders, removeTreeNoFollow } from "../sandbox/folders.js";
+import type { SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
+import { diffTrees, type TreeDiff } from "../sandbox/tree-diff.js";
+import type { AuditLog } from "../security/audit.js";
+import { boundOutput } from "../tools/output.js";
+import type { PlanStep } from "./plan-store.js";
+
+/** Tools whose effects stay inside the goal's folders and container: the ones a shadow runs. */
+const SHADOW_TOOLS: ReadonlySet<string> = new Set([
+  "file_read",
+  "file_read_many",
+  "file_write",
+  "file_edit",
+  "file_list",
+  "grep",
+  "exec",
+  "snapshot_create",
+  "snapshot_restore",
+  "snapshot_list",
+  "skill_read",
+]);
+
+/** What a shadow result shows of one step's output. */
+const SHADOW_OUTPUT_MAX = 8 * 1024;
+
+export interface ShadowStep {
+  index: number;
+  /** The step ran in the copy. */
+  ran: boolean;
+  ok: boolean;
+  output?: string;
+  /** Why it did not run, or how it failed. */
+  error?: { code: string; message: string; stage?: string };
+}
+
+export interface ShadowRun {
+  /** The pseudo-goal the copy belonged to (the audit names it). */
+  goal_id: string;
+  /** The snapshot of the real folders the copy was made from. */
+  snapshot_id: string;
+  steps: ShadowStep[];
+  diff: TreeDiff;
+}
+
+export interface ShadowDeps {
+  config: Config;
+  gate: Gate;
+  audit: AuditLog;
+  snapshots: SnapshotStore;
+  roots(goalId: string): SnapshotRoots;
+  /** The one path that ends a goal's container (kernel/goal-sandboxes.ts). */
+  retire(goalId: string): Promise<void>;
+}
+
+export class Shadows {
+  private readonly live = new Set<string>();
+
+  constructor(private readonly deps: ShadowDeps) {}
+
+  /** A shadow's pseudo-goal still runs (the sweeper keeps its container). */
+  isLive(goalId: string): boolean {
+    return this.live.has(goalId);
+  }
+
+  async run(principal: Principal, steps: readonly PlanStep[], signal?: AbortSignal): Promise<ShadowRun> {
+    const { deps } = this;
+    const id = `w_${randomBytes(8).toString("hex")}`;
+    const folders = goalFolders(deps.config.goalsDir, id);
+    const copy: SnapshotRoots = { workspace: folders.workspace, output: folders.output };
+    const before: SnapshotRoots = {
+      workspace: join(folders.root, "before-workspace"),
+      output: join(folders.root, "before-output"),
+    };
+    this.live.add(id);
+    let retired = false;
+    try {
+      const label = `shadow copy ${id}`;
+      const snap = await deps.snapshots.create(principal.goalId, deps.roots(principal.goalId), label, {
+        actor: principal.agentId,
+      });
+      deps.audit.record(
+        "snapshot.created",
+        { snapshot_id: snap.id, label, files: snap.files },
+        { goalId: principal.goalId, agentId: principal.agentId },
+      );
+      makeGoalFolders(folders);
+      for (const dir of Object.values(before)) mkdirSync(dir, { mode: 0o700 });
+      for (const roots of [copy, before]) {
+        const r = await deps.snapshots.restore(principal.goalId, roots, snap.id);
+        if (r.files_failed.length > 0) {
+          throw new AidoError(
+            ErrorCode.sandboxFailed,
+            `the shadow copy could not be made: ${r.files_failed.length} path(s) failed, the first ${r.files_failed[0]!.path}: ${r.files_failed[0]!.reason}`,
+          );
+        }
+      }
+      const shadow: Principal = { ...principal, goalId: id };
+      delete shadow.turn;
+      const ran = await this.runSteps(shadow, steps, signal);
+      // Nothing runs in the copy any more before it is read.
+      await deps.retire(id);
+      retired = true;
+      return { goal_id: id, snapshot_id: snap.id, steps: ran, diff: await diffTrees(before, copy) };
+    } finally {
+      this.live.delete(id);
+      if (!retired) await deps.retire(id);
+      removeTreeNoFollow(folders.root);
+    }
+  }
+
+  /** In order; the first step that is not allowed, fails or reports an error ends the run. */
+  private async runSteps(
+    shadow: Principal,
+    steps: readonly PlanStep[],
+    signal?: AbortSignal,
+  ): Promise<ShadowStep[]> {
+    const out: ShadowStep[] = [];
+    for (const [index, step] of steps.entries()) {
+      const call = { name: step.tool, input: step.input, ...(signal ? { signal } : {}) };
+      if (!SHADOW_TOOLS.has(step.tool)) {
+        out.push(
+          notRun(
+            index,
+            `${step.tool} acts outside the workspace copy (memory, agents, the network): not run in a shadow`,
+          ),
+        );
+        break;
+      }
+      const j = await this.deps.gate.simulate(shadow, call);
+      if (j.verdict !== "allow") {
+        const why =
+          j.verdict === "confirm" ? `it would ask a human (${j.reason})` : `the gate refuses it: ${j.reason}`;
+        out.push(notRun(index, `not run in the shadow: ${why}`, j.code, j.stage));
+        break;
+      }
+      try {
+        const r = await this.deps.gate.invoke(shadow, call);
+        out.push({
+          index,
+          ran: true,
+          ok: r.isError !== true,
+          output: boundOutput(r.output, SHADOW_OUTPUT_MAX),
+        });
+        if (r.isError) break;
+      } catch (e) {
+        const code = e instanceof AidoError ? e.code : ErrorCode.internal;
+        const stage =
+          e instanceof AidoError && typeof e.details.stage === "string" ? e.details.stage : undefined;
+        out.push({
+          index,
+          ran: true,
+          ok: false,
+          error: { code, message: errorMessage(e), ...(stage ? { stage } : {}) },
+        });
+        break;
+      }
+    }
+    return out;
+  }
+}
+
+function notRun(
+  index: number,
+  message: string,
+  code: string = ErrorCode.invalidInput,
+  stage?: string,
+): ShadowStep {
+  return { index, ran: false, ok: false, error: { code, message, ...(stage ? { stage } : {}) } };
+}
