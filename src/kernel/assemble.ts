@@ -258,6 +258,7 @@ export async function assembleRuntime(
     snapshots,
     roots: snapshotRoots,
     retire: (goalId) => sandboxes.retire(goalId),
+    log,
   });
   const plans = new Plans({
     config,
@@ -270,6 +271,7 @@ export async function assembleRuntime(
     snapshots,
     shadows,
     roots: snapshotRoots,
+    log,
   });
   const sweeper = new SandboxSweeper({
     config,

@@ -49,12 +49,19 @@ export const PLAN_STEP_OUTPUT_MAX = 8 * 1024;
 const NOTE =
   "Steps are judged in order against the present state, without running any: what an earlier step would create, change or delete is not seen by the later ones, commands' run-time effects are not known, and a human may answer an approval differently when the plan runs.";
 
+export interface PlanStepError {
+  code: string;
+  message: string;
+  /** The gate's stage, when the gate refused the step. */
+  stage?: string;
+}
+
 export interface PlanStepResult {
   index: number;
   ok: boolean;
   /** The tool's output, bounded to PLAN_STEP_OUTPUT_MAX bytes. */
   output: string;
-  error?: { code: string; message: string; stage?: string };
+  error?: PlanStepError;
 }
 
 export interface PlanExecution {
@@ -87,6 +94,8 @@ export interface PlansDeps {
   shadows: Shadows;
   /** Host folders of a goal's /workspace and /output. */
   roots(goalId: string): SnapshotRoots;
+  /** The daemon's log: what a caller must not see of an unexpected failure. */
+  log(message: string): void;
 }
 
 export class Plans {
@@ -217,7 +226,7 @@ export class Plans {
       );
       result.snapshot_id = snap.id;
       for (const [index, step] of steps.entries()) {
-        const r = await runStep(invoke, agent.id, index, step, opts.signal);
+        const r = await runStep(invoke, agent.id, index, step, opts.signal, this.deps.log);
         result.steps.push(r);
         if (!r.ok) break;
       }
@@ -225,7 +234,7 @@ export class Plans {
       result.status = failed ? "failed" : "succeeded";
       if (failed && opts.onFailure === "restore") await this.restore(result, agent, roots, snap.id);
     } catch (e) {
-      result.error = errorMessage(e);
+      result.error = stepError(e, this.deps.log).message;
     } finally {
       const failed = result.steps.find((s) => !s.ok);
       audit.record(
@@ -338,18 +347,26 @@ async function runStep(
   index: number,
   step: PlanStep,
   signal: AbortSignal | undefined,
+  log: (message: string) => void,
 ): Promise<PlanStepResult> {
   try {
     const r = await invoke(agentId, step.tool, step.input, signal);
     return { index, ok: r.isError !== true, output: boundOutput(r.output, PLAN_STEP_OUTPUT_MAX) };
   } catch (e) {
-    const code = e instanceof AidoError ? e.code : ErrorCode.internal;
-    const stage = e instanceof AidoError && typeof e.details.stage === "string" ? e.details.stage : undefined;
-    return {
-      index,
-      ok: false,
-      output: "",
-      error: { code, message: errorMessage(e), ...(stage ? { stage } : {}) },
-    };
+    return { index, ok: false, output: "", error: stepError(e, log) };
   }
+}
+
+/**
+ * How a step's failure is reported: an AidoError as it is (its code, message and the gate's
+ * stage); anything else is a bug or an environment failure whose message may carry host
+ * paths, so the caller gets a fixed text and the daemon's log the rest.
+ */
+export function stepError(e: unknown, log: (message: string) => void): PlanStepError {
+  if (e instanceof AidoError) {
+    const stage = typeof e.details.stage === "string" ? e.details.stage : undefined;
+    return { code: e.code, message: e.message, ...(stage ? { stage } : {}) };
+  }
+  log(`a plan step failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  return { code: ErrorCode.internal, message: "internal error in the Aido daemon (details are in its log)" };
 }

@@ -20,7 +20,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config.js";
-import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { AidoError, ErrorCode } from "../errors.js";
 import type { Gate, Principal } from "../gate/invoke.js";
 import { goalFolders, makeGoalFolders, removeTreeNoFollow } from "../sandbox/folders.js";
 import type { SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
@@ -28,6 +28,7 @@ import { diffTrees, type TreeDiff } from "../sandbox/tree-diff.js";
 import type { AuditLog } from "../security/audit.js";
 import { boundOutput } from "../tools/output.js";
 import type { PlanStep } from "./plan-store.js";
+import { type PlanStepError, stepError } from "./plans.js";
 
 /** Tools whose effects stay inside the goal's folders and container: the ones a shadow runs. */
 const SHADOW_TOOLS: ReadonlySet<string> = new Set([
@@ -54,7 +55,7 @@ export interface ShadowStep {
   ok: boolean;
   output?: string;
   /** Why it did not run, or how it failed. */
-  error?: { code: string; message: string; stage?: string };
+  error?: PlanStepError;
 }
 
 export interface ShadowRun {
@@ -74,6 +75,8 @@ export interface ShadowDeps {
   roots(goalId: string): SnapshotRoots;
   /** The one path that ends a goal's container (kernel/goal-sandboxes.ts). */
   retire(goalId: string): Promise<void>;
+  /** The daemon's log (kernel/plans.ts stepError). */
+  log(message: string): void;
 }
 
 export class Shadows {
@@ -167,15 +170,7 @@ export class Shadows {
         });
         if (r.isError) break;
       } catch (e) {
-        const code = e instanceof AidoError ? e.code : ErrorCode.internal;
-        const stage =
-          e instanceof AidoError && typeof e.details.stage === "string" ? e.details.stage : undefined;
-        out.push({
-          index,
-          ran: true,
-          ok: false,
-          error: { code, message: errorMessage(e), ...(stage ? { stage } : {}) },
-        });
+        out.push({ index, ran: true, ok: false, error: stepError(e, this.deps.log) });
         break;
       }
     }
