@@ -48,6 +48,11 @@ export interface Principal {
   services?: ToolServices;
   /** The agent loop's turn number; snapshot-before-mutation keys on it. */
   turn?: number;
+  /**
+   * The goal's folders are a throwaway copy (a shadow simulation, kernel/shadow.ts): no
+   * snapshot before mutation, since nothing of it is kept to roll back to.
+   */
+  scratch?: true;
 }
 
 export interface BudgetView {
@@ -211,7 +216,7 @@ export class Gate {
       invoked,
       async () => {
         try {
-          if (tool.mutates)
+          if (tool.mutates && !principal.scratch)
             await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
           return await tool.run(input, ctx);
         } finally {

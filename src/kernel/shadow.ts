@@ -2,29 +2,28 @@
 // run, against a throwaway copy of the agent's /workspace and /output, and the result
 // carries each step's output and the file diff. Effects previewed, not guessed.
 //   1. a snapshot of the real folders (the snapshot store; the folders are only read);
-//   2. that snapshot restored twice into a fresh pseudo-goal w_<id>: once as its workspace
-//      and output (its own container mounts them), once as the "before" copy no container
-//      sees, to diff against;
+//   2. that snapshot restored into a fresh pseudo-goal w_<id> as its workspace and output
+//      (its own container mounts them), and the copy's stat taken;
 //   3. each step judged by the gate for the shadow (gate.simulate, against the copy as the
 //      earlier steps left it) and run through the gate only when the verdict is allow: a
 //      step that would ask a human, or is denied, stops the shadow run (nobody is asked to
 //      approve a rehearsal). Tools whose effects live outside the copy (memory, agents,
 //      the network) are not run at all;
-//   4. the shadow container removed, the copies diffed (sandbox/tree-diff.ts), then the
-//      pseudo-goal's folder deleted (links unlinked, never followed).
+//   4. the shadow container removed, the copy compared with the snapshot (only paths whose
+//      stat moved are read: sandbox/tree-diff.ts), then the pseudo-goal's folder deleted
+//      (links unlinked, never followed).
 // The real folders are never written. The shadow's calls are audited as the calls they
 // are, under the pseudo-goal's id, and the sweeper keeps its container while it runs
 // (isLive).
 
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { promises as fsp } from "node:fs";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { Gate, Principal } from "../gate/invoke.js";
-import { goalFolders, makeGoalFolders, removeTreeNoFollow } from "../sandbox/folders.js";
+import { goalFolders, makeGoalFolders } from "../sandbox/folders.js";
 import type { SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
-import { diffTrees, type TreeDiff } from "../sandbox/tree-diff.js";
+import { diffCopy, statTree, TEXT_DIFF_MAX_BYTES, type TreeDiff } from "../sandbox/tree-diff.js";
 import type { AuditLog } from "../security/audit.js";
 import { boundOutput } from "../tools/output.js";
 import type { PlanStep } from "./plan-store.js";
@@ -94,10 +93,6 @@ export class Shadows {
     const id = `w_${randomBytes(8).toString("hex")}`;
     const folders = goalFolders(deps.config.goalsDir, id);
     const copy: SnapshotRoots = { workspace: folders.workspace, output: folders.output };
-    const before: SnapshotRoots = {
-      workspace: join(folders.root, "before-workspace"),
-      output: join(folders.root, "before-output"),
-    };
     this.live.add(id);
     let retired = false;
     try {
@@ -111,27 +106,31 @@ export class Shadows {
         { goalId: principal.goalId, agentId: principal.agentId },
       );
       makeGoalFolders(folders);
-      for (const dir of Object.values(before)) mkdirSync(dir, { mode: 0o700 });
-      for (const roots of [copy, before]) {
-        const r = await deps.snapshots.restore(principal.goalId, roots, snap.id);
-        if (r.files_failed.length > 0) {
-          throw new AidoError(
-            ErrorCode.sandboxFailed,
-            `the shadow copy could not be made: ${r.files_failed.length} path(s) failed, the first ${r.files_failed[0]!.path}: ${r.files_failed[0]!.reason}`,
-          );
-        }
+      const r = await deps.snapshots.restore(principal.goalId, copy, snap.id);
+      if (r.files_failed.length > 0) {
+        throw new AidoError(
+          ErrorCode.sandboxFailed,
+          `the shadow copy could not be made: ${r.files_failed.length} path(s) failed, the first ${r.files_failed[0]!.path}: ${r.files_failed[0]!.reason}`,
+        );
       }
-      const shadow: Principal = { ...principal, goalId: id };
+      const restored = await statTree(copy);
+      // No snapshot before mutation in the copy: it is thrown away.
+      const shadow: Principal = { ...principal, goalId: id, scratch: true };
       delete shadow.turn;
       const ran = await this.runSteps(shadow, steps, signal);
       // Nothing runs in the copy any more before it is read.
       await deps.retire(id);
       retired = true;
-      return { goal_id: id, snapshot_id: snap.id, steps: ran, diff: await diffTrees(before, copy) };
+      const diff = await diffCopy(copy, restored, (paths) =>
+        deps.snapshots.readEntries(principal.goalId, snap.id, paths, TEXT_DIFF_MAX_BYTES),
+      );
+      return { goal_id: id, snapshot_id: snap.id, steps: ran, diff };
     } finally {
       this.live.delete(id);
       if (!retired) await deps.retire(id);
-      removeTreeNoFollow(folders.root);
+      // fs.rm unlinks links and never descends into them; async, so a large copy does not
+      // hold up the daemon's other clients while it goes.
+      await fsp.rm(folders.root, { recursive: true, force: true });
     }
   }
 
