@@ -403,6 +403,29 @@ describe("plan.create and plan.execute", () => {
     expect((await c.call("plan.list", {})).plans[0]!.status).toBe("failed");
   });
 
+  it("waits for a human on a step that needs approval, as any call does", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const human = await fx.client();
+    const a = await spawn(c, planner({ approval_required: ["file_write"] }));
+    const p = await c.call("plan.create", {
+      agent_id: a.agent_id,
+      title: "asks",
+      steps: [{ tool: "file_write", input: { path: "/workspace/a.txt", content: "a" } }],
+    });
+    expect(p.simulation.steps[0]!.verdict).toBe("confirm");
+    const run = c.call("plan.execute", { plan_id: p.plan_id });
+    let pending = (await human.call("approval.list", {})).approvals;
+    for (let i = 0; pending.length === 0 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      pending = (await human.call("approval.list", {})).approvals;
+    }
+    expect(pending).toHaveLength(1);
+    await human.call("approval.respond", { id: pending[0]!.id, decision: "allow_once" });
+    expect((await run).status).toBe("succeeded");
+    expect(readFileSync(join(workspaceOf(fx, a.goal_id), "a.txt"), "utf8")).toBe("a");
+  });
+
   it("stops at a step the gate denies, which is audited as a real denial", async () => {
     const fx = await suite.start(docker);
     const c = await fx.client();
