@@ -180,8 +180,12 @@ export class Plans {
     return this.deps.store.list(agentId);
   }
 
-  /** At start-up: executions the previous process was running ended with it (failed). */
+  /**
+   * At start-up: executions the previous process was running ended with it (failed), and
+   * the shadow copies it left go.
+   */
   recover(): string[] {
+    this.deps.shadows.removeLeftovers();
     return this.deps.store.recover();
   }
 

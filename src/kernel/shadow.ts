@@ -17,7 +17,8 @@
 // (isLive).
 
 import { randomBytes } from "node:crypto";
-import { promises as fsp } from "node:fs";
+import { promises as fsp, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { Gate, Principal } from "../gate/invoke.js";
@@ -43,6 +44,10 @@ const SHADOW_TOOLS: ReadonlySet<string> = new Set([
   "snapshot_list",
   "skill_read",
 ]);
+
+/** Pseudo-goals of shadow copies are named w_<16 hex>. */
+const SHADOW_PREFIX = "w_";
+const SHADOW_ID = /^w_[0-9a-f]{16}$/;
 
 /** What a shadow result shows of one step's output. */
 const SHADOW_OUTPUT_MAX = 8 * 1024;
@@ -83,6 +88,23 @@ export class Shadows {
 
   constructor(private readonly deps: ShadowDeps) {}
 
+  /**
+   * At start-up: a copy a previous process left (it stopped during a shadow run) goes. Its
+   * container is the sweeper's (a w_ pseudo-goal is never live after a restart).
+   */
+  removeLeftovers(): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.deps.config.goalsDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw e;
+    }
+    const left = names.filter((n) => SHADOW_ID.test(n) && !this.live.has(n));
+    for (const n of left) rmSync(join(this.deps.config.goalsDir, n), { recursive: true, force: true });
+    return left;
+  }
+
   /** A shadow's pseudo-goal still runs (the sweeper keeps its container). */
   isLive(goalId: string): boolean {
     return this.live.has(goalId);
@@ -90,7 +112,7 @@ export class Shadows {
 
   async run(principal: Principal, steps: readonly PlanStep[], signal?: AbortSignal): Promise<ShadowRun> {
     const { deps } = this;
-    const id = `w_${randomBytes(8).toString("hex")}`;
+    const id = `${SHADOW_PREFIX}${randomBytes(8).toString("hex")}`;
     const folders = goalFolders(deps.config.goalsDir, id);
     const copy: SnapshotRoots = { workspace: folders.workspace, output: folders.output };
     this.live.add(id);

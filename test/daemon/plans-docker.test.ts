@@ -6,7 +6,7 @@
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -323,6 +323,30 @@ describe("plan.simulate with shadow", () => {
     ]);
     expect(sim.shadow!.diff.counts).toEqual({ added: 0, changed: 0, deleted: 0 });
     expect(await kinds(c, a.agent_id, "approval.requested")).toEqual([]);
+  });
+});
+
+describe("after a restart", () => {
+  it("a plan that was executing is failed, not resumed, and a shadow copy left behind is removed", async () => {
+    const fx = await suite.start(docker);
+    let c = await fx.client();
+    const a = await spawn(c, planner({ lifecycle: "persistent" }));
+    const p = await c.call("plan.create", {
+      agent_id: a.agent_id,
+      title: "t",
+      steps: [{ tool: "file_write", input: { path: "/workspace/a.txt", content: "a" } }],
+    });
+    // What a process killed in the middle leaves: the row mid-execution, a copy on disk.
+    const db = new Database(fx.home.config.dbPath);
+    db.prepare("UPDATE plans SET status = 'executing' WHERE id = ?").run(p.plan_id);
+    db.close();
+    const leftover = join(fx.home.config.goalsDir, "w_0123456789abcdef");
+    mkdirSync(join(leftover, "workspace"), { recursive: true });
+    writeFileSync(join(leftover, "workspace", "x.txt"), "x");
+    await fx.restart();
+    c = await fx.client();
+    expect((await c.call("plan.list", {})).plans[0]!.status).toBe("failed");
+    expect(existsSync(leftover)).toBe(false);
   });
 });
 
