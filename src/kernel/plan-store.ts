@@ -138,7 +138,7 @@ export function policyDigest(policy: Config["policy"]): string {
   );
 }
 
-export function planHash(d: PlanDigests): string {
+function planHash(d: PlanDigests): string {
   return sha256(canonicalJson([PLAN_FORMAT, d.steps, d.grants, d.policy]));
 }
 

@@ -44,7 +44,7 @@ import type { Shadows } from "./shadow.js";
 export type { PlanStep, PlanSummary, Simulation };
 
 /** What the result of a plan shows of one step's output. */
-export const PLAN_STEP_OUTPUT_MAX = 8 * 1024;
+const PLAN_STEP_OUTPUT_MAX = 8 * 1024;
 
 const NOTE =
   "Steps are judged in order against the present state, without running any: what an earlier step would create, change or delete is not seen by the later ones, commands' run-time effects are not known, and a human may answer an approval differently when the plan runs.";
