@@ -508,6 +508,34 @@ describe("a plan that changed since it was simulated is refused", () => {
     expect((await c.call("plan.execute", { plan_id: p.plan_id })).status).toBe("succeeded");
   });
 
+  it("when a link swapped in after the simulation points a step elsewhere: the gate judges it again as it runs", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const a = await spawn(
+      c,
+      planner({ capabilities: [...(planner().capabilities as string[]), "exec: python3 *"] }),
+    );
+    const p = await c.call("plan.create", {
+      agent_id: a.agent_id,
+      title: "innocent",
+      steps: [{ tool: "file_write", input: { path: "/workspace/report.txt", content: "pwned" } }],
+    });
+    expect(p.simulation.steps[0]!.verdict).toBe("allow");
+    // The attacker makes /workspace/report.txt a link to /output, which the agent may not write.
+    await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "exec",
+      input: { command: "python3 -c \"import os; os.symlink('/output/x.md', '/workspace/report.txt')\"" },
+    });
+    const r = await c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+    expect(r.steps[0]).toMatchObject({
+      ok: false,
+      error: { code: "capability_denied", stage: "capability" },
+    });
+    expect(r.steps[0]!.error!.message).toMatch(/file_write on \/output\/x\.md/);
+    expect(existsSync(join(fx.home.config.goalsDir, a.goal_id, "output", "x.md"))).toBe(false);
+  });
+
   it("when its steps were edited in the ledger, or its hash and digests with them, or it was set back to run twice", async () => {
     const fx = await suite.start(docker);
     const c = await fx.client();
