@@ -19,6 +19,7 @@ const sections: Record<string, Loader> = {
   sandbox: async () => (await import("./sandbox.js")).benchSandbox(),
   daemon: async () => (await import("./daemon.js")).benchDaemon(),
   "sandbox-cli": async () => (await import("./sandbox-cli.js")).benchSandboxCli(),
+  plans: async () => (await import("./plans.js")).benchPlans(),
 };
 
 async function main(): Promise<void> {

@@ -6,6 +6,7 @@ import type { WireEvent } from "../daemon/events.js";
 import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";
 import type { Intent, IntentCheckResult } from "../intent/store.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
+import type { PlanExecution, PlanSummary, Simulation } from "../kernel/plans.js";
 import type { AgentSummary } from "../kernel/registry.js";
 import type { AgentRunResult } from "../kernel/runtime.js";
 import type { ToolSpec } from "../llm/types.js";
@@ -58,6 +59,10 @@ interface Results {
   "intent.status": { intent: Intent | null; history?: Intent[] };
   "intent.clear": Intent;
   "intent.check": IntentCheckResult & { intent_id: string };
+  "plan.simulate": Simulation;
+  "plan.create": { plan_id: string; hash: string; simulation: Simulation };
+  "plan.execute": PlanExecution;
+  "plan.list": { plans: PlanSummary[] };
 }
 
 export type MethodResult<M extends MethodName> = Results[M];
@@ -70,5 +75,8 @@ export type {
   GrantRecord,
   Intent,
   IntentCheckResult,
+  PlanExecution,
+  PlanSummary,
+  Simulation,
   WireEvent,
 };

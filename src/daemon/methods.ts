@@ -220,4 +220,29 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
     );
     return { intent_id: intent.id, ...result };
   },
+  "plan.simulate": (p, ctx) => {
+    refuseWhileClosing(ctx);
+    return whileClientStays(ctx, "the client that asked for the simulation disconnected", (signal) =>
+      ctx.rt.plans.simulate(p.agent_id, p.steps, { ...(p.shadow ? { shadow: true } : {}), signal }),
+    );
+  },
+  "plan.create": (p, ctx) => {
+    refuseWhileClosing(ctx);
+    return ctx.rt.plans.create(p.agent_id, p.title, p.steps);
+  },
+  "plan.execute": (p, ctx) => {
+    refuseWhileClosing(ctx);
+    return whileClientStays(ctx, "the client that executed the plan disconnected", (signal) =>
+      ctx.rt.plans.execute(
+        p.plan_id,
+        {
+          ...(p.agent_id ? { agentId: p.agent_id } : {}),
+          ...(p.on_failure ? { onFailure: p.on_failure } : {}),
+          signal,
+        },
+        (agentId, tool, input, s) => invokeToolWithEvents(ctx.rt, agentId, tool, input, s),
+      ),
+    );
+  },
+  "plan.list": (p, { rt }) => ({ plans: rt.plans.list(p.agent_id) }),
 };

@@ -38,6 +38,13 @@ const manifestValue = z.union([
   z.record(z.string(), z.unknown()),
 ]);
 
+/** Steps of a plan: each a tool and its input (checked against the tool's schema by kernel/plans.ts). */
+const MAX_PLAN_STEPS = 50;
+const planSteps = z
+  .array(z.strictObject({ tool: z.string().min(1).max(200), input: z.record(z.string(), z.unknown()) }))
+  .min(1)
+  .max(MAX_PLAN_STEPS);
+
 export const MethodSchemas = {
   "goal.submit": z.strictObject({
     goal: z.string().min(1).max(100_000),
@@ -106,6 +113,14 @@ export const MethodSchemas = {
   "intent.status": z.strictObject({ workspace: workspaceField, history: z.boolean().optional() }),
   "intent.clear": z.strictObject({ workspace: workspaceField, by: byField.optional() }),
   "intent.check": z.strictObject({ workspace: workspaceField, agent_id: id }),
+  "plan.simulate": z.strictObject({ agent_id: id, steps: planSteps, shadow: z.boolean().optional() }),
+  "plan.create": z.strictObject({ agent_id: id, title: z.string().min(1).max(200), steps: planSteps }),
+  "plan.execute": z.strictObject({
+    plan_id: id,
+    agent_id: id.optional(),
+    on_failure: z.enum(["stop", "restore"]).optional(),
+  }),
+  "plan.list": z.strictObject({ agent_id: id.optional() }),
 } as const;
 
 export type MethodName = keyof typeof MethodSchemas;

@@ -5,6 +5,9 @@
 //   -> needs judged in the container (paths resolved there) -> capability and policy on them
 //   -> approval -> audit "tool.invoked" (durable) -> snapshot before a mutation -> run in
 //   the sandbox -> audit the result.
+// The stages that decide (through the approval decision) are gate/judge.ts, shared with
+// simulations (gate/simulate.ts), which stop before the approval wait; this file waits for
+// the human, audits, snapshots and runs.
 // Order matters twice. Nothing with a side effect happens before every check has passed
 // and the audit entry is committed. And the goal's container is only looked at (needs()
 // resolves paths with realpath inside it, which starts it) once every check that does not
@@ -13,22 +16,21 @@
 // as a GateDenied error the caller can show to the model (it can recover) or map to a
 // JSON-RPC code.
 
-import type { z } from "zod";
-import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { AidoError, ErrorCode } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
-import { approvalScopeOf } from "../security/approval-scope.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
 import type { JsonValue } from "../security/canonical-json.js";
-import { formatGrant, type Grant } from "../security/grants.js";
+import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
-import { inert } from "../security/terminal-text.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import { confinementFor } from "./confinement.js";
+import { type Deny, judgeCall } from "./judge.js";
 import { describeNeed } from "./needs.js";
 import { RunPaths } from "./run-paths.js";
+import { type StepJudgement, simulateCall } from "./simulate.js";
 import { TurnSnapshots } from "./turn-snapshots.js";
 import type { Need, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
 
@@ -46,6 +48,11 @@ export interface Principal {
   services?: ToolServices;
   /** The agent loop's turn number; snapshot-before-mutation keys on it. */
   turn?: number;
+  /**
+   * The goal's folders are a throwaway copy (a shadow simulation, kernel/shadow.ts): no
+   * snapshot before mutation, since nothing of it is kept to roll back to.
+   */
+  scratch?: true;
 }
 
 export interface BudgetView {
@@ -115,12 +122,7 @@ export class Gate {
 
   async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
     const { deps } = this;
-    const deny = (
-      code: ErrorCode,
-      stage: DenyStage,
-      reason: string,
-      details: Record<string, unknown> = {},
-    ): never => {
+    const deny: Deny = (code, stage, reason, details = {}) => {
       // The denial entry is written before the error is reported; if it cannot be
       // written, the audit error wins (fail closed, and loudly).
       deps.audit.append({
@@ -132,117 +134,31 @@ export class Gate {
       throw new GateDenied(code, stage, reason, { tool: call.name, ...details });
     };
 
-    // 1. schema
-    const tool = deps.tools.get(call.name);
-    if (!tool) {
-      return deny(ErrorCode.unknownTool, "schema", `unknown tool "${call.name}"`, {
-        known: [...deps.tools.keys()].sort(),
-      });
-    }
-    const input = parseInput(tool, call.input, (msg, field) =>
-      deny(ErrorCode.invalidInput, "schema", msg, field === undefined ? {} : { field }),
+    // 1-6. the deciding stages (gate/judge.ts), shared with simulations.
+    const { tool, input, grants, needs, sandbox, confirmRule, approval } = await judgeCall(
+      deps,
+      principal,
+      call,
+      deny,
     );
 
-    // 2. capability: the token first (forged, expired, revoked...), then the tool and
-    // what the input states. Nothing here looks into the container.
-    let grants: readonly Grant[];
-    try {
-      const verified = deps.tokens.verify(principal.token);
-      if (verified.token.agentId !== principal.agentId) {
-        return deny(ErrorCode.tokenInvalid, "capability", "capability token was issued to another agent");
-      }
-      grants = verified.grants;
-    } catch (e) {
-      return deny(ErrorCode.tokenInvalid, "capability", errorMessage(e));
-    }
-    const toolNeed: Need = { kind: "tool", name: tool.name };
-    const stated = judging(deny, () => tool.staticNeeds?.(input) ?? [toolNeed]);
-    for (const need of [toolNeed, ...stated]) {
-      if (!grantsAllow(grants, need)) {
-        return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {
-          need,
-          ...(need.kind === "tool" ? {} : { held: grants.map(formatGrant) }),
-        });
-      }
-    }
-
-    // 3. policy on what the call states (the exec command's analysis, tool rules).
-    const early = deps.policy.decide({ tool: tool.name, input, needs: stated });
-    if (early.decision === "deny") {
-      return deny(ErrorCode.policyDenied, "policy", `${early.reason} (rule ${early.rule})`, {
-        rule: early.rule,
-      });
-    }
-
-    // 4. budget: an agent with nothing left cannot act.
-    if (deps.budget && principal.budgetAccount !== undefined) {
-      const left = deps.budget.remaining(principal.budgetAccount);
-      if (left <= 0) {
-        return deny(
-          ErrorCode.budgetExceeded,
-          "budget",
-          `token budget of ${principal.budgetAccount} is exhausted`,
-          {
-            account: principal.budgetAccount,
-          },
-        );
-      }
-    }
-
-    // 5. the needs as the container resolves them (this may start the goal's container),
-    // each against the grants, then the policy on all of it.
-    const sandbox = deps.sandbox(principal.goalId);
-    const readRefusal = (path: string): AidoError | undefined => {
-      const need: Need = { kind: "file_read", path };
-      if (!grantsAllow(grants, need))
-        return new AidoError(ErrorCode.capabilityDenied, `no capability grants ${describeNeed(need)}`, {
-          need,
-        });
-      // The call's own input: the policy judged it at stage 3 already; only the path is new.
-      const d = deps.policy.decide({ tool: tool.name, input, needs: [need] });
-      return d.decision === "deny"
-        ? new AidoError(ErrorCode.policyDenied, `${d.reason} (rule ${d.rule})`, { rule: d.rule })
-        : undefined;
-    };
-    const needs = await judgingAsync(deny, () => tool.needs(input, { sandbox, readRefusal }));
-    for (const need of needs) {
-      if (!grantsAllow(grants, need)) {
-        return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {
-          need,
-          held: grants.map(formatGrant),
-        });
-      }
-    }
-    const command = tool.policyCommand?.(input);
-    const decision = deps.policy.decide({ tool: tool.name, input, needs, ...(command ? { command } : {}) });
-    if (decision.decision === "deny") {
-      return deny(ErrorCode.policyDenied, "policy", `${decision.reason} (rule ${decision.rule})`, {
-        rule: decision.rule,
-      });
-    }
-
-    // 6. approval: manifest approval_required, or a policy "confirm" rule. An earlier
-    // Allow Session / Allow Always that covers the call's scope is reused (audited). The
-    // scope is worked out only here (for exec it resolves every word in the container).
-    const confirmRule = decision.decision === "confirm" ? decision : undefined;
+    // 6. approval: wait for a human, unless an earlier Allow Session / Allow Always covers
+    // the call's scope (reused, audited).
     // The confirm rules a human allows this call past, once it is allowed (below): only their
     // paths open to its Landlock domain and grep's view; every other confirm path stays shut.
     const confirmed = new Set<string>(confirmRule?.rules ?? []);
     // Hosts a human approved for this call: a redirect hop elsewhere is not what they saw.
     let approvedHosts: ReadonlySet<string> | undefined;
-    if (principal.approvalRequired.has(tool.name) || confirmRule) {
+    if (approval) {
       approvedHosts = new Set(needs.flatMap((n) => (n.kind === "network" ? [n.host.toLowerCase()] : [])));
-      const scopeOf = async () =>
-        (await tool.approvalScope?.(input, needs, { sandbox, readRefusal })) ??
-        approvalScopeOf(tool.name, input, needs);
-      const scope = await scopeOf();
+      const { scope } = approval;
       const outcome = await deps.approvals.authorize({
         goalId: principal.goalId,
         agentId: principal.agentId,
         identity: principal.identity,
         tool: tool.name,
         input,
-        summary: summarize(tool.name, input, confirmRule?.reason),
+        summary: approval.summary,
         scope,
         timeoutMs: deps.approvalTimeoutMs,
         ...(call.callId ? { callId: call.callId } : {}),
@@ -258,7 +174,7 @@ export class Gate {
       // The human answered about what the call's words led to when it asked. Should a word
       // lead elsewhere now (a link swapped in while the request waited), the answer was
       // about other files: refused, and the next call asks (or matches) afresh.
-      if (outcome.via === "answer" && tool.approvalScope && (await scopeOf()).key !== scope.key) {
+      if (outcome.via === "answer" && tool.approvalScope && (await approval.scopeOf()).key !== scope.key) {
         return deny(
           ErrorCode.approvalDenied,
           "approval",
@@ -300,7 +216,7 @@ export class Gate {
       invoked,
       async () => {
         try {
-          if (tool.mutates)
+          if (tool.mutates && !principal.scratch)
             await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
           return await tool.run(input, ctx);
         } finally {
@@ -312,6 +228,15 @@ export class Gate {
         ...(result.isError ? { is_error: true } : {}),
       }),
     );
+  }
+
+  /**
+   * What the gate would decide about `call`, without asking anyone, auditing it, snapshotting
+   * or running it (gate/simulate.ts): the same stages as invoke(), stopped before the
+   * approval wait. Resolving paths may start the goal's container; nothing is written.
+   */
+  simulate(principal: Principal, call: ToolCall): Promise<StepJudgement> {
+    return simulateCall(this.deps, principal, call);
   }
 
   /**
@@ -364,61 +289,9 @@ export class Gate {
   }
 }
 
-type Deny = (code: ErrorCode, stage: DenyStage, reason: string) => never;
-
 /** Why a call that was not allowed at the approval stage is refused. */
 const APPROVAL_REFUSALS = {
   deny: { code: ErrorCode.approvalDenied, why: "a human denied the call" },
   timed_out: { code: ErrorCode.approvalTimeout, why: "approval timed out" },
   expired: { code: ErrorCode.approvalExpired, why: "the approval was closed unanswered" },
 } as const;
-
-/** A refusal raised while working out a call's needs, as the stage it belongs to. */
-function refusalOf(e: unknown, deny: Deny): never {
-  if (e instanceof AidoError && e.code === ErrorCode.policyDenied) return deny(e.code, "policy", e.message);
-  if (
-    e instanceof AidoError &&
-    (e.code === ErrorCode.invalidInput || e.code === ErrorCode.capabilityDenied)
-  ) {
-    return deny(e.code, e.code === ErrorCode.invalidInput ? "schema" : "capability", e.message);
-  }
-  throw e;
-}
-
-function judging<T>(deny: Deny, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    return refusalOf(e, deny);
-  }
-}
-
-async function judgingAsync<T>(deny: Deny, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    return refusalOf(e, deny);
-  }
-}
-
-function parseInput<I>(tool: ToolDef<I>, raw: unknown, fail: (msg: string, field?: string) => never): I {
-  const parsed = (tool.input as z.ZodType<I>).safeParse(raw ?? {});
-  if (parsed.success) return parsed.data;
-  const first = parsed.error.issues[0];
-  const field = first?.path.map(String).join(".");
-  const detail = parsed.error.issues
-    .slice(0, 5)
-    .map((i) => {
-      const keys = i.code === "unrecognized_keys" ? ` (${i.keys.join(", ")})` : "";
-      return `${i.path.length ? i.path.join(".") : "input"}: ${i.message}${keys}`;
-    })
-    .join("; ");
-  return fail(`invalid input for ${tool.name}: ${detail}`, field === "" ? undefined : field);
-}
-
-/** What the approval prompt shows of the call: inert text (a model chose the input). */
-function summarize(tool: string, input: unknown, reason?: string): string {
-  let text = JSON.stringify(input);
-  if (text.length > 300) text = `${text.slice(0, 300)}…`;
-  return inert(`${tool} ${text}${reason ? ` — ${reason}` : ""}`);
-}

@@ -2,6 +2,9 @@
 
 import type { Need } from "./types.js";
 
+/** The `via` of the file_read need of a script an exec command runs (tools/exec-scripts.ts). */
+export const SCRIPT_VIA = "a script the command runs";
+
 export function describeNeed(need: Need): string {
   switch (need.kind) {
     case "tool":

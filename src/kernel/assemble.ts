@@ -2,7 +2,7 @@
 // SQLite connection: runtime key and audit log, tokens, approvals, budget, policy, the
 // sandbox backend, snapshots, memory, skills, persistent intents, the tool registry, the gate, the agent
 // registry, the inference scheduler, spawning, the agent environment and runner, the goal
-// queue and the sandbox sweeper. Each part is made from parts made before it; the few
+// queue, the plan ledger and the sandbox sweeper. Each part is made from parts made before it; the few
 // callbacks that point forward (a container's skills come from the goal's root agent, an
 // agent's usage is counted by its goal) are closures called only once everything
 // exists. Nothing else constructs these parts, so no path can end up with a gate that
@@ -44,8 +44,11 @@ import { AgentRunner } from "./agents.js";
 import { EventBus } from "./events.js";
 import { GoalSandboxes } from "./goal-sandboxes.js";
 import { GoalRunner } from "./goals.js";
+import { PlanStore } from "./plan-store.js";
+import { Plans } from "./plans.js";
 import { AgentRegistry } from "./registry.js";
 import { SandboxSweeper } from "./sandbox-sweeper.js";
+import { Shadows } from "./shadow.js";
 import { Spawner } from "./spawn.js";
 import { createSpawnTools } from "./spawn-tools.js";
 
@@ -93,6 +96,8 @@ export interface RuntimeParts {
   runner: AgentRunner;
   goals: GoalRunner;
   sweeper: SandboxSweeper;
+  /** The plan ledger: propose -> simulate -> execute. */
+  plans: Plans;
 }
 
 /** Build every part over `db` (opened by the caller, which closes it if this throws). */
@@ -124,6 +129,9 @@ export async function assembleRuntime(
   const budget = new BudgetLedger({ db, audit });
   const policy = new PolicyEngine(config);
   const backend = opts.backend ?? new DockerBackend(config);
+  // The host folders a goal's snapshots cover: one function for the gate's snapshot before
+  // a mutation and a plan's snapshot before it runs.
+  const snapshotRoots = (goalId: string) => goalFolders(config.goalsDir, goalId);
   const snapshots = new SnapshotStore({
     goalsDir: config.goalsDir,
     maxMb: config.sandbox.snapshotsMaxMb,
@@ -167,7 +175,7 @@ export async function assembleRuntime(
     snapshots: {
       beforeMutation: async (p, keep) => {
         const label = p.turn === undefined ? "before a mutating call" : `before turn ${p.turn}`;
-        const s = await snapshots.create(p.goalId, goalFolders(config.goalsDir, p.goalId), label, {
+        const s = await snapshots.create(p.goalId, snapshotRoots(p.goalId), label, {
           actor: p.agentId,
           keep,
         });
@@ -248,11 +256,35 @@ export async function assembleRuntime(
     memory,
     retireSandbox: (goalId) => sandboxes.retire(goalId),
   });
+  const shadows = new Shadows({
+    config,
+    gate,
+    audit,
+    snapshots,
+    roots: snapshotRoots,
+    retire: (goalId) => sandboxes.retire(goalId),
+    log,
+  });
+  const plans = new Plans({
+    config,
+    store: new PlanStore(db, audit, key),
+    audit,
+    gate,
+    policy,
+    registry,
+    env,
+    snapshots,
+    shadows,
+    roots: snapshotRoots,
+    log,
+  });
   const sweeper = new SandboxSweeper({
     config,
     backend,
     audit,
-    isLive: (goalId) => (isStandalone(goalId) ? registry.list({ goalId }).length > 0 : goals.isLive(goalId)),
+    isLive: (goalId) =>
+      shadows.isLive(goalId) ||
+      (isStandalone(goalId) ? registry.list({ goalId }).length > 0 : goals.isLive(goalId)),
     expired: (goalId, reason) => {
       if (!isStandalone(goalId)) goals.fail(goalId, reason);
     },
@@ -280,6 +312,7 @@ export async function assembleRuntime(
     runner,
     goals,
     sweeper,
+    plans,
   };
 }
 

@@ -36,6 +36,7 @@ import {
 import type { EventBus } from "./events.js";
 import type { GoalSandboxes } from "./goal-sandboxes.js";
 import type { GoalRunner } from "./goals.js";
+import type { Plans } from "./plans.js";
 import type { AgentRecord, AgentRegistry, AgentSummary } from "./registry.js";
 import type { SandboxSweeper } from "./sandbox-sweeper.js";
 import { newAgentId, type Spawner } from "./spawn.js";
@@ -72,6 +73,8 @@ export class Runtime {
   readonly spawner: Spawner;
   readonly env: AgentEnv;
   readonly goals: GoalRunner;
+  /** Plans: propose -> simulate -> execute (plan.* on the socket). */
+  readonly plans: Plans;
   /** Each goal's sandbox handle, and the one path that ends it. */
   private readonly sandboxes: GoalSandboxes;
   private readonly runner: AgentRunner;
@@ -96,6 +99,7 @@ export class Runtime {
     this.spawner = parts.spawner;
     this.env = parts.env;
     this.goals = parts.goals;
+    this.plans = parts.plans;
     this.sandboxes = parts.sandboxes;
     this.runner = parts.runner;
     this.sweeper = parts.sweeper;
@@ -121,12 +125,13 @@ export class Runtime {
   /**
    * What a previous process left: agents first (their goals are about to be failed), then
    * whatever still waits for a human (it belonged to a call of that process), then the
-   * goals themselves; queued goals start here. Their containers: sweeper.start().
+   * goals themselves (queued goals start here), then plans it was executing (failed). Their containers: sweeper.start().
    */
   private recover(): void {
     this.registry.recover("daemon restarted while the agent was running");
     this.approvals.closeOrphans("the daemon restarted; the call that waited for this approval ended with it");
     this.goals.recover();
+    this.plans.recover();
   }
 
   // --- agents (agent.* on the socket) ----------------------------------------------------

@@ -107,6 +107,33 @@ export class PackStore {
     return done;
   }
 
+  /** A stored content, checked against its hash (as copyTo checks it); for small contents. */
+  read(hash: string): Buffer {
+    const loc = this.locate(hash);
+    if (!loc) {
+      throw new AidoError(ErrorCode.sandboxFailed, `snapshot content ${hash} is in no pack index`, { hash });
+    }
+    const buf = Buffer.alloc(loc.length);
+    const fd = this.packFd(loc.pack);
+    let done = 0;
+    while (done < loc.length) {
+      const n = readSync(fd, buf, done, loc.length - done, loc.offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    if (done !== loc.length || createHash("sha256").update(buf).digest("hex") !== hash) {
+      throw new AidoError(
+        ErrorCode.sandboxFailed,
+        `snapshot content ${hash} is damaged in pack ${loc.pack}`,
+        {
+          hash,
+          pack: loc.pack,
+        },
+      );
+    }
+    return buf;
+  }
+
   /** SHA-256 of an open file's content (to compare a workspace file with a snapshot). */
   hashFd(fd: number): string {
     const h = createHash("sha256");

@@ -35,6 +35,7 @@ import { formatMib, MIB } from "./quota.js";
 import { WorkspaceRoot } from "./snapshot-fs.js";
 import {
   type IndexRow,
+  type ManifestEntry,
   readIndex,
   readManifest,
   type SnapshotRoots,
@@ -155,6 +156,38 @@ export class SnapshotStore {
         packs.close();
       }
       return result;
+    });
+  }
+
+  /**
+   * What snapshot `id` held at the paths `wanted` ("workspace/a.txt"): each path's entry,
+   * and the content of those files no larger than `maxBytes` (a path it did not hold is
+   * absent). Read under the goal's lock, so no pruning runs meanwhile. For comparing a copy
+   * with the snapshot it was restored from (kernel/shadow.ts).
+   */
+  async readEntries(
+    goalId: string,
+    id: string,
+    wanted: readonly string[],
+    maxBytes: number,
+  ): Promise<Map<string, { entry: ManifestEntry; content?: Buffer }>> {
+    if (!isSnapshotId(id))
+      throw new AidoError(ErrorCode.invalidInput, `"${id}" is not a snapshot id`, { id });
+    return this.locked(goalId, async () => {
+      const manifest = await readManifest(this.manifestPath(goalId, id), goalId, id);
+      const want = new Set(wanted);
+      const out = new Map<string, { entry: ManifestEntry; content?: Buffer }>();
+      const packs = this.packs(goalId);
+      try {
+        for (const entry of manifest.entries) {
+          if (!want.has(entry.p)) continue;
+          const small = entry.t === "file" && entry.h !== undefined && (entry.s ?? Infinity) <= maxBytes;
+          out.set(entry.p, small ? { entry, content: packs.read(entry.h!) } : { entry });
+        }
+      } finally {
+        packs.close();
+      }
+      return out;
     });
   }
 

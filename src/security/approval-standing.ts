@@ -42,20 +42,34 @@ export class StandingDecisions {
 
   /** A standing decision covering the call, audited as approval.reused; undefined when none. */
   reuse(call: StandingCall): StandingDecision | undefined {
+    const found = this.find(call);
+    if (found === undefined) return undefined;
     const base = {
       tool: call.tool,
       scope_key: call.scope.key,
       ...(call.callId ? { call_id: call.callId } : {}),
     };
     const ids = { goalId: call.goalId, agentId: call.agentId };
+    if (found.via === "allow_session")
+      this.audit.record(
+        "approval.reused",
+        { ...base, via: "allow_session", approval_id: found.approvalId! },
+        ids,
+      );
+    else
+      this.audit.record("approval.reused", { ...base, via: "allow_always", grant_id: found.grantId! }, ids);
+    return found;
+  }
+
+  /**
+   * The standing decision that would cover the call, without using it (nothing audited): what
+   * reuse() would take. A simulation asks this (gate/simulate.ts).
+   */
+  find(call: Omit<StandingCall, "goalId" | "callId">): StandingDecision | undefined {
     const session = this.sessions.get(sessionKey(call.agentId, call.tool, call.scope.key));
-    if (session !== undefined) {
-      this.audit.record("approval.reused", { ...base, via: "allow_session", approval_id: session }, ids);
-      return { via: "allow_session", approvalId: session, grantId: null, by: null };
-    }
+    if (session !== undefined) return { via: "allow_session", approvalId: session, grantId: null, by: null };
     const grant = this.grants.find(call.identity, call.tool, call.scope.key);
     if (grant === undefined) return undefined;
-    this.audit.record("approval.reused", { ...base, via: "allow_always", grant_id: grant.id }, ids);
     return { via: "allow_always", approvalId: grant.approval_id, grantId: grant.id, by: grant.decided_by };
   }
 

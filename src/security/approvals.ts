@@ -18,7 +18,7 @@ import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { ApprovalGrants, type GrantRecord } from "./approval-grants.js";
 import type { ApprovalScope } from "./approval-scope.js";
-import { StandingDecisions } from "./approval-standing.js";
+import { type StandingCall, type StandingDecision, StandingDecisions } from "./approval-standing.js";
 import {
   type ApprovalDecision,
   type ApprovalRecord,
@@ -127,6 +127,15 @@ export class ApprovalQueue {
     } finally {
       signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /**
+   * The standing decision that would let the call pass without asking (authorize()'s first
+   * step), without using it: nothing is audited or stored. Never one for a scope that is
+   * not reusable.
+   */
+  covering(call: Omit<StandingCall, "goalId" | "callId">): StandingDecision | undefined {
+    return call.scope.reusable === false ? undefined : this.standing.find(call);
   }
 
   /** Answer a pending request; audited, and an Allow Always becomes a signed grant. */

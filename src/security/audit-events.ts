@@ -84,6 +84,48 @@ export interface AuditPayloads {
     after_bytes: number;
     limit_bytes: number;
   };
+  /**
+   * A plan's steps judged by the gate without running them (plan.simulate, plan.create). A
+   * simulated denial is recorded here, never as tool.denied: nothing was attempted.
+   */
+  "plan.simulated": {
+    plan_id?: string;
+    ok: boolean;
+    steps: {
+      index: number;
+      tool: string;
+      verdict: "allow" | "deny" | "confirm";
+      stage?: DenyStage;
+      reason?: string;
+    }[];
+    /** A shadow run: the pseudo-goal its calls are audited under, and what it changed in the copy. */
+    shadow?: { goal_id: string; steps_run: number; added: number; changed: number; deleted: number };
+  };
+  /** A plan stored in the ledger, with the hash an execute is checked against. */
+  "plan.created": {
+    plan_id: string;
+    title: string;
+    steps: number;
+    hash: string;
+    steps_digest: string;
+    grants_digest: string;
+    policy_digest: string;
+  };
+  /** A plan's execution began (a plan executes once: this entry is what says it did). */
+  "plan.started": { plan_id: string; agent_id: string; snapshot_id?: string };
+  /** How an execution ended: succeeded, failed (at `failed_step`) or restored. */
+  "plan.executed": {
+    plan_id: string;
+    status: "succeeded" | "failed" | "restored";
+    steps_run: number;
+    failed_step?: number;
+    error?: string;
+    snapshot_id?: string;
+  };
+  /** The workspace put back to the snapshot taken before the plan. */
+  "plan.restored": { plan_id: string; snapshot_id: string; files_restored: number; files_failed: number };
+  /** plan.execute refused before any step ran (what changed since the simulation, or a replay). */
+  "plan.refused": { plan_id: string; reason: string; changed?: string[] };
   "sandbox.created": { container_id: string; image: string };
   "sandbox.destroyed": { container_id: string; reason?: string };
   /** At start-up, when the operator's config says `sandbox.landlock: off`. */
@@ -150,6 +192,12 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "snapshot.created",
   "snapshot.restored",
   "snapshot.pruned",
+  "plan.simulated",
+  "plan.created",
+  "plan.started",
+  "plan.executed",
+  "plan.restored",
+  "plan.refused",
   "sandbox.created",
   "sandbox.destroyed",
   "sandbox.landlock_off",

@@ -18,6 +18,7 @@
 // cannot be pinned this way (inside `sh -c '...'`, eval, a here-document) is refused.
 
 import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
+import { SCRIPT_VIA } from "../gate/needs.js";
 import type { Need, NeedsContext } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { execNeeds } from "../security/policy.js";
@@ -294,11 +295,7 @@ class Planner {
       throw e;
     }
     const files = await execPaths(this.sandbox, analysis, dirs);
-    this.needs.push(
-      { kind: "file_read", path, via: "a script the command runs" },
-      ...execNeeds(analysis),
-      ...files.needs,
-    );
+    this.needs.push({ kind: "file_read", path, via: SCRIPT_VIA }, ...execNeeds(analysis), ...files.needs);
     this.words.push(...files.words);
     // `./x.sh` runs its interpreter (dash), which the pinned command names.
     const helpers =

@@ -317,3 +317,66 @@ async function waitFor<T>(probe: () => T | undefined, timeoutMs = 3000): Promise
   }
   throw new Error("timed out waiting");
 }
+
+describe("a simulation is the gate's own judgement", () => {
+  let w: World;
+  beforeEach(() => {
+    w = makeWorld();
+  });
+  afterEach(() => w.home.cleanup());
+
+  const writer = ["tool: note_write", "file_write: /workspace/**"];
+  const cases: [string, string[], { name: string; input: unknown }][] = [
+    ["allowed", writer, { name: "note_write", input: { path: "/workspace/a.txt", text: "hi" } }],
+    [
+      "no tool grant",
+      ["file_write: /workspace/**"],
+      { name: "note_write", input: { path: "/workspace/a", text: "x" } },
+    ],
+    ["outside the glob", writer, { name: "note_write", input: { path: "/workspace-x/a", text: "x" } }],
+    ["unknown tool", writer, { name: "rm_rf", input: {} }],
+    ["bad input", writer, { name: "note_write", input: { path: "relative", text: "x" } }],
+    [
+      "policy deny",
+      ["tool: exec", "exec: git *"],
+      { name: "exec", input: { command: "git push origin main" } },
+    ],
+    ["hidden command", ["tool: exec", "exec: ls *"], { name: "exec", input: { command: "ls; curl x" } }],
+  ];
+
+  for (const [name, grants, call] of cases) {
+    it(`gives the verdict a real call gets: ${name}`, async () => {
+      const p = w.principal(grants);
+      const before = w.audit.tail(1)[0]?.seq ?? 0;
+      const sim = await w.gate.simulate(p, call);
+      // The simulation wrote nothing: no audit entry, no side effect.
+      expect(w.audit.tail(1)[0]?.seq ?? 0).toBe(before);
+      expect(w.writes).toEqual([]);
+      let real: GateDenied | undefined;
+      try {
+        await w.gate.invoke(p, call);
+      } catch (e) {
+        if (!(e instanceof GateDenied)) throw e;
+        real = e;
+      }
+      if (real === undefined) expect(sim.verdict).toBe("allow");
+      else
+        expect(sim).toMatchObject({
+          verdict: "deny",
+          stage: real.stage,
+          reason: real.message,
+          code: real.code,
+        });
+    });
+  }
+
+  it("says a confirm rule would ask a human, without asking", async () => {
+    const p = w.principal(["tool: exec", "exec: ls *"]);
+    const sim = await w.gate.simulate(p, { name: "exec", input: { command: "ls /workspace" } });
+    expect(sim).toMatchObject({ verdict: "confirm", stage: "approval" });
+    expect(sim.inventory.approval).toMatchObject({ would_ask: true });
+    expect(sim.inventory.commands[0]!.programs).toEqual(["ls /workspace"]);
+    expect(w.approvals.list({ status: "pending" })).toEqual([]);
+    expect(w.runs).toEqual([]);
+  });
+});

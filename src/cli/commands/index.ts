@@ -11,6 +11,7 @@ import { intentClear, intentSet, intentStatus, intentStep } from "./intent.js";
 import { manifestValidate } from "./manifest.js";
 import { memoryDelete, memoryList, memoryReset, memorySearch } from "./memory.js";
 import { output } from "./output.js";
+import { planCreate, planExecute, planList, planSimulate } from "./plan.js";
 import { sandboxDestroy, sandboxList, sandboxUpCommand } from "./sandbox.js";
 import { logsCommand, runCommand } from "./sandbox-run.js";
 import { watch } from "./watch.js";
@@ -34,6 +35,10 @@ export const commands: readonly Command[] = [
   intentStep,
   intentStatus,
   intentClear,
+  planSimulate,
+  planCreate,
+  planExecute,
+  planList,
   manifestValidate,
   auditVerify,
   auditAnchor,

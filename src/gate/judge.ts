@@ -1,0 +1,242 @@
+// gate/judge.ts — the stages of the gate that decide, as one function used by a real call
+// (gate/invoke.ts, which then waits for a human, audits, snapshots and runs) and by a
+// simulation (gate/simulate.ts, which stops here). Keeping them in one place is the point:
+// a simulation is the gate's own judgement, not a second copy of it that could drift.
+//   1 schema (zod) -> 2 capability (the token, the tool, the needs the input states)
+//   -> 3 policy on what the call states -> 4 budget
+//   -> 5 the needs as the container resolves them (this may start the goal's container),
+//        capability and policy on them
+//   -> 6 the approval decision: does the call need a human (manifest approval_required, a
+//        policy confirm rule), and what would an answer cover (its scope).
+// Nothing here writes anything: `deny` decides what a refusal does (invoke audits it as
+// tool.denied and throws; a simulation throws only), and `seen` records what was worked out
+// before a refusal, so a simulated denial still shows the needs the gate had found.
+
+import type { z } from "zod";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { SandboxHandle } from "../sandbox/types.js";
+import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
+import type { DenyStage } from "../security/audit-events.js";
+import { formatGrant, type Grant } from "../security/grants.js";
+import { grantsAllow } from "../security/narrowing.js";
+import type { PolicyDecision } from "../security/policy.js";
+import type { CommandAnalysis } from "../security/shell.js";
+import { inert } from "../security/terminal-text.js";
+import type { GateDeps, Principal, ToolCall } from "./invoke.js";
+import { describeNeed } from "./needs.js";
+import type { Need, NeedsContext, ToolDef } from "./types.js";
+
+/** What a refusal does: audit and throw (a real call) or throw only (a simulation). */
+export type Deny = (
+  code: ErrorCode,
+  stage: DenyStage,
+  reason: string,
+  details?: Record<string, unknown>,
+) => never;
+
+/** What the deciding stages worked out so far; filled as they go, read after a refusal too. */
+export interface Seen {
+  tool?: ToolDef<unknown>;
+  input?: unknown;
+  /** The needs the input states (stage 2). */
+  stated?: Need[];
+  /** The needs as the container resolved them (stage 5). */
+  needs?: Need[];
+  /** The analysed command the policy judged (exec). */
+  command?: CommandAnalysis;
+}
+
+/** The approval stage's decision for a call that needs a human. */
+export interface ApprovalNeed {
+  /** What an answer covers, worked out as the gate judged the call. */
+  scope: ApprovalScope;
+  /** Work the scope out again (after an answer: did a word come to lead elsewhere?). */
+  scopeOf(): Promise<ApprovalScope>;
+  /** What the prompt shows of the call (inert text). */
+  summary: string;
+  /** Why a human is asked: the manifest's approval_required, or a policy confirm rule. */
+  why: string;
+}
+
+/** A call none of the deciding stages refused. */
+export interface Judged {
+  tool: ToolDef<unknown>;
+  input: unknown;
+  grants: readonly Grant[];
+  needs: Need[];
+  sandbox: SandboxHandle;
+  /** The confirm rule that matched, when the policy wants a human. */
+  confirmRule?: Extract<PolicyDecision, { decision: "confirm" }>;
+  /** Present when the call waits for a human unless a standing decision covers it. */
+  approval?: ApprovalNeed;
+}
+
+/** Stages 1-6 of the gate for one call (see the header). */
+export async function judgeCall(
+  deps: GateDeps,
+  principal: Principal,
+  call: ToolCall,
+  deny: Deny,
+  seen: Seen = {},
+): Promise<Judged> {
+  // 1. schema
+  const tool = deps.tools.get(call.name);
+  if (!tool) {
+    return deny(ErrorCode.unknownTool, "schema", `unknown tool "${call.name}"`, {
+      known: [...deps.tools.keys()].sort(),
+    });
+  }
+  seen.tool = tool;
+  const input = parseInput(tool, call.input, (msg, field) =>
+    deny(ErrorCode.invalidInput, "schema", msg, field === undefined ? {} : { field }),
+  );
+  seen.input = input;
+
+  // 2. capability: the token first (forged, expired, revoked...), then the tool and
+  // what the input states. Nothing here looks into the container.
+  let grants: readonly Grant[];
+  try {
+    const verified = deps.tokens.verify(principal.token);
+    if (verified.token.agentId !== principal.agentId) {
+      return deny(ErrorCode.tokenInvalid, "capability", "capability token was issued to another agent");
+    }
+    grants = verified.grants;
+  } catch (e) {
+    return deny(ErrorCode.tokenInvalid, "capability", errorMessage(e));
+  }
+  const toolNeed: Need = { kind: "tool", name: tool.name };
+  const stated = judging(deny, () => tool.staticNeeds?.(input) ?? [toolNeed]);
+  seen.stated = stated;
+  for (const need of [toolNeed, ...stated]) {
+    if (!grantsAllow(grants, need)) {
+      return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {
+        need,
+        ...(need.kind === "tool" ? {} : { held: grants.map(formatGrant) }),
+      });
+    }
+  }
+
+  // 3. policy on what the call states (the exec command's analysis, tool rules).
+  const early = deps.policy.decide({ tool: tool.name, input, needs: stated });
+  if (early.decision === "deny") {
+    return deny(ErrorCode.policyDenied, "policy", `${early.reason} (rule ${early.rule})`, {
+      rule: early.rule,
+    });
+  }
+
+  // 4. budget: an agent with nothing left cannot act.
+  if (deps.budget && principal.budgetAccount !== undefined) {
+    const left = deps.budget.remaining(principal.budgetAccount);
+    if (left <= 0) {
+      return deny(
+        ErrorCode.budgetExceeded,
+        "budget",
+        `token budget of ${principal.budgetAccount} is exhausted`,
+        {
+          account: principal.budgetAccount,
+        },
+      );
+    }
+  }
+
+  // 5. the needs as the container resolves them (this may start the goal's container),
+  // each against the grants, then the policy on all of it.
+  const sandbox = deps.sandbox(principal.goalId);
+  const readRefusal = (path: string): AidoError | undefined => {
+    const need: Need = { kind: "file_read", path };
+    if (!grantsAllow(grants, need))
+      return new AidoError(ErrorCode.capabilityDenied, `no capability grants ${describeNeed(need)}`, {
+        need,
+      });
+    // The call's own input: the policy judged it at stage 3 already; only the path is new.
+    const d = deps.policy.decide({ tool: tool.name, input, needs: [need] });
+    return d.decision === "deny"
+      ? new AidoError(ErrorCode.policyDenied, `${d.reason} (rule ${d.rule})`, { rule: d.rule })
+      : undefined;
+  };
+  const needsCtx: NeedsContext = { sandbox, readRefusal };
+  const needs = await judgingAsync(deny, () => tool.needs(input, needsCtx));
+  seen.needs = needs;
+  for (const need of needs) {
+    if (!grantsAllow(grants, need)) {
+      return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {
+        need,
+        held: grants.map(formatGrant),
+      });
+    }
+  }
+  const command = tool.policyCommand?.(input);
+  if (command) seen.command = command;
+  const decision = deps.policy.decide({ tool: tool.name, input, needs, ...(command ? { command } : {}) });
+  if (decision.decision === "deny") {
+    return deny(ErrorCode.policyDenied, "policy", `${decision.reason} (rule ${decision.rule})`, {
+      rule: decision.rule,
+    });
+  }
+
+  // 6. the approval decision: manifest approval_required, or a policy "confirm" rule. The
+  // scope is worked out only here (for exec it resolves every word in the container).
+  const confirmRule = decision.decision === "confirm" ? decision : undefined;
+  const judged: Judged = { tool, input, grants, needs, sandbox, ...(confirmRule ? { confirmRule } : {}) };
+  if (principal.approvalRequired.has(tool.name) || confirmRule) {
+    const scopeOf = async () =>
+      (await tool.approvalScope?.(input, needs, needsCtx)) ?? approvalScopeOf(tool.name, input, needs);
+    judged.approval = {
+      scope: await scopeOf(),
+      scopeOf,
+      summary: summarize(tool.name, input, confirmRule?.reason),
+      why: confirmRule ? confirmRule.reason : `the agent's manifest lists ${tool.name} in approval_required`,
+    };
+  }
+  return judged;
+}
+
+/** A refusal raised while working out a call's needs, as the stage it belongs to. */
+function refusalOf(e: unknown, deny: Deny): never {
+  if (e instanceof AidoError && e.code === ErrorCode.policyDenied) return deny(e.code, "policy", e.message);
+  if (
+    e instanceof AidoError &&
+    (e.code === ErrorCode.invalidInput || e.code === ErrorCode.capabilityDenied)
+  ) {
+    return deny(e.code, e.code === ErrorCode.invalidInput ? "schema" : "capability", e.message);
+  }
+  throw e;
+}
+
+function judging<T>(deny: Deny, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    return refusalOf(e, deny);
+  }
+}
+
+async function judgingAsync<T>(deny: Deny, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    return refusalOf(e, deny);
+  }
+}
+
+function parseInput<I>(tool: ToolDef<I>, raw: unknown, fail: (msg: string, field?: string) => never): I {
+  const parsed = (tool.input as z.ZodType<I>).safeParse(raw ?? {});
+  if (parsed.success) return parsed.data;
+  const first = parsed.error.issues[0];
+  const field = first?.path.map(String).join(".");
+  const detail = parsed.error.issues
+    .slice(0, 5)
+    .map((i) => {
+      const keys = i.code === "unrecognized_keys" ? ` (${i.keys.join(", ")})` : "";
+      return `${i.path.length ? i.path.join(".") : "input"}: ${i.message}${keys}`;
+    })
+    .join("; ");
+  return fail(`invalid input for ${tool.name}: ${detail}`, field === "" ? undefined : field);
+}
+
+/** What the approval prompt shows of the call: inert text (a model chose the input). */
+function summarize(tool: string, input: unknown, reason?: string): string {
+  let text = JSON.stringify(input);
+  if (text.length > 300) text = `${text.slice(0, 300)}…`;
+  return inert(`${tool} ${text}${reason ? ` — ${reason}` : ""}`);
+}

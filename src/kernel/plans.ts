@@ -1,0 +1,376 @@
+// kernel/plans.ts — propose -> simulate -> execute (plan.simulate / create / execute / list).
+//   simulate  every step judged by the gate's own deciding stages (gate/simulate.ts), in
+//             order, against the present state: nothing runs, so a file step 1 would create
+//             is not there for step 2. Audited once as plan.simulated (never as tool.denied).
+//   create    simulate, then store the steps, the simulation and a hash over the steps, the
+//             agent's grants and the policy in force (kernel/plan-store.ts).
+//   execute   refused (policy_denied, naming what) when the ledger row was tampered with,
+//             the plan already ran, or its steps, the executing agent's grants or the policy
+//             changed since it was simulated; else a snapshot of /workspace and /output, then
+//             exactly the stored steps through the gate (approvals apply as for any call),
+//             stopping at the first step that is refused, fails or reports an error; with
+//             on_failure "restore" the snapshot is put back (held to the agent's file_write
+//             grants and the policy, like snapshot_restore).
+// Step inputs are checked against their tool's schema at the edge: a bad one is an
+// invalid_input naming `steps.N.input.FIELD`, not a simulated denial.
+
+import { randomUUID } from "node:crypto";
+import type { AgentEnv } from "../agent/env.js";
+import { principalOf } from "../agent/tool-calls.js";
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { Gate } from "../gate/invoke.js";
+import { RunPaths } from "../gate/run-paths.js";
+import type { ToolResult } from "../gate/types.js";
+import type { SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
+import type { AuditLog } from "../security/audit.js";
+import type { Grant } from "../security/grants.js";
+import type { PolicyEngine } from "../security/policy.js";
+import { boundOutput } from "../tools/output.js";
+import {
+  grantsDigest,
+  type PlanDigests,
+  type PlanRow,
+  type PlanStep,
+  type PlanStore,
+  type PlanSummary,
+  policyDigest,
+  type Simulation,
+  stepsDigest,
+} from "./plan-store.js";
+import type { AgentRecord, AgentRegistry } from "./registry.js";
+import type { Shadows } from "./shadow.js";
+
+export type { PlanStep, PlanSummary, Simulation };
+
+/** What the result of a plan shows of one step's output. */
+const PLAN_STEP_OUTPUT_MAX = 8 * 1024;
+
+const NOTE =
+  "Steps are judged in order against the present state, without running any: what an earlier step would create, change or delete is not seen by the later ones, commands' run-time effects are not known, and a human may answer an approval differently when the plan runs.";
+
+export interface PlanStepError {
+  code: string;
+  message: string;
+  /** The gate's stage, when the gate refused the step. */
+  stage?: string;
+}
+
+export interface PlanStepResult {
+  index: number;
+  ok: boolean;
+  /** The tool's output, bounded to PLAN_STEP_OUTPUT_MAX bytes. */
+  output: string;
+  error?: PlanStepError;
+}
+
+export interface PlanExecution {
+  plan_id: string;
+  status: "succeeded" | "failed" | "restored";
+  steps: PlanStepResult[];
+  snapshot_id?: string;
+  /** What the restore did (on_failure "restore"). */
+  restore?: { files_restored: number; files_failed: { path: string; reason: string }[] };
+  error?: string;
+}
+
+/** Runs one step through the gate for an agent (the daemon's adds the events watchers see). */
+export type InvokeStep = (
+  agentId: string,
+  tool: string,
+  input: unknown,
+  signal?: AbortSignal,
+) => Promise<ToolResult>;
+
+export interface PlansDeps {
+  config: Config;
+  store: PlanStore;
+  audit: AuditLog;
+  gate: Gate;
+  policy: PolicyEngine;
+  registry: AgentRegistry;
+  env: AgentEnv;
+  snapshots: SnapshotStore;
+  shadows: Shadows;
+  /** Host folders of a goal's /workspace and /output. */
+  roots(goalId: string): SnapshotRoots;
+  /** The daemon's log: what a caller must not see of an unexpected failure. */
+  log(message: string): void;
+}
+
+export class Plans {
+  constructor(private readonly deps: PlansDeps) {}
+
+  /**
+   * plan.simulate: the gate's verdict and inventory for each step; with `shadow`, the steps
+   * also run against a throwaway copy of the workspace (kernel/shadow.ts). Audited as
+   * plan.simulated.
+   */
+  async simulate(
+    agentId: string,
+    steps: readonly PlanStep[],
+    opts: { planId?: string; shadow?: boolean; signal?: AbortSignal } = {},
+  ): Promise<Simulation> {
+    const { planId } = opts;
+    this.checkSteps(steps);
+    const agent = this.liveAgent(agentId);
+    const principal = principalOf(this.deps.env, agent);
+    const signal = opts.signal ? AbortSignal.any([agent.abort.signal, opts.signal]) : agent.abort.signal;
+    const judged: Simulation["steps"] = [];
+    for (const [index, step] of steps.entries()) {
+      const j = await this.deps.gate.simulate(principal, { name: step.tool, input: step.input, signal });
+      judged.push({ index, ...j });
+    }
+    const ok = judged.every((s) => s.verdict !== "deny");
+    const shadow = opts.shadow ? await this.deps.shadows.run(principal, steps, signal) : undefined;
+    this.deps.audit.record(
+      "plan.simulated",
+      {
+        ...(planId ? { plan_id: planId } : {}),
+        ...(shadow
+          ? {
+              shadow: {
+                goal_id: shadow.goal_id,
+                steps_run: shadow.steps.filter((s) => s.ran).length,
+                ...shadow.diff.counts,
+              },
+            }
+          : {}),
+        ok,
+        steps: judged.map((s) => ({
+          index: s.index,
+          tool: s.tool,
+          verdict: s.verdict,
+          ...(s.stage ? { stage: s.stage } : {}),
+          ...(s.reason ? { reason: s.reason } : {}),
+        })),
+      },
+      { goalId: agent.goalId, agentId },
+    );
+    return { steps: judged, ok, note: NOTE, ...(shadow ? { shadow } : {}) };
+  }
+
+  /** plan.create: simulate, then store the plan with its simulation and hash. */
+  async create(
+    agentId: string,
+    title: string,
+    steps: readonly PlanStep[],
+  ): Promise<{ plan_id: string; hash: string; simulation: Simulation }> {
+    const id = `plan_${randomUUID()}`;
+    const simulation = await this.simulate(agentId, steps, { planId: id });
+    const agent = this.liveAgent(agentId);
+    const digests: PlanDigests = {
+      steps: stepsDigest(steps),
+      grants: grantsDigest(this.grantsOf(agent), agent.manifest.approval_required),
+      policy: policyDigest(this.deps.config.policy),
+    };
+    const row = this.deps.store.insert({
+      id,
+      agentId,
+      goalId: agent.goalId,
+      title,
+      steps,
+      simulation,
+      digests,
+    });
+    return { plan_id: id, hash: row.hash, simulation };
+  }
+
+  list(agentId?: string): PlanSummary[] {
+    return this.deps.store.list(agentId);
+  }
+
+  /**
+   * At start-up: executions the previous process was running ended with it (failed), and
+   * the shadow copies it left go.
+   */
+  recover(): string[] {
+    this.deps.shadows.removeLeftovers();
+    return this.deps.store.recover();
+  }
+
+  /** plan.execute (see the header). `agentId`: who runs it; default the agent that created it. */
+  async execute(
+    planId: string,
+    opts: { agentId?: string; onFailure?: "stop" | "restore"; signal?: AbortSignal },
+    invoke: InvokeStep,
+  ): Promise<PlanExecution> {
+    const { store, audit } = this.deps;
+    const row = store.get(planId);
+    const agent = this.liveAgent(opts.agentId ?? row.agent_id);
+    const ids = { goalId: agent.goalId, agentId: agent.id };
+    const refuse = (reason: string, changed?: string[]): never => {
+      audit.record("plan.refused", { plan_id: planId, reason, ...(changed ? { changed } : {}) }, ids);
+      throw new AidoError(ErrorCode.policyDenied, `plan ${planId} was not executed: ${reason}`, {
+        plan_id: planId,
+        ...(changed ? { changed } : {}),
+      });
+    };
+    const tampered = store.tampered(row);
+    if (tampered) refuse(tampered);
+    if (row.status !== "created" || store.startedInAudit(row))
+      refuse(`it was already executed (status ${row.status}); a plan executes once, create a new one`);
+    const steps = JSON.parse(row.steps) as PlanStep[];
+    const changed = this.changedSince(row, steps, agent, refuse);
+    if (changed.length > 0)
+      refuse(`${changed.map((c) => CHANGED[c]).join("; ")} since it was simulated`, changed);
+    if (!store.start(row, agent.id))
+      refuse("it was already executed; a plan executes once, create a new one");
+
+    const result: PlanExecution = { plan_id: planId, status: "failed", steps: [] };
+    try {
+      const roots = this.deps.roots(agent.goalId);
+      const snap = await this.deps.snapshots.create(agent.goalId, roots, `before plan ${planId}`, {
+        actor: agent.id,
+      });
+      audit.record(
+        "snapshot.created",
+        { snapshot_id: snap.id, label: `before plan ${planId}`, files: snap.files },
+        ids,
+      );
+      result.snapshot_id = snap.id;
+      for (const [index, step] of steps.entries()) {
+        const r = await runStep(invoke, agent.id, index, step, opts.signal, this.deps.log);
+        result.steps.push(r);
+        if (!r.ok) break;
+      }
+      const failed = result.steps.find((s) => !s.ok);
+      result.status = failed ? "failed" : "succeeded";
+      if (failed && opts.onFailure === "restore") await this.restore(result, agent, roots, snap.id);
+    } catch (e) {
+      result.error = stepError(e, this.deps.log).message;
+    } finally {
+      const failed = result.steps.find((s) => !s.ok);
+      audit.record(
+        "plan.executed",
+        {
+          plan_id: planId,
+          status: result.status,
+          steps_run: result.steps.length,
+          ...(failed ? { failed_step: failed.index } : {}),
+          ...(result.error ? { error: result.error } : {}),
+          ...(result.snapshot_id ? { snapshot_id: result.snapshot_id } : {}),
+        },
+        ids,
+      );
+      store.finish(planId, result.status, result);
+    }
+    return result;
+  }
+
+  /** Put the snapshot taken before the plan back, where the agent may write. */
+  private async restore(result: PlanExecution, agent: AgentRecord, roots: SnapshotRoots, snapId: string) {
+    const paths = new RunPaths("snapshot_restore", this.grantsOf(agent), this.deps.policy);
+    const r = await this.deps.snapshots
+      .restore(agent.goalId, roots, snapId, (path) => paths.allow({ kind: "file_write", path }))
+      .finally(() => paths.audit(this.deps.audit, { goalId: agent.goalId, agentId: agent.id }));
+    this.deps.audit.record(
+      "plan.restored",
+      {
+        plan_id: result.plan_id,
+        snapshot_id: snapId,
+        files_restored: r.files_restored,
+        files_failed: r.files_failed.length,
+      },
+      { goalId: agent.goalId, agentId: agent.id },
+    );
+    result.restore = {
+      files_restored: r.files_restored,
+      files_failed: r.files_failed.map((f) => ({ path: f.path, reason: f.reason })),
+    };
+    if (r.files_failed.length === 0) result.status = "restored";
+  }
+
+  /** Which of the hash's parts differ now from what the plan was simulated with. */
+  private changedSince(
+    row: PlanRow,
+    steps: readonly PlanStep[],
+    agent: AgentRecord,
+    refuse: (reason: string) => never,
+  ): (keyof typeof CHANGED)[] {
+    let grants: readonly Grant[] = [];
+    try {
+      grants = this.deps.env.tokens.verify(agent.token).grants;
+    } catch (e) {
+      refuse(`the capability token of agent ${agent.id} no longer verifies: ${errorMessage(e)}`);
+    }
+    const now: PlanDigests = {
+      steps: stepsDigest(steps),
+      grants: grantsDigest(grants, agent.manifest.approval_required),
+      policy: policyDigest(this.deps.config.policy),
+    };
+    const changed: (keyof typeof CHANGED)[] = [];
+    if (now.steps !== row.steps_digest) changed.push("steps");
+    if (now.grants !== row.grants_digest) changed.push("grants");
+    if (now.policy !== row.policy_digest) changed.push("policy");
+    return changed;
+  }
+
+  private grantsOf(agent: AgentRecord): readonly Grant[] {
+    return this.deps.env.tokens.verify(agent.token).grants;
+  }
+
+  private liveAgent(agentId: string): AgentRecord {
+    const agent = this.deps.registry.require(agentId);
+    if (agent.state === "stopped")
+      throw new AidoError(ErrorCode.notFound, `agent ${agentId} is stopped`, { agent_id: agentId });
+    return agent;
+  }
+
+  /** Each step names a known tool and its input parses with that tool's schema. */
+  private checkSteps(steps: readonly PlanStep[]): void {
+    for (const [i, step] of steps.entries()) {
+      const tool = this.deps.gate.tools.get(step.tool);
+      if (!tool) {
+        throw new AidoError(ErrorCode.invalidInput, `steps.${i}.tool: unknown tool "${step.tool}"`, {
+          field: `steps.${i}.tool`,
+        });
+      }
+      const parsed = tool.input.safeParse(step.input);
+      if (parsed.success) continue;
+      const issue = parsed.error.issues[0];
+      const keys = issue?.code === "unrecognized_keys" ? issue.keys : [];
+      const path = [...(issue?.path ?? []), ...keys.slice(0, 1)].map(String);
+      const field = [`steps.${i}.input`, ...path].join(".");
+      const what = issue?.code === "unrecognized_keys" ? "unknown key" : (issue?.message ?? "invalid");
+      throw new AidoError(ErrorCode.invalidInput, `${field}: ${what} (input of ${step.tool})`, { field });
+    }
+  }
+}
+
+/** The parts of a plan's hash, as a refusal names them. */
+const CHANGED = {
+  steps: "the plan's steps changed",
+  grants: "the agent's grants (or its approval_required list) changed",
+  policy: "the policy in force changed",
+} as const;
+
+async function runStep(
+  invoke: InvokeStep,
+  agentId: string,
+  index: number,
+  step: PlanStep,
+  signal: AbortSignal | undefined,
+  log: (message: string) => void,
+): Promise<PlanStepResult> {
+  try {
+    const r = await invoke(agentId, step.tool, step.input, signal);
+    return { index, ok: r.isError !== true, output: boundOutput(r.output, PLAN_STEP_OUTPUT_MAX) };
+  } catch (e) {
+    return { index, ok: false, output: "", error: stepError(e, log) };
+  }
+}
+
+/**
+ * How a step's failure is reported: an AidoError as it is (its code, message and the gate's
+ * stage); anything else is a bug or an environment failure whose message may carry host
+ * paths, so the caller gets a fixed text and the daemon's log the rest.
+ */
+export function stepError(e: unknown, log: (message: string) => void): PlanStepError {
+  if (e instanceof AidoError) {
+    const stage = typeof e.details.stage === "string" ? e.details.stage : undefined;
+    return { code: e.code, message: e.message, ...(stage ? { stage } : {}) };
+  }
+  log(`a plan step failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  return { code: ErrorCode.internal, message: "internal error in the Aido daemon (details are in its log)" };
+}
