@@ -7,6 +7,7 @@ import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/sche
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { AgentSummary } from "../kernel/registry.js";
 import type { AgentRunResult } from "../kernel/runtime.js";
+import type { SessionInfo } from "../kernel/sessions.js";
 import type { ToolSpec } from "../llm/types.js";
 import type { GrantRecord } from "../security/approval-grants.js";
 import type { ApprovalRecord } from "../security/approvals.js";
@@ -52,7 +53,18 @@ interface Results {
   "audit.verify": AuditVerifyResult;
   "audit.query": { entries: AuditEntry[] };
   "events.subscribe": { subscribed: true; goal_id: string | null };
+  "session.open": SessionInfo;
+  "session.close": SessionInfo;
 }
 
 export type MethodResult<M extends MethodName> = Results[M];
-export type { AgentRunResult, AgentSummary, ApprovalRecord, AuditEntry, GoalStatus, GrantRecord, WireEvent };
+export type {
+  AgentRunResult,
+  AgentSummary,
+  ApprovalRecord,
+  AuditEntry,
+  GoalStatus,
+  GrantRecord,
+  SessionInfo,
+  WireEvent,
+};

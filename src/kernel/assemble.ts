@@ -27,9 +27,9 @@ import { MemoryStore } from "../memory/store.js";
 import { createMemoryTools } from "../memory/tools.js";
 import type { SandboxBackend } from "../sandbox/backend.js";
 import { DockerBackend } from "../sandbox/docker.js";
-import { goalFolders } from "../sandbox/folders.js";
 import { WorkspaceQuota } from "../sandbox/quota.js";
 import { SnapshotStore } from "../sandbox/snapshots.js";
+import { WorkspaceBinds } from "../sandbox/workspace-binds.js";
 import { ApprovalQueue } from "../security/approvals.js";
 import { AuditLog } from "../security/audit.js";
 import { BudgetLedger } from "../security/budget.js";
@@ -45,7 +45,8 @@ import { GoalSandboxes } from "./goal-sandboxes.js";
 import { GoalRunner } from "./goals.js";
 import { AgentRegistry } from "./registry.js";
 import { SandboxSweeper } from "./sandbox-sweeper.js";
-import { Spawner } from "./spawn.js";
+import { Sessions } from "./sessions.js";
+import { newAgentId, Spawner } from "./spawn.js";
 import { createSpawnTools } from "./spawn-tools.js";
 
 /** Pseudo-goals of standalone agents (agent.spawn) are named s_<…>; goals are g_<…>. */
@@ -89,6 +90,8 @@ export interface RuntimeParts {
   env: AgentEnv;
   runner: AgentRunner;
   goals: GoalRunner;
+  /** MCP sessions: standalone agents, optionally working in a bound host folder. */
+  sessions: Sessions;
   sweeper: SandboxSweeper;
 }
 
@@ -135,20 +138,34 @@ export async function assembleRuntime(
   });
   const skills = SkillRegistry.fromConfig(config);
   const events = new EventBus();
-  const quota = new WorkspaceQuota({ goalsDir: config.goalsDir, maxMb: config.sandbox.workspaceMaxMb });
+  const binds = new WorkspaceBinds(config.goalsDir);
+  const quota = new WorkspaceQuota({
+    goalsDir: config.goalsDir,
+    maxMb: config.sandbox.workspaceMaxMb,
+    folders: (goalId) => binds.folders(goalId),
+  });
   const sandboxes: GoalSandboxes = new GoalSandboxes({
     config,
     backend,
     audit,
     quota,
-    acquireOptions: (goalId) => ({ skills: rootSkills(registry, goalId) }),
+    acquireOptions: (goalId) => {
+      const workspace = binds.of(goalId);
+      return { skills: rootSkills(registry, goalId), ...(workspace !== undefined ? { workspace } : {}) };
+    },
+    folders: (goalId) => binds.folders(goalId),
     log,
   });
 
   // The tools: built-in and extra ones, then memory_* and skill_read whether or not the
   // built-in list carried them; the spawn tools join once the runner exists (below).
   const tools = new Map<string, ToolDef<unknown>>();
-  const builtins = (opts.builtinTools ?? builtinTools)({ config, snapshots, quota });
+  const builtins = (opts.builtinTools ?? builtinTools)({
+    config,
+    snapshots,
+    quota,
+    folders: (goalId) => binds.folders(goalId),
+  });
   for (const t of [...builtins, ...(opts.tools ?? [])]) addTool(tools, t);
   for (const t of [...createMemoryTools(), ...createSkillTools()]) if (!tools.has(t.name)) addTool(tools, t);
 
@@ -163,7 +180,7 @@ export async function assembleRuntime(
     snapshots: {
       beforeMutation: async (p, keep) => {
         const label = p.turn === undefined ? "before a mutating call" : `before turn ${p.turn}`;
-        const s = await snapshots.create(p.goalId, goalFolders(config.goalsDir, p.goalId), label, {
+        const s = await snapshots.create(p.goalId, binds.folders(p.goalId), label, {
           actor: p.agentId,
           keep,
         });
@@ -243,6 +260,17 @@ export async function assembleRuntime(
     memory,
     retireSandbox: (goalId) => sandboxes.retire(goalId),
   });
+  const sessions = new Sessions({
+    config,
+    binds,
+    spawner,
+    registry,
+    audit,
+    events,
+    newGoalId: () => `${STANDALONE_PREFIX}${newAgentId().slice(2)}`,
+    retire: (goalId) => sandboxes.retire(goalId),
+    log,
+  });
   const sweeper = new SandboxSweeper({
     config,
     backend,
@@ -273,6 +301,7 @@ export async function assembleRuntime(
     env,
     runner,
     goals,
+    sessions,
     sweeper,
   };
 }

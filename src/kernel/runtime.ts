@@ -37,6 +37,7 @@ import type { GoalSandboxes } from "./goal-sandboxes.js";
 import type { GoalRunner } from "./goals.js";
 import type { AgentRecord, AgentRegistry, AgentSummary } from "./registry.js";
 import type { SandboxSweeper } from "./sandbox-sweeper.js";
+import type { Sessions } from "./sessions.js";
 import { newAgentId, type Spawner } from "./spawn.js";
 
 export type { BuiltinToolDeps, RuntimeOptions };
@@ -69,6 +70,8 @@ export class Runtime {
   readonly spawner: Spawner;
   readonly env: AgentEnv;
   readonly goals: GoalRunner;
+  /** MCP sessions (session.open / session.close). */
+  readonly sessions: Sessions;
   /** Each goal's sandbox handle, and the one path that ends it. */
   private readonly sandboxes: GoalSandboxes;
   private readonly runner: AgentRunner;
@@ -92,6 +95,7 @@ export class Runtime {
     this.spawner = parts.spawner;
     this.env = parts.env;
     this.goals = parts.goals;
+    this.sessions = parts.sessions;
     this.sandboxes = parts.sandboxes;
     this.runner = parts.runner;
     this.sweeper = parts.sweeper;
@@ -231,6 +235,9 @@ export class Runtime {
         } else a.abort.abort(new AidoError(ErrorCode.cancelled, "runtime closing", {}));
       }
       await Promise.all(released);
+      // Sessions end on their agents' agent.stopped: their containers go and they are audited.
+      await this.sessions.settled();
+      this.sessions.dispose();
       try {
         await this.backend.close();
       } finally {

@@ -94,13 +94,7 @@ const VALUE_OPS = new Set<number>([
   TOKEN.colAssgn,
 ]);
 /** The parameter expansion operators the analysis reads: the value ones, then removal of a pattern. */
-const EXPANSION_OPS = new Set<number>([
-  ...VALUE_OPS,
-  TOKEN.perc,
-  TOKEN.dblPerc,
-  TOKEN.hash,
-  TOKEN.dblHash,
-]);
+const EXPANSION_OPS = new Set<number>([...VALUE_OPS, TOKEN.perc, TOKEN.dblPerc, TOKEN.hash, TOKEN.dblHash]);
 const ARITH_ASSIGN = new Set<number>([
   TOKEN.assgn,
   TOKEN.addAssgn,
