@@ -265,6 +265,7 @@ export async function assembleRuntime(
     binds,
     spawner,
     registry,
+    tools,
     audit,
     events,
     newGoalId: () => `${STANDALONE_PREFIX}${newAgentId().slice(2)}`,

@@ -13,13 +13,16 @@
 // registry stops their (on-demand) agents and the sweeper removes their containers.
 
 import { randomBytes } from "node:crypto";
+import { offeredTools } from "../agent/prompt.js";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { ToolDef } from "../gate/types.js";
 import type { LoadedManifest } from "../manifest/load.js";
 import { checkHostWorkspace, type WorkspaceBinds } from "../sandbox/workspace-binds.js";
 import type { AuditLog } from "../security/audit.js";
+import { parseGrant } from "../security/grants.js";
 import type { EventBus } from "./events.js";
-import type { AgentRegistry } from "./registry.js";
+import type { AgentRecord, AgentRegistry } from "./registry.js";
 import type { Spawner } from "./spawn.js";
 
 export interface SessionRequest {
@@ -35,9 +38,18 @@ export interface SessionInfo {
   agent_id: string;
   /** The real path of the bound host folder, or null (the pseudo-goal's own workspace). */
   workspace: string | null;
+  /** The manifest's name. */
+  manifest: string;
+  /** The grants its capability token holds. */
+  grants: string[];
+  /** The tools its grants let it call (as the agent loop would offer them), sorted. */
+  tools: string[];
+  /** Tools whose calls wait for a human (the manifest's approval_required). */
+  approval_required: string[];
 }
 
-interface Session extends SessionInfo {
+interface Session {
+  info: SessionInfo;
   goalId: string;
 }
 
@@ -46,6 +58,8 @@ export interface SessionsDeps {
   binds: WorkspaceBinds;
   spawner: Spawner;
   registry: AgentRegistry;
+  /** The runtime's tools (what a session may call is offered from these). */
+  tools: ReadonlyMap<string, ToolDef<unknown>>;
   audit: AuditLog;
   events: EventBus;
   /** A fresh standalone pseudo-goal id (s_…, as agent.spawn's). */
@@ -100,35 +114,40 @@ export class Sessions {
     }
     const goalId = this.deps.newGoalId();
     if (workspace !== null) this.deps.binds.bind(goalId, workspace);
-    let agentId: string;
+    let rec: AgentRecord;
     try {
-      const rec = this.deps.spawner.spawn({ goalId, manifest: req.manifest, parent: null });
+      rec = this.deps.spawner.spawn({ goalId, manifest: req.manifest, parent: null });
       this.deps.registry.setState(rec.id, "paused");
-      agentId = rec.id;
     } catch (e) {
       this.deps.binds.unbind(goalId);
       throw e;
     }
-    const session: Session = {
+    const agentId = rec.id;
+    const grants = [...rec.token.grants];
+    const info: SessionInfo = {
       session_id: `mcp_${randomBytes(8).toString("hex")}`,
       agent_id: agentId,
       workspace,
-      goalId,
+      manifest: req.manifest.name,
+      grants,
+      tools: offeredTools(this.deps.tools, grants.map(parseGrant), req.manifest).map((t) => t.name),
+      approval_required: [...req.manifest.approval_required],
     };
-    this.byId.set(session.session_id, session);
+    const session: Session = { info, goalId };
+    this.byId.set(info.session_id, session);
     this.byAgent.set(agentId, session);
     const client = req.client?.slice(0, MAX_CLIENT_CHARS);
     audit.record(
       "session.opened",
       {
-        session_id: session.session_id,
+        session_id: info.session_id,
         manifest: req.manifest.name,
         workspace,
         ...(client ? { client } : {}),
       },
       { goalId, agentId },
     );
-    return { session_id: session.session_id, agent_id: agentId, workspace };
+    return info;
   }
 
   /** End a session: its agent stops, and the agent.stopped event ends the rest. */
@@ -137,14 +156,13 @@ export class Sessions {
     if (!s) {
       throw new AidoError(ErrorCode.notFound, `no open session ${sessionId}`, { session_id: sessionId });
     }
-    this.deps.registry.stopAgent(s.agent_id, reason);
-    return { session_id: s.session_id, agent_id: s.agent_id, workspace: s.workspace };
+    this.deps.registry.stopAgent(s.info.agent_id, reason);
+    return s.info;
   }
 
   /** The open session whose agent this is, if any. */
   ofAgent(agentId: string): SessionInfo | undefined {
-    const s = this.byAgent.get(agentId);
-    return s ? { session_id: s.session_id, agent_id: s.agent_id, workspace: s.workspace } : undefined;
+    return this.byAgent.get(agentId)?.info;
   }
 
   /** Wait until every session that is ending has ended (runtime close). */
@@ -156,19 +174,20 @@ export class Sessions {
     this.unsubscribe();
   }
 
-  private end(s: Session, reason: string): void {
+  private end(session: Session, reason: string): void {
+    const s = session.info;
     this.byId.delete(s.session_id);
     this.byAgent.delete(s.agent_id);
     const p = (async () => {
       try {
-        await this.deps.retire(s.goalId);
+        await this.deps.retire(session.goalId);
       } finally {
-        this.deps.binds.unbind(s.goalId);
+        this.deps.binds.unbind(session.goalId);
       }
       this.deps.audit.record(
         "session.closed",
         { session_id: s.session_id, reason, workspace: s.workspace },
-        { goalId: s.goalId, agentId: s.agent_id },
+        { goalId: session.goalId, agentId: s.agent_id },
       );
     })()
       .catch((e) => this.deps.log(`ending session ${s.session_id} failed: ${errorMessage(e)}`))

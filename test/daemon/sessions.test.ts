@@ -98,6 +98,11 @@ describe("session.open with a host workspace", () => {
     const s = await c.call("session.open", { workspace: dir, client: "test-client" });
     expect(s.workspace).toBe(dir);
     expect(s.session_id).toMatch(/^mcp_/);
+    expect(s.manifest).toBe("mcp-session");
+    expect(s.grants).toContain("file_write: /workspace/**");
+    expect(s.tools).toEqual(expect.arrayContaining(["file_read", "file_write", "exec", "snapshot_restore"]));
+    expect(s.tools).not.toContain("spawn_agent");
+    expect(s.approval_required).toContain("exec");
     const read = await c.call("tool.invoke", {
       agent_id: s.agent_id,
       tool: "file_read",
