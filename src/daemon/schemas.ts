@@ -84,6 +84,7 @@ export const MethodSchemas = {
     agent_id: id.optional(),
     kind: z.string().min(1).max(100).optional(),
     limit: z.number().int().min(1).max(10_000).optional(),
+    after_seq: z.number().int().min(0).optional(),
   }),
   "events.subscribe": z.strictObject({ goal_id: id.optional() }),
   "session.open": z
