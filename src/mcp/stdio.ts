@@ -1,0 +1,67 @@
+// mcp/stdio.ts — `aido mcp serve` over stdio, what desktop clients and IDEs launch: one
+// process, one MCP session, one daemon session. stdout carries the protocol only
+// (diagnostics go to stderr). The session ends when the client closes stdin or the
+// transport, or when the daemon goes away; ending it closes the daemon session, so its
+// container is removed (and were this process killed, the daemon would see its
+// connection close and do the same).
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import type { Config, Env } from "../config.js";
+import { ApprovalsBridge } from "./approvals-bridge.js";
+import { connectDaemon, openSession, type SessionOptions } from "./daemon-link.js";
+import { createMcpServer } from "./server.js";
+
+export interface ServeOptions extends SessionOptions {
+  config: Config;
+  env: Env;
+  allowApprove: boolean;
+  log(message: string): void;
+}
+
+export function aidoVersion(config: Config): string {
+  try {
+    const pkg = JSON.parse(readFileSync(join(config.packageRoot, "package.json"), "utf8")) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === "string" ? pkg.version : "0.0.0";
+  } catch {
+    return "0.0.0";
+  }
+}
+
+/** Serve one MCP session on stdin/stdout until either side leaves; 0, or 1 when the daemon went away. */
+export async function serveStdio(opts: ServeOptions): Promise<number> {
+  const client = await connectDaemon(opts.config, opts.env, opts.log);
+  const link = await openSession(client, { ...opts, client: opts.client ?? "stdio" });
+  let bridge: ApprovalsBridge;
+  try {
+    bridge = await ApprovalsBridge.start(opts.config.socketPath, link.session.agent_id, opts.log);
+  } catch (e) {
+    await link.close();
+    throw e;
+  }
+  const server = await createMcpServer(link, bridge, {
+    config: opts.config,
+    version: aidoVersion(opts.config),
+    allowApprove: opts.allowApprove,
+    log: opts.log,
+  });
+  const transport = new StdioServerTransport();
+  const clientLeft = new Promise<"client">((resolve) => {
+    transport.onclose = () => resolve("client");
+    process.stdin.once("end", () => resolve("client"));
+    process.stdin.once("close", () => resolve("client"));
+  });
+  await server.connect(transport);
+  opts.log(
+    `MCP session ${link.session.session_id} (agent ${link.session.agent_id}${link.session.workspace ? `, workspace ${link.session.workspace}` : ""}) serving on stdio`,
+  );
+  const why = await Promise.race([clientLeft, bridge.ended.then(() => "daemon" as const)]);
+  bridge.close();
+  await link.close();
+  await server.close().catch(() => {});
+  if (why === "daemon") opts.log("the Aido daemon went away: the MCP session ended");
+  return why === "daemon" ? 1 : 0;
+}
