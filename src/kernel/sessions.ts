@@ -9,7 +9,8 @@
 // socket connection that opened it closing, the runtime closing): its agent stops, and
 // on that agent's agent.stopped event the container is removed, setuid/setgid bits are
 // cleared in the host folder too, the bind is dropped and session.closed is audited. The
-// host folder stays as the session left it. Sessions live in memory: after a restart the
+// host folder stays as the session left it. The agent never calls a model (the MCP
+// client's model acts through it), so a session needs no provider key. Sessions live in memory: after a restart the
 // registry stops their (on-demand) agents and the sweeper removes their containers.
 
 import { randomBytes } from "node:crypto";
@@ -116,7 +117,7 @@ export class Sessions {
     if (workspace !== null) this.deps.binds.bind(goalId, workspace);
     let rec: AgentRecord;
     try {
-      rec = this.deps.spawner.spawn({ goalId, manifest: req.manifest, parent: null });
+      rec = this.deps.spawner.spawn({ goalId, manifest: req.manifest, parent: null, withoutModel: true });
       this.deps.registry.setState(rec.id, "paused");
     } catch (e) {
       this.deps.binds.unbind(goalId);

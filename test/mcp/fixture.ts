@@ -18,6 +18,7 @@ import {
 import { LABEL, runtimeIdOf } from "../../src/sandbox/docker-containers.js";
 import { type DaemonFixture, useDaemonPerTest } from "../daemon/fixture.js";
 import { until as untilValue } from "../daemon/process.js";
+import type { ProviderServer } from "../support/provider-server.js";
 
 export const CLI = join(import.meta.dirname, "..", "..", "src", "cli", "main.ts");
 
@@ -27,6 +28,8 @@ export const until = (cond: () => boolean | Promise<boolean>, ms = 10_000) =>
 
 export interface McpSuite {
   readonly fx: DaemonFixture;
+  /** The file's scripted provider server. */
+  readonly server: ProviderServer;
   /** The session's project folder (README.md inside), writable by the container user. */
   readonly project: string;
   /** Start the daemon (real Docker) and make the project folder. */
@@ -61,6 +64,9 @@ export function useMcpSuite(): McpSuite {
   const self: McpSuite = {
     get fx() {
       return suite.fx;
+    },
+    get server() {
+      return suite.server;
     },
     get project() {
       if (!project) throw new Error("start() first");
