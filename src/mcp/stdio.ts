@@ -9,9 +9,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { Config, Env } from "../config.js";
-import { ApprovalsBridge } from "./approvals-bridge.js";
-import { connectDaemon, openSession, type SessionOptions } from "./daemon-link.js";
-import { createMcpServer } from "./server.js";
+import { connectDaemon, type SessionOptions } from "./daemon-link.js";
+import { openMcpSession } from "./session.js";
 
 export interface ServeOptions extends SessionOptions {
   config: Config;
@@ -34,19 +33,10 @@ export function aidoVersion(config: Config): string {
 /** Serve one MCP session on stdin/stdout until either side leaves; 0, or 1 when the daemon went away. */
 export async function serveStdio(opts: ServeOptions): Promise<number> {
   const client = await connectDaemon(opts.config, opts.env, opts.log);
-  const link = await openSession(client, { ...opts, client: opts.client ?? "stdio" });
-  let bridge: ApprovalsBridge;
-  try {
-    bridge = await ApprovalsBridge.start(opts.config.socketPath, link.session.agent_id, opts.log);
-  } catch (e) {
-    await link.close();
-    throw e;
-  }
-  const server = await createMcpServer(link, bridge, {
-    config: opts.config,
+  const session = await openMcpSession(client, {
+    ...opts,
+    client: opts.client ?? "stdio",
     version: aidoVersion(opts.config),
-    allowApprove: opts.allowApprove,
-    log: opts.log,
   });
   const transport = new StdioServerTransport();
   const clientLeft = new Promise<"client">((resolve) => {
@@ -54,14 +44,13 @@ export async function serveStdio(opts: ServeOptions): Promise<number> {
     process.stdin.once("end", () => resolve("client"));
     process.stdin.once("close", () => resolve("client"));
   });
-  await server.connect(transport);
+  await session.server.connect(transport);
+  const s = session.link.session;
   opts.log(
-    `MCP session ${link.session.session_id} (agent ${link.session.agent_id}${link.session.workspace ? `, workspace ${link.session.workspace}` : ""}) serving on stdio`,
+    `MCP session ${s.session_id} (agent ${s.agent_id}${s.workspace ? `, workspace ${s.workspace}` : ""}) serving on stdio`,
   );
-  const why = await Promise.race([clientLeft, bridge.ended.then(() => "daemon" as const)]);
-  bridge.close();
-  await link.close();
-  await server.close().catch(() => {});
+  const why = await Promise.race([clientLeft, session.bridge.ended.then(() => "daemon" as const)]);
+  await session.close();
   if (why === "daemon") opts.log("the Aido daemon went away: the MCP session ended");
   return why === "daemon" ? 1 : 0;
 }

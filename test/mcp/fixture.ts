@@ -4,7 +4,7 @@
 // AIDO_HOME with real Docker containers. A project folder outside AIDO_HOME is the
 // session's workspace. Everything is removed after each test.
 
-import { execFileSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,6 +39,8 @@ export interface McpSuite {
     elicit?: (req: ElicitRequest) => Promise<ElicitResult>;
     args?: string[];
   }): Promise<Client>;
+  /** `aido mcp serve --http --port 0 --workspace <project>` as a child process; resolves with its URL. */
+  serveHttp(args?: string[]): Promise<{ url: string; child: ChildProcess }>;
   /** This home's containers, running or not. */
   containers(): string[];
   /** What the server wrote to stderr. */
@@ -49,10 +51,17 @@ export function useMcpSuite(): McpSuite {
   let project: string | undefined;
   let scratch: string | undefined;
   const clients: Client[] = [];
+  const children: ChildProcess[] = [];
   let errText = "";
   const suite = useDaemonPerTest({
     beforeClose: async () => {
       for (const c of clients.splice(0)) await c.close().catch(() => {});
+      for (const child of children.splice(0)) {
+        if (child.exitCode !== null || child.signalCode !== null) continue;
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        await exited;
+      }
     },
     afterEach: () => {
       if (scratch) rmSync(scratch, { recursive: true, force: true });
@@ -61,6 +70,13 @@ export function useMcpSuite(): McpSuite {
       errText = "";
     },
   });
+  const childEnv = () => {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries({ ...process.env, ...suite.fx.home.env })) {
+      if (typeof v === "string") env[k] = v;
+    }
+    return env;
+  };
   const self: McpSuite = {
     get fx() {
       return suite.fx;
@@ -83,11 +99,37 @@ export function useMcpSuite(): McpSuite {
       }
       return suite.start({ runtime: { backend: undefined } });
     },
+    async serveHttp(args = []) {
+      const child = spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          CLI,
+          "mcp",
+          "serve",
+          "--http",
+          "--port",
+          "0",
+          "--workspace",
+          self.project,
+          ...args,
+        ],
+        { env: childEnv(), stdio: ["ignore", "ignore", "pipe"] },
+      );
+      children.push(child);
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr?.on("data", (d: Buffer) => {
+          errText += d.toString();
+          const m = /serving MCP on (\S+)/.exec(errText);
+          if (m?.[1]) resolve(m[1]);
+        });
+        child.once("exit", (code) => reject(new Error(`aido mcp serve --http exited ${code}: ${errText}`)));
+      });
+      return { url, child };
+    },
     async connect(opts = {}) {
-      const env: Record<string, string> = {};
-      for (const [k, v] of Object.entries({ ...process.env, ...suite.fx.home.env })) {
-        if (typeof v === "string") env[k] = v;
-      }
+      const env = childEnv();
       const transport = new StdioClientTransport({
         command: process.execPath,
         args: ["--import", "tsx", CLI, "mcp", "serve", "--workspace", self.project, ...(opts.args ?? [])],

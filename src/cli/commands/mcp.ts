@@ -1,17 +1,20 @@
-// cli/commands/mcp.ts — `aido mcp serve`: Aido as an MCP server (src/mcp/). Over stdio,
-// one MCP session whose principal is a daemon session (session.open) with the shipped
-// manifests/mcp-session.yaml or --manifest FILE, optionally working in the host folder
-// --workspace DIR. The daemon is started detached when nothing listens. stdout belongs
-// to the protocol: every diagnostic goes to stderr.
+// cli/commands/mcp.ts — `aido mcp serve`: Aido as an MCP server (src/mcp/). Over stdio
+// (default), one MCP session; with --http, Streamable HTTP on loopback with a bearer
+// token, one daemon session per MCP session. Each session's principal is a daemon
+// session (session.open) with the shipped manifests/mcp-session.yaml or --manifest FILE,
+// optionally working in the host folder --workspace DIR. The daemon is started detached
+// when nothing listens. stdout belongs to the protocol: diagnostics go to stderr.
 
 import { resolve } from "node:path";
+import { DEFAULT_PORT, serveHttp } from "../../mcp/http.js";
 import { serveStdio } from "../../mcp/stdio.js";
-import { type Command, parseCommandArgs } from "../command.js";
+import { type Command, parseCommandArgs, UsageError } from "../command.js";
 
 export const mcpServe: Command = {
   name: "mcp serve",
-  summary: "serve Aido to an MCP client (Claude Code, Cursor, Claude Desktop) over stdio",
-  usage: "aido mcp serve [--workspace DIR] [--manifest FILE] [--allow-approve]",
+  summary: "serve Aido to MCP clients (Claude Code, Cursor, Claude Desktop): stdio, or --http on loopback",
+  usage:
+    "aido mcp serve [--workspace DIR] [--manifest FILE] [--allow-approve] [--http [--port N] [--host 127.0.0.1] [--allow-remote]]",
   example: "aido mcp serve --workspace ~/src/my-project",
   async run(ctx) {
     const { values } = parseCommandArgs(
@@ -21,17 +24,43 @@ export const mcpServe: Command = {
         workspace: { type: "string" },
         manifest: { type: "string" },
         "allow-approve": { type: "boolean" },
+        http: { type: "boolean" },
+        port: { type: "string" },
+        host: { type: "string" },
+        "allow-remote": { type: "boolean" },
       },
       false,
     );
+    if (!values.http && (values.port !== undefined || values.host !== undefined || values["allow-remote"])) {
+      throw new UsageError(
+        `aido mcp serve: --port, --host and --allow-remote go with --http\nusage: ${this.usage}`,
+      );
+    }
+    const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new UsageError(`aido mcp serve: --port must be a port number (0-65535), got "${values.port}"`);
+    }
     const config = ctx.config();
-    return serveStdio({
+    const common = {
       config,
       env: { ...process.env, AIDO_HOME: config.home },
       allowApprove: values["allow-approve"] === true,
       ...(values.workspace !== undefined ? { workspace: resolve(values.workspace) } : {}),
       ...(values.manifest !== undefined ? { manifestFile: resolve(values.manifest) } : {}),
-      log: (m) => ctx.io.err(`aido mcp: ${m}`),
+      log: (m: string) => ctx.io.err(`aido mcp: ${m}`),
+    };
+    if (!values.http) return serveStdio(common);
+    const server = await serveHttp({
+      ...common,
+      host: values.host ?? "127.0.0.1",
+      port,
+      allowRemote: values["allow-remote"] === true,
     });
+    await new Promise<void>((done) => {
+      process.once("SIGINT", done);
+      process.once("SIGTERM", done);
+    });
+    await server.close();
+    return 0;
   },
 };
