@@ -8,7 +8,7 @@ import { daemonStart, daemonStatus, daemonStop } from "./daemon.js";
 import { cancel, goals, status, submit } from "./goals.js";
 import { imageBuild } from "./image.js";
 import { manifestValidate } from "./manifest.js";
-import { mcpServe } from "./mcp.js";
+import { mcpConfig, mcpServe } from "./mcp.js";
 import { memoryDelete, memoryList, memoryReset, memorySearch } from "./memory.js";
 import { output } from "./output.js";
 import { sandboxDestroy, sandboxList, sandboxUpCommand } from "./sandbox.js";
@@ -46,4 +46,5 @@ export const commands: readonly Command[] = [
   runCommand,
   logsCommand,
   mcpServe,
+  mcpConfig,
 ];

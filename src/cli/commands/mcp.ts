@@ -6,9 +6,10 @@
 // when nothing listens. stdout belongs to the protocol: diagnostics go to stderr.
 
 import { resolve } from "node:path";
+import { clientConfig, currentLaunch, MCP_CLIENTS, type McpClientName } from "../../mcp/client-config.js";
 import { DEFAULT_PORT, serveHttp } from "../../mcp/http.js";
 import { serveStdio } from "../../mcp/stdio.js";
-import { type Command, parseCommandArgs, UsageError } from "../command.js";
+import { type Command, parseCommandArgs, printJson, UsageError } from "../command.js";
 
 export const mcpServe: Command = {
   name: "mcp serve",
@@ -61,6 +62,31 @@ export const mcpServe: Command = {
       process.once("SIGTERM", done);
     });
     await server.close();
+    return 0;
+  },
+};
+
+export const mcpConfig: Command = {
+  name: "mcp config",
+  summary: "print the JSON that plugs `aido mcp serve` into claude-code, claude-desktop or cursor",
+  usage: `aido mcp config ${MCP_CLIENTS.join("|")} [--workspace DIR]`,
+  example: "aido mcp config claude-code --workspace . > .mcp.json",
+  async run(ctx) {
+    const { values, positionals } = parseCommandArgs(this, ctx.argv, { workspace: { type: "string" } });
+    const client = positionals[0];
+    if (positionals.length !== 1 || !MCP_CLIENTS.includes(client as McpClientName)) {
+      throw new UsageError(
+        `aido mcp config: name one client: ${MCP_CLIENTS.join(", ")}\nusage: ${this.usage}`,
+      );
+    }
+    const home = process.env.AIDO_HOME;
+    printJson(
+      ctx.io,
+      clientConfig(client as McpClientName, currentLaunch(process.argv[1] ?? ""), {
+        ...(values.workspace !== undefined ? { workspace: values.workspace } : {}),
+        ...(home ? { aidoHome: home } : {}),
+      }),
+    );
     return 0;
   },
 };
