@@ -6,6 +6,8 @@
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -175,4 +177,42 @@ export function useMcpSuite(): McpSuite {
 export function textOf(r: unknown): string {
   const content = ((r as { content?: unknown }).content ?? []) as { type: string; text?: string }[];
   return content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
+}
+
+/**
+ * An HTTP forwarder to `target` that adds the bearer token, for a client that cannot send
+ * one (the conformance suite). A Host or Origin naming the forwarder itself is rewritten
+ * to the server's; any other one passes unchanged, so the server still judges it.
+ */
+export async function bearerForwarder(
+  target: string,
+  token: string,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const t = new URL(target);
+  const srv = createServer((req, res) => {
+    const port = (srv.address() as AddressInfo).port;
+    const own = new Set([`127.0.0.1:${port}`, `localhost:${port}`]);
+    const headers = { ...req.headers, authorization: `Bearer ${token}` };
+    if (own.has(String(headers.host))) headers.host = t.host;
+    const origin = String(headers.origin ?? "").replace(/^http:\/\//, "");
+    if (own.has(origin)) headers.origin = `http://${t.host}`;
+    const up = request(
+      { host: t.hostname, port: t.port, path: req.url, method: req.method, headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}${t.pathname}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        srv.closeAllConnections();
+        srv.close(() => resolve());
+      }),
+  };
 }
