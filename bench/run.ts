@@ -19,6 +19,7 @@ const sections: Record<string, Loader> = {
   sandbox: async () => (await import("./sandbox.js")).benchSandbox(),
   daemon: async () => (await import("./daemon.js")).benchDaemon(),
   "sandbox-cli": async () => (await import("./sandbox-cli.js")).benchSandboxCli(),
+  mcp: async () => (await import("./mcp.js")).benchMcp(),
 };
 
 async function main(): Promise<void> {
