@@ -8,9 +8,11 @@
 //
 // checkHostWorkspace judges the folder a client names as an attacker would choose it:
 // absolute, existing, a directory, resolved through symlinks (the real path is what is
-// bound and judged), and never `/`, a pseudo-filesystem (/proc, /sys, /dev), nor
-// $AIDO_HOME, a folder inside it or a folder that contains it (the agent would reach the
-// runtime's keys, database and audit). Every refusal names the path and the reason.
+// bound and judged), and never `/`, a pseudo-filesystem (/proc, /sys, /dev), a system
+// folder (/etc, /boot, /run, /usr/bin, … and /usr, /var, /home, /tmp themselves), a folder
+// holding the Docker socket (a container with it is root on the host), nor $AIDO_HOME, a
+// folder inside it or a folder that contains it (the agent would reach the runtime's
+// keys, database and audit). Every refusal names the path and the reason.
 
 import { realpathSync, statSync } from "node:fs";
 import { isAbsolute, relative, sep } from "node:path";
@@ -18,6 +20,36 @@ import { AidoError, ErrorCode } from "../errors.js";
 import { type GoalFolders, goalFolders } from "./folders.js";
 
 const PSEUDO_FS = ["/proc", "/sys", "/dev"];
+/**
+ * Host system folders no project lives in. /run (and /var/run) hold the Docker socket: a
+ * container that mounted it could start containers of its own, as root, with the host's
+ * filesystem. /var/lib/docker holds every container's files.
+ */
+const SYSTEM = [
+  "/etc",
+  "/boot",
+  "/run",
+  "/var/run",
+  "/var/lib/docker",
+  "/bin",
+  "/sbin",
+  "/lib",
+  "/lib64",
+  "/usr/bin",
+  "/usr/sbin",
+  "/usr/lib",
+];
+const SYSTEM_ROOTS = ["/usr", "/var", "/home", "/opt", "/srv", "/mnt", "/media", "/tmp"];
+const DOCKER_SOCKETS = ["/var/run/docker.sock", "/run/docker.sock"];
+
+/** The real path, or the path itself when it does not exist here. */
+function realOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
 
 /** `a` is `b` or lies under it, on a path-segment boundary. */
 function within(a: string, b: string): boolean {
@@ -48,14 +80,15 @@ export function checkHostWorkspace(path: string, home: string): string {
   if (real === "/") refuse(path, `is the root of the filesystem${shown}`);
   const pseudo = PSEUDO_FS.find((p) => within(real, p));
   if (pseudo) refuse(path, `is on the pseudo-filesystem ${pseudo}${shown}`);
-  let realHome = home;
-  try {
-    realHome = realpathSync(home);
-  } catch {
-    // a home not created yet is judged by its configured path
-  }
+  const realHome = realOr(home); // a home not created yet is judged by its configured path
   if (within(real, realHome)) refuse(path, `is or lies inside AIDO_HOME (${realHome})${shown}`);
   if (within(realHome, real)) refuse(path, `contains AIDO_HOME (${realHome})${shown}`);
+  const system = SYSTEM.map((p) => [p, realOr(p)] as const).find(([, r]) => within(real, r));
+  if (system) refuse(path, `is or lies inside the system folder ${system[1]}${shown}`);
+  if (SYSTEM_ROOTS.some((p) => real === p))
+    refuse(path, `is the system folder ${real} itself, not a project${shown}`);
+  const socket = DOCKER_SOCKETS.map(realOr).find((sock) => within(sock, real));
+  if (socket) refuse(path, `contains the Docker socket ${socket}${shown}`);
   return real;
 }
 

@@ -164,6 +164,12 @@ describe("session.open with a host workspace", () => {
       [join(home, "goals"), "is or lies inside AIDO_HOME"],
       [toHome, "is or lies inside AIDO_HOME"],
       [tmpdir(), "contains AIDO_HOME"],
+      ["/etc", "system folder /etc"],
+      ["/etc/ssh", "system folder /etc"],
+      ["/run", "system folder /run"],
+      ["/var/run", "system folder /run (resolves to /run)"],
+      ["/usr", "is the system folder /usr itself"],
+      ["/usr/bin", "system folder /usr/bin"],
     ];
     if (!home.startsWith(tmpdir())) throw new Error("the test home is expected under the temp folder");
     mkdirSync(join(home, "goals"), { recursive: true });
