@@ -30,12 +30,15 @@ import { type McpSession, openMcpSession } from "./session.js";
 import { aidoVersion, type ServeOptions } from "./stdio.js";
 
 export const DEFAULT_PORT = 7767;
+export const DEFAULT_IDLE_SECONDS = 1800;
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 
 export interface HttpOptions extends ServeOptions {
   host: string;
   port: number;
+  /** An MCP session with no request in flight for this long is ended (its client left without DELETE). */
+  idleMs: number;
   /** A non-loopback host was asked for explicitly. */
   allowRemote: boolean;
 }
@@ -121,7 +124,27 @@ export async function serveHttp(opts: HttpOptions): Promise<HttpServer> {
   // The daemon is started (or found) once; each MCP session then has a connection of its own.
   (await connectDaemon(opts.config, opts.env, opts.log)).close();
   const version = aidoVersion(opts.config);
-  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; session: McpSession }>();
+  interface Held {
+    transport: StreamableHTTPServerTransport;
+    session: McpSession;
+    /** Requests being answered, and when the last one ended. */
+    inFlight: number;
+    lastSeen: number;
+  }
+  const sessions = new Map<string, Held>();
+  // A client that vanished without DELETE: its session (and container) end after idleMs.
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const [id, held] of sessions) {
+        if (held.inFlight > 0 || now - held.lastSeen < opts.idleMs) continue;
+        opts.log(`MCP session ${id} idle for ${Math.round(opts.idleMs / 1000)} s: ending it`);
+        void held.transport.close();
+      }
+    },
+    Math.min(60_000, Math.max(250, opts.idleMs / 4)),
+  );
+  sweep.unref();
   let names = new Set<string>();
   let origins = new Set<string>();
 
@@ -148,7 +171,7 @@ export async function serveHttp(opts: HttpOptions): Promise<HttpServer> {
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        sessions.set(id, { transport, session });
+        sessions.set(id, { transport, session, inFlight: 0, lastSeen: Date.now() });
       },
     });
     transport.onclose = () => {
@@ -184,7 +207,15 @@ export async function serveHttp(opts: HttpOptions): Promise<HttpServer> {
     const body = req.method === "POST" ? await readBody(req) : undefined;
     const id = req.headers["mcp-session-id"];
     const known = typeof id === "string" ? sessions.get(id) : undefined;
-    if (known) return known.transport.handleRequest(req, res, body);
+    if (known) {
+      // Counted until the response ends: an SSE stream (a call waiting for a human) is in flight.
+      known.inFlight += 1;
+      res.once("close", () => {
+        known.inFlight -= 1;
+        known.lastSeen = Date.now();
+      });
+      return known.transport.handleRequest(req, res, body);
+    }
     if (id === undefined && req.method === "POST" && isInitializeRequest(body))
       return startSession(req, res, body);
     return reply(
@@ -219,6 +250,7 @@ export async function serveHttp(opts: HttpOptions): Promise<HttpServer> {
   return {
     url,
     async close() {
+      clearInterval(sweep);
       for (const { transport } of [...sessions.values()]) await transport.close().catch(() => {});
       await Promise.all([...sessions.values()].map((s) => s.session.close()));
       http.closeAllConnections();

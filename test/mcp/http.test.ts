@@ -115,6 +115,41 @@ describe("mcp serve --http", () => {
     expect(ok.status).toBe(200);
   });
 
+  it("speaks each protocol revision current clients ask for", async () => {
+    await suite.start();
+    const { url } = await suite.serveHttp();
+    const token = tokenOf();
+    for (const version of ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]) {
+      const body = JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: version, capabilities: {}, clientInfo: { name: "old", version: "1" } },
+      });
+      const r = await post(url, { authorization: `Bearer ${token}` }, body);
+      expect(r.status, version).toBe(200);
+      const data = /data: (.*)/.exec(r.body)?.[1] ?? r.body;
+      expect(JSON.parse(data).result.protocolVersion, version).toBe(version);
+    }
+  });
+
+  it("ends a session whose client left without DELETE after --idle-timeout", async () => {
+    const fx = await suite.start();
+    const { url } = await suite.serveHttp(["--idle-timeout", "1"]);
+    const transport = new StreamableHTTPClientTransport(new URL(url), {
+      requestInit: { headers: { Authorization: `Bearer ${tokenOf()}` } },
+    });
+    const client = new Client({ name: "vanishing", version: "1" });
+    await client.connect(transport);
+    await client.callTool({ name: "file_write", arguments: { path: "/workspace/idle.txt", content: "x" } });
+    expect(suite.containers()).toHaveLength(1);
+    // The client goes away without DELETE (its connections close, its session id stays valid).
+    await client.close();
+    await until(() => suite.containers().length === 0);
+    const c = await fx.client();
+    await until(async () => (await c.call("audit.query", { kind: "session.closed" })).entries.length === 1);
+  });
+
   it("keeps the token across restarts", async () => {
     await suite.start();
     const first = await suite.serveHttp();

@@ -7,7 +7,7 @@
 
 import { resolve } from "node:path";
 import { clientConfig, currentLaunch, MCP_CLIENTS, type McpClientName } from "../../mcp/client-config.js";
-import { DEFAULT_PORT, serveHttp } from "../../mcp/http.js";
+import { DEFAULT_IDLE_SECONDS, DEFAULT_PORT, serveHttp } from "../../mcp/http.js";
 import { serveStdio } from "../../mcp/stdio.js";
 import { type Command, parseCommandArgs, printJson, UsageError } from "../command.js";
 
@@ -15,7 +15,7 @@ export const mcpServe: Command = {
   name: "mcp serve",
   summary: "serve Aido to MCP clients (Claude Code, Cursor, Claude Desktop): stdio, or --http on loopback",
   usage:
-    "aido mcp serve [--workspace DIR] [--manifest FILE] [--allow-approve] [--http [--port N] [--host 127.0.0.1] [--allow-remote]]",
+    "aido mcp serve [--workspace DIR] [--manifest FILE] [--allow-approve] [--http [--port N] [--host 127.0.0.1] [--allow-remote] [--idle-timeout S]]",
   example: "aido mcp serve --workspace ~/src/my-project",
   async run(ctx) {
     const { values } = parseCommandArgs(
@@ -29,12 +29,20 @@ export const mcpServe: Command = {
         port: { type: "string" },
         host: { type: "string" },
         "allow-remote": { type: "boolean" },
+        "idle-timeout": { type: "string" },
       },
       false,
     );
-    if (!values.http && (values.port !== undefined || values.host !== undefined || values["allow-remote"])) {
+    const httpOnly = [values.port, values.host, values["allow-remote"], values["idle-timeout"]];
+    if (!values.http && httpOnly.some((v) => v !== undefined)) {
       throw new UsageError(
-        `aido mcp serve: --port, --host and --allow-remote go with --http\nusage: ${this.usage}`,
+        `aido mcp serve: --port, --host, --allow-remote and --idle-timeout go with --http\nusage: ${this.usage}`,
+      );
+    }
+    const idle = values["idle-timeout"] === undefined ? DEFAULT_IDLE_SECONDS : Number(values["idle-timeout"]);
+    if (!Number.isFinite(idle) || idle <= 0) {
+      throw new UsageError(
+        `aido mcp serve: --idle-timeout must be a positive number of seconds, got "${values["idle-timeout"]}"`,
       );
     }
     const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
@@ -56,6 +64,7 @@ export const mcpServe: Command = {
       host: values.host ?? "127.0.0.1",
       port,
       allowRemote: values["allow-remote"] === true,
+      idleMs: idle * 1000,
     });
     await new Promise<void>((done) => {
       process.once("SIGINT", done);
