@@ -6,7 +6,7 @@
 
 import { join } from "node:path";
 import type { Config } from "../config.js";
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
@@ -208,8 +208,19 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
 
   "session.open": (p, ctx) => {
     refuseWhileClosing(ctx);
+    let manifest: LoadedManifest;
+    try {
+      manifest = sessionManifest(p, ctx);
+    } catch (e) {
+      // A manifest that does not parse or passes the ceiling: refused before any agent exists.
+      ctx.rt.audit.record("session.refused", {
+        reason: errorMessage(e),
+        ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
+      });
+      throw e;
+    }
     const info = ctx.rt.sessions.open({
-      manifest: sessionManifest(p, ctx),
+      manifest,
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
       ...(p.client !== undefined ? { client: p.client } : {}),
     });

@@ -197,6 +197,11 @@ describe("session.open with a host workspace", () => {
       c.call("session.open", { manifest: { name: "stays", lifecycle: "persistent" } }),
     );
     expect(persistent.message).toContain("lifecycle: persistent");
+    const refused = await auditKinds(c, "session.refused");
+    expect(refused.map((e) => e.payload)).toEqual([
+      expect.objectContaining({ reason: persistent.message }),
+      expect.objectContaining({ reason: expect.stringContaining('"exec: rm *"') }),
+    ]);
   });
 });
 
