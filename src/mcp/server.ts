@@ -103,6 +103,7 @@ export async function createMcpServer(
               server.elicitInput(params as Parameters<Server["elicitInput"]>[0], {
                 relatedRequestId: extra.requestId,
                 timeout: opts.config.approvals.timeoutMs,
+                signal: extra.signal,
               }),
           }
         : {}),

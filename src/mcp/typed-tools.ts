@@ -4,7 +4,8 @@
 // grants allow (session.open's `tools`). Spawn tools are not exposed: an MCP session is
 // not an orchestrator of children of its own (aido_submit hands work to the swarm).
 // Each call is the daemon's tool.invoke with the session's agent id — the one gate —
-// with a heartbeat of progress while it runs and approvals bridged to the client.
+// with a heartbeat of progress while it runs and approvals bridged to the client; a call
+// the client cancels while it waits for a human is denied.
 
 import type { ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import type { AidoClient } from "../client/client.js";
@@ -62,10 +63,19 @@ async function invokeGated(tool: string, input: Record<string, unknown>, ctx: Ca
     const s = Math.round((Date.now() - started) / 1000);
     ctx.progress(waiting ? `${waiting} (${s} s)` : `${tool} running for ${s} s`);
   }, HEARTBEAT_MS);
+  // The client cancelled the call (notifications/cancelled): an approval it still waits for
+  // is denied, so nobody approves later a call whose result no one will read.
+  let pending: string | undefined;
+  const cancelled = () => {
+    if (pending !== undefined) void respond(ctx.link.client, pending, "deny", ctx.log);
+  };
+  ctx.signal.addEventListener("abort", cancelled, { once: true });
   try {
     const r = await ctx.bridge.during(
       tool,
       (ask) => {
+        pending = ask.approval_id;
+        if (ctx.signal.aborted) return cancelled();
         if (ctx.elicit) {
           const elicit = ctx.elicit;
           void elicit(approvalForm(ask)).then(
@@ -93,5 +103,6 @@ async function invokeGated(tool: string, input: Record<string, unknown>, ctx: Ca
     return errorResult(e);
   } finally {
     clearInterval(beat);
+    ctx.signal.removeEventListener("abort", cancelled);
   }
 }

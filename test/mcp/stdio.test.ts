@@ -189,6 +189,23 @@ describe("approvals", () => {
     expect(r.isError ?? false).toBe(false);
     expect(textOf(r)).toContain("README.md");
   });
+  it("denies the approval of a call the client cancelled while it waited", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "exec", arguments: { command: "ls /workspace" } }, undefined, {
+        signal: abort.signal,
+      })
+      .catch((e: Error) => e);
+    const human = await fx.client();
+    await until(async () => (await human.call("approval.list", {})).approvals.length === 1);
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    await until(async () => (await human.call("approval.list", {})).approvals.length === 0);
+    const [decided] = (await human.call("approval.list", { status: "decided" })).approvals;
+    expect(decided?.decision).toBe("deny");
+  });
 });
 
 describe("session end", () => {
