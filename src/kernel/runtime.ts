@@ -190,6 +190,8 @@ export class Runtime {
    */
   private releaseStandalone(agent: AgentRecord): Promise<void> {
     if (agent.parentId !== null || !isStandalone(agent.goalId)) return Promise.resolve();
+    // A session's container goes when the session ends (sessions.ts), once.
+    if (this.sessions.ownsGoal(agent.goalId)) return Promise.resolve();
     return this.sandboxes.retire(agent.goalId);
   }
 

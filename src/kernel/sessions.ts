@@ -76,6 +76,8 @@ export class Sessions {
   private readonly byId = new Map<string, Session>();
   private readonly byAgent = new Map<string, Session>();
   private readonly ending = new Set<Promise<void>>();
+  /** Every session pseudo-goal of this process: their containers are released here, not by Runtime. */
+  private readonly goals = new Set<string>();
   private readonly unsubscribe: () => void;
 
   constructor(private readonly deps: SessionsDeps) {
@@ -114,6 +116,7 @@ export class Sessions {
       }
     }
     const goalId = this.deps.newGoalId();
+    this.goals.add(goalId);
     if (workspace !== null) this.deps.binds.bind(goalId, workspace);
     let rec: AgentRecord;
     try {
@@ -164,6 +167,11 @@ export class Sessions {
   /** The open session whose agent this is, if any. */
   ofAgent(agentId: string): SessionInfo | undefined {
     return this.byAgent.get(agentId)?.info;
+  }
+
+  /** Is this a session's pseudo-goal (its container is released when the session ends)? */
+  ownsGoal(goalId: string): boolean {
+    return this.goals.has(goalId);
   }
 
   /** Wait until every session that is ending has ended (runtime close). */
