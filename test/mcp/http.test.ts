@@ -10,6 +10,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { requireDocker } from "../support/docker.js";
 import { CLI, textOf, until, useMcpSuite } from "./fixture.js";
@@ -84,6 +85,29 @@ describe("mcp serve --http", () => {
     await until(() => suite.containers().length === 0);
     const c = await fx.client();
     await until(async () => (await c.call("audit.query", { kind: "session.closed" })).entries.length === 1);
+    await client.close();
+  });
+
+  it("asks for approval through elicitation over HTTP too", async () => {
+    await suite.start();
+    const { url } = await suite.serveHttp();
+    const client = new Client(
+      { name: "http-elicit", version: "1" },
+      { capabilities: { elicitation: { form: {} } } },
+    );
+    let asked = "";
+    client.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked = (req.params as { message: string }).message;
+      return { action: "accept", content: { decision: "allow_once" } };
+    });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers: { Authorization: `Bearer ${tokenOf()}` } },
+      }),
+    );
+    const r = await client.callTool({ name: "exec", arguments: { command: "ls /workspace" } });
+    expect(asked).toContain("Allow Session:");
+    expect(textOf(r)).toContain("README.md");
     await client.close();
   });
 
