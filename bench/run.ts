@@ -20,6 +20,7 @@ const sections: Record<string, Loader> = {
   daemon: async () => (await import("./daemon.js")).benchDaemon(),
   "sandbox-cli": async () => (await import("./sandbox-cli.js")).benchSandboxCli(),
   plans: async () => (await import("./plans.js")).benchPlans(),
+  mcp: async () => (await import("./mcp.js")).benchMcp(),
 };
 
 async function main(): Promise<void> {

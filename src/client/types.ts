@@ -9,6 +9,7 @@ import type { GoalStatus } from "../kernel/goal-store.js";
 import type { PlanExecution, PlanSummary, Simulation } from "../kernel/plans.js";
 import type { AgentSummary } from "../kernel/registry.js";
 import type { AgentRunResult } from "../kernel/runtime.js";
+import type { SessionInfo } from "../kernel/sessions.js";
 import type { ToolSpec } from "../llm/types.js";
 import type { GrantRecord } from "../security/approval-grants.js";
 import type { ApprovalRecord } from "../security/approvals.js";
@@ -63,6 +64,8 @@ interface Results {
   "plan.create": { plan_id: string; hash: string; simulation: Simulation };
   "plan.execute": PlanExecution;
   "plan.list": { plans: PlanSummary[] };
+  "session.open": SessionInfo;
+  "session.close": SessionInfo;
 }
 
 export type MethodResult<M extends MethodName> = Results[M];
@@ -77,6 +80,7 @@ export type {
   IntentCheckResult,
   PlanExecution,
   PlanSummary,
+  SessionInfo,
   Simulation,
   WireEvent,
 };

@@ -4,11 +4,12 @@
 // manifests (ceiling.ts) and per-connection lifetimes (a goal.wait or an event stream
 // ends when its client leaves; the goal does not).
 
+import { join } from "node:path";
 import type { Config } from "../config.js";
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
-import { type LoadedManifest, parseManifestValue } from "../manifest/load.js";
+import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
 import { parseAnchor } from "../security/audit-head.js";
 import { enforceCeiling, loadManifestFromDirs, type SocketCeiling } from "./ceiling.js";
 import type { Connection } from "./connection.js";
@@ -245,4 +246,50 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
     );
   },
   "plan.list": (p, { rt }) => ({ plans: rt.plans.list(p.agent_id) }),
+  "session.open": (p, ctx) => {
+    refuseWhileClosing(ctx);
+    let manifest: LoadedManifest;
+    try {
+      manifest = sessionManifest(p, ctx);
+    } catch (e) {
+      // A manifest that does not parse or passes the ceiling: refused before any agent exists.
+      ctx.rt.audit.record("session.refused", {
+        reason: errorMessage(e),
+        ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
+      });
+      throw e;
+    }
+    const info = ctx.rt.sessions.open({
+      manifest,
+      ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
+      ...(p.client !== undefined ? { client: p.client } : {}),
+    });
+    // The MCP server that opened it died or left: the session ends with its connection.
+    ctx.conn.onClose(() => {
+      if (ctx.rt.sessions.ofAgent(info.agent_id)) {
+        ctx.rt.sessions.close(info.session_id, "the connection that opened the session closed");
+      }
+    });
+    return info;
+  },
+  "session.close": (p, { rt }) => rt.sessions.close(p.session_id, "closed over the socket (session.close)"),
 };
+
+/**
+ * A session's manifest: the client's (YAML text or object), one from the daemon's
+ * manifest directories, or the shipped manifests/mcp-session.yaml; held to the ceiling.
+ */
+function sessionManifest(p: ParamsOf<"session.open">, ctx: MethodContext): LoadedManifest {
+  if (p.manifest !== undefined) {
+    return parseManifestValue(
+      admitManifest(p.manifest, "session.open manifest", ctx.ceiling),
+      "session.open manifest",
+    );
+  }
+  const loaded =
+    p.manifest_path !== undefined
+      ? loadManifestFromDirs(p.manifest_path, ctx.config.daemon.manifestDirs)
+      : loadManifestFile(join(ctx.config.packageRoot, "manifests", "mcp-session.yaml"));
+  enforceCeiling(ctx.ceiling, loaded);
+  return loaded;
+}

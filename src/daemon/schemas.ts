@@ -100,6 +100,7 @@ export const MethodSchemas = {
     agent_id: id.optional(),
     kind: z.string().min(1).max(100).optional(),
     limit: z.number().int().min(1).max(10_000).optional(),
+    after_seq: z.number().int().min(0).optional(),
   }),
   "events.subscribe": z.strictObject({ goal_id: id.optional() }),
   "intent.set": z.strictObject({
@@ -121,6 +122,18 @@ export const MethodSchemas = {
     on_failure: z.enum(["stop", "restore"]).optional(),
   }),
   "plan.list": z.strictObject({ agent_id: id.optional() }),
+  "session.open": z
+    .strictObject({
+      manifest: manifestValue.optional(),
+      manifest_path: z.string().min(1).max(4096).optional(),
+      workspace: z.string().min(1).max(4096).optional(),
+      client: z.string().min(1).max(200).optional(),
+    })
+    .refine((p) => p.manifest === undefined || p.manifest_path === undefined, {
+      message: "give at most one of manifest or manifest_path",
+      path: ["manifest"],
+    }),
+  "session.close": z.strictObject({ session_id: id }),
 } as const;
 
 export type MethodName = keyof typeof MethodSchemas;

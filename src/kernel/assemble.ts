@@ -28,9 +28,9 @@ import { MemoryStore } from "../memory/store.js";
 import { createMemoryTools } from "../memory/tools.js";
 import type { SandboxBackend } from "../sandbox/backend.js";
 import { DockerBackend } from "../sandbox/docker.js";
-import { goalFolders } from "../sandbox/folders.js";
 import { WorkspaceQuota } from "../sandbox/quota.js";
 import { SnapshotStore } from "../sandbox/snapshots.js";
+import { WorkspaceBinds } from "../sandbox/workspace-binds.js";
 import { ApprovalQueue } from "../security/approvals.js";
 import { AuditLog } from "../security/audit.js";
 import { BudgetLedger } from "../security/budget.js";
@@ -48,8 +48,9 @@ import { PlanStore } from "./plan-store.js";
 import { Plans } from "./plans.js";
 import { AgentRegistry } from "./registry.js";
 import { SandboxSweeper } from "./sandbox-sweeper.js";
+import { Sessions } from "./sessions.js";
 import { Shadows } from "./shadow.js";
-import { Spawner } from "./spawn.js";
+import { newAgentId, Spawner } from "./spawn.js";
 import { createSpawnTools } from "./spawn-tools.js";
 
 /** Pseudo-goals of standalone agents (agent.spawn) are named s_<…>; goals are g_<…>. */
@@ -95,6 +96,8 @@ export interface RuntimeParts {
   env: AgentEnv;
   runner: AgentRunner;
   goals: GoalRunner;
+  /** MCP sessions: standalone agents, optionally working in a bound host folder. */
+  sessions: Sessions;
   sweeper: SandboxSweeper;
   /** The plan ledger: propose -> simulate -> execute. */
   plans: Plans;
@@ -131,7 +134,6 @@ export async function assembleRuntime(
   const backend = opts.backend ?? new DockerBackend(config);
   // The host folders a goal's snapshots cover: one function for the gate's snapshot before
   // a mutation and a plan's snapshot before it runs.
-  const snapshotRoots = (goalId: string) => goalFolders(config.goalsDir, goalId);
   const snapshots = new SnapshotStore({
     goalsDir: config.goalsDir,
     maxMb: config.sandbox.snapshotsMaxMb,
@@ -147,20 +149,36 @@ export async function assembleRuntime(
   const skills = SkillRegistry.fromConfig(config);
   const intents = new Intents(db, audit);
   const events = new EventBus();
-  const quota = new WorkspaceQuota({ goalsDir: config.goalsDir, maxMb: config.sandbox.workspaceMaxMb });
+  const binds = new WorkspaceBinds(config.goalsDir);
+  /** A goal's host folders as snapshots see them: a session's bound project folder included. */
+  const snapshotRoots = (goalId: string) => binds.folders(goalId);
+  const quota = new WorkspaceQuota({
+    goalsDir: config.goalsDir,
+    maxMb: config.sandbox.workspaceMaxMb,
+    folders: (goalId) => binds.folders(goalId),
+  });
   const sandboxes: GoalSandboxes = new GoalSandboxes({
     config,
     backend,
     audit,
     quota,
-    acquireOptions: (goalId) => ({ skills: rootSkills(registry, goalId) }),
+    acquireOptions: (goalId) => {
+      const workspace = binds.of(goalId);
+      return { skills: rootSkills(registry, goalId), ...(workspace !== undefined ? { workspace } : {}) };
+    },
+    folders: (goalId) => binds.folders(goalId),
     log,
   });
 
   // The tools: built-in and extra ones, then memory_* and skill_read whether or not the
   // built-in list carried them; the spawn tools join once the runner exists (below).
   const tools = new Map<string, ToolDef<unknown>>();
-  const builtins = (opts.builtinTools ?? builtinTools)({ config, snapshots, quota });
+  const builtins = (opts.builtinTools ?? builtinTools)({
+    config,
+    snapshots,
+    quota,
+    folders: (goalId) => binds.folders(goalId),
+  });
   for (const t of [...builtins, ...(opts.tools ?? [])]) addTool(tools, t);
   for (const t of [...createMemoryTools(), ...createSkillTools()]) if (!tools.has(t.name)) addTool(tools, t);
 
@@ -278,6 +296,18 @@ export async function assembleRuntime(
     roots: snapshotRoots,
     log,
   });
+  const sessions = new Sessions({
+    config,
+    binds,
+    spawner,
+    registry,
+    tools,
+    audit,
+    events,
+    newGoalId: () => `${STANDALONE_PREFIX}${newAgentId().slice(2)}`,
+    retire: (goalId) => sandboxes.retire(goalId),
+    log,
+  });
   const sweeper = new SandboxSweeper({
     config,
     backend,
@@ -311,6 +341,7 @@ export async function assembleRuntime(
     env,
     runner,
     goals,
+    sessions,
     sweeper,
     plans,
   };

@@ -6,10 +6,11 @@
 // forgotten, and every setuid/setgid bit under the goal's folder is cleared (audited).
 // The sweeper (sandbox-sweeper.ts) reports the containers it removed through released().
 
+import { join } from "node:path";
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
 import type { AcquireOptions, SandboxBackend } from "../sandbox/backend.js";
-import { goalFolders } from "../sandbox/folders.js";
+import type { GoalFolders } from "../sandbox/folders.js";
 import { lazySandbox } from "../sandbox/lazy.js";
 import type { WorkspaceQuota } from "../sandbox/quota.js";
 import { quotaSandbox } from "../sandbox/quota-sandbox.js";
@@ -27,6 +28,8 @@ export interface GoalSandboxesDeps {
   quota: WorkspaceQuota;
   /** How the goal's container is made (the skills its root agent may read). */
   acquireOptions(goalId: string): AcquireOptions;
+  /** The goal's host folders, a session's bound host workspace included. */
+  folders(goalId: string): GoalFolders;
   /** What could not be done now and is retried by the sweep (the engine is down). */
   log(message: string): void;
 }
@@ -72,8 +75,13 @@ export class GoalSandboxes {
 
   /** No setuid/setgid bit stays in a folder whose container is gone (audited when one was found). */
   private async clearSetid(goalId: string): Promise<void> {
+    // Read before any await: a session's bind is dropped once its retire() returns.
+    const f = this.deps.folders(goalId);
     try {
-      const cleared = await clearSetidBits(goalFolders(this.deps.config.goalsDir, goalId).root);
+      const cleared = await clearSetidBits(f.root);
+      if (f.hostWorkspace) {
+        cleared.push(...(await clearSetidBits(f.workspace)).map((p) => join(f.workspace, p)));
+      }
       if (cleared.length === 0) return;
       this.deps.audit.record(
         "sandbox.setid_cleared",

@@ -39,6 +39,7 @@ import type { GoalRunner } from "./goals.js";
 import type { Plans } from "./plans.js";
 import type { AgentRecord, AgentRegistry, AgentSummary } from "./registry.js";
 import type { SandboxSweeper } from "./sandbox-sweeper.js";
+import type { Sessions } from "./sessions.js";
 import { newAgentId, type Spawner } from "./spawn.js";
 
 export type { BuiltinToolDeps, RuntimeOptions };
@@ -75,6 +76,8 @@ export class Runtime {
   readonly goals: GoalRunner;
   /** Plans: propose -> simulate -> execute (plan.* on the socket). */
   readonly plans: Plans;
+  /** MCP sessions (session.open / session.close). */
+  readonly sessions: Sessions;
   /** Each goal's sandbox handle, and the one path that ends it. */
   private readonly sandboxes: GoalSandboxes;
   private readonly runner: AgentRunner;
@@ -100,6 +103,7 @@ export class Runtime {
     this.env = parts.env;
     this.goals = parts.goals;
     this.plans = parts.plans;
+    this.sessions = parts.sessions;
     this.sandboxes = parts.sandboxes;
     this.runner = parts.runner;
     this.sweeper = parts.sweeper;
@@ -195,6 +199,8 @@ export class Runtime {
    */
   private releaseStandalone(agent: AgentRecord): Promise<void> {
     if (agent.parentId !== null || !isStandalone(agent.goalId)) return Promise.resolve();
+    // A session's container goes when the session ends (sessions.ts), once.
+    if (this.sessions.ownsGoal(agent.goalId)) return Promise.resolve();
     return this.sandboxes.retire(agent.goalId);
   }
 
@@ -240,6 +246,9 @@ export class Runtime {
         } else a.abort.abort(new AidoError(ErrorCode.cancelled, "runtime closing", {}));
       }
       await Promise.all(released);
+      // Sessions end on their agents' agent.stopped: their containers go and they are audited.
+      await this.sessions.settled();
+      this.sessions.dispose();
       try {
         await this.backend.close();
       } finally {

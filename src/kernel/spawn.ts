@@ -44,6 +44,12 @@ export interface SpawnRequest {
   manifest: LoadedManifest;
   parent: AgentRecord | null;
   /**
+   * Root agents only: the agent never calls a model (an MCP session's principal, whose
+   * client's own model acts through it): no LLM client is made and no model is required;
+   * a model it names is still held to models.allowed.
+   */
+  withoutModel?: boolean;
+  /**
    * Root agents only: the goal's root account, which the goal closes. The agent spends
    * from it, or, when its manifest sets a reset period, from an account of its own
    * carved inside it. Absent for a root (a standalone agent): a root account of the
@@ -72,6 +78,9 @@ export interface SpawnerDeps {
    */
   makeClient(agentId: string, manifestName: string, model: string): LlmClient;
 }
+
+/** The model recorded for an agent that calls none (SpawnRequest.withoutModel). */
+export const NO_MODEL = "none";
 
 export function newAgentId(): string {
   return `a_${Date.now().toString(36)}${randomBytes(5).toString("hex")}`;
@@ -113,7 +122,7 @@ export class Spawner {
     let opened = false;
     try {
       const { manifest, grants, model } = parent ? this.narrow(req, parent) : this.admitRoot(req);
-      deps.makeClient(id, manifest.name, model);
+      if (!req.withoutModel) deps.makeClient(id, manifest.name, model);
       if (parent) account = this.carve(id, req, manifest);
       else if (req.account !== undefined) account = this.rootAccount(id, req, manifest);
       else account = this.openRoot(req);
@@ -253,7 +262,8 @@ export class Spawner {
       deps.config.grantCeilings.length > 0
         ? grantsWithin(deps.config.grantCeilings, requested)
         : [...requested];
-    const model = deps.config.modelOverride ?? req.manifest.model;
+    const model =
+      deps.config.modelOverride ?? req.manifest.model ?? (req.withoutModel ? NO_MODEL : undefined);
     if (!model) {
       throw new AidoError(
         ErrorCode.manifestInvalid,
@@ -261,7 +271,7 @@ export class Spawner {
         { manifest: req.manifest.name },
       );
     }
-    requireAllowedModel(deps.config, req.manifest.name, model);
+    if (model !== NO_MODEL) requireAllowedModel(deps.config, req.manifest.name, model);
     const manifest = completeRoot(
       req.manifest,
       deps.config,

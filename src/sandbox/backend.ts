@@ -16,6 +16,11 @@ export interface AcquireOptions {
    * of the goal may read others). Absent: every discovered skill.
    */
   skills?: readonly string[];
+  /**
+   * A checked host folder (sandbox/workspace-binds.ts) mounted as /workspace instead of the
+   * goal's own workspace folder: an MCP session on the user's project. Never from the pool.
+   */
+  workspace?: string;
 }
 
 export interface GcOptions {

@@ -60,6 +60,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly acquiring = new Map<string, Promise<DockerSandbox>>();
   private readonly limitsOf = new Map<string, SandboxLimits>();
   private readonly skillsOf = new Map<string, SkillMount[]>();
+  /** Goals whose /workspace is a bound host folder (AcquireOptions.workspace). */
+  private readonly workspaceOf = new Map<string, string>();
   /** Goals whose sandbox was removed for good (remove()): a later acquire is refused. */
   private readonly retired = new Set<string>();
   /**
@@ -141,12 +143,13 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private async open(goalId: string, opts: AcquireOptions): Promise<DockerSandbox> {
     const defaults = defaultLimits(this.config);
     const limits = tightenLimits(defaults, opts.limits);
-    const folders = goalFolders(this.config.goalsDir, goalId);
+    const folders = this.foldersOf(goalId, opts.workspace);
     const everySkill = skillMounts(this.config);
     const skills = opts.skills ? everySkill.filter((m) => opts.skills?.includes(nameOfMount(m))) : everySkill;
     const name = this.containerName(goalId);
     const existing = await this.containers.inspect(name);
     let handle: DockerSandbox | undefined;
+    if (opts.workspace !== undefined) this.workspaceOf.set(goalId, opts.workspace);
     if (existing?.State.Running) {
       this.limitsOf.set(goalId, this.containers.limitsFromLabels(existing.Config.Labels) ?? limits);
       this.skillsOf.set(goalId, skills);
@@ -155,8 +158,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       if (existing) await this.containers.remove(existing.Id);
       this.limitsOf.set(goalId, limits);
       this.skillsOf.set(goalId, skills);
-      // Pool slots mount every skill; a goal allowed fewer gets a container of its own.
-      const poolFits = sameLimits(limits, defaults) && skills.length === everySkill.length;
+      // Pool slots mount every skill and their own workspace; a goal allowed fewer skills,
+      // or working in a bound host folder, gets a container of its own.
+      const poolFits =
+        sameLimits(limits, defaults) && skills.length === everySkill.length && opts.workspace === undefined;
       const slot = !existsSync(folders.root) && poolFits ? this.pool.take() : undefined;
       if (slot) {
         ensurePrivateDir(this.config.goalsDir);
@@ -188,7 +193,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const limits = this.limitsOf.get(goalId) ?? defaultLimits(this.config);
     return this.containers.createStarted(
       name,
-      goalFolders(this.config.goalsDir, goalId),
+      this.foldersOf(goalId, this.workspaceOf.get(goalId)),
       limits,
       { [LABEL.goal]: goalId },
       this.skillsOf.get(goalId) ?? [],
@@ -208,6 +213,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     this.dropHandle(goalId);
     this.limitsOf.delete(goalId);
     this.skillsOf.delete(goalId);
+    this.workspaceOf.delete(goalId);
     await this.containers.remove(this.containerName(goalId));
     if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
   }
@@ -312,6 +318,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   }
 
   // ------------------------------------------------------------------ internals
+
+  private foldersOf(goalId: string, workspace: string | undefined) {
+    const f = goalFolders(this.config.goalsDir, goalId);
+    return workspace === undefined ? f : { ...f, workspace, hostWorkspace: true };
+  }
 
   private imageOnce(): Promise<unknown> {
     if (this.opts.ensureImage === false) return Promise.resolve();

@@ -29,6 +29,11 @@ export interface GoalFolders {
   workspace: string;
   output: string;
   inputs: string;
+  /**
+   * workspace is a host folder an MCP session bound (sandbox/workspace-binds.ts), not one
+   * of ours: it is never created, chmod-ed or chown-ed here, and never removed with the goal.
+   */
+  hostWorkspace?: boolean;
 }
 
 export function foldersUnder(root: string): GoalFolders {
@@ -70,7 +75,7 @@ export function parseUser(user: string): SandboxUser {
 export function makeGoalFolders(f: GoalFolders): void {
   ensurePrivateDir(dirname(f.root));
   ensurePrivateDir(f.root);
-  for (const dir of [f.workspace, f.output, f.inputs]) {
+  for (const dir of f.hostWorkspace ? [f.output, f.inputs] : [f.workspace, f.output, f.inputs]) {
     mkdirSync(dir, { recursive: true, mode: SHARED_DIR_MODE });
     chmodSync(dir, SHARED_DIR_MODE);
   }
@@ -84,7 +89,8 @@ export function makeGoalFolders(f: GoalFolders): void {
 export function prepareFolders(f: GoalFolders, user: SandboxUser): void {
   makeGoalFolders(f);
   if (process.getuid?.() === 0) {
-    for (const dir of [f.workspace, f.output]) chownSync(dir, user.uid, user.gid);
+    for (const dir of f.hostWorkspace ? [f.output] : [f.workspace, f.output])
+      chownSync(dir, user.uid, user.gid);
   }
 }
 

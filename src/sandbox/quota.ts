@@ -11,7 +11,7 @@
 import { lstatSync, readdirSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
-import { goalFolders } from "./folders.js";
+import { type GoalFolders, goalFolders } from "./folders.js";
 
 export const MIB = 1024 * 1024;
 /** The least an entry costs: one filesystem block. */
@@ -47,7 +47,14 @@ export class WorkspaceQuota {
   private readonly cached = new Map<string, QuotaUsage>();
   private readonly walking = new Map<string, Promise<QuotaUsage>>();
 
-  constructor(private readonly opts: { goalsDir: string; maxMb: number }) {
+  constructor(
+    private readonly opts: {
+      goalsDir: string;
+      maxMb: number;
+      /** The goal's folders (a bound host workspace included); default goalFolders. */
+      folders?: (goalId: string) => GoalFolders;
+    },
+  ) {
     this.maxBytes = opts.maxMb * MIB;
   }
 
@@ -133,7 +140,7 @@ export class WorkspaceQuota {
   }
 
   private async measure(goalId: string): Promise<QuotaUsage> {
-    const f = goalFolders(this.opts.goalsDir, goalId);
+    const f = this.opts.folders ? this.opts.folders(goalId) : goalFolders(this.opts.goalsDir, goalId);
     const stopAt = 2 * this.maxBytes;
     const ws = await walk(f.workspace, stopAt);
     const out = ws.unreadable ? { total: 0 } : await walk(f.output, stopAt - ws.total);

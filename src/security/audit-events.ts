@@ -28,6 +28,11 @@ export interface AuditPayloads {
   "agent.spawned": { manifest: string; parent_agent_id?: string; grants: string[]; token_id?: string };
   "agent.stopped": { reason: string };
   "agent.spawn_denied": { manifest: string; reason: string; offending?: string[]; keys?: string[] };
+  /** An MCP session opened (kernel/sessions.ts): its agent, manifest and bound host workspace. */
+  "session.opened": { session_id: string; manifest: string; workspace: string | null; client?: string };
+  "session.closed": { session_id: string; reason: string; workspace: string | null };
+  /** session.open refused before any agent existed (a workspace or manifest that does not fit). */
+  "session.refused": { reason: string; workspace?: string; manifest?: string };
   "token.issued": { token_id: string; parent_token_id?: string; grants: string[]; expires_at: string };
   "token.revoked": { token_id: string; revoked: string[]; reason?: string };
   "tool.invoked": { tool: string; input: JsonValue; call_id?: string };
@@ -174,6 +179,9 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "agent.spawned",
   "agent.stopped",
   "agent.spawn_denied",
+  "session.opened",
+  "session.closed",
+  "session.refused",
   "token.issued",
   "token.revoked",
   "tool.invoked",

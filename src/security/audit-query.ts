@@ -13,11 +13,13 @@ export interface AuditQuery {
   agent_id?: string;
   kind?: string;
   limit?: number;
+  /** A cursor: only entries after this seq, oldest first (without it: newest first). */
+  after_seq?: number;
 }
 
 const COLUMNS = "seq, time, goal_id, agent_id, kind, payload, prev_hash, hash";
 
-/** Entries matching every given filter, newest first (default limit 100). */
+/** Entries matching every given filter, newest first, or oldest first after a cursor (default limit 100). */
 export function queryEntries(db: Db, q: AuditQuery = {}): AuditEntry[] {
   const filters = [
     ["goal_id", q.goal_id],
@@ -25,7 +27,12 @@ export function queryEntries(db: Db, q: AuditQuery = {}): AuditEntry[] {
     ["kind", q.kind],
   ].filter((f): f is [string, string] => f[1] !== undefined);
   const where = filters.map(([column]) => `${column} = ?`);
-  const args = filters.map(([, value]) => value);
+  const args: (string | number)[] = filters.map(([, value]) => value);
+  if (q.after_seq !== undefined) {
+    where.push("seq > ?");
+    args.push(q.after_seq);
+  }
+  const order = q.after_seq !== undefined ? "ASC" : "DESC";
   const limit = q.limit ?? 100;
   if (!Number.isInteger(limit) || limit < 1) {
     throw new AidoError(
@@ -33,7 +40,7 @@ export function queryEntries(db: Db, q: AuditQuery = {}): AuditEntry[] {
       `audit query limit must be a positive integer, got ${q.limit}`,
     );
   }
-  const sql = `SELECT ${COLUMNS} FROM audit${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ?`;
+  const sql = `SELECT ${COLUMNS} FROM audit${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY seq ${order} LIMIT ?`;
   return (
     db
       .prepare(sql)

@@ -6,7 +6,7 @@
 import type { Config } from "../config.js";
 import type { ToolDef } from "../gate/types.js";
 import { createMemoryTools } from "../memory/tools.js";
-import { goalFolders } from "../sandbox/folders.js";
+import { type GoalFolders, goalFolders } from "../sandbox/folders.js";
 import { WorkspaceQuota } from "../sandbox/quota.js";
 import { SnapshotStore } from "../sandbox/snapshots.js";
 import { createSkillTools } from "../skills/tools.js";
@@ -20,9 +20,11 @@ export interface BuiltinToolDeps {
   snapshots?: SnapshotStore;
   /** The runtime's measure of each goal's writes (snapshot_restore is held to it). */
   quota?: WorkspaceQuota;
+  /** A goal's host folders (a session's bound workspace included); default goalFolders. */
+  folders?: (goalId: string) => GoalFolders;
 }
 
-export function builtinTools({ config, snapshots, quota }: BuiltinToolDeps): ToolDef[] {
+export function builtinTools({ config, snapshots, quota, folders }: BuiltinToolDeps): ToolDef[] {
   const store =
     snapshots ?? new SnapshotStore({ goalsDir: config.goalsDir, maxMb: config.sandbox.snapshotsMaxMb });
   const held =
@@ -31,7 +33,11 @@ export function builtinTools({ config, snapshots, quota }: BuiltinToolDeps): Too
     ...(fileTools as ToolDef[]),
     execTool(config.sandbox) as ToolDef,
     webFetchTool(config.webFetch) as ToolDef,
-    ...snapshotTools({ store, quota: held, roots: (goalId) => goalFolders(config.goalsDir, goalId) }),
+    ...snapshotTools({
+      store,
+      quota: held,
+      roots: folders ?? ((goalId) => goalFolders(config.goalsDir, goalId)),
+    }),
     ...createMemoryTools(),
     ...createSkillTools(),
   ];

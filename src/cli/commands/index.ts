@@ -9,6 +9,7 @@ import { cancel, goals, status, submit } from "./goals.js";
 import { imageBuild } from "./image.js";
 import { intentClear, intentSet, intentStatus, intentStep } from "./intent.js";
 import { manifestValidate } from "./manifest.js";
+import { mcpConfig, mcpServe } from "./mcp.js";
 import { memoryDelete, memoryList, memoryReset, memorySearch } from "./memory.js";
 import { output } from "./output.js";
 import { planCreate, planExecute, planList, planSimulate } from "./plan.js";
@@ -54,4 +55,6 @@ export const commands: readonly Command[] = [
   sandboxDestroy,
   runCommand,
   logsCommand,
+  mcpServe,
+  mcpConfig,
 ];

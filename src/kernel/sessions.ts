@@ -1,0 +1,206 @@
+// kernel/sessions.ts — MCP sessions as principals. A session (socket session.open, made
+// by `aido mcp serve` for each MCP client) is a standalone root agent like agent.spawn's:
+// its own pseudo-goal, budget account, capability token and audit identity, so every
+// call its MCP client makes passes the gate as that agent. With a workspace, the
+// pseudo-goal's container mounts that host folder (checked by sandbox/workspace-binds.ts)
+// as /workspace; snapshots, quota and the setid sweep follow the bind.
+//
+// One end for every way a session ends (session.close, agent.stop of its agent, the
+// socket connection that opened it closing, the runtime closing): its agent stops, and
+// on that agent's agent.stopped event the container is removed, setuid/setgid bits are
+// cleared in the host folder too, the bind is dropped and session.closed is audited. The
+// host folder stays as the session left it. The agent never calls a model (the MCP
+// client's model acts through it), so a session needs no provider key. Sessions live in memory: after a restart the
+// registry stops their (on-demand) agents and the sweeper removes their containers.
+
+import { randomBytes } from "node:crypto";
+import { offeredTools } from "../agent/prompt.js";
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { ToolDef } from "../gate/types.js";
+import type { LoadedManifest } from "../manifest/load.js";
+import { checkHostWorkspace, type WorkspaceBinds } from "../sandbox/workspace-binds.js";
+import type { AuditLog } from "../security/audit.js";
+import { parseGrant } from "../security/grants.js";
+import type { EventBus } from "./events.js";
+import type { AgentRecord, AgentRegistry } from "./registry.js";
+import type { Spawner } from "./spawn.js";
+
+export interface SessionRequest {
+  manifest: LoadedManifest;
+  /** A host folder to bind as /workspace (checked here). */
+  workspace?: string;
+  /** Free text naming the MCP client, for the audit. */
+  client?: string;
+}
+
+export interface SessionInfo {
+  session_id: string;
+  agent_id: string;
+  /** The real path of the bound host folder, or null (the pseudo-goal's own workspace). */
+  workspace: string | null;
+  /** The manifest's name. */
+  manifest: string;
+  /** The grants its capability token holds. */
+  grants: string[];
+  /** The tools its grants let it call (as the agent loop would offer them), sorted. */
+  tools: string[];
+  /** Tools whose calls wait for a human (the manifest's approval_required). */
+  approval_required: string[];
+}
+
+interface Session {
+  info: SessionInfo;
+  goalId: string;
+}
+
+export interface SessionsDeps {
+  config: Config;
+  binds: WorkspaceBinds;
+  spawner: Spawner;
+  registry: AgentRegistry;
+  /** The runtime's tools (what a session may call is offered from these). */
+  tools: ReadonlyMap<string, ToolDef<unknown>>;
+  audit: AuditLog;
+  events: EventBus;
+  /** A fresh standalone pseudo-goal id (s_…, as agent.spawn's). */
+  newGoalId(): string;
+  /** Remove the pseudo-goal's container and clear setid bits (GoalSandboxes.retire). */
+  retire(goalId: string): Promise<void>;
+  log(message: string): void;
+}
+
+const MAX_CLIENT_CHARS = 200;
+
+export class Sessions {
+  private readonly byId = new Map<string, Session>();
+  private readonly byAgent = new Map<string, Session>();
+  private readonly ending = new Set<Promise<void>>();
+  /** Every session pseudo-goal of this process: their containers are released here, not by Runtime. */
+  private readonly goals = new Set<string>();
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly deps: SessionsDeps) {
+    this.unsubscribe = deps.events.subscribe({ types: ["agent.stopped"] }, (ev) => {
+      if (ev.type !== "agent.stopped") return;
+      const s = this.byAgent.get(ev.agentId);
+      if (s) this.end(s, ev.reason);
+    });
+  }
+
+  open(req: SessionRequest): SessionInfo {
+    const { config, audit } = this.deps;
+    const refuse = (e: unknown): never => {
+      audit.record("session.refused", {
+        reason: errorMessage(e),
+        manifest: req.manifest.name,
+        ...(req.workspace !== undefined ? { workspace: req.workspace } : {}),
+      });
+      throw e;
+    };
+    if (req.manifest.lifecycle === "persistent") {
+      refuse(
+        new AidoError(
+          ErrorCode.invalidInput,
+          `manifest: "${req.manifest.name}" is lifecycle: persistent; a session's agent ends with the session (use on-demand)`,
+          { field: "manifest.lifecycle" },
+        ),
+      );
+    }
+    let workspace: string | null = null;
+    if (req.workspace !== undefined) {
+      try {
+        workspace = checkHostWorkspace(req.workspace, config.home);
+      } catch (e) {
+        refuse(e);
+      }
+    }
+    const goalId = this.deps.newGoalId();
+    this.goals.add(goalId);
+    if (workspace !== null) this.deps.binds.bind(goalId, workspace);
+    let rec: AgentRecord;
+    try {
+      rec = this.deps.spawner.spawn({ goalId, manifest: req.manifest, parent: null, withoutModel: true });
+      this.deps.registry.setState(rec.id, "paused");
+    } catch (e) {
+      this.deps.binds.unbind(goalId);
+      throw e;
+    }
+    const agentId = rec.id;
+    const grants = [...rec.token.grants];
+    const info: SessionInfo = {
+      session_id: `mcp_${randomBytes(8).toString("hex")}`,
+      agent_id: agentId,
+      workspace,
+      manifest: req.manifest.name,
+      grants,
+      tools: offeredTools(this.deps.tools, grants.map(parseGrant), req.manifest).map((t) => t.name),
+      approval_required: [...req.manifest.approval_required],
+    };
+    const session: Session = { info, goalId };
+    this.byId.set(info.session_id, session);
+    this.byAgent.set(agentId, session);
+    const client = req.client?.slice(0, MAX_CLIENT_CHARS);
+    audit.record(
+      "session.opened",
+      {
+        session_id: info.session_id,
+        manifest: req.manifest.name,
+        workspace,
+        ...(client ? { client } : {}),
+      },
+      { goalId, agentId },
+    );
+    return info;
+  }
+
+  /** End a session: its agent stops, and the agent.stopped event ends the rest. */
+  close(sessionId: string, reason: string): SessionInfo {
+    const s = this.byId.get(sessionId);
+    if (!s) {
+      throw new AidoError(ErrorCode.notFound, `no open session ${sessionId}`, { session_id: sessionId });
+    }
+    this.deps.registry.stopAgent(s.info.agent_id, reason);
+    return s.info;
+  }
+
+  /** The open session whose agent this is, if any. */
+  ofAgent(agentId: string): SessionInfo | undefined {
+    return this.byAgent.get(agentId)?.info;
+  }
+
+  /** Is this a session's pseudo-goal (its container is released when the session ends)? */
+  ownsGoal(goalId: string): boolean {
+    return this.goals.has(goalId);
+  }
+
+  /** Wait until every session that is ending has ended (runtime close). */
+  async settled(): Promise<void> {
+    while (this.ending.size > 0) await Promise.all([...this.ending]);
+  }
+
+  dispose(): void {
+    this.unsubscribe();
+  }
+
+  private end(session: Session, reason: string): void {
+    const s = session.info;
+    this.byId.delete(s.session_id);
+    this.byAgent.delete(s.agent_id);
+    const p = (async () => {
+      try {
+        await this.deps.retire(session.goalId);
+      } finally {
+        this.deps.binds.unbind(session.goalId);
+      }
+      this.deps.audit.record(
+        "session.closed",
+        { session_id: s.session_id, reason, workspace: s.workspace },
+        { goalId: session.goalId, agentId: s.agent_id },
+      );
+    })()
+      .catch((e) => this.deps.log(`ending session ${s.session_id} failed: ${errorMessage(e)}`))
+      .finally(() => this.ending.delete(p));
+    this.ending.add(p);
+  }
+}

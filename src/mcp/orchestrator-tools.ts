@@ -1,0 +1,272 @@
+// mcp/orchestrator-tools.ts — the MCP tools that are not gated tool calls but daemon
+// operations: hand a goal to the swarm and follow it (aido_submit, aido_status, aido_wait,
+// aido_cancel, aido_events), the approvals around it (aido_approvals, aido_approve),
+// aido_list_agents and aido_orchestrator_info. One table: an entry is a name, a
+// description, a strict zod input (its JSON Schema is what tools/list shows; a malformed
+// input is answered with an isError result naming the field), annotations and a run
+// over the daemon client. Adding a daemon-backed tool is one entry here.
+//
+// Reach: a session sees and steers only its own work — goals it submitted and its own
+// agent. aido_approve is the sharp one: the client's model is the very agent approvals
+// check, so it never answers an approval of the session's own calls, answers approvals
+// of goals this session submitted only when `aido mcp serve --allow-approve` was given,
+// and never any other.
+
+import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
+import type { ApprovalRecord } from "../client/types.js";
+import type { Config } from "../config.js";
+import { type CallContext, errorResult, type McpTool, textResult } from "./tool-types.js";
+
+interface DaemonTool<S extends z.ZodType> {
+  name: string;
+  description: string;
+  input: S;
+  annotations: ToolAnnotations;
+  run(input: z.output<S>, ctx: CallContext): Promise<unknown>;
+}
+
+const id = z.string().min(1).max(200);
+const READ: ToolAnnotations = {
+  readOnlyHint: true,
+  destructiveHint: false,
+  idempotentHint: true,
+  openWorldHint: false,
+};
+const ACT: ToolAnnotations = {
+  readOnlyHint: false,
+  destructiveHint: false,
+  idempotentHint: false,
+  openWorldHint: false,
+};
+const MAX_WAIT_MS = 10 * 60 * 1000;
+
+const json = (value: unknown): CallToolResult => textResult(JSON.stringify(value, null, 2));
+
+function tool<S extends z.ZodType>(t: DaemonTool<S>): DaemonTool<S> {
+  return t;
+}
+
+/** Refuse a goal this session did not submit (named in the error). */
+function ownGoal(ctx: CallContext, goalId: string): void {
+  if (!ctx.submitted.has(goalId)) {
+    throw new RefusedHere(
+      `goal ${goalId} was not submitted by this MCP session (aido_submit); it is not yours to steer`,
+    );
+  }
+}
+
+class RefusedHere extends Error {}
+
+function mine(ctx: CallContext, a: Pick<ApprovalRecord, "agent_id" | "goal_id">): boolean {
+  return a.agent_id === ctx.session.agent_id || (a.goal_id !== null && ctx.submitted.has(a.goal_id));
+}
+
+export function orchestratorTable(config: Config, version: string) {
+  return [
+    tool({
+      name: "aido_submit",
+      description:
+        "Hand a goal to Aido's swarm: a bootstrap agent decomposes it and delegates to narrowly scoped children, each call gated and sandboxed. Returns the goal id.",
+      input: z.strictObject({
+        goal: z.string().min(1).max(100_000),
+        manifest: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
+        inputs: z.array(z.string().min(1).max(4096)).max(256).optional(),
+      }),
+      annotations: { ...ACT, openWorldHint: true },
+      async run(p, ctx) {
+        // From the session's project folder: the goal carries its standing objective (docs/intent.md).
+        const workspace = ctx.session.workspace;
+        const r: { goal_id: string } = await ctx.link.client.call("goal.submit", {
+          ...p,
+          ...(workspace !== null ? { workspace } : {}),
+        });
+        ctx.submitted.add(r.goal_id);
+        return r;
+      },
+    }),
+    tool({
+      name: "aido_status",
+      description: "A goal's state, result or error, token usage and output folder.",
+      input: z.strictObject({ goal_id: id }),
+      annotations: READ,
+      run: (p, ctx) => ctx.link.client.call("goal.status", p),
+    }),
+    tool({
+      name: "aido_wait",
+      description: `Wait until a goal ends or timeout_ms passes (default 60000, at most ${MAX_WAIT_MS}); returns its status.`,
+      input: z.strictObject({ goal_id: id, timeout_ms: z.number().int().min(0).max(MAX_WAIT_MS).optional() }),
+      annotations: READ,
+      run: (p, ctx) => {
+        const timeout = p.timeout_ms ?? 60_000;
+        return ctx.link.client.call(
+          "goal.wait",
+          { goal_id: p.goal_id, timeout_ms: timeout },
+          { timeoutMs: timeout + 15_000 },
+        );
+      },
+    }),
+    tool({
+      name: "aido_cancel",
+      description: "Cancel a goal this session submitted.",
+      input: z.strictObject({ goal_id: id }),
+      annotations: { ...ACT, destructiveHint: true },
+      run: (p, ctx) => {
+        ownGoal(ctx, p.goal_id);
+        return ctx.link.client.call("goal.cancel", p);
+      },
+    }),
+    tool({
+      name: "aido_events",
+      description:
+        "Audit entries after a cursor, oldest first: of a goal this session submitted (goal_id), or of this session's own calls. Returns the entries and the next cursor.",
+      input: z.strictObject({
+        goal_id: id.optional(),
+        cursor: z.number().int().min(0).optional(),
+        limit: z.number().int().min(1).max(1000).optional(),
+      }),
+      annotations: READ,
+      async run(p, ctx) {
+        if (p.goal_id !== undefined) ownGoal(ctx, p.goal_id);
+        const { entries } = await ctx.link.client.call("audit.query", {
+          ...(p.goal_id !== undefined ? { goal_id: p.goal_id } : { agent_id: ctx.session.agent_id }),
+          after_seq: p.cursor ?? 0,
+          limit: p.limit ?? 200,
+        });
+        return { entries, cursor: entries.at(-1)?.seq ?? p.cursor ?? 0 };
+      },
+    }),
+    tool({
+      name: "aido_approvals",
+      description:
+        "Calls waiting for a human: this session's own and those of goals it submitted, with what each answer would cover.",
+      input: z.strictObject({}),
+      annotations: READ,
+      async run(_p, ctx) {
+        const { approvals } = await ctx.link.client.call("approval.list", {});
+        return {
+          approvals: approvals
+            .filter((a) => mine(ctx, a))
+            .map((a) => ({
+              id: a.id,
+              goal_id: a.goal_id,
+              agent_id: a.agent_id,
+              tool: a.tool,
+              summary: a.summary,
+              covers: a.covers,
+            })),
+        };
+      },
+    }),
+    tool({
+      name: "aido_approve",
+      description:
+        "Answer an approval of a goal this session submitted (only when the server runs with --allow-approve). Never answers this session's own calls: a human does, through the client's prompt or `aido approvals`.",
+      input: z.strictObject({
+        id,
+        decision: z.enum(["allow_once", "allow_session", "allow_always", "deny"]),
+      }),
+      annotations: { ...ACT, destructiveHint: true },
+      async run(p, ctx) {
+        const { approvals } = await ctx.link.client.call("approval.list", {});
+        const a = approvals.find((x) => x.id === p.id);
+        if (!a) throw new RefusedHere(`no pending approval ${p.id}`);
+        if (a.agent_id === ctx.session.agent_id) {
+          throw new RefusedHere(
+            `approval ${p.id} is for this session's own call: the agent an approval checks cannot answer it; a human answers with the client's prompt or \`aido approvals\``,
+          );
+        }
+        if (a.goal_id === null || !ctx.submitted.has(a.goal_id)) {
+          throw new RefusedHere(`approval ${p.id} belongs to a goal this session did not submit`);
+        }
+        if (!ctx.allowApprove) {
+          throw new RefusedHere(
+            `answering approvals from MCP is off: the operator starts the server with \`aido mcp serve --allow-approve\` to allow it for goals this session submitted; otherwise a human answers with \`aido approvals\``,
+          );
+        }
+        return ctx.link.client.call("approval.respond", p);
+      },
+    }),
+    tool({
+      name: "aido_list_agents",
+      description: "The agents of goals this session submitted, and this session's own agent.",
+      input: z.strictObject({ include_stopped: z.boolean().optional() }),
+      annotations: READ,
+      async run(p, ctx) {
+        const { agents } = await ctx.link.client.call(
+          "agent.list",
+          p.include_stopped !== undefined ? { include_stopped: p.include_stopped } : {},
+        );
+        return {
+          agents: agents.filter((a) => a.agent_id === ctx.session.agent_id || ctx.submitted.has(a.goal_id)),
+        };
+      },
+    }),
+    tool({
+      name: "aido_orchestrator_info",
+      description:
+        "Aido's version, limits and policy summary, and this session: its agent, workspace, held grants, callable tools and which of them wait for a human.",
+      input: z.strictObject({}),
+      annotations: READ,
+      run: async (_p, ctx) => ({
+        version,
+        session: ctx.session,
+        limits: {
+          max_concurrent_goals: config.limits.maxConcurrentGoals,
+          goal_max_tokens: config.limits.goalMaxTokens,
+          max_depth: config.limits.maxDepth,
+          max_children: config.limits.maxChildren,
+          tool_output_max_bytes: config.limits.toolOutputMaxBytes,
+          exec_timeout_ms: config.sandbox.execTimeoutMs,
+          workspace_max_mb: config.sandbox.workspaceMaxMb,
+          approval_timeout_ms: config.approvals.timeoutMs,
+        },
+        policy: {
+          deny_rules: config.policy.deny.length,
+          confirm_rules: config.policy.confirm.length,
+          snapshot_before_mutation: config.policy.snapshotBeforeMutation,
+          landlock: config.sandbox.landlock,
+          approve_from_mcp: ctx.allowApprove ? "goals this session submitted" : "off",
+        },
+      }),
+    }),
+  ];
+}
+
+/** "field: problem; …" for a zod error, naming each field. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      if (i.code === "unrecognized_keys") {
+        const at = i.path.length > 0 ? `${i.path.join(".")}: ` : "";
+        return `${at}unknown key${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `"${k}"`).join(", ")}`;
+      }
+      return `${i.path.length > 0 ? i.path.join(".") : "input"}: ${i.message}`;
+    })
+    .join("; ");
+}
+
+/** The table as MCP tools: JSON Schema from the zod input, strict parsing, refusals as isError. */
+export function orchestratorTools(config: Config, version: string): McpTool[] {
+  return orchestratorTable(config, version).map((t) => {
+    const schema = z.toJSONSchema(t.input as z.ZodType, { io: "input" }) as Record<string, unknown>;
+    delete schema.$schema;
+    return {
+      name: t.name,
+      description: t.description,
+      inputSchema: schema,
+      annotations: t.annotations,
+      async call(input, ctx) {
+        const parsed = (t.input as z.ZodType).safeParse(input);
+        if (!parsed.success)
+          return textResult(`invalid input for ${t.name}: ${describeIssues(parsed.error)}`, true);
+        try {
+          return json(await (t.run as (p: unknown, c: CallContext) => Promise<unknown>)(parsed.data, ctx));
+        } catch (e) {
+          if (e instanceof RefusedHere) return textResult(`refused: ${e.message}`, true);
+          return errorResult(e);
+        }
+      },
+    };
+  });
+}

@@ -1,0 +1,59 @@
+// mcp/session.ts — one MCP session end to end: a daemon connection of its own with the
+// session opened on it (daemon-link.ts), the approvals bridge on the event stream, and
+// the MCP server over them (server.ts). close() ends all three; the stdio and HTTP
+// transports each hold one of these per MCP session.
+
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import type { AidoClient } from "../client/client.js";
+import type { Config } from "../config.js";
+import { ApprovalsBridge } from "./approvals-bridge.js";
+import { type DaemonLink, openSession, type SessionOptions } from "./daemon-link.js";
+import { createMcpServer } from "./server.js";
+
+export interface McpSession {
+  server: Server;
+  link: DaemonLink;
+  bridge: ApprovalsBridge;
+  close(): Promise<void>;
+}
+
+export interface McpSessionOptions extends SessionOptions {
+  config: Config;
+  version: string;
+  allowApprove: boolean;
+  log(message: string): void;
+}
+
+/** Open the daemon session on `client` (which it then owns) and build its MCP server. */
+export async function openMcpSession(client: AidoClient, opts: McpSessionOptions): Promise<McpSession> {
+  const link = await openSession(client, opts);
+  let bridge: ApprovalsBridge;
+  let server: Server;
+  try {
+    bridge = await ApprovalsBridge.start(opts.config.socketPath, link.session.agent_id, opts.log);
+  } catch (e) {
+    await link.close();
+    throw e;
+  }
+  try {
+    server = await createMcpServer(link, bridge, opts);
+  } catch (e) {
+    bridge.close();
+    await link.close();
+    throw e;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    link,
+    bridge,
+    close() {
+      closing ??= (async () => {
+        bridge.close();
+        await link.close();
+        await server.close().catch(() => {});
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,120 @@
+// sandbox/workspace-binds.ts — host folders bound as a goal's /workspace. An MCP session
+// (kernel/sessions.ts) may guard an agent working on the user's own project: its
+// pseudo-goal's container then mounts that folder read-write as /workspace instead of
+// $AIDO_HOME/goals/<id>/workspace. Every part that reaches a goal's host folders (the
+// container, the quota walk, snapshots and their restore, the setid sweep) asks
+// folders() here, so none of them can miss the bind. Binds live in memory only: after a
+// restart no session survives, so no bind does.
+//
+// checkHostWorkspace judges the folder a client names as an attacker would choose it:
+// absolute, existing, a directory, resolved through symlinks (the real path is what is
+// bound and judged), and never `/`, a pseudo-filesystem (/proc, /sys, /dev), a system
+// folder (/etc, /boot, /run, /usr/bin, … and /usr, /var, /home, /tmp themselves), a folder
+// holding the Docker socket (a container with it is root on the host), nor $AIDO_HOME, a
+// folder inside it or a folder that contains it (the agent would reach the runtime's
+// keys, database and audit). Every refusal names the path and the reason.
+
+import { realpathSync, statSync } from "node:fs";
+import { isAbsolute, relative, sep } from "node:path";
+import { AidoError, ErrorCode } from "../errors.js";
+import { type GoalFolders, goalFolders } from "./folders.js";
+
+const PSEUDO_FS = ["/proc", "/sys", "/dev"];
+/**
+ * Host system folders no project lives in. /run (and /var/run) hold the Docker socket: a
+ * container that mounted it could start containers of its own, as root, with the host's
+ * filesystem. /var/lib/docker holds every container's files.
+ */
+const SYSTEM = [
+  "/etc",
+  "/boot",
+  "/run",
+  "/var/run",
+  "/var/lib/docker",
+  "/bin",
+  "/sbin",
+  "/lib",
+  "/lib64",
+  "/usr/bin",
+  "/usr/sbin",
+  "/usr/lib",
+];
+const SYSTEM_ROOTS = ["/usr", "/var", "/home", "/opt", "/srv", "/mnt", "/media", "/tmp"];
+const DOCKER_SOCKETS = ["/var/run/docker.sock", "/run/docker.sock"];
+
+/** The real path, or the path itself when it does not exist here. */
+function realOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/** `a` is `b` or lies under it, on a path-segment boundary. */
+function within(a: string, b: string): boolean {
+  const rel = relative(b, a);
+  return rel === "" || (rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+function refuse(path: string, reason: string): never {
+  throw new AidoError(ErrorCode.invalidInput, `workspace: ${JSON.stringify(path)} ${reason}`, {
+    field: "workspace",
+    path,
+  });
+}
+
+/** The real path of a host folder fit to be bound as a session's /workspace, or a refusal. */
+export function checkHostWorkspace(path: string, home: string): string {
+  if (path.includes("\0")) refuse(path, "contains a NUL byte");
+  if (!isAbsolute(path)) refuse(path, "is not an absolute path");
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    refuse(path, code === "ENOENT" ? "does not exist" : `cannot be resolved (${code})`);
+  }
+  const shown = real === path ? "" : ` (resolves to ${real})`;
+  if (!statSync(real).isDirectory()) refuse(path, `is not a directory${shown}`);
+  if (real === "/") refuse(path, `is the root of the filesystem${shown}`);
+  const pseudo = PSEUDO_FS.find((p) => within(real, p));
+  if (pseudo) refuse(path, `is on the pseudo-filesystem ${pseudo}${shown}`);
+  const realHome = realOr(home); // a home not created yet is judged by its configured path
+  if (within(real, realHome)) refuse(path, `is or lies inside AIDO_HOME (${realHome})${shown}`);
+  if (within(realHome, real)) refuse(path, `contains AIDO_HOME (${realHome})${shown}`);
+  const system = SYSTEM.map((p) => [p, realOr(p)] as const).find(([, r]) => within(real, r));
+  if (system) refuse(path, `is or lies inside the system folder ${system[1]}${shown}`);
+  if (SYSTEM_ROOTS.some((p) => real === p))
+    refuse(path, `is the system folder ${real} itself, not a project${shown}`);
+  const socket = DOCKER_SOCKETS.map(realOr).find((sock) => within(sock, real));
+  if (socket) refuse(path, `contains the Docker socket ${socket}${shown}`);
+  return real;
+}
+
+export class WorkspaceBinds {
+  private readonly binds = new Map<string, string>();
+
+  constructor(private readonly goalsDir: string) {}
+
+  /** Bind a checked host folder (checkHostWorkspace) as `goalId`'s /workspace. */
+  bind(goalId: string, hostDir: string): void {
+    this.binds.set(goalId, hostDir);
+  }
+
+  unbind(goalId: string): void {
+    this.binds.delete(goalId);
+  }
+
+  /** The host folder bound as the goal's /workspace, if any. */
+  of(goalId: string): string | undefined {
+    return this.binds.get(goalId);
+  }
+
+  /** The goal's host folders, with its bound workspace when it has one. */
+  folders(goalId: string): GoalFolders {
+    const f = goalFolders(this.goalsDir, goalId);
+    const bound = this.binds.get(goalId);
+    return bound === undefined ? f : { ...f, workspace: bound, hostWorkspace: true };
+  }
+}

@@ -1,0 +1,226 @@
+// `aido mcp serve` over stdio, driven by the SDK's own Client through the real CLI, in
+// front of a real daemon and real containers: the tools and their schemas (the gate's zod
+// definitions), allowed calls landing in the user's project folder, denials as isError
+// results naming the stage (and audited), malformed input answered with the field named
+// while the server lives on, approvals through elicitation and through the socket while
+// the MCP call waits, a session that cannot approve its own call, and a session whose
+// client leaves ending with no container.
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { fileRead, fileWrite } from "../../src/tools/files.js";
+import { requireDocker } from "../support/docker.js";
+import { textOf, until, useMcpSuite } from "./fixture.js";
+
+beforeAll(() => requireDocker());
+const suite = useMcpSuite();
+
+const jsonSchemaOf = (t: { input: unknown }) => {
+  const s = z.toJSONSchema(t.input as z.ZodType, { io: "input", unrepresentable: "any" }) as Record<
+    string,
+    unknown
+  >;
+  delete s.$schema;
+  return s;
+};
+
+describe("tools/list", () => {
+  it("lists the session's gated tools with the gate's schemas and honest annotations, no spawn tools", async () => {
+    await suite.start();
+    const client = await suite.connect();
+    const { tools } = await client.listTools();
+    const byName = new Map(tools.map((t) => [t.name, t]));
+    for (const name of [
+      "file_read",
+      "file_write",
+      "file_edit",
+      "file_list",
+      "grep",
+      "exec",
+      "snapshot_restore",
+    ]) {
+      expect(byName.has(name), name).toBe(true);
+    }
+    expect(byName.has("spawn_agent")).toBe(false);
+    expect(byName.has("web_fetch")).toBe(false); // the session manifest holds no network grant
+    expect(byName.get("file_read")?.inputSchema).toEqual(jsonSchemaOf(fileRead));
+    expect(byName.get("file_write")?.inputSchema).toEqual(jsonSchemaOf(fileWrite));
+    expect(byName.get("file_read")?.annotations).toMatchObject({
+      readOnlyHint: true,
+      destructiveHint: false,
+    });
+    expect(byName.get("grep")?.annotations).toMatchObject({ readOnlyHint: true });
+    expect(byName.get("file_write")?.annotations).toMatchObject({
+      readOnlyHint: false,
+      destructiveHint: true,
+    });
+    expect(byName.get("exec")?.annotations).toMatchObject({ destructiveHint: true, openWorldHint: true });
+    for (const name of [
+      "aido_submit",
+      "aido_status",
+      "aido_wait",
+      "aido_cancel",
+      "aido_events",
+      "aido_approvals",
+      "aido_approve",
+      "aido_list_agents",
+      "aido_orchestrator_info",
+    ]) {
+      expect(byName.has(name), name).toBe(true);
+    }
+    expect(byName.get("aido_status")?.inputSchema).toMatchObject({
+      type: "object",
+      required: ["goal_id"],
+      additionalProperties: false,
+    });
+  });
+});
+
+describe("tools/call through the gate", () => {
+  it("writes into the user's project folder and reads it back", async () => {
+    await suite.start();
+    const client = await suite.connect();
+    const w = await client.callTool({
+      name: "file_write",
+      arguments: { path: "/workspace/notes/plan.md", content: "step 1" },
+    });
+    expect(w.isError ?? false).toBe(false);
+    expect(readFileSync(join(suite.project, "notes", "plan.md"), "utf8")).toBe("step 1");
+    const r = await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    expect(textOf(r)).toContain("the user's project");
+  });
+
+  it("answers a denied call with isError naming the stage and the reason, and audits it", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const r = await client.callTool({
+      name: "file_write",
+      arguments: { path: "/etc/cron.d/x", content: "* * * * * root sh" },
+    });
+    expect(r.isError).toBe(true);
+    expect(textOf(r)).toMatch(/denied at the capability stage \(capability_denied\)/);
+    expect(textOf(r)).toContain("/etc/cron.d/x");
+    const c = await fx.client();
+    const denied = (await c.call("audit.query", { kind: "tool.denied" })).entries;
+    expect(denied.some((e) => JSON.stringify(e.payload).includes("/etc/cron.d/x"))).toBe(true);
+  });
+
+  it("answers malformed input with an error naming the field, and lives on", async () => {
+    await suite.start();
+    const client = await suite.connect();
+    const gated = await client.callTool({ name: "file_read", arguments: { path: 42 } });
+    expect(gated.isError).toBe(true);
+    expect(textOf(gated)).toMatch(/schema stage/);
+    expect(textOf(gated)).toContain("path");
+    const orch = await client.callTool({ name: "aido_status", arguments: { goal: "x" } });
+    expect(orch.isError).toBe(true);
+    expect(textOf(orch)).toContain("goal_id");
+    expect(textOf(orch)).toContain('unknown key "goal"');
+    const wait = await client.callTool({ name: "aido_wait", arguments: { goal_id: "g_x", timeout_ms: -5 } });
+    expect(textOf(wait)).toContain("timeout_ms");
+    const ok = await client.callTool({ name: "file_list", arguments: { path: "/workspace" } });
+    expect(textOf(ok)).toContain("README.md");
+  });
+});
+
+describe("approvals", () => {
+  it("asks the client through elicitation, with what each answer covers, and runs the call on Allow Once", async () => {
+    await suite.start();
+    const asked: string[] = [];
+    const client = await suite.connect({
+      elicit: async (req) => {
+        asked.push((req.params as { message: string }).message);
+        return { action: "accept", content: { decision: "allow_once" } };
+      },
+    });
+    const progress: string[] = [];
+    const r = await client.callTool(
+      { name: "exec", arguments: { command: "python3 -c 'import time; time.sleep(2.5); print(\"done\")'" } },
+      undefined,
+      { onprogress: (p) => progress.push(p.message ?? ""), timeout: 60_000 },
+    );
+    expect(textOf(r)).toContain("done");
+    expect(r.isError ?? false).toBe(false);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toContain("Allow Once:");
+    expect(asked[0]).toContain("Allow Always:");
+    expect(asked[0]).toContain("python3");
+    expect(progress.some((m) => /exec running for \d+ s/.test(m))).toBe(true);
+  });
+
+  it("a Deny through elicitation refuses the call at the approval stage", async () => {
+    await suite.start();
+    const client = await suite.connect({
+      elicit: async () => ({ action: "accept", content: { decision: "deny" } }),
+    });
+    const r = await client.callTool({ name: "exec", arguments: { command: "ls /workspace" } });
+    expect(r.isError).toBe(true);
+    expect(textOf(r)).toMatch(/denied at the approval stage/);
+  });
+
+  it("without elicitation, says the call waits for `aido approvals`, which answers it over the socket", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const progress: string[] = [];
+    const call = client.callTool({ name: "exec", arguments: { command: "ls /workspace" } }, undefined, {
+      onprogress: (p) => progress.push(p.message ?? ""),
+      timeout: 60_000,
+    });
+    const human = await fx.client();
+    const pending = await until(async () => (await human.call("approval.list", {})).approvals.length === 1);
+    expect(pending).toBe(true);
+    const [rec] = (await human.call("approval.list", {})).approvals;
+    if (!rec) throw new Error("no approval");
+    await until(() => progress.some((m) => m.includes(rec.id) && m.includes("aido approvals")));
+
+    // The client's model tries to approve its own call: refused, it is the agent being checked.
+    const self = await client.callTool({
+      name: "aido_approve",
+      arguments: { id: rec.id, decision: "allow_always" },
+    });
+    expect(self.isError).toBe(true);
+    expect(textOf(self)).toContain("this session's own call");
+    expect((await human.call("approval.list", {})).approvals).toHaveLength(1);
+
+    await human.call("approval.respond", { id: rec.id, decision: "allow_once" });
+    const r = await call;
+    expect(r.isError ?? false).toBe(false);
+    expect(textOf(r)).toContain("README.md");
+  });
+  it("denies the approval of a call the client cancelled while it waited", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "exec", arguments: { command: "ls /workspace" } }, undefined, {
+        signal: abort.signal,
+      })
+      .catch((e: Error) => e);
+    const human = await fx.client();
+    await until(async () => (await human.call("approval.list", {})).approvals.length === 1);
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    await until(async () => (await human.call("approval.list", {})).approvals.length === 0);
+    const [decided] = (await human.call("approval.list", { status: "decided" })).approvals;
+    expect(decided?.decision).toBe("deny");
+  });
+});
+
+describe("session end", () => {
+  it("leaves no container when the client closes, and the project keeps what the session wrote", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    await client.callTool({
+      name: "file_write",
+      arguments: { path: "/workspace/kept.txt", content: "kept" },
+    });
+    expect(suite.containers()).toHaveLength(1);
+    await client.close();
+    await until(() => suite.containers().length === 0);
+    expect(readFileSync(join(suite.project, "kept.txt"), "utf8")).toBe("kept");
+    const c = await fx.client();
+    await until(async () => (await c.call("audit.query", { kind: "session.closed" })).entries.length === 1);
+  });
+});
