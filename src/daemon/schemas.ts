@@ -40,7 +40,7 @@ const manifestValue = z.union([
 
 /** Steps of a plan: each a tool and its input (checked against the tool's schema by kernel/plans.ts). */
 const MAX_PLAN_STEPS = 50;
-const planSteps = z
+export const planSteps = z
   .array(z.strictObject({ tool: z.string().min(1).max(200), input: z.record(z.string(), z.unknown()) }))
   .min(1)
   .max(MAX_PLAN_STEPS);

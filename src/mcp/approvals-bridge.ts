@@ -65,8 +65,11 @@ export function decisionOf(result: { action: string; content?: Record<string, un
   return DECISIONS.some((x) => x.value === d) ? (d as Decision) : "deny";
 }
 
+/** `during`'s tool for a call that may make any tool of the session's agent ask (plan.execute). */
+export const ANY_TOOL = "*";
+
 export class ApprovalsBridge {
-  private readonly waiting: { tool: string; on: OnApproval; claimed: boolean }[] = [];
+  private readonly waiting: { tool: string; on: OnApproval; claimed: boolean; many: boolean }[] = [];
 
   private constructor(
     private readonly agentId: string,
@@ -90,9 +93,12 @@ export class ApprovalsBridge {
     return bridge;
   }
 
-  /** Route the next approval request for `tool` to `on` while `fn` runs. */
-  async during<T>(tool: string, on: OnApproval, fn: () => Promise<T>): Promise<T> {
-    const w = { tool, on, claimed: false };
+  /**
+   * Route the next approval request for `tool` to `on` while `fn` runs. `ANY_TOOL` with
+   * `many` routes every request of the session's agent (a plan's steps ask one by one).
+   */
+  async during<T>(tool: string, on: OnApproval, fn: () => Promise<T>, many = false): Promise<T> {
+    const w = { tool, on, claimed: false, many };
     this.waiting.push(w);
     try {
       return await fn();
@@ -112,9 +118,9 @@ export class ApprovalsBridge {
 
   private onEvent(ev: WireEvent, log: (m: string) => void): void {
     if (ev.type !== "approval.requested" || ev.agent_id !== this.agentId) return;
-    const w = this.waiting.find((x) => !x.claimed && x.tool === ev.tool);
+    const w = this.waiting.find((x) => !x.claimed && (x.tool === ev.tool || x.tool === ANY_TOOL));
     if (!w) return;
-    w.claimed = true;
+    w.claimed = !w.many;
     try {
       w.on({
         approval_id: String(ev.approval_id),

@@ -1,7 +1,10 @@
 // mcp/orchestrator-tools.ts — the MCP tools that are not gated tool calls but daemon
 // operations: hand a goal to the swarm and follow it (aido_submit, aido_status, aido_wait,
 // aido_cancel, aido_events), the approvals around it (aido_approvals, aido_approve),
-// aido_list_agents and aido_orchestrator_info. One table: an entry is a name, a
+// aido_list_agents and aido_orchestrator_info; the project folder's persistent intent
+// (aido_goal_set, aido_goal_step, aido_goal_status, aido_goal_clear: intent.* keyed by the
+// session's bound folder); propose -> simulate -> execute (aido_simulate, aido_plan,
+// aido_plan_execute: plan.* as the session's agent). One table: an entry is a name, a
 // description, a strict zod input (its JSON Schema is what tools/list shows; a malformed
 // input is answered with an isError result naming the field), annotations and a run
 // over the daemon client. Adding a daemon-backed tool is one entry here.
@@ -16,7 +19,11 @@ import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/
 import { z } from "zod";
 import type { ApprovalRecord } from "../client/types.js";
 import type { Config } from "../config.js";
+import { planSteps } from "../daemon/schemas.js";
+import { budgetField, checkField, noteField, objectiveField } from "../intent/fields.js";
+import { ANY_TOOL } from "./approvals-bridge.js";
 import { type CallContext, errorResult, type McpTool, textResult } from "./tool-types.js";
+import { withHuman } from "./typed-tools.js";
 
 interface DaemonTool<S extends z.ZodType> {
   name: string;
@@ -40,6 +47,8 @@ const ACT: ToolAnnotations = {
   openWorldHint: false,
 };
 const MAX_WAIT_MS = 10 * 60 * 1000;
+/** A simulation in a shadow copy or a plan's run may take long; the daemon's own limits end it first. */
+const LONG_MS = 24 * 3600 * 1000;
 
 const json = (value: unknown): CallToolResult => textResult(JSON.stringify(value, null, 2));
 
@@ -61,6 +70,19 @@ class RefusedHere extends Error {}
 function mine(ctx: CallContext, a: Pick<ApprovalRecord, "agent_id" | "goal_id">): boolean {
   return a.agent_id === ctx.session.agent_id || (a.goal_id !== null && ctx.submitted.has(a.goal_id));
 }
+
+/** The session's project folder, which keys its persistent intent; refused without one. */
+function projectOf(ctx: CallContext): string {
+  if (ctx.session.workspace === null) {
+    throw new RefusedHere(
+      "this session has no project folder: persistent intent belongs to one (start the server with `aido mcp serve --workspace DIR`)",
+    );
+  }
+  return ctx.session.workspace;
+}
+
+/** Who set or stepped an objective, as the intent records it. */
+const bySession = (ctx: CallContext): string => `mcp session ${ctx.session.session_id}`;
 
 export function orchestratorTable(config: Config, version: string) {
   return [
@@ -201,6 +223,89 @@ export function orchestratorTable(config: Config, version: string) {
           agents: agents.filter((a) => a.agent_id === ctx.session.agent_id || ctx.submitted.has(a.goal_id)),
         };
       },
+    }),
+    tool({
+      name: "aido_goal_set",
+      description:
+        "Set the standing objective of this session's project folder, shared with every client and session on it (and replacing the active one, kept as history). Goals submitted from the folder carry it; budget_tokens caps what they may spend; check is a command whose exit 0 says the objective is met.",
+      input: z.strictObject({
+        objective: objectiveField,
+        budget_tokens: budgetField.optional(),
+        check: checkField.optional(),
+      }),
+      annotations: ACT,
+      run: (p, ctx) =>
+        ctx.link.client.call("intent.set", { workspace: projectOf(ctx), ...p, by: bySession(ctx) }),
+    }),
+    tool({
+      name: "aido_goal_step",
+      description: "Record a step towards the project folder's standing objective.",
+      input: z.strictObject({ note: noteField }),
+      annotations: ACT,
+      run: (p, ctx) =>
+        ctx.link.client.call("intent.step", { workspace: projectOf(ctx), note: p.note, by: bySession(ctx) }),
+    }),
+    tool({
+      name: "aido_goal_status",
+      description:
+        "The project folder's standing objective: steps, tokens spent of its budget, the last check. With check: true, first runs the objective's check command as this session's agent, through the gate (it may wait for a human like any exec).",
+      input: z.strictObject({ check: z.boolean().optional() }),
+      annotations: { ...ACT, readOnlyHint: false },
+      async run(p, ctx) {
+        const workspace = projectOf(ctx);
+        const checked =
+          p.check === true
+            ? await withHuman("exec", ctx, () =>
+                ctx.link.client.call("intent.check", { workspace, agent_id: ctx.session.agent_id }),
+              )
+            : undefined;
+        const status = await ctx.link.client.call("intent.status", { workspace });
+        return checked === undefined ? status : { ...status, checked };
+      },
+    }),
+    tool({
+      name: "aido_goal_clear",
+      description: "Clear the project folder's standing objective (kept as history).",
+      input: z.strictObject({}),
+      annotations: { ...ACT, destructiveHint: true },
+      run: (_p, ctx) =>
+        ctx.link.client.call("intent.clear", { workspace: projectOf(ctx), by: bySession(ctx) }),
+    }),
+    tool({
+      name: "aido_simulate",
+      description:
+        "What the gate would decide about each step ({tool, input}) as this session's agent, and what each would read, write, run and contact, and whether a human would be asked; runs nothing. With shadow: true the steps really run in a throwaway copy of the workspace and the result carries each step's output and the file diff; the real workspace is untouched.",
+      input: z.strictObject({ steps: planSteps, shadow: z.boolean().optional() }),
+      annotations: READ,
+      run: (p, ctx) =>
+        ctx.link.client.call(
+          "plan.simulate",
+          { agent_id: ctx.session.agent_id, ...p },
+          { timeoutMs: LONG_MS },
+        ),
+    }),
+    tool({
+      name: "aido_plan",
+      description:
+        "Record a plan (a title and its steps) in the ledger with its simulation and a hash over the steps, this session's grants and the policy. aido_plan_execute runs exactly those steps.",
+      input: z.strictObject({ title: z.string().min(1).max(200), steps: planSteps }),
+      annotations: ACT,
+      run: (p, ctx) => ctx.link.client.call("plan.create", { agent_id: ctx.session.agent_id, ...p }),
+    }),
+    tool({
+      name: "aido_plan_execute",
+      description:
+        "Run a recorded plan once, step by step through the gate (approvals apply), after a snapshot; refused when its steps, the grants or the policy changed since it was simulated. Stops at the first failed step; on_failure: restore rolls the workspace back to before the plan.",
+      input: z.strictObject({ plan_id: id, on_failure: z.enum(["stop", "restore"]).optional() }),
+      annotations: { ...ACT, destructiveHint: true },
+      run: (p, ctx) =>
+        withHuman(ANY_TOOL, ctx, () =>
+          ctx.link.client.call(
+            "plan.execute",
+            { ...p, agent_id: ctx.session.agent_id },
+            { timeoutMs: LONG_MS },
+          ),
+        ),
     }),
     tool({
       name: "aido_orchestrator_info",

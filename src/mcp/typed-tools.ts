@@ -10,7 +10,7 @@
 import type { ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import type { AidoClient } from "../client/client.js";
 import type { SessionInfo } from "../client/types.js";
-import { approvalForm, decisionOf, respond } from "./approvals-bridge.js";
+import { ANY_TOOL, approvalForm, decisionOf, respond } from "./approvals-bridge.js";
 import { type CallContext, errorResult, type McpTool, textResult } from "./tool-types.js";
 
 const SPAWN_TOOLS = new Set(["spawn_agent", "spawn_agents", "spawn_worlds", "adopt_world"]);
@@ -56,22 +56,45 @@ export async function typedTools(client: AidoClient, session: SessionInfo): Prom
 }
 
 async function invokeGated(tool: string, input: Record<string, unknown>, ctx: CallContext) {
+  try {
+    const r = await withHuman(tool, ctx, () =>
+      ctx.link.client.call(
+        "tool.invoke",
+        { agent_id: ctx.session.agent_id, tool, input },
+        { timeoutMs: CALL_TIMEOUT_MS },
+      ),
+    );
+    return textResult(r.output, r.is_error);
+  } catch (e) {
+    return errorResult(e);
+  }
+}
+
+/**
+ * Run a daemon call during which the session's agent may wait for a human: for `tool`, or
+ * for any tool one after another (`ANY_TOOL`: a plan's steps, an intent's check). Each
+ * request is put to the client through elicitation, or announced as waiting for
+ * `aido approvals`; a heartbeat of progress runs meanwhile; when the client cancels the
+ * call, an approval it still waits for is denied, so nobody approves later a call whose
+ * result no one will read.
+ */
+export async function withHuman<T>(tool: string, ctx: CallContext, fn: () => Promise<T>): Promise<T> {
   const started = Date.now();
   /** Set while the call waits for a human at `aido approvals` (no elicitation). */
   let waiting: string | undefined;
   const beat = setInterval(() => {
     const s = Math.round((Date.now() - started) / 1000);
-    ctx.progress(waiting ? `${waiting} (${s} s)` : `${tool} running for ${s} s`);
+    ctx.progress(
+      waiting ? `${waiting} (${s} s)` : `${tool === ANY_TOOL ? "the call" : tool} running for ${s} s`,
+    );
   }, HEARTBEAT_MS);
-  // The client cancelled the call (notifications/cancelled): an approval it still waits for
-  // is denied, so nobody approves later a call whose result no one will read.
   let pending: string | undefined;
   const cancelled = () => {
     if (pending !== undefined) void respond(ctx.link.client, pending, "deny", ctx.log);
   };
   ctx.signal.addEventListener("abort", cancelled, { once: true });
   try {
-    const r = await ctx.bridge.during(
+    return await ctx.bridge.during(
       tool,
       (ask) => {
         pending = ask.approval_id;
@@ -87,20 +110,13 @@ async function invokeGated(tool: string, input: Record<string, unknown>, ctx: Ca
           );
           return;
         }
-        waiting = `${tool} waits for a human: answer approval ${ask.approval_id} with \`aido approvals\` (${ask.summary})`;
+        waiting = `${ask.tool} waits for a human: answer approval ${ask.approval_id} with \`aido approvals\` (${ask.summary})`;
         ctx.notice(waiting);
         ctx.progress(waiting);
       },
-      () =>
-        ctx.link.client.call(
-          "tool.invoke",
-          { agent_id: ctx.session.agent_id, tool, input },
-          { timeoutMs: CALL_TIMEOUT_MS },
-        ),
+      fn,
+      tool === ANY_TOOL,
     );
-    return textResult(r.output, r.is_error);
-  } catch (e) {
-    return errorResult(e);
   } finally {
     clearInterval(beat);
     ctx.signal.removeEventListener("abort", cancelled);
