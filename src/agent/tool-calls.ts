@@ -43,9 +43,11 @@ export function principalOf(env: AgentEnv, agent: AgentRecord, turn?: number): P
       identity: memoryIdentity(agent.identity),
       episodic: episodicOn(agent.manifest),
     };
+  // An agent in a world (kernel/worlds.ts) acts on the world's throwaway copy: its calls
+  // are judged and audited under the world's pseudo-goal, with no snapshot before mutation.
   const p: Principal = {
     agentId: agent.id,
-    goalId: agent.goalId,
+    goalId: agent.sandboxGoal ?? agent.goalId,
     identity: agent.identity,
     token: agent.token,
     approvalRequired: new Set(agent.manifest.approval_required),
@@ -53,6 +55,7 @@ export function principalOf(env: AgentEnv, agent: AgentRecord, turn?: number): P
     services,
   };
   if (turn !== undefined) p.turn = turn;
+  if (agent.sandboxGoal !== undefined) p.scratch = true;
   return p;
 }
 

@@ -49,7 +49,8 @@ export interface Principal {
   /** The agent loop's turn number; snapshot-before-mutation keys on it. */
   turn?: number;
   /**
-   * The goal's folders are a throwaway copy (a shadow simulation, kernel/shadow.ts): no
+   * The goal's folders are a throwaway copy (a shadow simulation, kernel/shadow.ts, or a
+   * world, kernel/worlds.ts): no
    * snapshot before mutation, since nothing of it is kept to roll back to.
    */
   scratch?: true;

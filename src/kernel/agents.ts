@@ -76,7 +76,7 @@ export class AgentRunner {
     parent: AgentRecord,
     manifestValue: unknown,
     message: string,
-    opts: { priorFindings?: string; defaultShare?: number } = {},
+    opts: { priorFindings?: string; defaultShare?: number; sandboxGoal?: string } = {},
   ): Promise<ChildOutcome> {
     const usage: Usage = { input_tokens: 0, output_tokens: 0 };
     let name =
@@ -95,6 +95,7 @@ export class AgentRunner {
           manifest,
           parent,
           ...(opts.defaultShare !== undefined ? { defaultShare: opts.defaultShare } : {}),
+          ...(opts.sandboxGoal !== undefined ? { sandboxGoal: opts.sandboxGoal } : {}),
         });
       } catch (e) {
         return {

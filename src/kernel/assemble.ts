@@ -2,7 +2,7 @@
 // SQLite connection: runtime key and audit log, tokens, approvals, budget, policy, the
 // sandbox backend, snapshots, memory, skills, persistent intents, the tool registry, the gate, the agent
 // registry, the inference scheduler, spawning, the agent environment and runner, the goal
-// queue, the plan ledger and the sandbox sweeper. Each part is made from parts made before it; the few
+// queue, the plan ledger, parallel worlds and the sandbox sweeper. Each part is made from parts made before it; the few
 // callbacks that point forward (a container's skills come from the goal's root agent, an
 // agent's usage is counted by its goal) are closures called only once everything
 // exists. Nothing else constructs these parts, so no path can end up with a gate that
@@ -52,6 +52,8 @@ import { Sessions } from "./sessions.js";
 import { Shadows } from "./shadow.js";
 import { newAgentId, Spawner } from "./spawn.js";
 import { createSpawnTools } from "./spawn-tools.js";
+import { createWorldTools } from "./world-tools.js";
+import { Worlds } from "./worlds.js";
 
 /** Pseudo-goals of standalone agents (agent.spawn) are named s_<…>; goals are g_<…>. */
 export const STANDALONE_PREFIX = "s_";
@@ -101,6 +103,8 @@ export interface RuntimeParts {
   sweeper: SandboxSweeper;
   /** The plan ledger: propose -> simulate -> execute. */
   plans: Plans;
+  /** Parallel worlds (spawn_worlds, adopt_world). */
+  worlds: Worlds;
 }
 
 /** Build every part over `db` (opened by the caller, which closes it if this throws). */
@@ -164,7 +168,10 @@ export async function assembleRuntime(
     quota,
     acquireOptions: (goalId) => {
       const workspace = binds.of(goalId);
-      return { skills: rootSkills(registry, goalId), ...(workspace !== undefined ? { workspace } : {}) };
+      return {
+        skills: rootSkills(registry, worlds.realGoal(goalId) ?? goalId),
+        ...(workspace !== undefined ? { workspace } : {}),
+      };
     },
     folders: (goalId) => binds.folders(goalId),
     log,
@@ -261,6 +268,19 @@ export async function assembleRuntime(
   });
   const spawnTools = createSpawnTools({ registry, runner, budget, batchCap: config.limits.spawnBatchCap });
   for (const t of spawnTools) addTool(tools, t);
+  const worlds: Worlds = new Worlds({
+    config,
+    audit,
+    snapshots,
+    quota,
+    registry,
+    runner,
+    budget,
+    events,
+    roots: snapshotRoots,
+    retire: (goalId) => sandboxes.retire(goalId),
+  });
+  for (const t of createWorldTools({ registry, worlds })) addTool(tools, t);
   const goals = new GoalRunner({
     db,
     config,
@@ -314,6 +334,7 @@ export async function assembleRuntime(
     audit,
     isLive: (goalId) =>
       shadows.isLive(goalId) ||
+      worlds.isLive(goalId) ||
       (isStandalone(goalId) ? registry.list({ goalId }).length > 0 : goals.isLive(goalId)),
     expired: (goalId, reason) => {
       if (!isStandalone(goalId)) goals.fail(goalId, reason);
@@ -344,6 +365,7 @@ export async function assembleRuntime(
     sessions,
     sweeper,
     plans,
+    worlds,
   };
 }
 

@@ -74,6 +74,12 @@ export interface AgentRecord {
   readonly ownsAccount: boolean;
   state: AgentState;
   readonly children: Set<string>;
+  /**
+   * The pseudo-goal whose folders and container the agent's tool calls act on, when it is
+   * not its own goal's: a world's copy (kernel/worlds.ts). In memory only: a world does
+   * not outlive the process, and on-demand children are stopped at a restart.
+   */
+  readonly sandboxGoal?: string;
   /** Aborts the agent's model call and tool calls in flight. Replaced per run for persistent agents. */
   abort: AbortController;
   readonly createdAt: number;

@@ -41,6 +41,7 @@ import type { AgentRecord, AgentRegistry, AgentSummary } from "./registry.js";
 import type { SandboxSweeper } from "./sandbox-sweeper.js";
 import type { Sessions } from "./sessions.js";
 import { newAgentId, type Spawner } from "./spawn.js";
+import type { Worlds } from "./worlds.js";
 
 export type { BuiltinToolDeps, RuntimeOptions };
 
@@ -78,6 +79,8 @@ export class Runtime {
   readonly plans: Plans;
   /** MCP sessions (session.open / session.close). */
   readonly sessions: Sessions;
+  /** Parallel worlds (spawn_worlds, adopt_world). */
+  readonly worlds: Worlds;
   /** Each goal's sandbox handle, and the one path that ends it. */
   private readonly sandboxes: GoalSandboxes;
   private readonly runner: AgentRunner;
@@ -104,6 +107,7 @@ export class Runtime {
     this.goals = parts.goals;
     this.plans = parts.plans;
     this.sessions = parts.sessions;
+    this.worlds = parts.worlds;
     this.sandboxes = parts.sandboxes;
     this.runner = parts.runner;
     this.sweeper = parts.sweeper;
@@ -248,6 +252,8 @@ export class Runtime {
       await Promise.all(released);
       // Sessions end on their agents' agent.stopped: their containers go and they are audited.
       await this.sessions.settled();
+      // Worlds' containers and folders go with the agents that spawned them.
+      await this.worlds.close();
       this.sessions.dispose();
       try {
         await this.backend.close();

@@ -21,7 +21,7 @@ import { scopeDigest } from "../security/command-scope.js";
 import { type AgentRunner, type ChildOutcome, formatChildReport } from "./agents.js";
 import type { AgentRegistry } from "./registry.js";
 
-const manifestValue = z.union([
+export const manifestValue = z.union([
   z
     .string()
     .min(1)
@@ -51,7 +51,7 @@ export function spawnAgentsInput(batchCap: number) {
   });
 }
 
-function childName(value: unknown, where: string): string {
+export function childName(value: unknown, where: string): string {
   try {
     return parseManifestValue(value, where).name;
   } catch (e) {
@@ -62,7 +62,7 @@ function childName(value: unknown, where: string): string {
 }
 
 /** What a standing answer to a spawn covers: these manifests as parsed (any spelling), any task. */
-function spawnScope(tool: string, values: readonly unknown[]): ApprovalScope {
+export function spawnScope(tool: string, values: readonly unknown[]): ApprovalScope {
   const manifests = values.map((v) => {
     const { source: _source, ...m } = parseManifestValue(v, `${tool} input`);
     return m;

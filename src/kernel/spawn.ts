@@ -59,6 +59,11 @@ export interface SpawnRequest {
   account?: string;
   /** Tokens to carve when the child manifest has no budget (default: half the parent's room). */
   defaultShare?: number;
+  /**
+   * Children only: the pseudo-goal whose folders the child's tools act on (a world's copy,
+   * kernel/worlds.ts). A child of an agent in a world stays in that world.
+   */
+  sandboxGoal?: string;
 }
 
 export interface SpawnerDeps {
@@ -117,6 +122,7 @@ export class Spawner {
       return denied(e);
     }
     const id = newAgentId();
+    const sandboxGoal = parent ? (req.sandboxGoal ?? parent.sandboxGoal) : undefined;
     let account: string | undefined;
     let token: CapabilityToken | undefined;
     let opened = false;
@@ -176,6 +182,7 @@ export class Spawner {
             ownsAccount: opened,
             state: "starting",
             children: new Set(),
+            ...(sandboxGoal !== undefined ? { sandboxGoal } : {}),
             abort: new AbortController(),
             createdAt: Date.now(),
           };

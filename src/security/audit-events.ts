@@ -131,6 +131,23 @@ export interface AuditPayloads {
   "plan.restored": { plan_id: string; snapshot_id: string; files_restored: number; files_failed: number };
   /** plan.execute refused before any step ran (what changed since the simulation, or a replay). */
   "plan.refused": { plan_id: string; reason: string; changed?: string[] };
+  /** A world (kernel/worlds.ts): a copy of the spawner's folders, made from `snapshot_id`. */
+  "world.spawned": { world_id: string; snapshot_id: string; manifest: string };
+  /** The world's child ended; what it changed in its copy. */
+  "world.finished": {
+    world_id: string;
+    agent_id?: string;
+    stop_reason: string;
+    added: number;
+    changed: number;
+    deleted: number;
+  };
+  /** A world's diff applied to the real folders through the gate by the agent that spawned it. */
+  "world.adopted": { world_id: string; paths_applied: number; paths_failed: number };
+  /** adopt_world refused (another agent's world, adopted already, unknown, or paths the caller may not write). */
+  "world.refused": { world_id: string; reason: string; paths?: string[] };
+  /** A world's container and folders removed (another world was adopted, or its spawner's turn ended). */
+  "world.discarded": { world_id: string; reason: string };
   "sandbox.created": { container_id: string; image: string };
   "sandbox.destroyed": { container_id: string; reason?: string };
   /** At start-up, when the operator's config says `sandbox.landlock: off`. */
@@ -206,6 +223,11 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "plan.executed",
   "plan.restored",
   "plan.refused",
+  "world.spawned",
+  "world.finished",
+  "world.adopted",
+  "world.refused",
+  "world.discarded",
   "sandbox.created",
   "sandbox.destroyed",
   "sandbox.landlock_off",

@@ -10,6 +10,7 @@
 // configured, their tool names join this check.
 
 export const BUILTIN_TOOL_NAMES: readonly string[] = [
+  "adopt_world",
   "exec",
   "file_edit",
   "file_list",
@@ -26,6 +27,7 @@ export const BUILTIN_TOOL_NAMES: readonly string[] = [
   "snapshot_restore",
   "spawn_agent",
   "spawn_agents",
+  "spawn_worlds",
   "web_fetch",
 ];
 

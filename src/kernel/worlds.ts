@@ -1,0 +1,402 @@
+// kernel/worlds.ts — parallel worlds (spawn_worlds, adopt_world: kernel/world-tools.ts).
+// An agent tries one task N ways at once, each in a world of its own:
+//   1. one snapshot of the spawner's real /workspace and /output (only read);
+//   2. per world, that snapshot restored into a fresh pseudo-goal w_<id> (its own folders
+//      and, on first use, its own container), and the copy's stat taken (as a shadow's,
+//      kernel/shadow.ts);
+//   3. per world, one child of the spawner, narrowed like any spawn_agent child, with its
+//      own carved budget and conversation, whose tool calls act on the world's copy
+//      (AgentRecord.sandboxGoal; judged and audited under w_<id>, no snapshot before
+//      mutation: the copy is thrown away). The children run in parallel under the
+//      inference semaphore;
+//   4. when a child ends, its world's container is removed and the copy compared with the
+//      snapshot (sandbox/tree-diff.ts): the world's receipt.
+// adopt() applies one world's diff to the real folders as the spawner, through the gate:
+// every path of the diff is first asked of the caller's file_write grants and the policy
+// (ToolContext.allowPath); when any is refused, nothing is written and each refused path is
+// reported and audited. Otherwise the world's copy is snapshotted and restored onto the
+// real folders, limited to the diff's paths (a path the real folders changed meanwhile and
+// the world did not touch is left as it is). The other worlds are then discarded.
+// A world lives until it is adopted, another is, or its spawner's turn ends (the agent
+// pauses or stops: the goal's end stops it); discarding removes the container and deletes
+// the folder (links unlinked, never followed). Folders a previous process left are removed
+// at start-up with the shadows' (Shadows.removeLeftovers: the same w_ prefix).
+
+import { randomBytes } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode } from "../errors.js";
+import type { PathNeed } from "../gate/types.js";
+import type { Usage } from "../llm/types.js";
+import { parseManifestValue } from "../manifest/load.js";
+import { type GoalFolders, goalFolders, makeGoalFolders } from "../sandbox/folders.js";
+import type { WorkspaceQuota } from "../sandbox/quota.js";
+import type { RestoreResult } from "../sandbox/snapshot-restore.js";
+import type { SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
+import { diffCopy, statTree, TEXT_DIFF_MAX_BYTES, type TreeDiff } from "../sandbox/tree-diff.js";
+import type { AuditLog } from "../security/audit.js";
+import { type BudgetLedger, roomOf } from "../security/budget.js";
+import type { AgentRunner, ChildOutcome } from "./agents.js";
+import type { EventBus } from "./events.js";
+import type { AgentRecord, AgentRegistry } from "./registry.js";
+
+/** Worlds per spawn_worlds call, at least and at most (and never more than limits.max_children). */
+export const WORLDS_MIN = 2;
+export const WORLDS_MAX = 8;
+
+export interface WorldReceipt {
+  world_id: string;
+  agent_id?: string;
+  stop_reason: ChildOutcome["stopReason"];
+  /** The child's final text (untrusted: a model wrote it). */
+  summary: string;
+  error?: { code: string; message: string };
+  usage: Usage;
+  /** What the child changed in its copy (small text files with a unified diff). */
+  diff: TreeDiff;
+}
+
+export interface AdoptResult {
+  world_id: string;
+  adopted: boolean;
+  paths_applied: number;
+  /** Paths refused (nothing was written) or that failed while applying. */
+  failed: { path: string; reason: string }[];
+  /** The other worlds of the spawner, discarded. */
+  discarded: string[];
+}
+
+export interface WorldsDeps {
+  config: Config;
+  audit: AuditLog;
+  snapshots: SnapshotStore;
+  quota: WorkspaceQuota;
+  registry: AgentRegistry;
+  runner: AgentRunner;
+  budget: BudgetLedger;
+  events: EventBus;
+  /** A goal's real folders (a session's bound project folder included). */
+  roots(goalId: string): SnapshotRoots;
+  /** The one path that ends a goal's container (kernel/goal-sandboxes.ts). */
+  retire(goalId: string): Promise<void>;
+}
+
+interface World {
+  id: string;
+  /** The agent that spawned it: the only one that may adopt it. */
+  owner: string;
+  /** The owner's goal: the real folders an adoption writes. */
+  goalId: string;
+  folders: GoalFolders;
+  state: "running" | "ready" | "adopting";
+  diff?: TreeDiff;
+  closing?: Promise<void>;
+}
+
+const WORLD_PREFIX = "w_";
+/** Why restore() leaves a path alone that is not part of the adopted world's diff. */
+const OUTSIDE_DIFF = "\u0000outside the world's diff";
+
+export class Worlds {
+  private readonly worlds = new Map<string, World>();
+  /** Worlds adopted in this process: a second adopt_world names what happened. */
+  private readonly adopted = new Set<string>();
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly deps: WorldsDeps) {
+    // The spawner's turn ended (it paused or stopped): its worlds go.
+    this.unsubscribe = deps.events.subscribe({ types: ["agent.stopped", "agent.state"] }, (ev) => {
+      if (ev.type === "agent.stopped") void this.discardOf(ev.agentId, "its spawner stopped");
+      else if (ev.type === "agent.state" && ev.state === "paused")
+        void this.discardOf(ev.agentId, "its spawner's turn ended");
+    });
+  }
+
+  /** A world's pseudo-goal is in use (the sweeper keeps its container). */
+  isLive(goalId: string): boolean {
+    const w = this.worlds.get(goalId);
+    return w !== undefined && w.closing === undefined;
+  }
+
+  /** The real goal a world was copied from (its container mounts that goal's skills). */
+  realGoal(goalId: string): string | undefined {
+    return this.worlds.get(goalId)?.goalId;
+  }
+
+  /**
+   * Run `task` in `count` worlds, one child of `parent` each, in parallel; every world's
+   * receipt, refused children included. Refused before anything is made when the worlds
+   * cannot be held to the parent's limits.
+   */
+  async spawn(
+    parent: AgentRecord,
+    req: { task: string; worlds: number; manifest: unknown },
+  ): Promise<WorldReceipt[]> {
+    const { deps } = this;
+    this.admit(parent, req);
+    const room = Math.max(0, roomOf(deps.budget.get(parent.budgetAccount)));
+    const share = Math.floor(room / (req.worlds + 1));
+    const name = parseManifestValue(req.manifest, "spawn_worlds manifest").name;
+    const snap = await deps.snapshots.create(parent.goalId, deps.roots(parent.goalId), "worlds base", {
+      actor: parent.id,
+    });
+    deps.audit.record(
+      "snapshot.created",
+      { snapshot_id: snap.id, label: "worlds base", files: snap.files },
+      { goalId: parent.goalId, agentId: parent.id },
+    );
+    const running: Promise<WorldReceipt>[] = [];
+    for (let i = 0; i < req.worlds; i++) {
+      const run = this.runWorld(parent, snap.id, name, req.task, req.manifest, share);
+      run.catch(() => {}); // observed by Promise.all below
+      running.push(run);
+      // Spawning is synchronous work: let this child's first request leave meanwhile.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return Promise.all(running);
+  }
+
+  /** Limits checked before anything is made: nesting, count, budget asked. */
+  private admit(parent: AgentRecord, req: { worlds: number; manifest: unknown }): void {
+    if (parent.sandboxGoal !== undefined) {
+      throw new AidoError(
+        ErrorCode.invalidInput,
+        `agent ${parent.id} works in a world already; worlds do not nest`,
+        { field: "worlds" },
+      );
+    }
+    const max = Math.min(
+      WORLDS_MAX,
+      parent.manifest.limits?.max_children ?? this.deps.config.limits.maxChildren,
+    );
+    if (req.worlds > max) {
+      throw new AidoError(
+        ErrorCode.limitExceeded,
+        `worlds: ${req.worlds} is more than the ${max} children agent ${parent.id} may have (limits.max_children)`,
+        { field: "worlds", max },
+      );
+    }
+    const asked = parseManifestValue(req.manifest, "spawn_worlds manifest").budget?.max_tokens;
+    const room = Math.max(0, roomOf(this.deps.budget.get(parent.budgetAccount)));
+    if (asked !== undefined && asked * req.worlds > room) {
+      throw new AidoError(
+        ErrorCode.budgetExceeded,
+        `${req.worlds} worlds of budget.max_tokens ${asked} need ${asked * req.worlds} tokens; agent ${parent.id} has ${room} left to give`,
+        { field: "manifest.budget.max_tokens", requested: asked * req.worlds, room },
+      );
+    }
+  }
+
+  private async runWorld(
+    parent: AgentRecord,
+    snapshotId: string,
+    manifest: string,
+    task: string,
+    manifestValue: unknown,
+    share: number,
+  ): Promise<WorldReceipt> {
+    const { deps } = this;
+    const id = `${WORLD_PREFIX}${randomBytes(8).toString("hex")}`;
+    const folders = goalFolders(deps.config.goalsDir, id);
+    const copy: SnapshotRoots = { workspace: folders.workspace, output: folders.output };
+    const world: World = { id, owner: parent.id, goalId: parent.goalId, folders, state: "running" };
+    this.worlds.set(id, world);
+    const ids = { goalId: parent.goalId, agentId: parent.id };
+    try {
+      makeGoalFolders(folders);
+      const r = await deps.snapshots.restore(parent.goalId, copy, snapshotId);
+      if (r.files_failed.length > 0) {
+        throw new AidoError(
+          ErrorCode.sandboxFailed,
+          `world ${id} could not be made: ${r.files_failed.length} path(s) failed, the first ${r.files_failed[0]!.path}: ${r.files_failed[0]!.reason}`,
+        );
+      }
+      const restored = await statTree(copy);
+      deps.audit.record("world.spawned", { world_id: id, snapshot_id: snapshotId, manifest }, ids);
+      const o = await deps.runner.runChild(parent, manifestValue, task, {
+        defaultShare: share,
+        sandboxGoal: id,
+      });
+      // Nothing runs in the copy any more before it is read.
+      await deps.retire(id);
+      if (world.closing) throw new AidoError(ErrorCode.cancelled, `world ${id} was discarded while it ran`);
+      const diff = await diffCopy(copy, restored, (paths) =>
+        deps.snapshots.readEntries(parent.goalId, snapshotId, paths, TEXT_DIFF_MAX_BYTES),
+      );
+      deps.audit.record(
+        "world.finished",
+        {
+          world_id: id,
+          ...(o.agentId ? { agent_id: o.agentId } : {}),
+          stop_reason: o.stopReason,
+          ...diff.counts,
+        },
+        ids,
+      );
+      const receipt: WorldReceipt = {
+        world_id: id,
+        ...(o.agentId ? { agent_id: o.agentId } : {}),
+        stop_reason: o.stopReason,
+        summary: o.text,
+        ...(o.error ? { error: o.error } : {}),
+        usage: o.usage,
+        diff,
+      };
+      // A world whose child was refused holds nothing to adopt; one whose spawner stopped
+      // meanwhile has nobody to adopt it.
+      if (o.stopReason === "refused") await this.discard(world, "its child was refused");
+      else if (parent.state === "stopped" || parent.state === "stopping")
+        await this.discard(world, "its spawner stopped");
+      else {
+        world.state = "ready";
+        world.diff = diff;
+      }
+      return receipt;
+    } catch (e) {
+      await this.discard(world, "it failed");
+      throw e;
+    }
+  }
+
+  /**
+   * Apply world `worldId`'s diff to the real folders, as agent `agentId` (its grants asked
+   * through `allowPath`, the gate's per-path check, whose refusals the gate audits).
+   */
+  async adopt(
+    agentId: string,
+    worldId: string,
+    allowPath: (need: PathNeed, opts?: { record?: boolean }) => string | undefined,
+    /** Makes the real folders exist, laid out for the goal's container (starting it if need be). */
+    prepare: () => Promise<unknown>,
+  ): Promise<AdoptResult> {
+    const { deps } = this;
+    const w = this.worlds.get(worldId);
+    const refuse = (code: ErrorCode, reason: string, goalId: string | null, paths?: string[]): never => {
+      deps.audit.record(
+        "world.refused",
+        { world_id: worldId, reason, ...(paths ? { paths } : {}) },
+        { goalId, agentId },
+      );
+      throw new AidoError(code, reason, { world_id: worldId });
+    };
+    if (!w || w.closing) {
+      if (this.adopted.has(worldId))
+        refuse(ErrorCode.invalidInput, `world ${worldId} was adopted already`, null);
+      return refuse(ErrorCode.notFound, `no world ${worldId} to adopt (unknown, or discarded)`, null);
+    }
+    if (w.owner !== agentId) {
+      return refuse(
+        ErrorCode.capabilityDenied,
+        `world ${worldId} was spawned by agent ${w.owner}; only it may adopt it`,
+        w.goalId,
+      );
+    }
+    if (w.state !== "ready" || !w.diff) {
+      return refuse(ErrorCode.invalidInput, `world ${worldId} is still running`, w.goalId);
+    }
+    const diff = w.diff;
+    const changes = [...diff.added, ...diff.changed, ...diff.deleted];
+    const total = diff.counts.added + diff.counts.changed + diff.counts.deleted;
+    if (changes.length < total) {
+      return refuse(
+        ErrorCode.limitExceeded,
+        `world ${worldId} changed ${total} paths, more than a receipt lists; adopt a smaller change`,
+        w.goalId,
+      );
+    }
+    // Every path first: one the caller may not write refuses the whole adoption, and the
+    // gate audits each refused path (record: true).
+    const refused = changes.flatMap((c) => {
+      const why = allowPath({ kind: "file_write", path: c.path }, { record: false });
+      return why === undefined ? [] : [{ path: c.path, reason: why }];
+    });
+    if (refused.length > 0) {
+      for (const r of refused) allowPath({ kind: "file_write", path: r.path });
+      const paths = refused.map((r) => r.path);
+      deps.audit.record(
+        "world.refused",
+        {
+          world_id: worldId,
+          reason: `${refused.length} path(s) the caller may not write; nothing was written`,
+          paths: paths.slice(0, 100),
+        },
+        { goalId: w.goalId, agentId },
+      );
+      return { world_id: worldId, adopted: false, paths_applied: 0, failed: refused, discarded: [] };
+    }
+    w.state = "adopting";
+    try {
+      const growth =
+        diff.added.reduce((n, c) => n + c.size, 0) +
+        diff.changed.reduce((n, c) => n + c.size - (c.size_before ?? 0), 0);
+      await deps.quota.admit(w.goalId, growth, `adopt_world of ${worldId}`);
+      let r: RestoreResult = { files_restored: 0, files_failed: [] };
+      if (changes.length > 0) {
+        await prepare();
+        const copy: SnapshotRoots = { workspace: w.folders.workspace, output: w.folders.output };
+        const snap = await deps.snapshots.create(w.id, copy, "world to adopt");
+        const inDiff = new Set(changes.map((c) => c.path));
+        r = await deps.snapshots.restore(w.id, deps.roots(w.goalId), snap.id, (path) =>
+          inDiff.has(path) ? allowPath({ kind: "file_write", path }) : OUTSIDE_DIFF,
+        );
+      }
+      const failed = r.files_failed
+        .filter((f) => f.reason !== OUTSIDE_DIFF)
+        .map((f) => ({ path: f.path, reason: f.reason }));
+      this.adopted.add(worldId);
+      deps.audit.record(
+        "world.adopted",
+        { world_id: worldId, paths_applied: r.files_restored, paths_failed: failed.length },
+        { goalId: w.goalId, agentId },
+      );
+      const others = [...this.worlds.values()].filter((o) => o.owner === agentId && o !== w);
+      await Promise.all([
+        this.discard(w, "adopted"),
+        ...others.map((o) => this.discard(o, `world ${worldId} was adopted`)),
+      ]);
+      return {
+        world_id: worldId,
+        adopted: true,
+        paths_applied: r.files_restored,
+        failed,
+        discarded: others.map((o) => o.id),
+      };
+    } catch (e) {
+      if (w.state === "adopting") w.state = "ready";
+      throw e;
+    }
+  }
+
+  /** Every world of `agentId`, discarded (its turn ended, or it stopped). */
+  async discardOf(agentId: string, reason: string): Promise<void> {
+    await Promise.all(
+      [...this.worlds.values()]
+        .filter((w) => w.owner === agentId && w.state === "ready")
+        .map((w) => this.discard(w, reason)),
+    );
+  }
+
+  /** Every world discarded, and their discarding done (the runtime is closing). */
+  async close(): Promise<void> {
+    this.unsubscribe();
+    await Promise.all([...this.worlds.values()].map((w) => this.discard(w, "the runtime is closing")));
+  }
+
+  private discard(w: World, reason: string): Promise<void> {
+    w.closing ??= (async () => {
+      try {
+        await this.deps.retire(w.id);
+        // fs.rm unlinks links and never descends into them.
+        await fsp.rm(w.folders.root, { recursive: true, force: true });
+      } finally {
+        this.worlds.delete(w.id);
+        this.deps.audit.record(
+          "world.discarded",
+          { world_id: w.id, reason },
+          { goalId: w.goalId, agentId: w.owner },
+        );
+      }
+    })();
+    return w.closing;
+  }
+}
