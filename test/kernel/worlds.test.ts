@@ -163,6 +163,74 @@ describe("spawn_worlds", () => {
   });
 });
 
+describe("inside a world", () => {
+  it("a child's own children stay in its world, and a world cannot spawn worlds", async () => {
+    h = await openHarness(server);
+    const nested = explorer({
+      capabilities: [
+        "tool: spawn_agent",
+        "tool: spawn_worlds",
+        "spawn_child: [sub, explorer]",
+        "tool: file_read",
+        "file_read: /workspace/**",
+      ],
+    });
+    server.script('manifest "lead"', [
+      turn.toolUse("spawn_worlds", { task: "Go deeper.", worlds: 2, manifest: nested }),
+      turn.text("done"),
+    ]);
+    const kids = server.script(
+      'manifest "explorer"',
+      [
+        (req) =>
+          req.body.messages.length === 1
+            ? turn.toolUses([
+                { name: "spawn_worlds", input: { task: "Deeper.", worlds: 2, manifest: nested } },
+                {
+                  name: "spawn_agent",
+                  input: { manifest: { name: "sub", capabilities: [] }, message: "Help." },
+                },
+              ])
+            : turn.text("tried"),
+      ],
+      { repeatLast: true },
+    );
+    const placed: { sub?: string; parent?: string }[] = [];
+    server.script(
+      'manifest "sub"',
+      [
+        () => {
+          for (const a of h.rt.registry.list())
+            if (a.manifest.name === "sub" && a.state === "running")
+              placed.push({ sub: a.sandboxGoal, parent: h.rt.registry.get(a.parentId!)?.sandboxGoal });
+          return turn.text("helped");
+        },
+      ],
+      { repeatLast: true },
+    );
+    const deep = {
+      ...lead(),
+      capabilities: [...lead().capabilities, "tool: spawn_agent", "spawn_child: [explorer, sub]"],
+    };
+    await h.rt.spawnAndRun(deep, "Nest.");
+    // Each explorer's spawn_worlds was refused; its sub ran in the explorer's world.
+    const refusals = kids.requests
+      .filter((r) => r.body.messages.length > 1)
+      .map((r) => (r.body.messages.at(-1).content as { content: string; is_error?: boolean }[])[0]!);
+    expect(refusals).toHaveLength(2);
+    for (const r of refusals) {
+      expect(r.is_error).toBe(true);
+      expect(r.content).toMatch(/works in a world already; worlds do not nest/);
+    }
+    expect(placed.length).toBeGreaterThanOrEqual(2);
+    for (const p of placed) {
+      expect(p.sub).toMatch(/^w_[0-9a-f]{16}$/);
+      expect(p.sub).toBe(p.parent);
+    }
+    expect(h.rt.audit.query({ kind: "world.spawned" })).toHaveLength(2);
+  });
+});
+
 describe("adopt_world", () => {
   it("is refused for an unknown id, to another agent, and a second time; adopting one discards the others", async () => {
     h = await openHarness(server);
