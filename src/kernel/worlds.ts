@@ -292,7 +292,21 @@ export class Worlds {
       );
     }
     if (w.state !== "ready" || !w.diff) {
-      return refuse(ErrorCode.invalidInput, `world ${worldId} is still running`, w.goalId);
+      return refuse(
+        ErrorCode.invalidInput,
+        `world ${worldId} is ${w.state === "running" ? "still running" : "being adopted"}`,
+        w.goalId,
+      );
+    }
+    // One adoption at a time per spawner (two in one response would both apply). No await
+    // comes between this check and the state set below.
+    const busy = [...this.worlds.values()].find((o) => o.owner === agentId && o.state === "adopting");
+    if (busy) {
+      return refuse(
+        ErrorCode.invalidInput,
+        `world ${busy.id} is being adopted; adopt one world at a time`,
+        w.goalId,
+      );
     }
     const diff = w.diff;
     const changes = [...diff.added, ...diff.changed, ...diff.deleted];
@@ -349,7 +363,10 @@ export class Worlds {
         { world_id: worldId, paths_applied: r.files_restored, paths_failed: failed.length },
         { goalId: w.goalId, agentId },
       );
-      const others = [...this.worlds.values()].filter((o) => o.owner === agentId && o !== w);
+      // Worlds still running (another spawn_worlds call) go when the spawner's turn ends.
+      const others = [...this.worlds.values()].filter(
+        (o) => o.owner === agentId && o !== w && o.state === "ready",
+      );
       await Promise.all([
         this.discard(w, "adopted"),
         ...others.map((o) => this.discard(o, `world ${worldId} was adopted`)),

@@ -287,3 +287,28 @@ describe("adopt_world", () => {
     expect(existsSync(h.home.config.goalsDir)).toBe(true);
   });
 });
+
+describe("two adoptions at once", () => {
+  it("apply exactly one world", async () => {
+    h = await openHarness(server);
+    server.script('manifest "explorer"', [turn.text("nothing to change")], { repeatLast: true });
+    const a = h.rt.spawnAgent(lead());
+    const spawned = await h.rt.invokeTool(a.agent_id, "spawn_worlds", {
+      task: "Look.",
+      worlds: 3,
+      manifest: explorer(),
+    });
+    const ids = (spawned.data as { worlds: WorldReceipt[] }).worlds.map((w) => w.world_id);
+    const settled = await Promise.allSettled(
+      ids.map((world_id) => h.rt.invokeTool(a.agent_id, "adopt_world", { world_id })),
+    );
+    const applied = settled.filter((s) => s.status === "fulfilled");
+    expect(applied).toHaveLength(1);
+    for (const s of settled.filter((s) => s.status === "rejected"))
+      expect((s as PromiseRejectedResult).reason.message).toMatch(
+        /being adopted|no world w_[0-9a-f]+ to adopt/,
+      );
+    expect(h.rt.audit.query({ kind: "world.adopted" })).toHaveLength(1);
+    expect(worldFolders(h)).toEqual([]);
+  });
+});
