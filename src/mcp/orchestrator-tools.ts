@@ -4,7 +4,8 @@
 // aido_list_agents and aido_orchestrator_info; the project folder's persistent intent
 // (aido_goal_set, aido_goal_step, aido_goal_status, aido_goal_clear: intent.* keyed by the
 // session's bound folder); propose -> simulate -> execute (aido_simulate, aido_plan,
-// aido_plan_execute: plan.* as the session's agent). One table: an entry is a name, a
+// aido_plan_execute: plan.* as the session's agent); parallel worlds (aido_spawn_worlds,
+// aido_adopt_world: spawn_worlds and adopt_world as the session's agent). One table: an entry is a name, a
 // description, a strict zod input (its JSON Schema is what tools/list shows; a malformed
 // input is answered with an isError result naming the field), annotations and a run
 // over the daemon client. Adding a daemon-backed tool is one entry here.
@@ -21,6 +22,7 @@ import type { ApprovalRecord } from "../client/types.js";
 import type { Config } from "../config.js";
 import { planSteps } from "../daemon/schemas.js";
 import { budgetField, checkField, noteField, objectiveField } from "../intent/fields.js";
+import { parseManifestValue } from "../manifest/load.js";
 import { ANY_TOOL } from "./approvals-bridge.js";
 import { type CallContext, errorResult, type McpTool, textResult } from "./tool-types.js";
 import { withHuman } from "./typed-tools.js";
@@ -308,6 +310,36 @@ export function orchestratorTable(config: Config, version: string) {
         ),
     }),
     tool({
+      name: "aido_spawn_worlds",
+      description:
+        "Try one task N ways at once: N children of this session's agent (manifest: its grants held to the session's, and a model it names, since this session calls none), each in its own copy of the workspace with its own budget. Returns each world's receipt (summary, usage, file diff); the real workspace is untouched. Held to the session manifest's limits.max_children and spawn_child grants.",
+      input: z.strictObject({
+        task: z.string().min(1).max(100_000),
+        // As spawn_worlds' own schema (kernel/world-tools.ts), which the daemon applies too.
+        worlds: z.number().int().min(2).max(8),
+        manifest: z.union([
+          z
+            .string()
+            .min(1)
+            .max(256 * 1024),
+          z.record(z.string(), z.unknown()),
+        ]),
+      }),
+      annotations: { ...ACT, openWorldHint: true },
+      run: (p, ctx) => {
+        requireModel(p.manifest);
+        return gated("spawn_worlds", p, ctx);
+      },
+    }),
+    tool({
+      name: "aido_adopt_world",
+      description:
+        "Apply one world's file changes (from aido_spawn_worlds) to the workspace through the gate as this session's agent, after a snapshot: every changed path must be one its file_write grants allow, else nothing is written. The other worlds are discarded.",
+      input: z.strictObject({ world_id: id }),
+      annotations: { ...ACT, destructiveHint: true },
+      run: (p, ctx) => gated("adopt_world", p, ctx),
+    }),
+    tool({
       name: "aido_orchestrator_info",
       description:
         "Aido's version, limits and policy summary, and this session: its agent, workspace, held grants, callable tools and which of them wait for a human.",
@@ -336,6 +368,37 @@ export function orchestratorTable(config: Config, version: string) {
       }),
     }),
   ];
+}
+
+/**
+ * The session's agent calls no model, so a world's child could not inherit one: its
+ * manifest must name it (the daemon holds it to models.allowed and the session's budget).
+ */
+function requireModel(manifest: unknown): void {
+  let model: string | undefined;
+  try {
+    model = parseManifestValue(manifest, "aido_spawn_worlds manifest").model;
+  } catch (e) {
+    throw new RefusedHere(e instanceof Error ? e.message : String(e));
+  }
+  if (model === undefined) {
+    throw new RefusedHere(
+      "manifest.model: this session's agent calls no model, so each world's child must name the one it runs on (provider/model, held to models.allowed)",
+    );
+  }
+}
+
+/** A gated tool of the session's agent whose result is the tool's data (an error result stays one). */
+async function gated(tool: string, input: Record<string, unknown>, ctx: CallContext): Promise<unknown> {
+  const r: { output: string; is_error: boolean; data?: unknown } = await withHuman(tool, ctx, () =>
+    ctx.link.client.call(
+      "tool.invoke",
+      { agent_id: ctx.session.agent_id, tool, input },
+      { timeoutMs: LONG_MS },
+    ),
+  );
+  if (r.is_error) throw new RefusedHere(r.output);
+  return r.data ?? r.output;
 }
 
 /** "field: problem; …" for a zod error, naming each field. */
