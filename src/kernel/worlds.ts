@@ -169,11 +169,14 @@ export class Worlds {
       WORLDS_MAX,
       parent.manifest.limits?.max_children ?? this.deps.config.limits.maxChildren,
     );
-    if (req.worlds > max) {
+    // Worlds it holds count (a session's agent never pauses, so its worlds stay until one
+    // is adopted): each is a full copy of its folders.
+    const held = [...this.worlds.values()].filter((w) => w.owner === parent.id && !w.closing).length;
+    if (held + req.worlds > max) {
       throw new AidoError(
         ErrorCode.limitExceeded,
-        `worlds: ${req.worlds} is more than the ${max} children agent ${parent.id} may have (limits.max_children)`,
-        { field: "worlds", max },
+        `worlds: ${req.worlds}${held > 0 ? `, with the ${held} it holds,` : ""} is more than the ${max} worlds agent ${parent.id} may hold (limits.max_children, at most ${WORLDS_MAX}); adopt one first, or end the turn`,
+        { field: "worlds", max, held },
       );
     }
     const asked = parseManifestValue(req.manifest, "spawn_worlds manifest").budget?.max_tokens;

@@ -312,3 +312,29 @@ describe("two adoptions at once", () => {
     expect(worldFolders(h)).toEqual([]);
   });
 });
+
+describe("worlds held", () => {
+  it("count against limits.max_children until adopted or discarded", async () => {
+    h = await openHarness(server);
+    server.script('manifest "explorer"', [turn.text("nothing to change")], { repeatLast: true });
+    const a = h.rt.spawnAgent({ ...lead(), limits: { max_children: 3 } });
+    const first = await h.rt.invokeTool(a.agent_id, "spawn_worlds", {
+      task: "Look.",
+      worlds: 2,
+      manifest: explorer(),
+    });
+    const ids = (first.data as { worlds: WorldReceipt[] }).worlds.map((w) => w.world_id);
+    const more = await rejection(
+      h.rt.invokeTool(a.agent_id, "spawn_worlds", { task: "Again.", worlds: 2, manifest: explorer() }),
+    );
+    expect(more.code).toBe("limit_exceeded");
+    expect(more.message).toContain("worlds: 2, with the 2 it holds, is more than the 3 worlds agent");
+    await h.rt.invokeTool(a.agent_id, "adopt_world", { world_id: ids[0]! });
+    const again = await h.rt.invokeTool(a.agent_id, "spawn_worlds", {
+      task: "Again.",
+      worlds: 2,
+      manifest: explorer(),
+    });
+    expect((again.data as { worlds: WorldReceipt[] }).worlds).toHaveLength(2);
+  });
+});
