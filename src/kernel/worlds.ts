@@ -32,7 +32,7 @@ import { parseManifestValue } from "../manifest/load.js";
 import { type GoalFolders, goalFolders, makeGoalFolders } from "../sandbox/folders.js";
 import type { WorkspaceQuota } from "../sandbox/quota.js";
 import type { RestoreResult } from "../sandbox/snapshot-restore.js";
-import type { SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
+import type { SnapshotCreated, SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
 import { diffCopy, statTree, TEXT_DIFF_MAX_BYTES, type TreeDiff } from "../sandbox/tree-diff.js";
 import type { AuditLog } from "../security/audit.js";
 import { type BudgetLedger, roomOf } from "../security/budget.js";
@@ -137,17 +137,36 @@ export class Worlds {
     const room = Math.max(0, roomOf(deps.budget.get(parent.budgetAccount)));
     const share = Math.floor(room / (req.worlds + 1));
     const name = parseManifestValue(req.manifest, "spawn_worlds manifest").name;
-    const snap = await deps.snapshots.create(parent.goalId, deps.roots(parent.goalId), "worlds base", {
-      actor: parent.id,
+    // Held from here on (before any await), so a parallel spawn_worlds counts them.
+    const worlds = Array.from({ length: req.worlds }, (): World => {
+      const id = `${WORLD_PREFIX}${randomBytes(8).toString("hex")}`;
+      const w: World = {
+        id,
+        owner: parent.id,
+        goalId: parent.goalId,
+        folders: goalFolders(deps.config.goalsDir, id),
+        state: "running",
+      };
+      this.worlds.set(id, w);
+      return w;
     });
+    let snap: SnapshotCreated;
+    try {
+      snap = await deps.snapshots.create(parent.goalId, deps.roots(parent.goalId), "worlds base", {
+        actor: parent.id,
+      });
+    } catch (e) {
+      await Promise.all(worlds.map((w) => this.discard(w, "the snapshot it was to copy failed")));
+      throw e;
+    }
     deps.audit.record(
       "snapshot.created",
       { snapshot_id: snap.id, label: "worlds base", files: snap.files },
       { goalId: parent.goalId, agentId: parent.id },
     );
     const running: Promise<WorldReceipt>[] = [];
-    for (let i = 0; i < req.worlds; i++) {
-      const run = this.runWorld(parent, snap.id, name, req.task, req.manifest, share);
+    for (const world of worlds) {
+      const run = this.runWorld(parent, world, snap.id, name, req.task, req.manifest, share);
       run.catch(() => {}); // observed by Promise.all below
       running.push(run);
       // Spawning is synchronous work: let this child's first request leave meanwhile.
@@ -192,6 +211,7 @@ export class Worlds {
 
   private async runWorld(
     parent: AgentRecord,
+    world: World,
     snapshotId: string,
     manifest: string,
     task: string,
@@ -199,11 +219,8 @@ export class Worlds {
     share: number,
   ): Promise<WorldReceipt> {
     const { deps } = this;
-    const id = `${WORLD_PREFIX}${randomBytes(8).toString("hex")}`;
-    const folders = goalFolders(deps.config.goalsDir, id);
+    const { id, folders } = world;
     const copy: SnapshotRoots = { workspace: folders.workspace, output: folders.output };
-    const world: World = { id, owner: parent.id, goalId: parent.goalId, folders, state: "running" };
-    this.worlds.set(id, world);
     const ids = { goalId: parent.goalId, agentId: parent.id };
     try {
       makeGoalFolders(folders);
@@ -274,12 +291,8 @@ export class Worlds {
   ): Promise<AdoptResult> {
     const { deps } = this;
     const w = this.worlds.get(worldId);
-    const refuse = (code: ErrorCode, reason: string, goalId: string | null, paths?: string[]): never => {
-      deps.audit.record(
-        "world.refused",
-        { world_id: worldId, reason, ...(paths ? { paths } : {}) },
-        { goalId, agentId },
-      );
+    const refuse = (code: ErrorCode, reason: string, goalId: string | null): never => {
+      deps.audit.record("world.refused", { world_id: worldId, reason }, { goalId, agentId });
       throw new AidoError(code, reason, { world_id: worldId });
     };
     if (!w || w.closing) {

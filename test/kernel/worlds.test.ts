@@ -338,3 +338,18 @@ describe("worlds held", () => {
     expect((again.data as { worlds: WorldReceipt[] }).worlds).toHaveLength(2);
   });
 });
+
+describe("two spawn_worlds calls at once", () => {
+  it("cannot both pass the limit: worlds are held from the moment a call starts", async () => {
+    h = await openHarness(server);
+    server.script('manifest "explorer"', [turn.text("nothing to change")], { repeatLast: true });
+    const a = h.rt.spawnAgent({ ...lead(), limits: { max_children: 3 } });
+    const call = () =>
+      h.rt.invokeTool(a.agent_id, "spawn_worlds", { task: "Look.", worlds: 2, manifest: explorer() });
+    const settled = await Promise.allSettled([call(), call()]);
+    expect(settled.map((s) => s.status).sort()).toEqual(["fulfilled", "rejected"]);
+    const refused = settled.find((s) => s.status === "rejected") as PromiseRejectedResult;
+    expect(refused.reason.code).toBe("limit_exceeded");
+    expect(worldFolders(h)).toHaveLength(2);
+  });
+});
