@@ -186,7 +186,7 @@ describe("spawn_worlds and adopt_world in containers", () => {
     // containers and folders.
     expect([...seenContainers].some((c) => c.endsWith(`_goal_${chosen}`))).toBe(true);
     await vi.waitFor(() => expect(worldFolders()).toEqual([]), { timeout: 20_000 });
-    expect(worldContainers()).toEqual([]);
+    await vi.waitFor(() => expect(worldContainers()).toEqual([]), { timeout: 20_000 });
     for (const w of worlds.keys()) expect(existsSync(join(home.config.goalsDir, w))).toBe(false);
   }, 180_000);
 
@@ -248,7 +248,7 @@ describe("spawn_worlds and adopt_world in containers", () => {
       );
       expect(rt.audit.query({ goal_id: goalId, kind: "world.adopted" })).toEqual([]);
       await vi.waitFor(() => expect(worldFolders()).toEqual([]), { timeout: 20_000 });
-      expect(worldContainers()).toEqual([]);
+      await vi.waitFor(() => expect(worldContainers()).toEqual([]), { timeout: 20_000 });
     } finally {
       stop();
     }
