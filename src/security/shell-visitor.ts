@@ -10,6 +10,7 @@
 import type { CommandAnalysis, DirChange } from "./shell-analysis.js";
 import { cannotJudge, cannotParse, onlyFields, parseShell, type ShNode, TOKEN } from "./shell-ast.js";
 import { builtinEffect, checkFunctionName } from "./shell-builtins.js";
+import { checkText } from "./shell-lexical.js";
 import { optionsRunPrograms, unfolderFor } from "./shell-programs.js";
 import { type Redirect, redirectOf } from "./shell-redirects.js";
 import { type Arg, basename, isSystemProgramPath, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
@@ -73,23 +74,7 @@ export class Analyzer {
   }
 
   program(code: string, ctx: Omit<Ctx, "src" | "syntaxDepth">): void {
-    // dash takes a carriage return, a vertical tab or a DEL as part of a word; mvdan-sh reads
-    // some as blanks (a here-document ending in "EOF\r" hid the next line from it). None has
-    // a use in a command, so none is read.
-    const control = CONTROL.exec(code);
-    if (control) {
-      const hex = control[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
-      throw cannotJudge(`a control character (U+${hex}), which shells and parsers read differently`);
-    }
-    // dash removes a `\<newline>` before it reads what a `$` expands; mvdan-sh ends the `$`
-    // there and reads on as if a new token began: `echo $\<newline>#"$(id)"` was judged as
-    // `echo $` and a comment while dash ran id (`$#"$(id)"`); `"$\<newline>(id)"` and the same
-    // in a here-document hid a command substitution. Found by scripts/shell-differential.ts.
-    if (DOLLAR_CONTINUED.test(code)) {
-      throw cannotJudge(
-        "a $ followed by a line continuation (dash joins the lines before it reads what the $ expands; the parser does not)",
-      );
-    }
+    checkText(code);
     const file = parseShell(code);
     onlyFields(file, ["Name", "Stmts", "Last"], "a program");
     const full: Ctx = { ...ctx, src: new ShellSource(code), syntaxDepth: 0 };
@@ -467,11 +452,6 @@ function runtimeOptions(name: string, args: readonly Arg[], at: Launch): void {
     }
   }
 }
-
-/** Control characters other than tab and newline (C0, DEL, C1). */
-const CONTROL = /[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/;
-/** A `$` directly followed by a backslash-newline, anywhere (quotes included: fail closed). */
-const DOLLAR_CONTINUED = /\$\\\n/;
 
 function describeCommand(type: string): string {
   const names: Record<string, string> = {

@@ -38,6 +38,7 @@ afterAll(async () => {
 const COMMENT = /a comment ending in a backslash/;
 const QUOTES = /single quotes inside \$\{x:-\.\.\.\}/;
 const DOLLAR = /a \$ followed by a line continuation/;
+const SURROGATE = /not well-formed Unicode \(a lone surrogate U\+D800\)/;
 
 describe("what the parser and dash read differently", () => {
   it.each([
@@ -89,6 +90,12 @@ describe("what the parser and dash read differently", () => {
       "cat <<EOF\n$\\\n(touch /workspace/pwn-dollar4)\nEOF\n",
       "pwn-dollar4",
       DOLLAR,
+    ],
+    [
+      "a lone surrogate (the parser's encoder swallowed the ; after it, dash read U+FFFD and the ;)",
+      "echo \uD800;touch /workspace/pwn-surrogate",
+      "pwn-surrogate",
+      SURROGATE,
     ],
   ])(
     "refuses %s",

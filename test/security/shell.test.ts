@@ -359,6 +359,15 @@ describe("refusals", () => {
     ]);
   });
 
+  it("refuses text that is not well-formed Unicode, which the parser's encoder and dash read differently", () => {
+    // GopherJS encoded \uD800 and the next code unit as one character: the parser saw `echo` and
+    // one word, dash (handed U+FFFD) ran id.
+    refused("echo \uD800;id", /not well-formed Unicode \(a lone surrogate U\+D800\)/);
+    refused("echo a\uDC00b", /lone surrogate U\+DC00/);
+    refused("echo \uD800", /lone surrogate/);
+    expect(argvs("echo \u{1F600}; ls")).toEqual([["echo", "\u{1F600}"], ["ls"]]);
+  });
+
   it("refuses control characters, which dash and the parser read differently", () => {
     expect(refused("cat <<EOF\r\nx\r\nEOF\r\nid\nEOF\n")).toMatch(/control character \(U\+000D\)/);
     refused("echo a;\x0bid", /U\+000B/);

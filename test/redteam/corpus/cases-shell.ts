@@ -68,6 +68,8 @@ export const SHELL_CASES: Case[] = [
   refuse(D, "root", 'echo $\\\n#"$(touch PWN)"', "policy", /a \$ followed by a line continuation/),
   refuse(D, "root", 'echo "$\\\n(touch PWN)"', "policy", /a \$ followed by a line continuation/),
   refuse(D, "root", "cat <<EOF\n$\\\n(touch PWN)\nEOF\n", "policy", /a \$ followed by a line continuation/),
+  // GopherJS encoded a lone surrogate and the ; after it as one character; dash read U+FFFD and ;.
+  refuse(D, "root", "echo \uD800;touch PWN", "policy", /lone surrogate U\+D800/),
   // mvdan-sh reads 'x'2>&1 as a redirection of 2; dash reads the word x2 (here: touch PWN2).
   refuse(D, "root", "eval 'touch PWN'2>&1", "policy", /descriptor number glued to the word/),
   allow(D, "root", "echo a#b; echo c # d\nls -d /workspace 2>&1", ["echo", "ls"]),
