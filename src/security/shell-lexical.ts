@@ -8,10 +8,16 @@
 //   UTF-8 encoder takes a lone high surrogate and the next code unit as one pair, so
 //   `echo \uD800;touch x` reached the parser as `echo` and one word while dash, handed the
 //   text as UTF-8 (the surrogate as U+FFFD), ran touch;
-// - control characters other than tab and newline; and a `$` followed by a line
-//   continuation, which dash joins before it reads what the `$` expands.
+// - control characters other than tab and newline;
+// - line continuations (`\` newline) where dash joins the two lines and the parser does not.
+//   dash removes every continuation as it reads a character (`pgetc_eatbnl`), except inside
+//   single quotes, in a quoted here-document and in a comment; mvdan-sh removes them inside a
+//   word but ends an operator or a token at one: `$\<nl>#` (dash: `$#`), `<<\<nl>-`
+//   (dash: `<<-`), `$(\<nl>(` (dash: `$((`), `'x'\<nl>#y` (dash: one word `x#y`, the parser:
+//   a comment), and a here-document line `\<nl>EOF` (dash: the end of the document, the
+//   parser: more of it).
 
-import { cannotJudge, cannotParse } from "./shell-ast.js";
+import { cannotJudge, cannotParse, type ShNode, TOKEN } from "./shell-ast.js";
 
 /** Control characters other than tab and newline (C0, DEL, C1). */
 const CONTROL = /[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/;
@@ -19,6 +25,12 @@ const CONTROL = /[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/;
 const DOLLAR_CONTINUED = /\$\\\n/;
 /** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/**
+ * What may stand right before a line continuation outside quotes: a blank (the usual ` \`),
+ * or a letter, digit, `_` or `.` inside a word, which both read as one word joined across the
+ * lines. After any other character dash may read the two lines as one operator or token.
+ */
+const JOINS_SAFELY = /[ \tA-Za-z0-9_.]/;
 
 /** Checks on the raw text, before it is parsed. */
 export function checkText(code: string): void {
@@ -44,4 +56,69 @@ export function checkText(code: string): void {
       "a $ followed by a line continuation (dash joins the lines before it reads what the $ expands; the parser does not)",
     );
   }
+}
+
+/**
+ * Checks on the text once it is parsed: every line continuation outside single quotes and
+ * quoted here-documents (where both read it as two characters) must follow a blank or a word
+ * character. Continuations in a row count as one.
+ */
+export function checkContinuations(code: string, file: ShNode): void {
+  if (!code.includes("\\\n")) return;
+  const bytes = Buffer.from(code, "utf8");
+  const literal = literalRegions(bytes, file);
+  for (let nl = bytes.indexOf(10); nl >= 0; nl = bytes.indexOf(10, nl + 1)) {
+    if (!isContinuation(bytes, nl) || literal.some(([s, e]) => nl - 1 >= s && nl < e)) continue;
+    let before = nl - 2;
+    while (before >= 1 && bytes[before] === 10 && isContinuation(bytes, before)) before -= 2;
+    if (before < 0 || JOINS_SAFELY.test(String.fromCharCode(bytes[before]!))) continue;
+    if (endsOperator(bytes, before, nl)) continue;
+    const ch = bytes[before] === 10 ? "the start of a line" : `"${String.fromCharCode(bytes[before]!)}"`;
+    throw cannotJudge(
+      `a line continuation right after ${ch} (dash joins the lines into one token there, the parser does not); put a blank before the backslash`,
+    );
+  }
+}
+
+/**
+ * `cmd1 &&\<newline>`, `cmd1 ||\<newline>`: the operator is complete, nothing joins it.
+ * `cmd1 |\<newline>cmd2`: a pipe joins only a `|` or `&` on the next line (`||`, `|&`).
+ */
+function endsOperator(bytes: Buffer, before: number, nl: number): boolean {
+  const ch = bytes[before];
+  if (ch !== 0x26 && ch !== 0x7c) return false;
+  if (bytes[before - 1] === ch && bytes[before - 2] !== 0x5c) return true;
+  if (ch !== 0x7c || bytes[before - 1] === 0x5c) return false;
+  let after = nl + 1;
+  while (bytes[after] === 0x5c && bytes[after + 1] === 10) after += 2;
+  return bytes[after] !== 0x7c && bytes[after] !== 0x26;
+}
+
+/** The newline at `nl` ends an odd run of backslashes: dash removes the pair. */
+function isContinuation(bytes: Buffer, nl: number): boolean {
+  let run = 0;
+  while (nl - run - 1 >= 0 && bytes[nl - run - 1] === 0x5c) run++;
+  return run % 2 === 1;
+}
+
+/** Byte ranges of single-quoted strings and quoted here-document bodies (read raw by both). */
+function literalRegions(bytes: Buffer, node: unknown, out: [number, number][] = []): [number, number][] {
+  if (Array.isArray(node)) {
+    for (const n of node) literalRegions(bytes, n, out);
+    return out;
+  }
+  if (!node || typeof node !== "object") return out;
+  const n = node as ShNode;
+  if (n.type === "SglQuoted" && n.start !== undefined && n.end !== undefined) out.push([n.start, n.end]);
+  if (n.type === "Redirect" && (n.Op === TOKEN.hdoc || n.Op === TOKEN.dashHdoc) && n.Hdoc) {
+    const quoted = (n.Word.Parts as ShNode[]).some((p) => p.type !== "Lit" || String(p.Value).includes("\\"));
+    const body = n.Hdoc as ShNode;
+    // A body starts a line; mvdan-sh places one that starts with a continuation a byte late.
+    // Its end is where the parser stood once it had read the closing line.
+    if (quoted && body.start !== undefined && body.end !== undefined) {
+      out.push([bytes.lastIndexOf(10, body.start - 1) + 1, body.end]);
+    }
+  }
+  for (const [key, value] of Object.entries(n)) if (key !== "type") literalRegions(bytes, value, out);
+  return out;
 }

@@ -10,7 +10,7 @@
 import type { CommandAnalysis, DirChange } from "./shell-analysis.js";
 import { cannotJudge, cannotParse, onlyFields, parseShell, type ShNode, TOKEN } from "./shell-ast.js";
 import { builtinEffect, checkFunctionName } from "./shell-builtins.js";
-import { checkText } from "./shell-lexical.js";
+import { checkContinuations, checkText } from "./shell-lexical.js";
 import { optionsRunPrograms, unfolderFor } from "./shell-programs.js";
 import { type Redirect, redirectOf } from "./shell-redirects.js";
 import { type Arg, basename, isSystemProgramPath, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
@@ -76,6 +76,7 @@ export class Analyzer {
   program(code: string, ctx: Omit<Ctx, "src" | "syntaxDepth">): void {
     checkText(code);
     const file = parseShell(code);
+    checkContinuations(code, file);
     onlyFields(file, ["Name", "Stmts", "Last"], "a program");
     const full: Ctx = { ...ctx, src: new ShellSource(code), syntaxDepth: 0 };
     for (const s of file.Stmts as ShNode[]) this.stmt(s, full);

@@ -38,6 +38,7 @@ afterAll(async () => {
 const COMMENT = /a comment ending in a backslash/;
 const QUOTES = /single quotes inside \$\{x:-\.\.\.\}/;
 const DOLLAR = /a \$ followed by a line continuation/;
+const CONTINUED = /a line continuation right after/;
 const SURROGATE = /not well-formed Unicode \(a lone surrogate U\+D800\)/;
 
 describe("what the parser and dash read differently", () => {
@@ -92,6 +93,24 @@ describe("what the parser and dash read differently", () => {
       DOLLAR,
     ],
     [
+      "a quote, a line continuation and a # (dash reads one word x#..., the parser a comment)",
+      'echo "x"\\\n#"$(touch /workspace/pwn-cont1)"',
+      "pwn-cont1",
+      CONTINUED,
+    ],
+    [
+      "a here-document line that starts with a continuation (dash ends the document there)",
+      "cat <<EOF\n\\\nEOF\ntouch /workspace/pwn-cont2\nEOF\n",
+      "pwn-cont2",
+      CONTINUED,
+    ],
+    [
+      "<< and - split by a continuation (dash reads <<-, which ends at a tab-indented EOF)",
+      "cat <<\\\n-EOF\n\tEOF\ntouch /workspace/pwn-cont3\n-EOF\n",
+      "pwn-cont3",
+      CONTINUED,
+    ],
+    [
       "a lone surrogate (the parser's encoder swallowed the ; after it, dash read U+FFFD and the ;)",
       "echo \uD800;touch /workspace/pwn-surrogate",
       "pwn-surrogate",
@@ -124,6 +143,8 @@ describe("what the parser and dash read differently", () => {
       "echo a # a comment\\\\\necho b",
       'x=abc; echo "${x#\'a\'}" "${x:-"q"}"',
       "cat <<'EOF'\n${x:-'$(not run)'}\nEOF\n",
+      "echo a \\\n  b &&\\\necho c |\\\ncat",
+      "cat <<'EOF'\nx = (1 +\\\n  2)\n\\\nEOF\n",
     ]) {
       const r = await b.exec("echo", command);
       expect(r, command).not.toBeInstanceOf(Error);

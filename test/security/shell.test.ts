@@ -359,6 +359,31 @@ describe("refusals", () => {
     ]);
   });
 
+  it("refuses a line continuation after anything but a blank or a word character, where dash joins the lines into one token", () => {
+    const AFTER = /a line continuation right after/;
+    // Each was accepted as something else while dash ran id (seen in the image).
+    refused('echo "x"\\\n#"$(id)"', /right after """/); // dash: one word x#..., the parser: a comment
+    refused("echo 'x'\\\n#$(id)", /right after "'"/);
+    refused("echo ${x}\\\n#$(id)", /right after "}"/);
+    refused("echo $(true)\\\n#$(id)", /right after "\)"/);
+    refused("cat <<\\\n-EOF\n\tEOF\nid\n-EOF\n", /right after "<"/); // dash: <<- and the document ends at EOF
+    refused("cat <<EOF\n\\\nEOF\nid\nEOF\n", /right after the start of a line/); // dash: \<newline>EOF ends it
+    refused("echo $(\\\n(x=5))", /right after "\("/); // dash: $((x=5)), arithmetic in this shell
+    refused("echo 'x'\\\n2>f", AFTER); // dash: the word x2, and > f
+    refused("sh -c 'echo \"x\"\\\n#$(id)'", AFTER); // in nested code too
+    refused("echo ${#\\\nx}", AFTER);
+    // Continuations in a row are one; a blank or a word character before it, or single quotes or a
+    // quoted here-document around it (both read two characters), still read.
+    refused("echo 'x'\\\n\\\n#$(id)", /right after "'"/);
+    expect(
+      argvs("ls -la \\\n\t/tmp &&\\\necho abc\\\ndef |\\\ncat ||\\\n\\\n  echo \"a \\\nb\"; echo 'a;\\\nb'"),
+    ).toEqual([["ls", "-la", "/tmp"], ["echo", "abcdef"], ["cat"], ["echo", "a b"], ["echo", "a;\\\nb"]]);
+    expect(argvs("python3 - <<'EOF'\nx = (1 +\\\n  2)\n\\\nEOF\ncat <<-'E'\n\t\ta(\\\n\tE\n")).toEqual([
+      ["python3", "-"],
+      ["cat"],
+    ]);
+  });
+
   it("refuses text that is not well-formed Unicode, which the parser's encoder and dash read differently", () => {
     // GopherJS encoded \uD800 and the next code unit as one character: the parser saw `echo` and
     // one word, dash (handed U+FFFD) ran id.

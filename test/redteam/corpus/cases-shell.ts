@@ -68,8 +68,15 @@ export const SHELL_CASES: Case[] = [
   refuse(D, "root", 'echo $\\\n#"$(touch PWN)"', "policy", /a \$ followed by a line continuation/),
   refuse(D, "root", 'echo "$\\\n(touch PWN)"', "policy", /a \$ followed by a line continuation/),
   refuse(D, "root", "cat <<EOF\n$\\\n(touch PWN)\nEOF\n", "policy", /a \$ followed by a line continuation/),
+  // mvdan-sh ends a token at a backslash-newline after an operator character, a quote or an
+  // expansion, and at the start of a here-document line; dash joins the lines first.
+  refuse(D, "root", 'echo "x"\\\n#"$(touch PWN)"', "policy", /a line continuation right after """/),
+  refuse(D, "root", "cat <<EOF\n\\\nEOF\ntouch PWN\nEOF\n", "policy", /right after the start of a line/),
+  refuse(D, "root", "cat <<\\\n-EOF\n\tEOF\ntouch PWN\n-EOF\n", "policy", /right after "<"/),
   // GopherJS encoded a lone surrogate and the ; after it as one character; dash read U+FFFD and ;.
   refuse(D, "root", "echo \uD800;touch PWN", "policy", /lone surrogate U\+D800/),
+  allow(D, "root", "ls -d /workspace \\\n  /tmp &&\\\necho a |\\\ncat", ["ls", "echo", "cat"]),
+  allow(D, "root", "cat <<'EOF'\nx = (1 +\\\n  2)\n\\\nEOF\n", ["cat"]),
   // mvdan-sh reads 'x'2>&1 as a redirection of 2; dash reads the word x2 (here: touch PWN2).
   refuse(D, "root", "eval 'touch PWN'2>&1", "policy", /descriptor number glued to the word/),
   allow(D, "root", "echo a#b; echo c # d\nls -d /workspace 2>&1", ["echo", "ls"]),
