@@ -39,6 +39,8 @@ export interface Ctx {
   scope: "plain" | "loop" | "floating";
   /** Directories a wrapper moved this code to (env -C DIR sh -c '...'). */
   localDirs: Arg[];
+  /** Inside `$(...)`: the byte offset of its closing parenthesis. */
+  substitutionEnd: number | undefined;
 }
 
 /** Where one written command is launched from, as wrappers are unfolded. */
@@ -73,12 +75,12 @@ export class Analyzer {
     };
   }
 
-  program(code: string, ctx: Omit<Ctx, "src" | "syntaxDepth">): void {
+  program(code: string, ctx: Omit<Ctx, "src" | "syntaxDepth" | "substitutionEnd">): void {
     checkText(code);
     const file = parseShell(code);
     checkContinuations(code, file);
     onlyFields(file, ["Name", "Stmts", "Last"], "a program");
-    const full: Ctx = { ...ctx, src: new ShellSource(code), syntaxDepth: 0 };
+    const full: Ctx = { ...ctx, src: new ShellSource(code), syntaxDepth: 0, substitutionEnd: undefined };
     for (const s of file.Stmts as ShNode[]) this.stmt(s, full);
   }
 
@@ -91,8 +93,8 @@ export class Analyzer {
 
   private hooks(ctx: Ctx, parentGroup: number | undefined): WordHooks {
     return {
-      substitution: (stmts) => {
-        const inner = this.deeper(ctx, { parentGroup, redirects: [] });
+      substitution: (stmts, end) => {
+        const inner = this.deeper(ctx, { parentGroup, redirects: [], substitutionEnd: end });
         for (const s of stmts) this.stmt(s, inner);
       },
       assigns: (name) => this.out.assignedNames.push(name),
@@ -111,6 +113,7 @@ export class Analyzer {
     let stdinCode: Arg | undefined;
     const own: Redirect[] = [];
     for (const r of s.Redirs as ShNode[]) {
+      if (ctx.substitutionEnd !== undefined) heredocInSubstitution(r, ctx.substitutionEnd);
       const red = redirectOf(r, ctx.src, hooks);
       if (red.kind === "dup") continue;
       if (red.kind === "heredoc") {
@@ -452,6 +455,23 @@ function runtimeOptions(name: string, args: readonly Arg[], at: Launch): void {
       );
     }
   }
+}
+
+/**
+ * dash reads the body of a here-document begun inside `$(...)` at the first newline after
+ * its operator and, when none comes before the `)`, right after the `)`; mvdan-sh reads it
+ * at the next newline. `echo $(cat <<EOF)EOF` then a line `touch x`: dash ended the
+ * document at the `EOF` glued to the `)` and ran touch, the parser took the line as the
+ * document. Only a body that starts inside the parentheses is read the same by both (an
+ * empty body has no position: refused too).
+ */
+function heredocInSubstitution(r: ShNode, end: number): void {
+  if (r.Op !== TOKEN.hdoc && r.Op !== TOKEN.dashHdoc) return;
+  const body = r.Hdoc as ShNode | null;
+  if (body?.start !== undefined && body.start < end) return;
+  throw cannotJudge(
+    "a here-document inside $(...) whose text does not start before the closing ) (dash reads it right after the ), the parser on the next line); write the text inside the parentheses",
+  );
 }
 
 function describeCommand(type: string): string {

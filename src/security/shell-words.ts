@@ -41,8 +41,11 @@ export interface WordValue {
 
 /** What the analyzer learns from inside a word. */
 export interface WordHooks {
-  /** The statements of a `$(...)` in the word: commands that run when the word is expanded. */
-  substitution(stmts: readonly ShNode[]): void;
+  /**
+   * The statements of a `$(...)` in the word: commands that run when the word is expanded.
+   * `end`: the byte offset of its closing parenthesis.
+   */
+  substitution(stmts: readonly ShNode[], end: number): void;
   /** A variable the word assigns when expanded (`${x=v}`, `${x:=v}`, `$((x=1))`). */
   assigns(name: string): void;
 }
@@ -264,7 +267,7 @@ function expansion(part: ShNode, src: ShellSource, hooks: WordHooks, depth: numb
         );
       }
       onlyFields(part, ["Stmts"], "a command substitution");
-      hooks.substitution(part.Stmts as ShNode[]);
+      hooks.substitution(part.Stmts as ShNode[], (part.end as number) - 1);
       return;
     case "ArithmExp":
       onlyFields(part, ["X"], "an arithmetic expansion");

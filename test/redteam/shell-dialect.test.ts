@@ -39,6 +39,8 @@ const COMMENT = /a comment ending in a backslash/;
 const QUOTES = /single quotes inside \$\{x:-\.\.\.\}/;
 const DOLLAR = /a \$ followed by a line continuation/;
 const CONTINUED = /a line continuation right after/;
+const HEREDOC_IN_SUBST =
+  /a here-document inside \$\(\.\.\.\) whose text does not start before the closing \)/;
 const SURROGATE = /not well-formed Unicode \(a lone surrogate U\+D800\)/;
 
 describe("what the parser and dash read differently", () => {
@@ -111,6 +113,12 @@ describe("what the parser and dash read differently", () => {
       CONTINUED,
     ],
     [
+      "a here-document begun in $(...) with its text after the ) (dash ends it at the EOF glued to the ))",
+      "echo $(cat <<EOF)EOF\ntouch /workspace/pwn-hdsub\nEOF\n",
+      "pwn-hdsub",
+      HEREDOC_IN_SUBST,
+    ],
+    [
       "a lone surrogate (the parser's encoder swallowed the ; after it, dash read U+FFFD and the ;)",
       "echo \uD800;touch /workspace/pwn-surrogate",
       "pwn-surrogate",
@@ -145,6 +153,7 @@ describe("what the parser and dash read differently", () => {
       "cat <<'EOF'\n${x:-'$(not run)'}\nEOF\n",
       "echo a \\\n  b &&\\\necho c |\\\ncat",
       "cat <<'EOF'\nx = (1 +\\\n  2)\n\\\nEOF\n",
+      'x=$(cat <<EOF\nhi\nEOF\n); echo "$x"',
     ]) {
       const r = await b.exec("echo", command);
       expect(r, command).not.toBeInstanceOf(Error);

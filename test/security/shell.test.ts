@@ -384,6 +384,19 @@ describe("refusals", () => {
     ]);
   });
 
+  it("refuses a here-document begun inside $(...) whose text is not inside it (dash reads it right after the `)`)", () => {
+    const WHY = /a here-document inside \$\(\.\.\.\) whose text does not start before the closing \)/;
+    refused("echo $(cat <<EOF)EOF\nid\nEOF\n", WHY); // dash ends the document at the EOF glued to ), then runs id
+    refused("echo $(cat <<EOF) ; ls\nx\nEOF\n", WHY);
+    refused('echo "$(cat <<EOF)"\nEOF\n', WHY);
+    refused("echo $(if true; then cat <<EOF; fi)\nEOF\n", WHY);
+    expect(argvs("x=$(cat <<'EOF'\nhi\nEOF\n); echo \"$(cat <<EOF\n)\nEOF\n)\"")).toEqual([
+      ["cat"],
+      ["cat"],
+      ["echo", '"$(cat <<EOF\n)\nEOF\n)"'],
+    ]);
+  });
+
   it("refuses text that is not well-formed Unicode, which the parser's encoder and dash read differently", () => {
     // GopherJS encoded \uD800 and the next code unit as one character: the parser saw `echo` and
     // one word, dash (handed U+FFFD) ran id.

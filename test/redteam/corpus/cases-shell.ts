@@ -73,6 +73,8 @@ export const SHELL_CASES: Case[] = [
   refuse(D, "root", 'echo "x"\\\n#"$(touch PWN)"', "policy", /a line continuation right after """/),
   refuse(D, "root", "cat <<EOF\n\\\nEOF\ntouch PWN\nEOF\n", "policy", /right after the start of a line/),
   refuse(D, "root", "cat <<\\\n-EOF\n\tEOF\ntouch PWN\n-EOF\n", "policy", /right after "<"/),
+  // dash reads a here-document begun in $(...) right after the ), mvdan-sh on the next line.
+  refuse(D, "root", "echo $(cat <<EOF)EOF\ntouch PWN\nEOF\n", "policy", /a here-document inside \$\(/),
   // GopherJS encoded a lone surrogate and the ; after it as one character; dash read U+FFFD and ;.
   refuse(D, "root", "echo \uD800;touch PWN", "policy", /lone surrogate U\+D800/),
   allow(D, "root", "ls -d /workspace \\\n  /tmp &&\\\necho a |\\\ncat", ["ls", "echo", "cat"]),
