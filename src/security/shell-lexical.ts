@@ -95,7 +95,7 @@ function endsOperator(bytes: Buffer, before: number, nl: number): boolean {
 }
 
 /** The newline at `nl` ends an odd run of backslashes: dash removes the pair. */
-function isContinuation(bytes: Buffer, nl: number): boolean {
+export function isContinuation(bytes: Buffer, nl: number): boolean {
   let run = 0;
   while (nl - run - 1 >= 0 && bytes[nl - run - 1] === 0x5c) run++;
   return run % 2 === 1;

@@ -12,6 +12,7 @@
 // (`${x=v}`, `$((x=1))`) are handed to the analyzer through WordHooks.
 
 import { cannotJudge, cannotParse, onlyFields, type ShNode, TOKEN } from "./shell-ast.js";
+import { isContinuation } from "./shell-lexical.js";
 
 /** Parameter expansions nested in each other deeper than this are refused (stack safety). */
 export const MAX_WORD_DEPTH = 64;
@@ -55,23 +56,37 @@ export class ShellSource {
   private bytes: Buffer | undefined;
   constructor(readonly text: string) {}
 
+  private utf8(): Buffer {
+    this.bytes ??= Buffer.from(this.text, "utf8");
+    return this.bytes;
+  }
+
   slice(node: ShNode): string {
     this.bytes ??= Buffer.from(this.text, "utf8");
     return this.bytes.subarray(node.start ?? 0, node.end ?? this.bytes.length).toString("utf8");
   }
 
-  /** The byte right before a node, as a character ("" at the start). */
+  /**
+   * The character right before a node, past line continuations ("" at the start): dash joins
+   * the lines, so `'x'\<newline>2>f` glues the 2 to the quote as `'x'2>f` does.
+   */
   before(node: ShNode): string {
-    this.bytes ??= Buffer.from(this.text, "utf8");
-    const at = node.start ?? 0;
-    return at > 0 ? String.fromCharCode(this.bytes[at - 1]!) : "";
+    const bytes = this.utf8();
+    let at = node.start ?? 0;
+    while (at >= 2 && bytes[at - 1] === 10 && isContinuation(bytes, at - 1)) at -= 2;
+    return at > 0 ? String.fromCharCode(bytes[at - 1]!) : "";
   }
 
-  /** The byte right after a node, as a character ("" at the end). */
+  /**
+   * The character right after a node, past line continuations ("" at the end). mvdan-sh ends
+   * `$1` before a continuation but counts its backslash in: `$1\<newline>#x` is `$1#x` to dash.
+   */
   after(node: ShNode): string {
-    this.bytes ??= Buffer.from(this.text, "utf8");
-    const at = node.end ?? this.bytes.length;
-    return at < this.bytes.length ? String.fromCharCode(this.bytes[at]!) : "";
+    const bytes = this.utf8();
+    let at = node.end ?? bytes.length;
+    if (at > 0 && bytes[at] === 10 && isContinuation(bytes, at)) at++;
+    while (bytes[at] === 0x5c && bytes[at + 1] === 10) at += 2;
+    return at < bytes.length ? String.fromCharCode(bytes[at]!) : "";
   }
 }
 

@@ -140,6 +140,12 @@ describe("what the parser and dash read differently", () => {
     expectRefused(b, "scripts", r, "policy", COMMENT);
   }, 60_000);
 
+  it("refuses a $1, a line continuation and a # (dash reads $1#..., the parser a comment)", async () => {
+    const r = await b.exec("echo", "echo $1\\\n#$(touch /workspace/pwn-param)");
+    expect(b.exists("/workspace/pwn-param"), "dash ran touch").toBe(false);
+    expectRefused(b, "echo", r, "policy", /a # right after a quote or an expansion/);
+  }, 60_000);
+
   it("judges a script holding a NUL byte as the script dash runs, not as a binary", async () => {
     const r = await b.exec("scripts", "/workspace/s/nul.sh");
     expect(b.exists("/workspace/pwn-nul"), "the script ran unjudged").toBe(false);

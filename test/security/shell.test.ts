@@ -343,6 +343,10 @@ describe("refusals", () => {
     refused('echo "x"#y', /a # right after/);
     refused("echo $(x)#$(id)", /a # right after/);
     refused("eval 'id'2>&1", /descriptor number glued/);
+    // The same across a line continuation, which dash removes first.
+    refused("echo $1\\\n#$(id)", /a # right after/);
+    refused("echo $x\\\n\\\n#$(id)", /a # right after/);
+    refused("echo $1\\\n2>f", /descriptor number glued/);
     expect(argvs("echo a#b # comment\nls 2>&1; ls;2>/dev/null")).toEqual([["echo", "a#b"], ["ls"], ["ls"]]);
   });
 

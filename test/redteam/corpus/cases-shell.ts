@@ -81,6 +81,7 @@ export const SHELL_CASES: Case[] = [
   allow(D, "root", "cat <<'EOF'\nx = (1 +\\\n  2)\n\\\nEOF\n", ["cat"]),
   // mvdan-sh reads 'x'2>&1 as a redirection of 2; dash reads the word x2 (here: touch PWN2).
   refuse(D, "root", "eval 'touch PWN'2>&1", "policy", /descriptor number glued to the word/),
+  refuse(D, "root", "echo $1\\\n#$(touch PWN)", "policy", /a # right after a quote or an expansion/),
   allow(D, "root", "echo a#b; echo c # d\nls -d /workspace 2>&1", ["echo", "ls"]),
   allow(D, "root", "echo {a,b} {1..3}", ["echo"]),
   allow(D, "root", "ls -d /workspace &> /tmp/amp.txt", ["ls"]),
