@@ -53,6 +53,13 @@ export function redirectOf(r: ShNode, src: ShellSource, hooks: WordHooks): Redir
       "a descriptor number glued to the word before it (dash reads the digits as part of the word)",
     );
   }
+  // dash takes a single digit for a descriptor and reads more as a word: `sh 10>&1` ran the
+  // file ./10 as a script, judged as a bare `sh` with descriptor 10 redirected.
+  if (n && /^\d{2,}$/.test(String(n.Value))) {
+    throw cannotJudge(
+      `a descriptor number of more than one digit (${n.Value}): dash reads it as a word, an argument of the command`,
+    );
+  }
   const fd = n ? Number(n.Value) : known.fd;
   if (!Number.isInteger(fd)) throw cannotJudge("a redirection with a named descriptor");
   const target = wordValue(r.Word as ShNode, src, hooks);

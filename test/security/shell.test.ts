@@ -350,6 +350,15 @@ describe("refusals", () => {
     expect(argvs("echo a#b # comment\nls 2>&1; ls;2>/dev/null")).toEqual([["echo", "a#b"], ["ls"], ["ls"]]);
   });
 
+  it("refuses a descriptor number of more than one digit, which dash reads as a word", () => {
+    // dash runs `sh 10` and >&1 (the file ./10 as a script; judged as a bare sh, which the
+    // rules refuse on their own as a shell reading stdin) and `cat 10`, a read nothing judged.
+    refused("sh 10>&1", /a descriptor number of more than one digit \(10\)/);
+    refused("cat 10</dev/null", /more than one digit \(10\)/);
+    refused("echo a 01>f", /more than one digit \(01\)/);
+    expect(argvs("echo a 2>&1 9>f 0<f")).toEqual([["echo", "a"]]);
+  });
+
   it("refuses a $ followed by a line continuation, which dash joins before it expands and the parser does not", () => {
     refused('echo $\\\n#"$(id)"', /a \$ followed by a line continuation/);
     refused('echo "$\\\n(id)"', /a \$ followed by a line continuation/);
