@@ -55,6 +55,11 @@ const FRAGMENTS = [
   ...[" ", " ", ";", "&&", "||", "|", "(", ")", "{ ", " }", "$(", "'", '"', "\\", "\n", "#", "${x:-", "}"],
   ...["$((", "))", ";;", "&", "!", ">", "<", "2>&1", "x=", "~", "*", "`", "\\\n", "=", "-", "$x", "\t"],
   ...["<<EOF\n", "\nEOF\n", "<<-EOF\n", "\tEOF\n", "esac", " fi", " done", "echo", "a"],
+  // Line continuations inside operators and at the start of a here-document line, here-documents
+  // begun in $(...), a lone surrogate: where the last divergences were (shell-lexical.ts).
+  ...["\\\n#", "'x'\\\n", '"x"\\\n', "<<\\\n-EOF\n", "\n\\\nEOF\n", "$(cat <<EOF)", "EOF\n", "$(\\\n("],
+  ...["\uD800", "&\\\n&", "|\\\n|", ";\\\n;", "<\\\n<", ">\\\n>", "${x:\\\n-", "${#\\\n", "\t\\\nEOF\n"],
+  ...["<<-'EOF'\n", "\\\n\tEOF\n", "${x}\\\n", "$(touch T)\\\n", " \\\n", "x\\\n", "&&\\\n", "|\\\n"],
   ...["'a'", '"a"', "${x}", "$(echo a)", "1", "2", ">&", "<&", "0", " in ", "then ", "do ", "case ", "if "],
   ...["while ", "{", "}", "((", "[[", "[", "]", "\t", "'", '"', "\\", "$", "#", "2>&1", "<<", "EOF"],
 ];
