@@ -8,7 +8,7 @@
 
 import { cannotJudge, onlyFields, type ShNode, TOKEN } from "./shell-ast.js";
 import type { Arg } from "./shell-unfold.js";
-import { type ShellSource, type WordHooks, wordValue } from "./shell-words.js";
+import { refuseGluedHash, type ShellSource, type WordHooks, wordValue } from "./shell-words.js";
 
 export interface Redirect {
   /** The operator as written: `>`, `>>`, `>|`, `<`, `<>`, `>&`, `<&`. */
@@ -83,6 +83,7 @@ export function redirectOf(r: ShNode, src: ShellSource, hooks: WordHooks): Redir
 /** The text a here-document hands to its command, and whether dash changes it first. */
 function heredoc(r: ShNode, src: ShellSource, hooks: WordHooks): Arg {
   const delimiter = r.Word as ShNode;
+  refuseGluedHash(delimiter, src);
   const quoted = (delimiter.Parts as ShNode[]).some(
     (p) => p.type !== "Lit" || String(p.Value).includes("\\"),
   );

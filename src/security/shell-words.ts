@@ -184,13 +184,7 @@ export function wordValue(
   opts: { assignment?: boolean; depth?: number } & Quoting = {},
 ): WordValue {
   onlyFields(word, ["Parts"], "a word");
-  // mvdan-sh starts a comment at a `#` right after a quote or an expansion ('x'#y, ${x}#y,
-  // $(x)#y); dash reads the `#` and what follows as part of the word: `echo 'x'#$(id)` runs id.
-  if (src.after(word) === "#") {
-    throw cannotJudge(
-      "a # right after a quote or an expansion (dash reads it as part of the word, not as a comment)",
-    );
-  }
+  refuseGluedHash(word, src);
   const depth = opts.depth ?? 0;
   if (depth > MAX_WORD_DEPTH) throw cannotParse(`expansions nest deeper than ${MAX_WORD_DEPTH} levels`);
   const chars: Chars = { c: [], q: [] };
@@ -267,6 +261,19 @@ export function wordValue(
   const optionSafe = leadFixed === true && !splits && !leadGlob && lead !== "-" && lead !== "+";
   const fields = splits ? "split" : glob ? "glob" : "one";
   return { value: dynamic ? src.slice(word) : chars.c.join(""), dynamic, glob, optionSafe, fields };
+}
+
+/**
+ * mvdan-sh starts a comment at a `#` right after a quote or an expansion ('x'#y, ${x}#y,
+ * $(x)#y); dash reads the `#` and what follows as part of the word: `echo 'x'#$(id)` runs id.
+ * A here-document's delimiter too: `cat <<'E'#x; id` hid `; id` in a comment.
+ */
+export function refuseGluedHash(word: ShNode, src: ShellSource): void {
+  if (src.after(word) === "#") {
+    throw cannotJudge(
+      "a # right after a quote or an expansion (dash reads it as part of the word, not as a comment)",
+    );
+  }
 }
 
 /** Visit a parameter expansion, command substitution or arithmetic expansion. */

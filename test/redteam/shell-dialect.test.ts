@@ -140,6 +140,12 @@ describe("what the parser and dash read differently", () => {
     expectRefused(b, "scripts", r, "policy", COMMENT);
   }, 60_000);
 
+  it("refuses a # glued to a quoted here-document delimiter (dash reads the delimiter E#x and runs what follows)", async () => {
+    const r = await b.exec("echo", "cat <<'E'#x; touch /workspace/pwn-delim\nE\n");
+    expect(b.exists("/workspace/pwn-delim"), "dash ran touch").toBe(false);
+    expectRefused(b, "echo", r, "policy", /a # right after a quote or an expansion/);
+  }, 60_000);
+
   it("refuses a $1, a line continuation and a # (dash reads $1#..., the parser a comment)", async () => {
     const r = await b.exec("echo", "echo $1\\\n#$(touch /workspace/pwn-param)");
     expect(b.exists("/workspace/pwn-param"), "dash ran touch").toBe(false);

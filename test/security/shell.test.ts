@@ -347,6 +347,9 @@ describe("refusals", () => {
     refused("echo $1\\\n#$(id)", /a # right after/);
     refused("echo $x\\\n\\\n#$(id)", /a # right after/);
     refused("echo $1\\\n2>f", /descriptor number glued/);
+    // A here-document's delimiter: dash's is E#x, then `; id` runs; the parser's was E and a comment.
+    refused("cat <<'E'#x; id\nE\n", /a # right after/);
+    refused('cat <<"E"#x; id\nE\n', /a # right after/);
     expect(argvs("echo a#b # comment\nls 2>&1; ls;2>/dev/null")).toEqual([["echo", "a#b"], ["ls"], ["ls"]]);
   });
 

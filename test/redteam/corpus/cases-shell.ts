@@ -82,6 +82,7 @@ export const SHELL_CASES: Case[] = [
   // mvdan-sh reads 'x'2>&1 as a redirection of 2; dash reads the word x2 (here: touch PWN2).
   refuse(D, "root", "eval 'touch PWN'2>&1", "policy", /descriptor number glued to the word/),
   refuse(D, "root", "echo $1\\\n#$(touch PWN)", "policy", /a # right after a quote or an expansion/),
+  refuse(D, "root", "cat <<'E'#x; touch PWN\nE\n", "policy", /a # right after a quote or an expansion/),
   // dash reads one digit as a descriptor: 10>&1 is the word 10 and >&1 (sh 10>&1 runs ./10).
   refuse(D, "root", "touch PWN 10>&1", "policy", /a descriptor number of more than one digit/),
   allow(D, "root", "echo a#b; echo c # d\nls -d /workspace 2>&1", ["echo", "ls"]),
