@@ -42,9 +42,6 @@ const OPS: Record<number, { op: string; read: boolean; write: boolean; fd: numbe
 export function redirectOf(r: ShNode, src: ShellSource, hooks: WordHooks): RedirectionOf {
   onlyFields(r, ["Op", "N", "Word", "Hdoc", "OpPos"], "a redirection");
   const op = r.Op as number;
-  if (op === TOKEN.hdoc || op === TOKEN.dashHdoc) return { kind: "heredoc", code: heredoc(r, src, hooks) };
-  const known = OPS[op];
-  if (!known) throw cannotJudge("a redirection operator that is not POSIX sh");
   const n = r.N as ShNode | null;
   // mvdan-sh reads `'x'2>&1` as 'x' and a redirection of 2; dash reads the word x2 and a
   // redirection of stdout: the command would not be the one judged.
@@ -60,6 +57,11 @@ export function redirectOf(r: ShNode, src: ShellSource, hooks: WordHooks): Redir
       `a descriptor number of more than one digit (${n.Value}): dash reads it as a word, an argument of the command`,
     );
   }
+  if (op === TOKEN.hdoc || op === TOKEN.dashHdoc) {
+    return { kind: "heredoc", code: heredoc(r, src, hooks) };
+  }
+  const known = OPS[op];
+  if (!known) throw cannotJudge("a redirection operator that is not POSIX sh");
   const fd = n ? Number(n.Value) : known.fd;
   if (!Number.isInteger(fd)) throw cannotJudge("a redirection with a named descriptor");
   const target = wordValue(r.Word as ShNode, src, hooks);

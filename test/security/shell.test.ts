@@ -347,6 +347,7 @@ describe("refusals", () => {
     refused("echo $1\\\n#$(id)", /a # right after/);
     refused("echo $x\\\n\\\n#$(id)", /a # right after/);
     refused("echo $1\\\n2>f", /descriptor number glued/);
+    refused("echo 'x'1<<EOF\nEOF\n", /descriptor number glued/); // a here-document's too
     // A here-document's delimiter: dash's is E#x, then `; id` runs; the parser's was E and a comment.
     refused("cat <<'E'#x; id\nE\n", /a # right after/);
     refused('cat <<"E"#x; id\nE\n', /a # right after/);
@@ -358,6 +359,7 @@ describe("refusals", () => {
     // rules refuse on their own as a shell reading stdin) and `cat 10`, a read nothing judged.
     refused("sh 10>&1", /a descriptor number of more than one digit \(10\)/);
     refused("cat 10</dev/null", /more than one digit \(10\)/);
+    refused("cat 12<<EOF\nx\nEOF\n", /more than one digit \(12\)/);
     refused("echo a 01>f", /more than one digit \(01\)/);
     expect(argvs("echo a 2>&1 9>f 0<f")).toEqual([["echo", "a"]]);
   });

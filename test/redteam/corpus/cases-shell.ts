@@ -81,6 +81,8 @@ export const SHELL_CASES: Case[] = [
   allow(D, "root", "cat <<'EOF'\nx = (1 +\\\n  2)\n\\\nEOF\n", ["cat"]),
   // mvdan-sh reads 'x'2>&1 as a redirection of 2; dash reads the word x2 (here: touch PWN2).
   refuse(D, "root", "eval 'touch PWN'2>&1", "policy", /descriptor number glued to the word/),
+  // The same before a here-document (found by scripts/shell-differential.ts, seed 23).
+  refuse(D, "root", "sh -c 'touch PWN'1<<EOF\nEOF\n", "policy", /descriptor number glued to the word/),
   refuse(D, "root", "echo $1\\\n#$(touch PWN)", "policy", /a # right after a quote or an expansion/),
   refuse(D, "root", "cat <<'E'#x; touch PWN\nE\n", "policy", /a # right after a quote or an expansion/),
   // dash reads one digit as a descriptor: 10>&1 is the word 10 and >&1 (sh 10>&1 runs ./10).
