@@ -26,8 +26,10 @@ export interface Redirect {
 
 export type RedirectionOf =
   | { kind: "file"; redirect: Redirect }
-  | { kind: "dup" }
-  | { kind: "heredoc"; code: Arg };
+  /** `fd` becomes a copy of another descriptor (`2>&1`, `<&3`), or is closed (`<&-`). */
+  | { kind: "dup"; fd: number; closes: boolean }
+  /** The here-document is read on `fd` (0 unless a number says otherwise: `3<<EOF`). */
+  | { kind: "heredoc"; code: Arg; fd: number };
 
 const OPS: Record<number, { op: string; read: boolean; write: boolean; fd: number }> = {
   [TOKEN.rdrOut]: { op: ">", read: false, write: true, fd: 1 },
@@ -58,7 +60,7 @@ export function redirectOf(r: ShNode, src: ShellSource, hooks: WordHooks): Redir
     );
   }
   if (op === TOKEN.hdoc || op === TOKEN.dashHdoc) {
-    return { kind: "heredoc", code: heredoc(r, src, hooks) };
+    return { kind: "heredoc", code: heredoc(r, src, hooks), fd: n ? Number(n.Value) : 0 };
   }
   const known = OPS[op];
   if (!known) throw cannotJudge("a redirection operator that is not POSIX sh");
@@ -67,7 +69,7 @@ export function redirectOf(r: ShNode, src: ShellSource, hooks: WordHooks): Redir
   const target = wordValue(r.Word as ShNode, src, hooks);
   // `>&2`, `<&0`, `>&-`: descriptor duplication, not a file. (`>& file` is a syntax error in dash.)
   if ((op === TOKEN.dplIn || op === TOKEN.dplOut) && !target.dynamic && /^(\d+|-)$/.test(target.value)) {
-    return { kind: "dup" };
+    return { kind: "dup", fd, closes: target.value === "-" };
   }
   return {
     kind: "file",

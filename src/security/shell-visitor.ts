@@ -114,13 +114,20 @@ export class Analyzer {
     const own: Redirect[] = [];
     for (const r of s.Redirs as ShNode[]) {
       if (ctx.substitutionEnd !== undefined) heredocInSubstitution(r, ctx.substitutionEnd);
+      // dash applies redirections left to right: the last one on descriptor 0 is what a
+      // shell there reads its program from. A here-document on another descriptor is data
+      // there (`echo CODE | sh 3<<'EOF'` runs the pipe, not the document), and `<&3` makes
+      // stdin a descriptor that may hold anything.
       const red = redirectOf(r, ctx.src, hooks);
-      if (red.kind === "dup") continue;
-      if (red.kind === "heredoc") {
-        stdinPiped = false;
-        stdinCode = red.code;
+      if (red.kind === "dup") {
+        if (red.fd === 0 && !red.closes) [stdinPiped, stdinCode] = [true, undefined];
         continue;
       }
+      if (red.kind === "heredoc") {
+        if (red.fd === 0) [stdinPiped, stdinCode] = [false, red.code];
+        continue;
+      }
+      if (red.redirect.fd === 0) stdinCode = undefined;
       if (red.redirect.read && red.redirect.fd === 0) stdinPiped = false;
       own.push(red.redirect);
     }

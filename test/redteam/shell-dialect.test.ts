@@ -146,6 +146,23 @@ describe("what the parser and dash read differently", () => {
     expectRefused(b, "echo", r, "policy", /a # right after a quote or an expansion/);
   }, 60_000);
 
+  it.each([
+    ["on descriptor 3", "echo 'touch /workspace/pwn-fd3' | sh 3<<'EOF'\n:\nEOF\n", "pwn-fd3"],
+    [
+      "moved off stdin by 0<&3",
+      "echo 'touch /workspace/pwn-dup' | sh 3<&0 <<'EOF' 0<&3\n:\nEOF\n",
+      "pwn-dup",
+    ],
+  ])(
+    "refuses a shell given a here-document %s while it reads its program from a pipe",
+    async (_what, command, canary) => {
+      const r = await b.exec("scripts", command);
+      expect(b.exists(`/workspace/${canary}`), "sh ran the pipe").toBe(false);
+      expectRefused(b, "scripts", r, "policy", /a shell reading its program from stdin/);
+    },
+    60_000,
+  );
+
   it("refuses a $1, a line continuation and a # (dash reads $1#..., the parser a comment)", async () => {
     const r = await b.exec("echo", "echo $1\\\n#$(touch /workspace/pwn-param)");
     expect(b.exists("/workspace/pwn-param"), "dash ran touch").toBe(false);

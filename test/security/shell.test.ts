@@ -233,6 +233,19 @@ describe("shells and wrappers", () => {
     expect(argvs("cat <<-'EOF'\n\tsudo is text here\n\tEOF")).toEqual([["cat"]]);
   });
 
+  it("reads a shell's program from the last redirection of stdin: a here-document on another descriptor is data", () => {
+    const stdinProgram = (cmd: string) =>
+      analyzeCommand(cmd).commands.find((c) => c.argv[0] === "sh")?.stdinProgram;
+    // dash ran the pipe as sh's program (touch), the here-document sat on 3 (or 1).
+    expect(stdinProgram("echo 'touch x' | sh 3<<'EOF'\n:\nEOF\n")).toBe(true);
+    expect(stdinProgram("echo 'touch x' | sh 1<<'EOF'\n:\nEOF\n")).toBe(true);
+    // <&3 after the document: stdin is descriptor 3, here the pipe.
+    expect(stdinProgram("echo 'touch x' | sh 3<&0 <<'EOF' 0<&3\n:\nEOF\n")).toBe(true);
+    expect(stdinProgram("sh <<'EOF' </dev/null\n:\nEOF\n")).toBe(true);
+    expect(argvs("sh 0<<'EOF' 2>&1\nls\nEOF\n")).toEqual([["ls"]]);
+    expect(argvs("cat 3<<EOF\n$(ls)\nEOF\n")).toEqual([["ls"], ["cat"]]);
+  });
+
   it("refuses sh -i and sh -l, which read startup files as code", () => {
     refused("sh -l -c id", /startup files/);
     refused("sh -i", /startup files/);
