@@ -41,6 +41,8 @@ export interface Ctx {
   localDirs: Arg[];
   /** Inside `$(...)`: the byte offset of its closing parenthesis. */
   substitutionEnd: number | undefined;
+  /** The shell running this code reads its program from its stdin (`sh <<'EOF'`). */
+  programOnStdin: boolean;
 }
 
 /** Where one written command is launched from, as wrappers are unfolded. */
@@ -111,6 +113,7 @@ export class Analyzer {
     const hooks = this.hooks(ctx, group ?? ctx.parentGroup);
     let stdinPiped = ctx.stdinPiped;
     let stdinCode: Arg | undefined;
+    let movesStdin = false;
     const own: Redirect[] = [];
     for (const r of s.Redirs as ShNode[]) {
       if (ctx.substitutionEnd !== undefined) heredocInSubstitution(r, ctx.substitutionEnd);
@@ -119,6 +122,7 @@ export class Analyzer {
       // there (`echo CODE | sh 3<<'EOF'` runs the pipe, not the document), and `<&3` makes
       // stdin a descriptor that may hold anything.
       const red = redirectOf(r, ctx.src, hooks);
+      movesStdin ||= (red.kind === "file" ? red.redirect.fd : red.fd) === 0;
       if (red.kind === "dup") {
         if (red.fd === 0 && !red.closes) [stdinPiped, stdinCode] = [true, undefined];
         continue;
@@ -134,6 +138,7 @@ export class Analyzer {
     this.out.redirects.push(...own);
     const redirects = [...ctx.redirects, ...own];
     const certain = cmd ? this.command(cmd, { ...ctx, stdinPiped, redirects }, group, stdinCode) : [];
+    if (movesStdin && ctx.programOnStdin) stdinMoved(this.out.commands.slice(start));
     if (s.Background) {
       for (let i = start; i < this.out.commands.length; i++) this.out.commands[i]!.background = true;
     }
@@ -370,6 +375,11 @@ export class Analyzer {
         `a here-document with expansions or backslashes fed to ${name}; quote its delimiter (<<'EOF') so the text that runs is the text judged`,
       );
     }
+    if (useStdin && Buffer.byteLength(at.stdinCode!.value, "utf8") > PIPE_PROGRAM_MAX) {
+      throw cannotJudge(
+        `a here-document of more than ${PIPE_PROGRAM_MAX} bytes fed to ${name} as its program: dash passes a longer one through the pipe in pieces, and a command in it that reads stdin (read, head) takes the rest of the program from under the shell; use a script file`,
+      );
+    }
     const code = useStdin ? [...step.code, at.stdinCode!] : step.code;
     for (const c of code) {
       if (c.dynamic) {
@@ -389,6 +399,8 @@ export class Analyzer {
         redirects: at.redirects,
         scope: step.deferred ? "floating" : at.ctx.scope,
         localDirs: inner.localDirs,
+        // eval, trap and . run their code in this shell, which may read its program from stdin.
+        programOnStdin: (useStdin && c === at.stdinCode) || (SAME_SHELL.has(name) && at.ctx.programOnStdin),
       });
     }
   }
@@ -461,6 +473,33 @@ function runtimeOptions(name: string, args: readonly Arg[], at: Launch): void {
         `${name} with a run-time argument (${a.value}) that may turn out to be an option, and ${name}'s options can run programs; start it with a fixed path (./*, "/dir/$f"), put it after --, or quote it as the value of an option that takes one`,
       );
     }
+  }
+}
+
+/**
+ * dash hands a here-document to a command through a pipe, written whole before the command
+ * starts when it is at most this long (PIPESIZE in dash's redir.c); a shell reading its program
+ * from it then reads it in one go (up to 8 KiB), and a command of the program that reads stdin
+ * finds it empty. A longer one arrives in pieces: `read x` at the top of a 9 KB program took
+ * the line after the first 8 KiB (`echo '`), and dash ran the next one as a command while the
+ * analysis had it inside the quotes.
+ */
+const PIPE_PROGRAM_MAX = 4096;
+
+/** Builtins that run code in the shell that runs them. */
+const SAME_SHELL = new Set(["eval", "trap", "."]);
+
+/**
+ * `exec` with redirections and no command changes the shell's own descriptors. In a program
+ * the shell reads from its stdin, moving descriptor 0 moves where it reads the rest of its
+ * program from: `echo CODE | sh 3<&0 <<'EOF'` then `exec 0<&3` ran CODE (and `exec <FILE`
+ * runs FILE), none of it judged.
+ */
+function stdinMoved(commands: readonly { argv: readonly string[] }[]): void {
+  if (commands.some((c) => c.argv.length === 1 && c.argv[0] === "exec")) {
+    throw cannotJudge(
+      "exec moving descriptor 0 in a program a shell reads from its stdin (dash reads the rest of its program from the new descriptor 0)",
+    );
   }
 }
 

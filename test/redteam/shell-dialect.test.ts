@@ -163,6 +163,31 @@ describe("what the parser and dash read differently", () => {
     60_000,
   );
 
+  it("refuses a shell program on stdin that moves descriptor 0 (dash reads the rest of its program from there)", async () => {
+    const r = await b.exec(
+      "scripts",
+      "echo 'touch /workspace/pwn-exec0' | sh 3<&0 <<'EOF'\nexec 0<&3\nEOF\n",
+    );
+    expect(b.exists("/workspace/pwn-exec0"), "sh ran the pipe").toBe(false);
+    expectRefused(
+      b,
+      "scripts",
+      r,
+      "policy",
+      /exec moving descriptor 0 in a program a shell reads from its stdin/,
+    );
+  }, 60_000);
+
+  it("refuses a shell program on stdin longer than dash writes to the pipe at once (read takes part of it)", async () => {
+    // dash buffers 8 KiB of its program; read takes the line after it, dash runs the next.
+    let body = "read x\n";
+    while (body.length < 8192 - 100) body += `#${"x".repeat(98)}\n`;
+    body += `${"#".repeat(8192 - body.length - 1)}\necho '\ntouch /workspace/pwn-read\n'\n`;
+    const r = await b.exec("scripts", `sh <<'EOF'\n${body}EOF\n`);
+    expect(b.exists("/workspace/pwn-read"), "dash ran touch").toBe(false);
+    expectRefused(b, "scripts", r, "policy", /a here-document of more than 4096 bytes fed to sh/);
+  }, 60_000);
+
   it("refuses a $1, a line continuation and a # (dash reads $1#..., the parser a comment)", async () => {
     const r = await b.exec("echo", "echo $1\\\n#$(touch /workspace/pwn-param)");
     expect(b.exists("/workspace/pwn-param"), "dash ran touch").toBe(false);

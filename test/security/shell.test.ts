@@ -246,6 +246,25 @@ describe("shells and wrappers", () => {
     expect(argvs("cat 3<<EOF\n$(ls)\nEOF\n")).toEqual([["ls"], ["cat"]]);
   });
 
+  it("refuses what makes a shell reading its program from stdin read something else than the text judged", () => {
+    // read took the line after the first 8 KiB from under dash, which ran the next one.
+    const long = `read x\n${"#".repeat(8200)}\necho '\nid\n'\n`;
+    refused(`sh <<'EOF'\n${long}EOF\n`, /a here-document of more than 4096 bytes fed to sh as its program/);
+    expect(argvs(`sh <<'EOF'\nread x\n${"#".repeat(4000)}\nls\nEOF\n`)).toEqual([["read", "x"], ["ls"]]);
+    // exec moving descriptor 0: dash reads the rest of its program from there.
+    const MOVED = /exec moving descriptor 0 in a program a shell reads from its stdin/;
+    refused("echo id | sh 3<&0 <<'EOF'\nexec 0<&3\nEOF\n", MOVED);
+    refused("sh <<'EOF'\nexec </workspace/x.sh\nEOF\n", MOVED);
+    refused("echo id | sh 3<&0 <<'EOF'\neval 'exec 0<&3'\nEOF\n", MOVED);
+    refused("echo id | sh 3<&0 <<'EOF'\nf() { command exec <&3; }; f\nEOF\n", MOVED);
+    expect(argvs("sh <<'EOF'\nexec 3>/tmp/log 2>&1\nls\nEOF\nexec </dev/null; sh -c 'exec <&-'")).toEqual([
+      ["exec"],
+      ["ls"],
+      ["exec"],
+      ["exec"],
+    ]);
+  });
+
   it("refuses sh -i and sh -l, which read startup files as code", () => {
     refused("sh -l -c id", /startup files/);
     refused("sh -i", /startup files/);

@@ -203,6 +203,14 @@ export const SHELL_CASES: Case[] = [
   // A here-document on another descriptor is data there: sh reads its program from the pipe.
   refuse(H, "root", "echo 'touch PWN' | sh 3<<'EOF'\n:\nEOF\n", "policy", /pipe-to-shell/),
   refuse(H, "root", "echo 'touch PWN' | sh 3<&0 <<'EOF' 0<&3\n:\nEOF\n", "policy", /pipe-to-shell/),
+  // A program on stdin that moves descriptor 0: dash reads the rest of it from there.
+  refuse(
+    H,
+    "root",
+    "echo 'touch PWN' | sh 3<&0 <<'EOF'\nexec 0<&3\nEOF\n",
+    "policy",
+    /exec moving descriptor 0/,
+  ),
   refuse(H, "root", "exec 3< /workspace/evil.sh; sh <&3", "policy", /pipe-to-shell/),
   refuse(H, "root", "exec < /workspace/evil.sh; sh", "policy", /pipe-to-shell/),
   allow(H, "root", "python3 - <<'EOF'\nprint('hi')\nEOF", ["python3"]),
