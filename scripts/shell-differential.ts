@@ -56,10 +56,13 @@ const FRAGMENTS = [
   ...["$((", "))", ";;", "&", "!", ">", "<", "2>&1", "x=", "~", "*", "`", "\\\n", "=", "-", "$x", "\t"],
   ...["<<EOF\n", "\nEOF\n", "<<-EOF\n", "\tEOF\n", "esac", " fi", " done", "echo", "a"],
   // Line continuations inside operators and at the start of a here-document line, here-documents
-  // begun in $(...), a lone surrogate: where the last divergences were (shell-lexical.ts).
+  // begun in $(...), a lone surrogate, descriptors: where the last divergences were.
   ...["\\\n#", "'x'\\\n", '"x"\\\n', "<<\\\n-EOF\n", "\n\\\nEOF\n", "$(cat <<EOF)", "EOF\n", "$(\\\n("],
   ...["\uD800", "&\\\n&", "|\\\n|", ";\\\n;", "<\\\n<", ">\\\n>", "${x:\\\n-", "${#\\\n", "\t\\\nEOF\n"],
   ...["<<-'EOF'\n", "\\\n\tEOF\n", "${x}\\\n", "$(touch T)\\\n", " \\\n", "x\\\n", "&&\\\n", "|\\\n"],
+  // Descriptors: several digits, a here-document on another descriptor, stdin moved by a copy.
+  ...["10>&1", "01>", "1<<EOF\n", "3<<'EOF'\n", "0<&3", "3<&0 ", "echo 'touch T' | sh ", "| sh ", "<&-"],
+  ...["<<'E'#x", "E\n", "$1\\\n", "$x\\\n"],
   ...["'a'", '"a"', "${x}", "$(echo a)", "1", "2", ">&", "<&", "0", " in ", "then ", "do ", "case ", "if "],
   ...["while ", "{", "}", "((", "[[", "[", "]", "\t", "'", '"', "\\", "$", "#", "2>&1", "<<", "EOF"],
 ];
