@@ -66,9 +66,17 @@ export function checkText(code: string): void {
 export function checkContinuations(code: string, file: ShNode): void {
   if (!code.includes("\\\n")) return;
   const bytes = Buffer.from(code, "utf8");
-  const literal = literalRegions(bytes, file);
+  const { literal, tabbed } = regions(bytes, file);
+  const inside = (list: [number, number][], nl: number) => list.some(([s, e]) => nl - 1 >= s && nl < e);
   for (let nl = bytes.indexOf(10); nl >= 0; nl = bytes.indexOf(10, nl + 1)) {
-    if (!isContinuation(bytes, nl) || literal.some(([s, e]) => nl - 1 >= s && nl < e)) continue;
+    if (!isContinuation(bytes, nl) || inside(literal, nl)) continue;
+    // In a <<- document dash joins the next line before it strips the tabs of a line start, so
+    // the tabs stay; the parser stripped them and ended the document at `x\<nl><tab>EOF`.
+    if (inside(tabbed, nl)) {
+      throw cannotJudge(
+        "a line continuation in a <<- here-document (dash keeps the tabs of the line it joins, the parser strips them and may end the document there)",
+      );
+    }
     let before = nl - 2;
     while (before >= 1 && bytes[before] === 10 && isContinuation(bytes, before)) before -= 2;
     if (before < 0 || JOINS_SAFELY.test(String.fromCharCode(bytes[before]!))) continue;
@@ -101,24 +109,34 @@ export function isContinuation(bytes: Buffer, nl: number): boolean {
   return run % 2 === 1;
 }
 
-/** Byte ranges of single-quoted strings and quoted here-document bodies (read raw by both). */
-function literalRegions(bytes: Buffer, node: unknown, out: [number, number][] = []): [number, number][] {
+interface Regions {
+  /** Single-quoted strings and quoted here-document bodies: both read `\` newline as is. */
+  literal: [number, number][];
+  /** Bodies of unquoted <<- here-documents. */
+  tabbed: [number, number][];
+}
+
+/** Byte ranges of the parts of the text where continuations are read apart, from the parse. */
+function regions(bytes: Buffer, node: unknown, out: Regions = { literal: [], tabbed: [] }): Regions {
   if (Array.isArray(node)) {
-    for (const n of node) literalRegions(bytes, n, out);
+    for (const n of node) regions(bytes, n, out);
     return out;
   }
   if (!node || typeof node !== "object") return out;
   const n = node as ShNode;
-  if (n.type === "SglQuoted" && n.start !== undefined && n.end !== undefined) out.push([n.start, n.end]);
+  if (n.type === "SglQuoted" && n.start !== undefined && n.end !== undefined)
+    out.literal.push([n.start, n.end]);
   if (n.type === "Redirect" && (n.Op === TOKEN.hdoc || n.Op === TOKEN.dashHdoc) && n.Hdoc) {
     const quoted = (n.Word.Parts as ShNode[]).some((p) => p.type !== "Lit" || String(p.Value).includes("\\"));
     const body = n.Hdoc as ShNode;
     // A body starts a line; mvdan-sh places one that starts with a continuation a byte late.
     // Its end is where the parser stood once it had read the closing line.
-    if (quoted && body.start !== undefined && body.end !== undefined) {
-      out.push([bytes.lastIndexOf(10, body.start - 1) + 1, body.end]);
+    if (body.start !== undefined && body.end !== undefined) {
+      const range: [number, number] = [bytes.lastIndexOf(10, body.start - 1) + 1, body.end];
+      if (quoted) out.literal.push(range);
+      else if (n.Op === TOKEN.dashHdoc) out.tabbed.push(range);
     }
   }
-  for (const [key, value] of Object.entries(n)) if (key !== "type") literalRegions(bytes, value, out);
+  for (const [key, value] of Object.entries(n)) if (key !== "type") regions(bytes, value, out);
   return out;
 }

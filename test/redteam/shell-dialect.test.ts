@@ -113,6 +113,13 @@ describe("what the parser and dash read differently", () => {
       CONTINUED,
     ],
     [
+      "a continuation in a <<- here-document (dash keeps the tabs of the joined line, the parser ended the document)",
+      // The delimiter is a granted program: the parser read its lines as echo commands.
+      "cat <<-echo\nx \\\n\techo\necho '$(touch /workspace/pwn-tabbed)'\necho\n",
+      "pwn-tabbed",
+      /a line continuation in a <<- here-document/,
+    ],
+    [
       "a here-document begun in $(...) with its text after the ) (dash ends it at the EOF glued to the ))",
       "echo $(cat <<EOF)EOF\ntouch /workspace/pwn-hdsub\nEOF\n",
       "pwn-hdsub",

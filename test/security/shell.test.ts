@@ -422,6 +422,9 @@ describe("refusals", () => {
     refused("echo 'x'\\\n2>f", AFTER); // dash: the word x2, and > f
     refused("sh -c 'echo \"x\"\\\n#$(id)'", AFTER); // in nested code too
     refused("echo ${#\\\nx}", AFTER);
+    // In an unquoted <<- document dash keeps the tabs of a joined line; the parser ended the
+    // document at the tab-indented EOF and read the single-quoted $(id) after it as a word.
+    refused("cat <<-EOF\nx \\\n\tEOF\necho '$(id)'\nEOF\n", /a line continuation in a <<- here-document/);
     // Continuations in a row are one; a blank or a word character before it, or single quotes or a
     // quoted here-document around it (both read two characters), still read.
     refused("echo 'x'\\\n\\\n#$(id)", /right after "'"/);

@@ -73,6 +73,13 @@ export const SHELL_CASES: Case[] = [
   refuse(D, "root", 'echo "x"\\\n#"$(touch PWN)"', "policy", /a line continuation right after """/),
   refuse(D, "root", "cat <<EOF\n\\\nEOF\ntouch PWN\nEOF\n", "policy", /right after the start of a line/),
   refuse(D, "root", "cat <<\\\n-EOF\n\tEOF\ntouch PWN\n-EOF\n", "policy", /right after "<"/),
+  refuse(
+    D,
+    "root",
+    "cat <<-EOF\nx \\\n\tEOF\necho '$(touch PWN)'\nEOF\n",
+    "policy",
+    /in a <<- here-document/,
+  ),
   // dash reads a here-document begun in $(...) right after the ), mvdan-sh on the next line.
   refuse(D, "root", "echo $(cat <<EOF)EOF\ntouch PWN\nEOF\n", "policy", /a here-document inside \$\(/),
   // GopherJS encoded a lone surrogate and the ; after it as one character; dash read U+FFFD and ;.
