@@ -143,8 +143,8 @@ export class Shadows {
       // Nothing runs in the copy any more before it is read.
       await deps.retire(id);
       retired = true;
-      const diff = await diffCopy(copy, restored, (paths) =>
-        deps.snapshots.readEntries(principal.goalId, snap.id, paths, TEXT_DIFF_MAX_BYTES),
+      const diff = await diffCopy(copy, restored, (paths, contents) =>
+        deps.snapshots.readEntries(principal.goalId, snap.id, paths, contents ? TEXT_DIFF_MAX_BYTES : 0),
       );
       return { goal_id: id, snapshot_id: snap.id, steps: ran, diff };
     } finally {
