@@ -19,7 +19,7 @@ import type { AgentEnv } from "../agent/env.js";
 import { principalOf } from "../agent/tool-calls.js";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import type { Gate } from "../gate/invoke.js";
+import type { Gate, Principal } from "../gate/invoke.js";
 import { RunPaths } from "../gate/run-paths.js";
 import type { ToolResult } from "../gate/types.js";
 import type { SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
@@ -39,7 +39,7 @@ import {
   stepsDigest,
 } from "./plan-store.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
-import type { Shadows } from "./shadow.js";
+import { ShadowBusy, type ShadowRun, type Shadows } from "./shadow.js";
 
 export type { PlanStep, PlanSummary, Simulation };
 
@@ -122,7 +122,7 @@ export class Plans {
       judged.push({ index, ...j });
     }
     const ok = judged.every((s) => s.verdict !== "deny");
-    const shadow = opts.shadow ? await this.deps.shadows.run(principal, steps, signal) : undefined;
+    const shadow = opts.shadow ? await this.shadowRun(principal, steps, signal) : undefined;
     this.deps.audit.record(
       "plan.simulated",
       {
@@ -148,6 +148,25 @@ export class Plans {
       { goalId: agent.goalId, agentId },
     );
     return { steps: judged, ok, note: NOTE, ...(shadow ? { shadow } : {}) };
+  }
+
+  /** The shadow run of a simulation; one refused because another runs is audited as plan.refused. */
+  private async shadowRun(
+    principal: Principal,
+    steps: readonly PlanStep[],
+    signal: AbortSignal,
+  ): Promise<ShadowRun> {
+    try {
+      return await this.deps.shadows.run(principal, steps, signal);
+    } catch (e) {
+      if (e instanceof ShadowBusy)
+        this.deps.audit.record(
+          "plan.refused",
+          { reason: `shadow simulation refused: ${e.message}` },
+          { goalId: principal.goalId, agentId: principal.agentId },
+        );
+      throw e;
+    }
   }
 
   /** plan.create: simulate, then store the plan with its simulation and hash. */

@@ -1,10 +1,13 @@
 // A shadow simulation's result stays bounded whatever its steps do (kernel/shadow.ts,
 // sandbox/tree-diff.ts): one command that writes a thousand small text files, or rewrites
 // every line of many files, must not turn plan.simulate into a response of tens of MB or
-// keep the daemon comparing lines for many seconds. Real daemon, real Docker, over the socket.
+// keep the daemon comparing lines for many seconds; and shadow runs fired side by side
+// must not each take a full copy of the workspace. Real daemon, real Docker, over the socket.
 
+import { existsSync, readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { docker, planner, usePlansDaemon } from "./plans-fixture.js";
+import { AidoRpcError } from "../../src/client/client.js";
+import { docker, kinds, planner, usePlansDaemon } from "./plans-fixture.js";
 
 const { suite, spawn } = usePlansDaemon();
 
@@ -79,4 +82,43 @@ describe("a shadow simulation's diff is bounded", () => {
     // 300 x 4M cells were compared before (seconds of the daemon's time), for a 4.8 MB answer.
     expect(JSON.stringify(sim).length).toBeLessThan(1024 * 1024);
   }, 180_000);
+});
+
+describe("shadow runs side by side", () => {
+  it("one runs at a time per goal: the others are refused (-32002, audited), and the next one after runs", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const a = await spawn(c, writer());
+    const slow = { tool: "exec", input: { command: `python3 -c "import time; time.sleep(3)"` } };
+    const shadowDirs = () =>
+      existsSync(fx.home.config.goalsDir)
+        ? readdirSync(fx.home.config.goalsDir).filter((n) => n.startsWith("w_"))
+        : [];
+    let mostCopies = 0;
+    const watch = setInterval(() => {
+      mostCopies = Math.max(mostCopies, shadowDirs().length);
+    }, 50);
+    const settled = await Promise.allSettled(
+      [0, 1, 2, 3].map(() =>
+        c.call("plan.simulate", { agent_id: a.agent_id, shadow: true, steps: [slow] }, { timeoutMs: 60_000 }),
+      ),
+    ).finally(() => clearInterval(watch));
+    const ran = settled.filter((r) => r.status === "fulfilled");
+    const refused = settled.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+    expect(ran).toHaveLength(1);
+    expect(refused).toHaveLength(3);
+    for (const e of refused) {
+      expect(e).toBeInstanceOf(AidoRpcError);
+      expect((e as AidoRpcError).rpcCode).toBe(-32002);
+      expect((e as Error).message).toMatch(/a shadow simulation of goal \S+ is already running/);
+    }
+    expect(mostCopies).toBe(1);
+    const refusals = await kinds(c, a.agent_id, "plan.refused");
+    expect(refusals).toHaveLength(3);
+    expect(refusals[0]!.payload).toMatchObject({ reason: expect.stringMatching(/already running/) });
+    // The claim ends with the run: the next shadow simulation of the goal runs.
+    const next = await c.call("plan.simulate", { agent_id: a.agent_id, shadow: true, steps: [slow] });
+    expect(next.shadow!.steps[0]).toMatchObject({ ran: true, ok: true });
+    expect(shadowDirs()).toEqual([]);
+  }, 120_000);
 });
