@@ -43,6 +43,13 @@ import { ShadowBusy, type ShadowRun, type Shadows } from "./shadow.js";
 
 export type { PlanStep, PlanSummary, Simulation };
 
+/**
+ * How deep a step's input may nest (a manifest object, the deepest input a tool takes, is a
+ * few levels). Deeper is refused at the edge: the plan's digest encodes the steps
+ * recursively, and a 1 MiB line holds an input 100,000 levels deep.
+ */
+const STEP_INPUT_MAX_DEPTH = 64;
+
 /** What the result of a plan shows of one step's output. */
 const PLAN_STEP_OUTPUT_MAX = 8 * 1024;
 
@@ -345,6 +352,14 @@ export class Plans {
           field: `steps.${i}.tool`,
         });
       }
+      if (nestedPast(step.input, STEP_INPUT_MAX_DEPTH)) {
+        const field = `steps.${i}.input`;
+        throw new AidoError(
+          ErrorCode.invalidInput,
+          `${field}: nested deeper than ${STEP_INPUT_MAX_DEPTH} levels (input of ${step.tool})`,
+          { field },
+        );
+      }
       const parsed = tool.input.safeParse(step.input);
       if (parsed.success) continue;
       const issue = parsed.error.issues[0];
@@ -355,6 +370,18 @@ export class Plans {
       throw new AidoError(ErrorCode.invalidInput, `${field}: ${what} (input of ${step.tool})`, { field });
     }
   }
+}
+
+/** Whether `value` nests deeper than `max` objects and arrays (walked without recursion). */
+function nestedPast(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [v, depth] = top;
+    if (v === null || typeof v !== "object") continue;
+    if (depth > max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 /** The parts of a plan's hash, as a refusal names them. */
