@@ -129,7 +129,7 @@ export class Plans {
       judged.push({ index, ...j });
     }
     const ok = judged.every((s) => s.verdict !== "deny");
-    const shadow = opts.shadow ? await this.shadowRun(principal, steps, signal) : undefined;
+    const shadow = opts.shadow ? await this.shadowRun(principal, agent, steps, signal) : undefined;
     this.deps.audit.record(
       "plan.simulated",
       {
@@ -157,14 +157,21 @@ export class Plans {
     return { steps: judged, ok, note: NOTE, ...(shadow ? { shadow } : {}) };
   }
 
-  /** The shadow run of a simulation; one refused because another runs is audited as plan.refused. */
+  /**
+   * The shadow run of a simulation, its diff showing text only where the agent may read (its
+   * file_read grants and the policy; a confirm rule counts as no). One refused because
+   * another runs is audited as plan.refused.
+   */
   private async shadowRun(
     principal: Principal,
+    agent: AgentRecord,
     steps: readonly PlanStep[],
     signal: AbortSignal,
   ): Promise<ShadowRun> {
+    const reads = new RunPaths("file_read", this.grantsOf(agent), this.deps.policy);
+    const readable = (path: string) => reads.allow({ kind: "file_read", path }, false) === undefined;
     try {
-      return await this.deps.shadows.run(principal, steps, signal);
+      return await this.deps.shadows.run(principal, steps, readable, signal);
     } catch (e) {
       if (e instanceof ShadowBusy)
         this.deps.audit.record(

@@ -10,8 +10,8 @@
 //      approve a rehearsal). Tools whose effects live outside the copy (memory, agents,
 //      the network) are not run at all;
 //   4. the shadow container removed, the copy compared with the snapshot (only paths whose
-//      stat moved are read: sandbox/tree-diff.ts), then the pseudo-goal's folder deleted
-//      (links unlinked, never followed).
+//      stat moved are read: sandbox/tree-diff.ts; text shown only where the agent may read,
+//      `readable`), then the pseudo-goal's folder deleted (links unlinked, never followed).
 // The real folders are never written. The shadow's calls are audited as the calls they
 // are, under the pseudo-goal's id, and the sweeper keeps its container while it runs
 // (isLive). One shadow run at a time per real goal: each is a full copy of its folders and
@@ -127,7 +127,12 @@ export class Shadows {
   }
 
   /** Run `steps` in a copy of the goal's folders (see the header); ShadowBusy while another runs. */
-  async run(principal: Principal, steps: readonly PlanStep[], signal?: AbortSignal): Promise<ShadowRun> {
+  async run(
+    principal: Principal,
+    steps: readonly PlanStep[],
+    readable: (path: string) => boolean,
+    signal?: AbortSignal,
+  ): Promise<ShadowRun> {
     const { deps } = this;
     const busy = this.running.get(principal.goalId);
     if (busy !== undefined) throw new ShadowBusy(principal.goalId, busy);
@@ -163,8 +168,12 @@ export class Shadows {
       // Nothing runs in the copy any more before it is read.
       await deps.retire(id);
       retired = true;
-      const diff = await diffCopy(copy, restored, (paths, contents) =>
-        deps.snapshots.readEntries(principal.goalId, snap.id, paths, contents ? TEXT_DIFF_MAX_BYTES : 0),
+      const diff = await diffCopy(
+        copy,
+        restored,
+        (paths, contents) =>
+          deps.snapshots.readEntries(principal.goalId, snap.id, paths, contents ? TEXT_DIFF_MAX_BYTES : 0),
+        readable,
       );
       return { goal_id: id, snapshot_id: snap.id, steps: ran, diff };
     } finally {

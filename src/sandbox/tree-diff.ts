@@ -12,7 +12,9 @@
 // thousand small text files in one command; their diffs would be a response of tens of MB
 // and seconds of the daemon's time). Past the budget, paths are listed without a diff and
 // counted in diffs_omitted; only listed paths are read, and old contents are read from the
-// snapshot only for the diffs still made.
+// snapshot only for the diffs still made. A path's text is shown only when the caller says
+// it is `readable` (the agent may read it): a step may overwrite a file it cannot read, and
+// the diff must not hand it the old contents.
 
 import { createHash } from "node:crypto";
 import { type BigIntStats, constants, promises as fsp } from "node:fs";
@@ -83,11 +85,15 @@ export async function statTree(roots: SnapshotRoots): Promise<TreeStat> {
   return out;
 }
 
-/** What changed in the copy since `before` (its stat after the restore from the snapshot `original`). */
+/**
+ * What changed in the copy since `before` (its stat after the restore from the snapshot
+ * `original`); text diffs only for paths `readable` allows.
+ */
 export async function diffCopy(
   roots: SnapshotRoots,
   before: TreeStat,
   original: OriginalEntries,
+  readable: (path: string) => boolean,
 ): Promise<TreeDiff> {
   const out: TreeDiff = {
     added: [],
@@ -110,6 +116,7 @@ export async function diffCopy(
     if (before.has(path)) continue;
     const change: PathChange = { path, type: b.type, size: b.size };
     if (!push(out, "added", change) || b.type !== "file" || b.size > TEXT_DIFF_MAX_BYTES) continue;
+    if (!readable(path)) continue;
     if (spent(budget)) out.diffs_omitted++;
     else textDiff(out, budget, change, undefined, await readNoFollow(hostPath(roots, path)));
   }
@@ -132,7 +139,8 @@ export async function diffCopy(
     const small = b.size <= TEXT_DIFF_MAX_BYTES;
     const hash = small ? sha256(await readNoFollow(host)) : await hashNoFollow(host);
     if (hash === old.entry.h) continue; // rewritten with the same content
-    if (push(out, "changed", change) && small && (old.entry.s ?? Infinity) <= TEXT_DIFF_MAX_BYTES)
+    const listed = push(out, "changed", change);
+    if (listed && small && (old.entry.s ?? Infinity) <= TEXT_DIFF_MAX_BYTES && readable(path))
       texts.push(change);
   }
   await diffChanged(roots, texts, original, out, budget);
