@@ -24,7 +24,8 @@ function attr(value: string): string {
 
 /** `<tag k="v" ... untrusted>\ncontent\n</tag>`, with look-alike tags inside defused. */
 export function wrapUntrusted(tag: string, attrs: Record<string, string>, content: string): string {
-  const defused = content.replace(new RegExp(`<(/?)(${tag})`, "gi"), "<$1\u200b$2");
+  // `</tag`, `< /tag`, `</ TAG`: a zero-width space goes before the name of each.
+  const defused = content.replace(new RegExp(`<(\\s*/?\\s*)(${tag})`, "gi"), "<$1\u200b$2");
   const a = Object.entries(attrs)
     .map(([k, v]) => ` ${k}=${attr(v)}`)
     .join("");
