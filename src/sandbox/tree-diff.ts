@@ -49,7 +49,11 @@ export interface TreeDiff {
   changed: PathChange[];
   deleted: PathChange[];
   counts: { added: number; changed: number; deleted: number };
-  /** Listed text files left without their diff: the result's diff budget was spent. */
+  /**
+   * Listed files that could have had a diff (up to TEXT_DIFF_MAX_BYTES, readable) left
+   * without one because the result's diff budget was spent; once it is, they are not read,
+   * so a binary file among them counts too.
+   */
   diffs_omitted: number;
 }
 
