@@ -247,8 +247,7 @@ export class Plans {
     const changed = this.changedSince(row, steps, agent, refuse);
     if (changed.length > 0)
       refuse(`${changed.map((c) => CHANGED[c]).join("; ")} since it was simulated`, changed);
-    if (!store.start(row, agent.id))
-      refuse("it was already executed; a plan executes once, create a new one");
+    if (!store.start(row, ids)) refuse("it was already executed; a plan executes once, create a new one");
 
     const result: PlanExecution = { plan_id: planId, status: "failed", steps: [] };
     try {

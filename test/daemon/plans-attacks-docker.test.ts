@@ -111,4 +111,28 @@ describe("plans under attack", () => {
     ]);
     expect((await c.call("agent.list", {})).agents.map((x) => x.agent_id)).toEqual([a.agent_id]);
   });
+
+  it("a plan executed as another agent runs in that agent's goal, and its whole run is on record under that goal", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const a = await spawn(c);
+    const b = await spawn(c);
+    const p = await c.call("plan.create", {
+      agent_id: a.agent_id,
+      title: "run elsewhere",
+      steps: [{ tool: "file_write", input: { path: "/workspace/by-plan.txt", content: "x" } }],
+    });
+    const r = await c.call("plan.execute", { plan_id: p.plan_id, agent_id: b.agent_id });
+    expect(r.status).toBe("succeeded");
+    expect(readFileSync(join(workspaceOf(fx, b.goal_id), "by-plan.txt"), "utf8")).toBe("x");
+    const underB = (await c.call("audit.query", { goal_id: b.goal_id, limit: 1000 })).entries;
+    const planKinds = underB
+      .filter((e) => e.kind.startsWith("plan."))
+      .map((e) => [e.kind, e.agent_id])
+      .sort();
+    expect(planKinds).toEqual([
+      ["plan.executed", b.agent_id],
+      ["plan.started", b.agent_id],
+    ]);
+  });
 });
