@@ -129,8 +129,11 @@ export interface AuditPayloads {
   };
   /** The workspace put back to the snapshot taken before the plan. */
   "plan.restored": { plan_id: string; snapshot_id: string; files_restored: number; files_failed: number };
-  /** plan.execute refused before any step ran (what changed since the simulation, or a replay). */
-  "plan.refused": { plan_id: string; reason: string; changed?: string[] };
+  /**
+   * plan.execute refused before any step ran (what changed since the simulation, or a
+   * replay); or a shadow plan.simulate refused while another runs for the goal (no plan_id).
+   */
+  "plan.refused": { plan_id?: string; reason: string; changed?: string[] };
   "sandbox.created": { container_id: string; image: string };
   "sandbox.destroyed": { container_id: string; reason?: string };
   /** At start-up, when the operator's config says `sandbox.landlock: off`. */

@@ -124,7 +124,7 @@ describe("aido intent", () => {
     const control = await cli(["intent", "set", "bad\u0007bell", "--workspace", dir]);
     expect(control.code).toBe(1);
     expect(control.err.join("\n")).toContain(
-      "objective: must not contain control or bidi characters (found U+0007",
+      "objective: must not contain control characters, bidi or invisible ones (found U+0007",
     );
   });
 
