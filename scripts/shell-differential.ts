@@ -55,6 +55,14 @@ const FRAGMENTS = [
   ...[" ", " ", ";", "&&", "||", "|", "(", ")", "{ ", " }", "$(", "'", '"', "\\", "\n", "#", "${x:-", "}"],
   ...["$((", "))", ";;", "&", "!", ">", "<", "2>&1", "x=", "~", "*", "`", "\\\n", "=", "-", "$x", "\t"],
   ...["<<EOF\n", "\nEOF\n", "<<-EOF\n", "\tEOF\n", "esac", " fi", " done", "echo", "a"],
+  // Line continuations inside operators and at the start of a here-document line, here-documents
+  // begun in $(...), a lone surrogate, descriptors: where the last divergences were.
+  ...["\\\n#", "'x'\\\n", '"x"\\\n', "<<\\\n-EOF\n", "\n\\\nEOF\n", "$(cat <<EOF)", "EOF\n", "$(\\\n("],
+  ...["\uD800", "&\\\n&", "|\\\n|", ";\\\n;", "<\\\n<", ">\\\n>", "${x:\\\n-", "${#\\\n", "\t\\\nEOF\n"],
+  ...["<<-'EOF'\n", "\\\n\tEOF\n", "${x}\\\n", "$(touch T)\\\n", " \\\n", "x\\\n", "&&\\\n", "|\\\n"],
+  // Descriptors: several digits, a here-document on another descriptor, stdin moved by a copy.
+  ...["10>&1", "01>", "1<<EOF\n", "3<<'EOF'\n", "0<&3", "3<&0 ", "echo 'touch T' | sh ", "| sh ", "<&-"],
+  ...["<<'E'#x", "E\n", "$1\\\n", "$x\\\n"],
   ...["'a'", '"a"', "${x}", "$(echo a)", "1", "2", ">&", "<&", "0", " in ", "then ", "do ", "case ", "if "],
   ...["while ", "{", "}", "((", "[[", "[", "]", "\t", "'", '"', "\\", "$", "#", "2>&1", "<<", "EOF"],
 ];
@@ -104,7 +112,9 @@ try {
   const trace = "strace -f -qq -v -s 200 -e trace=execve -e signal=none";
   // `$(cat f; printf x)` then dropping the x keeps trailing newlines, which $(...) would strip.
   const run = `c="$(cat $f; printf x)"; c="\${c%x}"; timeout 5 ${trace} -o /cases/$n.trace dash -c "$c"`;
-  const script = `cd /tmp; for f in /cases/c*; do n=\${f##*/}; ${run} >/dev/null 2>&1 </dev/null; done; true`;
+  // Each case in a folder of its own: `sh FILE` must not find a FILE another case wrote (the
+  // gate judges a script's text when the command runs; this tool does not).
+  const script = `for f in /cases/c*; do n=\${f##*/}; cd "$(mktemp -d)"; ${run} >/dev/null 2>&1 </dev/null; done; true`;
   const image = process.env.AIDO_SANDBOX_IMAGE ?? "aido-sandbox:latest";
   execFileSync(
     "docker",
@@ -134,9 +144,13 @@ try {
         );
         return (JSON.parse(`[${args}]`) as string[]).map((a) => Buffer.from(a, "latin1").toString("utf8"));
       });
+    // A shell whose program is a here-document is listed through the program's commands: an
+    // empty document lists none, and the bare shell that read it is expected.
+    const heredocShell = (argv: string[]) =>
+      argv.length === 1 && /^(sh|dash)$/.test(argv[0]!) && c.cmd.includes("<<");
     const stray = execs.filter(
       (argv) =>
-        !c.programs.has(argv[0]!.split("/").pop()!) ||
+        (!c.programs.has(argv[0]!.split("/").pop()!) && !heredocShell(argv)) ||
         (argv[0] === "touch" && !c.anyTouch && !c.touched.has(argv[1] ?? "")),
     );
     if (stray.length > 0) {

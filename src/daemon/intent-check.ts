@@ -2,8 +2,9 @@
 // agent the caller names, by the same path as tool.invoke (an `exec` with cwd /workspace
 // through the gate: that agent's grants, the policy and approvals apply, and the call
 // shows up on the event stream), and record what it found on the intent. The daemon never
-// runs a check by itself: the caller (an MCP session, whose agent's /workspace is the
-// project folder; a test) chooses the agent and so what the command may touch.
+// runs a check by itself: the caller names the agent, which must be the agent of a
+// session bound to the intent's project folder (its /workspace is that folder), so that
+// what the check found describes the folder the intent is about.
 // A refusal by the gate is the check's result (`denied`: stage, code, reason; the gate has
 // audited it as tool.denied), and so is a command that was allowed but could not run
 // (`error`). A call that ended unanswered (its client left, or the approval it waited for
@@ -52,6 +53,16 @@ export async function checkIntent(
     );
   }
   const agent = rt.agentStatus(p.agent_id); // not_found before anything runs
+  // The check describes the folder it ran in: only an agent whose /workspace is the
+  // intent's project folder (a session bound to it) may record a result on the intent.
+  const bound = rt.sessions.ofAgent(p.agent_id)?.workspace ?? null;
+  if (bound !== intent.workspace) {
+    throw new AidoError(
+      ErrorCode.invalidInput,
+      `agent ${p.agent_id}'s /workspace is ${bound === null ? "not a project folder" : bound}, not ${intent.workspace}: an intent's check runs as the agent of a session bound to its folder (session.open workspace), or its result would describe another folder`,
+      { field: "agent_id", intent_id: intent.id },
+    );
+  }
   const command = intent.check;
   const base = { command, agent_id: p.agent_id };
   let result: IntentCheckResult;

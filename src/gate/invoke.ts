@@ -50,8 +50,9 @@ export interface Principal {
   turn?: number;
   /**
    * The goal's folders are a throwaway copy (a shadow simulation, kernel/shadow.ts, or a
-   * world, kernel/worlds.ts): no
-   * snapshot before mutation, since nothing of it is kept to roll back to.
+   * world, kernel/worlds.ts): no snapshot before mutation, since nothing of it is kept to
+   * roll back to, and no human is asked (a call that needs one, with no standing decision
+   * covering it, is refused).
    */
   scratch?: true;
 }
@@ -153,6 +154,17 @@ export class Gate {
     if (approval) {
       approvedHosts = new Set(needs.flatMap((n) => (n.kind === "network" ? [n.host.toLowerCase()] : [])));
       const { scope } = approval;
+      // A rehearsal asks nobody (kernel/shadow.ts judges a step allowed before it runs it;
+      // should it need a human by now, a link swapped by a process an earlier step left
+      // behind, it is refused rather than put to one). A standing decision still covers it.
+      const who = { agentId: principal.agentId, identity: principal.identity, tool: tool.name, scope };
+      if (principal.scratch && !deps.approvals.covering(who)) {
+        return deny(
+          ErrorCode.approvalDenied,
+          "approval",
+          "a shadow simulation asks no human: this step needs an approval that no standing decision covers",
+        );
+      }
       const outcome = await deps.approvals.authorize({
         goalId: principal.goalId,
         agentId: principal.agentId,

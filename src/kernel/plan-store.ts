@@ -248,8 +248,11 @@ export class PlanStore {
     return this.audit.since(row.audit_seq, "plan.started").some((e) => e.payload.plan_id === row.id);
   }
 
-  /** created -> executing, with plan.started in the same commit; false when it was not "created". */
-  start(row: PlanRow, agentId: string): boolean {
+  /**
+   * created -> executing, with plan.started in the same commit, under the executing agent and
+   * its goal (where the steps run); false when it was not "created".
+   */
+  start(row: PlanRow, ids: { agentId: string; goalId: string }): boolean {
     return this.db
       .transaction(() => {
         const changed = prepared(
@@ -257,11 +260,7 @@ export class PlanStore {
           "UPDATE plans SET status = 'executing', executed_at = ? WHERE id = ? AND status = 'created'",
         ).run(Date.now(), row.id).changes;
         if (changed === 0) return false;
-        this.audit.record(
-          "plan.started",
-          { plan_id: row.id, agent_id: agentId },
-          { goalId: row.goal_id, agentId },
-        );
+        this.audit.record("plan.started", { plan_id: row.id, agent_id: ids.agentId }, ids);
         return true;
       })
       .immediate();

@@ -19,7 +19,7 @@ import type { AgentEnv } from "../agent/env.js";
 import { principalOf } from "../agent/tool-calls.js";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import type { Gate } from "../gate/invoke.js";
+import type { Gate, Principal } from "../gate/invoke.js";
 import { RunPaths } from "../gate/run-paths.js";
 import type { ToolResult } from "../gate/types.js";
 import type { SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
@@ -39,9 +39,16 @@ import {
   stepsDigest,
 } from "./plan-store.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
-import type { Shadows } from "./shadow.js";
+import { ShadowBusy, type ShadowRun, type Shadows } from "./shadow.js";
 
 export type { PlanStep, PlanSummary, Simulation };
+
+/**
+ * How deep a step's input may nest (a manifest object, the deepest input a tool takes, is a
+ * few levels). Deeper is refused at the edge: the plan's digest encodes the steps
+ * recursively, and a 1 MiB line holds an input 100,000 levels deep.
+ */
+const STEP_INPUT_MAX_DEPTH = 64;
 
 /** What the result of a plan shows of one step's output. */
 const PLAN_STEP_OUTPUT_MAX = 8 * 1024;
@@ -122,7 +129,7 @@ export class Plans {
       judged.push({ index, ...j });
     }
     const ok = judged.every((s) => s.verdict !== "deny");
-    const shadow = opts.shadow ? await this.deps.shadows.run(principal, steps, signal) : undefined;
+    const shadow = opts.shadow ? await this.shadowRun(principal, agent, steps, signal) : undefined;
     this.deps.audit.record(
       "plan.simulated",
       {
@@ -148,6 +155,32 @@ export class Plans {
       { goalId: agent.goalId, agentId },
     );
     return { steps: judged, ok, note: NOTE, ...(shadow ? { shadow } : {}) };
+  }
+
+  /**
+   * The shadow run of a simulation, its diff showing text only where the agent may read (its
+   * file_read grants and the policy; a confirm rule counts as no). One refused because
+   * another runs is audited as plan.refused.
+   */
+  private async shadowRun(
+    principal: Principal,
+    agent: AgentRecord,
+    steps: readonly PlanStep[],
+    signal: AbortSignal,
+  ): Promise<ShadowRun> {
+    const reads = new RunPaths("file_read", this.grantsOf(agent), this.deps.policy);
+    const readable = (path: string) => reads.allow({ kind: "file_read", path }, false) === undefined;
+    try {
+      return await this.deps.shadows.run(principal, steps, readable, signal);
+    } catch (e) {
+      if (e instanceof ShadowBusy)
+        this.deps.audit.record(
+          "plan.refused",
+          { reason: `shadow simulation refused: ${e.message}` },
+          { goalId: principal.goalId, agentId: principal.agentId },
+        );
+      throw e;
+    }
   }
 
   /** plan.create: simulate, then store the plan with its simulation and hash. */
@@ -214,8 +247,7 @@ export class Plans {
     const changed = this.changedSince(row, steps, agent, refuse);
     if (changed.length > 0)
       refuse(`${changed.map((c) => CHANGED[c]).join("; ")} since it was simulated`, changed);
-    if (!store.start(row, agent.id))
-      refuse("it was already executed; a plan executes once, create a new one");
+    if (!store.start(row, ids)) refuse("it was already executed; a plan executes once, create a new one");
 
     const result: PlanExecution = { plan_id: planId, status: "failed", steps: [] };
     try {
@@ -326,6 +358,14 @@ export class Plans {
           field: `steps.${i}.tool`,
         });
       }
+      if (nestedPast(step.input, STEP_INPUT_MAX_DEPTH)) {
+        const field = `steps.${i}.input`;
+        throw new AidoError(
+          ErrorCode.invalidInput,
+          `${field}: nested deeper than ${STEP_INPUT_MAX_DEPTH} levels (input of ${step.tool})`,
+          { field },
+        );
+      }
       const parsed = tool.input.safeParse(step.input);
       if (parsed.success) continue;
       const issue = parsed.error.issues[0];
@@ -336,6 +376,18 @@ export class Plans {
       throw new AidoError(ErrorCode.invalidInput, `${field}: ${what} (input of ${step.tool})`, { field });
     }
   }
+}
+
+/** Whether `value` nests deeper than `max` objects and arrays (walked without recursion). */
+function nestedPast(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [v, depth] = top;
+    if (v === null || typeof v !== "object") continue;
+    if (depth > max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 /** The parts of a plan's hash, as a refusal names them. */

@@ -10,11 +10,14 @@
 //      approve a rehearsal). Tools whose effects live outside the copy (memory, agents,
 //      the network) are not run at all;
 //   4. the shadow container removed, the copy compared with the snapshot (only paths whose
-//      stat moved are read: sandbox/tree-diff.ts), then the pseudo-goal's folder deleted
-//      (links unlinked, never followed).
+//      stat moved are read: sandbox/tree-diff.ts; text shown only where the agent may read,
+//      `readable`), then the pseudo-goal's folder deleted (links unlinked, never followed).
 // The real folders are never written. The shadow's calls are audited as the calls they
 // are, under the pseudo-goal's id, and the sweeper keeps its container while it runs
-// (isLive).
+// (isLive). One shadow run at a time per real goal: each is a full copy of its folders and
+// a container of its own, so runs fired side by side (a socket client pipelining requests,
+// an MCP client's parallel tool calls) would multiply the goal's host footprint past its
+// quota; a second one is refused (ShadowBusy, limit_exceeded) while the first runs.
 
 import { randomBytes } from "node:crypto";
 import { promises as fsp, readdirSync, rmSync } from "node:fs";
@@ -83,8 +86,21 @@ export interface ShadowDeps {
   log(message: string): void;
 }
 
+/** A shadow run of the goal is already going (see the header). */
+export class ShadowBusy extends AidoError {
+  constructor(goalId: string, running: string) {
+    super(
+      ErrorCode.limitExceeded,
+      `a shadow simulation of goal ${goalId} is already running (${running}); one runs at a time per goal, as each is a full copy of its /workspace and /output`,
+      { goal_id: goalId, shadow_goal_id: running },
+    );
+  }
+}
+
 export class Shadows {
   private readonly live = new Set<string>();
+  /** Real goal -> the pseudo-goal of its shadow run going now. */
+  private readonly running = new Map<string, string>();
 
   constructor(private readonly deps: ShadowDeps) {}
 
@@ -110,9 +126,18 @@ export class Shadows {
     return this.live.has(goalId);
   }
 
-  async run(principal: Principal, steps: readonly PlanStep[], signal?: AbortSignal): Promise<ShadowRun> {
+  /** Run `steps` in a copy of the goal's folders (see the header); ShadowBusy while another runs. */
+  async run(
+    principal: Principal,
+    steps: readonly PlanStep[],
+    readable: (path: string) => boolean,
+    signal?: AbortSignal,
+  ): Promise<ShadowRun> {
     const { deps } = this;
+    const busy = this.running.get(principal.goalId);
+    if (busy !== undefined) throw new ShadowBusy(principal.goalId, busy);
     const id = `${SHADOW_PREFIX}${randomBytes(8).toString("hex")}`;
+    this.running.set(principal.goalId, id);
     const folders = goalFolders(deps.config.goalsDir, id);
     const copy: SnapshotRoots = { workspace: folders.workspace, output: folders.output };
     this.live.add(id);
@@ -143,16 +168,25 @@ export class Shadows {
       // Nothing runs in the copy any more before it is read.
       await deps.retire(id);
       retired = true;
-      const diff = await diffCopy(copy, restored, (paths) =>
-        deps.snapshots.readEntries(principal.goalId, snap.id, paths, TEXT_DIFF_MAX_BYTES),
+      const diff = await diffCopy(
+        copy,
+        restored,
+        (paths, contents) =>
+          deps.snapshots.readEntries(principal.goalId, snap.id, paths, contents ? TEXT_DIFF_MAX_BYTES : 0),
+        readable,
       );
       return { goal_id: id, snapshot_id: snap.id, steps: ran, diff };
     } finally {
       this.live.delete(id);
-      if (!retired) await deps.retire(id);
-      // fs.rm unlinks links and never descends into them; async, so a large copy does not
-      // hold up the daemon's other clients while it goes.
-      await fsp.rm(folders.root, { recursive: true, force: true });
+      try {
+        if (!retired) await deps.retire(id);
+        // fs.rm unlinks links and never descends into them; async, so a large copy does not
+        // hold up the daemon's other clients while it goes.
+        await fsp.rm(folders.root, { recursive: true, force: true });
+      } finally {
+        // The goal's next shadow run may start once this copy is gone.
+        this.running.delete(principal.goalId);
+      }
     }
   }
 

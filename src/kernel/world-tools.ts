@@ -63,7 +63,18 @@ export function createWorldTools(deps: WorldToolDeps): ToolDef<unknown>[] {
     approvalScope: (input) => spawnScope("spawn_worlds", [input.manifest]),
     async run(input, ctx): Promise<ToolResult> {
       const parent = deps.registry.require(ctx.agentId);
-      const receipts = await deps.worlds.spawn(parent, input);
+      const allowPath = ctx.allowPath;
+      if (!allowPath) {
+        throw new AidoError(
+          ErrorCode.capabilityDenied,
+          "spawn_worlds needs the gate's path check; refused",
+          {},
+        );
+      }
+      // A receipt's text diffs show only what the caller may read itself.
+      const readable = (path: string) =>
+        allowPath({ kind: "file_read", path }, { record: false }) === undefined;
+      const receipts = await deps.worlds.spawn(parent, input, readable);
       const ready = receipts.filter((r) => r.stop_reason === "complete").length;
       const head =
         `${ready} of ${receipts.length} worlds completed. Your folders are unchanged: adopt_world {world_id} ` +

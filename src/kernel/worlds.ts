@@ -131,6 +131,8 @@ export class Worlds {
   async spawn(
     parent: AgentRecord,
     req: { task: string; worlds: number; manifest: unknown },
+    /** The receipts show text only where the parent may read (its grants and the policy). */
+    readable: (path: string) => boolean,
   ): Promise<WorldReceipt[]> {
     const { deps } = this;
     this.admit(parent, req);
@@ -166,7 +168,15 @@ export class Worlds {
     );
     const running: Promise<WorldReceipt>[] = [];
     for (const world of worlds) {
-      const run = this.runWorld(parent, world, snap.id, name, req.task, req.manifest, share);
+      const run = this.runWorld(
+        parent,
+        world,
+        snap.id,
+        { name, value: req.manifest },
+        req.task,
+        share,
+        readable,
+      );
       run.catch(() => {}); // observed by Promise.all below
       running.push(run);
       // Spawning is synchronous work: let this child's first request leave meanwhile.
@@ -213,10 +223,10 @@ export class Worlds {
     parent: AgentRecord,
     world: World,
     snapshotId: string,
-    manifest: string,
+    manifest: { name: string; value: unknown },
     task: string,
-    manifestValue: unknown,
     share: number,
+    readable: (path: string) => boolean,
   ): Promise<WorldReceipt> {
     const { deps } = this;
     const { id, folders } = world;
@@ -232,16 +242,24 @@ export class Worlds {
         );
       }
       const restored = await statTree(copy);
-      deps.audit.record("world.spawned", { world_id: id, snapshot_id: snapshotId, manifest }, ids);
-      const o = await deps.runner.runChild(parent, manifestValue, task, {
+      deps.audit.record(
+        "world.spawned",
+        { world_id: id, snapshot_id: snapshotId, manifest: manifest.name },
+        ids,
+      );
+      const o = await deps.runner.runChild(parent, manifest.value, task, {
         defaultShare: share,
         sandboxGoal: id,
       });
       // Nothing runs in the copy any more before it is read.
       await deps.retire(id);
       if (world.closing) throw new AidoError(ErrorCode.cancelled, `world ${id} was discarded while it ran`);
-      const diff = await diffCopy(copy, restored, (paths) =>
-        deps.snapshots.readEntries(parent.goalId, snapshotId, paths, TEXT_DIFF_MAX_BYTES),
+      const diff = await diffCopy(
+        copy,
+        restored,
+        (paths, contents) =>
+          deps.snapshots.readEntries(parent.goalId, snapshotId, paths, contents ? TEXT_DIFF_MAX_BYTES : 0),
+        readable,
       );
       deps.audit.record(
         "world.finished",

@@ -292,7 +292,11 @@ export function orchestratorTable(config: Config, version: string) {
         "Record a plan (a title and its steps) in the ledger with its simulation and a hash over the steps, this session's grants and the policy. aido_plan_execute runs exactly those steps.",
       input: z.strictObject({ title: z.string().min(1).max(200), steps: planSteps }),
       annotations: ACT,
-      run: (p, ctx) => ctx.link.client.call("plan.create", { agent_id: ctx.session.agent_id, ...p }),
+      async run(p, ctx) {
+        const r = await ctx.link.client.call("plan.create", { agent_id: ctx.session.agent_id, ...p });
+        ctx.plans.add(r.plan_id);
+        return r;
+      },
     }),
     tool({
       name: "aido_plan_execute",
@@ -300,14 +304,21 @@ export function orchestratorTable(config: Config, version: string) {
         "Run a recorded plan once, step by step through the gate (approvals apply), after a snapshot; refused when its steps, the grants or the policy changed since it was simulated. Stops at the first failed step; on_failure: restore rolls the workspace back to before the plan.",
       input: z.strictObject({ plan_id: id, on_failure: z.enum(["stop", "restore"]).optional() }),
       annotations: { ...ACT, destructiveHint: true },
-      run: (p, ctx) =>
-        withHuman(ANY_TOOL, ctx, () =>
+      run: (p, ctx) => {
+        // A plan is run by the session that recorded it: another's (same grants or not) is not this one's to use up.
+        if (!ctx.plans.has(p.plan_id)) {
+          throw new RefusedHere(
+            `plan ${p.plan_id} was not recorded by this MCP session (aido_plan); it is not yours to run`,
+          );
+        }
+        return withHuman(ANY_TOOL, ctx, () =>
           ctx.link.client.call(
             "plan.execute",
             { ...p, agent_id: ctx.session.agent_id },
             { timeoutMs: LONG_MS },
           ),
-        ),
+        );
+      },
     }),
     tool({
       name: "aido_spawn_worlds",

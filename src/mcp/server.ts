@@ -42,6 +42,7 @@ export async function createMcpServer(
   ];
   const byName = new Map(tools.map((t) => [t.name, t]));
   const submitted = new Set<string>();
+  const plans = new Set<string>();
   const server = new Server(
     { name: "aido", version: opts.version },
     {
@@ -76,6 +77,7 @@ export async function createMcpServer(
       session: link.session,
       bridge,
       submitted,
+      plans,
       allowApprove: opts.allowApprove,
       signal: extra.signal,
       log: opts.log,

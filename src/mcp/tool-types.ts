@@ -29,6 +29,8 @@ export interface CallContext {
   }) => Promise<{ action: string; content?: Record<string, unknown> }>;
   /** Goals this session submitted (aido_submit): the only ones aido_approve may answer for. */
   submitted: Set<string>;
+  /** Plans this session recorded (aido_plan): the only ones aido_plan_execute runs. */
+  plans: Set<string>;
   /** `--allow-approve` was given. */
   allowApprove: boolean;
   signal: AbortSignal;

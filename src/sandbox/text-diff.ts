@@ -2,7 +2,8 @@
 // simulation, kernel/shadow.ts). Lines are compared by a longest-common-subsequence table
 // after the common head and tail are cut off, so an edit in a large file costs only the
 // part that changed; when that part is still too large the diff is left out (undefined)
-// rather than computed slowly.
+// rather than computed slowly. A caller diffing many files passes a shared cell budget, so
+// that many files together cannot hold the daemon up either.
 
 /** Lines of context around each change, as `diff -u` shows. */
 const CONTEXT = 3;
@@ -11,15 +12,24 @@ const MAX_CELLS = 4_000_000;
 
 type Op = { kind: " " | "-" | "+"; line: string; a: number; b: number };
 
-/** `diff -u` text between `before` and `after` (labelled `path`), or undefined when too large. */
+/** Comparison cells a caller still allows; each diff takes its cells from it, and one that does not fit spends it. */
+export interface CellBudget {
+  cells: number;
+}
+
+/**
+ * `diff -u` text between `before` and `after` (labelled `path`), or undefined when too large
+ * (past MAX_CELLS, or past what `budget` has left, which is then spent: cells 0).
+ */
 export function unifiedDiff(
   path: string,
   before: string | undefined,
   after: string | undefined,
+  budget?: CellBudget,
 ): string | undefined {
   const a = splitLines(before ?? "");
   const b = splitLines(after ?? "");
-  const ops = diffLines(a, b);
+  const ops = diffLines(a, b, budget);
   if (!ops) return undefined;
   const hunks: string[] = [];
   let i = 0;
@@ -64,7 +74,7 @@ function splitLines(text: string): string[] {
 }
 
 /** The edit script from a to b, each op with its position in a and b; undefined when too large. */
-function diffLines(a: string[], b: string[]): Op[] | undefined {
+function diffLines(a: string[], b: string[], budget?: CellBudget): Op[] | undefined {
   let head = 0;
   while (head < a.length && head < b.length && a[head] === b[head]) head++;
   let tail = 0;
@@ -76,7 +86,13 @@ function diffLines(a: string[], b: string[]): Op[] | undefined {
     tail++;
   const am = a.slice(head, a.length - tail);
   const bm = b.slice(head, b.length - tail);
-  if ((am.length + 1) * (bm.length + 1) > MAX_CELLS) return undefined;
+  const cells = (am.length + 1) * (bm.length + 1);
+  if (cells > MAX_CELLS) return undefined;
+  if (budget) {
+    // Past the budget, it is spent: the caller's later diffs are left out too.
+    budget.cells = cells > budget.cells ? 0 : budget.cells - cells;
+    if (budget.cells === 0) return undefined;
+  }
   // lcs[i][j]: length of the LCS of am[i..] and bm[j..], in one flat table.
   const w = bm.length + 1;
   const lcs = new Uint32Array((am.length + 1) * w);

@@ -129,8 +129,11 @@ export interface AuditPayloads {
   };
   /** The workspace put back to the snapshot taken before the plan. */
   "plan.restored": { plan_id: string; snapshot_id: string; files_restored: number; files_failed: number };
-  /** plan.execute refused before any step ran (what changed since the simulation, or a replay). */
-  "plan.refused": { plan_id: string; reason: string; changed?: string[] };
+  /**
+   * plan.execute refused before any step ran (what changed since the simulation, or a
+   * replay); or a shadow plan.simulate refused while another runs for the goal (no plan_id).
+   */
+  "plan.refused": { plan_id?: string; reason: string; changed?: string[] };
   /** A world (kernel/worlds.ts): a copy of the spawner's folders, made from `snapshot_id`. */
   "world.spawned": { world_id: string; snapshot_id: string; manifest: string };
   /** The world's child ended; what it changed in its copy. */

@@ -18,7 +18,10 @@ import { AidoError, ErrorCode } from "../errors.js";
 /** A syntax node: `type` is the Go struct name ("CallExpr", "Word", "Lit", ...), other keys its fields. */
 export interface ShNode {
   readonly type: string;
-  /** Byte offsets of the node in its source (set on Word nodes; `start` on a Redirect with a descriptor number). */
+  /**
+   * Byte offsets of the node in its source (set on Word, SglQuoted and CmdSubst nodes; `start`
+   * on a Redirect with a descriptor number).
+   */
   readonly start?: number;
   readonly end?: number;
   // biome-ignore lint/suspicious/noExplicitAny: fields differ per node type, as in the Go package.
@@ -150,7 +153,10 @@ function copy(v: unknown): Plain {
   for (const key of Object.keys(g)) {
     if (key !== "$val") out[key] = copy(g[key]);
   }
-  if (type === "Word") {
+  if (type === "Word" || type === "SglQuoted" || type === "CmdSubst") {
+    // Words are pinned to their text; single quotes mark where a backslash-newline is two
+    // characters (shell-lexical.ts); a substitution's end is where dash reads the
+    // here-documents begun inside it (shell-visitor.ts).
     const w = g as unknown as { Pos(): { offs: number }; End(): { offs: number } };
     out.start = w.Pos().offs;
     out.end = w.End().offs;

@@ -8,7 +8,7 @@
 
 import { cannotJudge, onlyFields, type ShNode, TOKEN } from "./shell-ast.js";
 import type { Arg } from "./shell-unfold.js";
-import { type ShellSource, type WordHooks, wordValue } from "./shell-words.js";
+import { refuseGluedHash, type ShellSource, type WordHooks, wordValue } from "./shell-words.js";
 
 export interface Redirect {
   /** The operator as written: `>`, `>>`, `>|`, `<`, `<>`, `>&`, `<&`. */
@@ -26,8 +26,10 @@ export interface Redirect {
 
 export type RedirectionOf =
   | { kind: "file"; redirect: Redirect }
-  | { kind: "dup" }
-  | { kind: "heredoc"; code: Arg };
+  /** `fd` becomes a copy of another descriptor (`2>&1`, `<&3`), or is closed (`<&-`). */
+  | { kind: "dup"; fd: number; closes: boolean }
+  /** The here-document is read on `fd` (0 unless a number says otherwise: `3<<EOF`). */
+  | { kind: "heredoc"; code: Arg; fd: number };
 
 const OPS: Record<number, { op: string; read: boolean; write: boolean; fd: number }> = {
   [TOKEN.rdrOut]: { op: ">", read: false, write: true, fd: 1 },
@@ -42,9 +44,6 @@ const OPS: Record<number, { op: string; read: boolean; write: boolean; fd: numbe
 export function redirectOf(r: ShNode, src: ShellSource, hooks: WordHooks): RedirectionOf {
   onlyFields(r, ["Op", "N", "Word", "Hdoc", "OpPos"], "a redirection");
   const op = r.Op as number;
-  if (op === TOKEN.hdoc || op === TOKEN.dashHdoc) return { kind: "heredoc", code: heredoc(r, src, hooks) };
-  const known = OPS[op];
-  if (!known) throw cannotJudge("a redirection operator that is not POSIX sh");
   const n = r.N as ShNode | null;
   // mvdan-sh reads `'x'2>&1` as 'x' and a redirection of 2; dash reads the word x2 and a
   // redirection of stdout: the command would not be the one judged.
@@ -53,12 +52,24 @@ export function redirectOf(r: ShNode, src: ShellSource, hooks: WordHooks): Redir
       "a descriptor number glued to the word before it (dash reads the digits as part of the word)",
     );
   }
+  // dash takes a single digit for a descriptor and reads more as a word: `sh 10>&1` ran the
+  // file ./10 as a script, judged as a bare `sh` with descriptor 10 redirected.
+  if (n && /^\d{2,}$/.test(String(n.Value))) {
+    throw cannotJudge(
+      `a descriptor number of more than one digit (${n.Value}): dash reads it as a word, an argument of the command`,
+    );
+  }
+  if (op === TOKEN.hdoc || op === TOKEN.dashHdoc) {
+    return { kind: "heredoc", code: heredoc(r, src, hooks), fd: n ? Number(n.Value) : 0 };
+  }
+  const known = OPS[op];
+  if (!known) throw cannotJudge("a redirection operator that is not POSIX sh");
   const fd = n ? Number(n.Value) : known.fd;
   if (!Number.isInteger(fd)) throw cannotJudge("a redirection with a named descriptor");
   const target = wordValue(r.Word as ShNode, src, hooks);
   // `>&2`, `<&0`, `>&-`: descriptor duplication, not a file. (`>& file` is a syntax error in dash.)
   if ((op === TOKEN.dplIn || op === TOKEN.dplOut) && !target.dynamic && /^(\d+|-)$/.test(target.value)) {
-    return { kind: "dup" };
+    return { kind: "dup", fd, closes: target.value === "-" };
   }
   return {
     kind: "file",
@@ -76,6 +87,7 @@ export function redirectOf(r: ShNode, src: ShellSource, hooks: WordHooks): Redir
 /** The text a here-document hands to its command, and whether dash changes it first. */
 function heredoc(r: ShNode, src: ShellSource, hooks: WordHooks): Arg {
   const delimiter = r.Word as ShNode;
+  refuseGluedHash(delimiter, src);
   const quoted = (delimiter.Parts as ShNode[]).some(
     (p) => p.type !== "Lit" || String(p.Value).includes("\\"),
   );

@@ -10,6 +10,8 @@
 import type { CommandAnalysis, DirChange } from "./shell-analysis.js";
 import { cannotJudge, cannotParse, onlyFields, parseShell, type ShNode, TOKEN } from "./shell-ast.js";
 import { builtinEffect, checkFunctionName } from "./shell-builtins.js";
+import { checkStdinProgram, heredocInSubstitution, SAME_SHELL, stdinMoved } from "./shell-heredocs.js";
+import { checkContinuations, checkText } from "./shell-lexical.js";
 import { optionsRunPrograms, unfolderFor } from "./shell-programs.js";
 import { type Redirect, redirectOf } from "./shell-redirects.js";
 import { type Arg, basename, isSystemProgramPath, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
@@ -38,6 +40,10 @@ export interface Ctx {
   scope: "plain" | "loop" | "floating";
   /** Directories a wrapper moved this code to (env -C DIR sh -c '...'). */
   localDirs: Arg[];
+  /** Inside `$(...)`: the byte offset of its closing parenthesis. */
+  substitutionEnd: number | undefined;
+  /** The shell running this code reads its program from its stdin (`sh <<'EOF'`). */
+  programOnStdin: boolean;
 }
 
 /** Where one written command is launched from, as wrappers are unfolded. */
@@ -72,27 +78,12 @@ export class Analyzer {
     };
   }
 
-  program(code: string, ctx: Omit<Ctx, "src" | "syntaxDepth">): void {
-    // dash takes a carriage return, a vertical tab or a DEL as part of a word; mvdan-sh reads
-    // some as blanks (a here-document ending in "EOF\r" hid the next line from it). None has
-    // a use in a command, so none is read.
-    const control = CONTROL.exec(code);
-    if (control) {
-      const hex = control[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
-      throw cannotJudge(`a control character (U+${hex}), which shells and parsers read differently`);
-    }
-    // dash removes a `\<newline>` before it reads what a `$` expands; mvdan-sh ends the `$`
-    // there and reads on as if a new token began: `echo $\<newline>#"$(id)"` was judged as
-    // `echo $` and a comment while dash ran id (`$#"$(id)"`); `"$\<newline>(id)"` and the same
-    // in a here-document hid a command substitution. Found by scripts/shell-differential.ts.
-    if (DOLLAR_CONTINUED.test(code)) {
-      throw cannotJudge(
-        "a $ followed by a line continuation (dash joins the lines before it reads what the $ expands; the parser does not)",
-      );
-    }
+  program(code: string, ctx: Omit<Ctx, "src" | "syntaxDepth" | "substitutionEnd">): void {
+    checkText(code);
     const file = parseShell(code);
+    checkContinuations(code, file);
     onlyFields(file, ["Name", "Stmts", "Last"], "a program");
-    const full: Ctx = { ...ctx, src: new ShellSource(code), syntaxDepth: 0 };
+    const full: Ctx = { ...ctx, src: new ShellSource(code), syntaxDepth: 0, substitutionEnd: undefined };
     for (const s of file.Stmts as ShNode[]) this.stmt(s, full);
   }
 
@@ -105,8 +96,8 @@ export class Analyzer {
 
   private hooks(ctx: Ctx, parentGroup: number | undefined): WordHooks {
     return {
-      substitution: (stmts) => {
-        const inner = this.deeper(ctx, { parentGroup, redirects: [] });
+      substitution: (stmts, end) => {
+        const inner = this.deeper(ctx, { parentGroup, redirects: [], substitutionEnd: end });
         for (const s of stmts) this.stmt(s, inner);
       },
       assigns: (name) => this.out.assignedNames.push(name),
@@ -123,21 +114,32 @@ export class Analyzer {
     const hooks = this.hooks(ctx, group ?? ctx.parentGroup);
     let stdinPiped = ctx.stdinPiped;
     let stdinCode: Arg | undefined;
+    let movesStdin = false;
     const own: Redirect[] = [];
     for (const r of s.Redirs as ShNode[]) {
+      if (ctx.substitutionEnd !== undefined) heredocInSubstitution(r, ctx.substitutionEnd);
+      // dash applies redirections left to right: the last one on descriptor 0 is what a
+      // shell there reads its program from. A here-document on another descriptor is data
+      // there (`echo CODE | sh 3<<'EOF'` runs the pipe, not the document), and `<&3` makes
+      // stdin a descriptor that may hold anything.
       const red = redirectOf(r, ctx.src, hooks);
-      if (red.kind === "dup") continue;
-      if (red.kind === "heredoc") {
-        stdinPiped = false;
-        stdinCode = red.code;
+      movesStdin ||= (red.kind === "file" ? red.redirect.fd : red.fd) === 0;
+      if (red.kind === "dup") {
+        if (red.fd === 0 && !red.closes) [stdinPiped, stdinCode] = [true, undefined];
         continue;
       }
+      if (red.kind === "heredoc") {
+        if (red.fd === 0) [stdinPiped, stdinCode] = [false, red.code];
+        continue;
+      }
+      if (red.redirect.fd === 0) stdinCode = undefined;
       if (red.redirect.read && red.redirect.fd === 0) stdinPiped = false;
       own.push(red.redirect);
     }
     this.out.redirects.push(...own);
     const redirects = [...ctx.redirects, ...own];
     const certain = cmd ? this.command(cmd, { ...ctx, stdinPiped, redirects }, group, stdinCode) : [];
+    if (movesStdin && ctx.programOnStdin) stdinMoved(this.out.commands.slice(start));
     if (s.Background) {
       for (let i = start; i < this.out.commands.length; i++) this.out.commands[i]!.background = true;
     }
@@ -374,6 +376,7 @@ export class Analyzer {
         `a here-document with expansions or backslashes fed to ${name}; quote its delimiter (<<'EOF') so the text that runs is the text judged`,
       );
     }
+    if (useStdin) checkStdinProgram(name, at.stdinCode!);
     const code = useStdin ? [...step.code, at.stdinCode!] : step.code;
     for (const c of code) {
       if (c.dynamic) {
@@ -393,6 +396,8 @@ export class Analyzer {
         redirects: at.redirects,
         scope: step.deferred ? "floating" : at.ctx.scope,
         localDirs: inner.localDirs,
+        // eval, trap and . run their code in this shell, which may read its program from stdin.
+        programOnStdin: (useStdin && c === at.stdinCode) || (SAME_SHELL.has(name) && at.ctx.programOnStdin),
       });
     }
   }
@@ -467,11 +472,6 @@ function runtimeOptions(name: string, args: readonly Arg[], at: Launch): void {
     }
   }
 }
-
-/** Control characters other than tab and newline (C0, DEL, C1). */
-const CONTROL = /[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/;
-/** A `$` directly followed by a backslash-newline, anywhere (quotes included: fail closed). */
-const DOLLAR_CONTINUED = /\$\\\n/;
 
 function describeCommand(type: string): string {
   const names: Record<string, string> = {

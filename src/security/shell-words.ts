@@ -12,6 +12,7 @@
 // (`${x=v}`, `$((x=1))`) are handed to the analyzer through WordHooks.
 
 import { cannotJudge, cannotParse, onlyFields, type ShNode, TOKEN } from "./shell-ast.js";
+import { isContinuation } from "./shell-lexical.js";
 
 /** Parameter expansions nested in each other deeper than this are refused (stack safety). */
 export const MAX_WORD_DEPTH = 64;
@@ -41,8 +42,11 @@ export interface WordValue {
 
 /** What the analyzer learns from inside a word. */
 export interface WordHooks {
-  /** The statements of a `$(...)` in the word: commands that run when the word is expanded. */
-  substitution(stmts: readonly ShNode[]): void;
+  /**
+   * The statements of a `$(...)` in the word: commands that run when the word is expanded.
+   * `end`: the byte offset of its closing parenthesis.
+   */
+  substitution(stmts: readonly ShNode[], end: number): void;
   /** A variable the word assigns when expanded (`${x=v}`, `${x:=v}`, `$((x=1))`). */
   assigns(name: string): void;
 }
@@ -52,23 +56,37 @@ export class ShellSource {
   private bytes: Buffer | undefined;
   constructor(readonly text: string) {}
 
+  private utf8(): Buffer {
+    this.bytes ??= Buffer.from(this.text, "utf8");
+    return this.bytes;
+  }
+
   slice(node: ShNode): string {
     this.bytes ??= Buffer.from(this.text, "utf8");
     return this.bytes.subarray(node.start ?? 0, node.end ?? this.bytes.length).toString("utf8");
   }
 
-  /** The byte right before a node, as a character ("" at the start). */
+  /**
+   * The character right before a node, past line continuations ("" at the start): dash joins
+   * the lines, so `'x'\<newline>2>f` glues the 2 to the quote as `'x'2>f` does.
+   */
   before(node: ShNode): string {
-    this.bytes ??= Buffer.from(this.text, "utf8");
-    const at = node.start ?? 0;
-    return at > 0 ? String.fromCharCode(this.bytes[at - 1]!) : "";
+    const bytes = this.utf8();
+    let at = node.start ?? 0;
+    while (at >= 2 && bytes[at - 1] === 10 && isContinuation(bytes, at - 1)) at -= 2;
+    return at > 0 ? String.fromCharCode(bytes[at - 1]!) : "";
   }
 
-  /** The byte right after a node, as a character ("" at the end). */
+  /**
+   * The character right after a node, past line continuations ("" at the end). mvdan-sh ends
+   * `$1` before a continuation but counts its backslash in: `$1\<newline>#x` is `$1#x` to dash.
+   */
   after(node: ShNode): string {
-    this.bytes ??= Buffer.from(this.text, "utf8");
-    const at = node.end ?? this.bytes.length;
-    return at < this.bytes.length ? String.fromCharCode(this.bytes[at]!) : "";
+    const bytes = this.utf8();
+    let at = node.end ?? bytes.length;
+    if (at > 0 && bytes[at] === 10 && isContinuation(bytes, at)) at++;
+    while (bytes[at] === 0x5c && bytes[at + 1] === 10) at += 2;
+    return at < bytes.length ? String.fromCharCode(bytes[at]!) : "";
   }
 }
 
@@ -166,13 +184,7 @@ export function wordValue(
   opts: { assignment?: boolean; depth?: number } & Quoting = {},
 ): WordValue {
   onlyFields(word, ["Parts"], "a word");
-  // mvdan-sh starts a comment at a `#` right after a quote or an expansion ('x'#y, ${x}#y,
-  // $(x)#y); dash reads the `#` and what follows as part of the word: `echo 'x'#$(id)` runs id.
-  if (src.after(word) === "#") {
-    throw cannotJudge(
-      "a # right after a quote or an expansion (dash reads it as part of the word, not as a comment)",
-    );
-  }
+  refuseGluedHash(word, src);
   const depth = opts.depth ?? 0;
   if (depth > MAX_WORD_DEPTH) throw cannotParse(`expansions nest deeper than ${MAX_WORD_DEPTH} levels`);
   const chars: Chars = { c: [], q: [] };
@@ -251,6 +263,19 @@ export function wordValue(
   return { value: dynamic ? src.slice(word) : chars.c.join(""), dynamic, glob, optionSafe, fields };
 }
 
+/**
+ * mvdan-sh starts a comment at a `#` right after a quote or an expansion ('x'#y, ${x}#y,
+ * $(x)#y); dash reads the `#` and what follows as part of the word: `echo 'x'#$(id)` runs id.
+ * A here-document's delimiter too: `cat <<'E'#x; id` hid `; id` in a comment.
+ */
+export function refuseGluedHash(word: ShNode, src: ShellSource): void {
+  if (src.after(word) === "#") {
+    throw cannotJudge(
+      "a # right after a quote or an expansion (dash reads it as part of the word, not as a comment)",
+    );
+  }
+}
+
 /** Visit a parameter expansion, command substitution or arithmetic expansion. */
 function expansion(part: ShNode, src: ShellSource, hooks: WordHooks, depth: number, q: Quoting): void {
   switch (part.type) {
@@ -264,7 +289,7 @@ function expansion(part: ShNode, src: ShellSource, hooks: WordHooks, depth: numb
         );
       }
       onlyFields(part, ["Stmts"], "a command substitution");
-      hooks.substitution(part.Stmts as ShNode[]);
+      hooks.substitution(part.Stmts as ShNode[], (part.end as number) - 1);
       return;
     case "ArithmExp":
       onlyFields(part, ["X"], "an arithmetic expansion");

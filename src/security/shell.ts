@@ -62,6 +62,7 @@ export function analyzeCommandUncached(command: string, maxBytes = MAX_COMMAND_B
       redirects: [],
       scope: "plain",
       localDirs: [],
+      programOnStdin: false,
     });
   } catch (e) {
     // A parser or visitor that runs out of stack on a pathological nest refuses, like any other.

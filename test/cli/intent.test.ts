@@ -124,7 +124,7 @@ describe("aido intent", () => {
     const control = await cli(["intent", "set", "bad\u0007bell", "--workspace", dir]);
     expect(control.code).toBe(1);
     expect(control.err.join("\n")).toContain(
-      "objective: must not contain control or bidi characters (found U+0007",
+      "objective: must not contain control characters, bidi or invisible ones (found U+0007",
     );
   });
 
@@ -133,14 +133,16 @@ describe("aido intent", () => {
     const dir = project();
     await cli(["intent", "set", "x", "--check", "ls", "--workspace", dir]);
     const c = await suite.fx.client();
-    // Its grants allow echo only: the gate refuses `ls` before any container is involved.
-    const a = await c.call("agent.spawn", {
+    // A session bound to the folder whose grants allow echo only: the gate refuses `ls`
+    // before any container is involved.
+    const a = await c.call("session.open", {
       manifest: {
         name: "echoer",
         model: MODEL,
         system_prompt: "e",
         capabilities: ["tool: exec", "exec: echo *"],
       },
+      workspace: dir,
     });
     const r = await c.call("intent.check", { workspace: dir, agent_id: a.agent_id });
     const out = (await cli(["intent", "status", "--workspace", dir])).out;

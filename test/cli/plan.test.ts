@@ -37,6 +37,7 @@ async function start() {
         "file_write: /workspace/**",
         "file_read: /workspace/**",
         "exec: ls *",
+        "exec: python3 *",
       ],
     }),
   });
@@ -79,6 +80,26 @@ describe("aido plan simulate", () => {
     expect(r.text()).toContain("files: 1 added, 0 changed, 0 deleted");
     expect(r.text()).toContain("+ /workspace/a.txt (file, 1 bytes)");
     expect(existsSync(join(workspace, "a.txt"))).toBe(false);
+  });
+
+  it("with --shadow says how many text diffs the result's diff budget left out", async () => {
+    const { agent, file } = await start();
+    // 100 text files of 10 KB: their diffs together are past the 256 KiB budget.
+    const command = `python3 -c "[open('/workspace/f%d' % i, 'w').write(('%d' % i + 'x' * 98 + chr(10)) * 100) for i in range(100)]"`;
+    const plan = { steps: [{ tool: "exec", input: { command } }] };
+    const r = await cli([
+      "plan",
+      "simulate",
+      file("p.json", JSON.stringify(plan)),
+      "--agent",
+      agent,
+      "--shadow",
+    ]);
+    expect(r.err).toEqual([]);
+    expect(r.text()).toContain("files: 100 added, 0 changed, 0 deleted");
+    expect(r.text()).toMatch(
+      /\n\d+ text diffs left out: the diff budget of one result \(256 KiB\) was spent/,
+    );
   });
 
   it("exits 1 when a step is denied, and --json gives the simulation", async () => {

@@ -4,7 +4,7 @@
 // see, and reaches the next goal's bootstrap; an agent whose grants do not allow the
 // command gets the refusal recorded as the check's result, audited, and nothing runs.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { chownSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -28,15 +28,26 @@ const suite = useDaemonPerTest({
   },
 });
 
-async function spawn(c: AidoClient, name: string, capabilities: string[]) {
-  const a = await c.call("agent.spawn", { manifest: manifest(name, { capabilities }) });
-  goals.push(a.goal_id);
-  return a;
+/** The agent of a session bound to the project folder: its /workspace is the intent's folder. */
+async function spawn(
+  c: AidoClient,
+  name: string,
+  capabilities: string[],
+  extra: Record<string, unknown> = {},
+) {
+  return c.call("session.open", { manifest: manifest(name, { capabilities, ...extra }), workspace: project });
+}
+
+/** A folder the container's user may write, as a user's project would be. */
+function projectFolder(): string {
+  const dir = mkdtempSync(join(tmpdir(), "aido-intent-check-"));
+  if (process.getuid?.() === 0) chownSync(dir, 1000, 1000);
+  return dir;
 }
 
 async function start() {
   const fx = await suite.start({ runtime: { backend: undefined, builtinTools: daemonBuiltinTools } });
-  project = mkdtempSync(join(tmpdir(), "aido-intent-check-"));
+  project = realpathSync(projectFolder());
   return { fx, workspace: project };
 }
 
@@ -142,13 +153,9 @@ describe("intent.check", () => {
     const c = await fx.client();
     const human = await fx.client();
     await c.call("intent.set", { workspace, objective: "x", check: "ls" });
-    const a = await c.call("agent.spawn", {
-      manifest: manifest("careful", {
-        capabilities: ["tool: exec", "exec: ls *", "file_read: /workspace/**"],
-        approval_required: ["exec"],
-      }),
+    const a = await spawn(c, "careful", ["tool: exec", "exec: ls *", "file_read: /workspace/**"], {
+      approval_required: ["exec"],
     });
-    goals.push(a.goal_id);
     const check = c.call("intent.check", { workspace, agent_id: a.agent_id });
     let pending: { id: string; tool: string }[] = [];
     for (let i = 0; i < 400 && pending.length === 0; i++) {
@@ -178,6 +185,30 @@ describe("intent.check", () => {
     await c.call("intent.set", { workspace, objective: "with check", check: "ls" });
     const unknown = await rpcError(c.call("intent.check", { workspace, agent_id: "a_nobody" }));
     expect(unknown.rpcCode).toBe(-32003);
+    // An agent whose /workspace is another folder: its finding would describe that folder.
+    const standalone = await c.call("agent.spawn", {
+      manifest: manifest("elsewhere", {
+        capabilities: ["tool: exec", "exec: ls *", "file_read: /workspace/**"],
+      }),
+    });
+    goals.push(standalone.goal_id);
+    const private_ = await rpcError(c.call("intent.check", { workspace, agent_id: standalone.agent_id }));
+    expect(private_.rpcCode).toBe(-32602);
+    expect(private_.message).toMatch(/is not a project folder, not .*session bound to its folder/);
+    const otherProject = projectFolder();
+    try {
+      const elsewhere = await c.call("session.open", {
+        manifest: manifest("other", { capabilities: ["tool: exec", "exec: ls *"] }),
+        workspace: otherProject,
+      });
+      const wrong = await rpcError(c.call("intent.check", { workspace, agent_id: elsewhere.agent_id }));
+      expect(wrong.message).toContain(`is ${realpathSync(otherProject)}, not ${workspace}`);
+      await c.call("session.close", { session_id: elsewhere.session_id });
+    } finally {
+      rmSync(otherProject, { recursive: true, force: true });
+    }
+    const invoked = (await c.call("audit.query", { kind: "tool.invoked" })).entries;
+    expect(invoked, "nothing ran").toHaveLength(0);
     expect((await c.call("intent.status", { workspace })).intent?.last_check).toBeNull();
   });
 });

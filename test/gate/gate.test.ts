@@ -379,4 +379,17 @@ describe("a simulation is the gate's own judgement", () => {
     expect(w.approvals.list({ status: "pending" })).toEqual([]);
     expect(w.runs).toEqual([]);
   });
+
+  it("a call on a throwaway copy (scratch) that needs a human is refused, never put to one", async () => {
+    // A shadow step is judged allowed and then invoked; should it need a human by the time
+    // it runs (a link swapped by a process an earlier step left behind), nobody is asked.
+    const p = { ...w.principal(["tool: exec", "exec: ls *"]), scratch: true as const };
+    const e = await denial(w.gate.invoke(p, { name: "exec", input: { command: "ls /workspace" } }));
+    expect(e).toMatchObject({ code: ErrorCode.approvalDenied, stage: "approval" });
+    expect(e.message).toMatch(/a shadow simulation asks no human/);
+    expect(w.approvals.list({ status: "pending" })).toEqual([]);
+    expect(w.approvals.list({ status: "expired" })).toEqual([]);
+    expect(w.runs).toEqual([]);
+    expect(w.audit.tail(1)[0]).toMatchObject({ kind: "tool.denied", payload: { stage: "approval" } });
+  });
 });

@@ -190,48 +190,70 @@ describe("spawn_worlds and adopt_world in containers", () => {
     for (const w of worlds.keys()) expect(existsSync(join(home.config.goalsDir, w))).toBe(false);
   }, 180_000);
 
-  it("refuses an adoption with a path the caller may not write, and writes nothing of it", async () => {
-    // Writes under /output/vault need a human (policy confirm): the children are allowed
-    // once in their worlds; adopt_world cannot stop to ask, so the whole adoption is refused.
+  it("asks no human in a world, and refuses an adoption with a path the caller may not write, writing nothing of it", async () => {
+    // Writes under /output/vault need a human (policy confirm). A human answers the first
+    // one, by the lead's child outside any world, with Allow Always: that standing
+    // decision (bound to the child's identity, guarded/explorer) lets the worlds' children
+    // write there too. adopt_world, as the lead, cannot stop to ask: refused, nothing written.
     server.reset();
+    const asked: string[] = [];
     const stop = rt.approvals.on("requested", (rec) => {
-      setImmediate(() => rt.approvals.respond(rec.id, "allow_once", "test"));
+      asked.push(rec.goal_id ?? "");
+      setImmediate(() => rt.approvals.respond(rec.id, "allow_always", "test"));
     });
     try {
       server.script(
         'manifest "explorer"',
         [
-          (req) =>
-            (req.body.messages as Msg[]).length === 1
-              ? turn.toolUses([
+          (req) => {
+            const msgs = req.body.messages as Msg[];
+            if (msgs.length > 1) return turn.text("wrote");
+            return msgs[0]!.content === "Write the key."
+              ? turn.toolUse("file_write", { path: "/output/vault/key.txt", content: "k\n" })
+              : turn.toolUses([
                   { name: "file_write", input: { path: "/workspace/ok.txt", content: "fine\n" } },
-                  { name: "file_write", input: { path: "/output/vault/key.txt", content: "k\n" } },
-                ])
-              : turn.text("wrote both"),
+                  { name: "file_write", input: { path: "/output/vault/key.txt", content: "k2\n" } },
+                ]);
+          },
         ],
         { repeatLast: true },
       );
       let world = "";
       const parent = server.script('manifest "guarded"', [
-        turn.toolUse("spawn_worlds", { task: "Write the key.", worlds: 2, manifest: explorer }),
+        turn.toolUse("spawn_agent", { manifest: explorer, message: "Write the key." }),
+        turn.toolUse("spawn_worlds", { task: "Rewrite the key.", worlds: 2, manifest: explorer }),
         (req) => {
           world = [...receipts(lastResult(req).content).keys()][0]!;
           return turn.toolUse("adopt_world", { world_id: world });
         },
         turn.text("refused"),
       ]);
-      const r = await rt.spawnAndRun(lead("guarded"), "Write the key.");
+      const guarded = lead("guarded");
+      const r = await rt.spawnAndRun(
+        { ...guarded, capabilities: [...guarded.capabilities, "tool: spawn_agent"] },
+        "Write the key.",
+      );
       expect(r.stop_reason).toBe("complete");
-      expect(lastResult(parent.requests[1]!).content).toContain("2 of 2 worlds completed.");
-      const res = lastResult(parent.requests[2]!);
+      const goalId = rt.listAgents({ includeStopped: true }).find((a) => a.manifest === "guarded")!.goal_id;
+      // One human answer, for the real child; none asked from a world.
+      expect(asked).toEqual([goalId]);
+      const spawned = lastResult(parent.requests[2]!).content;
+      expect(spawned).toContain("2 of 2 worlds completed.");
+      // The lead may not read /output: the receipts list the change without its text.
+      expect(receipts(spawned).get(world) ?? [...receipts(spawned).values()][0]).toContain(
+        "changed /output/vault/key.txt (file, 3 bytes)",
+      );
+      expect(spawned).not.toContain("+k2");
+      const res = lastResult(parent.requests[3]!);
       expect(res.is_error).toBe(true);
       expect(res.content).toContain(`${world} not adopted, nothing was written`);
       expect(res.content).toContain("/output/vault/key.txt:");
       expect(res.content).toMatch(/which this call cannot stop to ask/);
-      const goalId = rt.listAgents({ includeStopped: true }).find((a) => a.manifest === "guarded")!.goal_id;
       const real = join(home.config.goalsDir, goalId, "workspace");
       expect(existsSync(join(real, "ok.txt"))).toBe(false);
-      expect(existsSync(join(home.config.goalsDir, goalId, "output", "vault"))).toBe(false);
+      expect(readFileSync(join(home.config.goalsDir, goalId, "output", "vault", "key.txt"), "utf8")).toBe(
+        "k\n",
+      );
       const refused = rt.audit.query({ goal_id: goalId, kind: "world.refused" }).map((e) => e.payload);
       expect(refused).toHaveLength(1);
       expect(refused[0]).toMatchObject({ world_id: world });

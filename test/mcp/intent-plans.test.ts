@@ -118,6 +118,11 @@ describe("propose -> simulate -> execute over MCP", () => {
         { tool: "file_edit", input: { path: "/workspace/README.md", old_string: "absent", new_string: "x" } },
       ],
     });
+    // Another session on the same project cannot run (and so use up) this session's plan.
+    const other = await suite.connect();
+    const stolen = await other.callTool({ name: "aido_plan_execute", arguments: { plan_id: plan.plan_id } });
+    expect(stolen.isError).toBe(true);
+    expect(textOf(stolen)).toMatch(/not recorded by this MCP session/);
     const run = await ok<{ status: string; steps: { ok: boolean }[] }>(c, "aido_plan_execute", {
       plan_id: plan.plan_id,
       on_failure: "restore",

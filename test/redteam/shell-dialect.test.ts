@@ -38,6 +38,10 @@ afterAll(async () => {
 const COMMENT = /a comment ending in a backslash/;
 const QUOTES = /single quotes inside \$\{x:-\.\.\.\}/;
 const DOLLAR = /a \$ followed by a line continuation/;
+const CONTINUED = /a line continuation right after/;
+const HEREDOC_IN_SUBST =
+  /a here-document inside \$\(\.\.\.\) whose text does not start before the closing \)/;
+const SURROGATE = /not well-formed Unicode \(a lone surrogate U\+D800\)/;
 
 describe("what the parser and dash read differently", () => {
   it.each([
@@ -90,6 +94,43 @@ describe("what the parser and dash read differently", () => {
       "pwn-dollar4",
       DOLLAR,
     ],
+    [
+      "a quote, a line continuation and a # (dash reads one word x#..., the parser a comment)",
+      'echo "x"\\\n#"$(touch /workspace/pwn-cont1)"',
+      "pwn-cont1",
+      CONTINUED,
+    ],
+    [
+      "a here-document line that starts with a continuation (dash ends the document there)",
+      "cat <<EOF\n\\\nEOF\ntouch /workspace/pwn-cont2\nEOF\n",
+      "pwn-cont2",
+      CONTINUED,
+    ],
+    [
+      "<< and - split by a continuation (dash reads <<-, which ends at a tab-indented EOF)",
+      "cat <<\\\n-EOF\n\tEOF\ntouch /workspace/pwn-cont3\n-EOF\n",
+      "pwn-cont3",
+      CONTINUED,
+    ],
+    [
+      "a continuation in a <<- here-document (dash keeps the tabs of the joined line, the parser ended the document)",
+      // The delimiter is a granted program: the parser read its lines as echo commands.
+      "cat <<-echo\nx \\\n\techo\necho '$(touch /workspace/pwn-tabbed)'\necho\n",
+      "pwn-tabbed",
+      /a line continuation in a <<- here-document/,
+    ],
+    [
+      "a here-document begun in $(...) with its text after the ) (dash ends it at the EOF glued to the ))",
+      "echo $(cat <<EOF)EOF\ntouch /workspace/pwn-hdsub\nEOF\n",
+      "pwn-hdsub",
+      HEREDOC_IN_SUBST,
+    ],
+    [
+      "a lone surrogate (the parser's encoder swallowed the ; after it, dash read U+FFFD and the ;)",
+      "echo \uD800;touch /workspace/pwn-surrogate",
+      "pwn-surrogate",
+      SURROGATE,
+    ],
   ])(
     "refuses %s",
     async (_what, command, canary, why) => {
@@ -106,6 +147,60 @@ describe("what the parser and dash read differently", () => {
     expectRefused(b, "scripts", r, "policy", COMMENT);
   }, 60_000);
 
+  it("refuses a # glued to a quoted here-document delimiter (dash reads the delimiter E#x and runs what follows)", async () => {
+    const r = await b.exec("echo", "cat <<'E'#x; touch /workspace/pwn-delim\nE\n");
+    expect(b.exists("/workspace/pwn-delim"), "dash ran touch").toBe(false);
+    expectRefused(b, "echo", r, "policy", /a # right after a quote or an expansion/);
+  }, 60_000);
+
+  it.each([
+    ["on descriptor 3", "echo 'touch /workspace/pwn-fd3' | sh 3<<'EOF'\n:\nEOF\n", "pwn-fd3"],
+    [
+      "moved off stdin by 0<&3",
+      "echo 'touch /workspace/pwn-dup' | sh 3<&0 <<'EOF' 0<&3\n:\nEOF\n",
+      "pwn-dup",
+    ],
+  ])(
+    "refuses a shell given a here-document %s while it reads its program from a pipe",
+    async (_what, command, canary) => {
+      const r = await b.exec("scripts", command);
+      expect(b.exists(`/workspace/${canary}`), "sh ran the pipe").toBe(false);
+      expectRefused(b, "scripts", r, "policy", /a shell reading its program from stdin/);
+    },
+    60_000,
+  );
+
+  it("refuses a shell program on stdin that moves descriptor 0 (dash reads the rest of its program from there)", async () => {
+    const r = await b.exec(
+      "scripts",
+      "echo 'touch /workspace/pwn-exec0' | sh 3<&0 <<'EOF'\nexec 0<&3\nEOF\n",
+    );
+    expect(b.exists("/workspace/pwn-exec0"), "sh ran the pipe").toBe(false);
+    expectRefused(
+      b,
+      "scripts",
+      r,
+      "policy",
+      /exec moving descriptor 0 in a program a shell reads from its stdin/,
+    );
+  }, 60_000);
+
+  it("refuses a shell program on stdin longer than dash writes to the pipe at once (read takes part of it)", async () => {
+    // dash buffers 8 KiB of its program; read takes the line after it, dash runs the next.
+    let body = "read x\n";
+    while (body.length < 8192 - 100) body += `#${"x".repeat(98)}\n`;
+    body += `${"#".repeat(8192 - body.length - 1)}\necho '\ntouch /workspace/pwn-read\n'\n`;
+    const r = await b.exec("scripts", `sh <<'EOF'\n${body}EOF\n`);
+    expect(b.exists("/workspace/pwn-read"), "dash ran touch").toBe(false);
+    expectRefused(b, "scripts", r, "policy", /a here-document of more than 4096 bytes fed to sh/);
+  }, 60_000);
+
+  it("refuses a $1, a line continuation and a # (dash reads $1#..., the parser a comment)", async () => {
+    const r = await b.exec("echo", "echo $1\\\n#$(touch /workspace/pwn-param)");
+    expect(b.exists("/workspace/pwn-param"), "dash ran touch").toBe(false);
+    expectRefused(b, "echo", r, "policy", /a # right after a quote or an expansion/);
+  }, 60_000);
+
   it("judges a script holding a NUL byte as the script dash runs, not as a binary", async () => {
     const r = await b.exec("scripts", "/workspace/s/nul.sh");
     expect(b.exists("/workspace/pwn-nul"), "the script ran unjudged").toBe(false);
@@ -117,6 +212,9 @@ describe("what the parser and dash read differently", () => {
       "echo a # a comment\\\\\necho b",
       'x=abc; echo "${x#\'a\'}" "${x:-"q"}"',
       "cat <<'EOF'\n${x:-'$(not run)'}\nEOF\n",
+      "echo a \\\n  b &&\\\necho c |\\\ncat",
+      "cat <<'EOF'\nx = (1 +\\\n  2)\n\\\nEOF\n",
+      'x=$(cat <<EOF\nhi\nEOF\n); echo "$x"',
     ]) {
       const r = await b.exec("echo", command);
       expect(r, command).not.toBeInstanceOf(Error);

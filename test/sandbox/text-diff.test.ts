@@ -61,4 +61,22 @@ describe("unifiedDiff", () => {
       "--- /dev/null\n+++ b/workspace/n.txt\n@@ -0,0 +1 @@\n+hi",
     );
   });
+
+  it("takes its comparison cells from a shared budget, and spends the budget when it does not fit", () => {
+    const budget = { cells: 30 };
+    // 2 changed lines against 2: (2+1) x (2+1) = 9 cells.
+    expect(unifiedDiff("/w/a", "x\na\nb\n", "x\nc\nd\n", budget)).toBeDefined();
+    expect(budget.cells).toBe(21);
+    // 5 against 5: 36 cells, more than is left: no diff, and nothing left for the next one.
+    expect(
+      unifiedDiff(
+        "/w/b",
+        lines(5, (i) => `a${i}`),
+        lines(5, (i) => `b${i}`),
+        budget,
+      ),
+    ).toBeUndefined();
+    expect(budget.cells).toBe(0);
+    expect(unifiedDiff("/w/c", "a\n", "b\n", budget)).toBeUndefined();
+  });
 });

@@ -20,7 +20,7 @@ beforeEach(() => {
 afterEach(() => rmSync(home, { recursive: true, force: true }));
 
 /** A real folder snapshotted, and a copy restored from it: what kernel/shadow.ts does. */
-async function copyOf(files: Record<string, string>) {
+async function copyOf(files: Record<string, string>, readable: (path: string) => boolean = () => true) {
   const real = roots(join(home, "goals", "g1"));
   for (const dir of Object.values(real)) mkdirSync(dir, { recursive: true });
   for (const [rel, text] of Object.entries(files)) {
@@ -33,7 +33,12 @@ async function copyOf(files: Record<string, string>) {
   await store.restore("g1", copy, snap.id);
   const before = await statTree(copy);
   const diff = () =>
-    diffCopy(copy, before, (paths) => store.readEntries("g1", snap.id, paths, TEXT_DIFF_MAX_BYTES));
+    diffCopy(
+      copy,
+      before,
+      (paths, contents) => store.readEntries("g1", snap.id, paths, contents ? TEXT_DIFF_MAX_BYTES : 0),
+      readable,
+    );
   return { copy, diff };
 }
 
@@ -90,5 +95,44 @@ describe("diffCopy", () => {
     const d = await diff();
     expect(d.added).toEqual([{ path: "/workspace/link", type: "link", size: "/etc/passwd".length }]);
     expect(d.changed).toEqual([{ path: "/workspace/bin.dat", type: "file", size: 4, size_before: 5 }]);
+  });
+
+  it("keeps the diffs of one result under 256 KiB together, counting the ones left out", async () => {
+    const line = (c: string) => `${c.repeat(99)}\n`;
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 100; i++) files[`f${i}.txt`] = line("a").repeat(100);
+    const { copy, diff } = await copyOf(files);
+    // Every line of every file rewritten: each diff is some 20 KB.
+    for (let i = 0; i < 100; i++) writeFileSync(join(copy.workspace, `f${i}.txt`), line("b").repeat(100));
+    writeFileSync(join(copy.workspace, "new.txt"), line("c").repeat(100));
+    const d = await diff();
+    expect(d.counts).toEqual({ added: 1, changed: 100, deleted: 0 });
+    const diffs = [...d.added, ...d.changed].flatMap((c) => (c.diff ? [c.diff] : []));
+    expect(diffs.length).toBeGreaterThan(5);
+    expect(diffs.reduce((n, t) => n + Buffer.byteLength(t), 0)).toBeLessThanOrEqual(256 * 1024);
+    expect(d.diffs_omitted).toBe(101 - diffs.length);
+  });
+
+  it("shows no text of a path the caller may not read, before or after", async () => {
+    const { copy, diff } = await copyOf(
+      { "secret.env": "TOKEN=hunter2\n", "a.txt": "a\n" },
+      (p) => p === "/workspace/a.txt",
+    );
+    writeFileSync(join(copy.workspace, "secret.env"), "x\n");
+    writeFileSync(join(copy.workspace, "a.txt"), "b\n");
+    writeFileSync(join(copy.workspace, "new.env"), "y\n");
+    const d = await diff();
+    expect(d.changed).toEqual([
+      {
+        path: "/workspace/a.txt",
+        type: "file",
+        size: 2,
+        size_before: 2,
+        diff: expect.stringContaining("-a\n+b"),
+      },
+      { path: "/workspace/secret.env", type: "file", size: 2, size_before: 14 },
+    ]);
+    expect(d.added).toEqual([{ path: "/workspace/new.env", type: "file", size: 2 }]);
+    expect(d.diffs_omitted).toBe(0);
   });
 });

@@ -233,6 +233,38 @@ describe("shells and wrappers", () => {
     expect(argvs("cat <<-'EOF'\n\tsudo is text here\n\tEOF")).toEqual([["cat"]]);
   });
 
+  it("reads a shell's program from the last redirection of stdin: a here-document on another descriptor is data", () => {
+    const stdinProgram = (cmd: string) =>
+      analyzeCommand(cmd).commands.find((c) => c.argv[0] === "sh")?.stdinProgram;
+    // dash ran the pipe as sh's program (touch), the here-document sat on 3 (or 1).
+    expect(stdinProgram("echo 'touch x' | sh 3<<'EOF'\n:\nEOF\n")).toBe(true);
+    expect(stdinProgram("echo 'touch x' | sh 1<<'EOF'\n:\nEOF\n")).toBe(true);
+    // <&3 after the document: stdin is descriptor 3, here the pipe.
+    expect(stdinProgram("echo 'touch x' | sh 3<&0 <<'EOF' 0<&3\n:\nEOF\n")).toBe(true);
+    expect(stdinProgram("sh <<'EOF' </dev/null\n:\nEOF\n")).toBe(true);
+    expect(argvs("sh 0<<'EOF' 2>&1\nls\nEOF\n")).toEqual([["ls"]]);
+    expect(argvs("cat 3<<EOF\n$(ls)\nEOF\n")).toEqual([["ls"], ["cat"]]);
+  });
+
+  it("refuses what makes a shell reading its program from stdin read something else than the text judged", () => {
+    // read took the line after the first 8 KiB from under dash, which ran the next one.
+    const long = `read x\n${"#".repeat(8200)}\necho '\nid\n'\n`;
+    refused(`sh <<'EOF'\n${long}EOF\n`, /a here-document of more than 4096 bytes fed to sh as its program/);
+    expect(argvs(`sh <<'EOF'\nread x\n${"#".repeat(4000)}\nls\nEOF\n`)).toEqual([["read", "x"], ["ls"]]);
+    // exec moving descriptor 0: dash reads the rest of its program from there.
+    const MOVED = /exec moving descriptor 0 in a program a shell reads from its stdin/;
+    refused("echo id | sh 3<&0 <<'EOF'\nexec 0<&3\nEOF\n", MOVED);
+    refused("sh <<'EOF'\nexec </workspace/x.sh\nEOF\n", MOVED);
+    refused("echo id | sh 3<&0 <<'EOF'\neval 'exec 0<&3'\nEOF\n", MOVED);
+    refused("echo id | sh 3<&0 <<'EOF'\nf() { command exec <&3; }; f\nEOF\n", MOVED);
+    expect(argvs("sh <<'EOF'\nexec 3>/tmp/log 2>&1\nls\nEOF\nexec </dev/null; sh -c 'exec <&-'")).toEqual([
+      ["exec"],
+      ["ls"],
+      ["exec"],
+      ["exec"],
+    ]);
+  });
+
   it("refuses sh -i and sh -l, which read startup files as code", () => {
     refused("sh -l -c id", /startup files/);
     refused("sh -i", /startup files/);
@@ -343,7 +375,25 @@ describe("refusals", () => {
     refused('echo "x"#y', /a # right after/);
     refused("echo $(x)#$(id)", /a # right after/);
     refused("eval 'id'2>&1", /descriptor number glued/);
+    // The same across a line continuation, which dash removes first.
+    refused("echo $1\\\n#$(id)", /a # right after/);
+    refused("echo $x\\\n\\\n#$(id)", /a # right after/);
+    refused("echo $1\\\n2>f", /descriptor number glued/);
+    refused("echo 'x'1<<EOF\nEOF\n", /descriptor number glued/); // a here-document's too
+    // A here-document's delimiter: dash's is E#x, then `; id` runs; the parser's was E and a comment.
+    refused("cat <<'E'#x; id\nE\n", /a # right after/);
+    refused('cat <<"E"#x; id\nE\n', /a # right after/);
     expect(argvs("echo a#b # comment\nls 2>&1; ls;2>/dev/null")).toEqual([["echo", "a#b"], ["ls"], ["ls"]]);
+  });
+
+  it("refuses a descriptor number of more than one digit, which dash reads as a word", () => {
+    // dash runs `sh 10` and >&1 (the file ./10 as a script; judged as a bare sh, which the
+    // rules refuse on their own as a shell reading stdin) and `cat 10`, a read nothing judged.
+    refused("sh 10>&1", /a descriptor number of more than one digit \(10\)/);
+    refused("cat 10</dev/null", /more than one digit \(10\)/);
+    refused("cat 12<<EOF\nx\nEOF\n", /more than one digit \(12\)/);
+    refused("echo a 01>f", /more than one digit \(01\)/);
+    expect(argvs("echo a 2>&1 9>f 0<f")).toEqual([["echo", "a"]]);
   });
 
   it("refuses a $ followed by a line continuation, which dash joins before it expands and the parser does not", () => {
@@ -357,6 +407,56 @@ describe("refusals", () => {
       ["echo", "$\\"],
       ["ls"],
     ]);
+  });
+
+  it("refuses a line continuation after anything but a blank or a word character, where dash joins the lines into one token", () => {
+    const AFTER = /a line continuation right after/;
+    // Each was accepted as something else while dash ran id (seen in the image).
+    refused('echo "x"\\\n#"$(id)"', /right after """/); // dash: one word x#..., the parser: a comment
+    refused("echo 'x'\\\n#$(id)", /right after "'"/);
+    refused("echo ${x}\\\n#$(id)", /right after "}"/);
+    refused("echo $(true)\\\n#$(id)", /right after "\)"/);
+    refused("cat <<\\\n-EOF\n\tEOF\nid\n-EOF\n", /right after "<"/); // dash: <<- and the document ends at EOF
+    refused("cat <<EOF\n\\\nEOF\nid\nEOF\n", /right after the start of a line/); // dash: \<newline>EOF ends it
+    refused("echo $(\\\n(x=5))", /right after "\("/); // dash: $((x=5)), arithmetic in this shell
+    refused("echo 'x'\\\n2>f", AFTER); // dash: the word x2, and > f
+    refused("sh -c 'echo \"x\"\\\n#$(id)'", AFTER); // in nested code too
+    refused("echo ${#\\\nx}", AFTER);
+    // In an unquoted <<- document dash keeps the tabs of a joined line; the parser ended the
+    // document at the tab-indented EOF and read the single-quoted $(id) after it as a word.
+    refused("cat <<-EOF\nx \\\n\tEOF\necho '$(id)'\nEOF\n", /a line continuation in a <<- here-document/);
+    // Continuations in a row are one; a blank or a word character before it, or single quotes or a
+    // quoted here-document around it (both read two characters), still read.
+    refused("echo 'x'\\\n\\\n#$(id)", /right after "'"/);
+    expect(
+      argvs("ls -la \\\n\t/tmp &&\\\necho abc\\\ndef |\\\ncat ||\\\n\\\n  echo \"a \\\nb\"; echo 'a;\\\nb'"),
+    ).toEqual([["ls", "-la", "/tmp"], ["echo", "abcdef"], ["cat"], ["echo", "a b"], ["echo", "a;\\\nb"]]);
+    expect(argvs("python3 - <<'EOF'\nx = (1 +\\\n  2)\n\\\nEOF\ncat <<-'E'\n\t\ta(\\\n\tE\n")).toEqual([
+      ["python3", "-"],
+      ["cat"],
+    ]);
+  });
+
+  it("refuses a here-document begun inside $(...) whose text is not inside it (dash reads it right after the `)`)", () => {
+    const WHY = /a here-document inside \$\(\.\.\.\) whose text does not start before the closing \)/;
+    refused("echo $(cat <<EOF)EOF\nid\nEOF\n", WHY); // dash ends the document at the EOF glued to ), then runs id
+    refused("echo $(cat <<EOF) ; ls\nx\nEOF\n", WHY);
+    refused('echo "$(cat <<EOF)"\nEOF\n', WHY);
+    refused("echo $(if true; then cat <<EOF; fi)\nEOF\n", WHY);
+    expect(argvs("x=$(cat <<'EOF'\nhi\nEOF\n); echo \"$(cat <<EOF\n)\nEOF\n)\"")).toEqual([
+      ["cat"],
+      ["cat"],
+      ["echo", '"$(cat <<EOF\n)\nEOF\n)"'],
+    ]);
+  });
+
+  it("refuses text that is not well-formed Unicode, which the parser's encoder and dash read differently", () => {
+    // GopherJS encoded \uD800 and the next code unit as one character: the parser saw `echo` and
+    // one word, dash (handed U+FFFD) ran id.
+    refused("echo \uD800;id", /not well-formed Unicode \(a lone surrogate U\+D800\)/);
+    refused("echo a\uDC00b", /lone surrogate U\+DC00/);
+    refused("echo \uD800", /lone surrogate/);
+    expect(argvs("echo \u{1F600}; ls")).toEqual([["echo", "\u{1F600}"], ["ls"]]);
   });
 
   it("refuses control characters, which dash and the parser read differently", () => {

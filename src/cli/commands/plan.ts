@@ -97,6 +97,10 @@ function printShadow(io: CliIo, shadow: NonNullable<Simulation["shadow"]>): void
   for (const f of deleted) io.out(`  - ${inert(f.path)} (${f.type}, ${f.size} bytes)`);
   for (const f of changed) io.out(`  ~ ${inert(f.path)} (${f.size_before} -> ${f.size} bytes)`);
   for (const f of [...added, ...changed]) if (f.diff) io.out(inertLines(f.diff));
+  if (shadow.diff.diffs_omitted > 0)
+    io.out(
+      `${shadow.diff.diffs_omitted} text diffs left out: the diff budget of one result (256 KiB) was spent`,
+    );
 }
 
 function printExecution(io: CliIo, r: PlanExecution): void {

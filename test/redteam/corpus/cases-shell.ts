@@ -68,8 +68,32 @@ export const SHELL_CASES: Case[] = [
   refuse(D, "root", 'echo $\\\n#"$(touch PWN)"', "policy", /a \$ followed by a line continuation/),
   refuse(D, "root", 'echo "$\\\n(touch PWN)"', "policy", /a \$ followed by a line continuation/),
   refuse(D, "root", "cat <<EOF\n$\\\n(touch PWN)\nEOF\n", "policy", /a \$ followed by a line continuation/),
+  // mvdan-sh ends a token at a backslash-newline after an operator character, a quote or an
+  // expansion, and at the start of a here-document line; dash joins the lines first.
+  refuse(D, "root", 'echo "x"\\\n#"$(touch PWN)"', "policy", /a line continuation right after """/),
+  refuse(D, "root", "cat <<EOF\n\\\nEOF\ntouch PWN\nEOF\n", "policy", /right after the start of a line/),
+  refuse(D, "root", "cat <<\\\n-EOF\n\tEOF\ntouch PWN\n-EOF\n", "policy", /right after "<"/),
+  refuse(
+    D,
+    "root",
+    "cat <<-EOF\nx \\\n\tEOF\necho '$(touch PWN)'\nEOF\n",
+    "policy",
+    /in a <<- here-document/,
+  ),
+  // dash reads a here-document begun in $(...) right after the ), mvdan-sh on the next line.
+  refuse(D, "root", "echo $(cat <<EOF)EOF\ntouch PWN\nEOF\n", "policy", /a here-document inside \$\(/),
+  // GopherJS encoded a lone surrogate and the ; after it as one character; dash read U+FFFD and ;.
+  refuse(D, "root", "echo \uD800;touch PWN", "policy", /lone surrogate U\+D800/),
+  allow(D, "root", "ls -d /workspace \\\n  /tmp &&\\\necho a |\\\ncat", ["ls", "echo", "cat"]),
+  allow(D, "root", "cat <<'EOF'\nx = (1 +\\\n  2)\n\\\nEOF\n", ["cat"]),
   // mvdan-sh reads 'x'2>&1 as a redirection of 2; dash reads the word x2 (here: touch PWN2).
   refuse(D, "root", "eval 'touch PWN'2>&1", "policy", /descriptor number glued to the word/),
+  // The same before a here-document (found by scripts/shell-differential.ts, seed 23).
+  refuse(D, "root", "sh -c 'touch PWN'1<<EOF\nEOF\n", "policy", /descriptor number glued to the word/),
+  refuse(D, "root", "echo $1\\\n#$(touch PWN)", "policy", /a # right after a quote or an expansion/),
+  refuse(D, "root", "cat <<'E'#x; touch PWN\nE\n", "policy", /a # right after a quote or an expansion/),
+  // dash reads one digit as a descriptor: 10>&1 is the word 10 and >&1 (sh 10>&1 runs ./10).
+  refuse(D, "root", "touch PWN 10>&1", "policy", /a descriptor number of more than one digit/),
   allow(D, "root", "echo a#b; echo c # d\nls -d /workspace 2>&1", ["echo", "ls"]),
   allow(D, "root", "echo {a,b} {1..3}", ["echo"]),
   allow(D, "root", "ls -d /workspace &> /tmp/amp.txt", ["ls"]),
@@ -183,6 +207,17 @@ export const SHELL_CASES: Case[] = [
     /reads its program from a file redirection|pipe-to-shell/,
   ),
   refuse(H, "root", "cat /workspace/evil.sh | sh", "policy", /pipe-to-shell/),
+  // A here-document on another descriptor is data there: sh reads its program from the pipe.
+  refuse(H, "root", "echo 'touch PWN' | sh 3<<'EOF'\n:\nEOF\n", "policy", /pipe-to-shell/),
+  refuse(H, "root", "echo 'touch PWN' | sh 3<&0 <<'EOF' 0<&3\n:\nEOF\n", "policy", /pipe-to-shell/),
+  // A program on stdin that moves descriptor 0: dash reads the rest of it from there.
+  refuse(
+    H,
+    "root",
+    "echo 'touch PWN' | sh 3<&0 <<'EOF'\nexec 0<&3\nEOF\n",
+    "policy",
+    /exec moving descriptor 0/,
+  ),
   refuse(H, "root", "exec 3< /workspace/evil.sh; sh <&3", "policy", /pipe-to-shell/),
   refuse(H, "root", "exec < /workspace/evil.sh; sh", "policy", /pipe-to-shell/),
   allow(H, "root", "python3 - <<'EOF'\nprint('hi')\nEOF", ["python3"]),
