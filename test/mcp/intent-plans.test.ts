@@ -2,8 +2,9 @@
 // the SDK's own Client through the real CLI, in front of a real daemon and containers:
 // an objective set from one session is seen and stepped from another on the same project
 // folder, its check runs as the session's agent through the gate (the exec asks the
-// human through elicitation); a simulation changes nothing; a plan whose third step fails
-// is rolled back with on_failure: restore.
+// human through elicitation); a simulation changes nothing, a shadow one runs in a
+// throwaway copy and reports the diff; a plan whose third step fails is rolled back with
+// on_failure: restore, and another session cannot run it.
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -109,6 +110,31 @@ describe("propose -> simulate -> execute over MCP", () => {
     expect(sim.steps.map((s) => s.verdict)).toEqual(["allow", "deny"]);
     expect(sim.steps[1]?.stage).toBe("capability");
     expect(existsSync(join(suite.project, "a.txt")), "a simulation wrote nothing").toBe(false);
+
+    // A shadow run really runs the steps, in a throwaway copy of the project.
+    const shadow = await ok<{
+      shadow: {
+        steps: { ran: boolean; ok: boolean }[];
+        diff: { added: { path: string }[]; changed: { path: string; diff?: string }[] };
+      };
+    }>(c, "aido_simulate", {
+      shadow: true,
+      steps: [
+        { tool: "file_write", input: { path: "/workspace/a.txt", content: "a" } },
+        {
+          tool: "file_edit",
+          input: { path: "/workspace/README.md", old_string: "user's", new_string: "shadow" },
+        },
+      ],
+    });
+    expect(shadow.shadow.steps.map((x) => [x.ran, x.ok])).toEqual([
+      [true, true],
+      [true, true],
+    ]);
+    expect(shadow.shadow.diff.added.map((x) => x.path)).toEqual(["/workspace/a.txt"]);
+    expect(shadow.shadow.diff.changed[0]?.diff).toContain("+the shadow project");
+    expect(existsSync(join(suite.project, "a.txt")), "the project is untouched").toBe(false);
+    expect(readFileSync(join(suite.project, "README.md"), "utf8")).toBe("the user's project\n");
 
     const plan = await ok<{ plan_id: string }>(c, "aido_plan", {
       title: "two files, then an edit that cannot apply",
