@@ -6,16 +6,14 @@
 // approval exits within seconds leaving no container. Containers are found the way an
 // operator would: `docker ps` filtered by the runtime's label.
 
-import { execFileSync } from "node:child_process";
 import Database from "better-sqlite3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import { daemonBuiltinTools } from "../../src/daemon/tools.js";
 import { RESTART_REASON } from "../../src/kernel/goals.js";
 import { DockerBackend } from "../../src/sandbox/docker.js";
-import { LABEL, runtimeIdOf } from "../../src/sandbox/docker-containers.js";
 import { requireDocker } from "../support/docker.js";
-import { makeTempHome, type TempHome } from "../support/home.js";
+import { containersOfHome, makeTempHome, type TempHome } from "../support/home.js";
 import { turn } from "../support/provider-server.js";
 import { manifest, useDaemonPerTest } from "./fixture.js";
 import { killChildren, startDaemonChild, until } from "./process.js";
@@ -31,22 +29,7 @@ const suite = useDaemonPerTest({
   },
 });
 
-/** Names of this home's containers, running or not (`docker ps -a` by the runtime label). */
-function containersOf(h: TempHome): string[] {
-  const out = execFileSync(
-    "docker",
-    [
-      "ps",
-      "-a",
-      "--filter",
-      `label=${LABEL.runtime}=${runtimeIdOf(h.config.home)}`,
-      "--format",
-      "{{.Names}}",
-    ],
-    { encoding: "utf8" },
-  );
-  return out.split("\n").filter(Boolean);
-}
+const containersOf = (h: TempHome): string[] => containersOfHome(h.config.home);
 
 const containerOf = (h: TempHome, goalId: string) =>
   containersOf(h).find((n) => n.endsWith(`_goal_${goalId}`));

@@ -6,7 +6,6 @@
 // the host folder as the session left it. A snapshot_restore in the session restores the
 // host folder and never follows a link out of it.
 
-import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -23,9 +22,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
-import { LABEL, runtimeIdOf } from "../../src/sandbox/docker-containers.js";
 import { requireDocker } from "../support/docker.js";
-import type { TempHome } from "../support/home.js";
+import { containersOfHome, type TempHome } from "../support/home.js";
 import { rpcError, useDaemonPerTest } from "./fixture.js";
 import { until as untilValue } from "./process.js";
 
@@ -56,21 +54,7 @@ function project(): string {
   return dir;
 }
 
-function containersOf(h: TempHome): string[] {
-  const out = execFileSync(
-    "docker",
-    [
-      "ps",
-      "-a",
-      "--filter",
-      `label=${LABEL.runtime}=${runtimeIdOf(h.config.home)}`,
-      "--format",
-      "{{.Names}}",
-    ],
-    { encoding: "utf8" },
-  );
-  return out.split("\n").filter(Boolean);
-}
+const containersOf = (h: TempHome): string[] => containersOfHome(h.config.home);
 
 const withDocker = () => suite.start({ runtime: { backend: undefined } });
 

@@ -4,7 +4,7 @@
 // AIDO_HOME with real Docker containers. A project folder outside AIDO_HOME is the
 // session's workspace. Everything is removed after each test.
 
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,9 +17,9 @@ import {
   ElicitRequestSchema,
   type ElicitResult,
 } from "@modelcontextprotocol/sdk/types.js";
-import { LABEL, runtimeIdOf } from "../../src/sandbox/docker-containers.js";
 import { type DaemonFixture, useDaemonPerTest } from "../daemon/fixture.js";
 import { until as untilValue } from "../daemon/process.js";
+import { containersOfHome } from "../support/home.js";
 import type { ProviderServer } from "../support/provider-server.js";
 
 export const CLI = join(import.meta.dirname, "..", "..", "src", "cli", "main.ts");
@@ -153,21 +153,7 @@ export function useMcpSuite(): McpSuite {
       clients.push(client);
       return client;
     },
-    containers() {
-      const out = execFileSync(
-        "docker",
-        [
-          "ps",
-          "-a",
-          "--filter",
-          `label=${LABEL.runtime}=${runtimeIdOf(suite.fx.home.config.home)}`,
-          "--format",
-          "{{.Names}}",
-        ],
-        { encoding: "utf8" },
-      );
-      return out.split("\n").filter(Boolean);
-    },
+    containers: () => containersOfHome(suite.fx.home.config.home),
     stderr: () => errText,
   };
   return self;

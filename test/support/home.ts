@@ -17,6 +17,17 @@ export interface TempHome {
   cleanup(): void;
 }
 
+/** Names of the containers the runtime of `home` created, running or not (by its label). */
+export function containersOfHome(home: string): string[] {
+  return execFileSync(
+    "docker",
+    ["ps", "-a", "--filter", `label=${LABEL.runtime}=${runtimeIdOf(home)}`, "--format", "{{.Names}}"],
+    { encoding: "utf8" },
+  )
+    .split("\n")
+    .filter(Boolean);
+}
+
 export function removeContainersOfHome(home: string): void {
   try {
     const ids = execFileSync(
