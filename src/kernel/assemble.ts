@@ -154,12 +154,12 @@ export async function assembleRuntime(
   const intents = new Intents(db, audit);
   const events = new EventBus();
   const binds = new WorkspaceBinds(config.goalsDir);
-  /** A goal's host folders as snapshots see them: a session's bound project folder included. */
-  const snapshotRoots = (goalId: string) => binds.folders(goalId);
+  /** A goal's host folders, a session's bound project folder included: what every part that reaches them uses. */
+  const foldersOf = (goalId: string) => binds.folders(goalId);
   const quota = new WorkspaceQuota({
     goalsDir: config.goalsDir,
     maxMb: config.sandbox.workspaceMaxMb,
-    folders: (goalId) => binds.folders(goalId),
+    folders: foldersOf,
   });
   const sandboxes: GoalSandboxes = new GoalSandboxes({
     config,
@@ -173,7 +173,7 @@ export async function assembleRuntime(
         ...(workspace !== undefined ? { workspace } : {}),
       };
     },
-    folders: (goalId) => binds.folders(goalId),
+    folders: foldersOf,
     log,
   });
 
@@ -184,7 +184,7 @@ export async function assembleRuntime(
     config,
     snapshots,
     quota,
-    folders: (goalId) => binds.folders(goalId),
+    folders: foldersOf,
   });
   for (const t of [...builtins, ...(opts.tools ?? [])]) addTool(tools, t);
   for (const t of [...createMemoryTools(), ...createSkillTools()]) if (!tools.has(t.name)) addTool(tools, t);
@@ -200,7 +200,7 @@ export async function assembleRuntime(
     snapshots: {
       beforeMutation: async (p, keep) => {
         const label = p.turn === undefined ? "before a mutating call" : `before turn ${p.turn}`;
-        const s = await snapshots.create(p.goalId, snapshotRoots(p.goalId), label, {
+        const s = await snapshots.create(p.goalId, foldersOf(p.goalId), label, {
           actor: p.agentId,
           keep,
         });
@@ -277,7 +277,7 @@ export async function assembleRuntime(
     runner,
     budget,
     events,
-    roots: snapshotRoots,
+    roots: foldersOf,
     retire: (goalId) => sandboxes.retire(goalId),
   });
   for (const t of createWorldTools({ registry, worlds })) addTool(tools, t);
@@ -299,7 +299,7 @@ export async function assembleRuntime(
     gate,
     audit,
     snapshots,
-    roots: snapshotRoots,
+    roots: foldersOf,
     retire: (goalId) => sandboxes.retire(goalId),
     log,
   });
@@ -313,7 +313,7 @@ export async function assembleRuntime(
     env,
     snapshots,
     shadows,
-    roots: snapshotRoots,
+    roots: foldersOf,
     log,
   });
   const sessions = new Sessions({
