@@ -152,7 +152,9 @@ export class Gate {
     // Hosts a human approved for this call: a redirect hop elsewhere is not what they saw.
     let approvedHosts: ReadonlySet<string> | undefined;
     if (approval) {
-      approvedHosts = new Set(needs.flatMap((n) => (n.kind === "network" ? [n.host.toLowerCase()] : [])));
+      approvedHosts = new Set(
+        needs.flatMap((n) => (n.kind === "network" ? [`${n.host.toLowerCase()}:${n.port}`] : [])),
+      );
       const { scope } = approval;
       // A rehearsal asks nobody (kernel/shadow.ts judges a step allowed before it runs it;
       // should it need a human by now, a link swapped by a process an earlier step left
@@ -216,8 +218,15 @@ export class Gate {
         principal.agentId,
         principal.services?.skills,
       ),
-      allowNetwork: (host, opts) =>
-        this.allowNetwork(principal, tool.name, grants, host, opts?.literal === true, approvedHosts),
+      allowNetwork: (host, port, opts) =>
+        this.allowNetwork(
+          principal,
+          tool.name,
+          grants,
+          { host, port },
+          opts?.literal === true,
+          approvedHosts,
+        ),
       allowPath: (need, opts) => paths.allow(need, opts?.record !== false),
       ...(call.signal ? { signal: call.signal } : {}),
       ...(principal.services ? { services: principal.services } : {}),
@@ -265,11 +274,11 @@ export class Gate {
     principal: Principal,
     tool: string,
     grants: readonly Grant[],
-    host: string,
+    { host, port }: { host: string; port: number },
     literal: boolean,
     approvedHosts: ReadonlySet<string> | undefined,
   ): boolean {
-    if (!literal && approvedHosts && !approvedHosts.has(host.toLowerCase())) {
+    if (!literal && approvedHosts && !approvedHosts.has(`${host.toLowerCase()}:${port}`)) {
       this.deps.audit.append({
         kind: "tool.denied",
         goalId: principal.goalId,
@@ -283,9 +292,12 @@ export class Gate {
       });
       return false;
     }
-    const need: Need = { kind: "network", host };
+    const need: Need = { kind: "network", host, port };
     const grant = literal
-      ? grants.find((g) => g.kind === "network" && g.host === host.toLowerCase())
+      ? grantsAllow(
+          grants.filter((g) => g.kind === "network" && g.host === host.toLowerCase()),
+          need,
+        )
       : grantsAllow(grants, need);
     const decision = grant ? this.deps.policy.decide({ tool, input: {}, needs: [need] }) : undefined;
     if (grant && decision?.decision === "allow") return true;

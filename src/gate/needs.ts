@@ -17,7 +17,9 @@ export function describeNeed(need: Need): string {
     case "exec":
       return `exec of "${need.argv.join(" ")}"`;
     case "network":
-      return `network access to ${need.host}`;
+      return `network access to ${need.host}${need.port === 80 || need.port === 443 ? "" : ` port ${need.port}`}`;
+    case "mcp":
+      return `tool ${need.tool} of MCP server ${need.server}`;
     case "spawn_child":
       return `spawning "${need.name}"`;
   }

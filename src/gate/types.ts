@@ -26,7 +26,10 @@ export type Need =
   | { kind: "file_access"; path: string; via?: string }
   /** One simple command after the policy engine unfolded the shell string. */
   | { kind: "exec"; argv: string[] }
-  | { kind: "network"; host: string }
+  /** A connection to host:port (web_fetch: the URL's port, 443 or 80 when it names none). */
+  | { kind: "network"; host: string; port: number }
+  /** A call of an external MCP server's tool (`mcp__<server>__<tool>`). */
+  | { kind: "mcp"; server: string; tool: string }
   | { kind: "spawn_child"; name: string };
 
 export interface ToolResult {
@@ -76,7 +79,7 @@ export interface ToolContext {
    * policy allow `host`; with { literal: true } only a grant naming exactly that host counts
    * ("*" and "*.domain" do not). The gate fills it and audits a denial. Absent: refuse.
    */
-  allowNetwork?(host: string, opts?: { literal?: boolean }): boolean;
+  allowNetwork?(host: string, port: number, opts?: { literal?: boolean }): boolean;
   /**
    * For paths a tool touches beyond its declared needs, known only as it runs (a snapshot
    * restore): undefined when the agent's grants and the policy allow `need`, else the

@@ -43,7 +43,12 @@ export function approvalScopeOf(tool: string, input: unknown, needs: readonly Ne
   const paths = sortedUnique(
     needs.flatMap((n) => (n.kind === "file_read" || n.kind === "file_write" ? [n.path] : [])),
   );
-  const hosts = sortedUnique(needs.flatMap((n) => (n.kind === "network" ? [n.host] : [])));
+  // A web port (80, 443) is the host alone; another port is part of the target (host:8080).
+  const hosts = sortedUnique(
+    needs.flatMap((n) =>
+      n.kind === "network" ? [n.port === 80 || n.port === 443 ? n.host : `${n.host}:${n.port}`] : [],
+    ),
+  );
   const others = needs.some((n) => n.kind === "spawn_child");
   const kinds = [paths, hosts].filter((l) => l.length > 0).length + (others ? 1 : 0);
   if (kinds === 1 && paths.length > 0) {

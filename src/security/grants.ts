@@ -10,8 +10,15 @@ export type Grant =
   | { kind: "tool"; name: string }
   | { kind: PathGrantKind; glob: string }
   | { kind: "exec"; pattern: string }
-  | { kind: "network"; host: string }
+  | { kind: "network"; host: string; port?: NetworkPort }
+  | { kind: "mcp"; server: string; tool: string }
   | { kind: "spawn_child"; names: readonly string[] | "*" };
+
+/**
+ * The port of a network grant: a number, "*" for every port, or absent for the web's two
+ * (80 and 443): "network: pypi.org" reaches pypi.org over http and https, nothing else.
+ */
+export type NetworkPort = number | "*";
 
 export type GrantKind = Grant["kind"];
 export const GRANT_KINDS: readonly GrantKind[] = [
@@ -20,12 +27,17 @@ export const GRANT_KINDS: readonly GrantKind[] = [
   "file_write",
   "exec",
   "network",
+  "mcp",
   "spawn_child",
 ];
 
 const TOOL_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const MANIFEST_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
 const HOST_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+/** An external MCP server's name as config and grants spell it ("__" would blur mcp__s__t). */
+export const MCP_SERVER_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+/** A tool name pattern of an mcp grant: the characters MCP tool names use, and "*". */
+const MCP_TOOL_GLOB = /^[A-Za-z0-9_.*-]{1,64}$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 export class GrantSyntaxError extends AidoError {
@@ -54,7 +66,9 @@ export function parseGrant(text: string): Grant {
       checkExecPattern(text, value);
       return { kind, pattern: value.split(/\s+/).join(" ") };
     case "network":
-      return { kind, host: checkHost(text, value) };
+      return parseNetwork(text, value);
+    case "mcp":
+      return parseMcp(text, value);
     case "spawn_child":
       return { kind, names: parseSpawnNames(text, value) };
     default:
@@ -72,7 +86,9 @@ export function formatGrant(g: Grant): string {
     case "exec":
       return `exec: ${g.pattern}`;
     case "network":
-      return `network: ${g.host}`;
+      return `network: ${g.host}${g.port === undefined ? "" : `:${g.port}`}`;
+    case "mcp":
+      return `mcp: ${g.server}/${g.tool}`;
     case "spawn_child":
       return `spawn_child: [${g.names === "*" ? "*" : g.names.join(", ")}]`;
   }
@@ -106,6 +122,38 @@ function checkExecPattern(text: string, pattern: string): void {
       "exec pattern names one command and its arguments; shell syntax is not allowed",
     );
   }
+}
+
+/** "host", "host:port", "host:*", "[v6]:port"; the port 1..65535. */
+function parseNetwork(text: string, value: string): Grant {
+  const m = /^(\[[^\]]*\]|[^:]*)(?::([^:]*))?$/.exec(value);
+  if (!m) throw new GrantSyntaxError(text, "network grant is <host-glob>[:port] (IPv6 in brackets)");
+  const host = checkHost(text, m[1] as string);
+  const rawPort = m[2];
+  if (rawPort === undefined) return { kind: "network", host };
+  if (rawPort === "*") return { kind: "network", host, port: "*" };
+  const port = /^[1-9]\d{0,4}$/.test(rawPort) ? Number(rawPort) : 0;
+  if (port < 1 || port > 65535)
+    throw new GrantSyntaxError(text, `port "${rawPort}" must be a number 1..65535 or *`);
+  return { kind: "network", host, port };
+}
+
+/** "server/tool-glob": a declared server's name, then a tool name where "*" is a wildcard. */
+function parseMcp(text: string, value: string): Grant {
+  const slash = value.indexOf("/");
+  const server = slash < 0 ? value : value.slice(0, slash);
+  const tool = slash < 0 ? "" : value.slice(slash + 1);
+  if (!MCP_SERVER_NAME.test(server))
+    throw new GrantSyntaxError(
+      text,
+      `mcp grant is <server>/<tool-glob>; "${server}" is not a server name (a-z, 0-9, "-", at most 32)`,
+    );
+  if (!MCP_TOOL_GLOB.test(tool))
+    throw new GrantSyntaxError(
+      text,
+      `mcp grant is <server>/<tool-glob>; "${tool}" is not a tool name or glob`,
+    );
+  return { kind: "mcp", server, tool };
 }
 
 function checkHost(text: string, raw: string): string {

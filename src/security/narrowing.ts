@@ -19,13 +19,17 @@
 //                "/usr/bin/python3". "exec: *" allows any command.
 //   network      a host is allowed by its exact name; "*.example.com" allows any name strictly
 //                below example.com (a.example.com, x.a.example.com) but not example.com; "*"
-//                allows every host. IP literals match exactly.
+//                allows every host. IP literals match exactly. A port: "host:8080" that one,
+//                "host:*" any, none the web's two (80 and 443); a grant covers another when
+//                its host covers the other's and its ports include the other's.
+//   mcp          "server/tool-glob": the same server, and a tool glob ("*" any characters)
+//                covering the other's (wildcardCovers, as exec tokens).
 //   spawn_child  a child name must be listed; "[*]" allows any name and is only covered by "[*]".
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { Need } from "../gate/types.js";
 import { globCovers, matchPath, wildcardCovers, wildcardMatch } from "./glob.js";
-import { formatGrant, type Grant, parseGrant } from "./grants.js";
+import { formatGrant, type Grant, type NetworkPort, parseGrant } from "./grants.js";
 
 /** Does `parent` allow everything `child` allows? */
 export function grantCovers(parent: Grant, child: Grant): boolean {
@@ -38,7 +42,15 @@ export function grantCovers(parent: Grant, child: Grant): boolean {
     case "exec":
       return parent.kind === "exec" && execCovers(parent.pattern, child.pattern);
     case "network":
-      return parent.kind === "network" && hostCovers(parent.host, child.host);
+      return (
+        parent.kind === "network" &&
+        hostCovers(parent.host, child.host) &&
+        portCovers(parent.port, child.port)
+      );
+    case "mcp":
+      return (
+        parent.kind === "mcp" && parent.server === child.server && wildcardCovers(parent.tool, child.tool)
+      );
     case "spawn_child":
       if (parent.kind !== "spawn_child") return false;
       if (parent.names === "*") return true;
@@ -113,8 +125,14 @@ export function grantsAllow(grants: readonly Grant[], need: Need): Grant | undef
     case "network": {
       const host = normalizeHost(need.host);
       if (host === undefined) return undefined;
-      return grants.find((g) => g.kind === "network" && hostMatch(g.host, host));
+      return grants.find(
+        (g) => g.kind === "network" && hostMatch(g.host, host) && portMatch(g.port, need.port),
+      );
     }
+    case "mcp":
+      return grants.find(
+        (g) => g.kind === "mcp" && g.server === need.server && wildcardMatch(g.tool, need.tool),
+      );
     case "spawn_child":
       return grants.find((g) => g.kind === "spawn_child" && (g.names === "*" || g.names.includes(need.name)));
   }
@@ -175,6 +193,20 @@ function hostMatch(grant: string, host: string): boolean {
   if (grant === "*") return true;
   if (grant.startsWith("*.")) return !isIpLiteral(host) && host.endsWith(grant.slice(1));
   return grant === host;
+}
+
+/** The ports a grant names: "*" all, a number that one, none the web's two. */
+function portMatch(grant: NetworkPort | undefined, port: number): boolean {
+  if (grant === "*") return true;
+  if (grant === undefined) return port === 80 || port === 443;
+  return grant === port;
+}
+
+function portCovers(outer: NetworkPort | undefined, inner: NetworkPort | undefined): boolean {
+  if (outer === "*") return true;
+  if (inner === "*") return false;
+  if (inner === undefined) return outer === undefined;
+  return portMatch(outer, inner);
 }
 
 /** Does network grant `outer` allow every host `inner` allows? */

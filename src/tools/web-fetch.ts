@@ -37,6 +37,12 @@ export function grantHostOfUrl(url: URL): string {
   return url.hostname.toLowerCase();
 }
 
+/** The port a URL connects to: its own, else its scheme's (443 for https, 80 for http). */
+export function portOfUrl(url: URL): number {
+  if (url.port !== "") return Number(url.port);
+  return url.protocol === "https:" ? 443 : 80;
+}
+
 /** How a host name becomes addresses: the system resolver (dns.lookup, all answers, verbatim). */
 export type HostResolver = (host: string) => Promise<{ address: string; family: number }[]>;
 
@@ -57,7 +63,7 @@ export function webFetchTool(
     async needs(i) {
       return [
         { kind: "tool", name: "web_fetch" },
-        { kind: "network", host: grantHostOfUrl(new URL(i.url)) },
+        { kind: "network", host: grantHostOfUrl(new URL(i.url)), port: portOfUrl(new URL(i.url)) },
       ];
     },
     run: (i, ctx) => fetchText(new URL(i.url), cfg, ctx, resolveHost),
@@ -131,10 +137,11 @@ async function vet(
     });
   }
   const host = grantHostOfUrl(url);
-  if (!ctx.allowNetwork?.(host)) {
+  const port = portOfUrl(url);
+  if (!ctx.allowNetwork?.(host, port)) {
     throw new AidoError(
       ErrorCode.capabilityDenied,
-      `web_fetch: ${what} to host ${host} refused: no network grant allows it, or it is not the host a human approved for this call (fetch it in a call of its own)`,
+      `web_fetch: ${what} to host ${host} port ${port} refused: no network grant allows it, or it is not the host a human approved for this call (fetch it in a call of its own)`,
       {
         host,
         url: url.href,
@@ -145,7 +152,7 @@ async function vet(
   const addresses = isIP(bare) ? [{ address: bare, family: isIP(bare) }] : await resolve(bare, resolveHost);
   for (const a of addresses) {
     const why = blockedReason(a.address);
-    if (why !== null && !ctx.allowNetwork(grantHostOf(a.address), { literal: true })) {
+    if (why !== null && !ctx.allowNetwork(grantHostOf(a.address), port, { literal: true })) {
       throw new AidoError(
         ErrorCode.policyDenied,
         `web_fetch: ${what} host ${host} is ${a.address} (${why}); only a grant naming that address allows it`,

@@ -56,7 +56,7 @@ it("an approval of web_fetch on one host does not carry a redirect to another ho
   const s = h.rt.spawnAgent({
     name: "fetcher",
     system_prompt: "fetch",
-    capabilities: ["tool: web_fetch", "network: 127.0.0.1", "network: 127.0.0.2"],
+    capabilities: ["tool: web_fetch", "network: 127.0.0.1:*", "network: 127.0.0.2:*"],
     approval_required: ["web_fetch"],
     budget: { max_tokens: 10_000 },
   });
@@ -65,7 +65,7 @@ it("an approval of web_fetch on one host does not carry a redirect to another ho
 
   const first = call(`http://127.0.0.1:${port}/page`);
   expect((await answerNext(h.rt, "allow_session", 2_000))?.target).toBe(
-    "web_fetch of any URL on host 127.0.0.1",
+    `web_fetch of any URL on host 127.0.0.1:${port}`,
   );
   expect(await first).not.toBeInstanceOf(AidoError);
 

@@ -40,7 +40,7 @@ describe("tool output injection", () => {
 
 describe("web_fetch to the host", () => {
   it("refuses loopback, private and metadata addresses in every spelling, audited", async () => {
-    const fetcher = b.agent("fetcher", ["tool: web_fetch", "network: *"]);
+    const fetcher = b.agent("fetcher", ["tool: web_fetch", "network: *:*"]);
     const port = new URL(b.server.url).port;
     let seen = 0;
     for (const url of [

@@ -126,7 +126,7 @@ describe("the scope of other calls", () => {
     ).toBe("path:/workspace/a.md");
     expect(
       approvalScopeOf("web_fetch", { url: "https://example.com/x?y" }, [
-        { kind: "network", host: "example.com" },
+        { kind: "network", host: "example.com", port: 443 },
       ]),
     ).toEqual({ key: "host:example.com", target: "web_fetch of any URL on host example.com" });
   });

@@ -49,6 +49,23 @@ describe("grantCovers", () => {
     ["network: *.example.com", "network: example.com", false],
     ["network: *.example.com", "network: *", false],
     ["network: api.github.com", "network: github.com", false],
+    ["network: pypi.org", "network: pypi.org:443", true],
+    ["network: pypi.org", "network: pypi.org:80", true],
+    ["network: pypi.org", "network: pypi.org:8080", false],
+    ["network: pypi.org", "network: pypi.org:*", false],
+    ["network: pypi.org:443", "network: pypi.org", false],
+    ["network: pypi.org:*", "network: pypi.org:22", true],
+    ["network: pypi.org:*", "network: pypi.org", true],
+    ["network: *:*", "network: [::1]:22", true],
+    ["network: *.example.com:8443", "network: a.example.com:8443", true],
+    ["network: *.example.com:8443", "network: a.example.com:443", false],
+    ["mcp: github/*", "mcp: github/list_issues", true],
+    ["mcp: github/list_*", "mcp: github/list_issues", true],
+    ["mcp: github/list_*", "mcp: github/list_*", true],
+    ["mcp: github/list_*", "mcp: github/*", false],
+    ["mcp: github/list_*", "mcp: github/create_issue", false],
+    ["mcp: github/*", "mcp: gitlab/list_issues", false],
+    ["tool: *", "mcp: github/list_issues", false],
     ["spawn_child: [*]", "spawn_child: [writer]", true],
     ["spawn_child: [researcher, writer]", "spawn_child: [writer]", true],
     ["spawn_child: [researcher]", "spawn_child: [researcher, writer]", false],
@@ -130,6 +147,25 @@ describe("narrowGrants: a child can only narrow", () => {
       "file_read: /workspace//x",
     ]) {
       expect(() => g(s)).toThrow(/invalid capability/);
+    }
+  });
+
+  it("parses network ports and mcp grants, and names what is wrong with a bad one", () => {
+    expect(g("network: pypi.org:8443")).toEqual({ kind: "network", host: "pypi.org", port: 8443 });
+    expect(g("network: [::1]:22")).toEqual({ kind: "network", host: "[::1]", port: 22 });
+    expect(g("network: *.example.com:*")).toEqual({ kind: "network", host: "*.example.com", port: "*" });
+    expect(g("mcp: github/list_*")).toEqual({ kind: "mcp", server: "github", tool: "list_*" });
+    for (const [s, why] of [
+      ["network: pypi.org:0", /port "0"/],
+      ["network: pypi.org:70000", /port "70000"/],
+      ["network: pypi.org:8a", /port "8a"/],
+      ["network: pypi.org:443:1", /<host-glob>\[:port\]/],
+      ["mcp: github", /"" is not a tool name/],
+      ["mcp: Git_Hub/x", /"Git_Hub" is not a server name/],
+      ["mcp: a__b/x", /"a__b" is not a server name/],
+      ["mcp: github/a b", /"a b" is not a tool name/],
+    ] as const) {
+      expect(() => g(s)).toThrow(why);
     }
   });
 });
@@ -241,14 +277,39 @@ describe("grantsAllow: does a concrete call fit", () => {
     ["a.example.com@evil.org", false],
     ["", false],
   ])("network %s -> %s", (host, expected) => {
-    expect(allows({ kind: "network", host })).toBe(expected);
+    expect(allows({ kind: "network", host, port: 443 })).toBe(expected);
   });
 
   it("never lets a wildcard host reach an IP literal", () => {
-    expect(grantsAllow(gs("network: *.3.4"), { kind: "network", host: "1.2.3.4" })).toBeUndefined();
+    expect(
+      grantsAllow(gs("network: *.3.4"), { kind: "network", host: "1.2.3.4", port: 443 }),
+    ).toBeUndefined();
     expect(hostCovers("*.3.4", "1.2.3.4")).toBe(false);
-    expect(grantsAllow(gs("network: 1.2.3.4"), { kind: "network", host: "1.2.3.4" })).toBeDefined();
-    expect(grantsAllow(gs("network: *"), { kind: "network", host: "[::1]" })).toBeDefined();
+    expect(
+      grantsAllow(gs("network: 1.2.3.4"), { kind: "network", host: "1.2.3.4", port: 443 }),
+    ).toBeDefined();
+    expect(grantsAllow(gs("network: *"), { kind: "network", host: "[::1]", port: 443 })).toBeDefined();
+  });
+
+  it("holds a network grant to its ports: none means 80 and 443, a number that one, * any", () => {
+    const net = (grant: string, port: number, host = "pypi.org") =>
+      grantsAllow(gs(grant), { kind: "network", host, port }) !== undefined;
+    expect(net("network: pypi.org", 443)).toBe(true);
+    expect(net("network: pypi.org", 80)).toBe(true);
+    expect(net("network: pypi.org", 8443)).toBe(false);
+    expect(net("network: pypi.org:8443", 8443)).toBe(true);
+    expect(net("network: pypi.org:8443", 443)).toBe(false);
+    expect(net("network: pypi.org:*", 22)).toBe(true);
+    expect(net("network: *", 22, "anything.org")).toBe(false);
+  });
+
+  it("matches an mcp call by server and tool glob", () => {
+    const mcp = (grant: string, server: string, tool: string) =>
+      grantsAllow(gs(grant), { kind: "mcp", server, tool }) !== undefined;
+    expect(mcp("mcp: github/list_*", "github", "list_issues")).toBe(true);
+    expect(mcp("mcp: github/list_*", "github", "create_issue")).toBe(false);
+    expect(mcp("mcp: github/list_*", "gitlab", "list_issues")).toBe(false);
+    expect(mcp("mcp: github/*", "github", "anything")).toBe(true);
   });
 
   it("matches spawn_child by listed name", () => {

@@ -105,7 +105,7 @@ describe("config confirm rules", () => {
     const net = (host: string): PolicyCall => ({
       tool: "web_fetch",
       input: {},
-      needs: [{ kind: "network", host }],
+      needs: [{ kind: "network", host, port: 443 }],
     });
     expect(engine.decide(net("api.example.com"))).toMatchObject({ decision: "confirm" });
     expect(engine.decide(net("example.com"))).toMatchObject({ decision: "confirm" });

@@ -12,10 +12,12 @@ import { type Grant, parseGrant } from "../../src/security/grants.js";
 import { grantsAllow } from "../../src/security/narrowing.js";
 
 export function allowNetworkFrom(grants: readonly Grant[]): NonNullable<ToolContext["allowNetwork"]> {
-  return (host, opts) =>
-    opts?.literal
-      ? grants.some((g) => g.kind === "network" && g.host === host)
-      : grantsAllow(grants, { kind: "network", host }) !== undefined;
+  return (host, port, opts) =>
+    grantsAllow(opts?.literal ? grants.filter((g) => g.kind === "network" && g.host === host) : grants, {
+      kind: "network",
+      host,
+      port,
+    }) !== undefined;
 }
 
 /** needs() may read any file (for tests of a tool's needs where the grants are not under test). */

@@ -81,13 +81,13 @@ const refusedWith = (code: string, text: RegExp) => (e: unknown) =>
 
 describe("web_fetch", () => {
   it("refuses loopback even when a grant allows every host", async () => {
-    await expect(fetchWith(`http://127.0.0.1:${port}/page`, ["network: *"])).rejects.toSatisfy(
+    await expect(fetchWith(`http://127.0.0.1:${port}/page`, ["network: *:*"])).rejects.toSatisfy(
       refusedWith("policy_denied", /127\.0\.0\.1 \(loopback\)/),
     );
   });
 
   it("fetches loopback when a grant names 127.0.0.1 literally, and reduces HTML to text", async () => {
-    const r = await fetchWith(`http://127.0.0.1:${port}/page`, ["network: 127.0.0.1"]);
+    const r = await fetchWith(`http://127.0.0.1:${port}/page`, ["network: 127.0.0.1:*"]);
     expect(r.output).toContain("Status: 200");
     expect(r.output).toContain("Content-Type: text/html");
     expect(r.output).toContain("Hello & welcome");
@@ -96,19 +96,19 @@ describe("web_fetch", () => {
   });
 
   it("sends the URL's own Host header to the pinned address", async () => {
-    const r = await fetchWith(`http://127.0.0.1:${port}/host`, ["network: 127.0.0.1"]);
+    const r = await fetchWith(`http://127.0.0.1:${port}/host`, ["network: 127.0.0.1:*"]);
     expect(r.output).toContain(`host header: 127.0.0.1:${port}`);
   });
 
   it("follows a redirect that stays on a granted host", async () => {
-    const r = await fetchWith(`http://127.0.0.2:${port}/redirect?to=/page`, ["network: 127.0.0.2"]);
+    const r = await fetchWith(`http://127.0.0.2:${port}/redirect?to=/page`, ["network: 127.0.0.2:*"]);
     expect(r.data).toMatchObject({ url: `http://127.0.0.2:${port}/page`, status: 200 });
   });
 
   it("refuses a redirect from an allowed server to 127.0.0.1", async () => {
     const to = encodeURIComponent(`http://127.0.0.1:${port}/page`);
     await expect(
-      fetchWith(`http://127.0.0.2:${port}/redirect?to=${to}`, ["network: 127.0.0.2", "network: *"]),
+      fetchWith(`http://127.0.0.2:${port}/redirect?to=${to}`, ["network: 127.0.0.2:*", "network: *:*"]),
     ).rejects.toSatisfy(
       refusedWith("policy_denied", /redirect host 127\.0\.0\.1 is 127\.0\.0\.1 \(loopback\)/),
     );
@@ -117,8 +117,8 @@ describe("web_fetch", () => {
   it("refuses a redirect to a host no grant names", async () => {
     const to = encodeURIComponent(`http://127.0.0.3:${port}/page`);
     await expect(
-      fetchWith(`http://127.0.0.2:${port}/redirect?to=${to}`, ["network: 127.0.0.2"]),
-    ).rejects.toSatisfy(refusedWith("capability_denied", /redirect to host 127\.0\.0\.3 refused/));
+      fetchWith(`http://127.0.0.2:${port}/redirect?to=${to}`, ["network: 127.0.0.2:*"]),
+    ).rejects.toSatisfy(refusedWith("capability_denied", /redirect to host 127\.0\.0\.3 port \d+ refused/));
   });
 
   it("stops following redirects after max_redirects", async () => {
@@ -126,7 +126,7 @@ describe("web_fetch", () => {
     const { input, ctx } = await judge(
       tool,
       { url: `http://127.0.0.2:${port}/redirect?to=/page` },
-      ["tool: web_fetch", "network: 127.0.0.2"],
+      ["tool: web_fetch", "network: 127.0.0.2:*"],
       {
         sandbox: noSandbox,
         goalId: "g",
@@ -138,13 +138,13 @@ describe("web_fetch", () => {
   });
 
   it("stops reading at max_bytes and says the body was truncated", async () => {
-    const r = await fetchWith(`http://127.0.0.1:${port}/big`, ["network: 127.0.0.1"], { maxBytes: 1000 });
+    const r = await fetchWith(`http://127.0.0.1:${port}/big`, ["network: 127.0.0.1:*"], { maxBytes: 1000 });
     expect(r.output).toContain("[body truncated: stopped reading at 1000 bytes");
     expect(r.data).toMatchObject({ bytes: 1000, truncated: true });
   });
 
   it("bounds what the model sees to outputMaxBytes, saying so", async () => {
-    const r = await fetchWith(`http://127.0.0.1:${port}/big`, ["network: 127.0.0.1"], {
+    const r = await fetchWith(`http://127.0.0.1:${port}/big`, ["network: 127.0.0.1:*"], {
       outputMaxBytes: 500,
     });
     expect(r.output).toMatch(/\[output truncated: showed 500 of \d+ bytes\]$/);
@@ -153,7 +153,7 @@ describe("web_fetch", () => {
   it("gives up on a server that never finishes, after timeout_ms", async () => {
     const t0 = Date.now();
     await expect(
-      fetchWith(`http://127.0.0.1:${port}/hang`, ["network: 127.0.0.1"], { timeoutMs: 300 }),
+      fetchWith(`http://127.0.0.1:${port}/hang`, ["network: 127.0.0.1:*"], { timeoutMs: 300 }),
     ).rejects.toSatisfy(refusedWith("tool_failed", /timed out after 300 ms/));
     expect(Date.now() - t0).toBeLessThan(2_000);
   });
@@ -173,28 +173,28 @@ describe("web_fetch", () => {
   });
 
   it("refuses loopback written as IPv4-mapped IPv6", async () => {
-    await expect(fetchWith(`http://[::ffff:127.0.0.1]:${port}/page`, ["network: *"])).rejects.toSatisfy(
+    await expect(fetchWith(`http://[::ffff:127.0.0.1]:${port}/page`, ["network: *:*"])).rejects.toSatisfy(
       refusedWith("policy_denied", /IPv4-mapped loopback/),
     );
   });
 
   it("refuses loopback written as a decimal number", async () => {
-    await expect(fetchWith(`http://2130706433:${port}/page`, ["network: *"])).rejects.toSatisfy(
+    await expect(fetchWith(`http://2130706433:${port}/page`, ["network: *:*"])).rejects.toSatisfy(
       refusedWith("policy_denied", /loopback/),
     );
   });
 
   it("refuses a DNS name that resolves to loopback (localhost), even when granted by name", async () => {
-    await expect(fetchWith(`http://localhost:${port}/page`, ["network: localhost"])).rejects.toSatisfy(
+    await expect(fetchWith(`http://localhost:${port}/page`, ["network: localhost:*"])).rejects.toSatisfy(
       refusedWith("policy_denied", /localhost is .* \(loopback\)/),
     );
   });
 
   it("refuses the cloud metadata address and IPv6 loopback", async () => {
-    await expect(fetchWith("http://169.254.169.254/latest/meta-data/", ["network: *"])).rejects.toSatisfy(
+    await expect(fetchWith("http://169.254.169.254/latest/meta-data/", ["network: *:*"])).rejects.toSatisfy(
       refusedWith("policy_denied", /link-local/),
     );
-    await expect(fetchWith(`http://[::1]:${port}/`, ["network: *"])).rejects.toSatisfy(
+    await expect(fetchWith(`http://[::1]:${port}/`, ["network: *:*"])).rejects.toSatisfy(
       refusedWith("policy_denied", /loopback/),
     );
   });
@@ -228,7 +228,7 @@ describe("web_fetch", () => {
       ),
     ).toEqual([
       { kind: "tool", name: "web_fetch" },
-      { kind: "network", host: "example.com" },
+      { kind: "network", host: "example.com", port: 8443 },
     ]);
   });
 });
@@ -289,7 +289,7 @@ describe("web_fetch and IPv6 forms of inward IPv4 addresses", () => {
     const literals = INWARD_V6.map(([ip]) => ip).filter((ip) => !ip.includes("%") && !ip.startsWith("["));
     for (const ip of literals.filter((ip) => !ip.endsWith(".01"))) {
       const before = served;
-      await expect(fetchWith(`http://[${ip}]:${port}/page`, ["network: *"]), ip).rejects.toSatisfy(
+      await expect(fetchWith(`http://[${ip}]:${port}/page`, ["network: *:*"]), ip).rejects.toSatisfy(
         refusedWith("policy_denied", /only a grant naming that address allows it/),
       );
       expect(served, `${ip} reached the server`).toBe(before);
@@ -308,7 +308,7 @@ describe("web_fetch and IPv6 forms of inward IPv4 addresses", () => {
         ];
       };
       await expect(
-        fetchWith(`http://inward.example:${port}/page`, ["network: inward.example"], { resolver }),
+        fetchWith(`http://inward.example:${port}/page`, ["network: inward.example:*"], { resolver }),
         ip,
       ).rejects.toSatisfy(refusedWith("policy_denied", new RegExp(`inward\\.example is .*${why.source}`)));
       expect(served).toBe(before);
@@ -318,13 +318,13 @@ describe("web_fetch and IPv6 forms of inward IPv4 addresses", () => {
   it("allows a mapped loopback answer only when a grant names that exact address", async () => {
     const resolver: HostResolver = async () => [{ address: "::ffff:127.0.0.1", family: 6 }];
     await expect(
-      fetchWith(`http://inward.example:${port}/page`, ["network: inward.example", "network: *"], {
+      fetchWith(`http://inward.example:${port}/page`, ["network: inward.example:*", "network: *:*"], {
         resolver,
       }),
     ).rejects.toSatisfy(refusedWith("policy_denied", /IPv4-mapped loopback/));
     const r = await fetchWith(
       `http://inward.example:${port}/host`,
-      ["network: inward.example", "network: [::ffff:127.0.0.1]"],
+      ["network: inward.example:*", "network: [::ffff:127.0.0.1]:*"],
       { resolver },
     );
     expect(r.output).toContain(`host header: inward.example:${port}`);
