@@ -32,8 +32,8 @@ export interface EgressPlumbingDeps {
   /** $AIDO_HOME: the shared folders live in its egress/. */
   home: string;
   backend: Pick<SandboxBackend, "egress">;
-  /** The proxy the listeners hand streams to. */
-  proxy: EgressProxy;
+  /** The proxy the listeners hand streams to (built on first need: it checks credentials here). */
+  proxy(): EgressProxy;
   log(message: string): void;
 }
 
@@ -47,6 +47,7 @@ interface GoalEgress {
 export class EgressPlumbing {
   readonly callers = new EgressCallers();
   private readonly goals = new Map<string, GoalEgress>();
+  private proxy: EgressProxy | undefined;
 
   constructor(private readonly deps: EgressPlumbingDeps) {}
 
@@ -70,10 +71,11 @@ export class EgressPlumbing {
     let g = this.goals.get(goalId);
     if (!g) {
       const share = this.shareOf(goalId);
+      this.proxy ??= this.deps.proxy();
       const listener = RelayListener.start({
         dir: share,
         callerOf: (port) => this.callers.callerOfPort(goalId, port),
-        proxy: this.deps.proxy,
+        proxy: this.proxy,
         log: this.deps.log,
       });
       g = { share, listener };
@@ -117,8 +119,10 @@ export class EgressPlumbing {
     removeTreeNoFollow(g.share);
   }
 
-  /** Every listener stops (the daemon shuts down). */
+  /** Every listener stops, then the proxy ends its open streams (the daemon shuts down). */
   async closeAll(): Promise<void> {
     for (const goalId of [...this.goals.keys()]) await this.close(goalId);
+    await this.proxy?.close();
+    this.proxy = undefined;
   }
 }

@@ -34,6 +34,8 @@ export interface SandboxOwner {
   readonly landlock?: "on" | "off";
   /** The goal's container is on its egress network (then a confined exec names its ports). */
   onEgressNetwork?(goalId: string): boolean;
+  /** An exec with a TCP rule ran on a kernel below Landlock ABI 4, which skips the rule. */
+  noTcpRule?(abi: number): void;
 }
 
 const FILE_OP_TIMEOUT_MS = 30_000;
@@ -91,6 +93,12 @@ export class DockerSandbox implements SandboxHandle {
       timeoutMs,
       maxOutputBytes: req.maxOutputBytes ?? this.owner.maxOutputBytes,
     };
+    if (typeof args.confinement === "object" && args.confinement.connect) {
+      return this.call<ExecResult>("exec", args, timeoutMs + GRACE_MS, signal).then((r) => {
+        if (this.landlockAbi < 4) this.owner.noTcpRule?.(this.landlockAbi);
+        return r;
+      });
+    }
     return this.call("exec", args, timeoutMs + GRACE_MS, signal);
   }
 

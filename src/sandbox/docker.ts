@@ -38,6 +38,8 @@ export interface DockerBackendOptions {
   /** Build the image on first need (default true); progress goes to onProgress. */
   ensureImage?: boolean;
   onProgress?: (message: string) => void;
+  /** What the operator should know (said once): a kernel that skips a rule. */
+  log?: (message: string) => void;
 }
 
 function defaultUser(): string {
@@ -76,6 +78,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly pool: WarmPool;
   private readonly poolDir: string;
   private imageReady: Promise<unknown> | undefined;
+  private saidNoTcpRule = false;
 
   constructor(
     private readonly config: Config,
@@ -144,6 +147,14 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       );
     }
     return handle;
+  }
+
+  noTcpRule(abi: number): void {
+    if (this.saidNoTcpRule) return;
+    this.saidNoTcpRule = true;
+    this.opts.log?.(
+      `this kernel offers Landlock ABI ${abi}: TCP rules need ABI 4 (Linux 6.7), so an exec on an egress network may connect to any port of its relay; the proxy credentials alone tell its agents apart`,
+    );
   }
 
   onEgressNetwork(goalId: string): boolean {

@@ -24,7 +24,7 @@ const GOAL = "egress-plumbing";
 const OTHER_GOAL = "egress-plumbing-other";
 const UPSTREAM_NET = "egressnet-test-upstream";
 const UPSTREAM = "egressnet-test-upstream-http";
-const UPSTREAM_IP = "203.0.113.10";
+const UPSTREAM_IP = "198.51.100.10";
 const net = [parseGrant("network: example.org")];
 /**
  * The network has no gateway: Docker still sets a default route to the address the bridge
@@ -88,7 +88,12 @@ function hostGateway(): string {
 
 beforeAll(async () => {
   fx = makeSandboxFixture();
-  plumbing = new EgressPlumbing({ home: fx.config.home, backend: fx.backend, proxy: standIn, log: () => {} });
+  plumbing = new EgressPlumbing({
+    home: fx.config.home,
+    backend: fx.backend,
+    proxy: () => standIn,
+    log: () => {},
+  });
   hostServer = createServer((s) => s.end("host\n"));
   await new Promise<void>((r) => hostServer.listen(0, "0.0.0.0", () => r()));
   hostPort = (hostServer.address() as { port: number }).port;
@@ -98,7 +103,7 @@ beforeAll(async () => {
   } catch {
     // not there
   }
-  docker("network", "create", "--label", "aido.test=egress", "--subnet", "203.0.113.0/24", UPSTREAM_NET);
+  docker("network", "create", "--label", "aido.test=egress", "--subnet", "198.51.100.0/24", UPSTREAM_NET);
   docker(
     "run",
     "-d",
