@@ -22,6 +22,8 @@ export interface Conn {
   /** Aborts when the client leaves or the proxy closes (ends a wait for a human). */
   abort: AbortController;
   headerTimer?: NodeJS.Timeout;
+  /** A CONNECT's 200 was sent: a refusal after it can only close the tunnel. */
+  tunnelOpen?: boolean;
   /** Set once recorded "open" or "denied": later refusals of it are not recorded again. */
   recorded?: "open" | "denied";
 }

@@ -95,7 +95,12 @@ class ProxyServer implements EgressProxy {
     this.recorder = {
       idleTimeoutMs: opts.idleTimeoutMs,
       open: (conn, address) => {
-        this.record(conn, { phase: "open", address });
+        try {
+          this.record(conn, { phase: "open", address });
+        } catch (e) {
+          // Fail closed: a connection that is not on record carries nothing.
+          throw new Refusal(503, "audit", `the connection could not be recorded: ${errorMessage(e)}`);
+        }
         conn.recorded = "open";
       },
       close: (conn, address, bytes, ms, reason) => {
@@ -205,6 +210,7 @@ class ProxyServer implements EgressProxy {
       const addresses = await this.admit(conn, req, target);
       upstream = await this.connectPinned(conn, addresses, target.port);
       stream.write("HTTP/1.1 200 Connection established\r\n\r\n");
+      conn.tunnelOpen = true;
       const hello = await this.readClientHello(stream, head);
       checkServerName(hello.serverName, target);
       this.recorder.open(conn, upstream.remoteAddress ?? "");
@@ -418,7 +424,7 @@ class ProxyServer implements EgressProxy {
     this.refused(conn, r);
     const { stream } = conn;
     if (stream.destroyed) return;
-    if (r.stage === "tls") return void stream.destroy(); // after the 200: nothing to say in HTTP
+    if (conn.tunnelOpen) return void stream.destroy(); // after the 200: nothing to say in HTTP
     const body = `aido egress: ${r.message}\n`;
     const challenge = r.status === 407 ? 'Proxy-Authenticate: Basic realm="aido-egress"\r\n' : "";
     stream.end(

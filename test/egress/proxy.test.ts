@@ -169,6 +169,22 @@ describe("an attacker's requests are refused and audited", () => {
     expect(lastDenial()).toMatchObject({ stage: "request" });
   });
 
+  it("an IPv6 literal no grant names", async () => {
+    const out = await raw(`CONNECT [0:0::1]:443 HTTP/1.1\r\n${auth()}\r\n`);
+    expect(out).toMatch(/^HTTP\/1.1 403/);
+    expect(lastDenial()).toMatchObject({ host: "[::1]", stage: "capability" });
+  });
+
+  it("a granted name the system resolver leads to loopback", async () => {
+    const local = bench.agent("local", ["network: localhost:*"]);
+    const localPort = await bench.listen({ goalId: local.goalId, agentId: local.id });
+    const r = await run("curl", ["-sS", "--max-time", "5", `http://localhost:${up.httpPort}/`], {
+      http_proxy: bench.proxyUrl(localPort, local.id),
+    });
+    expect(r.stdout).toMatch(/resolves to (127\.0\.0\.1|::1) \(loopback\)/);
+    expect(lastDenial(local.id)).toMatchObject({ host: "localhost", stage: "address" });
+  });
+
   it("a granted name that resolves to a private address", async () => {
     const out = await raw(`CONNECT inward.test:443 HTTP/1.1\r\n${auth()}\r\n`);
     expect(out).toMatch(/^HTTP\/1.1 403/);
