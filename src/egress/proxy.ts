@@ -136,6 +136,7 @@ class ProxyServer implements EgressProxy {
     this.server.on("upgrade", (req: IncomingMessage, stream: Duplex) => {
       const conn = this.conns.get(stream);
       if (!conn) return void stream.destroy();
+      if (conn.requests > 0) return this.pipelined(conn, req);
       this.began(conn, req);
       this.refuseRaw(conn, new Refusal(400, "request", "Upgrade is not relayed; use CONNECT for a tunnel"));
     });
@@ -201,6 +202,7 @@ class ProxyServer implements EgressProxy {
   private async onConnect(req: IncomingMessage, stream: Duplex, head: Buffer): Promise<void> {
     const conn = this.conns.get(stream);
     if (!conn) return void stream.destroy();
+    if (conn.requests > 0) return this.pipelined(conn, req);
     this.began(conn, req);
     let upstream: Socket | undefined;
     try {
@@ -226,18 +228,9 @@ class ProxyServer implements EgressProxy {
     if (!conn) return void req.socket.destroy();
     res.shouldKeepAlive = false;
     if (conn.requests > 0) {
-      // A request pipelined behind the first: never forwarded (nobody judged its host),
-      // recorded; the connection ends with the first response.
+      // The connection ends with the first response; this one never goes anywhere.
       req.resume();
-      this.tryRecord(conn, {
-        phase: "denied",
-        host: "",
-        port: 0,
-        method: req.method ?? "",
-        stage: "request",
-        reason: "a second request on one connection (one request per connection: open a new one)",
-      });
-      return;
+      return this.pipelined(conn, req);
     }
     this.began(conn, req);
     let upstream: Socket | undefined;
@@ -264,6 +257,23 @@ class ProxyServer implements EgressProxy {
   }
 
   // --- the checks ----------------------------------------------------------------------
+
+  /**
+   * A request behind the first on one connection (a plain request, a CONNECT or an Upgrade
+   * pipelined after it): never served, since one connection carries one judged request;
+   * recorded. A CONNECT or Upgrade takes the stream from the parser, so it is closed.
+   */
+  private pipelined(conn: Conn, req: IncomingMessage): void {
+    this.tryRecord(conn, {
+      phase: "denied",
+      host: "",
+      port: 0,
+      method: req.method ?? "",
+      stage: "request",
+      reason: "a second request on one connection (one request per connection: open a new one)",
+    });
+    if (req.method === "CONNECT" || req.headers.upgrade !== undefined) conn.stream.destroy();
+  }
 
   private began(conn: Conn, req: IncomingMessage): void {
     clearTimeout(conn.headerTimer);

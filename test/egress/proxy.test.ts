@@ -234,6 +234,15 @@ describe("an attacker's requests are refused and audited", () => {
     await until(() => denials().some((d) => String(d.reason).includes("second request")));
   });
 
+  it("a CONNECT pipelined behind a plain request is never served", async () => {
+    const get = `GET http://granted.test:${up.httpPort}/one HTTP/1.1\r\nHost: granted.test:${up.httpPort}\r\n${auth()}\r\n`;
+    const out = await raw(`${get}CONNECT granted.test:${up.httpsPort} HTTP/1.1\r\n${auth()}\r\n`);
+    expect(out).not.toMatch(/Connection established/);
+    await until(() =>
+      denials().some((d) => d.method === "CONNECT" && String(d.reason).includes("second request")),
+    );
+  });
+
   it("an absolute URI whose Host header names another host", async () => {
     const out = await raw(
       `GET http://granted.test:${up.httpPort}/ HTTP/1.1\r\nHost: other.test\r\n${auth()}\r\n`,
