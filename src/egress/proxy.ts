@@ -30,8 +30,14 @@ import {
   parseAuthority,
   Refusal,
 } from "./proxy-forms.js";
-import { type Conn, connectOne, forwardPlain, type Recorder, relayTunnel } from "./proxy-relay.js";
-import { parseClientHello } from "./sni.js";
+import {
+  type Conn,
+  connectOne,
+  forwardPlain,
+  type Recorder,
+  readClientHello,
+  relayTunnel,
+} from "./proxy-relay.js";
 import type {
   EgressCaller,
   EgressPolicy,
@@ -213,7 +219,7 @@ class ProxyServer implements EgressProxy {
       upstream = await this.connectPinned(conn, addresses, target.port);
       stream.write("HTTP/1.1 200 Connection established\r\n\r\n");
       conn.tunnelOpen = true;
-      const hello = await this.readClientHello(stream, head);
+      const hello = await readClientHello(stream, head, this.headerTimeoutMs);
       checkServerName(hello.serverName, target);
       this.recorder.open(conn, upstream.remoteAddress ?? "");
       relayTunnel(this.recorder, conn, stream, upstream, hello.bytes);
@@ -361,43 +367,6 @@ class ProxyServer implements EgressProxy {
     }
     const why = failures.join("; ") || "the client left";
     throw new Refusal(502, "upstream", `cannot connect to ${conn.host} port ${port} (${why})`);
-  }
-
-  /** The client's first flight after the 200, whole, within the header deadline. */
-  private readClientHello(
-    stream: Duplex,
-    head: Buffer,
-  ): Promise<{ serverName: string | null; bytes: Buffer }> {
-    return new Promise((resolve, reject) => {
-      let buf = head;
-      const done = (fn: () => void) => {
-        clearTimeout(timer);
-        stream.off("data", onData);
-        stream.off("close", onClose);
-        stream.pause();
-        fn();
-      };
-      const refuse = (reason: string) => done(() => reject(new Refusal(403, "tls", reason)));
-      const check = () => {
-        const p = parseClientHello(buf);
-        if (p.state === "invalid")
-          refuse(`the tunnel's first bytes are not a valid TLS ClientHello: ${p.reason}`);
-        else if (p.state === "done") done(() => resolve({ serverName: p.serverName, bytes: buf }));
-      };
-      const onData = (chunk: Buffer) => {
-        buf = Buffer.concat([buf, chunk]);
-        check();
-      };
-      const onClose = () => refuse("the client left before its ClientHello");
-      const timer = setTimeout(
-        () => refuse(`no complete ClientHello within ${this.headerTimeoutMs} ms`),
-        this.headerTimeoutMs,
-      );
-      stream.on("data", onData);
-      stream.once("close", onClose);
-      stream.resume();
-      if (buf.length > 0) check();
-    });
   }
 
   // --- records and refusals --------------------------------------------------------------
