@@ -146,6 +146,17 @@ sys.stdout.write(r.read().decode())`;
   });
 });
 
+describe("names are compared as grants spell them", () => {
+  it("a CONNECT host in capitals with a trailing dot is the same host its SNI names", async () => {
+    const { socket, status } = await tunnel(`GRANTED.Test.:${up.httpsPort}`);
+    expect(status).toMatch(/200/);
+    const tls = tlsConnect({ socket, servername: "granted.test", ca: up.ca });
+    await new Promise((r) => tls.once("secureConnect", r));
+    tls.destroy();
+    expect(bench.audit("egress.open", agent.id).at(-1)?.payload).toMatchObject({ host: "granted.test" });
+  });
+});
+
 describe("an attacker's requests are refused and audited", () => {
   it("an ungranted host (403 naming it)", async () => {
     const r = await run("curl", ["-sS", "--max-time", "5", `https://other.test:${up.httpsPort}/`], {
