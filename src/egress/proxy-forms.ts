@@ -106,7 +106,10 @@ function sameHost(raw: string, host: string): boolean {
   }
 }
 
-/** The SNI must name the CONNECT host (case and one trailing dot aside); none only for an address. */
+/**
+ * The SNI (lower case, a trailing dot dropped: sni.ts) must name the CONNECT host (the same,
+ * targetOf); a hello without one only for an address.
+ */
 export function checkServerName(serverName: string | null, target: EgressTarget): void {
   if (serverName === null) {
     if (target.literal) return;
@@ -116,9 +119,12 @@ export function checkServerName(serverName: string | null, target: EgressTarget)
       `the ClientHello names no server (SNI); a tunnel to ${target.host} must name it`,
     );
   }
-  const sni = serverName.endsWith(".") ? serverName.slice(0, -1) : serverName;
-  if (sni !== target.host)
-    throw new Refusal(403, "tls", `the ClientHello names ${sni}, not ${target.host} the CONNECT asked for`);
+  if (serverName !== target.host)
+    throw new Refusal(
+      403,
+      "tls",
+      `the ClientHello names ${serverName}, not ${target.host} the CONNECT asked for`,
+    );
 }
 
 /** Proxy-Authorization: Basic base64(user:password). */

@@ -1,6 +1,7 @@
-// egress/proxy-relay.ts — moving bytes once the proxy has checked a connection: the TCP
-// connection to a checked address (pinned: the address, never the name again), a CONNECT
-// tunnel relayed both ways, and a plain request forwarded with the hop-by-hop and Proxy-*
+// egress/proxy-relay.ts — the streams of a connection the proxy is checking or has checked:
+// the TCP connection to a checked address (pinned: the address, never the name again), a
+// CONNECT client's ClientHello read whole before anything goes upstream, the tunnel relayed
+// both ways, and a plain request forwarded with the hop-by-hop and Proxy-*
 // headers stripped and `Connection: close` both ways. Each counts bytes each way, closes
 // both ends after idle_timeout_ms without a byte, and records "close" exactly once.
 
@@ -8,6 +9,8 @@ import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerRespon
 import { isIP, type Socket, connect as tcpConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { errorMessage } from "../errors.js";
+import { Refusal } from "./proxy-forms.js";
+import { parseClientHello } from "./sni.js";
 import type { EgressCaller } from "./types.js";
 
 /** One client stream and what is known of its request. */
@@ -22,6 +25,8 @@ export interface Conn {
   /** Aborts when the client leaves or the proxy closes (ends a wait for a human). */
   abort: AbortController;
   headerTimer?: NodeJS.Timeout;
+  /** A CONNECT's 200 was sent: a refusal after it can only close the tunnel. */
+  tunnelOpen?: boolean;
   /** Set once recorded "open" or "denied": later refusals of it are not recorded again. */
   recorded?: "open" | "denied";
 }
@@ -61,6 +66,44 @@ export function connectOne(
       settle();
       resolve(s);
     });
+  });
+}
+
+/**
+ * A CONNECT client's first flight after the 200, whole (egress/sni.ts), within `timeoutMs`;
+ * a Refusal (stage tls) when it is not one ClientHello, is late, or the client leaves.
+ */
+export function readClientHello(
+  stream: Duplex,
+  head: Buffer,
+  timeoutMs: number,
+): Promise<{ serverName: string | null; bytes: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let buf = head;
+    const done = (fn: () => void) => {
+      clearTimeout(timer);
+      stream.off("data", onData);
+      stream.off("close", onClose);
+      stream.pause();
+      fn();
+    };
+    const refuse = (reason: string) => done(() => reject(new Refusal(403, "tls", reason)));
+    const check = () => {
+      const p = parseClientHello(buf);
+      if (p.state === "invalid")
+        refuse(`the tunnel's first bytes are not a valid TLS ClientHello: ${p.reason}`);
+      else if (p.state === "done") done(() => resolve({ serverName: p.serverName, bytes: buf }));
+    };
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      check();
+    };
+    const onClose = () => refuse("the client left before its ClientHello");
+    const timer = setTimeout(() => refuse(`no complete ClientHello within ${timeoutMs} ms`), timeoutMs);
+    stream.on("data", onData);
+    stream.once("close", onClose);
+    stream.resume();
+    if (buf.length > 0) check();
   });
 }
 

@@ -30,8 +30,14 @@ import {
   parseAuthority,
   Refusal,
 } from "./proxy-forms.js";
-import { type Conn, connectOne, forwardPlain, type Recorder, relayTunnel } from "./proxy-relay.js";
-import { parseClientHello } from "./sni.js";
+import {
+  type Conn,
+  connectOne,
+  forwardPlain,
+  type Recorder,
+  readClientHello,
+  relayTunnel,
+} from "./proxy-relay.js";
 import type {
   EgressCaller,
   EgressPolicy,
@@ -95,7 +101,12 @@ class ProxyServer implements EgressProxy {
     this.recorder = {
       idleTimeoutMs: opts.idleTimeoutMs,
       open: (conn, address) => {
-        this.record(conn, { phase: "open", address });
+        try {
+          this.record(conn, { phase: "open", address });
+        } catch (e) {
+          // Fail closed: a connection that is not on record carries nothing.
+          throw new Refusal(503, "audit", `the connection could not be recorded: ${errorMessage(e)}`);
+        }
         conn.recorded = "open";
       },
       close: (conn, address, bytes, ms, reason) => {
@@ -131,6 +142,7 @@ class ProxyServer implements EgressProxy {
     this.server.on("upgrade", (req: IncomingMessage, stream: Duplex) => {
       const conn = this.conns.get(stream);
       if (!conn) return void stream.destroy();
+      if (conn.requests > 0) return this.pipelined(conn, req);
       this.began(conn, req);
       this.refuseRaw(conn, new Refusal(400, "request", "Upgrade is not relayed; use CONNECT for a tunnel"));
     });
@@ -196,6 +208,7 @@ class ProxyServer implements EgressProxy {
   private async onConnect(req: IncomingMessage, stream: Duplex, head: Buffer): Promise<void> {
     const conn = this.conns.get(stream);
     if (!conn) return void stream.destroy();
+    if (conn.requests > 0) return this.pipelined(conn, req);
     this.began(conn, req);
     let upstream: Socket | undefined;
     try {
@@ -205,7 +218,8 @@ class ProxyServer implements EgressProxy {
       const addresses = await this.admit(conn, req, target);
       upstream = await this.connectPinned(conn, addresses, target.port);
       stream.write("HTTP/1.1 200 Connection established\r\n\r\n");
-      const hello = await this.readClientHello(stream, head);
+      conn.tunnelOpen = true;
+      const hello = await readClientHello(stream, head, this.headerTimeoutMs);
       checkServerName(hello.serverName, target);
       this.recorder.open(conn, upstream.remoteAddress ?? "");
       relayTunnel(this.recorder, conn, stream, upstream, hello.bytes);
@@ -220,18 +234,9 @@ class ProxyServer implements EgressProxy {
     if (!conn) return void req.socket.destroy();
     res.shouldKeepAlive = false;
     if (conn.requests > 0) {
-      // A request pipelined behind the first: never forwarded (nobody judged its host),
-      // recorded; the connection ends with the first response.
+      // The connection ends with the first response; this one never goes anywhere.
       req.resume();
-      this.tryRecord(conn, {
-        phase: "denied",
-        host: "",
-        port: 0,
-        method: req.method ?? "",
-        stage: "request",
-        reason: "a second request on one connection (one request per connection: open a new one)",
-      });
-      return;
+      return this.pipelined(conn, req);
     }
     this.began(conn, req);
     let upstream: Socket | undefined;
@@ -258,6 +263,23 @@ class ProxyServer implements EgressProxy {
   }
 
   // --- the checks ----------------------------------------------------------------------
+
+  /**
+   * A request behind the first on one connection (a plain request, a CONNECT or an Upgrade
+   * pipelined after it): never served, since one connection carries one judged request;
+   * recorded. A CONNECT or Upgrade takes the stream from the parser, so it is closed.
+   */
+  private pipelined(conn: Conn, req: IncomingMessage): void {
+    this.tryRecord(conn, {
+      phase: "denied",
+      host: "",
+      port: 0,
+      method: req.method ?? "",
+      stage: "request",
+      reason: "a second request on one connection (one request per connection: open a new one)",
+    });
+    if (req.method === "CONNECT" || req.headers.upgrade !== undefined) conn.stream.destroy();
+  }
 
   private began(conn: Conn, req: IncomingMessage): void {
     clearTimeout(conn.headerTimer);
@@ -347,43 +369,6 @@ class ProxyServer implements EgressProxy {
     throw new Refusal(502, "upstream", `cannot connect to ${conn.host} port ${port} (${why})`);
   }
 
-  /** The client's first flight after the 200, whole, within the header deadline. */
-  private readClientHello(
-    stream: Duplex,
-    head: Buffer,
-  ): Promise<{ serverName: string | null; bytes: Buffer }> {
-    return new Promise((resolve, reject) => {
-      let buf = head;
-      const done = (fn: () => void) => {
-        clearTimeout(timer);
-        stream.off("data", onData);
-        stream.off("close", onClose);
-        stream.pause();
-        fn();
-      };
-      const refuse = (reason: string) => done(() => reject(new Refusal(403, "tls", reason)));
-      const check = () => {
-        const p = parseClientHello(buf);
-        if (p.state === "invalid")
-          refuse(`the tunnel's first bytes are not a valid TLS ClientHello: ${p.reason}`);
-        else if (p.state === "done") done(() => resolve({ serverName: p.serverName, bytes: buf }));
-      };
-      const onData = (chunk: Buffer) => {
-        buf = Buffer.concat([buf, chunk]);
-        check();
-      };
-      const onClose = () => refuse("the client left before its ClientHello");
-      const timer = setTimeout(
-        () => refuse(`no complete ClientHello within ${this.headerTimeoutMs} ms`),
-        this.headerTimeoutMs,
-      );
-      stream.on("data", onData);
-      stream.once("close", onClose);
-      stream.resume();
-      if (buf.length > 0) check();
-    });
-  }
-
   // --- records and refusals --------------------------------------------------------------
 
   private record(conn: Conn, e: Pick<EgressRecord, "phase"> & Partial<EgressRecord>): void {
@@ -418,7 +403,7 @@ class ProxyServer implements EgressProxy {
     this.refused(conn, r);
     const { stream } = conn;
     if (stream.destroyed) return;
-    if (r.stage === "tls") return void stream.destroy(); // after the 200: nothing to say in HTTP
+    if (conn.tunnelOpen) return void stream.destroy(); // after the 200: nothing to say in HTTP
     const body = `aido egress: ${r.message}\n`;
     const challenge = r.status === 407 ? 'Proxy-Authenticate: Basic realm="aido-egress"\r\n' : "";
     stream.end(

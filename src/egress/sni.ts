@@ -7,8 +7,8 @@
 // Strict means: every length field must agree with the bytes around it, the handshake
 // message may span several handshake records (TLS allows it) but nothing else may come
 // between or after them in the flight, an extension appears at most once, server_name holds
-// exactly one entry and it is a host name (RFC 6066: ASCII, no trailing dot, no IP
-// literal). Anything else is "invalid" with a reason; too few bytes is "need_more".
+// exactly one entry and it is a host name (RFC 6066: ASCII, no IP literal; one trailing dot,
+// which RFC 6066 says not to send, is read as the same name). Anything else is "invalid" with a reason; too few bytes is "need_more".
 
 /** The most bytes of records a ClientHello may take (post-quantum key shares make ~2 KB usual). */
 export const CLIENT_HELLO_MAX_BYTES = 32 * 1024;
@@ -162,9 +162,11 @@ function readServerName(r: Reader): string {
   if (len === 0) throw new Invalid("empty server name");
   const raw = list.bytes(len);
   if (list.left !== 0) throw new Invalid("server_name holds more than one name");
-  const text = raw.toString("latin1");
+  const written = raw.toString("latin1");
+  // One trailing dot (a fully qualified name) is the same name; RFC 6066 says to send none.
+  const text = written.endsWith(".") ? written.slice(0, -1) : written;
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(text))
-    throw new Invalid(`server name "${printable(text)}" is not a host name`);
+    throw new Invalid(`server name "${printable(written)}" is not a host name`);
   if (/^\d+(\.\d+){3}$/.test(text))
     throw new Invalid(`server name ${text} is an IP address (RFC 6066 forbids it)`);
   return text.toLowerCase();

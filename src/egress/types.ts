@@ -48,7 +48,8 @@ export interface EgressTarget {
  * Where a connection was refused: the request itself (form, size, time), the proxy
  * credentials, the goal's connection limit, the host's policy (capability: no grant;
  * policy: a deny rule; approval: a human said no or did not answer), resolving the name, an
- * address it resolved to, the upstream connection, or the TLS ClientHello (SNI).
+ * address it resolved to, the upstream connection, the TLS ClientHello (SNI), or the
+ * record of its opening (record("open") threw: the audit log could not take it).
  */
 export type EgressStage =
   | "request"
@@ -60,7 +61,8 @@ export type EgressStage =
   | "resolve"
   | "address"
   | "upstream"
-  | "tls";
+  | "tls"
+  | "audit";
 
 export type EgressVerdict = { allow: true } | { allow: false; reason: string; stage?: EgressStage };
 

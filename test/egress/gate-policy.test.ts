@@ -127,6 +127,26 @@ describe("the operator's policy", () => {
     expect(String(lastDenial(b, a.id)?.reason)).toMatch(/a human denied the connection/);
   });
 
+  it("Allow Always covers later agents of the same identity (reuse audited with its grant)", async () => {
+    const b = await open({ confirm: ["network: *"] });
+    const first = b.agent("keeper", [`network: ${UPSTREAM_ADDRESS}:*`]);
+    const firstPort = await b.listen({ goalId: first.goalId, agentId: first.id });
+    const asking = curl(b, firstPort, first.id);
+    expect(await answerNext(b.rt, "allow_always")).toMatchObject({ tool: "egress" });
+    expect(await answerNext(b.rt, "allow_always")).toMatchObject({ tool: "egress" });
+    expect((await asking).stderr).toBe("");
+    const later = b.agent("keeper", [`network: ${UPSTREAM_ADDRESS}:*`]);
+    const laterPort = await b.listen({ goalId: later.goalId, agentId: later.id });
+    expect((await curl(b, laterPort, later.id)).stderr).toBe("");
+    expect(b.rt.approvals.list({ status: "pending" })).toEqual([]);
+    const reused = b
+      .audit("approval.reused", later.id)
+      .map((e) => e.payload as { via: string; grant_id?: string });
+    expect(reused).toHaveLength(2);
+    for (const r of reused)
+      expect(r).toMatchObject({ via: "allow_always", grant_id: expect.stringMatching(/^grt_/) });
+  });
+
   it("an address no grant names is never put to a human", async () => {
     const b = await open({ confirm: ["network: *"] });
     const a = b.agent("no-address", ["network: granted.test:*"]);

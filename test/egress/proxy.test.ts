@@ -146,6 +146,17 @@ sys.stdout.write(r.read().decode())`;
   });
 });
 
+describe("names are compared as grants spell them", () => {
+  it("a CONNECT host in capitals with a trailing dot is the same host its SNI names", async () => {
+    const { socket, status } = await tunnel(`GRANTED.Test.:${up.httpsPort}`);
+    expect(status).toMatch(/200/);
+    const tls = tlsConnect({ socket, servername: "granted.test", ca: up.ca });
+    await new Promise((r) => tls.once("secureConnect", r));
+    tls.destroy();
+    expect(bench.audit("egress.open", agent.id).at(-1)?.payload).toMatchObject({ host: "granted.test" });
+  });
+});
+
 describe("an attacker's requests are refused and audited", () => {
   it("an ungranted host (403 naming it)", async () => {
     const r = await run("curl", ["-sS", "--max-time", "5", `https://other.test:${up.httpsPort}/`], {
@@ -167,6 +178,22 @@ describe("an attacker's requests are refused and audited", () => {
     const out = await raw(`CONNECT 2130706433:443 HTTP/1.1\r\n${auth()}\r\n`);
     expect(out).toMatch(/^HTTP\/1.1 400.*\r\n[\s\S]*numeric form/);
     expect(lastDenial()).toMatchObject({ stage: "request" });
+  });
+
+  it("an IPv6 literal no grant names", async () => {
+    const out = await raw(`CONNECT [0:0::1]:443 HTTP/1.1\r\n${auth()}\r\n`);
+    expect(out).toMatch(/^HTTP\/1.1 403/);
+    expect(lastDenial()).toMatchObject({ host: "[::1]", stage: "capability" });
+  });
+
+  it("a granted name the system resolver leads to loopback", async () => {
+    const local = bench.agent("local", ["network: localhost:*"]);
+    const localPort = await bench.listen({ goalId: local.goalId, agentId: local.id });
+    const r = await run("curl", ["-sS", "--max-time", "5", `http://localhost:${up.httpPort}/`], {
+      http_proxy: bench.proxyUrl(localPort, local.id),
+    });
+    expect(r.stdout).toMatch(/resolves to (127\.0\.0\.1|::1) \(loopback\)/);
+    expect(lastDenial(local.id)).toMatchObject({ host: "localhost", stage: "address" });
   });
 
   it("a granted name that resolves to a private address", async () => {
@@ -216,6 +243,15 @@ describe("an attacker's requests are refused and audited", () => {
     expect(out).not.toMatch(/second/);
     expect(up.seen.slice(served)).toEqual([`GET granted.test:${up.httpPort} /first`]);
     await until(() => denials().some((d) => String(d.reason).includes("second request")));
+  });
+
+  it("a CONNECT pipelined behind a plain request is never served", async () => {
+    const get = `GET http://granted.test:${up.httpPort}/one HTTP/1.1\r\nHost: granted.test:${up.httpPort}\r\n${auth()}\r\n`;
+    const out = await raw(`${get}CONNECT granted.test:${up.httpsPort} HTTP/1.1\r\n${auth()}\r\n`);
+    expect(out).not.toMatch(/Connection established/);
+    await until(() =>
+      denials().some((d) => d.method === "CONNECT" && String(d.reason).includes("second request")),
+    );
   });
 
   it("an absolute URI whose Host header names another host", async () => {

@@ -158,6 +158,8 @@ describe("parseClientHello refuses what is not one ClientHello", () => {
       return Buffer.concat([Buffer.from([0x16, 3, 1]), u16(hs.length), hs]);
     };
     expect(parseClientHello(make(sni("ok.test")))).toMatchObject({ state: "done", serverName: "ok.test" });
+    expect(parseClientHello(make(sni("OK.Test.")))).toMatchObject({ state: "done", serverName: "ok.test" });
+    expect(invalid(make(sni("ok.test..")))).toMatch(/not a host name/);
     expect(invalid(make(Buffer.concat([sni("a.test"), sni("b.test")])))).toMatch(/twice/);
     expect(invalid(make(sni("a.test", "b.test")))).toMatch(/more than one name/);
     expect(invalid(make(sni("a.test\u0000.evil")))).toMatch(/not a host name/);
