@@ -70,6 +70,9 @@ export function parseAbsoluteUri(req: IncomingMessage): { target: EgressTarget; 
         : `a proxy request is CONNECT host:port or an absolute http:// URI, got "${shown(raw)}"`,
     );
   }
+  const te = req.headers["transfer-encoding"];
+  if (te !== undefined && te.trim().toLowerCase() !== "chunked")
+    throw new Refusal(400, "request", `Transfer-Encoding "${shown(te)}" is not relayed (only chunked)`);
   const authority = /^http:\/\/([^/?#]*)/i.exec(raw)?.[1] ?? "";
   if (authority.includes("@"))
     throw new Refusal(400, "request", "credentials in the URL (user@host) are refused");

@@ -1,0 +1,127 @@
+// Attacks on the egress proxy from a caller's side of the relay (raw bytes on its port, as a
+// command in a goal container writes them). Each must be refused and audited, and the audit
+// must say what really happened.
+
+import { createServer, connect as netConnect, type Server } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
+import {
+  type EgressBench,
+  openEgressBench,
+  startUpstreams,
+  UPSTREAM_ADDRESS,
+  type Upstreams,
+} from "./fixture.js";
+
+let server: ProviderServer;
+let up: Upstreams;
+let bench: EgressBench;
+let agent: { id: string; goalId: string };
+let port = 0;
+/** A TCP upstream that keeps every byte it gets and answers each connection with one response. */
+let rawUp: Server;
+let rawPort = 0;
+const rawBytes: string[] = [];
+
+beforeAll(async () => {
+  server = await startProviderServer();
+  up = await startUpstreams();
+  bench = await openEgressBench(
+    server,
+    (c) => {
+      c.egress.hosts = {
+        "granted.test": UPSTREAM_ADDRESS,
+        "evil.test": UPSTREAM_ADDRESS,
+        "raw.test": UPSTREAM_ADDRESS,
+      };
+      c.egress.connectTimeoutMs = 2000;
+    },
+    { headerTimeoutMs: 400 },
+  );
+  rawUp = createServer((s) => {
+    let got = "";
+    s.on("data", (c) => {
+      got += c.toString("latin1");
+      if (got.includes("\r\n\r\n")) s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    });
+    s.on("close", () => rawBytes.push(got));
+    s.on("error", () => {});
+  });
+  rawPort = await new Promise<number>((r) =>
+    rawUp.listen(0, UPSTREAM_ADDRESS, () => r((rawUp.address() as { port: number }).port)),
+  );
+  agent = bench.agent("attacker", [
+    "network: raw.test:*",
+    `network: granted.test:${up.httpPort}`,
+    `network: granted.test:${up.httpsPort}`,
+    `network: ${UPSTREAM_ADDRESS}:*`,
+  ]);
+  port = await bench.listen({ goalId: agent.goalId, agentId: agent.id });
+}, 60_000);
+
+afterAll(async () => {
+  await bench?.close();
+  await up?.close();
+  rawUp?.close();
+  await server?.close();
+});
+
+const auth = () =>
+  `Proxy-Authorization: Basic ${Buffer.from(`${agent.id}:secret-${agent.id}`).toString("base64")}\r\n`;
+
+/** Raw bytes to the proxy, and everything it answers until it closes. */
+function raw(text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = netConnect(port, "127.0.0.1");
+    let out = "";
+    s.on("data", (c) => {
+      out += c.toString("latin1");
+    });
+    s.on("error", () => {});
+    s.on("close", () => resolve(out));
+    s.write(text);
+    setTimeout(() => s.destroy(), 3000);
+  });
+}
+
+const payloads = (kind: string) =>
+  bench.audit(kind, agent.id).map((e) => e.payload as Record<string, unknown>);
+
+describe("a plain request's body", () => {
+  it("a chunked body on a GET reaches the upstream chunked, never as a second request for a Host nobody judged", async () => {
+    const host = `raw.test:${rawPort}`;
+    const smuggled = "GET /smuggled HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    const body = `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
+    const before = rawBytes.length;
+    const out = await raw(
+      `GET http://${host}/first HTTP/1.1\r\nHost: ${host}\r\n${auth()}Transfer-Encoding: chunked\r\n\r\n${body}`,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 200/);
+    await until(() => rawBytes.length > before);
+    const got = rawBytes.at(-1) ?? "";
+    // One request head, its body framed: the smuggled text sits inside a chunk.
+    const [head, rest] = [got.slice(0, got.indexOf("\r\n\r\n")), got.slice(got.indexOf("\r\n\r\n") + 4)];
+    expect(head).toMatch(/^GET \/first HTTP\/1.1\r\n/);
+    expect(head.toLowerCase()).toContain("transfer-encoding: chunked");
+    expect(rest).toBe(body);
+  });
+
+  it("a Transfer-Encoding other than chunked is refused (400) and audited", async () => {
+    const host = `raw.test:${rawPort}`;
+    const before = rawBytes.length;
+    const out = await raw(
+      `POST http://${host}/x HTTP/1.1\r\nHost: ${host}\r\n${auth()}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n`,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 400[\s\S]*only chunked/);
+    expect(payloads("egress.denied").at(-1)).toMatchObject({ stage: "request", method: "POST" });
+    expect(rawBytes.length).toBe(before);
+  });
+});
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  for (let waited = 0; waited < ms; waited += 20) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("condition not met in time");
+}
