@@ -29,7 +29,10 @@ export function targetOf(rawHost: string, port: number): EgressTarget {
   let host = rawHost.toLowerCase();
   if (host.startsWith("[") && host.endsWith("]")) {
     const inner = host.slice(1, -1);
-    if (isIP(inner) !== 6) throw new Refusal(400, "request", `"${shown(rawHost)}" is not an IPv6 address`);
+    // A zone id (fe80::1%eth0) names an interface of the proxy's host, never a peer; node's
+    // isIP takes it, the URL parser does not.
+    if (isIP(inner) !== 6 || inner.includes("%"))
+      throw new Refusal(400, "request", `"${shown(rawHost)}" is not an IPv6 address (without a zone id)`);
     return { host: new URL(`http://[${inner}]/`).hostname, port, literal: true };
   }
   if (isIP(host) === 4) return { host, port, literal: true };

@@ -118,6 +118,16 @@ describe("a plain request's body", () => {
   });
 });
 
+describe("host spellings", () => {
+  it("an IPv6 literal with a zone id is a malformed request (400, stage request), not an upstream failure", async () => {
+    for (const zoned of ["[fe80::1%25eth0]", "[fe80::1%eth0]"]) {
+      const out = await raw(`CONNECT ${zoned}:443 HTTP/1.1\r\n${auth()}\r\n`);
+      expect(out).toMatch(/^HTTP\/1.1 400[\s\S]*not an IPv6 address \(without a zone id\)/);
+      expect(payloads("egress.denied").at(-1)).toMatchObject({ stage: "request", method: "CONNECT" });
+    }
+  });
+});
+
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   for (let waited = 0; waited < ms; waited += 20) {
     if (cond()) return;
