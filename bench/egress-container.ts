@@ -16,7 +16,7 @@ import { percentile, round } from "./report.js";
 
 const BLOCKS = 5;
 const PER_BLOCK = 20;
-const UPSTREAM_IP = "203.0.113.30";
+const UPSTREAM_IP = "203.0.113.26";
 
 /** N requests, each on a new connection; prints one JSON list of milliseconds. */
 const CLIENT = `
@@ -42,7 +42,7 @@ export async function benchEgressContainer(): Promise<BenchSection> {
   });
   try {
     const image = h.home.config.sandbox.image;
-    upstream = await startDockerUpstream("egressnet-bench", "203.0.113.0/24", UPSTREAM_IP, image);
+    upstream = await startDockerUpstream("egressnet-bench", "203.0.113.16/28", UPSTREAM_IP, image);
     const agent = h.rt.spawnAgent({
       name: "egress-bench",
       system_prompt: "bench",
@@ -126,7 +126,7 @@ export async function benchEgressContainer(): Promise<BenchSection> {
       ],
       notes: [
         `${BLOCKS * PER_BLOCK} requests each way in alternating blocks of ${PER_BLOCK}, each a new TCP + TLS connection and one GET, timed inside the container by python's urllib (the goal's through HTTPS_PROXY with the agent's credentials: CONNECT to the relay, the daemon's listener, the proxy's decision, audited open and close, SNI check)`,
-        "the upstream is a node HTTPS server in a container on a Docker network at 203.0.113.0/24; the direct client runs in a container on that network",
+        "the upstream is a node HTTPS server in a container on a Docker network at 203.0.113.16/28; the direct client runs in a container on that network",
       ],
     };
   } finally {

@@ -1,14 +1,17 @@
 // Issue 13's Done-when for goal containers, through the path a model takes: a goal
-// submitted over the daemon's socket, its agents driven by the real SDK against the scripted
-// provider, every command run by exec in the goal's real container on its egress network,
-// through the relay and the real proxy. The "internet" is a Docker network the test makes on
-// 203.0.113.0/24 (TEST-NET-3, not an inward address) holding one upstream: plain HTTP on
-// 8080 and HTTPS on 8443 with a certificate made here; `egress.hosts` names it.
+// submitted over the daemon's socket, its agents driven by the real SDK against the
+// scripted provider, every command run by exec in the goal's real container on its egress
+// network, through the relay and the real proxy. The "internet" is a Docker network the
+// test makes on 203.0.113.0/28 (TEST-NET-3, not an inward address; small, since this
+// machine's package mirror answers at 203.0.113.80 and the engine routes the whole subnet
+// into the network) holding one upstream: plain HTTP on 8080 and HTTPS on 8443 with a
+// certificate made here; `egress.hosts` names it.
 // The root agent A holds network grants for plain.test:8080, secure.test:8443 and
 // private.test:8080 (which egress.hosts points at 10.9.9.9); its child B holds only
-// secure.test:8443, so A's plain.test:8080 is not B's to reach. Attacks: an ungranted host, an IP literal, a name resolving to a private
-// address, an ungranted port, a mismatched SNI, a direct connection past the proxy, and B
-// using A's credentials (read from a file A wrote) on A's port and on its own.
+// secure.test:8443, so A's plain.test:8080 is not B's to reach. Attacks: an ungranted
+// host, an IP literal, a name resolving to a private address, an ungranted port, a
+// mismatched SNI, a direct connection past the proxy, and B using A's credentials (read
+// from a file A wrote) on A's port and on its own.
 
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +21,7 @@ import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import { type DockerUpstream, startDockerUpstream } from "./docker-upstream.js";
 
-const UPSTREAM_IP = "203.0.113.20";
+const UPSTREAM_IP = "203.0.113.10";
 
 /** Run by A: the proxy variables as python's urllib reads them, a forged SNI, a direct connect. */
 const CHECKS = `
@@ -113,7 +116,7 @@ beforeAll(async () => {
   });
   upstream = await startDockerUpstream(
     "egressnet-goal",
-    "203.0.113.0/24",
+    "203.0.113.0/28",
     UPSTREAM_IP,
     fx.home.config.sandbox.image,
   );
