@@ -1,35 +1,27 @@
 // Issue 13's Done-when for goal containers, through the path a model takes: a goal
-// submitted over the daemon's socket, its agents driven by the real SDK against the scripted
-// provider, every command run by exec in the goal's real container on its egress network,
-// through the relay and the real proxy. The "internet" is a Docker network the test makes on
-// 203.0.113.0/24 (TEST-NET-3, not an inward address) holding one upstream: plain HTTP on
-// 8080 and HTTPS on 8443 with a certificate made here; `egress.hosts` names it.
+// submitted over the daemon's socket, its agents driven by the real SDK against the
+// scripted provider, every command run by exec in the goal's real container on its egress
+// network, through the relay and the real proxy. The "internet" is a Docker network the
+// test makes on 203.0.113.0/28 (TEST-NET-3, not an inward address; small, since this
+// machine's package mirror answers at 203.0.113.80 and the engine routes the whole subnet
+// into the network) holding one upstream: plain HTTP on 8080 and HTTPS on 8443 with a
+// certificate made here; `egress.hosts` names it.
 // The root agent A holds network grants for plain.test:8080, secure.test:8443 and
 // private.test:8080 (which egress.hosts points at 10.9.9.9); its child B holds only
-// secure.test:8443, so A's plain.test:8080 is not B's to reach. Attacks: an ungranted host, an IP literal, a name resolving to a private
-// address, an ungranted port, a mismatched SNI, a direct connection past the proxy, and B
-// using A's credentials (read from a file A wrote) on A's port and on its own.
+// secure.test:8443, so A's plain.test:8080 is not B's to reach. Attacks: an ungranted
+// host, an IP literal, a name resolving to a private address, an ungranted port, a
+// mismatched SNI, a direct connection past the proxy, and B using A's credentials (read
+// from a file A wrote) on A's port and on its own.
 
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type DockerUpstream, startDockerUpstream } from "./docker-upstream.js";
 
-const NET = "egressnet-goal-upstream";
-const UPSTREAM = "egressnet-goal-upstream-srv";
-const UPSTREAM_IP = "203.0.113.20";
-
-const SERVE = [
-  "const http = require('http'), https = require('https'), fs = require('fs');",
-  "http.createServer((q, s) => s.end('plain-ok ' + q.url)).listen(8080);",
-  "https.createServer({ key: fs.readFileSync('/certs/key.pem'), cert: fs.readFileSync('/certs/cert.pem') },",
-  "  (q, s) => s.end('secure-ok ' + q.url)).listen(8443);",
-].join("\n");
+const UPSTREAM_IP = "203.0.113.10";
 
 /** Run by A: the proxy variables as python's urllib reads them, a forged SNI, a direct connect. */
 const CHECKS = `
@@ -86,18 +78,7 @@ const CURLS = [
 let server: ProviderServer;
 let fx: DaemonFixture;
 let c: AidoClient;
-let certDir: string;
-
-function docker(...args: string[]): string {
-  return execFileSync("docker", args, { encoding: "utf8" }).trim();
-}
-
-function removeUpstream(): void {
-  execFileSync("sh", [
-    "-c",
-    `docker rm -f ${UPSTREAM} >/dev/null 2>&1; docker network rm ${NET} >/dev/null 2>&1; true`,
-  ]);
-}
+let upstream: DockerUpstream;
 
 /** The text of the tool result the n-th request of a script carried (the call before it). */
 function resultBefore(requests: { body: { messages: { content: unknown }[] } }[], n: number): string {
@@ -108,34 +89,6 @@ function resultBefore(requests: { body: { messages: { content: unknown }[] } }[]
 
 beforeAll(async () => {
   requireDocker();
-  certDir = mkdtempSync(join(tmpdir(), "egressnet-cert-"));
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=secure.test",
-      "-addext",
-      "subjectAltName=DNS:secure.test,DNS:other.test",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-keyout",
-      join(certDir, "key.pem"),
-      "-out",
-      join(certDir, "cert.pem"),
-    ],
-    { stdio: "ignore" },
-  );
-  chmodSync(certDir, 0o755);
-  chmodSync(join(certDir, "key.pem"), 0o644);
   server = await startProviderServer();
   fx = await startFixture(server, {
     runtime: { backend: undefined },
@@ -161,25 +114,11 @@ beforeAll(async () => {
       };
     },
   });
-  removeUpstream();
-  docker("network", "create", "--subnet", "203.0.113.0/24", "--label", "aido.test=egress", NET);
-  docker(
-    "run",
-    "-d",
-    "--name",
-    UPSTREAM,
-    "--label",
-    "aido.test=egress",
-    "--network",
-    NET,
-    "--ip",
+  upstream = await startDockerUpstream(
+    "egressnet-goal",
+    "203.0.113.0/28",
     UPSTREAM_IP,
-    "-v",
-    `${certDir}:/certs:ro`,
     fx.home.config.sandbox.image,
-    "node",
-    "-e",
-    SERVE,
   );
   c = await fx.client();
 }, 120_000);
@@ -187,8 +126,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await fx?.close();
   await server?.close();
-  removeUpstream();
-  rmSync(certDir, { recursive: true, force: true });
+  upstream?.close();
 });
 
 describe("a goal whose agents hold network grants", () => {
@@ -196,7 +134,7 @@ describe("a goal whose agents hold network grants", () => {
     const a = server.script('manifest "net-a"', [
       turn.toolUse("file_write", {
         path: "/workspace/ca.pem",
-        content: readFileSync(join(certDir, "cert.pem"), "utf8"),
+        content: upstream.ca,
       }),
       turn.toolUse("file_write", { path: "/workspace/checks.py", content: CHECKS }),
       turn.toolUse("file_write", { path: "/workspace/steal.py", content: STEAL }),
@@ -241,6 +179,20 @@ describe("a goal whose agents hold network grants", () => {
     });
     const end = await c.call("goal.wait", { goal_id, timeout_ms: 120_000 });
     expect(end.state).toBe("succeeded");
+    // The goal's end took its relay and network with its container.
+    const left = (...what: string[]) =>
+      execFileSync("docker", [...what, "-q", "--filter", `label=aido.relay=${goal_id}`], {
+        encoding: "utf8",
+      }).trim();
+    expect({
+      relay: left("ps", "-a"),
+      network: left("network", "ls"),
+      logs: fx.logs.filter((l) => !l.startsWith("listening on")),
+    }).toEqual({
+      relay: "",
+      network: "",
+      logs: [],
+    });
 
     // The proxy variables name the relay with A's credentials; the model sees no password.
     const env = resultBefore(a.requests, 4);

@@ -103,7 +103,7 @@ beforeAll(async () => {
   } catch {
     // not there
   }
-  docker("network", "create", "--label", "aido.test=egress", "--subnet", "198.51.100.0/24", UPSTREAM_NET);
+  docker("network", "create", "--label", "aido.test=egress", "--subnet", "198.51.100.0/28", UPSTREAM_NET);
   docker(
     "run",
     "-d",
