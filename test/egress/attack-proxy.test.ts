@@ -70,7 +70,7 @@ const auth = () =>
   `Proxy-Authorization: Basic ${Buffer.from(`${agent.id}:secret-${agent.id}`).toString("base64")}\r\n`;
 
 /** Raw bytes to the proxy, and everything it answers until it closes. */
-function raw(text: string): Promise<string> {
+function raw(text: string | Buffer): Promise<string> {
   return new Promise((resolve) => {
     const s = netConnect(port, "127.0.0.1");
     let out = "";
@@ -125,6 +125,56 @@ describe("host spellings", () => {
       expect(out).toMatch(/^HTTP\/1.1 400[\s\S]*not an IPv6 address \(without a zone id\)/);
       expect(payloads("egress.denied").at(-1)).toMatchObject({ stage: "request", method: "CONNECT" });
     }
+  });
+});
+
+describe("a tunnel's ClientHello", () => {
+  /** A minimal ClientHello naming `name`, with the extensions given after server_name. */
+  const hello = (name: string, ...more: Buffer[]) => {
+    const u16 = (n: number) => Buffer.from([n >> 8, n & 255]);
+    const entry = Buffer.concat([Buffer.from([0]), u16(name.length), Buffer.from(name)]);
+    const list = Buffer.concat([u16(entry.length), entry]);
+    const exts = Buffer.concat([u16(0), u16(list.length), list, ...more]);
+    const body = Buffer.concat([
+      Buffer.from([3, 3]),
+      Buffer.alloc(32),
+      Buffer.from([0]),
+      u16(2),
+      Buffer.from([0x13, 0x01]),
+      Buffer.from([1, 0]),
+      u16(exts.length),
+      exts,
+    ]);
+    const hs = Buffer.concat([Buffer.from([1, 0]), u16(body.length), body]);
+    return Buffer.concat([Buffer.from([0x16, 3, 1]), u16(hs.length), hs]);
+  };
+  /** An extension of `type` carrying `len` opaque bytes (what an ECH or ESNI payload looks like). */
+  const ext = (type: number, len: number) =>
+    Buffer.concat([Buffer.from([type >> 8, type & 255, len >> 8, len & 255]), Buffer.alloc(len, 7)]);
+
+  it("an encrypted ClientHello (ECH, ESNI) behind the granted outer name closes the tunnel before a byte goes upstream", async () => {
+    for (const type of [0xfe0d, 0xffce]) {
+      const before = rawBytes.length;
+      const out = await raw(
+        Buffer.concat([
+          Buffer.from(`CONNECT raw.test:${rawPort} HTTP/1.1\r\n${auth()}\r\n`),
+          hello("raw.test", ext(type, 40)),
+        ]),
+      );
+      expect(out).toMatch(/^HTTP\/1.1 200/);
+      await until(() => rawBytes.length > before);
+      expect(rawBytes.at(-1)).toBe(""); // the upstream saw a TCP handshake and no byte
+      expect(payloads("egress.denied").at(-1)).toMatchObject({ host: "raw.test", stage: "tls" });
+      expect(String(payloads("egress.denied").at(-1)?.reason)).toMatch(/encrypted ClientHello \(ECH\)/);
+    }
+  });
+
+  it("the same hello without ECH passes (the check is the extension, not the test's hello)", async () => {
+    const before = rawBytes.length;
+    const h = hello("raw.test");
+    await raw(Buffer.concat([Buffer.from(`CONNECT raw.test:${rawPort} HTTP/1.1\r\n${auth()}\r\n`), h]));
+    await until(() => rawBytes.length > before);
+    expect(rawBytes.at(-1)).toBe(h.toString("latin1"));
   });
 });
 
