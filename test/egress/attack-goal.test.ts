@@ -66,7 +66,7 @@ beforeAll(async () => {
         ],
       ];
       // Nothing answers there: a connection the proxy let through ends in 502 (upstream).
-      cfg.egress = { ...cfg.egress, hosts: { "granted.test": "203.0.113.77" }, connectTimeoutMs: 1000 };
+      cfg.egress = { ...cfg.egress, hosts: { "granted.test": "198.51.100.77" }, connectTimeoutMs: 1000 };
     },
   });
   c = await fx.client();
