@@ -133,7 +133,8 @@ export class EgressGate {
    * egress question open at a time: a command opening many connections at once (the same
    * host, or a host each) would otherwise put as many questions to the human at once. The
    * others wait their turn (their client may leave meanwhile), and each looks for a standing
-   * answer first, so Allow Session or Always for the first covers the rest unasked.
+   * answer first, so Allow Session or Always for the first covers the rest unasked. A
+   * connection a standing answer covers already never waits behind an open question.
    */
   private async ask(
     caller: EgressCaller,
@@ -142,6 +143,15 @@ export class EgressGate {
     why: string,
     signal: AbortSignal,
   ): Promise<EgressVerdict> {
+    // What asks nobody does not wait in line: a standing answer, an agent in a world.
+    const who = {
+      agentId: caller.agentId,
+      identity: agent.identity,
+      tool: EGRESS_APPROVAL_TOOL,
+      scope: egressScope(need),
+    };
+    if (agent.sandboxGoal !== undefined || this.deps.approvals.covering(who))
+      return this.askNow(caller, agent, need, why, signal);
     const before = this.asking.get(caller.agentId) ?? Promise.resolve();
     let done = () => {};
     const mine = new Promise<void>((resolve) => {

@@ -84,4 +84,23 @@ describe("a burst of connections that each need a human", () => {
       "approval",
     ]);
   });
+
+  it("a connection a standing answer covers does not wait behind another host's open question", async () => {
+    const a = bench.agent("burst-mixed", [`network: ${UPSTREAM_ADDRESS}:*`]);
+    const port = await bench.listen({ goalId: a.goalId, agentId: a.id });
+    const get = (url: string) =>
+      run("curl", ["-sS", "--max-time", "15", url], { http_proxy: bench.proxyUrl(port, a.id) });
+    const first = get(`http://granted.test:${up.httpPort}/`);
+    for (let n = 0; n < 2; n++) await answerNext(bench.rt, "allow_session"); // host, then address
+    expect((await first).stdout).toContain('"path":"/"');
+    const open = get("http://unanswered.example/");
+    for (let waited = 0; pending().length === 0 && waited < 5000; waited += 25)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(pending()).toHaveLength(1);
+    // Covered by the standing answers: served while the other question is still open.
+    expect((await get(`http://granted.test:${up.httpPort}/again`)).stdout).toContain('"path":"/again"');
+    expect(pending()).toHaveLength(1);
+    await answerNext(bench.rt, "deny");
+    expect((await open).stdout).toMatch(/a human denied the connection/);
+  });
 });
