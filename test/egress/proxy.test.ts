@@ -133,7 +133,7 @@ sys.stdout.write(r.read().decode())`;
     expect(body.headers.connection).toBe("close");
   });
 
-  it("with curl over HTTPS through python-style HTTPS_PROXY variables (urllib)", async () => {
+  it("with python's urllib over HTTPS (CONNECT) from HTTPS_PROXY", async () => {
     const script = `import urllib.request, ssl, sys
 ctx = ssl.create_default_context(cafile=${JSON.stringify(up.caFile)})
 r = urllib.request.urlopen("https://granted.test:${up.httpsPort}/py", context=ctx, timeout=10)
