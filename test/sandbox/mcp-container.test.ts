@@ -64,7 +64,10 @@ describe("the reference servers in containers", () => {
     writeFileSync(join(workspace, "from-host.txt"), "written on the host\n");
     const names = (await client.listTools()).tools.map((t) => t.name);
     expect(names).toEqual(expect.arrayContaining(["read_text_file", "write_file", "list_directory"]));
-    const read = await client.callTool({ name: "read_text_file", arguments: { path: "/workspace/from-host.txt" } });
+    const read = await client.callTool({
+      name: "read_text_file",
+      arguments: { path: "/workspace/from-host.txt" },
+    });
     expect(text(read)).toBe("written on the host\n");
     const wrote = await client.callTool({
       name: "write_file",
