@@ -131,8 +131,8 @@ export async function startMcpServerContainer(
   };
 }
 
-/** The names of the runtime's MCP server containers of a goal (stopped ones too). */
-export async function mcpContainersOfGoal(
+/** The runtime's MCP server containers of a goal (stopped ones too). */
+async function mcpContainersOfGoal(
   docker: Docker,
   runtimeId: string,
   goalId: string,

@@ -9,8 +9,15 @@ import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isAidoError } from "../../src/errors.js";
+import { DockerBackend } from "../../src/sandbox/docker.js";
 import { goalFolders } from "../../src/sandbox/folders.js";
-import type { McpServerContainer, McpServerSpec } from "../../src/sandbox/mcp-container.js";
+import {
+  type McpServerContainer,
+  type McpServerSpec,
+  mcpContainerName,
+  stopMcpContainersOfGoal,
+} from "../../src/sandbox/mcp-container.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
 const NODE_MODULES = realpathSync(join(process.cwd(), "node_modules"));
@@ -117,5 +124,84 @@ describe("the reference servers in containers", () => {
     expect(text(echoed)).toContain("hello from the host");
     await server.stop();
     expect(containerExists(server.containerId)).toBe(false);
+  });
+});
+
+describe("a server's lifetime", () => {
+  const memory = (goalId: string): McpServerSpec => ({
+    goalId,
+    server: "memory",
+    command: ["node", `${SERVERS}/server-memory/dist/index.js`],
+    env: { MEMORY_FILE_PATH: "/tmp/memory.jsonl" },
+    workspace: "none",
+    mounts: [MOUNT],
+  });
+
+  it("goes with its goal: remove() closes the goal's servers, and no new one starts for it", async () => {
+    const goalId = goal("retired");
+    const { server, client } = await connect(memory(goalId));
+    const other = await fx.backend.startMcpServer({ ...memory(goalId), server: "memory-two" });
+    let closed = false;
+    client.onclose = () => {
+      closed = true;
+    };
+    await fx.backend.remove(goalId);
+    expect(closed).toBe(true);
+    expect(containerExists(server.containerId)).toBe(false);
+    expect(containerExists(other.containerId)).toBe(false);
+    const err = await fx.backend.startMcpServer(memory(goalId)).catch((e) => e);
+    expect(isAidoError(err, "sandbox_failed")).toBe(true);
+    expect(err.message).toMatch(/removed when the goal ended/);
+  });
+
+  it("is swept once its goal is not live, and kept while it is", async () => {
+    const goalId = goal("swept");
+    const { server } = await connect(memory(goalId));
+    const kept = await fx.backend.gc({ isGoalLive: (g) => g === goalId });
+    expect(kept.removedContainers).toEqual([]);
+    expect(containerExists(server.containerId)).toBe(true);
+    const swept = await fx.backend.gc({ isGoalLive: () => false });
+    expect(swept.removedContainers).toEqual([
+      {
+        name: mcpContainerName(goalId, "memory"),
+        containerId: server.containerId,
+        goalId,
+        mcpServer: "memory",
+        reason: "orphan",
+      },
+    ]);
+    expect(containerExists(server.containerId)).toBe(false);
+  });
+
+  it("is swept by a process that does not speak to it (a restarted daemon), even for a live goal", async () => {
+    const goalId = goal("restart");
+    const { server } = await connect(memory(goalId));
+    const restarted = new DockerBackend(fx.config, { labels: { "aido.test": "sandbox" } });
+    const report = await restarted.gc({ isGoalLive: () => true });
+    expect(report.removedContainers).toEqual([
+      expect.objectContaining({ goalId, mcpServer: "memory", reason: "orphan" }),
+    ]);
+    expect(containerExists(server.containerId)).toBe(false);
+    await restarted.close();
+  });
+
+  it("goes when the backend closes: nothing else could speak to it", async () => {
+    const backend = new DockerBackend(fx.config, { labels: { "aido.test": "sandbox" } });
+    const server = await backend.startMcpServer(memory(goal("closed")));
+    await backend.close();
+    expect(containerExists(server.containerId)).toBe(false);
+  });
+
+  it("are removed by goal id, and no other goal's", async () => {
+    const a = goal("list-a");
+    const b = goal("list-b");
+    await fx.backend.startMcpServer(memory(a));
+    const keep = await fx.backend.startMcpServer(memory(b));
+    expect(await stopMcpContainersOfGoal(fx.backend.docker, fx.backend.runtimeId, a)).toEqual([
+      mcpContainerName(a, "memory"),
+    ]);
+    expect(containerExists(mcpContainerName(a, "memory"))).toBe(false);
+    expect(containerExists(keep.containerId)).toBe(true);
+    await keep.stop();
   });
 });
