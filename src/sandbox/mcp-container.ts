@@ -48,6 +48,9 @@ export interface McpServerSpec {
 export interface McpServerContainer {
   /** Hand to an SDK Client's connect(); it is started by it. */
   transport: Transport;
+  /** The server's name (the spec's). */
+  server: string;
+  /** The container's name. */
   name: string;
   containerId: string;
   /** Close the connection and remove the container; a second call is harmless. */
@@ -108,7 +111,7 @@ export async function startMcpServerContainer(
     exit = container.wait({ condition: "next-exit" }).catch(() => undefined);
     await container.start();
   } catch (e) {
-    await removeContainer(deps.docker, container.id);
+    await removeMcpContainer(deps.docker, container.id);
     throw engineError(`starting the container of MCP server "${spec.server}"`, e, options.Image);
   }
   const transport = new ContainerStdioTransport(stream, {
@@ -116,7 +119,7 @@ export async function startMcpServerContainer(
     describeEnd: async () => describeExit(container, exit),
     ended: async () => {
       try {
-        await removeContainer(deps.docker, container.id);
+        await removeMcpContainer(deps.docker, container.id);
       } finally {
         deps.gone?.(container.id);
       }
@@ -124,6 +127,7 @@ export async function startMcpServerContainer(
   });
   return {
     transport,
+    server: spec.server,
     name,
     containerId: container.id,
     stop: () => transport.close(),
@@ -151,7 +155,7 @@ export async function stopMcpContainersOfGoal(
   goalId: string,
 ): Promise<string[]> {
   const found = await mcpContainersOfGoal(docker, runtimeId, goalId);
-  for (const c of found) await removeContainer(docker, c.Id);
+  for (const c of found) await removeMcpContainer(docker, c.Id);
   return found.map((c) => (c.Names[0] ?? c.Id).replace(/^\//, ""));
 }
 
@@ -262,10 +266,11 @@ async function removeStale(deps: McpContainerDeps, name: string): Promise<void> 
       { name },
     );
   }
-  await removeContainer(deps.docker, info.Id);
+  await removeMcpContainer(deps.docker, info.Id);
 }
 
-async function removeContainer(docker: Docker, id: string): Promise<void> {
+/** Remove a server's container whatever its state (gone, or being removed, is fine). */
+export async function removeMcpContainer(docker: Docker, id: string): Promise<void> {
   try {
     await docker.getContainer(id).remove({ force: true, v: true });
   } catch (e) {

@@ -154,6 +154,26 @@ describe("a server's lifetime", () => {
     expect(err.message).toMatch(/removed when the goal ended/);
   });
 
+  it("is not started twice for one goal: the second start would cut the first one's client off", async () => {
+    const goalId = goal("twice");
+    const [first, second] = await Promise.allSettled([
+      fx.backend.startMcpServer(memory(goalId)),
+      fx.backend.startMcpServer(memory(goalId)),
+    ]);
+    expect(first.status).toBe("fulfilled");
+    expect(second.status === "rejected" && second.reason.message).toMatch(
+      /MCP server "memory" of goal mcprun-twice-.* is running already; stop it before starting it again/,
+    );
+    const server = (first as PromiseFulfilledResult<McpServerContainer>).value;
+    const client = new Client({ name: "aido-test", version: "1.0.0" });
+    await client.connect(server.transport, { timeout: 20_000 });
+    await expect(fx.backend.startMcpServer(memory(goalId))).rejects.toThrow(/is running already/);
+    expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+    await server.stop();
+    const again = await fx.backend.startMcpServer(memory(goalId));
+    await again.stop();
+  });
+
   it("is swept once its goal is not live, and kept while it is", async () => {
     const goalId = goal("swept");
     const { server } = await connect(memory(goalId));
