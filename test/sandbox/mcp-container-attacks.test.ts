@@ -18,7 +18,7 @@ import { MAX_MESSAGE_BYTES, STDERR_TAIL_BYTES } from "../../src/sandbox/mcp-tran
 import { containersOfHome } from "../support/home.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
-/** Modes: probe (answers MCP; its one tool tries everything), silent, flood, garbage, exit, pinger. */
+/** Modes: probe (answers MCP; its one tool tries everything), silent, flood, garbage, exit, pinger, hog. */
 const EVIL_SERVER = String.raw`
 import { createInterface } from "node:readline";
 import net from "node:net";
@@ -42,6 +42,11 @@ if (mode === "flood") {
   pump();
 }
 if (mode === "garbage") setInterval(() => process.stdout.write("this is not json\n"), 5);
+if (mode === "hog") {
+  // Takes memory until something stops it.
+  const kept = [];
+  setInterval(() => kept.push(Buffer.alloc(16 << 20, 1)), 10);
+}
 if (mode === "pinger") {
   // Pings the client without end and never reads its stdin, so the answers pile up (each
   // echoes the ping's id, 16 KiB long).
@@ -310,6 +315,15 @@ describe("a hostile server", () => {
         /ended: it stopped reading its input \(\d+ bytes waited for it\); it was cut off/,
       ),
     );
+    await noContainerLeft();
+  });
+
+  it("that takes more memory than its limit is killed, and the error says so", async () => {
+    const { errors, closed } = await watch(evil("hog", { limits: { memoryMb: 96 } }));
+    await closed;
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(/ended: it was killed for using more than its memory limit/),
+    ]);
     await noContainerLeft();
   });
 

@@ -127,6 +127,37 @@ describe("the reference servers in containers", () => {
   });
 });
 
+describe("a server's container", () => {
+  it("has the lockdown of a goal's container, its limits only ever lower than the config's", async () => {
+    const server = await fx.backend.startMcpServer({
+      goalId: goal("locked"),
+      server: "everything",
+      command: ["node", `${SERVERS}/server-everything/dist/index.js`, "stdio"],
+      workspace: "none",
+      mounts: [MOUNT],
+      limits: { memoryMb: 128, pids: 1_000_000 },
+    });
+    const info = JSON.parse(execFileSync("docker", ["inspect", server.containerId], { encoding: "utf8" }))[0];
+    const host = info.HostConfig;
+    expect(host.NetworkMode).toBe("none");
+    expect(host.CapDrop).toEqual(["ALL"]);
+    expect(host.SecurityOpt).toContain("no-new-privileges");
+    expect(host.ReadonlyRootfs).toBe(true);
+    expect(Object.keys(host.Tmpfs)).toEqual(["/tmp"]);
+    expect(host.Init).toBe(true);
+    expect(host.Memory).toBe(128 * 1024 * 1024);
+    expect(host.PidsLimit).toBe(fx.config.sandbox.pids);
+    expect(host.NanoCpus).toBe(Math.round(fx.config.sandbox.cpus * 1e9));
+    expect(host.Mounts).toEqual([
+      expect.objectContaining({ Target: "/opt/mcp/node_modules", ReadOnly: true }),
+    ]);
+    expect(info.Config.User).not.toMatch(/^0?(:|$)/);
+    expect(info.Config.Tty).toBe(false);
+    expect(info.Config.Entrypoint).toEqual(["node", `${SERVERS}/server-everything/dist/index.js`, "stdio"]);
+    await server.stop();
+  });
+});
+
 describe("a server's lifetime", () => {
   const memory = (goalId: string): McpServerSpec => ({
     goalId,
