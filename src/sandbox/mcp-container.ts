@@ -10,7 +10,8 @@
 // Name aido-mcp-<goal>-<server>; labels: the runtime's, the goal's, the server's and an
 // expiry, so DockerBackend's gc and a test home's cleanup find it. The container lives as
 // long as its connection: whatever ends the transport (stop(), the server exiting, a
-// broken line) removes it. DockerBackend (docker.ts) owns which containers are live.
+// broken line) removes it. Which are live is mcp-servers.ts's (LiveMcpServers, held by
+// DockerBackend).
 
 import { posix } from "node:path";
 import type { Duplex } from "node:stream";
@@ -160,7 +161,7 @@ export async function stopMcpContainersOfGoal(
 }
 
 /** The engine's create options for the spec, every field checked first (errors name it). */
-export function createMcpOptions(deps: McpContainerDeps, spec: McpServerSpec): Docker.ContainerCreateOptions {
+function createMcpOptions(deps: McpContainerDeps, spec: McpServerSpec): Docker.ContainerCreateOptions {
   assertGoalId(spec.goalId);
   const bad = (field: string, reason: string): never => {
     throw new AidoError(ErrorCode.invalidInput, `MCP server "${spec.server}": ${field} ${reason}`, {
