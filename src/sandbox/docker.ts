@@ -2,7 +2,9 @@
 // Which container a goal has: made on first acquire (or taken from the warm pool, or
 // re-attached after a restart), replaced when it died, removed for good when the goal is
 // retired, and swept by gc() when it is an orphan, expired or stopped. The containers
-// themselves (names, labels, engine calls) are docker-containers.ts's.
+// themselves (names, labels, engine calls) are docker-containers.ts's. A goal's external
+// MCP servers (mcp-container.ts) are started here too, so that they go with the goal and
+// gc() can tell the ones this process speaks to from leftovers nobody can reach.
 
 import { existsSync, lstatSync, readdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
@@ -17,9 +19,18 @@ import { LABEL, RuntimeContainers } from "./docker-containers.js";
 import { DockerSandbox, type SandboxOwner } from "./docker-sandbox.js";
 import { connectDocker } from "./engine.js";
 import { ExecutorSession } from "./executor-session.js";
-import { assertGoalId, foldersUnder, goalFolders, parseUser, removeTreeNoFollow } from "./folders.js";
+import {
+  assertGoalId,
+  foldersUnder,
+  type GoalFolders,
+  goalFolders,
+  parseUser,
+  removeTreeNoFollow,
+} from "./folders.js";
 import { ensureImage } from "./image.js";
 import { checkInputs, copyInputs, inputRules } from "./inputs.js";
+import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
+import { LiveMcpServers } from "./mcp-servers.js";
 import { type PoolSlot, WarmPool } from "./pool.js";
 
 export interface DockerBackendOptions {
@@ -37,6 +48,12 @@ export interface DockerBackendOptions {
   /** Build the image on first need (default true); progress goes to onProgress. */
   ensureImage?: boolean;
   onProgress?: (message: string) => void;
+  /**
+   * A goal's host folders as the kernel sees them (a session's bound workspace included,
+   * kernel/assemble.ts); what an MCP server's /workspace mount is made from. Default: the
+   * goal's own folders, or the workspace its acquire bound.
+   */
+  folders?: (goalId: string) => GoalFolders;
 }
 
 function defaultUser(): string {
@@ -69,6 +86,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
    * warming up, ready, being handed over): GC removes only slot containers not in here.
    */
   private readonly ownSlots = new Set<string>();
+  /** The MCP server containers this process started and still speaks to. */
+  private readonly mcpServers: LiveMcpServers;
   private readonly pool: WarmPool;
   private readonly poolDir: string;
   private imageReady: Promise<unknown> | undefined;
@@ -86,6 +105,15 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
     });
     this.runtimeId = this.containers.runtimeId;
+    this.mcpServers = new LiveMcpServers({
+      docker: this.docker,
+      config,
+      runtimeId: this.runtimeId,
+      user,
+      ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
+      folders: (goalId) => opts.folders?.(goalId) ?? this.foldersOf(goalId, this.workspaceOf.get(goalId)),
+    });
     this.execTimeoutMs = config.sandbox.execTimeoutMs;
     this.maxOutputBytes = config.limits.toolOutputMaxBytes;
     this.landlock = config.sandbox.landlock;
@@ -215,7 +243,18 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     this.skillsOf.delete(goalId);
     this.workspaceOf.delete(goalId);
     await this.containers.remove(this.containerName(goalId));
+    await this.mcpServers.removeOfGoal(goalId);
     if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
+  }
+
+  async startMcpServer(spec: McpServerSpec): Promise<McpServerContainer> {
+    assertGoalId(spec.goalId);
+    this.refuseRetired(spec.goalId);
+    return this.mcpServers.start(
+      spec,
+      () => (spec.image === undefined ? this.imageOnce() : Promise.resolve()),
+      (goalId) => this.refuseRetired(goalId),
+    );
   }
 
   async reattach(): Promise<string[]> {
@@ -240,6 +279,13 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const liveContainers = new Set<string>();
     for (const c of await this.containers.list(true)) {
       const name = (c.Names[0] ?? "").replace(/^\//, "");
+      const mcpServer = c.Labels[LABEL.mcpServer];
+      if (mcpServer !== undefined) {
+        const removed = await this.mcpServers.sweep(c, mcpServer, now, opts);
+        if (removed) report.removedContainers.push(removed);
+        else if (c.Labels[LABEL.goal]) liveContainers.add(c.Labels[LABEL.goal] as string);
+        continue;
+      }
       const goalId = this.containers.goalOfName(name);
       const slot = c.Labels[LABEL.pool];
       let reason: GcReport["removedContainers"][number]["reason"] | undefined;
@@ -315,6 +361,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async close(): Promise<void> {
     await this.pool.close();
     for (const goalId of [...this.handles.keys()]) this.dropHandle(goalId);
+    await this.mcpServers.closeAll();
   }
 
   // ------------------------------------------------------------------ internals
