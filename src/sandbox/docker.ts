@@ -299,7 +299,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       else if (c.State !== "running") reason = "stopped";
       else if (expires > 0 && expires <= now) reason = "expired";
       else if (!(await opts.isGoalLive(goalId))) reason = "orphan";
-      else if (c.HostConfig.NetworkMode !== "none" && !this.handles.has(goalId)) reason = "orphan";
+      // On an egress network this process did not set up (one being made now is in there).
+      else if (c.HostConfig.NetworkMode !== "none" && !this.egressShareOf.has(goalId)) reason = "orphan";
       if (!reason) {
         if (goalId) liveContainers.add(goalId);
         continue;
@@ -309,10 +310,9 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       if (reason === "stale-pool" && slot) removeTreeNoFollow(join(this.poolDir, slot));
       report.removedContainers.push({ name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) });
     }
-    // Relays and networks of goals that ended, or whose container this sweep removed.
-    const removedGoals = new Set(report.removedContainers.flatMap((c) => (c.goalId ? [c.goalId] : [])));
+    // Relays and networks of goals that ended (a live goal's stay: its next container joins them).
     report.removedEgress = await this.networks.sweep(
-      async (g) => !removedGoals.has(g) && (this.egressShareOf.has(g) || (await opts.isGoalLive(g))),
+      async (g) => this.egressShareOf.has(g) || (await opts.isGoalLive(g)),
     );
     if (opts.removeExpiredFolders) {
       report.removedFolders = await this.gcFolders(opts, now, liveContainers);
