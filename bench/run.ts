@@ -21,7 +21,10 @@ const sections: Record<string, Loader> = {
   "sandbox-cli": async () => (await import("./sandbox-cli.js")).benchSandboxCli(),
   plans: async () => (await import("./plans.js")).benchPlans(),
   mcp: async () => (await import("./mcp.js")).benchMcp(),
-  egress: async () => (await import("./egress.js")).benchEgress(),
+  egress: async () => [
+    await (await import("./egress.js")).benchEgress(),
+    await (await import("./egress-container.js")).benchEgressContainer(),
+  ],
 };
 
 async function main(): Promise<void> {

@@ -16,6 +16,7 @@
 // as a GateDenied error the caller can show to the model (it can recover) or map to a
 // JSON-RPC code.
 
+import type { EgressPlumbing } from "../egress/plumbing.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { ApprovalQueue } from "../security/approvals.js";
@@ -83,6 +84,11 @@ export interface GateDeps {
   snapshotBeforeMutation: boolean;
   outputMaxBytes: number;
   approvalTimeoutMs: number;
+  /**
+   * Goals with a network (egress/plumbing.ts): what an exec of the caller may connect to
+   * and the proxy variables it gets. Absent: no goal has a network.
+   */
+  egress?: Pick<EgressPlumbing, "access" | "agentStopped">;
 }
 
 export interface ToolCall {
@@ -120,6 +126,7 @@ export class Gate {
   /** The agent stopped (kernel/registry.ts stopAgent): drop what the gate kept for it. */
   agentStopped(agentId: string): void {
     this.snapshots?.forget(agentId);
+    this.deps.egress?.agentStopped(agentId);
   }
 
   async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
@@ -206,18 +213,22 @@ export class Gate {
       { goalId: principal.goalId, agentId: principal.agentId },
     );
     const paths = new RunPaths(tool.name, grants, deps.policy);
+    const egress = deps.egress?.access(principal.goalId, principal.agentId, grants);
+    const confinement = confinementFor(
+      grants,
+      deps.policy.closedPaths(confirmed),
+      principal.agentId,
+      principal.services?.skills,
+    );
     const ctx: ToolContext = {
       sandbox,
       goalId: principal.goalId,
       agentId: principal.agentId,
       outputMaxBytes: deps.outputMaxBytes,
       judged: needs,
-      confinement: confinementFor(
-        grants,
-        deps.policy.closedPaths(confirmed),
-        principal.agentId,
-        principal.services?.skills,
-      ),
+      // On a goal with a network, the agent's commands connect to its relay port only.
+      confinement: egress ? { ...confinement, connect: egress.connect } : confinement,
+      ...(egress ? { egress } : {}),
       allowNetwork: (host, port, opts) =>
         this.allowNetwork(
           principal,

@@ -14,7 +14,8 @@ import type { AgentEnv } from "../agent/env.js";
 import type { Config } from "../config.js";
 import type { Db } from "../db/database.js";
 import { EgressGate } from "../egress/gate-policy.js";
-import type { EgressRecord } from "../egress/types.js";
+import { EgressPlumbing } from "../egress/plumbing.js";
+import type { EgressProxy, EgressRecord } from "../egress/types.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import { Gate } from "../gate/invoke.js";
 import type { ToolDef } from "../gate/types.js";
@@ -109,6 +110,8 @@ export interface RuntimeParts {
   worlds: Worlds;
   /** The egress proxy's decisions and records for this runtime's goals (egress/gate-policy.ts). */
   egress: EgressGate;
+  /** Goals' relays, listeners and callers (egress/plumbing.ts), in front of the proxy. */
+  egressPlumbing: EgressPlumbing;
 }
 
 /** Build every part over `db` (opened by the caller, which closes it if this throws). */
@@ -142,7 +145,7 @@ export async function assembleRuntime(
   const binds = new WorkspaceBinds(config.goalsDir);
   /** A goal's host folders, a session's bound project folder included: what every part that reaches them uses. */
   const foldersOf = (goalId: string) => binds.folders(goalId);
-  const backend = opts.backend ?? new DockerBackend(config, { folders: foldersOf });
+  const backend = opts.backend ?? new DockerBackend(config, { folders: foldersOf, log });
   // The host folders a goal's snapshots cover: one function for the gate's snapshot before
   // a mutation and a plan's snapshot before it runs.
   const snapshots = new SnapshotStore({
@@ -165,6 +168,20 @@ export async function assembleRuntime(
     maxMb: config.sandbox.workspaceMaxMb,
     folders: foldersOf,
   });
+  // Goals with a network: their relays' listeners hand streams to the proxy, built on first
+  // need over the daemon's egress policy (below) and these callers' credentials.
+  let proxy: EgressProxy | undefined;
+  const egressPlumbing: EgressPlumbing = new EgressPlumbing({
+    home: config.home,
+    backend,
+    log,
+    proxy: () => {
+      proxy ??= egress.proxy((caller, user, password) =>
+        egressPlumbing.callers.authenticate(caller, user, password),
+      );
+      return proxy;
+    },
+  });
   const sandboxes: GoalSandboxes = new GoalSandboxes({
     config,
     backend,
@@ -179,6 +196,8 @@ export async function assembleRuntime(
     },
     folders: foldersOf,
     log,
+    usesNetwork: (goalId) => rootUsesNetwork(registry, worlds.realGoal(goalId) ?? goalId),
+    egress: egressPlumbing,
   });
 
   // The tools: built-in and extra ones, then memory_* and skill_read whether or not the
@@ -218,6 +237,7 @@ export async function assembleRuntime(
     snapshotBeforeMutation: config.policy.snapshotBeforeMutation,
     outputMaxBytes: config.limits.toolOutputMaxBytes,
     approvalTimeoutMs: config.approvals.timeoutMs,
+    egress: egressPlumbing,
   });
   forwardApprovalEvents(approvals, events);
   const registry: AgentRegistry = new AgentRegistry({
@@ -381,6 +401,7 @@ export async function assembleRuntime(
     plans,
     worlds,
     egress,
+    egressPlumbing,
   };
 }
 
@@ -399,6 +420,12 @@ function addTool(tools: Map<string, ToolDef<unknown>>, t: ToolDef<unknown>): voi
 function rootSkills(registry: AgentRegistry, goalId: string): string[] {
   const root = registry.list({ goalId, includeStopped: true }).find((a) => a.parentId === null);
   return [...(root?.manifest.skills ?? [])];
+}
+
+/** The goal's root agent holds a network grant (its descendants only narrow what it holds). */
+function rootUsesNetwork(registry: AgentRegistry, goalId: string): boolean {
+  const root = registry.list({ goalId, includeStopped: true }).find((a) => a.parentId === null);
+  return root?.manifest.capabilities.some((g) => g.kind === "network") ?? false;
 }
 
 /**

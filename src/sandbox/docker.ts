@@ -17,6 +17,7 @@ import type { AcquireOptions, GcOptions, GcReport, SandboxBackend } from "./back
 import { defaultLimits, type SandboxLimits, sameLimits, tightenLimits } from "./container-spec.js";
 import { LABEL, RuntimeContainers } from "./docker-containers.js";
 import { DockerSandbox, type SandboxOwner } from "./docker-sandbox.js";
+import { type EgressEndpoint, EgressNetworks } from "./egress-network.js";
 import { connectDocker } from "./engine.js";
 import { ExecutorSession } from "./executor-session.js";
 import {
@@ -54,6 +55,8 @@ export interface DockerBackendOptions {
    * goal's own folders, or the workspace its acquire bound.
    */
   folders?: (goalId: string) => GoalFolders;
+  /** What the operator should know (said once): a kernel that skips a rule. */
+  log?: (message: string) => void;
 }
 
 function defaultUser(): string {
@@ -79,6 +82,9 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly skillsOf = new Map<string, SkillMount[]>();
   /** Goals whose /workspace is a bound host folder (AcquireOptions.workspace). */
   private readonly workspaceOf = new Map<string, string>();
+  /** Goals on an egress network: the folder shared with their relay (AcquireOptions.egressShare). */
+  private readonly egressShareOf = new Map<string, string>();
+  private readonly networks: EgressNetworks;
   /** Goals whose sandbox was removed for good (remove()): a later acquire is refused. */
   private readonly retired = new Set<string>();
   /**
@@ -91,6 +97,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly pool: WarmPool;
   private readonly poolDir: string;
   private imageReady: Promise<unknown> | undefined;
+  private saidNoTcpRule = false;
 
   constructor(
     private readonly config: Config,
@@ -114,6 +121,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
       folders: (goalId) => opts.folders?.(goalId) ?? this.foldersOf(goalId, this.workspaceOf.get(goalId)),
     });
+    const daemonUser = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
+    this.networks = new EgressNetworks(this.docker, config, this.containers, daemonUser, opts.labels);
     this.execTimeoutMs = config.sandbox.execTimeoutMs;
     this.maxOutputBytes = config.limits.toolOutputMaxBytes;
     this.landlock = config.sandbox.landlock;
@@ -168,6 +177,31 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return handle;
   }
 
+  noTcpRule(abi: number): void {
+    if (this.saidNoTcpRule) return;
+    this.saidNoTcpRule = true;
+    this.opts.log?.(
+      `this kernel offers Landlock ABI ${abi}: TCP rules need ABI 4 (Linux 6.7), so an exec on an egress network may connect to any port of its relay; the proxy credentials alone tell its agents apart`,
+    );
+  }
+
+  onEgressNetwork(goalId: string): boolean {
+    return this.egressShareOf.has(goalId);
+  }
+
+  async egress(goalId: string, share: string): Promise<EgressEndpoint> {
+    assertGoalId(goalId);
+    this.refuseRetired(goalId);
+    await this.imageOnce();
+    return this.networks.ensure(goalId, share);
+  }
+
+  /** The goal's egress network, made (with its relay) if the goal has one. */
+  private async networkOf(goalId: string): Promise<string | undefined> {
+    const share = this.egressShareOf.get(goalId);
+    return share === undefined ? undefined : (await this.egress(goalId, share)).network;
+  }
+
   private async open(goalId: string, opts: AcquireOptions): Promise<DockerSandbox> {
     const defaults = defaultLimits(this.config);
     const limits = tightenLimits(defaults, opts.limits);
@@ -178,7 +212,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const existing = await this.containers.inspect(name);
     let handle: DockerSandbox | undefined;
     if (opts.workspace !== undefined) this.workspaceOf.set(goalId, opts.workspace);
-    if (existing?.State.Running) {
+    if (opts.egressShare !== undefined) this.egressShareOf.set(goalId, opts.egressShare);
+    const network = await this.networkOf(goalId);
+    // A running container on the wrong network (none, where the goal now has one) is replaced.
+    const onNetwork = (c: Docker.ContainerInspectInfo) =>
+      network === undefined ? c.HostConfig.NetworkMode === "none" : c.HostConfig.NetworkMode === network;
+    if (existing?.State.Running && onNetwork(existing)) {
       this.limitsOf.set(goalId, this.containers.limitsFromLabels(existing.Config.Labels) ?? limits);
       this.skillsOf.set(goalId, skills);
       handle = new DockerSandbox(goalId, this.docker.getContainer(existing.Id), this);
@@ -189,7 +228,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       // Pool slots mount every skill and their own workspace; a goal allowed fewer skills,
       // or working in a bound host folder, gets a container of its own.
       const poolFits =
-        sameLimits(limits, defaults) && skills.length === everySkill.length && opts.workspace === undefined;
+        sameLimits(limits, defaults) &&
+        skills.length === everySkill.length &&
+        opts.workspace === undefined &&
+        network === undefined;
       const slot = !existsSync(folders.root) && poolFits ? this.pool.take() : undefined;
       if (slot) {
         ensurePrivateDir(this.config.goalsDir);
@@ -205,6 +247,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
           limits,
           { [LABEL.goal]: goalId },
           skills,
+          network,
         );
         handle = new DockerSandbox(goalId, container, this);
       }
@@ -225,6 +268,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       limits,
       { [LABEL.goal]: goalId },
       this.skillsOf.get(goalId) ?? [],
+      await this.networkOf(goalId),
     );
   }
 
@@ -242,8 +286,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     this.limitsOf.delete(goalId);
     this.skillsOf.delete(goalId);
     this.workspaceOf.delete(goalId);
+    const hadEgress = this.egressShareOf.delete(goalId);
     await this.containers.remove(this.containerName(goalId));
     await this.mcpServers.removeOfGoal(goalId);
+    // The relay and network go after the container (a network in use cannot be removed).
+    if (hadEgress) await this.networks.remove(goalId);
     if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
   }
 
@@ -262,7 +309,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const goals: string[] = [];
     for (const c of list) {
       const goalId = this.containers.goalOfName(c.Names[0] ?? "");
-      if (!goalId || c.State !== "running") continue;
+      // A container on an egress network is not adopted: its relay's other end (the daemon's
+      // listener, the callers' credentials) died with the process that made it. The sweep
+      // removes it unless the goal is live; a live one gets a new container on next need.
+      if (!goalId || c.State !== "running" || c.HostConfig.NetworkMode !== "none") continue;
       if (!this.handles.has(goalId)) {
         const limits = this.containers.limitsFromLabels(c.Labels);
         if (limits) this.limitsOf.set(goalId, limits);
@@ -278,6 +328,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const report: GcReport = { removedContainers: [], removedFolders: [] };
     const liveContainers = new Set<string>();
     for (const c of await this.containers.list(true)) {
+      if (c.Labels[LABEL.relay]) continue; // the egress sweep's, below
       const name = (c.Names[0] ?? "").replace(/^\//, "");
       const mcpServer = c.Labels[LABEL.mcpServer];
       if (mcpServer !== undefined) {
@@ -294,6 +345,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       else if (c.State !== "running") reason = "stopped";
       else if (expires > 0 && expires <= now) reason = "expired";
       else if (!(await opts.isGoalLive(goalId))) reason = "orphan";
+      // On an egress network this process did not set up (one being made now is in there).
+      else if (c.HostConfig.NetworkMode !== "none" && !this.egressShareOf.has(goalId)) reason = "orphan";
       if (!reason) {
         if (goalId) liveContainers.add(goalId);
         continue;
@@ -303,6 +356,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       if (reason === "stale-pool" && slot) removeTreeNoFollow(join(this.poolDir, slot));
       report.removedContainers.push({ name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) });
     }
+    // Relays and networks of goals that ended (a live goal's stay: its next container joins them).
+    report.removedEgress = await this.networks.sweep(
+      async (g) => this.egressShareOf.has(g) || (await opts.isGoalLive(g)),
+    );
     if (opts.removeExpiredFolders) {
       report.removedFolders = await this.gcFolders(opts, now, liveContainers);
     }
@@ -353,8 +410,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async removeAll(): Promise<number> {
     await this.pool.close();
     for (const goalId of [...this.handles.keys()]) this.dropHandle(goalId);
+    this.egressShareOf.clear();
     const list = await this.containers.list(true);
     for (const c of list) await this.containers.remove(c.Id);
+    await this.networks.removeAll();
     return list.length;
   }
 
