@@ -89,6 +89,27 @@ export interface Config {
     embeddingModel?: string;
   };
   daemon: { maxLineBytes: number; manifestDirs: string[] };
+  /** External MCP servers the operator declared (config `mcp_servers`; tools/mcp/). */
+  mcp: {
+    servers: Record<string, McpServerConfig>;
+    /**
+     * The value of an environment variable a server's header names, read when the server is
+     * connected (undefined: not set). Never logged, shown or audited.
+     */
+    headerValue(variable: string): string | undefined;
+  };
+}
+
+/** One external MCP server, reached over Streamable HTTP. */
+export interface McpServerConfig {
+  name: string;
+  url: string;
+  /** Header name -> the environment variable holding its value. */
+  headers: Record<string, string>;
+  /** Tool globs the operator marked read-only: only these run without a human's approval. */
+  readOnlyTools: string[];
+  /** Cap on connecting, listing and each call. */
+  timeoutMs: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -236,7 +257,17 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
         resolve(home, d),
       ),
     },
+    mcp: { servers: {}, headerValue: (variable) => env[variable] },
   };
+  for (const [name, s] of Object.entries(f.mcp_servers ?? {})) {
+    cfg.mcp.servers[name] = {
+      name,
+      url: s.url,
+      headers: { ...(s.headers ?? {}) },
+      readOnlyTools: [...(s.read_only_tools ?? [])],
+      timeoutMs: s.timeout_ms ?? DEFAULTS.mcp.timeoutMs,
+    };
+  }
   if (env.AIDO_MODEL) cfg.modelOverride = env.AIDO_MODEL;
   if (env.AIDO_RECORD) cfg.record = resolve(env.AIDO_RECORD);
   if (env.AIDO_REPLAY) cfg.replay = resolve(env.AIDO_REPLAY);
