@@ -1,6 +1,7 @@
 // kernel/assemble.ts — the runtime's parts, built once, in dependency order, over one
 // SQLite connection: runtime key and audit log, tokens, approvals, budget, policy, the
-// sandbox backend, snapshots, memory, skills, persistent intents, the tool registry, the gate, the agent
+// sandbox backend, snapshots, memory, skills, persistent intents, the tool registry and the
+// external MCP servers (tools/mcp/), the gate, the agent
 // registry, the inference scheduler, spawning, the agent environment and runner, the goal
 // queue, the plan ledger, parallel worlds and the sandbox sweeper. Each part is made from parts made before it; the few
 // callbacks that point forward (a container's skills come from the goal's root agent, an
@@ -39,6 +40,8 @@ import { PolicyEngine } from "../security/policy.js";
 import { TokenAuthority } from "../security/tokens.js";
 import { SkillRegistry } from "../skills/registry.js";
 import { createSkillTools } from "../skills/tools.js";
+import { McpPins } from "../tools/mcp/pins.js";
+import { McpServers } from "../tools/mcp/servers.js";
 import { type BuiltinToolDeps, builtinTools } from "../tools/registry.js";
 import { AgentRunner } from "./agents.js";
 import { EventBus } from "./events.js";
@@ -88,6 +91,8 @@ export interface RuntimeParts {
   /** Persistent intents: one active objective per project folder. */
   intents: Intents;
   tools: ReadonlyMap<string, ToolDef<unknown>>;
+  /** External MCP servers: per-goal connections, pins, `aido mcp list / approve`. */
+  mcp: McpServers;
   /** Each goal's writes to the host, against sandbox.workspace_max_mb (every handle is held to it). */
   quota: WorkspaceQuota;
   /** Each goal's sandbox handle, and the one path that ends it. */
@@ -161,6 +166,14 @@ export async function assembleRuntime(
     maxMb: config.sandbox.workspaceMaxMb,
     folders: foldersOf,
   });
+  // External MCP servers' tools: an agent sees those of its manifest's servers (read from the
+  // registry once it exists; called only when a tool is looked up or offered).
+  const mcp = new McpServers({
+    config,
+    pins: new McpPins(db),
+    audit,
+    serversOf: (agentId) => registry.get(agentId)?.manifest.mcp_servers,
+  });
   const sandboxes: GoalSandboxes = new GoalSandboxes({
     config,
     backend,
@@ -175,6 +188,7 @@ export async function assembleRuntime(
     },
     folders: foldersOf,
     log,
+    retired: (goalId) => mcp.closeGoal(goalId),
   });
 
   // The tools: built-in and extra ones, then memory_* and skill_read whether or not the
@@ -191,6 +205,7 @@ export async function assembleRuntime(
 
   const gate: Gate = new Gate({
     tools,
+    external: mcp,
     tokens,
     policy,
     audit,
@@ -354,6 +369,7 @@ export async function assembleRuntime(
     events,
     intents,
     tools,
+    mcp,
     quota,
     sandboxes,
     gate,

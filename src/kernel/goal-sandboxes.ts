@@ -3,7 +3,8 @@
 // whose agents only think starts no container, and held to the workspace quota, so no
 // tool writes around it. One path ends it, retire(): the container is removed and the goal
 // retired in the backend (a call still in flight cannot start another), the handle is
-// forgotten, and every setuid/setgid bit under the goal's folder is cleared (audited).
+// forgotten, every setuid/setgid bit under the goal's folder is cleared (audited), and
+// what else lives as long as the goal is ended (its external MCP servers' connections).
 // The sweeper (sandbox-sweeper.ts) reports the containers it removed through released().
 
 import { join } from "node:path";
@@ -32,6 +33,8 @@ export interface GoalSandboxesDeps {
   folders(goalId: string): GoalFolders;
   /** What could not be done now and is retried by the sweep (the engine is down). */
   log(message: string): void;
+  /** What else ends with the goal (tools/mcp/ closes its servers' connections); never throws. */
+  retired?(goalId: string): Promise<void>;
 }
 
 export class GoalSandboxes {
@@ -65,6 +68,7 @@ export class GoalSandboxes {
       this.deps.log(`removing the container of ${goalId} failed (the sweep retries): ${errorMessage(e)}`);
     }
     await this.clearSetid(goalId);
+    await this.deps.retired?.(goalId);
   }
 
   /** A sweep removed the goal's container: a live goal's next call starts a new one. */

@@ -24,6 +24,7 @@ import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import { tightenHome } from "../security/private-home.js";
 import type { SkillRegistry } from "../skills/registry.js";
+import type { McpServers } from "../tools/mcp/servers.js";
 import type { BuiltinToolDeps } from "../tools/registry.js";
 import type { AgentRunner } from "./agents.js";
 import {
@@ -68,6 +69,8 @@ export class Runtime {
   /** Persistent intents (intent.* on the socket; goals carry them). */
   readonly intents: Intents;
   readonly tools: ReadonlyMap<string, ToolDef<unknown>>;
+  /** External MCP servers (mcp.list / mcp.approve on the socket; their tools pass the gate). */
+  readonly mcp: McpServers;
   /** Each goal's writes to the host, against sandbox.workspace_max_mb (every handle is held to it). */
   readonly quota: WorkspaceQuota;
   readonly gate: Gate;
@@ -99,6 +102,7 @@ export class Runtime {
     this.events = parts.events;
     this.intents = parts.intents;
     this.tools = parts.tools;
+    this.mcp = parts.mcp;
     this.quota = parts.quota;
     this.gate = parts.gate;
     this.registry = parts.registry;
@@ -255,6 +259,7 @@ export class Runtime {
       // Worlds' containers and folders go with the agents that spawned them.
       await this.worlds.close();
       this.sessions.dispose();
+      await this.mcp.closeAll();
       try {
         await this.backend.close();
       } finally {
