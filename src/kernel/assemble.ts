@@ -140,7 +140,10 @@ export async function assembleRuntime(
   });
   const budget = new BudgetLedger({ db, audit });
   const policy = new PolicyEngine(config);
-  const backend = opts.backend ?? new DockerBackend(config);
+  const binds = new WorkspaceBinds(config.goalsDir);
+  /** A goal's host folders, a session's bound project folder included: what every part that reaches them uses. */
+  const foldersOf = (goalId: string) => binds.folders(goalId);
+  const backend = opts.backend ?? new DockerBackend(config, { folders: foldersOf });
   // The host folders a goal's snapshots cover: one function for the gate's snapshot before
   // a mutation and a plan's snapshot before it runs.
   const snapshots = new SnapshotStore({
@@ -158,9 +161,6 @@ export async function assembleRuntime(
   const skills = SkillRegistry.fromConfig(config);
   const intents = new Intents(db, audit);
   const events = new EventBus();
-  const binds = new WorkspaceBinds(config.goalsDir);
-  /** A goal's host folders, a session's bound project folder included: what every part that reaches them uses. */
-  const foldersOf = (goalId: string) => binds.folders(goalId);
   const quota = new WorkspaceQuota({
     goalsDir: config.goalsDir,
     maxMb: config.sandbox.workspaceMaxMb,

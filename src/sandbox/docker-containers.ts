@@ -22,6 +22,8 @@ export const LABEL = {
   pool: "aido.pool",
   expires: "aido.expires",
   limits: "aido.limits",
+  /** An external stdio MCP server's container (sandbox/mcp-container.ts): the server's name. */
+  mcpServer: "aido.mcp_server",
 } as const;
 
 export function runtimeIdOf(home: string): string {

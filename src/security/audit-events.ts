@@ -152,7 +152,12 @@ export interface AuditPayloads {
   /** A world's container and folders removed (another world was adopted, or its spawner's turn ended). */
   "world.discarded": { world_id: string; reason: string };
   "sandbox.created": { container_id: string; image: string };
-  "sandbox.destroyed": { container_id: string; reason?: string };
+  "sandbox.destroyed": {
+    container_id: string;
+    reason?: string;
+    /** It was an external MCP server's container (sandbox/mcp-container.ts). */
+    mcp_server?: string;
+  };
   /** At start-up, when the operator's config says `sandbox.landlock: off`. */
   "sandbox.landlock_off": { reason: string };
   /** setuid/setgid bits found and cleared under a goal's folder once its container was gone. */
