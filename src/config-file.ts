@@ -69,39 +69,83 @@ const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 /** A tool name of an external MCP server, or a glob of them ("*" any characters). */
 const MCP_TOOL_GLOB = /^[A-Za-z0-9_.*-]{1,64}$/;
 
+const absolutePath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => p.startsWith("/") && !p.split("/").includes(".."), 'an absolute path without ".."');
+
+/** Keys only one kind of server has: a remote one (url) or a stdio one (command). */
+const REMOTE_ONLY = ["headers"] as const;
+const STDIO_ONLY = ["image", "env", "workspace", "mounts"] as const;
+
 /**
- * An external MCP server the operator declares (tools/mcp/): reached over Streamable HTTP.
- * `headers` maps a header to the NAME of an environment variable of the daemon, whose value
- * is read at connect and never logged, shown or audited. `read_only_tools` are the tools
- * the operator trusts to change nothing: every other tool waits for a human by default.
+ * An external MCP server the operator declares (tools/mcp/): remote, over Streamable HTTP
+ * (`url`), or stdio (`command`), run in a container of its own per goal
+ * (sandbox/mcp-container.ts). A remote server's `headers` map a header to the NAME of an
+ * environment variable of the daemon, whose value is read at connect and never logged,
+ * shown or audited. A stdio server's `env` holds literal values (it sees nothing of the
+ * daemon's environment), `workspace` whether the goal's /workspace is mounted, `mounts`
+ * read-only host paths. `read_only_tools` are the tools the operator trusts to change
+ * nothing: every other tool waits for a human by default.
  */
-const mcpServer = z.strictObject({
-  url: z
-    .string()
-    .max(2048)
-    .refine(
-      (u) => URL.canParse(u) && ["http:", "https:"].includes(new URL(u).protocol),
-      "url must be an http:// or https:// URL",
-    )
-    .refine((u) => !URL.canParse(u) || (new URL(u).username === "" && new URL(u).password === ""), {
-      message: "url must not carry credentials (put them in headers, read from the environment)",
-    }),
-  headers: z
-    .record(
-      z.string().regex(HEADER_NAME, "a header name (letters, digits, and !#$%&'*+.^_`|~-)"),
-      z
-        .string()
-        .regex(
-          ENV_VAR_NAME,
-          "the NAME of an environment variable holding the value (e.g. GITHUB_TOKEN), not a value",
-        ),
-    )
-    .optional(),
-  read_only_tools: z
-    .array(z.string().regex(MCP_TOOL_GLOB, "a tool name or glob ([A-Za-z0-9_.-] and *)"))
-    .optional(),
-  timeout_ms: positiveInt.max(600_000).optional(),
-});
+const mcpServer = z
+  .strictObject({
+    url: z
+      .string()
+      .max(2048)
+      .refine(
+        (u) => URL.canParse(u) && ["http:", "https:"].includes(new URL(u).protocol),
+        "url must be an http:// or https:// URL",
+      )
+      .refine((u) => !URL.canParse(u) || (new URL(u).username === "" && new URL(u).password === ""), {
+        message: "url must not carry credentials (put them in headers, read from the environment)",
+      })
+      .optional(),
+    headers: z
+      .record(
+        z.string().regex(HEADER_NAME, "a header name (letters, digits, and !#$%&'*+.^_`|~-)"),
+        z
+          .string()
+          .regex(
+            ENV_VAR_NAME,
+            "the NAME of an environment variable holding the value (e.g. GITHUB_TOKEN), not a value",
+          ),
+      )
+      .optional(),
+    command: z.array(z.string().min(1).max(4096)).min(1).max(64).optional(),
+    image: z.string().min(1).max(256).optional(),
+    env: z
+      .record(z.string().regex(ENV_VAR_NAME, "an environment variable name"), z.string().max(4096))
+      .optional(),
+    workspace: z.enum(["none", "ro", "rw"]).optional(),
+    mounts: z
+      .array(z.strictObject({ source: absolutePath, target: absolutePath }))
+      .max(16)
+      .optional(),
+    read_only_tools: z
+      .array(z.string().regex(MCP_TOOL_GLOB, "a tool name or glob ([A-Za-z0-9_.-] and *)"))
+      .optional(),
+    timeout_ms: positiveInt.max(600_000).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if ((s.url === undefined) === (s.command === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "a server has either url (remote, Streamable HTTP) or command (stdio, in a container)",
+      });
+      return;
+    }
+    const wrong = s.url !== undefined ? STDIO_ONLY : REMOTE_ONLY;
+    for (const key of wrong) {
+      if (s[key] !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `${key} is for ${s.url !== undefined ? "stdio servers (command)" : "remote servers (url)"}`,
+        });
+    }
+  });
 
 /** What a config file may say. Every key is enforced somewhere; unknown keys are errors. */
 export const ConfigFileSchema = z.strictObject({

@@ -100,17 +100,32 @@ export interface Config {
   };
 }
 
-/** One external MCP server, reached over Streamable HTTP. */
-export interface McpServerConfig {
+/** One external MCP server: remote (Streamable HTTP) or stdio (a container of its own per goal). */
+export type McpServerConfig = {
   name: string;
-  url: string;
-  /** Header name -> the environment variable holding its value. */
-  headers: Record<string, string>;
   /** Tool globs the operator marked read-only: only these run without a human's approval. */
   readOnlyTools: string[];
   /** Cap on connecting, listing and each call. */
   timeoutMs: number;
-}
+} & (
+  | {
+      transport: "http";
+      url: string;
+      /** Header name -> the environment variable holding its value. */
+      headers: Record<string, string>;
+    }
+  | {
+      transport: "stdio";
+      command: string[];
+      /** Default: the sandbox image. */
+      image?: string;
+      /** Literal values: the server sees nothing of the daemon's environment. */
+      env: Record<string, string>;
+      workspace: "none" | "ro" | "rw";
+      /** Read-only host paths. */
+      mounts: { source: string; target: string }[];
+    }
+);
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -260,13 +275,23 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     mcp: { servers: {}, headerValue: (variable) => env[variable] },
   };
   for (const [name, s] of Object.entries(f.mcp_servers ?? {})) {
-    cfg.mcp.servers[name] = {
+    const common = {
       name,
-      url: s.url,
-      headers: { ...(s.headers ?? {}) },
       readOnlyTools: [...(s.read_only_tools ?? [])],
       timeoutMs: s.timeout_ms ?? DEFAULTS.mcp.timeoutMs,
     };
+    cfg.mcp.servers[name] =
+      s.url !== undefined
+        ? { ...common, transport: "http", url: s.url, headers: { ...(s.headers ?? {}) } }
+        : {
+            ...common,
+            transport: "stdio",
+            command: [...(s.command ?? [])],
+            ...(s.image !== undefined ? { image: s.image } : {}),
+            env: { ...(s.env ?? {}) },
+            workspace: s.workspace ?? "none",
+            mounts: (s.mounts ?? []).map((m) => ({ ...m })),
+          };
   }
   if (env.AIDO_MODEL) cfg.modelOverride = env.AIDO_MODEL;
   if (env.AIDO_RECORD) cfg.record = resolve(env.AIDO_RECORD);

@@ -173,6 +173,17 @@ export async function assembleRuntime(
     pins: new McpPins(db),
     audit,
     serversOf: (agentId) => registry.get(agentId)?.manifest.mcp_servers,
+    startStdio: (goalId, s) =>
+      backend.startMcpServer({
+        goalId,
+        server: s.name,
+        command: s.command,
+        ...(s.image !== undefined ? { image: s.image } : {}),
+        env: s.env,
+        workspace: s.workspace,
+        mounts: s.mounts,
+      }),
+    endProbe: (goalId) => backend.remove(goalId, { deleteFolders: true }),
   });
   const sandboxes: GoalSandboxes = new GoalSandboxes({
     config,
@@ -348,6 +359,7 @@ export async function assembleRuntime(
     backend,
     audit,
     isLive: (goalId) =>
+      mcp.probing(goalId) ||
       shadows.isLive(goalId) ||
       worlds.isLive(goalId) ||
       (isStandalone(goalId) ? registry.list({ goalId }).length > 0 : goals.isLive(goalId)),

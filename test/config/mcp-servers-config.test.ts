@@ -52,6 +52,7 @@ describe("config mcp_servers", () => {
     const c = load({ GITHUB_MCP_TOKEN: "ghp_x" });
     expect(c.mcp.servers.github).toEqual({
       name: "github",
+      transport: "http",
       url: "https://mcp.example.com/mcp",
       headers: { Authorization: "GITHUB_MCP_TOKEN" },
       readOnlyTools: ["list_*", "get_issue"],
@@ -62,13 +63,46 @@ describe("config mcp_servers", () => {
     expect(JSON.stringify(c)).not.toContain("ghp_x");
   });
 
+  it("reads a stdio server: argv, image, literal env, workspace mode (default none), read-only mounts", () => {
+    operator(
+      [
+        "mcp_servers:",
+        "  memory:",
+        "    command: [node, /opt/mcp/server-memory/dist/index.js]",
+        "    image: aido-sandbox:latest",
+        "    env: { MEMORY_FILE_PATH: /tmp/memory.json }",
+        "    workspace: ro",
+        "    mounts: [{ source: /srv/mcp/node_modules, target: /opt/mcp }]",
+        "  plain:",
+        "    command: [mcp-server]",
+        "",
+      ].join("\n"),
+    );
+    const c = load();
+    expect(c.mcp.servers.memory).toEqual({
+      name: "memory",
+      transport: "stdio",
+      command: ["node", "/opt/mcp/server-memory/dist/index.js"],
+      image: "aido-sandbox:latest",
+      env: { MEMORY_FILE_PATH: "/tmp/memory.json" },
+      workspace: "ro",
+      mounts: [{ source: "/srv/mcp/node_modules", target: "/opt/mcp" }],
+      readOnlyTools: [],
+      timeoutMs: 30_000,
+    });
+    expect(c.mcp.servers.plain).toMatchObject({ workspace: "none", env: {}, mounts: [] });
+  });
+
   it("refuses unknown keys, bad names, non-http urls, credentials in the url and header values, naming key and line", () => {
     const cases: [string, RegExp][] = [
       [
         "mcp_servers:\n  gh:\n    url: https://x.example/mcp\n    token: abc\n",
         /:4: mcp_servers\.gh\.token: unknown key "token"/,
       ],
-      ["mcp_servers:\n  Git_Hub:\n    url: https://x.example/mcp\n", /:2: mcp_servers\.Git_Hub: "Git_Hub" is not a server name/],
+      [
+        "mcp_servers:\n  Git_Hub:\n    url: https://x.example/mcp\n",
+        /:2: mcp_servers\.Git_Hub: "Git_Hub" is not a server name/,
+      ],
       ["mcp_servers:\n  gh:\n    url: file:///etc/passwd\n", /:3: mcp_servers\.gh\.url: url must be an http/],
       ["mcp_servers:\n  gh:\n    url: https://u:p@x.example/mcp\n", /url must not carry credentials/],
       [

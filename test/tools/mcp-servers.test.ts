@@ -34,6 +34,7 @@ async function start(
     config: (cfg: Config) => {
       cfg.mcp.servers.remote = {
         name: "remote",
+        transport: "http",
         url,
         headers: opts.headers ?? { Authorization: "REMOTE_MCP_TOKEN" },
         readOnlyTools: opts.readOnly ?? [],

@@ -25,7 +25,9 @@ function describeTool(io: CliIo, t: McpToolStatus): void {
 }
 
 function describeServer(io: CliIo, s: McpServerStatus): void {
-  io.out(`${s.server}  ${s.state}  ${inert(s.url)}${s.approved_at ? `  approved ${s.approved_at}` : ""}`);
+  io.out(
+    `${s.server}  ${s.state}  ${s.transport} ${inert(s.endpoint)}${s.approved_at ? `  approved ${s.approved_at}` : ""}`,
+  );
   if (s.error) io.out(`  ${inert(s.error)}`);
   for (const t of s.tools) describeTool(io, t);
 }

@@ -1,5 +1,6 @@
 // tools/mcp/connection.ts — one live MCP client session with an external server: connect
-// (Streamable HTTP, headers from the daemon's environment), initialize, tools/list (every
+// (Streamable HTTP with headers from the daemon's environment, or stdio in the server's own
+// container, sandbox/mcp-container.ts), initialize, tools/list (every
 // page), a fresh list whenever the server sends notifications/tools/list_changed, tool
 // calls, close. Every request is capped by the server's timeout_ms.
 // Header values are secrets: read from the environment variable the operator named at
@@ -8,11 +9,20 @@
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { Config, McpServerConfig } from "../../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
+import type { McpServerContainer } from "../../sandbox/mcp-container.js";
 import { definitionOf, type McpToolDefinition } from "./definitions.js";
+
+/** What connecting needs besides the server's config. */
+export interface ConnectDeps {
+  headerValue: Config["mcp"]["headerValue"];
+  /** Start a stdio server's container (for a goal, or a probe's pseudo-goal). */
+  startStdio(server: Extract<McpServerConfig, { transport: "stdio" }>): Promise<McpServerContainer>;
+}
 
 /** At most this many tools/list pages are read (a server cannot page forever). */
 const MAX_PAGES = 20;
@@ -21,23 +31,31 @@ export class McpConnection {
   readonly server: McpServerConfig;
   private readonly client: Client;
   private readonly secrets: readonly string[];
+  private readonly container: McpServerContainer | undefined;
   private live: Map<string, McpToolDefinition> = new Map();
   private closed = false;
 
-  private constructor(server: McpServerConfig, client: Client, secrets: readonly string[]) {
+  private constructor(
+    server: McpServerConfig,
+    client: Client,
+    secrets: readonly string[],
+    container: McpServerContainer | undefined,
+  ) {
     this.server = server;
     this.client = client;
     this.secrets = secrets;
+    this.container = container;
   }
 
   /** Connect, initialize and list the tools; an unreachable server is a sandbox_unavailable error. */
-  static async open(
-    server: McpServerConfig,
-    headerValue: Config["mcp"]["headerValue"],
-  ): Promise<McpConnection> {
+  static async open(server: McpServerConfig, deps: ConnectDeps): Promise<McpConnection> {
+    if (server.transport === "stdio") {
+      const container = await deps.startStdio(server);
+      return McpConnection.start(server, container.transport, [], container);
+    }
     const headers: Record<string, string> = {};
     for (const [header, variable] of Object.entries(server.headers)) {
-      const value = headerValue(variable);
+      const value = deps.headerValue(variable);
       if (value === undefined || value === "") {
         throw new AidoError(
           ErrorCode.configInvalid,
@@ -47,17 +65,25 @@ export class McpConnection {
       }
       headers[header] = value;
     }
-    const secrets = Object.values(headers);
-    const client = new Client({ name: "aido", version: "1" });
     const transport = new StreamableHTTPClientTransport(new URL(server.url), {
       requestInit: { headers, redirect: "error" },
     });
-    const conn = new McpConnection(server, client, secrets);
+    return McpConnection.start(server, transport, Object.values(headers), undefined);
+  }
+
+  private static async start(
+    server: McpServerConfig,
+    transport: Transport,
+    secrets: readonly string[],
+    container: McpServerContainer | undefined,
+  ): Promise<McpConnection> {
+    const client = new Client({ name: "aido", version: "1" });
+    const conn = new McpConnection(server, client, secrets, container);
     try {
       await client.connect(transport, { timeout: server.timeoutMs });
       await conn.refresh();
     } catch (e) {
-      await client.close().catch(() => undefined);
+      await conn.close();
       throw conn.failure("cannot be reached", e);
     }
     client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
@@ -100,10 +126,12 @@ export class McpConnection {
     }
   }
 
+  /** Close the session; a stdio server's container is removed with it. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.client.close().catch(() => undefined);
+    await this.container?.stop();
   }
 
   /** `text` with every header value cut out. */

@@ -6,16 +6,19 @@
 // (pins.ts), the tool has a pin, and its live definition hashes to that pin. The agent's
 // `mcp:` grants, the policy, the budget and the approval are the gate's (gate/judge.ts).
 // For the operator, status() and approve() open a connection of their own, outside any
-// goal, and close it after: `aido mcp list` and `aido mcp approve` (daemon socket).
+// goal (a probe: a stdio server runs in a container of a pseudo-goal `mcp-probe-…`, whose
+// folders go after), and close it after: `aido mcp list` and `aido mcp approve`.
 
+import { randomBytes } from "node:crypto";
 import type { Config, McpServerConfig } from "../../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { ExternalTools, Principal, ToolRefusal } from "../../gate/invoke.js";
 import type { ToolDef } from "../../gate/types.js";
+import type { McpServerContainer } from "../../sandbox/mcp-container.js";
 import type { AuditLog } from "../../security/audit.js";
 import type { JsonValue } from "../../security/canonical-json.js";
 import { parseMcpToolName } from "../names.js";
-import { McpConnection } from "./connection.js";
+import { type ConnectDeps, McpConnection } from "./connection.js";
 import { changedParts, definitionDiff, definitionHash, type McpToolDefinition } from "./definitions.js";
 import type { McpPins } from "./pins.js";
 import { isReadOnly, mcpToolDef } from "./tool-def.js";
@@ -49,7 +52,9 @@ export interface McpToolStatus {
 
 export interface McpServerStatus {
   server: string;
-  url: string;
+  /** The url of a remote server, the command of a stdio one. */
+  endpoint: string;
+  transport: "http" | "stdio";
   state: "approved" | "not_approved" | "unreachable";
   approved_at?: string;
   error?: string;
@@ -62,11 +67,19 @@ export interface McpServersDeps {
   audit: AuditLog;
   /** The servers an agent's effective manifest names (undefined: no such agent). */
   serversOf(agentId: string): readonly string[] | undefined;
+  /** Start a stdio server's container for a goal (the sandbox backend's startMcpServer). */
+  startStdio(goalId: string, server: StdioServer): Promise<McpServerContainer>;
+  /** A probe's pseudo-goal is over: its container and folders go. */
+  endProbe(goalId: string): Promise<void>;
 }
+
+type StdioServer = Extract<McpServerConfig, { transport: "stdio" }>;
 
 export class McpServers implements ExternalTools {
   private readonly deps: McpServersDeps;
   private readonly goals = new Map<string, Map<string, Promise<McpConnection>>>();
+  /** Pseudo-goals of the probes running now (the sweeper leaves their containers alone). */
+  private readonly probes = new Set<string>();
 
   constructor(deps: McpServersDeps) {
     this.deps = deps;
@@ -159,8 +172,7 @@ export class McpServers implements ExternalTools {
     by: string,
   ): Promise<McpServerStatus> {
     const server = this.declared(name);
-    const conn = await McpConnection.open(server, this.deps.config.mcp.headerValue);
-    try {
+    await this.probe(server, async (conn) => {
       const tools = [...conn.tools.values()].map((d) => ({ hash: definitionHash(d), definition: d }));
       if (expect !== undefined) {
         const live = Object.fromEntries(tools.map((t) => [t.definition.name, t.hash]));
@@ -181,10 +193,37 @@ export class McpServers implements ExternalTools {
         tools: tools.map((t) => ({ name: t.definition.name, hash: t.hash })),
         by,
       });
-    } finally {
-      await conn.close();
-    }
+    });
     return this.statusOf(server);
+  }
+
+  /** Is `goalId` the pseudo-goal of a probe running now? */
+  probing(goalId: string): boolean {
+    return this.probes.has(goalId);
+  }
+
+  /** Run `fn` over a connection of its own, outside any goal; closed and cleaned up after. */
+  private async probe<T>(server: McpServerConfig, fn: (conn: McpConnection) => Promise<T>): Promise<T> {
+    const goalId = `mcp-probe-${randomBytes(6).toString("hex")}`;
+    this.probes.add(goalId);
+    try {
+      const conn = await McpConnection.open(server, this.connectDeps(goalId));
+      try {
+        return await fn(conn);
+      } finally {
+        await conn.close();
+      }
+    } finally {
+      if (server.transport === "stdio") await this.deps.endProbe(goalId).catch(() => undefined);
+      this.probes.delete(goalId);
+    }
+  }
+
+  private connectDeps(goalId: string): ConnectDeps {
+    return {
+      headerValue: this.deps.config.mcp.headerValue,
+      startStdio: (s) => this.deps.startStdio(goalId, s),
+    };
   }
 
   private declared(name: string): McpServerConfig {
@@ -204,42 +243,39 @@ export class McpServers implements ExternalTools {
     const pins = this.deps.pins.get(server.name);
     const base = {
       server: server.name,
-      url: server.url,
+      endpoint: server.transport === "http" ? server.url : server.command.join(" "),
+      transport: server.transport,
       ...(pins ? { approved_at: pins.approvedAt } : {}),
     };
-    let conn: McpConnection;
     try {
-      conn = await McpConnection.open(server, this.deps.config.mcp.headerValue);
+      return await this.probe(server, async (conn) => {
+        const tools: McpToolStatus[] = [];
+        for (const live of conn.tools.values()) {
+          const pin = pins?.tools.get(live.name);
+          const hash = definitionHash(live);
+          if (!pin) tools.push({ ...toolStatus(server, live, "new"), hash });
+          else if (pin.hash === hash)
+            tools.push({ ...toolStatus(server, live, "approved"), hash, pinned_hash: pin.hash });
+          else
+            tools.push({
+              ...toolStatus(server, live, "changed"),
+              hash,
+              pinned_hash: pin.hash,
+              diff: definitionDiff(pin.definition, live),
+            });
+        }
+        for (const [name, pin] of pins?.tools ?? []) {
+          if (!conn.tools.has(name))
+            tools.push({ ...toolStatus(server, pin.definition, "removed"), pinned_hash: pin.hash });
+        }
+        tools.sort((a, b) => a.name.localeCompare(b.name));
+        return { ...base, state: pins ? ("approved" as const) : ("not_approved" as const), tools };
+      });
     } catch (e) {
       const tools = [...(pins?.tools.values() ?? [])].map((p) =>
         toolStatus(server, p.definition, "approved"),
       );
       return { ...base, state: "unreachable", error: errorMessage(e), tools };
-    }
-    try {
-      const tools: McpToolStatus[] = [];
-      for (const live of conn.tools.values()) {
-        const pin = pins?.tools.get(live.name);
-        const hash = definitionHash(live);
-        if (!pin) tools.push({ ...toolStatus(server, live, "new"), hash });
-        else if (pin.hash === hash)
-          tools.push({ ...toolStatus(server, live, "approved"), hash, pinned_hash: pin.hash });
-        else
-          tools.push({
-            ...toolStatus(server, live, "changed"),
-            hash,
-            pinned_hash: pin.hash,
-            diff: definitionDiff(pin.definition, live),
-          });
-      }
-      for (const [name, pin] of pins?.tools ?? []) {
-        if (!conn.tools.has(name))
-          tools.push({ ...toolStatus(server, pin.definition, "removed"), pinned_hash: pin.hash });
-      }
-      tools.sort((a, b) => a.name.localeCompare(b.name));
-      return { ...base, state: pins ? "approved" : "not_approved", tools };
-    } finally {
-      await conn.close();
     }
   }
 
@@ -251,7 +287,7 @@ export class McpServers implements ExternalTools {
     }
     const held = conns.get(server.name);
     if (held) return held;
-    const opening = McpConnection.open(server, this.deps.config.mcp.headerValue).catch((e: unknown) => {
+    const opening = McpConnection.open(server, this.connectDeps(goalId)).catch((e: unknown) => {
       // Not kept: the next need tries again.
       conns.delete(server.name);
       this.deps.audit.record("mcp.unreachable", { server: server.name, reason: errorMessage(e) }, { goalId });
