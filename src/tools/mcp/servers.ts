@@ -78,6 +78,8 @@ type StdioServer = Extract<McpServerConfig, { transport: "stdio" }>;
 export class McpServers implements ExternalTools {
   private readonly deps: McpServersDeps;
   private readonly goals = new Map<string, Map<string, Promise<McpConnection>>>();
+  /** Tools built per connection and definition hash (ajv compiles a schema once, not per call). */
+  private readonly built = new WeakMap<McpConnection, Map<string, ToolDef>>();
   /** Pseudo-goals of the probes running now (the sweeper leaves their containers alone). */
   private readonly probes = new Set<string>();
 
