@@ -305,7 +305,17 @@ export class McpServers implements ExternalTools {
     def: McpToolDefinition,
     hash: string,
   ): ToolDef {
-    return mcpToolDef(server, def, hash, (args, signal) => conn.call(def.name, args, signal)) as ToolDef;
+    let tools = this.built.get(conn);
+    if (!tools) {
+      tools = new Map();
+      this.built.set(conn, tools);
+    }
+    let tool = tools.get(hash);
+    if (!tool) {
+      tool = mcpToolDef(server, def, hash, (args, signal) => conn.call(def.name, args, signal)) as ToolDef;
+      tools.set(hash, tool);
+    }
+    return tool;
   }
 }
 
