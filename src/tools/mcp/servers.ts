@@ -17,7 +17,7 @@ import type { ToolDef } from "../../gate/types.js";
 import type { McpServerContainer } from "../../sandbox/mcp-container.js";
 import type { AuditLog } from "../../security/audit.js";
 import type { JsonValue } from "../../security/canonical-json.js";
-import { parseMcpToolName } from "../names.js";
+import { mcpToolName, parseMcpToolName } from "../names.js";
 import { type ConnectDeps, McpConnection } from "./connection.js";
 import { changedParts, definitionDiff, definitionHash, type McpToolDefinition } from "./definitions.js";
 import type { McpPins } from "./pins.js";
@@ -31,6 +31,9 @@ declare module "../../security/audit-events.js" {
     "mcp.unreachable": { server: string; reason: string };
   }
 }
+
+/** Tool names every provider's API accepts (Anthropic's rule is the narrowest). */
+const OFFERABLE = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** A tool's state against its pin. */
 export type McpToolState = "approved" | "changed" | "new" | "removed";
@@ -135,6 +138,8 @@ export class McpServers implements ExternalTools {
       }
       for (const [tool, live] of conn.tools) {
         const pin = pins.tools.get(tool);
+        // A name the providers' APIs refuse would fail every request of the agent: not offered.
+        if (!OFFERABLE.test(mcpToolName(name, tool))) continue;
         if (pin && definitionHash(live) === pin.hash)
           out.push(this.toolOf(server, conn, pin.definition, pin.hash) as ToolDef<unknown>);
       }
