@@ -22,6 +22,7 @@ const sections: Record<string, Loader> = {
   plans: async () => (await import("./plans.js")).benchPlans(),
   mcp: async () => (await import("./mcp.js")).benchMcp(),
   "mcp-servers": async () => (await import("./mcp-servers.js")).benchMcpServers(),
+  egress: async () => (await import("./egress.js")).benchEgress(),
 };
 
 async function main(): Promise<void> {
