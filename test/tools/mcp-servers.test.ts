@@ -286,6 +286,32 @@ describe("an external MCP server's tools through the gate", () => {
       expect(text).not.toContain(SECRET);
   });
 
+  it("holds a call to the server's timeout_ms and names the server when it is passed", async () => {
+    remote = await startRemoteMcpServer([{ ...echoTool(), run: () => new Promise(() => {}) }]);
+    const url = remote.url;
+    const fx = await suite.start({
+      config: (cfg: Config) => {
+        cfg.mcp.servers.remote = {
+          name: "remote",
+          transport: "http",
+          url,
+          headers: {},
+          readOnlyTools: ["*"],
+          timeoutMs: 400,
+        };
+        cfg.grantCeilings = [["mcp: remote/*"]];
+      },
+    });
+    const c = await fx.client();
+    await c.call("mcp.approve", { server: "remote" });
+    const a = await spawn(c, user("patient"));
+    const t0 = Date.now();
+    const e = await rpcError(echo(c, a, { text: "x" }));
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(e.code).toBe("tool_failed");
+    expect(e.message).toMatch(/MCP server remote failed the call of echo: .*timed out/i);
+  });
+
   it("names the missing environment variable of a header, without any value", async () => {
     const { c } = await start({ headers: { Authorization: "NOT_SET_ANYWHERE" } });
     const [listed] = (await c.call("mcp.list", {})).servers;
