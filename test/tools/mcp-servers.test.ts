@@ -326,6 +326,7 @@ describe("an external MCP server's tools through the gate", () => {
     const hidden = "Echo the text back.\u200b\u202eevil\u202c\u{e0041}";
     remote = await startRemoteMcpServer([
       { ...echoTool(), def: { ...echoTool().def, name: "bad name.with spaces" } },
+      { ...echoTool(), def: { ...echoTool().def, name: "other" } },
       {
         ...echoTool(hidden),
         run: () => ({
@@ -338,6 +339,12 @@ describe("an external MCP server's tools through the gate", () => {
     ]);
     const { c } = await start({ readOnly: ["echo"] });
     await c.call("mcp.approve", { server: "remote" });
+    // After approval: one tool changes, one appears. Neither is offered.
+    remote.tools.set("other", {
+      ...echoTool("Changed."),
+      def: { ...echoTool("Changed.").def, name: "other" },
+    });
+    remote.tools.set("fresh", { ...echoTool(), def: { ...echoTool().def, name: "fresh" } });
     suite.server.script("You are looper", [
       turn.toolUse("mcp__remote__echo", { text: "hi" }),
       turn.text("done"),
@@ -355,7 +362,8 @@ describe("an external MCP server's tools through the gate", () => {
     expect(offered?.description).toMatch(
       /^Echo the text back\.evil\n\(Tool echo of the external MCP server remote/,
     );
-    // A tool name the provider would refuse is not offered (the request would fail).
+    // Offered: only the approved, unchanged tool; not the changed one, the new one, nor a
+    // tool whose name the provider would refuse (the request would fail).
     expect(first?.toolNames.filter((n: string) => n.startsWith("mcp__"))).toEqual(["mcp__remote__echo"]);
     expect(offered?.input_schema).toMatchObject({
       properties: { text: { type: "string" } },
