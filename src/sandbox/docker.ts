@@ -29,13 +29,8 @@ import {
 } from "./folders.js";
 import { ensureImage } from "./image.js";
 import { checkInputs, copyInputs, inputRules } from "./inputs.js";
-import {
-  type McpContainerDeps,
-  type McpServerContainer,
-  type McpServerSpec,
-  startMcpServerContainer,
-  stopMcpContainersOfGoal,
-} from "./mcp-container.js";
+import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
+import { LiveMcpServers } from "./mcp-servers.js";
 import { type PoolSlot, WarmPool } from "./pool.js";
 
 export interface DockerBackendOptions {
@@ -91,9 +86,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
    * warming up, ready, being handed over): GC removes only slot containers not in here.
    */
   private readonly ownSlots = new Set<string>();
-  /** The MCP server containers this process started and still speaks to, by container id. */
-  private readonly mcpServers = new Map<string, { goalId: string; server: McpServerContainer }>();
-  private readonly mcpDeps: McpContainerDeps;
+  /** The MCP server containers this process started and still speaks to. */
+  private readonly mcpServers: LiveMcpServers;
   private readonly pool: WarmPool;
   private readonly poolDir: string;
   private imageReady: Promise<unknown> | undefined;
@@ -111,7 +105,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
     });
     this.runtimeId = this.containers.runtimeId;
-    this.mcpDeps = {
+    this.mcpServers = new LiveMcpServers({
       docker: this.docker,
       config,
       runtimeId: this.runtimeId,
@@ -119,8 +113,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       ...(opts.labels ? { labels: opts.labels } : {}),
       ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
       folders: (goalId) => opts.folders?.(goalId) ?? this.foldersOf(goalId, this.workspaceOf.get(goalId)),
-      gone: (containerId) => this.mcpServers.delete(containerId),
-    };
+    });
     this.execTimeoutMs = config.sandbox.execTimeoutMs;
     this.maxOutputBytes = config.limits.toolOutputMaxBytes;
     this.landlock = config.sandbox.landlock;
@@ -250,29 +243,18 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     this.skillsOf.delete(goalId);
     this.workspaceOf.delete(goalId);
     await this.containers.remove(this.containerName(goalId));
-    await this.removeMcpServers(goalId);
+    await this.mcpServers.removeOfGoal(goalId);
     if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
   }
 
   async startMcpServer(spec: McpServerSpec): Promise<McpServerContainer> {
     assertGoalId(spec.goalId);
     this.refuseRetired(spec.goalId);
-    if (spec.image === undefined) await this.imageOnce();
-    const server = await startMcpServerContainer(this.mcpDeps, spec);
-    this.mcpServers.set(server.containerId, { goalId: spec.goalId, server });
-    if (this.retired.has(spec.goalId)) {
-      // The goal ended while its server was being started: the server goes at once.
-      await server.stop();
-      this.refuseRetired(spec.goalId);
-    }
-    return server;
-  }
-
-  /** Close the goal's MCP servers this process speaks to, then remove any other left by a process before. */
-  private async removeMcpServers(goalId: string): Promise<void> {
-    const own = [...this.mcpServers.values()].filter((m) => m.goalId === goalId);
-    await Promise.all(own.map((m) => m.server.stop()));
-    await stopMcpContainersOfGoal(this.docker, this.runtimeId, goalId);
+    return this.mcpServers.start(
+      spec,
+      () => (spec.image === undefined ? this.imageOnce() : Promise.resolve()),
+      (goalId) => this.refuseRetired(goalId),
+    );
   }
 
   async reattach(): Promise<string[]> {
@@ -299,7 +281,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       const name = (c.Names[0] ?? "").replace(/^\//, "");
       const mcpServer = c.Labels[LABEL.mcpServer];
       if (mcpServer !== undefined) {
-        const removed = await this.gcMcpServer(c, name, mcpServer, now, opts);
+        const removed = await this.mcpServers.sweep(c, mcpServer, now, opts);
         if (removed) report.removedContainers.push(removed);
         else if (c.Labels[LABEL.goal]) liveContainers.add(c.Labels[LABEL.goal] as string);
         continue;
@@ -326,31 +308,6 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     }
     report.removedFolders.push(...this.gcPoolFolders());
     return report;
-  }
-
-  /**
-   * An MCP server's container goes when it stopped, expired, its goal is not live, or no
-   * process speaks to it: its stdin was attached once (StdinOnce), so only the process that
-   * started it can ever talk to it, and after a restart that process is gone.
-   */
-  private async gcMcpServer(
-    c: Docker.ContainerInfo,
-    name: string,
-    mcpServer: string,
-    now: number,
-    opts: GcOptions,
-  ): Promise<GcReport["removedContainers"][number] | undefined> {
-    const goalId = c.Labels[LABEL.goal];
-    const expires = Number(c.Labels[LABEL.expires] ?? "0");
-    let reason: GcReport["removedContainers"][number]["reason"] | undefined;
-    if (c.State !== "running") reason = "stopped";
-    else if (expires > 0 && expires <= now) reason = "expired";
-    else if (!this.mcpServers.has(c.Id) || !goalId || !(await opts.isGoalLive(goalId))) reason = "orphan";
-    if (!reason) return undefined;
-    const own = this.mcpServers.get(c.Id);
-    if (own) await own.server.stop();
-    else await this.containers.remove(c.Id);
-    return { name, reason, containerId: c.Id, mcpServer, ...(goalId ? { goalId } : {}) };
   }
 
   /** Goal folders of goals neither live nor touched for the TTL; links are unlinked, never followed. */
@@ -404,7 +361,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async close(): Promise<void> {
     await this.pool.close();
     for (const goalId of [...this.handles.keys()]) this.dropHandle(goalId);
-    await Promise.all([...this.mcpServers.values()].map((m) => m.server.stop()));
+    await this.mcpServers.closeAll();
   }
 
   // ------------------------------------------------------------------ internals
