@@ -87,8 +87,15 @@ export interface ExternalTools {
     principal: Principal,
     name: string,
   ): Promise<{ tool: ToolDef<unknown> } | { refusal: ToolRefusal } | undefined>;
-  /** The tools this agent could call now (before its grants are applied). */
-  offered(principal: Pick<Principal, "agentId" | "goalId">): Promise<ToolDef<unknown>[]>;
+  /**
+   * The tools this agent could call now, of the sources its verified `grants` reach at all
+   * (an external server no grant names is not even connected); the caller filters each
+   * tool by its grant need.
+   */
+  offered(
+    principal: Pick<Principal, "agentId" | "goalId">,
+    grants: readonly Grant[],
+  ): Promise<ToolDef<unknown>[]>;
 }
 
 export interface GateDeps {
@@ -143,8 +150,9 @@ export class Gate {
   /** The built-in tools and the external ones this agent could call now, by name. */
   async toolsFor(
     principal: Pick<Principal, "agentId" | "goalId">,
+    grants: readonly Grant[],
   ): Promise<ReadonlyMap<string, ToolDef<unknown>>> {
-    const external = (await this.deps.external?.offered(principal)) ?? [];
+    const external = (await this.deps.external?.offered(principal, grants)) ?? [];
     if (external.length === 0) return this.deps.tools;
     const all = new Map(this.deps.tools);
     for (const t of external) if (!all.has(t.name)) all.set(t.name, t);
