@@ -31,6 +31,9 @@ const noContainers: SandboxBackend = {
   },
   stop: async () => {},
   remove: async () => {},
+  startMcpServer: async () => {
+    throw new AidoError(ErrorCode.sandboxUnavailable, "the agents bench runs without containers");
+  },
   reattach: async () => [],
   gc: async () => ({ removedContainers: [], removedFolders: [] }),
   close: async () => {},

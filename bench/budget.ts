@@ -27,6 +27,9 @@ const noContainers: SandboxBackend = {
   },
   stop: async () => {},
   remove: async () => {},
+  startMcpServer: async () => {
+    throw new AidoError(ErrorCode.sandboxUnavailable, "the budget bench runs without containers");
+  },
   reattach: async () => [],
   gc: async () => ({ removedContainers: [], removedFolders: [] }),
   close: async () => {},

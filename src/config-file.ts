@@ -10,7 +10,8 @@ import { isIP } from "node:net";
 import { isMap, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { AidoError, ErrorCode, formatIssues, type Issue } from "./errors.js";
-import { GRANT_KINDS, parseGrant } from "./security/grants.js";
+import { canonicalJson } from "./security/canonical-json.js";
+import { GRANT_KINDS, MCP_SERVER_NAME, parseGrant } from "./security/grants.js";
 import { unknownToolProblem } from "./tools/names.js";
 
 const grantString = z.string().superRefine((s, ctx) => {
@@ -63,6 +64,89 @@ const policyRule = z
     if (problem) ctx.addIssue({ code: "custom", message: problem });
   });
 
+/** An HTTP header name, and the environment variable its value is read from at connect. */
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/;
+const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/** A tool name of an external MCP server, or a glob of them ("*" any characters). */
+const MCP_TOOL_GLOB = /^[A-Za-z0-9_.*-]{1,64}$/;
+
+const absolutePath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => p.startsWith("/") && !p.split("/").includes(".."), 'an absolute path without ".."');
+
+/** Keys only one kind of server has: a remote one (url) or a stdio one (command). */
+const REMOTE_ONLY = ["headers"] as const;
+const STDIO_ONLY = ["image", "env", "workspace", "mounts"] as const;
+
+/**
+ * An external MCP server the operator declares (tools/mcp/): remote, over Streamable HTTP
+ * (`url`), or stdio (`command`), run in a container of its own per goal
+ * (sandbox/mcp-container.ts). A remote server's `headers` map a header to the NAME of an
+ * environment variable of the daemon, whose value is read at connect and never logged,
+ * shown or audited. A stdio server's `env` holds literal values (it sees nothing of the
+ * daemon's environment), `workspace` whether the goal's /workspace is mounted, `mounts`
+ * read-only host paths. `read_only_tools` are the tools the operator trusts to change
+ * nothing: every other tool waits for a human by default.
+ */
+const mcpServer = z
+  .strictObject({
+    url: z
+      .string()
+      .max(2048)
+      .refine(
+        (u) => URL.canParse(u) && ["http:", "https:"].includes(new URL(u).protocol),
+        "url must be an http:// or https:// URL",
+      )
+      .refine((u) => !URL.canParse(u) || (new URL(u).username === "" && new URL(u).password === ""), {
+        message: "url must not carry credentials (put them in headers, read from the environment)",
+      })
+      .optional(),
+    headers: z
+      .record(
+        z.string().regex(HEADER_NAME, "a header name (letters, digits, and !#$%&'*+.^_`|~-)"),
+        z
+          .string()
+          .regex(
+            ENV_VAR_NAME,
+            "the NAME of an environment variable holding the value (e.g. GITHUB_TOKEN), not a value",
+          ),
+      )
+      .optional(),
+    command: z.array(z.string().min(1).max(4096)).min(1).max(64).optional(),
+    image: z.string().min(1).max(256).optional(),
+    env: z
+      .record(z.string().regex(ENV_VAR_NAME, "an environment variable name"), z.string().max(4096))
+      .optional(),
+    workspace: z.enum(["none", "ro", "rw"]).optional(),
+    mounts: z
+      .array(z.strictObject({ source: absolutePath, target: absolutePath }))
+      .max(16)
+      .optional(),
+    read_only_tools: z
+      .array(z.string().regex(MCP_TOOL_GLOB, "a tool name or glob ([A-Za-z0-9_.-] and *)"))
+      .optional(),
+    timeout_ms: positiveInt.max(600_000).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if ((s.url === undefined) === (s.command === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "a server has either url (remote, Streamable HTTP) or command (stdio, in a container)",
+      });
+      return;
+    }
+    const wrong = s.url !== undefined ? STDIO_ONLY : REMOTE_ONLY;
+    for (const key of wrong) {
+      if (s[key] !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `${key} is for ${s.url !== undefined ? "stdio servers (command)" : "remote servers (url)"}`,
+        });
+    }
+  });
 /** A host name a split-horizon `egress.hosts` entry may name (lower case, no trailing dot). */
 const EGRESS_HOST_NAME = /^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$/;
 
@@ -189,6 +273,20 @@ export const ConfigFileSchema = z.strictObject({
       manifest_dirs: z.array(z.string().min(1)).optional(),
     })
     .optional(),
+  /** External MCP servers by name (tools/mcp/); manifests name the ones their agents may use. */
+  mcp_servers: z
+    .record(z.string(), mcpServer)
+    .superRefine((servers, ctx) => {
+      for (const name of Object.keys(servers)) {
+        if (!MCP_SERVER_NAME.test(name))
+          ctx.addIssue({
+            code: "custom",
+            path: [name],
+            message: `"${name}" is not a server name: [a-z][a-z0-9-]*, at most 32 characters`,
+          });
+      }
+    })
+    .optional(),
 });
 export type ConfigFile = z.infer<typeof ConfigFileSchema>;
 
@@ -225,6 +323,7 @@ export const DEFAULTS = {
   egress: { connectTimeoutMs: 10_000, idleTimeoutMs: 300_000, maxConnections: 64 },
   memory: { maxRecords: 10_000, maxContentBytes: 16_384 },
   daemon: { maxLineBytes: 1024 * 1024 },
+  mcp: { timeoutMs: 30_000 },
 } as const;
 
 /** Parse one YAML config file strictly; errors name the file, the key path and the line. */
@@ -401,6 +500,36 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
       );
     }
   }
+  if (project.mcp_servers) out.mcp_servers = keptServers(base, project, projectFile);
   // grants are not merged here: each file's list stays a separate ceiling (see loadConfig).
   return out;
+}
+
+/**
+ * A project file's `mcp_servers`: the operator's servers the project keeps, each restated
+ * exactly as the operator declared it; the operator's others are removed. A server the
+ * operator did not declare, or one restated differently, is refused: a project can only
+ * take servers away.
+ */
+function keptServers(base: ConfigFile, project: ConfigFile, projectFile: string): ConfigFile["mcp_servers"] {
+  const kept: NonNullable<ConfigFile["mcp_servers"]> = {};
+  for (const [name, server] of Object.entries(project.mcp_servers ?? {})) {
+    const declared = base.mcp_servers?.[name];
+    if (declared === undefined) {
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        `${projectFile}: mcp_servers.${name} is not a server the operator's config declares (a project may only remove servers)`,
+        { file: projectFile, key: `mcp_servers.${name}` },
+      );
+    }
+    if (canonicalJson(declared) !== canonicalJson(server)) {
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        `${projectFile}: mcp_servers.${name} may only restate the operator's declaration (it differs from it)`,
+        { file: projectFile, key: `mcp_servers.${name}` },
+      );
+    }
+    kept[name] = declared;
+  }
+  return kept;
 }

@@ -100,7 +100,43 @@ export interface Config {
     embeddingModel?: string;
   };
   daemon: { maxLineBytes: number; manifestDirs: string[] };
+  /** External MCP servers the operator declared (config `mcp_servers`; tools/mcp/). */
+  mcp: {
+    servers: Record<string, McpServerConfig>;
+    /**
+     * The value of an environment variable a server's header names, read when the server is
+     * connected (undefined: not set). Never logged, shown or audited.
+     */
+    headerValue(variable: string): string | undefined;
+  };
 }
+
+/** One external MCP server: remote (Streamable HTTP) or stdio (a container of its own per goal). */
+export type McpServerConfig = {
+  name: string;
+  /** Tool globs the operator marked read-only: only these run without a human's approval. */
+  readOnlyTools: string[];
+  /** Cap on connecting, listing and each call. */
+  timeoutMs: number;
+} & (
+  | {
+      transport: "http";
+      url: string;
+      /** Header name -> the environment variable holding its value. */
+      headers: Record<string, string>;
+    }
+  | {
+      transport: "stdio";
+      command: string[];
+      /** Default: the sandbox image. */
+      image?: string;
+      /** Literal values: the server sees nothing of the daemon's environment. */
+      env: Record<string, string>;
+      workspace: "none" | "ro" | "rw";
+      /** Read-only host paths. */
+      mounts: { source: string; target: string }[];
+    }
+);
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -253,7 +289,27 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
         resolve(home, d),
       ),
     },
+    mcp: { servers: {}, headerValue: (variable) => env[variable] },
   };
+  for (const [name, s] of Object.entries(f.mcp_servers ?? {})) {
+    const common = {
+      name,
+      readOnlyTools: [...(s.read_only_tools ?? [])],
+      timeoutMs: s.timeout_ms ?? DEFAULTS.mcp.timeoutMs,
+    };
+    cfg.mcp.servers[name] =
+      s.url !== undefined
+        ? { ...common, transport: "http", url: s.url, headers: { ...(s.headers ?? {}) } }
+        : {
+            ...common,
+            transport: "stdio",
+            command: [...(s.command ?? [])],
+            ...(s.image !== undefined ? { image: s.image } : {}),
+            env: { ...(s.env ?? {}) },
+            workspace: s.workspace ?? "none",
+            mounts: (s.mounts ?? []).map((m) => ({ ...m })),
+          };
+  }
   if (env.AIDO_MODEL) cfg.modelOverride = env.AIDO_MODEL;
   if (env.AIDO_RECORD) cfg.record = resolve(env.AIDO_RECORD);
   if (env.AIDO_REPLAY) cfg.replay = resolve(env.AIDO_REPLAY);

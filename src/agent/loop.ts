@@ -68,7 +68,11 @@ export async function runAgentLoop(
   const signal = agent.abort.signal;
   try {
     const verified = env.tokens.verify(agent.token);
-    const tools = offeredTools(env.gate.tools, verified.grants, agent.manifest);
+    const tools = offeredTools(
+      await env.gate.toolsFor({ agentId: agent.id, goalId: agent.goalId }, verified.grants),
+      verified.grants,
+      agent.manifest,
+    );
     const specs = tools.map(toolSpec);
     const system = buildSystemPrompt({
       manifest: agent.manifest,

@@ -29,10 +29,13 @@ const specCache = new WeakMap<ToolDef<unknown>, ToolSpec>();
 export function toolSpec(def: ToolDef<unknown>): ToolSpec {
   let spec = specCache.get(def);
   if (!spec) {
-    const schema = z.toJSONSchema(def.input as z.ZodType, { io: "input", unrepresentable: "any" }) as Record<
-      string,
-      unknown
-    >;
+    const schema =
+      def.inputJsonSchema !== undefined
+        ? { ...def.inputJsonSchema }
+        : (z.toJSONSchema(def.input as z.ZodType, { io: "input", unrepresentable: "any" }) as Record<
+            string,
+            unknown
+          >);
     delete schema.$schema;
     spec = { name: def.name, description: def.description, input_schema: schema };
     specCache.set(def, spec);
@@ -48,7 +51,7 @@ export function offeredTools(
 ): ToolDef<unknown>[] {
   const canSpawn = grants.some((g) => g.kind === "spawn_child");
   return [...tools.values()]
-    .filter((t) => grantsAllow(grants, { kind: "tool", name: t.name }))
+    .filter((t) => grantsAllow(grants, t.grantNeed ?? { kind: "tool", name: t.name }))
     .filter((t) => !MEMORY_TOOLS.has(t.name) || episodicOn(manifest))
     .filter((t) => !SPAWN_TOOLS.has(t.name) || canSpawn)
     .sort((a, b) => a.name.localeCompare(b.name));

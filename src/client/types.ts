@@ -14,6 +14,7 @@ import type { ToolSpec } from "../llm/types.js";
 import type { GrantRecord } from "../security/approval-grants.js";
 import type { ApprovalRecord } from "../security/approvals.js";
 import type { AuditEntry } from "../security/audit-events.js";
+import type { McpServerStatus } from "../tools/mcp/servers.js";
 
 export type MethodName = DaemonMethodName;
 export type MethodParams<M extends MethodName> = ParamsInput<M>;
@@ -52,6 +53,8 @@ interface Results {
   "approval.respond": ApprovalRecord;
   "approval.grants": { grants: GrantRecord[] };
   "approval.revoke": GrantRecord;
+  "mcp.list": { servers: McpServerStatus[] };
+  "mcp.approve": McpServerStatus;
   "audit.verify": AuditVerifyResult;
   "audit.query": { entries: AuditEntry[] };
   "events.subscribe": { subscribed: true; goal_id: string | null };

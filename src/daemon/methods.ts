@@ -193,6 +193,8 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "approval.respond": (p, { rt }) => rt.approvals.respond(p.id, p.decision, "socket client"),
   "approval.grants": (p, { rt }) => ({ grants: rt.approvals.grants(p.all === true) }),
   "approval.revoke": (p, { rt }) => rt.approvals.revoke(p.grant_id, "socket client"),
+  "mcp.list": async (p, { rt }) => ({ servers: await rt.mcp.status(p.server) }),
+  "mcp.approve": (p, { rt }) => rt.mcp.approve(p.server, p.expect, "socket client"),
 
   "audit.verify": (p, { rt }) => {
     const r = rt.audit.verify(p.anchor === undefined ? {} : { anchor: parseAnchor(p.anchor) });

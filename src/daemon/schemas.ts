@@ -87,6 +87,14 @@ export const MethodSchemas = {
     decision: z.enum(APPROVAL_DECISIONS as [ApprovalDecision, ...ApprovalDecision[]]),
   }),
   "approval.grants": z.strictObject({ all: z.boolean().optional() }),
+  "mcp.list": z.strictObject({ server: z.string().min(1).max(64).optional() }),
+  "mcp.approve": z.strictObject({
+    server: z.string().min(1).max(64),
+    /** Tool name -> hash the operator reviewed; refused when the live tools differ. */
+    expect: z
+      .record(z.string().min(1).max(64), z.string().regex(/^[0-9a-f]{64}$/, "a SHA-256 in hex"))
+      .optional(),
+  }),
   "approval.revoke": z.strictObject({ grant_id: id }),
   "audit.verify": z.strictObject({
     anchor: z

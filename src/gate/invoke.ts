@@ -71,8 +71,38 @@ export interface SnapshotHook {
   beforeMutation(principal: Principal, keep: readonly string[]): Promise<void>;
 }
 
+/** A refusal of a tool lookup: what the gate audits and reports, stage and all. */
+export interface ToolRefusal {
+  code: ErrorCode;
+  stage: DenyStage;
+  reason: string;
+}
+
+/**
+ * Tools known only per agent and per goal (external MCP servers' tools, tools/mcp/): looked
+ * up by name when the built-in map has none, and listed for an agent's offer.
+ */
+export interface ExternalTools {
+  /** The tool `name` stands for, for this caller; a refusal names why it cannot be called. */
+  resolve(
+    principal: Principal,
+    name: string,
+  ): Promise<{ tool: ToolDef<unknown> } | { refusal: ToolRefusal } | undefined>;
+  /**
+   * The tools this agent could call now, of the sources its verified `grants` reach at all
+   * (an external server no grant names is not even connected); the caller filters each
+   * tool by its grant need.
+   */
+  offered(
+    principal: Pick<Principal, "agentId" | "goalId">,
+    grants: readonly Grant[],
+  ): Promise<ToolDef<unknown>[]>;
+}
+
 export interface GateDeps {
   tools: ReadonlyMap<string, ToolDef<unknown>>;
+  /** Per-agent tools beyond `tools` (external MCP servers'); absent: none. */
+  external?: ExternalTools;
   tokens: TokenAuthority;
   policy: PolicyEngine;
   audit: AuditLog;
@@ -121,6 +151,18 @@ export class Gate {
 
   get tools(): ReadonlyMap<string, ToolDef<unknown>> {
     return this.deps.tools;
+  }
+
+  /** The built-in tools and the external ones this agent could call now, by name. */
+  async toolsFor(
+    principal: Pick<Principal, "agentId" | "goalId">,
+    grants: readonly Grant[],
+  ): Promise<ReadonlyMap<string, ToolDef<unknown>>> {
+    const external = (await this.deps.external?.offered(principal, grants)) ?? [];
+    if (external.length === 0) return this.deps.tools;
+    const all = new Map(this.deps.tools);
+    for (const t of external) if (!all.has(t.name)) all.set(t.name, t);
+    return all;
   }
 
   /** The agent stopped (kernel/registry.ts stopAgent): drop what the gate kept for it. */

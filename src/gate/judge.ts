@@ -79,8 +79,14 @@ export async function judgeCall(
   deny: Deny,
   seen: Seen = {},
 ): Promise<Judged> {
-  // 1. schema
-  const tool = deps.tools.get(call.name);
+  // 1. schema (an external MCP tool is looked up for this agent: its server in the agent's
+  // manifest, approved, the tool's definition still the one pinned; tools/mcp/)
+  const external = deps.tools.has(call.name) ? undefined : await deps.external?.resolve(principal, call.name);
+  if (external && "refusal" in external) {
+    const r = external.refusal;
+    return deny(r.code, r.stage, r.reason);
+  }
+  const tool = deps.tools.get(call.name) ?? external?.tool;
   if (!tool) {
     return deny(ErrorCode.unknownTool, "schema", `unknown tool "${call.name}"`, {
       known: [...deps.tools.keys()].sort(),
@@ -104,7 +110,7 @@ export async function judgeCall(
   } catch (e) {
     return deny(ErrorCode.tokenInvalid, "capability", errorMessage(e));
   }
-  const toolNeed: Need = { kind: "tool", name: tool.name };
+  const toolNeed: Need = tool.grantNeed ?? { kind: "tool", name: tool.name };
   const stated = judging(deny, () => tool.staticNeeds?.(input) ?? [toolNeed]);
   seen.stated = stated;
   for (const need of [toolNeed, ...stated]) {
@@ -178,14 +184,18 @@ export async function judgeCall(
   // scope is worked out only here (for exec it resolves every word in the container).
   const confirmRule = decision.decision === "confirm" ? decision : undefined;
   const judged: Judged = { tool, input, grants, needs, sandbox, ...(confirmRule ? { confirmRule } : {}) };
-  if (principal.approvalRequired.has(tool.name) || confirmRule) {
+  if (principal.approvalRequired.has(tool.name) || confirmRule || tool.approvalReason) {
     const scopeOf = async () =>
       (await tool.approvalScope?.(input, needs, needsCtx)) ?? approvalScopeOf(tool.name, input, needs);
     judged.approval = {
       scope: await scopeOf(),
       scopeOf,
       summary: summarize(tool.name, input, confirmRule?.reason),
-      why: confirmRule ? confirmRule.reason : `the agent's manifest lists ${tool.name} in approval_required`,
+      why: confirmRule
+        ? confirmRule.reason
+        : principal.approvalRequired.has(tool.name)
+          ? `the agent's manifest lists ${tool.name} in approval_required`
+          : (tool.approvalReason as string),
     };
   }
   return judged;

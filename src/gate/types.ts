@@ -109,6 +109,23 @@ export interface ToolDef<I = unknown> {
   description: string;
   input: z.ZodType<I>;
   /**
+   * The input's JSON Schema as the model is shown it, when the tool has one of its own (an
+   * external MCP tool: its pinned inputSchema); absent: made from `input`.
+   */
+  inputJsonSchema?: Record<string, unknown>;
+  /**
+   * The need that stands for calling this tool at all, checked against the grants before
+   * anything else and deciding whether the tool is offered: default `{kind: "tool", name}`;
+   * an external MCP tool's is `{kind: "mcp", server, tool}`.
+   */
+  grantNeed?: Need;
+  /**
+   * Why every call waits for a human unless a standing decision covers it, beside the
+   * manifest's approval_required and the policy's confirm rules (an external MCP tool the
+   * operator did not mark read-only). Absent: no such reason.
+   */
+  approvalReason?: string;
+  /**
    * true when a call can change files the goal's container sees (/workspace, /output): the
    * gate snapshots both before the first such call of a turn. Tools that change only the
    * runtime's own state (memory, spawning) say false: a snapshot would not cover it.

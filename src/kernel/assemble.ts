@@ -1,6 +1,7 @@
 // kernel/assemble.ts — the runtime's parts, built once, in dependency order, over one
 // SQLite connection: runtime key and audit log, tokens, approvals, budget, policy, the
-// sandbox backend, snapshots, memory, skills, persistent intents, the tool registry, the gate, the agent
+// sandbox backend, snapshots, memory, skills, persistent intents, the tool registry and the
+// external MCP servers (tools/mcp/), the gate, the agent
 // registry, the inference scheduler, spawning, the agent environment and runner, the goal
 // queue, the plan ledger, parallel worlds and the sandbox sweeper. Each part is made from parts made before it; the few
 // callbacks that point forward (a container's skills come from the goal's root agent, an
@@ -42,6 +43,8 @@ import { PolicyEngine } from "../security/policy.js";
 import { TokenAuthority } from "../security/tokens.js";
 import { SkillRegistry } from "../skills/registry.js";
 import { createSkillTools } from "../skills/tools.js";
+import { McpPins } from "../tools/mcp/pins.js";
+import { McpServers } from "../tools/mcp/servers.js";
 import { type BuiltinToolDeps, builtinTools } from "../tools/registry.js";
 import { AgentRunner } from "./agents.js";
 import { EventBus } from "./events.js";
@@ -91,6 +94,8 @@ export interface RuntimeParts {
   /** Persistent intents: one active objective per project folder. */
   intents: Intents;
   tools: ReadonlyMap<string, ToolDef<unknown>>;
+  /** External MCP servers: per-goal connections, pins, `aido mcp list / approve`. */
+  mcp: McpServers;
   /** Each goal's writes to the host, against sandbox.workspace_max_mb (every handle is held to it). */
   quota: WorkspaceQuota;
   /** Each goal's sandbox handle, and the one path that ends it. */
@@ -142,7 +147,10 @@ export async function assembleRuntime(
   });
   const budget = new BudgetLedger({ db, audit });
   const policy = new PolicyEngine(config);
-  const backend = opts.backend ?? new DockerBackend(config, { log });
+  const binds = new WorkspaceBinds(config.goalsDir);
+  /** A goal's host folders, a session's bound project folder included: what every part that reaches them uses. */
+  const foldersOf = (goalId: string) => binds.folders(goalId);
+  const backend = opts.backend ?? new DockerBackend(config, { folders: foldersOf, log });
   // The host folders a goal's snapshots cover: one function for the gate's snapshot before
   // a mutation and a plan's snapshot before it runs.
   const snapshots = new SnapshotStore({
@@ -160,9 +168,6 @@ export async function assembleRuntime(
   const skills = SkillRegistry.fromConfig(config);
   const intents = new Intents(db, audit);
   const events = new EventBus();
-  const binds = new WorkspaceBinds(config.goalsDir);
-  /** A goal's host folders, a session's bound project folder included: what every part that reaches them uses. */
-  const foldersOf = (goalId: string) => binds.folders(goalId);
   const quota = new WorkspaceQuota({
     goalsDir: config.goalsDir,
     maxMb: config.sandbox.workspaceMaxMb,
@@ -182,6 +187,25 @@ export async function assembleRuntime(
       return proxy;
     },
   });
+  // External MCP servers' tools: an agent sees those of its manifest's servers (read from the
+  // registry once it exists; called only when a tool is looked up or offered).
+  const mcp = new McpServers({
+    config,
+    pins: new McpPins(db),
+    audit,
+    serversOf: (agentId) => registry.get(agentId)?.manifest.mcp_servers,
+    startStdio: (goalId, s) =>
+      backend.startMcpServer({
+        goalId,
+        server: s.name,
+        command: s.command,
+        ...(s.image !== undefined ? { image: s.image } : {}),
+        env: s.env,
+        workspace: s.workspace,
+        mounts: s.mounts,
+      }),
+    endProbe: (goalId) => backend.remove(goalId, { deleteFolders: true }),
+  });
   const sandboxes: GoalSandboxes = new GoalSandboxes({
     config,
     backend,
@@ -198,6 +222,7 @@ export async function assembleRuntime(
     log,
     usesNetwork: (goalId) => rootUsesNetwork(registry, worlds.realGoal(goalId) ?? goalId),
     egress: egressPlumbing,
+    retired: (goalId) => mcp.closeGoal(goalId),
   });
 
   // The tools: built-in and extra ones, then memory_* and skill_read whether or not the
@@ -214,6 +239,7 @@ export async function assembleRuntime(
 
   const gate: Gate = new Gate({
     tools,
+    external: mcp,
     tokens,
     policy,
     audit,
@@ -367,6 +393,7 @@ export async function assembleRuntime(
     backend,
     audit,
     isLive: (goalId) =>
+      mcp.probing(goalId) ||
       shadows.isLive(goalId) ||
       worlds.isLive(goalId) ||
       (isStandalone(goalId) ? registry.list({ goalId }).length > 0 : goals.isLive(goalId)),
@@ -388,6 +415,7 @@ export async function assembleRuntime(
     events,
     intents,
     tools,
+    mcp,
     quota,
     sandboxes,
     gate,

@@ -3,7 +3,8 @@
 // whose agents only think starts no container, and held to the workspace quota, so no
 // tool writes around it. One path ends it, retire(): the container is removed and the goal
 // retired in the backend (a call still in flight cannot start another), the handle is
-// forgotten, and every setuid/setgid bit under the goal's folder is cleared (audited).
+// forgotten, every setuid/setgid bit under the goal's folder is cleared (audited), and
+// what else lives as long as the goal is ended (its external MCP servers' connections).
 // The sweeper (sandbox-sweeper.ts) reports the containers it removed through released().
 // A goal whose root manifest holds a network grant (usesNetwork) gets its egress first
 // (egress/plumbing.ts: listener, network, relay) and its container on that network;
@@ -40,6 +41,8 @@ export interface GoalSandboxesDeps {
   egress?: Pick<EgressPlumbing, "open" | "close">;
   /** The goal's root manifest holds a network grant (children only narrow: none below it can). */
   usesNetwork(goalId: string): boolean;
+  /** What else ends with the goal (tools/mcp/ closes its servers' connections); never throws. */
+  retired?(goalId: string): Promise<void>;
 }
 
 export class GoalSandboxes {
@@ -88,6 +91,7 @@ export class GoalSandboxes {
     }
     await this.deps.egress?.close(goalId);
     await this.clearSetid(goalId);
+    await this.deps.retired?.(goalId);
   }
 
   /** A sweep removed the goal's container: a live goal's next call starts a new one. */

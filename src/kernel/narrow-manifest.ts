@@ -12,12 +12,14 @@
 //   budget.reset_period_seconds
 //                       only when the parent's budget has a reset period: a period is for
 //                       persistent agents and a goal's root (see security/budget.ts).
+//   mcp_servers         each one in the parent's list; omitted = the parent's list.
 //   approval_required   the parent's tools are added: a child can add tools that wait for a
 //                       human, never shed one. Inherited rather than refused, since adding
 //                       a human check never widens anything.
 // A root's manifest comes from the operator (a manifest folder, goal.submit, agent.spawn):
-// its model is held to models.allowed and its omissions are written out — no `skills:`
-// means every discovered skill, and its limits become the config's where it sets none — so
+// its model is held to models.allowed, its mcp_servers to the servers the operator
+// declared, and its omissions are written out — no `skills:` means every discovered skill,
+// no `mcp_servers:` none, and its limits become the config's where it sets none — so
 // every agent's effective manifest states each axis, and what its children inherit is
 // exactly what it holds (the per-agent /skills view is built from that list).
 
@@ -69,7 +71,23 @@ export function completeRoot(
   config: Pick<Config, "limits">,
   discoveredSkills: readonly string[],
 ): LoadedManifest {
-  return { ...m, skills: m.skills ?? [...discoveredSkills], limits: effectiveLimits(m, config) };
+  return {
+    ...m,
+    skills: m.skills ?? [...discoveredSkills],
+    limits: effectiveLimits(m, config),
+    mcp_servers: [...(m.mcp_servers ?? [])],
+  };
+}
+
+/** The offense of a root manifest naming MCP servers the operator did not declare, or undefined. */
+export function mcpServersOffense(config: Pick<Config, "mcp">, m: LoadedManifest): Offense | undefined {
+  const declared = Object.keys(config.mcp.servers);
+  const unknown = (m.mcp_servers ?? []).filter((s) => !declared.includes(s));
+  if (unknown.length === 0) return undefined;
+  return {
+    key: "mcp_servers",
+    message: `${unknown.map((s) => `"${s}"`).join(", ")} not declared in the operator's config (mcp_servers: ${declared.length > 0 ? declared.join(", ") : "none"})`,
+  };
 }
 
 /**
@@ -91,6 +109,15 @@ export function narrowChild(
     offenses.push({
       key: "skills",
       message: `${extraSkills.map((s) => `"${s}"`).join(", ")} not in the parent's skills [${parentSkills.join(", ")}]`,
+    });
+  }
+
+  const parentServers = held.mcp_servers ?? [];
+  const extraServers = (child.mcp_servers ?? []).filter((s) => !parentServers.includes(s));
+  if (extraServers.length > 0) {
+    offenses.push({
+      key: "mcp_servers",
+      message: `${extraServers.map((s) => `"${s}"`).join(", ")} not in the parent's mcp_servers [${parentServers.join(", ")}]`,
     });
   }
 
@@ -121,6 +148,7 @@ export function narrowChild(
   const manifest: LoadedManifest = {
     ...child,
     skills: child.skills ?? [...parentSkills],
+    mcp_servers: child.mcp_servers ?? [...parentServers],
     limits,
     approval_required: [...new Set([...held.approval_required, ...child.approval_required])],
   };

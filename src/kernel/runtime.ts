@@ -26,6 +26,7 @@ import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import { tightenHome } from "../security/private-home.js";
 import type { SkillRegistry } from "../skills/registry.js";
+import type { McpServers } from "../tools/mcp/servers.js";
 import type { BuiltinToolDeps } from "../tools/registry.js";
 import type { AgentRunner } from "./agents.js";
 import {
@@ -70,6 +71,8 @@ export class Runtime {
   /** Persistent intents (intent.* on the socket; goals carry them). */
   readonly intents: Intents;
   readonly tools: ReadonlyMap<string, ToolDef<unknown>>;
+  /** External MCP servers (mcp.list / mcp.approve on the socket; their tools pass the gate). */
+  readonly mcp: McpServers;
   /** Each goal's writes to the host, against sandbox.workspace_max_mb (every handle is held to it). */
   readonly quota: WorkspaceQuota;
   readonly gate: Gate;
@@ -105,6 +108,7 @@ export class Runtime {
     this.events = parts.events;
     this.intents = parts.intents;
     this.tools = parts.tools;
+    this.mcp = parts.mcp;
     this.quota = parts.quota;
     this.gate = parts.gate;
     this.registry = parts.registry;
@@ -265,6 +269,7 @@ export class Runtime {
       this.sessions.dispose();
       // No relay reaches the proxy any more; persistent agents' goals open theirs anew.
       await this.egressPlumbing.closeAll();
+      await this.mcp.closeAll();
       try {
         await this.backend.close();
       } finally {

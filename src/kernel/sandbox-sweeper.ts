@@ -5,7 +5,10 @@
 // owns. While the runtime runs it sweeps again every interval, which is where
 // `sandbox.ttl_seconds` is enforced: a container past its expiry label is removed, and
 // the goal it served ends failed with that reason (a standalone agent keeps going and gets
-// a fresh container on its next call). Each removal is audited as sandbox.destroyed.
+// a fresh container on its next call). Each removal is audited as sandbox.destroyed. A
+// goal's external MCP server containers are swept the same way (their expiry ends the goal
+// too), and one that no process speaks to any more (after a restart) is removed; removing
+// one leaves the goal's own container and handle alone.
 
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
@@ -99,18 +102,24 @@ export class SandboxSweeper {
       c.reason === "expired"
         ? `the goal's sandbox reached sandbox.ttl_seconds (${ttl} s)`
         : c.reason === "orphan"
-          ? "its goal is not running"
+          ? c.mcpServer !== undefined
+            ? "its goal is not running, or no process speaks to the server any more"
+            : "its goal is not running"
           : c.reason === "stopped"
             ? "the container had stopped"
             : "a warm-pool slot no process owns";
     this.deps.audit.record(
       "sandbox.destroyed",
-      { container_id: c.containerId, reason: `${c.reason}: ${reason}` },
+      {
+        container_id: c.containerId,
+        reason: `${c.reason}: ${reason}`,
+        ...(c.mcpServer !== undefined ? { mcp_server: c.mcpServer } : {}),
+      },
       c.goalId ? { goalId: c.goalId } : {},
     );
     if (!c.goalId) return;
     // An expired goal is told to stop first, so its agents do not start another container.
     if (c.reason === "expired") this.deps.expired(c.goalId, reason);
-    await this.deps.released(c.goalId);
+    if (c.mcpServer === undefined) await this.deps.released(c.goalId);
   }
 }

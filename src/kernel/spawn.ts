@@ -32,7 +32,13 @@ import { grantsWithin, uncoveredGrants } from "../security/narrowing.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import type { SkillRegistry } from "../skills/registry.js";
 import type { EventBus } from "./events.js";
-import { completeRoot, formatOffenses, modelOffense, narrowChild } from "./narrow-manifest.js";
+import {
+  completeRoot,
+  formatOffenses,
+  mcpServersOffense,
+  modelOffense,
+  narrowChild,
+} from "./narrow-manifest.js";
 import type { AdmissionGuard, AgentRecord, AgentRegistry } from "./registry.js";
 
 /** Root tokens live this long; children never outlive their parent's token. */
@@ -279,6 +285,14 @@ export class Spawner {
       );
     }
     if (model !== NO_MODEL) requireAllowedModel(deps.config, req.manifest.name, model);
+    const undeclared = mcpServersOffense(deps.config, req.manifest);
+    if (undeclared) {
+      throw new AidoError(
+        ErrorCode.manifestInvalid,
+        `manifest "${req.manifest.name}" (${req.manifest.source}) names MCP servers the operator does not declare: ${formatOffenses([undeclared])}`,
+        { manifest: req.manifest.name, keys: [undeclared.key] },
+      );
+    }
     const manifest = completeRoot(
       req.manifest,
       deps.config,

@@ -3,7 +3,7 @@
 // says where, so that a key nobody reads is easy to spot.
 
 import { z } from "zod";
-import { type Grant, isManifestName, parseGrant } from "../security/grants.js";
+import { type Grant, isManifestName, MCP_SERVER_NAME, parseGrant } from "../security/grants.js";
 import { unknownToolProblem } from "../tools/names.js";
 
 const grant = z.string().transform((s, ctx): Grant => {
@@ -95,6 +95,15 @@ export const ManifestSchema = z
       .optional(),
     /** skills/: allow-list of skills this agent may read; absent means all it can see. */
     skills: z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "skill name")).optional(),
+    /**
+     * tools/mcp/: the external MCP servers whose tools this agent may see (each one the
+     * operator declared: kernel/spawn.ts); its `mcp:` grants pick the tools. A child's list
+     * is a subset of its parent's (kernel/narrow-manifest.ts); omitted: none for a root,
+     * the parent's for a child.
+     */
+    mcp_servers: z
+      .array(z.string().regex(MCP_SERVER_NAME, "an MCP server name: [a-z][a-z0-9-]*, at most 32 characters"))
+      .optional(),
   })
   .superRefine((m, ctx) => {
     if (m.system_prompt !== undefined && m.system_prompt_file !== undefined) {

@@ -5,6 +5,7 @@
 
 import type { SandboxLimits } from "./container-spec.js";
 import type { EgressEndpoint } from "./egress-network.js";
+import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
 import type { SandboxHandle } from "./types.js";
 
 export interface AcquireOptions {
@@ -48,6 +49,8 @@ export interface RemovedContainer {
   containerId: string;
   /** The goal it belonged to (absent for a warm-pool slot). */
   goalId?: string;
+  /** It was this external MCP server's container (sandbox/mcp-container.ts), not the goal's. */
+  mcpServer?: string;
   reason: "expired" | "orphan" | "stale-pool" | "stopped";
 }
 
@@ -66,10 +69,15 @@ export interface SandboxBackend {
   /**
    * Remove the goal's container for good: the goal is retired, so a call still in flight
    * cannot start a new one (a later acquire is refused), and a container being made for
-   * it right now is removed once it exists (without waiting for it here). With deleteFolders also its folders (never
-   * through a link).
+   * it right now is removed once it exists (without waiting for it here). The goal's MCP
+   * server containers go too. With deleteFolders also its folders (never through a link).
    */
   remove(goalId: string, opts?: { deleteFolders?: boolean }): Promise<void>;
+  /**
+   * Start an external stdio MCP server for a goal in a container of its own
+   * (sandbox/mcp-container.ts). Refused once the goal is retired; removed with the goal.
+   */
+  startMcpServer(spec: McpServerSpec): Promise<McpServerContainer>;
   /** Find this runtime's running goal containers (after a restart); returns their goal ids. */
   reattach(): Promise<string[]>;
   gc(opts: GcOptions): Promise<GcReport>;
@@ -78,6 +86,9 @@ export interface SandboxBackend {
    * proxy variables point. A backend without it runs no goal that may use the network.
    */
   egress?(goalId: string, share: string): Promise<EgressEndpoint>;
-  /** Release everything this process holds: sessions, idle warm-pool containers. */
+  /**
+   * Release everything this process holds: sessions, idle warm-pool containers, and the MCP
+   * server containers it started (nothing else could speak to them after it is gone).
+   */
   close(): Promise<void>;
 }

@@ -70,10 +70,31 @@ export interface ContainerSpec {
   network?: string;
 }
 
-export function createOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
-  const l = spec.limits;
+/**
+ * The lockdown every container of the runtime gets, whatever it runs (a goal's, an MCP
+ * server's): no network, no capabilities, no-new-privileges, read-only root with a tmpfs
+ * /tmp, the limits, an init that reaps orphans, a private IPC namespace.
+ */
+export function lockedHostConfig(l: SandboxLimits, mounts: Docker.MountSettings[]): Docker.HostConfig {
   const memory = l.memoryMb * 1024 * 1024;
   const tmpfs = `rw,nosuid,nodev,size=${l.tmpfsMb}m,mode=1777${l.tmpNoexec ? ",noexec" : ""}`;
+  return {
+    NetworkMode: "none",
+    CapDrop: ["ALL"],
+    SecurityOpt: ["no-new-privileges"],
+    ReadonlyRootfs: true,
+    Tmpfs: { "/tmp": tmpfs },
+    PidsLimit: l.pids,
+    Memory: memory,
+    MemorySwap: memory,
+    NanoCpus: Math.round(l.cpus * 1e9),
+    Init: true,
+    IpcMode: "private",
+    Mounts: mounts,
+  };
+}
+
+export function createOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
   const mounts: Docker.MountSettings[] = [
     { Type: "bind", Source: spec.folders.workspace, Target: "/workspace", ReadOnly: false },
     { Type: "bind", Source: spec.folders.output, Target: "/output", ReadOnly: false },
@@ -94,19 +115,6 @@ export function createOptions(spec: ContainerSpec): Docker.ContainerCreateOption
     Env: ["HOME=/tmp", "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1"],
     Labels: spec.labels,
     NetworkDisabled: spec.network === undefined,
-    HostConfig: {
-      NetworkMode: spec.network ?? "none",
-      CapDrop: ["ALL"],
-      SecurityOpt: ["no-new-privileges"],
-      ReadonlyRootfs: true,
-      Tmpfs: { "/tmp": tmpfs },
-      PidsLimit: l.pids,
-      Memory: memory,
-      MemorySwap: memory,
-      NanoCpus: Math.round(l.cpus * 1e9),
-      Init: true,
-      IpcMode: "private",
-      Mounts: mounts,
-    },
+    HostConfig: { ...lockedHostConfig(spec.limits, mounts), NetworkMode: spec.network ?? "none" },
   };
 }

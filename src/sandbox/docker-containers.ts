@@ -23,6 +23,8 @@ export const LABEL = {
   pool: "aido.pool",
   expires: "aido.expires",
   limits: "aido.limits",
+  /** An external stdio MCP server's container (sandbox/mcp-container.ts): the server's name. */
+  mcpServer: "aido.mcp_server",
   /** On an egress relay container and network: the goal it serves (egress-network.ts). */
   relay: "aido.relay",
 } as const;

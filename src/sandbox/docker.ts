@@ -2,7 +2,9 @@
 // Which container a goal has: made on first acquire (or taken from the warm pool, or
 // re-attached after a restart), replaced when it died, removed for good when the goal is
 // retired, and swept by gc() when it is an orphan, expired or stopped. The containers
-// themselves (names, labels, engine calls) are docker-containers.ts's.
+// themselves (names, labels, engine calls) are docker-containers.ts's. A goal's external
+// MCP servers (mcp-container.ts) are started here too, so that they go with the goal and
+// gc() can tell the ones this process speaks to from leftovers nobody can reach.
 
 import { existsSync, lstatSync, readdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
@@ -18,9 +20,18 @@ import { DockerSandbox, type SandboxOwner } from "./docker-sandbox.js";
 import { type EgressEndpoint, EgressNetworks } from "./egress-network.js";
 import { connectDocker } from "./engine.js";
 import { ExecutorSession } from "./executor-session.js";
-import { assertGoalId, foldersUnder, goalFolders, parseUser, removeTreeNoFollow } from "./folders.js";
+import {
+  assertGoalId,
+  foldersUnder,
+  type GoalFolders,
+  goalFolders,
+  parseUser,
+  removeTreeNoFollow,
+} from "./folders.js";
 import { ensureImage } from "./image.js";
 import { checkInputs, copyInputs, inputRules } from "./inputs.js";
+import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
+import { LiveMcpServers } from "./mcp-servers.js";
 import { type PoolSlot, WarmPool } from "./pool.js";
 
 export interface DockerBackendOptions {
@@ -38,6 +49,12 @@ export interface DockerBackendOptions {
   /** Build the image on first need (default true); progress goes to onProgress. */
   ensureImage?: boolean;
   onProgress?: (message: string) => void;
+  /**
+   * A goal's host folders as the kernel sees them (a session's bound workspace included,
+   * kernel/assemble.ts); what an MCP server's /workspace mount is made from. Default: the
+   * goal's own folders, or the workspace its acquire bound.
+   */
+  folders?: (goalId: string) => GoalFolders;
   /** What the operator should know (said once): a kernel that skips a rule. */
   log?: (message: string) => void;
 }
@@ -75,6 +92,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
    * warming up, ready, being handed over): GC removes only slot containers not in here.
    */
   private readonly ownSlots = new Set<string>();
+  /** The MCP server containers this process started and still speaks to. */
+  private readonly mcpServers: LiveMcpServers;
   private readonly pool: WarmPool;
   private readonly poolDir: string;
   private imageReady: Promise<unknown> | undefined;
@@ -93,6 +112,15 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
     });
     this.runtimeId = this.containers.runtimeId;
+    this.mcpServers = new LiveMcpServers({
+      docker: this.docker,
+      config,
+      runtimeId: this.runtimeId,
+      user,
+      ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
+      folders: (goalId) => opts.folders?.(goalId) ?? this.foldersOf(goalId, this.workspaceOf.get(goalId)),
+    });
     const daemonUser = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
     this.networks = new EgressNetworks(this.docker, config, this.containers, daemonUser, opts.labels);
     this.execTimeoutMs = config.sandbox.execTimeoutMs;
@@ -260,9 +288,20 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     this.workspaceOf.delete(goalId);
     const hadEgress = this.egressShareOf.delete(goalId);
     await this.containers.remove(this.containerName(goalId));
+    await this.mcpServers.removeOfGoal(goalId);
     // The relay and network go after the container (a network in use cannot be removed).
     if (hadEgress) await this.networks.remove(goalId);
     if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
+  }
+
+  async startMcpServer(spec: McpServerSpec): Promise<McpServerContainer> {
+    assertGoalId(spec.goalId);
+    this.refuseRetired(spec.goalId);
+    return this.mcpServers.start(
+      spec,
+      () => (spec.image === undefined ? this.imageOnce() : Promise.resolve()),
+      (goalId) => this.refuseRetired(goalId),
+    );
   }
 
   async reattach(): Promise<string[]> {
@@ -291,6 +330,13 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     for (const c of await this.containers.list(true)) {
       if (c.Labels[LABEL.relay]) continue; // the egress sweep's, below
       const name = (c.Names[0] ?? "").replace(/^\//, "");
+      const mcpServer = c.Labels[LABEL.mcpServer];
+      if (mcpServer !== undefined) {
+        const removed = await this.mcpServers.sweep(c, mcpServer, now, opts);
+        if (removed) report.removedContainers.push(removed);
+        else if (c.Labels[LABEL.goal]) liveContainers.add(c.Labels[LABEL.goal] as string);
+        continue;
+      }
       const goalId = this.containers.goalOfName(name);
       const slot = c.Labels[LABEL.pool];
       let reason: GcReport["removedContainers"][number]["reason"] | undefined;
@@ -299,7 +345,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       else if (c.State !== "running") reason = "stopped";
       else if (expires > 0 && expires <= now) reason = "expired";
       else if (!(await opts.isGoalLive(goalId))) reason = "orphan";
-      else if (c.HostConfig.NetworkMode !== "none" && !this.handles.has(goalId)) reason = "orphan";
+      // On an egress network this process did not set up (one being made now is in there).
+      else if (c.HostConfig.NetworkMode !== "none" && !this.egressShareOf.has(goalId)) reason = "orphan";
       if (!reason) {
         if (goalId) liveContainers.add(goalId);
         continue;
@@ -309,10 +356,9 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       if (reason === "stale-pool" && slot) removeTreeNoFollow(join(this.poolDir, slot));
       report.removedContainers.push({ name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) });
     }
-    // Relays and networks of goals that ended, or whose container this sweep removed.
-    const removedGoals = new Set(report.removedContainers.flatMap((c) => (c.goalId ? [c.goalId] : [])));
+    // Relays and networks of goals that ended (a live goal's stay: its next container joins them).
     report.removedEgress = await this.networks.sweep(
-      async (g) => !removedGoals.has(g) && (this.egressShareOf.has(g) || (await opts.isGoalLive(g))),
+      async (g) => this.egressShareOf.has(g) || (await opts.isGoalLive(g)),
     );
     if (opts.removeExpiredFolders) {
       report.removedFolders = await this.gcFolders(opts, now, liveContainers);
@@ -374,6 +420,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async close(): Promise<void> {
     await this.pool.close();
     for (const goalId of [...this.handles.keys()]) this.dropHandle(goalId);
+    await this.mcpServers.closeAll();
   }
 
   // ------------------------------------------------------------------ internals

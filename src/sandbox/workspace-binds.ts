@@ -12,7 +12,9 @@
 // folder (/etc, /boot, /run, /usr/bin, … and /usr, /var, /home, /tmp themselves), a folder
 // holding the Docker socket (a container with it is root on the host), nor $AIDO_HOME, a
 // folder inside it or a folder that contains it (the agent would reach the runtime's
-// keys, database and audit). Every refusal names the path and the reason.
+// keys, database and audit). Every refusal names the path and the reason. checkBindSource
+// is the part of those checks any bind needs, even a read-only one (an MCP server's code,
+// sandbox/mcp-container.ts): no `/`, pseudo-filesystem, AIDO_HOME or Docker socket.
 
 import { realpathSync, statSync } from "node:fs";
 import { isAbsolute, relative, sep } from "node:path";
@@ -57,38 +59,77 @@ function within(a: string, b: string): boolean {
   return rel === "" || (rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
-function refuse(path: string, reason: string): never {
-  throw new AidoError(ErrorCode.invalidInput, `workspace: ${JSON.stringify(path)} ${reason}`, {
-    field: "workspace",
+function refuse(path: string, reason: string, field = "workspace"): never {
+  throw new AidoError(ErrorCode.invalidInput, `${field}: ${JSON.stringify(path)} ${reason}`, {
+    field,
     path,
   });
 }
 
 /** The real path of a host folder fit to be bound as a session's /workspace, or a refusal. */
 export function checkHostWorkspace(path: string, home: string): string {
-  if (path.includes("\0")) refuse(path, "contains a NUL byte");
-  if (!isAbsolute(path)) refuse(path, "is not an absolute path");
-  let real: string;
+  return checkBind(
+    path,
+    home,
+    "workspace",
+    (real, no) => {
+      if (!statSync(real).isDirectory()) no("is not a directory");
+    },
+    (real, no) => {
+      const system = SYSTEM.map((p) => [p, realOr(p)] as const).find(([, r]) => within(real, r));
+      if (system) no(`is or lies inside the system folder ${system[1]}`);
+      if (SYSTEM_ROOTS.some((p) => real === p)) no(`is the system folder ${real} itself, not a project`);
+    },
+  );
+}
+
+/**
+ * The real path of a host file or folder fit to be bind-mounted into a container at all,
+ * even read-only (an MCP server's code), or a refusal naming `field`: absolute, existing,
+ * and never `/`, a pseudo-filesystem, AIDO_HOME (or inside it, or containing it), nor
+ * anything holding the Docker socket (read-only does not stop a connect() on a socket).
+ */
+export function checkBindSource(path: string, home: string, field: string): string {
+  return checkBind(
+    path,
+    home,
+    field,
+    () => {},
+    () => {},
+  );
+}
+
+type Refuse = (reason: string) => never;
+
+/** The checks both kinds of bind share, in order; `first` and `beforeSocket` add their own. */
+function checkBind(
+  path: string,
+  home: string,
+  field: string,
+  first: (real: string, no: Refuse) => void,
+  beforeSocket: (real: string, no: Refuse) => void,
+): string {
+  if (path.includes("\0")) refuse(path, "contains a NUL byte", field);
+  if (!isAbsolute(path)) refuse(path, "is not an absolute path", field);
+  let real = path;
   try {
     real = realpathSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    refuse(path, code === "ENOENT" ? "does not exist" : `cannot be resolved (${code})`);
+    refuse(path, code === "ENOENT" ? "does not exist" : `cannot be resolved (${code})`, field);
   }
   const shown = real === path ? "" : ` (resolves to ${real})`;
-  if (!statSync(real).isDirectory()) refuse(path, `is not a directory${shown}`);
-  if (real === "/") refuse(path, `is the root of the filesystem${shown}`);
+  const no: Refuse = (reason) => refuse(path, `${reason}${shown}`, field);
+  first(real, no);
+  if (real === "/") no("is the root of the filesystem");
   const pseudo = PSEUDO_FS.find((p) => within(real, p));
-  if (pseudo) refuse(path, `is on the pseudo-filesystem ${pseudo}${shown}`);
+  if (pseudo) no(`is on the pseudo-filesystem ${pseudo}`);
   const realHome = realOr(home); // a home not created yet is judged by its configured path
-  if (within(real, realHome)) refuse(path, `is or lies inside AIDO_HOME (${realHome})${shown}`);
-  if (within(realHome, real)) refuse(path, `contains AIDO_HOME (${realHome})${shown}`);
-  const system = SYSTEM.map((p) => [p, realOr(p)] as const).find(([, r]) => within(real, r));
-  if (system) refuse(path, `is or lies inside the system folder ${system[1]}${shown}`);
-  if (SYSTEM_ROOTS.some((p) => real === p))
-    refuse(path, `is the system folder ${real} itself, not a project${shown}`);
+  if (within(real, realHome)) no(`is or lies inside AIDO_HOME (${realHome})`);
+  if (within(realHome, real)) no(`contains AIDO_HOME (${realHome})`);
+  beforeSocket(real, no);
   const socket = DOCKER_SOCKETS.map(realOr).find((sock) => within(sock, real));
-  if (socket) refuse(path, `contains the Docker socket ${socket}${shown}`);
+  if (socket) no(`contains the Docker socket ${socket}`);
   return real;
 }
 

@@ -168,7 +168,12 @@ export interface AuditPayloads {
   /** Refused, at `stage`; host and port are absent when the request never parsed. */
   "egress.denied": { host?: string; port?: number; method?: string; stage: string; reason: string };
   "sandbox.created": { container_id: string; image: string };
-  "sandbox.destroyed": { container_id: string; reason?: string };
+  "sandbox.destroyed": {
+    container_id: string;
+    reason?: string;
+    /** It was an external MCP server's container (sandbox/mcp-container.ts). */
+    mcp_server?: string;
+  };
   /** At start-up, when the operator's config says `sandbox.landlock: off`. */
   "sandbox.landlock_off": { reason: string };
   /** setuid/setgid bits found and cleared under a goal's folder once its container was gone. */

@@ -14,6 +14,7 @@
 //   "file_read: <glob>" / "file_write: <glob>"   the same, for one direction
 //   "network: *.example.com"             network needs for that host (and the bare domain)
 //   "spawn_child: [writer]"              spawning those manifests
+//   "mcp: github/create_*"               calls of those tools of that external MCP server
 // Exec patterns: the first word matches the command's basename (or its full path when it
 // holds a "/"), "*" inside a word matches any characters, a final "*" matches any number
 // of remaining arguments (also none). An argument only known at run time matches any word,
@@ -47,7 +48,7 @@ export type PolicyDecision =
 
 type ConfigRule = { id: string; text: string; grant: Grant } | { id: string; text: string; path: string };
 
-const KINDED = /^\s*(tool|file_read|file_write|exec|network|spawn_child|path)\s*:/;
+const KINDED = /^\s*(tool|file_read|file_write|exec|network|mcp|spawn_child|path)\s*:/;
 
 /** Parse one `policy.deny` / `policy.confirm` entry; `where` names it in errors ("policy.deny[2]"). */
 export function parsePolicyRule(text: string, where: string): ConfigRule {
@@ -298,6 +299,13 @@ function ruleMatch(
         (n) => n.kind === "spawn_child" && (g.names === "*" || g.names.includes(n.name)),
       );
       return need ? `spawn_child ${(need as { name: string }).name}` : undefined;
+    }
+    case "mcp": {
+      const need = call.needs.find(
+        (n): n is Extract<Need, { kind: "mcp" }> =>
+          n.kind === "mcp" && n.server === g.server && wildcardMatch(g.tool, n.tool),
+      );
+      return need ? `tool ${need.tool} of MCP server ${need.server}` : undefined;
     }
   }
 }

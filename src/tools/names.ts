@@ -5,9 +5,8 @@
 // The list is the runtime's tool registry at rest: test/manifest/tool-names.test.ts opens a
 // runtime and requires the two to be equal, so neither can drift.
 //
-// External MCP tools (`mcp__<server>__<tool>`) are not accepted yet: none can be
-// configured, so such a name would name nothing either. When MCP servers can be
-// configured, their tool names join this check.
+// External MCP tools (`mcp__<server>__<tool>`, tools/mcp/) are accepted by their shape:
+// the tools a server offers are only known once it is reached, long after these checks.
 
 export const BUILTIN_TOOL_NAMES: readonly string[] = [
   "adopt_world",
@@ -33,9 +32,23 @@ export const BUILTIN_TOOL_NAMES: readonly string[] = [
 
 const KNOWN = new Set(BUILTIN_TOOL_NAMES);
 
+/** `mcp__<server>__<tool>`: a server name (security/grants.ts MCP_SERVER_NAME) and an MCP tool name. */
+const MCP_TOOL_NAME = /^mcp__([a-z][a-z0-9-]{0,31})__([A-Za-z0-9_.-]{1,64})$/;
+
+/** The name an external MCP server's tool has among Aido's tools. */
+export function mcpToolName(server: string, tool: string): string {
+  return `mcp__${server}__${tool}`;
+}
+
+/** The server and tool an `mcp__<server>__<tool>` name stands for, or undefined. */
+export function parseMcpToolName(name: string): { server: string; tool: string } | undefined {
+  const m = MCP_TOOL_NAME.exec(name);
+  return m ? { server: m[1] as string, tool: m[2] as string } : undefined;
+}
+
 /** Why `name` is not a tool (with the nearest tool name when one is close), or undefined. */
 export function unknownToolProblem(name: string): string | undefined {
-  if (KNOWN.has(name)) return undefined;
+  if (KNOWN.has(name) || parseMcpToolName(name)) return undefined;
   const near = nearestToolName(name);
   return `unknown tool "${name}"${near ? ` (did you mean "${near}"?)` : ""}; tools are ${BUILTIN_TOOL_NAMES.join(", ")}`;
 }

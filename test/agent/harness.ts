@@ -17,6 +17,12 @@ export const noContainers: SandboxBackend = {
   },
   stop: async () => {},
   remove: async () => {},
+  startMcpServer: async (spec) => {
+    throw new AidoError(
+      ErrorCode.sandboxUnavailable,
+      `this suite runs without containers (goal ${spec.goalId})`,
+    );
+  },
   reattach: async () => [],
   gc: async () => ({ removedContainers: [], removedFolders: [] }),
   close: async () => {},

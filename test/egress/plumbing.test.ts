@@ -15,6 +15,7 @@ import type { Duplex } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EgressPlumbing } from "../../src/egress/plumbing.js";
 import type { EgressCaller, EgressProxy } from "../../src/egress/types.js";
+import { DockerBackend } from "../../src/sandbox/docker.js";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
 import type { Confinement } from "../../src/sandbox/types.js";
 import { parseGrant } from "../../src/security/grants.js";
@@ -97,12 +98,10 @@ beforeAll(async () => {
   hostServer = createServer((s) => s.end("host\n"));
   await new Promise<void>((r) => hostServer.listen(0, "0.0.0.0", () => r()));
   hostPort = (hostServer.address() as { port: number }).port;
-  docker("rm", "-f", UPSTREAM);
-  try {
-    docker("network", "rm", UPSTREAM_NET);
-  } catch {
-    // not there
-  }
+  execFileSync("sh", [
+    "-c",
+    `docker rm -f ${UPSTREAM} >/dev/null 2>&1; docker network rm ${UPSTREAM_NET} >/dev/null 2>&1; true`,
+  ]);
   docker("network", "create", "--label", "aido.test=egress", "--subnet", "198.51.100.0/28", UPSTREAM_NET);
   docker(
     "run",
@@ -255,6 +254,26 @@ describe("nothing but the relay is reachable, even without a Landlock TCP rule",
     const other = await fx.backend.egress(OTHER_GOAL, share);
     const r = await sb.exec({ argv: talk(other.address, 3128), confinement: "unconfined" });
     expect(r.stdout.trim()).toMatch(UNREACHABLE);
+  });
+});
+
+describe("a restarted daemon", () => {
+  it("adopts no goal container on an egress network (its listener died); the sweep removes it, relay and network stay", async () => {
+    const again = new DockerBackend(fx.config, { labels: { "aido.test": "sandbox" } });
+    expect(await again.reattach()).not.toContain(GOAL);
+    const report = await again.gc({ isGoalLive: (g) => g === GOAL || g === OTHER_GOAL });
+    expect(report.removedContainers).toEqual([expect.objectContaining({ goalId: GOAL, reason: "orphan" })]);
+    expect(report.removedEgress).toEqual([]);
+    expect(docker("ps", "-q", "--filter", `label=aido.relay=${GOAL}`)).not.toBe("");
+    // The new process's next call gets a fresh container on the same network and relay.
+    sb = await again.acquire(GOAL, { egressShare: await plumbing.open(GOAL) });
+    const a = plumbing.access(GOAL, "agent-a", net);
+    const relay = new URL(a?.env.HTTP_PROXY as string).hostname;
+    const r = await sb.exec({
+      argv: talk(relay, a?.connect[0] as number),
+      confinement: { ...agent("a"), connect: a?.connect as number[] },
+    });
+    expect(r.stdout.trim()).toBe("got:caller=agent-a|hello|");
   });
 });
 

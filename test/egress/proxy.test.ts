@@ -3,6 +3,7 @@
 // on 127.0.0.2, and an attacker's requests, each refused and audited.
 
 import { connect as netConnect, type Socket } from "node:net";
+import { Duplex } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
@@ -132,7 +133,7 @@ sys.stdout.write(r.read().decode())`;
     expect(body.headers.connection).toBe("close");
   });
 
-  it("with curl over HTTPS through python-style HTTPS_PROXY variables (urllib)", async () => {
+  it("with python's urllib over HTTPS (CONNECT) from HTTPS_PROXY", async () => {
     const script = `import urllib.request, ssl, sys
 ctx = ssl.create_default_context(cafile=${JSON.stringify(up.caFile)})
 r = urllib.request.urlopen("https://granted.test:${up.httpsPort}/py", context=ctx, timeout=10)
@@ -154,6 +155,41 @@ describe("names are compared as grants spell them", () => {
     await new Promise((r) => tls.once("secureConnect", r));
     tls.destroy();
     expect(bench.audit("egress.open", agent.id).at(-1)?.payload).toMatchObject({ host: "granted.test" });
+  });
+});
+
+describe("the ClientHello check", () => {
+  it("reads a hello that arrives in 10-byte pieces across many TCP writes", async () => {
+    const { socket, status } = await tunnel(`granted.test:${up.httpsPort}`);
+    expect(status).toMatch(/200/);
+    // The TLS client's bytes go out in small pieces, each its own write, a few ms apart.
+    const dribble = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, done) {
+        let off = 0;
+        const next = () => {
+          if (off >= chunk.length) return done();
+          socket.write(chunk.subarray(off, off + 10));
+          off += 10;
+          setTimeout(next, 1);
+        };
+        next();
+      },
+    });
+    socket.on("data", (c) => dribble.push(c));
+    socket.on("close", () => dribble.push(null));
+    const tls = tlsConnect({ socket: dribble, servername: "granted.test", ca: up.ca });
+    await new Promise((r) => tls.once("secureConnect", r));
+    tls.destroy();
+  });
+
+  it("closes a tunnel whose hello stops half-way, after the deadline", async () => {
+    const { socket } = await tunnel(`granted.test:${up.httpsPort}`);
+    socket.write(Buffer.from([0x16, 3, 1, 0x02, 0x00, 1, 0, 1]));
+    const started = Date.now();
+    await new Promise((r) => socket.once("close", r));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(lastDenial()).toMatchObject({ stage: "tls", reason: "no complete ClientHello within 400 ms" });
   });
 });
 

@@ -60,8 +60,16 @@ describe("the tool names a manifest may require approval for", () => {
     expect(e.message).toContain('did you mean "file_write"?');
   });
 
-  it("refuses a name that is no tool at all, and an mcp__ name while no MCP server can be configured", () => {
-    for (const name of ["launch_missiles", "mcp__github__create_issue"]) {
+  it("accepts an external MCP tool by its shape, mcp__<server>__<tool>", () => {
+    const m = parseManifestValue(
+      { name: "a", approval_required: ["mcp__github__create_issue"] },
+      "goal.submit manifest",
+    );
+    expect(m.approval_required).toEqual(["mcp__github__create_issue"]);
+  });
+
+  it("refuses a name that is no tool at all, and an mcp__ name that is not mcp__<server>__<tool>", () => {
+    for (const name of ["launch_missiles", "mcp__github", "mcp__Git_Hub__x", "mcp__github__"]) {
       const e = thrown(() =>
         parseManifestValue({ name: "a", approval_required: [name] }, "goal.submit manifest"),
       );

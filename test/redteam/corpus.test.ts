@@ -65,6 +65,7 @@ function tracingBackend(docker: DockerBackend): SandboxBackend {
     acquire: async (_goalId, opts) => traced(await docker.acquire(SHARED_GOAL, opts)),
     stop: async () => {},
     remove: async () => {},
+    startMcpServer: (spec) => docker.startMcpServer(spec),
     reattach: () => docker.reattach(),
     gc: (opts) => docker.gc(opts),
     close: () => docker.close(),

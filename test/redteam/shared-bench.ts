@@ -40,6 +40,7 @@ function sharedBackend(docker: DockerBackend): SandboxBackend {
     acquire: (_goalId, opts) => docker.acquire(SHARED_GOAL, opts),
     stop: async () => {},
     remove: async () => {},
+    startMcpServer: (spec) => docker.startMcpServer(spec),
     reattach: () => docker.reattach(),
     gc: (opts) => docker.gc(opts),
     close: () => docker.close(),

@@ -10,6 +10,7 @@ import { imageBuild } from "./image.js";
 import { intentClear, intentSet, intentStatus, intentStep } from "./intent.js";
 import { manifestValidate } from "./manifest.js";
 import { mcpConfig, mcpServe } from "./mcp.js";
+import { mcpApprove, mcpList } from "./mcp-servers.js";
 import { memoryDelete, memoryList, memoryReset, memorySearch } from "./memory.js";
 import { output } from "./output.js";
 import { planCreate, planExecute, planList, planSimulate } from "./plan.js";
@@ -57,4 +58,6 @@ export const commands: readonly Command[] = [
   logsCommand,
   mcpServe,
   mcpConfig,
+  mcpList,
+  mcpApprove,
 ];

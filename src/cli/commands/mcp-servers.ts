@@ -1,0 +1,109 @@
+// cli/commands/mcp-servers.ts — the operator's view of the external MCP servers declared
+// in config.yaml (tools/mcp/): `aido mcp list` shows each server, its tools, their pins
+// and state (approved, changed with the diff, new, removed; or the server unreachable),
+// and `aido mcp approve SERVER` pins the definitions the server offers now, after showing
+// them (annotations as the untrusted hints they are; on re-approval the diff of each
+// changed tool) and asking on a terminal unless --yes. The approval names the hashes the
+// operator was shown, so a server that changes in between is refused, not pinned.
+// Everything a server wrote is printed inert (security/terminal-text.ts).
+
+import { inert, inertLines } from "../../security/terminal-text.js";
+import type { McpServerStatus, McpToolStatus } from "../../tools/mcp/servers.js";
+import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
+import { withClient } from "./daemon-client.js";
+
+function describeTool(io: CliIo, t: McpToolStatus): void {
+  const hash = t.hash ?? t.pinned_hash ?? "";
+  io.out(
+    `  ${inert(t.name)}  ${t.state}${t.read_only ? "  read-only (operator)" : "  needs approval per call"}  ${hash.slice(0, 12)}`,
+  );
+  if (t.description !== "")
+    io.out(`      ${inert(t.description.length > 300 ? `${t.description.slice(0, 300)}…` : t.description)}`);
+  if (t.annotations)
+    io.out(`      hints from the server (untrusted): ${inert(JSON.stringify(t.annotations))}`);
+  if (t.diff) for (const line of inertLines(t.diff).split("\n")) io.out(`      ${line}`);
+}
+
+function describeServer(io: CliIo, s: McpServerStatus): void {
+  io.out(
+    `${s.server}  ${s.state}  ${s.transport} ${inert(s.endpoint)}${s.approved_at ? `  approved ${s.approved_at}` : ""}`,
+  );
+  if (s.error) io.out(`  ${inert(s.error)}`);
+  for (const t of s.tools) describeTool(io, t);
+}
+
+export const mcpList: Command = {
+  name: "mcp list",
+  summary: "list the external MCP servers, their tools, pins and state (approved, changed, new, unreachable)",
+  usage: "aido mcp list [SERVER] [--json]",
+  example: "aido mcp list",
+  async run(ctx) {
+    const { values, positionals } = parseCommandArgs(this, ctx.argv, jsonOption);
+    if (positionals.length > 1)
+      throw new UsageError(`aido mcp list: at most one server\nusage: ${this.usage}`);
+    const server = positionals[0];
+    const { servers } = await withClient(ctx.config(), (c) =>
+      c.call("mcp.list", server === undefined ? {} : { server }),
+    );
+    if (values.json) {
+      printJson(ctx.io, servers);
+      return 0;
+    }
+    if (servers.length === 0) ctx.io.out("no MCP servers declared (mcp_servers in config.yaml)");
+    for (const s of servers) describeServer(ctx.io, s);
+    const pending = servers.filter((s) => s.tools.some((t) => t.state === "changed" || t.state === "new"));
+    for (const s of pending) ctx.io.out(`review and approve with: aido mcp approve ${s.server}`);
+    return 0;
+  },
+};
+
+export const mcpApprove: Command = {
+  name: "mcp approve",
+  summary: "pin the tool definitions an external MCP server offers now (shows them, asks unless --yes)",
+  usage: "aido mcp approve SERVER [--yes] [--json]",
+  example: "aido mcp approve github",
+  async run(ctx) {
+    const { values, positionals } = parseCommandArgs(this, ctx.argv, {
+      ...jsonOption,
+      yes: { type: "boolean" },
+    });
+    const [server] = positionals;
+    if (positionals.length !== 1 || server === undefined)
+      throw new UsageError(`aido mcp approve: name one server\nusage: ${this.usage}`);
+    return withClient(ctx.config(), async (client) => {
+      const { servers } = await client.call("mcp.list", { server });
+      const shown = servers[0];
+      if (!shown) throw new UsageError(`aido mcp approve: no server "${server}"`);
+      if (shown.state === "unreachable") {
+        ctx.io.err(`aido mcp approve: ${server} cannot be reached: ${inert(shown.error ?? "")}`);
+        return 1;
+      }
+      if (!values.json) describeServer(ctx.io, shown);
+      if (!values.yes) {
+        if (!ctx.io.interactive || !ctx.io.prompt)
+          throw new UsageError(
+            `aido mcp approve: not a terminal; review with aido mcp list ${server} and pass --yes`,
+          );
+        const answer = (
+          await ctx.io.prompt(
+            `Approve these ${shown.tools.filter((t) => t.hash).length} tool definitions of ${server}? [y/N] `,
+          )
+        )
+          ?.trim()
+          .toLowerCase();
+        if (answer !== "y" && answer !== "yes") {
+          ctx.io.out("nothing approved");
+          return 1;
+        }
+      }
+      const expect = Object.fromEntries(shown.tools.flatMap((t) => (t.hash ? [[t.name, t.hash]] : [])));
+      const approved = await client.call("mcp.approve", { server, expect });
+      if (values.json) printJson(ctx.io, approved);
+      else
+        ctx.io.out(
+          `${server}: approved ${approved.tools.filter((t) => t.state === "approved").length} tools`,
+        );
+      return 0;
+    });
+  },
+};

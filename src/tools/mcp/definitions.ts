@@ -1,0 +1,90 @@
+// tools/mcp/definitions.ts — what an external MCP server says a tool is, and how it is
+// pinned. A definition is {name, description, inputSchema} plus annotations; everything in
+// it comes from a party Aido does not trust. Its hash (SHA-256 of the canonical JSON of
+// name, description and inputSchema) is what the operator approves: a server that later
+// changes a description (tool poisoning after approval, a "rug pull") or a schema changes
+// the hash, and the tool is disabled until the operator approves it again.
+// Annotations (readOnlyHint...) are not hashed: they are hints shown to the operator, never
+// a reason to skip a check.
+
+import { createHash } from "node:crypto";
+import { unifiedDiff } from "../../sandbox/text-diff.js";
+import { canonicalJson, type JsonValue } from "../../security/canonical-json.js";
+
+/** A tool as a server lists it (tools/list), reduced to what Aido keeps. */
+export interface McpToolDefinition {
+  name: string;
+  description: string;
+  inputSchema: { [key: string]: JsonValue };
+  /** The server's own hints (readOnlyHint, destructiveHint...): untrusted, not pinned. */
+  annotations?: { [key: string]: JsonValue };
+}
+
+/** The SHA-256 (hex) of the canonical JSON of the parts of a definition a pin covers. */
+export function definitionHash(d: McpToolDefinition): string {
+  const pinned = { name: d.name, description: d.description, inputSchema: d.inputSchema };
+  return createHash("sha256").update(canonicalJson(pinned)).digest("hex");
+}
+
+/** A definition from a tools/list entry: only the fields Aido uses, JSON-clean. */
+export function definitionOf(tool: {
+  name: string;
+  description?: string | undefined;
+  inputSchema: unknown;
+  annotations?: unknown;
+}): McpToolDefinition {
+  const d: McpToolDefinition = {
+    name: tool.name,
+    description: tool.description ?? "",
+    inputSchema: jsonClean(tool.inputSchema) as { [key: string]: JsonValue },
+  };
+  if (tool.annotations !== undefined && tool.annotations !== null)
+    d.annotations = jsonClean(tool.annotations) as { [key: string]: JsonValue };
+  return d;
+}
+
+function jsonClean(v: unknown): JsonValue {
+  return JSON.parse(JSON.stringify(v ?? {})) as JsonValue;
+}
+
+/** A readable diff of two definitions of one tool (pinned, live), for `aido mcp list` and re-approval. */
+export function definitionDiff(pinned: McpToolDefinition, live: McpToolDefinition): string {
+  const text = (d: McpToolDefinition) =>
+    `${JSON.stringify({ name: d.name, description: d.description, inputSchema: d.inputSchema }, null, 2)}\n`;
+  return (
+    unifiedDiff(`tool ${live.name}`, text(pinned), text(live)) ??
+    `tool ${live.name}: the definition changed (too large to show a diff)`
+  );
+}
+
+/** Which pinned parts differ ("description", "inputSchema"), for a refusal's message. */
+export function changedParts(pinned: McpToolDefinition, live: McpToolDefinition): string[] {
+  const parts: string[] = [];
+  if (pinned.description !== live.description) parts.push("description");
+  if (canonicalJson(pinned.inputSchema) !== canonicalJson(live.inputSchema)) parts.push("inputSchema");
+  return parts;
+}
+
+/** Longest description a model is shown; the rest is cut (a server can write anything there). */
+export const DESCRIPTION_MAX = 2000;
+
+/**
+ * A description as a model sees it: control characters, zero-width and bidi characters
+ * (invisible text a human approving the server would not see) removed, whitespace runs
+ * folded, capped at DESCRIPTION_MAX characters.
+ */
+export function cleanDescription(text: string): string {
+  const visible = text
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "")
+    // Format characters (zero-width, bidi, tags...), variation selectors, the grapheme
+    // joiner and the Hangul fillers: text a model reads that a human does not see.
+    .replace(/\p{Cf}/gu, "")
+    .replace(/\p{Variation_Selector}/gu, "")
+    .replace(/[\u115f\u1160\u3164\uffa0]/g, "")
+    .replaceAll("\u034f", "")
+    .replace(/[ \t]+/g, " ")
+    .trim();
+  return visible.length > DESCRIPTION_MAX
+    ? `${visible.slice(0, DESCRIPTION_MAX)}… [description cut]`
+    : visible;
+}

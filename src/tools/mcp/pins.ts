@@ -1,0 +1,74 @@
+// tools/mcp/pins.ts — the operator's approvals of external MCP servers, in aido.db: per
+// server, when it was approved, and per tool the hash and the definition approved. A
+// tool is offered only while its live definition hashes to its pin (definitions.ts).
+// Approving a server again replaces all its pins with the definitions it offers then.
+
+import { type Db, migrate, prepared } from "../../db/database.js";
+import type { McpToolDefinition } from "./definitions.js";
+
+const MIGRATIONS = [
+  `CREATE TABLE mcp_servers_approved (
+     server TEXT PRIMARY KEY,
+     approved_at TEXT NOT NULL,
+     approved_by TEXT NOT NULL
+   );
+   CREATE TABLE mcp_tool_pins (
+     server TEXT NOT NULL REFERENCES mcp_servers_approved(server) ON DELETE CASCADE,
+     tool TEXT NOT NULL,
+     hash TEXT NOT NULL,
+     definition TEXT NOT NULL,
+     PRIMARY KEY (server, tool)
+   );`,
+];
+
+export interface ToolPin {
+  hash: string;
+  definition: McpToolDefinition;
+}
+
+export interface ServerPins {
+  approvedAt: string;
+  approvedBy: string;
+  tools: Map<string, ToolPin>;
+}
+
+export class McpPins {
+  private readonly db: Db;
+
+  constructor(db: Db) {
+    this.db = db;
+    migrate(db, "mcp_pins", MIGRATIONS);
+  }
+
+  /** The server's approval and pins, or undefined when the operator never approved it. */
+  get(server: string): ServerPins | undefined {
+    const row = prepared(
+      this.db,
+      "SELECT approved_at, approved_by FROM mcp_servers_approved WHERE server = ?",
+    ).get(server) as { approved_at: string; approved_by: string } | undefined;
+    if (!row) return undefined;
+    const tools = new Map<string, ToolPin>();
+    const pins = prepared(this.db, "SELECT tool, hash, definition FROM mcp_tool_pins WHERE server = ?").all(
+      server,
+    ) as { tool: string; hash: string; definition: string }[];
+    for (const p of pins) tools.set(p.tool, { hash: p.hash, definition: JSON.parse(p.definition) });
+    return { approvedAt: row.approved_at, approvedBy: row.approved_by, tools };
+  }
+
+  /** Record `tools` as the server's approved definitions, replacing any earlier pins. */
+  approve(server: string, tools: readonly ToolPin[], by: string): void {
+    this.db.transaction(() => {
+      prepared(this.db, "DELETE FROM mcp_servers_approved WHERE server = ?").run(server);
+      prepared(
+        this.db,
+        "INSERT INTO mcp_servers_approved (server, approved_at, approved_by) VALUES (?, ?, ?)",
+      ).run(server, new Date().toISOString(), by);
+      for (const t of tools) {
+        prepared(
+          this.db,
+          "INSERT INTO mcp_tool_pins (server, tool, hash, definition) VALUES (?, ?, ?, ?)",
+        ).run(server, t.definition.name, t.hash, JSON.stringify(t.definition));
+      }
+    })();
+  }
+}

@@ -1,0 +1,341 @@
+// tools/mcp/servers.ts — the external MCP servers, as the gate and the operator see them.
+// Per goal, a server is connected the first time one of the goal's agents needs its tools
+// (an agent's offer, or a call), kept for the goal's life and closed when the goal's
+// sandbox is retired. A tool is offered and callable only when all of these hold: its
+// server is in the agent's manifest `mcp_servers`, the operator approved the server
+// (pins.ts), the tool has a pin, and its live definition hashes to that pin. The agent's
+// `mcp:` grants, the policy, the budget and the approval are the gate's (gate/judge.ts).
+// For the operator, status() and approve() open a connection of their own, outside any
+// goal (a probe: a stdio server runs in a container of a pseudo-goal `mcp-probe-…`, whose
+// folders go after), and close it after: `aido mcp list` and `aido mcp approve`.
+
+import { randomBytes } from "node:crypto";
+import type { Config, McpServerConfig } from "../../config.js";
+import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
+import type { ExternalTools, Principal, ToolRefusal } from "../../gate/invoke.js";
+import type { ToolDef } from "../../gate/types.js";
+import type { McpServerContainer } from "../../sandbox/mcp-container.js";
+import type { AuditLog } from "../../security/audit.js";
+import type { JsonValue } from "../../security/canonical-json.js";
+import type { Grant } from "../../security/grants.js";
+import { mcpToolName, parseMcpToolName } from "../names.js";
+import { type ConnectDeps, McpConnection } from "./connection.js";
+import { changedParts, definitionDiff, definitionHash, type McpToolDefinition } from "./definitions.js";
+import type { McpPins } from "./pins.js";
+import { isReadOnly, mcpToolDef } from "./tool-def.js";
+
+declare module "../../security/audit-events.js" {
+  interface AuditPayloads {
+    /** The operator approved a server's tools (`aido mcp approve`): the pins recorded. */
+    "mcp.approved": { server: string; tools: { name: string; hash: string }[]; by: string };
+    /** A server could not be connected for a goal (its reason without header values). */
+    "mcp.unreachable": { server: string; reason: string };
+  }
+}
+
+/** Tool names every provider's API accepts (Anthropic's rule is the narrowest). */
+const OFFERABLE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** A tool's state against its pin. */
+export type McpToolState = "approved" | "changed" | "new" | "removed";
+
+export interface McpToolStatus {
+  name: string;
+  state: McpToolState;
+  /** The live definition's hash (absent for a removed tool). */
+  hash?: string;
+  pinned_hash?: string;
+  description: string;
+  /** The operator listed it in read_only_tools: it runs without a human's approval. */
+  read_only: boolean;
+  /** The server's own hints, untrusted: shown, never acted on. */
+  annotations?: { [key: string]: JsonValue };
+  /** Pinned -> live, for a changed tool. */
+  diff?: string;
+}
+
+export interface McpServerStatus {
+  server: string;
+  /** The url of a remote server, the command of a stdio one. */
+  endpoint: string;
+  transport: "http" | "stdio";
+  state: "approved" | "not_approved" | "unreachable";
+  approved_at?: string;
+  error?: string;
+  tools: McpToolStatus[];
+}
+
+export interface McpServersDeps {
+  config: Pick<Config, "mcp">;
+  pins: McpPins;
+  audit: AuditLog;
+  /** The servers an agent's effective manifest names (undefined: no such agent). */
+  serversOf(agentId: string): readonly string[] | undefined;
+  /** Start a stdio server's container for a goal (the sandbox backend's startMcpServer). */
+  startStdio(goalId: string, server: StdioServer): Promise<McpServerContainer>;
+  /** A probe's pseudo-goal is over: its container and folders go. */
+  endProbe(goalId: string): Promise<void>;
+}
+
+type StdioServer = Extract<McpServerConfig, { transport: "stdio" }>;
+
+export class McpServers implements ExternalTools {
+  private readonly deps: McpServersDeps;
+  private readonly goals = new Map<string, Map<string, Promise<McpConnection>>>();
+  /** Tools built per connection and definition hash (ajv compiles a schema once, not per call). */
+  private readonly built = new WeakMap<McpConnection, Map<string, ToolDef>>();
+  /** Pseudo-goals of the probes running now (the sweeper leaves their containers alone). */
+  private readonly probes = new Set<string>();
+
+  constructor(deps: McpServersDeps) {
+    this.deps = deps;
+  }
+
+  async resolve(
+    principal: Principal,
+    name: string,
+  ): Promise<{ tool: ToolDef<unknown> } | { refusal: ToolRefusal } | undefined> {
+    const parsed = parseMcpToolName(name);
+    const server = parsed ? this.deps.config.mcp.servers[parsed.server] : undefined;
+    if (!parsed || !server) return undefined;
+    const refuse = (reason: string) => ({
+      refusal: { code: ErrorCode.capabilityDenied, stage: "capability" as const, reason },
+    });
+    if (!(this.deps.serversOf(principal.agentId) ?? []).includes(server.name))
+      return refuse(`MCP server ${server.name} is not in the agent's manifest mcp_servers`);
+    const pins = this.deps.pins.get(server.name);
+    if (!pins)
+      return refuse(
+        `MCP server ${server.name} has not been approved by the operator (aido mcp approve ${server.name}); it offers nothing`,
+      );
+    const conn = await this.connection(principal.goalId, server);
+    const live = conn.tools.get(parsed.tool);
+    const pin = pins.tools.get(parsed.tool);
+    if (!live) {
+      return pin ? refuse(`MCP server ${server.name} no longer offers tool ${parsed.tool}`) : undefined;
+    }
+    if (!pin)
+      return refuse(
+        `tool ${parsed.tool} of MCP server ${server.name} is new since the server was approved; it is not offered until the operator approves it (aido mcp approve ${server.name})`,
+      );
+    if (definitionHash(live) !== pin.hash)
+      return refuse(
+        `tool ${parsed.tool} of MCP server ${server.name} changed since the operator approved it (${changedParts(pin.definition, live).join(" and ") || "definition"} differ from the pin); it is disabled until re-approved (aido mcp approve ${server.name})`,
+      );
+    return { tool: this.toolOf(server, conn, pin.definition, pin.hash) as ToolDef<unknown> };
+  }
+
+  async offered(
+    principal: Pick<Principal, "agentId" | "goalId">,
+    grants: readonly Grant[],
+  ): Promise<ToolDef<unknown>[]> {
+    const out: ToolDef<unknown>[] = [];
+    for (const name of this.deps.serversOf(principal.agentId) ?? []) {
+      // A server no mcp grant of the agent names has nothing to offer it: not connected.
+      if (!grants.some((g) => g.kind === "mcp" && g.server === name)) continue;
+      const server = this.deps.config.mcp.servers[name];
+      const pins = this.deps.pins.get(name);
+      if (!server || !pins) continue;
+      let conn: McpConnection;
+      try {
+        conn = await this.connection(principal.goalId, server);
+      } catch {
+        continue; // audited as mcp.unreachable; a call names the failure
+      }
+      for (const [tool, live] of conn.tools) {
+        const pin = pins.tools.get(tool);
+        // A name the providers' APIs refuse would fail every request of the agent: not offered.
+        if (!OFFERABLE.test(mcpToolName(name, tool))) continue;
+        if (pin && definitionHash(live) === pin.hash)
+          out.push(this.toolOf(server, conn, pin.definition, pin.hash) as ToolDef<unknown>);
+      }
+    }
+    return out;
+  }
+
+  /** The goal ended (its sandbox retired): close its connections. */
+  async closeGoal(goalId: string): Promise<void> {
+    const conns = this.goals.get(goalId);
+    if (!conns) return;
+    this.goals.delete(goalId);
+    await Promise.all([...conns.values()].map((p) => p.then((c) => c.close()).catch(() => undefined)));
+  }
+
+  /** The daemon stops: close every connection. */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.goals.keys()].map((g) => this.closeGoal(g)));
+  }
+
+  /** Every declared server (or one), its tools and their state against the pins. */
+  async status(only?: string): Promise<McpServerStatus[]> {
+    const names = only === undefined ? Object.keys(this.deps.config.mcp.servers).sort() : [only];
+    const out: McpServerStatus[] = [];
+    for (const name of names) out.push(await this.statusOf(this.declared(name)));
+    return out;
+  }
+
+  /**
+   * Pin the server's tools as they are now. `expect` (tool -> hash, what the operator
+   * reviewed): refused when the live definitions differ from it, so what is pinned is what
+   * a human saw.
+   */
+  async approve(
+    name: string,
+    expect: Record<string, string> | undefined,
+    by: string,
+  ): Promise<McpServerStatus> {
+    const server = this.declared(name);
+    await this.probe(server, async (conn) => {
+      const tools = [...conn.tools.values()].map((d) => ({ hash: definitionHash(d), definition: d }));
+      if (expect !== undefined) {
+        const live = Object.fromEntries(tools.map((t) => [t.definition.name, t.hash]));
+        const same =
+          Object.keys(live).length === Object.keys(expect).length &&
+          Object.entries(live).every(([t, h]) => expect[t] === h);
+        if (!same) {
+          throw new AidoError(
+            ErrorCode.capabilityDenied,
+            `MCP server ${name}'s tools changed since they were shown for approval; nothing was approved (review them again)`,
+            { server: name },
+          );
+        }
+      }
+      this.deps.pins.approve(name, tools, by);
+      this.deps.audit.record("mcp.approved", {
+        server: name,
+        tools: tools.map((t) => ({ name: t.definition.name, hash: t.hash })),
+        by,
+      });
+    });
+    return this.statusOf(server);
+  }
+
+  /** Is `goalId` the pseudo-goal of a probe running now? */
+  probing(goalId: string): boolean {
+    return this.probes.has(goalId);
+  }
+
+  /** Run `fn` over a connection of its own, outside any goal; closed and cleaned up after. */
+  private async probe<T>(server: McpServerConfig, fn: (conn: McpConnection) => Promise<T>): Promise<T> {
+    const goalId = `mcp-probe-${randomBytes(6).toString("hex")}`;
+    this.probes.add(goalId);
+    try {
+      const conn = await McpConnection.open(server, this.connectDeps(goalId));
+      try {
+        return await fn(conn);
+      } finally {
+        await conn.close();
+      }
+    } finally {
+      if (server.transport === "stdio") await this.deps.endProbe(goalId).catch(() => undefined);
+      this.probes.delete(goalId);
+    }
+  }
+
+  private connectDeps(goalId: string): ConnectDeps {
+    return {
+      headerValue: this.deps.config.mcp.headerValue,
+      startStdio: (s) => this.deps.startStdio(goalId, s),
+    };
+  }
+
+  private declared(name: string): McpServerConfig {
+    const server = this.deps.config.mcp.servers[name];
+    if (!server) {
+      const known = Object.keys(this.deps.config.mcp.servers);
+      throw new AidoError(
+        ErrorCode.notFound,
+        `no MCP server "${name}" in the operator's config (mcp_servers: ${known.length > 0 ? known.join(", ") : "none"})`,
+        { server: name },
+      );
+    }
+    return server;
+  }
+
+  private async statusOf(server: McpServerConfig): Promise<McpServerStatus> {
+    const pins = this.deps.pins.get(server.name);
+    const base = {
+      server: server.name,
+      endpoint: server.transport === "http" ? server.url : server.command.join(" "),
+      transport: server.transport,
+      ...(pins ? { approved_at: pins.approvedAt } : {}),
+    };
+    try {
+      return await this.probe(server, async (conn) => {
+        const tools: McpToolStatus[] = [];
+        for (const live of conn.tools.values()) {
+          const pin = pins?.tools.get(live.name);
+          const hash = definitionHash(live);
+          if (!pin) tools.push({ ...toolStatus(server, live, "new"), hash });
+          else if (pin.hash === hash)
+            tools.push({ ...toolStatus(server, live, "approved"), hash, pinned_hash: pin.hash });
+          else
+            tools.push({
+              ...toolStatus(server, live, "changed"),
+              hash,
+              pinned_hash: pin.hash,
+              diff: definitionDiff(pin.definition, live),
+            });
+        }
+        for (const [name, pin] of pins?.tools ?? []) {
+          if (!conn.tools.has(name))
+            tools.push({ ...toolStatus(server, pin.definition, "removed"), pinned_hash: pin.hash });
+        }
+        tools.sort((a, b) => a.name.localeCompare(b.name));
+        return { ...base, state: pins ? ("approved" as const) : ("not_approved" as const), tools };
+      });
+    } catch (e) {
+      const tools = [...(pins?.tools.values() ?? [])].map((p) =>
+        toolStatus(server, p.definition, "approved"),
+      );
+      return { ...base, state: "unreachable", error: errorMessage(e), tools };
+    }
+  }
+
+  private connection(goalId: string, server: McpServerConfig): Promise<McpConnection> {
+    let conns = this.goals.get(goalId);
+    if (!conns) {
+      conns = new Map();
+      this.goals.set(goalId, conns);
+    }
+    const held = conns.get(server.name);
+    if (held) return held;
+    const opening = McpConnection.open(server, this.connectDeps(goalId)).catch((e: unknown) => {
+      // Not kept: the next need tries again.
+      conns.delete(server.name);
+      this.deps.audit.record("mcp.unreachable", { server: server.name, reason: errorMessage(e) }, { goalId });
+      throw e;
+    });
+    conns.set(server.name, opening);
+    return opening;
+  }
+
+  private toolOf(
+    server: McpServerConfig,
+    conn: McpConnection,
+    def: McpToolDefinition,
+    hash: string,
+  ): ToolDef {
+    let tools = this.built.get(conn);
+    if (!tools) {
+      tools = new Map();
+      this.built.set(conn, tools);
+    }
+    let tool = tools.get(hash);
+    if (!tool) {
+      tool = mcpToolDef(server, def, hash, (args, signal) => conn.call(def.name, args, signal)) as ToolDef;
+      tools.set(hash, tool);
+    }
+    return tool;
+  }
+}
+
+function toolStatus(server: McpServerConfig, d: McpToolDefinition, state: McpToolState): McpToolStatus {
+  return {
+    name: d.name,
+    state,
+    description: d.description,
+    read_only: isReadOnly(server, d.name),
+    ...(d.annotations ? { annotations: d.annotations } : {}),
+  };
+}

@@ -1,0 +1,147 @@
+// config `mcp_servers`: the operator declares external MCP servers (tools/mcp/); strict, every
+// key checked and named with its line; header values are environment variable NAMES; a
+// project's .aido/config.yaml can only keep a subset, restated exactly.
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
+import { isAidoError } from "../../src/errors.js";
+
+describe("config mcp_servers", () => {
+  let home: string;
+  let project: string;
+  beforeEach(() => {
+    home = mkdtempSync(join(tmpdir(), "aido-home-"));
+    project = mkdtempSync(join(tmpdir(), "aido-project-"));
+    mkdirSync(join(project, ".aido"));
+  });
+  afterEach(() => {
+    rmSync(home, { recursive: true, force: true });
+    rmSync(project, { recursive: true, force: true });
+  });
+  const load = (env: Record<string, string> = {}) =>
+    loadConfig({ env: { AIDO_HOME: home, ...env }, projectDir: project });
+  const operator = (yaml: string) => writeFileSync(join(home, "config.yaml"), yaml);
+  const projectFile = (yaml: string) => writeFileSync(join(project, ".aido", "config.yaml"), yaml);
+  const failure = (fn: () => unknown): Error => {
+    try {
+      fn();
+    } catch (e) {
+      if (isAidoError(e)) return e;
+      throw e;
+    }
+    throw new Error("expected a config error");
+  };
+
+  const GITHUB = [
+    "mcp_servers:",
+    "  github:",
+    "    url: https://mcp.example.com/mcp",
+    "    headers: { Authorization: GITHUB_MCP_TOKEN }",
+    "    read_only_tools: [list_*, get_issue]",
+    "    timeout_ms: 5000",
+    "  docs:",
+    "    url: http://127.0.0.1:9000/mcp",
+    "",
+  ].join("\n");
+
+  it("reads a remote server: url, headers by variable name, read-only tools, timeout; the header's value only on demand", () => {
+    operator(GITHUB);
+    const c = load({ GITHUB_MCP_TOKEN: "ghp_x" });
+    expect(c.mcp.servers.github).toEqual({
+      name: "github",
+      transport: "http",
+      url: "https://mcp.example.com/mcp",
+      headers: { Authorization: "GITHUB_MCP_TOKEN" },
+      readOnlyTools: ["list_*", "get_issue"],
+      timeoutMs: 5000,
+    });
+    expect(c.mcp.servers.docs).toMatchObject({ headers: {}, readOnlyTools: [], timeoutMs: 30_000 });
+    expect(c.mcp.headerValue("GITHUB_MCP_TOKEN")).toBe("ghp_x");
+    expect(JSON.stringify(c)).not.toContain("ghp_x");
+  });
+
+  it("reads a stdio server: argv, image, literal env, workspace mode (default none), read-only mounts", () => {
+    operator(
+      [
+        "mcp_servers:",
+        "  memory:",
+        "    command: [node, /opt/mcp/server-memory/dist/index.js]",
+        "    image: aido-sandbox:latest",
+        "    env: { MEMORY_FILE_PATH: /tmp/memory.json }",
+        "    workspace: ro",
+        "    mounts: [{ source: /srv/mcp/node_modules, target: /opt/mcp }]",
+        "  plain:",
+        "    command: [mcp-server]",
+        "",
+      ].join("\n"),
+    );
+    const c = load();
+    expect(c.mcp.servers.memory).toEqual({
+      name: "memory",
+      transport: "stdio",
+      command: ["node", "/opt/mcp/server-memory/dist/index.js"],
+      image: "aido-sandbox:latest",
+      env: { MEMORY_FILE_PATH: "/tmp/memory.json" },
+      workspace: "ro",
+      mounts: [{ source: "/srv/mcp/node_modules", target: "/opt/mcp" }],
+      readOnlyTools: [],
+      timeoutMs: 30_000,
+    });
+    expect(c.mcp.servers.plain).toMatchObject({ workspace: "none", env: {}, mounts: [] });
+  });
+
+  it("refuses unknown keys, bad names, non-http urls, credentials in the url and header values, naming key and line", () => {
+    const cases: [string, RegExp][] = [
+      [
+        "mcp_servers:\n  gh:\n    url: https://x.example/mcp\n    token: abc\n",
+        /:4: mcp_servers\.gh\.token: unknown key "token"/,
+      ],
+      [
+        "mcp_servers:\n  Git_Hub:\n    url: https://x.example/mcp\n",
+        /:2: mcp_servers\.Git_Hub: "Git_Hub" is not a server name/,
+      ],
+      ["mcp_servers:\n  gh:\n    url: file:///etc/passwd\n", /:3: mcp_servers\.gh\.url: url must be an http/],
+      ["mcp_servers:\n  gh:\n    url: https://u:p@x.example/mcp\n", /url must not carry credentials/],
+      [
+        "mcp_servers:\n  gh:\n    url: https://x.example/mcp\n    headers: { Authorization: 'Bearer ghp_123' }\n",
+        /:4: mcp_servers\.gh\.headers\.Authorization: the NAME of an environment variable/,
+      ],
+      [
+        "mcp_servers:\n  gh:\n    url: https://x.example/mcp\n    read_only_tools: ['a b']\n",
+        /read_only_tools\.0: a tool name or glob/,
+      ],
+      [
+        "mcp_servers:\n  gh:\n    url: https://x.example/mcp\n    timeout_ms: 0\n",
+        /mcp_servers\.gh\.timeout_ms/,
+      ],
+    ];
+    for (const [yaml, message] of cases) {
+      operator(yaml);
+      expect(failure(() => load()).message, yaml).toMatch(message);
+    }
+  });
+
+  it("lets a project keep a subset of the operator's servers, restated exactly, and never add or change one", () => {
+    operator(GITHUB);
+    projectFile("mcp_servers:\n  docs:\n    url: http://127.0.0.1:9000/mcp\n");
+    expect(Object.keys(load().mcp.servers)).toEqual(["docs"]);
+    projectFile("mcp_servers: {}\n");
+    expect(load().mcp.servers).toEqual({});
+    projectFile("mcp_servers:\n  evil:\n    url: https://evil.example/mcp\n");
+    expect(failure(() => load()).message).toContain(
+      "mcp_servers.evil is not a server the operator's config declares (a project may only remove servers)",
+    );
+    projectFile("mcp_servers:\n  docs:\n    url: http://127.0.0.1:9001/mcp\n");
+    expect(failure(() => load()).message).toContain(
+      "mcp_servers.docs may only restate the operator's declaration",
+    );
+  });
+
+  it("accepts policy rules of the mcp kind", () => {
+    operator(`${GITHUB}policy:\n  deny: ["mcp: github/delete_*"]\n  confirm: ["mcp: docs/*"]\n`);
+    expect(load().policy).toMatchObject({ deny: ["mcp: github/delete_*"], confirm: ["mcp: docs/*"] });
+  });
+});

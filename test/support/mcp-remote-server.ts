@@ -1,0 +1,144 @@
+// test/support/mcp-remote-server.ts — an external MCP server made in the test with the
+// official SDK (its low-level Server) behind Streamable HTTP on loopback, over one tool
+// table the test owns and may change between calls (a malicious server rewriting a tool's
+// description after approval). Stateless by default (every POST a fresh server); with
+// `sessions`, clients keep a session and `toolsChanged()` sends them
+// notifications/tools/list_changed. It records what it received: each call's arguments
+// and each request's headers.
+
+import { randomUUID } from "node:crypto";
+import {
+  createServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
+import type { AddressInfo } from "node:net";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ListToolsRequestSchema,
+  type Tool,
+} from "@modelcontextprotocol/sdk/types.js";
+
+export type ToolHandler = (args: Record<string, unknown>) => CallToolResult | Promise<CallToolResult>;
+
+export interface RemoteMcpServer {
+  url: string;
+  /** The tools it lists, by name: change them at will. */
+  tools: Map<string, { def: Tool; run: ToolHandler }>;
+  /** Every tools/call it received. */
+  calls: { name: string; args: Record<string, unknown> }[];
+  /** The headers of every HTTP request it received. */
+  headers: IncomingMessage["headers"][];
+  /** With sessions: tell every connected client the tool list changed. */
+  toolsChanged(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** An echo tool: `{text}` -> the same text back. */
+export function echoTool(description = "Echo the text back."): { def: Tool; run: ToolHandler } {
+  return {
+    def: {
+      name: "echo",
+      description,
+      inputSchema: {
+        type: "object",
+        properties: { text: { type: "string", maxLength: 1000 } },
+        required: ["text"],
+        additionalProperties: false,
+      },
+    },
+    run: (args) => ({ content: [{ type: "text", text: String(args.text) }] }),
+  };
+}
+
+export async function startRemoteMcpServer(
+  tools: { def: Tool; run: ToolHandler }[] = [echoTool()],
+  opts: { sessions?: boolean } = {},
+): Promise<RemoteMcpServer> {
+  const table = new Map(tools.map((t) => [t.def.name, t]));
+  const calls: RemoteMcpServer["calls"] = [];
+  const headers: RemoteMcpServer["headers"] = [];
+  const serverFor = () => {
+    const s = new Server(
+      { name: "test-remote", version: "1.0.0" },
+      { capabilities: { tools: { listChanged: true } } },
+    );
+    s.setRequestHandler(ListToolsRequestSchema, async () => ({
+      tools: [...table.values()].map((t) => t.def),
+    }));
+    s.setRequestHandler(CallToolRequestSchema, async (req) => {
+      const args = (req.params.arguments ?? {}) as Record<string, unknown>;
+      calls.push({ name: req.params.name, args });
+      const t = table.get(req.params.name);
+      if (!t) return { content: [{ type: "text", text: `no tool ${req.params.name}` }], isError: true };
+      return t.run(args);
+    });
+    return s;
+  };
+
+  const sessions = new Map<string, { server: Server; transport: StreamableHTTPServerTransport }>();
+  const withSession = async (req: IncomingMessage, res: ServerResponse) => {
+    const id = req.headers["mcp-session-id"];
+    const known = typeof id === "string" ? sessions.get(id) : undefined;
+    if (known) {
+      await known.transport.handleRequest(req, res);
+      return;
+    }
+    const server = serverFor();
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (sid) => {
+        sessions.set(sid, { server, transport });
+      },
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res);
+  };
+  const stateless = async (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== "POST") {
+      res.writeHead(405).end();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    const server = serverFor();
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: undefined,
+      enableJsonResponse: true,
+    });
+    res.on("close", () => {
+      void transport.close();
+      void server.close();
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  };
+
+  const http: HttpServer = createServer(async (req, res) => {
+    headers.push(req.headers);
+    await (opts.sessions ? withSession(req, res) : stateless(req, res));
+  });
+  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+  const { port } = http.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    tools: table,
+    calls,
+    headers,
+    toolsChanged: async () => {
+      for (const s of sessions.values()) await s.server.sendToolListChanged();
+    },
+    close: async () => {
+      for (const s of sessions.values()) await s.transport.close().catch(() => undefined);
+      await new Promise<void>((resolve) => {
+        http.closeAllConnections();
+        http.close(() => resolve());
+      });
+    },
+  };
+}
