@@ -3,7 +3,9 @@
 // must say what really happened.
 
 import { createServer, connect as netConnect, type Server } from "node:net";
+import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { blockedReason } from "../../src/tools/net-address.js";
 import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
 import {
   type EgressBench,
@@ -12,6 +14,20 @@ import {
   UPSTREAM_ADDRESS,
   type Upstreams,
 } from "./fixture.js";
+
+/**
+ * An address of this host's own interfaces: one no range marks inward if it has one (a
+ * public address, a bridge on a public-looking subnet), else any of its own.
+ */
+const own = Object.values(networkInterfaces())
+  .flat()
+  .filter((i) => i !== undefined && !i.internal && i.family === "IPv4")
+  .map((i) => i?.address as string);
+const SELF = own.find((a) => blockedReason(a) === null) ?? own[0] ?? "127.0.0.1";
+/** A service of this host bound to every interface (what a firewall hides from outside only). */
+let selfServer: Server;
+let selfPort = 0;
+let selfHits = 0;
 
 let server: ProviderServer;
 let up: Upstreams;
@@ -33,6 +49,8 @@ beforeAll(async () => {
         "granted.test": UPSTREAM_ADDRESS,
         "evil.test": UPSTREAM_ADDRESS,
         "raw.test": UPSTREAM_ADDRESS,
+        "self.test": SELF,
+        "self6.test": `::ffff:${SELF}`,
       };
       c.egress.connectTimeoutMs = 2000;
     },
@@ -50,8 +68,17 @@ beforeAll(async () => {
   rawPort = await new Promise<number>((r) =>
     rawUp.listen(0, UPSTREAM_ADDRESS, () => r((rawUp.address() as { port: number }).port)),
   );
+  selfServer = createServer((s) => {
+    selfHits++;
+    s.end("HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nself");
+  });
+  selfPort = await new Promise<number>((r) =>
+    selfServer.listen(0, "0.0.0.0", () => r((selfServer.address() as { port: number }).port)),
+  );
   agent = bench.agent("attacker", [
     "network: raw.test:*",
+    "network: self.test:*",
+    "network: self6.test:*",
     `network: granted.test:${up.httpPort}`,
     `network: granted.test:${up.httpsPort}`,
     `network: ${UPSTREAM_ADDRESS}:*`,
@@ -63,6 +90,7 @@ afterAll(async () => {
   await bench?.close();
   await up?.close();
   rawUp?.close();
+  selfServer?.close();
   await server?.close();
 });
 
@@ -175,6 +203,23 @@ describe("a tunnel's ClientHello", () => {
     await raw(Buffer.concat([Buffer.from(`CONNECT raw.test:${rawPort} HTTP/1.1\r\n${auth()}\r\n`), h]));
     await until(() => rawBytes.length > before);
     expect(rawBytes.at(-1)).toBe(h.toString("latin1"));
+  });
+});
+
+describe("a granted name that leads to the proxy's own host", () => {
+  it("is an inward address (403, stage address): the host's own services stay out of reach", async () => {
+    for (const name of ["self.test", "self6.test"]) {
+      const out = await raw(
+        `GET http://${name}:${selfPort}/ HTTP/1.1\r\nHost: ${name}:${selfPort}\r\n${auth()}\r\n`,
+      );
+      expect(out).toMatch(/^HTTP\/1.1 403/);
+      expect(payloads("egress.denied").at(-1)).toMatchObject({ host: name, stage: "address" });
+      if (blockedReason(SELF) === null)
+        expect(String(payloads("egress.denied").at(-1)?.reason)).toMatch(
+          /an address of the proxy's own host/,
+        );
+    }
+    expect(selfHits).toBe(0);
   });
 });
 
