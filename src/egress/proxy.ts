@@ -19,11 +19,10 @@
 
 import { lookup as dnsLookup } from "node:dns/promises";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import { isIP, type Socket } from "node:net";
-import { networkInterfaces } from "node:os";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { errorMessage } from "../errors.js";
-import { blockedReason, grantHostOf } from "../tools/net-address.js";
+import { blockedReason, grantHostOf, hostAddressReason } from "../tools/net-address.js";
 import {
   basicCredentials,
   checkServerName,
@@ -313,7 +312,7 @@ class ProxyServer implements EgressProxy {
     if (target.literal) return [target.host.startsWith("[") ? target.host.slice(1, -1) : target.host];
     const addresses = await this.resolveName(target.host);
     for (const address of addresses) {
-      const why = blockedReason(address) ?? ownAddressReason(address);
+      const why = blockedReason(address) ?? hostAddressReason(address);
       if (why === null) continue;
       // An inward address a name leads to: only a grant naming that address opens it.
       await this.judge(conn, { host: grantHostOf(address), port: target.port, literal: true }, (reason) => ({
@@ -414,34 +413,6 @@ class ProxyServer implements EgressProxy {
     );
     setTimeout(() => stream.destroy(), 1000).unref();
   }
-}
-
-/**
- * An address of the proxy's own host (any interface, looked up now: a Docker bridge comes
- * and goes), though no range marks it inward: a public address on this host, or a bridge
- * on a public-looking subnet. The proxy runs on the host, so connecting there reaches the
- * host's own services — what is firewalled from outside but bound to every interface.
- * IPv4-mapped IPv6 spellings count as the IPv4 address.
- */
-function ownAddressReason(address: string): string | null {
-  const mine = canonicalAddress(address);
-  for (const list of Object.values(networkInterfaces())) {
-    for (const i of list ?? [])
-      if (isIP(i.address) !== 0 && canonicalAddress(i.address) === mine)
-        return "an address of the proxy's own host";
-  }
-  return null;
-}
-
-/** IPv4 dotted; IPv6 compressed, lower case, an IPv4-mapped one as its IPv4 address. */
-function canonicalAddress(address: string): string {
-  if (isIP(address) !== 6) return address;
-  const v6 = new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
-  if (!m) return v6;
-  const hi = Number.parseInt(m[1] as string, 16);
-  const lo = Number.parseInt(m[2] as string, 16);
-  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
 function asRefusal(e: unknown): Refusal {
