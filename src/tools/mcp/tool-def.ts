@@ -17,6 +17,7 @@ import { wildcardMatch } from "../../security/glob.js";
 import { inert } from "../../security/terminal-text.js";
 import { mcpToolName } from "../names.js";
 import { boundOutput } from "../output.js";
+import { boundedRegExp, withPatternBudget } from "./bounded-regexp.js";
 import { cleanDescription, type McpToolDefinition } from "./definitions.js";
 
 type Args = Record<string, unknown>;
@@ -24,7 +25,12 @@ type Args = Record<string, unknown>;
 // ajv is CommonJS: its class is the module's default export, or the module itself.
 const Ajv = ((AjvModule as unknown as { default?: unknown }).default ??
   AjvModule) as typeof AjvModule.default;
-const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false });
+const ajv = new Ajv({
+  allErrors: true,
+  strict: false,
+  validateFormats: false,
+  code: { regExp: boundedRegExp },
+});
 
 /** Who calls the server for a tool (the goal's connection, made lazily). */
 export type McpCaller = (args: Args, signal?: AbortSignal) => Promise<CallToolResult>;
@@ -86,7 +92,7 @@ function schemaOf(def: McpToolDefinition): z.ZodType<Args> {
     }) as unknown as ReturnType<typeof ajv.compile>;
   }
   return z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
-    if (validate(value)) return;
+    if (withPatternBudget(() => validate(value))) return;
     for (const e of (validate.errors ?? []).slice(0, 5)) {
       const path = e.instancePath.split("/").filter((p) => p !== "");
       const missing = (e.params as { missingProperty?: string } | undefined)?.missingProperty;
