@@ -42,6 +42,8 @@ export interface McpToolStatus {
   hash?: string;
   pinned_hash?: string;
   description: string;
+  /** The server's inputSchema for it (shown for approval as the model would be shown it). */
+  input_schema: { [key: string]: JsonValue };
   /** The operator listed it in read_only_tools: it runs without a human's approval. */
   read_only: boolean;
   /** The server's own hints, untrusted: shown, never acted on. */
@@ -312,6 +314,7 @@ function toolStatus(server: McpServerConfig, d: McpToolDefinition, state: McpToo
     name: d.name,
     state,
     description: d.description,
+    input_schema: d.inputSchema,
     read_only: isReadOnly(server, d.name),
     ...(d.annotations ? { annotations: d.annotations } : {}),
   };
