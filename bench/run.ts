@@ -21,6 +21,8 @@ const sections: Record<string, Loader> = {
   "sandbox-cli": async () => (await import("./sandbox-cli.js")).benchSandboxCli(),
   plans: async () => (await import("./plans.js")).benchPlans(),
   mcp: async () => (await import("./mcp.js")).benchMcp(),
+  "mcp-servers": async () => (await import("./mcp-servers.js")).benchMcpServers(),
+  egress: async () => (await import("./egress.js")).benchEgress(),
 };
 
 async function main(): Promise<void> {

@@ -6,6 +6,7 @@
 // Config built from these and the environment is config.ts's.
 
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { isMap, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { AidoError, ErrorCode, formatIssues, type Issue } from "./errors.js";
@@ -146,6 +147,30 @@ const mcpServer = z
         });
     }
   });
+/** A host name a split-horizon `egress.hosts` entry may name (lower case, no trailing dot). */
+const EGRESS_HOST_NAME = /^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$/;
+
+/**
+ * egress.hosts: the operator's static resolution (name -> address), used by the egress proxy
+ * instead of DNS for those names. The address is still judged like any (an inward one needs
+ * a grant naming it).
+ */
+const egressHosts = z.record(z.string(), z.string()).superRefine((hosts, ctx) => {
+  for (const [name, address] of Object.entries(hosts)) {
+    if (!EGRESS_HOST_NAME.test(name) || /^[0-9]+$/.test(name.split(".").at(-1) ?? ""))
+      ctx.addIssue({
+        code: "custom",
+        path: [name],
+        message: `"${name}" is not a host name (lower case letters, digits, "-" and dots)`,
+      });
+    else if (isIP(address) === 0)
+      ctx.addIssue({
+        code: "custom",
+        path: [name],
+        message: `"${address}" is not an IP address (egress.hosts maps a name to one IPv4 or IPv6 address)`,
+      });
+  }
+});
 
 /** What a config file may say. Every key is enforced somewhere; unknown keys are errors. */
 export const ConfigFileSchema = z.strictObject({
@@ -225,6 +250,15 @@ export const ConfigFileSchema = z.strictObject({
       max_redirects: z.number().int().min(0).max(20).optional(),
     })
     .optional(),
+  /** The egress proxy goal containers reach the network through (egress/proxy.ts). */
+  egress: z
+    .strictObject({
+      hosts: egressHosts.optional(),
+      connect_timeout_ms: positiveInt.optional(),
+      idle_timeout_ms: positiveInt.optional(),
+      max_connections: positiveInt.optional(),
+    })
+    .optional(),
   memory: z
     .strictObject({
       max_records: positiveInt.optional(),
@@ -286,6 +320,7 @@ export const DEFAULTS = {
     inputsMaxFiles: 20_000,
   },
   webFetch: { maxBytes: 2 * 1024 * 1024, timeoutMs: 20_000, maxRedirects: 5 },
+  egress: { connectTimeoutMs: 10_000, idleTimeoutMs: 300_000, maxConnections: 64 },
   memory: { maxRecords: 10_000, maxContentBytes: 16_384 },
   daemon: { maxLineBytes: 1024 * 1024 },
   mcp: { timeoutMs: 30_000 },
@@ -384,6 +419,7 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
     "approvals",
     "sandbox",
     "web_fetch",
+    "egress",
     "memory",
     "daemon",
   ] as const;
@@ -416,6 +452,14 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
             ErrorCode.configInvalid,
             `${projectFile}: sandbox.landlock can only be turned off in the operator's config`,
             { file: projectFile, key: "sandbox.landlock" },
+          );
+        }
+        if (section === "egress" && k === "hosts") {
+          // Pointing a name elsewhere is never tighter: the operator's resolution stands.
+          throw new AidoError(
+            ErrorCode.configInvalid,
+            `${projectFile}: egress.hosts can only be set in the operator's config`,
+            { file: projectFile, key: "egress.hosts" },
           );
         }
         if (section === "daemon" && k === "manifest_dirs") {

@@ -82,6 +82,17 @@ export interface Config {
     inputsMaxFiles: number;
   };
   webFetch: { maxBytes: number; timeoutMs: number; maxRedirects: number };
+  /** The egress proxy (egress/proxy.ts, docs/egress.md). */
+  egress: {
+    /** Static resolution, name -> address, instead of DNS for these names (operator only). */
+    hosts: Readonly<Record<string, string>>;
+    /** Connecting to an upstream address. */
+    connectTimeoutMs: number;
+    /** A connection with no byte either way for this long is closed. */
+    idleTimeoutMs: number;
+    /** Connections open at once per goal (or human sandbox). */
+    maxConnections: number;
+  };
   memory: {
     maxRecords: number;
     maxContentBytes: number;
@@ -260,6 +271,12 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       maxBytes: pick(f.web_fetch?.max_bytes, DEFAULTS.webFetch.maxBytes),
       timeoutMs: pick(f.web_fetch?.timeout_ms, DEFAULTS.webFetch.timeoutMs),
       maxRedirects: pick(f.web_fetch?.max_redirects, DEFAULTS.webFetch.maxRedirects),
+    },
+    egress: {
+      hosts: { ...(f.egress?.hosts ?? {}) },
+      connectTimeoutMs: pick(f.egress?.connect_timeout_ms, DEFAULTS.egress.connectTimeoutMs),
+      idleTimeoutMs: pick(f.egress?.idle_timeout_ms, DEFAULTS.egress.idleTimeoutMs),
+      maxConnections: pick(f.egress?.max_connections, DEFAULTS.egress.maxConnections),
     },
     memory: {
       maxRecords: pick(f.memory?.max_records, DEFAULTS.memory.maxRecords),

@@ -44,7 +44,27 @@ export interface EgressTarget {
   literal: boolean;
 }
 
-export type EgressVerdict = { allow: true } | { allow: false; reason: string };
+/**
+ * Where a connection was refused: the request itself (form, size, time), the proxy
+ * credentials, the goal's connection limit, the host's policy (capability: no grant;
+ * policy: a deny rule; approval: a human said no or did not answer), resolving the name, an
+ * address it resolved to, the upstream connection, the TLS ClientHello (SNI), or the
+ * record of its opening (record("open") threw: the audit log could not take it).
+ */
+export type EgressStage =
+  | "request"
+  | "auth"
+  | "limit"
+  | "capability"
+  | "policy"
+  | "approval"
+  | "resolve"
+  | "address"
+  | "upstream"
+  | "tls"
+  | "audit";
+
+export type EgressVerdict = { allow: true } | { allow: false; reason: string; stage?: EgressStage };
 
 /** What the proxy asks of its host. */
 export interface EgressPolicy {
@@ -70,7 +90,10 @@ export interface EgressPolicy {
 export interface EgressRecord {
   phase: "open" | "close" | "denied";
   caller: EgressCaller;
-  /** What the client asked for (CONNECT authority or the absolute URL's host:port). */
+  /**
+   * What the client asked for (CONNECT authority or the absolute URL's host:port). "" and 0
+   * when the request never parsed (oversized or malformed headers, a client too slow to send them).
+   */
   host: string;
   port: number;
   /** "CONNECT", or the plain HTTP method. */
@@ -82,6 +105,15 @@ export interface EgressRecord {
   /** Client to upstream, and back (close). */
   bytesUp?: number;
   bytesDown?: number;
+  /** Which check refused it (denied). */
+  stage?: EgressStage;
+  /** From the first byte upstream to the end (close). */
+  durationMs?: number;
+  /**
+   * One number per connection (open and close share it), unique within one proxy, so a
+   * reader can pair them.
+   */
+  connection?: number;
 }
 
 /** The proxy as its hosts use it. */

@@ -14,6 +14,8 @@ import { ConversationStore } from "../agent/conversations.js";
 import type { AgentEnv } from "../agent/env.js";
 import type { Config } from "../config.js";
 import type { Db } from "../db/database.js";
+import { EgressGate } from "../egress/gate-policy.js";
+import type { EgressRecord } from "../egress/types.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import { Gate } from "../gate/invoke.js";
 import type { ToolDef } from "../gate/types.js";
@@ -110,6 +112,8 @@ export interface RuntimeParts {
   plans: Plans;
   /** Parallel worlds (spawn_worlds, adopt_world). */
   worlds: Worlds;
+  /** The egress proxy's decisions and records for this runtime's goals (egress/gate-policy.ts). */
+  egress: EgressGate;
 }
 
 /** Build every part over `db` (opened by the caller, which closes it if this throws). */
@@ -251,6 +255,16 @@ export async function assembleRuntime(
     budget,
     audit,
     events,
+  });
+  const egress = new EgressGate({
+    config: config.egress,
+    agent: (id) => registry.get(id),
+    tokens,
+    policy,
+    approvals,
+    audit,
+    approvalTimeoutMs: config.approvals.timeoutMs,
+    notify: (entry) => emitEgress(events, entry),
   });
   const scheduler = InferenceScheduler.fromConfig(config, (e) => {
     const { type, ...rest } = e;
@@ -394,6 +408,7 @@ export async function assembleRuntime(
     sweeper,
     plans,
     worlds,
+    egress,
   };
 }
 
@@ -453,4 +468,28 @@ function forwardApprovalEvents(approvals: ApprovalQueue, events: EventBus): void
       ...(r.close_reason !== null ? { reason: r.close_reason } : {}),
     }),
   );
+}
+
+/** An egress record on the event bus (watch, events.subscribe): one line per connection. */
+function emitEgress(events: EventBus, e: EgressRecord): void {
+  const base = { agentId: e.caller.agentId, host: e.host, port: e.port, method: e.method };
+  const connection = e.connection === undefined ? {} : { connection: e.connection };
+  if (e.phase === "open")
+    events.emit("egress.open", e.caller.goalId, { ...base, address: e.address ?? "", ...connection });
+  else if (e.phase === "close")
+    events.emit("egress.close", e.caller.goalId, {
+      ...base,
+      address: e.address ?? "",
+      bytesUp: e.bytesUp ?? 0,
+      bytesDown: e.bytesDown ?? 0,
+      durationMs: e.durationMs ?? 0,
+      ...connection,
+      ...(e.reason ? { reason: e.reason } : {}),
+    });
+  else
+    events.emit("egress.denied", e.caller.goalId, {
+      ...base,
+      stage: e.stage ?? "request",
+      reason: e.reason ?? "refused",
+    });
 }

@@ -65,6 +65,36 @@ export interface EventPayloads {
     error?: string;
   };
   usage: { agentId: string; input_tokens: number; output_tokens: number };
+  /** An egress connection opened (its first byte goes upstream now). */
+  "egress.open": {
+    agentId: string;
+    host: string;
+    port: number;
+    method: string;
+    address: string;
+    connection?: number;
+  };
+  "egress.close": {
+    agentId: string;
+    host: string;
+    port: number;
+    method: string;
+    address: string;
+    bytesUp: number;
+    bytesDown: number;
+    durationMs: number;
+    connection?: number;
+    reason?: string;
+  };
+  /** `host` is "" and `port` 0 when the request never parsed. */
+  "egress.denied": {
+    agentId: string;
+    host: string;
+    port: number;
+    method: string;
+    stage: string;
+    reason: string;
+  };
 }
 
 export type EventType = keyof EventPayloads;

@@ -10,6 +10,7 @@ import { toolSpec } from "../agent/prompt.js";
 import { principalOf } from "../agent/tool-calls.js";
 import type { Config } from "../config.js";
 import { type Db, openDatabase } from "../db/database.js";
+import type { EgressGate } from "../egress/gate-policy.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { Gate } from "../gate/invoke.js";
 import type { ToolDef, ToolResult } from "../gate/types.js";
@@ -84,6 +85,8 @@ export class Runtime {
   readonly sessions: Sessions;
   /** Parallel worlds (spawn_worlds, adopt_world). */
   readonly worlds: Worlds;
+  /** The egress proxy's decisions and records; `egress.proxy(authenticate)` builds the proxy. */
+  readonly egress: EgressGate;
   /** Each goal's sandbox handle, and the one path that ends it. */
   private readonly sandboxes: GoalSandboxes;
   private readonly runner: AgentRunner;
@@ -112,6 +115,7 @@ export class Runtime {
     this.plans = parts.plans;
     this.sessions = parts.sessions;
     this.worlds = parts.worlds;
+    this.egress = parts.egress;
     this.sandboxes = parts.sandboxes;
     this.runner = parts.runner;
     this.sweeper = parts.sweeper;

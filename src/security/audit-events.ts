@@ -151,6 +151,22 @@ export interface AuditPayloads {
   "world.refused": { world_id: string; reason: string; paths?: string[] };
   /** A world's container and folders removed (another world was adopted, or its spawner's turn ended). */
   "world.discarded": { world_id: string; reason: string };
+  /** An egress connection about to carry its first byte upstream (egress/gate-policy.ts). */
+  "egress.open": { host: string; port: number; method: string; address: string; connection?: number };
+  /** It ended: bytes each way, how long, and why when it ended early (idle, upstream error). */
+  "egress.close": {
+    host: string;
+    port: number;
+    method: string;
+    address: string;
+    bytes_up: number;
+    bytes_down: number;
+    duration_ms: number;
+    connection?: number;
+    reason?: string;
+  };
+  /** Refused, at `stage`; host and port are absent when the request never parsed. */
+  "egress.denied": { host?: string; port?: number; method?: string; stage: string; reason: string };
   "sandbox.created": { container_id: string; image: string };
   "sandbox.destroyed": {
     container_id: string;
@@ -236,6 +252,9 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "world.adopted",
   "world.refused",
   "world.discarded",
+  "egress.open",
+  "egress.close",
+  "egress.denied",
   "sandbox.created",
   "sandbox.destroyed",
   "sandbox.landlock_off",

@@ -199,6 +199,31 @@ export class PolicyEngine {
     return { decision: "allow" };
   }
 
+  /**
+   * The operator's network rules on one host:port, alone: an egress connection (egress/) is
+   * no tool call, so tool, exec and path rules say nothing about it. Deny beats confirm.
+   */
+  decideNetwork(need: Extract<Need, { kind: "network" }>): PolicyDecision {
+    const call: PolicyCall = { tool: "", input: {}, needs: [need] };
+    const network = (r: ConfigRule) => "grant" in r && r.grant.kind === "network";
+    const denied = this.firstMatch(this.deny.filter(network), call, undefined, undefined);
+    if (denied)
+      return {
+        decision: "deny",
+        rule: denied.rule.id,
+        reason: `denied by policy rule "${denied.rule.text}": ${denied.what}`,
+      };
+    const confirm = this.firstMatch(this.confirm.filter(network), call, undefined, undefined);
+    if (confirm)
+      return {
+        decision: "confirm",
+        rule: confirm.rule.id,
+        reason: `policy rule "${confirm.rule.text}" asks a human to confirm: ${confirm.what}`,
+        rules: [confirm.rule.id],
+      };
+    return { decision: "allow" };
+  }
+
   private firstMatch(
     rules: ConfigRule[],
     call: PolicyCall,

@@ -1,10 +1,18 @@
 // test/support/mcp-remote-server.ts — an external MCP server made in the test with the
-// official SDK (its low-level Server) behind Streamable HTTP on loopback, stateless: every
-// POST is a fresh server over the same tool table. The test owns the table and may change
-// it between calls (a malicious server rewriting a tool's description after approval). It
-// records what it received: each call's arguments and each request's headers.
+// official SDK (its low-level Server) behind Streamable HTTP on loopback, over one tool
+// table the test owns and may change between calls (a malicious server rewriting a tool's
+// description after approval). Stateless by default (every POST a fresh server); with
+// `sessions`, clients keep a session and `toolsChanged()` sends them
+// notifications/tools/list_changed. It records what it received: each call's arguments
+// and each request's headers.
 
-import { createServer, type Server as HttpServer, type IncomingMessage } from "node:http";
+import { randomUUID } from "node:crypto";
+import {
+  createServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -25,6 +33,8 @@ export interface RemoteMcpServer {
   calls: { name: string; args: Record<string, unknown> }[];
   /** The headers of every HTTP request it received. */
   headers: IncomingMessage["headers"][];
+  /** With sessions: tell every connected client the tool list changed. */
+  toolsChanged(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,12 +57,16 @@ export function echoTool(description = "Echo the text back."): { def: Tool; run:
 
 export async function startRemoteMcpServer(
   tools: { def: Tool; run: ToolHandler }[] = [echoTool()],
+  opts: { sessions?: boolean } = {},
 ): Promise<RemoteMcpServer> {
   const table = new Map(tools.map((t) => [t.def.name, t]));
   const calls: RemoteMcpServer["calls"] = [];
   const headers: RemoteMcpServer["headers"] = [];
   const serverFor = () => {
-    const s = new Server({ name: "test-remote", version: "1.0.0" }, { capabilities: { tools: {} } });
+    const s = new Server(
+      { name: "test-remote", version: "1.0.0" },
+      { capabilities: { tools: { listChanged: true } } },
+    );
     s.setRequestHandler(ListToolsRequestSchema, async () => ({
       tools: [...table.values()].map((t) => t.def),
     }));
@@ -65,8 +79,26 @@ export async function startRemoteMcpServer(
     });
     return s;
   };
-  const http: HttpServer = createServer(async (req, res) => {
-    headers.push(req.headers);
+
+  const sessions = new Map<string, { server: Server; transport: StreamableHTTPServerTransport }>();
+  const withSession = async (req: IncomingMessage, res: ServerResponse) => {
+    const id = req.headers["mcp-session-id"];
+    const known = typeof id === "string" ? sessions.get(id) : undefined;
+    if (known) {
+      await known.transport.handleRequest(req, res);
+      return;
+    }
+    const server = serverFor();
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (sid) => {
+        sessions.set(sid, { server, transport });
+      },
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res);
+  };
+  const stateless = async (req: IncomingMessage, res: ServerResponse) => {
     if (req.method !== "POST") {
       res.writeHead(405).end();
       return;
@@ -85,6 +117,11 @@ export async function startRemoteMcpServer(
     });
     await server.connect(transport);
     await transport.handleRequest(req, res, body);
+  };
+
+  const http: HttpServer = createServer(async (req, res) => {
+    headers.push(req.headers);
+    await (opts.sessions ? withSession(req, res) : stateless(req, res));
   });
   await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
   const { port } = http.address() as AddressInfo;
@@ -93,10 +130,15 @@ export async function startRemoteMcpServer(
     tools: table,
     calls,
     headers,
-    close: () =>
-      new Promise<void>((resolve) => {
+    toolsChanged: async () => {
+      for (const s of sessions.values()) await s.server.sendToolListChanged();
+    },
+    close: async () => {
+      for (const s of sessions.values()) await s.transport.close().catch(() => undefined);
+      await new Promise<void>((resolve) => {
         http.closeAllConnections();
         http.close(() => resolve());
-      }),
+      });
+    },
   };
 }

@@ -54,7 +54,7 @@ export interface ActivityLine {
   time: string;
   goalId: string | null;
   agentId?: string;
-  kind: "tool" | "denied" | "failed" | "approval" | "agent" | "goal" | "inference";
+  kind: "tool" | "denied" | "failed" | "approval" | "agent" | "goal" | "inference" | "egress";
   text: string;
 }
 
@@ -389,6 +389,28 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
       }
       break;
     }
+    // Egress: one line per connection, when it ends (bytes, time) or is refused.
+    case "egress.close": {
+      const a = agent(event.agentId);
+      const why = event.reason ? `, ${oneLine(event.reason, 60)}` : "";
+      note(
+        "egress",
+        `${a.manifest} ⇄ ${hostPort(event.host, event.port)} ${sizeOf(event.bytesUp)} up, ${sizeOf(event.bytesDown)} down, ${secondsOf(event.durationMs)}${why}`,
+        event.agentId,
+      );
+      break;
+    }
+    case "egress.denied": {
+      const a = agent(event.agentId);
+      a.denials++;
+      const where = event.host === "" ? "a request" : hostPort(event.host, event.port);
+      note(
+        "denied",
+        `${a.manifest} ✗ egress ${where} DENIED (${event.stage}: ${oneLine(event.reason, 100)})`,
+        event.agentId,
+      );
+      break;
+    }
     default:
       // A newer daemon may send kinds this CLI does not know: counted, otherwise ignored.
       break;
@@ -404,3 +426,15 @@ export function oneLine(text: string, max: number): string {
   const flat = inert(text.replace(/\s+/g, " ").trim());
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
+
+const hostPort = (host: string, port: number): string => oneLine(`${host}:${port}`, 80);
+
+/** 512 B, 1.5 kB, 64.0 MB: the size of a transfer at a glance. */
+function sizeOf(bytes: number): string {
+  if (bytes < 1000) return `${bytes} B`;
+  if (bytes < 1e6) return `${(bytes / 1e3).toFixed(1)} kB`;
+  if (bytes < 1e9) return `${(bytes / 1e6).toFixed(1)} MB`;
+  return `${(bytes / 1e9).toFixed(1)} GB`;
+}
+
+const secondsOf = (ms: number): string => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);

@@ -15,6 +15,9 @@ const CAMEL: Record<string, string> = {
   wait_ms: "waitMs",
   run_ms: "runMs",
   in_flight: "inFlight",
+  bytes_up: "bytesUp",
+  bytes_down: "bytesDown",
+  duration_ms: "durationMs",
 };
 
 export function fromWireEvent(wire: unknown): RuntimeEvent | undefined {

@@ -17,7 +17,7 @@ import type { ToolDef } from "../../gate/types.js";
 import type { McpServerContainer } from "../../sandbox/mcp-container.js";
 import type { AuditLog } from "../../security/audit.js";
 import type { JsonValue } from "../../security/canonical-json.js";
-import { parseMcpToolName } from "../names.js";
+import { mcpToolName, parseMcpToolName } from "../names.js";
 import { type ConnectDeps, McpConnection } from "./connection.js";
 import { changedParts, definitionDiff, definitionHash, type McpToolDefinition } from "./definitions.js";
 import type { McpPins } from "./pins.js";
@@ -31,6 +31,9 @@ declare module "../../security/audit-events.js" {
     "mcp.unreachable": { server: string; reason: string };
   }
 }
+
+/** Tool names every provider's API accepts (Anthropic's rule is the narrowest). */
+const OFFERABLE = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** A tool's state against its pin. */
 export type McpToolState = "approved" | "changed" | "new" | "removed";
@@ -80,6 +83,8 @@ type StdioServer = Extract<McpServerConfig, { transport: "stdio" }>;
 export class McpServers implements ExternalTools {
   private readonly deps: McpServersDeps;
   private readonly goals = new Map<string, Map<string, Promise<McpConnection>>>();
+  /** Tools built per connection and definition hash (ajv compiles a schema once, not per call). */
+  private readonly built = new WeakMap<McpConnection, Map<string, ToolDef>>();
   /** Pseudo-goals of the probes running now (the sweeper leaves their containers alone). */
   private readonly probes = new Set<string>();
 
@@ -135,6 +140,8 @@ export class McpServers implements ExternalTools {
       }
       for (const [tool, live] of conn.tools) {
         const pin = pins.tools.get(tool);
+        // A name the providers' APIs refuse would fail every request of the agent: not offered.
+        if (!OFFERABLE.test(mcpToolName(name, tool))) continue;
         if (pin && definitionHash(live) === pin.hash)
           out.push(this.toolOf(server, conn, pin.definition, pin.hash) as ToolDef<unknown>);
       }
@@ -305,7 +312,17 @@ export class McpServers implements ExternalTools {
     def: McpToolDefinition,
     hash: string,
   ): ToolDef {
-    return mcpToolDef(server, def, hash, (args, signal) => conn.call(def.name, args, signal)) as ToolDef;
+    let tools = this.built.get(conn);
+    if (!tools) {
+      tools = new Map();
+      this.built.set(conn, tools);
+    }
+    let tool = tools.get(hash);
+    if (!tool) {
+      tool = mcpToolDef(server, def, hash, (args, signal) => conn.call(def.name, args, signal)) as ToolDef;
+      tools.set(hash, tool);
+    }
+    return tool;
   }
 }
 

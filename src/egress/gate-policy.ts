@@ -1,0 +1,212 @@
+// egress/gate-policy.ts — the daemon's side of the egress proxy: who may reach what, and
+// what is written down. decide() judges a goal's agent exactly as the gate judges
+// web_fetch's hosts (gate/invoke.ts allowNetwork): the caller must be a live agent of the
+// goal whose network it speaks from, holding a verified token; then its network grants
+// (Need {kind: "network", host, port}; an address — an IP literal asked for, or an inward
+// address a name resolved to — only by a grant naming it exactly); then the operator's
+// network rules (PolicyEngine.decideNetwork): deny refuses, confirm asks a human, and so
+// does a host no grant covers when a confirm rule names it (`policy.confirm: ["network: *"]`
+// turns a miss into a question; an address no grant names is never put to a human). A
+// question goes through the approvals queue like a tool call's: Allow Once / Session /
+// Always for that host (ports 80 and 443 together, another port on its own), an earlier
+// standing answer reused and audited, the client waiting meanwhile.
+// record() writes egress.open / egress.close / egress.denied to the audit log (synchronous:
+// an open that cannot be written throws, and the proxy refuses the connection) and then
+// tells the event bus (aido watch).
+// The caller's proxy credentials (authenticate) belong to the container plumbing, which
+// hands its check to proxy().
+
+import type { Config } from "../config.js";
+import { errorMessage } from "../errors.js";
+import { describeNeed } from "../gate/needs.js";
+import type { Need } from "../gate/types.js";
+import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
+import type { ApprovalQueue } from "../security/approvals.js";
+import type { AuditLog } from "../security/audit.js";
+import { grantsAllow } from "../security/narrowing.js";
+import type { PolicyEngine } from "../security/policy.js";
+import { inert } from "../security/terminal-text.js";
+import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import { createEgressProxy, type EgressResolver } from "./proxy.js";
+import type {
+  EgressCaller,
+  EgressPolicy,
+  EgressProxy,
+  EgressRecord,
+  EgressStage,
+  EgressTarget,
+  EgressVerdict,
+} from "./types.js";
+
+/** The name approvals, standing decisions and Allow Always grants file egress under. */
+export const EGRESS_APPROVAL_TOOL = "egress";
+
+/** What decide() needs to know of an agent (kernel/registry.ts AgentRecord). */
+export interface EgressAgent {
+  goalId: string;
+  /** A world's pseudo-goal the agent acts in (kernel/worlds.ts): no human is asked there. */
+  sandboxGoal?: string;
+  state: string;
+  identity: string;
+  token: CapabilityToken;
+}
+
+export interface EgressGateDeps {
+  config: Config["egress"];
+  agent(agentId: string): EgressAgent | undefined;
+  tokens: Pick<TokenAuthority, "verify">;
+  policy: Pick<PolicyEngine, "decideNetwork">;
+  approvals: Pick<ApprovalQueue, "authorize" | "covering">;
+  audit: AuditLog;
+  approvalTimeoutMs: number;
+  /** After each record is audited: the kernel's event bus. */
+  notify(entry: EgressRecord): void;
+}
+
+export class EgressGate {
+  constructor(private readonly deps: EgressGateDeps) {}
+
+  /**
+   * The egress proxy for this runtime's goals. `authenticate` checks a caller's proxy
+   * credentials (the container plumbing issues them); `resolve` replaces DNS (tests).
+   */
+  proxy(
+    authenticate: EgressPolicy["authenticate"],
+    opts: { resolve?: EgressResolver; headerTimeoutMs?: number } = {},
+  ): EgressProxy {
+    const { config } = this.deps;
+    return createEgressProxy(
+      {
+        authenticate,
+        decide: (caller, target, signal) => this.decide(caller, target, signal),
+        record: (entry) => this.record(entry),
+      },
+      {
+        hosts: config.hosts,
+        connectTimeoutMs: config.connectTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
+        maxConnections: config.maxConnections,
+        ...opts,
+      },
+    );
+  }
+
+  async decide(caller: EgressCaller, target: EgressTarget, signal: AbortSignal): Promise<EgressVerdict> {
+    const agent = this.deps.agent(caller.agentId);
+    if (!agent || (agent.goalId !== caller.goalId && agent.sandboxGoal !== caller.goalId))
+      return refuse("capability", `${caller.agentId} is not an agent of ${caller.goalId}`);
+    if (agent.state === "stopped") return refuse("capability", `agent ${caller.agentId} has stopped`);
+    let grants: ReturnType<TokenAuthority["verify"]>["grants"];
+    try {
+      const verified = this.deps.tokens.verify(agent.token);
+      if (verified.token.agentId !== caller.agentId)
+        return refuse("capability", "the capability token was issued to another agent");
+      grants = verified.grants;
+    } catch (e) {
+      return refuse("capability", `capability token refused: ${errorMessage(e)}`);
+    }
+    const need: Extract<Need, { kind: "network" }> = {
+      kind: "network",
+      host: target.host,
+      port: target.port,
+    };
+    const grant = target.literal
+      ? grantsAllow(
+          grants.filter((g) => g.kind === "network" && g.host === target.host),
+          need,
+        )
+      : grantsAllow(grants, need);
+    const rule = this.deps.policy.decideNetwork(need);
+    if (rule.decision === "deny") return refuse("policy", `${rule.reason} (rule ${rule.rule})`);
+    const missing = `no capability grants ${describeNeed(need)}${target.literal ? " (an address needs a grant naming it exactly)" : ""}`;
+    if (!grant && (target.literal || rule.decision !== "confirm")) return refuse("capability", missing);
+    if (rule.decision === "allow") return { allow: true };
+    return this.ask(caller, agent, need, `${grant ? rule.reason : `${missing}; ${rule.reason}`}`, signal);
+  }
+
+  /** A human's answer (or a standing one) for this agent and host:port. */
+  private async ask(
+    caller: EgressCaller,
+    agent: EgressAgent,
+    need: Extract<Need, { kind: "network" }>,
+    why: string,
+    signal: AbortSignal,
+  ): Promise<EgressVerdict> {
+    const scope = egressScope(need);
+    const who = { agentId: caller.agentId, identity: agent.identity, tool: EGRESS_APPROVAL_TOOL, scope };
+    if (agent.sandboxGoal !== undefined && !this.deps.approvals.covering(who))
+      return refuse(
+        "approval",
+        "an agent in a world asks no human, and no standing decision covers this host",
+      );
+    const outcome = await this.deps.approvals.authorize({
+      goalId: caller.goalId,
+      ...who,
+      input: { host: need.host, port: need.port },
+      summary: inert(`egress to ${need.host} port ${need.port} — ${why}`),
+      timeoutMs: this.deps.approvalTimeoutMs,
+      signal,
+    });
+    if (outcome.allowed) return { allow: true };
+    const answer =
+      outcome.decision === "deny"
+        ? "a human denied the connection"
+        : outcome.decision === "timed_out"
+          ? "approval timed out"
+          : `the approval was closed unanswered${outcome.reason ? `: ${outcome.reason}` : ""}`;
+    return refuse("approval", `${answer} (approval ${outcome.approvalId})`);
+  }
+
+  /** Audit (synchronous; throws when the log cannot take it), then tell the event bus. */
+  record(entry: EgressRecord): void {
+    const where = { goalId: entry.caller.goalId, agentId: entry.caller.agentId };
+    const connection = entry.connection === undefined ? {} : { connection: entry.connection };
+    const common = { host: entry.host, port: entry.port, method: entry.method };
+    if (entry.phase === "open") {
+      this.deps.audit.record(
+        "egress.open",
+        { ...common, address: entry.address ?? "", ...connection },
+        where,
+      );
+    } else if (entry.phase === "close") {
+      this.deps.audit.record(
+        "egress.close",
+        {
+          ...common,
+          address: entry.address ?? "",
+          bytes_up: entry.bytesUp ?? 0,
+          bytes_down: entry.bytesDown ?? 0,
+          duration_ms: entry.durationMs ?? 0,
+          ...connection,
+          ...(entry.reason ? { reason: entry.reason } : {}),
+        },
+        where,
+      );
+    } else {
+      this.deps.audit.record(
+        "egress.denied",
+        {
+          ...(entry.host === "" ? {} : { host: entry.host, port: entry.port }),
+          ...(entry.method === "" ? {} : { method: entry.method }),
+          stage: entry.stage ?? "request",
+          reason: entry.reason ?? "refused",
+        },
+        where,
+      );
+    }
+    this.deps.notify(entry);
+  }
+}
+
+function refuse(stage: EgressStage, reason: string): EgressVerdict {
+  return { allow: false, stage, reason };
+}
+
+/** The scope an answer covers: the host (ports 80 and 443 together, like a grant), or host:port. */
+function egressScope(need: Extract<Need, { kind: "network" }>): ApprovalScope {
+  const web = need.port === 80 || need.port === 443;
+  return {
+    key: approvalScopeOf(EGRESS_APPROVAL_TOOL, {}, [need]).key,
+    target: `network connections to ${inert(need.host)} ${web ? "on ports 80 and 443" : `on port ${need.port}`}`,
+  };
+}

@@ -1,0 +1,144 @@
+// The egress config keys, read from a real config.yaml, bounding real connections through
+// the proxy: max_connections (per goal), idle_timeout_ms, connect_timeout_ms, hosts.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { connect as netConnect, type Socket } from "node:net";
+import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
+import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
+import {
+  type EgressBench,
+  openEgressBench,
+  startUpstreams,
+  UPSTREAM_ADDRESS,
+  type Upstreams,
+} from "./fixture.js";
+
+let server: ProviderServer;
+let up: Upstreams;
+let bench: EgressBench;
+let agent: { id: string; goalId: string };
+let port = 0;
+/**
+ * A listener on SILENT whose accept queue a helper filled and never drains: Linux drops the
+ * next SYN, so a connection there waits for the timeout (a blackholed address cannot be
+ * relied on: this host's outbound traffic may be intercepted).
+ */
+const SILENT = "127.0.0.4";
+let silent: ChildProcess;
+let silentPort = 0;
+
+beforeAll(async () => {
+  silent = spawn("python3", [
+    "-c",
+    `import socket, sys, time
+s = socket.socket(); s.bind(("${SILENT}", 0)); s.listen(0)
+port = s.getsockname()[1]
+fill = []
+for _ in range(3):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(("${SILENT}", port))
+    except BlockingIOError: pass
+    fill.append(c)
+time.sleep(0.3)
+print(port, flush=True)
+time.sleep(120)`,
+  ]);
+  silentPort = await new Promise<number>((resolve) =>
+    silent.stdout?.once("data", (d) => resolve(Number(String(d).trim()))),
+  );
+  server = await startProviderServer();
+  up = await startUpstreams();
+  bench = await openEgressBench(server, (c) => {
+    writeFileSync(
+      join(c.home, "config.yaml"),
+      `egress:\n  hosts:\n    granted.test: ${UPSTREAM_ADDRESS}\n    silent.test: ${SILENT}\n  max_connections: 2\n  idle_timeout_ms: 400\n  connect_timeout_ms: 300\n`,
+    );
+    c.egress = loadConfig({ env: { AIDO_HOME: c.home }, projectDir: c.home }).egress;
+  });
+  agent = bench.agent("bounded", [
+    "network: granted.test:*",
+    `network: ${UPSTREAM_ADDRESS}:*`,
+    "network: silent.test:*",
+    `network: ${SILENT}:*`,
+  ]);
+  port = await bench.listen({ goalId: agent.goalId, agentId: agent.id });
+}, 60_000);
+
+afterAll(async () => {
+  silent?.kill();
+  await bench?.close();
+  await up?.close();
+  await server?.close();
+});
+
+const lastDenial = () => bench.audit("egress.denied", agent.id).at(-1)?.payload;
+
+function connectThrough(target: string): Promise<{ socket: Socket; head: string }> {
+  return new Promise((resolve) => {
+    const s = netConnect(port, "127.0.0.1");
+    s.on("error", () => {});
+    s.write(
+      `CONNECT ${target} HTTP/1.1\r\nProxy-Authorization: Basic ${Buffer.from(`${agent.id}:secret-${agent.id}`).toString("base64")}\r\n\r\n`,
+    );
+    let buf = "";
+    const onData = (c: Buffer) => {
+      buf += c.toString("latin1");
+      if (!buf.includes("\r\n\r\n")) return;
+      s.off("data", onData);
+      resolve({ socket: s, head: buf });
+    };
+    s.on("data", onData);
+    s.on("close", () => resolve({ socket: s, head: buf }));
+  });
+}
+
+async function tlsThrough(): Promise<Socket> {
+  const { socket, head } = await connectThrough(`granted.test:${up.httpsPort}`);
+  expect(head).toMatch(/^HTTP\/1.1 200/);
+  const tls = tlsConnect({ socket, servername: "granted.test", ca: up.ca });
+  await new Promise((r) => tls.once("secureConnect", r));
+  return tls;
+}
+
+describe("egress bounds from config.yaml", () => {
+  it("max_connections: a goal's third connection at once is refused (503), audited", async () => {
+    const a = await tlsThrough();
+    const b = await tlsThrough();
+    const third = await connectThrough(`granted.test:${up.httpsPort}`);
+    expect(third.head).toMatch(/^HTTP\/1.1 503[\s\S]*egress.max_connections allows \(2\)/);
+    expect(lastDenial()).toMatchObject({ stage: "limit" });
+    a.destroy();
+    b.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+  });
+
+  it("idle_timeout_ms: a tunnel with no byte either way is closed, and its close says why", async () => {
+    const tls = await tlsThrough();
+    const started = Date.now();
+    await new Promise((r) => tls.once("close", r));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    for (
+      let i = 0;
+      i < 100 &&
+      !bench
+        .audit("egress.close", agent.id)
+        .some((e) => /idle/.test(String((e.payload as { reason?: string }).reason)));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 20));
+    const closed = bench.audit("egress.close", agent.id).map((e) => e.payload as { reason?: string });
+    expect(closed.some((c) => c.reason === "idle for 400 ms")).toBe(true);
+  });
+
+  it("connect_timeout_ms: an address that never answers is given up on (502), audited", async () => {
+    const started = Date.now();
+    const r = await connectThrough(`silent.test:${silentPort}`);
+    expect(r.head).toMatch(/^HTTP\/1.1 502[\s\S]*no answer within 300 ms/);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(lastDenial()).toMatchObject({ host: "silent.test", stage: "upstream" });
+  });
+});
