@@ -113,3 +113,27 @@ describe("a hostile MCP server's tool definition as the model is shown it", () =
     expect(JSON.stringify(offered)).not.toMatch(/[\u{e0000}-\u{e007f}\u200b\u202e]/u);
   });
 });
+
+describe("a hostile remote MCP server's answers", () => {
+  it("are cut off past the message cap instead of being read whole into the daemon's memory", async () => {
+    const flood = echoTool();
+    flood.run = () => ({ content: [{ type: "text", text: "x".repeat(12 * 1024 * 1024) }] });
+    const { c } = await start([flood]);
+    await c.call("mcp.approve", { server: "remote" });
+    const a = (await c.call("agent.spawn", { manifest: user("flooded") })).agent_id;
+    const e = await rpcError(
+      c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "x" } }),
+    );
+    expect(e.code).toBe("tool_failed");
+    expect(e.message).toContain("MCP server remote failed the call of echo");
+    expect(e.message).toContain("it sent a response larger than 4194304 bytes; it was cut off");
+    // The connection still serves calls within the cap.
+    flood.run = (args) => ({ content: [{ type: "text", text: String(args.text) }] });
+    const ok = await c.call("tool.invoke", {
+      agent_id: a,
+      tool: "mcp__remote__echo",
+      input: { text: "small" },
+    });
+    expect(ok.output).toBe("small");
+  }, 30_000);
+});
