@@ -6,7 +6,8 @@
 // every call unless the operator listed the tool in read_only_tools (the server's own
 // readOnlyHint never counts). A human's Allow Session / Always covers calls of this tool
 // with this very definition (the hash is in the scope). The result's text is bounded and
-// inert; other content (images, audio, resources) is summarized, not passed on.
+// inert; other content (images, audio, resources) is summarized, not passed on. A stdio
+// server with the workspace read-write mutates (the gate snapshots before its calls).
 
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import AjvModule from "ajv";
@@ -57,7 +58,9 @@ export function mcpToolDef(
       : {
           approvalReason: `tool ${pinned.name} of MCP server ${server.name} is not in the operator's read_only_tools for it`,
         }),
-    mutates: false,
+    // A stdio server with the goal's /workspace mounted read-write can change it in any
+    // call: the gate snapshots before, as for file_write and exec, so the change can be undone.
+    mutates: server.transport === "stdio" && server.workspace === "rw",
     staticNeeds: () => [{ kind: "mcp", server: server.name, tool: pinned.name }],
     needs: async () => [{ kind: "mcp", server: server.name, tool: pinned.name }],
     approvalScope: () => ({
