@@ -20,7 +20,7 @@ import type { JsonValue } from "../../security/canonical-json.js";
 import { mcpToolName, parseMcpToolName } from "../names.js";
 import { type ConnectDeps, McpConnection } from "./connection.js";
 import { changedParts, definitionDiff, definitionHash, type McpToolDefinition } from "./definitions.js";
-import type { McpPins } from "./pins.js";
+import { type McpPins, type ServerPins, serverIdentity } from "./pins.js";
 import { isReadOnly, mcpToolDef } from "./tool-def.js";
 
 declare module "../../security/audit-events.js" {
@@ -104,8 +104,13 @@ export class McpServers implements ExternalTools {
     });
     if (!(this.deps.serversOf(principal.agentId) ?? []).includes(server.name))
       return refuse(`MCP server ${server.name} is not in the agent's manifest mcp_servers`);
-    const pins = this.deps.pins.get(server.name);
-    if (!pins)
+    const approved = this.deps.pins.get(server.name);
+    if (approved && approved.identity !== serverIdentity(server))
+      return refuse(
+        `MCP server ${server.name}'s ${server.transport === "http" ? "url" : "command, image, env or mounts"} changed since the operator approved it; it offers nothing until approved again (aido mcp approve ${server.name})`,
+      );
+    const pins = approved;
+    if (pins === undefined)
       return refuse(
         `MCP server ${server.name} has not been approved by the operator (aido mcp approve ${server.name}); it offers nothing`,
       );
@@ -130,7 +135,7 @@ export class McpServers implements ExternalTools {
     const out: ToolDef<unknown>[] = [];
     for (const name of this.deps.serversOf(principal.agentId) ?? []) {
       const server = this.deps.config.mcp.servers[name];
-      const pins = this.deps.pins.get(name);
+      const pins = server ? this.pinsOf(server) : undefined;
       if (!server || !pins) continue;
       let conn: McpConnection;
       try {
@@ -196,7 +201,7 @@ export class McpServers implements ExternalTools {
           );
         }
       }
-      this.deps.pins.approve(name, tools, by);
+      this.deps.pins.approve(name, serverIdentity(server), tools, by);
       this.deps.audit.record("mcp.approved", {
         server: name,
         tools: tools.map((t) => ({ name: t.definition.name, hash: t.hash })),
@@ -204,6 +209,12 @@ export class McpServers implements ExternalTools {
       });
     });
     return this.statusOf(server);
+  }
+
+  /** The server's pins, when its config still has the identity they were approved for. */
+  private pinsOf(server: McpServerConfig): ServerPins | undefined {
+    const pins = this.deps.pins.get(server.name);
+    return pins && pins.identity === serverIdentity(server) ? pins : undefined;
   }
 
   /** Is `goalId` the pseudo-goal of a probe running now? */
@@ -249,7 +260,7 @@ export class McpServers implements ExternalTools {
   }
 
   private async statusOf(server: McpServerConfig): Promise<McpServerStatus> {
-    const pins = this.deps.pins.get(server.name);
+    const pins = this.pinsOf(server);
     const base = {
       server: server.name,
       endpoint: server.transport === "http" ? server.url : server.command.join(" "),
