@@ -22,7 +22,10 @@ const sections: Record<string, Loader> = {
   plans: async () => (await import("./plans.js")).benchPlans(),
   mcp: async () => (await import("./mcp.js")).benchMcp(),
   "mcp-servers": async () => (await import("./mcp-servers.js")).benchMcpServers(),
-  egress: async () => (await import("./egress.js")).benchEgress(),
+  egress: async () => [
+    await (await import("./egress.js")).benchEgress(),
+    await (await import("./egress-container.js")).benchEgressContainer(),
+  ],
 };
 
 async function main(): Promise<void> {

@@ -22,7 +22,14 @@
  *   --read-data-file FILE  read FILE, never execute it
  *   --fsize BYTES       RLIMIT_FSIZE: no file grows beyond BYTES (SIGXFSZ / EFBIG); 0
  *                       lets no file grow at all (a goal at its quota can still delete)
- *   --unconfined        no file rules (trusted callers); seccomp and --fsize still apply
+ *   --tcp-connect PORTS TCP connects (and so every TCP use: listening needs no connect, but
+ *                       nothing outside reaches a container on an egress network) only to
+ *                       these ports, comma-separated, or to none ("none"): an exec in a
+ *                       container on an egress network gets the calling agent's relay port,
+ *                       or none. Needs Landlock ABI >= 4; on an older kernel it is skipped
+ *                       (the executor reports the ABI, the daemon says so once). Given once.
+ *   --unconfined        no file rules (trusted callers); seccomp, --fsize and --tcp-connect
+ *                       still apply
  *   --reap              stay as the call's reaper (Landlock ABI >= 6 only, see below)
  *   --oom-score-adj N   set /proc/self/oom_score_adj to N (0..1000) first, so that PROG and
  *                       all it starts (the reaper too) inherit it: the executor passes 1000
@@ -37,8 +44,10 @@
  * thirteen base rights; 2: REFER; 3: TRUNCATE; 5: IOCTL_DEV), so anything not granted is
  * denied. On ABI 1 moving or linking a file into another folder is always refused. On
  * ABI >= 6 the domain is also scoped: no signals to, and no abstract unix socket
- * connections with, processes outside it. TCP (ABI 4) is not restricted here yet: the
- * egress proxy will own the network; handled_access_net stays 0 until then.
+ * connections with, processes outside it. TCP (ABI 4) is handled only with --tcp-connect:
+ * a container on no network has nothing to connect to, and one on an egress network reaches
+ * nothing but its relay, whose port per agent is the second wall (an agent cannot use
+ * another agent's port, and so another agent's grants, even with its credentials).
  *
  * The reaper (--reap). A command must not outlive its call, and a process that leaves its
  * session (setsid), double-forks or clones itself as a sibling (CLONE_PARENT) escapes a
@@ -122,12 +131,16 @@
 #define FS_TRUNCATE (1ULL << 14) /* ABI 3 */
 #define FS_IOCTL_DEV (1ULL << 15) /* ABI 5 */
 
+#define LL_RULE_NET_PORT 2
+#define NET_CONNECT_TCP (1ULL << 1) /* ABI 4; bit 0 is BIND_TCP, left unhandled */
+#define MAX_TCP_PORTS 16
+
 #define SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0) /* ABI 6 */
 #define SCOPE_SIGNAL (1ULL << 1)               /* ABI 6 */
 
 struct ll_ruleset_attr {
   uint64_t handled_access_fs;
-  uint64_t handled_access_net; /* ABI 4; left 0: TCP is the egress proxy's job */
+  uint64_t handled_access_net; /* ABI 4: CONNECT_TCP with --tcp-connect */
   uint64_t scoped;             /* ABI 6 */
 };
 
@@ -135,6 +148,18 @@ struct ll_path_beneath_attr {
   uint64_t allowed_access;
   int32_t parent_fd;
 } __attribute__((packed));
+
+struct ll_net_port_attr {
+  uint64_t allowed_access;
+  uint64_t port;
+} __attribute__((packed));
+
+/* --tcp-connect: given or not, and the ports it allows (none: n_ports 0). */
+struct tcp_rules {
+  int given;
+  int n_ports;
+  uint64_t ports[MAX_TCP_PORTS];
+};
 
 struct open_how_compat {
   uint64_t flags;
@@ -160,7 +185,8 @@ static void usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\nusage: %s --abi | [--read DIR] [--write DIR] [--read-file FILE] "
                   "[--write-file FILE] [--read-data DIR] [--read-data-file FILE] [--fsize BYTES] "
-                  "[--unconfined] [--reap] [--oom-score-adj N] -- PROG [ARG...]\n",
+                  "[--tcp-connect PORT[,PORT...]|none] [--unconfined] [--reap] [--oom-score-adj N] "
+                  "-- PROG [ARG...]\n",
           prog);
   exit(2);
 }
@@ -273,16 +299,31 @@ static void add_rule(int ruleset, const struct rule *r, uint64_t handled) {
   close(fd);
 }
 
-static void restrict_self(const struct ll_ruleset_attr *attr, const struct rule *rules, int n) {
+static void add_port_rules(int ruleset, const struct tcp_rules *tcp) {
+  for (int i = 0; i < tcp->n_ports; i++) {
+    struct ll_net_port_attr attr = {.allowed_access = NET_CONNECT_TCP, .port = tcp->ports[i]};
+    if (syscall(__NR_landlock_add_rule, ruleset, LL_RULE_NET_PORT, &attr, 0) != 0)
+      setup_failed("landlock_add_rule (tcp port)");
+  }
+}
+
+static void restrict_self(const struct ll_ruleset_attr *attr, const struct rule *rules, int n,
+                          const struct tcp_rules *tcp) {
   /* Older kernels take a shorter struct; the extra fields are zero, which they accept. */
   int ruleset = (int)syscall(__NR_landlock_create_ruleset, attr, sizeof *attr, 0);
   if (ruleset < 0) setup_failed("landlock_create_ruleset");
   for (int i = 0; i < n; i++) add_rule(ruleset, &rules[i], attr->handled_access_fs);
+  if (attr->handled_access_net != 0) add_port_rules(ruleset, tcp);
   if (syscall(__NR_landlock_restrict_self, ruleset, 0) != 0) setup_failed("landlock_restrict_self");
   close(ruleset);
 }
 
-static void apply_landlock(int abi, const struct rule *rules, int n) {
+/* TCP connects are handled when --tcp-connect was given and the kernel knows them (ABI 4). */
+static uint64_t handled_net(int abi, const struct tcp_rules *tcp) {
+  return tcp->given && abi >= 4 ? NET_CONNECT_TCP : 0;
+}
+
+static void apply_landlock(int abi, const struct rule *rules, int n, const struct tcp_rules *tcp) {
   if (abi < 1) {
     fprintf(stderr,
             "%s: the kernel offers no Landlock (Linux 5.13 or later with landlock among the "
@@ -290,9 +331,30 @@ static void apply_landlock(int abi, const struct rule *rules, int n) {
             prog);
     exit(125);
   }
-  struct ll_ruleset_attr attr = {.handled_access_fs = handled_fs(abi)};
+  struct ll_ruleset_attr attr = {.handled_access_fs = handled_fs(abi),
+                                 .handled_access_net = handled_net(abi, tcp)};
   if (abi >= 6) attr.scoped = SCOPE_SIGNAL | SCOPE_ABSTRACT_UNIX_SOCKET;
-  restrict_self(&attr, rules, n);
+  restrict_self(&attr, rules, n, tcp);
+}
+
+/*
+ * --unconfined with --tcp-connect: a domain that handles TCP connects and no file access
+ * but REFER, granted on "/" (see scope_signals for why a layer must grant it).
+ */
+static void restrict_tcp_only(int abi, const struct tcp_rules *tcp) {
+  if (handled_net(abi, tcp) == 0) return;
+  struct ll_ruleset_attr attr = {.handled_access_fs = FS_REFER, .handled_access_net = NET_CONNECT_TCP};
+  int ruleset = (int)syscall(__NR_landlock_create_ruleset, &attr, sizeof attr, 0);
+  if (ruleset < 0) setup_failed("landlock_create_ruleset");
+  struct ll_path_beneath_attr refer = {.allowed_access = FS_REFER};
+  refer.parent_fd = open("/", O_PATH | O_CLOEXEC);
+  if (refer.parent_fd < 0) setup_failed("/");
+  if (syscall(__NR_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &refer, 0) != 0)
+    setup_failed("landlock_add_rule /");
+  close(refer.parent_fd);
+  add_port_rules(ruleset, tcp);
+  if (syscall(__NR_landlock_restrict_self, ruleset, 0) != 0) setup_failed("landlock_restrict_self");
+  close(ruleset);
 }
 
 /*
@@ -510,6 +572,26 @@ static void set_oom_score_adj(const char *value) {
   close(fd);
 }
 
+/* "none", or up to MAX_TCP_PORTS ports 1..65535 separated by commas. */
+static void parse_ports(const char *s, struct tcp_rules *tcp) {
+  if (tcp->given) usage_error("%s", "--tcp-connect is given once");
+  tcp->given = 1;
+  if (strcmp(s, "none") == 0) return;
+  const char *at = s;
+  for (;;) {
+    if (*at < '0' || *at > '9') usage_error("--tcp-connect needs ports 1-65535 or none, got \"%s\"", s);
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(at, &end, 10);
+    if (errno != 0 || v < 1 || v > 65535 || (*end != ',' && *end != 0))
+      usage_error("--tcp-connect needs ports 1-65535 or none, got \"%s\"", s);
+    if (tcp->n_ports == MAX_TCP_PORTS) usage_error("--tcp-connect takes at most 16 ports, got \"%s\"", s);
+    tcp->ports[tcp->n_ports++] = v;
+    if (*end == 0) return;
+    at = end + 1;
+  }
+}
+
 static unsigned long long parse_bytes(const char *s) {
   char *end = NULL;
   errno = 0;
@@ -528,6 +610,7 @@ int main(int argc, char **argv) {
   unsigned long long fsize = 0;
   int have_fsize = 0;
   const char *oom_score_adj = NULL;
+  struct tcp_rules tcp = {0};
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -556,6 +639,7 @@ int main(int argc, char **argv) {
                : strcmp(a, "--read-data-file") == 0 ? READ_DATA_FILE
                : strcmp(a, "--fsize") == 0          ? -2
                : strcmp(a, "--oom-score-adj") == 0  ? -3
+               : strcmp(a, "--tcp-connect") == 0    ? -4
                                                     : -1;
     if (kind == -1) usage_error("unknown option \"%s\"", a);
     if (i + 1 >= argc) usage_error("%s needs a value", a);
@@ -563,6 +647,10 @@ int main(int argc, char **argv) {
     if (kind == -2) {
       fsize = parse_bytes(v);
       have_fsize = 1;
+      continue;
+    }
+    if (kind == -4) {
+      parse_ports(v, &tcp);
       continue;
     }
     if (kind == -3) {
@@ -595,8 +683,11 @@ int main(int argc, char **argv) {
             prog, abi);
     exit(125);
   }
-  if (!unconfined) apply_landlock(abi, rules, n);
-  else if (reaper) scope_signals();
+  if (!unconfined) apply_landlock(abi, rules, n, &tcp);
+  else {
+    restrict_tcp_only(abi, &tcp);
+    if (reaper) scope_signals();
+  }
   free(rules);
   if (reaper) reap(&argv[i]);
   run_program(&argv[i]);

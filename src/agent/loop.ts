@@ -69,7 +69,7 @@ export async function runAgentLoop(
   try {
     const verified = env.tokens.verify(agent.token);
     const tools = offeredTools(
-      await env.gate.toolsFor({ agentId: agent.id, goalId: agent.goalId }),
+      await env.gate.toolsFor({ agentId: agent.id, goalId: agent.goalId }, verified.grants),
       verified.grants,
       agent.manifest,
     );

@@ -16,6 +16,7 @@
 // as a GateDenied error the caller can show to the model (it can recover) or map to a
 // JSON-RPC code.
 
+import type { EgressPlumbing } from "../egress/plumbing.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { ApprovalQueue } from "../security/approvals.js";
@@ -87,8 +88,15 @@ export interface ExternalTools {
     principal: Principal,
     name: string,
   ): Promise<{ tool: ToolDef<unknown> } | { refusal: ToolRefusal } | undefined>;
-  /** The tools this agent could call now (before its grants are applied). */
-  offered(principal: Pick<Principal, "agentId" | "goalId">): Promise<ToolDef<unknown>[]>;
+  /**
+   * The tools this agent could call now, of the sources its verified `grants` reach at all
+   * (an external server no grant names is not even connected); the caller filters each
+   * tool by its grant need.
+   */
+  offered(
+    principal: Pick<Principal, "agentId" | "goalId">,
+    grants: readonly Grant[],
+  ): Promise<ToolDef<unknown>[]>;
 }
 
 export interface GateDeps {
@@ -106,6 +114,11 @@ export interface GateDeps {
   snapshotBeforeMutation: boolean;
   outputMaxBytes: number;
   approvalTimeoutMs: number;
+  /**
+   * Goals with a network (egress/plumbing.ts): what an exec of the caller may connect to
+   * and the proxy variables it gets. Absent: no goal has a network.
+   */
+  egress?: Pick<EgressPlumbing, "access" | "agentStopped">;
 }
 
 export interface ToolCall {
@@ -143,8 +156,9 @@ export class Gate {
   /** The built-in tools and the external ones this agent could call now, by name. */
   async toolsFor(
     principal: Pick<Principal, "agentId" | "goalId">,
+    grants: readonly Grant[],
   ): Promise<ReadonlyMap<string, ToolDef<unknown>>> {
-    const external = (await this.deps.external?.offered(principal)) ?? [];
+    const external = (await this.deps.external?.offered(principal, grants)) ?? [];
     if (external.length === 0) return this.deps.tools;
     const all = new Map(this.deps.tools);
     for (const t of external) if (!all.has(t.name)) all.set(t.name, t);
@@ -154,6 +168,7 @@ export class Gate {
   /** The agent stopped (kernel/registry.ts stopAgent): drop what the gate kept for it. */
   agentStopped(agentId: string): void {
     this.snapshots?.forget(agentId);
+    this.deps.egress?.agentStopped(agentId);
   }
 
   async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
@@ -240,18 +255,22 @@ export class Gate {
       { goalId: principal.goalId, agentId: principal.agentId },
     );
     const paths = new RunPaths(tool.name, grants, deps.policy);
+    const egress = deps.egress?.access(principal.goalId, principal.agentId, grants);
+    const confinement = confinementFor(
+      grants,
+      deps.policy.closedPaths(confirmed),
+      principal.agentId,
+      principal.services?.skills,
+    );
     const ctx: ToolContext = {
       sandbox,
       goalId: principal.goalId,
       agentId: principal.agentId,
       outputMaxBytes: deps.outputMaxBytes,
       judged: needs,
-      confinement: confinementFor(
-        grants,
-        deps.policy.closedPaths(confirmed),
-        principal.agentId,
-        principal.services?.skills,
-      ),
+      // On a goal with a network, the agent's commands connect to its relay port only.
+      confinement: egress ? { ...confinement, connect: egress.connect } : confinement,
+      ...(egress ? { egress } : {}),
       allowNetwork: (host, port, opts) =>
         this.allowNetwork(
           principal,

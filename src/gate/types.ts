@@ -74,6 +74,11 @@ export interface ToolContext {
    */
   confinement?: Confinement;
   /**
+   * On a goal with a network (egress/plumbing.ts): the proxy variables the caller's execs
+   * get, and the values (its proxy password) never shown to the model. Absent: none.
+   */
+  egress?: { env: Record<string, string>; secrets: string[] };
+  /**
    * Network check for hosts a tool reaches beyond its declared needs (web_fetch's redirect
    * hops; an address the tool's address rules refuse). True when the agent's grants and the
    * policy allow `host`; with { literal: true } only a grant naming exactly that host counts

@@ -15,7 +15,8 @@ import type { AgentEnv } from "../agent/env.js";
 import type { Config } from "../config.js";
 import type { Db } from "../db/database.js";
 import { EgressGate } from "../egress/gate-policy.js";
-import type { EgressRecord } from "../egress/types.js";
+import { EgressPlumbing } from "../egress/plumbing.js";
+import type { EgressProxy, EgressRecord } from "../egress/types.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import { Gate } from "../gate/invoke.js";
 import type { ToolDef } from "../gate/types.js";
@@ -114,6 +115,8 @@ export interface RuntimeParts {
   worlds: Worlds;
   /** The egress proxy's decisions and records for this runtime's goals (egress/gate-policy.ts). */
   egress: EgressGate;
+  /** Goals' relays, listeners and callers (egress/plumbing.ts), in front of the proxy. */
+  egressPlumbing: EgressPlumbing;
 }
 
 /** Build every part over `db` (opened by the caller, which closes it if this throws). */
@@ -147,7 +150,7 @@ export async function assembleRuntime(
   const binds = new WorkspaceBinds(config.goalsDir);
   /** A goal's host folders, a session's bound project folder included: what every part that reaches them uses. */
   const foldersOf = (goalId: string) => binds.folders(goalId);
-  const backend = opts.backend ?? new DockerBackend(config, { folders: foldersOf });
+  const backend = opts.backend ?? new DockerBackend(config, { folders: foldersOf, log });
   // The host folders a goal's snapshots cover: one function for the gate's snapshot before
   // a mutation and a plan's snapshot before it runs.
   const snapshots = new SnapshotStore({
@@ -169,6 +172,20 @@ export async function assembleRuntime(
     goalsDir: config.goalsDir,
     maxMb: config.sandbox.workspaceMaxMb,
     folders: foldersOf,
+  });
+  // Goals with a network: their relays' listeners hand streams to the proxy, built on first
+  // need over the daemon's egress policy (below) and these callers' credentials.
+  let proxy: EgressProxy | undefined;
+  const egressPlumbing: EgressPlumbing = new EgressPlumbing({
+    home: config.home,
+    backend,
+    log,
+    proxy: () => {
+      proxy ??= egress.proxy((caller, user, password) =>
+        egressPlumbing.callers.authenticate(caller, user, password),
+      );
+      return proxy;
+    },
   });
   // External MCP servers' tools: an agent sees those of its manifest's servers (read from the
   // registry once it exists; called only when a tool is looked up or offered).
@@ -203,6 +220,8 @@ export async function assembleRuntime(
     },
     folders: foldersOf,
     log,
+    usesNetwork: (goalId) => rootUsesNetwork(registry, worlds.realGoal(goalId) ?? goalId),
+    egress: egressPlumbing,
     retired: (goalId) => mcp.closeGoal(goalId),
   });
 
@@ -244,6 +263,7 @@ export async function assembleRuntime(
     snapshotBeforeMutation: config.policy.snapshotBeforeMutation,
     outputMaxBytes: config.limits.toolOutputMaxBytes,
     approvalTimeoutMs: config.approvals.timeoutMs,
+    egress: egressPlumbing,
   });
   forwardApprovalEvents(approvals, events);
   const registry: AgentRegistry = new AgentRegistry({
@@ -409,6 +429,7 @@ export async function assembleRuntime(
     plans,
     worlds,
     egress,
+    egressPlumbing,
   };
 }
 
@@ -427,6 +448,12 @@ function addTool(tools: Map<string, ToolDef<unknown>>, t: ToolDef<unknown>): voi
 function rootSkills(registry: AgentRegistry, goalId: string): string[] {
   const root = registry.list({ goalId, includeStopped: true }).find((a) => a.parentId === null);
   return [...(root?.manifest.skills ?? [])];
+}
+
+/** The goal's root agent holds a network grant (its descendants only narrow what it holds). */
+function rootUsesNetwork(registry: AgentRegistry, goalId: string): boolean {
+  const root = registry.list({ goalId, includeStopped: true }).find((a) => a.parentId === null);
+  return root?.manifest.capabilities.some((g) => g.kind === "network") ?? false;
 }
 
 /**

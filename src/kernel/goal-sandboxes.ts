@@ -6,10 +6,14 @@
 // forgotten, every setuid/setgid bit under the goal's folder is cleared (audited), and
 // what else lives as long as the goal is ended (its external MCP servers' connections).
 // The sweeper (sandbox-sweeper.ts) reports the containers it removed through released().
+// A goal whose root manifest holds a network grant (usesNetwork) gets its egress first
+// (egress/plumbing.ts: listener, network, relay) and its container on that network;
+// retire() closes the egress after the container (and with it network and relay) went.
 
 import { join } from "node:path";
 import type { Config } from "../config.js";
-import { errorMessage } from "../errors.js";
+import type { EgressPlumbing } from "../egress/plumbing.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { AcquireOptions, SandboxBackend } from "../sandbox/backend.js";
 import type { GoalFolders } from "../sandbox/folders.js";
 import { lazySandbox } from "../sandbox/lazy.js";
@@ -33,6 +37,10 @@ export interface GoalSandboxesDeps {
   folders(goalId: string): GoalFolders;
   /** What could not be done now and is retried by the sweep (the engine is down). */
   log(message: string): void;
+  /** Goals with a network; absent: none has one. */
+  egress?: Pick<EgressPlumbing, "open" | "close">;
+  /** The goal's root manifest holds a network grant (children only narrow: none below it can). */
+  usesNetwork(goalId: string): boolean;
   /** What else ends with the goal (tools/mcp/ closes its servers' connections); never throws. */
   retired?(goalId: string): Promise<void>;
 }
@@ -47,12 +55,26 @@ export class GoalSandboxes {
     let h = this.handles.get(goalId);
     if (!h) {
       h = quotaSandbox(
-        lazySandbox(goalId, () => this.deps.backend.acquire(goalId, this.deps.acquireOptions(goalId))),
+        lazySandbox(goalId, () => this.acquire(goalId)),
         this.deps.quota,
       );
       this.handles.set(goalId, h);
     }
     return h;
+  }
+
+  private async acquire(goalId: string) {
+    const opts = this.deps.acquireOptions(goalId);
+    if (!this.deps.usesNetwork(goalId)) return this.deps.backend.acquire(goalId, opts);
+    const { egress } = this.deps;
+    if (!egress) {
+      throw new AidoError(
+        ErrorCode.sandboxUnavailable,
+        `goal ${goalId} holds network grants, and this runtime has no egress proxy to give its container a network`,
+        { goalId },
+      );
+    }
+    return this.deps.backend.acquire(goalId, { ...opts, egressShare: await egress.open(goalId) });
   }
 
   /**
@@ -67,6 +89,7 @@ export class GoalSandboxes {
     } catch (e) {
       this.deps.log(`removing the container of ${goalId} failed (the sweep retries): ${errorMessage(e)}`);
     }
+    await this.deps.egress?.close(goalId);
     await this.clearSetid(goalId);
     await this.deps.retired?.(goalId);
   }

@@ -11,6 +11,7 @@ import { principalOf } from "../agent/tool-calls.js";
 import type { Config } from "../config.js";
 import { type Db, openDatabase } from "../db/database.js";
 import type { EgressGate } from "../egress/gate-policy.js";
+import type { EgressPlumbing } from "../egress/plumbing.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { Gate } from "../gate/invoke.js";
 import type { ToolDef, ToolResult } from "../gate/types.js";
@@ -86,6 +87,8 @@ export class Runtime {
   /** Parallel worlds (spawn_worlds, adopt_world). */
   readonly worlds: Worlds;
   /** The egress proxy's decisions and records; `egress.proxy(authenticate)` builds the proxy. */
+  /** Goals' relays, listeners and callers in front of the proxy (egress/plumbing.ts). */
+  private readonly egressPlumbing: EgressPlumbing;
   readonly egress: EgressGate;
   /** Each goal's sandbox handle, and the one path that ends it. */
   private readonly sandboxes: GoalSandboxes;
@@ -116,6 +119,7 @@ export class Runtime {
     this.sessions = parts.sessions;
     this.worlds = parts.worlds;
     this.egress = parts.egress;
+    this.egressPlumbing = parts.egressPlumbing;
     this.sandboxes = parts.sandboxes;
     this.runner = parts.runner;
     this.sweeper = parts.sweeper;
@@ -263,6 +267,8 @@ export class Runtime {
       // Worlds' containers and folders go with the agents that spawned them.
       await this.worlds.close();
       this.sessions.dispose();
+      // No relay reaches the proxy any more; persistent agents' goals open theirs anew.
+      await this.egressPlumbing.closeAll();
       await this.mcp.closeAll();
       try {
         await this.backend.close();

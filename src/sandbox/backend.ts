@@ -4,6 +4,7 @@
 // (docker.ts) is the implementation; the interface keeps the kernel free of dockerode.
 
 import type { SandboxLimits } from "./container-spec.js";
+import type { EgressEndpoint } from "./egress-network.js";
 import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
 import type { SandboxHandle } from "./types.js";
 
@@ -22,6 +23,12 @@ export interface AcquireOptions {
    * goal's own workspace folder: an MCP session on the user's project. Never from the pool.
    */
   workspace?: string;
+  /**
+   * The folder shared with the goal's egress relay ($AIDO_HOME/egress/<goal>): the
+   * container joins the goal's egress network (made with its relay on first need) instead
+   * of none. Never from the pool.
+   */
+  egressShare?: string;
 }
 
 export interface GcOptions {
@@ -51,6 +58,8 @@ export interface GcReport {
   removedContainers: RemovedContainer[];
   /** Goal folders removed (removeExpiredFolders) and warm-pool folders no process owns. */
   removedFolders: string[];
+  /** Goals whose egress relay and network were removed (ended goals, or containers removed now). */
+  removedEgress?: string[];
 }
 
 export interface SandboxBackend {
@@ -72,6 +81,11 @@ export interface SandboxBackend {
   /** Find this runtime's running goal containers (after a restart); returns their goal ids. */
   reattach(): Promise<string[]>;
   gc(opts: GcOptions): Promise<GcReport>;
+  /**
+   * The goal's egress network and relay over `share`, made on first call: where its callers'
+   * proxy variables point. A backend without it runs no goal that may use the network.
+   */
+  egress?(goalId: string, share: string): Promise<EgressEndpoint>;
   /**
    * Release everything this process holds: sessions, idle warm-pool containers, and the MCP
    * server containers it started (nothing else could speak to them after it is gone).

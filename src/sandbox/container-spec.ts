@@ -1,6 +1,7 @@
 // sandbox/container-spec.ts — what a goal's container is allowed: the limits (from
 // Config.sandbox, tightened per call, never widened) and the engine create options that
-// carry them. Network none, all capabilities dropped, no-new-privileges, read-only root
+// carry them. Network none (or the goal's internal egress network, whose only peer is its
+// relay), all capabilities dropped, no-new-privileges, read-only root
 // with a tmpfs /tmp, pids/memory/cpu caps, an init as pid 1 that reaps orphans.
 
 import type Docker from "dockerode";
@@ -62,6 +63,11 @@ export interface ContainerSpec {
   /** Skill folders to mount read-only at /skills/<name> (skills/registry.ts skillMounts). */
   skills: readonly { hostPath: string; containerPath: string }[];
   limits: SandboxLimits;
+  /**
+   * The goal's internal egress network (sandbox/egress-network.ts), whose only other
+   * member is its relay. Absent: network none.
+   */
+  network?: string;
 }
 
 /**
@@ -108,7 +114,7 @@ export function createOptions(spec: ContainerSpec): Docker.ContainerCreateOption
     WorkingDir: "/workspace",
     Env: ["HOME=/tmp", "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1"],
     Labels: spec.labels,
-    NetworkDisabled: true,
-    HostConfig: lockedHostConfig(spec.limits, mounts),
+    NetworkDisabled: spec.network === undefined,
+    HostConfig: { ...lockedHostConfig(spec.limits, mounts), NetworkMode: spec.network ?? "none" },
   };
 }

@@ -1,6 +1,7 @@
 // sandbox/docker-containers.ts — one runtime's containers on a Docker engine: how they
 // are named and labelled, and the engine calls that make, find and remove them. Names:
-// aido_<runtime>_goal_<goal_id> and aido_<runtime>_pool_<slot>. Labels: the runtime (a
+// aido_<runtime>_goal_<goal_id> and aido_<runtime>_pool_<slot> (and a goal's egress relay,
+// aido_<runtime>_relay_<goal_id>, egress-network.ts). Labels: the runtime (a
 // hash of AIDO_HOME, so two homes on one engine never touch each other's containers),
 // the goal or pool slot, an expiry (epoch seconds) and the limits, so that a restarted
 // daemon re-attaches to the live ones and its GC removes orphans and expired ones. The
@@ -24,6 +25,8 @@ export const LABEL = {
   limits: "aido.limits",
   /** An external stdio MCP server's container (sandbox/mcp-container.ts): the server's name. */
   mcpServer: "aido.mcp_server",
+  /** On an egress relay container and network: the goal it serves (egress-network.ts). */
+  relay: "aido.relay",
 } as const;
 
 export function runtimeIdOf(home: string): string {
@@ -72,6 +75,8 @@ export class RuntimeContainers {
     limits: SandboxLimits,
     extraLabels: Record<string, string>,
     skills: readonly SkillMount[],
+    /** The goal's egress network (egress-network.ts); absent: no network at all. */
+    network?: string,
   ): Promise<Docker.Container> {
     prepareFolders(folders, parseUser(this.opts.user));
     const labels = {
@@ -89,6 +94,7 @@ export class RuntimeContainers {
       folders,
       skills,
       limits,
+      ...(network ? { network } : {}),
     };
     const options = createOptions(spec);
     if (this.opts.securityOpt && options.HostConfig) {

@@ -32,6 +32,10 @@ export interface SandboxOwner {
    * choice, audited at start-up); absent means "on".
    */
   readonly landlock?: "on" | "off";
+  /** The goal's container is on its egress network (then a confined exec names its ports). */
+  onEgressNetwork?(goalId: string): boolean;
+  /** An exec with a TCP rule ran on a kernel below Landlock ABI 4, which skips the rule. */
+  noTcpRule?(abi: number): void;
 }
 
 const FILE_OP_TIMEOUT_MS = 30_000;
@@ -79,12 +83,22 @@ export class DockerSandbox implements SandboxHandle {
   exec(req: ExecRequest): Promise<ExecResult> {
     const { signal, ...rest } = req;
     const timeoutMs = req.timeoutMs ?? this.owner.execTimeoutMs;
+    let confinement = req.confinement;
+    // Fail closed: a confined exec on an egress network that names no ports connects nowhere.
+    if (confinement !== "unconfined" && !confinement.connect && this.owner.onEgressNetwork?.(this.goalId))
+      confinement = { ...confinement, connect: [] };
     const args = {
       ...rest,
-      confinement: this.owner.landlock === "off" ? "unconfined" : req.confinement,
+      confinement: this.owner.landlock === "off" ? "unconfined" : confinement,
       timeoutMs,
       maxOutputBytes: req.maxOutputBytes ?? this.owner.maxOutputBytes,
     };
+    if (typeof args.confinement === "object" && args.confinement.connect) {
+      return this.call<ExecResult>("exec", args, timeoutMs + GRACE_MS, signal).then((r) => {
+        if (this.landlockAbi < 4) this.owner.noTcpRule?.(this.landlockAbi);
+        return r;
+      });
+    }
     return this.call("exec", args, timeoutMs + GRACE_MS, signal);
   }
 

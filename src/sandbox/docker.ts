@@ -17,6 +17,7 @@ import type { AcquireOptions, GcOptions, GcReport, SandboxBackend } from "./back
 import { defaultLimits, type SandboxLimits, sameLimits, tightenLimits } from "./container-spec.js";
 import { LABEL, RuntimeContainers } from "./docker-containers.js";
 import { DockerSandbox, type SandboxOwner } from "./docker-sandbox.js";
+import { type EgressEndpoint, EgressNetworks } from "./egress-network.js";
 import { connectDocker } from "./engine.js";
 import { ExecutorSession } from "./executor-session.js";
 import {
@@ -29,13 +30,8 @@ import {
 } from "./folders.js";
 import { ensureImage } from "./image.js";
 import { checkInputs, copyInputs, inputRules } from "./inputs.js";
-import {
-  type McpContainerDeps,
-  type McpServerContainer,
-  type McpServerSpec,
-  startMcpServerContainer,
-  stopMcpContainersOfGoal,
-} from "./mcp-container.js";
+import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
+import { LiveMcpServers } from "./mcp-servers.js";
 import { type PoolSlot, WarmPool } from "./pool.js";
 
 export interface DockerBackendOptions {
@@ -59,6 +55,8 @@ export interface DockerBackendOptions {
    * goal's own folders, or the workspace its acquire bound.
    */
   folders?: (goalId: string) => GoalFolders;
+  /** What the operator should know (said once): a kernel that skips a rule. */
+  log?: (message: string) => void;
 }
 
 function defaultUser(): string {
@@ -84,6 +82,9 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly skillsOf = new Map<string, SkillMount[]>();
   /** Goals whose /workspace is a bound host folder (AcquireOptions.workspace). */
   private readonly workspaceOf = new Map<string, string>();
+  /** Goals on an egress network: the folder shared with their relay (AcquireOptions.egressShare). */
+  private readonly egressShareOf = new Map<string, string>();
+  private readonly networks: EgressNetworks;
   /** Goals whose sandbox was removed for good (remove()): a later acquire is refused. */
   private readonly retired = new Set<string>();
   /**
@@ -91,12 +92,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
    * warming up, ready, being handed over): GC removes only slot containers not in here.
    */
   private readonly ownSlots = new Set<string>();
-  /** The MCP server containers this process started and still speaks to, by container id. */
-  private readonly mcpServers = new Map<string, { goalId: string; server: McpServerContainer }>();
-  private readonly mcpDeps: McpContainerDeps;
+  /** The MCP server containers this process started and still speaks to. */
+  private readonly mcpServers: LiveMcpServers;
   private readonly pool: WarmPool;
   private readonly poolDir: string;
   private imageReady: Promise<unknown> | undefined;
+  private saidNoTcpRule = false;
 
   constructor(
     private readonly config: Config,
@@ -111,7 +112,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
     });
     this.runtimeId = this.containers.runtimeId;
-    this.mcpDeps = {
+    this.mcpServers = new LiveMcpServers({
       docker: this.docker,
       config,
       runtimeId: this.runtimeId,
@@ -119,8 +120,9 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       ...(opts.labels ? { labels: opts.labels } : {}),
       ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
       folders: (goalId) => opts.folders?.(goalId) ?? this.foldersOf(goalId, this.workspaceOf.get(goalId)),
-      gone: (containerId) => this.mcpServers.delete(containerId),
-    };
+    });
+    const daemonUser = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
+    this.networks = new EgressNetworks(this.docker, config, this.containers, daemonUser, opts.labels);
     this.execTimeoutMs = config.sandbox.execTimeoutMs;
     this.maxOutputBytes = config.limits.toolOutputMaxBytes;
     this.landlock = config.sandbox.landlock;
@@ -175,6 +177,31 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return handle;
   }
 
+  noTcpRule(abi: number): void {
+    if (this.saidNoTcpRule) return;
+    this.saidNoTcpRule = true;
+    this.opts.log?.(
+      `this kernel offers Landlock ABI ${abi}: TCP rules need ABI 4 (Linux 6.7), so an exec on an egress network may connect to any port of its relay; the proxy credentials alone tell its agents apart`,
+    );
+  }
+
+  onEgressNetwork(goalId: string): boolean {
+    return this.egressShareOf.has(goalId);
+  }
+
+  async egress(goalId: string, share: string): Promise<EgressEndpoint> {
+    assertGoalId(goalId);
+    this.refuseRetired(goalId);
+    await this.imageOnce();
+    return this.networks.ensure(goalId, share);
+  }
+
+  /** The goal's egress network, made (with its relay) if the goal has one. */
+  private async networkOf(goalId: string): Promise<string | undefined> {
+    const share = this.egressShareOf.get(goalId);
+    return share === undefined ? undefined : (await this.egress(goalId, share)).network;
+  }
+
   private async open(goalId: string, opts: AcquireOptions): Promise<DockerSandbox> {
     const defaults = defaultLimits(this.config);
     const limits = tightenLimits(defaults, opts.limits);
@@ -185,7 +212,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const existing = await this.containers.inspect(name);
     let handle: DockerSandbox | undefined;
     if (opts.workspace !== undefined) this.workspaceOf.set(goalId, opts.workspace);
-    if (existing?.State.Running) {
+    if (opts.egressShare !== undefined) this.egressShareOf.set(goalId, opts.egressShare);
+    const network = await this.networkOf(goalId);
+    // A running container on the wrong network (none, where the goal now has one) is replaced.
+    const onNetwork = (c: Docker.ContainerInspectInfo) =>
+      network === undefined ? c.HostConfig.NetworkMode === "none" : c.HostConfig.NetworkMode === network;
+    if (existing?.State.Running && onNetwork(existing)) {
       this.limitsOf.set(goalId, this.containers.limitsFromLabels(existing.Config.Labels) ?? limits);
       this.skillsOf.set(goalId, skills);
       handle = new DockerSandbox(goalId, this.docker.getContainer(existing.Id), this);
@@ -196,7 +228,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       // Pool slots mount every skill and their own workspace; a goal allowed fewer skills,
       // or working in a bound host folder, gets a container of its own.
       const poolFits =
-        sameLimits(limits, defaults) && skills.length === everySkill.length && opts.workspace === undefined;
+        sameLimits(limits, defaults) &&
+        skills.length === everySkill.length &&
+        opts.workspace === undefined &&
+        network === undefined;
       const slot = !existsSync(folders.root) && poolFits ? this.pool.take() : undefined;
       if (slot) {
         ensurePrivateDir(this.config.goalsDir);
@@ -212,6 +247,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
           limits,
           { [LABEL.goal]: goalId },
           skills,
+          network,
         );
         handle = new DockerSandbox(goalId, container, this);
       }
@@ -232,6 +268,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       limits,
       { [LABEL.goal]: goalId },
       this.skillsOf.get(goalId) ?? [],
+      await this.networkOf(goalId),
     );
   }
 
@@ -249,30 +286,22 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     this.limitsOf.delete(goalId);
     this.skillsOf.delete(goalId);
     this.workspaceOf.delete(goalId);
+    const hadEgress = this.egressShareOf.delete(goalId);
     await this.containers.remove(this.containerName(goalId));
-    await this.removeMcpServers(goalId);
+    await this.mcpServers.removeOfGoal(goalId);
+    // The relay and network go after the container (a network in use cannot be removed).
+    if (hadEgress) await this.networks.remove(goalId);
     if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
   }
 
   async startMcpServer(spec: McpServerSpec): Promise<McpServerContainer> {
     assertGoalId(spec.goalId);
     this.refuseRetired(spec.goalId);
-    if (spec.image === undefined) await this.imageOnce();
-    const server = await startMcpServerContainer(this.mcpDeps, spec);
-    this.mcpServers.set(server.containerId, { goalId: spec.goalId, server });
-    if (this.retired.has(spec.goalId)) {
-      // The goal ended while its server was being started: the server goes at once.
-      await server.stop();
-      this.refuseRetired(spec.goalId);
-    }
-    return server;
-  }
-
-  /** Close the goal's MCP servers this process speaks to, then remove any other left by a process before. */
-  private async removeMcpServers(goalId: string): Promise<void> {
-    const own = [...this.mcpServers.values()].filter((m) => m.goalId === goalId);
-    await Promise.all(own.map((m) => m.server.stop()));
-    await stopMcpContainersOfGoal(this.docker, this.runtimeId, goalId);
+    return this.mcpServers.start(
+      spec,
+      () => (spec.image === undefined ? this.imageOnce() : Promise.resolve()),
+      (goalId) => this.refuseRetired(goalId),
+    );
   }
 
   async reattach(): Promise<string[]> {
@@ -280,7 +309,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const goals: string[] = [];
     for (const c of list) {
       const goalId = this.containers.goalOfName(c.Names[0] ?? "");
-      if (!goalId || c.State !== "running") continue;
+      // A container on an egress network is not adopted: its relay's other end (the daemon's
+      // listener, the callers' credentials) died with the process that made it. The sweep
+      // removes it unless the goal is live; a live one gets a new container on next need.
+      if (!goalId || c.State !== "running" || c.HostConfig.NetworkMode !== "none") continue;
       if (!this.handles.has(goalId)) {
         const limits = this.containers.limitsFromLabels(c.Labels);
         if (limits) this.limitsOf.set(goalId, limits);
@@ -296,10 +328,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const report: GcReport = { removedContainers: [], removedFolders: [] };
     const liveContainers = new Set<string>();
     for (const c of await this.containers.list(true)) {
+      if (c.Labels[LABEL.relay]) continue; // the egress sweep's, below
       const name = (c.Names[0] ?? "").replace(/^\//, "");
       const mcpServer = c.Labels[LABEL.mcpServer];
       if (mcpServer !== undefined) {
-        const removed = await this.gcMcpServer(c, name, mcpServer, now, opts);
+        const removed = await this.mcpServers.sweep(c, mcpServer, now, opts);
         if (removed) report.removedContainers.push(removed);
         else if (c.Labels[LABEL.goal]) liveContainers.add(c.Labels[LABEL.goal] as string);
         continue;
@@ -312,6 +345,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       else if (c.State !== "running") reason = "stopped";
       else if (expires > 0 && expires <= now) reason = "expired";
       else if (!(await opts.isGoalLive(goalId))) reason = "orphan";
+      // On an egress network this process did not set up (one being made now is in there).
+      else if (c.HostConfig.NetworkMode !== "none" && !this.egressShareOf.has(goalId)) reason = "orphan";
       if (!reason) {
         if (goalId) liveContainers.add(goalId);
         continue;
@@ -321,36 +356,15 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       if (reason === "stale-pool" && slot) removeTreeNoFollow(join(this.poolDir, slot));
       report.removedContainers.push({ name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) });
     }
+    // Relays and networks of goals that ended (a live goal's stay: its next container joins them).
+    report.removedEgress = await this.networks.sweep(
+      async (g) => this.egressShareOf.has(g) || (await opts.isGoalLive(g)),
+    );
     if (opts.removeExpiredFolders) {
       report.removedFolders = await this.gcFolders(opts, now, liveContainers);
     }
     report.removedFolders.push(...this.gcPoolFolders());
     return report;
-  }
-
-  /**
-   * An MCP server's container goes when it stopped, expired, its goal is not live, or no
-   * process speaks to it: its stdin was attached once (StdinOnce), so only the process that
-   * started it can ever talk to it, and after a restart that process is gone.
-   */
-  private async gcMcpServer(
-    c: Docker.ContainerInfo,
-    name: string,
-    mcpServer: string,
-    now: number,
-    opts: GcOptions,
-  ): Promise<GcReport["removedContainers"][number] | undefined> {
-    const goalId = c.Labels[LABEL.goal];
-    const expires = Number(c.Labels[LABEL.expires] ?? "0");
-    let reason: GcReport["removedContainers"][number]["reason"] | undefined;
-    if (c.State !== "running") reason = "stopped";
-    else if (expires > 0 && expires <= now) reason = "expired";
-    else if (!this.mcpServers.has(c.Id) || !goalId || !(await opts.isGoalLive(goalId))) reason = "orphan";
-    if (!reason) return undefined;
-    const own = this.mcpServers.get(c.Id);
-    if (own) await own.server.stop();
-    else await this.containers.remove(c.Id);
-    return { name, reason, containerId: c.Id, mcpServer, ...(goalId ? { goalId } : {}) };
   }
 
   /** Goal folders of goals neither live nor touched for the TTL; links are unlinked, never followed. */
@@ -396,15 +410,17 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async removeAll(): Promise<number> {
     await this.pool.close();
     for (const goalId of [...this.handles.keys()]) this.dropHandle(goalId);
+    this.egressShareOf.clear();
     const list = await this.containers.list(true);
     for (const c of list) await this.containers.remove(c.Id);
+    await this.networks.removeAll();
     return list.length;
   }
 
   async close(): Promise<void> {
     await this.pool.close();
     for (const goalId of [...this.handles.keys()]) this.dropHandle(goalId);
-    await Promise.all([...this.mcpServers.values()].map((m) => m.server.stop()));
+    await this.mcpServers.closeAll();
   }
 
   // ------------------------------------------------------------------ internals

@@ -5,7 +5,8 @@
 //         answers quickly, otherwise offline: debootstrap from the host's Debian mirror,
 //         then `docker import` of the root filesystem (see debootstrap.ts).
 //   top:  sandbox-image/Dockerfile FROM the base: user 1000, mount points, the executor
-//         bundle and the Landlock helper (aido-landlock.c, compiled there).
+//         bundle, the Landlock helper (aido-landlock.c, compiled there) and the egress
+//         relay (aido-relay.js).
 // The executor is TypeScript (src/sandbox/executor/) bundled by esbuild into the one
 // CommonJS file the image carries: at `npm run build` (scripts/postbuild.mjs, into dist/)
 // and, when running from src/ (tsx, vitest), on demand here.
@@ -37,6 +38,8 @@ export const RECIPE_LABEL = "aido.recipe";
 export const REGISTRY_BASE = "debian:bookworm-slim";
 /** The Landlock helper's C source in sandbox-image/, compiled in the top layer. */
 const HELPER_SOURCE = "aido-landlock.c";
+/** The egress relay in sandbox-image/, copied next to the executor (see aido-relay.js). */
+const RELAY_SOURCE = "aido-relay.js";
 
 export interface EnsureImageOptions {
   onProgress?: (message: string) => void;
@@ -142,6 +145,7 @@ export function readRecipe(config: Pick<Config, "packageRoot">): Recipe {
     read(join(dir, "Dockerfile")),
     read(executorPath),
     read(join(dir, HELPER_SOURCE)),
+    read(join(dir, RELAY_SOURCE)),
   );
   return { dir, executorPath, packages, baseHash, hash };
 }
@@ -248,8 +252,9 @@ async function buildFromDir(
     copyFileSync(join(recipe.dir, "packages.txt"), join(ctx, "packages.txt"));
     copyFileSync(recipe.executorPath, join(ctx, "executor.js"));
     copyFileSync(join(recipe.dir, HELPER_SOURCE), join(ctx, HELPER_SOURCE));
+    copyFileSync(join(recipe.dir, RELAY_SOURCE), join(ctx, RELAY_SOURCE));
     const stream = await docker.buildImage(
-      { context: ctx, src: ["Dockerfile", "packages.txt", "executor.js", HELPER_SOURCE] },
+      { context: ctx, src: ["Dockerfile", "packages.txt", "executor.js", HELPER_SOURCE, RELAY_SOURCE] },
       { t: tag, labels: { [RECIPE_LABEL]: hash }, buildargs, rm: true },
     );
     await followBuild(stream, (line) => progress(line));

@@ -10,7 +10,8 @@
 // Name aido-mcp-<goal>-<server>; labels: the runtime's, the goal's, the server's and an
 // expiry, so DockerBackend's gc and a test home's cleanup find it. The container lives as
 // long as its connection: whatever ends the transport (stop(), the server exiting, a
-// broken line) removes it. DockerBackend (docker.ts) owns which containers are live.
+// broken line) removes it. Which are live is mcp-servers.ts's (LiveMcpServers, held by
+// DockerBackend).
 
 import { posix } from "node:path";
 import type { Duplex } from "node:stream";
@@ -48,6 +49,9 @@ export interface McpServerSpec {
 export interface McpServerContainer {
   /** Hand to an SDK Client's connect(); it is started by it. */
   transport: Transport;
+  /** The server's name (the spec's). */
+  server: string;
+  /** The container's name. */
   name: string;
   containerId: string;
   /** Close the connection and remove the container; a second call is harmless. */
@@ -108,7 +112,7 @@ export async function startMcpServerContainer(
     exit = container.wait({ condition: "next-exit" }).catch(() => undefined);
     await container.start();
   } catch (e) {
-    await removeContainer(deps.docker, container.id);
+    await removeMcpContainer(deps.docker, container.id);
     throw engineError(`starting the container of MCP server "${spec.server}"`, e, options.Image);
   }
   const transport = new ContainerStdioTransport(stream, {
@@ -116,7 +120,7 @@ export async function startMcpServerContainer(
     describeEnd: async () => describeExit(container, exit),
     ended: async () => {
       try {
-        await removeContainer(deps.docker, container.id);
+        await removeMcpContainer(deps.docker, container.id);
       } finally {
         deps.gone?.(container.id);
       }
@@ -124,6 +128,7 @@ export async function startMcpServerContainer(
   });
   return {
     transport,
+    server: spec.server,
     name,
     containerId: container.id,
     stop: () => transport.close(),
@@ -131,8 +136,8 @@ export async function startMcpServerContainer(
   };
 }
 
-/** The names of the runtime's MCP server containers of a goal (stopped ones too). */
-export async function mcpContainersOfGoal(
+/** The runtime's MCP server containers of a goal (stopped ones too). */
+async function mcpContainersOfGoal(
   docker: Docker,
   runtimeId: string,
   goalId: string,
@@ -151,12 +156,12 @@ export async function stopMcpContainersOfGoal(
   goalId: string,
 ): Promise<string[]> {
   const found = await mcpContainersOfGoal(docker, runtimeId, goalId);
-  for (const c of found) await removeContainer(docker, c.Id);
+  for (const c of found) await removeMcpContainer(docker, c.Id);
   return found.map((c) => (c.Names[0] ?? c.Id).replace(/^\//, ""));
 }
 
 /** The engine's create options for the spec, every field checked first (errors name it). */
-export function createMcpOptions(deps: McpContainerDeps, spec: McpServerSpec): Docker.ContainerCreateOptions {
+function createMcpOptions(deps: McpContainerDeps, spec: McpServerSpec): Docker.ContainerCreateOptions {
   assertGoalId(spec.goalId);
   const bad = (field: string, reason: string): never => {
     throw new AidoError(ErrorCode.invalidInput, `MCP server "${spec.server}": ${field} ${reason}`, {
@@ -262,10 +267,11 @@ async function removeStale(deps: McpContainerDeps, name: string): Promise<void> 
       { name },
     );
   }
-  await removeContainer(deps.docker, info.Id);
+  await removeMcpContainer(deps.docker, info.Id);
 }
 
-async function removeContainer(docker: Docker, id: string): Promise<void> {
+/** Remove a server's container whatever its state (gone, or being removed, is fine). */
+export async function removeMcpContainer(docker: Docker, id: string): Promise<void> {
   try {
     await docker.getContainer(id).remove({ force: true, v: true });
   } catch (e) {

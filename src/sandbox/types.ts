@@ -26,6 +26,13 @@ export interface Confinement {
    * (gate/confinement.ts). false: it reads and writes files there but execve()s none.
    */
   execute: boolean;
+  /**
+   * TCP ports its commands may connect to, in a container on an egress network: the
+   * agent's relay port when it holds a network grant, else none (no TCP connect at all).
+   * Absent: connects are not restricted (a container on no network reaches nothing but
+   * itself). Enforced by Landlock ABI >= 4 (aido-landlock --tcp-connect).
+   */
+  connect?: number[];
 }
 
 export interface ExecRequest {

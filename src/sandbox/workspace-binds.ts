@@ -12,7 +12,9 @@
 // folder (/etc, /boot, /run, /usr/bin, … and /usr, /var, /home, /tmp themselves), a folder
 // holding the Docker socket (a container with it is root on the host), nor $AIDO_HOME, a
 // folder inside it or a folder that contains it (the agent would reach the runtime's
-// keys, database and audit). Every refusal names the path and the reason.
+// keys, database and audit). Every refusal names the path and the reason. checkBindSource
+// is the part of those checks any bind needs, even a read-only one (an MCP server's code,
+// sandbox/mcp-container.ts): no `/`, pseudo-filesystem, AIDO_HOME or Docker socket.
 
 import { realpathSync, statSync } from "node:fs";
 import { isAbsolute, relative, sep } from "node:path";

@@ -47,7 +47,7 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
   return {
     name: "exec",
     description:
-      "Run a shell command in the goal's container (no network) with sh (dash: POSIX sh, no bash syntax; other shells are refused). cwd defaults to /workspace.",
+      "Run a shell command in the goal's container with sh (dash: POSIX sh, no bash syntax; other shells are refused). cwd defaults to /workspace.",
     input,
     mutates: true,
     // What the command says, judged before the container is looked at (gate stage 2-3).
@@ -102,6 +102,7 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
         timeoutMs: i.timeout_ms ?? cfg.execTimeoutMs,
         maxOutputBytes: half,
         confinement: ctx.confinement,
+        ...(ctx.egress ? { env: ctx.egress.env } : {}),
         ...(ctx.signal ? { signal: ctx.signal } : {}),
       });
       const status = r.timedOut
@@ -109,7 +110,10 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
         : r.signal
           ? `killed by ${r.signal}`
           : `exit code ${r.exitCode}`;
-      const text = `${status}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+      const text = hideSecrets(
+        `${status}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`,
+        ctx.egress?.secrets ?? [],
+      );
       return {
         output: boundOutput(text, ctx.outputMaxBytes),
         data: { exit_code: r.exitCode, signal: r.signal, timed_out: r.timedOut, truncated: r.truncated },
@@ -117,4 +121,15 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
       };
     },
   };
+}
+
+/**
+ * The caller's proxy password never reaches the model: a command that prints its
+ * environment (env, curl -v) shows it blanked. A command that encodes it first is not
+ * caught; the password only works on the caller's own relay port anyway.
+ */
+function hideSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) if (s !== "") out = out.split(s).join("[hidden]");
+  return out;
 }

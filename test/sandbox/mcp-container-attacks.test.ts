@@ -18,7 +18,7 @@ import { MAX_MESSAGE_BYTES, STDERR_TAIL_BYTES } from "../../src/sandbox/mcp-tran
 import { containersOfHome } from "../support/home.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
-/** Modes: probe (answers MCP; its one tool tries everything), silent, flood, garbage, exit. */
+/** Modes: probe (answers MCP; its one tool tries everything), silent, flood, garbage, exit, pinger, hog. */
 const EVIL_SERVER = String.raw`
 import { createInterface } from "node:readline";
 import net from "node:net";
@@ -42,6 +42,24 @@ if (mode === "flood") {
   pump();
 }
 if (mode === "garbage") setInterval(() => process.stdout.write("this is not json\n"), 5);
+if (mode === "hog") {
+  // Takes memory until something stops it.
+  const kept = [];
+  setInterval(() => kept.push(Buffer.alloc(16 << 20, 1)), 10);
+}
+if (mode === "pinger") {
+  // Pings the client without end and never reads its stdin, so the answers pile up (each
+  // echoes the ping's id, 16 KiB long).
+  let n = 0;
+  const pad = "p".repeat(16384);
+  const pump = () => {
+    for (;;) {
+      const line = JSON.stringify({ jsonrpc: "2.0", id: pad + ++n, method: "ping" }) + "\n";
+      if (!process.stdout.write(line)) return void process.stdout.once("drain", pump);
+    }
+  };
+  pump();
+}
 
 const attempt = async (f) => {
   try {
@@ -83,9 +101,9 @@ async function probe(args) {
   };
 }
 
-const rl = createInterface({ input: process.stdin });
-rl.on("close", () => process.exit(0));
-rl.on("line", async (line) => {
+const rl = mode === "pinger" ? undefined : createInterface({ input: process.stdin });
+rl?.on("close", () => process.exit(0));
+rl?.on("line", async (line) => {
   if (mode !== "probe") return; // silent: reads everything, answers nothing
   const msg = JSON.parse(line);
   if (msg.id === undefined) return;
@@ -283,6 +301,29 @@ describe("a hostile server", () => {
     await expect(client.connect(server.transport, { timeout: 1_500 })).rejects.toThrow(/Request timed out/);
     await server.stop();
     await server.stop();
+    await noContainerLeft();
+  });
+
+  it("that stops reading its stdin while it makes the client answer pings is cut off", async () => {
+    const server = await fx.backend.startMcpServer(evil("pinger"));
+    const client = new Client({ name: "aido-test", version: "1.0.0" });
+    const errors: Error[] = [];
+    client.onerror = (e) => errors.push(e);
+    await expect(client.connect(server.transport, { timeout: 30_000 })).rejects.toThrow(/Connection closed/);
+    expect(errors.map((e) => e.message)).toContainEqual(
+      expect.stringMatching(
+        /ended: it stopped reading its input \(\d+ bytes waited for it\); it was cut off/,
+      ),
+    );
+    await noContainerLeft();
+  });
+
+  it("that takes more memory than its limit is killed, and the error says so", async () => {
+    const { errors, closed } = await watch(evil("hog", { limits: { memoryMb: 96 } }));
+    await closed;
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(/ended: it was killed for using more than its memory limit/),
+    ]);
     await noContainerLeft();
   });
 

@@ -9,8 +9,15 @@ import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isAidoError } from "../../src/errors.js";
+import { DockerBackend } from "../../src/sandbox/docker.js";
 import { goalFolders } from "../../src/sandbox/folders.js";
-import type { McpServerContainer, McpServerSpec } from "../../src/sandbox/mcp-container.js";
+import {
+  type McpServerContainer,
+  type McpServerSpec,
+  mcpContainerName,
+  stopMcpContainersOfGoal,
+} from "../../src/sandbox/mcp-container.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
 const NODE_MODULES = realpathSync(join(process.cwd(), "node_modules"));
@@ -117,5 +124,135 @@ describe("the reference servers in containers", () => {
     expect(text(echoed)).toContain("hello from the host");
     await server.stop();
     expect(containerExists(server.containerId)).toBe(false);
+  });
+});
+
+describe("a server's container", () => {
+  it("has the lockdown of a goal's container, its limits only ever lower than the config's", async () => {
+    const server = await fx.backend.startMcpServer({
+      goalId: goal("locked"),
+      server: "everything",
+      command: ["node", `${SERVERS}/server-everything/dist/index.js`, "stdio"],
+      workspace: "none",
+      mounts: [MOUNT],
+      limits: { memoryMb: 128, pids: 1_000_000 },
+    });
+    const info = JSON.parse(execFileSync("docker", ["inspect", server.containerId], { encoding: "utf8" }))[0];
+    const host = info.HostConfig;
+    expect(host.NetworkMode).toBe("none");
+    expect(host.CapDrop).toEqual(["ALL"]);
+    expect(host.SecurityOpt).toContain("no-new-privileges");
+    expect(host.ReadonlyRootfs).toBe(true);
+    expect(Object.keys(host.Tmpfs)).toEqual(["/tmp"]);
+    expect(host.Init).toBe(true);
+    expect(host.Memory).toBe(128 * 1024 * 1024);
+    expect(host.PidsLimit).toBe(fx.config.sandbox.pids);
+    expect(host.NanoCpus).toBe(Math.round(fx.config.sandbox.cpus * 1e9));
+    expect(host.Mounts).toEqual([
+      expect.objectContaining({ Target: "/opt/mcp/node_modules", ReadOnly: true }),
+    ]);
+    expect(info.Config.User).not.toMatch(/^0?(:|$)/);
+    expect(info.Config.Tty).toBe(false);
+    expect(info.Config.Entrypoint).toEqual(["node", `${SERVERS}/server-everything/dist/index.js`, "stdio"]);
+    await server.stop();
+  });
+});
+
+describe("a server's lifetime", () => {
+  const memory = (goalId: string): McpServerSpec => ({
+    goalId,
+    server: "memory",
+    command: ["node", `${SERVERS}/server-memory/dist/index.js`],
+    env: { MEMORY_FILE_PATH: "/tmp/memory.jsonl" },
+    workspace: "none",
+    mounts: [MOUNT],
+  });
+
+  it("goes with its goal: remove() closes the goal's servers, and no new one starts for it", async () => {
+    const goalId = goal("retired");
+    const { server, client } = await connect(memory(goalId));
+    const other = await fx.backend.startMcpServer({ ...memory(goalId), server: "memory-two" });
+    let closed = false;
+    client.onclose = () => {
+      closed = true;
+    };
+    await fx.backend.remove(goalId);
+    expect(closed).toBe(true);
+    expect(containerExists(server.containerId)).toBe(false);
+    expect(containerExists(other.containerId)).toBe(false);
+    const err = await fx.backend.startMcpServer(memory(goalId)).catch((e) => e);
+    expect(isAidoError(err, "sandbox_failed")).toBe(true);
+    expect(err.message).toMatch(/removed when the goal ended/);
+  });
+
+  it("is not started twice for one goal: the second start would cut the first one's client off", async () => {
+    const goalId = goal("twice");
+    const [first, second] = await Promise.allSettled([
+      fx.backend.startMcpServer(memory(goalId)),
+      fx.backend.startMcpServer(memory(goalId)),
+    ]);
+    expect(first.status).toBe("fulfilled");
+    expect(second.status === "rejected" && second.reason.message).toMatch(
+      /MCP server "memory" of goal mcprun-twice-.* is running already; stop it before starting it again/,
+    );
+    const server = (first as PromiseFulfilledResult<McpServerContainer>).value;
+    const client = new Client({ name: "aido-test", version: "1.0.0" });
+    await client.connect(server.transport, { timeout: 20_000 });
+    await expect(fx.backend.startMcpServer(memory(goalId))).rejects.toThrow(/is running already/);
+    expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+    await server.stop();
+    const again = await fx.backend.startMcpServer(memory(goalId));
+    await again.stop();
+  });
+
+  it("is swept once its goal is not live, and kept while it is", async () => {
+    const goalId = goal("swept");
+    const { server } = await connect(memory(goalId));
+    const kept = await fx.backend.gc({ isGoalLive: (g) => g === goalId });
+    expect(kept.removedContainers).toEqual([]);
+    expect(containerExists(server.containerId)).toBe(true);
+    const swept = await fx.backend.gc({ isGoalLive: () => false });
+    expect(swept.removedContainers).toEqual([
+      {
+        name: mcpContainerName(goalId, "memory"),
+        containerId: server.containerId,
+        goalId,
+        mcpServer: "memory",
+        reason: "orphan",
+      },
+    ]);
+    expect(containerExists(server.containerId)).toBe(false);
+  });
+
+  it("is swept by a process that does not speak to it (a restarted daemon), even for a live goal", async () => {
+    const goalId = goal("restart");
+    const { server } = await connect(memory(goalId));
+    const restarted = new DockerBackend(fx.config, { labels: { "aido.test": "sandbox" } });
+    const report = await restarted.gc({ isGoalLive: () => true });
+    expect(report.removedContainers).toEqual([
+      expect.objectContaining({ goalId, mcpServer: "memory", reason: "orphan" }),
+    ]);
+    expect(containerExists(server.containerId)).toBe(false);
+    await restarted.close();
+  });
+
+  it("goes when the backend closes: nothing else could speak to it", async () => {
+    const backend = new DockerBackend(fx.config, { labels: { "aido.test": "sandbox" } });
+    const server = await backend.startMcpServer(memory(goal("closed")));
+    await backend.close();
+    expect(containerExists(server.containerId)).toBe(false);
+  });
+
+  it("are removed by goal id, and no other goal's", async () => {
+    const a = goal("list-a");
+    const b = goal("list-b");
+    await fx.backend.startMcpServer(memory(a));
+    const keep = await fx.backend.startMcpServer(memory(b));
+    expect(await stopMcpContainersOfGoal(fx.backend.docker, fx.backend.runtimeId, a)).toEqual([
+      mcpContainerName(a, "memory"),
+    ]);
+    expect(containerExists(mcpContainerName(a, "memory"))).toBe(false);
+    expect(containerExists(keep.containerId)).toBe(true);
+    await keep.stop();
   });
 });

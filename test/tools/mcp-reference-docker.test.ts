@@ -52,16 +52,24 @@ async function start(): Promise<{ c: AidoClient; human: AidoClient; home: string
         memory: stdio("memory", ["node", `${SERVERS}/server-memory/dist/index.js`], {
           env: { MEMORY_FILE_PATH: "/tmp/memory.jsonl" },
         }),
+        // The same server with the workspace read-only, and the image named explicitly.
+        "files-ro": stdio("files-ro", ["node", `${SERVERS}/server-filesystem/dist/index.js`, "/workspace"], {
+          workspace: "ro",
+          image: cfg.sandbox.image,
+          readOnlyTools: ["*"],
+        }),
         everything: stdio("everything", ["node", `${SERVERS}/server-everything/dist/index.js`, "stdio"], {
           readOnlyTools: ["echo"],
         }),
       };
-      cfg.grantCeilings = [["tool: *", "mcp: files/*", "mcp: memory/*", "mcp: everything/*"]];
+      cfg.grantCeilings = [
+        ["tool: *", "mcp: files/*", "mcp: files-ro/*", "mcp: memory/*", "mcp: everything/*"],
+      ];
       cfg.policy.deny = ["mcp: files/move_*"];
     },
   });
   const c = await fx.client();
-  for (const server of ["files", "memory", "everything"]) {
+  for (const server of ["files", "files-ro", "memory", "everything"]) {
     const s = await c.call("mcp.approve", { server });
     expect(s.state, server).toBe("approved");
   }
@@ -86,8 +94,8 @@ describe("the reference MCP servers through the gate", () => {
     const a = await c.call("agent.spawn", {
       manifest: manifest("mcp-user", {
         lifecycle: "persistent",
-        capabilities: ["mcp: files/*", "mcp: memory/read_*", "mcp: everything/echo"],
-        mcp_servers: ["files", "memory", "everything"],
+        capabilities: ["mcp: files/*", "mcp: files-ro/*", "mcp: memory/read_*", "mcp: everything/echo"],
+        mcp_servers: ["files", "files-ro", "memory", "everything"],
       }),
     });
     const workspace = join(suite.fx.home.config.goalsDir, a.goal_id, "workspace");
@@ -102,6 +110,18 @@ describe("the reference MCP servers through the gate", () => {
     writeFileSync(join(workspace, "note.txt"), "a note on the host\n");
     const read = await call(c, a.agent_id, "mcp__files__read_text_file", { path: "/workspace/note.txt" });
     expect(read.output).toBe("a note on the host\n");
+
+    // workspace: ro: the same server reads the goal's files but cannot write them.
+    const roRead = await call(c, a.agent_id, "mcp__files-ro__read_text_file", {
+      path: "/workspace/note.txt",
+    });
+    expect(roRead.output).toBe("a note on the host\n");
+    const roWrite = await call(c, a.agent_id, "mcp__files-ro__write_file", {
+      path: "/workspace/ro.txt",
+      content: "x",
+    });
+    expect(roWrite.is_error).toBe(true);
+    expect(existsSync(join(workspace, "ro.txt"))).toBe(false);
 
     // Denied: no grant for memory's create_entities; a policy rule for files' move_file.
     const noGrant = await rpcError(
@@ -141,7 +161,7 @@ describe("the reference MCP servers through the gate", () => {
     await human.call("approval.respond", { id: rec2.id, decision: "deny" });
     expect((await rpcError(graph)).code).toBe("approval_denied");
 
-    expect(containersOfHome(home).filter((n) => n.startsWith("aido-mcp-")).length).toBe(3);
+    expect(containersOfHome(home).filter((n) => n.startsWith("aido-mcp-")).length).toBe(4);
     await c.call("agent.stop", { agent_id: a.agent_id });
     for (let i = 0; i < 100 && containersOfHome(home).some((n) => n.startsWith("aido-mcp-")); i++)
       await new Promise((r) => setTimeout(r, 100));

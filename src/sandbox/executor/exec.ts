@@ -2,8 +2,9 @@
 // Landlock helper (aido-landlock, see sandbox-image/aido-landlock.c):
 //     aido-landlock <rules of the calling agent> -- /bin/dash -c CMD   (or -- ARGV...)
 //     aido-landlock --unconfined -- ...                                 (trusted callers)
-// so the command and everything it starts are bound by the agent's file grants, cannot
-// make setuid/setgid files, and (with maxFileBytes) cannot grow a file past a size. On
+// so the command and everything it starts are bound by the agent's file grants (and, in a
+// container on an egress network, by its relay port: --tcp-connect), cannot make
+// setuid/setgid files, and (with maxFileBytes) cannot grow a file past a size. On
 // Landlock ABI >= 6 the helper also stays as the call's reaper (--reap); how a call's
 // processes end, with or without one, is lifetime.ts. stdout and stderr are captured head
 // and tail within a cap.
@@ -144,6 +145,12 @@ function parseConfinement(v: unknown): Confinement | "unconfined" {
     if (!list(o[k])) fail("invalid_input", `confinement.${k} must be a list of globs`);
   }
   if (typeof o.execute !== "boolean") fail("invalid_input", "confinement.execute must be true or false");
+  const ports = o.connect;
+  if (
+    ports !== undefined &&
+    !(Array.isArray(ports) && ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535))
+  )
+    fail("invalid_input", "confinement.connect must be a list of TCP ports");
   return o as unknown as Confinement;
 }
 
@@ -180,6 +187,10 @@ export function wrapperFor(
   }
   ensurePrivateTmp(confinement.tmp);
   const rules = confinementArgs(confinement, env.systemRules);
+  if (confinement.connect) {
+    // On an egress network: the agent's relay port, or no TCP connect at all.
+    options.push("--tcp-connect", confinement.connect.length > 0 ? confinement.connect.join(",") : "none");
+  }
   return { args: [...rules, ...options, "--"], env: { HOME: confinement.tmp, TMPDIR: confinement.tmp } };
 }
 

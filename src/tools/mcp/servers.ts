@@ -17,6 +17,7 @@ import type { ToolDef } from "../../gate/types.js";
 import type { McpServerContainer } from "../../sandbox/mcp-container.js";
 import type { AuditLog } from "../../security/audit.js";
 import type { JsonValue } from "../../security/canonical-json.js";
+import type { Grant } from "../../security/grants.js";
 import { mcpToolName, parseMcpToolName } from "../names.js";
 import { type ConnectDeps, McpConnection } from "./connection.js";
 import { changedParts, definitionDiff, definitionHash, type McpToolDefinition } from "./definitions.js";
@@ -131,9 +132,14 @@ export class McpServers implements ExternalTools {
     return { tool: this.toolOf(server, conn, pin.definition, pin.hash) as ToolDef<unknown> };
   }
 
-  async offered(principal: Pick<Principal, "agentId" | "goalId">): Promise<ToolDef<unknown>[]> {
+  async offered(
+    principal: Pick<Principal, "agentId" | "goalId">,
+    grants: readonly Grant[],
+  ): Promise<ToolDef<unknown>[]> {
     const out: ToolDef<unknown>[] = [];
     for (const name of this.deps.serversOf(principal.agentId) ?? []) {
+      // A server no mcp grant of the agent names has nothing to offer it: not connected.
+      if (!grants.some((g) => g.kind === "mcp" && g.server === name)) continue;
       const server = this.deps.config.mcp.servers[name];
       const pins = server ? this.pinsOf(server) : undefined;
       if (!server || !pins) continue;

@@ -1,0 +1,128 @@
+// egress/plumbing.ts — a goal's way out, from the daemon's side: per goal whose root
+// manifest holds a network grant, the folder shared with its relay ($AIDO_HOME/egress/<goal>,
+// 0700), the listener on its socket (listener.ts, handing each stream to the proxy) and the
+// relay's address on the goal's network (the backend makes network and relay:
+// sandbox/egress-network.ts); per caller, its relay port and credentials (callers.ts).
+// What an exec of an agent gets from here (access): on a goal with a network, the ports its
+// Landlock domain may connect to — its own relay port if it holds a network grant, none
+// otherwise — and, with a port, the proxy variables carrying its credentials. The goal's
+// end (close) stops the listener and frees its callers; the backend removes network and
+// relay with the goal's container.
+
+import { join } from "node:path";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { SandboxBackend } from "../sandbox/backend.js";
+import { removeTreeNoFollow } from "../sandbox/folders.js";
+import type { Grant } from "../security/grants.js";
+import { EgressCallers, proxyEnv } from "./callers.js";
+import { RelayListener } from "./listener.js";
+import type { EgressProxy } from "./types.js";
+
+/** What one exec of an agent gets on a goal with a network. */
+export interface EgressAccess {
+  /** TCP ports its Landlock domain may connect to: its relay port, or none. */
+  connect: number[];
+  /** The proxy variables (with its credentials); empty without a port. */
+  env: Record<string, string>;
+  /** Values never to show the model (the password): the exec tool blanks them in output. */
+  secrets: string[];
+}
+
+export interface EgressPlumbingDeps {
+  /** $AIDO_HOME: the shared folders live in its egress/. */
+  home: string;
+  backend: Pick<SandboxBackend, "egress">;
+  /** The proxy the listeners hand streams to (built on first need: it checks credentials here). */
+  proxy(): EgressProxy;
+  log(message: string): void;
+}
+
+interface GoalEgress {
+  share: string;
+  listener: Promise<RelayListener>;
+  /** The relay's address, once the backend made it. */
+  address?: string;
+}
+
+export class EgressPlumbing {
+  readonly callers = new EgressCallers();
+  private readonly goals = new Map<string, GoalEgress>();
+  private proxy: EgressProxy | undefined;
+
+  constructor(private readonly deps: EgressPlumbingDeps) {}
+
+  shareOf(goalId: string): string {
+    return join(this.deps.home, "egress", goalId);
+  }
+
+  /**
+   * The goal's listener and relay, made on first call: the shared folder to hand the
+   * backend for the goal's container (AcquireOptions.egressShare).
+   */
+  async open(goalId: string): Promise<string> {
+    const { backend } = this.deps;
+    if (!backend.egress) {
+      throw new AidoError(
+        ErrorCode.sandboxUnavailable,
+        `goal ${goalId} holds network grants, and this sandbox backend cannot give a container a network`,
+        { goalId },
+      );
+    }
+    let g = this.goals.get(goalId);
+    if (!g) {
+      const share = this.shareOf(goalId);
+      this.proxy ??= this.deps.proxy();
+      const listener = RelayListener.start({
+        dir: share,
+        callerOf: (port) => this.callers.callerOfPort(goalId, port),
+        proxy: this.proxy,
+        log: this.deps.log,
+      });
+      g = { share, listener };
+      this.goals.set(goalId, g);
+      listener.catch(() => this.goals.delete(goalId));
+    }
+    await g.listener;
+    const endpoint = await backend.egress(goalId, g.share);
+    g.address = endpoint.address;
+    return g.share;
+  }
+
+  /**
+   * What an exec of the agent gets; undefined when its goal has no network (then TCP is
+   * not restricted: the container reaches nothing but itself).
+   */
+  access(goalId: string, agentId: string, grants: readonly Grant[]): EgressAccess | undefined {
+    const address = this.goals.get(goalId)?.address;
+    if (address === undefined) return undefined;
+    if (!grants.some((g) => g.kind === "network")) return { connect: [], env: {}, secrets: [] };
+    const slot = this.callers.slotOf({ goalId, agentId });
+    return { connect: [slot.port], env: proxyEnv(slot, address), secrets: [slot.password] };
+  }
+
+  /** The agent stopped: its port and credentials go. */
+  agentStopped(agentId: string): void {
+    this.callers.freeAgent(agentId);
+  }
+
+  /** The goal ended: its listener stops, its callers go, its shared folder is removed. */
+  async close(goalId: string): Promise<void> {
+    const g = this.goals.get(goalId);
+    this.goals.delete(goalId);
+    this.callers.freeGoal(goalId);
+    if (!g) return;
+    try {
+      await (await g.listener).close();
+    } catch (e) {
+      this.deps.log(`closing the egress listener of ${goalId}: ${errorMessage(e)}`);
+    }
+    removeTreeNoFollow(g.share);
+  }
+
+  /** Every listener stops, then the proxy ends its open streams (the daemon shuts down). */
+  async closeAll(): Promise<void> {
+    for (const goalId of [...this.goals.keys()]) await this.close(goalId);
+    await this.proxy?.close();
+    this.proxy = undefined;
+  }
+}

@@ -1,0 +1,231 @@
+// sandbox/egress-network.ts — the Docker side of a goal's egress: an internal network of its
+// own and a relay container on it (issue 13). The network is created Internal and with the
+// bridge's IPv4 address inhibited, so it has no gateway: its members reach each other and
+// nothing else (not the host, not the default bridge, not the outside; measured on Docker
+// 20.10). Its only members are the goal's container and the relay, which runs
+// sandbox-image/aido-relay.js as the daemon's uid:gid (so it may open the daemon's 0600
+// socket in the shared folder), with every capability dropped, no-new-privileges, a
+// read-only root and small limits, and forwards each TCP connection on its ports to that
+// socket (egress/listener.ts on the daemon's side).
+// Names: aido_<runtime>_egress_<goal> (network) and aido_<runtime>_relay_<goal> (relay),
+// both with the runtime label and LABEL.relay = the goal, so that a sweep finds them.
+
+import type Docker from "dockerode";
+import type { Config } from "../config.js";
+import { EGRESS_BASE_PORT, EGRESS_SLOTS, EGRESS_SOCKET } from "../egress/types.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { ensurePrivateDir } from "../security/private-home.js";
+import { LABEL, type RuntimeContainers } from "./docker-containers.js";
+
+/** Where the shared folder is mounted in the relay. */
+const SHARE_MOUNT = "/egress";
+const RELAY_SCRIPT = "/opt/aido/aido-relay.js";
+const RELAY_READY_MS = 15_000;
+
+export interface EgressEndpoint {
+  /** The network the goal's container joins. */
+  network: string;
+  /** The relay's address on it: what the proxy variables name. */
+  address: string;
+}
+
+export class EgressNetworks {
+  private readonly ready = new Map<string, Promise<EgressEndpoint>>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly config: Config,
+    private readonly containers: RuntimeContainers,
+    /** uid:gid of the daemon: the relay's user. */
+    private readonly daemonUser: string,
+    private readonly labels: Record<string, string> = {},
+  ) {}
+
+  networkName(goalId: string): string {
+    return `aido_${this.containers.runtimeId}_egress_${goalId}`;
+  }
+
+  relayName(goalId: string): string {
+    return `aido_${this.containers.runtimeId}_relay_${goalId}`;
+  }
+
+  /** The goal's network and running relay over `share`, made once (concurrent calls share it). */
+  ensure(goalId: string, share: string): Promise<EgressEndpoint> {
+    let p = this.ready.get(goalId);
+    if (!p) {
+      p = this.make(goalId, share).catch((e) => {
+        this.ready.delete(goalId);
+        throw e;
+      });
+      this.ready.set(goalId, p);
+    }
+    return p;
+  }
+
+  /** The endpoint made by ensure(), if any (replacing a dead goal container). */
+  endpointOf(goalId: string): Promise<EgressEndpoint> | undefined {
+    return this.ready.get(goalId);
+  }
+
+  /** The relay and the network go (after the goal's container: a network in use stays). */
+  async remove(goalId: string): Promise<void> {
+    this.ready.delete(goalId);
+    await this.containers.remove(this.relayName(goalId));
+    await this.removeNetwork(this.networkName(goalId));
+  }
+
+  /**
+   * Relays and networks of goals that are not live (`isLive`), and relays that stopped:
+   * removed. Returns the goals whose egress went. The goal containers are swept first.
+   */
+  async sweep(isLive: (goalId: string) => boolean | Promise<boolean>): Promise<string[]> {
+    const gone = new Set<string>();
+    for (const c of await this.containers.list(true)) {
+      const goalId = c.Labels[LABEL.relay];
+      if (!goalId) continue;
+      if (c.State === "running" && (await isLive(goalId))) continue;
+      this.ready.delete(goalId);
+      await this.containers.remove(c.Id);
+      gone.add(goalId);
+    }
+    for (const n of await this.networks()) {
+      const goalId = n.Labels?.[LABEL.relay];
+      if (!goalId || ((await isLive(goalId)) && !gone.has(goalId))) continue;
+      this.ready.delete(goalId);
+      await this.removeNetwork(n.Id);
+      gone.add(goalId);
+    }
+    return [...gone].sort();
+  }
+
+  /** Every network of this runtime (tests' cleanup; the containers must be gone first). */
+  async removeAll(): Promise<void> {
+    this.ready.clear();
+    for (const n of await this.networks()) await this.removeNetwork(n.Id);
+  }
+
+  private networks(): Promise<Docker.NetworkInspectInfo[]> {
+    return this.docker.listNetworks({
+      filters: { label: [`${LABEL.runtime}=${this.containers.runtimeId}`] },
+    });
+  }
+
+  private async make(goalId: string, share: string): Promise<EgressEndpoint> {
+    const network = this.networkName(goalId);
+    const labels = { ...this.labels, [LABEL.runtime]: this.containers.runtimeId, [LABEL.relay]: goalId };
+    try {
+      await this.docker.createNetwork({
+        Name: network,
+        Driver: "bridge",
+        Internal: true,
+        CheckDuplicate: true,
+        Labels: labels,
+        // No address on the host's side of the bridge: no gateway to the host or beyond.
+        Options: { "com.docker.network.bridge.inhibit_ipv4": "true" },
+      });
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode !== 409)
+        throw engineError(`creating network ${network}`, e);
+    }
+    const relay = this.relayName(goalId);
+    let info = await this.containers.inspect(relay);
+    if (info && !info.State.Running) {
+      await this.containers.remove(info.Id);
+      info = undefined;
+    }
+    if (!info) {
+      ensurePrivateDir(share);
+      const container = await this.createRelay(relay, network, share, labels);
+      await this.waitReady(container, relay);
+      info = await this.containers.inspect(relay);
+    }
+    const address = info?.NetworkSettings.Networks[network]?.IPAddress;
+    if (!address) {
+      throw new AidoError(ErrorCode.sandboxFailed, `the egress relay ${relay} has no address on ${network}`, {
+        goalId,
+      });
+    }
+    return { network, address };
+  }
+
+  private async createRelay(
+    name: string,
+    network: string,
+    share: string,
+    labels: Record<string, string>,
+  ): Promise<Docker.Container> {
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        name,
+        Image: this.config.sandbox.image,
+        Cmd: [
+          "/usr/bin/node",
+          RELAY_SCRIPT,
+          `${SHARE_MOUNT}/${EGRESS_SOCKET}`,
+          String(EGRESS_BASE_PORT),
+          String(EGRESS_SLOTS),
+        ],
+        User: this.daemonUser,
+        WorkingDir: "/",
+        Env: ["HOME=/tmp"],
+        Labels: labels,
+        HostConfig: {
+          NetworkMode: network,
+          CapDrop: ["ALL"],
+          SecurityOpt: ["no-new-privileges"],
+          ReadonlyRootfs: true,
+          Tmpfs: { "/tmp": "rw,nosuid,nodev,noexec,size=1m" },
+          PidsLimit: 32,
+          Memory: 128 * 1024 * 1024,
+          MemorySwap: 128 * 1024 * 1024,
+          NanoCpus: 500_000_000,
+          IpcMode: "private",
+          Init: true,
+          Mounts: [{ Type: "bind", Source: share, Target: SHARE_MOUNT, ReadOnly: false }],
+        },
+      });
+    } catch (e) {
+      throw engineError(`creating the egress relay ${name}`, e);
+    }
+    try {
+      await container.start();
+    } catch (e) {
+      await this.containers.remove(container.id);
+      throw engineError(`starting the egress relay ${name}`, e);
+    }
+    return container;
+  }
+
+  /** The relay prints "ready" once every port listens. */
+  private async waitReady(container: Docker.Container, name: string): Promise<void> {
+    const deadline = Date.now() + RELAY_READY_MS;
+    for (;;) {
+      const logs = (await container.logs({ stdout: true, stderr: true })).toString("latin1");
+      if (/\bready\n/.test(logs)) return;
+      const state = (await container.inspect()).State;
+      if (!state.Running || Date.now() > deadline) {
+        await this.containers.remove(container.id);
+        throw new AidoError(
+          ErrorCode.sandboxFailed,
+          `the egress relay ${name} did not start${state.Running ? ` within ${RELAY_READY_MS} ms` : ` (exit ${state.ExitCode})`}: ${logs.slice(-300)}`,
+          {},
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private async removeNetwork(idOrName: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(idOrName).remove();
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code !== 404) throw engineError(`removing network ${idOrName}`, e);
+    }
+  }
+}
+
+function engineError(what: string, e: unknown): AidoError {
+  return new AidoError(ErrorCode.sandboxFailed, `${what} failed: ${errorMessage(e)}`, {}, { cause: e });
+}
