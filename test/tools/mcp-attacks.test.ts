@@ -22,6 +22,7 @@ afterEach(async () => {
 async function start(
   hostile: Parameters<typeof startRemoteMcpServer>[0],
   readOnlyTools: string[] = ["*"],
+  deny: string[] = [],
 ): Promise<{
   fx: DaemonFixture;
   c: AidoClient;
@@ -39,6 +40,7 @@ async function start(
         timeoutMs: 10_000,
       };
       cfg.grantCeilings = [["tool: *", "spawn_child: [*]", "mcp: remote/*"]];
+      cfg.policy.deny = deny;
     },
   });
   return { fx, c: await fx.client() };
@@ -253,3 +255,17 @@ async function nextPending(human: AidoClient): Promise<ApprovalRecord> {
   }
   throw new Error("no approval request appeared");
 }
+
+describe("a careless operator's read_only_tools against a policy deny", () => {
+  it("still refuses a read-only tool a tool: rule names by its full name, before the server sees it", async () => {
+    const { c } = await start([echoTool()], ["*"], ["tool: mcp__remote__echo"]);
+    await c.call("mcp.approve", { server: "remote" });
+    const a = (await c.call("agent.spawn", { manifest: user("denied") })).agent_id;
+    const e = await rpcError(
+      c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "x" } }),
+    );
+    expect(e.code).toBe("policy_denied");
+    expect(e.message).toContain('denied by policy rule "tool: mcp__remote__echo"');
+    expect(remote?.calls).toEqual([]);
+  });
+});
