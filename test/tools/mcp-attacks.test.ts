@@ -269,35 +269,3 @@ describe("a careless operator's read_only_tools against a policy deny", () => {
     expect(remote?.calls).toEqual([]);
   });
 });
-
-describe("a pinned schema's $id", () => {
-  it("is the schema's own: a re-approved schema reusing it (or another server's taking it) still compiles and validates", async () => {
-    const v1 = echoTool();
-    v1.def.inputSchema = {
-      $id: "https://schemas.example/echo.json",
-      type: "object",
-      properties: { text: { type: "string" } },
-      required: ["text"],
-    };
-    const { c } = await start([v1]);
-    await c.call("mcp.approve", { server: "remote" });
-    const a = (await c.call("agent.spawn", { manifest: user("first") })).agent_id;
-    expect(
-      (await c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "1" } })).output,
-    ).toBe("1");
-
-    // The server changes the schema under the same $id; the operator reviews and approves it.
-    const v2 = echoTool();
-    v2.def.inputSchema = { ...v1.def.inputSchema, properties: { text: { type: "string", maxLength: 5 } } };
-    remote?.tools.set("echo", v2);
-    await c.call("mcp.approve", { server: "remote" });
-    const b = (await c.call("agent.spawn", { manifest: user("second") })).agent_id;
-    expect(
-      (await c.call("tool.invoke", { agent_id: b, tool: "mcp__remote__echo", input: { text: "2" } })).output,
-    ).toBe("2");
-    const long = await rpcError(
-      c.call("tool.invoke", { agent_id: b, tool: "mcp__remote__echo", input: { text: "too long" } }),
-    );
-    expect(long.message).toContain("text: must NOT have more than 5 characters");
-  });
-});

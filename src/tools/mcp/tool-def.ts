@@ -29,20 +29,12 @@ type Args = Record<string, unknown>;
 // ajv is CommonJS: its class is the module's default export, or the module itself.
 const Ajv = ((AjvModule as unknown as { default?: unknown }).default ??
   AjvModule) as typeof AjvModule.default;
-/**
- * An ajv of its own for each pinned schema: one shared instance registers every schema's
- * `$id`, so a server could take another's id (or a re-approved schema its own old one) and
- * make that tool's schema fail to compile, or be resolved against a schema it never wrote.
- */
-function ajvFor(schema: Record<string, unknown>): ValidateFunction {
-  return new Ajv({
-    allErrors: true,
-    strict: false,
-    validateFormats: false,
-    code: { regExp: boundedRegExp },
-  }).compile(schema);
-}
-type ValidateFunction = ReturnType<InstanceType<typeof Ajv>["compile"]>;
+const ajv = new Ajv({
+  allErrors: true,
+  strict: false,
+  validateFormats: false,
+  code: { regExp: boundedRegExp },
+});
 
 /** Who calls the server for a tool (the goal's connection, made lazily). */
 export type McpCaller = (args: Args, signal?: AbortSignal) => Promise<CallToolResult>;
@@ -100,16 +92,16 @@ function endpointDigest(server: McpServerConfig): string {
 
 /** A zod schema whose check is ajv against the pinned inputSchema; each issue names its field. */
 function schemaOf(def: McpToolDefinition): z.ZodType<Args> {
-  let validate: ValidateFunction;
+  let validate: ReturnType<typeof ajv.compile>;
   try {
-    validate = ajvFor({ type: "object", ...def.inputSchema });
+    validate = ajv.compile({ type: "object", ...def.inputSchema });
   } catch {
     // A schema ajv cannot compile validates nothing: every call is refused, naming why.
     validate = Object.assign(() => false, {
       errors: [
         { instancePath: "", message: "the server's inputSchema for this tool is not a valid JSON Schema" },
       ],
-    }) as unknown as ValidateFunction;
+    }) as unknown as ReturnType<typeof ajv.compile>;
   }
   return z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
     if (withPatternBudget(() => validate(value))) return;
