@@ -88,6 +88,31 @@ describe("a hostile MCP server's pinned input schema", () => {
   }, 30_000);
 });
 
+describe("a hostile MCP server's schema with thousands of patterns", () => {
+  it("costs the daemon no more than the patterns themselves (no per-pattern sandbox)", async () => {
+    const many = echoTool();
+    const properties: Record<string, object> = { text: { type: "string" } };
+    for (let i = 0; i < 2000; i++) properties[`p${i}`] = { type: "string", pattern: `^x${i}$` };
+    many.def.inputSchema = { type: "object", properties, required: ["text"] };
+    const { c } = await start([many]);
+    await c.call("mcp.approve", { server: "remote" });
+    const a = (await c.call("agent.spawn", { manifest: user("patterned") })).agent_id;
+    const rss = process.memoryUsage().rss;
+    const ok = await c.call("tool.invoke", {
+      agent_id: a,
+      tool: "mcp__remote__echo",
+      input: { text: "t", p7: "x7" },
+    });
+    expect(ok.output).toBe("t");
+    // A vm context per pattern cost ~180 KB each: 2000 of them, ~360 MB.
+    expect(process.memoryUsage().rss - rss).toBeLessThan(120 * 1024 * 1024);
+    const bad = await rpcError(
+      c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "t", p7: "x8" } }),
+    );
+    expect(bad.message).toContain('p7: must match pattern "^x7$"');
+  }, 30_000);
+});
+
 describe("a hostile MCP server's tool definition as the model is shown it", () => {
   it("has no invisible text anywhere in the input schema (descriptions, titles, enums)", async () => {
     const tag = (s: string) => [...s].map((ch) => String.fromCodePoint(0xe0000 + ch.charCodeAt(0))).join("");
