@@ -81,6 +81,24 @@ const REMOTE_ONLY = ["headers"] as const;
 const STDIO_ONLY = ["image", "env", "workspace", "mounts"] as const;
 
 /**
+ * One `mcp_servers.<name>.network` entry: a network grant, written `host[:port]` or
+ * `network: host[:port]` (security/grants.ts); an entry of another kind is refused. Returns
+ * what is wrong with it, or undefined.
+ */
+export function mcpNetworkEntryProblem(entry: string): string | undefined {
+  const kind = /^\s*([a-z_]+)\s*:/.exec(entry)?.[1];
+  const named = kind !== undefined && (GRANT_KINDS as readonly string[]).includes(kind);
+  if (named && kind !== "network")
+    return `a server's network entries are network grants (host[:port]); "${kind}:" grants nothing here`;
+  try {
+    parseGrant(named ? entry : `network: ${entry}`);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
  * An external MCP server the operator declares (tools/mcp/): remote, over Streamable HTTP
  * (`url`), or stdio (`command`), run in a container of its own per goal
  * (sandbox/mcp-container.ts). A remote server's `headers` map a header to the NAME of an
@@ -124,6 +142,18 @@ const mcpServer = z
       .array(z.strictObject({ source: absolutePath, target: absolutePath }))
       .max(16)
       .optional(),
+    network: z
+      .array(
+        z
+          .string()
+          .max(300)
+          .superRefine((entry, ctx) => {
+            const problem = mcpNetworkEntryProblem(entry);
+            if (problem) ctx.addIssue({ code: "custom", message: problem });
+          }),
+      )
+      .max(64)
+      .optional(),
     read_only_tools: z
       .array(z.string().regex(MCP_TOOL_GLOB, "a tool name or glob ([A-Za-z0-9_.-] and *)"))
       .optional(),
@@ -137,6 +167,13 @@ const mcpServer = z
       });
       return;
     }
+    if (s.url !== undefined && s.network !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["network"],
+        message:
+          "network is for stdio servers (command): the daemon connects to a remote server itself, directly",
+      });
     const wrong = s.url !== undefined ? STDIO_ONLY : REMOTE_ONLY;
     for (const key of wrong) {
       if (s[key] !== undefined)
@@ -507,7 +544,8 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
 
 /**
  * A project file's `mcp_servers`: the operator's servers the project keeps, each restated
- * exactly as the operator declared it; the operator's others are removed. A server the
+ * exactly as the operator declared it but for `network`, whose entries it may only remove
+ * (a subset; omitted: none); the operator's others are removed. A server the
  * operator did not declare, or one restated differently, is refused: a project can only
  * take servers away.
  */
@@ -522,14 +560,25 @@ function keptServers(base: ConfigFile, project: ConfigFile, projectFile: string)
         { file: projectFile, key: `mcp_servers.${name}` },
       );
     }
-    if (canonicalJson(declared) !== canonicalJson(server)) {
+    // Its network entries may be fewer (omitted: none), never other.
+    const { network: declaredNetwork, ...declaredRest } = declared;
+    const { network, ...rest } = server;
+    if (canonicalJson(declaredRest) !== canonicalJson(rest)) {
       throw new AidoError(
         ErrorCode.configInvalid,
         `${projectFile}: mcp_servers.${name} may only restate the operator's declaration (it differs from it)`,
         { file: projectFile, key: `mcp_servers.${name}` },
       );
     }
-    kept[name] = declared;
+    const added = (network ?? []).find((n) => !(declaredNetwork ?? []).includes(n));
+    if (added !== undefined) {
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        `${projectFile}: mcp_servers.${name}.network: "${added}" is not one of the operator's entries for it (a project may only remove entries)`,
+        { file: projectFile, key: `mcp_servers.${name}.network` },
+      );
+    }
+    kept[name] = network === undefined ? declaredRest : { ...declaredRest, network };
   }
   return kept;
 }

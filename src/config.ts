@@ -9,6 +9,16 @@ import { join, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { type ConfigFile, DEFAULTS, readConfigFile, tightenConfig } from "./config-file.js";
 import { AidoError, ErrorCode } from "./errors.js";
+import { type Grant, parseGrant } from "./security/grants.js";
+
+export type NetworkGrant = Extract<Grant, { kind: "network" }>;
+
+/** A checked `mcp_servers.<name>.network` entry (config-file.ts): `host[:port]` or `network: …`. */
+function mcpNetworkGrant(entry: string): NetworkGrant {
+  const g = parseGrant(/^\s*network\s*:/.test(entry) ? entry : `network: ${entry}`);
+  if (g.kind !== "network") throw new AidoError(ErrorCode.configInvalid, `not a network entry: ${entry}`);
+  return g;
+}
 
 export type ProviderName = "anthropic" | "openai" | "deepseek" | "ollama" | "openai-compat";
 
@@ -135,6 +145,11 @@ export type McpServerConfig = {
       workspace: "none" | "ro" | "rw";
       /** Read-only host paths. */
       mounts: { source: string; target: string }[];
+      /**
+       * The hosts the server may reach through the egress proxy (config `network`): none,
+       * the default, keeps its container on network none.
+       */
+      network?: NetworkGrant[];
     }
 );
 
@@ -308,6 +323,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
             env: { ...(s.env ?? {}) },
             workspace: s.workspace ?? "none",
             mounts: (s.mounts ?? []).map((m) => ({ ...m })),
+            network: (s.network ?? []).map(mcpNetworkGrant),
           };
   }
   if (env.AIDO_MODEL) cfg.modelOverride = env.AIDO_MODEL;

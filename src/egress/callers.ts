@@ -17,7 +17,7 @@ import { EGRESS_BASE_PORT, EGRESS_SLOTS, type EgressCaller } from "./types.js";
 /** One caller's place on its goal's relay. */
 export interface EgressSlot {
   port: number;
-  /** The proxy user: the agent id (or "sandbox", mcp:<server>). */
+  /** The proxy user: the agent id (or "sandbox", or mcp.<server> for a server caller). */
   user: string;
   password: string;
 }
@@ -32,8 +32,12 @@ export class EgressCallers {
   /** goal id -> agent id -> slot */
   private readonly byGoal = new Map<string, Map<string, EgressSlot>>();
 
-  /** The caller's slot, assigned on first need (the lowest free port of its goal's relay). */
-  slotOf(caller: EgressCaller): EgressSlot {
+  /**
+   * The caller's slot, assigned on first need (the lowest free port of its goal's relay).
+   * `user` is its proxy user: the agent id unless given (Basic credentials cannot hold a
+   * ":" in the user, so a server caller mcp:<server> has another).
+   */
+  slotOf(caller: EgressCaller, user: string = caller.agentId): EgressSlot {
     let slots = this.byGoal.get(caller.goalId);
     if (!slots) {
       slots = new Map();
@@ -47,7 +51,7 @@ export class EgressCallers {
       if (used.has(port)) continue;
       const slot = {
         port,
-        user: caller.agentId,
+        user,
         password: randomBytes(PASSWORD_BYTES).toString("base64url"),
       };
       slots.set(caller.agentId, slot);

@@ -14,6 +14,10 @@
 // record() writes egress.open / egress.close / egress.denied to the audit log (synchronous:
 // an open that cannot be written throws, and the proxy refuses the connection) and then
 // tells the event bus (aido watch).
+// A stdio MCP server's caller (`mcp:<server>` on its own network, egress/mcp-callers.ts) is
+// no agent: its grants are the operator's `network:` entries for that server, the same
+// grant and address rules apply, a deny rule refuses, and a confirm rule refuses too (no
+// human is asked about a server's connections); its records are written under its real goal.
 // The caller's proxy credentials (authenticate) belong to the container plumbing, which
 // hands its check to proxy().
 
@@ -24,10 +28,12 @@ import type { Need } from "../gate/types.js";
 import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
+import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import { inert } from "../security/terminal-text.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import { parseMcpEgressId, serverOfCaller } from "./mcp-callers.js";
 import { createEgressProxy, type EgressResolver } from "./proxy.js";
 import type {
   EgressCaller,
@@ -60,6 +66,11 @@ export interface EgressGateDeps {
   approvals: Pick<ApprovalQueue, "authorize" | "covering">;
   audit: AuditLog;
   approvalTimeoutMs: number;
+  /**
+   * The operator's `network:` entries of a stdio MCP server (config mcp_servers); empty or
+   * undefined: the server may reach nothing.
+   */
+  serverNetwork?(server: string): readonly Grant[] | undefined;
   /** After each record is audited: the kernel's event bus. */
   notify(entry: EgressRecord): void;
 }
@@ -96,6 +107,8 @@ export class EgressGate {
   }
 
   async decide(caller: EgressCaller, target: EgressTarget, signal: AbortSignal): Promise<EgressVerdict> {
+    const server = serverOfCaller(caller.agentId);
+    if (server !== undefined) return this.decideServer(caller, server, target);
     const agent = this.deps.agent(caller.agentId);
     if (!agent || (agent.goalId !== caller.goalId && agent.sandboxGoal !== caller.goalId))
       return refuse("capability", `${caller.agentId} is not an agent of ${caller.goalId}`);
@@ -114,18 +127,45 @@ export class EgressGate {
       host: target.host,
       port: target.port,
     };
-    const grant = target.literal
-      ? grantsAllow(
-          grants.filter((g) => g.kind === "network" && g.host === target.host),
-          need,
-        )
-      : grantsAllow(grants, need);
+    const grant = grantFor(grants, need, target.literal);
     const rule = this.deps.policy.decideNetwork(need);
     if (rule.decision === "deny") return refuse("policy", `${rule.reason} (rule ${rule.rule})`);
-    const missing = `no capability grants ${describeNeed(need)}${target.literal ? " (an address needs a grant naming it exactly)" : ""}`;
+    const missing = missingGrant(need, target.literal);
     if (!grant && (target.literal || rule.decision !== "confirm")) return refuse("capability", missing);
     if (rule.decision === "allow") return { allow: true };
     return this.ask(caller, agent, need, `${grant ? rule.reason : `${missing}; ${rule.reason}`}`, signal);
+  }
+
+  /**
+   * A stdio MCP server's connection: only from its own network (the pseudo-goal of its goal
+   * and server), only to what the operator's entries for it grant, never past a deny or a
+   * confirm rule (nobody is asked for a server).
+   */
+  private decideServer(caller: EgressCaller, server: string, target: EgressTarget): EgressVerdict {
+    if (parseMcpEgressId(caller.goalId)?.server !== server)
+      return refuse("capability", `${caller.agentId} may speak only from its own server's network`);
+    const grants = this.deps.serverNetwork?.(server) ?? [];
+    if (grants.length === 0)
+      return refuse(
+        "capability",
+        `MCP server ${server} is not configured with network (mcp_servers.${server}.network): it may reach nothing`,
+      );
+    const need: Extract<Need, { kind: "network" }> = {
+      kind: "network",
+      host: target.host,
+      port: target.port,
+    };
+    const grant = grantFor(grants, need, target.literal);
+    const rule = this.deps.policy.decideNetwork(need);
+    if (rule.decision === "deny") return refuse("policy", `${rule.reason} (rule ${rule.rule})`);
+    if (!grant)
+      return refuse("capability", `${missingGrant(need, target.literal)} (mcp_servers.${server}.network)`);
+    if (rule.decision === "confirm")
+      return refuse(
+        "approval",
+        `${rule.reason}; no human is asked about an MCP server's connections (rule ${rule.rule})`,
+      );
+    return { allow: true };
   }
 
   /**
@@ -202,7 +242,8 @@ export class EgressGate {
   }
 
   /** Audit (synchronous; throws when the log cannot take it), then tell the event bus. */
-  record(entry: EgressRecord): void {
+  record(raw: EgressRecord): void {
+    const entry = withRealGoal(raw);
     const where = { goalId: entry.caller.goalId, agentId: entry.caller.agentId };
     const connection = entry.connection === undefined ? {} : { connection: entry.connection };
     const common = { host: entry.host, port: entry.port, method: entry.method };
@@ -240,6 +281,31 @@ export class EgressGate {
     }
     this.deps.notify(entry);
   }
+}
+
+/** A server caller's record names its real goal, not the pseudo-goal of its network. */
+function withRealGoal(entry: EgressRecord): EgressRecord {
+  if (serverOfCaller(entry.caller.agentId) === undefined) return entry;
+  const goalId = parseMcpEgressId(entry.caller.goalId)?.goalId;
+  return goalId === undefined ? entry : { ...entry, caller: { ...entry.caller, goalId } };
+}
+
+/** The grant allowing `need`: an address only by a grant naming it exactly. */
+function grantFor(
+  grants: readonly Grant[],
+  need: Extract<Need, { kind: "network" }>,
+  literal: boolean,
+): Grant | undefined {
+  return literal
+    ? grantsAllow(
+        grants.filter((g) => g.kind === "network" && g.host === need.host),
+        need,
+      )
+    : grantsAllow(grants, need);
+}
+
+function missingGrant(need: Extract<Need, { kind: "network" }>, literal: boolean): string {
+  return `no capability grants ${describeNeed(need)}${literal ? " (an address needs a grant naming it exactly)" : ""}`;
 }
 
 /** Wait for `turn`; true when `signal` aborted first. */

@@ -8,6 +8,8 @@
 // otherwise — and, with a port, the proxy variables carrying its credentials. The goal's
 // end (close) stops the listener and frees its callers; the backend removes network and
 // relay with the goal's container.
+// A stdio MCP server with `network:` entries (server()) gets the same on a pseudo-goal of its
+// own (mcp-callers.ts: never its goal's network), with one caller, mcp:<server>.
 
 import { join } from "node:path";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
@@ -16,6 +18,7 @@ import { removeTreeNoFollow } from "../sandbox/folders.js";
 import type { Grant } from "../security/grants.js";
 import { EgressCallers, proxyEnv } from "./callers.js";
 import { RelayListener } from "./listener.js";
+import { mcpCallerId, mcpEgressId, mcpProxyUser, parseMcpEgressId } from "./mcp-callers.js";
 import type { EgressProxy } from "./types.js";
 
 /** What one exec of an agent gets on a goal with a network. */
@@ -42,6 +45,18 @@ interface GoalEgress {
   listener: Promise<RelayListener>;
   /** The relay's address, once the backend made it. */
   address?: string;
+  /** The Docker network the relay sits on, once made. */
+  network?: string;
+}
+
+/** What a stdio MCP server's container gets to reach the proxy: its network and variables. */
+export interface ServerEgress {
+  /** The pseudo-goal its network, relay and caller are keyed by. */
+  egressId: string;
+  /** The Docker network its container joins (no other member than its relay). */
+  network: string;
+  /** The proxy variables with its caller's credentials. */
+  env: Record<string, string>;
 }
 
 export class EgressPlumbing {
@@ -85,7 +100,33 @@ export class EgressPlumbing {
     await g.listener;
     const endpoint = await backend.egress(goalId, g.share);
     g.address = endpoint.address;
+    g.network = endpoint.network;
     return g.share;
+  }
+
+  /**
+   * The network of `server` in `goalId` (made on first call: listener, network, relay) and
+   * the proxy variables of its one caller, mcp:<server>. Closed by close(egressId).
+   */
+  async server(goalId: string, server: string): Promise<ServerEgress> {
+    const egressId = mcpEgressId(goalId, server);
+    await this.open(egressId);
+    const g = this.goals.get(egressId);
+    if (g?.address === undefined || g.network === undefined) {
+      throw new AidoError(
+        ErrorCode.sandboxFailed,
+        `the egress network of MCP server ${server} went while it was made`,
+        {
+          goalId,
+          server,
+        },
+      );
+    }
+    const slot = this.callers.slotOf(
+      { goalId: egressId, agentId: mcpCallerId(server) },
+      mcpProxyUser(server),
+    );
+    return { egressId, network: g.network, env: proxyEnv(slot, g.address) };
   }
 
   /**
@@ -105,8 +146,18 @@ export class EgressPlumbing {
     this.callers.freeAgent(agentId);
   }
 
-  /** The goal ended: its listener stops, its callers go, its shared folder is removed. */
+  /**
+   * The goal ended: its listener stops, its callers go, its shared folder is removed; the
+   * same for each of its MCP servers' networks.
+   */
   async close(goalId: string): Promise<void> {
+    for (const id of [...this.goals.keys()]) {
+      if (parseMcpEgressId(id)?.goalId === goalId) await this.closeOne(id);
+    }
+    await this.closeOne(goalId);
+  }
+
+  private async closeOne(goalId: string): Promise<void> {
     const g = this.goals.get(goalId);
     this.goals.delete(goalId);
     this.callers.freeGoal(goalId);
@@ -121,7 +172,7 @@ export class EgressPlumbing {
 
   /** Every listener stops, then the proxy ends its open streams (the daemon shuts down). */
   async closeAll(): Promise<void> {
-    for (const goalId of [...this.goals.keys()]) await this.close(goalId);
+    for (const goalId of [...this.goals.keys()]) await this.closeOne(goalId);
     await this.proxy?.close();
     this.proxy = undefined;
   }

@@ -32,6 +32,7 @@ import { MemoryStore } from "../memory/store.js";
 import { createMemoryTools } from "../memory/tools.js";
 import type { SandboxBackend } from "../sandbox/backend.js";
 import { DockerBackend } from "../sandbox/docker.js";
+import type { McpServerContainer } from "../sandbox/mcp-container.js";
 import { WorkspaceQuota } from "../sandbox/quota.js";
 import { SnapshotStore } from "../sandbox/snapshots.js";
 import { WorkspaceBinds } from "../sandbox/workspace-binds.js";
@@ -194,16 +195,23 @@ export async function assembleRuntime(
     pins: new McpPins(db),
     audit,
     serversOf: (agentId) => registry.get(agentId)?.manifest.mcp_servers,
-    startStdio: (goalId, s) =>
-      backend.startMcpServer({
+    // A server with network entries joins an egress network of its own, with the proxy
+    // variables of its caller mcp:<server> (egress/mcp-callers.ts); else network none.
+    startStdio: async (goalId, s): Promise<McpServerContainer> => {
+      // A probe (aido mcp list / approve) only lists tools: it runs without network.
+      const wanted: boolean = (s.network ?? []).length > 0 && !mcp.probing(goalId);
+      const net = wanted ? await egressPlumbing.server(goalId, s.name) : undefined;
+      return backend.startMcpServer({
         goalId,
         server: s.name,
         command: s.command,
         ...(s.image !== undefined ? { image: s.image } : {}),
-        env: s.env,
+        env: { ...s.env, ...net?.env },
         workspace: s.workspace,
         mounts: s.mounts,
-      }),
+        ...(net ? { network: net.network } : {}),
+      });
+    },
     endProbe: (goalId) => backend.remove(goalId, { deleteFolders: true }),
   });
   const sandboxes: GoalSandboxes = new GoalSandboxes({
@@ -284,6 +292,10 @@ export async function assembleRuntime(
     approvals,
     audit,
     approvalTimeoutMs: config.approvals.timeoutMs,
+    serverNetwork: (name) => {
+      const s = config.mcp.servers[name];
+      return s?.transport === "stdio" ? s.network : undefined;
+    },
     notify: (entry) => emitEgress(events, entry),
   });
   const scheduler = InferenceScheduler.fromConfig(config, (e) => {

@@ -10,6 +10,7 @@ import { existsSync, lstatSync, readdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
+import { parseMcpEgressId } from "../egress/mcp-callers.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
 import { type SkillMount, skillMounts } from "../skills/registry.js";
@@ -192,6 +193,9 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async egress(goalId: string, share: string): Promise<EgressEndpoint> {
     assertGoalId(goalId);
     this.refuseRetired(goalId);
+    // An MCP server's network (egress/mcp-callers.ts) is made only while its goal is not retired.
+    const server = parseMcpEgressId(goalId);
+    if (server) this.refuseRetired(server.goalId);
     await this.imageOnce();
     return this.networks.ensure(goalId, share);
   }
@@ -291,6 +295,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     await this.mcpServers.removeOfGoal(goalId);
     // The relay and network go after the container (a network in use cannot be removed).
     if (hadEgress) await this.networks.remove(goalId);
+    await this.networks.removeServers(goalId);
     if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
   }
 
@@ -358,7 +363,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     }
     // Relays and networks of goals that ended (a live goal's stay: its next container joins them).
     report.removedEgress = await this.networks.sweep(
-      async (g) => this.egressShareOf.has(g) || (await opts.isGoalLive(g)),
+      // An MCP server's network lives as long as its goal.
+      async (g) => this.egressShareOf.has(g) || (await opts.isGoalLive(parseMcpEgressId(g)?.goalId ?? g)),
     );
     if (opts.removeExpiredFolders) {
       report.removedFolders = await this.gcFolders(opts, now, liveContainers);

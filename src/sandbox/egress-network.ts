@@ -8,10 +8,13 @@
 // read-only root and small limits, and forwards each TCP connection on its ports to that
 // socket (egress/listener.ts on the daemon's side).
 // Names: aido_<runtime>_egress_<goal> (network) and aido_<runtime>_relay_<goal> (relay),
-// both with the runtime label and LABEL.relay = the goal, so that a sweep finds them.
+// both with the runtime label and LABEL.relay = the goal, so that a sweep finds them. A
+// stdio MCP server with network entries has its own (the goal id is then its pseudo-goal,
+// egress/mcp-callers.ts), removed with its goal (removeServers).
 
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
+import { parseMcpEgressId } from "../egress/mcp-callers.js";
 import { EGRESS_BASE_PORT, EGRESS_SLOTS, EGRESS_SOCKET } from "../egress/types.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
@@ -72,6 +75,17 @@ export class EgressNetworks {
     this.ready.delete(goalId);
     await this.containers.remove(this.relayName(goalId));
     await this.removeNetwork(this.networkName(goalId));
+  }
+
+  /** The networks of the goal's MCP servers (egress/mcp-callers.ts), with their relays. */
+  async removeServers(goalId: string): Promise<void> {
+    const ids = new Set<string>();
+    for (const id of this.ready.keys()) if (parseMcpEgressId(id)?.goalId === goalId) ids.add(id);
+    for (const n of await this.networks()) {
+      const id = n.Labels?.[LABEL.relay];
+      if (id !== undefined && parseMcpEgressId(id)?.goalId === goalId) ids.add(id);
+    }
+    for (const id of ids) await this.remove(id);
   }
 
   /**

@@ -5,7 +5,9 @@
 // /tmp, limits, init, non-root) and nothing of the host it was not handed: its argv runs
 // without a shell, its environment holds only the literal values the operator wrote (never
 // the daemon's), the goal's /workspace is mounted only when the operator said "ro" or
-// "rw", and the operator's other mounts are read-only and checked (checkBindSource).
+// "rw", and the operator's other mounts are read-only and checked (checkBindSource). A
+// server the operator gave `network:` entries joins an egress network of its own instead
+// of none (spec.network), reaching only its relay and, through it, the proxy.
 //
 // Name aido-mcp-<goal>-<server>; labels: the runtime's, the goal's, the server's and an
 // expiry, so DockerBackend's gc and a test home's cleanup find it. The container lives as
@@ -44,6 +46,11 @@ export interface McpServerSpec {
   mounts?: readonly { source: string; target: string }[];
   /** Each may only be lower than config.sandbox's. */
   limits?: Partial<SandboxLimits>;
+  /**
+   * The egress network of its own to join (egress/plumbing.ts server(): its relay is the
+   * only other member); absent: network none. The proxy variables come in `env`.
+   */
+  network?: string;
 }
 
 export interface McpServerContainer {
@@ -224,6 +231,7 @@ function createMcpOptions(deps: McpContainerDeps, spec: McpServerSpec): Docker.C
   });
   const limits = tightenLimits(defaultLimits(deps.config), spec.limits);
   const host = lockedHostConfig(limits, mounts);
+  if (spec.network !== undefined) host.NetworkMode = spec.network;
   if (deps.securityOpt) host.SecurityOpt = [...(host.SecurityOpt ?? []), ...deps.securityOpt];
   return {
     name: mcpContainerName(spec.goalId, spec.server),
@@ -246,7 +254,7 @@ function createMcpOptions(deps: McpContainerDeps, spec: McpServerSpec): Docker.C
     OpenStdin: true,
     StdinOnce: true,
     Tty: false,
-    NetworkDisabled: true,
+    NetworkDisabled: spec.network === undefined,
     HostConfig: host,
   };
 }

@@ -87,10 +87,63 @@ describe("config mcp_servers", () => {
       env: { MEMORY_FILE_PATH: "/tmp/memory.json" },
       workspace: "ro",
       mounts: [{ source: "/srv/mcp/node_modules", target: "/opt/mcp" }],
+      network: [],
       readOnlyTools: [],
       timeoutMs: 30_000,
     });
-    expect(c.mcp.servers.plain).toMatchObject({ workspace: "none", env: {}, mounts: [] });
+    expect(c.mcp.servers.plain).toMatchObject({ workspace: "none", env: {}, mounts: [], network: [] });
+  });
+
+  it("reads a stdio server's network entries as network grants; refuses other kinds, bad hosts and a remote server's, naming entry and line", () => {
+    operator(
+      [
+        "mcp_servers:",
+        "  web:",
+        "    command: [node, /opt/web.js]",
+        '    network: ["pypi.org", "api.example.com:8080", "network: *.example.org:*", "10.0.0.5:5432"]',
+        "",
+      ].join("\n"),
+    );
+    expect(load().mcp.servers.web).toMatchObject({
+      network: [
+        { kind: "network", host: "pypi.org" },
+        { kind: "network", host: "api.example.com", port: 8080 },
+        { kind: "network", host: "*.example.org", port: "*" },
+        { kind: "network", host: "10.0.0.5", port: 5432 },
+      ],
+    });
+    const cases: [string, RegExp][] = [
+      [
+        "mcp_servers:\n  web:\n    command: [x]\n    network:\n      - pypi.org\n      - 'tool: exec'\n",
+        /:6: mcp_servers\.web\.network\.1: a server's network entries are network grants \(host\[:port\]\); "tool:" grants nothing here/,
+      ],
+      [
+        "mcp_servers:\n  web:\n    command: [x]\n    network: ['file_read: /etc/**']\n",
+        /:4: mcp_servers\.web\.network\.0: .*"file_read:" grants nothing here/,
+      ],
+      [
+        "mcp_servers:\n  web:\n    command: [x]\n    network: ['pypi.org:99999']\n",
+        /:4: mcp_servers\.web\.network\.0: invalid capability "network: pypi.org:99999": port/,
+      ],
+      [
+        "mcp_servers:\n  web:\n    url: https://x.example/mcp\n    network: [pypi.org]\n",
+        /:4: mcp_servers\.web\.network: network is for stdio servers \(command\): the daemon connects to a remote server itself/,
+      ],
+    ];
+    for (const [yaml, message] of cases) {
+      operator(yaml);
+      expect(failure(() => load()).message, yaml).toMatch(message);
+    }
+    // A project may only remove entries (omitted: all of them), never add one.
+    operator("mcp_servers:\n  web:\n    command: [x]\n    network: [pypi.org, api.example.com]\n");
+    projectFile("mcp_servers:\n  web:\n    command: [x]\n    network: [pypi.org, evil.example]\n");
+    expect(failure(() => load()).message).toMatch(
+      /mcp_servers\.web\.network: "evil\.example" is not one of the operator's entries for it \(a project may only remove entries\)/,
+    );
+    projectFile("mcp_servers:\n  web:\n    command: [x]\n");
+    expect(load().mcp.servers.web).toMatchObject({ network: [] });
+    projectFile("mcp_servers:\n  web:\n    command: [x]\n    network: [pypi.org]\n");
+    expect(load().mcp.servers.web).toMatchObject({ network: [{ kind: "network", host: "pypi.org" }] });
   });
 
   it("refuses unknown keys, bad names, non-http urls, credentials in the url and header values, naming key and line", () => {

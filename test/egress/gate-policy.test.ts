@@ -183,3 +183,92 @@ describe("aido watch", () => {
     ]);
   });
 });
+
+describe("a stdio MCP server's caller (mcp:<server> on its own network)", () => {
+  const stdio = (name: string, network: string[]) => ({
+    name,
+    transport: "stdio" as const,
+    command: ["node", "/x.js"],
+    env: {},
+    workspace: "none" as const,
+    mounts: [],
+    network: network.map((host) => ({ kind: "network" as const, host, port: "*" as const })),
+    readOnlyTools: [],
+    timeoutMs: 1000,
+  });
+  const openServers = () =>
+    openEgressBench(server, (c) => {
+      c.mcp.servers = {
+        web: stdio("web", ["granted.test", "denied.test", "confirm.test", "10.1.2.3"]),
+        quiet: stdio("quiet", []),
+        remote: {
+          name: "remote",
+          transport: "http",
+          url: "https://r.test/mcp",
+          headers: {},
+          readOnlyTools: [],
+          timeoutMs: 1000,
+        },
+      };
+      c.policy.deny = ["network: denied.test"];
+      c.policy.confirm = ["network: confirm.test"];
+    });
+  const target = (host: string, port = 443, literal = false) => ({ host, port, literal });
+  const decide = (b: EgressBench, goalId: string, agentId: string, t: ReturnType<typeof target>) =>
+    b.rt.egress.decide({ goalId, agentId }, t, new AbortController().signal);
+
+  it("is judged by the operator's entries for that server alone, from its own network only", async () => {
+    const b = await openServers();
+    bench = b;
+    const own = "mcpnet.web.g_1";
+    expect(await decide(b, own, "mcp:web", target("granted.test"))).toEqual({ allow: true });
+    expect(await decide(b, own, "mcp:web", target("10.1.2.3", 5432, true))).toEqual({ allow: true });
+    const refused = async (goalId: string, agentId: string, t: ReturnType<typeof target>) => {
+      const v = await decide(b, goalId, agentId, t);
+      return v.allow ? "allowed" : `${v.stage}: ${v.reason}`;
+    };
+    expect(await refused(own, "mcp:web", target("other.test"))).toMatch(
+      /^capability: no capability grants .*other\.test.* \(mcp_servers\.web\.network\)$/,
+    );
+    // An address is allowed only by an entry naming it: granted.test's "*" does not cover one.
+    expect(await refused(own, "mcp:web", target("10.1.2.4", 443, true))).toMatch(
+      /an address needs a grant naming it exactly/,
+    );
+    expect(await refused(own, "mcp:web", target("denied.test"))).toMatch(/^policy: /);
+    expect(await refused(own, "mcp:web", target("confirm.test"))).toMatch(
+      /^approval: .*no human is asked about an MCP server's connections/,
+    );
+    // Another server's network, a goal's own network, a server without entries, a remote one.
+    expect(await refused("mcpnet.quiet.g_1", "mcp:web", target("granted.test"))).toMatch(
+      /mcp:web may speak only from its own server's network/,
+    );
+    expect(await refused("g_1", "mcp:web", target("granted.test"))).toMatch(
+      /only from its own server's network/,
+    );
+    expect(await refused("mcpnet.quiet.g_1", "mcp:quiet", target("granted.test"))).toMatch(
+      /MCP server quiet is not configured with network/,
+    );
+    expect(await refused("mcpnet.remote.g_1", "mcp:remote", target("granted.test"))).toMatch(
+      /not configured with network/,
+    );
+    expect(await refused("mcpnet.nope.g_1", "mcp:nope", target("granted.test"))).toMatch(
+      /not configured with network/,
+    );
+  });
+
+  it("is audited under its real goal, as mcp:<server>", async () => {
+    const b = await openServers();
+    bench = b;
+    b.rt.egress.record({
+      phase: "denied",
+      caller: { goalId: "mcpnet.web.g_7", agentId: "mcp:web" },
+      host: "other.test",
+      port: 443,
+      method: "CONNECT",
+      stage: "capability",
+      reason: "no",
+    });
+    const e = b.audit("egress.denied", "mcp:web").at(-1);
+    expect({ goal: e?.goal_id, agent: e?.agent_id }).toEqual({ goal: "g_7", agent: "mcp:web" });
+  });
+});
