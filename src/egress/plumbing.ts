@@ -110,7 +110,13 @@ export class EgressPlumbing {
    */
   async server(goalId: string, server: string): Promise<ServerEgress> {
     const egressId = mcpEgressId(goalId, server);
-    await this.open(egressId);
+    try {
+      await this.open(egressId);
+    } catch (e) {
+      // Its goal ended (or the engine failed): no listener or folder stays behind for it.
+      await this.closeOne(egressId);
+      throw e;
+    }
     const g = this.goals.get(egressId);
     if (g?.address === undefined || g.network === undefined) {
       throw new AidoError(

@@ -303,6 +303,32 @@ describe("the end of a goal's egress", () => {
     expect(docker("ps", "-q", "--filter", `label=aido.relay=${GOAL}`)).not.toBe("");
   });
 
+  it("gives a stdio MCP server a network of its own that lives as long as its goal, and none once the goal ended", async () => {
+    const goal = "egress-plumbing-srv";
+    const s = await plumbing.server(goal, "web");
+    expect(s.egressId).toBe(`mcpnet.web.${goal}`);
+    expect(s.network).toBe(`aido_${fx.backend.runtimeId}_egress_mcpnet.web.${goal}`);
+    // Its own caller, with a proxy user Basic credentials can carry.
+    expect(s.env.HTTP_PROXY).toMatch(/^http:\/\/mcp\.web:[A-Za-z0-9_-]{32}@[0-9.]+:3128$/);
+    expect(plumbing.callers.callerOfPort(s.egressId, 3128)).toEqual({
+      goalId: s.egressId,
+      agentId: "mcp:web",
+    });
+    const kept = await fx.backend.gc({ isGoalLive: (g) => g === GOAL || g === goal });
+    expect(kept.removedEgress ?? []).not.toContain(s.egressId);
+    expect(docker("network", "ls", "-q", "--filter", `label=aido.relay=${s.egressId}`)).not.toBe("");
+    const swept = await fx.backend.gc({ isGoalLive: (g) => g === GOAL });
+    expect(swept.removedEgress).toContain(s.egressId);
+    expect(docker("ps", "-aq", "--filter", `label=aido.relay=${s.egressId}`)).toBe("");
+    expect(docker("network", "ls", "-q", "--filter", `label=aido.relay=${s.egressId}`)).toBe("");
+    // The goal's end closes its servers' listeners and folders with its own.
+    await plumbing.close(goal);
+    expect(existsSync(plumbing.shareOf(s.egressId))).toBe(false);
+    await fx.backend.remove(goal);
+    await expect(plumbing.server(goal, "web")).rejects.toThrow(/was removed when the goal ended/);
+    expect(existsSync(plumbing.shareOf(s.egressId))).toBe(false);
+  });
+
   it("the goal's end takes its relay and network with its container", async () => {
     await fx.backend.remove(GOAL);
     expect(docker("ps", "-aq", "--filter", `label=aido.relay=${GOAL}`)).toBe("");
