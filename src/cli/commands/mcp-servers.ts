@@ -2,12 +2,15 @@
 // in config.yaml (tools/mcp/): `aido mcp list` shows each server, its tools, their pins
 // and state (approved, changed with the diff, new, removed; or the server unreachable),
 // and `aido mcp approve SERVER` pins the definitions the server offers now, after showing
-// them (annotations as the untrusted hints they are; on re-approval the diff of each
-// changed tool) and asking on a terminal unless --yes. The approval names the hashes the
-// operator was shown, so a server that changes in between is refused, not pinned.
+// them in full as a model would read them (description and input schema, invisible text
+// removed: no part of what is pinned goes to a model unseen; annotations as the untrusted
+// hints they are; on re-approval the diff of each changed tool) and asking on a terminal
+// unless --yes. The approval names the hashes the operator was shown, so a server that
+// changes in between is refused, not pinned.
 // Everything a server wrote is printed inert (security/terminal-text.ts).
 
 import { inert, inertLines } from "../../security/terminal-text.js";
+import { cleanDescription, visibleSchema } from "../../tools/mcp/definitions.js";
 import type { McpServerStatus, McpToolStatus } from "../../tools/mcp/servers.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { withClient } from "./daemon-client.js";
@@ -17,8 +20,11 @@ function describeTool(io: CliIo, t: McpToolStatus): void {
   io.out(
     `  ${inert(t.name)}  ${t.state}${t.read_only ? "  read-only (operator)" : "  needs approval per call"}  ${hash.slice(0, 12)}`,
   );
-  if (t.description !== "")
-    io.out(`      ${inert(t.description.length > 300 ? `${t.description.slice(0, 300)}…` : t.description)}`);
+  // What the model reads, in full: its description and its input schema, as cleaned for it.
+  const description = cleanDescription(t.description);
+  if (description !== "") for (const line of inertLines(description).split("\n")) io.out(`      ${line}`);
+  const schema = JSON.stringify(visibleSchema(t.input_schema), null, 2);
+  for (const line of inertLines(`input schema: ${schema}`).split("\n")) io.out(`      ${line}`);
   if (t.annotations)
     io.out(`      hints from the server (untrusted): ${inert(JSON.stringify(t.annotations))}`);
   if (t.diff) for (const line of inertLines(t.diff).split("\n")) io.out(`      ${line}`);

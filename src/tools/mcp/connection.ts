@@ -2,7 +2,8 @@
 // (Streamable HTTP with headers from the daemon's environment, or stdio in the server's own
 // container, sandbox/mcp-container.ts), initialize, tools/list (every
 // page), a fresh list whenever the server sends notifications/tools/list_changed, tool
-// calls, close. Every request is capped by the server's timeout_ms.
+// calls, close. Every request is capped by the server's timeout_ms, and every answer of a
+// remote server by MAX_MESSAGE_BYTES.
 // Header values are secrets: read from the environment variable the operator named at
 // connect, sent, and never written anywhere. An error a library raises could quote a
 // header, so every message leaving this module has the values cut out (`redact`).
@@ -15,6 +16,7 @@ import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/typ
 import type { Config, McpServerConfig } from "../../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { McpServerContainer } from "../../sandbox/mcp-container.js";
+import { MAX_MESSAGE_BYTES } from "../../sandbox/mcp-transport.js";
 import { definitionOf, type McpToolDefinition } from "./definitions.js";
 
 /** What connecting needs besides the server's config. */
@@ -22,6 +24,28 @@ export interface ConnectDeps {
   headerValue: Config["mcp"]["headerValue"];
   /** Start a stdio server's container (for a goal, or a probe's pseudo-goal). */
   startStdio(server: Extract<McpServerConfig, { transport: "stdio" }>): Promise<McpServerContainer>;
+}
+
+/**
+ * fetch for a remote server, each response's body cut off past MAX_MESSAGE_BYTES (the cap
+ * the stdio transport puts on one message): the SDK reads a JSON answer whole, so a server
+ * streaming gigabytes would otherwise fill the daemon's memory.
+ */
+async function boundedFetch(url: string | URL, init?: RequestInit): Promise<Response> {
+  const res = await fetch(url, init);
+  if (!res.body) return res;
+  let seen = 0;
+  const body = res.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, out) {
+        seen += chunk.byteLength;
+        if (seen > MAX_MESSAGE_BYTES)
+          out.error(new Error(`it sent a response larger than ${MAX_MESSAGE_BYTES} bytes; it was cut off`));
+        else out.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 /** At most this many tools/list pages are read (a server cannot page forever). */
@@ -67,6 +91,7 @@ export class McpConnection {
     }
     const transport = new StreamableHTTPClientTransport(new URL(server.url), {
       requestInit: { headers, redirect: "error" },
+      fetch: boundedFetch,
     });
     return McpConnection.start(server, transport, Object.values(headers), undefined);
   }

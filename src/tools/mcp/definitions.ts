@@ -69,22 +69,42 @@ export function changedParts(pinned: McpToolDefinition, live: McpToolDefinition)
 export const DESCRIPTION_MAX = 2000;
 
 /**
- * A description as a model sees it: control characters, zero-width and bidi characters
- * (invisible text a human approving the server would not see) removed, whitespace runs
- * folded, capped at DESCRIPTION_MAX characters.
+ * Text with what a human reading it would not see removed: control characters, zero-width
+ * and bidi characters, tag characters and the other format characters, variation
+ * selectors, the grapheme joiner and the Hangul fillers.
  */
-export function cleanDescription(text: string): string {
-  const visible = text
+export function visibleText(text: string): string {
+  return text
     .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "")
-    // Format characters (zero-width, bidi, tags...), variation selectors, the grapheme
-    // joiner and the Hangul fillers: text a model reads that a human does not see.
     .replace(/\p{Cf}/gu, "")
     .replace(/\p{Variation_Selector}/gu, "")
     .replace(/[\u115f\u1160\u3164\uffa0]/g, "")
-    .replaceAll("\u034f", "")
+    .replaceAll("\u034f", "");
+}
+
+/**
+ * A description as a model sees it: invisible text removed (visibleText), whitespace runs
+ * folded, capped at DESCRIPTION_MAX characters.
+ */
+export function cleanDescription(text: string): string {
+  const visible = visibleText(text)
     .replace(/[ \t]+/g, " ")
     .trim();
   return visible.length > DESCRIPTION_MAX
     ? `${visible.slice(0, DESCRIPTION_MAX)}… [description cut]`
     : visible;
+}
+
+/**
+ * An inputSchema as a model is shown it: every key and string (property descriptions,
+ * titles, enums, defaults: text a server can poison like a description) with invisible
+ * text removed. Validation uses the pinned schema as it is; a value the model copies from a
+ * cleaned string then fails it, which is the refusal it deserves.
+ */
+export function visibleSchema(v: JsonValue): JsonValue {
+  if (typeof v === "string") return visibleText(v);
+  if (Array.isArray(v)) return v.map(visibleSchema);
+  if (v !== null && typeof v === "object")
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [visibleText(k), visibleSchema(x)]));
+  return v;
 }

@@ -1,9 +1,14 @@
 // tools/mcp/pins.ts — the operator's approvals of external MCP servers, in aido.db: per
-// server, when it was approved, and per tool the hash and the definition approved. A
-// tool is offered only while its live definition hashes to its pin (definitions.ts).
+// server, what was approved (its identity: the url, or the image, command, env and mounts
+// of a stdio server), when, and per tool the hash and the definition approved. A tool is
+// offered only while its live definition hashes to its pin (definitions.ts) and the
+// server's config still has the identity approved: pins are the endpoint's, not the name's,
+// so pointing a name at another endpoint (with the same tool definitions) needs approval.
 // Approving a server again replaces all its pins with the definitions it offers then.
 
+import type { McpServerConfig } from "../../config.js";
 import { type Db, migrate, prepared } from "../../db/database.js";
+import { canonicalJson } from "../../security/canonical-json.js";
 import type { McpToolDefinition } from "./definitions.js";
 
 const MIGRATIONS = [
@@ -19,6 +24,8 @@ const MIGRATIONS = [
      definition TEXT NOT NULL,
      PRIMARY KEY (server, tool)
    );`,
+  // What the approval was of (serverIdentity): pins approved before it existed match nothing.
+  "ALTER TABLE mcp_servers_approved ADD COLUMN identity TEXT NOT NULL DEFAULT ''",
 ];
 
 export interface ToolPin {
@@ -27,9 +34,23 @@ export interface ToolPin {
 }
 
 export interface ServerPins {
+  /** serverIdentity() of the server's config when it was approved. */
+  identity: string;
   approvedAt: string;
   approvedBy: string;
   tools: Map<string, ToolPin>;
+}
+
+/** What an approval of `server` is of: where its tools come from, as the config says. */
+export function serverIdentity(server: McpServerConfig): string {
+  return server.transport === "http"
+    ? canonicalJson({ url: server.url })
+    : canonicalJson({
+        command: server.command,
+        image: server.image ?? null,
+        env: server.env,
+        mounts: server.mounts,
+      });
 }
 
 export class McpPins {
@@ -44,25 +65,25 @@ export class McpPins {
   get(server: string): ServerPins | undefined {
     const row = prepared(
       this.db,
-      "SELECT approved_at, approved_by FROM mcp_servers_approved WHERE server = ?",
-    ).get(server) as { approved_at: string; approved_by: string } | undefined;
+      "SELECT identity, approved_at, approved_by FROM mcp_servers_approved WHERE server = ?",
+    ).get(server) as { identity: string; approved_at: string; approved_by: string } | undefined;
     if (!row) return undefined;
     const tools = new Map<string, ToolPin>();
     const pins = prepared(this.db, "SELECT tool, hash, definition FROM mcp_tool_pins WHERE server = ?").all(
       server,
     ) as { tool: string; hash: string; definition: string }[];
     for (const p of pins) tools.set(p.tool, { hash: p.hash, definition: JSON.parse(p.definition) });
-    return { approvedAt: row.approved_at, approvedBy: row.approved_by, tools };
+    return { identity: row.identity, approvedAt: row.approved_at, approvedBy: row.approved_by, tools };
   }
 
   /** Record `tools` as the server's approved definitions, replacing any earlier pins. */
-  approve(server: string, tools: readonly ToolPin[], by: string): void {
+  approve(server: string, identity: string, tools: readonly ToolPin[], by: string): void {
     this.db.transaction(() => {
       prepared(this.db, "DELETE FROM mcp_servers_approved WHERE server = ?").run(server);
       prepared(
         this.db,
-        "INSERT INTO mcp_servers_approved (server, approved_at, approved_by) VALUES (?, ?, ?)",
-      ).run(server, new Date().toISOString(), by);
+        "INSERT INTO mcp_servers_approved (server, identity, approved_at, approved_by) VALUES (?, ?, ?, ?)",
+      ).run(server, identity, new Date().toISOString(), by);
       for (const t of tools) {
         prepared(
           this.db,

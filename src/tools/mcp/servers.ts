@@ -21,7 +21,7 @@ import type { Grant } from "../../security/grants.js";
 import { mcpToolName, parseMcpToolName } from "../names.js";
 import { type ConnectDeps, McpConnection } from "./connection.js";
 import { changedParts, definitionDiff, definitionHash, type McpToolDefinition } from "./definitions.js";
-import type { McpPins } from "./pins.js";
+import { type McpPins, type ServerPins, serverIdentity } from "./pins.js";
 import { isReadOnly, mcpToolDef } from "./tool-def.js";
 
 declare module "../../security/audit-events.js" {
@@ -46,6 +46,8 @@ export interface McpToolStatus {
   hash?: string;
   pinned_hash?: string;
   description: string;
+  /** The server's inputSchema for it (shown for approval as the model would be shown it). */
+  input_schema: { [key: string]: JsonValue };
   /** The operator listed it in read_only_tools: it runs without a human's approval. */
   read_only: boolean;
   /** The server's own hints, untrusted: shown, never acted on. */
@@ -103,8 +105,13 @@ export class McpServers implements ExternalTools {
     });
     if (!(this.deps.serversOf(principal.agentId) ?? []).includes(server.name))
       return refuse(`MCP server ${server.name} is not in the agent's manifest mcp_servers`);
-    const pins = this.deps.pins.get(server.name);
-    if (!pins)
+    const approved = this.deps.pins.get(server.name);
+    if (approved && approved.identity !== serverIdentity(server))
+      return refuse(
+        `MCP server ${server.name}'s ${server.transport === "http" ? "url" : "command, image, env or mounts"} changed since the operator approved it; it offers nothing until approved again (aido mcp approve ${server.name})`,
+      );
+    const pins = approved;
+    if (pins === undefined)
       return refuse(
         `MCP server ${server.name} has not been approved by the operator (aido mcp approve ${server.name}); it offers nothing`,
       );
@@ -134,7 +141,7 @@ export class McpServers implements ExternalTools {
       // A server no mcp grant of the agent names has nothing to offer it: not connected.
       if (!grants.some((g) => g.kind === "mcp" && g.server === name)) continue;
       const server = this.deps.config.mcp.servers[name];
-      const pins = this.deps.pins.get(name);
+      const pins = server ? this.pinsOf(server) : undefined;
       if (!server || !pins) continue;
       let conn: McpConnection;
       try {
@@ -200,7 +207,7 @@ export class McpServers implements ExternalTools {
           );
         }
       }
-      this.deps.pins.approve(name, tools, by);
+      this.deps.pins.approve(name, serverIdentity(server), tools, by);
       this.deps.audit.record("mcp.approved", {
         server: name,
         tools: tools.map((t) => ({ name: t.definition.name, hash: t.hash })),
@@ -208,6 +215,12 @@ export class McpServers implements ExternalTools {
       });
     });
     return this.statusOf(server);
+  }
+
+  /** The server's pins, when its config still has the identity they were approved for. */
+  private pinsOf(server: McpServerConfig): ServerPins | undefined {
+    const pins = this.deps.pins.get(server.name);
+    return pins && pins.identity === serverIdentity(server) ? pins : undefined;
   }
 
   /** Is `goalId` the pseudo-goal of a probe running now? */
@@ -253,7 +266,7 @@ export class McpServers implements ExternalTools {
   }
 
   private async statusOf(server: McpServerConfig): Promise<McpServerStatus> {
-    const pins = this.deps.pins.get(server.name);
+    const pins = this.pinsOf(server);
     const base = {
       server: server.name,
       endpoint: server.transport === "http" ? server.url : server.command.join(" "),
@@ -335,6 +348,7 @@ function toolStatus(server: McpServerConfig, d: McpToolDefinition, state: McpToo
     name: d.name,
     state,
     description: d.description,
+    input_schema: d.inputSchema,
     read_only: isReadOnly(server, d.name),
     ...(d.annotations ? { annotations: d.annotations } : {}),
   };

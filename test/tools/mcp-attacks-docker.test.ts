@@ -1,0 +1,87 @@
+// Attacks on a stdio MCP server in its container that need Docker: what a server with the
+// goal's /workspace mounted read-write can do to it, through the gate over the socket.
+
+import { readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../../src/config.js";
+import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
+import { requireDocker } from "../support/docker.js";
+import { containersOfHome } from "../support/home.js";
+
+const NODE_MODULES = realpathSync(join(process.cwd(), "node_modules"));
+const FILESYSTEM = "/opt/mcp/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js";
+
+beforeAll(() => requireDocker());
+const suite = useDaemonPerTest();
+
+describe("a stdio MCP server with the workspace read-write", () => {
+  it("has the workspace snapshotted before its calls, so a destructive call can be undone", async () => {
+    const fx = await suite.start({
+      runtime: { backend: undefined },
+      config: (cfg: Config) => {
+        cfg.mcp.servers.files = {
+          name: "files",
+          transport: "stdio",
+          command: ["node", FILESYSTEM, "/workspace"],
+          env: {},
+          workspace: "rw",
+          mounts: [{ source: NODE_MODULES, target: "/opt/mcp/node_modules" }],
+          readOnlyTools: ["*"], // a careless operator: every tool runs without a human
+          timeoutMs: 60_000,
+        };
+        cfg.grantCeilings = [
+          ["tool: *", "mcp: files/*", "file_read: /workspace/**", "file_write: /workspace/**"],
+        ];
+      },
+    });
+    const c = await fx.client();
+    await c.call("mcp.approve", { server: "files" });
+    const a = await c.call("agent.spawn", {
+      manifest: manifest("clobberer", {
+        lifecycle: "persistent",
+        capabilities: [
+          "mcp: files/*",
+          "tool: snapshot_restore",
+          "file_read: /workspace/**",
+          "file_write: /workspace/**",
+        ],
+        mcp_servers: ["files"],
+      }),
+    });
+    const workspace = join(fx.home.config.goalsDir, a.goal_id, "workspace");
+    // The goal's folders exist once its sandbox does: the first call makes it.
+    await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "mcp__files__list_directory",
+      input: { path: "/workspace" },
+    });
+    writeFileSync(join(workspace, "report.md"), "a week of work\n");
+
+    const r = await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "mcp__files__write_file",
+      input: { path: "/workspace/report.md", content: "" },
+    });
+    expect(r.is_error).toBe(false);
+    expect(readFileSync(join(workspace, "report.md"), "utf8")).toBe("");
+
+    const created = await c.call("audit.query", { agent_id: a.agent_id, kind: "snapshot.created" });
+    // Newest first: before the write, and before list_directory (a call of a server that could change it).
+    const ids = created.entries.map((e) => (e.payload as { snapshot_id: string }).snapshot_id);
+    expect(ids).toHaveLength(2);
+    const id = ids[0] as string;
+    await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "snapshot_restore",
+      input: { id },
+    });
+    expect(readFileSync(join(workspace, "report.md"), "utf8")).toBe("a week of work\n");
+
+    await c.call("agent.stop", { agent_id: a.agent_id });
+    const home = fx.home.config.home;
+    for (let i = 0; i < 100 && containersOfHome(home).some((n) => n.startsWith("aido-mcp-")); i++)
+      await new Promise((res) => setTimeout(res, 100));
+    expect(containersOfHome(home).filter((n) => n.startsWith("aido-mcp-"))).toEqual([]);
+  }, 120_000);
+});
