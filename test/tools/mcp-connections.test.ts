@@ -1,0 +1,106 @@
+// When and how the daemon contacts an external MCP server, through the daemon socket and
+// the agent loop the way a refused agent, a hostile server or an unlucky operator meets it:
+// a refused call contacts nothing; each server's schema is compiled alone; a connection that
+// dies is dropped, its reason audited and given to the call in flight; an unreachable server
+// is not retried on every turn; a goal's end closes what a call in flight opened.
+
+import { afterEach, describe, expect, it } from "vitest";
+import type { AidoClient } from "../../src/client/client.js";
+import type { Config } from "../../src/config.js";
+import { type DaemonFixture, manifest, rpcError, useDaemonPerTest } from "../daemon/fixture.js";
+import { echoTool, type RemoteMcpServer, startRemoteMcpServer } from "../support/mcp-remote-server.js";
+import { turn } from "../support/provider-server.js";
+
+const suite = useDaemonPerTest();
+const remotes: RemoteMcpServer[] = [];
+afterEach(async () => {
+  for (const r of remotes.splice(0)) await r.close();
+});
+
+async function remoteServer(...args: Parameters<typeof startRemoteMcpServer>): Promise<RemoteMcpServer> {
+  const r = await startRemoteMcpServer(...args);
+  remotes.push(r);
+  return r;
+}
+
+/** A daemon declaring each of `servers` (name -> url) as a remote server, all tools read-only. */
+async function start(
+  servers: Record<string, string>,
+  opts: { deny?: string[] } = {},
+): Promise<{ fx: DaemonFixture; c: AidoClient }> {
+  const fx = await suite.start({
+    config: (cfg: Config) => {
+      for (const [name, url] of Object.entries(servers))
+        cfg.mcp.servers[name] = {
+          name,
+          transport: "http",
+          url,
+          headers: {},
+          readOnlyTools: ["*"],
+          timeoutMs: 5_000,
+        };
+      cfg.grantCeilings = [["tool: *", ...Object.keys(servers).map((s) => `mcp: ${s}/*`)]];
+      cfg.policy.deny = opts.deny ?? [];
+    },
+  });
+  return { fx, c: await fx.client() };
+}
+
+const user = (name: string, servers: string[], extra: Record<string, unknown> = {}) =>
+  manifest(name, {
+    lifecycle: "persistent",
+    capabilities: servers.map((s) => `mcp: ${s}/*`),
+    mcp_servers: servers,
+    ...extra,
+  });
+
+async function spawn(c: AidoClient, m: Record<string, unknown>): Promise<string> {
+  return (await c.call("agent.spawn", { manifest: m })).agent_id;
+}
+
+const invoke = (c: AidoClient, agentId: string, tool: string, input: Record<string, unknown>) =>
+  c.call("tool.invoke", { agent_id: agentId, tool, input });
+
+describe("a call the gate refuses", () => {
+  it("contacts nothing: no grant, a policy deny, a server outside the manifest, an unpinned tool, bad input", async () => {
+    const remote = await remoteServer();
+    const { c } = await start({ remote: remote.url }, { deny: ["mcp: remote/ec*"] });
+    await c.call("mcp.approve", { server: "remote" });
+    const approvedWith = remote.headers.length;
+
+    const noGrant = await spawn(c, user("nogrant", ["remote"], { capabilities: ["mcp: remote/other_*"] }));
+    const noServer = await spawn(c, user("noserver", [], { capabilities: ["mcp: remote/*"] }));
+    const granted = await spawn(c, user("granted", ["remote"]));
+    const refusals = [
+      [noGrant, "mcp__remote__echo", { text: "x" }, "capability_denied"],
+      [noServer, "mcp__remote__echo", { text: "x" }, "capability_denied"],
+      [granted, "mcp__remote__echo", { text: "x" }, "policy_denied"],
+      [granted, "mcp__remote__other", { text: "x" }, "capability_denied"],
+      [granted, "mcp__remote__echo", { text: 42 }, "invalid_input"],
+    ] as const;
+    for (const [agent, tool, input, code] of refusals) {
+      const e = await rpcError(invoke(c, agent, tool, input));
+      expect(e.code).toBe(code);
+    }
+    // Not one HTTP request since the approval: no connection, no header sent, no tools/list.
+    expect(remote.headers.length).toBe(approvedWith);
+    const { entries } = await c.call("audit.query", { kind: "tool.denied", limit: 100 });
+    expect(entries).toHaveLength(refusals.length);
+    expect((await c.call("audit.query", { kind: "mcp.unreachable" })).entries).toEqual([]);
+  });
+
+  it("is not offered, nor its server contacted, when the agent's grants match none of the pinned tools", async () => {
+    const remote = await remoteServer();
+    const { c } = await start({ remote: remote.url });
+    await c.call("mcp.approve", { server: "remote" });
+    const approvedWith = remote.headers.length;
+    suite.server.script("You are narrow", [turn.text("nothing for me")]);
+    const r = await c.call("agent.spawn_and_run", {
+      manifest: user("narrow", ["remote"], { lifecycle: "on-demand", capabilities: ["mcp: remote/other_*"] }),
+      message: "go",
+    });
+    expect(r.text).toBe("nothing for me");
+    expect(suite.server.requests.at(-1)?.toolNames.some((n: string) => n.startsWith("mcp__"))).toBe(false);
+    expect(remote.headers.length).toBe(approvedWith);
+  });
+});
