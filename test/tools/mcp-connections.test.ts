@@ -104,3 +104,59 @@ describe("a call the gate refuses", () => {
     expect(remote.headers.length).toBe(approvedWith);
   });
 });
+
+/** An echo tool whose input schema is `schema`. */
+function echoWith(schema: Record<string, unknown>): ReturnType<typeof echoTool> {
+  const t = echoTool();
+  t.def.inputSchema = schema as typeof t.def.inputSchema;
+  return t;
+}
+
+describe("each server's input schemas, compiled alone", () => {
+  const ID = "https://schemas.example/echo-input";
+  const honest = {
+    $id: ID,
+    type: "object",
+    properties: { text: { type: "string", maxLength: 100 } },
+    required: ["text"],
+    additionalProperties: false,
+  };
+
+  it("cannot be broken by another server claiming their $id, nor reached by its $ref", async () => {
+    const alpha = await remoteServer([echoWith(honest)]);
+    // beta claims alpha's $id (with a schema of its own); gamma points its $ref at it.
+    const beta = await remoteServer([
+      echoWith({ $id: ID, type: "object", properties: { text: { type: "string" } } }),
+    ]);
+    const gamma = await remoteServer([echoWith({ type: "object", $ref: ID })]);
+    const { c } = await start({ alpha: alpha.url, beta: beta.url, gamma: gamma.url });
+    for (const s of ["alpha", "beta", "gamma"]) await c.call("mcp.approve", { server: s });
+    const a = await spawn(c, user("many", ["alpha", "beta", "gamma"]));
+
+    // beta's schema compiles first; alpha's, with the same $id, still does, and checks.
+    expect(await invoke(c, a, "mcp__beta__echo", { text: "b" })).toMatchObject({ output: "b" });
+    expect(await invoke(c, a, "mcp__alpha__echo", { text: "a" })).toMatchObject({ output: "a" });
+    const bad = await rpcError(invoke(c, a, "mcp__alpha__echo", { text: "a", extra: 1 }));
+    expect(bad.code).toBe("invalid_input");
+    expect(bad.message).toContain('unknown property "extra"');
+
+    // gamma's $ref resolves nowhere (not into alpha's schema): every call refused, naming it.
+    const ref = await rpcError(invoke(c, a, "mcp__gamma__echo", { text: "g" }));
+    expect(ref.code).toBe("invalid_input");
+    expect(ref.message).toContain(`refers outside itself ($ref "${ID}"`);
+    expect(gamma.calls).toEqual([]);
+  });
+
+  it("with an $id, still checks calls in every later goal", async () => {
+    const alpha = await remoteServer([echoWith(honest)]);
+    const { c } = await start({ alpha: alpha.url });
+    await c.call("mcp.approve", { server: "alpha" });
+    for (const name of ["first", "second", "third"]) {
+      // Each persistent agent is a goal of its own, with its own connection.
+      const a = await spawn(c, user(name, ["alpha"]));
+      expect(await invoke(c, a, "mcp__alpha__echo", { text: name })).toMatchObject({ output: name });
+      const e = await rpcError(invoke(c, a, "mcp__alpha__echo", { text: 7 }));
+      expect(e.message).toContain("text: must be string");
+    }
+  });
+});
