@@ -3,11 +3,26 @@
 // offer needs its live definitions to check them against the pins), kept for the goal's
 // life and closed with the goal. Which calls may connect is the gate's and servers.ts's:
 // nothing here is reached before the token, the grants, the policy and the budget passed.
+// A connection that ends on its own (the server exited, flooded, broke the protocol) is
+// dropped at once and audited as mcp.disconnected with the transport's reason; the next
+// need connects again, at most MAX_RECONNECTS times per goal and server (a server that
+// keeps dying is not restarted in a loop).
 
 import type { McpServerConfig } from "../../config.js";
-import { errorMessage } from "../../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { AuditLog } from "../../security/audit.js";
+import { inert } from "../../security/terminal-text.js";
 import { type ConnectDeps, McpConnection } from "./connection.js";
+
+declare module "../../security/audit-events.js" {
+  interface AuditPayloads {
+    /** A goal's connection to a server ended on its own (reason redacted, inert, bounded). */
+    "mcp.disconnected": { server: string; reason: string; reconnects_left: number };
+  }
+}
+
+/** How many times a goal connects again to a server whose connection ended on its own. */
+export const MAX_RECONNECTS = 2;
 
 export interface GoalConnectionsDeps {
   audit: AuditLog;
@@ -19,6 +34,12 @@ export class GoalConnections {
   readonly goalId: string;
   private readonly deps: GoalConnectionsDeps;
   private readonly conns = new Map<string, Promise<McpConnection>>();
+  /** The open connections, by server (those `conns` resolved to and still held). */
+  private readonly open = new Map<string, McpConnection>();
+  /** Per server: how many of its connections ended on its own, and the last reason. */
+  private readonly ends = new Map<string, { count: number; reason: string }>();
+  /** Per server: when its last ended connection's container is gone. */
+  private readonly gone = new Map<string, Promise<void>>();
 
   constructor(goalId: string, deps: GoalConnectionsDeps) {
     this.goalId = goalId;
@@ -29,16 +50,40 @@ export class GoalConnections {
   connection(server: McpServerConfig): Promise<McpConnection> {
     const held = this.conns.get(server.name);
     if (held) return held;
-    const opening = McpConnection.open(server, this.deps.connectDeps(this.goalId)).catch((e: unknown) => {
-      // Not kept: the next need tries again.
-      this.conns.delete(server.name);
-      this.deps.audit.record(
-        "mcp.unreachable",
-        { server: server.name, reason: errorMessage(e) },
-        { goalId: this.goalId },
+    const ended = this.ends.get(server.name);
+    if (ended && ended.count > MAX_RECONNECTS) {
+      return Promise.reject(
+        new AidoError(
+          ErrorCode.sandboxUnavailable,
+          `MCP server ${server.name}'s connection ended ${ended.count} times in this goal; it is not connected again for this goal (last: ${ended.reason})`,
+          { server: server.name },
+        ),
       );
-      throw e;
-    });
+    }
+    const deps: ConnectDeps = {
+      ...this.deps.connectDeps(this.goalId),
+      ended: (conn, reason, gone) => this.ended(server.name, conn, reason, gone),
+    };
+    // A stdio server's last container goes before its next one is started (same name).
+    const gone = this.gone.get(server.name) ?? Promise.resolve();
+    const opening = gone
+      .then(() => McpConnection.open(server, deps))
+      .then(
+        (conn) => {
+          this.open.set(server.name, conn);
+          return conn;
+        },
+        (e: unknown) => {
+          // Not kept: the next need tries again.
+          this.conns.delete(server.name);
+          this.deps.audit.record(
+            "mcp.unreachable",
+            { server: server.name, reason: inert(errorMessage(e)).slice(0, 1000) },
+            { goalId: this.goalId },
+          );
+          throw e;
+        },
+      );
     this.conns.set(server.name, opening);
     return opening;
   }
@@ -47,6 +92,23 @@ export class GoalConnections {
   async close(): Promise<void> {
     const all = [...this.conns.values()];
     this.conns.clear();
+    this.open.clear();
     await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => undefined)));
+  }
+
+  /** A connection ended on its own: dropped (the next need reconnects) and audited. */
+  private ended(server: string, conn: McpConnection, reason: string, gone: Promise<void>): void {
+    this.gone.set(server, gone);
+    // One that never opened is the open's failure (mcp.unreachable), not a disconnection.
+    if (this.open.get(server) !== conn) return;
+    this.open.delete(server);
+    this.conns.delete(server);
+    const count = (this.ends.get(server)?.count ?? 0) + 1;
+    this.ends.set(server, { count, reason });
+    this.deps.audit.record(
+      "mcp.disconnected",
+      { server, reason, reconnects_left: Math.max(0, MAX_RECONNECTS - count + 1) },
+      { goalId: this.goalId },
+    );
   }
 }
