@@ -160,3 +160,52 @@ describe("each server's input schemas, compiled alone", () => {
     }
   });
 });
+
+describe("an unreachable server", () => {
+  it("is tried once per backoff, not on every turn's offer and every call (one mcp.unreachable)", async () => {
+    const remote = await remoteServer();
+    const { c } = await start({ remote: remote.url });
+    await c.call("mcp.approve", { server: "remote" });
+    await remote.close(); // gone after approval: every connect now fails
+    suite.server.script("You are stubborn", [
+      turn.toolUse("mcp__remote__echo", { text: "one" }),
+      turn.toolUse("mcp__remote__echo", { text: "two" }),
+      turn.toolUse("mcp__remote__echo", { text: "three" }),
+      turn.text("gave up"),
+    ]);
+    const r = await c.call("agent.spawn_and_run", {
+      manifest: user("stubborn", ["remote"], { lifecycle: "on-demand" }),
+      message: "go",
+    });
+    expect(r.text).toBe("gave up");
+    const { entries } = await c.call("audit.query", { kind: "mcp.unreachable" });
+    expect(entries).toHaveLength(1);
+    expect(entries[0]?.payload).toMatchObject({ server: "remote" });
+    // The model was told why, each time, and that it is not retried yet.
+    const last = JSON.stringify(suite.server.requests.at(-1)?.body);
+    expect(last).toContain("MCP server remote cannot be reached");
+    expect(last).toContain("not tried again for this goal for");
+  });
+});
+
+describe("a goal that ends while a call is connecting", () => {
+  it("closes the connection the call opened and makes no call", async () => {
+    const remote = await remoteServer([echoTool()], { sessions: true });
+    const { c } = await start({ remote: remote.url });
+    await c.call("mcp.approve", { server: "remote" });
+    const a = await spawn(c, user("leaver", ["remote"]));
+    remote.hold(700); // the connect of the call below is slow
+    const call = rpcError(invoke(c, a, "mcp__remote__echo", { text: "late" }));
+    await new Promise((r) => setTimeout(r, 200));
+    await c.call("agent.stop", { agent_id: a });
+    const e = await call;
+    expect(e.message).toContain("ended; its connection to MCP server remote is closed");
+    remote.hold(0);
+    // A connection left open would answer list_changed with a tools/list, and would have called.
+    const seen = remote.headers.length;
+    await remote.toolsChanged();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(remote.headers.length).toBe(seen);
+    expect(remote.calls).toEqual([]);
+  });
+});

@@ -6,7 +6,10 @@
 // A connection that ends on its own (the server exited, flooded, broke the protocol) is
 // dropped at once and audited as mcp.disconnected with the transport's reason; the next
 // need connects again, at most MAX_RECONNECTS times per goal and server (a server that
-// keeps dying is not restarted in a loop).
+// keeps dying is not restarted in a loop). A server that cannot be reached is not tried
+// again for a while (BACKOFF_MS, doubling per failure): an offer each turn and every call
+// would otherwise wait its full timeout and audit it again. Once the goal ended, nothing
+// connects for it, and a connection a call in flight was opening is closed when it opens.
 
 import type { McpServerConfig } from "../../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
@@ -24,6 +27,10 @@ declare module "../../security/audit-events.js" {
 /** How many times a goal connects again to a server whose connection ended on its own. */
 export const MAX_RECONNECTS = 2;
 
+/** How long a goal waits before trying an unreachable server again; doubles per failure. */
+export const BACKOFF_MS = 10_000;
+const BACKOFF_MAX_MS = 300_000;
+
 export interface GoalConnectionsDeps {
   audit: AuditLog;
   /** How a connection of this goal reaches its server (its stdio container is the goal's). */
@@ -40,6 +47,10 @@ export class GoalConnections {
   private readonly ends = new Map<string, { count: number; reason: string }>();
   /** Per server: when its last ended connection's container is gone. */
   private readonly gone = new Map<string, Promise<void>>();
+  /** Per server that could not be reached: how often in a row, why, and when to try again. */
+  private readonly unreachable = new Map<string, { count: number; reason: string; until: number }>();
+  /** The goal ended (close()): nothing connects for it any more. */
+  private closed = false;
 
   constructor(goalId: string, deps: GoalConnectionsDeps) {
     this.goalId = goalId;
@@ -50,6 +61,17 @@ export class GoalConnections {
   connection(server: McpServerConfig): Promise<McpConnection> {
     const held = this.conns.get(server.name);
     if (held) return held;
+    if (this.closed) return Promise.reject(this.goalEnded(server.name));
+    const failed = this.unreachable.get(server.name);
+    if (failed && Date.now() < failed.until) {
+      return Promise.reject(
+        new AidoError(
+          ErrorCode.sandboxUnavailable,
+          `${failed.reason} (not tried again for this goal for ${Math.ceil((failed.until - Date.now()) / 1000)} s)`,
+          { server: server.name },
+        ),
+      );
+    }
     const ended = this.ends.get(server.name);
     if (ended && ended.count > MAX_RECONNECTS) {
       return Promise.reject(
@@ -69,18 +91,25 @@ export class GoalConnections {
     const opening = gone
       .then(() => McpConnection.open(server, deps))
       .then(
-        (conn) => {
+        async (conn) => {
+          if (this.closed) {
+            // The goal ended while this was opening: nobody else would ever close it.
+            await conn.close();
+            throw this.goalEnded(server.name);
+          }
+          this.unreachable.delete(server.name);
           this.open.set(server.name, conn);
           return conn;
         },
         (e: unknown) => {
-          // Not kept: the next need tries again.
-          this.conns.delete(server.name);
-          this.deps.audit.record(
-            "mcp.unreachable",
-            { server: server.name, reason: inert(errorMessage(e)).slice(0, 1000) },
-            { goalId: this.goalId },
-          );
+          // Not kept: the next need after the backoff tries again.
+          if (this.conns.get(server.name) === opening) this.conns.delete(server.name);
+          if (this.closed) throw e;
+          const reason = inert(errorMessage(e)).slice(0, 1000);
+          const count = (this.unreachable.get(server.name)?.count ?? 0) + 1;
+          const wait = Math.min(BACKOFF_MS * 2 ** (count - 1), BACKOFF_MAX_MS);
+          this.unreachable.set(server.name, { count, reason, until: Date.now() + wait });
+          this.deps.audit.record("mcp.unreachable", { server: server.name, reason }, { goalId: this.goalId });
           throw e;
         },
       );
@@ -90,10 +119,19 @@ export class GoalConnections {
 
   /** The goal ended: close every connection. */
   async close(): Promise<void> {
+    this.closed = true;
     const all = [...this.conns.values()];
     this.conns.clear();
     this.open.clear();
     await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => undefined)));
+  }
+
+  private goalEnded(server: string): AidoError {
+    return new AidoError(
+      ErrorCode.sandboxUnavailable,
+      `goal ${this.goalId} ended; its connection to MCP server ${server} is closed`,
+      { server },
+    );
   }
 
   /** A connection ended on its own: dropped (the next need reconnects) and audited. */
