@@ -1,7 +1,8 @@
-// A stdio MCP server whose process dies mid-goal, in its container, through the gate over
-// the daemon socket: the call in flight fails with how it ended (exit code, stderr made
-// inert), the end is audited as mcp.disconnected, the next call reconnects, and a server
-// that keeps dying is not restarted in a loop.
+// A stdio MCP server in its container, through the gate over the daemon socket: a call the
+// gate refuses starts no container; and when the server's process dies mid-goal, the call
+// in flight fails with how it ended (exit code, stderr made inert), the end is audited as
+// mcp.disconnected, the next call reconnects, and a server that keeps dying is not
+// restarted in a loop.
 
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -56,24 +57,51 @@ afterAll(() => {
 });
 const suite = useDaemonPerTest();
 
+/** A daemon declaring the dying server (its tools read-only) under the ceiling `mcp: dying/*`. */
+const startDying = () =>
+  suite.start({
+    runtime: { backend: undefined },
+    config: (cfg: Config) => {
+      cfg.mcp.servers.dying = {
+        name: "dying",
+        transport: "stdio",
+        command: ["node", "/opt/dying/server.js"],
+        env: {},
+        workspace: "none",
+        mounts: [{ source: dir, target: "/opt/dying" }],
+        readOnlyTools: ["*"],
+        timeoutMs: 30_000,
+      };
+      cfg.grantCeilings = [["mcp: dying/*"]];
+    },
+  });
+
+describe("a stdio MCP server and a call the gate refuses", () => {
+  it("has no container started for it", async () => {
+    const fx = await startDying();
+    const c = await fx.client();
+    await c.call("mcp.approve", { server: "dying" });
+    const home = fx.home.config.home;
+    expect(containersOfHome(home).filter((n) => n.startsWith("aido-mcp-"))).toEqual([]);
+    const a = await c.call("agent.spawn", {
+      manifest: manifest("narrow", {
+        lifecycle: "persistent",
+        capabilities: ["mcp: dying/crash"],
+        mcp_servers: ["dying"],
+      }),
+    });
+    const e = await rpcError(
+      c.call("tool.invoke", { agent_id: a.agent_id, tool: "mcp__dying__echo", input: { text: "x" } }),
+    );
+    expect(e.code).toBe("capability_denied");
+    expect(containersOfHome(home).filter((n) => n.startsWith("aido-mcp-"))).toEqual([]);
+    await c.call("agent.stop", { agent_id: a.agent_id });
+  }, 60_000);
+});
+
 describe("a stdio MCP server that dies mid-goal", () => {
   it("fails the call in flight with how it ended, is audited, reconnects on the next call, and is not restarted in a loop", async () => {
-    const fx = await suite.start({
-      runtime: { backend: undefined },
-      config: (cfg: Config) => {
-        cfg.mcp.servers.dying = {
-          name: "dying",
-          transport: "stdio",
-          command: ["node", "/opt/dying/server.js"],
-          env: {},
-          workspace: "none",
-          mounts: [{ source: dir, target: "/opt/dying" }],
-          readOnlyTools: ["*"],
-          timeoutMs: 30_000,
-        };
-        cfg.grantCeilings = [["mcp: dying/*"]];
-      },
-    });
+    const fx = await startDying();
     const c = await fx.client();
     await c.call("mcp.approve", { server: "dying" });
     const a = await c.call("agent.spawn", {
