@@ -87,13 +87,17 @@ export class DockerSandbox implements SandboxHandle {
     // Fail closed: a confined exec on an egress network that names no ports connects nowhere.
     if (confinement !== "unconfined" && !confinement.connect && this.owner.onEgressNetwork?.(this.goalId))
       confinement = { ...confinement, connect: [] };
+    const { connect, ...others } = rest;
+    const off = this.owner.landlock === "off";
     const args = {
-      ...rest,
-      confinement: this.owner.landlock === "off" ? "unconfined" : confinement,
+      ...others,
+      confinement: off ? "unconfined" : confinement,
+      // `sandbox.landlock: off` runs every exec without a domain, a TCP rule's included.
+      ...(connect && !off ? { connect } : {}),
       timeoutMs,
       maxOutputBytes: req.maxOutputBytes ?? this.owner.maxOutputBytes,
     };
-    if (typeof args.confinement === "object" && args.confinement.connect) {
+    if ((typeof args.confinement === "object" && args.confinement.connect) || args.connect) {
       return this.call<ExecResult>("exec", args, timeoutMs + GRACE_MS, signal).then((r) => {
         if (this.landlockAbi < 4) this.owner.noTcpRule?.(this.landlockAbi);
         return r;

@@ -154,16 +154,30 @@ function parseConfinement(v: unknown): Confinement | "unconfined" {
   return o as unknown as Confinement;
 }
 
-/** The helper's arguments (up to and including "--") and the env changes for one call. */
+/** An unconfined exec's TCP ports (ExecRequest.connect): absent, or a list of ports. */
+function parseConnect(v: unknown): number[] | undefined {
+  if (v === undefined) return undefined;
+  if (!(Array.isArray(v) && v.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535)))
+    fail("invalid_input", "connect must be a list of TCP ports");
+  return v as number[];
+}
+
+/**
+ * The helper's arguments (up to and including "--") and the env changes for one call.
+ * `connect`: the TCP ports an unconfined call may connect to (a human sandbox on its egress
+ * network: the proxy's port); a confined call's are confinement.connect.
+ */
 export function wrapperFor(
   confinement: Confinement | "unconfined",
   env: ExecEnvironment,
   maxFileBytes: number | undefined,
+  connect?: number[],
 ): { args: string[]; env: Record<string, string> } {
   if (!env.helper) {
     // A human sandbox on a foreign image (docker://...): no helper, so no domain, no
-    // seccomp filter and no size limit; only trusted callers may run there.
-    if (confinement === "unconfined" && maxFileBytes === undefined) return { args: [], env: {} };
+    // seccomp filter, no size limit and no TCP rule; only trusted callers may run there.
+    if (confinement === "unconfined" && maxFileBytes === undefined && connect === undefined)
+      return { args: [], env: {} };
     fail("landlock_unavailable", `this image has no ${HELPER}: commands can only run unconfined in it`);
   }
   // 0 is a limit too, the tightest: a goal at its quota may delete files but grow none.
@@ -173,7 +187,10 @@ export function wrapperFor(
   // container runs out of memory: set before the helper forks, so nothing starts without it.
   options.push("--oom-score-adj", "1000");
   if (env.reaper) options.push("--reap");
-  if (confinement === "unconfined") return { args: ["--unconfined", ...options, "--"], env: {} };
+  if (confinement === "unconfined") {
+    if (connect) options.push("--tcp-connect", connect.length > 0 ? connect.join(",") : "none");
+    return { args: ["--unconfined", ...options, "--"], env: {} };
+  }
   if (env.landlockAbi === 0) {
     if (grantsCoverMounts(confinement, env.mountedSkills))
       return { args: ["--unconfined", ...options, "--"], env: {} };
@@ -218,6 +235,7 @@ export function opExec(
     parseConfinement(a.confinement),
     env,
     typeof a.maxFileBytes === "number" && Number.isFinite(a.maxFileBytes) ? a.maxFileBytes : undefined,
+    parseConnect(a.connect),
   );
   const program = (argv as string[] | null) ?? [SHELL, "-c", a.command as string];
   const extraEnv = (a.env && typeof a.env === "object" ? a.env : {}) as Record<string, string>;
