@@ -10,12 +10,14 @@
 //     ("sandbox") with credentials made for this run, the host list read as network grants
 //     (networkGrantFor: an address only when the list names it literally), no approvals —
 //     and whose record is the run's evidence: network.log (JSON lines, every connection),
-//     a `network` line per connection in events.log, counts for summary.json;
+//     a `network` line per connection in events.log, counts for summary.json; one run at a
+//     time (a second is refused while the socket answers);
 //   - at `destroy` (or TTL expiry): relay, network and share folder go; the evidence stays.
 // Credentials live in the `aido run` process only; they reach the task as its proxy
 // variables (proxyEnv) and are scrubbed from everything written or shown.
 
 import { closeSync, openSync, writeSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
@@ -130,8 +132,30 @@ export interface ServeOptions {
   log(message: string): void;
 }
 
+/**
+ * Is another `aido run` serving this folder's socket? Starting a listener would take its
+ * socket over (and its run's connections would meet this run's credentials), so a second
+ * run is refused instead. A socket nobody answers on is a stale one and is replaced.
+ */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
 /** Serve the sandbox's proxy for one run: listener on the share folder, static host list, evidence. */
 export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
+  if (await socketAnswers(join(o.paths.egress, EGRESS_SOCKET)))
+    throw new AidoError(
+      ErrorCode.sandboxUnavailable,
+      `another \`aido run\` in sandbox ${o.id} is serving its egress proxy: with a host list, one run at a time`,
+      { id: o.id },
+    );
   const endpoint = await openSandboxNetwork(o.docker, o.config, o.cwd, o.id, o.paths);
   const callers = new EgressCallers();
   const slot = callers.slotOf({ goalId: o.id, agentId: SANDBOX_CALLER });

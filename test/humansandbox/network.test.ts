@@ -244,6 +244,40 @@ describe("permissions.network as a host list", () => {
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
 
+  it("serves one run at a time, and TTL expiry takes relay, network and share folder", async () => {
+    p.write("sandbox.yaml", "name: brief\nttl: 8s\npermissions: { network: [plain.test:8080] }\n");
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    const first = p.aido(
+      "run",
+      "--sandbox",
+      id,
+      "sh",
+      "-c",
+      "sleep 2; curl -sS http://plain.test:8080/first",
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    const second = await p.aido("run", "--sandbox", id, "true");
+    expect(second.code).toBe(1);
+    expect(second.err.join("\n")).toMatch(
+      /another `aido run` in sandbox [0-9a-f]{12} is serving its egress proxy/,
+    );
+    const done = await first;
+    expect(done.out, done.err.join("\n")).toEqual(["plain-ok /first"]);
+
+    const folder = join(p.dir, ".aido", "sandboxes", id);
+    const expires = Date.parse(JSON.parse(readFileSync(join(folder, "sandbox.json"), "utf8")).expires_at);
+    await new Promise((r) => setTimeout(r, Math.max(0, expires - Date.now() + 200)));
+    const list = await p.aido("sandbox", "list", "--json");
+    expect(list.err.join("\n")).toContain(`sandbox ${id} expired and was destroyed`);
+    expect({ containers: byLabel("ps", id), networks: byLabel("network", id) }).toEqual({
+      containers: "",
+      networks: "",
+    });
+    expect(existsSync(join(folder, "egress"))).toBe(false);
+  }, 60_000);
+
   it("refuses a bad entry naming the file, the line and the entry, before anything is made", async () => {
     p.write("bad.yaml", "name: bad\npermissions:\n  network:\n    - pypi.org\n    - 'pypi.org:http'\n");
     const up = await p.aido("sandbox", "up", "-f", "bad.yaml");
