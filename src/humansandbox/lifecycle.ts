@@ -1,8 +1,9 @@
 // humansandbox/lifecycle.ts — a human sandbox from `up` to `destroy`: create the folders
 // and the container, record what was asked and allowed, and take it down again by hand
 // or when its TTL runs out. Destroying removes the container, a host list's relay and
-// network (egress.ts), and the working folders (work/, output/, stream/, egress/); the evidence (sandbox.json, events.log, runs/) stays, since
-// it is the record of what the script did. `purge` removes the whole folder.
+// network (egress.ts), and the working folders (work/, output/, stream/, egress/); the
+// evidence (sandbox.json, events.log, runs/) stays, since it is the record of what the
+// script did. `purge` removes the whole folder.
 
 import { createHash } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync } from "node:fs";

@@ -306,7 +306,8 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
         ...task.argv,
       ],
       cwd: "/workspace",
-      // The person's own script in a sandbox made for it: the container is the wall.
+      // The person's own script in a sandbox made for it: the container (and its network:
+      // none, or with a host list the relay only) is the wall.
       confinement: "unconfined",
       // A host list: the proxy variables, and a TCP connect to the relay's port only.
       ...(egress ? { connect: egress.connect } : {}),

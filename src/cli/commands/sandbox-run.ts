@@ -1,7 +1,8 @@
 // cli/commands/sandbox-run.ts — `aido run TASK [ARGS...]` and `aido logs`: a task in the
 // active human sandbox (the latest, or --sandbox ID), its output streamed live, and the
-// recorded output of a run read back (--network: its connections through the proxy). `aido run` exits with the task's exit status (124
-// when it timed out, 128+N when a signal killed it), so scripts can chain on it.
+// recorded output of a run read back (--network: its connections through the proxy).
+// `aido run` exits with the task's exit status (124 when it timed out, 128+N when a signal
+// killed it), so scripts can chain on it.
 
 import type { NetworkLine } from "../../humansandbox/egress.js";
 import { followRun, readRunLogs } from "../../humansandbox/logs.js";
