@@ -41,6 +41,8 @@ import { appendEvent, type SandboxPaths } from "./state.js";
 export const SANDBOX_RUNTIME = "sbx";
 /** The one caller of a human sandbox's proxy: the proxy user of its runs. */
 export const SANDBOX_CALLER = "sandbox";
+/** How long the end of a run waits for its last connections' "close" records. */
+const CLOSE_WAIT_MS = 3_000;
 /** A Unix socket's path is at most 107 bytes (sun_path). */
 const MAX_SOCKET_PATH = 107;
 
@@ -172,11 +174,22 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
     bytes_up: 0,
     bytes_down: 0,
   };
+  // Connections opened and not yet closed: close() waits for their "close" (a tunnel records
+  // it when both of its ends are gone, which may be a moment after the client's end).
+  let live = 0;
+  let settled: (() => void) | undefined;
+  let over = false;
   const record = (e: EgressRecord): void => {
+    // Never a write to a closed (and perhaps reused) descriptor; an open then is refused.
+    if (over) throw new Error(`run ${o.runId} is over: its network log is closed`);
     // Synchronous: an open that cannot be written throws, and the proxy refuses the connection.
     const line = evidenceOf(e, o.scrubber);
     writeSync(fd, `${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
-    if (e.phase === "open") return;
+    if (e.phase === "open") {
+      live++;
+      return;
+    }
+    if (e.phase === "close" && --live === 0) settled?.();
     counts.connections++;
     if (e.phase === "denied") counts.denied++;
     else {
@@ -226,6 +239,12 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
     async close() {
       await listener.close();
       await proxy.close();
+      if (live > 0)
+        await new Promise<void>((resolve) => {
+          settled = resolve;
+          setTimeout(resolve, CLOSE_WAIT_MS).unref();
+        });
+      over = true;
       closeSync(fd);
       return counts;
     },

@@ -46,6 +46,12 @@ try:
     print('other relay port passed')
 except OSError as e:
     print('other relay port errno', e.errno)
+k = socket.create_connection((u.hostname, u.port), timeout=10)
+k.sendall(f'CONNECT secure.test:8443 HTTP/1.1\\r\\nHost: secure.test:8443\\r\\nProxy-Authorization: Basic {auth}\\r\\n\\r\\n'.encode())
+k.recv(200)
+kt = ctx.wrap_socket(k, server_hostname='secure.test')
+print('left open', kt.version() is not None, flush=True)
+os._exit(0)
 `;
 
 const SCRIPT = [
@@ -61,6 +67,7 @@ const SCRIPT = [
 
 interface NetLine {
   phase: string;
+  connection?: number;
   host: string;
   port: number;
   method: string;
@@ -179,6 +186,11 @@ describe("permissions.network as a host list", () => {
     expect(closed.map((l) => `${l.method} ${l.host}:${l.port}`)).toEqual(
       expect.arrayContaining(["GET plain.test:8080", "CONNECT secure.test:8443"]),
     );
+    expect(out).toContain("left open True");
+    // Every connection opened is closed on record, the one the script left open included.
+    const opened = lines.filter((l) => l.phase === "open").map((l) => l.connection);
+    expect(closed.map((l) => l.connection).sort()).toEqual(opened.sort());
+    expect(closed.filter((l) => l.method === "CONNECT" && l.host === "secure.test")).toHaveLength(3);
     for (const c of closed) {
       expect(c).toMatchObject({ allowed: true, address: UPSTREAM_IP });
       expect(c.bytes_up).toBeGreaterThan(0);
