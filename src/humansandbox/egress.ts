@@ -80,8 +80,14 @@ export function openSandboxNetwork(
 }
 
 /** The names of the sandbox's relay and network (recorded at `up`, before either is made). */
-export function sandboxEgressNames(id: string): { network: string; relay: string } {
-  return { network: `aido_${SANDBOX_RUNTIME}_egress_${id}`, relay: `aido_${SANDBOX_RUNTIME}_relay_${id}` };
+export function sandboxEgressNames(
+  docker: Docker,
+  config: Config,
+  cwd: string,
+  id: string,
+): { network: string; relay: string } {
+  const n = networksOf(docker, config, cwd, id);
+  return { network: n.networkName(id), relay: n.relayName(id) };
 }
 
 /**

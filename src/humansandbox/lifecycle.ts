@@ -130,7 +130,7 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
     outputs: spec.outputs,
     ...(links ? { output_links: links.linked } : {}),
     // Recorded before they are made, so that a failed `up` still removes what it made.
-    ...(hosts ? { egress: { ...sandboxEgressNames(id), address: "" } } : {}),
+    ...(hosts ? { egress: { ...sandboxEgressNames(docker, opts.config, opts.cwd, id), address: "" } } : {}),
     env_names: Object.keys(spec.env).sort(),
   };
   writeRecord(paths, record);

@@ -10,9 +10,11 @@
 // the proxy; each fails and is in the run's network log with its reason.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sandboxUp } from "../../src/humansandbox/lifecycle.js";
+import { listRecords } from "../../src/humansandbox/state.js";
 import { type DockerUpstream, startDockerUpstream } from "../egress/docker-upstream.js";
 import { makeProject, type Project } from "./fixture.js";
 
@@ -289,6 +291,19 @@ describe("permissions.network as a host list", () => {
     });
     expect(existsSync(join(folder, "egress"))).toBe(false);
   }, 60_000);
+
+  it("refuses a host list in a project folder too deep for the proxy's socket path, leaving nothing", async () => {
+    const deep = join(p.dir, "d".repeat(60));
+    mkdirSync(deep);
+    writeFileSync(join(deep, "sandbox.yaml"), "permissions: { network: [pypi.org] }\n");
+    await expect(sandboxUp({ cwd: deep, config: p.home.config })).rejects.toThrow(
+      /longer than the 107 bytes a socket path may have/,
+    );
+    const [r] = listRecords(deep);
+    expect(r).toMatchObject({ state: "destroyed" });
+    expect(byLabel("ps", r?.id as string)).toBe("");
+    expect(byLabel("network", r?.id as string)).toBe("");
+  });
 
   it("refuses a bad entry naming the file, the line and the entry, before anything is made", async () => {
     p.write("bad.yaml", "name: bad\npermissions:\n  network:\n    - pypi.org\n    - 'pypi.org:http'\n");
