@@ -24,6 +24,7 @@ import type { Need } from "../gate/types.js";
 import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
+import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import { inert } from "../security/terminal-text.js";
@@ -114,12 +115,7 @@ export class EgressGate {
       host: target.host,
       port: target.port,
     };
-    const grant = target.literal
-      ? grantsAllow(
-          grants.filter((g) => g.kind === "network" && g.host === target.host),
-          need,
-        )
-      : grantsAllow(grants, need);
+    const grant = networkGrantFor(grants, target);
     const rule = this.deps.policy.decideNetwork(need);
     if (rule.decision === "deny") return refuse("policy", `${rule.reason} (rule ${rule.rule})`);
     const missing = `no capability grants ${describeNeed(need)}${target.literal ? " (an address needs a grant naming it exactly)" : ""}`;
@@ -253,6 +249,22 @@ function untilTurn(turn: Promise<void>, signal: AbortSignal): Promise<boolean> {
       resolve(false);
     });
   });
+}
+
+/**
+ * The grant that lets a caller reach the target, if any: its network grants cover host and
+ * port (Need {kind: "network"}); a literal target (an IP asked for, an inward address a name
+ * resolved to) only by a grant naming that address exactly (`*`, `*.domain` never do).
+ * The daemon's decisions and a human sandbox's host list (humansandbox/egress.ts) both ask it.
+ */
+export function networkGrantFor(grants: readonly Grant[], target: EgressTarget): Grant | undefined {
+  const need: Need = { kind: "network", host: target.host, port: target.port };
+  return target.literal
+    ? grantsAllow(
+        grants.filter((g) => g.kind === "network" && g.host === target.host),
+        need,
+      )
+    : grantsAllow(grants, need);
 }
 
 function refuse(stage: EgressStage, reason: string): EgressVerdict {
