@@ -1,8 +1,8 @@
 /*
  * aido-landlock — the in-container wall around one exec. It applies a Landlock domain
  * built from rule paths, a seccomp filter (no setuid/setgid files, no disk reserved past
- * the size limit, no extended attributes written) and an optional RLIMIT_FSIZE, then
- * execve()s the program. The executor starts every command through it, so the command and
+ * the size limit, no extended attributes written, no TCP connection the Landlock TCP rule
+ * cannot see) and an optional RLIMIT_FSIZE, then execve()s the program. The executor starts every command through it, so the command and
  * everything it starts inherit all three (none can be lifted again: Landlock domains and
  * seccomp filters only ever stack tighter). With --reap it also owns the call's lifetime:
  * see "the reaper" below.
@@ -392,6 +392,9 @@ static void scope_signals(void) {
 #define DENY_EPERM (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
 #define DENY_ENOSYS (SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA))
 #define DENY_ENOTSUP (SECCOMP_RET_ERRNO | (EOPNOTSUPP & SECCOMP_RET_DATA))
+#define DENY_ENOPROTO (SECCOMP_RET_ERRNO | (EPROTONOSUPPORT & SECCOMP_RET_DATA))
+#define PROTO_MPTCP 262          /* IPPROTO_MPTCP */
+#define FLAG_FASTOPEN 0x20000000 /* MSG_FASTOPEN */
 
 #define LD(off) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (off))
 #define JEQ(k, t, f) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), (t), (f))
@@ -427,6 +430,21 @@ static void scope_signals(void) {
 #define FALLOCATE_BLOCK                                                                       \
   JEQ(__NR_fallocate, 0, 3), LD(ARG_LO(1)), JEQ(0, 1, 0), RET(DENY_ENOTSUP), LD(NR_OFF)
 
+/*
+ * Two ways to open a TCP connection that the Landlock TCP rule (--tcp-connect, ABI 4) does
+ * not judge, measured on Linux 6.18: TCP Fast Open (sendto/sendmsg/sendmmsg with
+ * MSG_FASTOPEN connects an unconnected socket without connect(2)) and a Multipath TCP
+ * socket (socket(..., IPPROTO_MPTCP): its connect escapes the rule and falls back to plain
+ * TCP with any server). Either let a command reach another agent's relay port. Fast Open
+ * sends are refused (EOPNOTSUPP, what a kernel without client Fast Open answers) and MPTCP
+ * sockets are not made (EPROTONOSUPPORT, a kernel without MPTCP): clients fall back to
+ * connect(2) on a TCP socket, which the rule judges.
+ */
+#define FLAG_BLOCK(nr, flagsarg, flag)                                                        \
+  JEQ((nr), 0, 3), LD(ARG_LO(flagsarg)), JSET((flag), 0, 1), RET(DENY_ENOTSUP), LD(NR_OFF)
+#define MPTCP_BLOCK                                                                           \
+  JEQ(__NR_socket, 0, 3), LD(ARG_LO(2)), JEQ(PROTO_MPTCP, 0, 1), RET(DENY_ENOPROTO), LD(NR_OFF)
+
 static void apply_seccomp(void) {
   struct sock_filter filter[] = {
       LD(offsetof(struct seccomp_data, arch)),
@@ -451,6 +469,10 @@ static void apply_seccomp(void) {
 #endif
       CREATE_BLOCK(__NR_openat, 2, 3),
       FALLOCATE_BLOCK,
+      FLAG_BLOCK(__NR_sendto, 3, FLAG_FASTOPEN),
+      FLAG_BLOCK(__NR_sendmsg, 2, FLAG_FASTOPEN),
+      FLAG_BLOCK(__NR_sendmmsg, 3, FLAG_FASTOPEN),
+      MPTCP_BLOCK,
       /* Extended attributes are metadata Landlock (ABI <= 7) does not guard: a command could
        * set them on any file of the goal, granted or not. Programs that copy them (cp -a,
        * tar, rsync -X) treat ENOTSUP as "not supported here" and go on. */

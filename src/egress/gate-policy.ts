@@ -9,7 +9,8 @@
 // turns a miss into a question; an address no grant names is never put to a human). A
 // question goes through the approvals queue like a tool call's: Allow Once / Session /
 // Always for that host (ports 80 and 443 together, another port on its own), an earlier
-// standing answer reused and audited, the client waiting meanwhile.
+// standing answer reused and audited, the client waiting meanwhile; an agent has one
+// question open at a time (a burst of connections is not a burst of questions).
 // record() writes egress.open / egress.close / egress.denied to the audit log (synchronous:
 // an open that cannot be written throws, and the proxy refuses the connection) and then
 // tells the event bus (aido watch).
@@ -23,6 +24,7 @@ import type { Need } from "../gate/types.js";
 import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
+import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import { inert } from "../security/terminal-text.js";
@@ -64,6 +66,9 @@ export interface EgressGateDeps {
 }
 
 export class EgressGate {
+  /** Per agent, the end of its line of egress questions (one open at a time). */
+  private readonly asking = new Map<string, Promise<void>>();
+
   constructor(private readonly deps: EgressGateDeps) {}
 
   /**
@@ -110,12 +115,7 @@ export class EgressGate {
       host: target.host,
       port: target.port,
     };
-    const grant = target.literal
-      ? grantsAllow(
-          grants.filter((g) => g.kind === "network" && g.host === target.host),
-          need,
-        )
-      : grantsAllow(grants, need);
+    const grant = networkGrantFor(grants, target);
     const rule = this.deps.policy.decideNetwork(need);
     if (rule.decision === "deny") return refuse("policy", `${rule.reason} (rule ${rule.rule})`);
     const missing = `no capability grants ${describeNeed(need)}${target.literal ? " (an address needs a grant naming it exactly)" : ""}`;
@@ -124,8 +124,48 @@ export class EgressGate {
     return this.ask(caller, agent, need, `${grant ? rule.reason : `${missing}; ${rule.reason}`}`, signal);
   }
 
-  /** A human's answer (or a standing one) for this agent and host:port. */
+  /**
+   * A human's answer (or a standing one) for this agent and host:port. An agent has one
+   * egress question open at a time: a command opening many connections at once (the same
+   * host, or a host each) would otherwise put as many questions to the human at once. The
+   * others wait their turn (their client may leave meanwhile), and each looks for a standing
+   * answer first, so Allow Session or Always for the first covers the rest unasked. A
+   * connection a standing answer covers already never waits behind an open question.
+   */
   private async ask(
+    caller: EgressCaller,
+    agent: EgressAgent,
+    need: Extract<Need, { kind: "network" }>,
+    why: string,
+    signal: AbortSignal,
+  ): Promise<EgressVerdict> {
+    // What asks nobody does not wait in line: a standing answer, an agent in a world.
+    const who = {
+      agentId: caller.agentId,
+      identity: agent.identity,
+      tool: EGRESS_APPROVAL_TOOL,
+      scope: egressScope(need),
+    };
+    if (agent.sandboxGoal !== undefined || this.deps.approvals.covering(who))
+      return this.askNow(caller, agent, need, why, signal);
+    const before = this.asking.get(caller.agentId) ?? Promise.resolve();
+    let done = () => {};
+    const mine = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const line = before.then(() => mine);
+    this.asking.set(caller.agentId, line);
+    try {
+      const left = await untilTurn(before, signal);
+      if (left) return refuse("approval", "the client left while another question of this agent was open");
+      return await this.askNow(caller, agent, need, why, signal);
+    } finally {
+      done();
+      if (this.asking.get(caller.agentId) === line) this.asking.delete(caller.agentId);
+    }
+  }
+
+  private async askNow(
     caller: EgressCaller,
     agent: EgressAgent,
     need: Extract<Need, { kind: "network" }>,
@@ -196,6 +236,35 @@ export class EgressGate {
     }
     this.deps.notify(entry);
   }
+}
+
+/** Wait for `turn`; true when `signal` aborted first. */
+function untilTurn(turn: Promise<void>, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onAbort = () => resolve(true);
+    signal.addEventListener("abort", onAbort, { once: true });
+    void turn.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(false);
+    });
+  });
+}
+
+/**
+ * The grant that lets a caller reach the target, if any: its network grants cover host and
+ * port (Need {kind: "network"}); a literal target (an IP asked for, an inward address a name
+ * resolved to) only by a grant naming that address exactly (`*`, `*.domain` never do).
+ * The daemon's decisions and a human sandbox's host list (humansandbox/egress.ts) both ask it.
+ */
+export function networkGrantFor(grants: readonly Grant[], target: EgressTarget): Grant | undefined {
+  const need: Need = { kind: "network", host: target.host, port: target.port };
+  return target.literal
+    ? grantsAllow(
+        grants.filter((g) => g.kind === "network" && g.host === target.host),
+        need,
+      )
+    : grantsAllow(grants, need);
 }
 
 function refuse(stage: EgressStage, reason: string): EgressVerdict {

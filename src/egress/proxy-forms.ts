@@ -29,7 +29,10 @@ export function targetOf(rawHost: string, port: number): EgressTarget {
   let host = rawHost.toLowerCase();
   if (host.startsWith("[") && host.endsWith("]")) {
     const inner = host.slice(1, -1);
-    if (isIP(inner) !== 6) throw new Refusal(400, "request", `"${shown(rawHost)}" is not an IPv6 address`);
+    // A zone id (fe80::1%eth0) names an interface of the proxy's host, never a peer; node's
+    // isIP takes it, the URL parser does not.
+    if (isIP(inner) !== 6 || inner.includes("%"))
+      throw new Refusal(400, "request", `"${shown(rawHost)}" is not an IPv6 address (without a zone id)`);
     return { host: new URL(`http://[${inner}]/`).hostname, port, literal: true };
   }
   if (isIP(host) === 4) return { host, port, literal: true };
@@ -70,6 +73,9 @@ export function parseAbsoluteUri(req: IncomingMessage): { target: EgressTarget; 
         : `a proxy request is CONNECT host:port or an absolute http:// URI, got "${shown(raw)}"`,
     );
   }
+  const te = req.headers["transfer-encoding"];
+  if (te !== undefined && te.trim().toLowerCase() !== "chunked")
+    throw new Refusal(400, "request", `Transfer-Encoding "${shown(te)}" is not relayed (only chunked)`);
   const authority = /^http:\/\/([^/?#]*)/i.exec(raw)?.[1] ?? "";
   if (authority.includes("@"))
     throw new Refusal(400, "request", "credentials in the URL (user@host) are refused");

@@ -230,12 +230,16 @@ export function forwardPlain(
     conn.stream.destroy();
   });
   const hostHeader = conn.port === 80 ? conn.host : `${conn.host}:${conn.port}`;
+  // A chunked body stays chunked upstream. Without this, node sends the decoded body of a
+  // GET, HEAD, DELETE or OPTIONS unframed, and the upstream reads it as a second request
+  // (to any Host the client wrote) that the proxy never judged.
+  const framing = req.headers["transfer-encoding"] === undefined ? {} : { "transfer-encoding": "chunked" };
   const out = http.request({
     createConnection: () => upstream,
     method: req.method ?? "GET",
     path,
     setHost: false,
-    headers: { ...endToEnd(req.headers), host: hostHeader, connection: "close" },
+    headers: { ...endToEnd(req.headers), ...framing, host: hostHeader, connection: "close" },
   });
   out.on("response", (up) => {
     res.writeHead(up.statusCode ?? 502, up.statusMessage ?? "", {

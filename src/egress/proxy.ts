@@ -22,7 +22,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { errorMessage } from "../errors.js";
-import { blockedReason, grantHostOf } from "../tools/net-address.js";
+import { blockedReason, grantHostOf, hostAddressReason } from "../tools/net-address.js";
 import {
   basicCredentials,
   checkServerName,
@@ -312,7 +312,7 @@ class ProxyServer implements EgressProxy {
     if (target.literal) return [target.host.startsWith("[") ? target.host.slice(1, -1) : target.host];
     const addresses = await this.resolveName(target.host);
     for (const address of addresses) {
-      const why = blockedReason(address);
+      const why = blockedReason(address) ?? hostAddressReason(address);
       if (why === null) continue;
       // An inward address a name leads to: only a grant naming that address opens it.
       await this.judge(conn, { host: grantHostOf(address), port: target.port, literal: true }, (reason) => ({

@@ -8,7 +8,9 @@
 // message may span several handshake records (TLS allows it) but nothing else may come
 // between or after them in the flight, an extension appears at most once, server_name holds
 // exactly one entry and it is a host name (RFC 6066: ASCII, no IP literal; one trailing dot,
-// which RFC 6066 says not to send, is read as the same name). Anything else is "invalid" with a reason; too few bytes is "need_more".
+// which RFC 6066 says not to send, is read as the same name), and no encrypted ClientHello
+// (ECH, or the older ESNI) hides another name behind it. Anything else is "invalid" with a
+// reason; too few bytes is "need_more".
 
 /** The most bytes of records a ClientHello may take (post-quantum key shares make ~2 KB usual). */
 export const CLIENT_HELLO_MAX_BYTES = 32 * 1024;
@@ -16,6 +18,9 @@ export const CLIENT_HELLO_MAX_BYTES = 32 * 1024;
 const RECORD_HANDSHAKE = 0x16;
 const HANDSHAKE_CLIENT_HELLO = 0x01;
 const EXT_SERVER_NAME = 0x0000;
+/** encrypted_client_hello (ECH), and the older draft's encrypted_server_name (ESNI). */
+const EXT_ECH = 0xfe0d;
+const EXT_ESNI = 0xffce;
 const RECORD_MAX = 16_384;
 
 export type HelloParse =
@@ -146,6 +151,12 @@ function serverNameOf(body: Buffer): string | null {
     const len = exts.u16();
     const data = exts.vector(len, `extension ${type}`);
     if (seen.has(type)) throw new Invalid(`extension ${type} appears twice`);
+    // The SNI checked would be the outer, public one; a front that decrypts the inner hello
+    // (a CDN) serves the host it names there, which nobody judged.
+    if (type === EXT_ECH || type === EXT_ESNI)
+      throw new Invalid(
+        "the ClientHello carries an encrypted ClientHello (ECH): the server it asks for is hidden",
+      );
     seen.add(type);
     if (type === EXT_SERVER_NAME) name = readServerName(data);
   }

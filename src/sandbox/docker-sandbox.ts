@@ -87,13 +87,20 @@ export class DockerSandbox implements SandboxHandle {
     // Fail closed: a confined exec on an egress network that names no ports connects nowhere.
     if (confinement !== "unconfined" && !confinement.connect && this.owner.onEgressNetwork?.(this.goalId))
       confinement = { ...confinement, connect: [] };
+    // Landlock off (the operator's choice) drops the file rules, never a TCP rule: on a
+    // goal's egress network it keeps one agent off another's relay port, in a human sandbox
+    // it holds the script to the proxy's port. An unconfined exec names its ports itself.
+    const { connect, ...others } = rest;
+    const off = this.owner.landlock === "off";
+    const ports = confinement === "unconfined" ? connect : confinement.connect;
     const args = {
-      ...rest,
-      confinement: this.owner.landlock === "off" ? "unconfined" : confinement,
+      ...others,
+      confinement: off ? "unconfined" : confinement,
+      ...((off || confinement === "unconfined") && ports ? { connect: ports } : {}),
       timeoutMs,
       maxOutputBytes: req.maxOutputBytes ?? this.owner.maxOutputBytes,
     };
-    if (typeof args.confinement === "object" && args.confinement.connect) {
+    if (ports) {
       return this.call<ExecResult>("exec", args, timeoutMs + GRACE_MS, signal).then((r) => {
         if (this.landlockAbi < 4) this.owner.noTcpRule?.(this.landlockAbi);
         return r;

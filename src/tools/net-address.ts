@@ -11,8 +11,12 @@
 // prefix length says, which we cannot know: it is refused whole. The text is parsed
 // strictly (any spelling: compressed, expanded, mixed dotted tail, upper case, brackets,
 // a zone id); anything that is not an address is refused, never guessed at.
+// Besides the ranges, every address of the daemon's own host is inward whatever its range
+// (hostAddressReason): a public address on an interface, a Docker bridge on a
+// public-looking subnet. A host-side fetch there reaches the host's own services.
 
 import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 
 /** [first address as a 32-bit number, prefix length, why] */
 const V4_BLOCKED: [number, number, string][] = [
@@ -113,6 +117,38 @@ export function blockedReason(ip: string): string | null {
   // ISATAP interface identifier (…:0:5efe:a.b.c.d, or 200:5efe with the u bit set).
   if ((g[4] === 0 || g[4] === 0x200) && g[5] === 0x5efe) return inner("ISATAP", word(6, 7));
   return null;
+}
+
+/**
+ * Why `ip` is inward though no range marks it: it is an address of this host (any
+ * interface, looked up now: a Docker bridge comes and goes). IPv4-mapped IPv6 spellings
+ * count as the IPv4 address. Null when it is not one of the host's.
+ */
+export function hostAddressReason(ip: string): string | null {
+  const mine = canonicalAddress(bare(ip));
+  if (mine === null) return null;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) if (canonicalAddress(i.address) === mine) return "an address of this host";
+  }
+  return null;
+}
+
+/** IPv4 dotted; IPv6 compressed, lower case, an IPv4-mapped one as its IPv4 address. */
+function canonicalAddress(address: string): string | null {
+  const family = isIP(address);
+  if (family === 4) return address;
+  if (family !== 6) return null;
+  let v6: string;
+  try {
+    v6 = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return null; // a zone id: link-local, refused by range already
+  }
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+  if (!m) return v6;
+  const hi = Number.parseInt(m[1] as string, 16);
+  const lo = Number.parseInt(m[2] as string, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
 /** The form a network grant uses for an address: IPv4 as is, IPv6 in brackets. */

@@ -15,7 +15,7 @@ import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { ToolContext, ToolDef, ToolResult } from "../gate/types.js";
 import { htmlToText } from "./html-text.js";
-import { blockedReason, grantHostOf } from "./net-address.js";
+import { blockedReason, grantHostOf, hostAddressReason } from "./net-address.js";
 import { boundOutput } from "./output.js";
 
 const URL_MAX = 2048;
@@ -151,7 +151,7 @@ async function vet(
   const bare = host.startsWith("[") ? host.slice(1, -1) : host;
   const addresses = isIP(bare) ? [{ address: bare, family: isIP(bare) }] : await resolve(bare, resolveHost);
   for (const a of addresses) {
-    const why = blockedReason(a.address);
+    const why = blockedReason(a.address) ?? hostAddressReason(a.address);
     if (why !== null && !ctx.allowNetwork(grantHostOf(a.address), port, { literal: true })) {
       throw new AidoError(
         ErrorCode.policyDenied,

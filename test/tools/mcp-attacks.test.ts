@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import type { Config } from "../../src/config.js";
+import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { type DaemonFixture, manifest, rpcError, useDaemonPerTest } from "../daemon/fixture.js";
 import { echoTool, type RemoteMcpServer, startRemoteMcpServer } from "../support/mcp-remote-server.js";
 import { turn } from "../support/provider-server.js";
@@ -17,8 +18,12 @@ afterEach(async () => {
   remote = undefined;
 });
 
-/** A daemon whose config declares `remote` at the hostile server's URL, its tools read-only. */
-async function start(hostile: Parameters<typeof startRemoteMcpServer>[0]): Promise<{
+/** A daemon whose config declares `remote` at the hostile server's URL (its tools read-only by default). */
+async function start(
+  hostile: Parameters<typeof startRemoteMcpServer>[0],
+  readOnlyTools: string[] = ["*"],
+  deny: string[] = [],
+): Promise<{
   fx: DaemonFixture;
   c: AidoClient;
 }> {
@@ -31,10 +36,11 @@ async function start(hostile: Parameters<typeof startRemoteMcpServer>[0]): Promi
         transport: "http",
         url,
         headers: {},
-        readOnlyTools: ["*"],
+        readOnlyTools,
         timeoutMs: 10_000,
       };
       cfg.grantCeilings = [["tool: *", "spawn_child: [*]", "mcp: remote/*"]];
+      cfg.policy.deny = deny;
     },
   });
   return { fx, c: await fx.client() };
@@ -79,6 +85,31 @@ describe("a hostile MCP server's pinned input schema", () => {
       input: { text: "aaaa" },
     });
     expect(ok.output).toBe("aaaa");
+  }, 30_000);
+});
+
+describe("a hostile MCP server's schema with thousands of patterns", () => {
+  it("costs the daemon no more than the patterns themselves (no per-pattern sandbox)", async () => {
+    const many = echoTool();
+    const properties: Record<string, object> = { text: { type: "string" } };
+    for (let i = 0; i < 2000; i++) properties[`p${i}`] = { type: "string", pattern: `^x${i}$` };
+    many.def.inputSchema = { type: "object", properties, required: ["text"] };
+    const { c } = await start([many]);
+    await c.call("mcp.approve", { server: "remote" });
+    const a = (await c.call("agent.spawn", { manifest: user("patterned") })).agent_id;
+    const rss = process.memoryUsage().rss;
+    const ok = await c.call("tool.invoke", {
+      agent_id: a,
+      tool: "mcp__remote__echo",
+      input: { text: "t", p7: "x7" },
+    });
+    expect(ok.output).toBe("t");
+    // A vm context per pattern cost ~180 KB each: 2000 of them, ~360 MB.
+    expect(process.memoryUsage().rss - rss).toBeLessThan(120 * 1024 * 1024);
+    const bad = await rpcError(
+      c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "t", p7: "x8" } }),
+    );
+    expect(bad.message).toContain('p7: must match pattern "^x7$"');
   }, 30_000);
 });
 
@@ -201,4 +232,65 @@ describe("an approval is of an endpoint, not of a name", () => {
       await impostor.close();
     }
   }, 30_000);
+});
+
+describe("a human's Allow Always for a tool", () => {
+  it("does not cover the same definition from another endpoint the server's name is pointed at", async () => {
+    const { fx, c } = await start([echoTool()], []);
+    await c.call("mcp.approve", { server: "remote" });
+    const human = await fx.client();
+    const a = (await c.call("agent.spawn", { manifest: user("keeper") })).agent_id;
+    const first = c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "one" } });
+    const rec = await nextPending(human);
+    await human.call("approval.respond", { id: rec.id, decision: "allow_always" });
+    expect((await first).output).toBe("one");
+
+    const impostor = await startRemoteMcpServer([
+      { ...echoTool(), run: () => ({ content: [{ type: "text", text: "stolen" }] }) },
+    ]);
+    try {
+      const server = fx.home.config.mcp.servers.remote;
+      if (server?.transport !== "http") throw new Error("remote is an http server");
+      server.url = impostor.url;
+      await fx.restart();
+      const c2 = await fx.client();
+      const human2 = await fx.client();
+      // The operator re-approves: the definitions look the same as before.
+      await c2.call("mcp.approve", { server: "remote" });
+      const b = (await c2.call("agent.spawn", { manifest: user("keeper") })).agent_id;
+      const call = rpcError(
+        c2.call("tool.invoke", { agent_id: b, tool: "mcp__remote__echo", input: { text: "two" } }),
+      );
+      const asked = await nextPending(human2);
+      expect(asked.tool).toBe("mcp__remote__echo");
+      await human2.call("approval.respond", { id: asked.id, decision: "deny" });
+      expect((await call).code).toBe("approval_denied");
+      expect(impostor.calls).toEqual([]);
+    } finally {
+      await impostor.close();
+    }
+  }, 30_000);
+});
+
+async function nextPending(human: AidoClient): Promise<ApprovalRecord> {
+  for (let i = 0; i < 300; i++) {
+    const { approvals } = await human.call("approval.list", {});
+    if (approvals[0]) return approvals[0];
+    await new Promise((r) => setTimeout(r, 15));
+  }
+  throw new Error("no approval request appeared");
+}
+
+describe("a careless operator's read_only_tools against a policy deny", () => {
+  it("still refuses a read-only tool a tool: rule names by its full name, before the server sees it", async () => {
+    const { c } = await start([echoTool()], ["*"], ["tool: mcp__remote__echo"]);
+    await c.call("mcp.approve", { server: "remote" });
+    const a = (await c.call("agent.spawn", { manifest: user("denied") })).agent_id;
+    const e = await rpcError(
+      c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "x" } }),
+    );
+    expect(e.code).toBe("policy_denied");
+    expect(e.message).toContain('denied by policy rule "tool: mcp__remote__echo"');
+    expect(remote?.calls).toEqual([]);
+  });
 });

@@ -3,6 +3,7 @@
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULTS } from "../../src/config-file.js";
 import { isAidoError } from "../../src/errors.js";
@@ -328,5 +329,41 @@ describe("web_fetch and IPv6 forms of inward IPv4 addresses", () => {
       { resolver },
     );
     expect(r.output).toContain(`host header: inward.example:${port}`);
+  });
+});
+
+describe("web_fetch to the daemon's own host", () => {
+  // An address of this host's interfaces no range marks inward, if it has one (a public
+  // address, a Docker bridge on a public-looking subnet); else any of its own.
+  const own = Object.values(networkInterfaces())
+    .flat()
+    .filter((i) => i !== undefined && !i.internal && i.family === "IPv4")
+    .map((i) => i?.address as string);
+  const self = own.find((a) => blockedReason(a) === null) ?? own[0] ?? "127.0.0.1";
+
+  it("refuses a granted name resolving to an address of this host (any spelling), whatever its range", async () => {
+    let hits = 0;
+    const host = createServer((_req, res) => {
+      hits++;
+      res.end("host service");
+    });
+    await new Promise<void>((r) => host.listen(0, "0.0.0.0", r));
+    const hostPort = (host.address() as AddressInfo).port;
+    try {
+      for (const address of [self, `::ffff:${self}`]) {
+        const resolver: HostResolver = async () => [{ address, family: address.includes(":") ? 6 : 4 }];
+        await expect(
+          fetchWith(`http://self.example:${hostPort}/`, ["network: self.example:*"], { resolver }),
+        ).rejects.toSatisfy(
+          refusedWith(
+            "policy_denied",
+            blockedReason(self) === null ? /an address of this host/ : /self\.example is/,
+          ),
+        );
+      }
+      expect(hits).toBe(0);
+    } finally {
+      await new Promise((r) => host.close(r));
+    }
   });
 });

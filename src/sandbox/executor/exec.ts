@@ -145,13 +145,21 @@ function parseConfinement(v: unknown): Confinement | "unconfined" {
     if (!list(o[k])) fail("invalid_input", `confinement.${k} must be a list of globs`);
   }
   if (typeof o.execute !== "boolean") fail("invalid_input", "confinement.execute must be true or false");
-  const ports = o.connect;
-  if (
-    ports !== undefined &&
-    !(Array.isArray(ports) && ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535))
-  )
-    fail("invalid_input", "confinement.connect must be a list of TCP ports");
+  parsePorts(o.connect, "confinement.connect");
   return o as unknown as Confinement;
+}
+
+function parsePorts(v: unknown, what: string): number[] | undefined {
+  if (v === undefined) return undefined;
+  if (!(Array.isArray(v) && v.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535)))
+    fail("invalid_input", `${what} must be a list of TCP ports`);
+  return v as number[];
+}
+
+/** aido-landlock --tcp-connect for these ports ("none" for an empty list); nothing when absent. */
+function tcpArgs(ports: readonly number[] | undefined): string[] {
+  if (!ports) return [];
+  return ["--tcp-connect", ports.length > 0 ? ports.join(",") : "none"];
 }
 
 /** The helper's arguments (up to and including "--") and the env changes for one call. */
@@ -159,11 +167,18 @@ export function wrapperFor(
   confinement: Confinement | "unconfined",
   env: ExecEnvironment,
   maxFileBytes: number | undefined,
+  /**
+   * An unconfined command's TCP ports (the operator turned Landlock's file rules off, and the
+   * agent's exec is on an egress network): the TCP rule still applies. A confined command
+   * carries its ports in confinement.connect.
+   */
+  unconfinedConnect?: readonly number[],
 ): { args: string[]; env: Record<string, string> } {
   if (!env.helper) {
     // A human sandbox on a foreign image (docker://...): no helper, so no domain, no
-    // seccomp filter and no size limit; only trusted callers may run there.
-    if (confinement === "unconfined" && maxFileBytes === undefined) return { args: [], env: {} };
+    // seccomp filter, no size limit and no TCP rule; only trusted callers may run there.
+    if (confinement === "unconfined" && maxFileBytes === undefined && unconfinedConnect === undefined)
+      return { args: [], env: {} };
     fail("landlock_unavailable", `this image has no ${HELPER}: commands can only run unconfined in it`);
   }
   // 0 is a limit too, the tightest: a goal at its quota may delete files but grow none.
@@ -173,10 +188,11 @@ export function wrapperFor(
   // container runs out of memory: set before the helper forks, so nothing starts without it.
   options.push("--oom-score-adj", "1000");
   if (env.reaper) options.push("--reap");
-  if (confinement === "unconfined") return { args: ["--unconfined", ...options, "--"], env: {} };
+  if (confinement === "unconfined")
+    return { args: ["--unconfined", ...options, ...tcpArgs(unconfinedConnect), "--"], env: {} };
   if (env.landlockAbi === 0) {
     if (grantsCoverMounts(confinement, env.mountedSkills))
-      return { args: ["--unconfined", ...options, "--"], env: {} };
+      return { args: ["--unconfined", ...options, ...tcpArgs(confinement.connect), "--"], env: {} };
     fail(
       "landlock_unavailable",
       "exec needs Landlock (Linux 5.13 or later with landlock among the active LSMs) because this agent's " +
@@ -187,10 +203,8 @@ export function wrapperFor(
   }
   ensurePrivateTmp(confinement.tmp);
   const rules = confinementArgs(confinement, env.systemRules);
-  if (confinement.connect) {
-    // On an egress network: the agent's relay port, or no TCP connect at all.
-    options.push("--tcp-connect", confinement.connect.length > 0 ? confinement.connect.join(",") : "none");
-  }
+  // On an egress network: the agent's relay port, or no TCP connect at all.
+  options.push(...tcpArgs(confinement.connect));
   return { args: [...rules, ...options, "--"], env: { HOME: confinement.tmp, TMPDIR: confinement.tmp } };
 }
 
@@ -218,6 +232,7 @@ export function opExec(
     parseConfinement(a.confinement),
     env,
     typeof a.maxFileBytes === "number" && Number.isFinite(a.maxFileBytes) ? a.maxFileBytes : undefined,
+    parsePorts(a.connect, "connect"),
   );
   const program = (argv as string[] | null) ?? [SHELL, "-c", a.command as string];
   const extraEnv = (a.env && typeof a.env === "object" ? a.env : {}) as Record<string, string>;

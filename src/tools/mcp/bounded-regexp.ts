@@ -13,6 +13,11 @@ import vm from "node:vm";
 export const PATTERN_BUDGET_MS = 200;
 
 const TEST = new vm.Script("re.test(s)");
+/**
+ * One context for every pattern (a context costs ~180 KB and a millisecond: a schema with
+ * thousands of patterns must not cost the daemon gigabytes). Each test sets `re` and `s`.
+ */
+const CONTEXT = vm.createContext({ re: /(?:)/, s: "" });
 
 /** When the validation running now must stop testing patterns (Date.now() ms). */
 let deadline = Number.POSITIVE_INFINITY;
@@ -30,14 +35,17 @@ export function withPatternBudget<T>(validate: () => T): T {
 /** ajv's `code.regExp`: a pattern whose tests stop at the budget's deadline. */
 export const boundedRegExp = Object.assign(
   (pattern: string, flags: string) => {
-    const context = vm.createContext({ re: new RegExp(pattern, flags), s: "" });
+    const re = new RegExp(pattern, flags);
     return {
+      // ajv keys its compiled patterns by this: each pattern must have its own.
+      toString: () => re.toString(),
       test(s: string): boolean {
         const left = Math.floor(deadline - Date.now());
         if (left <= 0) return false;
-        context.s = s;
+        CONTEXT.re = re;
+        CONTEXT.s = s;
         try {
-          return TEST.runInContext(context, { timeout: Math.min(left, PATTERN_BUDGET_MS) }) === true;
+          return TEST.runInContext(CONTEXT, { timeout: Math.min(left, PATTERN_BUDGET_MS) }) === true;
         } catch {
           return false; // the watchdog stopped it
         }

@@ -5,10 +5,12 @@
 // error names the field), its grant need `mcp: server/tool`, and a human's approval on
 // every call unless the operator listed the tool in read_only_tools (the server's own
 // readOnlyHint never counts). A human's Allow Session / Always covers calls of this tool
-// with this very definition (the hash is in the scope). The result's text is bounded and
-// inert; other content (images, audio, resources) is summarized, not passed on. A stdio
-// server with the workspace read-write mutates (the gate snapshots before its calls).
+// with this very definition from this very endpoint (the hash and the server's identity
+// are in the scope). The result's text is bounded and inert; other content (images,
+// audio, resources) is summarized, not passed on. A stdio server with the workspace
+// read-write mutates (the gate snapshots before its calls).
 
+import { createHash } from "node:crypto";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { McpServerConfig } from "../../config.js";
 import type { ToolDef, ToolResult } from "../../gate/types.js";
@@ -18,6 +20,7 @@ import { mcpToolName } from "../names.js";
 import { boundOutput } from "../output.js";
 import { cleanDescription, type McpToolDefinition, visibleSchema } from "./definitions.js";
 import { inputCheck } from "./input-check.js";
+import { serverIdentity } from "./pins.js";
 
 type Args = Record<string, unknown>;
 
@@ -64,7 +67,9 @@ export function mcpToolDef(
       return [{ kind: "mcp", server: server.name, tool: pinned.name }];
     },
     approvalScope: () => ({
-      key: `mcp:${server.name}/${pinned.name}#${hash}`,
+      // The endpoint is in the key as well: an answer given for one server's tool does not
+      // cover a tool with the same definition from an endpoint the name now points at.
+      key: `mcp:${server.name}/${pinned.name}#${hash}@${endpointDigest(server)}`,
       target: `any call of tool ${inert(pinned.name)} of MCP server ${server.name} (definition ${hash.slice(0, 12)})`,
     }),
     run: async (input, ctx): Promise<ToolResult> => {
@@ -79,6 +84,10 @@ export function mcpToolDef(
       };
     },
   };
+}
+
+function endpointDigest(server: McpServerConfig): string {
+  return createHash("sha256").update(serverIdentity(server)).digest("hex").slice(0, 16);
 }
 
 /** The text of a tools/call result: text parts as they are, anything else summarized. */
