@@ -1,7 +1,9 @@
 // tools/mcp/servers.ts — the external MCP servers, as the gate and the operator see them.
-// Per goal, a server is connected the first time one of the goal's agents needs its tools
-// (an agent's offer, or a call), kept for the goal's life and closed when the goal's
-// sandbox is retired. A tool is offered and callable only when all of these hold: its
+// Per goal (goal-connections.ts), a server is connected the first time one of the goal's
+// agents needs its tools: an offer to an agent a grant allows a pinned tool of it, or a
+// call the gate allowed (a tool is built from its pin and contacts its server only at the
+// gate's needs stage), kept for the goal's life and closed when the goal's sandbox is
+// retired. A tool is offered and callable only when all of these hold: its
 // server is in the agent's manifest `mcp_servers`, the operator approved the server
 // (pins.ts), the tool has a pin, and its live definition hashes to that pin. The agent's
 // `mcp:` grants, the policy, the budget and the approval are the gate's (gate/judge.ts).
