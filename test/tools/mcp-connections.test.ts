@@ -161,6 +161,34 @@ describe("each server's input schemas, compiled alone", () => {
   });
 });
 
+describe("a schema in the dialect it declares", () => {
+  it("checks a 2020-12 schema (what newer servers emit) and a 2019-09 one, as well as draft-07", async () => {
+    const schema = (dialect: string) => ({
+      $schema: dialect,
+      type: "object",
+      properties: { text: { type: "string", maxLength: 10 } },
+      required: ["text"],
+    });
+    const servers: Record<string, string> = {};
+    const dialects = {
+      new: "https://json-schema.org/draft/2020-12/schema",
+      mid: "https://json-schema.org/draft/2019-09/schema",
+      old: "http://json-schema.org/draft-07/schema#",
+    };
+    for (const [name, dialect] of Object.entries(dialects))
+      servers[name] = (await remoteServer([echoWith(schema(dialect))])).url;
+    const { c } = await start(servers);
+    for (const s of Object.keys(dialects)) await c.call("mcp.approve", { server: s });
+    const a = await spawn(c, user("dialects", Object.keys(dialects)));
+    for (const s of Object.keys(dialects)) {
+      expect(await invoke(c, a, `mcp__${s}__echo`, { text: s })).toMatchObject({ output: s });
+      const e = await rpcError(invoke(c, a, `mcp__${s}__echo`, { text: "far too long for it" }));
+      expect(e.code, s).toBe("invalid_input");
+      expect(e.message, s).toContain("must NOT have more than 10 characters");
+    }
+  });
+});
+
 describe("an unreachable server", () => {
   it("is tried once per backoff, not on every turn's offer and every call (one mcp.unreachable)", async () => {
     const remote = await remoteServer();

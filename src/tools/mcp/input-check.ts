@@ -9,6 +9,8 @@
 // definition compiles once, whatever the goal.
 
 import AjvModule from "ajv";
+import Ajv2019Module from "ajv/dist/2019.js";
+import Ajv2020Module from "ajv/dist/2020.js";
 import { z } from "zod";
 import type { JsonValue } from "../../security/canonical-json.js";
 import { inert } from "../../security/terminal-text.js";
@@ -20,6 +22,19 @@ type Args = Record<string, unknown>;
 // ajv is CommonJS: its class is the module's default export, or the module itself.
 const Ajv = ((AjvModule as unknown as { default?: unknown }).default ??
   AjvModule) as typeof AjvModule.default;
+const Ajv2019 = ((Ajv2019Module as unknown as { default?: unknown }).default ?? Ajv2019Module) as typeof Ajv;
+const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ?? Ajv2020Module) as typeof Ajv;
+
+/**
+ * The Ajv class for the dialect a schema declares: 2020-12 (what newer MCP servers emit),
+ * 2019-09, else draft-07 (the SDK's zod-to-json-schema output, and no `$schema` at all).
+ */
+function ajvFor(schema: Record<string, unknown>): typeof Ajv {
+  const dialect = typeof schema.$schema === "string" ? schema.$schema : "";
+  if (dialect.includes("/draft/2020-12/")) return Ajv2020;
+  if (dialect.includes("/draft/2019-09/")) return Ajv2019;
+  return Ajv;
+}
 type Validate = ReturnType<InstanceType<typeof Ajv>["compile"]>;
 
 /** Compiled input checks by pin hash (the same definition compiles once, whatever the goal). */
@@ -47,7 +62,8 @@ function compileCheck(def: McpToolDefinition): z.ZodType<Args> {
       throw new Error(
         `it refers outside itself ($ref "${inert(outside.ref.slice(0, 200))}" at ${inert(outside.at.slice(0, 200)) || "/"}); only references within the schema (#…) are followed`,
       );
-    const ajv = new Ajv({
+    const Dialect = ajvFor(def.inputSchema);
+    const ajv = new Dialect({
       allErrors: true,
       strict: false,
       validateFormats: false,
