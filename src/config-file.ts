@@ -363,8 +363,18 @@ export const DEFAULTS = {
   mcp: { timeoutMs: 30_000 },
 } as const;
 
-/** Parse one YAML config file strictly; errors name the file, the key path and the line. */
-export function readConfigFile(file: string): ConfigFile {
+/** A problem a check beyond the schema finds in a parsed file: its key path and why. */
+export interface FileProblem {
+  path: string[];
+  message: string;
+}
+
+/**
+ * Parse one YAML config file strictly; errors name the file, the key path and the line.
+ * `check` looks further at what parsed (what needs the host: paths that must exist), its
+ * problems reported the same way.
+ */
+export function readConfigFile(file: string, check?: (parsed: ConfigFile) => FileProblem[]): ConfigFile {
   const text = readFileSync(file, "utf8");
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
@@ -393,6 +403,19 @@ export function readConfigFile(file: string): ConfigFile {
         file,
         issues,
       },
+    );
+  }
+  const problems = check?.(parsed.data) ?? [];
+  if (problems.length > 0) {
+    const issues: Issue[] = problems.map((p) => {
+      const line = lineOf(doc, lc, p.path);
+      const path = p.path.join(".");
+      return line === undefined ? { path, message: p.message } : { path, message: p.message, line };
+    });
+    throw new AidoError(
+      ErrorCode.configInvalid,
+      `invalid config file ${file}:\n${formatIssues(file, issues)}`,
+      { file, issues },
     );
   }
   return parsed.data;

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseDocument } from "yaml";
-import { type ConfigFile, DEFAULTS, readConfigFile, tightenConfig } from "./config-file.js";
+import { type ConfigFile, DEFAULTS, type FileProblem, readConfigFile, tightenConfig } from "./config-file.js";
 import { AidoError, ErrorCode } from "./errors.js";
 import { type Grant, parseGrant } from "./security/grants.js";
 
@@ -19,6 +19,8 @@ function mcpNetworkGrant(entry: string): NetworkGrant {
   if (g.kind !== "network") throw new AidoError(ErrorCode.configInvalid, `not a network entry: ${entry}`);
   return g;
 }
+
+import { checkMcpMounts } from "./sandbox/mcp-mounts.js";
 
 export type ProviderName = "anthropic" | "openai" | "deepseek" | "ollama" | "openai-compat";
 
@@ -194,14 +196,15 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const env = opts.env ?? process.env;
   const home = resolve(env.AIDO_HOME && env.AIDO_HOME !== "" ? env.AIDO_HOME : join(homedir(), ".aido"));
   const userFile = join(home, "config.yaml");
-  let file: ConfigFile = existsSync(userFile) ? readConfigFile(userFile) : {};
+  const check = (f: ConfigFile) => mountProblems(f, home);
+  let file: ConfigFile = existsSync(userFile) ? readConfigFile(userFile, check) : {};
   const grantCeilings = file.grants ? [file.grants] : [];
   const packageRoot = opts.packageRoot ?? findPackageRoot();
   const modelsAllowed = [file.models?.allowed ?? shippedModels(packageRoot, env.AIDO_MODEL)];
   const projectDir = opts.projectDir ?? process.cwd();
   const projectFile = join(projectDir, ".aido", "config.yaml");
   if (existsSync(projectFile) && resolve(projectFile) !== resolve(userFile)) {
-    const project = readConfigFile(projectFile);
+    const project = readConfigFile(projectFile, check);
     if (project.grants) grantCeilings.push(project.grants);
     if (project.models) modelsAllowed.push(project.models.allowed);
     file = tightenConfig(file, project, projectFile);
@@ -331,6 +334,34 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   if (env.AIDO_REPLAY) cfg.replay = resolve(env.AIDO_REPLAY);
   if (f.memory?.embedding_model) cfg.memory.embeddingModel = f.memory.embedding_model;
   return cfg;
+}
+
+/**
+ * The stdio MCP servers' mounts that could never be bound (sandbox/mcp-mounts.ts), found
+ * when the config loads rather than at a goal's first call of the server.
+ */
+function mountProblems(file: ConfigFile, home: string): FileProblem[] {
+  const problems: FileProblem[] = [];
+  for (const [name, s] of Object.entries(file.mcp_servers ?? {})) {
+    try {
+      checkMcpMounts(s.mounts ?? [], home, (i, key, reason) => {
+        throw new MountProblem(["mcp_servers", name, "mounts", String(i), key], reason);
+      });
+    } catch (e) {
+      if (!(e instanceof MountProblem)) throw e;
+      problems.push({ path: e.path, message: e.message });
+    }
+  }
+  return problems;
+}
+
+class MountProblem extends Error {
+  constructor(
+    readonly path: string[],
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /**

@@ -127,7 +127,7 @@ export class EgressGate {
       host: target.host,
       port: target.port,
     };
-    const grant = grantFor(grants, need, target.literal);
+    const grant = networkGrantFor(grants, target);
     const rule = this.deps.policy.decideNetwork(need);
     if (rule.decision === "deny") return refuse("policy", `${rule.reason} (rule ${rule.rule})`);
     const missing = missingGrant(need, target.literal);
@@ -155,7 +155,7 @@ export class EgressGate {
       host: target.host,
       port: target.port,
     };
-    const grant = grantFor(grants, need, target.literal);
+    const grant = networkGrantFor(grants, target);
     const rule = this.deps.policy.decideNetwork(need);
     if (rule.decision === "deny") return refuse("policy", `${rule.reason} (rule ${rule.rule})`);
     if (!grant)
@@ -290,20 +290,6 @@ function withRealGoal(entry: EgressRecord): EgressRecord {
   return goalId === undefined ? entry : { ...entry, caller: { ...entry.caller, goalId } };
 }
 
-/** The grant allowing `need`: an address only by a grant naming it exactly. */
-function grantFor(
-  grants: readonly Grant[],
-  need: Extract<Need, { kind: "network" }>,
-  literal: boolean,
-): Grant | undefined {
-  return literal
-    ? grantsAllow(
-        grants.filter((g) => g.kind === "network" && g.host === need.host),
-        need,
-      )
-    : grantsAllow(grants, need);
-}
-
 function missingGrant(need: Extract<Need, { kind: "network" }>, literal: boolean): string {
   return `no capability grants ${describeNeed(need)}${literal ? " (an address needs a grant naming it exactly)" : ""}`;
 }
@@ -319,6 +305,22 @@ function untilTurn(turn: Promise<void>, signal: AbortSignal): Promise<boolean> {
       resolve(false);
     });
   });
+}
+
+/**
+ * The grant that lets a caller reach the target, if any: its network grants cover host and
+ * port (Need {kind: "network"}); a literal target (an IP asked for, an inward address a name
+ * resolved to) only by a grant naming that address exactly (`*`, `*.domain` never do).
+ * The daemon's decisions and a human sandbox's host list (humansandbox/egress.ts) both ask it.
+ */
+export function networkGrantFor(grants: readonly Grant[], target: EgressTarget): Grant | undefined {
+  const need: Need = { kind: "network", host: target.host, port: target.port };
+  return target.literal
+    ? grantsAllow(
+        grants.filter((g) => g.kind === "network" && g.host === target.host),
+        need,
+      )
+    : grantsAllow(grants, need);
 }
 
 function refuse(stage: EgressStage, reason: string): EgressVerdict {

@@ -83,15 +83,19 @@ export interface ToolRefusal {
  * up by name when the built-in map has none, and listed for an agent's offer.
  */
 export interface ExternalTools {
-  /** The tool `name` stands for, for this caller; a refusal names why it cannot be called. */
+  /**
+   * The tool `name` stands for, for this caller; a refusal names why it cannot be called.
+   * Contacts nothing: an external tool reaches its server only in its `needs` (stage 5),
+   * once the token, the grants, the policy and the budget allowed the call.
+   */
   resolve(
     principal: Principal,
     name: string,
   ): Promise<{ tool: ToolDef<unknown> } | { refusal: ToolRefusal } | undefined>;
   /**
    * The tools this agent could call now, of the sources its verified `grants` reach at all
-   * (an external server no grant names is not even connected); the caller filters each
-   * tool by its grant need.
+   * (an external server is connected only when a grant allows one of its pinned tools);
+   * the caller filters each tool by its grant need.
    */
   offered(
     principal: Pick<Principal, "agentId" | "goalId">,

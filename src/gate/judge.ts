@@ -4,8 +4,9 @@
 // a simulation is the gate's own judgement, not a second copy of it that could drift.
 //   1 schema (zod) -> 2 capability (the token, the tool, the needs the input states)
 //   -> 3 policy on what the call states -> 4 budget
-//   -> 5 the needs as the container resolves them (this may start the goal's container),
-//        capability and policy on them
+//   -> 5 the needs as the container resolves them (this may start the goal's container, or
+//        connect an external MCP server: nothing is contacted before here), capability
+//        and policy on them
 //   -> 6 the approval decision: does the call need a human (manifest approval_required, a
 //        policy confirm rule), and what would an answer cover (its scope).
 // Nothing here writes anything: `deny` decides what a refusal does (invoke audits it as
@@ -80,7 +81,8 @@ export async function judgeCall(
   seen: Seen = {},
 ): Promise<Judged> {
   // 1. schema (an external MCP tool is looked up for this agent: its server in the agent's
-  // manifest, approved, the tool's definition still the one pinned; tools/mcp/)
+  // manifest, approved, the tool pinned; its input checked against the pin. Its server is
+  // not contacted until stage 5, where its live definition is checked against the pin.)
   const external = deps.tools.has(call.name) ? undefined : await deps.external?.resolve(principal, call.name);
   if (external && "refusal" in external) {
     const r = external.refusal;
@@ -145,8 +147,8 @@ export async function judgeCall(
     }
   }
 
-  // 5. the needs as the container resolves them (this may start the goal's container),
-  // each against the grants, then the policy on all of it.
+  // 5. the needs as the container resolves them (this may start the goal's container, or
+  // connect an external MCP server), each against the grants, then the policy on all of it.
   const sandbox = deps.sandbox(principal.goalId);
   const readRefusal = (path: string): AidoError | undefined => {
     const need: Need = { kind: "file_read", path };

@@ -3,7 +3,8 @@
 // none, non-root, cap-drop ALL, no-new-privileges, read-only root, tmpfs /tmp, pids/memory/
 // CPU limits, init) with the mounts a person declared instead of a goal's folders, and
 // driven through the same in-container executor (DockerSandbox). Only the two escape
-// hatches loosen anything: network (the default bridge) and rw inputs.
+// hatches loosen anything: network (the default bridge) and rw inputs. A host list puts
+// the container on an internal network whose only peer is its egress relay (egress.ts).
 
 import { createHash } from "node:crypto";
 import type Docker from "dockerode";
@@ -48,7 +49,10 @@ export interface HumanContainerSpec {
   paths: SandboxPaths;
   limits: SandboxLimits;
   filesystem: "readonly" | "readwrite" | "none";
+  /** true: the default bridge (all); false: none. */
   network: boolean;
+  /** The sandbox's internal egress network (a host list): its only peer is the relay. */
+  egressNetwork?: string;
   inputs: InputMount[];
   inputsWritable: boolean;
   /** Bind the host's executor into an image that was not built from the sandbox recipe. */
@@ -70,6 +74,7 @@ export function humanCreateOptions(s: HumanContainerSpec): Docker.ContainerCreat
     // No skills in a human sandbox. An empty array reads as "none" whichever form the spec takes.
     skills: [],
     limits: s.limits,
+    ...(s.egressNetwork ? { network: s.egressNetwork } : {}),
   });
   const host = base.HostConfig as Docker.HostConfig;
   const mounts: Docker.MountSettings[] = [];

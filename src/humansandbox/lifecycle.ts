@@ -1,8 +1,9 @@
 // humansandbox/lifecycle.ts — a human sandbox from `up` to `destroy`: create the folders
 // and the container, record what was asked and allowed, and take it down again by hand
-// or when its TTL runs out. Destroying removes the container and the working folders
-// (work/, output/, stream/); the evidence (sandbox.json, events.log, runs/) stays, since
-// it is the record of what the script did. `purge` removes the whole folder.
+// or when its TTL runs out. Destroying removes the container, a host list's relay and
+// network (egress.ts), and the working folders (work/, output/, stream/, egress/); the
+// evidence (sandbox.json, events.log, runs/) stays, since it is the record of what the
+// script did. `purge` removes the whole folder.
 
 import { createHash } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync } from "node:fs";
@@ -22,6 +23,7 @@ import {
   resolveRuntime,
   versionMatches,
 } from "./container.js";
+import { openSandboxNetwork, removeSandboxNetwork, sandboxEgressNames } from "./egress.js";
 import { linkOutputs } from "./outputs.js";
 import { resolveInputs } from "./paths.js";
 import { loadSandboxSpec, parseSandboxSpec, type SandboxSpec } from "./spec.js";
@@ -67,10 +69,18 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
   const progress = opts.progress ?? (() => {});
   const notice = opts.notice ?? (() => {});
   const { spec, file, sha } = specFor(opts);
-  const network = spec.network || Boolean(opts.network);
+  // --network is "all", whatever the file says.
+  const network = opts.network ? true : spec.network;
+  const hosts = Array.isArray(network) ? network : undefined;
   const docker = opts.docker ?? connectDocker();
   const inputs = resolveInputs(opts.cwd, spec.inputs);
   const runtime = await resolveRuntime(opts.config, docker, spec.runtime, progress);
+  if (hosts && runtime.mountExecutor)
+    throw new AidoError(
+      ErrorCode.configInvalid,
+      `a host list (permissions.network) needs an image built from the sandbox recipe, whose Landlock helper holds the script to the proxy's port; ${spec.runtime} has none: use a python: or node: runtime, or docker://${opts.config.sandbox.image}`,
+      { runtime: spec.runtime },
+    );
   const id = newSandboxId();
   const paths = sandboxPaths(opts.cwd, id);
   const who = containerUser();
@@ -119,6 +129,8 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
     inputs,
     outputs: spec.outputs,
     ...(links ? { output_links: links.linked } : {}),
+    // Recorded before they are made, so that a failed `up` still removes what it made.
+    ...(hosts ? { egress: { ...sandboxEgressNames(docker, opts.config, opts.cwd, id), address: "" } } : {}),
     env_names: Object.keys(spec.env).sort(),
   };
   writeRecord(paths, record);
@@ -134,7 +146,8 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
     notice(`warning: ${message}`);
     appendEvent(paths, flag ? { event: "warning", message, flag } : { event: "warning", message });
   };
-  if (network)
+  if (hosts) notice(`network: only ${hosts.join(", ")}, through the egress proxy (each run's network.log)`);
+  if (network === true)
     warn(
       "network is allowed: the sandbox is on the engine's default bridge",
       opts.network ? "--network" : "permissions.network",
@@ -147,6 +160,10 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
       "--dangerous-allow-mutations",
     );
   try {
+    if (hosts && record.egress) {
+      record.egress.address = (await openSandboxNetwork(docker, opts.config, opts.cwd, id, paths)).address;
+      writeRecord(paths, record);
+    }
     await docker
       .createContainer(
         humanCreateOptions({
@@ -157,7 +174,8 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
           paths,
           limits,
           filesystem: spec.filesystem,
-          network,
+          network: network === true,
+          ...(record.egress ? { egressNetwork: record.egress.network } : {}),
           inputs,
           inputsWritable: Boolean(opts.allowMutations),
           mountExecutor: runtime.mountExecutor,
@@ -207,7 +225,9 @@ export async function destroySandbox(
   const paths = sandboxPaths(cwd, id);
   const record = readRecord(paths);
   if (!record) throw new AidoError(ErrorCode.notFound, `no sandbox ${id} in this project`, { id });
-  await removeContainer(opts.docker ?? connectDocker(), record.container);
+  const docker = opts.docker ?? connectDocker();
+  await removeContainer(docker, record.container);
+  if (record.egress) await removeSandboxNetwork(docker, record.egress, paths);
   for (const d of [paths.work, paths.output, paths.stream]) removeTreeNoFollow(d);
   if (record.state !== "destroyed") {
     record.state = "destroyed";

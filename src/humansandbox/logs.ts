@@ -1,11 +1,12 @@
-// humansandbox/logs.ts — `aido logs`: a run's recorded output, read from the evidence
-// (already scrubbed of env values), and --follow, which keeps reading while the run is
+// humansandbox/logs.ts — `aido logs`: a run's recorded output and (with a host list) its
+// network log, read from the evidence (already scrubbed of env values), and --follow, which keeps reading while the run is
 // still going (its run.json names the `aido run` process; the run is over when its
 // summary.json appears or that process is gone).
 
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import type { NetworkLine } from "./egress.js";
 import type { RunSummary } from "./run.js";
 import { activeRecord, type SandboxRecord, sandboxPaths } from "./state.js";
 
@@ -17,6 +18,8 @@ export interface RunLogs {
   stderr: string;
   /** null while the run is still going. */
   summary: RunSummary | null;
+  /** With a host list: network.log's records (open, close, denied), in order; else empty. */
+  network: Array<NetworkLine & { time: string }>;
 }
 
 function runIds(runsDir: string): string[] {
@@ -76,6 +79,10 @@ export function readRunLogs(cwd: string, sandboxId?: string, runId?: string): Ru
     stdout: readOr(join(at.dir, "stdout.log"), ""),
     stderr: readOr(join(at.dir, "stderr.log"), ""),
     summary: summaryOf(at.dir),
+    network: readOr(join(at.dir, "network.log"), "")
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => JSON.parse(l) as NetworkLine & { time: string }),
   };
 }
 

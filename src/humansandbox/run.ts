@@ -4,7 +4,9 @@
 // as they grow, so output shows live and lands in the evidence without a size cap on the
 // executor's side; the host opens them with O_NOFOLLOW before the task starts, so a task
 // that swaps them for links cannot make the host read its own files. Every line passes
-// the env scrubber before it is shown or written.
+// the env scrubber before it is shown or written. With a host list, this process serves
+// the sandbox's egress proxy for the run (egress.ts): the task gets the proxy variables and
+// a TCP connect to the relay's port only, and the run's connections land in network.log.
 
 import {
   chownSync,
@@ -32,6 +34,7 @@ import { connectDocker } from "../sandbox/engine.js";
 import { parseUser, removeTreeNoFollow } from "../sandbox/folders.js";
 import type { ExecResult } from "../sandbox/types.js";
 import { attach, STREAM_DIR } from "./container.js";
+import { type NetworkCounts, type RunEgress, serveRunEgress } from "./egress.js";
 import { destroySandbox, isExpired, refusalOf } from "./lifecycle.js";
 import { collectOutputs, diffOfPaths, inGitRepo } from "./outputs.js";
 import { LineStream, Scrubber } from "./scrub.js";
@@ -79,6 +82,8 @@ export interface RunSummary {
   logs_truncated: boolean;
   outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
   outputs_diff: string | null;
+  /** With a host list: the run's connections (network.log). */
+  network?: NetworkCounts;
   error?: string;
 }
 
@@ -271,7 +276,23 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     errTail.drain();
   }, POLL_MS);
   let sb: DockerSandbox | undefined;
+  let egress: RunEgress | undefined;
+  let network: NetworkCounts | undefined;
+  const hosts = record.permissions.network;
   try {
+    if (Array.isArray(hosts))
+      egress = await serveRunEgress({
+        docker,
+        config: opts.config,
+        cwd: opts.cwd,
+        id: record.id,
+        hosts,
+        paths,
+        runId,
+        runDir: dir,
+        scrubber,
+        log: (m) => notice(`warning: ${scrubber.scrub(m)}`),
+      });
     sb = await attach(docker, record);
     task = await stageTask(opts.cwd, record, paths, sb, opts.task);
     writeRunJson(task);
@@ -285,17 +306,26 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
         ...task.argv,
       ],
       cwd: "/workspace",
-      // The person's own script in a sandbox made for it: the container is the wall.
+      // The person's own script in a sandbox made for it: the container (and its network:
+      // none, or with a host list the relay only) is the wall.
       confinement: "unconfined",
-      env: { PYTHONUNBUFFERED: "1", ...env },
+      // A host list: the proxy variables, and a TCP connect to the relay's port only.
+      ...(egress ? { connect: egress.connect } : {}),
+      env: { PYTHONUNBUFFERED: "1", ...egress?.env, ...env },
       timeoutMs,
       maxOutputBytes: 64 * 1024,
     });
+    if (egress && sb.landlockAbi < 4) {
+      const message = `this kernel's Landlock ABI is ${sb.landlockAbi}: the task's TCP connects were not held to the proxy's port (the sandbox's network still reaches nothing but its relay)`;
+      notice(`warning: ${message}`);
+      appendEvent(paths, { event: "warning", message });
+    }
   } catch (e) {
     failure = errorMessage(e);
   } finally {
     clearInterval(poll);
     sb?.close();
+    network = await egress?.close();
   }
   outTail.drain();
   errTail.drain();
@@ -346,6 +376,7 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     logs_truncated: outTail.truncated || errTail.truncated,
     outputs: collected,
     outputs_diff: diffFile,
+    ...(network ? { network } : {}),
     ...(failure ? { error: scrubber.scrub(failure) } : {}),
   };
   writeFileSync(join(dir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);

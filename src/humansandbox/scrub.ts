@@ -1,5 +1,5 @@
-// humansandbox/scrub.ts — keeps the values of a sandbox's `env` out of everything Aido
-// writes or shows. Output is cut into lines (a value cannot hide across a chunk border
+// humansandbox/scrub.ts — keeps the values of a sandbox's `env` (and the credentials Aido
+// makes for a run: its proxy password, "[hidden]") out of everything Aido writes or shows. Output is cut into lines (a value cannot hide across a chunk border
 // inside a line) and every occurrence of a value becomes "[env:NAME]". Values shorter
 // than 4 characters are not scrubbed: replacing every "1" or "on" would wreck the output
 // and hide nothing worth hiding (docs/sandbox-cli.md says so).
@@ -18,6 +18,13 @@ export class Scrubber {
       .filter(([, v]) => v.length >= MIN_SCRUB_LENGTH)
       .sort((a, b) => b[1].length - a[1].length)
       .map(([name, value]) => [value, `[env:${name}]`]);
+  }
+
+  /** Also hide `value` (a credential Aido made, e.g. a run's proxy password) as "[hidden]". */
+  hide(value: string): void {
+    if (value.length < MIN_SCRUB_LENGTH) return;
+    this.pairs.push([value, "[hidden]"]);
+    this.pairs.sort((a, b) => b[0].length - a[0].length);
   }
 
   scrub(text: string): string {

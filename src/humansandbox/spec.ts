@@ -9,7 +9,8 @@ import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import type { Config } from "../config.js";
 import { lineOf } from "../config-file.js";
-import { AidoError, ErrorCode, formatIssues, type Issue } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage, formatIssues, type Issue } from "../errors.js";
+import { formatGrant, parseGrant } from "../security/grants.js";
 
 export class SandboxSpecError extends AidoError {
   readonly issues: readonly Issue[];
@@ -79,7 +80,11 @@ export const SandboxFileSchema = z.strictObject({
   permissions: z
     .strictObject({
       filesystem: z.enum(["readonly", "readwrite", "none"]).optional(),
-      network: z.boolean().optional(),
+      network: z
+        .union([z.boolean(), z.array(z.string().min(1)).min(1, "a host list names at least one host")], {
+          message: "must be false, true (all), or a list of hosts (host, host:port, host:*, *.domain, an IP)",
+        })
+        .optional(),
     })
     .optional(),
   env: z
@@ -109,12 +114,19 @@ export interface SandboxSpec {
   inputs: string[];
   outputs: string[];
   filesystem: "readonly" | "readwrite" | "none";
-  network: boolean;
+  /**
+   * false: no network; true: all (the engine's default bridge, an escape hatch); a list:
+   * only these hosts, through the egress proxy (humansandbox/egress.ts), as network grants
+   * spell them ("pypi.org", "host:8080", "host:*", "*.domain", an IP literal).
+   */
+  network: SandboxNetwork;
   env: Record<string, string>;
   cpus: number;
   memoryMb: number;
   timeoutMs: number;
 }
+
+export type SandboxNetwork = boolean | string[];
 
 export const DEFAULT_TTL_MS = 3_600_000;
 
@@ -187,8 +199,30 @@ export function parseSandboxSpec(
         `${spec.memoryMb} MB is above the operator's limit of ${s.memoryMb} MB (sandbox.memory_mb)`,
       ),
     );
+  if (Array.isArray(spec.network)) spec.network = hostList(spec.network, at, issues);
   if (issues.length > 0) throw new SandboxSpecError(source, issues);
   return spec;
+}
+
+/**
+ * A host list in network grant syntax, parsed by the one grant parser (so an entry is
+ * refused with the words a manifest's grant would be), spelled as that parser spells it.
+ */
+function hostList(
+  entries: readonly string[],
+  at: (path: string[], message: string) => Issue,
+  issues: Issue[],
+): string[] {
+  const hosts: string[] = [];
+  for (const [i, entry] of entries.entries()) {
+    try {
+      const grant = parseGrant(`network: ${entry}`);
+      hosts.push(formatGrant(grant).slice("network: ".length));
+    } catch (e) {
+      issues.push(at(["permissions", "network", String(i)], `"${entry}": ${errorMessage(e)}`));
+    }
+  }
+  return [...new Set(hosts)];
 }
 
 /** Read and parse a sandbox file; a missing file is a configuration error naming it. */

@@ -16,6 +16,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import type { NetworkLine } from "./egress.js";
 
 export const SANDBOX_ID = /^[0-9a-f]{12}$/;
 
@@ -45,6 +46,8 @@ export interface SandboxPaths {
   /** Mounted at /aido/stream: the running task's raw stdout/stderr, read live by the host. */
   stream: string;
   runs: string;
+  /** With a host list: the folder shared with the relay (the proxy's socket), 0700. */
+  egress: string;
 }
 
 export function sandboxPaths(cwd: string, id: string): SandboxPaths {
@@ -58,6 +61,7 @@ export function sandboxPaths(cwd: string, id: string): SandboxPaths {
     output: join(root, "output"),
     stream: join(root, "stream"),
     runs: join(root, "runs"),
+    egress: join(root, "egress"),
   };
 }
 
@@ -93,7 +97,10 @@ export interface SandboxRecord {
   runtime: RuntimeChoice;
   spec_file: string | null;
   spec_sha256: string | null;
-  permissions: { filesystem: "readonly" | "readwrite" | "none"; network: boolean };
+  /** network: false, true (all: the default bridge), or the host list (through the proxy). */
+  permissions: { filesystem: "readonly" | "readwrite" | "none"; network: boolean | string[] };
+  /** With a host list: the sandbox's internal network and its relay (humansandbox/egress.ts). */
+  egress?: { network: string; relay: string; address: string };
   /** The escape hatches used at `up`, with the confirmation that allowed them. */
   flags: { network: boolean; dangerous_allow_mutations: boolean; confirmed_by: "terminal" | "--yes" | null };
   limits: { cpus: number; memory_mb: number; pids: number; tmpfs_mb: number; timeout_ms: number };
@@ -134,6 +141,7 @@ export type SandboxEvent =
       duration_ms: number;
     }
   | { event: "run_refused"; reason: string }
+  | ({ event: "network"; run_id: string } & NetworkLine)
   | { event: "destroyed"; reason: string };
 
 export function appendEvent(paths: SandboxPaths, ev: SandboxEvent): void {

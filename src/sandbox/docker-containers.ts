@@ -40,6 +40,12 @@ export interface RuntimeContainersOptions {
   labels?: Record<string, string>;
   /** Extra security options on every container made, after Aido's own. */
   securityOpt?: string[];
+  /**
+   * The runtime id in names and labels; default: the hash of AIDO_HOME. A human sandbox's
+   * egress relay and network use their own ("sbx", humansandbox/egress.ts), so that no
+   * daemon's sweep takes them for a dead goal's.
+   */
+  runtimeId?: string;
 }
 
 export class RuntimeContainers {
@@ -50,7 +56,7 @@ export class RuntimeContainers {
     private readonly config: Config,
     private readonly opts: RuntimeContainersOptions,
   ) {
-    this.runtimeId = runtimeIdOf(config.home);
+    this.runtimeId = opts.runtimeId ?? runtimeIdOf(config.home);
   }
 
   goalName(goalId: string): string {

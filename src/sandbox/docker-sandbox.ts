@@ -87,14 +87,16 @@ export class DockerSandbox implements SandboxHandle {
     // Fail closed: a confined exec on an egress network that names no ports connects nowhere.
     if (confinement !== "unconfined" && !confinement.connect && this.owner.onEgressNetwork?.(this.goalId))
       confinement = { ...confinement, connect: [] };
-    // Landlock off (the operator's choice) drops the file rules, never the TCP rule of a
-    // container on an egress network: it is what keeps one agent off another's relay port.
+    // Landlock off (the operator's choice) drops the file rules, never a TCP rule: on a
+    // goal's egress network it keeps one agent off another's relay port, in a human sandbox
+    // it holds the script to the proxy's port. An unconfined exec names its ports itself.
+    const { connect, ...others } = rest;
     const off = this.owner.landlock === "off";
-    const ports = confinement === "unconfined" ? undefined : confinement.connect;
+    const ports = confinement === "unconfined" ? connect : confinement.connect;
     const args = {
-      ...rest,
+      ...others,
       confinement: off ? "unconfined" : confinement,
-      ...(off && ports ? { connect: ports } : {}),
+      ...((off || confinement === "unconfined") && ports ? { connect: ports } : {}),
       timeoutMs,
       maxOutputBytes: req.maxOutputBytes ?? this.owner.maxOutputBytes,
     };

@@ -73,8 +73,7 @@ export class EgressNetworks {
   /** The relay and the network go (after the goal's container: a network in use stays). */
   async remove(goalId: string): Promise<void> {
     this.ready.delete(goalId);
-    await this.containers.remove(this.relayName(goalId));
-    await this.removeNetwork(this.networkName(goalId));
+    await removeRelayAndNetwork(this.docker, this.relayName(goalId), this.networkName(goalId));
   }
 
   /** The networks of the goal's MCP servers (egress/mcp-callers.ts), with their relays. */
@@ -106,7 +105,7 @@ export class EgressNetworks {
       const goalId = n.Labels?.[LABEL.relay];
       if (!goalId || ((await isLive(goalId)) && !gone.has(goalId))) continue;
       this.ready.delete(goalId);
-      await this.removeNetwork(n.Id);
+      await removeNetwork(this.docker, n.Id);
       gone.add(goalId);
     }
     return [...gone].sort();
@@ -115,7 +114,7 @@ export class EgressNetworks {
   /** Every network of this runtime (tests' cleanup; the containers must be gone first). */
   async removeAll(): Promise<void> {
     this.ready.clear();
-    for (const n of await this.networks()) await this.removeNetwork(n.Id);
+    for (const n of await this.networks()) await removeNetwork(this.docker, n.Id);
   }
 
   private networks(): Promise<Docker.NetworkInspectInfo[]> {
@@ -229,14 +228,29 @@ export class EgressNetworks {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+}
 
-  private async removeNetwork(idOrName: string): Promise<void> {
-    try {
-      await this.docker.getNetwork(idOrName).remove();
-    } catch (e) {
-      const code = (e as { statusCode?: number }).statusCode;
-      if (code !== 404) throw engineError(`removing network ${idOrName}`, e);
-    }
+/**
+ * A relay, then its network, by name (gone already is fine). The network's other members
+ * must be gone first: a network in use stays. A human sandbox's destroy calls it with the
+ * names it recorded (it may run before any config is read: the TTL sweep).
+ */
+export async function removeRelayAndNetwork(docker: Docker, relay: string, network: string): Promise<void> {
+  try {
+    await docker.getContainer(relay).remove({ force: true, v: true });
+  } catch (e) {
+    const code = (e as { statusCode?: number }).statusCode;
+    if (code !== 404 && code !== 409) throw engineError(`removing the egress relay ${relay}`, e);
+  }
+  await removeNetwork(docker, network);
+}
+
+async function removeNetwork(docker: Docker, idOrName: string): Promise<void> {
+  try {
+    await docker.getNetwork(idOrName).remove();
+  } catch (e) {
+    const code = (e as { statusCode?: number }).statusCode;
+    if (code !== 404) throw engineError(`removing network ${idOrName}`, e);
   }
 }
 

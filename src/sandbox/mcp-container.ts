@@ -5,7 +5,7 @@
 // /tmp, limits, init, non-root) and nothing of the host it was not handed: its argv runs
 // without a shell, its environment holds only the literal values the operator wrote (never
 // the daemon's), the goal's /workspace is mounted only when the operator said "ro" or
-// "rw", and the operator's other mounts are read-only and checked (checkBindSource). A
+// "rw", and the operator's other mounts are read-only and checked (mcp-mounts.ts). A
 // server the operator gave `network:` entries joins an egress network of its own instead
 // of none (spec.network), reaching only its relay and, through it, the proxy.
 //
@@ -15,7 +15,6 @@
 // broken line) removes it. Which are live is mcp-servers.ts's (LiveMcpServers, held by
 // DockerBackend).
 
-import { posix } from "node:path";
 import type { Duplex } from "node:stream";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type Docker from "dockerode";
@@ -25,8 +24,8 @@ import { MCP_SERVER_NAME } from "../security/grants.js";
 import { defaultLimits, lockedHostConfig, type SandboxLimits, tightenLimits } from "./container-spec.js";
 import { LABEL } from "./docker-containers.js";
 import { assertGoalId, type GoalFolders, parseUser, prepareFolders } from "./folders.js";
+import { checkMcpMounts } from "./mcp-mounts.js";
 import { ContainerStdioTransport } from "./mcp-transport.js";
-import { checkBindSource } from "./workspace-binds.js";
 
 export type McpWorkspaceMode = "none" | "ro" | "rw";
 
@@ -85,7 +84,6 @@ export interface McpContainerDeps {
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Container paths a mount may not cover: the kernel's, the tmpfs, the goal's folders. */
-const RESERVED_TARGETS = ["/proc", "/sys", "/dev", "/tmp", "/workspace", "/output", "/inputs"];
 
 export function mcpContainerName(goalId: string, server: string): string {
   return `aido-mcp-${goalId}-${server}`;
@@ -202,33 +200,17 @@ function createMcpOptions(deps: McpContainerDeps, spec: McpServerSpec): Docker.C
       ReadOnly: spec.workspace === "ro",
     });
   }
-  const targets = new Set<string>();
-  (spec.mounts ?? []).forEach((m, i) => {
-    const field = `mounts[${i}]`;
-    const source = checkBindSource(
-      m.source,
-      deps.config.home,
-      `MCP server "${spec.server}": ${field}.source`,
+  for (const m of checkMcpMounts(spec.mounts ?? [], deps.config.home, (i, key, reason) => {
+    throw new AidoError(
+      ErrorCode.invalidInput,
+      `MCP server "${spec.server}": mounts[${i}].${key}${key === "source" ? ":" : ""} ${reason}`,
+      {
+        server: spec.server,
+        field: `mounts[${i}].${key}`,
+      },
     );
-    const t = m.target;
-    if (
-      typeof t !== "string" ||
-      !t.startsWith("/") ||
-      t.includes("\0") ||
-      posix.normalize(t) !== t ||
-      t === "/"
-    ) {
-      bad(
-        `${field}.target`,
-        `${JSON.stringify(t)} must be an absolute, normalized container path other than /`,
-      );
-    }
-    const reserved = RESERVED_TARGETS.find((r) => t === r || t.startsWith(`${r}/`) || r.startsWith(`${t}/`));
-    if (reserved) bad(`${field}.target`, `${JSON.stringify(t)} would cover or lie in ${reserved}`);
-    if (targets.has(t)) bad(`${field}.target`, `${JSON.stringify(t)} is mounted twice`);
-    targets.add(t);
-    mounts.push({ Type: "bind", Source: source, Target: t, ReadOnly: true });
-  });
+  }))
+    mounts.push({ Type: "bind", Source: m.source, Target: m.target, ReadOnly: true });
   const limits = tightenLimits(defaultLimits(deps.config), spec.limits);
   const host = lockedHostConfig(limits, mounts);
   if (spec.network !== undefined) host.NetworkMode = spec.network;

@@ -44,6 +44,12 @@ export interface ExecRequest {
    * (the human sandbox, image tests); with `sandbox.landlock: off` every exec runs so.
    */
   confinement: Confinement | "unconfined";
+  /**
+   * With confinement "unconfined" only: the TCP ports the command may connect to (a human
+   * sandbox on its egress network: the proxy's port; aido-landlock --unconfined
+   * --tcp-connect, Landlock ABI >= 4). A confined exec names its ports in confinement.connect.
+   */
+  connect?: number[];
   cwd?: string;
   env?: Record<string, string>;
   timeoutMs?: number;

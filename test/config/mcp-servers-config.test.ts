@@ -72,7 +72,7 @@ describe("config mcp_servers", () => {
         "    image: aido-sandbox:latest",
         "    env: { MEMORY_FILE_PATH: /tmp/memory.json }",
         "    workspace: ro",
-        "    mounts: [{ source: /srv/mcp/node_modules, target: /opt/mcp }]",
+        `    mounts: [{ source: ${project}, target: /opt/mcp }]`,
         "  plain:",
         "    command: [mcp-server]",
         "",
@@ -86,7 +86,7 @@ describe("config mcp_servers", () => {
       image: "aido-sandbox:latest",
       env: { MEMORY_FILE_PATH: "/tmp/memory.json" },
       workspace: "ro",
-      mounts: [{ source: "/srv/mcp/node_modules", target: "/opt/mcp" }],
+      mounts: [{ source: project, target: "/opt/mcp" }],
       network: [],
       readOnlyTools: [],
       timeoutMs: 30_000,
@@ -144,6 +144,38 @@ describe("config mcp_servers", () => {
     expect(load().mcp.servers.web).toMatchObject({ network: [] });
     projectFile("mcp_servers:\n  web:\n    command: [x]\n    network: [pypi.org]\n");
     expect(load().mcp.servers.web).toMatchObject({ network: [{ kind: "network", host: "pypi.org" }] });
+  });
+
+  it("refuses a stdio server's mount that could never be bound when the config loads, naming mcp_servers.<name>.mounts and the line", () => {
+    const cases: [string, string, string][] = [
+      [
+        "{ source: /nowhere/at/all, target: /opt/mcp }",
+        "mounts.0.source",
+        '"/nowhere/at/all" does not exist',
+      ],
+      [`{ source: ${home}, target: /opt/mcp }`, "mounts.0.source", "is or lies inside AIDO_HOME"],
+      ["{ source: /proc, target: /opt/mcp }", "mounts.0.source", "pseudo-filesystem /proc"],
+      [`{ source: ${project}, target: /workspace/x }`, "mounts.0.target", "would cover or lie in /workspace"],
+      [
+        `{ source: ${project}, target: /opt/a }, { source: ${project}, target: /opt/a }`,
+        "mounts.1.target",
+        "is mounted twice",
+      ],
+    ];
+    for (const [mounts, key, reason] of cases) {
+      operator(
+        [
+          "mcp_servers:",
+          "  files:",
+          "    command: [node, /opt/mcp/index.js]",
+          `    mounts: [${mounts}]`,
+          "",
+        ].join("\n"),
+      );
+      const e = failure(load);
+      expect(e.message).toContain(`config.yaml:4: mcp_servers.files.${key}: `);
+      expect(e.message).toContain(reason);
+    }
   });
 
   it("refuses unknown keys, bad names, non-http urls, credentials in the url and header values, naming key and line", () => {

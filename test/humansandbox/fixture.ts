@@ -1,6 +1,6 @@
 // test/humansandbox/fixture.ts — a throwaway project (a git repository with data files)
 // and a temp AIDO_HOME, with `aido` run in-process from inside the project. cleanup()
-// removes every container the project's sandboxes made, then the folders.
+// removes every container and network the project's sandboxes made, then the folders.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -27,7 +27,7 @@ export interface Project {
   aido(...argv: string[]): Promise<CliResult>;
   write(rel: string, text: string): void;
   read(rel: string): string;
-  /** Every evidence file under .aido/sandboxes (not the work/, output/, stream/ working folders), with its text. */
+  /** Every evidence file under .aido/sandboxes (not the work/, output/, stream/, egress/ working folders), with its text. */
   evidenceFiles(): Array<{ path: string; text: string }>;
   cleanup(): Promise<void>;
 }
@@ -70,7 +70,7 @@ export async function makeProject(): Promise<Project> {
           const st = statSync(q, { throwIfNoEntry: false });
           if (!st) continue;
           if (st.isDirectory()) {
-            if (!["work", "output", "stream"].includes(n)) walk(q);
+            if (!["work", "output", "stream", "egress"].includes(n)) walk(q);
           } else out.push({ path: q, text: readFileSync(q, "utf8") });
         }
       };
@@ -84,6 +84,11 @@ export async function makeProject(): Promise<Project> {
         filters: { label: [`${LABEL.project}=${projectLabelOf(dir)}`] },
       });
       for (const c of list) await docker.getContainer(c.Id).remove({ force: true });
+      // A host list's internal networks (their relays went with the containers above).
+      const nets = await docker.listNetworks({
+        filters: { label: [`${LABEL.project}=${projectLabelOf(dir)}`] },
+      });
+      for (const n of nets) await docker.getNetwork(n.Id).remove();
       rmSync(dir, { recursive: true, force: true });
       home.cleanup();
     },

@@ -32,3 +32,17 @@ describe("a docker:// runtime without the helper", () => {
     expect(run.out).toEqual(["hello from /workspace"]);
   });
 });
+
+describe("a docker:// runtime with a host list", () => {
+  it("is refused at up, before anything is made: only the recipe's helper holds a script to the proxy's port", async () => {
+    const base = `aido-sandbox-base:${readRecipe(p.home.config).baseHash.slice(0, 16)}`;
+    p.write("net.yaml", [`runtime: docker://${base}`, "permissions: { network: [pypi.org] }"].join("\n"));
+    const before = (await p.aido("sandbox", "list", "--json")).json<unknown[]>().length;
+    const up = await p.aido("sandbox", "up", "-f", "net.yaml");
+    expect(up.code).toBe(2);
+    expect(up.err.join("\n")).toMatch(
+      /a host list \(permissions\.network\) needs an image built from the sandbox recipe/,
+    );
+    expect((await p.aido("sandbox", "list", "--json")).json<unknown[]>()).toHaveLength(before);
+  });
+});

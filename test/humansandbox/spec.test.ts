@@ -62,6 +62,38 @@ describe("sandbox.yaml", () => {
     expect(s.memoryMb).toBe(config.sandbox.memoryMb);
   });
 
+  it("reads permissions.network as false, true or a host list in network grant syntax", () => {
+    const net = (v: string) =>
+      parseSandboxSpec(`permissions: { network: ${v} }`, "s.yaml", config, "p").network;
+    expect(net("false")).toBe(false);
+    expect(net("true")).toBe(true);
+    expect(
+      net("[PyPI.org, 'api.example.com:8080', 'h.test:*', '*.npmjs.org', 10.1.2.3, '[::1]:443', pypi.org]"),
+    ).toEqual(["pypi.org", "api.example.com:8080", "h.test:*", "*.npmjs.org", "10.1.2.3", "[::1]:443"]);
+  });
+
+  it("refuses a bad host list entry with the grant parser's words, naming its line and index", () => {
+    const issues = issuesOf("permissions:\n  network:\n    - ok.test\n    - 'bad host'\n    - 'x.test:0'\n");
+    expect(issues).toEqual([
+      expect.objectContaining({
+        path: "permissions.network.1",
+        line: 4,
+        message: expect.stringMatching(
+          /"bad host": invalid capability "network: bad host": network grant must be/,
+        ),
+      }),
+      expect.objectContaining({
+        path: "permissions.network.2",
+        line: 5,
+        message: expect.stringMatching(/port "0" must be a number 1\.\.65535 or \*/),
+      }),
+    ]);
+    expect(issuesOf("permissions: { network: [] }")[0]?.message).toMatch(/at least one host/);
+    expect(issuesOf("permissions: { network: some }")[0]?.message).toMatch(
+      /false, true \(all\), or a list of hosts/,
+    );
+  });
+
   it("names an unknown key and its line", () => {
     expect(issuesOf("name: x\nruntime: python:3.11\nnetwork: true\n")).toEqual([
       { path: "network", message: 'unknown key "network"', line: 3 },

@@ -141,3 +141,27 @@ describe("the executor's Confinement.connect", () => {
     );
   });
 });
+
+describe("the executor's connect for an unconfined exec (a human sandbox on its egress network)", () => {
+  it("holds an unconfined exec to the given port, its files untouched", async () => {
+    const write =
+      "open('/workspace/unconfined-tcp', 'w').write('x'); print(open('/workspace/unconfined-tcp').read())";
+    const r = await sb.exec({
+      argv: ["python3", "-c", `${PROBE}\n${write}`, "3128", "3129"],
+      confinement: "unconfined",
+      connect: [3128],
+    });
+    expect(r.stdout.trim()).toBe("3128:ok 3129:13\nx");
+  });
+
+  it("leaves TCP alone for an unconfined exec without connect", async () => {
+    const r = await sb.exec({ argv: probe([3129]), confinement: "unconfined" });
+    expect(r.stdout.trim()).toBe("3129:ok");
+  });
+
+  it("refuses ports that are not ports", async () => {
+    await expect(sb.exec({ argv: ["true"], confinement: "unconfined", connect: [70000] })).rejects.toThrow(
+      /connect must be a list of TCP ports/,
+    );
+  });
+});

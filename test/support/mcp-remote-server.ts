@@ -4,7 +4,7 @@
 // description after approval). Stateless by default (every POST a fresh server); with
 // `sessions`, clients keep a session and `toolsChanged()` sends them
 // notifications/tools/list_changed. It records what it received: each call's arguments
-// and each request's headers.
+// and each request's headers; `hold` makes it slow to answer.
 
 import { randomUUID } from "node:crypto";
 import {
@@ -35,6 +35,8 @@ export interface RemoteMcpServer {
   headers: IncomingMessage["headers"][];
   /** With sessions: tell every connected client the tool list changed. */
   toolsChanged(): Promise<void>;
+  /** Hold every request from now on for `ms` before handling it (0: no more). */
+  hold(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -119,8 +121,10 @@ export async function startRemoteMcpServer(
     await transport.handleRequest(req, res, body);
   };
 
+  let holdMs = 0;
   const http: HttpServer = createServer(async (req, res) => {
     headers.push(req.headers);
+    if (holdMs > 0) await new Promise((r) => setTimeout(r, holdMs));
     await (opts.sessions ? withSession(req, res) : stateless(req, res));
   });
   await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
@@ -130,6 +134,9 @@ export async function startRemoteMcpServer(
     tools: table,
     calls,
     headers,
+    hold: (ms) => {
+      holdMs = ms;
+    },
     toolsChanged: async () => {
       for (const s of sessions.values()) await s.server.sendToolListChanged();
     },

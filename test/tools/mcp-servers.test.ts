@@ -235,7 +235,9 @@ describe("an external MCP server's tools through the gate", () => {
     const e = await rpcError(
       c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__extra", input: { text: "x" } }),
     );
-    expect(e.message).toContain("tool extra of MCP server remote is new since the server was approved");
+    expect(e.message).toContain(
+      "tool extra of MCP server remote is not among the tools the operator approved",
+    );
     const [listed] = (await c.call("mcp.list", {})).servers;
     expect(listed?.tools.map((t) => [t.name, t.state])).toEqual([
       ["echo", "approved"],

@@ -1,8 +1,10 @@
 // cli/commands/sandbox-run.ts — `aido run TASK [ARGS...]` and `aido logs`: a task in the
 // active human sandbox (the latest, or --sandbox ID), its output streamed live, and the
-// recorded output of a run read back. `aido run` exits with the task's exit status (124
-// when it timed out, 128+N when a signal killed it), so scripts can chain on it.
+// recorded output of a run read back (--network: its connections through the proxy).
+// `aido run` exits with the task's exit status (124 when it timed out, 128+N when a signal
+// killed it), so scripts can chain on it.
 
+import type { NetworkLine } from "../../humansandbox/egress.js";
 import { followRun, readRunLogs } from "../../humansandbox/logs.js";
 import { exitStatusOf, runTask } from "../../humansandbox/run.js";
 import { type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
@@ -57,10 +59,18 @@ export const runCommand: Command = {
   },
 };
 
+/** One connection as `aido logs --network` prints it. */
+function networkLine(n: NetworkLine & { time: string }): string {
+  const what = `${n.time}  ${n.method || "-"} ${n.host || "-"}:${n.port}`;
+  if (n.phase === "denied") return `${what}  denied (${n.stage}): ${n.reason}`;
+  const early = n.reason ? `, ${n.reason}` : "";
+  return `${what}  allowed ${n.address}  up ${n.bytes_up} B, down ${n.bytes_down} B, ${n.duration_ms} ms${early}`;
+}
+
 export const logsCommand: Command = {
   name: "logs",
   summary: "show a run's output (default: the latest run of the active sandbox)",
-  usage: "aido logs [--sandbox ID] [--run RUN_ID] [--follow] [--json]",
+  usage: "aido logs [--sandbox ID] [--run RUN_ID] [--follow | --network] [--json]",
   example: "aido logs --follow            # while `aido run` is still going elsewhere",
   async run(ctx) {
     const { values } = parseCommandArgs(
@@ -69,6 +79,7 @@ export const logsCommand: Command = {
       {
         ...jsonOption,
         follow: { type: "boolean", short: "f" },
+        network: { type: "boolean" },
         run: { type: "string" },
         sandbox: { type: "string" },
       },
@@ -76,6 +87,13 @@ export const logsCommand: Command = {
     );
     const cwd = process.cwd();
     const logs = readRunLogs(cwd, values.sandbox, values.run);
+    if (values.network && values.follow)
+      throw new UsageError(`--network reads a finished log: no --follow\nusage: ${this.usage}`);
+    if (values.network && !values.json) {
+      if (logs.network.length === 0) ctx.io.out(`${logs.runId} made no connection through the proxy`);
+      for (const n of logs.network) if (n.phase !== "open") ctx.io.out(networkLine(n));
+      return 0;
+    }
     if (values.json) {
       const summary =
         values.follow && !logs.summary
@@ -92,6 +110,7 @@ export const logsCommand: Command = {
         stdout: final.stdout,
         stderr: final.stderr,
         summary: final.summary,
+        network: final.network,
       });
       return 0;
     }

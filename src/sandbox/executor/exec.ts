@@ -176,8 +176,9 @@ export function wrapperFor(
 ): { args: string[]; env: Record<string, string> } {
   if (!env.helper) {
     // A human sandbox on a foreign image (docker://...): no helper, so no domain, no
-    // seccomp filter and no size limit; only trusted callers may run there.
-    if (confinement === "unconfined" && maxFileBytes === undefined) return { args: [], env: {} };
+    // seccomp filter, no size limit and no TCP rule; only trusted callers may run there.
+    if (confinement === "unconfined" && maxFileBytes === undefined && unconfinedConnect === undefined)
+      return { args: [], env: {} };
     fail("landlock_unavailable", `this image has no ${HELPER}: commands can only run unconfined in it`);
   }
   // 0 is a limit too, the tightest: a goal at its quota may delete files but grow none.

@@ -3,7 +3,9 @@
 // container, sandbox/mcp-container.ts), initialize, tools/list (every
 // page), a fresh list whenever the server sends notifications/tools/list_changed, tool
 // calls, close. Every request is capped by the server's timeout_ms, and every answer of a
-// remote server by MAX_MESSAGE_BYTES.
+// remote server by MAX_MESSAGE_BYTES. An end nobody asked for (the server exited, flooded,
+// broke the protocol) is reported to the owner with the transport's reason (`ended`), and
+// the calls in flight fail with that reason rather than a bare "Connection closed".
 // Header values are secrets: read from the environment variable the operator named at
 // connect, sent, and never written anywhere. An error a library raises could quote a
 // header, so every message leaving this module has the values cut out (`redact`).
@@ -17,6 +19,7 @@ import type { Config, McpServerConfig } from "../../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { McpServerContainer } from "../../sandbox/mcp-container.js";
 import { MAX_MESSAGE_BYTES } from "../../sandbox/mcp-transport.js";
+import { inert } from "../../security/terminal-text.js";
 import { definitionOf, type McpToolDefinition } from "./definitions.js";
 
 /** What connecting needs besides the server's config. */
@@ -24,7 +27,16 @@ export interface ConnectDeps {
   headerValue: Config["mcp"]["headerValue"];
   /** Start a stdio server's container (for a goal, or a probe's pseudo-goal). */
   startStdio(server: Extract<McpServerConfig, { transport: "stdio" }>): Promise<McpServerContainer>;
+  /**
+   * The connection ended without close() being called (the server exited, broke the
+   * protocol, flooded): `reason` is the transport's explanation, redacted, inert, bounded;
+   * `gone` settles once a stdio server's container is removed (a new one may take its name).
+   */
+  ended?(conn: McpConnection, reason: string, gone: Promise<void>): void;
 }
+
+/** Longest reason kept for an ended connection (the transport's text quotes the server's stderr). */
+const REASON_MAX = 1000;
 
 /**
  * fetch for a remote server, each response's body cut off past MAX_MESSAGE_BYTES (the cap
@@ -58,6 +70,10 @@ export class McpConnection {
   private readonly container: McpServerContainer | undefined;
   private live: Map<string, McpToolDefinition> = new Map();
   private closed = false;
+  /** The transport's last error: what an unexpected end is explained by. */
+  private lastError: unknown;
+  /** Why the connection ended on its own (set before the calls in flight are failed). */
+  private endedBecause: string | undefined;
 
   private constructor(
     server: McpServerConfig,
@@ -75,7 +91,7 @@ export class McpConnection {
   static async open(server: McpServerConfig, deps: ConnectDeps): Promise<McpConnection> {
     if (server.transport === "stdio") {
       const container = await deps.startStdio(server);
-      return McpConnection.start(server, container.transport, [], container);
+      return McpConnection.start(server, container.transport, [], container, deps);
     }
     const headers: Record<string, string> = {};
     for (const [header, variable] of Object.entries(server.headers)) {
@@ -93,7 +109,7 @@ export class McpConnection {
       requestInit: { headers, redirect: "error" },
       fetch: boundedFetch,
     });
-    return McpConnection.start(server, transport, Object.values(headers), undefined);
+    return McpConnection.start(server, transport, Object.values(headers), undefined, deps);
   }
 
   private static async start(
@@ -101,9 +117,23 @@ export class McpConnection {
     transport: Transport,
     secrets: readonly string[],
     container: McpServerContainer | undefined,
+    deps: ConnectDeps,
   ): Promise<McpConnection> {
     const client = new Client({ name: "aido", version: "1" });
     const conn = new McpConnection(server, client, secrets, container);
+    // The transport explains an end through onerror, then closes; the client then fails the
+    // calls in flight with a bare "Connection closed", after onclose: by then the reason is kept.
+    client.onerror = (e) => {
+      conn.lastError = e;
+    };
+    client.onclose = () => {
+      if (conn.closed) return;
+      conn.closed = true;
+      const why = conn.lastError === undefined ? "the connection closed" : errorMessage(conn.lastError);
+      conn.endedBecause = inert(conn.redact(why)).slice(0, REASON_MAX);
+      const gone = conn.container ? conn.container.stop().catch(() => undefined) : Promise.resolve();
+      deps.ended?.(conn, conn.endedBecause, gone);
+    };
     try {
       await client.connect(transport, { timeout: server.timeoutMs });
       await conn.refresh();
@@ -147,6 +177,12 @@ export class McpConnection {
         ...(signal ? { signal } : {}),
       })) as CallToolResult;
     } catch (e) {
+      if (this.endedBecause !== undefined)
+        throw this.failure(
+          `failed the call of ${tool}: the connection ended`,
+          this.endedBecause,
+          ErrorCode.toolFailed,
+        );
       throw this.failure(`failed the call of ${tool}`, e, ErrorCode.toolFailed);
     }
   }

@@ -1,7 +1,9 @@
 // tools/mcp/servers.ts — the external MCP servers, as the gate and the operator see them.
-// Per goal, a server is connected the first time one of the goal's agents needs its tools
-// (an agent's offer, or a call), kept for the goal's life and closed when the goal's
-// sandbox is retired. A tool is offered and callable only when all of these hold: its
+// Per goal (goal-connections.ts), a server is connected the first time one of the goal's
+// agents needs its tools: an offer to an agent a grant allows a pinned tool of it, or a
+// call the gate allowed (a tool is built from its pin and contacts its server only at the
+// gate's needs stage), kept for the goal's life and closed when the goal's sandbox is
+// retired. A tool is offered and callable only when all of these hold: its
 // server is in the agent's manifest `mcp_servers`, the operator approved the server
 // (pins.ts), the tool has a pin, and its live definition hashes to that pin. The agent's
 // `mcp:` grants, the policy, the budget and the approval are the gate's (gate/judge.ts).
@@ -18,10 +20,12 @@ import type { McpServerContainer } from "../../sandbox/mcp-container.js";
 import type { AuditLog } from "../../security/audit.js";
 import type { JsonValue } from "../../security/canonical-json.js";
 import type { Grant } from "../../security/grants.js";
+import { grantsAllow } from "../../security/narrowing.js";
 import { mcpToolName, parseMcpToolName } from "../names.js";
 import { type ConnectDeps, McpConnection } from "./connection.js";
 import { changedParts, definitionDiff, definitionHash, type McpToolDefinition } from "./definitions.js";
-import { type McpPins, type ServerPins, serverIdentity } from "./pins.js";
+import { GoalConnections } from "./goal-connections.js";
+import { type McpPins, type ServerPins, serverIdentity, type ToolPin } from "./pins.js";
 import { isReadOnly, mcpToolDef } from "./tool-def.js";
 
 declare module "../../security/audit-events.js" {
@@ -83,9 +87,9 @@ type StdioServer = Extract<McpServerConfig, { transport: "stdio" }>;
 
 export class McpServers implements ExternalTools {
   private readonly deps: McpServersDeps;
-  private readonly goals = new Map<string, Map<string, Promise<McpConnection>>>();
-  /** Tools built per connection and definition hash (ajv compiles a schema once, not per call). */
-  private readonly built = new WeakMap<McpConnection, Map<string, ToolDef>>();
+  private readonly goals = new Map<string, GoalConnections>();
+  /** Tools built per goal, server and definition hash. */
+  private readonly built = new WeakMap<GoalConnections, Map<string, ToolDef>>();
   /** Pseudo-goals of the probes running now (the sweeper leaves their containers alone). */
   private readonly probes = new Set<string>();
 
@@ -110,26 +114,18 @@ export class McpServers implements ExternalTools {
       return refuse(
         `MCP server ${server.name}'s ${server.transport === "http" ? "url" : "command, image, env or mounts"} changed since the operator approved it; it offers nothing until approved again (aido mcp approve ${server.name})`,
       );
-    const pins = approved;
-    if (pins === undefined)
+    if (approved === undefined)
       return refuse(
         `MCP server ${server.name} has not been approved by the operator (aido mcp approve ${server.name}); it offers nothing`,
       );
-    const conn = await this.connection(principal.goalId, server);
-    const live = conn.tools.get(parsed.tool);
-    const pin = pins.tools.get(parsed.tool);
-    if (!live) {
-      return pin ? refuse(`MCP server ${server.name} no longer offers tool ${parsed.tool}`) : undefined;
-    }
+    const pin = approved.tools.get(parsed.tool);
     if (!pin)
       return refuse(
-        `tool ${parsed.tool} of MCP server ${server.name} is new since the server was approved; it is not offered until the operator approves it (aido mcp approve ${server.name})`,
+        `tool ${parsed.tool} of MCP server ${server.name} is not among the tools the operator approved (a tool the server offers now is new since the server was approved); it is not offered until the operator approves it (aido mcp approve ${server.name})`,
       );
-    if (definitionHash(live) !== pin.hash)
-      return refuse(
-        `tool ${parsed.tool} of MCP server ${server.name} changed since the operator approved it (${changedParts(pin.definition, live).join(" and ") || "definition"} differ from the pin); it is disabled until re-approved (aido mcp approve ${server.name})`,
-      );
-    return { tool: this.toolOf(server, conn, pin.definition, pin.hash) as ToolDef<unknown> };
+    // Built from the pin, nothing contacted: the server is connected at the gate's stage 5,
+    // once the token, the grants, the policy and the budget allowed the call (tool-def.ts).
+    return { tool: this.toolOf(this.goalOf(principal.goalId), server, pin) as ToolDef<unknown> };
   }
 
   async offered(
@@ -138,23 +134,29 @@ export class McpServers implements ExternalTools {
   ): Promise<ToolDef<unknown>[]> {
     const out: ToolDef<unknown>[] = [];
     for (const name of this.deps.serversOf(principal.agentId) ?? []) {
-      // A server no mcp grant of the agent names has nothing to offer it: not connected.
-      if (!grants.some((g) => g.kind === "mcp" && g.server === name)) continue;
       const server = this.deps.config.mcp.servers[name];
       const pins = server ? this.pinsOf(server) : undefined;
       if (!server || !pins) continue;
+      // Offered from the pins: those the agent's grants allow (and the providers' APIs
+      // accept as names). None: the server is not contacted at all.
+      const wanted = [...pins.tools.values()].filter(
+        (p) =>
+          OFFERABLE.test(mcpToolName(name, p.definition.name)) &&
+          grantsAllow(grants, { kind: "mcp", server: name, tool: p.definition.name }),
+      );
+      if (wanted.length === 0) continue;
+      const goal = this.goalOf(principal.goalId);
       let conn: McpConnection;
       try {
-        conn = await this.connection(principal.goalId, server);
+        conn = await goal.connection(server);
       } catch {
         continue; // audited as mcp.unreachable; a call names the failure
       }
-      for (const [tool, live] of conn.tools) {
-        const pin = pins.tools.get(tool);
-        // A name the providers' APIs refuse would fail every request of the agent: not offered.
-        if (!OFFERABLE.test(mcpToolName(name, tool))) continue;
-        if (pin && definitionHash(live) === pin.hash)
-          out.push(this.toolOf(server, conn, pin.definition, pin.hash) as ToolDef<unknown>);
+      // Connected only to check the live definitions against the pins.
+      for (const pin of wanted) {
+        const live = conn.tools.get(pin.definition.name);
+        if (live && definitionHash(live) === pin.hash)
+          out.push(this.toolOf(goal, server, pin) as ToolDef<unknown>);
       }
     }
     return out;
@@ -162,10 +164,10 @@ export class McpServers implements ExternalTools {
 
   /** The goal ended (its sandbox retired): close its connections. */
   async closeGoal(goalId: string): Promise<void> {
-    const conns = this.goals.get(goalId);
-    if (!conns) return;
+    const goal = this.goals.get(goalId);
+    if (!goal) return;
     this.goals.delete(goalId);
-    await Promise.all([...conns.values()].map((p) => p.then((c) => c.close()).catch(() => undefined)));
+    await goal.close();
   }
 
   /** The daemon stops: close every connection. */
@@ -305,41 +307,64 @@ export class McpServers implements ExternalTools {
     }
   }
 
-  private connection(goalId: string, server: McpServerConfig): Promise<McpConnection> {
-    let conns = this.goals.get(goalId);
-    if (!conns) {
-      conns = new Map();
-      this.goals.set(goalId, conns);
+  private goalOf(goalId: string): GoalConnections {
+    let goal = this.goals.get(goalId);
+    if (!goal) {
+      goal = new GoalConnections(goalId, {
+        audit: this.deps.audit,
+        connectDeps: (g) => this.connectDeps(g),
+      });
+      this.goals.set(goalId, goal);
     }
-    const held = conns.get(server.name);
-    if (held) return held;
-    const opening = McpConnection.open(server, this.connectDeps(goalId)).catch((e: unknown) => {
-      // Not kept: the next need tries again.
-      conns.delete(server.name);
-      this.deps.audit.record("mcp.unreachable", { server: server.name, reason: errorMessage(e) }, { goalId });
-      throw e;
-    });
-    conns.set(server.name, opening);
-    return opening;
+    return goal;
   }
 
-  private toolOf(
-    server: McpServerConfig,
-    conn: McpConnection,
-    def: McpToolDefinition,
-    hash: string,
-  ): ToolDef {
-    let tools = this.built.get(conn);
+  /** The goal's tool for a pin (made once per goal and definition). */
+  private toolOf(goal: GoalConnections, server: McpServerConfig, pin: ToolPin): ToolDef {
+    let tools = this.built.get(goal);
     if (!tools) {
       tools = new Map();
-      this.built.set(conn, tools);
+      this.built.set(goal, tools);
     }
-    let tool = tools.get(hash);
+    const key = `${server.name}\u0000${pin.hash}`;
+    let tool = tools.get(key);
     if (!tool) {
-      tool = mcpToolDef(server, def, hash, (args, signal) => conn.call(def.name, args, signal)) as ToolDef;
-      tools.set(hash, tool);
+      const reach = () => this.reach(goal, server, pin);
+      tool = mcpToolDef(server, pin.definition, pin.hash, {
+        verify: async () => {
+          await reach();
+        },
+        call: async (args, signal) => (await reach()).call(pin.definition.name, args, signal),
+      }) as ToolDef;
+      tools.set(key, tool);
     }
     return tool;
+  }
+
+  /**
+   * The goal's connection to `server` (opened now if need be), once its live definition of
+   * the pinned tool is checked against the pin: a tool the server dropped or changed since
+   * approval is refused (capability_denied, the gate's stage 5).
+   */
+  private async reach(goal: GoalConnections, server: McpServerConfig, pin: ToolPin): Promise<McpConnection> {
+    const conn = await goal.connection(server);
+    const tool = pin.definition.name;
+    const live = conn.tools.get(tool);
+    if (!live)
+      throw new AidoError(
+        ErrorCode.capabilityDenied,
+        `MCP server ${server.name} no longer offers tool ${tool}`,
+        {
+          server: server.name,
+        },
+      );
+    if (definitionHash(live) !== pin.hash)
+      throw new AidoError(
+        ErrorCode.capabilityDenied,
+        `tool ${tool} of MCP server ${server.name} changed since the operator approved it (${changedParts(pin.definition, live).join(" and ") || "definition"} differ from the pin); it is disabled until re-approved (aido mcp approve ${server.name})`,
+        { server: server.name },
+      );
+    return conn;
   }
 }
 

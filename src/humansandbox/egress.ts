@@ -1,0 +1,291 @@
+// humansandbox/egress.ts — a human sandbox's host list (`permissions.network: [hosts]`) through
+// the machinery a goal's network grants use (docs/egress.md), with a fixed list instead of
+// grants and approvals:
+//   - at `up`: an internal Docker network of the sandbox's own and a relay on it
+//     (sandbox/egress-network.ts; runtime id "sbx", so no daemon's sweep takes them for a
+//     dead goal's), over the share folder .aido/sandboxes/<id>/egress/ (0700); the sandbox's
+//     container joins that network instead of none;
+//   - for the length of each `aido run`, in the CLI process: a RelayListener on the share
+//     folder's socket and a proxy (createEgressProxy) whose policy is static — one caller
+//     ("sandbox") with credentials made for this run, the host list read as network grants
+//     (networkGrantFor: an address only when the list names it literally), no approvals —
+//     and whose record is the run's evidence: network.log (JSON lines, every connection),
+//     a `network` line per connection in events.log, counts for summary.json; one run at a
+//     time (a second is refused while the socket answers);
+//   - at `destroy` (or TTL expiry): relay, network and share folder go; the evidence stays.
+// Credentials live in the `aido run` process only; they reach the task as its proxy
+// variables (proxyEnv) and are scrubbed from everything written or shown.
+
+import { closeSync, openSync, writeSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import type Docker from "dockerode";
+import type { Config } from "../config.js";
+import { EgressCallers, proxyEnv } from "../egress/callers.js";
+import { networkGrantFor } from "../egress/gate-policy.js";
+import { RelayListener } from "../egress/listener.js";
+import { createEgressProxy } from "../egress/proxy.js";
+import type { EgressCaller, EgressRecord, EgressVerdict } from "../egress/types.js";
+import { EGRESS_SOCKET } from "../egress/types.js";
+import { AidoError, ErrorCode } from "../errors.js";
+import { RuntimeContainers } from "../sandbox/docker-containers.js";
+import { type EgressEndpoint, EgressNetworks, removeRelayAndNetwork } from "../sandbox/egress-network.js";
+import { removeTreeNoFollow } from "../sandbox/folders.js";
+import { parseGrant } from "../security/grants.js";
+import { ensurePrivateDir } from "../security/private-home.js";
+import { LABEL, projectLabelOf } from "./container.js";
+import type { Scrubber } from "./scrub.js";
+import { appendEvent, type SandboxPaths } from "./state.js";
+
+/** The runtime id of human sandboxes' relays and networks: aido_sbx_relay_<id>, aido_sbx_egress_<id>. */
+export const SANDBOX_RUNTIME = "sbx";
+/** The one caller of a human sandbox's proxy: the proxy user of its runs. */
+export const SANDBOX_CALLER = "sandbox";
+/** How long the end of a run waits for its last connections' "close" records. */
+const CLOSE_WAIT_MS = 3_000;
+/** A Unix socket's path is at most 107 bytes (sun_path). */
+const MAX_SOCKET_PATH = 107;
+
+function networksOf(docker: Docker, config: Config, cwd: string, id: string): EgressNetworks {
+  // The relay runs as this process's user, so that it may open the 0600 socket we listen on.
+  const self = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
+  const containers = new RuntimeContainers(docker, config, { user: self, runtimeId: SANDBOX_RUNTIME });
+  return new EgressNetworks(docker, config, containers, self, {
+    [LABEL.sandbox]: id,
+    [LABEL.project]: projectLabelOf(cwd),
+  });
+}
+
+/**
+ * The sandbox's network and running relay over its share folder (made, or found and
+ * restarted when its relay stopped). The share folder must hold a socket path the kernel
+ * takes, so a project folder too deep for one is refused here, at `up`.
+ */
+export function openSandboxNetwork(
+  docker: Docker,
+  config: Config,
+  cwd: string,
+  id: string,
+  paths: SandboxPaths,
+): Promise<EgressEndpoint> {
+  const socket = join(paths.egress, EGRESS_SOCKET);
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH)
+    throw new AidoError(
+      ErrorCode.configInvalid,
+      `a host list needs the Unix socket ${socket}, longer than the ${MAX_SOCKET_PATH} bytes a socket path may have: run from a project folder with a shorter path`,
+      { path: socket },
+    );
+  ensurePrivateDir(paths.egress);
+  return networksOf(docker, config, cwd, id).ensure(id, paths.egress);
+}
+
+/** The names of the sandbox's relay and network (recorded at `up`, before either is made). */
+export function sandboxEgressNames(
+  docker: Docker,
+  config: Config,
+  cwd: string,
+  id: string,
+): { network: string; relay: string } {
+  const n = networksOf(docker, config, cwd, id);
+  return { network: n.networkName(id), relay: n.relayName(id) };
+}
+
+/**
+ * Relay and network removed by their recorded names (after the sandbox's container: a
+ * network in use stays), then the share folder. Needs no config: the TTL sweep runs first.
+ */
+export async function removeSandboxNetwork(
+  docker: Docker,
+  egress: { network: string; relay: string },
+  paths: SandboxPaths,
+): Promise<void> {
+  await removeRelayAndNetwork(docker, egress.relay, egress.network);
+  removeTreeNoFollow(paths.egress);
+}
+
+/** What one run's connections came to (summary.json `network`). */
+export interface NetworkCounts {
+  hosts: string[];
+  /** The run's network log, relative to the sandbox's folder. */
+  log: string;
+  connections: number;
+  allowed: number;
+  denied: number;
+  bytes_up: number;
+  bytes_down: number;
+}
+
+/** The proxy served for one run. */
+export interface RunEgress {
+  /** The proxy variables, with this run's credentials: the task's environment. */
+  env: Record<string, string>;
+  /** The only TCP port the task may connect to (aido-landlock --tcp-connect). */
+  connect: number[];
+  /** Stop serving (the open connections end, their close recorded) and count. */
+  close(): Promise<NetworkCounts>;
+}
+
+export interface ServeOptions {
+  docker: Docker;
+  config: Config;
+  cwd: string;
+  id: string;
+  hosts: readonly string[];
+  paths: SandboxPaths;
+  runId: string;
+  /** runs/<run>/: network.log goes here. */
+  runDir: string;
+  /** Applied to what a record carries from the task (host names, reasons); told the password. */
+  scrubber: Pick<Scrubber, "scrub" | "hide">;
+  log(message: string): void;
+}
+
+/**
+ * Is another `aido run` serving this folder's socket? Starting a listener would take its
+ * socket over (and its run's connections would meet this run's credentials), so a second
+ * run is refused instead. A socket nobody answers on is a stale one and is replaced.
+ */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+/** Serve the sandbox's proxy for one run: listener on the share folder, static host list, evidence. */
+export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
+  if (await socketAnswers(join(o.paths.egress, EGRESS_SOCKET)))
+    throw new AidoError(
+      ErrorCode.sandboxUnavailable,
+      `another \`aido run\` in sandbox ${o.id} is serving its egress proxy: with a host list, one run at a time`,
+      { id: o.id },
+    );
+  const endpoint = await openSandboxNetwork(o.docker, o.config, o.cwd, o.id, o.paths);
+  const callers = new EgressCallers();
+  const slot = callers.slotOf({ goalId: o.id, agentId: SANDBOX_CALLER });
+  o.scrubber.hide(slot.password);
+  const grants = o.hosts.map((h) => parseGrant(`network: ${h}`));
+  const logRel = join("runs", o.runId, "network.log");
+  const fd = openSync(join(o.runDir, "network.log"), "w", 0o644);
+  const counts: NetworkCounts = {
+    hosts: [...o.hosts],
+    log: logRel,
+    connections: 0,
+    allowed: 0,
+    denied: 0,
+    bytes_up: 0,
+    bytes_down: 0,
+  };
+  // Connections opened and not yet closed: close() waits for their "close" (a tunnel records
+  // it when both of its ends are gone, which may be a moment after the client's end).
+  let live = 0;
+  let settled: (() => void) | undefined;
+  let over = false;
+  const record = (e: EgressRecord): void => {
+    // Never a write to a closed (and perhaps reused) descriptor; an open then is refused.
+    if (over) throw new Error(`run ${o.runId} is over: its network log is closed`);
+    // Synchronous: an open that cannot be written throws, and the proxy refuses the connection.
+    const line = evidenceOf(e, o.scrubber);
+    writeSync(fd, `${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
+    if (e.phase === "open") {
+      live++;
+      return;
+    }
+    if (e.phase === "close" && --live === 0) settled?.();
+    counts.connections++;
+    if (e.phase === "denied") counts.denied++;
+    else {
+      counts.allowed++;
+      counts.bytes_up += e.bytesUp ?? 0;
+      counts.bytes_down += e.bytesDown ?? 0;
+    }
+    appendEvent(o.paths, { event: "network", run_id: o.runId, ...line });
+  };
+  const decide = async (caller: EgressCaller, target: Parameters<typeof networkGrantFor>[1]) =>
+    caller.goalId === o.id && caller.agentId === SANDBOX_CALLER && networkGrantFor(grants, target)
+      ? ({ allow: true } as EgressVerdict)
+      : ({
+          allow: false,
+          stage: "capability",
+          reason: `${target.host} port ${target.port} is not in the sandbox's host list (permissions.network)${target.literal ? "; an address must be listed as itself" : ""}`,
+        } as EgressVerdict);
+  const proxy = createEgressProxy(
+    {
+      authenticate: (caller, user, password) => callers.authenticate(caller, user, password),
+      decide,
+      record,
+    },
+    {
+      hosts: o.config.egress.hosts,
+      connectTimeoutMs: o.config.egress.connectTimeoutMs,
+      idleTimeoutMs: o.config.egress.idleTimeoutMs,
+      maxConnections: o.config.egress.maxConnections,
+    },
+  );
+  let listener: RelayListener;
+  try {
+    listener = await RelayListener.start({
+      dir: o.paths.egress,
+      callerOf: (port) => callers.callerOfPort(o.id, port),
+      proxy,
+      log: o.log,
+    });
+  } catch (e) {
+    await proxy.close();
+    closeSync(fd);
+    throw e;
+  }
+  return {
+    env: proxyEnv(slot, endpoint.address),
+    connect: [slot.port],
+    async close() {
+      await listener.close();
+      await proxy.close();
+      if (live > 0)
+        await new Promise<void>((resolve) => {
+          settled = resolve;
+          setTimeout(resolve, CLOSE_WAIT_MS).unref();
+        });
+      over = true;
+      closeSync(fd);
+      return counts;
+    },
+  };
+}
+
+/** One connection's line in network.log and events.log: no credentials, task text scrubbed. */
+export interface NetworkLine {
+  phase: EgressRecord["phase"];
+  connection?: number;
+  host: string;
+  port: number;
+  method: string;
+  allowed: boolean;
+  address?: string;
+  stage?: string;
+  reason?: string;
+  bytes_up?: number;
+  bytes_down?: number;
+  duration_ms?: number;
+}
+
+function evidenceOf(e: EgressRecord, scrubber: Pick<Scrubber, "scrub">): NetworkLine {
+  return {
+    phase: e.phase,
+    ...(e.connection === undefined ? {} : { connection: e.connection }),
+    host: scrubber.scrub(e.host),
+    port: e.port,
+    method: scrubber.scrub(e.method),
+    allowed: e.phase !== "denied",
+    ...(e.address ? { address: e.address } : {}),
+    ...(e.stage ? { stage: e.stage } : {}),
+    ...(e.reason ? { reason: scrubber.scrub(e.reason) } : {}),
+    ...(e.phase === "close"
+      ? { bytes_up: e.bytesUp ?? 0, bytes_down: e.bytesDown ?? 0, duration_ms: e.durationMs ?? 0 }
+      : {}),
+  };
+}

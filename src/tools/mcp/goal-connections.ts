@@ -1,0 +1,152 @@
+// tools/mcp/goal-connections.ts — one goal's live connections to its external MCP servers.
+// A server is connected the first time a call of the goal is allowed to reach it (or an
+// offer needs its live definitions to check them against the pins), kept for the goal's
+// life and closed with the goal. Which calls may connect is the gate's and servers.ts's:
+// nothing here is reached before the token, the grants, the policy and the budget passed.
+// A connection that ends on its own (the server exited, flooded, broke the protocol) is
+// dropped at once and audited as mcp.disconnected with the transport's reason; the next
+// need connects again, at most MAX_RECONNECTS times per goal and server (a server that
+// keeps dying is not restarted in a loop). A server that cannot be reached is not tried
+// again for a while (BACKOFF_MS, doubling per failure): an offer each turn and every call
+// would otherwise wait its full timeout and audit it again. Once the goal ended, nothing
+// connects for it, and a connection a call in flight was opening is closed when it opens.
+
+import type { McpServerConfig } from "../../config.js";
+import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
+import type { AuditLog } from "../../security/audit.js";
+import { inert } from "../../security/terminal-text.js";
+import { type ConnectDeps, McpConnection } from "./connection.js";
+
+declare module "../../security/audit-events.js" {
+  interface AuditPayloads {
+    /** A goal's connection to a server ended on its own (reason redacted, inert, bounded). */
+    "mcp.disconnected": { server: string; reason: string; reconnects_left: number };
+  }
+}
+
+/** How many times a goal connects again to a server whose connection ended on its own. */
+export const MAX_RECONNECTS = 2;
+
+/** How long a goal waits before trying an unreachable server again; doubles per failure. */
+export const BACKOFF_MS = 10_000;
+const BACKOFF_MAX_MS = 300_000;
+
+export interface GoalConnectionsDeps {
+  audit: AuditLog;
+  /** How a connection of this goal reaches its server (its stdio container is the goal's). */
+  connectDeps(goalId: string): ConnectDeps;
+}
+
+export class GoalConnections {
+  readonly goalId: string;
+  private readonly deps: GoalConnectionsDeps;
+  private readonly conns = new Map<string, Promise<McpConnection>>();
+  /** The open connections, by server (those `conns` resolved to and still held). */
+  private readonly open = new Map<string, McpConnection>();
+  /** Per server: how many of its connections ended on its own, and the last reason. */
+  private readonly ends = new Map<string, { count: number; reason: string }>();
+  /** Per server: when its last ended connection's container is gone. */
+  private readonly gone = new Map<string, Promise<void>>();
+  /** Per server that could not be reached: how often in a row, why, and when to try again. */
+  private readonly unreachable = new Map<string, { count: number; reason: string; until: number }>();
+  /** The goal ended (close()): nothing connects for it any more. */
+  private closed = false;
+
+  constructor(goalId: string, deps: GoalConnectionsDeps) {
+    this.goalId = goalId;
+    this.deps = deps;
+  }
+
+  /** The goal's connection to `server`, opened now if it has none. */
+  connection(server: McpServerConfig): Promise<McpConnection> {
+    const held = this.conns.get(server.name);
+    if (held) return held;
+    if (this.closed) return Promise.reject(this.goalEnded(server.name));
+    const failed = this.unreachable.get(server.name);
+    if (failed && Date.now() < failed.until) {
+      return Promise.reject(
+        new AidoError(
+          ErrorCode.sandboxUnavailable,
+          `${failed.reason} (not tried again for this goal for ${Math.ceil((failed.until - Date.now()) / 1000)} s)`,
+          { server: server.name },
+        ),
+      );
+    }
+    const ended = this.ends.get(server.name);
+    if (ended && ended.count > MAX_RECONNECTS) {
+      return Promise.reject(
+        new AidoError(
+          ErrorCode.sandboxUnavailable,
+          `MCP server ${server.name}'s connection ended ${ended.count} times in this goal; it is not connected again for this goal (last: ${ended.reason})`,
+          { server: server.name },
+        ),
+      );
+    }
+    const deps: ConnectDeps = {
+      ...this.deps.connectDeps(this.goalId),
+      ended: (conn, reason, gone) => this.ended(server.name, conn, reason, gone),
+    };
+    // A stdio server's last container goes before its next one is started (same name).
+    const gone = this.gone.get(server.name) ?? Promise.resolve();
+    const opening = gone
+      .then(() => McpConnection.open(server, deps))
+      .then(
+        async (conn) => {
+          if (this.closed) {
+            // The goal ended while this was opening: nobody else would ever close it.
+            await conn.close();
+            throw this.goalEnded(server.name);
+          }
+          this.unreachable.delete(server.name);
+          this.open.set(server.name, conn);
+          return conn;
+        },
+        (e: unknown) => {
+          // Not kept: the next need after the backoff tries again.
+          if (this.conns.get(server.name) === opening) this.conns.delete(server.name);
+          if (this.closed) throw e;
+          const reason = inert(errorMessage(e)).slice(0, 1000);
+          const count = (this.unreachable.get(server.name)?.count ?? 0) + 1;
+          const wait = Math.min(BACKOFF_MS * 2 ** (count - 1), BACKOFF_MAX_MS);
+          this.unreachable.set(server.name, { count, reason, until: Date.now() + wait });
+          this.deps.audit.record("mcp.unreachable", { server: server.name, reason }, { goalId: this.goalId });
+          throw e;
+        },
+      );
+    this.conns.set(server.name, opening);
+    return opening;
+  }
+
+  /** The goal ended: close every connection. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.conns.values()];
+    this.conns.clear();
+    this.open.clear();
+    await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => undefined)));
+  }
+
+  private goalEnded(server: string): AidoError {
+    return new AidoError(
+      ErrorCode.sandboxUnavailable,
+      `goal ${this.goalId} ended; its connection to MCP server ${server} is closed`,
+      { server },
+    );
+  }
+
+  /** A connection ended on its own: dropped (the next need reconnects) and audited. */
+  private ended(server: string, conn: McpConnection, reason: string, gone: Promise<void>): void {
+    this.gone.set(server, gone);
+    // One that never opened is the open's failure (mcp.unreachable), not a disconnection.
+    if (this.open.get(server) !== conn) return;
+    this.open.delete(server);
+    this.conns.delete(server);
+    const count = (this.ends.get(server)?.count ?? 0) + 1;
+    this.ends.set(server, { count, reason });
+    this.deps.audit.record(
+      "mcp.disconnected",
+      { server, reason, reconnects_left: Math.max(0, MAX_RECONNECTS - count + 1) },
+      { goalId: this.goalId },
+    );
+  }
+}

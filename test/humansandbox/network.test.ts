@@ -1,0 +1,316 @@
+// Issue 13's Done-when for the human sandbox: `permissions.network` as a host list, through
+// the CLI against the real engine. `aido sandbox up` puts the sandbox on an internal network
+// of its own with a relay; `aido run` serves the egress proxy in its own process for the
+// run, with the list as its only policy. The "internet" is a Docker network this test makes
+// on 203.0.113.48/28 (small: this machine's package mirror answers at 203.0.113.80) holding
+// one upstream: plain HTTP on 8080 and HTTPS on 8443 with a certificate made here; the
+// operator's config.yaml (`egress.hosts`) names it, and points private.test at 10.9.9.9.
+// The script attacks as an AI-written script would: an unlisted host, an IP literal, a name
+// resolving to a private address, an unlisted port, a forged SNI, a direct connection past
+// the proxy; each fails and is in the run's network log with its reason.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sandboxUp } from "../../src/humansandbox/lifecycle.js";
+import { listRecords } from "../../src/humansandbox/state.js";
+import { type DockerUpstream, startDockerUpstream } from "../egress/docker-upstream.js";
+import { makeProject, type Project } from "./fixture.js";
+
+const UPSTREAM_IP = "203.0.113.58";
+
+const CHECKS = `
+import os, socket, ssl, base64, urllib.request, urllib.parse
+ctx = ssl.create_default_context(cafile='/inputs/ca.pem')
+print('urllib', urllib.request.urlopen('https://secure.test:8443/u', context=ctx, timeout=10).read().decode())
+print('urllib-plain', urllib.request.urlopen('http://plain.test:8080/q', timeout=10).read().decode())
+u = urllib.parse.urlsplit(urllib.request.getproxies()['https'])
+auth = base64.b64encode(f'{urllib.parse.unquote(u.username)}:{urllib.parse.unquote(u.password)}'.encode()).decode()
+s = socket.create_connection((u.hostname, u.port), timeout=10)
+s.sendall(f'CONNECT secure.test:8443 HTTP/1.1\\r\\nHost: secure.test:8443\\r\\nProxy-Authorization: Basic {auth}\\r\\n\\r\\n'.encode())
+print('connect', s.recv(200).decode().split('\\r\\n')[0])
+try:
+    t = ssl.create_default_context(cafile='/inputs/ca.pem')
+    t.check_hostname = False
+    t.wrap_socket(s, server_hostname='other.test').sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')
+    print('sni passed')
+except (OSError, ssl.SSLError) as e:
+    print('sni refused', type(e).__name__)
+for port in (8080, 8443):
+    try:
+        socket.create_connection(('${UPSTREAM_IP}', port), timeout=5)
+        print('direct passed')
+    except OSError as e:
+        print('direct errno', e.errno)
+try:
+    socket.create_connection((u.hostname, u.port + 1), timeout=5)
+    print('other relay port passed')
+except OSError as e:
+    print('other relay port errno', e.errno)
+k = socket.create_connection((u.hostname, u.port), timeout=10)
+k.sendall(f'CONNECT secure.test:8443 HTTP/1.1\\r\\nHost: secure.test:8443\\r\\nProxy-Authorization: Basic {auth}\\r\\n\\r\\n'.encode())
+k.recv(200)
+kt = ctx.wrap_socket(k, server_hostname='secure.test')
+print('left open', kt.version() is not None, flush=True)
+os._exit(0)
+`;
+
+const SCRIPT = [
+  'echo "proxy=$HTTPS_PROXY"',
+  "curl -sS --max-time 10 http://plain.test:8080/p; echo",
+  "curl -sS --max-time 10 --cacert /inputs/ca.pem https://secure.test:8443/s; echo",
+  "curl -s -o /dev/null -w 'other=%{http_code}\\n' http://other.test:8080/",
+  `curl -s -o /dev/null -w 'ip=%{http_code}\\n' http://${UPSTREAM_IP}:8080/`,
+  "curl -s -o /dev/null -w 'private=%{http_code}\\n' http://private.test:8080/",
+  "curl -s -o /dev/null --max-time 10 https://secure.test:443/; echo port443=$?",
+  "python3 /inputs/checks.py",
+].join("\n");
+
+interface NetLine {
+  phase: string;
+  connection?: number;
+  host: string;
+  port: number;
+  method: string;
+  allowed: boolean;
+  address?: string;
+  stage?: string;
+  reason?: string;
+  bytes_up?: number;
+  bytes_down?: number;
+  duration_ms?: number;
+}
+
+let p: Project;
+let upstream: DockerUpstream;
+
+const byLabel = (what: "ps" | "network", id: string) =>
+  execFileSync(
+    "docker",
+    [...(what === "ps" ? ["ps", "-a"] : ["network", "ls"]), "-q", "--filter", `label=aido.sandbox=${id}`],
+    { encoding: "utf8" },
+  ).trim();
+
+beforeAll(async () => {
+  p = await makeProject();
+  writeFileSync(
+    join(p.home.dir, "config.yaml"),
+    [
+      "egress:",
+      "  hosts:",
+      `    plain.test: ${UPSTREAM_IP}`,
+      `    secure.test: ${UPSTREAM_IP}`,
+      `    other.test: ${UPSTREAM_IP}`,
+      "    private.test: 10.9.9.9",
+    ].join("\n"),
+  );
+  upstream = await startDockerUpstream(
+    "hsnet-up",
+    "203.0.113.48/28",
+    UPSTREAM_IP,
+    p.home.config.sandbox.image,
+  );
+  p.write("ca.pem", upstream.ca);
+  p.write("checks.py", CHECKS);
+  p.write("check.sh", SCRIPT);
+}, 120_000);
+
+afterAll(async () => {
+  await p?.cleanup();
+  upstream?.close();
+});
+
+describe("permissions.network as a host list", () => {
+  it("reaches listed hosts with curl and python, refuses the rest, and records every connection", async () => {
+    p.write(
+      "sandbox.yaml",
+      [
+        "name: net",
+        "inputs: [ca.pem, checks.py]",
+        "env: { API_TOKEN: tok-s3cret-value }",
+        "permissions:",
+        "  network: [plain.test:8080, 'Secure.test:8443', private.test:8080]",
+      ].join("\n"),
+    );
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    const folder = join(p.dir, ".aido", "sandboxes", id);
+    const record = JSON.parse(readFileSync(join(folder, "sandbox.json"), "utf8"));
+    expect(record.permissions.network).toEqual(["plain.test:8080", "secure.test:8443", "private.test:8080"]);
+    expect(record.egress).toMatchObject({ network: `aido_sbx_egress_${id}`, relay: `aido_sbx_relay_${id}` });
+    expect(statSync(join(folder, "egress")).mode & 0o777).toBe(0o700);
+    // The sandbox's container is on its internal network only.
+    const nets = JSON.parse(
+      execFileSync("docker", ["inspect", "-f", "{{json .NetworkSettings.Networks}}", record.container], {
+        encoding: "utf8",
+      }),
+    );
+    expect(Object.keys(nets)).toEqual([record.egress.network]);
+
+    const run = await p.aido("run", "check.sh");
+    const out = run.out.join("\n");
+    expect(run.code, `${out}\n${run.err.join("\n")}`).toBe(0);
+    // The proxy variables carry this run's credentials, never shown.
+    expect(out).toMatch(/proxy=http:\/\/sandbox:\[hidden\]@[0-9.]+:3128$/m);
+    expect(out).toContain("plain-ok /p");
+    expect(out).toContain("secure-ok /s");
+    expect(out).toContain("other=403");
+    expect(out).toContain("ip=403");
+    expect(out).toContain("private=403");
+    expect(out).toMatch(/port443=56/); // CONNECT refused: curl's "tunnel failed"
+    expect(out).toContain("urllib secure-ok /u");
+    expect(out).toContain("urllib-plain plain-ok /q");
+    expect(out).toContain("connect HTTP/1.1 200");
+    expect(out).toMatch(/sni refused/);
+    // Past the proxy: Landlock refuses every TCP connect but the relay's port (EACCES).
+    expect(out.match(/direct errno 13/g)).toHaveLength(2);
+    expect(out).toContain("other relay port errno 13");
+
+    // The run's network log: every connection, allowed or denied with its stage and reason.
+    const logs = await p.aido("logs", "--json");
+    const lines = logs.json<{ network: NetLine[] }>().network;
+    const denied = lines.filter((l) => l.phase === "denied").map((l) => `${l.stage} ${l.host}:${l.port}`);
+    expect(denied).toEqual(
+      expect.arrayContaining([
+        "capability other.test:8080",
+        `capability ${UPSTREAM_IP}:8080`,
+        "address private.test:8080",
+        "capability secure.test:443",
+        "tls secure.test:8443",
+      ]),
+    );
+    expect(lines.find((l) => l.host === "other.test")?.reason).toMatch(/not in the sandbox's host list/);
+    expect(lines.find((l) => l.host === UPSTREAM_IP)?.reason).toMatch(/must be listed as itself/);
+    expect(lines.find((l) => l.host === "private.test")?.reason).toMatch(/resolves to 10\.9\.9\.9/);
+    const closed = lines.filter((l) => l.phase === "close");
+    expect(closed.map((l) => `${l.method} ${l.host}:${l.port}`)).toEqual(
+      expect.arrayContaining(["GET plain.test:8080", "CONNECT secure.test:8443"]),
+    );
+    expect(out).toContain("left open True");
+    // Every connection opened is closed on record, the one the script left open included.
+    const opened = lines.filter((l) => l.phase === "open").map((l) => l.connection);
+    expect(closed.map((l) => l.connection).sort()).toEqual(opened.sort());
+    expect(closed.filter((l) => l.method === "CONNECT" && l.host === "secure.test")).toHaveLength(3);
+    for (const c of closed) {
+      expect(c).toMatchObject({ allowed: true, address: UPSTREAM_IP });
+      expect(c.bytes_up).toBeGreaterThan(0);
+      expect(c.bytes_down).toBeGreaterThan(0);
+      expect(typeof c.duration_ms).toBe("number");
+    }
+    const text = await p.aido("logs", "--network");
+    expect(text.out.join("\n")).toMatch(/GET plain\.test:8080 {2}allowed 203\.0\.113\.58 {2}up \d+ B/);
+    expect(text.out.join("\n")).toMatch(/CONNECT secure\.test:443 {2}denied \(capability\)/);
+
+    // summary.json counts them; events.log has a line per connection.
+    const summary = JSON.parse(readFileSync(join(folder, "summary.json"), "utf8"));
+    expect(summary.network).toMatchObject({
+      hosts: ["plain.test:8080", "secure.test:8443", "private.test:8080"],
+      log: "runs/run-001/network.log",
+      allowed: closed.length,
+      denied: denied.length,
+    });
+    expect(summary.network.connections).toBe(closed.length + denied.length);
+    const events = readFileSync(join(folder, "events.log"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(events.filter((e) => e.event === "network")).toHaveLength(summary.network.connections);
+
+    // No credential in any evidence file.
+    for (const f of p.evidenceFiles()) {
+      expect(f.text, f.path).not.toMatch(/sandbox:(?!\[hidden\])[A-Za-z0-9_-]{20,}@/);
+      expect(f.text, f.path).not.toContain("tok-s3cret-value");
+    }
+
+    // Destroy takes the relay, the network and the share folder; the evidence stays.
+    const destroy = await p.aido("sandbox", "destroy", id);
+    expect(destroy.code, destroy.err.join("\n")).toBe(0);
+    expect({ containers: byLabel("ps", id), networks: byLabel("network", id) }).toEqual({
+      containers: "",
+      networks: "",
+    });
+    expect(existsSync(join(folder, "egress"))).toBe(false);
+    expect(existsSync(join(folder, "runs", "run-001", "network.log"))).toBe(true);
+  }, 240_000);
+
+  it("gives a sandbox without network no network, no proxy and no network log", async () => {
+    p.write("sandbox.yaml", "name: offline\n");
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    const run = await p.aido(
+      "run",
+      "--sandbox",
+      id,
+      "sh",
+      "-c",
+      "cat /proc/net/route | wc -l; env | grep -ci proxy",
+    );
+    expect(run.out).toEqual(["1", "0"]);
+    const logs = await p.aido("logs", "--sandbox", id, "--json");
+    expect(logs.json<{ network: unknown[]; summary: { network?: unknown } }>()).toMatchObject({
+      network: [],
+    });
+    expect(logs.json<{ summary: { network?: unknown } }>().summary.network).toBeUndefined();
+    expect(byLabel("network", id)).toBe("");
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
+
+  it("serves one run at a time, and TTL expiry takes relay, network and share folder", async () => {
+    p.write("sandbox.yaml", "name: brief\nttl: 8s\npermissions: { network: [plain.test:8080] }\n");
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    const first = p.aido(
+      "run",
+      "--sandbox",
+      id,
+      "sh",
+      "-c",
+      "sleep 2; curl -sS http://plain.test:8080/first",
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    const second = await p.aido("run", "--sandbox", id, "true");
+    expect(second.code).toBe(1);
+    expect(second.err.join("\n")).toMatch(
+      /another `aido run` in sandbox [0-9a-f]{12} is serving its egress proxy/,
+    );
+    const done = await first;
+    expect(done.out, done.err.join("\n")).toEqual(["plain-ok /first"]);
+
+    const folder = join(p.dir, ".aido", "sandboxes", id);
+    const expires = Date.parse(JSON.parse(readFileSync(join(folder, "sandbox.json"), "utf8")).expires_at);
+    await new Promise((r) => setTimeout(r, Math.max(0, expires - Date.now() + 200)));
+    const list = await p.aido("sandbox", "list", "--json");
+    expect(list.err.join("\n")).toContain(`sandbox ${id} expired and was destroyed`);
+    expect({ containers: byLabel("ps", id), networks: byLabel("network", id) }).toEqual({
+      containers: "",
+      networks: "",
+    });
+    expect(existsSync(join(folder, "egress"))).toBe(false);
+  }, 60_000);
+
+  it("refuses a host list in a project folder too deep for the proxy's socket path, leaving nothing", async () => {
+    const deep = join(p.dir, "d".repeat(60));
+    mkdirSync(deep);
+    writeFileSync(join(deep, "sandbox.yaml"), "permissions: { network: [pypi.org] }\n");
+    await expect(sandboxUp({ cwd: deep, config: p.home.config })).rejects.toThrow(
+      /longer than the 107 bytes a socket path may have/,
+    );
+    const [r] = listRecords(deep);
+    expect(r).toMatchObject({ state: "destroyed" });
+    expect(byLabel("ps", r?.id as string)).toBe("");
+    expect(byLabel("network", r?.id as string)).toBe("");
+  });
+
+  it("refuses a bad entry naming the file, the line and the entry, before anything is made", async () => {
+    p.write("bad.yaml", "name: bad\npermissions:\n  network:\n    - pypi.org\n    - 'pypi.org:http'\n");
+    const up = await p.aido("sandbox", "up", "-f", "bad.yaml");
+    expect(up.code).toBe(2);
+    expect(up.err.join("\n")).toMatch(
+      /bad\.yaml:5: permissions\.network\.1: "pypi\.org:http": invalid capability "network: pypi\.org:http": port "http" must be a number/,
+    );
+  });
+});
