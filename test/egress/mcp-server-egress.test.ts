@@ -203,6 +203,26 @@ describe("a stdio MCP server with network entries", () => {
       goalContainer: true,
     });
     expect(names.some((n) => n.includes("web-off") && n.includes("relay"))).toBe(false);
+    // web sits on its own network with the proxy variables; web-off on none, with none of them.
+    const inspect = (name: string): [string, string[]] => {
+      const [info] = JSON.parse(docker("inspect", name)) as {
+        HostConfig: { NetworkMode: string };
+        Config: { Env: string[] };
+      }[];
+      return [info?.HostConfig.NetworkMode ?? "", info?.Config.Env ?? []];
+    };
+    const [webNet, webEnv] = inspect(serverContainer);
+    const [offNet, offEnv] = inspect(`aido-mcp-${goalId}-web-off`);
+    expect(webNet).toMatch(new RegExp(`_egress_mcpnet\\.web\\.${goalId}$`));
+    expect(offNet).toBe("none");
+    expect(offEnv.filter((e) => /proxy/i.test(e))).toEqual([]);
+    const proxyUrl = webEnv.find((e) => e.startsWith("HTTPS_PROXY="))?.slice("HTTPS_PROXY=".length) ?? "";
+    expect(proxyUrl).toMatch(
+      new RegExp(
+        `^http://mcp\\.web:[A-Za-z0-9_-]{32}@${addressOf(serverRelay).replaceAll(".", "\\.")}:3128$`,
+      ),
+    );
+    const password = new URL(proxyUrl).password;
     const server2goal = [
       await call("mcp__web__tcp", { host: addressOf(goalRelay), port: 3128 }),
       await call("mcp__web__tcp", { host: addressOf(goalContainer as string), port: 22 }),
@@ -239,8 +259,9 @@ describe("a stdio MCP server with network entries", () => {
     expect(opened.map((e) => `${e.agent_id} ${(e.payload as { host: string }).host}`)).toEqual([
       "mcp:web plain.test",
     ]);
-    expect(JSON.stringify(await c.call("audit.query", { goal_id: goalId, limit: 1000 }))).not.toMatch(
-      /mcp%3Aweb:|mcp:web:[A-Za-z0-9_-]{20}/,
+    // Its password is nowhere in the audit.
+    expect(JSON.stringify(await c.call("audit.query", { goal_id: goalId, limit: 1000 }))).not.toContain(
+      password,
     );
 
     // The goal's end takes the server's container, relay, network and listener folder.
