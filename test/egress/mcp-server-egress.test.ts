@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { McpServerConfig } from "../../src/config.js";
+import { LABEL, runtimeIdOf } from "../../src/sandbox/docker-containers.js";
 import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { containersOfHome } from "../support/home.js";
@@ -92,7 +93,17 @@ afterAll(() => {
   upstream?.close();
   rmSync(codeDir, { recursive: true, force: true });
 });
-const suite = useDaemonPerTest();
+let home: string | undefined;
+// A failed test leaves its server's network behind (the fixture removes containers only).
+const suite = useDaemonPerTest({
+  afterEach: () => {
+    if (!home) return;
+    const runtime = `${LABEL.runtime}=${runtimeIdOf(home)}`;
+    for (const n of docker("network", "ls", "-q", "--filter", `label=${runtime}`).split("\n").filter(Boolean))
+      docker("network", "rm", n);
+    home = undefined;
+  },
+});
 
 function server(name: string, network: string[]): McpServerConfig {
   return {
@@ -145,6 +156,7 @@ describe("a stdio MCP server with network entries", () => {
         };
       },
     });
+    home = fx.home.config.home;
     upstream ??= await startDockerUpstream(
       "mcpnet-up",
       "203.0.113.48/28",
