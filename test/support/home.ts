@@ -40,6 +40,18 @@ export function removeContainersOfHome(home: string): void {
     if (ids.length > 0) {
       execFileSync("docker", ["rm", "-f", "-v", ...ids], { stdio: "ignore", timeout: 60_000 });
     }
+    // Egress networks go after their members (a network in use cannot be removed): a test
+    // that failed half-way must not leave the engine's address pools a subnet short.
+    const networks = execFileSync(
+      "docker",
+      ["network", "ls", "-q", "--filter", `label=${LABEL.runtime}=${runtimeIdOf(home)}`],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 30_000 },
+    )
+      .split("\n")
+      .filter((l) => l.trim() !== "");
+    if (networks.length > 0) {
+      execFileSync("docker", ["network", "rm", ...networks], { stdio: "ignore", timeout: 60_000 });
+    }
   } catch {
     // No engine (suites without containers): nothing was created.
   }
