@@ -22,6 +22,7 @@ const sections: Record<string, Loader> = {
   plans: async () => (await import("./plans.js")).benchPlans(),
   mcp: async () => (await import("./mcp.js")).benchMcp(),
   "mcp-servers": async () => (await import("./mcp-servers.js")).benchMcpServers(),
+  "cli-start": async () => (await import("./cli-start.js")).benchCliStart(),
   egress: async () => [
     await (await import("./egress.js")).benchEgress(),
     await (await import("./egress-container.js")).benchEgressContainer(),
