@@ -4,11 +4,11 @@
 // layering). No other module reads process.env.
 
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { type ConfigFile, DEFAULTS, type FileProblem, readConfigFile, tightenConfig } from "./config-file.js";
 import { AidoError, ErrorCode } from "./errors.js";
+import { aidoHome, socketPathIn } from "./home.js";
 import { type Grant, parseGrant } from "./security/grants.js";
 
 export type NetworkGrant = Extract<Grant, { kind: "network" }>;
@@ -194,7 +194,7 @@ function envFlag(env: Env, name: string): boolean {
 
 export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const env = opts.env ?? process.env;
-  const home = resolve(env.AIDO_HOME && env.AIDO_HOME !== "" ? env.AIDO_HOME : join(homedir(), ".aido"));
+  const home = aidoHome(env);
   const userFile = join(home, "config.yaml");
   const check = (f: ConfigFile) => mountProblems(f, home);
   let file: ConfigFile = existsSync(userFile) ? readConfigFile(userFile, check) : {};
@@ -223,7 +223,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     home,
     dbPath: join(home, "aido.db"),
     auditHeadPath: join(home, "audit.head"),
-    socketPath: join(home, "agentd.sock"),
+    socketPath: socketPathIn(home),
     pidPath: join(home, "agentd.pid"),
     keysDir: join(home, "keys"),
     goalsDir: join(home, "goals"),

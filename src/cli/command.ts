@@ -19,8 +19,13 @@ export interface CliIo {
 export interface CommandContext {
   argv: string[];
   io: CliIo;
-  /** Built lazily: `aido --help` must work with a broken config. */
-  config(): Config;
+  /**
+   * Built (and its parsers loaded) on first call: `aido --help` must work with a broken
+   * config, and a daemon client needs none of it.
+   */
+  config(): Promise<Config>;
+  /** The daemon's socket ($AIDO_HOME/agentd.sock), known without reading the config. */
+  socketPath(): string;
 }
 
 export interface Command {

@@ -2,18 +2,22 @@
 // cli/main.ts — the `aido` command: finds the command named by the leading words of
 // argv, runs it, and turns errors into a message and an exit code (0 done, 1 failed,
 // 2 usage or configuration). Commands live one per module in cli/commands/.
+// Start-up is on every command's path, so this module loads only the command table and
+// the errors: a command's module, the config's parsers and the sandbox sweeper's Docker
+// client are imported when they are needed (`aido goals` must not pay for the kernel).
 
 import { realpathSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { type Config, loadConfig } from "../config.js";
+import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import { sweepExpiredSandboxes } from "../humansandbox/lifecycle.js";
-import type { CliIo, Command } from "./command.js";
-import { commands } from "./commands/index.js";
+import { aidoHome, socketPathIn } from "../home.js";
+import { expiredRecords } from "../humansandbox/state.js";
+import type { CliIo } from "./command.js";
+import { type CommandEntry, commands } from "./commands/index.js";
 
-function findCommand(argv: string[]): { cmd: Command; rest: string[] } | undefined {
-  let best: { cmd: Command; rest: string[] } | undefined;
+function findCommand(argv: string[]): { cmd: CommandEntry; rest: string[] } | undefined {
+  let best: { cmd: CommandEntry; rest: string[] } | undefined;
   for (const cmd of commands) {
     const words = cmd.name.split(" ");
     if (words.every((w, i) => argv[i] === w) && (!best || words.length > best.cmd.name.split(" ").length)) {
@@ -34,7 +38,7 @@ function overview(): string {
   ].join("\n");
 }
 
-function help(cmd: Command): string {
+function help(cmd: CommandEntry): string {
   return `${cmd.summary}\n\nusage: ${cmd.usage}\n\nexample:\n  ${cmd.example}`;
 }
 
@@ -54,20 +58,25 @@ export async function runCli(argv: string[], io: CliIo, env = process.env): Prom
   }
   // Human sandboxes whose TTL ran out go away before any command does its work.
   try {
-    for (const id of await sweepExpiredSandboxes(process.cwd()))
-      io.err(`aido: sandbox ${id} expired and was destroyed (evidence kept in .aido/sandboxes/${id})`);
+    if (expiredRecords(process.cwd()).length > 0) {
+      const { sweepExpiredSandboxes } = await import("../humansandbox/lifecycle.js");
+      for (const id of await sweepExpiredSandboxes(process.cwd()))
+        io.err(`aido: sandbox ${id} expired and was destroyed (evidence kept in .aido/sandboxes/${id})`);
+    }
   } catch (e) {
     io.err(`aido: warning: could not sweep expired sandboxes: ${errorMessage(e)}`);
   }
-  let config: Config | undefined;
+  let config: Promise<Config> | undefined;
   try {
-    return await found.cmd.run({
+    const cmd = await found.cmd.load();
+    return await cmd.run({
       argv: found.rest,
       io,
       config: () => {
-        config ??= loadConfig({ env });
+        config ??= import("../config.js").then(({ loadConfig }) => loadConfig({ env }));
         return config;
       },
+      socketPath: () => socketPathIn(aidoHome(env)),
     });
   } catch (e) {
     if (e instanceof AidoError) {

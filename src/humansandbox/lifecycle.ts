@@ -30,7 +30,8 @@ import { loadSandboxSpec, parseSandboxSpec, type SandboxSpec } from "./spec.js";
 import {
   appendEvent,
   ensureDirs,
-  listRecords,
+  expiredRecords,
+  isExpired,
   newSandboxId,
   readRecord,
   type SandboxRecord,
@@ -240,20 +241,15 @@ export async function destroySandbox(
   return record;
 }
 
-export function isExpired(record: SandboxRecord, nowMs = Date.now()): boolean {
-  return Date.parse(record.expires_at) <= nowMs;
-}
-
 /**
- * Destroy every sandbox of the project whose TTL has run out. Every `aido` command calls
- * it first (and the daemon may); it costs a directory read when nothing expired and only
- * connects to the engine when something did.
+ * Destroy every sandbox of the project whose TTL has run out. `aido` calls it before a
+ * command when state.ts's expiredRecords finds one; it connects to the engine only then.
  */
 export async function sweepExpiredSandboxes(
   cwd: string,
   opts: { docker?: Docker; nowMs?: number } = {},
 ): Promise<string[]> {
-  const expired = listRecords(cwd).filter((r) => r.state === "running" && isExpired(r, opts.nowMs));
+  const expired = expiredRecords(cwd, opts.nowMs);
   if (expired.length === 0) return [];
   const docker = opts.docker ?? connectDocker();
   const swept: string[] = [];

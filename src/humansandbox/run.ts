@@ -35,11 +35,18 @@ import { parseUser, removeTreeNoFollow } from "../sandbox/folders.js";
 import type { ExecResult } from "../sandbox/types.js";
 import { attach, STREAM_DIR } from "./container.js";
 import { type NetworkCounts, type RunEgress, serveRunEgress } from "./egress.js";
-import { destroySandbox, isExpired, refusalOf } from "./lifecycle.js";
+import { destroySandbox, refusalOf } from "./lifecycle.js";
 import { collectOutputs, diffOfPaths, inGitRepo } from "./outputs.js";
 import { LineStream, Scrubber } from "./scrub.js";
 import { loadSandboxSpec } from "./spec.js";
-import { activeRecord, appendEvent, type SandboxPaths, type SandboxRecord, sandboxPaths } from "./state.js";
+import {
+  activeRecord,
+  appendEvent,
+  isExpired,
+  type SandboxPaths,
+  type SandboxRecord,
+  sandboxPaths,
+} from "./state.js";
 
 /** Evidence keeps at most this much of each stream; the rest is counted and cut with a marker. */
 export const MAX_LOG_BYTES = 64 * 1024 * 1024;

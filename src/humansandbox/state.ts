@@ -148,6 +148,19 @@ export function appendEvent(paths: SandboxPaths, ev: SandboxEvent): void {
   appendFileSync(paths.events, `${JSON.stringify({ time: new Date().toISOString(), ...ev })}\n`);
 }
 
+export function isExpired(record: SandboxRecord, nowMs = Date.now()): boolean {
+  return Date.parse(record.expires_at) <= nowMs;
+}
+
+/**
+ * The project's running sandboxes whose TTL has run out. A directory read: `aido` checks
+ * it before every command and loads the code that destroys them (Docker's client with it)
+ * only when the list is not empty.
+ */
+export function expiredRecords(cwd: string, nowMs = Date.now()): SandboxRecord[] {
+  return listRecords(cwd).filter((r) => r.state === "running" && isExpired(r, nowMs));
+}
+
 /** Every sandbox recorded in the project, oldest first. */
 export function listRecords(cwd: string): SandboxRecord[] {
   const dir = sandboxesDir(cwd);

@@ -7,6 +7,7 @@ import { inert } from "../../security/terminal-text.js";
 import { type Command, jsonOption, parseCommandArgs, printJson } from "../command.js";
 import { oneLine } from "../watch/state.js";
 import { withClient } from "./daemon-client.js";
+import { commandSpec } from "./index.js";
 
 function tree(list: AgentSummary[]): string[] {
   const byId = new Map(list.map((a) => [a.agent_id, a]));
@@ -31,10 +32,7 @@ function tree(list: AgentSummary[]): string[] {
 }
 
 export const agents: Command = {
-  name: "agents",
-  summary: "list the daemon's agents as a tree (live ones; --all for stopped too)",
-  usage: "aido agents [--goal GOAL_ID] [--all] [--json]",
-  example: "aido agents --goal g-20250101-ab12cd --all",
+  ...commandSpec("agents"),
   async run(ctx) {
     const { values } = parseCommandArgs(
       this,
@@ -42,7 +40,7 @@ export const agents: Command = {
       { ...jsonOption, goal: { type: "string" }, all: { type: "boolean" } },
       false,
     );
-    const r = await withClient(ctx.config(), (c) =>
+    const r = await withClient(ctx, (c) =>
       c.call("agent.list", {
         ...(values.goal ? { goal_id: values.goal } : {}),
         include_stopped: values.all === true,

@@ -11,6 +11,7 @@ import type { ApprovalDecision, ApprovalRecord } from "../../security/approvals.
 import { inert } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { withClient } from "./daemon-client.js";
+import { commandSpec } from "./index.js";
 
 const DECISIONS: Record<string, ApprovalDecision> = {
   allow_once: "allow_once",
@@ -70,13 +71,10 @@ async function askEach(io: CliIo, client: AidoClient, pending: ApprovalRecord[])
 }
 
 export const approvals: Command = {
-  name: "approvals",
-  summary: "list tool calls waiting for a human and what each answer covers; on a terminal, answer them",
-  usage: "aido approvals [--json]   (scripts: aido approvals respond ID DECISION)",
-  example: "aido approvals",
+  ...commandSpec("approvals"),
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, jsonOption, false);
-    return withClient(ctx.config(), async (client) => {
+    return withClient(ctx, async (client) => {
       const { approvals: pending } = await client.call("approval.list", { status: "pending" });
       if (values.json) {
         printJson(ctx.io, pending);
@@ -98,10 +96,7 @@ export const approvals: Command = {
 };
 
 export const approvalsRespond: Command = {
-  name: "approvals respond",
-  summary: "answer one approval request",
-  usage: "aido approvals respond ID allow_once|allow_session|allow_always|deny [--json]",
-  example: "aido approvals respond apr_7f3c2a deny",
+  ...commandSpec("approvals respond"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, jsonOption);
     const [id, raw] = positionals;
@@ -110,7 +105,7 @@ export const approvalsRespond: Command = {
     const decision = DECISIONS[raw.toLowerCase()];
     if (!decision)
       throw new UsageError(`decision must be allow_once, allow_session, allow_always or deny, got "${raw}"`);
-    const r = await withClient(ctx.config(), (c) => c.call("approval.respond", { id, decision }));
+    const r = await withClient(ctx, (c) => c.call("approval.respond", { id, decision }));
     if (values.json) printJson(ctx.io, r);
     else
       ctx.io.out(
@@ -121,13 +116,10 @@ export const approvalsRespond: Command = {
 };
 
 export const approvalsGrants: Command = {
-  name: "approvals grants",
-  summary: "list the Allow Always grants in force (--all: also expired, revoked and invalid ones)",
-  usage: "aido approvals grants [--all] [--json]",
-  example: "aido approvals grants",
+  ...commandSpec("approvals grants"),
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, { ...jsonOption, all: { type: "boolean" } }, false);
-    const { grants } = await withClient(ctx.config(), (c) =>
+    const { grants } = await withClient(ctx, (c) =>
       c.call("approval.grants", values.all ? { all: true } : {}),
     );
     if (values.json) {
@@ -142,16 +134,13 @@ export const approvalsGrants: Command = {
 };
 
 export const approvalsRevoke: Command = {
-  name: "approvals revoke",
-  summary: "revoke an Allow Always grant: the calls it covered ask a human again",
-  usage: "aido approvals revoke GRANT_ID [--json]",
-  example: "aido approvals revoke grt_5d1e…",
+  ...commandSpec("approvals revoke"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, jsonOption);
     const [id] = positionals;
     if (positionals.length !== 1 || id === undefined)
       throw new UsageError(`give one grant id\nusage: ${this.usage}`);
-    const g = await withClient(ctx.config(), (c) => c.call("approval.revoke", { grant_id: id }));
+    const g = await withClient(ctx, (c) => c.call("approval.revoke", { grant_id: id }));
     if (values.json) printJson(ctx.io, g);
     else ctx.io.out(`revoked ${g.id}: ${g.target} by agents of identity \`${g.identity}\``);
     return 0;

@@ -13,6 +13,7 @@ import { type AuditAnchor, formatAnchor, parseAnchor } from "../../security/audi
 import { RuntimeKey } from "../../security/keys.js";
 import { inert } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
+import { commandSpec } from "./index.js";
 
 function openAudit(config: Config): { audit: AuditLog; close(): void } {
   if (!existsSync(config.dbPath)) {
@@ -43,10 +44,7 @@ function reportFailure(io: CliIo, r: AuditVerifyResult): void {
 }
 
 export const auditVerify: Command = {
-  name: "audit verify",
-  summary: "check the audit hash chain, its signed checkpoints and its signed head (and an anchor)",
-  usage: "aido audit verify [--anchor SEQ:HASH] [--json]",
-  example: "aido audit verify --anchor \"$(cat ~/audit-anchor.txt)\" || echo 'audit log was tampered with'",
+  ...commandSpec("audit verify"),
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, { ...jsonOption, anchor: { type: "string" } }, false);
     let anchor: AuditAnchor | undefined;
@@ -57,7 +55,7 @@ export const auditVerify: Command = {
         throw new UsageError(`--anchor: ${(e as Error).message}`);
       }
     }
-    const { audit, close } = openAudit(ctx.config());
+    const { audit, close } = openAudit(await ctx.config());
     try {
       const r = audit.verify(anchor ? { anchor } : {});
       if (values.json) printJson(ctx.io, r);
@@ -74,13 +72,10 @@ export const auditVerify: Command = {
 };
 
 export const auditAnchor: Command = {
-  name: "audit anchor",
-  summary: "print the signed head of a verified audit log, to keep somewhere the host cannot rewrite",
-  usage: "aido audit anchor [--json]",
-  example: "aido audit anchor >> /mnt/elsewhere/aido-anchors.txt",
+  ...commandSpec("audit anchor"),
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, jsonOption, false);
-    const { audit, close } = openAudit(ctx.config());
+    const { audit, close } = openAudit(await ctx.config());
     try {
       const { result, head } = audit.verifyWithHead();
       if (!result.ok) {
@@ -89,7 +84,7 @@ export const auditAnchor: Command = {
       }
       if (!head) {
         ctx.io.err(
-          `no signed head yet at ${ctx.config().auditHeadPath}: the runtime writes it once it has written to this log`,
+          `no signed head yet at ${(await ctx.config()).auditHeadPath}: the runtime writes it once it has written to this log`,
         );
         return 1;
       }
@@ -103,10 +98,7 @@ export const auditAnchor: Command = {
 };
 
 export const auditTail: Command = {
-  name: "audit tail",
-  summary: "show the newest audit entries",
-  usage: "aido audit tail [-n N] [--json]",
-  example: "aido audit tail -n 50",
+  ...commandSpec("audit tail"),
   async run(ctx) {
     const { values } = parseCommandArgs(
       this,
@@ -117,7 +109,7 @@ export const auditTail: Command = {
     const n = values.n === undefined ? 20 : Number(values.n);
     if (!Number.isInteger(n) || n <= 0)
       throw new UsageError(`-n must be a positive integer, got "${values.n}"`);
-    const { audit, close } = openAudit(ctx.config());
+    const { audit, close } = openAudit(await ctx.config());
     try {
       const entries = audit.tail(n);
       if (values.json) printJson(ctx.io, entries);
@@ -130,10 +122,7 @@ export const auditTail: Command = {
 };
 
 export const auditQuery: Command = {
-  name: "audit query",
-  summary: "find audit entries by goal, agent or kind",
-  usage: "aido audit query [--goal ID] [--agent ID] [--kind KIND] [--limit N] [--json]",
-  example: "aido audit query --kind tool.denied --limit 20",
+  ...commandSpec("audit query"),
   async run(ctx) {
     const { values } = parseCommandArgs(
       this,
@@ -152,7 +141,7 @@ export const auditQuery: Command = {
     }
     const limit = values.limit === undefined ? 100 : Number(values.limit);
     if (!Number.isInteger(limit) || limit <= 0) throw new UsageError(`--limit must be a positive integer`);
-    const { audit, close } = openAudit(ctx.config());
+    const { audit, close } = openAudit(await ctx.config());
     try {
       const entries = audit.query({
         ...(values.goal ? { goal_id: values.goal } : {}),

@@ -1,14 +1,29 @@
 // cli/commands/daemon-client.ts — how a command reaches agentd: one AidoClient on
-// config.socketPath for the command's lifetime, closed whatever happens. When nothing
-// listens there, the client's error already says so and how to start the daemon; the
-// router turns it into that one line and exit 1 (the thing asked could not be done).
+// the socket (CommandContext.socketPath) for the command's lifetime, closed whatever
+// happens. When nothing listens there, the client's error already says so and how to
+// start the daemon; the router turns it into that one line and exit 1 (the thing asked
+// could not be done).
+// The configuration is not loaded on the way in (its parsers would double the start-up
+// time and memory of `aido goals`): a running daemon validated it when it started. When
+// no daemon answers, it is loaded before the "not running" error is reported, so that
+// a broken config.yaml still makes the command exit 2 naming the problem, as every
+// other command does.
 
 import { AidoClient } from "../../client/client.js";
-import type { Config } from "../../config.js";
 import type { GoalStatus } from "../../kernel/goal-store.js";
+import type { CommandContext } from "../command.js";
 
-export async function withClient<T>(config: Config, fn: (client: AidoClient) => Promise<T>): Promise<T> {
-  const client = await AidoClient.connect(config.socketPath);
+export async function withClient<T>(
+  ctx: Pick<CommandContext, "socketPath" | "config">,
+  fn: (client: AidoClient) => Promise<T>,
+): Promise<T> {
+  let client: AidoClient;
+  try {
+    client = await AidoClient.connect(ctx.socketPath());
+  } catch (e) {
+    await ctx.config(); // a configuration error is the one to report
+    throw e;
+  }
   try {
     return await fn(client);
   } finally {

@@ -10,6 +10,7 @@ import { daemonMain } from "../../daemon/main.js";
 import { socketAnswers } from "../../daemon/socket.js";
 import { AidoError, ErrorCode } from "../../errors.js";
 import { type Command, jsonOption, parseCommandArgs, printJson } from "../command.js";
+import { commandSpec } from "./index.js";
 
 interface DaemonState {
   running: boolean;
@@ -48,13 +49,10 @@ async function daemonState(config: Config): Promise<DaemonState> {
 }
 
 export const daemonStart: Command = {
-  name: "daemon start",
-  summary: "start agentd (detached; --foreground keeps it attached)",
-  usage: "aido daemon start [--foreground]",
-  example: "aido daemon start && aido daemon status",
+  ...commandSpec("daemon start"),
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, { foreground: { type: "boolean" } }, false);
-    const config = ctx.config();
+    const config = await ctx.config();
     const env = { ...process.env, AIDO_HOME: config.home };
     const code = await daemonMain(values.foreground ? ["--foreground"] : [], env, ctx.io);
     // The socket answers a moment before agentd writes its pid file; a script that runs
@@ -67,10 +65,7 @@ export const daemonStart: Command = {
 };
 
 export const daemonStop: Command = {
-  name: "daemon stop",
-  summary: "stop agentd cleanly (running goals end failed, queued goals stay queued)",
-  usage: "aido daemon stop [--timeout SECONDS]",
-  example: "aido daemon stop --timeout 60",
+  ...commandSpec("daemon stop"),
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, { timeout: { type: "string" } }, false);
     const timeoutS = values.timeout === undefined ? 60 : Number(values.timeout);
@@ -80,7 +75,7 @@ export const daemonStop: Command = {
         `--timeout must be a positive number of seconds, got "${values.timeout}"`,
       );
     }
-    const config = ctx.config();
+    const config = await ctx.config();
     const state = await daemonState(config);
     if (state.pid === null) {
       ctx.io.out(
@@ -105,13 +100,10 @@ export const daemonStop: Command = {
 };
 
 export const daemonStatus: Command = {
-  name: "daemon status",
-  summary: "is agentd running? (pid, socket; exit 1 when not)",
-  usage: "aido daemon status [--json]",
-  example: "aido daemon status || aido daemon start",
+  ...commandSpec("daemon status"),
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, jsonOption, false);
-    const state = await daemonState(ctx.config());
+    const state = await daemonState(await ctx.config());
     if (values.json) printJson(ctx.io, state);
     else if (state.running)
       ctx.io.out(`agentd running${state.pid ? ` (pid ${state.pid})` : ""}; socket ${state.socket}`);

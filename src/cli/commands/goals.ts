@@ -13,9 +13,17 @@ import type { MethodParams } from "../../client/types.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { GoalStatus } from "../../kernel/goal-store.js";
 import { inert, inertLines } from "../../security/terminal-text.js";
-import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
+import {
+  type CliIo,
+  type Command,
+  type CommandContext,
+  jsonOption,
+  parseCommandArgs,
+  printJson,
+  UsageError,
+} from "../command.js";
 import { goalExitCode, isFinished, waitForGoal, withClient } from "./daemon-client.js";
-import { submitAndWatch } from "./watch.js";
+import { commandSpec } from "./index.js";
 
 const tokens = (g: GoalStatus) => g.usage.input_tokens + g.usage.output_tokens;
 const oneLine = (s: string, max: number) => {
@@ -42,11 +50,7 @@ function readManifest(file: string): string {
 }
 
 export const submit: Command = {
-  name: "submit",
-  summary: "give the daemon a goal (--wait: exit with its outcome; --follow: watch it)",
-  usage:
-    'aido submit "GOAL" [--manifest FILE] [--input FILE]... [--wait | --follow] [--id-file FILE] [--json]',
-  example: 'aido submit "summarise /inputs/notes.md into /output/summary.md" --input notes.md --wait',
+  ...commandSpec("submit"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, {
       ...jsonOption,
@@ -65,13 +69,14 @@ export const submit: Command = {
       ...(values.manifest ? { manifest: readManifest(values.manifest) } : {}),
       ...(values.input?.length ? { inputs: values.input.map((p) => resolve(p)) } : {}),
     };
-    const config = ctx.config();
     const idFile = values["id-file"];
     const submitted = (id: string) => {
       if (idFile) writeFileSync(idFile, `${id}\n`);
     };
-    return withClient(config, async (client) => {
+    return withClient(ctx, async (client) => {
       if (values.follow && !values.json) {
+        // The live view and its renderer load only when asked for.
+        const { submitAndWatch } = await import("./watch.js");
         return submitAndWatch(ctx, client, params, (id) => {
           submitted(id);
           ctx.io.err(`goal ${id} submitted`);
@@ -93,10 +98,7 @@ export const submit: Command = {
 };
 
 export const goals: Command = {
-  name: "goals",
-  summary: "list goals, newest first",
-  usage: "aido goals [--state queued|running|succeeded|failed|cancelled] [--limit N] [--json]",
-  example: "aido goals --state running",
+  ...commandSpec("goals"),
   async run(ctx) {
     const { values } = parseCommandArgs(
       this,
@@ -111,7 +113,7 @@ export const goals: Command = {
     const limit = values.limit === undefined ? undefined : Number(values.limit);
     if (limit !== undefined && (!Number.isInteger(limit) || limit <= 0))
       throw new UsageError(`--limit must be a positive integer, got "${values.limit}"`);
-    const list = await withClient(ctx.config(), (c) =>
+    const list = await withClient(ctx, (c) =>
       c.call("goal.list", { ...(state ? { state } : {}), ...(limit ? { limit } : {}) }),
     );
     if (values.json) printJson(ctx.io, list.goals);
@@ -130,39 +132,31 @@ async function oneGoal(
   cmd: Command,
   argv: string[],
   io: CliIo,
-  config: Parameters<typeof withClient>[0],
+  ctx: Pick<CommandContext, "socketPath" | "config">,
   call: (c: AidoClient, id: string) => Promise<GoalStatus>,
 ): Promise<{ json: boolean; goal: GoalStatus }> {
   const { values, positionals } = parseCommandArgs(cmd, argv, jsonOption);
   if (positionals.length !== 1) throw new UsageError(`give exactly one goal id\nusage: ${cmd.usage}`);
   const id = positionals[0] as string;
-  const goal = await withClient(config, (c) => call(c, id));
+  const goal = await withClient(ctx, (c) => call(c, id));
   if (values.json) printJson(io, goal);
   return { json: values.json === true, goal };
 }
 
 export const status: Command = {
-  name: "status",
-  summary: "show one goal: state, tokens, result or error, output folder",
-  usage: "aido status GOAL_ID [--json]",
-  example: "aido status g-20250101-ab12cd --json",
+  ...commandSpec("status"),
   async run(ctx) {
-    const r = await oneGoal(this, ctx.argv, ctx.io, ctx.config(), (c, id) =>
-      c.call("goal.status", { goal_id: id }),
-    );
+    const r = await oneGoal(this, ctx.argv, ctx.io, ctx, (c, id) => c.call("goal.status", { goal_id: id }));
     if (!r.json) printGoal(ctx.io, r.goal);
     return 0;
   },
 };
 
 export const cancel: Command = {
-  name: "cancel",
-  summary: "cancel a queued or running goal (its agents are stopped); prints how it ended",
-  usage: "aido cancel GOAL_ID [--json]",
-  example: "aido cancel g-20250101-ab12cd",
+  ...commandSpec("cancel"),
   async run(ctx) {
     // Cancelling stops the goal's agents; wait (up to 30 s) to report how it ended.
-    const r = await oneGoal(this, ctx.argv, ctx.io, ctx.config(), async (c, id) => {
+    const r = await oneGoal(this, ctx.argv, ctx.io, ctx, async (c, id) => {
       const g = await c.call("goal.cancel", { goal_id: id });
       if (isFinished(g)) return g;
       return c.call("goal.wait", { goal_id: id, timeout_ms: 30_000 }, { timeoutMs: 45_000 });

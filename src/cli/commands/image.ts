@@ -5,12 +5,10 @@
 import { errorMessage } from "../../errors.js";
 import { ensureImage } from "../../sandbox/image.js";
 import { type Command, jsonOption, parseCommandArgs, printJson } from "../command.js";
+import { commandSpec } from "./index.js";
 
 export const imageBuild: Command = {
-  name: "image build",
-  summary: "build the sandbox image goal containers run (skipped when up to date)",
-  usage: "aido image build [--force] [--offline] [--mirror URL] [--json]",
-  example: "aido image build --offline   # no registry: debootstrap from the Debian mirror",
+  ...commandSpec("image build"),
   async run(ctx) {
     const { values } = parseCommandArgs(
       this,
@@ -24,7 +22,7 @@ export const imageBuild: Command = {
       false,
     );
     const progress = (line: string) => (values.json ? ctx.io.err(line) : ctx.io.out(line));
-    const config = ctx.config();
+    const config = await ctx.config();
     progress(`image ${config.sandbox.image}: checking`);
     try {
       const r = await ensureImage(config, {

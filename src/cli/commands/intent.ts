@@ -10,6 +10,7 @@ import type { Intent, IntentCheckResult } from "../../intent/store.js";
 import { inert, inertLines } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { withClient } from "./daemon-client.js";
+import { commandSpec } from "./index.js";
 
 /** What the CLI records as who changed an intent. */
 const BY = "aido cli";
@@ -62,11 +63,7 @@ function printIntent(io: CliIo, i: Intent): void {
 }
 
 export const intentSet: Command = {
-  name: "intent set",
-  summary:
-    "set the standing objective of this folder (replaces the active one; goals submitted here carry it)",
-  usage: 'aido intent set "OBJECTIVE" [--budget TOKENS] [--check COMMAND] [--workspace DIR] [--json]',
-  example: 'aido intent set "all tests green on the new parser" --budget 2000000 --check "npm test"',
+  ...commandSpec("intent set"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, {
       ...jsonOption,
@@ -78,7 +75,7 @@ export const intentSet: Command = {
     const budget = values.budget === undefined ? undefined : Number(values.budget);
     if (budget !== undefined && (!Number.isSafeInteger(budget) || budget <= 0))
       throw new UsageError(`--budget must be a positive integer of tokens, got "${values.budget}"`);
-    const i = await withClient(ctx.config(), (c) =>
+    const i = await withClient(ctx, (c) =>
       c.call("intent.set", {
         workspace: workspaceOf(values),
         objective,
@@ -94,14 +91,11 @@ export const intentSet: Command = {
 };
 
 export const intentStep: Command = {
-  name: "intent step",
-  summary: "record a step towards this folder's objective, with a note",
-  usage: 'aido intent step "NOTE" [--workspace DIR] [--json]',
-  example: 'aido intent step "lexer rewritten, 40 of 52 tests pass"',
+  ...commandSpec("intent step"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, { ...jsonOption, ...workspaceOption });
     const note = positionalText(this, positionals, "note");
-    const i = await withClient(ctx.config(), (c) =>
+    const i = await withClient(ctx, (c) =>
       c.call("intent.step", { workspace: workspaceOf(values), note, by: BY }),
     );
     if (values.json) printJson(ctx.io, i);
@@ -111,11 +105,7 @@ export const intentStep: Command = {
 };
 
 export const intentStatus: Command = {
-  name: "intent status",
-  summary:
-    "show this folder's objective: steps, tokens spent of its budget, the last check (--history: earlier ones)",
-  usage: "aido intent status [--workspace DIR] [--history] [--json]",
-  example: "aido intent status --json",
+  ...commandSpec("intent status"),
   async run(ctx) {
     const { values } = parseCommandArgs(
       this,
@@ -124,7 +114,7 @@ export const intentStatus: Command = {
       false,
     );
     const workspace = workspaceOf(values);
-    const s = await withClient(ctx.config(), (c) =>
+    const s = await withClient(ctx, (c) =>
       c.call("intent.status", { workspace, ...(values.history ? { history: true } : {}) }),
     );
     if (values.json) {
@@ -144,13 +134,10 @@ export const intentStatus: Command = {
 };
 
 export const intentClear: Command = {
-  name: "intent clear",
-  summary: "clear this folder's objective (kept as history)",
-  usage: "aido intent clear [--workspace DIR] [--json]",
-  example: "aido intent clear",
+  ...commandSpec("intent clear"),
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, { ...jsonOption, ...workspaceOption }, false);
-    const i = await withClient(ctx.config(), (c) =>
+    const i = await withClient(ctx, (c) =>
       c.call("intent.clear", { workspace: workspaceOf(values), by: BY }),
     );
     if (values.json) printJson(ctx.io, i);

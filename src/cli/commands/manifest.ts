@@ -5,12 +5,10 @@ import { errorMessage } from "../../errors.js";
 import { loadManifestFile } from "../../manifest/load.js";
 import { formatGrant } from "../../security/grants.js";
 import { type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
+import { commandSpec } from "./index.js";
 
 export const manifestValidate: Command = {
-  name: "manifest validate",
-  summary: "check agent manifests against the schema (strict)",
-  usage: "aido manifest validate FILE... [--json]",
-  example: "aido manifest validate manifests/*.yaml",
+  ...commandSpec("manifest validate"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, jsonOption);
     if (positionals.length === 0) throw new UsageError(`no manifest given\nusage: ${this.usage}`);

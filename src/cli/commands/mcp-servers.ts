@@ -14,6 +14,7 @@ import { cleanDescription, visibleSchema } from "../../tools/mcp/definitions.js"
 import type { McpServerStatus, McpToolStatus } from "../../tools/mcp/servers.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { withClient } from "./daemon-client.js";
+import { commandSpec } from "./index.js";
 
 function describeTool(io: CliIo, t: McpToolStatus): void {
   const hash = t.hash ?? t.pinned_hash ?? "";
@@ -39,16 +40,13 @@ function describeServer(io: CliIo, s: McpServerStatus): void {
 }
 
 export const mcpList: Command = {
-  name: "mcp list",
-  summary: "list the external MCP servers, their tools, pins and state (approved, changed, new, unreachable)",
-  usage: "aido mcp list [SERVER] [--json]",
-  example: "aido mcp list",
+  ...commandSpec("mcp list"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, jsonOption);
     if (positionals.length > 1)
       throw new UsageError(`aido mcp list: at most one server\nusage: ${this.usage}`);
     const server = positionals[0];
-    const { servers } = await withClient(ctx.config(), (c) =>
+    const { servers } = await withClient(ctx, (c) =>
       c.call("mcp.list", server === undefined ? {} : { server }),
     );
     if (values.json) {
@@ -64,10 +62,7 @@ export const mcpList: Command = {
 };
 
 export const mcpApprove: Command = {
-  name: "mcp approve",
-  summary: "pin the tool definitions an external MCP server offers now (shows them, asks unless --yes)",
-  usage: "aido mcp approve SERVER [--yes] [--json]",
-  example: "aido mcp approve github",
+  ...commandSpec("mcp approve"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, {
       ...jsonOption,
@@ -76,7 +71,7 @@ export const mcpApprove: Command = {
     const [server] = positionals;
     if (positionals.length !== 1 || server === undefined)
       throw new UsageError(`aido mcp approve: name one server\nusage: ${this.usage}`);
-    return withClient(ctx.config(), async (client) => {
+    return withClient(ctx, async (client) => {
       const { servers } = await client.call("mcp.list", { server });
       const shown = servers[0];
       if (!shown) throw new UsageError(`aido mcp approve: no server "${server}"`);

@@ -10,13 +10,10 @@ import { clientConfig, currentLaunch, MCP_CLIENTS, type McpClientName } from "..
 import { DEFAULT_IDLE_SECONDS, DEFAULT_PORT, serveHttp } from "../../mcp/http.js";
 import { serveStdio } from "../../mcp/stdio.js";
 import { type Command, parseCommandArgs, printJson, UsageError } from "../command.js";
+import { commandSpec } from "./index.js";
 
 export const mcpServe: Command = {
-  name: "mcp serve",
-  summary: "serve Aido to MCP clients (Claude Code, Cursor, Claude Desktop): stdio, or --http on loopback",
-  usage:
-    "aido mcp serve [--workspace DIR] [--manifest FILE] [--allow-approve] [--http [--port N] [--host 127.0.0.1] [--allow-remote] [--idle-timeout S]]",
-  example: "aido mcp serve --workspace ~/src/my-project",
+  ...commandSpec("mcp serve"),
   async run(ctx) {
     const { values } = parseCommandArgs(
       this,
@@ -49,7 +46,7 @@ export const mcpServe: Command = {
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new UsageError(`aido mcp serve: --port must be a port number (0-65535), got "${values.port}"`);
     }
-    const config = ctx.config();
+    const config = await ctx.config();
     const common = {
       config,
       env: { ...process.env, AIDO_HOME: config.home },
@@ -76,10 +73,7 @@ export const mcpServe: Command = {
 };
 
 export const mcpConfig: Command = {
-  name: "mcp config",
-  summary: "print the JSON that plugs `aido mcp serve` into claude-code, claude-desktop or cursor",
-  usage: `aido mcp config ${MCP_CLIENTS.join("|")} [--workspace DIR]`,
-  example: "aido mcp config claude-code --workspace . > .mcp.json",
+  ...commandSpec("mcp config"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, { workspace: { type: "string" } });
     const client = positionals[0];

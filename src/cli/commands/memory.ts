@@ -13,6 +13,7 @@ import { MemoryStore } from "../../memory/store.js";
 import type { MemoryHit, MemoryRecord } from "../../memory/types.js";
 import { inert } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
+import { commandSpec } from "./index.js";
 
 /**
  * Listing, deleting and resetting never embed anything, so they use the local embedder and
@@ -50,10 +51,7 @@ function printRecords(io: CliIo, records: (MemoryRecord | MemoryHit)[]): void {
 }
 
 export const memoryList: Command = {
-  name: "memory list",
-  summary: "list what agents remember, newest first",
-  usage: "aido memory list [--identity ID] [--goal GOAL_ID] [--superseded] [--limit N] [--json]",
-  example: "aido memory list --identity agent:researcher --limit 20",
+  ...commandSpec("memory list"),
   async run(ctx) {
     const { values } = parseCommandArgs(
       this,
@@ -68,7 +66,7 @@ export const memoryList: Command = {
       false,
     );
     const limit = positiveInt("--limit", values.limit, 100);
-    const store = await openStore(ctx.config());
+    const store = await openStore(await ctx.config());
     try {
       const records = listMemories(store, {
         ...(values.identity ? { identity: values.identity } : {}),
@@ -86,10 +84,7 @@ export const memoryList: Command = {
 };
 
 export const memorySearch: Command = {
-  name: "memory search",
-  summary: "find memories nearest in meaning to a query (every identity)",
-  usage: "aido memory search QUERY [--limit N] [--json]",
-  example: 'aido memory search "vendor contract renewal" --limit 5',
+  ...commandSpec("memory search"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, {
       ...jsonOption,
@@ -98,7 +93,7 @@ export const memorySearch: Command = {
     const query = positionals.join(" ").trim();
     if (query === "") throw new UsageError(`no query given\nusage: ${this.usage}`);
     const limit = positiveInt("--limit", values.limit, 10);
-    const config = ctx.config();
+    const config = await ctx.config();
     const store = await openStore(config, await createEmbedder(config));
     try {
       const r = await searchMemories(store, query, limit);
@@ -116,15 +111,12 @@ export const memorySearch: Command = {
 };
 
 export const memoryDelete: Command = {
-  name: "memory delete",
-  summary: "delete one memory by id",
-  usage: "aido memory delete ID [--json]",
-  example: "aido memory delete 42",
+  ...commandSpec("memory delete"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, jsonOption);
     if (positionals.length !== 1) throw new UsageError(`give exactly one memory id\nusage: ${this.usage}`);
     const id = positiveInt("ID", positionals[0], 0);
-    const store = await openStore(ctx.config());
+    const store = await openStore(await ctx.config());
     try {
       const gone = deleteMemory(store, id);
       if (values.json) printJson(ctx.io, gone);
@@ -137,10 +129,7 @@ export const memoryDelete: Command = {
 };
 
 export const memoryReset: Command = {
-  name: "memory reset",
-  summary: "delete every memory, or every memory of one identity",
-  usage: "aido memory reset --yes [--identity ID] [--json]",
-  example: "aido memory reset --identity agent:researcher --yes",
+  ...commandSpec("memory reset"),
   async run(ctx) {
     const { values } = parseCommandArgs(
       this,
@@ -152,7 +141,7 @@ export const memoryReset: Command = {
       const what = values.identity ? `every memory of ${values.identity}` : "EVERY memory";
       throw new UsageError(`this deletes ${what}; add --yes to confirm\nusage: ${this.usage}`);
     }
-    const store = await openStore(ctx.config());
+    const store = await openStore(await ctx.config());
     try {
       const r = resetMemories(store, values.identity ? { identity: values.identity } : {});
       if (values.json) printJson(ctx.io, r);

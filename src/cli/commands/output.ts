@@ -11,6 +11,7 @@ import type { CliIo } from "../command.js";
 import { type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { type CopyReport, copyDeliverables } from "../output-copy.js";
 import { withClient } from "./daemon-client.js";
+import { commandSpec } from "./index.js";
 
 function parseOwner(raw: string | undefined): { uid: number; gid: number } | undefined {
   if (raw === undefined) return undefined;
@@ -30,10 +31,7 @@ function printReport(io: CliIo, report: CopyReport, dest: string): void {
 }
 
 export const output: Command = {
-  name: "output",
-  summary: "copy a goal's deliverables into a folder (files and folders only, no setuid bits, no links)",
-  usage: "aido output GOAL_ID --to DIR [--owner UID:GID] [--json] | aido output --from DIR --to DIR [--json]",
-  example: "aido output g_m3x1a2b3c4d5e6f7 --to ./output",
+  ...commandSpec("output"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, {
       ...jsonOption,
@@ -53,7 +51,7 @@ export const output: Command = {
     } else {
       if (positionals.length !== 1) throw new UsageError(`give exactly one goal id\nusage: ${this.usage}`);
       const goalId = positionals[0] as string;
-      src = (await withClient(ctx.config(), (c) => c.call("goal.status", { goal_id: goalId }))).output_dir;
+      src = (await withClient(ctx, (c) => c.call("goal.status", { goal_id: goalId }))).output_dir;
     }
     const report = await copyDeliverables(src, dest, opts);
     if (values.json) printJson(ctx.io, { to: dest, ...report });

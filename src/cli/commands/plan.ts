@@ -16,6 +16,7 @@ import { errorMessage } from "../../errors.js";
 import { inert, inertLines } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { withClient } from "./daemon-client.js";
+import { commandSpec } from "./index.js";
 
 const planFile = z.strictObject({
   title: z.string().min(1).max(200).optional(),
@@ -129,11 +130,7 @@ function oneFile(cmd: Pick<Command, "usage">, positionals: string[]): string {
 }
 
 export const planSimulate: Command = {
-  name: "plan simulate",
-  summary:
-    "what the gate would decide about each step of a plan file, running nothing (exit 1: a step denied)",
-  usage: "aido plan simulate FILE --agent ID [--shadow] [--json]",
-  example: "aido plan simulate refactor.yaml --agent a_3f9c…",
+  ...commandSpec("plan simulate"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, {
       ...jsonOption,
@@ -143,7 +140,7 @@ export const planSimulate: Command = {
     const file = oneFile(this, positionals);
     const agent = requireAgent(this, values.agent);
     const plan = readPlanFile(file);
-    const sim = await withClient(ctx.config(), (c) =>
+    const sim = await withClient(ctx, (c) =>
       againstFile(file, () =>
         c.call("plan.simulate", {
           agent_id: agent,
@@ -159,10 +156,7 @@ export const planSimulate: Command = {
 };
 
 export const planCreate: Command = {
-  name: "plan create",
-  summary: "simulate a plan file and record it in the ledger with its hash (exit 1: a step denied)",
-  usage: "aido plan create FILE --agent ID [--json]",
-  example: "aido plan create refactor.yaml --agent a_3f9c…",
+  ...commandSpec("plan create"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, {
       ...jsonOption,
@@ -172,7 +166,7 @@ export const planCreate: Command = {
     const agent = requireAgent(this, values.agent);
     const plan = readPlanFile(file);
     const title = plan.title ?? basename(file);
-    const r = await withClient(ctx.config(), (c) =>
+    const r = await withClient(ctx, (c) =>
       againstFile(file, () => c.call("plan.create", { agent_id: agent, title, steps: plan.steps })),
     );
     if (values.json) printJson(ctx.io, r);
@@ -185,10 +179,7 @@ export const planCreate: Command = {
 };
 
 export const planExecute: Command = {
-  name: "plan execute",
-  summary: "run a recorded plan's steps through the gate, once (exit 1: it failed or was refused)",
-  usage: "aido plan execute PLAN_ID [--agent ID] [--on-failure stop|restore] [--json]",
-  example: "aido plan execute plan_5d1e… --on-failure restore",
+  ...commandSpec("plan execute"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, {
       ...jsonOption,
@@ -201,7 +192,7 @@ export const planExecute: Command = {
     const onFailure = values["on-failure"];
     if (onFailure !== undefined && onFailure !== "stop" && onFailure !== "restore")
       throw new UsageError(`--on-failure must be stop or restore, got "${onFailure}"`);
-    const r = await withClient(ctx.config(), (c) =>
+    const r = await withClient(ctx, (c) =>
       c.call(
         "plan.execute",
         {
@@ -224,13 +215,10 @@ function describePlan(p: PlanSummary): string {
 }
 
 export const planList: Command = {
-  name: "plan list",
-  summary: "the plans in the ledger with their status",
-  usage: "aido plan list [--agent ID] [--json]",
-  example: "aido plan list",
+  ...commandSpec("plan list"),
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, { ...jsonOption, agent: { type: "string" } }, false);
-    const { plans } = await withClient(ctx.config(), (c) =>
+    const { plans } = await withClient(ctx, (c) =>
       c.call("plan.list", values.agent ? { agent_id: values.agent } : {}),
     );
     if (values.json) printJson(ctx.io, plans);

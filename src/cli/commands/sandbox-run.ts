@@ -8,6 +8,7 @@ import type { NetworkLine } from "../../humansandbox/egress.js";
 import { followRun, readRunLogs } from "../../humansandbox/logs.js";
 import { exitStatusOf, runTask } from "../../humansandbox/run.js";
 import { type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
+import { commandSpec } from "./index.js";
 
 /** Options come before TASK; everything from TASK on belongs to the task (its own --flags too). */
 function splitRunArgs(argv: string[], usage: string): { json: boolean; sandbox?: string; task: string[] } {
@@ -35,15 +36,12 @@ function splitRunArgs(argv: string[], usage: string): { json: boolean; sandbox?:
 }
 
 export const runCommand: Command = {
-  name: "run",
-  summary: "run a script file or a command in the active sandbox, output live, with evidence",
-  usage: "aido run [--sandbox ID] [--json] TASK [ARGS...]",
-  example: "aido run migration.py --dry-run   # copies migration.py in, runs python3 on it",
+  ...commandSpec("run"),
   async run(ctx) {
     const args = splitRunArgs(ctx.argv, this.usage);
     const summary = await runTask({
       cwd: process.cwd(),
-      config: ctx.config(),
+      config: await ctx.config(),
       task: args.task,
       ...(args.sandbox ? { sandboxId: args.sandbox } : {}),
       ...(args.json ? {} : { onStdout: (l) => ctx.io.out(l), onStderr: (l) => ctx.io.err(l) }),
@@ -68,10 +66,7 @@ function networkLine(n: NetworkLine & { time: string }): string {
 }
 
 export const logsCommand: Command = {
-  name: "logs",
-  summary: "show a run's output (default: the latest run of the active sandbox)",
-  usage: "aido logs [--sandbox ID] [--run RUN_ID] [--follow | --network] [--json]",
-  example: "aido logs --follow            # while `aido run` is still going elsewhere",
+  ...commandSpec("logs"),
   async run(ctx) {
     const { values } = parseCommandArgs(
       this,

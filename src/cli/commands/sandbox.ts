@@ -8,6 +8,7 @@ import { createInterface } from "node:readline/promises";
 import { destroySandbox, sandboxUp } from "../../humansandbox/lifecycle.js";
 import { listRecords, type SandboxRecord, sandboxPaths } from "../../humansandbox/state.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
+import { commandSpec } from "./index.js";
 
 async function confirmEscapes(
   io: CliIo,
@@ -51,10 +52,7 @@ function view(cwd: string, r: SandboxRecord) {
 }
 
 export const sandboxUpCommand: Command = {
-  name: "sandbox up",
-  summary: "create a disposable, locked-down sandbox from sandbox.yaml and print its id",
-  usage: "aido sandbox up [-f sandbox.yaml] [--network] [--dangerous-allow-mutations] [--yes] [--json]",
-  example: "ID=$(aido sandbox up -f sandbox.yaml) && aido run migration.py && aido sandbox destroy $ID",
+  ...commandSpec("sandbox up"),
   async run(ctx) {
     const { values } = parseCommandArgs(
       this,
@@ -82,7 +80,7 @@ export const sandboxUpCommand: Command = {
     const cwd = process.cwd();
     const r = await sandboxUp({
       cwd,
-      config: ctx.config(),
+      config: await ctx.config(),
       ...(values.file ? { file: values.file } : {}),
       network: Boolean(values.network),
       allowMutations: Boolean(values["dangerous-allow-mutations"]),
@@ -100,10 +98,7 @@ export const sandboxUpCommand: Command = {
 };
 
 export const sandboxList: Command = {
-  name: "sandbox list",
-  summary: "list this project's sandboxes (running and destroyed, with their evidence folders)",
-  usage: "aido sandbox list [--json]",
-  example: "aido sandbox list --json | jq '.[] | select(.state==\"running\") | .id'",
+  ...commandSpec("sandbox list"),
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, jsonOption, false);
     const cwd = process.cwd();
@@ -122,10 +117,7 @@ export const sandboxList: Command = {
 };
 
 export const sandboxDestroy: Command = {
-  name: "sandbox destroy",
-  summary: "remove a sandbox's container and work folders (default: the latest running one)",
-  usage: "aido sandbox destroy [ID] [--purge] [--json]",
-  example: "aido sandbox destroy            # the latest; --purge also deletes its evidence",
+  ...commandSpec("sandbox destroy"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, {
       ...jsonOption,

@@ -20,6 +20,7 @@ import {
 } from "../watch/state.js";
 import { fromWireEvent } from "../watch/wire.js";
 import { isFinished, withClient } from "./daemon-client.js";
+import { commandSpec } from "./index.js";
 
 function screenFor(ctx: CommandContext) {
   if (ctx.io.screen) return ctx.io.screen;
@@ -49,7 +50,7 @@ async function follow(
   };
   process.once("SIGINT", close);
   try {
-    sub = await AidoClient.subscribe(ctx.config().socketPath, goalId, (wire) => {
+    sub = await AidoClient.subscribe(ctx.socketPath(), goalId, (wire) => {
       if (json) ctx.io.out(JSON.stringify(wire));
       const ev = fromWireEvent(wire);
       if (ev) onEvent(ev, close);
@@ -100,7 +101,7 @@ export async function watchGoal(
   goalId: string | undefined,
   json = false,
 ): Promise<number> {
-  const config = ctx.config();
+  const config = await ctx.config();
   const goal = goalId === undefined ? undefined : await client.call("goal.status", { goal_id: goalId });
   const agents = await client.call("agent.list", {
     ...(goalId ? { goal_id: goalId } : {}),
@@ -165,7 +166,7 @@ export async function submitAndWatch(
     async (close) => {
       goalId = (await client.call("goal.submit", params)).goal_id;
       onSubmitted(goalId);
-      state = initialWatchState({ goalId, budgetTokens: ctx.config().limits.goalMaxTokens });
+      state = initialWatchState({ goalId, budgetTokens: (await ctx.config()).limits.goalMaxTokens });
       screen.update(state);
       for (const ev of held.splice(0)) show(ev, close);
     },
@@ -175,13 +176,10 @@ export async function submitAndWatch(
 }
 
 export const watch: Command = {
-  name: "watch",
-  summary: "live view of a goal (or all): agents, tokens, inference queue, tools, approvals",
-  usage: "aido watch [GOAL_ID] [--json]",
-  example: "aido watch g-20250101-ab12cd   # exits 0 if the goal succeeds, 1 if not",
+  ...commandSpec("watch"),
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, jsonOption);
     if (positionals.length > 1) throw new UsageError(`give at most one goal id\nusage: ${this.usage}`);
-    return withClient(ctx.config(), (client) => watchGoal(ctx, client, positionals[0], values.json === true));
+    return withClient(ctx, (client) => watchGoal(ctx, client, positionals[0], values.json === true));
   },
 };
