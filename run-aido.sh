@@ -89,7 +89,10 @@ require_docker() {
 
 install_and_build() {
   cd "$here" || exit 2
-  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  # A node_modules that is a link belongs to another checkout: npm ci would empty it there.
+  if [ -L node_modules ]; then
+    say "node_modules links to $(readlink node_modules): not reinstalling it"
+  elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     step "installing dependencies (npm ci)"
     npm ci --no-audit --no-fund >&2 || die 2 "npm ci failed (see above)"
   fi
