@@ -176,13 +176,17 @@ setup() {
 
 # ---------------------------------------------------------------- goals
 
-exec_flags() {
-  if [ -t 0 ] && [ -t 1 ]; then printf -- '-it'; else printf -- '-i'; fi
-}
+# In a terminal, the command inside gets one too (-t): `aido watch` draws its live agent
+# tree and `aido approvals` prompts only on a tty; the engine sizes it to this terminal and
+# TERM goes in by name. Decided here, at the top level: inside $(...) stdout is a pipe.
+exec_flags=(-i)
+if [ -t 0 ] && [ -t 1 ]; then
+  exec_flags=(-it)
+  [ -n "${TERM:-}" ] && exec_flags+=(-e TERM)
+fi
 
 aido_in() {
-  # shellcheck disable=SC2046
-  docker exec $(exec_flags) "$container" aido "$@"
+  docker exec "${exec_flags[@]}" "$container" aido "$@"
 }
 
 require_running() {
