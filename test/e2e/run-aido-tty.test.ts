@@ -14,7 +14,6 @@ import { type ProviderServer, startProviderServer, turn } from "../support/provi
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SCRIPT = join(ROOT, "run-aido.sh");
-const SOCKET = `watch-tty-${process.pid}`;
 
 /** tmux on this machine, installed from Debian's archive when missing (CI has none by hand). */
 function requireTmux(): void {
@@ -33,8 +32,10 @@ function requireTmux(): void {
     );
 }
 
+/** The tests' own tmux server, its socket in the temp working folder (removed with it). */
+let socket = "";
 const tmux = (...args: string[]): string =>
-  execFileSync("tmux", ["-L", SOCKET, ...args], { encoding: "utf8" });
+  execFileSync("tmux", ["-S", socket, ...args], { encoding: "utf8" });
 const screen = (win: string): string => tmux("capture-pane", "-p", "-t", `tty:${win}`);
 
 /** A window of 120x40 running `command` (then holding its exit code on screen). */
@@ -84,6 +85,7 @@ describe("run-aido.sh in a terminal", () => {
     server = await startProviderServer({ apiKeys: { anthropic: "sk-ant-tty-dummy" } });
     home = mkdtempSync(join(tmpdir(), "aido-tty-home-"));
     work = mkdtempSync(join(tmpdir(), "aido-tty-work-"));
+    socket = join(work, "tmux.sock");
     env = {
       AIDO_HOME: home,
       AIDO_DAEMON_CONTAINER: `watch-tty-agentd-${process.pid}`,
@@ -105,7 +107,7 @@ describe("run-aido.sh in a terminal", () => {
   });
 
   afterAll(async () => {
-    spawnSync("tmux", ["-L", SOCKET, "kill-server"]);
+    spawnSync("tmux", ["-S", socket, "kill-server"]);
     spawnSync("bash", [SCRIPT, "stop"], { env, cwd: work, timeout: 120_000 });
     await server.close();
     rmSync(home, { recursive: true, force: true });
