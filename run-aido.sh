@@ -89,7 +89,10 @@ require_docker() {
 
 install_and_build() {
   cd "$here" || exit 2
-  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  # A node_modules that is a link belongs to another checkout: npm ci would empty it there.
+  if [ -L node_modules ]; then
+    say "node_modules links to $(readlink node_modules): not reinstalling it"
+  elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     step "installing dependencies (npm ci)"
     npm ci --no-audit --no-fund >&2 || die 2 "npm ci failed (see above)"
   fi
@@ -173,13 +176,17 @@ setup() {
 
 # ---------------------------------------------------------------- goals
 
-exec_flags() {
-  if [ -t 0 ] && [ -t 1 ]; then printf -- '-it'; else printf -- '-i'; fi
-}
+# In a terminal, the command inside gets one too (-t): `aido watch` draws its live agent
+# tree and `aido approvals` prompts only on a tty; the engine sizes it to this terminal and
+# TERM goes in by name. Decided here, at the top level: inside $(...) stdout is a pipe.
+exec_flags=(-i)
+if [ -t 0 ] && [ -t 1 ]; then
+  exec_flags=(-it)
+  [ -n "${TERM:-}" ] && exec_flags+=(-e TERM)
+fi
 
 aido_in() {
-  # shellcheck disable=SC2046
-  docker exec $(exec_flags) "$container" aido "$@"
+  docker exec "${exec_flags[@]}" "$container" aido "$@"
 }
 
 require_running() {
