@@ -122,18 +122,25 @@ export class EgressGate {
     } catch (e) {
       return refuse("capability", `capability token refused: ${errorMessage(e)}`);
     }
-    const need: Extract<Need, { kind: "network" }> = {
-      kind: "network",
-      host: target.host,
-      port: target.port,
-    };
-    const grant = networkGrantFor(grants, target);
-    const rule = this.deps.policy.decideNetwork(need);
+    const { need, grant, rule } = this.judge(grants, target);
     if (rule.decision === "deny") return refuse("policy", `${rule.reason} (rule ${rule.rule})`);
     const missing = missingGrant(need, target.literal);
     if (!grant && (target.literal || rule.decision !== "confirm")) return refuse("capability", missing);
     if (rule.decision === "allow") return { allow: true };
     return this.ask(caller, agent, need, `${grant ? rule.reason : `${missing}; ${rule.reason}`}`, signal);
+  }
+
+  /**
+   * What both kinds of caller (an agent, a server) are judged by: the grant covering the
+   * target, and the operator's network rule for it.
+   */
+  private judge(grants: readonly Grant[], target: EgressTarget) {
+    const need: Extract<Need, { kind: "network" }> = {
+      kind: "network",
+      host: target.host,
+      port: target.port,
+    };
+    return { need, grant: networkGrantFor(grants, target), rule: this.deps.policy.decideNetwork(need) };
   }
 
   /**
@@ -150,13 +157,7 @@ export class EgressGate {
         "capability",
         `MCP server ${server} is not configured with network (mcp_servers.${server}.network): it may reach nothing`,
       );
-    const need: Extract<Need, { kind: "network" }> = {
-      kind: "network",
-      host: target.host,
-      port: target.port,
-    };
-    const grant = networkGrantFor(grants, target);
-    const rule = this.deps.policy.decideNetwork(need);
+    const { need, grant, rule } = this.judge(grants, target);
     if (rule.decision === "deny") return refuse("policy", `${rule.reason} (rule ${rule.rule})`);
     if (!grant)
       return refuse("capability", `${missingGrant(need, target.literal)} (mcp_servers.${server}.network)`);
