@@ -39,6 +39,7 @@ const SDK_ERRORS = { APIError, APIConnectionError, APIConnectionTimeoutError, AP
 export class AnthropicClient implements LlmClient {
   readonly provider: ProviderName;
   readonly model: string;
+  readonly baseURL: string;
   readonly #sdk: Anthropic;
   readonly #opts: AdapterOptions;
 
@@ -46,6 +47,7 @@ export class AnthropicClient implements LlmClient {
     this.#opts = opts;
     this.provider = opts.site.provider;
     this.model = opts.site.model;
+    this.baseURL = opts.site.baseURL;
     // Everything explicit: the SDK would otherwise read ANTHROPIC_* from the environment,
     // and only config.ts may do that.
     this.#sdk = new Anthropic({
@@ -202,6 +204,7 @@ function fromAnthropicMessage(message: AnthropicMessage, toolJson: Map<number, s
       output_tokens: tokenCount(u?.output_tokens),
     },
     model: message.model,
+    id: message.id,
   });
 }
 

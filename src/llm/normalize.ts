@@ -41,6 +41,8 @@ export interface RawAnswer {
   rawStop: string | null | undefined;
   usage: Usage;
   model: string;
+  /** The provider's id of the answer. */
+  id?: string | undefined;
 }
 
 export function normalizeAnswer(a: RawAnswer): LlmResponse {
@@ -52,5 +54,7 @@ export function normalizeAnswer(a: RawAnswer): LlmResponse {
   if (content.length === 0) content.push({ type: "text", text: "" });
   const out: LlmResponse = { content, stop_reason: stop, usage: a.usage, model: a.model };
   if (stop === "other" && a.rawStop) out.raw_stop_reason = a.rawStop;
+  if (a.rawStop) out.finish_reason = a.rawStop;
+  if (a.id) out.id = a.id;
   return out;
 }

@@ -31,6 +31,7 @@ const SDK_ERRORS = { APIError, APIConnectionError, APIConnectionTimeoutError, AP
 export class OpenAIChatClient implements LlmClient {
   readonly provider: ProviderName;
   readonly model: string;
+  readonly baseURL: string;
   readonly #sdk: OpenAI;
   readonly #opts: AdapterOptions;
 
@@ -38,6 +39,7 @@ export class OpenAIChatClient implements LlmClient {
     this.#opts = opts;
     this.provider = opts.site.provider;
     this.model = opts.site.model;
+    this.baseURL = opts.site.baseURL;
     // Explicit everything: the SDK would otherwise read OPENAI_* variables itself.
     this.#sdk = new OpenAI({
       apiKey: opts.apiKey,
@@ -86,10 +88,12 @@ export class OpenAIChatClient implements LlmClient {
     let text = "";
     let finish: string | null = null;
     let model = params.model;
+    let id: string | undefined;
     let usage: Usage = { input_tokens: 0, output_tokens: 0 };
     const calls = new Map<number, { id: string; name: string; args: string }>();
     for await (const chunk of stream) {
       if (chunk.model) model = chunk.model;
+      if (chunk.id) id = chunk.id;
       if (chunk.usage) usage = usageOf(chunk.usage);
       const choice = chunk.choices?.[0];
       if (!choice) continue;
@@ -117,7 +121,7 @@ export class OpenAIChatClient implements LlmClient {
     for (const [index, call] of [...calls.entries()].sort((a, b) => a[0] - b[0])) {
       content.push(toolUse(call.id || `call_${index}`, call.name, call.args));
     }
-    return normalizeAnswer({ content, stop: stopOf(finish), rawStop: finish ?? "none", usage, model });
+    return normalizeAnswer({ content, stop: stopOf(finish), rawStop: finish ?? "none", usage, model, id });
   }
 }
 
@@ -204,6 +208,7 @@ function fromCompletion(c: ChatCompletion, requested: string): LlmResponse {
     rawStop: finish ?? "none",
     usage: c.usage ? usageOf(c.usage) : { input_tokens: 0, output_tokens: 0 },
     model: c.model || requested,
+    id: c.id,
   });
 }
 

@@ -137,7 +137,12 @@ export class ExchangeRecorder {
       });
       return response;
     };
-    return { provider: inner.provider, model: inner.model, complete };
+    return {
+      provider: inner.provider,
+      model: inner.model,
+      ...(inner.baseURL !== undefined ? { baseURL: inner.baseURL } : {}),
+      complete,
+    };
   }
 
   #redact(text: string): string {

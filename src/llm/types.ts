@@ -70,6 +70,10 @@ export interface LlmResponse {
   usage: Usage;
   /** The model that answered, as the provider named it. */
   model: string;
+  /** The provider's id of this answer (traces: gen_ai.response.id). */
+  id?: string;
+  /** The provider's own finish reason, unmapped ("stop", "end_turn", ...; traces). */
+  finish_reason?: string;
 }
 
 export interface CompletionRequest {
@@ -90,6 +94,8 @@ export interface LlmClient {
   readonly provider: ProviderName;
   /** The model id this client was made for (without the provider prefix). */
   readonly model: string;
+  /** Where it calls (traces: server.address / server.port); absent for a replay. */
+  readonly baseURL?: string;
   complete(req: CompletionRequest): Promise<LlmResponse>;
 }
 
