@@ -12,18 +12,19 @@ import type { Principal, SnapshotHook } from "./invoke.js";
 
 export class TurnSnapshots {
   /** agentId -> the snapshot of its current turn. */
-  private readonly turns = new Map<string, { turn: number; done: Promise<void> }>();
+  private readonly turns = new Map<string, { turn: number; done: Promise<string | undefined> }>();
 
   constructor(private readonly hook: SnapshotHook) {}
 
-  async before(principal: Principal, tool: string, keep: readonly string[]): Promise<void> {
+  /** The snapshot covering this call (taken now, or earlier in the same turn): its id. */
+  async before(principal: Principal, tool: string, keep: readonly string[]): Promise<string | undefined> {
     const turn = principal.turn ?? -1;
     const prior = this.turns.get(principal.agentId);
     if (prior && prior.turn === turn && turn !== -1) return prior.done;
     const done = this.hook.beforeMutation(principal, keep);
     this.turns.set(principal.agentId, { turn, done });
     try {
-      await done;
+      return await done;
     } catch (e) {
       if (this.turns.get(principal.agentId)?.done === done) this.turns.delete(principal.agentId);
       // A refusal keeps its code (a snapshot past sandbox.snapshots_max_mb: quota_exceeded).

@@ -288,6 +288,7 @@ describe("the gate's snapshots before mutation", () => {
     const w = makeWorld(2_000, {
       beforeMutation: async (p) => {
         taken.push(`${p.agentId}@${p.turn}`);
+        return `snap-${taken.length}`;
       },
     });
     try {
