@@ -42,6 +42,8 @@ const ResponseSchema = z.object({
   raw_stop_reason: z.string().optional(),
   usage: UsageSchema,
   model: z.string(),
+  id: z.string().optional(),
+  finish_reason: z.string().optional(),
 });
 const ExchangeSchema = z.object({
   format: z.literal(EXCHANGE_FORMAT),
