@@ -10,6 +10,7 @@ import { type ConfigFile, DEFAULTS, type FileProblem, readConfigFile, tightenCon
 import { AidoError, ErrorCode } from "./errors.js";
 import { aidoHome, socketPathIn } from "./home.js";
 import { type Grant, parseGrant } from "./security/grants.js";
+import { type TelemetryConfig, telemetryFromEnv } from "./telemetry/config.js";
 
 export type NetworkGrant = Extract<Grant, { kind: "network" }>;
 
@@ -121,6 +122,8 @@ export interface Config {
      */
     headerValue(variable: string): string | undefined;
   };
+  /** OpenTelemetry trace export (telemetry/config.ts); absent: tracing is off. */
+  telemetry?: TelemetryConfig;
 }
 
 /** One external MCP server: remote (Streamable HTTP) or stdio (a container of its own per goal). */
@@ -329,6 +332,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
             network: (s.network ?? []).map(mcpNetworkGrant),
           };
   }
+  const telemetry = telemetryFromEnv(env);
+  if (telemetry) cfg.telemetry = telemetry;
   if (env.AIDO_MODEL) cfg.modelOverride = env.AIDO_MODEL;
   if (env.AIDO_RECORD) cfg.record = resolve(env.AIDO_RECORD);
   if (env.AIDO_REPLAY) cfg.replay = resolve(env.AIDO_REPLAY);

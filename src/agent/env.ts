@@ -14,6 +14,7 @@ import type { MemoryStore } from "../memory/store.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { TokenAuthority } from "../security/tokens.js";
 import type { SkillRegistry } from "../skills/registry.js";
+import type { Tracer } from "../telemetry/tracer.js";
 import type { ContextArchive } from "./context.js";
 
 export interface AgentEnv {
@@ -28,6 +29,8 @@ export interface AgentEnv {
   roles: readonly Role[];
   memory?: MemoryStore;
   archive: ContextArchive;
+  /** Traces (telemetry/): invoke_agent and chat spans. Absent: tracing is off. */
+  tracer?: Tracer;
   /** The LlmClient of an agent's model (record/replay applied). */
   client(agent: AgentRecord): LlmClient;
   /** Told of every committed model call (the goal sums these). */

@@ -12,8 +12,10 @@
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AgentRecord } from "../kernel/registry.js";
 import { callTokenBound } from "../llm/token-bound.js";
-import type { CompletionRequest, LlmResponse } from "../llm/types.js";
+import type { CompletionRequest, LlmClient, LlmResponse } from "../llm/types.js";
 import type { Reservation } from "../security/budget.js";
+import { Attr, serverOf } from "../telemetry/attributes.js";
+import type { TraceSpan } from "../telemetry/tracer.js";
 import type { AgentEnv } from "./env.js";
 
 export async function budgetedComplete(
@@ -29,15 +31,24 @@ export async function budgetedComplete(
     if (e instanceof AidoError && e.code === ErrorCode.budgetExceeded) env.onBudgetExceeded?.(agent, e);
     throw e;
   }
+  const client = env.client(agent);
+  const span = env.tracer ? startChatSpan(env, agent, client, req, reservation.amount) : undefined;
   let response: LlmResponse;
   try {
-    ({ response } = await env.scheduler.complete(agent.id, env.client(agent), req));
+    let waitMs: number;
+    ({ response, waitMs } = await env.scheduler.complete(agent.id, client, req));
+    span?.set({ [Attr.queueWaitMs]: waitMs });
   } catch (e) {
     settleQuietly(() => env.budget.refund(reservation));
+    span?.end(e instanceof AidoError ? e.code : ErrorCode.internal);
     throw e;
   }
   const used = response.usage.input_tokens + response.usage.output_tokens;
-  settleQuietly(() => env.budget.commit(reservation, used));
+  try {
+    settleQuietly(() => env.budget.commit(reservation, used));
+  } finally {
+    if (span) endChatSpan(env, span, response, used);
+  }
   env.onUsage?.(agent, response.usage);
   env.events.emit("usage", agent.goalId, { agentId: agent.id, ...response.usage });
   if (used > reservation.amount) {
@@ -65,4 +76,42 @@ function settleQuietly(fn: () => unknown): void {
       return;
     throw e;
   }
+}
+
+function startChatSpan(
+  env: AgentEnv,
+  agent: AgentRecord,
+  client: LlmClient,
+  req: CompletionRequest,
+  reserved: number,
+): TraceSpan | undefined {
+  const model = req.model ?? client.model;
+  const server = serverOf(client.baseURL);
+  const content = env.tracer?.content;
+  return env.tracer?.startChat(agent.span, model, {
+    [Attr.provider]: client.provider,
+    [Attr.requestModel]: model,
+    [Attr.requestMaxTokens]: req.max_tokens,
+    [Attr.agentId]: agent.id,
+    [Attr.conversationId]: agent.goalId,
+    [Attr.serverAddress]: server.address,
+    [Attr.serverPort]: server.port,
+    [Attr.budgetReserved]: reserved,
+    [Attr.systemInstructions]: content?.system(req.system),
+    [Attr.inputMessages]: content?.input(req.messages),
+  });
+}
+
+function endChatSpan(env: AgentEnv, span: TraceSpan, response: LlmResponse, committed: number): void {
+  const finish = response.finish_reason ?? response.stop_reason;
+  span.set({
+    [Attr.responseModel]: response.model,
+    [Attr.responseId]: response.id,
+    [Attr.finishReasons]: [finish],
+    [Attr.inputTokens]: response.usage.input_tokens,
+    [Attr.outputTokens]: response.usage.output_tokens,
+    [Attr.budgetCommitted]: committed,
+    [Attr.outputMessages]: env.tracer?.content?.output(response, finish),
+  });
+  span.end();
 }

@@ -12,6 +12,7 @@
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { AgentRecord } from "../kernel/registry.js";
 import { type Message, textOf, toolUsesOf, type Usage } from "../llm/types.js";
+import { Attr } from "../telemetry/attributes.js";
 import { manageContext } from "./context.js";
 import { type AgentEnv, MAX_OUTPUT_TOKENS } from "./env.js";
 import { budgetedComplete } from "./inference.js";
@@ -42,6 +43,40 @@ export async function runAgentLoop(
   agent: AgentRecord,
   initial: readonly Message[],
   opts: LoopOptions = {},
+): Promise<LoopResult> {
+  if (!env.tracer) return runLoop(env, agent, initial, opts);
+  // One invoke_agent span per run; the agent's chat and tool spans find it on the record.
+  const slash = agent.model.indexOf("/");
+  const span = env.tracer.startAgent(agent.traceParent, agent.manifest.name, {
+    [Attr.agentName]: agent.manifest.name,
+    [Attr.agentId]: agent.id,
+    [Attr.conversationId]: agent.goalId,
+    [Attr.provider]: slash > 0 ? agent.model.slice(0, slash) : undefined,
+    [Attr.requestModel]: slash > 0 ? agent.model.slice(slash + 1) : agent.model,
+    [Attr.agentParentId]: agent.parentId ?? undefined,
+    [Attr.agentDepth]: agent.depth,
+  });
+  agent.span = span;
+  try {
+    const r = await runLoop(env, agent, initial, opts);
+    span.set({
+      [Attr.stopReason]: r.stopReason,
+      [Attr.inputTokens]: r.usage.input_tokens,
+      [Attr.outputTokens]: r.usage.output_tokens,
+    });
+    span.end(r.stopReason === "complete" ? undefined : (r.error?.code ?? r.stopReason));
+    return r;
+  } finally {
+    if (agent.span === span) delete agent.span;
+    span.end();
+  }
+}
+
+async function runLoop(
+  env: AgentEnv,
+  agent: AgentRecord,
+  initial: readonly Message[],
+  opts: LoopOptions,
 ): Promise<LoopResult> {
   const usage: Usage = { input_tokens: 0, output_tokens: 0 };
   const local: AgentEnv = {

@@ -15,6 +15,7 @@ import type { AgentRecord } from "../kernel/registry.js";
 import type { ToolResultBlock, ToolUseBlock } from "../llm/types.js";
 import { memoryIdentity } from "../memory/types.js";
 import { canonicalJson } from "../security/canonical-json.js";
+import { Attr, toolType } from "../telemetry/attributes.js";
 import type { AgentEnv } from "./env.js";
 import { episodicOn } from "./prompt.js";
 import { wrapUntrusted } from "./untrusted.js";
@@ -87,12 +88,14 @@ async function runOne(
   });
   const ev = { agentId: agent.id, tool: call.name, callId: call.id };
   if (call.input_error !== undefined) {
+    traceRefusal(env, agent, call, "schema", "invalid_input", "the arguments were not a JSON object");
     return result(
       `Not run: the arguments were not a JSON object (${call.input_error}). Send valid JSON arguments.`,
       true,
     );
   }
   if (guard.isRepeat(call)) {
+    traceRefusal(env, agent, call, "repeat_guard", "repeated_call", "identical call repeated");
     env.events.emit("tool.denied", agent.goalId, {
       ...ev,
       code: "repeated_call",
@@ -113,6 +116,7 @@ async function runOne(
       input: call.input,
       callId: call.id,
       signal,
+      ...(agent.span ? { trace: agent.span } : {}),
     });
     env.events.emit("tool.completed", agent.goalId, {
       ...ev,
@@ -139,4 +143,27 @@ async function runOne(
     // A failure message may quote what the tool saw (file content, command output).
     return result(wrapUntrusted("tool_output", { tool: call.name, error: code }, errorMessage(e)), true);
   }
+}
+
+/** A call refused before it reached the gate still gets its execute_tool span. */
+function traceRefusal(
+  env: AgentEnv,
+  agent: AgentRecord,
+  call: ToolUseBlock,
+  stage: string,
+  code: string,
+  reason: string,
+): void {
+  env.tracer
+    ?.startTool(agent.span, call.name, {
+      [Attr.toolName]: call.name,
+      [Attr.toolCallId]: call.id,
+      [Attr.toolType]: toolType(call.name),
+      [Attr.agentId]: agent.id,
+      [Attr.conversationId]: agent.goalId,
+      [Attr.gateVerdict]: "denied",
+      [Attr.gateStage]: stage,
+      [Attr.gateReason]: reason,
+    })
+    .end(code);
 }

@@ -27,6 +27,8 @@ import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import { Attr, toolType } from "../telemetry/attributes.js";
+import type { Tracer, TraceSpan } from "../telemetry/tracer.js";
 import { confinementFor } from "./confinement.js";
 import { type Deny, judgeCall } from "./judge.js";
 import { describeNeed } from "./needs.js";
@@ -66,9 +68,10 @@ export interface BudgetView {
 export interface SnapshotHook {
   /**
    * Called before the first mutating call of each agent turn when policy requires it.
-   * `keep`: snapshots the new one must not prune (ToolDef.keepsSnapshots).
+   * `keep`: snapshots the new one must not prune (ToolDef.keepsSnapshots). Resolves to the
+   * snapshot's id (traces: aido.snapshot.id).
    */
-  beforeMutation(principal: Principal, keep: readonly string[]): Promise<void>;
+  beforeMutation(principal: Principal, keep: readonly string[]): Promise<string | undefined>;
 }
 
 /** A refusal of a tool lookup: what the gate audits and reports, stage and all. */
@@ -123,6 +126,8 @@ export interface GateDeps {
    * and the proxy variables it gets. Absent: no goal has a network.
    */
   egress?: Pick<EgressPlumbing, "access" | "agentStopped">;
+  /** Traces (telemetry/): one execute_tool span per call. Absent: tracing is off. */
+  tracer?: Tracer;
 }
 
 export interface ToolCall {
@@ -131,6 +136,8 @@ export interface ToolCall {
   /** The model's tool_use id, recorded in the audit entries. */
   callId?: string;
   signal?: AbortSignal;
+  /** The span the call's execute_tool span nests under (the agent's run); absent: a trace root. */
+  trace?: TraceSpan;
 }
 
 /** A refusal: audited, never a side effect. `stage` says which check refused. */
@@ -176,6 +183,39 @@ export class Gate {
   }
 
   async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
+    const tracer = this.deps.tracer;
+    if (!tracer) return this.decideAndRun(principal, call, undefined);
+    const span = tracer.startTool(call.trace, call.name, {
+      [Attr.toolName]: call.name,
+      [Attr.toolCallId]: call.callId,
+      [Attr.toolType]: toolType(call.name),
+      [Attr.agentId]: principal.agentId,
+      [Attr.conversationId]: principal.goalId,
+      [Attr.toolArguments]: tracer.content?.arguments(call.input),
+    });
+    try {
+      const r = await this.decideAndRun(principal, call, span);
+      const exit = (r.data as { exit_code?: unknown } | undefined)?.exit_code;
+      span.set({
+        [Attr.exitCode]: typeof exit === "number" ? exit : undefined,
+        [Attr.toolResult]: tracer.content?.text(r.output),
+      });
+      span.end(r.isError ? ErrorCode.toolFailed : undefined);
+      return r;
+    } catch (e) {
+      if (e instanceof GateDenied) {
+        span.set({ [Attr.gateVerdict]: "denied", [Attr.gateStage]: e.stage, [Attr.gateReason]: e.message });
+      }
+      span.end(e instanceof AidoError ? e.code : ErrorCode.internal);
+      throw e;
+    }
+  }
+
+  private async decideAndRun(
+    principal: Principal,
+    call: ToolCall,
+    span: TraceSpan | undefined,
+  ): Promise<ToolResult> {
     const { deps } = this;
     const deny: Deny = (code, stage, reason, details = {}) => {
       // The denial entry is written before the error is reported; if it cannot be
@@ -232,6 +272,11 @@ export class Gate {
         ...(call.callId ? { callId: call.callId } : {}),
         ...(call.signal ? { signal: call.signal } : {}),
       });
+      span?.set({
+        [Attr.approvalDecision]: outcome.decision,
+        [Attr.approvalVia]: outcome.via,
+        [Attr.approvalId]: outcome.approvalId ?? undefined,
+      });
       if (!outcome.allowed) {
         const refusal = APPROVAL_REFUSALS[outcome.decision as keyof typeof APPROVAL_REFUSALS];
         const why = outcome.reason ? `${refusal.why}: ${outcome.reason}` : refusal.why;
@@ -253,6 +298,7 @@ export class Gate {
     }
 
     // 7. audit, durable, then snapshot (before the first mutation of a turn) and run.
+    span?.set({ [Attr.gateVerdict]: "allowed" });
     const invoked = deps.audit.record(
       "tool.invoked",
       { tool: tool.name, input: input as JsonValue, ...(call.callId ? { call_id: call.callId } : {}) },
@@ -287,6 +333,7 @@ export class Gate {
       allowPath: (need, opts) => paths.allow(need, opts?.record !== false),
       ...(call.signal ? { signal: call.signal } : {}),
       ...(principal.services ? { services: principal.services } : {}),
+      ...(span ? { trace: span } : {}),
     };
     // settle() records how the run ended (tool.completed, or tool.failed and the error
     // rethrown) and hands the result back only once that entry is durable; the paths the
@@ -295,8 +342,10 @@ export class Gate {
       invoked,
       async () => {
         try {
-          if (tool.mutates && !principal.scratch)
-            await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
+          if (tool.mutates && !principal.scratch) {
+            const id = await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
+            span?.set({ [Attr.snapshotId]: id });
+          }
           return await tool.run(input, ctx);
         } finally {
           paths.audit(deps.audit, principal);

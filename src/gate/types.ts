@@ -9,6 +9,7 @@ import type { Confinement, SandboxHandle } from "../sandbox/types.js";
 import type { ApprovalScope } from "../security/approval-scope.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import type { SkillAccess } from "../skills/access.js";
+import type { TraceSpan } from "../telemetry/tracer.js";
 
 /** A need naming one path (file tools, and paths a running tool asks about). */
 export type PathNeed = { kind: "file_read" | "file_write"; path: string };
@@ -92,6 +93,8 @@ export interface ToolContext {
    * question whose answer changes only what the tool reports). Absent: refuse.
    */
   allowPath?(need: PathNeed, opts?: { record?: boolean }): string | undefined;
+  /** The call's execute_tool span, when tracing is on: spans the tool starts nest under it (a spawned child's run). */
+  trace?: TraceSpan;
 }
 
 /**

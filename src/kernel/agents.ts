@@ -15,6 +15,7 @@ import { wrapUntrusted } from "../agent/untrusted.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { Message, Usage } from "../llm/types.js";
 import { parseManifestValue } from "../manifest/load.js";
+import type { TraceSpan } from "../telemetry/tracer.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
 import type { Spawner } from "./spawn.js";
 
@@ -76,7 +77,12 @@ export class AgentRunner {
     parent: AgentRecord,
     manifestValue: unknown,
     message: string,
-    opts: { priorFindings?: string; defaultShare?: number; sandboxGoal?: string } = {},
+    opts: {
+      priorFindings?: string;
+      defaultShare?: number;
+      sandboxGoal?: string;
+      traceParent?: TraceSpan;
+    } = {},
   ): Promise<ChildOutcome> {
     const usage: Usage = { input_tokens: 0, output_tokens: 0 };
     let name =
@@ -96,6 +102,7 @@ export class AgentRunner {
           parent,
           ...(opts.defaultShare !== undefined ? { defaultShare: opts.defaultShare } : {}),
           ...(opts.sandboxGoal !== undefined ? { sandboxGoal: opts.sandboxGoal } : {}),
+          ...(opts.traceParent ? { traceParent: opts.traceParent } : {}),
         });
       } catch (e) {
         return {

@@ -44,6 +44,7 @@ import { PolicyEngine } from "../security/policy.js";
 import { TokenAuthority } from "../security/tokens.js";
 import { SkillRegistry } from "../skills/registry.js";
 import { createSkillTools } from "../skills/tools.js";
+import { openTracer, type Tracer } from "../telemetry/tracer.js";
 import { McpPins } from "../tools/mcp/pins.js";
 import { McpServers } from "../tools/mcp/servers.js";
 import { type BuiltinToolDeps, builtinTools } from "../tools/registry.js";
@@ -118,6 +119,8 @@ export interface RuntimeParts {
   egress: EgressGate;
   /** Goals' relays, listeners and callers (egress/plumbing.ts), in front of the proxy. */
   egressPlumbing: EgressPlumbing;
+  /** Trace export (telemetry/); absent when tracing is off. */
+  tracer?: Tracer;
 }
 
 /** Build every part over `db` (opened by the caller, which closes it if this throws). */
@@ -245,7 +248,9 @@ export async function assembleRuntime(
   for (const t of [...builtins, ...(opts.tools ?? [])]) addTool(tools, t);
   for (const t of [...createMemoryTools(), ...createSkillTools()]) if (!tools.has(t.name)) addTool(tools, t);
 
+  const tracer = await openTracer(config, log);
   const gate: Gate = new Gate({
+    ...(tracer ? { tracer } : {}),
     tools,
     external: mcp,
     tokens,
@@ -266,6 +271,7 @@ export async function assembleRuntime(
           { snapshot_id: s.id, label, files: s.files },
           { goalId: p.goalId, agentId: p.agentId },
         );
+        return s.id;
       },
     },
     snapshotBeforeMutation: config.policy.snapshotBeforeMutation,
@@ -315,6 +321,7 @@ export async function assembleRuntime(
     makeClient: (_agentId, name, model) => clientFor(name, model),
   });
   const env: AgentEnv = {
+    ...(tracer ? { tracer } : {}),
     config,
     gate,
     tokens,
@@ -442,6 +449,7 @@ export async function assembleRuntime(
     worlds,
     egress,
     egressPlumbing,
+    ...(tracer ? { tracer } : {}),
   };
 }
 

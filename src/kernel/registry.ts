@@ -24,6 +24,7 @@ import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import type { TraceSpan } from "../telemetry/tracer.js";
 import type { AgentState, EventBus } from "./events.js";
 
 const MIGRATIONS = [
@@ -80,6 +81,13 @@ export interface AgentRecord {
    * not outlive the process, and on-demand children are stopped at a restart.
    */
   readonly sandboxGoal?: string;
+  /**
+   * Traces: the span the agent's runs nest under (the parent's execute_tool span of the
+   * spawn); absent: its runs are trace roots (a goal's bootstrap, agent.spawn).
+   */
+  readonly traceParent?: TraceSpan;
+  /** Traces: the invoke_agent span of the run in progress (agent/loop.ts sets and clears it). */
+  span?: TraceSpan;
   /** Aborts the agent's model call and tool calls in flight. Replaced per run for persistent agents. */
   abort: AbortController;
   readonly createdAt: number;

@@ -26,6 +26,7 @@ import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import { tightenHome } from "../security/private-home.js";
 import type { SkillRegistry } from "../skills/registry.js";
+import type { Tracer } from "../telemetry/tracer.js";
 import type { McpServers } from "../tools/mcp/servers.js";
 import type { BuiltinToolDeps } from "../tools/registry.js";
 import type { AgentRunner } from "./agents.js";
@@ -47,6 +48,9 @@ import { newAgentId, type Spawner } from "./spawn.js";
 import type { Worlds } from "./worlds.js";
 
 export type { BuiltinToolDeps, RuntimeOptions };
+
+/** How long close() waits for buffered spans to reach the collector. */
+export const TRACE_FLUSH_WAIT_MS = 5_000;
 
 /** What agent.run / agent.spawn_and_run return. */
 export interface AgentRunResult {
@@ -94,6 +98,7 @@ export class Runtime {
   private readonly sandboxes: GoalSandboxes;
   private readonly runner: AgentRunner;
   private readonly sweeper: SandboxSweeper;
+  private readonly tracer: Tracer | undefined;
   private closing: Promise<void> | undefined;
 
   private constructor(parts: RuntimeParts) {
@@ -123,6 +128,7 @@ export class Runtime {
     this.sandboxes = parts.sandboxes;
     this.runner = parts.runner;
     this.sweeper = parts.sweeper;
+    this.tracer = parts.tracer;
   }
 
   static async open(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
@@ -248,7 +254,7 @@ export class Runtime {
     return this.gate.invoke(principalOf(this.env, agent), { name: tool, input, signal: ends });
   }
 
-  /** Stop the goals, release containers and timers, close the database. Idempotent. */
+  /** Stop the goals, release containers and timers, flush traces, close the database. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.sweeper.stop();
@@ -270,6 +276,8 @@ export class Runtime {
       // No relay reaches the proxy any more; persistent agents' goals open theirs anew.
       await this.egressPlumbing.closeAll();
       await this.mcp.closeAll();
+      // Every span has ended (no agent runs any more): export them, waiting a bounded time.
+      await this.tracer?.shutdown(TRACE_FLUSH_WAIT_MS);
       try {
         await this.backend.close();
       } finally {

@@ -103,6 +103,7 @@ export function createSpawnTools(deps: SpawnToolDeps): ToolDef<unknown>[] {
       const parent = parentOf(ctx);
       const o = await deps.runner.runChild(parent, input.manifest, input.message, {
         ...(input.prior_findings ? { priorFindings: input.prior_findings } : {}),
+        ...(ctx.trace ? { traceParent: ctx.trace } : {}),
       });
       if (o.stopReason === "refused") {
         throw new AidoError(
@@ -152,7 +153,10 @@ export function createSpawnTools(deps: SpawnToolDeps): ToolDef<unknown>[] {
       // instead of every request waiting for the whole batch to be spawned.
       const running: Promise<ChildOutcome>[] = [];
       for (const c of input.children) {
-        const child = deps.runner.runChild(parent, c.manifest, c.message, { defaultShare: share });
+        const child = deps.runner.runChild(parent, c.manifest, c.message, {
+          defaultShare: share,
+          ...(ctx.trace ? { traceParent: ctx.trace } : {}),
+        });
         child.catch(() => {}); // observed by Promise.all below; not an unhandled rejection meanwhile
         running.push(child);
         await new Promise((resolve) => setImmediate(resolve));

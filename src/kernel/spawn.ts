@@ -31,6 +31,7 @@ import type { Grant } from "../security/grants.js";
 import { grantsWithin, uncoveredGrants } from "../security/narrowing.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import type { SkillRegistry } from "../skills/registry.js";
+import type { TraceSpan } from "../telemetry/tracer.js";
 import type { EventBus } from "./events.js";
 import {
   completeRoot,
@@ -70,6 +71,8 @@ export interface SpawnRequest {
    * kernel/worlds.ts). A child of an agent in a world stays in that world.
    */
   sandboxGoal?: string;
+  /** Children only: the span the child's runs nest under (the spawning tool call's). */
+  traceParent?: TraceSpan;
 }
 
 export interface SpawnerDeps {
@@ -189,6 +192,7 @@ export class Spawner {
             state: "starting",
             children: new Set(),
             ...(sandboxGoal !== undefined ? { sandboxGoal } : {}),
+            ...(req.traceParent ? { traceParent: req.traceParent } : {}),
             abort: new AbortController(),
             createdAt: Date.now(),
           };

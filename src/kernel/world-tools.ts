@@ -74,7 +74,11 @@ export function createWorldTools(deps: WorldToolDeps): ToolDef<unknown>[] {
       // A receipt's text diffs show only what the caller may read itself.
       const readable = (path: string) =>
         allowPath({ kind: "file_read", path }, { record: false }) === undefined;
-      const receipts = await deps.worlds.spawn(parent, input, readable);
+      const receipts = await deps.worlds.spawn(
+        parent,
+        { ...input, ...(ctx.trace ? { traceParent: ctx.trace } : {}) },
+        readable,
+      );
       const ready = receipts.filter((r) => r.stop_reason === "complete").length;
       const head =
         `${ready} of ${receipts.length} worlds completed. Your folders are unchanged: adopt_world {world_id} ` +

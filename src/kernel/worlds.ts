@@ -36,6 +36,7 @@ import type { SnapshotCreated, SnapshotRoots, SnapshotStore } from "../sandbox/s
 import { diffCopy, statTree, TEXT_DIFF_MAX_BYTES, type TreeDiff } from "../sandbox/tree-diff.js";
 import type { AuditLog } from "../security/audit.js";
 import { type BudgetLedger, roomOf } from "../security/budget.js";
+import type { TraceSpan } from "../telemetry/tracer.js";
 import type { AgentRunner, ChildOutcome } from "./agents.js";
 import type { EventBus } from "./events.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
@@ -130,7 +131,8 @@ export class Worlds {
    */
   async spawn(
     parent: AgentRecord,
-    req: { task: string; worlds: number; manifest: unknown },
+    /** traceParent: the spawn_worlds call's span; each world's child nests under it. */
+    req: { task: string; worlds: number; manifest: unknown; traceParent?: TraceSpan },
     /** The receipts show text only where the parent may read (its grants and the policy). */
     readable: (path: string) => boolean,
   ): Promise<WorldReceipt[]> {
@@ -176,6 +178,7 @@ export class Worlds {
         req.task,
         share,
         readable,
+        req.traceParent,
       );
       run.catch(() => {}); // observed by Promise.all below
       running.push(run);
@@ -227,6 +230,7 @@ export class Worlds {
     task: string,
     share: number,
     readable: (path: string) => boolean,
+    traceParent: TraceSpan | undefined,
   ): Promise<WorldReceipt> {
     const { deps } = this;
     const { id, folders } = world;
@@ -250,6 +254,7 @@ export class Worlds {
       const o = await deps.runner.runChild(parent, manifest.value, task, {
         defaultShare: share,
         sandboxGoal: id,
+        ...(traceParent ? { traceParent } : {}),
       });
       // Nothing runs in the copy any more before it is read.
       await deps.retire(id);

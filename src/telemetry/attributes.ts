@@ -1,0 +1,146 @@
+// telemetry/attributes.ts — the one place span attribute names are spelled: the GenAI
+// semantic conventions' (gen_ai.*, server.*, error.type) and Aido's own (aido.*), and the
+// JSON shapes message content takes when the operator opted in
+// (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true). Content is bounded (each text
+// part, and each attribute as a whole, oldest messages dropped first) and scrubbed of the
+// secrets the runtime knows (provider API keys, external MCP servers' header values)
+// before it leaves: a model can be talked into repeating a key it should never have seen.
+
+import type { Config } from "../config.js";
+import { secretsOf } from "../llm/record.js";
+import type { ContentBlock, LlmResponse, Message } from "../llm/types.js";
+
+export type AttributeValue = string | number | boolean | string[];
+
+export const Attr = {
+  operation: "gen_ai.operation.name",
+  provider: "gen_ai.provider.name",
+  agentName: "gen_ai.agent.name",
+  agentId: "gen_ai.agent.id",
+  conversationId: "gen_ai.conversation.id",
+  requestModel: "gen_ai.request.model",
+  requestMaxTokens: "gen_ai.request.max_tokens",
+  responseModel: "gen_ai.response.model",
+  responseId: "gen_ai.response.id",
+  finishReasons: "gen_ai.response.finish_reasons",
+  inputTokens: "gen_ai.usage.input_tokens",
+  outputTokens: "gen_ai.usage.output_tokens",
+  serverAddress: "server.address",
+  serverPort: "server.port",
+  errorType: "error.type",
+  toolName: "gen_ai.tool.name",
+  toolCallId: "gen_ai.tool.call.id",
+  toolType: "gen_ai.tool.type",
+  toolArguments: "gen_ai.tool.call.arguments",
+  toolResult: "gen_ai.tool.call.result",
+  systemInstructions: "gen_ai.system_instructions",
+  inputMessages: "gen_ai.input.messages",
+  outputMessages: "gen_ai.output.messages",
+  // Aido's own
+  agentParentId: "aido.agent.parent_id",
+  agentDepth: "aido.agent.depth",
+  stopReason: "aido.agent.stop_reason",
+  queueWaitMs: "aido.inference.queue_wait_ms",
+  budgetReserved: "aido.budget.reserved",
+  budgetCommitted: "aido.budget.committed",
+  gateVerdict: "aido.gate.verdict",
+  gateStage: "aido.gate.stage",
+  gateReason: "aido.gate.reason",
+  approvalDecision: "aido.approval.decision",
+  approvalVia: "aido.approval.via",
+  approvalId: "aido.approval.id",
+  snapshotId: "aido.snapshot.id",
+  exitCode: "aido.exit_code",
+} as const;
+
+export const Operation = { agent: "invoke_agent", chat: "chat", tool: "execute_tool" } as const;
+
+/** External MCP tools (mcp__server__tool) extend the agent; built-in tools are functions. */
+export function toolType(name: string): "function" | "extension" {
+  return name.startsWith("mcp__") ? "extension" : "function";
+}
+
+/** server.address / server.port of a provider's base URL. */
+export function serverOf(baseURL: string | undefined): { address?: string; port?: number } {
+  if (!baseURL) return {};
+  try {
+    const u = new URL(baseURL);
+    const port = u.port !== "" ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
+    return { address: u.hostname, port };
+  } catch {
+    return {};
+  }
+}
+
+/** Longest text part kept; longer ones end in a note of how much was cut. */
+export const CONTENT_PART_MAX = 4096;
+/** Longest content attribute (its JSON); the oldest messages are dropped to fit. */
+export const CONTENT_ATTRIBUTE_MAX = 64 * 1024;
+const REDACTED = "[redacted]";
+
+/** Shapes opted-in content: bounded, secrets removed, in the semconv JSON forms. */
+export class ContentRedactor {
+  constructor(private readonly secrets: readonly string[]) {}
+
+  /** One text: secrets replaced, cut at CONTENT_PART_MAX. */
+  text(s: string): string {
+    let out = s;
+    for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
+    if (out.length <= CONTENT_PART_MAX) return out;
+    return `${out.slice(0, CONTENT_PART_MAX)}…[${out.length - CONTENT_PART_MAX} more characters]`;
+  }
+
+  /** gen_ai.system_instructions */
+  system(system: string): string {
+    return JSON.stringify([{ type: "text", content: this.text(system) }]);
+  }
+
+  /** gen_ai.input.messages: the conversation sent, newest kept when it is too long. */
+  input(messages: readonly Message[]): string {
+    const shaped = messages.map((m) => this.message(m.role, m.content));
+    let start = 0;
+    let json = JSON.stringify(shaped);
+    while (json.length > CONTENT_ATTRIBUTE_MAX && start < shaped.length - 1) {
+      start++;
+      json = JSON.stringify(shaped.slice(start));
+    }
+    return json.length > CONTENT_ATTRIBUTE_MAX ? "[]" : json;
+  }
+
+  /** gen_ai.output.messages: the model's answer. */
+  output(response: LlmResponse, finishReason: string): string {
+    return JSON.stringify([{ ...this.message("assistant", response.content), finish_reason: finishReason }]);
+  }
+
+  /** gen_ai.tool.call.arguments */
+  arguments(input: unknown): string {
+    return this.text(JSON.stringify(input ?? null));
+  }
+
+  private message(role: Message["role"], content: string | readonly ContentBlock[]) {
+    if (typeof content === "string") return { role, parts: [{ type: "text", content: this.text(content) }] };
+    const parts = content.map((b) => {
+      if (b.type === "text") return { type: "text", content: this.text(b.text) };
+      if (b.type === "tool_use")
+        return { type: "tool_call", id: b.id, name: b.name, arguments: this.arguments(b.input) };
+      return { type: "tool_call_response", id: b.tool_use_id, response: this.text(b.content) };
+    });
+    // Tool results travel in a user message here; the conventions give them the tool role.
+    const allResults = content.length > 0 && content.every((b) => b.type === "tool_result");
+    return { role: allResults ? "tool" : role, parts };
+  }
+}
+
+/** The redactor for this config: API keys and external MCP servers' header values. */
+export function redactorFor(config: Config): ContentRedactor {
+  const secrets = new Set(secretsOf(config));
+  for (const s of Object.values(config.mcp.servers)) {
+    if (s.transport !== "http") continue;
+    for (const variable of Object.values(s.headers)) {
+      const v = config.mcp.headerValue(variable);
+      if (v) secrets.add(v);
+    }
+  }
+  // Longest first, so a key that contains another is replaced whole.
+  return new ContentRedactor([...secrets].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length));
+}
