@@ -20,7 +20,8 @@
 # Settings (environment): AIDO_HOME (default ~/.aido); AIDO_DAEMON_NETWORK (default
 # host: providers on localhost, e.g. Ollama, stay reachable; "bridge" isolates the daemon);
 # AIDO_DAEMON_CONTAINER (default aido-agentd-<hash of AIDO_HOME>); AIDO_OFFLINE=1 skips
-# the registry probes.
+# the registry probes. The OTEL_* variables of trace export (docs/observability.md) reach
+# the daemon by name too.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,6 +37,11 @@ provider_vars=(ANTHROPIC_API_KEY OPENAI_API_KEY DEEPSEEK_API_KEY OLLAMA_HOST AID
 pass_vars=(ANTHROPIC_API_KEY ANTHROPIC_BASE_URL OPENAI_API_KEY OPENAI_BASE_URL DEEPSEEK_API_KEY DEEPSEEK_BASE_URL
   OLLAMA_HOST AIDO_OPENAI_COMPAT_BASE_URL AIDO_MODEL AIDO_MAX_CONCURRENT_INFERENCE AIDO_PERSISTENT_MEMORY
   AIDO_SPAWN_BATCH_CAP)
+# OpenTelemetry trace export (docs/observability.md), passed by name as well.
+otel_vars=(OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_EXPORTER_OTLP_HEADERS
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS OTEL_EXPORTER_OTLP_TIMEOUT OTEL_EXPORTER_OTLP_TRACES_TIMEOUT
+  OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_TRACES_PROTOCOL OTEL_SERVICE_NAME OTEL_RESOURCE_ATTRIBUTES
+  OTEL_SDK_DISABLED OTEL_TRACES_EXPORTER OTEL_BSP_SCHEDULE_DELAY OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)
 
 step() { printf '\n== %s\n' "$*" >&2; }
 say() { printf 'run-aido: %s\n' "$*" >&2; }
@@ -119,6 +125,30 @@ docker_socket() {
   esac
 }
 
+# The daemon container's OTEL_* arguments, appended to the caller's `args`. With host
+# networking (the default) a collector on this machine's localhost is reachable as is. On
+# another network the host is host.docker.internal (mapped to the host's gateway here); an
+# endpoint on loopback would be the container itself, so that is said rather than left to
+# fail quietly.
+otel_args() {
+  local v any=""
+  for v in "${otel_vars[@]}"; do
+    if [ -n "${!v:-}" ]; then
+      args+=(-e "$v")
+      any=1
+    fi
+  done
+  if [ -z "$any" ] || [ "$network" = host ]; then return 0; fi
+  args+=(--add-host host.docker.internal:host-gateway)
+  for v in OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT; do
+    case "${!v:-}" in
+    *://localhost* | *://127.* | *://\[::1\]*)
+      say "note: $v points at this machine's loopback, which the daemon's container (network $network) does not share: use http://host.docker.internal:PORT"
+      ;;
+    esac
+  done
+}
+
 start_daemon() {
   if container_running; then
     local running wanted
@@ -137,6 +167,7 @@ start_daemon() {
     -v "$(docker_socket):/var/run/docker.sock"
     -v "$AIDO_HOME:$AIDO_HOME" -e "AIDO_HOME=$AIDO_HOME")
   for v in "${pass_vars[@]}"; do [ -n "${!v:-}" ] && args+=(-e "$v"); done
+  otel_args
   # Recorded answers to replay (read-only) or a folder to record into: same path inside.
   if [ -n "${AIDO_REPLAY:-}" ]; then
     local dir
@@ -265,6 +296,9 @@ run_goal() {
 }
 
 # ---------------------------------------------------------------- dispatch
+
+# Sourced (tests call its functions): everything above is defined, nothing runs.
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then return 0; fi
 
 case "${1:-}" in
 "" | -h | --help | help)
