@@ -23,6 +23,7 @@ const sections: Record<string, Loader> = {
   mcp: async () => (await import("./mcp.js")).benchMcp(),
   "mcp-servers": async () => (await import("./mcp-servers.js")).benchMcpServers(),
   "cli-start": async () => (await import("./cli-start.js")).benchCliStart(),
+  tracing: async () => (await import("./tracing.js")).benchTracing(),
   egress: async () => [
     await (await import("./egress.js")).benchEgress(),
     await (await import("./egress-container.js")).benchEgressContainer(),
