@@ -14,7 +14,8 @@
 // need it has passed: a call refused for its tool, its command or the budget starts nothing.
 // Every refusal is audited as tool.denied with the stage that refused it, and surfaces
 // as a GateDenied error the caller can show to the model (it can recover) or map to a
-// JSON-RPC code.
+// JSON-RPC code. With tracing on, each call is an execute_tool span (gate/trace-call.ts)
+// that the stages annotate: approval, verdict, snapshot.
 
 import type { EgressPlumbing } from "../egress/plumbing.js";
 import { AidoError, ErrorCode } from "../errors.js";
@@ -27,13 +28,14 @@ import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
-import { Attr, toolType } from "../telemetry/attributes.js";
+import { Attr } from "../telemetry/attributes.js";
 import type { Tracer, TraceSpan } from "../telemetry/tracer.js";
 import { confinementFor } from "./confinement.js";
 import { type Deny, judgeCall } from "./judge.js";
 import { describeNeed } from "./needs.js";
 import { RunPaths } from "./run-paths.js";
 import { type StepJudgement, simulateCall } from "./simulate.js";
+import { traceCall } from "./trace-call.js";
 import { TurnSnapshots } from "./turn-snapshots.js";
 import type { Need, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
 
@@ -185,30 +187,7 @@ export class Gate {
   async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
     const tracer = this.deps.tracer;
     if (!tracer) return this.decideAndRun(principal, call, undefined);
-    const span = tracer.startTool(call.trace, call.name, {
-      [Attr.toolName]: call.name,
-      [Attr.toolCallId]: call.callId,
-      [Attr.toolType]: toolType(call.name),
-      [Attr.agentId]: principal.agentId,
-      [Attr.conversationId]: principal.goalId,
-      [Attr.toolArguments]: tracer.content?.arguments(call.input),
-    });
-    try {
-      const r = await this.decideAndRun(principal, call, span);
-      const exit = (r.data as { exit_code?: unknown } | undefined)?.exit_code;
-      span.set({
-        [Attr.exitCode]: typeof exit === "number" ? exit : undefined,
-        [Attr.toolResult]: tracer.content?.text(r.output),
-      });
-      span.end(r.isError ? ErrorCode.toolFailed : undefined);
-      return r;
-    } catch (e) {
-      if (e instanceof GateDenied) {
-        span.set({ [Attr.gateVerdict]: "denied", [Attr.gateStage]: e.stage, [Attr.gateReason]: e.message });
-      }
-      span.end(e instanceof AidoError ? e.code : ErrorCode.internal);
-      throw e;
-    }
+    return traceCall(tracer, principal, call, (span) => this.decideAndRun(principal, call, span));
   }
 
   private async decideAndRun(
@@ -226,6 +205,7 @@ export class Gate {
         agentId: principal.agentId,
         payload: { tool: call.name, stage, reason, code, ...(call.callId ? { call_id: call.callId } : {}) },
       });
+      span?.set({ [Attr.gateVerdict]: "denied", [Attr.gateStage]: stage, [Attr.gateReason]: reason });
       throw new GateDenied(code, stage, reason, { tool: call.name, ...details });
     };
 
