@@ -41,7 +41,10 @@ const otel = (extra: Record<string, string> = {}) => ({
 });
 
 /** Answer the next approval request that shows up with `decision`. */
-async function answerNext(c: AidoClient, decision: "allow_once" | "deny"): Promise<ApprovalRecord> {
+async function answerNext(
+  c: AidoClient,
+  decision: "allow_once" | "allow_session" | "deny",
+): Promise<ApprovalRecord> {
   for (let i = 0; i < 400; i++) {
     const { approvals } = await c.call("approval.list", {});
     const rec = approvals[0];
@@ -344,21 +347,58 @@ describe("the OpenAI wire format", () => {
 });
 
 describe("calls without an agent loop", () => {
-  it("tool.invoke over the socket is an execute_tool span of its own trace", async () => {
+  it("tool.invoke over the socket is an execute_tool span of its own trace, with the human's and the standing decisions", async () => {
     const fx = await suite.start({ env: otel() });
     const c = await fx.client();
-    const a = await c.call("agent.spawn", {
-      manifest: manifest("solo", { capabilities: ["tool: memory_store"] }),
+    const human = await fx.client();
+    const careful = manifest("solo", {
+      lifecycle: "persistent",
+      capabilities: ["tool: memory_store"],
+      approval_required: ["memory_store"],
     });
-    await c.call("tool.invoke", {
-      agent_id: a.agent_id,
-      tool: "memory_store",
-      input: { content: "x", category: "fact" },
-    });
+    const a = await c.call("agent.spawn", { manifest: careful });
+    const invoke = (content: string) =>
+      c.call("tool.invoke", {
+        agent_id: a.agent_id,
+        tool: "memory_store",
+        input: { content, category: "fact" },
+      });
+    const first = invoke("x");
+    const asked = await answerNext(human, "allow_session");
+    await first;
+    await invoke("x"); // the same scope: the session's decision is reused, nobody is asked
+    const refused = invoke("y").catch((e) => e);
+    const deniedRec = await answerNext(human, "deny");
+    expect((await refused).code).toBe("approval_denied");
     await fx.daemon.close();
-    const s = only(receiver.spans, "execute_tool memory_store");
-    expect(s.parentSpanId).toBe("");
-    expect(s.attributes).toMatchObject({ "gen_ai.agent.id": a.agent_id, "aido.gate.verdict": "allowed" });
+    const spans = named(receiver.spans, "execute_tool memory_store");
+    expect(spans).toHaveLength(3);
+    for (const s of spans) {
+      expect(s.parentSpanId).toBe("");
+      expect(s.attributes["gen_ai.agent.id"]).toBe(a.agent_id);
+    }
+    expect(new Set(spans.map((s) => s.traceId)).size).toBe(3);
+    const [answered, reused, denied] = [...spans].sort((x, y) => (x.startNs < y.startNs ? -1 : 1));
+    expect(answered?.attributes).toMatchObject({
+      "aido.gate.verdict": "allowed",
+      "aido.approval.decision": "allow_session",
+      "aido.approval.via": "answer",
+      "aido.approval.id": asked.id,
+    });
+    expect(reused?.attributes).toMatchObject({
+      "aido.gate.verdict": "allowed",
+      "aido.approval.decision": "allow_session",
+      "aido.approval.via": "allow_session",
+      "aido.approval.id": asked.id,
+    });
+    expect(denied?.attributes).toMatchObject({
+      "aido.gate.verdict": "denied",
+      "aido.gate.stage": "approval",
+      "aido.approval.decision": "deny",
+      "aido.approval.id": deniedRec.id,
+      "error.type": "approval_denied",
+    });
+    expect(denied?.status.code).toBe(2);
   });
 });
 
