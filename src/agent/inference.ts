@@ -7,7 +7,8 @@
 // goal cap holds however many children spend at once. A provider that reports more anyway
 // broke the bound: the usage is charged (it was spent), audited as budget.overspent by the
 // ledger, and the call fails with budget_exceeded, which stops the agent; the kernel stops
-// the goal (onBudgetOverspent).
+// the goal (onBudgetOverspent). With tracing on, each call is a chat span (telemetry/) with
+// its queue wait, its reservation and what was committed.
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AgentRecord } from "../kernel/registry.js";

@@ -8,6 +8,8 @@
 //   cancelled        the agent was stopped (its AbortController fired)
 //   error            anything else (provider failure after retries, audit failure, ...)
 // The loop never throws for these; the caller decides what a stop means for the goal.
+// With tracing on (telemetry/), each run is an invoke_agent span, held on the agent's
+// record while it runs so its model calls and tool calls nest under it.
 
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { AgentRecord } from "../kernel/registry.js";
