@@ -73,9 +73,9 @@ export function serverOf(baseURL: string | undefined): { address?: string; port?
 }
 
 /** Longest text part kept; longer ones end in a note of how much was cut. */
-export const CONTENT_PART_MAX = 4096;
+const CONTENT_PART_MAX = 4096;
 /** Longest content attribute (its JSON); the oldest messages are dropped to fit. */
-export const CONTENT_ATTRIBUTE_MAX = 64 * 1024;
+const CONTENT_ATTRIBUTE_MAX = 64 * 1024;
 const REDACTED = "[redacted]";
 
 /** Shapes opted-in content: bounded, secrets removed, in the semconv JSON forms. */

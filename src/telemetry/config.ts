@@ -29,9 +29,9 @@ export interface TelemetryConfig {
   captureContent: boolean;
 }
 
-export const DEFAULT_EXPORT_TIMEOUT_MS = 10_000;
-export const DEFAULT_BATCH_DELAY_MS = 5_000;
-export const SUPPORTED_PROTOCOL = "http/protobuf";
+const DEFAULT_EXPORT_TIMEOUT_MS = 10_000;
+const DEFAULT_BATCH_DELAY_MS = 5_000;
+const SUPPORTED_PROTOCOL = "http/protobuf";
 
 /** The tracing config, or undefined when tracing is off. Throws config_invalid naming the variable. */
 export function telemetryFromEnv(env: Env): TelemetryConfig | undefined {

@@ -20,7 +20,7 @@ import { printableUrl, type TelemetryConfig } from "./config.js";
 import type { SpanAttributes, Tracer, TraceSpan } from "./tracer.js";
 
 /** Export failures after the first are reported at most this often. */
-export const EXPORT_FAILURE_REPORT_MS = 60_000;
+const EXPORT_FAILURE_REPORT_MS = 60_000;
 
 class OtelSpan implements TraceSpan {
   private ended = false;
