@@ -346,6 +346,46 @@ describe("the OpenAI wire format", () => {
   }, 60_000);
 });
 
+describe("calls the agent loop refuses before the gate", () => {
+  it("still get an execute_tool span: broken arguments and a third identical call", async () => {
+    const { server } = suite;
+    const same = { content: "same", category: "fact" };
+    server.script('manifest "loopy"', [
+      turn.toolUses([{ id: "call_broken", name: "memory_store", rawArguments: '{"content": ' }]),
+      turn.toolUses([{ id: "call_1", name: "memory_store", input: same }]),
+      turn.toolUses([{ id: "call_2", name: "memory_store", input: same }]),
+      turn.toolUses([{ id: "call_3", name: "memory_store", input: same }]),
+      turn.text("stopped repeating"),
+    ]);
+    const fx = await suite.start({ env: otel({ AIDO_MODEL: "openai/gpt-test" }) });
+    const c = await fx.client();
+    const loopy = manifest("loopy", { model: "openai/gpt-test", capabilities: ["tool: memory_store"] });
+    const { goal_id } = await c.call("goal.submit", { goal: "go", manifest: loopy });
+    expect((await c.call("goal.wait", { goal_id, timeout_ms: 30_000 })).state).toBe("succeeded");
+    await fx.daemon.close();
+    const byCall = Object.fromEntries(
+      named(receiver.spans, "execute_tool memory_store").map((s) => [
+        String(s.attributes["gen_ai.tool.call.id"]),
+        s,
+      ]),
+    ) as Record<string, ReceivedSpan>;
+    expect(Object.keys(byCall).sort()).toEqual(["call_1", "call_2", "call_3", "call_broken"]);
+    expect(byCall.call_broken?.attributes).toMatchObject({
+      "aido.gate.verdict": "denied",
+      "aido.gate.stage": "schema",
+      "error.type": "invalid_input",
+    });
+    expect(byCall.call_2?.attributes["aido.gate.verdict"]).toBe("allowed");
+    expect(byCall.call_3?.attributes).toMatchObject({
+      "aido.gate.verdict": "denied",
+      "aido.gate.stage": "repeat_guard",
+      "error.type": "repeated_call",
+    });
+    const run = only(receiver.spans, "invoke_agent loopy");
+    for (const s of Object.values(byCall)) expect(s?.parentSpanId).toBe(run.spanId);
+  });
+});
+
 describe("calls without an agent loop", () => {
   it("tool.invoke over the socket is an execute_tool span of its own trace, with the human's and the standing decisions", async () => {
     const fx = await suite.start({ env: otel() });
