@@ -9,6 +9,7 @@
 
 import type { Config } from "../config.js";
 import { type AttributeValue, type ContentRedactor, redactorFor } from "./attributes.js";
+import { printableUrl } from "./config.js";
 
 export type SpanAttributes = Record<string, AttributeValue | undefined>;
 
@@ -43,5 +44,8 @@ export async function openTracer(
   const t = config.telemetry;
   if (!t) return undefined;
   const { OtelTracer } = await import("./otel.js");
+  log(
+    `tracing on: spans go to ${printableUrl(t.tracesUrl)} (from ${t.endpointVariable}) as service "${t.serviceName}"${t.captureContent ? ", with message content" : ""}`,
+  );
   return new OtelTracer(t, t.captureContent ? redactorFor(config) : undefined, log);
 }

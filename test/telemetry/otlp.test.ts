@@ -180,6 +180,9 @@ describe("a swarm goal's trace", () => {
       "gen_ai.provider.name": "anthropic",
       "gen_ai.request.model": "claude-test",
     });
+    expect(fx.logs).toContain(
+      `tracing on: spans go to ${receiver.url}/v1/traces (from OTEL_EXPORTER_OTLP_ENDPOINT) as service "aido-under-test"`,
+    );
     expect(root.resource).toMatchObject({
       "service.name": "aido-under-test",
       "deployment.environment": "test",
