@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LlmClients } from "../../src/llm/clients.js";
-import type { CompletionRequest, LlmResponse, ToolSpec } from "../../src/llm/types.js";
+import { type CompletionRequest, type LlmResponse, type ToolSpec, textOf } from "../../src/llm/types.js";
 import type { TempHome } from "../support/home.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import { homeFor, KEYS } from "./harness.js";
@@ -128,8 +128,44 @@ describe("AIDO_RECORD / AIDO_REPLAY", () => {
     await expect(critic.complete(req("name: critic", "again"))).rejects.toThrow(
       /agent "critic" made call 2 but .* holds only 1 recorded call\(s\) for it: the script ran out/,
     );
-    const stranger = clients.forAgent("stranger", "openai/gpt-test");
+    const stranger = new LlmClients(home({ AIDO_REPLAY: dir }).config).forAgent(
+      "stranger",
+      "openai/gpt-test",
+    );
     await expect(stranger.complete(req("x", "y"))).rejects.toThrow(/holds only 0 recorded call/);
+  });
+
+  it("stays diverged: after one agent's divergence every agent's next call fails with it", async () => {
+    await recordRun();
+    const clients = new LlmClients(home({ AIDO_REPLAY: dir }).config);
+    const writer = clients.forAgent("writer", "anthropic/claude-test");
+    const critic = clients.forAgent("critic", "openai/gpt-test");
+    const why = /agent "writer" call 1 was recorded with tools \[file_write\] but now offers \[exec\]/;
+    await expect(writer.complete(req("name: writer", "write", [EXEC]))).rejects.toThrow(why);
+    // The critic's own recording would still answer; the run it belonged to is gone.
+    await expect(critic.complete(req("name: critic", "check"))).rejects.toThrow(why);
+  });
+
+  it("keys parallel instances of one manifest apart, in the order they were first seen", async () => {
+    server = await startProviderServer();
+    server.script("task: north", [turn.text("north"), turn.text("north done")]);
+    server.script("task: south", [turn.text("south")]);
+    // Recording: the second instance asks while the first is still mid-run.
+    const rec = new LlmClients(home({ AIDO_RECORD: dir }).config);
+    const a = rec.forInstance("a_1", "coder", "anthropic/claude-test");
+    const b = rec.forInstance("a_2", "coder", "anthropic/claude-test");
+    await a.complete(req("task: north", "go"));
+    await b.complete(req("task: south", "go"));
+    await a.complete(req("task: north", "again"));
+    expect(readdirSync(dir).sort()).toEqual(["coder", "coder#2"]);
+    expect(rec.forInstance("a_1", "coder", "anthropic/claude-test")).toBe(a);
+    // Replaying with the calls interleaved the other way round: each instance its own answers.
+    const play = new LlmClients(home({ AIDO_REPLAY: dir }).config);
+    const a2 = play.forInstance("x_1", "coder", "anthropic/claude-test");
+    const b2 = play.forInstance("x_2", "coder", "anthropic/claude-test");
+    expect(textOf((await b2.complete(req("name: coder", "south"))).content)).toBe("south");
+    expect(textOf((await a2.complete(req("name: coder", "north"))).content)).toBe("north");
+    expect(textOf((await a2.complete(req("name: coder", "north"))).content)).toBe("north done");
   });
 
   it("fails clearly when the agent offers a different tool set than when recorded", async () => {
