@@ -1,0 +1,47 @@
+// cli/demo/tour.ts — the few lines `aido demo` ends with: what the gate denied and why
+// (stage and reason, from the audit), what a human approved, where the deliverables and
+// the audit are, and the commands that inspect and verify them against the demo's home.
+// A goal that failed because the replay diverged gets the message that says how to
+// record the demo again instead.
+
+import { inert } from "../../security/terminal-text.js";
+import type { DemoSessionResult } from "./session.js";
+
+const RECORD_AGAIN =
+  "The bundled recording no longer matches this runtime (its tools or its steps changed).\n" +
+  "Record it again from a checkout: npx tsx scripts/record-demo.ts (scripted provider; add --real\n" +
+  "with a provider key to record from a real model), then run `aido demo` again.";
+
+/** True when the goal failed on a replay divergence (llm/record.ts errors start "replay:"). */
+export function replayDiverged(r: Pick<DemoSessionResult, "goal">): boolean {
+  return r.goal.state !== "succeeded" && (r.goal.error ?? "").includes("replay:");
+}
+
+export function tourLines(
+  r: DemoSessionResult,
+  where: { home: string; output: string; copied: number },
+): string[] {
+  const env = `AIDO_HOME=${where.home}`;
+  if (replayDiverged(r)) return ["", `goal ${r.goal.state}: ${inert(r.goal.error ?? "")}`, "", RECORD_AGAIN];
+  const lines = ["", `== what happened (goal ${r.goal.goal_id} ${r.goal.state})`];
+  if (r.denials.length === 0) lines.push("denied:    nothing");
+  for (const d of r.denials)
+    lines.push(
+      `denied:    ${d.payload.tool} by ${d.agent_id} at the ${d.payload.stage} stage: ${inert(d.payload.reason)}`,
+    );
+  if (r.decisions.length === 0) lines.push("approved:  nothing was asked");
+  for (const d of r.decisions)
+    lines.push(`approved:  ${d.payload.tool} (${inert(d.payload.scope_key)}): ${d.payload.decision}`);
+  lines.push(
+    where.copied > 0
+      ? `delivered: ${where.copied} file(s) in ${where.output}`
+      : `delivered: nothing copied to ${where.output}`,
+    `audit:     the demo's home ${where.home} (kept until the next \`aido demo\`)`,
+    "",
+    "look closer:",
+    `  ${env} aido audit query --kind tool.denied`,
+    `  ${env} aido audit query --kind approval.decided`,
+    `  ${env} aido audit verify`,
+  );
+  return lines;
+}
