@@ -57,7 +57,9 @@ export async function resetDemoHome(home: string, bundle: DemoBundle): Promise<v
       { home },
     );
   }
-  rmSync(home, { recursive: true, force: true });
+  // Its contents, not the folder: in run-aido.sh --demo the home is a mount point.
+  if (existsSync(home))
+    for (const f of readdirSync(home)) rmSync(join(home, f), { recursive: true, force: true });
   ensurePrivateDir(home);
   writeFileSync(join(home, MARKER), "made by `aido demo`; emptied by the next run\n", { mode: 0o600 });
   await copyFile(bundle.configFile, join(home, "config.yaml"));

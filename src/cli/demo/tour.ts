@@ -4,6 +4,7 @@
 // A goal that failed because the replay diverged gets the message that says how to
 // record the demo again instead.
 
+import { isAbsolute, relative } from "node:path";
 import { inert } from "../../security/terminal-text.js";
 import type { DemoSessionResult } from "./session.js";
 
@@ -11,6 +12,12 @@ const RECORD_AGAIN =
   "The bundled recording no longer matches this runtime (its tools or its steps changed).\n" +
   "Record it again from a checkout: npx tsx scripts/record-demo.ts (scripted provider; add --real\n" +
   "with a provider key to record from a real model), then run `aido demo` again.";
+
+/** A folder under the working folder as ./path (run-aido.sh copies the container's ./output to the user's). */
+function shown(dir: string): string {
+  const rel = relative(process.cwd(), dir);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? `./${rel}` : dir;
+}
 
 /** True when the goal failed on a replay divergence (llm/record.ts errors start "replay:"). */
 export function replayDiverged(r: Pick<DemoSessionResult, "goal">): boolean {
@@ -34,8 +41,8 @@ export function tourLines(
     lines.push(`approved:  ${d.payload.tool} (${inert(d.payload.scope_key)}): ${d.payload.decision}`);
   lines.push(
     where.copied > 0
-      ? `delivered: ${where.copied} file(s) in ${where.output}`
-      : `delivered: nothing copied to ${where.output}`,
+      ? `delivered: ${where.copied} file(s) in ${shown(where.output)}`
+      : `delivered: nothing copied to ${shown(where.output)}`,
     `audit:     the demo's home ${where.home} (kept until the next \`aido demo\`)`,
     "",
     "look closer:",
