@@ -110,7 +110,7 @@ describe("aido demo", () => {
     expect(log).toMatch(/--yes: answered Allow Once to apr_\S+ \(file_write on \/output\/report\.md\)/);
     // The tour says what was denied and approved, and where the audit is.
     expect(run.stdout).toMatch(
-      /denied: +exec by a_\S+ at the capability stage: no capability grants exec of "curl/,
+      /denied: +exec by coder \(a_\S+\) at the capability stage: no capability grants exec of "curl/,
     );
     expect(run.stdout).toContain("approved:  file_write (path:/output/report.md): allow_once");
     const demoHome = join(home, "demo");
@@ -174,6 +174,50 @@ describe("aido demo", () => {
     );
     expect(run.stdout).toContain("npx tsx scripts/record-demo.ts");
     expect(existsSync(join(cwd, "output", "report.md"))).toBe(false);
+  }, 180_000);
+
+  it("fails when the runtime now uses fewer recorded answers than the recording holds", async () => {
+    const bundle = join(work, "bundle-longer");
+    cpSync(join(ROOT, "demo"), bundle, { recursive: true });
+    // As if the north child had made a fourth call when it was recorded.
+    const last = JSON.parse(readFileSync(join(bundle, "recording", "coder", "0003.json"), "utf8"));
+    writeFileSync(join(bundle, "recording", "coder", "0004.json"), JSON.stringify({ ...last, call: 4 }));
+    const cwd = mkdtempSync(join(work, "user-"));
+    const run = await aido(["demo", "--yes", "--bundle", bundle], cwd, shellEnv(home));
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toContain("the run made 14 model call(s) but the recording holds 15");
+    expect(run.stdout).toContain("npx tsx scripts/record-demo.ts");
+    expect(existsSync(join(cwd, "output"))).toBe(false);
+  }, 180_000);
+
+  it("without a terminal or --yes, says how to answer the approval and goes on once it is answered", async () => {
+    const cwd = mkdtempSync(join(work, "user-"));
+    const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), MAIN, "demo"], {
+      cwd,
+      env: shellEnv(home),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    child.stderr.on("data", (d) => {
+      out += d;
+    });
+    const exited = new Promise<number | null>((done) => child.on("close", done));
+    const deadline = Date.now() + 60_000;
+    let id: string | undefined;
+    while (!id && Date.now() < deadline) {
+      id = /approval (apr_\S+) waits for you/.exec(out)?.[1];
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(id, out).toBeDefined();
+    const demoHome = join(home, "demo");
+    expect(out).toContain(`AIDO_HOME=${demoHome} aido approvals`);
+    const respond = await aido(["approvals", "respond", id!, "allow_once"], cwd, shellEnv(demoHome));
+    expect(respond.code, respond.stderr).toBe(0);
+    expect(await exited, out).toBe(0);
+    expect(readFileSync(join(cwd, "output", "report.md"), "utf8")).toContain(EXPECTED_TABLE);
   }, 180_000);
 
   it("scripts/record-demo.ts records exactly the committed demo/recording", async () => {

@@ -11,9 +11,15 @@
 import { join, resolve } from "node:path";
 import { aidoHome } from "../../home.js";
 import { type Command, parseCommandArgs } from "../command.js";
-import { bundledDemoDir, demoDaemonEnv, loadDemoBundle, recordedModel } from "../demo/bundle.js";
+import {
+  bundledDemoDir,
+  demoDaemonEnv,
+  loadDemoBundle,
+  recordedCalls,
+  recordedModel,
+} from "../demo/bundle.js";
 import { runDemoSession } from "../demo/session.js";
-import { replayDiverged, tourLines } from "../demo/tour.js";
+import { replayDivergence, tourLines } from "../demo/tour.js";
 import { copyDeliverables } from "../output-copy.js";
 import { commandSpec } from "./index.js";
 
@@ -45,10 +51,10 @@ export const demo: Command = {
       io: ctx.io,
     });
     const output = resolve("output");
-    const copied = replayDiverged(result)
-      ? 0
-      : (await copyDeliverables(result.goal.output_dir, output)).files;
-    for (const line of tourLines(result, { home, output, copied })) ctx.io.out(line);
-    return result.goal.state === "succeeded" ? 0 : 1;
+    const divergence = replayDivergence(result, recordedCalls(bundle.recording));
+    const copied =
+      divergence === undefined ? (await copyDeliverables(result.goal.output_dir, output)).files : 0;
+    for (const line of tourLines(result, { home, output, copied, divergence })) ctx.io.out(line);
+    return result.goal.state === "succeeded" && divergence === undefined ? 0 : 1;
   },
 };

@@ -58,6 +58,15 @@ export function recordedModel(recording: string): string {
   return `${ex.provider}/${ex.model}`;
 }
 
+/** How many model exchanges the recording holds (every agent's numbered files). */
+export function recordedCalls(recording: string): number {
+  let n = 0;
+  for (const agent of readdirSync(recording, { withFileTypes: true }))
+    if (agent.isDirectory())
+      n += readdirSync(join(recording, agent.name)).filter((f) => /^\d{4}\.json$/.test(f)).length;
+  return n;
+}
+
 /** What a demo daemon inherits from the caller's environment; everything else stays out. */
 const PASSED = ["PATH", "HOME", "USER", "LANG", "TMPDIR", "DOCKER_HOST", "AIDO_SANDBOX_IMAGE"] as const;
 

@@ -44,6 +44,10 @@ export interface DemoSessionResult {
   goal: GoalStatus;
   denials: AuditEntry<"tool.denied">[];
   decisions: AuditEntry<"approval.decided">[];
+  /** Manifest name of each of the goal's agents, by id. */
+  agents: Record<string, string>;
+  /** Model calls the goal's agents answered (inference.finished with ok). */
+  modelCalls: number;
   /** Where the daemon's log (its events, one JSON line each) is. */
   log: string;
 }
@@ -73,12 +77,25 @@ export async function runDemoSession(opts: DemoSessionOptions): Promise<DemoSess
   try {
     const client = await AidoClient.connect(config.socketPath);
     try {
-      const goal = await submitAndShow(opts, client, config.socketPath, config.limits.goalMaxTokens);
+      const { goal, modelCalls } = await submitAndShow(
+        opts,
+        client,
+        config.socketPath,
+        config.limits.goalMaxTokens,
+      );
+      const { agents } = await client.call("agent.list", { goal_id: goal.goal_id, include_stopped: true });
       const query = <K extends "tool.denied" | "approval.decided">(kind: K) =>
         client
           .call("audit.query", { goal_id: goal.goal_id, kind, limit: 100 })
           .then((r) => r.entries as AuditEntry<K>[]);
-      return { goal, denials: await query("tool.denied"), decisions: await query("approval.decided"), log };
+      return {
+        goal,
+        denials: await query("tool.denied"),
+        decisions: await query("approval.decided"),
+        agents: Object.fromEntries(agents.map((a) => [a.agent_id, a.manifest])),
+        modelCalls,
+        log,
+      };
     } finally {
       client.close();
     }
@@ -93,7 +110,8 @@ async function submitAndShow(
   client: AidoClient,
   socket: string,
   budgetTokens: number,
-): Promise<GoalStatus> {
+): Promise<{ goal: GoalStatus; modelCalls: number }> {
+  let modelCalls = 0;
   const out = screenFor({ io: opts.io });
   let screen = new WatchScreen(out);
   let paused = false;
@@ -134,6 +152,7 @@ async function submitAndShow(
     if (!state || ev.goalId !== goalId) return;
     state = reduceWatch(state, ev);
     if (!paused) screen.update(state);
+    if (ev.type === "inference.finished" && ev.ok) modelCalls++;
     if (ev.type === "approval.requested") {
       const id = ev.approvalId;
       answering = answering.then(() =>
@@ -163,7 +182,8 @@ async function submitAndShow(
   }
   await answering;
   if (state) screen.close(state);
-  return client.call("goal.wait", { goal_id: goalId, timeout_ms: 60_000 }, { timeoutMs: 75_000 });
+  const goal = await client.call("goal.wait", { goal_id: goalId, timeout_ms: 60_000 }, { timeoutMs: 75_000 });
+  return { goal, modelCalls };
 }
 
 /** SIGTERM the demo daemon and wait (up to a minute) for its clean shutdown. */
