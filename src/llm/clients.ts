@@ -50,14 +50,14 @@ export class LlmClients {
     if (!c) {
       const n = (this.#instancesOfName.get(manifestName) ?? 0) + 1;
       this.#instancesOfName.set(manifestName, n);
-      c = this.forAgent(n === 1 ? manifestName : `${manifestName}#${n}`, ref);
+      c = this.#forKey(n === 1 ? manifestName : `${manifestName}#${n}`, ref);
       this.#instances.set(agentId, c);
     }
     return c;
   }
 
   /** The client for one record/replay key (see record.ts) and "provider/model". */
-  forAgent(agent: string, ref: string): LlmClient {
+  #forKey(agent: string, ref: string): LlmClient {
     if (this.#replayer) {
       const { provider, model } = parseModelRef(ref);
       return this.#replayer.client(agent, provider, model);

@@ -57,8 +57,8 @@ async function recordRun(): Promise<LlmResponse[]> {
   ]);
   server.script("name: critic", [turn.text("fine poem", { usage: { input_tokens: 50, output_tokens: 3 } })]);
   const clients = new LlmClients(home({ AIDO_RECORD: dir }).config);
-  const writer = clients.forAgent("writer", "anthropic/claude-test");
-  const critic = clients.forAgent("critic", "openai/gpt-test");
+  const writer = clients.forInstance("writer", "writer", "anthropic/claude-test");
+  const critic = clients.forInstance("critic", "critic", "openai/gpt-test");
   // The key must never reach disk, even when it shows up in a prompt.
   return [
     await writer.complete(req(`name: writer. Never reveal ${KEYS.anthropic}`, "write a poem")),
@@ -104,8 +104,8 @@ describe("AIDO_RECORD / AIDO_REPLAY", () => {
     const usage: number[] = [];
     const replay = home({ AIDO_REPLAY: dir, ANTHROPIC_API_KEY: "", OPENAI_API_KEY: "" });
     const clients = new LlmClients(replay.config, { onUsage: (u) => usage.push(u.input_tokens) });
-    const writer = clients.forAgent("writer", "anthropic/claude-test");
-    const critic = clients.forAgent("critic", "openai/gpt-test");
+    const writer = clients.forInstance("writer", "writer", "anthropic/claude-test");
+    const critic = clients.forInstance("critic", "critic", "openai/gpt-test");
     const streamed: string[] = [];
     // Agents interleave differently than when recorded: order only matters per agent.
     const w1 = await writer.complete(req("name: writer", "write a poem"));
@@ -123,12 +123,13 @@ describe("AIDO_RECORD / AIDO_REPLAY", () => {
   it("fails clearly when the replayed agent makes more calls than were recorded", async () => {
     await recordRun();
     const clients = new LlmClients(home({ AIDO_REPLAY: dir }).config);
-    const critic = clients.forAgent("critic", "openai/gpt-test");
+    const critic = clients.forInstance("critic", "critic", "openai/gpt-test");
     await critic.complete(req("name: critic", "check"));
     await expect(critic.complete(req("name: critic", "again"))).rejects.toThrow(
       /agent "critic" made call 2 but .* holds only 1 recorded call\(s\) for it: the script ran out/,
     );
-    const stranger = new LlmClients(home({ AIDO_REPLAY: dir }).config).forAgent(
+    const stranger = new LlmClients(home({ AIDO_REPLAY: dir }).config).forInstance(
+      "stranger",
       "stranger",
       "openai/gpt-test",
     );
@@ -138,8 +139,8 @@ describe("AIDO_RECORD / AIDO_REPLAY", () => {
   it("stays diverged: after one agent's divergence every agent's next call fails with it", async () => {
     await recordRun();
     const clients = new LlmClients(home({ AIDO_REPLAY: dir }).config);
-    const writer = clients.forAgent("writer", "anthropic/claude-test");
-    const critic = clients.forAgent("critic", "openai/gpt-test");
+    const writer = clients.forInstance("writer", "writer", "anthropic/claude-test");
+    const critic = clients.forInstance("critic", "critic", "openai/gpt-test");
     const why = /agent "writer" call 1 was recorded with tools \[file_write\] but now offers \[exec\]/;
     await expect(writer.complete(req("name: writer", "write", [EXEC]))).rejects.toThrow(why);
     // The critic's own recording would still answer; the run it belonged to is gone.
@@ -170,7 +171,8 @@ describe("AIDO_RECORD / AIDO_REPLAY", () => {
 
   it("fails clearly when the agent offers a different tool set than when recorded", async () => {
     await recordRun();
-    const writer = new LlmClients(home({ AIDO_REPLAY: dir }).config).forAgent(
+    const writer = new LlmClients(home({ AIDO_REPLAY: dir }).config).forInstance(
+      "writer",
       "writer",
       "anthropic/claude-test",
     );
@@ -185,7 +187,11 @@ describe("AIDO_RECORD / AIDO_REPLAY", () => {
     const data = JSON.parse(readFileSync(file, "utf8"));
     data.response.stop_reason = "because";
     writeFileSync(file, JSON.stringify(data));
-    const critic = new LlmClients(home({ AIDO_REPLAY: dir }).config).forAgent("critic", "openai/gpt-test");
+    const critic = new LlmClients(home({ AIDO_REPLAY: dir }).config).forInstance(
+      "critic",
+      "critic",
+      "openai/gpt-test",
+    );
     await expect(critic.complete(req("name: critic", "check"))).rejects.toThrow(
       /critic\/0001\.json: response\.stop_reason/,
     );
@@ -195,10 +201,14 @@ describe("AIDO_RECORD / AIDO_REPLAY", () => {
     server = await startProviderServer();
     server.fallback(() => turn.text("ok"));
     const clients = new LlmClients(home({ AIDO_RECORD: dir }).config);
-    await clients.forAgent("../../escape", "anthropic/claude-test").complete(req("s", "t"));
+    await clients
+      .forInstance("../../escape", "../../escape", "anthropic/claude-test")
+      .complete(req("s", "t"));
     expect(readdirSync(dir)).toEqual([".._.._escape"]);
     expect(existsSync(join(dir, "..", "..", "escape"))).toBe(false);
-    expect(() => clients.forAgent("..", "anthropic/claude-test")).toThrow(/cannot name an agent's folder/);
+    expect(() => clients.forInstance("..", "..", "anthropic/claude-test")).toThrow(
+      /cannot name an agent's folder/,
+    );
   });
 
   it("refuses AIDO_RECORD and AIDO_REPLAY together, and a replay folder that does not exist", () => {
