@@ -343,7 +343,8 @@ submit)
   setup
   run_goal "$@"
   ;;
---demo)
+--demo | demo)
+  # `demo` too: as a goal it would only meet "no model provider is configured".
   shift
   run_demo "$@"
   ;;
