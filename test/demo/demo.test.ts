@@ -220,6 +220,30 @@ describe("aido demo", () => {
     expect(readFileSync(join(cwd, "output", "report.md"), "utf8")).toContain(EXPECTED_TABLE);
   }, 180_000);
 
+  it("on Ctrl-C cancels the goal and stops its daemon", async () => {
+    const cwd = mkdtempSync(join(work, "user-"));
+    const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), MAIN, "demo"], {
+      cwd,
+      env: shellEnv(home),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    for (const s of [child.stdout, child.stderr])
+      s.on("data", (d) => {
+        out += d;
+      });
+    const exited = new Promise<number | null>((done) => child.on("close", done));
+    const deadline = Date.now() + 60_000;
+    while (!out.includes("waits for you") && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    const pid = Number(readFileSync(join(home, "demo", "agentd.pid"), "utf8"));
+    child.kill("SIGINT");
+    expect(await exited, out).toBe(1);
+    expect(out).toMatch(/== what happened \(goal g_\S+ cancelled\)/);
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect(existsSync(join(home, "demo", "agentd.sock"))).toBe(false);
+  }, 180_000);
+
   it("scripts/record-demo.ts records exactly the committed demo/recording", async () => {
     const out = join(work, "recorded");
     const count = await recordDemo({ out, real: false, env: shellEnv(join(work, "unused")) });

@@ -8,13 +8,15 @@
 // it is printed and the run waits). What the tour needs is read from the audit before the
 // daemon is stopped; the home is kept for `aido audit verify`.
 
-import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AidoClient, type Subscription } from "../../client/client.js";
 import { type Env, loadConfig } from "../../config.js";
 import { startDetached } from "../../daemon/detach.js";
+import { socketAnswers } from "../../daemon/socket.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
+import { socketPathIn } from "../../home.js";
 import type { GoalStatus } from "../../kernel/goal-store.js";
 import type { AuditEntry } from "../../security/audit-events.js";
 import { ensurePrivateDir } from "../../security/private-home.js";
@@ -52,7 +54,11 @@ export interface DemoSessionResult {
   log: string;
 }
 
-/** Empty the demo home (a folder this module made, or a new one) and give it the demo's config. */
+/**
+ * Empty the demo home (a folder this module made, or a new one) and give it the demo's
+ * config. A daemon an earlier run left there (its CLI killed before it could stop it) is
+ * stopped first: emptying its home under it would leave it serving a deleted database.
+ */
 export async function resetDemoHome(home: string, bundle: DemoBundle): Promise<void> {
   if (existsSync(home) && readdirSync(home).length > 0 && !existsSync(join(home, MARKER))) {
     throw new AidoError(
@@ -60,6 +66,14 @@ export async function resetDemoHome(home: string, bundle: DemoBundle): Promise<v
       `${home} is not empty and is not a demo home (no ${MARKER}): choose another with --home`,
       { home },
     );
+  }
+  if (existsSync(socketPathIn(home)) && (await socketAnswers(socketPathIn(home)))) {
+    const pid = Number(readFileSync(join(home, "agentd.pid"), { encoding: "utf8", flag: "r" }).trim());
+    if (!Number.isInteger(pid) || pid <= 0)
+      throw new AidoError(ErrorCode.usage, `a daemon still answers in the demo home ${home}: stop it first`, {
+        home,
+      });
+    await stopDaemon(pid);
   }
   // Its contents, not the folder: in run-aido.sh --demo the home is a mount point.
   if (existsSync(home))
@@ -130,17 +144,16 @@ async function submitAndShow(
     const { approvals } = await client.call("approval.list", { status: "pending" });
     const pending = approvals.filter((a) => a.id === approvalId);
     if (pending.length === 0) return;
-    if (opts.approvals === "tell") {
+    const tell = () =>
       opts.io.err(
-        `approval ${approvalId} waits for you (${pending[0]?.tool}: ${pending[0]?.summary}); answer it from another terminal:\n` +
+        `approval ${approvalId} waits for you (${pending[0]?.target}); answer it from another terminal:\n` +
           `  AIDO_HOME=${opts.home} aido approvals\n(or run the demo with --yes to answer Allow Once)`,
       );
-      return;
-    }
+    if (opts.approvals === "tell") return tell();
     if (state) screen.close(state);
     paused = true;
     try {
-      await askEach(opts.io, client, pending);
+      if ((await askEach(opts.io, client, pending)) === 0) tell(); // skipped, or end of input
     } finally {
       paused = false;
       screen = new WatchScreen(out);
@@ -162,6 +175,13 @@ async function submitAndShow(
     if (state.finished) sub?.close();
   };
 
+  // Ctrl-C cancels the goal: it ends, the view closes, and the daemon is stopped as usual.
+  const cancel = () => {
+    opts.io.err("interrupted: cancelling the demo goal");
+    if (goalId !== undefined) client.call("goal.cancel", { goal_id: goalId }).catch(() => {});
+    else sub?.close();
+  };
+  process.once("SIGINT", cancel);
   sub = await AidoClient.subscribe(socket, undefined, (wire) => {
     const ev = fromWireEvent(wire);
     if (!ev) return;
@@ -178,6 +198,7 @@ async function submitAndShow(
     if (state.finished) sub.close();
     await sub.done;
   } finally {
+    process.off("SIGINT", cancel);
     sub.close();
   }
   await answering;

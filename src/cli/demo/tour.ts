@@ -51,7 +51,7 @@ export function tourLines(
       `denied:    ${d.payload.tool} by ${who} at the ${d.payload.stage} stage: ${inert(d.payload.reason)}`,
     );
   }
-  if (r.decisions.length === 0) lines.push("approved:  nothing was asked");
+  if (r.decisions.length === 0) lines.push("approved:  nothing");
   for (const d of r.decisions)
     lines.push(`approved:  ${d.payload.tool} (${inert(d.payload.scope_key)}): ${d.payload.decision}`);
   lines.push(
