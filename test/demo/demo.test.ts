@@ -9,6 +9,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { demoScripts } from "../../scripts/demo-turns.js";
 import { normaliseRecording, recordDemo } from "../../scripts/record-demo.js";
 import { requireDocker } from "../support/docker.js";
 import { removeContainersOfHome } from "../support/home.js";
@@ -253,5 +254,31 @@ describe("aido demo", () => {
     // Committed files are normalised already: recording again changes no byte.
     for (const [name, text] of committed)
       expect(readFileSync(join(ROOT, "demo", "recording", name), "utf8"), name).toBe(text);
+  }, 180_000);
+
+  it("scripts/record-demo.ts --real records from the provider whose key is set, and refuses without one", async () => {
+    // A stand-in for a real provider: the same server, accepting only this key.
+    const real = await startProviderServer({ apiKeys: { anthropic: "sk-ant-standin-key" } });
+    try {
+      for (const s of demoScripts()) real.script(s.match, s.turns);
+      const out = join(work, "real");
+      const env = shellEnv(join(work, "unused"), {
+        ANTHROPIC_API_KEY: "sk-ant-standin-key",
+        ANTHROPIC_BASE_URL: real.url,
+        AIDO_MODEL: "anthropic/claude-standin",
+      });
+      expect(await recordDemo({ out, real: true, env })).toBe(
+        normaliseRecording(join(ROOT, "demo", "recording")).size,
+      );
+      expect(real.requests.length).toBe(14);
+      const first = JSON.parse(readFileSync(join(out, "bootstrap", "0001.json"), "utf8"));
+      expect(first).toMatchObject({ provider: "anthropic", model: "claude-standin" });
+      for (const text of normaliseRecording(out).values()) expect(text).not.toContain("sk-ant-standin-key");
+      await expect(recordDemo({ out, real: true, env: shellEnv(join(work, "unused")) })).rejects.toThrow(
+        /--real needs a provider key/,
+      );
+    } finally {
+      await real.close();
+    }
   }, 180_000);
 });
