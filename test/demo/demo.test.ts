@@ -245,6 +245,18 @@ describe("aido demo", () => {
     expect(existsSync(join(home, "demo", "agentd.sock"))).toBe(false);
   }, 180_000);
 
+  it("stops a daemon an earlier run left in the demo home before emptying it", async () => {
+    const demoHome = join(home, "demo"); // a demo home since the first test
+    const cwd = mkdtempSync(join(work, "user-"));
+    const left = await aido(["daemon", "start"], cwd, shellEnv(demoHome));
+    expect(left.code, left.stderr).toBe(0);
+    const pid = Number(readFileSync(join(demoHome, "agentd.pid"), "utf8"));
+    const run = await aido(["demo", "--yes"], cwd, shellEnv(home));
+    expect(run.code, run.stderr).toBe(0);
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect(readFileSync(join(cwd, "output", "report.md"), "utf8")).toContain(EXPECTED_TABLE);
+  }, 180_000);
+
   it("scripts/record-demo.ts records exactly the committed demo/recording", async () => {
     const out = join(work, "recorded");
     const count = await recordDemo({ out, real: false, env: shellEnv(join(work, "unused")) });

@@ -68,7 +68,8 @@ export async function resetDemoHome(home: string, bundle: DemoBundle): Promise<v
     );
   }
   if (existsSync(socketPathIn(home)) && (await socketAnswers(socketPathIn(home)))) {
-    const pid = Number(readFileSync(join(home, "agentd.pid"), { encoding: "utf8", flag: "r" }).trim());
+    const pidFile = join(home, "agentd.pid");
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : Number.NaN;
     if (!Number.isInteger(pid) || pid <= 0)
       throw new AidoError(ErrorCode.usage, `a daemon still answers in the demo home ${home}: stop it first`, {
         home,
