@@ -6,6 +6,7 @@
 #   ./run-aido.sh status [GOAL_ID]                daemon status and goals, or one goal
 #   ./run-aido.sh stop                            stop and remove the daemon container
 #   ./run-aido.sh <any aido command>              run inside the daemon container (docker exec)
+#   ./run-aido.sh --demo [--yes]                  the bundled multi-agent demo, no key needed
 #
 # The first run checks Node >= 20 and npm, a Docker engine, installs dependencies, builds
 # the app, the sandbox image (offline with debootstrap when no registry answers) and the
@@ -48,7 +49,7 @@ say() { printf 'run-aido: %s\n' "$*" >&2; }
 die() { code="$1"; shift; say "$*"; exit "$code"; }
 
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # ---------------------------------------------------------------- checks
@@ -295,6 +296,51 @@ run_goal() {
   esac
 }
 
+# ---------------------------------------------------------------- the demo
+
+# ./run-aido.sh --demo [--yes]: `aido demo` (docs/cli.md) in the daemon image, no key
+# needed. The container runs `aido demo`, which starts its daemon inside it (goal
+# containers are its siblings, as for the daemon container), with its own state in
+# $AIDO_HOME/demo (emptied each run, mounted at the same path), demo/ mounted read-only
+# (the recording it replays, the inputs) and no network at all: no provider can be
+# reached. Its deliverables go to a staging folder, then into ./output on the host.
+run_demo() {
+  local yes=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+    --yes) yes=(--yes); shift ;;
+    *) die 2 "unknown argument $1 (./run-aido.sh --demo [--yes])" ;;
+    esac
+  done
+  [ -d "$here/demo/recording" ] || die 2 "no demo recording in $here/demo/recording"
+  if [ "${#yes[@]}" -eq 0 ] && [ "${exec_flags[*]}" = "-i" ]; then
+    die 2 "not in a terminal, so the demo cannot ask for its approval here: run ./run-aido.sh --demo --yes (answers Allow Once)"
+  fi
+  step "checking the machine"
+  require_node
+  require_docker
+  install_and_build
+  local demo_home="$AIDO_HOME/demo" demo_container="aido-demo-$home_hash" stage code
+  mkdir -p "$demo_home" "$AIDO_HOME/inbox" || die 2 "cannot write $AIDO_HOME"
+  stage="$(mktemp -d "$AIDO_HOME/inbox/demo.XXXXXX")" || die 2 "cannot write $AIDO_HOME/inbox"
+  docker rm -f "$demo_container" >/dev/null 2>&1 || true
+  step "running the demo (state in $demo_home; the recording is replayed, no model is called)"
+  # shellcheck disable=SC2016 # expanded by the container's shell
+  docker run --rm "${exec_flags[@]}" --init --name "$demo_container" --network none \
+    --label "aido.home=$demo_home" \
+    -v "$(docker_socket):/var/run/docker.sock" \
+    -v "$demo_home:$demo_home" -v "$here/demo:$here/demo:ro" -v "$stage:$stage" -w "$stage" \
+    -e "AIDO_HOME=$demo_home" -e "OWNER=$(id -u):$(id -g)" \
+    "$daemon_image" sh -c 'aido demo --home "$AIDO_HOME" "$@"; c=$?; [ -d output ] && chown -R "$OWNER" output; exit $c' \
+    aido-demo "${yes[@]}"
+  code=$?
+  if [ -d "$stage/output" ]; then
+    node "$here/dist/cli/main.js" output --from "$stage/output" --to ./output >&2 || code=1
+  fi
+  rm -rf "$stage"
+  exit "$code"
+}
+
 # ---------------------------------------------------------------- dispatch
 
 # Sourced (tests call its functions): everything above is defined, nothing runs.
@@ -330,6 +376,11 @@ submit)
   shift
   setup
   run_goal "$@"
+  ;;
+--demo | demo)
+  # `demo` too: as a goal it would only meet "no model provider is configured".
+  shift
+  run_demo "$@"
   ;;
 -*)
   die 2 "unknown option $1 (see ./run-aido.sh --help)"

@@ -17,6 +17,11 @@ export interface DetachOptions {
   env?: Env;
   /** Give up waiting for the socket after this long (default 30 s). */
   timeoutMs?: number;
+  /**
+   * Working folder of the child (default this process's). A project's .aido/config.yaml
+   * there tightens the daemon's config: `aido demo` starts its daemon in the demo's home.
+   */
+  cwd?: string;
 }
 
 export function daemonLogPath(config: Config): string {
@@ -60,6 +65,7 @@ export async function startDetached(
   const child = spawn(process.execPath, [...process.execArgv, ...loader, file, "--foreground"], {
     detached: true,
     stdio: ["ignore", fd, fd],
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
     env: { ...(opts.env ?? process.env), AIDO_HOME: config.home },
   });
   closeSync(fd);

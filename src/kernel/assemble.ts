@@ -24,7 +24,6 @@ import { Intents } from "../intent/intents.js";
 import { LlmClients } from "../llm/clients.js";
 import type { CreateClientOptions } from "../llm/providers.js";
 import { InferenceScheduler } from "../llm/scheduler.js";
-import type { LlmClient } from "../llm/types.js";
 import { loadRoles } from "../manifest/roles.js";
 import type { Embedder } from "../memory/embedder.js";
 import { createEmbedder } from "../memory/openai-embedder.js";
@@ -308,7 +307,7 @@ export async function assembleRuntime(
     const { type, ...rest } = e;
     events.emit(type, registry.get(e.agentId)?.goalId ?? null, rest as never);
   });
-  const clientFor = sharedClients(new LlmClients(config, opts.llm ?? {}));
+  const llm = new LlmClients(config, opts.llm ?? {});
   const spawner = new Spawner({
     config,
     db,
@@ -318,7 +317,7 @@ export async function assembleRuntime(
     audit,
     events,
     skills,
-    makeClient: (_agentId, name, model) => clientFor(name, model),
+    makeClient: (agentId, name, model) => llm.forInstance(agentId, name, model),
   });
   const env: AgentEnv = {
     ...(tracer ? { tracer } : {}),
@@ -332,7 +331,7 @@ export async function assembleRuntime(
     roles: loadRoles(config.daemon.manifestDirs),
     memory,
     archive: new ContextArchive(db),
-    client: (a) => clientFor(a.manifest.name, a.model),
+    client: (a) => llm.forInstance(a.id, a.manifest.name, a.model),
     onUsage: (a, u) => goals.addUsage(a.goalId, u),
     onBudgetExceeded: (a, e) =>
       goals.budgetRefused(a.goalId, e.details.account as string | undefined, e.message),
@@ -474,24 +473,6 @@ function rootSkills(registry: AgentRegistry, goalId: string): string[] {
 function rootUsesNetwork(registry: AgentRegistry, goalId: string): boolean {
   const root = registry.list({ goalId, includeStopped: true }).find((a) => a.parentId === null);
   return root?.manifest.capabilities.some((g) => g.kind === "network") ?? false;
-}
-
-/**
- * One client per (manifest name, model): agents of the same kind share the SDK instance
- * and its keep-alive connections (a new client per child costs a TLS/TCP setup and ~10x
- * the CPU per turn in the fan-out bench). Record/replay keys on the manifest name too.
- */
-function sharedClients(llm: LlmClients): (manifestName: string, model: string) => LlmClient {
-  const clients = new Map<string, LlmClient>();
-  return (manifestName, model) => {
-    const key = `${manifestName}\u0000${model}`;
-    let c = clients.get(key);
-    if (!c) {
-      c = llm.forAgent(manifestName, model);
-      clients.set(key, c);
-    }
-    return c;
-  };
 }
 
 /** approval.requested / approval.decided on the event bus (watch, events.subscribe). */

@@ -6,8 +6,11 @@
 // different set of tools than when it was recorded (the run has diverged; answers from the
 // recording would no longer make sense).
 //
-// The agent key is the agent's manifest name; parallel instances of one manifest need
-// distinct keys (e.g. "researcher#2", numbered in spawn order) to replay deterministically.
+// The agent key is the agent instance's key (llm/clients.ts): its manifest name, and
+// "researcher#2", "researcher#3"... for later instances of one manifest, in spawn order.
+// A replay that diverged stays diverged: every later call of any agent fails with the
+// first divergence, so a parent cannot carry on from its recording past a child that
+// failed (and a goal cannot end "succeeded" on answers that no longer fit).
 
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -158,6 +161,7 @@ export class ExchangeReplayer {
   readonly #dir: string;
   readonly #calls = new CallCounter();
   readonly #onUsage: UsageListener | undefined;
+  #diverged: { message: string; details: Record<string, unknown> } | undefined;
 
   constructor(dir: string, opts: { onUsage?: UsageListener } = {}) {
     if (!existsSync(dir)) {
@@ -169,15 +173,22 @@ export class ExchangeReplayer {
 
   client(agent: string, provider: ProviderName, model: string): LlmClient {
     const complete = async (req: CompletionRequest): Promise<LlmResponse> => {
+      if (this.#diverged) throw replayError(this.#diverged.message, this.#diverged.details);
       const call = this.#calls.take(agent);
-      const exchange = this.#load(agent, call);
-      const want = exchange.request.tools.join(", ");
-      const got = toolSet(req).join(", ");
-      if (want !== got) {
-        throw replayError(
-          `replay: agent "${agent}" call ${call} was recorded with tools [${want}] but now offers [${got}]: the run has diverged from the recording in ${this.#dir}`,
-          { agent, call },
-        );
+      let exchange: RecordedExchange;
+      try {
+        exchange = this.#load(agent, call);
+        const want = exchange.request.tools.join(", ");
+        const got = toolSet(req).join(", ");
+        if (want !== got) {
+          throw replayError(
+            `replay: agent "${agent}" call ${call} was recorded with tools [${want}] but now offers [${got}]: the run has diverged from the recording in ${this.#dir}`,
+            { agent, call },
+          );
+        }
+      } catch (e) {
+        if (e instanceof AidoError) this.#diverged = { message: e.message, details: e.details };
+        throw e;
       }
       const response = exchange.response as LlmResponse;
       if (req.stream && req.onText) {

@@ -11,26 +11,10 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { requireTmux, shq } from "../support/tmux.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SCRIPT = join(ROOT, "run-aido.sh");
-
-/** tmux on this machine, installed from Debian's archive when missing (CI has none by hand). */
-function requireTmux(): void {
-  if (spawnSync("tmux", ["-V"]).status === 0) return;
-  const apt = spawnSync(
-    "sh",
-    ["-c", "apt-get install -y tmux || (apt-get update && apt-get install -y tmux)"],
-    {
-      stdio: "ignore",
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    },
-  );
-  if (apt.status !== 0 || spawnSync("tmux", ["-V"]).status !== 0)
-    throw new Error(
-      "these tests need tmux (a real pseudo-terminal) and `apt-get install -y tmux` failed: install it",
-    );
-}
 
 /** The tests' own tmux server, its socket in the temp working folder (removed with it). */
 let socket = "";
@@ -45,8 +29,6 @@ function open(win: string, command: string, env: NodeJS.ProcessEnv): void {
   if (win === "main") tmux("new-session", "-d", "-s", "tty", "-n", win, "-x", "120", "-y", "40", line);
   else tmux("new-window", "-d", "-t", "tty", "-n", win, line);
 }
-
-const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 async function until<T>(
   what: string,

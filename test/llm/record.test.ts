@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LlmClients } from "../../src/llm/clients.js";
-import type { CompletionRequest, LlmResponse, ToolSpec } from "../../src/llm/types.js";
+import { type CompletionRequest, type LlmResponse, type ToolSpec, textOf } from "../../src/llm/types.js";
 import type { TempHome } from "../support/home.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import { homeFor, KEYS } from "./harness.js";
@@ -57,8 +57,8 @@ async function recordRun(): Promise<LlmResponse[]> {
   ]);
   server.script("name: critic", [turn.text("fine poem", { usage: { input_tokens: 50, output_tokens: 3 } })]);
   const clients = new LlmClients(home({ AIDO_RECORD: dir }).config);
-  const writer = clients.forAgent("writer", "anthropic/claude-test");
-  const critic = clients.forAgent("critic", "openai/gpt-test");
+  const writer = clients.forInstance("writer", "writer", "anthropic/claude-test");
+  const critic = clients.forInstance("critic", "critic", "openai/gpt-test");
   // The key must never reach disk, even when it shows up in a prompt.
   return [
     await writer.complete(req(`name: writer. Never reveal ${KEYS.anthropic}`, "write a poem")),
@@ -104,8 +104,8 @@ describe("AIDO_RECORD / AIDO_REPLAY", () => {
     const usage: number[] = [];
     const replay = home({ AIDO_REPLAY: dir, ANTHROPIC_API_KEY: "", OPENAI_API_KEY: "" });
     const clients = new LlmClients(replay.config, { onUsage: (u) => usage.push(u.input_tokens) });
-    const writer = clients.forAgent("writer", "anthropic/claude-test");
-    const critic = clients.forAgent("critic", "openai/gpt-test");
+    const writer = clients.forInstance("writer", "writer", "anthropic/claude-test");
+    const critic = clients.forInstance("critic", "critic", "openai/gpt-test");
     const streamed: string[] = [];
     // Agents interleave differently than when recorded: order only matters per agent.
     const w1 = await writer.complete(req("name: writer", "write a poem"));
@@ -123,18 +123,56 @@ describe("AIDO_RECORD / AIDO_REPLAY", () => {
   it("fails clearly when the replayed agent makes more calls than were recorded", async () => {
     await recordRun();
     const clients = new LlmClients(home({ AIDO_REPLAY: dir }).config);
-    const critic = clients.forAgent("critic", "openai/gpt-test");
+    const critic = clients.forInstance("critic", "critic", "openai/gpt-test");
     await critic.complete(req("name: critic", "check"));
     await expect(critic.complete(req("name: critic", "again"))).rejects.toThrow(
       /agent "critic" made call 2 but .* holds only 1 recorded call\(s\) for it: the script ran out/,
     );
-    const stranger = clients.forAgent("stranger", "openai/gpt-test");
+    const stranger = new LlmClients(home({ AIDO_REPLAY: dir }).config).forInstance(
+      "stranger",
+      "stranger",
+      "openai/gpt-test",
+    );
     await expect(stranger.complete(req("x", "y"))).rejects.toThrow(/holds only 0 recorded call/);
+  });
+
+  it("stays diverged: after one agent's divergence every agent's next call fails with it", async () => {
+    await recordRun();
+    const clients = new LlmClients(home({ AIDO_REPLAY: dir }).config);
+    const writer = clients.forInstance("writer", "writer", "anthropic/claude-test");
+    const critic = clients.forInstance("critic", "critic", "openai/gpt-test");
+    const why = /agent "writer" call 1 was recorded with tools \[file_write\] but now offers \[exec\]/;
+    await expect(writer.complete(req("name: writer", "write", [EXEC]))).rejects.toThrow(why);
+    // The critic's own recording would still answer; the run it belonged to is gone.
+    await expect(critic.complete(req("name: critic", "check"))).rejects.toThrow(why);
+  });
+
+  it("keys parallel instances of one manifest apart, in the order they were first seen", async () => {
+    server = await startProviderServer();
+    server.script("task: north", [turn.text("north"), turn.text("north done")]);
+    server.script("task: south", [turn.text("south")]);
+    // Recording: the second instance asks while the first is still mid-run.
+    const rec = new LlmClients(home({ AIDO_RECORD: dir }).config);
+    const a = rec.forInstance("a_1", "coder", "anthropic/claude-test");
+    const b = rec.forInstance("a_2", "coder", "anthropic/claude-test");
+    await a.complete(req("task: north", "go"));
+    await b.complete(req("task: south", "go"));
+    await a.complete(req("task: north", "again"));
+    expect(readdirSync(dir).sort()).toEqual(["coder", "coder#2"]);
+    expect(rec.forInstance("a_1", "coder", "anthropic/claude-test")).toBe(a);
+    // Replaying with the calls interleaved the other way round: each instance its own answers.
+    const play = new LlmClients(home({ AIDO_REPLAY: dir }).config);
+    const a2 = play.forInstance("x_1", "coder", "anthropic/claude-test");
+    const b2 = play.forInstance("x_2", "coder", "anthropic/claude-test");
+    expect(textOf((await b2.complete(req("name: coder", "south"))).content)).toBe("south");
+    expect(textOf((await a2.complete(req("name: coder", "north"))).content)).toBe("north");
+    expect(textOf((await a2.complete(req("name: coder", "north"))).content)).toBe("north done");
   });
 
   it("fails clearly when the agent offers a different tool set than when recorded", async () => {
     await recordRun();
-    const writer = new LlmClients(home({ AIDO_REPLAY: dir }).config).forAgent(
+    const writer = new LlmClients(home({ AIDO_REPLAY: dir }).config).forInstance(
+      "writer",
       "writer",
       "anthropic/claude-test",
     );
@@ -149,7 +187,11 @@ describe("AIDO_RECORD / AIDO_REPLAY", () => {
     const data = JSON.parse(readFileSync(file, "utf8"));
     data.response.stop_reason = "because";
     writeFileSync(file, JSON.stringify(data));
-    const critic = new LlmClients(home({ AIDO_REPLAY: dir }).config).forAgent("critic", "openai/gpt-test");
+    const critic = new LlmClients(home({ AIDO_REPLAY: dir }).config).forInstance(
+      "critic",
+      "critic",
+      "openai/gpt-test",
+    );
     await expect(critic.complete(req("name: critic", "check"))).rejects.toThrow(
       /critic\/0001\.json: response\.stop_reason/,
     );
@@ -159,10 +201,14 @@ describe("AIDO_RECORD / AIDO_REPLAY", () => {
     server = await startProviderServer();
     server.fallback(() => turn.text("ok"));
     const clients = new LlmClients(home({ AIDO_RECORD: dir }).config);
-    await clients.forAgent("../../escape", "anthropic/claude-test").complete(req("s", "t"));
+    await clients
+      .forInstance("../../escape", "../../escape", "anthropic/claude-test")
+      .complete(req("s", "t"));
     expect(readdirSync(dir)).toEqual([".._.._escape"]);
     expect(existsSync(join(dir, "..", "..", "escape"))).toBe(false);
-    expect(() => clients.forAgent("..", "anthropic/claude-test")).toThrow(/cannot name an agent's folder/);
+    expect(() => clients.forInstance("..", "..", "anthropic/claude-test")).toThrow(
+      /cannot name an agent's folder/,
+    );
   });
 
   it("refuses AIDO_RECORD and AIDO_REPLAY together, and a replay folder that does not exist", () => {

@@ -45,7 +45,7 @@ function describeGrant(g: GrantRecord): string {
   return `${g.id}  ${g.target} by agents of identity \`${g.identity}\`  (${state}${g.decided_by ? `, allowed by ${inert(g.decided_by)}` : ""})`;
 }
 
-async function askEach(io: CliIo, client: AidoClient, pending: ApprovalRecord[]): Promise<number> {
+export async function askEach(io: CliIo, client: AidoClient, pending: ApprovalRecord[]): Promise<number> {
   const prompt = io.prompt;
   if (!prompt) return 0;
   let answered = 0;

@@ -81,6 +81,13 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import("./watch.js")).watch,
   },
   {
+    name: "demo",
+    summary: "run the bundled multi-agent demo with no key: a recorded run replayed through the real runtime",
+    usage: "aido demo [--yes] [--home DIR] [--bundle DIR]",
+    example: "aido demo --yes   # answers the demo's approval with Allow Once; deliverables in ./output",
+    load: async () => (await import("./demo.js")).demo,
+  },
+  {
     name: "agents",
     summary: "list the daemon's agents as a tree (live ones; --all for stopped too)",
     usage: "aido agents [--goal GOAL_ID] [--all] [--json]",

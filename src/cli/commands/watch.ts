@@ -22,7 +22,7 @@ import { fromWireEvent } from "../watch/wire.js";
 import { isFinished, withClient } from "./daemon-client.js";
 import { commandSpec } from "./index.js";
 
-function screenFor(ctx: CommandContext) {
+export function screenFor(ctx: Pick<CommandContext, "io">) {
   if (ctx.io.screen) return ctx.io.screen;
   // Without a raw stream (tests, embedding), print whole lines through io.out.
   return {
