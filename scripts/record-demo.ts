@@ -8,7 +8,7 @@
 //
 // Either way the demo goal runs for real: its own temp home and daemon, real containers,
 // the gate, the approval answered Allow Once, with AIDO_RECORD. The exchanges are then
-// normalised so that recording twice gives the same files: tool-call ids are renamed per
+// normalised so that recording twice gives the same files: tool-call and answer ids are renamed per
 // agent and call (the scripted server numbers them by arrival, which parallel children
 // make vary), the run's goal, agent and approval ids in the recorded last messages become
 // placeholders, and system_sha256 is left empty (every system prompt names the run's agent
@@ -43,7 +43,7 @@ interface Exchange {
   agent: string;
   call: number;
   request: { system_sha256: string; last_message?: { role: string; text: string } };
-  response: { content: { type: string; id?: string }[] };
+  response: { content: { type: string; id?: string }[]; id?: string };
 }
 
 /** Run-specific ids in free text, and the placeholder each becomes. */
@@ -69,6 +69,8 @@ export function normaliseRecording(dir: string): Map<string, string> {
       ex.response.content.forEach((b, i) => {
         if (b.type === "tool_use") b.id = `toolu_${agent.replace("#", "_")}_${ex.call}_${i}`;
       });
+      // The provider numbers its answers in arrival order, which parallel children vary.
+      if (ex.response.id !== undefined) ex.response.id = `msg_${agent.replace("#", "_")}_${ex.call}`;
       out.set(`${agent}/${file}`, `${JSON.stringify(ex, null, 2)}\n`);
     }
   }
