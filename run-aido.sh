@@ -94,14 +94,34 @@ require_docker() {
 
 # ---------------------------------------------------------------- set-up
 
+# Whether node_modules holds what package-lock.json names. A stamp of the lock's hash is
+# written after each install; without one (installed by hand), `npm ls` decides once.
+# Modification times do not: `npm install` writes the lock after node_modules' own copy.
+deps_current() {
+  local want stamp=node_modules/.aido-lock.sha256
+  [ -d node_modules ] || return 1
+  want="$(sha256sum package-lock.json | cut -c1-64)"
+  if [ -f "$stamp" ]; then
+    [ "$(cat "$stamp")" = "$want" ]
+    return
+  fi
+  npm ls --all >/dev/null 2>&1 || return 1
+  printf '%s\n' "$want" >"$stamp"
+}
+
 install_and_build() {
   cd "$here" || exit 2
+  # One set-up at a time per checkout: two runs starting together (two terminals, parallel
+  # tests) must not npm ci or build over each other.
+  exec 9>"$here/.aido-setup.lock"
+  flock 9
   # A node_modules that is a link belongs to another checkout: npm ci would empty it there.
   if [ -L node_modules ]; then
     say "node_modules links to $(readlink node_modules): not reinstalling it"
-  elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  elif ! deps_current; then
     step "installing dependencies (npm ci)"
     npm ci --no-audit --no-fund >&2 || die 2 "npm ci failed (see above)"
+    sha256sum package-lock.json | cut -c1-64 >node_modules/.aido-lock.sha256
   fi
   if [ ! -f dist/cli/main.js ] || [ -n "$(find src package.json tsconfig.json tsconfig.build.json -newer dist/cli/main.js -print -quit)" ]; then
     step "building the app (npm run build)"
@@ -112,6 +132,7 @@ install_and_build() {
   step "daemon image (agentd)"
   daemon_image="$(bash docker/build.sh | tail -n 1)"
   [ -n "$daemon_image" ] || die 2 "could not build the daemon image (see above)"
+  exec 9>&-
   cd - >/dev/null || true
 }
 
