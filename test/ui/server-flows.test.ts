@@ -4,7 +4,15 @@
 // download its outputs; a policy rule's approval, a standing grant revoked, the history,
 // audit verify, the agent tree's numbers.
 
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -169,6 +177,42 @@ describe("a goal from the page", () => {
     const inbox = join(fx.home.config.home, "inbox");
     expect(existsSync(inbox) ? readdirSync(inbox) : []).toEqual([]);
     expect((await call(ui, cookie, "goal.list")).result.goals).toEqual([]);
+  });
+
+  it("keeps a queued goal's staged inputs across a restart until it has copied them, and removes stray ones", async () => {
+    suite.server.script('manifest "first"', [turn.hang()]);
+    suite.server.script('manifest "second"', [turn.text("done")]);
+    const fx = await suite.start({
+      config: (c: Config) => {
+        c.limits.maxConcurrentGoals = 1;
+      },
+    });
+    let ui = await openUi(fx);
+    let cookie = await signIn(ui);
+    const socket = await fx.client();
+    await socket.call("goal.submit", { goal: "hold the slot", manifest: manifest("first") });
+    const queued = await postJson(ui, cookie, "/api/goals", {
+      goal: "read /inputs/a.txt",
+      manifest: JSON.stringify(manifest("second")),
+      inputs: [{ name: "a.txt", content_base64: Buffer.from("A").toString("base64") }],
+    });
+    const goalId = queued.json.goal_id as string;
+    const inbox = join(fx.home.config.home, "inbox");
+    const staged = readdirSync(inbox).filter((n) => n.startsWith("ui-"));
+    expect(staged).toHaveLength(1);
+    mkdirSync(join(inbox, "ui-stray"));
+    writeFileSync(join(inbox, "ui-stray", "left.txt"), "from a crash");
+
+    await fx.restart(); // the running goal fails; the queued one stays queued, then starts
+    ui = await openUi(fx);
+    cookie = await signIn(ui);
+    const g = await eventually(async () => {
+      const s = (await call(ui, cookie, "goal.status", { goal_id: goalId })).result;
+      return s.state === "succeeded" || s.state === "failed" ? s : undefined;
+    });
+    expect(g.state).toBe("succeeded");
+    expect(readFileSync(join(fx.home.config.goalsDir, goalId, "inputs", "a.txt"), "utf8")).toBe("A");
+    await eventually(async () => (readdirSync(inbox).length === 0 ? true : undefined));
   });
 
   it("ends every event stream when the daemon stops", async () => {
