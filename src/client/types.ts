@@ -5,9 +5,10 @@
 import type { WireEvent } from "../daemon/events.js";
 import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";
 import type { Intent, IntentCheckResult } from "../intent/store.js";
+import type { SnapshotEntry } from "../kernel/goal-snapshots.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { PlanExecution, PlanSummary, Simulation } from "../kernel/plans.js";
-import type { AgentSummary } from "../kernel/registry.js";
+import type { AgentSummary, LineageLink } from "../kernel/registry.js";
 import type { AgentRunResult } from "../kernel/runtime.js";
 import type { SessionInfo } from "../kernel/sessions.js";
 import type { ToolSpec } from "../llm/types.js";
@@ -49,7 +50,7 @@ interface Results {
   "agent.spawn_and_run": AgentRunResult;
   "tool.list": { tools: ToolSpec[] };
   "tool.invoke": ToolInvokeResult;
-  "approval.list": { approvals: ApprovalRecord[] };
+  "approval.list": { approvals: (ApprovalRecord & { lineage: LineageLink[] })[] };
   "approval.respond": ApprovalRecord;
   "approval.grants": { grants: GrantRecord[] };
   "approval.revoke": GrantRecord;
@@ -69,6 +70,16 @@ interface Results {
   "plan.list": { plans: PlanSummary[] };
   "session.open": SessionInfo;
   "session.close": SessionInfo;
+  "ui.open": { url: string; port: number; token_file: string };
+  "snapshot.list": { snapshots: SnapshotEntry[] };
+  "snapshot.restore": {
+    goal_id: string;
+    snapshot_id: string;
+    agent_id: string;
+    as: "root_agent" | "operator";
+    files_restored: number;
+    files_failed: { path: string; reason: string }[];
+  };
 }
 
 export type MethodResult<M extends MethodName> = Results[M];

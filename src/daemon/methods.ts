@@ -12,19 +12,46 @@ import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
 import { parseAnchor } from "../security/audit-head.js";
 import { enforceCeiling, loadManifestFromDirs, type SocketCeiling } from "./ceiling.js";
-import type { Connection } from "./connection.js";
 import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
 import { checkIntent } from "./intent-check.js";
-import type { RpcId } from "./protocol.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
 import { invokeToolWithEvents } from "./tool-invoke.js";
+
+/**
+ * The client a request came from, as handlers see it: a socket connection, or one HTTP
+ * request of the dashboard (daemon/ui/rpc.ts). Work tied to the client ends when it leaves.
+ */
+export interface RequestClient {
+  onClose(fn: () => void): () => void;
+  /** Send a notification (an `event`); false when the client is gone. */
+  notify(method: string, params: unknown): boolean;
+}
+
+/** What opens the dashboard (daemon/ui/server.ts) for `ui.open`. */
+export interface UiControl {
+  open(rotate: boolean): Promise<{ url: string; port: number; token_file: string }>;
+}
+
+/**
+ * Run one method as the socket does (params checked by its schema, the same handler),
+ * for a client that is not a socket connection: the dashboard's /api/rpc and event stream.
+ */
+export type MethodRunner = (
+  method: MethodName,
+  params: unknown,
+  client: RequestClient,
+  afterResponse: (fn: () => void) => void,
+  decidedBy: string,
+) => Promise<unknown>;
 
 export interface MethodContext {
   rt: Runtime;
   config: Config;
   ceiling: SocketCeiling;
-  conn: Connection;
-  requestId: RpcId | undefined;
+  conn: RequestClient;
+  /** Who decisions taken by this request are recorded as (`by` of approval.decided...). */
+  decidedBy: string;
+  ui: UiControl;
   /** Run after the response line is written. */
   afterResponse(fn: () => void): void;
   /** True once the daemon is shutting down: nothing new is started. */
@@ -189,12 +216,20 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
     };
   },
 
-  "approval.list": (p, { rt }) => ({ approvals: rt.approvals.list({ status: p.status ?? "pending" }) }),
-  "approval.respond": (p, { rt }) => rt.approvals.respond(p.id, p.decision, "socket client"),
+  "approval.list": (p, { rt }) => ({
+    approvals: rt.approvals
+      .list({
+        status: p.status ?? "pending",
+        ...(p.limit !== undefined ? { limit: p.limit } : {}),
+        ...(p.offset !== undefined ? { offset: p.offset } : {}),
+      })
+      .map((a) => ({ ...a, lineage: rt.registry.lineage(a.agent_id) })),
+  }),
+  "approval.respond": (p, { rt, decidedBy }) => rt.approvals.respond(p.id, p.decision, decidedBy),
   "approval.grants": (p, { rt }) => ({ grants: rt.approvals.grants(p.all === true) }),
-  "approval.revoke": (p, { rt }) => rt.approvals.revoke(p.grant_id, "socket client"),
+  "approval.revoke": (p, { rt, decidedBy }) => rt.approvals.revoke(p.grant_id, decidedBy),
   "mcp.list": async (p, { rt }) => ({ servers: await rt.mcp.status(p.server) }),
-  "mcp.approve": (p, { rt }) => rt.mcp.approve(p.server, p.expect, "socket client"),
+  "mcp.approve": (p, { rt, decidedBy }) => rt.mcp.approve(p.server, p.expect, decidedBy),
 
   "audit.verify": (p, { rt }) => {
     const r = rt.audit.verify(p.anchor === undefined ? {} : { anchor: parseAnchor(p.anchor) });
@@ -212,7 +247,10 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
 
   "intent.set": (p, { rt }) => rt.intents.set(p),
   "intent.step": (p, { rt }) => rt.intents.step(p),
-  "intent.status": (p, { rt }) => rt.intents.status(p),
+  "intent.status": (p, { rt }) =>
+    p.intent_id !== undefined
+      ? rt.intents.statusOf(p.intent_id, p.history)
+      : rt.intents.status({ workspace: p.workspace as string, history: p.history }),
   "intent.clear": (p, { rt }) => rt.intents.clear(p),
   "intent.check": async (p, ctx) => {
     refuseWhileClosing(ctx);
@@ -247,7 +285,9 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
       ),
     );
   },
-  "plan.list": (p, { rt }) => ({ plans: rt.plans.list(p.agent_id) }),
+  "plan.list": (p, { rt }) => ({
+    plans: rt.plans.list(p.agent_id).filter((plan) => p.goal_id === undefined || plan.goal_id === p.goal_id),
+  }),
   "session.open": (p, ctx) => {
     refuseWhileClosing(ctx);
     let manifest: LoadedManifest;
@@ -275,6 +315,35 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
     return info;
   },
   "session.close": (p, { rt }) => rt.sessions.close(p.session_id, "closed over the socket (session.close)"),
+  "ui.open": (p, { ui }) => ui.open(p.rotate === true),
+  "snapshot.list": async (p, { rt }) => ({ snapshots: await rt.snapshots.list(p.goal_id) }),
+  "snapshot.restore": async (p, ctx) => {
+    refuseWhileClosing(ctx);
+    const { rt } = ctx;
+    await rt.snapshots.requireSnapshot(p.goal_id, p.snapshot_id);
+    const root = rt.snapshots.liveRoot(p.goal_id);
+    const input = { id: p.snapshot_id };
+    const { agent_id, result } = await whileClientStays(
+      ctx,
+      "the client that asked for the restore disconnected",
+      async (signal) =>
+        root !== undefined
+          ? {
+              agent_id: root,
+              result: await invokeToolWithEvents(rt, root, "snapshot_restore", input, signal),
+            }
+          : rt.snapshots.restoreAsOperator(p.goal_id, p.snapshot_id, ctx.decidedBy, signal),
+    );
+    const data = result.data as { files_restored: number; files_failed: unknown[] };
+    return {
+      goal_id: p.goal_id,
+      snapshot_id: p.snapshot_id,
+      agent_id,
+      as: root !== undefined ? "root_agent" : "operator",
+      files_restored: data.files_restored,
+      files_failed: data.files_failed,
+    };
+  },
 };
 
 /**

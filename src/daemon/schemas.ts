@@ -80,7 +80,9 @@ export const MethodSchemas = {
     input: z.record(z.string(), z.unknown()),
   }),
   "approval.list": z.strictObject({
-    status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).optional(),
+    status: z.enum(["all", ...APPROVAL_STATUSES] as ["all", ...ApprovalStatus[]]).optional(),
+    limit: z.number().int().min(1).max(1000).optional(),
+    offset: z.number().int().min(0).optional(),
   }),
   "approval.respond": z.strictObject({
     id,
@@ -109,6 +111,7 @@ export const MethodSchemas = {
     kind: z.string().min(1).max(100).optional(),
     limit: z.number().int().min(1).max(10_000).optional(),
     after_seq: z.number().int().min(0).optional(),
+    before_seq: z.number().int().min(1).optional(),
   }),
   "events.subscribe": z.strictObject({ goal_id: id.optional() }),
   "intent.set": z.strictObject({
@@ -119,7 +122,16 @@ export const MethodSchemas = {
     by: byField.optional(),
   }),
   "intent.step": z.strictObject({ workspace: workspaceField, note: noteField, by: byField.optional() }),
-  "intent.status": z.strictObject({ workspace: workspaceField, history: z.boolean().optional() }),
+  "intent.status": z
+    .strictObject({
+      workspace: workspaceField.optional(),
+      intent_id: id.optional(),
+      history: z.boolean().optional(),
+    })
+    .refine((p) => (p.workspace === undefined) !== (p.intent_id === undefined), {
+      message: "give exactly one of workspace or intent_id",
+      path: ["workspace"],
+    }),
   "intent.clear": z.strictObject({ workspace: workspaceField, by: byField.optional() }),
   "intent.check": z.strictObject({ workspace: workspaceField, agent_id: id }),
   "plan.simulate": z.strictObject({ agent_id: id, steps: planSteps, shadow: z.boolean().optional() }),
@@ -129,7 +141,7 @@ export const MethodSchemas = {
     agent_id: id.optional(),
     on_failure: z.enum(["stop", "restore"]).optional(),
   }),
-  "plan.list": z.strictObject({ agent_id: id.optional() }),
+  "plan.list": z.strictObject({ agent_id: id.optional(), goal_id: id.optional() }),
   "session.open": z
     .strictObject({
       manifest: manifestValue.optional(),
@@ -142,6 +154,12 @@ export const MethodSchemas = {
       path: ["manifest"],
     }),
   "session.close": z.strictObject({ session_id: id }),
+  "ui.open": z.strictObject({ rotate: z.boolean().optional() }),
+  "snapshot.list": z.strictObject({ goal_id: id }),
+  "snapshot.restore": z.strictObject({
+    goal_id: id,
+    snapshot_id: z.string().min(1).max(64),
+  }),
 } as const;
 
 export type MethodName = keyof typeof MethodSchemas;

@@ -25,6 +25,7 @@ import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import type { TraceSpan } from "../telemetry/tracer.js";
+import { type AgentQueue, AgentStats, type AgentUsage } from "./agent-stats.js";
 import type { AgentState, EventBus } from "./events.js";
 
 const MIGRATIONS = [
@@ -108,6 +109,21 @@ export interface AgentSummary {
   children: string[];
   created_at: string;
   stop_reason?: string;
+  /**
+   * The budget account it draws on: tokens spent by it and its subtree (lifetime) of the
+   * account's limit; shared: the goal's root account (a root agent's), not one of its own.
+   */
+  budget?: { spent: number; limit: number; shared: boolean };
+  /** Tokens its own model calls used, as reported (since the daemon started). */
+  usage: AgentUsage;
+  /** Its model calls in the inference queue (since the daemon started): waiting now, and how long they waited. */
+  queue: AgentQueue;
+}
+
+/** One link of an agent's lineage (root first). */
+export interface LineageLink {
+  agent_id: string;
+  manifest: string;
 }
 
 export interface RegistryDeps {
@@ -146,6 +162,8 @@ export class AdmissionGuard {
 
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentRecord>();
+  /** Usage and queue waits per agent, from the event bus (what the scheduler and loop report). */
+  private readonly stats: AgentStats;
   private readonly pendingByGoal = new Map<string, number>();
   private readonly pendingByParent = new Map<string, number>();
   private readonly deps: RegistryDeps;
@@ -153,6 +171,27 @@ export class AgentRegistry {
   constructor(deps: RegistryDeps) {
     this.deps = deps;
     migrate(deps.db, "agents", MIGRATIONS);
+    this.stats = new AgentStats(deps.events);
+  }
+
+  /**
+   * Root first, down to the agent: ids and manifest names, from the agents table (so an
+   * agent of an earlier daemon process is found too). Empty for an unknown agent.
+   */
+  lineage(agentId: string): LineageLink[] {
+    const links: LineageLink[] = [];
+    const seen = new Set<string>();
+    let id: string | null = agentId;
+    while (id !== null && !seen.has(id)) {
+      seen.add(id);
+      const row = prepared(this.deps.db, "SELECT parent_id, manifest FROM agents WHERE id = ?").get(id) as
+        | { parent_id: string | null; manifest: string }
+        | undefined;
+      if (!row) break;
+      links.unshift({ agent_id: id, manifest: (JSON.parse(row.manifest) as { name: string }).name });
+      id = row.parent_id;
+    }
+    return links;
   }
 
   get(id: string): AgentRecord | undefined {
@@ -331,9 +370,13 @@ export class AgentRegistry {
       depth: a.depth,
       children: [...a.children],
       created_at: new Date(a.createdAt).toISOString(),
+      ...this.stats.of(a.id),
     };
     if (a.manifest.description !== undefined) s.description = a.manifest.description;
     if (a.stopReason !== undefined) s.stop_reason = a.stopReason;
+    const account = this.deps.budget.find(a.budgetAccount);
+    if (account)
+      s.budget = { spent: account.total_spent, limit: account.limit_tokens, shared: !a.ownsAccount };
     return s;
   }
 
