@@ -51,7 +51,9 @@ trap 'rm -rf "$ctx"' EXIT
 log "staging the app (dist, manifests, skills, production node_modules)"
 mkdir -p "$ctx/app"
 cp -a dist manifests skills sandbox-image package.json package-lock.json "$ctx/app/"
-cp -a node_modules "$ctx/app/"
+# A node_modules that is a link (a worktree sharing another checkout's) is copied as the
+# folder it points at: the prune below must act on the copy, never on the linked tree.
+cp -a "$(readlink -f node_modules)" "$ctx/app/node_modules"
 (cd "$ctx/app" && npm prune --omit=dev --offline --no-audit --no-fund --loglevel=error >&2)
 log "app staged: $(du -sh "$ctx/app" | cut -f1)"
 
