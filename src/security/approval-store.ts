@@ -165,7 +165,7 @@ export class ApprovalStore {
   list(f: ApprovalListFilter = {}): ApprovalRecord[] {
     const status = f.status ?? "pending";
     const where = status === "all" ? "" : "WHERE status = ?";
-    const order = status === "pending" ? "created_at, id" : "created_at DESC, id DESC";
+    const order = status === "pending" ? "created_at, rowid" : "created_at DESC, rowid DESC";
     const args: (string | number)[] = status === "all" ? [] : [status];
     const rows = prepared(this.db, `SELECT * FROM approvals ${where} ORDER BY ${order} LIMIT ? OFFSET ?`).all(
       ...args,

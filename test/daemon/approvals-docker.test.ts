@@ -102,7 +102,8 @@ describe("Allow Session through the agent loop", () => {
     expect(end.state).toBe("succeeded");
     expect(readFileSync(workspace(goal_id, "a.txt"), "utf8")).toBe("two");
     expect(readFileSync(workspace(goal_id, "b.txt"), "utf8")).toBe("b");
-    expect((await decided(c)).map((a) => a.id)).toEqual([first.id, second.id, third.id]);
+    // History comes newest first.
+    expect((await decided(c)).map((a) => a.id)).toEqual([third.id, second.id, first.id]);
     const reused = await c.call("audit.query", { goal_id, kind: "approval.reused" });
     expect(reused.entries.map((e) => e.payload)).toEqual([
       expect.objectContaining({
