@@ -310,6 +310,15 @@ export const ConfigFileSchema = z.strictObject({
       manifest_dirs: z.array(z.string().min(1)).optional(),
     })
     .optional(),
+  /** The dashboard the daemon serves on loopback (daemon/ui/, docs/ui.md). */
+  ui: z
+    .strictObject({
+      /** 0 or unset: a free port chosen at the first `aido ui`; set: served from daemon start. */
+      port: z.number().int().min(0).max(65535).optional(),
+      /** Cap on one POST /api/goals body (the goal, manifest and input files together). */
+      max_upload_mb: positiveInt.max(1024).optional(),
+    })
+    .optional(),
   /** External MCP servers by name (tools/mcp/); manifests name the ones their agents may use. */
   mcp_servers: z
     .record(z.string(), mcpServer)
@@ -360,6 +369,7 @@ export const DEFAULTS = {
   egress: { connectTimeoutMs: 10_000, idleTimeoutMs: 300_000, maxConnections: 64 },
   memory: { maxRecords: 10_000, maxContentBytes: 16_384 },
   daemon: { maxLineBytes: 1024 * 1024 },
+  ui: { port: 0, maxUploadMb: 10 },
   mcp: { timeoutMs: 30_000 },
 } as const;
 
@@ -482,6 +492,7 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
     "egress",
     "memory",
     "daemon",
+    "ui",
   ] as const;
   for (const section of numericSections) {
     const p = project[section] as Record<string, unknown> | undefined;
@@ -490,6 +501,17 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
     const o = sections[section] ?? {};
     sections[section] = o;
     for (const [k, v] of Object.entries(p)) {
+      if (section === "ui" && k === "port") {
+        // Where the dashboard listens is the operator's choice, not a limit to lower.
+        throw new AidoError(
+          ErrorCode.configInvalid,
+          `${projectFile}: ui.port can only be set in the operator's config`,
+          {
+            file: projectFile,
+            key: "ui.port",
+          },
+        );
+      }
       // Where the operator set nothing, the default is what the project may only lower.
       if (typeof v === "number")
         o[k] = min((o[k] as number | undefined) ?? operatorDefault(base, section, k), v);

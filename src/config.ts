@@ -112,6 +112,8 @@ export interface Config {
     embeddingModel?: string;
   };
   daemon: { maxLineBytes: number; manifestDirs: string[] };
+  /** The dashboard (daemon/ui/): port 0 = a free one chosen at the first `ui.open`. */
+  ui: { port: number; maxUploadMb: number };
   /** External MCP servers the operator declared (config `mcp_servers`; tools/mcp/). */
   mcp: {
     servers: Record<string, McpServerConfig>;
@@ -306,6 +308,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       manifestDirs: (f.daemon?.manifest_dirs ?? [join(packageRoot, "manifests")]).map((d) =>
         resolve(home, d),
       ),
+    },
+    ui: {
+      port: pick(f.ui?.port, DEFAULTS.ui.port),
+      maxUploadMb: pick(f.ui?.max_upload_mb, DEFAULTS.ui.maxUploadMb),
     },
     mcp: { servers: {}, headerValue: (variable) => env[variable] },
   };

@@ -69,6 +69,7 @@ interface Results {
   "plan.list": { plans: PlanSummary[] };
   "session.open": SessionInfo;
   "session.close": SessionInfo;
+  "ui.open": { url: string; port: number; token_file: string };
 }
 
 export type MethodResult<M extends MethodName> = Results[M];

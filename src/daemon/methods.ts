@@ -12,19 +12,46 @@ import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
 import { parseAnchor } from "../security/audit-head.js";
 import { enforceCeiling, loadManifestFromDirs, type SocketCeiling } from "./ceiling.js";
-import type { Connection } from "./connection.js";
 import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
 import { checkIntent } from "./intent-check.js";
-import type { RpcId } from "./protocol.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
 import { invokeToolWithEvents } from "./tool-invoke.js";
+
+/**
+ * The client a request came from, as handlers see it: a socket connection, or one HTTP
+ * request of the dashboard (daemon/ui/rpc.ts). Work tied to the client ends when it leaves.
+ */
+export interface RequestClient {
+  onClose(fn: () => void): () => void;
+  /** Send a notification (an `event`); false when the client is gone. */
+  notify(method: string, params: unknown): boolean;
+}
+
+/** What opens the dashboard (daemon/ui/server.ts) for `ui.open`. */
+export interface UiControl {
+  open(rotate: boolean): Promise<{ url: string; port: number; token_file: string }>;
+}
+
+/**
+ * Run one method as the socket does (params checked by its schema, the same handler),
+ * for a client that is not a socket connection: the dashboard's /api/rpc and event stream.
+ */
+export type MethodRunner = (
+  method: MethodName,
+  params: unknown,
+  client: RequestClient,
+  afterResponse: (fn: () => void) => void,
+  decidedBy: string,
+) => Promise<unknown>;
 
 export interface MethodContext {
   rt: Runtime;
   config: Config;
   ceiling: SocketCeiling;
-  conn: Connection;
-  requestId: RpcId | undefined;
+  conn: RequestClient;
+  /** Who decisions taken by this request are recorded as (`by` of approval.decided...). */
+  decidedBy: string;
+  ui: UiControl;
   /** Run after the response line is written. */
   afterResponse(fn: () => void): void;
   /** True once the daemon is shutting down: nothing new is started. */
@@ -190,11 +217,11 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   },
 
   "approval.list": (p, { rt }) => ({ approvals: rt.approvals.list({ status: p.status ?? "pending" }) }),
-  "approval.respond": (p, { rt }) => rt.approvals.respond(p.id, p.decision, "socket client"),
+  "approval.respond": (p, { rt, decidedBy }) => rt.approvals.respond(p.id, p.decision, decidedBy),
   "approval.grants": (p, { rt }) => ({ grants: rt.approvals.grants(p.all === true) }),
-  "approval.revoke": (p, { rt }) => rt.approvals.revoke(p.grant_id, "socket client"),
+  "approval.revoke": (p, { rt, decidedBy }) => rt.approvals.revoke(p.grant_id, decidedBy),
   "mcp.list": async (p, { rt }) => ({ servers: await rt.mcp.status(p.server) }),
-  "mcp.approve": (p, { rt }) => rt.mcp.approve(p.server, p.expect, "socket client"),
+  "mcp.approve": (p, { rt, decidedBy }) => rt.mcp.approve(p.server, p.expect, decidedBy),
 
   "audit.verify": (p, { rt }) => {
     const r = rt.audit.verify(p.anchor === undefined ? {} : { anchor: parseAnchor(p.anchor) });
@@ -275,6 +302,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
     return info;
   },
   "session.close": (p, { rt }) => rt.sessions.close(p.session_id, "closed over the socket (session.close)"),
+  "ui.open": (p, { ui }) => ui.open(p.rotate === true),
 };
 
 /**

@@ -142,6 +142,7 @@ export const MethodSchemas = {
       path: ["manifest"],
     }),
   "session.close": z.strictObject({ session_id: id }),
+  "ui.open": z.strictObject({ rotate: z.boolean().optional() }),
 } as const;
 
 export type MethodName = keyof typeof MethodSchemas;

@@ -15,17 +15,24 @@
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import type { Writable } from "node:stream";
 import type { Config } from "../config.js";
-import { errorMessage } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { Runtime, type RuntimeOptions } from "../kernel/runtime.js";
 import { ensurePrivateFile } from "../security/private-home.js";
 import { type SocketCeiling, socketCeiling } from "./ceiling.js";
 import { Connection } from "./connection.js";
 import { RpcCode, RpcError } from "./errors.js";
 import { toWireEvent } from "./events.js";
-import { handlers, type MethodContext } from "./methods.js";
+import {
+  handlers,
+  type MethodContext,
+  type MethodRunner,
+  type RequestClient,
+  type UiControl,
+} from "./methods.js";
 import type { RpcRequest } from "./protocol.js";
 import { isMethodName, METHOD_NAMES, parseParams } from "./schemas.js";
 import { listenPrivate } from "./socket.js";
+import { UiServer } from "./ui/server.js";
 
 export interface DaemonOptions {
   /** Attached to the terminal (or supervisor). false: see detach.ts. Here it decides signal handling. */
@@ -66,26 +73,46 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   });
   let ceiling: SocketCeiling | undefined;
 
-  const dispatch = async (req: RpcRequest, conn: Connection, afterResponse: (fn: () => void) => void) => {
-    if (!isMethodName(req.method)) {
-      throw new RpcError(RpcCode.methodNotFound, `unknown method "${req.method}"`, {
-        code: "not_found",
-        details: { methods: METHOD_NAMES },
-      });
-    }
-    const method = req.method;
-    const params = parseParams(method, req.params);
+  let ui: Promise<UiServer> | undefined;
+  const run: MethodRunner = async (method, raw, client, afterResponse, decidedBy) => {
+    const params = parseParams(method, raw);
     const rt = await ready;
     const handler = handlers[method] as (p: unknown, ctx: MethodContext) => unknown;
     return handler(params, {
       rt,
       config,
       ceiling: ceiling as SocketCeiling,
-      conn,
-      requestId: req.id,
+      conn: client,
+      decidedBy,
+      ui: uiControl,
       afterResponse,
       closing: () => closing,
     });
+  };
+  const startUi = (port: number): Promise<UiServer> => {
+    ui ??= ready.then((rt) => UiServer.start({ config, rt, run, log }, port));
+    ui.catch(() => {
+      ui = undefined; // a port in use: the next ui.open tries again
+    });
+    return ui;
+  };
+  const uiControl: UiControl = {
+    async open(rotate) {
+      if (closing) throw new AidoError(ErrorCode.cancelled, "the Aido daemon is shutting down", {});
+      const server = await startUi(config.ui.port);
+      if (rotate) server.rotate();
+      return { url: server.url, port: server.port, token_file: server.tokenFile };
+    },
+  };
+
+  const dispatch = async (req: RpcRequest, conn: RequestClient, afterResponse: (fn: () => void) => void) => {
+    if (!isMethodName(req.method)) {
+      throw new RpcError(RpcCode.methodNotFound, `unknown method "${req.method}"`, {
+        code: "not_found",
+        details: { methods: METHOD_NAMES },
+      });
+    }
+    return run(req.method, req.params, conn, afterResponse, "socket client");
   };
 
   const server = await listenPrivate(config.socketPath, (sock) => {
@@ -118,6 +145,13 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       })
     : () => {};
   markReady(rt);
+  if (config.ui.port !== 0) {
+    try {
+      await startUi(config.ui.port);
+    } catch (e) {
+      log(`the dashboard could not listen on 127.0.0.1:${config.ui.port} (ui.port): ${errorMessage(e)}`);
+    }
+  }
   ensurePrivateFile(config.pidPath);
   writeFileSync(config.pidPath, `${process.pid}\n`);
 
@@ -140,6 +174,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     closingPromise ??= (async () => {
       closing = true;
       const stopped = new Promise<void>((r) => server.close(() => r()));
+      // The dashboard first: its event streams end, its requests stop.
+      if (ui) await ui.then((u) => u.close()).catch(() => {});
       try {
         await rt.close();
       } catch (e) {

@@ -309,6 +309,13 @@ export const commands: readonly CommandEntry[] = [
     example: "aido mcp approve github",
     load: async () => (await import("./mcp-servers.js")).mcpApprove,
   },
+  {
+    name: "ui",
+    summary: "open the web dashboard: prints its URL with the token once (--rotate: a new token)",
+    usage: "aido ui [--rotate] [--open] [--json]",
+    example: "aido ui   # then open the printed http://127.0.0.1:PORT/?token=… URL",
+    load: async () => (await import("./ui.js")).ui,
+  },
 ];
 
 /** The texts of the command named `name` (a command module's own entry). */

@@ -1,0 +1,263 @@
+// daemon/ui/files.ts — files in and out of goals through the dashboard.
+// In: POST /api/goals carries the input files in its JSON body. They are written into a
+// fresh folder under $AIDO_HOME/inbox/ (the one place goal.submit takes inputs from
+// inside AIDO_HOME) and submitted with goal.submit, so they pass the same checks, caps
+// and audit as `aido submit --input`. The folder is removed once the goal has copied
+// them (goal.started), ended, or the submit was refused.
+// Out: a finished goal's /output, listed (regular files only, walked without following
+// links) and downloaded by a name from that listing, opened without following links and
+// checked to be the very file listed; always as an attachment of type
+// application/octet-stream, so a goal's x.html is never rendered in the dashboard's origin.
+
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  writeSync,
+} from "node:fs";
+import type { ServerResponse } from "node:http";
+import { join } from "node:path";
+import { z } from "zod";
+import { AidoError, ErrorCode } from "../../errors.js";
+import type { Runtime } from "../../kernel/runtime.js";
+import { removeTreeNoFollow } from "../../sandbox/folders.js";
+import { INBOX } from "../../sandbox/inputs.js";
+import { ensurePrivateDir } from "../../security/private-home.js";
+import { toRpcError } from "../errors.js";
+import type { MethodRunner } from "../methods.js";
+import { parseParams } from "../schemas.js";
+import { sendError, sendJson } from "./http.js";
+import { DECIDED_BY, httpClient } from "./rpc.js";
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const MAX_INPUTS = 256;
+
+const UploadBody = z.strictObject({
+  goal: z.string(),
+  manifest: z.string().optional(),
+  inputs: z
+    .array(z.strictObject({ name: z.string(), content_base64: z.string().regex(BASE64, "must be base64") }))
+    .max(MAX_INPUTS)
+    .optional(),
+});
+
+interface UploadDeps {
+  config: { home: string };
+  rt: Runtime;
+  run: MethodRunner;
+  log(m: string): void;
+}
+
+/** Why `name` cannot be an input's name, or undefined when it can (a plain file name). */
+export function badInputName(name: string): string | undefined {
+  if (name === "" || name === "." || name === "..") return "must be a file name";
+  if (Buffer.byteLength(name) > 255) return "longer than 255 bytes";
+  if (name.includes("/")) return "must not contain /";
+  if (/[\u0000-\u001f\u007f]/.test(name)) return "must not contain control characters";
+  return undefined;
+}
+
+export async function submitWithUploads(body: unknown, deps: UploadDeps, res: ServerResponse): Promise<void> {
+  const parsed = UploadBody.safeParse(body);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    const field = i
+      ? [...i.path, ...(i.code === "unrecognized_keys" ? [i.keys[0]] : [])].join(".") || "body"
+      : "body";
+    return sendError(res, 400, "invalid_input", `${field}: ${i?.message ?? "invalid"}`);
+  }
+  const { goal, manifest, inputs = [] } = parsed.data;
+  const seen = new Set<string>();
+  for (const [n, input] of inputs.entries()) {
+    const why =
+      badInputName(input.name) ?? (seen.has(input.name) ? "a second input of that name" : undefined);
+    if (why) return sendError(res, 400, "invalid_input", `inputs.${n}.name: ${why}`);
+    seen.add(input.name);
+  }
+  // The goal's own checks first (goal text, manifest), so a bad submit writes nothing.
+  try {
+    parseParams("goal.submit", { goal, ...(manifest !== undefined ? { manifest } : {}) });
+  } catch (e) {
+    return sendJson(res, 400, { error: toRpcError(e, deps.log) });
+  }
+  const staged = inputs.length > 0 ? stage(deps.config.home, inputs) : undefined;
+  const params = {
+    goal,
+    ...(manifest !== undefined ? { manifest } : {}),
+    ...(staged ? { inputs: staged.paths } : {}),
+  };
+  let goalId: string;
+  try {
+    const r = (await deps.run("goal.submit", params, httpClient(res), () => {}, DECIDED_BY)) as {
+      goal_id: string;
+    };
+    goalId = r.goal_id;
+  } catch (e) {
+    if (staged) removeTreeNoFollow(staged.dir);
+    return sendJson(res, 400, { error: toRpcError(e, deps.log) });
+  }
+  if (staged) removeOnceCopied(deps.rt, goalId, staged.dir);
+  sendJson(res, 200, { goal_id: goalId });
+}
+
+function stage(
+  home: string,
+  inputs: { name: string; content_base64: string }[],
+): { dir: string; paths: string[] } {
+  const inbox = join(home, INBOX);
+  ensurePrivateDir(inbox);
+  const dir = join(inbox, `ui-${randomBytes(8).toString("hex")}`);
+  mkdirSync(dir, { mode: 0o700 });
+  try {
+    const paths = inputs.map((input) => {
+      const path = join(dir, input.name);
+      const fd = openSync(
+        path,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+      try {
+        writeSync(fd, Buffer.from(input.content_base64, "base64"));
+      } finally {
+        closeSync(fd);
+      }
+      return path;
+    });
+    return { dir, paths };
+  } catch (e) {
+    removeTreeNoFollow(dir);
+    throw e;
+  }
+}
+
+function removeOnceCopied(rt: Runtime, goalId: string, dir: string): void {
+  const off = rt.events.subscribe({ goalId }, (ev) => {
+    if (ev.type !== "goal.started" && ev.type !== "goal.finished") return;
+    off();
+    removeTreeNoFollow(dir);
+  });
+  // Already past the copy (a goal that started or ended before we listened).
+  const state = rt.goals.status(goalId).state;
+  if (state !== "queued") {
+    off();
+    removeTreeNoFollow(dir);
+  }
+}
+
+// ---------------------------------------------------------------- outputs
+
+const MAX_LISTED = 10_000;
+const MAX_DEPTH = 16;
+
+interface OutputEntry {
+  name: string;
+  path: string;
+  size: number;
+  dev: number;
+  ino: number;
+}
+
+/** The goal's output folder, or not_found (an unknown goal). */
+function outputDirOf(rt: Runtime, goalId: string): string {
+  return rt.goals.status(goalId).output_dir;
+}
+
+/** Regular files under `root`, walked with lstat (links, devices, fifos are skipped). */
+function listOutputs(root: string): OutputEntry[] {
+  const out: OutputEntry[] = [];
+  const walk = (dir: string, prefix: string, depth: number) => {
+    if (depth > MAX_DEPTH) return;
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (out.length >= MAX_LISTED) return;
+      const path = join(dir, n);
+      const st = lstatSync(path, { throwIfNoEntry: false });
+      if (!st) continue;
+      const name = prefix === "" ? n : `${prefix}/${n}`;
+      if (st.isDirectory()) walk(path, name, depth + 1);
+      else if (st.isFile()) out.push({ name, path, size: st.size, dev: st.dev, ino: st.ino });
+    }
+  };
+  walk(root, "", 0);
+  return out;
+}
+
+export function sendOutputList(res: ServerResponse, rt: Runtime, goalParam: string): void {
+  const dir = goalOutputs(res, rt, goalParam);
+  if (dir === undefined) return;
+  sendJson(res, 200, { files: listOutputs(dir).map(({ name, size }) => ({ name, size })) });
+}
+
+export function sendOutput(
+  res: ServerResponse,
+  rt: Runtime,
+  goalParam: string,
+  nameParam: string,
+  refused: () => void,
+): void {
+  const dir = goalOutputs(res, rt, goalParam);
+  if (dir === undefined) return;
+  let name: string;
+  try {
+    name = decodeURIComponent(nameParam);
+  } catch {
+    refused();
+    sendError(res, 404, "not_found", "no such output file");
+    return;
+  }
+  const entry = listOutputs(dir).find((e) => e.name === name);
+  if (entry === undefined) {
+    refused();
+    sendError(res, 404, "not_found", "no such output file");
+    return;
+  }
+  let fd: number;
+  try {
+    fd = openSync(entry.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    sendError(res, 404, "not_found", "no such output file");
+    return;
+  }
+  const st = fstatSync(fd);
+  // A folder on the way swapped for a link since the listing leads elsewhere: refuse.
+  if (!st.isFile() || st.dev !== entry.dev || st.ino !== entry.ino) {
+    closeSync(fd);
+    refused();
+    sendError(res, 404, "not_found", "the output file changed while it was looked up");
+    return;
+  }
+  const base = name.split("/").pop() as string;
+  res.writeHead(200, {
+    "Content-Type": "application/octet-stream",
+    "Content-Disposition": `attachment; filename*=UTF-8''${encodeURIComponent(base)}`,
+    "Content-Length": st.size,
+  });
+  createReadStream("", { fd, start: 0, end: Math.max(0, st.size - 1) }).pipe(res);
+}
+
+function goalOutputs(res: ServerResponse, rt: Runtime, goalParam: string): string | undefined {
+  try {
+    return outputDirOf(rt, decodeURIComponent(goalParam));
+  } catch (e) {
+    if (e instanceof AidoError && e.code === ErrorCode.notFound) {
+      sendError(res, 404, "not_found", e.message);
+      return undefined;
+    }
+    if (e instanceof URIError) {
+      sendError(res, 400, "invalid_input", "goal id: not a valid URL-encoded text");
+      return undefined;
+    }
+    throw e;
+  }
+}

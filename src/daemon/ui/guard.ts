@@ -1,0 +1,134 @@
+// daemon/ui/guard.ts — who may talk to the dashboard, checked before any route runs.
+// In order: the Host header (DNS rebinding: a page of evil.example whose name now
+// resolves to 127.0.0.1 sends Host evil.example), the Origin header when there is one
+// (another site's page in the user's browser), then the credential (the session cookie
+// or a Bearer token), then for POST the content type (a cross-site form can only send
+// urlencoded, multipart or text/plain) and an Origin or Bearer header (a browser always
+// sends Origin on POST; a script without it must show the token). Each refusal is
+// audited as ui.denied, rate-limited per reason (DenialLog) so a flood of bad requests
+// cannot flood the audit log.
+
+import type { IncomingMessage } from "node:http";
+import type { AuditLog } from "../../security/audit.js";
+import { sameSecret, sessionValue } from "./token.js";
+
+declare module "../../security/audit-events.js" {
+  interface AuditPayloads {
+    /** A dashboard request refused (daemon/ui/guard.ts); at most one per reason per minute. */
+    "ui.denied": { reason: DenyReason; remote: string; method: string; path: string; suppressed?: number };
+  }
+}
+
+export type DenyReason = "host" | "origin" | "token" | "content_type" | "method" | "path";
+
+export interface Refusal {
+  status: number;
+  reason: DenyReason;
+  message: string;
+}
+
+export interface GuardKeys {
+  port: number;
+  token: string;
+}
+
+export function cookieName(port: number): string {
+  return `aido_ui_${port}`;
+}
+
+export function allowedOrigins(port: number): string[] {
+  return [`http://127.0.0.1:${port}`, `http://localhost:${port}`];
+}
+
+const NOT_SIGNED_IN = "Not signed in to the Aido dashboard. Run `aido ui` and open the URL it prints.\n";
+
+/** The checks that come before routing; undefined when the request may go on. */
+export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): Refusal | undefined {
+  const host = req.headers.host;
+  if (host !== `127.0.0.1:${keys.port}` && host !== `localhost:${keys.port}`) {
+    return { status: 421, reason: "host", message: "Host header is not this dashboard's address\n" };
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && !allowedOrigins(keys.port).includes(origin)) {
+    return { status: 403, reason: "origin", message: "cross-origin request refused\n" };
+  }
+  const bearer = bearerOf(req);
+  const viaBearer = bearer !== undefined && sameSecret(bearer, keys.token);
+  const tokenVisit = req.method === "GET" && url.pathname === "/" && url.searchParams.has("token");
+  if (!tokenVisit && !viaBearer && !hasSession(req, keys)) {
+    return { status: 401, reason: "token", message: NOT_SIGNED_IN };
+  }
+  if (req.method === "POST") {
+    const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+    if (type !== "application/json") {
+      return { status: 415, reason: "content_type", message: "POST bodies must be application/json\n" };
+    }
+    if (origin === undefined && !viaBearer) {
+      return {
+        status: 403,
+        reason: "origin",
+        message: "a POST needs an Origin header or the Bearer token\n",
+      };
+    }
+  }
+  return undefined;
+}
+
+/** The token of `GET /?token=…`, checked in constant time. */
+export function tokenVisitOk(url: URL, keys: GuardKeys): boolean {
+  return sameSecret(url.searchParams.get("token") ?? "", keys.token);
+}
+
+export function notSignedIn(): Refusal {
+  return { status: 401, reason: "token", message: NOT_SIGNED_IN };
+}
+
+function bearerOf(req: IncomingMessage): string | undefined {
+  const h = req.headers.authorization;
+  if (h === undefined) return undefined;
+  const m = /^Bearer ([A-Za-z0-9_-]{1,200})$/.exec(h);
+  return m?.[1];
+}
+
+function hasSession(req: IncomingMessage, keys: GuardKeys): boolean {
+  const name = cookieName(keys.port);
+  const expected = sessionValue(keys.token);
+  for (const part of (req.headers.cookie ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
+    if (sameSecret(part.slice(eq + 1).trim(), expected)) return true;
+  }
+  return false;
+}
+
+const MINUTE_MS = 60_000;
+
+/**
+ * ui.denied entries, at most one per reason per minute. A refusal inside the minute is
+ * counted, and the next entry of that reason says how many were left out.
+ */
+export class DenialLog {
+  private readonly last = new Map<DenyReason, { at: number; suppressed: number }>();
+
+  constructor(
+    private readonly audit: AuditLog,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  record(reason: DenyReason, req: IncomingMessage, path: string): void {
+    const t = this.now();
+    const prev = this.last.get(reason);
+    if (prev && t - prev.at < MINUTE_MS) {
+      prev.suppressed++;
+      return;
+    }
+    this.last.set(reason, { at: t, suppressed: 0 });
+    this.audit.record("ui.denied", {
+      reason,
+      remote: req.socket.remoteAddress ?? "unknown",
+      method: (req.method ?? "").slice(0, 16),
+      path: path.slice(0, 200),
+      ...(prev && prev.suppressed > 0 ? { suppressed: prev.suppressed } : {}),
+    });
+  }
+}

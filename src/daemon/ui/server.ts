@@ -1,0 +1,222 @@
+// daemon/ui/server.ts — the dashboard's HTTP server (docs/ui.md), started by the daemon
+// at `ui.open` or at its start when config ui.port is set. It listens on 127.0.0.1
+// only. Every request passes the guard (guard.ts: Host, Origin, credential, content
+// type) before any route; refusals are audited. Routes: the token visit (cookie, 303),
+// the page's files (assets.ts), /api/rpc (rpc.ts), /api/events (sse.ts), goal uploads
+// and output downloads (files.ts). Handlers are the socket's (MethodRunner): the
+// dashboard is another client of the same methods, not a second implementation.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Config } from "../../config.js";
+import { errorMessage } from "../../errors.js";
+import type { Runtime } from "../../kernel/runtime.js";
+import { toRpcError } from "../errors.js";
+import type { MethodRunner } from "../methods.js";
+import { AssetTable, assetDir } from "./assets.js";
+import { sendOutput, sendOutputList, submitWithUploads } from "./files.js";
+import {
+  checkRequest,
+  cookieName,
+  DenialLog,
+  type DenyReason,
+  type GuardKeys,
+  notSignedIn,
+  type Refusal,
+  tokenVisitOk,
+} from "./guard.js";
+import { BodyError, readJsonBody, securityHeaders, sendError, sendJson, sendText } from "./http.js";
+import { answerRpc } from "./rpc.js";
+import { openEventStream } from "./sse.js";
+import { loadOrCreateToken, sessionValue, tokenPath, writeNewToken } from "./token.js";
+
+export interface UiDeps {
+  config: Config;
+  rt: Runtime;
+  run: MethodRunner;
+  log(m: string): void;
+}
+
+/** The largest /api/rpc body (params of the allowlisted methods are small). */
+const RPC_MAX_BYTES = 1024 * 1024;
+const MIB = 1024 * 1024;
+
+export class UiServer {
+  private token: string;
+  private readonly denials: DenialLog;
+  private readonly assets: AssetTable;
+  private readonly open = new Set<ServerResponse>();
+
+  private constructor(
+    private readonly deps: UiDeps,
+    private readonly server: Server,
+    readonly port: number,
+    token: string,
+  ) {
+    this.token = token;
+    this.denials = new DenialLog(deps.rt.audit);
+    this.assets = new AssetTable(assetDir(deps.config.packageRoot));
+  }
+
+  /** Listen on 127.0.0.1:`port` (0: a free port). */
+  static async start(deps: UiDeps, port: number): Promise<UiServer> {
+    const token = loadOrCreateToken(deps.config.home, deps.log);
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: "127.0.0.1", port }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const ui = new UiServer(deps, server, (server.address() as AddressInfo).port, token);
+    server.on("request", (req, res) => ui.handle(req, res));
+    deps.log(`dashboard on http://127.0.0.1:${ui.port}/ (aido ui prints the URL with its token)`);
+    return ui;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/?token=${this.token}`;
+  }
+
+  get tokenFile(): string {
+    return tokenPath(this.deps.config.home);
+  }
+
+  /** A new token: every cookie and URL of the old one stops working at once. */
+  rotate(): void {
+    this.token = writeNewToken(this.deps.config.home);
+  }
+
+  /** Stop listening and end every open response (event streams included). */
+  async close(): Promise<void> {
+    const stopped = new Promise<void>((r) => this.server.close(() => r()));
+    for (const res of this.open) res.end();
+    this.server.closeAllConnections();
+    await stopped;
+  }
+
+  private get keys(): GuardKeys {
+    return { port: this.port, token: this.token };
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.open.add(res);
+    res.once("close", () => this.open.delete(res));
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", `http://127.0.0.1:${this.port}`);
+    } catch {
+      url = new URL("http://127.0.0.1/invalid");
+    }
+    securityHeaders(res, url.pathname === "/" || url.pathname.startsWith("/api/"));
+    const refusal = checkRequest(req, this.keys, url);
+    if (refusal) {
+      this.refuse(req, res, refusal, url.pathname);
+      return;
+    }
+    this.route(req, res, url).catch((e) => {
+      this.deps.log(`ui: ${req.method} ${url.pathname} failed: ${errorMessage(e)}`);
+      if (!res.headersSent)
+        sendError(res, 500, "internal", "internal error in the Aido daemon (details are in its log)");
+      else res.destroy();
+    });
+  }
+
+  private refuse(req: IncomingMessage, res: ServerResponse, r: Refusal, path: string): void {
+    this.denials.record(r.reason, req, path);
+    sendText(res, r.status, r.message);
+  }
+
+  private denied(req: IncomingMessage, reason: DenyReason, path: string): void {
+    this.denials.record(reason, req, path);
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname;
+    const get = req.method === "GET" || req.method === "HEAD";
+    if (path === "/" && get) {
+      if (url.searchParams.has("token")) return this.tokenVisit(req, res, url);
+      return this.sendAsset(res, "index.html", true);
+    }
+    if (path.startsWith("/assets/") && get) {
+      const name = path.slice("/assets/".length);
+      if (this.assets.get(name) === undefined) {
+        this.denied(req, "path", path);
+        return sendText(res, 404, "not found\n");
+      }
+      return this.sendAsset(res, name, false);
+    }
+    if (path === "/api/rpc" && req.method === "POST") {
+      const body = await this.body(req, res, RPC_MAX_BYTES);
+      if (body === undefined) return;
+      const answer = await answerRpc(body, this.deps.run, res, this.deps.log, () =>
+        this.denied(req, "method", `${path} ${String((body as { method?: unknown }).method).slice(0, 64)}`),
+      );
+      return sendJson(res, 200, answer);
+    }
+    if (path === "/api/events" && get) {
+      const goalId = url.searchParams.get("goal_id") ?? undefined;
+      try {
+        await openEventStream(res, goalId, this.deps.run, this.deps.log);
+      } catch (e) {
+        const err = toRpcError(e, this.deps.log);
+        sendJson(res, err.data?.code === "not_found" ? 404 : 400, { error: err });
+      }
+      return;
+    }
+    if (path === "/api/goals" && req.method === "POST") {
+      const body = await this.body(req, res, this.deps.config.ui.maxUploadMb * MIB);
+      if (body === undefined) return;
+      return submitWithUploads(body, this.deps, res);
+    }
+    const outputs = /^\/api\/goals\/([^/]+)\/outputs(?:\/(.+))?$/.exec(path);
+    if (outputs && get) {
+      const [, goal, name] = outputs;
+      if (name === undefined) return sendOutputList(res, this.deps.rt, goal as string);
+      return sendOutput(res, this.deps.rt, goal as string, name, () => this.denied(req, "path", path));
+    }
+    if (path.startsWith("/api/")) return sendError(res, 404, "not_found", `no route ${req.method} ${path}`);
+    this.denied(req, "path", path);
+    sendText(res, 404, "not found\n");
+  }
+
+  private tokenVisit(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    if (!tokenVisitOk(url, this.keys)) {
+      this.refuse(req, res, notSignedIn(), "/?token=…");
+      return;
+    }
+    res.writeHead(303, {
+      Location: "/",
+      "Set-Cookie": `${cookieName(this.port)}=${sessionValue(this.token)}; HttpOnly; SameSite=Strict; Path=/`,
+      "Content-Length": 0,
+    });
+    res.end();
+  }
+
+  private sendAsset(res: ServerResponse, name: string, shell: boolean): void {
+    const asset = this.assets.get(name);
+    if (asset === undefined) {
+      if (shell) {
+        sendText(res, 503, "The dashboard's page is not built: run `npm run build`.\n");
+        return;
+      }
+      sendText(res, 404, "not found\n");
+      return;
+    }
+    res.writeHead(200, { "Content-Type": asset.type, "Content-Length": asset.body.length });
+    res.end(asset.body);
+  }
+
+  /** The JSON body, or undefined after answering 413/400. */
+  private async body(req: IncomingMessage, res: ServerResponse, max: number): Promise<unknown> {
+    try {
+      return await readJsonBody(req, max);
+    } catch (e) {
+      if (!(e instanceof BodyError)) throw e;
+      res.setHeader("Connection", "close");
+      sendError(res, e.status, e.status === 413 ? "too_large" : "invalid_input", e.message);
+      return undefined;
+    }
+  }
+}

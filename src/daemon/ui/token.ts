@@ -1,0 +1,102 @@
+// daemon/ui/token.ts — the dashboard's secret: 32 random bytes (base64url) in
+// $AIDO_HOME/ui-token, readable by the daemon's user alone, and the session value a
+// browser's cookie holds (an HMAC of the token, so the cookie never carries the token
+// and a new token invalidates every cookie). A file at that path that is a link, not a
+// regular file, someone else's, open to group/others, or not a token is not trusted:
+// another local user could have planted it to know the token. It is replaced. The new
+// file is written under a fresh name with O_EXCL and mode 0600, then renamed into place,
+// so the token is never readable by others, not even for a moment.
+
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+
+export const TOKEN_FILE = "ui-token";
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+export function tokenPath(home: string): string {
+  return join(home, TOKEN_FILE);
+}
+
+/** The token in the file when it can be trusted; otherwise a new one (and why the old was not kept). */
+export function loadOrCreateToken(home: string, log: (m: string) => void): string {
+  const path = tokenPath(home);
+  const why = untrusted(path);
+  if (why === undefined) return readFileSync(path, "utf8").trim();
+  if (why !== "missing") log(`ui: ${path} ${why}; it was replaced by a new token`);
+  return writeNewToken(home);
+}
+
+/** A new token replaces the file (`aido ui --rotate`). */
+export function writeNewToken(home: string): string {
+  const token = randomBytes(32).toString("base64url");
+  const path = tokenPath(home);
+  const tmp = `${path}.${randomBytes(6).toString("hex")}`;
+  const fd = openSync(
+    tmp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    fchmodSync(fd, 0o600);
+    writeSync(fd, `${token}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, path); // replaces a link itself, never its target
+  } catch (e) {
+    unlinkSync(tmp);
+    throw e;
+  }
+  return token;
+}
+
+/** Why the file at `path` is not trusted, or undefined when it is. */
+function untrusted(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return "missing";
+    if (code === "ELOOP") return "is a symbolic link";
+    return `cannot be opened (${code})`;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return "is not a regular file";
+    if (typeof process.getuid === "function" && st.uid !== process.getuid()) return "belongs to another user";
+    if ((st.mode & 0o077) !== 0) return `has mode ${(st.mode & 0o777).toString(8)} (others could read it)`;
+    if (st.size > 200) return "is not a token";
+    const text = readFileSync(fd, "utf8").trim();
+    if (!TOKEN_SHAPE.test(text)) return "is not a token";
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What the session cookie holds for this token. */
+export function sessionValue(token: string): string {
+  return createHmac("sha256", token).update("aido-ui-session-v1").digest("base64url");
+}
+
+/** Constant-time equality of two secrets of any length (both are hashed first). */
+export function sameSecret(given: string, expected: string): boolean {
+  const a = createHmac("sha256", "aido-ui-compare").update(given).digest();
+  const b = createHmac("sha256", "aido-ui-compare").update(expected).digest();
+  return timingSafeEqual(a, b);
+}
