@@ -13,7 +13,7 @@ import { AuditPage } from "./pages/audit.js";
 import { GoalPage } from "./pages/goal.js";
 import { GoalsPage } from "./pages/goals.js";
 import { PlansPage } from "./pages/plans.js";
-import type { Goal } from "./wire.js";
+import type { Approval, Goal } from "./wire.js";
 
 type Route =
   | { page: "goals" }
@@ -69,6 +69,10 @@ function App({ store }: { store: LiveStore }) {
         if (c === "live") {
           // What happened while the stream was down: reload the lists.
           void loadGoals();
+          void rpc<{ approvals: Approval[] }>("approval.list", {}).then(
+            (r) => store.update((s) => void (s.pending = r.approvals.map((a) => a.id))),
+            () => undefined,
+          );
           store.update((s) => {
             s.revisions.approvals++;
             s.revisions.grants++;

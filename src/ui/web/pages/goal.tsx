@@ -159,6 +159,15 @@ export function GoalPage({ store, goalId }: { store: LiveStore; goalId: string }
   }, [goalId, store]);
 
   const goal = store.state.goals[goalId];
+  const ended = goal !== undefined && goal.state !== "queued" && goal.state !== "running";
+  useEffect(() => {
+    // goal.finished carries the state, not the result: read it once the goal has ended.
+    if (!ended) return;
+    rpc<Goal>("goal.status", { goal_id: goalId }).then(
+      (status) => store.update((s) => withGoals(s, [status])),
+      setError,
+    );
+  }, [ended, goalId, store]);
   const tree = agentTree(store.state, goalId);
   const cancel = () => rpc("goal.cancel", { goal_id: goalId }).catch(setError);
   return (

@@ -1,0 +1,236 @@
+// test/ui/dashboard.test.ts — the dashboard as its user meets it: a real headless Chromium
+// on the page the daemon serves, the real daemon (goals in real containers, agents driven
+// by the real SDK against the scripted provider). A goal submitted from the page fills in
+// its agent tree live; a call that needs approval waits in the inbox until a click
+// answers it; Allow Always makes a standing grant that Revoke removes (and the next call
+// asks again); Verify says the audit chain is intact, then names the row a tamperer
+// edited. One daemon and one browser for the file; each test uses its own manifests.
+
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AidoClient } from "../../src/client/client.js";
+import type { Config } from "../../src/config.js";
+import { type DaemonFixture, MODEL, startFixture } from "../daemon/fixture.js";
+import { requireDocker } from "../support/docker.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { ensureUiBuilt, laptopPage, launchBrowser, screenshot } from "./browser.js";
+import { openUi, type UiHandle } from "./fixture.js";
+
+let server: ProviderServer;
+let fx: DaemonFixture;
+let c: AidoClient;
+let ui: UiHandle;
+let browser: Browser;
+let page: Page;
+let problems: string[];
+
+/** An operator ceiling wide enough for the manifests the page submits. */
+function ceiling(cfg: Config): void {
+  cfg.grantCeilings = [
+    [
+      "tool: *",
+      "file_read: /workspace/**",
+      "file_write: /workspace/**",
+      "file_write: /output/**",
+      "spawn_child: [*]",
+    ],
+  ];
+}
+
+beforeAll(async () => {
+  requireDocker();
+  ensureUiBuilt();
+  server = await startProviderServer();
+  fx = await startFixture(server, { runtime: { backend: undefined }, config: ceiling });
+  c = await fx.client();
+  ui = await openUi(fx);
+  browser = await launchBrowser();
+  ({ page, problems } = await laptopPage(browser));
+  await page.goto(ui.url);
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await fx?.close();
+  await server?.close();
+});
+
+const yaml = (lines: string[]) => `${lines.join("\n")}\n`;
+
+async function goTo(name: "Goals" | "Approvals" | "Audit"): Promise<void> {
+  await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name }).click();
+}
+
+/** The inbox's request whose target is `target`, once it is there. */
+async function request(target: string) {
+  const r = page.locator("[data-testid=inbox] article.request", { hasText: target });
+  await r.waitFor();
+  return r;
+}
+
+describe("the dashboard in a browser", () => {
+  it("opens from the token URL: the token leaves the address bar and the stream is live", async () => {
+    expect(new URL(page.url()).search).toBe("");
+    await expect.poll(() => page.getByTestId("connection").textContent()).toBe("live");
+    await page.getByRole("heading", { name: "Submit a goal" }).waitFor();
+  });
+
+  it("submits a goal from the page, fills in its agent tree live, and continues it after Allow Once", async () => {
+    server.script('manifest "ui-lead"', [
+      turn.toolUse("file_read", { path: "/etc/hostname" }),
+      turn.toolUse("spawn_agent", {
+        manifest: {
+          name: "ui-writer",
+          system_prompt: "You write notes.",
+          capabilities: ["tool: file_write", "file_write: /workspace/**"],
+          approval_required: ["file_write"],
+        },
+        message: "Write the notes.",
+      }),
+      turn.toolUse("file_write", { path: "/output/report.md", content: "# Report\nall good\n" }),
+      turn.text("The report is in /output/report.md."),
+    ]);
+    server.script('manifest "ui-writer"', [
+      turn.toolUse("file_write", { path: "/workspace/notes.md", content: "notes" }),
+      turn.text("written"),
+    ]);
+    await goTo("Goals");
+    await page.getByLabel("Goal", { exact: true }).fill("Write a report <b>with</b> notes");
+    await page.getByText("Manifest and input files (optional)").click();
+    await page
+      .getByLabel("Manifest (YAML)")
+      .fill(
+        yaml([
+          "name: ui-lead",
+          `model: ${MODEL}`,
+          "system_prompt: You lead.",
+          "capabilities:",
+          '  - "tool: file_read"',
+          '  - "tool: file_write"',
+          '  - "tool: spawn_agent"',
+          '  - "file_read: /workspace/**"',
+          '  - "file_write: /workspace/**"',
+          '  - "file_write: /output/**"',
+          '  - "spawn_child: [ui-writer]"',
+        ]),
+      );
+    await page.getByRole("button", { name: "Submit goal" }).click();
+    await page.waitForURL(/#\/goals\/[^/]+$/);
+    const goalId = decodeURIComponent(new URL(page.url()).hash.split("/")[2]!);
+
+    // The tree: the writer nested under the lead, each with its calls and verdicts.
+    const lead = page.locator("li.agent[data-manifest=ui-lead]");
+    const writer = lead.locator("li.agent[data-manifest=ui-writer]");
+    await writer.locator("li.call[data-tool=file_write][data-status=waiting]").waitFor();
+    const denied = lead.locator("li.call[data-tool=file_read][data-status=denied]").first();
+    await expect.poll(() => denied.textContent()).toMatch(/denied at capability/);
+    expect(await lead.locator("li.call[data-tool=spawn_agent]").first().getAttribute("data-status")).toBe(
+      "running",
+    );
+    // Model text is shown as text, never as markup.
+    expect(await page.locator("p.goal-text").textContent()).toBe("Write a report <b>with</b> notes");
+    await screenshot(page, "goal-agent-tree");
+
+    // The inbox: the call, its agent and lineage, what asked, and what each answer covers.
+    await goTo("Approvals");
+    await expect.poll(() => page.getByTestId("approval-notice").textContent()).toMatch(/1 approval/);
+    const req = await request("file_write on /workspace/notes.md");
+    const text = (await req.textContent()) ?? "";
+    expect(text).toContain("ui-lead");
+    expect(text).toContain("ui-writer");
+    expect(text).toContain("this call only: file_write on /workspace/notes.md");
+    expect(text).toMatch(/file_write on \/workspace\/notes\.md by agent \S+ until it stops/);
+    expect(text).toContain("by agents of identity `ui-lead/ui-writer`");
+    await screenshot(page, "approvals-inbox");
+    await req.getByRole("button", { name: "Allow once" }).click();
+    await page.getByTestId("inbox-empty").waitFor();
+
+    // Back on the goal: it continues to succeeded; its output is a download.
+    await page.goBack();
+    await page.waitForURL(/#\/goals\//);
+    await expect
+      .poll(() => page.getByTestId("goal-state").textContent(), { timeout: 60_000 })
+      .toBe("succeeded");
+    expect(await page.getByTestId("goal-result").textContent()).toBe("The report is in /output/report.md.");
+    expect(await writer.locator("li.call[data-tool=file_write]").getAttribute("data-status")).toBe("done");
+    const link = page.getByRole("link", { name: "report.md" });
+    const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
+    const body = await download.createReadStream().then(async (s) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of s) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString("utf8");
+    });
+    expect(body).toBe("# Report\nall good\n");
+    const status = await c.call("goal.status", { goal_id: goalId });
+    expect(status.state).toBe("succeeded");
+    const decided = await c.call("approval.list", { status: "decided" });
+    expect(decided.approvals.map((a) => [a.decision, a.decided_by])).toEqual([["allow_once", "dashboard"]]);
+  }, 120_000);
+
+  it("lists the grant Allow Always makes, revokes it with one click, and the next call asks again", async () => {
+    server.script('manifest "ui-keeper"', [
+      turn.toolUse("file_write", { path: "/workspace/a.txt", content: "1" }),
+      turn.toolUse("file_write", { path: "/workspace/b.txt", content: "2" }),
+      turn.toolUse("file_write", { path: "/workspace/a.txt", content: "3" }),
+      turn.text("kept"),
+    ]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "keep files",
+      manifest: {
+        name: "ui-keeper",
+        model: MODEL,
+        system_prompt: "You keep files.",
+        capabilities: ["tool: file_write", "file_write: /workspace/**"],
+        approval_required: ["file_write"],
+      },
+    });
+    await goTo("Approvals");
+    const first = await request("file_write on /workspace/a.txt");
+    await first.getByRole("button", { name: "Allow always" }).click();
+
+    const grant = page.locator("table.grants tr", { hasText: "file_write on /workspace/a.txt" });
+    await grant.waitFor();
+    expect(await grant.textContent()).toContain("ui-keeper");
+    // The next request waits while the grant is revoked: answered from the keyboard.
+    const second = await request("file_write on /workspace/b.txt");
+    await screenshot(page, "grants");
+    await grant.getByRole("button", { name: /Revoke/ }).click();
+    await page.getByTestId("no-grants").waitFor();
+    expect((await c.call("approval.grants", {})).grants).toEqual([]);
+    await second.getByRole("button", { name: "Allow once" }).focus();
+    await page.keyboard.press("Enter");
+
+    // a.txt again: the revoked grant no longer covers it, so the gate asks a human.
+    const third = await request("file_write on /workspace/a.txt");
+    await third.getByRole("button", { name: "Allow once" }).click();
+    const end = await c.call("goal.wait", { goal_id, timeout_ms: 60_000 });
+    expect(end.state).toBe("succeeded");
+    const history = page.locator("table.history tbody tr");
+    await expect.poll(() => history.count()).toBeGreaterThanOrEqual(4);
+    const revoked = await c.call("audit.query", { kind: "approval.grant_revoked" });
+    expect(revoked.entries.map((e) => e.payload)).toEqual([expect.objectContaining({ by: "dashboard" })]);
+  }, 120_000);
+
+  it("verifies the audit chain from the page, then highlights the first entry a tamperer edited", async () => {
+    await goTo("Audit");
+    await page.getByRole("button", { name: "Verify" }).click();
+    const result = page.getByTestId("verify-result");
+    await expect.poll(() => result.textContent()).toMatch(/^The chain is intact: \d+ entries verified\.$/);
+    const entries = Number((await result.textContent())!.match(/(\d+) entries/)![1]);
+    expect(entries).toBe((await c.call("audit.verify", {})).entries);
+    await screenshot(page, "audit-verify");
+
+    fx.daemon.runtime.db.prepare('UPDATE audit SET payload = \'{"tool":"evil"}\' WHERE seq = 7').run();
+    await page.getByRole("button", { name: "Verify" }).click();
+    await expect.poll(() => result.textContent()).toMatch(/^The chain is broken at entry 7/);
+    const bad = page.locator("table.audit tr.bad");
+    await bad.waitFor();
+    expect(await bad.getAttribute("data-seq")).toBe("7");
+    expect(await bad.getAttribute("aria-label")).toBe("First bad entry, seq 7");
+    await screenshot(page, "audit-tampered");
+  }, 60_000);
+
+  it("ran every page under the CSP without a script error", () => {
+    expect(problems.filter((p) => !/Failed to load resource/.test(p))).toEqual([]);
+  });
+});
