@@ -70,7 +70,10 @@ function App({ store }: { store: LiveStore }) {
           // What happened while the stream was down: reload the lists.
           void loadGoals();
           void rpc<{ approvals: Approval[] }>("approval.list", {}).then(
-            (r) => store.update((s) => void (s.pending = r.approvals.map((a) => a.id))),
+            (r) =>
+              store.update((s) => {
+                s.pending = r.approvals.map((a) => a.id);
+              }),
             () => undefined,
           );
           store.update((s) => {
