@@ -7,7 +7,7 @@
 //
 //   node scripts/build-ui.mjs [--if-stale]
 
-import { copyFileSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -17,9 +17,12 @@ const src = join(root, "src", "ui", "web");
 const out = join(root, "dist", "ui");
 const OUTPUTS = ["index.html", "app.js", "app.css"];
 
-/** Newest modification time (ms) of the page's sources and of this script. */
+/** Newest modification time (ms) of the page's sources, this script and package.json (the version). */
 function newestSource() {
-  let newest = statSync(fileURLToPath(import.meta.url)).mtimeMs;
+  let newest = Math.max(
+    statSync(fileURLToPath(import.meta.url)).mtimeMs,
+    statSync(join(root, "package.json")).mtimeMs,
+  );
   const walk = (dir) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
@@ -49,6 +52,8 @@ if (ifStale && oldestOutput() >= newestSource()) process.exit(0);
 
 const started = Date.now();
 mkdirSync(out, { recursive: true });
+// The daemon serves the page of its own package, so the package's version is the daemon's.
+const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 await build({
   entryPoints: { app: join(src, "main.tsx") },
   outdir: out,
@@ -60,6 +65,7 @@ await build({
   jsx: "automatic",
   jsxImportSource: "preact",
   legalComments: "none",
+  define: { AIDO_VERSION: JSON.stringify(version) },
   logLevel: "warning",
 });
 await build({

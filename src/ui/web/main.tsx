@@ -15,6 +15,9 @@ import { GoalsPage } from "./pages/goals.js";
 import { PlansPage } from "./pages/plans.js";
 import type { Approval, Goal } from "./wire.js";
 
+/** The version of the package the page was built from: the daemon serves its own package's page. */
+declare const AIDO_VERSION: string;
+
 type Route =
   | { page: "goals" }
   | { page: "goal"; id: string }
@@ -108,6 +111,9 @@ function App({ store }: { store: LiveStore }) {
             ))}
           </ul>
         </nav>
+        <p class="version" data-testid="version">
+          Aido {AIDO_VERSION}
+        </p>
         <p class={`conn conn-${connection}`} role="status" data-testid="connection">
           {connection === "live" ? "live" : connection === "connecting" ? "connecting…" : "reconnecting…"}
         </p>
