@@ -6,6 +6,9 @@
 // asks again); Verify says the audit chain is intact, then names the row a tamperer
 // edited. One daemon and one browser for the file; each test uses its own manifests.
 
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
@@ -30,6 +33,7 @@ function ceiling(cfg: Config): void {
     [
       "tool: *",
       "file_read: /workspace/**",
+      "file_read: /inputs/**",
       "file_write: /workspace/**",
       "file_write: /output/**",
       "spawn_child: [*]",
@@ -73,6 +77,8 @@ describe("the dashboard in a browser", () => {
     expect(new URL(page.url()).search).toBe("");
     await expect.poll(() => page.getByTestId("connection").textContent()).toBe("live");
     await page.getByRole("heading", { name: "Submit a goal" }).waitFor();
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "package.json"), "utf8"));
+    expect(await page.getByTestId("version").textContent()).toBe(`Aido ${pkg.version}`);
   });
 
   it("submits a goal from the page, fills in its agent tree live, and continues it after Allow Once", async () => {
@@ -211,6 +217,84 @@ describe("the dashboard in a browser", () => {
     expect(revoked.entries.map((e) => e.payload)).toEqual([expect.objectContaining({ by: "dashboard" })]);
   }, 120_000);
 
+  it("submits a manifest file and an input file from the form, and cancels the goal from the list", async () => {
+    const reader = server.script('manifest "ui-reader"', [
+      turn.toolUse("file_read", { path: "/inputs/notes.txt" }),
+      turn.hang(),
+    ]);
+    await goTo("Goals");
+    await page.getByLabel("Goal", { exact: true }).fill("Read my notes");
+    const more = page.locator("form.submit details");
+    if ((await more.getAttribute("open")) === null)
+      await page.getByText("Manifest and input files (optional)").click();
+    await page.getByLabel("Manifest (YAML)").fill("");
+    await page.getByLabel("…or read the manifest from a file").setInputFiles({
+      name: "reader.yaml",
+      mimeType: "text/yaml",
+      buffer: Buffer.from(
+        yaml([
+          "name: ui-reader",
+          `model: ${MODEL}`,
+          "system_prompt: You read.",
+          "capabilities:",
+          '  - "tool: file_read"',
+          '  - "file_read: /inputs/**"',
+        ]),
+      ),
+    });
+    await expect.poll(() => page.getByLabel("Manifest (YAML)").inputValue()).toContain("name: ui-reader");
+    await page.getByLabel("Input files").setInputFiles({
+      name: "notes.txt",
+      mimeType: "text/plain",
+      buffer: Buffer.from("the notes I handed in"),
+    });
+    await page.getByRole("button", { name: "Submit goal" }).click();
+    await page.waitForURL(/#\/goals\/[^/]+$/);
+    const goalId = decodeURIComponent(new URL(page.url()).hash.split("/")[2]!);
+    await page
+      .locator("li.agent[data-manifest=ui-reader] li.call[data-tool=file_read][data-status=done]")
+      .waitFor();
+    // The agent read the file the form handed in (the model got it as the tool result).
+    await expect.poll(() => reader.requests.length).toBe(2);
+    expect(JSON.stringify(reader.requests[1]!.body)).toContain("the notes I handed in");
+
+    await goTo("Goals");
+    const row = page.locator(`tr[data-goal="${goalId}"]`);
+    await row.getByRole("button", { name: `Cancel goal ${goalId}` }).click();
+    await expect.poll(() => row.locator(".badge").textContent(), { timeout: 30_000 }).toBe("cancelled");
+    expect((await c.call("goal.status", { goal_id: goalId })).state).toBe("cancelled");
+  }, 120_000);
+
+  it("lists plans and a workspace's intents, read-only", async () => {
+    const agent = await c.call("agent.spawn", {
+      manifest: {
+        name: "ui-planner",
+        model: MODEL,
+        system_prompt: "You plan.",
+        capabilities: ["tool: file_read", "file_read: /workspace/**"],
+      },
+    });
+    await c.call("plan.create", {
+      agent_id: agent.agent_id,
+      title: "Read the README <script>",
+      steps: [{ tool: "file_read", input: { path: "/workspace/README.md" } }],
+    });
+    const folder = mkdtempSync(join(tmpdir(), "ui-web-intent-"));
+    try {
+      await c.call("intent.set", { workspace: folder, objective: "Ship the dashboard" });
+      await page.getByRole("link", { name: "Plans & intents" }).click();
+      const plan = page.locator("table tr", { hasText: "Read the README <script>" });
+      await plan.waitFor();
+      expect(await plan.textContent()).toContain("no step denied");
+      await page.getByLabel("Workspace folder (on the daemon's host)").fill(folder);
+      await page.getByRole("button", { name: "Show intents" }).click();
+      await page.locator("li.intent", { hasText: "Ship the dashboard" }).waitFor();
+    } finally {
+      await c.call("agent.stop", { agent_id: agent.agent_id });
+      rmSync(folder, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it("verifies the audit chain from the page, then highlights the first entry a tamperer edited", async () => {
     await goTo("Audit");
     await page.getByRole("button", { name: "Verify" }).click();
@@ -219,6 +303,22 @@ describe("the dashboard in a browser", () => {
     const entries = Number((await result.textContent())!.match(/(\d+) entries/)![1]);
     expect(entries).toBe((await c.call("audit.verify", {})).entries);
     await screenshot(page, "audit-verify");
+
+    // Filtered by kind, the page shows exactly the entries the socket's query gives.
+    await page.getByLabel("Kind").fill("approval.decided");
+    await page.getByRole("button", { name: "Filter" }).click();
+    const want = (await c.call("audit.query", { kind: "approval.decided", after_seq: 0 })).entries.map((e) =>
+      String(e.seq),
+    );
+    await expect
+      .poll(async () =>
+        page
+          .locator("table.audit tbody tr")
+          .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-seq"))),
+      )
+      .toEqual(want);
+    await page.getByLabel("Kind").fill("");
+    await page.getByRole("button", { name: "Filter" }).click();
 
     fx.daemon.runtime.db.prepare('UPDATE audit SET payload = \'{"tool":"evil"}\' WHERE seq = 7').run();
     await page.getByRole("button", { name: "Verify" }).click();
