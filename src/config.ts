@@ -112,8 +112,11 @@ export interface Config {
     embeddingModel?: string;
   };
   daemon: { maxLineBytes: number; manifestDirs: string[] };
-  /** The dashboard (daemon/ui/): port 0 = a free one chosen at the first `ui.open`. */
-  ui: { port: number; maxUploadMb: number };
+  /**
+   * The dashboard (daemon/ui/): port 0 = a free one chosen at the first `ui.open`;
+   * assetsDir: the built page, <package>/dist/ui (scripts/build-ui.mjs writes it).
+   */
+  ui: { port: number; maxUploadMb: number; assetsDir: string };
   /** External MCP servers the operator declared (config `mcp_servers`; tools/mcp/). */
   mcp: {
     servers: Record<string, McpServerConfig>;
@@ -312,6 +315,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     ui: {
       port: pick(f.ui?.port, DEFAULTS.ui.port),
       maxUploadMb: pick(f.ui?.max_upload_mb, DEFAULTS.ui.maxUploadMb),
+      assetsDir: join(packageRoot, "dist", "ui"),
     },
     mcp: { servers: {}, headerValue: (variable) => env[variable] },
   };

@@ -7,7 +7,7 @@ import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/sche
 import type { Intent, IntentCheckResult } from "../intent/store.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { PlanExecution, PlanSummary, Simulation } from "../kernel/plans.js";
-import type { AgentSummary } from "../kernel/registry.js";
+import type { AgentSummary, LineageLink } from "../kernel/registry.js";
 import type { AgentRunResult } from "../kernel/runtime.js";
 import type { SessionInfo } from "../kernel/sessions.js";
 import type { ToolSpec } from "../llm/types.js";
@@ -49,7 +49,7 @@ interface Results {
   "agent.spawn_and_run": AgentRunResult;
   "tool.list": { tools: ToolSpec[] };
   "tool.invoke": ToolInvokeResult;
-  "approval.list": { approvals: ApprovalRecord[] };
+  "approval.list": { approvals: (ApprovalRecord & { lineage: LineageLink[] })[] };
   "approval.respond": ApprovalRecord;
   "approval.grants": { grants: GrantRecord[] };
   "approval.revoke": GrantRecord;

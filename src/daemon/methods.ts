@@ -216,7 +216,15 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
     };
   },
 
-  "approval.list": (p, { rt }) => ({ approvals: rt.approvals.list({ status: p.status ?? "pending" }) }),
+  "approval.list": (p, { rt }) => ({
+    approvals: rt.approvals
+      .list({
+        status: p.status ?? "pending",
+        ...(p.limit !== undefined ? { limit: p.limit } : {}),
+        ...(p.offset !== undefined ? { offset: p.offset } : {}),
+      })
+      .map((a) => ({ ...a, lineage: rt.registry.lineage(a.agent_id) })),
+  }),
   "approval.respond": (p, { rt, decidedBy }) => rt.approvals.respond(p.id, p.decision, decidedBy),
   "approval.grants": (p, { rt }) => ({ grants: rt.approvals.grants(p.all === true) }),
   "approval.revoke": (p, { rt, decidedBy }) => rt.approvals.revoke(p.grant_id, decidedBy),

@@ -80,7 +80,9 @@ export const MethodSchemas = {
     input: z.record(z.string(), z.unknown()),
   }),
   "approval.list": z.strictObject({
-    status: z.enum(APPROVAL_STATUSES as [ApprovalStatus, ...ApprovalStatus[]]).optional(),
+    status: z.enum(["all", ...APPROVAL_STATUSES] as ["all", ...ApprovalStatus[]]).optional(),
+    limit: z.number().int().min(1).max(1000).optional(),
+    offset: z.number().int().min(0).optional(),
   }),
   "approval.respond": z.strictObject({
     id,
@@ -109,6 +111,7 @@ export const MethodSchemas = {
     kind: z.string().min(1).max(100).optional(),
     limit: z.number().int().min(1).max(10_000).optional(),
     after_seq: z.number().int().min(0).optional(),
+    before_seq: z.number().int().min(1).optional(),
   }),
   "events.subscribe": z.strictObject({ goal_id: id.optional() }),
   "intent.set": z.strictObject({

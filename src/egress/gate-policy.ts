@@ -26,7 +26,7 @@ import { errorMessage } from "../errors.js";
 import { describeNeed } from "../gate/needs.js";
 import type { Need } from "../gate/types.js";
 import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
-import type { ApprovalQueue } from "../security/approvals.js";
+import type { ApprovalQueue, AskedBy } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
@@ -46,6 +46,13 @@ import type {
 } from "./types.js";
 
 /** The name approvals, standing decisions and Allow Always grants file egress under. */
+
+/** Why a connection asks a human: the text the prompt shows, and the rule the approval records. */
+interface Asking {
+  why: string;
+  askedBy: AskedBy;
+}
+
 export const EGRESS_APPROVAL_TOOL = "egress";
 
 /** What decide() needs to know of an agent (kernel/registry.ts AgentRecord). */
@@ -127,7 +134,18 @@ export class EgressGate {
     const missing = missingGrant(need, target.literal);
     if (!grant && (target.literal || rule.decision !== "confirm")) return refuse("capability", missing);
     if (rule.decision === "allow") return { allow: true };
-    return this.ask(caller, agent, need, `${grant ? rule.reason : `${missing}; ${rule.reason}`}`, signal);
+    // Only a confirm rule gets here (allow returned, deny refused above).
+    const confirm = rule as Extract<typeof rule, { decision: "confirm" }>;
+    return this.ask(
+      caller,
+      agent,
+      need,
+      {
+        why: grant ? confirm.reason : `${missing}; ${confirm.reason}`,
+        askedBy: { source: "policy.confirm", rule: confirm.rule, text: confirm.text },
+      },
+      signal,
+    );
   }
 
   /**
@@ -181,7 +199,7 @@ export class EgressGate {
     caller: EgressCaller,
     agent: EgressAgent,
     need: Extract<Need, { kind: "network" }>,
-    why: string,
+    asking: Asking,
     signal: AbortSignal,
   ): Promise<EgressVerdict> {
     // What asks nobody does not wait in line: a standing answer, an agent in a world.
@@ -192,7 +210,7 @@ export class EgressGate {
       scope: egressScope(need),
     };
     if (agent.sandboxGoal !== undefined || this.deps.approvals.covering(who))
-      return this.askNow(caller, agent, need, why, signal);
+      return this.askNow(caller, agent, need, asking, signal);
     const before = this.asking.get(caller.agentId) ?? Promise.resolve();
     let done = () => {};
     const mine = new Promise<void>((resolve) => {
@@ -203,7 +221,7 @@ export class EgressGate {
     try {
       const left = await untilTurn(before, signal);
       if (left) return refuse("approval", "the client left while another question of this agent was open");
-      return await this.askNow(caller, agent, need, why, signal);
+      return await this.askNow(caller, agent, need, asking, signal);
     } finally {
       done();
       if (this.asking.get(caller.agentId) === line) this.asking.delete(caller.agentId);
@@ -214,7 +232,7 @@ export class EgressGate {
     caller: EgressCaller,
     agent: EgressAgent,
     need: Extract<Need, { kind: "network" }>,
-    why: string,
+    asking: Asking,
     signal: AbortSignal,
   ): Promise<EgressVerdict> {
     const scope = egressScope(need);
@@ -228,7 +246,8 @@ export class EgressGate {
       goalId: caller.goalId,
       ...who,
       input: { host: need.host, port: need.port },
-      summary: inert(`egress to ${need.host} port ${need.port} — ${why}`),
+      summary: inert(`egress to ${need.host} port ${need.port} — ${asking.why}`),
+      askedBy: asking.askedBy,
       timeoutMs: this.deps.approvalTimeoutMs,
       signal,
     });

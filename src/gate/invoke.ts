@@ -228,6 +228,7 @@ export class Gate {
         input,
         summary: approval.summary,
         scope,
+        askedBy: approval.askedBy,
         timeoutMs: deps.approvalTimeoutMs,
         ...(call.callId ? { callId: call.callId } : {}),
         ...(call.signal ? { signal: call.signal } : {}),

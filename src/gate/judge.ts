@@ -17,6 +17,7 @@ import type { z } from "zod";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
+import type { AskedBy } from "../security/approval-store.js";
 import type { DenyStage } from "../security/audit-events.js";
 import { formatGrant, type Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
@@ -57,6 +58,8 @@ export interface ApprovalNeed {
   summary: string;
   /** Why a human is asked: the manifest's approval_required, or a policy confirm rule. */
   why: string;
+  /** The same, as a record the approval keeps (the rule, the manifest key, the tool's default). */
+  askedBy: AskedBy;
 }
 
 /** A call none of the deciding stages refused. */
@@ -198,6 +201,11 @@ export async function judgeCall(
         : principal.approvalRequired.has(tool.name)
           ? `the agent's manifest lists ${tool.name} in approval_required`
           : (tool.approvalReason as string),
+      askedBy: confirmRule
+        ? { source: "policy.confirm", rule: confirmRule.rule, text: confirmRule.text }
+        : principal.approvalRequired.has(tool.name)
+          ? { source: "approval_required", text: tool.name }
+          : { source: "tool_default", text: tool.approvalReason as string },
     };
   }
   return judged;

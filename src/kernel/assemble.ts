@@ -496,6 +496,7 @@ function forwardApprovalEvents(approvals: ApprovalQueue, events: EventBus): void
       summary: r.summary,
       target: r.target,
       covers: r.covers,
+      askedBy: r.asked_by,
     }),
   );
   approvals.on("decided", (r) =>

@@ -7,6 +7,7 @@
 
 import type { Usage } from "../llm/types.js";
 import type { Coverage } from "../security/approval-scope.js";
+import type { AskedBy } from "../security/approval-store.js";
 
 export type AgentState = "starting" | "running" | "paused" | "stopping" | "stopped";
 
@@ -44,6 +45,8 @@ export interface EventPayloads {
     target: string;
     /** What each answer would cover. */
     covers: Coverage;
+    /** What made the gate ask (a policy.confirm rule, the manifest's approval_required, the tool's default). */
+    askedBy: AskedBy | null;
   };
   /** `decision` is the answer, or "timed_out" / "expired" (then `reason` says why). */
   "approval.decided": {

@@ -100,6 +100,30 @@ export interface AgentSummary {
   children: string[];
   created_at: string;
   stop_reason?: string;
+  /**
+   * The budget account it draws on: tokens spent by it and its subtree (lifetime) of the
+   * account's limit; shared: the goal's root account (a root agent's), not one of its own.
+   */
+  budget?: { spent: number; limit: number; shared: boolean };
+  /** Tokens its own model calls used, as reported (since the daemon started). */
+  usage: { input_tokens: number; output_tokens: number };
+  /** Its model calls in the inference queue (since the daemon started): waiting now, and how long they waited. */
+  queue: { waiting: boolean; calls: number; wait_ms_total: number; wait_ms_last: number | null };
+}
+
+/** One link of an agent's lineage (root first). */
+export interface LineageLink {
+  agent_id: string;
+  manifest: string;
+}
+
+interface AgentStats {
+  input_tokens: number;
+  output_tokens: number;
+  waiting: boolean;
+  calls: number;
+  wait_ms_total: number;
+  wait_ms_last: number | null;
 }
 
 export interface RegistryDeps {
@@ -138,6 +162,8 @@ export class AdmissionGuard {
 
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentRecord>();
+  /** Usage and queue waits per agent, from the event bus (what the scheduler and loop report). */
+  private readonly stats = new Map<string, AgentStats>();
   private readonly pendingByGoal = new Map<string, number>();
   private readonly pendingByParent = new Map<string, number>();
   private readonly deps: RegistryDeps;
@@ -145,6 +171,56 @@ export class AgentRegistry {
   constructor(deps: RegistryDeps) {
     this.deps = deps;
     migrate(deps.db, "agents", MIGRATIONS);
+    deps.events.subscribe({ types: ["usage", "inference.queued", "inference.started"] }, (ev) => {
+      if (ev.type === "usage") {
+        const s = this.statsOf(ev.agentId);
+        s.input_tokens += ev.input_tokens;
+        s.output_tokens += ev.output_tokens;
+      } else if (ev.type === "inference.queued") this.statsOf(ev.agentId).waiting = true;
+      else if (ev.type === "inference.started") {
+        const s = this.statsOf(ev.agentId);
+        s.waiting = false;
+        s.calls++;
+        s.wait_ms_total += ev.waitMs;
+        s.wait_ms_last = ev.waitMs;
+      }
+    });
+  }
+
+  private statsOf(agentId: string): AgentStats {
+    let s = this.stats.get(agentId);
+    if (!s) {
+      s = {
+        input_tokens: 0,
+        output_tokens: 0,
+        waiting: false,
+        calls: 0,
+        wait_ms_total: 0,
+        wait_ms_last: null,
+      };
+      this.stats.set(agentId, s);
+    }
+    return s;
+  }
+
+  /**
+   * Root first, down to the agent: ids and manifest names, from the agents table (so an
+   * agent of an earlier daemon process is found too). Empty for an unknown agent.
+   */
+  lineage(agentId: string): LineageLink[] {
+    const links: LineageLink[] = [];
+    const seen = new Set<string>();
+    let id: string | null = agentId;
+    while (id !== null && !seen.has(id)) {
+      seen.add(id);
+      const row = prepared(this.deps.db, "SELECT parent_id, manifest FROM agents WHERE id = ?").get(id) as
+        | { parent_id: string | null; manifest: string }
+        | undefined;
+      if (!row) break;
+      links.unshift({ agent_id: id, manifest: (JSON.parse(row.manifest) as { name: string }).name });
+      id = row.parent_id;
+    }
+    return links;
   }
 
   get(id: string): AgentRecord | undefined {
@@ -323,9 +399,24 @@ export class AgentRegistry {
       depth: a.depth,
       children: [...a.children],
       created_at: new Date(a.createdAt).toISOString(),
+      usage: { input_tokens: 0, output_tokens: 0 },
+      queue: { waiting: false, calls: 0, wait_ms_total: 0, wait_ms_last: null },
     };
+    const st = this.stats.get(a.id);
+    if (st) {
+      s.usage = { input_tokens: st.input_tokens, output_tokens: st.output_tokens };
+      s.queue = {
+        waiting: st.waiting,
+        calls: st.calls,
+        wait_ms_total: st.wait_ms_total,
+        wait_ms_last: st.wait_ms_last,
+      };
+    }
     if (a.manifest.description !== undefined) s.description = a.manifest.description;
     if (a.stopReason !== undefined) s.stop_reason = a.stopReason;
+    const account = this.deps.budget.find(a.budgetAccount);
+    if (account)
+      s.budget = { spent: account.total_spent, limit: account.limit_tokens, shared: !a.ownsAccount };
     return s;
   }
 

@@ -12,6 +12,17 @@ export type ApprovalDecision = ApprovalDecisionKind;
 export type ApprovalStatus = "pending" | "decided" | "timed_out" | "expired";
 export const APPROVAL_STATUSES: readonly ApprovalStatus[] = ["pending", "decided", "timed_out", "expired"];
 
+/**
+ * What made the gate ask a human: a `policy.confirm` rule (its id and text), the agent's
+ * manifest listing the tool in `approval_required` (text: the tool), or the tool's own
+ * default (an external MCP tool the operator did not mark read-only; text: why).
+ */
+export interface AskedBy {
+  source: "policy.confirm" | "approval_required" | "tool_default";
+  rule?: string;
+  text: string;
+}
+
 const MIGRATIONS = [
   `CREATE TABLE approvals (
      id TEXT PRIMARY KEY,
@@ -53,6 +64,9 @@ const MIGRATIONS = [
    ALTER TABLE approval_grants ADD COLUMN decided_by TEXT;
    ALTER TABLE approval_grants ADD COLUMN revoked_at INTEGER;
    ALTER TABLE approval_grants ADD COLUMN revoked_by TEXT;`,
+  // What made the gate ask (AskedBy, JSON); NULL on requests made before it was recorded.
+  `ALTER TABLE approvals ADD COLUMN asked_by TEXT;
+   CREATE INDEX approvals_created ON approvals (created_at);`,
 ];
 
 export interface ApprovalRecord {
@@ -78,13 +92,23 @@ export interface ApprovalRecord {
   decided_at: number | null;
   /** What each answer would cover, as the prompts show it. */
   covers: Coverage;
+  /** What made the gate ask; null for requests recorded before Aido kept it. */
+  asked_by: AskedBy | null;
 }
 
-type RawRecord = Omit<ApprovalRecord, "input" | "identity" | "target" | "covers"> & {
+type RawRecord = Omit<ApprovalRecord, "input" | "identity" | "target" | "covers" | "asked_by"> & {
   input: string;
   identity: string | null;
   target: string | null;
+  asked_by: string | null;
 };
+
+/** Which requests approval.list gives: pending ones oldest first (a queue), others newest first (history). */
+export interface ApprovalListFilter {
+  status?: ApprovalStatus | "all";
+  limit?: number;
+  offset?: number;
+}
 
 export interface NewRequest {
   id: string;
@@ -97,6 +121,7 @@ export interface NewRequest {
   /** Canonical JSON of the call's input. */
   input: string;
   summary: string;
+  askedBy: AskedBy;
   createdAt: number;
   deadlineAt: number;
 }
@@ -113,8 +138,8 @@ export class ApprovalStore {
   insert(r: NewRequest): void {
     prepared(
       this.db,
-      `INSERT INTO approvals (id, goal_id, agent_id, identity, tool, scope_key, target, input, summary, status,
-         created_at, deadline_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+      `INSERT INTO approvals (id, goal_id, agent_id, identity, tool, scope_key, target, input, summary, asked_by,
+         status, created_at, deadline_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
     ).run(
       r.id,
       r.goalId,
@@ -125,6 +150,7 @@ export class ApprovalStore {
       r.target,
       r.input,
       r.summary,
+      JSON.stringify(r.askedBy),
       r.createdAt,
       r.deadlineAt,
     );
@@ -136,11 +162,15 @@ export class ApprovalStore {
     return this.parse(row);
   }
 
-  list(status?: ApprovalStatus): ApprovalRecord[] {
-    const rows = (
-      status
-        ? prepared(this.db, "SELECT * FROM approvals WHERE status = ? ORDER BY created_at, id").all(status)
-        : prepared(this.db, "SELECT * FROM approvals ORDER BY created_at, id").all()
+  list(f: ApprovalListFilter = {}): ApprovalRecord[] {
+    const status = f.status ?? "pending";
+    const where = status === "all" ? "" : "WHERE status = ?";
+    const order = status === "pending" ? "created_at, id" : "created_at DESC, id DESC";
+    const args: (string | number)[] = status === "all" ? [] : [status];
+    const rows = prepared(this.db, `SELECT * FROM approvals ${where} ORDER BY ${order} LIMIT ? OFFSET ?`).all(
+      ...args,
+      f.limit ?? -1,
+      f.offset ?? 0,
     ) as RawRecord[];
     return rows.map((r) => this.parse(r));
   }
@@ -183,6 +213,7 @@ export class ApprovalStore {
     const identity = row.identity ?? "";
     const target = row.target ?? row.summary;
     const covers = describeCoverage({ target, agent_id: row.agent_id, identity }, this.allowAlwaysTtlSeconds);
-    return { ...row, identity, target, input: JSON.parse(row.input), covers };
+    const asked_by = row.asked_by === null ? null : (JSON.parse(row.asked_by) as AskedBy);
+    return { ...row, identity, target, input: JSON.parse(row.input), covers, asked_by };
   }
 }

@@ -21,14 +21,15 @@ import type { ApprovalScope } from "./approval-scope.js";
 import { type StandingCall, type StandingDecision, StandingDecisions } from "./approval-standing.js";
 import {
   type ApprovalDecision,
+  type ApprovalListFilter,
   type ApprovalRecord,
-  type ApprovalStatus,
   ApprovalStore,
+  type AskedBy,
 } from "./approval-store.js";
 import type { AuditLog, Signer } from "./audit.js";
 import { canonicalJson } from "./canonical-json.js";
 
-export type { ApprovalDecision, ApprovalRecord };
+export type { ApprovalDecision, ApprovalRecord, AskedBy };
 export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = [
   "allow_once",
   "allow_session",
@@ -58,6 +59,8 @@ export interface ApprovalRequest {
   input: unknown;
   summary: string;
   scope: ApprovalScope;
+  /** What made the gate ask (a policy rule, the manifest, the tool's default). */
+  askedBy: AskedBy;
   timeoutMs?: number;
   /** The model's tool_use id, recorded when a standing decision is reused. */
   callId?: string;
@@ -209,8 +212,8 @@ export class ApprovalQueue {
     return rec;
   }
 
-  list(filter: { status?: ApprovalStatus } = {}): ApprovalRecord[] {
-    return this.store.list(filter.status);
+  list(filter: ApprovalListFilter = {}): ApprovalRecord[] {
+    return this.store.list(filter);
   }
 
   get(id: string): ApprovalRecord {
@@ -278,6 +281,7 @@ export class ApprovalQueue {
           target: req.scope.target,
           input: canonicalJson(req.input),
           summary: req.summary,
+          askedBy: req.askedBy,
           createdAt: now,
           deadlineAt: deadline,
         });
@@ -289,6 +293,7 @@ export class ApprovalQueue {
             scope_key: req.scope.key,
             summary: req.summary,
             deadline: new Date(deadline).toISOString(),
+            asked_by: { ...req.askedBy },
           },
           { goalId: req.goalId, agentId: req.agentId },
         );

@@ -45,6 +45,8 @@ export interface AuditPayloads {
     scope_key: string;
     summary: string;
     deadline: string;
+    /** What made the gate ask (security/approval-store.ts AskedBy). */
+    asked_by?: { source: string; rule?: string; text: string };
   };
   "approval.decided": {
     approval_id: string;

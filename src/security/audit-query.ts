@@ -15,6 +15,8 @@ export interface AuditQuery {
   limit?: number;
   /** A cursor: only entries after this seq, oldest first (without it: newest first). */
   after_seq?: number;
+  /** A cursor backwards: only entries before this seq (newest first: the next older page). */
+  before_seq?: number;
 }
 
 const COLUMNS = "seq, time, goal_id, agent_id, kind, payload, prev_hash, hash";
@@ -31,6 +33,10 @@ export function queryEntries(db: Db, q: AuditQuery = {}): AuditEntry[] {
   if (q.after_seq !== undefined) {
     where.push("seq > ?");
     args.push(q.after_seq);
+  }
+  if (q.before_seq !== undefined) {
+    where.push("seq < ?");
+    args.push(q.before_seq);
   }
   const order = q.after_seq !== undefined ? "ASC" : "DESC";
   const limit = q.limit ?? 100;

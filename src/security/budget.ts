@@ -396,7 +396,8 @@ export class BudgetLedger {
     });
   }
 
-  private find(id: string): BudgetAccount | undefined {
+  /** The account, or undefined when there is none. */
+  find(id: string): BudgetAccount | undefined {
     return prepared(this.db, "SELECT * FROM budget_accounts WHERE id = ?").get(id) as
       | BudgetAccount
       | undefined;

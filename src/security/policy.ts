@@ -44,7 +44,7 @@ export type PolicyDecision =
   | { decision: "allow" }
   | { decision: "deny"; rule: string; reason: string }
   /** `rules`: every confirm rule the call matched (a human's yes opens their paths to it). */
-  | { decision: "confirm"; rule: string; reason: string; rules: string[] };
+  | { decision: "confirm"; rule: string; text: string; reason: string; rules: string[] };
 
 type ConfigRule = { id: string; text: string; grant: Grant } | { id: string; text: string; path: string };
 
@@ -192,6 +192,7 @@ export class PolicyEngine {
       return {
         decision: "confirm",
         rule: confirm.rule.id,
+        text: confirm.rule.text,
         reason: `policy rule "${confirm.rule.text}" asks a human to confirm: ${confirm.what}`,
         rules: this.confirm.filter((r) => ruleMatch(r, call, analysis, cwd) !== undefined).map((r) => r.id),
       };
@@ -218,6 +219,7 @@ export class PolicyEngine {
       return {
         decision: "confirm",
         rule: confirm.rule.id,
+        text: confirm.rule.text,
         reason: `policy rule "${confirm.rule.text}" asks a human to confirm: ${confirm.what}`,
         rules: [confirm.rule.id],
       };

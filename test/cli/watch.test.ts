@@ -152,6 +152,7 @@ describe("watch reducer", () => {
       ev("approval.requested", {
         approvalId: "ap1",
         agentId: "a1",
+        askedBy: { source: "approval_required", text: "file_write" },
         tool: "file_write",
         summary: "write /output/x.md",
         target: "file_write on /output/x.md",
@@ -190,6 +191,7 @@ describe("watch reducer", () => {
       ev("approval.requested", {
         approvalId: "ap2",
         agentId: "a1",
+        askedBy: { source: "policy.confirm", rule: "policy.confirm[0]", text: "exec: rm *" },
         tool: "exec",
         summary: "exec rm",
         target: "exec of `rm a` in /workspace",

@@ -118,6 +118,20 @@ describe("config", () => {
     expect(c.limits.maxDepth).toBe(2);
   });
 
+  it("reads the dashboard's port and upload cap from the operator's file; a project may only lower the cap", () => {
+    expect(load().ui).toMatchObject({ port: 0, maxUploadMb: 10 });
+    writeFileSync(join(home, "config.yaml"), "ui:\n  port: 7878\n  max_upload_mb: 20\n");
+    writeFileSync(join(project, ".aido", "config.yaml"), "ui:\n  max_upload_mb: 5\n");
+    expect(load().ui).toMatchObject({ port: 7878, maxUploadMb: 5 });
+    writeFileSync(join(project, ".aido", "config.yaml"), "ui:\n  port: 7878\n");
+    expect(failure(() => load()).message).toContain("ui.port can only be set in the operator's config");
+    writeFileSync(join(home, "config.yaml"), "ui:\n  port: 70000\n");
+    rmSync(join(project, ".aido", "config.yaml"));
+    expect(failure(() => load()).message).toContain("ui.port");
+    writeFileSync(join(home, "config.yaml"), "ui:\n  prot: 1\n");
+    expect(failure(() => load()).message).toContain("prot");
+  });
+
   it("keeps the project's grant list as a second ceiling instead of replacing the operator's", () => {
     writeFileSync(join(home, "config.yaml"), 'grants: ["file_read: /workspace/**"]\n');
     writeFileSync(join(project, ".aido", "config.yaml"), 'grants: ["file_read: /**"]\n');

@@ -42,6 +42,7 @@ const write: ApprovalRequest = {
   input: { path: "/output/r.md", content: "x" },
   summary: "write r.md",
   scope: writeScope,
+  askedBy: { source: "approval_required", text: "file_write" },
 };
 
 /** Start a call's approval stage and return it with the request it is waiting on. */
@@ -140,6 +141,35 @@ describe("asking a human", () => {
     expect(() => queue.respond(rec.id, "allow_once")).toThrow(/passed its deadline/);
     await expect(outcome).resolves.toMatchObject({ decision: "timed_out" });
     expect(audit.tail(1)[0]?.kind).toBe("approval.timed_out");
+  });
+});
+
+describe("what asked", () => {
+  it("is kept on the request, and a database from before it was kept migrates with its rows intact", async () => {
+    const first = open();
+    const ask = first.queue.authorize({
+      ...write,
+      askedBy: { source: "policy.confirm", rule: "policy.confirm[0]", text: "file_write: /output/**" },
+    });
+    const [rec] = first.queue.list();
+    expect(rec?.asked_by).toEqual({
+      source: "policy.confirm",
+      rule: "policy.confirm[0]",
+      text: "file_write: /output/**",
+    });
+    first.queue.respond(rec?.id as string, "deny", "test");
+    await ask;
+    first.queue.close();
+    first.db.close();
+    // The schema as Aido had it before: no asked_by column, migration 3 not applied.
+    const old = new Database(home.config.dbPath);
+    old.exec(`DROP INDEX approvals_created;
+      ALTER TABLE approvals DROP COLUMN asked_by;
+      DELETE FROM schema_migrations WHERE module = 'approvals' AND version = 3;`);
+    old.close();
+    const again = open();
+    const [kept] = again.queue.list({ status: "all" });
+    expect(kept).toMatchObject({ id: rec?.id, status: "decided", decision: "deny", asked_by: null });
   });
 });
 

@@ -5,6 +5,7 @@
 
 import { request } from "node:http";
 import type { DaemonFixture } from "../daemon/fixture.js";
+import type { Json } from "../support/provider-server.js";
 
 export interface UiHandle {
   url: string;
@@ -92,4 +93,83 @@ export async function rpc(
     headers: { Host: ui.host, Origin: ui.origin, Cookie: cookie, "Content-Type": "application/json" },
     body: JSON.stringify({ method, params }),
   });
+}
+
+export interface EventStream {
+  status: number;
+  /** Events received so far, with their SSE ids. */
+  events: { id: number; data: Record<string, unknown> }[];
+  /** Comment lines (heartbeats, the opening line). */
+  comments: string[];
+  /** Resolves when the server ends the stream. */
+  ended: Promise<void>;
+  close(): void;
+}
+
+/** GET an SSE path with the session cookie (as the page's EventSource would) and parse it as it arrives. */
+export function openStream(ui: UiHandle, cookie: string, path: string): Promise<EventStream> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: "127.0.0.1", port: ui.port, path, headers: { Host: ui.host, Cookie: cookie }, setHost: false },
+      (res) => {
+        let buffer = "";
+        let endStream: () => void = () => {};
+        const stream: EventStream = {
+          status: res.statusCode ?? 0,
+          events: [],
+          comments: [],
+          ended: new Promise<void>((r) => {
+            endStream = r;
+          }),
+          close: () => req.destroy(),
+        };
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buffer += chunk;
+          for (let i = buffer.indexOf("\n\n"); i >= 0; i = buffer.indexOf("\n\n")) {
+            const block = buffer.slice(0, i);
+            buffer = buffer.slice(i + 2);
+            let id = 0;
+            for (const line of block.split("\n")) {
+              if (line.startsWith(":")) stream.comments.push(line.slice(1).trim());
+              else if (line.startsWith("id: ")) id = Number(line.slice(4));
+              else if (line.startsWith("data: ")) stream.events.push({ id, data: JSON.parse(line.slice(6)) });
+            }
+          }
+        });
+        res.on("end", () => endStream());
+        res.on("close", () => endStream());
+        resolve(stream);
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Poll until `probe` returns a value (every 20 ms, up to `ms`). */
+export async function eventually<T>(probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A POST of JSON from the dashboard's page (cookie and Origin), answer parsed. */
+export async function postJson(
+  ui: UiHandle,
+  cookie: string,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; json: Json }> {
+  const r = await raw(ui.port, {
+    method: "POST",
+    path,
+    headers: { Host: ui.host, Origin: ui.origin, Cookie: cookie, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, json: JSON.parse(r.text) };
 }

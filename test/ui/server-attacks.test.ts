@@ -1,21 +1,362 @@
-// test/ui/server-attacks.test.ts — the dashboard's HTTP server attacked as a hostile page,
-// a local user or a script would: over real HTTP against a real daemon.
+// test/ui/server-attacks.test.ts — the dashboard's HTTP server attacked the way a hostile
+// web page in the user's browser, another local user or a stray script would: over real
+// HTTP against a real daemon (scripted provider, real SQLite, real audit log).
 
-import { describe, expect, it } from "vitest";
-import { useDaemonPerTest } from "../daemon/fixture.js";
-import { openUi, raw, rpc, signIn } from "./fixture.js";
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { connect } from "node:net";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../../src/config.js";
+import { type DaemonFixture, manifest, useDaemonPerTest } from "../daemon/fixture.js";
+import { turn } from "../support/provider-server.js";
+import { openUi, raw, rpc, signIn, type UiHandle } from "./fixture.js";
 
 const suite = useDaemonPerTest();
+let assets: string;
+let scratch: string;
 
-describe("the dashboard's door", () => {
-  it("answers /api/rpc with the cookie the token visit sets, and 401 without it", async () => {
-    const fx = await suite.start();
-    const ui = await openUi(fx);
+beforeAll(() => {
+  assets = mkdtempSync(join(tmpdir(), "aido-ui-attacks-assets-"));
+  writeFileSync(
+    join(assets, "index.html"),
+    "<!doctype html><title>Aido</title><script src=/assets/app.js></script>",
+  );
+  writeFileSync(join(assets, "app.js"), "console.log('aido');");
+  writeFileSync(join(assets, "app.css"), "body{}");
+  scratch = mkdtempSync(join(tmpdir(), "aido-ui-attacks-"));
+  writeFileSync(join(scratch, "secret.txt"), "host secret");
+});
+afterAll(() => {
+  rmSync(assets, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+const withAssets = (c: Config) => {
+  c.ui.assetsDir = assets;
+};
+
+async function start(): Promise<{ fx: DaemonFixture; ui: UiHandle }> {
+  const fx = await suite.start({ config: withAssets });
+  return { fx, ui: await openUi(fx) };
+}
+
+const get = (ui: UiHandle, path: string, headers: Record<string, string> = {}) =>
+  raw(ui.port, { path, headers: { Host: ui.host, ...headers } });
+
+async function denials(fx: DaemonFixture, reason?: string) {
+  const c = await fx.client();
+  const { entries } = await c.call("audit.query", { kind: "ui.denied" });
+  return entries.filter((e) => reason === undefined || (e.payload as { reason: string }).reason === reason);
+}
+
+/** The four doors: the shell, an asset, the RPC and the event stream. */
+function doors(ui: UiHandle, headers: Record<string, string>) {
+  const json = { "Content-Type": "application/json", Origin: ui.origin };
+  return [
+    get(ui, "/", headers),
+    get(ui, "/assets/app.js", headers),
+    raw(ui.port, {
+      method: "POST",
+      path: "/api/rpc",
+      headers: { Host: ui.host, ...json, ...headers },
+      body: JSON.stringify({ method: "goal.list" }),
+    }),
+    get(ui, "/api/events", headers),
+  ];
+}
+
+function expectRefused(answers: Awaited<ReturnType<typeof raw>>[]) {
+  for (const r of answers) {
+    expect(r.status).toBe(401);
+    expect(r.text).toContain("aido ui");
+    expect(r.text).not.toContain("<script");
+    expect(r.headers["content-security-policy"]).toContain("default-src 'self'");
+  }
+}
+
+describe("the token", () => {
+  it("is required on the shell, the assets, /api/rpc and /api/events: none, a wrong one, a forged cookie", async () => {
+    const { ui } = await start();
+    expectRefused(await Promise.all(doors(ui, {})));
+    expectRefused(await Promise.all(doors(ui, { Authorization: `Bearer ${ui.token.slice(0, -1)}A` })));
+    expectRefused(await Promise.all(doors(ui, { Cookie: `aido_ui_${ui.port}=${ui.token}` }))); // the token is not the session
+    const wrongVisit = await get(ui, "/?token=not-the-token");
+    expect(wrongVisit.status).toBe(401);
+    expect(wrongVisit.headers["set-cookie"]).toBeUndefined();
+  });
+
+  it("is traded at the visit for an HttpOnly SameSite=Strict cookie and a 303 that drops it from the address", async () => {
+    const { ui } = await start();
+    const visit = await get(ui, `/?token=${ui.token}`);
+    expect(visit.status).toBe(303);
+    expect(visit.headers.location).toBe("/");
+    const cookie = ([] as string[]).concat(visit.headers["set-cookie"] ?? [])[0] as string;
+    expect(cookie).toMatch(
+      new RegExp(`^aido_ui_${ui.port}=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=/$`),
+    );
+    expect(cookie).not.toContain(ui.token);
+    const session = cookie.split(";")[0] as string;
+    const shell = await get(ui, "/", { Cookie: session });
+    expect(shell.status).toBe(200);
+    expect(shell.text).toContain("<title>Aido</title>");
+    expect(shell.headers["cache-control"]).toBe("no-store");
+    const js = await get(ui, "/assets/app.js", { Cookie: session });
+    expect(js.headers["content-type"]).toBe("text/javascript; charset=utf-8");
+    // A script may use the token itself.
+    const viaBearer = await raw(ui.port, {
+      method: "POST",
+      path: "/api/rpc",
+      headers: { Host: ui.host, Authorization: `Bearer ${ui.token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ method: "goal.list", params: {} }),
+    });
+    expect(JSON.parse(viaBearer.text)).toEqual({ result: { goals: [] } });
+  });
+
+  it("rotated, leaves every cookie and URL of the old one refused", async () => {
+    const { fx, ui } = await start();
+    const oldCookie = await signIn(ui);
+    const rotated = await openUi(fx, true);
+    expect(rotated.port).toBe(ui.port);
+    expect(rotated.token).not.toBe(ui.token);
+    expectRefused(await Promise.all(doors(ui, { Cookie: oldCookie })));
+    expectRefused(await Promise.all(doors(ui, { Authorization: `Bearer ${ui.token}` })));
+    expect((await get(ui, `/?token=${ui.token}`)).status).toBe(401);
+    const fresh = await signIn(rotated);
+    expect((await rpc(rotated, fresh, "goal.list")).status).toBe(200);
+    expect(readFileSync(rotated.tokenFile, "utf8").trim()).toBe(rotated.token);
+  });
+
+  it("is kept 0600, and a planted symlink or a 0644 file at its path is replaced, never trusted", async () => {
+    const fx = await suite.start({ config: withAssets });
+    const path = join(fx.home.config.home, "ui-token");
+    const known = "A".repeat(43);
+    writeFileSync(join(scratch, "planted"), `${known}\n`, { mode: 0o600 });
+    symlinkSync(join(scratch, "planted"), path);
+    const viaLink = await openUi(fx);
+    expect(viaLink.token).not.toBe(known);
+    expect(lstatSync(path).isSymbolicLink()).toBe(false);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(scratch, "planted"), "utf8")).toBe(`${known}\n`); // the target untouched
+    expect(fx.logs.join("\n")).toContain("is a symbolic link");
+    await fx.restart();
+    rmSync(path);
+    writeFileSync(path, `${known}\n`, { mode: 0o644 });
+    const viaLoose = await openUi(fx);
+    expect(viaLoose.token).not.toBe(known);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect((await get(viaLoose, `/?token=${known}`)).status).toBe(401);
+  });
+});
+
+describe("requests from elsewhere", () => {
+  it("refuses a Host that is not the dashboard's (DNS rebinding), even with a good cookie", async () => {
+    const { ui } = await start();
     const cookie = await signIn(ui);
-    const r = await rpc(ui, cookie, "goal.list");
-    expect(r.status).toBe(200);
-    expect(JSON.parse(r.text)).toEqual({ result: { goals: [] } });
-    const noauth = await raw(ui.port, { path: "/", headers: { Host: ui.host } });
-    expect(noauth.status).toBe(401);
+    for (const host of [`evil.example:${ui.port}`, "127.0.0.1", `127.0.0.1:${ui.port + 1}`, ""]) {
+      const r = await raw(ui.port, { path: "/api/events", headers: { Host: host, Cookie: cookie } });
+      expect(r.status).toBe(421);
+    }
+    // No Host at all: Node's parser refuses HTTP/1.1 without one (400) before the guard.
+    expect((await raw(ui.port, { path: "/", headers: { Cookie: cookie } })).status).toBe(400);
+    expect((await get(ui, "/", { Cookie: cookie, Host: `localhost:${ui.port}` })).status).toBe(200);
+  });
+
+  it("refuses another Origin on POST and on the event stream", async () => {
+    const { fx, ui } = await start();
+    const cookie = await signIn(ui);
+    for (const origin of [
+      "http://evil.example",
+      "null",
+      `http://127.0.0.1:${ui.port + 1}`,
+      `https://127.0.0.1:${ui.port}`,
+    ]) {
+      const post = await raw(ui.port, {
+        method: "POST",
+        path: "/api/rpc",
+        headers: { Host: ui.host, Origin: origin, Cookie: cookie, "Content-Type": "application/json" },
+        body: JSON.stringify({ method: "goal.submit", params: { goal: "from evil" } }),
+      });
+      expect(post.status).toBe(403);
+      const stream = await get(ui, "/api/events", { Origin: origin, Cookie: cookie });
+      expect(stream.status).toBe(403);
+    }
+    const c = await fx.client();
+    expect((await c.call("goal.list", {})).goals).toEqual([]);
+  });
+
+  it("refuses form posts (urlencoded, text/plain, multipart) and a POST with neither Origin nor Bearer", async () => {
+    const { fx, ui } = await start();
+    const cookie = await signIn(ui);
+    const body = JSON.stringify({ method: "goal.submit", params: { goal: "csrf" } });
+    for (const type of [
+      "application/x-www-form-urlencoded",
+      "text/plain",
+      "multipart/form-data; boundary=x",
+      "",
+    ]) {
+      const headers: Record<string, string> = { Host: ui.host, Origin: ui.origin, Cookie: cookie };
+      if (type) headers["Content-Type"] = type;
+      const r = await raw(ui.port, { method: "POST", path: "/api/rpc", headers, body });
+      expect(r.status).toBe(415);
+    }
+    const noOrigin = await raw(ui.port, {
+      method: "POST",
+      path: "/api/goals",
+      headers: { Host: ui.host, Cookie: cookie, "Content-Type": "application/json" },
+      body: JSON.stringify({ goal: "csrf" }),
+    });
+    expect(noOrigin.status).toBe(403);
+    const c = await fx.client();
+    expect((await c.call("goal.list", {})).goals).toEqual([]);
+  });
+
+  it("listens on 127.0.0.1 only: the host's other addresses refuse the connection", async () => {
+    const { ui } = await start();
+    const others = ["127.0.0.2", "::1"];
+    for (const list of Object.values(networkInterfaces()))
+      for (const a of list ?? []) if (!a.internal) others.push(a.address);
+    for (const address of others) {
+      const outcome = await new Promise<string>((resolve) => {
+        const s = connect({ host: address, port: ui.port });
+        s.once("connect", () => {
+          s.destroy();
+          resolve("connected");
+        });
+        s.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? "error"));
+      });
+      expect([address, outcome]).not.toEqual([address, "connected"]);
+    }
+  });
+});
+
+describe("what the dashboard may do", () => {
+  it("refuses every socket method outside its allowlist", async () => {
+    const { fx, ui } = await start();
+    const cookie = await signIn(ui);
+    for (const method of [
+      "session.open",
+      "agent.run",
+      "agent.spawn",
+      "agent.spawn_and_run",
+      "tool.invoke",
+      "events.subscribe",
+      "ui.open",
+      "mcp.approve",
+      "plan.execute",
+      "intent.set",
+      "__proto__",
+      "constructor",
+    ]) {
+      const r = JSON.parse((await rpc(ui, cookie, method, {})).text);
+      expect(r.error.code).toBe(-32601);
+      expect(r.result).toBeUndefined();
+    }
+    const bad = JSON.parse(
+      (await rpc(ui, cookie, "goal.wait", { goal_id: "g_x", timeout_ms: 600_000 })).text,
+    );
+    expect(bad.error).toMatchObject({ code: -32602, data: { details: { field: "timeout_ms" } } });
+    expect((await denials(fx, "method")).length).toBe(1); // rate-limited: one entry per minute
+  });
+
+  it("serves assets by exact name only: traversal, encoded, absolute and NUL paths are 404", async () => {
+    const { ui } = await start();
+    const cookie = await signIn(ui);
+    for (const path of [
+      "/assets/../package.json",
+      "/assets/..%2fpackage.json",
+      "/assets/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+      "/assets//etc/passwd",
+      "/assets/%2Fetc%2Fpasswd",
+      "/assets/app.js%00.html",
+      "/assets/",
+      "/assets/.",
+      "/index.html",
+      "/etc/passwd",
+    ]) {
+      const r = await get(ui, path, { Cookie: cookie });
+      expect([path, r.status]).toEqual([path, 404]);
+      expect(r.text).not.toContain("root:");
+    }
+  });
+});
+
+describe("a goal's output files", () => {
+  async function finishedGoal(fx: DaemonFixture): Promise<{ goalId: string; outputDir: string }> {
+    suite.server.script('manifest "writer"', [turn.text("done")]);
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "write", manifest: manifest("writer") });
+    const g = await c.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
+    return { goalId: goal_id, outputDir: g.output_dir };
+  }
+
+  it("are sent as octet-stream attachments (an x.html is never rendered) and only by a listed name", async () => {
+    const { fx, ui } = await start();
+    const cookie = await signIn(ui);
+    const { goalId, outputDir } = await finishedGoal(fx);
+    writeFileSync(join(outputDir, "x.html"), "<script>alert(document.cookie)</script>");
+    mkdirSync(join(outputDir, "sub"));
+    writeFileSync(join(outputDir, "sub", "notes.md"), "# notes");
+    symlinkSync(join(scratch, "secret.txt"), join(outputDir, "link.txt"));
+    symlinkSync(scratch, join(outputDir, "dirlink"));
+
+    const list = JSON.parse((await get(ui, `/api/goals/${goalId}/outputs`, { Cookie: cookie })).text);
+    expect(list.files).toEqual([
+      { name: "sub/notes.md", size: 7 },
+      { name: "x.html", size: 39 },
+    ]);
+    const html = await get(ui, `/api/goals/${goalId}/outputs/x.html`, { Cookie: cookie });
+    expect(html.status).toBe(200);
+    expect(html.headers["content-type"]).toBe("application/octet-stream");
+    expect(html.headers["content-disposition"]).toBe("attachment; filename*=UTF-8''x.html");
+    expect(html.headers["content-security-policy"]).toContain("default-src 'self'");
+    expect(html.headers["x-content-type-options"]).toBe("nosniff");
+    expect(html.text).toBe("<script>alert(document.cookie)</script>");
+    const nested = await get(ui, `/api/goals/${goalId}/outputs/sub%2Fnotes.md`, { Cookie: cookie });
+    expect(nested.text).toBe("# notes");
+
+    for (const name of [
+      "link.txt",
+      "dirlink%2Fsecret.txt",
+      "..%2F..%2F..%2Fkeys",
+      "%2E%2E%2Fworkspace",
+      `${encodeURIComponent(join(scratch, "secret.txt"))}`,
+      "x.html%00",
+      "%E0%A4%A",
+    ]) {
+      const r = await get(ui, `/api/goals/${goalId}/outputs/${name}`, { Cookie: cookie });
+      expect([name, r.status]).toEqual([name, 404]);
+      expect(r.text).not.toContain("host secret");
+    }
+    expect((await get(ui, "/api/goals/g_nope/outputs", { Cookie: cookie })).status).toBe(404);
+    expect((await get(ui, `/api/goals/${goalId}/outputs`)).status).toBe(401);
+  });
+});
+
+describe("refusals", () => {
+  it("are audited as ui.denied with the reason and remote address, once per reason per minute", async () => {
+    const { fx, ui } = await start();
+    for (let i = 0; i < 20; i++) await get(ui, "/api/events");
+    for (let i = 0; i < 5; i++) await raw(ui.port, { path: "/", headers: { Host: "evil.example" } });
+    const token = await denials(fx, "token");
+    expect(token).toHaveLength(1);
+    expect(token[0]?.payload).toMatchObject({
+      reason: "token",
+      remote: "127.0.0.1",
+      method: "GET",
+      path: "/api/events",
+    });
+    expect(await denials(fx, "host")).toHaveLength(1);
+    const c = await fx.client();
+    expect((await c.call("audit.verify", {})).ok).toBe(true);
   });
 });

@@ -1,6 +1,7 @@
 // daemon/ui/assets.ts — the page's files: the regular files at the top of
 // <package>/dist/ui/ (what scripts/build-ui.mjs writes), listed once when the UI server
-// starts. A request names a file; the name is looked up in that listing and only a
+// starts (config ui.assetsDir; the same folder whether Aido runs from dist/ or from
+// source). A request names a file; the name is looked up in that listing and only a
 // listed file is read, so no request text is ever joined onto a path (`..`, encoded
 // slashes, NUL and absolute paths simply are not names in the list).
 
@@ -49,9 +50,4 @@ export class AssetTable {
   get built(): boolean {
     return this.files.has("index.html");
   }
-}
-
-/** Where the page is built: <package>/dist/ui, whether Aido runs from dist/ or from source. */
-export function assetDir(packageRoot: string): string {
-  return join(packageRoot, "dist", "ui");
 }

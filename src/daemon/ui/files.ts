@@ -92,6 +92,8 @@ export async function submitWithUploads(body: unknown, deps: UploadDeps, res: Se
     ...(manifest !== undefined ? { manifest } : {}),
     ...(staged ? { inputs: staged.paths } : {}),
   };
+  // Listening from before the submit: the goal may copy its inputs and start at once.
+  const cleanup = staged ? removeOnceCopied(deps.rt, staged.dir) : undefined;
   let goalId: string;
   try {
     const r = (await deps.run("goal.submit", params, httpClient(res), () => {}, DECIDED_BY)) as {
@@ -99,10 +101,10 @@ export async function submitWithUploads(body: unknown, deps: UploadDeps, res: Se
     };
     goalId = r.goal_id;
   } catch (e) {
-    if (staged) removeTreeNoFollow(staged.dir);
+    cleanup?.(undefined);
     return sendJson(res, 400, { error: toRpcError(e, deps.log) });
   }
-  if (staged) removeOnceCopied(deps.rt, goalId, staged.dir);
+  cleanup?.(goalId);
   sendJson(res, 200, { goal_id: goalId });
 }
 
@@ -136,18 +138,30 @@ function stage(
   }
 }
 
-function removeOnceCopied(rt: Runtime, goalId: string, dir: string): void {
-  const off = rt.events.subscribe({ goalId }, (ev) => {
-    if (ev.type !== "goal.started" && ev.type !== "goal.finished") return;
+/**
+ * Remove the staging folder once its goal has copied it (goal.started comes after the
+ * copy) or ended (a failed copy, a cancel while queued). Listens from before the submit;
+ * the returned function names the goal (undefined: the submit was refused).
+ */
+function removeOnceCopied(rt: Runtime, dir: string): (goalId: string | undefined) => void {
+  const past = new Set<string>();
+  let goal: string | undefined;
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
     off();
     removeTreeNoFollow(dir);
+  };
+  const off = rt.events.subscribe({ types: ["goal.started", "goal.finished"] }, (ev) => {
+    if (ev.goalId === null) return;
+    if (goal === undefined) past.add(ev.goalId);
+    else if (ev.goalId === goal) finish();
   });
-  // Already past the copy (a goal that started or ended before we listened).
-  const state = rt.goals.status(goalId).state;
-  if (state !== "queued") {
-    off();
-    removeTreeNoFollow(dir);
-  }
+  return (goalId) => {
+    goal = goalId;
+    if (goalId === undefined || past.has(goalId)) finish();
+  };
 }
 
 // ---------------------------------------------------------------- outputs

@@ -13,7 +13,7 @@ import { errorMessage } from "../../errors.js";
 import type { Runtime } from "../../kernel/runtime.js";
 import { toRpcError } from "../errors.js";
 import type { MethodRunner } from "../methods.js";
-import { AssetTable, assetDir } from "./assets.js";
+import { AssetTable } from "./assets.js";
 import { sendOutput, sendOutputList, submitWithUploads } from "./files.js";
 import {
   checkRequest,
@@ -55,7 +55,7 @@ export class UiServer {
   ) {
     this.token = token;
     this.denials = new DenialLog(deps.rt.audit);
-    this.assets = new AssetTable(assetDir(deps.config.packageRoot));
+    this.assets = new AssetTable(deps.config.ui.assetsDir);
   }
 
   /** Listen on 127.0.0.1:`port` (0: a free port). */
