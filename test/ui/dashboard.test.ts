@@ -133,6 +133,10 @@ describe("the dashboard in a browser", () => {
     expect(await lead.locator("li.call[data-tool=spawn_agent]").first().getAttribute("data-status")).toBe(
       "running",
     );
+    // Tokens against the budget, as the daemon keeps them.
+    await expect
+      .poll(() => lead.getByTestId("budget").first().textContent())
+      .toMatch(/ of .* spent \(the goal's account\)$/);
     // Model text is shown as text, never as markup.
     expect(await page.locator("p.goal-text").textContent()).toBe("Write a report <b>with</b> notes");
     await screenshot(page, "goal-agent-tree");
@@ -147,6 +151,13 @@ describe("the dashboard in a browser", () => {
     expect(text).toContain("this call only: file_write on /workspace/notes.md");
     expect(text).toMatch(/file_write on \/workspace\/notes\.md by agent \S+ until it stops/);
     expect(text).toContain("by agents of identity `ui-lead/ui-writer`");
+    expect(await req.getByTestId("asked-by").textContent()).toBe(
+      "the agent's manifest: approval_required lists file_write",
+    );
+    expect(await req.locator("ol.lineage li").allTextContents()).toEqual([
+      expect.stringMatching(/^ui-lead /),
+      expect.stringMatching(/^ui-writer /),
+    ]);
     await screenshot(page, "approvals-inbox");
     await req.getByRole("button", { name: "Allow once" }).click();
     await page.getByTestId("inbox-empty").waitFor();
@@ -307,7 +318,7 @@ describe("the dashboard in a browser", () => {
     // Filtered by kind, the page shows exactly the entries the socket's query gives.
     await page.getByLabel("Kind").fill("approval.decided");
     await page.getByRole("button", { name: "Filter" }).click();
-    const want = (await c.call("audit.query", { kind: "approval.decided", after_seq: 0 })).entries.map((e) =>
+    const want = (await c.call("audit.query", { kind: "approval.decided" })).entries.map((e) =>
       String(e.seq),
     );
     await expect

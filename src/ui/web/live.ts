@@ -27,10 +27,12 @@ export interface AgentView extends Agent {
   inputTokens: number;
   outputTokens: number;
   queueWaitMs: number;
+  /** A model call of its waits for an inference slot now. */
+  queueWaiting: boolean;
   calls: CallView[];
 }
 
-export type Topic = "goals" | "approvals" | "grants" | "snapshots";
+export type Topic = "goals" | "agents" | "approvals" | "grants" | "snapshots";
 
 export interface LiveState {
   goals: Record<string, Goal>;
@@ -46,7 +48,7 @@ export function emptyState(): LiveState {
   return {
     goals: {},
     agents: {},
-    revisions: { goals: 0, approvals: 0, grants: 0, snapshots: 0 },
+    revisions: { goals: 0, agents: 0, approvals: 0, grants: 0, snapshots: 0 },
     pending: [],
     events: 0,
   };
@@ -71,6 +73,7 @@ function agentOf(s: LiveState, id: string, goalId: string | null): AgentView {
       inputTokens: 0,
       outputTokens: 0,
       queueWaitMs: 0,
+      queueWaiting: false,
       calls: [],
     };
     s.agents[id] = a;
@@ -93,9 +96,15 @@ export function withAgents(s: LiveState, agents: readonly Agent[]): void {
   for (const x of agents) {
     const a = agentOf(s, x.agent_id, x.goal_id);
     Object.assign(a, x);
-    if (x.input_tokens !== undefined) a.inputTokens = Math.max(a.inputTokens, x.input_tokens);
-    if (x.output_tokens !== undefined) a.outputTokens = Math.max(a.outputTokens, x.output_tokens);
-    if (x.queue_wait_ms !== undefined) a.queueWaitMs = Math.max(a.queueWaitMs, x.queue_wait_ms);
+    // The daemon counts from its start, the page from its opening: the larger is the truer.
+    if (x.usage) {
+      a.inputTokens = Math.max(a.inputTokens, x.usage.input_tokens);
+      a.outputTokens = Math.max(a.outputTokens, x.usage.output_tokens);
+    }
+    if (x.queue) {
+      a.queueWaitMs = Math.max(a.queueWaitMs, x.queue.wait_ms_total);
+      a.queueWaiting = x.queue.waiting;
+    }
   }
 }
 
@@ -196,6 +205,7 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
         const parent = agentOf(s, a.parent_id, goalId);
         if (!parent.children.includes(agentId)) parent.children.push(agentId);
       }
+      s.revisions.agents++;
       break;
     }
     case "agent.state":
@@ -206,6 +216,8 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
       const a = agentOf(s, agentId, goalId);
       a.state = "stopped";
       a.stop_reason = str(ev.reason);
+      a.queueWaiting = false;
+      s.revisions.agents++;
       break;
     }
     case "usage": {
@@ -213,6 +225,8 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
       const a = agentOf(s, agentId, goalId);
       a.inputTokens += num(ev.input_tokens);
       a.outputTokens += num(ev.output_tokens);
+      // Budgets (spent of limit, per account) are the daemon's to say: read them again.
+      s.revisions.agents++;
       const g = goal();
       if (g) {
         g.usage = {
@@ -222,8 +236,15 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
       }
       break;
     }
+    case "inference.queued":
+      if (agentId) agentOf(s, agentId, goalId).queueWaiting = true;
+      break;
     case "inference.started":
-      if (agentId) agentOf(s, agentId, goalId).queueWaitMs += num(ev.wait_ms);
+      if (agentId) {
+        const a = agentOf(s, agentId, goalId);
+        a.queueWaitMs += num(ev.wait_ms);
+        a.queueWaiting = false;
+      }
       break;
     case "tool.called":
       if (agentId)
@@ -291,7 +312,7 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
       break;
     }
     default:
-      // Kinds this page does not draw (egress, inference.queued...) are counted only.
+      // Kinds this page does not draw (egress, inference.finished...) are counted only.
       break;
   }
 }

@@ -38,13 +38,12 @@ export interface Agent {
   children: string[];
   created_at: string;
   stop_reason?: string;
-  /** Tokens spent and the agent's budget, when the daemon reports them. */
-  tokens_used?: number;
-  input_tokens?: number;
-  output_tokens?: number;
-  budget_tokens?: number | null;
-  /** Total time its model calls waited in the inference queue (ms). */
-  queue_wait_ms?: number;
+  /** The budget account it draws on: spent by it and its subtree, of the limit; shared: the goal's. */
+  budget?: { spent: number; limit: number; shared: boolean };
+  /** Tokens its own model calls used (since the daemon started). */
+  usage?: Usage;
+  /** Its model calls in the inference queue: waiting now, how many, how long they waited. */
+  queue?: { waiting: boolean; calls: number; wait_ms_total: number; wait_ms_last: number | null };
 }
 
 export interface Coverage {
@@ -56,6 +55,13 @@ export interface Coverage {
 export interface LineageStep {
   agent_id: string;
   manifest: string;
+}
+
+/** What made the gate ask: a policy.confirm rule, the manifest's approval_required, a tool's default. */
+export interface AskedBy {
+  source: string;
+  rule?: string;
+  text: string;
 }
 
 export interface Approval {
@@ -74,10 +80,10 @@ export interface Approval {
   deadline_at: number;
   decided_at: number | null;
   covers: Coverage;
-  /** Root..agent, when the daemon reports it. */
+  /** Root agent first, down to the asking agent. */
   lineage?: LineageStep[];
-  /** What made the gate ask (a policy.confirm rule, approval_required, a tool default). */
-  asked_by?: string;
+  /** null on requests recorded before the daemon kept it. */
+  asked_by?: AskedBy | null;
 }
 
 export interface Grant {

@@ -23,6 +23,22 @@ function coverOf(a: Approval, d: Decision): string {
   return d === "deny" ? "this call is refused; the agent is told and may try something else" : a.covers[d];
 }
 
+/** What made the gate ask, in words. */
+function askedBy(a: Approval): string {
+  const by = a.asked_by;
+  if (!by) return "not recorded (a request from before Aido kept it)";
+  switch (by.source) {
+    case "policy.confirm":
+      return `the operator's policy: ${by.rule ? `${by.rule} ` : ""}\`${by.text}\``;
+    case "approval_required":
+      return `the agent's manifest: approval_required lists ${by.text}`;
+    case "tool_default":
+      return `the tool's default: ${by.text}`;
+    default:
+      return `${by.source}: ${by.text}`;
+  }
+}
+
 function Lineage({ a }: { a: Approval }) {
   if (!a.lineage || a.lineage.length === 0) return <span class="mono">{a.agent_id}</span>;
   return (
@@ -65,7 +81,7 @@ function Request({ a, onDecided }: { a: Approval; onDecided(): void }) {
         </dd>
         <dt>Asked by</dt>
         <dd class="text" data-testid="asked-by">
-          {a.asked_by ?? "the gate"}
+          {askedBy(a)}
         </dd>
         <dt>Goal</dt>
         <dd>
@@ -161,14 +177,17 @@ function Grants({ revision }: { revision: number }) {
   );
 }
 
+const HISTORY_PAGE = 25;
+
 function History({ revision }: { revision: number }) {
+  const [offset, setOffset] = useState(0);
   const history = useAnswer(
-    () => rpc<{ approvals: Approval[] }>("approval.list", { status: "decided" }),
-    [revision],
+    () => rpc<{ approvals: Approval[] }>("approval.list", { status: "all", limit: HISTORY_PAGE, offset }),
+    [revision, offset],
   );
-  const list = [...(history.value?.approvals ?? [])].sort(
-    (a, b) => (b.decided_at ?? 0) - (a.decided_at ?? 0),
-  );
+  // "all" is newest first and includes the requests still waiting, which the inbox shows.
+  const page = history.value?.approvals ?? [];
+  const list = page.filter((a) => a.status !== "pending");
   return (
     <Section title="Decisions" id="history">
       <ErrorNote error={history.error} />
@@ -196,12 +215,28 @@ function History({ revision }: { revision: number }) {
                 <td>
                   <Badge state={a.decision ?? a.status} />
                 </td>
-                <td>{a.decided_by ?? a.close_reason ?? "—"}</td>
+                <td class="text">{a.decided_by ?? a.close_reason ?? "—"}</td>
               </tr>
             ))}
           </tbody>
         </table>
       )}
+      <nav class="pager" aria-label="Decision pages">
+        <button
+          type="button"
+          disabled={offset === 0}
+          onClick={() => setOffset(Math.max(0, offset - HISTORY_PAGE))}
+        >
+          Newer
+        </button>
+        <button
+          type="button"
+          disabled={page.length < HISTORY_PAGE}
+          onClick={() => setOffset(offset + HISTORY_PAGE)}
+        >
+          Older
+        </button>
+      </nav>
     </Section>
   );
 }

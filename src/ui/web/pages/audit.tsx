@@ -1,7 +1,7 @@
 // ui/web/pages/audit.tsx — the audit browser: entries filtered by goal, agent and kind,
-// a page at a time from the start of the chain (audit.query's after_seq cursor), and
-// Verify (audit.verify): either "intact, N entries" or the first bad entry, which the
-// table then shows, highlighted.
+// newest first, a page at a time (audit.query's before_seq cursor), and Verify
+// (audit.verify): either "intact, N entries" or the first bad entry, which the table
+// then shows at the top of its page, highlighted.
 
 import { useState } from "preact/hooks";
 import { rpc } from "../api.js";
@@ -16,8 +16,9 @@ interface Filters {
   kind: string;
 }
 
-function query(f: Filters, after: number): Record<string, unknown> {
-  const q: Record<string, unknown> = { limit: PAGE, after_seq: after };
+function query(f: Filters, before: number | undefined): Record<string, unknown> {
+  const q: Record<string, unknown> = { limit: PAGE };
+  if (before !== undefined) q.before_seq = before;
   if (f.goal_id.trim()) q.goal_id = f.goal_id.trim();
   if (f.agent_id.trim()) q.agent_id = f.agent_id.trim();
   if (f.kind.trim()) q.kind = f.kind.trim();
@@ -43,14 +44,15 @@ function VerifyResult({ v }: { v: AuditVerify }) {
 export function AuditPage({ initialGoal }: { initialGoal?: string | undefined }) {
   const [draft, setDraft] = useState<Filters>({ goal_id: initialGoal ?? "", agent_id: "", kind: "" });
   const [filters, setFilters] = useState<Filters>(draft);
-  const [cursors, setCursors] = useState<number[]>([0]);
+  /** before_seq of each page seen, the newest page (no cursor) first. */
+  const [cursors, setCursors] = useState<(number | undefined)[]>([undefined]);
   const [verify, setVerify] = useState<AuditVerify | undefined>(undefined);
   const [verifyError, setVerifyError] = useState<unknown>(undefined);
   const [verifying, setVerifying] = useState(false);
-  const after = cursors[cursors.length - 1] ?? 0;
+  const before = cursors[cursors.length - 1];
   const page = useAnswer(
-    () => rpc<{ entries: AuditEntry[] }>("audit.query", query(filters, after)),
-    [filters.goal_id, filters.agent_id, filters.kind, after],
+    () => rpc<{ entries: AuditEntry[] }>("audit.query", query(filters, before)),
+    [filters.goal_id, filters.agent_id, filters.kind, before],
   );
   const entries = page.value?.entries ?? [];
   const bad = verify && !verify.ok ? verify.first_bad_seq : undefined;
@@ -58,7 +60,7 @@ export function AuditPage({ initialGoal }: { initialGoal?: string | undefined })
   const apply = (e: Event) => {
     e.preventDefault();
     setFilters(draft);
-    setCursors([0]);
+    setCursors([undefined]);
   };
   const runVerify = async () => {
     setVerifying(true);
@@ -67,11 +69,11 @@ export function AuditPage({ initialGoal }: { initialGoal?: string | undefined })
       const v = await rpc<AuditVerify>("audit.verify", {});
       setVerify(v);
       if (!v.ok && v.first_bad_seq !== undefined) {
-        // Show the bad entry: every filter off, the page starting at it.
+        // Show the bad entry: every filter off, at the top of its page.
         const none = { goal_id: "", agent_id: "", kind: "" };
         setDraft(none);
         setFilters(none);
-        setCursors([0, Math.max(0, v.first_bad_seq - 1)]);
+        setCursors([undefined, v.first_bad_seq + 1]);
       }
     } catch (e) {
       setVerifyError(e);
@@ -144,14 +146,14 @@ export function AuditPage({ initialGoal }: { initialGoal?: string | undefined })
             disabled={cursors.length <= 1}
             onClick={() => setCursors(cursors.slice(0, -1))}
           >
-            Previous page
+            Newer
           </button>
           <button
             type="button"
             disabled={entries.length < PAGE}
-            onClick={() => setCursors([...cursors, entries[entries.length - 1]?.seq ?? after])}
+            onClick={() => setCursors([...cursors, entries[entries.length - 1]?.seq])}
           >
-            Next page
+            Older
           </button>
         </nav>
       </Section>

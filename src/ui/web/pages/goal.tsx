@@ -4,7 +4,7 @@
 // on each. Seeded from goal.status, agent.list and the goal's audit entries, then
 // filled in live by the event stream.
 
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { listOutputs, outputUrl, rpc } from "../api.js";
 import { Badge, ErrorNote, Section, Time, tokens, useAnswer } from "../components.js";
 import {
@@ -49,7 +49,7 @@ function CallRow({ call }: { call: CallView }) {
 function AgentNode({ node }: { node: TreeNode }) {
   const { agent } = node;
   const used = agent.inputTokens + agent.outputTokens;
-  const budget = agent.budget_tokens;
+  const { budget } = agent;
   return (
     <li class="agent" data-agent={agent.agent_id} data-manifest={agent.manifest}>
       <div class="agent-card">
@@ -63,12 +63,21 @@ function AgentNode({ node }: { node: TreeNode }) {
           <dd>{agent.model}</dd>
           <dt>Tokens</dt>
           <dd data-testid="tokens">
-            {tokens(used)}
-            {budget ? ` of ${tokens(budget)}` : ""} (in {tokens(agent.inputTokens)}, out{" "}
-            {tokens(agent.outputTokens)})
+            {tokens(used)} (in {tokens(agent.inputTokens)}, out {tokens(agent.outputTokens)})
           </dd>
+          {budget ? (
+            <>
+              <dt>Budget</dt>
+              <dd data-testid="budget">
+                {tokens(budget.spent)} of {tokens(budget.limit)} spent
+                {budget.shared ? " (the goal's account)" : " (by it and its children)"}
+              </dd>
+            </>
+          ) : null}
           <dt>Queue wait</dt>
-          <dd>{agent.queueWaitMs} ms</dd>
+          <dd data-testid="queue">
+            {agent.queueWaitMs} ms{agent.queueWaiting ? ", waiting for a model slot now" : ""}
+          </dd>
           {agent.parent_id ? (
             <>
               <dt>Parent</dt>
@@ -157,6 +166,22 @@ export function GoalPage({ store, goalId }: { store: LiveStore; goalId: string }
       current = false;
     };
   }, [goalId, store]);
+
+  // Budgets and queue figures are the daemon's: read agent.list again as agents spend,
+  // at most about twice a second however many events arrive.
+  const agentsRevision = store.state.revisions.agents;
+  const reload = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => {
+    if (agentsRevision === 0 || reload.current !== undefined) return;
+    reload.current = setTimeout(() => {
+      reload.current = undefined;
+      rpc<{ agents: Agent[] }>("agent.list", { goal_id: goalId, include_stopped: true }).then(
+        (r) => store.update((s) => withAgents(s, r.agents)),
+        () => undefined,
+      );
+    }, 500);
+  }, [agentsRevision, goalId, store]);
+  useEffect(() => () => clearTimeout(reload.current), []);
 
   const goal = store.state.goals[goalId];
   const ended = goal !== undefined && goal.state !== "queued" && goal.state !== "running";
