@@ -49,10 +49,10 @@ export async function laptopPage(browser: Browser): Promise<{ page: Page; proble
   return { page, problems };
 }
 
-/** docs/ui/<name>.png of what the page shows, when AIDO_UI_SCREENSHOTS=1. */
+/** docs/ui/<name>.png of what a 1366x768 laptop screen shows of the page, when AIDO_UI_SCREENSHOTS=1. */
 export async function screenshot(page: Page, name: string): Promise<void> {
   if (process.env.AIDO_UI_SCREENSHOTS !== "1") return;
   const dir = join(root, "docs", "ui");
   mkdirSync(dir, { recursive: true });
-  await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(dir, `${name}.png`) });
 }

@@ -306,6 +306,74 @@ describe("the dashboard in a browser", () => {
     }
   }, 60_000);
 
+  it("shows a goal's snapshots as a timeline and restores one through the gate", async () => {
+    server.script('manifest "ui-drafter"', [
+      turn.toolUse("file_write", { path: "/workspace/draft.md", content: "first" }),
+      turn.toolUse("snapshot_create", { label: "first draft" }),
+      turn.toolUse("file_write", { path: "/workspace/draft.md", content: "second" }),
+      turn.text("drafted"),
+    ]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "draft",
+      manifest: {
+        name: "ui-drafter",
+        model: MODEL,
+        system_prompt: "You draft.",
+        capabilities: ["tool: file_write", "tool: snapshot_create", "file_write: /workspace/**"],
+      },
+    });
+    expect((await c.call("goal.wait", { goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
+    await page.goto(`${ui.origin}/#/goals/${encodeURIComponent(goal_id)}`);
+    const snap = page.locator("ol.timeline li", { hasText: "first draft" });
+    await snap.waitFor();
+    await snap.getByRole("button", { name: "Restore snapshot first draft" }).click();
+    await expect
+      .poll(() => page.locator("#snapshots-h ~ p[role=status]").last().textContent(), { timeout: 30_000 })
+      .toMatch(/^Restored \S+ as the operator: \d+ files restored\.$/);
+    const draft = join(fx.home.config.goalsDir, goal_id, "workspace", "draft.md");
+    expect(readFileSync(draft, "utf8")).toBe("first");
+    // Through the gate: audited as a tool call, with the snapshot taken before it.
+    const restored = await c.call("audit.query", { goal_id, kind: "snapshot.restored" });
+    expect(restored.entries).toHaveLength(1);
+  }, 120_000);
+
+  it("is usable from the keyboard, with landmarks, and long unbroken model text never widens the page", async () => {
+    const long = `${"x".repeat(3000)}<img src=x onerror=alert(1)>`;
+    server.script('manifest "ui-long"', [turn.text(long)]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: long,
+      manifest: { name: "ui-long", model: MODEL, system_prompt: "You answer." },
+    });
+    expect((await c.call("goal.wait", { goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
+
+    await page.goto(`${ui.origin}/#/goals`);
+    await page.locator(`tr[data-goal="${goal_id}"]`).waitFor();
+    const width = () => page.evaluate("document.documentElement.scrollWidth") as Promise<number>;
+    expect(await width()).toBeLessThanOrEqual(1366);
+    await page.locator(`tr[data-goal="${goal_id}"] a`).click();
+    await expect.poll(() => page.getByTestId("goal-result").textContent()).toBe(long);
+    expect(await width()).toBeLessThanOrEqual(1366);
+    expect(await page.locator("main img").count()).toBe(0);
+
+    expect(await page.getByRole("main").count()).toBe(1);
+    expect(await page.getByRole("navigation", { name: "Pages" }).count()).toBe(1);
+    // From the top of a freshly loaded page: the header's links in order, each with a visible focus ring.
+    await page.reload();
+    await page.getByTestId("goal-result").waitFor();
+    const focused: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await page.keyboard.press("Tab");
+      focused.push((await page.evaluate("document.activeElement.textContent")) as string);
+      expect(await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")).toBe("solid");
+    }
+    expect(focused).toEqual(["Aido", "Goals", "Approvals", "Audit", "Plans & intents"]);
+    await page.keyboard.press("Shift+Tab");
+    await page.keyboard.press("Shift+Tab");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/#\/approvals$/);
+    await page.getByRole("heading", { name: "Waiting for you" }).waitFor();
+  }, 120_000);
+
   it("verifies the audit chain from the page, then highlights the first entry a tamperer edited", async () => {
     await goTo("Audit");
     await page.getByRole("button", { name: "Verify" }).click();

@@ -77,7 +77,9 @@ export function useAnswer<T>(load: () => Promise<T>, deps: readonly unknown[]): 
   return { value, error, loading, reload: () => setNonce((n) => n + 1) };
 }
 
+/** 950, 12.3k, 2.0M: a token count at a glance. */
 export function tokens(n: number): string {
+  if (n >= 1_000_000) return `${(n / 1_000_000).toFixed(1)}M`;
   return n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : String(n);
 }
 

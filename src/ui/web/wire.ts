@@ -155,9 +155,19 @@ export interface WireEvent {
 }
 
 export interface Snapshot {
-  snapshot_id: string;
+  id: string;
   label?: string;
   created_at: string;
-  agent_id?: string;
-  files?: number;
+  files: number;
+  bytes: number;
+}
+
+export interface SnapshotRestore {
+  goal_id: string;
+  snapshot_id: string;
+  /** Who restored: the goal's root agent while it runs, else an operator principal. */
+  agent_id: string;
+  as: string;
+  files_restored: number;
+  files_failed: { path: string; reason: string }[];
 }

@@ -221,22 +221,24 @@ function History({ revision }: { revision: number }) {
           </tbody>
         </table>
       )}
-      <nav class="pager" aria-label="Decision pages">
-        <button
-          type="button"
-          disabled={offset === 0}
-          onClick={() => setOffset(Math.max(0, offset - HISTORY_PAGE))}
-        >
-          Newer
-        </button>
-        <button
-          type="button"
-          disabled={page.length < HISTORY_PAGE}
-          onClick={() => setOffset(offset + HISTORY_PAGE)}
-        >
-          Older
-        </button>
-      </nav>
+      {offset === 0 && page.length < HISTORY_PAGE ? null : (
+        <nav class="pager" aria-label="Decision pages">
+          <button
+            type="button"
+            disabled={offset === 0}
+            onClick={() => setOffset(Math.max(0, offset - HISTORY_PAGE))}
+          >
+            Newer
+          </button>
+          <button
+            type="button"
+            disabled={page.length < HISTORY_PAGE}
+            onClick={() => setOffset(offset + HISTORY_PAGE)}
+          >
+            Older
+          </button>
+        </nav>
+      )}
     </Section>
   );
 }

@@ -7,7 +7,7 @@ import { useState } from "preact/hooks";
 import { rpc } from "../api.js";
 import { ErrorNote, Section, Time, useAnswer } from "../components.js";
 import type { LiveStore } from "../live.js";
-import type { Snapshot } from "../wire.js";
+import type { Snapshot, SnapshotRestore } from "../wire.js";
 
 export function SnapshotsSection({ store, goalId }: { store: LiveStore; goalId: string }) {
   const snaps = useAnswer(
@@ -22,11 +22,12 @@ export function SnapshotsSection({ store, goalId }: { store: LiveStore; goalId: 
     setError(undefined);
     setNote(undefined);
     try {
-      const r = await rpc<{ files_restored: number; files_failed: number }>("snapshot.restore", {
-        goal_id: goalId,
-        snapshot_id: id,
-      });
-      setNote(`Restored ${id}: ${r.files_restored} files restored, ${r.files_failed} failed.`);
+      const r = await rpc<SnapshotRestore>("snapshot.restore", { goal_id: goalId, snapshot_id: id });
+      const failed = r.files_failed.map((f) => `${f.path} (${f.reason})`).join(", ");
+      setNote(
+        `Restored ${id} as ${r.as === "operator" ? "the operator" : "the goal's root agent"}: ` +
+          `${r.files_restored} files restored${failed ? `; not restored: ${failed}` : ""}.`,
+      );
       snaps.reload();
     } catch (e) {
       setError(e);
@@ -47,16 +48,16 @@ export function SnapshotsSection({ store, goalId }: { store: LiveStore; goalId: 
       ) : (
         <ol class="timeline">
           {list.map((s) => (
-            <li key={s.snapshot_id} data-snapshot={s.snapshot_id}>
-              <Time at={s.created_at} /> <span class="text">{s.label ?? s.snapshot_id}</span>{" "}
+            <li key={s.id} data-snapshot={s.id}>
+              <Time at={s.created_at} /> <span class="text">{s.label ?? s.id}</span>{" "}
               <span class="muted">
-                ({s.files ?? "?"} files{s.agent_id ? `, by ${s.agent_id}` : ""})
+                ({s.files} files, {s.bytes} bytes)
               </span>{" "}
               <button
                 type="button"
                 disabled={busy !== undefined}
-                onClick={() => restore(s.snapshot_id)}
-                aria-label={`Restore snapshot ${s.label ?? s.snapshot_id}`}
+                onClick={() => restore(s.id)}
+                aria-label={`Restore snapshot ${s.label ?? s.id}`}
               >
                 Restore
               </button>
