@@ -5,6 +5,7 @@
 import type { WireEvent } from "../daemon/events.js";
 import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";
 import type { Intent, IntentCheckResult } from "../intent/store.js";
+import type { SnapshotEntry } from "../kernel/goal-snapshots.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { PlanExecution, PlanSummary, Simulation } from "../kernel/plans.js";
 import type { AgentSummary, LineageLink } from "../kernel/registry.js";
@@ -70,6 +71,15 @@ interface Results {
   "session.open": SessionInfo;
   "session.close": SessionInfo;
   "ui.open": { url: string; port: number; token_file: string };
+  "snapshot.list": { snapshots: SnapshotEntry[] };
+  "snapshot.restore": {
+    goal_id: string;
+    snapshot_id: string;
+    agent_id: string;
+    as: "root_agent" | "operator";
+    files_restored: number;
+    files_failed: { path: string; reason: string }[];
+  };
 }
 
 export type MethodResult<M extends MethodName> = Results[M];

@@ -311,6 +311,34 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   },
   "session.close": (p, { rt }) => rt.sessions.close(p.session_id, "closed over the socket (session.close)"),
   "ui.open": (p, { ui }) => ui.open(p.rotate === true),
+  "snapshot.list": async (p, { rt }) => ({ snapshots: await rt.snapshots.list(p.goal_id) }),
+  "snapshot.restore": async (p, ctx) => {
+    refuseWhileClosing(ctx);
+    const { rt } = ctx;
+    await rt.snapshots.requireSnapshot(p.goal_id, p.snapshot_id);
+    const root = rt.snapshots.liveRoot(p.goal_id);
+    const input = { id: p.snapshot_id };
+    const { agent_id, result } = await whileClientStays(
+      ctx,
+      "the client that asked for the restore disconnected",
+      async (signal) =>
+        root !== undefined
+          ? {
+              agent_id: root,
+              result: await invokeToolWithEvents(rt, root, "snapshot_restore", input, signal),
+            }
+          : rt.snapshots.restoreAsOperator(p.goal_id, p.snapshot_id, ctx.decidedBy, signal),
+    );
+    const data = result.data as { files_restored: number; files_failed: unknown[] };
+    return {
+      goal_id: p.goal_id,
+      snapshot_id: p.snapshot_id,
+      agent_id,
+      as: root !== undefined ? "root_agent" : "operator",
+      files_restored: data.files_restored,
+      files_failed: data.files_failed,
+    };
+  },
 };
 
 /**

@@ -146,6 +146,11 @@ export const MethodSchemas = {
     }),
   "session.close": z.strictObject({ session_id: id }),
   "ui.open": z.strictObject({ rotate: z.boolean().optional() }),
+  "snapshot.list": z.strictObject({ goal_id: id }),
+  "snapshot.restore": z.strictObject({
+    goal_id: id,
+    snapshot_id: z.string().min(1).max(64),
+  }),
 } as const;
 
 export type MethodName = keyof typeof MethodSchemas;

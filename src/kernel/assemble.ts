@@ -50,6 +50,7 @@ import { type BuiltinToolDeps, builtinTools } from "../tools/registry.js";
 import { AgentRunner } from "./agents.js";
 import { EventBus } from "./events.js";
 import { GoalSandboxes } from "./goal-sandboxes.js";
+import { GoalSnapshots } from "./goal-snapshots.js";
 import { GoalRunner } from "./goals.js";
 import { PlanStore } from "./plan-store.js";
 import { Plans } from "./plans.js";
@@ -107,6 +108,8 @@ export interface RuntimeParts {
   env: AgentEnv;
   runner: AgentRunner;
   goals: GoalRunner;
+  /** A goal's snapshots for its operator: list, and restore through the gate. */
+  goalSnapshots: GoalSnapshots;
   /** MCP sessions: standalone agents, optionally working in a bound host folder. */
   sessions: Sessions;
   sweeper: SandboxSweeper;
@@ -415,6 +418,7 @@ export async function assembleRuntime(
     released: (goalId) => sandboxes.released(goalId),
     log,
   });
+  const goalSnapshots = new GoalSnapshots({ store: snapshots, gate, audit, tokens, goals, registry });
   return {
     config,
     db,
@@ -436,6 +440,7 @@ export async function assembleRuntime(
     env,
     runner,
     goals,
+    goalSnapshots,
     sessions,
     sweeper,
     plans,

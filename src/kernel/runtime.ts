@@ -38,6 +38,7 @@ import {
 } from "./assemble.js";
 import type { EventBus } from "./events.js";
 import type { GoalSandboxes } from "./goal-sandboxes.js";
+import type { GoalSnapshots } from "./goal-snapshots.js";
 import type { GoalRunner } from "./goals.js";
 import type { Plans } from "./plans.js";
 import type { AgentRecord, AgentRegistry, AgentSummary } from "./registry.js";
@@ -80,6 +81,8 @@ export class Runtime {
   readonly spawner: Spawner;
   readonly env: AgentEnv;
   readonly goals: GoalRunner;
+  /** A goal's snapshots for its operator (snapshot.list / snapshot.restore on the socket). */
+  readonly snapshots: GoalSnapshots;
   /** Plans: propose -> simulate -> execute (plan.* on the socket). */
   readonly plans: Plans;
   /** MCP sessions (session.open / session.close). */
@@ -115,6 +118,7 @@ export class Runtime {
     this.spawner = parts.spawner;
     this.env = parts.env;
     this.goals = parts.goals;
+    this.snapshots = parts.goalSnapshots;
     this.plans = parts.plans;
     this.sessions = parts.sessions;
     this.worlds = parts.worlds;

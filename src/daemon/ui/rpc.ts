@@ -26,6 +26,8 @@ export const UI_METHODS: ReadonlySet<MethodName> = new Set<MethodName>([
   "audit.verify",
   "intent.status",
   "plan.list",
+  "snapshot.list",
+  "snapshot.restore",
   "mcp.list",
   "tool.list",
 ]);
