@@ -306,12 +306,11 @@ describe("the dashboard in a browser", () => {
     }
   }, 60_000);
 
-  it("shows a goal's snapshots as a timeline and restores one through the gate", async () => {
+  it("shows a running goal's snapshots as a timeline; a restore waits in the inbox, then goes through the gate", async () => {
     server.script('manifest "ui-drafter"', [
       turn.toolUse("file_write", { path: "/workspace/draft.md", content: "first" }),
-      turn.toolUse("snapshot_create", { label: "first draft" }),
       turn.toolUse("file_write", { path: "/workspace/draft.md", content: "second" }),
-      turn.text("drafted"),
+      turn.hang(),
     ]);
     const { goal_id } = await c.call("goal.submit", {
       goal: "draft",
@@ -319,22 +318,48 @@ describe("the dashboard in a browser", () => {
         name: "ui-drafter",
         model: MODEL,
         system_prompt: "You draft.",
-        capabilities: ["tool: file_write", "tool: snapshot_create", "file_write: /workspace/**"],
+        capabilities: [
+          "tool: file_write",
+          "tool: snapshot_restore",
+          "file_read: /workspace/**",
+          "file_write: /workspace/**",
+        ],
+        approval_required: ["snapshot_restore"],
       },
     });
-    expect((await c.call("goal.wait", { goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
     await page.goto(`${ui.origin}/#/goals/${encodeURIComponent(goal_id)}`);
-    const snap = page.locator("ol.timeline li", { hasText: "first draft" });
+    // The runtime snapshots the workspace before each turn that changes it; the timeline follows.
+    const snap = page.locator("ol.timeline li", { hasText: "before turn 2" });
     await snap.waitFor();
-    await snap.getByRole("button", { name: "Restore snapshot first draft" }).click();
+    const draft = join(fx.home.config.goalsDir, goal_id, "workspace", "draft.md");
+    await expect.poll(() => readFileSync(draft, "utf8")).toBe("second");
+    const before = await page.locator("ol.timeline li").count();
+
+    await snap.getByRole("button", { name: "Restore snapshot before turn 2" }).click();
+    await page.getByText("Restoring").waitFor();
+    // The goal's root agent restores it, and its manifest asks a human first: the inbox (another tab).
+    const inbox = await page.context().newPage();
+    await inbox.goto(`${ui.origin}/#/approvals`);
+    const req = inbox.locator("[data-testid=inbox] article.request", { hasText: "snapshot_restore" });
+    await req.waitFor();
+    expect(await req.getByTestId("asked-by").textContent()).toBe(
+      "the agent's manifest: approval_required lists snapshot_restore",
+    );
+    await req.getByRole("button", { name: "Allow once" }).click();
+    await inbox.close();
     await expect
       .poll(() => page.locator("#snapshots-h ~ p[role=status]").last().textContent(), { timeout: 30_000 })
-      .toMatch(/^Restored \S+ as the operator: \d+ files restored\.$/);
-    const draft = join(fx.home.config.goalsDir, goal_id, "workspace", "draft.md");
+      .toMatch(/^Restored \S+ as the goal's root agent: 1 files restored\.$/);
     expect(readFileSync(draft, "utf8")).toBe("first");
-    // Through the gate: audited as a tool call, with the snapshot taken before it.
-    const restored = await c.call("audit.query", { goal_id, kind: "snapshot.restored" });
-    expect(restored.entries).toHaveLength(1);
+    // Through the gate: the root agent's call, audited, with a snapshot taken first, which
+    // the timeline then shows too.
+    const status = await c.call("goal.status", { goal_id });
+    const invoked = (await c.call("audit.query", { goal_id, kind: "tool.invoked" })).entries.filter(
+      (e) => (e.payload as { tool: string }).tool === "snapshot_restore",
+    );
+    expect(invoked.map((e) => e.agent_id)).toEqual([status.agent_id]);
+    await expect.poll(() => page.locator("ol.timeline li").count()).toBe(before + 1);
+    await c.call("goal.cancel", { goal_id });
   }, 120_000);
 
   it("is usable from the keyboard, with landmarks, and long unbroken model text never widens the page", async () => {

@@ -278,7 +278,8 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
       );
       if (c.status !== "denied") c.status = ev.is_error === true ? "failed" : "done";
       c.ms = num(ev.ms);
-      if (c.tool.startsWith("snapshot_")) s.revisions.snapshots++;
+      // The runtime snapshots a workspace before the turns that change it: read them again.
+      s.revisions.snapshots++;
       break;
     }
     case "approval.requested": {
