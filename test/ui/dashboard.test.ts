@@ -359,6 +359,8 @@ describe("the dashboard in a browser", () => {
     );
     expect(invoked.map((e) => e.agent_id)).toEqual([status.agent_id]);
     await expect.poll(() => page.locator("ol.timeline li").count()).toBe(before + 1);
+    await page.locator("#snapshots-h").scrollIntoViewIfNeeded();
+    await screenshot(page, "snapshots");
     await c.call("goal.cancel", { goal_id });
   }, 120_000);
 

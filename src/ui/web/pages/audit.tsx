@@ -134,7 +134,9 @@ export function AuditPage({ initialGoal }: { initialGoal?: string | undefined })
                 <td>{e.kind}</td>
                 <td class="mono">{e.goal_id ? shortId(e.goal_id) : "—"}</td>
                 <td class="mono">{e.agent_id ? shortId(e.agent_id) : "—"}</td>
-                <td class="payload text mono">{JSON.stringify(e.payload)}</td>
+                <td>
+                  <div class="payload text mono">{JSON.stringify(e.payload)}</div>
+                </td>
               </tr>
             ))}
           </tbody>

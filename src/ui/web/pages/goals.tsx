@@ -4,7 +4,7 @@
 
 import { useState } from "preact/hooks";
 import { fileAsInput, rpc, submitGoal } from "../api.js";
-import { Badge, ErrorNote, Section, shortId, Time, tokens } from "../components.js";
+import { Badge, clip, ErrorNote, Section, shortId, Time, tokens } from "../components.js";
 import type { LiveStore } from "../live.js";
 
 function SubmitForm() {
@@ -117,7 +117,9 @@ export function GoalsPage({ store }: { store: LiveStore }) {
               {goals.map((g) => (
                 <tr key={g.goal_id} data-goal={g.goal_id}>
                   <td class="text">
-                    <a href={`#/goals/${encodeURIComponent(g.goal_id)}`}>{g.goal || shortId(g.goal_id)}</a>
+                    <a href={`#/goals/${encodeURIComponent(g.goal_id)}`}>
+                      {g.goal ? clip(g.goal, 300) : shortId(g.goal_id)}
+                    </a>
                   </td>
                   <td>
                     <Badge state={g.state} />
