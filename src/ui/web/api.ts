@@ -70,17 +70,19 @@ export async function fileAsInput(file: File): Promise<{ name: string; content_b
   return { name: file.name, content_base64: btoa(binary) };
 }
 
-export type Connection = "connecting" | "live" | "reconnecting";
+/** "closed": the browser gave up (the server refused the stream: a rotated token, say). */
+export type Connection = "connecting" | "live" | "reconnecting" | "closed";
 
 /**
- * Follow /api/events. The browser's EventSource reconnects by itself; `onState` says
- * when the stream is live again, so the caller can reload what it may have missed.
+ * Follow /api/events. The browser's EventSource reconnects by itself after a dropped
+ * stream; `onState` says when it is live again, so the caller can reload what it may have
+ * missed, and when the browser has stopped trying.
  */
 export function followEvents(onEvent: (e: WireEvent) => void, onState: (c: Connection) => void): () => void {
   const source = new EventSource("/api/events");
   onState("connecting");
   source.onopen = () => onState("live");
-  source.onerror = () => onState("reconnecting");
+  source.onerror = () => onState(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
   source.onmessage = (m: MessageEvent<string>) => {
     let ev: unknown;
     try {

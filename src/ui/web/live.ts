@@ -32,7 +32,8 @@ export interface AgentView extends Agent {
   calls: CallView[];
 }
 
-export type Topic = "goals" | "agents" | "approvals" | "grants" | "snapshots";
+/** "stream": the event stream (re)connected, so whatever was seeded from lists is stale. */
+export type Topic = "goals" | "agents" | "approvals" | "grants" | "snapshots" | "stream";
 
 export interface LiveState {
   goals: Record<string, Goal>;
@@ -48,7 +49,7 @@ export function emptyState(): LiveState {
   return {
     goals: {},
     agents: {},
-    revisions: { goals: 0, agents: 0, approvals: 0, grants: 0, snapshots: 0 },
+    revisions: { goals: 0, agents: 0, approvals: 0, grants: 0, snapshots: 0, stream: 0 },
     pending: [],
     events: 0,
   };

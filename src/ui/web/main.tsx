@@ -7,7 +7,7 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { type Connection, followEvents, rpc } from "./api.js";
-import { applyEvent, LiveStore, withGoals } from "./live.js";
+import { applyEvent, LiveStore, type Topic, withGoals } from "./live.js";
 import { ApprovalsPage } from "./pages/approvals.js";
 import { AuditPage } from "./pages/audit.js";
 import { GoalPage } from "./pages/goal.js";
@@ -41,6 +41,13 @@ function parseRoute(hash: string): Route {
   }
 }
 
+const CONNECTION_TEXT: Record<Connection, string> = {
+  connecting: "connecting…",
+  live: "live",
+  reconnecting: "reconnecting…",
+  closed: "disconnected: reload, or run `aido ui` for a new link",
+};
+
 const NAV: { page: Route["page"]; href: string; label: string }[] = [
   { page: "goals", href: "#/goals", label: "Goals" },
   { page: "approvals", href: "#/approvals", label: "Approvals" },
@@ -65,6 +72,7 @@ function App({ store }: { store: LiveStore }) {
         (r) => store.update((s) => withGoals(s, r.goals)),
         () => undefined,
       );
+    let connectedBefore = false;
     return followEvents(
       (ev) => store.update((s) => applyEvent(s, ev)),
       (c) => {
@@ -79,11 +87,13 @@ function App({ store }: { store: LiveStore }) {
               }),
             () => undefined,
           );
-          store.update((s) => {
-            s.revisions.approvals++;
-            s.revisions.grants++;
-            s.revisions.snapshots++;
-          });
+          // After a reconnect, every page reloads what it shows (the first connect is the load).
+          if (connectedBefore) {
+            store.update((s) => {
+              for (const topic of Object.keys(s.revisions) as Topic[]) s.revisions[topic]++;
+            });
+          }
+          connectedBefore = true;
         }
       },
     );
@@ -115,7 +125,7 @@ function App({ store }: { store: LiveStore }) {
           Aido {AIDO_VERSION}
         </p>
         <p class={`conn conn-${connection}`} role="status" data-testid="connection">
-          {connection === "live" ? "live" : connection === "connecting" ? "connecting…" : "reconnecting…"}
+          {CONNECTION_TEXT[connection]}
         </p>
       </header>
       <div class="sr-only" aria-live="assertive" data-testid="approval-notice">

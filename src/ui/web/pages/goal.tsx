@@ -165,7 +165,8 @@ export function GoalPage({ store, goalId }: { store: LiveStore; goalId: string }
     return () => {
       current = false;
     };
-  }, [goalId, store]);
+    // Seeded again after the stream reconnects: what happened meanwhile is in the lists.
+  }, [goalId, store, store.state.revisions.stream]);
 
   // Budgets and queue figures are the daemon's: read agent.list again as agents spend,
   // at most about twice a second however many events arrive.
