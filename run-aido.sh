@@ -4,6 +4,7 @@
 #   ./run-aido.sh "write a short report on X"     set up (first run), submit, watch, collect
 #   ./run-aido.sh submit "another goal" [--manifest FILE] [--input FILE]...
 #   ./run-aido.sh status [GOAL_ID]                daemon status and goals, or one goal
+#   ./run-aido.sh ui [--rotate] [--open]          the web dashboard's URL (with its token), once
 #   ./run-aido.sh stop                            stop and remove the daemon container
 #   ./run-aido.sh <any aido command>              run inside the daemon container (docker exec)
 #
@@ -301,6 +302,26 @@ submit)
   ;;
 -*)
   die 2 "unknown option $1 (see ./run-aido.sh --help)"
+  ;;
+ui)
+  # The dashboard: the daemon serves it on 127.0.0.1, which with the default host network
+  # is this host's loopback, so the URL `aido ui` prints in the container works here. On
+  # another network the container's loopback is its own and no published port reaches it.
+  shift
+  require_running
+  [ "$network" = "host" ] || die 2 "./run-aido.sh ui needs the daemon on the host's network (AIDO_DAEMON_NETWORK=host, the default; it is $network): the dashboard listens on loopback only"
+  open_here=0
+  args=()
+  for a in "$@"; do
+    if [ "$a" = "--open" ]; then open_here=1; else args+=("$a"); fi
+  done
+  out="$(docker exec "$container" aido ui "${args[@]}")" || exit $?
+  printf '%s\n' "$out"
+  if [ "$open_here" = 1 ]; then
+    if command -v xdg-open >/dev/null 2>&1; then xdg-open "$(printf '%s\n' "$out" | head -n 1)" >/dev/null 2>&1 &
+    else say "xdg-open is not available here; open the URL above in your browser"; fi
+  fi
+  exit 0
   ;;
 # The first words of `aido` commands (DESIGN.md "CLI"); they run in the daemon's container.
 daemon | goals | cancel | watch | approvals | agents | audit | manifest | image | memory | sandbox | run | logs)

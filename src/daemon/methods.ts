@@ -247,7 +247,10 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
 
   "intent.set": (p, { rt }) => rt.intents.set(p),
   "intent.step": (p, { rt }) => rt.intents.step(p),
-  "intent.status": (p, { rt }) => rt.intents.status(p),
+  "intent.status": (p, { rt }) =>
+    p.intent_id !== undefined
+      ? rt.intents.statusOf(p.intent_id, p.history)
+      : rt.intents.status({ workspace: p.workspace as string, history: p.history }),
   "intent.clear": (p, { rt }) => rt.intents.clear(p),
   "intent.check": async (p, ctx) => {
     refuseWhileClosing(ctx);
@@ -282,7 +285,9 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
       ),
     );
   },
-  "plan.list": (p, { rt }) => ({ plans: rt.plans.list(p.agent_id) }),
+  "plan.list": (p, { rt }) => ({
+    plans: rt.plans.list(p.agent_id).filter((plan) => p.goal_id === undefined || plan.goal_id === p.goal_id),
+  }),
   "session.open": (p, ctx) => {
     refuseWhileClosing(ctx);
     let manifest: LoadedManifest;

@@ -122,7 +122,16 @@ export const MethodSchemas = {
     by: byField.optional(),
   }),
   "intent.step": z.strictObject({ workspace: workspaceField, note: noteField, by: byField.optional() }),
-  "intent.status": z.strictObject({ workspace: workspaceField, history: z.boolean().optional() }),
+  "intent.status": z
+    .strictObject({
+      workspace: workspaceField.optional(),
+      intent_id: id.optional(),
+      history: z.boolean().optional(),
+    })
+    .refine((p) => (p.workspace === undefined) !== (p.intent_id === undefined), {
+      message: "give exactly one of workspace or intent_id",
+      path: ["workspace"],
+    }),
   "intent.clear": z.strictObject({ workspace: workspaceField, by: byField.optional() }),
   "intent.check": z.strictObject({ workspace: workspaceField, agent_id: id }),
   "plan.simulate": z.strictObject({ agent_id: id, steps: planSteps, shadow: z.boolean().optional() }),
@@ -132,7 +141,7 @@ export const MethodSchemas = {
     agent_id: id.optional(),
     on_failure: z.enum(["stop", "restore"]).optional(),
   }),
-  "plan.list": z.strictObject({ agent_id: id.optional() }),
+  "plan.list": z.strictObject({ agent_id: id.optional(), goal_id: id.optional() }),
   "session.open": z
     .strictObject({
       manifest: manifestValue.optional(),

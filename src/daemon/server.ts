@@ -32,6 +32,7 @@ import {
 import type { RpcRequest } from "./protocol.js";
 import { isMethodName, METHOD_NAMES, parseParams } from "./schemas.js";
 import { listenPrivate } from "./socket.js";
+import { sweepUploads } from "./ui/files.js";
 import { UiServer } from "./ui/server.js";
 
 export interface DaemonOptions {
@@ -145,6 +146,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       })
     : () => {};
   markReady(rt);
+  // Dashboard uploads a previous process staged for goals that are no longer waiting for them.
+  sweepUploads(config.home, rt);
   if (config.ui.port !== 0) {
     try {
       await startUi(config.ui.port);

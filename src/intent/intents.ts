@@ -104,6 +104,17 @@ export class Intents {
     return p.history ? { intent, history: this.store.history(workspace, HISTORY_SHOWN) } : { intent };
   }
 
+  /**
+   * intent.status by id (the intent a goal carries, GoalStatus.intent_id): that intent
+   * whatever its state, and with `history` the other intents of its folder; not_found
+   * for an unknown id.
+   */
+  statusOf(id: string, history?: boolean): { intent: Intent; history?: Intent[] } {
+    const intent = this.store.get(id);
+    if (!intent) throw new AidoError(ErrorCode.notFound, `no intent ${id}`, { intent_id: id });
+    return history ? { intent, history: this.store.history(intent.workspace, HISTORY_SHOWN) } : { intent };
+  }
+
   /** intent.clear: the active intent ends cleared (kept as history); not_found when there is none. */
   clear(p: { workspace: string; by?: string | undefined }): Intent {
     const active = this.requireActive(p.workspace);

@@ -139,6 +139,23 @@ export class GoalRunner {
   }
 
   /**
+   * The input paths of each goal that has not ended (queued, or running and perhaps still
+   * copying them): what the dashboard's staging folders must keep until goal.started.
+   */
+  unfinishedInputs(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    const ids = [
+      ...this.store.ids({ state: "queued", limit: 100_000 }),
+      ...this.store.ids({ state: "running" }),
+    ];
+    for (const id of ids) {
+      const paths = storedInputs(this.store.row(id).inputs).map((i) => i.path);
+      out.set(id, paths);
+    }
+    return out;
+  }
+
+  /**
    * The goal's status once it ended, or as it is when `timeoutMs` passes or `signal` aborts
    * (goal.wait: the client that asked left). Leaves no waiter behind either way.
    */

@@ -49,7 +49,17 @@ function runAido(args: string[], env: NodeJS.ProcessEnv, cwd: string, timeoutMs 
 
 /** Only what a user's shell would have: no provider variables leak in from this process. */
 function baseEnv(home: string): NodeJS.ProcessEnv {
-  const keep = ["PATH", "HOME", "USER", "LANG", "TMPDIR", "DOCKER_HOST", "npm_config_cache"];
+  // AIDO_DAEMON_IMAGE: a tag of its own, so runs from several checkouts do not share one.
+  const keep = [
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "TMPDIR",
+    "DOCKER_HOST",
+    "npm_config_cache",
+    "AIDO_DAEMON_IMAGE",
+  ];
   const env: NodeJS.ProcessEnv = { AIDO_HOME: home };
   for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k];
   return env;
@@ -128,6 +138,24 @@ describe("run-aido.sh", () => {
     const second = await runAido(["submit", "SECOND GOAL: just answer"], env, work);
     expect(second.code, `${second.stdout}\n${second.stderr}`).toBe(0);
     expect(second.stderr).toMatch(/goal \S+ succeeded/);
+
+    // The dashboard: the URL printed in the daemon's container works from this host.
+    const ui = await runAido(["ui"], env, work, 120_000);
+    expect(ui.code, ui.stderr).toBe(0);
+    const url = new URL(ui.stdout.split("\n")[0] as string);
+    expect(url.origin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const visit = await fetch(url, { redirect: "manual" });
+    expect(visit.status).toBe(303);
+    const cookie = (visit.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    const goals = await fetch(new URL("/api/rpc", url), {
+      method: "POST",
+      headers: { Cookie: cookie, Origin: url.origin, "Content-Type": "application/json" },
+      body: JSON.stringify({ method: "goal.list", params: {} }),
+    });
+    expect(((await goals.json()) as { result: { goals: unknown[] } }).result.goals).toHaveLength(2);
+    const elsewhere = await runAido(["ui"], { ...env, AIDO_DAEMON_NETWORK: "bridge" }, work, 120_000);
+    expect(elsewhere.code).toBe(2);
+    expect(elsewhere.stderr).toContain("needs the daemon on the host's network");
 
     const status = await runAido(["status"], env, work, 120_000);
     expect(status.code, status.stderr).toBe(0);

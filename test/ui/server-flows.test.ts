@@ -4,7 +4,16 @@
 // download its outputs; a policy rule's approval, a standing grant revoked, the history,
 // audit verify, the agent tree's numbers.
 
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
@@ -170,6 +179,42 @@ describe("a goal from the page", () => {
     expect((await call(ui, cookie, "goal.list")).result.goals).toEqual([]);
   });
 
+  it("keeps a queued goal's staged inputs across a restart until it has copied them, and removes stray ones", async () => {
+    suite.server.script('manifest "first"', [turn.hang()]);
+    suite.server.script('manifest "second"', [turn.text("done")]);
+    const fx = await suite.start({
+      config: (c: Config) => {
+        c.limits.maxConcurrentGoals = 1;
+      },
+    });
+    let ui = await openUi(fx);
+    let cookie = await signIn(ui);
+    const socket = await fx.client();
+    await socket.call("goal.submit", { goal: "hold the slot", manifest: manifest("first") });
+    const queued = await postJson(ui, cookie, "/api/goals", {
+      goal: "read /inputs/a.txt",
+      manifest: JSON.stringify(manifest("second")),
+      inputs: [{ name: "a.txt", content_base64: Buffer.from("A").toString("base64") }],
+    });
+    const goalId = queued.json.goal_id as string;
+    const inbox = join(fx.home.config.home, "inbox");
+    const staged = readdirSync(inbox).filter((n) => n.startsWith("ui-"));
+    expect(staged).toHaveLength(1);
+    mkdirSync(join(inbox, "ui-stray"));
+    writeFileSync(join(inbox, "ui-stray", "left.txt"), "from a crash");
+
+    await fx.restart(); // the running goal fails; the queued one stays queued, then starts
+    ui = await openUi(fx);
+    cookie = await signIn(ui);
+    const g = await eventually(async () => {
+      const s = (await call(ui, cookie, "goal.status", { goal_id: goalId })).result;
+      return s.state === "succeeded" || s.state === "failed" ? s : undefined;
+    });
+    expect(g.state).toBe("succeeded");
+    expect(readFileSync(join(fx.home.config.goalsDir, goalId, "inputs", "a.txt"), "utf8")).toBe("A");
+    await eventually(async () => (readdirSync(inbox).length === 0 ? true : undefined));
+  });
+
   it("ends every event stream when the daemon stops", async () => {
     const fx = await suite.start();
     const ui = await openUi(fx);
@@ -253,5 +298,49 @@ describe("approvals from the page", () => {
     const verify = (await call(ui, cookie, "audit.verify")).result;
     expect(verify).toMatchObject({ ok: true });
     expect(verify.entries).toBeGreaterThan(5);
+  });
+});
+
+describe("plans and intents from the page", () => {
+  it("lists a goal's plans and shows the intent a goal carries, by the goal's ids", async () => {
+    suite.server.script('manifest "solo"', [turn.text("done")], { repeatLast: true });
+    const fx = await suite.start();
+    const ui = await openUi(fx);
+    const cookie = await signIn(ui);
+    const socket = await fx.client();
+    const project = mkdtempSync(join(tmpdir(), "aido-ui-flows-project-"));
+    try {
+      const intent = await socket.call("intent.set", { workspace: project, objective: "ship the parser" });
+      const { goal_id } = await socket.call("goal.submit", {
+        goal: "step",
+        manifest: manifest("solo"),
+        workspace: project,
+      });
+      const g = await socket.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
+      expect(g.intent_id).toBe(intent.id);
+      const shown = (await call(ui, cookie, "intent.status", { intent_id: g.intent_id, history: true }))
+        .result;
+      expect(shown.intent).toMatchObject({ id: intent.id, objective: "ship the parser", state: "active" });
+      expect(shown.history).toEqual([]);
+      const both = await call(ui, cookie, "intent.status", { intent_id: intent.id, workspace: project });
+      expect(both.error).toMatchObject({ code: -32602, message: expect.stringContaining("exactly one") });
+      expect((await call(ui, cookie, "intent.status", { intent_id: "int_nope" })).error).toMatchObject({
+        code: -32003,
+      });
+
+      const a = await socket.call("agent.spawn", {
+        manifest: manifest("planner", { capabilities: ["tool: memory_store"] }),
+      });
+      const plan = await socket.call("plan.create", {
+        agent_id: a.agent_id,
+        title: "remember",
+        steps: [{ tool: "memory_store", input: { content: "x", category: "fact" } }],
+      });
+      const ofGoal = (await call(ui, cookie, "plan.list", { goal_id: a.goal_id })).result.plans;
+      expect(ofGoal.map((x: Json) => x.plan_id)).toEqual([plan.plan_id]);
+      expect((await call(ui, cookie, "plan.list", { goal_id })).result.plans).toEqual([]);
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
   });
 });

@@ -3,7 +3,8 @@
 // fresh folder under $AIDO_HOME/inbox/ (the one place goal.submit takes inputs from
 // inside AIDO_HOME) and submitted with goal.submit, so they pass the same checks, caps
 // and audit as `aido submit --input`. The folder is removed once the goal has copied
-// them (goal.started), ended, or the submit was refused.
+// them (goal.started), ended, or the submit was refused; at the next daemon start when
+// this process ended first (sweepUploads).
 // Out: a finished goal's /output, listed (regular files only, walked without following
 // links) and downloaded by a name from that listing, opened without following links and
 // checked to be the very file listed; always as an attachment of type
@@ -19,10 +20,11 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  realpathSync,
   writeSync,
 } from "node:fs";
 import type { ServerResponse } from "node:http";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { z } from "zod";
 import { AidoError, ErrorCode } from "../../errors.js";
 import type { Runtime } from "../../kernel/runtime.js";
@@ -36,6 +38,8 @@ import { sendError, sendJson } from "./http.js";
 import { DECIDED_BY, httpClient } from "./rpc.js";
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/** Staging folders under inbox/: ui-<random>. */
+const STAGING_PREFIX = "ui-";
 const MAX_INPUTS = 256;
 
 const UploadBody = z.strictObject({
@@ -114,7 +118,7 @@ function stage(
 ): { dir: string; paths: string[] } {
   const inbox = join(home, INBOX);
   ensurePrivateDir(inbox);
-  const dir = join(inbox, `ui-${randomBytes(8).toString("hex")}`);
+  const dir = join(inbox, `${STAGING_PREFIX}${randomBytes(8).toString("hex")}`);
   mkdirSync(dir, { mode: 0o700 });
   try {
     const paths = inputs.map((input) => {
@@ -162,6 +166,31 @@ function removeOnceCopied(rt: Runtime, dir: string): (goalId: string | undefined
     goal = goalId;
     if (goalId === undefined || past.has(goalId)) finish();
   };
+}
+
+/**
+ * At daemon start: staging folders a previous process left. One that a goal which has not
+ * ended may still copy from (queued goals start as the Runtime opens) stays until that
+ * goal has started or ended (as above); any other is removed.
+ */
+export function sweepUploads(home: string, rt: Runtime): void {
+  let inbox: string;
+  let names: string[];
+  try {
+    inbox = realpathSync(join(home, INBOX)); // the goals' rows hold resolved paths
+    names = readdirSync(inbox).filter((n) => n.startsWith(STAGING_PREFIX));
+  } catch {
+    return; // no inbox yet
+  }
+  const waiting = new Map<string, string>(); // staging folder -> the goal that copies from it
+  for (const [goalId, paths] of rt.goals.unfinishedInputs())
+    for (const p of paths) if (dirname(p) !== p) waiting.set(dirname(p), goalId);
+  for (const n of names) {
+    const dir = join(inbox, n);
+    const goalId = waiting.get(dir);
+    if (goalId === undefined) removeTreeNoFollow(dir);
+    else removeOnceCopied(rt, dir)(goalId);
+  }
 }
 
 // ---------------------------------------------------------------- outputs
