@@ -52,23 +52,32 @@ describe("the dashboard's pages in a browser", () => {
     await dash.page.getByRole("heading", { name: "Waiting for you" }).waitFor();
   }, 120_000);
 
-  it("lists plans and a workspace's intents, read-only", async () => {
-    const agent = await dash.c.call("agent.spawn", {
-      manifest: {
-        name: "ui-planner",
-        model: MODEL,
-        system_prompt: "You plan.",
-        capabilities: ["tool: file_read", "file_read: /workspace/**"],
-      },
-    });
-    await dash.c.call("plan.create", {
-      agent_id: agent.agent_id,
-      title: "Read the README <script>",
-      steps: [{ tool: "file_read", input: { path: "/workspace/README.md" } }],
-    });
+  it("lists plans and a workspace's intents, and a goal's own plans and intent, read-only", async () => {
     const folder = mkdtempSync(join(tmpdir(), "ui-web-intent-"));
+    dash.server.script('manifest "ui-planner"', [turn.hang()]);
     try {
       await dash.c.call("intent.set", { workspace: folder, objective: "Ship the dashboard" });
+      // A goal submitted from that folder carries its intent; its root agent makes a plan.
+      const { goal_id } = await dash.c.call("goal.submit", {
+        goal: "plan it",
+        workspace: folder,
+        manifest: {
+          name: "ui-planner",
+          model: MODEL,
+          system_prompt: "You plan.",
+          capabilities: ["tool: file_read", "file_read: /workspace/**"],
+        },
+      });
+      let agentId: string | undefined;
+      await expect
+        .poll(async () => (agentId = (await dash.c.call("goal.status", { goal_id })).agent_id))
+        .toBeTruthy();
+      await dash.c.call("plan.create", {
+        agent_id: agentId!,
+        title: "Read the README <script>",
+        steps: [{ tool: "file_read", input: { path: "/workspace/README.md" } }],
+      });
+
       await dash.page.getByRole("link", { name: "Plans & intents" }).click();
       const plan = dash.page.locator("table tr", { hasText: "Read the README <script>" });
       await plan.waitFor();
@@ -76,8 +85,17 @@ describe("the dashboard's pages in a browser", () => {
       await dash.page.getByLabel("Workspace folder (on the daemon's host)").fill(folder);
       await dash.page.getByRole("button", { name: "Show intents" }).click();
       await dash.page.locator("li.intent", { hasText: "Ship the dashboard" }).waitFor();
+
+      await dash.page.goto(`${dash.ui.origin}/#/goals/${encodeURIComponent(goal_id)}`);
+      await dash.page
+        .locator("section[aria-labelledby=intent-h] li.intent", { hasText: "Ship the dashboard" })
+        .waitFor();
+      await dash.page
+        .locator("section[aria-labelledby=plans-h] tr", { hasText: "Read the README <script>" })
+        .waitFor();
+      expect(await dash.page.getByRole("heading", { name: "Plans of this goal" }).count()).toBe(1);
+      await dash.c.call("goal.cancel", { goal_id });
     } finally {
-      await dash.c.call("agent.stop", { agent_id: agent.agent_id });
       rmSync(folder, { recursive: true, force: true });
     }
   }, 60_000);

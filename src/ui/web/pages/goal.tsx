@@ -16,7 +16,8 @@ import {
   withAuditCalls,
   withGoals,
 } from "../live.js";
-import type { Agent, AuditEntry, Goal } from "../wire.js";
+import type { Agent, AuditEntry, Goal, Intent } from "../wire.js";
+import { IntentItem, Plans } from "./plans.js";
 import { SnapshotsSection } from "./snapshots.js";
 
 function CallRow({ call }: { call: CallView }) {
@@ -115,6 +116,24 @@ function AgentNode({ node }: { node: TreeNode }) {
         </ul>
       ) : null}
     </li>
+  );
+}
+
+/** The persistent intent the goal carries (its folder's, when it was submitted). */
+function GoalIntent({ intentId }: { intentId: string }) {
+  const intent = useAnswer(
+    () => rpc<{ intent: Intent | null }>("intent.status", { intent_id: intentId }),
+    [intentId],
+  );
+  return (
+    <Section title="Intent" id="intent">
+      <ErrorNote error={intent.error} />
+      {intent.value?.intent ? (
+        <ul class="intents">
+          <IntentItem intent={intent.value.intent} />
+        </ul>
+      ) : null}
+    </Section>
   );
 }
 
@@ -256,6 +275,8 @@ export function GoalPage({ store, goalId }: { store: LiveStore; goalId: string }
         {goal ? <Outputs goal={goal} /> : null}
       </Section>
       <SnapshotsSection store={store} goalId={goalId} />
+      {goal?.intent_id ? <GoalIntent intentId={goal.intent_id} /> : null}
+      <Plans goalId={goalId} />
     </>
   );
 }

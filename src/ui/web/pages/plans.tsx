@@ -1,17 +1,22 @@
 // ui/web/pages/plans.tsx — plans (plan.list) and persistent intents (intent.status) as
 // read-only lists. Intents are kept per host workspace folder, so the intents list asks
-// for the folder and shows its active intent and the earlier ones.
+// for the folder and shows its active intent and the earlier ones. The goal page shows
+// its goal's plans and the intent the goal carries with the same pieces.
 
 import { useState } from "preact/hooks";
 import { rpc } from "../api.js";
 import { Badge, ErrorNote, Section, shortId, Time, useAnswer } from "../components.js";
 import type { Intent, Plan } from "../wire.js";
 
-function Plans() {
-  const plans = useAnswer(() => rpc<{ plans: Plan[] }>("plan.list", {}), []);
+/** plan.list: every plan, or one goal's. */
+export function Plans({ goalId }: { goalId?: string }) {
+  const plans = useAnswer(
+    () => rpc<{ plans: Plan[] }>("plan.list", goalId === undefined ? {} : { goal_id: goalId }),
+    [goalId],
+  );
   const list = plans.value?.plans ?? [];
   return (
-    <Section title="Plans" id="plans">
+    <Section title={goalId === undefined ? "Plans" : "Plans of this goal"} id="plans">
       <ErrorNote error={plans.error} />
       {list.length === 0 ? (
         <p>No plans.</p>
@@ -55,7 +60,7 @@ function Plans() {
   );
 }
 
-function IntentItem({ intent }: { intent: Intent }) {
+export function IntentItem({ intent }: { intent: Intent }) {
   return (
     <li class="intent">
       <p class="text">
