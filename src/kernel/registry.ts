@@ -24,6 +24,7 @@ import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import { type AgentQueue, AgentStats, type AgentUsage } from "./agent-stats.js";
 import type { AgentState, EventBus } from "./events.js";
 
 const MIGRATIONS = [
@@ -106,24 +107,15 @@ export interface AgentSummary {
    */
   budget?: { spent: number; limit: number; shared: boolean };
   /** Tokens its own model calls used, as reported (since the daemon started). */
-  usage: { input_tokens: number; output_tokens: number };
+  usage: AgentUsage;
   /** Its model calls in the inference queue (since the daemon started): waiting now, and how long they waited. */
-  queue: { waiting: boolean; calls: number; wait_ms_total: number; wait_ms_last: number | null };
+  queue: AgentQueue;
 }
 
 /** One link of an agent's lineage (root first). */
 export interface LineageLink {
   agent_id: string;
   manifest: string;
-}
-
-interface AgentStats {
-  input_tokens: number;
-  output_tokens: number;
-  waiting: boolean;
-  calls: number;
-  wait_ms_total: number;
-  wait_ms_last: number | null;
 }
 
 export interface RegistryDeps {
@@ -163,7 +155,7 @@ export class AdmissionGuard {
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentRecord>();
   /** Usage and queue waits per agent, from the event bus (what the scheduler and loop report). */
-  private readonly stats = new Map<string, AgentStats>();
+  private readonly stats: AgentStats;
   private readonly pendingByGoal = new Map<string, number>();
   private readonly pendingByParent = new Map<string, number>();
   private readonly deps: RegistryDeps;
@@ -171,36 +163,7 @@ export class AgentRegistry {
   constructor(deps: RegistryDeps) {
     this.deps = deps;
     migrate(deps.db, "agents", MIGRATIONS);
-    deps.events.subscribe({ types: ["usage", "inference.queued", "inference.started"] }, (ev) => {
-      if (ev.type === "usage") {
-        const s = this.statsOf(ev.agentId);
-        s.input_tokens += ev.input_tokens;
-        s.output_tokens += ev.output_tokens;
-      } else if (ev.type === "inference.queued") this.statsOf(ev.agentId).waiting = true;
-      else if (ev.type === "inference.started") {
-        const s = this.statsOf(ev.agentId);
-        s.waiting = false;
-        s.calls++;
-        s.wait_ms_total += ev.waitMs;
-        s.wait_ms_last = ev.waitMs;
-      }
-    });
-  }
-
-  private statsOf(agentId: string): AgentStats {
-    let s = this.stats.get(agentId);
-    if (!s) {
-      s = {
-        input_tokens: 0,
-        output_tokens: 0,
-        waiting: false,
-        calls: 0,
-        wait_ms_total: 0,
-        wait_ms_last: null,
-      };
-      this.stats.set(agentId, s);
-    }
-    return s;
+    this.stats = new AgentStats(deps.events);
   }
 
   /**
@@ -399,19 +362,8 @@ export class AgentRegistry {
       depth: a.depth,
       children: [...a.children],
       created_at: new Date(a.createdAt).toISOString(),
-      usage: { input_tokens: 0, output_tokens: 0 },
-      queue: { waiting: false, calls: 0, wait_ms_total: 0, wait_ms_last: null },
+      ...this.stats.of(a.id),
     };
-    const st = this.stats.get(a.id);
-    if (st) {
-      s.usage = { input_tokens: st.input_tokens, output_tokens: st.output_tokens };
-      s.queue = {
-        waiting: st.waiting,
-        calls: st.calls,
-        wait_ms_total: st.wait_ms_total,
-        wait_ms_last: st.wait_ms_last,
-      };
-    }
     if (a.manifest.description !== undefined) s.description = a.manifest.description;
     if (a.stopReason !== undefined) s.stop_reason = a.stopReason;
     const account = this.deps.budget.find(a.budgetAccount);
