@@ -285,7 +285,7 @@ export class Gate {
       { tool: tool.name, input: input as JsonValue, ...(call.callId ? { call_id: call.callId } : {}) },
       { goalId: principal.goalId, agentId: principal.agentId },
     );
-    const paths = new RunPaths(tool.name, grants, deps.policy);
+    const paths = new RunPaths(tool.name, grants, deps.policy, confirmed);
     const egress = deps.egress?.access(principal.goalId, principal.agentId, grants);
     const confinement = confinementFor(
       grants,

@@ -27,12 +27,17 @@ export class RunPaths {
     private readonly tool: string,
     private readonly grants: readonly Grant[],
     private readonly policy: PolicyEngine,
+    /** Confirm rules a human allowed this very call past (PolicyDecision.rules ids). */
+    private readonly confirmed: ReadonlySet<string> = new Set(),
   ) {}
 
   /**
    * Undefined when a grant and the policy allow `need`, else why not. A `confirm` rule
-   * counts as a refusal: the call cannot stop to ask. `record: false` asks without the
-   * answer counting as a refusal (the tool only decides what to report).
+   * counts as a refusal (the call cannot stop to ask) unless the human who allowed the
+   * call answered that very rule (a `tool: snapshot_restore` rule covers every path the
+   * restore learns; a path rule the call did not match when it asked stays shut).
+   * `record: false` asks without the answer counting as a refusal (the tool only decides
+   * what to report).
    */
   allow(need: PathNeed, record = true): string | undefined {
     let stage: DenyStage = "capability";
@@ -40,13 +45,15 @@ export class RunPaths {
     if (!grantsAllow(this.grants, need)) reason = `no capability grants ${describeNeed(need)}`;
     else {
       const d = this.policy.decide({ tool: this.tool, input: {}, needs: [need] });
-      if (d.decision !== "allow") {
-        stage = "policy";
-        reason =
-          d.decision === "deny"
-            ? `${d.reason} (rule ${d.rule})`
-            : `${d.reason} (rule ${d.rule}), which this call cannot stop to ask`;
+      if (d.decision === "deny") reason = `${d.reason} (rule ${d.rule})`;
+      else if (d.decision === "confirm") {
+        const unasked = d.rules.filter((id) => !this.confirmed.has(id));
+        if (unasked.length === d.rules.length)
+          reason = `${d.reason} (rule ${d.rule}), which this call cannot stop to ask`;
+        else if (unasked.length > 0)
+          reason = `rule ${unasked.join(", ")} asks a human to confirm ${describeNeed(need)}, which the human who allowed this call was not asked about`;
       }
+      if (reason !== undefined) stage = "policy";
     }
     if (reason !== undefined && record) this.refused.push({ need, stage, reason });
     return reason;

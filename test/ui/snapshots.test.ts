@@ -3,7 +3,7 @@
 // snapshot taken before it), as the goal's root agent while it runs, and as a one-call
 // operator principal once the goal has finished; the operator's policy still applies.
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
@@ -88,6 +88,44 @@ describe("snapshots from the page", () => {
     expect((await call(ui, cookie, "snapshot.list", { goal_id: "g_nope" })).error).toMatchObject({
       code: -32003,
     });
+  });
+
+  it("a restore a confirm rule asked about restores once the human allows it; a path rule it did not ask about stays shut", async () => {
+    suite.server.script('manifest "keeper"', [turn.toolUse("snapshot_create", {}), turn.text("saved")]);
+    const fx = await suite.start({
+      config: (c: Config) => {
+        c.policy.confirm = ["tool: snapshot_restore", "file_write: /workspace/private/**"];
+      },
+    });
+    const ui = await openUi(fx);
+    const cookie = await signIn(ui);
+    const socket = await fx.client();
+    const workspace = (goalId: string, name: string) =>
+      join(fx.home.config.goalsDir, goalId, "workspace", name);
+    const { goal_id } = await socket.call("goal.submit", { goal: "draft", manifest: keeper });
+    expect(
+      (await socket.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 })).state,
+    ).toBe("succeeded");
+    const [snap] = (await call(ui, cookie, "snapshot.list", { goal_id })).result.snapshots;
+    mkdirSync(workspace(goal_id, "private"));
+    writeFileSync(workspace(goal_id, "draft.md"), "later edit");
+    writeFileSync(workspace(goal_id, "private/key.md"), "added later");
+
+    const restoring = call(ui, cookie, "snapshot.restore", { goal_id, snapshot_id: snap.id });
+    const asked = await eventually(async () => (await socket.call("approval.list", {})).approvals[0]);
+    expect(asked).toMatchObject({ tool: "snapshot_restore", goal_id });
+    await socket.call("approval.respond", { id: asked.id, decision: "allow_once" });
+    const r = await restoring;
+    // draft.md is removed (it was not in the snapshot): the answered tool rule covers it.
+    expect(r.result).toMatchObject({ as: "operator", files_restored: 1 });
+    expect(existsSync(workspace(goal_id, "draft.md"))).toBe(false);
+    // private/ matched a rule nobody was asked about for this call: refused, audited.
+    const unasked = expect.stringContaining("rule policy.confirm[1] asks a human to confirm");
+    expect(r.result.files_failed).toEqual([
+      { path: "/workspace/private/key.md", reason: unasked },
+      { path: "/workspace/private", reason: unasked },
+    ]);
+    expect(readFileSync(workspace(goal_id, "private/key.md"), "utf8")).toBe("added later");
   });
 
   it("restores as the goal's root agent while the goal runs, under its grants", async () => {
