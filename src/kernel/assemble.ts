@@ -246,6 +246,7 @@ export async function assembleRuntime(
     snapshots,
     quota,
     folders: foldersOf,
+    audit,
   });
   for (const t of [...builtins, ...(opts.tools ?? [])]) addTool(tools, t);
   for (const t of [...createMemoryTools(), ...createSkillTools()]) if (!tools.has(t.name)) addTool(tools, t);

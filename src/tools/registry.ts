@@ -9,6 +9,7 @@ import { createMemoryTools } from "../memory/tools.js";
 import { type GoalFolders, goalFolders } from "../sandbox/folders.js";
 import { WorkspaceQuota } from "../sandbox/quota.js";
 import { SnapshotStore } from "../sandbox/snapshots.js";
+import type { AuditLog } from "../security/audit.js";
 import { createSkillTools } from "../skills/tools.js";
 import { execTool } from "./exec.js";
 import { fileTools } from "./files.js";
@@ -22,9 +23,11 @@ export interface BuiltinToolDeps {
   quota?: WorkspaceQuota;
   /** A goal's host folders (a session's bound workspace included); default goalFolders. */
   folders?: (goalId: string) => GoalFolders;
+  /** Where snapshot_create and snapshot_restore record snapshot.created / snapshot.restored. */
+  audit?: AuditLog;
 }
 
-export function builtinTools({ config, snapshots, quota, folders }: BuiltinToolDeps): ToolDef[] {
+export function builtinTools({ config, snapshots, quota, folders, audit }: BuiltinToolDeps): ToolDef[] {
   const store =
     snapshots ?? new SnapshotStore({ goalsDir: config.goalsDir, maxMb: config.sandbox.snapshotsMaxMb });
   const held =
@@ -37,6 +40,7 @@ export function builtinTools({ config, snapshots, quota, folders }: BuiltinToolD
       store,
       quota: held,
       roots: folders ?? ((goalId) => goalFolders(config.goalsDir, goalId)),
+      ...(audit ? { audit } : {}),
     }),
     ...createMemoryTools(),
     ...createSkillTools(),

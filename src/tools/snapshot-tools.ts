@@ -20,6 +20,7 @@ import type { PathNeed, ToolContext, ToolDef } from "../gate/types.js";
 import { MIN_ENTRY_BYTES, type WorkspaceQuota } from "../sandbox/quota.js";
 import type { RestoreResult } from "../sandbox/snapshot-restore.js";
 import { isSnapshotId, type SnapshotRoots, type SnapshotStore } from "../sandbox/snapshots.js";
+import type { AuditLog } from "../security/audit.js";
 import { boundOutput } from "./output.js";
 
 export interface SnapshotToolDeps {
@@ -28,6 +29,8 @@ export interface SnapshotToolDeps {
   roots(goalId: string): SnapshotRoots;
   /** A restore that would put the goal's files past sandbox.workspace_max_mb is refused. */
   quota: WorkspaceQuota;
+  /** Records snapshot.created and snapshot.restored (the call itself is the gate's to audit). */
+  audit?: AuditLog;
 }
 
 const createInput = z.strictObject({
@@ -72,6 +75,11 @@ export function snapshotTools(deps: SnapshotToolDeps): ToolDef[] {
     needs: async () => [{ kind: "tool", name: "snapshot_create" }, ...WHOLE_TREES],
     async run(i, ctx) {
       const s = await deps.store.create(ctx.goalId, deps.roots(ctx.goalId), i.label, { actor: ctx.agentId });
+      deps.audit?.record(
+        "snapshot.created",
+        { snapshot_id: s.id, ...(i.label !== undefined ? { label: i.label } : {}), files: s.files },
+        { goalId: ctx.goalId, agentId: ctx.agentId },
+      );
       return {
         output: `snapshot ${s.id}: ${s.files} files, ${s.bytes} bytes (${s.changed} changed since the last)`,
         data: s,
@@ -93,6 +101,11 @@ export function snapshotTools(deps: SnapshotToolDeps): ToolDef[] {
         ctx.allowPath ? ctx.allowPath({ kind: "file_write", path }) : NO_PATH_CHECK;
       await admitRestore(deps, ctx.goalId, i.id);
       const r = await deps.store.restore(ctx.goalId, deps.roots(ctx.goalId), i.id, permit);
+      deps.audit?.record(
+        "snapshot.restored",
+        { snapshot_id: i.id, files_restored: r.files_restored, files_failed: r.files_failed.length },
+        { goalId: ctx.goalId, agentId: ctx.agentId },
+      );
       const result = reportable(r, ctx);
       const failed = result.files_failed.map((f) => `  ${f.path}: ${f.reason}`).join("\n");
       const text = `restored ${i.id}: ${result.files_restored} paths changed, ${result.files_failed.length} failed${failed ? `\n${failed}` : ""}`;

@@ -73,6 +73,7 @@ describe("snapshots from the page", () => {
       "token.issued",
       "tool.invoked",
       "snapshot.created",
+      "snapshot.restored",
       "tool.denied", // locked.md: the policy's deny rule, audited as the restore met it
       "tool.completed",
       "token.revoked",
