@@ -61,7 +61,7 @@ describe("a burst of connections that each need a human", () => {
       expect(asked?.summary).toContain(`egress to ${about} port`);
     }
     for (const r of await Promise.all(curls)) expect(r.stdout).toContain('"path":"/"');
-    expect(bench.rt.approvals.list({}).filter((p) => p.agent_id === a.id)).toHaveLength(2);
+    expect(bench.rt.approvals.list({ status: "all" }).filter((p) => p.agent_id === a.id)).toHaveLength(2);
     expect(bench.audit("approval.reused", a.id)).toHaveLength(6);
   });
 
