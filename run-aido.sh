@@ -124,7 +124,9 @@ install_and_build() {
     npm ci --no-audit --no-fund >&2 || die 2 "npm ci failed (see above)"
     sha256sum package-lock.json | cut -c1-64 >node_modules/.aido-lock.sha256
   fi
-  if [ ! -f dist/cli/main.js ] || [ -n "$(find src package.json tsconfig.json tsconfig.build.json -newer dist/cli/main.js -print -quit)" ]; then
+  # The dashboard's page (dist/ui/) is part of the build: a dist from before it is stale too.
+  if [ ! -f dist/cli/main.js ] || [ ! -f dist/ui/index.html ] ||
+    [ -n "$(find src scripts/build-ui.mjs package.json tsconfig.json tsconfig.build.json -newer dist/cli/main.js -print -quit)" ]; then
     step "building the app (npm run build)"
     npm run build >&2 || die 2 "npm run build failed (see above)"
   fi

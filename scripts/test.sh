@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh — `npm test`: the one test command. Sets up what the suite needs
-# (dependencies, a running Docker engine, the sandbox image), runs vitest once with
+# (dependencies, a running Docker engine, Chromium for the dashboard tests, the sandbox
+# image), runs vitest once with
 # both a readable and a JSON report, and ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,9 @@ fi
 
 echo "== Docker engine"
 bash scripts/ensure-docker.sh || { echo "a Docker engine is required for the sandbox tests (see above)"; exit 2; }
+
+echo "== Chromium (the dashboard's browser tests)"
+bash scripts/ensure-chromium.sh || { echo "Chromium is required for the dashboard's browser tests (see above)"; exit 2; }
 
 echo "== sandbox image"
 npx tsx scripts/ensure-image.ts || { echo "could not build the sandbox image (see above)"; exit 2; }

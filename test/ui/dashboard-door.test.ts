@@ -1,0 +1,120 @@
+// test/ui/dashboard-door.test.ts — the dashboard refused in a real browser to whoever has
+// no token: a tab without the session cookie gets the 401 page (never the app), a wrong
+// token is refused, and a hostile page on another origin of the same machine — in a
+// browser that IS signed in — can neither read the API, nor change anything through a
+// simple (no preflight) POST or a form, nor follow the event stream.
+
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Browser } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AidoClient } from "../../src/client/client.js";
+import { type DaemonFixture, startFixture } from "../daemon/fixture.js";
+import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
+import { ensureUiBuilt, launchBrowser } from "./browser.js";
+import { openUi, type UiHandle } from "./fixture.js";
+
+let server: ProviderServer;
+let fx: DaemonFixture;
+let c: AidoClient;
+let ui: UiHandle;
+let browser: Browser;
+let evil: Server;
+let evilOrigin: string;
+
+/** The attacker's page: it tries every way in and records what it could see. */
+function attackerPage(target: string): string {
+  return `<!doctype html><html><body>
+<form id="f" method="POST" action="${target}/api/rpc" enctype="text/plain" target="sink">
+<input name='{"method":"goal.submit","params":{"goal":"form-evil","x":"' value='"}}'>
+</form><iframe name="sink"></iframe>
+<script>
+window.results = {};
+const done = (k, v) => { window.results[k] = v; };
+fetch("${target}/api/rpc", { method: "POST", credentials: "include",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify({ method: "goal.list", params: {} }) })
+  .then((r) => r.text()).then((t) => done("read", t), (e) => done("read", "blocked: " + e.name));
+fetch("${target}/api/rpc", { method: "POST", mode: "no-cors", credentials: "include",
+  headers: { "content-type": "text/plain" },
+  body: JSON.stringify({ method: "goal.submit", params: { goal: "simple-evil" } }) })
+  .then(() => done("simple", "sent"), (e) => done("simple", "blocked: " + e.name));
+const es = new EventSource("${target}/api/events", { withCredentials: true });
+es.onmessage = (m) => done("events", "got " + m.data);
+es.onerror = () => { es.close(); done("events", "blocked"); };
+document.getElementById("f").submit();
+</script></body></html>`;
+}
+
+beforeAll(async () => {
+  ensureUiBuilt();
+  server = await startProviderServer();
+  fx = await startFixture(server);
+  c = await fx.client();
+  ui = await openUi(fx);
+  browser = await launchBrowser();
+  evil = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(attackerPage(ui.origin));
+  });
+  await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
+  evilOrigin = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`;
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((r) => evil?.close(r));
+  await fx?.close();
+  await server?.close();
+});
+
+describe("the dashboard's door, in a browser", () => {
+  it("shows a tab without the session cookie the 401 page saying to run `aido ui`, never the app", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const res = await page.goto(`${ui.origin}/`);
+    expect(res?.status()).toBe(401);
+    expect(await page.locator("body").textContent()).toContain("aido ui");
+    expect(await page.locator("#app").count()).toBe(0);
+    const asset = await page.goto(`${ui.origin}/assets/app.js`);
+    expect(asset?.status()).toBe(401);
+    const wrong = await page.goto(`${ui.origin}/?token=${"A".repeat(43)}`);
+    expect(wrong?.status()).toBe(401);
+    expect(await context.cookies()).toEqual([]);
+    await context.close();
+  });
+
+  it("lets a signed-in browser's other origin read nothing, change nothing and follow no events", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(ui.url); // signed in: the session cookie is set for 127.0.0.1
+    await page.getByTestId("connection").waitFor();
+    expect(await context.cookies()).toHaveLength(1);
+
+    const answers: string[] = [];
+    page.on("response", (r) => {
+      const req = r.request();
+      if (!r.url().startsWith(ui.origin)) return;
+      const what = /form-evil|simple-evil|goal\.list/.exec(req.postData() ?? "")?.[0] ?? "-";
+      answers.push(`${req.method()} ${new URL(r.url()).pathname} ${what} ${r.status()}`);
+    });
+    await page.goto(`${evilOrigin}/`);
+    await expect
+      .poll(() => page.evaluate("Object.keys(window.results).sort().join(',')"), { timeout: 20_000 })
+      .toBe("events,read,simple");
+    const results = (await page.evaluate("window.results")) as Record<string, string>;
+    expect(results.read).toBe("blocked: TypeError");
+    expect(results.events).toBe("blocked");
+    // The JSON read never left the browser (its preflight failed); the two POSTs a page can
+    // send without a preflight reached the server, with the cookie, and the Origin check refused them.
+    await expect.poll(() => answers.length, { timeout: 20_000 }).toBe(2);
+    expect(answers.sort()).toEqual(["POST /api/rpc form-evil 403", "POST /api/rpc simple-evil 403"]);
+
+    // Nothing the page sent changed anything: no goal exists, and the refusals are audited.
+    expect((await c.call("goal.list", {})).goals).toEqual([]);
+    const denied = await c.call("audit.query", { kind: "ui.denied" });
+    const reasons = new Set(denied.entries.map((e) => (e.payload as { reason: string }).reason));
+    expect(reasons.has("origin")).toBe(true);
+    await context.close();
+  }, 60_000);
+});
