@@ -83,9 +83,14 @@ export class UiServer {
     return tokenPath(this.deps.config.home);
   }
 
-  /** A new token: every cookie and URL of the old one stops working at once. */
+  /**
+   * A new token: every cookie and URL of the old one stops working at once, and the
+   * exchanges they opened (event streams, a goal.wait) are cut: a stolen cookie's open
+   * stream would otherwise keep reading every event after the rotation.
+   */
   rotate(): void {
     this.token = writeNewToken(this.deps.config.home);
+    for (const res of this.open) res.destroy();
   }
 
   /** Stop listening and end every open response (event streams included). */
