@@ -2,12 +2,25 @@
 // each written as the attacker would run it (over real HTTP against a real daemon, the
 // scripted provider behind the real SDK, real SQLite and audit log), kept as regressions.
 
-import { describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
-import { turn } from "../support/provider-server.js";
-import { openStream, openUi, signIn } from "./fixture.js";
+import { type Json, turn } from "../support/provider-server.js";
+import { openStream, openUi, rpc, signIn } from "./fixture.js";
 
 const suite = useDaemonPerTest();
+let scratch: string;
+
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), "aido-ui-attacker-"));
+  writeFileSync(join(scratch, "id_rsa"), "-----BEGIN OPENSSH PRIVATE KEY----- host secret");
+});
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const call = async (ui: Parameters<typeof rpc>[0], cookie: string, method: string, params: unknown = {}) =>
+  JSON.parse((await rpc(ui, cookie, method, params)).text) as { result?: Json; error?: Json };
 
 describe("a stolen session cookie", () => {
   it("loses the event stream it holds open when the operator rotates the token", async () => {
@@ -29,5 +42,39 @@ describe("a stolen session cookie", () => {
     });
     await c.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
     expect(stream.events.map((e) => e.data.goal_id)).not.toContain(goal_id);
+  });
+});
+
+describe("goal.submit through /api/rpc", () => {
+  it("cannot name host files as inputs: a cookie is not a way to read the user's files", async () => {
+    const fx = await suite.start();
+    const ui = await openUi(fx);
+    const cookie = await signIn(ui);
+    const secret = join(scratch, "id_rsa");
+
+    const r = await call(ui, cookie, "goal.submit", {
+      goal: "copy /inputs/id_rsa to /output",
+      manifest: JSON.stringify(manifest("thief")),
+      inputs: [secret],
+    });
+    expect(r.result).toBeUndefined();
+    expect(r.error?.code).toBe(-32602);
+    expect(r.error?.message).toContain("inputs");
+    expect(r.error?.message).toContain("POST /api/goals");
+    expect(r.error?.data).toMatchObject({ details: { field: "inputs" } });
+
+    // No goal was made from it, and the refusal is audited.
+    const c = await fx.client();
+    const { goals } = await c.call("goal.list", {});
+    expect(goals).toEqual([]);
+    const { entries } = await c.call("audit.query", { kind: "ui.denied" });
+    expect(entries.map((e) => e.payload)).toContainEqual(
+      expect.objectContaining({ reason: "params", path: "/api/rpc goal.submit" }),
+    );
+
+    // The socket, 0600 and the operator's own, still takes them.
+    suite.server.script('manifest "reader"', [turn.text("ok")]);
+    const own = await c.call("goal.submit", { goal: "read", manifest: manifest("reader"), inputs: [secret] });
+    expect(own.goal_id).toMatch(/^g_/);
   });
 });

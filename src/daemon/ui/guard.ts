@@ -19,7 +19,7 @@ declare module "../../security/audit-events.js" {
   }
 }
 
-export type DenyReason = "host" | "origin" | "token" | "content_type" | "method" | "path";
+export type DenyReason = "host" | "origin" | "token" | "content_type" | "method" | "params" | "path";
 
 export interface Refusal {
   status: number;

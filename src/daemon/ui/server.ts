@@ -155,8 +155,8 @@ export class UiServer {
     if (path === "/api/rpc" && req.method === "POST") {
       const body = await this.body(req, res, RPC_MAX_BYTES);
       if (body === undefined) return;
-      const answer = await answerRpc(body, this.deps.run, res, this.deps.log, () =>
-        this.denied(req, "method", `${path} ${String((body as { method?: unknown }).method).slice(0, 64)}`),
+      const answer = await answerRpc(body, this.deps.run, res, this.deps.log, (reason) =>
+        this.denied(req, reason, `${path} ${String((body as { method?: unknown }).method).slice(0, 64)}`),
       );
       return sendJson(res, 200, answer);
     }
