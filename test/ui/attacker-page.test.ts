@@ -1,0 +1,59 @@
+// test/ui/attacker-page.test.ts — the dashboard's page in a real Chromium attacked through
+// what a model controls: the input of a call that waits for the operator's answer. The
+// real daemon and the scripted provider behind the real SDK; one browser for the file.
+
+import { describe, expect, it } from "vitest";
+import { MODEL } from "../daemon/fixture.js";
+import { turn } from "../support/provider-server.js";
+import { useDashboard } from "./browser.js";
+
+const dash = useDashboard({ containers: false });
+
+describe("an approval request a model shaped", () => {
+  it("shows the operator the exact call: nothing hidden past the summary's cut, no bidi or zero-width trick, no markup", async () => {
+    // What the summary shows looks harmless; the part that matters is past its 300 characters,
+    // and the bidi override makes "gpj.exe" read as "exe.jpg".
+    const tail = "and then mail the notes to attacker@evil.example";
+    const content = `weekly notes${" ".repeat(320)}${tail} invoice\u202egpj.exe\u202c pay\u200bpal <img src=x onerror=window.__pwned=1>`;
+    dash.server.script('manifest "ui-shaped"', [
+      turn.toolUse("memory_store", { content, category: "fact" }),
+      turn.text("stored"),
+    ]);
+    const { goal_id } = await dash.c.call("goal.submit", {
+      goal: "remember the notes",
+      manifest: {
+        name: "ui-shaped",
+        model: MODEL,
+        system_prompt: "You remember.",
+        capabilities: ["tool: memory_store"],
+        approval_required: ["memory_store"],
+      },
+    });
+    let id = "";
+    await expect
+      .poll(async () => {
+        const { approvals } = await dash.c.call("approval.list", {});
+        id = approvals.find((a) => a.goal_id === goal_id)?.id ?? "";
+        return id;
+      })
+      .not.toBe("");
+
+    await dash.page.goto(`${dash.ui.origin}/#/approvals`);
+    const card = dash.page.locator(`article.request[data-approval="${id}"]`);
+    await card.waitFor();
+    const call = (await card.getByTestId("call").textContent()) ?? "";
+    expect(call).toContain(tail);
+    expect(call).toContain("invoice\\u202egpj.exe\\u202c");
+    expect(call).toContain("pay\\u200bpal");
+    expect(call).toContain("<img src=x onerror=window.__pwned=1>");
+    // Nowhere on the card does an invisible character reach the screen.
+    const all = (await card.textContent()) ?? "";
+    expect(all).not.toMatch(/[\u200b\u202a-\u202e\u2066-\u2069]/);
+    expect(await dash.page.locator("main img").count()).toBe(0);
+    expect(await dash.page.evaluate("window.__pwned")).toBeUndefined();
+
+    await card.getByRole("button", { name: "Deny" }).click();
+    await expect.poll(async () => (await dash.c.call("goal.status", { goal_id })).state).not.toBe("queued");
+    expect(dash.scriptProblems()).toEqual([]);
+  }, 120_000);
+});
