@@ -3,12 +3,14 @@
 // scripted provider behind the real SDK, real SQLite and audit log), kept as regressions.
 
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HEADERS_TIMEOUT_MS, MAX_CONNECTIONS } from "../../src/daemon/ui/server.js";
 import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { type Json, turn } from "../support/provider-server.js";
-import { openStream, openUi, rpc, signIn } from "./fixture.js";
+import { eventually, openStream, openUi, rpc, signIn } from "./fixture.js";
 
 const suite = useDaemonPerTest();
 let scratch: string;
@@ -77,4 +79,38 @@ describe("goal.submit through /api/rpc", () => {
     const own = await c.call("goal.submit", { goal: "read", manifest: manifest("reader"), inputs: [secret] });
     expect(own.goal_id).toMatch(/^g_/);
   });
+});
+
+describe("another local user holding sockets open", () => {
+  it("gets no more than the cap and loses idle ones after the header timeout; the daemon keeps answering", async () => {
+    const fx = await suite.start();
+    const ui = await openUi(fx);
+    const cookie = await signIn(ui);
+    // Sockets that connect and never send a request (or only part of one).
+    const extra = 20;
+    let closed = 0;
+    const sockets: Socket[] = [];
+    for (let i = 0; i < MAX_CONNECTIONS + extra; i++) {
+      const s = connect(ui.port, "127.0.0.1");
+      s.on("error", () => {});
+      s.on("close", () => closed++);
+      s.resume(); // read what the server sends, so its closing is seen
+      if (i % 2 === 0) s.write(`GET / HTTP/1.1\r\nHost: ${ui.host}\r\n`);
+      sockets.push(s);
+    }
+    try {
+      await eventually(async () => (closed >= extra ? true : undefined), 3_000);
+      // The daemon's socket is not starved meanwhile.
+      const c = await fx.client();
+      expect((await c.call("goal.list", {})).goals).toEqual([]);
+      // None of them lives past the header timeout; then the dashboard is there again.
+      await eventually(
+        async () => (closed === sockets.length ? true : undefined),
+        HEADERS_TIMEOUT_MS + 3_000,
+      );
+      expect((await rpc(ui, cookie, "goal.list")).status).toBe(200);
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  }, 20_000);
 });
