@@ -2,6 +2,8 @@
 // what a model controls: the input of a call that waits for the operator's answer. The
 // real daemon and the scripted provider behind the real SDK; one browser for the file.
 
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MODEL } from "../daemon/fixture.js";
 import { turn } from "../support/provider-server.js";
@@ -56,4 +58,26 @@ describe("an approval request a model shaped", () => {
     await expect.poll(async () => (await dash.c.call("goal.status", { goal_id })).state).not.toBe("queued");
     expect(dash.scriptProblems()).toEqual([]);
   }, 120_000);
+});
+
+describe("an output file a model named", () => {
+  it("shows and saves its name with the bidi override written out: report\\u202efdp.exe, not what reads as reportexe.pdf", async () => {
+    dash.server.script('manifest "ui-namer"', [turn.text("done")]);
+    const { goal_id } = await dash.c.call("goal.submit", {
+      goal: "write a report",
+      manifest: { name: "ui-namer", model: MODEL, system_prompt: "You write." },
+    });
+    const done = await dash.c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
+    mkdirSync(done.output_dir, { recursive: true });
+    writeFileSync(join(done.output_dir, "report\u202efdp.exe"), "MZ");
+
+    await dash.page.goto(`${dash.ui.origin}/#/goals/${encodeURIComponent(goal_id)}`);
+    const link = dash.page.locator("ul.outputs a");
+    await link.waitFor();
+    expect(await link.textContent()).toBe("report\\u202efdp.exe");
+    const [download] = await Promise.all([dash.page.waitForEvent("download"), link.click()]);
+    expect(download.suggestedFilename()).not.toContain("\u202e");
+    expect(download.suggestedFilename()).toContain("fdp.exe");
+    await download.cancel();
+  }, 60_000);
 });
