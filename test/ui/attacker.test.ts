@@ -114,3 +114,50 @@ describe("another local user holding sockets open", () => {
     }
   }, 20_000);
 });
+
+/** The status line's code of one request written byte for byte (headers a client library would not send). */
+function statusOf(port: number, request: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, "127.0.0.1");
+    let out = "";
+    s.on("data", (d) => {
+      out += d;
+      const m = /^HTTP\/1\.1 (\d{3}) /.exec(out);
+      if (m) {
+        s.destroy();
+        resolve(Number(m[1]));
+      }
+    });
+    s.on("error", reject);
+    s.write(request);
+  });
+}
+
+describe("a request naming another host (DNS rebinding)", () => {
+  it("is refused however the other name is written: a second Host header, an absolute-form request line, look-alikes", async () => {
+    const fx = await suite.start();
+    const ui = await openUi(fx);
+    const cookie = await signIn(ui);
+    const p = ui.port;
+    const get = (line: string, hosts: string[]) =>
+      statusOf(
+        p,
+        `GET ${line} HTTP/1.1\r\n${hosts.map((h) => `Host: ${h}\r\n`).join("")}Cookie: ${cookie}\r\n\r\n`,
+      );
+    // The control: the dashboard's own address, once.
+    expect(await get("/api/goals/g_none/outputs", [`127.0.0.1:${p}`])).toBe(404);
+    for (const [line, hosts] of [
+      ["/", [`127.0.0.1:${p}`, "evil.example"]],
+      ["/", ["evil.example", `127.0.0.1:${p}`]],
+      ["http://evil.example/", [`127.0.0.1:${p}`]],
+      [`http://evil.example:${p}/api/goals/g_none/outputs`, [`localhost:${p}`]],
+      ["/", [`127.0.0.1.:${p}`]],
+      ["/", [`LOCALHOST:${p}`]],
+      ["/", [`127.0.0.1.nip.io:${p}`]],
+      ["/", [`[::1]:${p}`]],
+      ["/", ["127.0.0.1"]],
+    ] as [string, string[]][]) {
+      expect([line, hosts, await get(line, hosts)]).toEqual([line, hosts, 421]);
+    }
+  });
+});

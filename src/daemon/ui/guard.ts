@@ -44,7 +44,11 @@ const NOT_SIGNED_IN = "Not signed in to the Aido dashboard. Run `aido ui` and op
 
 /** The checks that come before routing; undefined when the request may go on. */
 export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): Refusal | undefined {
-  const host = req.headers.host;
+  // One Host, and a request line in origin-form (`/path`): Node keeps the first of two Host
+  // headers, and an absolute-form line (`GET http://evil.example/`) names its own host,
+  // which HTTP says wins over the header.
+  const hosts = req.headersDistinct.host ?? [];
+  const host = hosts.length === 1 && (req.url ?? "").startsWith("/") ? hosts[0] : undefined;
   if (host !== `127.0.0.1:${keys.port}` && host !== `localhost:${keys.port}`) {
     return { status: 421, reason: "host", message: "Host header is not this dashboard's address\n" };
   }
