@@ -3,6 +3,8 @@
 // real daemon and the scripted provider behind the real SDK; one browser for the file.
 
 import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MODEL } from "../daemon/fixture.js";
@@ -79,5 +81,40 @@ describe("an output file a model named", () => {
     expect(download.suggestedFilename()).not.toContain("\u202e");
     expect(download.suggestedFilename()).toContain("fdp.exe");
     await download.cancel();
+  }, 60_000);
+});
+
+describe("a page of another local web server (same site, another port)", () => {
+  it("cannot embed a goal's output with the signed-in browser's cookie (Sec-Fetch-Site)", async () => {
+    dash.server.script('manifest "ui-painter"', [turn.text("drawn")]);
+    const { goal_id } = await dash.c.call("goal.submit", {
+      goal: "draw",
+      manifest: { name: "ui-painter", model: MODEL, system_prompt: "You draw." },
+    });
+    const done = await dash.c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
+    mkdirSync(done.output_dir, { recursive: true });
+    const png =
+      "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    writeFileSync(join(done.output_dir, "chart.png"), Buffer.from(png, "base64"));
+    const src = `${dash.ui.origin}/api/goals/${goal_id}/outputs/chart.png`;
+    // The control: the dashboard's own page can load it.
+    await dash.page.goto(`${dash.ui.origin}/#/goals`);
+    const own = `new Promise((r) => { const i = new Image(); i.onload = () => r(i.naturalWidth); i.onerror = () => r(0); i.src = ${JSON.stringify(src)}; })`;
+    expect(await dash.page.evaluate(own)).toBe(1);
+
+    const other = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end(`<!doctype html><img id="x" src="${src}">`);
+    });
+    await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
+    try {
+      await dash.page.goto(`http://127.0.0.1:${(other.address() as AddressInfo).port}/`);
+      await dash.page.waitForFunction("document.getElementById('x').complete");
+      expect(await dash.page.evaluate("document.getElementById('x').naturalWidth")).toBe(0);
+    } finally {
+      await new Promise((r) => other.close(r));
+    }
+    const { entries } = await dash.c.call("audit.query", { kind: "ui.denied" });
+    expect(entries.map((e) => e.payload)).toContainEqual(expect.objectContaining({ reason: "origin" }));
   }, 60_000);
 });
