@@ -128,7 +128,8 @@ export class OtelTracer implements Tracer {
     attrs: SpanAttributes,
   ): TraceSpan {
     const ctx = parent instanceof OtelSpan ? trace.setSpan(ROOT_CONTEXT, parent.span) : ROOT_CONTEXT;
-    const span = new OtelSpan(this.tracer.startSpan(name, { kind }, ctx), this.secrets);
+    // A name holds a tool's name as the model wrote it (one that does not exist included).
+    const span = new OtelSpan(this.tracer.startSpan(this.secrets.scrub(name), { kind }, ctx), this.secrets);
     span.set(attrs);
     return span;
   }
