@@ -5,6 +5,8 @@
 // part, and each attribute as a whole, oldest messages dropped first) and scrubbed of the
 // secrets the runtime knows (provider API keys, external MCP servers' header values)
 // before it leaves: a model can be talked into repeating a key it should never have seen.
+// Every other string attribute is scrubbed of them too, content on or off: a denied call's
+// aido.gate.reason names the path, command or host the model chose, which can hold a key.
 
 import type { Config } from "../config.js";
 import { secretsOf } from "../llm/record.js";
@@ -82,10 +84,16 @@ const REDACTED = "[redacted]";
 export class ContentRedactor {
   constructor(private readonly secrets: readonly string[]) {}
 
-  /** One text: secrets replaced, cut at CONTENT_PART_MAX. */
-  text(s: string): string {
+  /** `s` with every secret replaced, uncut: applied to every string attribute of every span. */
+  scrub(s: string): string {
     let out = s;
     for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
+    return out;
+  }
+
+  /** One text: secrets replaced, cut at CONTENT_PART_MAX. */
+  text(s: string): string {
+    const out = this.scrub(s);
     if (out.length <= CONTENT_PART_MAX) return out;
     return `${out.slice(0, CONTENT_PART_MAX)}…[${out.length - CONTENT_PART_MAX} more characters]`;
   }

@@ -24,11 +24,24 @@ const EXPORT_FAILURE_REPORT_MS = 60_000;
 
 class OtelSpan implements TraceSpan {
   private ended = false;
-  constructor(readonly span: Span) {}
+  constructor(
+    readonly span: Span,
+    private readonly secrets: ContentRedactor,
+  ) {}
 
+  /** Every string is scrubbed of the runtime's secrets, whatever attribute carries it. */
   set(attributes: SpanAttributes): void {
     if (this.ended) return;
-    for (const [k, v] of Object.entries(attributes)) if (v !== undefined) this.span.setAttribute(k, v);
+    for (const [k, v] of Object.entries(attributes)) {
+      if (v === undefined) continue;
+      const scrubbed =
+        typeof v === "string"
+          ? this.secrets.scrub(v)
+          : Array.isArray(v)
+            ? v.map((x) => this.secrets.scrub(x))
+            : v;
+      this.span.setAttribute(k, scrubbed);
+    }
   }
 
   end(errorType?: string): void {
@@ -47,11 +60,15 @@ export class OtelTracer implements Tracer {
   private readonly provider: TracerProvider;
   private readonly tracer: ReturnType<TracerProvider["getTracer"]>;
 
+  readonly content: ContentRedactor | undefined;
+
+  /** `secrets` scrubs every span's strings; content goes on spans only when `captureContent`. */
   constructor(
     config: TelemetryConfig,
-    readonly content: ContentRedactor | undefined,
+    private readonly secrets: ContentRedactor,
     log: (message: string) => void,
   ) {
+    this.content = config.captureContent ? secrets : undefined;
     const exporter = new ReportingExporter(
       new OTLPTraceExporter({
         url: config.tracesUrl,
@@ -111,7 +128,8 @@ export class OtelTracer implements Tracer {
     attrs: SpanAttributes,
   ): TraceSpan {
     const ctx = parent instanceof OtelSpan ? trace.setSpan(ROOT_CONTEXT, parent.span) : ROOT_CONTEXT;
-    const span = new OtelSpan(this.tracer.startSpan(name, { kind }, ctx));
+    // A name holds a tool's name as the model wrote it (one that does not exist included).
+    const span = new OtelSpan(this.tracer.startSpan(this.secrets.scrub(name), { kind }, ctx), this.secrets);
     span.set(attrs);
     return span;
   }

@@ -47,5 +47,5 @@ export async function openTracer(
   log(
     `tracing on: spans go to ${printableUrl(t.tracesUrl)} (from ${t.endpointVariable}) as service "${t.serviceName}"${t.captureContent ? ", with message content" : ""}`,
   );
-  return new OtelTracer(t, t.captureContent ? redactorFor(config) : undefined, log);
+  return new OtelTracer(t, redactorFor(config), log);
 }

@@ -31,6 +31,7 @@ import type { Runtime } from "../../kernel/runtime.js";
 import { removeTreeNoFollow } from "../../sandbox/folders.js";
 import { INBOX } from "../../sandbox/inputs.js";
 import { ensurePrivateDir } from "../../security/private-home.js";
+import { inert } from "../../security/terminal-text.js";
 import { toRpcError } from "../errors.js";
 import type { MethodRunner } from "../methods.js";
 import { parseParams } from "../schemas.js";
@@ -280,7 +281,9 @@ export function sendOutput(
     sendError(res, 404, "not_found", "the output file changed while it was looked up");
     return;
   }
-  const base = name.split("/").pop() as string;
+  // A name a model chose: its bidi overrides written out, so report\u202efdp.exe is not saved
+  // as what reads like reportexe.pdf.
+  const base = inert(name.split("/").pop() as string);
   res.writeHead(200, {
     "Content-Type": "application/octet-stream",
     "Content-Disposition": `attachment; filename*=UTF-8''${encodeURIComponent(base)}`,

@@ -1,12 +1,13 @@
 // daemon/ui/guard.ts — who may talk to the dashboard, checked before any route runs.
 // In order: the Host header (DNS rebinding: a page of evil.example whose name now
 // resolves to 127.0.0.1 sends Host evil.example), the Origin header when there is one
-// (another site's page in the user's browser), then the credential (the session cookie
-// or a Bearer token), then for POST the content type (a cross-site form can only send
-// urlencoded, multipart or text/plain) and an Origin or Bearer header (a browser always
-// sends Origin on POST; a script without it must show the token). Each refusal is
-// audited as ui.denied, rate-limited per reason (DenialLog) so a flood of bad requests
-// cannot flood the audit log.
+// (another site's page in the user's browser) and Sec-Fetch-Site (a page of another
+// local port embedding the dashboard's files, which sends no Origin), then the credential
+// (the session cookie or a Bearer token), then for POST the content type (a cross-site
+// form can only send urlencoded, multipart or text/plain) and an Origin or Bearer header
+// (a browser always sends Origin on POST; a script without it must show the token). Each
+// refusal is audited as ui.denied, rate-limited per reason (DenialLog) so a flood of bad
+// requests cannot flood the audit log.
 
 import type { IncomingMessage } from "node:http";
 import type { AuditLog } from "../../security/audit.js";
@@ -19,7 +20,7 @@ declare module "../../security/audit-events.js" {
   }
 }
 
-export type DenyReason = "host" | "origin" | "token" | "content_type" | "method" | "path";
+export type DenyReason = "host" | "origin" | "token" | "content_type" | "method" | "params" | "path";
 
 export interface Refusal {
   status: number;
@@ -44,13 +45,29 @@ const NOT_SIGNED_IN = "Not signed in to the Aido dashboard. Run `aido ui` and op
 
 /** The checks that come before routing; undefined when the request may go on. */
 export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): Refusal | undefined {
-  const host = req.headers.host;
+  // One Host, and a request line in origin-form (`/path`): Node keeps the first of two Host
+  // headers, and an absolute-form line (`GET http://evil.example/`) names its own host,
+  // which HTTP says wins over the header.
+  const hosts = req.headersDistinct.host ?? [];
+  const host = hosts.length === 1 && (req.url ?? "").startsWith("/") ? hosts[0] : undefined;
   if (host !== `127.0.0.1:${keys.port}` && host !== `localhost:${keys.port}`) {
     return { status: 421, reason: "host", message: "Host header is not this dashboard's address\n" };
   }
   const origin = req.headers.origin;
   if (origin !== undefined && !allowedOrigins(keys.port).includes(origin)) {
     return { status: 403, reason: "origin", message: "cross-origin request refused\n" };
+  }
+  // Another port of this machine is the same site, so SameSite=Strict still sends the
+  // cookie with its <img>, <video> or <script>, which carry no Origin. The browser says where
+  // a request comes from: only the dashboard's own page, or an address typed or opened
+  // from outside the browser (`none`), may go on.
+  const site = req.headers["sec-fetch-site"];
+  if (site !== undefined && site !== "same-origin" && site !== "none") {
+    return {
+      status: 403,
+      reason: "origin",
+      message: `request from another site refused (Sec-Fetch-Site: ${site.slice(0, 20)})\n`,
+    };
   }
   const bearer = bearerOf(req);
   const viaBearer = bearer !== undefined && sameSecret(bearer, keys.token);

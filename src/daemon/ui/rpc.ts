@@ -3,7 +3,10 @@
 // explicit: a method that starts agents or tools on its own (agent.run, tool.invoke,
 // session.open...) or that streams (events.subscribe) is not reachable from a browser
 // tab. Decisions taken here are recorded as made by "dashboard". A request is tied to its
-// HTTP exchange: a goal.wait whose tab went away ends (the goal does not).
+// HTTP exchange: a goal.wait whose tab went away ends (the goal does not). goal.submit
+// takes no `inputs` here: those are host paths the daemon copies with its own rights, so
+// a stolen cookie or a script in the page could pull any file of the user's into a goal
+// and download it from the goal's outputs; the page uploads files (POST /api/goals).
 
 import type { ServerResponse } from "node:http";
 import { RpcCode, RpcError, type RpcErrorObject, toRpcError } from "../errors.js";
@@ -55,26 +58,34 @@ export function httpClient(res: ServerResponse): RequestClient {
 }
 
 /**
- * Answer one /api/rpc body. `refused` is called for a method outside the allowlist (the
- * caller audits it).
+ * Answer one /api/rpc body. `refused` is called for a method outside the allowlist or a
+ * param the dashboard may not give (the caller audits it).
  */
 export async function answerRpc(
   body: unknown,
   run: MethodRunner,
   res: ServerResponse,
   log: (m: string) => void,
-  refused: () => void,
+  refused: (reason: "method" | "params") => void,
 ): Promise<RpcAnswer> {
   try {
     const { method, params } = parseBody(body);
     if (!(UI_METHODS as ReadonlySet<string>).has(method)) {
-      refused();
+      refused("method");
       throw new RpcError(RpcCode.methodNotFound, `method "${method}" is not available to the dashboard`, {
         code: "not_found",
         details: { methods: [...UI_METHODS] },
       });
     }
     capWait(method, params);
+    if (method === "goal.submit" && hasKey(params, "inputs")) {
+      refused("params");
+      throw new RpcError(
+        RpcCode.invalidParams,
+        "invalid params for goal.submit: inputs: host paths are not taken from the dashboard; upload the files with POST /api/goals",
+        { code: "invalid_input", details: { field: "inputs" } },
+      );
+    }
     const result = await run(method as MethodName, params, httpClient(res), () => {}, DECIDED_BY);
     return { result };
   } catch (e) {
@@ -104,6 +115,10 @@ function parseBody(body: unknown): { method: string; params: unknown } {
     });
   }
   return { method: b.method, params: b.params ?? {} };
+}
+
+function hasKey(params: unknown, key: string): boolean {
+  return typeof params === "object" && params !== null && Object.hasOwn(params, key);
 }
 
 function capWait(method: string, params: unknown): void {

@@ -37,6 +37,17 @@ export interface UiDeps {
   log(m: string): void;
 }
 
+/**
+ * Connections at once. Every local user can reach 127.0.0.1, not only the daemon's: without
+ * a cap, sockets opened and left idle would use up the daemon's file descriptors, which
+ * its database, its containers and its own socket need. A browser's tabs use a few each.
+ */
+export const MAX_CONNECTIONS = 64;
+/** A request's headers must have arrived by then (a slow-loris client is cut). */
+export const HEADERS_TIMEOUT_MS = 5_000;
+/** A whole request, body included (the largest upload on loopback takes far less). */
+const REQUEST_TIMEOUT_MS = 60_000;
+
 /** The largest /api/rpc body (params of the allowlisted methods are small). */
 const RPC_MAX_BYTES = 1024 * 1024;
 const MIB = 1024 * 1024;
@@ -61,7 +72,12 @@ export class UiServer {
   /** Listen on 127.0.0.1:`port` (0: a free port). */
   static async start(deps: UiDeps, port: number): Promise<UiServer> {
     const token = loadOrCreateToken(deps.config.home, deps.log);
-    const server = createServer();
+    const server = createServer({
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: 1_000,
+    });
+    server.maxConnections = MAX_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen({ host: "127.0.0.1", port }, () => {
@@ -83,9 +99,14 @@ export class UiServer {
     return tokenPath(this.deps.config.home);
   }
 
-  /** A new token: every cookie and URL of the old one stops working at once. */
+  /**
+   * A new token: every cookie and URL of the old one stops working at once, and the
+   * exchanges they opened (event streams, a goal.wait) are cut: a stolen cookie's open
+   * stream would otherwise keep reading every event after the rotation.
+   */
   rotate(): void {
     this.token = writeNewToken(this.deps.config.home);
+    for (const res of this.open) res.destroy();
   }
 
   /** Stop listening and end every open response (event streams included). */
@@ -150,8 +171,8 @@ export class UiServer {
     if (path === "/api/rpc" && req.method === "POST") {
       const body = await this.body(req, res, RPC_MAX_BYTES);
       if (body === undefined) return;
-      const answer = await answerRpc(body, this.deps.run, res, this.deps.log, () =>
-        this.denied(req, "method", `${path} ${String((body as { method?: unknown }).method).slice(0, 64)}`),
+      const answer = await answerRpc(body, this.deps.run, res, this.deps.log, (reason) =>
+        this.denied(req, reason, `${path} ${String((body as { method?: unknown }).method).slice(0, 64)}`),
       );
       return sendJson(res, 200, answer);
     }

@@ -88,6 +88,24 @@ export function clip(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+/**
+ * Characters that change what a reader sees without showing themselves: C1 controls, the
+ * bidi marks, overrides and isolates (U+202E turns `txt.exe` into `exe.txt` on screen),
+ * zero-width and other invisible ones. Text a model chose is shown with each written as
+ * `\uXXXX`, so an operator reads what will run, not what the model wants them to see.
+ */
+const INVISIBLE =
+  /[\u007f-\u009f\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufeff\ufff9-\ufffb]/g;
+
+export function visible(text: string): string {
+  return text.replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** A tool call's input in full, as indented JSON, every invisible character written out. */
+export function callText(input: unknown): string {
+  return visible(JSON.stringify(input ?? null, null, 2));
+}
+
 export function shortId(id: string): string {
   return id.length > 14 ? `${id.slice(0, 12)}…` : id;
 }

@@ -72,6 +72,8 @@ export interface Approval {
   tool: string;
   target: string;
   summary: string;
+  /** The call's input exactly as the gate checked it (what runs if it is allowed). */
+  input: unknown;
   status: string;
   decision: string | null;
   decided_by: string | null;

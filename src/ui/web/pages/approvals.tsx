@@ -6,7 +6,7 @@
 
 import { useState } from "preact/hooks";
 import { rpc } from "../api.js";
-import { Badge, ErrorNote, Section, shortId, Time, useAnswer } from "../components.js";
+import { Badge, callText, ErrorNote, Section, shortId, Time, useAnswer, visible } from "../components.js";
 import type { LiveStore } from "../live.js";
 import type { Approval, Grant } from "../wire.js";
 
@@ -20,11 +20,17 @@ const ANSWERS: { decision: Decision; label: string }[] = [
 ];
 
 function coverOf(a: Approval, d: Decision): string {
-  return d === "deny" ? "this call is refused; the agent is told and may try something else" : a.covers[d];
+  return d === "deny"
+    ? "this call is refused; the agent is told and may try something else"
+    : visible(a.covers[d]);
 }
 
 /** What made the gate ask, in words. */
 function askedBy(a: Approval): string {
+  return visible(askedByText(a));
+}
+
+function askedByText(a: Approval): string {
   const by = a.asked_by;
   if (!by) return "not recorded (a request from before Aido kept it)";
   switch (by.source) {
@@ -45,7 +51,8 @@ function Lineage({ a }: { a: Approval }) {
     <ol class="lineage" aria-label="Agent lineage, root first">
       {a.lineage.map((l) => (
         <li key={l.agent_id}>
-          <span class="manifest">{l.manifest}</span> <span class="mono muted">{shortId(l.agent_id)}</span>
+          <span class="manifest">{visible(l.manifest)}</span>{" "}
+          <span class="mono muted">{shortId(l.agent_id)}</span>
         </li>
       ))}
     </ol>
@@ -70,11 +77,17 @@ function Request({ a, onDecided }: { a: Approval; onDecided(): void }) {
   return (
     <article class="request" data-approval={a.id} aria-labelledby={`req-${a.id}`}>
       <h3 id={`req-${a.id}`}>
-        <span class="tool">{a.tool}</span>: <span class="text">{a.summary}</span>
+        <span class="tool">{visible(a.tool)}</span>: <span class="text">{visible(a.summary)}</span>
       </h3>
       <dl class="facts">
+        <dt>Call</dt>
+        <dd>
+          <pre class="call text" data-testid="call">
+            {callText(a.input)}
+          </pre>
+        </dd>
         <dt>Target</dt>
-        <dd class="text">{a.target}</dd>
+        <dd class="text">{visible(a.target)}</dd>
         <dt>Agent</dt>
         <dd>
           <Lineage a={a} /> <span class="muted">(identity {a.identity})</span>
@@ -153,7 +166,7 @@ function Grants({ revision }: { revision: number }) {
           <tbody>
             {list.map((g) => (
               <tr key={g.id} data-grant={g.id}>
-                <td class="text">{g.target}</td>
+                <td class="text">{visible(g.target)}</td>
                 <td class="mono">{g.identity}</td>
                 <td>{g.decided_by ?? "—"}</td>
                 <td>
@@ -163,7 +176,7 @@ function Grants({ revision }: { revision: number }) {
                   <button
                     type="button"
                     onClick={() => revoke(g.id)}
-                    aria-label={`Revoke the grant for ${g.target}`}
+                    aria-label={`Revoke the grant for ${visible(g.target)}`}
                   >
                     Revoke
                   </button>
@@ -210,7 +223,7 @@ function History({ revision }: { revision: number }) {
                 <td>
                   <Time at={a.decided_at} />
                 </td>
-                <td class="text">{a.target}</td>
+                <td class="text">{visible(a.target)}</td>
                 <td class="mono">{shortId(a.agent_id)}</td>
                 <td>
                   <Badge state={a.decision ?? a.status} />

@@ -6,7 +6,7 @@
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { listOutputs, outputUrl, rpc } from "../api.js";
-import { Badge, ErrorNote, Section, Time, tokens, useAnswer } from "../components.js";
+import { Badge, ErrorNote, Section, Time, tokens, useAnswer, visible } from "../components.js";
 import {
   agentTree,
   type CallView,
@@ -151,8 +151,8 @@ function Outputs({ goal }: { goal: Goal }) {
       <ul class="outputs">
         {(files.value ?? []).map((f) => (
           <li key={f.name}>
-            <a href={outputUrl(goal.goal_id, f.name)} download={f.name.split("/").pop()}>
-              {f.name}
+            <a href={outputUrl(goal.goal_id, f.name)} download={visible(f.name.split("/").pop() as string)}>
+              {visible(f.name)}
             </a>{" "}
             <span class="muted">({f.size} bytes)</span>
           </li>
