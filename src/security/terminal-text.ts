@@ -7,10 +7,16 @@
 // One implementation for every place that prints model text (the CLI, the watch view, the
 // approval prompts); `--json` output is JSON's business and stays exact.
 
-/** C0/C1 controls, DEL and the bidi overrides and isolates, reordering or acting on a terminal. */
-const NOT_INERT = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/**
+ * C0/C1 controls, DEL, the bidi marks, overrides and isolates (reordering or acting on a
+ * terminal), and the invisible ones (zero-width space/joiners, word joiner, BOM) that make
+ * two different texts read alike.
+ */
+const NOT_INERT =
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
 /** The same, but newline and tab (which only move the cursor forward or down) pass. */
-const NOT_INERT_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const NOT_INERT_LINES =
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
 
 function escaped(c: string): string {
   const code = c.charCodeAt(0);

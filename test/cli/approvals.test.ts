@@ -18,7 +18,7 @@ async function cli(argv: string[], prompt?: (q: string) => Promise<string | unde
 }
 
 /** A memory_store call by a fresh "keeper" agent, waiting for a human. */
-async function pendingCall() {
+async function pendingCall(content = "k") {
   const caller = await suite.fx.client();
   const a = await caller.call("agent.spawn", {
     manifest: manifest("keeper", {
@@ -30,7 +30,7 @@ async function pendingCall() {
   const call = caller.call("tool.invoke", {
     agent_id: a.agent_id,
     tool: "memory_store",
-    input: { content: "k", category: "fact" },
+    input: { content, category: "fact" },
   });
   for (let i = 0; i < 200; i++) {
     const listed = JSON.parse((await cli(["approvals", "--json"])).text()) as { id: string }[];
@@ -51,6 +51,23 @@ describe("aido approvals", () => {
     expect(out).toContain(`    Allow Session: ${target} by agent ${p.agentId} until it stops`);
     expect(out).toContain(`    Allow Always:  ${target} by agents of identity \`keeper\` for 1 h`);
     expect(out[0]).toContain(`agent=${p.agentId} (identity keeper)`);
+    await cli(["approvals", "respond", p.id, "deny"]);
+    await p.call.catch(() => {});
+  });
+
+  it("prints the whole call when the summary is cut, invisible and bidi characters written out", async () => {
+    const _fx = await suite.start();
+    // Padding pushes what matters past the summary's cut; a zero-width space and a bidi
+    // override would make it read as something else.
+    const content = `${"harmless notes ".repeat(30)}and then\u200b the real ask\u202e`;
+    const p = await pendingCall(content);
+    const out = (await cli(["approvals"])).out;
+    const summary = out.find((l) => l.startsWith("    memory_store "));
+    expect(summary).toMatch(/…$/);
+    expect(summary).not.toContain("the real ask");
+    const whole = out.find((l) => l.startsWith("    whole input ("));
+    expect(whole).toContain("and then\\u200b the real ask\\u202e");
+    expect(whole).not.toMatch(/[\u200b\u202e]/);
     await cli(["approvals", "respond", p.id, "deny"]);
     await p.call.catch(() => {});
   });

@@ -27,12 +27,31 @@ const DECISIONS: Record<string, ApprovalDecision> = {
   d: "deny",
 };
 
+/** Most of a call's input a prompt prints; past it the prompt says how much is not shown. */
+const WHOLE_CALL_CHARS = 20_000;
+
+/**
+ * The call's whole input when the summary was cut (at 300 characters): a model can pad
+ * what is shown so that what runs is past the cut. Printed inert, and never cut silently.
+ */
+function wholeCall(a: ApprovalRecord): string[] {
+  if (!a.summary.endsWith("…")) return [];
+  const text = JSON.stringify(a.input);
+  const shown = inert(text.slice(0, WHOLE_CALL_CHARS));
+  const rest = text.length - WHOLE_CALL_CHARS;
+  return [
+    `    whole input (${text.length} chars): ${shown}`,
+    ...(rest > 0 ? [`    … ${rest} more chars not shown: \`aido approvals --json\` prints all of it`] : []),
+  ];
+}
+
 /** A pending request as a human reads it before answering. */
 function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
   const left = Math.max(0, Math.round((a.deadline_at - now) / 1000));
   return [
     `${a.id}  ${a.tool}  agent=${a.agent_id} (identity ${a.identity})${a.goal_id ? ` goal=${a.goal_id}` : ""}  (${left} s left)`,
     `    ${a.summary}`,
+    ...wholeCall(a),
     `    Allow Once:    ${a.covers.allow_once}`,
     `    Allow Session: ${a.covers.allow_session}`,
     `    Allow Always:  ${a.covers.allow_always}`,
