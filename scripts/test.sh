@@ -13,6 +13,9 @@ fi
 echo "== Docker engine"
 bash scripts/ensure-docker.sh || { echo "a Docker engine is required for the sandbox tests (see above)"; exit 2; }
 
+echo "== redis-server (cluster tests)"
+bash scripts/ensure-redis.sh || { echo "redis-server is required for the cluster tests (see above)"; exit 2; }
+
 echo "== sandbox image"
 npx tsx scripts/ensure-image.ts || { echo "could not build the sandbox image (see above)"; exit 2; }
 
