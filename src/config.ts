@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseDocument } from "yaml";
+import { checkedRedisUrl } from "./cluster/redis-url.js";
 import { type ConfigFile, DEFAULTS, type FileProblem, readConfigFile, tightenConfig } from "./config-file.js";
 import { AidoError, ErrorCode } from "./errors.js";
 import { aidoHome, socketPathIn } from "./home.js";
@@ -124,6 +125,17 @@ export interface Config {
   };
   /** OpenTelemetry trace export (telemetry/config.ts); absent: tracing is off. */
   telemetry?: TelemetryConfig;
+  /** Cluster mode (cluster/, docs/scale-out.md); absent: this daemon runs alone. */
+  cluster?: ClusterConfig;
+}
+
+export interface ClusterConfig {
+  /** Never logged, shown or audited as is: redactRedisUrl (cluster/redis-url.ts). */
+  redisUrl: string;
+  /** From the config; absent: generated once and kept in the home (cluster/identity.ts). */
+  nodeId?: string;
+  leaseMs: number;
+  heartbeatMs: number;
 }
 
 /** One external MCP server: remote (Streamable HTTP) or stdio (a container of its own per goal). */
@@ -331,6 +343,17 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
             mounts: (s.mounts ?? []).map((m) => ({ ...m })),
             network: (s.network ?? []).map(mcpNetworkGrant),
           };
+  }
+  const redisUrl = env.AIDO_REDIS_URL
+    ? checkedRedisUrl(env.AIDO_REDIS_URL, "AIDO_REDIS_URL")
+    : f.cluster?.redis_url;
+  if (redisUrl !== undefined) {
+    cfg.cluster = {
+      redisUrl,
+      leaseMs: pick(f.cluster?.lease_ms, DEFAULTS.cluster.leaseMs),
+      heartbeatMs: pick(f.cluster?.heartbeat_ms, DEFAULTS.cluster.heartbeatMs),
+      ...(f.cluster?.node_id !== undefined ? { nodeId: f.cluster.node_id } : {}),
+    };
   }
   const telemetry = telemetryFromEnv(env);
   if (telemetry) cfg.telemetry = telemetry;
