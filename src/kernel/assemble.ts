@@ -79,6 +79,8 @@ export interface RuntimeOptions {
   embedder?: Embedder;
   /** Diagnostics the runtime cannot return to a caller (a sandbox sweep failed); default stderr. */
   log?: (message: string) => void;
+  /** Awaited before each goal's first model call (cluster mode: cluster/node.ts); see GoalRunnerDeps. */
+  beforeFirstModelCall?: (goalId: string) => Promise<void>;
 }
 
 /** What Runtime holds: the parts its methods use and the ones its callers reach. */
@@ -336,6 +338,7 @@ export async function assembleRuntime(
     onBudgetExceeded: (a, e) =>
       goals.budgetRefused(a.goalId, e.details.account as string | undefined, e.message),
     onBudgetOverspent: (a, e) => goals.budgetOverspent(a.goalId, e.message),
+    beforeModelCall: (a) => goals.beforeModelCall(a.goalId),
   };
   const runner = new AgentRunner({
     env,
@@ -371,6 +374,7 @@ export async function assembleRuntime(
     intents,
     memory,
     retireSandbox: (goalId) => sandboxes.retire(goalId),
+    ...(opts.beforeFirstModelCall ? { beforeFirstModelCall: opts.beforeFirstModelCall } : {}),
   });
   const shadows = new Shadows({
     config,

@@ -69,7 +69,13 @@ export class InferenceScheduler {
     return new InferenceScheduler(opts);
   }
 
-  async complete(agentId: string, client: LlmClient, req: CompletionRequest): Promise<ScheduledCompletion> {
+  /** `beforeSend` is awaited once the call holds its slot, before anything is sent. */
+  async complete(
+    agentId: string,
+    client: LlmClient,
+    req: CompletionRequest,
+    beforeSend?: () => Promise<void>,
+  ): Promise<ScheduledCompletion> {
     const provider = client.provider;
     const model = req.model ?? client.model;
     const limit = this.#limitFor(provider);
@@ -79,6 +85,7 @@ export class InferenceScheduler {
       const waitMs = Math.round(performance.now() - queuedAt);
       // Cancelled while waiting: give the slot straight back.
       if (signal?.aborted) throw cancelledWhileQueued(agentId, provider);
+      await beforeSend?.();
       this.#emit({
         type: "inference.started",
         agentId,
