@@ -2,6 +2,7 @@
 // them (docs/daemon.md is the prose of this file). Params come from the daemon's own
 // zod schemas, so the client and the server cannot disagree about a field's name.
 
+import type { NodeStatus } from "../cluster/node.js";
 import type { WireEvent } from "../daemon/events.js";
 import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";
 import type { Intent, IntentCheckResult } from "../intent/store.js";
@@ -35,12 +36,21 @@ export interface AuditVerifyResult {
   head_seq?: number;
 }
 
+/** goal.status in cluster mode adds the node that runs (ran) the goal and the one that took it. */
+export type ClusterGoalFields = { node?: string; submitted_via?: string };
+
+/** cluster.status: `enabled` false on a daemon that is not a node of a cluster. */
+export type ClusterStatusResult =
+  | { enabled: false; nodes: [] }
+  | { enabled: true; node_id: string; nodes: NodeStatus[] };
+
 interface Results {
   "goal.submit": { goal_id: string };
-  "goal.status": GoalStatus;
-  "goal.wait": GoalStatus;
-  "goal.list": { goals: GoalStatus[] };
-  "goal.cancel": GoalStatus;
+  "goal.status": GoalStatus & ClusterGoalFields;
+  "goal.wait": GoalStatus & ClusterGoalFields;
+  "goal.list": { goals: (GoalStatus & ClusterGoalFields)[] };
+  "goal.cancel": GoalStatus & ClusterGoalFields;
+  "cluster.status": ClusterStatusResult;
   "agent.spawn": AgentSummary;
   "agent.list": { agents: AgentSummary[] };
   "agent.status": AgentSummary;
@@ -49,7 +59,7 @@ interface Results {
   "agent.spawn_and_run": AgentRunResult;
   "tool.list": { tools: ToolSpec[] };
   "tool.invoke": ToolInvokeResult;
-  "approval.list": { approvals: ApprovalRecord[] };
+  "approval.list": { approvals: (ApprovalRecord & { node?: string })[] };
   "approval.respond": ApprovalRecord;
   "approval.grants": { grants: GrantRecord[] };
   "approval.revoke": GrantRecord;

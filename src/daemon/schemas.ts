@@ -142,6 +142,7 @@ export const MethodSchemas = {
       path: ["manifest"],
     }),
   "session.close": z.strictObject({ session_id: id }),
+  "cluster.status": z.strictObject({}),
 } as const;
 
 export type MethodName = keyof typeof MethodSchemas;

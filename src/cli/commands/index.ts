@@ -74,6 +74,13 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import("./output.js")).output,
   },
   {
+    name: "cluster status",
+    summary: "the cluster's nodes: up or down, load, running goals, last heartbeat (cluster mode)",
+    usage: "aido cluster status [--json]",
+    example: "aido cluster status --json",
+    load: async () => (await import("./cluster.js")).clusterStatus,
+  },
+  {
     name: "watch",
     summary: "live view of a goal (or all): agents, tokens, inference queue, tools, approvals",
     usage: "aido watch [GOAL_ID] [--json]",
