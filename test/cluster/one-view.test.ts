@@ -3,9 +3,24 @@
 // goal (status, list, wait, events, cancel) and for any pending approval, answered on the
 // node whose agent waits for it.
 
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AidoClient } from "../../src/client/client.js";
+import { runCli } from "../../src/cli/main.js";
+import { AidoClient, type AidoRpcError } from "../../src/client/client.js";
 import type { WireEvent } from "../../src/client/types.js";
+import { captureIo } from "../cli/io.js";
+import { startFixture } from "../daemon/fixture.js";
 import { until } from "../daemon/process.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import {
@@ -150,5 +165,70 @@ describe("cluster mode: one queue, one view", () => {
     await (await other.client()).call("goal.cancel", { goal_id });
     const ended = await (await other.client()).call("goal.wait", { goal_id, timeout_ms: 15_000 });
     expect(ended).toMatchObject({ state: "cancelled", node: running.node });
+  }, 60_000);
+
+  it("carries a goal's input files in its job to the node that runs it, and refuses more than a job may carry", async () => {
+    const outside = mkdtempSync(join(tmpdir(), "aido-cluster-inputs-"));
+    try {
+      writeFileSync(join(outside, "notes.md"), "remember the milk\n");
+      mkdirSync(join(outside, "data"));
+      writeFileSync(join(outside, "data", "rows.csv"), "a,b\n1,2\n");
+      symlinkSync("rows.csv", join(outside, "data", "latest.csv"));
+      server.script(forGoal("inputs-goal"), [turn.text("read them")]);
+      const a = await nodes[0]!.client();
+      const { goal_id } = await a.call("goal.submit", {
+        goal: "summarise inputs-goal",
+        manifest: manifest(),
+        inputs: [join(outside, "notes.md"), join(outside, "data")],
+      });
+      const s = await a.call("goal.wait", { goal_id, timeout_ms: 20_000 });
+      expect(s.state).toBe("succeeded");
+      const owner = nodeById(s.node);
+      const inputs = join(owner.home.dir, "goals", goal_id, "inputs");
+      expect(readFileSync(join(inputs, "notes.md"), "utf8")).toBe("remember the milk\n");
+      expect(readFileSync(join(inputs, "data", "rows.csv"), "utf8")).toBe("a,b\n1,2\n");
+      expect(readlinkSync(join(inputs, "data", "latest.csv"))).toBe("rows.csv");
+      // The agent was told where they are; the owner's unpacked copy is gone with the goal.
+      const first = server.requestsMatching(forGoal("inputs-goal"))[0];
+      expect(JSON.stringify(first?.body.messages)).toContain("/inputs/notes.md");
+      expect(existsSync(join(owner.home.dir, "inbox", `cluster-${goal_id}`))).toBe(false);
+
+      writeFileSync(join(outside, "big.bin"), Buffer.alloc(9 * 1024 * 1024, 1));
+      const refused = await a
+        .call("goal.submit", { goal: "too big", manifest: manifest(), inputs: [join(outside, "big.bin")] })
+        .then(
+          () => undefined,
+          (e: unknown) => e as AidoRpcError,
+        );
+      expect(refused?.code).toBe("invalid_input");
+      expect(refused?.message).toContain("more than 8 MiB");
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("lists the nodes with `aido cluster status`, and a lone daemon says it is in no cluster", async () => {
+    const cap = captureIo();
+    expect(
+      await runCli(["cluster", "status"], cap.io, { ...nodes[2]!.home.env, AIDO_HOME: nodes[2]!.home.dir }),
+    ).toBe(0);
+    expect(cap.out[0]).toBe("this node: cluster-c");
+    for (const id of ["cluster-a", "cluster-b", "cluster-c"]) {
+      expect(cap.out.some((l) => l.startsWith(id) && l.includes(" up ") && l.includes("load "))).toBe(true);
+    }
+    const json = captureIo();
+    expect(await runCli(["cluster", "status", "--json"], json.io, { AIDO_HOME: nodes[0]!.home.dir })).toBe(0);
+    expect(JSON.parse(json.text())).toMatchObject({ enabled: true, node_id: "cluster-a" });
+
+    const lone = await startFixture(server);
+    try {
+      const c = await lone.client();
+      expect(await c.call("cluster.status", {})).toEqual({ enabled: false, nodes: [] });
+      const out = captureIo();
+      expect(await runCli(["cluster", "status"], out.io, lone.home.env)).toBe(1);
+      expect(out.err.join("\n")).toContain("not in a cluster");
+    } finally {
+      await lone.close();
+    }
   }, 60_000);
 });
