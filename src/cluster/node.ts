@@ -25,11 +25,11 @@ import type { Config } from "../config.js";
 import { toWireEvent, type WireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { workspaceKey } from "../intent/intents.js";
+import { admitGoal } from "../kernel/goal-admission.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import { TERMINAL } from "../kernel/goal-store.js";
 import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
-import { checkInputs, inputRules } from "../sandbox/inputs.js";
 import type { ApprovalDecision, ApprovalRecord } from "../security/approvals.js";
 import { type Command, sendCommand, serveCommands } from "./commands.js";
 import { publishEvent } from "./event-stream.js";
@@ -94,6 +94,8 @@ export class ClusterNode {
   private commands: { stop(): void } | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
+  /** Every connection this node opened, closed by stop(). */
+  private readonly connections: Redis[] = [];
   /** Since when the node's Redis connection has been up (undefined while it is down). */
   private readySince: number | undefined;
   private stopped = false;
@@ -118,11 +120,12 @@ export class ClusterNode {
     const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: reconnectDelay };
     const redis = new Redis(c.redisUrl, { ...options, lazyConnect: true });
     redis.on("error", () => {}); // reported through failed commands and the reconnect log below
-    const queue = new Queue<GoalJob>(GOAL_QUEUE, {
-      connection: new Redis(c.redisUrl, { ...options }),
-    });
+    const queueConnection = new Redis(c.redisUrl, { ...options });
+    queueConnection.on("error", () => {});
+    const queue = new Queue<GoalJob>(GOAL_QUEUE, { connection: queueConnection });
     queue.on("error", () => {});
     const node = new ClusterNode({ ...config, cluster: c }, rt, redis, queue, log);
+    node.connections.push(redis, queueConnection);
     try {
       await redis.connect();
     } catch (e) {
@@ -169,17 +172,29 @@ export class ClusterNode {
       this.readySince = undefined;
     });
     this.commands = serveCommands(this.redis, nodeId, (c) => this.handleCommand(c), this.log);
+    const workerConnection = new Redis(config.cluster.redisUrl, {
+      maxRetriesPerRequest: null,
+      retryStrategy: reconnectDelay,
+    });
+    workerConnection.on("error", () => {});
+    this.connections.push(workerConnection);
     const worker = new Worker<GoalJob>(GOAL_QUEUE, (job) => this.process(job), {
-      connection: new Redis(config.cluster.redisUrl, {
-        maxRetriesPerRequest: null,
-        retryStrategy: reconnectDelay,
-      }),
+      connection: workerConnection,
       concurrency: config.limits.maxConcurrentGoals,
       lockDuration: config.cluster.leaseMs,
       stalledInterval: config.cluster.heartbeatMs,
       maxStalledCount: MAX_STALLED,
     });
-    worker.on("error", (e) => this.log(`cluster worker: ${errorMessage(e)}`));
+    // The same error repeated (Redis away: every reconnect fails alike) is logged once.
+    let lastError = "";
+    worker.on("error", (e) => {
+      const m = errorMessage(e);
+      if (m !== lastError) this.log(`cluster worker: ${m}`);
+      lastError = m;
+    });
+    this.redis.on("ready", () => {
+      lastError = "";
+    });
     this.worker = worker;
     void this.beat();
     this.heartbeat = setInterval(() => void this.beat(), config.cluster.heartbeatMs);
@@ -196,8 +211,16 @@ export class ClusterNode {
   }): Promise<{ goal_id: string }> {
     const { rt, config } = this;
     if (s.workspace !== undefined) refuseIntent(rt, s.workspace);
-    // Checked here, like a local submit: a bad manifest or input fails the submit (audited).
-    const checked = checkInputs(s.inputs ?? [], inputRules(config));
+    // Checked here, as a local submit is (manifest, ceiling, models.allowed, inputs): a
+    // refusal fails the submit, audited. The owner checks again against its own config.
+    const checked = admitGoal(
+      { config, audit: rt.audit },
+      {
+        goal: s.goal,
+        ...(s.manifest !== undefined ? { manifest: s.manifest } : {}),
+        ...(s.inputs ? { inputs: s.inputs } : {}),
+      },
+    ).inputs;
     const goalId = newGoalId();
     if (this.redis.status !== "ready")
       this.refuseUnavailable(`Redis is not connected (${this.redis.status})`);
@@ -701,7 +724,7 @@ export class ClusterNode {
     await this.queue.close().catch(() => {});
     // A clean exit: the node says it is gone rather than letting its lease run out.
     await this.redis.del(RedisKeys.alive(this.identity.nodeId)).catch(() => 0);
-    this.redis.disconnect();
+    for (const c of this.connections) c.disconnect();
   }
 }
 
