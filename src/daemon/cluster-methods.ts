@@ -28,30 +28,30 @@ type ClusterHandler<M extends MethodName> = (
 export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
   "goal.submit": (p, ctx, node) => {
     refuseWhileClosing(ctx);
-    return node.submit({
+    return node.goals.submit({
       goal: p.goal,
       ...(p.manifest !== undefined ? { manifest: admitted(ctx, p.manifest) } : {}),
       ...(p.inputs ? { inputs: p.inputs } : {}),
       ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
     });
   },
-  "goal.status": (p, _ctx, node) => node.status(p.goal_id),
+  "goal.status": (p, _ctx, node) => node.goals.status(p.goal_id),
   "goal.wait": (p, ctx, node) =>
     whileClientStays(ctx, "the client that waited disconnected", (signal) =>
-      node.wait(p.goal_id, p.timeout_ms, signal),
+      node.goals.wait(p.goal_id, p.timeout_ms, signal),
     ),
   "goal.list": async (p, _ctx, node) => ({
-    goals: await node.list({
+    goals: await node.goals.list({
       ...(p.state ? { state: p.state } : {}),
       ...(p.limit ? { limit: p.limit } : {}),
     }),
   }),
-  "goal.cancel": (p, _ctx, node) => node.cancel(p.goal_id),
+  "goal.cancel": (p, _ctx, node) => node.goals.cancel(p.goal_id),
   "approval.list": async (p, ctx, node) =>
     p.status === undefined || p.status === "pending"
-      ? { approvals: await node.pendingApprovals() }
+      ? { approvals: await node.goals.pendingApprovals() }
       : { approvals: ctx.rt.approvals.list({ status: p.status }) },
-  "approval.respond": (p, _ctx, node) => node.respond(p.id, p.decision, "socket client"),
+  "approval.respond": (p, _ctx, node) => node.goals.respond(p.id, p.decision, "socket client"),
   "events.subscribe": (p, ctx, node) => subscribeCluster(ctx, node, p.goal_id),
   "cluster.status": async (_p, _ctx, node) => ({
     enabled: true,
@@ -77,7 +77,7 @@ async function subscribeCluster(
 ): Promise<{ subscribed: true; goal_id: string | null }> {
   const self = node.identity.nodeId;
   if (goalId !== undefined) {
-    const s = await node.status(goalId); // not_found before anything is set up
+    const s = await node.goals.status(goalId); // not_found before anything is set up
     if ("node" in s && s.node === self && ctx.rt.goals.isLive(goalId)) return subscribeLocal(ctx, goalId);
     if (!("node" in s) && !("submitted_via" in s)) return subscribeLocal(ctx, goalId); // a goal from before cluster mode
   }
@@ -117,7 +117,7 @@ async function subscribeCluster(
     );
     if (goalId === undefined) return;
     // The goal may have ended before the subscription existed: say so, then end.
-    void node.status(goalId).then(
+    void node.goals.status(goalId).then(
       (s) => {
         if (TERMINAL.has(s.state)) send(goalEndOf(s));
       },
