@@ -155,7 +155,11 @@ export class ClusterGoalRunner {
         { goalId },
       );
     } catch (e) {
-      // Refused here (this node's ceiling, a manifest its config does not allow): the goal fails.
+      // Refused here (a job's bad input entry, this node's ceiling, a model its config does
+      // not allow): audited, and the goal fails with the reason.
+      const field = e instanceof AidoError && typeof e.details.field === "string" ? e.details.field : "job";
+      this.rt.audit.record("goal.refused", { field, reason: errorMessage(e) }, { goalId });
+      this.owned.delete(goalId);
       const now = new Date().toISOString();
       const failed: GoalStatus = {
         goal_id: goalId,
