@@ -152,6 +152,32 @@ describe("cluster mode: one queue, one view", () => {
     );
   }, 60_000);
 
+  it("streams every node's goals to a subscriber without a goal, each event once", async () => {
+    const markers = ["all-0", "all-1", "all-2"];
+    for (const m of markers) server.script(forGoal(m), [turn.text(`done ${m}`, { delayMs: 600 })]);
+    const seen: WireEvent[] = [];
+    const sub = await AidoClient.subscribe(nodes[1]!.home.config.socketPath, undefined, (ev) =>
+      seen.push(ev),
+    );
+    const a = await nodes[0]!.client();
+    const ids: string[] = [];
+    for (const m of markers)
+      ids.push((await a.call("goal.submit", { goal: `run ${m}`, manifest: manifest() })).goal_id);
+    await until(() =>
+      ids.every((id) => seen.some((e) => e.goal_id === id && e.type === "goal.finished")) ? true : undefined,
+    );
+    sub.close();
+    // Two slots per node: at least one of the three ran on a node other than the subscriber's.
+    const remote = seen.filter((e) => ids.includes(e.goal_id ?? "") && e.node !== undefined);
+    expect(remote.some((e) => e.node !== "cluster-b")).toBe(true);
+    for (const id of ids) {
+      const mine = seen.filter((e) => e.goal_id === id);
+      expect(mine.filter((e) => e.type === "goal.started")).toHaveLength(1);
+      expect(mine.filter((e) => e.type === "goal.finished")).toHaveLength(1);
+      expect(mine.at(-1)).toMatchObject({ type: "goal.finished", state: "succeeded" });
+    }
+  }, 60_000);
+
   it("cancels a running goal from a node that does not run it", async () => {
     const marker = "cancel-goal";
     server.script(forGoal(marker), [turn.text("never", { delayMs: 20_000 })]);
