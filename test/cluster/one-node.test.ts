@@ -1,5 +1,5 @@
-// Cluster mode, attacked through the queue: whoever can write to Redis can put a job in it
-// directly. The node that takes such a job trusts nothing of it: input paths that climb out
+// Cluster mode on one node: a queued goal cancelled before any node took it; and the queue
+// attacked: whoever can write to Redis can put a job in it directly. The node that takes such a job trusts nothing of it: input paths that climb out
 // of the goal's folder, and a manifest beyond this node's ceiling, fail the goal with the
 // reason and nothing is written outside the node's inbox.
 
@@ -12,8 +12,9 @@ import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import type { GoalJob } from "../../src/cluster/goal-runner.js";
 import { GOAL_QUEUE } from "../../src/cluster/redis-keys.js";
 import { newGoalId } from "../../src/kernel/goals.js";
-import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
-import { manifest, type Node, startNode, startRedis, stopAll } from "./fixture.js";
+import { until } from "../daemon/process.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, type Node, startNode, startRedis, stopAll } from "./fixture.js";
 
 let server: ProviderServer;
 let node: Node;
@@ -46,6 +47,30 @@ async function inject(job: Omit<GoalJob, "goal_id" | "via">): Promise<string> {
   );
   return goalId;
 }
+
+describe("a queued goal", () => {
+  it("is cancelled in Redis before a node takes it, and never runs", async () => {
+    for (const m of ["busy-0", "busy-1"]) server.script(forGoal(m), [turn.text("late", { delayMs: 20_000 })]);
+    const c = await node.client();
+    const busy: string[] = [];
+    for (const m of ["busy-0", "busy-1"])
+      busy.push((await c.call("goal.submit", { goal: `run ${m}`, manifest: manifest() })).goal_id);
+    await until(() => (server.requestsMatching(forGoal("busy-")).length === 2 ? true : undefined));
+    const { goal_id } = await c.call("goal.submit", { goal: "run never-started", manifest: manifest() });
+    expect((await c.call("goal.status", { goal_id })).state).toBe("queued");
+    expect(await c.call("goal.cancel", { goal_id })).toMatchObject({
+      state: "cancelled",
+      error: "cancelled before it started",
+    });
+    for (const id of busy) await c.call("goal.cancel", { goal_id: id });
+    for (const id of busy)
+      expect((await c.call("goal.wait", { goal_id: id, timeout_ms: 15_000 })).state).toBe("cancelled");
+    // Slots are free again: had its job survived, it would run now.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await c.call("goal.status", { goal_id })).state).toBe("cancelled");
+    expect(server.requestsMatching(forGoal("never-started"))).toEqual([]);
+  }, 60_000);
+});
 
 describe("cluster jobs written by an attacker", () => {
   it("refuses input entries that climb out of the goal's folder, writing nothing outside it", async () => {
