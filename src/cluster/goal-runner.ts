@@ -192,8 +192,9 @@ export class ClusterGoalRunner {
       return this.failUnstarted(goalId);
     }
     while (!TERMINAL.has(s.state)) s = await this.rt.goals.wait(goalId, 3_600_000);
-    await this.flush(goalId);
+    // Before the end is written: whoever sees the goal ended sees its unpacked copy gone.
     removeUnpacked(this.config, goalId);
+    await this.flush(goalId);
     return s.state;
   }
 
