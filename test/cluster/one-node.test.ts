@@ -123,3 +123,19 @@ describe("cluster jobs written by an attacker", () => {
     expect(s.error).toContain("tool: exec");
   }, 60_000);
 });
+
+describe("a node stopped cleanly", () => {
+  it("ends its running goals as a lone daemon does, writes their ends to Redis and leaves at once", async () => {
+    server.script(forGoal("stopping-goal"), [turn.text("late", { delayMs: 20_000 })]);
+    const c = await node.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "run stopping-goal", manifest: manifest() });
+    await until(() => (server.requestsMatching(forGoal("stopping-goal")).length > 0 ? true : undefined));
+    node.child.child.kill("SIGTERM");
+    expect(await node.child.exited).toBe(0);
+    const mirrored = await new GoalMirror(redis).status(goal_id);
+    expect(mirrored).toMatchObject({ state: "failed", node: "cluster-target" });
+    // No lease to wait out: the node said it left.
+    expect(await redis.exists("aido:node:cluster-target:alive")).toBe(0);
+    await node.restart();
+  }, 60_000);
+});
