@@ -2,6 +2,7 @@
 // them (docs/daemon.md is the prose of this file). Params come from the daemon's own
 // zod schemas, so the client and the server cannot disagree about a field's name.
 
+import type { NodeAuditResult } from "../cluster/audit-heads.js";
 import type { NodeStatus } from "../cluster/node.js";
 import type { WireEvent } from "../daemon/events.js";
 import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";
@@ -39,6 +40,9 @@ export interface AuditVerifyResult {
 /** goal.status in cluster mode adds the node that runs (ran) the goal and the one that took it. */
 export type ClusterGoalFields = { node?: string; submitted_via?: string };
 
+/** audit.verify {cluster: true}: each node's chain against the signed head it published. */
+export type ClusterAuditResult = { ok: boolean; nodes: NodeAuditResult[] };
+
 /** cluster.status: `enabled` false on a daemon that is not a node of a cluster. */
 export type ClusterStatusResult =
   | { enabled: false; nodes: [] }
@@ -66,6 +70,7 @@ interface Results {
   "mcp.list": { servers: McpServerStatus[] };
   "mcp.approve": McpServerStatus;
   "audit.verify": AuditVerifyResult;
+  "cluster.audit_verify": ClusterAuditResult;
   "audit.query": { entries: AuditEntry[] };
   "events.subscribe": { subscribed: true; goal_id: string | null };
   "intent.set": Intent;

@@ -16,7 +16,8 @@ import { RedisKeys } from "./redis-keys.js";
 
 export type Command =
   | { type: "goal.cancel"; goal_id: string }
-  | { type: "approval.respond"; id: string; decision: ApprovalDecision; via: string };
+  | { type: "approval.respond"; id: string; decision: ApprovalDecision; via: string }
+  | { type: "audit.verify"; anchor: { seq: number; hash: string } };
 
 interface Envelope {
   request_id: string;

@@ -38,9 +38,9 @@ export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 export const REDIS_ANSWER_MS = 5_000;
 
 /** Read from Redis for a client: a clear cluster_unavailable error when it cannot be reached. */
-export async function readMirror<T>(fn: () => Promise<T>): Promise<T> {
+export async function readMirror<T>(fn: () => Promise<T>, ms = REDIS_ANSWER_MS): Promise<T> {
   try {
-    return await withTimeout(fn(), REDIS_ANSWER_MS);
+    return await withTimeout(fn(), ms);
   } catch (e) {
     if (e instanceof AidoError) throw e;
     throw new AidoError(

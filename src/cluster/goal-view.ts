@@ -215,6 +215,7 @@ export class ClusterGoals {
       this.rt.goals.cancel(c.goal_id);
       return this.status(c.goal_id);
     }
+    if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
     return this.rt.approvals.respond(c.id, c.decision, c.via);
   }
 }

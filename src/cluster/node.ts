@@ -18,6 +18,7 @@ import { Redis } from "ioredis";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { Runtime } from "../kernel/runtime.js";
+import { publishHead, verifyCluster } from "./audit-heads.js";
 import { serveCommands } from "./commands.js";
 import { type NodeContext, readMirror } from "./context.js";
 import { GoalMirror } from "./goal-mirror.js";
@@ -70,6 +71,8 @@ export class ClusterNode implements Liveness {
   /** Since when the node's Redis connection has been up (undefined while it is down). */
   private readySince: number | undefined;
   private stopped = false;
+  /** Whether this node's log was found to no longer hold its published head (audited once). */
+  private readonly headDiverged = { reported: false };
 
   private constructor(
     private readonly ctx: NodeContext,
@@ -164,6 +167,11 @@ export class ClusterNode implements Liveness {
     this.heartbeat = setInterval(() => void this.beat(), config.cluster.heartbeatMs);
   }
 
+  /** audit.verify {cluster: true}: every node's chain against the head it published. */
+  verifyAudit(): ReturnType<typeof verifyCluster> {
+    return readMirror(() => verifyCluster(this.ctx), 120_000);
+  }
+
   /** The Runtime's beforeFirstModelCall (goal-runner.ts). */
   beforeFirstModelCall(goalId: string): Promise<void> {
     return this.runner.beforeFirstModelCall(goalId);
@@ -223,6 +231,8 @@ export class ClusterNode implements Liveness {
           output_tokens: String(u.output_tokens),
         });
       }
+      // The node's signed audit head, for `audit verify --cluster` (audit-heads.ts).
+      await publishHead(this.ctx, this.headDiverged);
     } catch (e) {
       this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`);
     }

@@ -24,6 +24,8 @@ export const RedisKeys = {
   alive: (nodeId: string) => `aido:node:${nodeId}:alive`,
   /** Stream: commands routed to a node (cancel, approval answers). */
   commands: (nodeId: string) => `aido:node:${nodeId}:commands`,
+  /** Hash: the newest signed audit head a node published (cluster/audit-heads.ts). */
+  auditHead: (nodeId: string) => `aido:audit-head:${nodeId}`,
   /** List: the answer to one routed command, read once by the node that sent it. */
   reply: (requestId: string) => `aido:reply:${requestId}`,
 } as const;

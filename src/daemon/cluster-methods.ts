@@ -53,6 +53,7 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
       : { approvals: ctx.rt.approvals.list({ status: p.status }) },
   "approval.respond": (p, _ctx, node) => node.goals.respond(p.id, p.decision, "socket client"),
   "events.subscribe": (p, ctx, node) => subscribeCluster(ctx, node, p.goal_id),
+  "cluster.audit_verify": (_p, _ctx, node) => node.verifyAudit(),
   "cluster.status": async (_p, _ctx, node) => ({
     enabled: true,
     node_id: node.identity.nodeId,

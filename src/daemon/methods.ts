@@ -210,6 +210,13 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
 
   "events.subscribe": (p, ctx) => subscribeLocal(ctx, p.goal_id),
   "cluster.status": () => ({ enabled: false, nodes: [] }),
+  "cluster.audit_verify": () => {
+    throw new AidoError(
+      ErrorCode.usage,
+      "this daemon is not in a cluster (set cluster.redis_url in config.yaml or AIDO_REDIS_URL)",
+      {},
+    );
+  },
 
   "intent.set": (p, { rt }) => rt.intents.set(p),
   "intent.step": (p, { rt }) => rt.intents.step(p),

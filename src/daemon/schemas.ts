@@ -143,6 +143,8 @@ export const MethodSchemas = {
     }),
   "session.close": z.strictObject({ session_id: id }),
   "cluster.status": z.strictObject({}),
+  /** Every node's audit chain against the signed head it published (cluster/audit-heads.ts). */
+  "cluster.audit_verify": z.strictObject({}),
 } as const;
 
 export type MethodName = keyof typeof MethodSchemas;

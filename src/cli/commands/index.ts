@@ -197,8 +197,9 @@ export const commands: readonly CommandEntry[] = [
   },
   {
     name: "audit verify",
-    summary: "check the audit hash chain, its signed checkpoints and its signed head (and an anchor)",
-    usage: "aido audit verify [--anchor SEQ:HASH] [--json]",
+    summary:
+      "check the audit hash chain, its signed checkpoints and its signed head (and an anchor); --cluster: every node's, over the daemon",
+    usage: "aido audit verify [--anchor SEQ:HASH | --cluster] [--json]",
     example: "aido audit verify --anchor \"$(cat ~/audit-anchor.txt)\" || echo 'audit log was tampered with'",
     load: async () => (await import("./audit.js")).auditVerify,
   },
