@@ -23,7 +23,7 @@ import type { ToolDef } from "../gate/types.js";
 import { Intents } from "../intent/intents.js";
 import { LlmClients } from "../llm/clients.js";
 import type { CreateClientOptions } from "../llm/providers.js";
-import { InferenceScheduler } from "../llm/scheduler.js";
+import { InferenceScheduler, type SharedSlot } from "../llm/scheduler.js";
 import { loadRoles } from "../manifest/roles.js";
 import type { Embedder } from "../memory/embedder.js";
 import { createEmbedder } from "../memory/openai-embedder.js";
@@ -81,6 +81,8 @@ export interface RuntimeOptions {
   log?: (message: string) => void;
   /** Awaited before each goal's first model call (cluster mode: cluster/node.ts); see GoalRunnerDeps. */
   beforeFirstModelCall?: (goalId: string) => Promise<void>;
+  /** A slot shared beyond this process, held for each model call (cluster mode: cluster/inference-slots.ts). */
+  inferenceSlot?: SharedSlot;
 }
 
 /** What Runtime holds: the parts its methods use and the ones its callers reach. */
@@ -305,10 +307,14 @@ export async function assembleRuntime(
     },
     notify: (entry) => emitEgress(events, entry),
   });
-  const scheduler = InferenceScheduler.fromConfig(config, (e) => {
-    const { type, ...rest } = e;
-    events.emit(type, registry.get(e.agentId)?.goalId ?? null, rest as never);
-  });
+  const scheduler = InferenceScheduler.fromConfig(
+    config,
+    (e) => {
+      const { type, ...rest } = e;
+      events.emit(type, registry.get(e.agentId)?.goalId ?? null, rest as never);
+    },
+    opts.inferenceSlot,
+  );
   const llm = new LlmClients(config, opts.llm ?? {});
   const spawner = new Spawner({
     config,
