@@ -220,6 +220,8 @@ export const ConfigFileSchema = z.strictObject({
       max_concurrent: positiveInt.optional(),
       max_retries: z.number().int().min(0).max(10).optional(),
       request_timeout_ms: positiveInt.optional(),
+      /** Cluster mode: model calls in flight per provider across every node (cluster/inference-slots.ts). */
+      cluster_max_concurrent: positiveInt.optional(),
     })
     .optional(),
   limits: z

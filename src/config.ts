@@ -48,7 +48,13 @@ export interface Config {
   replay?: string;
   persistentMemory: boolean;
   skillsDirs: string[];
-  inference: { maxConcurrent: number; maxRetries: number; requestTimeoutMs: number };
+  inference: {
+    maxConcurrent: number;
+    maxRetries: number;
+    requestTimeoutMs: number;
+    /** Cluster mode only: calls in flight per provider across every node. */
+    clusterMaxConcurrent?: number;
+  };
   limits: {
     maxAgentsPerGoal: number;
     maxDepth: number;
@@ -347,6 +353,16 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const redisUrl = env.AIDO_REDIS_URL
     ? checkedRedisUrl(env.AIDO_REDIS_URL, "AIDO_REDIS_URL")
     : f.cluster?.redis_url;
+  if (f.inference?.cluster_max_concurrent !== undefined) {
+    if (redisUrl === undefined) {
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        "inference.cluster_max_concurrent caps model calls across a cluster: it needs cluster.redis_url (or AIDO_REDIS_URL)",
+        { key: "inference.cluster_max_concurrent" },
+      );
+    }
+    cfg.inference.clusterMaxConcurrent = f.inference.cluster_max_concurrent;
+  }
   if (redisUrl !== undefined) {
     cfg.cluster = {
       redisUrl,

@@ -25,6 +25,7 @@ import { GoalMirror } from "./goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob, type Liveness } from "./goal-runner.js";
 import { ClusterGoals } from "./goal-view.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
+import { InferenceSlots } from "./inference-slots.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
 import { redactRedisUrl } from "./redis-url.js";
 
@@ -61,6 +62,8 @@ export class ClusterNode implements Liveness {
   /** The socket's goal methods, for the whole cluster. */
   readonly goals: ClusterGoals;
   private readonly runner: ClusterGoalRunner;
+  /** inference.cluster_max_concurrent, when set. */
+  private readonly slots: InferenceSlots | undefined;
   private readonly unsubscribers: (() => void)[] = [];
   private worker: Worker<GoalJob> | undefined;
   private commands: { stop(): void } | undefined;
@@ -81,6 +84,13 @@ export class ClusterNode implements Liveness {
     this.identity = ctx.identity;
     this.goals = new ClusterGoals(ctx, queue);
     this.runner = new ClusterGoalRunner(ctx, this);
+    const max = ctx.config.inference.clusterMaxConcurrent;
+    this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
+  }
+
+  /** One cluster-wide inference slot (inference.cluster_max_concurrent); a no-op when unset. */
+  inferenceSlot(provider: string, signal?: AbortSignal): Promise<() => void> {
+    return this.slots ? this.slots.acquire(provider, signal) : Promise.resolve(() => {});
   }
 
   /** The node's own Redis connection (event streams and routed commands duplicate it). */

@@ -26,6 +26,8 @@ export const RedisKeys = {
   commands: (nodeId: string) => `aido:node:${nodeId}:commands`,
   /** Hash: the newest signed audit head a node published (cluster/audit-heads.ts). */
   auditHead: (nodeId: string) => `aido:audit-head:${nodeId}`,
+  /** Sorted set: a provider's cluster-wide inference slots held, by lease expiry (inference-slots.ts). */
+  inferenceSlots: (provider: string) => `aido:inference:${provider}`,
   /** List: the answer to one routed command, read once by the node that sent it. */
   reply: (requestId: string) => `aido:reply:${requestId}`,
 } as const;

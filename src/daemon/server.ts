@@ -125,6 +125,13 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
               cluster?.beforeFirstModelCall(goalId) ?? Promise.resolve(),
           }
         : {}),
+      // inference.cluster_max_concurrent: a cluster-wide slot per model call.
+      ...(config.inference.clusterMaxConcurrent !== undefined
+        ? {
+            inferenceSlot: (provider: string, signal?: AbortSignal) =>
+              cluster?.inferenceSlot(provider, signal) ?? Promise.resolve(() => {}),
+          }
+        : {}),
     });
   } catch (e) {
     closing = true;

@@ -116,7 +116,7 @@ export async function startNode(
   server: ProviderServer,
   redisUrl: string,
   id: string,
-  opts: { capacity?: number; inference?: number } = {},
+  opts: { capacity?: number; inference?: number; clusterInference?: number } = {},
 ): Promise<Node> {
   const home = makeTempHome(providerEnv(server));
   writeFileSync(
@@ -129,7 +129,9 @@ export async function startNode(
       `  heartbeat_ms: ${HEARTBEAT_MS}`,
       "limits:",
       `  max_concurrent_goals: ${opts.capacity ?? 2}`,
-      ...(opts.inference ? ["inference:", `  max_concurrent: ${opts.inference}`] : []),
+      ...(opts.inference || opts.clusterInference ? ["inference:"] : []),
+      ...(opts.inference ? [`  max_concurrent: ${opts.inference}`] : []),
+      ...(opts.clusterInference ? [`  cluster_max_concurrent: ${opts.clusterInference}`] : []),
       "",
     ].join("\n"),
   );

@@ -85,6 +85,15 @@ describe("cluster config", () => {
     expect(failure(load).message).toContain("cluster.node_id");
   });
 
+  it("takes inference.cluster_max_concurrent only in cluster mode, and lets a project lower it", () => {
+    userFile("inference:\n  cluster_max_concurrent: 4\n");
+    expect(failure(load).message).toContain("inference.cluster_max_concurrent caps model calls across a cluster");
+    userFile("inference:\n  cluster_max_concurrent: 4\ncluster:\n  redis_url: redis://r:6379\n");
+    expect(load().inference.clusterMaxConcurrent).toBe(4);
+    writeFileSync(join(project, ".aido", "config.yaml"), "inference:\n  cluster_max_concurrent: 2\n");
+    expect(load().inference.clusterMaxConcurrent).toBe(2);
+  });
+
   it("lets only the operator's file choose the cluster", () => {
     writeFileSync(join(project, ".aido", "config.yaml"), "cluster:\n  redis_url: redis://attacker:6379\n");
     const e = failure(load);
