@@ -87,7 +87,9 @@ describe("cluster config", () => {
 
   it("takes inference.cluster_max_concurrent only in cluster mode, and lets a project lower it", () => {
     userFile("inference:\n  cluster_max_concurrent: 4\n");
-    expect(failure(load).message).toContain("inference.cluster_max_concurrent caps model calls across a cluster");
+    expect(failure(load).message).toContain(
+      "inference.cluster_max_concurrent caps model calls across a cluster",
+    );
     userFile("inference:\n  cluster_max_concurrent: 4\ncluster:\n  redis_url: redis://r:6379\n");
     expect(load().inference.clusterMaxConcurrent).toBe(4);
     writeFileSync(join(project, ".aido", "config.yaml"), "inference:\n  cluster_max_concurrent: 2\n");
