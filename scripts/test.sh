@@ -16,6 +16,8 @@ bash scripts/ensure-docker.sh || { echo "a Docker engine is required for the san
 
 echo "== Chromium (the dashboard's browser tests)"
 bash scripts/ensure-chromium.sh || { echo "Chromium is required for the dashboard's browser tests (see above)"; exit 2; }
+echo "== redis-server (cluster tests)"
+bash scripts/ensure-redis.sh || { echo "redis-server is required for the cluster tests (see above)"; exit 2; }
 
 echo "== sandbox image"
 npx tsx scripts/ensure-image.ts || { echo "could not build the sandbox image (see above)"; exit 2; }

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { isMap, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
+import { redisUrlProblem } from "./cluster/redis-url.js";
 import { AidoError, ErrorCode, formatIssues, type Issue } from "./errors.js";
 import { canonicalJson } from "./security/canonical-json.js";
 import { GRANT_KINDS, MCP_SERVER_NAME, parseGrant } from "./security/grants.js";
@@ -209,6 +210,9 @@ const egressHosts = z.record(z.string(), z.string()).superRefine((hosts, ctx) =>
   }
 });
 
+const DEFAULT_LEASE_MS = 30_000;
+const DEFAULT_HEARTBEAT_MS = 5_000;
+
 /** What a config file may say. Every key is enforced somewhere; unknown keys are errors. */
 export const ConfigFileSchema = z.strictObject({
   inference: z
@@ -216,6 +220,8 @@ export const ConfigFileSchema = z.strictObject({
       max_concurrent: positiveInt.optional(),
       max_retries: z.number().int().min(0).max(10).optional(),
       request_timeout_ms: positiveInt.optional(),
+      /** Cluster mode: model calls in flight per provider across every node (cluster/inference-slots.ts). */
+      cluster_max_concurrent: positiveInt.optional(),
     })
     .optional(),
   limits: z
@@ -319,6 +325,30 @@ export const ConfigFileSchema = z.strictObject({
       max_upload_mb: positiveInt.max(1024).optional(),
     })
     .optional(),
+  /**
+   * Cluster mode (cluster/, docs/scale-out.md): daemons sharing one goal queue on Redis.
+   * Absent (and no AIDO_REDIS_URL): the daemon runs alone. Only the operator's file sets it.
+   */
+  cluster: z
+    .strictObject({
+      redis_url: z.string().superRefine((url, ctx) => {
+        const problem = redisUrlProblem(url);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
+      /** This node's name in the cluster; default one generated once and kept in the home. */
+      node_id: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "a node id is lower case letters, digits and '-' (at most 63)")
+        .optional(),
+      /** How long a node's goals are its own without a heartbeat (BullMQ's lock duration). */
+      lease_ms: z.number().int().min(1000).max(3_600_000).optional(),
+      heartbeat_ms: z.number().int().min(100).max(600_000).optional(),
+    })
+    .refine((c) => (c.heartbeat_ms ?? DEFAULT_HEARTBEAT_MS) * 2 <= (c.lease_ms ?? DEFAULT_LEASE_MS), {
+      message: "heartbeat_ms must be at most half of lease_ms (a lease must outlive a missed heartbeat)",
+      path: ["heartbeat_ms"],
+    })
+    .optional(),
   /** External MCP servers by name (tools/mcp/); manifests name the ones their agents may use. */
   mcp_servers: z
     .record(z.string(), mcpServer)
@@ -371,6 +401,7 @@ export const DEFAULTS = {
   daemon: { maxLineBytes: 1024 * 1024 },
   ui: { port: 0, maxUploadMb: 10 },
   mcp: { timeoutMs: 30_000 },
+  cluster: { leaseMs: DEFAULT_LEASE_MS, heartbeatMs: DEFAULT_HEARTBEAT_MS },
 } as const;
 
 /** A problem a check beyond the schema finds in a parsed file: its key path and why. */
@@ -583,6 +614,17 @@ export function tightenConfig(base: ConfigFile, project: ConfigFile, projectFile
     }
   }
   if (project.mcp_servers) out.mcp_servers = keptServers(base, project, projectFile);
+  if (project.cluster) {
+    // Which cluster a daemon joins is the operator's choice, never a project's.
+    throw new AidoError(
+      ErrorCode.configInvalid,
+      `${projectFile}: cluster can only be set in the operator's config`,
+      {
+        file: projectFile,
+        key: "cluster",
+      },
+    );
+  }
   // grants are not merged here: each file's list stays a separate ceiling (see loadConfig).
   return out;
 }

@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseDocument } from "yaml";
+import { checkedRedisUrl } from "./cluster/redis-url.js";
 import { type ConfigFile, DEFAULTS, type FileProblem, readConfigFile, tightenConfig } from "./config-file.js";
 import { AidoError, ErrorCode } from "./errors.js";
 import { aidoHome, socketPathIn } from "./home.js";
@@ -47,7 +48,13 @@ export interface Config {
   replay?: string;
   persistentMemory: boolean;
   skillsDirs: string[];
-  inference: { maxConcurrent: number; maxRetries: number; requestTimeoutMs: number };
+  inference: {
+    maxConcurrent: number;
+    maxRetries: number;
+    requestTimeoutMs: number;
+    /** Cluster mode only: calls in flight per provider across every node. */
+    clusterMaxConcurrent?: number;
+  };
   limits: {
     maxAgentsPerGoal: number;
     maxDepth: number;
@@ -129,6 +136,17 @@ export interface Config {
   };
   /** OpenTelemetry trace export (telemetry/config.ts); absent: tracing is off. */
   telemetry?: TelemetryConfig;
+  /** Cluster mode (cluster/, docs/scale-out.md); absent: this daemon runs alone. */
+  cluster?: ClusterConfig;
+}
+
+export interface ClusterConfig {
+  /** Never logged, shown or audited as is: redactRedisUrl (cluster/redis-url.ts). */
+  redisUrl: string;
+  /** From the config; absent: generated once and kept in the home (cluster/identity.ts). */
+  nodeId?: string;
+  leaseMs: number;
+  heartbeatMs: number;
 }
 
 /** One external MCP server: remote (Streamable HTTP) or stdio (a container of its own per goal). */
@@ -341,6 +359,27 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
             mounts: (s.mounts ?? []).map((m) => ({ ...m })),
             network: (s.network ?? []).map(mcpNetworkGrant),
           };
+  }
+  const redisUrl = env.AIDO_REDIS_URL
+    ? checkedRedisUrl(env.AIDO_REDIS_URL, "AIDO_REDIS_URL")
+    : f.cluster?.redis_url;
+  if (f.inference?.cluster_max_concurrent !== undefined) {
+    if (redisUrl === undefined) {
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        "inference.cluster_max_concurrent caps model calls across a cluster: it needs cluster.redis_url (or AIDO_REDIS_URL)",
+        { key: "inference.cluster_max_concurrent" },
+      );
+    }
+    cfg.inference.clusterMaxConcurrent = f.inference.cluster_max_concurrent;
+  }
+  if (redisUrl !== undefined) {
+    cfg.cluster = {
+      redisUrl,
+      leaseMs: pick(f.cluster?.lease_ms, DEFAULTS.cluster.leaseMs),
+      heartbeatMs: pick(f.cluster?.heartbeat_ms, DEFAULTS.cluster.heartbeatMs),
+      ...(f.cluster?.node_id !== undefined ? { nodeId: f.cluster.node_id } : {}),
+    };
   }
   const telemetry = telemetryFromEnv(env);
   if (telemetry) cfg.telemetry = telemetry;

@@ -30,6 +30,8 @@ export const ErrorCode = {
   /** memory/: the embedder in use has no vectors for live memories; run reembed. */
   memoryNotIndexed: "memory_not_indexed",
   cancelled: "cancelled",
+  /** Cluster mode: Redis (or the node that owns a goal) cannot be reached; nothing was done. */
+  clusterUnavailable: "cluster_unavailable",
   internal: "internal",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

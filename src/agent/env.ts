@@ -39,6 +39,8 @@ export interface AgentEnv {
   onBudgetExceeded?(agent: AgentRecord, error: AidoError): void;
   /** Told when a provider reported more than a call's bound (budget.overspent): the kernel stops the goal. */
   onBudgetOverspent?(agent: AgentRecord, error: AidoError): void;
+  /** Awaited before each model call is sent, holding its slot (the goal runner's hook); a rejection fails the call. */
+  beforeModelCall?(agent: AgentRecord): Promise<void>;
 }
 
 /** Longest answer asked of the model per call; also the output part of each budget reservation. */

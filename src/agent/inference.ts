@@ -37,7 +37,12 @@ export async function budgetedComplete(
   let response: LlmResponse;
   try {
     let waitMs: number;
-    ({ response, waitMs } = await env.scheduler.complete(agent.id, client, req));
+    ({ response, waitMs } = await env.scheduler.complete(
+      agent.id,
+      client,
+      req,
+      env.beforeModelCall ? () => env.beforeModelCall?.(agent) ?? Promise.resolve() : undefined,
+    ));
     span?.set({ [Attr.queueWaitMs]: waitMs });
   } catch (e) {
     settleQuietly(() => env.budget.refund(reservation));

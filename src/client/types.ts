@@ -2,6 +2,8 @@
 // them (docs/daemon.md is the prose of this file). Params come from the daemon's own
 // zod schemas, so the client and the server cannot disagree about a field's name.
 
+import type { NodeAuditResult } from "../cluster/audit-heads.js";
+import type { NodeStatus } from "../cluster/node.js";
 import type { WireEvent } from "../daemon/events.js";
 import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";
 import type { Intent, IntentCheckResult } from "../intent/store.js";
@@ -36,12 +38,24 @@ export interface AuditVerifyResult {
   head_seq?: number;
 }
 
+/** goal.status in cluster mode adds the node that runs (ran) the goal and the one that took it. */
+export type ClusterGoalFields = { node?: string; submitted_via?: string };
+
+/** audit.verify {cluster: true}: each node's chain against the signed head it published. */
+export type ClusterAuditResult = { ok: boolean; nodes: NodeAuditResult[] };
+
+/** cluster.status: `enabled` false on a daemon that is not a node of a cluster. */
+export type ClusterStatusResult =
+  | { enabled: false; nodes: [] }
+  | { enabled: true; node_id: string; nodes: NodeStatus[] };
+
 interface Results {
   "goal.submit": { goal_id: string };
-  "goal.status": GoalStatus;
-  "goal.wait": GoalStatus;
-  "goal.list": { goals: GoalStatus[] };
-  "goal.cancel": GoalStatus;
+  "goal.status": GoalStatus & ClusterGoalFields;
+  "goal.wait": GoalStatus & ClusterGoalFields;
+  "goal.list": { goals: (GoalStatus & ClusterGoalFields)[] };
+  "goal.cancel": GoalStatus & ClusterGoalFields;
+  "cluster.status": ClusterStatusResult;
   "agent.spawn": AgentSummary;
   "agent.list": { agents: AgentSummary[] };
   "agent.status": AgentSummary;
@@ -50,13 +64,14 @@ interface Results {
   "agent.spawn_and_run": AgentRunResult;
   "tool.list": { tools: ToolSpec[] };
   "tool.invoke": ToolInvokeResult;
-  "approval.list": { approvals: (ApprovalRecord & { lineage: LineageLink[] })[] };
+  "approval.list": { approvals: (ApprovalRecord & { lineage: LineageLink[]; node?: string })[] };
   "approval.respond": ApprovalRecord;
   "approval.grants": { grants: GrantRecord[] };
   "approval.revoke": GrantRecord;
   "mcp.list": { servers: McpServerStatus[] };
   "mcp.approve": McpServerStatus;
   "audit.verify": AuditVerifyResult;
+  "cluster.audit_verify": ClusterAuditResult;
   "audit.query": { entries: AuditEntry[] };
   "events.subscribe": { subscribed: true; goal_id: string | null };
   "intent.set": Intent;

@@ -55,6 +55,7 @@ const TABLE: Record<ErrorCode, RpcCode> = {
   provider_config: RpcCode.internalError,
   memory_not_indexed: RpcCode.internalError,
   cancelled: RpcCode.internalError,
+  cluster_unavailable: RpcCode.internalError,
   internal: RpcCode.internalError,
 };
 

@@ -62,7 +62,7 @@ type Handler<M extends MethodName> = (params: ParamsOf<M>, ctx: MethodContext) =
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
-function refuseWhileClosing(ctx: MethodContext): void {
+export function refuseWhileClosing(ctx: MethodContext): void {
   if (ctx.closing()) {
     throw new AidoError(ErrorCode.cancelled, "the Aido daemon is shutting down; nothing new is started", {});
   }
@@ -72,7 +72,7 @@ function refuseWhileClosing(ctx: MethodContext): void {
  * A manifest from a client, parsed and held to the ceiling. Returned as the plain value
  * the Runtime parses again (its prompt already inlined, so the value needs no folder).
  */
-function admitManifest(value: unknown, source: string, ceiling: SocketCeiling): unknown {
+export function admitManifest(value: unknown, source: string, ceiling: SocketCeiling): unknown {
   const manifest = parseManifestValue(value, source);
   enforceCeiling(ceiling, manifest);
   return value;
@@ -89,7 +89,7 @@ function manifestAsValue(m: LoadedManifest): Record<string, unknown> {
  * tool.invoke whose client left has nobody to answer, and ends (an approval it waits for
  * expires). Nothing is left registered on the connection afterwards.
  */
-async function whileClientStays<T>(
+export async function whileClientStays<T>(
   ctx: MethodContext,
   why: string,
   fn: (signal: AbortSignal) => Promise<T>,
@@ -104,7 +104,7 @@ async function whileClientStays<T>(
 }
 
 /** events.subscribe: stream events (one goal's until it ends, or all) to this connection. */
-function subscribe(
+export function subscribeLocal(
   ctx: MethodContext,
   goalId: string | undefined,
 ): { subscribed: true; goal_id: string | null } {
@@ -140,7 +140,7 @@ function subscribe(
   return { subscribed: true, goal_id: goalId ?? null };
 }
 
-function goalEndOf(s: GoalStatus): GoalEndEvent {
+export function goalEndOf(s: GoalStatus): GoalEndEvent {
   const ev: GoalEndEvent = {
     type: "goal.finished",
     time: s.finished_at ?? new Date().toISOString(),
@@ -243,7 +243,15 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   },
   "audit.query": (p, { rt }) => ({ entries: rt.audit.query(p) }),
 
-  "events.subscribe": (p, ctx) => subscribe(ctx, p.goal_id),
+  "events.subscribe": (p, ctx) => subscribeLocal(ctx, p.goal_id),
+  "cluster.status": () => ({ enabled: false, nodes: [] }),
+  "cluster.audit_verify": () => {
+    throw new AidoError(
+      ErrorCode.usage,
+      "this daemon is not in a cluster (set cluster.redis_url in config.yaml or AIDO_REDIS_URL)",
+      {},
+    );
+  },
 
   "intent.set": (p, { rt }) => rt.intents.set(p),
   "intent.step": (p, { rt }) => rt.intents.step(p),

@@ -160,6 +160,9 @@ export const MethodSchemas = {
     goal_id: id,
     snapshot_id: z.string().min(1).max(64),
   }),
+  "cluster.status": z.strictObject({}),
+  /** Every node's audit chain against the signed head it published (cluster/audit-heads.ts). */
+  "cluster.audit_verify": z.strictObject({}),
 } as const;
 
 export type MethodName = keyof typeof MethodSchemas;

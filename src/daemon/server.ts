@@ -14,11 +14,13 @@
 
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import type { Writable } from "node:stream";
+import { ClusterNode } from "../cluster/node.js";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { Runtime, type RuntimeOptions } from "../kernel/runtime.js";
 import { ensurePrivateFile } from "../security/private-home.js";
 import { type SocketCeiling, socketCeiling } from "./ceiling.js";
+import { clusterHandlers } from "./cluster-methods.js";
 import { Connection } from "./connection.js";
 import { RpcCode, RpcError } from "./errors.js";
 import { toWireEvent } from "./events.js";
@@ -73,13 +75,13 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     markReady = r;
   });
   let ceiling: SocketCeiling | undefined;
+  let cluster: ClusterNode | undefined;
 
   let ui: Promise<UiServer> | undefined;
   const run: MethodRunner = async (method, raw, client, afterResponse, decidedBy) => {
     const params = parseParams(method, raw);
     const rt = await ready;
-    const handler = handlers[method] as (p: unknown, ctx: MethodContext) => unknown;
-    return handler(params, {
+    const ctx: MethodContext = {
       rt,
       config,
       ceiling: ceiling as SocketCeiling,
@@ -88,7 +90,17 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       ui: uiControl,
       afterResponse,
       closing: () => closing,
-    });
+    };
+    const clustered = cluster ? clusterHandlers[method] : undefined;
+    if (cluster && clustered) {
+      return (clustered as (p: unknown, ctx: MethodContext, node: ClusterNode) => unknown)(
+        params,
+        ctx,
+        cluster,
+      );
+    }
+    const handler = handlers[method] as (p: unknown, ctx: MethodContext) => unknown;
+    return handler(params, ctx);
   };
   const startUi = (port: number): Promise<UiServer> => {
     ui ??= ready.then((rt) => UiServer.start({ config, rt, run, log }, port));
@@ -131,7 +143,24 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   });
   let rt: Runtime;
   try {
-    rt = await Runtime.open(config, { log, ...opts.runtime });
+    rt = await Runtime.open(config, {
+      log,
+      ...opts.runtime,
+      // Cluster mode: the goal is marked in Redis before its first model call (cluster/node.ts).
+      ...(config.cluster
+        ? {
+            beforeFirstModelCall: (goalId: string) =>
+              cluster?.beforeFirstModelCall(goalId) ?? Promise.resolve(),
+          }
+        : {}),
+      // inference.cluster_max_concurrent: a cluster-wide slot per model call.
+      ...(config.inference.clusterMaxConcurrent !== undefined
+        ? {
+            inferenceSlot: (provider: string, signal?: AbortSignal) =>
+              cluster?.inferenceSlot(provider, signal) ?? Promise.resolve(() => {}),
+          }
+        : {}),
+    });
   } catch (e) {
     closing = true;
     for (const c of [...connections]) c.close();
@@ -139,6 +168,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     removeIfOurs(config.pidPath, config.socketPath);
     throw e;
   }
+  if (config.cluster) cluster = await ClusterNode.start(config, rt, log);
   ceiling = socketCeiling(config, log);
   const unsubscribeLog = eventLog
     ? rt.events.subscribe({}, (ev) => {
@@ -179,6 +209,13 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       const stopped = new Promise<void>((r) => server.close(() => r()));
       // The dashboard first: its event streams end, its requests stop.
       if (ui) await ui.then((u) => u.close()).catch(() => {});
+      if (cluster) {
+        // A node takes no more goals; those it runs end now (as the runtime would end them),
+        // and their ends reach Redis before the runtime and its database close.
+        await cluster.stopTaking();
+        await rt.goals.close();
+        await cluster.stop();
+      }
       try {
         await rt.close();
       } catch (e) {

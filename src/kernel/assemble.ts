@@ -23,7 +23,7 @@ import type { ToolDef } from "../gate/types.js";
 import { Intents } from "../intent/intents.js";
 import { LlmClients } from "../llm/clients.js";
 import type { CreateClientOptions } from "../llm/providers.js";
-import { InferenceScheduler } from "../llm/scheduler.js";
+import { InferenceScheduler, type SharedSlot } from "../llm/scheduler.js";
 import { loadRoles } from "../manifest/roles.js";
 import type { Embedder } from "../memory/embedder.js";
 import { createEmbedder } from "../memory/openai-embedder.js";
@@ -80,6 +80,10 @@ export interface RuntimeOptions {
   embedder?: Embedder;
   /** Diagnostics the runtime cannot return to a caller (a sandbox sweep failed); default stderr. */
   log?: (message: string) => void;
+  /** Awaited before each goal's first model call (cluster mode: cluster/node.ts); see GoalRunnerDeps. */
+  beforeFirstModelCall?: (goalId: string) => Promise<void>;
+  /** A slot shared beyond this process, held for each model call (cluster mode: cluster/inference-slots.ts). */
+  inferenceSlot?: SharedSlot;
 }
 
 /** What Runtime holds: the parts its methods use and the ones its callers reach. */
@@ -307,10 +311,14 @@ export async function assembleRuntime(
     },
     notify: (entry) => emitEgress(events, entry),
   });
-  const scheduler = InferenceScheduler.fromConfig(config, (e) => {
-    const { type, ...rest } = e;
-    events.emit(type, registry.get(e.agentId)?.goalId ?? null, rest as never);
-  });
+  const scheduler = InferenceScheduler.fromConfig(
+    config,
+    (e) => {
+      const { type, ...rest } = e;
+      events.emit(type, registry.get(e.agentId)?.goalId ?? null, rest as never);
+    },
+    opts.inferenceSlot,
+  );
   const llm = new LlmClients(config, opts.llm ?? {});
   const spawner = new Spawner({
     config,
@@ -340,6 +348,7 @@ export async function assembleRuntime(
     onBudgetExceeded: (a, e) =>
       goals.budgetRefused(a.goalId, e.details.account as string | undefined, e.message),
     onBudgetOverspent: (a, e) => goals.budgetOverspent(a.goalId, e.message),
+    beforeModelCall: (a) => goals.beforeModelCall(a.goalId),
   };
   const runner = new AgentRunner({
     env,
@@ -375,6 +384,7 @@ export async function assembleRuntime(
     intents,
     memory,
     retireSandbox: (goalId) => sandboxes.retire(goalId),
+    ...(opts.beforeFirstModelCall ? { beforeFirstModelCall: opts.beforeFirstModelCall } : {}),
   });
   const shadows = new Shadows({
     config,

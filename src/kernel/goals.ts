@@ -55,6 +55,12 @@ export interface GoalRunnerDeps {
   intents: Intents;
   memory?: MemoryStore;
   /**
+   * Awaited before the goal's first model call (cluster mode marks the goal in Redis
+   * there: a goal whose node dies before it is re-queued, after it is failed). A rejection
+   * fails that call, and with it the goal.
+   */
+  beforeFirstModelCall?(goalId: string): Promise<void>;
+  /**
    * The goal ended: its container is removed for good, its cached handle forgotten, and its
    * folders lose every setuid/setgid bit (GoalSandboxes.retire). Never throws.
    */
@@ -82,7 +88,14 @@ interface LiveGoal extends IntentHolder {
   abandoned?: boolean;
   /** Settles when the goal has ended, by itself or abandoned. */
   ended: Promise<void>;
+  /** deps.beforeFirstModelCall, once per goal. */
+  firstModelCall?: Promise<void>;
   markEnded(): void;
+}
+
+/** A new goal id: time first, so ids sort by submission. */
+export function newGoalId(): string {
+  return `g_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
 }
 
 export function rootAccountOf(goalId: string): string {
@@ -98,14 +111,17 @@ export class GoalRunner {
     this.store = new GoalStore(deps.db);
   }
 
-  /** Validate and queue a goal; it starts when a slot is free. */
-  submit(s: GoalSubmission): { goal_id: string } {
+  /**
+   * Validate and queue a goal; it starts when a slot is free. `goalId`: the id the goal
+   * already has (cluster mode: fixed by the node that took the submission).
+   */
+  submit(s: GoalSubmission, opts: { goalId?: string } = {}): { goal_id: string } {
     if (this.closed) throw new AidoError(ErrorCode.usage, "the runtime is closing; goal not accepted", {});
     // Checked now: a bad manifest or grants beyond the ceiling fail the submit, not the goal.
     const { manifest, inputs } = admitGoal(this.deps, s);
     const intentId =
       s.workspace === undefined ? undefined : intentAtSubmit(this.deps.intents, this.deps.audit, s.workspace);
-    const id = `g_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
+    const id = opts.goalId ?? newGoalId();
     const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
     this.store.insert({
       id,
@@ -222,6 +238,15 @@ export class GoalRunner {
     if (!g || g.failure) return;
     g.failure = message;
     queueMicrotask(() => this.stopLive(goalId, "budget overspent"));
+  }
+
+  /** Called before each model call of the goal's agents: the first one awaits beforeFirstModelCall. */
+  beforeModelCall(goalId: string): Promise<void> {
+    const hook = this.deps.beforeFirstModelCall;
+    const g = this.live.get(goalId);
+    if (!hook || !g) return Promise.resolve();
+    g.firstModelCall ??= hook(goalId);
+    return g.firstModelCall;
   }
 
   /** Count a committed model call towards its goal's usage, and its intent's tokens spent. */

@@ -42,15 +42,23 @@ export interface ScheduledCompletion {
   runMs: number;
 }
 
+/**
+ * A slot shared beyond this process (cluster mode: cluster/inference-slots.ts), taken after
+ * the local one and held for the call; resolves to its release.
+ */
+export type SharedSlot = (provider: string, signal?: AbortSignal) => Promise<() => void>;
+
 export interface InferenceSchedulerOptions {
   maxConcurrent: number;
   onEvent?: (e: InferenceEvent) => void;
+  sharedSlot?: SharedSlot;
 }
 
 export class InferenceScheduler {
   readonly maxConcurrent: number;
   readonly #limits = new Map<string, LimitFunction>();
   readonly #onEvent: ((e: InferenceEvent) => void) | undefined;
+  readonly #sharedSlot: SharedSlot | undefined;
 
   constructor(opts: InferenceSchedulerOptions) {
     if (!Number.isInteger(opts.maxConcurrent) || opts.maxConcurrent < 1) {
@@ -61,60 +69,40 @@ export class InferenceScheduler {
     }
     this.maxConcurrent = opts.maxConcurrent;
     this.#onEvent = opts.onEvent;
+    this.#sharedSlot = opts.sharedSlot;
   }
 
-  static fromConfig(config: Config, onEvent?: (e: InferenceEvent) => void): InferenceScheduler {
+  static fromConfig(
+    config: Config,
+    onEvent?: (e: InferenceEvent) => void,
+    sharedSlot?: SharedSlot,
+  ): InferenceScheduler {
     const opts: InferenceSchedulerOptions = { maxConcurrent: config.inference.maxConcurrent };
     if (onEvent) opts.onEvent = onEvent;
+    if (sharedSlot) opts.sharedSlot = sharedSlot;
     return new InferenceScheduler(opts);
   }
 
-  async complete(agentId: string, client: LlmClient, req: CompletionRequest): Promise<ScheduledCompletion> {
+  /** `beforeSend` is awaited once the call holds its slot, before anything is sent. */
+  async complete(
+    agentId: string,
+    client: LlmClient,
+    req: CompletionRequest,
+    beforeSend?: () => Promise<void>,
+  ): Promise<ScheduledCompletion> {
     const provider = client.provider;
     const model = req.model ?? client.model;
     const limit = this.#limitFor(provider);
     const queuedAt = performance.now();
     const { signal } = req;
     const task = limit(async (): Promise<ScheduledCompletion> => {
-      const waitMs = Math.round(performance.now() - queuedAt);
       // Cancelled while waiting: give the slot straight back.
       if (signal?.aborted) throw cancelledWhileQueued(agentId, provider);
-      this.#emit({
-        type: "inference.started",
-        agentId,
-        provider,
-        model,
-        waitMs,
-        inFlight: limit.activeCount,
-      });
-      const started = performance.now();
+      const release = await this.#sharedSlot?.(provider, signal);
       try {
-        const response = await client.complete(req);
-        const runMs = Math.round(performance.now() - started);
-        this.#emit({
-          type: "inference.finished",
-          agentId,
-          provider,
-          model,
-          waitMs,
-          runMs,
-          ok: true,
-          usage: response.usage,
-        });
-        return { response, provider, waitMs, runMs };
-      } catch (e) {
-        const runMs = Math.round(performance.now() - started);
-        this.#emit({
-          type: "inference.finished",
-          agentId,
-          provider,
-          model,
-          waitMs,
-          runMs,
-          ok: false,
-          error: errorMessage(e),
-        });
-        throw e;
+        return await this.#send(agentId, client, req, provider, model, limit, queuedAt, beforeSend);
+      } finally {
+        release?.();
       }
     });
     this.#emit({ type: "inference.queued", agentId, provider, model, queued: limit.pendingCount });
@@ -126,6 +114,58 @@ export class InferenceScheduler {
       signal.addEventListener("abort", onAbort, { once: true });
       task.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
     });
+  }
+
+  /** One call in its slot(s): the started/finished events around it. */
+  async #send(
+    agentId: string,
+    client: LlmClient,
+    req: CompletionRequest,
+    provider: string,
+    model: string,
+    limit: LimitFunction,
+    queuedAt: number,
+    beforeSend: (() => Promise<void>) | undefined,
+  ): Promise<ScheduledCompletion> {
+    const waitMs = Math.round(performance.now() - queuedAt);
+    await beforeSend?.();
+    this.#emit({
+      type: "inference.started",
+      agentId,
+      provider,
+      model,
+      waitMs,
+      inFlight: limit.activeCount,
+    });
+    const started = performance.now();
+    try {
+      const response = await client.complete(req);
+      const runMs = Math.round(performance.now() - started);
+      this.#emit({
+        type: "inference.finished",
+        agentId,
+        provider,
+        model,
+        waitMs,
+        runMs,
+        ok: true,
+        usage: response.usage,
+      });
+      return { response, provider, waitMs, runMs };
+    } catch (e) {
+      const runMs = Math.round(performance.now() - started);
+      this.#emit({
+        type: "inference.finished",
+        agentId,
+        provider,
+        model,
+        waitMs,
+        runMs,
+        ok: false,
+        error: errorMessage(e),
+      });
+      throw e;
+    }
   }
 
   #limitFor(provider: string): LimitFunction {

@@ -24,6 +24,7 @@ import { closeSync, constants, fchmodSync, fstatSync, openSync, readSync, writeS
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AuditEvent } from "./audit-events.js";
 import type { Signer } from "./audit-format.js";
+import { verifyWithPublicKey } from "./keys.js";
 
 const HEAD_FORMAT = "aido.audit.head.v1";
 const SLOT = 512;
@@ -72,6 +73,15 @@ export function headProblem(head: AuditHead, signer: Signer): string | undefined
     valid = false;
   }
   return valid ? undefined : "its signature is not the runtime key's";
+}
+
+/** Whether `head` is signed by the ed25519 key `publicKeyPem` (another node's, in a cluster). */
+export function headSignedWith(head: AuditHead, publicKeyPem: string): boolean {
+  return verifyWithPublicKey(
+    publicKeyPem,
+    headMessage(head.seq, head.hash, head.key_id, head.time),
+    Buffer.from(head.sig, "base64"),
+  );
 }
 
 function parseSlot(text: string): AuditHead | undefined {

@@ -376,6 +376,11 @@ export class AuditLog {
     return { result, ...(head?.state === "ok" && result.ok ? { head: head.head } : {}) };
   }
 
+  /** The hash of entry `seq`, or undefined when the log holds no such entry. */
+  hashAt(seq: number): string | undefined {
+    return (this.stmt.hashAt.get(seq) as string | undefined) ?? undefined;
+  }
+
   /** Entries matching every given filter, newest first (default limit 100). */
   query(q: AuditQuery = {}): AuditEntry[] {
     return queryEntries(this.db, q);

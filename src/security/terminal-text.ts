@@ -12,8 +12,7 @@
  * terminal), and the invisible ones (zero-width space/joiners, word joiner, BOM) that make
  * two different texts read alike.
  */
-const NOT_INERT =
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+const NOT_INERT = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
 /** The same, but newline and tab (which only move the cursor forward or down) pass. */
 const NOT_INERT_LINES =
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;

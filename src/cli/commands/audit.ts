@@ -1,7 +1,9 @@
 // cli/commands/audit.ts — `aido audit verify | anchor | tail | query`, read straight from
 // $AIDO_HOME/aido.db and $AIDO_HOME/audit.head with the runtime's key: verifying must not
 // depend on the daemon (the daemon is one of the things an auditor may not trust). These
-// commands only read: the head file is the running runtime's to write.
+// commands only read: the head file is the running runtime's to write. The one exception is
+// `aido audit verify --cluster`, which asks the daemon: in cluster mode each node checks its
+// own chain against the signed head it published to Redis (cluster/audit-heads.ts).
 
 import { existsSync } from "node:fs";
 import type { Config } from "../../config.js";
@@ -13,6 +15,7 @@ import { type AuditAnchor, formatAnchor, parseAnchor } from "../../security/audi
 import { RuntimeKey } from "../../security/keys.js";
 import { inert } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
+import { withClient } from "./daemon-client.js";
 import { commandSpec } from "./index.js";
 
 function openAudit(config: Config): { audit: AuditLog; close(): void } {
@@ -46,7 +49,17 @@ function reportFailure(io: CliIo, r: AuditVerifyResult): void {
 export const auditVerify: Command = {
   ...commandSpec("audit verify"),
   async run(ctx) {
-    const { values } = parseCommandArgs(this, ctx.argv, { ...jsonOption, anchor: { type: "string" } }, false);
+    const { values } = parseCommandArgs(
+      this,
+      ctx.argv,
+      { ...jsonOption, anchor: { type: "string" }, cluster: { type: "boolean" } },
+      false,
+    );
+    if (values.cluster) {
+      if (values.anchor !== undefined)
+        throw new UsageError("--cluster checks each node against its own head: no --anchor");
+      return verifyCluster(ctx, values.json === true);
+    }
     let anchor: AuditAnchor | undefined;
     if (values.anchor !== undefined) {
       try {
@@ -70,6 +83,22 @@ export const auditVerify: Command = {
     }
   },
 };
+
+/** `aido audit verify --cluster`: one line per node; exit 1 when any node's check failed. */
+async function verifyCluster(ctx: Parameters<Command["run"]>[0], json: boolean): Promise<number> {
+  const r = await withClient(ctx, (c) => c.call("cluster.audit_verify", {}, { timeoutMs: 180_000 }));
+  if (json) printJson(ctx.io, r);
+  else
+    for (const n of r.nodes) {
+      const at = n.published_seq === undefined ? "" : ` against its head at seq ${n.published_seq}`;
+      if (n.ok) ctx.io.out(`ok: node ${inert(n.node_id)}: ${n.entries} entries${at}`);
+      else
+        ctx.io.err(
+          `FAILED: node ${inert(n.node_id)}${at}${n.first_bad_seq !== undefined ? ` at seq ${n.first_bad_seq}` : ""}: ${inert(n.reason ?? "chain broken")}`,
+        );
+    }
+  return r.ok ? 0 : 1;
+}
 
 export const auditAnchor: Command = {
   ...commandSpec("audit anchor"),

@@ -74,6 +74,13 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import("./output.js")).output,
   },
   {
+    name: "cluster status",
+    summary: "the cluster's nodes: up or down, load, running goals, last heartbeat (cluster mode)",
+    usage: "aido cluster status [--json]",
+    example: "aido cluster status --json",
+    load: async () => (await import("./cluster.js")).clusterStatus,
+  },
+  {
     name: "watch",
     summary: "live view of a goal (or all): agents, tokens, inference queue, tools, approvals",
     usage: "aido watch [GOAL_ID] [--json]",
@@ -190,8 +197,9 @@ export const commands: readonly CommandEntry[] = [
   },
   {
     name: "audit verify",
-    summary: "check the audit hash chain, its signed checkpoints and its signed head (and an anchor)",
-    usage: "aido audit verify [--anchor SEQ:HASH] [--json]",
+    summary:
+      "check the audit hash chain, its signed checkpoints and its signed head (and an anchor); --cluster: every node's, over the daemon",
+    usage: "aido audit verify [--anchor SEQ:HASH | --cluster] [--json]",
     example: "aido audit verify --anchor \"$(cat ~/audit-anchor.txt)\" || echo 'audit log was tampered with'",
     load: async () => (await import("./audit.js")).auditVerify,
   },

@@ -1,0 +1,35 @@
+// cli/commands/cluster.ts — `aido cluster status`: the nodes of the cluster this daemon is
+// part of (docs/scale-out.md), each with whether it heartbeats, its load and its running
+// goals. Exit 1 when the daemon is not in a cluster or a node stopped heartbeating.
+
+import { inert } from "../../security/terminal-text.js";
+import { type Command, jsonOption, parseCommandArgs, printJson } from "../command.js";
+import { withClient } from "./daemon-client.js";
+import { commandSpec } from "./index.js";
+
+export const clusterStatus: Command = {
+  ...commandSpec("cluster status"),
+  async run(ctx) {
+    const { values } = parseCommandArgs(this, ctx.argv, { ...jsonOption }, false);
+    const r = await withClient(ctx, (c) => c.call("cluster.status", {}));
+    if (values.json) printJson(ctx.io, r);
+    if (!r.enabled) {
+      if (!values.json)
+        ctx.io.err(
+          "this daemon is not in a cluster (set cluster.redis_url in config.yaml or AIDO_REDIS_URL)",
+        );
+      return 1;
+    }
+    if (!values.json) {
+      ctx.io.out(`this node: ${inert(r.node_id)}`);
+      for (const n of r.nodes) {
+        const beat = n.last_heartbeat ? n.last_heartbeat.slice(0, 19).replace("T", " ") : "never";
+        ctx.io.out(
+          `${inert(n.node_id).padEnd(20)} ${(n.alive ? "up" : "DOWN").padEnd(5)} load ${n.running}/${n.capacity}  last heartbeat ${beat}  key ${inert(n.key_id)}  host ${inert(n.host)}`,
+        );
+        if (n.goals.length > 0) ctx.io.out(`  goals: ${n.goals.map(inert).join(" ")}`);
+      }
+    }
+    return r.nodes.every((n) => n.alive) ? 0 : 1;
+  },
+};

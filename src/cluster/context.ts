@@ -1,0 +1,64 @@
+// cluster/context.ts — what the parts of a node share (cluster/node.ts builds it): its
+// config, Runtime, Redis connection, goal mirror and identity, plus the two helpers every
+// part needs: a bounded wait, and the goal.finished event a goal's end is announced with.
+
+import type { Redis } from "ioredis";
+import type { ClusterConfig, Config } from "../config.js";
+import type { WireEvent } from "../daemon/events.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { GoalStatus } from "../kernel/goal-store.js";
+import type { Runtime } from "../kernel/runtime.js";
+import type { GoalMirror } from "./goal-mirror.js";
+import type { NodeIdentity } from "./identity.js";
+
+export type ClusteredConfig = Config & { cluster: ClusterConfig };
+
+export interface NodeContext {
+  config: ClusteredConfig;
+  rt: Runtime;
+  /** Commands of the node (mirror, heartbeats, routing): they fail at once while Redis is down. */
+  redis: Redis;
+  mirror: GoalMirror;
+  identity: NodeIdentity;
+  log: (m: string) => void;
+}
+
+/** `p`, or an error once `ms` passed without it settling. */
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** How long a client's read or submit waits for Redis before it is refused. */
+export const REDIS_ANSWER_MS = 5_000;
+
+/** Read from Redis for a client: a clear cluster_unavailable error when it cannot be reached. */
+export async function readMirror<T>(fn: () => Promise<T>, ms = REDIS_ANSWER_MS): Promise<T> {
+  try {
+    return await withTimeout(fn(), ms);
+  } catch (e) {
+    if (e instanceof AidoError) throw e;
+    throw new AidoError(
+      ErrorCode.clusterUnavailable,
+      `the cluster's Redis cannot be reached: ${errorMessage(e)}`,
+      {},
+    );
+  }
+}
+
+/** A goal's end as the event streams show it (goal.finished). */
+export function goalEndEvent(s: GoalStatus): WireEvent {
+  return {
+    type: "goal.finished",
+    time: s.finished_at ?? new Date().toISOString(),
+    goal_id: s.goal_id,
+    state: s.state,
+    usage: s.usage,
+    ...(s.error !== undefined ? { error: s.error } : {}),
+  };
+}

@@ -1,0 +1,322 @@
+// cluster/goal-runner.ts — the owner's side of a cluster goal: what this node's BullMQ
+// Worker does with a job, and what it writes to Redis for the goals it runs.
+//   process(): the goal's hash decides, not the job (a stalled job can come back): claim a
+//     queued goal; a goal whose owner stopped heartbeating is taken over when no model call
+//     had started, failed with the reason otherwise; a goal whose owner still heartbeats is
+//     left to it; one that ended is skipped.
+//   runHere(): unpack the inputs, submit the goal to this node's Runtime under its id (the
+//     Runtime admits it against this node's config), wait for its end, write that end.
+//   beforeFirstModelCall(): the mark that decides the fate of a goal whose node dies.
+//   Events and approvals of owned goals are published as they happen; what could not be
+//   written while Redis was away is written when it answers again (catchUp).
+
+import type { Job } from "bullmq";
+import { toWireEvent } from "../daemon/events.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import type { ApprovalRecord } from "../security/approvals.js";
+import { goalEndEvent, type NodeContext } from "./context.js";
+import { publishEvent } from "./event-stream.js";
+import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
+import { RedisKeys } from "./redis-keys.js";
+
+/** What a goal's job carries. */
+export interface GoalJob {
+  goal_id: string;
+  goal: string;
+  /** As the client gave it (YAML text or object); the owner admits it again. */
+  manifest?: unknown;
+  inputs: PackedInputs;
+  /** The node whose socket took the submission. */
+  via: string;
+}
+
+/** How this node tells a dead node from a live one (cluster/node.ts). */
+export interface Liveness {
+  isAlive(node: string): Promise<boolean>;
+  /** Whether `node` stops heartbeating within one lease. */
+  diedWithin(node: string): Promise<boolean>;
+  /** Resolves once this node's own connection has been up for a whole lease. */
+  connectedForALease(): Promise<void>;
+}
+
+export class ClusterGoalRunner {
+  /** Goals this node runs (it publishes their events and approvals). */
+  private readonly owned = new Set<string>();
+  /** Goals that ended here while Redis could not be written: written when it answers again. */
+  private readonly unflushed = new Set<string>();
+  private readonly config: NodeContext["config"];
+  private readonly rt: NodeContext["rt"];
+  private readonly redis: NodeContext["redis"];
+  private readonly mirror: NodeContext["mirror"];
+  private readonly identity: NodeContext["identity"];
+  private readonly log: NodeContext["log"];
+
+  constructor(
+    ctx: NodeContext,
+    private readonly liveness: Liveness,
+  ) {
+    ({
+      config: this.config,
+      rt: this.rt,
+      redis: this.redis,
+      mirror: this.mirror,
+      identity: this.identity,
+      log: this.log,
+    } = ctx);
+  }
+
+  /** Publish the owned goals' events and pending approvals; returns the unsubscribers. */
+  publish(): (() => void)[] {
+    const { rt } = this;
+    const nodeId = this.identity.nodeId;
+    return [
+      rt.events.subscribe({}, (ev) => {
+        if (ev.goalId === null || !this.owned.has(ev.goalId)) return;
+        publishEvent(this.redis, { ...toWireEvent(ev), node: nodeId }, this.log);
+      }),
+      rt.approvals.on("requested", (r) => {
+        if (r.goal_id !== null && this.owned.has(r.goal_id)) void this.mirrorApproval(r);
+      }),
+      rt.approvals.on("decided", (r) => {
+        if (r.goal_id !== null && this.owned.has(r.goal_id))
+          this.redis.hdel(RedisKeys.approvals, r.id).catch(() => {});
+      }),
+    ];
+  }
+
+  /** The goals running here now. */
+  running(): string[] {
+    return [...this.owned].filter((id) => this.rt.goals.isLive(id));
+  }
+
+  /**
+   * The Worker's processor: one goal's job, from take to end. What the hash says decides;
+   * BullMQ's job is only how the goal reaches a node.
+   */
+  async process(job: Job<GoalJob>): Promise<string> {
+    const { goal_id: goalId } = job.data;
+    const nodeId = this.identity.nodeId;
+    let c = await this.mirror.claim(goalId, nodeId);
+    if (c.kind === "running" && c.owner !== nodeId && !(await this.liveness.isAlive(c.owner))) {
+      // Judge another node dead only after being connected for a whole lease: after a Redis
+      // outage every heartbeat key has expired, and live nodes need a beat to renew theirs.
+      await this.liveness.connectedForALease();
+      c = await this.mirror.claim(goalId, nodeId);
+    }
+    if (c.kind === "missing" || c.kind === "ended") return c.kind; // cancelled, or never queued
+    if (c.kind === "running") {
+      // Our own job came back (its lock lapsed while Redis was away): wait for it here.
+      if (c.owner === nodeId) return this.awaitLocalEnd(goalId);
+      if (!(await this.liveness.diedWithin(c.owner))) {
+        // Its owner lives (only its lock lapsed): it ends the goal and writes the hash itself.
+        throw new Error(`goal ${goalId} still runs on node ${c.owner}`);
+      }
+      c = await this.mirror.claim(goalId, nodeId);
+      if (c.kind !== "running" || c.owner === nodeId) return this.process(job);
+      if (c.modelStarted) {
+        const reason = `node ${c.owner} stopped heartbeating during the goal (its model calls had started, so it is not run again)`;
+        if (await this.mirror.failDead(goalId, c.owner, nodeId, reason)) {
+          this.rt.audit.record(
+            "cluster.goal_taken_over",
+            { from_node: c.owner, outcome: "failed", reason },
+            { goalId },
+          );
+          await this.dropApprovalsOf(goalId);
+          const s = await this.mirror.status(goalId);
+          if (s) publishEvent(this.redis, { ...goalEndEvent(s), node: nodeId }, this.log);
+          this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
+        }
+        return "failed";
+      }
+      if (!(await this.mirror.takeover(goalId, c.owner, nodeId))) return "skipped";
+      this.rt.audit.record(
+        "cluster.goal_taken_over",
+        { from_node: c.owner, outcome: "requeued" },
+        { goalId },
+      );
+      await this.dropApprovalsOf(goalId);
+      this.log(`cluster: goal ${goalId} of node ${c.owner} re-queued here (no model call had started)`);
+    }
+    return this.runHere(job.data);
+  }
+
+  private async runHere(data: GoalJob): Promise<string> {
+    const { goal_id: goalId } = data;
+    this.owned.add(goalId);
+    try {
+      const inputs = await unpackInputs(this.config, goalId, data.inputs);
+      this.rt.goals.submit(
+        {
+          goal: data.goal,
+          ...(data.manifest !== undefined ? { manifest: data.manifest } : {}),
+          ...(inputs.length > 0 ? { inputs } : {}),
+        },
+        { goalId },
+      );
+    } catch (e) {
+      // Refused here (a job's bad input entry, this node's ceiling, a model its config does
+      // not allow): audited, and the goal fails with the reason.
+      const field = e instanceof AidoError && typeof e.details.field === "string" ? e.details.field : "job";
+      this.rt.audit.record("goal.refused", { field, reason: errorMessage(e) }, { goalId });
+      this.owned.delete(goalId);
+      const now = new Date().toISOString();
+      const failed: GoalStatus = {
+        goal_id: goalId,
+        state: "failed",
+        error: `refused by node ${this.identity.nodeId}: ${errorMessage(e)}`,
+        usage: { input_tokens: 0, output_tokens: 0 },
+        output_dir: "",
+        goal: data.goal,
+        created_at: now,
+        finished_at: now,
+      };
+      await this.mirror.finish(goalId, this.identity.nodeId, failed);
+      publishEvent(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
+      removeUnpacked(this.config, goalId);
+      return "failed";
+    }
+    await this.mirror
+      .update(goalId, this.identity.nodeId, { output_dir: this.rt.goals.status(goalId).output_dir })
+      .catch(() => false);
+    return this.awaitLocalEnd(goalId);
+  }
+
+  /** Wait for the goal to end in this Runtime, then write its end to the mirror. */
+  private async awaitLocalEnd(goalId: string): Promise<string> {
+    let s: GoalStatus;
+    try {
+      s = this.rt.goals.status(goalId);
+    } catch (e) {
+      if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
+      return this.failUnstarted(goalId);
+    }
+    while (!TERMINAL.has(s.state)) s = await this.rt.goals.wait(goalId, 3_600_000);
+    // Before the end is written: whoever sees the goal ended sees its unpacked copy gone.
+    removeUnpacked(this.config, goalId);
+    await this.flush(goalId);
+    return s.state;
+  }
+
+  /** Write a goal's end to the mirror; remembered for later if Redis cannot be written now. */
+  private async flush(goalId: string): Promise<void> {
+    try {
+      const s = this.rt.goals.status(goalId);
+      await this.mirror.finish(goalId, this.identity.nodeId, s);
+      await this.dropApprovalsOf(goalId);
+      this.unflushed.delete(goalId);
+      this.owned.delete(goalId);
+    } catch (e) {
+      this.unflushed.add(goalId);
+      this.log(
+        `cluster: could not write the end of goal ${goalId} to Redis (kept for when it is back): ${errorMessage(e)}`,
+      );
+    }
+  }
+
+  /**
+   * A goal this node took but never recorded (it died between the take and the local row):
+   * nothing of it ran here; it ends failed rather than stay running.
+   */
+  private async failUnstarted(goalId: string): Promise<string> {
+    const now = new Date().toISOString();
+    const failed: GoalStatus = {
+      goal_id: goalId,
+      state: "failed",
+      error: `node ${this.identity.nodeId} restarted after taking the goal, before it started`,
+      usage: { input_tokens: 0, output_tokens: 0 },
+      output_dir: "",
+      goal: "",
+      created_at: now,
+      finished_at: now,
+    };
+    await this.mirror.finish(goalId, this.identity.nodeId, failed);
+    publishEvent(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
+    return "failed";
+  }
+
+  /**
+   * Recovery against Redis: goals the mirror says run here but this process does not run
+   * (the node restarted) end as the local record says (failed: the daemon restarted). A goal
+   * another node already ended or took over is not ours any more and stays as it is (the
+   * write is a compare-and-set on the owner).
+   */
+  private async recoverOwn(): Promise<void> {
+    for (const goalId of await this.mirror.runningOn(this.identity.nodeId)) {
+      if (this.owned.has(goalId) || this.rt.goals.isLive(goalId)) continue;
+      let s: GoalStatus | undefined;
+      try {
+        s = this.rt.goals.status(goalId);
+      } catch {
+        s = undefined;
+      }
+      if (s === undefined) await this.failUnstarted(goalId);
+      else if (TERMINAL.has(s.state) && (await this.mirror.finish(goalId, this.identity.nodeId, s))) {
+        publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+      }
+    }
+  }
+
+  /** Redis answers again: write what could not be written, and say so to remote watchers. */
+  async catchUp(): Promise<void> {
+    await this.recoverOwn().catch((e: unknown) =>
+      this.log(`cluster: recovery against Redis failed: ${errorMessage(e)}`),
+    );
+    for (const goalId of [...this.unflushed]) {
+      await this.flush(goalId);
+      if (!this.unflushed.has(goalId)) {
+        publishEvent(
+          this.redis,
+          { ...goalEndEvent(this.rt.goals.status(goalId)), node: this.identity.nodeId },
+          this.log,
+        );
+      }
+    }
+  }
+
+  async dropApprovalsOf(goalId: string): Promise<void> {
+    const all = await this.redis.hgetall(RedisKeys.approvals);
+    const ids = Object.entries(all)
+      .filter(([, v]) => (JSON.parse(v) as { goal_id: string | null }).goal_id === goalId)
+      .map(([k]) => k);
+    if (ids.length > 0) await this.redis.hdel(RedisKeys.approvals, ...ids);
+  }
+
+  /**
+   * The Runtime's beforeFirstModelCall: mark the goal in Redis before anything is spent, so
+   * a survivor knows not to run it again. Waits out a short Redis outage (up to one lease);
+   * past it, or when the goal is no longer this node's, the call (and the goal) fails.
+   */
+  async beforeFirstModelCall(goalId: string): Promise<void> {
+    if (!this.owned.has(goalId)) return;
+    const deadline = Date.now() + this.config.cluster.leaseMs;
+    let last: unknown;
+    while (Date.now() < deadline) {
+      try {
+        if (await this.mirror.modelStarted(goalId, this.identity.nodeId)) return;
+        throw new AidoError(
+          ErrorCode.clusterUnavailable,
+          `goal ${goalId} is no longer this node's (another node ended or took it over); not calling the model`,
+          { goal_id: goalId },
+        );
+      } catch (e) {
+        if (e instanceof AidoError) throw e;
+        last = e;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    throw new AidoError(
+      ErrorCode.clusterUnavailable,
+      `could not record in Redis that goal ${goalId} started (${errorMessage(last)}); not calling the model, so that the goal can never run twice`,
+      { goal_id: goalId },
+    );
+  }
+
+  private async mirrorApproval(r: ApprovalRecord): Promise<void> {
+    try {
+      await this.redis.hset(RedisKeys.approvals, r.id, JSON.stringify({ ...r, node: this.identity.nodeId }));
+    } catch (e) {
+      this.log(`cluster: mirroring approval ${r.id} failed: ${errorMessage(e)}`);
+    }
+  }
+}

@@ -1,0 +1,238 @@
+// cluster/goal-view.ts — the socket's goal methods, answered for the whole cluster
+// (daemon/cluster-methods.ts calls these): goal.submit enqueues the goal for any node (its
+// id fixed here, its inputs packed in the job); goal.status, goal.list and goal.wait read the
+// goal's mirrored hash; goal.cancel cancels a queued goal in Redis and routes a running one's
+// cancel to its owner; approval.list lists the cluster's pending approvals and
+// approval.respond is answered on the node whose agent waits. handleCommand() is what this
+// node does with a command another node routed to it.
+
+import type { Queue } from "bullmq";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { workspaceKey } from "../intent/intents.js";
+import { admitGoal } from "../kernel/goal-admission.js";
+import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import { newGoalId } from "../kernel/goals.js";
+import type { Runtime } from "../kernel/runtime.js";
+import type { ApprovalDecision, ApprovalRecord } from "../security/approvals.js";
+import { type Command, sendCommand } from "./commands.js";
+import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
+import { publishEvent } from "./event-stream.js";
+import type { ClusterGoalStatus } from "./goal-mirror.js";
+import type { GoalJob } from "./goal-runner.js";
+import { packInputs } from "./job-inputs.js";
+import { RedisKeys } from "./redis-keys.js";
+
+const WAIT_POLL_MS = 200;
+/** How long a routed command (cancel, approval answer) waits for the owner. */
+const COMMAND_TIMEOUT_MS = 10_000;
+
+export class ClusterGoals {
+  private readonly config: NodeContext["config"];
+  private readonly rt: NodeContext["rt"];
+  private readonly redis: NodeContext["redis"];
+  private readonly mirror: NodeContext["mirror"];
+  private readonly identity: NodeContext["identity"];
+  private readonly log: NodeContext["log"];
+
+  constructor(
+    ctx: NodeContext,
+    private readonly queue: Queue<GoalJob>,
+  ) {
+    ({
+      config: this.config,
+      rt: this.rt,
+      redis: this.redis,
+      mirror: this.mirror,
+      identity: this.identity,
+      log: this.log,
+    } = ctx);
+  }
+
+  /** goal.submit: admitted here, enqueued for any node; answers with the id at once. */
+  async submit(s: {
+    goal: string;
+    manifest?: unknown;
+    inputs?: string[];
+    workspace?: string;
+  }): Promise<{ goal_id: string }> {
+    const { rt, config } = this;
+    if (s.workspace !== undefined) refuseIntent(rt, s.workspace);
+    // Checked here, as a local submit is (manifest, ceiling, models.allowed, inputs): a
+    // refusal fails the submit, audited. The owner checks again against its own config.
+    const checked = admitGoal(
+      { config, audit: rt.audit },
+      {
+        goal: s.goal,
+        ...(s.manifest !== undefined ? { manifest: s.manifest } : {}),
+        ...(s.inputs ? { inputs: s.inputs } : {}),
+      },
+    ).inputs;
+    const goalId = newGoalId();
+    if (this.redis.status !== "ready")
+      this.refuseUnavailable(`Redis is not connected (${this.redis.status})`);
+    const inputs = await packInputs(config, checked);
+    const job: GoalJob = {
+      goal_id: goalId,
+      goal: s.goal,
+      ...(s.manifest !== undefined ? { manifest: s.manifest } : {}),
+      inputs,
+      via: this.identity.nodeId,
+    };
+    try {
+      await withTimeout(
+        this.mirror.create({ goalId, goal: s.goal, via: this.identity.nodeId, now: Date.now() }),
+        REDIS_ANSWER_MS,
+      );
+      await withTimeout(
+        this.queue.add("goal", job, {
+          jobId: goalId,
+          removeOnComplete: true,
+          removeOnFail: { age: 24 * 3600 },
+          attempts: 1,
+        }),
+        REDIS_ANSWER_MS,
+      );
+    } catch (e) {
+      // No job: the goal must not show as queued. (A job without its hash is skipped by process().)
+      await this.mirror.drop(goalId).catch(() => {});
+      this.refuseUnavailable(errorMessage(e));
+    }
+    rt.audit.record(
+      "goal.enqueued",
+      { goal: s.goal.slice(0, 2000), ...(checked.length > 0 ? { inputs: checked.map((i) => i.path) } : {}) },
+      { goalId },
+    );
+    return { goal_id: goalId };
+  }
+
+  private refuseUnavailable(why: string): never {
+    const reason = `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`;
+    this.rt.audit.record("goal.refused", { field: "cluster", reason });
+    throw new AidoError(ErrorCode.clusterUnavailable, reason, {});
+  }
+
+  /** goal.status for any goal of the cluster (the local row of a goal from before cluster mode). */
+  async status(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
+    const mirrored = await readMirror(() => this.mirror.status(goalId));
+    if (mirrored === undefined) return this.rt.goals.status(goalId);
+    if (mirrored.node === this.identity.nodeId && this.rt.goals.isLive(goalId)) {
+      // Ours and running: the live usage is here.
+      return { ...mirrored, usage: this.rt.goals.status(goalId).usage };
+    }
+    return mirrored;
+  }
+
+  async list(filter: { state?: GoalStatus["state"]; limit?: number }): Promise<ClusterGoalStatus[]> {
+    return readMirror(() => this.mirror.list(filter));
+  }
+
+  /** goal.wait: the status once the goal ended, or as it is at the timeout / when the client left. */
+  async wait(
+    goalId: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<ClusterGoalStatus | GoalStatus> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let s: ClusterGoalStatus | GoalStatus | undefined;
+      try {
+        s = await this.status(goalId);
+      } catch (e) {
+        // Redis away for a moment: keep waiting, up to the caller's timeout.
+        if (!(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable) || Date.now() >= deadline)
+          throw e;
+      }
+      if (s && (TERMINAL.has(s.state) || signal?.aborted || Date.now() >= deadline)) return s;
+      await new Promise((r) => setTimeout(r, Math.min(WAIT_POLL_MS, Math.max(0, deadline - Date.now()))));
+    }
+  }
+
+  /** goal.cancel: a queued goal ends here; a running one is cancelled by its owner. */
+  async cancel(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
+    const r = await readMirror(() => this.mirror.cancelQueued(goalId));
+    if (r.kind === "missing") return this.rt.goals.cancel(goalId);
+    if (r.kind === "cancelled") {
+      await this.queue.remove(goalId).catch(() => 0);
+      const s = await this.status(goalId);
+      publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+      return s;
+    }
+    if (r.kind === "running") {
+      if (r.owner === this.identity.nodeId) {
+        this.rt.goals.cancel(goalId);
+        return this.status(goalId);
+      }
+      return (await sendCommand(
+        this.redis,
+        r.owner,
+        { type: "goal.cancel", goal_id: goalId },
+        COMMAND_TIMEOUT_MS,
+      )) as ClusterGoalStatus;
+    }
+    return this.status(goalId);
+  }
+
+  /** The cluster's pending approvals, each with the node its agent runs on. */
+  async pendingApprovals(): Promise<(ApprovalRecord & { node: string })[]> {
+    const all = await readMirror(() => this.redis.hvals(RedisKeys.approvals));
+    const local = this.rt.approvals.list({ status: "pending" });
+    const seen = new Set(local.map((a) => a.id));
+    const remote = all
+      .map((v) => JSON.parse(v) as ApprovalRecord & { node: string })
+      .filter((a) => !seen.has(a.id));
+    return [...local.map((a) => ({ ...a, node: this.identity.nodeId })), ...remote].sort(
+      (a, b) => a.created_at - b.created_at,
+    );
+  }
+
+  /** approval.respond: answered where the agent waits; decided_by names the node it came through. */
+  async respond(id: string, decision: ApprovalDecision, by: string): Promise<unknown> {
+    const via = `${by} via node ${this.identity.nodeId}`;
+    if (this.hasLocalApproval(id)) return this.rt.approvals.respond(id, decision, via);
+    const raw = await readMirror(() => this.redis.hget(RedisKeys.approvals, id));
+    if (raw === null)
+      throw new AidoError(ErrorCode.notFound, `no pending approval ${id} in the cluster`, { id });
+    const owner = (JSON.parse(raw) as { node: string }).node;
+    return sendCommand(
+      this.redis,
+      owner,
+      { type: "approval.respond", id, decision, via },
+      COMMAND_TIMEOUT_MS,
+    );
+  }
+
+  private hasLocalApproval(id: string): boolean {
+    try {
+      this.rt.approvals.get(id);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async handleCommand(c: Command): Promise<unknown> {
+    if (c.type === "goal.cancel") {
+      this.rt.goals.cancel(c.goal_id);
+      return this.status(c.goal_id);
+    }
+    if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
+    return this.rt.approvals.respond(c.id, c.decision, c.via);
+  }
+}
+
+/**
+ * A persistent intent lives in one node's database: a goal submitted from a folder with one
+ * cannot carry it to another node, and is refused rather than run without it.
+ */
+function refuseIntent(rt: Runtime, workspace: string): void {
+  let active: { id: string } | undefined;
+  try {
+    active = rt.intents.active(workspaceKey(workspace));
+  } catch {
+    return; // not a folder with an intent
+  }
+  if (active === undefined) return;
+  const reason = `workspace: ${workspace} has a persistent intent (${active.id}); in cluster mode a goal cannot carry one to the node that runs it. Clear it (aido intent clear) or submit to a daemon outside the cluster`;
+  rt.audit.record("goal.refused", { field: "workspace", reason, intent_id: active.id });
+  throw new AidoError(ErrorCode.invalidInput, reason, { field: "workspace" });
+}

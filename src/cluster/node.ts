@@ -1,0 +1,304 @@
+// cluster/node.ts — one daemon as a node of a cluster (docs/scale-out.md): its Redis
+// connections, its BullMQ Worker, its heartbeat and lease, and the two halves that do the
+// work — ClusterGoals (goal-view.ts: the socket's goal methods for the whole cluster) and
+// ClusterGoalRunner (goal-runner.ts: the goals this node takes and runs).
+//
+// Leases: the node sets a key with a TTL of lease_ms every heartbeat_ms, and BullMQ holds
+// a lock of lockDuration = lease_ms on each job it runs. When a node dies its locks lapse;
+// BullMQ's stalled check (stalledInterval = heartbeat_ms) hands its jobs to a survivor's
+// Worker, and maxStalledCount is high on purpose: what happens to the goal is decided from
+// its hash by the runner (re-queued or failed), never by BullMQ. A node judges another dead
+// only once its own connection has been up for a whole lease (after a Redis outage every
+// heartbeat key has expired, and live nodes need a beat to renew theirs).
+// Redis down: submissions fail at once (cluster_unavailable), running goals carry on
+// locally, and what could not be written is written when Redis answers again.
+
+import { Queue, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import type { Config } from "../config.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { Runtime } from "../kernel/runtime.js";
+import { publishHead, verifyCluster } from "./audit-heads.js";
+import { serveCommands } from "./commands.js";
+import { type NodeContext, readMirror } from "./context.js";
+import { GoalMirror } from "./goal-mirror.js";
+import { ClusterGoalRunner, type GoalJob, type Liveness } from "./goal-runner.js";
+import { ClusterGoals } from "./goal-view.js";
+import { type NodeIdentity, nodeIdentity } from "./identity.js";
+import { InferenceSlots } from "./inference-slots.js";
+import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
+import { redactRedisUrl } from "./redis-url.js";
+
+declare module "../security/audit-events.js" {
+  interface AuditPayloads {
+    /** This daemon joined a cluster (cluster/node.ts): its node id and the key that signs its log. */
+    "cluster.joined": { node_id: string; key_id: string; redis: string };
+    /** goal.submit on this node put the goal in the cluster's queue (any node may run it). */
+    "goal.enqueued": { goal: string; inputs?: string[] };
+    /** This node ended a goal whose node stopped heartbeating: re-queued here, or failed. */
+    "cluster.goal_taken_over": { from_node: string; outcome: "requeued" | "failed"; reason?: string };
+  }
+}
+
+/** One node as `cluster.status` lists it. */
+export interface NodeStatus {
+  node_id: string;
+  alive: boolean;
+  last_heartbeat: string | null;
+  key_id: string;
+  host: string;
+  pid: number;
+  /** Goals running there, and how many it takes at once. */
+  running: number;
+  capacity: number;
+  goals: string[];
+}
+
+/** BullMQ's stalled-job limit: high on purpose, a stalled job's fate is decided by the runner. */
+const MAX_STALLED = 1_000;
+
+export class ClusterNode implements Liveness {
+  readonly identity: NodeIdentity;
+  /** The socket's goal methods, for the whole cluster. */
+  readonly goals: ClusterGoals;
+  private readonly runner: ClusterGoalRunner;
+  /** inference.cluster_max_concurrent, when set. */
+  private readonly slots: InferenceSlots | undefined;
+  private readonly unsubscribers: (() => void)[] = [];
+  private worker: Worker<GoalJob> | undefined;
+  private commands: { stop(): void } | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly startedAt = Date.now();
+  /** Every connection this node opened, closed by stop(). */
+  private readonly connections: Redis[] = [];
+  /** Since when the node's Redis connection has been up (undefined while it is down). */
+  private readySince: number | undefined;
+  private stopped = false;
+  /** Whether this node's log was found to no longer hold its published head (audited once). */
+  private readonly headDiverged = { reported: false };
+
+  private constructor(
+    private readonly ctx: NodeContext,
+    private readonly queue: Queue<GoalJob>,
+  ) {
+    this.identity = ctx.identity;
+    this.goals = new ClusterGoals(ctx, queue);
+    this.runner = new ClusterGoalRunner(ctx, this);
+    const max = ctx.config.inference.clusterMaxConcurrent;
+    this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
+  }
+
+  /** One cluster-wide inference slot (inference.cluster_max_concurrent); a no-op when unset. */
+  inferenceSlot(provider: string, signal?: AbortSignal): Promise<() => void> {
+    return this.slots ? this.slots.acquire(provider, signal) : Promise.resolve(() => {});
+  }
+
+  /** The node's own Redis connection (event streams and routed commands duplicate it). */
+  get redis(): Redis {
+    return this.ctx.redis;
+  }
+
+  /** Join the cluster `config.cluster` names, over an open Runtime. */
+  static async start(config: Config, rt: Runtime, log: (m: string) => void): Promise<ClusterNode> {
+    const c = config.cluster;
+    if (!c)
+      throw new AidoError(ErrorCode.configInvalid, "cluster mode needs cluster.redis_url or AIDO_REDIS_URL");
+    const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: reconnectDelay };
+    const redis = new Redis(c.redisUrl, { ...options, lazyConnect: true });
+    redis.on("error", () => {}); // reported through failed commands and the log below
+    const queueConnection = new Redis(c.redisUrl, { ...options });
+    queueConnection.on("error", () => {});
+    const queue = new Queue<GoalJob>(GOAL_QUEUE, { connection: queueConnection });
+    queue.on("error", () => {});
+    const ctx: NodeContext = {
+      config: { ...config, cluster: c },
+      rt,
+      redis,
+      mirror: new GoalMirror(redis),
+      identity: nodeIdentity(config),
+      log,
+    };
+    const node = new ClusterNode(ctx, queue);
+    node.connections.push(redis, queueConnection);
+    try {
+      await redis.connect();
+    } catch (e) {
+      log(
+        `cluster: Redis at ${redactRedisUrl(c.redisUrl)} is not reachable yet (${errorMessage(e)}); retrying`,
+      );
+    }
+    node.run();
+    rt.audit.record("cluster.joined", {
+      node_id: node.identity.nodeId,
+      key_id: node.identity.keyId,
+      redis: redactRedisUrl(c.redisUrl),
+    });
+    log(`cluster: node ${node.identity.nodeId} on ${redactRedisUrl(c.redisUrl)}`);
+    return node;
+  }
+
+  private run(): void {
+    const { config, redis, log } = this.ctx;
+    this.unsubscribers.push(...this.runner.publish());
+    const connected = () => {
+      this.readySince = Date.now();
+      void this.runner.catchUp().then(() => this.beat());
+    };
+    if (redis.status === "ready") connected();
+    redis.on("ready", connected);
+    redis.on("close", () => {
+      this.readySince = undefined;
+    });
+    this.commands = serveCommands(redis, this.identity.nodeId, (c) => this.goals.handleCommand(c), log);
+    const workerConnection = new Redis(config.cluster.redisUrl, {
+      maxRetriesPerRequest: null,
+      retryStrategy: reconnectDelay,
+    });
+    workerConnection.on("error", () => {});
+    this.connections.push(workerConnection);
+    const worker = new Worker<GoalJob>(GOAL_QUEUE, (job) => this.runner.process(job), {
+      connection: workerConnection,
+      concurrency: config.limits.maxConcurrentGoals,
+      lockDuration: config.cluster.leaseMs,
+      stalledInterval: config.cluster.heartbeatMs,
+      maxStalledCount: MAX_STALLED,
+    });
+    // The same error repeated (Redis away: every reconnect fails alike) is logged once.
+    let lastError = "";
+    worker.on("error", (e) => {
+      const m = errorMessage(e);
+      if (m !== lastError) log(`cluster worker: ${m}`);
+      lastError = m;
+    });
+    redis.on("ready", () => {
+      lastError = "";
+    });
+    this.worker = worker;
+    this.heartbeat = setInterval(() => void this.beat(), config.cluster.heartbeatMs);
+  }
+
+  /** audit.verify {cluster: true}: every node's chain against the head it published. */
+  verifyAudit(): ReturnType<typeof verifyCluster> {
+    return readMirror(() => verifyCluster(this.ctx), 120_000);
+  }
+
+  /** The Runtime's beforeFirstModelCall (goal-runner.ts). */
+  beforeFirstModelCall(goalId: string): Promise<void> {
+    return this.runner.beforeFirstModelCall(goalId);
+  }
+
+  /** cluster.status: every node that ever joined, whether it heartbeats, its load and goals. */
+  async nodes(): Promise<NodeStatus[]> {
+    const ids = (await readMirror(() => this.ctx.redis.smembers(RedisKeys.nodes))).sort();
+    const pipe = this.ctx.redis.pipeline();
+    for (const id of ids) pipe.hgetall(RedisKeys.node(id)).exists(RedisKeys.alive(id));
+    const rows = (await readMirror(() => pipe.exec())) ?? [];
+    return ids.map((id, i) => {
+      const h = (rows[2 * i]?.[1] ?? {}) as Record<string, string>;
+      const beat = h.last_heartbeat ? Number(h.last_heartbeat) : undefined;
+      return {
+        node_id: id,
+        alive: rows[2 * i + 1]?.[1] === 1,
+        last_heartbeat: beat === undefined ? null : new Date(beat).toISOString(),
+        key_id: h.key_id ?? "",
+        host: h.host ?? "",
+        pid: Number(h.pid ?? 0),
+        running: Number(h.running ?? 0),
+        capacity: Number(h.capacity ?? 0),
+        goals: h.goals ? (JSON.parse(h.goals) as string[]) : [],
+      };
+    });
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped || this.ctx.redis.status !== "ready") return;
+    const { nodeId, keyId, publicKeyPem, host } = this.ctx.identity;
+    const running = this.runner.running();
+    const now = Date.now();
+    try {
+      const pipe = this.ctx.redis
+        .multi()
+        .set(RedisKeys.alive(nodeId), String(now), "PX", this.ctx.config.cluster.leaseMs)
+        .sadd(RedisKeys.nodes, nodeId)
+        .hset(RedisKeys.node(nodeId), {
+          node_id: nodeId,
+          key_id: keyId,
+          public_key: publicKeyPem,
+          host,
+          pid: String(process.pid),
+          started_at: String(this.startedAt),
+          last_heartbeat: String(now),
+          running: String(running.length),
+          capacity: String(this.ctx.config.limits.maxConcurrentGoals),
+          goals: JSON.stringify(running),
+        });
+      await pipe.exec();
+      // The running goals' usage, for goal.status on other nodes.
+      for (const id of running) {
+        const u = this.ctx.rt.goals.status(id).usage;
+        await this.ctx.mirror.update(id, nodeId, {
+          input_tokens: String(u.input_tokens),
+          output_tokens: String(u.output_tokens),
+        });
+      }
+      // The node's signed audit head, for `audit verify --cluster` (audit-heads.ts).
+      await publishHead(this.ctx, this.headDiverged);
+    } catch (e) {
+      this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`);
+    }
+  }
+
+  /** Resolves once this node's connection to Redis has been up for one lease. */
+  async connectedForALease(): Promise<void> {
+    for (;;) {
+      const since = this.readySince;
+      const left =
+        since === undefined
+          ? this.ctx.config.cluster.heartbeatMs
+          : since + this.ctx.config.cluster.leaseMs - Date.now();
+      if (since !== undefined && left <= 0) return;
+      await new Promise((r) => setTimeout(r, Math.max(50, left)));
+    }
+  }
+
+  /**
+   * Whether `node` is dead: its heartbeat key is gone now or within one lease (a job's lock
+   * can lapse up to half a lease before the last heartbeat's key does). A node still
+   * heartbeating after a whole lease is alive.
+   */
+  async diedWithin(node: string): Promise<boolean> {
+    const deadline = Date.now() + this.ctx.config.cluster.leaseMs + this.ctx.config.cluster.heartbeatMs;
+    while (Date.now() < deadline) {
+      if (!(await this.isAlive(node))) return true;
+      await new Promise((r) => setTimeout(r, this.ctx.config.cluster.heartbeatMs));
+    }
+    return false;
+  }
+
+  async isAlive(node: string): Promise<boolean> {
+    return (await this.ctx.redis.exists(RedisKeys.alive(node))) === 1;
+  }
+
+  /** Stop taking goals (the Runtime then ends those running, as a lone daemon does). */
+  async stopTaking(): Promise<void> {
+    await this.worker?.pause(true).catch(() => {});
+  }
+
+  /** Leave: no more heartbeats (the lease runs out), commands or jobs; connections closed. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    for (const off of this.unsubscribers) off();
+    this.commands?.stop();
+    await this.worker?.close().catch(() => {});
+    await this.queue.close().catch(() => {});
+    // A clean exit: the node says it is gone rather than letting its lease run out.
+    await this.ctx.redis.del(RedisKeys.alive(this.identity.nodeId)).catch(() => 0);
+    for (const c of this.connections) c.disconnect();
+  }
+}
+
+function reconnectDelay(times: number): number {
+  return Math.min(100 * times, 2_000);
+}

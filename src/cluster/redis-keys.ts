@@ -1,0 +1,40 @@
+// cluster/redis-keys.ts — every name the cluster uses in Redis, in one place, so that the
+// mirror, the event streams, the command streams and the heartbeats can never disagree on
+// where a thing lives. All under the "aido:" prefix (BullMQ's own keys: "bull:aido-goals:").
+
+/** The BullMQ queue every node's Worker takes goals from. */
+export const GOAL_QUEUE = "aido-goals";
+
+export const RedisKeys = {
+  /** Hash: one goal's mirrored status (cluster/goal-mirror.ts). */
+  goal: (goalId: string) => `aido:goal:${goalId}`,
+  /** Sorted set of goal ids by submit time (ms): goal.list. */
+  goals: "aido:goals",
+  /** Stream: one goal's events (XADD ... MAXLEN ~). */
+  goalEvents: (goalId: string) => `aido:events:${goalId}`,
+  /** Stream: every goal's events, for events.subscribe without a goal. */
+  allEvents: "aido:events",
+  /** Hash: approval id -> the pending request (JSON, with its owner node). */
+  approvals: "aido:approvals",
+  /** Set of every node id that ever joined. */
+  nodes: "aido:nodes",
+  /** Hash: a node's description and load, rewritten with each heartbeat. */
+  node: (nodeId: string) => `aido:node:${nodeId}`,
+  /** String with a TTL of one lease: present while the node heartbeats. */
+  alive: (nodeId: string) => `aido:node:${nodeId}:alive`,
+  /** Stream: commands routed to a node (cancel, approval answers). */
+  commands: (nodeId: string) => `aido:node:${nodeId}:commands`,
+  /** Hash: the newest signed audit head a node published (cluster/audit-heads.ts). */
+  auditHead: (nodeId: string) => `aido:audit-head:${nodeId}`,
+  /** Sorted set: a provider's cluster-wide inference slots held, by lease expiry (inference-slots.ts). */
+  inferenceSlots: (provider: string) => `aido:inference:${provider}`,
+  /** List: the answer to one routed command, read once by the node that sent it. */
+  reply: (requestId: string) => `aido:reply:${requestId}`,
+} as const;
+
+/** How many events a goal's stream keeps (approximately: MAXLEN ~). */
+export const GOAL_EVENTS_MAXLEN = 5_000;
+/** How many events the all-goals stream keeps. */
+export const ALL_EVENTS_MAXLEN = 20_000;
+/** How long a goal's hash and stream stay after the goal ended. */
+export const ENDED_TTL_SECONDS = 7 * 24 * 3600;

@@ -1,0 +1,41 @@
+// cluster/redis-url.ts — the cluster's Redis address as the operator gives it
+// (`cluster.redis_url` or AIDO_REDIS_URL): checked once at config load, and shown only
+// with its password replaced, so that no log line, audit entry or error ever carries it.
+
+import { AidoError, ErrorCode } from "../errors.js";
+
+/** The URL with any password (and a user name that may be a token) replaced by "***". */
+export function redactRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== "") u.password = "***";
+    return u.toString();
+  } catch {
+    // Not a URL at all: nothing of it is shown.
+    return "(not a URL)";
+  }
+}
+
+/** Why `url` cannot be the cluster's Redis address, or undefined when it can. */
+export function redisUrlProblem(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return "is not a URL (redis://[user:password@]host:port[/db] or rediss://...)";
+  }
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:") {
+    return `${redactRedisUrl(url)}: the scheme must be redis:// or rediss://, not ${u.protocol}//`;
+  }
+  if (u.hostname === "") return `${redactRedisUrl(url)}: names no host`;
+  const db = u.pathname.replace(/^\//, "");
+  if (db !== "" && !/^\d{1,2}$/.test(db)) return `${redactRedisUrl(url)}: the path must be a database number`;
+  return undefined;
+}
+
+/** The URL, or a config_invalid error naming where it came from (never its password). */
+export function checkedRedisUrl(url: string, from: string): string {
+  const problem = redisUrlProblem(url);
+  if (problem) throw new AidoError(ErrorCode.configInvalid, `${from} ${problem}`, { key: from });
+  return url;
+}

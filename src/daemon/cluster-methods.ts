@@ -1,0 +1,129 @@
+// daemon/cluster-methods.ts — the socket methods that answer for the whole cluster when the
+// daemon is a node of one (cluster/node.ts): goal.*, events.subscribe, approval.list and
+// approval.respond, and cluster.status. Each is the lone daemon's method (methods.ts) with
+// the cluster's view behind it: the goal's mirrored status, its events from Redis streams,
+// answers routed to the node that owns the goal. Everything else stays per node.
+
+import { type ClusterEvent, readEvents, streamTip } from "../cluster/event-stream.js";
+import type { ClusterNode } from "../cluster/node.js";
+import { RedisKeys } from "../cluster/redis-keys.js";
+import { TERMINAL } from "../kernel/goal-store.js";
+import { toWireEvent, type WireEvent } from "./events.js";
+import {
+  admitManifest,
+  goalEndOf,
+  type MethodContext,
+  refuseWhileClosing,
+  subscribeLocal,
+  whileClientStays,
+} from "./methods.js";
+import type { MethodName, ParamsOf } from "./schemas.js";
+
+type ClusterHandler<M extends MethodName> = (
+  params: ParamsOf<M>,
+  ctx: MethodContext,
+  node: ClusterNode,
+) => unknown;
+
+export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
+  "goal.submit": (p, ctx, node) => {
+    refuseWhileClosing(ctx);
+    return node.goals.submit({
+      goal: p.goal,
+      ...(p.manifest !== undefined ? { manifest: admitted(ctx, p.manifest) } : {}),
+      ...(p.inputs ? { inputs: p.inputs } : {}),
+      ...(p.workspace !== undefined ? { workspace: p.workspace } : {}),
+    });
+  },
+  "goal.status": (p, _ctx, node) => node.goals.status(p.goal_id),
+  "goal.wait": (p, ctx, node) =>
+    whileClientStays(ctx, "the client that waited disconnected", (signal) =>
+      node.goals.wait(p.goal_id, p.timeout_ms, signal),
+    ),
+  "goal.list": async (p, _ctx, node) => ({
+    goals: await node.goals.list({
+      ...(p.state ? { state: p.state } : {}),
+      ...(p.limit ? { limit: p.limit } : {}),
+    }),
+  }),
+  "goal.cancel": (p, _ctx, node) => node.goals.cancel(p.goal_id),
+  "approval.list": async (p, ctx, node) =>
+    p.status === undefined || p.status === "pending"
+      ? { approvals: await node.goals.pendingApprovals() }
+      : { approvals: ctx.rt.approvals.list({ status: p.status }) },
+  "approval.respond": (p, _ctx, node) => node.goals.respond(p.id, p.decision, "socket client"),
+  "events.subscribe": (p, ctx, node) => subscribeCluster(ctx, node, p.goal_id),
+  "cluster.audit_verify": (_p, _ctx, node) => node.verifyAudit(),
+  "cluster.status": async (_p, _ctx, node) => ({
+    enabled: true,
+    node_id: node.identity.nodeId,
+    nodes: await node.nodes(),
+  }),
+};
+
+/** The manifest a client sent, held to this node's ceiling (the owner holds it to its own too). */
+function admitted(ctx: MethodContext, manifest: unknown): unknown {
+  return admitManifest(manifest, "goal.submit manifest", ctx.ceiling);
+}
+
+/**
+ * events.subscribe in a cluster. A goal this node runs streams from its own bus, as on a
+ * lone daemon; any other goal from its Redis stream, from the moment of the subscription
+ * until its goal.finished. Without a goal: this node's events and every other node's.
+ */
+async function subscribeCluster(
+  ctx: MethodContext,
+  node: ClusterNode,
+  goalId: string | undefined,
+): Promise<{ subscribed: true; goal_id: string | null }> {
+  const self = node.identity.nodeId;
+  if (goalId !== undefined) {
+    const s = await node.goals.status(goalId); // not_found before anything is set up
+    if ("node" in s && s.node === self && ctx.rt.goals.isLive(goalId)) return subscribeLocal(ctx, goalId);
+    if (!("node" in s) && !("submitted_via" in s)) return subscribeLocal(ctx, goalId); // a goal from before cluster mode
+  }
+  const key = goalId === undefined ? RedisKeys.allEvents : RedisKeys.goalEvents(goalId);
+  const tip = await streamTip(node.redis, key);
+  let ended = false;
+  let reader: { stop(): void } | undefined;
+  let offLocal = () => {};
+  const send = (ev: WireEvent): "stop" | undefined => {
+    if (ended) return "stop";
+    ctx.conn.notify("event", ev);
+    if (goalId !== undefined && ev.type === "goal.finished") {
+      end();
+      return "stop";
+    }
+    return undefined;
+  };
+  const end = () => {
+    ended = true;
+    reader?.stop();
+    offLocal();
+    offClose();
+  };
+  const offClose = ctx.conn.onClose(() => end());
+  ctx.afterResponse(() => {
+    if (ended) return;
+    if (goalId === undefined) {
+      // This node's own events from its bus (they are in the stream too: skipped there).
+      offLocal = ctx.rt.events.subscribe({}, (ev) => void send(toWireEvent(ev)));
+    }
+    reader = readEvents(
+      node.redis,
+      key,
+      tip,
+      (ev: ClusterEvent) => (goalId === undefined && ev.node === self ? undefined : send(ev)),
+      () => {},
+    );
+    if (goalId === undefined) return;
+    // The goal may have ended before the subscription existed: say so, then end.
+    void node.goals.status(goalId).then(
+      (s) => {
+        if (TERMINAL.has(s.state)) send(goalEndOf(s));
+      },
+      () => {},
+    );
+  });
+  return { subscribed: true, goal_id: goalId ?? null };
+}

@@ -1,0 +1,141 @@
+// Cluster mode on one node: a queued goal cancelled before any node took it; and the queue
+// attacked: whoever can write to Redis can put a job in it directly. The node that takes such a job trusts nothing of it: input paths that climb out
+// of the goal's folder, and a manifest beyond this node's ceiling, fail the goal with the
+// reason and nothing is written outside the node's inbox.
+
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GoalMirror } from "../../src/cluster/goal-mirror.js";
+import type { GoalJob } from "../../src/cluster/goal-runner.js";
+import { GOAL_QUEUE } from "../../src/cluster/redis-keys.js";
+import { newGoalId } from "../../src/kernel/goals.js";
+import { until } from "../daemon/process.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, type Node, startNode, startRedis, stopAll } from "./fixture.js";
+
+let server: ProviderServer;
+let node: Node;
+let redis: Redis;
+let queue: Queue<GoalJob>;
+
+beforeAll(async () => {
+  server = await startProviderServer();
+  const r = await startRedis();
+  node = await startNode(server, r.url, "cluster-target", { capacity: 2 });
+  redis = new Redis(r.url, { maxRetriesPerRequest: null });
+  queue = new Queue<GoalJob>(GOAL_QUEUE, { connection: redis });
+}, 60_000);
+
+afterAll(async () => {
+  await queue?.close();
+  redis?.disconnect();
+  await stopAll();
+  await server?.close();
+}, 60_000);
+
+/** Put a goal in the queue as a node would, but with a job the attacker wrote. */
+async function inject(job: Omit<GoalJob, "goal_id" | "via">): Promise<string> {
+  const goalId = newGoalId();
+  await new GoalMirror(redis).create({ goalId, goal: job.goal, via: "attacker", now: Date.now() });
+  await queue.add(
+    "goal",
+    { ...job, goal_id: goalId, via: "attacker" },
+    { jobId: goalId, removeOnComplete: true },
+  );
+  return goalId;
+}
+
+describe("a queued goal", () => {
+  it("is cancelled in Redis before a node takes it, and never runs", async () => {
+    for (const m of ["busy-0", "busy-1"]) server.script(forGoal(m), [turn.text("late", { delayMs: 20_000 })]);
+    const c = await node.client();
+    const busy: string[] = [];
+    for (const m of ["busy-0", "busy-1"])
+      busy.push((await c.call("goal.submit", { goal: `run ${m}`, manifest: manifest() })).goal_id);
+    await until(() => (server.requestsMatching(forGoal("busy-")).length === 2 ? true : undefined));
+    const { goal_id } = await c.call("goal.submit", { goal: "run never-started", manifest: manifest() });
+    expect((await c.call("goal.status", { goal_id })).state).toBe("queued");
+    expect(await c.call("goal.cancel", { goal_id })).toMatchObject({
+      state: "cancelled",
+      error: "cancelled before it started",
+    });
+    for (const id of busy) await c.call("goal.cancel", { goal_id: id });
+    for (const id of busy)
+      expect((await c.call("goal.wait", { goal_id: id, timeout_ms: 15_000 })).state).toBe("cancelled");
+    // Slots are free again: had its job survived, it would run now.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await c.call("goal.status", { goal_id })).state).toBe("cancelled");
+    expect(server.requestsMatching(forGoal("never-started"))).toEqual([]);
+  }, 60_000);
+});
+
+describe("cluster jobs written by an attacker", () => {
+  it("refuses input entries that climb out of the goal's folder, writing nothing outside it", async () => {
+    const c = await node.client();
+    for (const path of ["notes/../../../../escaped.txt", "/etc/aido-escaped", "notes/./x"]) {
+      const goalId = await inject({
+        goal: "attack",
+        manifest: manifest(),
+        inputs: { names: ["notes"], entries: [{ path, type: "file", mode: 0o644, data: "cHduZWQ=" }] },
+      });
+      const s = await c.call("goal.wait", { goal_id: goalId, timeout_ms: 15_000 });
+      expect(s.state).toBe("failed");
+      expect(s.error).toContain("refused by node cluster-target");
+      expect(s.error).toContain("is not a relative path of plain names");
+    }
+    // An entry outside the job's declared inputs is refused too.
+    const stray = await inject({
+      goal: "attack",
+      manifest: manifest(),
+      inputs: { names: ["notes"], entries: [{ path: "other", type: "file", mode: 0o644, data: "cHduZWQ=" }] },
+    });
+    expect((await c.call("goal.wait", { goal_id: stray, timeout_ms: 15_000 })).error).toContain(
+      "is not under one of the job's inputs",
+    );
+    expect(existsSync("/etc/aido-escaped")).toBe(false);
+    const home = node.home.dir;
+    expect(existsSync(join(home, "..", "escaped.txt"))).toBe(false);
+    expect(readdirSync(home)).not.toContain("escaped.txt");
+    // Each refusal is audited on the node that refused it.
+    const refusals = await c.call("audit.query", { kind: "goal.refused" });
+    expect(refusals.entries.filter((e) => e.goal_id === stray)).toHaveLength(1);
+    expect(refusals.entries.length).toBeGreaterThanOrEqual(4);
+    // Nothing was left unpacked in the inbox either.
+    expect(existsSync(join(home, "inbox")) ? readdirSync(join(home, "inbox")) : []).toEqual([]);
+  }, 60_000);
+
+  it("holds a job's manifest to this node's own ceiling", async () => {
+    writeFileSync(join(node.home.dir, "config.yaml"), `grants: ["tool: file_read"]\n`, { flag: "a" });
+    await node.kill();
+    await node.restart();
+    const c = await node.client();
+    const goalId = await inject({
+      goal: "attack",
+      manifest: `${manifest()}capabilities:\n  - "tool: exec"\n  - "exec: *"\n`,
+      inputs: { names: [], entries: [] },
+    });
+    const s = await c.call("goal.wait", { goal_id: goalId, timeout_ms: 15_000 });
+    expect(s.state).toBe("failed");
+    expect(s.error).toContain("refused by node cluster-target");
+    expect(s.error).toContain("tool: exec");
+  }, 60_000);
+});
+
+describe("a node stopped cleanly", () => {
+  it("ends its running goals as a lone daemon does, writes their ends to Redis and leaves at once", async () => {
+    server.script(forGoal("stopping-goal"), [turn.text("late", { delayMs: 20_000 })]);
+    const c = await node.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "run stopping-goal", manifest: manifest() });
+    await until(() => (server.requestsMatching(forGoal("stopping-goal")).length > 0 ? true : undefined));
+    node.child.child.kill("SIGTERM");
+    expect(await node.child.exited).toBe(0);
+    const mirrored = await new GoalMirror(redis).status(goal_id);
+    expect(mirrored).toMatchObject({ state: "failed", node: "cluster-target" });
+    // No lease to wait out: the node said it left.
+    expect(await redis.exists("aido:node:cluster-target:alive")).toBe(0);
+    await node.restart();
+  }, 60_000);
+});
