@@ -32,9 +32,9 @@ export function tokenPath(home: string): string {
 /** The token in the file when it can be trusted; otherwise a new one (and why the old was not kept). */
 export function loadOrCreateToken(home: string, log: (m: string) => void): string {
   const path = tokenPath(home);
-  const why = untrusted(path);
-  if (why === undefined) return readFileSync(path, "utf8").trim();
-  if (why !== "missing") log(`ui: ${path} ${why}; it was replaced by a new token`);
+  const read = readTrusted(path);
+  if (read.token !== undefined) return read.token;
+  if (read.why !== "missing") log(`ui: ${path} ${read.why}; it was replaced by a new token`);
   return writeNewToken(home);
 }
 
@@ -64,26 +64,32 @@ export function writeNewToken(home: string): string {
   return token;
 }
 
-/** Why the file at `path` is not trusted, or undefined when it is. */
-function untrusted(path: string): string | undefined {
+/**
+ * The token in the file at `path`, read through the one descriptor its checks were made
+ * on (never re-opened by name: the file could be swapped in between), or why it is not
+ * trusted.
+ */
+function readTrusted(path: string): { token: string; why?: undefined } | { token?: undefined; why: string } {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return "missing";
-    if (code === "ELOOP") return "is a symbolic link";
-    return `cannot be opened (${code})`;
+    if (code === "ENOENT") return { why: "missing" };
+    if (code === "ELOOP") return { why: "is a symbolic link" };
+    return { why: `cannot be opened (${code})` };
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) return "is not a regular file";
-    if (typeof process.getuid === "function" && st.uid !== process.getuid()) return "belongs to another user";
-    if ((st.mode & 0o077) !== 0) return `has mode ${(st.mode & 0o777).toString(8)} (others could read it)`;
-    if (st.size > 200) return "is not a token";
+    if (!st.isFile()) return { why: "is not a regular file" };
+    if (typeof process.getuid === "function" && st.uid !== process.getuid())
+      return { why: "belongs to another user" };
+    if ((st.mode & 0o077) !== 0)
+      return { why: `has mode ${(st.mode & 0o777).toString(8)} (others could read it)` };
+    if (st.size > 200) return { why: "is not a token" };
     const text = readFileSync(fd, "utf8").trim();
-    if (!TOKEN_SHAPE.test(text)) return "is not a token";
-    return undefined;
+    if (!TOKEN_SHAPE.test(text)) return { why: "is not a token" };
+    return { token: text };
   } finally {
     closeSync(fd);
   }
