@@ -96,6 +96,11 @@ describe("aido audit", () => {
     expect(JSON.parse(c.out.join("\n"))).toHaveLength(2);
     const d = capture();
     expect(await runCli(["audit", "query", "--kind", "tool.teleported"], d.io, home.env)).toBe(2);
+    // Kinds other modules add (the dashboard, MCP servers, cluster mode) are kinds too.
+    for (const kind of ["ui.denied", "mcp.approved", "cluster.goal_taken_over"]) {
+      const e = capture();
+      expect(await runCli(["audit", "query", "--kind", kind, "--json"], e.io, home.env), kind).toBe(0);
+    }
   });
 });
 
