@@ -7,7 +7,8 @@
 // any local input, and removes it when the goal ended. A job carries at most
 // MAX_JOB_INPUT_BYTES: Redis holds every queued job in memory, so larger inputs belong on a
 // path every node reads. Unpacking trusts nothing of the job: each path is relative, made of
-// plain names, and created with O_EXCL under the goal's own folder.
+// plain names, inside a folder an earlier entry of the job made (never through a link it
+// planted), and created with O_EXCL under the goal's own folder.
 
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
@@ -91,12 +92,19 @@ export async function unpackInputs(config: Config, goalId: string, packed: Packe
   removeTreeNoFollow(dir);
   await fsp.mkdir(dir, { mode: 0o700 });
   const tops = new Set(packed.names.map((n) => plainPath(n, 1)));
+  // The folders this job made: an entry goes only into one of them (or the goal's folder),
+  // never through a link or a file an earlier entry planted.
+  const dirs = new Set<string>([""]);
   for (const e of packed.entries) {
     const rel = plainPath(e.path, 64);
     if (!tops.has(rel.split("/")[0] as string)) bad(e.path, "is not under one of the job's inputs");
+    if (!dirs.has(rel.split("/").slice(0, -1).join("/")))
+      bad(e.path, "is not inside a folder of the job (its parent is not a folder entry before it)");
     const target = join(dir, rel);
-    if (e.type === "dir") await fsp.mkdir(target, { mode: (e.mode & 0o777) | 0o700 });
-    else if (e.type === "file")
+    if (e.type === "dir") {
+      await fsp.mkdir(target, { mode: (e.mode & 0o777) | 0o700 });
+      dirs.add(rel);
+    } else if (e.type === "file")
       await fsp.writeFile(target, Buffer.from(e.data, "base64"), {
         flag: "wx",
         mode: (e.mode & 0o777) | 0o600,

@@ -3,7 +3,7 @@
 // of the goal's folder, and a manifest beyond this node's ceiling, fail the goal with the
 // reason and nothing is written outside the node's inbox.
 
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
@@ -37,8 +37,7 @@ afterAll(async () => {
 }, 60_000);
 
 /** Put a goal in the queue as a node would, but with a job the attacker wrote. */
-async function inject(job: Omit<GoalJob, "goal_id" | "via">): Promise<string> {
-  const goalId = newGoalId();
+async function inject(job: Omit<GoalJob, "goal_id" | "via">, goalId = newGoalId()): Promise<string> {
   await new GoalMirror(redis).create({ goalId, goal: job.goal, via: "attacker", now: Date.now() });
   await queue.add(
     "goal",
@@ -105,6 +104,30 @@ describe("cluster jobs written by an attacker", () => {
     expect(refusals.entries.length).toBeGreaterThanOrEqual(4);
     // Nothing was left unpacked in the inbox either.
     expect(existsSync(join(home, "inbox")) ? readdirSync(join(home, "inbox")) : []).toEqual([]);
+  }, 60_000);
+
+  it("does not follow a link the job itself planted when unpacking the entries after it", async () => {
+    const c = await node.client();
+    const victim = join(node.home.dir, "victim-dir");
+    mkdirSync(victim, { recursive: true });
+    const goalId = await inject({
+      goal: "attack",
+      manifest: manifest(),
+      inputs: {
+        names: ["notes"],
+        entries: [
+          { path: "notes", type: "dir", mode: 0o755 },
+          { path: "notes/l", type: "link", target: victim },
+          { path: "notes/l/planted", type: "file", mode: 0o644, data: "cHduZWQ=" },
+        ],
+      },
+    });
+    const s = await c.call("goal.wait", { goal_id: goalId, timeout_ms: 15_000 });
+    expect(s.state).toBe("failed");
+    expect(s.error).toContain("is not inside a folder of the job");
+    expect(readdirSync(victim)).toEqual([]);
+    const refusals = await c.call("audit.query", { kind: "goal.refused" });
+    expect(refusals.entries.filter((e) => e.goal_id === goalId)).toHaveLength(1);
   }, 60_000);
 
   it("holds a job's manifest to this node's own ceiling", async () => {
