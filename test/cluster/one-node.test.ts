@@ -130,6 +130,30 @@ describe("cluster jobs written by an attacker", () => {
     expect(refusals.entries.filter((e) => e.goal_id === goalId)).toHaveLength(1);
   }, 60_000);
 
+  it("refuses a job whose goal id names a path, touching nothing there", async () => {
+    const c = await node.client();
+    const victim = join(node.home.dir, "victim-tree");
+    mkdirSync(victim, { recursive: true });
+    writeFileSync(join(victim, "keep.txt"), "keep");
+    // inbox/cluster-<id> with this id is the home's victim-tree: unpacking first clears it.
+    const goalId = await inject(
+      {
+        goal: "attack",
+        manifest: manifest(),
+        inputs: { names: ["notes"], entries: [{ path: "notes", type: "file", mode: 0o644, data: "eA==" }] },
+      },
+      "x/../../victim-tree",
+    );
+    await until(async () => {
+      const r = await c.call("audit.query", { kind: "goal.refused" });
+      return r.entries.some((e) => JSON.stringify(e).includes("x/../../victim-tree")) ? true : undefined;
+    }, 15_000);
+    expect(readdirSync(victim)).toEqual(["keep.txt"]);
+    const s = await c.call("goal.wait", { goal_id: goalId, timeout_ms: 15_000 });
+    expect(s).toMatchObject({ state: "failed" });
+    expect(s.error).toContain("is not one a node makes");
+  }, 60_000);
+
   it("holds a job's manifest to this node's own ceiling", async () => {
     writeFileSync(join(node.home.dir, "config.yaml"), `grants: ["tool: file_read"]\n`, { flag: "a" });
     await node.kill();
