@@ -86,6 +86,24 @@ export class ClusterGoalRunner {
     ];
   }
 
+  /**
+   * Goals running here that the cluster no longer calls ours (this node was paused past its
+   * lease and a survivor ended or took them over): stopped here at once, so nothing of them
+   * runs after another node decided their fate. A hash that is gone (Redis lost its data)
+   * proves nothing and changes nothing.
+   */
+  async stopLost(): Promise<void> {
+    const nodeId = this.identity.nodeId;
+    for (const goalId of this.running()) {
+      const m = await this.mirror.status(goalId);
+      if (m === undefined || (m.node === nodeId && !TERMINAL.has(m.state))) continue;
+      const reason = `the cluster ended or moved this goal while node ${nodeId} was not heartbeating (now ${m.state} on node ${m.node ?? "none"})`;
+      this.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
+      this.log(`cluster: goal ${goalId} stopped here: ${reason}`);
+      this.rt.goals.fail(goalId, reason);
+    }
+  }
+
   /** The goals running here now. */
   running(): string[] {
     return [...this.owned].filter((id) => this.rt.goals.isLive(id));
