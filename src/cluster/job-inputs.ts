@@ -8,7 +8,8 @@
 // MAX_JOB_INPUT_BYTES: Redis holds every queued job in memory, so larger inputs belong on a
 // path every node reads. Unpacking trusts nothing of the job: each path is relative, made of
 // plain names, inside a folder an earlier entry of the job made (never through a link it
-// planted), and created with O_EXCL under the goal's own folder.
+// planted), and created with O_EXCL under the goal's own folder; a job larger than a node
+// packs is refused before anything is written.
 
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
@@ -86,6 +87,7 @@ export function unpackDir(config: Config, goalId: string): string {
 /** Unpack a job's inputs; returns the host paths to submit as the goal's inputs. */
 export async function unpackInputs(config: Config, goalId: string, packed: PackedInputs): Promise<string[]> {
   if (packed.names.length === 0) return [];
+  checkJobSize(config, packed);
   const inbox = join(config.home, INBOX);
   ensurePrivateDir(inbox);
   const dir = unpackDir(config, goalId);
@@ -113,6 +115,25 @@ export async function unpackInputs(config: Config, goalId: string, packed: Packe
     else bad((e as { path: string }).path, "has an unknown entry type");
   }
   return [...tops].map((n) => join(dir, n));
+}
+
+/**
+ * Before anything is written: a job holds no more than a submitting node packs (entries
+ * within this node's inputs_max_files, files within MAX_JOB_INPUT_BYTES), so a forged one
+ * cannot fill this node's disk before admission counts what was unpacked.
+ */
+function checkJobSize(config: Config, packed: PackedInputs): void {
+  const entries = Array.isArray(packed.entries) ? packed.entries : [];
+  if (entries.length > config.sandbox.inputsMaxFiles)
+    bad(`(${entries.length} entries)`, `exceeds this node's ${config.sandbox.inputsMaxFiles} input entries`);
+  let bytes = 0;
+  for (const e of entries) {
+    if (e.type !== "file") continue;
+    if (typeof e.data !== "string") bad(e.path, "has no file data");
+    bytes += Buffer.byteLength(e.data, "base64");
+    if (bytes > MAX_JOB_INPUT_BYTES)
+      bad(e.path, `takes the job's files past ${MAX_JOB_INPUT_BYTES / (1024 * 1024)} MiB`);
+  }
 }
 
 export function removeUnpacked(config: Config, goalId: string): void {

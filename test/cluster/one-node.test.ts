@@ -169,6 +169,32 @@ describe("cluster jobs written by an attacker", () => {
     expect(refusals.entries.filter((e) => e.goal_id === goalId)).toHaveLength(1);
   }, 60_000);
 
+  it("refuses a job larger than a node packs before writing any of it", async () => {
+    const c = await node.client();
+    const goalId = await inject({
+      goal: "attack",
+      manifest: manifest(),
+      inputs: {
+        names: ["big"],
+        entries: [
+          { path: "big", type: "dir", mode: 0o755 },
+          ...["a", "b"].map((n) => ({
+            path: `big/${n}`,
+            type: "file" as const,
+            mode: 0o644,
+            data: Buffer.alloc(5 * 1024 * 1024).toString("base64"),
+          })),
+        ],
+      },
+    });
+    const s = await c.call("goal.wait", { goal_id: goalId, timeout_ms: 15_000 });
+    expect(s.state).toBe("failed");
+    expect(s.error).toContain("takes the job's files past 8 MiB");
+    expect(existsSync(join(node.home.dir, "inbox")) ? readdirSync(join(node.home.dir, "inbox")) : []).toEqual(
+      [],
+    );
+  }, 60_000);
+
   it("refuses a job whose goal id names a path, touching nothing there", async () => {
     const c = await node.client();
     const victim = join(node.home.dir, "victim-tree");
