@@ -14,6 +14,7 @@ import type { Job } from "bullmq";
 import { toWireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import { isGoalId } from "../kernel/goals.js";
 import type { ApprovalRecord } from "../security/approvals.js";
 import { goalEndEvent, type NodeContext } from "./context.js";
 import { publishEvent } from "./event-stream.js";
@@ -85,6 +86,24 @@ export class ClusterGoalRunner {
     ];
   }
 
+  /**
+   * Goals running here that the cluster no longer calls ours (this node was paused past its
+   * lease and a survivor ended or took them over): stopped here at once, so nothing of them
+   * runs after another node decided their fate. A hash that is gone (Redis lost its data)
+   * proves nothing and changes nothing.
+   */
+  async stopLost(): Promise<void> {
+    const nodeId = this.identity.nodeId;
+    for (const goalId of this.running()) {
+      const m = await this.mirror.status(goalId);
+      if (m === undefined || (m.node === nodeId && !TERMINAL.has(m.state))) continue;
+      const reason = `the cluster ended or moved this goal while node ${nodeId} was not heartbeating (now ${m.state} on node ${m.node ?? "none"})`;
+      this.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
+      this.log(`cluster: goal ${goalId} stopped here: ${reason}`);
+      this.rt.goals.fail(goalId, reason);
+    }
+  }
+
   /** The goals running here now. */
   running(): string[] {
     return [...this.owned].filter((id) => this.rt.goals.isLive(id));
@@ -97,6 +116,8 @@ export class ClusterGoalRunner {
   async process(job: Job<GoalJob>): Promise<string> {
     const { goal_id: goalId } = job.data;
     const nodeId = this.identity.nodeId;
+    // The id names this node's folders (inbox, goal folders): only one a node makes is taken.
+    if (!isGoalId(goalId)) return this.refuseId(job.data);
     let c = await this.mirror.claim(goalId, nodeId);
     if (c.kind === "running" && c.owner !== nodeId && !(await this.liveness.isAlive(c.owner))) {
       // Judge another node dead only after being connected for a whole lease: after a Redis
@@ -141,6 +162,35 @@ export class ClusterGoalRunner {
     return this.runHere(job.data);
   }
 
+  /** A job whose goal id is not one a node makes: audited, failed in Redis, nothing unpacked. */
+  private async refuseId(data: GoalJob): Promise<string> {
+    const goalId = String(data.goal_id);
+    const reason = `the job's goal id ${JSON.stringify(goalId)} is not one a node makes (g_ and lowercase letters or digits)`;
+    this.rt.audit.record("goal.refused", { field: "goal_id", reason });
+    this.log(`cluster: job refused: ${reason}`);
+    if ((await this.mirror.claim(goalId, this.identity.nodeId)).kind === "claimed") {
+      await this.endFailed(goalId, data.goal, `refused by node ${this.identity.nodeId}: ${reason}`);
+    }
+    return "failed";
+  }
+
+  /** Write a goal that never ran here as failed with `error`, and tell remote watchers. */
+  private async endFailed(goalId: string, goal: string, error: string): Promise<void> {
+    const now = new Date().toISOString();
+    const failed: GoalStatus = {
+      goal_id: goalId,
+      state: "failed",
+      error,
+      usage: { input_tokens: 0, output_tokens: 0 },
+      output_dir: "",
+      goal,
+      created_at: now,
+      finished_at: now,
+    };
+    await this.mirror.finish(goalId, this.identity.nodeId, failed);
+    publishEvent(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
+  }
+
   private async runHere(data: GoalJob): Promise<string> {
     const { goal_id: goalId } = data;
     this.owned.add(goalId);
@@ -160,19 +210,7 @@ export class ClusterGoalRunner {
       const field = e instanceof AidoError && typeof e.details.field === "string" ? e.details.field : "job";
       this.rt.audit.record("goal.refused", { field, reason: errorMessage(e) }, { goalId });
       this.owned.delete(goalId);
-      const now = new Date().toISOString();
-      const failed: GoalStatus = {
-        goal_id: goalId,
-        state: "failed",
-        error: `refused by node ${this.identity.nodeId}: ${errorMessage(e)}`,
-        usage: { input_tokens: 0, output_tokens: 0 },
-        output_dir: "",
-        goal: data.goal,
-        created_at: now,
-        finished_at: now,
-      };
-      await this.mirror.finish(goalId, this.identity.nodeId, failed);
-      publishEvent(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
+      await this.endFailed(goalId, data.goal, `refused by node ${this.identity.nodeId}: ${errorMessage(e)}`);
       removeUnpacked(this.config, goalId);
       return "failed";
     }
@@ -219,19 +257,11 @@ export class ClusterGoalRunner {
    * nothing of it ran here; it ends failed rather than stay running.
    */
   private async failUnstarted(goalId: string): Promise<string> {
-    const now = new Date().toISOString();
-    const failed: GoalStatus = {
-      goal_id: goalId,
-      state: "failed",
-      error: `node ${this.identity.nodeId} restarted after taking the goal, before it started`,
-      usage: { input_tokens: 0, output_tokens: 0 },
-      output_dir: "",
-      goal: "",
-      created_at: now,
-      finished_at: now,
-    };
-    await this.mirror.finish(goalId, this.identity.nodeId, failed);
-    publishEvent(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
+    await this.endFailed(
+      goalId,
+      "",
+      `node ${this.identity.nodeId} restarted after taking the goal, before it started`,
+    );
     return "failed";
   }
 

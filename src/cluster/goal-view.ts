@@ -25,6 +25,15 @@ import { RedisKeys } from "./redis-keys.js";
 const WAIT_POLL_MS = 200;
 /** How long a routed command (cancel, approval answer) waits for the owner. */
 const COMMAND_TIMEOUT_MS = 10_000;
+/** What a routed approval answer's decided_by may be: the node it came through (respond()). */
+const ROUTED_VIA = /^socket client via node [a-z0-9][a-z0-9-]{0,62}$/;
+
+declare module "../security/audit-events.js" {
+  interface AuditPayloads {
+    /** A command on this node's stream that it refused (cluster/commands.ts: anyone with Redis can write one). */
+    "cluster.command_refused": { type: string; reason: string };
+  }
+}
 
 export class ClusterGoals {
   private readonly config: NodeContext["config"];
@@ -216,6 +225,12 @@ export class ClusterGoals {
       return this.status(c.goal_id);
     }
     if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
+    // Whoever writes to Redis can put a command here: decided_by names a node, never free text.
+    if (typeof c.via !== "string" || !ROUTED_VIA.test(c.via)) {
+      const reason = `a routed approval answer must come "socket client via node <node id>"; refused ${JSON.stringify(String(c.via).slice(0, 80))}`;
+      this.rt.audit.record("cluster.command_refused", { type: c.type, reason });
+      throw new AidoError(ErrorCode.invalidInput, reason, { field: "via" });
+    }
     return this.rt.approvals.respond(c.id, c.decision, c.via);
   }
 }

@@ -7,7 +7,9 @@
 // any local input, and removes it when the goal ended. A job carries at most
 // MAX_JOB_INPUT_BYTES: Redis holds every queued job in memory, so larger inputs belong on a
 // path every node reads. Unpacking trusts nothing of the job: each path is relative, made of
-// plain names, and created with O_EXCL under the goal's own folder.
+// plain names, inside a folder an earlier entry of the job made (never through a link it
+// planted), and created with O_EXCL under the goal's own folder; a job larger than a node
+// packs is refused before anything is written.
 
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
@@ -85,18 +87,26 @@ export function unpackDir(config: Config, goalId: string): string {
 /** Unpack a job's inputs; returns the host paths to submit as the goal's inputs. */
 export async function unpackInputs(config: Config, goalId: string, packed: PackedInputs): Promise<string[]> {
   if (packed.names.length === 0) return [];
+  checkJobSize(config, packed);
   const inbox = join(config.home, INBOX);
   ensurePrivateDir(inbox);
   const dir = unpackDir(config, goalId);
   removeTreeNoFollow(dir);
   await fsp.mkdir(dir, { mode: 0o700 });
   const tops = new Set(packed.names.map((n) => plainPath(n, 1)));
+  // The folders this job made: an entry goes only into one of them (or the goal's folder),
+  // never through a link or a file an earlier entry planted.
+  const dirs = new Set<string>([""]);
   for (const e of packed.entries) {
     const rel = plainPath(e.path, 64);
     if (!tops.has(rel.split("/")[0] as string)) bad(e.path, "is not under one of the job's inputs");
+    if (!dirs.has(rel.split("/").slice(0, -1).join("/")))
+      bad(e.path, "is not inside a folder of the job (its parent is not a folder entry before it)");
     const target = join(dir, rel);
-    if (e.type === "dir") await fsp.mkdir(target, { mode: (e.mode & 0o777) | 0o700 });
-    else if (e.type === "file")
+    if (e.type === "dir") {
+      await fsp.mkdir(target, { mode: (e.mode & 0o777) | 0o700 });
+      dirs.add(rel);
+    } else if (e.type === "file")
       await fsp.writeFile(target, Buffer.from(e.data, "base64"), {
         flag: "wx",
         mode: (e.mode & 0o777) | 0o600,
@@ -105,6 +115,25 @@ export async function unpackInputs(config: Config, goalId: string, packed: Packe
     else bad((e as { path: string }).path, "has an unknown entry type");
   }
   return [...tops].map((n) => join(dir, n));
+}
+
+/**
+ * Before anything is written: a job holds no more than a submitting node packs (entries
+ * within this node's inputs_max_files, files within MAX_JOB_INPUT_BYTES), so a forged one
+ * cannot fill this node's disk before admission counts what was unpacked.
+ */
+function checkJobSize(config: Config, packed: PackedInputs): void {
+  const entries = Array.isArray(packed.entries) ? packed.entries : [];
+  if (entries.length > config.sandbox.inputsMaxFiles)
+    bad(`(${entries.length} entries)`, `exceeds this node's ${config.sandbox.inputsMaxFiles} input entries`);
+  let bytes = 0;
+  for (const e of entries) {
+    if (e.type !== "file") continue;
+    if (typeof e.data !== "string") bad(e.path, "has no file data");
+    bytes += Buffer.byteLength(e.data, "base64");
+    if (bytes > MAX_JOB_INPUT_BYTES)
+      bad(e.path, `takes the job's files past ${MAX_JOB_INPUT_BYTES / (1024 * 1024)} MiB`);
+  }
 }
 
 export function removeUnpacked(config: Config, goalId: string): void {

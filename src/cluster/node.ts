@@ -37,6 +37,8 @@ declare module "../security/audit-events.js" {
     "goal.enqueued": { goal: string; inputs?: string[] };
     /** This node ended a goal whose node stopped heartbeating: re-queued here, or failed. */
     "cluster.goal_taken_over": { from_node: string; outcome: "requeued" | "failed"; reason?: string };
+    /** A goal running here that another node ended or took over while this one was silent: stopped here. */
+    "cluster.goal_lost": { reason: string };
   }
 }
 
@@ -233,6 +235,8 @@ export class ClusterNode implements Liveness {
           goals: JSON.stringify(running),
         });
       await pipe.exec();
+      // Back from a pause longer than the lease: what a survivor decided stands.
+      await this.runner.stopLost();
       // The running goals' usage, for goal.status on other nodes.
       for (const id of running) {
         const u = this.ctx.rt.goals.status(id).usage;

@@ -98,6 +98,11 @@ export function newGoalId(): string {
   return `g_${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
 }
 
+/** Whether `id` has the form newGoalId makes (it names folders: nothing else may pass for one). */
+export function isGoalId(id: unknown): id is string {
+  return typeof id === "string" && /^g_[0-9a-z]{1,40}$/.test(id);
+}
+
 export function rootAccountOf(goalId: string): string {
   return `goal:${goalId}`;
 }
