@@ -281,6 +281,8 @@ const KINDS: Record<AuditKind, true> = {
   "goal.enqueued": true,
   "cluster.goal_taken_over": true,
   "cluster.audit_head_diverged": true,
+  "cluster.goal_lost": true,
+  "cluster.command_refused": true,
 };
 export const AUDIT_KINDS: readonly AuditKind[] = Object.keys(KINDS) as AuditKind[];
 
