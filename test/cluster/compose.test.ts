@@ -8,11 +8,16 @@
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { AidoClient } from "../../src/client/client.js";
+import { MODEL } from "../agent/harness.js";
 import { requireDocker } from "../support/docker.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest } from "./fixture.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const FILE = join(ROOT, "docker", "cluster-compose.yaml");
@@ -61,7 +66,7 @@ function compose(args: string[], env: Record<string, string>): string {
 describe("docker/cluster-compose.yaml", () => {
   const dir = mkdtempSync(join(tmpdir(), "cluster2-compose-"));
   const envFile = join(dir, "cluster.env");
-  const env = { AIDO_DAEMON_IMAGE: DAEMON_IMAGE };
+  const env: Record<string, string> = { AIDO_DAEMON_IMAGE: DAEMON_IMAGE };
   writeFileSync(envFile, `REDIS_PASSWORD=pw-${process.pid}-x\nAIDO_CLUSTER_DIR=${join(dir, "homes")}\n`);
 
   afterAll(() => {
@@ -117,11 +122,40 @@ describe("docker/cluster-compose.yaml", () => {
   });
 
   describe("brought up with docker-compose", () => {
-    beforeAll(() => {
+    let provider: ProviderServer;
+    let relay: Server;
+    beforeAll(async () => {
       requireDocker();
       execFileSync("bash", [join(ROOT, "docker", "build-redis.sh")], { stdio: ["ignore", "pipe", "pipe"] });
+      // The scripted provider listens on loopback; the daemons reach it through a relay on
+      // the default bridge's gateway address (the host, as any container can route to it).
+      provider = await startProviderServer();
+      const gateway = execFileSync(
+        "docker",
+        ["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
+        { encoding: "utf8" },
+      ).trim();
+      const target = new URL(provider.url);
+      relay = createServer((c) => {
+        const up = new Socket().connect(Number(target.port), target.hostname);
+        c.pipe(up).pipe(c);
+        up.on("error", () => c.destroy());
+        c.on("error", () => up.destroy());
+      });
+      await new Promise<void>((ok) => relay.listen(0, gateway, ok));
+      const port = (relay.address() as { port: number }).port;
+      Object.assign(env, {
+        ANTHROPIC_API_KEY: "sk-ant-test",
+        ANTHROPIC_BASE_URL: `http://${gateway}:${port}`,
+        AIDO_MODEL: MODEL,
+      });
       compose(["--env-file", envFile, "up", "-d"], env);
     }, 120_000);
+
+    afterAll(async () => {
+      relay?.close();
+      await provider?.close();
+    });
 
     it("three daemons join one Redis and each sees all three up; Redis answers no one without the password", async () => {
       const status = (node: string): ClusterStatus | undefined => {
@@ -171,6 +205,31 @@ describe("docker/cluster-compose.yaml", () => {
         encoding: "utf8",
       });
       expect(Object.values(JSON.parse(ports) as Record<string, unknown>).every((b) => b === null)).toBe(true);
+    }, 90_000);
+
+    it("runs a goal submitted to node-1 on one of the nodes, and every node reports it", async () => {
+      provider.script(forGoal("compose-goal"), [turn.text("compose goal done")]);
+      const home = join(dir, "homes", "node-1");
+      const client = await AidoClient.connect(join(home, "agentd.sock"));
+      try {
+        const { goal_id } = await client.call("goal.submit", {
+          goal: "do compose-goal",
+          manifest: manifest(),
+        });
+        const ended = await client.call("goal.wait", { goal_id, timeout_ms: 60_000 });
+        expect(ended, ended.error).toMatchObject({ state: "succeeded", result: "compose goal done" });
+        expect(ended.node).toBeDefined();
+        for (const node of ["node-2", "node-3"]) {
+          const out = execFileSync(
+            "docker",
+            ["exec", `${PROJECT}_${node}_1`, "aido", "status", goal_id, "--json"],
+            { encoding: "utf8" },
+          );
+          expect(JSON.parse(out)).toMatchObject({ goal_id, state: "succeeded", node: ended.node });
+        }
+      } finally {
+        client.close();
+      }
     }, 90_000);
   });
 });
