@@ -22,8 +22,9 @@
 # Settings (environment): AIDO_HOME (default ~/.aido); AIDO_DAEMON_NETWORK (default
 # host: providers on localhost, e.g. Ollama, stay reachable; "bridge" isolates the daemon);
 # AIDO_DAEMON_CONTAINER (default aido-agentd-<hash of AIDO_HOME>); AIDO_OFFLINE=1 skips
-# the registry probes. The OTEL_* variables of trace export (docs/observability.md) reach
-# the daemon by name too.
+# the registry probes; AIDO_REDIS_URL=redis://:PASSWORD@host:6379/0 makes the daemon a node
+# of that cluster (docs/scale-out.md; read when the daemon container starts). The OTEL_*
+# variables of trace export (docs/observability.md) reach the daemon by name too.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,7 +39,7 @@ network="${AIDO_DAEMON_NETWORK:-host}"
 provider_vars=(ANTHROPIC_API_KEY OPENAI_API_KEY DEEPSEEK_API_KEY OLLAMA_HOST AIDO_OPENAI_COMPAT_BASE_URL AIDO_REPLAY)
 pass_vars=(ANTHROPIC_API_KEY ANTHROPIC_BASE_URL OPENAI_API_KEY OPENAI_BASE_URL DEEPSEEK_API_KEY DEEPSEEK_BASE_URL
   OLLAMA_HOST AIDO_OPENAI_COMPAT_BASE_URL AIDO_MODEL AIDO_MAX_CONCURRENT_INFERENCE AIDO_PERSISTENT_MEMORY
-  AIDO_SPAWN_BATCH_CAP)
+  AIDO_SPAWN_BATCH_CAP AIDO_REDIS_URL)
 # OpenTelemetry trace export (docs/observability.md), passed by name as well.
 otel_vars=(OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_EXPORTER_OTLP_HEADERS
   OTEL_EXPORTER_OTLP_TRACES_HEADERS OTEL_EXPORTER_OTLP_TIMEOUT OTEL_EXPORTER_OTLP_TRACES_TIMEOUT

@@ -51,7 +51,7 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
     p.status === undefined || p.status === "pending"
       ? { approvals: await node.goals.pendingApprovals() }
       : { approvals: ctx.rt.approvals.list({ status: p.status }) },
-  "approval.respond": (p, _ctx, node) => node.goals.respond(p.id, p.decision, "socket client"),
+  "approval.respond": (p, ctx, node) => node.goals.respond(p.id, p.decision, ctx.decidedBy),
   "events.subscribe": (p, ctx, node) => subscribeCluster(ctx, node, p.goal_id),
   "cluster.audit_verify": (_p, _ctx, node) => node.verifyAudit(),
   "cluster.status": async (_p, _ctx, node) => ({
@@ -106,8 +106,9 @@ async function subscribeCluster(
   ctx.afterResponse(() => {
     if (ended) return;
     if (goalId === undefined) {
-      // This node's own events from its bus (they are in the stream too: skipped there).
-      offLocal = ctx.rt.events.subscribe({}, (ev) => void send(toWireEvent(ev)));
+      // This node's own events from its bus (they are in the stream too: skipped there),
+      // with the node they happened on, as every other node's carry it.
+      offLocal = ctx.rt.events.subscribe({}, (ev) => void send({ ...toWireEvent(ev), node: self }));
     }
     reader = readEvents(
       node.redis,

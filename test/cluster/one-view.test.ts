@@ -175,6 +175,12 @@ describe("cluster mode: one queue, one view", () => {
       expect(mine.filter((e) => e.type === "goal.started")).toHaveLength(1);
       expect(mine.filter((e) => e.type === "goal.finished")).toHaveLength(1);
       expect(mine.at(-1)).toMatchObject({ type: "goal.finished", state: "succeeded" });
+      // Every event names the node it happened on, the subscriber's own included.
+      expect(mine.filter((e) => e.node === undefined)).toEqual([]);
+      const owner = (await a.call("goal.status", { goal_id: id })).node;
+      expect(
+        mine.filter((e) => e.type === "goal.started" || e.type === "goal.finished").map((e) => e.node),
+      ).toEqual([owner, owner]);
     }
   }, 60_000);
 

@@ -33,6 +33,7 @@ export const UI_METHODS: ReadonlySet<MethodName> = new Set<MethodName>([
   "snapshot.restore",
   "mcp.list",
   "tool.list",
+  "cluster.status",
 ]);
 
 /** goal.wait from a page is a poll, not a hold: at most this long. */

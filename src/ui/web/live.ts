@@ -174,6 +174,9 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
       if (g) {
         g.state = "running";
         if (agentId) g.agent_id = agentId;
+        // Cluster mode: the node an event comes from is the one that runs the goal.
+        const node = str(ev.node);
+        if (node !== undefined) g.node = node;
       }
       s.revisions.goals++;
       break;

@@ -24,6 +24,9 @@ export interface Goal {
   finished_at?: string;
   agent_id?: string;
   intent_id?: string;
+  /** Cluster mode: the node that runs (or ran) it, and the node it was submitted to. */
+  node?: string;
+  submitted_via?: string;
 }
 
 export interface Agent {
@@ -86,7 +89,22 @@ export interface Approval {
   lineage?: LineageStep[];
   /** null on requests recorded before the daemon kept it. */
   asked_by?: AskedBy | null;
+  /** Cluster mode: the node whose agent waits for the answer. */
+  node?: string;
 }
+
+/** cluster.status: every node that joined (docs/scale-out.md), or enabled: false. */
+export interface ClusterNode {
+  node_id: string;
+  alive: boolean;
+  last_heartbeat: string | null;
+  host: string;
+  running: number;
+  capacity: number;
+  goals: string[];
+}
+
+export type ClusterStatus = { enabled: false } | { enabled: true; node_id: string; nodes: ClusterNode[] };
 
 export interface Grant {
   id: string;

@@ -88,6 +88,14 @@ function Request({ a, onDecided }: { a: Approval; onDecided(): void }) {
         </dd>
         <dt>Target</dt>
         <dd class="text">{visible(a.target)}</dd>
+        {a.node ? (
+          <>
+            <dt>Node</dt>
+            <dd class="mono" data-testid="approval-node">
+              {visible(a.node)}
+            </dd>
+          </>
+        ) : null}
         <dt>Agent</dt>
         <dd>
           <Lineage a={a} /> <span class="muted">(identity {a.identity})</span>

@@ -229,6 +229,17 @@ export function GoalPage({ store, goalId }: { store: LiveStore; goalId: string }
               </dd>
               <dt>Id</dt>
               <dd class="mono">{goal.goal_id}</dd>
+              {goal.node ? (
+                <>
+                  <dt>Node</dt>
+                  <dd class="mono" data-testid="goal-node">
+                    {goal.node}
+                    {goal.submitted_via && goal.submitted_via !== goal.node ? (
+                      <span class="muted"> (submitted via {goal.submitted_via})</span>
+                    ) : null}
+                  </dd>
+                </>
+              ) : null}
               <dt>Submitted</dt>
               <dd>
                 <Time at={goal.created_at} />

@@ -1,11 +1,13 @@
 // ui/web/pages/goals.tsx — the goals page: a form to submit a goal (text, an optional
 // manifest as YAML typed or read from a file, input files) through POST /api/goals, and
-// every goal with its state, tokens and a Cancel button while it can still be cancelled.
+// every goal with its state, tokens and a Cancel button while it can still be cancelled;
+// in cluster mode the node each goal runs on, and the Cluster panel (pages/cluster.tsx).
 
 import { useState } from "preact/hooks";
 import { fileAsInput, rpc, submitGoal } from "../api.js";
 import { Badge, clip, ErrorNote, Section, shortId, Time, tokens } from "../components.js";
 import type { LiveStore } from "../live.js";
+import { ClusterPanel } from "./cluster.js";
 
 function SubmitForm() {
   const [goal, setGoal] = useState("");
@@ -85,6 +87,8 @@ function SubmitForm() {
 export function GoalsPage({ store }: { store: LiveStore }) {
   const [error, setError] = useState<unknown>(undefined);
   const goals = Object.values(store.state.goals).sort((a, b) => b.created_at.localeCompare(a.created_at));
+  // In cluster mode every goal names its node; a lone daemon's list has no such column.
+  const clustered = goals.some((g) => g.node !== undefined);
   const cancel = async (id: string) => {
     setError(undefined);
     try {
@@ -95,6 +99,7 @@ export function GoalsPage({ store }: { store: LiveStore }) {
   };
   return (
     <>
+      <ClusterPanel store={store} />
       <Section title="Submit a goal">
         <SubmitForm />
       </Section>
@@ -108,6 +113,7 @@ export function GoalsPage({ store }: { store: LiveStore }) {
               <tr>
                 <th scope="col">Goal</th>
                 <th scope="col">State</th>
+                {clustered ? <th scope="col">Node</th> : null}
                 <th scope="col">Tokens (in / out)</th>
                 <th scope="col">Submitted</th>
                 <th scope="col">Actions</th>
@@ -124,6 +130,11 @@ export function GoalsPage({ store }: { store: LiveStore }) {
                   <td>
                     <Badge state={g.state} />
                   </td>
+                  {clustered ? (
+                    <td class="mono" data-testid="goal-node">
+                      {g.node ?? "—"}
+                    </td>
+                  ) : null}
                   <td>
                     {tokens(g.usage.input_tokens)} / {tokens(g.usage.output_tokens)}
                   </td>

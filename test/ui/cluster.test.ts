@@ -1,0 +1,96 @@
+// test/ui/cluster.test.ts — the dashboard of a node in a cluster (docs/scale-out.md), in a
+// real browser: two agentd nodes on one real redis-server (test/cluster/fixture.ts), the
+// page signed in on node B. A goal submitted to node A shows in B's list and detail with
+// the node that runs it, B's Cluster panel lists both nodes up with their load, and the
+// goal's approval shows in B's inbox with the node its agent waits on and is answered
+// there (routed to that node when it is A).
+
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { forGoal, manifest, type Node, startNode, startRedis, stopAll } from "../cluster/fixture.js";
+import { requireDocker } from "../support/docker.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { ensureUiBuilt, laptopPage, launchBrowser } from "./browser.js";
+
+let server: ProviderServer;
+let a: Node;
+let b: Node;
+let browser: Browser;
+let page: Page;
+let problems: string[];
+
+beforeAll(async () => {
+  requireDocker();
+  ensureUiBuilt();
+  server = await startProviderServer();
+  const redis = await startRedis();
+  [a, b] = await Promise.all([
+    startNode(server, redis.url, "ui-node-a", { capacity: 2 }),
+    startNode(server, redis.url, "ui-node-b", { capacity: 2 }),
+  ]);
+  const opened = await (await b.client()).call("ui.open", {});
+  browser = await launchBrowser();
+  ({ page, problems } = await laptopPage(browser));
+  await page.goto(opened.url);
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await stopAll();
+  await server?.close();
+}, 60_000);
+
+describe("the dashboard of a cluster node", () => {
+  it("shows node A's goal on node B with its owner, lists both nodes, and answers its approval there", async () => {
+    // Both nodes up in B's Cluster panel, B marked as the node the page talks to.
+    const panel = page.getByTestId("cluster");
+    await expect.poll(() => panel.locator("tr[data-node]").count(), { timeout: 15_000 }).toBe(2);
+    for (const id of ["ui-node-a", "ui-node-b"]) {
+      await expect.poll(() => panel.locator(`tr[data-node=${id}]`).textContent()).toMatch(/up\s*\d+ \/ 2/);
+    }
+    expect(await panel.locator("tr[data-node=ui-node-b]").textContent()).toContain("(this node)");
+
+    const marker = "ui-cluster-goal";
+    server.script(forGoal(marker), [
+      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+      turn.text(`finished ${marker}`),
+    ]);
+    const { goal_id } = await (await a.client()).call("goal.submit", {
+      goal: `write ${marker}`,
+      manifest: manifest({ approve: true }),
+    });
+
+    // B's goal list: the goal, with the node that runs it.
+    const row = page.locator(`tr[data-goal="${goal_id}"]`);
+    await expect
+      .poll(() => row.getByTestId("goal-node").textContent(), { timeout: 20_000 })
+      .toMatch(/^ui-node-[ab]$/);
+    const owner = (await row.getByTestId("goal-node").textContent()) as string;
+    expect((await (await b.client()).call("goal.status", { goal_id })).node).toBe(owner);
+
+    // Its detail page names the owner and, when it is not A, that it came through A.
+    await page.goto(`${page.url().split("#")[0]}#/goals/${encodeURIComponent(goal_id)}`);
+    const node = page.locator("[data-testid=goal-node]").first();
+    await expect.poll(() => node.textContent()).toContain(owner);
+    if (owner !== "ui-node-a")
+      await expect.poll(() => node.textContent()).toContain("submitted via ui-node-a");
+
+    // B's inbox: the request with the node its agent waits on; answered from B.
+    await page.getByRole("link", { name: /^Approvals/ }).click();
+    const req = page.locator("article.request").filter({ hasText: "file_write" }).first();
+    await req.waitFor({ timeout: 20_000 });
+    expect(await req.getByTestId("approval-node").textContent()).toBe(owner);
+    await req.getByRole("button", { name: "Allow once" }).click();
+    await page.getByTestId("inbox-empty").waitFor();
+
+    const ended = await (await a.client()).call("goal.wait", { goal_id, timeout_ms: 30_000 });
+    expect(ended).toMatchObject({ state: "succeeded", result: `finished ${marker}`, node: owner });
+    // The owner's record: allowed through the dashboard, via node B.
+    const ownerNode = owner === a.id ? a : b;
+    const decided = await (await ownerNode.client()).call("approval.list", { status: "decided" });
+    const answer = decided.approvals.find((x) => x.goal_id === goal_id);
+    expect(answer?.decision).toBe("allow_once");
+    expect(answer?.decided_by).toBe("dashboard via node ui-node-b");
+    expect(problems.filter((p) => !/Failed to load resource/.test(p))).toEqual([]);
+  }, 90_000);
+});
