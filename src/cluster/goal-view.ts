@@ -26,7 +26,7 @@ const WAIT_POLL_MS = 200;
 /** How long a routed command (cancel, approval answer) waits for the owner. */
 const COMMAND_TIMEOUT_MS = 10_000;
 /** What a routed approval answer's decided_by may be: the node it came through (respond()). */
-const ROUTED_VIA = /^socket client via node [a-z0-9][a-z0-9-]{0,62}$/;
+const ROUTED_VIA = /^(socket client|dashboard) via node [a-z0-9][a-z0-9-]{0,62}$/;
 
 declare module "../security/audit-events.js" {
   interface AuditPayloads {
@@ -227,7 +227,7 @@ export class ClusterGoals {
     if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
     // Whoever writes to Redis can put a command here: decided_by names a node, never free text.
     if (typeof c.via !== "string" || !ROUTED_VIA.test(c.via)) {
-      const reason = `a routed approval answer must come "socket client via node <node id>"; refused ${JSON.stringify(String(c.via).slice(0, 80))}`;
+      const reason = `a routed approval answer must come "socket client via node <node id>" or "dashboard via node <node id>"; refused ${JSON.stringify(String(c.via).slice(0, 80))}`;
       this.rt.audit.record("cluster.command_refused", { type: c.type, reason });
       throw new AidoError(ErrorCode.invalidInput, reason, { field: "via" });
     }

@@ -64,6 +64,10 @@ function compose(args: string[], env: Record<string, string>): string {
 }
 
 describe("docker/cluster-compose.yaml", () => {
+  beforeAll(() => {
+    // docker-compose (Debian's package) comes with the cluster tests' set-up.
+    execFileSync("bash", [join(ROOT, "scripts", "ensure-redis.sh")], { stdio: "inherit" });
+  });
   const dir = mkdtempSync(join(tmpdir(), "cluster2-compose-"));
   const envFile = join(dir, "cluster.env");
   const env: Record<string, string> = { AIDO_DAEMON_IMAGE: DAEMON_IMAGE };
@@ -126,6 +130,14 @@ describe("docker/cluster-compose.yaml", () => {
     let relay: Server;
     beforeAll(async () => {
       requireDocker();
+      // The daemon image as ./run-aido.sh makes it: the same set-up (dependencies, build,
+      // images), under its lock, so a stale image never runs this checkout's cluster mode.
+      if (!process.env.AIDO_DAEMON_IMAGE)
+        execFileSync("bash", ["-c", "source ./run-aido.sh && install_and_build"], {
+          cwd: ROOT,
+          stdio: ["ignore", "ignore", "inherit"],
+          timeout: 900_000,
+        });
       execFileSync("bash", [join(ROOT, "docker", "build-redis.sh")], { stdio: ["ignore", "pipe", "pipe"] });
       // The scripted provider listens on loopback; the daemons reach it through a relay on
       // the default bridge's gateway address (the host, as any container can route to it).
@@ -150,7 +162,7 @@ describe("docker/cluster-compose.yaml", () => {
         AIDO_MODEL: MODEL,
       });
       compose(["--env-file", envFile, "up", "-d"], env);
-    }, 120_000);
+    }, 900_000);
 
     afterAll(async () => {
       relay?.close();
