@@ -24,6 +24,7 @@ const sections: Record<string, Loader> = {
   "mcp-servers": async () => (await import("./mcp-servers.js")).benchMcpServers(),
   "cli-start": async () => (await import("./cli-start.js")).benchCliStart(),
   tracing: async () => (await import("./tracing.js")).benchTracing(),
+  cluster: async () => (await import("./cluster.js")).benchCluster(),
   egress: async () => [
     await (await import("./egress.js")).benchEgress(),
     await (await import("./egress-container.js")).benchEgressContainer(),
