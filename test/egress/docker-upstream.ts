@@ -40,8 +40,8 @@ function removeQuietly(container: string, network: string): void {
 
 /**
  * `name`-upstream on network `name`, subnet `subnet`, the server at `ip`. Keep the subnet
- * small (/28): the engine routes all of it into the network while it exists, and this
- * machine's package mirror answers at 203.0.113.80.
+ * small (/28): the engine routes all of it into the network while it exists, so a wider
+ * subnet could shadow real hosts of the range.
  */
 export async function startDockerUpstream(
   name: string,

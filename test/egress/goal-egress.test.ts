@@ -2,9 +2,8 @@
 // submitted over the daemon's socket, its agents driven by the real SDK against the
 // scripted provider, every command run by exec in the goal's real container on its egress
 // network, through the relay and the real proxy. The "internet" is a Docker network the
-// test makes on 203.0.113.0/28 (TEST-NET-3, not an inward address; small, since this
-// machine's package mirror answers at 203.0.113.80 and the engine routes the whole subnet
-// into the network) holding one upstream: plain HTTP on 8080 and HTTPS on 8443 with a
+// test makes on 203.0.113.0/28 (TEST-NET-3, not an inward address; small, since the engine
+// routes the whole subnet into the network) holding one upstream: plain HTTP on 8080 and HTTPS on 8443 with a
 // certificate made here; `egress.hosts` names it.
 // The root agent A holds network grants for plain.test:8080, secure.test:8443 and
 // private.test:8080 (which egress.hosts points at 10.9.9.9); its child B holds only

@@ -3,8 +3,8 @@
 // container (real Docker) on an egress network of its own, its relay and the real proxy.
 // The test server (.mjs written here, mounted read-only) has a tool `fetch` that runs curl
 // with the proxy variables it was given, and `tcp` that connects directly. The "internet"
-// is one upstream on a Docker network at 203.0.113.48/28 (small: this machine's package
-// mirror answers at 203.0.113.80), named by egress.hosts. Server "web" may reach
+// is one upstream on a Docker network at 203.0.113.48/28 (small: the engine routes
+// all of it into the network), named by egress.hosts. Server "web" may reach
 // plain.test:8080 (and confirm.test / denied.test:8080, which policy rules then refuse);
 // "web-off", the same code without network entries, reaches nothing. The goal's own
 // container (its agent holds a network grant, so it has a network and relay too) and the

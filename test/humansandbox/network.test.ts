@@ -2,7 +2,8 @@
 // the CLI against the real engine. `aido sandbox up` puts the sandbox on an internal network
 // of its own with a relay; `aido run` serves the egress proxy in its own process for the
 // run, with the list as its only policy. The "internet" is a Docker network this test makes
-// on 203.0.113.48/28 (small: this machine's package mirror answers at 203.0.113.80) holding
+// on 203.0.113.48/28 (small: the engine routes all of it into the network, so a
+// wider one could shadow real hosts of the range) holding
 // one upstream: plain HTTP on 8080 and HTTPS on 8443 with a certificate made here; the
 // operator's config.yaml (`egress.hosts`) names it, and points private.test at 10.9.9.9.
 // The script attacks as an AI-written script would: an unlisted host, an IP literal, a name
