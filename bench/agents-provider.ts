@@ -2,17 +2,26 @@
 // so that its CPU (serving HTTP, encoding answers) is not counted as the runtime's. Every
 // answer comes after a fixed delay. The fan-out parent (system prompt with
 // manifest "fanout") first asks for spawn_agents with CHILDREN children, then answers;
-// every other request (a child) answers with text. Prints the server's URL, then serves
+// every other request (a child) asks for BENCH_CHILD_TURNS - 1 memory_query calls, one per
+// turn, then answers with text. Prints the server's URL, then serves
 // until stdin closes; prints the most requests it had in flight on exit.
 
 import { type ProviderServer, startProviderServer, turn } from "../test/support/provider-server.js";
 
 const delayMs = Number(process.env.BENCH_DELAY_MS ?? 200);
 const children = Number(process.env.BENCH_CHILDREN ?? 50);
+/** Model turns per child: every turn but the last asks for a memory_query call. */
+const childTurns = Number(process.env.BENCH_CHILD_TURNS ?? 1);
 
 const server: ProviderServer = await startProviderServer();
 const child = (i: number) => ({
-  manifest: { name: "leaf", system_prompt: `Child ${i}.`, capabilities: [], budget: { max_tokens: 20_000 } },
+  manifest: {
+    name: "leaf",
+    system_prompt: `Child ${i}.`,
+    capabilities: childTurns > 1 ? ["tool: memory_query"] : [],
+    budget: { max_tokens: 20_000 * childTurns },
+    limits: { max_iterations: childTurns + 1 },
+  },
   message: `Task ${i}`,
 });
 server.script('manifest "fanout"', [
@@ -23,7 +32,14 @@ server.script('manifest "fanout"', [
   ),
   turn.text("all children done", { delayMs }),
 ]);
-server.fallback(() => turn.text("child done", { delayMs }));
+server.fallback((req) => {
+  const messages = (req.body as { messages?: unknown[] }).messages ?? [];
+  // A child's nth request carries 2n - 1 messages: its task, then a call and a result per turn.
+  const done = (messages.length - 1) / 2;
+  return done + 1 < childTurns
+    ? turn.toolUse("memory_query", { query: `fact ${done}` }, { delayMs })
+    : turn.text("child done", { delayMs });
+});
 console.log(server.url);
 process.stdin.resume();
 process.stdin.on("end", async () => {
