@@ -31,7 +31,7 @@
 // A reservation of r at account x needs room(x) >= r and, at each ancestor a above its
 // child c on the path, room(a) >= max(0, r - undrawn(c)).
 
-import { type Db, migrate, prepared } from "../db/database.js";
+import { type Db, migrate, prepared, type Statement } from "../db/database.js";
 import { AidoError, ErrorCode, isAidoError } from "../errors.js";
 import type { AuditLog } from "./audit.js";
 import type { AuditPayloads } from "./audit-events.js";
@@ -133,12 +133,34 @@ export class BudgetLedger {
   private readonly db: Db;
   private readonly audit: AuditLog | undefined;
   private readonly now: () => number;
+  /** Runs a function in one BEGIN IMMEDIATE transaction (a savepoint when nested). */
+  private readonly tx: (fn: () => unknown) => unknown;
+  /** The statements of every reserve and commit, prepared once. */
+  private readonly stmt: {
+    find: Statement;
+    charge: Statement;
+    reserve: Statement;
+    settle: Statement;
+  };
 
   constructor(opts: BudgetLedgerOptions) {
     this.db = opts.db;
     this.audit = opts.audit;
     this.now = opts.now ?? Date.now;
     migrate(this.db, "budget", MIGRATIONS);
+    this.tx = this.db.transaction((fn: () => unknown) => fn()).immediate;
+    this.stmt = {
+      find: this.db.prepare("SELECT * FROM budget_accounts WHERE id = ?"),
+      charge: this.db.prepare(
+        "UPDATE budget_accounts SET reserved = reserved + ?, spent = spent + ?, total_spent = total_spent + ?, carved = carved - ? WHERE id = ?",
+      ),
+      reserve: this.db.prepare(
+        "INSERT INTO budget_reservations (account_id, amount, state, created_at) VALUES (?, ?, 'open', ?)",
+      ),
+      settle: this.db.prepare(
+        "UPDATE budget_reservations SET state = ?, actual = ? WHERE id = ? AND account_id = ? AND amount = ? AND state = 'open'",
+      ),
+    };
   }
 
   /** Open an account; a child's limit is carved from its parent's room or refused. */
@@ -194,11 +216,8 @@ export class BudgetLedger {
     return this.immediate(() => {
       const chain = this.chain(accountId);
       this.requireRoom(chain, needsOf(chain, estimate), estimate);
-      this.charge(accountId, estimate, 0);
-      const id = prepared(
-        this.db,
-        "INSERT INTO budget_reservations (account_id, amount, state, created_at) VALUES (?, ?, 'open', ?)",
-      ).run(accountId, estimate, this.now()).lastInsertRowid;
+      this.charge(chain, estimate, 0);
+      const id = this.stmt.reserve.run(accountId, estimate, this.now()).lastInsertRowid;
       return { id: Number(id), accountId, amount: estimate };
     });
   }
@@ -212,8 +231,7 @@ export class BudgetLedger {
     tokens("actualTokens", actualTokens);
     return this.immediate(() => {
       this.settle(r, "committed", actualTokens);
-      this.charge(r.accountId, -r.amount, actualTokens);
-      const after = this.get(r.accountId);
+      const after = this.charge(this.ancestry(r.accountId), -r.amount, actualTokens);
       if (actualTokens > r.amount) {
         this.audit?.record(
           "budget.overspent",
@@ -234,8 +252,7 @@ export class BudgetLedger {
   refund(r: Reservation): BudgetAccount {
     return this.immediate(() => {
       this.settle(r, "refunded", null);
-      this.charge(r.accountId, -r.amount, 0);
-      return this.get(r.accountId);
+      return this.charge(this.ancestry(r.accountId), -r.amount, 0);
     });
   }
 
@@ -286,7 +303,7 @@ export class BudgetLedger {
     ).all(accountId) as { id: number; amount: number }[];
     for (const r of open) {
       this.settle({ id: r.id, accountId, amount: r.amount }, "refunded", null);
-      this.charge(accountId, -r.amount, 0);
+      this.charge(this.ancestry(accountId), -r.amount, 0);
     }
     const after = this.get(accountId);
     if (after.parent_id !== null) {
@@ -300,10 +317,7 @@ export class BudgetLedger {
 
   /** Move a reservation out of 'open', or refuse (unknown, already settled, wrong account). */
   private settle(r: Reservation, state: "committed" | "refunded", actual: number | null): void {
-    const changed = prepared(
-      this.db,
-      "UPDATE budget_reservations SET state = ?, actual = ? WHERE id = ? AND account_id = ? AND amount = ? AND state = 'open'",
-    ).run(state, actual, r.id, r.accountId, r.amount).changes;
+    const changed = this.stmt.settle.run(state, actual, r.id, r.accountId, r.amount).changes;
     if (changed !== 1) {
       throw new AidoError(
         ErrorCode.invalidInput,
@@ -317,27 +331,40 @@ export class BudgetLedger {
 
   /**
    * Apply a change of reserved/spent to the account and every ancestor, keeping each
-   * parent's `carved` equal to the undrawn part of its children's carve-outs.
+   * parent's `carved` equal to the undrawn part of its children's carve-outs. `chain` is
+   * the account and its ancestors up to the root as this transaction reads them; one
+   * UPDATE per account. Returns the account as it is after the change.
    */
-  private charge(accountId: string, reservedDelta: number, spentDelta: number): void {
+  private charge(chain: readonly BudgetAccount[], reservedDelta: number, spentDelta: number): BudgetAccount {
+    // What the account below drew from (or gave back to) this account's carve-out.
+    let drawn = 0;
+    let first: BudgetAccount | undefined;
+    for (const before of chain) {
+      this.stmt.charge.run(reservedDelta, spentDelta, spentDelta, drawn, before.id);
+      const after: BudgetAccount = {
+        ...before,
+        reserved: before.reserved + reservedDelta,
+        spent: before.spent + spentDelta,
+        total_spent: before.total_spent + spentDelta,
+        carved: before.carved - drawn,
+      };
+      first ??= after;
+      drawn = before.parent_id !== null ? undrawnOf(before) - undrawnOf(after) : 0;
+    }
+    if (!first) throw new Error("charge needs the account's chain");
+    return first;
+  }
+
+  /** The account and its ancestors up to the goal root, as stored (no period reset). */
+  private ancestry(accountId: string): BudgetAccount[] {
+    const chain: BudgetAccount[] = [];
     let id: string | null = accountId;
     while (id !== null) {
-      const before = this.get(id);
-      prepared(
-        this.db,
-        "UPDATE budget_accounts SET reserved = reserved + ?, spent = spent + ?, total_spent = total_spent + ? WHERE id = ?",
-      ).run(reservedDelta, spentDelta, spentDelta, id);
-      if (before.parent_id !== null) {
-        const drawn = undrawnOf(before) - undrawnOf(this.get(id));
-        if (drawn !== 0) {
-          prepared(this.db, "UPDATE budget_accounts SET carved = carved - ? WHERE id = ?").run(
-            drawn,
-            before.parent_id,
-          );
-        }
-      }
-      id = before.parent_id;
+      const a = this.get(id);
+      chain.push(a);
+      id = a.parent_id;
     }
+    return chain;
   }
 
   /** The account and its ancestors up to the goal root, each reset if its period ended. */
@@ -398,9 +425,7 @@ export class BudgetLedger {
 
   /** The account, or undefined when there is none. */
   find(id: string): BudgetAccount | undefined {
-    return prepared(this.db, "SELECT * FROM budget_accounts WHERE id = ?").get(id) as
-      | BudgetAccount
-      | undefined;
+    return this.stmt.find.get(id) as BudgetAccount | undefined;
   }
 
   /**
@@ -409,7 +434,7 @@ export class BudgetLedger {
    */
   private immediate<T>(fn: () => T): T {
     try {
-      return this.db.transaction(fn).immediate();
+      return this.tx(fn) as T;
     } catch (e) {
       if (this.audit && isAidoError(e, ErrorCode.budgetExceeded)) {
         const { goal, ...refusal } = e.details as { goal: string } & AuditPayloads["budget.exceeded"];

@@ -375,3 +375,89 @@ describe("concurrency", () => {
     expect(realLedger.get("goal:g2")).toMatchObject({ spent: sum, total_spent: sum, reserved: 0 });
   });
 });
+
+describe("the ledger's sums under a random sequence of operations", () => {
+  // A model kept beside the ledger: every account's spent and reserved are its subtree's,
+  // every parent's carved is the undrawn part of its open children's carve-outs. Catches a
+  // charge that forgets a level or a carve-out that drifts, whatever the order of operations.
+  it("keeps spent, reserved and carved equal to what the operations imply", () => {
+    let seed = 0x2f6e2b1;
+    const rand = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    interface Model {
+      id: string;
+      parent: string | null;
+      limit: number;
+      open: boolean;
+      spentSelf: number;
+    }
+    const accounts = new Map<string, Model>();
+    const reservations: { r: ReturnType<BudgetLedger["reserve"]>; open: boolean }[] = [];
+    ledger.open("goal:r", { goalId: "r", limit: 1_000_000 });
+    accounts.set("goal:r", { id: "goal:r", parent: null, limit: 1_000_000, open: true, spentSelf: 0 });
+    const subtree = (id: string): Model[] => [
+      accounts.get(id) as Model,
+      ...[...accounts.values()].filter((a) => a.parent === id).flatMap((a) => subtree(a.id)),
+    ];
+    let refused = 0;
+    for (let step = 0; step < 600; step++) {
+      const open = [...accounts.values()].filter((a) => a.open);
+      const pick = open[rand(open.length)] as Model;
+      const op = rand(10);
+      try {
+        if (op < 2 && accounts.size < 40) {
+          const id = `agent:${step}`;
+          const limit = 1 + rand(40_000);
+          ledger.open(id, { goalId: "r", limit, parentId: pick.id });
+          accounts.set(id, { id, parent: pick.id, limit, open: true, spentSelf: 0 });
+        } else if (op < 6) {
+          reservations.push({ r: ledger.reserve(pick.id, rand(3_000)), open: true });
+        } else if (op < 9) {
+          const live = reservations.filter((x) => x.open && accounts.get(x.r.accountId)?.open);
+          const x = live[rand(live.length)];
+          if (!x) continue;
+          x.open = false;
+          if (op === 8) ledger.refund(x.r);
+          else {
+            // Now and then a provider breaks the bound and spends more than was reserved.
+            const actual = rand(4) === 0 ? x.r.amount + rand(500) : rand(x.r.amount + 1);
+            ledger.commit(x.r, actual);
+            (accounts.get(x.r.accountId) as Model).spentSelf += actual;
+          }
+        } else if (pick.parent !== null) {
+          ledger.close(pick.id);
+          for (const a of subtree(pick.id)) a.open = false;
+          for (const x of reservations) if (!accounts.get(x.r.accountId)?.open) x.open = false;
+        }
+      } catch (e) {
+        if (!isAidoError(e)) throw e;
+        refused++;
+      }
+      for (const a of accounts.values()) {
+        const row = ledger.get(a.id);
+        const tree = subtree(a.id);
+        const spent = tree.reduce((n, m) => n + m.spentSelf, 0);
+        const reserved = reservations
+          .filter((x) => x.open && tree.some((m) => m.id === x.r.accountId))
+          .reduce((n, x) => n + x.r.amount, 0);
+        expect({ id: a.id, spent: row.spent, total: row.total_spent, reserved: row.reserved }).toEqual({
+          id: a.id,
+          spent,
+          total: spent,
+          reserved,
+        });
+        if (!a.open) continue;
+        const carved = [...accounts.values()]
+          .filter((c) => c.parent === a.id && c.open)
+          .map((c) => ledger.get(c.id))
+          .reduce((n, c) => n + Math.max(0, c.limit_tokens - c.total_spent - c.reserved), 0);
+        expect({ id: a.id, carved: row.carved }).toEqual({ id: a.id, carved });
+      }
+    }
+    // The sequence exercised refusals as well as successes.
+    expect(refused).toBeGreaterThan(5);
+    expect(refused).toBeLessThan(400);
+  });
+});
