@@ -300,24 +300,26 @@ export class HeadKeeper {
 
   /**
    * Before an append: the log must still hold the newest entry this runtime saw
-   * committed. Cut short or rewritten under the running runtime, it is recorded as broken.
+   * committed. Cut short or rewritten under the running runtime, it is recorded as broken,
+   * and that entry (now the newest) is returned. `last` is the newest entry as the
+   * caller's transaction just read it.
    */
-  check(log: HeadLogAccess): void {
+  check(log: HeadLogAccess, last: Committed | undefined = log.last()): Committed | undefined {
     const k = this.known;
-    if (!k) return;
-    const last = log.last();
-    if (last && last.seq === k.seq && last.hash === k.hash) return;
+    if (!k) return undefined;
+    if (last && last.seq === k.seq && last.hash === k.hash) return undefined;
     let reason: string | undefined;
     if (!last || last.seq < k.seq) {
       reason = `the log ends at seq ${last?.seq ?? 0}, before seq ${k.seq} that this runtime committed`;
     } else if (last.seq === k.seq || log.hashAt(k.seq) !== k.hash) {
       reason = `entry ${k.seq} is no longer the one this runtime committed`;
     }
-    if (!reason) return; // another writer appended after it: fine
+    if (!reason) return undefined; // another writer appended after it: fine
     this.known = log.insert({
       kind: "audit.head_broken",
       payload: { reason, head_seq: k.seq, head_hash: k.hash, log_seq: last?.seq ?? 0 },
     });
+    return this.known;
   }
 
   /** `c` is committed: from now on the log must hold it, and the head file says so. */

@@ -120,8 +120,9 @@ export class AuditLog {
     // CLI) can never both chain onto the same head. Nested in a caller's transaction this
     // becomes a savepoint, and a rollback there takes the entry with it.
     const appendOne = (event: AuditEvent): AuditEntry => {
-      this.keeper?.check(this.access);
-      const entry = this.insert(event);
+      // One read of the newest entry serves the head check and the chaining.
+      const last = this.access.last();
+      const entry = this.insertAfter(event, this.keeper?.check(this.access, last) ?? last);
       const lastCp = (this.stmt.lastCheckpointSeq.get() as number | null) ?? 0;
       if (entry.seq - lastCp >= this.checkpointEvery) this.writeCheckpoint(entry.seq, entry.hash);
       return entry;
@@ -316,7 +317,11 @@ export class AuditLog {
   }
 
   private insert(event: AuditEvent): AuditEntry {
-    const head = this.stmt.head.get() as { seq: number; hash: string } | undefined;
+    return this.insertAfter(event, this.access.last());
+  }
+
+  /** Chain `event` after `head`, the newest entry this transaction read. */
+  private insertAfter(event: AuditEvent, head: Committed | undefined): AuditEntry {
     const seq = (head?.seq ?? 0) + 1;
     const prev = head?.hash ?? GENESIS_HASH;
     const time = new Date(this.now()).toISOString();
