@@ -1,28 +1,77 @@
 // cluster/event-stream.ts — goal events across nodes. The owner appends each event of its
 // goals, as the socket shows it (daemon/events.ts) plus the node it happened on, to the
 // goal's stream and to the all-goals stream (XADD with MAXLEN ~, so Redis memory is
-// bounded); events.subscribe on any node reads them back with XREAD on a connection of its
-// own. Publishing never waits on Redis and never fails an agent: Redis commands of one
-// connection keep their order, and an event lost while Redis is down is lost to remote
-// watchers only (the owner's own stream, audit and SQLite keep everything).
+// bounded); the events of one event-loop turn go out as one pipeline at its end. A goal's end,
+// once its mirrored hash says so, is announced on the goal-ends stream too. events.subscribe
+// on any node reads the events back with XREAD on a connection of its own, and GoalEndWatch
+// wakes goal.wait callers from the goal-ends stream with one reader per node. Publishing
+// never waits on Redis and never fails an agent: Redis commands of one connection keep
+// their order, and an event lost while Redis is down is lost to remote watchers only (the
+// owner's own stream, audit and SQLite keep everything).
 
 import type { Redis } from "ioredis";
 import type { WireEvent } from "../daemon/events.js";
 import { errorMessage } from "../errors.js";
-import { ALL_EVENTS_MAXLEN, ENDED_TTL_SECONDS, GOAL_EVENTS_MAXLEN, RedisKeys } from "./redis-keys.js";
+import {
+  ALL_EVENTS_MAXLEN,
+  ENDED_TTL_SECONDS,
+  GOAL_ENDS_MAXLEN,
+  GOAL_EVENTS_MAXLEN,
+  RedisKeys,
+} from "./redis-keys.js";
 
 /** An event as it travels between nodes: the wire event and the node it happened on. */
 export type ClusterEvent = WireEvent & { node: string };
 
+/** Events published in this event-loop turn, per connection: sent as one pipeline at its end. */
+const outbox = new WeakMap<Redis, { events: ClusterEvent[]; log: (m: string) => void }>();
+
 export function publishEvent(redis: Redis, ev: ClusterEvent, log: (m: string) => void): void {
   if (ev.goal_id === null) return;
-  const data = JSON.stringify(ev);
-  const pipe = redis
-    .pipeline()
-    .xadd(RedisKeys.goalEvents(ev.goal_id), "MAXLEN", "~", GOAL_EVENTS_MAXLEN, "*", "e", data)
-    .xadd(RedisKeys.allEvents, "MAXLEN", "~", ALL_EVENTS_MAXLEN, "*", "e", data);
-  if (ev.type === "goal.finished") pipe.expire(RedisKeys.goalEvents(ev.goal_id), ENDED_TTL_SECONDS);
-  pipe.exec().catch((e: unknown) => log(`publishing an event of ${ev.goal_id} failed: ${errorMessage(e)}`));
+  const queued = outbox.get(redis);
+  if (queued) {
+    queued.events.push(ev);
+    return;
+  }
+  outbox.set(redis, { events: [ev], log });
+  setImmediate(() => flushEvents(redis));
+}
+
+/** One pipeline for the events of a turn, in the order they happened (one connection keeps it). */
+function flushEvents(redis: Redis): void {
+  const queued = outbox.get(redis);
+  outbox.delete(redis);
+  if (!queued) return;
+  const pipe = redis.pipeline();
+  for (const ev of queued.events) {
+    const goalId = ev.goal_id as string;
+    const data = JSON.stringify(ev);
+    pipe
+      .xadd(RedisKeys.goalEvents(goalId), "MAXLEN", "~", GOAL_EVENTS_MAXLEN, "*", "e", data)
+      .xadd(RedisKeys.allEvents, "MAXLEN", "~", ALL_EVENTS_MAXLEN, "*", "e", data);
+    if (ev.type === "goal.finished") pipe.expire(RedisKeys.goalEvents(goalId), ENDED_TTL_SECONDS);
+  }
+  const goals = [...new Set(queued.events.map((ev) => ev.goal_id))].join(", ");
+  pipe.exec().catch((e: unknown) => queued.log(`publishing events of ${goals} failed: ${errorMessage(e)}`));
+}
+
+/**
+ * Say on the goal-ends stream that a goal's end is in its mirrored hash, so goal.wait
+ * callers on every node re-read it (GoalEndWatch). Only once the hash says so: a waiter woken
+ * earlier would read the goal still running.
+ */
+export function announceEnd(redis: Redis, goalId: string, log: (m: string) => void): void {
+  redis
+    .xadd(RedisKeys.goalEnds, "MAXLEN", "~", GOAL_ENDS_MAXLEN, "*", "g", goalId)
+    .catch((e: unknown) => log(`announcing the end of ${goalId} failed: ${errorMessage(e)}`));
+}
+
+/** A goal's end written to its mirrored hash by this node: the event, then the announcement. */
+export function publishEnd(redis: Redis, ev: ClusterEvent, log: (m: string) => void): void {
+  publishEvent(redis, ev, log);
+  const goalId = ev.goal_id;
+  // After the turn's events: a waiter woken by it finds the end in the goal's stream too.
+  if (goalId !== null) setImmediate(() => announceEnd(redis, goalId, log));
 }
 
 /** The id of the newest entry of a stream now ("0-0" when empty): read from there. */
@@ -40,6 +89,24 @@ export function readEvents(
   key: string,
   from: string,
   deliver: (ev: ClusterEvent) => "stop" | undefined,
+  log: (m: string) => void,
+): { stop(): void } {
+  // An entry that is not an event is skipped.
+  return readStream(
+    redis,
+    key,
+    from,
+    (fields) => deliver(JSON.parse(fields[1] ?? "null") as ClusterEvent),
+    log,
+  );
+}
+
+/** The entries of stream `key` after `from`, each entry's fields to `deliver` (readEvents). */
+function readStream(
+  redis: Redis,
+  key: string,
+  from: string,
+  deliver: (fields: string[]) => "stop" | undefined,
   log: (m: string) => void,
 ): { stop(): void } {
   const reader = blockingReader(redis);
@@ -66,12 +133,12 @@ export function readEvents(
           last = id;
           if (stopped) return;
           try {
-            if (deliver(JSON.parse(fields[1] ?? "null") as ClusterEvent) === "stop") {
+            if (deliver(fields) === "stop") {
               stop();
               return;
             }
           } catch {
-            // An entry that is not an event: skipped.
+            // An entry its reader cannot take: skipped.
           }
         }
       }
@@ -88,4 +155,79 @@ export function blockingReader(redis: Redis): Redis {
   const r = redis.duplicate({ lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: null });
   r.on("error", () => {});
   return r;
+}
+
+/**
+ * Wakes goal.wait callers when a goal's end is announced: one reader of the goal-ends stream
+ * for all the waiters of this node, started with the first and stopped with the last, so a
+ * waiter costs nothing until its goal ends (no polling per waiter). The stream can miss an
+ * end (Redis away, an owner that died: a survivor's end is published too), so waiters still
+ * re-read the goal now and then.
+ */
+export class GoalEndWatch {
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private reader: { stop(): void } | undefined;
+  /** The reader being started: read from the stream's tip as it is now. */
+  private starting: Promise<void> | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly log: (m: string) => void,
+  ) {}
+
+  /**
+   * Call `wake` when `goalId`'s end is announced from now on. `ready` resolves once the
+   * reader reads from a point no later than this call, and rejects when Redis does not
+   * answer (the caller then polls); `unsubscribe` ends it either way.
+   */
+  subscribe(goalId: string, wake: () => void): { ready: Promise<void>; unsubscribe(): void } {
+    let set = this.waiters.get(goalId);
+    if (!set) {
+      set = new Set();
+      this.waiters.set(goalId, set);
+    }
+    set.add(wake);
+    const unsubscribe = () => {
+      const s = this.waiters.get(goalId);
+      if (!s?.delete(wake)) return;
+      if (s.size === 0) this.waiters.delete(goalId);
+      if (this.waiters.size === 0) this.stopReader();
+    };
+    return { ready: this.start(), unsubscribe };
+  }
+
+  close(): void {
+    this.waiters.clear();
+    this.stopReader();
+  }
+
+  private start(): Promise<void> {
+    if (this.reader) return Promise.resolve();
+    this.starting ??= (async () => {
+      try {
+        const from = await streamTip(this.redis, RedisKeys.goalEnds);
+        // Everyone left while the tip was read: no reader needed.
+        if (this.waiters.size === 0 || this.reader) return;
+        this.reader = readStream(
+          this.redis,
+          RedisKeys.goalEnds,
+          from,
+          (fields) => {
+            const goalId = fields[0] === "g" ? fields[1] : undefined;
+            for (const wake of [...((goalId && this.waiters.get(goalId)) || [])]) wake();
+            return undefined;
+          },
+          this.log,
+        );
+      } finally {
+        this.starting = undefined;
+      }
+    })();
+    return this.starting;
+  }
+
+  private stopReader(): void {
+    this.reader?.stop();
+    this.reader = undefined;
+  }
 }

@@ -17,7 +17,7 @@ import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { isGoalId } from "../kernel/goals.js";
 import type { ApprovalRecord } from "../security/approvals.js";
 import { goalEndEvent, type NodeContext } from "./context.js";
-import { publishEvent } from "./event-stream.js";
+import { announceEnd, publishEnd, publishEvent } from "./event-stream.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
 import { RedisKeys } from "./redis-keys.js";
 
@@ -145,7 +145,7 @@ export class ClusterGoalRunner {
           );
           await this.dropApprovalsOf(goalId);
           const s = await this.mirror.status(goalId);
-          if (s) publishEvent(this.redis, { ...goalEndEvent(s), node: nodeId }, this.log);
+          if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: nodeId }, this.log);
           this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
         }
         return "failed";
@@ -188,7 +188,7 @@ export class ClusterGoalRunner {
       finished_at: now,
     };
     await this.mirror.finish(goalId, this.identity.nodeId, failed);
-    publishEvent(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
+    publishEnd(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
   }
 
   private async runHere(data: GoalJob): Promise<string> {
@@ -241,6 +241,8 @@ export class ClusterGoalRunner {
     try {
       const s = this.rt.goals.status(goalId);
       await this.mirror.finish(goalId, this.identity.nodeId, s);
+      // Its goal.finished event went out as it happened; waiters re-read the hash now.
+      announceEnd(this.redis, goalId, this.log);
       await this.dropApprovalsOf(goalId);
       this.unflushed.delete(goalId);
       this.owned.delete(goalId);
@@ -282,7 +284,7 @@ export class ClusterGoalRunner {
       }
       if (s === undefined) await this.failUnstarted(goalId);
       else if (TERMINAL.has(s.state) && (await this.mirror.finish(goalId, this.identity.nodeId, s))) {
-        publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+        publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
       }
     }
   }

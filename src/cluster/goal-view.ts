@@ -16,12 +16,15 @@ import type { Runtime } from "../kernel/runtime.js";
 import type { ApprovalDecision, ApprovalRecord } from "../security/approvals.js";
 import { type Command, sendCommand } from "./commands.js";
 import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
-import { publishEvent } from "./event-stream.js";
+import { GoalEndWatch, publishEnd } from "./event-stream.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
 import type { GoalJob } from "./goal-runner.js";
 import { packInputs } from "./job-inputs.js";
 import { RedisKeys } from "./redis-keys.js";
 
+/** goal.wait re-reads the goal this often while it has the goal-ends stream to wake it... */
+const WAIT_RECHECK_MS = 2_000;
+/** ...and this often when Redis did not answer the subscription. */
 const WAIT_POLL_MS = 200;
 /** How long a routed command (cancel, approval answer) waits for the owner. */
 const COMMAND_TIMEOUT_MS = 10_000;
@@ -42,6 +45,8 @@ export class ClusterGoals {
   private readonly mirror: NodeContext["mirror"];
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
+  /** Wakes goal.wait callers when their goal's end is announced. */
+  private readonly ends: GoalEndWatch;
 
   constructor(
     ctx: NodeContext,
@@ -55,6 +60,12 @@ export class ClusterGoals {
       identity: this.identity,
       log: this.log,
     } = ctx);
+    this.ends = new GoalEndWatch(this.redis, this.log);
+  }
+
+  /** Stop waking waiters (the node leaves). */
+  close(): void {
+    this.ends.close();
   }
 
   /** goal.submit: admitted here, enqueued for any node; answers with the id at once. */
@@ -142,17 +153,39 @@ export class ClusterGoals {
     signal?: AbortSignal,
   ): Promise<ClusterGoalStatus | GoalStatus> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      let s: ClusterGoalStatus | GoalStatus | undefined;
-      try {
-        s = await this.status(goalId);
-      } catch (e) {
-        // Redis away for a moment: keep waiting, up to the caller's timeout.
-        if (!(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable) || Date.now() >= deadline)
-          throw e;
+    let wake: () => void = () => {};
+    // Subscribed before the first read: an end announced after it wakes this wait, one
+    // announced before it is in the status read next.
+    const sub = this.ends.subscribe(goalId, () => wake());
+    const woken = await withTimeout(sub.ready, REDIS_ANSWER_MS).then(
+      () => true,
+      () => false,
+    );
+    const onAbort = () => wake();
+    signal?.addEventListener("abort", onAbort);
+    try {
+      for (;;) {
+        let s: ClusterGoalStatus | GoalStatus | undefined;
+        try {
+          s = await this.status(goalId);
+        } catch (e) {
+          // Redis away for a moment: keep waiting, up to the caller's timeout.
+          if (!(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable) || Date.now() >= deadline)
+            throw e;
+        }
+        if (s && (TERMINAL.has(s.state) || signal?.aborted || Date.now() >= deadline)) return s;
+        const pause = Math.min(woken ? WAIT_RECHECK_MS : WAIT_POLL_MS, Math.max(0, deadline - Date.now()));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, pause);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
       }
-      if (s && (TERMINAL.has(s.state) || signal?.aborted || Date.now() >= deadline)) return s;
-      await new Promise((r) => setTimeout(r, Math.min(WAIT_POLL_MS, Math.max(0, deadline - Date.now()))));
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      sub.unsubscribe();
     }
   }
 
@@ -163,7 +196,7 @@ export class ClusterGoals {
     if (r.kind === "cancelled") {
       await this.queue.remove(goalId).catch(() => 0);
       const s = await this.status(goalId);
-      publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+      publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
       return s;
     }
     if (r.kind === "running") {

@@ -295,6 +295,7 @@ export class ClusterNode implements Liveness {
     clearInterval(this.heartbeat);
     for (const off of this.unsubscribers) off();
     this.commands?.stop();
+    this.goals.close();
     await this.worker?.close().catch(() => {});
     await this.queue.close().catch(() => {});
     // A clean exit: the node says it is gone rather than letting its lease run out.

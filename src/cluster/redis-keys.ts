@@ -14,6 +14,8 @@ export const RedisKeys = {
   goalEvents: (goalId: string) => `aido:events:${goalId}`,
   /** Stream: every goal's events, for events.subscribe without a goal. */
   allEvents: "aido:events",
+  /** Stream: goal.finished events only, what goal.wait on any node wakes on (goal-view.ts). */
+  goalEnds: "aido:goal-ends",
   /** Hash: approval id -> the pending request (JSON, with its owner node). */
   approvals: "aido:approvals",
   /** Set of every node id that ever joined. */
@@ -36,5 +38,7 @@ export const RedisKeys = {
 export const GOAL_EVENTS_MAXLEN = 5_000;
 /** How many events the all-goals stream keeps. */
 export const ALL_EVENTS_MAXLEN = 20_000;
+/** How many goal ends the goal-ends stream keeps. */
+export const GOAL_ENDS_MAXLEN = 10_000;
 /** How long a goal's hash and stream stay after the goal ended. */
 export const ENDED_TTL_SECONDS = 7 * 24 * 3600;
