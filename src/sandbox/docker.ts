@@ -89,6 +89,13 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   /** Goals whose sandbox was removed for good (remove()): a later acquire is refused. */
   private readonly retired = new Set<string>();
   /**
+   * Goals this process made (or tried to make) a container, network or MCP server for, or
+   * found a container of at start-up: remove() asks the engine only about these. Any other
+   * goal has nothing in the engine — the start-up sweep removed what dead processes left
+   * for goals that are not live — so its end costs no Docker call.
+   */
+  private readonly touched = new Set<string>();
+  /**
    * Pool slots this process owns from their creation until they are a goal's (created,
    * warming up, ready, being handed over): GC removes only slot containers not in here.
    */
@@ -152,6 +159,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async acquire(goalId: string, opts: AcquireOptions = {}): Promise<DockerSandbox> {
     assertGoalId(goalId);
     this.refuseRetired(goalId);
+    this.touched.add(goalId);
     let handle = this.handles.get(goalId);
     if (!handle) {
       let p = this.acquiring.get(goalId);
@@ -196,6 +204,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     // An MCP server's network (egress/mcp-callers.ts) is made only while its goal is not retired.
     const server = parseMcpEgressId(goalId);
     if (server) this.refuseRetired(server.goalId);
+    this.touched.add(server?.goalId ?? goalId);
     await this.imageOnce();
     return this.networks.ensure(goalId, share);
   }
@@ -291,6 +300,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     this.skillsOf.delete(goalId);
     this.workspaceOf.delete(goalId);
     const hadEgress = this.egressShareOf.delete(goalId);
+    if (!this.touched.delete(goalId)) {
+      if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
+      return;
+    }
     await this.containers.remove(this.containerName(goalId));
     await this.mcpServers.removeOfGoal(goalId);
     // The relay and network go after the container (a network in use cannot be removed).
@@ -302,6 +315,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async startMcpServer(spec: McpServerSpec): Promise<McpServerContainer> {
     assertGoalId(spec.goalId);
     this.refuseRetired(spec.goalId);
+    this.touched.add(spec.goalId);
     return this.mcpServers.start(
       spec,
       () => (spec.image === undefined ? this.imageOnce() : Promise.resolve()),
@@ -314,6 +328,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const goals: string[] = [];
     for (const c of list) {
       const goalId = this.containers.goalOfName(c.Names[0] ?? "");
+      if (goalId) this.touched.add(goalId);
       // A container on an egress network is not adopted: its relay's other end (the daemon's
       // listener, the callers' credentials) died with the process that made it. The sweep
       // removes it unless the goal is live; a live one gets a new container on next need.

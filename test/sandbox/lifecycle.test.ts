@@ -116,6 +116,36 @@ describe("retiring a goal", () => {
     expect(left).toEqual([]);
     await expect(fx.backend.acquire("retire-goal")).rejects.toThrow(/removed when the goal ended/);
   });
+
+  it("asks the engine nothing for a goal that never had a container, and still starts none after", async () => {
+    const calls: string[] = [];
+    const modem = fx.backend.docker.modem as { dial(o: { path?: string }, cb: unknown): unknown };
+    const dial = modem.dial.bind(modem);
+    modem.dial = (o, cb) => {
+      calls.push(String(o.path));
+      return dial(o, cb);
+    };
+    try {
+      await fx.backend.remove("thinking-goal", { deleteFolders: true });
+      expect(calls).toEqual([]);
+    } finally {
+      modem.dial = dial;
+    }
+    await expect(fx.backend.acquire("thinking-goal")).rejects.toThrow(/removed when the goal ended/);
+  });
+
+  it("removes, from a new backend, the container of a goal an earlier process made", async () => {
+    const sb = await fx.backend.acquire("earlier-goal");
+    const again = new DockerBackend(fx.config, { labels: { "aido.test": "sandbox" } });
+    try {
+      expect(await again.reattach()).toContain("earlier-goal");
+      await again.remove("earlier-goal");
+      const left = await fx.backend.docker.listContainers({ all: true, filters: { id: [sb.containerId] } });
+      expect(left).toEqual([]);
+    } finally {
+      await again.close();
+    }
+  });
 });
 
 describe("gc", () => {
