@@ -11,7 +11,7 @@
 import type { Redis } from "ioredis";
 import { errorMessage } from "../errors.js";
 import type { AuditVerifyResult } from "../security/audit.js";
-import { type AuditHead, headSignedWith, readHeadFile } from "../security/audit-head.js";
+import { type AuditHead, headSignedWith, readHeadFile, signHead } from "../security/audit-head.js";
 import { RuntimeKey } from "../security/keys.js";
 import { sendCommand } from "./commands.js";
 import type { NodeContext } from "./context.js";
@@ -44,7 +44,8 @@ const VERIFY_TIMEOUT_MS = 60_000;
 /** Publish this node's signed head, if it extends the one already published. */
 export async function publishHead(ctx: NodeContext, diverged: { reported: boolean }): Promise<void> {
   const { rt, config, redis, identity } = ctx;
-  const file = readHeadFile(config.auditHeadPath, RuntimeKey.load(config.keysDir));
+  const key = RuntimeKey.load(config.keysDir);
+  const file = readHeadFile(config.auditHeadPath, key);
   if (file.state !== "ok") return;
   const head = file.head;
   const published = await readPublished(redis, identity.nodeId);
@@ -67,7 +68,15 @@ export async function publishHead(ctx: NodeContext, diverged: { reported: boolea
       return;
     }
   }
-  await redis.hset(RedisKeys.auditHead(identity.nodeId), { ...head, seq: String(head.seq) });
+  // The file's head is MACed for this node alone; the cluster gets it signed, for the public key.
+  const signed = signHead(key, head.seq, head.hash, head.time);
+  await redis.hset(RedisKeys.auditHead(identity.nodeId), {
+    seq: String(signed.seq),
+    hash: signed.hash,
+    key_id: signed.key_id,
+    time: signed.time,
+    sig: signed.sig as string,
+  });
 }
 
 async function readPublished(redis: Redis, node: string): Promise<AuditHead | undefined> {

@@ -1,14 +1,14 @@
-// security/audit-head.ts — the signed head of the audit log, kept outside the database
+// security/audit-head.ts — the head of the audit log, kept outside the database
 // ($AIDO_HOME/audit.head), and the anchors `aido audit anchor` prints.
 //
 // Why: checkpoints are signed only every `checkpointEvery` entries, so the entries after
 // the last one were protected by the hash chain alone, and a chain simply cut short is
-// still a valid chain. The head (seq + hash of the newest committed entry, signed with
-// the runtime key) is rewritten after every commit; a log that ends before the head's
+// still a valid chain. The head (seq + hash of the newest committed entry, authenticated
+// with the runtime key) is rewritten after every commit; a log that ends before the head's
 // seq, or holds a different entry there, was truncated or rewritten.
 //
 // The file holds two fixed 512-byte slots, each one JSON line (padded with spaces):
-//   {"format":"aido.audit.head.v1","seq":N,"hash":"…","key_id":"…","time":"…","sig":"…"}
+//   {"format":"aido.audit.head.v2","seq":N,"hash":"…","key_id":"…","time":"…","mac":"…"}
 // Heads go to the two slots in turn, one pwrite on an fd kept open: a crash or power loss
 // in the middle of a write can tear only that slot, and a reader takes the newest slot
 // that verifies, which is then the head of the commit before. That is atomic replacement
@@ -17,9 +17,18 @@
 // `seq % 2`, commits of two entries (a spawn, an append with its checkpoint) kept hitting
 // one slot while the other aged, so blanking the newest slot (a "torn" write anyone with
 // write access can fake) fell back to a head many commits old and let all of them be cut.
-// The signed message is UTF-8(JSON.stringify(["aido.audit.head.v1", seq, hash, key_id,
-// time])), signature base64 — the checkpoint scheme with its own format tag.
+//
+// The file's heads carry an HMAC-SHA256, not a signature: only the runtime key's holder
+// reads or writes this file's checks (the runtime, `aido audit`), and an ed25519
+// signature after every commit cost ~40 µs, the MAC ~5. The MAC key is SHA-256 of the
+// runtime key's (deterministic, never shown) ed25519 signature of a fixed label, so only
+// whoever holds the private key can derive it — exactly who could sign. The MAC is over
+// UTF-8(JSON.stringify(["aido.audit.head.v2", seq, hash, key_id, time])), base64. A head
+// shown to others — published to the cluster, `aido audit anchor --json` — is signed
+// (signHead: "aido.audit.head.v1", the checkpoint scheme with its own format tag, `sig`),
+// so anyone with the public key can check it; files written as v1 still verify.
 
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { closeSync, constants, fchmodSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AuditEvent } from "./audit-events.js";
@@ -27,16 +36,23 @@ import type { Signer } from "./audit-format.js";
 import { verifyWithPublicKey } from "./keys.js";
 
 const HEAD_FORMAT = "aido.audit.head.v1";
+const MAC_FORMAT = "aido.audit.head.v2";
+const MAC_KEY_LABEL = "aido.audit.head.v2 mac key";
 const SLOT = 512;
 const HASH = /^[0-9a-f]{64}$/;
 
-/** A signed statement "the log held entry `seq` with hash `hash`". */
+/**
+ * A statement "the log held entry `seq` with hash `hash`", authenticated by the runtime
+ * key: signed (`sig`, ed25519, checkable with the public key) or, in the head file, MACed
+ * (`mac`, HMAC-SHA256 with a key only the private key's holder can derive).
+ */
 export interface AuditHead {
   seq: number;
   hash: string;
   key_id: string;
   time: string;
-  sig: string;
+  sig?: string;
+  mac?: string;
 }
 
 /** What a reader found in the head file. */
@@ -55,28 +71,66 @@ function headMessage(seq: number, hash: string, keyId: string, time: string): Bu
   return Buffer.from(JSON.stringify([HEAD_FORMAT, seq, hash, keyId, time]), "utf8");
 }
 
+/** A head signed with the runtime key (what others check with its public key). */
 export function signHead(signer: Signer, seq: number, hash: string, time: string): AuditHead {
   const sig = signer.sign(headMessage(seq, hash, signer.keyId, time)).toString("base64");
   return { seq, hash, key_id: signer.keyId, time, sig };
 }
 
-/** Why a head is not one the runtime key signed, or undefined when it is. */
+const macKeys = new WeakMap<Signer, Buffer>();
+
+/** The head file's MAC key: derived from the runtime key, by its holder only. */
+function macKey(signer: Signer): Buffer {
+  let key = macKeys.get(signer);
+  if (key) return key;
+  const label = Buffer.from(MAC_KEY_LABEL, "utf8");
+  const sig = signer.sign(label);
+  // ed25519 signs deterministically; a signer that does not could not find its heads again.
+  if (!signer.sign(label).equals(sig)) throw new Error("the runtime key's signatures are not deterministic");
+  key = createHash("sha256").update(sig).digest();
+  macKeys.set(signer, key);
+  return key;
+}
+
+function headMac(signer: Signer, seq: number, hash: string, keyId: string, time: string): Buffer {
+  return createHmac("sha256", macKey(signer))
+    .update(JSON.stringify([MAC_FORMAT, seq, hash, keyId, time]), "utf8")
+    .digest();
+}
+
+/** A head for the head file: MACed with the key derived from the runtime key. */
+export function macHead(signer: Signer, seq: number, hash: string, time: string): AuditHead {
+  const mac = headMac(signer, seq, hash, signer.keyId, time).toString("base64");
+  return { seq, hash, key_id: signer.keyId, time, mac };
+}
+
+/** Why a head is not one the runtime key signed or MACed, or undefined when it is. */
 export function headProblem(head: AuditHead, signer: Signer): string | undefined {
   if (head.key_id !== signer.keyId) return `it names key ${head.key_id}, not the runtime key ${signer.keyId}`;
   let valid = false;
   try {
-    valid = signer.verify(
-      headMessage(head.seq, head.hash, head.key_id, head.time),
-      Buffer.from(head.sig, "base64"),
-    );
+    if (head.mac !== undefined) {
+      const expected = headMac(signer, head.seq, head.hash, head.key_id, head.time);
+      const given = Buffer.from(head.mac, "base64");
+      valid = given.length === expected.length && timingSafeEqual(given, expected);
+    } else if (head.sig !== undefined) {
+      valid = signer.verify(
+        headMessage(head.seq, head.hash, head.key_id, head.time),
+        Buffer.from(head.sig, "base64"),
+      );
+    }
   } catch {
     valid = false;
   }
-  return valid ? undefined : "its signature is not the runtime key's";
+  if (valid) return undefined;
+  return head.mac !== undefined
+    ? "its MAC is not the runtime key's"
+    : "its signature is not the runtime key's";
 }
 
 /** Whether `head` is signed by the ed25519 key `publicKeyPem` (another node's, in a cluster). */
 export function headSignedWith(head: AuditHead, publicKeyPem: string): boolean {
+  if (head.sig === undefined) return false;
   return verifyWithPublicKey(
     publicKeyPem,
     headMessage(head.seq, head.hash, head.key_id, head.time),
@@ -89,16 +143,18 @@ function parseSlot(text: string): AuditHead | undefined {
   if (line === "") return undefined;
   try {
     const h = JSON.parse(line) as Partial<AuditHead> & { format?: unknown };
-    const ok =
-      h.format === HEAD_FORMAT &&
+    const fields =
       Number.isSafeInteger(h.seq) &&
       (h.seq as number) >= 0 &&
       typeof h.hash === "string" &&
       HASH.test(h.hash) &&
       typeof h.key_id === "string" &&
-      typeof h.time === "string" &&
-      typeof h.sig === "string";
-    return ok ? { seq: h.seq!, hash: h.hash!, key_id: h.key_id!, time: h.time!, sig: h.sig! } : undefined;
+      typeof h.time === "string";
+    if (!fields) return undefined;
+    const head = { seq: h.seq!, hash: h.hash!, key_id: h.key_id!, time: h.time! };
+    if (h.format === MAC_FORMAT && typeof h.mac === "string") return { ...head, mac: h.mac };
+    if (h.format === HEAD_FORMAT && typeof h.sig === "string") return { ...head, sig: h.sig };
+    return undefined;
   } catch {
     return undefined;
   }
@@ -177,7 +233,7 @@ export class HeadWriter {
 
   write(head: AuditHead): void {
     if (this.fd === null) throw new Error("the audit head file is closed");
-    const text = JSON.stringify({ format: HEAD_FORMAT, ...head });
+    const text = JSON.stringify({ format: head.mac !== undefined ? MAC_FORMAT : HEAD_FORMAT, ...head });
     this.slot.fill(0x20);
     const len = this.slot.write(text, 0, SLOT - 1, "utf8");
     if (len !== Buffer.byteLength(text)) throw new Error("audit head does not fit its slot");
@@ -326,7 +382,7 @@ export class HeadKeeper {
   committed(c: Committed | undefined): void {
     if (!c) return;
     this.known = c;
-    this.writer.write(signHead(this.signer, c.seq, c.hash, new Date(this.now()).toISOString()));
+    this.writer.write(macHead(this.signer, c.seq, c.hash, new Date(this.now()).toISOString()));
   }
 
   close(): void {

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { runCli } from "../../src/cli/main.js";
 import { openDatabase } from "../../src/db/database.js";
 import { AuditLog } from "../../src/security/audit.js";
+import { headSignedWith } from "../../src/security/audit-head.js";
 import { RuntimeKey } from "../../src/security/keys.js";
 import { openHarness } from "../agent/harness.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
@@ -159,7 +160,12 @@ describe("aido audit verify and anchor against the runtime's signed head", () =>
       expect(anchor).toBe(`${last}:${hash}`);
       const j = capture();
       expect(await runCli(["audit", "anchor", "--json"], j.io, home.env)).toBe(0);
-      expect(JSON.parse(j.out.join("\n"))).toMatchObject({ seq: last, hash, sig: expect.any(String) });
+      const shown = JSON.parse(j.out.join("\n"));
+      expect(shown).toMatchObject({ seq: last, hash, sig: expect.any(String) });
+      // Signed, not MACed like the file: checkable with the public key alone.
+      const pem = RuntimeKey.load(home.config.keysDir).publicKey.export({ type: "spki", format: "pem" });
+      expect(headSignedWith(shown, String(pem))).toBe(true);
+      expect(headSignedWith({ ...shown, seq: last - 1 }, String(pem))).toBe(false);
       const ok = capture();
       expect(await runCli(["audit", "verify", "--anchor", anchor], ok.io, home.env)).toBe(0);
       expect(ok.out.join("")).toContain(`anchor at seq ${last}`);

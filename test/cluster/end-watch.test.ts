@@ -21,7 +21,10 @@ afterAll(async () => {
   await stopAll();
 });
 
-const clients = async () => String(await redis.client("LIST")).trim().split("\n").length;
+const clients = async () =>
+  String(await redis.client("LIST"))
+    .trim()
+    .split("\n").length;
 /** The number of connections Redis has, once it settles at `n` (a reader connects and leaves asynchronously). */
 async function clientsBecome(n: number): Promise<number> {
   let now = await clients();

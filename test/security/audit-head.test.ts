@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, openDatabase } from "../../src/db/database.js";
 import { AuditLog } from "../../src/security/audit.js";
 import { entryHash } from "../../src/security/audit-format.js";
-import { parseAnchor, signHead } from "../../src/security/audit-head.js";
+import { macHead, parseAnchor, signHead } from "../../src/security/audit-head.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
 import { makeSigner } from "./signer-fixture.js";
 
@@ -150,6 +150,41 @@ describe("the signed audit head", () => {
       ok: false,
       reason: expect.stringMatching(/names key .* not the runtime key/),
     });
+  });
+
+  it("keeps MACed heads a forger without the key cannot make, and still reads heads signed in the v1 format", () => {
+    const slot = readFileSync(headPath, "utf8").split("\n")[0] ?? "";
+    expect(JSON.parse(slot)).toMatchObject({ format: "aido.audit.head.v2", mac: expect.any(String) });
+    expect(JSON.parse(slot).sig).toBeUndefined();
+    const hashAt = (seq: number) =>
+      sql((a) => a.prepare("SELECT hash FROM audit WHERE seq = ?").pluck().get(seq) as string);
+    const seq = lastSeq();
+    const write = (line: object) => writeFileSync(headPath, `${JSON.stringify(line)}\n`);
+    // The runtime key's id with a MAC made under another key (what a forger can compute).
+    const other = makeSigner();
+    const stranger = macHead(other, seq, hashAt(seq), "t");
+    write({ format: "aido.audit.head.v2", ...stranger, key_id: key.keyId });
+    expect(verify()).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/MAC is not the runtime key's/),
+    });
+    // A genuine MAC moved to another seq, or a MAC with the time changed.
+    const genuine = macHead(key, seq - 1, hashAt(seq - 1), "t");
+    write({ format: "aido.audit.head.v2", ...genuine, seq });
+    expect(verify().ok).toBe(false);
+    write({ format: "aido.audit.head.v2", ...genuine, time: "t2" });
+    expect(verify().ok).toBe(false);
+    // Neither a signature in a v2 line nor a MAC in a v1 line is taken.
+    const signed = signHead(key, seq, hashAt(seq), "t");
+    write({ format: "aido.audit.head.v2", ...signed });
+    expect(verify().ok).toBe(false);
+    write({ format: "aido.audit.head.v1", ...macHead(key, seq, hashAt(seq), "t") });
+    expect(verify().ok).toBe(false);
+    // A home from before v2: its signed head still vouches for the log.
+    write({ format: "aido.audit.head.v1", ...signed });
+    expect(verify()).toMatchObject({ ok: true, head_seq: seq });
+    write({ format: "aido.audit.head.v2", ...macHead(key, seq, hashAt(seq), "t") });
+    expect(verify()).toMatchObject({ ok: true, head_seq: seq });
   });
 
   it("cannot tell db and head rolled back together, but an anchor kept elsewhere can, naming the seq", async () => {

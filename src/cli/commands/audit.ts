@@ -11,7 +11,7 @@ import { openDatabase } from "../../db/database.js";
 import { AidoError, ErrorCode } from "../../errors.js";
 import { AuditLog, type AuditVerifyResult } from "../../security/audit.js";
 import { AUDIT_KINDS, type AuditEntry } from "../../security/audit-events.js";
-import { type AuditAnchor, formatAnchor, parseAnchor } from "../../security/audit-head.js";
+import { type AuditAnchor, formatAnchor, parseAnchor, signHead } from "../../security/audit-head.js";
 import { RuntimeKey } from "../../security/keys.js";
 import { inert } from "../../security/terminal-text.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
@@ -117,8 +117,11 @@ export const auditAnchor: Command = {
         );
         return 1;
       }
-      if (values.json) printJson(ctx.io, head);
-      else ctx.io.out(formatAnchor(head));
+      // The file's head is MACed; the one shown is signed, for anyone with the public key.
+      if (values.json) {
+        const key = RuntimeKey.load((await ctx.config()).keysDir);
+        printJson(ctx.io, signHead(key, head.seq, head.hash, head.time));
+      } else ctx.io.out(formatAnchor(head));
       return 0;
     } finally {
       close();
