@@ -207,6 +207,7 @@ async function runMode(
   if (profDir) {
     try {
       const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
+      if (file && process.env.KEEP_PROF) (await import("node:fs")).copyFileSync(join(profDir, file), process.env.KEEP_PROF);
       result.profile = file
         ? summariseProfile(join(profDir, file), window)
         : ["profile: the daemon wrote no .cpuprofile"];
@@ -273,11 +274,12 @@ export async function benchCluster(): Promise<BenchSection> {
   const profiling = Boolean(process.env.BENCH_CLUSTER_PROF);
   try {
     script(provider);
-    const lone = await runMode(provider, 0, "lone", false);
-    const one = await runMode(provider, 1, "one", false);
-    const three = await runMode(provider, 3, "three", false);
+    const lone = process.env.ONLY_PROF ? (undefined as never) : await runMode(provider, 0, "lone", false);
+    const one = process.env.ONLY_PROF ? (undefined as never) : await runMode(provider, 1, "one", false);
+    const three = process.env.ONLY_PROF ? (undefined as never) : await runMode(provider, 3, "three", false);
     // Profiled apart: --cpu-prof costs CPU of its own, so it stays out of the measured runs.
     const profiled = profiling ? await runMode(provider, 1, "prof", true) : undefined;
+    if (process.env.ONLY_PROF) return { name: "cluster", metrics: [], notes: profiled?.profile ?? [] };
     const vs = (name: string, unit: string, v: number, base: number, baseName: string): Metric => ({
       name,
       value: round(v, 2),

@@ -4,9 +4,10 @@
 // (seq, head hash). Verification walks the chain from seq 1 and checks every checkpoint,
 // so an edited, deleted, inserted or reordered row, a truncated tail below a checkpoint,
 // and a chain recomputed or re-signed without the runtime key are all found. The tail
-// after the last checkpoint is vouched for by the head file (audit-head.ts: MACed with a key only the runtime key derives), which
-// the runtime's log (`writeHead`) rewrites after every commit, one pwrite, outside the
-// transaction: a log cut short of the head, or holding another entry at its seq, fails.
+// after the last checkpoint is vouched for by the head file (audit-head.ts: MACed with a
+// key only the runtime key's holder derives), which the runtime's log (`writeHead`)
+// rewrites after every commit, one pwrite, outside the transaction: a log cut short of the
+// head, or holding another entry at its seq, fails.
 // Reading entries back (query, entry, since) is audit-query.ts's.
 //
 // Durability: `append` returns only after its transaction has committed (WAL). With
