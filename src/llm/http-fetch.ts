@@ -114,6 +114,17 @@ function send(
     req.on("error", (e) => fail(new TypeError(responded ? "terminated" : "fetch failed", { cause: e })));
     req.on("response", (res) => {
       responded = true;
+      try {
+        onResponse(res);
+      } catch (e) {
+        // e.g. a status Response refuses (outside 200-599) or a header value Headers refuses:
+        // nothing was handed out yet, so the fetch itself rejects.
+        stream = undefined;
+        fail(new TypeError("fetch failed", { cause: e }));
+        req.destroy();
+      }
+    });
+    const onResponse = (res: IncomingMessage) => {
       if (
         redirect === "error" &&
         res.statusCode !== undefined &&
@@ -131,10 +142,11 @@ function send(
       };
       if (NULL_BODY_STATUS.has(status) || method === "HEAD") {
         res.on("error", () => {});
+        res.on("close", done);
         res.resume();
-        res.on("end", done);
+        const response = withURL(new Response(null, init), url);
         settled = true;
-        return resolve(withURL(new Response(null, init), url));
+        return resolve(response);
       }
       const source = decoded(res);
       // A connection lost mid-body: Node destroys the message with "aborted" (ECONNRESET).
@@ -169,18 +181,25 @@ function send(
           done();
           s?.close();
         });
+        const response = withURL(new Response(bodyStream, init), url);
         settled = true;
-        return resolve(withURL(new Response(bodyStream, init), url));
+        return resolve(response);
       }
       const parts: Buffer[] = [];
       source.on("data", (chunk: Buffer) => parts.push(chunk));
       source.on("end", () => {
         if (settled) return;
+        let response: Response;
+        try {
+          response = withURL(new Response(parts.length === 1 ? parts[0] : Buffer.concat(parts), init), url);
+        } catch (e) {
+          return fail(new TypeError("fetch failed", { cause: e }));
+        }
         settled = true;
         done();
-        resolve(withURL(new Response(parts.length === 1 ? parts[0] : Buffer.concat(parts), init), url));
+        resolve(response);
       });
-    });
+    };
     writeBody(req, body, fail);
   });
 }

@@ -296,6 +296,14 @@ describe("httpFetch against a bare server", () => {
     expect([empty.status, empty.body]).toEqual([204, null]);
   });
 
+  it("fails a response it cannot represent instead of leaving the call hanging", async () => {
+    answer = (_req, res) => {
+      res.writeHead(999, { "content-type": "text/event-stream" });
+      res.end("data: x\n\n");
+    };
+    await expect(httpFetch(bare.url)).rejects.toMatchObject({ name: "TypeError", message: "fetch failed" });
+  });
+
   it("decodes gzip, deflate and br", async () => {
     const codings = { gzip: gzipSync, deflate: deflateSync, br: brotliCompressSync };
     answer = (req, res) => {
