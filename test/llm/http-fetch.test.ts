@@ -76,6 +76,17 @@ describe.each(["anthropic/claude-test", "openai/gpt-test"])("%s over http-fetch"
     await until(() => server.inFlight === 0 && server.openConnections === open - 1);
   });
 
+  it("closes the socket of a call aborted before its answer came", async () => {
+    server.script("wait", [turn.hang()]);
+    const abort = new AbortController();
+    const call = createClient(home.config, ref, FAST).complete(ask("wait", { signal: abort.signal }));
+    await until(() => server.inFlight === 1);
+    const open = server.openConnections;
+    abort.abort();
+    expect((await failureOf(call)).code).toBe("cancelled");
+    await until(() => server.inFlight === 0 && server.openConnections === open - 1);
+  });
+
   it("classifies a stalled stream as a timeout, retries it, and leaves no socket behind", async () => {
     server.script("stall", [turn.text(LONG_TEXT, { stallAfterEvents: 4 })], { repeatLast: true });
     const config = withInference(home.config, { requestTimeoutMs: 200, maxRetries: 1 });
