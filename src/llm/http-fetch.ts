@@ -60,6 +60,10 @@ export async function httpFetch(input: string | URL | Request, init: RequestInit
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new TypeError(`http-fetch: unsupported protocol ${url.protocol}`);
   }
+  if ("dispatcher" in init) {
+    // undici's own option (a proxy agent, say): silently ignoring it would change where requests go.
+    throw new TypeError("http-fetch does not take an undici dispatcher");
+  }
   const method = (init.method ?? "GET").toUpperCase();
   const headers = outgoingHeaders(init.headers);
   const body = await outgoingBody(init.body, headers);

@@ -287,6 +287,7 @@ describe("httpFetch against a bare server", () => {
   it("refuses what it does not support, clearly", async () => {
     await expect(httpFetch(new Request(bare.url))).rejects.toThrow(/not a Request object/);
     await expect(httpFetch(bare.url, { method: "GET", body: "x" })).rejects.toThrow(/cannot have body/);
+    await expect(httpFetch(bare.url, { dispatcher: {} } as RequestInit)).rejects.toThrow(/dispatcher/);
   });
 
   it("returns status, statusText, repeated headers, url, and null bodies where fetch has them", async () => {
