@@ -20,6 +20,7 @@ import type {
 } from "@anthropic-ai/sdk/resources/messages/messages.js";
 import type { ProviderName } from "../config.js";
 import { classifySdkError } from "./failure.js";
+import { httpFetch } from "./http-fetch.js";
 import { normalizeAnswer, parseToolArguments, tokenCount } from "./normalize.js";
 import { callWithRetries } from "./retry.js";
 import type {
@@ -58,6 +59,7 @@ export class AnthropicClient implements LlmClient {
       timeout: opts.retry.timeoutMs,
       openTelemetry: false,
       logLevel: "off",
+      fetch: httpFetch,
     });
   }
 

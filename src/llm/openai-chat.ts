@@ -13,6 +13,7 @@ import type {
 } from "openai/resources/chat/completions/completions.js";
 import type { ProviderName } from "../config.js";
 import { classifySdkError } from "./failure.js";
+import { httpFetch } from "./http-fetch.js";
 import { normalizeAnswer, parseToolArguments, tokenCount } from "./normalize.js";
 import { callWithRetries } from "./retry.js";
 import type {
@@ -49,6 +50,7 @@ export class OpenAIChatClient implements LlmClient {
       maxRetries: 0,
       timeout: opts.retry.timeoutMs,
       logLevel: "off",
+      fetch: httpFetch,
     });
   }
 

@@ -6,6 +6,7 @@
 import OpenAI from "openai";
 import type { Config, ProviderName } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { httpFetch } from "../llm/http-fetch.js";
 import { type Embedder, LocalHashEmbedder } from "./embedder.js";
 
 /** Inputs per request: endpoints cap the batch (OpenAI at 2048); stay well below. */
@@ -47,6 +48,7 @@ export class OpenAIEmbedder implements Embedder {
       project: null,
       timeout: opts.timeoutMs ?? 60_000,
       maxRetries: opts.maxRetries ?? 2,
+      fetch: httpFetch,
     });
     const probe = new OpenAIEmbedder(client, opts.model, opts.id ?? opts.model, 0);
     const [v] = await probe.request(["dimension probe"]);

@@ -20,6 +20,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createGzip, gzipSync } from "node:zlib";
 import {
   anthropicError,
   anthropicJson,
@@ -54,6 +55,13 @@ interface AnswerBase extends TurnBase {
   stallAfterEvents?: number;
   /** Streaming only: send this many SSE events, then end the response (a dropped stream). */
   cutAfterEvents?: number;
+  /**
+   * Send part of the answer, then destroy the socket (a connection lost mid-body): this
+   * many SSE events when streaming, half the JSON otherwise.
+   */
+  dropMidBody?: { afterEvents: number };
+  /** Compress the answer with gzip (as real providers do when the client accepts it). */
+  gzip?: boolean;
 }
 export type Turn =
   | (AnswerBase & { kind: "text"; text: string })
@@ -144,6 +152,9 @@ export interface ProviderServer {
   readonly unmatched: RecordedRequest[];
   readonly inFlight: number;
   readonly maxInFlight: number;
+  /** TCP connections ever accepted, and those open now (keep-alive reuse shows here). */
+  readonly connections: number;
+  readonly openConnections: number;
   script(match: Match, turns: TurnSource[], opts?: { label?: string; repeatLast?: boolean }): Script;
   /** Answers requests no script matched. */
   fallback(fn: (req: RecordedRequest) => Turn): void;
@@ -170,6 +181,8 @@ export async function startProviderServer(options: ProviderServerOptions = {}): 
   const unmatched: RecordedRequest[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
+  let connections = 0;
+  let openConnections = 0;
 
   const matches = (m: Match, r: RecordedRequest) =>
     typeof m === "string" ? r.system.includes(m) : m instanceof RegExp ? m.test(r.system) : m(r);
@@ -206,9 +219,16 @@ export async function startProviderServer(options: ProviderServerOptions = {}): 
     };
     res.on("close", finish);
     handle(req, res).catch((e) => {
+      if (res.destroyed) return;
       if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: { message: `provider-server bug: ${(e as Error).message}` } }));
     });
+  });
+
+  server.on("connection", (socket) => {
+    connections++;
+    openConnections++;
+    socket.on("close", () => openConnections--);
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -259,9 +279,22 @@ export async function startProviderServer(options: ProviderServerOptions = {}): 
     }
     const answer = toAnswer(t, r);
     const created = Math.floor(Date.now() / 1000);
+    const gzip = t.gzip === true ? createGzip() : undefined;
     if (!r.stream) {
-      res.writeHead(200, { "content-type": "application/json", "request-id": `req_${r.seq}` });
-      res.end(JSON.stringify(api === "anthropic" ? anthropicJson(answer) : openaiJson(answer, created)));
+      const json = JSON.stringify(api === "anthropic" ? anthropicJson(answer) : openaiJson(answer, created));
+      const bytes = gzip ? gzipSync(json) : Buffer.from(json);
+      res.writeHead(200, {
+        "content-type": "application/json",
+        "request-id": `req_${r.seq}`,
+        "content-length": String(bytes.length),
+        ...(gzip ? { "content-encoding": "gzip" } : {}),
+      });
+      if (t.dropMidBody) {
+        res.write(bytes.subarray(0, bytes.length >> 1));
+        setTimeout(() => res.destroy(), 20);
+        return;
+      }
+      res.end(bytes);
       return;
     }
     const events =
@@ -272,14 +305,26 @@ export async function startProviderServer(options: ProviderServerOptions = {}): 
       "content-type": "text/event-stream",
       "cache-control": "no-cache",
       connection: "keep-alive",
+      ...(gzip ? { "content-encoding": "gzip" } : {}),
     });
+    // Each event is flushed on its own, so a gzip stream still arrives event by event.
+    const out = gzip ?? res;
+    if (gzip) gzip.pipe(res);
+    const send = (e: string) =>
+      new Promise<void>((ok) =>
+        gzip ? gzip.write(e, () => gzip.flush(() => ok())) : res.write(e, () => ok()),
+      );
     for (const [i, e] of events.entries()) {
       if (res.destroyed) return;
       if (t.stallAfterEvents !== undefined && i >= t.stallAfterEvents) return; // open until the client leaves
       if (t.cutAfterEvents !== undefined && i >= t.cutAfterEvents) break;
-      res.write(e);
+      if (t.dropMidBody && i >= t.dropMidBody.afterEvents) {
+        setTimeout(() => res.destroy(), 20);
+        return;
+      }
+      await send(e);
     }
-    res.end();
+    out.end();
   }
 
   function record(
@@ -347,6 +392,12 @@ export async function startProviderServer(options: ProviderServerOptions = {}): 
     },
     get maxInFlight() {
       return maxInFlight;
+    },
+    get connections() {
+      return connections;
+    },
+    get openConnections() {
+      return openConnections;
     },
     script(match, turns, opts = {}) {
       const s: ScriptState = {

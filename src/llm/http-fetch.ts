@@ -1,0 +1,336 @@
+// llm/http-fetch.ts — the fetch the provider SDKs (Anthropic, OpenAI, the embedder) call,
+// over node:http / node:https with keep-alive agents instead of Node's bundled undici
+// fetch. Why: the SDKs' HTTP path was the largest single CPU cost of an agent turn, and
+// about 0.3 ms of it per call was undici's fetch machinery and web streams, not the
+// request itself. This is a faithful fetch for what the SDKs send and read:
+//
+// - Request: a string or URL (a Request object is refused), any method, headers as
+//   Headers / record / pairs, a body of string, bytes, URLSearchParams, Blob, FormData
+//   (serialised by the platform's own Response), ReadableStream or async iterable. Like
+//   fetch it adds `accept: */*`, `accept-encoding: gzip, deflate` and a content-type for
+//   string / form bodies when the caller set none.
+// - Response: a real `Response` with status, statusText, every header (repeated ones
+//   appended) and `url`. An event stream (text/event-stream) gets a body that yields each
+//   chunk as it arrives, so streamed text deltas reach the agent as they come; any other
+//   body is buffered before fetch resolves (the SDKs read those whole at once, and a
+//   buffered body is the cheapest). gzip, deflate and br bodies are decoded as fetch does.
+// - Errors as undici's fetch reports them, because that is what the SDKs classify: an
+//   abort rejects (or errors the body) with the signal's reason, a DOMException named
+//   AbortError by default (the SDKs' timeout and user abort); a failure before the
+//   response is `TypeError("fetch failed", { cause })` and a connection lost mid-body
+//   `TypeError("terminated", { cause })`, which the SDKs and failure.ts call connection
+//   errors, so retry.ts retries them exactly as before.
+// - Redirects are not followed: a 3xx is handed back as it is, and the SDKs report it as
+//   an HTTP error that is not retried. Provider APIs do not redirect, and following one
+//   would send the API key wherever the Location header points. `redirect: "error"`
+//   rejects as fetch does.
+// - Like Node 20's fetch, no proxy variable (HTTPS_PROXY and friends) is read.
+//
+// One keep-alive agent per protocol is shared by every client in the process: no cap on
+// sockets per host (the inference semaphore bounds calls in flight), idle sockets are
+// unref'd by Node (they keep no process alive) and closed after 4 s idle, undici's default,
+// or sooner when the server's Keep-Alive header says so. An aborted request destroys its
+// socket, so nothing half-read goes back to the pool.
+
+import http, { type IncomingMessage } from "node:http";
+import https from "node:https";
+import type { Readable } from "node:stream";
+import zlib from "node:zlib";
+
+/** How long an idle keep-alive socket is kept (undici's default keepAliveTimeout). */
+const IDLE_SOCKET_MS = 4_000;
+
+const httpAgent = new http.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: "lifo" });
+const httpsAgent = new https.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: "lifo" });
+
+/** Statuses whose response has no body (fetch's "null body status"). */
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+
+/** Backpressure on a streamed body: the socket is paused once this much is unread. */
+const STREAM_QUEUE: QueuingStrategy<Uint8Array> = { highWaterMark: 64 * 1024, size: (c) => c.byteLength };
+
+type OutgoingBody = string | Uint8Array | AsyncIterable<Uint8Array> | null;
+
+/** The fetch to pass as the SDKs' `fetch` option. */
+export async function httpFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+  if (typeof input !== "string" && !(input instanceof URL)) {
+    throw new TypeError("http-fetch takes a URL string or URL, not a Request object");
+  }
+  const url = typeof input === "string" ? new URL(input) : input;
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new TypeError(`http-fetch: unsupported protocol ${url.protocol}`);
+  }
+  if ("dispatcher" in init) {
+    // undici's own option (a proxy agent, say): silently ignoring it would change where requests go.
+    throw new TypeError("http-fetch does not take an undici dispatcher");
+  }
+  const method = (init.method ?? "GET").toUpperCase();
+  const headers = outgoingHeaders(init.headers);
+  const body = await outgoingBody(init.body, headers);
+  if (body !== null && (method === "GET" || method === "HEAD")) {
+    throw new TypeError("Request with GET/HEAD method cannot have body.");
+  }
+  const signal = init.signal ?? undefined;
+  if (signal?.aborted) throw abortReason(signal);
+  headers.accept ??= "*/*";
+  headers["accept-encoding"] ??= "gzip, deflate";
+  return send(url, method, headers, body, signal, init.redirect ?? "follow");
+}
+
+function send(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: OutgoingBody,
+  signal: AbortSignal | undefined,
+  redirect: NonNullable<RequestInit["redirect"]>,
+): Promise<Response> {
+  return new Promise<Response>((resolve, reject) => {
+    const secure = url.protocol === "https:";
+    const req = (secure ? https : http).request(url, {
+      method,
+      headers,
+      agent: secure ? httpsAgent : httpAgent,
+    });
+    /** Set once the response is handed out with a live body; it takes the errors then. */
+    let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+    let settled = false;
+    /** Headers arrived: an error from here on is a connection lost mid-body. */
+    let responded = false;
+    const fail = (e: unknown) => {
+      if (stream) {
+        const s = stream;
+        stream = undefined;
+        s.error(e);
+      } else if (!settled) {
+        settled = true;
+        reject(e);
+      }
+      done();
+    };
+    const onAbort = () => {
+      fail(abortReason(signal as AbortSignal));
+      req.destroy();
+    };
+    const done = () => signal?.removeEventListener("abort", onAbort);
+    signal?.addEventListener("abort", onAbort, { once: true });
+
+    req.on("error", (e) => fail(new TypeError(responded ? "terminated" : "fetch failed", { cause: e })));
+    req.on("response", (res) => {
+      responded = true;
+      try {
+        onResponse(res);
+      } catch (e) {
+        // e.g. a status Response refuses (outside 200-599) or a header value Headers refuses:
+        // nothing was handed out yet, so the fetch itself rejects.
+        stream = undefined;
+        fail(new TypeError("fetch failed", { cause: e }));
+        req.destroy();
+      }
+    });
+    const onResponse = (res: IncomingMessage) => {
+      if (
+        redirect === "error" &&
+        res.statusCode !== undefined &&
+        res.statusCode >= 300 &&
+        res.statusCode < 400
+      ) {
+        req.destroy();
+        return fail(new TypeError("fetch failed", { cause: new Error("unexpected redirect") }));
+      }
+      const status = res.statusCode ?? 0;
+      const init: ResponseInit = {
+        status,
+        statusText: res.statusMessage ?? "",
+        headers: incomingHeaders(res),
+      };
+      if (NULL_BODY_STATUS.has(status) || method === "HEAD") {
+        res.on("error", () => {});
+        res.on("close", done);
+        res.resume();
+        const response = withURL(new Response(null, init), url);
+        settled = true;
+        return resolve(response);
+      }
+      const source = decoded(res);
+      // A connection lost mid-body: Node destroys the message with "aborted" (ECONNRESET).
+      const lost = (e: unknown) => fail(new TypeError("terminated", { cause: e }));
+      source.on("error", lost);
+      if (source !== res) res.on("error", lost);
+      if (isEventStream(res)) {
+        const bodyStream = new ReadableStream<Uint8Array>(
+          {
+            start(c) {
+              stream = c;
+            },
+            pull() {
+              source.resume();
+            },
+            cancel() {
+              stream = undefined;
+              done();
+              req.destroy();
+            },
+          },
+          STREAM_QUEUE,
+        );
+        source.on("data", (chunk: Buffer) => {
+          if (!stream) return;
+          stream.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((stream.desiredSize ?? 0) <= 0) source.pause();
+        });
+        source.on("end", () => {
+          const s = stream;
+          stream = undefined;
+          done();
+          s?.close();
+        });
+        const response = withURL(new Response(bodyStream, init), url);
+        settled = true;
+        return resolve(response);
+      }
+      const parts: Buffer[] = [];
+      source.on("data", (chunk: Buffer) => parts.push(chunk));
+      source.on("end", () => {
+        if (settled) return;
+        let response: Response;
+        try {
+          response = withURL(new Response(parts.length === 1 ? parts[0] : Buffer.concat(parts), init), url);
+        } catch (e) {
+          return fail(new TypeError("fetch failed", { cause: e }));
+        }
+        settled = true;
+        done();
+        resolve(response);
+      });
+    };
+    writeBody(req, body, fail);
+  });
+}
+
+function writeBody(req: http.ClientRequest, body: OutgoingBody, fail: (e: unknown) => void): void {
+  if (body === null) return void req.end();
+  if (typeof body === "string" || body instanceof Uint8Array) return void req.end(body);
+  (async () => {
+    for await (const chunk of body) {
+      if (req.destroyed) return;
+      if (!req.write(chunk)) await new Promise((ok) => req.once("drain", ok));
+    }
+    req.end();
+  })().catch((e) => {
+    fail(new TypeError("fetch failed", { cause: e }));
+    req.destroy();
+  });
+}
+
+/** The body decoded as fetch decodes it (codings applied in reverse order, unknown ones kept). */
+function decoded(res: IncomingMessage): Readable {
+  const coding = res.headers["content-encoding"];
+  if (!coding) return res;
+  const codings = coding
+    .toLowerCase()
+    .split(",")
+    .map((c) => c.trim())
+    .filter((c) => c !== "");
+  let out: Readable = res;
+  for (const c of codings.reverse()) {
+    const decoder =
+      c === "gzip" || c === "x-gzip"
+        ? zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH })
+        : c === "deflate"
+          ? zlib.createInflate({
+              flush: zlib.constants.Z_SYNC_FLUSH,
+              finishFlush: zlib.constants.Z_SYNC_FLUSH,
+            })
+          : c === "br"
+            ? zlib.createBrotliDecompress({
+                flush: zlib.constants.BROTLI_OPERATION_FLUSH,
+                finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH,
+              })
+            : undefined;
+    if (!decoder) return out;
+    const from = out;
+    from.on("error", (e) => decoder.destroy(e));
+    out = from.pipe(decoder);
+  }
+  return out;
+}
+
+function isEventStream(res: IncomingMessage): boolean {
+  return /^\s*text\/event-stream/i.test(res.headers["content-type"] ?? "");
+}
+
+function incomingHeaders(res: IncomingMessage): Headers {
+  const h = new Headers();
+  const raw = res.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) h.append(raw[i] as string, raw[i + 1] as string);
+  return h;
+}
+
+function outgoingHeaders(init: RequestInit["headers"]): Record<string, string> {
+  // No prototype: a header named "constructor" is not already "in" the object.
+  const out: Record<string, string> = Object.create(null);
+  if (!init) return out;
+  const add = (k: string, v: string) => {
+    const key = k.toLowerCase();
+    out[key] = key in out ? `${out[key]}, ${v}` : v;
+  };
+  if (init instanceof Headers) {
+    for (const [k, v] of init) add(k, v);
+  } else if (Array.isArray(init) || Symbol.iterator in init) {
+    for (const pair of init as Iterable<readonly string[]>) {
+      if (pair.length !== 2) throw new TypeError("http-fetch: a header pair must have a name and a value");
+      add(pair[0] as string, pair[1] as string);
+    }
+  } else for (const [k, v] of Object.entries(init)) if (v !== undefined) add(k, String(v));
+  return out;
+}
+
+/** The request body as bytes, text or a chunk source, with the content-type fetch would add. */
+async function outgoingBody(
+  body: RequestInit["body"],
+  headers: Record<string, string>,
+): Promise<OutgoingBody> {
+  if (body === null || body === undefined) return null;
+  if (typeof body === "string") {
+    headers["content-type"] ??= "text/plain;charset=UTF-8";
+    headers["content-length"] = String(Buffer.byteLength(body));
+    return body;
+  }
+  if (body instanceof URLSearchParams) {
+    headers["content-type"] ??= "application/x-www-form-urlencoded;charset=UTF-8";
+    const text = body.toString();
+    headers["content-length"] = String(Buffer.byteLength(text));
+    return text;
+  }
+  if (ArrayBuffer.isView(body) || body instanceof ArrayBuffer) {
+    const bytes = ArrayBuffer.isView(body)
+      ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
+      : new Uint8Array(body);
+    headers["content-length"] = String(bytes.byteLength);
+    return bytes;
+  }
+  if (body instanceof Blob || body instanceof FormData) {
+    // The platform's own encoder: multipart boundaries and Blob types exactly as fetch sends them.
+    const encoded = new Response(body);
+    const type = encoded.headers.get("content-type");
+    if (type !== null) headers["content-type"] ??= type;
+    const bytes = new Uint8Array(await encoded.arrayBuffer());
+    headers["content-length"] = String(bytes.byteLength);
+    return bytes;
+  }
+  if (body instanceof ReadableStream || Symbol.asyncIterator in body) {
+    delete headers["content-length"];
+    return body as unknown as AsyncIterable<Uint8Array>;
+  }
+  throw new TypeError("http-fetch: unsupported request body type");
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException("This operation was aborted", "AbortError");
+}
+
+function withURL(response: Response, url: URL): Response {
+  Object.defineProperty(response, "url", { value: url.href });
+  return response;
+}
