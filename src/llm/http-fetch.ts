@@ -116,6 +116,11 @@ function send(
     signal?.addEventListener("abort", onAbort, { once: true });
 
     req.on("error", (e) => fail(new TypeError(responded ? "terminated" : "fetch failed", { cause: e })));
+    // Closed with no answer and no error: Node does that to a 101 on a request that asked for
+    // no upgrade. Without this the call would wait for its timeout (undici fails it at once).
+    req.on("close", () => {
+      if (!responded) fail(new TypeError("fetch failed", { cause: new Error("closed without an answer") }));
+    });
     req.on("response", (res) => {
       responded = true;
       try {

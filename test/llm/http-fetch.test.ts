@@ -316,6 +316,18 @@ describe("httpFetch against a bare server", () => {
     await expect(httpFetch(bare.url)).rejects.toMatchObject({ name: "TypeError", message: "fetch failed" });
   });
 
+  it("fails at once when the server switches protocols on a request that asked for no upgrade", async () => {
+    // Node closes such a request without 'response' or 'error': the call must not wait for
+    // its timeout (every retry would hold an inference slot that long). undici fails it too.
+    answer = (_req, res) => {
+      res.socket?.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n");
+    };
+    await expect(httpFetch(bare.url, { signal: AbortSignal.timeout(2_000) })).rejects.toMatchObject({
+      name: "TypeError",
+      message: "fetch failed",
+    });
+  });
+
   it("decodes gzip, deflate and br", async () => {
     const codings = { gzip: gzipSync, deflate: deflateSync, br: brotliCompressSync };
     answer = (req, res) => {
