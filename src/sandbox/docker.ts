@@ -90,7 +90,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly retired = new Set<string>();
   /**
    * Goals this process made (or tried to make) a container, network or MCP server for, or
-   * found a container of at start-up: remove() asks the engine only about these. Any other
+   * found a running container of at start-up, or whose network a sweep kept (a live goal's,
+   * made by a process that died): remove() asks the engine only about these. Any other
    * goal has nothing in the engine — the start-up sweep removed what dead processes left
    * for goals that are not live — so its end costs no Docker call.
    */
@@ -377,10 +378,13 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       report.removedContainers.push({ name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) });
     }
     // Relays and networks of goals that ended (a live goal's stay: its next container joins them).
-    report.removedEgress = await this.networks.sweep(
-      // An MCP server's network lives as long as its goal.
-      async (g) => this.egressShareOf.has(g) || (await opts.isGoalLive(parseMcpEgressId(g)?.goalId ?? g)),
-    );
+    report.removedEgress = await this.networks.sweep(async (g) => {
+      // An MCP server's network lives as long as its goal; one kept is the goal's to remove.
+      const goalId = parseMcpEgressId(g)?.goalId ?? g;
+      const kept = this.egressShareOf.has(g) || (await opts.isGoalLive(goalId));
+      if (kept) this.touched.add(goalId);
+      return kept;
+    });
     if (opts.removeExpiredFolders) {
       report.removedFolders = await this.gcFolders(opts, now, liveContainers);
     }

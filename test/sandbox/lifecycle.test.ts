@@ -17,9 +17,11 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mcpEgressId } from "../../src/egress/mcp-callers.js";
 import { isAidoError } from "../../src/errors.js";
 import { defaultLimits, tightenLimits } from "../../src/sandbox/container-spec.js";
 import { DockerBackend } from "../../src/sandbox/docker.js";
+import { LABEL } from "../../src/sandbox/docker-containers.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
 let fx: SandboxFixture;
@@ -143,6 +145,34 @@ describe("retiring a goal", () => {
       const left = await fx.backend.docker.listContainers({ all: true, filters: { id: [sb.containerId] } });
       expect(left).toEqual([]);
     } finally {
+      await again.close();
+    }
+  });
+});
+
+describe("retiring a goal that lived through a restart", () => {
+  it("removes, at the goal's end, an MCP server's network that the start-up sweep kept for the live goal", async () => {
+    // A persistent agent's pseudo-goal is live again after a restart; its MCP servers'
+    // containers went with the dead process, their networks stay while the goal lives. Its
+    // own container was not running, so nothing else tells the new backend about the goal.
+    const goal = "restarted-goal";
+    const again = new DockerBackend(fx.config, { labels: { "aido.test": "sandbox" } });
+    const server = mcpEgressId(goal, "files");
+    const name = `aido_${again.runtimeId}_egress_${server}`;
+    await again.docker.createNetwork({
+      Name: name,
+      Internal: true,
+      Labels: { [LABEL.runtime]: again.runtimeId, [LABEL.relay]: server, "aido.test": "sandbox" },
+    });
+    const exists = async () => (await again.docker.listNetworks({ filters: { name: [name] } })).length > 0;
+    try {
+      await again.reattach();
+      await again.gc({ isGoalLive: (g) => g === goal });
+      expect(await exists()).toBe(true);
+      await again.remove(goal);
+      expect(await exists()).toBe(false);
+    } finally {
+      if (await exists()) await again.docker.getNetwork(name).remove();
       await again.close();
     }
   });
