@@ -153,7 +153,13 @@ export class ClusterGoals {
     signal?: AbortSignal,
   ): Promise<ClusterGoalStatus | GoalStatus> {
     const deadline = Date.now() + timeoutMs;
-    let wake: () => void = () => {};
+    // A wake (end announced, client gone) while no pause is waiting — during a read, whose
+    // answer may predate the end — is kept, and the next pause is skipped.
+    let woke = false;
+    const keep = () => {
+      woke = true;
+    };
+    let wake: () => void = keep;
     // Subscribed before the first read: an end announced after it wakes this wait, one
     // announced before it is in the status read next.
     const sub = this.ends.subscribe(goalId, () => wake());
@@ -166,6 +172,7 @@ export class ClusterGoals {
     try {
       for (;;) {
         let s: ClusterGoalStatus | GoalStatus | undefined;
+        woke = false;
         try {
           s = await this.status(goalId);
         } catch (e) {
@@ -175,10 +182,12 @@ export class ClusterGoals {
         }
         if (s && (TERMINAL.has(s.state) || signal?.aborted || Date.now() >= deadline)) return s;
         const pause = Math.min(woken ? WAIT_RECHECK_MS : WAIT_POLL_MS, Math.max(0, deadline - Date.now()));
+        if (woke) continue;
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, pause);
+          const timer = setTimeout(() => wake(), pause);
           wake = () => {
             clearTimeout(timer);
+            wake = keep;
             resolve();
           };
         });

@@ -5,7 +5,11 @@
 
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NodeContext } from "../../src/cluster/context.js";
 import { announceEnd, GoalEndWatch } from "../../src/cluster/event-stream.js";
+import type { ClusterGoalStatus } from "../../src/cluster/goal-mirror.js";
+import { ClusterGoals } from "../../src/cluster/goal-view.js";
+import type { GoalStatus } from "../../src/kernel/goal-store.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
 
 let server: RedisServer;
@@ -100,5 +104,55 @@ describe("GoalEndWatch", () => {
     s.unsubscribe();
     watch.close();
     dead.disconnect();
+  });
+});
+
+describe("goal.wait", () => {
+  it("returns at once when the end is announced while it is reading the goal, not at the next re-read", async () => {
+    const goalId = "g_raced";
+    let reads = 0;
+    let midRead: () => void = () => {};
+    const during = new Promise<void>((r) => {
+      midRead = r;
+    });
+    let answer: (s: ClusterGoalStatus) => void = () => {};
+    const status = (state: GoalStatus["state"]) =>
+      ({ id: goalId, state, submitted_via: "n1", node: "n1" }) as unknown as ClusterGoalStatus;
+    const mirror = {
+      status: () => {
+        reads++;
+        // The first read answers "running" only after the end was announced meanwhile
+        // (two connections: the wake can come before this read's answer).
+        if (reads === 1) {
+          midRead();
+          return new Promise<ClusterGoalStatus>((r) => {
+            answer = r;
+          });
+        }
+        return Promise.resolve(status("succeeded"));
+      },
+    };
+    const ctx = { config: {}, rt: {}, redis, mirror, identity: { nodeId: "n2" }, log: () => {} };
+    const goals = new ClusterGoals(ctx as unknown as NodeContext, {} as never);
+    // Another node's watch, to know when the announcement has been read back.
+    const probe = new GoalEndWatch(redis, () => {});
+    const seen: string[] = [];
+    const p = probe.subscribe(goalId, () => seen.push("woken"));
+    await p.ready;
+    try {
+      const t0 = Date.now();
+      const waited = goals.wait(goalId, 10_000);
+      await during;
+      announceEnd(redis, goalId, () => {});
+      await next(seen, 1);
+      await new Promise((r) => setTimeout(r, 50));
+      answer(status("running"));
+      expect((await waited).state).toBe("succeeded");
+      expect(Date.now() - t0).toBeLessThan(1_000);
+    } finally {
+      p.unsubscribe();
+      probe.close();
+      goals.close();
+    }
   });
 });
