@@ -12,14 +12,16 @@
 // tool_use whose results follow it: a tool_use is never separated from its tool_result.
 // The first user message (the task) is kept, with the summary appended to it.
 //
-// The check runs before every turn over the whole conversation, so each message's estimate
-// is kept, by its content array, in a WeakMap: a turn measures only the messages it added.
-// That holds because a conversation's content arrays are never changed in place (the loop
-// appends new messages, a summary builds a new first message; nothing edits a block), and
-// an entry goes with its array when a summarised message is dropped.
+// The check runs before every turn over the whole conversation, so the sum is kept per
+// conversation array (llm/conversation-sum.ts) and each content array's estimate in a
+// WeakMap: a turn measures only the messages it added. That holds because a
+// conversation's content arrays are never changed in place (the loop appends new
+// messages, a summary builds a new first message; nothing edits a block), and an entry
+// goes with its array when a summarised message is dropped.
 
 import { type Db, migrate, prepared } from "../db/database.js";
 import type { AgentRecord } from "../kernel/registry.js";
+import { ConversationSum } from "../llm/conversation-sum.js";
 import type { CompletionRequest, ContentBlock, Message } from "../llm/types.js";
 import { textOf } from "../llm/types.js";
 import type { AgentEnv } from "./env.js";
@@ -73,10 +75,10 @@ function estimateMessage(m: Message): number {
   return typeof m.content === "string" ? estimateTokens(m.content) : estimateJson(m.content);
 }
 
+const conversationEstimate = new ConversationSum(estimateMessage);
+
 export function estimateMessages(messages: readonly Message[]): number {
-  let n = 0;
-  for (const m of messages) n += estimateMessage(m);
-  return n;
+  return conversationEstimate.of(messages);
 }
 
 const NO_TOOLS = estimateTokens("[]");

@@ -18,12 +18,14 @@
 // (a bug, a tokenizer that is not byte-level) is caught at commit (security/budget.ts).
 //
 // An agent's every call resends its whole conversation, so the bound of each content array
-// and of each tool list is kept in a WeakMap by that array: a call measures only what is
-// new since the last one. That is exact because nothing changes a content array or a tool
-// list in place once it is sent (the loop appends new messages, a summary builds new ones);
+// and of each tool list is kept in a WeakMap by that array, and the conversation's sum per
+// conversation array (llm/conversation-sum.ts): a call measures only what is new since
+// the last one. That is exact because nothing changes a content array or a tool list in
+// place once it is sent (the loop appends new messages, a summary builds new ones);
 // test/llm/token-bound.test.ts checks the kept bounds against a fresh count over varied
-// conversations.
+// conversations, messages dropped, replaced and inserted in place included.
 
+import { ConversationSum } from "./conversation-sum.js";
 import type { CompletionRequest, ContentBlock, Message, ToolSpec } from "./types.js";
 
 /** Tokens a provider may add around the text, by what it frames. */
@@ -100,11 +102,16 @@ function toolsBound(tools: readonly ToolSpec[]): number {
   return n;
 }
 
+const conversationBound = new ConversationSum(messageBound);
+
 /** Input tokens a request can cost at most (see the header). */
 function inputTokenBound(req: Pick<CompletionRequest, "system" | "messages" | "tools">): number {
-  let n = FRAMING.request + bytes(req.system) + (req.tools ? toolsBound(req.tools) : 0);
-  for (const m of req.messages) n += messageBound(m);
-  return n;
+  return (
+    FRAMING.request +
+    bytes(req.system) +
+    (req.tools ? toolsBound(req.tools) : 0) +
+    conversationBound.of(req.messages)
+  );
 }
 
 /** Tokens a call can cost at most: its input bound plus the answer's max_tokens. */

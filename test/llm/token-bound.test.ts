@@ -123,7 +123,7 @@ function rng(seed: number) {
 }
 
 describe("the kept measures of a conversation", () => {
-  it("equal a fresh count at every turn of varied conversations, through summaries and tool-list changes", () => {
+  it("equal a fresh count at every turn of varied conversations, through summaries, edits in place and tool-list changes", () => {
     for (let seed = 1; seed <= 40; seed++) {
       const r = rng(seed);
       const tools = (): ToolSpec[] =>
@@ -165,7 +165,23 @@ describe("the kept measures of a conversation", () => {
           const cut = 2 + r.int(messages.length - 3);
           messages = [{ role: "user", content: `${r.text(100)}\n${r.text(300)}` }, ...messages.slice(cut)];
         }
+        // Edits of the array in place, which the kept sums must notice: a message dropped,
+        // replaced or inserted, or a message given new content.
+        const at = () => r.int(messages.length);
+        if (r.next() < 0.05) messages.splice(at(), 1 + r.int(3));
+        if (r.next() < 0.05) messages[at()] = { role: "user", content: r.text(300) };
+        if (r.next() < 0.05)
+          messages.splice(at(), 0, { role: "assistant", content: [{ type: "text", text: r.text(50) }] });
+        const edited = messages[at()];
+        if (edited && r.next() < 0.05)
+          edited.content = r.next() < 0.5 ? r.text(80) : [{ type: "text", text: r.text(80) }];
+        if (messages.length === 0) messages.push({ role: "user", content: r.text(30) });
         if (r.next() < 0.05) offered = tools();
+        if (r.next() < 0.1) {
+          const part = { system, messages: messages.slice(0, at() + 1), max_tokens: 0 };
+          expect(callTokenBound(part)).toBe(freshBound(part));
+          expect(estimateRequestTokens(part)).toBe(freshEstimate(part));
+        }
         const req = {
           system,
           messages,
