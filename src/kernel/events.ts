@@ -141,6 +141,12 @@ export class EventBus {
     }
   }
 
+  /** Whether any listener takes events of this type (of some goal): nothing to emit otherwise. */
+  wants(type: EventType): boolean {
+    for (const { filter } of this.listeners) if (!filter.types || filter.types.includes(type)) return true;
+    return false;
+  }
+
   get listenerCount(): number {
     return this.listeners.size;
   }

@@ -23,6 +23,18 @@ describe("the event bus", () => {
     expect(Date.parse(all[0]!.time)).not.toBeNaN();
   });
 
+  it("says whether any listener takes a type, whatever its goal", () => {
+    const bus = new EventBus();
+    expect(bus.wants("usage")).toBe(false);
+    const off = bus.subscribe({ goalId: "g-1", types: ["agent.stopped"] }, () => {});
+    expect(bus.wants("usage")).toBe(false);
+    expect(bus.wants("agent.stopped")).toBe(true);
+    bus.subscribe({ goalId: "g-2" }, () => {});
+    expect(bus.wants("usage")).toBe(true);
+    off();
+    expect(bus.wants("agent.stopped")).toBe(true);
+  });
+
   it("keeps delivering when a listener throws, and stops after unsubscribe", () => {
     const bus = new EventBus();
     const seen: string[] = [];
