@@ -11,9 +11,17 @@
 // with the tool_results answering its own tool_uses and the kept part starts with a
 // tool_use whose results follow it: a tool_use is never separated from its tool_result.
 // The first user message (the task) is kept, with the summary appended to it.
+//
+// The check runs before every turn over the whole conversation, so the sum is kept per
+// conversation array (llm/conversation-sum.ts) and each content array's estimate in a
+// WeakMap: a turn measures only the messages it added. That holds because a
+// conversation's content arrays are never changed in place (the loop appends new
+// messages, a summary builds a new first message; nothing edits a block), and an entry
+// goes with its array when a summarised message is dropped.
 
 import { type Db, migrate, prepared } from "../db/database.js";
 import type { AgentRecord } from "../kernel/registry.js";
+import { ConversationSum } from "../llm/conversation-sum.js";
 import type { CompletionRequest, ContentBlock, Message } from "../llm/types.js";
 import { textOf } from "../llm/types.js";
 import type { AgentEnv } from "./env.js";
@@ -51,17 +59,34 @@ export function estimateTokens(text: string): number {
   return Math.ceil(text.length / CHARS_PER_TOKEN);
 }
 
-export function estimateMessages(messages: readonly Message[]): number {
-  let n = 0;
-  for (const m of messages)
-    n += estimateTokens(typeof m.content === "string" ? m.content : JSON.stringify(m.content));
+/** Estimates of content arrays and tool lists already measured (see the header). */
+const measured = new WeakMap<object, number>();
+
+function estimateJson(value: object): number {
+  let n = measured.get(value);
+  if (n === undefined) {
+    n = estimateTokens(JSON.stringify(value));
+    measured.set(value, n);
+  }
   return n;
 }
+
+function estimateMessage(m: Message): number {
+  return typeof m.content === "string" ? estimateTokens(m.content) : estimateJson(m.content);
+}
+
+const conversationEstimate = new ConversationSum(estimateMessage);
+
+export function estimateMessages(messages: readonly Message[]): number {
+  return conversationEstimate.of(messages);
+}
+
+const NO_TOOLS = estimateTokens("[]");
 
 export function estimateRequestTokens(req: Pick<CompletionRequest, "system" | "messages" | "tools">): number {
   return (
     estimateTokens(req.system) +
-    estimateTokens(JSON.stringify(req.tools ?? [])) +
+    (req.tools ? estimateJson(req.tools) : NO_TOOLS) +
     estimateMessages(req.messages)
   );
 }
@@ -72,11 +97,19 @@ export function estimateRequestTokens(req: Pick<CompletionRequest, "system" | "m
  * index (summarise all but the latest exchange). Undefined when there is nothing to cut.
  */
 export function findCut(messages: readonly Message[], keepTokens: number): number | undefined {
-  const candidates: number[] = [];
-  for (let i = 2; i < messages.length; i++) if (messages[i]?.role === "assistant") candidates.push(i);
-  if (candidates.length === 0) return undefined;
-  for (const i of candidates) if (estimateMessages(messages.slice(i)) <= keepTokens) return i;
-  return candidates.at(-1);
+  // From the end back: `kept` is the estimate of messages[i..], so the last candidate that
+  // fits is the earliest one overall (the estimate only grows as i goes back).
+  let kept = 0;
+  let earliestFitting: number | undefined;
+  let latest: number | undefined;
+  for (let i = messages.length - 1; i >= 2; i--) {
+    const m = messages[i] as Message;
+    kept += estimateMessage(m);
+    if (m.role !== "assistant") continue;
+    latest ??= i;
+    if (kept <= keepTokens) earliestFitting = i;
+  }
+  return earliestFitting ?? latest;
 }
 
 const ARCHIVE_MIGRATIONS = [

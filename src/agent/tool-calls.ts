@@ -35,7 +35,21 @@ export class RepeatGuard {
   }
 }
 
-export function principalOf(env: AgentEnv, agent: AgentRecord, turn?: number): Principal {
+/** What a principal takes from the agent's manifest and the env, kept across its turns. */
+interface Derived {
+  env: AgentEnv;
+  manifest: AgentRecord["manifest"];
+  identity: string;
+  approvalRequired: ReadonlySet<string>;
+  services: ToolServices;
+}
+
+const derivedByAgent = new WeakMap<AgentRecord, Derived>();
+
+function derivedOf(env: AgentEnv, agent: AgentRecord): Derived {
+  const kept = derivedByAgent.get(agent);
+  if (kept && kept.env === env && kept.manifest === agent.manifest && kept.identity === agent.identity)
+    return kept;
   const services: ToolServices = { skills: { registry: env.skills } };
   if (agent.manifest.skills) services.skills = { registry: env.skills, allowed: agent.manifest.skills };
   if (env.memory)
@@ -44,6 +58,19 @@ export function principalOf(env: AgentEnv, agent: AgentRecord, turn?: number): P
       identity: memoryIdentity(agent.identity),
       episodic: episodicOn(agent.manifest),
     };
+  const derived: Derived = {
+    env,
+    manifest: agent.manifest,
+    identity: agent.identity,
+    approvalRequired: new Set(agent.manifest.approval_required),
+    services,
+  };
+  derivedByAgent.set(agent, derived);
+  return derived;
+}
+
+export function principalOf(env: AgentEnv, agent: AgentRecord, turn?: number): Principal {
+  const { approvalRequired, services } = derivedOf(env, agent);
   // An agent in a world (kernel/worlds.ts) acts on the world's throwaway copy: its calls
   // are judged and audited under the world's pseudo-goal, with no snapshot before mutation.
   const p: Principal = {
@@ -51,7 +78,7 @@ export function principalOf(env: AgentEnv, agent: AgentRecord, turn?: number): P
     goalId: agent.sandboxGoal ?? agent.goalId,
     identity: agent.identity,
     token: agent.token,
-    approvalRequired: new Set(agent.manifest.approval_required),
+    approvalRequired,
     budgetAccount: agent.budgetAccount,
     services,
   };

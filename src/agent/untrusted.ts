@@ -22,10 +22,19 @@ function attr(value: string): string {
     .replace(/>/g, "\\u003e");
 }
 
+/** Per tag: what finds its look-alikes (`</tag`, `< /tag`, `</ TAG`) in content. */
+const lookAlikes = new Map<string, RegExp>();
+
 /** `<tag k="v" ... untrusted>\ncontent\n</tag>`, with look-alike tags inside defused. */
 export function wrapUntrusted(tag: string, attrs: Record<string, string>, content: string): string {
-  // `</tag`, `< /tag`, `</ TAG`: a zero-width space goes before the name of each.
-  const defused = content.replace(new RegExp(`<(\\s*/?\\s*)(${tag})`, "gi"), "<$1\u200b$2");
+  let lookAlike = lookAlikes.get(tag);
+  if (!lookAlike) {
+    lookAlike = new RegExp(`<(\\s*/?\\s*)(${tag})`, "gi");
+    lookAlikes.set(tag, lookAlike);
+  }
+  // A zero-width space goes before the name of each look-alike. (replace with a global
+  // RegExp starts from 0 and leaves lastIndex at 0, so the shared one carries no state.)
+  const defused = content.replace(lookAlike, "<$1\u200b$2");
   const a = Object.entries(attrs)
     .map(([k, v]) => ` ${k}=${attr(v)}`)
     .join("");

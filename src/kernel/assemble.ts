@@ -314,6 +314,7 @@ export async function assembleRuntime(
   const scheduler = InferenceScheduler.fromConfig(
     config,
     (e) => {
+      if (!events.wants(e.type)) return;
       const { type, ...rest } = e;
       events.emit(type, registry.get(e.agentId)?.goalId ?? null, rest as never);
     },

@@ -126,17 +126,25 @@ export class EventBus {
   }
 
   emit<T extends EventType>(type: T, goalId: string | null, payload: EventPayloads[T]): void {
-    if (this.listeners.size === 0) return;
-    const event = { type, time: new Date().toISOString(), goalId, ...payload } as RuntimeEvent;
+    // Built for the first listener that wants it: most events of a busy runtime (tool
+    // calls, inference, usage) have no watcher but the kernel's own filtered ones.
+    let event: RuntimeEvent | undefined;
     for (const { filter, fn } of this.listeners) {
       if (filter.goalId !== undefined && filter.goalId !== goalId) continue;
       if (filter.types && !filter.types.includes(type)) continue;
+      event ??= { type, time: new Date().toISOString(), goalId, ...payload } as RuntimeEvent;
       try {
         fn(event);
       } catch {
         // A watcher's bug must not fail the runtime.
       }
     }
+  }
+
+  /** Whether any listener takes events of this type (of some goal): nothing to emit otherwise. */
+  wants(type: EventType): boolean {
+    for (const { filter } of this.listeners) if (!filter.types || filter.types.includes(type)) return true;
+    return false;
   }
 
   get listenerCount(): number {

@@ -16,7 +16,16 @@
 // will cost, and a call near the end of a budget is refused earlier than before (bench:
 // `npm run bench -- security`). A provider that reports more than the bound anyway
 // (a bug, a tokenizer that is not byte-level) is caught at commit (security/budget.ts).
+//
+// An agent's every call resends its whole conversation, so the bound of each content array
+// and of each tool list is kept in a WeakMap by that array, and the conversation's sum per
+// conversation array (llm/conversation-sum.ts): a call measures only what is new since
+// the last one. That is exact because nothing changes a content array or a tool list in
+// place once it is sent (the loop appends new messages, a summary builds new ones);
+// test/llm/token-bound.test.ts checks the kept bounds against a fresh count over varied
+// conversations, messages dropped, replaced and inserted in place included.
 
+import { ConversationSum } from "./conversation-sum.js";
 import type { CompletionRequest, ContentBlock, Message, ToolSpec } from "./types.js";
 
 /** Tokens a provider may add around the text, by what it frames. */
@@ -61,24 +70,47 @@ function blockBound(b: ContentBlock): number {
   }
 }
 
+/** Bounds of content arrays and tool lists already measured (see the header). */
+const measured = new WeakMap<readonly ContentBlock[] | readonly ToolSpec[], number>();
+
+function contentBound(blocks: readonly ContentBlock[]): number {
+  let n = measured.get(blocks);
+  if (n === undefined) {
+    n = 0;
+    for (const b of blocks) n += blockBound(b);
+    measured.set(blocks, n);
+  }
+  return n;
+}
+
 function messageBound(m: Message): number {
-  const content =
-    typeof m.content === "string" ? bytes(m.content) : m.content.reduce((n, b) => n + blockBound(b), 0);
-  return FRAMING.message + content;
+  return FRAMING.message + (typeof m.content === "string" ? bytes(m.content) : contentBound(m.content));
 }
 
 function toolBound(t: ToolSpec): number {
   return FRAMING.tool + bytes(t.name) + bytes(t.description) + jsonBound(t.input_schema);
 }
 
+function toolsBound(tools: readonly ToolSpec[]): number {
+  if (tools.length === 0) return 0;
+  let n = measured.get(tools);
+  if (n === undefined) {
+    n = FRAMING.toolsOffered;
+    for (const t of tools) n += toolBound(t);
+    measured.set(tools, n);
+  }
+  return n;
+}
+
+const conversationBound = new ConversationSum(messageBound);
+
 /** Input tokens a request can cost at most (see the header). */
 function inputTokenBound(req: Pick<CompletionRequest, "system" | "messages" | "tools">): number {
-  const tools = req.tools ?? [];
   return (
     FRAMING.request +
     bytes(req.system) +
-    req.messages.reduce((n, m) => n + messageBound(m), 0) +
-    (tools.length > 0 ? FRAMING.toolsOffered + tools.reduce((n, t) => n + toolBound(t), 0) : 0)
+    (req.tools ? toolsBound(req.tools) : 0) +
+    conversationBound.of(req.messages)
   );
 }
 

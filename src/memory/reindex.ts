@@ -1,8 +1,10 @@
 // memory/reindex.ts — which live memories an embedder's index covers, and filling the
 // gap after an embedder switch. Kept out of the store because it is an operator's
 // action (run once after changing memory.embedder), not part of an agent's call path.
+// indexStatusOf is read by every query, though (store.ts keeps its answer while the
+// tables cannot have changed), so its statements are the connection's cached ones.
 
-import type { Db } from "../db/database.js";
+import { type Db, prepared } from "../db/database.js";
 import type { Embedder } from "./embedder.js";
 import { getRecord, type MemoryRow, toRecord } from "./records.js";
 import {
@@ -30,12 +32,13 @@ export interface ReembedResult {
 
 /** Only live memories have vectors (replacing or deleting removes them), so no join is needed. */
 function vectorsIn(db: Db, index: VectorIndex): number {
-  return db.prepare("SELECT count(*) FROM memory_vectors WHERE index_id = ?").pluck().get(index.id) as number;
+  return prepared(db, "SELECT count(*) FROM memory_vectors WHERE index_id = ?")
+    .pluck()
+    .get(index.id) as number;
 }
 
 export function indexStatusOf(db: Db, embedder: Pick<Embedder, "id" | "dimensions">): IndexStatus {
-  const live = db
-    .prepare("SELECT count(*) FROM memories WHERE superseded_by IS NULL")
+  const live = prepared(db, "SELECT count(*) FROM memories WHERE superseded_by IS NULL")
     .pluck()
     .get() as number;
   const index = findIndex(db, embedder);

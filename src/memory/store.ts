@@ -3,6 +3,13 @@
 // shared ones, global ones; without persistent memory, only memories of the current goal.
 // Only the owner may replace or delete a memory, and a stranger's id is "not found",
 // never "forbidden", so that ids do not leak whether a memory exists.
+//
+// Every query needs the embedder's index status (how many live memories, how many it has
+// vectors for), which counts rows. It is kept between queries while the tables cannot have
+// changed: every write of this module goes through a store on some connection, and a store
+// bumps its connection's generation after each one (even one that failed and rolled back),
+// while a commit by another connection (the CLI beside a live daemon) changes SQLite's
+// data_version; either one drops the kept status.
 
 import * as sqliteVec from "sqlite-vec";
 import type { Config } from "../config.js";
@@ -52,11 +59,22 @@ export interface ListFilter {
 
 const invalid = (message: string, field: string) => new AidoError(ErrorCode.invalidInput, message, { field });
 
+/** Per connection: bumped after every write a store makes through it (see the header). */
+const generations = new WeakMap<Db, number>();
+
+/** What the status was computed at: this connection's generation and SQLite's data_version. */
+interface KeptStatus {
+  generation: number;
+  dataVersion: number;
+  status: IndexStatus;
+}
+
 export class MemoryStore {
   readonly db: Db;
   readonly embedder: Embedder;
   private readonly opts: MemoryStoreOptions;
   private readonly now: () => number;
+  private kept: KeptStatus | undefined;
 
   /** Opens (and migrates) config.dbPath with the sqlite-vec extension loaded. */
   static open(
@@ -105,6 +123,10 @@ export class MemoryStore {
         `embedder ${this.embedder.id} returned a vector of the wrong size`,
       );
     }
+    return this.writing(() => this.insert(input, vector));
+  }
+
+  private insert(input: StoreInput, vector: Float32Array): MemoryRecord {
     const index = ensureIndex(this.db, this.embedder);
     return this.db.transaction(() => {
       if (input.replaces !== undefined) this.requireOwnedLive(input.replaces, input.identity);
@@ -160,7 +182,7 @@ export class MemoryStore {
       if (!(MEMORY_CATEGORIES as readonly string[]).includes(c))
         throw invalid(`unknown memory category "${c}"`, "categories");
     }
-    const status = this.indexStatus();
+    const status = this.currentStatus();
     const embedder = { id: this.embedder.id, dimensions: this.embedder.dimensions };
     if (status.live > 0 && status.indexed === 0) {
       const others = status.others
@@ -221,21 +243,25 @@ export class MemoryStore {
 
   /** An agent deletes its own memory (and the versions it replaced). Anyone else: not_found. */
   delete(id: number, identity: string): MemoryRecord {
-    return this.db.transaction(() => {
-      const rec = this.requireOwnedLive(id, identity);
-      this.deleteChain(id);
-      return rec;
-    })();
+    return this.writing(() =>
+      this.db.transaction(() => {
+        const rec = this.requireOwnedLive(id, identity);
+        this.deleteChain(id);
+        return rec;
+      })(),
+    );
   }
 
   /** A person deletes any memory (CLI). */
   deleteAny(id: number): MemoryRecord {
-    return this.db.transaction(() => {
-      const rec = this.get(id);
-      if (!rec) throw new AidoError(ErrorCode.notFound, `memory ${id} not found`, { id });
-      this.deleteChain(id);
-      return rec;
-    })();
+    return this.writing(() =>
+      this.db.transaction(() => {
+        const rec = this.get(id);
+        if (!rec) throw new AidoError(ErrorCode.notFound, `memory ${id} not found`, { id });
+        this.deleteChain(id);
+        return rec;
+      })(),
+    );
   }
 
   get(id: number): MemoryRecord | undefined {
@@ -262,13 +288,15 @@ export class MemoryStore {
 
   /** Deletes every memory (or every memory of one identity), superseded ones included. */
   reset(filter: { identity?: string } = {}): number {
-    return this.db.transaction(() => {
-      const ids = this.list({ ...filter, includeSuperseded: true, limit: Number.MAX_SAFE_INTEGER }).map(
-        (r) => r.id,
-      );
-      this.deleteIds(ids);
-      return ids.length;
-    })();
+    return this.writing(() =>
+      this.db.transaction(() => {
+        const ids = this.list({ ...filter, includeSuperseded: true, limit: Number.MAX_SAFE_INTEGER }).map(
+          (r) => r.id,
+        );
+        this.deleteIds(ids);
+        return ids.length;
+      })(),
+    );
   }
 
   /**
@@ -277,22 +305,54 @@ export class MemoryStore {
    */
   pruneGoal(goalId: string): number {
     if (this.opts.persistent) return 0;
-    return this.db.transaction(() => {
-      const ids = prepared(this.db, "SELECT id FROM memories WHERE goal_id = ?")
-        .pluck()
-        .all(goalId) as number[];
-      this.deleteIds(ids);
-      return ids.length;
-    })();
+    return this.writing(() =>
+      this.db.transaction(() => {
+        const ids = prepared(this.db, "SELECT id FROM memories WHERE goal_id = ?")
+          .pluck()
+          .all(goalId) as number[];
+        this.deleteIds(ids);
+        return ids.length;
+      })(),
+    );
   }
 
   /** Indexes every live memory the embedder has no vector for yet (after switching embedders). */
   async reembed(embedder: Embedder = this.embedder): Promise<ReembedResult> {
-    return reembedAll(this.db, embedder, REEMBED_BATCH);
+    // Each batch commits on its own between embed calls: the status goes stale at the first.
+    this.bumpGeneration();
+    try {
+      return await reembedAll(this.db, embedder, REEMBED_BATCH);
+    } finally {
+      this.bumpGeneration();
+    }
   }
 
   indexStatus(embedder: Pick<Embedder, "id" | "dimensions"> = this.embedder): IndexStatus {
     return indexStatusOf(this.db, embedder);
+  }
+
+  /** The status of this store's own embedder, recounted only when the tables may have changed. */
+  private currentStatus(): IndexStatus {
+    const generation = generations.get(this.db) ?? 0;
+    const dataVersion = prepared(this.db, "PRAGMA data_version").pluck().get() as number;
+    const kept = this.kept;
+    if (kept && kept.generation === generation && kept.dataVersion === dataVersion) return kept.status;
+    const status = indexStatusOf(this.db, this.embedder);
+    this.kept = { generation, dataVersion, status };
+    return status;
+  }
+
+  private bumpGeneration(): void {
+    generations.set(this.db, (generations.get(this.db) ?? 0) + 1);
+  }
+
+  /** Runs a write; the kept status of every store on this connection is stale after it. */
+  private writing<T>(write: () => T): T {
+    try {
+      return write();
+    } finally {
+      this.bumpGeneration();
+    }
   }
 
   private validateStore(input: StoreInput): void {

@@ -67,6 +67,34 @@ describe("context window", () => {
     expect(findCut(msgs.slice(0, 3), 10)).toBeUndefined();
   });
 
+  it("cuts where a count of every candidate's kept part from scratch would", () => {
+    // The earliest assistant message from index 2 on whose kept part fits, else the last one.
+    const fresh = (msgs: readonly Message[], keep: number): number | undefined => {
+      const size = (m: Message) =>
+        Math.ceil((typeof m.content === "string" ? m.content : JSON.stringify(m.content)).length / 4);
+      const candidates = [...msgs.keys()].filter((i) => i >= 2 && msgs[i]?.role === "assistant");
+      const fits = candidates.find((i) => msgs.slice(i).reduce((n, m) => n + size(m), 0) <= keep);
+      return fits ?? candidates.at(-1);
+    };
+    let seed = 7;
+    const int = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 0; round < 300; round++) {
+      const msgs: Message[] = Array.from({ length: int(30) }, (_, i) =>
+        int(3) === 0
+          ? { role: i % 2 ? "assistant" : "user", content: "w".repeat(int(900)) }
+          : {
+              role: int(2) ? "assistant" : "user",
+              content: [{ type: "tool_result", tool_use_id: `t${i}`, content: "r".repeat(int(900)) }],
+            },
+      );
+      const keep = int(4000);
+      expect(findCut(msgs, keep)).toBe(fresh(msgs, keep));
+    }
+  });
+
   it("summarises the oldest turns with the agent's model, archives them, keeps pairs intact and finishes", async () => {
     h = await openHarness(server);
     const skills = ["write-report", "decompose-goal", "research-with-citations", "tdd-code-change"];

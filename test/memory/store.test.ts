@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isAidoError } from "../../src/errors.js";
+import { LocalHashEmbedder } from "../../src/memory/embedder.js";
+import { MemoryStore } from "../../src/memory/store.js";
 import { fact, type MemoryFixture, memoryFixture, prov } from "./fixture.js";
 
 const A = "agent:researcher";
@@ -178,6 +180,52 @@ describe("MemoryStore", () => {
     expect(f.store.count()).toBe(1);
     expect(f.store.reset()).toBe(1);
     expect(f.store.count()).toBe(0);
+  });
+
+  it("answers each query from the tables as they are now, whoever wrote them and through which connection", async () => {
+    // A query keeps the index status (live and indexed counts) between queries; every way
+    // the tables can change must drop it, or a query would answer from a stale count.
+    const status = async (store = f.store) => {
+      const r = await store.query({ identity: A, goalId: "g-1", query: "pallets Rotterdam", limit: 10 });
+      return { ids: r.hits.map((h) => h.id).sort((x, y) => x - y), unindexed: r.unindexed };
+    };
+    expect(await status()).toEqual({ ids: [], unindexed: 0 });
+    // This store: a live count of 0 kept would answer "nothing" without searching.
+    const own = await f.store.store(fact(A, "pallets leave Rotterdam on Mondays"));
+    expect(await status()).toEqual({ ids: [own.id], unindexed: 0 });
+    // Another store on the same connection (the daemon's one database).
+    const sibling = new MemoryStore(f.store.db, {
+      embedder: new LocalHashEmbedder(),
+      maxRecords: 100,
+      maxContentBytes: 4096,
+      persistent: true,
+    });
+    const viaSibling = await sibling.store(fact(A, "pallets from Rotterdam go by barge"));
+    expect(await status()).toEqual({ ids: [own.id, viaSibling.id], unindexed: 0 });
+    // Another connection (`aido memory` beside a running daemon), with another embedder:
+    // its memory is live but not in this store's index.
+    const cli = f.reopen(new LocalHashEmbedder(128));
+    const viaCli = await cli.store(fact(A, "pallets are counted in Rotterdam"));
+    expect(await status()).toEqual({ ids: [own.id, viaSibling.id], unindexed: 1 });
+    await f.store.reembed(new LocalHashEmbedder(128));
+    expect(await status(cli)).toEqual({ ids: [own.id, viaSibling.id, viaCli.id], unindexed: 0 });
+    cli.deleteAny(viaCli.id);
+    expect(await status()).toEqual({ ids: [own.id, viaSibling.id], unindexed: 0 });
+    sibling.delete(viaSibling.id, A);
+    expect(await status()).toEqual({ ids: [own.id], unindexed: 0 });
+    expect(cli.reset()).toBe(1);
+    expect(await status()).toEqual({ ids: [], unindexed: 0 });
+    // Back to one memory, but only under the 128-dim index: this store cannot search it.
+    await cli.store(fact(A, "pallets wait in Rotterdam"));
+    await expect(status()).rejects.toMatchObject({ code: "memory_not_indexed" });
+    expect(f.store.pruneGoal("g-1")).toBe(0);
+    await f.store.reembed();
+    expect((await status()).unindexed).toBe(0);
+    // A failed write (rolled back) leaves the answers as they were.
+    await expect(f.store.store(fact(A, "pallets", { replaces: 999_999 }))).rejects.toMatchObject({
+      code: "not_found",
+    });
+    expect((await status()).ids).toHaveLength(1);
   });
 
   it("keeps a goal's memories at goal end when memory is persistent", async () => {
