@@ -207,7 +207,6 @@ async function runMode(
   if (profDir) {
     try {
       const file = readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
-      if (file && process.env.KEEP_PROF) (await import("node:fs")).copyFileSync(join(profDir, file), process.env.KEEP_PROF);
       result.profile = file
         ? summariseProfile(join(profDir, file), window)
         : ["profile: the daemon wrote no .cpuprofile"];
@@ -274,12 +273,11 @@ export async function benchCluster(): Promise<BenchSection> {
   const profiling = Boolean(process.env.BENCH_CLUSTER_PROF);
   try {
     script(provider);
-    const lone = process.env.ONLY_PROF ? (undefined as never) : await runMode(provider, 0, "lone", false);
-    const one = process.env.ONLY_PROF ? (undefined as never) : await runMode(provider, 1, "one", false);
-    const three = process.env.ONLY_PROF ? (undefined as never) : await runMode(provider, 3, "three", false);
+    const lone = await runMode(provider, 0, "lone", false);
+    const one = await runMode(provider, 1, "one", false);
+    const three = await runMode(provider, 3, "three", false);
     // Profiled apart: --cpu-prof costs CPU of its own, so it stays out of the measured runs.
     const profiled = profiling ? await runMode(provider, 1, "prof", true) : undefined;
-    if (process.env.ONLY_PROF) return { name: "cluster", metrics: [], notes: profiled?.profile ?? [] };
     const vs = (name: string, unit: string, v: number, base: number, baseName: string): Metric => ({
       name,
       value: round(v, 2),
@@ -344,12 +342,12 @@ export async function benchCluster(): Promise<BenchSection> {
     ];
     const notes = [
       `${GOALS} goals per mode (BENCH_CLUSTER_GOALS; 200 is the issue's run), after ${WARMUP} warm-up goals per node; each goal is one agent: a memory_store turn and an answer (${TURNS_PER_GOAL} model calls), the scripted provider answering each after ${TURN_MS} ms. No containers.`,
-      "All goals submitted at once through node 0's socket (not round-robin) and waited for there with goal.wait; in cluster mode goal.wait polls the Redis mirror every 200 ms, which is part of submit-to-end.",
+      "All goals submitted at once through node 0's socket (not round-robin) and waited for there with goal.wait; in cluster mode goal.wait wakes when the owner announces the goal's end on the goal-ends stream (one reader per node).",
       "Default limits on every daemon: limits.max_concurrent_goals 4, inference.max_concurrent 3 model calls in flight; one machine (one CPU set, one Redis) for all nodes.",
       `goals per node, 3 nodes: ${Object.entries(three.byNode)
         .map(([n, k]) => `${n} ${k}`)
         .join(", ")}.`,
-      "CPU is each daemon process's utime+stime (/proc, 10 ms ticks) over the measured burst, divided by the model calls it made; the submitting node's also carries the goal.wait polling of all goals.",
+      "CPU is each daemon process's utime+stime (/proc, 10 ms ticks) over the measured burst, divided by the model calls it made; the submitting node's also carries the goal.wait calls of all goals and the reader that wakes them.",
     ];
     if (profiled?.profile) notes.push(...profiled.profile);
     return { name: "cluster", metrics, notes };
