@@ -4,11 +4,15 @@
 
 import { AidoError, ErrorCode } from "../errors.js";
 
-/** The URL with any password (and a user name that may be a token) replaced by "***". */
+/**
+ * The URL with any password replaced by "***"; a user name without a password (where a
+ * hosted Redis may take its token) is replaced too, an ACL user name beside one is kept.
+ */
 export function redactRedisUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password !== "") u.password = "***";
+    else if (u.username !== "") u.username = "***";
     return u.toString();
   } catch {
     // Not a URL at all: nothing of it is shown.

@@ -105,6 +105,7 @@ describe("cluster config", () => {
   it("shows a URL with its password replaced", () => {
     expect(redactRedisUrl("redis://user:pa55@h:6379/1")).toBe("redis://user:***@h:6379/1");
     expect(redactRedisUrl("redis://h:6379")).toBe("redis://h:6379");
+    expect(redactRedisUrl("rediss://s3cr3t-token@h:6380")).toBe("rediss://***@h:6380");
     expect(redactRedisUrl("::::")).toBe("(not a URL)");
   });
 
