@@ -85,6 +85,7 @@ interface Results {
   "plan.list": { plans: PlanSummary[] };
   "session.open": SessionInfo;
   "session.close": SessionInfo;
+  "session.refused": { seq: number };
   "ui.open": { url: string; port: number; token_file: string };
   "snapshot.list": { snapshots: SnapshotEntry[] };
   "snapshot.restore": {

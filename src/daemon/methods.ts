@@ -323,6 +323,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
     return info;
   },
   "session.close": (p, { rt }) => rt.sessions.close(p.session_id, "closed over the socket (session.close)"),
+  "session.refused": (p, { rt }) => rt.sessions.refused(p.session_id, p.tool, p.reason),
   "ui.open": (p, { ui }) => ui.open(p.rotate === true),
   "snapshot.list": async (p, { rt }) => ({ snapshots: await rt.snapshots.list(p.goal_id) }),
   "snapshot.restore": async (p, ctx) => {

@@ -154,6 +154,11 @@ export const MethodSchemas = {
       path: ["manifest"],
     }),
   "session.close": z.strictObject({ session_id: id }),
+  "session.refused": z.strictObject({
+    session_id: id,
+    tool: z.string().min(1).max(200),
+    reason: z.string().min(1).max(4000),
+  }),
   "ui.open": z.strictObject({ rotate: z.boolean().optional() }),
   "snapshot.list": z.strictObject({ goal_id: id }),
   "snapshot.restore": z.strictObject({

@@ -164,6 +164,24 @@ export class Sessions {
     return s.info;
   }
 
+  /**
+   * The MCP server refused a call of the session itself (what it checks before asking the
+   * daemon: aido_approve's reach, a plan not this session's, a malformed step): audited
+   * here, as every denial is. Returns the entry's seq.
+   */
+  refused(sessionId: string, tool: string, reason: string): { seq: number } {
+    const s = this.byId.get(sessionId);
+    if (!s) {
+      throw new AidoError(ErrorCode.notFound, `no open session ${sessionId}`, { session_id: sessionId });
+    }
+    const entry = this.deps.audit.record(
+      "session.call_refused",
+      { session_id: sessionId, tool, reason },
+      { goalId: s.goalId, agentId: s.info.agent_id },
+    );
+    return { seq: entry.seq };
+  }
+
   /** The open session whose agent this is, if any. */
   ofAgent(agentId: string): SessionInfo | undefined {
     return this.byAgent.get(agentId)?.info;

@@ -442,7 +442,17 @@ export function orchestratorTools(config: Config, version: string): McpTool[] {
         try {
           return json(await (t.run as (p: unknown, c: CallContext) => Promise<unknown>)(parsed.data, ctx));
         } catch (e) {
-          if (e instanceof RefusedHere) return textResult(`refused: ${e.message}`, true);
+          if (e instanceof RefusedHere) {
+            // Refused here, before the daemon was asked: the daemon's log records it all the same.
+            await ctx.link.client
+              .call("session.refused", {
+                session_id: ctx.session.session_id,
+                tool: t.name,
+                reason: e.message.slice(0, 4000),
+              })
+              .catch(() => undefined);
+            return textResult(`refused: ${e.message}`, true);
+          }
           return errorResult(e);
         }
       },

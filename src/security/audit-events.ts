@@ -33,6 +33,8 @@ export interface AuditPayloads {
   "session.closed": { session_id: string; reason: string; workspace: string | null };
   /** session.open refused before any agent existed (a workspace or manifest that does not fit). */
   "session.refused": { reason: string; workspace?: string; manifest?: string };
+  /** The MCP server refused one of the session's calls before it reached the daemon (session.refused method). */
+  "session.call_refused": { session_id: string; tool: string; reason: string };
   "token.issued": { token_id: string; parent_token_id?: string; grants: string[]; expires_at: string };
   "token.revoked": { token_id: string; revoked: string[]; reason?: string };
   "tool.invoked": { tool: string; input: JsonValue; call_id?: string };
@@ -229,6 +231,7 @@ const KINDS: Record<AuditKind, true> = {
   "session.opened": true,
   "session.closed": true,
   "session.refused": true,
+  "session.call_refused": true,
   "token.issued": true,
   "token.revoked": true,
   "tool.invoked": true,

@@ -2,7 +2,8 @@
 // the swarm (aido_submit) runs with the real SDK against the scripted provider and is
 // followed with aido_status / aido_wait / aido_events (a cursor that pages forward);
 // aido_approve answers approvals of goals this session submitted only with
-// --allow-approve, never those of goals it did not submit; aido_orchestrator_info tells
+// --allow-approve, never those of goals it did not submit (each refusal audited by the
+// daemon as session.call_refused); aido_orchestrator_info tells
 // the session's grants. A server started where no daemon listens starts one.
 
 import { existsSync, readFileSync } from "node:fs";
@@ -115,6 +116,12 @@ describe("aido_approve", () => {
     });
     expect(refused.isError).toBe(true);
     expect(textOf(refused)).toContain("did not submit");
+    // Refused in the MCP server, before the daemon was asked: both refusals are in the daemon's log.
+    const audited = await human.call("audit.query", { kind: "session.call_refused" });
+    const reasons = audited.entries.map((e) => (e.payload as { tool: string; reason: string }).reason);
+    expect(audited.entries.every((e) => (e.payload as { tool: string }).tool === "aido_approve")).toBe(true);
+    expect(reasons.some((r) => r.includes("--allow-approve"))).toBe(true);
+    expect(reasons.some((r) => r.includes("did not submit"))).toBe(true);
     for (const g of [theirs, strictGoal]) await human.call("goal.cancel", { goal_id: g });
 
     const ownGoal = json(
