@@ -79,8 +79,10 @@ async function subscribeCluster(
   const self = node.identity.nodeId;
   if (goalId !== undefined) {
     const s = await node.goals.status(goalId); // not_found before anything is set up
-    if ("node" in s && s.node === self && ctx.rt.goals.isLive(goalId)) return subscribeLocal(ctx, goalId);
-    if (!("node" in s) && !("submitted_via" in s)) return subscribeLocal(ctx, goalId); // a goal from before cluster mode
+    if ("node" in s && s.node === self && ctx.rt.goals.isLive(goalId))
+      return subscribeLocal(ctx, goalId, self);
+    // A goal from before cluster mode: it ran here too.
+    if (!("node" in s) && !("submitted_via" in s)) return subscribeLocal(ctx, goalId, self);
   }
   const key = goalId === undefined ? RedisKeys.allEvents : RedisKeys.goalEvents(goalId);
   const tip = await streamTip(node.redis, key);

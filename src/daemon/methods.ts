@@ -107,6 +107,8 @@ export async function whileClientStays<T>(
 export function subscribeLocal(
   ctx: MethodContext,
   goalId: string | undefined,
+  /** In a cluster: this node's id, which every event then carries as `node`. */
+  node?: string,
 ): { subscribed: true; goal_id: string | null } {
   const { rt, conn } = ctx;
   if (goalId !== undefined) rt.goals.status(goalId); // not_found before anything is set up
@@ -115,7 +117,7 @@ export function subscribeLocal(
   let ended = false;
   const send = (ev: WireEvent) => {
     if (ended) return;
-    conn.notify("event", ev);
+    conn.notify("event", node === undefined ? ev : { ...ev, node });
     if (goalId !== undefined && ev.type === "goal.finished") end();
   };
   const unsubscribe = rt.events.subscribe(goalId === undefined ? {} : { goalId }, (ev) => {

@@ -126,6 +126,11 @@ describe("cluster mode: one queue, one view", () => {
 
     const seen: WireEvent[] = [];
     const sub = await AidoClient.subscribe(other.home.config.socketPath, goal_id, (ev) => seen.push(ev));
+    // On the owner the goal streams from its own bus, and its events name the node too.
+    const ownSeen: WireEvent[] = [];
+    const ownSub = await AidoClient.subscribe(nodeById(owner).home.config.socketPath, goal_id, (ev) =>
+      ownSeen.push(ev),
+    );
     const answered = await (await other.client()).call("approval.respond", {
       id: pending.id,
       decision: "deny",
@@ -133,6 +138,9 @@ describe("cluster mode: one queue, one view", () => {
     expect(answered).toMatchObject({ id: pending.id, status: "decided", decision: "deny" });
     expect(answered.decided_by).toBe(`socket client via node ${other.id}`);
     await sub.done;
+    await ownSub.done;
+    expect(ownSeen.at(-1)).toMatchObject({ type: "goal.finished", node: owner });
+    expect(ownSeen.every((e) => (e as WireEvent & { node?: string }).node === owner)).toBe(true);
 
     const types = seen.map((e) => e.type);
     expect(types).toContain("approval.decided");
