@@ -55,7 +55,8 @@ describe("the dashboard in a browser", () => {
 
   it("submits a goal from the page, fills in its agent tree live, and continues it after Allow Once", async () => {
     dash.server.script('manifest "ui-lead"', [
-      turn.toolUse("file_read", { path: "/etc/hostname" }),
+      // U+202E reverses what follows on screen: the path reads "/etc/hostname" unless written out.
+      turn.toolUse("file_read", { path: "/etc/\u202eemantsoh" }),
       turn.toolUse("spawn_agent", {
         manifest: {
           name: "ui-writer",
@@ -102,6 +103,10 @@ describe("the dashboard in a browser", () => {
     await writer.locator("li.call[data-tool=file_write][data-status=waiting]").waitFor();
     const denied = lead.locator("li.call[data-tool=file_read][data-status=denied]").first();
     await expect.poll(() => denied.textContent()).toMatch(/denied at capability/);
+    // The denial reason names the model's path with the override written out, not applied.
+    const reason = (await denied.locator(".reason").textContent()) ?? "";
+    expect(reason).toContain("/etc/\\u202eemantsoh");
+    expect(reason).not.toContain("\u202e");
     expect(await lead.locator("li.call[data-tool=spawn_agent]").first().getAttribute("data-status")).toBe(
       "running",
     );

@@ -176,7 +176,7 @@ function Grants({ revision }: { revision: number }) {
               <tr key={g.id} data-grant={g.id}>
                 <td class="text">{visible(g.target)}</td>
                 <td class="mono">{g.identity}</td>
-                <td>{g.decided_by ?? "—"}</td>
+                <td>{g.decided_by ? visible(g.decided_by) : "—"}</td>
                 <td>
                   <Time at={g.expires_at} />
                 </td>
@@ -236,7 +236,7 @@ function History({ revision }: { revision: number }) {
                 <td>
                   <Badge state={a.decision ?? a.status} />
                 </td>
-                <td class="text">{a.decided_by ?? a.close_reason ?? "—"}</td>
+                <td class="text">{visible(a.decided_by ?? a.close_reason ?? "—")}</td>
               </tr>
             ))}
           </tbody>

@@ -5,7 +5,7 @@
 
 import { useState } from "preact/hooks";
 import { rpc } from "../api.js";
-import { ErrorNote, Section, shortId, useAnswer } from "../components.js";
+import { ErrorNote, Section, shortId, useAnswer, visible } from "../components.js";
 import type { AuditEntry, AuditVerify } from "../wire.js";
 
 const PAGE = 50;
@@ -36,7 +36,7 @@ function VerifyResult({ v }: { v: AuditVerify }) {
   return (
     <p class="error" role="alert" data-testid="verify-result">
       The chain is broken{v.first_bad_seq !== undefined ? ` at entry ${v.first_bad_seq}` : ""}
-      {v.reason ? `: ${v.reason}` : ""}.
+      {v.reason ? `: ${visible(v.reason)}` : ""}.
     </p>
   );
 }
@@ -135,7 +135,7 @@ export function AuditPage({ initialGoal }: { initialGoal?: string | undefined })
                 <td class="mono">{e.goal_id ? shortId(e.goal_id) : "—"}</td>
                 <td class="mono">{e.agent_id ? shortId(e.agent_id) : "—"}</td>
                 <td>
-                  <div class="payload text mono">{JSON.stringify(e.payload)}</div>
+                  <div class="payload text mono">{visible(JSON.stringify(e.payload))}</div>
                 </td>
               </tr>
             ))}

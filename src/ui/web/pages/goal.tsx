@@ -42,7 +42,7 @@ function CallRow({ call }: { call: CallView }) {
           <a href="#/approvals">answer in the inbox</a>
         </>
       ) : null}
-      {call.reason ? <div class="reason text">{call.reason}</div> : null}
+      {call.reason ? <div class="reason text">{visible(call.reason)}</div> : null}
     </li>
   );
 }
@@ -88,13 +88,13 @@ function AgentNode({ node }: { node: TreeNode }) {
           {agent.description ? (
             <>
               <dt>Task</dt>
-              <dd class="text">{agent.description}</dd>
+              <dd class="text">{visible(agent.description)}</dd>
             </>
           ) : null}
           {agent.stop_reason ? (
             <>
               <dt>Stopped</dt>
-              <dd class="text">{agent.stop_reason}</dd>
+              <dd class="text">{visible(agent.stop_reason)}</dd>
             </>
           ) : null}
         </dl>
@@ -258,11 +258,11 @@ export function GoalPage({ store, goalId }: { store: LiveStore; goalId: string }
               <>
                 <h3>Result</h3>
                 <pre class="result text" data-testid="goal-result">
-                  {goal.result}
+                  {visible(goal.result)}
                 </pre>
               </>
             ) : null}
-            {goal.error ? <p class="error text">{goal.error}</p> : null}
+            {goal.error ? <p class="error text">{visible(goal.error)}</p> : null}
             <p>
               <a href={`#/audit/${encodeURIComponent(goalId)}`}>Audit entries of this goal</a>
             </p>

@@ -5,7 +5,7 @@
 
 import { useState } from "preact/hooks";
 import { rpc } from "../api.js";
-import { ErrorNote, Section, Time, useAnswer } from "../components.js";
+import { ErrorNote, Section, Time, useAnswer, visible } from "../components.js";
 import type { LiveStore } from "../live.js";
 import type { Snapshot, SnapshotRestore } from "../wire.js";
 
@@ -23,7 +23,7 @@ export function SnapshotsSection({ store, goalId }: { store: LiveStore; goalId: 
     setNote(undefined);
     try {
       const r = await rpc<SnapshotRestore>("snapshot.restore", { goal_id: goalId, snapshot_id: id });
-      const failed = r.files_failed.map((f) => `${f.path} (${f.reason})`).join(", ");
+      const failed = r.files_failed.map((f) => `${visible(f.path)} (${visible(f.reason)})`).join(", ");
       setNote(
         `Restored ${id} as ${r.as === "operator" ? "the operator" : "the goal's root agent"}: ` +
           `${r.files_restored} files restored${failed ? `; not restored: ${failed}` : ""}.`,
