@@ -184,6 +184,8 @@ export class TokenAuthority {
   readonly #key: RuntimeKey;
   readonly #now: () => number;
   readonly #verified = new Map<string, CacheEntry>();
+  /** Tokens issued here, not yet presented (#issuedHit). */
+  readonly #issued = new Map<string, CacheEntry>();
   readonly #rev: RevocationView;
   readonly #pollMs: number;
   readonly #stmts: Statements;
@@ -269,10 +271,48 @@ export class TokenAuthority {
       expiresAt,
       keyId: this.#key.keyId,
     };
-    const sig = this.#key.sign(Buffer.from(canonicalTokenPayload(unsigned), "utf8")).toString("base64");
+    const payload = canonicalTokenPayload(unsigned);
+    const sig = this.#key.sign(Buffer.from(payload, "utf8")).toString("base64");
     const token: CapabilityToken = { ...unsigned, sig };
     this.#stmts.insert.run({ ...unsigned, grants: JSON.stringify(grants), sig });
+    // Signed here, its parent verified above: its first verify (the agent's first call) need
+    // not check the signature again, only that its row is still there (the transaction that
+    // issued it may have rolled back). What changes with time or revocation is checked at
+    // every verify as ever.
+    if (expiresAt > now) {
+      if (this.#issued.size >= CACHE_LIMIT) this.#issued.delete(this.#issued.keys().next().value as string);
+      this.#issued.set(token.id, {
+        payload,
+        sig,
+        verified: Object.freeze({
+          token: Object.freeze({ ...token, grants: Object.freeze([...grants]) as string[] }),
+          grants: Object.freeze(grants.map((g) => parseGrant(g))),
+          chain: Object.freeze([token.id, ...(parent?.chain ?? [])]),
+        }),
+      });
+    }
     return token;
+  }
+
+  #remember(payload: string, sig: string, verified: VerifiedToken): void {
+    if (this.#verified.size >= CACHE_LIMIT)
+      this.#verified.delete(this.#verified.keys().next().value as string);
+    this.#verified.set(verified.token.id, { payload, sig, verified });
+  }
+
+  /** A token this authority issued, presented as issued, whose row is stored: verified without a signature check. */
+  #issuedHit(t: Partial<CapabilityToken>): VerifiedToken | undefined {
+    const issued = typeof t.id === "string" ? this.#issued.get(t.id) : undefined;
+    if (!issued || issued.sig !== t.sig || issued.payload !== payloadOrNull(t)) return undefined;
+    // Fields beyond the signed ones make a malformed token, as the full check says.
+    if (Object.keys(t).length !== Object.keys(issued.verified.token).length) return undefined;
+    this.#issued.delete(issued.verified.token.id);
+    const row = this.#stmts.row.get(issued.verified.token.id) as Row | undefined;
+    const v = issued.verified.token;
+    if (row === undefined || row.sig !== v.sig || row.agent_id !== v.agentId || row.parent_id !== v.parentId)
+      return undefined;
+    this.#remember(issued.payload, issued.sig, issued.verified);
+    return issued.verified;
   }
 
   /** Check a presented token; throws token_invalid with the reason, else its parsed grants. */
@@ -290,7 +330,7 @@ export class TokenAuthority {
     // before; the runtime's own copy is returned, so nothing else of `presented` matters.
     const cached = typeof t.id === "string" ? this.#verified.get(t.id) : undefined;
     const hit = cached !== undefined && cached.sig === t.sig && cached.payload === payloadOrNull(t);
-    const verified = hit ? cached.verified : this.#verifyUncached(presented);
+    const verified = hit ? cached.verified : (this.#issuedHit(t) ?? this.#verifyUncached(presented));
     this.#checkLive(verified);
     return verified;
   }
@@ -352,9 +392,7 @@ export class TokenAuthority {
       grants: Object.freeze(grants),
       chain: Object.freeze(chain),
     });
-    if (this.#verified.size >= CACHE_LIMIT)
-      this.#verified.delete(this.#verified.keys().next().value as string);
-    this.#verified.set(token.id, { payload, sig: token.sig, verified });
+    this.#remember(payload, token.sig, verified);
     return verified;
   }
 

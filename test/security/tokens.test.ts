@@ -263,6 +263,53 @@ describe("forged tokens", () => {
   });
 });
 
+describe("a token's first verify after it was issued here", () => {
+  it("checks no signature, and still refuses every forgery of it made before that first verify", () => {
+    const r = root();
+    const counted = { calls: 0 };
+    const spied = Object.assign(Object.create(Object.getPrototypeOf(key)), key, {
+      keyId: key.keyId,
+      sign: (d: Buffer) => key.sign(d),
+      verify: (d: Buffer, sig: Buffer) => {
+        counted.calls++;
+        return key.verify(d, sig);
+      },
+    });
+    const authority = new TokenAuthority({ db, key: spied, now: () => clock });
+    const child = authority.issue({
+      agentId: "agent-c",
+      grants: gs("tool: exec"),
+      parent: authority.issue({ agentId: "agent-p", grants: rootGrants, ttlSeconds: 60 }),
+      ttlSeconds: 60,
+    });
+    const forgeries = [
+      { ...child, grants: [...child.grants, "file_write: /**"] },
+      { ...child, expiresAt: child.expiresAt + 1 },
+      { ...child, agentId: "agent-evil" },
+      { ...child, sig: r.sig },
+      resign({ ...child, grants: ["tool: *"] }),
+    ];
+    for (const f of forgeries) rejection(() => authority.verify(f));
+    counted.calls = 0;
+    expect(authority.verify(child).chain).toHaveLength(2);
+    expect(counted.calls).toBe(0);
+  });
+
+  it("refuses it when the transaction that issued it rolled back, or its row is gone", () => {
+    let issued: CapabilityToken | undefined;
+    expect(() =>
+      db.transaction(() => {
+        issued = tokens.issue({ agentId: "agent-x", grants: gs("tool: exec"), ttlSeconds: 60 });
+        throw new Error("spawn failed after the token was issued");
+      })(),
+    ).toThrow(/spawn failed/);
+    expect(rejection(() => tokens.verify(issued))).toMatch(/unknown token id/);
+    const deleted = root();
+    db.prepare("DELETE FROM capability_tokens WHERE id = ?").run(deleted.id);
+    expect(rejection(() => tokens.verify(deleted))).toMatch(/unknown token id/);
+  });
+});
+
 describe("time", () => {
   it("refuses an expired token, also one verified before", () => {
     const t = root(60);
