@@ -8,13 +8,11 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AidoError } from "../../src/errors.js";
 import { httpFetch } from "../../src/llm/http-fetch.js";
 import { createClient } from "../../src/llm/providers.js";
-import type { CompletionRequest } from "../../src/llm/types.js";
 import type { TempHome } from "../support/home.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { homeFor, KEYS, withInference } from "./harness.js";
+import { ask, FAST, failureOf, homeFor, KEYS, withInference } from "./harness.js";
 
 let server: ProviderServer;
 let home: TempHome;
@@ -28,24 +26,7 @@ afterAll(async () => {
   home.cleanup();
 });
 
-const ask = (system: string, extra: Partial<CompletionRequest> = {}): CompletionRequest => ({
-  system,
-  messages: [{ role: "user", content: "hi" }],
-  max_tokens: 32,
-  ...extra,
-});
-const FAST = { backoff: { baseDelayMs: 1, maxDelayMs: 5 } };
 const LONG_TEXT = "abcdefghijklmnopqrstuvwxyz0123456789";
-
-async function failureOf(p: Promise<unknown>): Promise<AidoError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(AidoError);
-    return e as AidoError;
-  }
-  throw new Error("expected the call to fail");
-}
 
 async function until(cond: () => boolean, ms = 2_000): Promise<void> {
   const end = Date.now() + ms;

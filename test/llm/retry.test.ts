@@ -2,14 +2,13 @@
 // error tells the user to fix. Real SDKs, real HTTP, scripted failures.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AidoError } from "../../src/errors.js";
+import type { AidoError } from "../../src/errors.js";
 import { retryAfterMs } from "../../src/llm/failure.js";
 import { createClient } from "../../src/llm/providers.js";
 import { backoffDelay } from "../../src/llm/retry.js";
-import type { CompletionRequest } from "../../src/llm/types.js";
 import type { TempHome } from "../support/home.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { homeFor, KEYS, withInference } from "./harness.js";
+import { ask, FAST, failureOf, homeFor, KEYS, withInference } from "./harness.js";
 
 let server: ProviderServer;
 let home: TempHome;
@@ -25,26 +24,6 @@ afterAll(async () => {
   await server.close();
   home.cleanup();
 });
-
-const ask = (system: string, extra: Partial<CompletionRequest> = {}): CompletionRequest => ({
-  system,
-  messages: [{ role: "user", content: "hi" }],
-  max_tokens: 32,
-  ...extra,
-});
-
-/** Backoff small enough that only a honoured retry-after can explain a long wait. */
-const FAST = { backoff: { baseDelayMs: 1, maxDelayMs: 5 } };
-
-async function failureOf(p: Promise<unknown>): Promise<AidoError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(AidoError);
-    return e as AidoError;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe.each(["anthropic/claude-test", "openai/gpt-test"])("%s", (ref) => {
   it("honours retry-after on a 429 and then succeeds", async () => {
