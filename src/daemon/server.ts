@@ -146,6 +146,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     rt = await Runtime.open(config, {
       log,
       ...opts.runtime,
+      // From the first event: goals a previous process left end (or start and end) while
+      // the runtime opens, and their events belong in the log too.
+      ...(eventLog ? { onEvent: (ev) => void eventLog.write(`${JSON.stringify(toWireEvent(ev))}\n`) } : {}),
       // Cluster mode: the goal is marked in Redis before its first model call (cluster/node.ts).
       ...(config.cluster
         ? {
@@ -170,11 +173,6 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   }
   if (config.cluster) cluster = await ClusterNode.start(config, rt, log);
   ceiling = socketCeiling(config, log);
-  const unsubscribeLog = eventLog
-    ? rt.events.subscribe({}, (ev) => {
-        eventLog.write(`${JSON.stringify(toWireEvent(ev))}\n`);
-      })
-    : () => {};
   markReady(rt);
   // Dashboard uploads a previous process staged for goals that are no longer waiting for them.
   sweepUploads(config.home, rt);
@@ -228,7 +226,6 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       ]);
       for (const c of [...connections]) c.close();
       await stopped;
-      unsubscribeLog();
       removeIfOurs(config.pidPath, config.socketPath);
       if (handleSignals) for (const s of signals) process.off(s, onSignal);
       resolveClosed();

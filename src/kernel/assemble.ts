@@ -48,7 +48,7 @@ import { McpPins } from "../tools/mcp/pins.js";
 import { McpServers } from "../tools/mcp/servers.js";
 import { type BuiltinToolDeps, builtinTools } from "../tools/registry.js";
 import { AgentRunner } from "./agents.js";
-import { EventBus } from "./events.js";
+import { EventBus, type RuntimeEvent } from "./events.js";
 import { GoalSandboxes } from "./goal-sandboxes.js";
 import { GoalSnapshots } from "./goal-snapshots.js";
 import { GoalRunner } from "./goals.js";
@@ -84,6 +84,11 @@ export interface RuntimeOptions {
   beforeFirstModelCall?: (goalId: string) => Promise<void>;
   /** A slot shared beyond this process, held for each model call (cluster mode: cluster/inference-slots.ts). */
   inferenceSlot?: SharedSlot;
+  /**
+   * Every event from the first on: subscribed before recovery, so the goals a previous
+   * process left (failed, or queued and started at once) are seen too (the daemon's log).
+   */
+  onEvent?: (event: RuntimeEvent) => void;
 }
 
 /** What Runtime holds: the parts its methods use and the ones its callers reach. */

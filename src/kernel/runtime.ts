@@ -142,6 +142,7 @@ export class Runtime {
     const db = openDatabase(config.dbPath);
     try {
       const rt = new Runtime(await assembleRuntime(config, db, opts));
+      if (opts.onEvent) rt.events.subscribe({}, opts.onEvent);
       rt.recover();
       // After recovery has ended the goals a dead process left: their containers go now.
       await rt.sweeper.start();
