@@ -35,9 +35,21 @@ describe("the dashboard's pages in a browser", () => {
 
     expect(await dash.page.getByRole("main").count()).toBe(1);
     expect(await dash.page.getByRole("navigation", { name: "Pages" }).count()).toBe(1);
-    // From the top of a freshly loaded page: the header's links in order, each with a visible focus ring.
+    // From the top of a freshly loaded page: a skip link first, then the header's links in
+    // order, each with a visible focus ring.
     await dash.page.reload();
     await dash.page.getByTestId("goal-result").waitFor();
+    await dash.page.keyboard.press("Tab");
+    expect(await dash.page.evaluate("document.activeElement.textContent")).toBe("Skip to content");
+    expect(
+      await dash.page.evaluate("document.activeElement.getBoundingClientRect().top"),
+    ).toBeGreaterThanOrEqual(0);
+    await dash.page.keyboard.press("Enter");
+    expect(await dash.page.evaluate("document.activeElement.id")).toBe("main");
+    expect(new URL(dash.page.url()).hash).toBe(`#/goals/${goal_id}`);
+    await dash.page.reload();
+    await dash.page.getByTestId("goal-result").waitFor();
+    await dash.page.keyboard.press("Tab");
     const focused: string[] = [];
     for (let i = 0; i < 5; i++) {
       await dash.page.keyboard.press("Tab");

@@ -103,6 +103,10 @@ function App({ store }: { store: LiveStore }) {
   const current = route.page === "goal" ? "goals" : route.page;
   return (
     <div class="app">
+      {/* A hash link would change the route: the button moves the focus instead. */}
+      <button type="button" class="skip" onClick={() => document.getElementById("main")?.focus()}>
+        Skip to content
+      </button>
       <header class="top">
         <h1>
           <a href="#/goals">Aido</a>
@@ -131,7 +135,7 @@ function App({ store }: { store: LiveStore }) {
       <div class="sr-only" aria-live="assertive" data-testid="approval-notice">
         {s.pending.length > 0 ? `${s.pending.length} approval request(s) waiting` : ""}
       </div>
-      <main id="main">
+      <main id="main" tabIndex={-1}>
         {route.page === "goals" && <GoalsPage store={store} />}
         {route.page === "goal" && <GoalPage store={store} goalId={route.id} />}
         {route.page === "approvals" && <ApprovalsPage store={store} />}
