@@ -53,7 +53,8 @@ export async function budgetedComplete(
   try {
     settleQuietly(() => env.budget.commit(reservation, used));
   } finally {
-    if (span) endChatSpan(env, span, response, used);
+    // A call past its bound ends the agent: its span says so (error.type budget_exceeded).
+    if (span) endChatSpan(env, span, response, used, used > reservation.amount);
   }
   env.onUsage?.(agent, response.usage);
   env.events.emit("usage", agent.goalId, { agentId: agent.id, ...response.usage });
@@ -108,7 +109,13 @@ function startChatSpan(
   });
 }
 
-function endChatSpan(env: AgentEnv, span: TraceSpan, response: LlmResponse, committed: number): void {
+function endChatSpan(
+  env: AgentEnv,
+  span: TraceSpan,
+  response: LlmResponse,
+  committed: number,
+  overspent: boolean,
+): void {
   const finish = response.finish_reason ?? response.stop_reason;
   span.set({
     [Attr.responseModel]: response.model,
@@ -119,5 +126,5 @@ function endChatSpan(env: AgentEnv, span: TraceSpan, response: LlmResponse, comm
     [Attr.budgetCommitted]: committed,
     [Attr.outputMessages]: env.tracer?.content?.output(response, finish),
   });
-  span.end();
+  span.end(overspent ? ErrorCode.budgetExceeded : undefined);
 }

@@ -349,6 +349,25 @@ describe("the OpenAI wire format", () => {
   }, 60_000);
 });
 
+describe("a provider that breaks the call's bound", () => {
+  it("ends that chat span as an error: budget_exceeded, with what was reserved and charged", async () => {
+    const { server } = suite;
+    server.script('manifest "greedy"', [
+      turn.text("a lot", { usage: { input_tokens: 5_000_000, output_tokens: 1 } }),
+    ]);
+    const fx = await suite.start({ env: otel() });
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "overspend", manifest: manifest("greedy") });
+    expect((await c.call("goal.wait", { goal_id, timeout_ms: 30_000 })).state).toBe("failed");
+    await fx.daemon.close();
+    const chat = only(receiver.spans, "chat claude-test");
+    expect(chat.status.code).toBe(2);
+    expect(chat.attributes["error.type"]).toBe("budget_exceeded");
+    expect(chat.attributes["aido.budget.committed"]).toBe(5_000_001);
+    expect(Number(chat.attributes["aido.budget.reserved"])).toBeLessThan(5_000_001);
+  }, 60_000);
+});
+
 describe("calls the agent loop refuses before the gate", () => {
   it("still get an execute_tool span: broken arguments and a third identical call", async () => {
     const { server } = suite;
