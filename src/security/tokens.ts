@@ -136,6 +136,15 @@ function payloadOrNull(t: Partial<CapabilityToken>): string | null {
   }
 }
 
+/** The runtime's own frozen copy of a token that verified, its parsed grants and its chain. */
+function frozenVerified(token: CapabilityToken, grants: Grant[], chain: string[]): VerifiedToken {
+  return Object.freeze({
+    token: Object.freeze({ ...token, grants: Object.freeze([...token.grants]) as string[] }),
+    grants: Object.freeze(grants),
+    chain: Object.freeze(chain),
+  });
+}
+
 function invalid(reason: string, tokenId?: unknown): AidoError {
   const id = typeof tokenId === "string" ? tokenId : undefined;
   return new AidoError(ErrorCode.tokenInvalid, `capability token${id ? ` ${id}` : ""} rejected: ${reason}`, {
@@ -284,11 +293,11 @@ export class TokenAuthority {
       this.#issued.set(token.id, {
         payload,
         sig,
-        verified: Object.freeze({
-          token: Object.freeze({ ...token, grants: Object.freeze([...grants]) as string[] }),
-          grants: Object.freeze(grants.map((g) => parseGrant(g))),
-          chain: Object.freeze([token.id, ...(parent?.chain ?? [])]),
-        }),
+        verified: frozenVerified(
+          token,
+          grants.map((g) => parseGrant(g)),
+          [token.id, ...(parent?.chain ?? [])],
+        ),
       });
     }
     return token;
@@ -387,11 +396,7 @@ export class TokenAuthority {
       chain.push(up);
       up = ancestor.parent_id;
     }
-    const verified: VerifiedToken = Object.freeze({
-      token: Object.freeze({ ...token, grants: Object.freeze([...token.grants]) as string[] }),
-      grants: Object.freeze(grants),
-      chain: Object.freeze(chain),
-    });
+    const verified = frozenVerified(token, grants, chain);
     this.#remember(payload, token.sig, verified);
     return verified;
   }
