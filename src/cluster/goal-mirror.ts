@@ -7,6 +7,7 @@
 //   takeover   running on a dead owner with no model call started -> owner = this node
 //              (the goal is re-queued: nothing of it was spent yet);
 //   failDead   running on a dead owner after a model call started -> failed, with why;
+//   release    running on this node, no model call started -> queued (the node is leaving);
 //   finish     only the owner ends its goal (a node back from the dead whose goal was
 //              ended elsewhere changes nothing);
 //   modelStarted  the owner marks the goal before its first model call.
@@ -50,6 +51,14 @@ if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'model_started') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'started_at', ARGV[3], 'requeued_from', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+return 1`;
+
+const RELEASE = `
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'model_started') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'released_by', ARGV[1])
+redis.call('HDEL', KEYS[1], 'owner', 'started_at')
 return 1`;
 
 const FAIL_DEAD = `
@@ -126,6 +135,14 @@ export class GoalMirror {
   }
 
   /** The dead `owner`'s goal ends failed with `reason` (decided by `node`). */
+  /**
+   * `node` gives its goal back to the queue (it is shutting down before the goal started): only
+   * while it still owns the goal and no model call of it started.
+   */
+  async release(goalId: string, node: string): Promise<boolean> {
+    return (await this.redis.eval(RELEASE, 1, RedisKeys.goal(goalId), node)) === 1;
+  }
+
   async failDead(
     goalId: string,
     owner: string,

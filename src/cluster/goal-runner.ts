@@ -7,10 +7,12 @@
 //   runHere(): unpack the inputs, submit the goal to this node's Runtime under its id (the
 //     Runtime admits it against this node's config), wait for its end, write that end.
 //   beforeFirstModelCall(): the mark that decides the fate of a goal whose node dies.
+//   giveBack(): a goal taken while the node began to shut down, or ended by the shutdown
+//     before its first model call, goes back to the queue for any node instead of failing.
 //   Events and approvals of owned goals are published as they happen; what could not be
 //   written while Redis was away is written when it answers again (catchUp).
 
-import type { Job } from "bullmq";
+import { type Job, WaitingError } from "bullmq";
 import { toWireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
@@ -113,7 +115,7 @@ export class ClusterGoalRunner {
    * The Worker's processor: one goal's job, from take to end. What the hash says decides;
    * BullMQ's job is only how the goal reaches a node.
    */
-  async process(job: Job<GoalJob>): Promise<string> {
+  async process(job: Job<GoalJob>, token?: string): Promise<string> {
     const { goal_id: goalId } = job.data;
     const nodeId = this.identity.nodeId;
     // The id names this node's folders (inbox, goal folders): only one a node makes is taken.
@@ -128,13 +130,14 @@ export class ClusterGoalRunner {
     if (c.kind === "missing" || c.kind === "ended") return c.kind; // cancelled, or never queued
     if (c.kind === "running") {
       // Our own job came back (its lock lapsed while Redis was away): wait for it here.
-      if (c.owner === nodeId) return this.awaitLocalEnd(goalId);
+      if (c.owner === nodeId) return this.awaitLocalEnd(job, token);
       if (!(await this.liveness.diedWithin(c.owner))) {
         // Its owner lives (only its lock lapsed): it ends the goal and writes the hash itself.
         throw new Error(`goal ${goalId} still runs on node ${c.owner}`);
       }
       c = await this.mirror.claim(goalId, nodeId);
-      if (c.kind !== "running" || c.owner === nodeId) return this.process(job);
+      if (c.kind === "claimed") return this.runHere(job, token);
+      if (c.kind !== "running" || c.owner === nodeId) return this.process(job, token);
       if (c.modelStarted) {
         const reason = `node ${c.owner} stopped heartbeating during the goal (its model calls had started, so it is not run again)`;
         if (await this.mirror.failDead(goalId, c.owner, nodeId, reason)) {
@@ -159,7 +162,7 @@ export class ClusterGoalRunner {
       await this.dropApprovalsOf(goalId);
       this.log(`cluster: goal ${goalId} of node ${c.owner} re-queued here (no model call had started)`);
     }
-    return this.runHere(job.data);
+    return this.runHere(job, token);
   }
 
   /** A job whose goal id is not one a node makes: audited, failed in Redis, nothing unpacked. */
@@ -191,7 +194,8 @@ export class ClusterGoalRunner {
     publishEnd(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
   }
 
-  private async runHere(data: GoalJob): Promise<string> {
+  private async runHere(job: Job<GoalJob>, token: string | undefined): Promise<string> {
+    const data = job.data;
     const { goal_id: goalId } = data;
     this.owned.add(goalId);
     try {
@@ -205,6 +209,15 @@ export class ClusterGoalRunner {
         { goalId },
       );
     } catch (e) {
+      if (this.rt.goals.closing) {
+        this.owned.delete(goalId);
+        removeUnpacked(this.config, goalId);
+        await this.giveBack(
+          job,
+          token,
+          `node ${this.identity.nodeId} began to shut down as it took the goal`,
+        );
+      }
       // Refused here (a job's bad input entry, this node's ceiling, a model its config does
       // not allow): audited, and the goal fails with the reason.
       const field = e instanceof AidoError && typeof e.details.field === "string" ? e.details.field : "job";
@@ -217,11 +230,15 @@ export class ClusterGoalRunner {
     await this.mirror
       .update(goalId, this.identity.nodeId, { output_dir: this.rt.goals.status(goalId).output_dir })
       .catch(() => false);
-    return this.awaitLocalEnd(goalId);
+    return this.awaitLocalEnd(job, token);
   }
 
-  /** Wait for the goal to end in this Runtime, then write its end to the mirror. */
-  private async awaitLocalEnd(goalId: string): Promise<string> {
+  /**
+   * Wait for the goal to end in this Runtime, then write its end to the mirror. A goal the
+   * node's shutdown ended before its first model call goes back to the queue instead.
+   */
+  private async awaitLocalEnd(job: Job<GoalJob>, token: string | undefined): Promise<string> {
+    const goalId = job.data.goal_id;
     let s: GoalStatus;
     try {
       s = this.rt.goals.status(goalId);
@@ -232,8 +249,51 @@ export class ClusterGoalRunner {
     while (!TERMINAL.has(s.state)) s = await this.rt.goals.wait(goalId, 3_600_000);
     // Before the end is written: whoever sees the goal ended sees its unpacked copy gone.
     removeUnpacked(this.config, goalId);
+    if (s.state === "failed" && this.rt.goals.endedByClose(goalId)) {
+      // Not when a model call had started (the mark is set): then it ends failed, as before.
+      await this.giveBack(
+        job,
+        token,
+        `node ${this.identity.nodeId} shut down before the goal's first model call`,
+      );
+    }
     await this.flush(goalId);
     return s.state;
+  }
+
+  /**
+   * Hand a goal that never reached its first model call here back to the queue, for any node
+   * (this one is shutting down). The hash goes back to queued only while this node owns it
+   * and no model call started (compare-and-set), then the job goes back to waiting, and the
+   * WaitingError this throws tells BullMQ so. Returns when the goal cannot be given back (a
+   * model call started, it was cancelled meanwhile, or Redis does not answer): it then ends
+   * as it would have.
+   */
+  private async giveBack(job: Job<GoalJob>, token: string | undefined, reason: string): Promise<void> {
+    const goalId = job.data.goal_id;
+    const nodeId = this.identity.nodeId;
+    if (token === undefined) return;
+    try {
+      if (!(await this.mirror.release(goalId, nodeId))) return;
+    } catch (e) {
+      this.log(`cluster: could not give goal ${goalId} back to the queue: ${errorMessage(e)}`);
+      return;
+    }
+    try {
+      await job.moveToWait(token);
+    } catch (e) {
+      // The hash says queued but the job could not go back: take the goal again, so that it
+      // ends here as it would have rather than stay queued with no job. If Redis does not
+      // answer that either, the job's lock lapses and a survivor's stalled check re-queues it.
+      this.log(`cluster: could not put goal ${goalId}'s job back in the queue: ${errorMessage(e)}`);
+      await this.mirror.claim(goalId, nodeId).catch(() => undefined);
+      return;
+    }
+    this.owned.delete(goalId);
+    this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
+    await this.dropApprovalsOf(goalId).catch(() => {});
+    this.log(`cluster: goal ${goalId} given back to the queue: ${reason}`);
+    throw new WaitingError(`goal ${goalId} given back to the queue: ${reason}`);
   }
 
   /** Write a goal's end to the mirror; remembered for later if Redis cannot be written now. */

@@ -39,6 +39,8 @@ declare module "../security/audit-events.js" {
     "cluster.goal_taken_over": { from_node: string; outcome: "requeued" | "failed"; reason?: string };
     /** A goal running here that another node ended or took over while this one was silent: stopped here. */
     "cluster.goal_lost": { reason: string };
+    /** A goal this node took but had not started when it began to shut down: queued again for any node. */
+    "cluster.goal_released": { reason: string };
   }
 }
 
@@ -158,7 +160,7 @@ export class ClusterNode implements Liveness {
     });
     workerConnection.on("error", () => {});
     this.connections.push(workerConnection);
-    const worker = new Worker<GoalJob>(GOAL_QUEUE, (job) => this.runner.process(job), {
+    const worker = new Worker<GoalJob>(GOAL_QUEUE, (job, token) => this.runner.process(job, token), {
       connection: workerConnection,
       concurrency: config.limits.maxConcurrentGoals,
       lockDuration: config.cluster.leaseMs,

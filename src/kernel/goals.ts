@@ -111,9 +111,21 @@ export class GoalRunner {
   private readonly live = new Map<string, LiveGoal>();
   private readonly store: GoalStore;
   private closed = false;
+  /** The goals close() stopped. */
+  private readonly closedRunning = new Set<string>();
 
   constructor(private readonly deps: GoalRunnerDeps) {
     this.store = new GoalStore(deps.db);
+  }
+
+  /** Whether close() began: no goal is accepted any more, the running ones are being ended. */
+  get closing(): boolean {
+    return this.closed;
+  }
+
+  /** Whether the goal was running when close() began, so that close() is what ended it. */
+  endedByClose(goalId: string): boolean {
+    return this.closedRunning.has(goalId);
   }
 
   /**
@@ -282,7 +294,10 @@ export class GoalRunner {
   async close(): Promise<void> {
     this.closed = true;
     const running = [...this.live.entries()];
-    for (const [id] of running) this.stopLive(id, "runtime closing");
+    for (const [id] of running) {
+      this.closedRunning.add(id);
+      this.stopLive(id, "runtime closing");
+    }
     await Promise.all(running.map(([, g]) => g.ended));
   }
 

@@ -285,6 +285,7 @@ const KINDS: Record<AuditKind, true> = {
   "cluster.goal_taken_over": true,
   "cluster.audit_head_diverged": true,
   "cluster.goal_lost": true,
+  "cluster.goal_released": true,
   "cluster.command_refused": true,
 };
 export const AUDIT_KINDS: readonly AuditKind[] = Object.keys(KINDS) as AuditKind[];

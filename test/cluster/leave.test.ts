@@ -1,0 +1,80 @@
+// A node that shuts down (SIGTERM) gives back the goals it took but had not started: a goal
+// still waiting for its first model call goes back to the queue and runs on another node,
+// once, instead of failing with "runtime closing". One whose model call had started ends
+// failed there, as before (it may have had side effects). Real redis-server, real daemons.
+
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { until } from "../daemon/process.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import {
+  conversationsStarted,
+  forGoal,
+  manifest,
+  type Node,
+  type RedisServer,
+  startNode,
+  startRedis,
+  stopAll,
+} from "./fixture.js";
+
+let server: ProviderServer;
+let redis: RedisServer;
+
+beforeAll(async () => {
+  server = await startProviderServer();
+  redis = await startRedis();
+}, 60_000);
+
+afterAll(async () => {
+  await stopAll();
+  await server?.close();
+}, 60_000);
+
+function auditKinds(node: Node, goalId: string): string[] {
+  const db = new Database(node.home.config.dbPath, { readonly: true });
+  try {
+    return (
+      db.prepare("SELECT kind FROM audit WHERE goal_id = ? ORDER BY seq").pluck().all(goalId) as string[]
+    ).filter((k) => k.startsWith("cluster.") || k.startsWith("goal."));
+  } finally {
+    db.close();
+  }
+}
+
+describe("a node that leaves", () => {
+  it("gives back a goal still waiting for its first model call, which then runs on another node once", async () => {
+    // One model call in the whole cluster: the first goal holds it, the second waits for it
+    // without having started anything.
+    const leaving = await startNode(server, redis.url, "leave-a", { capacity: 2, clusterInference: 1 });
+    server.script(forGoal("leave-held"), [turn.text("never", { delayMs: 60_000 })]);
+    server.script(forGoal("leave-waiting"), [turn.text("done leave-waiting")]);
+    const a = await leaving.client();
+    const held = (await a.call("goal.submit", { goal: "run leave-held", manifest: manifest() })).goal_id;
+    await until(() => (server.requestsMatching(forGoal("leave-held")).length > 0 ? true : undefined));
+    const waiting = (await a.call("goal.submit", { goal: "run leave-waiting", manifest: manifest() }))
+      .goal_id;
+    await until(async () => {
+      const s = await a.call("goal.status", { goal_id: waiting });
+      return s.state === "running" && s.node === "leave-a" ? true : undefined;
+    });
+    expect(server.requestsMatching(forGoal("leave-waiting"))).toHaveLength(0);
+
+    const staying = await startNode(server, redis.url, "leave-b", { capacity: 2, clusterInference: 1 });
+    leaving.child.child.kill("SIGTERM");
+    await leaving.child.exited;
+
+    const b = await staying.client();
+    const ran = await b.call("goal.wait", { goal_id: waiting, timeout_ms: 30_000 }, { timeoutMs: 40_000 });
+    expect(ran).toMatchObject({ state: "succeeded", node: "leave-b" });
+    expect(conversationsStarted(server, "leave-waiting")).toBe(1);
+    expect(auditKinds(leaving, waiting)).toContain("cluster.goal_released");
+
+    // The goal whose model call had started is not run again: it ended failed on its node.
+    const ended = await b.call("goal.status", { goal_id: held });
+    expect(ended).toMatchObject({ state: "failed", node: "leave-a" });
+    expect(ended.error).toMatch(/runtime closing/);
+    expect(conversationsStarted(server, "leave-held")).toBe(1);
+    expect(auditKinds(leaving, held)).not.toContain("cluster.goal_released");
+  }, 120_000);
+});
