@@ -326,7 +326,8 @@ run_goal() {
 # ./run-aido.sh --demo [--yes]: `aido demo` (docs/cli.md) in the daemon image, no key
 # needed. The container runs `aido demo`, which starts its daemon inside it (goal
 # containers are its siblings, as for the daemon container), with its own state in
-# $AIDO_HOME/demo (emptied each run, mounted at the same path), demo/ mounted read-only
+# $AIDO_HOME/demo (emptied each run, mounted at the same path, given back to the caller's
+# uid after the run so that the next run can empty it), demo/ mounted read-only
 # (the recording it replays, the inputs) and no network at all: no provider can be
 # reached. Its deliverables go to a staging folder, then into ./output on the host.
 run_demo() {
@@ -356,7 +357,7 @@ run_demo() {
     -v "$(docker_socket):/var/run/docker.sock" \
     -v "$demo_home:$demo_home" -v "$here/demo:$here/demo:ro" -v "$stage:$stage" -w "$stage" \
     -e "AIDO_HOME=$demo_home" -e "OWNER=$(id -u):$(id -g)" \
-    "$daemon_image" sh -c 'aido demo --home "$AIDO_HOME" "$@"; c=$?; [ -d output ] && chown -R "$OWNER" output; exit $c' \
+    "$daemon_image" sh -c 'aido demo --home "$AIDO_HOME" "$@"; c=$?; chown -R "$OWNER" "$AIDO_HOME"; [ -d output ] && chown -R "$OWNER" output; exit $c' \
     aido-demo "${yes[@]}"
   code=$?
   if [ -d "$stage/output" ]; then

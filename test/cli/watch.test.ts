@@ -164,7 +164,11 @@ describe("watch reducer", () => {
       }),
     ]);
     const frame = renderFrame(s, 200).join("\n");
-    expect(frame).toContain("approvals waiting (1)");
+    expect(frame).toContain("approvals waiting (1) — answer with: aido approvals");
+    // A demo on a home of its own names that home, so the command works as printed.
+    expect(renderFrame(s, 200, "AIDO_HOME=/tmp/d aido approvals").join("\n")).toContain(
+      "answer with: AIDO_HOME=/tmp/d aido approvals",
+    );
     expect(frame).toContain("ap1  writer wants file_write: write /output/x.md");
     expect(frame).toContain("Allow Session: file_write on /output/x.md by agent a1 until it stops");
     expect(frame).toContain(

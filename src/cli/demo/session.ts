@@ -128,7 +128,8 @@ async function submitAndShow(
 ): Promise<{ goal: GoalStatus; modelCalls: number }> {
   let modelCalls = 0;
   const out = screenFor({ io: opts.io });
-  let screen = new WatchScreen(out);
+  const approveWith = `AIDO_HOME=${opts.home} aido approvals`;
+  let screen = new WatchScreen(out, undefined, approveWith);
   let paused = false;
   let state: WatchState | undefined;
   let goalId: string | undefined;
@@ -148,7 +149,7 @@ async function submitAndShow(
     const tell = () =>
       opts.io.err(
         `approval ${approvalId} waits for you (${pending[0]?.target}); answer it from another terminal:\n` +
-          `  AIDO_HOME=${opts.home} aido approvals\n(or run the demo with --yes to answer Allow Once)`,
+          `  ${approveWith}\n(or run the demo with --yes to answer Allow Once)`,
       );
     if (opts.approvals === "tell") return tell();
     if (state) screen.close(state);
@@ -157,7 +158,7 @@ async function submitAndShow(
       if ((await askEach(opts.io, client, pending)) === 0) tell(); // skipped, or end of input
     } finally {
       paused = false;
-      screen = new WatchScreen(out);
+      screen = new WatchScreen(out, undefined, approveWith);
       if (state) screen.update(state);
     }
   };

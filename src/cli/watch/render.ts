@@ -74,7 +74,7 @@ export function activityText(a: ActivityLine, showGoal: boolean): string {
 }
 
 /** A full screen of the watch: header, budget, agent tree, inference queue, approvals, recent activity. */
-export function renderFrame(state: WatchState, width = 100): string[] {
+export function renderFrame(state: WatchState, width = 100, approveWith = "aido approvals"): string[] {
   const lines: string[] = [];
   const watched = state.goalId === null ? undefined : state.goals[state.goalId];
   if (state.goalId === null) {
@@ -105,7 +105,7 @@ export function renderFrame(state: WatchState, width = 100): string[] {
   const approvals = Object.values(state.approvals);
   if (approvals.length > 0) {
     lines.push("");
-    lines.push(`approvals waiting (${approvals.length}) — answer with: aido approvals`);
+    lines.push(clip(`approvals waiting (${approvals.length}) — answer with: ${approveWith}`, width));
     for (const a of approvals) {
       const who = state.agents[a.agentId]?.manifest ?? a.agentId;
       lines.push(clip(`  ${a.id}  ${who} wants ${a.tool}: ${oneLine(a.summary, width)}`, width));

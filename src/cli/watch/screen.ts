@@ -25,9 +25,14 @@ export class WatchScreen {
   private pending: WatchState | undefined;
   private timer: NodeJS.Timeout | undefined;
 
+  /**
+   * `approveWith`: the command the approvals hint names (a demo on a home of its own names
+   * that home, so the command works as printed).
+   */
   constructor(
     private readonly out: ScreenOutput,
     private readonly minIntervalMs = 100,
+    private readonly approveWith = "aido approvals",
   ) {
     if (out.isTTY) out.write(HIDE_CURSOR);
   }
@@ -62,7 +67,7 @@ export class WatchScreen {
     if (!state) return;
     this.pending = undefined;
     this.lastDraw = Date.now();
-    const lines = renderFrame(state, Math.max(40, (this.out.columns ?? 100) - 1));
+    const lines = renderFrame(state, Math.max(40, (this.out.columns ?? 100) - 1), this.approveWith);
     const up = this.drawnLines > 0 ? CURSOR_UP(this.drawnLines) : "";
     this.out.write(`${up}\r${CLEAR_DOWN}${lines.join("\n")}\n`);
     this.drawnLines = lines.length;
