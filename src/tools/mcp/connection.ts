@@ -5,7 +5,10 @@
 // calls, close. Every request is capped by the server's timeout_ms, and every answer of a
 // remote server by MAX_MESSAGE_BYTES. An end nobody asked for (the server exited, flooded,
 // broke the protocol) is reported to the owner with the transport's reason (`ended`), and
-// the calls in flight fail with that reason rather than a bare "Connection closed".
+// the calls in flight fail with that reason rather than a bare "Connection closed". A call
+// that times out is followed by a ping: a server that answers neither has stopped
+// answering, and its connection is closed and reported as ended ("timed out"), so the
+// next call does not wait on it again (a slow tool of a live server keeps its connection).
 // Header values are secrets: read from the environment variable the operator named at
 // connect, sent, and never written anywhere. An error a library raises could quote a
 // header, so every message leaving this module has the values cut out (`redact`).
@@ -13,8 +16,12 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import {
+  type CallToolResult,
+  McpError,
+  ErrorCode as McpErrorCode,
+  ToolListChangedNotificationSchema,
+} from "@modelcontextprotocol/sdk/types.js";
 import type { Config, McpServerConfig } from "../../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { McpServerContainer } from "../../sandbox/mcp-container.js";
@@ -59,6 +66,9 @@ async function boundedFetch(url: string | URL, init?: RequestInit): Promise<Resp
   );
   return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
+
+/** How long the ping after a timed-out call waits, at most (and never past the server's timeout). */
+const PING_MAX_MS = 5000;
 
 /** At most this many tools/list pages are read (a server cannot page forever). */
 const MAX_PAGES = 20;
@@ -177,6 +187,7 @@ export class McpConnection {
         ...(signal ? { signal } : {}),
       })) as CallToolResult;
     } catch (e) {
+      if (this.endedBecause === undefined && isTimeout(e) && !signal?.aborted) await this.probe(tool);
       if (this.endedBecause !== undefined)
         throw this.failure(
           `failed the call of ${tool}: the connection ended`,
@@ -184,6 +195,24 @@ export class McpConnection {
           ErrorCode.toolFailed,
         );
       throw this.failure(`failed the call of ${tool}`, e, ErrorCode.toolFailed);
+    }
+  }
+
+  /**
+   * A call of `tool` timed out: is the server still there? A ping it does not answer either
+   * ends the connection as an end of its own (the owner drops it and audits why).
+   */
+  private async probe(tool: string): Promise<void> {
+    const timeout = Math.min(this.server.timeoutMs, PING_MAX_MS);
+    try {
+      await this.client.ping({ timeout });
+    } catch (e) {
+      if (this.closed) return; // ended meanwhile, for a reason of its own
+      this.lastError = new Error(
+        `timed out: it answered neither a call of ${tool} within ${this.server.timeoutMs} ms nor a ping within ${timeout} ms after (${errorMessage(e)})`,
+      );
+      // Fires client.onclose: reported through `ended` with lastError as the reason.
+      await this.client.close().catch(() => undefined);
     }
   }
 
@@ -207,4 +236,9 @@ export class McpConnection {
       server: this.server.name,
     });
   }
+}
+
+/** The SDK's own request timeout (timeout_ms passed), as opposed to any other failure. */
+function isTimeout(e: unknown): boolean {
+  return e instanceof McpError && e.code === McpErrorCode.RequestTimeout;
 }
