@@ -261,6 +261,69 @@ describe("a server that stops answering", () => {
   });
 });
 
+/** A tool that runs until its call is cancelled. */
+function blockTool(): ReturnType<typeof echoTool> {
+  return {
+    ...echoTool(),
+    def: { ...echoTool().def, name: "block" },
+    run: (_args, { signal }) =>
+      new Promise((resolve) =>
+        signal.addEventListener("abort", () => resolve({ content: [{ type: "text", text: "stopped" }] })),
+      ),
+  };
+}
+
+/** Wait (bounded) until `check` holds. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 15));
+  if (!check()) throw new Error(`timed out waiting: ${what}`);
+}
+
+describe("a call cancelled while the server runs it", () => {
+  it("is cancelled at the server when the agent is stopped", async () => {
+    const remote = await remoteServer([blockTool()], { sessions: true });
+    const { c } = await start({ remote: remote.url });
+    await c.call("mcp.approve", { server: "remote" });
+    const a = await spawn(c, user("stopped", ["remote"]));
+    const call = rpcError(invoke(c, a, "mcp__remote__block", { text: "x" }));
+    await until(() => remote.calls.length === 1, "the call to reach the server");
+    await c.call("agent.stop", { agent_id: a });
+    await call;
+    await until(() => remote.cancelled.length === 1, "notifications/cancelled");
+    // Told that the call was cancelled, nothing of why (the daemon's reasons are its own).
+    expect(remote.cancelled).toEqual([{ name: "block", reason: "the caller cancelled the call" }]);
+  });
+
+  it("is cancelled at the server when the goal is cancelled while the agent waits on it", async () => {
+    const remote = await remoteServer([blockTool()], { sessions: true });
+    const { c } = await start({ remote: remote.url });
+    await c.call("mcp.approve", { server: "remote" });
+    suite.server.script("You are waiting", [
+      turn.toolUse("mcp__remote__block", { text: "x" }),
+      turn.text("done"),
+    ]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "wait on the server",
+      manifest: user("waiting", ["remote"], { lifecycle: "on-demand" }),
+    });
+    await until(() => remote.calls.length === 1, "the call to reach the server");
+    await c.call("goal.cancel", { goal_id });
+    await until(() => remote.cancelled.length === 1, "notifications/cancelled");
+    expect(remote.cancelled[0]).toMatchObject({ name: "block" });
+  });
+
+  it("is cancelled at the server when it passes its timeout", async () => {
+    const remote = await remoteServer([blockTool()], { sessions: true });
+    const { c } = await start({ remote: remote.url }, { timeoutMs: 400 });
+    await c.call("mcp.approve", { server: "remote" });
+    const a = await spawn(c, user("impatient", ["remote"]));
+    const e = await rpcError(invoke(c, a, "mcp__remote__block", { text: "x" }));
+    expect(e.message).toMatch(/timed out/);
+    await until(() => remote.cancelled.length === 1, "notifications/cancelled");
+    expect(remote.cancelled[0]?.reason).toMatch(/timed out/i);
+  });
+});
+
 describe("a goal that ends while a call is connecting", () => {
   it("closes the connection the call opened and makes no call", async () => {
     const remote = await remoteServer([echoTool()], { sessions: true });

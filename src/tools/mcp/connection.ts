@@ -9,6 +9,10 @@
 // that times out is followed by a ping: a server that answers neither has stopped
 // answering, and its connection is closed and reported as ended ("timed out"), so the
 // next call does not wait on it again (a slow tool of a live server keeps its connection).
+// A call cancelled while the server runs it (its caller's signal: the agent stopped, the
+// goal cancelled; its timeout; the connection closing under it) is cancelled at the server
+// too: the SDK sends notifications/cancelled, and close() lets those reach the server
+// (bounded) before the transport goes, so a remote server stops work nobody waits for.
 // Header values are secrets: read from the environment variable the operator named at
 // connect, sent, and never written anywhere. An error a library raises could quote a
 // header, so every message leaving this module has the values cut out (`redact`).
@@ -70,6 +74,13 @@ async function boundedFetch(url: string | URL, init?: RequestInit): Promise<Resp
 /** How long the ping after a timed-out call waits, at most (and never past the server's timeout). */
 const PING_MAX_MS = 5000;
 
+/** How long close() waits, at most, for the cancellations of calls in flight to be sent. */
+const CANCEL_FLUSH_MS = 1000;
+
+/** What a server is told when a call is cancelled: nothing of the caller's own reason. */
+const CANCELLED_BY_CALLER = "the caller cancelled the call";
+const CANCELLED_BY_CLOSE = "the client is closing the connection";
+
 /** At most this many tools/list pages are read (a server cannot page forever). */
 const MAX_PAGES = 20;
 
@@ -84,6 +95,10 @@ export class McpConnection {
   private lastError: unknown;
   /** Why the connection ended on its own (set before the calls in flight are failed). */
   private endedBecause: string | undefined;
+  /** The calls in flight: close() cancels them. */
+  private readonly inflight = new Set<AbortController>();
+  /** notifications/cancelled being sent: close() waits for them (bounded). */
+  private readonly cancelling = new Set<Promise<void>>();
 
   private constructor(
     server: McpServerConfig,
@@ -131,6 +146,18 @@ export class McpConnection {
   ): Promise<McpConnection> {
     const client = new Client({ name: "aido", version: "1" });
     const conn = new McpConnection(server, client, secrets, container);
+    // The SDK sends a cancellation without handing back its promise: kept, so that close()
+    // does not tear the transport down under it.
+    const send = transport.send.bind(transport);
+    transport.send = (message, options) => {
+      const sent = send(message, options);
+      if ("method" in message && message.method === "notifications/cancelled") {
+        const settled = sent.catch(() => undefined);
+        conn.cancelling.add(settled);
+        void settled.then(() => conn.cancelling.delete(settled));
+      }
+      return sent;
+    };
     // The transport explains an end through onerror, then closes; the client then fails the
     // calls in flight with a bare "Connection closed", after onclose: by then the reason is kept.
     client.onerror = (e) => {
@@ -181,13 +208,21 @@ export class McpConnection {
 
   /** tools/call; a transport or protocol failure is a tool_failed error (its text redacted). */
   async call(tool: string, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
+    // Cancelled with the caller's signal, or by close(); the server is told only that it was.
+    const cancel = new AbortController();
+    const relay = () => cancel.abort(CANCELLED_BY_CALLER);
+    if (signal?.aborted) relay();
+    else signal?.addEventListener("abort", relay, { once: true });
+    this.inflight.add(cancel);
     try {
       return (await this.client.callTool({ name: tool, arguments: args }, undefined, {
         timeout: this.server.timeoutMs,
-        ...(signal ? { signal } : {}),
+        signal: cancel.signal,
       })) as CallToolResult;
     } catch (e) {
-      if (this.endedBecause === undefined && isTimeout(e) && !signal?.aborted) await this.probe(tool);
+      if (signal?.aborted)
+        throw this.failure(`did not finish the call of ${tool}`, signal.reason, ErrorCode.toolFailed);
+      if (this.endedBecause === undefined && isTimeout(e)) await this.probe(tool);
       if (this.endedBecause !== undefined)
         throw this.failure(
           `failed the call of ${tool}: the connection ended`,
@@ -195,6 +230,9 @@ export class McpConnection {
           ErrorCode.toolFailed,
         );
       throw this.failure(`failed the call of ${tool}`, e, ErrorCode.toolFailed);
+    } finally {
+      signal?.removeEventListener("abort", relay);
+      this.inflight.delete(cancel);
     }
   }
 
@@ -220,6 +258,18 @@ export class McpConnection {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // The server is told to stop what it runs for us, and given a moment to hear it.
+    for (const c of this.inflight) c.abort(CANCELLED_BY_CLOSE);
+    if (this.cancelling.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(this.cancelling),
+        new Promise((r) => {
+          timer = setTimeout(r, Math.min(this.server.timeoutMs, CANCEL_FLUSH_MS));
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     await this.client.close().catch(() => undefined);
     await this.container?.stop();
   }
