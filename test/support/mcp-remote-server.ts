@@ -3,8 +3,9 @@
 // table the test owns and may change between calls (a malicious server rewriting a tool's
 // description after approval). Stateless by default (every POST a fresh server); with
 // `sessions`, clients keep a session and `toolsChanged()` sends them
-// notifications/tools/list_changed. It records what it received: each call's arguments
-// and each request's headers; `hold` makes it slow to answer.
+// notifications/tools/list_changed. It records what it received: each call's arguments,
+// each request's headers, and each call the client cancelled (notifications/cancelled,
+// which reaches a tool through its signal: with sessions); `hold` makes it slow to answer.
 
 import { randomUUID } from "node:crypto";
 import {
@@ -23,7 +24,11 @@ import {
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 
-export type ToolHandler = (args: Record<string, unknown>) => CallToolResult | Promise<CallToolResult>;
+export type ToolHandler = (
+  args: Record<string, unknown>,
+  /** Aborted when the client cancels the call (or the session closes). */
+  extra: { signal: AbortSignal },
+) => CallToolResult | Promise<CallToolResult>;
 
 export interface RemoteMcpServer {
   url: string;
@@ -31,6 +36,8 @@ export interface RemoteMcpServer {
   tools: Map<string, { def: Tool; run: ToolHandler }>;
   /** Every tools/call it received. */
   calls: { name: string; args: Record<string, unknown> }[];
+  /** Every call the client cancelled while it ran, with the reason notifications/cancelled gave. */
+  cancelled: { name: string; reason: string }[];
   /** The headers of every HTTP request it received. */
   headers: IncomingMessage["headers"][];
   /** With sessions: tell every connected client the tool list changed. */
@@ -63,6 +70,7 @@ export async function startRemoteMcpServer(
 ): Promise<RemoteMcpServer> {
   const table = new Map(tools.map((t) => [t.def.name, t]));
   const calls: RemoteMcpServer["calls"] = [];
+  const cancelled: RemoteMcpServer["cancelled"] = [];
   const headers: RemoteMcpServer["headers"] = [];
   const serverFor = () => {
     const s = new Server(
@@ -72,12 +80,17 @@ export async function startRemoteMcpServer(
     s.setRequestHandler(ListToolsRequestSchema, async () => ({
       tools: [...table.values()].map((t) => t.def),
     }));
-    s.setRequestHandler(CallToolRequestSchema, async (req) => {
+    s.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
       const args = (req.params.arguments ?? {}) as Record<string, unknown>;
       calls.push({ name: req.params.name, args });
+      // A cancellation's reason is the client's text; an abort because the session closed has none.
+      extra.signal.addEventListener("abort", () => {
+        const reason: unknown = extra.signal.reason;
+        if (typeof reason === "string") cancelled.push({ name: req.params.name, reason });
+      });
       const t = table.get(req.params.name);
       if (!t) return { content: [{ type: "text", text: `no tool ${req.params.name}` }], isError: true };
-      return t.run(args);
+      return t.run(args, { signal: extra.signal });
     });
     return s;
   };
@@ -133,6 +146,7 @@ export async function startRemoteMcpServer(
     url: `http://127.0.0.1:${port}/mcp`,
     tools: table,
     calls,
+    cancelled,
     headers,
     hold: (ms) => {
       holdMs = ms;

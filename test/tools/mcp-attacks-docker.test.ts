@@ -1,11 +1,16 @@
 // Attacks on a stdio MCP server in its container that need Docker: what a server with the
-// goal's /workspace mounted read-write can do to it, through the gate over the socket.
+// goal's /workspace mounted read-write can do to it, and a config that widens an approved
+// server's network, through the gate over the socket.
 
 import { chmodSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../src/config.js";
+import { runCli } from "../../src/cli/main.js";
+import type { Config, McpServerConfig, NetworkGrant } from "../../src/config.js";
+import { parseGrant } from "../../src/security/grants.js";
+import { captureIo } from "../cli/io.js";
 import { manifest, rpcError, useDaemonPerTest } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { containersOfHome } from "../support/home.js";
@@ -139,5 +144,102 @@ import("/opt/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }, 120_000);
+});
+
+describe("a stdio MCP server whose network entries change after approval", () => {
+  const everything = "/opt/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
+  const net = (...hosts: string[]) => hosts.map((h) => parseGrant(`network: ${h}`) as NetworkGrant);
+
+  it("is unapproved once they widen (order aside), as is an approval pinned before entries were", async () => {
+    const fx = await suite.start({
+      runtime: { backend: undefined },
+      config: (cfg: Config) => {
+        cfg.mcp.servers.fetcher = {
+          name: "fetcher",
+          transport: "stdio",
+          command: ["node", everything, "stdio"],
+          env: {},
+          workspace: "none",
+          mounts: [{ source: NODE_MODULES, target: "/opt/mcp/node_modules" }],
+          network: net("api.example.com", "registry.example.org:8080"),
+          readOnlyTools: ["echo"],
+          timeoutMs: 60_000,
+        };
+        cfg.grantCeilings = [["tool: *", "mcp: fetcher/*"]];
+      },
+    });
+    const server = fx.home.config.mcp.servers.fetcher as Extract<McpServerConfig, { transport: "stdio" }>;
+    let c = await fx.client();
+    const approved = await c.call("mcp.approve", { server: "fetcher" });
+    expect(approved.state).toBe("approved");
+    expect(approved.network).toEqual(["api.example.com", "registry.example.org:8080"]);
+    const [entry] = (await c.call("audit.query", { kind: "mcp.approved" })).entries;
+    expect(entry?.payload).toMatchObject({ network: ["api.example.com", "registry.example.org:8080"] });
+
+    const fetcher = manifest("fetcher-user", {
+      lifecycle: "persistent",
+      capabilities: ["mcp: fetcher/*"],
+      mcp_servers: ["fetcher"],
+    });
+    const echo = async () => {
+      const a = await c.call("agent.spawn", { manifest: fetcher });
+      return c.call("tool.invoke", {
+        agent_id: a.agent_id,
+        tool: "mcp__fetcher__echo",
+        input: { message: "hi" },
+      });
+    };
+    const restart = async () => {
+      await fx.restart();
+      c = await fx.client();
+    };
+
+    // The same entries in another order: still what was approved.
+    server.network = net("registry.example.org:8080", "api.example.com");
+    await restart();
+    expect((await c.call("mcp.list", { server: "fetcher" })).servers[0]?.state).toBe("approved");
+
+    // Someone edits config.yaml: the server may now reach any host.
+    server.network = net("registry.example.org:8080", "*", "api.example.com");
+    await restart();
+    const e = await rpcError(echo());
+    expect(e.code).toBe("capability_denied");
+    expect(e.message).toBe(
+      'MCP server fetcher\'s network entries "*" are not among those the operator approved (api.example.com, registry.example.org:8080); it offers nothing until approved again (aido mcp approve fetcher)',
+    );
+    const denied = (await c.call("audit.query", { kind: "tool.denied" })).entries;
+    expect(denied.map((d) => d.payload)).toMatchObject([{ tool: "mcp__fetcher__echo", stage: "capability" }]);
+    expect(containersOfHome(fx.home.config.home).filter((n) => n.startsWith("aido-mcp-"))).toEqual([]);
+    const [listed] = (await c.call("mcp.list", { server: "fetcher" })).servers;
+    expect(listed?.state).toBe("not_approved");
+    expect(listed?.network).toEqual(["*", "api.example.com", "registry.example.org:8080"]);
+    expect(listed?.approval_stale).toContain('network entries "*" are not among those the operator approved');
+
+    // The operator is shown what they approve: the entries, and why the old approval lapsed.
+    const io = captureIo(true);
+    io.io.prompt = async () => "y";
+    expect(await runCli(["mcp", "approve", "fetcher"], io.io, fx.home.env)).toBe(0);
+    expect(io.text()).toContain("  network: *, api.example.com, registry.example.org:8080\n");
+    expect(io.text()).toContain(
+      'earlier approval no longer holds: MCP server fetcher\'s network entries "*"',
+    );
+    expect(io.text()).toContain("fetcher: approved");
+
+    // An approval pinned before network entries were (no entries recorded) approves none.
+    const db = new Database(fx.home.config.dbPath);
+    try {
+      db.prepare("UPDATE mcp_servers_approved SET network = NULL WHERE server = ?").run("fetcher");
+    } finally {
+      db.close();
+    }
+    const old = await rpcError(echo());
+    expect(old.message).toContain(
+      'network entries "*", "api.example.com", "registry.example.org:8080" are not among those the operator approved (none)',
+    );
+    // ...and still holds for the server without entries.
+    server.network = [];
+    await restart();
+    expect((await echo()).output).toContain("hi");
   }, 120_000);
 });

@@ -1,7 +1,8 @@
 // When and how the daemon contacts an external MCP server, through the daemon socket and
 // the agent loop the way a refused agent, a hostile server or an unlucky operator meets it:
 // a refused call contacts nothing; each server's schema is compiled alone; a connection that
-// dies is dropped, its reason audited and given to the call in flight; an unreachable server
+// dies is dropped, its reason audited and given to the call in flight; so is one whose server
+// stopped answering (a timed-out call, then an unanswered ping); an unreachable server
 // is not retried on every turn; a goal's end closes what a call in flight opened.
 
 import { afterEach, describe, expect, it } from "vitest";
@@ -26,7 +27,7 @@ async function remoteServer(...args: Parameters<typeof startRemoteMcpServer>): P
 /** A daemon declaring each of `servers` (name -> url) as a remote server, all tools read-only. */
 async function start(
   servers: Record<string, string>,
-  opts: { deny?: string[] } = {},
+  opts: { deny?: string[]; timeoutMs?: number } = {},
 ): Promise<{ fx: DaemonFixture; c: AidoClient }> {
   const fx = await suite.start({
     config: (cfg: Config) => {
@@ -37,7 +38,7 @@ async function start(
           url,
           headers: {},
           readOnlyTools: ["*"],
-          timeoutMs: 5_000,
+          timeoutMs: opts.timeoutMs ?? 5_000,
         };
       cfg.grantCeilings = [["tool: *", ...Object.keys(servers).map((s) => `mcp: ${s}/*`)]];
       cfg.policy.deny = opts.deny ?? [];
@@ -213,6 +214,113 @@ describe("an unreachable server", () => {
     const last = JSON.stringify(suite.server.requests.at(-1)?.body);
     expect(last).toContain("MCP server remote cannot be reached");
     expect(last).toContain("not tried again for this goal for");
+  });
+});
+
+describe("a server that stops answering", () => {
+  it("is disconnected after a call times out and a ping goes unanswered; the next call connects again", async () => {
+    const slow = {
+      ...echoTool(),
+      def: { ...echoTool().def, name: "slow" },
+      run: () => new Promise<never>(() => {}),
+    };
+    const remote = await remoteServer([echoTool(), slow], { sessions: true });
+    const { c } = await start({ remote: remote.url }, { timeoutMs: 400 });
+    await c.call("mcp.approve", { server: "remote" });
+    const a = await spawn(c, user("waiter", ["remote"]));
+    /** Sessions opened so far: each connection's initialize is the one request without an id. */
+    const sessions = () => remote.headers.filter((h) => h["mcp-session-id"] === undefined).length;
+    const disconnected = async () => (await c.call("audit.query", { kind: "mcp.disconnected" })).entries;
+
+    expect((await invoke(c, a, "mcp__remote__echo", { text: "one" })).output).toBe("one");
+    const opened = sessions();
+    // A slow tool of a server that still answers: the call times out, the connection stays.
+    const slowly = await rpcError(invoke(c, a, "mcp__remote__slow", { text: "x" }));
+    expect(slowly.message).toMatch(/MCP server remote failed the call of slow: .*timed out/i);
+    expect(await disconnected()).toEqual([]);
+    expect((await invoke(c, a, "mcp__remote__echo", { text: "two" })).output).toBe("two");
+    expect(sessions()).toBe(opened);
+
+    // Now it answers nothing: the call times out, and so does the ping after it.
+    remote.hold(3000);
+    const t0 = Date.now();
+    const e = await rpcError(invoke(c, a, "mcp__remote__echo", { text: "three" }));
+    expect(Date.now() - t0).toBeLessThan(2500);
+    expect(e.code).toBe("tool_failed");
+    expect(e.message).toContain("MCP server remote failed the call of echo: the connection ended: timed out");
+    const [ended] = await disconnected();
+    expect(ended?.payload).toMatchObject({ server: "remote", reconnects_left: 2 });
+    expect((ended?.payload as { reason?: string } | undefined)?.reason).toMatch(
+      /^timed out: it answered neither a call of echo within 400 ms nor a ping within 400 ms after/,
+    );
+    // Back: the next call opens a new session rather than waiting on the dead one.
+    remote.hold(0);
+    expect((await invoke(c, a, "mcp__remote__echo", { text: "four" })).output).toBe("four");
+    expect(sessions()).toBe(opened + 1);
+    expect(await disconnected()).toHaveLength(1);
+  });
+});
+
+/** A tool that runs until its call is cancelled. */
+function blockTool(): ReturnType<typeof echoTool> {
+  return {
+    ...echoTool(),
+    def: { ...echoTool().def, name: "block" },
+    run: (_args, { signal }) =>
+      new Promise((resolve) =>
+        signal.addEventListener("abort", () => resolve({ content: [{ type: "text", text: "stopped" }] })),
+      ),
+  };
+}
+
+/** Wait (bounded) until `check` holds. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 15));
+  if (!check()) throw new Error(`timed out waiting: ${what}`);
+}
+
+describe("a call cancelled while the server runs it", () => {
+  it("is cancelled at the server when the agent is stopped", async () => {
+    const remote = await remoteServer([blockTool()], { sessions: true });
+    const { c } = await start({ remote: remote.url });
+    await c.call("mcp.approve", { server: "remote" });
+    const a = await spawn(c, user("stopped", ["remote"]));
+    const call = rpcError(invoke(c, a, "mcp__remote__block", { text: "x" }));
+    await until(() => remote.calls.length === 1, "the call to reach the server");
+    await c.call("agent.stop", { agent_id: a });
+    await call;
+    await until(() => remote.cancelled.length === 1, "notifications/cancelled");
+    // Told that the call was cancelled, nothing of why (the daemon's reasons are its own).
+    expect(remote.cancelled).toEqual([{ name: "block", reason: "the caller cancelled the call" }]);
+  });
+
+  it("is cancelled at the server when the goal is cancelled while the agent waits on it", async () => {
+    const remote = await remoteServer([blockTool()], { sessions: true });
+    const { c } = await start({ remote: remote.url });
+    await c.call("mcp.approve", { server: "remote" });
+    suite.server.script("You are waiting", [
+      turn.toolUse("mcp__remote__block", { text: "x" }),
+      turn.text("done"),
+    ]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "wait on the server",
+      manifest: user("waiting", ["remote"], { lifecycle: "on-demand" }),
+    });
+    await until(() => remote.calls.length === 1, "the call to reach the server");
+    await c.call("goal.cancel", { goal_id });
+    await until(() => remote.cancelled.length === 1, "notifications/cancelled");
+    expect(remote.cancelled[0]).toMatchObject({ name: "block" });
+  });
+
+  it("is cancelled at the server when it passes its timeout", async () => {
+    const remote = await remoteServer([blockTool()], { sessions: true });
+    const { c } = await start({ remote: remote.url }, { timeoutMs: 400 });
+    await c.call("mcp.approve", { server: "remote" });
+    const a = await spawn(c, user("impatient", ["remote"]));
+    const e = await rpcError(invoke(c, a, "mcp__remote__block", { text: "x" }));
+    expect(e.message).toMatch(/timed out/);
+    await until(() => remote.cancelled.length === 1, "notifications/cancelled");
+    expect(remote.cancelled[0]?.reason).toMatch(/timed out/i);
   });
 });
 

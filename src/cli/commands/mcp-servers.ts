@@ -5,7 +5,8 @@
 // them in full as a model would read them (description and input schema, invisible text
 // removed: no part of what is pinned goes to a model unseen; annotations as the untrusted
 // hints they are; on re-approval the diff of each changed tool) and asking on a terminal
-// unless --yes. The approval names the hashes the operator was shown, so a server that
+// unless --yes, with the network entries a stdio server may reach (approved with its tools).
+// The approval names the hashes the operator was shown, so a server that
 // changes in between is refused, not pinned.
 // Everything a server wrote is printed inert (security/terminal-text.ts).
 
@@ -35,6 +36,10 @@ function describeServer(io: CliIo, s: McpServerStatus): void {
   io.out(
     `${s.server}  ${s.state}  ${s.transport} ${inert(s.endpoint)}${s.approved_at ? `  approved ${s.approved_at}` : ""}`,
   );
+  // What approving it covers besides its tools: the hosts it may reach.
+  if (s.transport === "stdio")
+    io.out(`  network: ${s.network.length > 0 ? s.network.join(", ") : "none (no network at all)"}`);
+  if (s.approval_stale) io.out(`  earlier approval no longer holds: ${inert(s.approval_stale)}`);
   if (s.error) io.out(`  ${inert(s.error)}`);
   for (const t of s.tools) describeTool(io, t);
 }
@@ -55,7 +60,9 @@ export const mcpList: Command = {
     }
     if (servers.length === 0) ctx.io.out("no MCP servers declared (mcp_servers in config.yaml)");
     for (const s of servers) describeServer(ctx.io, s);
-    const pending = servers.filter((s) => s.tools.some((t) => t.state === "changed" || t.state === "new"));
+    const pending = servers.filter(
+      (s) => s.approval_stale || s.tools.some((t) => t.state === "changed" || t.state === "new"),
+    );
     for (const s of pending) ctx.io.out(`review and approve with: aido mcp approve ${s.server}`);
     return 0;
   },

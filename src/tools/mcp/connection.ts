@@ -5,7 +5,14 @@
 // calls, close. Every request is capped by the server's timeout_ms, and every answer of a
 // remote server by MAX_MESSAGE_BYTES. An end nobody asked for (the server exited, flooded,
 // broke the protocol) is reported to the owner with the transport's reason (`ended`), and
-// the calls in flight fail with that reason rather than a bare "Connection closed".
+// the calls in flight fail with that reason rather than a bare "Connection closed". A call
+// that times out is followed by a ping: a server that answers neither has stopped
+// answering, and its connection is closed and reported as ended ("timed out"), so the
+// next call does not wait on it again (a slow tool of a live server keeps its connection).
+// A call cancelled while the server runs it (its caller's signal: the agent stopped, the
+// goal cancelled; its timeout; the connection closing under it) is cancelled at the server
+// too: the SDK sends notifications/cancelled, and close() lets those reach the server
+// (bounded) before the transport goes, so a remote server stops work nobody waits for.
 // Header values are secrets: read from the environment variable the operator named at
 // connect, sent, and never written anywhere. An error a library raises could quote a
 // header, so every message leaving this module has the values cut out (`redact`).
@@ -13,8 +20,12 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import {
+  type CallToolResult,
+  McpError,
+  ErrorCode as McpErrorCode,
+  ToolListChangedNotificationSchema,
+} from "@modelcontextprotocol/sdk/types.js";
 import type { Config, McpServerConfig } from "../../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { McpServerContainer } from "../../sandbox/mcp-container.js";
@@ -60,6 +71,16 @@ async function boundedFetch(url: string | URL, init?: RequestInit): Promise<Resp
   return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
+/** How long the ping after a timed-out call waits, at most (and never past the server's timeout). */
+const PING_MAX_MS = 5000;
+
+/** How long close() waits, at most, for the cancellations of calls in flight to be sent. */
+const CANCEL_FLUSH_MS = 1000;
+
+/** What a server is told when a call is cancelled: nothing of the caller's own reason. */
+const CANCELLED_BY_CALLER = "the caller cancelled the call";
+const CANCELLED_BY_CLOSE = "the client is closing the connection";
+
 /** At most this many tools/list pages are read (a server cannot page forever). */
 const MAX_PAGES = 20;
 
@@ -74,6 +95,10 @@ export class McpConnection {
   private lastError: unknown;
   /** Why the connection ended on its own (set before the calls in flight are failed). */
   private endedBecause: string | undefined;
+  /** The calls in flight: close() cancels them. */
+  private readonly inflight = new Set<AbortController>();
+  /** notifications/cancelled being sent: close() waits for them (bounded). */
+  private readonly cancelling = new Set<Promise<void>>();
 
   private constructor(
     server: McpServerConfig,
@@ -121,6 +146,18 @@ export class McpConnection {
   ): Promise<McpConnection> {
     const client = new Client({ name: "aido", version: "1" });
     const conn = new McpConnection(server, client, secrets, container);
+    // The SDK sends a cancellation without handing back its promise: kept, so that close()
+    // does not tear the transport down under it.
+    const send = transport.send.bind(transport);
+    transport.send = (message, options) => {
+      const sent = send(message, options);
+      if ("method" in message && message.method === "notifications/cancelled") {
+        const settled = sent.catch(() => undefined);
+        conn.cancelling.add(settled);
+        void settled.then(() => conn.cancelling.delete(settled));
+      }
+      return sent;
+    };
     // The transport explains an end through onerror, then closes; the client then fails the
     // calls in flight with a bare "Connection closed", after onclose: by then the reason is kept.
     client.onerror = (e) => {
@@ -171,12 +208,21 @@ export class McpConnection {
 
   /** tools/call; a transport or protocol failure is a tool_failed error (its text redacted). */
   async call(tool: string, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
+    // Cancelled with the caller's signal, or by close(); the server is told only that it was.
+    const cancel = new AbortController();
+    const relay = () => cancel.abort(CANCELLED_BY_CALLER);
+    if (signal?.aborted) relay();
+    else signal?.addEventListener("abort", relay, { once: true });
+    this.inflight.add(cancel);
     try {
       return (await this.client.callTool({ name: tool, arguments: args }, undefined, {
         timeout: this.server.timeoutMs,
-        ...(signal ? { signal } : {}),
+        signal: cancel.signal,
       })) as CallToolResult;
     } catch (e) {
+      if (signal?.aborted)
+        throw this.failure(`did not finish the call of ${tool}`, signal.reason, ErrorCode.toolFailed);
+      if (this.endedBecause === undefined && isTimeout(e)) await this.probe(tool);
       if (this.endedBecause !== undefined)
         throw this.failure(
           `failed the call of ${tool}: the connection ended`,
@@ -184,6 +230,27 @@ export class McpConnection {
           ErrorCode.toolFailed,
         );
       throw this.failure(`failed the call of ${tool}`, e, ErrorCode.toolFailed);
+    } finally {
+      signal?.removeEventListener("abort", relay);
+      this.inflight.delete(cancel);
+    }
+  }
+
+  /**
+   * A call of `tool` timed out: is the server still there? A ping it does not answer either
+   * ends the connection as an end of its own (the owner drops it and audits why).
+   */
+  private async probe(tool: string): Promise<void> {
+    const timeout = Math.min(this.server.timeoutMs, PING_MAX_MS);
+    try {
+      await this.client.ping({ timeout });
+    } catch (e) {
+      if (this.closed) return; // ended meanwhile, for a reason of its own
+      this.lastError = new Error(
+        `timed out: it answered neither a call of ${tool} within ${this.server.timeoutMs} ms nor a ping within ${timeout} ms after (${errorMessage(e)})`,
+      );
+      // Fires client.onclose: reported through `ended` with lastError as the reason.
+      await this.client.close().catch(() => undefined);
     }
   }
 
@@ -191,6 +258,18 @@ export class McpConnection {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // The server is told to stop what it runs for us, and given a moment to hear it.
+    for (const c of this.inflight) c.abort(CANCELLED_BY_CLOSE);
+    if (this.cancelling.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(this.cancelling),
+        new Promise((r) => {
+          timer = setTimeout(r, Math.min(this.server.timeoutMs, CANCEL_FLUSH_MS));
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     await this.client.close().catch(() => undefined);
     await this.container?.stop();
   }
@@ -207,4 +286,9 @@ export class McpConnection {
       server: this.server.name,
     });
   }
+}
+
+/** The SDK's own request timeout (timeout_ms passed), as opposed to any other failure. */
+function isTimeout(e: unknown): boolean {
+  return e instanceof McpError && e.code === McpErrorCode.RequestTimeout;
 }

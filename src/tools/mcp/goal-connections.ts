@@ -3,7 +3,8 @@
 // offer needs its live definitions to check them against the pins), kept for the goal's
 // life and closed with the goal. Which calls may connect is the gate's and servers.ts's:
 // nothing here is reached before the token, the grants, the policy and the budget passed.
-// A connection that ends on its own (the server exited, flooded, broke the protocol) is
+// A connection that ends on its own (the server exited, flooded, broke the protocol, or
+// stopped answering: a call timed out and a ping after it too, connection.ts) is
 // dropped at once and audited as mcp.disconnected with the transport's reason; the next
 // need connects again, at most MAX_RECONNECTS times per goal and server (a server that
 // keeps dying is not restarted in a loop). A server that cannot be reached is not tried

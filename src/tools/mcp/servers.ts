@@ -25,13 +25,26 @@ import { mcpToolName, parseMcpToolName } from "../names.js";
 import { type ConnectDeps, McpConnection } from "./connection.js";
 import { changedParts, definitionDiff, definitionHash, type McpToolDefinition } from "./definitions.js";
 import { GoalConnections } from "./goal-connections.js";
-import { type McpPins, type ServerPins, serverIdentity, type ToolPin } from "./pins.js";
+import {
+  approvalMismatch,
+  type McpPins,
+  type ServerPins,
+  serverIdentity,
+  serverNetwork,
+  type ToolPin,
+} from "./pins.js";
 import { isReadOnly, mcpToolDef } from "./tool-def.js";
 
 declare module "../../security/audit-events.js" {
   interface AuditPayloads {
     /** The operator approved a server's tools (`aido mcp approve`): the pins recorded. */
-    "mcp.approved": { server: string; tools: { name: string; hash: string }[]; by: string };
+    "mcp.approved": {
+      server: string;
+      tools: { name: string; hash: string }[];
+      /** The network entries approved with them (a stdio server's `network`, sorted). */
+      network: string[];
+      by: string;
+    };
     /** A server could not be connected for a goal (its reason without header values). */
     "mcp.unreachable": { server: string; reason: string };
   }
@@ -66,7 +79,11 @@ export interface McpServerStatus {
   endpoint: string;
   transport: "http" | "stdio";
   state: "approved" | "not_approved" | "unreachable";
+  /** The hosts the config lets it reach (a stdio server's `network`): what approving it covers. */
+  network: string[];
   approved_at?: string;
+  /** There is an approval, but it does not cover the server as configured now: why. */
+  approval_stale?: string;
   error?: string;
   tools: McpToolStatus[];
 }
@@ -110,10 +127,9 @@ export class McpServers implements ExternalTools {
     if (!(this.deps.serversOf(principal.agentId) ?? []).includes(server.name))
       return refuse(`MCP server ${server.name} is not in the agent's manifest mcp_servers`);
     const approved = this.deps.pins.get(server.name);
-    if (approved && approved.identity !== serverIdentity(server))
-      return refuse(
-        `MCP server ${server.name}'s ${server.transport === "http" ? "url" : "command, image, env or mounts"} changed since the operator approved it; it offers nothing until approved again (aido mcp approve ${server.name})`,
-      );
+    const mismatch = approved && approvalMismatch(approved, server);
+    if (mismatch)
+      return refuse(`${mismatch}; it offers nothing until approved again (aido mcp approve ${server.name})`);
     if (approved === undefined)
       return refuse(
         `MCP server ${server.name} has not been approved by the operator (aido mcp approve ${server.name}); it offers nothing`,
@@ -209,20 +225,22 @@ export class McpServers implements ExternalTools {
           );
         }
       }
-      this.deps.pins.approve(name, serverIdentity(server), tools, by);
+      const network = serverNetwork(server);
+      this.deps.pins.approve(name, serverIdentity(server), network, tools, by);
       this.deps.audit.record("mcp.approved", {
         server: name,
         tools: tools.map((t) => ({ name: t.definition.name, hash: t.hash })),
+        network,
         by,
       });
     });
     return this.statusOf(server);
   }
 
-  /** The server's pins, when its config still has the identity they were approved for. */
+  /** The server's pins, when they still cover its config (its identity, its network). */
   private pinsOf(server: McpServerConfig): ServerPins | undefined {
     const pins = this.deps.pins.get(server.name);
-    return pins && pins.identity === serverIdentity(server) ? pins : undefined;
+    return pins && approvalMismatch(pins, server) === undefined ? pins : undefined;
   }
 
   /** Is `goalId` the pseudo-goal of a probe running now? */
@@ -269,11 +287,15 @@ export class McpServers implements ExternalTools {
 
   private async statusOf(server: McpServerConfig): Promise<McpServerStatus> {
     const pins = this.pinsOf(server);
+    const stored = pins ? undefined : this.deps.pins.get(server.name);
+    const stale = stored && approvalMismatch(stored, server);
     const base = {
       server: server.name,
       endpoint: server.transport === "http" ? server.url : server.command.join(" "),
       transport: server.transport,
+      network: serverNetwork(server),
       ...(pins ? { approved_at: pins.approvedAt } : {}),
+      ...(stale ? { approval_stale: stale } : {}),
     };
     try {
       return await this.probe(server, async (conn) => {
