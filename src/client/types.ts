@@ -4,6 +4,7 @@
 
 import type { NodeAuditResult } from "../cluster/audit-heads.js";
 import type { NodeStatus } from "../cluster/node.js";
+import type { RedisPersistence } from "../cluster/redis-url.js";
 import type { WireEvent } from "../daemon/events.js";
 import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";
 import type { Intent, IntentCheckResult } from "../intent/store.js";
@@ -47,7 +48,13 @@ export type ClusterAuditResult = { ok: boolean; nodes: NodeAuditResult[] };
 /** cluster.status: `enabled` false on a daemon that is not a node of a cluster. */
 export type ClusterStatusResult =
   | { enabled: false; nodes: [] }
-  | { enabled: true; node_id: string; nodes: NodeStatus[] };
+  | {
+      enabled: true;
+      node_id: string;
+      nodes: NodeStatus[];
+      /** How Redis keeps the cluster's state: "none" means a Redis restart loses queued goals. */
+      redis: { persistence: RedisPersistence };
+    };
 
 interface Results {
   "goal.submit": { goal_id: string };

@@ -27,7 +27,7 @@ import { ClusterGoals } from "./goal-view.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
 import { InferenceSlots } from "./inference-slots.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
-import { redactRedisUrl } from "./redis-url.js";
+import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS } from "./redis-url.js";
 
 declare module "../security/audit-events.js" {
   interface AuditPayloads {
@@ -147,6 +147,9 @@ export class ClusterNode implements Liveness {
     const connected = () => {
       this.readySince = Date.now();
       void this.runner.catchUp().then(() => this.beat());
+      void this.redisPersistence().then((p) => {
+        if (p === "none") log(`cluster: ${UNPERSISTED_REDIS}`);
+      });
     };
     if (redis.status === "ready") connected();
     redis.on("ready", connected);
@@ -189,6 +192,23 @@ export class ClusterNode implements Liveness {
   /** The Runtime's beforeFirstModelCall (goal-runner.ts). */
   beforeFirstModelCall(goalId: string): Promise<void> {
     return this.runner.beforeFirstModelCall(goalId);
+  }
+
+  /**
+   * Whether Redis keeps the cluster's state on disk: "aof" (appendonly), "rdb" (save
+   * points), both, "none" (a Redis restart loses the queued goals and the goals' view), or
+   * "unknown" when Redis refuses CONFIG (managed services often do) or does not answer.
+   */
+  async redisPersistence(): Promise<RedisPersistence> {
+    try {
+      const [, aof] = (await this.ctx.redis.config("GET", "appendonly")) as string[];
+      const [, save] = (await this.ctx.redis.config("GET", "save")) as string[];
+      if (aof === undefined || save === undefined) return "unknown";
+      const kinds = [aof === "yes" ? "aof" : "", save.trim() !== "" ? "rdb" : ""].filter((k) => k !== "");
+      return kinds.length === 0 ? "none" : (kinds.join("+") as RedisPersistence);
+    } catch {
+      return "unknown";
+    }
   }
 
   /** cluster.status: every node that ever joined, whether it heartbeats, its load and goals. */

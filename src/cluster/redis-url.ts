@@ -1,6 +1,7 @@
 // cluster/redis-url.ts — the cluster's Redis address as the operator gives it
 // (`cluster.redis_url` or AIDO_REDIS_URL): checked once at config load, and shown only
-// with its password replaced, so that no log line, audit entry or error ever carries it.
+// with its password replaced, so that no log line, audit entry or error ever carries it;
+// and what a node says of how that Redis keeps its data (cluster.status, the join log).
 
 import { AidoError, ErrorCode } from "../errors.js";
 
@@ -43,3 +44,10 @@ export function checkedRedisUrl(url: string, from: string): string {
   if (problem) throw new AidoError(ErrorCode.configInvalid, `${from} ${problem}`, { key: from });
   return url;
 }
+
+/** How the cluster's Redis keeps its data (ClusterNode.redisPersistence). */
+export type RedisPersistence = "aof" | "rdb" | "aof+rdb" | "none" | "unknown";
+
+/** What a node says when Redis keeps nothing on disk. */
+export const UNPERSISTED_REDIS =
+  "Redis keeps nothing on disk (appendonly no, no save points): a restart of Redis loses the queued goals and the cluster's view of every goal; turn on appendonly (docs/scale-out.md)";

@@ -58,6 +58,7 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
     enabled: true,
     node_id: node.identity.nodeId,
     nodes: await node.nodes(),
+    redis: { persistence: await node.redisPersistence() },
   }),
 };
 

@@ -2,6 +2,7 @@
 // part of (docs/scale-out.md), each with whether it heartbeats, its load and its running
 // goals. Exit 1 when the daemon is not in a cluster or a node stopped heartbeating.
 
+import { UNPERSISTED_REDIS } from "../../cluster/redis-url.js";
 import { inert } from "../../security/terminal-text.js";
 import { type Command, jsonOption, parseCommandArgs, printJson } from "../command.js";
 import { withClient } from "./daemon-client.js";
@@ -29,6 +30,9 @@ export const clusterStatus: Command = {
         );
         if (n.goals.length > 0) ctx.io.out(`  goals: ${n.goals.map(inert).join(" ")}`);
       }
+      const p = r.redis.persistence;
+      ctx.io.out(`redis persistence: ${p}`);
+      if (p === "none") ctx.io.err(`warning: ${UNPERSISTED_REDIS}`);
     }
     return r.nodes.every((n) => n.alive) ? 0 : 1;
   },

@@ -1,0 +1,54 @@
+// A cluster's queue and goal view live in Redis: a Redis that keeps nothing on disk loses
+// them when it restarts. The node says so when it connects, and cluster.status (and
+// `aido cluster status`) shows how Redis keeps its data. Real redis-server, real daemon.
+
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
+import { captureIo } from "../cli/io.js";
+import { until } from "../daemon/process.js";
+import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
+import { type RedisServer, startNode, startRedis, stopAll } from "./fixture.js";
+
+let server: ProviderServer;
+let redis: RedisServer;
+let admin: Redis;
+
+beforeAll(async () => {
+  server = await startProviderServer();
+  redis = await startRedis();
+  admin = new Redis(redis.url);
+}, 60_000);
+
+afterAll(async () => {
+  admin?.disconnect();
+  await stopAll();
+  await server?.close();
+}, 60_000);
+
+describe("a Redis that keeps nothing on disk", () => {
+  it("is named when a node joins and in cluster.status, and is not once appendonly is on", async () => {
+    await admin.config("SET", "appendonly", "no");
+    const node = await startNode(server, redis.url, "persist-a");
+    await until(
+      () => (node.child.output().includes("Redis keeps nothing on disk") ? true : undefined),
+      10_000,
+    );
+    const c = await node.client();
+    const st = await c.call("cluster.status", {});
+    expect(st).toMatchObject({ enabled: true, redis: { persistence: "none" } });
+    const cap = captureIo();
+    expect(await runCli(["cluster", "status"], cap.io, { AIDO_HOME: node.home.dir })).toBe(0);
+    expect(cap.out).toContain("redis persistence: none");
+    expect(cap.err.join("\n")).toContain("warning: Redis keeps nothing on disk");
+
+    await admin.config("SET", "appendonly", "yes");
+    expect(await c.call("cluster.status", {})).toMatchObject({ redis: { persistence: "aof" } });
+    await admin.config("SET", "save", "3600 1");
+    expect(await c.call("cluster.status", {})).toMatchObject({ redis: { persistence: "aof+rdb" } });
+    const ok = captureIo();
+    expect(await runCli(["cluster", "status"], ok.io, { AIDO_HOME: node.home.dir })).toBe(0);
+    expect(ok.out).toContain("redis persistence: aof+rdb");
+    expect(ok.err.join("\n")).not.toContain("warning");
+  }, 60_000);
+});
