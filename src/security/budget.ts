@@ -357,24 +357,25 @@ export class BudgetLedger {
 
   /** The account and its ancestors up to the goal root, as stored (no period reset). */
   private ancestry(accountId: string): BudgetAccount[] {
-    const chain: BudgetAccount[] = [];
-    let id: string | null = accountId;
-    while (id !== null) {
-      const a = this.get(id);
-      chain.push(a);
-      id = a.parent_id;
-    }
-    return chain;
+    return this.walk(accountId, (a) => a);
   }
 
   /** The account and its ancestors up to the goal root, each reset if its period ended. */
   private chain(accountId: string): BudgetAccount[] {
+    return this.walk(accountId, (stored) => {
+      const a = this.resetIfDue(stored);
+      if (a.closed)
+        throw new AidoError(ErrorCode.invalidInput, `budget account ${a.id} is closed`, { account: a.id });
+      return a;
+    });
+  }
+
+  /** The parent links from `accountId` to the goal root, each account as `take` makes it. */
+  private walk(accountId: string, take: (stored: BudgetAccount) => BudgetAccount): BudgetAccount[] {
     const chain: BudgetAccount[] = [];
     let id: string | null = accountId;
     while (id !== null) {
-      const a = this.resetIfDue(this.get(id));
-      if (a.closed)
-        throw new AidoError(ErrorCode.invalidInput, `budget account ${a.id} is closed`, { account: a.id });
+      const a = take(this.get(id));
       chain.push(a);
       id = a.parent_id;
     }
