@@ -232,6 +232,19 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
       dir: o.paths.egress,
       callerOf: (port) => callers.callerOfPort(o.id, port),
       proxy,
+      // Something in the sandbox spoke on another of the relay's ports: on the evidence too.
+      unheld: (port, connections) =>
+        record({
+          phase: "denied",
+          caller: { goalId: o.id, agentId: SANDBOX_CALLER },
+          host: "",
+          port: 0,
+          method: "",
+          stage: "relay",
+          reason: `relay port ${port} is held by no caller: ${
+            connections === 1 ? "the connection was" : `${connections} connections were`
+          } closed unread`,
+        }),
       log: o.log,
     });
   } catch (e) {
