@@ -108,6 +108,7 @@ export class EgressGate {
         connectTimeoutMs: config.connectTimeoutMs,
         idleTimeoutMs: config.idleTimeoutMs,
         maxConnections: config.maxConnections,
+        maxConnectionsPerCaller: config.maxConnectionsPerAgent,
         ...opts,
       },
     );

@@ -224,6 +224,8 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
       connectTimeoutMs: o.config.egress.connectTimeoutMs,
       idleTimeoutMs: o.config.egress.idleTimeoutMs,
       maxConnections: o.config.egress.maxConnections,
+      // One caller: the sandbox's share is all of it.
+      maxConnectionsPerCaller: o.config.egress.maxConnections,
     },
   );
   let listener: RelayListener;
