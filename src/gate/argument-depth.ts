@@ -25,11 +25,23 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
 }
 
 /**
+ * Why `input` cannot be taken as the arguments of `tool` for its depth (the gate's schema
+ * stage, and the MCP face before it forwards them); undefined when it nests no deeper than
+ * MAX_ARGUMENT_DEPTH. The reason carries the depth, never the value.
+ */
+export function argumentDepthRefusal(tool: string, input: unknown): string | undefined {
+  if (!nestsDeeperThan(input, MAX_ARGUMENT_DEPTH)) return undefined;
+  const depth = nestingDepth(input);
+  const how = depth === Number.POSITIVE_INFINITY ? "they contain a cycle" : `they nest ${depth}`;
+  return `invalid input for ${tool}: arguments nest deeper than ${MAX_ARGUMENT_DEPTH} levels (${how})`;
+}
+
+/**
  * How many levels `value` nests (what a refusal reports, so the audit records a number and
  * not the value); Infinity for a cyclic value. Iterative: a value 100,000 levels deep is
  * measured without a stack to overflow.
  */
-export function nestingDepth(value: unknown): number {
+function nestingDepth(value: unknown): number {
   let deepest = 0;
   const ancestors = new Set<object>();
   const stack: ({ value: unknown; depth: number } | { leave: object })[] = [{ value, depth: 1 }];

@@ -24,7 +24,7 @@ import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyDecision } from "../security/policy.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import { inert } from "../security/terminal-text.js";
-import { MAX_ARGUMENT_DEPTH, nestingDepth, nestsDeeperThan } from "./argument-depth.js";
+import { argumentDepthRefusal, MAX_ARGUMENT_DEPTH } from "./argument-depth.js";
 import type { GateDeps, Principal, ToolCall } from "./invoke.js";
 import { describeNeed } from "./needs.js";
 import type { Need, NeedsContext, ToolDef } from "./types.js";
@@ -101,16 +101,9 @@ export async function judgeCall(
   seen.tool = tool;
   // Before anything walks them recursively (zod, the audit's encoder): arguments nested
   // thousands deep would overflow a stack rather than be refused (gate/argument-depth.ts).
-  if (nestsDeeperThan(call.input, MAX_ARGUMENT_DEPTH)) {
-    const depth = nestingDepth(call.input);
-    return deny(
-      ErrorCode.invalidInput,
-      "schema",
-      `invalid input for ${tool.name}: arguments nest deeper than ${MAX_ARGUMENT_DEPTH} levels (${
-        depth === Number.POSITIVE_INFINITY ? "they contain a cycle" : `they nest ${depth}`
-      })`,
-      { max_depth: MAX_ARGUMENT_DEPTH },
-    );
+  const tooDeep = argumentDepthRefusal(tool.name, call.input);
+  if (tooDeep !== undefined) {
+    return deny(ErrorCode.invalidInput, "schema", tooDeep, { max_depth: MAX_ARGUMENT_DEPTH });
   }
   const input = parseInput(tool, call.input, (msg, field) =>
     deny(ErrorCode.invalidInput, "schema", msg, field === undefined ? {} : { field }),
