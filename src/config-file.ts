@@ -300,6 +300,7 @@ export const ConfigFileSchema = z.strictObject({
       connect_timeout_ms: positiveInt.optional(),
       idle_timeout_ms: positiveInt.optional(),
       max_connections: positiveInt.optional(),
+      max_connections_per_agent: positiveInt.optional(),
     })
     .optional(),
   memory: z
@@ -396,7 +397,12 @@ export const DEFAULTS = {
     inputsMaxFiles: 20_000,
   },
   webFetch: { maxBytes: 2 * 1024 * 1024, timeoutMs: 20_000, maxRedirects: 5 },
-  egress: { connectTimeoutMs: 10_000, idleTimeoutMs: 300_000, maxConnections: 64 },
+  egress: {
+    connectTimeoutMs: 10_000,
+    idleTimeoutMs: 300_000,
+    maxConnections: 64,
+    maxConnectionsPerAgent: 16,
+  },
   memory: { maxRecords: 10_000, maxContentBytes: 16_384 },
   daemon: { maxLineBytes: 1024 * 1024 },
   ui: { port: 0, maxUploadMb: 10 },

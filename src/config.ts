@@ -112,6 +112,11 @@ export interface Config {
     idleTimeoutMs: number;
     /** Connections open at once per goal (or human sandbox). */
     maxConnections: number;
+    /**
+     * Connections open at once per caller (an agent, or an MCP server), so that one agent
+     * cannot hold all of its goal's and starve its siblings.
+     */
+    maxConnectionsPerAgent: number;
   };
   memory: {
     maxRecords: number;
@@ -321,6 +326,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       connectTimeoutMs: pick(f.egress?.connect_timeout_ms, DEFAULTS.egress.connectTimeoutMs),
       idleTimeoutMs: pick(f.egress?.idle_timeout_ms, DEFAULTS.egress.idleTimeoutMs),
       maxConnections: pick(f.egress?.max_connections, DEFAULTS.egress.maxConnections),
+      maxConnectionsPerAgent: pick(
+        f.egress?.max_connections_per_agent,
+        DEFAULTS.egress.maxConnectionsPerAgent,
+      ),
     },
     memory: {
       maxRecords: pick(f.memory?.max_records, DEFAULTS.memory.maxRecords),

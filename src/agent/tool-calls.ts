@@ -9,6 +9,7 @@
 // otherwise burn their whole budget re-reading one file.
 
 import { AidoError, errorMessage } from "../errors.js";
+import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
 import { GateDenied, type Principal } from "../gate/invoke.js";
 import type { ToolServices } from "../gate/types.js";
 import type { AgentRecord } from "../kernel/registry.js";
@@ -26,8 +27,12 @@ export const REPEAT_LIMIT = 3;
 export class RepeatGuard {
   private readonly seen = new Map<string, number>();
 
-  /** Count the call; true when it has now been made REPEAT_LIMIT times or more. */
+  /**
+   * Count the call; true when it has now been made REPEAT_LIMIT times or more. Arguments
+   * nested too deep to encode are not counted: the gate refuses them, naming the depth.
+   */
   isRepeat(call: ToolUseBlock): boolean {
+    if (nestsDeeperThan(call.input, MAX_ARGUMENT_DEPTH)) return false;
     const key = `${call.name}\u0000${canonicalJson(call.input)}`;
     const n = (this.seen.get(key) ?? 0) + 1;
     this.seen.set(key, n);

@@ -108,6 +108,7 @@ export class EgressGate {
         connectTimeoutMs: config.connectTimeoutMs,
         idleTimeoutMs: config.idleTimeoutMs,
         maxConnections: config.maxConnections,
+        maxConnectionsPerCaller: config.maxConnectionsPerAgent,
         ...opts,
       },
     );
@@ -301,6 +302,36 @@ export class EgressGate {
     }
     this.deps.notify(entry);
   }
+
+  /**
+   * Connections on a relay port no caller holds, closed unread by the listener (which reports
+   * a port at most once a second, `connections` counting those since its last report): one
+   * egress.denied at stage "relay", to the goal the relay serves, with no agent (none holds
+   * the port). Throws when the log cannot take it.
+   */
+  recordUnheldPort(egressId: string, relayPort: number, connections: number): void {
+    const { goalId, what } = relayOf(egressId);
+    this.deps.audit.record(
+      "egress.denied",
+      {
+        stage: "relay",
+        reason: `port ${relayPort} of ${what} is held by no caller: ${
+          connections === 1 ? "the connection was" : `${connections} connections were`
+        } closed unread`,
+        relay_port: relayPort,
+        connections,
+      },
+      { goalId },
+    );
+  }
+}
+
+/** The goal a relay serves (a server's pseudo-goal names it), and whose relay it is, in words. */
+function relayOf(egressId: string): { goalId: string; what: string } {
+  const mcp = parseMcpEgressId(egressId);
+  if (mcp)
+    return { goalId: mcp.goalId, what: `the egress relay of MCP server ${mcp.server} in goal ${mcp.goalId}` };
+  return { goalId: egressId, what: `goal ${egressId}'s egress relay` };
 }
 
 /** A server caller's record names its real goal, not the pseudo-goal of its network. */

@@ -37,6 +37,11 @@ export interface EgressPlumbingDeps {
   backend: Pick<SandboxBackend, "egress">;
   /** The proxy the listeners hand streams to (built on first need: it checks credentials here). */
   proxy(): EgressProxy;
+  /**
+   * `connections` streams on `port` of the relay of `egressId` (a goal, or an MCP server's
+   * pseudo-goal) that no caller holds were closed: audit them (EgressGate.recordUnheldPort).
+   */
+  unheldPort(egressId: string, port: number, connections: number): void;
   log(message: string): void;
 }
 
@@ -91,6 +96,7 @@ export class EgressPlumbing {
         dir: share,
         callerOf: (port) => this.callers.callerOfPort(goalId, port),
         proxy: this.proxy,
+        unheld: (port, connections) => this.deps.unheldPort(goalId, port, connections),
         log: this.deps.log,
       });
       g = { share, listener };

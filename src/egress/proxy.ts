@@ -2,6 +2,10 @@
 // listener, its header already read), speaking HTTP CONNECT and plain HTTP with an absolute
 // URI, for a caller its host named. The proxy decides nothing about who may reach what; it
 // asks its host (EgressPolicy) and enforces the answer. For each connection, in order:
+//   0. on arrival, the caller's share: a caller holding egress.max_connections_per_agent
+//      streams already has the next refused (503) before a byte of it is read, and not
+//      counted against its goal, so one agent holding streams open (idle ones too) cannot
+//      take all of its goal's connections
 //   1. the request, parsed by node:http (bounded headers; smuggling forms refused there),
 //      in a bounded time; only `CONNECT host:port` and `METHOD http://host[:port]/...`
 //      (no userinfo, a Host header that agrees) are served, one request per connection
@@ -57,6 +61,8 @@ export interface EgressProxyOptions {
   idleTimeoutMs: number;
   /** Connections open at once per goal (caller.goalId). */
   maxConnections: number;
+  /** Connections open at once per caller (one agent of the goal, or a server). */
+  maxConnectionsPerCaller: number;
   /** The request's headers, and a CONNECT's ClientHello, must arrive within this (default 10 s). */
   headerTimeoutMs?: number;
   /** Largest request head (default 16 KiB). */
@@ -84,6 +90,8 @@ class ProxyServer implements EgressProxy {
   private readonly server: http.Server;
   private readonly conns = new Map<Duplex, Conn>();
   private readonly perGoal = new Map<string, number>();
+  /** Streams open per caller, keyed by callerKey(). */
+  private readonly perCaller = new Map<string, number>();
   private readonly resolver: EgressResolver;
   private readonly headerTimeoutMs: number;
   private readonly maxHeaderBytes: number;
@@ -173,6 +181,25 @@ class ProxyServer implements EgressProxy {
       abort: new AbortController(),
     };
     this.conns.set(stream, conn);
+    const key = callerKey(caller);
+    const held = this.perCaller.get(key) ?? 0;
+    if (held >= this.opts.maxConnectionsPerCaller) {
+      // Refused on arrival, unread, and never counted against the goal: a check made only
+      // once a request arrived would let streams held open without one (or refused ones
+      // the client keeps open) take the connections the caller's siblings are owed.
+      stream.once("close", () => this.conns.delete(stream));
+      stream.on("error", () => stream.destroy());
+      this.refuseRaw(
+        conn,
+        new Refusal(
+          503,
+          "limit",
+          `${caller.agentId} has ${held} connections open, the most one caller may hold (egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest of its goal's egress.max_connections stay for the goal's other agents`,
+        ),
+      );
+      return;
+    }
+    this.perCaller.set(key, held + 1);
     this.perGoal.set(caller.goalId, (this.perGoal.get(caller.goalId) ?? 0) + 1);
     conn.headerTimer = setTimeout(() => {
       this.refuseRaw(
@@ -187,6 +214,9 @@ class ProxyServer implements EgressProxy {
       const n = (this.perGoal.get(caller.goalId) ?? 1) - 1;
       if (n <= 0) this.perGoal.delete(caller.goalId);
       else this.perGoal.set(caller.goalId, n);
+      const m = (this.perCaller.get(key) ?? 1) - 1;
+      if (m <= 0) this.perCaller.delete(key);
+      else this.perCaller.set(key, m);
     });
     stream.on("error", () => stream.destroy());
     this.server.emit("connection", stream);
@@ -413,6 +443,11 @@ class ProxyServer implements EgressProxy {
     );
     setTimeout(() => stream.destroy(), 1000).unref();
   }
+}
+
+/** A caller's key in perCaller (agent ids hold no newline). */
+function callerKey(caller: EgressCaller): string {
+  return `${caller.goalId}\n${caller.agentId}`;
 }
 
 function asRefusal(e: unknown): Refusal {

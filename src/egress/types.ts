@@ -62,7 +62,9 @@ export type EgressStage =
   | "address"
   | "upstream"
   | "tls"
-  | "audit";
+  | "audit"
+  /** A connection on a relay port no caller holds (listener.ts): no request was read. */
+  | "relay";
 
 export type EgressVerdict = { allow: true } | { allow: false; reason: string; stage?: EgressStage };
 

@@ -2,7 +2,7 @@
 // (gate/invoke.ts, which then waits for a human, audits, snapshots and runs) and by a
 // simulation (gate/simulate.ts, which stops here). Keeping them in one place is the point:
 // a simulation is the gate's own judgement, not a second copy of it that could drift.
-//   1 schema (zod) -> 2 capability (the token, the tool, the needs the input states)
+//   1 schema (how deep the arguments nest, then zod) -> 2 capability (the token, the tool, the needs the input states)
 //   -> 3 policy on what the call states -> 4 budget
 //   -> 5 the needs as the container resolves them (this may start the goal's container, or
 //        connect an external MCP server: nothing is contacted before here), capability
@@ -24,6 +24,7 @@ import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyDecision } from "../security/policy.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import { inert } from "../security/terminal-text.js";
+import { argumentDepthRefusal, MAX_ARGUMENT_DEPTH } from "./argument-depth.js";
 import type { GateDeps, Principal, ToolCall } from "./invoke.js";
 import { describeNeed } from "./needs.js";
 import type { Need, NeedsContext, ToolDef } from "./types.js";
@@ -98,6 +99,12 @@ export async function judgeCall(
     });
   }
   seen.tool = tool;
+  // Before anything walks them recursively (zod, the audit's encoder): arguments nested
+  // thousands deep would overflow a stack rather than be refused (gate/argument-depth.ts).
+  const tooDeep = argumentDepthRefusal(tool.name, call.input);
+  if (tooDeep !== undefined) {
+    return deny(ErrorCode.invalidInput, "schema", tooDeep, { max_depth: MAX_ARGUMENT_DEPTH });
+  }
   const input = parseInput(tool, call.input, (msg, field) =>
     deny(ErrorCode.invalidInput, "schema", msg, field === undefined ? {} : { field }),
   );

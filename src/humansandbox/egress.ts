@@ -224,6 +224,8 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
       connectTimeoutMs: o.config.egress.connectTimeoutMs,
       idleTimeoutMs: o.config.egress.idleTimeoutMs,
       maxConnections: o.config.egress.maxConnections,
+      // One caller: the sandbox's share is all of it.
+      maxConnectionsPerCaller: o.config.egress.maxConnections,
     },
   );
   let listener: RelayListener;
@@ -232,6 +234,19 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
       dir: o.paths.egress,
       callerOf: (port) => callers.callerOfPort(o.id, port),
       proxy,
+      // Something in the sandbox spoke on another of the relay's ports: on the evidence too.
+      unheld: (port, connections) =>
+        record({
+          phase: "denied",
+          caller: { goalId: o.id, agentId: SANDBOX_CALLER },
+          host: "",
+          port: 0,
+          method: "",
+          stage: "relay",
+          reason: `relay port ${port} is held by no caller: ${
+            connections === 1 ? "the connection was" : `${connections} connections were`
+          } closed unread`,
+        }),
       log: o.log,
     });
   } catch (e) {

@@ -19,6 +19,7 @@ import type { AgentEnv } from "../agent/env.js";
 import { principalOf } from "../agent/tool-calls.js";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
 import type { Gate, Principal } from "../gate/invoke.js";
 import { RunPaths } from "../gate/run-paths.js";
 import type { ToolResult } from "../gate/types.js";
@@ -42,13 +43,6 @@ import type { AgentRecord, AgentRegistry } from "./registry.js";
 import { ShadowBusy, type ShadowRun, type Shadows } from "./shadow.js";
 
 export type { PlanStep, PlanSummary, Simulation };
-
-/**
- * How deep a step's input may nest (a manifest object, the deepest input a tool takes, is a
- * few levels). Deeper is refused at the edge: the plan's digest encodes the steps
- * recursively, and a 1 MiB line holds an input 100,000 levels deep.
- */
-const STEP_INPUT_MAX_DEPTH = 64;
 
 /** What the result of a plan shows of one step's output. */
 const PLAN_STEP_OUTPUT_MAX = 8 * 1024;
@@ -358,11 +352,13 @@ export class Plans {
           field: `steps.${i}.tool`,
         });
       }
-      if (nestedPast(step.input, STEP_INPUT_MAX_DEPTH)) {
+      // The gate refuses such arguments too (gate/argument-depth.ts); a plan's are refused
+      // before its digest encodes them recursively.
+      if (nestsDeeperThan(step.input, MAX_ARGUMENT_DEPTH)) {
         const field = `steps.${i}.input`;
         throw new AidoError(
           ErrorCode.invalidInput,
-          `${field}: nested deeper than ${STEP_INPUT_MAX_DEPTH} levels (input of ${step.tool})`,
+          `${field}: nested deeper than ${MAX_ARGUMENT_DEPTH} levels (input of ${step.tool})`,
           { field },
         );
       }
@@ -376,18 +372,6 @@ export class Plans {
       throw new AidoError(ErrorCode.invalidInput, `${field}: ${what} (input of ${step.tool})`, { field });
     }
   }
-}
-
-/** Whether `value` nests deeper than `max` objects and arrays (walked without recursion). */
-function nestedPast(value: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
-    const [v, depth] = top;
-    if (v === null || typeof v !== "object") continue;
-    if (depth > max) return true;
-    for (const child of Object.values(v)) stack.push([child, depth + 1]);
-  }
-  return false;
 }
 
 /** The parts of a plan's hash, as a refusal names them. */

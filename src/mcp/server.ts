@@ -17,10 +17,11 @@ import {
   ErrorCode as McpErrorCode,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Config } from "../config.js";
+import { argumentDepthRefusal } from "../gate/argument-depth.js";
 import type { ApprovalsBridge } from "./approvals-bridge.js";
 import type { DaemonLink } from "./daemon-link.js";
 import { orchestratorTools } from "./orchestrator-tools.js";
-import type { CallContext, McpTool } from "./tool-types.js";
+import { type CallContext, type McpTool, textResult } from "./tool-types.js";
 import { typedTools } from "./typed-tools.js";
 
 export interface ServerOptions {
@@ -110,7 +111,18 @@ export async function createMcpServer(
           }
         : {}),
     };
-    return t.call((req.params.arguments ?? {}) as Record<string, unknown>, ctx);
+    const args = (req.params.arguments ?? {}) as Record<string, unknown>;
+    // Arguments nested past the gate's limit are refused here, with the gate's reason: the
+    // daemon link encodes a request recursively, and a value tens of thousands of levels
+    // deep would overflow it rather than reach the gate. Audited as the session's refusal.
+    const tooDeep = argumentDepthRefusal(t.name, args);
+    if (tooDeep !== undefined) {
+      await link.client
+        .call("session.refused", { session_id: link.session.session_id, tool: t.name, reason: tooDeep })
+        .catch((e) => opts.log(`recording a refusal of ${t.name}: ${String(e)}`));
+      return textResult(`refused: ${tooDeep}`, true);
+    }
+    return t.call(args, ctx);
   });
   return server;
 }

@@ -169,8 +169,19 @@ export interface AuditPayloads {
     connection?: number;
     reason?: string;
   };
-  /** Refused, at `stage`; host and port are absent when the request never parsed. */
-  "egress.denied": { host?: string; port?: number; method?: string; stage: string; reason: string };
+  /**
+   * Refused, at `stage`; host and port are absent when the request never parsed. Stage
+   * "relay": `connections` streams on `relay_port`, which no caller holds, were closed unread.
+   */
+  "egress.denied": {
+    host?: string;
+    port?: number;
+    method?: string;
+    stage: string;
+    reason: string;
+    relay_port?: number;
+    connections?: number;
+  };
   "sandbox.created": { container_id: string; image: string };
   "sandbox.destroyed": {
     container_id: string;

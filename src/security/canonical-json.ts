@@ -9,12 +9,20 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
 
 /**
  * Encode `value` canonically. Refuses what JSON cannot carry faithfully (NaN, Infinity,
- * bigint, functions, symbols, cycles) instead of silently turning it into null or "{}";
+ * bigint, functions, symbols, cycles, nesting past CANONICAL_MAX_DEPTH) instead of silently
+ * turning it into null or "{}" or overflowing the stack;
  * `undefined` object members are dropped, as JSON.stringify does.
  */
 export function canonicalJson(value: unknown): string {
   return encode(value, [], new Set());
 }
+
+/**
+ * How deep a value may nest to be encoded. The encoder recurses, and a stack overflow
+ * (near 4,000 levels) would surface as a bare RangeError; past this it refuses with a
+ * reason instead. Tool arguments stop far sooner, at the gate (gate/argument-depth.ts).
+ */
+const CANONICAL_MAX_DEPTH = 1000;
 
 /**
  * `path` holds the keys and indexes from the root to `value`; it is turned into text
@@ -37,6 +45,13 @@ function encode(value: unknown, path: (string | number)[], seen: Set<object>): s
   }
   const obj = value as object;
   if (seen.has(obj)) throw invalid(path, "cyclic structure");
+  if (path.length >= CANONICAL_MAX_DEPTH) {
+    throw new AidoError(
+      ErrorCode.invalidInput,
+      `cannot encode value canonically: it nests deeper than ${CANONICAL_MAX_DEPTH} levels`,
+      { max_depth: CANONICAL_MAX_DEPTH },
+    );
+  }
   seen.add(obj);
   try {
     if (Array.isArray(obj)) {

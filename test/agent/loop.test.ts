@@ -66,6 +66,30 @@ describe("the agent loop", () => {
     expect(second.content.match(/<\/tool_output>/g)).toHaveLength(1);
   });
 
+  it("refuses arguments nested deeper than 64 levels at the schema check, auditing the depth and not the value", async () => {
+    h = await openHarness(server);
+    let deep: unknown = "x";
+    for (let i = 0; i < 1500; i++) deep = { a: deep };
+    const script = server.script('manifest "worker"', [
+      turn.toolUse("skill_read", { name: "write-report", extra: deep }),
+      turn.text("ok"),
+    ]);
+    const r = await h.rt.spawnAndRun(worker(), "Read it.");
+    expect(r.stop_reason).toBe("complete");
+    const result = script.requests[1]!.body.messages.at(-1).content[0];
+    expect(result.is_error).toBe(true);
+    expect(result.content).toContain("arguments nest deeper than 64 levels (they nest 1501)");
+    const mine = h.rt.audit.query({}).filter((e) => e.agent_id === r.agent_id);
+    expect(mine.filter((e) => e.kind === "tool.invoked")).toEqual([]);
+    const denied = mine.filter((e) => e.kind === "tool.denied");
+    expect(denied).toHaveLength(1);
+    const payload = denied[0]!.payload as Record<string, unknown>;
+    expect(payload).toMatchObject({ tool: "skill_read", stage: "schema", code: "invalid_input" });
+    expect(String(payload.reason)).toContain("nest deeper than 64 levels (they nest 1501)");
+    // The entry records the depth, not the tree.
+    expect(JSON.stringify(payload).length).toBeLessThan(400);
+  });
+
   it("refuses the third identical call and tells the model instead of running it", async () => {
     h = await openHarness(server);
     const call = turn.toolUse("skill_read", { name: "write-report" });

@@ -39,15 +39,17 @@ describe("config: egress", () => {
       connectTimeoutMs: 10_000,
       idleTimeoutMs: 300_000,
       maxConnections: 64,
+      maxConnectionsPerAgent: 16,
     });
     operator(
-      "egress:\n  hosts:\n    pypi.internal: 10.0.0.7\n    v6.internal: 'fd00::7'\n  connect_timeout_ms: 500\n  idle_timeout_ms: 900\n  max_connections: 3\n",
+      "egress:\n  hosts:\n    pypi.internal: 10.0.0.7\n    v6.internal: 'fd00::7'\n  connect_timeout_ms: 500\n  idle_timeout_ms: 900\n  max_connections: 3\n  max_connections_per_agent: 2\n",
     );
     expect(load().egress).toEqual({
       hosts: { "pypi.internal": "10.0.0.7", "v6.internal": "fd00::7" },
       connectTimeoutMs: 500,
       idleTimeoutMs: 900,
       maxConnections: 3,
+      maxConnectionsPerAgent: 2,
     });
   });
 
@@ -73,8 +75,15 @@ describe("config: egress", () => {
 
   it("lets a project file only lower the numbers", () => {
     operator("egress:\n  max_connections: 8\n");
-    projectFile("egress:\n  max_connections: 50\n  idle_timeout_ms: 1000\n  connect_timeout_ms: 999999\n");
-    expect(load().egress).toMatchObject({ maxConnections: 8, idleTimeoutMs: 1000, connectTimeoutMs: 10_000 });
+    projectFile(
+      "egress:\n  max_connections: 50\n  max_connections_per_agent: 99\n  idle_timeout_ms: 1000\n  connect_timeout_ms: 999999\n",
+    );
+    expect(load().egress).toMatchObject({
+      maxConnections: 8,
+      maxConnectionsPerAgent: 16,
+      idleTimeoutMs: 1000,
+      connectTimeoutMs: 10_000,
+    });
   });
 
   it("never lets a project file point a name elsewhere", () => {

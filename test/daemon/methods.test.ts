@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import { turn } from "../support/provider-server.js";
 import { manifest, rpcError, useDaemonPerTest } from "./fixture.js";
+import { rawConnect } from "./raw.js";
 
 const suite = useDaemonPerTest();
 
@@ -352,6 +353,34 @@ describe("tool.* and approval.*", () => {
       c.call("tool.invoke", { agent_id: a.agent_id, tool: "memory_query", input: { q: 1 } }),
     );
     expect(bad.rpcCode).toBe(-32602);
+  });
+
+  it("answers -32602 naming the depth for tool input nested 20,000 levels deep, and audits it", async () => {
+    const fx = await suite.start();
+    const c = await fx.client();
+    const a = await c.call("agent.spawn", { manifest: memoryAgent() });
+    // Built as text: deeper than JSON.stringify (and the audit's encoder) can walk.
+    const n = 20_000;
+    const input = `{"query":"x","extra":${'{"a":'.repeat(n)}1${"}".repeat(n)}}`;
+    const raw = await rawConnect(fx.home.config.socketPath);
+    try {
+      raw.send(
+        `{"jsonrpc":"2.0","id":7,"method":"tool.invoke","params":{"agent_id":"${a.agent_id}","tool":"memory_query","input":${input}}}\n`,
+      );
+      const reply = await raw.next();
+      expect(reply).toMatchObject({ id: 7, error: { code: -32602 } });
+      expect((reply.error as { message: string }).message).toContain(
+        `arguments nest deeper than 64 levels (they nest ${n + 1})`,
+      );
+    } finally {
+      raw.close();
+    }
+    const denied = (await c.call("audit.query", { agent_id: a.agent_id, kind: "tool.denied" })).entries;
+    expect(denied).toHaveLength(1);
+    expect(denied[0]).toMatchObject({
+      payload: { tool: "memory_query", stage: "schema", code: "invalid_input" },
+    });
+    expect(JSON.stringify(denied[0])).not.toContain('{"a":{"a"');
   });
 
   it("holds a call that needs approval until a second client allows it", async () => {

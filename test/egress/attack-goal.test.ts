@@ -8,8 +8,14 @@
 // MSG_FASTOPEN connects without connect(2)) and a Multipath TCP socket (which falls back to
 // TCP with the relay). And with `sandbox.landlock: off` the rule was dropped with the file
 // rules. Each let B speak on A's port with A's credentials: A's grant served B and the
-// audit named A for B's connection.
+// audit named A for B's connection. Last, a process in the container outside every agent's
+// Landlock domain (docker exec) floods a relay port no caller holds: each connection is
+// closed unread and on record, once per second with a count.
 
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
@@ -163,5 +169,73 @@ describe("with sandbox.landlock: off (no file rules)", () => {
     expect(out).toContain("fastopen errno 95");
     expect(out).not.toContain("answered");
     await nothingAsA(goal_id);
+  }, 180_000);
+});
+
+const run = promisify(execFile);
+
+/** Run in the goal's container, outside any agent's Landlock domain: N connects on `port`. */
+const FLOOD = `
+import socket, sys, urllib.parse
+relay = urllib.parse.urlsplit(open('/workspace/a-proxy').read().strip()).hostname
+for _ in range(int(sys.argv[2])):
+    s = socket.create_connection((relay, int(sys.argv[1])), timeout=5)
+    s.sendall(b'CONNECT granted.test:8080 HTTP/1.1\\r\\n\\r\\n')
+    if s.recv(100): print('answered')
+    s.close()
+print('flooded')
+`;
+
+describe("a process in the goal's container outside every agent's Landlock rule", () => {
+  beforeAll(() => startDaemon("on"), 120_000);
+  afterAll(stopDaemon);
+
+  it("is refused on a relay port no caller holds, audited to the goal once a second with a count", async () => {
+    server.script('manifest "unheld-a"', [
+      turn.toolUse("exec", { command: 'echo "$HTTP_PROXY" > /workspace/a-proxy' }),
+      // The goal (and its relay's listener) stays up while the test connects.
+      turn.text("done", { delayMs: 6000 }),
+    ]);
+    const { goal_id } = await c.call("goal.submit", {
+      goal: "hold a relay port",
+      manifest: manifest("unheld-a", {
+        capabilities: [
+          "tool: exec",
+          "exec: *",
+          "file_read: /workspace/**",
+          "file_write: /workspace/**",
+          "network: granted.test:8080",
+        ],
+      }),
+    });
+    const proxyFile = join(fx.home.config.goalsDir, goal_id, "workspace", "a-proxy");
+    for (let i = 0; i < 300 && !existsSync(proxyFile); i++) await new Promise((ok) => setTimeout(ok, 100));
+    const port = 3128 + 100;
+    const ps = await run("docker", ["ps", "--filter", `name=_goal_${goal_id}$`, "--format", "{{.Names}}"]);
+    const container = ps.stdout.trim();
+    // Not execFileSync: the daemon runs in this process, and must answer meanwhile.
+    const { stdout: out } = await run("docker", [
+      "exec",
+      container,
+      "python3",
+      "-c",
+      FLOOD,
+      String(port),
+      "30",
+    ]);
+    expect(out.trim()).toBe("flooded");
+    expect((await c.call("goal.wait", { goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
+    const denied = (await c.call("audit.query", { goal_id, kind: "egress.denied", limit: 100 })).entries;
+    expect(denied.length).toBeGreaterThan(0);
+    expect(denied.length).toBeLessThan(6);
+    const payloads = denied.map((e) => e.payload as { reason: string; connections: number });
+    for (const e of denied) {
+      expect(e).toMatchObject({ goal_id, agent_id: null, payload: { stage: "relay", relay_port: port } });
+    }
+    for (const p of payloads)
+      expect(p.reason).toContain(`port ${port} of goal ${goal_id}'s egress relay is held by no caller`);
+    expect(payloads.reduce((n, p) => n + p.connections, 0)).toBe(30);
+    // Nothing was let through for anyone.
+    expect((await c.call("audit.query", { goal_id, kind: "egress.open", limit: 100 })).entries).toEqual([]);
   }, 180_000);
 });

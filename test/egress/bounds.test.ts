@@ -1,5 +1,6 @@
 // The egress config keys, read from a real config.yaml, bounding real connections through
-// the proxy: max_connections (per goal), idle_timeout_ms, connect_timeout_ms, hosts.
+// the proxy: max_connections (per goal), max_connections_per_agent (two agents of one goal),
+// idle_timeout_ms, connect_timeout_ms, hosts.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -8,7 +9,7 @@ import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import {
   type EgressBench,
   openEgressBench,
@@ -140,5 +141,83 @@ describe("egress bounds from config.yaml", () => {
     expect(r.head).toMatch(/^HTTP\/1.1 502[\s\S]*no answer within 300 ms/);
     expect(Date.now() - started).toBeLessThan(3000);
     expect(lastDenial()).toMatchObject({ host: "silent.test", stage: "upstream" });
+  });
+});
+
+describe("egress.max_connections_per_agent: one agent cannot hold all of its goal's connections", () => {
+  let share: EgressBench;
+
+  beforeAll(async () => {
+    share = await openEgressBench(server, (c) => {
+      writeFileSync(
+        join(c.home, "config.yaml"),
+        `egress:\n  hosts:\n    granted.test: ${UPSTREAM_ADDRESS}\n  max_connections: 3\n  max_connections_per_agent: 2\n`,
+      );
+      c.egress = loadConfig({ env: { AIDO_HOME: c.home }, projectDir: c.home }).egress;
+    });
+  }, 60_000);
+
+  afterAll(() => share?.close());
+
+  /** CONNECT through `port` as `agentId`: the response head (and the TLS socket once 200). */
+  async function tunnel(port: number, agentId: string): Promise<{ head: string; tls?: Socket }> {
+    const s = netConnect(port, "127.0.0.1");
+    s.on("error", () => {});
+    const auth = Buffer.from(`${agentId}:secret-${agentId}`).toString("base64");
+    s.write(`CONNECT granted.test:${up.httpsPort} HTTP/1.1\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`);
+    const head = await new Promise<string>((resolve) => {
+      let buf = "";
+      s.on("data", (c: Buffer) => {
+        buf += c.toString("latin1");
+        if (buf.includes("\r\n\r\n")) resolve(buf);
+      });
+      s.on("close", () => resolve(buf));
+    });
+    if (!head.startsWith("HTTP/1.1 200")) return { head };
+    s.removeAllListeners("data");
+    const tls = tlsConnect({ socket: s, servername: "granted.test", ca: up.ca });
+    await new Promise((r) => tls.once("secureConnect", r));
+    return { head, tls };
+  }
+
+  it("refuses an agent's connection past its share (503, audited) while a sibling still gets one", async () => {
+    const grants = ["network: granted.test:*", `network: ${UPSTREAM_ADDRESS}:*`];
+    const a = share.agent("share-a", [...grants, "tool: spawn_agent", "spawn_child: [share-b]"]);
+    // B, A's child in the same goal, stays running while the test connects for both.
+    server.script('manifest "share-b"', [turn.text("done", { delayMs: 1500 })]);
+    const spawning = share.rt.invokeTool(a.id, "spawn_agent", {
+      manifest: {
+        name: "share-b",
+        system_prompt: "You are share-b, under test.",
+        capabilities: grants,
+        budget: { max_tokens: 8000 },
+      },
+      message: "Wait.",
+    });
+    let b: string | undefined;
+    for (let i = 0; i < 100 && !b; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      b = share.rt
+        .listAgents({ goalId: a.goalId })
+        .find((s) => s.manifest === "share-b" && s.state === "running")?.agent_id;
+    }
+    if (!b) throw new Error("share-b never ran");
+    const portA = await share.listen({ goalId: a.goalId, agentId: a.id });
+    const portB = await share.listen({ goalId: a.goalId, agentId: b });
+
+    const held = [await tunnel(portA, a.id), await tunnel(portA, a.id)];
+    for (const h of held) expect(h.head).toMatch(/^HTTP\/1.1 200/);
+    const third = await tunnel(portA, a.id);
+    expect(third.head).toMatch(/^HTTP\/1.1 503[\s\S]*egress.max_connections_per_agent: 2/);
+    const denied = share.audit("egress.denied", a.id).at(-1);
+    expect(denied).toMatchObject({ goal_id: a.goalId, payload: { stage: "limit" } });
+    expect((denied?.payload as { reason?: string } | undefined)?.reason).toContain(
+      "max_connections_per_agent",
+    );
+
+    const sibling = await tunnel(portB, b);
+    expect(sibling.head).toMatch(/^HTTP\/1.1 200/);
+    for (const t of [...held, sibling]) t.tls?.destroy();
+    await spawning;
   });
 });

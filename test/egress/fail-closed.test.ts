@@ -31,6 +31,7 @@ beforeAll(async () => {
       connectTimeoutMs: 2000,
       idleTimeoutMs: 5000,
       maxConnections: 8,
+      maxConnectionsPerCaller: 8,
     },
   );
   listener = createServer((s) => proxy.handle(s, { goalId: "g_test", agentId: "a_test" }));

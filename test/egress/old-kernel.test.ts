@@ -65,7 +65,13 @@ beforeAll(async () => {
     securityOpt: [`seccomp=${NO_LANDLOCK}`],
     log: (m) => logs.push(m),
   });
-  plumbing = new EgressPlumbing({ home: home.config.home, backend, proxy: () => standIn, log: () => {} });
+  plumbing = new EgressPlumbing({
+    home: home.config.home,
+    backend,
+    proxy: () => standIn,
+    unheldPort: () => {},
+    log: () => {},
+  });
   sb = await backend.acquire(GOAL, { egressShare: await plumbing.open(GOAL) });
 }, 120_000);
 

@@ -40,6 +40,8 @@ let sb: DockerSandbox;
 let hostServer: Server;
 let hostPort = 0;
 const seen: EgressCaller[] = [];
+/** What the listener reported of connections on ports no caller holds. */
+const unheld: { egressId: string; port: number; connections: number }[] = [];
 
 /** Stand-in for the proxy: names the caller, then echoes. */
 const standIn: EgressProxy = {
@@ -93,6 +95,7 @@ beforeAll(async () => {
     home: fx.config.home,
     backend: fx.backend,
     proxy: () => standIn,
+    unheldPort: (egressId, port, connections) => unheld.push({ egressId, port, connections }),
     log: () => {},
   });
   hostServer = createServer((s) => s.end("host\n"));
@@ -218,13 +221,40 @@ describe("a goal's egress network", () => {
     expect(plumbing.callers.authenticate(ca, "agent-a", "")).toBe(false);
   });
 
-  it("closes a connection on a port no caller holds without a byte", async () => {
+  it("closes a connection on a port no caller holds without a byte, and reports it", async () => {
     const a = plumbing.access(GOAL, "agent-a", net);
     const relay = new URL(a?.env.HTTP_PROXY as string).hostname;
     const before = seen.length;
+    unheld.length = 0;
     const r = await sb.exec({ argv: talk(relay, 3128 + 200), confinement: "unconfined" });
     expect(r.stdout.trim()).toBe("got:");
     expect(seen.length).toBe(before);
+    expect(unheld).toEqual([{ egressId: GOAL, port: 3128 + 200, connections: 1 }]);
+  });
+
+  it("reports a flood of connects on an unheld port once a second, counting every connection", async () => {
+    const a = plumbing.access(GOAL, "agent-a", net);
+    const relay = new URL(a?.env.HTTP_PROXY as string).hostname;
+    unheld.length = 0;
+    const flood = [
+      "import socket, sys",
+      "for _ in range(40):",
+      "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)",
+      "    s.sendall(b'x'); s.recv(1); s.close()",
+      "print('done')",
+    ].join("\n");
+    const r = await sb.exec({
+      argv: ["python3", "-c", flood, relay, String(3128 + 201)],
+      confinement: "unconfined",
+    });
+    expect(r.stdout.trim()).toBe("done");
+    // Connections within a second of a report are counted into the next one, sent when the
+    // second ends: far fewer reports than connections, and every connection counted.
+    for (let i = 0; i < 60 && unheld.reduce((n, u) => n + u.connections, 0) < 40; i++)
+      await new Promise((ok) => setTimeout(ok, 100));
+    expect(unheld[0]).toEqual({ egressId: GOAL, port: 3128 + 201, connections: 1 });
+    expect(unheld.reduce((n, u) => n + u.connections, 0)).toBe(40);
+    expect(unheld.length).toBeLessThan(6);
   });
 
   it("frees a stopped agent's port and password", () => {

@@ -6,16 +6,29 @@
 // the MCP call waits, a session that cannot approve its own call, and a session whose
 // client leaves ending with no container.
 
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { fileRead, fileWrite } from "../../src/tools/files.js";
 import { requireDocker } from "../support/docker.js";
-import { textOf, until, useMcpSuite } from "./fixture.js";
+import { CLI, textOf, until, useMcpSuite } from "./fixture.js";
 
 beforeAll(() => requireDocker());
 const suite = useMcpSuite();
+
+/** The refusal on the daemon's record as the session's (the value never is), and nothing ran. */
+async function refusedOnRecord(depth: string): Promise<void> {
+  const c = await suite.fx.client();
+  const refused = (await c.call("audit.query", { kind: "session.call_refused" })).entries;
+  expect(refused).toHaveLength(1);
+  expect(refused[0]).toMatchObject({ payload: { tool: "file_read" } });
+  expect(JSON.stringify(refused[0])).toContain(`arguments nest deeper than 64 levels (${depth})`);
+  expect(JSON.stringify(refused[0])).not.toContain('{"a":{"a"');
+  expect((await c.call("audit.query", { kind: "tool.invoked" })).entries).toEqual([]);
+}
 
 const jsonSchemaOf = (t: { input: unknown }) => {
   const s = z.toJSONSchema(t.input as z.ZodType, { io: "input", unrepresentable: "any" }) as Record<
@@ -105,6 +118,59 @@ describe("tools/call through the gate", () => {
     const c = await fx.client();
     const denied = (await c.call("audit.query", { kind: "tool.denied" })).entries;
     expect(denied.some((e) => JSON.stringify(e.payload).includes("/etc/cron.d/x"))).toBe(true);
+  });
+
+  it("refuses arguments nested thousands deep with their depth, audited without the value", async () => {
+    await suite.start();
+    const client = await suite.connect();
+    let deep: unknown = "x";
+    for (let i = 0; i < 2000; i++) deep = { a: deep };
+    const r = await client.callTool({
+      name: "file_read",
+      arguments: { path: "/workspace/README.md", x: deep },
+    });
+    expect(r.isError).toBe(true);
+    expect(textOf(r)).toContain("arguments nest deeper than 64 levels (they nest 2001)");
+    await refusedOnRecord("they nest 2001");
+  });
+
+  it("refuses arguments 50,000 levels deep from a raw client before forwarding them, audited", async () => {
+    await suite.start();
+    // Built as text: no client library encodes such a value (JSON.stringify overflows).
+    const n = 50_000;
+    const args = `{"path":"/workspace/README.md","x":${'{"a":'.repeat(n)}1${"}".repeat(n)}}`;
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", CLI, "mcp", "serve", "--workspace", suite.project],
+      { env: { ...process.env, ...suite.fx.home.env }, stdio: ["pipe", "pipe", "ignore"] },
+    );
+    try {
+      const lines = createInterface({ input: child.stdout });
+      const answers = new Map<number, Record<string, unknown>>();
+      lines.on("line", (l) => {
+        const m = JSON.parse(l) as { id?: number };
+        if (typeof m.id === "number") answers.set(m.id, m);
+      });
+      const answer = async (id: number) => {
+        await until(() => answers.has(id), 60_000);
+        return answers.get(id) as { result: { isError?: boolean; content: { text: string }[] } };
+      };
+      const send = (m: string) => child.stdin.write(`${m}\n`);
+      send(
+        '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}',
+      );
+      await answer(1);
+      send('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+      send(
+        `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"file_read","arguments":${args}}}`,
+      );
+      const r = (await answer(2)).result;
+      expect(r.isError).toBe(true);
+      expect(r.content[0]?.text).toContain(`arguments nest deeper than 64 levels (they nest ${n + 1})`);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    await refusedOnRecord(`they nest ${n + 1}`);
   });
 
   it("answers malformed input with an error naming the field, and lives on", async () => {

@@ -90,6 +90,23 @@ describe("AuditLog.append", () => {
     expect(log.tail(5)).toEqual([]);
   });
 
+  it("refuses a payload nested past 1,000 levels with a reason, not a stack overflow", () => {
+    const log = new AuditLog({ db, signer: key });
+    let deep: unknown = "x";
+    for (let i = 0; i < 5000; i++) deep = { a: deep };
+    const err = (() => {
+      try {
+        log.record("tool.invoked", { tool: "t", input: deep as Record<string, string> });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(AidoError);
+    expect((err as AidoError).code).toBe("audit_failed");
+    expect((err as AidoError).message).toContain("nests deeper than 1000 levels");
+    expect(log.tail(5)).toEqual([]);
+  });
+
   it("refuses appends after close, which signs a checkpoint over the head", () => {
     const log = new AuditLog({ db, signer: key });
     log.record("goal.started", {}, { goalId: "g1" });
