@@ -6,7 +6,9 @@
 //
 // The repeat guard: the same tool with the same arguments (canonical JSON) a third time
 // in one run is not executed; the model is told why instead. Models stuck in a loop
-// otherwise burn their whole budget re-reading one file.
+// otherwise burn their whole budget re-reading one file. The loop's own refusals (the
+// guard's, and arguments that are not a JSON object) are audited as tool.denied, as the
+// gate's are.
 
 import { AidoError, errorMessage } from "../errors.js";
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
@@ -120,19 +122,28 @@ async function runOne(
   });
   const ev = { agentId: agent.id, tool: call.name, callId: call.id };
   if (call.input_error !== undefined) {
-    traceRefusal(env, agent, call, "schema", "invalid_input", "the arguments were not a JSON object");
+    const refusal = {
+      stage: "schema",
+      code: "invalid_input",
+      reason: "the arguments were not a JSON object",
+    } as const;
+    env.gate.refusedBeforeGate(principal, { name: call.name, callId: call.id }, refusal);
+    traceRefusal(env, agent, call, refusal.stage, refusal.code, refusal.reason);
+    env.events.emit("tool.denied", agent.goalId, { ...ev, ...refusal });
     return result(
       `Not run: the arguments were not a JSON object (${call.input_error}). Send valid JSON arguments.`,
       true,
     );
   }
   if (guard.isRepeat(call)) {
-    traceRefusal(env, agent, call, "repeat_guard", "repeated_call", "identical call repeated");
-    env.events.emit("tool.denied", agent.goalId, {
-      ...ev,
+    const refusal = {
+      stage: "repeat_guard",
       code: "repeated_call",
       reason: "identical call repeated",
-    });
+    } as const;
+    env.gate.refusedBeforeGate(principal, { name: call.name, callId: call.id }, refusal);
+    traceRefusal(env, agent, call, refusal.stage, refusal.code, refusal.reason);
+    env.events.emit("tool.denied", agent.goalId, { ...ev, ...refusal });
     return result(
       `Not run: this is call number ${REPEAT_LIMIT} or more of ${call.name} with exactly the same arguments. ` +
         "The result will not change. Use the earlier result, change the arguments, or finish with what you have.",

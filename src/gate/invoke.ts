@@ -184,6 +184,24 @@ export class Gate {
     this.deps.egress?.agentStopped(agentId);
   }
 
+  /**
+   * A call the agent loop refused before it reached the gate: its arguments were not a JSON
+   * object (stage schema), or the repeat guard stopped it (stage repeat_guard). Audited as
+   * every refusal is; the arguments are not recorded. Throws audit_failed if it cannot be.
+   */
+  refusedBeforeGate(
+    principal: Principal,
+    call: { name: string; callId?: string },
+    refusal: { stage: "schema" | "repeat_guard"; code: string; reason: string },
+  ): void {
+    this.deps.audit.append({
+      kind: "tool.denied",
+      goalId: principal.goalId,
+      agentId: principal.agentId,
+      payload: { tool: call.name, ...refusal, ...(call.callId ? { call_id: call.callId } : {}) },
+    });
+  }
+
   async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
     const tracer = this.deps.tracer;
     if (!tracer) return this.decideAndRun(principal, call, undefined);

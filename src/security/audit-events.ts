@@ -38,7 +38,14 @@ export interface AuditPayloads {
   "token.issued": { token_id: string; parent_token_id?: string; grants: string[]; expires_at: string };
   "token.revoked": { token_id: string; revoked: string[]; reason?: string };
   "tool.invoked": { tool: string; input: JsonValue; call_id?: string };
-  "tool.denied": { tool: string; stage: DenyStage; reason: string; code?: string; call_id?: string };
+  /** `repeat_guard`: refused by the agent loop's repeat guard, before the gate. */
+  "tool.denied": {
+    tool: string;
+    stage: DenyStage | "repeat_guard";
+    reason: string;
+    code?: string;
+    call_id?: string;
+  };
   "tool.completed": { tool: string; invoked_seq: number; is_error?: boolean; output_bytes?: number };
   "tool.failed": { tool: string; invoked_seq: number; error: string; code?: string };
   "approval.requested": {

@@ -104,6 +104,40 @@ describe("the agent loop", () => {
     const ran = h.rt.audit.query({ kind: "tool.invoked" }).filter((e) => e.agent_id === r.agent_id);
     expect(ran).toHaveLength(2);
     expect(events.some((e) => e.type === "tool.denied" && e.code === "repeated_call")).toBe(true);
+    // Refused before the gate, and audited all the same.
+    const denied = h.rt.audit.query({ kind: "tool.denied" }).filter((e) => e.agent_id === r.agent_id);
+    expect(denied.map((e) => e.payload)).toEqual([
+      {
+        tool: "skill_read",
+        stage: "repeat_guard",
+        code: "repeated_call",
+        reason: "identical call repeated",
+        call_id: third.tool_use_id,
+      },
+    ]);
+  });
+
+  it("tells the model its arguments were not a JSON object, and audits the refusal", async () => {
+    // The OpenAI wire format carries arguments as a string a model can get wrong.
+    h = await openHarness(server, { env: { AIDO_MODEL: "openai/gpt-test" } });
+    const script = server.script('manifest "worker"', [
+      turn.toolUses([{ name: "skill_read", rawArguments: '{"name": "write-' }]),
+      turn.text("ok"),
+    ]);
+    const r = await h.rt.spawnAndRun(worker(), "Read it.");
+    expect(r.stop_reason).toBe("complete");
+    const told = JSON.stringify(script.requests[1]!.body.messages);
+    expect(told).toContain("Not run: the arguments were not a JSON object");
+    const mine = h.rt.audit.query({}).filter((e) => e.agent_id === r.agent_id);
+    expect(mine.filter((e) => e.kind === "tool.invoked")).toEqual([]);
+    const denied = mine.filter((e) => e.kind === "tool.denied");
+    expect(denied).toHaveLength(1);
+    expect(denied[0]!.payload).toMatchObject({
+      tool: "skill_read",
+      stage: "schema",
+      code: "invalid_input",
+      reason: "the arguments were not a JSON object",
+    });
   });
 
   it("stops with max_iterations when the manifest's limit runs out", async () => {
