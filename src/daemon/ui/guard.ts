@@ -3,9 +3,10 @@
 // resolves to 127.0.0.1 sends Host evil.example), the Origin header when there is one
 // (another site's page in the user's browser) and Sec-Fetch-Site (a page of another
 // local port embedding the dashboard's files, which sends no Origin), then the credential
-// (the session cookie or a Bearer token), then for POST the content type (a cross-site
-// form can only send urlencoded, multipart or text/plain) and an Origin or Bearer header
-// (a browser always sends Origin on POST; a script without it must show the token). Each
+// (the session cookie or a Bearer token; a sign-in link's code is checked by its route),
+// then for POST the content type (a cross-site form can only send urlencoded, multipart
+// or text/plain) and an Origin or Bearer header (a browser always sends Origin on POST;
+// a script without it must show the token). Each
 // refusal is audited as ui.denied, rate-limited per reason (DenialLog) so a flood of bad
 // requests cannot flood the audit log.
 
@@ -71,8 +72,8 @@ export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): R
   }
   const bearer = bearerOf(req);
   const viaBearer = bearer !== undefined && sameSecret(bearer, keys.token);
-  const tokenVisit = req.method === "GET" && url.pathname === "/" && url.searchParams.has("token");
-  if (!tokenVisit && !viaBearer && !hasSession(req, keys)) {
+  const signInVisit = req.method === "GET" && url.pathname === "/" && url.searchParams.has("code");
+  if (!signInVisit && !viaBearer && !hasSession(req, keys)) {
     return { status: 401, reason: "token", message: NOT_SIGNED_IN };
   }
   if (req.method === "POST") {
@@ -91,13 +92,14 @@ export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): R
   return undefined;
 }
 
-/** The token of `GET /?token=…`, checked in constant time. */
-export function tokenVisitOk(url: URL, keys: GuardKeys): boolean {
-  return sameSecret(url.searchParams.get("token") ?? "", keys.token);
-}
-
-export function notSignedIn(): Refusal {
-  return { status: 401, reason: "token", message: NOT_SIGNED_IN };
+/** A sign-in link whose code was used already, has expired or was never issued. */
+export function signInLinkSpent(): Refusal {
+  return {
+    status: 401,
+    reason: "token",
+    message:
+      "This Aido dashboard sign-in link was used already or has expired. Run `aido ui` for a new one.\n",
+  };
 }
 
 function bearerOf(req: IncomingMessage): string | undefined {
@@ -107,7 +109,7 @@ function bearerOf(req: IncomingMessage): string | undefined {
   return m?.[1];
 }
 
-function hasSession(req: IncomingMessage, keys: GuardKeys): boolean {
+export function hasSession(req: IncomingMessage, keys: GuardKeys): boolean {
   const name = cookieName(keys.port);
   const expected = sessionValue(keys.token);
   for (const part of (req.headers.cookie ?? "").split(";")) {

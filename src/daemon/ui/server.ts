@@ -1,7 +1,8 @@
 // daemon/ui/server.ts — the dashboard's HTTP server (docs/ui.md), started by the daemon
 // at `ui.open` or at its start when config ui.port is set. It listens on 127.0.0.1
 // only. Every request passes the guard (guard.ts: Host, Origin, credential, content
-// type) before any route; refusals are audited. Routes: the token visit (cookie, 303),
+// type) before any route; refusals are audited. Routes: the sign-in link (a one-time code
+// of signin.ts traded for the session cookie, 303),
 // the page's files (assets.ts), /api/rpc (rpc.ts), /api/events (sse.ts), goal uploads
 // and output downloads (files.ts). Handlers are the socket's (MethodRunner): the
 // dashboard is another client of the same methods, not a second implementation.
@@ -21,12 +22,13 @@ import {
   DenialLog,
   type DenyReason,
   type GuardKeys,
-  notSignedIn,
+  hasSession,
   type Refusal,
-  tokenVisitOk,
+  signInLinkSpent,
 } from "./guard.js";
 import { BodyError, readJsonBody, securityHeaders, sendError, sendJson, sendText } from "./http.js";
 import { answerRpc } from "./rpc.js";
+import { SignInCodes } from "./signin.js";
 import { openEventStream } from "./sse.js";
 import { loadOrCreateToken, sessionValue, tokenPath, writeNewToken } from "./token.js";
 
@@ -57,6 +59,7 @@ export class UiServer {
   private readonly denials: DenialLog;
   private readonly assets: AssetTable;
   private readonly open = new Set<ServerResponse>();
+  private readonly codes = new SignInCodes();
 
   private constructor(
     private readonly deps: UiDeps,
@@ -87,12 +90,13 @@ export class UiServer {
     });
     const ui = new UiServer(deps, server, (server.address() as AddressInfo).port, token);
     server.on("request", (req, res) => ui.handle(req, res));
-    deps.log(`dashboard on http://127.0.0.1:${ui.port}/ (aido ui prints the URL with its token)`);
+    deps.log(`dashboard on http://127.0.0.1:${ui.port}/ (aido ui prints a sign-in link)`);
     return ui;
   }
 
-  get url(): string {
-    return `http://127.0.0.1:${this.port}/?token=${this.token}`;
+  /** A new sign-in link: its code works for one visit, within SIGN_IN_CODE_TTL_MS. */
+  signInUrl(): string {
+    return `http://127.0.0.1:${this.port}/?code=${this.codes.mint()}`;
   }
 
   get tokenFile(): string {
@@ -100,12 +104,13 @@ export class UiServer {
   }
 
   /**
-   * A new token: every cookie and URL of the old one stops working at once, and the
+   * A new token: every cookie and sign-in link of the old one stops working at once, and the
    * exchanges they opened (event streams, a goal.wait) are cut: a stolen cookie's open
    * stream would otherwise keep reading every event after the rotation.
    */
   rotate(): void {
     this.token = writeNewToken(this.deps.config.home);
+    this.codes.clear();
     for (const res of this.open) res.destroy();
   }
 
@@ -157,7 +162,7 @@ export class UiServer {
     const path = url.pathname;
     const get = req.method === "GET" || req.method === "HEAD";
     if (path === "/" && get) {
-      if (url.searchParams.has("token")) return this.tokenVisit(req, res, url);
+      if (url.searchParams.has("code")) return this.signInVisit(req, res, url);
       return this.sendAsset(res, "index.html", true);
     }
     if (path.startsWith("/assets/") && get) {
@@ -202,14 +207,24 @@ export class UiServer {
     sendText(res, 404, "not found\n");
   }
 
-  private tokenVisit(req: IncomingMessage, res: ServerResponse, url: URL): void {
-    if (!tokenVisitOk(url, this.keys)) {
-      this.refuse(req, res, notSignedIn(), "/?token=…");
+  /**
+   * A sign-in link: its code is spent and traded for the session cookie, then a 303 to `/`
+   * (the browser keeps the hash route) takes it out of the address bar. A browser already
+   * signed in that opens a spent link again (a reload, its history) just goes on to `/`.
+   */
+  private signInVisit(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const spent = this.codes.spend(url.searchParams.get("code") ?? "");
+    if (!spent && !hasSession(req, this.keys)) {
+      this.refuse(req, res, signInLinkSpent(), "/?code=…");
       return;
     }
     res.writeHead(303, {
       Location: "/",
-      "Set-Cookie": `${cookieName(this.port)}=${sessionValue(this.token)}; HttpOnly; SameSite=Strict; Path=/`,
+      ...(spent
+        ? {
+            "Set-Cookie": `${cookieName(this.port)}=${sessionValue(this.token)}; HttpOnly; SameSite=Strict; Path=/`,
+          }
+        : {}),
       "Content-Length": 0,
     });
     res.end();
