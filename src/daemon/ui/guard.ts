@@ -11,6 +11,7 @@
 // requests cannot flood the audit log.
 
 import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import type { AuditLog } from "../../security/audit.js";
 import { sameSecret, sessionValue } from "./token.js";
 
@@ -21,7 +22,18 @@ declare module "../../security/audit-events.js" {
   }
 }
 
-export type DenyReason = "host" | "origin" | "token" | "content_type" | "method" | "params" | "path";
+export type DenyReason =
+  | "host"
+  | "origin"
+  | "token"
+  | "content_type"
+  | "method"
+  | "params"
+  | "path"
+  /** A connection closed for not signing in in time, or pushed out by a newer one (connections.ts). */
+  | "idle"
+  /** A signed-in request refused because the signed-in connections are at their cap. */
+  | "busy";
 
 export interface Refusal {
   status: number;
@@ -72,8 +84,7 @@ export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): R
   }
   const bearer = bearerOf(req);
   const viaBearer = bearer !== undefined && sameSecret(bearer, keys.token);
-  const signInVisit = req.method === "GET" && url.pathname === "/" && url.searchParams.has("code");
-  if (!signInVisit && !viaBearer && !hasSession(req, keys)) {
+  if (!isSignInVisit(req, url) && !viaBearer && !hasSession(req, keys)) {
     return { status: 401, reason: "token", message: NOT_SIGNED_IN };
   }
   if (req.method === "POST") {
@@ -90,6 +101,11 @@ export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): R
     }
   }
   return undefined;
+}
+
+/** `GET /?code=…`: a sign-in link, whose code its route checks (server.ts). */
+export function isSignInVisit(req: IncomingMessage, url: URL): boolean {
+  return req.method === "GET" && url.pathname === "/" && url.searchParams.has("code");
 }
 
 /** A sign-in link whose code was used already, has expired or was never issued. */
@@ -135,6 +151,15 @@ export class DenialLog {
   ) {}
 
   record(reason: DenyReason, req: IncomingMessage, path: string): void {
+    this.append(reason, req.socket, (req.method ?? "").slice(0, 16), path.slice(0, 200));
+  }
+
+  /** A connection refused before (or without) a request of its own. */
+  recordConnection(reason: DenyReason, socket: Socket): void {
+    this.append(reason, socket, "", "");
+  }
+
+  private append(reason: DenyReason, socket: Socket, method: string, path: string): void {
     const t = this.now();
     const prev = this.last.get(reason);
     if (prev && t - prev.at < MINUTE_MS) {
@@ -144,9 +169,9 @@ export class DenialLog {
     this.last.set(reason, { at: t, suppressed: 0 });
     this.audit.record("ui.denied", {
       reason,
-      remote: req.socket.remoteAddress ?? "unknown",
-      method: (req.method ?? "").slice(0, 16),
-      path: path.slice(0, 200),
+      remote: socket.remoteAddress ?? "unknown",
+      method,
+      path,
       ...(prev && prev.suppressed > 0 ? { suppressed: prev.suppressed } : {}),
     });
   }
