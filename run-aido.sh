@@ -4,7 +4,7 @@
 #   ./run-aido.sh "write a short report on X"     set up (first run), submit, watch, collect
 #   ./run-aido.sh submit "another goal" [--manifest FILE] [--input FILE]...
 #   ./run-aido.sh status [GOAL_ID]                daemon status and goals, or one goal
-#   ./run-aido.sh ui [--rotate] [--open]          the web dashboard's URL (with its token), once
+#   ./run-aido.sh ui [--rotate] [--open]          a one-time sign-in link to the web dashboard
 #   ./run-aido.sh stop                            stop and remove the daemon container
 #   ./run-aido.sh <any aido command>              run inside the daemon container (docker exec)
 #   ./run-aido.sh --demo [--yes]                  the bundled multi-agent demo, no key needed

@@ -18,7 +18,7 @@ import type { AgentRecord } from "../kernel/registry.js";
 import type { ToolResultBlock, ToolUseBlock } from "../llm/types.js";
 import { memoryIdentity } from "../memory/types.js";
 import { canonicalJson } from "../security/canonical-json.js";
-import { Attr, toolType } from "../telemetry/attributes.js";
+import { Attr, gateReason, toolType } from "../telemetry/attributes.js";
 import type { AgentEnv } from "./env.js";
 import { episodicOn } from "./prompt.js";
 import { wrapUntrusted } from "./untrusted.js";
@@ -197,8 +197,10 @@ function traceRefusal(
   code: string,
   reason: string,
 ): void {
-  env.tracer
-    ?.startTool(agent.span, call.name, {
+  const tracer = env.tracer;
+  if (!tracer) return;
+  tracer
+    .startTool(agent.span, call.name, {
       [Attr.toolName]: call.name,
       [Attr.toolCallId]: call.id,
       [Attr.toolType]: toolType(call.name),
@@ -206,7 +208,7 @@ function traceRefusal(
       [Attr.conversationId]: agent.goalId,
       [Attr.gateVerdict]: "denied",
       [Attr.gateStage]: stage,
-      [Attr.gateReason]: reason,
+      [Attr.gateReason]: gateReason(tracer.content, code, reason),
     })
     .end(code);
 }

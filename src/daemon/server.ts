@@ -114,7 +114,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       if (closing) throw new AidoError(ErrorCode.cancelled, "the Aido daemon is shutting down", {});
       const server = await startUi(config.ui.port);
       if (rotate) server.rotate();
-      return { url: server.url, port: server.port, token_file: server.tokenFile };
+      return { url: server.signInUrl(), port: server.port, token_file: server.tokenFile };
     },
   };
 

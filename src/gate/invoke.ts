@@ -28,7 +28,7 @@ import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
-import { Attr } from "../telemetry/attributes.js";
+import { Attr, gateReason } from "../telemetry/attributes.js";
 import type { Tracer, TraceSpan } from "../telemetry/tracer.js";
 import { confinementFor } from "./confinement.js";
 import { type Deny, judgeCall } from "./judge.js";
@@ -223,7 +223,11 @@ export class Gate {
         agentId: principal.agentId,
         payload: { tool: call.name, stage, reason, code, ...(call.callId ? { call_id: call.callId } : {}) },
       });
-      span?.set({ [Attr.gateVerdict]: "denied", [Attr.gateStage]: stage, [Attr.gateReason]: reason });
+      span?.set({
+        [Attr.gateVerdict]: "denied",
+        [Attr.gateStage]: stage,
+        [Attr.gateReason]: gateReason(deps.tracer?.content, code, reason),
+      });
       throw new GateDenied(code, stage, reason, { tool: call.name, ...details });
     };
 

@@ -5,8 +5,10 @@
 // part, and each attribute as a whole, oldest messages dropped first) and scrubbed of the
 // secrets the runtime knows (provider API keys, external MCP servers' header values)
 // before it leaves: a model can be talked into repeating a key it should never have seen.
-// Every other string attribute is scrubbed of them too, content on or off: a denied call's
-// aido.gate.reason names the path, command or host the model chose, which can hold a key.
+// Every other string attribute is scrubbed of them too, content on or off (a tool's name is
+// the model's choice, and can be a key). The gate's reason for a denial names the path,
+// command or host the call targeted: content, so on a span only when content is on; with
+// it off aido.gate.reason carries the denial's code alone (gateReason).
 
 import type { Config } from "../config.js";
 import { secretsOf } from "../llm/record.js";
@@ -72,6 +74,14 @@ export function serverOf(baseURL: string | undefined): { address?: string; port?
   } catch {
     return {};
   }
+}
+
+/**
+ * aido.gate.reason for a denial: the gate's text (which names the call's target, e.g. a
+ * secret-looking path) when message content is on, only the denial's code when it is off.
+ */
+export function gateReason(content: ContentRedactor | undefined, code: string, reason: string): string {
+  return content === undefined ? code : reason;
 }
 
 /** Longest text part kept; longer ones end in a note of how much was cut. */

@@ -1,6 +1,6 @@
-// `aido ui`: in-process through runCli against a real agentd. It prints the dashboard's
-// URL with the token once and where the token is kept; the same URL until --rotate, after
-// which the old one is refused; exit 1 when no daemon answers, 2 on misuse.
+// `aido ui`: in-process through runCli against a real agentd. It prints a sign-in link
+// for the dashboard (a one-time code, never the token) and where the token is kept; each
+// run a new link; --rotate refuses the old links; exit 1 when no daemon answers, 2 on misuse.
 
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -23,28 +23,36 @@ const visit = (url: string) => {
 };
 
 describe("aido ui", () => {
-  it("prints the URL with the token once, then the token file; --rotate replaces the token", async () => {
+  it("prints a one-time sign-in link, then the token file; --rotate replaces the token", async () => {
     const fx = await suite.start();
     const first = await cli(["ui"]);
     expect(first.code).toBe(0);
     expect(first.out).toHaveLength(2);
     const url = first.out[0] as string;
-    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43}$/);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?code=[A-Za-z0-9_-]{43}$/);
     const tokenFile = `${fx.home.config.home}/ui-token`;
-    expect(first.out[1]).toBe(`token file: ${tokenFile} (0600); \`aido ui --rotate\` replaces it`);
-    expect(readFileSync(tokenFile, "utf8").trim()).toBe(new URL(url).searchParams.get("token"));
+    expect(first.out[1]).toBe(
+      `the link signs in once; token file (for scripts): ${tokenFile} (0600); \`aido ui --rotate\` replaces it`,
+    );
+    expect(url).not.toContain(readFileSync(tokenFile, "utf8").trim());
     expect((await visit(url)).status).toBe(303);
+    expect((await visit(url)).status).toBe(401); // spent
 
-    expect((await cli(["ui"])).out[0]).toBe(url); // the server and token stay
+    const second = (await cli(["ui"])).out[0] as string; // the server stays, a new link
+    expect(new URL(second).port).toBe(new URL(url).port);
+    expect(second).not.toBe(url);
 
     const rotated = await cli(["ui", "--rotate"]);
-    expect(rotated.out[0]).not.toBe(url);
     expect(rotated.out[1]).toContain("the previous token no longer works");
-    expect((await visit(url)).status).toBe(401);
+    expect((await visit(second)).status).toBe(401);
     expect((await visit(rotated.out[0] as string)).status).toBe(303);
 
     const json = JSON.parse((await cli(["ui", "--json"])).text());
-    expect(json).toEqual({ url: rotated.out[0], port: Number(new URL(url).port), token_file: tokenFile });
+    expect(json).toEqual({
+      url: expect.stringMatching(/\?code=/),
+      port: Number(new URL(url).port),
+      token_file: tokenFile,
+    });
   });
 
   it("exits 2 on misuse and 1 when no daemon answers", async () => {

@@ -242,7 +242,8 @@ describe("a swarm goal's trace", () => {
       "aido.gate.stage": "capability",
       "error.type": "capability_denied",
     });
-    expect(String(denied.attributes["aido.gate.reason"])).toContain("/output/leak.md");
+    // Message content is off: the gate's text (it names the path) stays off the span.
+    expect(denied.attributes["aido.gate.reason"]).toBe("capability_denied");
     expect(denied.status.code).toBe(2);
     expect(childrenOf(spans, w).filter((s) => s.name === "chat claude-test")).toHaveLength(2);
 

@@ -7,7 +7,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HEADERS_TIMEOUT_MS, MAX_CONNECTIONS } from "../../src/daemon/ui/server.js";
+import { MAX_SIGNED_IN, MAX_STRANGERS, SIGN_IN_WINDOW_MS } from "../../src/daemon/ui/connections.js";
 import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { type Json, turn } from "../support/provider-server.js";
 import { eventually, openStream, openUi, rpc, signIn } from "./fixture.js";
@@ -82,43 +82,127 @@ describe("goal.submit through /api/rpc", () => {
 });
 
 describe("another local user holding sockets open", () => {
-  it("gets no more than the cap and loses idle ones after the header timeout; the daemon keeps answering", async () => {
+  it("cannot keep a signed-in browser out: idle sockets are closed after the sign-in window, pushed out by newcomers, and never take a signed-in connection's place", async () => {
     const fx = await suite.start();
     const ui = await openUi(fx);
     const cookie = await signIn(ui);
-    // Sockets that connect and never send a request (or only part of one).
-    const extra = 20;
+    const body = '{"method":"goal.list"}';
+    const request = `POST /api/rpc HTTP/1.1\r\nHost: ${ui.host}\r\nOrigin: ${ui.origin}\r\nCookie: ${cookie}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    // A browser's kept-alive connections, signed in before the attack: more than the strangers' pool.
+    const browser: KeptAlive[] = [];
+    for (let i = 0; i < MAX_STRANGERS + 4; i++) browser.push(await keptAlive(ui.port, request));
+    // The attacker: more sockets than the old shared cap and both pools together, left
+    // idle or with half a request.
+    const opened: Socket[] = [];
+    let connected = 0;
     let closed = 0;
-    const sockets: Socket[] = [];
-    for (let i = 0; i < MAX_CONNECTIONS + extra; i++) {
-      const s = connect(ui.port, "127.0.0.1");
-      s.on("error", () => {});
-      s.on("close", () => closed++);
-      s.resume(); // read what the server sends, so its closing is seen
-      if (i % 2 === 0) s.write(`GET / HTTP/1.1\r\nHost: ${ui.host}\r\n`);
-      sockets.push(s);
-    }
+    const attack = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const s = connect(ui.port, "127.0.0.1");
+        s.on("error", () => {});
+        s.on("connect", () => connected++);
+        s.on("close", () => closed++);
+        s.resume(); // read what the server sends, so its closing is seen
+        if (i % 2 === 0) s.write(`GET / HTTP/1.1\r\nHost: ${ui.host}\r\n`);
+        opened.push(s);
+      }
+      await eventually(async () => (connected === opened.length ? true : undefined), 3_000);
+      await new Promise((r) => setTimeout(r, 300)); // the server has taken them all in
+    };
     try {
-      await eventually(async () => (closed >= extra ? true : undefined), 3_000);
-      // The daemon's socket is not starved meanwhile.
+      // Whatever is left free after the first wave (a connection that closed since), the second fills.
+      await attack(MAX_SIGNED_IN + MAX_STRANGERS);
+      await attack(MAX_STRANGERS);
+      expect(closed).toBeLessThan(opened.length);
+      // A new connection of the browser still gets in and is answered...
+      for (let i = 0; i < 3; i++) expect(await statusOf(ui.port, request)).toBe(200);
+      // ...and the connections it kept alive were not pushed out by the strangers.
+      for (const k of browser) expect(await k.again()).toBe(200);
+      // The daemon's own socket is not starved meanwhile.
       const c = await fx.client();
       expect((await c.call("goal.list", {})).goals).toEqual([]);
-      // None of them lives past the header timeout; then the dashboard is there again.
-      await eventually(
-        async () => (closed === sockets.length ? true : undefined),
-        HEADERS_TIMEOUT_MS + 3_000,
-      );
-      expect((await rpc(ui, cookie, "goal.list")).status).toBe(200);
+      // No stranger lives past the sign-in window.
+      await eventually(async () => (closed === opened.length ? true : undefined), SIGN_IN_WINDOW_MS + 2_000);
+      const { entries } = await c.call("audit.query", { kind: "ui.denied" });
+      expect(entries.map((e) => e.payload)).toContainEqual(expect.objectContaining({ reason: "idle" }));
     } finally {
-      for (const s of sockets) s.destroy();
+      for (const s of opened) s.destroy();
+      for (const k of browser) k.socket.destroy();
     }
   }, 20_000);
 });
 
-/** The status line's code of one request written byte for byte (headers a client library would not send). */
+describe("a holder of the credential opening connection after connection", () => {
+  it("gets a 503 past the signed-in cap, audited as busy, and the connections already in keep working", async () => {
+    const fx = await suite.start();
+    const ui = await openUi(fx);
+    const cookie = await signIn(ui);
+    const body = '{"method":"goal.list"}';
+    const request = `POST /api/rpc HTTP/1.1\r\nHost: ${ui.host}\r\nOrigin: ${ui.origin}\r\nCookie: ${cookie}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const held: KeptAlive[] = [];
+    try {
+      // The fixture's sign-in connection may still be open and signed in: fill up to the cap.
+      while (held.length < MAX_SIGNED_IN) {
+        const k = await keptAlive(ui.port, request, false);
+        if (k.first !== 200) break;
+        held.push(k);
+      }
+      expect(await statusOf(ui.port, request)).toBe(503);
+      expect(await held[0]?.again()).toBe(200);
+      const { entries } = await (await fx.client()).call("audit.query", { kind: "ui.denied" });
+      expect(entries.map((e) => e.payload)).toContainEqual(
+        expect.objectContaining({ reason: "busy", path: "/api/rpc" }),
+      );
+    } finally {
+      for (const k of held) k.socket.destroy();
+    }
+  }, 20_000);
+});
+
+interface KeptAlive {
+  socket: Socket;
+  /** The status of the first request. */
+  first: number;
+  /** The same request again on this connection: its status. */
+  again(): Promise<number>;
+}
+
+/** A connection kept alive after one request (written byte for byte), as a browser keeps one. */
+async function keptAlive(port: number, request: string, mustPass = true): Promise<KeptAlive> {
+  const socket = connect(port, "127.0.0.1");
+  socket.setEncoding("utf8");
+  let out = "";
+  let waiting: ((status: number) => void) | undefined;
+  socket.on("data", (d: string) => {
+    out += d;
+    const m = /HTTP\/1\.1 (\d{3}) [\s\S]*?\r\n\r\n/.exec(out);
+    if (m && waiting) {
+      const w = waiting;
+      waiting = undefined;
+      out = "";
+      w(Number(m[1]));
+    }
+  });
+  socket.on("close", () => waiting?.(0));
+  socket.on("error", () => {});
+  const again = () =>
+    new Promise<number>((resolve) => {
+      waiting = resolve;
+      socket.write(request);
+    });
+  const first = await again();
+  if (mustPass) expect(first).toBe(200);
+  return { socket, first, again };
+}
+
+/**
+ * The status line's code of one request written byte for byte (headers a client library
+ * would not send) on a new connection; 0 when the server closes it without an answer.
+ */
 function statusOf(port: number, request: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = connect(port, "127.0.0.1");
+    s.on("close", () => resolve(0));
     let out = "";
     s.on("data", (d) => {
       out += d;
@@ -128,7 +212,7 @@ function statusOf(port: number, request: string): Promise<number> {
         resolve(Number(m[1]));
       }
     });
-    s.on("error", reject);
+    s.on("error", (e: NodeJS.ErrnoException) => (e.code === "ECONNRESET" ? resolve(0) : reject(e)));
     s.write(request);
   });
 }

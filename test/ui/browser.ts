@@ -10,7 +10,7 @@ import { mkdirSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Browser, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import type { Config } from "../../src/config.js";
@@ -34,16 +34,28 @@ export function chromiumPath(): string {
 
 /** Chromium installed (or a clear failure saying how to get it), then launched headless. */
 export async function launchBrowser(): Promise<Browser> {
+  return chromium.launch(launchOptions());
+}
+
+/**
+ * Chromium on a user profile kept in `dir`, as a user's own browser runs: its history
+ * database (`dir/Default/History`, SQLite) is written, in full once the context is closed.
+ */
+export async function launchProfile(dir: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(dir, launchOptions());
+}
+
+function launchOptions() {
   execFileSync("bash", [join(root, "scripts", "ensure-chromium.sh")], {
     stdio: ["ignore", "inherit", "inherit"],
   });
   const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  return chromium.launch({
+  return {
     executablePath: chromiumPath(),
     headless: true,
     // Chromium's own sandbox needs an unprivileged user; as root it refuses to start without this.
     args: asRoot ? ["--no-sandbox"] : [],
-  });
+  };
 }
 
 /** A laptop-sized page (1366x768) with console errors and CSP violations collected. */
@@ -82,7 +94,7 @@ export interface Dashboard {
 /**
  * One scripted provider, one daemon (on a fixed UI port, as run-aido.sh publishes one, so
  * the page can reconnect after a restart), one browser with a laptop-sized page signed in
- * through the token URL: set up before the file's tests, removed after them.
+ * through a sign-in link: set up before the file's tests, removed after them.
  */
 export function useDashboard(opts: { containers: boolean; config?: (cfg: Config) => void }): Dashboard {
   let server: ProviderServer | undefined;

@@ -2,16 +2,22 @@
 // no token: a tab without the session cookie gets the 401 page (never the app), a wrong
 // token is refused, and a hostile page on another origin of the same machine — in a
 // browser that IS signed in — can neither read the API, nor change anything through a
-// simple (no preflight) POST or a form, nor follow the event stream.
+// simple (no preflight) POST or a form, nor follow the event stream. The sign-in link
+// leaves no token in the browser (address bar, the tab's history, the profile's history
+// database), and what it leaves there signs nobody in.
 
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import { type DaemonFixture, startFixture } from "../daemon/fixture.js";
 import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
-import { ensureUiBuilt, launchBrowser } from "./browser.js";
+import { ensureUiBuilt, launchBrowser, launchProfile } from "./browser.js";
 import { openUi, type UiHandle } from "./fixture.js";
 
 let server: ProviderServer;
@@ -78,7 +84,7 @@ describe("the dashboard's door, in a browser", () => {
     expect(await page.locator("#app").count()).toBe(0);
     const asset = await page.goto(`${ui.origin}/assets/app.js`);
     expect(asset?.status()).toBe(401);
-    const wrong = await page.goto(`${ui.origin}/?token=${"A".repeat(43)}`);
+    const wrong = await page.goto(`${ui.origin}/?code=${"A".repeat(43)}`);
     expect(wrong?.status()).toBe(401);
     expect(await context.cookies()).toEqual([]);
     await context.close();
@@ -116,5 +122,46 @@ describe("the dashboard's door, in a browser", () => {
     const reasons = new Set(denied.entries.map((e) => (e.payload as { reason: string }).reason));
     expect(reasons.has("origin")).toBe(true);
     await context.close();
+  }, 60_000);
+
+  it("signs in through a link that leaves no token in the address bar or any history, and reloads, deep links and events still work", async () => {
+    const profile = mkdtempSync(join(tmpdir(), "aido-ui-profile-"));
+    try {
+      const context = await launchProfile(profile);
+      const page = context.pages()[0] ?? (await context.newPage());
+      const link = await ui.signInUrl();
+      await page.goto(`${link}#/audit`); // a deep link: the link with a hash route
+      const live = page.getByTestId("connection");
+      await expect.poll(() => live.textContent(), { timeout: 20_000 }).toBe("live");
+      expect(page.url()).toBe(`${ui.origin}/#/audit`);
+      expect(await page.getByRole("link", { name: "Audit" }).getAttribute("aria-current")).toBe("page");
+      const cdp = await context.newCDPSession(page);
+      const tabHistory = async () =>
+        (await cdp.send("Page.getNavigationHistory")).entries.map((e) => e.url).join("\n");
+      expect(await tabHistory()).not.toContain(ui.token);
+
+      await page.reload(); // the cookie, not the link, signs the reload in
+      await expect.poll(() => live.textContent(), { timeout: 20_000 }).toBe("live");
+      expect(page.url()).toBe(`${ui.origin}/#/audit`);
+      expect(await page.evaluate("location.href")).toBe(`${ui.origin}/#/audit`);
+      expect(await tabHistory()).not.toContain(ui.token);
+      await context.close(); // the profile's history database is written in full
+
+      const db = new Database(join(profile, "Default", "History"), { readonly: true });
+      const urls = (db.prepare("SELECT url FROM urls").all() as { url: string }[]).map((r) => r.url);
+      db.close();
+      expect(urls.some((u) => u.startsWith(ui.origin))).toBe(true);
+      expect(urls.join("\n")).not.toContain(ui.token);
+      // What the history keeps of the link signs a browser without the cookie in no more.
+      const kept = urls.find((u) => u.includes("?code="));
+      expect(kept).toBeDefined();
+      const other = await browser.newContext();
+      const replay = await (await other.newPage()).goto(kept as string);
+      expect(replay?.status()).toBe(401);
+      expect(await other.cookies()).toEqual([]);
+      await other.close();
+    } finally {
+      rmSync(profile, { recursive: true, force: true });
+    }
   }, 60_000);
 });

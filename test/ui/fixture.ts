@@ -3,12 +3,16 @@
 // HTTP/1.1 with exactly the headers a test chooses (Host, Origin, Cookie...), which
 // fetch() would otherwise fill in or refuse to send.
 
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import type { DaemonFixture } from "../daemon/fixture.js";
 import type { Json } from "../support/provider-server.js";
 
 export interface UiHandle {
+  /** The sign-in link ui.open gave (its code works once). */
   url: string;
+  /** A fresh sign-in link (ui.open again, as a second `aido ui`). */
+  signInUrl(): Promise<string>;
   port: number;
   token: string;
   tokenFile: string;
@@ -20,9 +24,10 @@ export interface UiHandle {
 export async function openUi(fx: DaemonFixture, rotate = false): Promise<UiHandle> {
   const c = await fx.client();
   const r = await c.call("ui.open", rotate ? { rotate: true } : {});
-  const token = new URL(r.url).searchParams.get("token") as string;
+  const token = readFileSync(r.token_file, "utf8").trim();
   return {
     url: r.url,
+    signInUrl: async () => (await (await fx.client()).call("ui.open", {})).url,
     port: r.port,
     token,
     tokenFile: r.token_file,
@@ -72,10 +77,11 @@ export function raw(port: number, r: RawRequest, address = "127.0.0.1"): Promise
   });
 }
 
-/** The session cookie the token visit sets (name=value). */
+/** The session cookie a fresh sign-in link's visit sets (name=value). */
 export async function signIn(ui: UiHandle): Promise<string> {
-  const r = await raw(ui.port, { path: `/?token=${ui.token}`, headers: { Host: ui.host } });
-  if (r.status !== 303) throw new Error(`token visit answered ${r.status}: ${r.text}`);
+  const link = new URL(await ui.signInUrl());
+  const r = await raw(ui.port, { path: `${link.pathname}${link.search}`, headers: { Host: ui.host } });
+  if (r.status !== 303) throw new Error(`sign-in visit answered ${r.status}: ${r.text}`);
   const set = ([] as string[]).concat(r.headers["set-cookie"] ?? [])[0] ?? "";
   return set.split(";")[0] as string;
 }

@@ -90,14 +90,19 @@ describe("the token", () => {
     expectRefused(await Promise.all(doors(ui, {})));
     expectRefused(await Promise.all(doors(ui, { Authorization: `Bearer ${ui.token.slice(0, -1)}A` })));
     expectRefused(await Promise.all(doors(ui, { Cookie: `aido_ui_${ui.port}=${ui.token}` }))); // the token is not the session
-    const wrongVisit = await get(ui, "/?token=not-the-token");
-    expect(wrongVisit.status).toBe(401);
-    expect(wrongVisit.headers["set-cookie"]).toBeUndefined();
+    for (const path of ["/?code=not-a-code", `/?token=${ui.token}`, `/?code=${ui.token}`]) {
+      const wrongVisit = await get(ui, path);
+      expect(wrongVisit.status).toBe(401);
+      expect(wrongVisit.headers["set-cookie"]).toBeUndefined();
+    }
   });
 
-  it("is traded at the visit for an HttpOnly SameSite=Strict cookie and a 303 that drops it from the address", async () => {
+  it("signs in through a link whose code is traded, once, for an HttpOnly SameSite=Strict cookie and a 303 that drops it from the address", async () => {
     const { ui } = await start();
-    const visit = await get(ui, `/?token=${ui.token}`);
+    const link = new URL(ui.url);
+    expect(link.searchParams.get("code")).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(ui.url).not.toContain(ui.token);
+    const visit = await get(ui, link.pathname + link.search);
     expect(visit.status).toBe(303);
     expect(visit.headers.location).toBe("/");
     const cookie = ([] as string[]).concat(visit.headers["set-cookie"] ?? [])[0] as string;
@@ -120,17 +125,26 @@ describe("the token", () => {
       body: JSON.stringify({ method: "goal.list", params: {} }),
     });
     expect(JSON.parse(viaBearer.text)).toEqual({ result: { goals: [] } });
+    // The link is spent: opened again it signs nobody in, but takes a signed-in tab on to `/`.
+    const again = await get(ui, link.pathname + link.search);
+    expect(again.status).toBe(401);
+    expect(again.text).toContain("used already or has expired");
+    expect(again.headers["set-cookie"]).toBeUndefined();
+    const reload = await get(ui, link.pathname + link.search, { Cookie: session });
+    expect(reload.status).toBe(303);
+    expect(reload.headers["set-cookie"]).toBeUndefined();
   });
 
   it("rotated, leaves every cookie and URL of the old one refused", async () => {
     const { fx, ui } = await start();
     const oldCookie = await signIn(ui);
+    const unopened = new URL(await ui.signInUrl()); // links handed out before a rotation die with the old token
     const rotated = await openUi(fx, true);
     expect(rotated.port).toBe(ui.port);
     expect(rotated.token).not.toBe(ui.token);
     expectRefused(await Promise.all(doors(ui, { Cookie: oldCookie })));
     expectRefused(await Promise.all(doors(ui, { Authorization: `Bearer ${ui.token}` })));
-    expect((await get(ui, `/?token=${ui.token}`)).status).toBe(401);
+    expect((await get(ui, unopened.pathname + unopened.search)).status).toBe(401);
     const fresh = await signIn(rotated);
     expect((await rpc(rotated, fresh, "goal.list")).status).toBe(200);
     expect(readFileSync(rotated.tokenFile, "utf8").trim()).toBe(rotated.token);
@@ -154,7 +168,7 @@ describe("the token", () => {
     const viaLoose = await openUi(fx);
     expect(viaLoose.token).not.toBe(known);
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    expect((await get(viaLoose, `/?token=${known}`)).status).toBe(401);
+    expect((await get(viaLoose, "/", { Authorization: `Bearer ${known}` })).status).toBe(401);
   });
 });
 

@@ -326,9 +326,9 @@ export const commands: readonly CommandEntry[] = [
   },
   {
     name: "ui",
-    summary: "open the web dashboard: prints its URL with the token once (--rotate: a new token)",
+    summary: "open the web dashboard: prints a one-time sign-in link (--rotate: a new token)",
     usage: "aido ui [--rotate] [--open] [--json]",
-    example: "aido ui   # then open the printed http://127.0.0.1:PORT/?token=… URL",
+    example: "aido ui   # then open the printed http://127.0.0.1:PORT/?code=… link",
     load: async () => (await import("./ui.js")).ui,
   },
 ];

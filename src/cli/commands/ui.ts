@@ -1,8 +1,9 @@
 // cli/commands/ui.ts — `aido ui [--rotate] [--open]`: asks the daemon for the dashboard
-// (ui.open starts its server when needed) and prints the URL with the token once, and
-// where the token is kept. --rotate makes a new token first (old tabs and URLs stop
-// working); --open also hands the URL to xdg-open when there is one. Nothing else opens
-// a browser: the URL carries the token, so where it goes is the user's choice.
+// (ui.open starts its server when needed) and prints a sign-in link (a one-time code,
+// daemon/ui/signin.ts) and where the token scripts use is kept. --rotate makes a new
+// token first (old tabs and links stop working); --open also hands the link to xdg-open
+// when there is one. Nothing else opens a browser: until it is opened the link signs
+// anyone in, so where it goes is the user's choice.
 
 import { spawn } from "node:child_process";
 import type { CliIo, Command } from "../command.js";
@@ -24,7 +25,7 @@ export const ui: Command = {
     else {
       ctx.io.out(r.url);
       ctx.io.out(
-        `token file: ${r.token_file} (0600)${values.rotate ? "; the previous token no longer works" : "; `aido ui --rotate` replaces it"}`,
+        `the link signs in once; token file (for scripts): ${r.token_file} (0600)${values.rotate ? "; the previous token no longer works" : "; `aido ui --rotate` replaces it"}`,
       );
     }
     if (values.open) await openInBrowser(ctx.io, r.url);

@@ -3,13 +3,15 @@
 // resolves to 127.0.0.1 sends Host evil.example), the Origin header when there is one
 // (another site's page in the user's browser) and Sec-Fetch-Site (a page of another
 // local port embedding the dashboard's files, which sends no Origin), then the credential
-// (the session cookie or a Bearer token), then for POST the content type (a cross-site
-// form can only send urlencoded, multipart or text/plain) and an Origin or Bearer header
-// (a browser always sends Origin on POST; a script without it must show the token). Each
+// (the session cookie or a Bearer token; a sign-in link's code is checked by its route),
+// then for POST the content type (a cross-site form can only send urlencoded, multipart
+// or text/plain) and an Origin or Bearer header (a browser always sends Origin on POST;
+// a script without it must show the token). Each
 // refusal is audited as ui.denied, rate-limited per reason (DenialLog) so a flood of bad
 // requests cannot flood the audit log.
 
 import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import type { AuditLog } from "../../security/audit.js";
 import { sameSecret, sessionValue } from "./token.js";
 
@@ -20,7 +22,18 @@ declare module "../../security/audit-events.js" {
   }
 }
 
-export type DenyReason = "host" | "origin" | "token" | "content_type" | "method" | "params" | "path";
+export type DenyReason =
+  | "host"
+  | "origin"
+  | "token"
+  | "content_type"
+  | "method"
+  | "params"
+  | "path"
+  /** A connection closed for not signing in in time, or pushed out by a newer one (connections.ts). */
+  | "idle"
+  /** A signed-in request refused because the signed-in connections are at their cap. */
+  | "busy";
 
 export interface Refusal {
   status: number;
@@ -71,8 +84,7 @@ export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): R
   }
   const bearer = bearerOf(req);
   const viaBearer = bearer !== undefined && sameSecret(bearer, keys.token);
-  const tokenVisit = req.method === "GET" && url.pathname === "/" && url.searchParams.has("token");
-  if (!tokenVisit && !viaBearer && !hasSession(req, keys)) {
+  if (!isSignInVisit(req, url) && !viaBearer && !hasSession(req, keys)) {
     return { status: 401, reason: "token", message: NOT_SIGNED_IN };
   }
   if (req.method === "POST") {
@@ -91,13 +103,19 @@ export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): R
   return undefined;
 }
 
-/** The token of `GET /?token=…`, checked in constant time. */
-export function tokenVisitOk(url: URL, keys: GuardKeys): boolean {
-  return sameSecret(url.searchParams.get("token") ?? "", keys.token);
+/** `GET /?code=…`: a sign-in link, whose code its route checks (server.ts). */
+export function isSignInVisit(req: IncomingMessage, url: URL): boolean {
+  return req.method === "GET" && url.pathname === "/" && url.searchParams.has("code");
 }
 
-export function notSignedIn(): Refusal {
-  return { status: 401, reason: "token", message: NOT_SIGNED_IN };
+/** A sign-in link whose code was used already, has expired or was never issued. */
+export function signInLinkSpent(): Refusal {
+  return {
+    status: 401,
+    reason: "token",
+    message:
+      "This Aido dashboard sign-in link was used already or has expired. Run `aido ui` for a new one.\n",
+  };
 }
 
 function bearerOf(req: IncomingMessage): string | undefined {
@@ -107,7 +125,7 @@ function bearerOf(req: IncomingMessage): string | undefined {
   return m?.[1];
 }
 
-function hasSession(req: IncomingMessage, keys: GuardKeys): boolean {
+export function hasSession(req: IncomingMessage, keys: GuardKeys): boolean {
   const name = cookieName(keys.port);
   const expected = sessionValue(keys.token);
   for (const part of (req.headers.cookie ?? "").split(";")) {
@@ -133,6 +151,15 @@ export class DenialLog {
   ) {}
 
   record(reason: DenyReason, req: IncomingMessage, path: string): void {
+    this.append(reason, req.socket, (req.method ?? "").slice(0, 16), path.slice(0, 200));
+  }
+
+  /** A connection refused before (or without) a request of its own. */
+  recordConnection(reason: DenyReason, socket: Socket): void {
+    this.append(reason, socket, "", "");
+  }
+
+  private append(reason: DenyReason, socket: Socket, method: string, path: string): void {
     const t = this.now();
     const prev = this.last.get(reason);
     if (prev && t - prev.at < MINUTE_MS) {
@@ -142,9 +169,9 @@ export class DenialLog {
     this.last.set(reason, { at: t, suppressed: 0 });
     this.audit.record("ui.denied", {
       reason,
-      remote: req.socket.remoteAddress ?? "unknown",
-      method: (req.method ?? "").slice(0, 16),
-      path: path.slice(0, 200),
+      remote: socket.remoteAddress ?? "unknown",
+      method,
+      path,
       ...(prev && prev.suppressed > 0 ? { suppressed: prev.suppressed } : {}),
     });
   }

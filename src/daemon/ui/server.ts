@@ -1,19 +1,22 @@
 // daemon/ui/server.ts — the dashboard's HTTP server (docs/ui.md), started by the daemon
 // at `ui.open` or at its start when config ui.port is set. It listens on 127.0.0.1
-// only. Every request passes the guard (guard.ts: Host, Origin, credential, content
-// type) before any route; refusals are audited. Routes: the token visit (cookie, 303),
-// the page's files (assets.ts), /api/rpc (rpc.ts), /api/events (sse.ts), goal uploads
-// and output downloads (files.ts). Handlers are the socket's (MethodRunner): the
+// only. Each connection is a stranger's until a request signs it in (connections.ts:
+// strangers are few and short-lived). Every request passes the guard (guard.ts: Host,
+// Origin, credential, content type) before any route; refusals are audited. Routes: the
+// sign-in link (a one-time code of signin.ts traded for the session cookie, 303), the
+// page's files (assets.ts), /api/rpc (rpc.ts), /api/events (sse.ts), goal uploads and
+// output downloads (files.ts). Handlers are the socket's (MethodRunner): the
 // dashboard is another client of the same methods, not a second implementation.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Config } from "../../config.js";
 import { errorMessage } from "../../errors.js";
 import type { Runtime } from "../../kernel/runtime.js";
 import { toRpcError } from "../errors.js";
 import type { MethodRunner } from "../methods.js";
 import { AssetTable } from "./assets.js";
+import { ConnectionPool } from "./connections.js";
 import { sendOutput, sendOutputList, submitWithUploads } from "./files.js";
 import {
   checkRequest,
@@ -21,12 +24,14 @@ import {
   DenialLog,
   type DenyReason,
   type GuardKeys,
-  notSignedIn,
+  hasSession,
+  isSignInVisit,
   type Refusal,
-  tokenVisitOk,
+  signInLinkSpent,
 } from "./guard.js";
 import { BodyError, readJsonBody, securityHeaders, sendError, sendJson, sendText } from "./http.js";
 import { answerRpc } from "./rpc.js";
+import { SignInCodes } from "./signin.js";
 import { openEventStream } from "./sse.js";
 import { loadOrCreateToken, sessionValue, tokenPath, writeNewToken } from "./token.js";
 
@@ -37,14 +42,8 @@ export interface UiDeps {
   log(m: string): void;
 }
 
-/**
- * Connections at once. Every local user can reach 127.0.0.1, not only the daemon's: without
- * a cap, sockets opened and left idle would use up the daemon's file descriptors, which
- * its database, its containers and its own socket need. A browser's tabs use a few each.
- */
-export const MAX_CONNECTIONS = 64;
 /** A request's headers must have arrived by then (a slow-loris client is cut). */
-export const HEADERS_TIMEOUT_MS = 5_000;
+const HEADERS_TIMEOUT_MS = 5_000;
 /** A whole request, body included (the largest upload on loopback takes far less). */
 const REQUEST_TIMEOUT_MS = 60_000;
 
@@ -57,6 +56,8 @@ export class UiServer {
   private readonly denials: DenialLog;
   private readonly assets: AssetTable;
   private readonly open = new Set<ServerResponse>();
+  private readonly codes = new SignInCodes();
+  private readonly connections: ConnectionPool;
 
   private constructor(
     private readonly deps: UiDeps,
@@ -67,6 +68,7 @@ export class UiServer {
     this.token = token;
     this.denials = new DenialLog(deps.rt.audit);
     this.assets = new AssetTable(deps.config.ui.assetsDir);
+    this.connections = new ConnectionPool((socket) => this.denials.recordConnection("idle", socket));
   }
 
   /** Listen on 127.0.0.1:`port` (0: a free port). */
@@ -77,7 +79,6 @@ export class UiServer {
       requestTimeout: REQUEST_TIMEOUT_MS,
       connectionsCheckingInterval: 1_000,
     });
-    server.maxConnections = MAX_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen({ host: "127.0.0.1", port }, () => {
@@ -86,13 +87,15 @@ export class UiServer {
       });
     });
     const ui = new UiServer(deps, server, (server.address() as AddressInfo).port, token);
+    server.on("connection", (socket: Socket) => ui.connections.admit(socket));
     server.on("request", (req, res) => ui.handle(req, res));
-    deps.log(`dashboard on http://127.0.0.1:${ui.port}/ (aido ui prints the URL with its token)`);
+    deps.log(`dashboard on http://127.0.0.1:${ui.port}/ (aido ui prints a sign-in link)`);
     return ui;
   }
 
-  get url(): string {
-    return `http://127.0.0.1:${this.port}/?token=${this.token}`;
+  /** A new sign-in link: its code works for one visit, within SIGN_IN_CODE_TTL_MS. */
+  signInUrl(): string {
+    return `http://127.0.0.1:${this.port}/?code=${this.codes.mint()}`;
   }
 
   get tokenFile(): string {
@@ -100,12 +103,13 @@ export class UiServer {
   }
 
   /**
-   * A new token: every cookie and URL of the old one stops working at once, and the
+   * A new token: every cookie and sign-in link of the old one stops working at once, and the
    * exchanges they opened (event streams, a goal.wait) are cut: a stolen cookie's open
    * stream would otherwise keep reading every event after the rotation.
    */
   rotate(): void {
     this.token = writeNewToken(this.deps.config.home);
+    this.codes.clear();
     for (const res of this.open) res.destroy();
   }
 
@@ -136,6 +140,8 @@ export class UiServer {
       this.refuse(req, res, refusal, url.pathname);
       return;
     }
+    // A sign-in link's connection signs in once its code is checked (signInVisit).
+    if (!isSignInVisit(req, url) && !this.signedIn(req, res, url.pathname)) return;
     this.route(req, res, url).catch((e) => {
       this.deps.log(`ui: ${req.method} ${url.pathname} failed: ${errorMessage(e)}`);
       if (!res.headersSent)
@@ -149,6 +155,18 @@ export class UiServer {
     sendText(res, r.status, r.message);
   }
 
+  /**
+   * The request showed the credential: its connection leaves the strangers' pool. False
+   * (after a 503 that closes it) when the signed-in connections are at their cap.
+   */
+  private signedIn(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    if (this.connections.signIn(req.socket)) return true;
+    this.denials.record("busy", req, path);
+    res.setHeader("Connection", "close");
+    sendText(res, 503, "Too many open dashboard connections; close some tabs and reload.\n");
+    return false;
+  }
+
   private denied(req: IncomingMessage, reason: DenyReason, path: string): void {
     this.denials.record(reason, req, path);
   }
@@ -156,8 +174,8 @@ export class UiServer {
   private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname;
     const get = req.method === "GET" || req.method === "HEAD";
+    if (isSignInVisit(req, url)) return this.signInVisit(req, res, url);
     if (path === "/" && get) {
-      if (url.searchParams.has("token")) return this.tokenVisit(req, res, url);
       return this.sendAsset(res, "index.html", true);
     }
     if (path.startsWith("/assets/") && get) {
@@ -202,14 +220,25 @@ export class UiServer {
     sendText(res, 404, "not found\n");
   }
 
-  private tokenVisit(req: IncomingMessage, res: ServerResponse, url: URL): void {
-    if (!tokenVisitOk(url, this.keys)) {
-      this.refuse(req, res, notSignedIn(), "/?token=…");
+  /**
+   * A sign-in link: its code is spent and traded for the session cookie, then a 303 to `/`
+   * (the browser keeps the hash route) takes it out of the address bar. A browser already
+   * signed in that opens a spent link again (a reload, its history) just goes on to `/`.
+   */
+  private signInVisit(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const spent = this.codes.spend(url.searchParams.get("code") ?? "");
+    if (!spent && !hasSession(req, this.keys)) {
+      this.refuse(req, res, signInLinkSpent(), "/?code=…");
       return;
     }
+    if (!this.signedIn(req, res, "/?code=…")) return;
     res.writeHead(303, {
       Location: "/",
-      "Set-Cookie": `${cookieName(this.port)}=${sessionValue(this.token)}; HttpOnly; SameSite=Strict; Path=/`,
+      ...(spent
+        ? {
+            "Set-Cookie": `${cookieName(this.port)}=${sessionValue(this.token)}; HttpOnly; SameSite=Strict; Path=/`,
+          }
+        : {}),
       "Content-Length": 0,
     });
     res.end();

@@ -1,6 +1,6 @@
 // ui/web/api.ts — the page's only way to the daemon: POST /api/rpc (the socket's methods
 // the server allows), POST /api/goals (a submission with files), the outputs listing,
-// and the /api/events stream. Requests carry the session cookie the token visit set
+// and the /api/events stream. Requests carry the session cookie the sign-in link set
 // (same origin); nothing here holds or sends the token itself.
 
 import type { OutputFile, WireEvent } from "./wire.js";
