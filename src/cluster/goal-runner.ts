@@ -9,7 +9,8 @@
 //   beforeFirstModelCall(): the mark that decides the fate of a goal whose node dies.
 //   giveBack(): a goal taken while the node began to shut down, or ended by the shutdown
 //     before its first model call, goes back to the queue for any node instead of failing.
-//   Events and approvals of owned goals are published as they happen; what could not be
+//   Events and approvals of owned goals are published as they happen (but for the end the
+//     shutdown gave a goal, held until it is known not to go back); what could not be
 //   written while Redis was away is written when it answers again (catchUp).
 
 import { type Job, WaitingError } from "bullmq";
@@ -76,6 +77,10 @@ export class ClusterGoalRunner {
     return [
       rt.events.subscribe({}, (ev) => {
         if (ev.goalId === null || !this.owned.has(ev.goalId)) return;
+        // The end the shutdown gave a goal is held back: it may go back to the queue and run
+        // elsewhere (awaitLocalEnd publishes it when it does not), and a follower told it
+        // ended would stop following a goal that then runs.
+        if (ev.type === "goal.finished" && ev.state === "failed" && rt.goals.endedByClose(ev.goalId)) return;
         publishEvent(this.redis, { ...toWireEvent(ev), node: nodeId }, this.log);
       }),
       rt.approvals.on("requested", (r) => {
@@ -250,12 +255,14 @@ export class ClusterGoalRunner {
     // Before the end is written: whoever sees the goal ended sees its unpacked copy gone.
     removeUnpacked(this.config, goalId);
     if (s.state === "failed" && this.rt.goals.endedByClose(goalId)) {
-      // Not when a model call had started (the mark is set): then it ends failed, as before.
+      // Not when a model call had started (the mark is set): then it ends failed, as before,
+      // and its end, held back by publish(), goes out now.
       await this.giveBack(
         job,
         token,
         `node ${this.identity.nodeId} shut down before the goal's first model call`,
       );
+      publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
     }
     await this.flush(goalId);
     return s.state;

@@ -1,10 +1,13 @@
 // A node that shuts down (SIGTERM) gives back the goals it took but had not started: a goal
 // still waiting for its first model call goes back to the queue and runs on another node,
 // once, instead of failing with "runtime closing". One whose model call had started ends
-// failed there, as before (it may have had side effects). Real redis-server, real daemons.
+// failed there, as before (it may have had side effects). Someone following the goals sees
+// one end each, the real one. Real redis-server, real daemons.
 
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AidoClient } from "../../src/client/client.js";
+import type { WireEvent } from "../../src/daemon/events.js";
 import { until } from "../daemon/process.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import {
@@ -61,6 +64,15 @@ describe("a node that leaves", () => {
     expect(server.requestsMatching(forGoal("leave-waiting"))).toHaveLength(0);
 
     const staying = await startNode(server, redis.url, "leave-b", { capacity: 2, clusterInference: 1 });
+    // Someone follows the waiting goal from the node that stays (aido watch does this).
+    const seen: WireEvent[] = [];
+    const followed = await AidoClient.subscribe(staying.home.config.socketPath, waiting, (ev) => {
+      seen.push(ev);
+    });
+    const heldSeen: WireEvent[] = [];
+    const heldFollowed = await AidoClient.subscribe(staying.home.config.socketPath, held, (ev) => {
+      heldSeen.push(ev);
+    });
     leaving.child.child.kill("SIGTERM");
     await leaving.child.exited;
 
@@ -69,8 +81,13 @@ describe("a node that leaves", () => {
     expect(ran).toMatchObject({ state: "succeeded", node: "leave-b" });
     expect(conversationsStarted(server, "leave-waiting")).toBe(1);
     expect(auditKinds(leaving, waiting)).toContain("cluster.goal_released");
+    // The follower was not told it ended when it was given back: its one end is the real one.
+    await followed.done;
+    expect(seen.filter((e) => e.type === "goal.finished").map((e) => e.state)).toEqual(["succeeded"]);
 
     // The goal whose model call had started is not run again: it ended failed on its node.
+    await heldFollowed.done;
+    expect(heldSeen.filter((e) => e.type === "goal.finished").map((e) => e.state)).toEqual(["failed"]);
     const ended = await b.call("goal.status", { goal_id: held });
     expect(ended).toMatchObject({ state: "failed", node: "leave-a" });
     expect(ended.error).toMatch(/runtime closing/);

@@ -1,6 +1,6 @@
 // Attacks on a stdio MCP server in its container that need Docker: what a server with the
 // goal's /workspace mounted read-write can do to it, and a config that widens an approved
-// server's network, through the gate over the socket.
+// server's network or workspace access, through the gate over the socket.
 
 import { chmodSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -241,5 +241,89 @@ describe("a stdio MCP server whose network entries change after approval", () =>
     server.network = [];
     await restart();
     expect((await echo()).output).toContain("hi");
+  }, 120_000);
+});
+
+describe("a stdio MCP server whose workspace access widens after approval", () => {
+  const everything = "/opt/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
+
+  it("is unapproved once it may see more of the goal's workspace; less keeps it", async () => {
+    const fx = await suite.start({
+      runtime: { backend: undefined },
+      config: (cfg: Config) => {
+        cfg.mcp.servers.helper = {
+          name: "helper",
+          transport: "stdio",
+          command: ["node", everything, "stdio"],
+          env: {},
+          workspace: "ro",
+          mounts: [{ source: NODE_MODULES, target: "/opt/mcp/node_modules" }],
+          readOnlyTools: ["echo"],
+          timeoutMs: 60_000,
+        };
+        cfg.grantCeilings = [["tool: *", "mcp: helper/*"]];
+      },
+    });
+    const server = fx.home.config.mcp.servers.helper as Extract<McpServerConfig, { transport: "stdio" }>;
+    let c = await fx.client();
+    const approved = await c.call("mcp.approve", { server: "helper" });
+    expect(approved).toMatchObject({ state: "approved", workspace: "ro" });
+    const [entry] = (await c.call("audit.query", { kind: "mcp.approved" })).entries;
+    expect(entry?.payload).toMatchObject({ workspace: "ro" });
+
+    const user = manifest("helper-user", {
+      lifecycle: "persistent",
+      capabilities: ["mcp: helper/*"],
+      mcp_servers: ["helper"],
+    });
+    const echo = async () => {
+      const a = await c.call("agent.spawn", { manifest: user });
+      return c.call("tool.invoke", {
+        agent_id: a.agent_id,
+        tool: "mcp__helper__echo",
+        input: { message: "hi" },
+      });
+    };
+    const restart = async () => {
+      await fx.restart();
+      c = await fx.client();
+    };
+
+    // Someone edits config.yaml: the approved server may now write every goal's workspace.
+    server.workspace = "rw";
+    await restart();
+    const e = await rpcError(echo());
+    expect(e.code).toBe("capability_denied");
+    expect(e.message).toBe(
+      'MCP server helper\'s workspace access "rw" is more than the operator approved (ro); it offers nothing until approved again (aido mcp approve helper)',
+    );
+    const denied = (await c.call("audit.query", { kind: "tool.denied" })).entries;
+    expect(denied.map((d) => d.payload)).toMatchObject([{ tool: "mcp__helper__echo", stage: "capability" }]);
+    expect(containersOfHome(fx.home.config.home).filter((n) => n.startsWith("aido-mcp-"))).toEqual([]);
+    const [listed] = (await c.call("mcp.list", { server: "helper" })).servers;
+    expect(listed).toMatchObject({ state: "not_approved", workspace: "rw" });
+    expect(listed?.approval_stale).toContain('workspace access "rw" is more than the operator approved');
+    const io = captureIo(true);
+    expect(await runCli(["mcp", "list", "helper"], io.io, fx.home.env)).toBe(0);
+    expect(io.text()).toContain("  workspace: rw (the goal's /workspace, read-write)\n");
+    expect(io.text()).toContain("review and approve with: aido mcp approve helper");
+
+    // Less access than approved keeps the approval.
+    server.workspace = "none";
+    await restart();
+    expect((await echo()).output).toContain("hi");
+
+    // An approval recorded before the workspace was pinned approves none.
+    const db = new Database(fx.home.config.dbPath);
+    try {
+      db.prepare("UPDATE mcp_servers_approved SET workspace = NULL WHERE server = ?").run("helper");
+    } finally {
+      db.close();
+    }
+    server.workspace = "ro";
+    await restart();
+    expect((await rpcError(echo())).message).toContain(
+      'workspace access "ro" is more than the operator approved (none)',
+    );
   }, 120_000);
 });

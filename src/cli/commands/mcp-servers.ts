@@ -5,7 +5,8 @@
 // them in full as a model would read them (description and input schema, invisible text
 // removed: no part of what is pinned goes to a model unseen; annotations as the untrusted
 // hints they are; on re-approval the diff of each changed tool) and asking on a terminal
-// unless --yes, with the network entries a stdio server may reach (approved with its tools).
+// unless --yes, with the network entries a stdio server may reach and how much of the goal's
+// workspace it sees (approved with its tools).
 // The approval names the hashes the operator was shown, so a server that
 // changes in between is refused, not pinned.
 // Everything a server wrote is printed inert (security/terminal-text.ts).
@@ -32,13 +33,21 @@ function describeTool(io: CliIo, t: McpToolStatus): void {
   if (t.diff) for (const line of inertLines(t.diff).split("\n")) io.out(`      ${line}`);
 }
 
+const WORKSPACE_SHOWN = {
+  none: "none (not mounted)",
+  ro: "ro (the goal's /workspace, read-only)",
+  rw: "rw (the goal's /workspace, read-write)",
+} as const;
+
 function describeServer(io: CliIo, s: McpServerStatus): void {
   io.out(
     `${s.server}  ${s.state}  ${s.transport} ${inert(s.endpoint)}${s.approved_at ? `  approved ${s.approved_at}` : ""}`,
   );
-  // What approving it covers besides its tools: the hosts it may reach.
-  if (s.transport === "stdio")
+  // What approving it covers besides its tools: the hosts it may reach, the workspace it sees.
+  if (s.transport === "stdio") {
     io.out(`  network: ${s.network.length > 0 ? s.network.join(", ") : "none (no network at all)"}`);
+    io.out(`  workspace: ${WORKSPACE_SHOWN[s.workspace]}`);
+  }
   if (s.approval_stale) io.out(`  earlier approval no longer holds: ${inert(s.approval_stale)}`);
   if (s.error) io.out(`  ${inert(s.error)}`);
   for (const t of s.tools) describeTool(io, t);

@@ -1,11 +1,12 @@
 // tools/mcp/pins.ts — the operator's approvals of external MCP servers, in aido.db: per
 // server, what was approved (its identity: the url, or the image, command, env and mounts
-// of a stdio server; and the network entries a stdio server may reach), when, and per tool
-// the hash and the definition approved. A tool is offered only while its live definition
-// hashes to its pin (definitions.ts) and the server's config still has the identity
-// approved and no network entry beyond those approved: pins are the endpoint's, not the
-// name's, so pointing a name at another endpoint (with the same tool definitions), or
-// letting it reach more hosts, needs approval. Fewer entries (a project's narrowing) keep
+// of a stdio server; the network entries and the access to the goal's workspace a stdio
+// server has), when, and per tool the hash and the definition approved. A tool is offered
+// only while its live definition hashes to its pin (definitions.ts) and the server's config
+// still has the identity approved, no network entry beyond those approved and no more
+// workspace access: pins are the endpoint's, not the name's, so pointing a name at another
+// endpoint (with the same tool definitions), or letting it reach more hosts or write the
+// workspace, needs approval. Fewer entries (a project's narrowing), or less access, keep
 // it. Approving a server again replaces all its pins with the definitions it offers then.
 
 import type { McpServerConfig } from "../../config.js";
@@ -32,7 +33,14 @@ const MIGRATIONS = [
   // The network entries approved (JSON, serverNetwork). NULL: approved before entries were
   // pinned, so it approves none (a server given entries since is refused until approved).
   "ALTER TABLE mcp_servers_approved ADD COLUMN network TEXT",
+  // The workspace access approved (serverWorkspace). NULL: approved before it was pinned,
+  // so it approves "none" (a server with the workspace mounted is refused until approved).
+  "ALTER TABLE mcp_servers_approved ADD COLUMN workspace TEXT",
 ];
+
+/** A stdio server's access to the goal's /workspace, least first. */
+const WORKSPACE_ACCESS = ["none", "ro", "rw"] as const;
+export type WorkspaceAccess = (typeof WORKSPACE_ACCESS)[number];
 
 export interface ToolPin {
   hash: string;
@@ -44,6 +52,8 @@ export interface ServerPins {
   identity: string;
   /** serverNetwork() of the server's config when it was approved ([] for older approvals). */
   network: string[];
+  /** serverWorkspace() of the server's config when it was approved ("none" for older approvals). */
+  workspace: WorkspaceAccess;
   approvedAt: string;
   approvedBy: string;
   tools: Map<string, ToolPin>;
@@ -72,9 +82,15 @@ export function serverNetwork(server: McpServerConfig): string[] {
   return [...new Set(entries)].sort();
 }
 
+/** How much of the goal's /workspace a server sees: a remote one none (it runs elsewhere). */
+export function serverWorkspace(server: McpServerConfig): WorkspaceAccess {
+  return server.transport === "stdio" ? server.workspace : "none";
+}
+
 /**
  * Why the approval `pins` does not cover `server` as configured now, or undefined when it
- * does: its endpoint changed, or it may reach a host the operator did not approve.
+ * does: its endpoint changed, it may reach a host the operator did not approve, or it sees
+ * more of the workspace than approved (none < ro < rw).
  */
 export function approvalMismatch(pins: ServerPins, server: McpServerConfig): string | undefined {
   if (pins.identity !== serverIdentity(server))
@@ -83,6 +99,9 @@ export function approvalMismatch(pins: ServerPins, server: McpServerConfig): str
   const wider = serverNetwork(server).filter((n) => !approved.has(n));
   if (wider.length > 0)
     return `MCP server ${server.name}'s network entries ${wider.map((n) => `"${n}"`).join(", ")} are not among those the operator approved (${pins.network.length > 0 ? pins.network.join(", ") : "none"})`;
+  const access = serverWorkspace(server);
+  if (WORKSPACE_ACCESS.indexOf(access) > WORKSPACE_ACCESS.indexOf(pins.workspace))
+    return `MCP server ${server.name}'s workspace access "${access}" is more than the operator approved (${pins.workspace})`;
   return undefined;
 }
 
@@ -98,9 +117,15 @@ export class McpPins {
   get(server: string): ServerPins | undefined {
     const row = prepared(
       this.db,
-      "SELECT identity, network, approved_at, approved_by FROM mcp_servers_approved WHERE server = ?",
+      "SELECT identity, network, workspace, approved_at, approved_by FROM mcp_servers_approved WHERE server = ?",
     ).get(server) as
-      | { identity: string; network: string | null; approved_at: string; approved_by: string }
+      | {
+          identity: string;
+          network: string | null;
+          workspace: string | null;
+          approved_at: string;
+          approved_by: string;
+        }
       | undefined;
     if (!row) return undefined;
     const tools = new Map<string, ToolPin>();
@@ -111,17 +136,21 @@ export class McpPins {
     return {
       identity: row.identity,
       network: row.network === null ? [] : (JSON.parse(row.network) as string[]),
+      workspace: (WORKSPACE_ACCESS as readonly string[]).includes(row.workspace ?? "")
+        ? (row.workspace as WorkspaceAccess)
+        : "none",
       approvedAt: row.approved_at,
       approvedBy: row.approved_by,
       tools,
     };
   }
 
-  /** Record `tools` (and `network`) as the server's approved ones, replacing any earlier pins. */
+  /** Record `tools` (and `network`, `workspace`) as the server's approved ones, replacing any earlier pins. */
   approve(
     server: string,
     identity: string,
     network: readonly string[],
+    workspace: WorkspaceAccess,
     tools: readonly ToolPin[],
     by: string,
   ): void {
@@ -129,8 +158,8 @@ export class McpPins {
       prepared(this.db, "DELETE FROM mcp_servers_approved WHERE server = ?").run(server);
       prepared(
         this.db,
-        "INSERT INTO mcp_servers_approved (server, identity, network, approved_at, approved_by) VALUES (?, ?, ?, ?, ?)",
-      ).run(server, identity, JSON.stringify(network), new Date().toISOString(), by);
+        "INSERT INTO mcp_servers_approved (server, identity, network, workspace, approved_at, approved_by) VALUES (?, ?, ?, ?, ?, ?)",
+      ).run(server, identity, JSON.stringify(network), workspace, new Date().toISOString(), by);
       for (const t of tools) {
         prepared(
           this.db,

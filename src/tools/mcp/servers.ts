@@ -31,7 +31,9 @@ import {
   type ServerPins,
   serverIdentity,
   serverNetwork,
+  serverWorkspace,
   type ToolPin,
+  type WorkspaceAccess,
 } from "./pins.js";
 import { isReadOnly, mcpToolDef } from "./tool-def.js";
 
@@ -43,6 +45,8 @@ declare module "../../security/audit-events.js" {
       tools: { name: string; hash: string }[];
       /** The network entries approved with them (a stdio server's `network`, sorted). */
       network: string[];
+      /** The access to the goal's /workspace approved with them (none for a remote server). */
+      workspace: WorkspaceAccess;
       by: string;
     };
     /** A server could not be connected for a goal (its reason without header values). */
@@ -81,6 +85,8 @@ export interface McpServerStatus {
   state: "approved" | "not_approved" | "unreachable";
   /** The hosts the config lets it reach (a stdio server's `network`): what approving it covers. */
   network: string[];
+  /** How much of the goal's /workspace it sees (none, ro, rw): approving it covers that too. */
+  workspace: WorkspaceAccess;
   approved_at?: string;
   /** There is an approval, but it does not cover the server as configured now: why. */
   approval_stale?: string;
@@ -226,11 +232,13 @@ export class McpServers implements ExternalTools {
         }
       }
       const network = serverNetwork(server);
-      this.deps.pins.approve(name, serverIdentity(server), network, tools, by);
+      const workspace = serverWorkspace(server);
+      this.deps.pins.approve(name, serverIdentity(server), network, workspace, tools, by);
       this.deps.audit.record("mcp.approved", {
         server: name,
         tools: tools.map((t) => ({ name: t.definition.name, hash: t.hash })),
         network,
+        workspace,
         by,
       });
     });
@@ -294,6 +302,7 @@ export class McpServers implements ExternalTools {
       endpoint: server.transport === "http" ? server.url : server.command.join(" "),
       transport: server.transport,
       network: serverNetwork(server),
+      workspace: serverWorkspace(server),
       ...(pins ? { approved_at: pins.approvedAt } : {}),
       ...(stale ? { approval_stale: stale } : {}),
     };
