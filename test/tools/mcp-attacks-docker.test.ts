@@ -327,3 +327,70 @@ describe("a stdio MCP server whose workspace access widens after approval", () =
     );
   }, 120_000);
 });
+
+describe("a human's Allow Always for a stdio server's tool", () => {
+  const everything = "/opt/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
+
+  it("does not cover the server once it was given more of the workspace and approved again", async () => {
+    const fx = await suite.start({
+      runtime: { backend: undefined },
+      config: (cfg: Config) => {
+        cfg.mcp.servers.helper = {
+          name: "helper",
+          transport: "stdio",
+          command: ["node", everything, "stdio"],
+          env: {},
+          workspace: "none",
+          mounts: [{ source: NODE_MODULES, target: "/opt/mcp/node_modules" }],
+          readOnlyTools: [],
+          timeoutMs: 60_000,
+        };
+        cfg.grantCeilings = [["tool: *", "mcp: helper/*"]];
+      },
+    });
+    const server = fx.home.config.mcp.servers.helper as Extract<McpServerConfig, { transport: "stdio" }>;
+    let c = await fx.client();
+    let human = await fx.client();
+    await c.call("mcp.approve", { server: "helper" });
+    const user = manifest("helper-user", {
+      lifecycle: "persistent",
+      capabilities: ["mcp: helper/*"],
+      mcp_servers: ["helper"],
+    });
+    const echo = async (text: string) => {
+      const a = await c.call("agent.spawn", { manifest: user });
+      return c.call("tool.invoke", {
+        agent_id: a.agent_id,
+        tool: "mcp__helper__echo",
+        input: { message: text },
+      });
+    };
+    const nextPending = async () => {
+      for (let i = 0; i < 600; i++) {
+        const { approvals } = await human.call("approval.list", {});
+        if (approvals[0]) return approvals[0];
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error("no approval request appeared");
+    };
+
+    const first = echo("one");
+    const asked = await nextPending();
+    await human.call("approval.respond", { id: asked.id, decision: "allow_always" });
+    expect((await first).output).toContain("one");
+    // The standing answer covers the next call of the same server as approved.
+    expect((await echo("two")).output).toContain("two");
+
+    // config.yaml gives the server every goal's workspace, read-write; the operator approves it.
+    server.workspace = "rw";
+    await fx.restart();
+    c = await fx.client();
+    human = await fx.client();
+    await c.call("mcp.approve", { server: "helper" });
+    const third = rpcError(echo("three"));
+    const again = await nextPending();
+    expect(again.tool).toBe("mcp__helper__echo");
+    await human.call("approval.respond", { id: again.id, decision: "deny" });
+    expect((await third).code).toBe("approval_denied");
+  }, 180_000);
+});

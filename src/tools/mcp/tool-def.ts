@@ -20,7 +20,7 @@ import { mcpToolName } from "../names.js";
 import { boundOutput } from "../output.js";
 import { cleanDescription, type McpToolDefinition, visibleSchema } from "./definitions.js";
 import { inputCheck } from "./input-check.js";
-import { serverIdentity } from "./pins.js";
+import { serverIdentity, serverNetwork, serverWorkspace } from "./pins.js";
 
 type Args = Record<string, unknown>;
 
@@ -68,7 +68,8 @@ export function mcpToolDef(
     },
     approvalScope: () => ({
       // The endpoint is in the key as well: an answer given for one server's tool does not
-      // cover a tool with the same definition from an endpoint the name now points at.
+      // cover a tool with the same definition from an endpoint the name now points at, nor
+      // the same server once it may reach more hosts or more of the workspace.
       key: `mcp:${server.name}/${pinned.name}#${hash}@${endpointDigest(server)}`,
       target: `any call of tool ${inert(pinned.name)} of MCP server ${server.name} (definition ${hash.slice(0, 12)})`,
     }),
@@ -86,8 +87,13 @@ export function mcpToolDef(
   };
 }
 
+/**
+ * What the operator's approval of the server covers (its endpoint, a stdio server's network
+ * entries and workspace access), digested: a human's standing answer holds only for that.
+ */
 function endpointDigest(server: McpServerConfig): string {
-  return createHash("sha256").update(serverIdentity(server)).digest("hex").slice(0, 16);
+  const approved = [serverIdentity(server), serverNetwork(server).join(","), serverWorkspace(server)];
+  return createHash("sha256").update(approved.join("\n")).digest("hex").slice(0, 16);
 }
 
 /** The text of a tools/call result: text parts as they are, anything else summarized. */
