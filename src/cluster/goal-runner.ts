@@ -19,7 +19,7 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { isGoalId } from "../kernel/goals.js";
 import type { ApprovalRecord } from "../security/approvals.js";
-import { goalEndEvent, type NodeContext } from "./context.js";
+import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import { announceEnd, publishEnd, publishEvent } from "./event-stream.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
 import { RedisKeys } from "./redis-keys.js";
@@ -287,7 +287,8 @@ export class ClusterGoalRunner {
       return;
     }
     try {
-      await job.moveToWait(token);
+      // Bounded: the worker's connection waits for Redis forever, and shutdown waits for this.
+      await withTimeout(job.moveToWait(token), REDIS_ANSWER_MS);
     } catch (e) {
       // The hash says queued but the job could not go back: take the goal again, so that it
       // ends here as it would have rather than stay queued with no job. If Redis does not
@@ -307,10 +308,13 @@ export class ClusterGoalRunner {
   private async flush(goalId: string): Promise<void> {
     try {
       const s = this.rt.goals.status(goalId);
-      await this.mirror.finish(goalId, this.identity.nodeId, s);
-      // Its goal.finished event went out as it happened; waiters re-read the hash now.
-      announceEnd(this.redis, goalId, this.log);
-      await this.dropApprovalsOf(goalId);
+      // Written only while the goal is still this node's: one another node ended or took over
+      // is not announced, and its approvals (the new owner's now) stay.
+      if (await this.mirror.finish(goalId, this.identity.nodeId, s)) {
+        // Its goal.finished event went out as it happened; waiters re-read the hash now.
+        announceEnd(this.redis, goalId, this.log);
+        await this.dropApprovalsOf(goalId);
+      }
       this.unflushed.delete(goalId);
       this.owned.delete(goalId);
     } catch (e) {

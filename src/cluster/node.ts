@@ -20,7 +20,7 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { publishHead, verifyCluster } from "./audit-heads.js";
 import { serveCommands } from "./commands.js";
-import { type NodeContext, readMirror } from "./context.js";
+import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import { GoalMirror } from "./goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob, type Liveness } from "./goal-runner.js";
 import { ClusterGoals } from "./goal-view.js";
@@ -201,8 +201,10 @@ export class ClusterNode implements Liveness {
    */
   async redisPersistence(): Promise<RedisPersistence> {
     try {
-      const [, aof] = (await this.ctx.redis.config("GET", "appendonly")) as string[];
-      const [, save] = (await this.ctx.redis.config("GET", "save")) as string[];
+      const get = (key: string) =>
+        withTimeout(this.ctx.redis.config("GET", key) as Promise<string[]>, REDIS_ANSWER_MS);
+      const [, aof] = await get("appendonly");
+      const [, save] = await get("save");
       if (aof === undefined || save === undefined) return "unknown";
       const kinds = [aof === "yes" ? "aof" : "", save.trim() !== "" ? "rdb" : ""].filter((k) => k !== "");
       return kinds.length === 0 ? "none" : (kinds.join("+") as RedisPersistence);

@@ -174,7 +174,16 @@ export async function stopAll(): Promise<void> {
     if (r.proc && r.proc.exitCode === null) {
       const exited = new Promise((res) => r.proc?.once("exit", res));
       r.proc.kill("SIGTERM");
-      await exited;
+      // A clean shutdown writes its files first; one that takes too long is killed.
+      if (
+        (await Promise.race([
+          exited.then(() => true),
+          new Promise((res) => setTimeout(res, 10_000, false)),
+        ])) === false
+      ) {
+        r.proc.kill("SIGKILL");
+        await exited;
+      }
     }
     rmSync(r.dir, { recursive: true, force: true });
   }

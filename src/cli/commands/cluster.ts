@@ -30,7 +30,8 @@ export const clusterStatus: Command = {
         );
         if (n.goals.length > 0) ctx.io.out(`  goals: ${n.goals.map(inert).join(" ")}`);
       }
-      const p = r.redis.persistence;
+      // A daemon from before this field says nothing of it.
+      const p = r.redis?.persistence ?? "unknown";
       ctx.io.out(`redis persistence: ${p}`);
       if (p === "none") ctx.io.err(`warning: ${UNPERSISTED_REDIS}`);
     }
