@@ -159,6 +159,39 @@ describe("a holder of the credential opening connection after connection", () =>
   }, 20_000);
 });
 
+describe("a stolen cookie's connections after the operator rotates the token", () => {
+  it("are signed out at the rotation, so they cannot hold the signed-in cap against the user's new link", async () => {
+    const fx = await suite.start();
+    const ui = await openUi(fx);
+    const stolen = await signIn(ui);
+    const body = '{"method":"goal.list"}';
+    const request = `POST /api/rpc HTTP/1.1\r\nHost: ${ui.host}\r\nOrigin: ${ui.origin}\r\nCookie: ${stolen}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const held: KeptAlive[] = [];
+    try {
+      while (held.length < MAX_SIGNED_IN) {
+        const k = await keptAlive(ui.port, request, false);
+        if (k.first !== 200) break;
+        held.push(k);
+      }
+      expect(held.length).toBeGreaterThan(MAX_SIGNED_IN - 2);
+      await openUi(fx, true); // aido ui --rotate
+      // The user's fresh link, opened on a new connection, signs in: the old cookie's
+      // connections no longer count against the cap.
+      const link = new URL(await ui.signInUrl());
+      const visit = `GET /${link.search} HTTP/1.1\r\nHost: ${ui.host}\r\n\r\n`;
+      expect(await statusOf(ui.port, visit)).toBe(303);
+      // The old ones are refused, and closed once the sign-in window is over.
+      expect(await held[0]?.again()).toBe(401);
+      await eventually(
+        async () => (held.every((k) => k.socket.closed) ? true : undefined),
+        SIGN_IN_WINDOW_MS + 2_000,
+      );
+    } finally {
+      for (const k of held) k.socket.destroy();
+    }
+  }, 20_000);
+});
+
 interface KeptAlive {
   socket: Socket;
   /** The status of the first request. */

@@ -7,7 +7,8 @@
 // signed in within SIGN_IN_WINDOW_MS, and when the pool is full a new connection pushes
 // out the oldest stranger rather than being refused, so idle sockets cannot keep a
 // browser that signs in at once from getting through. Signed-in connections have a larger
-// cap that only holders of the credential can fill. Closed strangers are reported (the
+// cap that only holders of the credential can fill. A rotation of the token signs them all
+// out: each has SIGN_IN_WINDOW_MS to show the new credential, or it is closed. Closed strangers are reported (the
 // server audits them as ui.denied reason idle; a request refused at the signed-in cap as
 // reason busy).
 
@@ -24,6 +25,8 @@ export class ConnectionPool {
   /** Strangers in the order they came (the first is the oldest), with their deadline timer. */
   private readonly strangers = new Map<Socket, NodeJS.Timeout>();
   private readonly signedIn = new Set<Socket>();
+  /** Signed in before the token was rotated, with the deadline to show the new one. */
+  private readonly signedOut = new Map<Socket, NodeJS.Timeout>();
 
   /** `closed` is told of each stranger closed for not signing in in time or pushed out. */
   constructor(private readonly closed: (socket: Socket) => void) {}
@@ -41,6 +44,8 @@ export class ConnectionPool {
       clearTimeout(this.strangers.get(socket));
       this.strangers.delete(socket);
       this.signedIn.delete(socket);
+      clearTimeout(this.signedOut.get(socket));
+      this.signedOut.delete(socket);
     });
   }
 
@@ -50,13 +55,34 @@ export class ConnectionPool {
    */
   signIn(socket: Socket): boolean {
     if (this.signedIn.has(socket)) return true;
-    const deadline = this.strangers.get(socket);
+    const deadline = this.strangers.get(socket) ?? this.signedOut.get(socket);
     if (deadline === undefined) return false; // closed meanwhile
     if (this.signedIn.size >= MAX_SIGNED_IN) return false;
     clearTimeout(deadline);
     this.strangers.delete(socket);
+    this.signedOut.delete(socket);
     this.signedIn.add(socket);
     return true;
+  }
+
+  /**
+   * The credential changed (`aido ui --rotate`): every signed-in connection is signed out,
+   * counted no more against the cap, and closed unless one of its requests shows the new
+   * credential within SIGN_IN_WINDOW_MS. A connection stays signed in for its life, so those
+   * of a stolen cookie would otherwise keep the cap full against the user's new link, each
+   * refused request keeping it alive. (Not closed at once: a client may be sending on one
+   * of them just then; a browser's reload would fail rather than be refused.)
+   */
+  signOutAll(): void {
+    for (const socket of this.signedIn) {
+      const deadline = setTimeout(() => {
+        this.signedOut.delete(socket);
+        socket.destroy();
+      }, SIGN_IN_WINDOW_MS);
+      deadline.unref();
+      this.signedOut.set(socket, deadline);
+    }
+    this.signedIn.clear();
   }
 
   private close(socket: Socket): void {

@@ -105,12 +105,15 @@ export class UiServer {
   /**
    * A new token: every cookie and sign-in link of the old one stops working at once, and the
    * exchanges they opened (event streams, a goal.wait) are cut: a stolen cookie's open
-   * stream would otherwise keep reading every event after the rotation.
+   * stream would otherwise keep reading every event after the rotation. Every signed-in
+   * connection is signed out too (closed unless it signs in again within the sign-in
+   * window): kept alive, a stolen cookie's would hold the signed-in cap.
    */
   rotate(): void {
     this.token = writeNewToken(this.deps.config.home);
     this.codes.clear();
     for (const res of this.open) res.destroy();
+    this.connections.signOutAll();
   }
 
   /** Stop listening and end every open response (event streams included). */
