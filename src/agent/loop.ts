@@ -12,8 +12,9 @@
 // record while it runs so its model calls and tool calls nest under it.
 
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
 import type { AgentRecord } from "../kernel/registry.js";
-import { type Message, textOf, toolUsesOf, type Usage } from "../llm/types.js";
+import { type Message, type ResponseBlock, textOf, toolUsesOf, type Usage } from "../llm/types.js";
 import { Attr } from "../telemetry/attributes.js";
 import { manageContext } from "./context.js";
 import { type AgentEnv, MAX_OUTPUT_TOKENS } from "./env.js";
@@ -135,7 +136,7 @@ async function runLoop(
         max_tokens: MAX_OUTPUT_TOKENS,
         signal,
       });
-      messages.push({ role: "assistant", content: response.content });
+      messages.push({ role: "assistant", content: response.content.map(keptInHistory) });
       const text = textOf(response.content).trim();
       if (text !== "") lastText = text;
       const calls = toolUsesOf(response);
@@ -155,4 +156,16 @@ async function runLoop(
     if (e instanceof AidoError && e.code === ErrorCode.tokenInvalid) return end("cancelled", e);
     return end("error", e);
   }
+}
+
+/**
+ * What the conversation keeps of a response block. Arguments nested deeper than the gate
+ * allows are refused (gate/argument-depth.ts); kept in the history they would overflow the
+ * stack of every later walk of it (the context's size estimate, the request to the
+ * provider, the saved conversation) and end the run. The history keeps `{}` in their place;
+ * the refusal's tool_result tells the model why. The call itself is judged as sent.
+ */
+function keptInHistory(block: ResponseBlock): ResponseBlock {
+  if (block.type !== "tool_use" || !nestsDeeperThan(block.input, MAX_ARGUMENT_DEPTH)) return block;
+  return { ...block, input: {} };
 }

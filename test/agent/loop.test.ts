@@ -90,6 +90,33 @@ describe("the agent loop", () => {
     expect(JSON.stringify(payload).length).toBeLessThan(400);
   });
 
+  it("refuses arguments nested 100,000 levels deep and goes on to the next turn, whose request carries the call", async () => {
+    // OpenAI's wire carries arguments as a string: the provider's JSON need not nest.
+    h = await openHarness(server, { env: { AIDO_MODEL: "openai/gpt-test" } });
+    const n = 100_000;
+    const script = server.script('manifest "worker"', [
+      turn.toolUses(
+        [
+          {
+            name: "skill_read",
+            rawArguments: `{"name": "write-report", "extra": ${"[".repeat(n)}${"]".repeat(n)}}`,
+          },
+        ],
+        { usage: { input_tokens: 100, output_tokens: 10 } },
+      ),
+      turn.text("ok"),
+    ]);
+    const r = await h.rt.spawnAndRun(worker(), "Read it.");
+    expect(r.stop_reason).toBe("complete");
+    const [assistant, result] = script.requests[1]!.body.messages.slice(-2);
+    expect(result.role).toBe("tool");
+    expect(result.content).toContain(`arguments nest deeper than 64 levels (they nest ${n + 1})`);
+    // The history sends the call back without the tree it was refused for.
+    expect(assistant.tool_calls[0].function).toEqual({ name: "skill_read", arguments: "{}" });
+    const denied = h.rt.audit.query({ kind: "tool.denied" }).filter((e) => e.agent_id === r.agent_id);
+    expect(denied.map((e) => e.payload)).toEqual([expect.objectContaining({ stage: "schema" })]);
+  });
+
   it("refuses the third identical call and tells the model instead of running it", async () => {
     h = await openHarness(server);
     const call = turn.toolUse("skill_read", { name: "write-report" });
