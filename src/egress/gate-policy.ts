@@ -33,6 +33,7 @@ import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import { inert } from "../security/terminal-text.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import { type UnheldReport, unheldPortsInWords } from "./listener.js";
 import { parseMcpEgressId, serverOfCaller } from "./mcp-callers.js";
 import { createEgressProxy, type EgressResolver } from "./proxy.js";
 import type {
@@ -304,21 +305,23 @@ export class EgressGate {
   }
 
   /**
-   * Connections on a relay port no caller holds, closed unread by the listener (which reports
-   * a port at most once a second, `connections` counting those since its last report): one
+   * Connections on relay ports no caller holds, closed unread by the listener (which reports
+   * at most once a second per relay, counting those since its last report): one
    * egress.denied at stage "relay", to the goal the relay serves, with no agent (none holds
-   * the port). Throws when the log cannot take it.
+   * the ports). Throws when the log cannot take it.
    */
-  recordUnheldPort(egressId: string, relayPort: number, connections: number): void {
+  recordUnheldPort(egressId: string, report: UnheldReport): void {
     const { goalId, what } = relayOf(egressId);
+    const { ports, connections } = report;
     this.deps.audit.record(
       "egress.denied",
       {
         stage: "relay",
-        reason: `port ${relayPort} of ${what} is held by no caller: ${
+        reason: `${unheldPortsInWords(ports)} of ${what} ${ports.length === 1 ? "is" : "are"} held by no caller: ${
           connections === 1 ? "the connection was" : `${connections} connections were`
         } closed unread`,
-        relay_port: relayPort,
+        relay_port: ports[0] as number,
+        ...(ports.length > 1 ? { relay_ports: ports } : {}),
         connections,
       },
       { goalId },

@@ -7,8 +7,9 @@
 // against a bug, not a peer. A stream on a port no caller holds is a peer's doing (anything
 // in the goal's container can connect to any of the relay's ports; only an agent's Landlock
 // TCP rule keeps its execs to its own): it is closed without a byte too, and reported to the
-// host (`unheld`, audited as egress.denied) at most once per port per second, the
-// connections in between counted into the next report, so a flood cannot fill the log.
+// host (`unheld`, audited as egress.denied) at most once a second for the whole relay, the
+// connections in between counted (per port) into the next report, so a flood cannot fill
+// the log, not even one spread over every port of the relay.
 
 import { chmodSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
@@ -20,7 +21,7 @@ import { EGRESS_SOCKET, type EgressCaller, type EgressProxy, RELAY_HEADER } from
 /** The header is short: `AIDO-EGRESS 65535\n`. */
 const MAX_HEADER = 32;
 const HEADER_TIMEOUT_MS = 5_000;
-/** At most one report of an unheld port per this long; the connections between are counted. */
+/** At most one report of unheld ports per this long; the connections between are counted. */
 const UNHELD_REPORT_MS = 1_000;
 
 export interface RelayListenerOptions {
@@ -30,11 +31,25 @@ export interface RelayListenerOptions {
   callerOf(port: number): EgressCaller | undefined;
   proxy: EgressProxy;
   /**
-   * `connections` streams (since the last report of this port) named a port no caller holds
-   * and were closed: the host records it. May throw (the audit log failed): logged.
+   * Streams (since the last report) named ports no caller holds and were closed: the host
+   * records it. May throw (the audit log failed): logged.
    */
-  unheld(port: number, connections: number): void;
+  unheld(report: UnheldReport): void;
   log(message: string): void;
+}
+
+/** Connections closed on ports of one relay that no caller held, since the last report. */
+export interface UnheldReport {
+  /** The ports they named, ascending. */
+  ports: number[];
+  /** How many there were, on all those ports. */
+  connections: number;
+}
+
+/** `port 3228`, or `3 ports (3228 to 3230)`. */
+export function unheldPortsInWords(ports: readonly number[]): string {
+  if (ports.length === 1) return `port ${ports[0]}`;
+  return `${ports.length} ports (${ports[0]} to ${ports[ports.length - 1]})`;
 }
 
 export class RelayListener {
@@ -44,11 +59,13 @@ export class RelayListener {
 
   private constructor(private readonly opts: RelayListenerOptions) {
     this.server = createServer((s) => this.accept(s));
-    this.unheld = new UnheldPorts((port, connections) => {
+    this.unheld = new UnheldPorts((report) => {
       try {
-        opts.unheld(port, connections);
+        opts.unheld(report);
       } catch (e) {
-        opts.log(`recording a connection on unheld egress port ${port}: ${errorMessage(e)}`);
+        opts.log(
+          `recording connections on unheld egress ports ${report.ports.join(", ")}: ${errorMessage(e)}`,
+        );
       }
     });
   }
@@ -129,45 +146,50 @@ function portOfHeader(line: string): number | undefined {
 }
 
 /**
- * Reports of connections on unheld ports, at most one per port per UNHELD_REPORT_MS: the
- * first at once, those that follow within the interval counted and reported when it ends
- * (so every connection is on record, and a flood costs one entry per port per interval).
+ * Reports of connections on unheld ports, at most one per UNHELD_REPORT_MS for the whole
+ * relay: the first at once, those that follow within the interval counted per port and
+ * reported together when it ends (so every connection is on record, and a flood costs one
+ * entry per interval however many of the relay's ports it spreads over).
  */
 class UnheldPorts {
-  /** Ports reported within the interval: connections since, and the interval's end. */
-  private readonly quiet = new Map<number, { since: number; timer: NodeJS.Timeout }>();
+  /** Connections per port since the last report, while an interval runs. */
+  private counted = new Map<number, number>();
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly report: (port: number, connections: number) => void) {}
+  constructor(private readonly report: (report: UnheldReport) => void) {}
 
   seen(port: number): void {
-    const q = this.quiet.get(port);
-    if (q) {
-      q.since++;
+    if (this.timer) {
+      this.counted.set(port, (this.counted.get(port) ?? 0) + 1);
       return;
     }
-    this.report(port, 1);
-    this.hold(port);
+    this.report({ ports: [port], connections: 1 });
+    this.hold();
   }
 
   /** The listener closes: what was counted is reported now. */
   flush(): void {
-    const counted = [...this.quiet].filter(([, q]) => q.since > 0);
-    for (const [, q] of this.quiet) clearTimeout(q.timer);
-    this.quiet.clear();
-    for (const [port, q] of counted) this.report(port, q.since);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.take();
   }
 
-  private hold(port: number): void {
-    const q = {
-      since: 0,
-      timer: setTimeout(() => {
-        this.quiet.delete(port);
-        if (q.since === 0) return;
-        this.report(port, q.since);
-        this.hold(port);
-      }, UNHELD_REPORT_MS),
-    };
-    q.timer.unref();
-    this.quiet.set(port, q);
+  private hold(): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.take()) this.hold();
+    }, UNHELD_REPORT_MS);
+    this.timer.unref();
+  }
+
+  /** Report what was counted, if anything (true then). */
+  private take(): boolean {
+    if (this.counted.size === 0) return false;
+    const counted = this.counted;
+    this.counted = new Map();
+    let connections = 0;
+    for (const n of counted.values()) connections += n;
+    this.report({ ports: [...counted.keys()].sort((a, b) => a - b), connections });
+    return true;
   }
 }

@@ -17,7 +17,7 @@ import type { SandboxBackend } from "../sandbox/backend.js";
 import { removeTreeNoFollow } from "../sandbox/folders.js";
 import type { Grant } from "../security/grants.js";
 import { EgressCallers, proxyEnv } from "./callers.js";
-import { RelayListener } from "./listener.js";
+import { RelayListener, type UnheldReport } from "./listener.js";
 import { mcpCallerId, mcpEgressId, mcpProxyUser, parseMcpEgressId } from "./mcp-callers.js";
 import type { EgressProxy } from "./types.js";
 
@@ -38,10 +38,10 @@ export interface EgressPlumbingDeps {
   /** The proxy the listeners hand streams to (built on first need: it checks credentials here). */
   proxy(): EgressProxy;
   /**
-   * `connections` streams on `port` of the relay of `egressId` (a goal, or an MCP server's
-   * pseudo-goal) that no caller holds were closed: audit them (EgressGate.recordUnheldPort).
+   * Streams on ports of the relay of `egressId` (a goal, or an MCP server's pseudo-goal)
+   * that no caller holds were closed: audit them (EgressGate.recordUnheldPort).
    */
-  unheldPort(egressId: string, port: number, connections: number): void;
+  unheldPort(egressId: string, report: UnheldReport): void;
   log(message: string): void;
 }
 
@@ -96,7 +96,7 @@ export class EgressPlumbing {
         dir: share,
         callerOf: (port) => this.callers.callerOfPort(goalId, port),
         proxy: this.proxy,
-        unheld: (port, connections) => this.deps.unheldPort(goalId, port, connections),
+        unheld: (report) => this.deps.unheldPort(goalId, report),
         log: this.deps.log,
       });
       g = { share, listener };

@@ -23,7 +23,7 @@ import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { EgressCallers, proxyEnv } from "../egress/callers.js";
 import { networkGrantFor } from "../egress/gate-policy.js";
-import { RelayListener } from "../egress/listener.js";
+import { RelayListener, unheldPortsInWords } from "../egress/listener.js";
 import { createEgressProxy } from "../egress/proxy.js";
 import type { EgressCaller, EgressRecord, EgressVerdict } from "../egress/types.js";
 import { EGRESS_SOCKET } from "../egress/types.js";
@@ -235,7 +235,7 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
       callerOf: (port) => callers.callerOfPort(o.id, port),
       proxy,
       // Something in the sandbox spoke on another of the relay's ports: on the evidence too.
-      unheld: (port, connections) =>
+      unheld: ({ ports, connections }) =>
         record({
           phase: "denied",
           caller: { goalId: o.id, agentId: SANDBOX_CALLER },
@@ -243,7 +243,7 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
           port: 0,
           method: "",
           stage: "relay",
-          reason: `relay port ${port} is held by no caller: ${
+          reason: `relay ${unheldPortsInWords(ports)} ${ports.length === 1 ? "is" : "are"} held by no caller: ${
             connections === 1 ? "the connection was" : `${connections} connections were`
           } closed unread`,
         }),

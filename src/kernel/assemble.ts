@@ -195,7 +195,7 @@ export async function assembleRuntime(
     home: config.home,
     backend,
     log,
-    unheldPort: (egressId, port, connections) => egress.recordUnheldPort(egressId, port, connections),
+    unheldPort: (egressId, report) => egress.recordUnheldPort(egressId, report),
     proxy: () => {
       proxy ??= egress.proxy((caller, user, password) =>
         egressPlumbing.callers.authenticate(caller, user, password),

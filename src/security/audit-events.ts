@@ -178,7 +178,8 @@ export interface AuditPayloads {
   };
   /**
    * Refused, at `stage`; host and port are absent when the request never parsed. Stage
-   * "relay": `connections` streams on `relay_port`, which no caller holds, were closed unread.
+   * "relay": `connections` streams on `relay_port` (on `relay_ports`, ascending, when they
+   * named several), which no caller holds, were closed unread.
    */
   "egress.denied": {
     host?: string;
@@ -187,6 +188,7 @@ export interface AuditPayloads {
     stage: string;
     reason: string;
     relay_port?: number;
+    relay_ports?: number[];
     connections?: number;
   };
   "sandbox.created": { container_id: string; image: string };

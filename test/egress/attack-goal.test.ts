@@ -186,6 +186,44 @@ for _ in range(int(sys.argv[2])):
 print('flooded')
 `;
 
+/** Connects once on each of `count` relay ports from `first` (argv 1, 2): a flood spread wide. */
+const FLOOD_WIDE = `
+import socket, sys, urllib.parse
+relay = urllib.parse.urlsplit(open('/workspace/a-proxy').read().strip()).hostname
+first, count = int(sys.argv[1]), int(sys.argv[2])
+for port in range(first, first + count):
+    s = socket.create_connection((relay, port), timeout=5)
+    s.sendall(b'CONNECT granted.test:8080 HTTP/1.1\\r\\n\\r\\n')
+    if s.recv(100): print('answered')
+    s.close()
+print('flooded')
+`;
+
+/** Submit a goal whose agent writes its proxy URL where FLOOD reads it, then stays up 6 s. */
+async function goalHoldingOnePort(name: string): Promise<{ goal_id: string; container: string }> {
+  server.script(`manifest "${name}"`, [
+    turn.toolUse("exec", { command: 'echo "$HTTP_PROXY" > /workspace/a-proxy' }),
+    // The goal (and its relay's listener) stays up while the test connects.
+    turn.text("done", { delayMs: 6000 }),
+  ]);
+  const { goal_id } = await c.call("goal.submit", {
+    goal: "hold a relay port",
+    manifest: manifest(name, {
+      capabilities: [
+        "tool: exec",
+        "exec: *",
+        "file_read: /workspace/**",
+        "file_write: /workspace/**",
+        "network: granted.test:8080",
+      ],
+    }),
+  });
+  const proxyFile = join(fx.home.config.goalsDir, goal_id, "workspace", "a-proxy");
+  for (let i = 0; i < 300 && !existsSync(proxyFile); i++) await new Promise((ok) => setTimeout(ok, 100));
+  const ps = await run("docker", ["ps", "--filter", `name=_goal_${goal_id}$`, "--format", "{{.Names}}"]);
+  return { goal_id, container: ps.stdout.trim() };
+}
+
 describe("a process in the goal's container outside every agent's Landlock rule", () => {
   beforeAll(() => startDaemon("on"), 120_000);
   afterAll(stopDaemon);
@@ -236,6 +274,37 @@ describe("a process in the goal's container outside every agent's Landlock rule"
       expect(p.reason).toContain(`port ${port} of goal ${goal_id}'s egress relay is held by no caller`);
     expect(payloads.reduce((n, p) => n + p.connections, 0)).toBe(30);
     // Nothing was let through for anyone.
+    expect((await c.call("audit.query", { goal_id, kind: "egress.open", limit: 100 })).entries).toEqual([]);
+  }, 180_000);
+
+  it("spreading its flood over the relay's ports still costs one entry a second, every port named", async () => {
+    const { goal_id, container } = await goalHoldingOnePort("unheld-wide");
+    const first = 3128 + 100;
+    const count = 120;
+    const { stdout: out } = await run("docker", [
+      "exec",
+      container,
+      "python3",
+      "-c",
+      FLOOD_WIDE,
+      String(first),
+      String(count),
+    ]);
+    expect(out.trim()).toBe("flooded");
+    expect((await c.call("goal.wait", { goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
+    const denied = (await c.call("audit.query", { goal_id, kind: "egress.denied", limit: 1000 })).entries;
+    expect(denied.length).toBeGreaterThan(0);
+    expect(denied.length).toBeLessThan(6);
+    const payloads = denied.map(
+      (e) => e.payload as { reason: string; connections: number; relay_port: number; relay_ports?: number[] },
+    );
+    expect(payloads.reduce((n, p) => n + p.connections, 0)).toBe(count);
+    const named = payloads.flatMap((p) => p.relay_ports ?? [p.relay_port]).sort((a, b) => a - b);
+    expect(named).toEqual(Array.from({ length: count }, (_, i) => first + i));
+    const wide = payloads.find((p) => (p.relay_ports?.length ?? 0) > 1);
+    expect(wide?.reason).toMatch(
+      new RegExp(`^\\d+ ports \\(\\d+ to \\d+\\) of goal ${goal_id}'s egress relay are held by no caller`),
+    );
     expect((await c.call("audit.query", { goal_id, kind: "egress.open", limit: 100 })).entries).toEqual([]);
   }, 180_000);
 });

@@ -41,7 +41,7 @@ let hostServer: Server;
 let hostPort = 0;
 const seen: EgressCaller[] = [];
 /** What the listener reported of connections on ports no caller holds. */
-const unheld: { egressId: string; port: number; connections: number }[] = [];
+const unheld: { egressId: string; ports: number[]; connections: number }[] = [];
 
 /** Stand-in for the proxy: names the caller, then echoes. */
 const standIn: EgressProxy = {
@@ -95,7 +95,9 @@ beforeAll(async () => {
     home: fx.config.home,
     backend: fx.backend,
     proxy: () => standIn,
-    unheldPort: (egressId, port, connections) => unheld.push({ egressId, port, connections }),
+    unheldPort: (egressId, report) => {
+      unheld.push({ egressId, ...report });
+    },
     log: () => {},
   });
   hostServer = createServer((s) => s.end("host\n"));
@@ -229,7 +231,7 @@ describe("a goal's egress network", () => {
     const r = await sb.exec({ argv: talk(relay, 3128 + 200), confinement: "unconfined" });
     expect(r.stdout.trim()).toBe("got:");
     expect(seen.length).toBe(before);
-    expect(unheld).toEqual([{ egressId: GOAL, port: 3128 + 200, connections: 1 }]);
+    expect(unheld).toEqual([{ egressId: GOAL, ports: [3128 + 200], connections: 1 }]);
   });
 
   it("reports a flood of connects on an unheld port once a second, counting every connection", async () => {
@@ -252,7 +254,8 @@ describe("a goal's egress network", () => {
     // second ends: far fewer reports than connections, and every connection counted.
     for (let i = 0; i < 60 && unheld.reduce((n, u) => n + u.connections, 0) < 40; i++)
       await new Promise((ok) => setTimeout(ok, 100));
-    expect(unheld[0]).toEqual({ egressId: GOAL, port: 3128 + 201, connections: 1 });
+    // (The listener's second may have begun with the test before: then even the first is counted.)
+    for (const u of unheld) expect(u).toMatchObject({ egressId: GOAL, ports: [3128 + 201] });
     expect(unheld.reduce((n, u) => n + u.connections, 0)).toBe(40);
     expect(unheld.length).toBeLessThan(6);
   });
