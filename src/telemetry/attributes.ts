@@ -11,6 +11,7 @@
 // it off aido.gate.reason carries the denial's code alone (gateReason).
 
 import type { Config } from "../config.js";
+import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
 import { secretsOf } from "../llm/record.js";
 import type { ContentBlock, LlmResponse, Message } from "../llm/types.js";
 
@@ -130,8 +131,14 @@ export class ContentRedactor {
     return JSON.stringify([{ ...this.message("assistant", response.content), finish_reason: finishReason }]);
   }
 
-  /** gen_ai.tool.call.arguments */
+  /**
+   * gen_ai.tool.call.arguments. Arguments nested deeper than the gate allows are not
+   * encoded: the span is opened before the gate refuses them, and JSON.stringify would
+   * overflow the stack on them (and with it the call, before it is judged and audited).
+   */
   arguments(input: unknown): string {
+    if (nestsDeeperThan(input, MAX_ARGUMENT_DEPTH))
+      return `[not recorded: nested deeper than ${MAX_ARGUMENT_DEPTH} levels]`;
     return this.text(JSON.stringify(input ?? null));
   }
 

@@ -312,6 +312,40 @@ describe("message content", () => {
   }, 60_000);
 });
 
+describe("message content, with arguments nested past the gate's limit", () => {
+  it("does not keep the gate from refusing and auditing them, nor end the run", async () => {
+    const { server } = suite;
+    const n = 100_000;
+    server.script('manifest "deep"', [
+      turn.toolUses(
+        [{ name: "memory_store", rawArguments: `{"content": ${"[".repeat(n)}${"]".repeat(n)}}` }],
+        { usage: { input_tokens: 100, output_tokens: 10 } },
+      ),
+      turn.text("ok"),
+    ]);
+    const fx = await suite.start({
+      env: otel({
+        OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: "true",
+        AIDO_MODEL: "openai/gpt-test",
+      }),
+    });
+    const c = await fx.client();
+    const deep = manifest("deep", { model: "openai/gpt-test", capabilities: ["tool: memory_store"] });
+    const { goal_id } = await c.call("goal.submit", { goal: "store it", manifest: deep });
+    expect((await c.call("goal.wait", { goal_id, timeout_ms: 30_000 })).state).toBe("succeeded");
+    const denied = (await c.call("audit.query", { goal_id, kind: "tool.denied" })).entries;
+    expect(denied.map((e) => e.payload)).toEqual([
+      expect.objectContaining({ tool: "memory_store", stage: "schema", code: "invalid_input" }),
+    ]);
+    await fx.daemon.close();
+    const store = only(receiver.spans, "execute_tool memory_store");
+    expect(store.attributes["aido.gate.stage"]).toBe("schema");
+    expect(store.attributes["gen_ai.tool.call.arguments"]).toBe(
+      "[not recorded: nested deeper than 64 levels]",
+    );
+  }, 60_000);
+});
+
 describe("the OpenAI wire format", () => {
   it("names openai as the provider and reports the completion's id and usage", async () => {
     const { server } = suite;
