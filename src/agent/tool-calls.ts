@@ -121,33 +121,27 @@ async function runOne(
     ...(isError ? { is_error: true } : {}),
   });
   const ev = { agentId: agent.id, tool: call.name, callId: call.id };
-  if (call.input_error !== undefined) {
-    const refusal = {
-      stage: "schema",
-      code: "invalid_input",
-      reason: "the arguments were not a JSON object",
-    } as const;
+  /** A refusal of the loop's own, before the gate: audited, traced and told as the gate's are. */
+  const refuse = (
+    refusal: { stage: "schema" | "repeat_guard"; code: string; reason: string },
+    told: string,
+  ): ToolResultBlock => {
     env.gate.refusedBeforeGate(principal, { name: call.name, callId: call.id }, refusal);
     traceRefusal(env, agent, call, refusal.stage, refusal.code, refusal.reason);
     env.events.emit("tool.denied", agent.goalId, { ...ev, ...refusal });
-    return result(
+    return result(told, true);
+  };
+  if (call.input_error !== undefined) {
+    return refuse(
+      { stage: "schema", code: "invalid_input", reason: "the arguments were not a JSON object" },
       `Not run: the arguments were not a JSON object (${call.input_error}). Send valid JSON arguments.`,
-      true,
     );
   }
   if (guard.isRepeat(call)) {
-    const refusal = {
-      stage: "repeat_guard",
-      code: "repeated_call",
-      reason: "identical call repeated",
-    } as const;
-    env.gate.refusedBeforeGate(principal, { name: call.name, callId: call.id }, refusal);
-    traceRefusal(env, agent, call, refusal.stage, refusal.code, refusal.reason);
-    env.events.emit("tool.denied", agent.goalId, { ...ev, ...refusal });
-    return result(
+    return refuse(
+      { stage: "repeat_guard", code: "repeated_call", reason: "identical call repeated" },
       `Not run: this is call number ${REPEAT_LIMIT} or more of ${call.name} with exactly the same arguments. ` +
         "The result will not change. Use the earlier result, change the arguments, or finish with what you have.",
-      true,
     );
   }
   if (signal.aborted) return result("Not run: the agent is stopping.", true);
