@@ -17,6 +17,25 @@ import { containersOfHome } from "../support/home.js";
 
 const NODE_MODULES = realpathSync(join(process.cwd(), "node_modules"));
 const FILESYSTEM = "/opt/mcp/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js";
+const EVERYTHING = "/opt/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
+
+/** The reference "everything" server over stdio as `name`, as the approval tests configure it. */
+function everythingServer(
+  name: string,
+  given: Partial<Extract<McpServerConfig, { transport: "stdio" }>>,
+): McpServerConfig {
+  return {
+    name,
+    transport: "stdio",
+    command: ["node", EVERYTHING, "stdio"],
+    env: {},
+    workspace: "none",
+    mounts: [{ source: NODE_MODULES, target: "/opt/mcp/node_modules" }],
+    readOnlyTools: ["echo"],
+    timeoutMs: 60_000,
+    ...given,
+  } as McpServerConfig;
+}
 
 beforeAll(() => requireDocker());
 const suite = useDaemonPerTest();
@@ -148,24 +167,15 @@ import("/opt/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index
 });
 
 describe("a stdio MCP server whose network entries change after approval", () => {
-  const everything = "/opt/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
   const net = (...hosts: string[]) => hosts.map((h) => parseGrant(`network: ${h}`) as NetworkGrant);
 
   it("is unapproved once they widen (order aside), as is an approval pinned before entries were", async () => {
     const fx = await suite.start({
       runtime: { backend: undefined },
       config: (cfg: Config) => {
-        cfg.mcp.servers.fetcher = {
-          name: "fetcher",
-          transport: "stdio",
-          command: ["node", everything, "stdio"],
-          env: {},
-          workspace: "none",
-          mounts: [{ source: NODE_MODULES, target: "/opt/mcp/node_modules" }],
+        cfg.mcp.servers.fetcher = everythingServer("fetcher", {
           network: net("api.example.com", "registry.example.org:8080"),
-          readOnlyTools: ["echo"],
-          timeoutMs: 60_000,
-        };
+        });
         cfg.grantCeilings = [["tool: *", "mcp: fetcher/*"]];
       },
     });
@@ -245,22 +255,11 @@ describe("a stdio MCP server whose network entries change after approval", () =>
 });
 
 describe("a stdio MCP server whose workspace access widens after approval", () => {
-  const everything = "/opt/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
-
   it("is unapproved once it may see more of the goal's workspace; less keeps it", async () => {
     const fx = await suite.start({
       runtime: { backend: undefined },
       config: (cfg: Config) => {
-        cfg.mcp.servers.helper = {
-          name: "helper",
-          transport: "stdio",
-          command: ["node", everything, "stdio"],
-          env: {},
-          workspace: "ro",
-          mounts: [{ source: NODE_MODULES, target: "/opt/mcp/node_modules" }],
-          readOnlyTools: ["echo"],
-          timeoutMs: 60_000,
-        };
+        cfg.mcp.servers.helper = everythingServer("helper", { workspace: "ro" });
         cfg.grantCeilings = [["tool: *", "mcp: helper/*"]];
       },
     });
@@ -329,22 +328,11 @@ describe("a stdio MCP server whose workspace access widens after approval", () =
 });
 
 describe("a human's Allow Always for a stdio server's tool", () => {
-  const everything = "/opt/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
-
   it("does not cover the server once it was given more of the workspace and approved again", async () => {
     const fx = await suite.start({
       runtime: { backend: undefined },
       config: (cfg: Config) => {
-        cfg.mcp.servers.helper = {
-          name: "helper",
-          transport: "stdio",
-          command: ["node", everything, "stdio"],
-          env: {},
-          workspace: "none",
-          mounts: [{ source: NODE_MODULES, target: "/opt/mcp/node_modules" }],
-          readOnlyTools: [],
-          timeoutMs: 60_000,
-        };
+        cfg.mcp.servers.helper = everythingServer("helper", { readOnlyTools: [] });
         cfg.grantCeilings = [["tool: *", "mcp: helper/*"]];
       },
     });
