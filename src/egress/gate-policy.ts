@@ -13,7 +13,8 @@
 // question open at a time (a burst of connections is not a burst of questions).
 // record() writes egress.open / egress.close / egress.denied to the audit log (synchronous:
 // an open that cannot be written throws, and the proxy refuses the connection) and then
-// tells the event bus (aido watch).
+// tells the event bus (aido watch); identical refusals within a second are counted into one
+// more entry instead of each written (denial-throttle.ts).
 // A stdio MCP server's caller (`mcp:<server>` on its own network, egress/mcp-callers.ts) is
 // no agent: its grants are the operator's `network:` entries for that server, the same
 // grant and address rules apply, a deny rule refuses, and a confirm rule refuses too (no
@@ -33,6 +34,7 @@ import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import { inert } from "../security/terminal-text.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import { DenialThrottle } from "./denial-throttle.js";
 import { type UnheldReport, unheldPortsInWords } from "./listener.js";
 import { parseMcpEgressId, serverOfCaller } from "./mcp-callers.js";
 import { createEgressProxy, type EgressResolver } from "./proxy.js";
@@ -81,13 +83,28 @@ export interface EgressGateDeps {
   serverNetwork?(server: string): readonly Grant[] | undefined;
   /** After each record is audited: the kernel's event bus. */
   notify(entry: EgressRecord): void;
+  /** Where a count of repeated refusals that could not be audited is reported. */
+  log(message: string): void;
 }
 
 export class EgressGate {
   /** Per agent, the end of its line of egress questions (one open at a time). */
   private readonly asking = new Map<string, Promise<void>>();
 
-  constructor(private readonly deps: EgressGateDeps) {}
+  /** Identical refusals within a second are counted into one more entry (denial-throttle.ts). */
+  private readonly denials: DenialThrottle<EgressRecord>;
+
+  constructor(private readonly deps: EgressGateDeps) {
+    this.denials = new DenialThrottle(
+      (entry, repeats) => this.writeDenied(entry, repeats),
+      (e) => deps.log(`egress: could not audit repeated refusals: ${errorMessage(e)}`),
+    );
+  }
+
+  /** Write the counts of repeated refusals still open (before the audit log closes). */
+  flush(): void {
+    this.denials.flush();
+  }
 
   /**
    * The egress proxy for this runtime's goals. `authenticate` checks a caller's proxy
@@ -290,17 +307,35 @@ export class EgressGate {
         where,
       );
     } else {
-      this.deps.audit.record(
-        "egress.denied",
-        {
-          ...(entry.host === "" ? {} : { host: entry.host, port: entry.port }),
-          ...(entry.method === "" ? {} : { method: entry.method }),
-          stage: entry.stage ?? "request",
-          reason: entry.reason ?? "refused",
-        },
-        where,
-      );
+      const key = JSON.stringify([
+        where.goalId,
+        where.agentId,
+        entry.stage,
+        entry.host,
+        entry.port,
+        entry.method,
+        entry.reason,
+      ]);
+      this.denials.report(key, entry);
+      return;
     }
+    this.deps.notify(entry);
+  }
+
+  /** One egress.denied entry (with `repeats`: that many identical refusals since the last one). */
+  private writeDenied(raw: EgressRecord, repeats: number): void {
+    const entry = withRealGoal(raw);
+    this.deps.audit.record(
+      "egress.denied",
+      {
+        ...(entry.host === "" ? {} : { host: entry.host, port: entry.port }),
+        ...(entry.method === "" ? {} : { method: entry.method }),
+        stage: entry.stage ?? "request",
+        reason: entry.reason ?? "refused",
+        ...(repeats > 0 ? { repeats } : {}),
+      },
+      { goalId: entry.caller.goalId, agentId: entry.caller.agentId },
+    );
     this.deps.notify(entry);
   }
 

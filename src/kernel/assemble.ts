@@ -316,6 +316,7 @@ export async function assembleRuntime(
       return s?.transport === "stdio" ? s.network : undefined;
     },
     notify: (entry) => emitEgress(events, entry),
+    log,
   });
   const scheduler = InferenceScheduler.fromConfig(
     config,

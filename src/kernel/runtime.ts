@@ -281,6 +281,8 @@ export class Runtime {
       // No relay reaches the proxy any more; persistent agents' goals open theirs anew.
       await this.egressPlumbing.closeAll();
       await this.mcp.closeAll();
+      // Counts of repeated egress refusals still open go to the log before it closes.
+      this.egress.flush();
       // Every span has ended (no agent runs any more): export them, waiting a bounded time.
       await this.tracer?.shutdown(TRACE_FLUSH_WAIT_MS);
       try {

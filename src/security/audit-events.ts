@@ -190,6 +190,8 @@ export interface AuditPayloads {
     relay_port?: number;
     relay_ports?: number[];
     connections?: number;
+    /** This many identical refusals (same caller, target and reason) since the last entry. */
+    repeats?: number;
   };
   "sandbox.created": { container_id: string; image: string };
   "sandbox.destroyed": {

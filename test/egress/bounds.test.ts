@@ -1,6 +1,7 @@
 // The egress config keys, read from a real config.yaml, bounding real connections through
-// the proxy: max_connections (per goal), max_connections_per_agent (two agents of one goal),
-// idle_timeout_ms, connect_timeout_ms, hosts.
+// the proxy: max_connections (per goal), max_connections_per_agent (two agents of one goal;
+// an agent looping on its refusal is audited once a second with a count), idle_timeout_ms,
+// connect_timeout_ms, hosts.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -217,6 +218,17 @@ describe("egress.max_connections_per_agent: one agent cannot hold all of its goa
 
     const sibling = await tunnel(portB, b);
     expect(sibling.head).toMatch(/^HTTP\/1.1 200/);
+
+    // The agent loops on its refused connect: every attempt is refused, and the log gets one
+    // more entry a second that counts them, not an entry each.
+    const limited = () =>
+      share.audit("egress.denied", a.id).filter((e) => (e.payload as { stage: string }).stage === "limit");
+    expect(limited()).toHaveLength(1);
+    for (let i = 0; i < 10; i++) expect((await tunnel(portA, a.id)).head).toMatch(/^HTTP\/1.1 503/);
+    expect(limited()).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 1_300));
+    const [first, counted] = limited().map((e) => e.payload as { reason: string; repeats?: number });
+    expect(counted).toEqual({ ...first, repeats: 10 });
     for (const t of [...held, sibling]) t.tls?.destroy();
     await spawning;
   });
