@@ -426,7 +426,13 @@ ui)
   out="$(docker exec "$container" aido ui "${args[@]}")" || exit $?
   printf '%s\n' "$out"
   if [ "$open_here" = 1 ]; then
-    if command -v xdg-open >/dev/null 2>&1; then xdg-open "$(printf '%s\n' "$out" | head -n 1)" >/dev/null 2>&1 &
+    if command -v xdg-open >/dev/null 2>&1; then
+      # The link goes into a page only this user can read, not onto xdg-open's command line
+      # (any local user reads those in /proc and could spend the code first); as `aido ui --open`.
+      page="$AIDO_HOME/ui-open.html"
+      link="$(printf '%s\n' "$out" | head -n 1)"
+      (umask 077 && rm -f "$page" && printf '<!doctype html><meta charset="utf-8"><meta name="referrer" content="no-referrer"><meta http-equiv="refresh" content="0; url=%s"><title>Aido dashboard</title>\n' "$link" >"$page") &&
+        xdg-open "$page" >/dev/null 2>&1 &
     else say "xdg-open is not available here; open the URL above in your browser"; fi
   fi
   exit 0

@@ -75,7 +75,7 @@ export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): R
   // a request comes from: only the dashboard's own page, or an address typed or opened
   // from outside the browser (`none`), may go on.
   const site = req.headers["sec-fetch-site"];
-  if (site !== undefined && site !== "same-origin" && site !== "none") {
+  if (site !== undefined && site !== "same-origin" && site !== "none" && !isSignInNavigation(req, url)) {
     return {
       status: 403,
       reason: "origin",
@@ -106,6 +106,21 @@ export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): R
 /** `GET /?code=…`: a sign-in link, whose code its route checks (server.ts). */
 export function isSignInVisit(req: IncomingMessage, url: URL): boolean {
   return req.method === "GET" && url.pathname === "/" && url.searchParams.has("code");
+}
+
+/**
+ * A sign-in link opened as a top-level page from another site's page: `aido ui --open`
+ * hands the browser a page of its own (a file in $AIDO_HOME, so that the link is on no
+ * command line) that goes on to the link, and the browser calls that cross-site. The code
+ * is the credential here: another site can send a browser to `/?code=`, but a code it does
+ * not have is refused, and nothing else is reachable this way.
+ */
+export function isSignInNavigation(req: IncomingMessage, url: URL): boolean {
+  return (
+    isSignInVisit(req, url) &&
+    req.headers["sec-fetch-mode"] === "navigate" &&
+    req.headers["sec-fetch-dest"] === "document"
+  );
 }
 
 /** A sign-in link whose code was used already, has expired or was never issued. */

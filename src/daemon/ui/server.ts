@@ -225,8 +225,9 @@ export class UiServer {
 
   /**
    * A sign-in link: its code is spent and traded for the session cookie, then a 303 to `/`
-   * (the browser keeps the hash route) takes it out of the address bar. A browser already
-   * signed in that opens a spent link again (a reload, its history) just goes on to `/`.
+   * (the browser keeps the hash route) takes it out of the address bar; opened from another
+   * site's page, a page that goes on to `/` instead. A browser already signed in that opens
+   * a spent link again (a reload, its history) just goes on to `/`.
    */
   private signInVisit(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const spent = this.codes.spend(url.searchParams.get("code") ?? "");
@@ -235,15 +236,26 @@ export class UiServer {
       return;
     }
     if (!this.signedIn(req, res, "/?code=…")) return;
-    res.writeHead(303, {
-      Location: "/",
-      ...(spent
-        ? {
-            "Set-Cookie": `${cookieName(this.port)}=${sessionValue(this.token)}; HttpOnly; SameSite=Strict; Path=/`,
-          }
-        : {}),
-      "Content-Length": 0,
-    });
+    const cookie = spent
+      ? {
+          "Set-Cookie": `${cookieName(this.port)}=${sessionValue(this.token)}; HttpOnly; SameSite=Strict; Path=/`,
+        }
+      : {};
+    const site = req.headers["sec-fetch-site"];
+    if (site === "cross-site" || site === "same-site") {
+      // Opened from another site's page (aido ui --open's hand-off): a redirect would stay
+      // cross-site, and the SameSite=Strict cookie would not go with it. This page goes on
+      // to `/` itself, as a navigation of the dashboard's own.
+      const page = `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0; url=/"><title>Aido</title><p>Signed in. <a href="/">Open the dashboard</a></p>\n`;
+      res.writeHead(200, {
+        ...cookie,
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Length": Buffer.byteLength(page),
+      });
+      res.end(page);
+      return;
+    }
+    res.writeHead(303, { Location: "/", ...cookie, "Content-Length": 0 });
     res.end();
   }
 
