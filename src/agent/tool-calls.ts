@@ -121,12 +121,21 @@ async function runOne(
     ...(isError ? { is_error: true } : {}),
   });
   const ev = { agentId: agent.id, tool: call.name, callId: call.id };
-  /** A refusal of the loop's own, before the gate: audited, traced and told as the gate's are. */
+  /**
+   * A refusal of the loop's own, before the gate: audited, traced and told as the gate's are.
+   * One that cannot be audited is still a refusal, told as the gate tells its audit failures
+   * (an error result), so the turn's other calls are not cut off by an exception.
+   */
   const refuse = (
     refusal: { stage: "schema" | "repeat_guard"; code: string; reason: string },
     told: string,
   ): ToolResultBlock => {
-    env.gate.refusedBeforeGate(principal, { name: call.name, callId: call.id }, refusal);
+    try {
+      env.gate.refusedBeforeGate(principal, { name: call.name, callId: call.id }, refusal);
+    } catch (e) {
+      const code = e instanceof AidoError ? e.code : "audit_failed";
+      return result(wrapUntrusted("tool_output", { tool: call.name, error: code }, errorMessage(e)), true);
+    }
     traceRefusal(env, agent, call, refusal.stage, refusal.code, refusal.reason);
     env.events.emit("tool.denied", agent.goalId, { ...ev, ...refusal });
     return result(told, true);

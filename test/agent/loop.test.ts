@@ -144,6 +144,35 @@ describe("the agent loop", () => {
     ]);
   });
 
+  it("refuses the call whose refusal cannot be audited and lets the turn's other calls finish", async () => {
+    h = await openHarness(server);
+    // The audit refuses the repeat guard's entry (as a full disk would), and nothing else.
+    h.rt.db.exec(
+      `CREATE TRIGGER refuse_repeat_entry BEFORE INSERT ON audit
+       WHEN NEW.kind = 'tool.denied' AND NEW.payload LIKE '%repeat_guard%'
+       BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+    );
+    const call = { name: "skill_read", input: { name: "write-report" } };
+    const script = server.script('manifest "worker"', [
+      turn.toolUse(call.name, call.input),
+      turn.toolUse(call.name, call.input),
+      turn.toolUses([call, { name: "memory_query", input: { query: "anything" } }]),
+      turn.text("ok, stopping"),
+    ]);
+    const r = await h.rt.spawnAndRun(worker(), "Loop.");
+    expect(r.stop_reason).toBe("complete");
+    const [repeat, other] = script.requests[3]!.body.messages.at(-1).content;
+    expect(repeat.is_error).toBe(true);
+    expect(repeat.content).toMatch(/audit_failed|disk full/);
+    expect(other.is_error).toBeUndefined();
+    const ran = h.rt.audit.query({ kind: "tool.invoked" }).filter((e) => e.agent_id === r.agent_id);
+    expect(ran.map((e) => (e.payload as { tool: string }).tool).sort()).toEqual([
+      "memory_query",
+      "skill_read",
+      "skill_read",
+    ]);
+  });
+
   it("tells the model its arguments were not a JSON object, and audits the refusal", async () => {
     // The OpenAI wire format carries arguments as a string a model can get wrong.
     h = await openHarness(server, { env: { AIDO_MODEL: "openai/gpt-test" } });
