@@ -149,6 +149,13 @@ describe("a holder of the credential opening connection after connection", () =>
       }
       expect(await statusOf(ui.port, request)).toBe(503);
       expect(await held[0]?.again()).toBe(200);
+      // A sign-in link opened meanwhile is turned away too, but not spent: once a tab is
+      // closed, the same link signs in.
+      const link = new URL(await ui.signInUrl());
+      const visit = `GET ${link.pathname}${link.search} HTTP/1.1\r\nHost: ${ui.host}\r\n\r\n`;
+      expect(await statusOf(ui.port, visit)).toBe(503);
+      held.pop()?.socket.destroy();
+      await eventually(async () => ((await statusOf(ui.port, visit)) === 303 ? true : undefined), 5_000);
       const { entries } = await (await fx.client()).call("audit.query", { kind: "ui.denied" });
       expect(entries.map((e) => e.payload)).toContainEqual(
         expect.objectContaining({ reason: "busy", path: "/api/rpc" }),

@@ -230,12 +230,16 @@ export class UiServer {
    * a spent link again (a reload, its history) just goes on to `/`.
    */
   private signInVisit(req: IncomingMessage, res: ServerResponse, url: URL): void {
-    const spent = this.codes.spend(url.searchParams.get("code") ?? "");
-    if (!spent && !hasSession(req, this.keys)) {
+    const code = url.searchParams.get("code") ?? "";
+    const fresh = this.codes.valid(code);
+    if (!fresh && !hasSession(req, this.keys)) {
+      this.codes.spend(code); // a code that was open but expired goes now
       this.refuse(req, res, signInLinkSpent(), "/?code=…");
       return;
     }
+    // At the signed-in cap: 503, and the code stays open for a retry once a tab is closed.
     if (!this.signedIn(req, res, "/?code=…")) return;
+    const spent = fresh && this.codes.spend(code);
     const cookie = spent
       ? {
           "Set-Cookie": `${cookieName(this.port)}=${sessionValue(this.token)}; HttpOnly; SameSite=Strict; Path=/`,

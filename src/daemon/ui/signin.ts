@@ -31,6 +31,12 @@ export class SignInCodes {
     return code;
   }
 
+  /** Whether `code` was minted here, is not spent and has not expired (it stays open). */
+  valid(code: string): boolean {
+    const expires = this.open.get(digest(code));
+    return expires !== undefined && this.now() < expires;
+  }
+
   /** True once for a code minted here and not expired; it is spent either way. */
   spend(code: string): boolean {
     const key = digest(code);
