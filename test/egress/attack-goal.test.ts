@@ -229,28 +229,8 @@ describe("a process in the goal's container outside every agent's Landlock rule"
   afterAll(stopDaemon);
 
   it("is refused on a relay port no caller holds, audited to the goal once a second with a count", async () => {
-    server.script('manifest "unheld-a"', [
-      turn.toolUse("exec", { command: 'echo "$HTTP_PROXY" > /workspace/a-proxy' }),
-      // The goal (and its relay's listener) stays up while the test connects.
-      turn.text("done", { delayMs: 6000 }),
-    ]);
-    const { goal_id } = await c.call("goal.submit", {
-      goal: "hold a relay port",
-      manifest: manifest("unheld-a", {
-        capabilities: [
-          "tool: exec",
-          "exec: *",
-          "file_read: /workspace/**",
-          "file_write: /workspace/**",
-          "network: granted.test:8080",
-        ],
-      }),
-    });
-    const proxyFile = join(fx.home.config.goalsDir, goal_id, "workspace", "a-proxy");
-    for (let i = 0; i < 300 && !existsSync(proxyFile); i++) await new Promise((ok) => setTimeout(ok, 100));
+    const { goal_id, container } = await goalHoldingOnePort("unheld-a");
     const port = 3128 + 100;
-    const ps = await run("docker", ["ps", "--filter", `name=_goal_${goal_id}$`, "--format", "{{.Names}}"]);
-    const container = ps.stdout.trim();
     // Not execFileSync: the daemon runs in this process, and must answer meanwhile.
     const { stdout: out } = await run("docker", [
       "exec",

@@ -136,17 +136,11 @@ describe("a holder of the credential opening connection after connection", () =>
   it("gets a 503 past the signed-in cap, audited as busy, and the connections already in keep working", async () => {
     const fx = await suite.start();
     const ui = await openUi(fx);
-    const cookie = await signIn(ui);
-    const body = '{"method":"goal.list"}';
-    const request = `POST /api/rpc HTTP/1.1\r\nHost: ${ui.host}\r\nOrigin: ${ui.origin}\r\nCookie: ${cookie}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const request = rpcRequest(ui, await signIn(ui));
     const held: KeptAlive[] = [];
     try {
       // The fixture's sign-in connection may still be open and signed in: fill up to the cap.
-      while (held.length < MAX_SIGNED_IN) {
-        const k = await keptAlive(ui.port, request, false);
-        if (k.first !== 200) break;
-        held.push(k);
-      }
+      await fillSignedIn(ui.port, request, held);
       expect(await statusOf(ui.port, request)).toBe(503);
       expect(await held[0]?.again()).toBe(200);
       // A sign-in link opened meanwhile is turned away too, but not spent: once a tab is
@@ -170,16 +164,10 @@ describe("a stolen cookie's connections after the operator rotates the token", (
   it("are signed out at the rotation, so they cannot hold the signed-in cap against the user's new link", async () => {
     const fx = await suite.start();
     const ui = await openUi(fx);
-    const stolen = await signIn(ui);
-    const body = '{"method":"goal.list"}';
-    const request = `POST /api/rpc HTTP/1.1\r\nHost: ${ui.host}\r\nOrigin: ${ui.origin}\r\nCookie: ${stolen}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const request = rpcRequest(ui, await signIn(ui)); // with the stolen cookie
     const held: KeptAlive[] = [];
     try {
-      while (held.length < MAX_SIGNED_IN) {
-        const k = await keptAlive(ui.port, request, false);
-        if (k.first !== 200) break;
-        held.push(k);
-      }
+      await fillSignedIn(ui.port, request, held);
       expect(held.length).toBeGreaterThan(MAX_SIGNED_IN - 2);
       await openUi(fx, true); // aido ui --rotate
       // The user's fresh link, opened on a new connection, signs in: the old cookie's
@@ -198,6 +186,21 @@ describe("a stolen cookie's connections after the operator rotates the token", (
     }
   }, 20_000);
 });
+
+/** A dashboard RPC (goal.list) written byte for byte, with `cookie`. */
+function rpcRequest(ui: { host: string; origin: string }, cookie: string): string {
+  const body = '{"method":"goal.list"}';
+  return `POST /api/rpc HTTP/1.1\r\nHost: ${ui.host}\r\nOrigin: ${ui.origin}\r\nCookie: ${cookie}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+}
+
+/** Kept-alive connections sending `request` into `held` until one is refused or the cap is reached. */
+async function fillSignedIn(port: number, request: string, held: KeptAlive[]): Promise<void> {
+  while (held.length < MAX_SIGNED_IN) {
+    const k = await keptAlive(port, request, false);
+    if (k.first !== 200) return;
+    held.push(k);
+  }
+}
 
 interface KeptAlive {
   socket: Socket;
