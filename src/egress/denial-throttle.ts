@@ -4,8 +4,10 @@
 // and fill the log. The first refusal of a kind (same goal, caller, stage, target, method
 // and reason: the caller's key) is written at once; identical ones within the next
 // REPEAT_WINDOW_MS are counted, and the count is written as one more entry (`repeats`) when
-// the window ends, or at flush() when the runtime closes. Every refusal is on record, as an
-// entry or in a count. The refusals themselves are unchanged: only what is written.
+// the window ends, which opens the next window (so a steady flood costs one entry a second,
+// as the relay listener's unheld-port reports do), or at flush() when the runtime closes.
+// Every refusal is on record, as an entry or in a count. The refusals themselves are
+// unchanged: only what is written.
 
 /** How long identical refusals after a written one are counted instead of written. */
 export const REPEAT_WINDOW_MS = 1_000;
@@ -40,17 +42,22 @@ export class DenialThrottle<E> {
       return;
     }
     this.write(entry, 0);
-    const timer = setTimeout(() => this.end(key), this.windowMs);
-    timer.unref();
-    this.windows.set(key, { entry, repeats: 0, timer });
+    this.hold(key, entry);
   }
 
   /** Write every count still open (the runtime closes, its audit log next). */
   flush(): void {
-    for (const key of [...this.windows.keys()]) this.end(key);
+    for (const key of [...this.windows.keys()]) this.end(key, false);
   }
 
-  private end(key: string): void {
+  private hold(key: string, entry: E): void {
+    const timer = setTimeout(() => this.end(key, true), this.windowMs);
+    timer.unref();
+    this.windows.set(key, { entry, repeats: 0, timer });
+  }
+
+  /** Write the window's count, if any; `again`: then count the next window too. */
+  private end(key: string, again: boolean): void {
     const w = this.windows.get(key);
     if (!w) return;
     clearTimeout(w.timer);
@@ -61,5 +68,6 @@ export class DenialThrottle<E> {
     } catch (e) {
       this.failed(e);
     }
+    if (again) this.hold(key, w.entry);
   }
 }
