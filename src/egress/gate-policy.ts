@@ -323,8 +323,7 @@ export class EgressGate {
   }
 
   /** One egress.denied entry (with `repeats`: that many identical refusals since the last one). */
-  private writeDenied(raw: EgressRecord, repeats: number): void {
-    const entry = withRealGoal(raw);
+  private writeDenied(entry: EgressRecord, repeats: number): void {
     this.deps.audit.record(
       "egress.denied",
       {
