@@ -1,0 +1,137 @@
+// egress/egress-audit.ts — what is written down about egress: egress.open, egress.close and
+// egress.denied in the audit log under the goal and agent a connection speaks for (a stdio
+// MCP server's under its real goal, not the pseudo-goal of its network), then the same on
+// the event bus (aido watch, events.subscribe). Writes are synchronous: an open that cannot
+// be written throws, and the proxy refuses the connection. Refusals go through the denial
+// throttle (denial-throttle.ts), so a flood of them is counted, not each written; and the
+// relay listener's reports of ports no caller holds are written here too, to the goal the
+// relay serves. The decisions themselves are gate-policy.ts's.
+
+import { errorMessage } from "../errors.js";
+import type { AuditLog } from "../security/audit.js";
+import { DenialThrottle } from "./denial-throttle.js";
+import { type UnheldReport, unheldPortsInWords } from "./listener.js";
+import { parseMcpEgressId, serverOfCaller } from "./mcp-callers.js";
+import type { EgressRecord } from "./types.js";
+
+export interface EgressAuditDeps {
+  audit: AuditLog;
+  /** After each record is audited: the kernel's event bus. */
+  notify(entry: EgressRecord): void;
+  /** Where a count of repeated refusals that could not be audited is reported. */
+  log(message: string): void;
+}
+
+export class EgressAudit {
+  /** Identical refusals within a second are counted into one more entry (denial-throttle.ts). */
+  private readonly denials: DenialThrottle<EgressRecord>;
+
+  constructor(private readonly deps: EgressAuditDeps) {
+    this.denials = new DenialThrottle(
+      (entry, repeats) => this.writeDenied(entry, repeats),
+      (e) => deps.log(`egress: could not audit repeated refusals: ${errorMessage(e)}`),
+    );
+  }
+
+  /** Write the counts of repeated refusals still open (before the audit log closes). */
+  flush(): void {
+    this.denials.flush();
+  }
+
+  /** Audit (synchronous; throws when the log cannot take it), then tell the event bus. */
+  record(raw: EgressRecord): void {
+    const entry = withRealGoal(raw);
+    const where = { goalId: entry.caller.goalId, agentId: entry.caller.agentId };
+    const connection = entry.connection === undefined ? {} : { connection: entry.connection };
+    const common = { host: entry.host, port: entry.port, method: entry.method };
+    if (entry.phase === "open") {
+      this.deps.audit.record(
+        "egress.open",
+        { ...common, address: entry.address ?? "", ...connection },
+        where,
+      );
+    } else if (entry.phase === "close") {
+      this.deps.audit.record(
+        "egress.close",
+        {
+          ...common,
+          address: entry.address ?? "",
+          bytes_up: entry.bytesUp ?? 0,
+          bytes_down: entry.bytesDown ?? 0,
+          duration_ms: entry.durationMs ?? 0,
+          ...connection,
+          ...(entry.reason ? { reason: entry.reason } : {}),
+        },
+        where,
+      );
+    } else {
+      const key = JSON.stringify([
+        where.goalId,
+        where.agentId,
+        entry.stage,
+        entry.host,
+        entry.port,
+        entry.method,
+        entry.reason,
+      ]);
+      this.denials.report(key, entry);
+      return;
+    }
+    this.deps.notify(entry);
+  }
+
+  /** One egress.denied entry (with `repeats`: that many identical refusals since the last one). */
+  private writeDenied(entry: EgressRecord, repeats: number): void {
+    this.deps.audit.record(
+      "egress.denied",
+      {
+        ...(entry.host === "" ? {} : { host: entry.host, port: entry.port }),
+        ...(entry.method === "" ? {} : { method: entry.method }),
+        stage: entry.stage ?? "request",
+        reason: entry.reason ?? "refused",
+        ...(repeats > 0 ? { repeats } : {}),
+      },
+      { goalId: entry.caller.goalId, agentId: entry.caller.agentId },
+    );
+    this.deps.notify(entry);
+  }
+
+  /**
+   * Connections on relay ports no caller holds, closed unread by the listener (which reports
+   * at most once a second per relay, counting those since its last report): one
+   * egress.denied at stage "relay", to the goal the relay serves, with no agent (none holds
+   * the ports). Throws when the log cannot take it.
+   */
+  recordUnheldPort(egressId: string, report: UnheldReport): void {
+    const { goalId, what } = relayOf(egressId);
+    const { ports, connections } = report;
+    this.deps.audit.record(
+      "egress.denied",
+      {
+        stage: "relay",
+        reason: `${unheldPortsInWords(ports)} of ${what} ${ports.length === 1 ? "is" : "are"} held by no caller: ${
+          connections === 1 ? "the connection was" : `${connections} connections were`
+        } closed unread`,
+        relay_port: ports[0] as number,
+        ...(ports.length > 1 ? { relay_ports: ports } : {}),
+        connections,
+      },
+      { goalId },
+    );
+  }
+}
+
+/** The goal a relay serves (a server's pseudo-goal names it), and whose relay it is, in words. */
+function relayOf(egressId: string): { goalId: string; what: string } {
+  const mcp = parseMcpEgressId(egressId);
+  if (mcp)
+    return { goalId: mcp.goalId, what: `the egress relay of MCP server ${mcp.server} in goal ${mcp.goalId}` };
+  return { goalId: egressId, what: `goal ${egressId}'s egress relay` };
+}
+
+/** A server caller's record names its real goal, not the pseudo-goal of its network. */
+function withRealGoal(entry: EgressRecord): EgressRecord {
+  if (serverOfCaller(entry.caller.agentId) === undefined) return entry;
+  const goalId = parseMcpEgressId(entry.caller.goalId)?.goalId;
+  return goalId === undefined ? entry : { ...entry, caller: { ...entry.caller, goalId } };
+}
