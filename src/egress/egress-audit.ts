@@ -6,10 +6,13 @@
 // throttle (denial-throttle.ts), so a flood of them is counted, not each written; and the
 // relay listener's reports of ports no caller holds are written here too, to the goal the
 // relay serves. The decisions themselves are gate-policy.ts's.
+// A caller's flood of refusals that differ (a process trying many hosts or ports) is written
+// as at most DISTINCT_PER_WINDOW entries a second and one summary of the rest (stage
+// "flood": counts, distinct keys, stages, a sample), per caller (goal and agent).
 
 import { errorMessage } from "../errors.js";
 import type { AuditLog } from "../security/audit.js";
-import { DenialThrottle } from "./denial-throttle.js";
+import { DenialThrottle, type FloodCount, floodInWords } from "./denial-throttle.js";
 import { type UnheldReport, unheldPortsInWords } from "./listener.js";
 import { parseMcpEgressId, serverOfCaller } from "./mcp-callers.js";
 import type { EgressRecord } from "./types.js";
@@ -28,8 +31,11 @@ export class EgressAudit {
 
   constructor(private readonly deps: EgressAuditDeps) {
     this.denials = new DenialThrottle(
-      (entry, repeats) => this.writeDenied(entry, repeats),
-      (e) => deps.log(`egress: could not audit repeated refusals: ${errorMessage(e)}`),
+      {
+        entry: (entry, repeats) => this.writeDenied(entry, repeats),
+        flood: (first, count) => this.writeFlood(first, count),
+      },
+      (e) => deps.log(`egress: could not audit counted refusals: ${errorMessage(e)}`),
     );
   }
 
@@ -74,7 +80,8 @@ export class EgressAudit {
         entry.method,
         entry.reason,
       ]);
-      this.denials.report(key, entry);
+      const stage = entry.stage ?? "request";
+      this.denials.report(JSON.stringify([where.goalId, where.agentId]), key, stage, entry);
       return;
     }
     this.deps.notify(entry);
@@ -94,6 +101,41 @@ export class EgressAudit {
       { goalId: entry.caller.goalId, agentId: entry.caller.agentId },
     );
     this.deps.notify(entry);
+  }
+
+  /**
+   * One egress.denied entry (stage "flood") for a caller's refusals past the
+   * DISTINCT_PER_WINDOW written in a second: how many, how many distinct, per stage, and a
+   * sample of them.
+   */
+  private writeFlood(first: EgressRecord, count: FloodCount<EgressRecord>): void {
+    const reason = floodInWords(count);
+    this.deps.audit.record(
+      "egress.denied",
+      {
+        stage: "flood",
+        reason,
+        refusals: count.refusals,
+        distinct: count.distinct,
+        stages: count.stages,
+        sample: count.sample.map((e) => ({
+          ...(e.host === "" ? {} : { host: e.host, port: e.port }),
+          ...(e.method === "" ? {} : { method: e.method }),
+          stage: e.stage ?? "request",
+          reason: e.reason ?? "refused",
+        })),
+      },
+      { goalId: first.caller.goalId, agentId: first.caller.agentId },
+    );
+    this.deps.notify({
+      phase: "denied",
+      caller: first.caller,
+      host: "",
+      port: 0,
+      method: "",
+      stage: "flood",
+      reason,
+    });
   }
 
   /**
