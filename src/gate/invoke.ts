@@ -185,8 +185,9 @@ export class Gate {
   }
 
   /**
-   * A call the agent loop refused before it reached the gate: its arguments were not a JSON
-   * object (stage schema), or the repeat guard stopped it (stage repeat_guard). Audited as
+   * A call refused before it reached the gate: the agent loop found its arguments were not a
+   * JSON object (stage schema) or its repeat guard stopped it (stage repeat_guard), or a
+   * plan's step nests its arguments deeper than the gate takes (kernel/plans.ts). Audited as
    * every refusal is; the arguments are not recorded. Throws audit_failed if it cannot be.
    */
   refusedBeforeGate(
