@@ -3,12 +3,12 @@
 // MCP server's under its real goal, not the pseudo-goal of its network), then the same on
 // the event bus (aido watch, events.subscribe). Writes are synchronous: an open that cannot
 // be written throws, and the proxy refuses the connection. Refusals go through the denial
-// throttle (denial-throttle.ts), so a flood of them is counted, not each written; and the
-// relay listener's reports of ports no caller holds are written here too, to the goal the
-// relay serves. The decisions themselves are gate-policy.ts's.
-// A caller's flood of refusals that differ (a process trying many hosts or ports) is written
-// as at most DISTINCT_PER_WINDOW entries a second and one summary of the rest (stage
-// "flood": counts, distinct keys, stages, a sample), per caller (goal and agent).
+// throttle (denial-throttle.ts), per caller (goal and agent): identical ones within a second
+// are counted into one more entry (`repeats`), and past DISTINCT_PER_WINDOW distinct ones a
+// second the rest into one summary (stage "flood": counts, distinct keys, stages, a sample),
+// so a flood of refusals is counted, not each written. The relay listener's reports of ports
+// no caller holds are written here too, to the goal the relay serves. The decisions
+// themselves are gate-policy.ts's.
 
 import { errorMessage } from "../errors.js";
 import type { AuditLog } from "../security/audit.js";
@@ -21,12 +21,12 @@ export interface EgressAuditDeps {
   audit: AuditLog;
   /** After each record is audited: the kernel's event bus. */
   notify(entry: EgressRecord): void;
-  /** Where a count of repeated refusals that could not be audited is reported. */
+  /** Where a count of refusals that could not be audited is reported. */
   log(message: string): void;
 }
 
 export class EgressAudit {
-  /** Identical refusals within a second are counted into one more entry (denial-throttle.ts). */
+  /** Refusals, written at a bounded rate and every one counted (denial-throttle.ts). */
   private readonly denials: DenialThrottle<EgressRecord>;
 
   constructor(private readonly deps: EgressAuditDeps) {
@@ -91,13 +91,7 @@ export class EgressAudit {
   private writeDenied(entry: EgressRecord, repeats: number): void {
     this.deps.audit.record(
       "egress.denied",
-      {
-        ...(entry.host === "" ? {} : { host: entry.host, port: entry.port }),
-        ...(entry.method === "" ? {} : { method: entry.method }),
-        stage: entry.stage ?? "request",
-        reason: entry.reason ?? "refused",
-        ...(repeats > 0 ? { repeats } : {}),
-      },
+      { ...deniedFields(entry), ...(repeats > 0 ? { repeats } : {}) },
       { goalId: entry.caller.goalId, agentId: entry.caller.agentId },
     );
     this.deps.notify(entry);
@@ -118,12 +112,7 @@ export class EgressAudit {
         refusals: count.refusals,
         distinct: count.distinct,
         stages: count.stages,
-        sample: count.sample.map((e) => ({
-          ...(e.host === "" ? {} : { host: e.host, port: e.port }),
-          ...(e.method === "" ? {} : { method: e.method }),
-          stage: e.stage ?? "request",
-          reason: e.reason ?? "refused",
-        })),
+        sample: count.sample.map(deniedFields),
       },
       { goalId: first.caller.goalId, agentId: first.caller.agentId },
     );
@@ -169,6 +158,16 @@ function relayOf(egressId: string): { goalId: string; what: string } {
   if (mcp)
     return { goalId: mcp.goalId, what: `the egress relay of MCP server ${mcp.server} in goal ${mcp.goalId}` };
   return { goalId: egressId, what: `goal ${egressId}'s egress relay` };
+}
+
+/** What an egress.denied entry (or a flood's sample) says of one refusal. */
+function deniedFields(e: EgressRecord) {
+  return {
+    ...(e.host === "" ? {} : { host: e.host, port: e.port }),
+    ...(e.method === "" ? {} : { method: e.method }),
+    stage: e.stage ?? "request",
+    reason: e.reason ?? "refused",
+  };
 }
 
 /** A server caller's record names its real goal, not the pseudo-goal of its network. */

@@ -80,7 +80,7 @@ export interface EgressGateDeps {
   serverNetwork?(server: string): readonly Grant[] | undefined;
   /** After each record is audited: the kernel's event bus. */
   notify(entry: EgressRecord): void;
-  /** Where a count of repeated refusals that could not be audited is reported. */
+  /** Where a count of refusals that could not be audited is reported. */
   log(message: string): void;
 }
 
