@@ -283,6 +283,8 @@ time.sleep(4)
     expect(lines.length).toBeLessThan(60);
     const floods = lines.filter((l) => l.stage === "flood");
     expect(floods.length).toBeGreaterThanOrEqual(1);
+    const text = (await p.aido("logs", "--network")).out.join("\n");
+    expect(text).toMatch(/denied \(flood\): \d+ refusals \(\d+ distinct; \d+ capability\) within a second/);
     const relay = lines.filter((l) => l.stage === "relay");
     expect(relay.reduce((n, l) => n + (l.connections ?? 0), 0)).toBe(5);
     const capability = lines
