@@ -18,7 +18,7 @@ import type { AgentRecord } from "../kernel/registry.js";
 import type { ToolResultBlock, ToolUseBlock } from "../llm/types.js";
 import { memoryIdentity } from "../memory/types.js";
 import { canonicalJson } from "../security/canonical-json.js";
-import { Attr, gateReason, toolType } from "../telemetry/attributes.js";
+import { Attr, gateReason, toolType, tracedToolName } from "../telemetry/attributes.js";
 import type { AgentEnv } from "./env.js";
 import { episodicOn } from "./prompt.js";
 import { wrapUntrusted } from "./untrusted.js";
@@ -202,11 +202,12 @@ function traceRefusal(
 ): void {
   const tracer = env.tracer;
   if (!tracer) return;
+  const name = tracedToolName(tracer.content, call.name, env.gate.knowsTool(call.name));
   tracer
-    .startTool(agent.span, call.name, {
-      [Attr.toolName]: call.name,
+    .startTool(agent.span, name, {
+      [Attr.toolName]: name,
       [Attr.toolCallId]: call.id,
-      [Attr.toolType]: toolType(call.name),
+      [Attr.toolType]: toolType(name),
       [Attr.agentId]: agent.id,
       [Attr.conversationId]: agent.goalId,
       [Attr.gateVerdict]: "denied",

@@ -1,73 +1,162 @@
-// egress/denial-throttle.ts — identical refusals written once a second. A process in a
-// goal's container looping on a refused connect (past its agent's share, without
-// credentials, to a host no grant covers) would otherwise write an audit entry per attempt
-// and fill the log. The first refusal of a kind (same goal, caller, stage, target, method
-// and reason: the caller's key) is written at once; identical ones within the next
-// REPEAT_WINDOW_MS are counted, and the count is written as one more entry (`repeats`) when
-// the window ends, which opens the next window (so a steady flood costs one entry a second,
-// as the relay listener's unheld-port reports do), or at flush() when the runtime closes.
-// Every refusal is on record, as an entry or in a count. The refusals themselves are
-// unchanged: only what is written.
+// egress/denial-throttle.ts — refusals written at a bounded rate, every one still counted.
+// A process in a goal's container (or a human sandbox's) can be refused thousands of times
+// a second, and each refusal was an entry. Two floods are bounded here:
+//   - identical refusals (same goal, caller, stage, target, method and reason: the entry's
+//     key), a process looping on one refused connect: the first is written at once;
+//     identical ones within the next REPEAT_WINDOW_MS are counted, and the count is written
+//     as one more entry (`repeats`) when the window ends, which opens the next window (a
+//     steady flood costs one entry a second, as the relay listener's unheld-port reports do);
+//   - refusals that differ (a process trying many hosts or ports): per scope (a caller),
+//     at most DISTINCT_PER_WINDOW distinct entries are written in a window; the refusals
+//     past them are counted into one summary (how many, how many distinct keys, how many at
+//     each stage, the first FLOOD_SAMPLE of them) written when the window ends, and a window
+//     that ended with a summary opens the next one already full, so a steady flood of
+//     distinct refusals costs one summary a second.
+// Counts still open are written at flush() (the runtime or the run closes). The refusals
+// themselves are unchanged: only what is written.
 
 /** How long identical refusals after a written one are counted instead of written. */
 export const REPEAT_WINDOW_MS = 1_000;
+/** Distinct refusals a scope has written per window before the rest are counted into a summary. */
+export const DISTINCT_PER_WINDOW = 20;
+/** How many of a summary's distinct refusals it names. */
+export const FLOOD_SAMPLE = 5;
 
-interface Window<E> {
+/** The refusals of one scope's window past its DISTINCT_PER_WINDOW written ones. */
+export interface FloodCount<E> {
+  /** Every refusal counted (identical ones included). */
+  refusals: number;
+  /** How many distinct keys they had. */
+  distinct: number;
+  /** Refusals counted per stage. */
+  stages: Record<string, number>;
+  /** The first FLOOD_SAMPLE distinct ones, in arrival order. */
+  sample: E[];
+}
+
+/** What the throttle writes through (each may throw: the log cannot take it). */
+export interface DenialWriter<E> {
+  /** One entry: the refusal itself (repeats 0) or that many identical ones since it. */
+  entry(entry: E, repeats: number): void;
+  /** One summary of a scope's window; `first` is its first counted refusal (who, where). */
+  flood(first: E, count: FloodCount<E>): void;
+}
+
+interface Repeats<E> {
   entry: E;
   repeats: number;
   timer: NodeJS.Timeout;
 }
 
-export class DenialThrottle<E> {
-  private readonly windows = new Map<string, Window<E>>();
+interface Scope<E> {
+  /** Distinct entries written in this window. */
+  written: number;
+  timer: NodeJS.Timeout;
+  flood?: { first: E; refusals: number; keys: Set<string>; stages: Record<string, number>; sample: E[] };
+}
 
-  /**
-   * `write(entry, repeats)` audits (repeats 0: the refusal itself; more: that many identical
-   * ones since); `failed` hears of a count that could not be written when its window ended.
-   */
+export class DenialThrottle<E> {
+  private readonly repeats = new Map<string, Repeats<E>>();
+  private readonly scopes = new Map<string, Scope<E>>();
+
+  /** `failed` hears of a count that could not be written when its window ended. */
   constructor(
-    private readonly write: (entry: E, repeats: number) => void,
+    private readonly write: DenialWriter<E>,
     private readonly failed: (e: unknown) => void,
     private readonly windowMs = REPEAT_WINDOW_MS,
   ) {}
 
   /**
-   * Write `entry` now, or count it when an identical one (same `key`) was written within the
-   * window. A write that throws leaves nothing counted and the caller's refusal stands.
+   * Write `entry` now; or count it, when an identical one (same `key`) was written within
+   * the window, or when its `scope` has written DISTINCT_PER_WINDOW entries in its window.
+   * `stage` is what the summary counts it under. A write that throws leaves nothing counted
+   * and the caller's refusal stands.
    */
-  report(key: string, entry: E): void {
-    const open = this.windows.get(key);
+  report(scope: string, key: string, stage: string, entry: E): void {
+    const open = this.repeats.get(key);
     if (open) {
       open.repeats++;
       return;
     }
-    this.write(entry, 0);
-    this.hold(key, entry);
+    const s = this.scopes.get(scope);
+    if (s && s.written >= DISTINCT_PER_WINDOW) {
+      s.flood ??= { first: entry, refusals: 0, keys: new Set(), stages: {}, sample: [] };
+      const f = s.flood;
+      f.refusals++;
+      f.stages[stage] = (f.stages[stage] ?? 0) + 1;
+      if (!f.keys.has(key)) {
+        f.keys.add(key);
+        if (f.sample.length < FLOOD_SAMPLE) f.sample.push(entry);
+      }
+      return;
+    }
+    this.write.entry(entry, 0);
+    this.holdRepeats(key, entry);
+    if (s) s.written++;
+    else this.openScope(scope, 1);
   }
 
   /** Write every count still open (the runtime closes, its audit log next). */
   flush(): void {
-    for (const key of [...this.windows.keys()]) this.end(key, false);
+    for (const key of [...this.repeats.keys()]) this.endRepeats(key, false);
+    for (const scope of [...this.scopes.keys()]) this.endScope(scope, false);
   }
 
-  private hold(key: string, entry: E): void {
-    const timer = setTimeout(() => this.end(key, true), this.windowMs);
+  private holdRepeats(key: string, entry: E): void {
+    const timer = setTimeout(() => this.endRepeats(key, true), this.windowMs);
     timer.unref();
-    this.windows.set(key, { entry, repeats: 0, timer });
+    this.repeats.set(key, { entry, repeats: 0, timer });
   }
 
   /** Write the window's count, if any; `again`: then count the next window too. */
-  private end(key: string, again: boolean): void {
-    const w = this.windows.get(key);
+  private endRepeats(key: string, again: boolean): void {
+    const w = this.repeats.get(key);
     if (!w) return;
     clearTimeout(w.timer);
-    this.windows.delete(key);
+    this.repeats.delete(key);
     if (w.repeats === 0) return;
+    this.attempt(() => this.write.entry(w.entry, w.repeats));
+    if (again) this.holdRepeats(key, w.entry);
+  }
+
+  private openScope(scope: string, written: number): void {
+    const timer = setTimeout(() => this.endScope(scope, true), this.windowMs);
+    timer.unref();
+    this.scopes.set(scope, { written, timer });
+  }
+
+  /** Write the window's summary, if any; `again`: then the next window starts full. */
+  private endScope(scope: string, again: boolean): void {
+    const s = this.scopes.get(scope);
+    if (!s) return;
+    clearTimeout(s.timer);
+    this.scopes.delete(scope);
+    const f = s.flood;
+    if (!f) return;
+    this.attempt(() =>
+      this.write.flood(f.first, {
+        refusals: f.refusals,
+        distinct: f.keys.size,
+        stages: f.stages,
+        sample: f.sample,
+      }),
+    );
+    if (again) this.openScope(scope, DISTINCT_PER_WINDOW);
+  }
+
+  private attempt(write: () => void): void {
     try {
-      this.write(w.entry, w.repeats);
+      write();
     } catch (e) {
       this.failed(e);
     }
-    if (again) this.hold(key, w.entry);
   }
+}
+
+/** A summary's reason: how many refusals, how many distinct, and why they were not each written. */
+export function floodInWords(count: Pick<FloodCount<unknown>, "refusals" | "distinct" | "stages">): string {
+  const stages = Object.entries(count.stages)
+    .map(([stage, n]) => `${n} ${stage}`)
+    .join(", ");
+  return `${count.refusals} refusals (${count.distinct} distinct; ${stages}) within a second, past the ${DISTINCT_PER_WINDOW} distinct ones written: counted, not each written`;
 }

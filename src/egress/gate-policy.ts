@@ -11,10 +11,8 @@
 // Always for that host (ports 80 and 443 together, another port on its own), an earlier
 // standing answer reused and audited, the client waiting meanwhile; an agent has one
 // question open at a time (a burst of connections is not a burst of questions).
-// record() writes egress.open / egress.close / egress.denied to the audit log (synchronous:
-// an open that cannot be written throws, and the proxy refuses the connection) and then
-// tells the event bus (aido watch); identical refusals within a second are counted into one
-// more entry instead of each written (denial-throttle.ts).
+// What is written down about each connection (record(), the relay's unheld ports) is
+// egress-audit.ts's; the gate hands it on.
 // A stdio MCP server's caller (`mcp:<server>` on its own network, egress/mcp-callers.ts) is
 // no agent: its grants are the operator's `network:` entries for that server, the same
 // grant and address rules apply, a deny rule refuses, and a confirm rule refuses too (no
@@ -34,8 +32,8 @@ import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import { inert } from "../security/terminal-text.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
-import { DenialThrottle } from "./denial-throttle.js";
-import { type UnheldReport, unheldPortsInWords } from "./listener.js";
+import { EgressAudit } from "./egress-audit.js";
+import type { UnheldReport } from "./listener.js";
 import { parseMcpEgressId, serverOfCaller } from "./mcp-callers.js";
 import { createEgressProxy, type EgressResolver } from "./proxy.js";
 import type {
@@ -48,14 +46,13 @@ import type {
   EgressVerdict,
 } from "./types.js";
 
-/** The name approvals, standing decisions and Allow Always grants file egress under. */
-
 /** Why a connection asks a human: the text the prompt shows, and the rule the approval records. */
 interface Asking {
   why: string;
   askedBy: AskedBy;
 }
 
+/** The name approvals, standing decisions and Allow Always grants file egress under. */
 export const EGRESS_APPROVAL_TOOL = "egress";
 
 /** What decide() needs to know of an agent (kernel/registry.ts AgentRecord). */
@@ -83,7 +80,7 @@ export interface EgressGateDeps {
   serverNetwork?(server: string): readonly Grant[] | undefined;
   /** After each record is audited: the kernel's event bus. */
   notify(entry: EgressRecord): void;
-  /** Where a count of repeated refusals that could not be audited is reported. */
+  /** Where a count of refusals that could not be audited is reported. */
   log(message: string): void;
 }
 
@@ -91,19 +88,26 @@ export class EgressGate {
   /** Per agent, the end of its line of egress questions (one open at a time). */
   private readonly asking = new Map<string, Promise<void>>();
 
-  /** Identical refusals within a second are counted into one more entry (denial-throttle.ts). */
-  private readonly denials: DenialThrottle<EgressRecord>;
+  /** What is written down: egress.open / close / denied, refusals throttled (egress-audit.ts). */
+  private readonly records: EgressAudit;
 
   constructor(private readonly deps: EgressGateDeps) {
-    this.denials = new DenialThrottle(
-      (entry, repeats) => this.writeDenied(entry, repeats),
-      (e) => deps.log(`egress: could not audit repeated refusals: ${errorMessage(e)}`),
-    );
+    this.records = new EgressAudit(deps);
   }
 
   /** Write the counts of repeated refusals still open (before the audit log closes). */
   flush(): void {
-    this.denials.flush();
+    this.records.flush();
+  }
+
+  /** Audit (synchronous; throws when the log cannot take it), then tell the event bus. */
+  record(entry: EgressRecord): void {
+    this.records.record(entry);
+  }
+
+  /** Connections on relay ports no caller holds (the relay listener's report): audited. */
+  recordUnheldPort(egressId: string, report: UnheldReport): void {
+    this.records.recordUnheldPort(egressId, report);
   }
 
   /**
@@ -279,103 +283,6 @@ export class EgressGate {
           : `the approval was closed unanswered${outcome.reason ? `: ${outcome.reason}` : ""}`;
     return refuse("approval", `${answer} (approval ${outcome.approvalId})`);
   }
-
-  /** Audit (synchronous; throws when the log cannot take it), then tell the event bus. */
-  record(raw: EgressRecord): void {
-    const entry = withRealGoal(raw);
-    const where = { goalId: entry.caller.goalId, agentId: entry.caller.agentId };
-    const connection = entry.connection === undefined ? {} : { connection: entry.connection };
-    const common = { host: entry.host, port: entry.port, method: entry.method };
-    if (entry.phase === "open") {
-      this.deps.audit.record(
-        "egress.open",
-        { ...common, address: entry.address ?? "", ...connection },
-        where,
-      );
-    } else if (entry.phase === "close") {
-      this.deps.audit.record(
-        "egress.close",
-        {
-          ...common,
-          address: entry.address ?? "",
-          bytes_up: entry.bytesUp ?? 0,
-          bytes_down: entry.bytesDown ?? 0,
-          duration_ms: entry.durationMs ?? 0,
-          ...connection,
-          ...(entry.reason ? { reason: entry.reason } : {}),
-        },
-        where,
-      );
-    } else {
-      const key = JSON.stringify([
-        where.goalId,
-        where.agentId,
-        entry.stage,
-        entry.host,
-        entry.port,
-        entry.method,
-        entry.reason,
-      ]);
-      this.denials.report(key, entry);
-      return;
-    }
-    this.deps.notify(entry);
-  }
-
-  /** One egress.denied entry (with `repeats`: that many identical refusals since the last one). */
-  private writeDenied(entry: EgressRecord, repeats: number): void {
-    this.deps.audit.record(
-      "egress.denied",
-      {
-        ...(entry.host === "" ? {} : { host: entry.host, port: entry.port }),
-        ...(entry.method === "" ? {} : { method: entry.method }),
-        stage: entry.stage ?? "request",
-        reason: entry.reason ?? "refused",
-        ...(repeats > 0 ? { repeats } : {}),
-      },
-      { goalId: entry.caller.goalId, agentId: entry.caller.agentId },
-    );
-    this.deps.notify(entry);
-  }
-
-  /**
-   * Connections on relay ports no caller holds, closed unread by the listener (which reports
-   * at most once a second per relay, counting those since its last report): one
-   * egress.denied at stage "relay", to the goal the relay serves, with no agent (none holds
-   * the ports). Throws when the log cannot take it.
-   */
-  recordUnheldPort(egressId: string, report: UnheldReport): void {
-    const { goalId, what } = relayOf(egressId);
-    const { ports, connections } = report;
-    this.deps.audit.record(
-      "egress.denied",
-      {
-        stage: "relay",
-        reason: `${unheldPortsInWords(ports)} of ${what} ${ports.length === 1 ? "is" : "are"} held by no caller: ${
-          connections === 1 ? "the connection was" : `${connections} connections were`
-        } closed unread`,
-        relay_port: ports[0] as number,
-        ...(ports.length > 1 ? { relay_ports: ports } : {}),
-        connections,
-      },
-      { goalId },
-    );
-  }
-}
-
-/** The goal a relay serves (a server's pseudo-goal names it), and whose relay it is, in words. */
-function relayOf(egressId: string): { goalId: string; what: string } {
-  const mcp = parseMcpEgressId(egressId);
-  if (mcp)
-    return { goalId: mcp.goalId, what: `the egress relay of MCP server ${mcp.server} in goal ${mcp.goalId}` };
-  return { goalId: egressId, what: `goal ${egressId}'s egress relay` };
-}
-
-/** A server caller's record names its real goal, not the pseudo-goal of its network. */
-function withRealGoal(entry: EgressRecord): EgressRecord {
-  if (serverOfCaller(entry.caller.agentId) === undefined) return entry;
-  const goalId = parseMcpEgressId(entry.caller.goalId)?.goalId;
-  return goalId === undefined ? entry : { ...entry, caller: { ...entry.caller, goalId } };
 }
 
 function missingGrant(need: Extract<Need, { kind: "network" }>, literal: boolean): string {

@@ -64,7 +64,12 @@ export type EgressStage =
   | "tls"
   | "audit"
   /** A connection on a relay port no caller holds (listener.ts): no request was read. */
-  | "relay";
+  | "relay"
+  /**
+   * Never a verdict: the record summing a caller's refusals past those written in a second
+   * (denial-throttle.ts).
+   */
+  | "flood";
 
 export type EgressVerdict = { allow: true } | { allow: false; reason: string; stage?: EgressStage };
 

@@ -97,6 +97,8 @@ export interface ExternalTools {
     principal: Principal,
     name: string,
   ): Promise<{ tool: ToolDef<unknown> } | { refusal: ToolRefusal } | undefined>;
+  /** `name` is a pinned tool of an approved server (for any caller); contacts nothing. */
+  knows(name: string): boolean;
   /**
    * The tools this agent could call now, of the sources its verified `grants` reach at all
    * (an external server is connected only when a grant allows one of its pinned tools);
@@ -166,6 +168,14 @@ export class Gate {
     return this.deps.tools;
   }
 
+  /**
+   * Is `name` a tool the runtime knows (built in, or a pinned tool of an approved MCP
+   * server), whoever calls it? What a trace may name with content off (trace-call.ts).
+   */
+  knowsTool(name: string): boolean {
+    return this.deps.tools.has(name) || this.deps.external?.knows(name) === true;
+  }
+
   /** The built-in tools and the external ones this agent could call now, by name. */
   async toolsFor(
     principal: Pick<Principal, "agentId" | "goalId">,
@@ -185,8 +195,9 @@ export class Gate {
   }
 
   /**
-   * A call the agent loop refused before it reached the gate: its arguments were not a JSON
-   * object (stage schema), or the repeat guard stopped it (stage repeat_guard). Audited as
+   * A call refused before it reached the gate: the agent loop found its arguments were not a
+   * JSON object (stage schema) or its repeat guard stopped it (stage repeat_guard), or a
+   * plan's step nests its arguments deeper than the gate takes (kernel/plans.ts). Audited as
    * every refusal is; the arguments are not recorded. Throws audit_failed if it cannot be.
    */
   refusedBeforeGate(
@@ -205,7 +216,9 @@ export class Gate {
   async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
     const tracer = this.deps.tracer;
     if (!tracer) return this.decideAndRun(principal, call, undefined);
-    return traceCall(tracer, principal, call, (span) => this.decideAndRun(principal, call, span));
+    return traceCall(tracer, principal, call, this.knowsTool(call.name), (span) =>
+      this.decideAndRun(principal, call, span),
+    );
   }
 
   private async decideAndRun(

@@ -9,9 +9,11 @@
 //     folder's socket and a proxy (createEgressProxy) whose policy is static — one caller
 //     ("sandbox") with credentials made for this run, the host list read as network grants
 //     (networkGrantFor: an address only when the list names it literally), no approvals —
-//     and whose record is the run's evidence: network.log (JSON lines, every connection),
-//     a `network` line per connection in events.log, counts for summary.json; one run at a
-//     time (a second is refused while the socket answers);
+//     and whose record is the run's evidence: network.log (JSON lines, every connection;
+//     refusals at a bounded rate, as the daemon's audit takes them: denial-throttle.ts),
+//     a `network` line per line of it in events.log, counts for summary.json that take
+//     every refusal (a relay line's connections, a counted one's repeats, a flood line's
+//     refusals); one run at a time (a second is refused while the socket answers);
 //   - at `destroy` (or TTL expiry): relay, network and share folder go; the evidence stays.
 // Credentials live in the `aido run` process only; they reach the task as its proxy
 // variables (proxyEnv) and are scrubbed from everything written or shown.
@@ -22,12 +24,13 @@ import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { EgressCallers, proxyEnv } from "../egress/callers.js";
+import { DenialThrottle, type FloodCount, floodInWords } from "../egress/denial-throttle.js";
 import { networkGrantFor } from "../egress/gate-policy.js";
 import { RelayListener, unheldPortsInWords } from "../egress/listener.js";
 import { createEgressProxy } from "../egress/proxy.js";
 import type { EgressCaller, EgressRecord, EgressVerdict } from "../egress/types.js";
 import { EGRESS_SOCKET } from "../egress/types.js";
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { RuntimeContainers } from "../sandbox/docker-containers.js";
 import { type EgressEndpoint, EgressNetworks, removeRelayAndNetwork } from "../sandbox/egress-network.js";
 import { removeTreeNoFollow } from "../sandbox/folders.js";
@@ -111,6 +114,8 @@ export interface NetworkCounts {
   connections: number;
   allowed: number;
   denied: number;
+  /** The refused connections per stage (capability, address, relay, ...): every one counted. */
+  denied_by_stage: Record<string, number>;
   bytes_up: number;
   bytes_down: number;
 }
@@ -177,6 +182,7 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
     connections: 0,
     allowed: 0,
     denied: 0,
+    denied_by_stage: {},
     bytes_up: 0,
     bytes_down: 0,
   };
@@ -185,25 +191,46 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
   let live = 0;
   let settled: (() => void) | undefined;
   let over = false;
-  const record = (e: EgressRecord): void => {
+  // Synchronous: an open that cannot be written throws, and the proxy refuses the connection.
+  const write = (line: NetworkLine): void => {
     // Never a write to a closed (and perhaps reused) descriptor; an open then is refused.
     if (over) throw new Error(`run ${o.runId} is over: its network log is closed`);
-    // Synchronous: an open that cannot be written throws, and the proxy refuses the connection.
-    const line = evidenceOf(e, o.scrubber);
     writeSync(fd, `${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
+    if (line.phase !== "open") appendEvent(o.paths, { event: "network", run_id: o.runId, ...line });
+  };
+  const refused = (stage: string, connections: number): void => {
+    counts.connections += connections;
+    counts.denied += connections;
+    counts.denied_by_stage[stage] = (counts.denied_by_stage[stage] ?? 0) + connections;
+  };
+  // Refusals are written as the daemon's are (egress/denial-throttle.ts): identical ones
+  // within a second counted into `repeats`, and past 20 distinct ones a second the rest
+  // counted into one `flood` line a second; the counts above take every one.
+  const denials = new DenialThrottle<EgressRecord>(
+    {
+      entry: (e, repeats) => write({ ...evidenceOf(e, o.scrubber), ...(repeats > 0 ? { repeats } : {}) }),
+      flood: (_first, count) => write(floodLine(count, o.scrubber)),
+    },
+    (e) => o.log(`could not write counted refusals to the network log: ${errorMessage(e)}`),
+  );
+  const record = (e: EgressRecord): void => {
+    if (e.phase === "denied") {
+      if (over) throw new Error(`run ${o.runId} is over: its network log is closed`);
+      const stage = e.stage ?? "request";
+      refused(stage, 1);
+      denials.report(SANDBOX_CALLER, JSON.stringify([stage, e.host, e.port, e.method, e.reason]), stage, e);
+      return;
+    }
+    write(evidenceOf(e, o.scrubber));
     if (e.phase === "open") {
       live++;
       return;
     }
-    if (e.phase === "close" && --live === 0) settled?.();
+    if (--live === 0) settled?.();
     counts.connections++;
-    if (e.phase === "denied") counts.denied++;
-    else {
-      counts.allowed++;
-      counts.bytes_up += e.bytesUp ?? 0;
-      counts.bytes_down += e.bytesDown ?? 0;
-    }
-    appendEvent(o.paths, { event: "network", run_id: o.runId, ...line });
+    counts.allowed++;
+    counts.bytes_up += e.bytesUp ?? 0;
+    counts.bytes_down += e.bytesDown ?? 0;
   };
   const decide = async (caller: EgressCaller, target: Parameters<typeof networkGrantFor>[1]) =>
     caller.goalId === o.id && caller.agentId === SANDBOX_CALLER && networkGrantFor(grants, target)
@@ -235,18 +262,22 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
       callerOf: (port) => callers.callerOfPort(o.id, port),
       proxy,
       // Something in the sandbox spoke on another of the relay's ports: on the evidence too.
-      unheld: ({ ports, connections }) =>
-        record({
+      // The listener reports at most once a second, counting the connections since.
+      unheld: ({ ports, connections }) => {
+        write({
           phase: "denied",
-          caller: { goalId: o.id, agentId: SANDBOX_CALLER },
           host: "",
           port: 0,
           method: "",
+          allowed: false,
           stage: "relay",
           reason: `relay ${unheldPortsInWords(ports)} ${ports.length === 1 ? "is" : "are"} held by no caller: ${
             connections === 1 ? "the connection was" : `${connections} connections were`
           } closed unread`,
-        }),
+          connections,
+        });
+        refused("relay", connections);
+      },
       log: o.log,
     });
   } catch (e) {
@@ -265,6 +296,7 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
           settled = resolve;
           setTimeout(resolve, CLOSE_WAIT_MS).unref();
         });
+      denials.flush();
       over = true;
       closeSync(fd);
       return counts;
@@ -286,6 +318,15 @@ export interface NetworkLine {
   bytes_up?: number;
   bytes_down?: number;
   duration_ms?: number;
+  /** Identical refusals within a second after this one, counted instead of written. */
+  repeats?: number;
+  /** Stage "relay": the connections this line reports. */
+  connections?: number;
+  /** Stage "flood": refusals past the distinct ones written in a second (denial-throttle.ts). */
+  refusals?: number;
+  distinct?: number;
+  stages?: Record<string, number>;
+  sample?: { host: string; port: number; method: string; stage: string; reason: string }[];
 }
 
 function evidenceOf(e: EgressRecord, scrubber: Pick<Scrubber, "scrub">): NetworkLine {
@@ -302,5 +343,28 @@ function evidenceOf(e: EgressRecord, scrubber: Pick<Scrubber, "scrub">): Network
     ...(e.phase === "close"
       ? { bytes_up: e.bytesUp ?? 0, bytes_down: e.bytesDown ?? 0, duration_ms: e.durationMs ?? 0 }
       : {}),
+  };
+}
+
+/** The line summing a second's refusals past the distinct ones written. */
+function floodLine(count: FloodCount<EgressRecord>, scrubber: Pick<Scrubber, "scrub">): NetworkLine {
+  return {
+    phase: "denied",
+    host: "",
+    port: 0,
+    method: "",
+    allowed: false,
+    stage: "flood",
+    reason: floodInWords(count),
+    refusals: count.refusals,
+    distinct: count.distinct,
+    stages: count.stages,
+    sample: count.sample.map((e) => ({
+      host: scrubber.scrub(e.host),
+      port: e.port,
+      method: scrubber.scrub(e.method),
+      stage: e.stage ?? "request",
+      reason: scrubber.scrub(e.reason ?? "refused"),
+    })),
   };
 }

@@ -12,14 +12,15 @@
 //             on_failure "restore" the snapshot is put back (held to the agent's file_write
 //             grants and the policy, like snapshot_restore).
 // Step inputs are checked against their tool's schema at the edge: a bad one is an
-// invalid_input naming `steps.N.input.FIELD`, not a simulated denial.
+// invalid_input naming `steps.N.input.FIELD`, not a simulated denial; one nested deeper
+// than the gate takes is also audited as the gate audits it (tool.denied, stage schema).
 
 import { randomUUID } from "node:crypto";
 import type { AgentEnv } from "../agent/env.js";
 import { principalOf } from "../agent/tool-calls.js";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
+import { argumentDepthRefusal, MAX_ARGUMENT_DEPTH } from "../gate/argument-depth.js";
 import type { Gate, Principal } from "../gate/invoke.js";
 import { RunPaths } from "../gate/run-paths.js";
 import type { ToolResult } from "../gate/types.js";
@@ -113,9 +114,9 @@ export class Plans {
     opts: { planId?: string; shadow?: boolean; signal?: AbortSignal } = {},
   ): Promise<Simulation> {
     const { planId } = opts;
-    this.checkSteps(steps);
     const agent = this.liveAgent(agentId);
     const principal = principalOf(this.deps.env, agent);
+    this.checkSteps(steps, principal);
     const signal = opts.signal ? AbortSignal.any([agent.abort.signal, opts.signal]) : agent.abort.signal;
     const judged: Simulation["steps"] = [];
     for (const [index, step] of steps.entries()) {
@@ -343,8 +344,12 @@ export class Plans {
     return agent;
   }
 
-  /** Each step names a known tool and its input parses with that tool's schema. */
-  private checkSteps(steps: readonly PlanStep[]): void {
+  /**
+   * Each step names a known tool and its input parses with that tool's schema. An input
+   * nested too deep is refused as the gate refuses it, audited (tool.denied, stage schema,
+   * the depth and not the value).
+   */
+  private checkSteps(steps: readonly PlanStep[], principal: Principal): void {
     for (const [i, step] of steps.entries()) {
       const tool = this.deps.gate.tools.get(step.tool);
       if (!tool) {
@@ -353,8 +358,14 @@ export class Plans {
         });
       }
       // The gate refuses such arguments too (gate/argument-depth.ts); a plan's are refused
-      // before its digest encodes them recursively.
-      if (nestsDeeperThan(step.input, MAX_ARGUMENT_DEPTH)) {
+      // before its digest encodes them recursively, and audited as the gate would.
+      const tooDeep = argumentDepthRefusal(step.tool, step.input);
+      if (tooDeep !== undefined) {
+        this.deps.gate.refusedBeforeGate(
+          principal,
+          { name: step.tool },
+          { stage: "schema", code: ErrorCode.invalidInput, reason: `steps.${i}: ${tooDeep}` },
+        );
         const field = `steps.${i}.input`;
         throw new AidoError(
           ErrorCode.invalidInput,

@@ -192,6 +192,15 @@ export interface AuditPayloads {
     connections?: number;
     /** This many identical refusals (same caller, target and reason) since the last entry. */
     repeats?: number;
+    /**
+     * Stage "flood": a caller's refusals within a second past the distinct ones written
+     * (egress/denial-throttle.ts): how many, how many distinct, how many per stage, the
+     * first few of them.
+     */
+    refusals?: number;
+    distinct?: number;
+    stages?: Record<string, number>;
+    sample?: { host?: string; port?: number; method?: string; stage: string; reason: string }[];
   };
   "sandbox.created": { container_id: string; image: string };
   "sandbox.destroyed": {

@@ -8,7 +8,10 @@
 // Every other string attribute is scrubbed of them too, content on or off (a tool's name is
 // the model's choice, and can be a key). The gate's reason for a denial names the path,
 // command or host the call targeted: content, so on a span only when content is on; with
-// it off aido.gate.reason carries the denial's code alone (gateReason).
+// it off aido.gate.reason carries the denial's code alone (gateReason). A tool's name is
+// the model's choice too, and can be any text: with content off, a span names a tool (its
+// name, gen_ai.tool.name) only when it is one the runtime knows, and `unknown` otherwise
+// (tracedToolName).
 
 import type { Config } from "../config.js";
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
@@ -83,6 +86,19 @@ export function serverOf(baseURL: string | undefined): { address?: string; port?
  */
 export function gateReason(content: ContentRedactor | undefined, code: string, reason: string): string {
   return content === undefined ? code : reason;
+}
+
+/** What a span says for a tool name no known tool has, with content off. */
+export const UNKNOWN_TOOL = "unknown";
+
+/**
+ * The tool name a span carries: a model can put any text in a call's name (a path it
+ * probes, a secret it was talked into repeating), so with content off a name that is no
+ * known tool (`known`: the gate's tools, an approved MCP server's pinned ones) is
+ * UNKNOWN_TOOL; known names, and any name with content on, stay.
+ */
+export function tracedToolName(content: ContentRedactor | undefined, name: string, known: boolean): string {
+  return content === undefined && !known ? UNKNOWN_TOOL : name;
 }
 
 /** Longest text part kept; longer ones end in a note of how much was cut. */

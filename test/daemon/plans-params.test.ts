@@ -1,6 +1,7 @@
 // plan.* params as an attacker sends them, over a raw socket to a real daemon: malformed,
 // nested past reason, unknown keys. Every refusal is -32602 and names the field; nothing is
-// recorded for a refused plan, and the daemon keeps answering.
+// recorded for a refused plan (a step nested past the gate's depth is audited as the gate
+// audits it: tool.denied), and the daemon keeps answering.
 
 import { describe, expect, it } from "vitest";
 import { manifest, useDaemonPerTest } from "./fixture.js";
@@ -44,6 +45,23 @@ describe("plan.* params", () => {
       }
       expect((await c.call("plan.list", {})).plans).toEqual([]);
       expect((await c.call("audit.query", { kind: "plan.simulated" })).entries).toEqual([]);
+      // Refused as the gate refuses such arguments: audited, with the depth, not the value.
+      const denied = (await c.call("audit.query", { kind: "tool.denied" })).entries;
+      expect(denied.map((e) => [e.agent_id, e.payload])).toEqual([
+        [
+          a.agent_id,
+          expect.objectContaining({ tool: "spawn_agent", stage: "schema", code: "invalid_input" }),
+        ],
+        [
+          a.agent_id,
+          expect.objectContaining({ tool: "spawn_agent", stage: "schema", code: "invalid_input" }),
+        ],
+      ]);
+      for (const e of denied) {
+        expect((e.payload as { reason: string }).reason).toBe(
+          "steps.1: invalid input for spawn_agent: arguments nest deeper than 64 levels (they nest 100001)",
+        );
+      }
       // Still answering.
       expect((await call(raw, "plan.list", "{}")).result).toEqual({ plans: [] });
     } finally {

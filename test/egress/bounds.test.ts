@@ -145,6 +145,60 @@ describe("egress bounds from config.yaml", () => {
   });
 });
 
+describe("a flood of refusals that differ is audited at a bounded rate, every refusal counted", () => {
+  it("an agent's process trying 200 hosts and ports it may not reach writes 20 entries and a summary, not 200", async () => {
+    const hopper = bench.agent("hopper", ["network: granted.test:*"]);
+    const hopperPort = await bench.listen({ goalId: hopper.goalId, agentId: hopper.id });
+    const auth = Buffer.from(`${hopper.id}:secret-${hopper.id}`).toString("base64");
+    const started = Date.now();
+    for (let i = 0; i < 200; i++) {
+      const head = await new Promise<string>((resolve) => {
+        const s = netConnect(hopperPort, "127.0.0.1");
+        s.on("error", () => {});
+        let buf = "";
+        s.on("data", (c: Buffer) => {
+          buf += c.toString("latin1");
+        });
+        s.on("close", () => resolve(buf));
+        s.end(
+          `CONNECT h${i}.example:${8000 + (i % 7)} HTTP/1.1\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`,
+        );
+      });
+      expect(head).toMatch(/^HTTP\/1.1 403/);
+    }
+    const seconds = Math.ceil((Date.now() - started) / 1000);
+    await new Promise((r) => setTimeout(r, 1_300));
+    type Denied = {
+      stage: string;
+      host?: string;
+      repeats?: number;
+      refusals?: number;
+      distinct?: number;
+      stages?: Record<string, number>;
+      sample?: { host?: string; stage: string }[];
+    };
+    const entries = bench.audit("egress.denied", hopper.id).map((e) => e.payload as Denied);
+    const floods = entries.filter((e) => e.stage === "flood");
+    // 20 written a second, then one summary a second of the rest.
+    expect(entries.length).toBeLessThanOrEqual(21 * seconds);
+    expect(
+      entries
+        .filter((e) => e.stage === "capability")
+        .slice(0, 20)
+        .map((e) => e.host),
+    ).toEqual(Array.from({ length: 20 }, (_, i) => `h${i}.example`));
+    expect(floods.length).toBeGreaterThanOrEqual(1);
+    const first = floods[0] as Denied;
+    expect(first.sample?.length).toBe(5);
+    expect(first.sample?.[0]).toMatchObject({ host: "h20.example", stage: "capability" });
+    // Nothing dropped uncounted: entries written, plus the refusals the summaries count.
+    const counted = entries.reduce((n, e) => n + (e.refusals ?? 1 + (e.repeats ?? 0)), 0);
+    expect(counted).toBe(200);
+    expect(floods.reduce((n, e) => n + (e.distinct ?? 0), 0)).toBe(200 - (entries.length - floods.length));
+    for (const f of floods) expect(f.stages).toEqual({ capability: f.refusals });
+  });
+});
+
 describe("egress.max_connections_per_agent: one agent cannot hold all of its goal's connections", () => {
   let share: EgressBench;
 

@@ -12,6 +12,7 @@
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sandboxUp } from "../../src/humansandbox/lifecycle.js";
@@ -235,6 +236,70 @@ describe("permissions.network as a host list", () => {
     expect(existsSync(join(folder, "egress"))).toBe(false);
     expect(existsSync(join(folder, "runs", "run-001", "network.log"))).toBe(true);
   }, 240_000);
+
+  it("bounds the network log under a flood of refusals and still counts every one, and of what kind", async () => {
+    p.write("sandbox.yaml", "name: flood\ninputs: [flood.py]\npermissions: { network: [plain.test:8080] }\n");
+    p.write(
+      "flood.py",
+      `import socket, base64, time, urllib.parse, urllib.request
+u = urllib.parse.urlsplit(urllib.request.getproxies()['http'])
+auth = base64.b64encode(f'{urllib.parse.unquote(u.username)}:{urllib.parse.unquote(u.password)}'.encode()).decode()
+def connect(target):
+    s = socket.create_connection((u.hostname, u.port), timeout=10)
+    s.sendall(f'CONNECT {target} HTTP/1.1\\r\\nProxy-Authorization: Basic {auth}\\r\\n\\r\\n'.encode())
+    head = s.recv(200).decode()
+    s.close()
+    return head.split(' ')[1]
+codes = [connect(f'h{i}.example:{8000 + i % 7}') for i in range(150)]
+codes += [connect('same.example:9') for _ in range(30)]
+print('refused', codes.count('403'), flush=True)
+time.sleep(4)
+`,
+    );
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    const folder = join(p.dir, ".aido", "sandboxes", id);
+    const running = p.aido("run", "python3", "/inputs/flood.py");
+    // Meanwhile, connections on a relay port no caller holds, as the relay hands them on (a
+    // process outside the task's Landlock rule would make them on a kernel without one).
+    const socket = join(folder, "egress", "proxy.sock");
+    for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 500));
+    for (let i = 0; i < 5; i++)
+      await new Promise<void>((resolve) => {
+        const c = netConnect(socket, () => c.write(`AIDO-EGRESS ${3300 + i}\n`));
+        c.on("error", () => resolve());
+        c.on("close", () => resolve());
+      });
+    const run = await running;
+    expect(run.code, run.err.join("\n")).toBe(0);
+    expect(run.out).toContain("refused 180");
+
+    type Line = NetLine & { repeats?: number; connections?: number; refusals?: number; distinct?: number };
+    const lines = (await p.aido("logs", "--json")).json<{ network: Line[] }>().network;
+    // 180 refusals and 5 unheld connections, in a few dozen lines: 20 distinct ones a second,
+    // one more line a second counting the rest.
+    expect(lines.length).toBeLessThan(60);
+    const floods = lines.filter((l) => l.stage === "flood");
+    expect(floods.length).toBeGreaterThanOrEqual(1);
+    const text = (await p.aido("logs", "--network")).out.join("\n");
+    expect(text).toMatch(/denied \(flood\): \d+ refusals \(\d+ distinct; \d+ capability\) within a second/);
+    const relay = lines.filter((l) => l.stage === "relay");
+    expect(relay.reduce((n, l) => n + (l.connections ?? 0), 0)).toBe(5);
+    const capability = lines
+      .filter((l) => l.stage !== "relay")
+      .reduce((n, l) => n + (l.refusals ?? 1 + (l.repeats ?? 0)), 0);
+    expect(capability).toBe(180);
+    const summary = JSON.parse(readFileSync(join(folder, "summary.json"), "utf8"));
+    expect(summary.network).toMatchObject({
+      connections: 185,
+      allowed: 0,
+      denied: 185,
+      denied_by_stage: { capability: 180, relay: 5 },
+    });
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
 
   it("gives a sandbox without network no network, no proxy and no network log", async () => {
     p.write("sandbox.yaml", "name: offline\n");

@@ -63,7 +63,10 @@ describe("a secret a model puts in a denied call, or a secret file it probes for
         // Off: the code alone, nothing the model wrote.
         expect(reasons).toEqual(["capability_denied", "capability_denied"]);
       }
-      expect(receiver.spans.map((s) => s.name)).toContain("execute_tool [redacted]");
+      // Content on: the name, the key replaced; off: no name a model made up at all.
+      expect(receiver.spans.map((s) => s.name)).toContain(
+        content === "true" ? "execute_tool [redacted]" : "execute_tool unknown",
+      );
       const everything = JSON.stringify(
         receiver.spans.map((s) => [s.name, s.attributes, s.status, s.resource]),
       );

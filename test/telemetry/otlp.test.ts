@@ -443,6 +443,61 @@ describe("calls the agent loop refuses before the gate", () => {
   });
 });
 
+describe("tool names a model made up", () => {
+  /** A name no tool has, carrying a path the model probes. */
+  const MADE_UP = "read_workspace/.ssh/id_ed25519";
+  for (const content of [false, true]) {
+    it(`are ${content ? "named on spans with content on" : "`unknown` on every span with content off; known names stay"}`, async () => {
+      suite.server.script('manifest "inventive"', [
+        turn.toolUses([{ id: "call_gate", name: MADE_UP, input: {} }]),
+        turn.toolUses([{ id: "call_loop", name: MADE_UP, rawArguments: '{"x": ' }]),
+        turn.toolUses([{ id: "call_mcp", name: "mcp__nowhere__id_ed25519", input: {} }]),
+        turn.toolUses([
+          { id: "call_known", name: "memory_store", input: { content: "x", category: "fact" } },
+        ]),
+        turn.text("done"),
+      ]);
+      const fx = await suite.start({
+        env: otel({
+          AIDO_MODEL: "openai/gpt-test",
+          OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: String(content),
+        }),
+      });
+      const c = await fx.client();
+      const inventive = manifest("inventive", {
+        model: "openai/gpt-test",
+        capabilities: ["tool: memory_store"],
+      });
+      const { goal_id } = await c.call("goal.submit", { goal: "go", manifest: inventive });
+      expect((await c.call("goal.wait", { goal_id, timeout_ms: 30_000 })).state).toBe("succeeded");
+      await fx.daemon.close();
+      const tools = receiver.spans.filter((s) => s.name.startsWith("execute_tool "));
+      const byCall = Object.fromEntries(
+        tools.map((s) => [
+          String(s.attributes["gen_ai.tool.call.id"]),
+          [s.name, s.attributes["gen_ai.tool.name"]],
+        ]),
+      );
+      expect(byCall).toEqual(
+        content
+          ? {
+              call_gate: [`execute_tool ${MADE_UP}`, MADE_UP],
+              call_loop: [`execute_tool ${MADE_UP}`, MADE_UP],
+              call_mcp: ["execute_tool mcp__nowhere__id_ed25519", "mcp__nowhere__id_ed25519"],
+              call_known: ["execute_tool memory_store", "memory_store"],
+            }
+          : {
+              call_gate: ["execute_tool unknown", "unknown"],
+              call_loop: ["execute_tool unknown", "unknown"],
+              call_mcp: ["execute_tool unknown", "unknown"],
+              call_known: ["execute_tool memory_store", "memory_store"],
+            },
+      );
+      if (!content) expect(attributeText(receiver.spans)).not.toContain("id_ed25519");
+    });
+  }
+});
+
 describe("calls without an agent loop", () => {
   it("tool.invoke over the socket is an execute_tool span of its own trace, with the human's and the standing decisions", async () => {
     const fx = await suite.start({ env: otel() });

@@ -60,7 +60,8 @@ export const runCommand: Command = {
 /** One connection as `aido logs --network` prints it. */
 function networkLine(n: NetworkLine & { time: string }): string {
   const what = `${n.time}  ${n.method || "-"} ${n.host || "-"}:${n.port}`;
-  if (n.phase === "denied") return `${what}  denied (${n.stage}): ${n.reason}`;
+  if (n.phase === "denied")
+    return `${what}  denied (${n.stage}): ${n.reason}${n.repeats ? ` (and ${n.repeats} identical since)` : ""}`;
   const early = n.reason ? `, ${n.reason}` : "";
   return `${what}  allowed ${n.address}  up ${n.bytes_up} B, down ${n.bytes_down} B, ${n.duration_ms} ms${early}`;
 }

@@ -150,6 +150,16 @@ export class McpServers implements ExternalTools {
     return { tool: this.toolOf(this.goalOf(principal.goalId), server, pin) as ToolDef<unknown> };
   }
 
+  knows(name: string): boolean {
+    const parsed = parseMcpToolName(name);
+    const server = parsed ? this.deps.config.mcp.servers[parsed.server] : undefined;
+    return (
+      parsed !== undefined &&
+      server !== undefined &&
+      this.deps.pins.get(server.name)?.tools.has(parsed.tool) === true
+    );
+  }
+
   async offered(
     principal: Pick<Principal, "agentId" | "goalId">,
     grants: readonly Grant[],

@@ -1,0 +1,71 @@
+// The refusal throttle on its own (egress/denial-throttle.ts): identical refusals counted
+// into `repeats`, a scope's distinct refusals past DISTINCT_PER_WINDOW counted into one
+// summary a window, a steady flood costing one summary a window, and the counts open when
+// the runtime closes written by flush(). The proxy path is in bounds.test.ts.
+
+import { describe, expect, it } from "vitest";
+import {
+  DenialThrottle,
+  DISTINCT_PER_WINDOW,
+  FLOOD_SAMPLE,
+  type FloodCount,
+} from "../../src/egress/denial-throttle.js";
+
+type Written = { entry: string; repeats: number } | { first: string; count: FloodCount<string> };
+
+function throttle(windowMs = 60_000) {
+  const written: Written[] = [];
+  const t = new DenialThrottle<string>(
+    {
+      entry: (entry, repeats) => written.push({ entry, repeats }),
+      flood: (first, count) => written.push({ first, count }),
+    },
+    (e) => {
+      throw e;
+    },
+    windowMs,
+  );
+  const refuse = (scope: string, key: string, stage = "capability") => t.report(scope, key, stage, key);
+  return { t, written, refuse };
+}
+
+describe("DenialThrottle", () => {
+  it("writes a scope's first distinct refusals, then counts the rest into one summary written at flush", () => {
+    const { t, written, refuse } = throttle();
+    for (let i = 0; i < 100; i++) refuse("agent-a", `host-${i}`, i % 2 ? "capability" : "limit");
+    refuse("agent-a", "host-50");
+    refuse("agent-a", "host-3"); // identical to a written one: a repeat, not the summary
+    expect(written).toHaveLength(DISTINCT_PER_WINDOW);
+    t.flush();
+    const summary = written.find((w) => "first" in w);
+    expect(summary).toEqual({
+      first: `host-${DISTINCT_PER_WINDOW}`,
+      count: {
+        refusals: 100 - DISTINCT_PER_WINDOW + 1,
+        distinct: 100 - DISTINCT_PER_WINDOW,
+        stages: { limit: 40, capability: 41 },
+        sample: Array.from({ length: FLOOD_SAMPLE }, (_, i) => `host-${DISTINCT_PER_WINDOW + i}`),
+      },
+    });
+    expect(written.filter((w) => "repeats" in w && w.repeats > 0)).toEqual([{ entry: "host-3", repeats: 1 }]);
+  });
+
+  it("keeps scopes apart: one caller's flood leaves another's refusals written", () => {
+    const { written, refuse } = throttle();
+    for (let i = 0; i < 50; i++) refuse("agent-a", `a-${i}`);
+    refuse("agent-b", "b-0");
+    expect(written.at(-1)).toEqual({ entry: "b-0", repeats: 0 });
+  });
+
+  it("counts the window after a summary too, so a steady flood costs one summary a window", async () => {
+    const { t, written, refuse } = throttle(100);
+    for (let i = 0; i < 30; i++) refuse("agent-a", `first-${i}`);
+    await new Promise((r) => setTimeout(r, 150));
+    const after = written.length;
+    for (let i = 0; i < 30; i++) refuse("agent-a", `second-${i}`);
+    expect(written).toHaveLength(after);
+    t.flush();
+    const floods = written.filter((w) => "first" in w);
+    expect(floods.map((w) => w.count.refusals)).toEqual([30 - DISTINCT_PER_WINDOW, 30]);
+  });
+});
