@@ -3,10 +3,13 @@
 // and the agent loop against the scripted provider, with a hostile server made here with
 // the SDK (Streamable HTTP on loopback).
 
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
 import type { AidoClient } from "../../src/client/client.js";
 import type { Config } from "../../src/config.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
+import { captureIo } from "../cli/io.js";
 import { type DaemonFixture, manifest, rpcError, useDaemonPerTest } from "../daemon/fixture.js";
 import { echoTool, type RemoteMcpServer, startRemoteMcpServer } from "../support/mcp-remote-server.js";
 import { turn } from "../support/provider-server.js";
@@ -231,6 +234,97 @@ describe("an approval is of an endpoint, not of a name", () => {
     } finally {
       await impostor.close();
     }
+  }, 30_000);
+});
+
+describe("an approval is of the secrets a remote server is sent", () => {
+  const GITHUB = "ghp-approved-secret-1d2c9a";
+  const AWS = "aws-other-secret-7b3e4f50";
+
+  it("does not carry over when the config sends another environment variable as its header", async () => {
+    remote = await startRemoteMcpServer([echoTool()]);
+    const url = remote.url;
+    const fx = await suite.start({
+      env: { GITHUB_TOKEN: GITHUB, AWS_SECRET_ACCESS_KEY: AWS },
+      config: (cfg: Config) => {
+        cfg.mcp.servers.remote = {
+          name: "remote",
+          transport: "http",
+          url,
+          headers: { Authorization: "GITHUB_TOKEN" },
+          readOnlyTools: ["*"],
+          timeoutMs: 10_000,
+        };
+        cfg.grantCeilings = [["tool: *", "spawn_child: [*]", "mcp: remote/*"]];
+      },
+    });
+    const c = await fx.client();
+    // The approver is shown which variable each header carries, and the approval records it.
+    const [shown] = (await c.call("mcp.list", {})).servers;
+    expect(shown?.headers).toEqual({ Authorization: "GITHUB_TOKEN" });
+    await c.call("mcp.approve", { server: "remote" });
+    const { entries: approvedEntries } = await c.call("audit.query", { kind: "mcp.approved" });
+    expect(approvedEntries[0]?.payload).toMatchObject({ headers: { Authorization: "GITHUB_TOKEN" } });
+
+    // Same url, same header, another secret behind it.
+    const server = fx.home.config.mcp.servers.remote;
+    if (server?.transport !== "http") throw new Error("remote is an http server");
+    server.headers = { Authorization: "AWS_SECRET_ACCESS_KEY" };
+    await fx.restart();
+    remote.headers.length = 0;
+    const c2 = await fx.client();
+    const a = (await c2.call("agent.spawn", { manifest: user("trusting") })).agent_id;
+    const e = await rpcError(
+      c2.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "x" } }),
+    );
+    expect(e.code).toBe("capability_denied");
+    expect(e.message).toContain(
+      "MCP server remote's headers changed since the operator approved them (now: Authorization from $AWS_SECRET_ACCESS_KEY; approved: Authorization from $GITHUB_TOKEN); it offers nothing until approved again",
+    );
+    // Nothing was sent to it: no request at all, so no secret.
+    expect(remote.headers).toEqual([]);
+    expect(remote.calls).toEqual([]);
+    const { entries } = await c2.call("audit.query", { kind: "tool.denied" });
+    expect(entries.map((x) => x.payload)).toContainEqual(
+      expect.objectContaining({
+        tool: "mcp__remote__echo",
+        reason: expect.stringContaining("headers changed since the operator approved them"),
+      }),
+    );
+    // Nor offered to the agent loop's model (no connection made for the offer either).
+    suite.server.script("You are looper", [turn.text("done")]);
+    const r = await c2.call("agent.spawn_and_run", {
+      manifest: user("looper", { lifecycle: "on-demand" }),
+      message: "go",
+    });
+    expect(r.text).toBe("done");
+    expect(suite.server.requests.at(-1)?.toolNames).not.toContain("mcp__remote__echo");
+    expect(remote.headers).toEqual([]);
+    const [listed] = (await c2.call("mcp.list", {})).servers;
+    expect(listed?.state).toBe("not_approved");
+    expect(listed?.headers).toEqual({ Authorization: "AWS_SECRET_ACCESS_KEY" });
+    expect(listed?.approval_stale).toContain("headers changed since the operator approved them");
+
+    // Re-approving shows the operator which variable goes where, and why the old approval lapsed.
+    const io = captureIo(true);
+    io.io.prompt = async () => "y";
+    expect(await runCli(["mcp", "approve", "remote"], io.io, fx.home.env)).toBe(0);
+    expect(io.text()).toContain("  headers: Authorization from $AWS_SECRET_ACCESS_KEY\n");
+    expect(io.text()).toContain("earlier approval no longer holds: MCP server remote's headers changed");
+    const ok = await c2.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "x" } });
+    expect(ok.output).toBe("x");
+
+    // An approval recorded before headers were pinned approves none.
+    const db = new Database(fx.home.config.dbPath);
+    try {
+      db.prepare("UPDATE mcp_servers_approved SET headers = NULL WHERE server = ?").run("remote");
+    } finally {
+      db.close();
+    }
+    const old = await rpcError(
+      c2.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "x" } }),
+    );
+    expect(old.message).toContain("approved: none)");
   }, 30_000);
 });
 

@@ -5,14 +5,16 @@
 // them in full as a model would read them (description and input schema, invisible text
 // removed: no part of what is pinned goes to a model unseen; annotations as the untrusted
 // hints they are; on re-approval the diff of each changed tool) and asking on a terminal
-// unless --yes, with the network entries a stdio server may reach and how much of the goal's
-// workspace it sees (approved with its tools).
+// unless --yes, with the environment variables a remote server's headers are read from (the
+// secrets it is sent), the network entries a stdio server may reach and how much of the
+// goal's workspace it sees (approved with its tools).
 // The approval names the hashes the operator was shown, so a server that
 // changes in between is refused, not pinned.
 // Everything a server wrote is printed inert (security/terminal-text.ts).
 
 import { inert, inertLines } from "../../security/terminal-text.js";
 import { cleanDescription, visibleSchema } from "../../tools/mcp/definitions.js";
+import { headersShown } from "../../tools/mcp/pins.js";
 import type { McpServerStatus, McpToolStatus } from "../../tools/mcp/servers.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { withClient } from "./daemon-client.js";
@@ -43,7 +45,9 @@ function describeServer(io: CliIo, s: McpServerStatus): void {
   io.out(
     `${s.server}  ${s.state}  ${s.transport} ${inert(s.endpoint)}${s.approved_at ? `  approved ${s.approved_at}` : ""}`,
   );
-  // What approving it covers besides its tools: the hosts it may reach, the workspace it sees.
+  // What approving it covers besides its tools: which of the daemon's secrets a remote one
+  // is sent; the hosts a stdio one may reach, the workspace it sees.
+  if (s.transport === "http") io.out(`  headers: ${headersShown(s.headers)}`);
   if (s.transport === "stdio") {
     io.out(`  network: ${s.network.length > 0 ? s.network.join(", ") : "none (no network at all)"}`);
     io.out(`  workspace: ${WORKSPACE_SHOWN[s.workspace]}`);

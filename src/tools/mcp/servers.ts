@@ -26,10 +26,11 @@ import { type ConnectDeps, McpConnection } from "./connection.js";
 import { changedParts, definitionDiff, definitionHash, type McpToolDefinition } from "./definitions.js";
 import { GoalConnections } from "./goal-connections.js";
 import {
+  approvalCovers,
   approvalMismatch,
   type McpPins,
   type ServerPins,
-  serverIdentity,
+  serverHeaders,
   serverNetwork,
   serverWorkspace,
   type ToolPin,
@@ -47,6 +48,8 @@ declare module "../../security/audit-events.js" {
       network: string[];
       /** The access to the goal's /workspace approved with them (none for a remote server). */
       workspace: WorkspaceAccess;
+      /** A remote server's headers approved with them: header -> environment variable NAME. */
+      headers: Record<string, string>;
       by: string;
     };
     /** A server could not be connected for a goal (its reason without header values). */
@@ -87,6 +90,11 @@ export interface McpServerStatus {
   network: string[];
   /** How much of the goal's /workspace it sees (none, ro, rw): approving it covers that too. */
   workspace: WorkspaceAccess;
+  /**
+   * A remote server's headers: header -> the NAME of the daemon's environment variable whose
+   * value it is sent (never the value). Approving it covers which secrets it gets.
+   */
+  headers: Record<string, string>;
   approved_at?: string;
   /** There is an approval, but it does not cover the server as configured now: why. */
   approval_stale?: string;
@@ -231,14 +239,14 @@ export class McpServers implements ExternalTools {
           );
         }
       }
-      const network = serverNetwork(server);
-      const workspace = serverWorkspace(server);
-      this.deps.pins.approve(name, serverIdentity(server), network, workspace, tools, by);
+      const covers = approvalCovers(server);
+      this.deps.pins.approve(name, covers, tools, by);
       this.deps.audit.record("mcp.approved", {
         server: name,
         tools: tools.map((t) => ({ name: t.definition.name, hash: t.hash })),
-        network,
-        workspace,
+        network: [...covers.network],
+        workspace: covers.workspace,
+        headers: covers.headers,
         by,
       });
     });
@@ -303,6 +311,7 @@ export class McpServers implements ExternalTools {
       transport: server.transport,
       network: serverNetwork(server),
       workspace: serverWorkspace(server),
+      headers: serverHeaders(server),
       ...(pins ? { approved_at: pins.approvedAt } : {}),
       ...(stale ? { approval_stale: stale } : {}),
     };
