@@ -1,7 +1,9 @@
 // tools/mcp/connection.ts — one live MCP client session with an external server: connect
 // (Streamable HTTP with headers from the daemon's environment, or stdio in the server's own
 // container, sandbox/mcp-container.ts), initialize, tools/list (every
-// page), a fresh list whenever the server sends notifications/tools/list_changed, tool
+// page), a fresh list when the server sends notifications/tools/list_changed (coalesced:
+// one re-list in flight and at most one more queued, however many notifications arrive, so
+// a server flooding them costs one listing at a time, not one per notification), tool
 // calls, close. Every request is capped by the server's timeout_ms, and every answer of a
 // remote server by MAX_MESSAGE_BYTES. An end nobody asked for (the server exited, flooded,
 // broke the protocol) is reported to the owner with the transport's reason (`ended`), and
@@ -99,6 +101,10 @@ export class McpConnection {
   private readonly inflight = new Set<AbortController>();
   /** notifications/cancelled being sent: close() waits for them (bounded). */
   private readonly cancelling = new Set<Promise<void>>();
+  /** The re-list list_changed started, while it runs. */
+  private relisting: Promise<void> | undefined;
+  /** A list_changed came while a re-list ran: one more follows it (however many came). */
+  private relistAgain = false;
 
   private constructor(
     server: McpServerConfig,
@@ -179,9 +185,7 @@ export class McpConnection {
       throw conn.failure("cannot be reached", e);
     }
     client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
-      // A list that cannot be read now leaves the last one: the gate compares each call's
-      // definition with its pin anyway.
-      await conn.refresh().catch(() => undefined);
+      conn.relist();
     });
     return conn;
   }
@@ -204,6 +208,28 @@ export class McpConnection {
       if (cursor === undefined) break;
     }
     this.live = next;
+  }
+
+  /**
+   * The server said its tools changed: list again, coalesced. A re-list already running
+   * takes note and runs once more when it ends (what changed during it is seen then), so
+   * whatever the server floods, one tools/list is in flight and at most one waits. A list
+   * that cannot be read leaves the last one: the gate compares each call's definition with
+   * its pin anyway.
+   */
+  private relist(): void {
+    if (this.relisting) {
+      this.relistAgain = true;
+      return;
+    }
+    this.relisting = (async () => {
+      do {
+        this.relistAgain = false;
+        await this.refresh().catch(() => undefined);
+      } while (this.relistAgain && !this.closed);
+    })().finally(() => {
+      this.relisting = undefined;
+    });
   }
 
   /** tools/call; a transport or protocol failure is a tool_failed error (its text redacted). */
