@@ -93,24 +93,35 @@ describe("a hostile MCP server's pinned input schema", () => {
 
 describe("a hostile MCP server's schema with thousands of patterns", () => {
   it("costs the daemon no more than the patterns themselves (no per-pattern sandbox)", async () => {
-    const many = echoTool();
-    const properties: Record<string, object> = { text: { type: "string" } };
-    for (let i = 0; i < 2000; i++) properties[`p${i}`] = { type: "string", pattern: `^x${i}$` };
-    many.def.inputSchema = { type: "object", properties, required: ["text"] };
-    const { c } = await start([many]);
-    await c.call("mcp.approve", { server: "remote" });
+    // 2,000 patterns in all, spread over six tools to stay within the schema size caps.
+    const tools = Array.from({ length: 6 }, (_, t) => {
+      const many = echoTool();
+      const properties: Record<string, object> = { text: { type: "string" } };
+      for (let i = 0; i < 334; i++) properties[`p${i}`] = { type: "string", pattern: `^x${i}$` };
+      many.def = {
+        ...many.def,
+        name: `many${t}`,
+        inputSchema: { type: "object", properties, required: ["text"] },
+      };
+      return many;
+    });
+    const { c } = await start(tools);
+    const approved = await c.call("mcp.approve", { server: "remote" });
+    expect(approved.tools.map((t) => t.state)).toEqual(Array(6).fill("approved"));
     const a = (await c.call("agent.spawn", { manifest: user("patterned") })).agent_id;
     const rss = process.memoryUsage().rss;
-    const ok = await c.call("tool.invoke", {
-      agent_id: a,
-      tool: "mcp__remote__echo",
-      input: { text: "t", p7: "x7" },
-    });
-    expect(ok.output).toBe("t");
+    for (let t = 0; t < 6; t++) {
+      const ok = await c.call("tool.invoke", {
+        agent_id: a,
+        tool: `mcp__remote__many${t}`,
+        input: { text: "t", p7: "x7" },
+      });
+      expect(ok.output).toBe("t");
+    }
     // A vm context per pattern cost ~180 KB each: 2000 of them, ~360 MB.
     expect(process.memoryUsage().rss - rss).toBeLessThan(120 * 1024 * 1024);
     const bad = await rpcError(
-      c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "t", p7: "x8" } }),
+      c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__many0", input: { text: "t", p7: "x8" } }),
     );
     expect(bad.message).toContain('p7: must match pattern "^x7$"');
   }, 30_000);
@@ -146,6 +157,125 @@ describe("a hostile MCP server's tool definition as the model is shown it", () =
     });
     expect(JSON.stringify(offered)).not.toMatch(/[\u{e0000}-\u{e007f}\u200b\u202e]/u);
   });
+});
+
+describe("a hostile MCP server's oversized input schemas", () => {
+  /** A tool whose inputSchema is about `bytes` long (a property description carries the bulk). */
+  const bulky = (name: string, bytes: number) => {
+    const t = echoTool();
+    t.def = {
+      ...t.def,
+      name,
+      inputSchema: {
+        type: "object",
+        properties: { text: { type: "string", description: "w".repeat(bytes) } },
+      },
+    };
+    return t;
+  };
+
+  it("are neither offered, pinned nor callable: per tool and per server, each refusal audited once", async () => {
+    const wide = Array.from({ length: 9 }, (_, i) => bulky(`wide${i + 1}`, 15_000));
+    remote = await startRemoteMcpServer([echoTool(), bulky("huge", 1024 * 1024), ...wide], {
+      sessions: true,
+    });
+    const url = remote.url;
+    const fx = await suite.start({
+      config: (cfg: Config) => {
+        cfg.mcp.servers.remote = {
+          name: "remote",
+          transport: "http",
+          url,
+          headers: {},
+          readOnlyTools: ["*"],
+          timeoutMs: 10_000,
+        };
+        cfg.grantCeilings = [["tool: *", "spawn_child: [*]", "mcp: remote/*"]];
+      },
+    });
+    const c = await fx.client();
+    // The operator sees each refused tool's size and the cap, not its megabyte of schema.
+    const [listed] = (await c.call("mcp.list", {})).servers;
+    const state = (name: string) => listed?.tools.find((t) => t.name === name);
+    expect(state("huge")).toMatchObject({
+      state: "too_large",
+      schema_cap: 16 * 1024,
+      schema_limit: "tool",
+      input_schema: {},
+    });
+    expect(state("huge")?.schema_bytes).toBeGreaterThan(1024 * 1024);
+    // Eight 15 KB schemas fit in the server's 128 KiB; the ninth does not.
+    expect(state("wide8")?.state).toBe("new");
+    expect(state("wide9")).toMatchObject({
+      state: "too_large",
+      schema_cap: 128 * 1024,
+      schema_limit: "server",
+    });
+    expect(JSON.stringify(listed).length).toBeLessThan(200_000);
+    const io = captureIo(true);
+    expect(await runCli(["mcp", "list", "remote"], io.io, fx.home.env)).toBe(0);
+    expect(io.text()).toMatch(
+      / huge {2}too_large.*\n {6}not offered: its inputSchema is \d+ bytes, over the cap of 16384 bytes per tool\n/,
+    );
+
+    // Approving pins only what fits; the approval records what it left out.
+    const approved = await c.call("mcp.approve", { server: "remote" });
+    expect(approved.tools.filter((t) => t.state === "approved").map((t) => t.name)).not.toContain("huge");
+    const [entry] = (await c.call("audit.query", { kind: "mcp.approved" })).entries;
+    expect(entry?.payload).toMatchObject({
+      too_large: [
+        { name: "huge", cap: 16384, limit: "tool" },
+        { name: "wide9", cap: 131072, limit: "server" },
+      ],
+    });
+
+    // The model is offered only what fits.
+    suite.server.script("You are looper", [turn.text("done")]);
+    await c.call("agent.spawn_and_run", {
+      manifest: user("looper", { lifecycle: "on-demand" }),
+      message: "go",
+    });
+    const offered =
+      suite.server.requests.at(-1)?.toolNames.filter((n: string) => n.startsWith("mcp__")) ?? [];
+    expect(offered).toContain("mcp__remote__echo");
+    expect(offered).toContain("mcp__remote__wide8");
+    expect(offered).not.toContain("mcp__remote__huge");
+    expect(offered).not.toContain("mcp__remote__wide9");
+
+    // A pinned tool pushed past the server's cap (a tool listed before it) is refused, naming why.
+    const rest = [...remote.tools.values()];
+    remote.tools.clear();
+    for (const t of [bulky("aaa", 15_000), ...rest]) remote.tools.set(t.def.name, t);
+    const a = (await c.call("agent.spawn", { manifest: user("caller") })).agent_id;
+    const e = await rpcError(
+      c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__wide8", input: { text: "x" } }),
+    );
+    expect(e.code).toBe("capability_denied");
+    expect(e.message).toMatch(
+      /tool wide8 of MCP server remote has an inputSchema of \d+ bytes, which would bring the server's tools' schemas over the cap of 131072 bytes per server; it is not offered/,
+    );
+    expect(remote.calls).toEqual([]);
+    // Audited once per tool for that goal's connection, however often the server lists them again.
+    const listings = remote.lists();
+    await remote.toolsChanged(20);
+    for (let i = 0; i < 100 && remote.lists() === listings; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(remote.lists()).toBeGreaterThan(listings);
+    await new Promise((r) => setTimeout(r, 100));
+    const { entries } = await c.call("audit.query", { kind: "mcp.tool_too_large", limit: 1000 });
+    expect(entries.map((x) => x.payload)).toContainEqual({
+      server: "remote",
+      tool: "wide8",
+      bytes: expect.any(Number),
+      cap: 131072,
+      limit: "server",
+    });
+    const perTool = new Map<string, number>();
+    for (const x of entries) {
+      const key = `${x.goal_id}/${(x.payload as { tool: string }).tool}`;
+      perTool.set(key, (perTool.get(key) ?? 0) + 1);
+    }
+    expect([...perTool.values()].every((n) => n === 1)).toBe(true);
+  }, 30_000);
 });
 
 describe("a hostile remote MCP server's answers", () => {

@@ -1,6 +1,7 @@
 // cli/commands/mcp-servers.ts — the operator's view of the external MCP servers declared
 // in config.yaml (tools/mcp/): `aido mcp list` shows each server, its tools, their pins
-// and state (approved, changed with the diff, new, removed; or the server unreachable),
+// and state (approved, changed with the diff, new, removed, too_large: an inputSchema over a
+// size cap, never offered nor pinned; or the server unreachable),
 // and `aido mcp approve SERVER` pins the definitions the server offers now, after showing
 // them in full as a model would read them (description and input schema, invisible text
 // removed: no part of what is pinned goes to a model unseen; annotations as the untrusted
@@ -25,6 +26,13 @@ function describeTool(io: CliIo, t: McpToolStatus): void {
   io.out(
     `  ${inert(t.name)}  ${t.state}${t.read_only ? "  read-only (operator)" : "  needs approval per call"}  ${hash.slice(0, 12)}`,
   );
+  if (t.state === "too_large") {
+    // Never offered nor pinned: its size is what the operator needs, not a megabyte of schema.
+    io.out(
+      `      not offered: its inputSchema is ${t.schema_bytes} bytes, over the cap of ${t.schema_cap} bytes ${t.schema_limit === "server" ? "for one server's tools in all" : "per tool"}`,
+    );
+    return;
+  }
   // What the model reads, in full: its description and its input schema, as cleaned for it.
   const description = cleanDescription(t.description);
   if (description !== "") for (const line of inertLines(description).split("\n")) io.out(`      ${line}`);
