@@ -1,17 +1,18 @@
 // tools/mcp/connection.ts — one live MCP client session with an external server: connect
 // (Streamable HTTP with headers from the daemon's environment, or stdio in the server's own
-// container, sandbox/mcp-container.ts), initialize, tools/list (every
-// page; tools whose inputSchema is over the size caps are kept out of it, definitions.ts
-// admitTools, and reported to the owner once per definition), a fresh list when the server sends notifications/tools/list_changed (coalesced:
-// one re-list in flight and at most one more queued, however many notifications arrive, so
-// a server flooding them costs one listing at a time, not one per notification), tool
-// calls, close. Every request is capped by the server's timeout_ms, and every answer of a
-// remote server by MAX_MESSAGE_BYTES. An end nobody asked for (the server exited, flooded,
-// broke the protocol) is reported to the owner with the transport's reason (`ended`), and
-// the calls in flight fail with that reason rather than a bare "Connection closed". A call
-// that times out is followed by a ping: a server that answers neither has stopped
-// answering, and its connection is closed and reported as ended ("timed out"), so the
-// next call does not wait on it again (a slow tool of a live server keeps its connection).
+// container, sandbox/mcp-container.ts), initialize, tools/list (every page; the tools whose
+// inputSchema is over the size caps are kept out of it, definitions.ts admitTools, and
+// reported to the owner once per definition), a fresh list when the server sends
+// notifications/tools/list_changed (coalesced: one re-list in flight and at most one more
+// queued, however many notifications arrive, so a server flooding them costs one listing
+// at a time, not one per notification), tool calls, close. Every request is capped by the
+// server's timeout_ms, and every answer of a remote server by MAX_MESSAGE_BYTES. An end
+// nobody asked for (the server exited, flooded, broke the protocol) is reported to the
+// owner with the transport's reason (`ended`), and the calls in flight fail with that
+// reason rather than a bare "Connection closed". A call that times out is followed by a
+// ping: a server that answers neither has stopped answering, and its connection is closed
+// and reported as ended ("timed out"), so the next call does not wait on it again (a slow
+// tool of a live server keeps its connection).
 // A call cancelled while the server runs it (its caller's signal: the agent stopped, the
 // goal cancelled; its timeout; the connection closing under it) is cancelled at the server
 // too: the SDK sends notifications/cancelled, and close() lets those reach the server

@@ -11,6 +11,7 @@
 import { createHash } from "node:crypto";
 import { unifiedDiff } from "../../sandbox/text-diff.js";
 import { canonicalJson, type JsonValue } from "../../security/canonical-json.js";
+import { inert } from "../../security/terminal-text.js";
 
 /** A tool as a server lists it (tools/list), reduced to what Aido keeps. */
 export interface McpToolDefinition {
@@ -55,6 +56,7 @@ export const SERVER_SCHEMAS_MAX_BYTES = 128 * 1024;
 
 /** A tool refused for the size of its inputSchema. */
 export interface OversizedTool {
+  /** Its name as listed (the server's text: see shownName). */
   name: string;
   /** definitionHash() of what was refused (one refusal is reported once per definition). */
   hash: string;
@@ -95,11 +97,20 @@ export function admitTools(listed: readonly McpToolDefinition[]): {
   return { admitted, oversized };
 }
 
+/** Longest tool name written into a refusal or an audit entry (a server's names are not bounded). */
+const NAME_SHOWN_MAX = 200;
+
+/** A tool name as a refusal or an audit entry carries it: inert and bounded. */
+export function shownName(name: string): string {
+  return inert(name).slice(0, NAME_SHOWN_MAX);
+}
+
 /** Why an oversized tool is not offered, for a refusal's message. */
 export function oversizedReason(server: string, t: OversizedTool): string {
+  const tool = shownName(t.name);
   return t.limit === "tool"
-    ? `tool ${t.name} of MCP server ${server} has an inputSchema of ${t.bytes} bytes, over the cap of ${t.cap} bytes per tool; it is not offered`
-    : `tool ${t.name} of MCP server ${server} has an inputSchema of ${t.bytes} bytes, which would bring the server's tools' schemas over the cap of ${t.cap} bytes per server; it is not offered`;
+    ? `tool ${tool} of MCP server ${server} has an inputSchema of ${t.bytes} bytes, over the cap of ${t.cap} bytes per tool; it is not offered`
+    : `tool ${tool} of MCP server ${server} has an inputSchema of ${t.bytes} bytes, which would bring the server's tools' schemas over the cap of ${t.cap} bytes per server; it is not offered`;
 }
 
 /** A readable diff of two definitions of one tool (pinned, live), for `aido mcp list` and re-approval. */

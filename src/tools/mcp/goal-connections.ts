@@ -19,6 +19,7 @@ import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { AuditLog } from "../../security/audit.js";
 import { inert } from "../../security/terminal-text.js";
 import { type ConnectDeps, McpConnection } from "./connection.js";
+import { shownName } from "./definitions.js";
 
 declare module "../../security/audit-events.js" {
   interface AuditPayloads {
@@ -100,7 +101,7 @@ export class GoalConnections {
         for (const t of refused)
           this.deps.audit.record(
             "mcp.tool_too_large",
-            { server: server.name, tool: t.name, bytes: t.bytes, cap: t.cap, limit: t.limit },
+            { server: server.name, tool: shownName(t.name), bytes: t.bytes, cap: t.cap, limit: t.limit },
             { goalId: this.goalId },
           );
       },

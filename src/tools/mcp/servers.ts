@@ -32,6 +32,7 @@ import {
   type McpToolDefinition,
   type OversizedTool,
   oversizedReason,
+  shownName,
 } from "./definitions.js";
 import { GoalConnections } from "./goal-connections.js";
 import {
@@ -266,7 +267,7 @@ export class McpServers implements ExternalTools {
         workspace: covers.workspace,
         headers: covers.headers,
         too_large: [...conn.oversized.values()].map((t) => ({
-          name: t.name,
+          name: shownName(t.name),
           bytes: t.bytes,
           cap: t.cap,
           limit: t.limit,
