@@ -425,6 +425,16 @@ export function describeIssues(error: z.ZodError): string {
     .join("; ");
 }
 
+/**
+ * A call refused here, before the daemon was asked (its input malformed, or out of the
+ * session's reach): the daemon's log records it all the same, as session.call_refused.
+ */
+async function recordRefusal(ctx: CallContext, tool: string, reason: string): Promise<void> {
+  await ctx.link.client
+    .call("session.refused", { session_id: ctx.session.session_id, tool, reason: reason.slice(0, 4000) })
+    .catch((e) => ctx.log(`recording a refusal of ${tool}: ${String(e)}`));
+}
+
 /** The table as MCP tools: JSON Schema from the zod input, strict parsing, refusals as isError. */
 export function orchestratorTools(config: Config, version: string): McpTool[] {
   return orchestratorTable(config, version).map((t) => {
@@ -437,20 +447,16 @@ export function orchestratorTools(config: Config, version: string): McpTool[] {
       annotations: t.annotations,
       async call(input, ctx) {
         const parsed = (t.input as z.ZodType).safeParse(input);
-        if (!parsed.success)
-          return textResult(`invalid input for ${t.name}: ${describeIssues(parsed.error)}`, true);
+        if (!parsed.success) {
+          const reason = `invalid input for ${t.name}: ${describeIssues(parsed.error)}`;
+          await recordRefusal(ctx, t.name, reason);
+          return textResult(reason, true);
+        }
         try {
           return json(await (t.run as (p: unknown, c: CallContext) => Promise<unknown>)(parsed.data, ctx));
         } catch (e) {
           if (e instanceof RefusedHere) {
-            // Refused here, before the daemon was asked: the daemon's log records it all the same.
-            await ctx.link.client
-              .call("session.refused", {
-                session_id: ctx.session.session_id,
-                tool: t.name,
-                reason: e.message.slice(0, 4000),
-              })
-              .catch(() => undefined);
+            await recordRefusal(ctx, t.name, e.message);
             return textResult(`refused: ${e.message}`, true);
           }
           return errorResult(e);

@@ -311,6 +311,7 @@ const KINDS: Record<AuditKind, true> = {
   "mcp.approved": true,
   "mcp.unreachable": true,
   "mcp.disconnected": true,
+  "mcp.tool_too_large": true,
   "cluster.joined": true,
   "goal.enqueued": true,
   "cluster.goal_taken_over": true,

@@ -223,6 +223,13 @@ describe("config mcp_servers", () => {
     expect(failure(() => load()).message).toContain(
       "mcp_servers.docs may only restate the operator's declaration",
     );
+    // A cloned repository cannot send the operator's server another of the daemon's secrets.
+    projectFile(
+      "mcp_servers:\n  github:\n    url: https://mcp.example.com/mcp\n    headers: { Authorization: AWS_SECRET_ACCESS_KEY }\n    read_only_tools: [list_*, get_issue]\n    timeout_ms: 5000\n",
+    );
+    expect(failure(() => load()).message).toContain(
+      "mcp_servers.github may only restate the operator's declaration",
+    );
   });
 
   it("accepts policy rules of the mcp kind", () => {

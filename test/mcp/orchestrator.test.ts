@@ -146,6 +146,25 @@ describe("aido_approve", () => {
 });
 
 describe("aido_orchestrator_info", () => {
+  it("audits a malformed aido_approve it refuses before asking the daemon", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect({ args: ["--allow-approve"] });
+    const bad = await client.callTool({
+      name: "aido_approve",
+      arguments: { id: "a_1", decision: "allow_forever" },
+    });
+    expect(bad.isError).toBe(true);
+    expect(textOf(bad)).toContain("invalid input for aido_approve: decision");
+    const human = await fx.client();
+    const audited = await human.call("audit.query", { kind: "session.call_refused" });
+    expect(audited.entries.map((e) => e.payload)).toContainEqual(
+      expect.objectContaining({
+        tool: "aido_approve",
+        reason: expect.stringContaining("invalid input for aido_approve: decision"),
+      }),
+    );
+  });
+
   it("tells the version, limits, policy and the session's held grants", async () => {
     await suite.start();
     const client = await suite.connect();

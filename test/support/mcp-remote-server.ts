@@ -5,7 +5,8 @@
 // `sessions`, clients keep a session and `toolsChanged()` sends them
 // notifications/tools/list_changed. It records what it received: each call's arguments,
 // each request's headers, and each call the client cancelled (notifications/cancelled,
-// which reaches a tool through its signal: with sessions); `hold` makes it slow to answer.
+// which reaches a tool through its signal: with sessions) and how many tools/list requests
+// it answered; `hold` makes it slow to answer.
 
 import { randomUUID } from "node:crypto";
 import {
@@ -40,8 +41,10 @@ export interface RemoteMcpServer {
   cancelled: { name: string; reason: string }[];
   /** The headers of every HTTP request it received. */
   headers: IncomingMessage["headers"][];
-  /** With sessions: tell every connected client the tool list changed. */
-  toolsChanged(): Promise<void>;
+  /** How many tools/list requests it received. */
+  lists(): number;
+  /** With sessions: tell every connected client the tool list changed (`times` over, at once). */
+  toolsChanged(times?: number): Promise<void>;
   /** Hold every request from now on for `ms` before handling it (0: no more). */
   hold(ms: number): void;
   close(): Promise<void>;
@@ -72,14 +75,16 @@ export async function startRemoteMcpServer(
   const calls: RemoteMcpServer["calls"] = [];
   const cancelled: RemoteMcpServer["cancelled"] = [];
   const headers: RemoteMcpServer["headers"] = [];
+  let lists = 0;
   const serverFor = () => {
     const s = new Server(
       { name: "test-remote", version: "1.0.0" },
       { capabilities: { tools: { listChanged: true } } },
     );
-    s.setRequestHandler(ListToolsRequestSchema, async () => ({
-      tools: [...table.values()].map((t) => t.def),
-    }));
+    s.setRequestHandler(ListToolsRequestSchema, async () => {
+      lists++;
+      return { tools: [...table.values()].map((t) => t.def) };
+    });
     s.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
       const args = (req.params.arguments ?? {}) as Record<string, unknown>;
       calls.push({ name: req.params.name, args });
@@ -151,8 +156,10 @@ export async function startRemoteMcpServer(
     hold: (ms) => {
       holdMs = ms;
     },
-    toolsChanged: async () => {
-      for (const s of sessions.values()) await s.server.sendToolListChanged();
+    lists: () => lists,
+    toolsChanged: async (times = 1) => {
+      for (const s of sessions.values())
+        await Promise.all(Array.from({ length: times }, () => s.server.sendToolListChanged()));
     },
     close: async () => {
       for (const s of sessions.values()) await s.transport.close().catch(() => undefined);

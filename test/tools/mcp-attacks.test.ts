@@ -3,10 +3,13 @@
 // and the agent loop against the scripted provider, with a hostile server made here with
 // the SDK (Streamable HTTP on loopback).
 
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
 import type { AidoClient } from "../../src/client/client.js";
 import type { Config } from "../../src/config.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
+import { captureIo } from "../cli/io.js";
 import { type DaemonFixture, manifest, rpcError, useDaemonPerTest } from "../daemon/fixture.js";
 import { echoTool, type RemoteMcpServer, startRemoteMcpServer } from "../support/mcp-remote-server.js";
 import { turn } from "../support/provider-server.js";
@@ -90,24 +93,35 @@ describe("a hostile MCP server's pinned input schema", () => {
 
 describe("a hostile MCP server's schema with thousands of patterns", () => {
   it("costs the daemon no more than the patterns themselves (no per-pattern sandbox)", async () => {
-    const many = echoTool();
-    const properties: Record<string, object> = { text: { type: "string" } };
-    for (let i = 0; i < 2000; i++) properties[`p${i}`] = { type: "string", pattern: `^x${i}$` };
-    many.def.inputSchema = { type: "object", properties, required: ["text"] };
-    const { c } = await start([many]);
-    await c.call("mcp.approve", { server: "remote" });
+    // 2,000 patterns in all, spread over six tools to stay within the schema size caps.
+    const tools = Array.from({ length: 6 }, (_, t) => {
+      const many = echoTool();
+      const properties: Record<string, object> = { text: { type: "string" } };
+      for (let i = 0; i < 334; i++) properties[`p${i}`] = { type: "string", pattern: `^x${i}$` };
+      many.def = {
+        ...many.def,
+        name: `many${t}`,
+        inputSchema: { type: "object", properties, required: ["text"] },
+      };
+      return many;
+    });
+    const { c } = await start(tools);
+    const approved = await c.call("mcp.approve", { server: "remote" });
+    expect(approved.tools.map((t) => t.state)).toEqual(Array(6).fill("approved"));
     const a = (await c.call("agent.spawn", { manifest: user("patterned") })).agent_id;
     const rss = process.memoryUsage().rss;
-    const ok = await c.call("tool.invoke", {
-      agent_id: a,
-      tool: "mcp__remote__echo",
-      input: { text: "t", p7: "x7" },
-    });
-    expect(ok.output).toBe("t");
+    for (let t = 0; t < 6; t++) {
+      const ok = await c.call("tool.invoke", {
+        agent_id: a,
+        tool: `mcp__remote__many${t}`,
+        input: { text: "t", p7: "x7" },
+      });
+      expect(ok.output).toBe("t");
+    }
     // A vm context per pattern cost ~180 KB each: 2000 of them, ~360 MB.
     expect(process.memoryUsage().rss - rss).toBeLessThan(120 * 1024 * 1024);
     const bad = await rpcError(
-      c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "t", p7: "x8" } }),
+      c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__many0", input: { text: "t", p7: "x8" } }),
     );
     expect(bad.message).toContain('p7: must match pattern "^x7$"');
   }, 30_000);
@@ -143,6 +157,125 @@ describe("a hostile MCP server's tool definition as the model is shown it", () =
     });
     expect(JSON.stringify(offered)).not.toMatch(/[\u{e0000}-\u{e007f}\u200b\u202e]/u);
   });
+});
+
+describe("a hostile MCP server's oversized input schemas", () => {
+  /** A tool whose inputSchema is about `bytes` long (a property description carries the bulk). */
+  const bulky = (name: string, bytes: number) => {
+    const t = echoTool();
+    t.def = {
+      ...t.def,
+      name,
+      inputSchema: {
+        type: "object",
+        properties: { text: { type: "string", description: "w".repeat(bytes) } },
+      },
+    };
+    return t;
+  };
+
+  it("are neither offered, pinned nor callable: per tool and per server, each refusal audited once", async () => {
+    const wide = Array.from({ length: 9 }, (_, i) => bulky(`wide${i + 1}`, 15_000));
+    remote = await startRemoteMcpServer([echoTool(), bulky("huge", 1024 * 1024), ...wide], {
+      sessions: true,
+    });
+    const url = remote.url;
+    const fx = await suite.start({
+      config: (cfg: Config) => {
+        cfg.mcp.servers.remote = {
+          name: "remote",
+          transport: "http",
+          url,
+          headers: {},
+          readOnlyTools: ["*"],
+          timeoutMs: 10_000,
+        };
+        cfg.grantCeilings = [["tool: *", "spawn_child: [*]", "mcp: remote/*"]];
+      },
+    });
+    const c = await fx.client();
+    // The operator sees each refused tool's size and the cap, not its megabyte of schema.
+    const [listed] = (await c.call("mcp.list", {})).servers;
+    const state = (name: string) => listed?.tools.find((t) => t.name === name);
+    expect(state("huge")).toMatchObject({
+      state: "too_large",
+      schema_cap: 16 * 1024,
+      schema_limit: "tool",
+      input_schema: {},
+    });
+    expect(state("huge")?.schema_bytes).toBeGreaterThan(1024 * 1024);
+    // Eight 15 KB schemas fit in the server's 128 KiB; the ninth does not.
+    expect(state("wide8")?.state).toBe("new");
+    expect(state("wide9")).toMatchObject({
+      state: "too_large",
+      schema_cap: 128 * 1024,
+      schema_limit: "server",
+    });
+    expect(JSON.stringify(listed).length).toBeLessThan(200_000);
+    const io = captureIo(true);
+    expect(await runCli(["mcp", "list", "remote"], io.io, fx.home.env)).toBe(0);
+    expect(io.text()).toMatch(
+      / huge {2}too_large.*\n {6}not offered: its inputSchema is \d+ bytes, over the cap of 16384 bytes per tool\n/,
+    );
+
+    // Approving pins only what fits; the approval records what it left out.
+    const approved = await c.call("mcp.approve", { server: "remote" });
+    expect(approved.tools.filter((t) => t.state === "approved").map((t) => t.name)).not.toContain("huge");
+    const [entry] = (await c.call("audit.query", { kind: "mcp.approved" })).entries;
+    expect(entry?.payload).toMatchObject({
+      too_large: [
+        { name: "huge", cap: 16384, limit: "tool" },
+        { name: "wide9", cap: 131072, limit: "server" },
+      ],
+    });
+
+    // The model is offered only what fits.
+    suite.server.script("You are looper", [turn.text("done")]);
+    await c.call("agent.spawn_and_run", {
+      manifest: user("looper", { lifecycle: "on-demand" }),
+      message: "go",
+    });
+    const offered =
+      suite.server.requests.at(-1)?.toolNames.filter((n: string) => n.startsWith("mcp__")) ?? [];
+    expect(offered).toContain("mcp__remote__echo");
+    expect(offered).toContain("mcp__remote__wide8");
+    expect(offered).not.toContain("mcp__remote__huge");
+    expect(offered).not.toContain("mcp__remote__wide9");
+
+    // A pinned tool pushed past the server's cap (a tool listed before it) is refused, naming why.
+    const rest = [...remote.tools.values()];
+    remote.tools.clear();
+    for (const t of [bulky("aaa", 15_000), ...rest]) remote.tools.set(t.def.name, t);
+    const a = (await c.call("agent.spawn", { manifest: user("caller") })).agent_id;
+    const e = await rpcError(
+      c.call("tool.invoke", { agent_id: a, tool: "mcp__remote__wide8", input: { text: "x" } }),
+    );
+    expect(e.code).toBe("capability_denied");
+    expect(e.message).toMatch(
+      /tool wide8 of MCP server remote has an inputSchema of \d+ bytes, which would bring the server's tools' schemas over the cap of 131072 bytes per server; it is not offered/,
+    );
+    expect(remote.calls).toEqual([]);
+    // Audited once per tool for that goal's connection, however often the server lists them again.
+    const listings = remote.lists();
+    await remote.toolsChanged(20);
+    for (let i = 0; i < 100 && remote.lists() === listings; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(remote.lists()).toBeGreaterThan(listings);
+    await new Promise((r) => setTimeout(r, 100));
+    const { entries } = await c.call("audit.query", { kind: "mcp.tool_too_large", limit: 1000 });
+    expect(entries.map((x) => x.payload)).toContainEqual({
+      server: "remote",
+      tool: "wide8",
+      bytes: expect.any(Number),
+      cap: 131072,
+      limit: "server",
+    });
+    const perTool = new Map<string, number>();
+    for (const x of entries) {
+      const key = `${x.goal_id}/${(x.payload as { tool: string }).tool}`;
+      perTool.set(key, (perTool.get(key) ?? 0) + 1);
+    }
+    expect([...perTool.values()].every((n) => n === 1)).toBe(true);
+  }, 30_000);
 });
 
 describe("a hostile remote MCP server's answers", () => {
@@ -231,6 +364,97 @@ describe("an approval is of an endpoint, not of a name", () => {
     } finally {
       await impostor.close();
     }
+  }, 30_000);
+});
+
+describe("an approval is of the secrets a remote server is sent", () => {
+  const GITHUB = "ghp-approved-secret-1d2c9a";
+  const AWS = "aws-other-secret-7b3e4f50";
+
+  it("does not carry over when the config sends another environment variable as its header", async () => {
+    remote = await startRemoteMcpServer([echoTool()]);
+    const url = remote.url;
+    const fx = await suite.start({
+      env: { GITHUB_TOKEN: GITHUB, AWS_SECRET_ACCESS_KEY: AWS },
+      config: (cfg: Config) => {
+        cfg.mcp.servers.remote = {
+          name: "remote",
+          transport: "http",
+          url,
+          headers: { Authorization: "GITHUB_TOKEN" },
+          readOnlyTools: ["*"],
+          timeoutMs: 10_000,
+        };
+        cfg.grantCeilings = [["tool: *", "spawn_child: [*]", "mcp: remote/*"]];
+      },
+    });
+    const c = await fx.client();
+    // The approver is shown which variable each header carries, and the approval records it.
+    const [shown] = (await c.call("mcp.list", {})).servers;
+    expect(shown?.headers).toEqual({ Authorization: "GITHUB_TOKEN" });
+    await c.call("mcp.approve", { server: "remote" });
+    const { entries: approvedEntries } = await c.call("audit.query", { kind: "mcp.approved" });
+    expect(approvedEntries[0]?.payload).toMatchObject({ headers: { Authorization: "GITHUB_TOKEN" } });
+
+    // Same url, same header, another secret behind it.
+    const server = fx.home.config.mcp.servers.remote;
+    if (server?.transport !== "http") throw new Error("remote is an http server");
+    server.headers = { Authorization: "AWS_SECRET_ACCESS_KEY" };
+    await fx.restart();
+    remote.headers.length = 0;
+    const c2 = await fx.client();
+    const a = (await c2.call("agent.spawn", { manifest: user("trusting") })).agent_id;
+    const e = await rpcError(
+      c2.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "x" } }),
+    );
+    expect(e.code).toBe("capability_denied");
+    expect(e.message).toContain(
+      "MCP server remote's headers changed since the operator approved them (now: Authorization from $AWS_SECRET_ACCESS_KEY; approved: Authorization from $GITHUB_TOKEN); it offers nothing until approved again",
+    );
+    // Nothing was sent to it: no request at all, so no secret.
+    expect(remote.headers).toEqual([]);
+    expect(remote.calls).toEqual([]);
+    const { entries } = await c2.call("audit.query", { kind: "tool.denied" });
+    expect(entries.map((x) => x.payload)).toContainEqual(
+      expect.objectContaining({
+        tool: "mcp__remote__echo",
+        reason: expect.stringContaining("headers changed since the operator approved them"),
+      }),
+    );
+    // Nor offered to the agent loop's model (no connection made for the offer either).
+    suite.server.script("You are looper", [turn.text("done")]);
+    const r = await c2.call("agent.spawn_and_run", {
+      manifest: user("looper", { lifecycle: "on-demand" }),
+      message: "go",
+    });
+    expect(r.text).toBe("done");
+    expect(suite.server.requests.at(-1)?.toolNames).not.toContain("mcp__remote__echo");
+    expect(remote.headers).toEqual([]);
+    const [listed] = (await c2.call("mcp.list", {})).servers;
+    expect(listed?.state).toBe("not_approved");
+    expect(listed?.headers).toEqual({ Authorization: "AWS_SECRET_ACCESS_KEY" });
+    expect(listed?.approval_stale).toContain("headers changed since the operator approved them");
+
+    // Re-approving shows the operator which variable goes where, and why the old approval lapsed.
+    const io = captureIo(true);
+    io.io.prompt = async () => "y";
+    expect(await runCli(["mcp", "approve", "remote"], io.io, fx.home.env)).toBe(0);
+    expect(io.text()).toContain("  headers: Authorization from $AWS_SECRET_ACCESS_KEY\n");
+    expect(io.text()).toContain("earlier approval no longer holds: MCP server remote's headers changed");
+    const ok = await c2.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "x" } });
+    expect(ok.output).toBe("x");
+
+    // An approval recorded before headers were pinned approves none.
+    const db = new Database(fx.home.config.dbPath);
+    try {
+      db.prepare("UPDATE mcp_servers_approved SET headers = NULL WHERE server = ?").run("remote");
+    } finally {
+      db.close();
+    }
+    const old = await rpcError(
+      c2.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "x" } }),
+    );
+    expect(old.message).toContain("approved: none)");
   }, 30_000);
 });
 

@@ -4,11 +4,14 @@
 
 import { describe, expect, it } from "vitest";
 import {
+  admitTools,
   changedParts,
   cleanDescription,
   DESCRIPTION_MAX,
   definitionHash,
   type McpToolDefinition,
+  SCHEMA_MAX_BYTES,
+  SERVER_SCHEMAS_MAX_BYTES,
 } from "../../src/tools/mcp/definitions.js";
 
 const def = (over: Partial<McpToolDefinition> = {}): McpToolDefinition => ({
@@ -39,5 +42,24 @@ describe("definition pins", () => {
     const long = cleanDescription("x".repeat(DESCRIPTION_MAX + 50));
     expect(long.length).toBeLessThan(DESCRIPTION_MAX + 30);
     expect(long.endsWith("[description cut]")).toBe(true);
+  });
+
+  it("admit a schema of exactly the cap, refuse one byte more, and fill a server's total in listing order", () => {
+    // A schema of `bytes` bytes of canonical JSON: {"d":"…"}.
+    const sized = (name: string, bytes: number) => def({ name, inputSchema: { d: "x".repeat(bytes - 8) } });
+    const { admitted, oversized } = admitTools([
+      sized("fits", SCHEMA_MAX_BYTES),
+      sized("over", SCHEMA_MAX_BYTES + 1),
+      ...Array.from({ length: 8 }, (_, i) => sized(`w${i}`, SCHEMA_MAX_BYTES)),
+    ]);
+    // 8 * 16 KiB = the server's 128 KiB: "fits" and w0..w6 fill it, w7 is one too many.
+    expect([...admitted.keys()]).toEqual(["fits", "w0", "w1", "w2", "w3", "w4", "w5", "w6"]);
+    expect(oversized.get("over")).toMatchObject({
+      bytes: SCHEMA_MAX_BYTES + 1,
+      cap: SCHEMA_MAX_BYTES,
+      limit: "tool",
+    });
+    expect(oversized.get("w7")).toMatchObject({ cap: SERVER_SCHEMAS_MAX_BYTES, limit: "server" });
+    expect(oversized.get("w7")?.hash).toBe(definitionHash(sized("w7", SCHEMA_MAX_BYTES)));
   });
 });

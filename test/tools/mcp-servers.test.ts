@@ -227,6 +227,35 @@ describe("an external MCP server's tools through the gate", () => {
     );
   });
 
+  it("coalesces a flood of notifications/tools/list_changed: a few listings, not one per notification", async () => {
+    remote = await startRemoteMcpServer([echoTool()], { sessions: true });
+    const { c } = await start({ readOnly: ["echo"] });
+    await c.call("mcp.approve", { server: "remote" });
+    const a = await spawn(c, user("flooded"));
+    expect((await echo(c, a, { text: "ok" })).output).toBe("ok");
+    const before = remote.lists();
+    // The change comes first: whatever is coalesced, the last listing must still see it.
+    remote.tools.set("echo", echoTool("Echo. Changed after approval."));
+    await remote.toolsChanged(500);
+    // Settled: the change is seen and no listing has come for a while.
+    let refused: Awaited<ReturnType<typeof rpcError>> | undefined;
+    let seen = -1;
+    for (let i = 0; i < 200 && (!refused || seen !== remote.lists()); i++) {
+      seen = remote.lists();
+      await new Promise((r) => setTimeout(r, 50));
+      refused ??= await echo(c, a, { text: "again" }).then(
+        () => undefined,
+        (e) => e,
+      );
+    }
+    expect(refused?.message).toContain(
+      "tool echo of MCP server remote changed since the operator approved it",
+    );
+    const listings = remote.lists() - before;
+    expect(listings).toBeGreaterThanOrEqual(1);
+    expect(listings).toBeLessThanOrEqual(10);
+  });
+
   it("does not offer or run a tool that is new since approval", async () => {
     const { c } = await start({ readOnly: ["*"] });
     await c.call("mcp.approve", { server: "remote" });

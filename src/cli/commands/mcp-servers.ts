@@ -1,18 +1,21 @@
 // cli/commands/mcp-servers.ts — the operator's view of the external MCP servers declared
 // in config.yaml (tools/mcp/): `aido mcp list` shows each server, its tools, their pins
-// and state (approved, changed with the diff, new, removed; or the server unreachable),
+// and state (approved, changed with the diff, new, removed, too_large: an inputSchema over a
+// size cap, never offered nor pinned; or the server unreachable),
 // and `aido mcp approve SERVER` pins the definitions the server offers now, after showing
 // them in full as a model would read them (description and input schema, invisible text
 // removed: no part of what is pinned goes to a model unseen; annotations as the untrusted
 // hints they are; on re-approval the diff of each changed tool) and asking on a terminal
-// unless --yes, with the network entries a stdio server may reach and how much of the goal's
-// workspace it sees (approved with its tools).
+// unless --yes, with the environment variables a remote server's headers are read from (the
+// secrets it is sent), the network entries a stdio server may reach and how much of the
+// goal's workspace it sees (approved with its tools).
 // The approval names the hashes the operator was shown, so a server that
 // changes in between is refused, not pinned.
 // Everything a server wrote is printed inert (security/terminal-text.ts).
 
 import { inert, inertLines } from "../../security/terminal-text.js";
 import { cleanDescription, visibleSchema } from "../../tools/mcp/definitions.js";
+import { headersShown } from "../../tools/mcp/pins.js";
 import type { McpServerStatus, McpToolStatus } from "../../tools/mcp/servers.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { withClient } from "./daemon-client.js";
@@ -23,6 +26,13 @@ function describeTool(io: CliIo, t: McpToolStatus): void {
   io.out(
     `  ${inert(t.name)}  ${t.state}${t.read_only ? "  read-only (operator)" : "  needs approval per call"}  ${hash.slice(0, 12)}`,
   );
+  if (t.state === "too_large") {
+    // Never offered nor pinned: its size is what the operator needs, not a megabyte of schema.
+    io.out(
+      `      not offered: its inputSchema is ${t.schema_bytes} bytes, over the cap of ${t.schema_cap} bytes ${t.schema_limit === "server" ? "for one server's tools in all" : "per tool"}`,
+    );
+    return;
+  }
   // What the model reads, in full: its description and its input schema, as cleaned for it.
   const description = cleanDescription(t.description);
   if (description !== "") for (const line of inertLines(description).split("\n")) io.out(`      ${line}`);
@@ -43,7 +53,9 @@ function describeServer(io: CliIo, s: McpServerStatus): void {
   io.out(
     `${s.server}  ${s.state}  ${s.transport} ${inert(s.endpoint)}${s.approved_at ? `  approved ${s.approved_at}` : ""}`,
   );
-  // What approving it covers besides its tools: the hosts it may reach, the workspace it sees.
+  // What approving it covers besides its tools: which of the daemon's secrets a remote one
+  // is sent; the hosts a stdio one may reach, the workspace it sees.
+  if (s.transport === "http") io.out(`  headers: ${headersShown(s.headers)}`);
   if (s.transport === "stdio") {
     io.out(`  network: ${s.network.length > 0 ? s.network.join(", ") : "none (no network at all)"}`);
     io.out(`  workspace: ${WORKSPACE_SHOWN[s.workspace]}`);

@@ -1,14 +1,18 @@
 // tools/mcp/connection.ts — one live MCP client session with an external server: connect
 // (Streamable HTTP with headers from the daemon's environment, or stdio in the server's own
-// container, sandbox/mcp-container.ts), initialize, tools/list (every
-// page), a fresh list whenever the server sends notifications/tools/list_changed, tool
-// calls, close. Every request is capped by the server's timeout_ms, and every answer of a
-// remote server by MAX_MESSAGE_BYTES. An end nobody asked for (the server exited, flooded,
-// broke the protocol) is reported to the owner with the transport's reason (`ended`), and
-// the calls in flight fail with that reason rather than a bare "Connection closed". A call
-// that times out is followed by a ping: a server that answers neither has stopped
-// answering, and its connection is closed and reported as ended ("timed out"), so the
-// next call does not wait on it again (a slow tool of a live server keeps its connection).
+// container, sandbox/mcp-container.ts), initialize, tools/list (every page; the tools whose
+// inputSchema is over the size caps are kept out of it, definitions.ts admitTools, and
+// reported to the owner once per definition), a fresh list when the server sends
+// notifications/tools/list_changed (coalesced: one re-list in flight and at most one more
+// queued, however many notifications arrive, so a server flooding them costs one listing
+// at a time, not one per notification), tool calls, close. Every request is capped by the
+// server's timeout_ms, and every answer of a remote server by MAX_MESSAGE_BYTES. An end
+// nobody asked for (the server exited, flooded, broke the protocol) is reported to the
+// owner with the transport's reason (`ended`), and the calls in flight fail with that
+// reason rather than a bare "Connection closed". A call that times out is followed by a
+// ping: a server that answers neither has stopped answering, and its connection is closed
+// and reported as ended ("timed out"), so the next call does not wait on it again (a slow
+// tool of a live server keeps its connection).
 // A call cancelled while the server runs it (its caller's signal: the agent stopped, the
 // goal cancelled; its timeout; the connection closing under it) is cancelled at the server
 // too: the SDK sends notifications/cancelled, and close() lets those reach the server
@@ -31,7 +35,7 @@ import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { McpServerContainer } from "../../sandbox/mcp-container.js";
 import { MAX_MESSAGE_BYTES } from "../../sandbox/mcp-transport.js";
 import { inert } from "../../security/terminal-text.js";
-import { definitionOf, type McpToolDefinition } from "./definitions.js";
+import { admitTools, definitionOf, type McpToolDefinition, type OversizedTool } from "./definitions.js";
 
 /** What connecting needs besides the server's config. */
 export interface ConnectDeps {
@@ -44,6 +48,11 @@ export interface ConnectDeps {
    * `gone` settles once a stdio server's container is removed (a new one may take its name).
    */
   ended?(conn: McpConnection, reason: string, gone: Promise<void>): void;
+  /**
+   * A listing refused tools for the size of their inputSchema: those not reported before by
+   * this connection (a server re-listing the same oversized definition is reported once).
+   */
+  oversized?(conn: McpConnection, refused: OversizedTool[]): void;
 }
 
 /** Longest reason kept for an ended connection (the transport's text quotes the server's stderr). */
@@ -90,6 +99,11 @@ export class McpConnection {
   private readonly secrets: readonly string[];
   private readonly container: McpServerContainer | undefined;
   private live: Map<string, McpToolDefinition> = new Map();
+  /** The tools of the last listing refused for their inputSchema's size. */
+  private tooLarge: Map<string, OversizedTool> = new Map();
+  /** Which oversized definitions were reported (by name and hash). */
+  private readonly reportedOversized = new Set<string>();
+  private readonly onOversized: ConnectDeps["oversized"];
   private closed = false;
   /** The transport's last error: what an unexpected end is explained by. */
   private lastError: unknown;
@@ -99,17 +113,23 @@ export class McpConnection {
   private readonly inflight = new Set<AbortController>();
   /** notifications/cancelled being sent: close() waits for them (bounded). */
   private readonly cancelling = new Set<Promise<void>>();
+  /** The re-list list_changed started, while it runs. */
+  private relisting: Promise<void> | undefined;
+  /** A list_changed came while a re-list ran: one more follows it (however many came). */
+  private relistAgain = false;
 
   private constructor(
     server: McpServerConfig,
     client: Client,
     secrets: readonly string[],
     container: McpServerContainer | undefined,
+    onOversized: ConnectDeps["oversized"],
   ) {
     this.server = server;
     this.client = client;
     this.secrets = secrets;
     this.container = container;
+    this.onOversized = onOversized;
   }
 
   /** Connect, initialize and list the tools; an unreachable server is a sandbox_unavailable error. */
@@ -145,7 +165,7 @@ export class McpConnection {
     deps: ConnectDeps,
   ): Promise<McpConnection> {
     const client = new Client({ name: "aido", version: "1" });
-    const conn = new McpConnection(server, client, secrets, container);
+    const conn = new McpConnection(server, client, secrets, container, deps.oversized);
     // The SDK sends a cancellation without handing back its promise: kept, so that close()
     // does not tear the transport down under it.
     const send = transport.send.bind(transport);
@@ -179,31 +199,63 @@ export class McpConnection {
       throw conn.failure("cannot be reached", e);
     }
     client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
-      // A list that cannot be read now leaves the last one: the gate compares each call's
-      // definition with its pin anyway.
-      await conn.refresh().catch(() => undefined);
+      conn.relist();
     });
     return conn;
   }
 
-  /** The tools the server offers now, by name (as of the last tools/list). */
+  /** The tools the server offers now, by name (as of the last tools/list), but for the oversized. */
   get tools(): ReadonlyMap<string, McpToolDefinition> {
     return this.live;
   }
 
-  /** tools/list again, every page. */
+  /** The tools of the last tools/list refused for the size of their inputSchema, by name. */
+  get oversized(): ReadonlyMap<string, OversizedTool> {
+    return this.tooLarge;
+  }
+
+  /** tools/list again, every page; tools over the schema size caps are kept apart. */
   async refresh(): Promise<void> {
-    const next = new Map<string, McpToolDefinition>();
+    const next: McpToolDefinition[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
       const r = await this.client.listTools(cursor === undefined ? {} : { cursor }, {
         timeout: this.server.timeoutMs,
       });
-      for (const t of r.tools) next.set(t.name, definitionOf(t));
+      for (const t of r.tools) next.push(definitionOf(t));
       cursor = r.nextCursor;
       if (cursor === undefined) break;
     }
-    this.live = next;
+    const { admitted, oversized } = admitTools(next);
+    this.live = admitted;
+    this.tooLarge = oversized;
+    const fresh = [...oversized.values()].filter(
+      (t) => !this.reportedOversized.has(`${t.name}\u0000${t.hash}`),
+    );
+    for (const t of fresh) this.reportedOversized.add(`${t.name}\u0000${t.hash}`);
+    if (fresh.length > 0) this.onOversized?.(this, fresh);
+  }
+
+  /**
+   * The server said its tools changed: list again, coalesced. A re-list already running
+   * takes note and runs once more when it ends (what changed during it is seen then), so
+   * whatever the server floods, one tools/list is in flight and at most one waits. A list
+   * that cannot be read leaves the last one: the gate compares each call's definition with
+   * its pin anyway.
+   */
+  private relist(): void {
+    if (this.relisting) {
+      this.relistAgain = true;
+      return;
+    }
+    this.relisting = (async () => {
+      do {
+        this.relistAgain = false;
+        await this.refresh().catch(() => undefined);
+      } while (this.relistAgain && !this.closed);
+    })().finally(() => {
+      this.relisting = undefined;
+    });
   }
 
   /** tools/call; a transport or protocol failure is a tool_failed error (its text redacted). */

@@ -5,11 +5,13 @@
 // changes a description (tool poisoning after approval, a "rug pull") or a schema changes
 // the hash, and the tool is disabled until the operator approves it again.
 // Annotations (readOnlyHint...) are not hashed: they are hints shown to the operator, never
-// a reason to skip a check.
+// a reason to skip a check. Every offered tool's inputSchema goes into each turn's prompt, so
+// its size is capped (admitTools): per tool and for all of one server's tools.
 
 import { createHash } from "node:crypto";
 import { unifiedDiff } from "../../sandbox/text-diff.js";
 import { canonicalJson, type JsonValue } from "../../security/canonical-json.js";
+import { inert } from "../../security/terminal-text.js";
 
 /** A tool as a server lists it (tools/list), reduced to what Aido keeps. */
 export interface McpToolDefinition {
@@ -45,6 +47,70 @@ export function definitionOf(tool: {
 
 function jsonClean(v: unknown): JsonValue {
   return JSON.parse(JSON.stringify(v ?? {})) as JsonValue;
+}
+
+/** Largest inputSchema (bytes of its canonical JSON) a tool may have to be offered at all. */
+export const SCHEMA_MAX_BYTES = 16 * 1024;
+/** Largest sum of one server's tools' inputSchemas: the tools past it (listing order) are not offered. */
+export const SERVER_SCHEMAS_MAX_BYTES = 128 * 1024;
+
+/** A tool refused for the size of its inputSchema. */
+export interface OversizedTool {
+  /** Its name as listed (the server's text: see shownName). */
+  name: string;
+  /** definitionHash() of what was refused (one refusal is reported once per definition). */
+  hash: string;
+  /** Its inputSchema's size: bytes of its canonical JSON. */
+  bytes: number;
+  /** The cap it is over: SCHEMA_MAX_BYTES (`limit` tool) or SERVER_SCHEMAS_MAX_BYTES (`limit` server). */
+  cap: number;
+  limit: "tool" | "server";
+}
+
+/**
+ * A server's listing split into the tools that may be offered and those whose inputSchema
+ * is too large to go into a prompt: over SCHEMA_MAX_BYTES alone, or bringing the sum of
+ * the server's admitted schemas (in the server's listing order) over SERVER_SCHEMAS_MAX_BYTES.
+ */
+export function admitTools(listed: readonly McpToolDefinition[]): {
+  admitted: Map<string, McpToolDefinition>;
+  oversized: Map<string, OversizedTool>;
+} {
+  const admitted = new Map<string, McpToolDefinition>();
+  const oversized = new Map<string, OversizedTool>();
+  let total = 0;
+  // A name listed twice is the last definition (what a map of the listing kept before).
+  for (const d of new Map(listed.map((x) => [x.name, x])).values()) {
+    const bytes = Buffer.byteLength(canonicalJson(d.inputSchema));
+    const over =
+      bytes > SCHEMA_MAX_BYTES
+        ? { cap: SCHEMA_MAX_BYTES, limit: "tool" as const }
+        : total + bytes > SERVER_SCHEMAS_MAX_BYTES
+          ? { cap: SERVER_SCHEMAS_MAX_BYTES, limit: "server" as const }
+          : undefined;
+    if (over) oversized.set(d.name, { name: d.name, hash: definitionHash(d), bytes, ...over });
+    else {
+      total += bytes;
+      admitted.set(d.name, d);
+    }
+  }
+  return { admitted, oversized };
+}
+
+/** Longest tool name written into a refusal or an audit entry (a server's names are not bounded). */
+const NAME_SHOWN_MAX = 200;
+
+/** A tool name as a refusal or an audit entry carries it: inert and bounded. */
+export function shownName(name: string): string {
+  return inert(name).slice(0, NAME_SHOWN_MAX);
+}
+
+/** Why an oversized tool is not offered, for a refusal's message. */
+export function oversizedReason(server: string, t: OversizedTool): string {
+  const tool = shownName(t.name);
+  return t.limit === "tool"
+    ? `tool ${tool} of MCP server ${server} has an inputSchema of ${t.bytes} bytes, over the cap of ${t.cap} bytes per tool; it is not offered`
+    : `tool ${tool} of MCP server ${server} has an inputSchema of ${t.bytes} bytes, which would bring the server's tools' schemas over the cap of ${t.cap} bytes per server; it is not offered`;
 }
 
 /** A readable diff of two definitions of one tool (pinned, live), for `aido mcp list` and re-approval. */

@@ -11,17 +11,28 @@
 // again for a while (BACKOFF_MS, doubling per failure): an offer each turn and every call
 // would otherwise wait its full timeout and audit it again. Once the goal ended, nothing
 // connects for it, and a connection a call in flight was opening is closed when it opens.
+// A listing that refuses tools for their inputSchema's size (definitions.ts admitTools) is
+// audited as mcp.tool_too_large, once per tool definition and connection.
 
 import type { McpServerConfig } from "../../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { AuditLog } from "../../security/audit.js";
 import { inert } from "../../security/terminal-text.js";
 import { type ConnectDeps, McpConnection } from "./connection.js";
+import { shownName } from "./definitions.js";
 
 declare module "../../security/audit-events.js" {
   interface AuditPayloads {
     /** A goal's connection to a server ended on its own (reason redacted, inert, bounded). */
     "mcp.disconnected": { server: string; reason: string; reconnects_left: number };
+    /** A listing refused a tool for its inputSchema's size: not offered, not callable. */
+    "mcp.tool_too_large": {
+      server: string;
+      tool: string;
+      bytes: number;
+      cap: number;
+      limit: "tool" | "server";
+    };
   }
 }
 
@@ -86,6 +97,14 @@ export class GoalConnections {
     const deps: ConnectDeps = {
       ...this.deps.connectDeps(this.goalId),
       ended: (conn, reason, gone) => this.ended(server.name, conn, reason, gone),
+      oversized: (_conn, refused) => {
+        for (const t of refused)
+          this.deps.audit.record(
+            "mcp.tool_too_large",
+            { server: server.name, tool: shownName(t.name), bytes: t.bytes, cap: t.cap, limit: t.limit },
+            { goalId: this.goalId },
+          );
+      },
     };
     // A stdio server's last container goes before its next one is started (same name).
     const gone = this.gone.get(server.name) ?? Promise.resolve();

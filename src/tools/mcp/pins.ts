@@ -1,13 +1,15 @@
 // tools/mcp/pins.ts — the operator's approvals of external MCP servers, in aido.db: per
 // server, what was approved (its identity: the url, or the image, command, env and mounts
-// of a stdio server; the network entries and the access to the goal's workspace a stdio
-// server has), when, and per tool the hash and the definition approved. A tool is offered
-// only while its live definition hashes to its pin (definitions.ts) and the server's config
-// still has the identity approved, no network entry beyond those approved and no more
+// of a stdio server; which of the daemon's environment variables a remote server's headers
+// carry; the network entries and the access to the goal's workspace a stdio server has),
+// when, and per tool the hash and the definition approved. A tool is offered only while its
+// live definition hashes to its pin (definitions.ts) and the server's config still has the
+// identity and headers approved, no network entry beyond those approved and no more
 // workspace access: pins are the endpoint's, not the name's, so pointing a name at another
-// endpoint (with the same tool definitions), or letting it reach more hosts or write the
-// workspace, needs approval. Fewer entries (a project's narrowing), or less access, keep
-// it. Approving a server again replaces all its pins with the definitions it offers then.
+// endpoint (with the same tool definitions), sending it another secret, or letting it
+// reach more hosts or write the workspace, needs approval. Fewer entries (a project's
+// narrowing), or less access, keep it. Approving a server again replaces all its pins with
+// the definitions it offers then.
 
 import type { McpServerConfig } from "../../config.js";
 import { type Db, migrate, prepared } from "../../db/database.js";
@@ -36,6 +38,10 @@ const MIGRATIONS = [
   // The workspace access approved (serverWorkspace). NULL: approved before it was pinned,
   // so it approves "none" (a server with the workspace mounted is refused until approved).
   "ALTER TABLE mcp_servers_approved ADD COLUMN workspace TEXT",
+  // The headers approved (JSON, serverHeaders: header -> variable NAME). NULL: approved
+  // before headers were pinned, so it approves none (a server with headers is refused until
+  // approved again: which secret it is sent was never shown to the approver).
+  "ALTER TABLE mcp_servers_approved ADD COLUMN headers TEXT",
 ];
 
 /** A stdio server's access to the goal's /workspace, least first. */
@@ -54,6 +60,8 @@ export interface ServerPins {
   network: string[];
   /** serverWorkspace() of the server's config when it was approved ("none" for older approvals). */
   workspace: WorkspaceAccess;
+  /** serverHeaders() of the server's config when it was approved ({} for older approvals). */
+  headers: Record<string, string>;
   approvedAt: string;
   approvedBy: string;
   tools: Map<string, ToolPin>;
@@ -88,13 +96,32 @@ export function serverWorkspace(server: McpServerConfig): WorkspaceAccess {
 }
 
 /**
+ * Which of the daemon's environment variables a remote server is sent, as headers: header
+ * name -> variable NAME (never a value), sorted by header. A stdio server has none.
+ */
+export function serverHeaders(server: McpServerConfig): Record<string, string> {
+  if (server.transport !== "http") return {};
+  return Object.fromEntries(Object.entries(server.headers).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** Headers as shown: `Authorization from $GITHUB_TOKEN, …`, or "none". */
+export function headersShown(headers: Record<string, string>): string {
+  const shown = Object.entries(headers).map(([h, v]) => `${h} from $${v}`);
+  return shown.length > 0 ? shown.join(", ") : "none";
+}
+
+/**
  * Why the approval `pins` does not cover `server` as configured now, or undefined when it
- * does: its endpoint changed, it may reach a host the operator did not approve, or it sees
- * more of the workspace than approved (none < ro < rw).
+ * does: its endpoint changed, its headers carry other variables (any change: another
+ * variable is another secret sent), it may reach a host the operator did not approve, or it
+ * sees more of the workspace than approved (none < ro < rw).
  */
 export function approvalMismatch(pins: ServerPins, server: McpServerConfig): string | undefined {
   if (pins.identity !== serverIdentity(server))
     return `MCP server ${server.name}'s ${server.transport === "http" ? "url" : "command, image, env or mounts"} changed since the operator approved it`;
+  const headers = serverHeaders(server);
+  if (canonicalJson(headers) !== canonicalJson(pins.headers))
+    return `MCP server ${server.name}'s headers changed since the operator approved them (now: ${headersShown(headers)}; approved: ${headersShown(pins.headers)})`;
   const approved = new Set(pins.network);
   const wider = serverNetwork(server).filter((n) => !approved.has(n));
   if (wider.length > 0)
@@ -103,6 +130,24 @@ export function approvalMismatch(pins: ServerPins, server: McpServerConfig): str
   if (WORKSPACE_ACCESS.indexOf(access) > WORKSPACE_ACCESS.indexOf(pins.workspace))
     return `MCP server ${server.name}'s workspace access "${access}" is more than the operator approved (${pins.workspace})`;
   return undefined;
+}
+
+/** What an approval covers besides the tools, as the server's config has it when approved. */
+export interface ApprovalCovers {
+  identity: string;
+  network: readonly string[];
+  workspace: WorkspaceAccess;
+  headers: Record<string, string>;
+}
+
+/** What approving `server` as configured now covers besides its tools. */
+export function approvalCovers(server: McpServerConfig): ApprovalCovers {
+  return {
+    identity: serverIdentity(server),
+    network: serverNetwork(server),
+    workspace: serverWorkspace(server),
+    headers: serverHeaders(server),
+  };
 }
 
 export class McpPins {
@@ -117,12 +162,13 @@ export class McpPins {
   get(server: string): ServerPins | undefined {
     const row = prepared(
       this.db,
-      "SELECT identity, network, workspace, approved_at, approved_by FROM mcp_servers_approved WHERE server = ?",
+      "SELECT identity, network, workspace, headers, approved_at, approved_by FROM mcp_servers_approved WHERE server = ?",
     ).get(server) as
       | {
           identity: string;
           network: string | null;
           workspace: string | null;
+          headers: string | null;
           approved_at: string;
           approved_by: string;
         }
@@ -139,27 +185,29 @@ export class McpPins {
       workspace: (WORKSPACE_ACCESS as readonly string[]).includes(row.workspace ?? "")
         ? (row.workspace as WorkspaceAccess)
         : "none",
+      headers: row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>),
       approvedAt: row.approved_at,
       approvedBy: row.approved_by,
       tools,
     };
   }
 
-  /** Record `tools` (and `network`, `workspace`) as the server's approved ones, replacing any earlier pins. */
-  approve(
-    server: string,
-    identity: string,
-    network: readonly string[],
-    workspace: WorkspaceAccess,
-    tools: readonly ToolPin[],
-    by: string,
-  ): void {
+  /** Record `tools` (and what else `covers`) as the server's approved ones, replacing any earlier pins. */
+  approve(server: string, covers: ApprovalCovers, tools: readonly ToolPin[], by: string): void {
     this.db.transaction(() => {
       prepared(this.db, "DELETE FROM mcp_servers_approved WHERE server = ?").run(server);
       prepared(
         this.db,
-        "INSERT INTO mcp_servers_approved (server, identity, network, workspace, approved_at, approved_by) VALUES (?, ?, ?, ?, ?, ?)",
-      ).run(server, identity, JSON.stringify(network), workspace, new Date().toISOString(), by);
+        "INSERT INTO mcp_servers_approved (server, identity, network, workspace, headers, approved_at, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ).run(
+        server,
+        covers.identity,
+        JSON.stringify(covers.network),
+        covers.workspace,
+        JSON.stringify(covers.headers),
+        new Date().toISOString(),
+        by,
+      );
       for (const t of tools) {
         prepared(
           this.db,

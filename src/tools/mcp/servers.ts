@@ -5,7 +5,9 @@
 // gate's needs stage), kept for the goal's life and closed when the goal's sandbox is
 // retired. A tool is offered and callable only when all of these hold: its
 // server is in the agent's manifest `mcp_servers`, the operator approved the server
-// (pins.ts), the tool has a pin, and its live definition hashes to that pin. The agent's
+// (pins.ts), the tool has a pin, its live definition hashes to that pin, and its inputSchema
+// is within the size caps (definitions.ts: a tool over them is left out of every listing,
+// so it is neither offered, nor callable, nor pinned). The agent's
 // `mcp:` grants, the policy, the budget and the approval are the gate's (gate/judge.ts).
 // For the operator, status() and approve() open a connection of their own, outside any
 // goal (a probe: a stdio server runs in a container of a pseudo-goal `mcp-probe-…`, whose
@@ -23,13 +25,22 @@ import type { Grant } from "../../security/grants.js";
 import { grantsAllow } from "../../security/narrowing.js";
 import { mcpToolName, parseMcpToolName } from "../names.js";
 import { type ConnectDeps, McpConnection } from "./connection.js";
-import { changedParts, definitionDiff, definitionHash, type McpToolDefinition } from "./definitions.js";
+import {
+  changedParts,
+  definitionDiff,
+  definitionHash,
+  type McpToolDefinition,
+  type OversizedTool,
+  oversizedReason,
+  shownName,
+} from "./definitions.js";
 import { GoalConnections } from "./goal-connections.js";
 import {
+  approvalCovers,
   approvalMismatch,
   type McpPins,
   type ServerPins,
-  serverIdentity,
+  serverHeaders,
   serverNetwork,
   serverWorkspace,
   type ToolPin,
@@ -47,6 +58,10 @@ declare module "../../security/audit-events.js" {
       network: string[];
       /** The access to the goal's /workspace approved with them (none for a remote server). */
       workspace: WorkspaceAccess;
+      /** A remote server's headers approved with them: header -> environment variable NAME. */
+      headers: Record<string, string>;
+      /** Tools it listed that were not pinned: their inputSchema is over a size cap. */
+      too_large: { name: string; bytes: number; cap: number; limit: "tool" | "server" }[];
       by: string;
     };
     /** A server could not be connected for a goal (its reason without header values). */
@@ -57,8 +72,11 @@ declare module "../../security/audit-events.js" {
 /** Tool names every provider's API accepts (Anthropic's rule is the narrowest). */
 const OFFERABLE = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** A tool's state against its pin. */
-export type McpToolState = "approved" | "changed" | "new" | "removed";
+/**
+ * A tool's state against its pin; `too_large`: its inputSchema is over a size cap, so it is
+ * neither offered nor pinned whatever its pin says.
+ */
+export type McpToolState = "approved" | "changed" | "new" | "removed" | "too_large";
 
 export interface McpToolStatus {
   name: string;
@@ -75,6 +93,10 @@ export interface McpToolStatus {
   annotations?: { [key: string]: JsonValue };
   /** Pinned -> live, for a changed tool. */
   diff?: string;
+  /** For a too_large tool: its inputSchema's size and the cap it is over (its schema is not shown). */
+  schema_bytes?: number;
+  schema_cap?: number;
+  schema_limit?: "tool" | "server";
 }
 
 export interface McpServerStatus {
@@ -87,6 +109,11 @@ export interface McpServerStatus {
   network: string[];
   /** How much of the goal's /workspace it sees (none, ro, rw): approving it covers that too. */
   workspace: WorkspaceAccess;
+  /**
+   * A remote server's headers: header -> the NAME of the daemon's environment variable whose
+   * value it is sent (never the value). Approving it covers which secrets it gets.
+   */
+  headers: Record<string, string>;
   approved_at?: string;
   /** There is an approval, but it does not cover the server as configured now: why. */
   approval_stale?: string;
@@ -241,14 +268,20 @@ export class McpServers implements ExternalTools {
           );
         }
       }
-      const network = serverNetwork(server);
-      const workspace = serverWorkspace(server);
-      this.deps.pins.approve(name, serverIdentity(server), network, workspace, tools, by);
+      const covers = approvalCovers(server);
+      this.deps.pins.approve(name, covers, tools, by);
       this.deps.audit.record("mcp.approved", {
         server: name,
         tools: tools.map((t) => ({ name: t.definition.name, hash: t.hash })),
-        network,
-        workspace,
+        network: [...covers.network],
+        workspace: covers.workspace,
+        headers: covers.headers,
+        too_large: [...conn.oversized.values()].map((t) => ({
+          name: shownName(t.name),
+          bytes: t.bytes,
+          cap: t.cap,
+          limit: t.limit,
+        })),
         by,
       });
     });
@@ -313,6 +346,7 @@ export class McpServers implements ExternalTools {
       transport: server.transport,
       network: serverNetwork(server),
       workspace: serverWorkspace(server),
+      headers: serverHeaders(server),
       ...(pins ? { approved_at: pins.approvedAt } : {}),
       ...(stale ? { approval_stale: stale } : {}),
     };
@@ -333,8 +367,12 @@ export class McpServers implements ExternalTools {
               diff: definitionDiff(pin.definition, live),
             });
         }
+        for (const t of conn.oversized.values()) {
+          const pin = pins?.tools.get(t.name);
+          tools.push({ ...tooLargeStatus(server, t), ...(pin ? { pinned_hash: pin.hash } : {}) });
+        }
         for (const [name, pin] of pins?.tools ?? []) {
-          if (!conn.tools.has(name))
+          if (!conn.tools.has(name) && !conn.oversized.has(name))
             tools.push({ ...toolStatus(server, pin.definition, "removed"), pinned_hash: pin.hash });
         }
         tools.sort((a, b) => a.name.localeCompare(b.name));
@@ -391,6 +429,11 @@ export class McpServers implements ExternalTools {
     const conn = await goal.connection(server);
     const tool = pin.definition.name;
     const live = conn.tools.get(tool);
+    const oversized = conn.oversized.get(tool);
+    if (!live && oversized)
+      throw new AidoError(ErrorCode.capabilityDenied, oversizedReason(server.name, oversized), {
+        server: server.name,
+      });
     if (!live)
       throw new AidoError(
         ErrorCode.capabilityDenied,
@@ -407,6 +450,20 @@ export class McpServers implements ExternalTools {
       );
     return conn;
   }
+}
+
+/** A tool over a schema size cap, as listed: its size, not its (large) schema. */
+function tooLargeStatus(server: McpServerConfig, t: OversizedTool): McpToolStatus {
+  return {
+    name: t.name,
+    state: "too_large",
+    description: "",
+    input_schema: {},
+    read_only: isReadOnly(server, t.name),
+    schema_bytes: t.bytes,
+    schema_cap: t.cap,
+    schema_limit: t.limit,
+  };
 }
 
 function toolStatus(server: McpServerConfig, d: McpToolDefinition, state: McpToolState): McpToolStatus {

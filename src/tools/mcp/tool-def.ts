@@ -5,8 +5,8 @@
 // error names the field), its grant need `mcp: server/tool`, and a human's approval on
 // every call unless the operator listed the tool in read_only_tools (the server's own
 // readOnlyHint never counts). A human's Allow Session / Always covers calls of this tool
-// with this very definition from this very endpoint (the hash and the server's identity
-// are in the scope). The result's text is bounded and inert; other content (images,
+// with this very definition from this very endpoint (the hash and the server's identity,
+// headers included, are in the scope). The result's text is bounded and inert; other content (images,
 // audio, resources) is summarized, not passed on. A stdio server with the workspace
 // read-write mutates (the gate snapshots before its calls).
 
@@ -14,13 +14,14 @@ import { createHash } from "node:crypto";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { McpServerConfig } from "../../config.js";
 import type { ToolDef, ToolResult } from "../../gate/types.js";
+import { canonicalJson } from "../../security/canonical-json.js";
 import { wildcardMatch } from "../../security/glob.js";
 import { inert } from "../../security/terminal-text.js";
 import { mcpToolName } from "../names.js";
 import { boundOutput } from "../output.js";
 import { cleanDescription, type McpToolDefinition, visibleSchema } from "./definitions.js";
 import { inputCheck } from "./input-check.js";
-import { serverIdentity, serverNetwork, serverWorkspace } from "./pins.js";
+import { serverHeaders, serverIdentity, serverNetwork, serverWorkspace } from "./pins.js";
 
 type Args = Record<string, unknown>;
 
@@ -88,11 +89,15 @@ export function mcpToolDef(
 }
 
 /**
- * What the operator's approval of the server covers (its endpoint, a stdio server's network
- * entries and workspace access), digested: a human's standing answer holds only for that.
+ * What the operator's approval of the server covers (its endpoint, a remote server's
+ * headers, a stdio server's network entries and workspace access), digested: a human's
+ * standing answer holds only for that. Headers are added only when there are some, so the
+ * answers given for servers without any keep their scope.
  */
 function endpointDigest(server: McpServerConfig): string {
+  const headers = serverHeaders(server);
   const approved = [serverIdentity(server), serverNetwork(server).join(","), serverWorkspace(server)];
+  if (Object.keys(headers).length > 0) approved.push(canonicalJson(headers));
   return createHash("sha256").update(approved.join("\n")).digest("hex").slice(0, 16);
 }
 
