@@ -169,4 +169,24 @@ describe("the dashboard's door, in a browser", () => {
       rmSync(profile, { recursive: true, force: true });
     }
   }, 60_000);
+
+  // Last in the file: it rotates the token.
+  it("says `disconnected` in a tab without the page key, and once a rotation cuts the page's event stream and refuses its reconnection", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(await ui.signInUrl());
+    const live = page.getByTestId("connection");
+    await expect.poll(() => live.textContent(), { timeout: 20_000 }).toBe("live");
+    // A tab of this browser whose origin storage lost the page key: the page, but no API.
+    const keyless = await context.newPage();
+    await keyless.goto(`${ui.origin}/#/goals`);
+    await keyless.evaluate('localStorage.removeItem("aido-page-key")');
+    await keyless.reload();
+    const keylessState = keyless.getByTestId("connection");
+    await expect.poll(() => keylessState.textContent(), { timeout: 20_000 }).toMatch(/^disconnected/);
+    await keyless.close();
+    ui = await openUi(fx, true); // aido ui --rotate
+    await expect.poll(() => live.textContent(), { timeout: 20_000 }).toMatch(/^disconnected/);
+    await context.close();
+  }, 60_000);
 });

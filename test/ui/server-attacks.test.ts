@@ -158,6 +158,9 @@ describe("the token", () => {
     expect((await get(ui, unopened.pathname + unopened.search)).status).toBe(401);
     const fresh = await signIn(rotated);
     expect((await rpc(rotated, fresh, "goal.list")).status).toBe(200);
+    // The page key was the old token's too: beside the new cookie it opens nothing.
+    const staleKey = { ...fresh, "X-Aido-Key": oldSession["X-Aido-Key"] };
+    expect((await rpc(rotated, staleKey, "goal.list")).status).toBe(401);
     expect(readFileSync(rotated.tokenFile, "utf8").trim()).toBe(rotated.token);
   });
 
