@@ -126,11 +126,13 @@ export function followEvents(onEvent: (e: WireEvent) => void, onState: (c: Conne
   const stop = new AbortController();
   const wait = (ms: number) =>
     new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      stop.signal.addEventListener("abort", () => {
+      const done = () => {
         clearTimeout(t);
+        stop.signal.removeEventListener("abort", done);
         resolve();
-      });
+      };
+      const t = setTimeout(done, ms);
+      stop.signal.addEventListener("abort", done);
     });
   const follow = async () => {
     let retryMs = RETRY_FIRST_MS;
