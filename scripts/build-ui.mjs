@@ -1,6 +1,7 @@
-// scripts/build-ui.mjs — bundle the dashboard's page (src/ui/web/) into the three files
-// the daemon's UI server serves from dist/ui/: index.html, app.js (Preact and the app,
-// one ES module, minified) and app.css. No inline script or style and nothing fetched
+// scripts/build-ui.mjs — bundle the dashboard's page (src/ui/web/) into the files the
+// daemon's UI server serves from dist/ui/: index.html, app.js (Preact and the app, one
+// ES module, minified), app.css, and signin.js (the sign-in page's script, which keeps
+// the page key). No inline script or style and nothing fetched
 // from elsewhere, so the page runs under the server's strict Content-Security-Policy.
 // `npm run build` runs it; the ui tests run it with --if-stale (it is ~100 ms) so
 // `npx vitest run test/ui` works from a fresh checkout.
@@ -15,7 +16,7 @@ import { build } from "esbuild";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const src = join(root, "src", "ui", "web");
 const out = join(root, "dist", "ui");
-const OUTPUTS = ["index.html", "app.js", "app.css"];
+const OUTPUTS = ["index.html", "app.js", "app.css", "signin.js"];
 
 /** Newest modification time (ms) of the page's sources, this script and package.json (the version). */
 function newestSource() {
@@ -55,7 +56,7 @@ mkdirSync(out, { recursive: true });
 // The daemon serves the page of its own package, so the package's version is the daemon's.
 const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 await build({
-  entryPoints: { app: join(src, "main.tsx") },
+  entryPoints: { app: join(src, "main.tsx"), signin: join(src, "signin.ts") },
   outdir: out,
   bundle: true,
   format: "esm",

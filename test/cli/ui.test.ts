@@ -40,7 +40,7 @@ describe("aido ui", () => {
       `the link signs in once; token file (for scripts): ${tokenFile} (0600); \`aido ui --rotate\` replaces it`,
     );
     expect(url).not.toContain(readFileSync(tokenFile, "utf8").trim());
-    expect((await visit(url)).status).toBe(303);
+    expect((await visit(url)).status).toBe(200);
     expect((await visit(url)).status).toBe(401); // spent
 
     const second = (await cli(["ui"])).out[0] as string; // the server stays, a new link
@@ -50,7 +50,7 @@ describe("aido ui", () => {
     const rotated = await cli(["ui", "--rotate"]);
     expect(rotated.out[1]).toContain("the previous token no longer works");
     expect((await visit(second)).status).toBe(401);
-    expect((await visit(rotated.out[0] as string)).status).toBe(303);
+    expect((await visit(rotated.out[0] as string)).status).toBe(200);
 
     const json = JSON.parse((await cli(["ui", "--json"])).text());
     expect(json).toEqual({
@@ -93,6 +93,8 @@ describe("aido ui", () => {
       await tab.goto(pathToFileURL(page).href);
       await tab.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/$/, { timeout: 10_000 });
       await tab.waitForSelector("main", { timeout: 10_000 });
+      // The page key came along: the event stream, which needs it, is live.
+      await expect.poll(() => tab.getByTestId("connection").textContent(), { timeout: 10_000 }).toBe("live");
       expect((await tab.reload())?.status()).toBe(200);
       expect((await visit(r.out[0] as string)).status).toBe(401); // spent by the browser
     } finally {
@@ -134,6 +136,7 @@ describe("aido ui", () => {
     });
     expect(ok.status).toBe(200);
     expect(String(ok.headers["set-cookie"])).toMatch(/HttpOnly; SameSite=Strict/);
-    expect(ok.text).toContain('http-equiv="refresh" content="0; url=/"');
+    expect(ok.text).toContain('<script src="/assets/signin.js">');
+    expect(ok.text).toMatch(/<meta name="aido-page-key" content="[A-Za-z0-9_-]{43}">/);
   });
 });

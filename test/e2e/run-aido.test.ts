@@ -145,11 +145,12 @@ describe("run-aido.sh", () => {
     const url = new URL(ui.stdout.split("\n")[0] as string);
     expect(url.origin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const visit = await fetch(url, { redirect: "manual" });
-    expect(visit.status).toBe(303);
+    expect(visit.status).toBe(200);
     const cookie = (visit.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    const key = /<meta name="aido-page-key" content="([A-Za-z0-9_-]+)">/.exec(await visit.text())?.[1] ?? "";
     const goals = await fetch(new URL("/api/rpc", url), {
       method: "POST",
-      headers: { Cookie: cookie, Origin: url.origin, "Content-Type": "application/json" },
+      headers: { Cookie: cookie, "X-Aido-Key": key, Origin: url.origin, "Content-Type": "application/json" },
       body: JSON.stringify({ method: "goal.list", params: {} }),
     });
     expect(((await goals.json()) as { result: { goals: unknown[] } }).result.goals).toHaveLength(2);

@@ -3,13 +3,14 @@
 // real daemon and the scripted provider behind the real SDK; one browser for the file.
 
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
+import { createServer, type IncomingHttpHeaders, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MODEL } from "../daemon/fixture.js";
 import { turn } from "../support/provider-server.js";
 import { useDashboard } from "./browser.js";
+import { type RawResponse, raw } from "./fixture.js";
 
 const dash = useDashboard({ containers: false });
 
@@ -74,7 +75,7 @@ describe("an output file a model named", () => {
     writeFileSync(join(done.output_dir, "report\u202efdp.exe"), "MZ");
 
     await dash.page.goto(`${dash.ui.origin}/#/goals/${encodeURIComponent(goal_id)}`);
-    const link = dash.page.locator("ul.outputs a");
+    const link = dash.page.locator("ul.outputs button");
     await link.waitFor();
     expect(await link.textContent()).toBe("report\\u202efdp.exe");
     const [download] = await Promise.all([dash.page.waitForEvent("download"), link.click()]);
@@ -97,10 +98,10 @@ describe("a page of another local web server (same site, another port)", () => {
       "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
     writeFileSync(join(done.output_dir, "chart.png"), Buffer.from(png, "base64"));
     const src = `${dash.ui.origin}/api/goals/${goal_id}/outputs/chart.png`;
-    // The control: the dashboard's own page can load it.
+    // The control: the dashboard's own page can load it (with its page key).
     await dash.page.goto(`${dash.ui.origin}/#/goals`);
-    const own = `new Promise((r) => { const i = new Image(); i.onload = () => r(i.naturalWidth); i.onerror = () => r(0); i.src = ${JSON.stringify(src)}; })`;
-    expect(await dash.page.evaluate(own)).toBe(1);
+    const own = `fetch(${JSON.stringify(src)}, { headers: { "x-aido-key": localStorage.getItem("aido-page-key") } }).then(async (r) => (await r.arrayBuffer()).byteLength)`;
+    expect(await dash.page.evaluate(own)).toBe(Buffer.from(png, "base64").length);
 
     const other = createServer((_req, res) => {
       res.writeHead(200, { "content-type": "text/html" });
@@ -117,4 +118,136 @@ describe("a page of another local web server (same site, another port)", () => {
     const { entries } = await dash.c.call("audit.query", { kind: "ui.denied" });
     expect(entries.map((e) => e.payload)).toContainEqual(expect.objectContaining({ reason: "origin" }));
   }, 60_000);
+});
+
+describe("another local user's server on another port of 127.0.0.1", () => {
+  it("receives the signed-in browser's cookie, but replayed outside the dashboard's page it opens neither the API, nor the events, nor a download; the page itself still works end to end", async () => {
+    // A finished goal with an output file, and a goal whose call waits for the operator.
+    dash.server.script('manifest "ui-reporter"', [turn.text("reported")]);
+    const done = await dash.c.call("goal.submit", {
+      goal: "report",
+      manifest: { name: "ui-reporter", model: MODEL, system_prompt: "You report." },
+    });
+    const finished = await dash.c.call("goal.wait", { goal_id: done.goal_id, timeout_ms: 30_000 });
+    mkdirSync(finished.output_dir, { recursive: true });
+    writeFileSync(join(finished.output_dir, "secret-report.md"), "# only for the operator\n");
+    dash.server.script('manifest "ui-waiter"', [
+      turn.toolUse("memory_store", { content: "a fact", category: "fact" }),
+      turn.text("stored"),
+    ]);
+    const waiting = await dash.c.call("goal.submit", {
+      goal: "remember a fact",
+      manifest: {
+        name: "ui-waiter",
+        model: MODEL,
+        system_prompt: "You remember.",
+        capabilities: ["tool: memory_store"],
+        approval_required: ["memory_store"],
+      },
+    });
+    let approvalId = "";
+    await expect
+      .poll(async () => {
+        const { approvals } = await dash.c.call("approval.list", {});
+        approvalId = approvals.find((a) => a.goal_id === waiting.goal_id)?.id ?? "";
+        return approvalId;
+      })
+      .not.toBe("");
+
+    // The user's browser loads anything at all from the other server: it sends the cookie.
+    const seen: IncomingHttpHeaders[] = [];
+    const other = createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<!doctype html><title>cat pictures</title>");
+    });
+    await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
+    try {
+      await dash.page.goto(`http://127.0.0.1:${(other.address() as AddressInfo).port}/`);
+    } finally {
+      await new Promise((r) => other.close(r));
+    }
+    const stolen = /(?:^|; )(aido_ui_\d+=[A-Za-z0-9_-]+)/.exec(seen[0]?.cookie ?? "")?.[1] ?? "";
+    expect(stolen).toMatch(new RegExp(`^aido_ui_${dash.ui.port}=`));
+
+    // Replayed from a script (no browser: any Host, Origin or Sec-Fetch header it likes).
+    const replay = (method: string, path: string, extra: Record<string, string> = {}, body?: string) =>
+      raw(dash.ui.port, {
+        method,
+        path,
+        headers: { Host: dash.ui.host, Cookie: stolen, ...extra },
+        body,
+      });
+    const rpcBody = (m: string, params: unknown) => JSON.stringify({ method: m, params });
+    const json = { "Content-Type": "application/json", Origin: dash.ui.origin };
+    const refused = async (answer: Promise<RawResponse>) => {
+      const r = await answer;
+      expect(r.status).toBe(401);
+      expect(r.text).toContain("page key");
+      expect(r.text).not.toContain("only for the operator");
+    };
+    await refused(replay("POST", "/api/rpc", json, rpcBody("goal.list", {})));
+    const allow = rpcBody("approval.respond", { id: approvalId, decision: "allow_always" });
+    await refused(replay("POST", "/api/rpc", json, allow));
+    await refused(replay("GET", `/api/goals/${done.goal_id}/outputs`));
+    await refused(replay("GET", `/api/goals/${done.goal_id}/outputs/secret-report.md`));
+    await refused(replay("POST", "/api/goals", json, JSON.stringify({ goal: "planted" })));
+    // The event stream: its status line is enough (a stream let in would stay open).
+    const events = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          port: dash.ui.port,
+          host: "127.0.0.1",
+          path: "/api/events",
+          headers: { Host: dash.ui.host, Cookie: stolen },
+        },
+        (res) => {
+          resolve(res.statusCode ?? 0);
+          req.destroy();
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    expect(events).toBe(401);
+    // A made-up key is no better.
+    const forged = { ...json, "X-Aido-Key": "A".repeat(43) };
+    expect((await replay("POST", "/api/rpc", forged, rpcBody("goal.list", {}))).status).toBe(401);
+    // The page's own files, which hold nothing, still open with the cookie alone.
+    expect((await replay("GET", "/assets/app.js")).status).toBe(200);
+    const { entries } = await dash.c.call("audit.query", { kind: "ui.denied" });
+    expect(entries.map((e) => e.payload)).toContainEqual(
+      expect.objectContaining({ reason: "page_key", method: "POST", path: "/api/rpc", remote: "127.0.0.1" }),
+    );
+    // Nothing the replays asked for happened.
+    expect((await dash.c.call("approval.list", {})).approvals.map((a) => a.id)).toContain(approvalId);
+    expect((await dash.c.call("goal.list", {})).goals.map((g) => g.goal)).not.toContain("planted");
+
+    // The signed-in page, back on the dashboard: the goals list, live events, an answer, a download.
+    await dash.page.goto(`${dash.ui.origin}/#/goals`);
+    await expect.poll(() => dash.page.getByTestId("connection").textContent()).toBe("live");
+    await dash.page.locator(`tr[data-goal="${done.goal_id}"]`).waitFor();
+    dash.server.script('manifest "ui-late"', [turn.text("late")]);
+    const late = await dash.c.call("goal.submit", {
+      goal: "arrives while the page is open",
+      manifest: { name: "ui-late", model: MODEL, system_prompt: "You are late." },
+    });
+    await dash.page.locator(`tr[data-goal="${late.goal_id}"]`).waitFor(); // told by the event stream
+    await dash.page.goto(`${dash.ui.origin}/#/approvals`);
+    const card = dash.page.locator(`article.request[data-approval="${approvalId}"]`);
+    await card.getByRole("button", { name: "Allow once" }).click();
+    await expect
+      .poll(async () => (await dash.c.call("goal.status", { goal_id: waiting.goal_id })).state, {
+        timeout: 30_000,
+      })
+      .toBe("succeeded");
+    await dash.page.goto(`${dash.ui.origin}/#/goals/${encodeURIComponent(done.goal_id)}`);
+    const file = dash.page.getByRole("button", { name: "secret-report.md" });
+    const [download] = await Promise.all([dash.page.waitForEvent("download"), file.click()]);
+    expect(download.suggestedFilename()).toBe("secret-report.md");
+    const chunks: Buffer[] = [];
+    for await (const chunk of await download.createReadStream()) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString("utf8")).toBe("# only for the operator\n");
+    expect(dash.scriptProblems()).toEqual([]);
+  }, 90_000);
 });

@@ -139,6 +139,10 @@ describe("the dashboard's door, in a browser", () => {
       const tabHistory = async () =>
         (await cdp.send("Page.getNavigationHistory")).entries.map((e) => e.url).join("\n");
       expect(await tabHistory()).not.toContain(ui.token);
+      // The page key the sign-in page handed over sits in the origin's storage, in no address.
+      const key = (await page.evaluate('localStorage.getItem("aido-page-key")')) as string;
+      expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(await tabHistory()).not.toContain(key);
 
       await page.reload(); // the cookie, not the link, signs the reload in
       await expect.poll(() => live.textContent(), { timeout: 20_000 }).toBe("live");
@@ -152,6 +156,7 @@ describe("the dashboard's door, in a browser", () => {
       db.close();
       expect(urls.some((u) => u.startsWith(ui.origin))).toBe(true);
       expect(urls.join("\n")).not.toContain(ui.token);
+      expect(urls.join("\n")).not.toContain(key);
       // What the history keeps of the link signs a browser without the cookie in no more.
       const kept = urls.find((u) => u.includes("?code="));
       expect(kept).toBeDefined();
@@ -163,5 +168,25 @@ describe("the dashboard's door, in a browser", () => {
     } finally {
       rmSync(profile, { recursive: true, force: true });
     }
+  }, 60_000);
+
+  // Last in the file: it rotates the token.
+  it("says `disconnected` in a tab without the page key, and once a rotation cuts the page's event stream and refuses its reconnection", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(await ui.signInUrl());
+    const live = page.getByTestId("connection");
+    await expect.poll(() => live.textContent(), { timeout: 20_000 }).toBe("live");
+    // A tab of this browser whose origin storage lost the page key: the page, but no API.
+    const keyless = await context.newPage();
+    await keyless.goto(`${ui.origin}/#/goals`);
+    await keyless.evaluate('localStorage.removeItem("aido-page-key")');
+    await keyless.reload();
+    const keylessState = keyless.getByTestId("connection");
+    await expect.poll(() => keylessState.textContent(), { timeout: 20_000 }).toMatch(/^disconnected/);
+    await keyless.close();
+    ui = await openUi(fx, true); // aido ui --rotate
+    await expect.poll(() => live.textContent(), { timeout: 20_000 }).toMatch(/^disconnected/);
+    await context.close();
   }, 60_000);
 });

@@ -149,7 +149,7 @@ describe("the dashboard in a browser", () => {
       "The report is in /output/report.md.",
     );
     expect(await writer.locator("li.call[data-tool=file_write]").getAttribute("data-status")).toBe("done");
-    const link = dash.page.getByRole("link", { name: "report.md" });
+    const link = dash.page.getByRole("button", { name: "report.md" });
     const [download] = await Promise.all([dash.page.waitForEvent("download"), link.click()]);
     const body = await download.createReadStream().then(async (s) => {
       const chunks: Buffer[] = [];

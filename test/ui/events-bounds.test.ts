@@ -14,7 +14,7 @@ describe("the event stream", () => {
   it("drops a reader that lets more than its cap pile up unread, and only that one", async () => {
     const fx = await suite.start();
     const ui = await openUi(fx);
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     // A reader that takes the headers and then stops reading.
     let dropped = false;
     let slowBytes = 0;
@@ -24,7 +24,7 @@ describe("the event stream", () => {
           host: "127.0.0.1",
           port: ui.port,
           path: "/api/events",
-          headers: { Host: ui.host, Cookie: cookie },
+          headers: { Host: ui.host, ...session },
           setHost: false,
         },
         (res) => {
@@ -46,7 +46,7 @@ describe("the event stream", () => {
       });
       req.end();
     });
-    const reading = await openStream(ui, cookie, "/api/events");
+    const reading = await openStream(ui, session, "/api/events");
     // Refused calls, each with a long path in its tool.denied reason: megabytes of events
     // in seconds, and no container (the capability stage refuses before any).
     const socket = await fx.client();

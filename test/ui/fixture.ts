@@ -77,26 +77,43 @@ export function raw(port: number, r: RawRequest, address = "127.0.0.1"): Promise
   });
 }
 
-/** The session cookie a fresh sign-in link's visit sets (name=value). */
-export async function signIn(ui: UiHandle): Promise<string> {
+/**
+ * What the dashboard's signed-in page sends with each API request: the session cookie
+ * (name=value) and the page key of the sign-in page, in its header.
+ */
+export interface Session {
+  Cookie: string;
+  "X-Aido-Key": string;
+}
+
+/** The cookie and the page key a sign-in link's visit gives (the page it answers carries the key). */
+export function sessionOf(visit: RawResponse): Session {
+  if (visit.status !== 200) throw new Error(`sign-in visit answered ${visit.status}: ${visit.text}`);
+  const set = ([] as string[]).concat(visit.headers["set-cookie"] ?? [])[0] ?? "";
+  const key = /<meta name="aido-page-key" content="([A-Za-z0-9_-]+)">/.exec(visit.text)?.[1];
+  if (key === undefined) throw new Error(`sign-in page without a page key: ${visit.text}`);
+  return { Cookie: set.split(";")[0] as string, "X-Aido-Key": key };
+}
+
+/** The session a fresh sign-in link's visit gives. */
+export async function signIn(ui: UiHandle): Promise<Session> {
   const link = new URL(await ui.signInUrl());
-  const r = await raw(ui.port, { path: `${link.pathname}${link.search}`, headers: { Host: ui.host } });
-  if (r.status !== 303) throw new Error(`sign-in visit answered ${r.status}: ${r.text}`);
-  const set = ([] as string[]).concat(r.headers["set-cookie"] ?? [])[0] ?? "";
-  return set.split(";")[0] as string;
+  return sessionOf(
+    await raw(ui.port, { path: `${link.pathname}${link.search}`, headers: { Host: ui.host } }),
+  );
 }
 
 /** A browser's POST /api/rpc from the dashboard's page. */
 export async function rpc(
   ui: UiHandle,
-  cookie: string,
+  session: Session,
   method: string,
   params: unknown = {},
 ): Promise<RawResponse> {
   return raw(ui.port, {
     method: "POST",
     path: "/api/rpc",
-    headers: { Host: ui.host, Origin: ui.origin, Cookie: cookie, "Content-Type": "application/json" },
+    headers: { Host: ui.host, Origin: ui.origin, ...session, "Content-Type": "application/json" },
     body: JSON.stringify({ method, params }),
   });
 }
@@ -112,11 +129,11 @@ export interface EventStream {
   close(): void;
 }
 
-/** GET an SSE path with the session cookie (as the page's EventSource would) and parse it as it arrives. */
-export function openStream(ui: UiHandle, cookie: string, path: string): Promise<EventStream> {
+/** GET an SSE path with the session (as the page's stream does) and parse it as it arrives. */
+export function openStream(ui: UiHandle, session: Session, path: string): Promise<EventStream> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: "127.0.0.1", port: ui.port, path, headers: { Host: ui.host, Cookie: cookie }, setHost: false },
+      { host: "127.0.0.1", port: ui.port, path, headers: { Host: ui.host, ...session }, setHost: false },
       (res) => {
         let buffer = "";
         let endStream: () => void = () => {};
@@ -164,18 +181,23 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, ms = 10
   }
 }
 
-/** A POST of JSON from the dashboard's page (cookie and Origin), answer parsed. */
+/** A POST of JSON from the dashboard's page (session and Origin), answer parsed. */
 export async function postJson(
   ui: UiHandle,
-  cookie: string,
+  session: Session,
   path: string,
   body: unknown,
 ): Promise<{ status: number; json: Json }> {
   const r = await raw(ui.port, {
     method: "POST",
     path,
-    headers: { Host: ui.host, Origin: ui.origin, Cookie: cookie, "Content-Type": "application/json" },
+    headers: { Host: ui.host, Origin: ui.origin, ...session, "Content-Type": "application/json" },
     body: JSON.stringify(body),
   });
   return { status: r.status, json: JSON.parse(r.text) };
+}
+
+/** A session's header lines, for a request written byte for byte. */
+export function sessionLines(s: Session): string {
+  return `Cookie: ${s.Cookie}\r\nX-Aido-Key: ${s["X-Aido-Key"]}\r\n`;
 }

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
 import { type DaemonFixture, manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { turn } from "../support/provider-server.js";
-import { openUi, raw, rpc, signIn, type UiHandle } from "./fixture.js";
+import { openUi, raw, rpc, sessionOf, signIn, type UiHandle } from "./fixture.js";
 
 const suite = useDaemonPerTest();
 let assets: string;
@@ -99,26 +99,34 @@ describe("the token", () => {
     }
   });
 
-  it("signs in through a link whose code is traded, once, for an HttpOnly SameSite=Strict cookie and a 303 that drops it from the address", async () => {
+  it("signs in through a link whose code is traded, once, for an HttpOnly SameSite=Strict cookie and the page key, in a page whose script takes the code out of the address", async () => {
     const { ui } = await start();
     const link = new URL(ui.url);
     expect(link.searchParams.get("code")).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(ui.url).not.toContain(ui.token);
     const visit = await get(ui, link.pathname + link.search);
-    expect(visit.status).toBe(303);
-    expect(visit.headers.location).toBe("/");
-    const cookie = ([] as string[]).concat(visit.headers["set-cookie"] ?? [])[0] as string;
-    expect(cookie).toMatch(
+    expect(visit.status).toBe(200);
+    expect(visit.headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(visit.headers["cache-control"]).toBe("no-store");
+    // The page's only script is the dashboard's own file (the CSP allows no inline script).
+    expect(visit.text.match(/<script[^>]*>/g)).toEqual(['<script src="/assets/signin.js">']);
+    const setCookie = ([] as string[]).concat(visit.headers["set-cookie"] ?? [])[0] as string;
+    expect(setCookie).toMatch(
       new RegExp(`^aido_ui_${ui.port}=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=/$`),
     );
-    expect(cookie).not.toContain(ui.token);
-    const session = cookie.split(";")[0] as string;
-    const shell = await get(ui, "/", { Cookie: session });
+    expect(setCookie).not.toContain(ui.token);
+    const session = sessionOf(visit);
+    expect(session["X-Aido-Key"]).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(visit.text).not.toContain(ui.token);
+    expect(session.Cookie).not.toContain(session["X-Aido-Key"]);
+    // The page's own files open with the cookie alone; the API needs the key beside it.
+    const shell = await get(ui, "/", { Cookie: session.Cookie });
     expect(shell.status).toBe(200);
     expect(shell.text).toContain("<title>Aido</title>");
     expect(shell.headers["cache-control"]).toBe("no-store");
-    const js = await get(ui, "/assets/app.js", { Cookie: session });
+    const js = await get(ui, "/assets/app.js", { Cookie: session.Cookie });
     expect(js.headers["content-type"]).toBe("text/javascript; charset=utf-8");
+    expect(JSON.parse((await rpc(ui, session, "goal.list")).text)).toEqual({ result: { goals: [] } });
     // A script may use the token itself.
     const viaBearer = await raw(ui.port, {
       method: "POST",
@@ -132,23 +140,27 @@ describe("the token", () => {
     expect(again.status).toBe(401);
     expect(again.text).toContain("used already or has expired");
     expect(again.headers["set-cookie"]).toBeUndefined();
-    const reload = await get(ui, link.pathname + link.search, { Cookie: session });
+    const reload = await get(ui, link.pathname + link.search, { Cookie: session.Cookie });
     expect(reload.status).toBe(303);
+    expect(reload.text).not.toContain(session["X-Aido-Key"]);
     expect(reload.headers["set-cookie"]).toBeUndefined();
   });
 
   it("rotated, leaves every cookie and URL of the old one refused", async () => {
     const { fx, ui } = await start();
-    const oldCookie = await signIn(ui);
+    const oldSession = await signIn(ui);
     const unopened = new URL(await ui.signInUrl()); // links handed out before a rotation die with the old token
     const rotated = await openUi(fx, true);
     expect(rotated.port).toBe(ui.port);
     expect(rotated.token).not.toBe(ui.token);
-    expectRefused(await Promise.all(doors(ui, { Cookie: oldCookie })));
+    expectRefused(await Promise.all(doors(ui, { ...oldSession })));
     expectRefused(await Promise.all(doors(ui, { Authorization: `Bearer ${ui.token}` })));
     expect((await get(ui, unopened.pathname + unopened.search)).status).toBe(401);
     const fresh = await signIn(rotated);
     expect((await rpc(rotated, fresh, "goal.list")).status).toBe(200);
+    // The page key was the old token's too: beside the new cookie it opens nothing.
+    const staleKey = { ...fresh, "X-Aido-Key": oldSession["X-Aido-Key"] };
+    expect((await rpc(rotated, staleKey, "goal.list")).status).toBe(401);
     expect(readFileSync(rotated.tokenFile, "utf8").trim()).toBe(rotated.token);
   });
 
@@ -177,19 +189,19 @@ describe("the token", () => {
 describe("requests from elsewhere", () => {
   it("refuses a Host that is not the dashboard's (DNS rebinding), even with a good cookie", async () => {
     const { ui } = await start();
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     for (const host of [`evil.example:${ui.port}`, "127.0.0.1", `127.0.0.1:${ui.port + 1}`, ""]) {
-      const r = await raw(ui.port, { path: "/api/events", headers: { Host: host, Cookie: cookie } });
+      const r = await raw(ui.port, { path: "/api/events", headers: { Host: host, ...session } });
       expect(r.status).toBe(421);
     }
     // No Host at all: Node's parser refuses HTTP/1.1 without one (400) before the guard.
-    expect((await raw(ui.port, { path: "/", headers: { Cookie: cookie } })).status).toBe(400);
-    expect((await get(ui, "/", { Cookie: cookie, Host: `localhost:${ui.port}` })).status).toBe(200);
+    expect((await raw(ui.port, { path: "/", headers: { ...session } })).status).toBe(400);
+    expect((await get(ui, "/", { ...session, Host: `localhost:${ui.port}` })).status).toBe(200);
   });
 
   it("refuses another Origin on POST and on the event stream", async () => {
     const { fx, ui } = await start();
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     for (const origin of [
       "http://evil.example",
       "null",
@@ -199,11 +211,11 @@ describe("requests from elsewhere", () => {
       const post = await raw(ui.port, {
         method: "POST",
         path: "/api/rpc",
-        headers: { Host: ui.host, Origin: origin, Cookie: cookie, "Content-Type": "application/json" },
+        headers: { Host: ui.host, Origin: origin, ...session, "Content-Type": "application/json" },
         body: JSON.stringify({ method: "goal.submit", params: { goal: "from evil" } }),
       });
       expect(post.status).toBe(403);
-      const stream = await get(ui, "/api/events", { Origin: origin, Cookie: cookie });
+      const stream = await get(ui, "/api/events", { Origin: origin, ...session });
       expect(stream.status).toBe(403);
     }
     const c = await fx.client();
@@ -212,7 +224,7 @@ describe("requests from elsewhere", () => {
 
   it("refuses form posts (urlencoded, text/plain, multipart) and a POST with neither Origin nor Bearer", async () => {
     const { fx, ui } = await start();
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     const body = JSON.stringify({ method: "goal.submit", params: { goal: "csrf" } });
     for (const type of [
       "application/x-www-form-urlencoded",
@@ -220,7 +232,7 @@ describe("requests from elsewhere", () => {
       "multipart/form-data; boundary=x",
       "",
     ]) {
-      const headers: Record<string, string> = { Host: ui.host, Origin: ui.origin, Cookie: cookie };
+      const headers: Record<string, string> = { Host: ui.host, Origin: ui.origin, ...session };
       if (type) headers["Content-Type"] = type;
       const r = await raw(ui.port, { method: "POST", path: "/api/rpc", headers, body });
       expect(r.status).toBe(415);
@@ -228,7 +240,7 @@ describe("requests from elsewhere", () => {
     const noOrigin = await raw(ui.port, {
       method: "POST",
       path: "/api/goals",
-      headers: { Host: ui.host, Cookie: cookie, "Content-Type": "application/json" },
+      headers: { Host: ui.host, ...session, "Content-Type": "application/json" },
       body: JSON.stringify({ goal: "csrf" }),
     });
     expect(noOrigin.status).toBe(403);
@@ -258,7 +270,7 @@ describe("requests from elsewhere", () => {
 describe("what the dashboard may do", () => {
   it("refuses every socket method outside its allowlist", async () => {
     const { fx, ui } = await start();
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     for (const method of [
       "session.open",
       "agent.run",
@@ -273,12 +285,12 @@ describe("what the dashboard may do", () => {
       "__proto__",
       "constructor",
     ]) {
-      const r = JSON.parse((await rpc(ui, cookie, method, {})).text);
+      const r = JSON.parse((await rpc(ui, session, method, {})).text);
       expect(r.error.code).toBe(-32601);
       expect(r.result).toBeUndefined();
     }
     const bad = JSON.parse(
-      (await rpc(ui, cookie, "goal.wait", { goal_id: "g_x", timeout_ms: 600_000 })).text,
+      (await rpc(ui, session, "goal.wait", { goal_id: "g_x", timeout_ms: 600_000 })).text,
     );
     expect(bad.error).toMatchObject({ code: -32602, data: { details: { field: "timeout_ms" } } });
     expect((await denials(fx, "method")).length).toBe(1); // rate-limited: one entry per minute
@@ -286,7 +298,7 @@ describe("what the dashboard may do", () => {
 
   it("serves assets by exact name only: traversal, encoded, absolute and NUL paths are 404", async () => {
     const { ui } = await start();
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     for (const path of [
       "/assets/../package.json",
       "/assets/..%2fpackage.json",
@@ -299,7 +311,7 @@ describe("what the dashboard may do", () => {
       "/index.html",
       "/etc/passwd",
     ]) {
-      const r = await get(ui, path, { Cookie: cookie });
+      const r = await get(ui, path, { ...session });
       expect([path, r.status]).toEqual([path, 404]);
       expect(r.text).not.toContain("root:");
     }
@@ -317,7 +329,7 @@ describe("a goal's output files", () => {
 
   it("are sent as octet-stream attachments (an x.html is never rendered) and only by a listed name", async () => {
     const { fx, ui } = await start();
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     const { goalId, outputDir } = await finishedGoal(fx);
     writeFileSync(join(outputDir, "x.html"), "<script>alert(document.cookie)</script>");
     mkdirSync(join(outputDir, "sub"));
@@ -325,19 +337,19 @@ describe("a goal's output files", () => {
     symlinkSync(join(scratch, "secret.txt"), join(outputDir, "link.txt"));
     symlinkSync(scratch, join(outputDir, "dirlink"));
 
-    const list = JSON.parse((await get(ui, `/api/goals/${goalId}/outputs`, { Cookie: cookie })).text);
+    const list = JSON.parse((await get(ui, `/api/goals/${goalId}/outputs`, { ...session })).text);
     expect(list.files).toEqual([
       { name: "sub/notes.md", size: 7 },
       { name: "x.html", size: 39 },
     ]);
-    const html = await get(ui, `/api/goals/${goalId}/outputs/x.html`, { Cookie: cookie });
+    const html = await get(ui, `/api/goals/${goalId}/outputs/x.html`, { ...session });
     expect(html.status).toBe(200);
     expect(html.headers["content-type"]).toBe("application/octet-stream");
     expect(html.headers["content-disposition"]).toBe("attachment; filename*=UTF-8''x.html");
     expect(html.headers["content-security-policy"]).toContain("default-src 'self'");
     expect(html.headers["x-content-type-options"]).toBe("nosniff");
     expect(html.text).toBe("<script>alert(document.cookie)</script>");
-    const nested = await get(ui, `/api/goals/${goalId}/outputs/sub%2Fnotes.md`, { Cookie: cookie });
+    const nested = await get(ui, `/api/goals/${goalId}/outputs/sub%2Fnotes.md`, { ...session });
     expect(nested.text).toBe("# notes");
 
     for (const name of [
@@ -349,11 +361,11 @@ describe("a goal's output files", () => {
       "x.html%00",
       "%E0%A4%A",
     ]) {
-      const r = await get(ui, `/api/goals/${goalId}/outputs/${name}`, { Cookie: cookie });
+      const r = await get(ui, `/api/goals/${goalId}/outputs/${name}`, { ...session });
       expect([name, r.status]).toEqual([name, 404]);
       expect(r.text).not.toContain("host secret");
     }
-    expect((await get(ui, "/api/goals/g_nope/outputs", { Cookie: cookie })).status).toBe(404);
+    expect((await get(ui, "/api/goals/g_nope/outputs", { ...session })).status).toBe(404);
     expect((await get(ui, `/api/goals/${goalId}/outputs`)).status).toBe(401);
   });
 });

@@ -19,12 +19,12 @@ import { describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
 import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { type Json, turn } from "../support/provider-server.js";
-import { eventually, openStream, openUi, postJson, raw, rpc, signIn } from "./fixture.js";
+import { eventually, openStream, openUi, postJson, raw, rpc, type Session, signIn } from "./fixture.js";
 
 const suite = useDaemonPerTest();
 
-const call = async (ui: Parameters<typeof rpc>[0], cookie: string, method: string, params: unknown = {}) =>
-  JSON.parse((await rpc(ui, cookie, method, params)).text) as { result?: Json; error?: Json };
+const call = async (ui: Parameters<typeof rpc>[0], session: Session, method: string, params: unknown = {}) =>
+  JSON.parse((await rpc(ui, session, method, params)).text) as { result?: Json; error?: Json };
 
 const boss = manifest("boss", {
   capabilities: ["tool: spawn_agent", "spawn_child: [writer]", "tool: memory_store"],
@@ -51,21 +51,21 @@ describe("a goal from the page", () => {
     ]);
     const fx = await suite.start();
     const ui = await openUi(fx);
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
 
-    const submitted = await postJson(ui, cookie, "/api/goals", {
+    const submitted = await postJson(ui, session, "/api/goals", {
       goal: "read /inputs/notes.md and remember it",
       manifest: JSON.stringify(boss),
       inputs: [{ name: "notes.md", content_base64: Buffer.from("# the notes\n").toString("base64") }],
     });
     expect(submitted.json).toEqual({ goal_id: expect.any(String) });
     const goalId = submitted.json.goal_id as string;
-    const stream = await openStream(ui, cookie, `/api/events?goal_id=${goalId}`);
+    const stream = await openStream(ui, session, `/api/events?goal_id=${goalId}`);
     expect(stream.status).toBe(200);
 
     const pending = await eventually(async () => {
-      const r = await call(ui, cookie, "approval.list");
-      const g = await call(ui, cookie, "goal.status", { goal_id: goalId });
+      const r = await call(ui, session, "approval.list");
+      const g = await call(ui, session, "goal.status", { goal_id: goalId });
       if (g.result.state !== "running" && g.result.state !== "queued")
         throw new Error(JSON.stringify(g.result));
       return r.result.approvals[0];
@@ -75,7 +75,7 @@ describe("a goal from the page", () => {
     expect(pending.lineage.map((l: Json) => l.manifest)).toEqual(["boss", "writer"]);
     expect(pending.lineage[1].agent_id).toBe(pending.agent_id);
     expect(pending.covers.allow_session).toContain(pending.agent_id);
-    const answered = await call(ui, cookie, "approval.respond", { id: pending.id, decision: "allow_once" });
+    const answered = await call(ui, session, "approval.respond", { id: pending.id, decision: "allow_once" });
     expect(answered.result).toMatchObject({
       status: "decided",
       decision: "allow_once",
@@ -94,7 +94,7 @@ describe("a goal from the page", () => {
     expect(requested).toMatchObject({ approval_id: pending.id, asked_by: { source: "approval_required" } });
 
     // The input reached the goal's /inputs, its first message named it, and the staging is gone.
-    const g = (await call(ui, cookie, "goal.status", { goal_id: goalId })).result;
+    const g = (await call(ui, session, "goal.status", { goal_id: goalId })).result;
     expect(g.state).toBe("succeeded");
     expect(readFileSync(join(fx.home.config.goalsDir, goalId, "inputs", "notes.md"), "utf8")).toBe(
       "# the notes\n",
@@ -105,12 +105,12 @@ describe("a goal from the page", () => {
     expect(existsSync(inbox) ? readdirSync(inbox).filter((n) => n.startsWith("ui-")) : []).toEqual([]);
 
     // The decision is audited as the dashboard's.
-    const decided = (await call(ui, cookie, "audit.query", { goal_id: goalId, kind: "approval.decided" }))
+    const decided = (await call(ui, session, "audit.query", { goal_id: goalId, kind: "approval.decided" }))
       .result;
     expect(decided.entries[0].payload).toMatchObject({ decision: "allow_once", by: "dashboard" });
 
     // The agent tree: tokens against the budget, the inference queue, parents.
-    const agents = (await call(ui, cookie, "agent.list", { goal_id: goalId, include_stopped: true })).result
+    const agents = (await call(ui, session, "agent.list", { goal_id: goalId, include_stopped: true })).result
       .agents;
     const root = agents.find((a: Json) => a.manifest === "boss");
     const child = agents.find((a: Json) => a.manifest === "writer");
@@ -127,12 +127,12 @@ describe("a goal from the page", () => {
     writeFileSync(join(g.output_dir, "report.md"), "# report");
     const list = await raw(ui.port, {
       path: `/api/goals/${goalId}/outputs`,
-      headers: { Host: ui.host, Cookie: cookie },
+      headers: { Host: ui.host, ...session },
     });
     expect(JSON.parse(list.text)).toEqual({ files: [{ name: "report.md", size: 8 }] });
     const file = await raw(ui.port, {
       path: `/api/goals/${goalId}/outputs/report.md`,
-      headers: { Host: ui.host, Cookie: cookie },
+      headers: { Host: ui.host, ...session },
     });
     expect(file.text).toBe("# report");
     expect(file.headers["content-disposition"]).toBe("attachment; filename*=UTF-8''report.md");
@@ -141,7 +141,7 @@ describe("a goal from the page", () => {
   it("refuses bad input names, an oversized body and a refused submit, leaving nothing staged", async () => {
     const fx = await suite.start({ config: (c: Config) => void Object.assign(c.ui, { maxUploadMb: 1 }) });
     const ui = await openUi(fx);
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     const file = (name: string) => ({ name, content_base64: "eA==" });
     for (const [name, why] of [
       ["../x", "must not contain /"],
@@ -151,23 +151,23 @@ describe("a goal from the page", () => {
       ["a\nb", "must not contain control characters"],
       ["x".repeat(256), "longer than 255 bytes"],
     ]) {
-      const r = await postJson(ui, cookie, "/api/goals", { goal: "g", inputs: [file(name as string)] });
+      const r = await postJson(ui, session, "/api/goals", { goal: "g", inputs: [file(name as string)] });
       expect(r.status).toBe(400);
       expect(r.json.error.message).toBe(`inputs.0.name: ${why}`);
     }
-    const twice = await postJson(ui, cookie, "/api/goals", { goal: "g", inputs: [file("a"), file("a")] });
+    const twice = await postJson(ui, session, "/api/goals", { goal: "g", inputs: [file("a"), file("a")] });
     expect(twice.json.error.message).toBe("inputs.1.name: a second input of that name");
-    const notBase64 = await postJson(ui, cookie, "/api/goals", {
+    const notBase64 = await postJson(ui, session, "/api/goals", {
       goal: "g",
       inputs: [{ name: "a", content_base64: "%%" }],
     });
     expect(notBase64.json.error.message).toContain("inputs.0.content_base64");
-    const big = await postJson(ui, cookie, "/api/goals", {
+    const big = await postJson(ui, session, "/api/goals", {
       goal: "g",
       inputs: [{ name: "big", content_base64: Buffer.alloc(1024 * 1024).toString("base64") }],
     });
     expect(big.status).toBe(413);
-    const refused = await postJson(ui, cookie, "/api/goals", {
+    const refused = await postJson(ui, session, "/api/goals", {
       goal: "g",
       manifest: JSON.stringify(manifest("wide", { capabilities: ["exec: rm *"] })),
       inputs: [file("a.txt")],
@@ -176,7 +176,7 @@ describe("a goal from the page", () => {
     expect(refused.json.error.code).toBeLessThan(0);
     const inbox = join(fx.home.config.home, "inbox");
     expect(existsSync(inbox) ? readdirSync(inbox) : []).toEqual([]);
-    expect((await call(ui, cookie, "goal.list")).result.goals).toEqual([]);
+    expect((await call(ui, session, "goal.list")).result.goals).toEqual([]);
   });
 
   it("keeps a queued goal's staged inputs across a restart until it has copied them, and removes stray ones", async () => {
@@ -188,10 +188,10 @@ describe("a goal from the page", () => {
       },
     });
     let ui = await openUi(fx);
-    let cookie = await signIn(ui);
+    let session = await signIn(ui);
     const socket = await fx.client();
     await socket.call("goal.submit", { goal: "hold the slot", manifest: manifest("first") });
-    const queued = await postJson(ui, cookie, "/api/goals", {
+    const queued = await postJson(ui, session, "/api/goals", {
       goal: "read /inputs/a.txt",
       manifest: JSON.stringify(manifest("second")),
       inputs: [{ name: "a.txt", content_base64: Buffer.from("A").toString("base64") }],
@@ -205,9 +205,9 @@ describe("a goal from the page", () => {
 
     await fx.restart(); // the running goal fails; the queued one stays queued, then starts
     ui = await openUi(fx);
-    cookie = await signIn(ui);
+    session = await signIn(ui);
     const g = await eventually(async () => {
-      const s = (await call(ui, cookie, "goal.status", { goal_id: goalId })).result;
+      const s = (await call(ui, session, "goal.status", { goal_id: goalId })).result;
       return s.state === "succeeded" || s.state === "failed" ? s : undefined;
     });
     expect(g.state).toBe("succeeded");
@@ -218,13 +218,13 @@ describe("a goal from the page", () => {
   it("ends every event stream when the daemon stops", async () => {
     const fx = await suite.start();
     const ui = await openUi(fx);
-    const cookie = await signIn(ui);
-    const all = await openStream(ui, cookie, "/api/events");
+    const session = await signIn(ui);
+    const all = await openStream(ui, session, "/api/events");
     expect(all.status).toBe(200);
     expect(all.comments).toContain("stream open");
     const unknown = await raw(ui.port, {
       path: "/api/events?goal_id=g_nope",
-      headers: { Host: ui.host, Cookie: cookie },
+      headers: { Host: ui.host, ...session },
     });
     expect(unknown.status).toBe(404);
     await fx.daemon.close();
@@ -239,7 +239,7 @@ describe("approvals from the page", () => {
     };
     const fx = await suite.start({ config: withRule });
     const ui = await openUi(fx);
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     const socket = await fx.client();
     const a = await socket.call("agent.spawn", {
       manifest: manifest("keeper", { lifecycle: "persistent", capabilities: ["tool: memory_store"] }),
@@ -252,50 +252,50 @@ describe("approvals from the page", () => {
       });
 
     const first = store("one");
-    const rec = await eventually(async () => (await call(ui, cookie, "approval.list")).result.approvals[0]);
+    const rec = await eventually(async () => (await call(ui, session, "approval.list")).result.approvals[0]);
     expect(rec.asked_by).toEqual({
       source: "policy.confirm",
       rule: "policy.confirm[0]",
       text: "tool: memory_store",
     });
     expect(rec.lineage).toEqual([{ agent_id: a.agent_id, manifest: "keeper" }]);
-    await call(ui, cookie, "approval.respond", { id: rec.id, decision: "allow_always" });
+    await call(ui, session, "approval.respond", { id: rec.id, decision: "allow_always" });
     expect((await first).is_error).toBe(false);
 
-    const grants = (await call(ui, cookie, "approval.grants")).result.grants;
+    const grants = (await call(ui, session, "approval.grants")).result.grants;
     expect(grants).toHaveLength(1);
     expect((await store("one")).is_error).toBe(false); // covered: nobody asked
-    const revoked = await call(ui, cookie, "approval.revoke", { grant_id: grants[0].id });
+    const revoked = await call(ui, session, "approval.revoke", { grant_id: grants[0].id });
     expect(revoked.result).toMatchObject({ id: grants[0].id });
-    expect((await call(ui, cookie, "approval.grants")).result.grants).toEqual([]);
-    const audit = (await call(ui, cookie, "audit.query", { kind: "approval.grant_revoked" })).result.entries;
+    expect((await call(ui, session, "approval.grants")).result.grants).toEqual([]);
+    const audit = (await call(ui, session, "audit.query", { kind: "approval.grant_revoked" })).result.entries;
     expect(audit[0].payload).toMatchObject({ grant_id: grants[0].id, by: "dashboard" });
 
     const again = store("one"); // asks again
     const second = await eventually(
-      async () => (await call(ui, cookie, "approval.list")).result.approvals[0],
+      async () => (await call(ui, session, "approval.list")).result.approvals[0],
     );
     expect(second.id).not.toBe(rec.id);
-    await call(ui, cookie, "approval.respond", { id: second.id, decision: "deny" });
+    await call(ui, session, "approval.respond", { id: second.id, decision: "deny" });
     await expect(again).rejects.toThrow();
 
-    const newest = (await call(ui, cookie, "approval.list", { status: "all", limit: 1 })).result.approvals;
+    const newest = (await call(ui, session, "approval.list", { status: "all", limit: 1 })).result.approvals;
     expect(newest.map((x: Json) => x.id)).toEqual([second.id]);
-    const older = (await call(ui, cookie, "approval.list", { status: "decided", limit: 1, offset: 1 })).result
-      .approvals;
+    const older = (await call(ui, session, "approval.list", { status: "decided", limit: 1, offset: 1 }))
+      .result.approvals;
     expect(older.map((x: Json) => x.id)).toEqual([rec.id]);
 
     // The audit browser pages backwards through one agent's entries.
-    const page1 = (await call(ui, cookie, "audit.query", { agent_id: a.agent_id, limit: 3 })).result.entries;
+    const page1 = (await call(ui, session, "audit.query", { agent_id: a.agent_id, limit: 3 })).result.entries;
     const page2 = (
-      await call(ui, cookie, "audit.query", { agent_id: a.agent_id, limit: 3, before_seq: page1.at(-1).seq })
+      await call(ui, session, "audit.query", { agent_id: a.agent_id, limit: 3, before_seq: page1.at(-1).seq })
     ).result.entries;
     const seqs = [...page1, ...page2].map((e: Json) => e.seq);
     expect(seqs).toEqual([...seqs].sort((x, y) => y - x));
     expect(new Set(seqs).size).toBe(6);
     expect([...page1, ...page2].every((e: Json) => e.agent_id === a.agent_id)).toBe(true);
 
-    const verify = (await call(ui, cookie, "audit.verify")).result;
+    const verify = (await call(ui, session, "audit.verify")).result;
     expect(verify).toMatchObject({ ok: true });
     expect(verify.entries).toBeGreaterThan(5);
   });
@@ -306,7 +306,7 @@ describe("plans and intents from the page", () => {
     suite.server.script('manifest "solo"', [turn.text("done")], { repeatLast: true });
     const fx = await suite.start();
     const ui = await openUi(fx);
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     const socket = await fx.client();
     const project = mkdtempSync(join(tmpdir(), "aido-ui-flows-project-"));
     try {
@@ -318,13 +318,13 @@ describe("plans and intents from the page", () => {
       });
       const g = await socket.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
       expect(g.intent_id).toBe(intent.id);
-      const shown = (await call(ui, cookie, "intent.status", { intent_id: g.intent_id, history: true }))
+      const shown = (await call(ui, session, "intent.status", { intent_id: g.intent_id, history: true }))
         .result;
       expect(shown.intent).toMatchObject({ id: intent.id, objective: "ship the parser", state: "active" });
       expect(shown.history).toEqual([]);
-      const both = await call(ui, cookie, "intent.status", { intent_id: intent.id, workspace: project });
+      const both = await call(ui, session, "intent.status", { intent_id: intent.id, workspace: project });
       expect(both.error).toMatchObject({ code: -32602, message: expect.stringContaining("exactly one") });
-      expect((await call(ui, cookie, "intent.status", { intent_id: "int_nope" })).error).toMatchObject({
+      expect((await call(ui, session, "intent.status", { intent_id: "int_nope" })).error).toMatchObject({
         code: -32003,
       });
 
@@ -336,9 +336,9 @@ describe("plans and intents from the page", () => {
         title: "remember",
         steps: [{ tool: "memory_store", input: { content: "x", category: "fact" } }],
       });
-      const ofGoal = (await call(ui, cookie, "plan.list", { goal_id: a.goal_id })).result.plans;
+      const ofGoal = (await call(ui, session, "plan.list", { goal_id: a.goal_id })).result.plans;
       expect(ofGoal.map((x: Json) => x.plan_id)).toEqual([plan.plan_id]);
-      expect((await call(ui, cookie, "plan.list", { goal_id })).result.plans).toEqual([]);
+      expect((await call(ui, session, "plan.list", { goal_id })).result.plans).toEqual([]);
     } finally {
       rmSync(project, { recursive: true, force: true });
     }

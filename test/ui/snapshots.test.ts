@@ -9,12 +9,12 @@ import { describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
 import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { type Json, turn } from "../support/provider-server.js";
-import { eventually, openUi, rpc, signIn, type UiHandle } from "./fixture.js";
+import { eventually, openUi, rpc, type Session, signIn, type UiHandle } from "./fixture.js";
 
 const suite = useDaemonPerTest();
 
-const call = async (ui: UiHandle, cookie: string, method: string, params: unknown = {}) =>
-  JSON.parse((await rpc(ui, cookie, method, params)).text) as { result?: Json; error?: Json };
+const call = async (ui: UiHandle, session: Session, method: string, params: unknown = {}) =>
+  JSON.parse((await rpc(ui, session, method, params)).text) as { result?: Json; error?: Json };
 
 const keeper = manifest("keeper", {
   capabilities: [
@@ -39,7 +39,7 @@ describe("snapshots from the page", () => {
       },
     });
     const ui = await openUi(fx);
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     const socket = await fx.client();
     const workspace = (goalId: string, name: string) =>
       join(fx.home.config.goalsDir, goalId, "workspace", name);
@@ -50,12 +50,12 @@ describe("snapshots from the page", () => {
     );
     const g = await socket.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
     expect(g.state).toBe("succeeded");
-    const [snap] = (await call(ui, cookie, "snapshot.list", { goal_id })).result.snapshots;
+    const [snap] = (await call(ui, session, "snapshot.list", { goal_id })).result.snapshots;
     expect(snap).toMatchObject({ label: "first draft", id: expect.stringMatching(/^snap_/) });
 
     writeFileSync(workspace(goal_id, "draft.md"), "later edit");
     writeFileSync(workspace(goal_id, "locked.md"), "kept by policy");
-    const r = await call(ui, cookie, "snapshot.restore", { goal_id, snapshot_id: snap.id });
+    const r = await call(ui, session, "snapshot.restore", { goal_id, snapshot_id: snap.id });
     expect(r.result).toMatchObject({ goal_id, snapshot_id: snap.id, as: "operator", files_restored: 1 });
     expect(r.result.agent_id).toMatch(/^op_/);
     expect(r.result.files_failed).toEqual([
@@ -78,15 +78,15 @@ describe("snapshots from the page", () => {
       "tool.completed",
       "token.revoked",
     ]);
-    const after = (await call(ui, cookie, "snapshot.list", { goal_id })).result.snapshots;
+    const after = (await call(ui, session, "snapshot.list", { goal_id })).result.snapshots;
     expect(after).toHaveLength(2); // the one taken before the restore
     // The state before the restore can itself be restored.
-    const back = await call(ui, cookie, "snapshot.restore", { goal_id, snapshot_id: after[1].id });
+    const back = await call(ui, session, "snapshot.restore", { goal_id, snapshot_id: after[1].id });
     expect(back.result.as).toBe("operator");
 
-    const unknown = await call(ui, cookie, "snapshot.restore", { goal_id, snapshot_id: "snap_nope00" });
+    const unknown = await call(ui, session, "snapshot.restore", { goal_id, snapshot_id: "snap_nope00" });
     expect(unknown.error).toMatchObject({ code: -32003 });
-    expect((await call(ui, cookie, "snapshot.list", { goal_id: "g_nope" })).error).toMatchObject({
+    expect((await call(ui, session, "snapshot.list", { goal_id: "g_nope" })).error).toMatchObject({
       code: -32003,
     });
   });
@@ -99,7 +99,7 @@ describe("snapshots from the page", () => {
       },
     });
     const ui = await openUi(fx);
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     const socket = await fx.client();
     const workspace = (goalId: string, name: string) =>
       join(fx.home.config.goalsDir, goalId, "workspace", name);
@@ -107,12 +107,12 @@ describe("snapshots from the page", () => {
     expect(
       (await socket.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 })).state,
     ).toBe("succeeded");
-    const [snap] = (await call(ui, cookie, "snapshot.list", { goal_id })).result.snapshots;
+    const [snap] = (await call(ui, session, "snapshot.list", { goal_id })).result.snapshots;
     mkdirSync(workspace(goal_id, "private"));
     writeFileSync(workspace(goal_id, "draft.md"), "later edit");
     writeFileSync(workspace(goal_id, "private/key.md"), "added later");
 
-    const restoring = call(ui, cookie, "snapshot.restore", { goal_id, snapshot_id: snap.id });
+    const restoring = call(ui, session, "snapshot.restore", { goal_id, snapshot_id: snap.id });
     const asked = await eventually(async () => (await socket.call("approval.list", {})).approvals[0]);
     expect(asked).toMatchObject({ tool: "snapshot_restore", goal_id });
     await socket.call("approval.respond", { id: asked.id, decision: "allow_once" });
@@ -136,13 +136,13 @@ describe("snapshots from the page", () => {
     ]);
     const fx = await suite.start();
     const ui = await openUi(fx);
-    const cookie = await signIn(ui);
+    const session = await signIn(ui);
     const socket = await fx.client();
     const { goal_id } = await socket.call("goal.submit", { goal: "draft", manifest: keeper });
     const snap = await eventually(
-      async () => (await call(ui, cookie, "snapshot.list", { goal_id })).result.snapshots[0],
+      async () => (await call(ui, session, "snapshot.list", { goal_id })).result.snapshots[0],
     );
-    const r = await call(ui, cookie, "snapshot.restore", { goal_id, snapshot_id: snap.id });
+    const r = await call(ui, session, "snapshot.restore", { goal_id, snapshot_id: snap.id });
     const root = (await socket.call("goal.status", { goal_id })).agent_id;
     expect(r.result).toMatchObject({ as: "root_agent", agent_id: root });
     const invoked = (await socket.call("audit.query", { goal_id, agent_id: root, kind: "tool.invoked" }))

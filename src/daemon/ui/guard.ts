@@ -4,16 +4,21 @@
 // (another site's page in the user's browser) and Sec-Fetch-Site (a page of another
 // local port embedding the dashboard's files, which sends no Origin), then the credential
 // (the session cookie or a Bearer token; a sign-in link's code is checked by its route),
-// then for POST the content type (a cross-site form can only send urlencoded, multipart
-// or text/plain) and an Origin or Bearer header (a browser always sends Origin on POST;
-// a script without it must show the token). Each
-// refusal is audited as ui.denied, rate-limited per reason (DenialLog) so a flood of bad
-// requests cannot flood the audit log.
+// then, for a cookie, the page key beside it on everything but the page's own files:
+// browsers send 127.0.0.1's cookies to every port of it, so a server of another local
+// user on another port receives the cookie as soon as the user's browser loads anything
+// from it, and could replay it; the page key (an X-Aido-Key header) is kept where only
+// the dashboard's origin reads it (token.ts pageKey, signin.ts in the page). Then for
+// POST the content type (a cross-site form can only send urlencoded, multipart or
+// text/plain) and an Origin or Bearer header (a browser always sends Origin on POST; a
+// script without it must show the token). Each refusal is audited as ui.denied,
+// rate-limited per reason (DenialLog) so a flood of bad requests cannot flood the audit
+// log.
 
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { AuditLog } from "../../security/audit.js";
-import { sameSecret, sessionValue } from "./token.js";
+import { pageKey, sameSecret, sessionValue } from "./token.js";
 
 declare module "../../security/audit-events.js" {
   interface AuditPayloads {
@@ -26,6 +31,8 @@ export type DenyReason =
   | "host"
   | "origin"
   | "token"
+  /** The session cookie without the page key beside it, on a request past the page's own files. */
+  | "page_key"
   | "content_type"
   | "method"
   | "params"
@@ -46,6 +53,9 @@ export interface GuardKeys {
   token: string;
 }
 
+/** The header the dashboard's page sends its page key in (token.ts pageKey). */
+const PAGE_KEY_HEADER = "x-aido-key";
+
 export function cookieName(port: number): string {
   return `aido_ui_${port}`;
 }
@@ -55,6 +65,9 @@ export function allowedOrigins(port: number): string[] {
 }
 
 const NOT_SIGNED_IN = "Not signed in to the Aido dashboard. Run `aido ui` and open the URL it prints.\n";
+
+const NO_PAGE_KEY =
+  "The session cookie alone opens only the dashboard's page: this request also needs the page key (X-Aido-Key) that the sign-in link gave the dashboard's page. Run `aido ui` and open the URL it prints.\n";
 
 /** The checks that come before routing; undefined when the request may go on. */
 export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): Refusal | undefined {
@@ -87,6 +100,9 @@ export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): R
   if (!isSignInVisit(req, url) && !viaBearer && !hasSession(req, keys)) {
     return { status: 401, reason: "token", message: NOT_SIGNED_IN };
   }
+  if (!viaBearer && !isSignInVisit(req, url) && !isPageFile(req, url) && !hasPageKey(req, keys)) {
+    return { status: 401, reason: "page_key", message: NO_PAGE_KEY };
+  }
   if (req.method === "POST") {
     const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
     if (type !== "application/json") {
@@ -101,6 +117,23 @@ export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): R
     }
   }
   return undefined;
+}
+
+/**
+ * The page's own files (the HTML shell and /assets/), which hold nothing of the daemon's:
+ * the cookie alone opens them, so that a tab can load the page that holds the page key.
+ */
+function isPageFile(req: IncomingMessage, url: URL): boolean {
+  return (
+    (req.method === "GET" || req.method === "HEAD") &&
+    (url.pathname === "/" || url.pathname.startsWith("/assets/"))
+  );
+}
+
+/** The request carries the page key of the current token, once. */
+function hasPageKey(req: IncomingMessage, keys: GuardKeys): boolean {
+  const given = req.headersDistinct[PAGE_KEY_HEADER] ?? [];
+  return given.length === 1 && sameSecret(given[0] as string, pageKey(keys.token));
 }
 
 /** `GET /?code=…`: a sign-in link, whose code its route checks (server.ts). */

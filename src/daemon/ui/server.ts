@@ -2,8 +2,9 @@
 // at `ui.open` or at its start when config ui.port is set. It listens on 127.0.0.1
 // only. Each connection is a stranger's until a request signs it in (connections.ts:
 // strangers are few and short-lived). Every request passes the guard (guard.ts: Host,
-// Origin, credential, content type) before any route; refusals are audited. Routes: the
-// sign-in link (a one-time code of signin.ts traded for the session cookie, 303), the
+// Origin, credential, page key, content type) before any route; refusals are audited.
+// Routes: the sign-in link (a one-time code of signin.ts traded for the session cookie
+// and the page key, in a page that keeps the key and goes on to `/`), the
 // page's files (assets.ts), /api/rpc (rpc.ts), /api/events (sse.ts), goal uploads and
 // output downloads (files.ts). Handlers are the socket's (MethodRunner): the
 // dashboard is another client of the same methods, not a second implementation.
@@ -33,7 +34,7 @@ import { BodyError, readJsonBody, securityHeaders, sendError, sendJson, sendText
 import { answerRpc } from "./rpc.js";
 import { SignInCodes } from "./signin.js";
 import { openEventStream } from "./sse.js";
-import { loadOrCreateToken, sessionValue, tokenPath, writeNewToken } from "./token.js";
+import { loadOrCreateToken, pageKey, sessionValue, tokenPath, writeNewToken } from "./token.js";
 
 export interface UiDeps {
   config: Config;
@@ -46,6 +47,11 @@ export interface UiDeps {
 const HEADERS_TIMEOUT_MS = 5_000;
 /** A whole request, body included (the largest upload on loopback takes far less). */
 const REQUEST_TIMEOUT_MS = 60_000;
+
+/** The page's script that keeps the page key a sign-in link's page carries (src/ui/web/signin.ts). */
+const SIGN_IN_SCRIPT = "signin.js";
+/** The sign-in page's meta element that carries the page key to that script. */
+const PAGE_KEY_META = "aido-page-key";
 
 /** The largest /api/rpc body (params of the allowlisted methods are small). */
 const RPC_MAX_BYTES = 1024 * 1024;
@@ -224,10 +230,14 @@ export class UiServer {
   }
 
   /**
-   * A sign-in link: its code is spent and traded for the session cookie, then a 303 to `/`
-   * (the browser keeps the hash route) takes it out of the address bar; opened from another
-   * site's page, a page that goes on to `/` instead. A browser already signed in that opens
-   * a spent link again (a reload, its history) just goes on to `/`.
+   * A sign-in link: its code is spent and traded for the session cookie and the page key
+   * (guard.ts), in a page whose script (signin.js) keeps the key in the dashboard's origin's
+   * storage and replaces itself with `/` (the hash route kept), which takes the code out of
+   * the address bar and the tab's history. That page also serves a link opened from another
+   * site's page (aido ui --open's hand-off), where a redirect would stay cross-site and the
+   * SameSite=Strict cookie would not go with it: the script's navigation is the dashboard's
+   * own. A browser already signed in that opens a spent link again (a reload, its history)
+   * just goes on to `/`, given no key: its page has it.
    */
   private signInVisit(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const code = url.searchParams.get("code") ?? "";
@@ -239,27 +249,28 @@ export class UiServer {
     }
     // At the signed-in cap: 503, and the code stays open for a retry once a tab is closed.
     if (!this.signedIn(req, res, "/?code=…")) return;
-    const spent = fresh && this.codes.spend(code);
-    const cookie = spent
-      ? {
-          "Set-Cookie": `${cookieName(this.port)}=${sessionValue(this.token)}; HttpOnly; SameSite=Strict; Path=/`,
-        }
-      : {};
-    const site = req.headers["sec-fetch-site"];
-    if (site === "cross-site" || site === "same-site") {
-      // Opened from another site's page (aido ui --open's hand-off): a redirect would stay
-      // cross-site, and the SameSite=Strict cookie would not go with it. This page goes on
-      // to `/` itself, as a navigation of the dashboard's own.
-      const page = `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0; url=/"><title>Aido</title><p>Signed in. <a href="/">Open the dashboard</a></p>\n`;
+    if (fresh && this.codes.spend(code)) {
+      const page = `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="${PAGE_KEY_META}" content="${pageKey(this.token)}"><title>Aido</title><script src="/assets/${SIGN_IN_SCRIPT}"></script><p>Signing in to the Aido dashboard…</p><noscript>The Aido dashboard needs JavaScript.</noscript>\n`;
       res.writeHead(200, {
-        ...cookie,
+        "Set-Cookie": `${cookieName(this.port)}=${sessionValue(this.token)}; HttpOnly; SameSite=Strict; Path=/`,
         "Content-Type": "text/html; charset=utf-8",
         "Content-Length": Buffer.byteLength(page),
       });
       res.end(page);
       return;
     }
-    res.writeHead(303, { Location: "/", ...cookie, "Content-Length": 0 });
+    const site = req.headers["sec-fetch-site"];
+    if (site === "cross-site" || site === "same-site") {
+      // Opened from another site's page: a redirect would stay cross-site (no cookie with it).
+      const page = `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0; url=/"><title>Aido</title><p>Signed in. <a href="/">Open the dashboard</a></p>\n`;
+      res.writeHead(200, {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Length": Buffer.byteLength(page),
+      });
+      res.end(page);
+      return;
+    }
+    res.writeHead(303, { Location: "/", "Content-Length": 0 });
     res.end();
   }
 

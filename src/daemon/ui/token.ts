@@ -1,7 +1,8 @@
 // daemon/ui/token.ts — the dashboard's secret: 32 random bytes (base64url) in
 // $AIDO_HOME/ui-token, readable by the daemon's user alone, and the session value a
 // browser's cookie holds (an HMAC of the token, so the cookie never carries the token
-// and a new token invalidates every cookie). A file at that path that is a link, not a
+// and a new token invalidates every cookie), and the page key the dashboard's page sends
+// with it on every API request (another HMAC of the token: a rotation voids it too). A file at that path that is a link, not a
 // regular file, someone else's, open to group/others, or not a token is not trusted:
 // another local user could have planted it to know the token. It is replaced. The new
 // file is written under a fresh name with O_EXCL and mode 0600, then renamed into place,
@@ -98,6 +99,15 @@ function readTrusted(path: string): { token: string; why?: undefined } | { token
 /** What the session cookie holds for this token. */
 export function sessionValue(token: string): string {
   return createHmac("sha256", token).update("aido-ui-session-v1").digest("base64url");
+}
+
+/**
+ * The page key: what the dashboard's page keeps in its origin's storage and sends as a
+ * header with the cookie (guard.ts). Browsers send the cookie to every port of 127.0.0.1;
+ * this key only the dashboard's own origin (scheme, host and port) can read.
+ */
+export function pageKey(token: string): string {
+  return createHmac("sha256", token).update("aido-ui-page-key-v1").digest("base64url");
 }
 
 /** Constant-time equality of two secrets of any length (both are hashed first). */

@@ -1,7 +1,11 @@
 // ui/web/api.ts — the page's only way to the daemon: POST /api/rpc (the socket's methods
-// the server allows), POST /api/goals (a submission with files), the outputs listing,
-// and the /api/events stream. Requests carry the session cookie the sign-in link set
-// (same origin); nothing here holds or sends the token itself.
+// the server allows), POST /api/goals (a submission with files), the outputs (listed, and
+// downloaded through fetch into a file the browser saves), and the /api/events stream
+// (read through fetch, reconnected here). Requests carry the session cookie the sign-in
+// link set (same origin) and, in the X-Aido-Key header, the page key the sign-in page kept
+// in this origin's localStorage (signin.ts): browsers send the cookie to every port of
+// 127.0.0.1, and the server takes it for nothing past the page's own files without the
+// key. Nothing here holds or sends the token itself.
 
 import type { OutputFile, WireEvent } from "./wire.js";
 
@@ -16,12 +20,34 @@ export class RpcError extends Error {
   }
 }
 
+/** The localStorage item the page key is kept in (written by signin.ts). */
+export const PAGE_KEY_STORAGE = "aido-page-key";
+
+/** The page key header (PAGE_KEY_HEADER in daemon/ui/guard.ts), when this origin holds a key. */
+function keyHeader(): Record<string, string> {
+  const key = localStorage.getItem(PAGE_KEY_STORAGE);
+  return key ? { "x-aido-key": key } : {};
+}
+
+/** A request of the API, with the cookie and the page key. */
+function apiFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(path, {
+    ...init,
+    headers: { ...keyHeader(), ...(init.headers as Record<string, string> | undefined) },
+    credentials: "same-origin",
+  });
+}
+
+/** A refused answer's text (the server names what is wrong) as an error. */
+async function httpError(what: string, res: Response): Promise<RpcError> {
+  return new RpcError(res.status, `${what}: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
+}
+
 async function postJson(path: string, body: unknown): Promise<unknown> {
-  const res = await fetch(path, {
+  const res = await apiFetch(path, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
-    credentials: "same-origin",
   });
   const text = await res.text();
   let answer: { result?: unknown; error?: { code: number; message: string; data?: unknown } };
@@ -51,13 +77,25 @@ export async function submitGoal(s: GoalSubmission): Promise<{ goal_id: string }
 }
 
 export async function listOutputs(goalId: string): Promise<OutputFile[]> {
-  const res = await fetch(`/api/goals/${encodeURIComponent(goalId)}/outputs`, { credentials: "same-origin" });
-  if (!res.ok) throw new RpcError(res.status, `outputs of ${goalId}: HTTP ${res.status}`);
+  const res = await apiFetch(`/api/goals/${encodeURIComponent(goalId)}/outputs`);
+  if (!res.ok) throw await httpError(`outputs of ${goalId}`, res);
   return ((await res.json()) as { files: OutputFile[] }).files;
 }
 
-export function outputUrl(goalId: string, name: string): string {
-  return `/api/goals/${encodeURIComponent(goalId)}/outputs/${encodeURIComponent(name)}`;
+/**
+ * Download one output file and have the browser save it as `saveAs`. A link to the file
+ * could not carry the page key, so the file is fetched (always as an attachment of type
+ * application/octet-stream, never rendered) and saved from a blob of it.
+ */
+export async function downloadOutput(goalId: string, name: string, saveAs: string): Promise<void> {
+  const res = await apiFetch(`/api/goals/${encodeURIComponent(goalId)}/outputs/${encodeURIComponent(name)}`);
+  if (!res.ok) throw await httpError(`output ${name}`, res);
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = saveAs;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 /** A file picked in the form, as the base64 /api/goals takes. */
@@ -70,29 +108,100 @@ export async function fileAsInput(file: File): Promise<{ name: string; content_b
   return { name: file.name, content_base64: btoa(binary) };
 }
 
-/** "closed": the browser gave up (the server refused the stream: a rotated token, say). */
+/** "closed": the page gave up (the server refused the stream: a rotated token, say). */
 export type Connection = "connecting" | "live" | "reconnecting" | "closed";
 
+/** The first wait before reconnecting the stream, doubled after each failed try up to the most. */
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MOST_MS = 10_000;
+
 /**
- * Follow /api/events. The browser's EventSource reconnects by itself after a dropped
- * stream; `onState` says when it is live again, so the caller can reload what it may have
- * missed, and when the browser has stopped trying.
+ * Follow /api/events, read through fetch (an EventSource cannot send the page key). A
+ * dropped stream (the daemon restarting, the network) is opened again, after 1 s, then
+ * longer while it keeps failing; `onState` says when it is live again, so the caller can
+ * reload what it may have missed. A refusal (4xx: a rotated token, no page key) is final,
+ * as an EventSource's is: "closed".
  */
 export function followEvents(onEvent: (e: WireEvent) => void, onState: (c: Connection) => void): () => void {
-  const source = new EventSource("/api/events");
-  onState("connecting");
-  source.onopen = () => onState("live");
-  source.onerror = () => onState(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
-  source.onmessage = (m: MessageEvent<string>) => {
-    let ev: unknown;
-    try {
-      ev = JSON.parse(m.data);
-    } catch {
-      return;
-    }
-    if (typeof ev === "object" && ev !== null && typeof (ev as WireEvent).type === "string") {
-      onEvent(ev as WireEvent);
+  const stop = new AbortController();
+  const wait = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        stop.signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      stop.signal.addEventListener("abort", done);
+    });
+  const follow = async () => {
+    let retryMs = RETRY_FIRST_MS;
+    onState("connecting");
+    while (!stop.signal.aborted) {
+      let res: Response | undefined;
+      try {
+        res = await apiFetch("/api/events", {
+          headers: { accept: "text/event-stream" },
+          cache: "no-store",
+          signal: stop.signal,
+        });
+      } catch {
+        res = undefined;
+      }
+      if (stop.signal.aborted) return;
+      if (res && res.status >= 400 && res.status < 500) {
+        onState("closed");
+        return;
+      }
+      if (res?.ok && res.body) {
+        onState("live");
+        retryMs = RETRY_FIRST_MS;
+        try {
+          await readEvents(res.body, onEvent);
+        } catch {
+          // dropped mid-stream: reconnect below
+        }
+        if (stop.signal.aborted) return;
+      }
+      onState("reconnecting");
+      await wait(retryMs);
+      retryMs = Math.min(retryMs * 2, RETRY_MOST_MS);
     }
   };
-  return () => source.close();
+  void follow();
+  return () => stop.abort();
+}
+
+/** Server-Sent Events from `body` until it ends: each event's `data` parsed as JSON. */
+async function readEvents(body: ReadableStream<Uint8Array>, onEvent: (e: WireEvent) => void): Promise<void> {
+  const reader = body.getReader();
+  const text = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    buffer += text.decode(value, { stream: true }); // the dashboard's server ends lines with \n alone
+    for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = block
+        .split("\n")
+        .filter((line) => line.startsWith("data:"))
+        .map((line) => line.slice(line.startsWith("data: ") ? 6 : 5))
+        .join("\n");
+      if (data !== "") deliver(data, onEvent);
+    }
+  }
+}
+
+function deliver(data: string, onEvent: (e: WireEvent) => void): void {
+  let ev: unknown;
+  try {
+    ev = JSON.parse(data);
+  } catch {
+    return;
+  }
+  if (typeof ev === "object" && ev !== null && typeof (ev as WireEvent).type === "string") {
+    onEvent(ev as WireEvent);
+  }
 }

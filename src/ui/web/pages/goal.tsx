@@ -5,7 +5,7 @@
 // filled in live by the event stream.
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import { listOutputs, outputUrl, rpc } from "../api.js";
+import { downloadOutput, listOutputs, rpc } from "../api.js";
 import { Badge, ErrorNote, Section, Time, tokens, useAnswer, visible } from "../components.js";
 import {
   agentTree,
@@ -143,17 +143,28 @@ function Outputs({ goal }: { goal: Goal }) {
     () => (done ? listOutputs(goal.goal_id) : Promise.resolve([])),
     [goal.goal_id, done],
   );
+  const [failed, setFailed] = useState<unknown>(undefined);
   if (!done) return <p class="muted">Output files are listed when the goal has ended.</p>;
   return (
     <>
       <ErrorNote error={files.error} />
+      <ErrorNote error={failed} />
       {files.value && files.value.length === 0 ? <p>No output files.</p> : null}
       <ul class="outputs">
         {(files.value ?? []).map((f) => (
           <li key={f.name}>
-            <a href={outputUrl(goal.goal_id, f.name)} download={visible(f.name.split("/").pop() as string)}>
+            <button
+              type="button"
+              class="download"
+              onClick={() => {
+                setFailed(undefined);
+                downloadOutput(goal.goal_id, f.name, visible(f.name.split("/").pop() as string)).catch(
+                  setFailed,
+                );
+              }}
+            >
               {visible(f.name)}
-            </a>{" "}
+            </button>{" "}
             <span class="muted">({f.size} bytes)</span>
           </li>
         ))}
