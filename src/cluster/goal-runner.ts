@@ -1,9 +1,6 @@
-// cluster/goal-runner.ts — the owner's side of a cluster goal: what this node's BullMQ
-// Worker does with a job, and what it writes to Redis for the goals it runs.
-//   process(): the goal's hash decides, not the job (a stalled job can come back): claim a
-//     queued goal; a goal whose owner stopped heartbeating is taken over when no model call
-//     had started, failed with the reason otherwise; a goal whose owner still heartbeats is
-//     left to it; one that ended is skipped.
+// cluster/goal-runner.ts — the owner's side of a cluster goal: the goals this node claimed
+// (cluster/job-intake.ts decides that from the goal's hash), how they run here, and what
+// this node writes to Redis for them.
 //   runHere(): unpack the inputs, submit the goal to this node's Runtime under its id (the
 //     Runtime admits it against this node's config), wait for its end, write that end.
 //   beforeFirstModelCall(): the mark that decides the fate of a goal whose node dies.
@@ -17,7 +14,6 @@ import { type Job, WaitingError } from "bullmq";
 import { toWireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
-import { isGoalId } from "../kernel/goals.js";
 import type { ApprovalRecord } from "../security/approvals.js";
 import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import { announceEnd, publishEnd, publishEvent } from "./event-stream.js";
@@ -35,15 +31,6 @@ export interface GoalJob {
   via: string;
 }
 
-/** How this node tells a dead node from a live one (cluster/node.ts). */
-export interface Liveness {
-  isAlive(node: string): Promise<boolean>;
-  /** Whether `node` stops heartbeating within one lease. */
-  diedWithin(node: string): Promise<boolean>;
-  /** Resolves once this node's own connection has been up for a whole lease. */
-  connectedForALease(): Promise<void>;
-}
-
 export class ClusterGoalRunner {
   /** Goals this node runs (it publishes their events and approvals). */
   private readonly owned = new Set<string>();
@@ -56,10 +43,7 @@ export class ClusterGoalRunner {
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
 
-  constructor(
-    ctx: NodeContext,
-    private readonly liveness: Liveness,
-  ) {
+  constructor(ctx: NodeContext) {
     ({
       config: this.config,
       rt: this.rt,
@@ -116,74 +100,8 @@ export class ClusterGoalRunner {
     return [...this.owned].filter((id) => this.rt.goals.isLive(id));
   }
 
-  /**
-   * The Worker's processor: one goal's job, from take to end. What the hash says decides;
-   * BullMQ's job is only how the goal reaches a node.
-   */
-  async process(job: Job<GoalJob>, token?: string): Promise<string> {
-    const { goal_id: goalId } = job.data;
-    const nodeId = this.identity.nodeId;
-    // The id names this node's folders (inbox, goal folders): only one a node makes is taken.
-    if (!isGoalId(goalId)) return this.refuseId(job.data);
-    let c = await this.mirror.claim(goalId, nodeId);
-    if (c.kind === "running" && c.owner !== nodeId && !(await this.liveness.isAlive(c.owner))) {
-      // Judge another node dead only after being connected for a whole lease: after a Redis
-      // outage every heartbeat key has expired, and live nodes need a beat to renew theirs.
-      await this.liveness.connectedForALease();
-      c = await this.mirror.claim(goalId, nodeId);
-    }
-    if (c.kind === "missing" || c.kind === "ended") return c.kind; // cancelled, or never queued
-    if (c.kind === "running") {
-      // Our own job came back (its lock lapsed while Redis was away): wait for it here.
-      if (c.owner === nodeId) return this.awaitLocalEnd(job, token);
-      if (!(await this.liveness.diedWithin(c.owner))) {
-        // Its owner lives (only its lock lapsed): it ends the goal and writes the hash itself.
-        throw new Error(`goal ${goalId} still runs on node ${c.owner}`);
-      }
-      c = await this.mirror.claim(goalId, nodeId);
-      if (c.kind === "claimed") return this.runHere(job, token);
-      if (c.kind !== "running" || c.owner === nodeId) return this.process(job, token);
-      if (c.modelStarted) {
-        const reason = `node ${c.owner} stopped heartbeating during the goal (its model calls had started, so it is not run again)`;
-        if (await this.mirror.failDead(goalId, c.owner, nodeId, reason)) {
-          this.rt.audit.record(
-            "cluster.goal_taken_over",
-            { from_node: c.owner, outcome: "failed", reason },
-            { goalId },
-          );
-          await this.dropApprovalsOf(goalId);
-          const s = await this.mirror.status(goalId);
-          if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: nodeId }, this.log);
-          this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
-        }
-        return "failed";
-      }
-      if (!(await this.mirror.takeover(goalId, c.owner, nodeId))) return "skipped";
-      this.rt.audit.record(
-        "cluster.goal_taken_over",
-        { from_node: c.owner, outcome: "requeued" },
-        { goalId },
-      );
-      await this.dropApprovalsOf(goalId);
-      this.log(`cluster: goal ${goalId} of node ${c.owner} re-queued here (no model call had started)`);
-    }
-    return this.runHere(job, token);
-  }
-
-  /** A job whose goal id is not one a node makes: audited, failed in Redis, nothing unpacked. */
-  private async refuseId(data: GoalJob): Promise<string> {
-    const goalId = String(data.goal_id);
-    const reason = `the job's goal id ${JSON.stringify(goalId)} is not one a node makes (g_ and lowercase letters or digits)`;
-    this.rt.audit.record("goal.refused", { field: "goal_id", reason });
-    this.log(`cluster: job refused: ${reason}`);
-    if ((await this.mirror.claim(goalId, this.identity.nodeId)).kind === "claimed") {
-      await this.endFailed(goalId, data.goal, `refused by node ${this.identity.nodeId}: ${reason}`);
-    }
-    return "failed";
-  }
-
   /** Write a goal that never ran here as failed with `error`, and tell remote watchers. */
-  private async endFailed(goalId: string, goal: string, error: string): Promise<void> {
+  async endFailed(goalId: string, goal: string, error: string): Promise<void> {
     const now = new Date().toISOString();
     const failed: GoalStatus = {
       goal_id: goalId,
@@ -199,7 +117,8 @@ export class ClusterGoalRunner {
     publishEnd(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
   }
 
-  private async runHere(job: Job<GoalJob>, token: string | undefined): Promise<string> {
+  /** Run a goal this node claimed: unpacked, submitted to this Runtime under its id, waited for. */
+  async runHere(job: Job<GoalJob>, token: string | undefined): Promise<string> {
     const data = job.data;
     const { goal_id: goalId } = data;
     this.owned.add(goalId);
@@ -242,7 +161,7 @@ export class ClusterGoalRunner {
    * Wait for the goal to end in this Runtime, then write its end to the mirror. A goal the
    * node's shutdown ended before its first model call goes back to the queue instead.
    */
-  private async awaitLocalEnd(job: Job<GoalJob>, token: string | undefined): Promise<string> {
+  async awaitLocalEnd(job: Job<GoalJob>, token: string | undefined): Promise<string> {
     const goalId = job.data.goal_id;
     let s: GoalStatus;
     try {

@@ -1,7 +1,8 @@
 // cluster/node.ts — one daemon as a node of a cluster (docs/scale-out.md): its Redis
 // connections, its BullMQ Worker, its heartbeat and lease, and the two halves that do the
 // work — ClusterGoals (goal-view.ts: the socket's goal methods for the whole cluster) and
-// ClusterGoalRunner (goal-runner.ts: the goals this node takes and runs).
+// the goals this node takes (job-intake.ts: what a job's hash says to do) and runs
+// (goal-runner.ts).
 //
 // Leases: the node sets a key with a TTL of lease_ms every heartbeat_ms, and BullMQ holds
 // a lock of lockDuration = lease_ms on each job it runs. When a node dies its locks lapse;
@@ -22,10 +23,11 @@ import { publishHead, verifyCluster } from "./audit-heads.js";
 import { serveCommands } from "./commands.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import { GoalMirror } from "./goal-mirror.js";
-import { ClusterGoalRunner, type GoalJob, type Liveness } from "./goal-runner.js";
+import { ClusterGoalRunner, type GoalJob } from "./goal-runner.js";
 import { ClusterGoals } from "./goal-view.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
 import { InferenceSlots } from "./inference-slots.js";
+import { JobIntake, type Liveness } from "./job-intake.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
 import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS } from "./redis-url.js";
 
@@ -66,6 +68,7 @@ export class ClusterNode implements Liveness {
   /** The socket's goal methods, for the whole cluster. */
   readonly goals: ClusterGoals;
   private readonly runner: ClusterGoalRunner;
+  private readonly intake: JobIntake;
   /** inference.cluster_max_concurrent, when set. */
   private readonly slots: InferenceSlots | undefined;
   private readonly unsubscribers: (() => void)[] = [];
@@ -87,7 +90,8 @@ export class ClusterNode implements Liveness {
   ) {
     this.identity = ctx.identity;
     this.goals = new ClusterGoals(ctx, queue);
-    this.runner = new ClusterGoalRunner(ctx, this);
+    this.runner = new ClusterGoalRunner(ctx);
+    this.intake = new JobIntake(ctx, this.runner, this);
     const max = ctx.config.inference.clusterMaxConcurrent;
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
   }
@@ -163,7 +167,7 @@ export class ClusterNode implements Liveness {
     });
     workerConnection.on("error", () => {});
     this.connections.push(workerConnection);
-    const worker = new Worker<GoalJob>(GOAL_QUEUE, (job, token) => this.runner.process(job, token), {
+    const worker = new Worker<GoalJob>(GOAL_QUEUE, (job, token) => this.intake.process(job, token), {
       connection: workerConnection,
       concurrency: config.limits.maxConcurrentGoals,
       lockDuration: config.cluster.leaseMs,
