@@ -6,6 +6,11 @@
 //   beforeFirstModelCall(): the mark that decides the fate of a goal whose node dies.
 //   giveBack(): a goal taken while the node began to shut down, or ended by the shutdown
 //     before its first model call, goes back to the queue for any node instead of failing.
+//   cancel(): a goal.cancel for a goal whose hash says this node runs it. Once the goal is in
+//     this Runtime, the Runtime cancels it. Before (claimed, inputs still unpacking) and after
+//     (ended by the shutdown, not yet given back) the cancel ends it in Redis at once and
+//     leaves a mark that runHere and giveBack read synchronously before they submit or give
+//     back, so no cancel answered as accepted is lost in either window.
 //   Events and approvals of owned goals are published as they happen (but for the end the
 //     shutdown gave a goal, held until it is known not to go back); what could not be
 //   written while Redis was away is written when it answers again (catchUp).
@@ -36,6 +41,8 @@ export class ClusterGoalRunner {
   private readonly owned = new Set<string>();
   /** Goals that ended here while Redis could not be written: written when it answers again. */
   private readonly unflushed = new Set<string>();
+  /** Goals a cancel ended in Redis before they ran here or were given back (cancel()). */
+  private readonly cancelled = new Set<string>();
   private readonly config: NodeContext["config"];
   private readonly rt: NodeContext["rt"];
   private readonly redis: NodeContext["redis"];
@@ -113,8 +120,8 @@ export class ClusterGoalRunner {
       created_at: now,
       finished_at: now,
     };
-    await this.mirror.finish(goalId, this.identity.nodeId, failed);
-    publishEnd(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
+    if (await this.mirror.finish(goalId, this.identity.nodeId, failed))
+      publishEnd(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
   }
 
   /** Run a goal this node claimed: unpacked, submitted to this Runtime under its id, waited for. */
@@ -124,6 +131,9 @@ export class ClusterGoalRunner {
     this.owned.add(goalId);
     try {
       const inputs = await unpackInputs(this.config, goalId, data.inputs);
+      // Read in the same turn as the submit: a cancel that came while the inputs were
+      // unpacked has already ended the goal in Redis, and it must not start here.
+      if (this.cancelled.has(goalId)) return this.dropCancelled(goalId);
       this.rt.goals.submit(
         {
           goal: data.goal,
@@ -133,6 +143,7 @@ export class ClusterGoalRunner {
         { goalId },
       );
     } catch (e) {
+      if (this.cancelled.has(goalId)) return this.dropCancelled(goalId);
       if (this.rt.goals.closing) {
         this.owned.delete(goalId);
         removeUnpacked(this.config, goalId);
@@ -181,6 +192,12 @@ export class ClusterGoalRunner {
         token,
         `node ${this.identity.nodeId} shut down before the goal's first model call`,
       );
+      // Cancelled meanwhile: cancel() wrote and announced its end (cancelled), not this one.
+      if (this.cancelled.has(goalId)) {
+        this.owned.delete(goalId);
+        this.cancelled.delete(goalId);
+        return "cancelled";
+      }
       publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
     }
     await this.flush(goalId);
@@ -198,13 +215,17 @@ export class ClusterGoalRunner {
   private async giveBack(job: Job<GoalJob>, token: string | undefined, reason: string): Promise<void> {
     const goalId = job.data.goal_id;
     const nodeId = this.identity.nodeId;
-    if (token === undefined) return;
+    // A cancelled goal is never given back (cancel() ended it in Redis, queued or not).
+    if (token === undefined || this.cancelled.has(goalId)) return;
     try {
       if (!(await this.mirror.release(goalId, nodeId))) return;
     } catch (e) {
       this.log(`cluster: could not give goal ${goalId} back to the queue: ${errorMessage(e)}`);
       return;
     }
+    // A cancel that came while the hash was released ends it there (queued -> cancelled): the
+    // job then completes here rather than go back for a node that would skip it.
+    if (this.cancelled.has(goalId)) return;
     try {
       // Bounded: the worker's connection waits for Redis forever, and shutdown waits for this.
       await withTimeout(job.moveToWait(token), REDIS_ANSWER_MS);
@@ -221,6 +242,59 @@ export class ClusterGoalRunner {
     await this.dropApprovalsOf(goalId).catch(() => {});
     this.log(`cluster: goal ${goalId} given back to the queue: ${reason}`);
     throw new WaitingError(`goal ${goalId} given back to the queue: ${reason}`);
+  }
+
+  /** A goal cancel() ended before it started here: nothing of it stays. */
+  private dropCancelled(goalId: string): string {
+    this.owned.delete(goalId);
+    this.cancelled.delete(goalId);
+    removeUnpacked(this.config, goalId);
+    return "cancelled";
+  }
+
+  /**
+   * goal.cancel for a goal whose hash says this node runs it (cluster/goal-view.ts).
+   * "handled": cancelled here, or it ended here already; "elsewhere": it is not this node's
+   * any more (given back and taken by another node), so the caller looks again.
+   */
+  async cancel(goalId: string): Promise<"handled" | "elsewhere"> {
+    let local: GoalStatus | undefined;
+    try {
+      local = this.rt.goals.status(goalId);
+    } catch (e) {
+      if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
+    }
+    const givingBack =
+      local !== undefined &&
+      TERMINAL.has(local.state) &&
+      this.owned.has(goalId) &&
+      this.rt.goals.endedByClose(goalId);
+    if (local !== undefined && !givingBack) {
+      // In this Runtime: it ends cancelled and its end is written as any end (or it ended).
+      this.rt.goals.cancel(goalId);
+      return "handled";
+    }
+    // Not in this Runtime yet (claimed, its inputs being unpacked, or the claim's answer not
+    // read yet), or ended by the shutdown and not given back yet: the mark first, in this
+    // turn, so that runHere and giveBack see it whatever the Redis write below meets.
+    this.cancelled.add(goalId);
+    const reason = "cancelled before it started";
+    const r = await this.mirror.cancelUnstarted(goalId, this.identity.nodeId, reason);
+    if (r === "cancelled") {
+      this.rt.audit.record(
+        "cluster.goal_cancelled",
+        { reason: givingBack ? `${reason} (while node ${this.identity.nodeId} was leaving)` : reason },
+        { goalId },
+      );
+      await this.dropApprovalsOf(goalId).catch(() => {});
+      const s = await this.mirror.status(goalId);
+      if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+      return "handled";
+    }
+    this.cancelled.delete(goalId);
+    // Its model calls had started (it ends failed by the shutdown, as it would have) or it
+    // ended: nothing more to do. Taken by another node: the caller routes the cancel there.
+    return r === "elsewhere" ? "elsewhere" : "handled";
   }
 
   /** Write a goal's end to the mirror; remembered for later if Redis cannot be written now. */

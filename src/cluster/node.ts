@@ -43,6 +43,8 @@ declare module "../security/audit-events.js" {
     "cluster.goal_lost": { reason: string };
     /** A goal this node took but had not started when it began to shut down: queued again for any node. */
     "cluster.goal_released": { reason: string };
+    /** A goal this node had claimed but not started (or whose end by its shutdown was not given back yet) was cancelled. */
+    "cluster.goal_cancelled": { reason: string };
   }
 }
 
@@ -89,8 +91,8 @@ export class ClusterNode implements Liveness {
     private readonly queue: Queue<GoalJob>,
   ) {
     this.identity = ctx.identity;
-    this.goals = new ClusterGoals(ctx, queue);
     this.runner = new ClusterGoalRunner(ctx);
+    this.goals = new ClusterGoals(ctx, queue, (goalId) => this.runner.cancel(goalId));
     this.intake = new JobIntake(ctx, this.runner, this);
     const max = ctx.config.inference.clusterMaxConcurrent;
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
