@@ -15,7 +15,7 @@
 //     shutdown gave a goal, held until it is known not to go back); what could not be
 //   written while Redis was away is written when it answers again (catchUp).
 
-import { type Job, WaitingError } from "bullmq";
+import { type Job, ErrorCode as QueueErrorCode, WaitingError } from "bullmq";
 import { toWireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
@@ -230,12 +230,23 @@ export class ClusterGoalRunner {
       // Bounded: the worker's connection waits for Redis forever, and shutdown waits for this.
       await withTimeout(job.moveToWait(token), REDIS_ANSWER_MS);
     } catch (e) {
-      // The hash says queued but the job could not go back: take the goal again, so that it
-      // ends here as it would have rather than stay queued with no job. If Redis does not
-      // answer that either, the job's lock lapses and a survivor's stalled check re-queues it.
       this.log(`cluster: could not put goal ${goalId}'s job back in the queue: ${errorMessage(e)}`);
-      await this.mirror.claim(goalId, nodeId).catch(() => undefined);
-      return;
+      // The job's lock is not this node's any more (it lapsed, or another worker holds the
+      // job): the job is still in BullMQ and reaches a node — its holder, a survivor's stalled
+      // check, or the failed-job sweep (JobIntake.requeueOrphans) — that claims the queued
+      // hash. It is not taken back; the goal stays given back.
+      if (!lockLost(e)) {
+        // Otherwise take the goal again, so that it ends here as it would have.
+        const c = await this.mirror.claim(goalId, nodeId).catch(() => undefined);
+        if (c?.kind === "claimed") return;
+      }
+      // The hash says queued (or another node has it now): the job must not complete here,
+      // which would remove it and leave a queued goal no node ever takes. Thrown, it fails
+      // (kept) if this node still holds it, and the sweep puts it back while its goal is queued.
+      this.owned.delete(goalId);
+      this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
+      await this.dropApprovalsOf(goalId).catch(() => {});
+      throw new Error(`goal ${goalId} given back, but its job could not go back here: ${errorMessage(e)}`);
     }
     this.owned.delete(goalId);
     this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
@@ -415,4 +426,10 @@ export class ClusterGoalRunner {
       this.log(`cluster: mirroring approval ${r.id} failed: ${errorMessage(e)}`);
     }
   }
+}
+
+/** A BullMQ refusal because the job's lock is missing or held by another worker's token. */
+function lockLost(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === QueueErrorCode.JobLockNotExist || code === QueueErrorCode.JobLockMismatch;
 }

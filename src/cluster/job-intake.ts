@@ -4,12 +4,21 @@
 // over when no model call had started, failed with the reason otherwise; a goal whose owner
 // still heartbeats is left to it; one that ended is skipped; a job whose goal id is not one
 // a node makes is refused before anything of it is unpacked.
+// requeueOrphans(): every node, each heartbeat, puts back to waiting a failed job whose goal
+// is queued (its job failed on a node that found the goal still running elsewhere, and that
+// node then gave the goal back; or a take failed before its claim). Same job id, so never
+// two jobs; the claim (a compare-and-set) decides which node runs the goal, once.
 
-import type { Job } from "bullmq";
+import type { Job, Queue } from "bullmq";
+import { errorMessage } from "../errors.js";
 import { isGoalId } from "../kernel/goals.js";
 import { goalEndEvent, type NodeContext } from "./context.js";
 import { publishEnd } from "./event-stream.js";
 import type { ClusterGoalRunner, GoalJob } from "./goal-runner.js";
+import { RedisKeys } from "./redis-keys.js";
+
+/** How many of the newest failed jobs a sweep looks at. */
+const SWEEP_FAILED = 1_000;
 
 /** How this node tells a dead node from a live one (cluster/node.ts). */
 export interface Liveness {
@@ -29,6 +38,7 @@ export class JobIntake {
 
   constructor(
     ctx: NodeContext,
+    private readonly queue: Queue<GoalJob>,
     private readonly runner: ClusterGoalRunner,
     private readonly liveness: Liveness,
   ) {
@@ -99,5 +109,34 @@ export class JobIntake {
       await this.runner.endFailed(goalId, data.goal, `refused by node ${this.identity.nodeId}: ${reason}`);
     }
     return "failed";
+  }
+
+  /**
+   * Failed jobs whose goal is queued go back to waiting (a queued goal always has a job a
+   * node will take). Another node may do the same at once: the second retry finds the job
+   * no longer failed and is refused, which changes nothing.
+   */
+  async requeueOrphans(): Promise<void> {
+    const ids = await this.queue.getRanges(["failed"], 0, SWEEP_FAILED - 1);
+    if (ids.length === 0) return;
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hget(RedisKeys.goal(id), "state");
+    const states = (await pipe.exec()) ?? [];
+    for (const [i, id] of ids.entries()) {
+      if (states[i]?.[1] !== "queued") continue;
+      let failedReason: string;
+      try {
+        const job = await this.queue.getJob(id);
+        if (!job || !(await job.isFailed())) continue;
+        failedReason = job.failedReason ?? "";
+        await job.retry("failed", { resetAttemptsMade: true, resetAttemptsStarted: true });
+      } catch (e) {
+        this.log(`cluster: could not put goal ${id}'s failed job back in the queue: ${errorMessage(e)}`);
+        continue;
+      }
+      const reason = `the goal was queued but its job had failed (${failedReason.slice(0, 300)}); the job is waiting again`;
+      this.rt.audit.record("cluster.goal_requeued", { reason }, { goalId: id });
+      this.log(`cluster: goal ${id}: ${reason}`);
+    }
   }
 }

@@ -45,6 +45,8 @@ declare module "../security/audit-events.js" {
     "cluster.goal_released": { reason: string };
     /** A goal this node had claimed but not started (or whose end by its shutdown was not given back yet) was cancelled. */
     "cluster.goal_cancelled": { reason: string };
+    /** A failed job whose goal was queued (given back meanwhile) put back to waiting by this node. */
+    "cluster.goal_requeued": { reason: string };
   }
 }
 
@@ -93,7 +95,7 @@ export class ClusterNode implements Liveness {
     this.identity = ctx.identity;
     this.runner = new ClusterGoalRunner(ctx);
     this.goals = new ClusterGoals(ctx, queue, (goalId) => this.runner.cancel(goalId));
-    this.intake = new JobIntake(ctx, this.runner, this);
+    this.intake = new JobIntake(ctx, queue, this.runner, this);
     const max = ctx.config.inference.clusterMaxConcurrent;
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
   }
@@ -277,6 +279,8 @@ export class ClusterNode implements Liveness {
       }
       // The node's signed audit head, for `audit verify --cluster` (audit-heads.ts).
       await publishHead(this.ctx, this.headDiverged);
+      // A queued goal whose job failed gets its job back (job-intake.ts).
+      await this.intake.requeueOrphans();
     } catch (e) {
       this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`);
     }

@@ -309,6 +309,7 @@ const KINDS: Record<AuditKind, true> = {
   "cluster.goal_lost": true,
   "cluster.goal_released": true,
   "cluster.goal_cancelled": true,
+  "cluster.goal_requeued": true,
   "cluster.command_refused": true,
 };
 export const AUDIT_KINDS: readonly AuditKind[] = Object.keys(KINDS) as AuditKind[];
