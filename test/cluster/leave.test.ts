@@ -95,6 +95,7 @@ describe("a node that leaves", () => {
     expect(ended.error).toMatch(/runtime closing/);
     expect(conversationsStarted(server, "leave-held")).toBe(1);
     expect(auditKinds(leaving, held)).not.toContain("cluster.goal_released");
+    await staying.kill(); // takes no goal of the next test
   }, 120_000);
 
   it("gives back a goal whose job another node failed meanwhile: the failed job goes back to waiting and the goal runs once, never stuck queued", async () => {
