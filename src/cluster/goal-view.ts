@@ -49,6 +49,8 @@ export class ClusterGoals {
   private readonly log: NodeContext["log"];
   /** Wakes goal.wait callers when their goal's end is announced. */
   private readonly ends: GoalEndWatch;
+  /** goal.cancel calls under way (cancelsAnswered()). */
+  private readonly cancelling = new Set<Promise<unknown>>();
 
   constructor(
     ctx: NodeContext,
@@ -209,6 +211,21 @@ export class ClusterGoals {
    * again, a few times at most.
    */
   async cancel(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
+    const p = this.cancelOnce(goalId);
+    this.cancelling.add(p);
+    try {
+      return await p;
+    } finally {
+      this.cancelling.delete(p);
+    }
+  }
+
+  /** Resolves once the cancels under way have their answer (a leaving node waits for them). */
+  async cancelsAnswered(): Promise<void> {
+    await Promise.allSettled([...this.cancelling]);
+  }
+
+  private async cancelOnce(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
     for (let attempt = 0; ; attempt++) {
       const r = await readMirror(() => this.mirror.cancelQueued(goalId));
       if (r.kind === "missing") return this.rt.goals.cancel(goalId);
@@ -220,12 +237,25 @@ export class ClusterGoals {
       }
       if (r.kind !== "running") return this.status(goalId);
       if (r.owner !== this.identity.nodeId) {
-        return (await sendCommand(
-          this.redis,
-          r.owner,
-          { type: "goal.cancel", goal_id: goalId },
-          COMMAND_TIMEOUT_MS,
-        )) as ClusterGoalStatus;
+        try {
+          return (await sendCommand(
+            this.redis,
+            r.owner,
+            { type: "goal.cancel", goal_id: goalId },
+            COMMAND_TIMEOUT_MS,
+          )) as ClusterGoalStatus;
+        } catch (e) {
+          // The owner did not take it: it left (giving the goal back) or died, or is slow. A
+          // goal that changed hands meanwhile is looked up again; otherwise the error stands.
+          if (
+            !(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable) ||
+            attempt >= CANCEL_LOOKUPS
+          )
+            throw e;
+          const now = await readMirror(() => this.mirror.status(goalId));
+          if (now?.state === "running" && now.node === r.owner) throw e;
+          continue;
+        }
       }
       if ((await this.cancelOwn(goalId)) === "handled" || attempt >= CANCEL_LOOKUPS)
         return this.status(goalId);

@@ -328,9 +328,13 @@ export class ClusterNode implements Liveness {
     this.stopped = true;
     clearInterval(this.heartbeat);
     for (const off of this.unsubscribers) off();
-    this.commands?.stop();
     this.goals.close();
+    // Commands are read until the worker is done: a cancel routed here while a goal is
+    // being given back must reach it (ClusterGoalRunner.cancel), not time out unread. And
+    // the cancels under way get their answer before the connections close under them.
     await this.worker?.close().catch(() => {});
+    await withTimeout(this.goals.cancelsAnswered(), REDIS_ANSWER_MS).catch(() => {});
+    this.commands?.stop();
     await this.queue.close().catch(() => {});
     // A clean exit: the node says it is gone rather than letting its lease run out.
     await this.ctx.redis.del(RedisKeys.alive(this.identity.nodeId)).catch(() => 0);

@@ -154,5 +154,43 @@ describe("goal.cancel while the owner holds a goal its Runtime does not run", ()
     expect(await s.call("goal.status", { goal_id })).toMatchObject({ state: "cancelled" });
     expect(conversationsStarted(server, "race-unstarted")).toBe(0);
     expect(auditKinds(leaving, goal_id)).toContain("cluster.goal_cancelled");
+    await staying.kill();
+  }, 90_000);
+
+  it("wins over the give-back when it is routed from another node to a leaving node after its shutdown ended the goal", async () => {
+    const leaving = await startNode(server, redis.url, "race-leaving-2", { capacity: 2, inference: 1 });
+    server.script(forGoal("race-spent-2"), [turn.text("never", { delayMs: 60_000 })]);
+    server.script(forGoal("race-unstarted-2"), [turn.text("must not run")]);
+    const a = await leaving.client();
+    await a.call("goal.submit", { goal: "run race-spent-2", manifest: manifest() });
+    await until(() => (server.requestsMatching(forGoal("race-spent-2")).length > 0 ? true : undefined));
+    const { goal_id } = await a.call("goal.submit", { goal: "run race-unstarted-2", manifest: manifest() });
+    await until(() => (localState(leaving, goal_id) === "running" ? true : undefined));
+    const staying = await busyNode("race-staying-2", "race-staying-held-2");
+    const s = await staying.client();
+
+    // As above, but the cancel is asked on the other node: it is routed to the leaving one.
+    await raw.call("CLIENT", "PAUSE", "10000", "WRITE");
+    let answer: Promise<unknown>;
+    try {
+      answer = s.call("goal.cancel", { goal_id }).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 300));
+      leaving.child.child.kill("SIGTERM");
+      await until(() => (localState(leaving, goal_id) === "failed" ? true : undefined), 5_000);
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      await raw.call("CLIENT", "UNPAUSE");
+    }
+    expect(await answer).toMatchObject({ state: "cancelled" });
+    await leaving.child.exited;
+
+    const held = (await s.call("goal.list", { state: "running" })).goals.find(
+      (g) => g.node === "race-staying-2",
+    );
+    if (held) await s.call("goal.cancel", { goal_id: held.goal_id });
+    await jobGone(goal_id);
+    expect(await s.call("goal.status", { goal_id })).toMatchObject({ state: "cancelled" });
+    expect(conversationsStarted(server, "race-unstarted-2")).toBe(0);
+    await staying.kill();
   }, 90_000);
 });
