@@ -11,19 +11,17 @@
 //     (ended by the shutdown, not yet given back) the cancel ends it in Redis at once and
 //     leaves a mark that runHere and giveBack read synchronously before they submit or give
 //     back, so no cancel answered as accepted is lost in either window.
-//   Events and approvals of owned goals are published as they happen (but for the end the
-//     shutdown gave a goal, held until it is known not to go back); what could not be
+//   Events and approvals of owned goals are mirrored as they happen (owned-mirror.ts; the end
+//     the shutdown gave a goal is held until it is known not to go back); what could not be
 //   written while Redis was away is written when it answers again (catchUp).
 
 import { type Job, ErrorCode as QueueErrorCode, WaitingError } from "bullmq";
-import { toWireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
-import type { ApprovalRecord } from "../security/approvals.js";
 import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import { announceEnd, publishEnd, publishEvent } from "./event-stream.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
-import { RedisKeys } from "./redis-keys.js";
+import { dropApprovalsOf } from "./owned-mirror.js";
 
 /** What a goal's job carries. */
 export interface GoalJob {
@@ -37,7 +35,7 @@ export interface GoalJob {
 }
 
 export class ClusterGoalRunner {
-  /** Goals this node runs (it publishes their events and approvals). */
+  /** Goals this node runs (their events and approvals are mirrored: owned-mirror.ts). */
   private readonly owned = new Set<string>();
   /** Goals that ended here while Redis could not be written: written when it answers again. */
   private readonly unflushed = new Set<string>();
@@ -50,7 +48,7 @@ export class ClusterGoalRunner {
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
 
-  constructor(ctx: NodeContext) {
+  constructor(private readonly ctx: NodeContext) {
     ({
       config: this.config,
       rt: this.rt,
@@ -61,27 +59,9 @@ export class ClusterGoalRunner {
     } = ctx);
   }
 
-  /** Publish the owned goals' events and pending approvals; returns the unsubscribers. */
-  publish(): (() => void)[] {
-    const { rt } = this;
-    const nodeId = this.identity.nodeId;
-    return [
-      rt.events.subscribe({}, (ev) => {
-        if (ev.goalId === null || !this.owned.has(ev.goalId)) return;
-        // The end the shutdown gave a goal is held back: it may go back to the queue and run
-        // elsewhere (awaitLocalEnd publishes it when it does not), and a follower told it
-        // ended would stop following a goal that then runs.
-        if (ev.type === "goal.finished" && ev.state === "failed" && rt.goals.endedByClose(ev.goalId)) return;
-        publishEvent(this.redis, { ...toWireEvent(ev), node: nodeId }, this.log);
-      }),
-      rt.approvals.on("requested", (r) => {
-        if (r.goal_id !== null && this.owned.has(r.goal_id)) void this.mirrorApproval(r);
-      }),
-      rt.approvals.on("decided", (r) => {
-        if (r.goal_id !== null && this.owned.has(r.goal_id))
-          this.redis.hdel(RedisKeys.approvals, r.id).catch(() => {});
-      }),
-    ];
+  /** Whether this node runs the goal now (its events and approvals are mirrored: owned-mirror.ts). */
+  owns(goalId: string): boolean {
+    return this.owned.has(goalId);
   }
 
   /**
@@ -186,7 +166,7 @@ export class ClusterGoalRunner {
     removeUnpacked(this.config, goalId);
     if (s.state === "failed" && this.rt.goals.endedByClose(goalId)) {
       // Not when a model call had started (the mark is set): then it ends failed, as before,
-      // and its end, held back by publish(), goes out now.
+      // and its end, held back by mirrorOwnedGoals(), goes out now.
       await this.giveBack(
         job,
         token,
@@ -245,12 +225,12 @@ export class ClusterGoalRunner {
       // (kept) if this node still holds it, and the sweep puts it back while its goal is queued.
       this.owned.delete(goalId);
       this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
-      await this.dropApprovalsOf(goalId).catch(() => {});
+      await dropApprovalsOf(this.ctx, goalId).catch(() => {});
       throw new Error(`goal ${goalId} given back, but its job could not go back here: ${errorMessage(e)}`);
     }
     this.owned.delete(goalId);
     this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
-    await this.dropApprovalsOf(goalId).catch(() => {});
+    await dropApprovalsOf(this.ctx, goalId).catch(() => {});
     this.log(`cluster: goal ${goalId} given back to the queue: ${reason}`);
     throw new WaitingError(`goal ${goalId} given back to the queue: ${reason}`);
   }
@@ -297,7 +277,7 @@ export class ClusterGoalRunner {
         { reason: givingBack ? `${reason} (while node ${this.identity.nodeId} was leaving)` : reason },
         { goalId },
       );
-      await this.dropApprovalsOf(goalId).catch(() => {});
+      await dropApprovalsOf(this.ctx, goalId).catch(() => {});
       const s = await this.mirror.status(goalId);
       if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
       return "handled";
@@ -317,7 +297,7 @@ export class ClusterGoalRunner {
       if (await this.mirror.finish(goalId, this.identity.nodeId, s)) {
         // Its goal.finished event went out as it happened; waiters re-read the hash now.
         announceEnd(this.redis, goalId, this.log);
-        await this.dropApprovalsOf(goalId);
+        await dropApprovalsOf(this.ctx, goalId);
       }
       this.unflushed.delete(goalId);
       this.owned.delete(goalId);
@@ -381,14 +361,6 @@ export class ClusterGoalRunner {
     }
   }
 
-  async dropApprovalsOf(goalId: string): Promise<void> {
-    const all = await this.redis.hgetall(RedisKeys.approvals);
-    const ids = Object.entries(all)
-      .filter(([, v]) => (JSON.parse(v) as { goal_id: string | null }).goal_id === goalId)
-      .map(([k]) => k);
-    if (ids.length > 0) await this.redis.hdel(RedisKeys.approvals, ...ids);
-  }
-
   /**
    * The Runtime's beforeFirstModelCall: mark the goal in Redis before anything is spent, so
    * a survivor knows not to run it again. Waits out a short Redis outage (up to one lease);
@@ -417,14 +389,6 @@ export class ClusterGoalRunner {
       `could not record in Redis that goal ${goalId} started (${errorMessage(last)}); not calling the model, so that the goal can never run twice`,
       { goal_id: goalId },
     );
-  }
-
-  private async mirrorApproval(r: ApprovalRecord): Promise<void> {
-    try {
-      await this.redis.hset(RedisKeys.approvals, r.id, JSON.stringify({ ...r, node: this.identity.nodeId }));
-    } catch (e) {
-      this.log(`cluster: mirroring approval ${r.id} failed: ${errorMessage(e)}`);
-    }
   }
 }
 

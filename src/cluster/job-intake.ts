@@ -15,6 +15,7 @@ import { isGoalId } from "../kernel/goals.js";
 import { goalEndEvent, type NodeContext } from "./context.js";
 import { publishEnd } from "./event-stream.js";
 import type { ClusterGoalRunner, GoalJob } from "./goal-runner.js";
+import { dropApprovalsOf } from "./owned-mirror.js";
 import { RedisKeys } from "./redis-keys.js";
 
 /** How many of the newest failed jobs a sweep looks at. */
@@ -37,7 +38,7 @@ export class JobIntake {
   private readonly log: NodeContext["log"];
 
   constructor(
-    ctx: NodeContext,
+    private readonly ctx: NodeContext,
     private readonly queue: Queue<GoalJob>,
     private readonly runner: ClusterGoalRunner,
     private readonly liveness: Liveness,
@@ -80,7 +81,7 @@ export class JobIntake {
             { from_node: c.owner, outcome: "failed", reason },
             { goalId },
           );
-          await this.runner.dropApprovalsOf(goalId);
+          await dropApprovalsOf(this.ctx, goalId);
           const s = await this.mirror.status(goalId);
           if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: nodeId }, this.log);
           this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
@@ -93,7 +94,7 @@ export class JobIntake {
         { from_node: c.owner, outcome: "requeued" },
         { goalId },
       );
-      await this.runner.dropApprovalsOf(goalId);
+      await dropApprovalsOf(this.ctx, goalId);
       this.log(`cluster: goal ${goalId} of node ${c.owner} re-queued here (no model call had started)`);
     }
     return this.runner.runHere(job, token);

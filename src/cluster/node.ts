@@ -28,6 +28,7 @@ import { ClusterGoals } from "./goal-view.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
 import { InferenceSlots } from "./inference-slots.js";
 import { JobIntake, type Liveness } from "./job-intake.js";
+import { mirrorOwnedGoals } from "./owned-mirror.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
 import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS } from "./redis-url.js";
 
@@ -151,7 +152,7 @@ export class ClusterNode implements Liveness {
 
   private run(): void {
     const { config, redis, log } = this.ctx;
-    this.unsubscribers.push(...this.runner.publish());
+    this.unsubscribers.push(...mirrorOwnedGoals(this.ctx, (goalId) => this.runner.owns(goalId)));
     const connected = () => {
       this.readySince = Date.now();
       void this.runner.catchUp().then(() => this.beat());
