@@ -3,7 +3,9 @@
 // (aido:node:<id>:commands) on a blocking connection; a sender appends a command with a
 // request id and waits, bounded, for the one answer the owner pushes on a reply list. A
 // node that is not heartbeating is refused at once (nobody would read the command); a
-// command sent to a node that dies before answering times out with an error that says so.
+// command sent to a node that stops heartbeating (leaves or dies) before answering fails
+// within a second or so, one it does not answer in time times out, each with an error that
+// says so.
 // Commands sent while a node was down are not replayed when it comes back: their senders
 // gave up already.
 
@@ -62,15 +64,28 @@ export async function sendCommand(
       "c",
       JSON.stringify(envelope),
     );
-    const r = await waiter.blpop(RedisKeys.reply(requestId), Math.max(1, Math.ceil(timeoutMs / 1000)));
-    if (!r) {
-      throw new AidoError(
-        ErrorCode.clusterUnavailable,
-        `node ${node} did not answer ${command.type} within ${timeoutMs} ms`,
-        {
-          node,
-        },
-      );
+    // A second at a time: a node that leaves (or dies) before it answers is told apart from
+    // a slow one as soon as its heartbeat key is gone, not at the end of the wait.
+    const deadline = Date.now() + timeoutMs;
+    let r: [string, string] | null = null;
+    while (r === null) {
+      r = await waiter.blpop(RedisKeys.reply(requestId), 1);
+      if (r !== null) break;
+      // Redis not answering for a moment proves nothing: keep waiting, up to the deadline.
+      if ((await redis.exists(RedisKeys.alive(node)).catch(() => 1)) === 0) {
+        throw new AidoError(
+          ErrorCode.clusterUnavailable,
+          `node ${node} stopped heartbeating before it answered ${command.type}`,
+          { node },
+        );
+      }
+      if (Date.now() >= deadline) {
+        throw new AidoError(
+          ErrorCode.clusterUnavailable,
+          `node ${node} did not answer ${command.type} within ${timeoutMs} ms`,
+          { node },
+        );
+      }
     }
     const reply = JSON.parse(r[1]) as Reply;
     if (reply.ok) return reply.result;

@@ -10,7 +10,9 @@
 //   release    running on this node, no model call started -> queued (the node is leaving);
 //   finish     only the owner ends its goal (a node back from the dead whose goal was
 //              ended elsewhere changes nothing);
-//   modelStarted  the owner marks the goal before its first model call.
+//   modelStarted  the owner marks the goal before its first model call;
+//   cancelUnstarted  the owner ends cancelled a goal it claimed but never started (or that
+//              its shutdown ended before its first model call, released or not).
 // goal.status/list/wait on any node read from here (cluster/node.ts decides when the local
 // row is fresher).
 
@@ -93,6 +95,18 @@ if st == 'queued' then
 end
 if st == 'running' then return {'running', redis.call('HGET', KEYS[1], 'owner') or ''} end
 return {'ended', st}`;
+
+const CANCEL_UNSTARTED = `
+local st = redis.call('HGET', KEYS[1], 'state')
+if st == 'running' then
+  if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 'elsewhere' end
+  if redis.call('HEXISTS', KEYS[1], 'model_started') == 1 then return 'started' end
+elseif st ~= 'queued' then
+  return 'ended'
+end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'error', ARGV[2], 'finished_at', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 'cancelled'`;
 
 const TERMINAL_STATES: ReadonlySet<string> = new Set(["succeeded", "failed", "cancelled"]);
 
@@ -219,6 +233,28 @@ export class GoalMirror {
     if (r[0] === "missing") return { kind: "missing" };
     if (r[0] === "running") return { kind: "running", owner: r[1] ?? "" };
     return { kind: "ended" };
+  }
+
+  /**
+   * `node` ends cancelled a goal it claimed but whose model calls never started, or one it
+   * gave back that is still queued. "elsewhere": another node runs it now; "started": a
+   * model call of it started; "ended": it ended (or is gone).
+   */
+  async cancelUnstarted(
+    goalId: string,
+    node: string,
+    reason: string,
+    now = Date.now(),
+  ): Promise<"cancelled" | "elsewhere" | "started" | "ended"> {
+    return (await this.redis.eval(
+      CANCEL_UNSTARTED,
+      1,
+      RedisKeys.goal(goalId),
+      node,
+      reason,
+      String(now),
+      String(ENDED_TTL_SECONDS),
+    )) as "cancelled" | "elsewhere" | "started" | "ended";
   }
 
   async status(goalId: string): Promise<ClusterGoalStatus | undefined> {

@@ -1,28 +1,27 @@
-// cluster/goal-runner.ts — the owner's side of a cluster goal: what this node's BullMQ
-// Worker does with a job, and what it writes to Redis for the goals it runs.
-//   process(): the goal's hash decides, not the job (a stalled job can come back): claim a
-//     queued goal; a goal whose owner stopped heartbeating is taken over when no model call
-//     had started, failed with the reason otherwise; a goal whose owner still heartbeats is
-//     left to it; one that ended is skipped.
+// cluster/goal-runner.ts — the owner's side of a cluster goal: the goals this node claimed
+// (cluster/job-intake.ts decides that from the goal's hash), how they run here, and what
+// this node writes to Redis for them.
 //   runHere(): unpack the inputs, submit the goal to this node's Runtime under its id (the
 //     Runtime admits it against this node's config), wait for its end, write that end.
 //   beforeFirstModelCall(): the mark that decides the fate of a goal whose node dies.
 //   giveBack(): a goal taken while the node began to shut down, or ended by the shutdown
 //     before its first model call, goes back to the queue for any node instead of failing.
-//   Events and approvals of owned goals are published as they happen (but for the end the
-//     shutdown gave a goal, held until it is known not to go back); what could not be
+//   cancel(): a goal.cancel for a goal whose hash says this node runs it. Once the goal is in
+//     this Runtime, the Runtime cancels it. Before (claimed, inputs still unpacking) and after
+//     (ended by the shutdown, not yet given back) the cancel ends it in Redis at once and
+//     leaves a mark that runHere and giveBack read synchronously before they submit or give
+//     back, so no cancel answered as accepted is lost in either window.
+//   Events and approvals of owned goals are mirrored as they happen (owned-mirror.ts; the end
+//     the shutdown gave a goal is held until it is known not to go back); what could not be
 //   written while Redis was away is written when it answers again (catchUp).
 
-import { type Job, WaitingError } from "bullmq";
-import { toWireEvent } from "../daemon/events.js";
+import { type Job, ErrorCode as QueueErrorCode, WaitingError } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
-import { isGoalId } from "../kernel/goals.js";
-import type { ApprovalRecord } from "../security/approvals.js";
 import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import { announceEnd, publishEnd, publishEvent } from "./event-stream.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
-import { RedisKeys } from "./redis-keys.js";
+import { dropApprovalsOf } from "./owned-mirror.js";
 
 /** What a goal's job carries. */
 export interface GoalJob {
@@ -35,20 +34,13 @@ export interface GoalJob {
   via: string;
 }
 
-/** How this node tells a dead node from a live one (cluster/node.ts). */
-export interface Liveness {
-  isAlive(node: string): Promise<boolean>;
-  /** Whether `node` stops heartbeating within one lease. */
-  diedWithin(node: string): Promise<boolean>;
-  /** Resolves once this node's own connection has been up for a whole lease. */
-  connectedForALease(): Promise<void>;
-}
-
 export class ClusterGoalRunner {
-  /** Goals this node runs (it publishes their events and approvals). */
+  /** Goals this node runs (their events and approvals are mirrored: owned-mirror.ts). */
   private readonly owned = new Set<string>();
   /** Goals that ended here while Redis could not be written: written when it answers again. */
   private readonly unflushed = new Set<string>();
+  /** Goals a cancel ended in Redis before they ran here or were given back (cancel()). */
+  private readonly cancelled = new Set<string>();
   private readonly config: NodeContext["config"];
   private readonly rt: NodeContext["rt"];
   private readonly redis: NodeContext["redis"];
@@ -56,10 +48,7 @@ export class ClusterGoalRunner {
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
 
-  constructor(
-    ctx: NodeContext,
-    private readonly liveness: Liveness,
-  ) {
+  constructor(private readonly ctx: NodeContext) {
     ({
       config: this.config,
       rt: this.rt,
@@ -70,27 +59,9 @@ export class ClusterGoalRunner {
     } = ctx);
   }
 
-  /** Publish the owned goals' events and pending approvals; returns the unsubscribers. */
-  publish(): (() => void)[] {
-    const { rt } = this;
-    const nodeId = this.identity.nodeId;
-    return [
-      rt.events.subscribe({}, (ev) => {
-        if (ev.goalId === null || !this.owned.has(ev.goalId)) return;
-        // The end the shutdown gave a goal is held back: it may go back to the queue and run
-        // elsewhere (awaitLocalEnd publishes it when it does not), and a follower told it
-        // ended would stop following a goal that then runs.
-        if (ev.type === "goal.finished" && ev.state === "failed" && rt.goals.endedByClose(ev.goalId)) return;
-        publishEvent(this.redis, { ...toWireEvent(ev), node: nodeId }, this.log);
-      }),
-      rt.approvals.on("requested", (r) => {
-        if (r.goal_id !== null && this.owned.has(r.goal_id)) void this.mirrorApproval(r);
-      }),
-      rt.approvals.on("decided", (r) => {
-        if (r.goal_id !== null && this.owned.has(r.goal_id))
-          this.redis.hdel(RedisKeys.approvals, r.id).catch(() => {});
-      }),
-    ];
+  /** Whether this node runs the goal now (its events and approvals are mirrored: owned-mirror.ts). */
+  owns(goalId: string): boolean {
+    return this.owned.has(goalId);
   }
 
   /**
@@ -116,74 +87,8 @@ export class ClusterGoalRunner {
     return [...this.owned].filter((id) => this.rt.goals.isLive(id));
   }
 
-  /**
-   * The Worker's processor: one goal's job, from take to end. What the hash says decides;
-   * BullMQ's job is only how the goal reaches a node.
-   */
-  async process(job: Job<GoalJob>, token?: string): Promise<string> {
-    const { goal_id: goalId } = job.data;
-    const nodeId = this.identity.nodeId;
-    // The id names this node's folders (inbox, goal folders): only one a node makes is taken.
-    if (!isGoalId(goalId)) return this.refuseId(job.data);
-    let c = await this.mirror.claim(goalId, nodeId);
-    if (c.kind === "running" && c.owner !== nodeId && !(await this.liveness.isAlive(c.owner))) {
-      // Judge another node dead only after being connected for a whole lease: after a Redis
-      // outage every heartbeat key has expired, and live nodes need a beat to renew theirs.
-      await this.liveness.connectedForALease();
-      c = await this.mirror.claim(goalId, nodeId);
-    }
-    if (c.kind === "missing" || c.kind === "ended") return c.kind; // cancelled, or never queued
-    if (c.kind === "running") {
-      // Our own job came back (its lock lapsed while Redis was away): wait for it here.
-      if (c.owner === nodeId) return this.awaitLocalEnd(job, token);
-      if (!(await this.liveness.diedWithin(c.owner))) {
-        // Its owner lives (only its lock lapsed): it ends the goal and writes the hash itself.
-        throw new Error(`goal ${goalId} still runs on node ${c.owner}`);
-      }
-      c = await this.mirror.claim(goalId, nodeId);
-      if (c.kind === "claimed") return this.runHere(job, token);
-      if (c.kind !== "running" || c.owner === nodeId) return this.process(job, token);
-      if (c.modelStarted) {
-        const reason = `node ${c.owner} stopped heartbeating during the goal (its model calls had started, so it is not run again)`;
-        if (await this.mirror.failDead(goalId, c.owner, nodeId, reason)) {
-          this.rt.audit.record(
-            "cluster.goal_taken_over",
-            { from_node: c.owner, outcome: "failed", reason },
-            { goalId },
-          );
-          await this.dropApprovalsOf(goalId);
-          const s = await this.mirror.status(goalId);
-          if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: nodeId }, this.log);
-          this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
-        }
-        return "failed";
-      }
-      if (!(await this.mirror.takeover(goalId, c.owner, nodeId))) return "skipped";
-      this.rt.audit.record(
-        "cluster.goal_taken_over",
-        { from_node: c.owner, outcome: "requeued" },
-        { goalId },
-      );
-      await this.dropApprovalsOf(goalId);
-      this.log(`cluster: goal ${goalId} of node ${c.owner} re-queued here (no model call had started)`);
-    }
-    return this.runHere(job, token);
-  }
-
-  /** A job whose goal id is not one a node makes: audited, failed in Redis, nothing unpacked. */
-  private async refuseId(data: GoalJob): Promise<string> {
-    const goalId = String(data.goal_id);
-    const reason = `the job's goal id ${JSON.stringify(goalId)} is not one a node makes (g_ and lowercase letters or digits)`;
-    this.rt.audit.record("goal.refused", { field: "goal_id", reason });
-    this.log(`cluster: job refused: ${reason}`);
-    if ((await this.mirror.claim(goalId, this.identity.nodeId)).kind === "claimed") {
-      await this.endFailed(goalId, data.goal, `refused by node ${this.identity.nodeId}: ${reason}`);
-    }
-    return "failed";
-  }
-
   /** Write a goal that never ran here as failed with `error`, and tell remote watchers. */
-  private async endFailed(goalId: string, goal: string, error: string): Promise<void> {
+  async endFailed(goalId: string, goal: string, error: string): Promise<void> {
     const now = new Date().toISOString();
     const failed: GoalStatus = {
       goal_id: goalId,
@@ -195,16 +100,20 @@ export class ClusterGoalRunner {
       created_at: now,
       finished_at: now,
     };
-    await this.mirror.finish(goalId, this.identity.nodeId, failed);
-    publishEnd(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
+    if (await this.mirror.finish(goalId, this.identity.nodeId, failed))
+      publishEnd(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
   }
 
-  private async runHere(job: Job<GoalJob>, token: string | undefined): Promise<string> {
+  /** Run a goal this node claimed: unpacked, submitted to this Runtime under its id, waited for. */
+  async runHere(job: Job<GoalJob>, token: string | undefined): Promise<string> {
     const data = job.data;
     const { goal_id: goalId } = data;
     this.owned.add(goalId);
     try {
       const inputs = await unpackInputs(this.config, goalId, data.inputs);
+      // Read in the same turn as the submit: a cancel that came while the inputs were
+      // unpacked has already ended the goal in Redis, and it must not start here.
+      if (this.cancelled.has(goalId)) return this.dropCancelled(goalId);
       this.rt.goals.submit(
         {
           goal: data.goal,
@@ -214,6 +123,7 @@ export class ClusterGoalRunner {
         { goalId },
       );
     } catch (e) {
+      if (this.cancelled.has(goalId)) return this.dropCancelled(goalId);
       if (this.rt.goals.closing) {
         this.owned.delete(goalId);
         removeUnpacked(this.config, goalId);
@@ -242,7 +152,7 @@ export class ClusterGoalRunner {
    * Wait for the goal to end in this Runtime, then write its end to the mirror. A goal the
    * node's shutdown ended before its first model call goes back to the queue instead.
    */
-  private async awaitLocalEnd(job: Job<GoalJob>, token: string | undefined): Promise<string> {
+  async awaitLocalEnd(job: Job<GoalJob>, token: string | undefined): Promise<string> {
     const goalId = job.data.goal_id;
     let s: GoalStatus;
     try {
@@ -256,12 +166,18 @@ export class ClusterGoalRunner {
     removeUnpacked(this.config, goalId);
     if (s.state === "failed" && this.rt.goals.endedByClose(goalId)) {
       // Not when a model call had started (the mark is set): then it ends failed, as before,
-      // and its end, held back by publish(), goes out now.
+      // and its end, held back by mirrorOwnedGoals(), goes out now.
       await this.giveBack(
         job,
         token,
         `node ${this.identity.nodeId} shut down before the goal's first model call`,
       );
+      // Cancelled meanwhile: cancel() wrote and announced its end (cancelled), not this one.
+      if (this.cancelled.has(goalId)) {
+        this.owned.delete(goalId);
+        this.cancelled.delete(goalId);
+        return "cancelled";
+      }
       publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
     }
     await this.flush(goalId);
@@ -279,29 +195,97 @@ export class ClusterGoalRunner {
   private async giveBack(job: Job<GoalJob>, token: string | undefined, reason: string): Promise<void> {
     const goalId = job.data.goal_id;
     const nodeId = this.identity.nodeId;
-    if (token === undefined) return;
+    // A cancelled goal is never given back (cancel() ended it in Redis, queued or not).
+    if (token === undefined || this.cancelled.has(goalId)) return;
     try {
       if (!(await this.mirror.release(goalId, nodeId))) return;
     } catch (e) {
       this.log(`cluster: could not give goal ${goalId} back to the queue: ${errorMessage(e)}`);
       return;
     }
+    // A cancel that came while the hash was released ends it there (queued -> cancelled): the
+    // job then completes here rather than go back for a node that would skip it.
+    if (this.cancelled.has(goalId)) return;
     try {
       // Bounded: the worker's connection waits for Redis forever, and shutdown waits for this.
       await withTimeout(job.moveToWait(token), REDIS_ANSWER_MS);
     } catch (e) {
-      // The hash says queued but the job could not go back: take the goal again, so that it
-      // ends here as it would have rather than stay queued with no job. If Redis does not
-      // answer that either, the job's lock lapses and a survivor's stalled check re-queues it.
       this.log(`cluster: could not put goal ${goalId}'s job back in the queue: ${errorMessage(e)}`);
-      await this.mirror.claim(goalId, nodeId).catch(() => undefined);
-      return;
+      // The job's lock is not this node's any more (it lapsed, or another worker holds the
+      // job): the job is still in BullMQ and reaches a node — its holder, a survivor's stalled
+      // check, or the failed-job sweep (JobIntake.requeueOrphans) — that claims the queued
+      // hash. It is not taken back; the goal stays given back.
+      if (!lockLost(e)) {
+        // Otherwise take the goal again, so that it ends here as it would have.
+        const c = await this.mirror.claim(goalId, nodeId).catch(() => undefined);
+        if (c?.kind === "claimed") return;
+      }
+      // The hash says queued (or another node has it now): the job must not complete here,
+      // which would remove it and leave a queued goal no node ever takes. Thrown, it fails
+      // (kept) if this node still holds it, and the sweep puts it back while its goal is queued.
+      this.owned.delete(goalId);
+      this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
+      await dropApprovalsOf(this.ctx, goalId).catch(() => {});
+      throw new Error(`goal ${goalId} given back, but its job could not go back here: ${errorMessage(e)}`);
     }
     this.owned.delete(goalId);
     this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
-    await this.dropApprovalsOf(goalId).catch(() => {});
+    await dropApprovalsOf(this.ctx, goalId).catch(() => {});
     this.log(`cluster: goal ${goalId} given back to the queue: ${reason}`);
     throw new WaitingError(`goal ${goalId} given back to the queue: ${reason}`);
+  }
+
+  /** A goal cancel() ended before it started here: nothing of it stays. */
+  private dropCancelled(goalId: string): string {
+    this.owned.delete(goalId);
+    this.cancelled.delete(goalId);
+    removeUnpacked(this.config, goalId);
+    return "cancelled";
+  }
+
+  /**
+   * goal.cancel for a goal whose hash says this node runs it (cluster/goal-view.ts).
+   * "handled": cancelled here, or it ended here already; "elsewhere": it is not this node's
+   * any more (given back and taken by another node), so the caller looks again.
+   */
+  async cancel(goalId: string): Promise<"handled" | "elsewhere"> {
+    let local: GoalStatus | undefined;
+    try {
+      local = this.rt.goals.status(goalId);
+    } catch (e) {
+      if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
+    }
+    const givingBack =
+      local !== undefined &&
+      TERMINAL.has(local.state) &&
+      this.owned.has(goalId) &&
+      this.rt.goals.endedByClose(goalId);
+    if (local !== undefined && !givingBack) {
+      // In this Runtime: it ends cancelled and its end is written as any end (or it ended).
+      this.rt.goals.cancel(goalId);
+      return "handled";
+    }
+    // Not in this Runtime yet (claimed, its inputs being unpacked, or the claim's answer not
+    // read yet), or ended by the shutdown and not given back yet: the mark first, in this
+    // turn, so that runHere and giveBack see it whatever the Redis write below meets.
+    this.cancelled.add(goalId);
+    const reason = "cancelled before it started";
+    const r = await this.mirror.cancelUnstarted(goalId, this.identity.nodeId, reason);
+    if (r === "cancelled") {
+      this.rt.audit.record(
+        "cluster.goal_cancelled",
+        { reason: givingBack ? `${reason} (while node ${this.identity.nodeId} was leaving)` : reason },
+        { goalId },
+      );
+      await dropApprovalsOf(this.ctx, goalId).catch(() => {});
+      const s = await this.mirror.status(goalId);
+      if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+      return "handled";
+    }
+    this.cancelled.delete(goalId);
+    // Its model calls had started (it ends failed by the shutdown, as it would have) or it
+    // ended: nothing more to do. Taken by another node: the caller routes the cancel there.
+    return r === "elsewhere" ? "elsewhere" : "handled";
   }
 
   /** Write a goal's end to the mirror; remembered for later if Redis cannot be written now. */
@@ -313,7 +297,7 @@ export class ClusterGoalRunner {
       if (await this.mirror.finish(goalId, this.identity.nodeId, s)) {
         // Its goal.finished event went out as it happened; waiters re-read the hash now.
         announceEnd(this.redis, goalId, this.log);
-        await this.dropApprovalsOf(goalId);
+        await dropApprovalsOf(this.ctx, goalId);
       }
       this.unflushed.delete(goalId);
       this.owned.delete(goalId);
@@ -377,14 +361,6 @@ export class ClusterGoalRunner {
     }
   }
 
-  async dropApprovalsOf(goalId: string): Promise<void> {
-    const all = await this.redis.hgetall(RedisKeys.approvals);
-    const ids = Object.entries(all)
-      .filter(([, v]) => (JSON.parse(v) as { goal_id: string | null }).goal_id === goalId)
-      .map(([k]) => k);
-    if (ids.length > 0) await this.redis.hdel(RedisKeys.approvals, ...ids);
-  }
-
   /**
    * The Runtime's beforeFirstModelCall: mark the goal in Redis before anything is spent, so
    * a survivor knows not to run it again. Waits out a short Redis outage (up to one lease);
@@ -414,12 +390,10 @@ export class ClusterGoalRunner {
       { goal_id: goalId },
     );
   }
+}
 
-  private async mirrorApproval(r: ApprovalRecord): Promise<void> {
-    try {
-      await this.redis.hset(RedisKeys.approvals, r.id, JSON.stringify({ ...r, node: this.identity.nodeId }));
-    } catch (e) {
-      this.log(`cluster: mirroring approval ${r.id} failed: ${errorMessage(e)}`);
-    }
-  }
+/** A BullMQ refusal because the job's lock is missing or held by another worker's token. */
+function lockLost(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === QueueErrorCode.JobLockNotExist || code === QueueErrorCode.JobLockMismatch;
 }

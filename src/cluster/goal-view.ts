@@ -28,6 +28,8 @@ const WAIT_RECHECK_MS = 2_000;
 const WAIT_POLL_MS = 200;
 /** How long a routed command (cancel, approval answer) waits for the owner. */
 const COMMAND_TIMEOUT_MS = 10_000;
+/** How many times goal.cancel looks a goal up again when it changed hands meanwhile. */
+const CANCEL_LOOKUPS = 3;
 /** What a routed approval answer's decided_by may be: the node it came through (respond()). */
 const ROUTED_VIA = /^(socket client|dashboard) via node [a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -47,10 +49,14 @@ export class ClusterGoals {
   private readonly log: NodeContext["log"];
   /** Wakes goal.wait callers when their goal's end is announced. */
   private readonly ends: GoalEndWatch;
+  /** goal.cancel calls under way (cancelsAnswered()). */
+  private readonly cancelling = new Set<Promise<unknown>>();
 
   constructor(
     ctx: NodeContext,
     private readonly queue: Queue<GoalJob>,
+    /** The cancel of a goal whose hash says this node runs it (ClusterGoalRunner.cancel). */
+    private readonly cancelOwn: (goalId: string) => Promise<"handled" | "elsewhere">,
   ) {
     ({
       config: this.config,
@@ -198,29 +204,62 @@ export class ClusterGoals {
     }
   }
 
-  /** goal.cancel: a queued goal ends here; a running one is cancelled by its owner. */
+  /**
+   * goal.cancel (and a cancel another node routed here): a queued goal ends here; a running
+   * one is cancelled by its owner, whatever stage it is at there (ClusterGoalRunner.cancel).
+   * A goal that changed hands meanwhile (given back and taken by another node) is looked up
+   * again, a few times at most.
+   */
   async cancel(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
-    const r = await readMirror(() => this.mirror.cancelQueued(goalId));
-    if (r.kind === "missing") return this.rt.goals.cancel(goalId);
-    if (r.kind === "cancelled") {
-      await this.queue.remove(goalId).catch(() => 0);
-      const s = await this.status(goalId);
-      publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
-      return s;
+    const p = this.cancelOnce(goalId);
+    this.cancelling.add(p);
+    try {
+      return await p;
+    } finally {
+      this.cancelling.delete(p);
     }
-    if (r.kind === "running") {
-      if (r.owner === this.identity.nodeId) {
-        this.rt.goals.cancel(goalId);
-        return this.status(goalId);
+  }
+
+  /** Resolves once the cancels under way have their answer (a leaving node waits for them). */
+  async cancelsAnswered(): Promise<void> {
+    await Promise.allSettled([...this.cancelling]);
+  }
+
+  private async cancelOnce(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
+    for (let attempt = 0; ; attempt++) {
+      const r = await readMirror(() => this.mirror.cancelQueued(goalId));
+      if (r.kind === "missing") return this.rt.goals.cancel(goalId);
+      if (r.kind === "cancelled") {
+        await this.queue.remove(goalId).catch(() => 0);
+        const s = await this.status(goalId);
+        publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+        return s;
       }
-      return (await sendCommand(
-        this.redis,
-        r.owner,
-        { type: "goal.cancel", goal_id: goalId },
-        COMMAND_TIMEOUT_MS,
-      )) as ClusterGoalStatus;
+      if (r.kind !== "running") return this.status(goalId);
+      if (r.owner !== this.identity.nodeId) {
+        try {
+          return (await sendCommand(
+            this.redis,
+            r.owner,
+            { type: "goal.cancel", goal_id: goalId },
+            COMMAND_TIMEOUT_MS,
+          )) as ClusterGoalStatus;
+        } catch (e) {
+          // The owner did not take it: it left (giving the goal back) or died, or is slow. A
+          // goal that changed hands meanwhile is looked up again; otherwise the error stands.
+          if (
+            !(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable) ||
+            attempt >= CANCEL_LOOKUPS
+          )
+            throw e;
+          const now = await readMirror(() => this.mirror.status(goalId));
+          if (now?.state === "running" && now.node === r.owner) throw e;
+          continue;
+        }
+      }
+      if ((await this.cancelOwn(goalId)) === "handled" || attempt >= CANCEL_LOOKUPS)
+        return this.status(goalId);
     }
-    return this.status(goalId);
   }
 
   /** The cluster's pending approvals, each with the node its agent runs on. */
@@ -262,10 +301,8 @@ export class ClusterGoals {
   }
 
   async handleCommand(c: Command): Promise<unknown> {
-    if (c.type === "goal.cancel") {
-      this.rt.goals.cancel(c.goal_id);
-      return this.status(c.goal_id);
-    }
+    // Looked up again here: the goal may not be in this Runtime yet, or may have moved on.
+    if (c.type === "goal.cancel") return this.cancel(c.goal_id);
     if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
     // Whoever writes to Redis can put a command here: decided_by names a node, never free text.
     if (typeof c.via !== "string" || !ROUTED_VIA.test(c.via)) {

@@ -1,7 +1,8 @@
 // cluster/node.ts — one daemon as a node of a cluster (docs/scale-out.md): its Redis
 // connections, its BullMQ Worker, its heartbeat and lease, and the two halves that do the
 // work — ClusterGoals (goal-view.ts: the socket's goal methods for the whole cluster) and
-// ClusterGoalRunner (goal-runner.ts: the goals this node takes and runs).
+// the goals this node takes (job-intake.ts: what a job's hash says to do) and runs
+// (goal-runner.ts).
 //
 // Leases: the node sets a key with a TTL of lease_ms every heartbeat_ms, and BullMQ holds
 // a lock of lockDuration = lease_ms on each job it runs. When a node dies its locks lapse;
@@ -22,10 +23,12 @@ import { publishHead, verifyCluster } from "./audit-heads.js";
 import { serveCommands } from "./commands.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import { GoalMirror } from "./goal-mirror.js";
-import { ClusterGoalRunner, type GoalJob, type Liveness } from "./goal-runner.js";
+import { ClusterGoalRunner, type GoalJob } from "./goal-runner.js";
 import { ClusterGoals } from "./goal-view.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
 import { InferenceSlots } from "./inference-slots.js";
+import { JobIntake, type Liveness } from "./job-intake.js";
+import { mirrorOwnedGoals } from "./owned-mirror.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
 import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS } from "./redis-url.js";
 
@@ -41,6 +44,10 @@ declare module "../security/audit-events.js" {
     "cluster.goal_lost": { reason: string };
     /** A goal this node took but had not started when it began to shut down: queued again for any node. */
     "cluster.goal_released": { reason: string };
+    /** A goal this node had claimed but not started (or whose end by its shutdown was not given back yet) was cancelled. */
+    "cluster.goal_cancelled": { reason: string };
+    /** A failed job whose goal was queued (given back meanwhile) put back to waiting by this node. */
+    "cluster.goal_requeued": { reason: string };
   }
 }
 
@@ -66,6 +73,7 @@ export class ClusterNode implements Liveness {
   /** The socket's goal methods, for the whole cluster. */
   readonly goals: ClusterGoals;
   private readonly runner: ClusterGoalRunner;
+  private readonly intake: JobIntake;
   /** inference.cluster_max_concurrent, when set. */
   private readonly slots: InferenceSlots | undefined;
   private readonly unsubscribers: (() => void)[] = [];
@@ -86,8 +94,9 @@ export class ClusterNode implements Liveness {
     private readonly queue: Queue<GoalJob>,
   ) {
     this.identity = ctx.identity;
-    this.goals = new ClusterGoals(ctx, queue);
-    this.runner = new ClusterGoalRunner(ctx, this);
+    this.runner = new ClusterGoalRunner(ctx);
+    this.goals = new ClusterGoals(ctx, queue, (goalId) => this.runner.cancel(goalId));
+    this.intake = new JobIntake(ctx, queue, this.runner, this);
     const max = ctx.config.inference.clusterMaxConcurrent;
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
   }
@@ -143,7 +152,7 @@ export class ClusterNode implements Liveness {
 
   private run(): void {
     const { config, redis, log } = this.ctx;
-    this.unsubscribers.push(...this.runner.publish());
+    this.unsubscribers.push(...mirrorOwnedGoals(this.ctx, (goalId) => this.runner.owns(goalId)));
     const connected = () => {
       this.readySince = Date.now();
       void this.runner.catchUp().then(() => this.beat());
@@ -163,7 +172,7 @@ export class ClusterNode implements Liveness {
     });
     workerConnection.on("error", () => {});
     this.connections.push(workerConnection);
-    const worker = new Worker<GoalJob>(GOAL_QUEUE, (job, token) => this.runner.process(job, token), {
+    const worker = new Worker<GoalJob>(GOAL_QUEUE, (job, token) => this.intake.process(job, token), {
       connection: workerConnection,
       concurrency: config.limits.maxConcurrentGoals,
       lockDuration: config.cluster.leaseMs,
@@ -271,6 +280,8 @@ export class ClusterNode implements Liveness {
       }
       // The node's signed audit head, for `audit verify --cluster` (audit-heads.ts).
       await publishHead(this.ctx, this.headDiverged);
+      // A queued goal whose job failed gets its job back (job-intake.ts).
+      await this.intake.requeueOrphans();
     } catch (e) {
       this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`);
     }
@@ -318,9 +329,13 @@ export class ClusterNode implements Liveness {
     this.stopped = true;
     clearInterval(this.heartbeat);
     for (const off of this.unsubscribers) off();
-    this.commands?.stop();
     this.goals.close();
+    // Commands are read until the worker is done: a cancel routed here while a goal is
+    // being given back must reach it (ClusterGoalRunner.cancel), not time out unread. And
+    // the cancels under way get their answer before the connections close under them.
     await this.worker?.close().catch(() => {});
+    await withTimeout(this.goals.cancelsAnswered(), REDIS_ANSWER_MS).catch(() => {});
+    this.commands?.stop();
     await this.queue.close().catch(() => {});
     // A clean exit: the node says it is gone rather than letting its lease run out.
     await this.ctx.redis.del(RedisKeys.alive(this.identity.nodeId)).catch(() => 0);

@@ -318,6 +318,8 @@ const KINDS: Record<AuditKind, true> = {
   "cluster.audit_head_diverged": true,
   "cluster.goal_lost": true,
   "cluster.goal_released": true,
+  "cluster.goal_cancelled": true,
+  "cluster.goal_requeued": true,
   "cluster.command_refused": true,
 };
 export const AUDIT_KINDS: readonly AuditKind[] = Object.keys(KINDS) as AuditKind[];

@@ -133,7 +133,9 @@ describe("goal.wait", () => {
       },
     };
     const ctx = { config: {}, rt: {}, redis, mirror, identity: { nodeId: "n2" }, log: () => {} };
-    const goals = new ClusterGoals(ctx as unknown as NodeContext, {} as never);
+    const goals = new ClusterGoals(ctx as unknown as NodeContext, {} as never, () => {
+      throw new Error("no cancel in this test");
+    });
     // Another node's watch, to know when the announcement has been read back.
     const probe = new GoalEndWatch(redis, () => {});
     const seen: string[] = [];

@@ -5,6 +5,7 @@
 // one end each, the real one. Real redis-server, real daemons.
 
 import Database from "better-sqlite3";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import type { WireEvent } from "../../src/daemon/events.js";
@@ -13,6 +14,7 @@ import { type ProviderServer, startProviderServer, turn } from "../support/provi
 import {
   conversationsStarted,
   forGoal,
+  LEASE_MS,
   manifest,
   type Node,
   type RedisServer,
@@ -93,5 +95,47 @@ describe("a node that leaves", () => {
     expect(ended.error).toMatch(/runtime closing/);
     expect(conversationsStarted(server, "leave-held")).toBe(1);
     expect(auditKinds(leaving, held)).not.toContain("cluster.goal_released");
+    await staying.kill(); // takes no goal of the next test
   }, 120_000);
+
+  it("gives back a goal whose job another node failed meanwhile: the failed job goes back to waiting and the goal runs once, never stuck queued", async () => {
+    const raw = new Redis(redis.url);
+    try {
+      const leaving = await startNode(server, redis.url, "orphan-a", { capacity: 2, inference: 1 });
+      server.script(forGoal("orphan-held"), [turn.text("never", { delayMs: 60_000 })]);
+      server.script(forGoal("orphan-waiting"), [turn.text("done orphan-waiting")]);
+      const a = await leaving.client();
+      await a.call("goal.submit", { goal: "run orphan-held", manifest: manifest() });
+      await until(() => (server.requestsMatching(forGoal("orphan-held")).length > 0 ? true : undefined));
+      const waiting = (await a.call("goal.submit", { goal: "run orphan-waiting", manifest: manifest() }))
+        .goal_id;
+      await until(async () => {
+        const s = await a.call("goal.status", { goal_id: waiting });
+        return s.state === "running" && s.node === "orphan-a" ? true : undefined;
+      });
+      const staying = await startNode(server, redis.url, "orphan-b", { capacity: 2 });
+
+      // The job's lock is gone while its node lives (as after a long stall): a stalled check
+      // hands the job to the other node, which finds the goal still running on a node that
+      // heartbeats and fails the job; the goal's hash still says running on orphan-a.
+      await raw.del(`bull:aido-goals:${waiting}:lock`);
+      await until(
+        async () => ((await raw.zscore("bull:aido-goals:failed", waiting)) !== null ? true : undefined),
+        3 * LEASE_MS,
+      );
+      // Now the node leaves: the goal is given back (queued), but its job cannot go back from
+      // here (its lock is not this node's).
+      leaving.child.child.kill("SIGTERM");
+      await leaving.child.exited;
+
+      const b = await staying.client();
+      const ran = await b.call("goal.wait", { goal_id: waiting, timeout_ms: 20_000 }, { timeoutMs: 30_000 });
+      expect(ran).toMatchObject({ state: "succeeded", node: "orphan-b", result: "done orphan-waiting" });
+      expect(conversationsStarted(server, "orphan-waiting")).toBe(1);
+      expect(auditKinds(leaving, waiting)).toContain("cluster.goal_released");
+      expect(auditKinds(staying, waiting)).toContain("cluster.goal_requeued");
+    } finally {
+      raw.disconnect();
+    }
+  }, 90_000);
 });

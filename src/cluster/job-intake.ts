@@ -1,0 +1,143 @@
+// cluster/job-intake.ts — what this node's BullMQ Worker does with a job it takes. The
+// goal's hash decides, not the job (a stalled job can come back): a queued goal is claimed
+// and run here (cluster/goal-runner.ts); a goal whose owner stopped heartbeating is taken
+// over when no model call had started, failed with the reason otherwise; a goal whose owner
+// still heartbeats is left to it; one that ended is skipped; a job whose goal id is not one
+// a node makes is refused before anything of it is unpacked.
+// requeueOrphans(): every node, each heartbeat, puts back to waiting a failed job whose goal
+// is queued (its job failed on a node that found the goal still running elsewhere, and that
+// node then gave the goal back; or a take failed before its claim). Same job id, so never
+// two jobs; the claim (a compare-and-set) decides which node runs the goal, once.
+
+import type { Job, Queue } from "bullmq";
+import { errorMessage } from "../errors.js";
+import { isGoalId } from "../kernel/goals.js";
+import { goalEndEvent, type NodeContext } from "./context.js";
+import { publishEnd } from "./event-stream.js";
+import type { ClusterGoalRunner, GoalJob } from "./goal-runner.js";
+import { dropApprovalsOf } from "./owned-mirror.js";
+import { RedisKeys } from "./redis-keys.js";
+
+/** How many of the newest failed jobs a sweep looks at. */
+const SWEEP_FAILED = 1_000;
+
+/** How this node tells a dead node from a live one (cluster/node.ts). */
+export interface Liveness {
+  isAlive(node: string): Promise<boolean>;
+  /** Whether `node` stops heartbeating within one lease. */
+  diedWithin(node: string): Promise<boolean>;
+  /** Resolves once this node's own connection has been up for a whole lease. */
+  connectedForALease(): Promise<void>;
+}
+
+export class JobIntake {
+  private readonly rt: NodeContext["rt"];
+  private readonly redis: NodeContext["redis"];
+  private readonly mirror: NodeContext["mirror"];
+  private readonly identity: NodeContext["identity"];
+  private readonly log: NodeContext["log"];
+
+  constructor(
+    private readonly ctx: NodeContext,
+    private readonly queue: Queue<GoalJob>,
+    private readonly runner: ClusterGoalRunner,
+    private readonly liveness: Liveness,
+  ) {
+    ({ rt: this.rt, redis: this.redis, mirror: this.mirror, identity: this.identity, log: this.log } = ctx);
+  }
+
+  /**
+   * The Worker's processor: one goal's job, from take to end. What the hash says decides;
+   * BullMQ's job is only how the goal reaches a node.
+   */
+  async process(job: Job<GoalJob>, token?: string): Promise<string> {
+    const { goal_id: goalId } = job.data;
+    const nodeId = this.identity.nodeId;
+    // The id names this node's folders (inbox, goal folders): only one a node makes is taken.
+    if (!isGoalId(goalId)) return this.refuseId(job.data);
+    let c = await this.mirror.claim(goalId, nodeId);
+    if (c.kind === "running" && c.owner !== nodeId && !(await this.liveness.isAlive(c.owner))) {
+      // Judge another node dead only after being connected for a whole lease: after a Redis
+      // outage every heartbeat key has expired, and live nodes need a beat to renew theirs.
+      await this.liveness.connectedForALease();
+      c = await this.mirror.claim(goalId, nodeId);
+    }
+    if (c.kind === "missing" || c.kind === "ended") return c.kind; // cancelled, or never queued
+    if (c.kind === "running") {
+      // Our own job came back (its lock lapsed while Redis was away): wait for it here.
+      if (c.owner === nodeId) return this.runner.awaitLocalEnd(job, token);
+      if (!(await this.liveness.diedWithin(c.owner))) {
+        // Its owner lives (only its lock lapsed): it ends the goal and writes the hash itself.
+        throw new Error(`goal ${goalId} still runs on node ${c.owner}`);
+      }
+      c = await this.mirror.claim(goalId, nodeId);
+      if (c.kind === "claimed") return this.runner.runHere(job, token);
+      if (c.kind !== "running" || c.owner === nodeId) return this.process(job, token);
+      if (c.modelStarted) {
+        const reason = `node ${c.owner} stopped heartbeating during the goal (its model calls had started, so it is not run again)`;
+        if (await this.mirror.failDead(goalId, c.owner, nodeId, reason)) {
+          this.rt.audit.record(
+            "cluster.goal_taken_over",
+            { from_node: c.owner, outcome: "failed", reason },
+            { goalId },
+          );
+          await dropApprovalsOf(this.ctx, goalId);
+          const s = await this.mirror.status(goalId);
+          if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: nodeId }, this.log);
+          this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
+        }
+        return "failed";
+      }
+      if (!(await this.mirror.takeover(goalId, c.owner, nodeId))) return "skipped";
+      this.rt.audit.record(
+        "cluster.goal_taken_over",
+        { from_node: c.owner, outcome: "requeued" },
+        { goalId },
+      );
+      await dropApprovalsOf(this.ctx, goalId);
+      this.log(`cluster: goal ${goalId} of node ${c.owner} re-queued here (no model call had started)`);
+    }
+    return this.runner.runHere(job, token);
+  }
+
+  /** A job whose goal id is not one a node makes: audited, failed in Redis, nothing unpacked. */
+  private async refuseId(data: GoalJob): Promise<string> {
+    const goalId = String(data.goal_id);
+    const reason = `the job's goal id ${JSON.stringify(goalId)} is not one a node makes (g_ and lowercase letters or digits)`;
+    this.rt.audit.record("goal.refused", { field: "goal_id", reason });
+    this.log(`cluster: job refused: ${reason}`);
+    if ((await this.mirror.claim(goalId, this.identity.nodeId)).kind === "claimed") {
+      await this.runner.endFailed(goalId, data.goal, `refused by node ${this.identity.nodeId}: ${reason}`);
+    }
+    return "failed";
+  }
+
+  /**
+   * Failed jobs whose goal is queued go back to waiting (a queued goal always has a job a
+   * node will take). Another node may do the same at once: the second retry finds the job
+   * no longer failed and is refused, which changes nothing.
+   */
+  async requeueOrphans(): Promise<void> {
+    const ids = await this.queue.getRanges(["failed"], 0, SWEEP_FAILED - 1);
+    if (ids.length === 0) return;
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hget(RedisKeys.goal(id), "state");
+    const states = (await pipe.exec()) ?? [];
+    for (const [i, id] of ids.entries()) {
+      if (states[i]?.[1] !== "queued") continue;
+      let failedReason: string;
+      try {
+        const job = await this.queue.getJob(id);
+        if (!job || !(await job.isFailed())) continue;
+        failedReason = job.failedReason ?? "";
+        await job.retry("failed", { resetAttemptsMade: true, resetAttemptsStarted: true });
+      } catch (e) {
+        this.log(`cluster: could not put goal ${id}'s failed job back in the queue: ${errorMessage(e)}`);
+        continue;
+      }
+      const reason = `the goal was queued but its job had failed (${failedReason.slice(0, 300)}); the job is waiting again`;
+      this.rt.audit.record("cluster.goal_requeued", { reason }, { goalId: id });
+      this.log(`cluster: goal ${id}: ${reason}`);
+    }
+  }
+}

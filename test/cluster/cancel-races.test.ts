@@ -1,0 +1,196 @@
+// goal.cancel in the windows where the owner holds a goal its Runtime does not run: after
+// the claim, while the job's inputs are unpacked; and after the node's shutdown ended the
+// goal, before it is given back. The cancel is honoured in both: the goal ends cancelled,
+// never runs (no model call), and is never given back. Real redis-server, real daemons.
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { until } from "../daemon/process.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import {
+  conversationsStarted,
+  forGoal,
+  manifest,
+  type Node,
+  type RedisServer,
+  startNode,
+  startRedis,
+  stopAll,
+} from "./fixture.js";
+
+let server: ProviderServer;
+let redis: RedisServer;
+let raw: Redis;
+const folders: string[] = [];
+
+beforeAll(async () => {
+  server = await startProviderServer();
+  redis = await startRedis();
+  raw = new Redis(redis.url);
+}, 60_000);
+
+afterAll(async () => {
+  raw?.disconnect();
+  await stopAll();
+  await server?.close();
+  for (const f of folders) rmSync(f, { recursive: true, force: true });
+}, 60_000);
+
+function auditKinds(node: Node, goalId: string): string[] {
+  const db = new Database(node.home.config.dbPath, { readonly: true });
+  try {
+    return db
+      .prepare("SELECT kind FROM audit WHERE goal_id = ? ORDER BY seq")
+      .pluck()
+      .all(goalId) as string[];
+  } finally {
+    db.close();
+  }
+}
+
+/** The goal's state in the node's own database (undefined before the node has a row for it). */
+function localState(node: Node, goalId: string): string | undefined {
+  const db = new Database(node.home.config.dbPath, { readonly: true });
+  try {
+    return db.prepare("SELECT state FROM goals WHERE id = ?").pluck().get(goalId) as string | undefined;
+  } finally {
+    db.close();
+  }
+}
+
+/** Until BullMQ has no job for the goal any more: whatever its node did with it is done. */
+async function jobGone(goalId: string): Promise<void> {
+  await until(async () => ((await raw.exists(`bull:aido-goals:${goalId}`)) === 0 ? true : undefined), 20_000);
+}
+
+/** A node busy with one goal whose model call never ends (it takes no other goal). */
+async function busyNode(id: string, marker: string): Promise<Node> {
+  const node = await startNode(server, redis.url, id, { capacity: 1 });
+  server.script(forGoal(marker), [turn.text("never", { delayMs: 60_000 })]);
+  const c = await node.client();
+  await c.call("goal.submit", { goal: `run ${marker}`, manifest: manifest() });
+  await until(() => (server.requestsMatching(forGoal(marker)).length > 0 ? true : undefined));
+  return node;
+}
+
+describe("goal.cancel while the owner holds a goal its Runtime does not run", () => {
+  it("is honoured when it reaches the owner after the claim, while the job's inputs are unpacked: the goal ends cancelled and never calls the model", async () => {
+    const busy = await busyNode("race-busy", "race-held");
+    const owner = await startNode(server, redis.url, "race-owner", { capacity: 1 });
+    // Many small input files: unpacking them on the owner takes a while after its claim.
+    const inputs = mkdtempSync(join(tmpdir(), "aido-race-inputs-"));
+    folders.push(inputs);
+    mkdirSync(join(inputs, "many"));
+    for (let i = 0; i < 600; i++) writeFileSync(join(inputs, "many", `f${i}.txt`), `${i}\n`);
+    server.script(forGoal("race-unpacking"), [turn.text("must not run")]);
+
+    const b = await busy.client();
+    const { goal_id } = await b.call("goal.submit", {
+      goal: "run race-unpacking",
+      manifest: manifest(),
+      inputs: [join(inputs, "many")],
+    });
+    // Claimed (the hash says running on the owner) but not yet in the owner's Runtime.
+    for (;;) {
+      if ((await raw.hget(`aido:goal:${goal_id}`, "state")) === "running") break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    expect(localState(owner, goal_id)).toBeUndefined();
+    // Through the other node: routed to the owner.
+    const cancelled = await b.call("goal.cancel", { goal_id });
+    expect(cancelled).toMatchObject({ state: "cancelled", node: "race-owner" });
+
+    await jobGone(goal_id);
+    expect(await b.call("goal.status", { goal_id })).toMatchObject({ state: "cancelled" });
+    expect(conversationsStarted(server, "race-unpacking")).toBe(0);
+    expect(localState(owner, goal_id)).toBeUndefined();
+    expect(auditKinds(owner, goal_id)).toContain("cluster.goal_cancelled");
+    await busy.kill();
+    await owner.kill();
+  }, 90_000);
+
+  it("wins over the give-back when it reaches a leaving node after its shutdown ended the goal: the goal ends cancelled and runs nowhere", async () => {
+    // The leaving node runs two goals with one model call at a time: the second waits for it.
+    const leaving = await startNode(server, redis.url, "race-leaving", { capacity: 2, inference: 1 });
+    server.script(forGoal("race-spent"), [turn.text("never", { delayMs: 60_000 })]);
+    server.script(forGoal("race-unstarted"), [turn.text("must not run")]);
+    const a = await leaving.client();
+    await a.call("goal.submit", { goal: "run race-spent", manifest: manifest() });
+    await until(() => (server.requestsMatching(forGoal("race-spent")).length > 0 ? true : undefined));
+    const { goal_id } = await a.call("goal.submit", { goal: "run race-unstarted", manifest: manifest() });
+    await until(() => (localState(leaving, goal_id) === "running" ? true : undefined));
+    // Another node that would take the goal once its held goal is cancelled.
+    const staying = await busyNode("race-staying", "race-staying-held");
+
+    // Redis holds every write from here (reads still answer), so the order in which the
+    // cancel and the give-back reach it is fixed: the cancel first, then the release.
+    await raw.call("CLIENT", "PAUSE", "10000", "WRITE");
+    let answer: Promise<unknown>;
+    try {
+      answer = a.call("goal.cancel", { goal_id }).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 300));
+      leaving.child.child.kill("SIGTERM");
+      // The shutdown ended the goal here (its end is held back, it is to be given back).
+      await until(() => (localState(leaving, goal_id) === "failed" ? true : undefined), 5_000);
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      await raw.call("CLIENT", "UNPAUSE");
+    }
+    expect(await answer).toMatchObject({ state: "cancelled" });
+    await leaving.child.exited;
+
+    const s = await staying.client();
+    expect(await s.call("goal.wait", { goal_id, timeout_ms: 5_000 })).toMatchObject({ state: "cancelled" });
+    // The staying node is free again: the goal's job, if it went back, would run there now.
+    const held = (await s.call("goal.list", { state: "running" })).goals.find(
+      (g) => g.node === "race-staying",
+    );
+    if (held) await s.call("goal.cancel", { goal_id: held.goal_id });
+    await jobGone(goal_id);
+    expect(await s.call("goal.status", { goal_id })).toMatchObject({ state: "cancelled" });
+    expect(conversationsStarted(server, "race-unstarted")).toBe(0);
+    expect(auditKinds(leaving, goal_id)).toContain("cluster.goal_cancelled");
+    await staying.kill();
+  }, 90_000);
+
+  it("wins over the give-back when it is routed from another node to a leaving node after its shutdown ended the goal", async () => {
+    const leaving = await startNode(server, redis.url, "race-leaving-2", { capacity: 2, inference: 1 });
+    server.script(forGoal("race-spent-2"), [turn.text("never", { delayMs: 60_000 })]);
+    server.script(forGoal("race-unstarted-2"), [turn.text("must not run")]);
+    const a = await leaving.client();
+    await a.call("goal.submit", { goal: "run race-spent-2", manifest: manifest() });
+    await until(() => (server.requestsMatching(forGoal("race-spent-2")).length > 0 ? true : undefined));
+    const { goal_id } = await a.call("goal.submit", { goal: "run race-unstarted-2", manifest: manifest() });
+    await until(() => (localState(leaving, goal_id) === "running" ? true : undefined));
+    const staying = await busyNode("race-staying-2", "race-staying-held-2");
+    const s = await staying.client();
+
+    // As above, but the cancel is asked on the other node: it is routed to the leaving one.
+    await raw.call("CLIENT", "PAUSE", "10000", "WRITE");
+    let answer: Promise<unknown>;
+    try {
+      answer = s.call("goal.cancel", { goal_id }).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 300));
+      leaving.child.child.kill("SIGTERM");
+      await until(() => (localState(leaving, goal_id) === "failed" ? true : undefined), 5_000);
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      await raw.call("CLIENT", "UNPAUSE");
+    }
+    expect(await answer).toMatchObject({ state: "cancelled" });
+    await leaving.child.exited;
+
+    const held = (await s.call("goal.list", { state: "running" })).goals.find(
+      (g) => g.node === "race-staying-2",
+    );
+    if (held) await s.call("goal.cancel", { goal_id: held.goal_id });
+    await jobGone(goal_id);
+    expect(await s.call("goal.status", { goal_id })).toMatchObject({ state: "cancelled" });
+    expect(conversationsStarted(server, "race-unstarted-2")).toBe(0);
+    await staying.kill();
+  }, 90_000);
+});
