@@ -93,7 +93,10 @@ export interface McpToolStatus {
   annotations?: { [key: string]: JsonValue };
   /** Pinned -> live, for a changed tool. */
   diff?: string;
-  /** For a too_large tool: its inputSchema's size and the cap it is over (its schema is not shown). */
+  /**
+   * For a too_large tool: its size and the cap it is over (its schema is not shown): its
+   * inputSchema's (limit tool), or the tool's as offered to a model (limit server).
+   */
   schema_bytes?: number;
   schema_cap?: number;
   schema_limit?: "tool" | "server";
