@@ -5,7 +5,9 @@
 // reported to the owner once per definition), a fresh list when the server sends
 // notifications/tools/list_changed (coalesced: one re-list in flight and at most one more
 // queued, however many notifications arrive, so a server flooding them costs one listing
-// at a time, not one per notification), tool calls, close. Every request is capped by the
+// at a time, not one per notification; and paced: a re-list starts at most once per
+// RELIST_INTERVAL_MS, so a server sending one notification after each listing cannot keep
+// the daemon listing back to back), tool calls, close. Every request is capped by the
 // server's timeout_ms, and every answer of a remote server by MAX_MESSAGE_BYTES. An end
 // nobody asked for (the server exited, flooded, broke the protocol) is reported to the
 // owner with the transport's reason (`ended`), and the calls in flight fail with that
@@ -92,6 +94,8 @@ const CANCELLED_BY_CLOSE = "the client is closing the connection";
 
 /** At most this many tools/list pages are read (a server cannot page forever). */
 const MAX_PAGES = 20;
+/** Least time between the starts of two re-lists that list_changed asked for. */
+const RELIST_INTERVAL_MS = 1_000;
 
 export class McpConnection {
   readonly server: McpServerConfig;
@@ -117,6 +121,8 @@ export class McpConnection {
   private relisting: Promise<void> | undefined;
   /** A list_changed came while a re-list ran: one more follows it (however many came). */
   private relistAgain = false;
+  /** When the last re-list started (Date.now()). */
+  private relistedAt = 0;
 
   private constructor(
     server: McpServerConfig,
@@ -237,11 +243,14 @@ export class McpConnection {
   }
 
   /**
-   * The server said its tools changed: list again, coalesced. A re-list already running
-   * takes note and runs once more when it ends (what changed during it is seen then), so
-   * whatever the server floods, one tools/list is in flight and at most one waits. A list
-   * that cannot be read leaves the last one: the gate compares each call's definition with
-   * its pin anyway.
+   * The server said its tools changed: list again, coalesced and paced. A re-list already
+   * running (or waiting) takes note and runs once more when it ends (what changed during it
+   * is seen then), so whatever the server floods, one tools/list is in flight and at most
+   * one waits; and a re-list waits until RELIST_INTERVAL_MS after the last one started, so
+   * a steady stream of notifications costs one listing a second, not one per notification.
+   * Waiting loses nothing the gate relies on: the listing is the server's own word, which
+   * it could change without telling. A list that cannot be read leaves the last one: the
+   * gate compares each call's definition with its pin anyway.
    */
   private relist(): void {
     if (this.relisting) {
@@ -250,7 +259,11 @@ export class McpConnection {
     }
     this.relisting = (async () => {
       do {
+        const wait = this.relistedAt + RELIST_INTERVAL_MS - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
+        if (this.closed) return;
         this.relistAgain = false;
+        this.relistedAt = Date.now();
         await this.refresh().catch(() => undefined);
       } while (this.relistAgain && !this.closed);
     })().finally(() => {
