@@ -308,6 +308,30 @@ describe("a hostile MCP server's many small tools with long descriptions", () =>
   }, 30_000);
 });
 
+describe("a hostile MCP server listing thousands of tools past the cap", () => {
+  it("costs the audit log a few entries per listing, not one per refused tool", async () => {
+    const many = Array.from({ length: 3000 }, (_, i) => {
+      const t = echoTool(`tool ${i}`);
+      t.def = { ...t.def, name: `t${i}`, inputSchema: { type: "object", description: "x".repeat(100) } };
+      return t;
+    });
+    const { c } = await start(many);
+    await c.call("mcp.approve", { server: "remote" });
+    suite.server.script("You are looper", [turn.text("done")]);
+    await c.call("agent.spawn_and_run", {
+      manifest: user("looper", { lifecycle: "on-demand" }),
+      message: "go",
+    });
+    const { entries } = await c.call("audit.query", { kind: "mcp.tool_too_large", limit: 5000 });
+    expect(entries.length).toBeGreaterThan(0);
+    expect(entries.length).toBeLessThanOrEqual(16);
+    // What was not written one by one is counted: every refused tool is accounted for.
+    const counted = entries.reduce((n, e) => n + 1 + ((e.payload as { others?: number }).others ?? 0), 0);
+    const [listed] = (await c.call("mcp.list", {})).servers;
+    expect(counted).toBe(listed?.tools.filter((t) => t.state === "too_large").length);
+  }, 30_000);
+});
+
 describe("a hostile remote MCP server's answers", () => {
   it("are cut off past the message cap instead of being read whole into the daemon's memory", async () => {
     const flood = echoTool();

@@ -94,6 +94,8 @@ const CANCELLED_BY_CLOSE = "the client is closing the connection";
 
 /** At most this many tools/list pages are read (a server cannot page forever). */
 const MAX_PAGES = 20;
+/** Oversized definitions a connection remembers having reported. */
+const REPORTED_OVERSIZED_MAX = 10_000;
 /** Least time between the starts of two re-lists that list_changed asked for. */
 const RELIST_INTERVAL_MS = 1_000;
 
@@ -238,6 +240,9 @@ export class McpConnection {
     const fresh = [...oversized.values()].filter(
       (t) => !this.reportedOversized.has(`${t.name}\u0000${t.hash}`),
     );
+    // Bounded: a server making up new oversized definitions at each listing would grow it
+    // without end; past the bound it starts over (those definitions may be reported again).
+    if (this.reportedOversized.size + fresh.length > REPORTED_OVERSIZED_MAX) this.reportedOversized.clear();
     for (const t of fresh) this.reportedOversized.add(`${t.name}\u0000${t.hash}`);
     if (fresh.length > 0) this.onOversized?.(this, fresh);
   }
