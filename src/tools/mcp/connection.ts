@@ -1,8 +1,8 @@
 // tools/mcp/connection.ts — one live MCP client session with an external server: connect
 // (Streamable HTTP with headers from the daemon's environment, or stdio in the server's own
-// container, sandbox/mcp-container.ts), initialize, tools/list (every page; the tools whose
-// inputSchema is over the size caps are kept out of it, definitions.ts admitTools, and
-// reported to the owner once per definition), a fresh list when the server sends
+// container, sandbox/mcp-container.ts), initialize, tools/list (every page; the tools over
+// the size caps, their own inputSchema's or the server's in all, are kept out of it,
+// definitions.ts admitTools, and reported to the owner once per definition), a fresh list when the server sends
 // notifications/tools/list_changed (coalesced: one re-list in flight and at most one more
 // queued, however many notifications arrive, so a server flooding them costs one listing
 // at a time, not one per notification; and paced: a re-list starts at most once per
@@ -105,7 +105,7 @@ export class McpConnection {
   private readonly secrets: readonly string[];
   private readonly container: McpServerContainer | undefined;
   private live: Map<string, McpToolDefinition> = new Map();
-  /** The tools of the last listing refused for their inputSchema's size. */
+  /** The tools of the last listing refused for their size (definitions.ts admitTools). */
   private tooLarge: Map<string, OversizedTool> = new Map();
   /** Which oversized definitions were reported (by name and hash). */
   private readonly reportedOversized = new Set<string>();
