@@ -252,7 +252,7 @@ describe("a hostile MCP server's oversized input schemas", () => {
     );
     expect(e.code).toBe("capability_denied");
     expect(e.message).toMatch(
-      /tool wide8 of MCP server remote has an inputSchema of \d+ bytes, which would bring the server's tools' schemas over the cap of 131072 bytes per server; it is not offered/,
+      /tool wide8 of MCP server remote takes \d+ bytes as offered to a model \(name, description, inputSchema\), which would bring the server's tools over the cap of 131072 bytes per server; it is not offered/,
     );
     expect(remote.calls).toEqual([]);
     // Audited once per tool for that goal's connection, however often the server lists them again.
@@ -275,6 +275,60 @@ describe("a hostile MCP server's oversized input schemas", () => {
       perTool.set(key, (perTool.get(key) ?? 0) + 1);
     }
     expect([...perTool.values()].every((n) => n === 1)).toBe(true);
+  }, 30_000);
+});
+
+describe("a hostile MCP server's many small tools with long descriptions", () => {
+  it("cannot put more than the server's cap into each turn's prompt: descriptions count against it too", async () => {
+    // Tiny schemas (far under the schema cap in all), each with a description at the length
+    // a model is shown (2,000 characters): 300 of them are 600 KB in every turn.
+    const many = Array.from({ length: 300 }, (_, i) => {
+      const t = echoTool(`${"d".repeat(1990)} tool ${i}`);
+      t.def = { ...t.def, name: `t${i}`, inputSchema: { type: "object" } };
+      return t;
+    });
+    const { c } = await start(many);
+    const [listed] = (await c.call("mcp.list", {})).servers;
+    expect(listed?.tools.find((t) => t.name === "t299")).toMatchObject({
+      state: "too_large",
+      schema_cap: 128 * 1024,
+      schema_limit: "server",
+    });
+    await c.call("mcp.approve", { server: "remote" });
+    suite.server.script("You are looper", [turn.text("done")]);
+    await c.call("agent.spawn_and_run", {
+      manifest: user("looper", { lifecycle: "on-demand" }),
+      message: "go",
+    });
+    const tools = (suite.server.requests.at(-1)?.body.tools ?? []) as { name: string }[];
+    const offered = tools.filter((t) => t.name.startsWith("mcp__remote__"));
+    expect(offered.map((t) => t.name)).toContain("mcp__remote__t0");
+    expect(offered.length).toBeLessThan(many.length);
+    expect(JSON.stringify(offered).length).toBeLessThan(160 * 1024);
+  }, 30_000);
+});
+
+describe("a hostile MCP server listing thousands of tools past the cap", () => {
+  it("costs the audit log a few entries per listing, not one per refused tool", async () => {
+    const many = Array.from({ length: 3000 }, (_, i) => {
+      const t = echoTool(`tool ${i}`);
+      t.def = { ...t.def, name: `t${i}`, inputSchema: { type: "object", description: "x".repeat(100) } };
+      return t;
+    });
+    const { c } = await start(many);
+    await c.call("mcp.approve", { server: "remote" });
+    suite.server.script("You are looper", [turn.text("done")]);
+    await c.call("agent.spawn_and_run", {
+      manifest: user("looper", { lifecycle: "on-demand" }),
+      message: "go",
+    });
+    const { entries } = await c.call("audit.query", { kind: "mcp.tool_too_large", limit: 5000 });
+    expect(entries.length).toBeGreaterThan(0);
+    expect(entries.length).toBeLessThanOrEqual(16);
+    // What was not written one by one is counted: every refused tool is accounted for.
+    const counted = entries.reduce((n, e) => n + 1 + ((e.payload as { others?: number }).others ?? 0), 0);
+    const [listed] = (await c.call("mcp.list", {})).servers;
+    expect(counted).toBe(listed?.tools.filter((t) => t.state === "too_large").length);
   }, 30_000);
 });
 

@@ -11,7 +11,7 @@ import {
   definitionHash,
   type McpToolDefinition,
   SCHEMA_MAX_BYTES,
-  SERVER_SCHEMAS_MAX_BYTES,
+  SERVER_TOOLS_MAX_BYTES,
 } from "../../src/tools/mcp/definitions.js";
 
 const def = (over: Partial<McpToolDefinition> = {}): McpToolDefinition => ({
@@ -52,14 +52,15 @@ describe("definition pins", () => {
       sized("over", SCHEMA_MAX_BYTES + 1),
       ...Array.from({ length: 8 }, (_, i) => sized(`w${i}`, SCHEMA_MAX_BYTES)),
     ]);
-    // 8 * 16 KiB = the server's 128 KiB: "fits" and w0..w6 fill it, w7 is one too many.
-    expect([...admitted.keys()]).toEqual(["fits", "w0", "w1", "w2", "w3", "w4", "w5", "w6"]);
+    // 8 * 16 KiB = the server's 128 KiB, but names, descriptions and a share per tool count
+    // too: "fits" and w0..w5 fill it, w6 is one too many.
+    expect([...admitted.keys()]).toEqual(["fits", "w0", "w1", "w2", "w3", "w4", "w5"]);
     expect(oversized.get("over")).toMatchObject({
       bytes: SCHEMA_MAX_BYTES + 1,
       cap: SCHEMA_MAX_BYTES,
       limit: "tool",
     });
-    expect(oversized.get("w7")).toMatchObject({ cap: SERVER_SCHEMAS_MAX_BYTES, limit: "server" });
-    expect(oversized.get("w7")?.hash).toBe(definitionHash(sized("w7", SCHEMA_MAX_BYTES)));
+    expect(oversized.get("w6")).toMatchObject({ cap: SERVER_TOOLS_MAX_BYTES, limit: "server" });
+    expect(oversized.get("w6")?.hash).toBe(definitionHash(sized("w6", SCHEMA_MAX_BYTES)));
   });
 });

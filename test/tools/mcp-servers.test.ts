@@ -256,6 +256,25 @@ describe("an external MCP server's tools through the gate", () => {
     expect(listings).toBeLessThanOrEqual(10);
   });
 
+  it("paces a steady stream of notifications/tools/list_changed: listings do not follow each other back to back", async () => {
+    remote = await startRemoteMcpServer([echoTool()], { sessions: true });
+    const { c } = await start({ readOnly: ["echo"] });
+    await c.call("mcp.approve", { server: "remote" });
+    const a = await spawn(c, user("streamed"));
+    expect((await echo(c, a, { text: "ok" })).output).toBe("ok");
+    const before = remote.lists();
+    // One notification every few milliseconds for a second and a half: each listing's end
+    // finds another queued, so coalescing alone keeps one listing after another running.
+    const until = Date.now() + 1_500;
+    while (Date.now() < until) {
+      await remote.toolsChanged();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const listings = remote.lists() - before;
+    expect(listings).toBeGreaterThanOrEqual(1);
+    expect(listings).toBeLessThanOrEqual(4);
+  });
+
   it("does not offer or run a tool that is new since approval", async () => {
     const { c } = await start({ readOnly: ["*"] });
     await c.call("mcp.approve", { server: "remote" });

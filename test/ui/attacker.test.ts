@@ -2,7 +2,7 @@
 // each written as the attacker would run it (over real HTTP against a real daemon, the
 // scripted provider behind the real SDK, real SQLite and audit log), kept as regressions.
 
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,9 @@ let scratch: string;
 beforeAll(() => {
   scratch = mkdtempSync(join(tmpdir(), "aido-ui-attacker-"));
   writeFileSync(join(scratch, "id_rsa"), "-----BEGIN OPENSSH PRIVATE KEY----- host secret");
+  mkdirSync(join(scratch, "page"));
+  writeFileSync(join(scratch, "page", "index.html"), "<!doctype html><title>Aido</title>");
+  writeFileSync(join(scratch, "page", "signin.js"), "location.replace('/');");
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -177,6 +180,42 @@ describe("a stolen cookie's connections after the operator rotates the token", (
       expect(await statusOf(ui.port, visit)).toBe(200);
       // The old ones are refused, and closed once the sign-in window is over.
       expect(await held[0]?.again()).toBe(401);
+      await eventually(
+        async () => (held.every((k) => k.socket.closed) ? true : undefined),
+        SIGN_IN_WINDOW_MS + 2_000,
+      );
+    } finally {
+      for (const k of held) k.socket.destroy();
+    }
+  }, 20_000);
+});
+
+describe("a stolen cookie without the page key (another local user's server on another port)", () => {
+  it("cannot fill the signed-in cap with requests for the page's files: the user's browser still gets in", async () => {
+    const fx = await suite.start({
+      config: (c) => {
+        c.ui.assetsDir = join(scratch, "page");
+      },
+    });
+    const ui = await openUi(fx);
+    const session = await signIn(ui);
+    // What the cookie alone still opens: the page, its files, a spent sign-in link.
+    const cookieOnly = [
+      `GET / HTTP/1.1\r\nHost: ${ui.host}\r\nCookie: ${session.Cookie}\r\n\r\n`,
+      `HEAD /assets/signin.js HTTP/1.1\r\nHost: ${ui.host}\r\nCookie: ${session.Cookie}\r\n\r\n`,
+      `GET /?code=spent HTTP/1.1\r\nHost: ${ui.host}\r\nCookie: ${session.Cookie}\r\n\r\n`,
+    ];
+    const held: KeptAlive[] = [];
+    try {
+      for (let i = 0; i < MAX_SIGNED_IN; i++) {
+        const k = await keptAlive(ui.port, cookieOnly[i % cookieOnly.length] as string, false);
+        if (k.first === 503) break; // the cap is full (on main, of the cookie alone)
+        expect([200, 303]).toContain(k.first);
+        held.push(k);
+      }
+      // The user's page, with the cookie and the page key, is answered on a new connection.
+      expect(await statusOf(ui.port, rpcRequest(ui, session))).toBe(200);
+      // The cookie-only connections are strangers: closed after the sign-in window.
       await eventually(
         async () => (held.every((k) => k.socket.closed) ? true : undefined),
         SIGN_IN_WINDOW_MS + 2_000,

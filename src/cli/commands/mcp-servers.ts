@@ -1,6 +1,6 @@
 // cli/commands/mcp-servers.ts — the operator's view of the external MCP servers declared
 // in config.yaml (tools/mcp/): `aido mcp list` shows each server, its tools, their pins
-// and state (approved, changed with the diff, new, removed, too_large: an inputSchema over a
+// and state (approved, changed with the diff, new, removed, too_large: over a
 // size cap, never offered nor pinned; or the server unreachable),
 // and `aido mcp approve SERVER` pins the definitions the server offers now, after showing
 // them in full as a model would read them (description and input schema, invisible text
@@ -29,7 +29,9 @@ function describeTool(io: CliIo, t: McpToolStatus): void {
   if (t.state === "too_large") {
     // Never offered nor pinned: its size is what the operator needs, not a megabyte of schema.
     io.out(
-      `      not offered: its inputSchema is ${t.schema_bytes} bytes, over the cap of ${t.schema_cap} bytes ${t.schema_limit === "server" ? "for one server's tools in all" : "per tool"}`,
+      t.schema_limit === "server"
+        ? `      not offered: it takes ${t.schema_bytes} bytes as offered to a model (name, description, inputSchema), past the cap of ${t.schema_cap} bytes for one server's tools in all`
+        : `      not offered: its inputSchema is ${t.schema_bytes} bytes, over the cap of ${t.schema_cap} bytes per tool`,
     );
     return;
   }

@@ -130,6 +130,18 @@ function isPageFile(req: IncomingMessage, url: URL): boolean {
   );
 }
 
+/**
+ * The request shows a credential that signs its connection in (connections.ts): the
+ * Bearer token, or the cookie with the page key. The cookie alone opens the page's files
+ * but signs nothing in: a stolen cookie's connections would otherwise fill the signed-in
+ * cap and keep the user's page out.
+ */
+export function signsIn(req: IncomingMessage, keys: GuardKeys): boolean {
+  const bearer = bearerOf(req);
+  if (bearer !== undefined && sameSecret(bearer, keys.token)) return true;
+  return hasSession(req, keys) && hasPageKey(req, keys);
+}
+
 /** The request carries the page key of the current token, once. */
 function hasPageKey(req: IncomingMessage, keys: GuardKeys): boolean {
   const given = req.headersDistinct[PAGE_KEY_HEADER] ?? [];

@@ -29,6 +29,7 @@ import {
   isSignInVisit,
   type Refusal,
   signInLinkSpent,
+  signsIn,
 } from "./guard.js";
 import { BodyError, readJsonBody, securityHeaders, sendError, sendJson, sendText } from "./http.js";
 import { answerRpc } from "./rpc.js";
@@ -149,8 +150,9 @@ export class UiServer {
       this.refuse(req, res, refusal, url.pathname);
       return;
     }
-    // A sign-in link's connection signs in once its code is checked (signInVisit).
-    if (!isSignInVisit(req, url) && !this.signedIn(req, res, url.pathname)) return;
+    // A sign-in link's connection signs in once its code is checked (signInVisit). The
+    // cookie alone (the page's files) is answered on a connection that stays a stranger's.
+    if (!isSignInVisit(req, url) && signsIn(req, this.keys) && !this.signedIn(req, res, url.pathname)) return;
     this.route(req, res, url).catch((e) => {
       this.deps.log(`ui: ${req.method} ${url.pathname} failed: ${errorMessage(e)}`);
       if (!res.headersSent)
@@ -248,7 +250,9 @@ export class UiServer {
       return;
     }
     // At the signed-in cap: 503, and the code stays open for a retry once a tab is closed.
-    if (!this.signedIn(req, res, "/?code=…")) return;
+    // A spent link with the cookie alone goes on to `/` and, as the page's files, signs
+    // nothing in.
+    if (fresh && !this.signedIn(req, res, "/?code=…")) return;
     if (fresh && this.codes.spend(code)) {
       const page = `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="${PAGE_KEY_META}" content="${pageKey(this.token)}"><title>Aido</title><script src="/assets/${SIGN_IN_SCRIPT}"></script><p>Signing in to the Aido dashboard…</p><noscript>The Aido dashboard needs JavaScript.</noscript>\n`;
       res.writeHead(200, {

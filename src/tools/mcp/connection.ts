@@ -1,11 +1,13 @@
 // tools/mcp/connection.ts — one live MCP client session with an external server: connect
 // (Streamable HTTP with headers from the daemon's environment, or stdio in the server's own
-// container, sandbox/mcp-container.ts), initialize, tools/list (every page; the tools whose
-// inputSchema is over the size caps are kept out of it, definitions.ts admitTools, and
-// reported to the owner once per definition), a fresh list when the server sends
+// container, sandbox/mcp-container.ts), initialize, tools/list (every page; the tools over
+// the size caps, their own inputSchema's or the server's in all, are kept out of it,
+// definitions.ts admitTools, and reported to the owner once per definition), a fresh list when the server sends
 // notifications/tools/list_changed (coalesced: one re-list in flight and at most one more
 // queued, however many notifications arrive, so a server flooding them costs one listing
-// at a time, not one per notification), tool calls, close. Every request is capped by the
+// at a time, not one per notification; and paced: a re-list starts at most once per
+// RELIST_INTERVAL_MS, so a server sending one notification after each listing cannot keep
+// the daemon listing back to back), tool calls, close. Every request is capped by the
 // server's timeout_ms, and every answer of a remote server by MAX_MESSAGE_BYTES. An end
 // nobody asked for (the server exited, flooded, broke the protocol) is reported to the
 // owner with the transport's reason (`ended`), and the calls in flight fail with that
@@ -92,6 +94,10 @@ const CANCELLED_BY_CLOSE = "the client is closing the connection";
 
 /** At most this many tools/list pages are read (a server cannot page forever). */
 const MAX_PAGES = 20;
+/** Oversized definitions a connection remembers having reported. */
+const REPORTED_OVERSIZED_MAX = 10_000;
+/** Least time between the starts of two re-lists that list_changed asked for. */
+const RELIST_INTERVAL_MS = 1_000;
 
 export class McpConnection {
   readonly server: McpServerConfig;
@@ -99,7 +105,7 @@ export class McpConnection {
   private readonly secrets: readonly string[];
   private readonly container: McpServerContainer | undefined;
   private live: Map<string, McpToolDefinition> = new Map();
-  /** The tools of the last listing refused for their inputSchema's size. */
+  /** The tools of the last listing refused for their size (definitions.ts admitTools). */
   private tooLarge: Map<string, OversizedTool> = new Map();
   /** Which oversized definitions were reported (by name and hash). */
   private readonly reportedOversized = new Set<string>();
@@ -117,6 +123,8 @@ export class McpConnection {
   private relisting: Promise<void> | undefined;
   /** A list_changed came while a re-list ran: one more follows it (however many came). */
   private relistAgain = false;
+  /** When the last re-list started (Date.now()). */
+  private relistedAt = 0;
 
   private constructor(
     server: McpServerConfig,
@@ -232,16 +240,22 @@ export class McpConnection {
     const fresh = [...oversized.values()].filter(
       (t) => !this.reportedOversized.has(`${t.name}\u0000${t.hash}`),
     );
+    // Bounded: a server making up new oversized definitions at each listing would grow it
+    // without end; past the bound it starts over (those definitions may be reported again).
+    if (this.reportedOversized.size + fresh.length > REPORTED_OVERSIZED_MAX) this.reportedOversized.clear();
     for (const t of fresh) this.reportedOversized.add(`${t.name}\u0000${t.hash}`);
     if (fresh.length > 0) this.onOversized?.(this, fresh);
   }
 
   /**
-   * The server said its tools changed: list again, coalesced. A re-list already running
-   * takes note and runs once more when it ends (what changed during it is seen then), so
-   * whatever the server floods, one tools/list is in flight and at most one waits. A list
-   * that cannot be read leaves the last one: the gate compares each call's definition with
-   * its pin anyway.
+   * The server said its tools changed: list again, coalesced and paced. A re-list already
+   * running (or waiting) takes note and runs once more when it ends (what changed during it
+   * is seen then), so whatever the server floods, one tools/list is in flight and at most
+   * one waits; and a re-list waits until RELIST_INTERVAL_MS after the last one started, so
+   * a steady stream of notifications costs one listing a second, not one per notification.
+   * Waiting loses nothing the gate relies on: the listing is the server's own word, which
+   * it could change without telling. A list that cannot be read leaves the last one: the
+   * gate compares each call's definition with its pin anyway.
    */
   private relist(): void {
     if (this.relisting) {
@@ -250,7 +264,11 @@ export class McpConnection {
     }
     this.relisting = (async () => {
       do {
+        const wait = this.relistedAt + RELIST_INTERVAL_MS - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
+        if (this.closed) return;
         this.relistAgain = false;
+        this.relistedAt = Date.now();
         await this.refresh().catch(() => undefined);
       } while (this.relistAgain && !this.closed);
     })().finally(() => {

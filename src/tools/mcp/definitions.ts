@@ -5,8 +5,9 @@
 // changes a description (tool poisoning after approval, a "rug pull") or a schema changes
 // the hash, and the tool is disabled until the operator approves it again.
 // Annotations (readOnlyHint...) are not hashed: they are hints shown to the operator, never
-// a reason to skip a check. Every offered tool's inputSchema goes into each turn's prompt, so
-// its size is capped (admitTools): per tool and for all of one server's tools.
+// a reason to skip a check. Every offered tool goes into each turn's prompt, so its size is
+// capped (admitTools): its inputSchema per tool, and the tools as offered (names,
+// descriptions, schemas) for all of one server's tools.
 
 import { createHash } from "node:crypto";
 import { unifiedDiff } from "../../sandbox/text-diff.js";
@@ -51,26 +52,55 @@ function jsonClean(v: unknown): JsonValue {
 
 /** Largest inputSchema (bytes of its canonical JSON) a tool may have to be offered at all. */
 export const SCHEMA_MAX_BYTES = 16 * 1024;
-/** Largest sum of one server's tools' inputSchemas: the tools past it (listing order) are not offered. */
-export const SERVER_SCHEMAS_MAX_BYTES = 128 * 1024;
+/**
+ * Largest sum of one server's tools as a model is shown them (offeredBytes): the tools past
+ * it (listing order) are not offered. The descriptions and a share per tool count as well
+ * as the schemas: many small schemas with long descriptions, or thousands of empty tools,
+ * would otherwise put megabytes into each turn.
+ */
+export const SERVER_TOOLS_MAX_BYTES = 128 * 1024;
+/**
+ * What each offered tool costs besides its name, description and schema: the note after
+ * its description (tool-def.ts), its name's `mcp__<server>__` prefix, and a provider
+ * API's wrapping of one tool.
+ */
+const TOOL_OFFER_OVERHEAD_BYTES = 128;
 
-/** A tool refused for the size of its inputSchema. */
+/** A tool refused for its size. */
 export interface OversizedTool {
   /** Its name as listed (the server's text: see shownName). */
   name: string;
   /** definitionHash() of what was refused (one refusal is reported once per definition). */
   hash: string;
-  /** Its inputSchema's size: bytes of its canonical JSON. */
+  /**
+   * The size counted against `cap`: its inputSchema's canonical JSON (`limit` tool), or the
+   * whole tool as offered (offeredBytes, `limit` server).
+   */
   bytes: number;
-  /** The cap it is over: SCHEMA_MAX_BYTES (`limit` tool) or SERVER_SCHEMAS_MAX_BYTES (`limit` server). */
+  /** The cap it is over: SCHEMA_MAX_BYTES (`limit` tool) or SERVER_TOOLS_MAX_BYTES (`limit` server). */
   cap: number;
   limit: "tool" | "server";
 }
 
 /**
- * A server's listing split into the tools that may be offered and those whose inputSchema
- * is too large to go into a prompt: over SCHEMA_MAX_BYTES alone, or bringing the sum of
- * the server's admitted schemas (in the server's listing order) over SERVER_SCHEMAS_MAX_BYTES.
+ * The bytes a tool puts into each turn's prompt, as counted against SERVER_TOOLS_MAX_BYTES:
+ * its name, its description as a model is shown it (cleanDescription), its inputSchema's
+ * canonical JSON, and TOOL_OFFER_OVERHEAD_BYTES.
+ */
+function offeredBytes(d: McpToolDefinition, schemaBytes: number): number {
+  return (
+    Buffer.byteLength(d.name) +
+    Buffer.byteLength(cleanDescription(d.description)) +
+    schemaBytes +
+    TOOL_OFFER_OVERHEAD_BYTES
+  );
+}
+
+/**
+ * A server's listing split into the tools that may be offered and those too large to go
+ * into a prompt: an inputSchema over SCHEMA_MAX_BYTES alone, or a tool bringing the sum of
+ * the server's admitted tools as offered (offeredBytes, in the server's listing order) over
+ * SERVER_TOOLS_MAX_BYTES.
  */
 export function admitTools(listed: readonly McpToolDefinition[]): {
   admitted: Map<string, McpToolDefinition>;
@@ -81,18 +111,30 @@ export function admitTools(listed: readonly McpToolDefinition[]): {
   let total = 0;
   // A name listed twice is the last definition (what a map of the listing kept before).
   for (const d of new Map(listed.map((x) => [x.name, x])).values()) {
-    const bytes = Buffer.byteLength(canonicalJson(d.inputSchema));
-    const over =
-      bytes > SCHEMA_MAX_BYTES
-        ? { cap: SCHEMA_MAX_BYTES, limit: "tool" as const }
-        : total + bytes > SERVER_SCHEMAS_MAX_BYTES
-          ? { cap: SERVER_SCHEMAS_MAX_BYTES, limit: "server" as const }
-          : undefined;
-    if (over) oversized.set(d.name, { name: d.name, hash: definitionHash(d), bytes, ...over });
-    else {
-      total += bytes;
-      admitted.set(d.name, d);
+    const schemaBytes = Buffer.byteLength(canonicalJson(d.inputSchema));
+    if (schemaBytes > SCHEMA_MAX_BYTES) {
+      oversized.set(d.name, {
+        name: d.name,
+        hash: definitionHash(d),
+        bytes: schemaBytes,
+        cap: SCHEMA_MAX_BYTES,
+        limit: "tool",
+      });
+      continue;
     }
+    const bytes = offeredBytes(d, schemaBytes);
+    if (total + bytes > SERVER_TOOLS_MAX_BYTES) {
+      oversized.set(d.name, {
+        name: d.name,
+        hash: definitionHash(d),
+        bytes,
+        cap: SERVER_TOOLS_MAX_BYTES,
+        limit: "server",
+      });
+      continue;
+    }
+    total += bytes;
+    admitted.set(d.name, d);
   }
   return { admitted, oversized };
 }
@@ -110,7 +152,7 @@ export function oversizedReason(server: string, t: OversizedTool): string {
   const tool = shownName(t.name);
   return t.limit === "tool"
     ? `tool ${tool} of MCP server ${server} has an inputSchema of ${t.bytes} bytes, over the cap of ${t.cap} bytes per tool; it is not offered`
-    : `tool ${tool} of MCP server ${server} has an inputSchema of ${t.bytes} bytes, which would bring the server's tools' schemas over the cap of ${t.cap} bytes per server; it is not offered`;
+    : `tool ${tool} of MCP server ${server} takes ${t.bytes} bytes as offered to a model (name, description, inputSchema), which would bring the server's tools over the cap of ${t.cap} bytes per server; it is not offered`;
 }
 
 /** A readable diff of two definitions of one tool (pinned, live), for `aido mcp list` and re-approval. */

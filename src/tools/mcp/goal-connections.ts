@@ -11,8 +11,10 @@
 // again for a while (BACKOFF_MS, doubling per failure): an offer each turn and every call
 // would otherwise wait its full timeout and audit it again. Once the goal ended, nothing
 // connects for it, and a connection a call in flight was opening is closed when it opens.
-// A listing that refuses tools for their inputSchema's size (definitions.ts admitTools) is
-// audited as mcp.tool_too_large, once per tool definition and connection.
+// A listing that refuses tools for their size (definitions.ts admitTools) is audited as
+// mcp.tool_too_large, once per tool definition and connection, and at most
+// OVERSIZED_ENTRIES_PER_LISTING entries a listing (the last counts the rest, `others`): a
+// server listing thousands of tiny tools past its cap would otherwise write an entry each.
 
 import type { McpServerConfig } from "../../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
@@ -25,16 +27,21 @@ declare module "../../security/audit-events.js" {
   interface AuditPayloads {
     /** A goal's connection to a server ended on its own (reason redacted, inert, bounded). */
     "mcp.disconnected": { server: string; reason: string; reconnects_left: number };
-    /** A listing refused a tool for its inputSchema's size: not offered, not callable. */
+    /** A listing refused a tool for its size: not offered, not callable. */
     "mcp.tool_too_large": {
       server: string;
       tool: string;
       bytes: number;
       cap: number;
       limit: "tool" | "server";
+      /** More tools this listing refused (not reported before), counted here, not written each. */
+      others?: number;
     };
   }
 }
+
+/** mcp.tool_too_large entries one listing writes at most (the last counts the rest). */
+const OVERSIZED_ENTRIES_PER_LISTING = 16;
 
 /** How many times a goal connects again to a server whose connection ended on its own. */
 export const MAX_RECONNECTS = 2;
@@ -98,12 +105,22 @@ export class GoalConnections {
       ...this.deps.connectDeps(this.goalId),
       ended: (conn, reason, gone) => this.ended(server.name, conn, reason, gone),
       oversized: (_conn, refused) => {
-        for (const t of refused)
+        const written = refused.slice(0, OVERSIZED_ENTRIES_PER_LISTING);
+        const others = refused.length - written.length;
+        written.forEach((t, i) => {
           this.deps.audit.record(
             "mcp.tool_too_large",
-            { server: server.name, tool: shownName(t.name), bytes: t.bytes, cap: t.cap, limit: t.limit },
+            {
+              server: server.name,
+              tool: shownName(t.name),
+              bytes: t.bytes,
+              cap: t.cap,
+              limit: t.limit,
+              ...(others > 0 && i === written.length - 1 ? { others } : {}),
+            },
             { goalId: this.goalId },
           );
+        });
       },
     };
     // A stdio server's last container goes before its next one is started (same name).

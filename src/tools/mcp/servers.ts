@@ -60,7 +60,7 @@ declare module "../../security/audit-events.js" {
       workspace: WorkspaceAccess;
       /** A remote server's headers approved with them: header -> environment variable NAME. */
       headers: Record<string, string>;
-      /** Tools it listed that were not pinned: their inputSchema is over a size cap. */
+      /** Tools it listed that were not pinned: over a size cap (definitions.ts admitTools). */
       too_large: { name: string; bytes: number; cap: number; limit: "tool" | "server" }[];
       by: string;
     };
@@ -73,8 +73,8 @@ declare module "../../security/audit-events.js" {
 const OFFERABLE = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
- * A tool's state against its pin; `too_large`: its inputSchema is over a size cap, so it is
- * neither offered nor pinned whatever its pin says.
+ * A tool's state against its pin; `too_large`: it is over a size cap (its inputSchema's,
+ * or the server's tools' in all), so it is neither offered nor pinned whatever its pin says.
  */
 export type McpToolState = "approved" | "changed" | "new" | "removed" | "too_large";
 
@@ -93,7 +93,10 @@ export interface McpToolStatus {
   annotations?: { [key: string]: JsonValue };
   /** Pinned -> live, for a changed tool. */
   diff?: string;
-  /** For a too_large tool: its inputSchema's size and the cap it is over (its schema is not shown). */
+  /**
+   * For a too_large tool: its size and the cap it is over (its schema is not shown): its
+   * inputSchema's (limit tool), or the tool's as offered to a model (limit server).
+   */
   schema_bytes?: number;
   schema_cap?: number;
   schema_limit?: "tool" | "server";
