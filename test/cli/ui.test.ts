@@ -82,7 +82,11 @@ describe("aido ui", () => {
     try {
       const r = await cli(["ui", "--open"]);
       expect(r.code).toBe(0);
-      const argv = await until(() => (existsSync(seen) ? readFileSync(seen, "utf8") : undefined), 5_000);
+      // The shell creates the file before it writes the line: wait for the whole line.
+      const argv = await until(() => {
+        const line = existsSync(seen) ? readFileSync(seen, "utf8") : "";
+        return line.endsWith("\n") ? line : undefined;
+      }, 5_000);
       const page = join(fx.home.config.home, "ui-open.html");
       expect(argv).toBe(`${page}\n`); // the page's path: no code in any process's command line
       expect(statSync(page).mode & 0o777).toBe(0o600);

@@ -251,3 +251,32 @@ describe("another local user's server on another port of 127.0.0.1", () => {
     expect(dash.scriptProblems()).toEqual([]);
   }, 90_000);
 });
+
+describe("a page of another local port that opens the dashboard in a window of its own", () => {
+  it("keeps no handle on it: the dashboard's pages leave the opener's browsing context group", async () => {
+    // Ports are not origins' walls for cookies, and a window handle would let the other page
+    // navigate the dashboard's tab or count its frames: Cross-Origin-Opener-Policy cuts it.
+    const other = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<!doctype html><title>cat pictures</title>");
+    });
+    await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
+    try {
+      await dash.page.goto(`http://127.0.0.1:${(other.address() as AddressInfo).port}/`);
+      const popup = dash.page.context().waitForEvent("page");
+      await dash.page.evaluate((url) => {
+        (window as unknown as { held: Window | null }).held = window.open(url);
+      }, `${dash.ui.origin}/`);
+      const opened = await popup;
+      await opened.waitForLoadState();
+      // The page the dashboard answered with is the dashboard's: the handle is severed.
+      await expect
+        .poll(() => dash.page.evaluate(() => (window as unknown as { held: Window | null }).held?.closed))
+        .toBe(true);
+      expect(await opened.evaluate(() => window.opener)).toBeNull();
+      await opened.close();
+    } finally {
+      await new Promise((r) => other.close(r));
+    }
+  }, 60_000);
+});

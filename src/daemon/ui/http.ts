@@ -12,6 +12,11 @@ export function securityHeaders(res: ServerResponse, noStore: boolean): void {
   res.setHeader("X-Content-Type-Options", "nosniff");
   res.setHeader("Referrer-Policy", "no-referrer");
   res.setHeader("X-Frame-Options", "DENY");
+  // Another page (another local port's, say) that opens the dashboard in a window keeps no
+  // handle on it (no navigating its tab, no counting its frames), and none of the
+  // dashboard's answers can be loaded into another origin's page.
+  res.setHeader("Cross-Origin-Opener-Policy", "same-origin");
+  res.setHeader("Cross-Origin-Resource-Policy", "same-origin");
   if (noStore) res.setHeader("Cache-Control", "no-store");
 }
 
