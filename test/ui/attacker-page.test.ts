@@ -280,3 +280,12 @@ describe("a page of another local port that opens the dashboard in a window of i
     }
   }, 60_000);
 });
+
+describe("a link whose route holds a malformed escape", () => {
+  it("opens the page (the part is shown as written), not a blank tab", async () => {
+    await dash.page.goto(`${dash.ui.origin}/#/goals/%E0%A4%A`);
+    await dash.page.locator("main").waitFor();
+    await expect.poll(() => dash.page.getByTestId("connection").textContent()).toBe("live");
+    expect(dash.scriptProblems()).toEqual([]);
+  }, 60_000);
+});

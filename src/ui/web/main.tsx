@@ -25,8 +25,17 @@ type Route =
   | { page: "audit"; goal?: string }
   | { page: "plans" };
 
+/** A route part decoded; one with a malformed escape (a hand-made link) stays as written. */
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 function parseRoute(hash: string): Route {
-  const parts = hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const parts = hash.replace(/^#\/?/, "").split("/").map(decodePart);
   switch (parts[0]) {
     case "goals":
       return parts[1] ? { page: "goal", id: parts[1] } : { page: "goals" };
