@@ -264,16 +264,14 @@ describe("a page of another local port that opens the dashboard in a window of i
     try {
       await dash.page.goto(`http://127.0.0.1:${(other.address() as AddressInfo).port}/`);
       const popup = dash.page.context().waitForEvent("page");
-      await dash.page.evaluate((url) => {
-        (window as unknown as { held: Window | null }).held = window.open(url);
-      }, `${dash.ui.origin}/`);
+      await dash.page.evaluate(`window.held = window.open(${JSON.stringify(`${dash.ui.origin}/`)})`);
       const opened = await popup;
       await opened.waitForLoadState();
       // The page the dashboard answered with is the dashboard's: the handle is severed.
       await expect
-        .poll(() => dash.page.evaluate(() => (window as unknown as { held: Window | null }).held?.closed))
+        .poll(() => dash.page.evaluate("window.held.closed"))
         .toBe(true);
-      expect(await opened.evaluate(() => window.opener)).toBeNull();
+      expect(await opened.evaluate("window.opener")).toBeNull();
       await opened.close();
     } finally {
       await new Promise((r) => other.close(r));
