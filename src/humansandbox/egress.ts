@@ -204,7 +204,7 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
     counts.denied_by_stage[stage] = (counts.denied_by_stage[stage] ?? 0) + connections;
   };
   // Refusals are written as the daemon's are (egress/denial-throttle.ts): identical ones
-  // within a second counted into `repeats`, and past 20 distinct ones a second the rest
+  // within a second counted into `repeats`, and past 20 lines a second the rest
   // counted into one `flood` line a second; the counts above take every one.
   const denials = new DenialThrottle<EgressRecord>(
     {
@@ -322,7 +322,7 @@ export interface NetworkLine {
   repeats?: number;
   /** Stage "relay": the connections this line reports. */
   connections?: number;
-  /** Stage "flood": refusals past the distinct ones written in a second (denial-throttle.ts). */
+  /** Stage "flood": refusals past the 20 lines written in a second (denial-throttle.ts). */
   refusals?: number;
   distinct?: number;
   stages?: Record<string, number>;
@@ -346,7 +346,7 @@ function evidenceOf(e: EgressRecord, scrubber: Pick<Scrubber, "scrub">): Network
   };
 }
 
-/** The line summing a second's refusals past the distinct ones written. */
+/** The line summing a second's refusals past the 20 lines written. */
 function floodLine(count: FloodCount<EgressRecord>, scrubber: Pick<Scrubber, "scrub">): NetworkLine {
   return {
     phase: "denied",

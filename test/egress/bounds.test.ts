@@ -199,6 +199,48 @@ describe("a flood of refusals that differ is audited at a bounded rate, every re
   });
 });
 
+describe("refusals kept repeating do not open more room than 20 entries a second", () => {
+  it("an agent that refuses 20 new hosts a second and keeps every earlier one repeating still writes about 21 entries a second", async () => {
+    // Each earlier host, refused again within its second, was counted into one `repeats`
+    // entry a second outside the caller's 20: an entry a second per host ever tried, so the
+    // rate grew by 20 each second the process kept it up.
+    const keeper = bench.agent("keeper", ["network: granted.test:*"]);
+    const keeperPort = await bench.listen({ goalId: keeper.goalId, agentId: keeper.id });
+    const auth = Buffer.from(`${keeper.id}:secret-${keeper.id}`).toString("base64");
+    const refuse = (host: string) =>
+      new Promise<string>((resolve) => {
+        const s = netConnect(keeperPort, "127.0.0.1");
+        s.on("error", () => {});
+        let buf = "";
+        s.on("data", (c: Buffer) => {
+          buf += c.toString("latin1");
+        });
+        s.on("close", () => resolve(buf));
+        s.end(`CONNECT ${host}:443 HTTP/1.1\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`);
+      });
+    const known: string[] = [];
+    let sent = 0;
+    const started = Date.now();
+    while (Date.now() - started < 4_200) {
+      if (known.length < 20 * (1 + Math.floor((Date.now() - started) / 1_050)))
+        known.push(...Array.from({ length: 20 }, (_, i) => `k${known.length + i}.example`));
+      // One at a time: the bench's goal takes 2 connections at once (max_connections).
+      for (const host of known) {
+        expect(await refuse(host)).toMatch(/^HTTP\/1.1 403/);
+        sent++;
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await new Promise((r) => setTimeout(r, 1_300));
+    const seconds = Math.ceil((Date.now() - started) / 1000);
+    type Denied = { stage: string; repeats?: number; refusals?: number };
+    const entries = bench.audit("egress.denied", keeper.id).map((e) => e.payload as Denied);
+    expect(entries.length).toBeLessThanOrEqual(21 * (seconds + 1));
+    // Every refusal is still on record, as an entry, a repeat count or in a summary.
+    expect(entries.reduce((n, e) => n + (e.refusals ?? 1 + (e.repeats ?? 0)), 0)).toBe(sent);
+  }, 20_000);
+});
+
 describe("egress.max_connections_per_agent: one agent cannot hold all of its goal's connections", () => {
   let share: EgressBench;
 
