@@ -13,7 +13,9 @@
 //     (how many, how many distinct keys, how many at each stage, the first FLOOD_SAMPLE of
 //     them) written when the window ends, and a window that ended with a summary opens the
 //     next one already full, so a steady flood of distinct refusals costs one summary a
-//     second.
+//     second. A refusal at a stage the scope has not written while its flood lasts is
+//     written all the same (at most one per stage): a process cannot hide the refusal that
+//     matters (another caller's credentials, a name leading inward) behind 20 of junk.
 // Counts still open are written at flush() (the runtime or the run closes). The refusals
 // themselves are unchanged: only what is written.
 
@@ -55,6 +57,8 @@ interface Repeats<E> {
 interface Scope<E> {
   /** Entries written in this window (refusals and `repeats` counts). */
   written: number;
+  /** The stages written in this window, and in the windows of a flood that led to it. */
+  stagesWritten: Set<string>;
   timer: NodeJS.Timeout;
   flood?: { first: E; refusals: number; keys: Set<string>; stages: Record<string, number>; sample: E[] };
 }
@@ -72,7 +76,8 @@ export class DenialThrottle<E> {
 
   /**
    * Write `entry` now; or count it, when an identical one (same `key`) was written within
-   * the window, or when its `scope` has written DISTINCT_PER_WINDOW entries in its window.
+   * the window, or when its `scope` has written DISTINCT_PER_WINDOW entries in its window
+   * and one at `stage` among them (or in the flood before it).
    * `stage` is what the summary counts it under. A write that throws leaves nothing counted
    * and the caller's refusal stands.
    */
@@ -85,7 +90,7 @@ export class DenialThrottle<E> {
     if (this.countIfFull(scope, key, stage, entry, 1)) return;
     this.write.entry(entry, 0);
     this.holdRepeats(scope, key, stage, entry);
-    this.wrote(scope);
+    this.wrote(scope, stage);
   }
 
   /** Write every count still open (the runtime closes, its audit log next). */
@@ -95,12 +100,13 @@ export class DenialThrottle<E> {
   }
 
   /**
-   * When `scope` has written its DISTINCT_PER_WINDOW entries in this window, count `n`
-   * refusals of `key` into its summary and say so.
+   * When `scope` has written its DISTINCT_PER_WINDOW entries in this window, one at `stage`
+   * among them (or in the flood before it), count `n` refusals of `key` into its summary
+   * and say so.
    */
   private countIfFull(scope: string, key: string, stage: string, entry: E, n: number): boolean {
     const s = this.scopes.get(scope);
-    if (!s || s.written < DISTINCT_PER_WINDOW) return false;
+    if (!s || s.written < DISTINCT_PER_WINDOW || !s.stagesWritten.has(stage)) return false;
     s.flood ??= { first: entry, refusals: 0, keys: new Set(), stages: {}, sample: [] };
     const f = s.flood;
     f.refusals += n;
@@ -113,10 +119,14 @@ export class DenialThrottle<E> {
   }
 
   /** One more entry written in `scope`'s window (which opens with it when none is open). */
-  private wrote(scope: string): void {
+  private wrote(scope: string, stage: string): void {
     const s = this.scopes.get(scope);
-    if (s) s.written++;
-    else this.openScope(scope, 1);
+    if (!s) {
+      this.openScope(scope, 1, new Set([stage]));
+      return;
+    }
+    s.written++;
+    s.stagesWritten.add(stage);
   }
 
   private holdRepeats(scope: string, key: string, stage: string, entry: E): void {
@@ -138,17 +148,20 @@ export class DenialThrottle<E> {
     if (w.repeats === 0) return;
     if (this.countIfFull(w.scope, key, w.stage, w.entry, w.repeats)) return;
     this.attempt(() => this.write.entry(w.entry, w.repeats));
-    this.wrote(w.scope);
+    this.wrote(w.scope, w.stage);
     if (again) this.holdRepeats(w.scope, key, w.stage, w.entry);
   }
 
-  private openScope(scope: string, written: number): void {
+  private openScope(scope: string, written: number, stagesWritten: Set<string>): void {
     const timer = setTimeout(() => this.endScope(scope, true), this.windowMs);
     timer.unref();
-    this.scopes.set(scope, { written, timer });
+    this.scopes.set(scope, { written, stagesWritten, timer });
   }
 
-  /** Write the window's summary, if any; `again`: then the next window starts full. */
+  /**
+   * Write the window's summary, if any; `again`: then the next window starts full, and the
+   * stages written so far stay written.
+   */
   private endScope(scope: string, again: boolean): void {
     const s = this.scopes.get(scope);
     if (!s) return;
@@ -164,7 +177,7 @@ export class DenialThrottle<E> {
         sample: f.sample,
       }),
     );
-    if (again) this.openScope(scope, DISTINCT_PER_WINDOW);
+    if (again) this.openScope(scope, DISTINCT_PER_WINDOW, s.stagesWritten);
   }
 
   private attempt(write: () => void): void {

@@ -70,6 +70,22 @@ describe("DenialThrottle", () => {
     expect(counted).toBe(3 * DISTINCT_PER_WINDOW * (1 + 2 + 3 + 4 + 5 + 6));
   });
 
+  it("writes the first refusal of a stage the flood has not written, once while the flood lasts", async () => {
+    const { t, written, refuse } = throttle(100);
+    for (let i = 0; i < 30; i++) refuse("agent-a", `junk-${i}`);
+    refuse("agent-a", "inward-1", "address");
+    refuse("agent-a", "inward-2", "address");
+    expect(written.at(-1)).toEqual({ entry: "inward-1", repeats: 0 });
+    await new Promise((r) => setTimeout(r, 150));
+    const after = written.length;
+    // The next window of the same flood: written already, so counted.
+    for (let i = 0; i < 5; i++) refuse("agent-a", `again-${i}`, "address");
+    expect(written).toHaveLength(after);
+    t.flush();
+    const floods = written.filter((w) => "first" in w);
+    expect(floods.map((w) => w.count.stages)).toEqual([{ capability: 10, address: 1 }, { address: 5 }]);
+  });
+
   it("keeps scopes apart: one caller's flood leaves another's refusals written", () => {
     const { written, refuse } = throttle();
     for (let i = 0; i < 50; i++) refuse("agent-a", `a-${i}`);
