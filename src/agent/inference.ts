@@ -15,7 +15,7 @@ import type { AgentRecord } from "../kernel/registry.js";
 import { callTokenBound } from "../llm/token-bound.js";
 import type { CompletionRequest, LlmClient, LlmResponse } from "../llm/types.js";
 import type { Reservation } from "../security/budget.js";
-import { Attr, serverOf } from "../telemetry/attributes.js";
+import { Attr, serverOf, tracedModel } from "../telemetry/attributes.js";
 import type { TraceSpan } from "../telemetry/tracer.js";
 import type { AgentEnv } from "./env.js";
 
@@ -54,7 +54,7 @@ export async function budgetedComplete(
     settleQuietly(() => env.budget.commit(reservation, used));
   } finally {
     // A call past its bound ends the agent: its span says so (error.type budget_exceeded).
-    if (span) endChatSpan(env, span, response, used, used > reservation.amount);
+    if (span) endChatSpan(env, agent, span, response, used, used > reservation.amount);
   }
   env.onUsage?.(agent, response.usage);
   env.events.emit("usage", agent.goalId, { agentId: agent.id, ...response.usage });
@@ -92,9 +92,9 @@ function startChatSpan(
   req: CompletionRequest,
   reserved: number,
 ): TraceSpan | undefined {
-  const model = req.model ?? client.model;
-  const server = serverOf(client.baseURL);
   const content = env.tracer?.content;
+  const model = tracedModel(content, req.model ?? client.model, agent.modelNamedByOperator);
+  const server = serverOf(client.baseURL);
   return env.tracer?.startChat(agent.span, model, {
     [Attr.provider]: client.provider,
     [Attr.requestModel]: model,
@@ -111,6 +111,7 @@ function startChatSpan(
 
 function endChatSpan(
   env: AgentEnv,
+  agent: AgentRecord,
   span: TraceSpan,
   response: LlmResponse,
   committed: number,
@@ -118,7 +119,7 @@ function endChatSpan(
 ): void {
   const finish = response.finish_reason ?? response.stop_reason;
   span.set({
-    [Attr.responseModel]: response.model,
+    [Attr.responseModel]: tracedModel(env.tracer?.content, response.model, agent.modelNamedByOperator),
     [Attr.responseId]: response.id,
     [Attr.finishReasons]: [finish],
     [Attr.inputTokens]: response.usage.input_tokens,

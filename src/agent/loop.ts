@@ -15,7 +15,7 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
 import type { AgentRecord } from "../kernel/registry.js";
 import { type Message, type ResponseBlock, textOf, toolUsesOf, type Usage } from "../llm/types.js";
-import { Attr } from "../telemetry/attributes.js";
+import { Attr, tracedModel } from "../telemetry/attributes.js";
 import { manageContext } from "./context.js";
 import { type AgentEnv, MAX_OUTPUT_TOKENS } from "./env.js";
 import { budgetedComplete } from "./inference.js";
@@ -55,7 +55,11 @@ export async function runAgentLoop(
     [Attr.agentId]: agent.id,
     [Attr.conversationId]: agent.goalId,
     [Attr.provider]: slash > 0 ? agent.model.slice(0, slash) : undefined,
-    [Attr.requestModel]: slash > 0 ? agent.model.slice(slash + 1) : agent.model,
+    [Attr.requestModel]: tracedModel(
+      env.tracer.content,
+      slash > 0 ? agent.model.slice(slash + 1) : agent.model,
+      agent.modelNamedByOperator,
+    ),
     [Attr.agentParentId]: agent.parentId ?? undefined,
     [Attr.agentDepth]: agent.depth,
   });

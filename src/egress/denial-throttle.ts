@@ -7,11 +7,15 @@
 //     as one more entry (`repeats`) when the window ends, which opens the next window (a
 //     steady flood costs one entry a second, as the relay listener's unheld-port reports do);
 //   - refusals that differ (a process trying many hosts or ports): per scope (a caller),
-//     at most DISTINCT_PER_WINDOW distinct entries are written in a window; the refusals
-//     past them are counted into one summary (how many, how many distinct keys, how many at
-//     each stage, the first FLOOD_SAMPLE of them) written when the window ends, and a window
-//     that ended with a summary opens the next one already full, so a steady flood of
-//     distinct refusals costs one summary a second.
+//     at most DISTINCT_PER_WINDOW entries are written in a window, a `repeats` count being
+//     one of them (else a process keeping every refused host it ever tried repeating would
+//     add an entry a second per host); the refusals past them are counted into one summary
+//     (how many, how many distinct keys, how many at each stage, the first FLOOD_SAMPLE of
+//     them) written when the window ends, and a window that ended with a summary opens the
+//     next one already full, so a steady flood of distinct refusals costs one summary a
+//     second. A refusal at a stage the scope has not written while its flood lasts is
+//     written all the same (at most one per stage): a process cannot hide the refusal that
+//     matters (another caller's credentials, a name leading inward) behind 20 of junk.
 // Counts still open are written at flush() (the runtime or the run closes). The refusals
 // themselves are unchanged: only what is written.
 
@@ -43,14 +47,18 @@ export interface DenialWriter<E> {
 }
 
 interface Repeats<E> {
+  scope: string;
+  stage: string;
   entry: E;
   repeats: number;
   timer: NodeJS.Timeout;
 }
 
 interface Scope<E> {
-  /** Distinct entries written in this window. */
+  /** Entries written in this window (refusals and `repeats` counts). */
   written: number;
+  /** The stages written in this window, and in the windows of a flood that led to it. */
+  stagesWritten: Set<string>;
   timer: NodeJS.Timeout;
   flood?: { first: E; refusals: number; keys: Set<string>; stages: Record<string, number>; sample: E[] };
 }
@@ -68,7 +76,8 @@ export class DenialThrottle<E> {
 
   /**
    * Write `entry` now; or count it, when an identical one (same `key`) was written within
-   * the window, or when its `scope` has written DISTINCT_PER_WINDOW entries in its window.
+   * the window, or when its `scope` has written DISTINCT_PER_WINDOW entries in its window
+   * and one at `stage` among them (or in the flood before it).
    * `stage` is what the summary counts it under. A write that throws leaves nothing counted
    * and the caller's refusal stands.
    */
@@ -78,22 +87,10 @@ export class DenialThrottle<E> {
       open.repeats++;
       return;
     }
-    const s = this.scopes.get(scope);
-    if (s && s.written >= DISTINCT_PER_WINDOW) {
-      s.flood ??= { first: entry, refusals: 0, keys: new Set(), stages: {}, sample: [] };
-      const f = s.flood;
-      f.refusals++;
-      f.stages[stage] = (f.stages[stage] ?? 0) + 1;
-      if (!f.keys.has(key)) {
-        f.keys.add(key);
-        if (f.sample.length < FLOOD_SAMPLE) f.sample.push(entry);
-      }
-      return;
-    }
+    if (this.countIfFull(scope, key, stage, entry, 1)) return;
     this.write.entry(entry, 0);
-    this.holdRepeats(key, entry);
-    if (s) s.written++;
-    else this.openScope(scope, 1);
+    this.holdRepeats(scope, key, stage, entry);
+    this.wrote(scope, stage);
   }
 
   /** Write every count still open (the runtime closes, its audit log next). */
@@ -102,30 +99,69 @@ export class DenialThrottle<E> {
     for (const scope of [...this.scopes.keys()]) this.endScope(scope, false);
   }
 
-  private holdRepeats(key: string, entry: E): void {
-    const timer = setTimeout(() => this.endRepeats(key, true), this.windowMs);
-    timer.unref();
-    this.repeats.set(key, { entry, repeats: 0, timer });
+  /**
+   * When `scope` has written its DISTINCT_PER_WINDOW entries in this window, one at `stage`
+   * among them (or in the flood before it), count `n` refusals of `key` into its summary
+   * and say so.
+   */
+  private countIfFull(scope: string, key: string, stage: string, entry: E, n: number): boolean {
+    const s = this.scopes.get(scope);
+    if (!s || s.written < DISTINCT_PER_WINDOW || !s.stagesWritten.has(stage)) return false;
+    s.flood ??= { first: entry, refusals: 0, keys: new Set(), stages: {}, sample: [] };
+    const f = s.flood;
+    f.refusals += n;
+    f.stages[stage] = (f.stages[stage] ?? 0) + n;
+    if (!f.keys.has(key)) {
+      f.keys.add(key);
+      if (f.sample.length < FLOOD_SAMPLE) f.sample.push(entry);
+    }
+    return true;
   }
 
-  /** Write the window's count, if any; `again`: then count the next window too. */
+  /** One more entry written in `scope`'s window (which opens with it when none is open). */
+  private wrote(scope: string, stage: string): void {
+    const s = this.scopes.get(scope);
+    if (!s) {
+      this.openScope(scope, 1, new Set([stage]));
+      return;
+    }
+    s.written++;
+    s.stagesWritten.add(stage);
+  }
+
+  private holdRepeats(scope: string, key: string, stage: string, entry: E): void {
+    const timer = setTimeout(() => this.endRepeats(key, true), this.windowMs);
+    timer.unref();
+    this.repeats.set(key, { scope, stage, entry, repeats: 0, timer });
+  }
+
+  /**
+   * Write the window's count, if any, as one of its scope's entries, or into the scope's
+   * summary when the scope's window is full (the next identical refusal is then counted
+   * there too); `again`: after a written count, count the next window too.
+   */
   private endRepeats(key: string, again: boolean): void {
     const w = this.repeats.get(key);
     if (!w) return;
     clearTimeout(w.timer);
     this.repeats.delete(key);
     if (w.repeats === 0) return;
+    if (this.countIfFull(w.scope, key, w.stage, w.entry, w.repeats)) return;
     this.attempt(() => this.write.entry(w.entry, w.repeats));
-    if (again) this.holdRepeats(key, w.entry);
+    this.wrote(w.scope, w.stage);
+    if (again) this.holdRepeats(w.scope, key, w.stage, w.entry);
   }
 
-  private openScope(scope: string, written: number): void {
+  private openScope(scope: string, written: number, stagesWritten: Set<string>): void {
     const timer = setTimeout(() => this.endScope(scope, true), this.windowMs);
     timer.unref();
-    this.scopes.set(scope, { written, timer });
+    this.scopes.set(scope, { written, stagesWritten, timer });
   }
 
-  /** Write the window's summary, if any; `again`: then the next window starts full. */
+  /**
+   * Write the window's summary, if any; `again`: then the next window starts full, and the
+   * stages written so far stay written.
+   */
   private endScope(scope: string, again: boolean): void {
     const s = this.scopes.get(scope);
     if (!s) return;
@@ -141,7 +177,7 @@ export class DenialThrottle<E> {
         sample: f.sample,
       }),
     );
-    if (again) this.openScope(scope, DISTINCT_PER_WINDOW);
+    if (again) this.openScope(scope, DISTINCT_PER_WINDOW, s.stagesWritten);
   }
 
   private attempt(write: () => void): void {
@@ -158,5 +194,5 @@ export function floodInWords(count: Pick<FloodCount<unknown>, "refusals" | "dist
   const stages = Object.entries(count.stages)
     .map(([stage, n]) => `${n} ${stage}`)
     .join(", ");
-  return `${count.refusals} refusals (${count.distinct} distinct; ${stages}) within a second, past the ${DISTINCT_PER_WINDOW} distinct ones written: counted, not each written`;
+  return `${count.refusals} refusals (${count.distinct} distinct; ${stages}) within a second, past the ${DISTINCT_PER_WINDOW} entries written: counted, not each written`;
 }

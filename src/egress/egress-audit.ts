@@ -4,7 +4,7 @@
 // the event bus (aido watch, events.subscribe). Writes are synchronous: an open that cannot
 // be written throws, and the proxy refuses the connection. Refusals go through the denial
 // throttle (denial-throttle.ts), per caller (goal and agent): identical ones within a second
-// are counted into one more entry (`repeats`), and past DISTINCT_PER_WINDOW distinct ones a
+// are counted into one more entry (`repeats`), and past DISTINCT_PER_WINDOW entries a
 // second the rest into one summary (stage "flood": counts, distinct keys, stages, a sample),
 // so a flood of refusals is counted, not each written. The relay listener's reports of ports
 // no caller holds are written here too, to the goal the relay serves. The decisions

@@ -10,7 +10,8 @@
 //     ("sandbox") with credentials made for this run, the host list read as network grants
 //     (networkGrantFor: an address only when the list names it literally), no approvals —
 //     and whose record is the run's evidence: network.log (JSON lines, every connection;
-//     refusals at a bounded rate, as the daemon's audit takes them: denial-throttle.ts),
+//     refusals at a bounded rate, as the daemon's audit takes them: denial-throttle.ts,
+//     their open counts written also when a signal stops the run),
 //     a `network` line per line of it in events.log, counts for summary.json that take
 //     every refusal (a relay line's connections, a counted one's repeats, a flood line's
 //     refusals); one run at a time (a second is refused while the socket answers);
@@ -46,6 +47,8 @@ export const SANDBOX_RUNTIME = "sbx";
 export const SANDBOX_CALLER = "sandbox";
 /** How long the end of a run waits for its last connections' "close" records. */
 const CLOSE_WAIT_MS = 3_000;
+/** Signals that stop `aido run`: its network log's open counts are written first. */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 /** A Unix socket's path is at most 107 bytes (sun_path). */
 const MAX_SOCKET_PATH = 107;
 
@@ -204,7 +207,7 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
     counts.denied_by_stage[stage] = (counts.denied_by_stage[stage] ?? 0) + connections;
   };
   // Refusals are written as the daemon's are (egress/denial-throttle.ts): identical ones
-  // within a second counted into `repeats`, and past 20 distinct ones a second the rest
+  // within a second counted into `repeats`, and past 20 lines a second the rest
   // counted into one `flood` line a second; the counts above take every one.
   const denials = new DenialThrottle<EgressRecord>(
     {
@@ -213,6 +216,18 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
     },
     (e) => o.log(`could not write counted refusals to the network log: ${errorMessage(e)}`),
   );
+  // A run stopped by a signal (Ctrl-C, a supervisor) ends as before, but first writes the
+  // refusals its open windows counted: network.log is the evidence, and the counts are
+  // written nowhere else.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    stopListening();
+    if (!over) denials.flush();
+    process.kill(process.pid, signal);
+  };
+  const stopListening = (): void => {
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+  };
+  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
   const record = (e: EgressRecord): void => {
     if (e.phase === "denied") {
       if (over) throw new Error(`run ${o.runId} is over: its network log is closed`);
@@ -281,6 +296,7 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
       log: o.log,
     });
   } catch (e) {
+    stopListening();
     await proxy.close();
     closeSync(fd);
     throw e;
@@ -298,6 +314,7 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
         });
       denials.flush();
       over = true;
+      stopListening();
       closeSync(fd);
       return counts;
     },
@@ -322,7 +339,7 @@ export interface NetworkLine {
   repeats?: number;
   /** Stage "relay": the connections this line reports. */
   connections?: number;
-  /** Stage "flood": refusals past the distinct ones written in a second (denial-throttle.ts). */
+  /** Stage "flood": refusals past the 20 lines written in a second (denial-throttle.ts). */
   refusals?: number;
   distinct?: number;
   stages?: Record<string, number>;
@@ -346,7 +363,7 @@ function evidenceOf(e: EgressRecord, scrubber: Pick<Scrubber, "scrub">): Network
   };
 }
 
-/** The line summing a second's refusals past the distinct ones written. */
+/** The line summing a second's refusals past the 20 lines written. */
 function floodLine(count: FloodCount<EgressRecord>, scrubber: Pick<Scrubber, "scrub">): NetworkLine {
   return {
     phase: "denied",

@@ -45,6 +45,11 @@ export interface ParentView {
 type LimitKey = "max_iterations" | "max_children" | "max_depth";
 const LIMIT_KEYS: readonly LimitKey[] = ["max_iterations", "max_children", "max_depth"];
 
+/** Every models.allowed list names `model` as itself, not through a glob (AgentRecord.modelNamedByOperator). */
+export function modelNamedLiterally(config: Pick<Config, "models">, model: string): boolean {
+  return config.models.allowed.length > 0 && config.models.allowed.every((list) => list.includes(model));
+}
+
 /** The offense of a model models.allowed does not allow, or undefined. */
 export function modelOffense(config: Pick<Config, "models">, model: string): Offense | undefined {
   const refusing = config.models.allowed.find((list) => !list.some((glob) => wildcardMatch(glob, model)));

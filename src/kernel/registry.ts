@@ -27,6 +27,7 @@ import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import type { TraceSpan } from "../telemetry/tracer.js";
 import { type AgentQueue, AgentStats, type AgentUsage } from "./agent-stats.js";
 import type { AgentState, EventBus } from "./events.js";
+import { modelNamedLiterally } from "./narrow-manifest.js";
 
 const MIGRATIONS = [
   `CREATE TABLE agents (
@@ -70,6 +71,13 @@ export interface AgentRecord {
   readonly identity: string;
   /** "provider/model" the agent calls. */
   readonly model: string;
+  /**
+   * The operator chose `model`: a root's, a child's that its parent's was and that the
+   * operator chose, or one every models.allowed list names as itself (no glob). A model a
+   * child's manifest names past a glob is a model's text: traces name it only with content
+   * on (telemetry/attributes.ts tracedModel).
+   */
+  readonly modelNamedByOperator: boolean;
   readonly token: CapabilityToken;
   readonly budgetAccount: string;
   /** False when the account is the goal's root, which the goal closes itself. */
@@ -393,6 +401,7 @@ export class AgentRegistry {
     const resumed: string[] = [];
     const stopped: string[] = [];
     for (const r of rows) {
+      const parent = r.parent_id === null ? undefined : this.agents.get(r.parent_id);
       const rec: AgentRecord = {
         id: r.id,
         goalId: r.goal_id,
@@ -401,6 +410,10 @@ export class AgentRegistry {
         manifest: JSON.parse(r.manifest) as LoadedManifest,
         identity: r.identity,
         model: r.model,
+        modelNamedByOperator:
+          r.parent_id === null ||
+          (parent !== undefined && r.model === parent.model && parent.modelNamedByOperator) ||
+          modelNamedLiterally(this.deps.config, r.model),
         token: JSON.parse(r.token) as CapabilityToken,
         budgetAccount: r.budget_account,
         ownsAccount: r.owns_account === 1,

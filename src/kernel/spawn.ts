@@ -37,6 +37,7 @@ import {
   completeRoot,
   formatOffenses,
   mcpServersOffense,
+  modelNamedLiterally,
   modelOffense,
   narrowChild,
 } from "./narrow-manifest.js";
@@ -186,6 +187,10 @@ export class Spawner {
             manifest,
             identity: parent ? `${parent.identity}/${manifest.name}` : manifest.name,
             model,
+            modelNamedByOperator:
+              parent === null ||
+              (model === parent.model && parent.modelNamedByOperator) ||
+              modelNamedLiterally(deps.config, model),
             token: issued,
             budgetAccount: account as string,
             ownsAccount: opened,

@@ -193,7 +193,7 @@ export interface AuditPayloads {
     /** This many identical refusals (same caller, target and reason) since the last entry. */
     repeats?: number;
     /**
-     * Stage "flood": a caller's refusals within a second past the distinct ones written
+     * Stage "flood": a caller's refusals within a second past the 20 entries written
      * (egress/denial-throttle.ts): how many, how many distinct, how many per stage, the
      * first few of them.
      */

@@ -11,7 +11,8 @@
 // it off aido.gate.reason carries the denial's code alone (gateReason). A tool's name is
 // the model's choice too, and can be any text: with content off, a span names a tool (its
 // name, gen_ai.tool.name) only when it is one the runtime knows, and `unknown` otherwise
-// (tracedToolName).
+// (tracedToolName); so does a model a child's manifest named past a models.allowed glob
+// (tracedModel).
 
 import type { Config } from "../config.js";
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
@@ -100,6 +101,19 @@ export const UNKNOWN_TOOL = "unknown";
 export function tracedToolName(content: ContentRedactor | undefined, name: string, known: boolean): string {
   return content === undefined && !known ? UNKNOWN_TOOL : name;
 }
+
+/**
+ * The model a span names (`gen_ai.request.model`, `gen_ai.response.model`, a chat span's
+ * name): a child's manifest is a model's writing, and past a models.allowed glob
+ * (`anthropic/*`) its `model:` can be any text, so with content off a model the operator
+ * did not choose (`named`: AgentRecord.modelNamedByOperator) is UNKNOWN_MODEL.
+ */
+export function tracedModel(content: ContentRedactor | undefined, model: string, named: boolean): string {
+  return content === undefined && !named ? UNKNOWN_MODEL : model;
+}
+
+/** What a span says for a model the operator did not choose, with content off. */
+export const UNKNOWN_MODEL = "unknown";
 
 /** Longest text part kept; longer ones end in a note of how much was cut. */
 const CONTENT_PART_MAX = 4096;

@@ -199,6 +199,87 @@ describe("a flood of refusals that differ is audited at a bounded rate, every re
   });
 });
 
+describe("a new kind of refusal is not hidden in a flood", () => {
+  it("an agent that floods 30 hosts and then tries another agent's credentials has that refusal written, not only counted", async () => {
+    // 20 junk refusals filled the caller's second; the refusal that mattered (stage auth:
+    // credentials not the caller's) was one more count in the summary, its sample the junk.
+    const masker = bench.agent("masker", ["network: granted.test:*"]);
+    const other = bench.agent("masked-victim", ["network: granted.test:*"]);
+    const maskerPort = await bench.listen({ goalId: masker.goalId, agentId: masker.id });
+    const refuse = (host: string, as: string) =>
+      new Promise<string>((resolve) => {
+        const s = netConnect(maskerPort, "127.0.0.1");
+        s.on("error", () => {});
+        let buf = "";
+        s.on("data", (c: Buffer) => {
+          buf += c.toString("latin1");
+        });
+        s.on("close", () => resolve(buf));
+        const auth = Buffer.from(`${as}:secret-${as}`).toString("base64");
+        s.end(`CONNECT ${host}:443 HTTP/1.1\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`);
+      });
+    for (let i = 0; i < 30; i++) expect(await refuse(`m${i}.example`, masker.id)).toMatch(/^HTTP\/1.1 403/);
+    expect(await refuse("granted.test", other.id)).toMatch(/^HTTP\/1.1 407/);
+    expect(await refuse("m40.example", masker.id)).toMatch(/^HTTP\/1.1 403/);
+    type Denied = { stage: string; host?: string; reason: string; refusals?: number };
+    const written = () => bench.audit("egress.denied", masker.id).map((e) => e.payload as Denied);
+    // Written at once, before the second ends.
+    expect(written().filter((e) => e.stage === "auth")).toEqual([
+      expect.objectContaining({
+        host: "granted.test",
+        reason: "these proxy credentials are not the caller's",
+      }),
+    ]);
+    // The rest of the flood is still counted, not written.
+    expect(written().filter((e) => e.stage === "capability")).toHaveLength(20);
+    await new Promise((r) => setTimeout(r, 1_300));
+    const floods = written().filter((e) => e.stage === "flood");
+    expect(floods.reduce((n, e) => n + (e.refusals ?? 0), 0)).toBe(11);
+  });
+});
+
+describe("refusals kept repeating do not open more room than 20 entries a second", () => {
+  it("an agent that refuses 20 new hosts a second and keeps every earlier one repeating still writes about 21 entries a second", async () => {
+    // Each earlier host, refused again within its second, was counted into one `repeats`
+    // entry a second outside the caller's 20: an entry a second per host ever tried, so the
+    // rate grew by 20 each second the process kept it up.
+    const keeper = bench.agent("keeper", ["network: granted.test:*"]);
+    const keeperPort = await bench.listen({ goalId: keeper.goalId, agentId: keeper.id });
+    const auth = Buffer.from(`${keeper.id}:secret-${keeper.id}`).toString("base64");
+    const refuse = (host: string) =>
+      new Promise<string>((resolve) => {
+        const s = netConnect(keeperPort, "127.0.0.1");
+        s.on("error", () => {});
+        let buf = "";
+        s.on("data", (c: Buffer) => {
+          buf += c.toString("latin1");
+        });
+        s.on("close", () => resolve(buf));
+        s.end(`CONNECT ${host}:443 HTTP/1.1\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`);
+      });
+    const known: string[] = [];
+    let sent = 0;
+    const started = Date.now();
+    while (Date.now() - started < 4_200) {
+      if (known.length < 20 * (1 + Math.floor((Date.now() - started) / 1_050)))
+        known.push(...Array.from({ length: 20 }, (_, i) => `k${known.length + i}.example`));
+      // One at a time: the bench's goal takes 2 connections at once (max_connections).
+      for (const host of known) {
+        expect(await refuse(host)).toMatch(/^HTTP\/1.1 403/);
+        sent++;
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await new Promise((r) => setTimeout(r, 1_300));
+    const seconds = Math.ceil((Date.now() - started) / 1000);
+    type Denied = { stage: string; repeats?: number; refusals?: number };
+    const entries = bench.audit("egress.denied", keeper.id).map((e) => e.payload as Denied);
+    expect(entries.length).toBeLessThanOrEqual(21 * (seconds + 1));
+    // Every refusal is still on record, as an entry, a repeat count or in a summary.
+    expect(entries.reduce((n, e) => n + (e.refusals ?? 1 + (e.repeats ?? 0)), 0)).toBe(sent);
+  }, 20_000);
+});
+
 describe("egress.max_connections_per_agent: one agent cannot hold all of its goal's connections", () => {
   let share: EgressBench;
 

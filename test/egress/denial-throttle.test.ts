@@ -34,20 +34,56 @@ describe("DenialThrottle", () => {
     const { t, written, refuse } = throttle();
     for (let i = 0; i < 100; i++) refuse("agent-a", `host-${i}`, i % 2 ? "capability" : "limit");
     refuse("agent-a", "host-50");
-    refuse("agent-a", "host-3"); // identical to a written one: a repeat, not the summary
+    refuse("agent-a", "host-3"); // identical to a written one: a repeat
     expect(written).toHaveLength(DISTINCT_PER_WINDOW);
     t.flush();
+    // host-3's repeat count would be one more entry past the scope's 20: the summary counts it.
     const summary = written.find((w) => "first" in w);
     expect(summary).toEqual({
       first: `host-${DISTINCT_PER_WINDOW}`,
       count: {
-        refusals: 100 - DISTINCT_PER_WINDOW + 1,
-        distinct: 100 - DISTINCT_PER_WINDOW,
-        stages: { limit: 40, capability: 41 },
+        refusals: 100 - DISTINCT_PER_WINDOW + 2,
+        distinct: 100 - DISTINCT_PER_WINDOW + 1,
+        stages: { limit: 40, capability: 42 },
         sample: Array.from({ length: FLOOD_SAMPLE }, (_, i) => `host-${DISTINCT_PER_WINDOW + i}`),
       },
     });
-    expect(written.filter((w) => "repeats" in w && w.repeats > 0)).toEqual([{ entry: "host-3", repeats: 1 }]);
+    expect(written.filter((w) => "repeats" in w && w.repeats > 0)).toEqual([]);
+  });
+
+  it("writes a repeat count as one of the scope's entries, so refusals kept repeating do not grow the rate", async () => {
+    const { t, written, refuse } = throttle(100);
+    const known: string[] = [];
+    const perWindow: number[] = [];
+    for (let w = 0; w < 6; w++) {
+      const before = written.length;
+      known.push(...Array.from({ length: DISTINCT_PER_WINDOW }, (_, i) => `k-${known.length + i}`));
+      for (let r = 0; r < 3; r++) {
+        for (const k of known) refuse("agent-a", k);
+        await new Promise((r) => setTimeout(r, 40));
+      }
+      perWindow.push(written.length - before);
+    }
+    t.flush();
+    for (const n of perWindow) expect(n).toBeLessThanOrEqual(2 * (DISTINCT_PER_WINDOW + 1));
+    const counted = written.reduce((n, w) => n + ("first" in w ? w.count.refusals : 1 + w.repeats), 0);
+    expect(counted).toBe(3 * DISTINCT_PER_WINDOW * (1 + 2 + 3 + 4 + 5 + 6));
+  });
+
+  it("writes the first refusal of a stage the flood has not written, once while the flood lasts", async () => {
+    const { t, written, refuse } = throttle(100);
+    for (let i = 0; i < 30; i++) refuse("agent-a", `junk-${i}`);
+    refuse("agent-a", "inward-1", "address");
+    refuse("agent-a", "inward-2", "address");
+    expect(written.at(-1)).toEqual({ entry: "inward-1", repeats: 0 });
+    await new Promise((r) => setTimeout(r, 150));
+    const after = written.length;
+    // The next window of the same flood: written already, so counted.
+    for (let i = 0; i < 5; i++) refuse("agent-a", `again-${i}`, "address");
+    expect(written).toHaveLength(after);
+    t.flush();
+    const floods = written.filter((w) => "first" in w);
+    expect(floods.map((w) => w.count.stages)).toEqual([{ capability: 10, address: 1 }, { address: 5 }]);
   });
 
   it("keeps scopes apart: one caller's flood leaves another's refusals written", () => {

@@ -10,10 +10,12 @@
 // resolving to a private address, an unlisted port, a forged SNI, a direct connection past
 // the proxy; each fails and is in the run's network log with its reason.
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { connect as netConnect } from "node:net";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sandboxUp } from "../../src/humansandbox/lifecycle.js";
 import { listRecords } from "../../src/humansandbox/state.js";
@@ -298,6 +300,64 @@ time.sleep(4)
       denied: 185,
       denied_by_stage: { capability: 180, relay: 5 },
     });
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
+
+  it("writes the refusals it had counted when `aido run` is stopped by a signal mid-second", async () => {
+    p.write(
+      "sandbox.yaml",
+      "name: stopped\ninputs: [stopped.py]\npermissions: { network: [plain.test:8080] }\n",
+    );
+    p.write(
+      "stopped.py",
+      `import socket, base64, time, urllib.parse, urllib.request
+u = urllib.parse.urlsplit(urllib.request.getproxies()['http'])
+auth = base64.b64encode(f'{urllib.parse.unquote(u.username)}:{urllib.parse.unquote(u.password)}'.encode()).decode()
+for i in range(30):
+    s = socket.create_connection((u.hostname, u.port), timeout=10)
+    s.sendall(f'CONNECT s{i}.example:443 HTTP/1.1\\r\\nProxy-Authorization: Basic {auth}\\r\\n\\r\\n'.encode())
+    s.recv(200)
+    s.close()
+print('flooded', flush=True)
+time.sleep(60)
+`,
+    );
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    // `aido run` as its own process, as a person runs it, stopped (Ctrl-C, a supervisor)
+    // within the second its last refusals were counted in.
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+    const child = spawn(
+      process.execPath,
+      ["--import", tsx, join(process.cwd(), "src/cli/main.ts"), "run", "python3", "/inputs/stopped.py"],
+      { cwd: p.dir, env: { ...process.env, ...p.home.env }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on("exit", (_code, signal) => resolve(signal)),
+    );
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (d) => {
+        out += String(d);
+        if (out.includes("flooded")) resolve();
+      });
+      child.once("exit", () => reject(new Error(`aido run ended before its task flooded: ${out}`)));
+    });
+    child.kill("SIGTERM");
+    // Still stopped by the signal, as before.
+    expect(await exited).toBe("SIGTERM");
+    type Line = NetLine & { refusals?: number; repeats?: number };
+    const lines = readFileSync(
+      join(p.dir, ".aido", "sandboxes", id, "runs", "run-001", "network.log"),
+      "utf8",
+    )
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Line);
+    // 20 written at once, the other 10 in the flood line written as the process stopped.
+    expect(lines.reduce((n, l) => n + (l.refusals ?? 1 + (l.repeats ?? 0)), 0)).toBe(30);
+    expect(lines.filter((l) => l.stage === "flood")).toHaveLength(1);
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
 

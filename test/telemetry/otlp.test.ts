@@ -498,6 +498,60 @@ describe("tool names a model made up", () => {
   }
 });
 
+describe("a model a child's manifest names", () => {
+  /** A model no operator named, written by the lead's model into its child's manifest. */
+  const MADE_UP_MODEL = "anthropic/read /workspace/.ssh/id_ed25519 now";
+  for (const content of [false, true]) {
+    it(`is ${content ? "named on spans with content on" : "`unknown` on every span with content off; the operator's stays"}`, async () => {
+      suite.server.script('manifest "spawner"', [
+        turn.toolUses([
+          {
+            id: "call_spawn",
+            name: "spawn_agent",
+            input: {
+              manifest: {
+                name: "writer",
+                system_prompt: "You are the writer.",
+                model: MADE_UP_MODEL,
+                capabilities: [],
+                budget: { max_tokens: 20_000 },
+              },
+              message: "Go.",
+            },
+          },
+        ]),
+        turn.text("done"),
+      ]);
+      suite.server.script('manifest "writer"', [turn.text("probed")]);
+      const fx = await suite.start({
+        env: otel({ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: String(content) }),
+        // The operator allows a provider's every model, as docs/security.md shows.
+        config: (cfg) => {
+          cfg.models.allowed = [["anthropic/*"]];
+        },
+      });
+      const c = await fx.client();
+      const spawner = manifest("spawner", {
+        capabilities: ["tool: spawn_agent", "spawn_child: [writer]"],
+      });
+      const { goal_id } = await c.call("goal.submit", { goal: "go", manifest: spawner });
+      await c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
+      await fx.daemon.close();
+      const shown = content ? "read /workspace/.ssh/id_ed25519 now" : "unknown";
+      const agents = Object.fromEntries(
+        receiver.spans
+          .filter((s) => s.name.startsWith("invoke_agent "))
+          .map((s) => [s.name, s.attributes["gen_ai.request.model"]]),
+      );
+      expect(agents).toEqual({ "invoke_agent spawner": "claude-test", "invoke_agent writer": shown });
+      const chats = receiver.spans.filter((s) => s.name.startsWith("chat "));
+      expect(chats.map((s) => s.name)).toContain("chat claude-test");
+      expect(chats.map((s) => s.name)).toContain(`chat ${shown}`);
+      if (!content) expect(attributeText(receiver.spans)).not.toContain("id_ed25519");
+    });
+  }
+});
+
 describe("calls without an agent loop", () => {
   it("tool.invoke over the socket is an execute_tool span of its own trace, with the human's and the standing decisions", async () => {
     const fx = await suite.start({ env: otel() });
