@@ -268,9 +268,7 @@ describe("a page of another local port that opens the dashboard in a window of i
       const opened = await popup;
       await opened.waitForLoadState();
       // The page the dashboard answered with is the dashboard's: the handle is severed.
-      await expect
-        .poll(() => dash.page.evaluate("window.held.closed"))
-        .toBe(true);
+      await expect.poll(() => dash.page.evaluate("window.held.closed")).toBe(true);
       expect(await opened.evaluate("window.opener")).toBeNull();
       await opened.close();
     } finally {
