@@ -186,4 +186,49 @@ describe("a node that leaves", () => {
       raw.disconnect();
     }
   }, 90_000);
+
+  it("gives back a goal whose job came back to the same node: the job goes back to waiting, not completed, and the goal runs once elsewhere", async () => {
+    const raw = new Redis(redis.url);
+    try {
+      // A free slot: the node's own worker takes the job again when its lock lapses.
+      const leaving = await startNode(server, redis.url, "again-a", { capacity: 3, inference: 1 });
+      server.script(forGoal("again-held"), [turn.text("never", { delayMs: 60_000 })]);
+      server.script(forGoal("again-waiting"), [turn.text("done again-waiting")]);
+      const a = await leaving.client();
+      await a.call("goal.submit", { goal: "run again-held", manifest: manifest() });
+      await until(() => (server.requestsMatching(forGoal("again-held")).length > 0 ? true : undefined));
+      const waiting = (await a.call("goal.submit", { goal: "run again-waiting", manifest: manifest() }))
+        .goal_id;
+      await until(async () => {
+        const s = await a.call("goal.status", { goal_id: waiting });
+        return s.state === "running" && s.node === "again-a" ? true : undefined;
+      });
+      // The job's lock lapses while its node lives (a long stall): the stalled check puts the
+      // job back, and the same node's worker takes it again (the goal is still its own).
+      const jobKey = `bull:aido-goals:${waiting}`;
+      await raw.del(`${jobKey}:lock`);
+      await until(async () => {
+        const [lock, stalledCount] = await Promise.all([
+          raw.exists(`${jobKey}:lock`),
+          raw.hget(jobKey, "stc"),
+        ]);
+        return lock === 1 && Number(stalledCount ?? 0) > 0 ? true : undefined;
+      }, 3 * LEASE_MS);
+      // The node leaves: the goal had not made its first model call, so it is given back.
+      leaving.child.child.kill("SIGTERM");
+      await leaving.child.exited;
+      expect(await raw.hget(`aido:goal:${waiting}`, "state")).toBe("queued");
+      expect(await raw.exists(jobKey)).toBe(1);
+
+      const staying = await startNode(server, redis.url, "again-b", { capacity: 2 });
+      const b = await staying.client();
+      const ran = await b.call("goal.wait", { goal_id: waiting, timeout_ms: 20_000 }, { timeoutMs: 30_000 });
+      expect(ran).toMatchObject({ state: "succeeded", node: "again-b", result: "done again-waiting" });
+      expect(conversationsStarted(server, "again-waiting")).toBe(1);
+      expect(auditKinds(leaving, waiting).filter((k) => k === "cluster.goal_released")).toHaveLength(1);
+      await staying.kill();
+    } finally {
+      raw.disconnect();
+    }
+  }, 90_000);
 });
