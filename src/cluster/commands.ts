@@ -6,8 +6,12 @@
 // command sent to a node that stops heartbeating (leaves or dies) before answering fails
 // within a second or so, one it does not answer in time times out, each with an error that
 // says so.
-// Commands sent while a node was down are not replayed when it comes back: their senders
-// gave up already.
+// A sender that gives up withdraws its command, and a node acts on a command only if it
+// takes it first (one compare-and-set on aido:request:<id>, pending -> taken or withdrawn):
+// a node that was only paused, or slow, and reads the command after its sender answered
+// the client with an error never acts on it (refused, audited), and a sender whose command
+// was taken waits for the answer rather than say it failed. Commands sent while a node was
+// down are not replayed when it comes back either (their request has expired).
 
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
@@ -33,6 +37,22 @@ type Reply =
 const REPLY_TTL_SECONDS = 120;
 const COMMANDS_MAXLEN = 1_000;
 
+/** pending -> ARGV[1], only while pending (a missing key: the request expired unread). */
+const SETTLE = `
+if redis.call('GET', KEYS[1]) ~= 'pending' then return 0 end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 1 then ttl = 1 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
+return 1`;
+
+/**
+ * Move a pending request to `to` ("taken" by its node, "withdrawn" by its sender): true for
+ * the first of the two, false for the second.
+ */
+async function settle(redis: Redis, requestId: string, to: "taken" | "withdrawn"): Promise<boolean> {
+  return (await redis.eval(SETTLE, 1, RedisKeys.request(requestId), to)) === 1;
+}
+
 /** Send `command` to `node` and wait for its answer (at most `timeoutMs`). */
 export async function sendCommand(
   redis: Redis,
@@ -55,34 +75,62 @@ export async function sendCommand(
   const waiter = redis.duplicate({ lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: 1 });
   waiter.on("error", () => {});
   try {
-    await redis.xadd(
-      RedisKeys.commands(node),
-      "MAXLEN",
-      "~",
-      COMMANDS_MAXLEN,
-      "*",
-      "c",
-      JSON.stringify(envelope),
-    );
+    // Pending for as long as this sender may wait, and then some: a node that reads it later
+    // finds it expired and does not act on it.
+    const ttl = Math.ceil(timeoutMs / 1000) + REPLY_TTL_SECONDS;
+    const sent = await redis
+      .multi()
+      .set(RedisKeys.request(requestId), "pending", "EX", ttl)
+      .xadd(RedisKeys.commands(node), "MAXLEN", "~", COMMANDS_MAXLEN, "*", "c", JSON.stringify(envelope))
+      .exec();
+    const refused = (sent ?? []).find(([e]) => e !== null)?.[0];
+    if (!sent || refused) throw refused ?? new Error(`Redis did not take ${command.type} for node ${node}`);
+    // Giving up: withdrawn unless the node took it first (then it acts on it and answers, and
+    // this waits on). Redis not answering: the node cannot take it either while it is away,
+    // but could once Redis is back (within the request's TTL), and the error says so.
+    const withdraw = async (): Promise<"withdrawn" | "taken" | "unknown"> => {
+      try {
+        return (await settle(redis, requestId, "withdrawn")) ? "withdrawn" : "taken";
+      } catch {
+        return "unknown";
+      }
+    };
+    const fate = (w: "withdrawn" | "unknown") =>
+      w === "withdrawn"
+        ? "it will not act on it"
+        : "Redis did not answer its withdrawal, so it may still act on it once Redis is back";
     // A second at a time: a node that leaves (or dies) before it answers is told apart from
     // a slow one as soon as its heartbeat key is gone, not at the end of the wait.
     const deadline = Date.now() + timeoutMs;
+    let taken = false;
     let r: [string, string] | null = null;
     while (r === null) {
       r = await waiter.blpop(RedisKeys.reply(requestId), 1);
       if (r !== null) break;
       // Redis not answering for a moment proves nothing: keep waiting, up to the deadline.
-      if ((await redis.exists(RedisKeys.alive(node)).catch(() => 1)) === 0) {
-        throw new AidoError(
-          ErrorCode.clusterUnavailable,
-          `node ${node} stopped heartbeating before it answered ${command.type}`,
-          { node },
-        );
+      if (!taken && (await redis.exists(RedisKeys.alive(node)).catch(() => 1)) === 0) {
+        const w = await withdraw();
+        if (w !== "taken") {
+          throw new AidoError(
+            ErrorCode.clusterUnavailable,
+            `node ${node} stopped heartbeating before it took ${command.type}; ${fate(w)}`,
+            { node },
+          );
+        }
+        taken = true;
       }
       if (Date.now() >= deadline) {
+        const w = taken ? "taken" : await withdraw();
+        if (w !== "taken") {
+          throw new AidoError(
+            ErrorCode.clusterUnavailable,
+            `node ${node} did not take ${command.type} within ${timeoutMs} ms; ${fate(w)}`,
+            { node },
+          );
+        }
         throw new AidoError(
           ErrorCode.clusterUnavailable,
-          `node ${node} did not answer ${command.type} within ${timeoutMs} ms`,
+          `node ${node} took ${command.type} but did not answer within ${timeoutMs} ms; it may still act on it`,
           { node },
         );
       }
@@ -99,13 +147,15 @@ export async function sendCommand(
 }
 
 /**
- * Read this node's commands until stop(): each handled by `handle`, its answer (or error)
- * pushed to the sender's reply list.
+ * Read this node's commands until stop(): each taken (unless its sender withdrew it: then
+ * `refuse` says why, and nothing is done), handled by `handle`, its answer (or error) pushed
+ * to the sender's reply list.
  */
 export function serveCommands(
   redis: Redis,
   node: string,
   handle: (c: Command) => Promise<unknown>,
+  refuse: (type: string, reason: string) => void,
   log: (m: string) => void,
 ): { stop(): void } {
   const reader = blockingReader(redis);
@@ -115,6 +165,20 @@ export function serveCommands(
     try {
       envelope = JSON.parse(raw) as Envelope;
     } catch {
+      return;
+    }
+    const type = String(envelope?.command?.type).slice(0, 80);
+    try {
+      if (!(await settle(redis, String(envelope.request_id), "taken"))) {
+        refuse(
+          type,
+          "no sender waits for it any more (its sender gave up and withdrew it, or the request expired or never existed): not acted on",
+        );
+        return;
+      }
+    } catch (e) {
+      // Not taken: the sender gives up and says so.
+      log(`could not take a cluster command (${type}), not acted on: ${errorMessage(e)}`);
       return;
     }
     let reply: Reply;

@@ -8,6 +8,7 @@
 //              (the goal is re-queued: nothing of it was spent yet);
 //   failDead   running on a dead owner after a model call started -> failed, with why;
 //   release    running on this node, no model call started -> queued (the node is leaving);
+//              a goal this node released that is still queued says so;
 //   finish     only the owner ends its goal (a node back from the dead whose goal was
 //              ended elsewhere changes nothing);
 //   modelStarted  the owner marks the goal before its first model call;
@@ -56,7 +57,9 @@ redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return 1`;
 
 const RELEASE = `
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+local st = redis.call('HGET', KEYS[1], 'state')
+if st == 'queued' and redis.call('HGET', KEYS[1], 'released_by') == ARGV[1] then return 2 end
+if st ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'model_started') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'released_by', ARGV[1])
@@ -151,10 +154,13 @@ export class GoalMirror {
   /** The dead `owner`'s goal ends failed with `reason` (decided by `node`). */
   /**
    * `node` gives its goal back to the queue (it is shutting down before the goal started): only
-   * while it still owns the goal and no model call of it started.
+   * while it still owns the goal and no model call of it started ("released"). "queued": `node`
+   * gave it back already and it is still queued (the goal's job came back to the node and
+   * both of its takes give it back); "kept": neither.
    */
-  async release(goalId: string, node: string): Promise<boolean> {
-    return (await this.redis.eval(RELEASE, 1, RedisKeys.goal(goalId), node)) === 1;
+  async release(goalId: string, node: string): Promise<"released" | "queued" | "kept"> {
+    const r = await this.redis.eval(RELEASE, 1, RedisKeys.goal(goalId), node);
+    return r === 1 ? "released" : r === 2 ? "queued" : "kept";
   }
 
   async failDead(

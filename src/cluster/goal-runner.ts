@@ -197,8 +197,14 @@ export class ClusterGoalRunner {
     const nodeId = this.identity.nodeId;
     // A cancelled goal is never given back (cancel() ended it in Redis, queued or not).
     if (token === undefined || this.cancelled.has(goalId)) return;
+    // "queued": given back already by this node's other take of the same job (its lock had
+    // lapsed and this node's worker took it again). The job this take holds goes back to
+    // waiting all the same: completed, it would be removed, leaving the goal queued with no job.
+    let first: boolean;
     try {
-      if (!(await this.mirror.release(goalId, nodeId))) return;
+      const released = await this.mirror.release(goalId, nodeId);
+      if (released === "kept") return;
+      first = released === "released";
     } catch (e) {
       this.log(`cluster: could not give goal ${goalId} back to the queue: ${errorMessage(e)}`);
       return;
@@ -224,14 +230,16 @@ export class ClusterGoalRunner {
       // which would remove it and leave a queued goal no node ever takes. Thrown, it fails
       // (kept) if this node still holds it, and the sweep puts it back while its goal is queued.
       this.owned.delete(goalId);
-      this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
+      if (first) this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
       await dropApprovalsOf(this.ctx, goalId).catch(() => {});
       throw new Error(`goal ${goalId} given back, but its job could not go back here: ${errorMessage(e)}`);
     }
     this.owned.delete(goalId);
-    this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
-    await dropApprovalsOf(this.ctx, goalId).catch(() => {});
-    this.log(`cluster: goal ${goalId} given back to the queue: ${reason}`);
+    if (first) {
+      this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
+      await dropApprovalsOf(this.ctx, goalId).catch(() => {});
+      this.log(`cluster: goal ${goalId} given back to the queue: ${reason}`);
+    }
     throw new WaitingError(`goal ${goalId} given back to the queue: ${reason}`);
   }
 

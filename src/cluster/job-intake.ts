@@ -6,8 +6,9 @@
 // a node makes is refused before anything of it is unpacked.
 // requeueOrphans(): every node, each heartbeat, puts back to waiting a failed job whose goal
 // is queued (its job failed on a node that found the goal still running elsewhere, and that
-// node then gave the goal back; or a take failed before its claim). Same job id, so never
-// two jobs; the claim (a compare-and-set) decides which node runs the goal, once.
+// node then gave the goal back; or a take failed before its claim): the newest failed jobs
+// and, in turn, a page of the older ones. Same job id, so never two jobs; the claim (a
+// compare-and-set) decides which node runs the goal, once.
 
 import type { Job, Queue } from "bullmq";
 import { errorMessage } from "../errors.js";
@@ -18,8 +19,12 @@ import type { ClusterGoalRunner, GoalJob } from "./goal-runner.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
 import { RedisKeys } from "./redis-keys.js";
 
-/** How many of the newest failed jobs a sweep looks at. */
-const SWEEP_FAILED = 1_000;
+/**
+ * How many failed jobs a sweep looks at: this many of the newest (a job that just failed),
+ * and this many of the older ones in turn, so that every failed job kept (a day's) is looked
+ * at within a few heartbeats however many failed after it.
+ */
+const SWEEP_PAGE = 500;
 
 /** How this node tells a dead node from a live one (cluster/node.ts). */
 export interface Liveness {
@@ -36,6 +41,8 @@ export class JobIntake {
   private readonly mirror: NodeContext["mirror"];
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
+  /** Where the next sweep's page of older failed jobs starts (oldest first). */
+  private sweepFrom = 0;
 
   constructor(
     private readonly ctx: NodeContext,
@@ -115,10 +122,17 @@ export class JobIntake {
   /**
    * Failed jobs whose goal is queued go back to waiting (a queued goal always has a job a
    * node will take). Another node may do the same at once: the second retry finds the job
-   * no longer failed and is refused, which changes nothing.
+   * no longer failed and is refused, which changes nothing. The job of a goal given back
+   * long after it failed (the goal waited for its first model call meanwhile) is an old one:
+   * the older failed jobs are looked at a page per sweep, in turn.
    */
   async requeueOrphans(): Promise<void> {
-    const ids = await this.queue.getRanges(["failed"], 0, SWEEP_FAILED - 1);
+    const newest = await this.queue.getRanges(["failed"], 0, SWEEP_PAGE - 1);
+    const from = this.sweepFrom;
+    const older = await this.queue.getRanges(["failed"], from, from + SWEEP_PAGE - 1, true);
+    // Past the end: the next sweep starts again from the oldest.
+    this.sweepFrom = older.length < SWEEP_PAGE ? 0 : from + older.length;
+    const ids = [...new Set([...newest, ...older])];
     if (ids.length === 0) return;
     const pipe = this.redis.pipeline();
     for (const id of ids) pipe.hget(RedisKeys.goal(id), "state");

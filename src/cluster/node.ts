@@ -165,7 +165,13 @@ export class ClusterNode implements Liveness {
     redis.on("close", () => {
       this.readySince = undefined;
     });
-    this.commands = serveCommands(redis, this.identity.nodeId, (c) => this.goals.handleCommand(c), log);
+    this.commands = serveCommands(
+      redis,
+      this.identity.nodeId,
+      (c) => this.goals.handleCommand(c),
+      (type, reason) => this.ctx.rt.audit.record("cluster.command_refused", { type, reason }),
+      log,
+    );
     const workerConnection = new Redis(config.cluster.redisUrl, {
       maxRetriesPerRequest: null,
       retryStrategy: reconnectDelay,

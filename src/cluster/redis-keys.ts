@@ -32,6 +32,11 @@ export const RedisKeys = {
   inferenceSlots: (provider: string) => `aido:inference:${provider}`,
   /** List: the answer to one routed command, read once by the node that sent it. */
   reply: (requestId: string) => `aido:reply:${requestId}`,
+  /**
+   * String: who has one routed command — "pending" (sent), "taken" by its node, or
+   * "withdrawn" by its sender, who gave up waiting (cluster/commands.ts).
+   */
+  request: (requestId: string) => `aido:request:${requestId}`,
 } as const;
 
 /** How many events a goal's stream keeps (approximately: MAXLEN ~). */

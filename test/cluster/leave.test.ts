@@ -134,6 +134,99 @@ describe("a node that leaves", () => {
       expect(conversationsStarted(server, "orphan-waiting")).toBe(1);
       expect(auditKinds(leaving, waiting)).toContain("cluster.goal_released");
       expect(auditKinds(staying, waiting)).toContain("cluster.goal_requeued");
+      await staying.kill(); // takes no goal of the next test
+    } finally {
+      raw.disconnect();
+    }
+  }, 90_000);
+
+  it("puts back a given-back goal's failed job however many jobs failed after it: the goal runs once, never stuck queued", async () => {
+    const raw = new Redis(redis.url);
+    try {
+      const leaving = await startNode(server, redis.url, "old-orphan-a", { capacity: 2, inference: 1 });
+      server.script(forGoal("old-orphan-held"), [turn.text("never", { delayMs: 60_000 })]);
+      server.script(forGoal("old-orphan-waiting"), [turn.text("done old-orphan-waiting")]);
+      const a = await leaving.client();
+      await a.call("goal.submit", { goal: "run old-orphan-held", manifest: manifest() });
+      await until(() => (server.requestsMatching(forGoal("old-orphan-held")).length > 0 ? true : undefined));
+      const waiting = (await a.call("goal.submit", { goal: "run old-orphan-waiting", manifest: manifest() }))
+        .goal_id;
+      await until(async () => {
+        const s = await a.call("goal.status", { goal_id: waiting });
+        return s.state === "running" && s.node === "old-orphan-a" ? true : undefined;
+      });
+      const staying = await startNode(server, redis.url, "old-orphan-b", { capacity: 2 });
+      // As above: the other node fails the job while the goal still runs on the leaving node.
+      await raw.del(`bull:aido-goals:${waiting}:lock`);
+      await until(
+        async () => ((await raw.zscore("bull:aido-goals:failed", waiting)) !== null ? true : undefined),
+        3 * LEASE_MS,
+      );
+      // The goal waits for its first model call (one at a time here) while a thousand other
+      // jobs fail (failed jobs are kept a day; after a Redis outage every job whose goal runs
+      // fails alike): its job is no longer among the newest failed ones.
+      const later = raw.pipeline();
+      const now = Date.now();
+      for (let i = 0; i < 1_000; i++) later.zadd("bull:aido-goals:failed", now + 1 + i, `g_later${i}`);
+      await later.exec();
+      leaving.child.child.kill("SIGTERM");
+      await leaving.child.exited;
+
+      const b = await staying.client();
+      const ran = await b.call("goal.wait", { goal_id: waiting, timeout_ms: 20_000 }, { timeoutMs: 30_000 });
+      expect(ran).toMatchObject({
+        state: "succeeded",
+        node: "old-orphan-b",
+        result: "done old-orphan-waiting",
+      });
+      expect(conversationsStarted(server, "old-orphan-waiting")).toBe(1);
+      expect(auditKinds(staying, waiting)).toContain("cluster.goal_requeued");
+      await staying.kill();
+    } finally {
+      raw.disconnect();
+    }
+  }, 90_000);
+
+  it("gives back a goal whose job came back to the same node: the job goes back to waiting, not completed, and the goal runs once elsewhere", async () => {
+    const raw = new Redis(redis.url);
+    try {
+      // A free slot: the node's own worker takes the job again when its lock lapses.
+      const leaving = await startNode(server, redis.url, "again-a", { capacity: 3, inference: 1 });
+      server.script(forGoal("again-held"), [turn.text("never", { delayMs: 60_000 })]);
+      server.script(forGoal("again-waiting"), [turn.text("done again-waiting")]);
+      const a = await leaving.client();
+      await a.call("goal.submit", { goal: "run again-held", manifest: manifest() });
+      await until(() => (server.requestsMatching(forGoal("again-held")).length > 0 ? true : undefined));
+      const waiting = (await a.call("goal.submit", { goal: "run again-waiting", manifest: manifest() }))
+        .goal_id;
+      await until(async () => {
+        const s = await a.call("goal.status", { goal_id: waiting });
+        return s.state === "running" && s.node === "again-a" ? true : undefined;
+      });
+      // The job's lock lapses while its node lives (a long stall): the stalled check puts the
+      // job back, and the same node's worker takes it again (the goal is still its own).
+      const jobKey = `bull:aido-goals:${waiting}`;
+      await raw.del(`${jobKey}:lock`);
+      await until(async () => {
+        const [lock, stalledCount] = await Promise.all([
+          raw.exists(`${jobKey}:lock`),
+          raw.hget(jobKey, "stc"),
+        ]);
+        return lock === 1 && Number(stalledCount ?? 0) > 0 ? true : undefined;
+      }, 3 * LEASE_MS);
+      // The node leaves: the goal had not made its first model call, so it is given back.
+      leaving.child.child.kill("SIGTERM");
+      await leaving.child.exited;
+      expect(await raw.hget(`aido:goal:${waiting}`, "state")).toBe("queued");
+      expect(await raw.exists(jobKey)).toBe(1);
+
+      const staying = await startNode(server, redis.url, "again-b", { capacity: 2 });
+      const b = await staying.client();
+      const ran = await b.call("goal.wait", { goal_id: waiting, timeout_ms: 20_000 }, { timeoutMs: 30_000 });
+      expect(ran).toMatchObject({ state: "succeeded", node: "again-b", result: "done again-waiting" });
+      expect(conversationsStarted(server, "again-waiting")).toBe(1);
+      expect(auditKinds(leaving, waiting).filter((k) => k === "cluster.goal_released")).toHaveLength(1);
+      await staying.kill();
     } finally {
       raw.disconnect();
     }

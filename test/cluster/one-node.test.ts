@@ -91,6 +91,8 @@ describe("commands written by an attacker", () => {
       decision: "allow_once",
       via: "alice (security team, verified)",
     };
+    // A Redis writer can make the request look sent by a node, and the command is read.
+    await redis.set("aido:request:forged-1", "pending", "EX", 60);
     await redis.xadd(
       `aido:node:${node.id}:commands`,
       "*",
