@@ -104,6 +104,11 @@ describe("the dashboard's door, in a browser", () => {
       const what = /form-evil|simple-evil|goal\.list/.exec(req.postData() ?? "")?.[0] ?? "-";
       answers.push(`${req.method()} ${new URL(r.url()).pathname} ${what} ${r.status()}`);
     });
+    // The no-cors POST's answer reaches the browser, which keeps it from the page (below).
+    page.on("requestfailed", (req) => {
+      if (!req.url().startsWith(ui.origin) || !(req.postData() ?? "").includes("simple-evil")) return;
+      answers.push(`${req.method()} ${new URL(req.url()).pathname} simple-evil ${req.failure()?.errorText}`);
+    });
     await page.goto(`${evilOrigin}/`);
     await expect
       .poll(() => page.evaluate("Object.keys(window.results).sort().join(',')"), { timeout: 20_000 })
@@ -112,9 +117,14 @@ describe("the dashboard's door, in a browser", () => {
     expect(results.read).toBe("blocked: TypeError");
     expect(results.events).toBe("blocked");
     // The JSON read never left the browser (its preflight failed); the two POSTs a page can
-    // send without a preflight reached the server, with the cookie, and the Origin check refused them.
+    // send without a preflight reached the server, with the cookie, and the Origin check
+    // refused them; the no-cors one's answer the browser does not even hand to the page
+    // (Cross-Origin-Resource-Policy: same-origin).
     await expect.poll(() => answers.length, { timeout: 20_000 }).toBe(2);
-    expect(answers.sort()).toEqual(["POST /api/rpc form-evil 403", "POST /api/rpc simple-evil 403"]);
+    expect(answers.sort()).toEqual([
+      "POST /api/rpc form-evil 403",
+      "POST /api/rpc simple-evil net::ERR_BLOCKED_BY_RESPONSE.NotSameOrigin",
+    ]);
 
     // Nothing the page sent changed anything: no goal exists, and the refusals are audited.
     expect((await c.call("goal.list", {})).goals).toEqual([]);
