@@ -39,8 +39,12 @@ export class ClusterGoalRunner {
   private readonly owned = new Set<string>();
   /** Goals that ended here while Redis could not be written: written when it answers again. */
   private readonly unflushed = new Set<string>();
-  /** Goals a cancel ended in Redis before they ran here or were given back (cancel()). */
-  private readonly cancelled = new Set<string>();
+  /**
+   * Goals a cancel is ending before they run here or are given back (cancel()): true once
+   * the cancel ended the goal in Redis, false when it could not (the mark is then gone).
+   * Set before the cancel's write, so a start or give-back meanwhile waits for its outcome.
+   */
+  private readonly cancelled = new Map<string, Promise<boolean>>();
   private readonly config: NodeContext["config"];
   private readonly rt: NodeContext["rt"];
   private readonly redis: NodeContext["redis"];
@@ -111,9 +115,12 @@ export class ClusterGoalRunner {
     this.owned.add(goalId);
     try {
       const inputs = await unpackInputs(this.config, goalId, data.inputs);
-      // Read in the same turn as the submit: a cancel that came while the inputs were
-      // unpacked has already ended the goal in Redis, and it must not start here.
-      if (this.cancelled.has(goalId)) return this.dropCancelled(goalId);
+      // A cancel that came while the inputs were unpacked ends the goal in Redis, and it
+      // must not start here; one whose write failed leaves it to run. The last look is in
+      // the same turn as the submit.
+      for (let mark = this.cancelled.get(goalId); mark; mark = this.cancelled.get(goalId)) {
+        if (await mark) return this.dropCancelled(goalId);
+      }
       this.rt.goals.submit(
         {
           goal: data.goal,
@@ -123,7 +130,7 @@ export class ClusterGoalRunner {
         { goalId },
       );
     } catch (e) {
-      if (this.cancelled.has(goalId)) return this.dropCancelled(goalId);
+      if (await this.cancelTook(goalId)) return this.dropCancelled(goalId);
       if (this.rt.goals.closing) {
         this.owned.delete(goalId);
         removeUnpacked(this.config, goalId);
@@ -173,7 +180,7 @@ export class ClusterGoalRunner {
         `node ${this.identity.nodeId} shut down before the goal's first model call`,
       );
       // Cancelled meanwhile: cancel() wrote and announced its end (cancelled), not this one.
-      if (this.cancelled.has(goalId)) {
+      if (await this.cancelTook(goalId)) {
         this.owned.delete(goalId);
         this.cancelled.delete(goalId);
         return "cancelled";
@@ -196,7 +203,7 @@ export class ClusterGoalRunner {
     const goalId = job.data.goal_id;
     const nodeId = this.identity.nodeId;
     // A cancelled goal is never given back (cancel() ended it in Redis, queued or not).
-    if (token === undefined || this.cancelled.has(goalId)) return;
+    if (token === undefined || (await this.cancelTook(goalId))) return;
     // "queued": given back already by this node's other take of the same job (its lock had
     // lapsed and this node's worker took it again). The job this take holds goes back to
     // waiting all the same: completed, it would be removed, leaving the goal queued with no job.
@@ -211,7 +218,7 @@ export class ClusterGoalRunner {
     }
     // A cancel that came while the hash was released ends it there (queued -> cancelled): the
     // job then completes here rather than go back for a node that would skip it.
-    if (this.cancelled.has(goalId)) return;
+    if (await this.cancelTook(goalId)) return;
     try {
       // Bounded: the worker's connection waits for Redis forever, and shutdown waits for this.
       await withTimeout(job.moveToWait(token), REDIS_ANSWER_MS);
@@ -241,6 +248,14 @@ export class ClusterGoalRunner {
       this.log(`cluster: goal ${goalId} given back to the queue: ${reason}`);
     }
     throw new WaitingError(`goal ${goalId} given back to the queue: ${reason}`);
+  }
+
+  /** Whether a cancel ended the goal in Redis (one still being written is waited for). */
+  private async cancelTook(goalId: string): Promise<boolean> {
+    for (let mark = this.cancelled.get(goalId); mark; mark = this.cancelled.get(goalId)) {
+      if (await mark) return true;
+    }
+    return false;
   }
 
   /** A goal cancel() ended before it started here: nothing of it stays. */
@@ -275,11 +290,27 @@ export class ClusterGoalRunner {
     }
     // Not in this Runtime yet (claimed, its inputs being unpacked, or the claim's answer not
     // read yet), or ended by the shutdown and not given back yet: the mark first, in this
-    // turn, so that runHere and giveBack see it whatever the Redis write below meets.
-    this.cancelled.add(goalId);
+    // turn, so that runHere and giveBack wait for what the Redis write below meets.
+    let settle: (took: boolean) => void = () => {};
+    const mark = new Promise<boolean>((resolve) => {
+      settle = resolve;
+    });
+    this.cancelled.set(goalId, mark);
+    /** The cancel did not end the goal: it starts or is given back as if never asked. */
+    const untaken = () => {
+      if (this.cancelled.get(goalId) === mark) this.cancelled.delete(goalId);
+      settle(false);
+    };
     const reason = "cancelled before it started";
-    const r = await this.mirror.cancelUnstarted(goalId, this.identity.nodeId, reason);
+    let r: Awaited<ReturnType<typeof this.mirror.cancelUnstarted>>;
+    try {
+      r = await this.mirror.cancelUnstarted(goalId, this.identity.nodeId, reason);
+    } catch (e) {
+      untaken();
+      throw e;
+    }
     if (r === "cancelled") {
+      settle(true);
       this.rt.audit.record(
         "cluster.goal_cancelled",
         { reason: givingBack ? `${reason} (while node ${this.identity.nodeId} was leaving)` : reason },
@@ -290,7 +321,7 @@ export class ClusterGoalRunner {
       if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
       return "handled";
     }
-    this.cancelled.delete(goalId);
+    untaken();
     // Its model calls had started (it ends failed by the shutdown, as it would have) or it
     // ended: nothing more to do. Taken by another node: the caller routes the cancel there.
     return r === "elsewhere" ? "elsewhere" : "handled";

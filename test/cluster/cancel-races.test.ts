@@ -113,6 +113,45 @@ describe("goal.cancel while the owner holds a goal its Runtime does not run", ()
     await owner.kill();
   }, 90_000);
 
+  it("leaves the goal to run when the owner cannot write the cancel to Redis: the answer is an error, and the goal is neither dropped nor stuck running", async () => {
+    const busy = await busyNode("race-busy-3", "race-held-3");
+    const owner = await startNode(server, redis.url, "race-owner-3", { capacity: 1 });
+    const inputs = mkdtempSync(join(tmpdir(), "aido-race-inputs-"));
+    folders.push(inputs);
+    mkdirSync(join(inputs, "many"));
+    for (let i = 0; i < 600; i++) writeFileSync(join(inputs, "many", `f${i}.txt`), `${i}\n`);
+    server.script(forGoal("race-refused-write"), [turn.text("ran after all")]);
+
+    const b = await busy.client();
+    const { goal_id } = await b.call("goal.submit", {
+      goal: "run race-refused-write",
+      manifest: manifest(),
+      inputs: [join(inputs, "many")],
+    });
+    for (;;) {
+      if ((await raw.hget(`aido:goal:${goal_id}`, "state")) === "running") break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    expect(localState(owner, goal_id)).toBeUndefined();
+    // For a moment Redis refuses HEXISTS (an ACL change): the cluster's lookup of the goal
+    // answers (running, on the owner), but the owner's compare-and-set that would end it,
+    // the one script that asks whether a model call started, fails. Asked on the owner.
+    const o = await owner.client();
+    await raw.call("ACL", "SETUSER", "default", "-hexists");
+    let answer: unknown;
+    try {
+      answer = await o.call("goal.cancel", { goal_id }).catch((e: unknown) => e);
+    } finally {
+      await raw.call("ACL", "SETUSER", "default", "+hexists");
+    }
+    expect(String(answer)).toContain("internal error");
+    // The cancel did not take: the goal runs as if it had not been asked, and ends.
+    expect(await b.call("goal.wait", { goal_id, timeout_ms: 30_000 })).toMatchObject({ state: "succeeded" });
+    expect(conversationsStarted(server, "race-refused-write")).toBe(1);
+    await busy.kill();
+    await owner.kill();
+  }, 90_000);
+
   it("wins over the give-back when it reaches a leaving node after its shutdown ended the goal: the goal ends cancelled and runs nowhere", async () => {
     // The leaving node runs two goals with one model call at a time: the second waits for it.
     const leaving = await startNode(server, redis.url, "race-leaving", { capacity: 2, inference: 1 });

@@ -53,16 +53,21 @@ describe("a routed command whose sender gave up", () => {
     expect(String((answer as Error).message)).toContain("node gaveup-owner stopped heartbeating");
 
     // The owner reads its stream again and heartbeats: the command must not be acted on.
+    // Once it has read the command (refused, audited), under load that takes a while.
     await until(async () => ((await raw.exists("aido:node:gaveup-owner:alive")) === 1 ? true : undefined));
-    await new Promise((r) => setTimeout(r, 2_000));
+    await expect
+      .poll(
+        async () =>
+          (await o.call("audit.query", { kind: "cluster.command_refused" })).entries.map((e) => e.payload),
+        { timeout: 15_000 },
+      )
+      .toContainEqual(
+        expect.objectContaining({ type: "goal.cancel", reason: expect.stringContaining("gave up") }),
+      );
     expect(await s.call("goal.status", { goal_id })).toMatchObject({
       state: "running",
       node: "gaveup-owner",
     });
-    const refused = await o.call("audit.query", { kind: "cluster.command_refused" });
-    expect(refused.entries.map((e) => e.payload)).toContainEqual(
-      expect.objectContaining({ type: "goal.cancel", reason: expect.stringContaining("gave up") }),
-    );
 
     // A cancel asked now reaches it.
     expect(await s.call("goal.cancel", { goal_id })).toMatchObject({ state: expect.any(String) });
