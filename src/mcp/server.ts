@@ -65,6 +65,16 @@ export async function createMcpServer(
   server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
     const t = byName.get(req.params.name);
     if (!t) {
+      // A tool this session was not given (aido_approve without --allow-approve, say) is a
+      // refusal like any other: audited as the session's, then a protocol error.
+      const reason = `unknown tool: tools/list names the tools of this session`;
+      await link.client
+        .call("session.refused", {
+          session_id: link.session.session_id,
+          tool: req.params.name.slice(0, 200),
+          reason,
+        })
+        .catch((e) => opts.log(`recording a refusal of an unknown tool: ${String(e)}`));
       throw new McpError(
         McpErrorCode.InvalidParams,
         `unknown tool "${req.params.name}": tools/list names the tools of this session`,

@@ -165,6 +165,23 @@ describe("aido_orchestrator_info", () => {
     );
   });
 
+  it("audits a call of a tool the session was not given: a runtime tool the MCP face does not offer", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const listed = (await client.listTools()).tools.map((t) => t.name);
+    expect(listed).not.toContain("spawn_agents");
+    const refused = await client.callTool({ name: "spawn_agents", arguments: { children: [] } }).then(
+      (r) => (r.isError ? textOf(r) : "answered"),
+      (e: unknown) => String(e),
+    );
+    expect(refused).toContain('unknown tool "spawn_agents"');
+    const human = await fx.client();
+    const audited = await human.call("audit.query", { kind: "session.call_refused" });
+    expect(audited.entries.map((e) => e.payload)).toContainEqual(
+      expect.objectContaining({ tool: "spawn_agents", reason: expect.stringContaining("unknown tool") }),
+    );
+  });
+
   it("tells the version, limits, policy and the session's held grants", async () => {
     await suite.start();
     const client = await suite.connect();
