@@ -102,6 +102,18 @@ export function tracedToolName(content: ContentRedactor | undefined, name: strin
   return content === undefined && !known ? UNKNOWN_TOOL : name;
 }
 
+/** What a call id looks like from the providers (toolu_…, call_…): short, no spaces. */
+const PLAIN_CALL_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/**
+ * The call id a span carries (gen_ai.tool.call.id): the provider's, which a self-hosted
+ * compatible server may let the model shape, so with content off an id that does not look
+ * like one (spaces, a path, past 64 characters) is UNKNOWN_TOOL.
+ */
+export function tracedCallId(content: ContentRedactor | undefined, id: string): string {
+  return content === undefined && !PLAIN_CALL_ID.test(id) ? UNKNOWN_TOOL : id;
+}
+
 /**
  * The model a span names (`gen_ai.request.model`, `gen_ai.response.model`, a chat span's
  * name): a child's manifest is a model's writing, and past a models.allowed glob

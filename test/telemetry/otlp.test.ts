@@ -498,6 +498,38 @@ describe("tool names a model made up", () => {
   }
 });
 
+describe("a call id a provider let the model shape", () => {
+  /** Not what a provider's ids look like: a path and a space. */
+  const SHAPED = "call read /workspace/.ssh/id_ed25519";
+  for (const content of [false, true]) {
+    it(`is ${content ? "kept on spans with content on" : "`unknown` on spans with content off; a plain id stays"}`, async () => {
+      suite.server.script('manifest "shaped"', [
+        turn.toolUses([{ id: SHAPED, name: "memory_store", input: { content: "x", category: "fact" } }]),
+        turn.toolUses([
+          { id: "call_plain", name: "memory_store", input: { content: "y", category: "fact" } },
+        ]),
+        turn.text("done"),
+      ]);
+      const fx = await suite.start({
+        env: otel({
+          AIDO_MODEL: "openai/gpt-test",
+          OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: String(content),
+        }),
+      });
+      const c = await fx.client();
+      const shaped = manifest("shaped", { model: "openai/gpt-test", capabilities: ["tool: memory_store"] });
+      const { goal_id } = await c.call("goal.submit", { goal: "go", manifest: shaped });
+      expect((await c.call("goal.wait", { goal_id, timeout_ms: 30_000 })).state).toBe("succeeded");
+      await fx.daemon.close();
+      const ids = receiver.spans
+        .filter((s) => s.name.startsWith("execute_tool "))
+        .map((s) => s.attributes["gen_ai.tool.call.id"]);
+      expect(ids.sort()).toEqual(content ? [SHAPED, "call_plain"].sort() : ["call_plain", "unknown"]);
+      if (!content) expect(attributeText(receiver.spans)).not.toContain("id_ed25519");
+    });
+  }
+});
+
 describe("a model a child's manifest names", () => {
   /** A model no operator named, written by the lead's model into its child's manifest. */
   const MADE_UP_MODEL = "anthropic/read /workspace/.ssh/id_ed25519 now";
