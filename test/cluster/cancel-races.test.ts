@@ -77,29 +77,41 @@ async function busyNode(id: string, marker: string): Promise<Node> {
   return node;
 }
 
+/**
+ * A goal the owner has claimed (the hash says running on it) but whose inputs it is still
+ * unpacking (600 small files), so its Runtime does not run it yet. Submitted on a busy
+ * node, which takes nothing else; `answer` is what the scripted model says if it runs.
+ */
+async function claimedWhileUnpacking(
+  tag: string,
+  marker: string,
+  answer: string,
+): Promise<{ busy: Node; owner: Node; b: Awaited<ReturnType<Node["client"]>>; goal_id: string }> {
+  const busy = await busyNode(`race-busy${tag}`, `race-held${tag}`);
+  const owner = await startNode(server, redis.url, `race-owner${tag}`, { capacity: 1 });
+  const inputs = mkdtempSync(join(tmpdir(), "aido-race-inputs-"));
+  folders.push(inputs);
+  mkdirSync(join(inputs, "many"));
+  for (let i = 0; i < 600; i++) writeFileSync(join(inputs, "many", `f${i}.txt`), `${i}\n`);
+  server.script(forGoal(marker), [turn.text(answer)]);
+  const b = await busy.client();
+  const { goal_id } = await b.call("goal.submit", {
+    goal: `run ${marker}`,
+    manifest: manifest(),
+    inputs: [join(inputs, "many")],
+  });
+  for (;;) {
+    if ((await raw.hget(`aido:goal:${goal_id}`, "state")) === "running") break;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  expect(localState(owner, goal_id)).toBeUndefined();
+  return { busy, owner, b, goal_id };
+}
+
 describe("goal.cancel while the owner holds a goal its Runtime does not run", () => {
   it("is honoured when it reaches the owner after the claim, while the job's inputs are unpacked: the goal ends cancelled and never calls the model", async () => {
-    const busy = await busyNode("race-busy", "race-held");
-    const owner = await startNode(server, redis.url, "race-owner", { capacity: 1 });
-    // Many small input files: unpacking them on the owner takes a while after its claim.
-    const inputs = mkdtempSync(join(tmpdir(), "aido-race-inputs-"));
-    folders.push(inputs);
-    mkdirSync(join(inputs, "many"));
-    for (let i = 0; i < 600; i++) writeFileSync(join(inputs, "many", `f${i}.txt`), `${i}\n`);
-    server.script(forGoal("race-unpacking"), [turn.text("must not run")]);
-
-    const b = await busy.client();
-    const { goal_id } = await b.call("goal.submit", {
-      goal: "run race-unpacking",
-      manifest: manifest(),
-      inputs: [join(inputs, "many")],
-    });
     // Claimed (the hash says running on the owner) but not yet in the owner's Runtime.
-    for (;;) {
-      if ((await raw.hget(`aido:goal:${goal_id}`, "state")) === "running") break;
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    expect(localState(owner, goal_id)).toBeUndefined();
+    const { busy, owner, b, goal_id } = await claimedWhileUnpacking("", "race-unpacking", "must not run");
     // Through the other node: routed to the owner.
     const cancelled = await b.call("goal.cancel", { goal_id });
     expect(cancelled).toMatchObject({ state: "cancelled", node: "race-owner" });
@@ -114,25 +126,11 @@ describe("goal.cancel while the owner holds a goal its Runtime does not run", ()
   }, 90_000);
 
   it("leaves the goal to run when the owner cannot write the cancel to Redis: the answer is an error, and the goal is neither dropped nor stuck running", async () => {
-    const busy = await busyNode("race-busy-3", "race-held-3");
-    const owner = await startNode(server, redis.url, "race-owner-3", { capacity: 1 });
-    const inputs = mkdtempSync(join(tmpdir(), "aido-race-inputs-"));
-    folders.push(inputs);
-    mkdirSync(join(inputs, "many"));
-    for (let i = 0; i < 600; i++) writeFileSync(join(inputs, "many", `f${i}.txt`), `${i}\n`);
-    server.script(forGoal("race-refused-write"), [turn.text("ran after all")]);
-
-    const b = await busy.client();
-    const { goal_id } = await b.call("goal.submit", {
-      goal: "run race-refused-write",
-      manifest: manifest(),
-      inputs: [join(inputs, "many")],
-    });
-    for (;;) {
-      if ((await raw.hget(`aido:goal:${goal_id}`, "state")) === "running") break;
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    expect(localState(owner, goal_id)).toBeUndefined();
+    const { busy, owner, b, goal_id } = await claimedWhileUnpacking(
+      "-3",
+      "race-refused-write",
+      "ran after all",
+    );
     // For a moment Redis refuses HEXISTS (an ACL change): the cluster's lookup of the goal
     // answers (running, on the owner), but the owner's compare-and-set that would end it,
     // the one script that asks whether a model call started, fails. Asked on the owner.
