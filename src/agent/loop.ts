@@ -15,7 +15,7 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
 import type { AgentRecord } from "../kernel/registry.js";
 import { type Message, type ResponseBlock, textOf, toolUsesOf, type Usage } from "../llm/types.js";
-import { Attr, tracedModel } from "../telemetry/attributes.js";
+import { Attr, tracedAgentName, tracedModel } from "../telemetry/attributes.js";
 import { manageContext } from "./context.js";
 import { type AgentEnv, MAX_OUTPUT_TOKENS } from "./env.js";
 import { budgetedComplete } from "./inference.js";
@@ -50,8 +50,9 @@ export async function runAgentLoop(
   if (!env.tracer) return runLoop(env, agent, initial, opts);
   // One invoke_agent span per run; the agent's chat and tool spans find it on the record.
   const slash = agent.model.indexOf("/");
-  const span = env.tracer.startAgent(agent.traceParent, agent.manifest.name, {
-    [Attr.agentName]: agent.manifest.name,
+  const name = tracedAgentName(env.tracer.content, agent.manifest.name, agent.nameByOperator);
+  const span = env.tracer.startAgent(agent.traceParent, name, {
+    [Attr.agentName]: name,
     [Attr.agentId]: agent.id,
     [Attr.conversationId]: agent.goalId,
     [Attr.provider]: slash > 0 ? agent.model.slice(0, slash) : undefined,

@@ -50,6 +50,22 @@ export function modelNamedLiterally(config: Pick<Config, "models">, model: strin
   return config.models.allowed.length > 0 && config.models.allowed.every((list) => list.includes(model));
 }
 
+/**
+ * The child manifest names the operator chose among those `m`'s spawn_child grants list
+ * (AgentRecord.childNamesByOperator): every name a root lists; of a child's, only those its
+ * parent's set has — a name listed under a parent's `[*]` is a model's text.
+ */
+export function childNamesByOperator(
+  m: LoadedManifest,
+  parent: { childNamesByOperator: ReadonlySet<string> } | undefined,
+): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const g of m.capabilities)
+    if (g.kind === "spawn_child" && g.names !== "*")
+      for (const n of g.names) if (parent === undefined || parent.childNamesByOperator.has(n)) out.add(n);
+  return out;
+}
+
 /** The offense of a model models.allowed does not allow, or undefined. */
 export function modelOffense(config: Pick<Config, "models">, model: string): Offense | undefined {
   const refusing = config.models.allowed.find((list) => !list.some((glob) => wildcardMatch(glob, model)));

@@ -27,7 +27,7 @@ import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import type { TraceSpan } from "../telemetry/tracer.js";
 import { type AgentQueue, AgentStats, type AgentUsage } from "./agent-stats.js";
 import type { AgentState, EventBus } from "./events.js";
-import { modelNamedLiterally } from "./narrow-manifest.js";
+import { childNamesByOperator, modelNamedLiterally } from "./narrow-manifest.js";
 
 const MIGRATIONS = [
   `CREATE TABLE agents (
@@ -78,6 +78,14 @@ export interface AgentRecord {
    * on (telemetry/attributes.ts tracedModel).
    */
   readonly modelNamedByOperator: boolean;
+  /**
+   * The operator chose the manifest's name: a root's, or a child's its parent's
+   * childNamesByOperator has. Under `spawn_child: [*]` a child's name is a model's text:
+   * traces name it only with content on (telemetry/attributes.ts tracedAgentName).
+   */
+  readonly nameByOperator: boolean;
+  /** The child names this agent may spawn that the operator chose (narrow-manifest.ts childNamesByOperator). */
+  readonly childNamesByOperator: ReadonlySet<string>;
   readonly token: CapabilityToken;
   readonly budgetAccount: string;
   /** False when the account is the goal's root, which the goal closes itself. */
@@ -402,18 +410,25 @@ export class AgentRegistry {
     const stopped: string[] = [];
     for (const r of rows) {
       const parent = r.parent_id === null ? undefined : this.agents.get(r.parent_id);
+      const manifest = JSON.parse(r.manifest) as LoadedManifest;
       const rec: AgentRecord = {
         id: r.id,
         goalId: r.goal_id,
         parentId: r.parent_id,
         depth: r.depth,
-        manifest: JSON.parse(r.manifest) as LoadedManifest,
+        manifest,
         identity: r.identity,
         model: r.model,
         modelNamedByOperator:
           r.parent_id === null ||
           (parent !== undefined && r.model === parent.model && parent.modelNamedByOperator) ||
           modelNamedLiterally(this.deps.config, r.model),
+        // A child whose parent is not here (stopped) is taken as the model's naming.
+        nameByOperator: r.parent_id === null || (parent?.childNamesByOperator.has(manifest.name) ?? false),
+        childNamesByOperator: childNamesByOperator(
+          manifest,
+          r.parent_id === null ? undefined : (parent ?? { childNamesByOperator: new Set() }),
+        ),
         token: JSON.parse(r.token) as CapabilityToken,
         budgetAccount: r.budget_account,
         ownsAccount: r.owns_account === 1,

@@ -34,6 +34,7 @@ import type { SkillRegistry } from "../skills/registry.js";
 import type { TraceSpan } from "../telemetry/tracer.js";
 import type { EventBus } from "./events.js";
 import {
+  childNamesByOperator,
   completeRoot,
   formatOffenses,
   mcpServersOffense,
@@ -191,6 +192,8 @@ export class Spawner {
               parent === null ||
               (model === parent.model && parent.modelNamedByOperator) ||
               modelNamedLiterally(deps.config, model),
+            nameByOperator: parent === null || parent.childNamesByOperator.has(manifest.name),
+            childNamesByOperator: childNamesByOperator(manifest, parent ?? undefined),
             token: issued,
             budgetAccount: account as string,
             ownsAccount: opened,

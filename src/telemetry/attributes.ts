@@ -127,6 +127,19 @@ export function tracedModel(content: ContentRedactor | undefined, model: string,
 /** What a span says for a model the operator did not choose, with content off. */
 export const UNKNOWN_MODEL = "unknown";
 
+/**
+ * The agent name a span carries (`gen_ai.agent.name`, an invoke_agent span's name): under
+ * `spawn_child: [*]` a child's manifest name is a model's writing (64 characters it may fill
+ * with what it read), so with content off a name the operator did not choose (`named`:
+ * AgentRecord.nameByOperator) is UNKNOWN_AGENT.
+ */
+export function tracedAgentName(content: ContentRedactor | undefined, name: string, named: boolean): string {
+  return content === undefined && !named ? UNKNOWN_AGENT : name;
+}
+
+/** What a span says for an agent name the operator did not choose, with content off. */
+export const UNKNOWN_AGENT = "unknown";
+
 /** Longest text part kept; longer ones end in a note of how much was cut. */
 const CONTENT_PART_MAX = 4096;
 /** Longest content attribute (its JSON); the oldest messages are dropped to fit. */

@@ -680,3 +680,74 @@ describe("an unreachable collector", () => {
     }
   }, 30_000);
 });
+
+describe("a child's manifest name a model chose", () => {
+  /** A name only `spawn_child: [*]` lets through, carrying what the model read. */
+  const CHOSEN = "key-is-ssh-ed25519-aaaa";
+  for (const content of [false, true]) {
+    it(`is ${content ? "named on spans with content on" : "`unknown` with content off; names the operator listed stay"}`, async () => {
+      const child = (name: string, grants: string[] = [], tokens = 10_000) => ({
+        name,
+        system_prompt: `You are ${name}.`,
+        capabilities: grants,
+        budget: { max_tokens: tokens },
+      });
+      suite.server.script('manifest "spawner"', [
+        turn.toolUses([
+          { id: "call_listed", name: "spawn_agent", input: { manifest: child("writer"), message: "Go." } },
+          {
+            id: "call_chosen",
+            name: "spawn_agent",
+            input: {
+              // The model's child lists a name of its own under the operator's [*]: that
+              // name, its grandchild's, is the model's text too.
+              manifest: child(CHOSEN, ["tool: spawn_agent", "spawn_child: [deeper-ed25519-bbbb]"], 40_000),
+              message: "Go.",
+            },
+          },
+        ]),
+        turn.text("done"),
+      ]);
+      suite.server.script('manifest "writer"', [turn.text("written")]);
+      suite.server.script(`manifest "${CHOSEN}"`, [
+        turn.toolUses([
+          {
+            id: "call_deeper",
+            name: "spawn_agent",
+            input: { manifest: child("deeper-ed25519-bbbb"), message: "Go." },
+          },
+        ]),
+        turn.text("spawned"),
+      ]);
+      suite.server.script('manifest "deeper-ed25519-bbbb"', [turn.text("deep")]);
+      const fx = await suite.start({
+        env: otel({ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: String(content) }),
+        // The operator lets goals spawn any child, as a ceiling in config.yaml can.
+        config: (cfg) => {
+          cfg.grantCeilings = [["tool: spawn_agent", "spawn_child: [*]"]];
+        },
+      });
+      const c = await fx.client();
+      const spawner = manifest("spawner", {
+        capabilities: ["tool: spawn_agent", "spawn_child: [*]", "spawn_child: [writer]"],
+      });
+      const { goal_id } = await c.call("goal.submit", { goal: "go", manifest: spawner });
+      expect((await c.call("goal.wait", { goal_id, timeout_ms: 30_000 })).state).toBe("succeeded");
+      await fx.daemon.close();
+      const agents = receiver.spans
+        .filter((s) => s.name.startsWith("invoke_agent "))
+        .map((s) => `${s.name} = ${s.attributes["gen_ai.agent.name"]}`)
+        .sort();
+      const shown = (name: string) => (content ? name : "unknown");
+      expect(agents).toEqual(
+        [
+          "invoke_agent spawner = spawner",
+          "invoke_agent writer = writer",
+          `invoke_agent ${shown(CHOSEN)} = ${shown(CHOSEN)}`,
+          `invoke_agent ${shown("deeper-ed25519-bbbb")} = ${shown("deeper-ed25519-bbbb")}`,
+        ].sort(),
+      );
+      if (!content) expect(attributeText(receiver.spans)).not.toContain("ed25519");
+    });
+  }
+});
