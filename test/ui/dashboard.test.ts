@@ -151,6 +151,9 @@ describe("the dashboard in a browser", () => {
     expect(await writer.locator("li.call[data-tool=file_write]").getAttribute("data-status")).toBe("done");
     const link = dash.page.getByRole("button", { name: "report.md" });
     const [download] = await Promise.all([dash.page.waitForEvent("download"), link.click()]);
+    // The browser downloads it itself (streamed to disk) from a one-time address, not a blob
+    // the tab holds.
+    expect(download.url()).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/download\/[A-Za-z0-9_-]{43}$/);
     const body = await download.createReadStream().then(async (s) => {
       const chunks: Buffer[] = [];
       for await (const chunk of s) chunks.push(chunk as Buffer);

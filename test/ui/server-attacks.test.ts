@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
 import { type DaemonFixture, manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { turn } from "../support/provider-server.js";
-import { openUi, raw, rpc, sessionOf, signIn, type UiHandle } from "./fixture.js";
+import { openUi, postJson, raw, rpc, sessionOf, signIn, type UiHandle } from "./fixture.js";
 
 const suite = useDaemonPerTest();
 let assets: string;
@@ -367,6 +367,58 @@ describe("a goal's output files", () => {
     }
     expect((await get(ui, "/api/goals/g_nope/outputs", { ...session })).status).toBe(404);
     expect((await get(ui, `/api/goals/${goalId}/outputs`)).status).toBe(401);
+  });
+
+  it("are downloaded by the page through one-time tickets: spent by their first use, useless without the cookie, only for listed files", async () => {
+    const { fx, ui } = await start();
+    const session = await signIn(ui);
+    const { goalId, outputDir } = await finishedGoal(fx);
+    writeFileSync(join(outputDir, "report.md"), "# Report\n");
+    symlinkSync(join(scratch, "secret.txt"), join(outputDir, "link.txt"));
+    const ticket = (name: string, goal = goalId) =>
+      postJson(ui, session, "/api/downloads", { goal_id: goal, name });
+    const cookieOnly = { Cookie: session.Cookie };
+
+    const issued = await ticket("report.md");
+    expect(issued.status).toBe(200);
+    const url = (issued.json as { url: string }).url;
+    expect(url).toMatch(/^\/download\/[A-Za-z0-9_-]{43}$/);
+    // A browser download carries the cookie and nothing of the page's.
+    const file = await get(ui, url, cookieOnly);
+    expect(file.status).toBe(200);
+    expect(file.headers["content-type"]).toBe("application/octet-stream");
+    expect(file.headers["content-disposition"]).toBe("attachment; filename*=UTF-8''report.md");
+    expect(file.text).toBe("# Report\n");
+    // Spent: a second use (a replay from a proxy's log, the download list) gets nothing.
+    const again = await get(ui, url, cookieOnly);
+    expect(again.status).toBe(404);
+    expect(again.text).not.toContain("Report");
+
+    // A ticket without the cookie (leaked alone) opens nothing, and is still the page's.
+    const other = (await ticket("report.md")).json as { url: string };
+    expect((await get(ui, other.url)).status).toBe(401);
+    // Another site's page cannot use one either (an <img> or a link from another port).
+    expect((await get(ui, other.url, { ...cookieOnly, "Sec-Fetch-Site": "same-site" })).status).toBe(403);
+    expect((await get(ui, other.url, cookieOnly)).text).toBe("# Report\n");
+
+    // The cookie alone (stolen by a server on another port) gets no ticket.
+    const stolen = await raw(ui.port, {
+      method: "POST",
+      path: "/api/downloads",
+      headers: { Host: ui.host, Origin: ui.origin, ...cookieOnly, "Content-Type": "application/json" },
+      body: JSON.stringify({ goal_id: goalId, name: "report.md" }),
+    });
+    expect(stolen.status).toBe(401);
+    // Tickets only for files the listing has; a made-up ticket opens nothing.
+    expect((await ticket("link.txt")).status).toBe(404);
+    expect((await ticket("../../keys")).status).toBe(404);
+    expect((await ticket("report.md", "g_nope")).status).toBe(404);
+    const bad = await postJson(ui, session, "/api/downloads", { goal_id: goalId, name: "", extra: 1 });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.json)).toMatch(/name|extra/);
+    expect((await get(ui, `/download/${"A".repeat(43)}`, cookieOnly)).status).toBe(404);
+    expect((await get(ui, "/download/..%2F..%2Fkeys", cookieOnly)).status).toBe(404);
+    expect((await denials(fx, "ticket")).length).toBeGreaterThan(0);
   });
 });
 

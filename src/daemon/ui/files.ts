@@ -9,6 +9,7 @@
 // links) and downloaded by a name from that listing, opened without following links and
 // checked to be the very file listed; always as an attachment of type
 // application/octet-stream, so a goal's x.html is never rendered in the dashboard's origin.
+// The page downloads through a one-time ticket (download-tickets.ts), streamed to disk.
 
 import { randomBytes } from "node:crypto";
 import {
@@ -35,6 +36,7 @@ import { inert } from "../../security/terminal-text.js";
 import { toRpcError } from "../errors.js";
 import type { MethodRunner } from "../methods.js";
 import { parseParams } from "../schemas.js";
+import type { DownloadTickets } from "./download-tickets.js";
 import { sendError, sendJson } from "./http.js";
 import { DECIDED_BY, httpClient } from "./rpc.js";
 
@@ -71,11 +73,7 @@ export function badInputName(name: string): string | undefined {
 export async function submitWithUploads(body: unknown, deps: UploadDeps, res: ServerResponse): Promise<void> {
   const parsed = UploadBody.safeParse(body);
   if (!parsed.success) {
-    const i = parsed.error.issues[0];
-    const field = i
-      ? [...i.path, ...(i.code === "unrecognized_keys" ? [i.keys[0]] : [])].join(".") || "body"
-      : "body";
-    return sendError(res, 400, "invalid_input", `${field}: ${i?.message ?? "invalid"}`);
+    return sendInvalid(res, parsed.error);
   }
   const { goal, manifest, inputs = [] } = parsed.data;
   const seen = new Set<string>();
@@ -241,6 +239,49 @@ export function sendOutputList(res: ServerResponse, rt: Runtime, goalParam: stri
   const dir = goalOutputs(res, rt, goalParam);
   if (dir === undefined) return;
   sendJson(res, 200, { files: listOutputs(dir).map(({ name, size }) => ({ name, size })) });
+}
+
+/** 400 naming the body's first problem and where it is. */
+function sendInvalid(res: ServerResponse, error: z.ZodError): void {
+  const i = error.issues[0];
+  const field = i
+    ? [...i.path, ...(i.code === "unrecognized_keys" ? [i.keys[0]] : [])].join(".") || "body"
+    : "body";
+  sendError(res, 400, "invalid_input", `${field}: ${i?.message ?? "invalid"}`);
+}
+
+const TicketBody = z
+  .object({
+    goal_id: z.string().min(1).max(128),
+    name: z.string().min(1).max(4096),
+  })
+  .strict();
+
+/**
+ * POST /api/downloads {goal_id, name}: a one-time address for a listed output file
+ * (download-tickets.ts), answered {url}; 404 for a goal or a name the listing does not have.
+ */
+export function sendDownloadTicket(
+  res: ServerResponse,
+  rt: Runtime,
+  body: unknown,
+  tickets: DownloadTickets,
+  refused: () => void,
+): void {
+  const parsed = TicketBody.safeParse(body);
+  if (!parsed.success) {
+    sendInvalid(res, parsed.error);
+    return;
+  }
+  const { goal_id, name } = parsed.data;
+  const dir = goalOutputs(res, rt, encodeURIComponent(goal_id));
+  if (dir === undefined) return;
+  if (!listOutputs(dir).some((e) => e.name === name)) {
+    refused();
+    sendError(res, 404, "not_found", "no such output file");
+    return;
+  }
+  sendJson(res, 200, { url: `/download/${tickets.issue({ goalId: goal_id, name })}` });
 }
 
 export function sendOutput(

@@ -40,7 +40,9 @@ export type DenyReason =
   /** A connection closed for not signing in in time, or pushed out by a newer one (connections.ts). */
   | "idle"
   /** A signed-in request refused because the signed-in connections are at their cap. */
-  | "busy";
+  | "busy"
+  /** A download address whose ticket is unknown, spent or lapsed (download-tickets.ts). */
+  | "ticket";
 
 export interface Refusal {
   status: number;
@@ -122,11 +124,13 @@ export function checkRequest(req: IncomingMessage, keys: GuardKeys, url: URL): R
 /**
  * The page's own files (the HTML shell and /assets/), which hold nothing of the daemon's:
  * the cookie alone opens them, so that a tab can load the page that holds the page key.
+ * And a download address (/download/<ticket>): a browser download carries no header of the
+ * page's, and its one-time ticket only the page, with its key, could get.
  */
 function isPageFile(req: IncomingMessage, url: URL): boolean {
   return (
     (req.method === "GET" || req.method === "HEAD") &&
-    (url.pathname === "/" || url.pathname.startsWith("/assets/"))
+    (url.pathname === "/" || url.pathname.startsWith("/assets/") || url.pathname.startsWith("/download/"))
   );
 }
 

@@ -6,7 +6,7 @@
 // Routes: the sign-in link (a one-time code of signin.ts traded for the session cookie
 // and the page key, in a page that keeps the key and goes on to `/`), the
 // page's files (assets.ts), /api/rpc (rpc.ts), /api/events (sse.ts), goal uploads and
-// output downloads (files.ts). Handlers are the socket's (MethodRunner): the
+// output downloads (files.ts; the page's through one-time tickets, download-tickets.ts). Handlers are the socket's (MethodRunner): the
 // dashboard is another client of the same methods, not a second implementation.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -18,7 +18,8 @@ import { toRpcError } from "../errors.js";
 import type { MethodRunner } from "../methods.js";
 import { AssetTable } from "./assets.js";
 import { ConnectionPool } from "./connections.js";
-import { sendOutput, sendOutputList, submitWithUploads } from "./files.js";
+import { DownloadTickets } from "./download-tickets.js";
+import { sendDownloadTicket, sendOutput, sendOutputList, submitWithUploads } from "./files.js";
 import {
   checkRequest,
   cookieName,
@@ -64,6 +65,7 @@ export class UiServer {
   private readonly assets: AssetTable;
   private readonly open = new Set<ServerResponse>();
   private readonly codes = new SignInCodes();
+  private readonly tickets = new DownloadTickets();
   private readonly connections: ConnectionPool;
 
   private constructor(
@@ -219,6 +221,25 @@ export class UiServer {
       const body = await this.body(req, res, this.deps.config.ui.maxUploadMb * MIB);
       if (body === undefined) return;
       return submitWithUploads(body, this.deps, res);
+    }
+    if (path === "/api/downloads" && req.method === "POST") {
+      const body = await this.body(req, res, RPC_MAX_BYTES);
+      if (body === undefined) return;
+      return sendDownloadTicket(res, this.deps.rt, body, this.tickets, () => this.denied(req, "path", path));
+    }
+    if (path.startsWith("/download/") && get) {
+      const d = this.tickets.take(path.slice("/download/".length));
+      if (d === undefined) {
+        this.denied(req, "ticket", "/download/…");
+        return sendText(
+          res,
+          404,
+          "This download link was used already or has expired; download the file again from the dashboard.\n",
+        );
+      }
+      return sendOutput(res, this.deps.rt, encodeURIComponent(d.goalId), encodeURIComponent(d.name), () =>
+        this.denied(req, "path", "/download/…"),
+      );
     }
     const outputs = /^\/api\/goals\/([^/]+)\/outputs(?:\/(.+))?$/.exec(path);
     if (outputs && get) {

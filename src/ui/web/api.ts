@@ -1,6 +1,6 @@
 // ui/web/api.ts — the page's only way to the daemon: POST /api/rpc (the socket's methods
 // the server allows), POST /api/goals (a submission with files), the outputs (listed, and
-// downloaded through fetch into a file the browser saves), and the /api/events stream
+// downloaded by the browser from a one-time address the page asks for), and the /api/events stream
 // (read through fetch, reconnected here). Requests carry the session cookie the sign-in
 // link set (same origin) and, in the X-Aido-Key header, the page key the sign-in page kept
 // in this origin's localStorage (signin.ts): browsers send the cookie to every port of
@@ -84,18 +84,23 @@ export async function listOutputs(goalId: string): Promise<OutputFile[]> {
 
 /**
  * Download one output file and have the browser save it as `saveAs`. A link to the file
- * could not carry the page key, so the file is fetched (always as an attachment of type
- * application/octet-stream, never rendered) and saved from a blob of it.
+ * could not carry the page key, and a blob of it would hold the whole file in the tab's
+ * memory; so the page asks for a one-time address (with its key) and lets the browser
+ * download from it, streamed to disk (always an attachment of type
+ * application/octet-stream, never rendered).
  */
 export async function downloadOutput(goalId: string, name: string, saveAs: string): Promise<void> {
-  const res = await apiFetch(`/api/goals/${encodeURIComponent(goalId)}/outputs/${encodeURIComponent(name)}`);
+  const res = await apiFetch("/api/downloads", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ goal_id: goalId, name }),
+  });
   if (!res.ok) throw await httpError(`output ${name}`, res);
-  const url = URL.createObjectURL(await res.blob());
+  const { url } = (await res.json()) as { url: string };
   const a = document.createElement("a");
   a.href = url;
   a.download = saveAs;
   a.click();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 /** A file picked in the form, as the base64 /api/goals takes. */
