@@ -230,7 +230,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "approval.respond": (p, { rt, decidedBy }) => rt.approvals.respond(p.id, p.decision, decidedBy),
   "approval.grants": (p, { rt }) => ({ grants: rt.approvals.grants(p.all === true) }),
   "approval.revoke": (p, { rt, decidedBy }) => rt.approvals.revoke(p.grant_id, decidedBy),
-  "mcp.list": async (p, { rt }) => ({ servers: await rt.mcp.status(p.server) }),
+  "mcp.list": async (p, { rt }) => ({ servers: await rt.mcp.status(p.server, p.send_headers ?? false) }),
   "mcp.approve": (p, { rt, decidedBy }) => rt.mcp.approve(p.server, p.expect, decidedBy),
 
   "audit.verify": (p, { rt }) => {

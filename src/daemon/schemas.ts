@@ -89,7 +89,11 @@ export const MethodSchemas = {
     decision: z.enum(APPROVAL_DECISIONS as [ApprovalDecision, ...ApprovalDecision[]]),
   }),
   "approval.grants": z.strictObject({ all: z.boolean().optional() }),
-  "mcp.list": z.strictObject({ server: z.string().min(1).max(64).optional() }),
+  "mcp.list": z.strictObject({
+    server: z.string().min(1).max(64).optional(),
+    /** Contact a remote server whose headers no approval covers (the operator saw them). */
+    send_headers: z.boolean().optional(),
+  }),
   "mcp.approve": z.strictObject({
     server: z.string().min(1).max(64),
     /** Tool name -> hash the operator reviewed; refused when the live tools differ. */

@@ -16,16 +16,17 @@ afterEach(async () => {
   remote = undefined;
 });
 
-async function start() {
+async function start(headers: Record<string, string> = {}) {
   remote = await startRemoteMcpServer();
   const url = remote.url;
   await suite.start({
+    env: { REMOTE_MCP_TOKEN: "tok-cli-0d9e8f7a" },
     config: (cfg) => {
       cfg.mcp.servers.remote = {
         name: "remote",
         transport: "http",
         url,
-        headers: {},
+        headers,
         readOnlyTools: ["echo"],
         timeoutMs: 10_000,
       };
@@ -33,11 +34,17 @@ async function start() {
   });
 }
 
-async function cli(argv: string[], answer?: string) {
+async function cli(argv: string[], answer?: string | string[]) {
   const c = captureIo(answer !== undefined);
-  if (answer !== undefined) c.io.prompt = async () => answer;
+  const answers = [answer ?? []].flat();
+  const asked: string[] = [];
+  if (answer !== undefined)
+    c.io.prompt = async (question: string) => {
+      asked.push(question);
+      return answers.shift() ?? "";
+    };
   const code = await runCli(argv, c.io, suite.fx.home.env);
-  return { code, ...c };
+  return { code, asked, ...c };
 }
 
 describe("aido mcp list / approve", () => {
@@ -78,6 +85,32 @@ describe("aido mcp list / approve", () => {
     const again = await cli(["mcp", "approve", "remote", "--yes"]);
     expect(again.code).toBe(0);
     expect(JSON.parse((await cli(["mcp", "list", "--json"])).text())[0].tools[0].state).toBe("approved");
+  });
+
+  it("sends a remote server's headers (the daemon's secrets) only after showing them and asking", async () => {
+    await start({ Authorization: "REMOTE_MCP_TOKEN" });
+    const listed = await cli(["mcp", "list"]);
+    expect(listed.code).toBe(0);
+    expect(listed.text()).toContain("  headers: Authorization from $REMOTE_MCP_TOKEN");
+    expect(listed.text()).toContain("not contacted: its headers (Authorization from $REMOTE_MCP_TOKEN)");
+    expect(remote?.headers).toEqual([]);
+
+    const declined = await cli(["mcp", "approve", "remote"], "n");
+    expect(declined.code).toBe(1);
+    expect(declined.asked).toEqual([`Send these headers to ${remote?.url} to list its tools? [y/N] `]);
+    expect(declined.text()).toContain("  headers: Authorization from $REMOTE_MCP_TOKEN");
+    expect(declined.text()).toContain("nothing approved");
+    expect(remote?.headers).toEqual([]);
+
+    const approved = await cli(["mcp", "approve", "remote"], ["y", "y"]);
+    expect(approved.code).toBe(0);
+    expect(approved.asked[1]).toBe("Approve these 1 tool definitions of remote? [y/N] ");
+    expect(approved.text()).toContain("remote: approved 1 tools");
+    expect(remote?.headers.some((h) => h.authorization === "tok-cli-0d9e8f7a")).toBe(true);
+    // Approved: listing contacts it (with the headers the approval covers).
+    const after = await cli(["mcp", "list"]);
+    expect(after.text()).toContain("  echo  approved  read-only (operator)");
+    expect(after.text()).not.toContain("not contacted");
   });
 
   it("names an undeclared server", async () => {

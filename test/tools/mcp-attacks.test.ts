@@ -488,6 +488,15 @@ describe("an approval is of the secrets a remote server is sent", () => {
     expect(listed?.state).toBe("not_approved");
     expect(listed?.headers).toEqual({ Authorization: "AWS_SECRET_ACCESS_KEY" });
     expect(listed?.approval_stale).toContain("headers changed since the operator approved them");
+    // Listing it does not send the new secret either: not until the operator has seen it.
+    expect(listed?.not_contacted).toContain(
+      "not contacted: its headers (Authorization from $AWS_SECRET_ACCESS_KEY)",
+    );
+    expect(listed?.tools).toEqual([]);
+    expect(remote.headers).toEqual([]);
+    const [probed] = (await c2.call("mcp.list", { server: "remote", send_headers: true })).servers;
+    expect(probed?.tools.map((t) => [t.name, t.state])).toEqual([["echo", "new"]]);
+    expect(remote.headers.length).toBeGreaterThan(0);
 
     // Re-approving shows the operator which variable goes where, and why the old approval lapsed.
     const io = captureIo(true);

@@ -7,7 +7,7 @@
 // removed: no part of what is pinned goes to a model unseen; annotations as the untrusted
 // hints they are; on re-approval the diff of each changed tool) and asking on a terminal
 // unless --yes, with the environment variables a remote server's headers are read from (the
-// secrets it is sent), the network entries a stdio server may reach and how much of the
+// secrets it is sent: shown, and asked about, before they are first sent), the network entries a stdio server may reach and how much of the
 // goal's workspace it sees (approved with its tools).
 // The approval names the hashes the operator was shown, so a server that
 // changes in between is refused, not pinned.
@@ -63,6 +63,7 @@ function describeServer(io: CliIo, s: McpServerStatus): void {
     io.out(`  workspace: ${WORKSPACE_SHOWN[s.workspace]}`);
   }
   if (s.approval_stale) io.out(`  earlier approval no longer holds: ${inert(s.approval_stale)}`);
+  if (s.not_contacted) io.out(`  ${inert(s.not_contacted)}`);
   if (s.error) io.out(`  ${inert(s.error)}`);
   for (const t of s.tools) describeTool(io, t);
 }
@@ -91,6 +92,18 @@ export const mcpList: Command = {
   },
 };
 
+/** The operator's yes on a terminal; "nothing approved" on anything else. */
+async function ask(io: CliIo, server: string, question: string): Promise<boolean> {
+  if (!io.interactive || !io.prompt)
+    throw new UsageError(
+      `aido mcp approve: not a terminal; review with aido mcp list ${server} and pass --yes`,
+    );
+  const answer = (await io.prompt(question))?.trim().toLowerCase();
+  if (answer === "y" || answer === "yes") return true;
+  io.out("nothing approved");
+  return false;
+}
+
 export const mcpApprove: Command = {
   ...commandSpec("mcp approve"),
   async run(ctx) {
@@ -102,31 +115,36 @@ export const mcpApprove: Command = {
     if (positionals.length !== 1 || server === undefined)
       throw new UsageError(`aido mcp approve: name one server\nusage: ${this.usage}`);
     return withClient(ctx, async (client) => {
-      const { servers } = await client.call("mcp.list", { server });
-      const shown = servers[0];
+      let shown = (await client.call("mcp.list", { server })).servers[0];
       if (!shown) throw new UsageError(`aido mcp approve: no server "${server}"`);
+      if (shown.not_contacted && !shown.error) {
+        // Which of the daemon's secrets it is sent, before anything is sent.
+        if (!values.json) describeServer(ctx.io, shown);
+        if (!values.yes) {
+          const answer = await ask(
+            ctx.io,
+            server,
+            `Send these headers to ${inert(shown.endpoint)} to list its tools? [y/N] `,
+          );
+          if (!answer) return 1;
+        }
+        shown = (await client.call("mcp.list", { server, send_headers: true })).servers[0];
+        if (!shown) throw new UsageError(`aido mcp approve: no server "${server}"`);
+      }
       if (shown.state === "unreachable") {
         ctx.io.err(`aido mcp approve: ${server} cannot be reached: ${inert(shown.error ?? "")}`);
         return 1;
       }
       if (!values.json) describeServer(ctx.io, shown);
-      if (!values.yes) {
-        if (!ctx.io.interactive || !ctx.io.prompt)
-          throw new UsageError(
-            `aido mcp approve: not a terminal; review with aido mcp list ${server} and pass --yes`,
-          );
-        const answer = (
-          await ctx.io.prompt(
-            `Approve these ${shown.tools.filter((t) => t.hash).length} tool definitions of ${server}? [y/N] `,
-          )
-        )
-          ?.trim()
-          .toLowerCase();
-        if (answer !== "y" && answer !== "yes") {
-          ctx.io.out("nothing approved");
-          return 1;
-        }
-      }
+      if (
+        !values.yes &&
+        !(await ask(
+          ctx.io,
+          server,
+          `Approve these ${shown.tools.filter((t) => t.hash).length} tool definitions of ${server}? [y/N] `,
+        ))
+      )
+        return 1;
       const expect = Object.fromEntries(shown.tools.flatMap((t) => (t.hash ? [[t.name, t.hash]] : [])));
       const approved = await client.call("mcp.approve", { server, expect });
       if (values.json) printJson(ctx.io, approved);

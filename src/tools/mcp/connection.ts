@@ -39,6 +39,30 @@ import { MAX_MESSAGE_BYTES } from "../../sandbox/mcp-transport.js";
 import { inert } from "../../security/terminal-text.js";
 import { admitTools, definitionOf, type McpToolDefinition, type OversizedTool } from "./definitions.js";
 
+/**
+ * A remote server's header values, read from the daemon's environment; a variable that is
+ * not set is a config_invalid error naming the header and the variable (never a request
+ * without it).
+ */
+export function headerValues(
+  server: Extract<McpServerConfig, { transport: "http" }>,
+  headerValue: Config["mcp"]["headerValue"],
+): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [header, variable] of Object.entries(server.headers)) {
+    const value = headerValue(variable);
+    if (value === undefined || value === "") {
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        `MCP server ${server.name}: header ${header} is read from the environment variable ${variable}, which is not set in the daemon's environment`,
+        { server: server.name, header, variable },
+      );
+    }
+    headers[header] = value;
+  }
+  return headers;
+}
+
 /** What connecting needs besides the server's config. */
 export interface ConnectDeps {
   headerValue: Config["mcp"]["headerValue"];
@@ -146,18 +170,7 @@ export class McpConnection {
       const container = await deps.startStdio(server);
       return McpConnection.start(server, container.transport, [], container, deps);
     }
-    const headers: Record<string, string> = {};
-    for (const [header, variable] of Object.entries(server.headers)) {
-      const value = deps.headerValue(variable);
-      if (value === undefined || value === "") {
-        throw new AidoError(
-          ErrorCode.configInvalid,
-          `MCP server ${server.name}: header ${header} is read from the environment variable ${variable}, which is not set in the daemon's environment`,
-          { server: server.name, header, variable },
-        );
-      }
-      headers[header] = value;
-    }
+    const headers = headerValues(server, deps.headerValue);
     const transport = new StreamableHTTPClientTransport(new URL(server.url), {
       requestInit: { headers, redirect: "error" },
       fetch: boundedFetch,

@@ -132,6 +132,19 @@ export function approvalMismatch(pins: ServerPins, server: McpServerConfig): str
   return undefined;
 }
 
+/**
+ * The operator approved sending `server`'s headers to its url as configured now: an
+ * approval (current or stale for another reason) of this very url with these very header
+ * -> variable pairs. Without it, only `aido mcp approve` (after showing them) sends them.
+ */
+export function headersApproved(pins: ServerPins | undefined, server: McpServerConfig): boolean {
+  return (
+    pins !== undefined &&
+    pins.identity === serverIdentity(server) &&
+    canonicalJson(serverHeaders(server)) === canonicalJson(pins.headers)
+  );
+}
+
 /** What an approval covers besides the tools, as the server's config has it when approved. */
 export interface ApprovalCovers {
   identity: string;

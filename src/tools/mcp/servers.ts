@@ -24,7 +24,7 @@ import type { JsonValue } from "../../security/canonical-json.js";
 import type { Grant } from "../../security/grants.js";
 import { grantsAllow } from "../../security/narrowing.js";
 import { mcpToolName, parseMcpToolName } from "../names.js";
-import { type ConnectDeps, McpConnection } from "./connection.js";
+import { type ConnectDeps, headerValues, McpConnection } from "./connection.js";
 import {
   changedParts,
   definitionDiff,
@@ -38,6 +38,8 @@ import { GoalConnections } from "./goal-connections.js";
 import {
   approvalCovers,
   approvalMismatch,
+  headersApproved,
+  headersShown,
   type McpPins,
   type ServerPins,
   serverHeaders,
@@ -120,6 +122,12 @@ export interface McpServerStatus {
   approved_at?: string;
   /** There is an approval, but it does not cover the server as configured now: why. */
   approval_stale?: string;
+  /**
+   * The server was not contacted: a remote server whose headers (the daemon's secrets) no
+   * approval of its url covers is sent them only when the operator asks (mcp.list
+   * send_headers, which `aido mcp approve` sets after showing them).
+   */
+  not_contacted?: string;
   error?: string;
   tools: McpToolStatus[];
 }
@@ -237,11 +245,15 @@ export class McpServers implements ExternalTools {
     await Promise.all([...this.goals.keys()].map((g) => this.closeGoal(g)));
   }
 
-  /** Every declared server (or one), its tools and their state against the pins. */
-  async status(only?: string): Promise<McpServerStatus[]> {
+  /**
+   * Every declared server (or one), its tools and their state against the pins. A remote
+   * server whose headers no approval of its url covers is not contacted unless
+   * `sendHeaders` (the operator saw which secrets it is sent).
+   */
+  async status(only?: string, sendHeaders = false): Promise<McpServerStatus[]> {
     const names = only === undefined ? Object.keys(this.deps.config.mcp.servers).sort() : [only];
     const out: McpServerStatus[] = [];
-    for (const name of names) out.push(await this.statusOf(this.declared(name)));
+    for (const name of names) out.push(await this.statusOf(this.declared(name), sendHeaders));
     return out;
   }
 
@@ -339,7 +351,7 @@ export class McpServers implements ExternalTools {
     return server;
   }
 
-  private async statusOf(server: McpServerConfig): Promise<McpServerStatus> {
+  private async statusOf(server: McpServerConfig, sendHeaders = false): Promise<McpServerStatus> {
     const pins = this.pinsOf(server);
     const stored = pins ? undefined : this.deps.pins.get(server.name);
     const stale = stored && approvalMismatch(stored, server);
@@ -353,6 +365,24 @@ export class McpServers implements ExternalTools {
       ...(pins ? { approved_at: pins.approvedAt } : {}),
       ...(stale ? { approval_stale: stale } : {}),
     };
+    if (
+      server.transport === "http" &&
+      Object.keys(server.headers).length > 0 &&
+      !sendHeaders &&
+      !headersApproved(pins ?? stored, server)
+    ) {
+      try {
+        headerValues(server, this.deps.config.mcp.headerValue); // a variable not set is said now
+      } catch (e) {
+        return { ...base, state: "unreachable", error: errorMessage(e), tools: [] };
+      }
+      return {
+        ...base,
+        state: "not_approved",
+        not_contacted: `not contacted: its headers (${headersShown(serverHeaders(server))}) are sent to ${server.url} only once the operator has seen them; aido mcp approve ${server.name} shows them and asks first`,
+        tools: [],
+      };
+    }
     try {
       return await this.probe(server, async (conn) => {
         const tools: McpToolStatus[] = [];
