@@ -342,6 +342,8 @@ export interface NetworkLine {
   /** Stage "flood": refusals past the 20 lines written in a second (denial-throttle.ts). */
   refusals?: number;
   distinct?: number;
+  /** `distinct` is a lower bound: more distinct refusals came than the throttle tells apart. */
+  distinct_capped?: boolean;
   stages?: Record<string, number>;
   sample?: { host: string; port: number; method: string; stage: string; reason: string }[];
 }
@@ -375,6 +377,7 @@ function floodLine(count: FloodCount<EgressRecord>, scrubber: Pick<Scrubber, "sc
     reason: floodInWords(count),
     refusals: count.refusals,
     distinct: count.distinct,
+    ...(count.distinctCapped ? { distinct_capped: true } : {}),
     stages: count.stages,
     sample: count.sample.map((e) => ({
       host: scrubber.scrub(e.host),
