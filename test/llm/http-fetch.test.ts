@@ -1,6 +1,7 @@
 // The SDKs' HTTP path (llm/http-fetch.ts): the real Anthropic and OpenAI clients against
 // the scripted provider over real sockets — streaming deltas as they arrive, aborts and
-// timeouts, connections lost mid-body, refused connections, compressed answers, keep-alive
+// timeouts, connections lost mid-body, refused connections, compressed answers, answers past
+// the size caps (a gzip bomb, a body that never ends), keep-alive
 // reuse, and no socket left behind — then the fetch itself against a bare server for what
 // the provider server does not exercise (header and body forms, redirects, codings).
 
