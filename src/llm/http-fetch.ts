@@ -65,7 +65,8 @@ const STREAM_QUEUE: QueuingStrategy<Uint8Array> = { highWaterMark: 64 * 1024, si
  *   answer as it streams, so an endless stream grows memory even if each event is small;
  * - one line of an event stream, 1 MiB: the longest real line is one event's JSON (a
  *   message_start, a tool call's argument fragment), a few KB. The SDKs' line decoders
- *   rescan an unfinished line on every chunk, so one endless line costs CPU as its square.
+ *   hold an unfinished line and search it again as chunks come: one endless line costs
+ *   memory and CPU long before the total cap (a stream of zeros took seconds to reach it).
  */
 export const BODY_LIMITS = {
   buffered: 32 * 1024 * 1024,
@@ -226,7 +227,7 @@ function send(
         received += chunk.byteLength;
         if (received > limit) return over(new ResponseTooLarge(limit, streamed));
         if (!streamed) return false;
-        // The SDKs' event decoders hold a line until it ends, and rescan it per chunk.
+        // The SDKs' event decoders hold a line until it ends (BODY_LIMITS.line).
         const first = lineBreak(chunk, "first");
         if (first === -1) line += chunk.byteLength;
         else if (line + first > BODY_LIMITS.line) line += first;
