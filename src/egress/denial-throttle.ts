@@ -11,7 +11,10 @@
 //     one of them (else a process keeping every refused host it ever tried repeating would
 //     add an entry a second per host); the refusals past them are counted into one summary
 //     (how many, how many distinct keys, how many at each stage, the first FLOOD_SAMPLE of
-//     them) written when the window ends, and a window that ended with a summary opens the
+//     them) written when the window ends (the distinct keys are told apart up to
+//     DISTINCT_KEYS_MAX a window: past that the summary says "at least" and is flagged, so
+//     a process inventing millions of hosts a second cannot grow the set held for it),
+//     and a window that ended with a summary opens the
 //     next one already full, so a steady flood of distinct refusals costs one summary a
 //     second. A refusal at a stage the scope has not written while its flood lasts is
 //     written all the same (at most one per stage): a process cannot hide the refusal that
@@ -23,6 +26,12 @@
 export const REPEAT_WINDOW_MS = 1_000;
 /** Distinct refusals a scope has written per window before the rest are counted into a summary. */
 export const DISTINCT_PER_WINDOW = 20;
+/**
+ * How many distinct keys a scope's window tells apart (each is held until the window ends).
+ * Past it the summary's `distinct` is a lower bound, flagged `distinctCapped`. Real
+ * refusal bursts (a crawler trying a page's hosts) are far below; only invented hosts pass.
+ */
+export const DISTINCT_KEYS_MAX = 4096;
 /** How many of a summary's distinct refusals it names. */
 export const FLOOD_SAMPLE = 5;
 
@@ -30,8 +39,10 @@ export const FLOOD_SAMPLE = 5;
 export interface FloodCount<E> {
   /** Every refusal counted (identical ones included). */
   refusals: number;
-  /** How many distinct keys they had. */
+  /** How many distinct keys they had; a lower bound when `distinctCapped`. */
   distinct: number;
+  /** More than DISTINCT_KEYS_MAX distinct keys came: `distinct` is that many, and there were more. */
+  distinctCapped: boolean;
   /** Refusals counted per stage. */
   stages: Record<string, number>;
   /** The first FLOOD_SAMPLE distinct ones, in arrival order. */
@@ -60,7 +71,15 @@ interface Scope<E> {
   /** The stages written in this window, and in the windows of a flood that led to it. */
   stagesWritten: Set<string>;
   timer: NodeJS.Timeout;
-  flood?: { first: E; refusals: number; keys: Set<string>; stages: Record<string, number>; sample: E[] };
+  flood?: {
+    first: E;
+    refusals: number;
+    keys: Set<string>;
+    /** A key came that was not among DISTINCT_KEYS_MAX held: `keys.size` is a lower bound. */
+    capped: boolean;
+    stages: Record<string, number>;
+    sample: E[];
+  };
 }
 
 export class DenialThrottle<E> {
@@ -107,11 +126,15 @@ export class DenialThrottle<E> {
   private countIfFull(scope: string, key: string, stage: string, entry: E, n: number): boolean {
     const s = this.scopes.get(scope);
     if (!s || s.written < DISTINCT_PER_WINDOW || !s.stagesWritten.has(stage)) return false;
-    s.flood ??= { first: entry, refusals: 0, keys: new Set(), stages: {}, sample: [] };
+    s.flood ??= { first: entry, refusals: 0, keys: new Set(), capped: false, stages: {}, sample: [] };
     const f = s.flood;
     f.refusals += n;
     f.stages[stage] = (f.stages[stage] ?? 0) + n;
     if (!f.keys.has(key)) {
+      if (f.keys.size >= DISTINCT_KEYS_MAX) {
+        f.capped = true;
+        return true;
+      }
       f.keys.add(key);
       if (f.sample.length < FLOOD_SAMPLE) f.sample.push(entry);
     }
@@ -173,6 +196,7 @@ export class DenialThrottle<E> {
       this.write.flood(f.first, {
         refusals: f.refusals,
         distinct: f.keys.size,
+        distinctCapped: f.capped,
         stages: f.stages,
         sample: f.sample,
       }),
@@ -190,9 +214,12 @@ export class DenialThrottle<E> {
 }
 
 /** A summary's reason: how many refusals, how many distinct, and why they were not each written. */
-export function floodInWords(count: Pick<FloodCount<unknown>, "refusals" | "distinct" | "stages">): string {
+export function floodInWords(
+  count: Pick<FloodCount<unknown>, "refusals" | "distinct" | "distinctCapped" | "stages">,
+): string {
   const stages = Object.entries(count.stages)
     .map(([stage, n]) => `${n} ${stage}`)
     .join(", ");
-  return `${count.refusals} refusals (${count.distinct} distinct; ${stages}) within a second, past the ${DISTINCT_PER_WINDOW} entries written: counted, not each written`;
+  const distinct = count.distinctCapped ? `at least ${count.distinct}` : String(count.distinct);
+  return `${count.refusals} refusals (${distinct} distinct; ${stages}) within a second, past the ${DISTINCT_PER_WINDOW} entries written: counted, not each written`;
 }

@@ -111,6 +111,7 @@ export class EgressAudit {
         reason,
         refusals: count.refusals,
         distinct: count.distinct,
+        ...(count.distinctCapped ? { distinct_capped: true } : {}),
         stages: count.stages,
         sample: count.sample.map(deniedFields),
       },

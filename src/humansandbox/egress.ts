@@ -47,8 +47,6 @@ export const SANDBOX_RUNTIME = "sbx";
 export const SANDBOX_CALLER = "sandbox";
 /** How long the end of a run waits for its last connections' "close" records. */
 const CLOSE_WAIT_MS = 3_000;
-/** Signals that stop `aido run`: its network log's open counts are written first. */
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 /** A Unix socket's path is at most 107 bytes (sun_path). */
 const MAX_SOCKET_PATH = 107;
 
@@ -131,6 +129,11 @@ export interface RunEgress {
   connect: number[];
   /** Stop serving (the open connections end, their close recorded) and count. */
   close(): Promise<NetworkCounts>;
+  /**
+   * The counts so far, after writing the refusals the open windows counted: a run stopped
+   * by a signal ends before close(), and network.log is the evidence of those refusals.
+   */
+  countNow(): NetworkCounts;
 }
 
 export interface ServeOptions {
@@ -216,18 +219,6 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
     },
     (e) => o.log(`could not write counted refusals to the network log: ${errorMessage(e)}`),
   );
-  // A run stopped by a signal (Ctrl-C, a supervisor) ends as before, but first writes the
-  // refusals its open windows counted: network.log is the evidence, and the counts are
-  // written nowhere else.
-  const onSignal = (signal: NodeJS.Signals): void => {
-    stopListening();
-    if (!over) denials.flush();
-    process.kill(process.pid, signal);
-  };
-  const stopListening = (): void => {
-    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
-  };
-  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
   const record = (e: EgressRecord): void => {
     if (e.phase === "denied") {
       if (over) throw new Error(`run ${o.runId} is over: its network log is closed`);
@@ -296,7 +287,6 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
       log: o.log,
     });
   } catch (e) {
-    stopListening();
     await proxy.close();
     closeSync(fd);
     throw e;
@@ -314,9 +304,12 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
         });
       denials.flush();
       over = true;
-      stopListening();
       closeSync(fd);
       return counts;
+    },
+    countNow() {
+      if (!over) denials.flush();
+      return structuredClone(counts);
     },
   };
 }
@@ -342,6 +335,8 @@ export interface NetworkLine {
   /** Stage "flood": refusals past the 20 lines written in a second (denial-throttle.ts). */
   refusals?: number;
   distinct?: number;
+  /** `distinct` is a lower bound: more distinct refusals came than the throttle tells apart. */
+  distinct_capped?: boolean;
   stages?: Record<string, number>;
   sample?: { host: string; port: number; method: string; stage: string; reason: string }[];
 }
@@ -375,6 +370,7 @@ function floodLine(count: FloodCount<EgressRecord>, scrubber: Pick<Scrubber, "sc
     reason: floodInWords(count),
     refusals: count.refusals,
     distinct: count.distinct,
+    ...(count.distinctCapped ? { distinct_capped: true } : {}),
     stages: count.stages,
     sample: count.sample.map((e) => ({
       host: scrubber.scrub(e.host),

@@ -64,6 +64,9 @@ export interface RunOptions {
   notice?: (message: string) => void;
 }
 
+/** Signals that stop `aido run`: it writes what it has (summary.json, counted refusals) first. */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
 export interface RunSummary {
   sandbox_id: string;
   run_id: string;
@@ -74,8 +77,13 @@ export interface RunSummary {
   exit_code: number | null;
   signal: string | null;
   timed_out: boolean;
-  /** Which limit stopped it: the run timeout or what was left of the sandbox's TTL. */
-  stopped_by: "timeout" | "ttl" | null;
+  /**
+   * What stopped it: the run timeout, what was left of the sandbox's TTL, or a signal to
+   * `aido run` itself (Ctrl-C, a supervisor; which one in `stop_signal`).
+   */
+  stopped_by: "timeout" | "ttl" | "signal" | null;
+  /** With stopped_by "signal": the signal `aido run` got. The task's end is then unknown. */
+  stop_signal?: NodeJS.Signals;
   oom_killed: boolean;
   timeout_ms: number;
   limits: SandboxRecord["limits"];
@@ -113,6 +121,14 @@ function newRunDir(paths: SandboxPaths): { runId: string; dir: string } {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     }
   }
+}
+
+/** summary.json written whole or not at all (a reader never sees half of one), and linked as the latest. */
+function writeSummary(paths: SandboxPaths, dir: string, runId: string, summary: RunSummary): void {
+  const tmp = join(dir, ".summary.json.tmp");
+  writeFileSync(tmp, `${JSON.stringify(summary, null, 2)}\n`);
+  renameSync(tmp, join(dir, "summary.json"));
+  pointLatest(paths, runId, "summary.json");
 }
 
 /** Point root/<name> at runs/<run>/<name> (a relative link, replaced atomically). */
@@ -286,6 +302,60 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   let egress: RunEgress | undefined;
   let network: NetworkCounts | undefined;
   const hosts = record.permissions.network;
+  /** The summary's fields known from the start; the rest depend on how the run ends. */
+  const base = () => ({
+    sandbox_id: record.id,
+    run_id: runId,
+    task,
+    started_at: new Date(started).toISOString(),
+    timeout_ms: timeoutMs,
+    limits: record.limits,
+    permissions: record.permissions,
+    flags: record.flags,
+    image: record.runtime.image,
+    runtime: record.runtime,
+    env_names: record.env_names,
+  });
+  // A run stopped by a signal (Ctrl-C, a supervisor) ends as before, stopped by it, but first
+  // leaves its evidence: the refusals the network log's open windows counted, and a
+  // summary.json that says it was stopped, with what this process knows by then (the task's
+  // own end is unknown unless it came first, and outputs are not collected).
+  const onSignal = (signal: NodeJS.Signals): void => {
+    stopListening();
+    try {
+      clearInterval(poll);
+      outTail.drain();
+      errTail.drain();
+      const ended = Date.now();
+      const stopped: RunSummary = {
+        ...base(),
+        ended_at: new Date(ended).toISOString(),
+        duration_ms: ended - started,
+        exit_code: result?.exitCode ?? null,
+        signal: result?.signal ?? null,
+        timed_out: result?.timedOut ?? false,
+        stopped_by: "signal",
+        stop_signal: signal,
+        oom_killed: result?.oomKilled ?? false,
+        stdout_bytes: outTail.bytes,
+        stderr_bytes: errTail.bytes,
+        logs_truncated: outTail.truncated || errTail.truncated,
+        outputs: { collected: [], skipped: [] },
+        outputs_diff: null,
+        ...(network ? { network } : egress ? { network: egress.countNow() } : {}),
+        error: `aido run was stopped by ${signal} ${result ? "after" : "before"} the task ended; outputs were not collected`,
+      };
+      writeSummary(paths, dir, runId, stopped);
+      appendEvent(paths, { event: "run_stopped", run_id: runId, signal, duration_ms: stopped.duration_ms });
+    } catch (e) {
+      notice(`warning: the stopped run's summary could not be written: ${errorMessage(e)}`);
+    }
+    process.kill(process.pid, signal);
+  };
+  const stopListening = (): void => {
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+  };
+  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
   try {
     if (Array.isArray(hosts))
       egress = await serveRunEgress({
@@ -332,8 +402,8 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   } finally {
     clearInterval(poll);
     sb?.close();
-    network = await egress?.close();
   }
+  network = await egress?.close();
   outTail.drain();
   errTail.drain();
   // The executor's own notes (timeout, out of memory) belong to the task's stderr.
@@ -360,10 +430,7 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   const ended = Date.now();
   const timedOut = result?.timedOut ?? false;
   const summary: RunSummary = {
-    sandbox_id: record.id,
-    run_id: runId,
-    task,
-    started_at: new Date(started).toISOString(),
+    ...base(),
     ended_at: new Date(ended).toISOString(),
     duration_ms: ended - started,
     exit_code: result?.exitCode ?? null,
@@ -371,13 +438,6 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     timed_out: timedOut,
     stopped_by: timedOut ? (timeoutMs < record.limits.timeout_ms ? "ttl" : "timeout") : null,
     oom_killed: result?.oomKilled ?? false,
-    timeout_ms: timeoutMs,
-    limits: record.limits,
-    permissions: record.permissions,
-    flags: record.flags,
-    image: record.runtime.image,
-    runtime: record.runtime,
-    env_names: record.env_names,
     stdout_bytes: outTail.bytes,
     stderr_bytes: errTail.bytes,
     logs_truncated: outTail.truncated || errTail.truncated,
@@ -386,8 +446,8 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     ...(network ? { network } : {}),
     ...(failure ? { error: scrubber.scrub(failure) } : {}),
   };
-  writeFileSync(join(dir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
-  pointLatest(paths, runId, "summary.json");
+  stopListening();
+  writeSummary(paths, dir, runId, summary);
   appendEvent(paths, {
     event: "run_completed",
     run_id: runId,

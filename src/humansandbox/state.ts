@@ -140,6 +140,8 @@ export type SandboxEvent =
       timed_out: boolean;
       duration_ms: number;
     }
+  /** `aido run` was stopped by a signal before its task ended (summary.json says so too). */
+  | { event: "run_stopped"; run_id: string; signal: NodeJS.Signals; duration_ms: number }
   | { event: "run_refused"; reason: string }
   | ({ event: "network"; run_id: string } & NetworkLine)
   | { event: "destroyed"; reason: string };

@@ -6,6 +6,7 @@
 
 import type { ProviderName } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
+import { responseTooLarge } from "./http-fetch.js";
 
 export type Failure =
   | { kind: "status"; status: number; message: string; retryAfterMs?: number }
@@ -27,6 +28,11 @@ export interface SdkErrorClasses {
 export function classifySdkError(e: unknown, sdk: SdkErrorClasses): Failure {
   if (e instanceof sdk.APIUserAbortError) return { kind: "aborted" };
   if (e instanceof sdk.APIConnectionTimeoutError) return { kind: "timeout", timeoutMs: 0 };
+  // An answer over http-fetch's cap reaches us wrapped (a connection error, the stream
+  // helper's own error): not retried, since the server would send the same again, and
+  // reported with the cap rather than as a lost connection.
+  const tooLarge = responseTooLarge(e);
+  if (tooLarge) return { kind: "other", message: tooLarge.message, error: tooLarge };
   if (e instanceof sdk.APIConnectionError) return { kind: "connection", message: e.message };
   if (e instanceof sdk.APIError) {
     if (typeof e.status === "number") {

@@ -14,6 +14,11 @@
 //   chunk as it arrives, so streamed text deltas reach the agent as they come; any other
 //   body is buffered before fetch resolves (the SDKs read those whole at once, and a
 //   buffered body is the cheapest). gzip, deflate and br bodies are decoded as fetch does.
+// - Bounded, unlike fetch: past BODY_LIMITS decoded bytes (a gzip bomb, a body that never
+//   ends) the call fails as a broken body does, `TypeError("terminated", { cause })` with a
+//   ResponseTooLarge cause that names the cap, and the socket is destroyed. A provider base
+//   URL may point at a self-hosted server or a proxy someone else controls, and one answer
+//   must not be able to take the daemon's memory and every goal with it.
 // - Errors as undici's fetch reports them, because that is what the SDKs classify: an
 //   abort rejects (or errors the body) with the signal's reason, a DOMException named
 //   AbortError by default (the SDKs' timeout and user abort); a failure before the
@@ -48,6 +53,50 @@ const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 
 /** Backpressure on a streamed body: the socket is paused once this much is unread. */
 const STREAM_QUEUE: QueuingStrategy<Uint8Array> = { highWaterMark: 64 * 1024, size: (c) => c.byteLength };
+
+/**
+ * The most decoded bytes read from one answer. Generous on purpose; they only stop what no
+ * provider sends:
+ * - buffered (JSON) answers, 32 MiB: the largest real ones are an embedding batch (128
+ *   inputs of up to 8192 dimensions as JSON floats, about 23 MB) and a Messages/Chat answer
+ *   at the highest output caps (128k tokens of text, a few MB of JSON);
+ * - event streams, 64 MiB in total: every token delta is an event with about 150 bytes of
+ *   framing, so a 128k-token answer is about 20 MB on the wire, and the SDKs keep the whole
+ *   answer as it streams, so an endless stream grows memory even if each event is small;
+ * - one line of an event stream, 1 MiB: the longest real line is one event's JSON (a
+ *   message_start, a tool call's argument fragment), a few KB. The SDKs' line decoders
+ *   hold an unfinished line and search it again as chunks come: one endless line costs
+ *   memory and CPU long before the total cap (a stream of zeros took seconds to reach it).
+ */
+export const BODY_LIMITS = {
+  buffered: 32 * 1024 * 1024,
+  stream: 64 * 1024 * 1024,
+  line: 1024 * 1024,
+} as const;
+
+/** Why a call failed when its answer passed BODY_LIMITS (the cause of fetch's TypeError). */
+export class ResponseTooLarge extends Error {
+  readonly limit: number;
+  constructor(limit: number, streamed: boolean, what: "answer" | "line" = "answer") {
+    const on = what === "line" ? "one line of a streamed" : streamed ? "a streamed" : "a buffered";
+    super(
+      `the ${what} passed ${limit / (1024 * 1024)} MiB decoded, the cap on ${on} provider answer; ` +
+        "the server at this base URL does not answer like a provider (a compression bomb or an endless body)",
+    );
+    this.name = "ResponseTooLarge";
+    this.limit = limit;
+  }
+}
+
+/** The ResponseTooLarge in e's cause chain, however the SDK wrapped it (bounded: a chain may loop). */
+export function responseTooLarge(e: unknown): ResponseTooLarge | undefined {
+  let at = e;
+  for (let depth = 0; depth < 8 && at instanceof Error; depth++) {
+    if (at instanceof ResponseTooLarge) return at;
+    at = at.cause;
+  }
+  return undefined;
+}
 
 type OutgoingBody = string | Uint8Array | AsyncIterable<Uint8Array> | null;
 
@@ -162,6 +211,30 @@ function send(
       const lost = (e: unknown) => fail(new TypeError("terminated", { cause: e }));
       source.on("error", lost);
       if (source !== res) res.on("error", lost);
+      /** Decoded bytes so far (and in the current line of a stream); past a cap the call fails. */
+      let received = 0;
+      let line = 0;
+      let overCap = false;
+      const over = (cap: ResponseTooLarge): true => {
+        overCap = true;
+        fail(new TypeError("terminated", { cause: cap }));
+        req.destroy();
+        if (source !== res) source.destroy();
+        return true;
+      };
+      const capped = (chunk: Buffer, limit: number, streamed: boolean): boolean => {
+        if (overCap) return true;
+        received += chunk.byteLength;
+        if (received > limit) return over(new ResponseTooLarge(limit, streamed));
+        if (!streamed) return false;
+        // The SDKs' event decoders hold a line until it ends (BODY_LIMITS.line).
+        const first = lineBreak(chunk, "first");
+        if (first === -1) line += chunk.byteLength;
+        else if (line + first > BODY_LIMITS.line) line += first;
+        else line = chunk.byteLength - 1 - lineBreak(chunk, "last");
+        if (line > BODY_LIMITS.line) return over(new ResponseTooLarge(BODY_LIMITS.line, true, "line"));
+        return false;
+      };
       if (isEventStream(res)) {
         const bodyStream = new ReadableStream<Uint8Array>(
           {
@@ -180,7 +253,7 @@ function send(
           STREAM_QUEUE,
         );
         source.on("data", (chunk: Buffer) => {
-          if (!stream) return;
+          if (!stream || capped(chunk, BODY_LIMITS.stream, true)) return;
           stream.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
           if ((stream.desiredSize ?? 0) <= 0) source.pause();
         });
@@ -195,9 +268,12 @@ function send(
         return resolve(response);
       }
       const parts: Buffer[] = [];
-      source.on("data", (chunk: Buffer) => parts.push(chunk));
+      source.on("data", (chunk: Buffer) => {
+        if (capped(chunk, BODY_LIMITS.buffered, false)) parts.length = 0;
+        else parts.push(chunk);
+      });
       source.on("end", () => {
-        if (settled) return;
+        if (settled || overCap) return;
         let response: Response;
         try {
           response = withURL(new Response(parts.length === 1 ? parts[0] : Buffer.concat(parts), init), url);
@@ -259,6 +335,14 @@ function decoded(res: IncomingMessage): Readable {
     out = from.pipe(decoder);
   }
   return out;
+}
+
+/** Where the first or last CR or LF is in chunk, or -1. */
+function lineBreak(chunk: Buffer, which: "first" | "last"): number {
+  const lf = which === "first" ? chunk.indexOf(10) : chunk.lastIndexOf(10);
+  const cr = which === "first" ? chunk.indexOf(13) : chunk.lastIndexOf(13);
+  if (lf === -1 || cr === -1) return Math.max(lf, cr);
+  return which === "first" ? Math.min(lf, cr) : Math.max(lf, cr);
 }
 
 function isEventStream(res: IncomingMessage): boolean {

@@ -6,7 +6,7 @@
 import OpenAI from "openai";
 import type { Config, ProviderName } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import { httpFetch } from "../llm/http-fetch.js";
+import { httpFetch, responseTooLarge } from "../llm/http-fetch.js";
 import { type Embedder, LocalHashEmbedder } from "./embedder.js";
 
 /** Inputs per request: endpoints cap the batch (OpenAI at 2048); stay well below. */
@@ -90,7 +90,7 @@ export class OpenAIEmbedder implements Embedder {
     } catch (e) {
       throw new AidoError(
         ErrorCode.providerFailed,
-        `embedding request to ${this.id} failed: ${errorMessage(e)}`,
+        `embedding request to ${this.id} failed: ${errorMessage(responseTooLarge(e) ?? e)}`,
         {
           model: this.id,
         },

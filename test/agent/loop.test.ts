@@ -1,6 +1,7 @@
 // The agent loop against the real SDK clients and the scripted provider server: stop
 // reasons, the repeat guard, untrusted wrapping, budgets, retries and persistent agents.
 
+import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { wrapUntrusted } from "../../src/agent/untrusted.js";
 import type { RuntimeEvent } from "../../src/kernel/events.js";
@@ -249,6 +250,22 @@ describe("the agent loop", () => {
     const r = await h.rt.spawnAndRun(worker(), "Hi.");
     expect(r.stop_reason).toBe("error");
     expect(r.error?.code).toBe("provider_failed");
+  });
+
+  it("ends a goal whose provider answers with a gzip bomb, naming the cap in its error and its audit", async () => {
+    h = await openHarness(server);
+    // About 1 MB on the wire that inflates to 1 GiB, streamed or not as the agent asks.
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    server.script('manifest "bootstrap"', [turn.flood(bomb, 16, { gzip: true })]);
+    const before = process.memoryUsage().rss;
+    const { goal_id } = h.rt.goals.submit({ goal: "Say hello." });
+    const s = await h.rt.goals.wait(goal_id, 10_000);
+    expect(process.memoryUsage().rss - before).toBeLessThan(400 * 1024 * 1024);
+    expect(s.state).toBe("failed");
+    expect(server.requests).toHaveLength(1);
+    const finished = h.rt.audit.query({ goal_id, kind: "goal.finished" })[0]!.payload;
+    expect(JSON.stringify(finished)).toMatch(/passed \d+ MiB decoded, the cap on/);
+    expect(JSON.stringify(s)).toMatch(/passed \d+ MiB decoded, the cap on/);
   });
 });
 

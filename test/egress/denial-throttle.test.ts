@@ -6,9 +6,11 @@
 import { describe, expect, it } from "vitest";
 import {
   DenialThrottle,
+  DISTINCT_KEYS_MAX,
   DISTINCT_PER_WINDOW,
   FLOOD_SAMPLE,
   type FloodCount,
+  floodInWords,
 } from "../../src/egress/denial-throttle.js";
 
 type Written = { entry: string; repeats: number } | { first: string; count: FloodCount<string> };
@@ -44,11 +46,36 @@ describe("DenialThrottle", () => {
       count: {
         refusals: 100 - DISTINCT_PER_WINDOW + 2,
         distinct: 100 - DISTINCT_PER_WINDOW + 1,
+        distinctCapped: false,
         stages: { limit: 40, capability: 42 },
         sample: Array.from({ length: FLOOD_SAMPLE }, (_, i) => `host-${DISTINCT_PER_WINDOW + i}`),
       },
     });
     expect(written.filter((w) => "repeats" in w && w.repeats > 0)).toEqual([]);
+  });
+
+  it("holds at most DISTINCT_KEYS_MAX keys of a burst of invented hosts, and its summary says the count is a lower bound", () => {
+    const { t, written, refuse } = throttle();
+    const burst = 400_000;
+    const key = (i: number) =>
+      `agent-a|capability|CONNECT|invented-host-number-${i}.example.com:443|not granted`;
+    const heapBefore = process.memoryUsage().heapUsed;
+    for (let i = 0; i < burst; i++) refuse("agent-a", key(i));
+    // Every key past the cap was garbage at once: what stays is the set of held ones.
+    const heapGrown = process.memoryUsage().heapUsed - heapBefore;
+    refuse("agent-a", key(burst - 1)); // seen, but not held: still counted as a refusal
+    t.flush();
+    const summary = written.find((w) => "first" in w) as { count: FloodCount<string> };
+    expect(summary.count).toMatchObject({
+      refusals: burst - DISTINCT_PER_WINDOW + 1,
+      distinct: DISTINCT_KEYS_MAX,
+      distinctCapped: true,
+      stages: { capability: burst - DISTINCT_PER_WINDOW + 1 },
+    });
+    expect(floodInWords(summary.count)).toContain(
+      `${burst - DISTINCT_PER_WINDOW + 1} refusals (at least ${DISTINCT_KEYS_MAX} distinct;`,
+    );
+    expect(heapGrown).toBeLessThan(24 * 1024 * 1024);
   });
 
   it("writes a repeat count as one of the scope's entries, so refusals kept repeating do not grow the rate", async () => {

@@ -11,7 +11,7 @@
 // the proxy; each fails and is in the run's network log with its reason.
 
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { connect as netConnect } from "node:net";
 import { join } from "node:path";
@@ -326,38 +326,52 @@ time.sleep(60)
     expect(up.code, up.err.join("\n")).toBe(0);
     const id = up.json<{ id: string }>().id;
     // `aido run` as its own process, as a person runs it, stopped (Ctrl-C, a supervisor)
-    // within the second its last refusals were counted in.
-    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
-    const child = spawn(
-      process.execPath,
-      ["--import", tsx, join(process.cwd(), "src/cli/main.ts"), "run", "python3", "/inputs/stopped.py"],
-      { cwd: p.dir, env: { ...process.env, ...p.home.env }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-      child.on("exit", (_code, signal) => resolve(signal)),
-    );
-    await new Promise<void>((resolve, reject) => {
-      let out = "";
-      child.stdout.on("data", (d) => {
-        out += String(d);
-        if (out.includes("flooded")) resolve();
-      });
-      child.once("exit", () => reject(new Error(`aido run ended before its task flooded: ${out}`)));
+    // within the second its last refusals were counted in: still stopped by the signal.
+    expect(await stopRun(p, ["python3", "/inputs/stopped.py"], "flooded", "SIGTERM")).toBe("SIGTERM");
+    const runDir = join(p.dir, ".aido", "sandboxes", id, "runs", "run-001");
+    // Its summary says so, with every refusal counted.
+    expect(JSON.parse(readFileSync(join(runDir, "summary.json"), "utf8"))).toMatchObject({
+      stopped_by: "signal",
+      stop_signal: "SIGTERM",
+      exit_code: null,
+      network: { connections: 30, allowed: 0, denied: 30, denied_by_stage: { capability: 30 } },
     });
-    child.kill("SIGTERM");
-    // Still stopped by the signal, as before.
-    expect(await exited).toBe("SIGTERM");
     type Line = NetLine & { refusals?: number; repeats?: number };
-    const lines = readFileSync(
-      join(p.dir, ".aido", "sandboxes", id, "runs", "run-001", "network.log"),
-      "utf8",
-    )
+    const lines = readFileSync(join(runDir, "network.log"), "utf8")
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l) as Line);
     // 20 written at once, the other 10 in the flood line written as the process stopped.
     expect(lines.reduce((n, l) => n + (l.refusals ?? 1 + (l.repeats ?? 0)), 0)).toBe(30);
     expect(lines.filter((l) => l.stage === "flood")).toHaveLength(1);
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
+
+  it("leaves a summary.json that says the run was stopped when `aido run` gets Ctrl-C", async () => {
+    p.write("sandbox.yaml", "name: interrupted\ninputs: [wait.py]\n");
+    p.write("wait.py", "import time\nprint('waiting', flush=True)\ntime.sleep(60)\n");
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    expect(await stopRun(p, ["python3", "/inputs/wait.py"], "waiting", "SIGINT")).toBe("SIGINT");
+    const root = join(p.dir, ".aido", "sandboxes", id);
+    const summary = JSON.parse(readFileSync(join(root, "summary.json"), "utf8"));
+    expect(summary).toMatchObject({
+      run_id: "run-001",
+      stopped_by: "signal",
+      stop_signal: "SIGINT",
+      exit_code: null,
+      signal: null,
+      task: { argv: ["python3", "/inputs/wait.py"] },
+      stdout_bytes: "waiting\n".length,
+      outputs: { collected: [], skipped: [] },
+    });
+    expect(summary.error).toMatch(/stopped by SIGINT before the task ended/);
+    expect(summary.network).toBeUndefined();
+    // Written whole: no temporary file left beside it.
+    expect(readdirSync(join(root, "runs", "run-001")).filter((f) => f.includes("tmp"))).toEqual([]);
+    const events = readFileSync(join(root, "events.log"), "utf8");
+    expect(events).toMatch(/"event":"run_stopped","run_id":"run-001","signal":"SIGINT"/);
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
 
@@ -440,3 +454,36 @@ time.sleep(60)
     );
   });
 });
+
+/**
+ * `aido run <argv>` as its own process, as a person runs it, sent `signal` once its task
+ * printed `marker`; what signal it ended by.
+ */
+async function stopRun(
+  p: Project,
+  argv: string[],
+  marker: string,
+  signal: NodeJS.Signals,
+): Promise<NodeJS.Signals | null> {
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+  const child = spawn(
+    process.execPath,
+    ["--import", tsx, join(process.cwd(), "src/cli/main.ts"), "run", ...argv],
+    {
+      cwd: p.dir,
+      env: { ...process.env, ...p.home.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, s) => resolve(s)));
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += String(d);
+      if (out.includes(marker)) resolve();
+    });
+    child.once("exit", () => reject(new Error(`aido run ended before its task printed ${marker}: ${out}`)));
+  });
+  child.kill(signal);
+  return exited;
+}

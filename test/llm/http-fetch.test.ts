@@ -1,6 +1,7 @@
 // The SDKs' HTTP path (llm/http-fetch.ts): the real Anthropic and OpenAI clients against
 // the scripted provider over real sockets — streaming deltas as they arrive, aborts and
-// timeouts, connections lost mid-body, refused connections, compressed answers, keep-alive
+// timeouts, connections lost mid-body, refused connections, compressed answers, answers past
+// the size caps (a gzip bomb, a body that never ends), keep-alive
 // reuse, and no socket left behind — then the fetch itself against a bare server for what
 // the provider server does not exercise (header and body forms, redirects, codings).
 
@@ -104,6 +105,40 @@ describe.each(["anthropic/claude-test", "openai/gpt-test"])("%s over http-fetch"
     }).complete(ask("drop-json"));
     expect(r.content).toEqual([{ type: "text", text: "whole" }]);
     expect(retries).toEqual(["connection"]);
+  });
+
+  it("fails a gzip bomb at the cap, JSON and streamed, without holding it and without a retry", async () => {
+    // 16 gzip members of 64 MiB of zeros each: about 1 MB on the wire, 1 GiB decoded.
+    const member = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    for (const stream of [false, true]) {
+      server.reset();
+      server.script("bomb", [turn.flood(member, 16, { gzip: true })], { repeatLast: true });
+      const before = process.memoryUsage().rss;
+      const err = await failureOf(createClient(home.config, ref, FAST).complete(ask("bomb", { stream })));
+      const grown = process.memoryUsage().rss - before;
+      expect(err.code).toBe("provider_failed");
+      expect(err.details.failure).toBe("other");
+      // Zeros have no line break: a stream fails at the cap on one line.
+      expect(err.message).toContain(stream ? "line passed 1 MiB decoded" : "answer passed 32 MiB decoded");
+      expect(grown).toBeLessThan(400 * 1024 * 1024);
+      expect(server.requests).toHaveLength(1);
+      await until(() => server.inFlight === 0);
+    }
+  });
+
+  it("fails an answer that never ends at the cap, JSON and streamed, and closes its socket", async () => {
+    const event = ref.startsWith("anthropic")
+      ? `event: ping\ndata: ${JSON.stringify({ type: "ping", pad: "a".repeat(2000) })}\n\n`
+      : `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", created: 0, model: "m", choices: [{ index: 0, delta: { content: "a".repeat(2000) } }] })}\n\n`;
+    const endless = { json: Buffer.from("a".repeat(64 * 1024)), sse: Buffer.from(event.repeat(512)) };
+    for (const stream of [false, true]) {
+      server.reset();
+      server.script("endless", [turn.flood(stream ? endless.sse : endless.json, Number.POSITIVE_INFINITY)]);
+      const err = await failureOf(createClient(home.config, ref, FAST).complete(ask("endless", { stream })));
+      expect(err.code).toBe("provider_failed");
+      expect(err.message).toContain(`answer passed ${stream ? 64 : 32} MiB decoded`);
+      await until(() => server.inFlight === 0);
+    }
   });
 
   it("decodes gzip answers, JSON and streamed", async () => {

@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { LocalHashEmbedder } from "../../src/memory/embedder.js";
 import { createEmbedder, embeddingEndpoint, OpenAIEmbedder } from "../../src/memory/openai-embedder.js";
@@ -180,6 +181,36 @@ describe("OpenAIEmbedder (real SDK over real HTTP)", () => {
       encoding_format: "float",
       input: ["hello world"],
     });
+  });
+
+  it("fails on an endpoint answering with a gzip bomb, naming the cap, without holding the bomb", async () => {
+    // 16 gzip members of 64 MiB of zeros: about 1 MB on the wire, 1 GiB decoded.
+    const member = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    const bomb = createServer((req, res) => {
+      req.resume();
+      req.on("end", async () => {
+        res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip" });
+        for (let i = 0; i < 16 && !res.destroyed; i++)
+          if (!res.write(member)) await new Promise((ok) => res.once("drain", ok).once("close", ok));
+        res.end();
+      });
+    });
+    await new Promise<void>((ok) => bomb.listen(0, "127.0.0.1", ok));
+    try {
+      const before = process.memoryUsage().rss;
+      const connecting = OpenAIEmbedder.connect({
+        model: "m",
+        baseURL: `http://127.0.0.1:${(bomb.address() as AddressInfo).port}/v1`,
+        maxRetries: 0,
+      });
+      await expect(connecting).rejects.toThrow(
+        /embedding request to m failed: the answer passed 32 MiB decoded/,
+      );
+      expect(process.memoryUsage().rss - before).toBeLessThan(400 * 1024 * 1024);
+    } finally {
+      bomb.closeAllConnections();
+      await new Promise<void>((ok) => bomb.close(() => ok()));
+    }
   });
 
   it("is picked by createEmbedder when memory.embedder is openai, and stores and queries through a store", async () => {

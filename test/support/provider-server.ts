@@ -74,7 +74,13 @@ export type Turn =
       retryAfterMs?: number;
     })
   /** Never answers; the request stays open until the client gives up or the server closes. */
-  | { kind: "hang" };
+  | { kind: "hang" }
+  /**
+   * A hostile answer: a 200 (JSON or event stream, as the request asked) whose body is
+   * `chunk` sent `times` times (Infinity: until the client leaves), with backpressure, and
+   * labelled gzip when `gzip` (a chunk of gzip members of zeros makes a compression bomb).
+   */
+  | { kind: "flood"; chunk: Buffer; times: number; gzip?: boolean };
 
 export type TurnSource = Turn | ((req: RecordedRequest) => Turn);
 
@@ -104,6 +110,12 @@ export const turn = {
     ...opts,
   }),
   hang: (): Turn => ({ kind: "hang" }),
+  flood: (chunk: Buffer, times: number, opts: { gzip?: boolean } = {}): Turn => ({
+    kind: "flood",
+    chunk,
+    times,
+    ...opts,
+  }),
 };
 
 export interface RecordedRequest {
@@ -267,6 +279,27 @@ export async function startProviderServer(options: ProviderServerOptions = {}): 
     }
     const t = pickTurn(r);
     if (t.kind === "hang") return; // res stays open; "close" fires when the client leaves
+    if (t.kind === "flood") {
+      res.writeHead(200, {
+        "content-type": r.stream ? "text/event-stream" : "application/json",
+        ...(t.gzip ? { "content-encoding": "gzip" } : {}),
+      });
+      for (let i = 0; i < t.times && !res.destroyed; i++) {
+        if (!res.write(t.chunk)) {
+          await new Promise<void>((ok) => {
+            const go = () => {
+              res.off("drain", go);
+              res.off("close", go);
+              ok();
+            };
+            res.on("drain", go);
+            res.on("close", go);
+          });
+        }
+      }
+      if (!res.destroyed) res.end();
+      return;
+    }
     if (t.delayMs) {
       await new Promise((ok) => setTimeout(ok, t.delayMs));
       if (res.destroyed) return;
