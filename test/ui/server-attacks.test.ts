@@ -420,6 +420,30 @@ describe("a goal's output files", () => {
     expect((await get(ui, "/download/..%2F..%2Fkeys", cookieOnly)).status).toBe(404);
     expect((await denials(fx, "ticket")).length).toBeGreaterThan(0);
   });
+
+  it("die with a rotated token: a ticket got before the rotation opens nothing beside the new cookie", async () => {
+    const { fx, ui } = await start();
+    const session = await signIn(ui);
+    const { goalId, outputDir } = await finishedGoal(fx);
+    writeFileSync(join(outputDir, "report.md"), "# Report\n");
+    // A thief with the old cookie and page key keeps tickets; the user rotates, and the
+    // thief's server on another port receives the new cookie at the next visit.
+    const held = (await postJson(ui, session, "/api/downloads", { goal_id: goalId, name: "report.md" }))
+      .json as {
+      url: string;
+    };
+    const rotated = await openUi(fx, true);
+    const fresh = await signIn(rotated);
+    const r = await get(rotated, held.url, { Cookie: fresh.Cookie });
+    expect(r.status).toBe(404);
+    expect(r.text).not.toContain("Report");
+    // The new token's tickets work.
+    const mine = (await postJson(rotated, fresh, "/api/downloads", { goal_id: goalId, name: "report.md" }))
+      .json as {
+      url: string;
+    };
+    expect((await get(rotated, mine.url, { Cookie: fresh.Cookie })).text).toBe("# Report\n");
+  });
 });
 
 describe("refusals", () => {
