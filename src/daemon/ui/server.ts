@@ -240,6 +240,10 @@ export class UiServer {
           "This download link was used already or has expired; download the file again from the dashboard.\n",
         );
       }
+      // The ticket (only the page, with its key, could get one) signs the connection in: a
+      // stranger's would be closed after the sign-in window or pushed out by any local
+      // user's idle sockets, cutting a download that takes longer.
+      if (!this.signedIn(req, res, "/download/…")) return;
       return sendOutput(res, this.deps.rt, encodeURIComponent(d.goalId), encodeURIComponent(d.name), () =>
         this.denied(req, "path", "/download/…"),
       );
