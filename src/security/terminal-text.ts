@@ -9,13 +9,16 @@
 
 /**
  * C0/C1 controls, DEL, the bidi marks, overrides and isolates (reordering or acting on a
- * terminal), and the invisible ones (zero-width space/joiners, word joiner, BOM) that make
- * two different texts read alike.
+ * terminal), and the invisible ones (zero-width space/joiners, word joiner, BOM, soft
+ * hyphen, the Hangul fillers, the deprecated format characters, interlinear annotation)
+ * that make two different texts read alike: at least what the dashboard's page writes out
+ * (src/ui/web/components.tsx visible), since a download's saved name is this one's.
  */
-const NOT_INERT = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+const NOT_INERT =
+  /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]/g;
 /** The same, but newline and tab (which only move the cursor forward or down) pass. */
 const NOT_INERT_LINES =
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]/g;
 
 function escaped(c: string): string {
   const code = c.charCodeAt(0);

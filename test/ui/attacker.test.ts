@@ -10,7 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_SIGNED_IN, MAX_STRANGERS, SIGN_IN_WINDOW_MS } from "../../src/daemon/ui/connections.js";
 import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { type Json, turn } from "../support/provider-server.js";
-import { eventually, openStream, openUi, rpc, type Session, sessionLines, signIn } from "./fixture.js";
+import {
+  eventually,
+  openStream,
+  openUi,
+  postJson,
+  rpc,
+  type Session,
+  sessionLines,
+  signIn,
+} from "./fixture.js";
 
 const suite = useDaemonPerTest();
 let scratch: string;
@@ -131,6 +140,55 @@ describe("another local user holding sockets open", () => {
     } finally {
       for (const s of opened) s.destroy();
       for (const k of browser) k.socket.destroy();
+    }
+  }, 20_000);
+});
+
+describe("another local user crowding the strangers' pool during a download", () => {
+  it("cannot cut the browser's download of an output file: its ticket signs the connection in", async () => {
+    const fx = await suite.start();
+    const ui = await openUi(fx);
+    const session = await signIn(ui);
+    suite.server.script('manifest "writer"', [turn.text("done")]);
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "write", manifest: manifest("writer") });
+    const g = await c.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
+    const size = 32 * 1024 * 1024; // more than the socket buffers hold: the download takes a while
+    writeFileSync(join(g.output_dir, "big.bin"), Buffer.alloc(size, 7));
+    const { url } = (await postJson(ui, session, "/api/downloads", { goal_id, name: "big.bin" })).json as {
+      url: string;
+    };
+    // The browser's download on a connection of its own, with the cookie and nothing of the page's.
+    const download = connect(ui.port, "127.0.0.1");
+    download.on("error", () => {});
+    let received = 0;
+    download.on("data", (d: Buffer) => {
+      received += d.length;
+    });
+    const ended = new Promise<void>((r) => download.on("close", () => r()));
+    download.write(
+      `GET ${url} HTTP/1.1\r\nHost: ${ui.host}\r\nCookie: ${session.Cookie}\r\nConnection: close\r\n\r\n`,
+    );
+    await eventually(async () => (received > 0 ? true : undefined), 3_000);
+    download.pause(); // a slow disk: the rest waits in the buffers
+    // Any local user, no credential: a full pool of idle connections.
+    const opened: Socket[] = [];
+    let connected = 0;
+    for (let i = 0; i < MAX_STRANGERS; i++) {
+      const s = connect(ui.port, "127.0.0.1");
+      s.on("error", () => {});
+      s.on("connect", () => connected++);
+      opened.push(s);
+    }
+    try {
+      await eventually(async () => (connected === opened.length ? true : undefined), 3_000);
+      await new Promise((r) => setTimeout(r, 300)); // the server has taken them all in
+      download.resume();
+      await ended;
+      expect(received).toBeGreaterThan(size);
+    } finally {
+      for (const s of opened) s.destroy();
+      download.destroy();
     }
   }, 20_000);
 });

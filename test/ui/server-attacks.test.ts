@@ -420,6 +420,49 @@ describe("a goal's output files", () => {
     expect((await get(ui, "/download/..%2F..%2Fkeys", cookieOnly)).status).toBe(404);
     expect((await denials(fx, "ticket")).length).toBeGreaterThan(0);
   });
+
+  it("die with a rotated token: a ticket got before the rotation opens nothing beside the new cookie", async () => {
+    const { fx, ui } = await start();
+    const session = await signIn(ui);
+    const { goalId, outputDir } = await finishedGoal(fx);
+    writeFileSync(join(outputDir, "report.md"), "# Report\n");
+    // A thief with the old cookie and page key keeps tickets; the user rotates, and the
+    // thief's server on another port receives the new cookie at the next visit.
+    const held = (await postJson(ui, session, "/api/downloads", { goal_id: goalId, name: "report.md" }))
+      .json as {
+      url: string;
+    };
+    const rotated = await openUi(fx, true);
+    const fresh = await signIn(rotated);
+    const r = await get(rotated, held.url, { Cookie: fresh.Cookie });
+    expect(r.status).toBe(404);
+    expect(r.text).not.toContain("Report");
+    // The new token's tickets work.
+    const mine = (await postJson(rotated, fresh, "/api/downloads", { goal_id: goalId, name: "report.md" }))
+      .json as {
+      url: string;
+    };
+    expect((await get(rotated, mine.url, { Cookie: fresh.Cookie })).text).toBe("# Report\n");
+  });
+
+  it("are saved under a name with the invisible characters the page writes out written out too (the server's name is the one the browser keeps)", async () => {
+    const { fx, ui } = await start();
+    const session = await signIn(ui);
+    const { goalId, outputDir } = await finishedGoal(fx);
+    // Hangul fillers, a soft hyphen, a Mongolian vowel separator and a deprecated format
+    // character show as blanks or nothing: "invoice.pdf      .exe" reads like a PDF.
+    const name = "invoice.pdf\u3164\u3164\u115f\u1160\u00ad\u180e\u206a\uffa0.exe";
+    writeFileSync(join(outputDir, name), "MZ");
+    const { url } = (await postJson(ui, session, "/api/downloads", { goal_id: goalId, name })).json as {
+      url: string;
+    };
+    const file = await get(ui, url, { Cookie: session.Cookie });
+    expect(file.status).toBe(200);
+    const disposition = String(file.headers["content-disposition"]);
+    const saved = decodeURIComponent(disposition.replace("attachment; filename*=UTF-8''", ""));
+    expect(saved).not.toMatch(/[\u00ad\u115f\u1160\u180e\u206a\u3164\uffa0]/);
+    expect(saved).toMatch(/^invoice\.pdf\\u3164\\u3164.*\.exe$/);
+  });
 });
 
 describe("refusals", () => {

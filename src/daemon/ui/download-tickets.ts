@@ -50,6 +50,11 @@ export class DownloadTickets {
     return d.expiresAt > this.now() ? { goalId: d.goalId, name: d.name } : undefined;
   }
 
+  /** Every open ticket is void (a new token: the old one's tickets die with its cookies). */
+  clear(): void {
+    this.open.clear();
+  }
+
   private dropExpired(): void {
     const now = this.now();
     for (const [t, d] of this.open) if (d.expiresAt <= now) this.open.delete(t);

@@ -136,9 +136,10 @@ function isPageFile(req: IncomingMessage, url: URL): boolean {
 
 /**
  * The request shows a credential that signs its connection in (connections.ts): the
- * Bearer token, or the cookie with the page key. The cookie alone opens the page's files
- * but signs nothing in: a stolen cookie's connections would otherwise fill the signed-in
- * cap and keep the user's page out.
+ * Bearer token, or the cookie with the page key (or with an open download ticket: the
+ * download route signs its connection in, server.ts). The cookie alone opens the page's
+ * files but signs nothing in: a stolen cookie's connections would otherwise fill the
+ * signed-in cap and keep the user's page out.
  */
 export function signsIn(req: IncomingMessage, keys: GuardKeys): boolean {
   const bearer = bearerOf(req);

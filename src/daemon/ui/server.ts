@@ -112,7 +112,9 @@ export class UiServer {
   }
 
   /**
-   * A new token: every cookie and sign-in link of the old one stops working at once, and the
+   * A new token: every cookie, sign-in link and download ticket of the old one stops working
+   * at once (a ticket a thief got with the old page key would open a file beside the new
+   * cookie, which reaches a server on another port at the next visit), and the
    * exchanges they opened (event streams, a goal.wait) are cut: a stolen cookie's open
    * stream would otherwise keep reading every event after the rotation. Every signed-in
    * connection is signed out too (closed unless it signs in again within the sign-in
@@ -121,6 +123,7 @@ export class UiServer {
   rotate(): void {
     this.token = writeNewToken(this.deps.config.home);
     this.codes.clear();
+    this.tickets.clear();
     for (const res of this.open) res.destroy();
     this.connections.signOutAll();
   }
@@ -237,6 +240,10 @@ export class UiServer {
           "This download link was used already or has expired; download the file again from the dashboard.\n",
         );
       }
+      // The ticket (only the page, with its key, could get one) signs the connection in: a
+      // stranger's would be closed after the sign-in window or pushed out by any local
+      // user's idle sockets, cutting a download that takes longer.
+      if (!this.signedIn(req, res, "/download/…")) return;
       return sendOutput(res, this.deps.rt, encodeURIComponent(d.goalId), encodeURIComponent(d.name), () =>
         this.denied(req, "path", "/download/…"),
       );
