@@ -231,4 +231,37 @@ describe("a node that leaves", () => {
       raw.disconnect();
     }
   }, 90_000);
+  it("announces no end for a goal that its give-back finds claimed by another node: the goal did not end", async () => {
+    const raw = new Redis(redis.url);
+    try {
+      const leaving = await startNode(server, redis.url, "claimed-a", { capacity: 2, inference: 1 });
+      server.script(forGoal("claimed-held"), [turn.text("never", { delayMs: 60_000 })]);
+      const a = await leaving.client();
+      await a.call("goal.submit", { goal: "run claimed-held", manifest: manifest() });
+      await until(() => (server.requestsMatching(forGoal("claimed-held")).length > 0 ? true : undefined));
+      const waiting = (await a.call("goal.submit", { goal: "run claimed-waiting", manifest: manifest() }))
+        .goal_id;
+      await until(async () => {
+        const s = await a.call("goal.status", { goal_id: waiting });
+        return s.state === "running" && s.node === "claimed-a" ? true : undefined;
+      });
+      const staying = await startNode(server, redis.url, "claimed-b", { capacity: 1 });
+      const seen: WireEvent[] = [];
+      const followed = await AidoClient.subscribe(staying.home.config.socketPath, waiting, (ev) => {
+        seen.push(ev);
+      });
+      // Another node holds the goal now (as after a take that passed this one's): the leaving
+      // node's give-back finds it not its own.
+      await raw.hset(`aido:goal:${waiting}`, "owner", "claimed-b");
+      leaving.child.child.kill("SIGTERM");
+      await leaving.child.exited;
+      await new Promise((r) => setTimeout(r, 1_500));
+      followed.close();
+      expect(seen.filter((e) => e.type === "goal.finished")).toEqual([]);
+      expect(await raw.hget(`aido:goal:${waiting}`, "state")).toBe("running");
+      await staying.kill();
+    } finally {
+      raw.disconnect();
+    }
+  }, 90_000);
 });
