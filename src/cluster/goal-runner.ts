@@ -185,9 +185,8 @@ export class ClusterGoalRunner {
         this.cancelled.delete(goalId);
         return "cancelled";
       }
-      publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
     }
-    await this.flush(goalId);
+    await this.flush(goalId, s.state === "failed" && this.rt.goals.endedByClose(goalId));
     return s.state;
   }
 
@@ -328,13 +327,14 @@ export class ClusterGoalRunner {
   }
 
   /** Write a goal's end to the mirror; remembered for later if Redis cannot be written now. */
-  private async flush(goalId: string): Promise<void> {
+  private async flush(goalId: string, heldBack = false): Promise<void> {
     try {
       const s = this.rt.goals.status(goalId);
       // Written only while the goal is still this node's: one another node ended or took over
-      // is not announced, and its approvals (the new owner's now) stay.
+      // is not announced (nor its end heldBack at the shutdown), and its approvals stay.
       if (await this.mirror.finish(goalId, this.identity.nodeId, s)) {
-        // Its goal.finished event went out as it happened; waiters re-read the hash now.
+        if (heldBack) publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+        // Its goal.finished went out as it happened (or just now); waiters re-read the hash.
         announceEnd(this.redis, goalId, this.log);
         await dropApprovalsOf(this.ctx, goalId);
       }

@@ -10,6 +10,7 @@
 // and, in turn, a page of the older ones. Same job id, so never two jobs; the claim (a
 // compare-and-set) decides which node runs the goal, once.
 
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Job, Queue } from "bullmq";
 import { errorMessage } from "../errors.js";
 import { isGoalId } from "../kernel/goals.js";
@@ -71,8 +72,12 @@ export class JobIntake {
     }
     if (c.kind === "missing" || c.kind === "ended") return c.kind; // cancelled, or never queued
     if (c.kind === "running") {
-      // Our own job came back (its lock lapsed while Redis was away): wait for it here.
-      if (c.owner === nodeId) return this.runner.awaitLocalEnd(job, token);
+      // Our own job came back (its lock lapsed while Redis was away, or in a long unpack):
+      // wait for it here. A take of this process still unpacking it submits it (or drops it).
+      if (c.owner === nodeId) {
+        while (this.runner.owns(goalId) && !this.rt.goals.isLive(goalId)) await sleep(100);
+        return this.runner.awaitLocalEnd(job, token);
+      }
       if (!(await this.liveness.diedWithin(c.owner))) {
         // Its owner lives (only its lock lapsed): it ends the goal and writes the hash itself.
         throw new Error(`goal ${goalId} still runs on node ${c.owner}`);

@@ -4,6 +4,10 @@
 // failed there, as before (it may have had side effects). Someone following the goals sees
 // one end each, the real one. Real redis-server, real daemons.
 
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -35,6 +39,16 @@ afterAll(async () => {
   await stopAll();
   await server?.close();
 }, 60_000);
+
+/** The goal's state in the node's own database (undefined before the node has a row for it). */
+function localState(node: Node, goalId: string): string | undefined {
+  const db = new Database(node.home.config.dbPath, { readonly: true });
+  try {
+    return db.prepare("SELECT state FROM goals WHERE id = ?").pluck().get(goalId) as string | undefined;
+  } finally {
+    db.close();
+  }
+}
 
 function auditKinds(node: Node, goalId: string): string[] {
   const db = new Database(node.home.config.dbPath, { readonly: true });
@@ -229,6 +243,76 @@ describe("a node that leaves", () => {
       await staying.kill();
     } finally {
       raw.disconnect();
+    }
+  }, 90_000);
+  it("announces no end for a goal that its give-back finds claimed by another node: the goal did not end", async () => {
+    const raw = new Redis(redis.url);
+    try {
+      const leaving = await startNode(server, redis.url, "claimed-a", { capacity: 2, inference: 1 });
+      server.script(forGoal("claimed-held"), [turn.text("never", { delayMs: 60_000 })]);
+      const a = await leaving.client();
+      await a.call("goal.submit", { goal: "run claimed-held", manifest: manifest() });
+      await until(() => (server.requestsMatching(forGoal("claimed-held")).length > 0 ? true : undefined));
+      const waiting = (await a.call("goal.submit", { goal: "run claimed-waiting", manifest: manifest() }))
+        .goal_id;
+      await until(async () => {
+        const s = await a.call("goal.status", { goal_id: waiting });
+        return s.state === "running" && s.node === "claimed-a" ? true : undefined;
+      });
+      const staying = await startNode(server, redis.url, "claimed-b", { capacity: 1 });
+      const seen: WireEvent[] = [];
+      const followed = await AidoClient.subscribe(staying.home.config.socketPath, waiting, (ev) => {
+        seen.push(ev);
+      });
+      // Another node holds the goal now (as after a take that passed this one's): the leaving
+      // node's give-back finds it not its own.
+      await raw.hset(`aido:goal:${waiting}`, "owner", "claimed-b");
+      leaving.child.child.kill("SIGTERM");
+      await leaving.child.exited;
+      await new Promise((r) => setTimeout(r, 1_500));
+      followed.close();
+      expect(seen.filter((e) => e.type === "goal.finished")).toEqual([]);
+      expect(await raw.hget(`aido:goal:${waiting}`, "state")).toBe("running");
+      await staying.kill();
+    } finally {
+      raw.disconnect();
+    }
+  }, 90_000);
+
+  it("goes on with a goal whose job its own node took again while it still unpacked the inputs: the goal runs once and does not fail", async () => {
+    const raw = new Redis(redis.url);
+    const inputs = mkdtempSync(join(tmpdir(), "aido-retake-inputs-"));
+    try {
+      mkdirSync(join(inputs, "many"));
+      for (let i = 0; i < 4000; i++) writeFileSync(join(inputs, "many", `f${i}.txt`), `${i}\n`);
+      // A free slot: the node's own worker takes the job again when its lock lapses.
+      const node = await startNode(server, redis.url, "retake-a", { capacity: 2 });
+      server.script(forGoal("retake-unpacking"), [turn.text("done retake-unpacking")]);
+      const a = await node.client();
+      const { goal_id } = await a.call("goal.submit", {
+        goal: "run retake-unpacking",
+        manifest: manifest(),
+        inputs: [join(inputs, "many")],
+      });
+      const jobKey = `bull:aido-goals:${goal_id}`;
+      while ((await raw.hget(`aido:goal:${goal_id}`, "state")) !== "running") await sleep(2);
+      // The lock lapses during the unpack (as in a long one): the stalled check puts the job
+      // back and the same node's worker takes it again before the unpack is done.
+      await raw.del(`${jobKey}:lock`);
+      // Taken again (stalled count up), or (before the fix) failed by the second take at once.
+      const retaken = await until(async () => {
+        const [stalled, job] = await Promise.all([raw.hget(jobKey, "stc"), raw.exists(jobKey)]);
+        return Number(stalled ?? 0) > 0 ? "retaken" : job === 0 ? "gone" : undefined;
+      }, 10_000);
+      if (retaken === "retaken") expect(localState(node, goal_id)).toBeUndefined(); // still unpacking
+      const ran = await a.call("goal.wait", { goal_id, timeout_ms: 60_000 }, { timeoutMs: 70_000 });
+      expect(ran).toMatchObject({ state: "succeeded", node: "retake-a", result: "done retake-unpacking" });
+      expect(retaken).toBe("retaken");
+      expect(conversationsStarted(server, "retake-unpacking")).toBe(1);
+      await node.kill();
+    } finally {
+      raw.disconnect();
+      rmSync(inputs, { recursive: true, force: true });
     }
   }, 90_000);
 });
