@@ -28,6 +28,13 @@ export const RedisKeys = {
   commands: (nodeId: string) => `aido:node:${nodeId}:commands`,
   /** Hash: the newest signed audit head a node published (cluster/audit-heads.ts). */
   auditHead: (nodeId: string) => `aido:audit-head:${nodeId}`,
+  /**
+   * String with a TTL of one heartbeat: the node that sweeps for orphaned jobs this period
+   * (job-intake.ts requeueOrphans); set NX by whichever node's heartbeat comes first.
+   */
+  sweepLease: "aido:sweep:lease",
+  /** String: where the next sweep's page of older failed jobs starts (shared by the sweepers). */
+  sweepFrom: "aido:sweep:from",
   /** Sorted set: a provider's cluster-wide inference slots held, by lease expiry (inference-slots.ts). */
   inferenceSlots: (provider: string) => `aido:inference:${provider}`,
   /** List: the answer to one routed command, read once by the node that sent it. */
