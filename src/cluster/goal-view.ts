@@ -26,6 +26,8 @@ import { RedisKeys } from "./redis-keys.js";
 const WAIT_RECHECK_MS = 2_000;
 /** ...and this often when Redis did not answer the subscription. */
 const WAIT_POLL_MS = 200;
+/** goal.list's default limit, as a lone daemon's (kernel/goal-store.ts). */
+const DEFAULT_LIST_LIMIT = 1000;
 /** How long a routed command (cancel, approval answer) waits for the owner. */
 const COMMAND_TIMEOUT_MS = 10_000;
 /** How many times goal.cancel looks a goal up again when it changed hands meanwhile. */
@@ -148,8 +150,28 @@ export class ClusterGoals {
     return mirrored;
   }
 
+  /**
+   * goal.list: the cluster's goals from the mirror, and with them this node's own goals the
+   * mirror does not hold — those it ran before it joined the cluster (or whose hash expired)
+   * — from its own database, with `node` and `submitted_via` this node. Newest first.
+   */
   async list(filter: { state?: GoalStatus["state"]; limit?: number }): Promise<ClusterGoalStatus[]> {
-    return readMirror(() => this.mirror.list(filter));
+    const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
+    const mirrored = await readMirror(() => this.mirror.list({ ...filter, limit }));
+    const listed = new Set(mirrored.map((s) => s.goal_id));
+    const candidates = this.rt.goals.list({ ...filter, limit }).filter((s) => !listed.has(s.goal_id));
+    if (candidates.length === 0) return mirrored;
+    // A goal of the mirror past the limit is not this node's own to add.
+    const pipe = this.redis.pipeline();
+    for (const s of candidates) pipe.exists(RedisKeys.goal(s.goal_id));
+    const held = (await readMirror(() => pipe.exec())) ?? [];
+    const nodeId = this.identity.nodeId;
+    const own = candidates
+      .filter((_, i) => held[i]?.[1] === 0)
+      .map((s) => ({ ...s, node: nodeId, submitted_via: nodeId }));
+    return [...mirrored, ...own]
+      .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0))
+      .slice(0, limit);
   }
 
   /** goal.wait: the status once the goal ended, or as it is at the timeout / when the client left. */
