@@ -2,8 +2,8 @@
 // (daemon/cluster-methods.ts calls these): goal.submit enqueues the goal for any node (its
 // id fixed here, its inputs packed in the job); goal.status, goal.list and goal.wait read the
 // goal's mirrored hash; goal.cancel cancels a queued goal in Redis and routes a running one's
-// cancel to its owner; approval.list lists the cluster's pending approvals and
-// approval.respond is answered on the node whose agent waits. handleCommand() is what this
+// cancel to its owner; approval.respond is answered on the node whose agent waits
+// (approval.list: approval-view.ts). handleCommand() is what this
 // node does with a command another node routed to it.
 
 import type { Queue } from "bullmq";
@@ -13,7 +13,7 @@ import { admitGoal } from "../kernel/goal-admission.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
-import type { ApprovalDecision, ApprovalRecord } from "../security/approvals.js";
+import type { ApprovalDecision } from "../security/approvals.js";
 import { type Command, sendCommand } from "./commands.js";
 import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import { GoalEndWatch, publishEnd } from "./event-stream.js";
@@ -282,19 +282,6 @@ export class ClusterGoals {
       if ((await this.cancelOwn(goalId)) === "handled" || attempt >= CANCEL_LOOKUPS)
         return this.status(goalId);
     }
-  }
-
-  /** The cluster's pending approvals, each with the node its agent runs on. */
-  async pendingApprovals(): Promise<(ApprovalRecord & { node: string })[]> {
-    const all = await readMirror(() => this.redis.hvals(RedisKeys.approvals));
-    const local = this.rt.approvals.list({ status: "pending" });
-    const seen = new Set(local.map((a) => a.id));
-    const remote = all
-      .map((v) => JSON.parse(v) as ApprovalRecord & { node: string })
-      .filter((a) => !seen.has(a.id));
-    return [...local.map((a) => ({ ...a, node: this.identity.nodeId })), ...remote].sort(
-      (a, b) => a.created_at - b.created_at,
-    );
   }
 
   /** approval.respond: answered where the agent waits; decided_by names the node it came through. */

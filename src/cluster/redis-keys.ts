@@ -18,6 +18,10 @@ export const RedisKeys = {
   goalEnds: "aido:goal-ends",
   /** Hash: approval id -> the pending request (JSON, with its owner node). */
   approvals: "aido:approvals",
+  /** String: one settled (decided, timed out, expired) approval as JSON with its node; expires like an ended goal. */
+  approvalSettled: (approvalId: string) => `aido:approval:${approvalId}`,
+  /** Sorted set of settled approval ids by creation time (ms): approval.list (approval-view.ts). */
+  approvalsSettled: "aido:approvals:settled",
   /** Set of every node id that ever joined. */
   nodes: "aido:nodes",
   /** Hash: a node's description and load, rewritten with each heartbeat. */

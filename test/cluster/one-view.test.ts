@@ -162,6 +162,26 @@ describe("cluster mode: one queue, one view", () => {
     expect(decided.approvals.find((x) => x.id === pending.id)?.decided_by).toBe(
       `socket client via node ${other.id}`,
     );
+    // Settled, it reads the same from every node: its outcome, who answered, where it ran.
+    for (const n of nodes) {
+      const c = await n.client();
+      for (const status of ["decided", "all"] as const) {
+        const found = (await c.call("approval.list", { status })).approvals.filter(
+          (x) => x.id === pending.id,
+        );
+        expect(found, `${status} on ${n.id}`).toEqual([
+          expect.objectContaining({
+            status: "decided",
+            decision: "deny",
+            decided_by: `socket client via node ${other.id}`,
+            node: owner,
+          }),
+        ]);
+      }
+      expect((await c.call("approval.list", { status: "expired" })).approvals.map((x) => x.id)).not.toContain(
+        pending.id,
+      );
+    }
   }, 60_000);
 
   it("streams every node's goals to a subscriber without a goal, each event once", async () => {
