@@ -2,7 +2,8 @@
 // the same answer for the approvals of the cluster's goals, pending or settled. Pending ones
 // are in the hash aido:approvals (owned-mirror.ts writes them); a settled one (decided,
 // timed out, expired) is written by its node when it settles, as a key of its own that
-// expires with ended goals (7 days), indexed by creation time in aido:approvals:settled.
+// expires with ended goals (7 days), indexed by creation time in aido:approvals:settled
+// (the newest SETTLED_APPROVALS_KEPT): a list reads what the index holds.
 // To these a node adds its own records the mirror does not hold (from before it joined, of
 // an agent outside any goal, or older than the mirror keeps), each with `node` this node.
 

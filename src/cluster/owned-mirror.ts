@@ -11,7 +11,7 @@ import { errorMessage } from "../errors.js";
 import type { ApprovalRecord } from "../security/approvals.js";
 import type { NodeContext } from "./context.js";
 import { publishEvent } from "./event-stream.js";
-import { ENDED_TTL_SECONDS, RedisKeys } from "./redis-keys.js";
+import { ENDED_TTL_SECONDS, RedisKeys, SETTLED_APPROVALS_KEPT } from "./redis-keys.js";
 
 /** Mirror the events and approvals of the goals `owns` says run here; returns the unsubscribers. */
 export function mirrorOwnedGoals(ctx: NodeContext, owns: (goalId: string) => boolean): (() => void)[] {
@@ -57,6 +57,7 @@ async function settleApproval(ctx: NodeContext, r: ApprovalRecord): Promise<void
       )
       .zadd(RedisKeys.approvalsSettled, r.created_at, r.id)
       .zremrangebyscore(RedisKeys.approvalsSettled, "-inf", Date.now() - keptMs)
+      .zremrangebyrank(RedisKeys.approvalsSettled, 0, -SETTLED_APPROVALS_KEPT - 1)
       .exec();
   } catch (e) {
     ctx.log(`cluster: mirroring approval ${r.id}'s outcome failed: ${errorMessage(e)}`);

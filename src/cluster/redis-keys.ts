@@ -56,5 +56,7 @@ export const GOAL_EVENTS_MAXLEN = 5_000;
 export const ALL_EVENTS_MAXLEN = 20_000;
 /** How many goal ends the goal-ends stream keeps. */
 export const GOAL_ENDS_MAXLEN = 10_000;
+/** How many settled approvals the cluster's index keeps (the newest), for approval.list. */
+export const SETTLED_APPROVALS_KEPT = 10_000;
 /** How long a goal's hash and stream stay after the goal ended. */
 export const ENDED_TTL_SECONDS = 7 * 24 * 3600;
