@@ -2,8 +2,8 @@
 // (daemon/cluster-methods.ts calls these): goal.submit enqueues the goal for any node (its
 // id fixed here, its inputs packed in the job); goal.status, goal.list and goal.wait read the
 // goal's mirrored hash; goal.cancel cancels a queued goal in Redis and routes a running one's
-// cancel to its owner; approval.list lists the cluster's pending approvals and
-// approval.respond is answered on the node whose agent waits. handleCommand() is what this
+// cancel to its owner; approval.respond is answered on the node whose agent waits
+// (approval.list: approval-view.ts). handleCommand() is what this
 // node does with a command another node routed to it.
 
 import type { Queue } from "bullmq";
@@ -13,7 +13,7 @@ import { admitGoal } from "../kernel/goal-admission.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
-import type { ApprovalDecision, ApprovalRecord } from "../security/approvals.js";
+import type { ApprovalDecision } from "../security/approvals.js";
 import { type Command, sendCommand } from "./commands.js";
 import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import { GoalEndWatch, publishEnd } from "./event-stream.js";
@@ -26,6 +26,8 @@ import { RedisKeys } from "./redis-keys.js";
 const WAIT_RECHECK_MS = 2_000;
 /** ...and this often when Redis did not answer the subscription. */
 const WAIT_POLL_MS = 200;
+/** goal.list's default limit, as a lone daemon's (kernel/goal-store.ts). */
+const DEFAULT_LIST_LIMIT = 1000;
 /** How long a routed command (cancel, approval answer) waits for the owner. */
 const COMMAND_TIMEOUT_MS = 10_000;
 /** How many times goal.cancel looks a goal up again when it changed hands meanwhile. */
@@ -148,8 +150,28 @@ export class ClusterGoals {
     return mirrored;
   }
 
+  /**
+   * goal.list: the cluster's goals from the mirror, and with them this node's own goals the
+   * mirror does not hold — those it ran before it joined the cluster (or whose hash expired)
+   * — from its own database, with `node` and `submitted_via` this node. Newest first.
+   */
   async list(filter: { state?: GoalStatus["state"]; limit?: number }): Promise<ClusterGoalStatus[]> {
-    return readMirror(() => this.mirror.list(filter));
+    const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
+    const mirrored = await readMirror(() => this.mirror.list({ ...filter, limit }));
+    const listed = new Set(mirrored.map((s) => s.goal_id));
+    const candidates = this.rt.goals.list({ ...filter, limit }).filter((s) => !listed.has(s.goal_id));
+    if (candidates.length === 0) return mirrored;
+    // A goal of the mirror past the limit is not this node's own to add.
+    const pipe = this.redis.pipeline();
+    for (const s of candidates) pipe.exists(RedisKeys.goal(s.goal_id));
+    const held = (await readMirror(() => pipe.exec())) ?? [];
+    const nodeId = this.identity.nodeId;
+    const own = candidates
+      .filter((_, i) => held[i]?.[1] === 0)
+      .map((s) => ({ ...s, node: nodeId, submitted_via: nodeId }));
+    return [...mirrored, ...own]
+      .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0))
+      .slice(0, limit);
   }
 
   /** goal.wait: the status once the goal ended, or as it is at the timeout / when the client left. */
@@ -260,19 +282,6 @@ export class ClusterGoals {
       if ((await this.cancelOwn(goalId)) === "handled" || attempt >= CANCEL_LOOKUPS)
         return this.status(goalId);
     }
-  }
-
-  /** The cluster's pending approvals, each with the node its agent runs on. */
-  async pendingApprovals(): Promise<(ApprovalRecord & { node: string })[]> {
-    const all = await readMirror(() => this.redis.hvals(RedisKeys.approvals));
-    const local = this.rt.approvals.list({ status: "pending" });
-    const seen = new Set(local.map((a) => a.id));
-    const remote = all
-      .map((v) => JSON.parse(v) as ApprovalRecord & { node: string })
-      .filter((a) => !seen.has(a.id));
-    return [...local.map((a) => ({ ...a, node: this.identity.nodeId })), ...remote].sort(
-      (a, b) => a.created_at - b.created_at,
-    );
   }
 
   /** approval.respond: answered where the agent waits; decided_by names the node it came through. */

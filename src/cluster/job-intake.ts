@@ -4,11 +4,14 @@
 // over when no model call had started, failed with the reason otherwise; a goal whose owner
 // still heartbeats is left to it; one that ended is skipped; a job whose goal id is not one
 // a node makes is refused before anything of it is unpacked.
-// requeueOrphans(): every node, each heartbeat, puts back to waiting a failed job whose goal
-// is queued (its job failed on a node that found the goal still running elsewhere, and that
-// node then gave the goal back; or a take failed before its claim): the newest failed jobs
-// and, in turn, a page of the older ones. Same job id, so never two jobs; the claim (a
-// compare-and-set) decides which node runs the goal, once.
+// requeueOrphans(): one node per heartbeat period — the one whose heartbeat takes the sweep
+// lease first (a Redis key set NX with a TTL of one heartbeat) — puts back to waiting a failed
+// job whose goal is queued (its job failed on a node that found the goal still running
+// elsewhere, and that node then gave the goal back; or a take failed before its claim): the
+// newest failed jobs and, in turn, a page of the older ones. One sweeper, so the Redis work
+// does not grow with the number of nodes; a sweeper that dies holds the lease at most one
+// heartbeat, so another node sweeps the next period. Same job id, so never two jobs; the
+// claim (a compare-and-set) decides which node runs the goal, once.
 
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Job, Queue } from "bullmq";
@@ -42,8 +45,6 @@ export class JobIntake {
   private readonly mirror: NodeContext["mirror"];
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
-  /** Where the next sweep's page of older failed jobs starts (oldest first). */
-  private sweepFrom = 0;
 
   constructor(
     private readonly ctx: NodeContext,
@@ -126,17 +127,22 @@ export class JobIntake {
 
   /**
    * Failed jobs whose goal is queued go back to waiting (a queued goal always has a job a
-   * node will take). Another node may do the same at once: the second retry finds the job
+   * node will take), swept by this node only when it takes this period's sweep lease. Should
+   * two nodes sweep at once (a lease that lapsed mid-sweep), the second retry finds the job
    * no longer failed and is refused, which changes nothing. The job of a goal given back
    * long after it failed (the goal waited for its first model call meanwhile) is an old one:
-   * the older failed jobs are looked at a page per sweep, in turn.
+   * the older failed jobs are looked at a page per sweep, in turn, from a cursor in Redis
+   * that every sweeper moves on.
    */
   async requeueOrphans(): Promise<void> {
+    const { heartbeatMs } = this.ctx.config.cluster;
+    const lease = await this.redis.set(RedisKeys.sweepLease, this.identity.nodeId, "PX", heartbeatMs, "NX");
+    if (lease !== "OK") return; // another node sweeps this period
     const newest = await this.queue.getRanges(["failed"], 0, SWEEP_PAGE - 1);
-    const from = this.sweepFrom;
+    const from = Number(await this.redis.get(RedisKeys.sweepFrom)) || 0;
     const older = await this.queue.getRanges(["failed"], from, from + SWEEP_PAGE - 1, true);
     // Past the end: the next sweep starts again from the oldest.
-    this.sweepFrom = older.length < SWEEP_PAGE ? 0 : from + older.length;
+    await this.redis.set(RedisKeys.sweepFrom, String(older.length < SWEEP_PAGE ? 0 : from + older.length));
     const ids = [...new Set([...newest, ...older])];
     if (ids.length === 0) return;
     const pipe = this.redis.pipeline();

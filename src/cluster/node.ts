@@ -19,6 +19,8 @@ import { Redis } from "ioredis";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { Runtime } from "../kernel/runtime.js";
+import type { ApprovalListFilter } from "../security/approval-store.js";
+import { type ClusterApproval, listApprovals } from "./approval-view.js";
 import { publishHead, verifyCluster } from "./audit-heads.js";
 import { serveCommands } from "./commands.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
@@ -104,6 +106,11 @@ export class ClusterNode implements Liveness {
   /** One cluster-wide inference slot (inference.cluster_max_concurrent); a no-op when unset. */
   inferenceSlot(provider: string, signal?: AbortSignal): Promise<() => void> {
     return this.slots ? this.slots.acquire(provider, signal) : Promise.resolve(() => {});
+  }
+
+  /** approval.list for the whole cluster (approval-view.ts). */
+  approvals(filter: ApprovalListFilter): Promise<ClusterApproval[]> {
+    return listApprovals(this.ctx, filter);
   }
 
   /** The node's own Redis connection (event streams and routed commands duplicate it). */

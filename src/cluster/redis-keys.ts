@@ -18,6 +18,10 @@ export const RedisKeys = {
   goalEnds: "aido:goal-ends",
   /** Hash: approval id -> the pending request (JSON, with its owner node). */
   approvals: "aido:approvals",
+  /** String: one settled (decided, timed out, expired) approval as JSON with its node; expires like an ended goal. */
+  approvalSettled: (approvalId: string) => `aido:approval:${approvalId}`,
+  /** Sorted set of settled approval ids by creation time (ms): approval.list (approval-view.ts). */
+  approvalsSettled: "aido:approvals:settled",
   /** Set of every node id that ever joined. */
   nodes: "aido:nodes",
   /** Hash: a node's description and load, rewritten with each heartbeat. */
@@ -28,6 +32,13 @@ export const RedisKeys = {
   commands: (nodeId: string) => `aido:node:${nodeId}:commands`,
   /** Hash: the newest signed audit head a node published (cluster/audit-heads.ts). */
   auditHead: (nodeId: string) => `aido:audit-head:${nodeId}`,
+  /**
+   * String with a TTL of one heartbeat: the node that sweeps for orphaned jobs this period
+   * (job-intake.ts requeueOrphans); set NX by whichever node's heartbeat comes first.
+   */
+  sweepLease: "aido:sweep:lease",
+  /** String: where the next sweep's page of older failed jobs starts (shared by the sweepers). */
+  sweepFrom: "aido:sweep:from",
   /** Sorted set: a provider's cluster-wide inference slots held, by lease expiry (inference-slots.ts). */
   inferenceSlots: (provider: string) => `aido:inference:${provider}`,
   /** List: the answer to one routed command, read once by the node that sent it. */
@@ -45,5 +56,7 @@ export const GOAL_EVENTS_MAXLEN = 5_000;
 export const ALL_EVENTS_MAXLEN = 20_000;
 /** How many goal ends the goal-ends stream keeps. */
 export const GOAL_ENDS_MAXLEN = 10_000;
+/** How many settled approvals the cluster's index keeps (the newest), for approval.list. */
+export const SETTLED_APPROVALS_KEPT = 10_000;
 /** How long a goal's hash and stream stay after the goal ended. */
 export const ENDED_TTL_SECONDS = 7 * 24 * 3600;

@@ -47,10 +47,7 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
     }),
   }),
   "goal.cancel": (p, _ctx, node) => node.goals.cancel(p.goal_id),
-  "approval.list": async (p, ctx, node) =>
-    p.status === undefined || p.status === "pending"
-      ? { approvals: await node.goals.pendingApprovals() }
-      : { approvals: ctx.rt.approvals.list({ status: p.status }) },
+  "approval.list": async (p, _ctx, node) => ({ approvals: await node.approvals(p) }),
   "approval.respond": (p, ctx, node) => node.goals.respond(p.id, p.decision, ctx.decidedBy),
   "events.subscribe": (p, ctx, node) => subscribeCluster(ctx, node, p.goal_id),
   "cluster.audit_verify": (_p, _ctx, node) => node.verifyAudit(),

@@ -116,9 +116,15 @@ export async function startNode(
   server: ProviderServer,
   redisUrl: string,
   id: string,
-  opts: { capacity?: number; inference?: number; clusterInference?: number } = {},
+  opts: {
+    capacity?: number;
+    inference?: number;
+    clusterInference?: number;
+    /** A home that already ran as a lone daemon (stopped), which now joins the cluster. */
+    home?: TempHome;
+  } = {},
 ): Promise<Node> {
-  const home = makeTempHome(providerEnv(server));
+  const home = opts.home ?? makeTempHome(providerEnv(server));
   writeFileSync(
     join(home.dir, "config.yaml"),
     [

@@ -19,9 +19,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { AidoClient, type AidoRpcError } from "../../src/client/client.js";
 import type { WireEvent } from "../../src/client/types.js";
+import { providerEnv } from "../agent/harness.js";
 import { captureIo } from "../cli/io.js";
 import { startFixture } from "../daemon/fixture.js";
-import { until } from "../daemon/process.js";
+import { startDaemonChild, until } from "../daemon/process.js";
+import { makeTempHome } from "../support/home.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import {
   conversationsStarted,
@@ -35,10 +37,12 @@ import {
 
 let server: ProviderServer;
 let nodes: Node[];
+let redisUrl: string;
 
 beforeAll(async () => {
   server = await startProviderServer();
   const redis = await startRedis();
+  redisUrl = redis.url;
   nodes = await Promise.all(
     ["cluster-a", "cluster-b", "cluster-c"].map((id) => startNode(server, redis.url, id, { capacity: 2 })),
   );
@@ -158,6 +162,26 @@ describe("cluster mode: one queue, one view", () => {
     expect(decided.approvals.find((x) => x.id === pending.id)?.decided_by).toBe(
       `socket client via node ${other.id}`,
     );
+    // Settled, it reads the same from every node: its outcome, who answered, where it ran.
+    for (const n of nodes) {
+      const c = await n.client();
+      for (const status of ["decided", "all"] as const) {
+        const found = (await c.call("approval.list", { status })).approvals.filter(
+          (x) => x.id === pending.id,
+        );
+        expect(found, `${status} on ${n.id}`).toEqual([
+          expect.objectContaining({
+            status: "decided",
+            decision: "deny",
+            decided_by: `socket client via node ${other.id}`,
+            node: owner,
+          }),
+        ]);
+      }
+      expect((await c.call("approval.list", { status: "expired" })).approvals.map((x) => x.id)).not.toContain(
+        pending.id,
+      );
+    }
   }, 60_000);
 
   it("streams every node's goals to a subscriber without a goal, each event once", async () => {
@@ -270,5 +294,41 @@ describe("cluster mode: one queue, one view", () => {
     } finally {
       await lone.close();
     }
+  }, 60_000);
+
+  it("lists, from a node that joined later, the goals it ran before it joined with the cluster's", async () => {
+    const home = makeTempHome(providerEnv(server));
+    server.script(forGoal("pre-cluster"), [turn.text("done pre-cluster")]);
+    const lone = await startDaemonChild(home, server);
+    const before = await AidoClient.connect(home.config.socketPath);
+    const pre = (await before.call("goal.submit", { goal: "run pre-cluster", manifest: manifest() })).goal_id;
+    expect(await before.call("goal.wait", { goal_id: pre, timeout_ms: 20_000 })).toMatchObject({
+      state: "succeeded",
+    });
+    before.close();
+    lone.child.kill("SIGTERM");
+    await lone.exited;
+
+    const late = await startNode(server, redisUrl, "cluster-late", { home });
+    const c = await late.client();
+    server.script(forGoal("post-cluster"), [turn.text("done post-cluster")]);
+    const a = await nodes[0]!.client();
+    const post = (await a.call("goal.submit", { goal: "run post-cluster", manifest: manifest() })).goal_id;
+    await c.call("goal.wait", { goal_id: post, timeout_ms: 20_000 });
+    const listed = (await c.call("goal.list", {})).goals;
+    expect(listed.find((g) => g.goal_id === pre)).toMatchObject({
+      state: "succeeded",
+      result: "done pre-cluster",
+      node: "cluster-late",
+    });
+    // The cluster's goals are there too, newest first, each once.
+    const ids = listed.map((g) => g.goal_id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.indexOf(post)).toBeLessThan(ids.indexOf(pre));
+    const created = listed.map((g) => g.created_at);
+    expect(created).toEqual([...created].sort().reverse());
+    expect(
+      (await c.call("goal.list", { state: "succeeded", limit: 1000 })).goals.map((g) => g.goal_id),
+    ).toContain(pre);
   }, 60_000);
 });

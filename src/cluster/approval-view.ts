@@ -1,0 +1,55 @@
+// cluster/approval-view.ts — approval.list answered for the whole cluster: every node gives
+// the same answer for the approvals of the cluster's goals, pending or settled. Pending ones
+// are in the hash aido:approvals (owned-mirror.ts writes them); a settled one (decided,
+// timed out, expired) is written by its node when it settles, as a key of its own that
+// expires with ended goals (7 days), indexed by creation time in aido:approvals:settled
+// (the newest SETTLED_APPROVALS_KEPT): a list reads what the index holds.
+// To these a node adds its own records the mirror does not hold (from before it joined, of
+// an agent outside any goal, or older than the mirror keeps), each with `node` this node.
+
+import type { ApprovalListFilter, ApprovalRecord } from "../security/approval-store.js";
+import { type NodeContext, readMirror } from "./context.js";
+import { RedisKeys } from "./redis-keys.js";
+
+export type ClusterApproval = ApprovalRecord & { node: string };
+
+/** approval.list on this node: the cluster's approvals and this node's own unmirrored ones. */
+export async function listApprovals(
+  ctx: NodeContext,
+  filter: ApprovalListFilter,
+): Promise<ClusterApproval[]> {
+  const status = filter.status ?? "pending";
+  const offset = filter.offset ?? 0;
+  const want = filter.limit === undefined ? undefined : offset + filter.limit;
+  const mirrored = await readMirror(() => mirroredApprovals(ctx, status !== "pending"));
+  const known = new Set(mirrored.map((a) => a.id));
+  const nodeId = ctx.identity.nodeId;
+  // This node's newest `want`: one past them cannot be in the answer's first `want` either.
+  const own = ctx.rt.approvals
+    .list({ status, ...(want === undefined ? {} : { limit: want }) })
+    .filter((a) => !known.has(a.id))
+    .map((a) => ({ ...a, node: nodeId }));
+  const matching = [...mirrored.filter((a) => status === "all" || a.status === status), ...own];
+  // As a lone daemon orders them: pending oldest first (the next to answer), others newest first.
+  const order = status === "pending" ? 1 : -1;
+  matching.sort((a, b) => order * (a.created_at - b.created_at) || (a.id < b.id ? -order : order));
+  return matching.slice(offset, want);
+}
+
+/** The pending approvals of the cluster, and with `settled` those settled in the last 7 days. */
+async function mirroredApprovals(ctx: NodeContext, settled: boolean): Promise<ClusterApproval[]> {
+  const pending = (await ctx.redis.hvals(RedisKeys.approvals)).map((v) => JSON.parse(v) as ClusterApproval);
+  if (!settled) return pending;
+  const ids = await ctx.redis.zrange(RedisKeys.approvalsSettled, "0", "-1");
+  if (ids.length === 0) return pending;
+  const rows = await ctx.redis.mget(ids.map((id) => RedisKeys.approvalSettled(id)));
+  const gone = ids.filter((_, i) => rows[i] === null);
+  // A record that expired: its id leaves the index too.
+  if (gone.length > 0) await ctx.redis.zrem(RedisKeys.approvalsSettled, ...gone);
+  const settledRecords = rows
+    .filter((r): r is string => r !== null)
+    .map((r) => JSON.parse(r) as ClusterApproval);
+  // One settling between the two reads may be in both: the settled record wins.
+  const done = new Set(settledRecords.map((a) => a.id));
+  return [...pending.filter((a) => !done.has(a.id)), ...settledRecords];
+}

@@ -1,0 +1,115 @@
+// Cluster mode, the orphan sweep (cluster/job-intake.ts requeueOrphans): one node sweeps
+// the failed jobs per heartbeat period however many nodes there are, and a queued goal whose
+// job failed still gets its job back when the node holding the sweep lease is killed -9.
+// Real redis-server (watched with MONITOR), real agentd child processes.
+
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GOAL_QUEUE, RedisKeys } from "../../src/cluster/redis-keys.js";
+import { until } from "../daemon/process.js";
+import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import {
+  conversationsStarted,
+  forGoal,
+  HEARTBEAT_MS,
+  LEASE_MS,
+  manifest,
+  type Node,
+  type RedisServer,
+  startNode,
+  startRedis,
+  stopAll,
+} from "./fixture.js";
+
+let server: ProviderServer;
+let redis: RedisServer;
+let nodes: Node[];
+let raw: Redis;
+
+beforeAll(async () => {
+  server = await startProviderServer();
+  redis = await startRedis();
+  raw = new Redis(redis.url);
+  nodes = await Promise.all(
+    ["sweep-a", "sweep-b", "sweep-c"].map((id) => startNode(server, redis.url, id, { capacity: 1 })),
+  );
+  const c = await nodes[0]!.client();
+  await until(async () => {
+    const st = await c.call("cluster.status", {});
+    return st.enabled && st.nodes.filter((n) => n.alive).length === 3 ? true : undefined;
+  });
+}, 60_000);
+
+afterAll(async () => {
+  raw?.disconnect();
+  await stopAll();
+  await server?.close();
+}, 60_000);
+
+describe("cluster mode: the orphan sweep", () => {
+  it("is done by one node per heartbeat period, not by every node", async () => {
+    const monitor = await raw.monitor();
+    let sweeps = 0;
+    // Each sweep reads the newest failed jobs once (BullMQ's getRanges: ZREVRANGE on the set).
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === "zrevrange" && args[1] === `bull:${GOAL_QUEUE}:failed`) sweeps++;
+    });
+    const periods = 10;
+    await new Promise((r) => setTimeout(r, periods * HEARTBEAT_MS));
+    monitor.disconnect();
+    // Three nodes each sweeping every beat would be about 3 * periods.
+    expect(sweeps).toBeGreaterThanOrEqual(periods / 2);
+    expect(sweeps).toBeLessThanOrEqual(periods + 2);
+  }, 30_000);
+
+  it("puts an orphan back when the node holding the sweep lease is killed -9", async () => {
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(GOAL_QUEUE, { connection });
+    try {
+      // An orphan: a queued goal whose job failed. The queue is paused while it is made, so
+      // no node takes the job first.
+      await queue.pause();
+      server.script(forGoal("sweep-orphan"), [turn.text("done sweep-orphan")]);
+      const c = await nodes[0]!.client();
+      const goalId = (await c.call("goal.submit", { goal: "run sweep-orphan", manifest: manifest() }))
+        .goal_id;
+      expect(await raw.hget(RedisKeys.goal(goalId), "state")).toBe("queued");
+
+      // The lease holder is killed while its lease has most of a period left to run.
+      const holder = await until(async () => {
+        const [id, ttl] = await Promise.all([raw.get(RedisKeys.sweepLease), raw.pttl(RedisKeys.sweepLease)]);
+        return id && ttl >= HEARTBEAT_MS / 2 ? id : undefined;
+      });
+      const victim = nodes.find((n) => n.id === holder);
+      expect(victim).toBeDefined();
+      await victim!.kill();
+      await raw
+        .multi()
+        .lrem(`bull:${GOAL_QUEUE}:wait`, 0, goalId)
+        .lrem(`bull:${GOAL_QUEUE}:paused`, 0, goalId)
+        .zadd(`bull:${GOAL_QUEUE}:failed`, Date.now(), goalId)
+        .hset(`bull:${GOAL_QUEUE}:${goalId}`, "failedReason", "goal still runs on another node")
+        .exec();
+      const failedAt = Date.now();
+      await queue.resume();
+
+      // Another node takes the next period's lease and puts the job back: well within the
+      // dead node's liveness lease.
+      await until(
+        async () => ((await raw.zscore(`bull:${GOAL_QUEUE}:failed`, goalId)) === null ? true : undefined),
+        LEASE_MS,
+      );
+      expect(Date.now() - failedAt).toBeLessThan(LEASE_MS);
+      const survivor = nodes.find((n) => n.id !== holder)!;
+      const s = await survivor.client();
+      const ran = await s.call("goal.wait", { goal_id: goalId, timeout_ms: 20_000 }, { timeoutMs: 30_000 });
+      expect(ran).toMatchObject({ state: "succeeded", result: "done sweep-orphan" });
+      expect(ran.node).not.toBe(holder);
+      expect(conversationsStarted(server, "sweep-orphan")).toBe(1);
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
+  }, 60_000);
+});
