@@ -15,7 +15,7 @@ import type { AgentRecord } from "../kernel/registry.js";
 import { callTokenBound } from "../llm/token-bound.js";
 import type { CompletionRequest, LlmClient, LlmResponse } from "../llm/types.js";
 import type { Reservation } from "../security/budget.js";
-import { Attr, serverOf, tracedModel } from "../telemetry/attributes.js";
+import { Attr, serverOf, tracedFinish, tracedId, tracedModel } from "../telemetry/attributes.js";
 import type { TraceSpan } from "../telemetry/tracer.js";
 import type { AgentEnv } from "./env.js";
 
@@ -120,8 +120,8 @@ function endChatSpan(
   const finish = response.finish_reason ?? response.stop_reason;
   span.set({
     [Attr.responseModel]: tracedModel(env.tracer?.content, response.model, agent.modelNamedByOperator),
-    [Attr.responseId]: response.id,
-    [Attr.finishReasons]: [finish],
+    [Attr.responseId]: response.id === undefined ? undefined : tracedId(env.tracer?.content, response.id),
+    [Attr.finishReasons]: [tracedFinish(env.tracer?.content, finish, response.stop_reason)],
     [Attr.inputTokens]: response.usage.input_tokens,
     [Attr.outputTokens]: response.usage.output_tokens,
     [Attr.budgetCommitted]: committed,

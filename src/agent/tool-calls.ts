@@ -18,7 +18,7 @@ import type { AgentRecord } from "../kernel/registry.js";
 import type { ToolResultBlock, ToolUseBlock } from "../llm/types.js";
 import { memoryIdentity } from "../memory/types.js";
 import { canonicalJson } from "../security/canonical-json.js";
-import { Attr, gateReason, toolType, tracedCallId, tracedToolName } from "../telemetry/attributes.js";
+import { Attr, gateReason, toolType, tracedId, tracedToolName } from "../telemetry/attributes.js";
 import type { AgentEnv } from "./env.js";
 import { episodicOn } from "./prompt.js";
 import { wrapUntrusted } from "./untrusted.js";
@@ -206,7 +206,7 @@ function traceRefusal(
   tracer
     .startTool(agent.span, name, {
       [Attr.toolName]: name,
-      [Attr.toolCallId]: tracedCallId(tracer.content, call.id),
+      [Attr.toolCallId]: tracedId(tracer.content, call.id),
       [Attr.toolType]: toolType(name),
       [Attr.agentId]: agent.id,
       [Attr.conversationId]: agent.goalId,

@@ -6,7 +6,7 @@
 // name no known tool has (telemetry/attributes.ts tracedToolName).
 
 import { AidoError, ErrorCode } from "../errors.js";
-import { Attr, toolType, tracedCallId, tracedToolName } from "../telemetry/attributes.js";
+import { Attr, toolType, tracedId, tracedToolName } from "../telemetry/attributes.js";
 import type { Tracer, TraceSpan } from "../telemetry/tracer.js";
 import type { Principal, ToolCall } from "./invoke.js";
 import type { ToolResult } from "./types.js";
@@ -21,7 +21,7 @@ export async function traceCall(
   const name = tracedToolName(tracer.content, call.name, known);
   const span = tracer.startTool(call.trace, name, {
     [Attr.toolName]: name,
-    [Attr.toolCallId]: call.callId === undefined ? undefined : tracedCallId(tracer.content, call.callId),
+    [Attr.toolCallId]: call.callId === undefined ? undefined : tracedId(tracer.content, call.callId),
     [Attr.toolType]: toolType(name),
     [Attr.agentId]: principal.agentId,
     [Attr.conversationId]: principal.goalId,

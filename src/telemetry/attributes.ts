@@ -106,12 +106,36 @@ export function tracedToolName(content: ContentRedactor | undefined, name: strin
 const PLAIN_CALL_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /**
- * The call id a span carries (gen_ai.tool.call.id): the provider's, which a self-hosted
- * compatible server may let the model shape, so with content off an id that does not look
- * like one (spaces, a path, past 64 characters) is UNKNOWN_TOOL.
+ * An id of the provider's a span carries (gen_ai.tool.call.id, gen_ai.response.id), which a
+ * self-hosted compatible server may let the model shape, so with content off an id that
+ * does not look like one (spaces, a path, past 64 characters) is UNKNOWN_TOOL.
  */
-export function tracedCallId(content: ContentRedactor | undefined, id: string): string {
+export function tracedId(content: ContentRedactor | undefined, id: string): string {
   return content === undefined && !PLAIN_CALL_ID.test(id) ? UNKNOWN_TOOL : id;
+}
+
+/** What the providers send as a stop (finish) reason: Anthropic's, then OpenAI's. */
+const PROVIDER_FINISH = new Set([
+  "end_turn",
+  "max_tokens",
+  "stop_sequence",
+  "tool_use",
+  "pause_turn",
+  "refusal",
+  "stop",
+  "length",
+  "tool_calls",
+  "content_filter",
+  "function_call",
+]);
+
+/**
+ * The finish reason a chat span carries (`gen_ai.response.finish_reasons`): the provider's
+ * own text, which a self-hosted compatible server may let the model shape, so with content
+ * off one no provider sends is the runtime's normalized stop reason instead.
+ */
+export function tracedFinish(content: ContentRedactor | undefined, raw: string, normalized: string): string {
+  return content === undefined && !PROVIDER_FINISH.has(raw) ? normalized : raw;
 }
 
 /**

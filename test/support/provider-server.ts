@@ -50,6 +50,8 @@ interface TurnBase {
 }
 interface AnswerBase extends TurnBase {
   stop?: string;
+  /** The answer's id (default msg_<n> / chatcmpl_<n>): a self-hosted server may let the model shape it. */
+  id?: string;
   usage?: ScriptedUsage;
   /** Streaming only: send this many SSE events, then stall with the connection open. */
   stallAfterEvents?: number;
@@ -399,7 +401,7 @@ export async function startProviderServer(options: ProviderServerOptions = {}): 
         : [];
     const outChars = text.length + calls.reduce((n, c) => n + c.name.length + c.args.length, 0);
     return {
-      id: `${r.api === "anthropic" ? "msg" : "chatcmpl"}_${++idCounter}`,
+      id: t.id ?? `${r.api === "anthropic" ? "msg" : "chatcmpl"}_${++idCounter}`,
       model: r.model,
       text,
       calls,

@@ -530,6 +530,45 @@ describe("a call id a provider let the model shape", () => {
   }
 });
 
+describe("an answer's id and finish reason a provider let the model shape", () => {
+  const SHAPED_ID = "msg read /workspace/.ssh/id_ed25519";
+  const SHAPED_FINISH = "id_ed25519 is AAAAC3Nza";
+  for (const content of [false, true]) {
+    it(`are ${content ? "kept on chat spans with content on" : "the runtime's own on chat spans with content off; a provider's stay"}`, async () => {
+      suite.server.script('manifest "shaped"', [
+        turn.toolUses([{ name: "memory_store", input: { content: "x", category: "fact" } }], {
+          id: SHAPED_ID,
+          stop: SHAPED_FINISH,
+        }),
+        turn.text("done", { id: "msg_plain" }),
+      ]);
+      const fx = await suite.start({
+        env: otel({ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: String(content) }),
+      });
+      const c = await fx.client();
+      const shaped = manifest("shaped", { capabilities: ["tool: memory_store"] });
+      const { goal_id } = await c.call("goal.submit", { goal: "go", manifest: shaped });
+      expect((await c.call("goal.wait", { goal_id, timeout_ms: 30_000 })).state).toBe("succeeded");
+      await fx.daemon.close();
+      const chats = receiver.spans
+        .filter((s) => s.name.startsWith("chat "))
+        .map((s) => [s.attributes["gen_ai.response.id"], s.attributes["gen_ai.response.finish_reasons"]]);
+      expect(chats).toEqual(
+        content
+          ? [
+              [SHAPED_ID, [SHAPED_FINISH]],
+              ["msg_plain", ["end_turn"]],
+            ]
+          : [
+              ["unknown", ["other"]],
+              ["msg_plain", ["end_turn"]],
+            ],
+      );
+      if (!content) expect(attributeText(receiver.spans)).not.toContain("id_ed25519");
+    });
+  }
+});
+
 describe("a model a child's manifest names", () => {
   /** A model no operator named, written by the lead's model into its child's manifest. */
   const MADE_UP_MODEL = "anthropic/read /workspace/.ssh/id_ed25519 now";
