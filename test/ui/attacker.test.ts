@@ -197,13 +197,25 @@ describe("a holder of the credential opening connection after connection", () =>
   it("gets a 503 past the signed-in cap, audited as busy, and the connections already in keep working", async () => {
     const fx = await suite.start();
     const ui = await openUi(fx);
-    const request = rpcRequest(ui, await signIn(ui));
+    const session = await signIn(ui);
+    const request = rpcRequest(ui, session);
+    suite.server.script('manifest "writer"', [turn.text("done")]);
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "write", manifest: manifest("writer") });
+    const g = await c.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
+    writeFileSync(join(g.output_dir, "report.md"), "# Report\n");
+    const { url } = (await postJson(ui, session, "/api/downloads", { goal_id, name: "report.md" })).json as {
+      url: string;
+    };
+    const download = `GET ${url} HTTP/1.1\r\nHost: ${ui.host}\r\nCookie: ${session.Cookie}\r\nConnection: close\r\n\r\n`;
     const held: KeptAlive[] = [];
     try {
       // The fixture's sign-in connection may still be open and signed in: fill up to the cap.
       await fillSignedIn(ui.port, request, held);
       expect(await statusOf(ui.port, request)).toBe(503);
       expect(await held[0]?.again()).toBe(200);
+      // A download at the cap is turned away, its ticket not spent: the retry gets the file.
+      expect(await statusOf(ui.port, download)).toBe(503);
       // A sign-in link opened meanwhile is turned away too, but not spent: once a tab is
       // closed, the same link signs in.
       const link = new URL(await ui.signInUrl());
@@ -211,6 +223,8 @@ describe("a holder of the credential opening connection after connection", () =>
       expect(await statusOf(ui.port, visit)).toBe(503);
       held.pop()?.socket.destroy();
       await eventually(async () => ((await statusOf(ui.port, visit)) === 200 ? true : undefined), 5_000);
+      held.pop()?.socket.destroy();
+      await eventually(async () => ((await statusOf(ui.port, download)) === 200 ? true : undefined), 5_000);
       const { entries } = await (await fx.client()).call("audit.query", { kind: "ui.denied" });
       expect(entries.map((e) => e.payload)).toContainEqual(
         expect.objectContaining({ reason: "busy", path: "/api/rpc" }),

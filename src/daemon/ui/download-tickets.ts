@@ -41,6 +41,12 @@ export class DownloadTickets {
     return ticket;
   }
 
+  /** Whether `ticket` is open (not spent, not lapsed), without spending it. */
+  isOpen(ticket: string): boolean {
+    const d = TICKET.test(ticket) ? this.open.get(ticket) : undefined;
+    return d !== undefined && d.expiresAt > this.now();
+  }
+
   /** The download `ticket` opens, spending it; undefined for one unknown, spent or lapsed. */
   take(ticket: string): Download | undefined {
     if (!TICKET.test(ticket)) return undefined;

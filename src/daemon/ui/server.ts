@@ -231,7 +231,13 @@ export class UiServer {
       return sendDownloadTicket(res, this.deps.rt, body, this.tickets, () => this.denied(req, "path", path));
     }
     if (path.startsWith("/download/") && get) {
-      const d = this.tickets.take(path.slice("/download/".length));
+      const ticket = path.slice("/download/".length);
+      // The ticket (only the page, with its key, could get one) signs the connection in: a
+      // stranger's would be closed after the sign-in window or pushed out by any local
+      // user's idle sockets, cutting a download that takes longer. Before it is spent: a
+      // 503 at the signed-in cap leaves it for the retry.
+      if (this.tickets.isOpen(ticket) && !this.signedIn(req, res, "/download/…")) return;
+      const d = this.tickets.take(ticket);
       if (d === undefined) {
         this.denied(req, "ticket", "/download/…");
         return sendText(
@@ -240,10 +246,6 @@ export class UiServer {
           "This download link was used already or has expired; download the file again from the dashboard.\n",
         );
       }
-      // The ticket (only the page, with its key, could get one) signs the connection in: a
-      // stranger's would be closed after the sign-in window or pushed out by any local
-      // user's idle sockets, cutting a download that takes longer.
-      if (!this.signedIn(req, res, "/download/…")) return;
       return sendOutput(res, this.deps.rt, encodeURIComponent(d.goalId), encodeURIComponent(d.name), () =>
         this.denied(req, "path", "/download/…"),
       );
