@@ -13,10 +13,13 @@
 //   appended) and `url`. An event stream (text/event-stream) gets a body that yields each
 //   chunk as it arrives, so streamed text deltas reach the agent as they come; any other
 //   body is buffered before fetch resolves (the SDKs read those whole at once, and a
-//   buffered body is the cheapest). gzip, deflate and br bodies are decoded as fetch does.
+//   buffered body is the cheapest). gzip, deflate and br bodies are decoded as fetch does,
+//   and like Node's fetch at most 5 codings stacked on one answer.
 // - Bounded, unlike fetch: past BODY_LIMITS decoded bytes (a gzip bomb, a body that never
 //   ends) the call fails as a broken body does, `TypeError("terminated", { cause })` with a
-//   ResponseTooLarge cause that names the cap, and the socket is destroyed. A provider base
+//   ResponseTooLarge cause that names the cap, and the socket is destroyed; an answer
+//   labelled with more codings than BODY_LIMITS.codings fails the same way before a byte of
+//   it is decoded. A provider base
 //   URL may point at a self-hosted server or a proxy someone else controls, and one answer
 //   must not be able to take the daemon's memory and every goal with it.
 // - Errors as undici's fetch reports them, because that is what the SDKs classify: an
@@ -66,22 +69,30 @@ const STREAM_QUEUE: QueuingStrategy<Uint8Array> = { highWaterMark: 64 * 1024, si
  * - one line of an event stream, 1 MiB: the longest real line is one event's JSON (a
  *   message_start, a tool call's argument fragment), a few KB. The SDKs' line decoders
  *   hold an unfinished line and search it again as chunks come: one endless line costs
- *   memory and CPU long before the total cap (a stream of zeros took seconds to reach it).
+ *   memory and CPU long before the total cap (a stream of zeros took seconds to reach it);
+ * - content codings stacked on one answer, 5 (Node's fetch has the same cap): each is a
+ *   decoder with its own buffers the body passes through, and no provider sends more than
+ *   one. A header of 3,000 "gzip" over a 93 KB body took two minutes of CPU and 120 MiB
+ *   for an 11-byte answer, and the byte caps only count what comes out of the last one.
  */
 export const BODY_LIMITS = {
   buffered: 32 * 1024 * 1024,
   stream: 64 * 1024 * 1024,
   line: 1024 * 1024,
+  codings: 5,
 } as const;
 
 /** Why a call failed when its answer passed BODY_LIMITS (the cause of fetch's TypeError). */
 export class ResponseTooLarge extends Error {
   readonly limit: number;
-  constructor(limit: number, streamed: boolean, what: "answer" | "line" = "answer") {
+  constructor(limit: number, streamed: boolean, what: "answer" | "line" | "codings" = "answer") {
     const on = what === "line" ? "one line of a streamed" : streamed ? "a streamed" : "a buffered";
     super(
-      `the ${what} passed ${limit / (1024 * 1024)} MiB decoded, the cap on ${on} provider answer; ` +
-        "the server at this base URL does not answer like a provider (a compression bomb or an endless body)",
+      what === "codings"
+        ? `the answer is labelled with more than ${limit} content codings (content-encoding), the cap on ` +
+            "a provider answer; the server at this base URL does not answer like a provider (a decoder chain bomb)"
+        : `the ${what} passed ${limit / (1024 * 1024)} MiB decoded, the cap on ${on} provider answer; ` +
+            "the server at this base URL does not answer like a provider (a compression bomb or an endless body)",
     );
     this.name = "ResponseTooLarge";
     this.limit = limit;
@@ -175,8 +186,8 @@ function send(
       try {
         onResponse(res);
       } catch (e) {
-        // e.g. a status Response refuses (outside 200-599) or a header value Headers refuses:
-        // nothing was handed out yet, so the fetch itself rejects.
+        // e.g. a status Response refuses (outside 200-599), a header value Headers refuses or
+        // too many codings: nothing was handed out yet, so the fetch itself rejects.
         stream = undefined;
         fail(new TypeError("fetch failed", { cause: e }));
         req.destroy();
@@ -313,6 +324,7 @@ function decoded(res: IncomingMessage): Readable {
     .split(",")
     .map((c) => c.trim())
     .filter((c) => c !== "");
+  if (codings.length > BODY_LIMITS.codings) throw new ResponseTooLarge(BODY_LIMITS.codings, false, "codings");
   let out: Readable = res;
   for (const c of codings.reverse()) {
     const decoder =

@@ -1,24 +1,32 @@
 // memory/openai-embedder.ts — embeddings from an OpenAI-compatible endpoint (OpenAI,
 // Ollama, any /v1/embeddings server) through the official `openai` SDK, and the factory
 // that picks the embedder a Config asks for. The dimension is learned from the endpoint
-// once (a probe call) so the store never has to guess which vector table to use.
+// once (a probe call) so the store never has to guess which vector table to use. Its
+// requests are retried by llm/retry.ts's policy, as chat calls are (the SDK's own retries
+// are off): an answer past http-fetch's caps is then not asked for again.
 
-import OpenAI from "openai";
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
 import type { Config, ProviderName } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { type CallSite, classifySdkError } from "../llm/failure.js";
 import { httpFetch, responseTooLarge } from "../llm/http-fetch.js";
+import { PROVIDERS } from "../llm/providers.js";
+import { callWithRetries, DEFAULT_BACKOFF, type RetryPolicy } from "../llm/retry.js";
 import { type Embedder, LocalHashEmbedder } from "./embedder.js";
 
 /** Inputs per request: endpoints cap the batch (OpenAI at 2048); stay well below. */
 const BATCH = 128;
 const DEFAULT_MODEL = "openai/text-embedding-3-small";
 const EMBEDDING_PROVIDERS = ["openai", "ollama", "openai-compat"] as const;
+const SDK_ERRORS = { APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError };
 
 export interface OpenAIEmbedderOptions {
   /** Model name as the endpoint knows it (no provider prefix). */
   model: string;
   /** Recorded with every vector; defaults to `model`. */
   id?: string;
+  /** Whose endpoint it is (what a failure tells the user to check); defaults to openai. */
+  provider?: ProviderName;
   apiKey?: string;
   baseURL?: string;
   timeoutMs?: number;
@@ -30,12 +38,23 @@ export class OpenAIEmbedder implements Embedder {
   readonly dimensions: number;
   private readonly client: OpenAI;
   private readonly model: string;
+  private readonly site: CallSite;
+  private readonly retry: RetryPolicy;
 
-  private constructor(client: OpenAI, model: string, id: string, dimensions: number) {
+  private constructor(
+    client: OpenAI,
+    model: string,
+    id: string,
+    dimensions: number,
+    site: CallSite,
+    retry: RetryPolicy,
+  ) {
     this.client = client;
     this.model = model;
     this.id = id;
     this.dimensions = dimensions;
+    this.site = site;
+    this.retry = retry;
   }
 
   /** Connects and asks the endpoint for one embedding to learn the model's dimension. */
@@ -47,10 +66,25 @@ export class OpenAIEmbedder implements Embedder {
       organization: null,
       project: null,
       timeout: opts.timeoutMs ?? 60_000,
-      maxRetries: opts.maxRetries ?? 2,
+      // One retry policy (llm/retry.ts): the SDK would retry an answer past http-fetch's cap.
+      maxRetries: 0,
       fetch: httpFetch,
     });
-    const probe = new OpenAIEmbedder(client, opts.model, opts.id ?? opts.model, 0);
+    const provider = opts.provider ?? "openai";
+    const spec = PROVIDERS[provider];
+    const site: CallSite = {
+      provider,
+      model: opts.model,
+      baseURL: client.baseURL,
+      endpointVariable: spec.endpointVariable,
+      ...(spec.keyVariable ? { keyVariable: spec.keyVariable } : {}),
+    };
+    const retry: RetryPolicy = {
+      maxRetries: opts.maxRetries ?? 2,
+      timeoutMs: opts.timeoutMs ?? 60_000,
+      ...DEFAULT_BACKOFF,
+    };
+    const probe = new OpenAIEmbedder(client, opts.model, opts.id ?? opts.model, 0, site, retry);
     const [v] = await probe.request(["dimension probe"]);
     if (!v || v.length === 0) {
       throw new AidoError(
@@ -61,7 +95,7 @@ export class OpenAIEmbedder implements Embedder {
         },
       );
     }
-    return new OpenAIEmbedder(client, opts.model, opts.id ?? opts.model, v.length);
+    return new OpenAIEmbedder(client, opts.model, opts.id ?? opts.model, v.length, site, retry);
   }
 
   async embed(texts: string[]): Promise<Float32Array[]> {
@@ -86,7 +120,13 @@ export class OpenAIEmbedder implements Embedder {
     let res: OpenAI.Embeddings.CreateEmbeddingResponse;
     try {
       // "float" explicitly: the SDK would ask for base64, which not every compatible server speaks.
-      res = await this.client.embeddings.create({ model: this.model, input, encoding_format: "float" });
+      res = await callWithRetries(
+        this.site,
+        this.retry,
+        (e) => classifySdkError(e, SDK_ERRORS),
+        (signal) =>
+          this.client.embeddings.create({ model: this.model, input, encoding_format: "float" }, { signal }),
+      );
     } catch (e) {
       throw new AidoError(
         ErrorCode.providerFailed,
@@ -152,6 +192,7 @@ export function embeddingEndpoint(
   const opts: OpenAIEmbedderOptions = {
     model,
     id: `${provider}/${model}`,
+    provider,
     timeoutMs: config.inference.requestTimeoutMs,
     maxRetries: config.inference.maxRetries,
   };

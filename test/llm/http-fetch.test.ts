@@ -1,7 +1,7 @@
 // The SDKs' HTTP path (llm/http-fetch.ts): the real Anthropic and OpenAI clients against
 // the scripted provider over real sockets — streaming deltas as they arrive, aborts and
 // timeouts, connections lost mid-body, refused connections, compressed answers, answers past
-// the size caps (a gzip bomb, a body that never ends), keep-alive
+// the size caps (a gzip bomb, a body that never ends, thousands of stacked codings), keep-alive
 // reuse, and no socket left behind — then the fetch itself against a bare server for what
 // the provider server does not exercise (header and body forms, redirects, codings).
 
@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { httpFetch } from "../../src/llm/http-fetch.js";
+import { httpFetch, responseTooLarge } from "../../src/llm/http-fetch.js";
 import { createClient } from "../../src/llm/providers.js";
 import type { TempHome } from "../support/home.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
@@ -137,6 +137,25 @@ describe.each(["anthropic/claude-test", "openai/gpt-test"])("%s over http-fetch"
       const err = await failureOf(createClient(home.config, ref, FAST).complete(ask("endless", { stream })));
       expect(err.code).toBe("provider_failed");
       expect(err.message).toContain(`answer passed ${stream ? 64 : 32} MiB decoded`);
+      await until(() => server.inFlight === 0);
+    }
+  });
+
+  it("refuses an answer labelled with thousands of stacked codings at once, without a retry", async () => {
+    // 3,000 gzip layers over 11 bytes: 93 KB on the wire, a chain of 3,000 decoders to read.
+    let chunk = Buffer.from('{"ok":true}');
+    for (let i = 0; i < 3_000; i++) chunk = gzipSync(chunk);
+    const encoding = Array(3_000).fill("gzip").join(",");
+    for (const stream of [false, true]) {
+      server.reset();
+      server.script("chain", [turn.flood(chunk, 1, { encoding })], { repeatLast: true });
+      const started = Date.now();
+      const err = await failureOf(createClient(home.config, ref, FAST).complete(ask("chain", { stream })));
+      expect(err.code).toBe("provider_failed");
+      expect(err.details.failure).toBe("other");
+      expect(err.message).toContain("labelled with more than 5 content codings");
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(server.requests).toHaveLength(1);
       await until(() => server.inFlight === 0);
     }
   });
@@ -342,6 +361,26 @@ describe("httpFetch against a bare server", () => {
       name: "TypeError",
       message: "fetch failed",
     });
+  });
+
+  it("decodes up to 5 stacked codings and refuses a sixth as Node's fetch does", async () => {
+    const layers = (n: number) => {
+      let body = Buffer.from(`${n} layers`);
+      for (let i = 0; i < n; i++) body = gzipSync(body);
+      return body;
+    };
+    answer = (req, res) => {
+      const n = Number((req.url ?? "").slice(1));
+      res.writeHead(200, { "content-encoding": Array(n).fill("gzip").join(", ") });
+      res.end(layers(n));
+    };
+    expect(await (await httpFetch(`${bare.url}/5`)).text()).toBe("5 layers");
+    const err = await httpFetch(`${bare.url}/6`).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ name: "TypeError", message: "fetch failed" });
+    expect(responseTooLarge(err)?.message).toMatch(/labelled with more than 5 content codings/);
   });
 
   it("decodes gzip, deflate and br", async () => {

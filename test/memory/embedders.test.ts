@@ -183,10 +183,12 @@ describe("OpenAIEmbedder (real SDK over real HTTP)", () => {
     });
   });
 
-  it("fails on an endpoint answering with a gzip bomb, naming the cap, without holding the bomb", async () => {
+  it("fails on an endpoint answering with a gzip bomb, naming the cap, without holding the bomb or asking again", async () => {
     // 16 gzip members of 64 MiB of zeros: about 1 MB on the wire, 1 GiB decoded.
     const member = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    let requests = 0;
     const bomb = createServer((req, res) => {
+      requests++;
       req.resume();
       req.on("end", async () => {
         res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip" });
@@ -201,12 +203,15 @@ describe("OpenAIEmbedder (real SDK over real HTTP)", () => {
       const connecting = OpenAIEmbedder.connect({
         model: "m",
         baseURL: `http://127.0.0.1:${(bomb.address() as AddressInfo).port}/v1`,
-        maxRetries: 0,
+        // Retries on, as config.inference.max_retries has them: the SDK's own retries read
+        // the bomb again each time.
+        maxRetries: 2,
       });
       await expect(connecting).rejects.toThrow(
         /embedding request to m failed: the answer passed 32 MiB decoded/,
       );
       expect(process.memoryUsage().rss - before).toBeLessThan(400 * 1024 * 1024);
+      expect(requests).toBe(1);
     } finally {
       bomb.closeAllConnections();
       await new Promise<void>((ok) => bomb.close(() => ok()));

@@ -80,9 +80,10 @@ export type Turn =
   /**
    * A hostile answer: a 200 (JSON or event stream, as the request asked) whose body is
    * `chunk` sent `times` times (Infinity: until the client leaves), with backpressure, and
-   * labelled gzip when `gzip` (a chunk of gzip members of zeros makes a compression bomb).
+   * labelled gzip when `gzip` (a chunk of gzip members of zeros makes a compression bomb),
+   * or with the content-encoding `encoding` as given.
    */
-  | { kind: "flood"; chunk: Buffer; times: number; gzip?: boolean };
+  | { kind: "flood"; chunk: Buffer; times: number; gzip?: boolean; encoding?: string };
 
 export type TurnSource = Turn | ((req: RecordedRequest) => Turn);
 
@@ -112,7 +113,7 @@ export const turn = {
     ...opts,
   }),
   hang: (): Turn => ({ kind: "hang" }),
-  flood: (chunk: Buffer, times: number, opts: { gzip?: boolean } = {}): Turn => ({
+  flood: (chunk: Buffer, times: number, opts: { gzip?: boolean; encoding?: string } = {}): Turn => ({
     kind: "flood",
     chunk,
     times,
@@ -284,7 +285,7 @@ export async function startProviderServer(options: ProviderServerOptions = {}): 
     if (t.kind === "flood") {
       res.writeHead(200, {
         "content-type": r.stream ? "text/event-stream" : "application/json",
-        ...(t.gzip ? { "content-encoding": "gzip" } : {}),
+        ...(t.gzip || t.encoding ? { "content-encoding": t.encoding ?? "gzip" } : {}),
       });
       for (let i = 0; i < t.times && !res.destroyed; i++) {
         if (!res.write(t.chunk)) {
