@@ -27,7 +27,13 @@ import type {
   Usage,
 } from "./types.js";
 
-const SDK_ERRORS = { APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError };
+/** The openai SDK's error classes, as failure.ts classifies them (the embedder's calls too). */
+export const OPENAI_SDK_ERRORS = {
+  APIError,
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIUserAbortError,
+};
 
 export class OpenAIChatClient implements LlmClient {
   readonly provider: ProviderName;
@@ -59,7 +65,7 @@ export class OpenAIChatClient implements LlmClient {
     const response = await callWithRetries(
       this.#opts.site,
       this.#opts.retry,
-      (e) => classifySdkError(e, SDK_ERRORS),
+      (e) => classifySdkError(e, OPENAI_SDK_ERRORS),
       (signal) => (req.stream ? this.#streamOnce(params, req, signal) : this.#createOnce(params, signal)),
       { signal: req.signal, onRetry: this.#opts.onRetry },
     );

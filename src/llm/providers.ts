@@ -121,13 +121,11 @@ export function createClient(config: Config, ref: string, opts: CreateClientOpti
       },
     );
   }
-  const site: CallSite = {
+  const site = callSite(
     provider,
     model,
-    baseURL: provider === "ollama" ? ollamaBaseURL(rawURL) : checkURL(rawURL, spec.endpointVariable),
-    endpointVariable: spec.endpointVariable,
-  };
-  if (spec.keyVariable) site.keyVariable = spec.keyVariable;
+    provider === "ollama" ? ollamaBaseURL(rawURL) : checkURL(rawURL, spec.endpointVariable),
+  );
   const retry: RetryPolicy = {
     maxRetries: config.inference.maxRetries,
     timeoutMs: config.inference.requestTimeoutMs,
@@ -136,6 +134,18 @@ export function createClient(config: Config, ref: string, opts: CreateClientOpti
   };
   const adapter = { site, apiKey: apiKey ?? NO_KEY, retry, onUsage: opts.onUsage, onRetry: opts.onRetry };
   return spec.api === "anthropic" ? new AnthropicClient(adapter) : new OpenAIChatClient(adapter);
+}
+
+/** Where a call goes, with the variables its failure messages tell the user to check (failure.ts). */
+export function callSite(provider: ProviderName, model: string, baseURL: string): CallSite {
+  const spec = PROVIDERS[provider];
+  return {
+    provider,
+    model,
+    baseURL,
+    endpointVariable: spec.endpointVariable,
+    ...(spec.keyVariable ? { keyVariable: spec.keyVariable } : {}),
+  };
 }
 
 function checkURL(raw: string, variable: string): string {

@@ -5,12 +5,13 @@
 // requests are retried by llm/retry.ts's policy, as chat calls are (the SDK's own retries
 // are off): an answer past http-fetch's caps is then not asked for again.
 
-import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
+import OpenAI from "openai";
 import type { Config, ProviderName } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type CallSite, classifySdkError } from "../llm/failure.js";
 import { httpFetch, responseTooLarge } from "../llm/http-fetch.js";
-import { PROVIDERS } from "../llm/providers.js";
+import { OPENAI_SDK_ERRORS } from "../llm/openai-chat.js";
+import { callSite } from "../llm/providers.js";
 import { callWithRetries, DEFAULT_BACKOFF, type RetryPolicy } from "../llm/retry.js";
 import { type Embedder, LocalHashEmbedder } from "./embedder.js";
 
@@ -18,7 +19,6 @@ import { type Embedder, LocalHashEmbedder } from "./embedder.js";
 const BATCH = 128;
 const DEFAULT_MODEL = "openai/text-embedding-3-small";
 const EMBEDDING_PROVIDERS = ["openai", "ollama", "openai-compat"] as const;
-const SDK_ERRORS = { APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError };
 
 export interface OpenAIEmbedderOptions {
   /** Model name as the endpoint knows it (no provider prefix). */
@@ -70,15 +70,7 @@ export class OpenAIEmbedder implements Embedder {
       maxRetries: 0,
       fetch: httpFetch,
     });
-    const provider = opts.provider ?? "openai";
-    const spec = PROVIDERS[provider];
-    const site: CallSite = {
-      provider,
-      model: opts.model,
-      baseURL: client.baseURL,
-      endpointVariable: spec.endpointVariable,
-      ...(spec.keyVariable ? { keyVariable: spec.keyVariable } : {}),
-    };
+    const site = callSite(opts.provider ?? "openai", opts.model, client.baseURL);
     const retry: RetryPolicy = {
       maxRetries: opts.maxRetries ?? 2,
       timeoutMs: opts.timeoutMs ?? 60_000,
@@ -123,7 +115,7 @@ export class OpenAIEmbedder implements Embedder {
       res = await callWithRetries(
         this.site,
         this.retry,
-        (e) => classifySdkError(e, SDK_ERRORS),
+        (e) => classifySdkError(e, OPENAI_SDK_ERRORS),
         (signal) =>
           this.client.embeddings.create({ model: this.model, input, encoding_format: "float" }, { signal }),
       );
