@@ -30,6 +30,26 @@ import { RedisKeys } from "./redis-keys.js";
  */
 const SWEEP_PAGE = 500;
 
+/**
+ * Takes the sweep lease when this node's own heartbeat period has passed since the last
+ * sweep began (Redis's clock, so nodes' clocks do not matter). The lease holds
+ * "<node id> <ms>"; a value without the time (an older node's) is taken at once. Each
+ * taker keeps it for its own heartbeat, yet a node with a shorter heartbeat may take it
+ * over as soon as its own period has passed: the sweep runs about once per the shortest
+ * heartbeat in the cluster, never stretched to a slower node's. Returns 1 when taken.
+ */
+const TAKE_SWEEP_LEASE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = redis.call('GET', KEYS[1])
+if v then
+  local at = tonumber(string.match(v, ' (%d+)$') or '')
+  if at and now - at < tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. now, 'PX', ARGV[2])
+return 1
+`;
+
 /** How this node tells a dead node from a live one (cluster/node.ts). */
 export interface Liveness {
   isAlive(node: string): Promise<boolean>;
@@ -127,7 +147,8 @@ export class JobIntake {
 
   /**
    * Failed jobs whose goal is queued go back to waiting (a queued goal always has a job a
-   * node will take), swept by this node only when it takes this period's sweep lease. Should
+   * node will take), swept by this node only when it takes this period's sweep lease
+   * (TAKE_SWEEP_LEASE). Should
    * two nodes sweep at once (a lease that lapsed mid-sweep), the second retry finds the job
    * no longer failed and is refused, which changes nothing. The job of a goal given back
    * long after it failed (the goal waited for its first model call meanwhile) is an old one:
@@ -136,8 +157,14 @@ export class JobIntake {
    */
   async requeueOrphans(): Promise<void> {
     const { heartbeatMs } = this.ctx.config.cluster;
-    const lease = await this.redis.set(RedisKeys.sweepLease, this.identity.nodeId, "PX", heartbeatMs, "NX");
-    if (lease !== "OK") return; // another node sweeps this period
+    const lease = await this.redis.eval(
+      TAKE_SWEEP_LEASE,
+      1,
+      RedisKeys.sweepLease,
+      this.identity.nodeId,
+      String(heartbeatMs),
+    );
+    if (lease !== 1) return; // another node sweeps this period
     const newest = await this.queue.getRanges(["failed"], 0, SWEEP_PAGE - 1);
     const from = Number(await this.redis.get(RedisKeys.sweepFrom)) || 0;
     const older = await this.queue.getRanges(["failed"], from, from + SWEEP_PAGE - 1, true);

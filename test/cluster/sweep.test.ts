@@ -1,6 +1,7 @@
 // Cluster mode, the orphan sweep (cluster/job-intake.ts requeueOrphans): one node sweeps
-// the failed jobs per heartbeat period however many nodes there are, and a queued goal whose
-// job failed still gets its job back when the node holding the sweep lease is killed -9.
+// the failed jobs per heartbeat period however many nodes there are, a node with a slower
+// heartbeat holding the lease does not stretch that period, and a queued goal whose job
+// failed still gets its job back when the node holding the sweep lease is killed -9.
 // Real redis-server (watched with MONITOR), real agentd child processes.
 
 import { Queue } from "bullmq";
@@ -47,6 +48,31 @@ afterAll(async () => {
   await server?.close();
 }, 60_000);
 
+/**
+ * An orphan: a queued goal whose job failed. The queue must be paused while it is made, so
+ * no node takes the job first. Returns the goal id.
+ */
+async function makeOrphan(name: string): Promise<string> {
+  server.script(forGoal(name), [turn.text(`done ${name}`)]);
+  const c = await nodes[0]!.client();
+  const goalId = (await c.call("goal.submit", { goal: `run ${name}`, manifest: manifest() })).goal_id;
+  expect(await raw.hget(RedisKeys.goal(goalId), "state")).toBe("queued");
+  return goalId;
+}
+
+async function failJob(goalId: string): Promise<void> {
+  await raw
+    .multi()
+    .lrem(`bull:${GOAL_QUEUE}:wait`, 0, goalId)
+    .lrem(`bull:${GOAL_QUEUE}:paused`, 0, goalId)
+    .zadd(`bull:${GOAL_QUEUE}:failed`, Date.now(), goalId)
+    .hset(`bull:${GOAL_QUEUE}:${goalId}`, "failedReason", "goal still runs on another node")
+    .exec();
+}
+
+const backInQueue = (goalId: string) => async () =>
+  (await raw.zscore(`bull:${GOAL_QUEUE}:failed`, goalId)) === null ? true : undefined;
+
 describe("cluster mode: the orphan sweep", () => {
   it("is done by one node per heartbeat period, not by every node", async () => {
     const monitor = await raw.monitor();
@@ -63,43 +89,60 @@ describe("cluster mode: the orphan sweep", () => {
     expect(sweeps).toBeLessThanOrEqual(periods + 2);
   }, 30_000);
 
+  it("is not held off for a period by a node with a slower heartbeat holding the lease", async () => {
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(GOAL_QUEUE, { connection });
+    try {
+      await queue.pause();
+      const goalId = await makeOrphan("sweep-slow");
+      // What a node configured with heartbeat_ms 20000 leaves when its heartbeat takes the
+      // lease: its id and the time by Redis's clock, kept for its own heartbeat.
+      const [sec, micro] = await raw.time();
+      const now = Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
+      await raw.set(RedisKeys.sweepLease, `sweep-slow ${now}`, "PX", 20_000);
+      await failJob(goalId);
+      const failedAt = Date.now();
+      await queue.resume();
+
+      // The 0.5 s nodes sweep once their own period has passed, not after the slow node's 20 s.
+      await until(backInQueue(goalId), 10_000);
+      expect(Date.now() - failedAt).toBeLessThan(10_000);
+      expect((await raw.get(RedisKeys.sweepLease))?.split(" ")[0]).not.toBe("sweep-slow");
+      const c = await nodes[0]!.client();
+      const ran = await c.call("goal.wait", { goal_id: goalId, timeout_ms: 20_000 }, { timeoutMs: 30_000 });
+      expect(ran).toMatchObject({ state: "succeeded", result: "done sweep-slow" });
+      expect(conversationsStarted(server, "sweep-slow")).toBe(1);
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
+  }, 60_000);
+
   it("puts an orphan back when the node holding the sweep lease is killed -9", async () => {
     const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
     const queue = new Queue(GOAL_QUEUE, { connection });
     try {
-      // An orphan: a queued goal whose job failed. The queue is paused while it is made, so
-      // no node takes the job first.
       await queue.pause();
-      server.script(forGoal("sweep-orphan"), [turn.text("done sweep-orphan")]);
-      const c = await nodes[0]!.client();
-      const goalId = (await c.call("goal.submit", { goal: "run sweep-orphan", manifest: manifest() }))
-        .goal_id;
-      expect(await raw.hget(RedisKeys.goal(goalId), "state")).toBe("queued");
+      const goalId = await makeOrphan("sweep-orphan");
 
       // The lease holder is killed while its lease has most of a period left to run.
       const holder = await until(async () => {
-        const [id, ttl] = await Promise.all([raw.get(RedisKeys.sweepLease), raw.pttl(RedisKeys.sweepLease)]);
-        return id && ttl >= HEARTBEAT_MS / 2 ? id : undefined;
+        const [lease, ttl] = await Promise.all([
+          raw.get(RedisKeys.sweepLease),
+          raw.pttl(RedisKeys.sweepLease),
+        ]);
+        return lease && ttl >= HEARTBEAT_MS / 2 ? lease.split(" ")[0] : undefined;
       });
       const victim = nodes.find((n) => n.id === holder);
       expect(victim).toBeDefined();
       await victim!.kill();
-      await raw
-        .multi()
-        .lrem(`bull:${GOAL_QUEUE}:wait`, 0, goalId)
-        .lrem(`bull:${GOAL_QUEUE}:paused`, 0, goalId)
-        .zadd(`bull:${GOAL_QUEUE}:failed`, Date.now(), goalId)
-        .hset(`bull:${GOAL_QUEUE}:${goalId}`, "failedReason", "goal still runs on another node")
-        .exec();
+      await failJob(goalId);
       const failedAt = Date.now();
       await queue.resume();
 
       // Another node takes the next period's lease and puts the job back: well within the
       // dead node's liveness lease.
-      await until(
-        async () => ((await raw.zscore(`bull:${GOAL_QUEUE}:failed`, goalId)) === null ? true : undefined),
-        LEASE_MS,
-      );
+      await until(backInQueue(goalId), LEASE_MS);
       expect(Date.now() - failedAt).toBeLessThan(LEASE_MS);
       const survivor = nodes.find((n) => n.id !== holder)!;
       const s = await survivor.client();
