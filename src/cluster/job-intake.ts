@@ -33,7 +33,8 @@ const SWEEP_PAGE = 500;
 /**
  * Takes the sweep lease when this node's own heartbeat period has passed since the last
  * sweep began (Redis's clock, so nodes' clocks do not matter). The lease holds
- * "<node id> <ms>"; a value without the time (an older node's) is taken at once. Each
+ * "<node id> <ms>"; a value without the time (an older node's) or with a time still to
+ * come (no node writes one) is taken at once. Each
  * taker keeps it for its own heartbeat, yet a node with a shorter heartbeat may take it
  * over as soon as its own period has passed: the sweep runs about once per the shortest
  * heartbeat in the cluster, never stretched to a slower node's. Returns 1 when taken.
@@ -44,7 +45,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local v = redis.call('GET', KEYS[1])
 if v then
   local at = tonumber(string.match(v, ' (%d+)$') or '')
-  if at and now - at < tonumber(ARGV[2]) then return 0 end
+  if at and at <= now and now - at < tonumber(ARGV[2]) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. now, 'PX', ARGV[2])
 return 1
