@@ -289,6 +289,23 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   const errTail = new Tail(errFd, errLines);
   pointLatest(paths, runId, "stdout.log");
   pointLatest(paths, runId, "stderr.log");
+  let streamsDone = false;
+  /**
+   * The raw stream files folded into the evidence, then removed: what is left of them read,
+   * `notes` (the executor's, a failure) added to stderr, a last line without its "\n"
+   * written too. Once, whichever comes first: the run's end or a signal that stops it.
+   */
+  const finishStreams = (notes: readonly string[]): void => {
+    if (streamsDone) return;
+    streamsDone = true;
+    outTail.drain();
+    errTail.drain();
+    for (const note of notes) errLines.write(Buffer.from(note));
+    outLines.end();
+    errLines.end();
+    for (const fd of [outFd, errFd, stdoutLog, stderrLog]) closeSync(fd);
+    for (const f of [`${runId}.out`, `${runId}.err`]) removeTreeNoFollow(join(paths.stream, f));
+  };
   const ttlLeft = Date.parse(record.expires_at) - started;
   const timeoutMs = Math.max(1, Math.min(record.limits.timeout_ms, ttlLeft));
   let task: RunSummary["task"] = { kind: "command", argv: opts.task };
@@ -317,15 +334,15 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     env_names: record.env_names,
   });
   // A run stopped by a signal (Ctrl-C, a supervisor) ends as before, stopped by it, but first
-  // leaves its evidence: the refusals the network log's open windows counted, and a
-  // summary.json that says it was stopped, with what this process knows by then (the task's
-  // own end is unknown unless it came first, and outputs are not collected).
+  // leaves its evidence: the output printed so far in stdout.log and stderr.log (the raw
+  // stream files removed, as at a normal end), the refusals the network log's open windows
+  // counted, and a summary.json that says it was stopped, with what this process knows by
+  // then (the task's own end is unknown unless it came first, and outputs are not collected).
   const onSignal = (signal: NodeJS.Signals): void => {
     stopListening();
     try {
       clearInterval(poll);
-      outTail.drain();
-      errTail.drain();
+      finishStreams([]);
       const ended = Date.now();
       const stopped: RunSummary = {
         ...base(),
@@ -404,16 +421,13 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     sb?.close();
   }
   network = await egress?.close();
-  outTail.drain();
-  errTail.drain();
   // The executor's own notes (timeout, out of memory) belong to the task's stderr.
-  for (const chunk of [result?.stdout ?? "", result?.stderr ?? ""])
-    if (chunk.trim() !== "") errLines.write(Buffer.from(chunk.replace(/^\n+/, "")));
-  if (failure) errLines.write(Buffer.from(`[aido: the run failed: ${failure}]\n`));
-  outLines.end();
-  errLines.end();
-  for (const fd of [outFd, errFd, stdoutLog, stderrLog]) closeSync(fd);
-  for (const f of [`${runId}.out`, `${runId}.err`]) removeTreeNoFollow(join(paths.stream, f));
+  finishStreams([
+    ...[result?.stdout ?? "", result?.stderr ?? ""]
+      .filter((chunk) => chunk.trim() !== "")
+      .map((chunk) => chunk.replace(/^\n+/, "")),
+    ...(failure ? [`[aido: the run failed: ${failure}]\n`] : []),
+  ]);
 
   const collected =
     record.outputs.length > 0

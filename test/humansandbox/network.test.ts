@@ -347,9 +347,13 @@ time.sleep(60)
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
 
-  it("leaves a summary.json that says the run was stopped when `aido run` gets Ctrl-C", async () => {
+  it("leaves a summary.json that says the run was stopped, and the output so far as its logs, when `aido run` gets Ctrl-C", async () => {
     p.write("sandbox.yaml", "name: interrupted\ninputs: [wait.py]\n");
-    p.write("wait.py", "import time\nprint('waiting', flush=True)\ntime.sleep(60)\n");
+    // A last stderr line without its newline, written before the stdout line the stop waits for.
+    p.write(
+      "wait.py",
+      "import sys, time\nsys.stderr.write('step 1 of 2: half done');sys.stderr.flush()\nprint('waiting', flush=True)\ntime.sleep(60)\n",
+    );
     const up = await p.aido("sandbox", "up", "--json");
     expect(up.code, up.err.join("\n")).toBe(0);
     const id = up.json<{ id: string }>().id;
@@ -372,6 +376,15 @@ time.sleep(60)
     expect(readdirSync(join(root, "runs", "run-001")).filter((f) => f.includes("tmp"))).toEqual([]);
     const events = readFileSync(join(root, "events.log"), "utf8");
     expect(events).toMatch(/"event":"run_stopped","run_id":"run-001","signal":"SIGINT"/);
+    // The output printed before the stop is the run's evidence, where `aido logs` reads it,
+    // the stderr line cut by the stop included; the raw stream files are gone.
+    const logs = await p.aido("logs", "--run", "run-001", "--json");
+    expect(logs.code, logs.err.join("\n")).toBe(0);
+    expect(logs.json<{ stdout: string; stderr: string }>()).toMatchObject({
+      stdout: "waiting\n",
+      stderr: "step 1 of 2: half done\n",
+    });
+    expect(readdirSync(join(root, "stream"))).toEqual([]);
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
 
