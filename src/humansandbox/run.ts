@@ -2,18 +2,19 @@
 // executor (its timeout kills the task's whole process group). The task's stdout and
 // stderr go to files in the stream folder (mounted at /aido/stream) which the host reads
 // as they grow, so output shows live and lands in the evidence without a size cap on the
-// executor's side; the host opens them with O_NOFOLLOW before the task starts, so a task
-// that swaps them for links cannot make the host read its own files. Every line passes
-// the env scrubber before it is shown or written. With a host list, this process serves
+// executor's side; the host makes them anew (O_EXCL | O_NOFOLLOW: never through a link
+// or FIFO an earlier task left at the name) and holds them open before the task starts,
+// so a task that swaps them for links cannot make the host read or write its own files.
+// Every line passes the env scrubber before it is shown or written. With a host list, this process serves
 // the sandbox's egress proxy for the run (egress.ts): the task gets the proxy variables and
 // a TCP connect to the relay's port only, and the run's connections land in network.log.
 
 import {
-  chownSync,
   closeSync,
   constants,
   existsSync,
   fchmodSync,
+  fchownSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -224,14 +225,32 @@ class Tail {
   }
 }
 
+/**
+ * A new, empty stream file for the task to write to, open for the host to read. The stream
+ * folder is the task's to write, and the next run's names are easy to guess: whatever an
+ * earlier task left at the name (a link to a host file, a FIFO, a folder) is removed without
+ * being followed or opened, the file is made with O_EXCL and O_NOFOLLOW, and it is given
+ * to the task's user through its descriptor, never by a path that could lead elsewhere.
+ */
 function openStream(paths: SandboxPaths, file: string, user: string): number {
   const p = join(paths.stream, file);
-  writeFileSync(p, "", { mode: 0o644 });
+  removeTreeNoFollow(p);
+  let fd: number;
+  try {
+    fd = openSync(p, constants.O_RDONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `${p} was made again by something in the sandbox while the run started; the run did not start`,
+      { path: p },
+    );
+  }
   if (process.getuid?.() === 0) {
     const u = parseUser(user);
-    chownSync(p, u.uid, u.gid);
+    fchownSync(fd, u.uid, u.gid);
   }
-  return openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+  return fd;
 }
 
 /** Env values from the sandbox file as it is now (they are never stored by Aido). */
