@@ -48,6 +48,7 @@ import {
   type SandboxRecord,
   sandboxPaths,
 } from "./state.js";
+import { StopSignals } from "./stop-signals.js";
 
 /** Evidence keeps at most this much of each stream; the rest is counted and cut with a marker. */
 export const MAX_LOG_BYTES = 64 * 1024 * 1024;
@@ -64,9 +65,6 @@ export interface RunOptions {
   onStderr?: (line: string) => void;
   notice?: (message: string) => void;
 }
-
-/** Signals that stop `aido run`: it writes what it has (summary.json, counted refusals) first. */
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
 export interface RunSummary {
   sandbox_id: string;
@@ -284,6 +282,27 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     throw new AidoError(ErrorCode.sandboxUnavailable, refusal, { id: record.id });
   }
   const env = envOf(record, opts.config, paths, notice);
+  const signals = new StopSignals();
+  try {
+    return await runInSandbox(opts, { record, paths, docker, env, notice }, signals);
+  } finally {
+    signals.release();
+  }
+}
+
+/** A run in the sandbox `record` says, after runTask's checks, with the stop signals held. */
+async function runInSandbox(
+  opts: RunOptions,
+  at: {
+    record: SandboxRecord;
+    paths: SandboxPaths;
+    docker: Docker;
+    env: Record<string, string>;
+    notice: (m: string) => void;
+  },
+  signals: StopSignals,
+): Promise<RunSummary> {
+  const { record, paths, docker, env, notice } = at;
   const scrubber = new Scrubber(env);
   const { runId, dir } = newRunDir(paths);
   const started = Date.now();
@@ -357,8 +376,7 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   // stream files removed, as at a normal end), the refusals the network log's open windows
   // counted, and a summary.json that says it was stopped, with what this process knows by
   // then (the task's own end is unknown unless it came first, and outputs are not collected).
-  const onSignal = (signal: NodeJS.Signals): void => {
-    stopListening();
+  signals.onStop((signal) => {
     try {
       clearInterval(poll);
       finishStreams([]);
@@ -386,12 +404,7 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     } catch (e) {
       notice(`warning: the stopped run's summary could not be written: ${errorMessage(e)}`);
     }
-    process.kill(process.pid, signal);
-  };
-  const stopListening = (): void => {
-    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
-  };
-  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
+  });
   try {
     if (Array.isArray(hosts))
       egress = await serveRunEgress({
@@ -479,7 +492,7 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     ...(network ? { network } : {}),
     ...(failure ? { error: scrubber.scrub(failure) } : {}),
   };
-  stopListening();
+  signals.release();
   writeSummary(paths, dir, runId, summary);
   appendEvent(paths, {
     event: "run_completed",

@@ -388,6 +388,47 @@ time.sleep(60)
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
 
+  it("leaves a summary.json too when Ctrl-C comes while `aido run` is still setting the run up", async () => {
+    p.write("sandbox.yaml", "name: early\n");
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    // A large folder at the run's stdout name, as a task can leave one (the stream folder is
+    // its to write; made here, from the host, for speed): `aido run` removes it after
+    // run.json is written and before the task starts.
+    const root = join(p.dir, ".aido", "sandboxes", id);
+    for (let d = 0; d < 20; d++) {
+      mkdirSync(join(root, "stream", "run-001.out", String(d)), { recursive: true });
+      for (let f = 0; f < 100; f++)
+        writeFileSync(join(root, "stream", "run-001.out", String(d), String(f)), "");
+    }
+    const runDir = join(root, "runs", "run-001");
+    // Ctrl-C as soon as run.json is there: within those steps.
+    const run = startRun(p, ["echo", "never"]);
+    await new Promise<void>((resolve, reject) => {
+      const poll = setInterval(() => {
+        if (existsSync(join(runDir, "run.json"))) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 2);
+      run.child.once("exit", () => {
+        clearInterval(poll);
+        reject(new Error("aido run ended before it wrote run.json"));
+      });
+    });
+    run.child.kill("SIGINT");
+    expect(await run.exited).toBe("SIGINT");
+    expect(JSON.parse(readFileSync(join(runDir, "summary.json"), "utf8"))).toMatchObject({
+      run_id: "run-001",
+      stopped_by: "signal",
+      stop_signal: "SIGINT",
+      exit_code: null,
+    });
+    expect(readdirSync(join(root, "stream"))).toEqual([]);
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
+
   it("gives a sandbox without network no network, no proxy and no network log", async () => {
     p.write("sandbox.yaml", "name: offline\n");
     const up = await p.aido("sandbox", "up", "--json");
@@ -472,12 +513,8 @@ time.sleep(60)
  * `aido run <argv>` as its own process, as a person runs it, sent `signal` once its task
  * printed `marker`; what signal it ended by.
  */
-async function stopRun(
-  p: Project,
-  argv: string[],
-  marker: string,
-  signal: NodeJS.Signals,
-): Promise<NodeJS.Signals | null> {
+/** `aido run ARGV` as its own process, as a person runs it; `exited` has the signal that ended it. */
+function startRun(p: Project, argv: string[]) {
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
   const child = spawn(
     process.execPath,
@@ -489,6 +526,16 @@ async function stopRun(
     },
   );
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, s) => resolve(s)));
+  return { child, exited };
+}
+
+async function stopRun(
+  p: Project,
+  argv: string[],
+  marker: string,
+  signal: NodeJS.Signals,
+): Promise<NodeJS.Signals | null> {
+  const { child, exited } = startRun(p, argv);
   await new Promise<void>((resolve, reject) => {
     let out = "";
     child.stdout.on("data", (d) => {
