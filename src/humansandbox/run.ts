@@ -2,18 +2,19 @@
 // executor (its timeout kills the task's whole process group). The task's stdout and
 // stderr go to files in the stream folder (mounted at /aido/stream) which the host reads
 // as they grow, so output shows live and lands in the evidence without a size cap on the
-// executor's side; the host opens them with O_NOFOLLOW before the task starts, so a task
-// that swaps them for links cannot make the host read its own files. Every line passes
-// the env scrubber before it is shown or written. With a host list, this process serves
+// executor's side; the host makes them anew (O_EXCL | O_NOFOLLOW: never through a link
+// or FIFO an earlier task left at the name) and holds them open before the task starts,
+// so a task that swaps them for links cannot make the host read or write its own files.
+// Every line passes the env scrubber before it is shown or written. With a host list, this process serves
 // the sandbox's egress proxy for the run (egress.ts): the task gets the proxy variables and
 // a TCP connect to the relay's port only, and the run's connections land in network.log.
 
 import {
-  chownSync,
   closeSync,
   constants,
   existsSync,
   fchmodSync,
+  fchownSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -47,6 +48,7 @@ import {
   type SandboxRecord,
   sandboxPaths,
 } from "./state.js";
+import { StopSignals } from "./stop-signals.js";
 
 /** Evidence keeps at most this much of each stream; the rest is counted and cut with a marker. */
 export const MAX_LOG_BYTES = 64 * 1024 * 1024;
@@ -63,9 +65,6 @@ export interface RunOptions {
   onStderr?: (line: string) => void;
   notice?: (message: string) => void;
 }
-
-/** Signals that stop `aido run`: it writes what it has (summary.json, counted refusals) first. */
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
 export interface RunSummary {
   sandbox_id: string;
@@ -224,14 +223,32 @@ class Tail {
   }
 }
 
+/**
+ * A new, empty stream file for the task to write to, open for the host to read. The stream
+ * folder is the task's to write, and the next run's names are easy to guess: whatever an
+ * earlier task left at the name (a link to a host file, a FIFO, a folder) is removed without
+ * being followed or opened, the file is made with O_EXCL and O_NOFOLLOW, and it is given
+ * to the task's user through its descriptor, never by a path that could lead elsewhere.
+ */
 function openStream(paths: SandboxPaths, file: string, user: string): number {
   const p = join(paths.stream, file);
-  writeFileSync(p, "", { mode: 0o644 });
+  removeTreeNoFollow(p);
+  let fd: number;
+  try {
+    fd = openSync(p, constants.O_RDONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `${p} was made again by something in the sandbox while the run started; the run did not start`,
+      { path: p },
+    );
+  }
   if (process.getuid?.() === 0) {
     const u = parseUser(user);
-    chownSync(p, u.uid, u.gid);
+    fchownSync(fd, u.uid, u.gid);
   }
-  return openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+  return fd;
 }
 
 /** Env values from the sandbox file as it is now (they are never stored by Aido). */
@@ -265,6 +282,27 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     throw new AidoError(ErrorCode.sandboxUnavailable, refusal, { id: record.id });
   }
   const env = envOf(record, opts.config, paths, notice);
+  const signals = new StopSignals();
+  try {
+    return await runInSandbox(opts, { record, paths, docker, env, notice }, signals);
+  } finally {
+    signals.release();
+  }
+}
+
+/** A run in the sandbox `record` says, after runTask's checks, with the stop signals held. */
+async function runInSandbox(
+  opts: RunOptions,
+  at: {
+    record: SandboxRecord;
+    paths: SandboxPaths;
+    docker: Docker;
+    env: Record<string, string>;
+    notice: (m: string) => void;
+  },
+  signals: StopSignals,
+): Promise<RunSummary> {
+  const { record, paths, docker, env, notice } = at;
   const scrubber = new Scrubber(env);
   const { runId, dir } = newRunDir(paths);
   const started = Date.now();
@@ -289,6 +327,23 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   const errTail = new Tail(errFd, errLines);
   pointLatest(paths, runId, "stdout.log");
   pointLatest(paths, runId, "stderr.log");
+  let streamsDone = false;
+  /**
+   * The raw stream files folded into the evidence, then removed: what is left of them read,
+   * `notes` (the executor's, a failure) added to stderr, a last line without its "\n"
+   * written too. Once, whichever comes first: the run's end or a signal that stops it.
+   */
+  const finishStreams = (notes: readonly string[]): void => {
+    if (streamsDone) return;
+    streamsDone = true;
+    outTail.drain();
+    errTail.drain();
+    for (const note of notes) errLines.write(Buffer.from(note));
+    outLines.end();
+    errLines.end();
+    for (const fd of [outFd, errFd, stdoutLog, stderrLog]) closeSync(fd);
+    for (const f of [`${runId}.out`, `${runId}.err`]) removeTreeNoFollow(join(paths.stream, f));
+  };
   const ttlLeft = Date.parse(record.expires_at) - started;
   const timeoutMs = Math.max(1, Math.min(record.limits.timeout_ms, ttlLeft));
   let task: RunSummary["task"] = { kind: "command", argv: opts.task };
@@ -317,15 +372,14 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     env_names: record.env_names,
   });
   // A run stopped by a signal (Ctrl-C, a supervisor) ends as before, stopped by it, but first
-  // leaves its evidence: the refusals the network log's open windows counted, and a
-  // summary.json that says it was stopped, with what this process knows by then (the task's
-  // own end is unknown unless it came first, and outputs are not collected).
-  const onSignal = (signal: NodeJS.Signals): void => {
-    stopListening();
+  // leaves its evidence: the output printed so far in stdout.log and stderr.log (the raw
+  // stream files removed, as at a normal end), the refusals the network log's open windows
+  // counted, and a summary.json that says it was stopped, with what this process knows by
+  // then (the task's own end is unknown unless it came first, and outputs are not collected).
+  signals.onStop((signal) => {
     try {
       clearInterval(poll);
-      outTail.drain();
-      errTail.drain();
+      finishStreams([]);
       const ended = Date.now();
       const stopped: RunSummary = {
         ...base(),
@@ -350,12 +404,7 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     } catch (e) {
       notice(`warning: the stopped run's summary could not be written: ${errorMessage(e)}`);
     }
-    process.kill(process.pid, signal);
-  };
-  const stopListening = (): void => {
-    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
-  };
-  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
+  });
   try {
     if (Array.isArray(hosts))
       egress = await serveRunEgress({
@@ -404,16 +453,13 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     sb?.close();
   }
   network = await egress?.close();
-  outTail.drain();
-  errTail.drain();
   // The executor's own notes (timeout, out of memory) belong to the task's stderr.
-  for (const chunk of [result?.stdout ?? "", result?.stderr ?? ""])
-    if (chunk.trim() !== "") errLines.write(Buffer.from(chunk.replace(/^\n+/, "")));
-  if (failure) errLines.write(Buffer.from(`[aido: the run failed: ${failure}]\n`));
-  outLines.end();
-  errLines.end();
-  for (const fd of [outFd, errFd, stdoutLog, stderrLog]) closeSync(fd);
-  for (const f of [`${runId}.out`, `${runId}.err`]) removeTreeNoFollow(join(paths.stream, f));
+  finishStreams([
+    ...[result?.stdout ?? "", result?.stderr ?? ""]
+      .filter((chunk) => chunk.trim() !== "")
+      .map((chunk) => chunk.replace(/^\n+/, "")),
+    ...(failure ? [`[aido: the run failed: ${failure}]\n`] : []),
+  ]);
 
   const collected =
     record.outputs.length > 0
@@ -446,7 +492,7 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     ...(network ? { network } : {}),
     ...(failure ? { error: scrubber.scrub(failure) } : {}),
   };
-  stopListening();
+  signals.release();
   writeSummary(paths, dir, runId, summary);
   appendEvent(paths, {
     event: "run_completed",

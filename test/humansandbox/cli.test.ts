@@ -183,6 +183,38 @@ describe("lockdown", () => {
     expect(existsSync(join(p.dir, "out", "leak"))).toBe(false);
   });
 
+  it("never follows a link or opens a FIFO a script planted at the next run's stream files", async () => {
+    // A host file the person can write, and a script that guesses the next run's stream
+    // names (/aido/stream is a host folder it can write) and plants a link to that file at
+    // one and a FIFO at the other.
+    p.write("notes.txt", "the person's notes\n");
+    const victim = join(p.dir, "notes.txt");
+    const owner = lstatSync(victim).uid;
+    p.write(
+      "plant.py",
+      [
+        "import os, re",
+        "mine = [f for f in os.listdir('/aido/stream') if f.endswith('.out')][0]",
+        "n = int(re.search(r'\\d+', mine).group()) + 1",
+        `os.symlink(${JSON.stringify(victim)}, f'/aido/stream/run-{n:03d}.out')`,
+        "os.mkfifo(f'/aido/stream/run-{n:03d}.err')",
+        "print('planted', n)",
+      ].join("\n"),
+    );
+    const planted = await p.aido("run", "plant.py");
+    expect(planted.code, planted.err.join("\n")).toBe(0);
+    expect(planted.out[0]).toMatch(/^planted \d+$/);
+    // The host file is untouched, and the next run starts and writes its own output.
+    const next = await p.aido("run", "--json", "sh", "-c", "echo next; echo warn >&2");
+    expect(p.read("notes.txt")).toBe("the person's notes\n");
+    expect(lstatSync(victim).uid).toBe(owner);
+    expect(next.code, next.err.join("\n")).toBe(0);
+    const { run_id } = next.json<{ run_id: string }>();
+    expect(Number(run_id.slice("run-".length))).toBe(Number(planted.out[0]?.split(" ")[1]));
+    const logs = (await p.aido("logs", "--json", "--run", run_id)).json<{ stdout: string; stderr: string }>();
+    expect(logs).toMatchObject({ stdout: "next\n", stderr: "warn\n" });
+  });
+
   it("never brings a setuid or setgid bit on an output into the project", async () => {
     // The exec helper's seccomp filter keeps the script itself from setting the bits, so
     // the bits are set on the host copy of /output while the script sleeps, as a script

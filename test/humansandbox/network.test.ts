@@ -347,9 +347,13 @@ time.sleep(60)
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
 
-  it("leaves a summary.json that says the run was stopped when `aido run` gets Ctrl-C", async () => {
+  it("leaves a summary.json that says the run was stopped, and the output so far as its logs, when `aido run` gets Ctrl-C", async () => {
     p.write("sandbox.yaml", "name: interrupted\ninputs: [wait.py]\n");
-    p.write("wait.py", "import time\nprint('waiting', flush=True)\ntime.sleep(60)\n");
+    // A last stderr line without its newline, written before the stdout line the stop waits for.
+    p.write(
+      "wait.py",
+      "import sys, time\nsys.stderr.write('step 1 of 2: half done');sys.stderr.flush()\nprint('waiting', flush=True)\ntime.sleep(60)\n",
+    );
     const up = await p.aido("sandbox", "up", "--json");
     expect(up.code, up.err.join("\n")).toBe(0);
     const id = up.json<{ id: string }>().id;
@@ -372,6 +376,56 @@ time.sleep(60)
     expect(readdirSync(join(root, "runs", "run-001")).filter((f) => f.includes("tmp"))).toEqual([]);
     const events = readFileSync(join(root, "events.log"), "utf8");
     expect(events).toMatch(/"event":"run_stopped","run_id":"run-001","signal":"SIGINT"/);
+    // The output printed before the stop is the run's evidence, where `aido logs` reads it,
+    // the stderr line cut by the stop included; the raw stream files are gone.
+    const logs = await p.aido("logs", "--run", "run-001", "--json");
+    expect(logs.code, logs.err.join("\n")).toBe(0);
+    expect(logs.json<{ stdout: string; stderr: string }>()).toMatchObject({
+      stdout: "waiting\n",
+      stderr: "step 1 of 2: half done\n",
+    });
+    expect(readdirSync(join(root, "stream"))).toEqual([]);
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
+
+  it("leaves a summary.json too when Ctrl-C comes while `aido run` is still setting the run up", async () => {
+    p.write("sandbox.yaml", "name: early\n");
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    // A large folder at the run's stdout name, as a task can leave one (the stream folder is
+    // its to write; made here, from the host, for speed): `aido run` removes it after
+    // run.json is written and before the task starts.
+    const root = join(p.dir, ".aido", "sandboxes", id);
+    for (let d = 0; d < 20; d++) {
+      mkdirSync(join(root, "stream", "run-001.out", String(d)), { recursive: true });
+      for (let f = 0; f < 100; f++)
+        writeFileSync(join(root, "stream", "run-001.out", String(d), String(f)), "");
+    }
+    const runDir = join(root, "runs", "run-001");
+    // Ctrl-C as soon as run.json is there: within those steps.
+    const run = startRun(p, ["echo", "never"]);
+    await new Promise<void>((resolve, reject) => {
+      const poll = setInterval(() => {
+        if (existsSync(join(runDir, "run.json"))) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 2);
+      run.child.once("exit", () => {
+        clearInterval(poll);
+        reject(new Error("aido run ended before it wrote run.json"));
+      });
+    });
+    run.child.kill("SIGINT");
+    expect(await run.exited).toBe("SIGINT");
+    expect(JSON.parse(readFileSync(join(runDir, "summary.json"), "utf8"))).toMatchObject({
+      run_id: "run-001",
+      stopped_by: "signal",
+      stop_signal: "SIGINT",
+      exit_code: null,
+    });
+    expect(readdirSync(join(root, "stream"))).toEqual([]);
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
 
@@ -459,12 +513,8 @@ time.sleep(60)
  * `aido run <argv>` as its own process, as a person runs it, sent `signal` once its task
  * printed `marker`; what signal it ended by.
  */
-async function stopRun(
-  p: Project,
-  argv: string[],
-  marker: string,
-  signal: NodeJS.Signals,
-): Promise<NodeJS.Signals | null> {
+/** `aido run ARGV` as its own process, as a person runs it; `exited` has the signal that ended it. */
+function startRun(p: Project, argv: string[]) {
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
   const child = spawn(
     process.execPath,
@@ -476,6 +526,16 @@ async function stopRun(
     },
   );
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, s) => resolve(s)));
+  return { child, exited };
+}
+
+async function stopRun(
+  p: Project,
+  argv: string[],
+  marker: string,
+  signal: NodeJS.Signals,
+): Promise<NodeJS.Signals | null> {
+  const { child, exited } = startRun(p, argv);
   await new Promise<void>((resolve, reject) => {
     let out = "";
     child.stdout.on("data", (d) => {

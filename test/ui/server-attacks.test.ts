@@ -421,6 +421,61 @@ describe("a goal's output files", () => {
     expect((await denials(fx, "ticket")).length).toBeGreaterThan(0);
   });
 
+  it("survive a HEAD (a download manager's, some browsers' first request): it answers the GET's headers, the GET that follows gets the file, and only once", async () => {
+    const { fx, ui } = await start();
+    const session = await signIn(ui);
+    const { goalId, outputDir } = await finishedGoal(fx);
+    writeFileSync(join(outputDir, "report.md"), "# Report\n");
+    const cookieOnly = { Cookie: session.Cookie };
+    const { url } = (await postJson(ui, session, "/api/downloads", { goal_id: goalId, name: "report.md" }))
+      .json as { url: string };
+
+    const head = await raw(ui.port, { method: "HEAD", path: url, headers: { Host: ui.host, ...cookieOnly } });
+    expect(head.status).toBe(200);
+    expect(head.headers["content-length"]).toBe("9");
+    expect(head.headers["content-disposition"]).toBe("attachment; filename*=UTF-8''report.md");
+    expect(head.body.length).toBe(0);
+    // The download itself, after the HEAD.
+    const file = await get(ui, url, cookieOnly);
+    expect(file.status).toBe(200);
+    expect(file.text).toBe("# Report\n");
+    // Spent by that GET: neither another GET nor a HEAD opens it again.
+    expect((await get(ui, url, cookieOnly)).status).toBe(404);
+    expect(
+      (await raw(ui.port, { method: "HEAD", path: url, headers: { Host: ui.host, ...cookieOnly } })).status,
+    ).toBe(404);
+    // A HEAD does not lift the other checks: without the cookie, from another site.
+    const other = (await postJson(ui, session, "/api/downloads", { goal_id: goalId, name: "report.md" }))
+      .json as { url: string };
+    expect((await raw(ui.port, { method: "HEAD", path: other.url, headers: { Host: ui.host } })).status).toBe(
+      401,
+    );
+    expect(
+      (
+        await raw(ui.port, {
+          method: "HEAD",
+          path: other.url,
+          headers: { Host: ui.host, ...cookieOnly, "Sec-Fetch-Site": "cross-site" },
+        })
+      ).status,
+    ).toBe(403);
+    expect((await get(ui, other.url, cookieOnly)).text).toBe("# Report\n");
+  });
+
+  it("refuse a HEAD with a ticket never issued, and audit it", async () => {
+    const { fx, ui } = await start();
+    const session = await signIn(ui);
+    const head = await raw(ui.port, {
+      method: "HEAD",
+      path: `/download/${"A".repeat(43)}`,
+      headers: { Host: ui.host, Cookie: session.Cookie },
+    });
+    expect(head.status).toBe(404);
+    const denied = await denials(fx, "ticket");
+    expect(denied).toHaveLength(1);
+    expect(denied[0]?.payload).toMatchObject({ reason: "ticket", method: "HEAD", path: "/download/…" });
+  });
+
   it("die with a rotated token: a ticket got before the rotation opens nothing beside the new cookie", async () => {
     const { fx, ui } = await start();
     const session = await signIn(ui);

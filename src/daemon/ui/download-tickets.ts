@@ -3,9 +3,10 @@
 // and fetching the file into a blob holds all of it in the tab's memory; so the page asks
 // for a ticket (POST /api/downloads, page key checked like any API call) and lets the
 // browser download /download/<ticket> itself, streamed to disk. A ticket is 32 random
-// bytes, names one goal's one output file, is spent by its first use and lapses after a
-// minute. Its address still needs the session cookie (guard.ts isPageFile): a ticket that
-// leaks (a proxy's log, the browser's download list) opens nothing without it, and a
+// bytes, names one goal's one output file, is spent by its first GET and lapses after a
+// minute (a HEAD, which download managers and some browsers send first, leaves it open).
+// Its address still needs the session cookie (guard.ts isPageFile): a ticket that leaks
+// (a proxy's log, the browser's download list) opens nothing without it, and a
 // stolen cookie opens nothing without a ticket only the page can get.
 
 import { randomBytes } from "node:crypto";
@@ -41,10 +42,13 @@ export class DownloadTickets {
     return ticket;
   }
 
-  /** Whether `ticket` is open (not spent, not lapsed), without spending it. */
-  isOpen(ticket: string): boolean {
+  /**
+   * The download `ticket` opens, without spending it (a HEAD, a retry after a 503);
+   * undefined for one unknown, spent or lapsed.
+   */
+  peek(ticket: string): Download | undefined {
     const d = TICKET.test(ticket) ? this.open.get(ticket) : undefined;
-    return d !== undefined && d.expiresAt > this.now();
+    return d !== undefined && d.expiresAt > this.now() ? { goalId: d.goalId, name: d.name } : undefined;
   }
 
   /** The download `ticket` opens, spending it; undefined for one unknown, spent or lapsed. */

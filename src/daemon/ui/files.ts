@@ -284,6 +284,10 @@ export function sendDownloadTicket(
   sendJson(res, 200, { url: `/download/${tickets.issue({ goalId: goal_id, name })}` });
 }
 
+/**
+ * A listed output file of a goal, streamed as an attachment; a HEAD gets the same checks
+ * and headers without the body. 404 (and `refused`, audited by the caller) otherwise.
+ */
 export function sendOutput(
   res: ServerResponse,
   rt: Runtime,
@@ -330,6 +334,12 @@ export function sendOutput(
     "Content-Disposition": `attachment; filename*=UTF-8''${encodeURIComponent(base)}`,
     "Content-Length": st.size,
   });
+  // A HEAD gets the GET's headers and checks, and no file read for a body never sent.
+  if (res.req.method === "HEAD") {
+    closeSync(fd);
+    res.end();
+    return;
+  }
   createReadStream("", { fd, start: 0, end: Math.max(0, st.size - 1) }).pipe(res);
 }
 

@@ -235,9 +235,12 @@ export class UiServer {
       // The ticket (only the page, with its key, could get one) signs the connection in: a
       // stranger's would be closed after the sign-in window or pushed out by any local
       // user's idle sockets, cutting a download that takes longer. Before it is spent: a
-      // 503 at the signed-in cap leaves it for the retry.
-      if (this.tickets.isOpen(ticket) && !this.signedIn(req, res, "/download/…")) return;
-      const d = this.tickets.take(ticket);
+      // 503 at the signed-in cap leaves it for the retry. A HEAD answers the GET's headers
+      // without spending it: a download manager (some browsers too) asks one first, and the
+      // GET that follows must still get the file.
+      const open = this.tickets.peek(ticket);
+      if (open !== undefined && !this.signedIn(req, res, "/download/…")) return;
+      const d = req.method === "HEAD" ? open : this.tickets.take(ticket);
       if (d === undefined) {
         this.denied(req, "ticket", "/download/…");
         return sendText(
