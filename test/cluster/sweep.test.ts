@@ -70,6 +70,19 @@ async function failJob(goalId: string): Promise<void> {
     .exec();
 }
 
+/** Runs `fn` with the goal queue paused (so no node takes a job while an orphan is made). */
+async function withPausedQueue(fn: (queue: Queue) => Promise<void>): Promise<void> {
+  const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const queue = new Queue(GOAL_QUEUE, { connection });
+  try {
+    await queue.pause();
+    await fn(queue);
+  } finally {
+    await queue.close();
+    connection.disconnect();
+  }
+}
+
 const backInQueue = (goalId: string) => async () =>
   (await raw.zscore(`bull:${GOAL_QUEUE}:failed`, goalId)) === null ? true : undefined;
 
@@ -90,10 +103,7 @@ describe("cluster mode: the orphan sweep", () => {
   }, 30_000);
 
   it("is not held off for a period by a node with a slower heartbeat holding the lease", async () => {
-    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const queue = new Queue(GOAL_QUEUE, { connection });
-    try {
-      await queue.pause();
+    await withPausedQueue(async (queue) => {
       const goalId = await makeOrphan("sweep-slow");
       // What a node configured with heartbeat_ms 20000 leaves when its heartbeat takes the
       // lease: its id and the time by Redis's clock, kept for its own heartbeat.
@@ -112,17 +122,11 @@ describe("cluster mode: the orphan sweep", () => {
       const ran = await c.call("goal.wait", { goal_id: goalId, timeout_ms: 20_000 }, { timeoutMs: 30_000 });
       expect(ran).toMatchObject({ state: "succeeded", result: "done sweep-slow" });
       expect(conversationsStarted(server, "sweep-slow")).toBe(1);
-    } finally {
-      await queue.close();
-      connection.disconnect();
-    }
+    });
   }, 60_000);
 
   it("puts an orphan back when the node holding the sweep lease is killed -9", async () => {
-    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const queue = new Queue(GOAL_QUEUE, { connection });
-    try {
-      await queue.pause();
+    await withPausedQueue(async (queue) => {
       const goalId = await makeOrphan("sweep-orphan");
 
       // The lease holder is killed while its lease has most of a period left to run.
@@ -150,9 +154,6 @@ describe("cluster mode: the orphan sweep", () => {
       expect(ran).toMatchObject({ state: "succeeded", result: "done sweep-orphan" });
       expect(ran.node).not.toBe(holder);
       expect(conversationsStarted(server, "sweep-orphan")).toBe(1);
-    } finally {
-      await queue.close();
-      connection.disconnect();
-    }
+    });
   }, 60_000);
 });
