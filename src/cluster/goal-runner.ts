@@ -173,7 +173,7 @@ export class ClusterGoalRunner {
     removeUnpacked(this.config, goalId);
     if (s.state === "failed" && this.rt.goals.endedByClose(goalId)) {
       // Not when a model call had started (the mark is set): then it ends failed, as before,
-      // and its end, held back by mirrorOwnedGoals(), goes out now.
+      // and its end, held back by OwnedMirror, goes out now.
       await this.giveBack(
         job,
         token,
