@@ -43,8 +43,14 @@ export class ClusterGoalRunner {
    * Goals a cancel is ending before they run here or are given back (cancel()): true once
    * the cancel ended the goal in Redis, false when it could not (the mark is then gone).
    * Set before the cancel's write, so a start or give-back meanwhile waits for its outcome.
+   * Only a take of the goal reads a mark (runHere, giveBack), so one that ended the goal is
+   * kept while a take of it is under way and dropped once none is (dropMarkUnread): a goal
+   * no take here reaches — one a restarted node had claimed — leaves no mark behind, and
+   * one between its claim and its local start still finds it.
    */
   private readonly cancelled = new Map<string, Promise<boolean>>();
+  /** Takes of each goal under way in this process (JobIntake.process), from before the claim. */
+  private readonly takes = new Map<string, number>();
   private readonly config: NodeContext["config"];
   private readonly rt: NodeContext["rt"];
   private readonly redis: NodeContext["redis"];
@@ -61,6 +67,28 @@ export class ClusterGoalRunner {
       identity: this.identity,
       log: this.log,
     } = ctx);
+  }
+
+  /**
+   * One take of the goal by this node's worker, from before its claim to its end: while one
+   * is under way a cancel's mark stays for it to read; after the last, the mark goes.
+   */
+  async take<T>(goalId: string, fn: () => Promise<T>): Promise<T> {
+    this.takes.set(goalId, (this.takes.get(goalId) ?? 0) + 1);
+    try {
+      return await fn();
+    } finally {
+      const left = (this.takes.get(goalId) ?? 1) - 1;
+      if (left > 0) this.takes.set(goalId, left);
+      else this.takes.delete(goalId);
+      const mark = this.cancelled.get(goalId);
+      if (mark) void mark.then(() => this.dropMarkUnread(goalId, mark));
+    }
+  }
+
+  /** A settled mark no take of its goal is under way to read: nothing will read it, it goes. */
+  private dropMarkUnread(goalId: string, mark: Promise<boolean>): void {
+    if (!this.takes.has(goalId) && this.cancelled.get(goalId) === mark) this.cancelled.delete(goalId);
   }
 
   /** Whether this node runs the goal now (its events and approvals are mirrored: owned-mirror.ts). */
@@ -288,8 +316,11 @@ export class ClusterGoalRunner {
       return "handled";
     }
     // Not in this Runtime yet (claimed, its inputs being unpacked, or the claim's answer not
-    // read yet), or ended by the shutdown and not given back yet: the mark first, in this
-    // turn, so that runHere and giveBack wait for what the Redis write below meets.
+    // read yet), or ended by the shutdown and not given back yet. A cancel before this one
+    // that ended it: done (its mark, not replaced, is what a take reads).
+    if (await this.cancelTook(goalId)) return "handled";
+    // The mark first, in this turn, so that runHere and giveBack wait for what the Redis
+    // write below meets.
     let settle: (took: boolean) => void = () => {};
     const mark = new Promise<boolean>((resolve) => {
       settle = resolve;
@@ -310,6 +341,8 @@ export class ClusterGoalRunner {
     }
     if (r === "cancelled") {
       settle(true);
+      // No take of it under way here (a goal this node claimed before it restarted): none reads it.
+      this.dropMarkUnread(goalId, mark);
       this.rt.audit.record(
         "cluster.goal_cancelled",
         { reason: givingBack ? `${reason} (while node ${this.identity.nodeId} was leaving)` : reason },

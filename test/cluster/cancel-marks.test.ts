@@ -1,0 +1,89 @@
+// The owner's cancel marks (ClusterGoalRunner.cancel): a cancel that ends in Redis a goal
+// this node claimed but does not run leaves a mark for a take of the goal to read before it
+// starts it or gives it back. The mark must not outlive every take: a restarted node's goals
+// (claimed before it died, never in its Runtime) would each leave one for good. Against a
+// real redis-server; the Runtime is the part of it cancel() reads, for a goal it never had.
+// The race the mark exists for (a cancel between the claim and the local start) is
+// test/cluster/cancel-races.test.ts, through real daemons.
+
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NodeContext } from "../../src/cluster/context.js";
+import { GoalMirror } from "../../src/cluster/goal-mirror.js";
+import { ClusterGoalRunner } from "../../src/cluster/goal-runner.js";
+import { AidoError, ErrorCode } from "../../src/errors.js";
+import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+
+let server: RedisServer;
+let redis: Redis;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url);
+});
+
+afterAll(async () => {
+  redis.disconnect();
+  await stopAll();
+});
+
+const NODE = "n-restarted";
+
+/** A node whose Runtime has no record of any goal: it restarted after claiming them. */
+function restartedNode(): { runner: ClusterGoalRunner; audited: string[]; marks: () => number } {
+  const audited: string[] = [];
+  const rt = {
+    goals: {
+      status: (id: string) => {
+        throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
+      },
+      endedByClose: () => false,
+    },
+    audit: { record: (kind: string) => audited.push(kind) },
+  };
+  const ctx = {
+    config: {},
+    rt,
+    redis,
+    mirror: new GoalMirror(redis),
+    identity: { nodeId: NODE },
+    log: () => {},
+  };
+  const runner = new ClusterGoalRunner(ctx as unknown as NodeContext);
+  const marks = () => (runner as unknown as { cancelled: Map<string, unknown> }).cancelled.size;
+  return { runner, audited, marks };
+}
+
+/** A goal the mirror says runs on NODE: claimed, no model call started. */
+async function claimed(goalId: string): Promise<void> {
+  const mirror = new GoalMirror(redis);
+  await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+  expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+}
+
+describe("a cancel's mark on the owner", () => {
+  it("is gone once the cancel ended a goal no take of this node is under way for (a restarted node's claimed goals)", async () => {
+    const { runner, audited, marks } = restartedNode();
+    const ids = ["g_markleak1", "g_markleak2", "g_markleak3"];
+    for (const id of ids) await claimed(id);
+    for (const id of ids) expect(await runner.cancel(id)).toBe("handled");
+    for (const id of ids) expect(await redis.hget(`aido:goal:${id}`, "state")).toBe("cancelled");
+    expect(audited).toEqual(ids.map(() => "cluster.goal_cancelled"));
+    expect(marks()).toBe(0);
+  });
+
+  it("stays while a take of the goal is under way, for it to read, and goes when the take ends", async () => {
+    const { runner, marks } = restartedNode();
+    await claimed("g_marktake");
+    await runner.take("g_marktake", async () => {
+      expect(await runner.cancel("g_marktake")).toBe("handled");
+      expect(marks()).toBe(1);
+      // A second cancel meanwhile finds it ended, and leaves the first one's mark in place.
+      expect(await runner.cancel("g_marktake")).toBe("handled");
+      expect(marks()).toBe(1);
+      return "taken";
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(marks()).toBe(0);
+  });
+});
