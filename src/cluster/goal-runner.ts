@@ -167,6 +167,8 @@ export class ClusterGoalRunner {
           token,
           `node ${this.identity.nodeId} began to shut down as it took the goal`,
         );
+        // Not given back because a cancel ended it meanwhile: that is its end, not a refusal.
+        if (await this.cancelTook(goalId)) return this.dropCancelled(goalId);
       }
       // Refused here (a job's bad input entry, this node's ceiling, a model its config does
       // not allow): audited, and the goal fails with the reason.
