@@ -69,7 +69,8 @@ function restartedNode(closing = false): {
     log: () => {},
   };
   const runner = new ClusterGoalRunner(ctx as unknown as NodeContext);
-  const marks = () => (runner as unknown as { cancelled: Map<string, unknown> }).cancelled.size;
+  // The runner's marks (cancel-marks.ts), read where it keeps them: nothing else shows them.
+  const marks = () => (runner as unknown as { marks: { marks: Map<string, unknown> } }).marks.marks.size;
   return { runner, audited, marks };
 }
 
