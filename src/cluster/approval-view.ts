@@ -4,6 +4,9 @@
 // timed out, expired) is written by its node when it settles, as a key of its own that
 // expires with ended goals (7 days), indexed by creation time in aido:approvals:settled
 // (the newest SETTLED_APPROVALS_KEPT): a list reads what the index holds.
+// For its own approvals a node answers from its own record, not the mirror's copy: an
+// outcome whose write Redis refused stays pending in the mirror until the node's next
+// heartbeat writes it again (owned-mirror.ts), and the node that settled it says so at once.
 // To these a node adds its own records the mirror does not hold (from before it joined, of
 // an agent outside any goal, or older than the mirror keeps), each with `node` this node.
 
@@ -21,9 +24,11 @@ export async function listApprovals(
   const status = filter.status ?? "pending";
   const offset = filter.offset ?? 0;
   const want = filter.limit === undefined ? undefined : offset + filter.limit;
-  const mirrored = await readMirror(() => mirroredApprovals(ctx, status !== "pending"));
-  const known = new Set(mirrored.map((a) => a.id));
   const nodeId = ctx.identity.nodeId;
+  const mirrored = (await readMirror(() => mirroredApprovals(ctx, status !== "pending"))).map((a) =>
+    a.node === nodeId ? (ownRecord(ctx, a.id) ?? a) : a,
+  );
+  const known = new Set(mirrored.map((a) => a.id));
   // This node's newest `want`: one past them cannot be in the answer's first `want` either.
   const own = ctx.rt.approvals
     .list({ status, ...(want === undefined ? {} : { limit: want }) })
@@ -34,6 +39,15 @@ export async function listApprovals(
   const order = status === "pending" ? 1 : -1;
   matching.sort((a, b) => order * (a.created_at - b.created_at) || (a.id < b.id ? -order : order));
   return matching.slice(offset, want);
+}
+
+/** This node's own record of an approval it mirrored (undefined if its database lacks it). */
+function ownRecord(ctx: NodeContext, id: string): ClusterApproval | undefined {
+  try {
+    return { ...ctx.rt.approvals.get(id), node: ctx.identity.nodeId };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The pending approvals of the cluster, and with `settled` those settled in the last 7 days. */

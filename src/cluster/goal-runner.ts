@@ -9,8 +9,8 @@
 //   cancel(): a goal.cancel for a goal whose hash says this node runs it. Once the goal is in
 //     this Runtime, the Runtime cancels it. Before (claimed, inputs still unpacking) and after
 //     (ended by the shutdown, not yet given back) the cancel ends it in Redis at once and
-//     leaves a mark that runHere and giveBack read synchronously before they submit or give
-//     back, so no cancel answered as accepted is lost in either window.
+//     leaves a mark (cancel-marks.ts) that runHere and giveBack read in the same turn as they
+//     submit or give back, so no cancel answered as accepted is lost in either window.
 //   Events and approvals of owned goals are mirrored as they happen (owned-mirror.ts; the end
 //     the shutdown gave a goal is held until it is known not to go back); what could not be
 //   written while Redis was away is written when it answers again (catchUp).
@@ -18,6 +18,7 @@
 import { type Job, ErrorCode as QueueErrorCode, WaitingError } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import { CancelMarks } from "./cancel-marks.js";
 import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import { announceEnd, publishEnd, publishEvent } from "./event-stream.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
@@ -39,12 +40,8 @@ export class ClusterGoalRunner {
   private readonly owned = new Set<string>();
   /** Goals that ended here while Redis could not be written: written when it answers again. */
   private readonly unflushed = new Set<string>();
-  /**
-   * Goals a cancel is ending before they run here or are given back (cancel()): true once
-   * the cancel ended the goal in Redis, false when it could not (the mark is then gone).
-   * Set before the cancel's write, so a start or give-back meanwhile waits for its outcome.
-   */
-  private readonly cancelled = new Map<string, Promise<boolean>>();
+  /** Goals a cancel is ending before they run here or are given back (cancel-marks.ts). */
+  private readonly marks = new CancelMarks();
   private readonly config: NodeContext["config"];
   private readonly rt: NodeContext["rt"];
   private readonly redis: NodeContext["redis"];
@@ -61,6 +58,14 @@ export class ClusterGoalRunner {
       identity: this.identity,
       log: this.log,
     } = ctx);
+  }
+
+  /**
+   * One take of the goal by this node's worker, from before its claim to its end: while one
+   * is under way a cancel's mark stays for it to read; after the last, the mark goes.
+   */
+  take<T>(goalId: string, fn: () => Promise<T>): Promise<T> {
+    return this.marks.take(goalId, fn);
   }
 
   /** Whether this node runs the goal now (its events and approvals are mirrored: owned-mirror.ts). */
@@ -118,9 +123,7 @@ export class ClusterGoalRunner {
       // A cancel that came while the inputs were unpacked ends the goal in Redis, and it
       // must not start here; one whose write failed leaves it to run. The last look is in
       // the same turn as the submit.
-      for (let mark = this.cancelled.get(goalId); mark; mark = this.cancelled.get(goalId)) {
-        if (await mark) return this.dropCancelled(goalId);
-      }
+      if (await this.marks.took(goalId)) return this.dropCancelled(goalId);
       this.rt.goals.submit(
         {
           goal: data.goal,
@@ -130,7 +133,7 @@ export class ClusterGoalRunner {
         { goalId },
       );
     } catch (e) {
-      if (await this.cancelTook(goalId)) return this.dropCancelled(goalId);
+      if (await this.marks.took(goalId)) return this.dropCancelled(goalId);
       if (this.rt.goals.closing) {
         this.owned.delete(goalId);
         removeUnpacked(this.config, goalId);
@@ -139,6 +142,8 @@ export class ClusterGoalRunner {
           token,
           `node ${this.identity.nodeId} began to shut down as it took the goal`,
         );
+        // Not given back because a cancel ended it meanwhile: that is its end, not a refusal.
+        if (await this.marks.took(goalId)) return this.dropCancelled(goalId);
       }
       // Refused here (a job's bad input entry, this node's ceiling, a model its config does
       // not allow): audited, and the goal fails with the reason.
@@ -173,16 +178,16 @@ export class ClusterGoalRunner {
     removeUnpacked(this.config, goalId);
     if (s.state === "failed" && this.rt.goals.endedByClose(goalId)) {
       // Not when a model call had started (the mark is set): then it ends failed, as before,
-      // and its end, held back by mirrorOwnedGoals(), goes out now.
+      // and its end, held back by OwnedMirror, goes out now.
       await this.giveBack(
         job,
         token,
         `node ${this.identity.nodeId} shut down before the goal's first model call`,
       );
       // Cancelled meanwhile: cancel() wrote and announced its end (cancelled), not this one.
-      if (await this.cancelTook(goalId)) {
+      if (await this.marks.took(goalId)) {
         this.owned.delete(goalId);
-        this.cancelled.delete(goalId);
+        this.marks.forget(goalId);
         return "cancelled";
       }
     }
@@ -202,7 +207,7 @@ export class ClusterGoalRunner {
     const goalId = job.data.goal_id;
     const nodeId = this.identity.nodeId;
     // A cancelled goal is never given back (cancel() ended it in Redis, queued or not).
-    if (token === undefined || (await this.cancelTook(goalId))) return;
+    if (token === undefined || (await this.marks.took(goalId))) return;
     // "queued": given back already by this node's other take of the same job (its lock had
     // lapsed and this node's worker took it again). The job this take holds goes back to
     // waiting all the same: completed, it would be removed, leaving the goal queued with no job.
@@ -217,7 +222,7 @@ export class ClusterGoalRunner {
     }
     // A cancel that came while the hash was released ends it there (queued -> cancelled): the
     // job then completes here rather than go back for a node that would skip it.
-    if (await this.cancelTook(goalId)) return;
+    if (await this.marks.took(goalId)) return;
     try {
       // Bounded: the worker's connection waits for Redis forever, and shutdown waits for this.
       await withTimeout(job.moveToWait(token), REDIS_ANSWER_MS);
@@ -249,18 +254,10 @@ export class ClusterGoalRunner {
     throw new WaitingError(`goal ${goalId} given back to the queue: ${reason}`);
   }
 
-  /** Whether a cancel ended the goal in Redis (one still being written is waited for). */
-  private async cancelTook(goalId: string): Promise<boolean> {
-    for (let mark = this.cancelled.get(goalId); mark; mark = this.cancelled.get(goalId)) {
-      if (await mark) return true;
-    }
-    return false;
-  }
-
   /** A goal cancel() ended before it started here: nothing of it stays. */
   private dropCancelled(goalId: string): string {
     this.owned.delete(goalId);
-    this.cancelled.delete(goalId);
+    this.marks.forget(goalId);
     removeUnpacked(this.config, goalId);
     return "cancelled";
   }
@@ -288,24 +285,18 @@ export class ClusterGoalRunner {
       return "handled";
     }
     // Not in this Runtime yet (claimed, its inputs being unpacked, or the claim's answer not
-    // read yet), or ended by the shutdown and not given back yet: the mark first, in this
-    // turn, so that runHere and giveBack wait for what the Redis write below meets.
-    let settle: (took: boolean) => void = () => {};
-    const mark = new Promise<boolean>((resolve) => {
-      settle = resolve;
-    });
-    this.cancelled.set(goalId, mark);
-    /** The cancel did not end the goal: it starts or is given back as if never asked. */
-    const untaken = () => {
-      if (this.cancelled.get(goalId) === mark) this.cancelled.delete(goalId);
-      settle(false);
-    };
+    // read yet), or ended by the shutdown and not given back yet. A cancel before this one
+    // that ended it: done (its mark, not replaced, is what a take reads).
+    if (await this.marks.took(goalId)) return "handled";
+    // The mark first, in this turn, so that runHere and giveBack wait for what the Redis
+    // write below meets.
+    const settle = this.marks.begin(goalId);
     const reason = "cancelled before it started";
     let r: Awaited<ReturnType<typeof this.mirror.cancelUnstarted>>;
     try {
       r = await this.mirror.cancelUnstarted(goalId, this.identity.nodeId, reason);
     } catch (e) {
-      untaken();
+      settle(false);
       throw e;
     }
     if (r === "cancelled") {
@@ -320,7 +311,7 @@ export class ClusterGoalRunner {
       if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
       return "handled";
     }
-    untaken();
+    settle(false);
     // Its model calls had started (it ends failed by the shutdown, as it would have) or it
     // ended: nothing more to do. Taken by another node: the caller routes the cancel there.
     return r === "elsewhere" ? "elsewhere" : "handled";

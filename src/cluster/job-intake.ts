@@ -81,6 +81,11 @@ export class JobIntake {
    * BullMQ's job is only how the goal reaches a node.
    */
   async process(job: Job<GoalJob>, token?: string): Promise<string> {
+    // A take from before its claim: a cancel's mark stays for it (ClusterGoalRunner.take).
+    return this.runner.take(String(job.data.goal_id), () => this.decide(job, token));
+  }
+
+  private async decide(job: Job<GoalJob>, token?: string): Promise<string> {
     const { goal_id: goalId } = job.data;
     const nodeId = this.identity.nodeId;
     // The id names this node's folders (inbox, goal folders): only one a node makes is taken.
@@ -106,7 +111,7 @@ export class JobIntake {
       }
       c = await this.mirror.claim(goalId, nodeId);
       if (c.kind === "claimed") return this.runner.runHere(job, token);
-      if (c.kind !== "running" || c.owner === nodeId) return this.process(job, token);
+      if (c.kind !== "running" || c.owner === nodeId) return this.decide(job, token);
       if (c.modelStarted) {
         const reason = `node ${c.owner} stopped heartbeating during the goal (its model calls had started, so it is not run again)`;
         if (await this.mirror.failDead(goalId, c.owner, nodeId, reason)) {

@@ -30,7 +30,7 @@ import { ClusterGoals } from "./goal-view.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
 import { InferenceSlots } from "./inference-slots.js";
 import { JobIntake, type Liveness } from "./job-intake.js";
-import { mirrorOwnedGoals } from "./owned-mirror.js";
+import { OwnedMirror } from "./owned-mirror.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
 import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS } from "./redis-url.js";
 
@@ -78,7 +78,8 @@ export class ClusterNode implements Liveness {
   private readonly intake: JobIntake;
   /** inference.cluster_max_concurrent, when set. */
   private readonly slots: InferenceSlots | undefined;
-  private readonly unsubscribers: (() => void)[] = [];
+  /** What other nodes see of the goals this node runs (started by run()). */
+  private owned: OwnedMirror | undefined;
   private worker: Worker<GoalJob> | undefined;
   private commands: { stop(): void } | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -159,7 +160,7 @@ export class ClusterNode implements Liveness {
 
   private run(): void {
     const { config, redis, log } = this.ctx;
-    this.unsubscribers.push(...mirrorOwnedGoals(this.ctx, (goalId) => this.runner.owns(goalId)));
+    this.owned = new OwnedMirror(this.ctx, (goalId) => this.runner.owns(goalId));
     const connected = () => {
       this.readySince = Date.now();
       void this.runner.catchUp().then(() => this.beat());
@@ -281,6 +282,8 @@ export class ClusterNode implements Liveness {
           goals: JSON.stringify(running),
         });
       await pipe.exec();
+      // Approval outcomes Redis did not take (owned-mirror.ts), so every node sees them settled.
+      await this.owned?.retrySettled();
       // Back from a pause longer than the lease: what a survivor decided stands.
       await this.runner.stopLost();
       // The running goals' usage, for goal.status on other nodes.
@@ -341,7 +344,7 @@ export class ClusterNode implements Liveness {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.heartbeat);
-    for (const off of this.unsubscribers) off();
+    this.owned?.stop();
     this.goals.close();
     // Commands are read until the worker is done: a cancel routed here while a goal is
     // being given back must reach it (ClusterGoalRunner.cancel), not time out unread. And

@@ -1,10 +1,12 @@
 // cluster/owned-mirror.ts — what other nodes see of the goals this node runs, as it happens:
 // their events (on the goal's stream and the cluster's), their pending approvals (in
 // aido:approvals, with the node the agent waits on) and, once settled, each approval's
-// outcome (read by approval-view.ts). The end the node's shutdown gave a goal
-// is held back: the goal may go back to the queue and run elsewhere (the runner publishes
-// that end itself when it does not), and a follower told it ended would stop following a
-// goal that then runs.
+// outcome (read by approval-view.ts). An outcome Redis did not take is kept and written
+// again with the node's next heartbeat (retrySettled), until it is: otherwise the approval
+// would stay pending in aido:approvals on every node until its goal ended. The end the node's
+// shutdown gave a goal is held back: the goal may go back to the queue and run elsewhere (the
+// runner publishes that end itself when it does not), and a follower told it ended would stop
+// following a goal that then runs.
 
 import { toWireEvent } from "../daemon/events.js";
 import { errorMessage } from "../errors.js";
@@ -13,25 +15,69 @@ import type { NodeContext } from "./context.js";
 import { publishEvent } from "./event-stream.js";
 import { ENDED_TTL_SECONDS, RedisKeys, SETTLED_APPROVALS_KEPT } from "./redis-keys.js";
 
-/** Mirror the events and approvals of the goals `owns` says run here; returns the unsubscribers. */
-export function mirrorOwnedGoals(ctx: NodeContext, owns: (goalId: string) => boolean): (() => void)[] {
-  const { rt, redis, log } = ctx;
-  const nodeId = ctx.identity.nodeId;
-  return [
-    rt.events.subscribe({}, (ev) => {
-      if (ev.goalId === null || !owns(ev.goalId)) return;
-      if (ev.type === "goal.finished" && ev.state === "failed" && rt.goals.endedByClose(ev.goalId)) return;
-      publishEvent(redis, { ...toWireEvent(ev), node: nodeId }, log);
-    }),
-    rt.approvals.on("requested", (r) => {
-      if (r.goal_id !== null && owns(r.goal_id)) void mirrorApproval(ctx, r);
-    }),
-    // Settled: no longer pending, and its outcome kept for every node's approval.list. Not
-    // only while the goal runs here: its last approvals expire as it ends.
-    rt.approvals.on("decided", (r) => {
-      if (r.goal_id !== null) void settleApproval(ctx, r);
-    }),
-  ];
+export class OwnedMirror {
+  /** Settled approvals whose outcome Redis did not take yet, by id (the newest record of each). */
+  private readonly unsettled = new Map<string, ApprovalRecord>();
+  private readonly unsubscribers: (() => void)[];
+
+  /** Mirror the events and approvals of the goals `owns` says run here. */
+  constructor(
+    private readonly ctx: NodeContext,
+    owns: (goalId: string) => boolean,
+  ) {
+    const { rt, redis, log } = ctx;
+    const nodeId = ctx.identity.nodeId;
+    this.unsubscribers = [
+      rt.events.subscribe({}, (ev) => {
+        if (ev.goalId === null || !owns(ev.goalId)) return;
+        if (ev.type === "goal.finished" && ev.state === "failed" && rt.goals.endedByClose(ev.goalId)) return;
+        publishEvent(redis, { ...toWireEvent(ev), node: nodeId }, log);
+      }),
+      rt.approvals.on("requested", (r) => {
+        if (r.goal_id !== null && owns(r.goal_id)) void mirrorApproval(ctx, r);
+      }),
+      // Settled: no longer pending, and its outcome kept for every node's approval.list. Not
+      // only while the goal runs here: its last approvals expire as it ends.
+      rt.approvals.on("decided", (r) => {
+        if (r.goal_id !== null) void this.settle(r);
+      }),
+    ];
+  }
+
+  /** Write again the outcomes Redis did not take (each heartbeat, and when Redis is back). */
+  async retrySettled(): Promise<void> {
+    for (const r of [...this.unsettled.values()]) await this.settle(r);
+  }
+
+  stop(): void {
+    for (const off of this.unsubscribers) off();
+  }
+
+  private async settle(r: ApprovalRecord): Promise<void> {
+    this.unsettled.set(r.id, r);
+    const ctx = this.ctx;
+    const keptMs = ENDED_TTL_SECONDS * 1000;
+    try {
+      await ctx.redis
+        .multi()
+        .hdel(RedisKeys.approvals, r.id)
+        .set(
+          RedisKeys.approvalSettled(r.id),
+          JSON.stringify({ ...r, node: ctx.identity.nodeId }),
+          "EX",
+          ENDED_TTL_SECONDS,
+        )
+        .zadd(RedisKeys.approvalsSettled, r.created_at, r.id)
+        .zremrangebyscore(RedisKeys.approvalsSettled, "-inf", Date.now() - keptMs)
+        .zremrangebyrank(RedisKeys.approvalsSettled, 0, -SETTLED_APPROVALS_KEPT - 1)
+        .exec();
+      if (this.unsettled.get(r.id) === r) this.unsettled.delete(r.id);
+    } catch (e) {
+      ctx.log(
+        `cluster: mirroring approval ${r.id}'s outcome failed (written again with the next heartbeat): ${errorMessage(e)}`,
+      );
+    }
+  }
 }
 
 /** The goal's mirrored approvals are dropped (it ended, or another node took it). */
@@ -41,27 +87,6 @@ export async function dropApprovalsOf(ctx: NodeContext, goalId: string): Promise
     .filter(([, v]) => (JSON.parse(v) as { goal_id: string | null }).goal_id === goalId)
     .map(([k]) => k);
   if (ids.length > 0) await ctx.redis.hdel(RedisKeys.approvals, ...ids);
-}
-
-async function settleApproval(ctx: NodeContext, r: ApprovalRecord): Promise<void> {
-  const keptMs = ENDED_TTL_SECONDS * 1000;
-  try {
-    await ctx.redis
-      .multi()
-      .hdel(RedisKeys.approvals, r.id)
-      .set(
-        RedisKeys.approvalSettled(r.id),
-        JSON.stringify({ ...r, node: ctx.identity.nodeId }),
-        "EX",
-        ENDED_TTL_SECONDS,
-      )
-      .zadd(RedisKeys.approvalsSettled, r.created_at, r.id)
-      .zremrangebyscore(RedisKeys.approvalsSettled, "-inf", Date.now() - keptMs)
-      .zremrangebyrank(RedisKeys.approvalsSettled, 0, -SETTLED_APPROVALS_KEPT - 1)
-      .exec();
-  } catch (e) {
-    ctx.log(`cluster: mirroring approval ${r.id}'s outcome failed: ${errorMessage(e)}`);
-  }
 }
 
 async function mirrorApproval(ctx: NodeContext, r: ApprovalRecord): Promise<void> {

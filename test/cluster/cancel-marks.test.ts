@@ -1,0 +1,144 @@
+// The owner's cancel marks (ClusterGoalRunner.cancel): a cancel that ends in Redis a goal
+// this node claimed but does not run leaves a mark for a take of the goal to read before it
+// starts it or gives it back. The mark must not outlive every take: a restarted node's goals
+// (claimed before it died, never in its Runtime) would each leave one for good. Against a
+// real redis-server; the Runtime is the part of it cancel() reads, for a goal it never had.
+// The race the mark exists for (a cancel between the claim and the local start) is
+// test/cluster/cancel-races.test.ts, through real daemons. And a goal taken as the node
+// began to shut down, cancelled while it is being given back: it ends cancelled, not refused.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Job } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NodeContext } from "../../src/cluster/context.js";
+import { GoalMirror } from "../../src/cluster/goal-mirror.js";
+import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import { AidoError, ErrorCode } from "../../src/errors.js";
+import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+
+let server: RedisServer;
+let redis: Redis;
+let home: string;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url);
+  home = mkdtempSync(join(tmpdir(), "aido-cancel-marks-"));
+});
+
+afterAll(async () => {
+  redis.disconnect();
+  await stopAll();
+  rmSync(home, { recursive: true, force: true });
+});
+
+const NODE = "n-restarted";
+
+/**
+ * A node whose Runtime has no record of any goal: it restarted after claiming them, or it
+ * is shutting down (`closing`: it refuses a goal submitted to it).
+ */
+function restartedNode(closing = false): {
+  runner: ClusterGoalRunner;
+  audited: string[];
+  marks: () => number;
+} {
+  const audited: string[] = [];
+  const rt = {
+    goals: {
+      closing,
+      submit: () => {
+        throw new AidoError(ErrorCode.usage, "the runtime is closing; goal not accepted", {});
+      },
+      status: (id: string) => {
+        throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
+      },
+      endedByClose: () => false,
+    },
+    audit: { record: (kind: string) => audited.push(kind) },
+  };
+  const ctx = {
+    config: { home },
+    rt,
+    redis,
+    mirror: new GoalMirror(redis),
+    identity: { nodeId: NODE },
+    log: () => {},
+  };
+  const runner = new ClusterGoalRunner(ctx as unknown as NodeContext);
+  // The runner's marks (cancel-marks.ts), read where it keeps them: nothing else shows them.
+  const marks = () => (runner as unknown as { marks: { marks: Map<string, unknown> } }).marks.marks.size;
+  return { runner, audited, marks };
+}
+
+/** A goal the mirror says runs on NODE: claimed, no model call started. */
+async function claimed(goalId: string): Promise<void> {
+  const mirror = new GoalMirror(redis);
+  await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+  expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+}
+
+describe("a cancel's mark on the owner", () => {
+  it("is gone once the cancel ended a goal no take of this node is under way for (a restarted node's claimed goals)", async () => {
+    const { runner, audited, marks } = restartedNode();
+    const ids = ["g_markleak1", "g_markleak2", "g_markleak3"];
+    for (const id of ids) await claimed(id);
+    for (const id of ids) expect(await runner.cancel(id)).toBe("handled");
+    for (const id of ids) expect(await redis.hget(`aido:goal:${id}`, "state")).toBe("cancelled");
+    expect(audited).toEqual(ids.map(() => "cluster.goal_cancelled"));
+    expect(marks()).toBe(0);
+  });
+
+  it("stays while a take of the goal is under way, for it to read, and goes when the take ends", async () => {
+    const { runner, marks } = restartedNode();
+    await claimed("g_marktake");
+    await runner.take("g_marktake", async () => {
+      expect(await runner.cancel("g_marktake")).toBe("handled");
+      expect(marks()).toBe(1);
+      // A second cancel meanwhile finds it ended, and leaves the first one's mark in place.
+      expect(await runner.cancel("g_marktake")).toBe("handled");
+      expect(marks()).toBe(1);
+      return "taken";
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(marks()).toBe(0);
+  });
+});
+
+describe("a goal taken as its node began to shut down", () => {
+  it("ends cancelled, not refused, when a cancel ends it while it is being given back", async () => {
+    const { runner, audited } = restartedNode(true);
+    const goalId = "g_closecancel";
+    await claimed(goalId);
+    const moved: string[] = [];
+    const job = {
+      data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
+      moveToWait: async (token: string) => {
+        moved.push(token);
+        return 0;
+      },
+    } as unknown as Job<GoalJob>;
+    // Redis holds writes: the give-back's release waits, and the cancel's write comes after it.
+    const control = new Redis(server.url);
+    await control.call("CLIENT", "PAUSE", "5000", "WRITE");
+    let ran: Promise<string>;
+    let cancelled: Promise<string>;
+    try {
+      ran = runner.take(goalId, () => runner.runHere(job, "token-1"));
+      await new Promise((r) => setTimeout(r, 200));
+      cancelled = runner.cancel(goalId);
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      await control.call("CLIENT", "UNPAUSE");
+      control.disconnect();
+    }
+    expect(await cancelled).toBe("handled");
+    expect(await ran).toBe("cancelled");
+    expect(moved).toEqual([]);
+    expect(await redis.hget(`aido:goal:${goalId}`, "state")).toBe("cancelled");
+    expect(audited).toEqual(["cluster.goal_cancelled"]);
+  });
+});
