@@ -164,6 +164,12 @@ export class ClusterNode implements Liveness {
     const connected = () => {
       this.readySince = Date.now();
       void this.runner.catchUp().then(() => this.beat());
+      // Approvals an earlier process of this node left pending in the cluster's list.
+      void this.owned
+        ?.settleStale()
+        .catch((e: unknown) =>
+          log(`cluster: settling this node's stale approvals in Redis failed: ${errorMessage(e)}`),
+        );
       void this.redisPersistence().then((p) => {
         if (p === "none") log(`cluster: ${UNPERSISTED_REDIS}`);
       });

@@ -49,6 +49,31 @@ export class OwnedMirror {
     for (const r of [...this.unsettled.values()]) await this.settle(r);
   }
 
+  /**
+   * When Redis answers (at start, and again after an outage): this node's approvals that
+   * aido:approvals still holds pending, though this node's own record of them is settled, are
+   * settled there too. A restarted node closed its previous process's pending approvals as
+   * expired before it listened for outcomes, and a node back within its lease ends their goal
+   * itself: without this they stayed pending in every other node's approval.list for good,
+   * and an answer routed here was refused. One this node has no record of is dropped.
+   */
+  async settleStale(): Promise<void> {
+    const { rt, redis, identity } = this.ctx;
+    const stale: string[] = [];
+    for (const [id, v] of Object.entries(await redis.hgetall(RedisKeys.approvals))) {
+      if ((JSON.parse(v) as { node?: string }).node !== identity.nodeId) continue;
+      let own: ApprovalRecord;
+      try {
+        own = rt.approvals.get(id);
+      } catch {
+        stale.push(id);
+        continue;
+      }
+      if (own.status !== "pending") await this.settle(own);
+    }
+    if (stale.length > 0) await redis.hdel(RedisKeys.approvals, ...stale);
+  }
+
   stop(): void {
     for (const off of this.unsubscribers) off();
   }
