@@ -14,6 +14,9 @@ import type { ApprovalListFilter, ApprovalRecord } from "../security/approval-st
 import { type NodeContext, readMirror } from "./context.js";
 import { RedisKeys } from "./redis-keys.js";
 
+/** How many of this node's records a list reads at a time past its first `want` (ownFirst). */
+const TIES_PAGE = 100;
+
 export type ClusterApproval = ApprovalRecord & { node: string };
 
 /** approval.list on this node: the cluster's approvals and this node's own unmirrored ones. */
@@ -29,9 +32,7 @@ export async function listApprovals(
     a.node === nodeId ? (ownRecord(ctx, a.id) ?? a) : a,
   );
   const known = new Set(mirrored.map((a) => a.id));
-  // This node's newest `want`: one past them cannot be in the answer's first `want` either.
-  const own = ctx.rt.approvals
-    .list({ status, ...(want === undefined ? {} : { limit: want }) })
+  const own = ownFirst(ctx, status, want)
     .filter((a) => !known.has(a.id))
     .map((a) => ({ ...a, node: nodeId }));
   const matching = [...mirrored.filter((a) => status === "all" || a.status === status), ...own];
@@ -39,6 +40,23 @@ export async function listApprovals(
   const order = status === "pending" ? 1 : -1;
   matching.sort((a, b) => order * (a.created_at - b.created_at) || (a.id < b.id ? -order : order));
   return matching.slice(offset, want);
+}
+
+/**
+ * This node's first `want` records in the answer's order, and those asked in the same
+ * millisecond as the last of them: one past these cannot be in the answer's first `want`.
+ * The ties are all read because this node's store orders them as asked, the answer by id.
+ */
+function ownFirst(ctx: NodeContext, status: ApprovalListFilter["status"], want: number | undefined) {
+  const first = ctx.rt.approvals.list({ status, ...(want === undefined ? {} : { limit: want }) });
+  const edge = first.at(-1)?.created_at;
+  if (want === undefined || first.length < want || edge === undefined) return first;
+  for (let offset = want; ; offset += TIES_PAGE) {
+    const more = ctx.rt.approvals.list({ status, limit: TIES_PAGE, offset });
+    const tied = more.filter((a) => a.created_at === edge);
+    first.push(...tied);
+    if (tied.length < TIES_PAGE) return first;
+  }
 }
 
 /** This node's own record of an approval it mirrored (undefined if its database lacks it). */
