@@ -1,8 +1,9 @@
 // Writes Redis refuses while the owner stays connected and healthy are written again with its
 // heartbeats: a goal's end (else every other node shows the goal running and its goal.wait
-// waits). Redis refuses for real: the owner joins as an ACL user of its own, and the test
-// takes away its write access to some keys only (the goal hashes), so its heartbeats and its
-// BullMQ jobs go on as before. Real redis-server, real daemons.
+// waits), and a pending approval (else no other node lists it, nor can answer it). Redis
+// refuses for real: the owner joins as an ACL user of its own, and the test takes away its
+// write access to some keys only (the goal hashes, or the approvals), so its heartbeats and
+// its BullMQ jobs go on as before. Real redis-server, real daemons.
 
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -132,5 +133,106 @@ describe("a goal's end Redis refused while its owner stayed connected", () => {
     });
     const ends = (await c.raw.xrange("aido:goal-ends", "-", "+")).filter(([, f]) => f[1] === goal_id);
     expect(ends).toHaveLength(0);
+  }, 60_000);
+});
+
+describe("a pending approval Redis refused while its owner stayed connected", () => {
+  it("is listed on another node with the owner's next heartbeats, and answered there", async () => {
+    const c = await cluster();
+    const marker = "pending-refused-first";
+    server.script(forGoal(marker), [
+      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+      turn.text(`finished ${marker}`),
+    ]);
+    const owner = await startNode(server, c.ownerUrl, OWNER, { capacity: 1 });
+    const o = await owner.client();
+    // The approvals' keys refuse the owner's writes (aido:approvals, aido:approval:<id>, and
+    // the settled index); its goals, heartbeats and jobs do not.
+    await c.writable(["bull:*", "aido:[^a]*", "aido:audit-head:*"]);
+    let restored = false;
+    try {
+      const { goal_id } = await o.call("goal.submit", {
+        goal: `write ${marker}`,
+        manifest: manifest({ approve: true }),
+      });
+      const pending = await until(async () =>
+        (await o.call("approval.list", {})).approvals.find((x) => x.goal_id === goal_id),
+      );
+      await logged(owner, `mirroring approval ${pending.id} failed (written again with the next heartbeat)`);
+      const other = await startNode(server, c.url, "refused-other", { capacity: 1 });
+      const b = await other.client();
+      expect((await b.call("approval.list", {})).approvals.map((x) => x.id)).not.toContain(pending.id);
+
+      await c.writable([]);
+      restored = true;
+      const t0 = Date.now();
+      const listed = await until(
+        async () => (await b.call("approval.list", {})).approvals.find((x) => x.id === pending.id),
+        5_000,
+      );
+      expect(Date.now() - t0).toBeLessThan(3_000);
+      expect(listed).toMatchObject({ status: "pending", node: OWNER, goal_id });
+      // Answered on the other node: routed to the owner, where the agent waits.
+      expect(await b.call("approval.respond", { id: pending.id, decision: "allow_once" })).toMatchObject({
+        status: "decided",
+        decision: "allow_once",
+      });
+      expect(await b.call("goal.wait", { goal_id, timeout_ms: 20_000 })).toMatchObject({
+        state: "succeeded",
+      });
+      expect(await c.raw.hexists("aido:approvals", pending.id)).toBe(0);
+    } finally {
+      if (!restored) await c.writable([]);
+    }
+  }, 60_000);
+
+  it("settled before Redis took it is written settled, never pending again", async () => {
+    const c = await cluster();
+    const marker = "settled-first";
+    server.script(forGoal(marker), [
+      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+      turn.text(`finished ${marker}`, { delayMs: 3_000 }),
+    ]);
+    const owner = await startNode(server, c.ownerUrl, OWNER, { capacity: 1 });
+    const o = await owner.client();
+    await c.writable(["bull:*", "aido:[^a]*", "aido:audit-head:*"]);
+    let pendingId: string;
+    let goalId: string;
+    try {
+      const { goal_id } = await o.call("goal.submit", {
+        goal: `write ${marker}`,
+        manifest: manifest({ approve: true }),
+      });
+      goalId = goal_id;
+      const pending = await until(async () =>
+        (await o.call("approval.list", {})).approvals.find((x) => x.goal_id === goal_id),
+      );
+      pendingId = pending.id;
+      await logged(owner, `mirroring approval ${pending.id} failed (written again with the next heartbeat)`);
+      // A heartbeat's retry of the request is refused too, then the approval is answered.
+      await new Promise((r) => setTimeout(r, 700));
+      expect(await o.call("approval.respond", { id: pending.id, decision: "deny" })).toMatchObject({
+        status: "decided",
+      });
+      await logged(owner, `mirroring approval ${pending.id}'s outcome failed`);
+    } finally {
+      await c.writable([]);
+    }
+    const other = await startNode(server, c.url, "refused-other", { capacity: 1 });
+    const b = await other.client();
+    await until(
+      async () =>
+        (await b.call("approval.list", { status: "decided" })).approvals.find((x) => x.id === pendingId),
+      5_000,
+    );
+    // Heartbeats go on while the goal runs: the request is never written back.
+    for (let i = 0; i < 4; i++) {
+      expect(await c.raw.hexists("aido:approvals", pendingId)).toBe(0);
+      expect((await b.call("approval.list", {})).approvals.map((x) => x.id)).not.toContain(pendingId);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(await b.call("goal.wait", { goal_id: goalId, timeout_ms: 20_000 })).toMatchObject({
+      state: "succeeded",
+    });
   }, 60_000);
 });
