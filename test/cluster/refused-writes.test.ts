@@ -236,3 +236,44 @@ describe("a pending approval Redis refused while its owner stayed connected", ()
     });
   }, 60_000);
 });
+
+describe("an approval whose outcome Redis refused, answered from another node meanwhile", () => {
+  it("is refused by its owner with an error that says it was answered already, and by whom", async () => {
+    const c = await cluster();
+    const marker = "answered-elsewhere";
+    server.script(forGoal(marker), [
+      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+      turn.text(`finished ${marker}`, { delayMs: 2_000 }),
+    ]);
+    const owner = await startNode(server, c.ownerUrl, OWNER, { capacity: 1 });
+    const o = await owner.client();
+    const { goal_id } = await o.call("goal.submit", {
+      goal: `write ${marker}`,
+      manifest: manifest({ approve: true }),
+    });
+    const pending = await until(async () =>
+      (await o.call("approval.list", {})).approvals.find((x) => x.goal_id === goal_id),
+    );
+    const other = await startNode(server, c.url, "refused-other", { capacity: 1 });
+    const b = await other.client();
+    expect((await b.call("approval.list", {})).approvals.map((x) => x.id)).toContain(pending.id);
+    await c.writable(["bull:*", "aido:[^a]*", "aido:audit-head:*"]);
+    try {
+      await o.call("approval.respond", { id: pending.id, decision: "deny" });
+      await logged(owner, `mirroring approval ${pending.id}'s outcome failed`);
+      // The other node still lists it pending and routes the answer to the owner.
+      expect((await b.call("approval.list", {})).approvals.map((x) => x.id)).toContain(pending.id);
+      const refused = await b.call("approval.respond", { id: pending.id, decision: "allow_once" }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(refused).toMatchObject({ code: "invalid_input" });
+      expect((refused as Error).message).toBe(
+        `node ${OWNER}: approval ${pending.id} is already decided (deny by socket client via node ${OWNER})`,
+      );
+    } finally {
+      await c.writable([]);
+    }
+    expect(await b.call("goal.wait", { goal_id, timeout_ms: 20_000 })).toMatchObject({ state: "succeeded" });
+  }, 60_000);
+});
