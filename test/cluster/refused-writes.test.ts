@@ -81,6 +81,9 @@ describe("a goal's end Redis refused while its owner stayed connected", () => {
     const b = await other.client();
     try {
       await logged(owner, `could not write the end of goal ${goal_id}`);
+      // Its own node answers from its own record at once.
+      expect(await o.call("goal.status", { goal_id })).toMatchObject({ state: "succeeded", node: OWNER });
+      expect(await o.call("goal.wait", { goal_id, timeout_ms: 1_000 })).toMatchObject({ state: "succeeded" });
       // Two heartbeats later the owner is alive and the goal still shows running elsewhere.
       await new Promise((r) => setTimeout(r, 1_000));
       expect(await c.raw.exists(`aido:node:${OWNER}:alive`)).toBe(1);
