@@ -343,7 +343,7 @@ export class ClusterGoalRunner {
     } catch (e) {
       this.unflushed.add(goalId);
       this.log(
-        `cluster: could not write the end of goal ${goalId} to Redis (kept for when it is back): ${errorMessage(e)}`,
+        `cluster: could not write the end of goal ${goalId} to Redis (written again with the next heartbeat): ${errorMessage(e)}`,
       );
     }
   }

@@ -1,10 +1,11 @@
 // cluster/goal-view.ts — the socket's goal methods, answered for the whole cluster
 // (daemon/cluster-methods.ts calls these): goal.submit enqueues the goal for any node (its
 // id fixed here, its inputs packed in the job); goal.status, goal.list and goal.wait read the
-// goal's mirrored hash (the goals this node ran, its own row when fresher); goal.cancel cancels a queued goal in Redis and routes a running one's
-// cancel to its owner; approval.respond is answered on the node whose agent waits
-// (approval.list: approval-view.ts). handleCommand() is what this
-// node does with a command another node routed to it.
+// goal's mirrored hash (for a goal this node runs or ran, its own row when fresher);
+// goal.cancel cancels a queued goal in Redis and routes a running one's cancel to its owner;
+// approval.respond is answered on the node whose agent waits (approval.list:
+// approval-view.ts). handleCommand() is what this node does with a command another node
+// routed to it.
 
 import type { Queue } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";

@@ -6,10 +6,10 @@
 // node's heartbeats (retry), until it is: otherwise no other node would list (nor could
 // answer) the pending one, and a settled one would stay pending in aido:approvals on every
 // node until its goal ended. A pending one is kept only while it is pending and its goal runs
-// here: once it settles, its outcome is what is written, never the request again. The end the node's
-// shutdown gave a goal is held back: the goal may go back to the queue and run elsewhere (the
-// runner publishes that end itself when it does not), and a follower told it ended would stop
-// following a goal that then runs.
+// here: once it settles, its outcome is what is written, never the request again. The end
+// the node's shutdown gave a goal is held back: the goal may go back to the queue and run
+// elsewhere (the runner publishes that end itself when it does not), and a follower told it
+// ended would stop following a goal that then runs.
 
 import { toWireEvent } from "../daemon/events.js";
 import { errorMessage } from "../errors.js";
