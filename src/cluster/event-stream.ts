@@ -74,6 +74,19 @@ export function publishEnd(redis: Redis, ev: ClusterEvent, log: (m: string) => v
   if (goalId !== null) setImmediate(() => announceEnd(redis, goalId, log));
 }
 
+/**
+ * Whether the goal's stream ends with its goal.finished: an end whose write is retried
+ * re-publishes the event only when it was lost (refused with the write) or held back.
+ */
+export async function endPublished(redis: Redis, goalId: string): Promise<boolean> {
+  const last = (await redis.xrevrange(RedisKeys.goalEvents(goalId), "+", "-", "COUNT", 1)) as [
+    string,
+    string[],
+  ][];
+  const data = last[0]?.[1][1];
+  return data !== undefined && (JSON.parse(data) as { type?: unknown }).type === "goal.finished";
+}
+
 /** The id of the newest entry of a stream now ("0-0" when empty): read from there. */
 export async function streamTip(redis: Redis, key: string): Promise<string> {
   const last = (await redis.xrevrange(key, "+", "-", "COUNT", 1)) as [string, string[]][];

@@ -12,15 +12,16 @@
 //     leaves a mark (cancel-marks.ts) that runHere and giveBack read in the same turn as they
 //     submit or give back, so no cancel answered as accepted is lost in either window.
 //   Events and approvals of owned goals are mirrored as they happen (owned-mirror.ts; the end
-//     the shutdown gave a goal is held until it is known not to go back); what could not be
-//   written while Redis was away is written when it answers again (catchUp).
+//     the shutdown gave a goal is held until it is known not to go back); an end Redis did
+//     not take (it was away, or refused the write) is written again with each heartbeat and
+//     when Redis answers again (retryEnds), until it is.
 
 import { type Job, ErrorCode as QueueErrorCode, WaitingError } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { CancelMarks } from "./cancel-marks.js";
 import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
-import { announceEnd, publishEnd, publishEvent } from "./event-stream.js";
+import { announceEnd, endPublished, publishEnd, publishEvent } from "./event-stream.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
 
@@ -38,7 +39,7 @@ export interface GoalJob {
 export class ClusterGoalRunner {
   /** Goals this node runs (their events and approvals are mirrored: owned-mirror.ts). */
   private readonly owned = new Set<string>();
-  /** Goals that ended here while Redis could not be written: written when it answers again. */
+  /** Goals whose end Redis did not take: written again by retryEnds until it does. */
   private readonly unflushed = new Set<string>();
   /** Goals a cancel is ending before they run here or are given back (cancel-marks.ts). */
   private readonly marks = new CancelMarks();
@@ -191,7 +192,7 @@ export class ClusterGoalRunner {
         return "cancelled";
       }
     }
-    await this.flush(goalId, s.state === "failed" && this.rt.goals.endedByClose(goalId));
+    await this.flush(goalId, s.state === "failed" && this.rt.goals.endedByClose(goalId) ? "held" : "sent");
     return s.state;
   }
 
@@ -317,15 +318,23 @@ export class ClusterGoalRunner {
     return r === "elsewhere" ? "elsewhere" : "handled";
   }
 
-  /** Write a goal's end to the mirror; remembered for later if Redis cannot be written now. */
-  private async flush(goalId: string, heldBack = false): Promise<void> {
+  /**
+   * Write a goal's end to the mirror; remembered for retryEnds if Redis does not take it. Its
+   * goal.finished event was `sent` as it happened, `held` back at the shutdown (it goes out
+   * now), or is `unsure` (a retry: the event may have been refused with the end, and goes
+   * out unless the goal's stream ends with it).
+   */
+  private async flush(goalId: string, event: "sent" | "held" | "unsure"): Promise<void> {
     try {
       const s = this.rt.goals.status(goalId);
       // Written only while the goal is still this node's: one another node ended or took over
-      // is not announced (nor its end heldBack at the shutdown), and its approvals stay.
+      // (or that a concurrent retry wrote already) is not announced, and its approvals stay.
       if (await this.mirror.finish(goalId, this.identity.nodeId, s)) {
-        if (heldBack) publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
-        // Its goal.finished went out as it happened (or just now); waiters re-read the hash.
+        const publish =
+          event === "held" ||
+          (event === "unsure" && !(await endPublished(this.redis, goalId).catch(() => false)));
+        if (publish) publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+        // Waiters re-read the hash.
         announceEnd(this.redis, goalId, this.log);
         await dropApprovalsOf(this.ctx, goalId);
       }
@@ -334,7 +343,7 @@ export class ClusterGoalRunner {
     } catch (e) {
       this.unflushed.add(goalId);
       this.log(
-        `cluster: could not write the end of goal ${goalId} to Redis (kept for when it is back): ${errorMessage(e)}`,
+        `cluster: could not write the end of goal ${goalId} to Redis (written again with the next heartbeat): ${errorMessage(e)}`,
       );
     }
   }
@@ -374,21 +383,23 @@ export class ClusterGoalRunner {
     }
   }
 
-  /** Redis answers again: write what could not be written, and say so to remote watchers. */
+  /** Redis answers again: recover against it, and write the ends it did not take. */
   async catchUp(): Promise<void> {
     await this.recoverOwn().catch((e: unknown) =>
       this.log(`cluster: recovery against Redis failed: ${errorMessage(e)}`),
     );
-    for (const goalId of [...this.unflushed]) {
-      await this.flush(goalId);
-      if (!this.unflushed.has(goalId)) {
-        publishEvent(
-          this.redis,
-          { ...goalEndEvent(this.rt.goals.status(goalId)), node: this.identity.nodeId },
-          this.log,
-        );
-      }
-    }
+    await this.retryEnds();
+  }
+
+  /**
+   * Write again the ends Redis did not take (each heartbeat, and when Redis is back): it may
+   * refuse writes while connected (ACL, out of memory), and until an end is written every
+   * other node shows the goal running. Each is written and announced once: the write is the
+   * owner's compare-and-set, so a second retry of the same end, or an end a survivor wrote
+   * meanwhile, changes and announces nothing.
+   */
+  async retryEnds(): Promise<void> {
+    for (const goalId of [...this.unflushed]) await this.flush(goalId, "unsure");
   }
 
   /**

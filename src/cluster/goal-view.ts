@@ -1,10 +1,11 @@
 // cluster/goal-view.ts — the socket's goal methods, answered for the whole cluster
 // (daemon/cluster-methods.ts calls these): goal.submit enqueues the goal for any node (its
 // id fixed here, its inputs packed in the job); goal.status, goal.list and goal.wait read the
-// goal's mirrored hash; goal.cancel cancels a queued goal in Redis and routes a running one's
-// cancel to its owner; approval.respond is answered on the node whose agent waits
-// (approval.list: approval-view.ts). handleCommand() is what this
-// node does with a command another node routed to it.
+// goal's mirrored hash (for a goal this node runs or ran, its own row when fresher);
+// goal.cancel cancels a queued goal in Redis and routes a running one's cancel to its owner;
+// approval.respond is answered on the node whose agent waits (approval.list:
+// approval-view.ts). handleCommand() is what this node does with a command another node
+// routed to it.
 
 import type { Queue } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
@@ -143,11 +144,27 @@ export class ClusterGoals {
   async status(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
     const mirrored = await readMirror(() => this.mirror.status(goalId));
     if (mirrored === undefined) return this.rt.goals.status(goalId);
-    if (mirrored.node === this.identity.nodeId && this.rt.goals.isLive(goalId)) {
-      // Ours and running: the live usage is here.
-      return { ...mirrored, usage: this.rt.goals.status(goalId).usage };
+    if (mirrored.node !== this.identity.nodeId || TERMINAL.has(mirrored.state)) return mirrored;
+    // Ours and running: the live usage is here.
+    if (this.rt.goals.isLive(goalId)) return { ...mirrored, usage: this.rt.goals.status(goalId).usage };
+    // Ended here, its end not in Redis yet (refused, or Redis away; written again with each
+    // heartbeat): this node's own row says so at once. Not an end the shutdown gave it: the
+    // goal may go back to the queue.
+    const local = this.ownEnd(goalId);
+    if (local === undefined) return mirrored;
+    return { ...local, node: this.identity.nodeId, submitted_via: mirrored.submitted_via };
+  }
+
+  /** The goal's end in this node's own database, if it ended here (and not by the shutdown). */
+  private ownEnd(goalId: string): GoalStatus | undefined {
+    let local: GoalStatus;
+    try {
+      local = this.rt.goals.status(goalId);
+    } catch (e) {
+      if (e instanceof AidoError && e.code === ErrorCode.notFound) return undefined;
+      throw e;
     }
-    return mirrored;
+    return TERMINAL.has(local.state) && !this.rt.goals.endedByClose(goalId) ? local : undefined;
   }
 
   /**

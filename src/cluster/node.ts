@@ -288,8 +288,11 @@ export class ClusterNode implements Liveness {
           goals: JSON.stringify(running),
         });
       await pipe.exec();
-      // Approval outcomes Redis did not take (owned-mirror.ts), so every node sees them settled.
-      await this.owned?.retrySettled();
+      // What Redis did not take while it refused writes or was away, written again: approvals
+      // (owned-mirror.ts), so every node lists them as they are, and goal ends (goal-runner.ts),
+      // so no node shows an ended goal running nor keeps its goal.wait waiting.
+      await this.owned?.retry();
+      await this.runner.retryEnds();
       // Back from a pause longer than the lease: what a survivor decided stands.
       await this.runner.stopLost();
       // The running goals' usage, for goal.status on other nodes.

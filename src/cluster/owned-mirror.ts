@@ -1,12 +1,15 @@
 // cluster/owned-mirror.ts — what other nodes see of the goals this node runs, as it happens:
 // their events (on the goal's stream and the cluster's), their pending approvals (in
 // aido:approvals, with the node the agent waits on) and, once settled, each approval's
-// outcome (read by approval-view.ts). An outcome Redis did not take is kept and written
-// again with the node's next heartbeat (retrySettled), until it is: otherwise the approval
-// would stay pending in aido:approvals on every node until its goal ended. The end the node's
-// shutdown gave a goal is held back: the goal may go back to the queue and run elsewhere (the
-// runner publishes that end itself when it does not), and a follower told it ended would stop
-// following a goal that then runs.
+// outcome (read by approval-view.ts). A pending approval or an outcome Redis did not take (it
+// was away, or refused the write while connected) is kept and written again with each of the
+// node's heartbeats (retry), until it is: otherwise no other node would list (nor could
+// answer) the pending one, and a settled one would stay pending in aido:approvals on every
+// node until its goal ended. A pending one is kept only while it is pending and its goal runs
+// here: once it settles, its outcome is what is written, never the request again. The end
+// the node's shutdown gave a goal is held back: the goal may go back to the queue and run
+// elsewhere (the runner publishes that end itself when it does not), and a follower told it
+// ended would stop following a goal that then runs.
 
 import { toWireEvent } from "../daemon/events.js";
 import { errorMessage } from "../errors.js";
@@ -16,6 +19,8 @@ import { publishEvent } from "./event-stream.js";
 import { ENDED_TTL_SECONDS, RedisKeys, SETTLED_APPROVALS_KEPT } from "./redis-keys.js";
 
 export class OwnedMirror {
+  /** Pending approvals Redis did not take yet, by id (dropped as each settles). */
+  private readonly unmirrored = new Map<string, ApprovalRecord>();
   /** Settled approvals whose outcome Redis did not take yet, by id (the newest record of each). */
   private readonly unsettled = new Map<string, ApprovalRecord>();
   private readonly unsubscribers: (() => void)[];
@@ -23,7 +28,7 @@ export class OwnedMirror {
   /** Mirror the events and approvals of the goals `owns` says run here. */
   constructor(
     private readonly ctx: NodeContext,
-    owns: (goalId: string) => boolean,
+    private readonly owns: (goalId: string) => boolean,
   ) {
     const { rt, redis, log } = ctx;
     const nodeId = ctx.identity.nodeId;
@@ -34,18 +39,26 @@ export class OwnedMirror {
         publishEvent(redis, { ...toWireEvent(ev), node: nodeId }, log);
       }),
       rt.approvals.on("requested", (r) => {
-        if (r.goal_id !== null && owns(r.goal_id)) void mirrorApproval(ctx, r);
+        if (r.goal_id !== null && owns(r.goal_id)) void this.mirrorPending(r);
       }),
       // Settled: no longer pending, and its outcome kept for every node's approval.list. Not
-      // only while the goal runs here: its last approvals expire as it ends.
+      // only while the goal runs here: its last approvals expire as it ends. The request is
+      // not written again from here on: the settle's write is sent after any of it already
+      // sent (one connection keeps the order), so nothing puts it back in aido:approvals.
       rt.approvals.on("decided", (r) => {
+        this.unmirrored.delete(r.id);
         if (r.goal_id !== null) void this.settle(r);
       }),
     ];
   }
 
-  /** Write again the outcomes Redis did not take (each heartbeat, and when Redis is back). */
-  async retrySettled(): Promise<void> {
+  /** Write again what Redis did not take (each heartbeat, and when Redis is back). */
+  async retry(): Promise<void> {
+    for (const r of [...this.unmirrored.values()]) {
+      // Its goal went to another node or ended here meanwhile: its approvals were dropped.
+      if (r.goal_id === null || !this.owns(r.goal_id)) this.unmirrored.delete(r.id);
+      else if (this.unmirrored.get(r.id) === r) await this.mirrorPending(r);
+    }
     for (const r of [...this.unsettled.values()]) await this.settle(r);
   }
 
@@ -76,6 +89,22 @@ export class OwnedMirror {
 
   stop(): void {
     for (const off of this.unsubscribers) off();
+  }
+
+  /** A pending approval, for every node's approval.list (and answer, routed here). */
+  private async mirrorPending(r: ApprovalRecord): Promise<void> {
+    this.unmirrored.set(r.id, r);
+    const ctx = this.ctx;
+    try {
+      await ctx.redis.hset(RedisKeys.approvals, r.id, JSON.stringify({ ...r, node: ctx.identity.nodeId }));
+      if (this.unmirrored.get(r.id) === r) this.unmirrored.delete(r.id);
+    } catch (e) {
+      // Settled meanwhile: its outcome is written instead (settle).
+      if (!this.unmirrored.has(r.id)) return;
+      ctx.log(
+        `cluster: mirroring approval ${r.id} failed (written again with the next heartbeat): ${errorMessage(e)}`,
+      );
+    }
   }
 
   private async settle(r: ApprovalRecord): Promise<void> {
@@ -112,12 +141,4 @@ export async function dropApprovalsOf(ctx: NodeContext, goalId: string): Promise
     .filter(([, v]) => (JSON.parse(v) as { goal_id: string | null }).goal_id === goalId)
     .map(([k]) => k);
   if (ids.length > 0) await ctx.redis.hdel(RedisKeys.approvals, ...ids);
-}
-
-async function mirrorApproval(ctx: NodeContext, r: ApprovalRecord): Promise<void> {
-  try {
-    await ctx.redis.hset(RedisKeys.approvals, r.id, JSON.stringify({ ...r, node: ctx.identity.nodeId }));
-  } catch (e) {
-    ctx.log(`cluster: mirroring approval ${r.id} failed: ${errorMessage(e)}`);
-  }
 }

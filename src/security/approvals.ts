@@ -155,7 +155,13 @@ export class ApprovalQueue {
       .transaction(() => {
         const current = this.get(id);
         if (current.status !== "pending") {
-          const why = current.close_reason ? ` (${current.close_reason})` : "";
+          // Who answered it first, when it was answered (a node that had not yet written
+          // the outcome to the cluster still lists it pending, and routes answers here).
+          const answered =
+            current.decision === null
+              ? ""
+              : ` (${current.decision} by ${current.decided_by ?? "an unnamed caller"})`;
+          const why = current.close_reason ? ` (${current.close_reason})` : answered;
           throw new AidoError(ErrorCode.invalidInput, `approval ${id} is already ${current.status}${why}`, {
             id,
             status: current.status,
