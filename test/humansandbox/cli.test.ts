@@ -3,7 +3,15 @@
 // --json shapes, env values kept out of the evidence, and the git diff of outputs.
 
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, lstatSync, readFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -213,6 +221,49 @@ describe("lockdown", () => {
     expect(Number(run_id.slice("run-".length))).toBe(Number(planted.out[0]?.split(" ")[1]));
     const logs = (await p.aido("logs", "--json", "--run", run_id)).json<{ stdout: string; stderr: string }>();
     expect(logs).toMatchObject({ stdout: "next\n", stderr: "warn\n" });
+  });
+
+  it("never deletes host files when a task swaps a folder at a stream name for a link while aido removes it", async () => {
+    // A task still running (here during a second `aido run` in the same sandbox) leaves a
+    // folder of many files at the next run's stream name; once that run starts removing
+    // them, it renames the folder away and puts a link to a host folder at its name.
+    // Removal by path would go on unlinking the same names in the host folder.
+    const count = 2000;
+    const names = Array.from({ length: count }, (_, i) => `f${String(i).padStart(5, "0")}`);
+    const victim = join(p.dir, "precious");
+    mkdirSync(victim);
+    for (const n of names) writeFileSync(join(victim, n), "keep\n");
+    p.write(
+      "swap.py",
+      [
+        "import os, re, time",
+        "mine = [f for f in os.listdir('/aido/stream') if f.endswith('.out')][0]",
+        "n = int(re.search(r'\\d+', mine).group()) + 1",
+        "top = f'/aido/stream/run-{n:03d}.out'",
+        "d = top + '/d'",
+        "os.makedirs(d)",
+        `for i in range(${count}): open(f'{d}/f{i:05d}', 'w').close()`,
+        "m = os.stat(d).st_mtime_ns",
+        "open('/aido/stream/planted', 'w').close()",
+        "end = time.time() + 1.5",
+        "while time.time() < end and os.stat(d).st_mtime_ns == m: time.sleep(0.0002)",
+        "os.rename(d, top + '/x')",
+        `os.symlink(${JSON.stringify(victim)}, d)`,
+        "print('swapped', n)",
+      ].join("\n"),
+    );
+    const stream = join(p.dir, ".aido", "sandboxes", id, "stream");
+    const attacker = p.aido("run", "swap.py");
+    for (let i = 0; i < 250 && !existsSync(join(stream, "planted")); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(existsSync(join(stream, "planted"))).toBe(true);
+    const next = await p.aido("run", "--json", "sh", "-c", "echo next");
+    const swapped = await attacker;
+    expect(swapped.out[0], swapped.err.join("\n")).toMatch(/^swapped \d+$/);
+    expect(names.filter((n) => !existsSync(join(victim, n)))).toEqual([]);
+    // The run itself starts, and nothing is left at the stream names.
+    expect(next.code, next.err.join("\n")).toBe(0);
+    expect(readdirSync(stream).filter((n) => n.startsWith("run-"))).toEqual([]);
   });
 
   it("never brings a setuid or setgid bit on an output into the project", async () => {
