@@ -247,6 +247,10 @@ class Tail {
     this.pos = end;
     this.truncated = true;
   }
+  /** Whether it has yet to read up to `end` (below the cap). */
+  behind(end: number): boolean {
+    return this.pos < end && this.bytes < MAX_LOG_BYTES;
+  }
   /** The file's size now. */
   size(): number {
     return fstatSync(this.fd).size;
@@ -485,6 +489,15 @@ async function runInSandbox(
     sb?.close();
   }
   network = await egress?.close();
+  // What the task wrote before it ended, read a poll's worth at a time with the event loop
+  // turning between (a flood of short lines takes a while: a stop signal is handled meanwhile),
+  // up to the sizes now (a process the task left that keeps writing cannot hold the run).
+  const tails = [outTail, errTail];
+  const ends = tails.map((t) => t.size());
+  while (!streamsDone && tails.some((t, i) => t.behind(ends[i] as number))) {
+    for (const t of tails) t.drain(POLL_READ_BYTES);
+    await new Promise((r) => setImmediate(r));
+  }
   // The executor's own notes (timeout, out of memory) belong to the task's stderr.
   finishStreams([
     ...[result?.stdout ?? "", result?.stderr ?? ""]

@@ -424,6 +424,41 @@ time.sleep(60)
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
 
+  it("ends at Ctrl-C within seconds while it catches up with a flood the task wrote before it ended", async () => {
+    p.write("sandbox.yaml", "name: flood-then-end\n");
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    const root = join(p.dir, ".aido", "sandboxes", id);
+    // The task ends at once; `aido run` has the better part of a minute of reading left.
+    const flood = 40_000_000;
+    const run = startRun(p, ["sh", "-c", `yes | head -c ${flood}`]);
+    run.child.stdout.resume();
+    run.child.stderr.resume();
+    const stream = join(root, "stream", "run-001.out");
+    for (let i = 0; i < 500 && (statSync(stream, { throwIfNoEntry: false })?.size ?? 0) < flood; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(statSync(stream).size).toBe(flood);
+    await new Promise((r) => setTimeout(r, 2000));
+    run.child.kill("SIGINT");
+    const ended = await Promise.race([
+      run.exited,
+      new Promise<string>((r) => setTimeout(() => r("still running 15 s after SIGINT"), 15_000)),
+    ]);
+    if (ended !== "SIGINT") run.child.kill("SIGKILL");
+    expect(ended).toBe("SIGINT");
+    const summary = JSON.parse(readFileSync(join(root, "runs", "run-001", "summary.json"), "utf8"));
+    expect(summary).toMatchObject({
+      stopped_by: "signal",
+      exit_code: 0,
+      stdout_bytes: flood,
+      logs_truncated: true,
+    });
+    expect(summary.error).toMatch(/stopped by SIGINT after the task ended/);
+    expect(readdirSync(join(root, "stream"))).toEqual([]);
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
+
   it("leaves a summary.json too when Ctrl-C comes while `aido run` is still setting the run up", async () => {
     p.write("sandbox.yaml", "name: early\n");
     const up = await p.aido("sandbox", "up", "--json");
