@@ -15,8 +15,9 @@
 // work folder replaces whatever is there without following it).
 //
 // Collected are only regular files under /output (a symlink the script made there would
-// point at the host's files once outside the container), never through a symlink on the
-// project side either. Modes are rebuilt (0644, or 0755 when the owner could execute),
+// point at the host's files once outside the container), opened through their folders'
+// descriptors so that no link put on the way after the walk is followed, never through a
+// symlink on the project side either. Modes are rebuilt (0644, or 0755 when the owner could execute),
 // never copied: no setuid or setgid bit a script set reaches the project (copyFileSync
 // would have kept them). The diff is what `git diff HEAD` shows for the collected paths,
 // new files included, when the project is in a git repository; it is written as the
@@ -27,6 +28,7 @@ import {
   chownSync,
   closeSync,
   constants,
+  fstatSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -150,39 +152,90 @@ export function collectOutputs(
       result.skipped.push({ path: rel, reason: `${why} in the project` });
       continue;
     }
-    const dest = join(project, rel);
-    mkdirSync(dirname(dest), { recursive: true });
-    copyPlainFile(join(outputDir, rel), dest);
+    const src = openBeneath(outputDir, rel);
+    if (typeof src === "string") {
+      result.skipped.push({ path: rel, reason: src });
+      continue;
+    }
+    try {
+      const dest = join(project, rel);
+      mkdirSync(dirname(dest), { recursive: true });
+      copyPlainFile(src, dest);
+    } finally {
+      closeSync(src.fd);
+    }
     result.collected.push(rel);
   }
   return result;
 }
 
-/** Content and the owner-execute bit only; an existing project file is replaced, not written through. */
-function copyPlainFile(from: string, to: string): void {
-  const src = openSync(from, constants.O_RDONLY | constants.O_NOFOLLOW);
+/**
+ * `rel` under `root`, opened without following a link anywhere on the way and without
+ * blocking: each folder is opened (O_DIRECTORY | O_NOFOLLOW) through the descriptor of the
+ * one before (/proc/self/fd/<fd>/<name>), the file itself O_NOFOLLOW | O_NONBLOCK, and it
+ * must be a regular file. A task still running in the sandbox (a second `aido run`) can
+ * swap a folder of /output for a link to a host folder, or a file for a FIFO, after the
+ * walk saw them: by path, the copy would read the host file (as root: any), or hang on the
+ * FIFO. The reason it was not collected otherwise.
+ */
+function openBeneath(root: string, rel: string): { fd: number; mode: number } | string {
+  const segs = rel.split("/");
+  const changed = "changed while it was collected (a link or not a regular file)";
+  let dir = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
-    const mode = lstatSync(from).mode & 0o100 ? 0o755 : 0o644;
-    try {
-      unlinkSync(to);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-    }
-    const dst = openSync(
-      to,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      mode,
-    );
-    try {
-      const buf = Buffer.allocUnsafe(1 << 20);
-      for (let n = readSync(src, buf); n > 0; n = readSync(src, buf)) {
-        for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
+    for (const seg of segs.slice(0, -1)) {
+      let next: number;
+      try {
+        next = openSync(
+          `/proc/self/fd/${dir}/${seg}`,
+          constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW,
+        );
+      } catch {
+        return changed;
       }
-    } finally {
-      closeSync(dst);
+      closeSync(dir);
+      dir = next;
+    }
+    let fd: number;
+    try {
+      fd = openSync(
+        `/proc/self/fd/${dir}/${segs.at(-1)}`,
+        constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+      );
+    } catch {
+      return changed;
+    }
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      closeSync(fd);
+      return changed;
+    }
+    return { fd, mode: st.mode };
+  } finally {
+    closeSync(dir);
+  }
+}
+
+/** Content and the owner-execute bit only; an existing project file is replaced, not written through. */
+function copyPlainFile(src: { fd: number; mode: number }, to: string): void {
+  const mode = src.mode & 0o100 ? 0o755 : 0o644;
+  try {
+    unlinkSync(to);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  const dst = openSync(
+    to,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    mode,
+  );
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let n = readSync(src.fd, buf); n > 0; n = readSync(src.fd, buf)) {
+      for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
     }
   } finally {
-    closeSync(src);
+    closeSync(dst);
   }
 }
 

@@ -15,6 +15,7 @@ import {
   existsSync,
   fchmodSync,
   fchownSync,
+  fstatSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -198,7 +199,21 @@ function stageFile(src: string, work: string, name: string, mode: number): void 
   }
 }
 
-/** Reads a stream file as it grows, in order, up to the evidence cap. */
+/**
+ * What a poll reads of each stream at most: a task that writes faster than the lines are
+ * scrubbed and written (a flood of short lines goes at about 1 MiB/s) must not hold the event
+ * loop, where the run's timeout, the executor's answer and a stop signal are handled.
+ */
+const POLL_READ_BYTES = 256 * 1024;
+/**
+ * What a stop signal folds in at most of each stream's backlog, as much as a poll reads:
+ * the stop ends the process within half a second however far behind a flood of output left
+ * the reading (a second Ctrl-C meanwhile would end it at once, without a summary). The rest
+ * is counted (stdout_bytes, stderr_bytes) and the logs marked truncated.
+ */
+const STOP_FOLD_BYTES = POLL_READ_BYTES;
+
+/** Reads a stream file as it grows, in order, up to the evidence cap; the rest is counted, never read. */
 class Tail {
   private pos = 0;
   bytes = 0;
@@ -208,18 +223,37 @@ class Tail {
     private readonly fd: number,
     private readonly lines: LineStream,
   ) {}
-  drain(): void {
-    for (;;) {
-      const n = readSync(this.fd, this.buf, 0, this.buf.length, this.pos);
+  /**
+   * Read what the file holds now, at most `limit` bytes of it (what is written meanwhile
+   * waits for the next call, so a call always ends).
+   */
+  drain(limit = Number.POSITIVE_INFINITY): void {
+    const end = fstatSync(this.fd).size;
+    for (let left = limit; this.pos < end && left > 0 && this.bytes < MAX_LOG_BYTES; ) {
+      const want = Math.min(this.buf.length, end - this.pos, left, MAX_LOG_BYTES - this.bytes);
+      const n = readSync(this.fd, this.buf, 0, want, this.pos);
       if (n <= 0) return;
       this.pos += n;
       this.bytes += n;
-      if (this.bytes - n >= MAX_LOG_BYTES) {
-        this.truncated = true;
-        continue;
-      }
-      this.lines.write(this.buf.subarray(0, Math.min(n, MAX_LOG_BYTES - (this.bytes - n))));
+      left -= n;
+      this.lines.write(this.buf.subarray(0, n));
     }
+    if (this.bytes >= MAX_LOG_BYTES) this.skipTo(end);
+  }
+  /** Count what is there up to `end` without reading it (past the cap, or left by a stop). */
+  skipTo(end: number): void {
+    if (end <= this.pos) return;
+    this.bytes += end - this.pos;
+    this.pos = end;
+    this.truncated = true;
+  }
+  /** Whether it has yet to read up to `end` (below the cap). */
+  behind(end: number): boolean {
+    return this.pos < end && this.bytes < MAX_LOG_BYTES;
+  }
+  /** The file's size now. */
+  size(): number {
+    return fstatSync(this.fd).size;
   }
 }
 
@@ -333,11 +367,13 @@ async function runInSandbox(
    * `notes` (the executor's, a failure) added to stderr, a last line without its "\n"
    * written too. Once, whichever comes first: the run's end or a signal that stops it.
    */
-  const finishStreams = (notes: readonly string[]): void => {
+  const finishStreams = (notes: readonly string[], limit = Number.POSITIVE_INFINITY): void => {
     if (streamsDone) return;
     streamsDone = true;
-    outTail.drain();
-    errTail.drain();
+    for (const tail of [outTail, errTail]) {
+      tail.drain(limit);
+      tail.skipTo(tail.size());
+    }
     for (const note of notes) errLines.write(Buffer.from(note));
     outLines.end();
     errLines.end();
@@ -350,8 +386,8 @@ async function runInSandbox(
   let result: ExecResult | undefined;
   let failure: string | undefined;
   const poll = setInterval(() => {
-    outTail.drain();
-    errTail.drain();
+    outTail.drain(POLL_READ_BYTES);
+    errTail.drain(POLL_READ_BYTES);
   }, POLL_MS);
   let sb: DockerSandbox | undefined;
   let egress: RunEgress | undefined;
@@ -379,7 +415,7 @@ async function runInSandbox(
   signals.onStop((signal) => {
     try {
       clearInterval(poll);
-      finishStreams([]);
+      finishStreams([], STOP_FOLD_BYTES);
       const ended = Date.now();
       const stopped: RunSummary = {
         ...base(),
@@ -453,6 +489,15 @@ async function runInSandbox(
     sb?.close();
   }
   network = await egress?.close();
+  // What the task wrote before it ended, read a poll's worth at a time with the event loop
+  // turning between (a flood of short lines takes a while: a stop signal is handled meanwhile),
+  // up to the sizes now (a process the task left that keeps writing cannot hold the run).
+  const tails = [outTail, errTail];
+  const ends = tails.map((t) => t.size());
+  while (!streamsDone && tails.some((t, i) => t.behind(ends[i] as number))) {
+    for (const t of tails) t.drain(POLL_READ_BYTES);
+    await new Promise((r) => setImmediate(r));
+  }
   // The executor's own notes (timeout, out of memory) belong to the task's stderr.
   finishStreams([
     ...[result?.stdout ?? "", result?.stderr ?? ""]

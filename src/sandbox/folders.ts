@@ -4,7 +4,18 @@
 // unlinked, never descended into, so a link planted by an agent (or an operator) can
 // never make the GC delete files outside the goal's folder.
 
-import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmdirSync,
+  unlinkSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
@@ -94,22 +105,74 @@ export function prepareFolders(f: GoalFolders, user: SandboxUser): void {
   }
 }
 
+/** How often a folder is emptied again when something kept adding to it meanwhile. */
+const EMPTY_PASSES = 3;
+
+const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
+
 /**
  * Remove a tree without ever following a symlink: links (the root included) are
- * unlinked, directories are emptied with lstat-guided recursion, then removed.
+ * unlinked, directories are emptied, then removed. Also while something still writing the
+ * tree (a container that has it mounted) renames its parts: a folder is opened once
+ * (O_DIRECTORY | O_NOFOLLOW) and its entries reached through that descriptor
+ * (/proc/self/fd/<fd>/<name>: Linux, as the sandboxes are), never by its path again. By
+ * path, a folder swapped for a link to a host folder after it was listed would turn the
+ * rest of the removal onto the same names there.
  */
 export function removeTreeNoFollow(path: string): void {
-  let st: ReturnType<typeof lstatSync>;
   try {
-    st = lstatSync(path);
+    removeEntry(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw e;
+    // The descriptor paths mean nothing to a reader: name the tree instead.
+    throw Object.assign(new Error(`cannot remove ${path}: ${(e as Error).message}`), { code: code(e) });
   }
-  if (!st.isDirectory()) {
-    unlinkSync(path);
+}
+
+/** Remove what is at `path` (a path made of trusted folders and one name, or /proc/self/fd/<fd>/<name>). */
+function removeEntry(path: string): void {
+  for (let attempt = 0; ; attempt++) {
+    let st: ReturnType<typeof lstatSync>;
+    try {
+      st = lstatSync(path);
+    } catch (e) {
+      if (code(e) === "ENOENT") return;
+      throw e;
+    }
+    if (!st.isDirectory()) {
+      try {
+        unlinkSync(path);
+      } catch (e) {
+        if (code(e) !== "ENOENT") throw e;
+      }
+      return;
+    }
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    } catch (e) {
+      // Swapped for a link or a file since the lstat: remove that instead.
+      if (attempt < EMPTY_PASSES && ["ELOOP", "ENOTDIR", "ENOENT"].includes(code(e) ?? "")) continue;
+      throw e;
+    }
+    try {
+      for (let pass = 1; ; pass++) {
+        const names = readdirSync(`/proc/self/fd/${fd}`);
+        if (names.length === 0) break;
+        if (pass > EMPTY_PASSES)
+          throw Object.assign(new Error("it kept being written to"), { code: "ENOTEMPTY" });
+        for (const name of names) removeEntry(`/proc/self/fd/${fd}/${name}`);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      rmdirSync(path);
+    } catch (e) {
+      // Renamed away meanwhile (it was emptied wherever it went), or a link put at its name.
+      if (code(e) === "ENOENT") return;
+      if (code(e) === "ENOTDIR" && attempt < EMPTY_PASSES) continue;
+      throw e;
+    }
     return;
   }
-  for (const name of readdirSync(path)) removeTreeNoFollow(join(path, name));
-  rmdirSync(path);
 }

@@ -3,7 +3,15 @@
 // --json shapes, env values kept out of the evidence, and the git diff of outputs.
 
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, lstatSync, readFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -322,4 +330,118 @@ describe("escape hatches and TTL", () => {
       destroy_reason: "ttl expired",
     });
   });
+});
+
+// A task still running while `aido run` works on the folders the sandbox shares with it:
+// here a second `aido run` in the same sandbox, its task racing the host's removal of the
+// stream folder and its collection of outputs.
+describe("a task racing aido run", () => {
+  let id: string;
+  beforeAll(async () => {
+    p.write(
+      "race.yaml",
+      ["runtime: python:3.11", "outputs: [out/**]", "resources: { timeout: 30s }"].join("\n"),
+    );
+    const up = await p.aido("sandbox", "up", "-f", "race.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    id = up.out[0] as string;
+  });
+  afterAll(async () => {
+    await p.aido("sandbox", "destroy", id);
+  });
+
+  it("never deletes host files when a task swaps a folder at a stream name for a link while aido removes it", async () => {
+    // A task still running (here during a second `aido run` in the same sandbox) leaves a
+    // folder of many files at the next run's stream name; once that run starts removing
+    // them, it renames the folder away and puts a link to a host folder at its name.
+    // Removal by path would go on unlinking the same names in the host folder.
+    const count = 2000;
+    const names = Array.from({ length: count }, (_, i) => `f${String(i).padStart(5, "0")}`);
+    const victim = join(p.dir, "precious");
+    mkdirSync(victim);
+    for (const n of names) writeFileSync(join(victim, n), "keep\n");
+    p.write(
+      "swap.py",
+      [
+        "import os, re, time",
+        "mine = [f for f in os.listdir('/aido/stream') if f.endswith('.out')][0]",
+        "n = int(re.search(r'\\d+', mine).group()) + 1",
+        "top = f'/aido/stream/run-{n:03d}.out'",
+        "d = top + '/d'",
+        "os.makedirs(d)",
+        `for i in range(${count}): open(f'{d}/f{i:05d}', 'w').close()`,
+        "m = os.stat(d).st_mtime_ns",
+        "open('/aido/stream/planted', 'w').close()",
+        "end = time.time() + 20",
+        "while time.time() < end and os.stat(d).st_mtime_ns == m: time.sleep(0.0002)",
+        "os.rename(d, top + '/x')",
+        `os.symlink(${JSON.stringify(victim)}, d)`,
+        "print('swapped', n)",
+      ].join("\n"),
+    );
+    const stream = join(p.dir, ".aido", "sandboxes", id, "stream");
+    const attacker = p.aido("run", "swap.py");
+    for (let i = 0; i < 250 && !existsSync(join(stream, "planted")); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(existsSync(join(stream, "planted"))).toBe(true);
+    const next = await p.aido("run", "--json", "sh", "-c", "echo next");
+    const swapped = await attacker;
+    expect(swapped.out[0], swapped.err.join("\n")).toMatch(/^swapped \d+$/);
+    expect(names.filter((n) => !existsSync(join(victim, n)))).toEqual([]);
+    // The run itself starts, and nothing is left at the stream names.
+    expect(next.code, next.err.join("\n")).toBe(0);
+    expect(readdirSync(stream).filter((n) => n.startsWith("run-"))).toEqual([]);
+  });
+
+  it("never collects a host file when a task swaps an output folder for a link while aido collects", async () => {
+    // A task still running made files in /output/out/sub and keeps swapping that folder
+    // with a link to a host folder holding the same names (renameat2 RENAME_EXCHANGE: the
+    // name is never missing). A walk that saw a folder, then copies opened by path, read
+    // the host's files into the project.
+    const count = 300;
+    const victim = join(p.dir, "secret");
+    mkdirSync(victim);
+    for (let i = 0; i < count; i++) writeFileSync(join(victim, `f${i}`), "host secret\n");
+    p.write(
+      "exchange.py",
+      [
+        "import ctypes, os, time",
+        "rename2 = ctypes.CDLL(None, use_errno=True).renameat2",
+        "os.makedirs('/output/out/sub', exist_ok=True)",
+        `for i in range(${count}): open(f'/output/out/sub/f{i}', 'w').write('mine\\n')`,
+        `os.symlink(${JSON.stringify(victim)}, '/output/alt')`,
+        "swap = lambda: rename2(-100, b'/output/out/sub', -100, b'/output/alt', 2)",
+        "open('/aido/stream/exchanging', 'w').close()",
+        "end = time.time() + 25",
+        "while time.time() < end and not os.path.exists('/aido/stream/stop'):",
+        "    time.sleep(0.003)",
+        "    assert swap() == 0",
+        "    time.sleep(0.001)",
+        "    assert swap() == 0",
+        "os.unlink('/output/alt')",
+        "print('exchanged')",
+      ].join("\n"),
+    );
+    const stream = join(p.dir, ".aido", "sandboxes", id, "stream");
+    const attacker = p.aido("run", "exchange.py");
+    for (let i = 0; i < 500 && !existsSync(join(stream, "exchanging")); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(existsSync(join(stream, "exchanging"))).toBe(true);
+    // A few runs, each collecting out/** while the folder flips.
+    const leaked: string[] = [];
+    let fromSub = 0;
+    for (let n = 0; n < 4 && leaked.length === 0; n++) {
+      const next = await p.aido("run", "--json", "true");
+      expect(next.code, next.err.join("\n")).toBe(0);
+      const { outputs } = next.json<{ outputs: { collected: string[] } }>();
+      const sub = outputs.collected.filter((rel) => rel.startsWith("out/sub/"));
+      fromSub += sub.length;
+      leaked.push(...sub.filter((rel) => p.read(rel) !== "mine\n"));
+    }
+    writeFileSync(join(stream, "stop"), "");
+    const swapped = await attacker;
+    expect(swapped.out[0], swapped.err.join("\n")).toBe("exchanged");
+    expect(leaked).toEqual([]);
+    expect(fromSub).toBeGreaterThan(0);
+  }, 120_000);
 });

@@ -388,6 +388,77 @@ time.sleep(60)
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
 
+  it("ends at Ctrl-C within seconds while a task floods its output faster than it is read", async () => {
+    p.write("sandbox.yaml", "name: flood\n");
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    const root = join(p.dir, ".aido", "sandboxes", id);
+    // 40 MB of two-byte lines, written in a blink: each line is scrubbed, written and shown
+    // on its own (about 1 MiB/s), so reading it all takes the better part of a minute.
+    const flood = 40_000_000;
+    const run = startRun(p, ["sh", "-c", `echo start; yes | head -c ${flood}; sleep 60`]);
+    run.child.stdout.resume();
+    run.child.stderr.resume();
+    const stream = join(root, "stream", "run-001.out");
+    for (let i = 0; i < 500 && (statSync(stream, { throwIfNoEntry: false })?.size ?? 0) < 6 + flood; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(statSync(stream).size).toBe(6 + flood);
+    run.child.kill("SIGINT");
+    const ended = await Promise.race([
+      run.exited,
+      new Promise<string>((r) => setTimeout(() => r("still running 15 s after SIGINT"), 15_000)),
+    ]);
+    if (ended !== "SIGINT") run.child.kill("SIGKILL");
+    expect(ended).toBe("SIGINT");
+    // What was read is the evidence; the rest is counted, and the logs say they were cut.
+    const summary = JSON.parse(readFileSync(join(root, "runs", "run-001", "summary.json"), "utf8"));
+    expect(summary).toMatchObject({
+      stopped_by: "signal",
+      stop_signal: "SIGINT",
+      stdout_bytes: 6 + flood,
+      logs_truncated: true,
+    });
+    expect(statSync(join(root, "runs", "run-001", "stdout.log")).size).toBeLessThan(flood);
+    expect(readdirSync(join(root, "stream"))).toEqual([]);
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
+
+  it("ends at Ctrl-C within seconds while it catches up with a flood the task wrote before it ended", async () => {
+    p.write("sandbox.yaml", "name: flood-then-end\n");
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.json<{ id: string }>().id;
+    const root = join(p.dir, ".aido", "sandboxes", id);
+    // The task ends at once; `aido run` has the better part of a minute of reading left.
+    const flood = 40_000_000;
+    const run = startRun(p, ["sh", "-c", `yes | head -c ${flood}`]);
+    run.child.stdout.resume();
+    run.child.stderr.resume();
+    const stream = join(root, "stream", "run-001.out");
+    for (let i = 0; i < 500 && (statSync(stream, { throwIfNoEntry: false })?.size ?? 0) < flood; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(statSync(stream).size).toBe(flood);
+    await new Promise((r) => setTimeout(r, 2000));
+    run.child.kill("SIGINT");
+    const ended = await Promise.race([
+      run.exited,
+      new Promise<string>((r) => setTimeout(() => r("still running 15 s after SIGINT"), 15_000)),
+    ]);
+    if (ended !== "SIGINT") run.child.kill("SIGKILL");
+    expect(ended).toBe("SIGINT");
+    const summary = JSON.parse(readFileSync(join(root, "runs", "run-001", "summary.json"), "utf8"));
+    expect(summary).toMatchObject({
+      stopped_by: "signal",
+      exit_code: 0,
+      stdout_bytes: flood,
+      logs_truncated: true,
+    });
+    expect(summary.error).toMatch(/stopped by SIGINT after the task ended/);
+    expect(readdirSync(join(root, "stream"))).toEqual([]);
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
+
   it("leaves a summary.json too when Ctrl-C comes while `aido run` is still setting the run up", async () => {
     p.write("sandbox.yaml", "name: early\n");
     const up = await p.aido("sandbox", "up", "--json");

@@ -1,0 +1,52 @@
+// removeTreeNoFollow (sandbox/folders.ts): a tree removed without following a link in it,
+// nested folders emptied through their descriptors, and an error that names the tree.
+
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { removeTreeNoFollow } from "../../src/sandbox/folders.js";
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "aido-folders-"));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("removeTreeNoFollow", () => {
+  it("removes nested folders, files and links, and never what a link points at", () => {
+    const outside = join(dir, "outside");
+    mkdirSync(outside);
+    writeFileSync(join(outside, "keep"), "keep\n");
+    const tree = join(dir, "tree");
+    mkdirSync(join(tree, "a", "b", "c"), { recursive: true });
+    writeFileSync(join(tree, "a", "b", "c", "f"), "x");
+    writeFileSync(join(tree, "a", "keep"), "x");
+    symlinkSync(outside, join(tree, "a", "b", "link"));
+    symlinkSync(join(outside, "keep"), join(tree, "file-link"));
+    removeTreeNoFollow(tree);
+    expect(existsSync(tree)).toBe(false);
+    expect(readFileSync(join(outside, "keep"), "utf8")).toBe("keep\n");
+  });
+
+  it("unlinks a link given as the tree itself, and accepts a path that is not there", () => {
+    const outside = join(dir, "outside");
+    mkdirSync(outside);
+    writeFileSync(join(outside, "keep"), "keep\n");
+    symlinkSync(outside, join(dir, "link"));
+    removeTreeNoFollow(join(dir, "link"));
+    removeTreeNoFollow(join(dir, "absent"));
+    expect(existsSync(join(dir, "link"))).toBe(false);
+    expect(readFileSync(join(outside, "keep"), "utf8")).toBe("keep\n");
+  });
+});
