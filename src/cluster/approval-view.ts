@@ -70,7 +70,7 @@ function ownRecord(ctx: NodeContext, id: string): ClusterApproval | undefined {
 
 /** The pending approvals of the cluster, and with `settled` those settled in the last 7 days. */
 async function mirroredApprovals(ctx: NodeContext, settled: boolean): Promise<ClusterApproval[]> {
-  const pending = (await ctx.redis.hvals(RedisKeys.approvals)).map((v) => JSON.parse(v) as ClusterApproval);
+  const pending = readable(await ctx.redis.hvals(RedisKeys.approvals));
   if (!settled) return pending;
   const ids = await ctx.redis.zrange(RedisKeys.approvalsSettled, "0", "-1");
   if (ids.length === 0) return pending;
@@ -78,10 +78,35 @@ async function mirroredApprovals(ctx: NodeContext, settled: boolean): Promise<Cl
   const gone = ids.filter((_, i) => rows[i] === null);
   // A record that expired: its id leaves the index too.
   if (gone.length > 0) await ctx.redis.zrem(RedisKeys.approvalsSettled, ...gone);
-  const settledRecords = rows
-    .filter((r): r is string => r !== null)
-    .map((r) => JSON.parse(r) as ClusterApproval);
+  const settledRecords = readable(rows.filter((r): r is string => r !== null));
   // One settling between the two reads may be in both: the settled record wins.
   const done = new Set(settledRecords.map((a) => a.id));
   return [...pending.filter((a) => !done.has(a.id)), ...settledRecords];
+}
+
+/**
+ * An approval as a node mirrors it (owned-mirror.ts), read back; undefined for anything else
+ * in its place (a Redis writer's junk, a value cut short), which every reader skips: one
+ * unreadable entry must not fail the list, the settling or the answers of all the others.
+ */
+export function mirroredApproval(raw: string): ClusterApproval | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== "object" || v === null) return undefined;
+  const a = v as Partial<Record<keyof ClusterApproval, unknown>>;
+  const ok =
+    typeof a.id === "string" &&
+    typeof a.node === "string" &&
+    typeof a.status === "string" &&
+    typeof a.created_at === "number" &&
+    (typeof a.goal_id === "string" || a.goal_id === null);
+  return ok ? (v as ClusterApproval) : undefined;
+}
+
+function readable(raws: string[]): ClusterApproval[] {
+  return raws.map(mirroredApproval).filter((a): a is ClusterApproval => a !== undefined);
 }

@@ -15,6 +15,7 @@ import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
 import type { ApprovalDecision } from "../security/approvals.js";
+import { mirroredApproval } from "./approval-view.js";
 import { type Command, sendCommand } from "./commands.js";
 import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import { GoalEndWatch, publishEnd } from "./event-stream.js";
@@ -308,7 +309,13 @@ export class ClusterGoals {
     const raw = await readMirror(() => this.redis.hget(RedisKeys.approvals, id));
     if (raw === null)
       throw new AidoError(ErrorCode.notFound, `no pending approval ${id} in the cluster`, { id });
-    const owner = (JSON.parse(raw) as { node: string }).node;
+    const owner = mirroredApproval(raw)?.node;
+    if (owner === undefined)
+      throw new AidoError(
+        ErrorCode.notFound,
+        `no pending approval ${id} in the cluster (its entry in ${RedisKeys.approvals} is not an approval record)`,
+        { id },
+      );
     return sendCommand(
       this.redis,
       owner,

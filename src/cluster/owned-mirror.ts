@@ -14,6 +14,7 @@
 import { toWireEvent } from "../daemon/events.js";
 import { errorMessage } from "../errors.js";
 import type { ApprovalRecord } from "../security/approvals.js";
+import { mirroredApproval } from "./approval-view.js";
 import type { NodeContext } from "./context.js";
 import { publishEvent } from "./event-stream.js";
 import { ENDED_TTL_SECONDS, RedisKeys, SETTLED_APPROVALS_KEPT } from "./redis-keys.js";
@@ -68,13 +69,23 @@ export class OwnedMirror {
    * settled there too. A restarted node closed its previous process's pending approvals as
    * expired before it listened for outcomes, and a node back within its lease ends their goal
    * itself: without this they stayed pending in every other node's approval.list for good,
-   * and an answer routed here was refused. One this node has no record of is dropped.
+   * and an answer routed here was refused. One this node has no record of is dropped, and
+   * so is an entry that is no approval record at all (whoever can write to Redis put it there).
    */
   async settleStale(): Promise<void> {
-    const { rt, redis, identity } = this.ctx;
+    const { rt, redis, identity, log } = this.ctx;
     const stale: string[] = [];
     for (const [id, v] of Object.entries(await redis.hgetall(RedisKeys.approvals))) {
-      if ((JSON.parse(v) as { node?: string }).node !== identity.nodeId) continue;
+      const mirrored = mirroredApproval(v);
+      if (mirrored === undefined) {
+        // No node wrote it, and none can answer it: dropped, so it is not read again.
+        log(
+          `cluster: dropped ${RedisKeys.approvals} entry ${JSON.stringify(id.slice(0, 80))}: not an approval record`,
+        );
+        stale.push(id);
+        continue;
+      }
+      if (mirrored.node !== identity.nodeId) continue;
       let own: ApprovalRecord;
       try {
         own = rt.approvals.get(id);
@@ -138,7 +149,7 @@ export class OwnedMirror {
 export async function dropApprovalsOf(ctx: NodeContext, goalId: string): Promise<void> {
   const all = await ctx.redis.hgetall(RedisKeys.approvals);
   const ids = Object.entries(all)
-    .filter(([, v]) => (JSON.parse(v) as { goal_id: string | null }).goal_id === goalId)
+    .filter(([, v]) => mirroredApproval(v)?.goal_id === goalId)
     .map(([k]) => k);
   if (ids.length > 0) await ctx.redis.hdel(RedisKeys.approvals, ...ids);
 }

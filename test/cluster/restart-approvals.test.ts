@@ -68,3 +68,62 @@ describe("an approval pending on a node that was killed and came back", () => {
     expect(await raw.hexists("aido:approvals", pending.id)).toBe(0);
   }, 60_000);
 });
+
+// Whoever can write to Redis can put anything in aido:approvals: a forged entry misleads a
+// watcher at most (docs/scale-out.md). One that is not an approval record at all must not
+// fail every node's approval.list, nor stop a node settling its own stale approvals.
+describe("an entry of aido:approvals that is not an approval record", () => {
+  it("is skipped by approval.list and approval.respond on every node", async () => {
+    const n = await startNode(server, redis.url, "junk-lister", { capacity: 1 });
+    const c = await n.client();
+    // After the node connected (it drops such entries then: the next test).
+    await raw.hset("aido:approvals", "junk-text", "{not json", "junk-null", "null");
+    expect((await c.call("approval.list", {})).approvals.map((x) => x.id)).not.toContain("junk-text");
+    expect((await c.call("approval.list", { status: "all" })).approvals.map((x) => x.id)).not.toContain(
+      "junk-null",
+    );
+    await expect(c.call("approval.respond", { id: "junk-text", decision: "deny" })).rejects.toThrow(
+      /no pending approval junk-text in the cluster \(its entry in aido:approvals is not an approval record\)/,
+    );
+  }, 60_000);
+
+  it("does not stop a restarted node settling its stale approvals, and is dropped", async () => {
+    const marker = "restart-approval-junk";
+    server.script(forGoal(marker), [turn.toolUse("file_write", { path: "/output/x.md", content: "x" })]);
+    // A Redis of its own: the goal runs on this test's node, no other.
+    const own = await startRedis();
+    const r = new Redis(own.url);
+    const owner = await startNode(server, own.url, "junk-owner", { capacity: 1 });
+    const o = await owner.client();
+    const { goal_id } = await o.call("goal.submit", {
+      goal: `write ${marker}`,
+      manifest: manifest({ approve: true }),
+    });
+    // Read from Redis itself: the node's own list is not what is under test here.
+    const pendingId = await until(async () => {
+      const all = await r.hgetall("aido:approvals");
+      return Object.keys(all).find((id) => all[id]?.includes(goal_id));
+    });
+    await owner.kill();
+    // Junk ahead of the node's own entry in the hash's order (new fields go last), so that
+    // a reader in that order meets it first.
+    const entry = (await r.hget("aido:approvals", pendingId)) ?? "";
+    await r.hdel("aido:approvals", pendingId);
+    await r.hset("aido:approvals", "junk-first", "{not json");
+    await r.hset("aido:approvals", pendingId, entry);
+    await owner.restart();
+    await until(
+      async () => ((await r.hexists("aido:approvals", pendingId)) === 0 ? true : undefined),
+      10_000,
+    );
+    expect(JSON.parse((await r.get(`aido:approval:${pendingId}`)) ?? "{}")).toMatchObject({
+      status: "expired",
+      node: "junk-owner",
+    });
+    expect(await r.hexists("aido:approvals", "junk-first")).toBe(0);
+    expect(owner.child.output()).toContain(
+      'dropped aido:approvals entry "junk-first": not an approval record',
+    );
+    r.disconnect();
+  }, 60_000);
+});
