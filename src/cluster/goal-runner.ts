@@ -363,7 +363,8 @@ export class ClusterGoalRunner {
 
   /**
    * Recovery against Redis: goals the mirror says run here but this process does not run
-   * (the node restarted) end as the local record says (failed: the daemon restarted). A goal
+   * (the node restarted) end as the local record says (failed: the daemon restarted, or the
+   * end the previous process could not write). A goal
    * another node already ended or took over is not ours any more and stays as it is (the
    * write is a compare-and-set on the owner).
    */
@@ -378,7 +379,11 @@ export class ClusterGoalRunner {
       }
       if (s === undefined) await this.failUnstarted(goalId);
       else if (TERMINAL.has(s.state) && (await this.mirror.finish(goalId, this.identity.nodeId, s))) {
-        publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+        // The previous process's end may be this very one, refused by Redis after its
+        // goal.finished went out: the event goes out only if the goal's stream lacks it.
+        if (await endPublished(this.redis, goalId).catch(() => false))
+          announceEnd(this.redis, goalId, this.log);
+        else publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
       }
     }
   }

@@ -139,6 +139,40 @@ describe("a goal's end Redis refused while its owner stayed connected", () => {
   }, 60_000);
 });
 
+describe("a goal's end Redis refused, its owner restarted before writes came back", () => {
+  it("is written by the restarted owner and its goal.finished, which Redis took, is not sent again", async () => {
+    const c = await cluster();
+    const marker = "end-refused-restart";
+    server.script(forGoal(marker), [turn.text(`finished ${marker}`, { delayMs: 1_000 })]);
+    const owner = await startNode(server, c.ownerUrl, OWNER, { capacity: 1 });
+    const o = await owner.client();
+    const { goal_id } = await o.call("goal.submit", { goal: `say ${marker}`, manifest: manifest() });
+    await until(() => (conversationsStarted(server, marker) >= 1 ? true : undefined), 10_000);
+    // The goal hashes and the goal-ends stream refuse; its events' stream takes them.
+    await c.writable(["bull:*", "aido:[^g]*"]);
+    try {
+      await logged(owner, `could not write the end of goal ${goal_id}`);
+      await owner.kill();
+    } finally {
+      await c.writable([]);
+    }
+    await owner.restart();
+    const other = await startNode(server, c.url, "refused-other", { capacity: 1 });
+    const b = await other.client();
+    expect(await b.call("goal.wait", { goal_id, timeout_ms: 20_000 })).toMatchObject({
+      state: "succeeded",
+      result: `finished ${marker}`,
+    });
+    await new Promise((r) => setTimeout(r, 1_000));
+    const finished = (await c.raw.xrange(`aido:events:${goal_id}`, "-", "+")).filter(
+      ([, f]) => (JSON.parse(f[1] ?? "{}") as { type?: string }).type === "goal.finished",
+    );
+    expect(finished).toHaveLength(1);
+    const ends = (await c.raw.xrange("aido:goal-ends", "-", "+")).filter(([, f]) => f[1] === goal_id);
+    expect(ends).toHaveLength(1);
+  }, 60_000);
+});
+
 describe("a pending approval Redis refused while its owner stayed connected", () => {
   it("is listed on another node with the owner's next heartbeats, and answered there", async () => {
     const c = await cluster();
