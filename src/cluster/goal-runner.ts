@@ -39,8 +39,11 @@ export interface GoalJob {
 export class ClusterGoalRunner {
   /** Goals this node runs (their events and approvals are mirrored: owned-mirror.ts). */
   private readonly owned = new Set<string>();
-  /** Goals whose end Redis did not take: written again by retryEnds until it does. */
-  private readonly unflushed = new Set<string>();
+  /**
+   * Goals whose end Redis did not take, with why it did not the last time: written again by
+   * retryEnds until it does (logged when the reason changes, not with every heartbeat).
+   */
+  private readonly unflushed = new Map<string, string>();
   /** Goals a cancel is ending before they run here or are given back (cancel-marks.ts). */
   private readonly marks = new CancelMarks();
   private readonly config: NodeContext["config"];
@@ -338,13 +341,18 @@ export class ClusterGoalRunner {
         announceEnd(this.redis, goalId, this.log);
         await dropApprovalsOf(this.ctx, goalId);
       }
-      this.unflushed.delete(goalId);
+      if (this.unflushed.delete(goalId))
+        this.log(`cluster: the end of goal ${goalId} is written to Redis now`);
       this.owned.delete(goalId);
     } catch (e) {
-      this.unflushed.add(goalId);
-      this.log(
-        `cluster: could not write the end of goal ${goalId} to Redis (written again with the next heartbeat): ${errorMessage(e)}`,
-      );
+      // Redis may refuse for hours: one line when it starts (or its reason changes), not one
+      // per goal with every heartbeat.
+      const why = errorMessage(e);
+      if (this.unflushed.get(goalId) !== why)
+        this.log(
+          `cluster: could not write the end of goal ${goalId} to Redis (written again with each heartbeat until it is): ${why}`,
+        );
+      this.unflushed.set(goalId, why);
     }
   }
 
@@ -404,7 +412,7 @@ export class ClusterGoalRunner {
    * meanwhile, changes and announces nothing.
    */
   async retryEnds(): Promise<void> {
-    for (const goalId of [...this.unflushed]) await this.flush(goalId, "unsure");
+    for (const goalId of [...this.unflushed.keys()]) await this.flush(goalId, "unsure");
   }
 
   /**

@@ -24,6 +24,11 @@ export class OwnedMirror {
   private readonly unmirrored = new Map<string, ApprovalRecord>();
   /** Settled approvals whose outcome Redis did not take yet, by id (the newest record of each). */
   private readonly unsettled = new Map<string, ApprovalRecord>();
+  /**
+   * Why Redis last refused each of those writes ("pending <id>", "outcome <id>"): a refusal
+   * is logged when it starts or its reason changes, not with every heartbeat.
+   */
+  private readonly refusedWhy = new Map<string, string>();
   private readonly unsubscribers: (() => void)[];
 
   /** Mirror the events and approvals of the goals `owns` says run here. */
@@ -48,6 +53,7 @@ export class OwnedMirror {
       // sent (one connection keeps the order), so nothing puts it back in aido:approvals.
       rt.approvals.on("decided", (r) => {
         this.unmirrored.delete(r.id);
+        this.refusedWhy.delete(`pending ${r.id}`);
         if (r.goal_id !== null) void this.settle(r);
       }),
     ];
@@ -57,8 +63,10 @@ export class OwnedMirror {
   async retry(): Promise<void> {
     for (const r of [...this.unmirrored.values()]) {
       // Its goal went to another node or ended here meanwhile: its approvals were dropped.
-      if (r.goal_id === null || !this.owns(r.goal_id)) this.unmirrored.delete(r.id);
-      else if (this.unmirrored.get(r.id) === r) await this.mirrorPending(r);
+      if (r.goal_id === null || !this.owns(r.goal_id)) {
+        this.unmirrored.delete(r.id);
+        this.refusedWhy.delete(`pending ${r.id}`);
+      } else if (this.unmirrored.get(r.id) === r) await this.mirrorPending(r);
     }
     for (const r of [...this.unsettled.values()]) await this.settle(r);
   }
@@ -108,13 +116,12 @@ export class OwnedMirror {
     const ctx = this.ctx;
     try {
       await ctx.redis.hset(RedisKeys.approvals, r.id, JSON.stringify({ ...r, node: ctx.identity.nodeId }));
+      this.refusedWhy.delete(`pending ${r.id}`);
       if (this.unmirrored.get(r.id) === r) this.unmirrored.delete(r.id);
     } catch (e) {
       // Settled meanwhile: its outcome is written instead (settle).
       if (!this.unmirrored.has(r.id)) return;
-      ctx.log(
-        `cluster: mirroring approval ${r.id} failed (written again with the next heartbeat): ${errorMessage(e)}`,
-      );
+      this.refused(`pending ${r.id}`, `cluster: mirroring approval ${r.id} failed`, e);
     }
   }
 
@@ -136,12 +143,21 @@ export class OwnedMirror {
         .zremrangebyscore(RedisKeys.approvalsSettled, "-inf", Date.now() - keptMs)
         .zremrangebyrank(RedisKeys.approvalsSettled, 0, -SETTLED_APPROVALS_KEPT - 1)
         .exec();
-      if (this.unsettled.get(r.id) === r) this.unsettled.delete(r.id);
+      if (this.unsettled.get(r.id) === r) {
+        this.unsettled.delete(r.id);
+        this.refusedWhy.delete(`outcome ${r.id}`);
+      }
     } catch (e) {
-      ctx.log(
-        `cluster: mirroring approval ${r.id}'s outcome failed (written again with the next heartbeat): ${errorMessage(e)}`,
-      );
+      this.refused(`outcome ${r.id}`, `cluster: mirroring approval ${r.id}'s outcome failed`, e);
     }
+  }
+
+  /** Log a write Redis refused when it starts refusing it or its reason changes. */
+  private refused(key: string, what: string, e: unknown): void {
+    const why = errorMessage(e);
+    if (this.refusedWhy.get(key) !== why)
+      this.ctx.log(`${what} (written again with each heartbeat until it is): ${why}`);
+    this.refusedWhy.set(key, why);
   }
 }
 

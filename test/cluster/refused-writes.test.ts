@@ -88,6 +88,8 @@ describe("a goal's end Redis refused while its owner stayed connected", () => {
       await new Promise((r) => setTimeout(r, 1_000));
       expect(await c.raw.exists(`aido:node:${OWNER}:alive`)).toBe(1);
       expect(await b.call("goal.status", { goal_id })).toMatchObject({ state: "running", node: OWNER });
+      // Retried with each heartbeat, logged once (Redis may refuse for hours).
+      expect(owner.child.output().split(`could not write the end of goal ${goal_id}`)).toHaveLength(2);
       const waiting = b.call("goal.wait", { goal_id, timeout_ms: 20_000 });
       await c.writable([]);
       restored = true;
@@ -98,6 +100,7 @@ describe("a goal's end Redis refused while its owner stayed connected", () => {
       if (!restored) await c.writable([]);
     }
     expect(await b.call("goal.status", { goal_id })).toMatchObject({ state: "succeeded", node: OWNER });
+    await logged(owner, `the end of goal ${goal_id} is written to Redis now`);
     // Announced once, and its goal.finished (which Redis took as it happened) not sent again.
     await new Promise((r) => setTimeout(r, 1_000));
     const ends = (await c.raw.xrange("aido:goal-ends", "-", "+")).filter(([, f]) => f[1] === goal_id);
@@ -199,6 +202,8 @@ describe("a pending approval Redis refused while its owner stayed connected", ()
       const other = await startNode(server, c.url, "refused-other", { capacity: 1 });
       const b = await other.client();
       expect((await b.call("approval.list", {})).approvals.map((x) => x.id)).not.toContain(pending.id);
+      // The other node's start took several of the owner's heartbeats: each retried it, one logged.
+      expect(owner.child.output().split(`mirroring approval ${pending.id} failed`)).toHaveLength(2);
 
       await c.writable([]);
       restored = true;
