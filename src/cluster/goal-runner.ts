@@ -345,15 +345,21 @@ export class ClusterGoalRunner {
         this.log(`cluster: the end of goal ${goalId} is written to Redis now`);
       this.owned.delete(goalId);
     } catch (e) {
-      // Redis may refuse for hours: one line when it starts (or its reason changes), not one
-      // per goal with every heartbeat.
-      const why = errorMessage(e);
-      if (this.unflushed.get(goalId) !== why)
-        this.log(
-          `cluster: could not write the end of goal ${goalId} to Redis (written again with each heartbeat until it is): ${why}`,
-        );
-      this.unflushed.set(goalId, why);
+      this.refusedEnd(goalId, e);
     }
+  }
+
+  /**
+   * An end Redis did not take: kept for retryEnds. Redis may refuse for hours: logged when
+   * the refusal starts (or its reason changes), not for each goal with every heartbeat.
+   */
+  private refusedEnd(goalId: string, e: unknown): void {
+    const why = errorMessage(e);
+    if (this.unflushed.get(goalId) !== why)
+      this.log(
+        `cluster: could not write the end of goal ${goalId} to Redis (written again with each heartbeat until it is): ${why}`,
+      );
+    this.unflushed.set(goalId, why);
   }
 
   /**
@@ -386,7 +392,17 @@ export class ClusterGoalRunner {
         s = undefined;
       }
       if (s === undefined) await this.failUnstarted(goalId);
-      else if (TERMINAL.has(s.state) && (await this.mirror.finish(goalId, this.identity.nodeId, s))) {
+      else if (TERMINAL.has(s.state)) {
+        let written: boolean;
+        try {
+          written = await this.mirror.finish(goalId, this.identity.nodeId, s);
+        } catch (e) {
+          // Refused (Redis answers, but not to this write): written again with the
+          // heartbeats, as any end (retryEnds), not only at the next reconnect.
+          this.refusedEnd(goalId, e);
+          continue;
+        }
+        if (!written) continue;
         // The previous process's end may be this very one, refused by Redis after its
         // goal.finished went out: the event goes out only if the goal's stream lacks it.
         if (await endPublished(this.redis, goalId).catch(() => false))

@@ -176,6 +176,49 @@ describe("a goal's end Redis refused, its owner restarted before writes came bac
   }, 60_000);
 });
 
+describe("a goal's end Redis refused to the owner's new process after a restart", () => {
+  it("is written again with its heartbeats, not left running on every other node", async () => {
+    const c = await cluster();
+    const marker = "recovery-refused";
+    server.script(forGoal(marker), [turn.text(`finished ${marker}`, { delayMs: 30_000 })]);
+    const owner = await startNode(server, c.ownerUrl, OWNER, { capacity: 1 });
+    const o = await owner.client();
+    const { goal_id } = await o.call("goal.submit", { goal: `say ${marker}`, manifest: manifest() });
+    await until(() => (conversationsStarted(server, marker) >= 1 ? true : undefined), 10_000);
+    // Killed during its model call; its new process ends the goal failed (the daemon
+    // restarted) and Redis refuses that end.
+    await owner.kill();
+    await c.writable(["bull:*", "aido:[^g]*"]);
+    let restored = false;
+    try {
+      await owner.restart();
+      // Its own node says so from its own record; its recovery met the refusal.
+      const o2 = await owner.client();
+      await until(async () =>
+        (await o2.call("goal.status", { goal_id })).state === "failed" ? true : undefined,
+      );
+      await new Promise((r) => setTimeout(r, 1_000));
+      const other = await startNode(server, c.url, "refused-other", { capacity: 1 });
+      const b = await other.client();
+      expect(await b.call("goal.status", { goal_id })).toMatchObject({ state: "running", node: OWNER });
+      const waiting = b.call("goal.wait", { goal_id, timeout_ms: 20_000 });
+      await c.writable([]);
+      restored = true;
+      const t0 = Date.now();
+      expect(await waiting).toMatchObject({ state: "failed", node: OWNER });
+      expect(Date.now() - t0).toBeLessThan(3_000);
+    } finally {
+      if (!restored) await c.writable([]);
+    }
+    // Its goal.finished reaches the goal's stream too, once.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const finished = (await c.raw.xrange(`aido:events:${goal_id}`, "-", "+")).filter(
+      ([, f]) => (JSON.parse(f[1] ?? "{}") as { type?: string }).type === "goal.finished",
+    );
+    expect(finished).toHaveLength(1);
+  }, 60_000);
+});
+
 describe("a pending approval Redis refused while its owner stayed connected", () => {
   it("is listed on another node with the owner's next heartbeats, and answered there", async () => {
     const c = await cluster();
