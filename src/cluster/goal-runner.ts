@@ -332,7 +332,8 @@ export class ClusterGoalRunner {
       const s = this.rt.goals.status(goalId);
       // Written only while the goal is still this node's: one another node ended or took over
       // (or that a concurrent retry wrote already) is not announced, and its approvals stay.
-      if (await this.mirror.finish(goalId, this.identity.nodeId, s)) {
+      const wrote = await this.mirror.finish(goalId, this.identity.nodeId, s);
+      if (wrote) {
         const publish =
           event === "held" ||
           (event === "unsure" && !(await endPublished(this.redis, goalId).catch(() => false)));
@@ -342,7 +343,11 @@ export class ClusterGoalRunner {
         await dropApprovalsOf(this.ctx, goalId);
       }
       if (this.unflushed.delete(goalId))
-        this.log(`cluster: the end of goal ${goalId} is written to Redis now`);
+        this.log(
+          wrote
+            ? `cluster: the end of goal ${goalId} is written to Redis now`
+            : `cluster: the end of goal ${goalId} is not written: another node ended or took over the goal meanwhile`,
+        );
       this.owned.delete(goalId);
     } catch (e) {
       this.refusedEnd(goalId, e);
@@ -378,9 +383,9 @@ export class ClusterGoalRunner {
   /**
    * Recovery against Redis: goals the mirror says run here but this process does not run
    * (the node restarted) end as the local record says (failed: the daemon restarted, or the
-   * end the previous process could not write). A goal
-   * another node already ended or took over is not ours any more and stays as it is (the
-   * write is a compare-and-set on the owner).
+   * end the previous process could not write). A goal another node already ended or took
+   * over is not ours any more and stays as it is (the write is a compare-and-set on the
+   * owner).
    */
   private async recoverOwn(): Promise<void> {
     for (const goalId of await this.mirror.runningOn(this.identity.nodeId)) {

@@ -139,6 +139,10 @@ describe("a goal's end Redis refused while its owner stayed connected", () => {
     });
     const ends = (await c.raw.xrange("aido:goal-ends", "-", "+")).filter(([, f]) => f[1] === goal_id);
     expect(ends).toHaveLength(0);
+    await logged(
+      owner,
+      `the end of goal ${goal_id} is not written: another node ended or took over the goal`,
+    );
   }, 60_000);
 });
 
