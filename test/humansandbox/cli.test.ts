@@ -332,6 +332,37 @@ describe("escape hatches and TTL", () => {
   });
 });
 
+describe("a task nesting folders deeper than a recursive walk goes", () => {
+  it("is destroyed with its folders all the same", async () => {
+    // Removal held a descriptor and a stack frame per level: a chain of 12,000 folders
+    // overflowed the stack, so `aido sandbox destroy` (and every later sweep of an expired
+    // sandbox) failed and the sandbox stayed "running" with its folders in the project.
+    p.write("deep.yaml", "runtime: python:3.11\n");
+    const up = await p.aido("sandbox", "up", "-f", "deep.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    p.write(
+      "deep.py",
+      [
+        "import os",
+        "os.chdir('/output')",
+        "for _ in range(12000):",
+        "    os.mkdir('d')",
+        "    os.chdir('d')",
+        "open('f', 'w').close()",
+        "print('deep')",
+      ].join("\n"),
+    );
+    const run = await p.aido("run", "deep.py");
+    expect(run.out, run.err.join("\n")).toEqual(["deep"]);
+    const destroy = await p.aido("sandbox", "destroy", id);
+    expect(destroy.code, destroy.err.join("\n")).toBe(0);
+    const folder = join(p.dir, ".aido", "sandboxes", id);
+    expect(existsSync(join(folder, "output"))).toBe(false);
+    expect(JSON.parse(readFileSync(join(folder, "sandbox.json"), "utf8")).state).toBe("destroyed");
+  }, 120_000);
+});
+
 // A task still running while `aido run` works on the folders the sandbox shares with it:
 // here a second `aido run` in the same sandbox, its task racing the host's removal of the
 // stream folder and its collection of outputs.
