@@ -191,6 +191,32 @@ describe("lockdown", () => {
     expect(existsSync(join(p.dir, "out", "leak"))).toBe(false);
   });
 
+  it("never copies a sparse output's holes into the project", async () => {
+    // One ftruncate makes a file of any size that costs the task nothing; the copy wrote
+    // its holes out in full (a terabyte would fill the project's disk). 1 GiB here.
+    p.write(
+      "sparse.py",
+      [
+        "import os",
+        "os.makedirs('/output/out', exist_ok=True)",
+        "with open('/output/out/huge', 'w') as f: os.truncate(f.fileno(), 1 << 30)",
+        "with open('/output/out/small', 'w') as f: f.write('ok\\n')",
+      ].join("\n"),
+    );
+    const r = await p.aido("run", "--json", "sparse.py");
+    expect(r.code, r.err.join("\n")).toBe(0);
+    const s = r.json<{
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    }>();
+    expect(s.outputs.collected).toContain("out/small");
+    expect(s.outputs.skipped).toContainEqual({
+      path: "out/huge",
+      reason: expect.stringMatching(/^sparse: 1073741824 bytes of which \d+ were never written/),
+    });
+    expect(existsSync(join(p.dir, "out", "huge"))).toBe(false);
+    expect(p.read("out/small")).toBe("ok\n");
+  });
+
   it("never follows a link or opens a FIFO a script planted at the next run's stream files", async () => {
     // A host file the person can write, and a script that guesses the next run's stream
     // names (/aido/stream is a host folder it can write) and plants a link to that file at
