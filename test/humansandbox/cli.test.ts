@@ -191,6 +191,34 @@ describe("lockdown", () => {
     expect(existsSync(join(p.dir, "out", "leak"))).toBe(false);
   });
 
+  it("records the run when its outputs cannot be collected, and says why", async () => {
+    // More folders under out/ than "out/**" may match made the collection throw after the
+    // task ended: no summary.json and no run_completed, so a task could erase the record
+    // of its own run (exit code, bytes, network counts).
+    p.write(
+      "many.py",
+      [
+        "import os",
+        "for i in range(300): os.makedirs(f'/output/out/many/d{i:03d}', exist_ok=True)",
+        "print('made')",
+      ].join("\n"),
+    );
+    const folder = join(p.dir, ".aido", "sandboxes", id);
+    const r = await p.aido("run", "many.py");
+    expect(r.code).toBe(1);
+    expect(r.err.join("\n")).toMatch(/outputs were not collected: "out\/\*\*" matches more than 256 paths/);
+    const events = readFileSync(join(folder, "events.log"), "utf8")
+      .trim()
+      .split("\n")
+      .map((x) => JSON.parse(x));
+    const last = events.findLast((e) => e.event === "run_started");
+    expect(events.at(-1)).toMatchObject({ event: "run_completed", run_id: last.run_id, exit_code: 0 });
+    const summary = JSON.parse(readFileSync(join(folder, "runs", last.run_id, "summary.json"), "utf8"));
+    expect(summary).toMatchObject({ exit_code: 0, outputs: { collected: [] } });
+    expect(summary.error).toMatch(/outputs were not collected/);
+    execFileSync("rm", ["-r", join(folder, "output", "out", "many")]);
+  });
+
   it("never copies a sparse output's holes into the project", async () => {
     // One ftruncate makes a file of any size that costs the task nothing; the copy wrote
     // its holes out in full (a terabyte would fill the project's disk). 1 GiB here.
