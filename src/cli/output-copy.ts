@@ -13,6 +13,13 @@ import { join } from "node:path";
 
 const CHUNK = 1 << 20;
 
+/**
+ * A file whose size exceeds what is stored of it by more than this (its holes: one ftruncate
+ * makes a terabyte that costs the goal nothing) is skipped: the copy would write the holes
+ * out in full and fill the user's disk.
+ */
+const MAX_HOLE_BYTES = 64 * 1024 * 1024;
+
 export interface CopyReport {
   files: number;
   bytes: number;
@@ -100,6 +107,14 @@ class Copier {
         this.skip(rel, "changed while being copied");
         return;
       }
+      const holes = st.size - st.blocks * 512;
+      if (holes > MAX_HOLE_BYTES) {
+        this.skip(
+          rel,
+          `sparse: ${st.size} bytes of which ${holes} were never written (holes over ${MAX_HOLE_BYTES} bytes are not copied)`,
+        );
+        return;
+      }
       await this.ensureRoot();
       const to = join(this.dest, rel);
       const there = await lstatOrNull(to);
@@ -111,7 +126,7 @@ class Copier {
       if (there) await fsp.unlink(to);
       const output = await fsp.open(to, WRITE_FLAGS, st.mode & 0o100 ? 0o755 : 0o644);
       try {
-        await copyContent(input, output);
+        await copyContent(input, output, st.size);
         if (this.opts.owner) await output.chown(this.opts.owner.uid, this.opts.owner.gid);
       } finally {
         await output.close();
@@ -137,12 +152,14 @@ class Copier {
   }
 }
 
-async function copyContent(from: fsp.FileHandle, to: fsp.FileHandle): Promise<void> {
+/** Up to `size` bytes (the size when opened: a goal still writing cannot keep the copy growing). */
+async function copyContent(from: fsp.FileHandle, to: fsp.FileHandle, size: number): Promise<void> {
   const buf = Buffer.allocUnsafe(CHUNK);
-  for (;;) {
-    const { bytesRead } = await from.read(buf, 0, CHUNK, null);
+  for (let left = size; left > 0; ) {
+    const { bytesRead } = await from.read(buf, 0, Math.min(CHUNK, left), null);
     if (bytesRead === 0) return;
     for (let off = 0; off < bytesRead; ) off += (await to.write(buf, off, bytesRead - off)).bytesWritten;
+    left -= bytesRead;
   }
 }
 

@@ -15,6 +15,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  truncateSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -87,6 +88,24 @@ describe("aido output", () => {
       "skipped pipe: a fifo: only regular files and folders are copied",
       "skipped secret-link: a symbolic link: only regular files and folders are copied",
     ]);
+  });
+
+  it("never writes a sparse deliverable's holes into the user's folder", async () => {
+    // One ftruncate in /output makes a file of any size that costs the goal nothing; the
+    // copy wrote its holes out in full (a terabyte would fill the user's disk). 1 GiB here.
+    const goalId = await hostileOutput(scratch("aido-outside-"));
+    const st = await suite.fx.client().then((c) => c.call("goal.status", { goal_id: goalId }));
+    const huge = join(st.output_dir, "huge.img");
+    writeFileSync(huge, "");
+    truncateSync(huge, 1 << 30);
+    const dest = join(scratch("aido-user-"), "output");
+    const r = await cli(["output", goalId, "--to", dest]);
+    expect(r.code, r.err.join("\n")).toBe(0);
+    expect(r.err).toContainEqual(
+      expect.stringMatching(/^skipped huge\.img: sparse: 1073741824 bytes of which \d+ were never written/),
+    );
+    expect(() => lstatSync(join(dest, "huge.img"))).toThrow(/ENOENT/);
+    expect(readFileSync(join(dest, "report.md"), "utf8")).toBe("# report\n");
   });
 
   it("never writes through a link already in the user's folder", async () => {
