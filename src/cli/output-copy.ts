@@ -6,12 +6,23 @@
 // caller's umask — a setuid or setgid bit can never arrive. The destination is never
 // written through a link: an existing file is replaced (unlink, then O_EXCL|O_NOFOLLOW),
 // and a destination folder that is a symlink, or a file where a folder should go, is left
-// alone and reported. The source is read with lstat and O_NOFOLLOW only.
+// alone and reported. The source is read with lstat and O_NOFOLLOW only, each folder
+// opened once (O_DIRECTORY | O_NOFOLLOW) and its entries reached through that descriptor
+// (/proc/self/fd/<fd>/<name>), never by a path again: a goal still running can swap a
+// folder of its output for a link to a host folder after the walk saw it, and by path the
+// copy read the host's files (as root: any) into the user's folder.
 
-import { constants, promises as fsp } from "node:fs";
+import { constants, promises as fsp, type Stats } from "node:fs";
 import { join } from "node:path";
 
 const CHUNK = 1 << 20;
+
+/**
+ * A file whose size exceeds what is stored of it by more than this (its holes: one ftruncate
+ * makes a terabyte that costs the goal nothing) is skipped: the copy would write the holes
+ * out in full and fill the user's disk.
+ */
+const MAX_HOLE_BYTES = 64 * 1024 * 1024;
 
 export interface CopyReport {
   files: number;
@@ -49,7 +60,16 @@ export async function copyDeliverables(
     report.skipped.push({ path: ".", reason: "the source is not a folder (a symlink is never followed)" });
     return report;
   }
-  await new Copier(dest, opts, report).dir(src, "");
+  const top = await openFolder(src);
+  if (!top) {
+    report.skipped.push({ path: ".", reason: "changed while being copied" });
+    return report;
+  }
+  try {
+    await new Copier(dest, opts, report).dir(top, "");
+  } finally {
+    await top.close();
+  }
   return report;
 }
 
@@ -62,13 +82,27 @@ class Copier {
     private readonly report: CopyReport,
   ) {}
 
-  async dir(src: string, rel: string): Promise<void> {
-    for (const name of (await fsp.readdir(src)).sort()) {
-      const from = join(src, name);
+  /** Copy the entries of the folder open at `src`, which is `rel` under the source. */
+  async dir(src: fsp.FileHandle, rel: string): Promise<void> {
+    const at = `/proc/self/fd/${src.fd}`;
+    for (const name of (await fsp.readdir(at)).sort()) {
+      const from = `${at}/${name}`;
       const r = rel ? `${rel}/${name}` : name;
-      const st = await fsp.lstat(from);
-      if (st.isDirectory()) {
-        if (await this.makeDir(r)) await this.dir(from, r);
+      const st = await lstatOrNull(from);
+      if (!st) {
+        this.skip(r, "changed while being copied");
+      } else if (st.isDirectory()) {
+        if (!(await this.makeDir(r))) continue;
+        const sub = await openFolder(from);
+        if (!sub) {
+          this.skip(r, "changed while being copied");
+          continue;
+        }
+        try {
+          await this.dir(sub, r);
+        } finally {
+          await sub.close();
+        }
       } else if (st.isFile()) {
         await this.file(from, r, st.ino);
       } else {
@@ -93,11 +127,25 @@ class Copier {
   }
 
   private async file(from: string, rel: string, ino: number): Promise<void> {
-    const input = await fsp.open(from, READ_FLAGS);
+    let input: fsp.FileHandle;
+    try {
+      input = await fsp.open(from, READ_FLAGS);
+    } catch {
+      this.skip(rel, "changed while being copied");
+      return;
+    }
     try {
       const st = await input.stat();
       if (st.ino !== ino || !st.isFile()) {
         this.skip(rel, "changed while being copied");
+        return;
+      }
+      const holes = st.size - st.blocks * 512;
+      if (holes > MAX_HOLE_BYTES) {
+        this.skip(
+          rel,
+          `sparse: ${st.size} bytes of which ${holes} were never written (holes over ${MAX_HOLE_BYTES} bytes are not copied)`,
+        );
         return;
       }
       await this.ensureRoot();
@@ -111,7 +159,7 @@ class Copier {
       if (there) await fsp.unlink(to);
       const output = await fsp.open(to, WRITE_FLAGS, st.mode & 0o100 ? 0o755 : 0o644);
       try {
-        await copyContent(input, output);
+        await copyContent(input, output, st.size);
         if (this.opts.owner) await output.chown(this.opts.owner.uid, this.opts.owner.gid);
       } finally {
         await output.close();
@@ -137,16 +185,28 @@ class Copier {
   }
 }
 
-async function copyContent(from: fsp.FileHandle, to: fsp.FileHandle): Promise<void> {
+/** Up to `size` bytes (the size when opened: a goal still writing cannot keep the copy growing). */
+async function copyContent(from: fsp.FileHandle, to: fsp.FileHandle, size: number): Promise<void> {
   const buf = Buffer.allocUnsafe(CHUNK);
-  for (;;) {
-    const { bytesRead } = await from.read(buf, 0, CHUNK, null);
+  for (let left = size; left > 0; ) {
+    const { bytesRead } = await from.read(buf, 0, Math.min(CHUNK, left), null);
     if (bytesRead === 0) return;
     for (let off = 0; off < bytesRead; ) off += (await to.write(buf, off, bytesRead - off)).bytesWritten;
+    left -= bytesRead;
   }
 }
 
-async function lstatOrNull(path: string): Promise<Awaited<ReturnType<typeof fsp.lstat>> | null> {
+/** The folder at `path` opened without following a link there; undefined when it is not a folder now. */
+async function openFolder(path: string): Promise<fsp.FileHandle | undefined> {
+  try {
+    return await fsp.open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (e) {
+    if (["ELOOP", "ENOTDIR", "ENOENT"].includes((e as NodeJS.ErrnoException).code ?? "")) return undefined;
+    throw e;
+  }
+}
+
+async function lstatOrNull(path: string): Promise<Stats | null> {
   try {
     return await fsp.lstat(path);
   } catch (e) {

@@ -40,6 +40,14 @@ import {
 import { dirname, join } from "node:path";
 import { collectableOutputs } from "./paths.js";
 
+/**
+ * A file whose size exceeds what is stored of it by more than this (its holes: a task makes
+ * a terabyte with one ftruncate) is not collected: the copy writes the holes out in full and
+ * would fill the project's disk. A dense file costs the copy no more than the task already
+ * wrote to the host.
+ */
+const MAX_HOLE_BYTES = 64 * 1024 * 1024;
+
 /** What linkOutputs made, and the patterns it could not give a link to. */
 export interface OutputLinks {
   /** Work-folder paths now linked into /output, e.g. "results" -> /output/results. */
@@ -157,6 +165,15 @@ export function collectOutputs(
       result.skipped.push({ path: rel, reason: src });
       continue;
     }
+    const holes = src.size - src.stored;
+    if (holes > MAX_HOLE_BYTES) {
+      closeSync(src.fd);
+      result.skipped.push({
+        path: rel,
+        reason: `sparse: ${src.size} bytes of which ${holes} were never written (holes over ${MAX_HOLE_BYTES} bytes are not copied)`,
+      });
+      continue;
+    }
     try {
       const dest = join(project, rel);
       mkdirSync(dirname(dest), { recursive: true });
@@ -169,6 +186,15 @@ export function collectOutputs(
   return result;
 }
 
+/** An output open for the copy, and what fstat said of it then. */
+interface OpenOutput {
+  fd: number;
+  mode: number;
+  size: number;
+  /** Bytes the filesystem holds for it (st_blocks). */
+  stored: number;
+}
+
 /**
  * `rel` under `root`, opened without following a link anywhere on the way and without
  * blocking: each folder is opened (O_DIRECTORY | O_NOFOLLOW) through the descriptor of the
@@ -178,7 +204,7 @@ export function collectOutputs(
  * walk saw them: by path, the copy would read the host file (as root: any), or hang on the
  * FIFO. The reason it was not collected otherwise.
  */
-function openBeneath(root: string, rel: string): { fd: number; mode: number } | string {
+function openBeneath(root: string, rel: string): OpenOutput | string {
   const segs = rel.split("/");
   const changed = "changed while it was collected (a link or not a regular file)";
   let dir = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -210,14 +236,17 @@ function openBeneath(root: string, rel: string): { fd: number; mode: number } | 
       closeSync(fd);
       return changed;
     }
-    return { fd, mode: st.mode };
+    return { fd, mode: st.mode, size: st.size, stored: st.blocks * 512 };
   } finally {
     closeSync(dir);
   }
 }
 
-/** Content and the owner-execute bit only; an existing project file is replaced, not written through. */
-function copyPlainFile(src: { fd: number; mode: number }, to: string): void {
+/**
+ * Content (up to the size it had when opened: a task still running cannot grow it during the
+ * copy) and the owner-execute bit only; an existing project file is replaced, not written through.
+ */
+function copyPlainFile(src: OpenOutput, to: string): void {
   const mode = src.mode & 0o100 ? 0o755 : 0o644;
   try {
     unlinkSync(to);
@@ -231,8 +260,11 @@ function copyPlainFile(src: { fd: number; mode: number }, to: string): void {
   );
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n = readSync(src.fd, buf); n > 0; n = readSync(src.fd, buf)) {
+    for (let left = src.size; left > 0; ) {
+      const n = readSync(src.fd, buf, 0, Math.min(buf.length, left), null);
+      if (n === 0) break;
       for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
+      left -= n;
     }
   } finally {
     closeSync(dst);

@@ -38,7 +38,7 @@ import type { ExecResult } from "../sandbox/types.js";
 import { attach, STREAM_DIR } from "./container.js";
 import { type NetworkCounts, type RunEgress, serveRunEgress } from "./egress.js";
 import { destroySandbox, refusalOf } from "./lifecycle.js";
-import { collectOutputs, diffOfPaths, inGitRepo } from "./outputs.js";
+import { type CollectResult, collectOutputs, diffOfPaths, inGitRepo } from "./outputs.js";
 import { LineStream, Scrubber } from "./scrub.js";
 import { loadSandboxSpec } from "./spec.js";
 import {
@@ -506,10 +506,14 @@ async function runInSandbox(
     ...(failure ? [`[aido: the run failed: ${failure}]\n`] : []),
   ]);
 
-  const collected =
-    record.outputs.length > 0
-      ? collectOutputs(paths.output, opts.cwd, record.outputs)
-      : { collected: [], skipped: [] };
+  // What the task left in /output can make the collection fail (more folders than a pattern
+  // may match, say): the run is still recorded, failed with the reason.
+  let collected: CollectResult = { collected: [], skipped: [] };
+  try {
+    if (record.outputs.length > 0) collected = collectOutputs(paths.output, opts.cwd, record.outputs);
+  } catch (e) {
+    failure ??= `outputs were not collected: ${errorMessage(e)}`;
+  }
   for (const s of collected.skipped)
     appendEvent(paths, { event: "warning", message: `output ${s.path} not collected: ${s.reason}` });
   let diffFile: string | null = null;

@@ -4,6 +4,7 @@
 // unlinked, never descended into, so a link planted by an agent (or an operator) can
 // never make the GC delete files outside the goal's folder.
 
+import { randomBytes } from "node:crypto";
 import {
   chmodSync,
   chownSync,
@@ -13,6 +14,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  renameSync,
   rmdirSync,
   unlinkSync,
 } from "node:fs";
@@ -108,6 +110,18 @@ export function prepareFolders(f: GoalFolders, user: SandboxUser): void {
 /** How often a folder is emptied again when something kept adding to it meanwhile. */
 const EMPTY_PASSES = 3;
 
+/**
+ * Folders open at once in one removal: a folder this deep below the tree's top is moved up
+ * into the top (renamed through the descriptors, under a fresh name) and emptied from there.
+ * The walk holds one descriptor and one stack frame per level, and a task can nest folders
+ * far deeper than either allows (a chain some thousands deep overflowed the stack, so the tree
+ * could never be removed).
+ */
+const MAX_DEPTH = 64;
+
+/** Folders moved up in one removal before it gives up on a tree that keeps growing. */
+const MAX_HOISTS = 100_000;
+
 const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
 /**
@@ -117,19 +131,31 @@ const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
  * (O_DIRECTORY | O_NOFOLLOW) and its entries reached through that descriptor
  * (/proc/self/fd/<fd>/<name>: Linux, as the sandboxes are), never by its path again. By
  * path, a folder swapped for a link to a host folder after it was listed would turn the
- * rest of the removal onto the same names there.
+ * rest of the removal onto the same names there. However deep the tree, at most MAX_DEPTH
+ * folders are open at once (see there).
  */
 export function removeTreeNoFollow(path: string): void {
   try {
-    removeEntry(path);
+    removeEntry(path, { top: undefined, hoisted: new Set(), hoists: 0 }, 0);
   } catch (e) {
     // The descriptor paths mean nothing to a reader: name the tree instead.
     throw Object.assign(new Error(`cannot remove ${path}: ${(e as Error).message}`), { code: code(e) });
   }
 }
 
-/** Remove what is at `path` (a path made of trusted folders and one name, or /proc/self/fd/<fd>/<name>). */
-function removeEntry(path: string): void {
+/** One removal: the descriptor of the tree's top folder, and the names moved up into it. */
+interface Walk {
+  top: number | undefined;
+  /** Moved up since the top folder was last listed: listing them again is no sign of a writer. */
+  hoisted: Set<string>;
+  hoists: number;
+}
+
+/**
+ * Remove what is at `path` (a path made of trusted folders and one name, or
+ * /proc/self/fd/<fd>/<name>), `depth` folders below the tree's top.
+ */
+function removeEntry(path: string, walk: Walk, depth: number): void {
   for (let attempt = 0; ; attempt++) {
     let st: ReturnType<typeof lstatSync>;
     try {
@@ -146,6 +172,10 @@ function removeEntry(path: string): void {
       }
       return;
     }
+    if (walk.top !== undefined && depth >= MAX_DEPTH) {
+      hoist(path, walk);
+      return;
+    }
     let fd: number;
     try {
       fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
@@ -154,15 +184,20 @@ function removeEntry(path: string): void {
       if (attempt < EMPTY_PASSES && ["ELOOP", "ENOTDIR", "ENOENT"].includes(code(e) ?? "")) continue;
       throw e;
     }
+    const isTop = walk.top === undefined;
+    if (isTop) walk.top = fd;
     try {
-      for (let pass = 1; ; pass++) {
+      for (let written = 0; ; ) {
         const names = readdirSync(`/proc/self/fd/${fd}`);
         if (names.length === 0) break;
-        if (pass > EMPTY_PASSES)
+        if (!isTop || names.some((n) => !walk.hoisted.has(n))) written++;
+        if (written > EMPTY_PASSES)
           throw Object.assign(new Error("it kept being written to"), { code: "ENOTEMPTY" });
-        for (const name of names) removeEntry(`/proc/self/fd/${fd}/${name}`);
+        if (isTop) walk.hoisted.clear();
+        for (const name of names) removeEntry(`/proc/self/fd/${fd}/${name}`, walk, depth + 1);
       }
     } finally {
+      if (isTop) walk.top = undefined;
       closeSync(fd);
     }
     try {
@@ -174,5 +209,35 @@ function removeEntry(path: string): void {
       throw e;
     }
     return;
+  }
+}
+
+/**
+ * Move the folder at `path` up into the tree's top folder, under a name no one chose, to be
+ * emptied from there. rename(2) moves the entry itself, never what a link there points at,
+ * and an entry already at the new name (not likely) fails the removal rather than be replaced.
+ */
+function hoist(path: string, walk: Walk): void {
+  if (++walk.hoists > MAX_HOISTS)
+    throw Object.assign(new Error("it kept being written to"), { code: "ENOTEMPTY" });
+  const name = `.aido-deep-${randomBytes(8).toString("hex")}`;
+  const to = `/proc/self/fd/${walk.top}/${name}`;
+  if (existsAt(to)) throw Object.assign(new Error(`${name} is already there`), { code: "EEXIST" });
+  try {
+    renameSync(path, to);
+  } catch (e) {
+    if (code(e) === "ENOENT") return; // removed or renamed away meanwhile
+    throw e;
+  }
+  walk.hoisted.add(name);
+}
+
+function existsAt(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch (e) {
+    if (code(e) === "ENOENT") return false;
+    throw e;
   }
 }

@@ -4,7 +4,7 @@
 // holds links a trap could have planted earlier. Run through runCli against a real agentd
 // over its socket, as a user (or run-aido.sh) runs it.
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import {
   chmodSync,
   copyFileSync,
@@ -15,6 +15,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  truncateSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -88,6 +89,84 @@ describe("aido output", () => {
       "skipped secret-link: a symbolic link: only regular files and folders are copied",
     ]);
   });
+
+  it("never writes a sparse deliverable's holes into the user's folder", async () => {
+    // One ftruncate in /output makes a file of any size that costs the goal nothing; the
+    // copy wrote its holes out in full (a terabyte would fill the user's disk). 1 GiB here.
+    const goalId = await hostileOutput(scratch("aido-outside-"));
+    const st = await suite.fx.client().then((c) => c.call("goal.status", { goal_id: goalId }));
+    const huge = join(st.output_dir, "huge.img");
+    writeFileSync(huge, "");
+    truncateSync(huge, 1 << 30);
+    const dest = join(scratch("aido-user-"), "output");
+    const r = await cli(["output", goalId, "--to", dest]);
+    expect(r.code, r.err.join("\n")).toBe(0);
+    expect(r.err).toContainEqual(
+      expect.stringMatching(/^skipped huge\.img: sparse: 1073741824 bytes of which \d+ were never written/),
+    );
+    expect(() => lstatSync(join(dest, "huge.img"))).toThrow(/ENOENT/);
+    expect(readFileSync(join(dest, "report.md"), "utf8")).toBe("# report\n");
+  });
+
+  it("never copies a host file when the goal swaps an output folder for a link while aido output copies", async () => {
+    // A goal still running keeps swapping a folder of its output with a link to a host
+    // folder holding the same names (renameat2 RENAME_EXCHANGE: the name is never missing);
+    // here a process beside the test plays the goal's container. A copy by path read the
+    // host's files into the user's folder.
+    const outside = scratch("aido-outside-");
+    const goalId = await hostileOutput(outside);
+    const st = await suite.fx.client().then((c) => c.call("goal.status", { goal_id: goalId }));
+    const out: string = st.output_dir;
+    const count = 300;
+    mkdirSync(join(out, "sub"));
+    for (let i = 0; i < count; i++) {
+      writeFileSync(join(out, "sub", `f${i}`), "mine\n");
+      writeFileSync(join(outside, `f${i}`), "host secret\n");
+    }
+    symlinkSync(outside, join(out, "alt"));
+    const racer = spawn("python3", [
+      "-c",
+      [
+        "import ctypes, os, sys, time",
+        "rename2 = ctypes.CDLL(None, use_errno=True).renameat2",
+        "a, b = sys.argv[1].encode(), sys.argv[2].encode()",
+        "end = time.time() + 20",
+        "while time.time() < end and not os.path.exists(sys.argv[3]):",
+        "    assert rename2(-100, a, -100, b, 2) == 0",
+        "    time.sleep(0.001)",
+        "    assert rename2(-100, a, -100, b, 2) == 0",
+        "    time.sleep(0.002)",
+      ].join("\n"),
+      join(out, "sub"),
+      join(out, "alt"),
+      join(outside, "stop"),
+    ]);
+    const ended = new Promise<number | null>((r) => racer.on("exit", r));
+    const leaked: string[] = [];
+    let copied = 0;
+    try {
+      for (let n = 0; n < 6 && leaked.length === 0; n++) {
+        const dest = join(scratch("aido-user-"), "output");
+        const r = await cli(["output", goalId, "--to", dest]);
+        expect(r.code, r.err.join("\n")).toBe(0);
+        for (let i = 0; i < count; i++) {
+          let text: string;
+          try {
+            text = readFileSync(join(dest, "sub", `f${i}`), "utf8");
+          } catch {
+            continue;
+          }
+          copied++;
+          if (text !== "mine\n") leaked.push(`f${i}`);
+        }
+      }
+    } finally {
+      writeFileSync(join(outside, "stop"), "");
+      expect(await ended).toBe(0);
+    }
+    expect(leaked).toEqual([]);
+    expect(copied).toBeGreaterThan(0);
+  }, 60_000);
 
   it("never writes through a link already in the user's folder", async () => {
     const outside = scratch("aido-outside-");

@@ -191,6 +191,60 @@ describe("lockdown", () => {
     expect(existsSync(join(p.dir, "out", "leak"))).toBe(false);
   });
 
+  it("records the run when its outputs cannot be collected, and says why", async () => {
+    // More folders under out/ than "out/**" may match made the collection throw after the
+    // task ended: no summary.json and no run_completed, so a task could erase the record
+    // of its own run (exit code, bytes, network counts).
+    p.write(
+      "many.py",
+      [
+        "import os",
+        "for i in range(300): os.makedirs(f'/output/out/many/d{i:03d}', exist_ok=True)",
+        "print('made')",
+      ].join("\n"),
+    );
+    const folder = join(p.dir, ".aido", "sandboxes", id);
+    const r = await p.aido("run", "many.py");
+    expect(r.code).toBe(1);
+    expect(r.err.join("\n")).toMatch(/outputs were not collected: "out\/\*\*" matches more than 256 paths/);
+    const events = readFileSync(join(folder, "events.log"), "utf8")
+      .trim()
+      .split("\n")
+      .map((x) => JSON.parse(x));
+    const last = events.findLast((e) => e.event === "run_started");
+    expect(events.at(-1)).toMatchObject({ event: "run_completed", run_id: last.run_id, exit_code: 0 });
+    const summary = JSON.parse(readFileSync(join(folder, "runs", last.run_id, "summary.json"), "utf8"));
+    expect(summary).toMatchObject({ exit_code: 0, outputs: { collected: [] } });
+    expect(summary.error).toMatch(/outputs were not collected/);
+    execFileSync("rm", ["-r", join(folder, "output", "out", "many")]);
+  });
+
+  it("never copies a sparse output's holes into the project", async () => {
+    // One ftruncate makes a file of any size that costs the task nothing; the copy wrote
+    // its holes out in full (a terabyte would fill the project's disk). 1 GiB here.
+    p.write(
+      "sparse.py",
+      [
+        "import os",
+        "os.makedirs('/output/out', exist_ok=True)",
+        "with open('/output/out/huge', 'w') as f: os.truncate(f.fileno(), 1 << 30)",
+        "with open('/output/out/small', 'w') as f: f.write('ok\\n')",
+      ].join("\n"),
+    );
+    const r = await p.aido("run", "--json", "sparse.py");
+    expect(r.code, r.err.join("\n")).toBe(0);
+    const s = r.json<{
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    }>();
+    expect(s.outputs.collected).toContain("out/small");
+    expect(s.outputs.skipped).toContainEqual({
+      path: "out/huge",
+      reason: expect.stringMatching(/^sparse: 1073741824 bytes of which \d+ were never written/),
+    });
+    expect(existsSync(join(p.dir, "out", "huge"))).toBe(false);
+    expect(p.read("out/small")).toBe("ok\n");
+  });
+
   it("never follows a link or opens a FIFO a script planted at the next run's stream files", async () => {
     // A host file the person can write, and a script that guesses the next run's stream
     // names (/aido/stream is a host folder it can write) and plants a link to that file at
@@ -330,6 +384,37 @@ describe("escape hatches and TTL", () => {
       destroy_reason: "ttl expired",
     });
   });
+});
+
+describe("a task nesting folders deeper than a recursive walk goes", () => {
+  it("is destroyed with its folders all the same", async () => {
+    // Removal held a descriptor and a stack frame per level: a chain of 12,000 folders
+    // overflowed the stack, so `aido sandbox destroy` (and every later sweep of an expired
+    // sandbox) failed and the sandbox stayed "running" with its folders in the project.
+    p.write("deep.yaml", "runtime: python:3.11\n");
+    const up = await p.aido("sandbox", "up", "-f", "deep.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    p.write(
+      "deep.py",
+      [
+        "import os",
+        "os.chdir('/output')",
+        "for _ in range(12000):",
+        "    os.mkdir('d')",
+        "    os.chdir('d')",
+        "open('f', 'w').close()",
+        "print('deep')",
+      ].join("\n"),
+    );
+    const run = await p.aido("run", "deep.py");
+    expect(run.out, run.err.join("\n")).toEqual(["deep"]);
+    const destroy = await p.aido("sandbox", "destroy", id);
+    expect(destroy.code, destroy.err.join("\n")).toBe(0);
+    const folder = join(p.dir, ".aido", "sandboxes", id);
+    expect(existsSync(join(folder, "output"))).toBe(false);
+    expect(JSON.parse(readFileSync(join(folder, "sandbox.json"), "utf8")).state).toBe("destroyed");
+  }, 120_000);
 });
 
 // A task still running while `aido run` works on the folders the sandbox shares with it:

@@ -49,4 +49,27 @@ describe("removeTreeNoFollow", () => {
     expect(existsSync(join(dir, "link"))).toBe(false);
     expect(readFileSync(join(outside, "keep"), "utf8")).toBe("keep\n");
   });
+
+  it("removes a chain of folders deeper than the stack, never following a link at its bottom", () => {
+    const outside = join(dir, "outside");
+    mkdirSync(outside);
+    writeFileSync(join(outside, "keep"), "keep\n");
+    const tree = join(dir, "tree");
+    mkdirSync(tree);
+    const before = process.cwd();
+    try {
+      process.chdir(tree);
+      for (let i = 0; i < 6_000; i++) {
+        mkdirSync("d");
+        process.chdir("d");
+      }
+      symlinkSync(outside, "link");
+      writeFileSync("f", "x");
+    } finally {
+      process.chdir(before);
+    }
+    removeTreeNoFollow(tree);
+    expect(existsSync(tree)).toBe(false);
+    expect(readFileSync(join(outside, "keep"), "utf8")).toBe("keep\n");
+  }, 60_000);
 });
