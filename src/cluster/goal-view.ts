@@ -175,18 +175,40 @@ export class ClusterGoals {
    */
   async list(filter: { state?: GoalStatus["state"]; limit?: number }): Promise<ClusterGoalStatus[]> {
     const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
-    const mirrored = await readMirror(() => this.mirror.list({ ...filter, limit }));
+    const nodeId = this.identity.nodeId;
+    // This node's goals that ended here while their hash still says otherwise (the end is
+    // not in Redis yet) are listed as status() answers them: as they ended.
+    const fresher = (s: ClusterGoalStatus): ClusterGoalStatus | undefined => {
+      if (s.node !== nodeId || TERMINAL.has(s.state) || this.rt.goals.isLive(s.goal_id)) return undefined;
+      const local = this.ownEnd(s.goal_id);
+      return local && { ...local, node: nodeId, submitted_via: s.submitted_via };
+    };
+    const fits = (s: ClusterGoalStatus) => filter.state === undefined || s.state === filter.state;
+    const mirrored = (await readMirror(() => this.mirror.list({ ...filter, limit })))
+      .map((s) => fresher(s) ?? s)
+      .filter(fits);
     const listed = new Set(mirrored.map((s) => s.goal_id));
     const candidates = this.rt.goals.list({ ...filter, limit }).filter((s) => !listed.has(s.goal_id));
     if (candidates.length === 0) return mirrored;
-    // A goal of the mirror past the limit is not this node's own to add.
+    // A goal of the mirror past the limit is not this node's own to add; one whose hash the
+    // state filter passed over only because its end is not in Redis yet is.
     const pipe = this.redis.pipeline();
-    for (const s of candidates) pipe.exists(RedisKeys.goal(s.goal_id));
+    for (const s of candidates) pipe.hmget(RedisKeys.goal(s.goal_id), "state", "owner", "submitted_via");
     const held = (await readMirror(() => pipe.exec())) ?? [];
-    const nodeId = this.identity.nodeId;
-    const own = candidates
-      .filter((_, i) => held[i]?.[1] === 0)
-      .map((s) => ({ ...s, node: nodeId, submitted_via: nodeId }));
+    const own: ClusterGoalStatus[] = [];
+    for (const [i, s] of candidates.entries()) {
+      const [state, owner, via] = (held[i]?.[1] ?? []) as (string | null)[];
+      if (!state) own.push({ ...s, node: nodeId, submitted_via: nodeId });
+      else if (filter.state !== undefined && owner) {
+        const f = fresher({
+          ...s,
+          node: owner,
+          state: state as GoalStatus["state"],
+          submitted_via: via ?? "",
+        });
+        if (f && fits(f)) own.push(f);
+      }
+    }
     return [...mirrored, ...own]
       .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0))
       .slice(0, limit);

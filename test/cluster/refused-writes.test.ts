@@ -84,6 +84,14 @@ describe("a goal's end Redis refused while its owner stayed connected", () => {
       // Its own node answers from its own record at once.
       expect(await o.call("goal.status", { goal_id })).toMatchObject({ state: "succeeded", node: OWNER });
       expect(await o.call("goal.wait", { goal_id, timeout_ms: 1_000 })).toMatchObject({ state: "succeeded" });
+      // And lists it so, under the state it ended in, not the one its hash still says.
+      const ids = async (state?: string) =>
+        (await o.call("goal.list", state ? { state: state as "running" } : {})).goals
+          .filter((g) => g.goal_id === goal_id)
+          .map((g) => [g.state, g.node]);
+      expect(await ids()).toEqual([["succeeded", OWNER]]);
+      expect(await ids("succeeded")).toEqual([["succeeded", OWNER]]);
+      expect(await ids("running")).toEqual([]);
       // Two heartbeats later the owner is alive and the goal still shows running elsewhere.
       await new Promise((r) => setTimeout(r, 1_000));
       expect(await c.raw.exists(`aido:node:${OWNER}:alive`)).toBe(1);
