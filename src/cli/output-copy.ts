@@ -14,15 +14,9 @@
 
 import { constants, promises as fsp, type Stats } from "node:fs";
 import { join } from "node:path";
+import { fdPath, sparseRefusal } from "../sandbox/untrusted-files.js";
 
 const CHUNK = 1 << 20;
-
-/**
- * A file whose size exceeds what is stored of it by more than this (its holes: one ftruncate
- * makes a terabyte that costs the goal nothing) is skipped: the copy would write the holes
- * out in full and fill the user's disk.
- */
-const MAX_HOLE_BYTES = 64 * 1024 * 1024;
 
 export interface CopyReport {
   files: number;
@@ -84,9 +78,8 @@ class Copier {
 
   /** Copy the entries of the folder open at `src`, which is `rel` under the source. */
   async dir(src: fsp.FileHandle, rel: string): Promise<void> {
-    const at = `/proc/self/fd/${src.fd}`;
-    for (const name of (await fsp.readdir(at)).sort()) {
-      const from = `${at}/${name}`;
+    for (const name of (await fsp.readdir(fdPath(src.fd))).sort()) {
+      const from = fdPath(src.fd, name);
       const r = rel ? `${rel}/${name}` : name;
       const st = await lstatOrNull(from);
       if (!st) {
@@ -140,12 +133,9 @@ class Copier {
         this.skip(rel, "changed while being copied");
         return;
       }
-      const holes = st.size - st.blocks * 512;
-      if (holes > MAX_HOLE_BYTES) {
-        this.skip(
-          rel,
-          `sparse: ${st.size} bytes of which ${holes} were never written (holes over ${MAX_HOLE_BYTES} bytes are not copied)`,
-        );
+      const sparse = sparseRefusal(st.size, st.blocks);
+      if (sparse !== undefined) {
+        this.skip(rel, sparse);
         return;
       }
       await this.ensureRoot();

@@ -38,15 +38,8 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { fdPath, sparseRefusal } from "../sandbox/untrusted-files.js";
 import { collectableOutputs } from "./paths.js";
-
-/**
- * A file whose size exceeds what is stored of it by more than this (its holes: a task makes
- * a terabyte with one ftruncate) is not collected: the copy writes the holes out in full and
- * would fill the project's disk. A dense file costs the copy no more than the task already
- * wrote to the host.
- */
-const MAX_HOLE_BYTES = 64 * 1024 * 1024;
 
 /** What linkOutputs made, and the patterns it could not give a link to. */
 export interface OutputLinks {
@@ -165,13 +158,10 @@ export function collectOutputs(
       result.skipped.push({ path: rel, reason: src });
       continue;
     }
-    const holes = src.size - src.stored;
-    if (holes > MAX_HOLE_BYTES) {
+    const sparse = sparseRefusal(src.size, src.blocks);
+    if (sparse !== undefined) {
       closeSync(src.fd);
-      result.skipped.push({
-        path: rel,
-        reason: `sparse: ${src.size} bytes of which ${holes} were never written (holes over ${MAX_HOLE_BYTES} bytes are not copied)`,
-      });
+      result.skipped.push({ path: rel, reason: sparse });
       continue;
     }
     try {
@@ -191,8 +181,8 @@ interface OpenOutput {
   fd: number;
   mode: number;
   size: number;
-  /** Bytes the filesystem holds for it (st_blocks). */
-  stored: number;
+  /** 512-byte blocks the filesystem holds for it (st_blocks). */
+  blocks: number;
 }
 
 /**
@@ -212,10 +202,7 @@ function openBeneath(root: string, rel: string): OpenOutput | string {
     for (const seg of segs.slice(0, -1)) {
       let next: number;
       try {
-        next = openSync(
-          `/proc/self/fd/${dir}/${seg}`,
-          constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW,
-        );
+        next = openSync(fdPath(dir, seg), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
       } catch {
         return changed;
       }
@@ -225,7 +212,7 @@ function openBeneath(root: string, rel: string): OpenOutput | string {
     let fd: number;
     try {
       fd = openSync(
-        `/proc/self/fd/${dir}/${segs.at(-1)}`,
+        fdPath(dir, segs.at(-1)),
         constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
       );
     } catch {
@@ -236,7 +223,7 @@ function openBeneath(root: string, rel: string): OpenOutput | string {
       closeSync(fd);
       return changed;
     }
-    return { fd, mode: st.mode, size: st.size, stored: st.blocks * 512 };
+    return { fd, mode: st.mode, size: st.size, blocks: st.blocks };
   } finally {
     closeSync(dir);
   }

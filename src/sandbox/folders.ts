@@ -21,6 +21,7 @@ import {
 import { dirname, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
+import { fdPath } from "./untrusted-files.js";
 
 /** workspace/, output/, inputs/ inside the private goal folder. */
 const SHARED_DIR_MODE = 0o755;
@@ -173,7 +174,7 @@ function removeEntry(path: string, walk: Walk, depth: number): void {
       return;
     }
     if (walk.top !== undefined && depth >= MAX_DEPTH) {
-      hoist(path, walk);
+      hoist(path, walk, walk.top);
       return;
     }
     let fd: number;
@@ -188,13 +189,13 @@ function removeEntry(path: string, walk: Walk, depth: number): void {
     if (isTop) walk.top = fd;
     try {
       for (let written = 0; ; ) {
-        const names = readdirSync(`/proc/self/fd/${fd}`);
+        const names = readdirSync(fdPath(fd));
         if (names.length === 0) break;
         if (!isTop || names.some((n) => !walk.hoisted.has(n))) written++;
         if (written > EMPTY_PASSES)
           throw Object.assign(new Error("it kept being written to"), { code: "ENOTEMPTY" });
         if (isTop) walk.hoisted.clear();
-        for (const name of names) removeEntry(`/proc/self/fd/${fd}/${name}`, walk, depth + 1);
+        for (const name of names) removeEntry(fdPath(fd, name), walk, depth + 1);
       }
     } finally {
       if (isTop) walk.top = undefined;
@@ -213,15 +214,16 @@ function removeEntry(path: string, walk: Walk, depth: number): void {
 }
 
 /**
- * Move the folder at `path` up into the tree's top folder, under a name no one chose, to be
- * emptied from there. rename(2) moves the entry itself, never what a link there points at,
- * and an entry already at the new name (not likely) fails the removal rather than be replaced.
+ * Move the folder at `path` up into the tree's top folder (open at `top`), under a name no
+ * one chose, to be emptied from there. rename(2) moves the entry itself, never what a link
+ * there points at, and an entry already at the new name (not likely) fails the removal
+ * rather than be replaced.
  */
-function hoist(path: string, walk: Walk): void {
+function hoist(path: string, walk: Walk, top: number): void {
   if (++walk.hoists > MAX_HOISTS)
     throw Object.assign(new Error("it kept being written to"), { code: "ENOTEMPTY" });
   const name = `.aido-deep-${randomBytes(8).toString("hex")}`;
-  const to = `/proc/self/fd/${walk.top}/${name}`;
+  const to = fdPath(top, name);
   if (existsAt(to)) throw Object.assign(new Error(`${name} is already there`), { code: "EEXIST" });
   try {
     renameSync(path, to);

@@ -34,6 +34,7 @@ import { basename, dirname, isAbsolute, join, sep } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { removeTreeNoFollow } from "./folders.js";
+import { fdPath } from "./untrusted-files.js";
 
 /** One checked input: the resolved path copied from, the name it gets under /inputs. */
 export interface CheckedInput {
@@ -255,7 +256,7 @@ async function copyDir(dirFd: number, shown: string, to: string, field: string, 
   await fsp.mkdir(to, { mode: 0o755 });
   await fsp.chmod(to, 0o755);
   for (const name of readdirSync(fdPath(dirFd))) {
-    const at = `${fdPath(dirFd)}/${name}`;
+    const at = fdPath(dirFd, name);
     const from = join(shown, name);
     const st = lstatOrRefuse(at, field, from);
     if (st.isSymbolicLink()) {
@@ -310,11 +311,6 @@ async function copyFile(srcFd: number, from: string, to: string, field: string, 
   } finally {
     await src.close();
   }
-}
-
-/** The path that reaches an open file or folder by its inode, whatever happened to its path. */
-function fdPath(fd: number): string {
-  return `/proc/self/fd/${fd}`;
 }
 
 function openOrRefuse(path: string, flags: number, field: string, shown = path): number {
