@@ -145,15 +145,24 @@ export class ClusterGoals {
   async status(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
     const mirrored = await readMirror(() => this.mirror.status(goalId));
     if (mirrored === undefined) return this.rt.goals.status(goalId);
-    if (mirrored.node !== this.identity.nodeId || TERMINAL.has(mirrored.state)) return mirrored;
     // Ours and running: the live usage is here.
-    if (this.rt.goals.isLive(goalId)) return { ...mirrored, usage: this.rt.goals.status(goalId).usage };
-    // Ended here, its end not in Redis yet (refused, or Redis away; written again with each
-    // heartbeat): this node's own row says so at once. Not an end the shutdown gave it: the
-    // goal may go back to the queue.
-    const local = this.ownEnd(goalId);
-    if (local === undefined) return mirrored;
-    return { ...local, node: this.identity.nodeId, submitted_via: mirrored.submitted_via };
+    const ours = mirrored.node === this.identity.nodeId && !TERMINAL.has(mirrored.state);
+    if (ours && this.rt.goals.isLive(goalId)) {
+      return { ...mirrored, usage: this.rt.goals.status(goalId).usage };
+    }
+    return this.endedHere(mirrored) ?? mirrored;
+  }
+
+  /**
+   * A goal of this node that ended here while its hash still says otherwise (its end not in
+   * Redis yet: refused, or Redis away; written again with each heartbeat), as this node's
+   * own row says it ended. Not an end the shutdown gave it: the goal may go back to the queue.
+   */
+  private endedHere(s: ClusterGoalStatus): ClusterGoalStatus | undefined {
+    const nodeId = this.identity.nodeId;
+    if (s.node !== nodeId || TERMINAL.has(s.state) || this.rt.goals.isLive(s.goal_id)) return undefined;
+    const local = this.ownEnd(s.goal_id);
+    return local && { ...local, node: nodeId, submitted_via: s.submitted_via };
   }
 
   /** The goal's end in this node's own database, if it ended here (and not by the shutdown). */
@@ -176,16 +185,10 @@ export class ClusterGoals {
   async list(filter: { state?: GoalStatus["state"]; limit?: number }): Promise<ClusterGoalStatus[]> {
     const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
     const nodeId = this.identity.nodeId;
-    // This node's goals that ended here while their hash still says otherwise (the end is
-    // not in Redis yet) are listed as status() answers them: as they ended.
-    const fresher = (s: ClusterGoalStatus): ClusterGoalStatus | undefined => {
-      if (s.node !== nodeId || TERMINAL.has(s.state) || this.rt.goals.isLive(s.goal_id)) return undefined;
-      const local = this.ownEnd(s.goal_id);
-      return local && { ...local, node: nodeId, submitted_via: s.submitted_via };
-    };
+    // Listed as status() answers them: a goal that ended here as it ended (endedHere).
     const fits = (s: ClusterGoalStatus) => filter.state === undefined || s.state === filter.state;
     const mirrored = (await readMirror(() => this.mirror.list({ ...filter, limit })))
-      .map((s) => fresher(s) ?? s)
+      .map((s) => this.endedHere(s) ?? s)
       .filter(fits);
     const listed = new Set(mirrored.map((s) => s.goal_id));
     const candidates = this.rt.goals.list({ ...filter, limit }).filter((s) => !listed.has(s.goal_id));
@@ -200,7 +203,7 @@ export class ClusterGoals {
       const [state, owner, via] = (held[i]?.[1] ?? []) as (string | null)[];
       if (!state) own.push({ ...s, node: nodeId, submitted_via: nodeId });
       else if (filter.state !== undefined && owner) {
-        const f = fresher({
+        const f = this.endedHere({
           ...s,
           node: owner,
           state: state as GoalStatus["state"],
