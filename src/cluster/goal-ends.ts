@@ -4,7 +4,9 @@
 // announced — its goal.finished on the goal's stream (unless it went out as it happened),
 // and the goal-ends stream for goal.wait on every node. An end Redis did not take (it was
 // away, or refused the write while connected: ACL, out of memory) is kept and written again
-// with each heartbeat and when Redis answers again (retry), until it is.
+// with each heartbeat and when Redis answers again (retry), until it is; that holds for an
+// end this Runtime has no record of too (a goal this node took but never recorded, failed
+// here), kept with the end itself. Only the write that lands announces the end.
 // recover(): when Redis answers, goals the mirror says run here that this process does not
 // run (the node restarted) end as the local record says, or failed when there is none.
 
@@ -16,18 +18,22 @@ import { dropApprovalsOf } from "./owned-mirror.js";
 
 /**
  * Where the goal's goal.finished stands as its end is written: `sent` as it happened (by
- * owned-mirror.ts), `held` back at the shutdown (it goes out with the write), or `unsure`
- * (a retry: it may have been refused with the end, and goes out unless the goal's stream
- * ends with it).
+ * owned-mirror.ts), `held` back (the shutdown's end, or an end that only this write
+ * announces: it goes out with the write), or `unsure` (a retry: it may have been refused
+ * with the end, and goes out unless the goal's stream ends with it).
  */
 export type EndEvent = "sent" | "held" | "unsure";
 
+/** An end Redis did not take yet. */
+interface Unwritten {
+  /** Why Redis did not take it the last time (logged when it changes). */
+  why: string;
+  /** The end itself, when this Runtime has no record of the goal. */
+  end?: GoalStatus;
+}
+
 export class GoalEnds {
-  /**
-   * Goals whose end Redis did not take, with why it did not the last time: written again by
-   * retry() until it does (logged when the reason changes, not with every heartbeat).
-   */
-  private readonly unwritten = new Map<string, string>();
+  private readonly unwritten = new Map<string, Unwritten>();
 
   /** `settled(goalId)`: the goal's end is written, or another node's now (it is not run here any more). */
   constructor(
@@ -35,19 +41,23 @@ export class GoalEnds {
     private readonly settled: (goalId: string) => void,
   ) {}
 
-  /** Write the end of a goal that ended in this Runtime; kept for retry() if Redis does not take it. */
-  async write(goalId: string, event: EndEvent): Promise<void> {
+  /**
+   * Write the end of a goal that ended in this Runtime (or `end`, one it has no record of);
+   * kept for retry() if Redis does not take it. Never throws.
+   */
+  async write(goalId: string, event: EndEvent, end?: GoalStatus): Promise<void> {
     const { rt, redis, mirror, identity, log } = this.ctx;
+    const s = end ?? this.unwritten.get(goalId)?.end;
     try {
-      const s = rt.goals.status(goalId);
+      const ended = s ?? rt.goals.status(goalId);
       // Written only while the goal is still this node's: one another node ended or took over
       // (or that a concurrent retry wrote already) is not announced, and its approvals stay.
-      const wrote = await mirror.finish(goalId, identity.nodeId, s);
+      const wrote = await mirror.finish(goalId, identity.nodeId, ended);
       if (wrote) {
         const publish =
           event === "held" || (event === "unsure" && !(await endPublished(redis, goalId).catch(() => false)));
         // The event first, then the announcement: waiters re-read the hash.
-        if (publish) publishEnd(redis, { ...goalEndEvent(s), node: identity.nodeId }, log);
+        if (publish) publishEnd(redis, { ...goalEndEvent(ended), node: identity.nodeId }, log);
         else announceEnd(redis, goalId, log);
         await dropApprovalsOf(this.ctx, goalId);
       }
@@ -59,13 +69,12 @@ export class GoalEnds {
         );
       this.settled(goalId);
     } catch (e) {
-      this.refused(goalId, e);
+      this.refused(goalId, e, s);
     }
   }
 
-  /** Write a goal that never ran here as failed with `error`, and tell remote watchers. */
+  /** Write a goal that never ran here as failed with `error` (announced with the write). */
   async endFailed(goalId: string, goal: string, error: string): Promise<void> {
-    const { redis, mirror, identity, log } = this.ctx;
     const now = new Date().toISOString();
     const failed: GoalStatus = {
       goal_id: goalId,
@@ -77,8 +86,7 @@ export class GoalEnds {
       created_at: now,
       finished_at: now,
     };
-    if (await mirror.finish(goalId, identity.nodeId, failed))
-      publishEnd(redis, { ...goalEndEvent(failed), node: identity.nodeId }, log);
+    await this.write(goalId, "held", failed);
   }
 
   /**
@@ -101,7 +109,7 @@ export class GoalEnds {
    * meanwhile, changes and announces nothing.
    */
   async retry(): Promise<void> {
-    for (const goalId of [...this.unwritten.keys()]) await this.write(goalId, "unsure");
+    for (const [goalId, u] of [...this.unwritten]) await this.write(goalId, "unsure", u.end);
   }
 
   /**
@@ -109,7 +117,8 @@ export class GoalEnds {
    * (`runsHere` says no: the node restarted) end as the local record says (failed: the daemon
    * restarted, or the end the previous process could not write), or failed when there is
    * none. A goal another node already ended or took over is not ours any more and stays as it
-   * is (the write is a compare-and-set on the owner).
+   * is (the write is a compare-and-set on the owner). One end Redis refuses joins retry() and
+   * the others are recovered all the same.
    */
   async recover(runsHere: (goalId: string) => boolean): Promise<void> {
     const { rt, mirror, identity } = this.ctx;
@@ -123,8 +132,7 @@ export class GoalEnds {
       }
       if (s === undefined) await this.failUnstarted(goalId);
       // The previous process's end may be this very one, refused by Redis after its
-      // goal.finished went out: the event goes out only if the goal's stream lacks it. Refused
-      // (Redis answers, but not to this write): written again with the heartbeats, as any end.
+      // goal.finished went out: the event goes out only if the goal's stream lacks it.
       else if (TERMINAL.has(s.state)) await this.write(goalId, "unsure");
     }
   }
@@ -133,12 +141,12 @@ export class GoalEnds {
    * An end Redis did not take: kept for retry(). Redis may refuse for hours: logged when the
    * refusal starts (or its reason changes), not for each goal with every heartbeat.
    */
-  private refused(goalId: string, e: unknown): void {
+  private refused(goalId: string, e: unknown, end: GoalStatus | undefined): void {
     const why = errorMessage(e);
-    if (this.unwritten.get(goalId) !== why)
+    if (this.unwritten.get(goalId)?.why !== why)
       this.ctx.log(
         `cluster: could not write the end of goal ${goalId} to Redis (written again with each heartbeat until it is): ${why}`,
       );
-    this.unwritten.set(goalId, why);
+    this.unwritten.set(goalId, { why, ...(end !== undefined ? { end } : {}) });
   }
 }

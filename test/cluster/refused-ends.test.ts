@@ -1,0 +1,145 @@
+// The owner's ends that Redis refused while it stayed connected, in the paths that are not a
+// goal's ordinary end: a goal its node took but never recorded (recovery after a restart).
+// Each end is written once Redis takes it, and announced finished exactly once. Redis refuses for real (the owner joins as an ACL user
+// of its own whose write access to some keys is taken away); the Runtime is the part of it
+// these paths read: the goals it recorded, ended. The heartbeat's retry is called as the
+// heartbeat calls it (node.ts beat), so each step happens in a known order.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { NodeContext } from "../../src/cluster/context.js";
+import { GoalMirror } from "../../src/cluster/goal-mirror.js";
+import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import { JobIntake, type Liveness } from "../../src/cluster/job-intake.js";
+import { AidoError, ErrorCode } from "../../src/errors.js";
+import { type GoalStatus, TERMINAL } from "../../src/kernel/goal-store.js";
+import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+
+const NODE = "n-refused";
+let server: RedisServer;
+let raw: Redis;
+let owner: Redis;
+let home: string;
+
+beforeAll(async () => {
+  server = await startRedis();
+  raw = new Redis(server.url);
+  await raw.call("ACL", "SETUSER", NODE, "on", ">owner-pass", "~*", "&*", "+@all");
+  owner = new Redis(server.url.replace("redis://", `redis://${NODE}:owner-pass@`), {
+    maxRetriesPerRequest: 1,
+  });
+  home = mkdtempSync(join(tmpdir(), "aido-refused-ends-"));
+});
+
+afterEach(async () => {
+  await writable([]);
+});
+
+afterAll(async () => {
+  owner?.disconnect();
+  raw?.disconnect();
+  await stopAll();
+  rmSync(home, { recursive: true, force: true });
+});
+
+/** The owner may write only keys matching these (reads stay): `[]` gives all back. */
+async function writable(patterns: string[]): Promise<void> {
+  const keys = patterns.length === 0 ? ["~*"] : ["%R~*", ...patterns.map((p) => `~${p}`)];
+  await raw.call("ACL", "SETUSER", NODE, "resetkeys", ...keys);
+}
+
+/** The owner node: its runner over a Runtime that recorded `ended` (each goal ended here). */
+function ownerNode(ended: GoalStatus[] = []): {
+  runner: ClusterGoalRunner;
+  intake: JobIntake;
+  logs: string[];
+} {
+  const goals = new Map(ended.map((s) => [s.goal_id, s]));
+  const status = (id: string): GoalStatus => {
+    const s = goals.get(id);
+    if (!s) throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
+    return s;
+  };
+  const rt = {
+    goals: {
+      closing: false,
+      status,
+      wait: async (id: string) => status(id),
+      isLive: (id: string) => goals.has(id) && !TERMINAL.has(status(id).state),
+      endedByClose: () => false,
+    },
+    audit: { record: () => {} },
+  };
+  const logs: string[] = [];
+  const ctx = {
+    config: { home, cluster: { leaseMs: 3_000, heartbeatMs: 500 } },
+    rt,
+    redis: owner,
+    mirror: new GoalMirror(owner),
+    identity: { nodeId: NODE },
+    log: (m: string) => logs.push(m),
+  } as unknown as NodeContext;
+  const runner = new ClusterGoalRunner(ctx);
+  const liveness: Liveness = {
+    isAlive: async () => true,
+    diedWithin: async () => false,
+    connectedForALease: async () => {},
+  };
+  return { runner, intake: new JobIntake(ctx, {} as Queue<GoalJob>, runner, liveness), logs };
+}
+
+/** A goal the mirror says runs on NODE, its model calls started. */
+async function running(goalId: string, now = Date.now()): Promise<void> {
+  const mirror = new GoalMirror(raw);
+  await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now });
+  expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+  expect(await mirror.modelStarted(goalId, NODE)).toBe(true);
+}
+
+/** The goal.finished events of the goal's stream, and its announcements on the goal-ends stream. */
+async function announced(goalId: string): Promise<{ finished: number; ends: number }> {
+  // Published at the end of the turn: let it go out first.
+  await new Promise((r) => setTimeout(r, 100));
+  const events = await raw.xrange(`aido:events:${goalId}`, "-", "+");
+  const finished = events.filter(
+    ([, f]) => (JSON.parse(f[1] ?? "{}") as { type?: string }).type === "goal.finished",
+  ).length;
+  const ends = (await raw.xrange("aido:goal-ends", "-", "+")).filter(([, f]) => f[1] === goalId).length;
+  return { finished, ends };
+}
+
+describe("a goal its node took but never recorded, whose end Redis refuses", () => {
+  it("is written with the heartbeats once Redis takes it, and the recovery of the node's other goals goes on", async () => {
+    const refused = "g_unrecordeda";
+    const other = "g_unrecordedb";
+    // The refused one is the newer: the recovery meets it first.
+    await running(other, Date.now() - 1_000);
+    await running(refused);
+    const { runner, logs } = ownerNode();
+    await writable(["bull:*", "aido:[^g]*", `aido:goal:${other}`, "aido:goal-ends"]);
+    // The node connects (node.ts: catchUp) and then heartbeats (retryEnds).
+    await runner.catchUp();
+    expect(logs.filter((m) => m.includes("recovery against Redis failed"))).toEqual([]);
+    expect(await raw.hget(`aido:goal:${other}`, "state")).toBe("failed");
+    expect(await raw.hget(`aido:goal:${refused}`, "state")).toBe("running");
+    await runner.retryEnds();
+    expect(await raw.hget(`aido:goal:${refused}`, "state")).toBe("running");
+    expect(logs.filter((m) => m.includes(`could not write the end of goal ${refused}`))).toHaveLength(1);
+    await writable([]);
+    await runner.retryEnds();
+    expect(await raw.hgetall(`aido:goal:${refused}`)).toMatchObject({
+      state: "failed",
+      error: `node ${NODE} restarted after taking the goal, before it started`,
+    });
+    expect(logs).toContain(`cluster: the end of goal ${refused} is written to Redis now`);
+    expect(await announced(refused)).toEqual({ finished: 1, ends: 1 });
+    expect(await announced(other)).toEqual({ finished: 1, ends: 1 });
+    // Written once: the next heartbeat has nothing to write.
+    await runner.retryEnds();
+    expect(await announced(refused)).toEqual({ finished: 1, ends: 1 });
+  });
+});
