@@ -6,7 +6,9 @@
 // away, or refused the write while connected: ACL, out of memory) is kept and written again
 // with each heartbeat and when Redis answers again (retry), until it is; that holds for an
 // end this Runtime has no record of too (a goal this node took but never recorded, failed
-// here), kept with the end itself. Only the write that lands announces the end.
+// here), kept with the end itself. Each end is announced finished once: only the write that
+// lands announces it, and a retry sends its goal.finished only when the goal's stream does
+// not hold this node's already (endPublished), late events of the goal after it or not.
 // recover(): when Redis answers, goals the mirror says run here that this process does not
 // run (the node restarted) end as the local record says, or failed when there is none.
 
@@ -20,7 +22,7 @@ import { dropApprovalsOf } from "./owned-mirror.js";
  * Where the goal's goal.finished stands as its end is written: `sent` as it happened (by
  * owned-mirror.ts), `held` back (the shutdown's end, or an end that only this write
  * announces: it goes out with the write), or `unsure` (a retry: it may have been refused
- * with the end, and goes out unless the goal's stream ends with it).
+ * with the end, and goes out unless the goal's stream holds this node's: endPublished).
  */
 export type EndEvent = "sent" | "held" | "unsure";
 
@@ -55,7 +57,8 @@ export class GoalEnds {
       const wrote = await mirror.finish(goalId, identity.nodeId, ended);
       if (wrote) {
         const publish =
-          event === "held" || (event === "unsure" && !(await endPublished(redis, goalId).catch(() => false)));
+          event === "held" ||
+          (event === "unsure" && !(await endPublished(redis, goalId, identity.nodeId).catch(() => false)));
         // The event first, then the announcement: waiters re-read the hash.
         if (publish) publishEnd(redis, { ...goalEndEvent(ended), node: identity.nodeId }, log);
         else announceEnd(redis, goalId, log);

@@ -1,6 +1,7 @@
 // The owner's ends that Redis refused while it stayed connected, in the paths that are not a
-// goal's ordinary end: a goal its node took but never recorded (recovery after a restart).
-// Each end is written once Redis takes it, and announced finished exactly once. Redis refuses for real (the owner joins as an ACL user
+// goal's ordinary end: a goal its node took but never recorded (recovery after a restart), and
+// an end retried after a late event of the goal reached its stream. Each end is written once
+// Redis takes it, and announced finished exactly once. Redis refuses for real (the owner joins as an ACL user
 // of its own whose write access to some keys is taken away); the Runtime is the part of it
 // these paths read: the goals it recorded, ended. The heartbeat's retry is called as the
 // heartbeat calls it (node.ts beat), so each step happens in a known order.
@@ -8,10 +9,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Queue } from "bullmq";
+import type { Job, Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { NodeContext } from "../../src/cluster/context.js";
+import { publishEvent } from "../../src/cluster/event-stream.js";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
 import { JobIntake, type Liveness } from "../../src/cluster/job-intake.js";
@@ -100,6 +102,26 @@ async function running(goalId: string, now = Date.now()): Promise<void> {
   expect(await mirror.modelStarted(goalId, NODE)).toBe(true);
 }
 
+function succeeded(goalId: string): GoalStatus {
+  const at = new Date().toISOString();
+  return {
+    goal_id: goalId,
+    state: "succeeded",
+    result: `done ${goalId}`,
+    usage: { input_tokens: 3, output_tokens: 4 },
+    output_dir: "",
+    goal: `run ${goalId}`,
+    created_at: at,
+    finished_at: at,
+  };
+}
+
+function jobOf(goalId: string): Job<GoalJob> {
+  return {
+    data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
+  } as unknown as Job<GoalJob>;
+}
+
 /** The goal.finished events of the goal's stream, and its announcements on the goal-ends stream. */
 async function announced(goalId: string): Promise<{ finished: number; ends: number }> {
   // Published at the end of the turn: let it go out first.
@@ -110,6 +132,22 @@ async function announced(goalId: string): Promise<{ finished: number; ends: numb
   ).length;
   const ends = (await raw.xrange("aido:goal-ends", "-", "+")).filter(([, f]) => f[1] === goalId).length;
   return { finished, ends };
+}
+
+/** What OwnedMirror publishes as the goal ends here: its goal.finished, on the goal's stream. */
+function finishedAsItHappened(s: GoalStatus): void {
+  publishEvent(
+    owner,
+    {
+      type: "goal.finished",
+      time: s.finished_at ?? "",
+      goal_id: s.goal_id,
+      state: s.state,
+      usage: s.usage,
+      node: NODE,
+    },
+    () => {},
+  );
 }
 
 describe("a goal its node took but never recorded, whose end Redis refuses", () => {
@@ -141,5 +179,37 @@ describe("a goal its node took but never recorded, whose end Redis refuses", () 
     // Written once: the next heartbeat has nothing to write.
     await runner.retryEnds();
     expect(await announced(refused)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+describe("a goal's end Redis refused, retried after a late event of the goal reached its stream", () => {
+  it("is announced finished once: its goal.finished, which Redis took, is not sent again", async () => {
+    const goalId = "g_lateevent";
+    await running(goalId);
+    const s = succeeded(goalId);
+    const { runner } = ownerNode([s]);
+    // The goal hashes and the goal-ends stream refuse; its events' stream takes them.
+    await writable(["bull:*", "aido:[^g]*"]);
+    finishedAsItHappened(s);
+    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
+    // A stuck tool call's events land after it: more than a page of them.
+    for (let i = 0; i < 250; i++)
+      publishEvent(
+        owner,
+        {
+          type: "tool.completed",
+          time: new Date().toISOString(),
+          goal_id: goalId,
+          tool: "exec",
+          call_id: `c${i}`,
+          node: NODE,
+        },
+        () => {},
+      );
+    await writable([]);
+    await runner.retryEnds();
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
   });
 });
