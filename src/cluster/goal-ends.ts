@@ -8,7 +8,8 @@
 // end this Runtime has no record of too (a goal this node took but never recorded, failed
 // here), kept with the end itself. Each end is announced finished once: only the write that
 // lands announces it, and a retry sends its goal.finished only when the goal's stream does
-// not hold this node's already (endPublished), late events of the goal after it or not.
+// not hold this node's already (endPublished), whoever retries it — a heartbeat, or a second
+// take of the goal's job handed back to this node.
 // recover(): when Redis answers, goals the mirror says run here that this process does not
 // run (the node restarted) end as the local record says, or failed when there is none.
 
@@ -21,8 +22,8 @@ import { dropApprovalsOf } from "./owned-mirror.js";
 /**
  * Where the goal's goal.finished stands as its end is written: `sent` as it happened (by
  * owned-mirror.ts), `held` back (the shutdown's end, or an end that only this write
- * announces: it goes out with the write), or `unsure` (a retry: it may have been refused
- * with the end, and goes out unless the goal's stream holds this node's: endPublished).
+ * announces: it goes out with the write), or `unsure` (it may have been refused with the
+ * end: it goes out unless the goal's stream holds it).
  */
 export type EndEvent = "sent" | "held" | "unsure";
 
@@ -30,6 +31,8 @@ export type EndEvent = "sent" | "held" | "unsure";
 interface Unwritten {
   /** Why Redis did not take it the last time (logged when it changes). */
   why: string;
+  /** How a retry announces it: `held` stays so, `sent` may have been refused with the end. */
+  event: "held" | "unsure";
   /** The end itself, when this Runtime has no record of the goal. */
   end?: GoalStatus;
 }
@@ -49,7 +52,11 @@ export class GoalEnds {
    */
   async write(goalId: string, event: EndEvent, end?: GoalStatus): Promise<void> {
     const { rt, redis, mirror, identity, log } = this.ctx;
-    const s = end ?? this.unwritten.get(goalId)?.end;
+    // Waiting for a retry already (this is a second take of the goal's job, handed back to
+    // this node): whether its goal.finished went out is the retry's to say, not this take's.
+    const waiting = this.unwritten.get(goalId);
+    const as = waiting?.event ?? event;
+    const s = end ?? waiting?.end;
     try {
       const ended = s ?? rt.goals.status(goalId);
       // Written only while the goal is still this node's: one another node ended or took over
@@ -57,8 +64,8 @@ export class GoalEnds {
       const wrote = await mirror.finish(goalId, identity.nodeId, ended);
       if (wrote) {
         const publish =
-          event === "held" ||
-          (event === "unsure" && !(await endPublished(redis, goalId, identity.nodeId).catch(() => false)));
+          as === "held" ||
+          (as === "unsure" && !(await endPublished(redis, goalId, identity.nodeId).catch(() => false)));
         // The event first, then the announcement: waiters re-read the hash.
         if (publish) publishEnd(redis, { ...goalEndEvent(ended), node: identity.nodeId }, log);
         else announceEnd(redis, goalId, log);
@@ -72,7 +79,7 @@ export class GoalEnds {
         );
       this.settled(goalId);
     } catch (e) {
-      this.refused(goalId, e, s);
+      this.refused(goalId, e, as === "sent" ? "unsure" : as, s);
     }
   }
 
@@ -112,7 +119,7 @@ export class GoalEnds {
    * meanwhile, changes and announces nothing.
    */
   async retry(): Promise<void> {
-    for (const [goalId, u] of [...this.unwritten]) await this.write(goalId, "unsure", u.end);
+    for (const [goalId, u] of [...this.unwritten]) await this.write(goalId, u.event, u.end);
   }
 
   /**
@@ -144,12 +151,12 @@ export class GoalEnds {
    * An end Redis did not take: kept for retry(). Redis may refuse for hours: logged when the
    * refusal starts (or its reason changes), not for each goal with every heartbeat.
    */
-  private refused(goalId: string, e: unknown, end: GoalStatus | undefined): void {
+  private refused(goalId: string, e: unknown, event: Unwritten["event"], end: GoalStatus | undefined): void {
     const why = errorMessage(e);
     if (this.unwritten.get(goalId)?.why !== why)
       this.ctx.log(
         `cluster: could not write the end of goal ${goalId} to Redis (written again with each heartbeat until it is): ${why}`,
       );
-    this.unwritten.set(goalId, { why, ...(end !== undefined ? { end } : {}) });
+    this.unwritten.set(goalId, { why, event, ...(end !== undefined ? { end } : {}) });
   }
 }

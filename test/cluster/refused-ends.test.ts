@@ -1,7 +1,8 @@
 // The owner's ends that Redis refused while it stayed connected, in the paths that are not a
-// goal's ordinary end: a goal its node took but never recorded (recovery after a restart), and
-// an end retried after a late event of the goal reached its stream. Each end is written once
-// Redis takes it, and announced finished exactly once. Redis refuses for real (the owner joins as an ACL user
+// goal's ordinary end: a goal its node took but never recorded (recovery after a restart), an
+// end retried after a late event of the goal reached its stream, and a job handed back to its
+// own node while its goal's end waits for a retry. Each end is written once Redis takes it,
+// and announced finished exactly once. Redis refuses for real (the owner joins as an ACL user
 // of its own whose write access to some keys is taken away); the Runtime is the part of it
 // these paths read: the goals it recorded, ended. The heartbeat's retry is called as the
 // heartbeat calls it (node.ts beat), so each step happens in a known order.
@@ -212,4 +213,26 @@ describe("a goal's end Redis refused, retried after a late event of the goal rea
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
   });
+});
+
+describe("a goal's job handed back to its own node while the goal's end waits for a heartbeat", () => {
+  for (const went of [false, true])
+    it(`announces the end once when its goal.finished ${went ? "went out" : "was refused with it"}`, async () => {
+      const goalId = went ? "g_retakensent" : "g_retakenlost";
+      await running(goalId);
+      const s = succeeded(goalId);
+      const { runner, intake } = ownerNode([s]);
+      // The goal hashes and the goal-ends stream refuse; the events too, or not.
+      await writable(went ? ["bull:*", "aido:[^g]*"] : ["bull:*", "aido:[^eg]*"]);
+      finishedAsItHappened(s);
+      await runner.awaitLocalEnd(jobOf(goalId), "token-1");
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
+      // Writes come back and BullMQ hands the same job to this node before its next heartbeat.
+      await writable([]);
+      expect(await intake.process(jobOf(goalId), "token-2")).toBe("succeeded");
+      expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+      await runner.retryEnds();
+      expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    });
 });
