@@ -132,13 +132,15 @@ export class ClusterGoalRunner {
       if (this.rt.goals.closing) {
         this.owned.delete(goalId);
         removeUnpacked(this.config, goalId);
-        await this.giveBack(
+        const back = await this.giveBack(
           job,
           token,
           `node ${this.identity.nodeId} began to shut down as it took the goal`,
         );
         // Not given back because a cancel ended it meanwhile: that is its end, not a refusal.
         if (await this.marks.took(goalId)) return this.dropCancelled(goalId);
+        // Nor because another node ended or took it over: it is not this node's to refuse.
+        if (back === "not ours") return this.dropLost(goalId);
       }
       // Refused here (a job's bad input entry, this node's ceiling, a model its config does
       // not allow): audited, and the goal fails with the reason.
@@ -201,9 +203,14 @@ export class ClusterGoalRunner {
    * and no model call started (compare-and-set), then the job goes back to waiting, and the
    * WaitingError this throws tells BullMQ so. Returns when the goal cannot be given back (a
    * model call started, it was cancelled meanwhile, or Redis does not answer): it then ends
-   * as it would have.
+   * as it would have. "not ours": the hash is not this node's running goal any more (another
+   * node ended or took it over, or a model call of it started).
    */
-  private async giveBack(job: Job<GoalJob>, token: string | undefined, reason: string): Promise<void> {
+  private async giveBack(
+    job: Job<GoalJob>,
+    token: string | undefined,
+    reason: string,
+  ): Promise<"not ours" | undefined> {
     const goalId = job.data.goal_id;
     const nodeId = this.identity.nodeId;
     // A cancelled goal is never given back (cancel() ended it in Redis, queued or not).
@@ -214,7 +221,7 @@ export class ClusterGoalRunner {
     let first: boolean;
     try {
       const released = await this.mirror.release(goalId, nodeId);
-      if (released === "kept") return;
+      if (released === "kept") return "not ours";
       first = released === "released";
     } catch (e) {
       this.log(`cluster: could not give goal ${goalId} back to the queue: ${errorMessage(e)}`);
@@ -260,6 +267,21 @@ export class ClusterGoalRunner {
     this.marks.forget(goalId);
     removeUnpacked(this.config, goalId);
     return "cancelled";
+  }
+
+  /**
+   * A goal another node ended or took over (it judged this one dead: paused past its lease as
+   * it took the goal) before this node started it, found as this node gave it back: nothing
+   * of it ran or ends here. Not a refusal of the goal: audited as lost, as stopLost does.
+   */
+  private async dropLost(goalId: string): Promise<string> {
+    const m = await this.mirror.status(goalId).catch(() => undefined);
+    const reason = `another node ended or took over the goal before node ${this.identity.nodeId} started it (now ${m?.state ?? "unknown"} on node ${m?.node ?? "none"})`;
+    this.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
+    this.log(`cluster: goal ${goalId} not run here: ${reason}`);
+    this.owned.delete(goalId);
+    removeUnpacked(this.config, goalId);
+    return "skipped";
   }
 
   /**

@@ -42,7 +42,10 @@ declare module "../security/audit-events.js" {
     "goal.enqueued": { goal: string; inputs?: string[] };
     /** This node ended a goal whose node stopped heartbeating: re-queued here, or failed. */
     "cluster.goal_taken_over": { from_node: string; outcome: "requeued" | "failed"; reason?: string };
-    /** A goal running here that another node ended or took over while this one was silent: stopped here. */
+    /**
+     * A goal this node took that another node ended or took over while this one was silent:
+     * stopped here, or (found as the node shut down before it started) neither run nor given back.
+     */
     "cluster.goal_lost": { reason: string };
     /** A goal this node took but had not started when it began to shut down: queued again for any node. */
     "cluster.goal_released": { reason: string };
