@@ -74,17 +74,42 @@ export function publishEnd(redis: Redis, ev: ClusterEvent, log: (m: string) => v
   if (goalId !== null) setImmediate(() => announceEnd(redis, goalId, log));
 }
 
+/** How many entries endPublished reads at a time, newest first. */
+const END_SCAN_PAGE = 100;
+
 /**
- * Whether the goal's stream ends with its goal.finished: an end whose write is retried
- * re-publishes the event only when it was lost (refused with the write) or held back.
+ * Whether the goal's stream holds a goal.finished that `node` published: an end whose write
+ * is retried re-publishes the event only when it was lost (refused with the write) or held
+ * back. Not only its last entry: events of the goal can land after its goal.finished (a stuck
+ * tool call's, while the end itself waits for a retry), and the goal is announced finished
+ * once. Read from the newest entry back, a page at a time, at most as many entries as the
+ * stream keeps (GOAL_EVENTS_MAXLEN, trimmed approximately: twice that): a goal.finished is
+ * gone only when the stream expired or that many events came after it, and then it goes out
+ * again (better than never, for a watcher that reads the stream from the start).
  */
-export async function endPublished(redis: Redis, goalId: string): Promise<boolean> {
-  const last = (await redis.xrevrange(RedisKeys.goalEvents(goalId), "+", "-", "COUNT", 1)) as [
-    string,
-    string[],
-  ][];
-  const data = last[0]?.[1][1];
-  return data !== undefined && (JSON.parse(data) as { type?: unknown }).type === "goal.finished";
+export async function endPublished(redis: Redis, goalId: string, node: string): Promise<boolean> {
+  const key = RedisKeys.goalEvents(goalId);
+  let end = "+";
+  for (let read = 0; read < 2 * GOAL_EVENTS_MAXLEN; read += END_SCAN_PAGE) {
+    const page = (await redis.xrevrange(key, end, "-", "COUNT", END_SCAN_PAGE)) as [string, string[]][];
+    for (const [, fields] of page) {
+      const ev = eventOf(fields);
+      if (ev?.type === "goal.finished" && ev.node === node) return true;
+    }
+    const oldest = page.at(-1)?.[0];
+    if (page.length < END_SCAN_PAGE || oldest === undefined) return false;
+    end = `(${oldest}`;
+  }
+  return false;
+}
+
+/** A stream entry's event (its fields: "e", the JSON), or undefined when it is not one. */
+function eventOf(fields: string[]): { type?: unknown; node?: unknown } | undefined {
+  try {
+    return (JSON.parse(fields[1] ?? "null") as { type?: unknown; node?: unknown } | null) ?? undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The id of the newest entry of a stream now ("0-0" when empty): read from there. */

@@ -12,16 +12,17 @@
 //     leaves a mark (cancel-marks.ts) that runHere and giveBack read in the same turn as they
 //     submit or give back, so no cancel answered as accepted is lost in either window.
 //   Events and approvals of owned goals are mirrored as they happen (owned-mirror.ts; the end
-//     the shutdown gave a goal is held until it is known not to go back); an end Redis did
-//     not take (it was away, or refused the write) is written again with each heartbeat and
-//     when Redis answers again (retryEnds), until it is.
+//     the shutdown gave a goal is held until it is known not to go back); their ends are
+//     written to Redis by goal-ends.ts, again with each heartbeat and when Redis answers
+//     again (retryEnds) while Redis does not take them.
 
 import { type Job, ErrorCode as QueueErrorCode, WaitingError } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { CancelMarks } from "./cancel-marks.js";
 import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
-import { announceEnd, endPublished, publishEnd, publishEvent } from "./event-stream.js";
+import { publishEnd } from "./event-stream.js";
+import { GoalEnds } from "./goal-ends.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
 
@@ -39,11 +40,8 @@ export interface GoalJob {
 export class ClusterGoalRunner {
   /** Goals this node runs (their events and approvals are mirrored: owned-mirror.ts). */
   private readonly owned = new Set<string>();
-  /**
-   * Goals whose end Redis did not take, with why it did not the last time: written again by
-   * retryEnds until it does (logged when the reason changes, not with every heartbeat).
-   */
-  private readonly unflushed = new Map<string, string>();
+  /** Writes the ends of the goals this node ran (or took and never ran) to Redis. */
+  private readonly ends: GoalEnds;
   /** Goals a cancel is ending before they run here or are given back (cancel-marks.ts). */
   private readonly marks = new CancelMarks();
   private readonly config: NodeContext["config"];
@@ -62,6 +60,8 @@ export class ClusterGoalRunner {
       identity: this.identity,
       log: this.log,
     } = ctx);
+    // A goal whose end is written (or that another node ended or took over) is not run here.
+    this.ends = new GoalEnds(ctx, (goalId) => this.owned.delete(goalId));
   }
 
   /**
@@ -100,21 +100,12 @@ export class ClusterGoalRunner {
     return [...this.owned].filter((id) => this.rt.goals.isLive(id));
   }
 
-  /** Write a goal that never ran here as failed with `error`, and tell remote watchers. */
-  async endFailed(goalId: string, goal: string, error: string): Promise<void> {
-    const now = new Date().toISOString();
-    const failed: GoalStatus = {
-      goal_id: goalId,
-      state: "failed",
-      error,
-      usage: { input_tokens: 0, output_tokens: 0 },
-      output_dir: "",
-      goal,
-      created_at: now,
-      finished_at: now,
-    };
-    if (await this.mirror.finish(goalId, this.identity.nodeId, failed))
-      publishEnd(this.redis, { ...goalEndEvent(failed), node: this.identity.nodeId }, this.log);
+  /**
+   * Write a goal that never ran here as failed with `error`, and tell remote watchers (again
+   * with the heartbeats while Redis refuses it: goal-ends.ts).
+   */
+  endFailed(goalId: string, goal: string, error: string): Promise<void> {
+    return this.ends.endFailed(goalId, goal, error);
   }
 
   /** Run a goal this node claimed: unpacked, submitted to this Runtime under its id, waited for. */
@@ -141,13 +132,15 @@ export class ClusterGoalRunner {
       if (this.rt.goals.closing) {
         this.owned.delete(goalId);
         removeUnpacked(this.config, goalId);
-        await this.giveBack(
+        const back = await this.giveBack(
           job,
           token,
           `node ${this.identity.nodeId} began to shut down as it took the goal`,
         );
         // Not given back because a cancel ended it meanwhile: that is its end, not a refusal.
         if (await this.marks.took(goalId)) return this.dropCancelled(goalId);
+        // Nor because another node ended or took it over: it is not this node's to refuse.
+        if (back === "not ours") return this.dropLost(goalId);
       }
       // Refused here (a job's bad input entry, this node's ceiling, a model its config does
       // not allow): audited, and the goal fails with the reason.
@@ -175,7 +168,9 @@ export class ClusterGoalRunner {
       s = this.rt.goals.status(goalId);
     } catch (e) {
       if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
-      return this.failUnstarted(goalId);
+      // Taken here but never recorded (this node restarted in between): it ends failed.
+      await this.ends.failUnstarted(goalId);
+      return "failed";
     }
     while (!TERMINAL.has(s.state)) s = await this.rt.goals.wait(goalId, 3_600_000);
     // Before the end is written: whoever sees the goal ended sees its unpacked copy gone.
@@ -195,7 +190,10 @@ export class ClusterGoalRunner {
         return "cancelled";
       }
     }
-    await this.flush(goalId, s.state === "failed" && this.rt.goals.endedByClose(goalId) ? "held" : "sent");
+    await this.ends.write(
+      goalId,
+      s.state === "failed" && this.rt.goals.endedByClose(goalId) ? "held" : "sent",
+    );
     return s.state;
   }
 
@@ -205,9 +203,14 @@ export class ClusterGoalRunner {
    * and no model call started (compare-and-set), then the job goes back to waiting, and the
    * WaitingError this throws tells BullMQ so. Returns when the goal cannot be given back (a
    * model call started, it was cancelled meanwhile, or Redis does not answer): it then ends
-   * as it would have.
+   * as it would have. "not ours": the hash is not this node's running goal any more (another
+   * node ended or took it over, or a model call of it started).
    */
-  private async giveBack(job: Job<GoalJob>, token: string | undefined, reason: string): Promise<void> {
+  private async giveBack(
+    job: Job<GoalJob>,
+    token: string | undefined,
+    reason: string,
+  ): Promise<"not ours" | undefined> {
     const goalId = job.data.goal_id;
     const nodeId = this.identity.nodeId;
     // A cancelled goal is never given back (cancel() ended it in Redis, queued or not).
@@ -218,7 +221,7 @@ export class ClusterGoalRunner {
     let first: boolean;
     try {
       const released = await this.mirror.release(goalId, nodeId);
-      if (released === "kept") return;
+      if (released === "kept") return "not ours";
       first = released === "released";
     } catch (e) {
       this.log(`cluster: could not give goal ${goalId} back to the queue: ${errorMessage(e)}`);
@@ -264,6 +267,21 @@ export class ClusterGoalRunner {
     this.marks.forget(goalId);
     removeUnpacked(this.config, goalId);
     return "cancelled";
+  }
+
+  /**
+   * A goal another node ended or took over (it judged this one dead: paused past its lease as
+   * it took the goal) before this node started it, found as this node gave it back: nothing
+   * of it ran or ends here. Not a refusal of the goal: audited as lost, as stopLost does.
+   */
+  private async dropLost(goalId: string): Promise<string> {
+    const m = await this.mirror.status(goalId).catch(() => undefined);
+    const reason = `another node ended or took over the goal before node ${this.identity.nodeId} started it (now ${m?.state ?? "unknown"} on node ${m?.node ?? "none"})`;
+    this.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
+    this.log(`cluster: goal ${goalId} not run here: ${reason}`);
+    this.owned.delete(goalId);
+    removeUnpacked(this.config, goalId);
+    return "skipped";
   }
 
   /**
@@ -321,119 +339,17 @@ export class ClusterGoalRunner {
     return r === "elsewhere" ? "elsewhere" : "handled";
   }
 
-  /**
-   * Write a goal's end to the mirror; remembered for retryEnds if Redis does not take it. Its
-   * goal.finished event was `sent` as it happened, `held` back at the shutdown (it goes out
-   * now), or is `unsure` (a retry: the event may have been refused with the end, and goes
-   * out unless the goal's stream ends with it).
-   */
-  private async flush(goalId: string, event: "sent" | "held" | "unsure"): Promise<void> {
-    try {
-      const s = this.rt.goals.status(goalId);
-      // Written only while the goal is still this node's: one another node ended or took over
-      // (or that a concurrent retry wrote already) is not announced, and its approvals stay.
-      const wrote = await this.mirror.finish(goalId, this.identity.nodeId, s);
-      if (wrote) {
-        const publish =
-          event === "held" ||
-          (event === "unsure" && !(await endPublished(this.redis, goalId).catch(() => false)));
-        if (publish) publishEvent(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
-        // Waiters re-read the hash.
-        announceEnd(this.redis, goalId, this.log);
-        await dropApprovalsOf(this.ctx, goalId);
-      }
-      if (this.unflushed.delete(goalId))
-        this.log(
-          wrote
-            ? `cluster: the end of goal ${goalId} is written to Redis now`
-            : `cluster: the end of goal ${goalId} is not written: another node ended or took over the goal meanwhile`,
-        );
-      this.owned.delete(goalId);
-    } catch (e) {
-      this.refusedEnd(goalId, e);
-    }
-  }
-
-  /**
-   * An end Redis did not take: kept for retryEnds. Redis may refuse for hours: logged when
-   * the refusal starts (or its reason changes), not for each goal with every heartbeat.
-   */
-  private refusedEnd(goalId: string, e: unknown): void {
-    const why = errorMessage(e);
-    if (this.unflushed.get(goalId) !== why)
-      this.log(
-        `cluster: could not write the end of goal ${goalId} to Redis (written again with each heartbeat until it is): ${why}`,
-      );
-    this.unflushed.set(goalId, why);
-  }
-
-  /**
-   * A goal this node took but never recorded (it died between the take and the local row):
-   * nothing of it ran here; it ends failed rather than stay running.
-   */
-  private async failUnstarted(goalId: string): Promise<string> {
-    await this.endFailed(
-      goalId,
-      "",
-      `node ${this.identity.nodeId} restarted after taking the goal, before it started`,
-    );
-    return "failed";
-  }
-
-  /**
-   * Recovery against Redis: goals the mirror says run here but this process does not run
-   * (the node restarted) end as the local record says (failed: the daemon restarted, or the
-   * end the previous process could not write). A goal another node already ended or took
-   * over is not ours any more and stays as it is (the write is a compare-and-set on the
-   * owner).
-   */
-  private async recoverOwn(): Promise<void> {
-    for (const goalId of await this.mirror.runningOn(this.identity.nodeId)) {
-      if (this.owned.has(goalId) || this.rt.goals.isLive(goalId)) continue;
-      let s: GoalStatus | undefined;
-      try {
-        s = this.rt.goals.status(goalId);
-      } catch {
-        s = undefined;
-      }
-      if (s === undefined) await this.failUnstarted(goalId);
-      else if (TERMINAL.has(s.state)) {
-        let written: boolean;
-        try {
-          written = await this.mirror.finish(goalId, this.identity.nodeId, s);
-        } catch (e) {
-          // Refused (Redis answers, but not to this write): written again with the
-          // heartbeats, as any end (retryEnds), not only at the next reconnect.
-          this.refusedEnd(goalId, e);
-          continue;
-        }
-        if (!written) continue;
-        // The previous process's end may be this very one, refused by Redis after its
-        // goal.finished went out: the event goes out only if the goal's stream lacks it.
-        if (await endPublished(this.redis, goalId).catch(() => false))
-          announceEnd(this.redis, goalId, this.log);
-        else publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
-      }
-    }
-  }
-
   /** Redis answers again: recover against it, and write the ends it did not take. */
   async catchUp(): Promise<void> {
-    await this.recoverOwn().catch((e: unknown) =>
-      this.log(`cluster: recovery against Redis failed: ${errorMessage(e)}`),
-    );
+    await this.ends
+      .recover((id) => this.owned.has(id) || this.rt.goals.isLive(id))
+      .catch((e: unknown) => this.log(`cluster: recovery against Redis failed: ${errorMessage(e)}`));
     await this.retryEnds();
   }
 
-  /**
-   * Write again the ends Redis did not take (each heartbeat, and when Redis is back): it may
-   * refuse writes while connected (ACL, out of memory), and until an end is written every
-   * other node shows the goal running. Each is written and announced once: the write is the
-   * owner's compare-and-set, so a second retry of the same end, or an end a survivor wrote
-   * meanwhile, changes and announces nothing.
-   */
-  async retryEnds(): Promise<void> {
-    for (const goalId of [...this.unflushed.keys()]) await this.flush(goalId, "unsure");
+  /** Write again the ends Redis did not take (each heartbeat, and when Redis is back). */
+  retryEnds(): Promise<void> {
+    return this.ends.retry();
   }
 
   /**

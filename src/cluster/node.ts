@@ -2,7 +2,7 @@
 // connections, its BullMQ Worker, its heartbeat and lease, and the two halves that do the
 // work — ClusterGoals (goal-view.ts: the socket's goal methods for the whole cluster) and
 // the goals this node takes (job-intake.ts: what a job's hash says to do) and runs
-// (goal-runner.ts).
+// (goal-runner.ts; their ends written to Redis by goal-ends.ts).
 //
 // Leases: the node sets a key with a TTL of lease_ms every heartbeat_ms, and BullMQ holds
 // a lock of lockDuration = lease_ms on each job it runs. When a node dies its locks lapse;
@@ -42,7 +42,10 @@ declare module "../security/audit-events.js" {
     "goal.enqueued": { goal: string; inputs?: string[] };
     /** This node ended a goal whose node stopped heartbeating: re-queued here, or failed. */
     "cluster.goal_taken_over": { from_node: string; outcome: "requeued" | "failed"; reason?: string };
-    /** A goal running here that another node ended or took over while this one was silent: stopped here. */
+    /**
+     * A goal this node took that another node ended or took over while this one was silent:
+     * stopped here, or (found as the node shut down before it started) neither run nor given back.
+     */
     "cluster.goal_lost": { reason: string };
     /** A goal this node took but had not started when it began to shut down: queued again for any node. */
     "cluster.goal_released": { reason: string };
@@ -289,7 +292,7 @@ export class ClusterNode implements Liveness {
         });
       await pipe.exec();
       // What Redis did not take while it refused writes or was away, written again: approvals
-      // (owned-mirror.ts), so every node lists them as they are, and goal ends (goal-runner.ts),
+      // (owned-mirror.ts), so every node lists them as they are, and goal ends (goal-ends.ts),
       // so no node shows an ended goal running nor keeps its goal.wait waiting.
       await this.owned?.retry();
       await this.runner.retryEnds();

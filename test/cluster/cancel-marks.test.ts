@@ -141,4 +141,28 @@ describe("a goal taken as its node began to shut down", () => {
     expect(await redis.hget(`aido:goal:${goalId}`, "state")).toBe("cancelled");
     expect(audited).toEqual(["cluster.goal_cancelled"]);
   });
+
+  it("is audited as lost, not refused, when another node took it over before it could be given back", async () => {
+    const { runner, audited } = restartedNode(true);
+    const goalId = "g_closetaken";
+    await claimed(goalId);
+    // A node that judged this one dead (paused past its lease as it took the goal) took it over.
+    expect(await new GoalMirror(redis).takeover(goalId, NODE, "n-survivor")).toBe(true);
+    const moved: string[] = [];
+    const job = {
+      data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
+      moveToWait: async (token: string) => {
+        moved.push(token);
+        return 0;
+      },
+    } as unknown as Job<GoalJob>;
+    expect(await runner.take(goalId, () => runner.runHere(job, "token-1"))).toBe("skipped");
+    // Its job stays with the survivor, and so does the goal.
+    expect(moved).toEqual([]);
+    expect(await redis.hgetall(`aido:goal:${goalId}`)).toMatchObject({
+      state: "running",
+      owner: "n-survivor",
+    });
+    expect(audited).toEqual(["cluster.goal_lost"]);
+  });
 });

@@ -7,6 +7,7 @@
 
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { until } from "../daemon/process.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import {
@@ -228,6 +229,57 @@ describe("a goal's end Redis refused to the owner's new process after a restart"
       ([, f]) => (JSON.parse(f[1] ?? "{}") as { type?: string }).type === "goal.finished",
     );
     expect(finished).toHaveLength(1);
+  }, 60_000);
+});
+
+describe("the failed end of a goal its node took but never recorded, refused to the node's new process", () => {
+  it("is written again with its heartbeats, and the recovery of the node's other goals goes on", async () => {
+    const c = await cluster();
+    // Claimed by the owner, which died before its Runtime recorded them (as the claim leaves
+    // the hash). The refused one is the newer: the recovery meets it first.
+    const mirror = new GoalMirror(c.raw);
+    const [refused, other] = ["g_unrecordedrefused", "g_unrecordedother"];
+    for (const [i, goalId] of [other, refused].entries()) {
+      await mirror.create({ goalId, goal: `run ${goalId}`, via: OWNER, now: Date.now() - 1_000 + i });
+      expect(await mirror.claim(goalId, OWNER)).toEqual({ kind: "claimed" });
+    }
+    await c.writable(["bull:*", "aido:[^g]*", `aido:goal:${other}`, "aido:goal-ends"]);
+    let restored = false;
+    try {
+      const owner = await startNode(server, c.ownerUrl, OWNER, { capacity: 1 });
+      await logged(owner, `could not write the end of goal ${refused}`);
+      const why = `node ${OWNER} restarted after taking the goal, before it started`;
+      await until(async () =>
+        (await c.raw.hget(`aido:goal:${other}`, "state")) === "failed" ? true : undefined,
+      );
+      expect(await c.raw.hget(`aido:goal:${other}`, "error")).toBe(why);
+      expect(owner.child.output()).not.toContain("recovery against Redis failed");
+      // Two heartbeats later it is still running for every other node, and logged once.
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(await c.raw.hget(`aido:goal:${refused}`, "state")).toBe("running");
+      expect(owner.child.output().split(`could not write the end of goal ${refused}`)).toHaveLength(2);
+      const other2 = await startNode(server, c.url, "refused-other", { capacity: 1 });
+      const b = await other2.client();
+      const waiting = b.call("goal.wait", { goal_id: refused, timeout_ms: 20_000 });
+      await c.writable([]);
+      restored = true;
+      const t0 = Date.now();
+      expect(await waiting).toMatchObject({ state: "failed", error: why, node: OWNER });
+      expect(Date.now() - t0).toBeLessThan(3_000);
+      await logged(owner, `the end of goal ${refused} is written to Redis now`);
+    } finally {
+      if (!restored) await c.writable([]);
+    }
+    // Announced once each, its goal.finished too.
+    await new Promise((r) => setTimeout(r, 1_000));
+    for (const goalId of [refused, other]) {
+      const finished = (await c.raw.xrange(`aido:events:${goalId}`, "-", "+")).filter(
+        ([, f]) => (JSON.parse(f[1] ?? "{}") as { type?: string }).type === "goal.finished",
+      );
+      expect(finished).toHaveLength(1);
+      const ends = (await c.raw.xrange("aido:goal-ends", "-", "+")).filter(([, f]) => f[1] === goalId);
+      expect(ends).toHaveLength(1);
+    }
   }, 60_000);
 });
 

@@ -1,0 +1,162 @@
+// cluster/goal-ends.ts — the owner writing its goals' ends to Redis (the runner, goal-runner.ts,
+// decides when a goal ended here; this writes it). An end is the owner's compare-and-set on
+// the goal's hash (GoalMirror.finish): written only while the goal is still this node's, then
+// announced — its goal.finished on the goal's stream (unless it went out as it happened),
+// and the goal-ends stream for goal.wait on every node. An end Redis did not take (it was
+// away, or refused the write while connected: ACL, out of memory) is kept and written again
+// with each heartbeat and when Redis answers again (retry), until it is; that holds for an
+// end this Runtime has no record of too (a goal this node took but never recorded, failed
+// here), kept with the end itself. Each end is announced finished once: only the write that
+// lands announces it, and a retry sends its goal.finished only when the goal's stream does
+// not hold this node's already (endPublished), whoever retries it — a heartbeat, or a second
+// take of the goal's job handed back to this node.
+// recover(): when Redis answers, goals the mirror says run here that this process does not
+// run (the node restarted) end as the local record says, or failed when there is none.
+
+import { errorMessage } from "../errors.js";
+import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import { goalEndEvent, type NodeContext } from "./context.js";
+import { announceEnd, endPublished, publishEnd } from "./event-stream.js";
+import { dropApprovalsOf } from "./owned-mirror.js";
+
+/**
+ * Where the goal's goal.finished stands as its end is written: `sent` as it happened (by
+ * owned-mirror.ts), `held` back (the shutdown's end, or an end that only this write
+ * announces: it goes out with the write), or `unsure` (it may have been refused with the
+ * end: it goes out unless the goal's stream holds it).
+ */
+export type EndEvent = "sent" | "held" | "unsure";
+
+/** An end Redis did not take yet. */
+interface Unwritten {
+  /** Why Redis did not take it the last time (logged when it changes). */
+  why: string;
+  /** How a retry announces it: `held` stays so, `sent` may have been refused with the end. */
+  event: "held" | "unsure";
+  /** The end itself, when this Runtime has no record of the goal. */
+  end?: GoalStatus;
+}
+
+export class GoalEnds {
+  private readonly unwritten = new Map<string, Unwritten>();
+
+  /** `settled(goalId)`: the goal's end is written, or another node's now (it is not run here any more). */
+  constructor(
+    private readonly ctx: NodeContext,
+    private readonly settled: (goalId: string) => void,
+  ) {}
+
+  /**
+   * Write the end of a goal that ended in this Runtime (or `end`, one it has no record of);
+   * kept for retry() if Redis does not take it. Never throws.
+   */
+  async write(goalId: string, event: EndEvent, end?: GoalStatus): Promise<void> {
+    const { rt, redis, mirror, identity, log } = this.ctx;
+    // Waiting for a retry already (this is a second take of the goal's job, handed back to
+    // this node): whether its goal.finished went out is the retry's to say, not this take's.
+    const waiting = this.unwritten.get(goalId);
+    const as = waiting?.event ?? event;
+    const s = end ?? waiting?.end;
+    try {
+      const ended = s ?? rt.goals.status(goalId);
+      // Written only while the goal is still this node's: one another node ended or took over
+      // (or that a concurrent retry wrote already) is not announced, and its approvals stay.
+      const wrote = await mirror.finish(goalId, identity.nodeId, ended);
+      if (wrote) {
+        const publish =
+          as === "held" ||
+          (as === "unsure" && !(await endPublished(redis, goalId, identity.nodeId).catch(() => false)));
+        // The event first, then the announcement: waiters re-read the hash.
+        if (publish) publishEnd(redis, { ...goalEndEvent(ended), node: identity.nodeId }, log);
+        else announceEnd(redis, goalId, log);
+        await dropApprovalsOf(this.ctx, goalId);
+      }
+      if (this.unwritten.delete(goalId))
+        log(
+          wrote
+            ? `cluster: the end of goal ${goalId} is written to Redis now`
+            : `cluster: the end of goal ${goalId} is not written: another node ended or took over the goal meanwhile`,
+        );
+      this.settled(goalId);
+    } catch (e) {
+      this.refused(goalId, e, as === "sent" ? "unsure" : as, s);
+    }
+  }
+
+  /** Write a goal that never ran here as failed with `error` (announced with the write). */
+  async endFailed(goalId: string, goal: string, error: string): Promise<void> {
+    const now = new Date().toISOString();
+    const failed: GoalStatus = {
+      goal_id: goalId,
+      state: "failed",
+      error,
+      usage: { input_tokens: 0, output_tokens: 0 },
+      output_dir: "",
+      goal,
+      created_at: now,
+      finished_at: now,
+    };
+    await this.write(goalId, "held", failed);
+  }
+
+  /**
+   * A goal this node took but never recorded (it died between the take and the local row):
+   * nothing of it ran here; it ends failed rather than stay running.
+   */
+  async failUnstarted(goalId: string): Promise<void> {
+    await this.endFailed(
+      goalId,
+      "",
+      `node ${this.ctx.identity.nodeId} restarted after taking the goal, before it started`,
+    );
+  }
+
+  /**
+   * Write again the ends Redis did not take (each heartbeat, and when Redis is back): it may
+   * refuse writes while connected (ACL, out of memory), and until an end is written every
+   * other node shows the goal running. Each is written and announced once: the write is the
+   * owner's compare-and-set, so a second retry of the same end, or an end a survivor wrote
+   * meanwhile, changes and announces nothing.
+   */
+  async retry(): Promise<void> {
+    for (const [goalId, u] of [...this.unwritten]) await this.write(goalId, u.event, u.end);
+  }
+
+  /**
+   * Recovery against Redis: goals the mirror says run here but this process does not run
+   * (`runsHere` says no: the node restarted) end as the local record says (failed: the daemon
+   * restarted, or the end the previous process could not write), or failed when there is
+   * none. A goal another node already ended or took over is not ours any more and stays as it
+   * is (the write is a compare-and-set on the owner). One end Redis refuses joins retry() and
+   * the others are recovered all the same.
+   */
+  async recover(runsHere: (goalId: string) => boolean): Promise<void> {
+    const { rt, mirror, identity } = this.ctx;
+    for (const goalId of await mirror.runningOn(identity.nodeId)) {
+      if (runsHere(goalId)) continue;
+      let s: GoalStatus | undefined;
+      try {
+        s = rt.goals.status(goalId);
+      } catch {
+        s = undefined;
+      }
+      if (s === undefined) await this.failUnstarted(goalId);
+      // The previous process's end may be this very one, refused by Redis after its
+      // goal.finished went out: the event goes out only if the goal's stream lacks it.
+      else if (TERMINAL.has(s.state)) await this.write(goalId, "unsure");
+    }
+  }
+
+  /**
+   * An end Redis did not take: kept for retry(). Redis may refuse for hours: logged when the
+   * refusal starts (or its reason changes), not for each goal with every heartbeat.
+   */
+  private refused(goalId: string, e: unknown, event: Unwritten["event"], end: GoalStatus | undefined): void {
+    const why = errorMessage(e);
+    if (this.unwritten.get(goalId)?.why !== why)
+      this.ctx.log(
+        `cluster: could not write the end of goal ${goalId} to Redis (written again with each heartbeat until it is): ${why}`,
+      );
+    this.unwritten.set(goalId, { why, event, ...(end !== undefined ? { end } : {}) });
+  }
+}

@@ -1,0 +1,207 @@
+// The owner's ends that Redis refused while it stayed connected, retried where the order of
+// things decides whether the goal is announced finished once: after a late event of the goal
+// reached its stream, and when its job is handed back to its own node while the end waits
+// for a heartbeat. Each end is written once Redis takes it, and announced finished exactly
+// once. Redis refuses for real (the owner joins as an ACL user of its own whose write access
+// to some keys is taken away); the Runtime is the part of it these paths read: the goals it
+// recorded, ended. The heartbeat's retry is called as the heartbeat calls it (node.ts beat),
+// so each step happens in a known order, which real daemons' timers would not give. (A goal
+// its node took but never recorded: test/cluster/refused-writes.test.ts, real daemons.)
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Job, Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { NodeContext } from "../../src/cluster/context.js";
+import { publishEvent } from "../../src/cluster/event-stream.js";
+import { GoalMirror } from "../../src/cluster/goal-mirror.js";
+import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import { JobIntake, type Liveness } from "../../src/cluster/job-intake.js";
+import { AidoError, ErrorCode } from "../../src/errors.js";
+import { type GoalStatus, TERMINAL } from "../../src/kernel/goal-store.js";
+import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+
+const NODE = "n-refused";
+let server: RedisServer;
+let raw: Redis;
+let owner: Redis;
+let home: string;
+
+beforeAll(async () => {
+  server = await startRedis();
+  raw = new Redis(server.url);
+  await raw.call("ACL", "SETUSER", NODE, "on", ">owner-pass", "~*", "&*", "+@all");
+  owner = new Redis(server.url.replace("redis://", `redis://${NODE}:owner-pass@`), {
+    maxRetriesPerRequest: 1,
+  });
+  home = mkdtempSync(join(tmpdir(), "aido-refused-ends-"));
+});
+
+afterEach(async () => {
+  await writable([]);
+});
+
+afterAll(async () => {
+  owner?.disconnect();
+  raw?.disconnect();
+  await stopAll();
+  rmSync(home, { recursive: true, force: true });
+});
+
+/** The owner may write only keys matching these (reads stay): `[]` gives all back. */
+async function writable(patterns: string[]): Promise<void> {
+  const keys = patterns.length === 0 ? ["~*"] : ["%R~*", ...patterns.map((p) => `~${p}`)];
+  await raw.call("ACL", "SETUSER", NODE, "resetkeys", ...keys);
+}
+
+/** The owner node: its runner over a Runtime that recorded `ended` (each goal ended here). */
+function ownerNode(ended: GoalStatus[] = []): {
+  runner: ClusterGoalRunner;
+  intake: JobIntake;
+  logs: string[];
+} {
+  const goals = new Map(ended.map((s) => [s.goal_id, s]));
+  const status = (id: string): GoalStatus => {
+    const s = goals.get(id);
+    if (!s) throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
+    return s;
+  };
+  const rt = {
+    goals: {
+      closing: false,
+      status,
+      wait: async (id: string) => status(id),
+      isLive: (id: string) => goals.has(id) && !TERMINAL.has(status(id).state),
+      endedByClose: () => false,
+    },
+    audit: { record: () => {} },
+  };
+  const logs: string[] = [];
+  const ctx = {
+    config: { home, cluster: { leaseMs: 3_000, heartbeatMs: 500 } },
+    rt,
+    redis: owner,
+    mirror: new GoalMirror(owner),
+    identity: { nodeId: NODE },
+    log: (m: string) => logs.push(m),
+  } as unknown as NodeContext;
+  const runner = new ClusterGoalRunner(ctx);
+  const liveness: Liveness = {
+    isAlive: async () => true,
+    diedWithin: async () => false,
+    connectedForALease: async () => {},
+  };
+  return { runner, intake: new JobIntake(ctx, {} as Queue<GoalJob>, runner, liveness), logs };
+}
+
+/** A goal the mirror says runs on NODE, its model calls started. */
+async function running(goalId: string, now = Date.now()): Promise<void> {
+  const mirror = new GoalMirror(raw);
+  await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now });
+  expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+  expect(await mirror.modelStarted(goalId, NODE)).toBe(true);
+}
+
+function succeeded(goalId: string): GoalStatus {
+  const at = new Date().toISOString();
+  return {
+    goal_id: goalId,
+    state: "succeeded",
+    result: `done ${goalId}`,
+    usage: { input_tokens: 3, output_tokens: 4 },
+    output_dir: "",
+    goal: `run ${goalId}`,
+    created_at: at,
+    finished_at: at,
+  };
+}
+
+function jobOf(goalId: string): Job<GoalJob> {
+  return {
+    data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
+  } as unknown as Job<GoalJob>;
+}
+
+/** The goal.finished events of the goal's stream, and its announcements on the goal-ends stream. */
+async function announced(goalId: string): Promise<{ finished: number; ends: number }> {
+  // Published at the end of the turn: let it go out first.
+  await new Promise((r) => setTimeout(r, 100));
+  const events = await raw.xrange(`aido:events:${goalId}`, "-", "+");
+  const finished = events.filter(
+    ([, f]) => (JSON.parse(f[1] ?? "{}") as { type?: string }).type === "goal.finished",
+  ).length;
+  const ends = (await raw.xrange("aido:goal-ends", "-", "+")).filter(([, f]) => f[1] === goalId).length;
+  return { finished, ends };
+}
+
+/** What OwnedMirror publishes as the goal ends here: its goal.finished, on the goal's stream. */
+function finishedAsItHappened(s: GoalStatus): void {
+  publishEvent(
+    owner,
+    {
+      type: "goal.finished",
+      time: s.finished_at ?? "",
+      goal_id: s.goal_id,
+      state: s.state,
+      usage: s.usage,
+      node: NODE,
+    },
+    () => {},
+  );
+}
+
+describe("a goal's end Redis refused, retried after a late event of the goal reached its stream", () => {
+  it("is announced finished once: its goal.finished, which Redis took, is not sent again", async () => {
+    const goalId = "g_lateevent";
+    await running(goalId);
+    const s = succeeded(goalId);
+    const { runner } = ownerNode([s]);
+    // The goal hashes and the goal-ends stream refuse; its events' stream takes them.
+    await writable(["bull:*", "aido:[^g]*"]);
+    finishedAsItHappened(s);
+    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
+    // A stuck tool call's events land after it: more than a page of them.
+    for (let i = 0; i < 250; i++)
+      publishEvent(
+        owner,
+        {
+          type: "tool.completed",
+          time: new Date().toISOString(),
+          goal_id: goalId,
+          tool: "exec",
+          call_id: `c${i}`,
+          node: NODE,
+        },
+        () => {},
+      );
+    await writable([]);
+    await runner.retryEnds();
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+describe("a goal's job handed back to its own node while the goal's end waits for a heartbeat", () => {
+  for (const went of [false, true])
+    it(`announces the end once when its goal.finished ${went ? "went out" : "was refused with it"}`, async () => {
+      const goalId = went ? "g_retakensent" : "g_retakenlost";
+      await running(goalId);
+      const s = succeeded(goalId);
+      const { runner, intake } = ownerNode([s]);
+      // The goal hashes and the goal-ends stream refuse; the events too, or not.
+      await writable(went ? ["bull:*", "aido:[^g]*"] : ["bull:*", "aido:[^eg]*"]);
+      finishedAsItHappened(s);
+      await runner.awaitLocalEnd(jobOf(goalId), "token-1");
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
+      // Writes come back and BullMQ hands the same job to this node before its next heartbeat.
+      await writable([]);
+      expect(await intake.process(jobOf(goalId), "token-2")).toBe("succeeded");
+      expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+      await runner.retryEnds();
+      expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    });
+});
