@@ -144,7 +144,9 @@ export type SandboxEvent =
   | { event: "run_stopped"; run_id: string; signal: NodeJS.Signals; duration_ms: number }
   | { event: "run_refused"; reason: string }
   | ({ event: "network"; run_id: string } & NetworkLine)
-  | { event: "destroyed"; reason: string };
+  | { event: "destroyed"; reason: string }
+  /** A sweep could not destroy it (tried again at the next); the record stays "running". */
+  | { event: "destroy_failed"; reason: string; error: string };
 
 export function appendEvent(paths: SandboxPaths, ev: SandboxEvent): void {
   appendFileSync(paths.events, `${JSON.stringify({ time: new Date().toISOString(), ...ev })}\n`);
