@@ -7,9 +7,10 @@
 // stdout.log / stderr.log; at the end (or at a stop signal) what is left is folded in and
 // the stream files are removed.
 
+import { randomBytes } from "node:crypto";
 import { closeSync, constants, fchownSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { parseUser, removeTreeNoFollow } from "../sandbox/folders.js";
 import { LineStream, type Scrubber } from "./scrub.js";
 import type { SandboxPaths } from "./state.js";
@@ -83,9 +84,32 @@ class Tail {
  * earlier task left at the name (a link to a host file, a FIFO, a folder) is removed without
  * being followed or opened, the file is made with O_EXCL and O_NOFOLLOW, and it is given
  * to the task's user through its descriptor, never by a path that could lead elsewhere.
+ *
+ * What a task left there may not go (an entry the host cannot remove), or come back while
+ * the run starts (a process the task left behind keeps making it): the run then writes to a
+ * name no task can guess, <run>-<random>.<ext>, and `warn` says so. Before, such a leftover
+ * failed every run that came to its name, and a task could plant one at each name to come.
  */
-function openStream(paths: SandboxPaths, file: string, user: string): number {
-  const p = join(paths.stream, file);
+function openStream(
+  paths: SandboxPaths,
+  runId: string,
+  ext: "out" | "err",
+  user: string,
+  warn: (message: string) => void,
+): { fd: number; name: string } {
+  const own = `${runId}.${ext}`;
+  try {
+    return { fd: makeStream(join(paths.stream, own), user), name: own };
+  } catch (e) {
+    const name = `${runId}-${randomBytes(6).toString("hex")}.${ext}`;
+    warn(
+      `stream/${own} could not be made (${errorMessage(e)}); the run writes to stream/${name} instead (\`aido sandbox destroy\` removes what the task left)`,
+    );
+    return { fd: makeStream(join(paths.stream, name), user), name };
+  }
+}
+
+function makeStream(p: string, user: string): number {
   removeTreeNoFollow(p);
   let fd: number;
   try {
@@ -94,13 +118,18 @@ function openStream(paths: SandboxPaths, file: string, user: string): number {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     throw new AidoError(
       ErrorCode.sandboxFailed,
-      `${p} was made again by something in the sandbox while the run started; the run did not start`,
+      `${p} was made again by something in the sandbox while the run started`,
       { path: p },
     );
   }
-  if (process.getuid?.() === 0) {
-    const u = parseUser(user);
-    fchownSync(fd, u.uid, u.gid);
+  try {
+    if (process.getuid?.() === 0) {
+      const u = parseUser(user);
+      fchownSync(fd, u.uid, u.gid);
+    }
+  } catch (e) {
+    closeSync(fd);
+    throw e;
   }
   return fd;
 }
@@ -130,15 +159,35 @@ export class RunStreams {
     opts: {
       user: string;
       scrubber: Scrubber;
+      warn: (message: string) => void;
       onStdout?: (l: string) => void;
       onStderr?: (l: string) => void;
     },
   ): RunStreams {
-    const names = { out: `${runId}.out`, err: `${runId}.err` };
-    const outFd = openStream(paths, names.out, opts.user);
-    const errFd = openStream(paths, names.err, opts.user);
-    const stdoutLog = openSync(join(dir, "stdout.log"), "w", 0o644);
-    const stderrLog = openSync(join(dir, "stderr.log"), "w", 0o644);
+    const made: Array<{ fd: number; name?: string }> = [];
+    const track = <T extends { fd: number; name?: string }>(m: T): T => {
+      made.push(m);
+      return m;
+    };
+    let out: { fd: number; name: string };
+    let err: { fd: number; name: string };
+    let stdoutLog: number;
+    let stderrLog: number;
+    try {
+      out = track(openStream(paths, runId, "out", opts.user, opts.warn));
+      err = track(openStream(paths, runId, "err", opts.user, opts.warn));
+      stdoutLog = track({ fd: openSync(join(dir, "stdout.log"), "w", 0o644) }).fd;
+      stderrLog = track({ fd: openSync(join(dir, "stderr.log"), "w", 0o644) }).fd;
+    } catch (e) {
+      // Nothing of a run that did not start is left open, nor in the stream folder.
+      for (const m of made) {
+        closeSync(m.fd);
+        if (m.name !== undefined) removeTreeNoFollow(join(paths.stream, m.name));
+      }
+      throw e;
+    }
+    const names = { out: out.name, err: err.name };
+    const [outFd, errFd] = [out.fd, err.fd];
     const sink = (fd: number, show?: (l: string) => void) => (line: string) => {
       writeSync(fd, `${line}\n`);
       show?.(line);

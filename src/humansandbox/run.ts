@@ -109,20 +109,11 @@ async function runInSandbox(
     );
   // First of all: `aido logs --follow` knows from it that the run is live.
   writeRunJson({ kind: "command", argv: opts.task });
-  const streams = RunStreams.open(paths, dir, runId, {
-    user: record.user,
-    scrubber,
-    ...(opts.onStdout ? { onStdout: opts.onStdout } : {}),
-    ...(opts.onStderr ? { onStderr: opts.onStderr } : {}),
-  });
-  pointLatest(paths, runId, "stdout.log");
-  pointLatest(paths, runId, "stderr.log");
   const ttlLeft = Date.parse(record.expires_at) - started;
   const timeoutMs = Math.max(1, Math.min(record.limits.timeout_ms, ttlLeft));
   let task: RunSummary["task"] = { kind: "command", argv: opts.task };
   let result: ExecResult | undefined;
   let failure: string | undefined;
-  const poll = setInterval(() => streams.poll(), POLL_MS);
   let sb: DockerSandbox | undefined;
   let egress: RunEgress | undefined;
   let network: NetworkCounts | undefined;
@@ -141,15 +132,21 @@ async function runInSandbox(
     runtime: record.runtime,
     env_names: record.env_names,
   });
+  /** The stream files, once made: a stop before that has no output to fold in. */
+  let opened: RunStreams | undefined;
+  /** Why the run could not be set up (its stream files, its logs), when it could not. */
+  let setupFailure: string | undefined;
+  let poll: NodeJS.Timeout | undefined;
   // A run stopped by a signal (Ctrl-C, a supervisor) ends as before, stopped by it, but first
   // leaves its evidence: the output printed so far in stdout.log and stderr.log (the raw
   // stream files removed, as at a normal end), the refusals the network log's open windows
   // counted, and a summary.json that says it was stopped, with what this process knows by
   // then (the task's own end is unknown unless it came first, and outputs are not collected).
+  // Set before the setup, which a signal can come in the middle of (and which can fail).
   signals.onStop((signal) => {
     try {
       clearInterval(poll);
-      streams.finish([], STOP_FOLD_BYTES);
+      opened?.finish([], STOP_FOLD_BYTES);
       const ended = Date.now();
       const stopped: RunSummary = {
         ...base(),
@@ -161,13 +158,16 @@ async function runInSandbox(
         stopped_by: "signal",
         stop_signal: signal,
         oom_killed: result?.oomKilled ?? false,
-        stdout_bytes: streams.stdoutBytes,
-        stderr_bytes: streams.stderrBytes,
-        logs_truncated: streams.truncated,
+        stdout_bytes: opened?.stdoutBytes ?? 0,
+        stderr_bytes: opened?.stderrBytes ?? 0,
+        logs_truncated: opened?.truncated ?? false,
         outputs: { collected: [], skipped: [] },
         outputs_diff: null,
         ...(network ? { network } : egress ? { network: egress.countNow() } : {}),
-        error: `aido run was stopped by ${signal} ${result ? "after" : "before"} the task ended; outputs were not collected`,
+        error:
+          setupFailure === undefined
+            ? `aido run was stopped by ${signal} ${result ? "after" : "before"} the task ended; outputs were not collected`
+            : `aido run was stopped by ${signal} while it set the run up, which failed: ${setupFailure}; the task did not start`,
       };
       writeSummary(paths, dir, runId, stopped);
       appendEvent(paths, { event: "run_stopped", run_id: runId, signal, duration_ms: stopped.duration_ms });
@@ -175,6 +175,59 @@ async function runInSandbox(
       notice(`warning: the stopped run's summary could not be written: ${errorMessage(e)}`);
     }
   });
+  /**
+   * The setup failed: the run is recorded as failed, with why (a run.json alone read as a run
+   * still going). A stop signal that came during the synchronous setup is handled on a later
+   * turn of the event loop, and the listener went with the error: the signal was lost, and
+   * `aido run` ended 1 with no summary. It is let in first: it ends the process by that
+   * signal, its summary saying the setup failed too.
+   */
+  const setupFailed = async (e: unknown): Promise<AidoError> => {
+    setupFailure = scrubber.scrub(errorMessage(e));
+    const ended = Date.now();
+    writeSummary(paths, dir, runId, {
+      ...base(),
+      ended_at: new Date(ended).toISOString(),
+      duration_ms: ended - started,
+      exit_code: null,
+      signal: null,
+      timed_out: false,
+      stopped_by: null,
+      oom_killed: false,
+      stdout_bytes: 0,
+      stderr_bytes: 0,
+      logs_truncated: false,
+      outputs: { collected: [], skipped: [] },
+      outputs_diff: null,
+      error: `the run could not be set up; the task did not start: ${setupFailure}`,
+    });
+    appendEvent(paths, { event: "run_failed", run_id: runId, error: setupFailure });
+    await signals.settle();
+    return new AidoError(
+      ErrorCode.sandboxFailed,
+      `run ${runId} in sandbox ${record.id} could not be set up: ${setupFailure}; if what a task left in its stream folder is in the way, destroy the sandbox (aido sandbox destroy ${record.id}) and start a new one`,
+      { id: record.id, run_id: runId },
+      { cause: e },
+    );
+  };
+  try {
+    opened = RunStreams.open(paths, dir, runId, {
+      user: record.user,
+      scrubber,
+      warn: (message) => {
+        notice(`warning: ${message}`);
+        appendEvent(paths, { event: "warning", message });
+      },
+      ...(opts.onStdout ? { onStdout: opts.onStdout } : {}),
+      ...(opts.onStderr ? { onStderr: opts.onStderr } : {}),
+    });
+    pointLatest(paths, runId, "stdout.log");
+    pointLatest(paths, runId, "stderr.log");
+  } catch (e) {
+    throw await setupFailed(e);
+  }
+  const streams = opened;
+  poll = setInterval(() => streams.poll(), POLL_MS);
   try {
     if (Array.isArray(hosts))
       egress = await serveRunEgress({

@@ -142,6 +142,8 @@ export type SandboxEvent =
     }
   /** `aido run` was stopped by a signal before its task ended (summary.json says so too). */
   | { event: "run_stopped"; run_id: string; signal: NodeJS.Signals; duration_ms: number }
+  /** `aido run` could not set the run up (its stream files, its logs): the task never started. */
+  | { event: "run_failed"; run_id: string; error: string }
   | { event: "run_refused"; reason: string }
   | ({ event: "network"; run_id: string } & NetworkLine)
   | { event: "destroyed"; reason: string }
