@@ -60,8 +60,13 @@ export async function runCli(argv: string[], io: CliIo, env = process.env): Prom
   try {
     if (expiredRecords(process.cwd()).length > 0) {
       const { sweepExpiredSandboxes } = await import("../humansandbox/lifecycle.js");
-      for (const id of await sweepExpiredSandboxes(process.cwd()))
+      const { swept, failed } = await sweepExpiredSandboxes(process.cwd());
+      for (const id of swept)
         io.err(`aido: sandbox ${id} expired and was destroyed (evidence kept in .aido/sandboxes/${id})`);
+      for (const f of failed)
+        io.err(
+          `aido: warning: sandbox ${f.id} expired but could not be destroyed (tried again by the next aido command): ${f.error}`,
+        );
     }
   } catch (e) {
     io.err(`aido: warning: could not sweep expired sandboxes: ${errorMessage(e)}`);

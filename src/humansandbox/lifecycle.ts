@@ -241,23 +241,42 @@ export async function destroySandbox(
   return record;
 }
 
+/** What a sweep did: the sandboxes it destroyed, and those it could not (tried again next sweep). */
+export interface SweepReport {
+  swept: string[];
+  failed: Array<{ id: string; error: string }>;
+}
+
 /**
  * Destroy every sandbox of the project whose TTL has run out. `aido` calls it before a
  * command when state.ts's expiredRecords finds one; it connects to the engine only then.
+ * One sandbox that cannot be destroyed (what its task left will not go) never keeps the
+ * others: its failure is in its events.log and the report, its record stays "running",
+ * and the next sweep tries it again.
  */
 export async function sweepExpiredSandboxes(
   cwd: string,
   opts: { docker?: Docker; nowMs?: number } = {},
-): Promise<string[]> {
+): Promise<SweepReport> {
+  const report: SweepReport = { swept: [], failed: [] };
   const expired = expiredRecords(cwd, opts.nowMs);
-  if (expired.length === 0) return [];
+  if (expired.length === 0) return report;
   const docker = opts.docker ?? connectDocker();
-  const swept: string[] = [];
   for (const r of expired) {
-    await destroySandbox(cwd, r.id, { docker, reason: "ttl expired" });
-    swept.push(r.id);
+    try {
+      await destroySandbox(cwd, r.id, { docker, reason: "ttl expired" });
+      report.swept.push(r.id);
+    } catch (e) {
+      const error = errorMessage(e);
+      report.failed.push({ id: r.id, error });
+      try {
+        appendEvent(sandboxPaths(cwd, r.id), { event: "destroy_failed", reason: "ttl expired", error });
+      } catch {
+        // the report still says it
+      }
+    }
   }
-  return swept;
+  return report;
 }
 
 /** Why a run in this sandbox cannot happen, or undefined when it can. */

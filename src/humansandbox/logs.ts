@@ -7,7 +7,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } 
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { NetworkLine } from "./egress.js";
-import type { RunSummary } from "./run.js";
+import type { RunSummary } from "./run-evidence.js";
 import { activeRecord, type SandboxRecord, sandboxPaths } from "./state.js";
 
 export interface RunLogs {

@@ -142,9 +142,13 @@ export type SandboxEvent =
     }
   /** `aido run` was stopped by a signal before its task ended (summary.json says so too). */
   | { event: "run_stopped"; run_id: string; signal: NodeJS.Signals; duration_ms: number }
+  /** `aido run` could not set the run up (its stream files, its logs): the task never started. */
+  | { event: "run_failed"; run_id: string; error: string }
   | { event: "run_refused"; reason: string }
   | ({ event: "network"; run_id: string } & NetworkLine)
-  | { event: "destroyed"; reason: string };
+  | { event: "destroyed"; reason: string }
+  /** A sweep could not destroy it (tried again at the next); the record stays "running". */
+  | { event: "destroy_failed"; reason: string; error: string };
 
 export function appendEvent(paths: SandboxPaths, ev: SandboxEvent): void {
   appendFileSync(paths.events, `${JSON.stringify({ time: new Date().toISOString(), ...ev })}\n`);

@@ -12,8 +12,9 @@ const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
  * no listener a signal ends the process at once: one during the synchronous steps that set
  * a run up (its folder, run.json, the stream files, where removing what an earlier task
  * left takes as long as that task made it) left run.json alone. Listened to, it waits for
- * the event loop's next turn, and the run's own handler (onStop) is set before that turn:
- * the setup has none. The signal then ends the process as before, once the handler is done.
+ * the event loop's next turn, and the run's own handler (onStop) is set before the setup.
+ * The signal then ends the process as before, once the handler is done. A setup that fails
+ * calls settle() before the listener goes, so such a signal is not lost with it.
  */
 export class StopSignals {
   private handler: ((signal: NodeJS.Signals) => void) | undefined;
@@ -30,6 +31,16 @@ export class StopSignals {
   /** What a stop signal does first (write what the run has). */
   onStop(handler: (signal: NodeJS.Signals) => void): void {
     this.handler = handler;
+  }
+
+  /**
+   * Let a stop signal that came during synchronous work be handled before the caller goes
+   * on (to release the listener, say): its listener runs on a later turn of the event loop,
+   * once libuv has read it in a poll phase. Two turns: the first may start inside a poll
+   * phase's callback, after that phase read its signals.
+   */
+  async settle(): Promise<void> {
+    for (let turn = 0; turn < 2; turn++) await new Promise((r) => setImmediate(r));
   }
 
   /** Stop listening: the default action again (the run has written its summary, or failed). */

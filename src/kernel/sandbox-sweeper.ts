@@ -83,6 +83,8 @@ export class SandboxSweeper {
     try {
       const report = await this.deps.backend.gc({ isGoalLive: (g) => this.deps.isLive(g) });
       removed = report.removedContainers;
+      for (const f of report.failedFolders)
+        this.deps.log(`removing ${f.path} failed (tried again at the next sweep): ${f.error}`);
     } catch (e) {
       this.deps.log(`sweeping goal containers failed: ${errorMessage(e)}`);
       return;

@@ -58,6 +58,11 @@ export interface GcReport {
   removedContainers: RemovedContainer[];
   /** Goal folders removed (removeExpiredFolders) and warm-pool folders no process owns. */
   removedFolders: string[];
+  /**
+   * Folders whose removal failed (what a goal left there would not go), with why: the rest
+   * of the sweep went on, and the next sweep tries them again.
+   */
+  failedFolders: Array<{ path: string; error: string }>;
   /** Goals whose egress relay and network were removed (ended goals, or containers removed now). */
   removedEgress?: string[];
 }

@@ -6,7 +6,7 @@
 // MCP servers (mcp-container.ts) are started here too, so that they go with the goal and
 // gc() can tell the ones this process speaks to from leftovers nobody can reach.
 
-import { existsSync, lstatSync, readdirSync, renameSync } from "node:fs";
+import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
@@ -29,6 +29,7 @@ import {
   parseUser,
   removeTreeNoFollow,
 } from "./folders.js";
+import { removeSwept, sweepGoalFolders, sweepPoolFolders } from "./gc-folders.js";
 import { ensureImage } from "./image.js";
 import { checkInputs, copyInputs, inputRules } from "./inputs.js";
 import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
@@ -346,7 +347,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async gc(opts: GcOptions): Promise<GcReport> {
     const now = opts.nowSeconds ?? Math.floor(Date.now() / 1000);
-    const report: GcReport = { removedContainers: [], removedFolders: [] };
+    const report: GcReport = { removedContainers: [], removedFolders: [], failedFolders: [] };
     const liveContainers = new Set<string>();
     for (const c of await this.containers.list(true)) {
       if (c.Labels[LABEL.relay]) continue; // the egress sweep's, below
@@ -374,7 +375,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       }
       if (goalId) this.dropHandle(goalId);
       await this.containers.remove(c.Id);
-      if (reason === "stale-pool" && slot) removeTreeNoFollow(join(this.poolDir, slot));
+      if (reason === "stale-pool" && slot) removeSwept(join(this.poolDir, slot), report);
       report.removedContainers.push({ name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) });
     }
     // Relays and networks of goals that ended (a live goal's stay: its next container joins them).
@@ -386,49 +387,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       return kept;
     });
     if (opts.removeExpiredFolders) {
-      report.removedFolders = await this.gcFolders(opts, now, liveContainers);
+      const keep = async (goalId: string) =>
+        liveContainers.has(goalId) || this.handles.has(goalId) || (await opts.isGoalLive(goalId));
+      await sweepGoalFolders(this.config.goalsDir, this.config.sandbox.ttlSeconds, now, keep, report);
     }
-    report.removedFolders.push(...this.gcPoolFolders());
+    sweepPoolFolders(this.poolDir, this.ownSlots, report);
     return report;
-  }
-
-  /** Goal folders of goals neither live nor touched for the TTL; links are unlinked, never followed. */
-  private async gcFolders(opts: GcOptions, now: number, liveContainers: Set<string>): Promise<string[]> {
-    const removed: string[] = [];
-    if (!existsSync(this.config.goalsDir)) return removed;
-    const ttl = this.config.sandbox.ttlSeconds;
-    for (const name of readdirSync(this.config.goalsDir)) {
-      const root = join(this.config.goalsDir, name);
-      if (liveContainers.has(name) || this.handles.has(name)) continue;
-      if (await opts.isGoalLive(name)) continue;
-      const f = foldersUnder(root);
-      let newest = 0;
-      // A symlinked goal folder is judged (and removed) as the link itself, never its target.
-      const parts = lstatSync(root).isSymbolicLink() ? [f.root] : [f.root, f.workspace, f.output];
-      for (const p of parts) {
-        try {
-          newest = Math.max(newest, lstatSync(p).mtimeMs / 1000);
-        } catch {
-          // missing part of the layout
-        }
-      }
-      if (now - newest < ttl) continue;
-      removeTreeNoFollow(root);
-      removed.push(root);
-    }
-    return removed;
-  }
-
-  /** Warm-pool folders no slot of this process owns (left by a process that died). */
-  private gcPoolFolders(): string[] {
-    if (!existsSync(this.poolDir)) return [];
-    const removed: string[] = [];
-    for (const id of readdirSync(this.poolDir)) {
-      if (this.ownSlots.has(id)) continue;
-      removeTreeNoFollow(join(this.poolDir, id));
-      removed.push(join(this.poolDir, id));
-    }
-    return removed;
   }
 
   /** Remove every container of this runtime (and idle pool slots): the test suites' cleanup. */

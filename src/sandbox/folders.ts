@@ -156,7 +156,7 @@ interface Walk {
  * Remove what is at `path` (a path made of trusted folders and one name, or
  * /proc/self/fd/<fd>/<name>), `depth` folders below the tree's top.
  */
-function removeEntry(path: string, walk: Walk, depth: number): void {
+function removeEntry(path: string | Buffer, walk: Walk, depth: number): void {
   for (let attempt = 0; ; attempt++) {
     let st: ReturnType<typeof lstatSync>;
     try {
@@ -189,13 +189,16 @@ function removeEntry(path: string, walk: Walk, depth: number): void {
     if (isTop) walk.top = fd;
     try {
       for (let written = 0; ; ) {
-        const names = readdirSync(fdPath(fd));
+        // Names as bytes: a task can name a file with bytes that are not UTF-8 (\xff), and
+        // such a name read as a string no longer reaches the file, which then could never
+        // be removed (the folder "kept being written to").
+        const names = readdirSync(fdPath(fd), { encoding: "buffer" });
         if (names.length === 0) break;
-        if (!isTop || names.some((n) => !walk.hoisted.has(n))) written++;
+        if (!isTop || names.some((n) => !walk.hoisted.has(n.toString("latin1")))) written++;
         if (written > EMPTY_PASSES)
           throw Object.assign(new Error("it kept being written to"), { code: "ENOTEMPTY" });
         if (isTop) walk.hoisted.clear();
-        for (const name of names) removeEntry(fdPath(fd, name), walk, depth + 1);
+        for (const name of names) removeEntry(entryPath(fd, name), walk, depth + 1);
       }
     } finally {
       if (isTop) walk.top = undefined;
@@ -219,7 +222,7 @@ function removeEntry(path: string, walk: Walk, depth: number): void {
  * there points at, and an entry already at the new name (not likely) fails the removal
  * rather than be replaced.
  */
-function hoist(path: string, walk: Walk, top: number): void {
+function hoist(path: string | Buffer, walk: Walk, top: number): void {
   if (++walk.hoists > MAX_HOISTS)
     throw Object.assign(new Error("it kept being written to"), { code: "ENOTEMPTY" });
   const name = `.aido-deep-${randomBytes(8).toString("hex")}`;
@@ -232,6 +235,11 @@ function hoist(path: string, walk: Walk, top: number): void {
     throw e;
   }
   walk.hoisted.add(name);
+}
+
+/** fdPath for a name read as bytes. */
+function entryPath(fd: number, name: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`${fdPath(fd)}/`), name]);
 }
 
 function existsAt(path: string): boolean {

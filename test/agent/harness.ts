@@ -24,7 +24,7 @@ export const noContainers: SandboxBackend = {
     );
   },
   reattach: async () => [],
-  gc: async () => ({ removedContainers: [], removedFolders: [] }),
+  gc: async () => ({ removedContainers: [], removedFolders: [], failedFolders: [] }),
   close: async () => {},
 };
 

@@ -2,10 +2,12 @@
 // and a temp AIDO_HOME, with `aido` run in-process from inside the project. cleanup()
 // removes every container and network the project's sandboxes made, then the folders.
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import Docker from "dockerode";
 import type { CliIo } from "../../src/cli/command.js";
 import { runCli } from "../../src/cli/main.js";
@@ -94,4 +96,20 @@ export async function makeProject(): Promise<Project> {
     },
   };
   return project;
+}
+
+/** `aido run ARGV` as its own process, as a person runs it; `exited` has the signal that ended it. */
+export function startRun(p: Project, argv: string[]) {
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+  const child = spawn(
+    process.execPath,
+    ["--import", tsx, join(process.cwd(), "src/cli/main.ts"), "run", ...argv],
+    {
+      cwd: p.dir,
+      env: { ...process.env, ...p.home.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, s) => resolve(s)));
+  return { child, exited };
 }

@@ -10,17 +10,15 @@
 // resolving to a private address, an unlisted port, a forged SNI, a direct connection past
 // the proxy; each fails and is in the run's network log with its reason.
 
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { connect as netConnect } from "node:net";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sandboxUp } from "../../src/humansandbox/lifecycle.js";
 import { listRecords } from "../../src/humansandbox/state.js";
 import { type DockerUpstream, startDockerUpstream } from "../egress/docker-upstream.js";
-import { makeProject, type Project } from "./fixture.js";
+import { makeProject, type Project, startRun } from "./fixture.js";
 
 const UPSTREAM_IP = "203.0.113.58";
 
@@ -584,22 +582,6 @@ time.sleep(60)
  * `aido run <argv>` as its own process, as a person runs it, sent `signal` once its task
  * printed `marker`; what signal it ended by.
  */
-/** `aido run ARGV` as its own process, as a person runs it; `exited` has the signal that ended it. */
-function startRun(p: Project, argv: string[]) {
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
-  const child = spawn(
-    process.execPath,
-    ["--import", tsx, join(process.cwd(), "src/cli/main.ts"), "run", ...argv],
-    {
-      cwd: p.dir,
-      env: { ...process.env, ...p.home.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, s) => resolve(s)));
-  return { child, exited };
-}
-
 async function stopRun(
   p: Project,
   argv: string[],

@@ -39,6 +39,19 @@ describe("removeTreeNoFollow", () => {
     expect(readFileSync(join(outside, "keep"), "utf8")).toBe("keep\n");
   });
 
+  it("removes entries whose names are not UTF-8, as a task can name them", () => {
+    // A task's `touch $'\xff'` made a name that read as a string (U+FFFD) no longer reached
+    // the file: the removal "kept being written to" and failed, as root too, every time.
+    const tree = join(dir, "tree");
+    mkdirSync(join(tree, "sub"), { recursive: true });
+    const raw = (name: string) => Buffer.concat([Buffer.from(`${name}/`), Buffer.from([0xff, 0xfe])]);
+    writeFileSync(raw(join(tree, "sub")), "x");
+    mkdirSync(raw(tree));
+    writeFileSync(Buffer.concat([raw(tree), Buffer.from("/f")]), "x");
+    removeTreeNoFollow(tree);
+    expect(existsSync(tree)).toBe(false);
+  });
+
   it("unlinks a link given as the tree itself, and accepts a path that is not there", () => {
     const outside = join(dir, "outside");
     mkdirSync(outside);

@@ -6,7 +6,8 @@
 
 import type { NetworkLine } from "../../humansandbox/egress.js";
 import { followRun, readRunLogs } from "../../humansandbox/logs.js";
-import { exitStatusOf, runTask } from "../../humansandbox/run.js";
+import { runTask } from "../../humansandbox/run.js";
+import { exitStatusOf } from "../../humansandbox/run-evidence.js";
 import { type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { commandSpec } from "./index.js";
 

@@ -315,7 +315,10 @@ export function sendOutput(
   try {
     fd = openSync(entry.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
-    sendError(res, 404, "not_found", "no such output file");
+    // Listed, then not to be had: a goal still running swapped it for a link, removed it, or
+    // holds a lease on it. Refused (and audited) as any other output that is not sent.
+    refused();
+    sendError(res, 404, "not_found", "the output file changed while it was looked up");
     return;
   }
   const st = fstatSync(fd);

@@ -1,0 +1,85 @@
+// humansandbox/run-evidence.ts — what a run leaves in .aido/sandboxes/<id>/: its folder
+// (runs/run-NNN, numbered in order), summary.json (written whole or not at all) and the
+// links at the sandbox's top that point at the latest run's files. The summary's shape is
+// here, and the exit status `aido run` derives from it.
+
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import { join } from "node:path";
+import { removeTreeNoFollow } from "../sandbox/folders.js";
+import type { NetworkCounts } from "./egress.js";
+import type { SandboxPaths, SandboxRecord } from "./state.js";
+
+export interface RunSummary {
+  sandbox_id: string;
+  run_id: string;
+  task: { kind: "script" | "command"; argv: string[]; file?: string };
+  started_at: string;
+  ended_at: string;
+  duration_ms: number;
+  exit_code: number | null;
+  signal: string | null;
+  timed_out: boolean;
+  /**
+   * What stopped it: the run timeout, what was left of the sandbox's TTL, or a signal to
+   * `aido run` itself (Ctrl-C, a supervisor; which one in `stop_signal`).
+   */
+  stopped_by: "timeout" | "ttl" | "signal" | null;
+  /** With stopped_by "signal": the signal `aido run` got. The task's end is then unknown. */
+  stop_signal?: NodeJS.Signals;
+  oom_killed: boolean;
+  timeout_ms: number;
+  limits: SandboxRecord["limits"];
+  permissions: SandboxRecord["permissions"];
+  flags: SandboxRecord["flags"];
+  image: string;
+  runtime: SandboxRecord["runtime"];
+  env_names: string[];
+  stdout_bytes: number;
+  stderr_bytes: number;
+  logs_truncated: boolean;
+  outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+  outputs_diff: string | null;
+  /** With a host list: the run's connections (network.log). */
+  network?: NetworkCounts;
+  error?: string;
+}
+
+/** The exit status `aido run` reports for a run (timeout(1)'s 124; 128+N for a signal). */
+export function exitStatusOf(s: Pick<RunSummary, "exit_code" | "signal" | "timed_out">): number {
+  if (s.timed_out) return 124;
+  if (s.exit_code !== null) return s.exit_code;
+  const n = s.signal ? (osConstants.signals as Record<string, number>)[s.signal] : undefined;
+  return n === undefined ? 1 : 128 + n;
+}
+
+/** The next run's folder, runs/run-NNN, made here (a number another run took is skipped). */
+export function newRunDir(paths: SandboxPaths): { runId: string; dir: string } {
+  for (let n = 1; ; n++) {
+    const runId = `run-${String(n).padStart(3, "0")}`;
+    const dir = join(paths.runs, runId);
+    try {
+      mkdirSync(dir);
+      return { runId, dir };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+  }
+}
+
+/** summary.json written whole or not at all (a reader never sees half of one), and linked as the latest. */
+export function writeSummary(paths: SandboxPaths, dir: string, runId: string, summary: RunSummary): void {
+  const tmp = join(dir, ".summary.json.tmp");
+  writeFileSync(tmp, `${JSON.stringify(summary, null, 2)}\n`);
+  renameSync(tmp, join(dir, "summary.json"));
+  pointLatest(paths, runId, "summary.json");
+}
+
+/** Point root/<name> at runs/<run>/<name> (a relative link, replaced atomically). */
+export function pointLatest(paths: SandboxPaths, runId: string, name: string): void {
+  const link = join(paths.root, name);
+  const tmp = `${link}.tmp-${process.pid}`;
+  removeTreeNoFollow(tmp);
+  symlinkSync(join("runs", runId, name), tmp);
+  renameSync(tmp, link);
+}

@@ -1,0 +1,79 @@
+// humansandbox/run-stage.ts — how `aido run TASK` becomes what runs: a file of the project
+// is copied into the sandbox's workspace (never through a link a script left at its name)
+// and run with the interpreter its extension names; anything else runs as a command.
+
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fchmodSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { basename, extname, join, resolve } from "node:path";
+import type { DockerSandbox } from "../sandbox/docker-sandbox.js";
+import { removeTreeNoFollow } from "../sandbox/folders.js";
+import type { RunSummary } from "./run-evidence.js";
+import type { SandboxPaths, SandboxRecord } from "./state.js";
+
+const INTERPRETERS: Record<string, string> = {
+  ".py": "python3",
+  ".js": "node",
+  ".mjs": "node",
+  ".cjs": "node",
+  ".sh": "sh",
+};
+
+/** Stage the task: a project file is copied into the workspace, anything else runs as a command. */
+export async function stageTask(
+  cwd: string,
+  record: SandboxRecord,
+  paths: SandboxPaths,
+  sb: DockerSandbox,
+  task: string[],
+): Promise<RunSummary["task"]> {
+  const [first, ...args] = task as [string, ...string[]];
+  const host = resolve(cwd, first);
+  if (!existsSync(host) || !statSync(host).isFile()) return { kind: "command", argv: task };
+  const name = basename(host);
+  const inBox = `/workspace/${name}`;
+  const interpreter = INTERPRETERS[extname(name).toLowerCase()];
+  if (record.permissions.filesystem === "none") {
+    await sb.writeFile(inBox, readFileSync(host, "utf8"));
+    // No known interpreter: run it as a program (its shebang line decides).
+    if (!interpreter)
+      await sb.exec({ argv: ["chmod", "755", inBox], timeoutMs: 10_000, confinement: "unconfined" });
+  } else stageFile(host, paths.work, name, interpreter ? 0o644 : 0o755);
+  const argv = interpreter ? [interpreter, inBox, ...args] : [inBox, ...args];
+  return { kind: "script", file: first, argv };
+}
+
+/**
+ * Put a copy of `src` at work/<name> without following anything there: the work folder is
+ * writable by the script (filesystem: readwrite), which may have left a symlink named like
+ * the next task pointing at a host file. A temp file is created (O_EXCL | O_NOFOLLOW) and
+ * renamed over the name, which replaces a link instead of writing through it.
+ */
+function stageFile(src: string, work: string, name: string, mode: number): void {
+  const tmp = join(work, `.aido-stage-${process.pid}-${Date.now().toString(36)}`);
+  const fd = openSync(
+    tmp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    mode,
+  );
+  let open = true;
+  try {
+    writeFileSync(fd, readFileSync(src));
+    fchmodSync(fd, mode);
+    closeSync(fd);
+    open = false;
+    renameSync(tmp, join(work, name));
+  } catch (e) {
+    if (open) closeSync(fd);
+    removeTreeNoFollow(tmp);
+    throw e;
+  }
+}
