@@ -26,6 +26,11 @@ export interface CommandContext {
   config(): Promise<Config>;
   /** The daemon's socket ($AIDO_HOME/agentd.sock), known without reading the config. */
   socketPath(): string;
+  /**
+   * The environment the CLI was started with (runCli's `env`): what a command hands to a
+   * process it starts. Settings come from config(), never from here.
+   */
+  env: Readonly<Record<string, string | undefined>>;
 }
 
 export interface Command {

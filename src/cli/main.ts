@@ -82,6 +82,7 @@ export async function runCli(argv: string[], io: CliIo, env = process.env): Prom
         return config;
       },
       socketPath: () => socketPathIn(aidoHome(env)),
+      env,
     });
   } catch (e) {
     if (e instanceof AidoError) {

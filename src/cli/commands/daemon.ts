@@ -53,7 +53,7 @@ export const daemonStart: Command = {
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, { foreground: { type: "boolean" } }, false);
     const config = await ctx.config();
-    const env = { ...process.env, AIDO_HOME: config.home };
+    const env = { ...ctx.env, AIDO_HOME: config.home };
     const code = await daemonMain(values.foreground ? ["--foreground"] : [], env, ctx.io);
     // The socket answers a moment before agentd writes its pid file; a script that runs
     // `aido daemon start && aido daemon stop` must find it.

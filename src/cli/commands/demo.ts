@@ -33,8 +33,8 @@ export const demo: Command = {
       false,
     );
     const bundle = loadDemoBundle(values.bundle ? resolve(values.bundle) : bundledDemoDir());
-    const home = values.home ? resolve(values.home) : join(aidoHome(process.env), "demo");
-    const env = demoDaemonEnv(process.env, home, {
+    const home = values.home ? resolve(values.home) : join(aidoHome(ctx.env), "demo");
+    const env = demoDaemonEnv(ctx.env, home, {
       AIDO_REPLAY: bundle.recording,
       AIDO_MODEL: recordedModel(bundle.recording),
     });

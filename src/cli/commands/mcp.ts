@@ -49,7 +49,7 @@ export const mcpServe: Command = {
     const config = await ctx.config();
     const common = {
       config,
-      env: { ...process.env, AIDO_HOME: config.home },
+      env: { ...ctx.env, AIDO_HOME: config.home },
       allowApprove: values["allow-approve"] === true,
       ...(values.workspace !== undefined ? { workspace: resolve(values.workspace) } : {}),
       ...(values.manifest !== undefined ? { manifestFile: resolve(values.manifest) } : {}),
@@ -82,7 +82,7 @@ export const mcpConfig: Command = {
         `aido mcp config: name one client: ${MCP_CLIENTS.join(", ")}\nusage: ${this.usage}`,
       );
     }
-    const home = process.env.AIDO_HOME;
+    const home = ctx.env.AIDO_HOME;
     printJson(
       ctx.io,
       clientConfig(client as McpClientName, currentLaunch(process.argv[1] ?? ""), {
