@@ -21,6 +21,7 @@ import {
 import { dirname, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
+import { inert } from "../security/terminal-text.js";
 import { fdPath } from "./untrusted-files.js";
 
 /** workspace/, output/, inputs/ inside the private goal folder. */
@@ -139,8 +140,11 @@ export function removeTreeNoFollow(path: string): void {
   try {
     removeEntry(path, { top: undefined, hoisted: new Set(), hoists: 0 }, 0);
   } catch (e) {
-    // The descriptor paths mean nothing to a reader: name the tree instead.
-    throw Object.assign(new Error(`cannot remove ${path}: ${(e as Error).message}`), { code: code(e) });
+    // The descriptor paths mean nothing to a reader: name the tree instead. The entry's own
+    // name is the task's, of any bytes: it is printed on terminals and written in logs, where
+    // a newline or an escape in it would forge lines, so it is made inert.
+    const why = inert((e as Error).message.replace(/\/proc\/self\/fd\/\d+\//g, ""));
+    throw Object.assign(new Error(`cannot remove ${path}: ${why}`), { code: code(e) });
   }
 }
 

@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { removeTreeNoFollow } from "../../src/sandbox/folders.js";
+import { makeUndeletable } from "../support/undeletable.js";
 
 let dir: string;
 beforeEach(() => {
@@ -85,4 +86,27 @@ describe("removeTreeNoFollow", () => {
     expect(existsSync(tree)).toBe(false);
     expect(readFileSync(join(outside, "keep"), "utf8")).toBe("keep\n");
   }, 60_000);
+
+  it("names an entry it could not remove inertly: a name with a newline or an escape forges no line", () => {
+    // The error carried the task's name raw (unlink '/proc/self/fd/N/<name>'), and it is
+    // printed on the person's terminal (a sweep's warning, `aido run`'s, a destroy's error)
+    // and in the daemon's log: "\n\x1b[2K" wiped the line and wrote another in its place.
+    const tree = join(dir, "tree");
+    mkdirSync(join(tree, "sub"), { recursive: true });
+    const release = makeUndeletable(join(tree, "sub", "x\n\x1b[2Kaido: sandbox destroyed\u202e"));
+    try {
+      let message = "";
+      try {
+        removeTreeNoFollow(tree);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(new RegExp(`^cannot remove ${tree}: `));
+      expect(message).toContain("x\\x0a\\x1b[2Kaido: sandbox destroyed\\u202e");
+      expect(message).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202e]/);
+      expect(message).not.toContain("/proc/self/fd/");
+    } finally {
+      release();
+    }
+  });
 });
