@@ -3,7 +3,7 @@
 // run, and a setup that fails anyway is recorded, with a signal that came meanwhile still
 // ending `aido run` by that signal. Real engine, `aido` in-process or as its own process.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freezeFolder, makeUndeletable } from "../support/undeletable.js";
@@ -84,6 +84,53 @@ describe("what a task left at the next runs' stream names", () => {
       expect(readdirSync(join(root, "stream"))).toEqual(["run-002.out"]);
     } finally {
       release();
+    }
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
+});
+
+describe("what a task leaves at its own run's stream names", () => {
+  it("never costs the run its summary: the leftover stays, and the run says so", async () => {
+    // The run's end removes its stream files; a task that put at its own name something the
+    // host cannot remove (or a process it left kept filling) made that removal throw: `aido
+    // run` ended 1 with an unexpected error, no summary.json, no run_completed, the outputs
+    // never collected. A task could so erase the record of what it did.
+    const { id, root } = await up("stuck-own-name");
+    const own = join(root, "stream", "run-001.out");
+    const run = p.aido(
+      "run",
+      "--json",
+      "sh",
+      "-c",
+      "rm /aido/stream/run-001.out && mkdir /aido/stream/run-001.out && sleep 2 && echo done",
+    );
+    // What the task made there is made undeletable from the host, standing for whatever a
+    // task can leave that will not go.
+    let release: (() => void) | undefined;
+    for (let i = 0; i < 1_000 && !release; i++) {
+      if (lstatSync(own, { throwIfNoEntry: false })?.isDirectory())
+        release = makeUndeletable(join(own, "stuck"));
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+    try {
+      expect(release, "the task made its folder").toBeDefined();
+      const r = await run;
+      expect(r.err.join("\n")).not.toMatch(/unexpected error| {4}at /);
+      expect(r.code, r.err.join("\n")).toBe(0);
+      expect(r.json<{ run_id: string; exit_code: number }>()).toMatchObject({
+        run_id: "run-001",
+        exit_code: 0,
+      });
+      expect(r.err.find((l) => l.includes("stream/run-001.out"))).toMatch(
+        /^warning: stream\/run-001\.out could not be removed at the run's end \(cannot remove .*\)/,
+      );
+      const summary = JSON.parse(readFileSync(join(root, "runs", "run-001", "summary.json"), "utf8"));
+      expect(summary).toMatchObject({ run_id: "run-001", exit_code: 0, stdout_bytes: 5 });
+      expect(readFileSync(join(root, "runs", "run-001", "stdout.log"), "utf8")).toBe("done\n");
+      expect(events(root).at(-1)).toMatchObject({ event: "run_completed", run_id: "run-001", exit_code: 0 });
+      expect(readdirSync(join(root, "stream"))).toEqual(["run-001.out"]);
+    } finally {
+      release?.();
     }
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
