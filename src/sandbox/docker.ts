@@ -29,7 +29,7 @@ import {
   parseUser,
   removeTreeNoFollow,
 } from "./folders.js";
-import { removeSwept, sweepGoalFolders, sweepPoolFolders } from "./gc-folders.js";
+import { sweepGoalFolders, sweepPoolFolders } from "./gc-folders.js";
 import { ensureImage } from "./image.js";
 import { checkInputs, copyInputs, inputRules } from "./inputs.js";
 import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
@@ -375,7 +375,6 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       }
       if (goalId) this.dropHandle(goalId);
       await this.containers.remove(c.Id);
-      if (reason === "stale-pool" && slot) removeSwept(join(this.poolDir, slot), report);
       report.removedContainers.push({ name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) });
     }
     // Relays and networks of goals that ended (a live goal's stay: its next container joins them).
@@ -391,6 +390,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         liveContainers.has(goalId) || this.handles.has(goalId) || (await opts.isGoalLive(goalId));
       await sweepGoalFolders(this.config.goalsDir, this.config.sandbox.ttlSeconds, now, keep, report);
     }
+    // Stale slots' folders too (their containers removed above): once a sweep, so one that
+    // will not go is tried, and reported, once.
     sweepPoolFolders(this.poolDir, this.ownSlots, report);
     return report;
   }

@@ -288,6 +288,40 @@ describe("gc of folders a goal left", () => {
   );
 });
 
+describe("gc of a stale pool slot", () => {
+  it.skipIf(!canMakeUndeletable)(
+    "tries a slot folder it cannot remove once a sweep, and reports it once",
+    async () => {
+      // A dead process's pool container was removed with its folder, and the pool-folder
+      // sweep of the same gc() tried that folder again: one that would not go cost every
+      // sweep two removals and was reported (and logged by the daemon) twice.
+      const slot = "staleslot";
+      const dir = join(fx.config.home, "sandbox-pool", slot);
+      mkdirSync(join(dir, "workspace"), { recursive: true });
+      const release = makeUndeletable(join(dir, "workspace", "immutable"));
+      const c = await fx.backend.docker.createContainer({
+        name: `aido-test-stale-pool-${process.pid}`,
+        Image: fx.config.sandbox.image,
+        Cmd: ["true"],
+        Labels: { [LABEL.runtime]: fx.backend.runtimeId, [LABEL.pool]: slot, "aido.test": "sandbox" },
+      });
+      try {
+        const report = await fx.backend.gc({ isGoalLive: () => false });
+        expect(report.removedContainers).toEqual([
+          expect.objectContaining({ containerId: c.id, reason: "stale-pool" }),
+        ]);
+        expect(report.failedFolders.map((f) => f.path)).toEqual([dir]);
+      } finally {
+        release();
+        await c.remove({ force: true }).catch(() => {});
+      }
+      const again = await fx.backend.gc({ isGoalLive: () => false });
+      expect(again.removedFolders).toEqual([dir]);
+      expect(again.failedFolders).toEqual([]);
+    },
+  );
+});
+
 describe("warm pool", () => {
   it("hands out a pre-started container whose folders become the goal's", async () => {
     const pooled = makeSandboxFixture((c) => {
