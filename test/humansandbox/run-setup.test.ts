@@ -93,6 +93,41 @@ describe("what a task left at the next runs' stream names", () => {
   );
 });
 
+describe("the warnings about what a task left", () => {
+  it.skipIf(!canMakeUndeletable)(
+    "pass the env scrubber, as every line of the run does",
+    async () => {
+      // The name of what would not go is the task's to choose, and the task knows the env
+      // values: a leftover named after one put it, unscrubbed, on the terminal and in
+      // events.log (the evidence), where every other line of the run is scrubbed.
+      const secret = "s3cr3t-value-4f9a2c";
+      p.write(
+        "sandbox.yaml",
+        `name: scrubbed-warning\nruntime: python:3.11\nenv: { API_TOKEN: ${secret} }\n`,
+      );
+      const upped = await p.aido("sandbox", "up", "--json");
+      expect(upped.code, upped.err.join("\n")).toBe(0);
+      const id = upped.json<{ id: string }>().id;
+      const root = join(p.dir, ".aido", "sandboxes", id);
+      const r1 = await p.aido("run", "sh", "-c", "mkdir /aido/stream/run-002.out && echo made");
+      expect(r1.out, r1.err.join("\n")).toEqual(["made"]);
+      const release = makeUndeletable(join(root, "stream", "run-002.out", `x-${secret}`));
+      try {
+        const r2 = await p.aido("run", "sh", "-c", "echo ok");
+        expect(r2.code, r2.err.join("\n")).toBe(0);
+        const warning = r2.err.find((l) => l.includes("stream/run-002.out could not be made"));
+        expect(warning).toContain("x-[env:API_TOKEN]");
+        expect(r2.err.join("\n")).not.toContain(secret);
+        expect(readFileSync(join(root, "events.log"), "utf8")).not.toContain(secret);
+      } finally {
+        release();
+      }
+      expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+    },
+    120_000,
+  );
+});
+
 describe("what a task leaves at its own run's stream names", () => {
   it.skipIf(!canMakeUndeletable)(
     "never costs the run its summary: the leftover stays, and the run says so",
