@@ -41,7 +41,10 @@ export async function sweepGoalFolders(
     const root = join(goalsDir, name);
     const f = foldersUnder(root);
     let newest = 0;
-    const parts = lstatSync(root).isSymbolicLink() ? [f.root] : [f.root, f.workspace, f.output];
+    // Gone while it was asked whether its goal is live (its removal, another sweep): nothing to do.
+    const top = lstatSync(root, { throwIfNoEntry: false });
+    if (top === undefined) continue;
+    const parts = top.isSymbolicLink() ? [f.root] : [f.root, f.workspace, f.output];
     for (const p of parts) {
       try {
         newest = Math.max(newest, lstatSync(p).mtimeMs / 1000);

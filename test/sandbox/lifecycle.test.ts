@@ -288,6 +288,32 @@ describe("gc of folders a goal left", () => {
   );
 });
 
+describe("gc of a goal folder that goes meanwhile", () => {
+  it("goes on with the others", async () => {
+    // Whether a goal is live is asked of the daemon (async): a folder removed meanwhile (the
+    // goal's own removal, another sweep) made the lstat of it throw out of gc().
+    const old = new Date(Date.now() - 2 * fx.config.sandbox.ttlSeconds * 1000);
+    const goal = (id: string) => {
+      const root = join(fx.config.goalsDir, id);
+      mkdirSync(join(root, "workspace"), { recursive: true });
+      for (const p of [join(root, "workspace"), root]) utimesSync(p, old, old);
+      return root;
+    };
+    const gone = goal("gone-meanwhile");
+    const others = [goal("a-goal"), goal("z-goal")];
+    const report = await fx.backend.gc({
+      isGoalLive: async (g) => {
+        if (g === "gone-meanwhile") rmSync(gone, { recursive: true });
+        return false;
+      },
+      removeExpiredFolders: true,
+    });
+    expect(report.removedFolders).toEqual(expect.arrayContaining(others));
+    expect(report.failedFolders).toEqual([]);
+    for (const p of others) expect(existsSync(p)).toBe(false);
+  });
+});
+
 describe("gc of a stale pool slot", () => {
   it.skipIf(!canMakeUndeletable)(
     "tries a slot folder it cannot remove once a sweep, and reports it once",
