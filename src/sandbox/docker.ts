@@ -102,6 +102,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
    * warming up, ready, being handed over): GC removes only slot containers not in here.
    */
   private readonly ownSlots = new Set<string>();
+  /** Goal folders a sweep found expired but could not remove: the next sweep tries them again. */
+  private readonly failedGoalFolders = new Set<string>();
   /** The MCP server containers this process started and still speaks to. */
   private readonly mcpServers: LiveMcpServers;
   private readonly pool: WarmPool;
@@ -388,7 +390,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     if (opts.removeExpiredFolders) {
       const keep = async (goalId: string) =>
         liveContainers.has(goalId) || this.handles.has(goalId) || (await opts.isGoalLive(goalId));
-      await sweepGoalFolders(this.config.goalsDir, this.config.sandbox.ttlSeconds, now, keep, report);
+      const ttl = this.config.sandbox.ttlSeconds;
+      await sweepGoalFolders(this.config.goalsDir, ttl, now, keep, report, this.failedGoalFolders);
     }
     // Stale slots' folders too (their containers removed above): once a sweep, so one that
     // will not go is tried, and reported, once.

@@ -288,6 +288,31 @@ describe("gc of folders a goal left", () => {
   );
 });
 
+describe("gc of a goal folder it could not remove", () => {
+  it.skipIf(!canMakeUndeletable)("tries it again at the next sweep, not a TTL later", async () => {
+    // The failed removal emptied part of the folder, which made it look touched just now:
+    // the next sweeps judged it young and left it for another whole TTL.
+    const old = new Date(Date.now() - 2 * fx.config.sandbox.ttlSeconds * 1000);
+    const root = join(fx.config.goalsDir, "half-removed");
+    const ws = join(root, "workspace");
+    mkdirSync(ws, { recursive: true });
+    for (let i = 0; i < 20; i++) writeFileSync(join(ws, `f${i}`), "x");
+    mkdirSync(join(root, "output"));
+    writeFileSync(join(root, "output", "o"), "x");
+    const release = makeUndeletable(join(ws, "immutable"));
+    for (const p of [ws, join(root, "output"), root]) utimesSync(p, old, old);
+    try {
+      const first = await fx.backend.gc({ isGoalLive: () => false, removeExpiredFolders: true });
+      expect(first.failedFolders.map((f) => f.path)).toEqual([root]);
+    } finally {
+      release();
+    }
+    const again = await fx.backend.gc({ isGoalLive: () => false, removeExpiredFolders: true });
+    expect(again.removedFolders).toContain(root);
+    expect(existsSync(root)).toBe(false);
+  });
+});
+
 describe("gc of a goal folder that goes meanwhile", () => {
   it("goes on with the others", async () => {
     // Whether a goal is live is asked of the daemon (async): a folder removed meanwhile (the
