@@ -149,6 +149,7 @@ export class RunStreams {
     private readonly errLines: LineStream,
     private readonly outTail: Tail,
     private readonly errTail: Tail,
+    private readonly warn: (message: string) => void,
   ) {}
 
   /** Make the run's stream files and open its logs; nothing of them is left when it throws. */
@@ -179,11 +180,10 @@ export class RunStreams {
       stdoutLog = track({ fd: openSync(join(dir, "stdout.log"), "w", 0o644) }).fd;
       stderrLog = track({ fd: openSync(join(dir, "stderr.log"), "w", 0o644) }).fd;
     } catch (e) {
-      // Nothing of a run that did not start is left open, nor in the stream folder.
-      for (const m of made) {
-        closeSync(m.fd);
-        if (m.name !== undefined) removeTreeNoFollow(join(paths.stream, m.name));
-      }
+      // Nothing of a run that did not start is left open, nor in the stream folder (what
+      // will not go is said, and left for destroy: the setup's own error is the one thrown).
+      for (const m of made) closeSync(m.fd);
+      for (const m of made) if (m.name !== undefined) removeStream(paths, m.name, opts.warn);
       throw e;
     }
     const names = { out: out.name, err: err.name };
@@ -202,6 +202,7 @@ export class RunStreams {
       errLines,
       new Tail(outFd, outLines),
       new Tail(errFd, errLines),
+      opts.warn,
     );
   }
 
@@ -260,6 +261,22 @@ export class RunStreams {
     this.outLines.end();
     this.errLines.end();
     for (const fd of this.fds) closeSync(fd);
-    for (const f of [this.names.out, this.names.err]) removeTreeNoFollow(join(this.paths.stream, f));
+    for (const f of [this.names.out, this.names.err]) removeStream(this.paths, f, this.warn);
+  }
+}
+
+/**
+ * Remove a run's stream file at its end. The task may have put at its name what the host
+ * cannot remove (or left a process that keeps filling it): that is said and left for
+ * `aido sandbox destroy`, never let cost the run its summary (it threw out of the run's end,
+ * which then wrote no summary.json and no run_completed: a task could erase its record).
+ */
+function removeStream(paths: SandboxPaths, name: string, warn: (message: string) => void): void {
+  try {
+    removeTreeNoFollow(join(paths.stream, name));
+  } catch (e) {
+    warn(
+      `stream/${name} could not be removed at the run's end (${errorMessage(e)}); \`aido sandbox destroy\` removes what the task left`,
+    );
   }
 }

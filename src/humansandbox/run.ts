@@ -214,7 +214,9 @@ async function runInSandbox(
     opened = RunStreams.open(paths, dir, runId, {
       user: record.user,
       scrubber,
-      warn: (message) => {
+      // What a task left is named in these, by names the task chose: scrubbed like its lines.
+      warn: (raw) => {
+        const message = scrubber.scrub(raw);
         notice(`warning: ${message}`);
         appendEvent(paths, { event: "warning", message });
       },

@@ -29,7 +29,7 @@ import {
   parseUser,
   removeTreeNoFollow,
 } from "./folders.js";
-import { removeSwept, sweepGoalFolders, sweepPoolFolders } from "./gc-folders.js";
+import { sweepGoalFolders, sweepPoolFolders } from "./gc-folders.js";
 import { ensureImage } from "./image.js";
 import { checkInputs, copyInputs, inputRules } from "./inputs.js";
 import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
@@ -102,6 +102,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
    * warming up, ready, being handed over): GC removes only slot containers not in here.
    */
   private readonly ownSlots = new Set<string>();
+  /** Goal folders a sweep found expired but could not remove: the next sweep tries them again. */
+  private readonly failedGoalFolders = new Set<string>();
   /** The MCP server containers this process started and still speaks to. */
   private readonly mcpServers: LiveMcpServers;
   private readonly pool: WarmPool;
@@ -375,7 +377,6 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       }
       if (goalId) this.dropHandle(goalId);
       await this.containers.remove(c.Id);
-      if (reason === "stale-pool" && slot) removeSwept(join(this.poolDir, slot), report);
       report.removedContainers.push({ name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) });
     }
     // Relays and networks of goals that ended (a live goal's stay: its next container joins them).
@@ -389,8 +390,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     if (opts.removeExpiredFolders) {
       const keep = async (goalId: string) =>
         liveContainers.has(goalId) || this.handles.has(goalId) || (await opts.isGoalLive(goalId));
-      await sweepGoalFolders(this.config.goalsDir, this.config.sandbox.ttlSeconds, now, keep, report);
+      const ttl = this.config.sandbox.ttlSeconds;
+      await sweepGoalFolders(this.config.goalsDir, ttl, now, keep, report, this.failedGoalFolders);
     }
+    // Stale slots' folders too (their containers removed above): once a sweep, so one that
+    // will not go is tried, and reported, once.
     sweepPoolFolders(this.poolDir, this.ownSlots, report);
     return report;
   }

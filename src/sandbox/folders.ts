@@ -10,6 +10,7 @@ import {
   chownSync,
   closeSync,
   constants,
+  fstatSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -21,6 +22,7 @@ import {
 import { dirname, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
+import { inert } from "../security/terminal-text.js";
 import { fdPath } from "./untrusted-files.js";
 
 /** workspace/, output/, inputs/ inside the private goal folder. */
@@ -139,8 +141,11 @@ export function removeTreeNoFollow(path: string): void {
   try {
     removeEntry(path, { top: undefined, hoisted: new Set(), hoists: 0 }, 0);
   } catch (e) {
-    // The descriptor paths mean nothing to a reader: name the tree instead.
-    throw Object.assign(new Error(`cannot remove ${path}: ${(e as Error).message}`), { code: code(e) });
+    // The descriptor paths mean nothing to a reader: name the tree instead. The entry's own
+    // name is the task's, of any bytes: it is printed on terminals and written in logs, where
+    // a newline or an escape in it would forge lines, so it is made inert.
+    const why = inert((e as Error).message.replace(/\/proc\/self\/fd\/\d+\//g, ""));
+    throw Object.assign(new Error(`cannot remove ${path}: ${why}`), { code: code(e) });
   }
 }
 
@@ -173,6 +178,7 @@ function removeEntry(path: string | Buffer, walk: Walk, depth: number): void {
       }
       return;
     }
+    ownToEmpty(path, st);
     if (walk.top !== undefined && depth >= MAX_DEPTH) {
       hoist(path, walk, walk.top);
       return;
@@ -213,6 +219,34 @@ function removeEntry(path: string | Buffer, walk: Walk, depth: number): void {
       throw e;
     }
     return;
+  }
+}
+
+/** O_PATH (Linux): a descriptor that names a file without opening it for reading. */
+const O_PATH = 0o10000000;
+
+/**
+ * A folder of the removing user's own that a task took the user's write or read permission
+ * from (`chmod 555`, `chmod 000`: the person's sandbox runs its task as the person's uid) is
+ * made the user's to list and empty (u+rwx); otherwise nothing in it could be removed, nor
+ * the folder moved up, and the tree stayed for every sweep. The mode is changed through a
+ * descriptor that names the folder itself (O_PATH | O_NOFOLLOW | O_DIRECTORY: never a
+ * link's target), checked to be a folder of the user's. Root needs none of it.
+ */
+function ownToEmpty(path: string | Buffer, st: { uid: number; mode: number }): void {
+  const uid = process.geteuid?.();
+  if (uid === undefined || uid === 0 || st.uid !== uid || (st.mode & 0o700) === 0o700) return;
+  let fd: number;
+  try {
+    fd = openSync(path, O_PATH | constants.O_NOFOLLOW | constants.O_DIRECTORY);
+  } catch {
+    return; // swapped meanwhile: the removal's own open says what is there now
+  }
+  try {
+    const now = fstatSync(fd);
+    if (now.isDirectory() && now.uid === uid) chmodSync(fdPath(fd), (now.mode & 0o7777) | 0o700);
+  } finally {
+    closeSync(fd);
   }
 }
 

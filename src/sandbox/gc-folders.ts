@@ -27,6 +27,10 @@ export function removeSwept(path: string, report: FolderReport): boolean {
 /**
  * Goal folders under `goalsDir` that `keep` does not claim and that were not touched for
  * `ttlSeconds` (a symlinked goal folder is judged, and removed, as the link itself).
+ * `failed` holds the folders whose removal failed at an earlier sweep of this process: they
+ * were judged old enough then, and are tried again whatever their times say now (the failed
+ * removal emptied part of them, which made them look touched just then, and the next sweeps
+ * left them for another whole TTL).
  */
 export async function sweepGoalFolders(
   goalsDir: string,
@@ -34,14 +38,27 @@ export async function sweepGoalFolders(
   nowSeconds: number,
   keep: (goalId: string) => boolean | Promise<boolean>,
   report: FolderReport,
+  failed: Set<string> = new Set(),
 ): Promise<void> {
   if (!existsSync(goalsDir)) return;
+  const seen = new Set<string>();
   for (const name of readdirSync(goalsDir)) {
-    if (await keep(name)) continue;
     const root = join(goalsDir, name);
+    seen.add(root);
+    if (await keep(name)) {
+      failed.delete(root);
+      continue;
+    }
+    if (failed.has(root)) {
+      if (removeSwept(root, report)) failed.delete(root);
+      continue;
+    }
     const f = foldersUnder(root);
     let newest = 0;
-    const parts = lstatSync(root).isSymbolicLink() ? [f.root] : [f.root, f.workspace, f.output];
+    // Gone while it was asked whether its goal is live (its removal, another sweep): nothing to do.
+    const top = lstatSync(root, { throwIfNoEntry: false });
+    if (top === undefined) continue;
+    const parts = top.isSymbolicLink() ? [f.root] : [f.root, f.workspace, f.output];
     for (const p of parts) {
       try {
         newest = Math.max(newest, lstatSync(p).mtimeMs / 1000);
@@ -50,8 +67,9 @@ export async function sweepGoalFolders(
       }
     }
     if (nowSeconds - newest < ttlSeconds) continue;
-    removeSwept(root, report);
+    if (!removeSwept(root, report)) failed.add(root);
   }
+  for (const root of failed) if (!seen.has(root)) failed.delete(root);
 }
 
 /** Warm-pool folders no slot of this process owns (left by a process that died). */

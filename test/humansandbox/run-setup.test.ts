@@ -3,10 +3,10 @@
 // run, and a setup that fails anyway is recorded, with a signal that came meanwhile still
 // ending `aido run` by that signal. Real engine, `aido` in-process or as its own process.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freezeFolder, makeUndeletable } from "../support/undeletable.js";
+import { canMakeUndeletable, freezeFolder, makeUndeletable } from "../support/undeletable.js";
 import { makeProject, type Project, startRun } from "./fixture.js";
 
 let p: Project;
@@ -57,36 +57,130 @@ describe("what a task left at the next runs' stream names", () => {
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 120_000);
 
-  it("never stops a run: what cannot be removed is left, the run writes elsewhere, and says so", async () => {
-    // A leftover the host cannot remove at the next stream name failed every run that came
-    // to that name; a task could plant one at each name to come.
-    const { id, root } = await up("stuck-name");
-    const r1 = await p.aido("run", "sh", "-c", "mkdir /aido/stream/run-002.out && echo made");
-    expect(r1.out, r1.err.join("\n")).toEqual(["made"]);
-    const release = makeUndeletable(join(root, "stream", "run-002.out", "stuck"));
-    try {
-      const r2 = await p.aido("run", "--json", "sh", "-c", "echo out; echo err >&2");
-      expect(r2.code, r2.err.join("\n")).toBe(0);
-      expect(r2.json<{ run_id: string }>().run_id).toBe("run-002");
-      const warning = r2.err.find((l) => l.includes("stream/run-002.out could not be made"));
-      expect(warning).toMatch(
-        /^warning: stream\/run-002\.out could not be made \(cannot remove .*\); the run writes to stream\/run-002-[0-9a-f]{12}\.out instead/,
+  it.skipIf(!canMakeUndeletable)(
+    "never stops a run: what cannot be removed is left, the run writes elsewhere, and says so",
+    async () => {
+      // A leftover the host cannot remove at the next stream name failed every run that came
+      // to that name; a task could plant one at each name to come.
+      const { id, root } = await up("stuck-name");
+      const r1 = await p.aido("run", "sh", "-c", "mkdir /aido/stream/run-002.out && echo made");
+      expect(r1.out, r1.err.join("\n")).toEqual(["made"]);
+      const release = makeUndeletable(join(root, "stream", "run-002.out", "stuck"));
+      try {
+        const r2 = await p.aido("run", "--json", "sh", "-c", "echo out; echo err >&2");
+        expect(r2.code, r2.err.join("\n")).toBe(0);
+        expect(r2.json<{ run_id: string }>().run_id).toBe("run-002");
+        const warning = r2.err.find((l) => l.includes("stream/run-002.out could not be made"));
+        expect(warning).toMatch(
+          /^warning: stream\/run-002\.out could not be made \(cannot remove .*\); the run writes to stream\/run-002-[0-9a-f]{12}\.out instead/,
+        );
+        const logs = await p.aido("logs", "--json", "--run", "run-002");
+        expect(logs.json<{ stdout: string; stderr: string }>()).toMatchObject({
+          stdout: "out\n",
+          stderr: "err\n",
+        });
+        expect(
+          events(root).some((e) => e.event === "warning" && String(e.message).includes("run-002.out")),
+        ).toBe(true);
+        // The run's own stream files are gone; the leftover stays for destroy.
+        expect(readdirSync(join(root, "stream"))).toEqual(["run-002.out"]);
+      } finally {
+        release();
+      }
+      expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+    },
+    120_000,
+  );
+});
+
+describe("the warnings about what a task left", () => {
+  it.skipIf(!canMakeUndeletable)(
+    "pass the env scrubber, as every line of the run does",
+    async () => {
+      // The name of what would not go is the task's to choose, and the task knows the env
+      // values: a leftover named after one put it, unscrubbed, on the terminal and in
+      // events.log (the evidence), where every other line of the run is scrubbed.
+      const secret = "s3cr3t-value-4f9a2c";
+      p.write(
+        "sandbox.yaml",
+        `name: scrubbed-warning\nruntime: python:3.11\nenv: { API_TOKEN: ${secret} }\n`,
       );
-      const logs = await p.aido("logs", "--json", "--run", "run-002");
-      expect(logs.json<{ stdout: string; stderr: string }>()).toMatchObject({
-        stdout: "out\n",
-        stderr: "err\n",
-      });
-      expect(
-        events(root).some((e) => e.event === "warning" && String(e.message).includes("run-002.out")),
-      ).toBe(true);
-      // The run's own stream files are gone; the leftover stays for destroy.
-      expect(readdirSync(join(root, "stream"))).toEqual(["run-002.out"]);
-    } finally {
-      release();
-    }
-    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
-  }, 120_000);
+      const upped = await p.aido("sandbox", "up", "--json");
+      expect(upped.code, upped.err.join("\n")).toBe(0);
+      const id = upped.json<{ id: string }>().id;
+      const root = join(p.dir, ".aido", "sandboxes", id);
+      const r1 = await p.aido("run", "sh", "-c", "mkdir /aido/stream/run-002.out && echo made");
+      expect(r1.out, r1.err.join("\n")).toEqual(["made"]);
+      const release = makeUndeletable(join(root, "stream", "run-002.out", `x-${secret}`));
+      try {
+        const r2 = await p.aido("run", "sh", "-c", "echo ok");
+        expect(r2.code, r2.err.join("\n")).toBe(0);
+        const warning = r2.err.find((l) => l.includes("stream/run-002.out could not be made"));
+        expect(warning).toContain("x-[env:API_TOKEN]");
+        expect(r2.err.join("\n")).not.toContain(secret);
+        expect(readFileSync(join(root, "events.log"), "utf8")).not.toContain(secret);
+      } finally {
+        release();
+      }
+      expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+    },
+    120_000,
+  );
+});
+
+describe("what a task leaves at its own run's stream names", () => {
+  it.skipIf(!canMakeUndeletable)(
+    "never costs the run its summary: the leftover stays, and the run says so",
+    async () => {
+      // The run's end removes its stream files; a task that put at its own name something the
+      // host cannot remove (or a process it left kept filling) made that removal throw: `aido
+      // run` ended 1 with an unexpected error, no summary.json, no run_completed, the outputs
+      // never collected. A task could so erase the record of what it did.
+      const { id, root } = await up("stuck-own-name");
+      const own = join(root, "stream", "run-001.out");
+      const run = p.aido(
+        "run",
+        "--json",
+        "sh",
+        "-c",
+        "rm /aido/stream/run-001.out && mkdir /aido/stream/run-001.out && sleep 2 && echo done",
+      );
+      // What the task made there is made undeletable from the host, standing for whatever a
+      // task can leave that will not go.
+      let release: (() => void) | undefined;
+      for (let i = 0; i < 1_000 && !release; i++) {
+        if (lstatSync(own, { throwIfNoEntry: false })?.isDirectory())
+          release = makeUndeletable(join(own, "stuck"));
+        else await new Promise((r) => setTimeout(r, 5));
+      }
+      try {
+        expect(release, "the task made its folder").toBeDefined();
+        const r = await run;
+        expect(r.err.join("\n")).not.toMatch(/unexpected error| {4}at /);
+        expect(r.code, r.err.join("\n")).toBe(0);
+        expect(r.json<{ run_id: string; exit_code: number }>()).toMatchObject({
+          run_id: "run-001",
+          exit_code: 0,
+        });
+        expect(r.err.find((l) => l.includes("stream/run-001.out"))).toMatch(
+          /^warning: stream\/run-001\.out could not be removed at the run's end \(cannot remove .*\)/,
+        );
+        const summary = JSON.parse(readFileSync(join(root, "runs", "run-001", "summary.json"), "utf8"));
+        expect(summary).toMatchObject({ run_id: "run-001", exit_code: 0, stdout_bytes: 5 });
+        expect(readFileSync(join(root, "runs", "run-001", "stdout.log"), "utf8")).toBe("done\n");
+        expect(events(root).at(-1)).toMatchObject({
+          event: "run_completed",
+          run_id: "run-001",
+          exit_code: 0,
+        });
+        expect(readdirSync(join(root, "stream"))).toEqual(["run-001.out"]);
+      } finally {
+        release?.();
+      }
+      expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+    },
+    120_000,
+  );
 });
 
 describe("a setup that fails", () => {

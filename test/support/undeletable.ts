@@ -1,20 +1,26 @@
 // test/support/undeletable.ts — an entry the host cannot remove, standing for whatever a
-// task leaves in a folder the host sweeps that will not go. As root an immutable file
-// (chattr +i, refused even to root); otherwise a folder without write permission around it.
-// freezeFolder does the same to a whole folder. The returned functions undo it.
+// task leaves in a folder the host sweeps that will not go: an immutable file (chattr +i,
+// refused even to root). Only root can make one: a folder without write permission around
+// it no longer stands in, since a removal by a user who is not root makes that user's own
+// folders its to empty again (sandbox/folders.ts), so the tests that need one run as root
+// (`canMakeUndeletable`). freezeFolder makes a folder nothing can be made in or removed from
+// (what is inside its subfolders still can), for a folder the removal never enters itself.
+// The returned functions undo it.
 
 import { execFileSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+
+/** Whether makeUndeletable can make one here (as root). */
+export const canMakeUndeletable = process.getuid?.() === 0;
 
 export function makeUndeletable(file: string): () => void {
+  if (!canMakeUndeletable)
+    throw new Error(
+      `makeUndeletable(${file}): only root can make an entry a removal cannot remove (chattr +i)`,
+    );
   writeFileSync(file, "stuck\n");
-  if (process.getuid?.() === 0) {
-    execFileSync("chattr", ["+i", file]);
-    return () => execFileSync("chattr", ["-i", file]);
-  }
-  chmodSync(dirname(file), 0o555);
-  return () => chmodSync(dirname(file), 0o755);
+  execFileSync("chattr", ["+i", file]);
+  return () => execFileSync("chattr", ["-i", file]);
 }
 
 /**
