@@ -16,9 +16,11 @@ import {
   closeSync,
   constants,
   createReadStream,
+  type Dir,
   fstatSync,
   lstatSync,
   mkdirSync,
+  opendirSync,
   openSync,
   readdirSync,
   realpathSync,
@@ -195,6 +197,12 @@ export function sweepUploads(home: string, rt: Runtime): void {
 // ---------------------------------------------------------------- outputs
 
 const MAX_LISTED = 10_000;
+/**
+ * Entries a listing looks at, whatever they are (files, folders, links, FIFOs): it runs on
+ * the daemon's event loop for every listing, ticket and download, and a goal can leave a
+ * quarter of a million links in its output (one readdir and lstat each: ~1 s a request).
+ */
+const MAX_VISITED = 20_000;
 const MAX_DEPTH = 16;
 
 interface OutputEntry {
@@ -205,40 +213,76 @@ interface OutputEntry {
   ino: number;
 }
 
+interface OutputListing {
+  files: OutputEntry[];
+  /** Past MAX_LISTED files or MAX_VISITED entries: the rest of the folder is not listed. */
+  truncated: boolean;
+}
+
 /** The goal's output folder, or not_found (an unknown goal). */
 function outputDirOf(rt: Runtime, goalId: string): string {
   return rt.goals.status(goalId).output_dir;
 }
 
-/** Regular files under `root`, walked with lstat (links, devices, fifos are skipped). */
-function listOutputs(root: string): OutputEntry[] {
-  const out: OutputEntry[] = [];
+/**
+ * Regular files under `root`, walked with lstat (links, devices, fifos are skipped), in
+ * name order within each folder. A folder's names are read one at a time, so a huge one
+ * costs no more than the cap: past MAX_VISITED entries in all, what was not read is left
+ * out (and which names those are is the file system's order).
+ */
+function listOutputs(root: string): OutputListing {
+  const files: OutputEntry[] = [];
+  let visited = 0;
+  let truncated = false;
   const walk = (dir: string, prefix: string, depth: number) => {
     if (depth > MAX_DEPTH) return;
-    let names: string[];
+    const names: string[] = [];
+    let d: Dir;
     try {
-      names = readdirSync(dir).sort();
+      d = opendirSync(dir);
     } catch {
       return;
     }
+    try {
+      for (let e = d.readSync(); e !== null; e = d.readSync()) {
+        if (visited >= MAX_VISITED) {
+          truncated = true;
+          break;
+        }
+        visited++;
+        names.push(e.name);
+      }
+    } catch {
+      // the folder went meanwhile: what was read is listed
+    } finally {
+      d.closeSync();
+    }
+    names.sort();
     for (const n of names) {
-      if (out.length >= MAX_LISTED) return;
+      if (files.length >= MAX_LISTED) {
+        truncated = true;
+        return;
+      }
       const path = join(dir, n);
       const st = lstatSync(path, { throwIfNoEntry: false });
       if (!st) continue;
       const name = prefix === "" ? n : `${prefix}/${n}`;
       if (st.isDirectory()) walk(path, name, depth + 1);
-      else if (st.isFile()) out.push({ name, path, size: st.size, dev: st.dev, ino: st.ino });
+      else if (st.isFile()) files.push({ name, path, size: st.size, dev: st.dev, ino: st.ino });
     }
   };
   walk(root, "", 0);
-  return out;
+  return { files, truncated };
 }
 
 export function sendOutputList(res: ServerResponse, rt: Runtime, goalParam: string): void {
   const dir = goalOutputs(res, rt, goalParam);
   if (dir === undefined) return;
-  sendJson(res, 200, { files: listOutputs(dir).map(({ name, size }) => ({ name, size })) });
+  const { files, truncated } = listOutputs(dir);
+  sendJson(res, 200, {
+    files: files.map(({ name, size }) => ({ name, size })),
+    ...(truncated ? { truncated } : {}),
+  });
 }
 
 /** 400 naming the body's first problem and where it is. */
@@ -276,7 +320,7 @@ export function sendDownloadTicket(
   const { goal_id, name } = parsed.data;
   const dir = goalOutputs(res, rt, encodeURIComponent(goal_id));
   if (dir === undefined) return;
-  if (!listOutputs(dir).some((e) => e.name === name)) {
+  if (!listOutputs(dir).files.some((e) => e.name === name)) {
     refused();
     sendError(res, 404, "not_found", "no such output file");
     return;
@@ -305,7 +349,7 @@ export function sendOutput(
     sendError(res, 404, "not_found", "no such output file");
     return;
   }
-  const entry = listOutputs(dir).find((e) => e.name === name);
+  const entry = listOutputs(dir).files.find((e) => e.name === name);
   if (entry === undefined) {
     refused();
     sendError(res, 404, "not_found", "no such output file");

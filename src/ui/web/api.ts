@@ -76,10 +76,12 @@ export async function submitGoal(s: GoalSubmission): Promise<{ goal_id: string }
   return (await postJson("/api/goals", s)) as { goal_id: string };
 }
 
-export async function listOutputs(goalId: string): Promise<OutputFile[]> {
+/** A goal's output files; `truncated` when the goal left more than the daemon lists. */
+export async function listOutputs(goalId: string): Promise<{ files: OutputFile[]; truncated: boolean }> {
   const res = await apiFetch(`/api/goals/${encodeURIComponent(goalId)}/outputs`);
   if (!res.ok) throw await httpError(`outputs of ${goalId}`, res);
-  return ((await res.json()) as { files: OutputFile[] }).files;
+  const body = (await res.json()) as { files: OutputFile[]; truncated?: boolean };
+  return { files: body.files, truncated: body.truncated === true };
 }
 
 /**

@@ -140,7 +140,7 @@ function GoalIntent({ intentId }: { intentId: string }) {
 function Outputs({ goal }: { goal: Goal }) {
   const done = goal.state !== "queued" && goal.state !== "running";
   const files = useAnswer(
-    () => (done ? listOutputs(goal.goal_id) : Promise.resolve([])),
+    () => (done ? listOutputs(goal.goal_id) : Promise.resolve({ files: [], truncated: false })),
     [goal.goal_id, done],
   );
   const [failed, setFailed] = useState<unknown>(undefined);
@@ -149,9 +149,15 @@ function Outputs({ goal }: { goal: Goal }) {
     <>
       <ErrorNote error={files.error} />
       <ErrorNote error={failed} />
-      {files.value && files.value.length === 0 ? <p>No output files.</p> : null}
+      {files.value && files.value.files.length === 0 ? <p>No output files.</p> : null}
+      {files.value?.truncated ? (
+        <p class="muted">
+          Only part of the output is listed: the goal left more files than the dashboard lists (
+          <code>aido output</code> copies all of them).
+        </p>
+      ) : null}
       <ul class="outputs">
-        {(files.value ?? []).map((f) => (
+        {(files.value?.files ?? []).map((f) => (
           <li key={f.name}>
             <button
               type="button"

@@ -1,0 +1,58 @@
+// test/ui/output-listing.test.ts — the dashboard's listing of a goal's outputs is bounded by
+// what it looks at, not only by what it lists: a goal can leave a huge number of entries
+// that are not files (links, here) in its output, and every listing, download ticket and
+// download walked all of them on the daemon's event loop. Past the cap the listing says it
+// is partial. Over real HTTP against a real daemon.
+
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
+import { turn } from "../support/provider-server.js";
+import { openUi, raw, signIn } from "./fixture.js";
+
+const suite = useDaemonPerTest();
+
+describe("the output listing of a goal that left many entries", () => {
+  it("looks at no more than its cap, says the listing is partial, and still serves what it lists", async () => {
+    const fx = await suite.start();
+    const ui = await openUi(fx);
+    const session = await signIn(ui);
+    suite.server.script('manifest "writer"', [turn.text("done")]);
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "write", manifest: manifest("writer") });
+    const g = await c.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
+    // Listed first (folders are walked in name order): a file that is always in the listing.
+    mkdirSync(join(g.output_dir, "a"));
+    writeFileSync(join(g.output_dir, "a", "report.md"), "# Report\n");
+    const links = join(g.output_dir, "links");
+    mkdirSync(links);
+    for (let i = 0; i < 25_000; i++) symlinkSync("/etc/hostname", join(links, `l${i}`));
+    const get = (path: string) => raw(ui.port, { path, headers: { Host: ui.host, ...session } });
+
+    const listing = await get(`/api/goals/${goal_id}/outputs`);
+    expect(listing.status).toBe(200);
+    const body = JSON.parse(String(listing.body)) as { files: { name: string }[]; truncated?: boolean };
+    expect(body.truncated).toBe(true);
+    expect(body.files.map((f) => f.name)).toEqual(["a/report.md"]);
+    const file = await get(`/api/goals/${goal_id}/outputs/a/report.md`);
+    expect(file.status).toBe(200);
+    expect(String(file.body)).toBe("# Report\n");
+  });
+
+  it("is not marked partial when everything was looked at", async () => {
+    const fx = await suite.start();
+    const ui = await openUi(fx);
+    const session = await signIn(ui);
+    suite.server.script('manifest "writer"', [turn.text("done")]);
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "write", manifest: manifest("writer") });
+    const g = await c.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
+    writeFileSync(join(g.output_dir, "report.md"), "# Report\n");
+    const r = await raw(ui.port, {
+      path: `/api/goals/${goal_id}/outputs`,
+      headers: { Host: ui.host, ...session },
+    });
+    expect(JSON.parse(String(r.body))).toEqual({ files: [{ name: "report.md", size: 9 }] });
+  });
+});
