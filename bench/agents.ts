@@ -9,7 +9,7 @@
 // so each child's spawn and stop weigh on its one turn; a second run has 8 children of 25
 // turns, each turn a memory_query call through the gate (no container is involved in
 // either), which is what a working agent's turn costs. That run is repeated until the
-// process has run ~3,000 turns, and the median of three more runs is reported: a daemon
+// process has run ~3,000 turns, and the median of five more runs is reported: a daemon
 // runs for hours, and V8 is still compiling the turn's code (on its own threads, counted
 // by process.cpuUsage) long after the first runs; the per-turn CPU stops falling only
 // after ~3,000 turns. Each run also says how much of its CPU was the main thread and
@@ -19,7 +19,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadConfig } from "../src/config.js";
@@ -38,7 +38,7 @@ const LONG_TURNS = 25;
 /** Further long-agent runs before the warmed measurement. */
 const WARM_RUNS = 14;
 /** Runs measured once warmed; the median is reported. */
-const WARMED_RUNS = 3;
+const WARMED_RUNS = 5;
 
 const noContainers: SandboxBackend = {
   acquire: async () => {
@@ -175,6 +175,9 @@ export async function benchAgents(): Promise<BenchSection> {
   let turnsBefore = run.turns + long.turns;
   for (let i = 0; i < WARM_RUNS; i++) turnsBefore += (await fanOut(LONG_CHILDREN, LONG_TURNS)).turns;
   const measured: Run[] = [];
+  // CPU time per turn rises when other processes share the cores (caches, the scheduler):
+  // the report says how busy the machine was.
+  const load = loadavg()[0] ?? 0;
   for (let i = 0; i < WARMED_RUNS; i++) measured.push(await fanOut(LONG_CHILDREN, LONG_TURNS));
   measured.sort((a, b) => a.cpuMs / a.turns - b.cpuMs / b.turns);
   const warmed = measured[Math.floor(WARMED_RUNS / 2)] as Run;
@@ -225,6 +228,8 @@ export async function benchAgents(): Promise<BenchSection> {
       `CPU split (from /proc/self/task, 10 ms ticks): one-turn children ${perTurn(run)}; ` +
         `${LONG_TURNS}-turn children ${perTurn(long)}; warmed (after ${turnsBefore} turns, the median of ${WARMED_RUNS} runs: ` +
         `${measured.map((r) => (r.cpuMs / r.turns).toFixed(2)).join(", ")} ms), ${perTurn(warmed)}.`,
+      `Machine load (1-minute average) as the warmed runs began: ${load.toFixed(2)} on ${availableParallelism()} cores; ` +
+        "CPU per turn is higher on a busy machine, so compare runs made at similar loads.",
     ],
   };
 }
