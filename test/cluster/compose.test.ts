@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { AidoClient } from "../../src/client/client.js";
 import { MODEL } from "../agent/harness.js";
-import { requireDocker } from "../support/docker.js";
+import { bridgeGateway, requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import { forGoal, manifest } from "./fixture.js";
 
@@ -142,11 +142,7 @@ describe("docker/cluster-compose.yaml", () => {
       // The scripted provider listens on loopback; the daemons reach it through a relay on
       // the default bridge's gateway address (the host, as any container can route to it).
       provider = await startProviderServer();
-      const gateway = execFileSync(
-        "docker",
-        ["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
-        { encoding: "utf8" },
-      ).trim();
+      const gateway = bridgeGateway();
       const target = new URL(provider.url);
       relay = createServer((c) => {
         const up = new Socket().connect(Number(target.port), target.hostname);

@@ -20,6 +20,7 @@ import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
 import type { Confinement } from "../../src/sandbox/types.js";
 import { parseGrant } from "../../src/security/grants.js";
 import { makeSandboxFixture, type SandboxFixture } from "../sandbox/fixture.js";
+import { bridgeGateway } from "../support/docker.js";
 
 const GOAL = "egress-plumbing";
 const OTHER_GOAL = "egress-plumbing-other";
@@ -83,10 +84,6 @@ const talk = (host: string, port: number) => ["python3", "-c", TALK, host, Strin
 
 function docker(...args: string[]): string {
   return execFileSync("docker", args, { encoding: "utf8" }).trim();
-}
-
-function hostGateway(): string {
-  return docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}");
 }
 
 beforeAll(async () => {
@@ -272,7 +269,7 @@ describe("a goal's egress network", () => {
 
 describe("nothing but the relay is reachable, even without a Landlock TCP rule", () => {
   it("cannot reach the host, through the default bridge's gateway or otherwise", async () => {
-    const r = await sb.exec({ argv: talk(hostGateway(), hostPort), confinement: "unconfined" });
+    const r = await sb.exec({ argv: talk(bridgeGateway(), hostPort), confinement: "unconfined" });
     expect(r.stdout.trim()).toMatch(UNREACHABLE);
   });
 

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
+import { bridgeGateway } from "../support/docker.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
 let fx: SandboxFixture;
@@ -27,8 +28,7 @@ beforeAll(async () => {
     c.sandbox.memoryMb = 256;
   });
   sb = await fx.backend.acquire("iso-goal", { inputs: [input] });
-  const bridge = await fx.backend.docker.getNetwork("bridge").inspect();
-  gateway = bridge.IPAM?.Config?.[0]?.Gateway ?? "172.17.0.1";
+  gateway = bridgeGateway();
 });
 afterAll(async () => {
   await fx?.cleanup();

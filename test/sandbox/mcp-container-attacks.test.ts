@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAidoError } from "../../src/errors.js";
 import type { McpServerContainer, McpServerSpec } from "../../src/sandbox/mcp-container.js";
 import { MAX_MESSAGE_BYTES, STDERR_TAIL_BYTES } from "../../src/sandbox/mcp-transport.js";
+import { bridgeGateway } from "../support/docker.js";
 import { containersOfHome } from "../support/home.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
@@ -136,13 +137,7 @@ beforeAll(async () => {
   codeDir = mkdtempSync(join(tmpdir(), "mcprun-evil-"));
   writeFileSync(join(codeDir, "evil.mjs"), EVIL_SERVER);
   chmodSync(codeDir, 0o755);
-  gateway = execFileSync(
-    "docker",
-    ["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
-    {
-      encoding: "utf8",
-    },
-  ).trim();
+  gateway = bridgeGateway();
   // A listener any container on the default bridge would reach at the host's address.
   listener = createServer((s) => {
     connectionsSeen++;

@@ -47,3 +47,26 @@ export function writeIntoStdout(hostPid: number, bytes: Buffer): Promise<void> {
     child.stdin.end(bytes);
   });
 }
+
+/**
+ * The host's address on Docker's default bridge (what a container on it routes to the host
+ * through). The bridge's IPAM config names it as its gateway, except when the engine took a
+ * bridge interface that already had its address (the engine then records only the subnet):
+ * then it is read from that interface, as the host sees it.
+ */
+export function bridgeGateway(): string {
+  const inspect = (format: string) =>
+    execFileSync("docker", ["network", "inspect", "bridge", "-f", format], { encoding: "utf8" }).trim();
+  const gateway = inspect("{{range .IPAM.Config}}{{.Gateway}}{{end}}");
+  if (gateway !== "") return gateway;
+  // Read with ip(8): Node lists only interfaces that are up, and the bridge is down while no
+  // container is attached to it.
+  const name = inspect('{{index .Options "com.docker.network.bridge.name"}}') || "docker0";
+  const shown = execFileSync("ip", ["-4", "-o", "addr", "show", "dev", name], { encoding: "utf8" });
+  const address = /\binet (\d+\.\d+\.\d+\.\d+)\//.exec(shown)?.[1];
+  if (address === undefined)
+    throw new Error(
+      `Docker's default bridge names no gateway, and its interface ${name} has no IPv4 address`,
+    );
+  return address;
+}
