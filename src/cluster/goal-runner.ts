@@ -44,6 +44,10 @@ export class ClusterGoalRunner {
   private readonly ends: GoalEnds;
   /** Goals a cancel is ending before they run here or are given back (cancel-marks.ts). */
   private readonly marks = new CancelMarks();
+  /** A recovery against Redis is due: Redis answered again, and no recovery since has been done in full. */
+  private recoveryDue = false;
+  /** Why the last recovery failed (logged when it changes). */
+  private recoveryFailed: string | undefined;
   private readonly config: NodeContext["config"];
   private readonly rt: NodeContext["rt"];
   private readonly redis: NodeContext["redis"];
@@ -341,15 +345,33 @@ export class ClusterGoalRunner {
 
   /** Redis answers again: recover against it, and write the ends it did not take. */
   async catchUp(): Promise<void> {
-    await this.ends
-      .recover((id) => this.owned.has(id) || this.rt.goals.isLive(id))
-      .catch((e: unknown) => this.log(`cluster: recovery against Redis failed: ${errorMessage(e)}`));
+    this.recoveryDue = true;
     await this.retryEnds();
   }
 
-  /** Write again the ends Redis did not take (each heartbeat, and when Redis is back). */
-  retryEnds(): Promise<void> {
-    return this.ends.retry();
+  /**
+   * Write again the ends Redis did not take (each heartbeat, and when Redis is back), after a
+   * recovery against Redis that is still due: one that failed (Redis did not answer the goal
+   * list in full) is done again with each heartbeat until it is, not only at the next
+   * reconnect, else the goals the node's previous process left stayed running on every node.
+   */
+  async retryEnds(): Promise<void> {
+    if (this.recoveryDue) {
+      try {
+        await this.ends.recover((id) => this.owned.has(id) || this.rt.goals.isLive(id));
+        this.recoveryDue = false;
+        this.recoveryFailed = undefined;
+      } catch (e) {
+        // Logged when it starts failing or its reason changes, not with every heartbeat.
+        const why = errorMessage(e);
+        if (why !== this.recoveryFailed)
+          this.log(
+            `cluster: recovery against Redis failed (done again with each heartbeat until it is): ${why}`,
+          );
+        this.recoveryFailed = why;
+      }
+    }
+    await this.ends.retry();
   }
 
   /**

@@ -205,3 +205,45 @@ describe("a goal's job handed back to its own node while the goal's end waits fo
       expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
     });
 });
+
+describe("a restarted node's recovery that Redis did not answer in full", () => {
+  it("still ends its goals when the index holds a goal whose hash expired and Redis refuses to drop it", async () => {
+    const goalId = "g_recoverexpired";
+    await running(goalId);
+    // A goal whose hash expired: its id is still in the index (goal.list drops it when it reads it).
+    await raw.zadd("aido:goals", Date.now() + 1, "g_expiredhash");
+    // The node's previous process ended the goal; this one does not run it.
+    const { runner, logs } = ownerNode([succeeded(goalId)]);
+    // The goal index refuses writes; the goals' hashes and streams take them.
+    await writable(["bull:*", "aido:[^g]*", "aido:goal:*", "aido:goal-ends"]);
+    await runner.catchUp();
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(logs.filter((l) => l.includes("recovery against Redis failed"))).toEqual([]);
+    await raw.zrem("aido:goals", "g_expiredhash");
+  });
+
+  it("is done again with the heartbeats until it is, not only when Redis reconnects", async () => {
+    const goalId = "g_recoverlater";
+    await running(goalId);
+    const { runner, logs } = ownerNode([succeeded(goalId)]);
+    // The goal index cannot even be read.
+    await raw.call(
+      "ACL",
+      "SETUSER",
+      NODE,
+      "resetkeys",
+      "~bull:*",
+      "~aido:[^g]*",
+      "~aido:goal:*",
+      "~aido:goal-ends",
+    );
+    await runner.catchUp();
+    await runner.retryEnds();
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
+    expect(logs.filter((l) => l.includes("recovery against Redis failed"))).toHaveLength(1);
+    await writable([]);
+    await runner.retryEnds();
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
