@@ -39,6 +39,13 @@ interface Unwritten {
 
 export class GoalEnds {
   private readonly unwritten = new Map<string, Unwritten>();
+  /**
+   * The write of each goal's end under way. Writers of one end do not wait for each other
+   * otherwise (heartbeats overlap, a reconnect's catch-up, a second take of the goal's job):
+   * the second's compare-and-set found the end written by the first, which had not settled
+   * yet, and logged that another node ended or took over the goal.
+   */
+  private readonly writing = new Map<string, Promise<void>>();
 
   /** `settled(goalId)`: the goal's end is written, or another node's now (it is not run here any more). */
   constructor(
@@ -51,6 +58,21 @@ export class GoalEnds {
    * kept for retry() if Redis does not take it. Never throws.
    */
   async write(goalId: string, event: EndEvent, end?: GoalStatus): Promise<void> {
+    // One at a time: a write that waited writes only what the one before it left unwritten.
+    for (let before = this.writing.get(goalId); before; before = this.writing.get(goalId)) {
+      await before;
+      if (!this.unwritten.has(goalId)) return;
+    }
+    const writing = this.writeOnce(goalId, event, end);
+    this.writing.set(goalId, writing);
+    try {
+      await writing;
+    } finally {
+      if (this.writing.get(goalId) === writing) this.writing.delete(goalId);
+    }
+  }
+
+  private async writeOnce(goalId: string, event: EndEvent, end?: GoalStatus): Promise<void> {
     const { rt, redis, mirror, identity, log } = this.ctx;
     // Waiting for a retry already (this is a second take of the goal's job, handed back to
     // this node): whether its goal.finished went out is the retry's to say, not this take's.
@@ -69,7 +91,11 @@ export class GoalEnds {
         // The event first, then the announcement: waiters re-read the hash.
         if (publish) publishEnd(redis, { ...goalEndEvent(ended), node: identity.nodeId }, log);
         else announceEnd(redis, goalId, log);
-        await dropApprovalsOf(this.ctx, goalId);
+        // The end is written: a refused drop is not a refused end (the owner's approvals leave
+        // the list as they settle, owned-mirror.ts).
+        await dropApprovalsOf(this.ctx, goalId).catch((e: unknown) =>
+          log(`cluster: could not drop the mirrored approvals of goal ${goalId}: ${errorMessage(e)}`),
+        );
       }
       if (this.unwritten.delete(goalId))
         log(

@@ -206,6 +206,54 @@ describe("a goal's job handed back to its own node while the goal's end waits fo
     });
 });
 
+describe("a goal's end retried by two writers at once (overlapping heartbeats, a reconnect's catch-up)", () => {
+  it("is written and announced once, and no log says another node ended the goal", async () => {
+    const goalId = "g_tworetries";
+    await running(goalId);
+    const s = succeeded(goalId);
+    const { runner, logs } = ownerNode([s]);
+    await writable(["bull:*", "aido:[^g]*"]);
+    finishedAsItHappened(s);
+    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
+    await writable([]);
+    // The interval's heartbeat and the one a reconnect runs after its catch-up do not wait
+    // for each other.
+    await Promise.all([runner.retryEnds(), runner.retryEnds(), runner.catchUp()]);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    expect(logs.filter((l) => l.includes("another node ended or took over"))).toEqual([]);
+    expect(logs.filter((l) => l.includes(`goal ${goalId} is written to Redis now`))).toHaveLength(1);
+  });
+});
+
+describe("an end that Redis took, whose goal's approvals it then would not drop", () => {
+  it("is not reported refused, nor later as ended by another node", async () => {
+    const goalId = "g_dropfails";
+    await running(goalId);
+    const s = succeeded(goalId);
+    const { runner, logs } = ownerNode([s]);
+    const approval = {
+      id: "ap_dropfails",
+      node: NODE,
+      status: "pending",
+      created_at: Date.now(),
+      goal_id: goalId,
+    };
+    await raw.hset("aido:approvals", approval.id, JSON.stringify(approval));
+    // Everything but the approvals may be written.
+    await writable(["bull:*", "aido:goal*", "aido:events*", "aido:node*"]);
+    finishedAsItHappened(s);
+    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    await runner.retryEnds();
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    expect(logs.filter((l) => l.includes(`could not write the end of goal ${goalId}`))).toEqual([]);
+    expect(logs.filter((l) => l.includes("another node ended or took over"))).toEqual([]);
+    await raw.hdel("aido:approvals", approval.id);
+  });
+});
+
 describe("a restarted node's recovery that Redis did not answer in full", () => {
   it("still ends its goals when the index holds a goal whose hash expired and Redis refuses to drop it", async () => {
     const goalId = "g_recoverexpired";
