@@ -99,6 +99,18 @@ export class ClusterGoalRunner {
     }
   }
 
+  /** Whether a take of this process has the goal and has not submitted it here yet (its inputs are being unpacked). */
+  unpacking(goalId: string): boolean {
+    if (!this.owned.has(goalId) || this.rt.goals.isLive(goalId)) return false;
+    try {
+      this.rt.goals.status(goalId);
+      return false;
+    } catch (e) {
+      if (e instanceof AidoError && e.code === ErrorCode.notFound) return true;
+      throw e;
+    }
+  }
+
   /** The goals running here now. */
   running(): string[] {
     return [...this.owned].filter((id) => this.rt.goals.isLive(id));

@@ -75,6 +75,11 @@ function ownerNode(ended: GoalStatus[] = []): {
       wait: async (id: string) => status(id),
       isLive: (id: string) => goals.has(id) && !TERMINAL.has(status(id).state),
       endedByClose: () => false,
+      // A goal submitted here ends at once, succeeded.
+      submit: (_s: unknown, opts: { goalId: string }) => {
+        goals.set(opts.goalId, succeeded(opts.goalId));
+        return { goal_id: opts.goalId };
+      },
     },
     audit: { record: () => {} },
   };
@@ -204,6 +209,28 @@ describe("a goal's job handed back to its own node while the goal's end waits fo
       await runner.retryEnds();
       expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
     });
+});
+
+describe("a goal that ran in this process, whose job BullMQ hands back to it while its end waits", () => {
+  it("has the second take write the end as the retry would, not wait for a heartbeat that may never come", async () => {
+    const goalId = "g_retakensame";
+    await running(goalId);
+    const { runner, intake } = ownerNode();
+    // The goal hashes, the goal-ends stream and the events refuse.
+    await writable(["bull:*", "aido:[^eg]*"]);
+    expect(await runner.runHere(jobOf(goalId), "token-1")).toBe("succeeded");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
+    // Writes come back, and BullMQ hands the job to this node again before a heartbeat
+    // retried the end; or after the last one (the node is leaving: its heartbeats stop
+    // before its worker closes, and the worker waits for this take). No heartbeat comes.
+    await writable([]);
+    const second = intake.process(jobOf(goalId), "token-2");
+    const waited = new Promise((r) => setTimeout(() => r("still waiting for a heartbeat"), 2_000));
+    expect(await Promise.race([second, waited])).toBe("succeeded");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
 });
 
 describe("a goal's end retried by two writers at once (overlapping heartbeats, a reconnect's catch-up)", () => {
