@@ -40,6 +40,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  await raw.config("SET", "maxmemory", "0");
   await writable([]);
 });
 
@@ -228,6 +229,28 @@ describe("a goal that ran in this process, whose job BullMQ hands back to it whi
     const waited = new Promise((r) => setTimeout(() => r("still waiting for a heartbeat"), 2_000));
     expect(await Promise.race([second, waited])).toBe("succeeded");
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+describe("an end Redis took while it refused the goal's events and its announcement (out of memory)", () => {
+  it("is announced with the first heartbeat Redis takes it at, once", async () => {
+    const goalId = "g_outofmemory";
+    await running(goalId);
+    const { runner } = ownerNode();
+    // Out of memory, Redis refuses every stream write, but lets the end's script go on once
+    // it has written (its first write, a removal, is one it takes): the end lands, its
+    // goal.finished and its announcement do not.
+    await raw.config("SET", "maxmemory", "1");
+    finishedAsItHappened(succeeded(goalId));
+    expect(await runner.runHere(jobOf(goalId), "token-1")).toBe("succeeded");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 0, ends: 0 });
+    await raw.config("SET", "maxmemory", "0");
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
     await runner.retryEnds();
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
   });
