@@ -74,6 +74,23 @@ export function publishEnd(redis: Redis, ev: ClusterEvent, log: (m: string) => v
   if (goalId !== null) setImmediate(() => announceEnd(redis, goalId, log));
 }
 
+/**
+ * The end its owner wrote to a goal's hash, announced and waited for (goal-ends.ts retries it
+ * when Redis refuses): `ev`, its goal.finished, when it is to go out, then the goal-ends
+ * entry. One transaction, so that a refusal leaves none of it. Throws what Redis refused.
+ */
+export async function announceWrittenEnd(redis: Redis, goalId: string, ev?: ClusterEvent): Promise<void> {
+  const tx = redis.multi();
+  if (ev !== undefined) {
+    const data = JSON.stringify(ev);
+    tx.xadd(RedisKeys.goalEvents(goalId), "MAXLEN", "~", GOAL_EVENTS_MAXLEN, "*", "e", data)
+      .xadd(RedisKeys.allEvents, "MAXLEN", "~", ALL_EVENTS_MAXLEN, "*", "e", data)
+      .expire(RedisKeys.goalEvents(goalId), ENDED_TTL_SECONDS);
+  }
+  tx.xadd(RedisKeys.goalEnds, "MAXLEN", "~", GOAL_ENDS_MAXLEN, "*", "g", goalId);
+  for (const [err] of (await tx.exec()) ?? []) if (err) throw err;
+}
+
 /** How many entries endPublished reads at a time, newest first. */
 const END_SCAN_PAGE = 100;
 

@@ -1,8 +1,10 @@
 // cluster/goal-ends.ts — the owner writing its goals' ends to Redis (the runner, goal-runner.ts,
 // decides when a goal ended here; this writes it). An end is the owner's compare-and-set on
 // the goal's hash (GoalMirror.finish): written only while the goal is still this node's, then
-// announced — its goal.finished on the goal's stream (unless it went out as it happened),
-// and the goal-ends stream for goal.wait on every node. An end Redis did not take (it was
+// announced — its goal.finished on the goal's stream (unless the stream holds it: it went
+// out as it happened), and the goal-ends stream for goal.wait on every node; an announcement
+// Redis refused (out of memory it refuses every stream write, yet the end lands) is retried
+// alone like an end, so that no follower of the goal misses its end. An end Redis did not take (it was
 // away, or refused the write while connected: ACL, out of memory) is kept and written again
 // with each heartbeat and when Redis answers again (retry), until it is; that holds for an
 // end this Runtime has no record of too (a goal this node took but never recorded, failed
@@ -16,7 +18,7 @@
 import { errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { goalEndEvent, type NodeContext } from "./context.js";
-import { announceEnd, endPublished, publishEnd } from "./event-stream.js";
+import { announceWrittenEnd, endPublished } from "./event-stream.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
 
 /**
@@ -33,12 +35,21 @@ interface Unwritten {
   why: string;
   /** How a retry announces it: `held` stays so, `sent` may have been refused with the end. */
   event: "held" | "unsure";
-  /** The end itself, when this Runtime has no record of the goal. */
+  /** The end itself, when this Runtime has no record of the goal (or it is written already). */
   end?: GoalStatus;
+  /** Written already: Redis refused its announcement (the goal's events, goal-ends), retried alone. */
+  written?: true;
 }
 
 export class GoalEnds {
   private readonly unwritten = new Map<string, Unwritten>();
+  /**
+   * The write of each goal's end under way. Writers of one end do not wait for each other
+   * otherwise (heartbeats overlap, a reconnect's catch-up, a second take of the goal's job):
+   * the second's compare-and-set found the end written by the first, which had not settled
+   * yet, and logged that another node ended or took over the goal.
+   */
+  private readonly writing = new Map<string, Promise<void>>();
 
   /** `settled(goalId)`: the goal's end is written, or another node's now (it is not run here any more). */
   constructor(
@@ -51,36 +62,80 @@ export class GoalEnds {
    * kept for retry() if Redis does not take it. Never throws.
    */
   async write(goalId: string, event: EndEvent, end?: GoalStatus): Promise<void> {
-    const { rt, redis, mirror, identity, log } = this.ctx;
+    // One at a time: a write that waited writes only what the one before it left unwritten.
+    for (let before = this.writing.get(goalId); before; before = this.writing.get(goalId)) {
+      await before;
+      if (!this.unwritten.has(goalId)) return;
+    }
+    const writing = this.writeOnce(goalId, event, end);
+    this.writing.set(goalId, writing);
+    try {
+      await writing;
+    } finally {
+      if (this.writing.get(goalId) === writing) this.writing.delete(goalId);
+    }
+  }
+
+  private async writeOnce(goalId: string, event: EndEvent, end?: GoalStatus): Promise<void> {
+    const { rt, mirror, identity, log } = this.ctx;
     // Waiting for a retry already (this is a second take of the goal's job, handed back to
     // this node): whether its goal.finished went out is the retry's to say, not this take's.
     const waiting = this.unwritten.get(goalId);
     const as = waiting?.event ?? event;
     const s = end ?? waiting?.end;
+    let ended: GoalStatus;
+    let wrote: boolean;
     try {
-      const ended = s ?? rt.goals.status(goalId);
+      ended = s ?? rt.goals.status(goalId);
       // Written only while the goal is still this node's: one another node ended or took over
       // (or that a concurrent retry wrote already) is not announced, and its approvals stay.
-      const wrote = await mirror.finish(goalId, identity.nodeId, ended);
-      if (wrote) {
-        const publish =
-          as === "held" ||
-          (as === "unsure" && !(await endPublished(redis, goalId, identity.nodeId).catch(() => false)));
-        // The event first, then the announcement: waiters re-read the hash.
-        if (publish) publishEnd(redis, { ...goalEndEvent(ended), node: identity.nodeId }, log);
-        else announceEnd(redis, goalId, log);
-        await dropApprovalsOf(this.ctx, goalId);
-      }
-      if (this.unwritten.delete(goalId))
-        log(
-          wrote
-            ? `cluster: the end of goal ${goalId} is written to Redis now`
-            : `cluster: the end of goal ${goalId} is not written: another node ended or took over the goal meanwhile`,
-        );
-      this.settled(goalId);
+      // One written already, whose announcement Redis refused, is only announced.
+      wrote = waiting?.written === true || (await mirror.finish(goalId, identity.nodeId, ended));
     } catch (e) {
       this.refused(goalId, e, as === "sent" ? "unsure" : as, s);
+      return;
     }
+    if (wrote) {
+      // The end is written: a refused drop is not a refused end (the owner's approvals leave
+      // the list as they settle, owned-mirror.ts).
+      if (waiting?.written !== true)
+        await dropApprovalsOf(this.ctx, goalId).catch((e: unknown) =>
+          log(`cluster: could not drop the mirrored approvals of goal ${goalId}: ${errorMessage(e)}`),
+        );
+      try {
+        await this.announce(goalId, as, ended);
+      } catch (e) {
+        // Written, not announced: Redis refused the streams (out of memory it refuses every
+        // stream write, yet the end's script, whose first write is a removal, lands). The
+        // announcement alone is retried; whether the event went out is the stream's to say.
+        this.refused(goalId, e, "unsure", ended, true);
+        this.settled(goalId);
+        return;
+      }
+    }
+    if (this.unwritten.delete(goalId))
+      log(
+        wrote
+          ? `cluster: the end of goal ${goalId} is written to Redis now`
+          : `cluster: the end of goal ${goalId} is not written: another node ended or took over the goal meanwhile`,
+      );
+    this.settled(goalId);
+  }
+
+  /**
+   * Announce an end this node wrote: its goal.finished on the goal's stream, unless the stream
+   * holds it already (`sent` as it happened: Redis may have refused it all the same), then
+   * the goal-ends entry for waiters, who re-read the hash. One transaction: all or nothing.
+   */
+  private async announce(goalId: string, as: EndEvent, ended: GoalStatus): Promise<void> {
+    const { redis, identity } = this.ctx;
+    const publish =
+      as === "held" || !(await endPublished(redis, goalId, identity.nodeId).catch(() => as === "sent"));
+    await announceWrittenEnd(
+      redis,
+      goalId,
+      publish ? { ...goalEndEvent(ended), node: identity.nodeId } : undefined,
+    );
   }
 
   /** Write a goal that never ran here as failed with `error` (announced with the write). */
@@ -151,12 +206,25 @@ export class GoalEnds {
    * An end Redis did not take: kept for retry(). Redis may refuse for hours: logged when the
    * refusal starts (or its reason changes), not for each goal with every heartbeat.
    */
-  private refused(goalId: string, e: unknown, event: Unwritten["event"], end: GoalStatus | undefined): void {
+  private refused(
+    goalId: string,
+    e: unknown,
+    event: Unwritten["event"],
+    end: GoalStatus | undefined,
+    written?: true,
+  ): void {
     const why = errorMessage(e);
     if (this.unwritten.get(goalId)?.why !== why)
       this.ctx.log(
-        `cluster: could not write the end of goal ${goalId} to Redis (written again with each heartbeat until it is): ${why}`,
+        written
+          ? `cluster: the end of goal ${goalId} is written to Redis, but Redis refused its announcement (announced again with each heartbeat until it is): ${why}`
+          : `cluster: could not write the end of goal ${goalId} to Redis (written again with each heartbeat until it is): ${why}`,
       );
-    this.unwritten.set(goalId, { why, event, ...(end !== undefined ? { end } : {}) });
+    this.unwritten.set(goalId, {
+      why,
+      event,
+      ...(end !== undefined ? { end } : {}),
+      ...(written ? { written } : {}),
+    });
   }
 }

@@ -283,10 +283,12 @@ export class GoalMirror {
       const rows = (await pipe.exec()) ?? [];
       for (const [i, [err, h]] of rows.entries()) {
         const s = err ? undefined : statusOf(h as Record<string, string>);
-        // A hash that expired: its id leaves the index too.
+        // A hash that expired: its id leaves the index too. A read all the same: when Redis
+        // refuses the removal (an ACL, a read-only replica), the id is only skipped; failing
+        // here failed every goal.list, and a restarted node's recovery, until it was removed.
         if (!s) {
           const gone = ids[i];
-          if (gone !== undefined) await this.redis.zrem(RedisKeys.goals, gone);
+          if (gone !== undefined) await this.redis.zrem(RedisKeys.goals, gone).catch(() => 0);
           continue;
         }
         if (filter.state === undefined || s.state === filter.state) out.push(s);

@@ -23,6 +23,7 @@ import { CancelMarks } from "./cancel-marks.js";
 import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import { publishEnd } from "./event-stream.js";
 import { GoalEnds } from "./goal-ends.js";
+import type { ClusterGoalStatus } from "./goal-mirror.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
 
@@ -44,6 +45,10 @@ export class ClusterGoalRunner {
   private readonly ends: GoalEnds;
   /** Goals a cancel is ending before they run here or are given back (cancel-marks.ts). */
   private readonly marks = new CancelMarks();
+  /** A recovery against Redis is due: Redis answered again, and no recovery since has been done in full. */
+  private recoveryDue = false;
+  /** Why the last recovery failed (logged when it changes). */
+  private recoveryFailed: string | undefined;
   private readonly config: NodeContext["config"];
   private readonly rt: NodeContext["rt"];
   private readonly redis: NodeContext["redis"];
@@ -95,6 +100,18 @@ export class ClusterGoalRunner {
     }
   }
 
+  /** Whether a take of this process has the goal and has not submitted it here yet (its inputs are being unpacked). */
+  unpacking(goalId: string): boolean {
+    if (!this.owned.has(goalId) || this.rt.goals.isLive(goalId)) return false;
+    try {
+      this.rt.goals.status(goalId);
+      return false;
+    } catch (e) {
+      if (e instanceof AidoError && e.code === ErrorCode.notFound) return true;
+      throw e;
+    }
+  }
+
   /** The goals running here now. */
   running(): string[] {
     return [...this.owned].filter((id) => this.rt.goals.isLive(id));
@@ -140,7 +157,12 @@ export class ClusterGoalRunner {
         // Not given back because a cancel ended it meanwhile: that is its end, not a refusal.
         if (await this.marks.took(goalId)) return this.dropCancelled(goalId);
         // Nor because another node ended or took it over: it is not this node's to refuse.
-        if (back === "not ours") return this.dropLost(goalId);
+        if (back === "not ours")
+          return this.dropLost(
+            goalId,
+            await this.mirror.status(goalId).catch(() => undefined),
+            `before node ${this.identity.nodeId} started it`,
+          );
       }
       // Refused here (a job's bad input entry, this node's ceiling, a model its config does
       // not allow): audited, and the goal fails with the reason.
@@ -178,7 +200,7 @@ export class ClusterGoalRunner {
     if (s.state === "failed" && this.rt.goals.endedByClose(goalId)) {
       // Not when a model call had started (the mark is set): then it ends failed, as before,
       // and its end, held back by OwnedMirror, goes out now.
-      await this.giveBack(
+      const back = await this.giveBack(
         job,
         token,
         `node ${this.identity.nodeId} shut down before the goal's first model call`,
@@ -188,6 +210,18 @@ export class ClusterGoalRunner {
         this.owned.delete(goalId);
         this.marks.forget(goalId);
         return "cancelled";
+      }
+      // Not given back because another node ended or took it over (this node was paused past
+      // its lease): its end here is not the goal's, audited as lost as in runHere. Not when
+      // only a model call of it started: then it is this node's, and ends failed here.
+      if (back === "not ours") {
+        const m = await this.mirror.status(goalId).catch(() => undefined);
+        if (m !== undefined && (m.node !== this.identity.nodeId || TERMINAL.has(m.state)))
+          return this.dropLost(
+            goalId,
+            m,
+            `before node ${this.identity.nodeId}'s first model call of it, as the node shut down`,
+          );
       }
     }
     await this.ends.write(
@@ -270,15 +304,15 @@ export class ClusterGoalRunner {
   }
 
   /**
-   * A goal another node ended or took over (it judged this one dead: paused past its lease as
-   * it took the goal) before this node started it, found as this node gave it back: nothing
-   * of it ran or ends here. Not a refusal of the goal: audited as lost, as stopLost does.
+   * A goal another node ended or took over (it judged this one dead: paused past its lease)
+   * before this node's first model call of it, found as this node gave it back (`m`: its
+   * status now; `when` this node lost it): nothing of it ends here. Not a refusal of the
+   * goal: audited as lost, as stopLost does.
    */
-  private async dropLost(goalId: string): Promise<string> {
-    const m = await this.mirror.status(goalId).catch(() => undefined);
-    const reason = `another node ended or took over the goal before node ${this.identity.nodeId} started it (now ${m?.state ?? "unknown"} on node ${m?.node ?? "none"})`;
+  private dropLost(goalId: string, m: ClusterGoalStatus | undefined, when: string): string {
+    const reason = `another node ended or took over the goal ${when} (now ${m?.state ?? "unknown"} on node ${m?.node ?? "none"})`;
     this.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
-    this.log(`cluster: goal ${goalId} not run here: ${reason}`);
+    this.log(`cluster: goal ${goalId} is not this node's: ${reason}`);
     this.owned.delete(goalId);
     removeUnpacked(this.config, goalId);
     return "skipped";
@@ -341,15 +375,33 @@ export class ClusterGoalRunner {
 
   /** Redis answers again: recover against it, and write the ends it did not take. */
   async catchUp(): Promise<void> {
-    await this.ends
-      .recover((id) => this.owned.has(id) || this.rt.goals.isLive(id))
-      .catch((e: unknown) => this.log(`cluster: recovery against Redis failed: ${errorMessage(e)}`));
+    this.recoveryDue = true;
     await this.retryEnds();
   }
 
-  /** Write again the ends Redis did not take (each heartbeat, and when Redis is back). */
-  retryEnds(): Promise<void> {
-    return this.ends.retry();
+  /**
+   * Write again the ends Redis did not take (each heartbeat, and when Redis is back), after a
+   * recovery against Redis that is still due: one that failed (Redis did not answer the goal
+   * list in full) is done again with each heartbeat until it is, not only at the next
+   * reconnect, else the goals the node's previous process left stayed running on every node.
+   */
+  async retryEnds(): Promise<void> {
+    if (this.recoveryDue) {
+      try {
+        await this.ends.recover((id) => this.owned.has(id) || this.rt.goals.isLive(id));
+        this.recoveryDue = false;
+        this.recoveryFailed = undefined;
+      } catch (e) {
+        // Logged when it starts failing or its reason changes, not with every heartbeat.
+        const why = errorMessage(e);
+        if (why !== this.recoveryFailed)
+          this.log(
+            `cluster: recovery against Redis failed (done again with each heartbeat until it is): ${why}`,
+          );
+        this.recoveryFailed = why;
+      }
+    }
+    await this.ends.retry();
   }
 
   /**

@@ -101,8 +101,11 @@ export class JobIntake {
     if (c.kind === "running") {
       // Our own job came back (its lock lapsed while Redis was away, or in a long unpack):
       // wait for it here. A take of this process still unpacking it submits it (or drops it).
+      // One that ended here is not waited for: its end, if Redis has not taken it yet, is
+      // written by this take as the heartbeat's retry would (waiting for that retry held a
+      // worker slot, and, once the node began to leave, its shutdown for good).
       if (c.owner === nodeId) {
-        while (this.runner.owns(goalId) && !this.rt.goals.isLive(goalId)) await sleep(100);
+        while (this.runner.unpacking(goalId)) await sleep(100);
         return this.runner.awaitLocalEnd(job, token);
       }
       if (!(await this.liveness.diedWithin(c.owner))) {

@@ -44,7 +44,8 @@ declare module "../security/audit-events.js" {
     "cluster.goal_taken_over": { from_node: string; outcome: "requeued" | "failed"; reason?: string };
     /**
      * A goal this node took that another node ended or took over while this one was silent:
-     * stopped here, or (found as the node shut down before it started) neither run nor given back.
+     * stopped here, or (found as the node shut down before it started, or before its first
+     * model call here) neither run nor given back, and no end written for it here.
      */
     "cluster.goal_lost": { reason: string };
     /** A goal this node took but had not started when it began to shut down: queued again for any node. */

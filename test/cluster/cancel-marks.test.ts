@@ -165,4 +165,53 @@ describe("a goal taken as its node began to shut down", () => {
     });
     expect(audited).toEqual(["cluster.goal_lost"]);
   });
+
+  it("is audited as lost, and no end written for it, when it ran here, ended by the shutdown, and another node took it over", async () => {
+    const goalId = "g_closedtaken";
+    await claimed(goalId);
+    const audited: string[] = [];
+    const at = new Date().toISOString();
+    // The goal ran here and the shutdown ended it before its first model call.
+    const ended = {
+      goal_id: goalId,
+      state: "failed",
+      error: "runtime closing",
+      usage: { input_tokens: 0, output_tokens: 0 },
+      output_dir: "",
+      goal: `run ${goalId}`,
+      created_at: at,
+      finished_at: at,
+    };
+    const rt = {
+      goals: {
+        closing: true,
+        status: () => ended,
+        wait: async () => ended,
+        isLive: () => false,
+        endedByClose: () => true,
+      },
+      audit: { record: (kind: string) => audited.push(kind) },
+    };
+    const ctx = {
+      config: { home },
+      rt,
+      redis,
+      mirror: new GoalMirror(redis),
+      identity: { nodeId: NODE },
+      log: () => {},
+    };
+    const runner = new ClusterGoalRunner(ctx as unknown as NodeContext);
+    // A node that judged this one dead (paused past its lease) took it over meanwhile.
+    expect(await new GoalMirror(redis).takeover(goalId, NODE, "n-survivor")).toBe(true);
+    const job = {
+      data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
+      moveToWait: async () => 0,
+    } as unknown as Job<GoalJob>;
+    expect(await runner.take(goalId, () => runner.awaitLocalEnd(job, "token-1"))).toBe("skipped");
+    expect(await redis.hgetall(`aido:goal:${goalId}`)).toMatchObject({
+      state: "running",
+      owner: "n-survivor",
+    });
+    expect(audited).toEqual(["cluster.goal_lost"]);
+  });
 });

@@ -40,6 +40,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  await raw.config("SET", "maxmemory", "0");
   await writable([]);
 });
 
@@ -75,6 +76,11 @@ function ownerNode(ended: GoalStatus[] = []): {
       wait: async (id: string) => status(id),
       isLive: (id: string) => goals.has(id) && !TERMINAL.has(status(id).state),
       endedByClose: () => false,
+      // A goal submitted here ends at once, succeeded.
+      submit: (_s: unknown, opts: { goalId: string }) => {
+        goals.set(opts.goalId, succeeded(opts.goalId));
+        return { goal_id: opts.goalId };
+      },
     },
     audit: { record: () => {} },
   };
@@ -204,4 +210,138 @@ describe("a goal's job handed back to its own node while the goal's end waits fo
       await runner.retryEnds();
       expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
     });
+});
+
+describe("a goal that ran in this process, whose job BullMQ hands back to it while its end waits", () => {
+  it("has the second take write the end as the retry would, not wait for a heartbeat that may never come", async () => {
+    const goalId = "g_retakensame";
+    await running(goalId);
+    const { runner, intake } = ownerNode();
+    // The goal hashes, the goal-ends stream and the events refuse.
+    await writable(["bull:*", "aido:[^eg]*"]);
+    expect(await runner.runHere(jobOf(goalId), "token-1")).toBe("succeeded");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
+    // Writes come back, and BullMQ hands the job to this node again before a heartbeat
+    // retried the end; or after the last one (the node is leaving: its heartbeats stop
+    // before its worker closes, and the worker waits for this take). No heartbeat comes.
+    await writable([]);
+    const second = intake.process(jobOf(goalId), "token-2");
+    const waited = new Promise((r) => setTimeout(() => r("still waiting for a heartbeat"), 2_000));
+    expect(await Promise.race([second, waited])).toBe("succeeded");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+describe("an end Redis took while it refused the goal's events and its announcement (out of memory)", () => {
+  it("is announced with the first heartbeat Redis takes it at, once", async () => {
+    const goalId = "g_outofmemory";
+    await running(goalId);
+    const { runner } = ownerNode();
+    // Out of memory, Redis refuses every stream write, but lets the end's script go on once
+    // it has written (its first write, a removal, is one it takes): the end lands, its
+    // goal.finished and its announcement do not.
+    await raw.config("SET", "maxmemory", "1");
+    finishedAsItHappened(succeeded(goalId));
+    expect(await runner.runHere(jobOf(goalId), "token-1")).toBe("succeeded");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 0, ends: 0 });
+    await raw.config("SET", "maxmemory", "0");
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+describe("a goal's end retried by two writers at once (overlapping heartbeats, a reconnect's catch-up)", () => {
+  it("is written and announced once, and no log says another node ended the goal", async () => {
+    const goalId = "g_tworetries";
+    await running(goalId);
+    const s = succeeded(goalId);
+    const { runner, logs } = ownerNode([s]);
+    await writable(["bull:*", "aido:[^g]*"]);
+    finishedAsItHappened(s);
+    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
+    await writable([]);
+    // The interval's heartbeat and the one a reconnect runs after its catch-up do not wait
+    // for each other.
+    await Promise.all([runner.retryEnds(), runner.retryEnds(), runner.catchUp()]);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    expect(logs.filter((l) => l.includes("another node ended or took over"))).toEqual([]);
+    expect(logs.filter((l) => l.includes(`goal ${goalId} is written to Redis now`))).toHaveLength(1);
+  });
+});
+
+describe("an end that Redis took, whose goal's approvals it then would not drop", () => {
+  it("is not reported refused, nor later as ended by another node", async () => {
+    const goalId = "g_dropfails";
+    await running(goalId);
+    const s = succeeded(goalId);
+    const { runner, logs } = ownerNode([s]);
+    const approval = {
+      id: "ap_dropfails",
+      node: NODE,
+      status: "pending",
+      created_at: Date.now(),
+      goal_id: goalId,
+    };
+    await raw.hset("aido:approvals", approval.id, JSON.stringify(approval));
+    // Everything but the approvals may be written.
+    await writable(["bull:*", "aido:goal*", "aido:events*", "aido:node*"]);
+    finishedAsItHappened(s);
+    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    await runner.retryEnds();
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    expect(logs.filter((l) => l.includes(`could not write the end of goal ${goalId}`))).toEqual([]);
+    expect(logs.filter((l) => l.includes("another node ended or took over"))).toEqual([]);
+    await raw.hdel("aido:approvals", approval.id);
+  });
+});
+
+describe("a restarted node's recovery that Redis did not answer in full", () => {
+  it("still ends its goals when the index holds a goal whose hash expired and Redis refuses to drop it", async () => {
+    const goalId = "g_recoverexpired";
+    await running(goalId);
+    // A goal whose hash expired: its id is still in the index (goal.list drops it when it reads it).
+    await raw.zadd("aido:goals", Date.now() + 1, "g_expiredhash");
+    // The node's previous process ended the goal; this one does not run it.
+    const { runner, logs } = ownerNode([succeeded(goalId)]);
+    // The goal index refuses writes; the goals' hashes and streams take them.
+    await writable(["bull:*", "aido:[^g]*", "aido:goal:*", "aido:goal-ends"]);
+    await runner.catchUp();
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(logs.filter((l) => l.includes("recovery against Redis failed"))).toEqual([]);
+    await raw.zrem("aido:goals", "g_expiredhash");
+  });
+
+  it("is done again with the heartbeats until it is, not only when Redis reconnects", async () => {
+    const goalId = "g_recoverlater";
+    await running(goalId);
+    const { runner, logs } = ownerNode([succeeded(goalId)]);
+    // The goal index cannot even be read.
+    await raw.call(
+      "ACL",
+      "SETUSER",
+      NODE,
+      "resetkeys",
+      "~bull:*",
+      "~aido:[^g]*",
+      "~aido:goal:*",
+      "~aido:goal-ends",
+    );
+    await runner.catchUp();
+    await runner.retryEnds();
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
+    expect(logs.filter((l) => l.includes("recovery against Redis failed"))).toHaveLength(1);
+    await writable([]);
+    await runner.retryEnds();
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
 });
