@@ -376,6 +376,9 @@ export class ClusterGoalRunner {
     while (Date.now() < deadline) {
       try {
         if (await this.mirror.modelStarted(goalId, this.identity.nodeId)) return;
+        // Another node has it (this one was paused past its lease): nothing of its end here
+        // is published (owns() says no), as for the goals stopLost finds.
+        this.lost.add(goalId);
         throw new AidoError(
           ErrorCode.clusterUnavailable,
           `goal ${goalId} is no longer this node's (another node ended or took it over); not calling the model`,
