@@ -50,7 +50,7 @@ const noContainers: SandboxBackend = {
     throw new AidoError(ErrorCode.sandboxUnavailable, "the agents bench runs without containers");
   },
   reattach: async () => [],
-  gc: async () => ({ removedContainers: [], removedFolders: [], failedFolders: [] }),
+  gc: async () => ({ removedContainers: [], removedFolders: [], failedFolders: [], failedContainers: [] }),
   close: async () => {},
 };
 

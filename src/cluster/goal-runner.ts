@@ -41,6 +41,12 @@ export interface GoalJob {
 export class ClusterGoalRunner {
   /** Goals this node runs (their events and approvals are mirrored: owned-mirror.ts). */
   private readonly owned = new Set<string>();
+  /**
+   * Of those, the goals stopLost found the cluster ended or gave to another node: stopped
+   * here, and nothing of them published from here any more (owns() says no), since their
+   * stream may already follow them running elsewhere. Dropped with the goal from `owned`.
+   */
+  private readonly lost = new Set<string>();
   /** Writes the ends of the goals this node ran (or took and never ran) to Redis. */
   private readonly ends: GoalEnds;
   /** Goals a cancel is ending before they run here or are given back (cancel-marks.ts). */
@@ -66,7 +72,10 @@ export class ClusterGoalRunner {
       log: this.log,
     } = ctx);
     // A goal whose end is written (or that another node ended or took over) is not run here.
-    this.ends = new GoalEnds(ctx, (goalId) => this.owned.delete(goalId));
+    this.ends = new GoalEnds(ctx, (goalId) => {
+      this.owned.delete(goalId);
+      this.lost.delete(goalId);
+    });
   }
 
   /**
@@ -79,14 +88,16 @@ export class ClusterGoalRunner {
 
   /** Whether this node runs the goal now (its events and approvals are mirrored: owned-mirror.ts). */
   owns(goalId: string): boolean {
-    return this.owned.has(goalId);
+    return this.owned.has(goalId) && !this.lost.has(goalId);
   }
 
   /**
    * Goals running here that the cluster no longer calls ours (this node was paused past its
    * lease and a survivor ended or took them over): stopped here at once, so nothing of them
-   * runs after another node decided their fate. A hash that is gone (Redis lost its data)
-   * proves nothing and changes nothing.
+   * runs after another node decided their fate, and no longer owned before the stop, so none
+   * of the stop's events (its goal.finished above all) reaches the goal's stream, which a
+   * re-queued goal's followers read as it runs on another node. A hash that is gone (Redis
+   * lost its data) proves nothing and changes nothing.
    */
   async stopLost(): Promise<void> {
     const nodeId = this.identity.nodeId;
@@ -96,6 +107,7 @@ export class ClusterGoalRunner {
       const reason = `the cluster ended or moved this goal while node ${nodeId} was not heartbeating (now ${m.state} on node ${m.node ?? "none"})`;
       this.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
       this.log(`cluster: goal ${goalId} stopped here: ${reason}`);
+      this.lost.add(goalId);
       this.rt.goals.fail(goalId, reason);
     }
   }
@@ -114,7 +126,7 @@ export class ClusterGoalRunner {
 
   /** The goals running here now. */
   running(): string[] {
-    return [...this.owned].filter((id) => this.rt.goals.isLive(id));
+    return [...this.owned].filter((id) => !this.lost.has(id) && this.rt.goals.isLive(id));
   }
 
   /**
@@ -416,6 +428,9 @@ export class ClusterGoalRunner {
     while (Date.now() < deadline) {
       try {
         if (await this.mirror.modelStarted(goalId, this.identity.nodeId)) return;
+        // Another node has it (this one was paused past its lease): nothing of its end here
+        // is published (owns() says no), as for the goals stopLost finds.
+        this.lost.add(goalId);
         throw new AidoError(
           ErrorCode.clusterUnavailable,
           `goal ${goalId} is no longer this node's (another node ended or took it over); not calling the model`,

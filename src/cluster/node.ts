@@ -93,6 +93,10 @@ export class ClusterNode implements Liveness {
   /** Since when the node's Redis connection has been up (undefined while it is down). */
   private readySince: number | undefined;
   private stopped = false;
+  /** When the heartbeat timer last fired: a gap longer than a lease means the node was paused. */
+  private lastBeatAt = Date.now();
+  /** Paused past its lease, and stopLost has not run since: its goals may be others' now. */
+  private unsure = false;
   /** Whether this node's log was found to no longer hold its published head (audited once). */
   private readonly headDiverged = { reported: false };
 
@@ -108,9 +112,21 @@ export class ClusterNode implements Liveness {
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
   }
 
-  /** One cluster-wide inference slot (inference.cluster_max_concurrent); a no-op when unset. */
-  inferenceSlot(provider: string, signal?: AbortSignal): Promise<() => void> {
-    return this.slots ? this.slots.acquire(provider, signal) : Promise.resolve(() => {});
+  /**
+   * Before each model call: one cluster-wide inference slot (inference.cluster_max_concurrent;
+   * none when unset), and not while the node is unsure of its goals (paused past its lease,
+   * until its heartbeat has looked which are still its own): a call of a goal another node
+   * ended or took over meanwhile would run after the cluster decided its fate. That look stops
+   * such a goal, and its calls' signals end the wait.
+   */
+  async inferenceSlot(provider: string, signal?: AbortSignal): Promise<() => void> {
+    while (this.unsure || this.pausedPastLease()) {
+      if (signal?.aborted) throw new AidoError(ErrorCode.cancelled, `inference on ${provider} cancelled`, {});
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // The look just stopped the goal (another node's now): no call.
+    if (signal?.aborted) throw new AidoError(ErrorCode.cancelled, `inference on ${provider} cancelled`, {});
+    return this.slots ? this.slots.acquire(provider, signal) : () => {};
   }
 
   /** approval.list for the whole cluster (approval-view.ts). */
@@ -164,7 +180,12 @@ export class ClusterNode implements Liveness {
 
   private run(): void {
     const { config, redis, log } = this.ctx;
-    this.owned = new OwnedMirror(this.ctx, (goalId) => this.runner.owns(goalId));
+    // From a pause past the lease until stopLost has run, events are held (owned-mirror.ts).
+    this.owned = new OwnedMirror(
+      this.ctx,
+      (goalId) => this.runner.owns(goalId),
+      () => !this.unsure && !this.pausedPastLease(),
+    );
     const connected = () => {
       this.readySince = Date.now();
       void this.runner.catchUp().then(() => this.beat());
@@ -269,7 +290,17 @@ export class ClusterNode implements Liveness {
     });
   }
 
+  /**
+   * Whether the heartbeat timer has not fired for longer than a lease (the process was paused).
+   * Not once the node left: it heartbeats no more, and what it still does is its shutdown's.
+   */
+  private pausedPastLease(): boolean {
+    return !this.stopped && Date.now() - this.lastBeatAt > this.ctx.config.cluster.leaseMs;
+  }
+
   private async beat(): Promise<void> {
+    if (this.pausedPastLease()) this.unsure = true;
+    this.lastBeatAt = Date.now();
     if (this.stopped || this.ctx.redis.status !== "ready") return;
     const { nodeId, keyId, publicKeyPem, host } = this.ctx.identity;
     const running = this.runner.running();
@@ -298,7 +329,13 @@ export class ClusterNode implements Liveness {
       await this.owned?.retry();
       await this.runner.retryEnds();
       // Back from a pause longer than the lease: what a survivor decided stands.
+      const wasUnsure = this.unsure;
       await this.runner.stopLost();
+      // Sure of its goals again: what it held since the pause goes out for those still its own.
+      if (wasUnsure) {
+        this.unsure = false;
+        this.owned?.publishHeld();
+      }
       // The running goals' usage, for goal.status on other nodes.
       for (const id of running) {
         const u = this.ctx.rt.goals.status(id).usage;

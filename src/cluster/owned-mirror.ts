@@ -9,15 +9,22 @@
 // here: once it settles, its outcome is what is written, never the request again. The end
 // the node's shutdown gave a goal is held back: the goal may go back to the queue and run
 // elsewhere (the runner publishes that end itself when it does not), and a follower told it
-// ended would stop following a goal that then runs.
+// ended would stop following a goal that then runs. And from a pause past the node's lease
+// (a long GC pause, a frozen VM) until its next heartbeat has looked which goals are still its
+// own, the events of its goals are held: another node may have taken a goal over meanwhile,
+// and what the resumed node did with it in between (a model answer read, a tool call) must
+// not reach the stream that now follows the goal elsewhere.
 
 import { toWireEvent } from "../daemon/events.js";
 import { errorMessage } from "../errors.js";
 import type { ApprovalRecord } from "../security/approvals.js";
 import { mirroredApproval } from "./approval-view.js";
 import type { NodeContext } from "./context.js";
-import { publishEvent } from "./event-stream.js";
+import { type ClusterEvent, publishEvent } from "./event-stream.js";
 import { ENDED_TTL_SECONDS, RedisKeys, SETTLED_APPROVALS_KEPT } from "./redis-keys.js";
+
+/** The most events held while the node is unsure of its goals (what comes after is dropped). */
+const HELD_MAX = 10_000;
 
 export class OwnedMirror {
   /** Pending approvals Redis did not take yet, by id (dropped as each settles). */
@@ -30,11 +37,23 @@ export class OwnedMirror {
    */
   private readonly refusedWhy = new Map<string, string>();
   private readonly unsubscribers: (() => void)[];
+  /**
+   * Events held while the node's claim to its goals is unconfirmed (`confirmed()` says no:
+   * it was paused past its lease, and has not yet looked which goals are still its own),
+   * published by publishHeld() for the goals it still owns then. At most HELD_MAX.
+   */
+  private held: ClusterEvent[] = [];
+  private droppedHeld = 0;
 
-  /** Mirror the events and approvals of the goals `owns` says run here. */
+  /**
+   * Mirror the events and approvals of the goals `owns` says run here. `confirmed`: whether
+   * the node may take its goals as still its own (false from a pause past its lease until it
+   * looked again: its events are held until then).
+   */
   constructor(
     private readonly ctx: NodeContext,
     private readonly owns: (goalId: string) => boolean,
+    private readonly confirmed: () => boolean = () => true,
   ) {
     const { rt, redis, log } = ctx;
     const nodeId = ctx.identity.nodeId;
@@ -42,7 +61,9 @@ export class OwnedMirror {
       rt.events.subscribe({}, (ev) => {
         if (ev.goalId === null || !owns(ev.goalId)) return;
         if (ev.type === "goal.finished" && ev.state === "failed" && rt.goals.endedByClose(ev.goalId)) return;
-        publishEvent(redis, { ...toWireEvent(ev), node: nodeId }, log);
+        const out = { ...toWireEvent(ev), node: nodeId };
+        if (this.confirmed()) publishEvent(redis, out, log);
+        else this.hold(out);
       }),
       rt.approvals.on("requested", (r) => {
         if (r.goal_id !== null && owns(r.goal_id)) void this.mirrorPending(r);
@@ -108,6 +129,29 @@ export class OwnedMirror {
 
   stop(): void {
     for (const off of this.unsubscribers) off();
+  }
+
+  /**
+   * The node looked which goals are still its own (after a pause past its lease): the events
+   * it held meanwhile go out for those it still owns; those of goals another node ended or
+   * took over (stopped here as lost) never do, nor does anything the goal did here after
+   * another node decided its fate.
+   */
+  publishHeld(): void {
+    const held = this.held;
+    this.held = [];
+    if (this.droppedHeld > 0)
+      this.ctx.log(
+        `cluster: ${this.droppedHeld} events held while this node was not sure of its goals were dropped`,
+      );
+    this.droppedHeld = 0;
+    for (const ev of held)
+      if (ev.goal_id !== null && this.owns(ev.goal_id)) publishEvent(this.ctx.redis, ev, this.ctx.log);
+  }
+
+  private hold(ev: ClusterEvent): void {
+    if (this.held.length < HELD_MAX) this.held.push(ev);
+    else this.droppedHeld++;
   }
 
   /** A pending approval, for every node's approval.list (and answer, routed here). */

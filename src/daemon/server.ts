@@ -156,8 +156,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
               cluster?.beforeFirstModelCall(goalId) ?? Promise.resolve(),
           }
         : {}),
-      // inference.cluster_max_concurrent: a cluster-wide slot per model call.
-      ...(config.inference.clusterMaxConcurrent !== undefined
+      // Cluster mode: before each model call, a cluster-wide slot (inference.cluster_max_concurrent)
+      // and, after a pause past the node's lease, the node's look at which goals are still its own.
+      ...(config.cluster
         ? {
             inferenceSlot: (provider: string, signal?: AbortSignal) =>
               cluster?.inferenceSlot(provider, signal) ?? Promise.resolve(() => {}),

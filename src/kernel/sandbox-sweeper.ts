@@ -8,7 +8,9 @@
 // a fresh container on its next call). Each removal is audited as sandbox.destroyed. A
 // goal's external MCP server containers are swept the same way (their expiry ends the goal
 // too), and one that no process speaks to any more (after a restart) is removed; removing
-// one leaves the goal's own container and handle alone.
+// one leaves the goal's own container and handle alone. A container the engine will not
+// remove (or folder the host cannot) is logged and tried again at the next sweep; the
+// sweep goes on with the rest, and an expired one still ends its goal.
 
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
@@ -85,6 +87,14 @@ export class SandboxSweeper {
       removed = report.removedContainers;
       for (const f of report.failedFolders)
         this.deps.log(`removing ${f.path} failed (tried again at the next sweep): ${f.error}`);
+      for (const c of report.failedContainers) {
+        this.deps.log(
+          `removing container ${c.name} (${c.reason}) failed (tried again at the next sweep): ${c.error}`,
+        );
+        // Its TTL is reached whether or not the engine removed it: the goal ends all the same
+        // (at the next sweep the container may only be "stopped", and the goal would go on).
+        if (c.reason === "expired" && c.goalId) this.deps.expired(c.goalId, expiredReason(this.deps.config));
+      }
     } catch (e) {
       this.deps.log(`sweeping goal containers failed: ${errorMessage(e)}`);
       return;
@@ -99,10 +109,9 @@ export class SandboxSweeper {
   }
 
   private async settle(c: RemovedContainer): Promise<void> {
-    const ttl = this.deps.config.sandbox.ttlSeconds;
     const reason =
       c.reason === "expired"
-        ? `the goal's sandbox reached sandbox.ttl_seconds (${ttl} s)`
+        ? expiredReason(this.deps.config)
         : c.reason === "orphan"
           ? c.mcpServer !== undefined
             ? "its goal is not running, or no process speaks to the server any more"
@@ -124,4 +133,9 @@ export class SandboxSweeper {
     if (c.reason === "expired") this.deps.expired(c.goalId, reason);
     if (c.mcpServer === undefined) await this.deps.released(c.goalId);
   }
+}
+
+/** Why a goal whose container reached its TTL ends. */
+function expiredReason(config: Config): string {
+  return `the goal's sandbox reached sandbox.ttl_seconds (${config.sandbox.ttlSeconds} s)`;
 }

@@ -54,6 +54,12 @@ export interface RemovedContainer {
   reason: "expired" | "orphan" | "stale-pool" | "stopped";
 }
 
+/** A container a sweep meant to remove that the engine would not remove (it stays; the next sweep tries again). */
+export interface FailedContainer extends RemovedContainer {
+  /** The engine's answer. */
+  error: string;
+}
+
 export interface GcReport {
   removedContainers: RemovedContainer[];
   /** Goal folders removed (removeExpiredFolders) and warm-pool folders no process owns. */
@@ -63,6 +69,12 @@ export interface GcReport {
    * of the sweep went on, and the next sweep tries them again.
    */
   failedFolders: Array<{ path: string; error: string }>;
+  /**
+   * Containers whose removal the engine refused (an error for that one container): the rest
+   * of the sweep went on, and the next sweep tries them again. One already gone counts as
+   * removed.
+   */
+  failedContainers: FailedContainer[];
   /** Goals whose egress relay and network were removed (ended goals, or containers removed now). */
   removedEgress?: string[];
 }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { parseMcpEgressId } from "../egress/mcp-callers.js";
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
 import { type SkillMount, skillMounts } from "../skills/registry.js";
 import type { AcquireOptions, GcOptions, GcReport, SandboxBackend } from "./backend.js";
@@ -349,14 +349,19 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async gc(opts: GcOptions): Promise<GcReport> {
     const now = opts.nowSeconds ?? Math.floor(Date.now() / 1000);
-    const report: GcReport = { removedContainers: [], removedFolders: [], failedFolders: [] };
+    const report: GcReport = {
+      removedContainers: [],
+      removedFolders: [],
+      failedFolders: [],
+      failedContainers: [],
+    };
     const liveContainers = new Set<string>();
     for (const c of await this.containers.list(true)) {
       if (c.Labels[LABEL.relay]) continue; // the egress sweep's, below
       const name = (c.Names[0] ?? "").replace(/^\//, "");
       const mcpServer = c.Labels[LABEL.mcpServer];
       if (mcpServer !== undefined) {
-        const removed = await this.mcpServers.sweep(c, mcpServer, now, opts);
+        const removed = await this.mcpServers.sweep(c, mcpServer, now, opts, report.failedContainers);
         if (removed) report.removedContainers.push(removed);
         else if (c.Labels[LABEL.goal]) liveContainers.add(c.Labels[LABEL.goal] as string);
         continue;
@@ -376,11 +381,20 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         continue;
       }
       if (goalId) this.dropHandle(goalId);
-      await this.containers.remove(c.Id);
-      report.removedContainers.push({ name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) });
+      const swept = { name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) };
+      // One container the engine will not remove (a 500 for it) does not stop the sweep.
+      const error = await this.containers.remove(c.Id).then(
+        () => undefined,
+        (e: unknown) => errorMessage(e),
+      );
+      if (error !== undefined) {
+        report.failedContainers.push({ ...swept, error });
+        continue;
+      }
+      report.removedContainers.push(swept);
     }
     // Relays and networks of goals that ended (a live goal's stay: its next container joins them).
-    report.removedEgress = await this.networks.sweep(async (g) => {
+    report.removedEgress = await this.networks.sweep(report.failedContainers, async (g) => {
       // An MCP server's network lives as long as its goal; one kept is the goal's to remove.
       const goalId = parseMcpEgressId(g)?.goalId ?? g;
       const kept = this.egressShareOf.has(g) || (await opts.isGoalLive(goalId));

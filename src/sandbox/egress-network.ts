@@ -18,6 +18,7 @@ import { parseMcpEgressId } from "../egress/mcp-callers.js";
 import { EGRESS_BASE_PORT, EGRESS_SLOTS, EGRESS_SOCKET } from "../egress/types.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
+import type { FailedContainer } from "./backend.js";
 import { LABEL, type RuntimeContainers } from "./docker-containers.js";
 
 /** Where the shared folder is mounted in the relay. */
@@ -89,21 +90,36 @@ export class EgressNetworks {
 
   /**
    * Relays and networks of goals that are not live (`isLive`), and relays that stopped:
-   * removed. Returns the goals whose egress went. The goal containers are swept first.
+   * removed. Returns the goals whose egress went. The goal containers are swept first. A
+   * relay the engine would not remove goes in `failed` (the sweep goes on), and its network,
+   * still in use by it, stays for the next sweep.
    */
-  async sweep(isLive: (goalId: string) => boolean | Promise<boolean>): Promise<string[]> {
+  async sweep(
+    failed: FailedContainer[],
+    isLive: (goalId: string) => boolean | Promise<boolean>,
+  ): Promise<string[]> {
     const gone = new Set<string>();
+    /** Goals whose relay the engine would not remove: their network, still in use, stays too. */
+    const stuck = new Set<string>();
     for (const c of await this.containers.list(true)) {
       const goalId = c.Labels[LABEL.relay];
       if (!goalId) continue;
       if (c.State === "running" && (await isLive(goalId))) continue;
       this.ready.delete(goalId);
-      await this.containers.remove(c.Id);
+      try {
+        await this.containers.remove(c.Id);
+      } catch (e) {
+        const name = (c.Names[0] ?? "").replace(/^\//, "");
+        const reason = c.State === "running" ? "orphan" : "stopped";
+        failed.push({ name, containerId: c.Id, goalId, reason, error: errorMessage(e) });
+        stuck.add(goalId);
+        continue;
+      }
       gone.add(goalId);
     }
     for (const n of await this.networks()) {
       const goalId = n.Labels?.[LABEL.relay];
-      if (!goalId || ((await isLive(goalId)) && !gone.has(goalId))) continue;
+      if (!goalId || stuck.has(goalId) || ((await isLive(goalId)) && !gone.has(goalId))) continue;
       this.ready.delete(goalId);
       await removeNetwork(this.docker, n.Id);
       gone.add(goalId);

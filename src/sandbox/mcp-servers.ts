@@ -6,8 +6,8 @@
 // server container its gc() meets.
 
 import type Docker from "dockerode";
-import { AidoError, ErrorCode } from "../errors.js";
-import type { GcOptions, RemovedContainer } from "./backend.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { FailedContainer, GcOptions, RemovedContainer } from "./backend.js";
 import { LABEL } from "./docker-containers.js";
 import {
   type McpContainerDeps,
@@ -78,13 +78,15 @@ export class LiveMcpServers {
 
   /**
    * A server container gc() met: removed (and reported) when it stopped, expired, its goal
-   * is not live, or no process speaks to it; undefined when it stays.
+   * is not live, or no process speaks to it; undefined when it stays, or when the engine
+   * would not remove it (then it is in `failed`, with the engine's answer).
    */
   async sweep(
     c: Docker.ContainerInfo,
     mcpServer: string,
     now: number,
     opts: GcOptions,
+    failed: FailedContainer[],
   ): Promise<RemovedContainer | undefined> {
     const goalId = c.Labels[LABEL.goal];
     const expires = Number(c.Labels[LABEL.expires] ?? "0");
@@ -94,10 +96,17 @@ export class LiveMcpServers {
     else if (!this.live.has(c.Id) || !goalId || !(await opts.isGoalLive(goalId))) reason = "orphan";
     if (!reason) return undefined;
     const own = this.live.get(c.Id);
-    if (own) await own.server.stop();
-    else await removeMcpContainer(this.deps.docker, c.Id);
     const name = (c.Names[0] ?? "").replace(/^\//, "");
-    return { name, reason, containerId: c.Id, mcpServer, ...(goalId ? { goalId } : {}) };
+    const swept = { name, reason, containerId: c.Id, mcpServer, ...(goalId ? { goalId } : {}) };
+    try {
+      if (own) await own.server.stop();
+      else await removeMcpContainer(this.deps.docker, c.Id);
+    } catch (e) {
+      // Reported in `failed`; the sweep goes on with the other containers.
+      failed.push({ ...swept, error: errorMessage(e) });
+      return undefined;
+    }
+    return swept;
   }
 
   /** Stop every server this process started (nothing else could speak to them). */

@@ -24,7 +24,7 @@ export const noContainers: SandboxBackend = {
     );
   },
   reattach: async () => [],
-  gc: async () => ({ removedContainers: [], removedFolders: [], failedFolders: [] }),
+  gc: async () => ({ removedContainers: [], removedFolders: [], failedFolders: [], failedContainers: [] }),
   close: async () => {},
 };
 
