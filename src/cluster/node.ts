@@ -105,7 +105,8 @@ export class ClusterNode implements Liveness {
     private readonly queue: Queue<GoalJob>,
   ) {
     this.identity = ctx.identity;
-    this.runner = new ClusterGoalRunner(ctx);
+    // Not sure of its goals after a pause until stopLost ran; sure again once it left.
+    this.runner = new ClusterGoalRunner(ctx, () => this.stopped || (!this.unsure && !this.pausedPastLease()));
     this.goals = new ClusterGoals(ctx, queue, (goalId) => this.runner.cancel(goalId));
     this.intake = new JobIntake(ctx, queue, this.runner, this);
     const max = ctx.config.inference.clusterMaxConcurrent;
@@ -330,7 +331,7 @@ export class ClusterNode implements Liveness {
       await this.runner.retryEnds();
       // Back from a pause longer than the lease: what a survivor decided stands.
       const wasUnsure = this.unsure;
-      await this.runner.stopLost();
+      await this.runner.stopLost(wasUnsure);
       // Sure of its goals again: what it held since the pause goes out for those still its own.
       if (wasUnsure) {
         this.unsure = false;
