@@ -72,6 +72,10 @@ describe("cluster mode: a node paused past its lease that still owns its goal", 
       (await o.call("goal.status", { goal_id })).state === "succeeded" ? true : undefined,
     );
     await new Promise((res) => setTimeout(res, 1_500));
+    // The node says why its goals wait (its heartbeat is refused: it may wait for long).
+    const said = (text: string) => owner.child.output().split(text).length - 1;
+    expect(said("past the lease: model calls, events and ends of this node's goals wait")).toBe(1);
+    expect(said("looked which goals are still this node's after its pause")).toBe(0);
     await r.call("ACL", "SETUSER", OWNER, "resetkeys", "~*");
     await until(async () =>
       (await r.hget(`aido:goal:${goal_id}`, "state")) === "succeeded" ? true : undefined,
@@ -86,6 +90,7 @@ describe("cluster mode: a node paused past its lease that still owns its goal", 
     expect(types.at(-1)).toBe("goal.finished");
     const ends = (await r.xrange("aido:goal-ends", "-", "+")).filter(([, f]) => f[1] === goal_id);
     expect(ends).toHaveLength(1);
+    expect(said("looked which goals are still this node's after its pause")).toBe(1);
     await redis.stop();
   }, 60_000);
 });
