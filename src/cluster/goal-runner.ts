@@ -62,7 +62,15 @@ export class ClusterGoalRunner {
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
 
-  constructor(private readonly ctx: NodeContext) {
+  /**
+   * `sure`: whether the node may take its goals as still its own (false from a pause past its
+   * lease until its heartbeat has looked: node.ts). A goal's end waits for it, so that what the
+   * goal did meanwhile, held until then (owned-mirror.ts), goes out before the end, not dropped.
+   */
+  constructor(
+    private readonly ctx: NodeContext,
+    private readonly sure: () => boolean = () => true,
+  ) {
     ({
       config: this.config,
       rt: this.rt,
@@ -99,9 +107,12 @@ export class ClusterGoalRunner {
    * re-queued goal's followers read as it runs on another node. A hash that is gone (Redis
    * lost its data) proves nothing and changes nothing.
    */
-  async stopLost(): Promise<void> {
+  async stopLost(afterPause = false): Promise<void> {
     const nodeId = this.identity.nodeId;
-    for (const goalId of this.running()) {
+    // After a pause, the goals that ended here meanwhile too: their end waits to be written
+    // (awaitLocalEnd), and their events held in the pause go out only if they are still ours.
+    const ended = afterPause ? [...this.owned].filter((id) => this.endedHere(id)) : [];
+    for (const goalId of [...this.running(), ...ended]) {
       const m = await this.mirror.status(goalId);
       if (m === undefined || (m.node === nodeId && !TERMINAL.has(m.state))) continue;
       const reason = `the cluster ended or moved this goal while node ${nodeId} was not heartbeating (now ${m.state} on node ${m.node ?? "none"})`;
@@ -109,6 +120,16 @@ export class ClusterGoalRunner {
       this.log(`cluster: goal ${goalId} stopped here: ${reason}`);
       this.lost.add(goalId);
       this.rt.goals.fail(goalId, reason);
+    }
+  }
+
+  /** Owned, not lost, and ended in this Runtime (its end not written yet). */
+  private endedHere(goalId: string): boolean {
+    if (this.lost.has(goalId) || this.rt.goals.isLive(goalId)) return false;
+    try {
+      return TERMINAL.has(this.rt.goals.status(goalId).state);
+    } catch {
+      return false;
     }
   }
 
@@ -236,6 +257,9 @@ export class ClusterGoalRunner {
           );
       }
     }
+    // Not while the node is unsure of its goals: writing the end made it forget the goal, and
+    // the events held of it since the pause were dropped (the follower saw only the end).
+    while (!this.sure()) await new Promise((r) => setTimeout(r, 50));
     await this.ends.write(
       goalId,
       s.state === "failed" && this.rt.goals.endedByClose(goalId) ? "held" : "sent",

@@ -105,7 +105,8 @@ export class ClusterNode implements Liveness {
     private readonly queue: Queue<GoalJob>,
   ) {
     this.identity = ctx.identity;
-    this.runner = new ClusterGoalRunner(ctx);
+    // Not sure of its goals after a pause until stopLost ran; sure again once it left.
+    this.runner = new ClusterGoalRunner(ctx, () => this.stopped || (!this.unsure && !this.pausedPastLease()));
     this.goals = new ClusterGoals(ctx, queue, (goalId) => this.runner.cancel(goalId));
     this.intake = new JobIntake(ctx, queue, this.runner, this);
     const max = ctx.config.inference.clusterMaxConcurrent;
@@ -299,7 +300,15 @@ export class ClusterNode implements Liveness {
   }
 
   private async beat(): Promise<void> {
-    if (this.pausedPastLease()) this.unsure = true;
+    if (this.pausedPastLease()) {
+      // Said once a pause: while the look cannot be made (Redis away, or refusing the
+      // heartbeat), every model call and goal end here waits, and nothing else would say why.
+      if (!this.unsure)
+        this.ctx.log(
+          `cluster: no heartbeat for ${Date.now() - this.lastBeatAt} ms, past the lease: model calls, events and ends of this node's goals wait until a heartbeat has looked which goals are still its own`,
+        );
+      this.unsure = true;
+    }
     this.lastBeatAt = Date.now();
     if (this.stopped || this.ctx.redis.status !== "ready") return;
     const { nodeId, keyId, publicKeyPem, host } = this.ctx.identity;
@@ -330,9 +339,10 @@ export class ClusterNode implements Liveness {
       await this.runner.retryEnds();
       // Back from a pause longer than the lease: what a survivor decided stands.
       const wasUnsure = this.unsure;
-      await this.runner.stopLost();
+      await this.runner.stopLost(wasUnsure);
       // Sure of its goals again: what it held since the pause goes out for those still its own.
       if (wasUnsure) {
+        this.ctx.log("cluster: looked which goals are still this node's after its pause; they go on");
         this.unsure = false;
         this.owned?.publishHeld();
       }

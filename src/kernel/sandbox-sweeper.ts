@@ -9,8 +9,9 @@
 // goal's external MCP server containers are swept the same way (their expiry ends the goal
 // too), and one that no process speaks to any more (after a restart) is removed; removing
 // one leaves the goal's own container and handle alone. A container the engine will not
-// remove (or folder the host cannot) is logged and tried again at the next sweep; the
-// sweep goes on with the rest, and an expired one still ends its goal.
+// remove (or folder the host cannot) is logged and tried again at the next sweep (such a
+// container is logged once while the engine gives the same answer); the sweep goes on with
+// the rest, and an expired one still ends its goal.
 
 import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
@@ -47,6 +48,12 @@ export class SandboxSweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /**
+   * The containers the last sweep could not remove, with the engine's answer: each is logged
+   * when it starts failing or the answer changes, not with every sweep (one a second with a
+   * short TTL, for as long as the engine refuses).
+   */
+  private failing = new Map<string, string>();
 
   constructor(private readonly deps: SweeperDeps) {}
 
@@ -87,14 +94,18 @@ export class SandboxSweeper {
       removed = report.removedContainers;
       for (const f of report.failedFolders)
         this.deps.log(`removing ${f.path} failed (tried again at the next sweep): ${f.error}`);
+      const failing = new Map<string, string>();
       for (const c of report.failedContainers) {
-        this.deps.log(
-          `removing container ${c.name} (${c.reason}) failed (tried again at the next sweep): ${c.error}`,
-        );
+        failing.set(c.containerId, c.error);
+        if (this.failing.get(c.containerId) !== c.error)
+          this.deps.log(
+            `removing container ${c.name} (${c.reason}) failed (tried again with each sweep, logged once): ${c.error}`,
+          );
         // Its TTL is reached whether or not the engine removed it: the goal ends all the same
         // (at the next sweep the container may only be "stopped", and the goal would go on).
         if (c.reason === "expired" && c.goalId) this.deps.expired(c.goalId, expiredReason(this.deps.config));
       }
+      this.failing = failing;
     } catch (e) {
       this.deps.log(`sweeping goal containers failed: ${errorMessage(e)}`);
       return;

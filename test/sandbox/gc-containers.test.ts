@@ -78,10 +78,12 @@ describe("gc of containers the engine will not remove", () => {
         log: (m) => logs.push(m),
       });
       await sweeper.sweep();
+      // Tried again with each sweep, and said once while the engine gives the same answer.
+      await sweeper.sweep();
       db.close();
       expect(logs).toEqual([
         expect.stringMatching(
-          /^removing container \S+ \((orphan|stopped)\) failed \(tried again at the next sweep\): removing container /,
+          /^removing container \S+ \((orphan|stopped)\) failed \(tried again with each sweep, logged once\): removing container /,
         ),
       ]);
     } finally {
