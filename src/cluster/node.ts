@@ -106,7 +106,7 @@ export class ClusterNode implements Liveness {
   ) {
     this.identity = ctx.identity;
     // Not sure of its goals after a pause until stopLost ran; sure again once it left.
-    this.runner = new ClusterGoalRunner(ctx, () => this.stopped || (!this.unsure && !this.pausedPastLease()));
+    this.runner = new ClusterGoalRunner(ctx, () => this.stopped || this.sure());
     this.goals = new ClusterGoals(ctx, queue, (goalId) => this.runner.cancel(goalId));
     this.intake = new JobIntake(ctx, queue, this.runner, this);
     const max = ctx.config.inference.clusterMaxConcurrent;
@@ -121,7 +121,7 @@ export class ClusterNode implements Liveness {
    * such a goal, and its calls' signals end the wait.
    */
   async inferenceSlot(provider: string, signal?: AbortSignal): Promise<() => void> {
-    while (this.unsure || this.pausedPastLease()) {
+    while (!this.sure()) {
       if (signal?.aborted) throw new AidoError(ErrorCode.cancelled, `inference on ${provider} cancelled`, {});
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -185,7 +185,7 @@ export class ClusterNode implements Liveness {
     this.owned = new OwnedMirror(
       this.ctx,
       (goalId) => this.runner.owns(goalId),
-      () => !this.unsure && !this.pausedPastLease(),
+      () => this.sure(),
     );
     const connected = () => {
       this.readySince = Date.now();
@@ -289,6 +289,14 @@ export class ClusterNode implements Liveness {
         goals: h.goals ? (JSON.parse(h.goals) as string[]) : [],
       };
     });
+  }
+
+  /**
+   * Whether the node may take its goals as still its own: not from a pause past its lease
+   * until a heartbeat has looked which are.
+   */
+  private sure(): boolean {
+    return !this.unsure && !this.pausedPastLease();
   }
 
   /**

@@ -29,6 +29,11 @@ export const LABEL = {
   relay: "aido.relay",
 } as const;
 
+/** A listed container's name as it was given (the engine lists it with a leading slash). */
+export function containerName(c: Docker.ContainerInfo): string {
+  return (c.Names[0] ?? "").replace(/^\//, "");
+}
+
 export function runtimeIdOf(home: string): string {
   return createHash("sha256").update(home).digest("hex").slice(0, 12);
 }

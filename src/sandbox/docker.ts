@@ -16,7 +16,7 @@ import { ensurePrivateDir } from "../security/private-home.js";
 import { type SkillMount, skillMounts } from "../skills/registry.js";
 import type { AcquireOptions, GcOptions, GcReport, SandboxBackend } from "./backend.js";
 import { defaultLimits, type SandboxLimits, sameLimits, tightenLimits } from "./container-spec.js";
-import { LABEL, RuntimeContainers } from "./docker-containers.js";
+import { containerName, LABEL, RuntimeContainers } from "./docker-containers.js";
 import { DockerSandbox, type SandboxOwner } from "./docker-sandbox.js";
 import { type EgressEndpoint, EgressNetworks } from "./egress-network.js";
 import { connectDocker } from "./engine.js";
@@ -358,7 +358,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const liveContainers = new Set<string>();
     for (const c of await this.containers.list(true)) {
       if (c.Labels[LABEL.relay]) continue; // the egress sweep's, below
-      const name = (c.Names[0] ?? "").replace(/^\//, "");
+      const name = containerName(c);
       const mcpServer = c.Labels[LABEL.mcpServer];
       if (mcpServer !== undefined) {
         const removed = await this.mcpServers.sweep(c, mcpServer, now, opts, report.failedContainers);

@@ -19,7 +19,7 @@ import { EGRESS_BASE_PORT, EGRESS_SLOTS, EGRESS_SOCKET } from "../egress/types.j
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
 import type { FailedContainer } from "./backend.js";
-import { LABEL, type RuntimeContainers } from "./docker-containers.js";
+import { containerName, LABEL, type RuntimeContainers } from "./docker-containers.js";
 
 /** Where the shared folder is mounted in the relay. */
 const SHARE_MOUNT = "/egress";
@@ -109,9 +109,8 @@ export class EgressNetworks {
       try {
         await this.containers.remove(c.Id);
       } catch (e) {
-        const name = (c.Names[0] ?? "").replace(/^\//, "");
         const reason = c.State === "running" ? "orphan" : "stopped";
-        failed.push({ name, containerId: c.Id, goalId, reason, error: errorMessage(e) });
+        failed.push({ name: containerName(c), containerId: c.Id, goalId, reason, error: errorMessage(e) });
         stuck.add(goalId);
         continue;
       }

@@ -8,7 +8,7 @@
 import type Docker from "dockerode";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { FailedContainer, GcOptions, RemovedContainer } from "./backend.js";
-import { LABEL } from "./docker-containers.js";
+import { containerName, LABEL } from "./docker-containers.js";
 import {
   type McpContainerDeps,
   type McpServerContainer,
@@ -96,8 +96,13 @@ export class LiveMcpServers {
     else if (!this.live.has(c.Id) || !goalId || !(await opts.isGoalLive(goalId))) reason = "orphan";
     if (!reason) return undefined;
     const own = this.live.get(c.Id);
-    const name = (c.Names[0] ?? "").replace(/^\//, "");
-    const swept = { name, reason, containerId: c.Id, mcpServer, ...(goalId ? { goalId } : {}) };
+    const swept = {
+      name: containerName(c),
+      reason,
+      containerId: c.Id,
+      mcpServer,
+      ...(goalId ? { goalId } : {}),
+    };
     try {
       if (own) await own.server.stop();
       else await removeMcpContainer(this.deps.docker, c.Id);
