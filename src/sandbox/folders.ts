@@ -233,21 +233,35 @@ const O_PATH = 0o10000000;
  * descriptor that names the folder itself (O_PATH | O_NOFOLLOW | O_DIRECTORY: never a
  * link's target), checked to be a folder of the user's. Root needs none of it.
  */
-function ownToEmpty(path: string | Buffer, st: { uid: number; mode: number }): void {
+function ownToEmpty(path: string | Buffer, st: { uid: number; mode: number }): number | undefined {
   const uid = process.geteuid?.();
-  if (uid === undefined || uid === 0 || st.uid !== uid || (st.mode & 0o700) === 0o700) return;
+  if (uid === undefined || uid === 0 || st.uid !== uid || (st.mode & 0o700) === 0o700) return undefined;
   let fd: number;
   try {
     fd = openSync(path, O_PATH | constants.O_NOFOLLOW | constants.O_DIRECTORY);
   } catch {
-    return; // swapped meanwhile: the removal's own open says what is there now
+    return undefined; // swapped meanwhile: the removal's own open says what is there now
   }
   try {
     const now = fstatSync(fd);
-    if (now.isDirectory() && now.uid === uid) chmodSync(fdPath(fd), (now.mode & 0o7777) | 0o700);
+    if (!now.isDirectory() || now.uid !== uid || (now.mode & 0o700) === 0o700) return undefined;
+    chmodSync(fdPath(fd), (now.mode & 0o7777) | 0o700);
+    return now.mode & 0o7777;
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * The folder at `path`, of the user's own, made the user's to list and write again (u+rwx)
+ * when a task took that from it (`chmod 555`, `chmod 000` on a folder the host makes files
+ * in, such as a sandbox's stream folder: every later run failed to start). As ownToEmpty:
+ * through a descriptor that never follows a link, root needs none of it. Returns the mode
+ * it had when it was changed, undefined when nothing was changed.
+ */
+export function restoreOwnerAccess(path: string): number | undefined {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  return st?.isDirectory() ? ownToEmpty(path, st) : undefined;
 }
 
 /**
