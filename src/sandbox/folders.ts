@@ -23,7 +23,7 @@ import { dirname, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
 import { inert } from "../security/terminal-text.js";
-import { fdPath } from "./untrusted-files.js";
+import { fdEntryPath, fdPath } from "./untrusted-files.js";
 
 /** workspace/, output/, inputs/ inside the private goal folder. */
 const SHARED_DIR_MODE = 0o755;
@@ -204,7 +204,7 @@ function removeEntry(path: string | Buffer, walk: Walk, depth: number): void {
         if (written > EMPTY_PASSES)
           throw Object.assign(new Error("it kept being written to"), { code: "ENOTEMPTY" });
         if (isTop) walk.hoisted.clear();
-        for (const name of names) removeEntry(entryPath(fd, name), walk, depth + 1);
+        for (const name of names) removeEntry(fdEntryPath(fd, name), walk, depth + 1);
       }
     } finally {
       if (isTop) walk.top = undefined;
@@ -283,11 +283,6 @@ function hoist(path: string | Buffer, walk: Walk, top: number): void {
     throw e;
   }
   walk.hoisted.add(name);
-}
-
-/** fdPath for a name read as bytes. */
-function entryPath(fd: number, name: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`${fdPath(fd)}/`), name]);
 }
 
 function existsAt(path: string): boolean {
