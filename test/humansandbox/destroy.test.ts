@@ -93,7 +93,8 @@ describe("the TTL sweep", () => {
       // One sandbox whose folders would not go threw out of the sweep: the sandboxes after it
       // were never destroyed, on every later command too.
       // Its failure names what the task left by the task's name: here the person's secret.
-      p.write("ttl.yaml", `runtime: python:3.11\nttl: 1s\nenv:\n  TOKEN: ${SECRET}\n`);
+      // A TTL the three `up`s fit in on a loaded machine (each sweeps what expired first).
+      p.write("ttl.yaml", `runtime: python:3.11\nttl: 5s\nenv:\n  TOKEN: ${SECRET}\n`);
       const ids: string[] = [];
       for (let i = 0; i < 3; i++) {
         const up = await p.aido("sandbox", "up", "-f", "ttl.yaml");
@@ -103,7 +104,10 @@ describe("the TTL sweep", () => {
       const [stuck, ...others] = ids as [string, ...string[]];
       const release = makeUndeletable(join(root(stuck), "work", SECRET));
       try {
-        await new Promise((r) => setTimeout(r, 1500));
+        const expiry = (id: string) =>
+          Date.parse(JSON.parse(readFileSync(join(root(id), "sandbox.json"), "utf8")).expires_at);
+        const wait = Math.max(...ids.map(expiry)) + 300 - Date.now();
+        await new Promise((r) => setTimeout(r, Math.max(0, wait)));
         const list = await p.aido("sandbox", "list", "--json");
         expect(list.code, list.err.join("\n")).toBe(0);
         const err = list.err.join("\n");
