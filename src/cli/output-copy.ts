@@ -10,18 +10,20 @@
 // opened once (O_DIRECTORY | O_NOFOLLOW) and its entries reached through that descriptor
 // (/proc/self/fd/<fd>/<name>), never by a path again: a goal still running can swap a
 // folder of its output for a link to a host folder after the walk saw it, and by path the
-// copy read the host's files (as root: any) into the user's folder.
+// copy read the host's files (as root: any) into the user's folder. Names are read and
+// written as bytes (a goal's file named with bytes that are not UTF-8 arrives as named),
+// and reported with those bytes as \xNN (untrusted-files.ts displayName).
 
 import { constants, promises as fsp, type Stats } from "node:fs";
-import { join } from "node:path";
-import { fdPath, sparseRefusal } from "../sandbox/untrusted-files.js";
+import { displayName, fdEntryPath, fdPath, sparseRefusal } from "../sandbox/untrusted-files.js";
 
 const CHUNK = 1 << 20;
+const SLASH = Buffer.from("/");
 
 export interface CopyReport {
   files: number;
   bytes: number;
-  /** Paths (relative to the source) not copied, with the reason. */
+  /** Paths (relative to the source) not copied, with the reason; bytes that are not UTF-8 as \xNN. */
   skipped: Array<{ path: string; reason: string }>;
 }
 
@@ -60,7 +62,7 @@ export async function copyDeliverables(
     return report;
   }
   try {
-    await new Copier(dest, opts, report).dir(top, "");
+    await new Copier(dest, opts, report).dir(top, Buffer.alloc(0), "");
   } finally {
     await top.close();
   }
@@ -76,42 +78,53 @@ class Copier {
     private readonly report: CopyReport,
   ) {}
 
-  /** Copy the entries of the folder open at `src`, which is `rel` under the source. */
-  async dir(src: fsp.FileHandle, rel: string): Promise<void> {
-    for (const name of (await fsp.readdir(fdPath(src.fd))).sort()) {
-      const from = fdPath(src.fd, name);
-      const r = rel ? `${rel}/${name}` : name;
+  /**
+   * Copy the entries of the folder open at `src`, which is `rel` under the source (`shown` as
+   * it is reported). Names are bytes: a task can name a file with bytes that are not UTF-8,
+   * and such a name read as a string no longer reached the file (it was not copied).
+   */
+  async dir(src: fsp.FileHandle, rel: Buffer, shown: string): Promise<void> {
+    const names = (await fsp.readdir(fdPath(src.fd), { encoding: "buffer" })).sort(Buffer.compare);
+    for (const name of names) {
+      const from = fdEntryPath(src.fd, name);
+      const r = rel.length > 0 ? Buffer.concat([rel, SLASH, name]) : name;
+      const shownR = shown ? `${shown}/${displayName(name)}` : displayName(name);
       const st = await lstatOrNull(from);
       if (!st) {
-        this.skip(r, "changed while being copied");
+        this.skip(shownR, "changed while being copied");
       } else if (st.isDirectory()) {
-        if (!(await this.makeDir(r))) continue;
+        if (!(await this.makeDir(r, shownR))) continue;
         const sub = await openFolder(from);
         if (!sub) {
-          this.skip(r, "changed while being copied");
+          this.skip(shownR, "changed while being copied");
           continue;
         }
         try {
-          await this.dir(sub, r);
+          await this.dir(sub, r, shownR);
         } finally {
           await sub.close();
         }
       } else if (st.isFile()) {
-        await this.file(from, r, st.ino);
+        await this.file(from, r, shownR, st.ino);
       } else {
-        this.skip(r, `${kindOf(st)}: only regular files and folders are copied`);
+        this.skip(shownR, `${kindOf(st)}: only regular files and folders are copied`);
       }
     }
   }
 
+  /** Where `rel` (bytes) goes in the destination. */
+  private destOf(rel: Buffer): Buffer {
+    return Buffer.concat([Buffer.from(this.dest), SLASH, rel]);
+  }
+
   /** The destination folder for `rel`, made if absent; false (reported) if something else is there. */
-  private async makeDir(rel: string): Promise<boolean> {
+  private async makeDir(rel: Buffer, shown: string): Promise<boolean> {
     await this.ensureRoot();
-    const to = join(this.dest, rel);
+    const to = this.destOf(rel);
     const st = await lstatOrNull(to);
     if (st?.isDirectory()) return true;
     if (st) {
-      this.skip(rel, `${kindOf(st)} in the destination where a folder would go; left alone`);
+      this.skip(shown, `${kindOf(st)} in the destination where a folder would go; left alone`);
       return false;
     }
     await fsp.mkdir(to, { mode: 0o755 });
@@ -119,30 +132,30 @@ class Copier {
     return true;
   }
 
-  private async file(from: string, rel: string, ino: number): Promise<void> {
+  private async file(from: Buffer, rel: Buffer, shown: string, ino: number): Promise<void> {
     let input: fsp.FileHandle;
     try {
       input = await fsp.open(from, READ_FLAGS);
     } catch {
-      this.skip(rel, "changed while being copied");
+      this.skip(shown, "changed while being copied");
       return;
     }
     try {
       const st = await input.stat();
       if (st.ino !== ino || !st.isFile()) {
-        this.skip(rel, "changed while being copied");
+        this.skip(shown, "changed while being copied");
         return;
       }
       const sparse = sparseRefusal(st.size, st.blocks);
       if (sparse !== undefined) {
-        this.skip(rel, sparse);
+        this.skip(shown, sparse);
         return;
       }
       await this.ensureRoot();
-      const to = join(this.dest, rel);
+      const to = this.destOf(rel);
       const there = await lstatOrNull(to);
       if (there?.isDirectory()) {
-        this.skip(rel, "a folder in the destination where the file would go; left alone");
+        this.skip(shown, "a folder in the destination where the file would go; left alone");
         return;
       }
       // Replace, never write through: a link or file at the path is unlinked first.
@@ -187,7 +200,7 @@ async function copyContent(from: fsp.FileHandle, to: fsp.FileHandle, size: numbe
 }
 
 /** The folder at `path` opened without following a link there; undefined when it is not a folder now. */
-async function openFolder(path: string): Promise<fsp.FileHandle | undefined> {
+async function openFolder(path: string | Buffer): Promise<fsp.FileHandle | undefined> {
   try {
     return await fsp.open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch (e) {
@@ -196,7 +209,7 @@ async function openFolder(path: string): Promise<fsp.FileHandle | undefined> {
   }
 }
 
-async function lstatOrNull(path: string): Promise<Stats | null> {
+async function lstatOrNull(path: string | Buffer): Promise<Stats | null> {
   try {
     return await fsp.lstat(path);
   } catch (e) {

@@ -26,7 +26,8 @@ import {
 import { openSandboxNetwork, removeSandboxNetwork, sandboxEgressNames } from "./egress.js";
 import { linkOutputs } from "./outputs.js";
 import { resolveInputs } from "./paths.js";
-import { loadSandboxSpec, parseSandboxSpec, type SandboxSpec } from "./spec.js";
+import { Scrubber } from "./scrub.js";
+import { loadSandboxSpec, parseSandboxSpec, type SandboxSpec, sandboxEnvValues } from "./spec.js";
 import {
   appendEvent,
   ensureDirs,
@@ -218,6 +219,31 @@ export interface DestroyOptions {
   purge?: boolean;
 }
 
+/**
+ * A destroy that removed what it could but not all: each part that stayed and why (scrubbed
+ * of the sandbox's env values), each also in the sandbox's events.log as destroy_failed. The
+ * record stays "running", so the TTL sweep, or the next destroy, tries again.
+ */
+export class SandboxDestroyError extends AidoError {
+  constructor(
+    readonly id: string,
+    readonly failures: readonly string[],
+  ) {
+    super(
+      ErrorCode.sandboxFailed,
+      `sandbox ${id} could not be destroyed entirely (the rest of it was removed): ${failures.join("; ")}; its record stays running: run \`aido sandbox destroy ${id}\` again once that is fixed`,
+      { id, failures },
+    );
+  }
+}
+
+/**
+ * Take the sandbox down: its container, a host list's relay and network, its working
+ * folders. One part that will not go (what a task left in a folder) never keeps the others:
+ * everything that can go goes, and then each failure is logged and thrown together
+ * (SandboxDestroyError). The messages name entries by the task's names, which may be an
+ * env value the person passed: they pass the scrubber `aido run` uses for its lines.
+ */
 export async function destroySandbox(
   cwd: string,
   id: string,
@@ -227,15 +253,30 @@ export async function destroySandbox(
   const record = readRecord(paths);
   if (!record) throw new AidoError(ErrorCode.notFound, `no sandbox ${id} in this project`, { id });
   const docker = opts.docker ?? connectDocker();
-  await removeContainer(docker, record.container);
-  if (record.egress) await removeSandboxNetwork(docker, record.egress, paths);
-  for (const d of [paths.work, paths.output, paths.stream]) removeTreeNoFollow(d);
+  const reason = opts.reason ?? "destroyed by the user";
+  const scrubber = new Scrubber(sandboxEnvValues(record.spec_file));
+  const failures: string[] = [];
+  const attempt = async (part: () => unknown): Promise<void> => {
+    try {
+      await part();
+    } catch (e) {
+      failures.push(scrubber.scrub(errorMessage(e)));
+    }
+  };
+  await attempt(() => removeContainer(docker, record.container));
+  const egress = record.egress;
+  if (egress) await attempt(() => removeSandboxNetwork(docker, egress, paths));
+  for (const d of [paths.work, paths.output, paths.stream]) await attempt(() => removeTreeNoFollow(d));
+  if (failures.length > 0) {
+    for (const error of failures) appendEvent(paths, { event: "destroy_failed", reason, error });
+    throw new SandboxDestroyError(id, failures);
+  }
   if (record.state !== "destroyed") {
     record.state = "destroyed";
     record.destroyed_at = new Date().toISOString();
     record.destroy_reason = opts.reason === "ttl expired" ? "ttl expired" : "destroyed by the user";
     writeRecord(paths, record);
-    appendEvent(paths, { event: "destroyed", reason: opts.reason ?? "destroyed by the user" });
+    appendEvent(paths, { event: "destroyed", reason });
   }
   if (opts.purge) removeTreeNoFollow(paths.root);
   return record;
@@ -251,8 +292,8 @@ export interface SweepReport {
  * Destroy every sandbox of the project whose TTL has run out. `aido` calls it before a
  * command when state.ts's expiredRecords finds one; it connects to the engine only then.
  * One sandbox that cannot be destroyed (what its task left will not go) never keeps the
- * others: its failure is in its events.log and the report, its record stays "running",
- * and the next sweep tries it again.
+ * others: its failure is in its events.log and the report (scrubbed of its env values), its
+ * record stays "running", and the next sweep tries it again.
  */
 export async function sweepExpiredSandboxes(
   cwd: string,
@@ -267,7 +308,12 @@ export async function sweepExpiredSandboxes(
       await destroySandbox(cwd, r.id, { docker, reason: "ttl expired" });
       report.swept.push(r.id);
     } catch (e) {
-      const error = errorMessage(e);
+      // destroySandbox logged its own failures, scrubbed; anything else is logged here.
+      if (e instanceof SandboxDestroyError) {
+        report.failed.push({ id: r.id, error: e.failures.join("; ") });
+        continue;
+      }
+      const error = new Scrubber(sandboxEnvValues(r.spec_file)).scrub(errorMessage(e));
       report.failed.push({ id: r.id, error });
       try {
         appendEvent(sandboxPaths(cwd, r.id), { event: "destroy_failed", reason: "ttl expired", error });

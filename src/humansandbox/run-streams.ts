@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, constants, fchownSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import { parseUser, removeTreeNoFollow } from "../sandbox/folders.js";
+import { parseUser, removeTreeNoFollow, restoreOwnerAccess } from "../sandbox/folders.js";
 import { LineStream, type Scrubber } from "./scrub.js";
 import type { SandboxPaths } from "./state.js";
 
@@ -175,6 +175,13 @@ export class RunStreams {
     let stdoutLog: number;
     let stderrLog: number;
     try {
+      // A task of the person's own uid can take the folder's write permission from its owner
+      // (chmod 555 /aido/stream): every later run then failed to make its stream files.
+      const mode = restoreOwnerAccess(paths.stream);
+      if (mode !== undefined)
+        opts.warn(
+          `the stream folder had its owner's access taken (mode ${mode.toString(8).padStart(3, "0")}, by a task); it was given back (u+rwx)`,
+        );
       out = track(openStream(paths, runId, "out", opts.user, opts.warn));
       err = track(openStream(paths, runId, "err", opts.user, opts.warn));
       stdoutLog = track({ fd: openSync(join(dir, "stdout.log"), "w", 0o644) }).fd;

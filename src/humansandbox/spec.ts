@@ -242,3 +242,22 @@ export function loadSandboxSpec(
   }
   return parseSandboxSpec(text, abs, config, defaultName);
 }
+
+/**
+ * The `env` values of the sandbox file as it is now (Aido never stores them), for the
+ * scrubber of what is said outside a run: destroy's and the TTL sweep's errors, which name
+ * entries a task left by the names it chose. Read leniently: a file whose other keys no
+ * longer pass still gives its env; one that cannot be read or parsed gives none.
+ */
+export function sandboxEnvValues(file: string | null): Record<string, string> {
+  if (file === null) return {};
+  try {
+    const doc = parseDocument(readFileSync(file, "utf8"), { prettyErrors: false });
+    if (doc.errors.length > 0) return {};
+    const js = doc.toJS({ maxAliasCount: 50 }) as { env?: unknown } | null;
+    const env = SandboxFileSchema.shape.env.safeParse(js?.env);
+    return env.success ? (env.data ?? {}) : {};
+  } catch {
+    return {};
+  }
+}

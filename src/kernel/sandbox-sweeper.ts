@@ -102,7 +102,7 @@ export class SandboxSweeper {
             `removing container ${c.name} (${c.reason}) failed (tried again with each sweep, logged once): ${c.error}`,
           );
         // Its TTL is reached whether or not the engine removed it: the goal ends all the same
-        // (at the next sweep the container may only be "stopped", and the goal would go on).
+        // (and at the next sweep the container the engine killed is "expired" again).
         if (c.reason === "expired" && c.goalId) this.deps.expired(c.goalId, expiredReason(this.deps.config));
       }
       this.failing = failing;

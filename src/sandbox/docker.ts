@@ -1,8 +1,8 @@
 // sandbox/docker.ts — DockerBackend: one container per goal on a local Docker engine.
 // Which container a goal has: made on first acquire (or taken from the warm pool, or
 // re-attached after a restart), replaced when it died, removed for good when the goal is
-// retired, and swept by gc() when it is an orphan, expired or stopped. The containers
-// themselves (names, labels, engine calls) are docker-containers.ts's. A goal's external
+// retired, and swept by gc() when it is an orphan, expired (stopped or not: its goal ends) or
+// stopped. Containers (names, labels, engine calls) are docker-containers.ts's. A goal's external
 // MCP servers (mcp-container.ts) are started here too, so that they go with the goal and
 // gc() can tell the ones this process speaks to from leftovers nobody can reach.
 
@@ -371,8 +371,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       let reason: GcReport["removedContainers"][number]["reason"] | undefined;
       const expires = Number(c.Labels[LABEL.expires] ?? "0");
       if (!goalId) reason = slot && this.ownSlots.has(slot) ? undefined : "stale-pool";
-      else if (c.State !== "running") reason = "stopped";
       else if (expires > 0 && expires <= now) reason = "expired";
+      else if (c.State !== "running") reason = "stopped";
       else if (!(await opts.isGoalLive(goalId))) reason = "orphan";
       // On an egress network this process did not set up (one being made now is in there).
       else if (c.HostConfig.NetworkMode !== "none" && !this.egressShareOf.has(goalId)) reason = "orphan";

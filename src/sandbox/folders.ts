@@ -23,7 +23,7 @@ import { dirname, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { ensurePrivateDir } from "../security/private-home.js";
 import { inert } from "../security/terminal-text.js";
-import { fdPath } from "./untrusted-files.js";
+import { fdEntryPath, fdPath } from "./untrusted-files.js";
 
 /** workspace/, output/, inputs/ inside the private goal folder. */
 const SHARED_DIR_MODE = 0o755;
@@ -204,7 +204,7 @@ function removeEntry(path: string | Buffer, walk: Walk, depth: number): void {
         if (written > EMPTY_PASSES)
           throw Object.assign(new Error("it kept being written to"), { code: "ENOTEMPTY" });
         if (isTop) walk.hoisted.clear();
-        for (const name of names) removeEntry(entryPath(fd, name), walk, depth + 1);
+        for (const name of names) removeEntry(fdEntryPath(fd, name), walk, depth + 1);
       }
     } finally {
       if (isTop) walk.top = undefined;
@@ -233,21 +233,35 @@ const O_PATH = 0o10000000;
  * descriptor that names the folder itself (O_PATH | O_NOFOLLOW | O_DIRECTORY: never a
  * link's target), checked to be a folder of the user's. Root needs none of it.
  */
-function ownToEmpty(path: string | Buffer, st: { uid: number; mode: number }): void {
+function ownToEmpty(path: string | Buffer, st: { uid: number; mode: number }): number | undefined {
   const uid = process.geteuid?.();
-  if (uid === undefined || uid === 0 || st.uid !== uid || (st.mode & 0o700) === 0o700) return;
+  if (uid === undefined || uid === 0 || st.uid !== uid || (st.mode & 0o700) === 0o700) return undefined;
   let fd: number;
   try {
     fd = openSync(path, O_PATH | constants.O_NOFOLLOW | constants.O_DIRECTORY);
   } catch {
-    return; // swapped meanwhile: the removal's own open says what is there now
+    return undefined; // swapped meanwhile: the removal's own open says what is there now
   }
   try {
     const now = fstatSync(fd);
-    if (now.isDirectory() && now.uid === uid) chmodSync(fdPath(fd), (now.mode & 0o7777) | 0o700);
+    if (!now.isDirectory() || now.uid !== uid || (now.mode & 0o700) === 0o700) return undefined;
+    chmodSync(fdPath(fd), (now.mode & 0o7777) | 0o700);
+    return now.mode & 0o7777;
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * The folder at `path`, of the user's own, made the user's to list and write again (u+rwx)
+ * when a task took that from it (`chmod 555`, `chmod 000` on a folder the host makes files
+ * in, such as a sandbox's stream folder: every later run failed to start). As ownToEmpty:
+ * through a descriptor that never follows a link, root needs none of it. Returns the mode
+ * it had when it was changed, undefined when nothing was changed.
+ */
+export function restoreOwnerAccess(path: string): number | undefined {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  return st?.isDirectory() ? ownToEmpty(path, st) : undefined;
 }
 
 /**
@@ -269,11 +283,6 @@ function hoist(path: string | Buffer, walk: Walk, top: number): void {
     throw e;
   }
   walk.hoisted.add(name);
-}
-
-/** fdPath for a name read as bytes. */
-function entryPath(fd: number, name: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`${fdPath(fd)}/`), name]);
 }
 
 function existsAt(path: string): boolean {

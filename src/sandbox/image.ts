@@ -98,10 +98,20 @@ export function executorSourcePath(): string {
     );
   }
   const entry = fileURLToPath(new URL("./executor/main.ts", import.meta.url));
-  const out = join(dirname(entry), "..", "..", "..", ".cache", "executor.cjs");
+  const root = join(dirname(entry), "..", "..", "..");
+  const out = join(root, ".cache", "executor.cjs");
   if (bundled === undefined) {
     const esbuild = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
-    const r = esbuild.buildSync({ ...EXECUTOR_BUNDLE_OPTIONS, entryPoints: [entry], write: false });
+    // From the package's root, whatever the process's cwd: the bundle names its sources by
+    // paths relative to it, and an `aido` run in a project folder made another bundle (and
+    // recipe hash: the image rebuilt), written over .cache/ (refused to a user who does not
+    // own it).
+    const r = esbuild.buildSync({
+      ...EXECUTOR_BUNDLE_OPTIONS,
+      absWorkingDir: root,
+      entryPoints: [entry],
+      write: false,
+    });
     bundled = r.outputFiles[0]?.text ?? "";
   }
   if (!existsSync(out) || readFileSync(out, "utf8") !== bundled) {

@@ -77,7 +77,7 @@ export class LiveMcpServers {
   }
 
   /**
-   * A server container gc() met: removed (and reported) when it stopped, expired, its goal
+   * A server container gc() met: removed (and reported) when it expired (stopped or not), stopped, its goal
    * is not live, or no process speaks to it; undefined when it stays, or when the engine
    * would not remove it (then it is in `failed`, with the engine's answer).
    */
@@ -91,8 +91,9 @@ export class LiveMcpServers {
     const goalId = c.Labels[LABEL.goal];
     const expires = Number(c.Labels[LABEL.expires] ?? "0");
     let reason: RemovedContainer["reason"] | undefined;
-    if (c.State !== "running") reason = "stopped";
-    else if (expires > 0 && expires <= now) reason = "expired";
+    // Past its TTL, stopped or not, it is expired: its goal ends (as stopped it went on).
+    if (expires > 0 && expires <= now) reason = "expired";
+    else if (c.State !== "running") reason = "stopped";
     else if (!this.live.has(c.Id) || !goalId || !(await opts.isGoalLive(goalId))) reason = "orphan";
     if (!reason) return undefined;
     const own = this.live.get(c.Id);

@@ -24,3 +24,27 @@ export function sparseRefusal(size: number, blocks: number): string | undefined 
     ? `sparse: ${size} bytes of which ${holes} were never written (holes over ${MAX_HOLE_BYTES} bytes are not copied)`
     : undefined;
 }
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A file name read as bytes, as it is shown (reports, the dashboard's listing): the name
+ * itself when it is UTF-8, else with every byte above 0x7f written as \xNN. A task can name
+ * a file with any bytes but "/" and NUL; read as a string, such a name lost its bytes (each
+ * became U+FFFD) and no longer reached the file, which the walks then skipped in silence.
+ * What a terminal would act on is left to the printer (terminal-text.ts inert).
+ */
+export function displayName(name: Buffer): string {
+  try {
+    return UTF8.decode(name);
+  } catch {
+    let out = "";
+    for (const b of name) out += b > 0x7f ? `\\x${b.toString(16).padStart(2, "0")}` : String.fromCharCode(b);
+    return out;
+  }
+}
+
+/** fdPath for a name read as bytes. */
+export function fdEntryPath(fd: number, name: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`${fdPath(fd)}/`), name]);
+}

@@ -46,7 +46,7 @@ async function cli(argv: string[]) {
   return { code, ...c };
 }
 
-const mode = (p: string) => (lstatSync(p).mode & 0o7777).toString(8);
+const mode = (p: string | Buffer) => (lstatSync(p).mode & 0o7777).toString(8);
 
 /** A finished goal whose output folder holds what a hostile goal could leave behind. */
 async function hostileOutput(outside: string): Promise<string> {
@@ -212,5 +212,30 @@ describe("aido output", () => {
     const none = await cli(["output", "--from", join(stage, "missing"), "--to", join(stage, "never")]);
     expect(none.text()).toBe("no deliverables to copy");
     expect(() => lstatSync(join(stage, "never"))).toThrow(/ENOENT/);
+  });
+
+  it("copies files and folders whose names are not UTF-8, as named, and names what it skips with \\xNN", async () => {
+    // Names were read as strings: a byte that is not UTF-8 became U+FFFD, the name reached
+    // nothing, and the file (or the folder and all in it) was not copied.
+    await suite.start();
+    const src = scratch("aido-goal-output-");
+    const at = (dir: string, ...names: Buffer[]) =>
+      Buffer.concat([Buffer.from(dir), ...names.flatMap((n) => [Buffer.from("/"), n])]);
+    const bad = Buffer.from("bad\xff.txt", "latin1");
+    const folder = Buffer.from("d\xfe", "latin1");
+    writeFileSync(at(src, bad), "one\n");
+    mkdirSync(at(src, folder));
+    writeFileSync(at(src, folder, bad), "two\n");
+    symlinkSync("/etc/hostname", at(src, folder, Buffer.from("ln\xfd\x1b[2K", "latin1")));
+    const dest = join(scratch("aido-user-"), "output");
+    const r = await cli(["output", "--from", src, "--to", dest]);
+    expect(r.code, r.err.join("\n")).toBe(0);
+    expect(r.text()).toMatch(/^copied 2 files \(8 bytes\) to /);
+    expect(readFileSync(at(dest, bad), "utf8")).toBe("one\n");
+    expect(readFileSync(at(dest, folder, bad), "utf8")).toBe("two\n");
+    expect(mode(at(dest, folder))).toBe("755");
+    expect(r.err).toEqual([
+      "skipped d\\xfe/ln\\xfd\\x1b[2K: a symbolic link: only regular files and folders are copied",
+    ]);
   });
 });

@@ -16,7 +16,6 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { containerNameOf } from "../../src/humansandbox/container.js";
-import { canMakeUndeletable, makeUndeletable } from "../support/undeletable.js";
 import { makeProject, type Project } from "./fixture.js";
 
 let p: Project;
@@ -385,85 +384,6 @@ describe("escape hatches and TTL", () => {
       destroy_reason: "ttl expired",
     });
   });
-});
-
-describe("the TTL sweep", () => {
-  it.skipIf(!canMakeUndeletable)(
-    "goes on past a sandbox it cannot destroy, says so, and destroys it at the next command",
-    async () => {
-      // One sandbox whose folders would not go threw out of the sweep: the sandboxes after it
-      // were never destroyed, on every later command too.
-      p.write("ttl.yaml", "runtime: python:3.11\nttl: 1s\n");
-      const ids: string[] = [];
-      for (let i = 0; i < 3; i++) {
-        const up = await p.aido("sandbox", "up", "-f", "ttl.yaml");
-        expect(up.code, up.err.join("\n")).toBe(0);
-        ids.push(up.out[0] as string);
-      }
-      const [stuck, ...others] = ids as [string, ...string[]];
-      const root = (id: string) => join(p.dir, ".aido", "sandboxes", id);
-      const release = makeUndeletable(join(root(stuck), "work", "immutable"));
-      try {
-        await new Promise((r) => setTimeout(r, 1500));
-        const list = await p.aido("sandbox", "list", "--json");
-        expect(list.code, list.err.join("\n")).toBe(0);
-        const err = list.err.join("\n");
-        for (const id of others) expect(err).toContain(`sandbox ${id} expired and was destroyed`);
-        expect(err).toMatch(
-          new RegExp(
-            `warning: sandbox ${stuck} expired but could not be destroyed \\(tried again by the next aido command\\): cannot remove .*work`,
-          ),
-        );
-        const states = list.json<Array<{ id: string; state: string }>>();
-        for (const id of others) expect(states.find((s) => s.id === id)?.state).toBe("destroyed");
-        expect(states.find((s) => s.id === stuck)?.state).toBe("running");
-        expect(readFileSync(join(root(stuck), "events.log"), "utf8")).toMatch(
-          /"event":"destroy_failed","reason":"ttl expired","error":"cannot remove /,
-        );
-        for (const id of ids) expect(await containerExists(id)).toBe(false);
-      } finally {
-        release();
-      }
-      const again = await p.aido("sandbox", "list", "--json");
-      expect(again.err.join("\n")).toContain(`sandbox ${stuck} expired and was destroyed`);
-      expect(again.json<Array<{ id: string; state: string }>>().find((s) => s.id === stuck)?.state).toBe(
-        "destroyed",
-      );
-      expect(existsSync(join(root(stuck), "work"))).toBe(false);
-    },
-    120_000,
-  );
-});
-
-describe("a task nesting folders deeper than a recursive walk goes", () => {
-  it("is destroyed with its folders all the same", async () => {
-    // Removal held a descriptor and a stack frame per level: a chain of 12,000 folders
-    // overflowed the stack, so `aido sandbox destroy` (and every later sweep of an expired
-    // sandbox) failed and the sandbox stayed "running" with its folders in the project.
-    p.write("deep.yaml", "runtime: python:3.11\n");
-    const up = await p.aido("sandbox", "up", "-f", "deep.yaml");
-    expect(up.code, up.err.join("\n")).toBe(0);
-    const id = up.out[0] as string;
-    p.write(
-      "deep.py",
-      [
-        "import os",
-        "os.chdir('/output')",
-        "for _ in range(12000):",
-        "    os.mkdir('d')",
-        "    os.chdir('d')",
-        "open('f', 'w').close()",
-        "print('deep')",
-      ].join("\n"),
-    );
-    const run = await p.aido("run", "deep.py");
-    expect(run.out, run.err.join("\n")).toEqual(["deep"]);
-    const destroy = await p.aido("sandbox", "destroy", id);
-    expect(destroy.code, destroy.err.join("\n")).toBe(0);
-    const folder = join(p.dir, ".aido", "sandboxes", id);
-    expect(existsSync(join(folder, "output"))).toBe(false);
-    expect(JSON.parse(readFileSync(join(folder, "sandbox.json"), "utf8")).state).toBe("destroyed");
-  }, 120_000);
 });
 
 // A task still running while `aido run` works on the folders the sandbox shares with it:

@@ -224,6 +224,20 @@ describe("a server's lifetime", () => {
     expect(containerExists(server.containerId)).toBe(false);
   });
 
+  it("is swept as expired when it stopped past its TTL, so that its goal ends", async () => {
+    // The stopped check came first: one the engine (or its own exit) stopped was "stopped",
+    // and its goal went on past the TTL.
+    const goalId = goal("stopped-expired");
+    const { server } = await connect(memory(goalId));
+    execFileSync("docker", ["stop", "-t", "0", server.containerId], { stdio: "ignore" });
+    const later = Math.floor(Date.now() / 1000) + fx.config.sandbox.ttlSeconds + 60;
+    const report = await fx.backend.gc({ isGoalLive: () => true, nowSeconds: later });
+    expect(report.removedContainers).toEqual([
+      expect.objectContaining({ goalId, mcpServer: "memory", reason: "expired" }),
+    ]);
+    expect(containerExists(server.containerId)).toBe(false);
+  });
+
   it("is swept by a process that does not speak to it (a restarted daemon), even for a live goal", async () => {
     const goalId = goal("restart");
     const { server } = await connect(memory(goalId));

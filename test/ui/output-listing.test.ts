@@ -59,3 +59,46 @@ describe("the output listing of a goal that left many entries", () => {
     expect(JSON.parse(String(r.body))).toEqual({ files: [{ name: "report.md", size: 9 }] });
   });
 });
+
+describe("the output listing of files whose names are not UTF-8", () => {
+  it("lists them with an inert name, serves each by it, and serves neither of two names listed alike", async () => {
+    // Names were read as strings: a byte that is not UTF-8 became U+FFFD, the name reached
+    // nothing, and the file (or a folder and all in it) was left out of the listing in silence.
+    const fx = await suite.start();
+    suite.server.script('manifest "writer"', [turn.text("done")]);
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "write", manifest: manifest("writer") });
+    const g = await c.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
+    const at = (...names: string[]) =>
+      Buffer.concat([
+        Buffer.from(g.output_dir),
+        ...names.flatMap((n) => [Buffer.from("/"), Buffer.from(n, "latin1")]),
+      ]);
+    writeFileSync(at("r\xff.txt"), "bytes\n");
+    mkdirSync(at("d\xfe"));
+    writeFileSync(at("d\xfe", "f.txt"), "inner\n");
+    // One name not UTF-8, and one whose real name reads as that one is listed.
+    writeFileSync(at("q\xff.txt"), "not UTF-8\n");
+    writeFileSync(at("q\\xff.txt"), "backslash\n");
+    const ui = await openUi(fx);
+    const session = await signIn(ui);
+    const get = (path: string) => raw(ui.port, { path, headers: { Host: ui.host, ...session } });
+    const listing = await get(`/api/goals/${goal_id}/outputs`);
+    expect(JSON.parse(String(listing.body))).toEqual({
+      files: [
+        { name: "d\\xfe/f.txt", size: 6 },
+        { name: "q\\xff.txt", size: 10 },
+        { name: "q\\xff.txt", size: 10 },
+        { name: "r\\xff.txt", size: 6 },
+      ],
+    });
+    const file = (name: string) =>
+      get(`/api/goals/${goal_id}/outputs/${name.split("/").map(encodeURIComponent).join("/")}`);
+    const served = await file("r\\xff.txt");
+    expect(served.status).toBe(200);
+    expect(String(served.body)).toBe("bytes\n");
+    const inner = await file("d\\xfe/f.txt");
+    expect(String(inner.body)).toBe("inner\n");
+    expect((await file("q\\xff.txt")).status).toBe(404);
+  });
+});

@@ -33,6 +33,7 @@ import { AidoError, ErrorCode } from "../../errors.js";
 import type { Runtime } from "../../kernel/runtime.js";
 import { removeTreeNoFollow } from "../../sandbox/folders.js";
 import { INBOX } from "../../sandbox/inputs.js";
+import { displayName } from "../../sandbox/untrusted-files.js";
 import { ensurePrivateDir } from "../../security/private-home.js";
 import { inert } from "../../security/terminal-text.js";
 import { toRpcError } from "../errors.js";
@@ -206,8 +207,10 @@ const MAX_VISITED = 20_000;
 const MAX_DEPTH = 16;
 
 interface OutputEntry {
+  /** The path under the output folder as listed: names that are not UTF-8 with \xNN (displayName). */
   name: string;
-  path: string;
+  /** The file's path as bytes: what the name was on disk. */
+  path: Buffer;
   size: number;
   dev: number;
   ino: number;
@@ -224,22 +227,27 @@ function outputDirOf(rt: Runtime, goalId: string): string {
   return rt.goals.status(goalId).output_dir;
 }
 
+const SLASH = Buffer.from("/");
+
 /**
  * Regular files under `root`, walked with lstat (links, devices, fifos are skipped), in
  * name order within each folder. A folder's names are read one at a time, so a huge one
  * costs no more than the cap: past MAX_VISITED entries in all, what was not read is left
- * out (and which names those are is the file system's order).
+ * out (and which names those are is the file system's order). Names are read as bytes: one
+ * that is not UTF-8, read as a string, no longer reached its file, which was left out in
+ * silence; it is listed with an inert name (its other bytes as \xNN).
  */
 function listOutputs(root: string): OutputListing {
   const files: OutputEntry[] = [];
   let visited = 0;
   let truncated = false;
-  const walk = (dir: string, prefix: string, depth: number) => {
+  const walk = (dir: Buffer, prefix: string, depth: number) => {
     if (depth > MAX_DEPTH) return;
-    const names: string[] = [];
+    const names: Buffer[] = [];
     let d: Dir;
     try {
-      d = opendirSync(dir);
+      // Names as Buffers: Node does this, though its types know only string names here.
+      d = opendirSync(dir, { encoding: "buffer" as BufferEncoding });
     } catch {
       return;
     }
@@ -250,29 +258,38 @@ function listOutputs(root: string): OutputListing {
           break;
         }
         visited++;
-        names.push(e.name);
+        names.push(e.name as unknown as Buffer);
       }
     } catch {
       // the folder went meanwhile: what was read is listed
     } finally {
       d.closeSync();
     }
-    names.sort();
+    names.sort(Buffer.compare);
     for (const n of names) {
       if (files.length >= MAX_LISTED) {
         truncated = true;
         return;
       }
-      const path = join(dir, n);
+      const path = Buffer.concat([dir, SLASH, n]);
       const st = lstatSync(path, { throwIfNoEntry: false });
       if (!st) continue;
-      const name = prefix === "" ? n : `${prefix}/${n}`;
+      const name = prefix === "" ? displayName(n) : `${prefix}/${displayName(n)}`;
       if (st.isDirectory()) walk(path, name, depth + 1);
       else if (st.isFile()) files.push({ name, path, size: st.size, dev: st.dev, ino: st.ino });
     }
   };
-  walk(root, "", 0);
+  walk(Buffer.from(root), "", 0);
   return { files, truncated };
+}
+
+/**
+ * The listed file of that name; undefined when there is none, or more than one (a name
+ * shown with \xNN can be another file's real name: neither is served for it).
+ */
+function listedFile(dir: string, name: string): OutputEntry | undefined {
+  const found = listOutputs(dir).files.filter((e) => e.name === name);
+  return found.length === 1 ? found[0] : undefined;
 }
 
 export function sendOutputList(res: ServerResponse, rt: Runtime, goalParam: string): void {
@@ -320,7 +337,7 @@ export function sendDownloadTicket(
   const { goal_id, name } = parsed.data;
   const dir = goalOutputs(res, rt, encodeURIComponent(goal_id));
   if (dir === undefined) return;
-  if (!listOutputs(dir).files.some((e) => e.name === name)) {
+  if (listedFile(dir, name) === undefined) {
     refused();
     sendError(res, 404, "not_found", "no such output file");
     return;
@@ -349,7 +366,7 @@ export function sendOutput(
     sendError(res, 404, "not_found", "no such output file");
     return;
   }
-  const entry = listOutputs(dir).files.find((e) => e.name === name);
+  const entry = listedFile(dir, name);
   if (entry === undefined) {
     refused();
     sendError(res, 404, "not_found", "no such output file");

@@ -1,0 +1,84 @@
+// A person who is not root: `aido` runs as their uid, and so does the sandbox's task, so the
+// task owns the folders it shares with the host and can take their permissions from their
+// owner. Each `aido` command runs as its own process with that uid (a test run as root
+// switches to uid 1000, in the group of the engine's socket), against the real engine.
+
+import { spawn } from "node:child_process";
+import { chownSync, lstatSync, readdirSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeProject, type Project } from "./fixture.js";
+
+let p: Project;
+const asRoot = process.getuid?.() === 0;
+/** Who `aido` runs as: a plain user who may use the engine's socket. */
+const user = asRoot
+  ? { uid: 1000, gid: statSync("/var/run/docker.sock").gid }
+  : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+
+function chownTree(path: string): void {
+  const st = lstatSync(path);
+  chownSync(path, user.uid, user.gid);
+  if (st.isDirectory()) for (const n of readdirSync(path)) chownTree(join(path, n));
+}
+
+beforeAll(async () => {
+  p = await makeProject();
+  if (asRoot) for (const d of [p.dir, p.home.dir]) chownTree(d);
+}, 120_000);
+afterAll(async () => {
+  await p?.cleanup();
+});
+
+/** `aido ARGV` as its own process, as the plain user. */
+function aido(...argv: string[]): Promise<{ code: number | null; out: string[]; err: string[] }> {
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+  const child = spawn(process.execPath, ["--import", tsx, join(process.cwd(), "src/cli/main.ts"), ...argv], {
+    cwd: p.dir,
+    env: { PATH: process.env.PATH, HOME: p.home.dir, ...p.home.env },
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(asRoot ? { uid: user.uid, gid: user.gid } : {}),
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d) => {
+    out += d;
+  });
+  child.stderr.on("data", (d) => {
+    err += d;
+  });
+  const lines = (t: string) => t.split("\n").filter(Boolean);
+  return new Promise((resolve) =>
+    child.on("close", (code) => resolve({ code, out: lines(out), err: lines(err) })),
+  );
+}
+
+describe("a task that takes the stream folder's permissions from its owner", () => {
+  it("never blocks the next run: the folder's owner access is given back, and said", async () => {
+    // `chmod 555 /aido/stream` (or 000) by a task made every later `aido run` in the
+    // sandbox fail: the host, as the same plain user, could no longer make the run's
+    // stream files there.
+    p.write("sandbox.yaml", "runtime: python:3.11\n");
+    if (asRoot) chownTree(join(p.dir, "sandbox.yaml"));
+    const up = await aido("sandbox", "up");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const stream = join(p.dir, ".aido", "sandboxes", id, "stream");
+    expect(statSync(stream).uid).toBe(user.uid);
+    for (const mode of ["555", "000"]) {
+      const take = await aido("run", "sh", "-c", `chmod ${mode} /aido/stream`);
+      expect(take.code, take.err.join("\n")).toBe(0);
+      expect((statSync(stream).mode & 0o777).toString(8).padStart(3, "0")).toBe(mode);
+      const next = await aido("run", "sh", "-c", "echo after");
+      expect(next.err.join("\n")).toContain(
+        `the stream folder had its owner's access taken (mode ${mode}, by a task); it was given back (u+rwx)`,
+      );
+      expect(next.code, next.err.join("\n")).toBe(0);
+      expect(next.out).toEqual(["after"]);
+    }
+    const destroy = await aido("sandbox", "destroy", id);
+    expect(destroy.code, destroy.err.join("\n")).toBe(0);
+  }, 180_000);
+});
