@@ -3,8 +3,9 @@
 // aborts the agent's model call and tool calls in flight, revokes its capability token
 // (which revokes every token issued under it), ends its Allow-Session approvals and closes
 // its pending approval requests as expired (their waiting calls fail at once), drops
-// what the gate kept for it (its turn's snapshot-before-mutation), closes its budget account (the unspent carve-out returns to the parent) and audits
-// agent.stopped before announcing it. Nothing else in the runtime may drop an agent, so
+// what the gate kept for it (its turn's snapshot-before-mutation), closes its budget
+// account (the unspent carve-out returns to the parent) and audits agent.stopped before
+// announcing it; what it writes is one commit. Nothing else in the runtime may drop an agent, so
 // none of these steps can be forgotten on some other path (the aaOS lesson).
 //
 // Admission limits (agents per goal, depth, children per agent) are held by an
@@ -329,36 +330,48 @@ export class AgentRegistry {
       if (this.agents.get(child)) this.stopAgent(child, `parent ${id} stopped: ${reason}`);
     }
     a.abort.abort(new AidoError(ErrorCode.cancelled, `agent ${id} stopped: ${reason}`, { agent_id: id }));
+    // One commit for the revocation, its approvals closed, its budget account closed and its
+    // two audit entries (token.revoked, agent.stopped) with the agent's row: the stop is on
+    // record whole or not at all. Should it fail (the audit cannot be written), nothing of
+    // it is, and the token is still revoked on its own before the failure surfaces: an agent
+    // whose stop is not on record must not keep a valid token.
     try {
-      const revoked = tokens.revoke(a.token.id);
-      audit.record(
-        "token.revoked",
-        { token_id: a.token.id, revoked, reason },
-        { goalId: a.goalId, agentId: id },
-      );
+      db.transaction(() => {
+        try {
+          const revoked = tokens.revoke(a.token.id);
+          audit.record(
+            "token.revoked",
+            { token_id: a.token.id, revoked, reason },
+            { goalId: a.goalId, agentId: id },
+          );
+        } catch (e) {
+          // Already revoked through an ancestor's cascade: nothing left to revoke.
+          if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
+        }
+        approvals.closeAgent(id, reason);
+        if (a.ownsAccount) {
+          try {
+            budget.close(a.budgetAccount);
+          } catch (e) {
+            if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
+          }
+        }
+        audit.record("agent.stopped", { reason }, { goalId: a.goalId, agentId: id });
+        prepared(db, "UPDATE agents SET state = 'stopped', stopped_at = ?, stop_reason = ? WHERE id = ?").run(
+          Date.now(),
+          reason,
+          id,
+        );
+      }).immediate();
     } catch (e) {
-      // Already revoked through an ancestor's cascade: nothing left to revoke.
-      if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
-    }
-    approvals.closeAgent(id, reason);
-    gate.agentStopped(id);
-    if (a.ownsAccount) {
       try {
-        budget.close(a.budgetAccount);
-      } catch (e) {
-        if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
+        tokens.revoke(a.token.id);
+      } catch {
+        // The failure above is the one to report.
       }
+      throw e;
     }
-    // The entry and the agent's row change in one commit (the entry nested as a savepoint):
-    // the row still changes only together with a durable entry.
-    db.transaction(() => {
-      audit.record("agent.stopped", { reason }, { goalId: a.goalId, agentId: id });
-      prepared(db, "UPDATE agents SET state = 'stopped', stopped_at = ?, stop_reason = ? WHERE id = ?").run(
-        Date.now(),
-        reason,
-        id,
-      );
-    }).immediate();
+    gate.agentStopped(id);
     a.state = "stopped";
     a.stopReason = reason;
     events.emit("agent.stopped", a.goalId, { agentId: id, reason, state: "stopped" });

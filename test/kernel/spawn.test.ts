@@ -249,6 +249,40 @@ describe("stopAgent", () => {
     expect(audited).toEqual([childId, lead.agent_id]);
   });
 
+  it.each(["token.revoked", "agent.stopped"])(
+    "records a stop whole or not at all, and still revokes the token when its %s entry cannot be written",
+    async (kind) => {
+      h = await openHarness(server);
+      const lead = h.rt.spawnAgent(parent());
+      const token = h.rt.registry.require(lead.agent_id).token;
+      // The audit refuses one of the stop's entries (as a full disk would).
+      h.rt.db.exec(
+        `CREATE TRIGGER refuse_stop BEFORE INSERT ON audit WHEN NEW.kind = '${kind}'
+       BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+      );
+      expect(() => h.rt.stopAgent(lead.agent_id, "operator said stop")).toThrow(/disk full/);
+      // Nothing of the stop is on record: no revocation entry without the stop it belongs to,
+      // the agent's row and its budget account as they were.
+      expect(h.rt.audit.query({ kind: "token.revoked" })).toEqual([]);
+      const row = h.rt.db.prepare("SELECT state FROM agents WHERE id = ?").pluck().get(lead.agent_id);
+      expect(row).not.toBe("stopped");
+      const account = h.rt.registry.require(lead.agent_id).budgetAccount;
+      expect(h.rt.budget.get(account).closed).toBe(0);
+      // Yet the token is revoked, on disk too (another connection reads it there).
+      const revoked = h.rt.db.prepare("SELECT token_id FROM capability_revocations").pluck().all();
+      expect(revoked).toContain(token.id);
+      const denied = await h.rt.gate
+        .invoke(principalOf(h.rt.env, h.rt.registry.require(lead.agent_id)), {
+          name: "skill_read",
+          input: { name: "write-report" },
+        })
+        .catch((e) => e);
+      expect(denied).toBeInstanceOf(GateDenied);
+      expect(denied.code).toBe("token_invalid");
+      expect(h.rt.audit.verify().ok).toBe(true);
+    },
+  );
+
   it("frees the admission slot when a spawn fails half-way", async () => {
     h = await openHarness(server, {
       config: (c) => {
