@@ -63,13 +63,14 @@ export class ClusterGoalRunner {
   private readonly log: NodeContext["log"];
 
   /**
-   * `sure`: whether the node may take its goals as still its own (false from a pause past its
-   * lease until its heartbeat has looked: node.ts). A goal's end waits for it, so that what the
-   * goal did meanwhile, held until then (owned-mirror.ts), goes out before the end, not dropped.
+   * `untilSure`: resolves once the node may take its goals as still its own (not from a pause
+   * past its lease until its heartbeat has looked: node.ts), or once it left. A goal's end waits
+   * for it, so that what the goal did meanwhile, held until then (owned-mirror.ts), goes out
+   * before the end, not dropped.
    */
   constructor(
     private readonly ctx: NodeContext,
-    private readonly sure: () => boolean = () => true,
+    private readonly untilSure: () => Promise<void> = async () => {},
   ) {
     ({
       config: this.config,
@@ -259,7 +260,7 @@ export class ClusterGoalRunner {
     }
     // Not while the node is unsure of its goals: writing the end made it forget the goal, and
     // the events held of it since the pause were dropped (the follower saw only the end).
-    while (!this.sure()) await new Promise((r) => setTimeout(r, 50));
+    await this.untilSure();
     await this.ends.write(
       goalId,
       s.state === "failed" && this.rt.goals.endedByClose(goalId) ? "held" : "sent",
@@ -409,10 +410,9 @@ export class ClusterGoalRunner {
     return r === "elsewhere" ? "elsewhere" : "handled";
   }
 
-  /** Redis answers again: recover against it, and write the ends it did not take. */
-  async catchUp(): Promise<void> {
+  /** Redis answers again: the next retryEnds (the node's next heartbeat) recovers against it. */
+  recoveryNeeded(): void {
     this.recoveryDue = true;
-    await this.retryEnds();
   }
 
   /**

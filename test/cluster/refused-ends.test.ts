@@ -267,9 +267,11 @@ describe("a goal's end retried by two writers at once (overlapping heartbeats, a
     await runner.awaitLocalEnd(jobOf(goalId), undefined);
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
     await writable([]);
-    // The interval's heartbeat and the one a reconnect runs after its catch-up do not wait
-    // for each other.
-    await Promise.all([runner.retryEnds(), runner.retryEnds(), runner.catchUp()]);
+    // Writers of one end that do not wait for each other (the heartbeat's retry, one with a
+    // recovery due, as after a reconnect).
+    const retry = runner.retryEnds();
+    runner.recoveryNeeded();
+    await Promise.all([retry, runner.retryEnds(), runner.retryEnds()]);
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
     expect(logs.filter((l) => l.includes("another node ended or took over"))).toEqual([]);
@@ -314,7 +316,8 @@ describe("a restarted node's recovery that Redis did not answer in full", () => 
     const { runner, logs } = ownerNode([succeeded(goalId)]);
     // The goal index refuses writes; the goals' hashes and streams take them.
     await writable(["bull:*", "aido:[^g]*", "aido:goal:*", "aido:goal-ends"]);
-    await runner.catchUp();
+    runner.recoveryNeeded();
+    await runner.retryEnds();
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
     expect(logs.filter((l) => l.includes("recovery against Redis failed"))).toEqual([]);
     await raw.zrem("aido:goals", "g_expiredhash");
@@ -335,7 +338,8 @@ describe("a restarted node's recovery that Redis did not answer in full", () => 
       "~aido:goal:*",
       "~aido:goal-ends",
     );
-    await runner.catchUp();
+    runner.recoveryNeeded();
+    await runner.retryEnds();
     await runner.retryEnds();
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
     expect(logs.filter((l) => l.includes("recovery against Redis failed"))).toHaveLength(1);
