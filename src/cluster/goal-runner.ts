@@ -20,8 +20,7 @@ import { type Job, ErrorCode as QueueErrorCode, WaitingError } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { CancelMarks } from "./cancel-marks.js";
-import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
-import { publishEnd } from "./event-stream.js";
+import { type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import { GoalEnds } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
@@ -57,7 +56,6 @@ export class ClusterGoalRunner {
   private recoveryFailed: string | undefined;
   private readonly config: NodeContext["config"];
   private readonly rt: NodeContext["rt"];
-  private readonly redis: NodeContext["redis"];
   private readonly mirror: NodeContext["mirror"];
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
@@ -72,14 +70,7 @@ export class ClusterGoalRunner {
     private readonly ctx: NodeContext,
     private readonly untilSure: () => Promise<void> = async () => {},
   ) {
-    ({
-      config: this.config,
-      rt: this.rt,
-      redis: this.redis,
-      mirror: this.mirror,
-      identity: this.identity,
-      log: this.log,
-    } = ctx);
+    ({ config: this.config, rt: this.rt, mirror: this.mirror, identity: this.identity, log: this.log } = ctx);
     // A goal whose end is written (or that another node ended or took over) is not run here.
     this.ends = new GoalEnds(ctx, (goalId) => {
       this.owned.delete(goalId);
@@ -401,13 +392,21 @@ export class ClusterGoalRunner {
       );
       await dropApprovalsOf(this.ctx, goalId).catch(() => {});
       const s = await this.mirror.status(goalId);
-      if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+      if (s) await this.ends.announceWritten(goalId, s);
       return "handled";
     }
     settle(false);
     // Its model calls had started (it ends failed by the shutdown, as it would have) or it
     // ended: nothing more to do. Taken by another node: the caller routes the cancel there.
     return r === "elsewhere" ? "elsewhere" : "handled";
+  }
+
+  /**
+   * Announce the end this node wrote to a goal's hash outside write() (a queued goal's
+   * cancel, a dead node's goal failed here), retried with the heartbeats (goal-ends.ts).
+   */
+  announceEnd(goalId: string, end: GoalStatus): Promise<void> {
+    return this.ends.announceWritten(goalId, end);
   }
 
   /** Redis answers again: the next retryEnds (the node's next heartbeat) recovers against it. */

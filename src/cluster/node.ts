@@ -117,7 +117,12 @@ export class ClusterNode implements Liveness {
     this.identity = ctx.identity;
     // Not sure of its goals after a pause until stopLost ran; sure again once it left.
     this.runner = new ClusterGoalRunner(ctx, () => this.untilSure({ orLeft: true }));
-    this.goals = new ClusterGoals(ctx, queue, (goalId) => this.runner.cancel(goalId));
+    this.goals = new ClusterGoals(
+      ctx,
+      queue,
+      (goalId) => this.runner.cancel(goalId),
+      (goalId, end) => this.runner.announceEnd(goalId, end),
+    );
     this.intake = new JobIntake(ctx, queue, this.runner, this);
     const max = ctx.config.inference.clusterMaxConcurrent;
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
