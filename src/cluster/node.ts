@@ -30,6 +30,7 @@ import { ClusterGoals } from "./goal-view.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
 import { InferenceSlots } from "./inference-slots.js";
 import { JobIntake, type Liveness } from "./job-intake.js";
+import { listNodes, type NodeStatus, redisPersistence } from "./node-status.js";
 import { OwnedMirror } from "./owned-mirror.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
 import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS } from "./redis-url.js";
@@ -55,20 +56,6 @@ declare module "../security/audit-events.js" {
     /** A failed job whose goal was queued (given back meanwhile) put back to waiting by this node. */
     "cluster.goal_requeued": { reason: string };
   }
-}
-
-/** One node as `cluster.status` lists it. */
-export interface NodeStatus {
-  node_id: string;
-  alive: boolean;
-  last_heartbeat: string | null;
-  key_id: string;
-  host: string;
-  pid: number;
-  /** Goals running there, and how many it takes at once. */
-  running: number;
-  capacity: number;
-  goals: string[];
 }
 
 /** BullMQ's stalled-job limit: high on purpose, a stalled job's fate is decided by the runner. */
@@ -288,46 +275,14 @@ export class ClusterNode implements Liveness {
     return this.runner.beforeFirstModelCall(goalId);
   }
 
-  /**
-   * Whether Redis keeps the cluster's state on disk: "aof" (appendonly), "rdb" (save
-   * points), both, "none" (a Redis restart loses the queued goals and the goals' view), or
-   * "unknown" when Redis refuses CONFIG (managed services often do) or does not answer.
-   */
-  async redisPersistence(): Promise<RedisPersistence> {
-    try {
-      const get = (key: string) =>
-        withTimeout(this.ctx.redis.config("GET", key) as Promise<string[]>, REDIS_ANSWER_MS);
-      const [, aof] = await get("appendonly");
-      const [, save] = await get("save");
-      if (aof === undefined || save === undefined) return "unknown";
-      const kinds = [aof === "yes" ? "aof" : "", save.trim() !== "" ? "rdb" : ""].filter((k) => k !== "");
-      return kinds.length === 0 ? "none" : (kinds.join("+") as RedisPersistence);
-    } catch {
-      return "unknown";
-    }
+  /** How Redis keeps the cluster's state (node-status.ts). */
+  redisPersistence(): Promise<RedisPersistence> {
+    return redisPersistence(this.ctx.redis);
   }
 
-  /** cluster.status: every node that ever joined, whether it heartbeats, its load and goals. */
-  async nodes(): Promise<NodeStatus[]> {
-    const ids = (await readMirror(() => this.ctx.redis.smembers(RedisKeys.nodes))).sort();
-    const pipe = this.ctx.redis.pipeline();
-    for (const id of ids) pipe.hgetall(RedisKeys.node(id)).exists(RedisKeys.alive(id));
-    const rows = (await readMirror(() => pipe.exec())) ?? [];
-    return ids.map((id, i) => {
-      const h = (rows[2 * i]?.[1] ?? {}) as Record<string, string>;
-      const beat = h.last_heartbeat ? Number(h.last_heartbeat) : undefined;
-      return {
-        node_id: id,
-        alive: rows[2 * i + 1]?.[1] === 1,
-        last_heartbeat: beat === undefined ? null : new Date(beat).toISOString(),
-        key_id: h.key_id ?? "",
-        host: h.host ?? "",
-        pid: Number(h.pid ?? 0),
-        running: Number(h.running ?? 0),
-        capacity: Number(h.capacity ?? 0),
-        goals: h.goals ? (JSON.parse(h.goals) as string[]) : [],
-      };
-    });
+  /** cluster.status: every node that ever joined (node-status.ts). */
+  nodes(): Promise<NodeStatus[]> {
+    return listNodes(this.ctx);
   }
 
   /**
