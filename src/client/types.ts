@@ -3,7 +3,7 @@
 // zod schemas, so the client and the server cannot disagree about a field's name.
 
 import type { NodeAuditResult } from "../cluster/audit-heads.js";
-import type { NodeStatus } from "../cluster/node.js";
+import type { NodeStatus } from "../cluster/node-status.js";
 import type { RedisPersistence } from "../cluster/redis-url.js";
 import type { WireEvent } from "../daemon/events.js";
 import type { MethodName as DaemonMethodName, ParamsInput } from "../daemon/schemas.js";

@@ -56,25 +56,6 @@ function flushEvents(redis: Redis): void {
 }
 
 /**
- * Say on the goal-ends stream that a goal's end is in its mirrored hash, so goal.wait
- * callers on every node re-read it (GoalEndWatch). Only once the hash says so: a waiter woken
- * earlier would read the goal still running.
- */
-export function announceEnd(redis: Redis, goalId: string, log: (m: string) => void): void {
-  redis
-    .xadd(RedisKeys.goalEnds, "MAXLEN", "~", GOAL_ENDS_MAXLEN, "*", "g", goalId)
-    .catch((e: unknown) => log(`announcing the end of ${goalId} failed: ${errorMessage(e)}`));
-}
-
-/** A goal's end written to its mirrored hash by this node: the event, then the announcement. */
-export function publishEnd(redis: Redis, ev: ClusterEvent, log: (m: string) => void): void {
-  publishEvent(redis, ev, log);
-  const goalId = ev.goal_id;
-  // After the turn's events: a waiter woken by it finds the end in the goal's stream too.
-  if (goalId !== null) setImmediate(() => announceEnd(redis, goalId, log));
-}
-
-/**
  * The end its owner wrote to a goal's hash, announced and waited for (goal-ends.ts retries it
  * when Redis refuses): `ev`, its goal.finished, when it is to go out, then the goal-ends
  * entry. One transaction, so that a refusal leaves none of it. Throws what Redis refused.

@@ -11,7 +11,9 @@
 // here), kept with the end itself. Each end is announced finished once: only the write that
 // lands announces it, and a retry sends its goal.finished only when the goal's stream does
 // not hold this node's already (endPublished), whoever retries it — a heartbeat, or a second
-// take of the goal's job handed back to this node.
+// take of the goal's job handed back to this node. Ends this node wrote by another
+// compare-and-set (a cancel before the goal started, a dead node's goal failed here) are
+// announced, and retried, the same way (announceWritten).
 // recover(): when Redis answers, goals the mirror says run here that this process does not
 // run (the node restarted) end as the local record says, or failed when there is none.
 
@@ -113,7 +115,8 @@ export class GoalEnds {
         return;
       }
     }
-    if (this.unwritten.delete(goalId))
+    // Logged only for an end that waited for a retry (why: what Redis said then).
+    if (this.unwritten.delete(goalId) && waiting?.why)
       log(
         wrote
           ? `cluster: the end of goal ${goalId} is written to Redis now`
@@ -136,6 +139,18 @@ export class GoalEnds {
       goalId,
       publish ? { ...goalEndEvent(ended), node: identity.nodeId } : undefined,
     );
+  }
+
+  /**
+   * Announce an end this node wrote to the goal's hash by its own compare-and-set (a cancel of
+   * a goal that had not started, a dead node's goal failed here): as write() announces the
+   * ends it writes, and again with each heartbeat while Redis refuses the announcement (a
+   * follower on another node would otherwise never see the goal end). Never throws.
+   */
+  async announceWritten(goalId: string, end: GoalStatus): Promise<void> {
+    if (!this.unwritten.has(goalId))
+      this.unwritten.set(goalId, { why: "", event: "held", end, written: true });
+    await this.write(goalId, "held", end);
   }
 
   /** Write a goal that never ran here as failed with `error` (announced with the write). */

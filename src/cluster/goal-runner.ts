@@ -4,8 +4,8 @@
 //   runHere(): unpack the inputs, submit the goal to this node's Runtime under its id (the
 //     Runtime admits it against this node's config), wait for its end, write that end.
 //   beforeFirstModelCall(): the mark that decides the fate of a goal whose node dies.
-//   giveBack(): a goal taken while the node began to shut down, or ended by the shutdown
-//     before its first model call, goes back to the queue for any node instead of failing.
+//   giveBack() (give-back.ts): a goal taken while the node began to shut down, or ended by
+//     the shutdown before its first model call, goes back to the queue for any node.
 //   cancel(): a goal.cancel for a goal whose hash says this node runs it. Once the goal is in
 //     this Runtime, the Runtime cancels it. Before (claimed, inputs still unpacking) and after
 //     (ended by the shutdown, not yet given back) the cancel ends it in Redis at once and
@@ -16,12 +16,12 @@
 //     written to Redis by goal-ends.ts, again with each heartbeat and when Redis answers
 //     again (retryEnds) while Redis does not take them.
 
-import { type Job, ErrorCode as QueueErrorCode, WaitingError } from "bullmq";
+import type { Job } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { CancelMarks } from "./cancel-marks.js";
-import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
-import { publishEnd } from "./event-stream.js";
+import type { NodeContext } from "./context.js";
+import { giveBack } from "./give-back.js";
 import { GoalEnds } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
@@ -57,28 +57,21 @@ export class ClusterGoalRunner {
   private recoveryFailed: string | undefined;
   private readonly config: NodeContext["config"];
   private readonly rt: NodeContext["rt"];
-  private readonly redis: NodeContext["redis"];
   private readonly mirror: NodeContext["mirror"];
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
 
   /**
-   * `sure`: whether the node may take its goals as still its own (false from a pause past its
-   * lease until its heartbeat has looked: node.ts). A goal's end waits for it, so that what the
-   * goal did meanwhile, held until then (owned-mirror.ts), goes out before the end, not dropped.
+   * `untilSure`: resolves once the node may take its goals as still its own (not from a pause
+   * past its lease until its heartbeat has looked: node.ts), or once it left. A goal's end waits
+   * for it, so that what the goal did meanwhile, held until then (owned-mirror.ts), goes out
+   * before the end, not dropped.
    */
   constructor(
     private readonly ctx: NodeContext,
-    private readonly sure: () => boolean = () => true,
+    private readonly untilSure: () => Promise<void> = async () => {},
   ) {
-    ({
-      config: this.config,
-      rt: this.rt,
-      redis: this.redis,
-      mirror: this.mirror,
-      identity: this.identity,
-      log: this.log,
-    } = ctx);
+    ({ config: this.config, rt: this.rt, mirror: this.mirror, identity: this.identity, log: this.log } = ctx);
     // A goal whose end is written (or that another node ended or took over) is not run here.
     this.ends = new GoalEnds(ctx, (goalId) => {
       this.owned.delete(goalId);
@@ -259,7 +252,7 @@ export class ClusterGoalRunner {
     }
     // Not while the node is unsure of its goals: writing the end made it forget the goal, and
     // the events held of it since the pause were dropped (the follower saw only the end).
-    while (!this.sure()) await new Promise((r) => setTimeout(r, 50));
+    await this.untilSure();
     await this.ends.write(
       goalId,
       s.state === "failed" && this.rt.goals.endedByClose(goalId) ? "held" : "sent",
@@ -267,68 +260,13 @@ export class ClusterGoalRunner {
     return s.state;
   }
 
-  /**
-   * Hand a goal that never reached its first model call here back to the queue, for any node
-   * (this one is shutting down). The hash goes back to queued only while this node owns it
-   * and no model call started (compare-and-set), then the job goes back to waiting, and the
-   * WaitingError this throws tells BullMQ so. Returns when the goal cannot be given back (a
-   * model call started, it was cancelled meanwhile, or Redis does not answer): it then ends
-   * as it would have. "not ours": the hash is not this node's running goal any more (another
-   * node ended or took it over, or a model call of it started).
-   */
-  private async giveBack(
+  /** giveBack (give-back.ts) for this node: `forget` drops the goal from those it owns. */
+  private giveBack(
     job: Job<GoalJob>,
     token: string | undefined,
     reason: string,
   ): Promise<"not ours" | undefined> {
-    const goalId = job.data.goal_id;
-    const nodeId = this.identity.nodeId;
-    // A cancelled goal is never given back (cancel() ended it in Redis, queued or not).
-    if (token === undefined || (await this.marks.took(goalId))) return;
-    // "queued": given back already by this node's other take of the same job (its lock had
-    // lapsed and this node's worker took it again). The job this take holds goes back to
-    // waiting all the same: completed, it would be removed, leaving the goal queued with no job.
-    let first: boolean;
-    try {
-      const released = await this.mirror.release(goalId, nodeId);
-      if (released === "kept") return "not ours";
-      first = released === "released";
-    } catch (e) {
-      this.log(`cluster: could not give goal ${goalId} back to the queue: ${errorMessage(e)}`);
-      return;
-    }
-    // A cancel that came while the hash was released ends it there (queued -> cancelled): the
-    // job then completes here rather than go back for a node that would skip it.
-    if (await this.marks.took(goalId)) return;
-    try {
-      // Bounded: the worker's connection waits for Redis forever, and shutdown waits for this.
-      await withTimeout(job.moveToWait(token), REDIS_ANSWER_MS);
-    } catch (e) {
-      this.log(`cluster: could not put goal ${goalId}'s job back in the queue: ${errorMessage(e)}`);
-      // The job's lock is not this node's any more (it lapsed, or another worker holds the
-      // job): the job is still in BullMQ and reaches a node — its holder, a survivor's stalled
-      // check, or the failed-job sweep (JobIntake.requeueOrphans) — that claims the queued
-      // hash. It is not taken back; the goal stays given back.
-      if (!lockLost(e)) {
-        // Otherwise take the goal again, so that it ends here as it would have.
-        const c = await this.mirror.claim(goalId, nodeId).catch(() => undefined);
-        if (c?.kind === "claimed") return;
-      }
-      // The hash says queued (or another node has it now): the job must not complete here,
-      // which would remove it and leave a queued goal no node ever takes. Thrown, it fails
-      // (kept) if this node still holds it, and the sweep puts it back while its goal is queued.
-      this.owned.delete(goalId);
-      if (first) this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
-      await dropApprovalsOf(this.ctx, goalId).catch(() => {});
-      throw new Error(`goal ${goalId} given back, but its job could not go back here: ${errorMessage(e)}`);
-    }
-    this.owned.delete(goalId);
-    if (first) {
-      this.rt.audit.record("cluster.goal_released", { reason }, { goalId });
-      await dropApprovalsOf(this.ctx, goalId).catch(() => {});
-      this.log(`cluster: goal ${goalId} given back to the queue: ${reason}`);
-    }
-    throw new WaitingError(`goal ${goalId} given back to the queue: ${reason}`);
+    return giveBack(this.ctx, this.marks, job, token, reason, () => this.owned.delete(job.data.goal_id));
   }
 
   /** A goal cancel() ended before it started here: nothing of it stays. */
@@ -400,7 +338,7 @@ export class ClusterGoalRunner {
       );
       await dropApprovalsOf(this.ctx, goalId).catch(() => {});
       const s = await this.mirror.status(goalId);
-      if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+      if (s) await this.ends.announceWritten(goalId, s);
       return "handled";
     }
     settle(false);
@@ -409,10 +347,17 @@ export class ClusterGoalRunner {
     return r === "elsewhere" ? "elsewhere" : "handled";
   }
 
-  /** Redis answers again: recover against it, and write the ends it did not take. */
-  async catchUp(): Promise<void> {
+  /**
+   * Announce the end this node wrote to a goal's hash outside write() (a queued goal's
+   * cancel, a dead node's goal failed here), retried with the heartbeats (goal-ends.ts).
+   */
+  announceEnd(goalId: string, end: GoalStatus): Promise<void> {
+    return this.ends.announceWritten(goalId, end);
+  }
+
+  /** Redis answers again: the next retryEnds (the node's next heartbeat) recovers against it. */
+  recoveryNeeded(): void {
     this.recoveryDue = true;
-    await this.retryEnds();
   }
 
   /**
@@ -472,10 +417,4 @@ export class ClusterGoalRunner {
       { goal_id: goalId },
     );
   }
-}
-
-/** A BullMQ refusal because the job's lock is missing or held by another worker's token. */
-function lockLost(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
-  return code === QueueErrorCode.JobLockNotExist || code === QueueErrorCode.JobLockMismatch;
 }

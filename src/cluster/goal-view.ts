@@ -17,8 +17,8 @@ import type { Runtime } from "../kernel/runtime.js";
 import type { ApprovalDecision } from "../security/approvals.js";
 import { mirroredApproval } from "./approval-view.js";
 import { type Command, sendCommand } from "./commands.js";
-import { goalEndEvent, type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
-import { GoalEndWatch, publishEnd } from "./event-stream.js";
+import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
+import { GoalEndWatch } from "./event-stream.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
 import type { GoalJob } from "./goal-runner.js";
 import { packInputs } from "./job-inputs.js";
@@ -61,6 +61,8 @@ export class ClusterGoals {
     private readonly queue: Queue<GoalJob>,
     /** The cancel of a goal whose hash says this node runs it (ClusterGoalRunner.cancel). */
     private readonly cancelOwn: (goalId: string) => Promise<"handled" | "elsewhere">,
+    /** Announce an end this node wrote, retried while Redis refuses it (ClusterGoalRunner.announceEnd). */
+    private readonly announceEnd: (goalId: string, end: GoalStatus) => Promise<void>,
   ) {
     ({
       config: this.config,
@@ -297,7 +299,7 @@ export class ClusterGoals {
       if (r.kind === "cancelled") {
         await this.queue.remove(goalId).catch(() => 0);
         const s = await this.status(goalId);
-        publishEnd(this.redis, { ...goalEndEvent(s), node: this.identity.nodeId }, this.log);
+        await this.announceEnd(goalId, s);
         return s;
       }
       if (r.kind !== "running") return this.status(goalId);

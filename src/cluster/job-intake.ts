@@ -17,8 +17,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Job, Queue } from "bullmq";
 import { errorMessage } from "../errors.js";
 import { isGoalId } from "../kernel/goals.js";
-import { goalEndEvent, type NodeContext } from "./context.js";
-import { publishEnd } from "./event-stream.js";
+import type { NodeContext } from "./context.js";
 import type { ClusterGoalRunner, GoalJob } from "./goal-runner.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
 import { RedisKeys } from "./redis-keys.js";
@@ -125,7 +124,7 @@ export class JobIntake {
           );
           await dropApprovalsOf(this.ctx, goalId);
           const s = await this.mirror.status(goalId);
-          if (s) publishEnd(this.redis, { ...goalEndEvent(s), node: nodeId }, this.log);
+          if (s) await this.runner.announceEnd(goalId, s);
           this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
         }
         return "failed";

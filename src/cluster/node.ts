@@ -30,6 +30,7 @@ import { ClusterGoals } from "./goal-view.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
 import { InferenceSlots } from "./inference-slots.js";
 import { JobIntake, type Liveness } from "./job-intake.js";
+import { listNodes, type NodeStatus, redisPersistence } from "./node-status.js";
 import { OwnedMirror } from "./owned-mirror.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
 import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS } from "./redis-url.js";
@@ -57,20 +58,6 @@ declare module "../security/audit-events.js" {
   }
 }
 
-/** One node as `cluster.status` lists it. */
-export interface NodeStatus {
-  node_id: string;
-  alive: boolean;
-  last_heartbeat: string | null;
-  key_id: string;
-  host: string;
-  pid: number;
-  /** Goals running there, and how many it takes at once. */
-  running: number;
-  capacity: number;
-  goals: string[];
-}
-
 /** BullMQ's stalled-job limit: high on purpose, a stalled job's fate is decided by the runner. */
 const MAX_STALLED = 1_000;
 
@@ -95,8 +82,18 @@ export class ClusterNode implements Liveness {
   private stopped = false;
   /** When the heartbeat timer last fired: a gap longer than a lease means the node was paused. */
   private lastBeatAt = Date.now();
-  /** Paused past its lease, and stopLost has not run since: its goals may be others' now. */
+  /** Paused past its lease, and no look (stopLost) begun since has ended: its goals may be others' now. */
   private unsure = false;
+  /**
+   * How many pauses past the lease the heartbeat timer has found. A look counts only if none
+   * was found while it ran: one begun before a pause read which goals were this node's before
+   * a survivor may have taken them in that pause.
+   */
+  private pauses = 0;
+  /** The heartbeat under way: one at a time (a slow Redis can make one outlast the interval). */
+  private beating: Promise<void> | undefined;
+  /** Waiters of untilSure, woken when the node becomes sure of its goals again or leaves. */
+  private readonly sureAgain = new Set<() => void>();
   /** Whether this node's log was found to no longer hold its published head (audited once). */
   private readonly headDiverged = { reported: false };
 
@@ -106,8 +103,13 @@ export class ClusterNode implements Liveness {
   ) {
     this.identity = ctx.identity;
     // Not sure of its goals after a pause until stopLost ran; sure again once it left.
-    this.runner = new ClusterGoalRunner(ctx, () => this.stopped || this.sure());
-    this.goals = new ClusterGoals(ctx, queue, (goalId) => this.runner.cancel(goalId));
+    this.runner = new ClusterGoalRunner(ctx, () => this.untilSure({ orLeft: true }));
+    this.goals = new ClusterGoals(
+      ctx,
+      queue,
+      (goalId) => this.runner.cancel(goalId),
+      (goalId, end) => this.runner.announceEnd(goalId, end),
+    );
     this.intake = new JobIntake(ctx, queue, this.runner, this);
     const max = ctx.config.inference.clusterMaxConcurrent;
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
@@ -121,13 +123,35 @@ export class ClusterNode implements Liveness {
    * such a goal, and its calls' signals end the wait.
    */
   async inferenceSlot(provider: string, signal?: AbortSignal): Promise<() => void> {
-    while (!this.sure()) {
-      if (signal?.aborted) throw new AidoError(ErrorCode.cancelled, `inference on ${provider} cancelled`, {});
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await this.untilSure({ ...(signal ? { signal } : {}) });
     // The look just stopped the goal (another node's now): no call.
     if (signal?.aborted) throw new AidoError(ErrorCode.cancelled, `inference on ${provider} cancelled`, {});
     return this.slots ? this.slots.acquire(provider, signal) : () => {};
+  }
+
+  /**
+   * Resolves once the node is sure of its goals (at once when it is), or, with `orLeft`, once
+   * it left (what it does then is its shutdown's); with `signal`, also once that aborts (the
+   * caller looks at it). Woken by the look that makes the node sure, and by stop().
+   */
+  private async untilSure(opts: { signal?: AbortSignal; orLeft?: boolean }): Promise<void> {
+    const { signal, orLeft = false } = opts;
+    while (!this.sure() && !(orLeft && this.stopped) && !signal?.aborted) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.sureAgain.delete(wake);
+          signal?.removeEventListener("abort", wake);
+          resolve();
+        };
+        this.sureAgain.add(wake);
+        signal?.addEventListener("abort", wake);
+      });
+    }
+  }
+
+  /** Wake the untilSure waiters (each looks again whether it may go on). */
+  private wakeSure(): void {
+    for (const wake of [...this.sureAgain]) wake();
   }
 
   /** approval.list for the whole cluster (approval-view.ts). */
@@ -189,7 +213,9 @@ export class ClusterNode implements Liveness {
     );
     const connected = () => {
       this.readySince = Date.now();
-      void this.runner.catchUp().then(() => this.beat());
+      // Recovery and the ends Redis did not take go with the heartbeat, one at a time.
+      this.runner.recoveryNeeded();
+      this.tick();
       // Approvals an earlier process of this node left pending in the cluster's list.
       void this.owned
         ?.settleStale()
@@ -236,7 +262,7 @@ export class ClusterNode implements Liveness {
       lastError = "";
     });
     this.worker = worker;
-    this.heartbeat = setInterval(() => void this.beat(), config.cluster.heartbeatMs);
+    this.heartbeat = setInterval(() => this.tick(), config.cluster.heartbeatMs);
   }
 
   /** audit.verify {cluster: true}: every node's chain against the head it published. */
@@ -249,46 +275,14 @@ export class ClusterNode implements Liveness {
     return this.runner.beforeFirstModelCall(goalId);
   }
 
-  /**
-   * Whether Redis keeps the cluster's state on disk: "aof" (appendonly), "rdb" (save
-   * points), both, "none" (a Redis restart loses the queued goals and the goals' view), or
-   * "unknown" when Redis refuses CONFIG (managed services often do) or does not answer.
-   */
-  async redisPersistence(): Promise<RedisPersistence> {
-    try {
-      const get = (key: string) =>
-        withTimeout(this.ctx.redis.config("GET", key) as Promise<string[]>, REDIS_ANSWER_MS);
-      const [, aof] = await get("appendonly");
-      const [, save] = await get("save");
-      if (aof === undefined || save === undefined) return "unknown";
-      const kinds = [aof === "yes" ? "aof" : "", save.trim() !== "" ? "rdb" : ""].filter((k) => k !== "");
-      return kinds.length === 0 ? "none" : (kinds.join("+") as RedisPersistence);
-    } catch {
-      return "unknown";
-    }
+  /** How Redis keeps the cluster's state (node-status.ts). */
+  redisPersistence(): Promise<RedisPersistence> {
+    return redisPersistence(this.ctx.redis);
   }
 
-  /** cluster.status: every node that ever joined, whether it heartbeats, its load and goals. */
-  async nodes(): Promise<NodeStatus[]> {
-    const ids = (await readMirror(() => this.ctx.redis.smembers(RedisKeys.nodes))).sort();
-    const pipe = this.ctx.redis.pipeline();
-    for (const id of ids) pipe.hgetall(RedisKeys.node(id)).exists(RedisKeys.alive(id));
-    const rows = (await readMirror(() => pipe.exec())) ?? [];
-    return ids.map((id, i) => {
-      const h = (rows[2 * i]?.[1] ?? {}) as Record<string, string>;
-      const beat = h.last_heartbeat ? Number(h.last_heartbeat) : undefined;
-      return {
-        node_id: id,
-        alive: rows[2 * i + 1]?.[1] === 1,
-        last_heartbeat: beat === undefined ? null : new Date(beat).toISOString(),
-        key_id: h.key_id ?? "",
-        host: h.host ?? "",
-        pid: Number(h.pid ?? 0),
-        running: Number(h.running ?? 0),
-        capacity: Number(h.capacity ?? 0),
-        goals: h.goals ? (JSON.parse(h.goals) as string[]) : [],
-      };
-    });
+  /** cluster.status: every node that ever joined (node-status.ts). */
+  nodes(): Promise<NodeStatus[]> {
+    return listNodes(this.ctx);
   }
 
   /**
@@ -307,7 +301,12 @@ export class ClusterNode implements Liveness {
     return !this.stopped && Date.now() - this.lastBeatAt > this.ctx.config.cluster.leaseMs;
   }
 
-  private async beat(): Promise<void> {
+  /**
+   * The heartbeat timer (and a reconnect): a pause past the lease is noted at once, then one
+   * heartbeat runs unless one is under way. Overlapping heartbeats (a slow Redis) ran their
+   * retries, recoveries and looks at once, each over the same goals.
+   */
+  private tick(): void {
     if (this.pausedPastLease()) {
       // Said once a pause: while the look cannot be made (Redis away, or refusing the
       // heartbeat), every model call and goal end here waits, and nothing else would say why.
@@ -316,9 +315,21 @@ export class ClusterNode implements Liveness {
           `cluster: no heartbeat for ${Date.now() - this.lastBeatAt} ms, past the lease: model calls, events and ends of this node's goals wait until a heartbeat has looked which goals are still its own`,
         );
       this.unsure = true;
+      this.pauses++;
     }
     this.lastBeatAt = Date.now();
+    if (this.beating) return;
+    const beat = this.beat().finally(() => {
+      if (this.beating === beat) this.beating = undefined;
+    });
+    this.beating = beat;
+  }
+
+  private async beat(): Promise<void> {
     if (this.stopped || this.ctx.redis.status !== "ready") return;
+    // A look counts for the pauses found before it began (tick), not for one found meanwhile.
+    const pausesBefore = this.pauses;
+    const wasUnsure = this.unsure;
     const { nodeId, keyId, publicKeyPem, host } = this.ctx.identity;
     const running = this.runner.running();
     const now = Date.now();
@@ -346,13 +357,15 @@ export class ClusterNode implements Liveness {
       await this.owned?.retry();
       await this.runner.retryEnds();
       // Back from a pause longer than the lease: what a survivor decided stands.
-      const wasUnsure = this.unsure;
       await this.runner.stopLost(wasUnsure);
       // Sure of its goals again: what it held since the pause goes out for those still its own.
-      if (wasUnsure) {
+      // Not when it was paused again while it looked (found, or not yet found by the timer):
+      // that look may have read a goal as its own before a survivor took it; the next looks.
+      if (wasUnsure && this.pauses === pausesBefore && !this.pausedPastLease()) {
         this.ctx.log("cluster: looked which goals are still this node's after its pause; they go on");
         this.unsure = false;
         this.owned?.publishHeld();
+        this.wakeSure();
       }
       // The running goals' usage, for goal.status on other nodes.
       for (const id of running) {
@@ -412,6 +425,7 @@ export class ClusterNode implements Liveness {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.heartbeat);
+    this.wakeSure();
     this.owned?.stop();
     this.goals.close();
     // Commands are read until the worker is done: a cancel routed here while a goal is

@@ -45,7 +45,7 @@ export function checkedRedisUrl(url: string, from: string): string {
   return url;
 }
 
-/** How the cluster's Redis keeps its data (ClusterNode.redisPersistence). */
+/** How the cluster's Redis keeps its data (node-status.ts redisPersistence). */
 export type RedisPersistence = "aof" | "rdb" | "aof+rdb" | "none" | "unknown";
 
 /** What a node says when Redis keeps nothing on disk. */

@@ -6,7 +6,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NodeContext } from "../../src/cluster/context.js";
-import { announceEnd, GoalEndWatch } from "../../src/cluster/event-stream.js";
+import { announceWrittenEnd, GoalEndWatch } from "../../src/cluster/event-stream.js";
 import type { ClusterGoalStatus } from "../../src/cluster/goal-mirror.js";
 import { ClusterGoals } from "../../src/cluster/goal-view.js";
 import type { GoalStatus } from "../../src/kernel/goal-store.js";
@@ -58,13 +58,13 @@ describe("GoalEndWatch", () => {
     const a2 = watch.subscribe("g_one", () => wakes.push("a2"));
     const b = watch.subscribe("g_two", () => wakes.push("b"));
     await Promise.all([a1.ready, a2.ready, b.ready]);
-    announceEnd(redis, "g_one", (m) => log.push(m));
+    await announceWrittenEnd(redis, "g_one");
     await next(wakes, 2);
     expect(wakes.sort()).toEqual(["a1", "a2"]);
     // An announcement from before a subscription does not wake it; one after does.
     const c = watch.subscribe("g_three", () => wakes.push("c"));
     await c.ready;
-    announceEnd(redis, "g_two", (m) => log.push(m));
+    await announceWrittenEnd(redis, "g_two");
     await next(wakes, 3);
     expect(wakes).toContain("b");
     expect(wakes).not.toContain("c");
@@ -133,9 +133,14 @@ describe("goal.wait", () => {
       },
     };
     const ctx = { config: {}, rt: {}, redis, mirror, identity: { nodeId: "n2" }, log: () => {} };
-    const goals = new ClusterGoals(ctx as unknown as NodeContext, {} as never, () => {
-      throw new Error("no cancel in this test");
-    });
+    const goals = new ClusterGoals(
+      ctx as unknown as NodeContext,
+      {} as never,
+      () => {
+        throw new Error("no cancel in this test");
+      },
+      async () => {},
+    );
     // Another node's watch, to know when the announcement has been read back.
     const probe = new GoalEndWatch(redis, () => {});
     const seen: string[] = [];
@@ -145,7 +150,7 @@ describe("goal.wait", () => {
       const t0 = Date.now();
       const waited = goals.wait(goalId, 10_000);
       await during;
-      announceEnd(redis, goalId, () => {});
+      await announceWrittenEnd(redis, goalId);
       await next(seen, 1);
       await new Promise((r) => setTimeout(r, 50));
       answer(status("running"));

@@ -5,7 +5,8 @@
 // once. Redis refuses for real (the owner joins as an ACL user of its own whose write access
 // to some keys is taken away); the Runtime is the part of it these paths read: the goals it
 // recorded, ended. The heartbeat's retry is called as the heartbeat calls it (node.ts beat),
-// so each step happens in a known order, which real daemons' timers would not give. (A goal
+// so each step happens in a known order, which real daemons' timers would not give. Ends
+// that a cancel or a take of a dead node's goal wrote are announced by the same retry. (A goal
 // its node took but never recorded: test/cluster/refused-writes.test.ts, real daemons.)
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -18,6 +19,7 @@ import type { NodeContext } from "../../src/cluster/context.js";
 import { publishEvent } from "../../src/cluster/event-stream.js";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import { ClusterGoals } from "../../src/cluster/goal-view.js";
 import { JobIntake, type Liveness } from "../../src/cluster/job-intake.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { type GoalStatus, TERMINAL } from "../../src/kernel/goal-store.js";
@@ -58,9 +60,13 @@ async function writable(patterns: string[]): Promise<void> {
 }
 
 /** The owner node: its runner over a Runtime that recorded `ended` (each goal ended here). */
-function ownerNode(ended: GoalStatus[] = []): {
+function ownerNode(
+  ended: GoalStatus[] = [],
+  others: "alive" | "dead" = "alive",
+): {
   runner: ClusterGoalRunner;
   intake: JobIntake;
+  ctx: NodeContext;
   logs: string[];
 } {
   const goals = new Map(ended.map((s) => [s.goal_id, s]));
@@ -95,11 +101,11 @@ function ownerNode(ended: GoalStatus[] = []): {
   } as unknown as NodeContext;
   const runner = new ClusterGoalRunner(ctx);
   const liveness: Liveness = {
-    isAlive: async () => true,
-    diedWithin: async () => false,
+    isAlive: async () => others === "alive",
+    diedWithin: async () => others === "dead",
     connectedForALease: async () => {},
   };
-  return { runner, intake: new JobIntake(ctx, {} as Queue<GoalJob>, runner, liveness), logs };
+  return { runner, intake: new JobIntake(ctx, {} as Queue<GoalJob>, runner, liveness), ctx, logs };
 }
 
 /** A goal the mirror says runs on NODE, its model calls started. */
@@ -267,9 +273,11 @@ describe("a goal's end retried by two writers at once (overlapping heartbeats, a
     await runner.awaitLocalEnd(jobOf(goalId), undefined);
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
     await writable([]);
-    // The interval's heartbeat and the one a reconnect runs after its catch-up do not wait
-    // for each other.
-    await Promise.all([runner.retryEnds(), runner.retryEnds(), runner.catchUp()]);
+    // Writers of one end that do not wait for each other (the heartbeat's retry, one with a
+    // recovery due, as after a reconnect).
+    const retry = runner.retryEnds();
+    runner.recoveryNeeded();
+    await Promise.all([retry, runner.retryEnds(), runner.retryEnds()]);
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
     expect(logs.filter((l) => l.includes("another node ended or took over"))).toEqual([]);
@@ -314,7 +322,8 @@ describe("a restarted node's recovery that Redis did not answer in full", () => 
     const { runner, logs } = ownerNode([succeeded(goalId)]);
     // The goal index refuses writes; the goals' hashes and streams take them.
     await writable(["bull:*", "aido:[^g]*", "aido:goal:*", "aido:goal-ends"]);
-    await runner.catchUp();
+    runner.recoveryNeeded();
+    await runner.retryEnds();
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
     expect(logs.filter((l) => l.includes("recovery against Redis failed"))).toEqual([]);
     await raw.zrem("aido:goals", "g_expiredhash");
@@ -335,7 +344,8 @@ describe("a restarted node's recovery that Redis did not answer in full", () => 
       "~aido:goal:*",
       "~aido:goal-ends",
     );
-    await runner.catchUp();
+    runner.recoveryNeeded();
+    await runner.retryEnds();
     await runner.retryEnds();
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
     expect(logs.filter((l) => l.includes("recovery against Redis failed"))).toHaveLength(1);
@@ -343,5 +353,61 @@ describe("a restarted node's recovery that Redis did not answer in full", () => 
     await runner.retryEnds();
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+describe("an end a cancel or a dead node's take wrote, whose announcement Redis refused", () => {
+  // The goals' hashes, index and approvals take writes; their streams and goal-ends refuse.
+  const streamsRefused = ["bull:*", "aido:goal:*", "aido:goals", "aido:approval*"];
+
+  /** Refused as it is written, then announced once by the first heartbeat Redis takes it at. */
+  async function announcedOnRetry(goalId: string, runner: ClusterGoalRunner): Promise<void> {
+    expect(await announced(goalId)).toEqual({ finished: 0, ends: 0 });
+    await writable([]);
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  }
+
+  it("announces a queued goal's cancel", async () => {
+    const goalId = "g_cancelqueued";
+    await new GoalMirror(raw).create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    const { runner, ctx } = ownerNode();
+    const goals = new ClusterGoals(
+      ctx,
+      { remove: async () => 0 } as never,
+      (id) => runner.cancel(id),
+      (id, end) => runner.announceEnd(id, end),
+    );
+    await writable(streamsRefused);
+    expect((await goals.cancel(goalId)).state).toBe("cancelled");
+    await announcedOnRetry(goalId, runner);
+    goals.close();
+  });
+
+  it("announces the cancel of a goal this node took and had not started", async () => {
+    const goalId = "g_cancelclaimed";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+    const { runner } = ownerNode();
+    await writable(streamsRefused);
+    expect(await runner.cancel(goalId)).toBe("handled");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("cancelled");
+    await announcedOnRetry(goalId, runner);
+  });
+
+  it("announces the end of a dead node's goal that it failed", async () => {
+    const goalId = "g_deadowner";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+    expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
+    const { runner, intake } = ownerNode([], "dead");
+    await writable(streamsRefused);
+    expect(await intake.process(jobOf(goalId), "token")).toBe("failed");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
+    await announcedOnRetry(goalId, runner);
   });
 });

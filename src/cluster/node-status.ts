@@ -1,0 +1,63 @@
+// cluster/node-status.ts — what cluster.status says of the cluster: every node that ever
+// joined, as its heartbeats left it in Redis (node.ts writes them), and how that Redis keeps
+// its data. Reads only: nothing here changes the cluster.
+
+import type { Redis } from "ioredis";
+import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
+import { RedisKeys } from "./redis-keys.js";
+import type { RedisPersistence } from "./redis-url.js";
+
+/** One node as `cluster.status` lists it. */
+export interface NodeStatus {
+  node_id: string;
+  alive: boolean;
+  last_heartbeat: string | null;
+  key_id: string;
+  host: string;
+  pid: number;
+  /** Goals running there, and how many it takes at once. */
+  running: number;
+  capacity: number;
+  goals: string[];
+}
+
+/** Every node that ever joined, whether it heartbeats, its load and goals. */
+export async function listNodes(ctx: Pick<NodeContext, "redis">): Promise<NodeStatus[]> {
+  const ids = (await readMirror(() => ctx.redis.smembers(RedisKeys.nodes))).sort();
+  const pipe = ctx.redis.pipeline();
+  for (const id of ids) pipe.hgetall(RedisKeys.node(id)).exists(RedisKeys.alive(id));
+  const rows = (await readMirror(() => pipe.exec())) ?? [];
+  return ids.map((id, i) => {
+    const h = (rows[2 * i]?.[1] ?? {}) as Record<string, string>;
+    const beat = h.last_heartbeat ? Number(h.last_heartbeat) : undefined;
+    return {
+      node_id: id,
+      alive: rows[2 * i + 1]?.[1] === 1,
+      last_heartbeat: beat === undefined ? null : new Date(beat).toISOString(),
+      key_id: h.key_id ?? "",
+      host: h.host ?? "",
+      pid: Number(h.pid ?? 0),
+      running: Number(h.running ?? 0),
+      capacity: Number(h.capacity ?? 0),
+      goals: h.goals ? (JSON.parse(h.goals) as string[]) : [],
+    };
+  });
+}
+
+/**
+ * Whether Redis keeps the cluster's state on disk: "aof" (appendonly), "rdb" (save
+ * points), both, "none" (a Redis restart loses the queued goals and the goals' view), or
+ * "unknown" when Redis refuses CONFIG (managed services often do) or does not answer.
+ */
+export async function redisPersistence(redis: Redis): Promise<RedisPersistence> {
+  try {
+    const get = (key: string) => withTimeout(redis.config("GET", key) as Promise<string[]>, REDIS_ANSWER_MS);
+    const [, aof] = await get("appendonly");
+    const [, save] = await get("save");
+    if (aof === undefined || save === undefined) return "unknown";
+    const kinds = [aof === "yes" ? "aof" : "", save.trim() !== "" ? "rdb" : ""].filter((k) => k !== "");
+    return kinds.length === 0 ? "none" : (kinds.join("+") as RedisPersistence);
+  } catch {
+    return "unknown";
+  }
+}

@@ -1,0 +1,168 @@
+// Cluster mode, the node's heartbeat over a slow link to Redis: the node runs in this process
+// (a real Runtime over a temp home, a real redis-server) and reaches Redis through a TCP link
+// of the test's own whose answers can be held, as a slow or congested Redis holds them. A
+// pause is the process itself stopped (Atomics.wait blocks its event loop, as a long GC pause
+// does). Heartbeats must not overlap, and a look begun before a pause must not make the node
+// sure of its goals after that pause.
+
+import { writeFileSync } from "node:fs";
+import { createServer, type Server, Socket } from "node:net";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterEach, describe, expect, it } from "vitest";
+import { ClusterNode } from "../../src/cluster/node.js";
+import { loadConfig } from "../../src/config.js";
+import { Runtime } from "../../src/kernel/runtime.js";
+import { until } from "../daemon/process.js";
+import { makeTempHome, type TempHome } from "../support/home.js";
+import { startRedis, stopAll } from "./fixture.js";
+
+const LEASE = 1_000;
+const BEAT = 400;
+
+/** A TCP link to Redis: what the node sends is recorded; Redis's answers are held while `held`. */
+class SlowLink {
+  held = false;
+  sent = "";
+  private readonly pending: (() => void)[] = [];
+  private readonly sockets = new Set<Socket>();
+  private server: Server | undefined;
+
+  async open(redisPort: number): Promise<number> {
+    this.server = createServer((client) => {
+      const up = new Socket();
+      up.connect(redisPort, "127.0.0.1");
+      for (const s of [client, up]) {
+        this.sockets.add(s);
+        s.on("error", () => {});
+        s.on("close", () => {
+          client.destroy();
+          up.destroy();
+        });
+      }
+      client.on("data", (d) => {
+        this.sent += d.toString("latin1");
+        up.write(d);
+      });
+      up.on("data", (d) => {
+        if (this.held) this.pending.push(() => client.write(d));
+        else client.write(d);
+      });
+    });
+    const server = this.server;
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    return (server.address() as { port: number }).port;
+  }
+
+  release(): void {
+    this.held = false;
+    for (const send of this.pending.splice(0)) send();
+  }
+
+  close(): void {
+    for (const s of this.sockets) s.destroy();
+    this.server?.close();
+  }
+}
+
+/** The whole process stopped for `ms` (no timer, no I/O), as a long GC pause or a frozen VM. */
+function pauseProcess(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+let cleanup: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c().catch(() => {});
+  cleanup = [];
+  await stopAll();
+}, 60_000);
+
+/** A node of this process, id `id`, joined to Redis through a SlowLink as `url`'s user. */
+async function nodeThrough(id: string, url: (port: number) => string, redisPort: number) {
+  const link = new SlowLink();
+  const port = await link.open(redisPort);
+  cleanup.push(async () => link.close());
+  const home: TempHome = makeTempHome();
+  cleanup.push(async () => home.cleanup());
+  writeFileSync(
+    join(home.dir, "config.yaml"),
+    [
+      "cluster:",
+      `  redis_url: ${url(port)}`,
+      `  node_id: ${id}`,
+      `  lease_ms: ${LEASE}`,
+      `  heartbeat_ms: ${BEAT}`,
+      "",
+    ].join("\n"),
+  );
+  const config = loadConfig({ env: home.env, projectDir: home.dir });
+  const rt = await Runtime.open(config);
+  cleanup.push(() => rt.close());
+  const logs: string[] = [];
+  const node = await ClusterNode.start(config, rt, (m) => logs.push(m));
+  cleanup.push(() => node.stop());
+  const raw = new Redis(`redis://127.0.0.1:${redisPort}`);
+  cleanup.push(async () => raw.disconnect());
+  await until(async () => ((await raw.exists(`aido:node:${id}:alive`)) === 1 ? true : undefined), 10_000);
+  return { link, node, raw, logs };
+}
+
+/** Whether the node would let a model call go on within `ms` (it is sure of its goals). */
+async function sureWithin(node: ClusterNode, ms: number): Promise<boolean> {
+  try {
+    const release = await node.inferenceSlot("p", AbortSignal.timeout(ms));
+    release();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("cluster mode: the node's heartbeat over a slow Redis", () => {
+  it("runs one heartbeat at a time: while Redis holds one's answer, the timer starts no other", async () => {
+    const redis = await startRedis();
+    const redisPort = Number(new URL(redis.url).port);
+    const { link } = await nodeThrough("beats-one", (p) => `redis://127.0.0.1:${p}`, redisPort);
+    link.sent = "";
+    link.held = true;
+    await new Promise((r) => setTimeout(r, 5 * BEAT));
+    const whileHeld = link.sent.split("aido:node:beats-one:alive").length - 1;
+    link.release();
+    // At most the one heartbeat that began as Redis started to hold its answers.
+    expect(whileHeld).toBeLessThanOrEqual(1);
+    // And the heartbeats go on once Redis answers.
+    link.sent = "";
+    await new Promise((r) => setTimeout(r, 3 * BEAT));
+    expect(link.sent.split("aido:node:beats-one:alive").length - 1).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+
+  it("is not sure of its goals after a second pause that began while it looked after the first", async () => {
+    const redis = await startRedis();
+    const redisPort = Number(new URL(redis.url).port);
+    const id = "beats-paused";
+    const admin = new Redis(redis.url);
+    cleanup.push(async () => admin.disconnect());
+    await admin.call("ACL", "SETUSER", id, "on", ">pw", "~*", "&*", "+@all");
+    const { link, node } = await nodeThrough(id, (p) => `redis://${id}:pw@127.0.0.1:${p}`, redisPort);
+    expect(await sureWithin(node, 1_000)).toBe(true);
+    // Just after a heartbeat was sent (it is over in a few ms; the next is a beat away), Redis
+    // turns slow: the look after the first pause is sent, its answer held.
+    link.sent = "";
+    await until(() => (link.sent.includes(`aido:node:${id}:alive`) ? true : undefined), 5_000);
+    await new Promise((r) => setTimeout(r, BEAT / 4));
+    link.held = true;
+    pauseProcess(LEASE + 300);
+    await new Promise((r) => setTimeout(r, 2 * BEAT));
+    // Its heartbeats are refused from now (aido:node*), so no look made after the second
+    // pause can succeed: only the one begun before it could make the node sure.
+    await admin.call("ACL", "SETUSER", id, "resetkeys", "%R~*", "~bull:*", "~aido:[^n]*");
+    pauseProcess(LEASE + 300);
+    await new Promise((r) => setTimeout(r, BEAT));
+    link.release();
+    expect(await sureWithin(node, 4 * BEAT)).toBe(false);
+    // Once a heartbeat begun after the second pause looks, it is sure again.
+    await admin.call("ACL", "SETUSER", id, "resetkeys", "~*");
+    expect(await sureWithin(node, 10 * BEAT)).toBe(true);
+  }, 60_000);
+});
