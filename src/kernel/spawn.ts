@@ -29,7 +29,7 @@ import type { AuditLog } from "../security/audit.js";
 import { type BudgetLedger, roomOf } from "../security/budget.js";
 import type { Grant } from "../security/grants.js";
 import { grantsWithin, uncoveredGrants } from "../security/narrowing.js";
-import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
+import type { TokenAuthority } from "../security/tokens.js";
 import type { SkillRegistry } from "../skills/registry.js";
 import type { TraceSpan } from "../telemetry/tracer.js";
 import type { EventBus } from "./events.js";
@@ -134,21 +134,20 @@ export class Spawner {
     }
     const id = newAgentId();
     const sandboxGoal = parent ? (req.sandboxGoal ?? parent.sandboxGoal) : undefined;
-    let account: string | undefined;
-    let token: CapabilityToken | undefined;
-    let opened = false;
     try {
       const { manifest, grants, model } = parent ? this.narrow(req, parent) : this.admitRoot(req);
       if (!req.withoutModel) deps.makeClient(id, manifest.name, model);
-      if (parent) account = this.carve(id, req, manifest);
-      else if (req.account !== undefined) account = this.rootAccount(id, req, manifest);
-      else account = this.openRoot(req);
-      opened = account !== req.account;
       const ttl = manifest.lifecycle === "persistent" ? PERSISTENT_TOKEN_TTL_SECONDS : ROOT_TOKEN_TTL_SECONDS;
-      // One commit for the token, its two audit entries and the agent's row: the entries
-      // are written before the row, so a failed audit registers nothing and leaves no token.
+      // One commit for the agent's budget account, its token, their two audit entries and the
+      // agent's row: a spawn refused or failed at any step (no room, a failed audit) leaves no
+      // account, no token and no row behind, and the room a carve-out checks is read in the
+      // same transaction that takes it.
       const rec = deps.db
         .transaction((): AgentRecord => {
+          let account: string;
+          if (parent) account = this.carve(id, req, manifest);
+          else if (req.account !== undefined) account = this.rootAccount(id, req, manifest);
+          else account = this.openRoot(req);
           const issued = deps.tokens.issue({
             agentId: id,
             goalId,
@@ -195,8 +194,8 @@ export class Spawner {
             nameByOperator: parent === null || parent.childNamesByOperator.has(manifest.name),
             childNamesByOperator: childNamesByOperator(manifest, parent ?? undefined),
             token: issued,
-            budgetAccount: account as string,
-            ownsAccount: opened,
+            budgetAccount: account,
+            ownsAccount: account !== req.account,
             state: "starting",
             children: new Set(),
             ...(sandboxGoal !== undefined ? { sandboxGoal } : {}),
@@ -208,7 +207,6 @@ export class Spawner {
           return created;
         })
         .immediate();
-      token = rec.token;
       deps.events.emit("agent.spawned", goalId, {
         agentId: id,
         manifest: manifest.name,
@@ -220,10 +218,6 @@ export class Spawner {
       return rec;
     } catch (e) {
       guard.release();
-      if (!deps.registry.get(id)) {
-        if (token) deps.tokens.revoke(token.id);
-        if (account !== undefined && opened) deps.budget.close(account);
-      }
       return denied(e);
     }
   }

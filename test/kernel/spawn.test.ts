@@ -319,6 +319,10 @@ describe("stopAgent", () => {
     expect(rows).toBe(1); // the lead's token only: the helper's was never committed
     const agentRows = h.rt.db.prepare("SELECT count(*) FROM agents").pluck().get();
     expect(agentRows).toBe(1);
+    // Nor an account: the carve-out was taken in the commit that failed, so nothing was
+    // opened (and a crash at that moment could not leave one holding the parent's room).
+    const accounts = h.rt.db.prepare("SELECT id FROM budget_accounts").pluck().all();
+    expect(accounts.filter((a) => String(a).startsWith("agent:"))).toEqual([]);
     expect(h.rt.audit.query({ kind: "agent.spawn_denied" })).toHaveLength(1);
     expect(h.rt.audit.verify().ok).toBe(true);
   });
