@@ -14,7 +14,10 @@
 // by process.cpuUsage) long after the first runs; the per-turn CPU stops falling only
 // after ~3,000 turns. Each run also says how much of its CPU was the main thread and
 // how much V8's background threads (optimizing compiler, concurrent GC), read from
-// /proc/self/task (Linux). Run alone with `npx tsx bench/agents.ts`.
+// /proc/self/task (Linux). The one-turn fan-out is then measured again, warmed, and a
+// child's spawn and stop are measured on their own (no model call), so the report shows
+// what of a one-turn child's CPU is its turn and what its lifecycle. Run alone with
+// `npx tsx bench/agents.ts`.
 
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -25,6 +28,7 @@ import { pathToFileURL } from "node:url";
 import { loadConfig } from "../src/config.js";
 import { AidoError, ErrorCode } from "../src/errors.js";
 import { Runtime } from "../src/kernel/runtime.js";
+import { parseManifestValue } from "../src/manifest/load.js";
 import type { SandboxBackend } from "../src/sandbox/backend.js";
 import type { BenchSection } from "./report.js";
 
@@ -168,6 +172,60 @@ async function fanOut(children: number, childTurns = 1): Promise<Run> {
   }
 }
 
+/**
+ * A child's lifecycle without its turn: CHILDREN children spawned under one root (narrowed
+ * manifest, signed token, budget carve-out, audit entries, agent row) and stopped
+ * (revocation, account closed, entries, row), no model call; repeated `rounds` times in one
+ * Runtime, each round a goal of its own. Returns CPU per child.
+ */
+async function lifecycle(rounds: number): Promise<number> {
+  const home = mkdtempSync(join(tmpdir(), "aido-bench-life-"));
+  try {
+    const config = loadConfig({
+      env: {
+        AIDO_HOME: home,
+        ANTHROPIC_API_KEY: "sk-bench",
+        ANTHROPIC_BASE_URL: "http://127.0.0.1:9",
+        AIDO_MODEL: "anthropic/claude-bench",
+      },
+      projectDir: home,
+    });
+    config.limits.maxAgentsPerGoal = CHILDREN + 1;
+    config.limits.maxChildren = CHILDREN;
+    const rt = await Runtime.open(config, { backend: noContainers });
+    try {
+      const leaf = parseManifestValue(
+        { name: "leaf", system_prompt: "Leaf.", capabilities: [], budget: { max_tokens: 1_000 } },
+        "bench",
+      );
+      let cpuMs = 0;
+      for (let r = 0; r < rounds; r++) {
+        const root = rt.spawnAgent({
+          name: "fanout",
+          system_prompt: "Fan out.",
+          capabilities: ["tool: spawn_agents", "spawn_child: [leaf]"],
+          limits: { max_children: CHILDREN },
+          budget: { max_tokens: 10_000_000 },
+        });
+        const parent = rt.registry.require(root.agent_id);
+        const cpu0 = process.cpuUsage();
+        for (let i = 0; i < CHILDREN; i++) {
+          const child = rt.spawner.spawn({ goalId: parent.goalId, manifest: leaf, parent });
+          rt.registry.stopAgent(child.id, "finished: complete");
+        }
+        const cpu = process.cpuUsage(cpu0);
+        cpuMs += (cpu.user + cpu.system) / 1000;
+        rt.stopAgent(root.agent_id, "finished: complete");
+      }
+      return cpuMs / (rounds * CHILDREN);
+    } finally {
+      await rt.close();
+    }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
 export async function benchAgents(): Promise<BenchSection> {
   await fanOut(4, 3); // warm-up: module loading, JIT, the SDK's first connection
   const run = await fanOut(CHILDREN);
@@ -181,6 +239,16 @@ export async function benchAgents(): Promise<BenchSection> {
   for (let i = 0; i < WARMED_RUNS; i++) measured.push(await fanOut(LONG_CHILDREN, LONG_TURNS));
   measured.sort((a, b) => a.cpuMs / a.turns - b.cpuMs / b.turns);
   const warmed = measured[Math.floor(WARMED_RUNS / 2)] as Run;
+  // The one-turn fan-out again, now warmed, and a child's spawn and stop on their own.
+  const oneTurn: Run[] = [];
+  for (let i = 0; i < WARMED_RUNS; i++) oneTurn.push(await fanOut(CHILDREN));
+  oneTurn.sort((a, b) => a.cpuMs / a.turns - b.cpuMs / b.turns);
+  const oneTurnWarmed = oneTurn[Math.floor(WARMED_RUNS / 2)] as Run;
+  await lifecycle(20);
+  const lives: number[] = [];
+  for (let i = 0; i < WARMED_RUNS; i++) lives.push(await lifecycle(20));
+  lives.sort((a, b) => a - b);
+  const life = lives[Math.floor(WARMED_RUNS / 2)] as number;
   const perTurn = (r: Run) =>
     `${(r.cpuMs / r.turns).toFixed(2)} ms per turn, of which the main thread ${(r.mainThreadMs / r.turns).toFixed(2)} ms ` +
     `and V8's background threads (optimizing compiler, concurrent GC) the rest`;
@@ -217,6 +285,12 @@ export async function benchAgents(): Promise<BenchSection> {
         unit: "ms",
         target: { op: "<=", value: 1 },
       },
+      {
+        name: "runtime CPU per one-turn child (its spawn, turn and stop), warmed",
+        value: oneTurnWarmed.cpuMs / oneTurnWarmed.turns,
+        unit: "ms",
+      },
+      { name: "runtime CPU per child spawn and stop (no model call), warmed", value: life, unit: "ms" },
     ],
     notes: [
       `${run.turns} model turns (${CHILDREN} children + ${PARENT_CALLS} parent), ${run.completed} agents completed, ` +
@@ -228,6 +302,10 @@ export async function benchAgents(): Promise<BenchSection> {
       `CPU split (from /proc/self/task, 10 ms ticks): one-turn children ${perTurn(run)}; ` +
         `${LONG_TURNS}-turn children ${perTurn(long)}; warmed (after ${turnsBefore} turns, the median of ${WARMED_RUNS} runs: ` +
         `${measured.map((r) => (r.cpuMs / r.turns).toFixed(2)).join(", ")} ms), ${perTurn(warmed)}.`,
+      `A one-turn child's CPU, warmed (the median of ${WARMED_RUNS} runs: ${oneTurn.map((r) => (r.cpuMs / r.turns).toFixed(2)).join(", ")} ms), ` +
+        `is its one turn and its lifecycle: a spawn and a stop with no model call cost ${life.toFixed(2)} ms per child ` +
+        `(the median of ${WARMED_RUNS} runs of 20 x ${CHILDREN} children: ${lives.map((x) => x.toFixed(2)).join(", ")} ms), ` +
+        "its narrowed manifest, signed token, budget carve-out, four audit entries and two write commits.",
       `Machine load (1-minute average) as the warmed runs began: ${load.toFixed(2)} on ${availableParallelism()} cores; ` +
         "CPU per turn is higher on a busy machine, so compare runs made at similar loads.",
     ],
