@@ -148,7 +148,10 @@ export class GoalEnds {
    * follower on another node would otherwise never see the goal end). Never throws.
    */
   async announceWritten(goalId: string, end: GoalStatus): Promise<void> {
-    if (!this.unwritten.has(goalId))
+    // The hash holds this end now. An end of the goal kept for a retry before (the node's own,
+    // refused, say, as it refused the goal) is not the goal's any more: written again it
+    // found the goal ended and announced nothing, this end included.
+    if (this.unwritten.get(goalId)?.written !== true)
       this.unwritten.set(goalId, { why: "", event: "held", end, written: true });
     await this.write(goalId, "held", end);
   }

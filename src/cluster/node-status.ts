@@ -1,11 +1,41 @@
 // cluster/node-status.ts — what cluster.status says of the cluster: every node that ever
-// joined, as its heartbeats left it in Redis (node.ts writes them), and how that Redis keeps
-// its data. Reads only: nothing here changes the cluster.
+// joined, as its heartbeats left it in Redis, and how that Redis keeps its data. And the
+// one write: a node's heartbeat record, its lease key with it (node.ts says when).
 
 import type { Redis } from "ioredis";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import { RedisKeys } from "./redis-keys.js";
 import type { RedisPersistence } from "./redis-url.js";
+
+/**
+ * One heartbeat of this node: its lease key (TTL lease_ms: gone, the node is taken for dead),
+ * its place in the node list, and the record cluster.status reads (`running`: its goals now).
+ */
+export async function writeHeartbeat(
+  ctx: Pick<NodeContext, "redis" | "identity" | "config">,
+  startedAt: number,
+  running: string[],
+): Promise<void> {
+  const { nodeId, keyId, publicKeyPem, host } = ctx.identity;
+  const now = Date.now();
+  await ctx.redis
+    .multi()
+    .set(RedisKeys.alive(nodeId), String(now), "PX", ctx.config.cluster.leaseMs)
+    .sadd(RedisKeys.nodes, nodeId)
+    .hset(RedisKeys.node(nodeId), {
+      node_id: nodeId,
+      key_id: keyId,
+      public_key: publicKeyPem,
+      host,
+      pid: String(process.pid),
+      started_at: String(startedAt),
+      last_heartbeat: String(now),
+      running: String(running.length),
+      capacity: String(ctx.config.limits.maxConcurrentGoals),
+      goals: JSON.stringify(running),
+    })
+    .exec();
+}
 
 /** One node as `cluster.status` lists it. */
 export interface NodeStatus {

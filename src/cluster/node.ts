@@ -30,7 +30,7 @@ import { ClusterGoals } from "./goal-view.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
 import { InferenceSlots } from "./inference-slots.js";
 import { JobIntake, type Liveness } from "./job-intake.js";
-import { listNodes, type NodeStatus, redisPersistence } from "./node-status.js";
+import { listNodes, type NodeStatus, redisPersistence, writeHeartbeat } from "./node-status.js";
 import { OwnedMirror } from "./owned-mirror.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
 import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS } from "./redis-url.js";
@@ -92,6 +92,9 @@ export class ClusterNode implements Liveness {
   private pauses = 0;
   /** The heartbeat under way: one at a time (a slow Redis can make one outlast the interval). */
   private beating: Promise<void> | undefined;
+  /** The heartbeat record's write under way (renew), a beat's or a tick's; the sweep under way. */
+  private renewing: Promise<void> | undefined;
+  private sweeping: Promise<void> | undefined;
   /** Waiters of untilSure, woken when the node becomes sure of its goals again or leaves. */
   private readonly sureAgain = new Set<() => void>();
   /** Whether this node's log was found to no longer hold its published head (audited once). */
@@ -303,8 +306,8 @@ export class ClusterNode implements Liveness {
 
   /**
    * The heartbeat timer (and a reconnect): a pause past the lease is noted at once, then one
-   * heartbeat runs unless one is under way. Overlapping heartbeats (a slow Redis) ran their
-   * retries, recoveries and looks at once, each over the same goals.
+   * heartbeat runs unless one is under way (then only the lease is renewed): overlapping ones
+   * (a slow Redis) ran their retries, recoveries and looks at once, over the same goals.
    */
   private tick(): void {
     if (this.pausedPastLease()) {
@@ -318,11 +321,25 @@ export class ClusterNode implements Liveness {
       this.pauses++;
     }
     this.lastBeatAt = Date.now();
-    if (this.beating) return;
+    if (this.beating) {
+      // Not let run out while the last beat's work goes on (others would take it for dead).
+      if (!this.renewing && !this.stopped && this.ctx.redis.status === "ready")
+        this.renew().catch((e: unknown) => this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`));
+      return;
+    }
     const beat = this.beat().finally(() => {
       if (this.beating === beat) this.beating = undefined;
     });
     this.beating = beat;
+  }
+
+  /** Write the heartbeat record (node-status.ts); `renewing` while it is under way. */
+  private renew(): Promise<void> {
+    const write = writeHeartbeat(this.ctx, this.startedAt, this.runner.running()).finally(() => {
+      if (this.renewing === write) this.renewing = undefined;
+    });
+    this.renewing = write;
+    return write;
   }
 
   private async beat(): Promise<void> {
@@ -330,27 +347,11 @@ export class ClusterNode implements Liveness {
     // A look counts for the pauses found before it began (tick), not for one found meanwhile.
     const pausesBefore = this.pauses;
     const wasUnsure = this.unsure;
-    const { nodeId, keyId, publicKeyPem, host } = this.ctx.identity;
     const running = this.runner.running();
-    const now = Date.now();
     try {
-      const pipe = this.ctx.redis
-        .multi()
-        .set(RedisKeys.alive(nodeId), String(now), "PX", this.ctx.config.cluster.leaseMs)
-        .sadd(RedisKeys.nodes, nodeId)
-        .hset(RedisKeys.node(nodeId), {
-          node_id: nodeId,
-          key_id: keyId,
-          public_key: publicKeyPem,
-          host,
-          pid: String(process.pid),
-          started_at: String(this.startedAt),
-          last_heartbeat: String(now),
-          running: String(running.length),
-          capacity: String(this.ctx.config.limits.maxConcurrentGoals),
-          goals: JSON.stringify(running),
-        });
-      await pipe.exec();
+      // Its own write, after one a tick began (maybe before the pause it looks after).
+      await this.renewing?.catch(() => {});
+      await this.renew();
       // What Redis did not take while it refused writes or was away, written again: approvals
       // (owned-mirror.ts), so every node lists them as they are, and goal ends (goal-ends.ts),
       // so no node shows an ended goal running nor keeps its goal.wait waiting.
@@ -370,15 +371,24 @@ export class ClusterNode implements Liveness {
       // The running goals' usage, for goal.status on other nodes.
       for (const id of running) {
         const u = this.ctx.rt.goals.status(id).usage;
-        await this.ctx.mirror.update(id, nodeId, {
+        await this.ctx.mirror.update(id, this.identity.nodeId, {
           input_tokens: String(u.input_tokens),
           output_tokens: String(u.output_tokens),
         });
       }
       // The node's signed audit head, for `audit verify --cluster` (audit-heads.ts).
       await publishHead(this.ctx, this.headDiverged);
-      // A queued goal whose job failed gets its job back (job-intake.ts).
-      await this.intake.requeueOrphans();
+      // A queued goal whose job failed gets its job back (job-intake.ts): one sweep at a time,
+      // not awaited here. Its answers come on the queue's connection; one lost there (a socket
+      // a firewall forgot) held every later heartbeat, and no look after a pause was made.
+      this.sweeping ??= this.intake
+        .requeueOrphans()
+        .catch((e: unknown) => {
+          if (!this.stopped) this.ctx.log(`cluster: the failed-job sweep failed: ${errorMessage(e)}`);
+        })
+        .finally(() => {
+          this.sweeping = undefined;
+        });
     } catch (e) {
       this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`);
     }

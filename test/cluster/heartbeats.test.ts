@@ -10,7 +10,9 @@ import { createServer, type Server, Socket } from "node:net";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
+import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { ClusterNode } from "../../src/cluster/node.js";
+import { RedisKeys } from "../../src/cluster/redis-keys.js";
 import { loadConfig } from "../../src/config.js";
 import { Runtime } from "../../src/kernel/runtime.js";
 import { until } from "../daemon/process.js";
@@ -20,9 +22,16 @@ import { startRedis, stopAll } from "./fixture.js";
 const LEASE = 1_000;
 const BEAT = 400;
 
-/** A TCP link to Redis: what the node sends is recorded; Redis's answers are held while `held`. */
+/**
+ * A TCP link to Redis: what the node sends is recorded; Redis's answers are held while `held`,
+ * and, while `heldExcept` is set, on every connection that has not sent that text (all but one
+ * connection of the node answered, as when a firewall forgot the others).
+ */
 class SlowLink {
   held = false;
+  heldExcept: string | undefined;
+  /** How long each of Redis's answers takes to come back (a far or congested Redis). */
+  delayMs = 0;
   sent = "";
   private readonly pending: (() => void)[] = [];
   private readonly sockets = new Set<Socket>();
@@ -40,12 +49,17 @@ class SlowLink {
           up.destroy();
         });
       }
+      let mine = "";
       client.on("data", (d) => {
         this.sent += d.toString("latin1");
+        mine += d.toString("latin1");
         up.write(d);
       });
       up.on("data", (d) => {
-        if (this.held) this.pending.push(() => client.write(d));
+        const except = this.heldExcept;
+        if (this.held || (except !== undefined && !mine.includes(except)))
+          this.pending.push(() => client.write(d));
+        else if (this.delayMs > 0) setTimeout(() => client.write(d), this.delayMs);
         else client.write(d);
       });
     });
@@ -56,6 +70,7 @@ class SlowLink {
 
   release(): void {
     this.held = false;
+    this.heldExcept = undefined;
     for (const send of this.pending.splice(0)) send();
   }
 
@@ -79,8 +94,9 @@ afterEach(async () => {
 }, 60_000);
 
 /** A node of this process, id `id`, joined to Redis through a SlowLink as `url`'s user. */
-async function nodeThrough(id: string, url: (port: number) => string, redisPort: number) {
+async function nodeThrough(id: string, url: (port: number) => string, redisPort: number, delayMs = 0) {
   const link = new SlowLink();
+  link.delayMs = delayMs;
   const port = await link.open(redisPort);
   cleanup.push(async () => link.close());
   const home: TempHome = makeTempHome();
@@ -164,5 +180,74 @@ describe("cluster mode: the node's heartbeat over a slow Redis", () => {
     // Once a heartbeat begun after the second pause looks, it is sure again.
     await admin.call("ACL", "SETUSER", id, "resetkeys", "~*");
     expect(await sureWithin(node, 10 * BEAT)).toBe(true);
+  }, 60_000);
+
+  it("renews its lease while a heartbeat waits for an answer on another connection", async () => {
+    const redis = await startRedis();
+    const redisPort = Number(new URL(redis.url).port);
+    const id = "beats-sweep";
+    const { link, raw, logs } = await nodeThrough(id, (p) => `redis://127.0.0.1:${p}`, redisPort);
+    // Only the connection that carries the heartbeats answers: the failed-job sweep, which
+    // reads the failed jobs on the queue's connection, gets no answer from its next read on.
+    link.heldExcept = `aido:node:${id}:alive`;
+    link.sent = "";
+    try {
+      await until(() => (link.sent.includes(RedisKeys.sweepLease) ? true : undefined), 5_000);
+      await new Promise((r) => setTimeout(r, BEAT));
+      const lapsed: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        await new Promise((r) => setTimeout(r, LEASE / 4));
+        if ((await raw.exists(`aido:node:${id}:alive`)) !== 1) lapsed.push(i);
+      }
+      expect(lapsed).toEqual([]);
+      expect(logs.filter((l) => l.includes("heartbeat failed"))).toEqual([]);
+    } finally {
+      link.release();
+    }
+  }, 60_000);
+
+  it("renews its lease while a heartbeat's work outlasts it (a far Redis, ends to write)", async () => {
+    const redis = await startRedis();
+    const redisPort = Number(new URL(redis.url).port);
+    const id = "beats-far";
+    // Goals an earlier process of the node left running: its first heartbeat writes their
+    // ends (several round trips each), a few seconds' work over a link with 150 ms answers.
+    const admin = new Redis(redis.url);
+    cleanup.push(async () => admin.disconnect());
+    const mirror = new GoalMirror(admin);
+    for (let i = 0; i < 10; i++) {
+      const goalId = `g_beatsfar${i}`;
+      await mirror.create({ goalId, goal: "left running", via: id, now: Date.now() });
+      expect((await mirror.claim(goalId, id)).kind).toBe("claimed");
+    }
+    const { raw } = await nodeThrough(id, (p) => `redis://127.0.0.1:${p}`, redisPort, 150);
+    const lapsed: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      await new Promise((r) => setTimeout(r, LEASE / 5));
+      if ((await raw.exists(`aido:node:${id}:alive`)) !== 1) lapsed.push(i);
+    }
+    expect(lapsed).toEqual([]);
+    // The work was done all the same: the goals ended.
+    await until(async () => ((await mirror.runningOn(id)).length === 0 ? true : undefined), 20_000);
+  }, 60_000);
+
+  it("looks after a pause while the failed-job sweep waits for an answer", async () => {
+    const redis = await startRedis();
+    const redisPort = Number(new URL(redis.url).port);
+    const id = "beats-sweep-look";
+    const { link, node } = await nodeThrough(id, (p) => `redis://127.0.0.1:${p}`, redisPort);
+    link.heldExcept = `aido:node:${id}:alive`;
+    link.sent = "";
+    try {
+      await until(() => (link.sent.includes(RedisKeys.sweepLease) ? true : undefined), 5_000);
+      await new Promise((r) => setTimeout(r, BEAT));
+      await new Promise((r) => setTimeout(r, 2 * BEAT));
+      pauseProcess(LEASE + 300);
+      // The heartbeats that follow look which goals are still its own: the sweep's lost answer
+      // is not theirs to wait for.
+      expect(await sureWithin(node, 6 * BEAT)).toBe(true);
+    } finally {
+      link.release();
+    }
   }, 60_000);
 });

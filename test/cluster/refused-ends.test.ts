@@ -398,6 +398,27 @@ describe("an end a cancel or a dead node's take wrote, whose announcement Redis 
     await announcedOnRetry(goalId, runner);
   });
 
+  it("announces the cancel of a goal whose end Redis refused before the cancel", async () => {
+    const goalId = "g_cancelrefusedend";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+    const { runner, logs } = ownerNode();
+    // Refused here before it started (as runHere refuses a job): Redis refuses that end.
+    await writable(["bull:*", "aido:goals", "aido:approval*"]);
+    await runner.endFailed(goalId, `run ${goalId}`, `refused by node ${NODE}: no such model`);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
+    // Redis takes writes again, and a cancel comes before the next heartbeat.
+    await writable([]);
+    expect(await runner.cancel(goalId)).toBe("handled");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("cancelled");
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    const events = await raw.xrange(`aido:events:${goalId}`, "-", "+");
+    expect(events.map(([, f]) => JSON.parse(f[1] ?? "{}").state).filter(Boolean)).toEqual(["cancelled"]);
+    expect(logs.filter((l) => l.includes("another node ended or took over"))).toEqual([]);
+  });
+
   it("announces the end of a dead node's goal that it failed", async () => {
     const goalId = "g_deadowner";
     const mirror = new GoalMirror(raw);
