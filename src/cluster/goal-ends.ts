@@ -94,7 +94,7 @@ export class GoalEnds {
       // One written already, whose announcement Redis refused, is only announced.
       wrote = waiting?.written === true || (await mirror.finish(goalId, identity.nodeId, ended));
     } catch (e) {
-      this.refused(goalId, e, as === "sent" ? "unsure" : as, s);
+      this.refused(goalId, waiting, e, as === "sent" ? "unsure" : as, s);
       return;
     }
     if (wrote) {
@@ -110,13 +110,15 @@ export class GoalEnds {
         // Written, not announced: Redis refused the streams (out of memory it refuses every
         // stream write, yet the end's script, whose first write is a removal, lands). The
         // announcement alone is retried; whether the event went out is the stream's to say.
-        this.refused(goalId, e, "unsure", ended, true);
+        this.refused(goalId, waiting, e, "unsure", ended, true);
         this.settled(goalId);
         return;
       }
     }
-    // Logged only for an end that waited for a retry (why: what Redis said then).
-    if (this.unwritten.delete(goalId) && waiting?.why)
+    // Logged only for an end that waited for a retry (why: what Redis said then). An end kept
+    // while this write was under way (a cancel's, announceWritten) is not this write's to drop:
+    // the write queued behind this one announces it.
+    if (this.unwritten.get(goalId) === waiting && this.unwritten.delete(goalId) && waiting?.why)
       log(
         wrote
           ? `cluster: the end of goal ${goalId} is written to Redis now`
@@ -226,11 +228,14 @@ export class GoalEnds {
    */
   private refused(
     goalId: string,
+    /** The kept end the failed write started from: one kept since (a cancel's) stays as it is. */
+    from: Unwritten | undefined,
     e: unknown,
     event: Unwritten["event"],
     end: GoalStatus | undefined,
     written?: true,
   ): void {
+    if (this.unwritten.get(goalId) !== from) return;
     const why = errorMessage(e);
     if (this.unwritten.get(goalId)?.why !== why)
       this.ctx.log(
