@@ -33,7 +33,7 @@ import { AidoError, ErrorCode } from "../../errors.js";
 import type { Runtime } from "../../kernel/runtime.js";
 import { removeTreeNoFollow } from "../../sandbox/folders.js";
 import { INBOX } from "../../sandbox/inputs.js";
-import { displayName } from "../../sandbox/untrusted-files.js";
+import { displayName, fdEntryPath, fdPath } from "../../sandbox/untrusted-files.js";
 import { ensurePrivateDir } from "../../security/private-home.js";
 import { inert } from "../../security/terminal-text.js";
 import { toRpcError } from "../errors.js";
@@ -209,7 +209,10 @@ const MAX_DEPTH = 16;
 interface OutputEntry {
   /** The path under the output folder as listed: names that are not UTF-8 with \xNN (displayName). */
   name: string;
-  /** The file's path as bytes: what the name was on disk. */
+  /**
+   * The file's path as bytes, what the name was on disk. A download opens it by this path and
+   * serves it only when it is the file the walk (through descriptors) found: same device and inode.
+   */
   path: Buffer;
   size: number;
   dev: number;
@@ -235,19 +238,23 @@ const SLASH = Buffer.from("/");
  * costs no more than the cap: past MAX_VISITED entries in all, what was not read is left
  * out (and which names those are is the file system's order). Names are read as bytes: one
  * that is not UTF-8, read as a string, no longer reached its file, which was left out in
- * silence; it is listed with an inert name (its other bytes as \xNN).
+ * silence; it is listed with an inert name (its other bytes as \xNN). Each folder is opened
+ * once (O_DIRECTORY | O_NOFOLLOW) and its entries reached through that descriptor, never
+ * by a path again: by path, a goal still running that swapped a folder for a link to a
+ * host folder between its lstat and its listing had the host's files listed, with their
+ * device and inode, and then served as the ones listed.
  */
 function listOutputs(root: string): OutputListing {
   const files: OutputEntry[] = [];
   let visited = 0;
   let truncated = false;
-  const walk = (dir: Buffer, prefix: string, depth: number) => {
+  const walk = (dir: number, rel: Buffer, prefix: string, depth: number) => {
     if (depth > MAX_DEPTH) return;
     const names: Buffer[] = [];
     let d: Dir;
     try {
       // Names as Buffers: Node does this, though its types know only string names here.
-      d = opendirSync(dir, { encoding: "buffer" as BufferEncoding });
+      d = opendirSync(fdPath(dir), { encoding: "buffer" as BufferEncoding });
     } catch {
       return;
     }
@@ -271,16 +278,39 @@ function listOutputs(root: string): OutputListing {
         truncated = true;
         return;
       }
-      const path = Buffer.concat([dir, SLASH, n]);
-      const st = lstatSync(path, { throwIfNoEntry: false });
+      const at = fdEntryPath(dir, n);
+      const st = lstatSync(at, { throwIfNoEntry: false });
       if (!st) continue;
+      const path = Buffer.concat([rel, SLASH, n]);
       const name = prefix === "" ? displayName(n) : `${prefix}/${displayName(n)}`;
-      if (st.isDirectory()) walk(path, name, depth + 1);
-      else if (st.isFile()) files.push({ name, path, size: st.size, dev: st.dev, ino: st.ino });
+      if (st.isDirectory()) {
+        const sub = openFolder(at);
+        if (sub === undefined) continue; // swapped for a link (or removed) since the lstat
+        try {
+          walk(sub, path, name, depth + 1);
+        } finally {
+          closeSync(sub);
+        }
+      } else if (st.isFile()) files.push({ name, path, size: st.size, dev: st.dev, ino: st.ino });
     }
   };
-  walk(Buffer.from(root), "", 0);
+  const top = openFolder(root);
+  if (top === undefined) return { files, truncated };
+  try {
+    walk(top, Buffer.from(root), "", 0);
+  } finally {
+    closeSync(top);
+  }
   return { files, truncated };
+}
+
+/** The folder at `path` opened without following a link there; undefined when it is not one now. */
+function openFolder(path: string | Buffer): number | undefined {
+  try {
+    return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
