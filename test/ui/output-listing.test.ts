@@ -102,3 +102,31 @@ describe("the output listing of files whose names are not UTF-8", () => {
     expect((await file("q\\xff.txt")).status).toBe(404);
   });
 });
+
+describe("the output listing of a name that begins with a byte order mark", () => {
+  it("lists it with the mark, apart from the file named without it, and serves each", async () => {
+    // displayName decoded names with a TextDecoder that drops a leading BOM: "\uFEFFb.txt" was
+    // listed as "b.txt", a name another file had, and then neither of them was served.
+    const fx = await suite.start();
+    suite.server.script('manifest "writer"', [turn.text("done")]);
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "write", manifest: manifest("writer") });
+    const g = await c.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
+    writeFileSync(join(g.output_dir, "b.txt"), "plain\n");
+    writeFileSync(join(g.output_dir, "\uFEFFb.txt"), "marked\n");
+    const ui = await openUi(fx);
+    const session = await signIn(ui);
+    const get = (path: string) => raw(ui.port, { path, headers: { Host: ui.host, ...session } });
+    const listing = await get(`/api/goals/${goal_id}/outputs`);
+    expect(JSON.parse(String(listing.body))).toEqual({
+      files: [
+        { name: "b.txt", size: 6 },
+        { name: "\uFEFFb.txt", size: 7 },
+      ],
+    });
+    expect(String((await get(`/api/goals/${goal_id}/outputs/b.txt`)).body)).toBe("plain\n");
+    const marked = await get(`/api/goals/${goal_id}/outputs/${encodeURIComponent("\uFEFFb.txt")}`);
+    expect(marked.status).toBe(200);
+    expect(String(marked.body)).toBe("marked\n");
+  });
+});
