@@ -14,6 +14,8 @@ export interface PoolSlot {
   folders: GoalFolders;
   container: Docker.Container;
   session: ExecutorSession;
+  /** Its container's aido.expires (seconds): a goal that takes the slot expires then. */
+  expires: number;
 }
 
 export class WarmPool {
