@@ -19,7 +19,7 @@ import type { MethodRunner } from "../methods.js";
 import { AssetTable } from "./assets.js";
 import { ConnectionPool } from "./connections.js";
 import { DownloadTickets } from "./download-tickets.js";
-import { sendDownloadTicket, sendOutput, sendOutputList, submitWithUploads } from "./files.js";
+import { submitWithUploads } from "./files.js";
 import {
   checkRequest,
   cookieName,
@@ -33,6 +33,7 @@ import {
   signsIn,
 } from "./guard.js";
 import { BodyError, readJsonBody, securityHeaders, sendError, sendJson, sendText } from "./http.js";
+import { sendDownloadTicket, sendOutput, sendOutputList } from "./outputs.js";
 import { answerRpc } from "./rpc.js";
 import { SignInCodes } from "./signin.js";
 import { openEventStream } from "./sse.js";
