@@ -1,9 +1,9 @@
 // daemon/ui/outputs.ts — a goal's /output through the dashboard: listed (regular files only,
 // walked through folder descriptors, never following a link) and downloaded by a name from
-// that listing, opened without following links and checked to be the very file listed;
-// always as an attachment of type application/octet-stream, so a goal's x.html is never
-// rendered in the dashboard's origin. The page downloads through a one-time ticket
-// (download-tickets.ts), streamed to disk.
+// that listing, opened as the listing reached it (never through a link) and checked to be
+// the very file listed; always as an attachment of type application/octet-stream, so a
+// goal's x.html is never rendered in the dashboard's origin. The page downloads through a
+// one-time ticket (download-tickets.ts), streamed to disk.
 
 import {
   closeSync,
@@ -36,11 +36,8 @@ const MAX_DEPTH = 16;
 interface OutputEntry {
   /** The path under the output folder as listed: names that are not UTF-8 with \xNN (displayName). */
   name: string;
-  /**
-   * The file's path as bytes, what the name was on disk. A download opens it by this path and
-   * serves it only when it is the file the walk (through descriptors) found: same device and inode.
-   */
-  path: Buffer;
+  /** The names (bytes, as on disk) from the output folder down to the file: how a download reaches it. */
+  names: Buffer[];
   size: number;
   dev: number;
   ino: number;
@@ -56,8 +53,6 @@ interface OutputListing {
 function outputDirOf(rt: Runtime, goalId: string): string {
   return rt.goals.status(goalId).output_dir;
 }
-
-const SLASH = Buffer.from("/");
 
 /**
  * Regular files under `root`, walked with lstat (links, devices, fifos are skipped), in
@@ -75,7 +70,7 @@ function listOutputs(root: string): OutputListing {
   const files: OutputEntry[] = [];
   let visited = 0;
   let truncated = false;
-  const walk = (dir: number, rel: Buffer, prefix: string, depth: number) => {
+  const walk = (dir: number, rel: Buffer[], prefix: string, depth: number) => {
     if (depth > MAX_DEPTH) return;
     const names: Buffer[] = [];
     let d: Dir;
@@ -108,7 +103,7 @@ function listOutputs(root: string): OutputListing {
       const at = fdEntryPath(dir, n);
       const st = lstatSync(at, { throwIfNoEntry: false });
       if (!st) continue;
-      const path = Buffer.concat([rel, SLASH, n]);
+      const path = [...rel, n];
       const name = prefix === "" ? displayName(n) : `${prefix}/${displayName(n)}`;
       if (st.isDirectory()) {
         const sub = openFolder(at);
@@ -118,17 +113,44 @@ function listOutputs(root: string): OutputListing {
         } finally {
           closeSync(sub);
         }
-      } else if (st.isFile()) files.push({ name, path, size: st.size, dev: st.dev, ino: st.ino });
+      } else if (st.isFile()) files.push({ name, names: path, size: st.size, dev: st.dev, ino: st.ino });
     }
   };
   const top = openFolder(root);
   if (top === undefined) return { files, truncated };
   try {
-    walk(top, Buffer.from(root), "", 0);
+    walk(top, [], "", 0);
   } finally {
     closeSync(top);
   }
   return { files, truncated };
+}
+
+/**
+ * The listed file, opened the way the listing reached it: each folder on the way through the
+ * descriptor of the one before (O_DIRECTORY | O_NOFOLLOW), the file itself O_NOFOLLOW |
+ * O_NONBLOCK. By its path, a folder a goal still running swapped for a link to a host folder
+ * since the listing was followed, and a host file opened (as the daemon's user: a FIFO's
+ * writer let go, a device acting on its open) before the check found it was not the one
+ * listed. Undefined when something on the way is not what it was.
+ */
+function openListed(root: string, entry: OutputEntry): number | undefined {
+  let dir = openFolder(root);
+  try {
+    for (const name of entry.names.slice(0, -1)) {
+      if (dir === undefined) return undefined;
+      const next = openFolder(fdEntryPath(dir, name));
+      closeSync(dir);
+      dir = next;
+    }
+    if (dir === undefined) return undefined;
+    const last = entry.names.at(-1) as Buffer;
+    return openSync(fdEntryPath(dir, last), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  } finally {
+    if (dir !== undefined) closeSync(dir);
+  }
 }
 
 /** The folder at `path` opened without following a link there; undefined when it is not one now. */
@@ -220,18 +242,17 @@ export function sendOutput(
     sendError(res, 404, "not_found", "no such output file");
     return;
   }
-  let fd: number;
-  try {
-    fd = openSync(entry.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    // Listed, then not to be had: a goal still running swapped it for a link, removed it, or
-    // holds a lease on it. Refused (and audited) as any other output that is not sent.
+  const fd = openListed(dir, entry);
+  if (fd === undefined) {
+    // Listed, then not to be had: a goal still running swapped it (or a folder on the way)
+    // for a link, removed it, or holds a lease on it. Refused (and audited) as any other
+    // output that is not sent.
     refused();
     sendError(res, 404, "not_found", "the output file changed while it was looked up");
     return;
   }
   const st = fstatSync(fd);
-  // A folder on the way swapped for a link since the listing leads elsewhere: refuse.
+  // Replaced since the listing (another file renamed to its name): refuse.
   if (!st.isFile() || st.dev !== entry.dev || st.ino !== entry.ino) {
     closeSync(fd);
     refused();
