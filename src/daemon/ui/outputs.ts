@@ -32,6 +32,11 @@ const MAX_LISTED = 10_000;
  */
 const MAX_VISITED = 20_000;
 const MAX_DEPTH = 16;
+/**
+ * The longest name a listing gives: a name under each folder it walks into, each of 255
+ * bytes at most, which the listing writes with four characters (\xff) when they are not UTF-8.
+ */
+const MAX_LISTED_NAME = (MAX_DEPTH + 1) * (255 * 4 + 1);
 
 interface OutputEntry {
   /** The path under the output folder as listed: names that are not UTF-8 with \xNN (displayName). */
@@ -184,7 +189,7 @@ export function sendOutputList(res: ServerResponse, rt: Runtime, goalParam: stri
 const TicketBody = z
   .object({
     goal_id: z.string().min(1).max(128),
-    name: z.string().min(1).max(4096),
+    name: z.string().min(1).max(MAX_LISTED_NAME),
   })
   .strict();
 

@@ -6,7 +6,7 @@
 // Routes: the sign-in link (a one-time code of signin.ts traded for the session cookie
 // and the page key, in a page that keeps the key and goes on to `/`), the
 // page's files (assets.ts), /api/rpc (rpc.ts), /api/events (sse.ts), goal uploads and
-// output downloads (files.ts; the page's through one-time tickets, download-tickets.ts). Handlers are the socket's (MethodRunner): the
+// output downloads (files.ts, outputs.ts; the page's through one-time tickets, download-tickets.ts). Handlers are the socket's (MethodRunner): the
 // dashboard is another client of the same methods, not a second implementation.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
