@@ -257,7 +257,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         skills.length === everySkill.length &&
         opts.workspace === undefined &&
         network === undefined;
-      const slot = !existsSync(folders.root) && poolFits ? this.pool.take() : undefined;
+      // A slot's TTL counts from when it started: one that waited more than a tenth of it
+      // (a daemon left idle) is replaced, or its goal would be ended as expired early, or
+      // at the first sweep when it waited past its TTL.
+      const fresh = (s: PoolSlot) => s.expires - Date.now() / 1000 >= 0.9 * defaults.ttlSeconds;
+      const slot = !existsSync(folders.root) && poolFits ? this.pool.take(fresh) : undefined;
       if (slot) {
         ensurePrivateDir(this.config.goalsDir);
         renameSync(slot.folders.root, folders.root);

@@ -154,3 +154,27 @@ describe("a goal whose container stopped", () => {
     }
   });
 });
+
+describe("a goal given a warm-pool slot that waited past its TTL", () => {
+  it("is not ended as expired by the next sweep: such a slot is not handed out", async () => {
+    // A slot's TTL counts from when it started: a daemon idle longer than the TTL handed its
+    // next goal a container already past its aido.expires label, and the next sweep ended
+    // that goal as expired (`reached sandbox.ttl_seconds`) moments after it began.
+    const pooled = makeSandboxFixture((c) => {
+      c.sandbox.warmPool = 1;
+      c.sandbox.ttlSeconds = 2;
+    });
+    try {
+      await pooled.backend.start();
+      expect(pooled.backend.warmSlots).toBe(1);
+      await new Promise((r) => setTimeout(r, 2_100)); // the idle slot is past its label
+      const sb = await pooled.backend.acquire("pool-stale-goal");
+      const labels = (await docker.getContainer(sb.containerId).inspect()).Config.Labels;
+      expect(Number(labels["aido.expires"])).toBeGreaterThan(Date.now() / 1000);
+      const report = await pooled.backend.gc({ isGoalLive: () => true });
+      expect(report.removedContainers.filter((c) => c.goalId === "pool-stale-goal")).toEqual([]);
+    } finally {
+      await pooled.cleanup();
+    }
+  });
+});
