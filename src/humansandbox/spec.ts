@@ -3,7 +3,7 @@
 // duration or a limit above the operator's config is an error naming the key and the
 // line. Parsing is the only place these values are checked; inside they are trusted.
 
-import { readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
@@ -225,6 +225,27 @@ function hostList(
   return [...new Set(hosts)];
 }
 
+/** A sandbox file is YAML a person writes: one larger than this is not one. */
+const MAX_SANDBOX_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The text of the sandbox file at `file`: a regular file only, opened without blocking. It is
+ * read at each run, destroy and TTL sweep, and a task given the folder that holds it (an
+ * input, with --dangerous-allow-mutations) can put a FIFO at its name: read as it came, that
+ * waited for a writer forever, and once the sandbox expired so did every aido command.
+ */
+function readSandboxFile(file: string): string {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error("not a regular file");
+    if (st.size > MAX_SANDBOX_FILE_BYTES) throw new Error(`larger than ${MAX_SANDBOX_FILE_BYTES} bytes`);
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Read and parse a sandbox file; a missing file is a configuration error naming it. */
 export function loadSandboxSpec(
   file: string,
@@ -234,7 +255,7 @@ export function loadSandboxSpec(
   const abs = resolve(file);
   let text: string;
   try {
-    text = readFileSync(abs, "utf8");
+    text = readSandboxFile(abs);
   } catch (e) {
     throw new AidoError(ErrorCode.configInvalid, `cannot read sandbox file ${abs}: ${(e as Error).message}`, {
       file: abs,
@@ -252,7 +273,7 @@ export function loadSandboxSpec(
 export function sandboxEnvValues(file: string | null): Record<string, string> {
   if (file === null) return {};
   try {
-    const doc = parseDocument(readFileSync(file, "utf8"), { prettyErrors: false });
+    const doc = parseDocument(readSandboxFile(file), { prettyErrors: false });
     if (doc.errors.length > 0) return {};
     const js = doc.toJS({ maxAliasCount: 50 }) as { env?: unknown } | null;
     const env = SandboxFileSchema.shape.env.safeParse(js?.env);

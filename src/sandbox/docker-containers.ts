@@ -92,9 +92,10 @@ export class RuntimeContainers {
     prepareFolders(folders, parseUser(this.opts.user));
     const labels = {
       ...this.opts.labels,
+      // Now + the TTL, unless extraLabels carries one (a goal's next container keeps its first's).
+      [LABEL.expires]: String(Math.floor(Date.now() / 1000) + limits.ttlSeconds),
       ...extraLabels,
       [LABEL.runtime]: this.runtimeId,
-      [LABEL.expires]: String(Math.floor(Date.now() / 1000) + limits.ttlSeconds),
       [LABEL.limits]: JSON.stringify(limits),
     };
     const spec = {

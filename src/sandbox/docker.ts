@@ -30,6 +30,7 @@ import {
   removeTreeNoFollow,
 } from "./folders.js";
 import { sweepGoalFolders, sweepPoolFolders } from "./gc-folders.js";
+import { GoalExpiries } from "./goal-expiry.js";
 import { ensureImage } from "./image.js";
 import { checkInputs, copyInputs, inputRules } from "./inputs.js";
 import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
@@ -82,6 +83,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly acquiring = new Map<string, Promise<DockerSandbox>>();
   private readonly limitsOf = new Map<string, SandboxLimits>();
   private readonly skillsOf = new Map<string, SkillMount[]>();
+  /** When each goal's sandbox expires: its first container's label, kept by the next ones. */
+  private readonly expiries = new GoalExpiries();
   /** Goals whose /workspace is a bound host folder (AcquireOptions.workspace). */
   private readonly workspaceOf = new Map<string, string>();
   /** Goals on an egress network: the folder shared with their relay (AcquireOptions.egressShare). */
@@ -236,25 +239,35 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       network === undefined ? c.HostConfig.NetworkMode === "none" : c.HostConfig.NetworkMode === network;
     if (existing?.State.Running && onNetwork(existing)) {
       this.limitsOf.set(goalId, this.containers.limitsFromLabels(existing.Config.Labels) ?? limits);
+      this.expiries.adopt(goalId, existing.Config.Labels);
       this.skillsOf.set(goalId, skills);
       handle = new DockerSandbox(goalId, this.docker.getContainer(existing.Id), this);
     } else {
-      if (existing) await this.containers.remove(existing.Id);
+      if (existing) {
+        this.expiries.adopt(goalId, existing.Config.Labels); // a stopped one's expiry goes on
+        await this.containers.remove(existing.Id);
+      }
       this.limitsOf.set(goalId, limits);
       this.skillsOf.set(goalId, skills);
       // Pool slots mount every skill and their own workspace; a goal allowed fewer skills,
       // or working in a bound host folder, gets a container of its own.
       const poolFits =
+        !this.expiries.has(goalId) &&
         sameLimits(limits, defaults) &&
         skills.length === everySkill.length &&
         opts.workspace === undefined &&
         network === undefined;
-      const slot = !existsSync(folders.root) && poolFits ? this.pool.take() : undefined;
+      // A slot's TTL counts from when it started: one that waited more than a tenth of it
+      // (a daemon left idle) is replaced, or its goal would be ended as expired early, or
+      // at the first sweep when it waited past its TTL.
+      const fresh = (s: PoolSlot) => s.expires - Date.now() / 1000 >= 0.9 * defaults.ttlSeconds;
+      const slot = !existsSync(folders.root) && poolFits ? this.pool.take(fresh) : undefined;
       if (slot) {
         ensurePrivateDir(this.config.goalsDir);
         renameSync(slot.folders.root, folders.root);
         await slot.container.rename({ name });
         this.ownSlots.delete(slot.id);
+        this.expiries.adopt(goalId, { [LABEL.expires]: String(slot.expires) });
         handle = new DockerSandbox(goalId, slot.container, this, slot.session);
       } else {
         await this.imageOnce();
@@ -262,7 +275,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
           name,
           folders,
           limits,
-          { [LABEL.goal]: goalId },
+          { [LABEL.goal]: goalId, ...this.expiries.label(goalId, limits.ttlSeconds) },
           skills,
           network,
         );
@@ -277,13 +290,16 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async replaceContainer(goalId: string): Promise<Docker.Container> {
     const name = this.containerName(goalId);
     const old = await this.containers.inspect(name);
-    if (old) await this.containers.remove(old.Id);
+    if (old) {
+      this.expiries.adopt(goalId, old.Config.Labels);
+      await this.containers.remove(old.Id);
+    }
     const limits = this.limitsOf.get(goalId) ?? defaultLimits(this.config);
     return this.containers.createStarted(
       name,
       this.foldersOf(goalId, this.workspaceOf.get(goalId)),
       limits,
-      { [LABEL.goal]: goalId },
+      { [LABEL.goal]: goalId, ...this.expiries.label(goalId, limits.ttlSeconds) },
       this.skillsOf.get(goalId) ?? [],
       await this.networkOf(goalId),
     );
@@ -302,6 +318,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     this.dropHandle(goalId);
     this.limitsOf.delete(goalId);
     this.skillsOf.delete(goalId);
+    this.expiries.forget(goalId);
     this.workspaceOf.delete(goalId);
     const hadEgress = this.egressShareOf.delete(goalId);
     if (!this.touched.delete(goalId)) {
@@ -340,6 +357,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       if (!this.handles.has(goalId)) {
         const limits = this.containers.limitsFromLabels(c.Labels);
         if (limits) this.limitsOf.set(goalId, limits);
+        this.expiries.adopt(goalId, c.Labels);
         this.handles.set(goalId, new DockerSandbox(goalId, this.docker.getContainer(c.Id), this));
       }
       goals.push(goalId);
@@ -381,6 +399,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         continue;
       }
       if (goalId) this.dropHandle(goalId);
+      if (goalId && reason === "expired") this.expiries.forget(goalId);
       const swept = { name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) };
       // One container the engine will not remove (a 500 for it) does not stop the sweep.
       const error = await this.containers.remove(c.Id).then(
@@ -455,16 +474,18 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const folders = foldersUnder(join(this.poolDir, id));
     this.ownSlots.add(id);
     let container: Docker.Container | undefined;
+    const limits = defaultLimits(this.config);
+    const expires = Math.floor(Date.now() / 1000) + limits.ttlSeconds;
     try {
       container = await this.containers.createStarted(
         this.containers.poolName(id),
         folders,
-        defaultLimits(this.config),
-        { [LABEL.pool]: id },
+        limits,
+        { [LABEL.pool]: id, [LABEL.expires]: String(expires) },
         skillMounts(this.config),
       );
       const session = await ExecutorSession.start(container);
-      return { id, folders, container, session };
+      return { id, folders, container, session, expires };
     } catch (e) {
       this.ownSlots.delete(id);
       if (container) await this.containers.remove(container.id);

@@ -14,6 +14,8 @@ export interface PoolSlot {
   folders: GoalFolders;
   container: Docker.Container;
   session: ExecutorSession;
+  /** Its container's aido.expires (seconds): a goal that takes the slot expires then. */
+  expires: number;
 }
 
 export class WarmPool {
@@ -33,11 +35,14 @@ export class WarmPool {
     return this.ready.length;
   }
 
-  /** A ready slot, or undefined; the caller owns it from here on. */
-  take(): PoolSlot | undefined {
+  /**
+   * A ready slot, or undefined; the caller owns it from here on. A slot whose executor died,
+   * or that is no longer `fresh` (it waited too long of its TTL), is removed instead.
+   */
+  take(fresh: (slot: PoolSlot) => boolean = () => true): PoolSlot | undefined {
     while (this.ready.length > 0) {
       const slot = this.ready.shift()!;
-      if (slot.session.alive) return slot;
+      if (slot.session.alive && fresh(slot)) return slot;
       void this.destroySlot(slot).catch(() => {});
     }
     return undefined;

@@ -25,13 +25,16 @@ export function sparseRefusal(size: number, blocks: number): string | undefined 
     : undefined;
 }
 
-const UTF8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: the decoder's default drops a leading byte order mark, and a file named
+// "\uFEFFb.txt" was shown as "b.txt", another file's name (the dashboard served neither).
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * A file name read as bytes, as it is shown (reports, the dashboard's listing): the name
- * itself when it is UTF-8, else with every byte above 0x7f written as \xNN. A task can name
- * a file with any bytes but "/" and NUL; read as a string, such a name lost its bytes (each
- * became U+FFFD) and no longer reached the file, which the walks then skipped in silence.
+ * itself (a leading BOM kept) when it is UTF-8, else with every byte above 0x7f written as
+ * \xNN. A task can name a file with any bytes but "/" and NUL; read as a string, such a
+ * name lost its bytes (each became U+FFFD) and no longer reached the file, which the walks
+ * then skipped in silence.
  * What a terminal would act on is left to the printer (terminal-text.ts inert).
  */
 export function displayName(name: Buffer): string {

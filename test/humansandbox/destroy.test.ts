@@ -3,13 +3,14 @@
 // failure is said and logged, the messages pass the env scrubber, and a tree deeper than a
 // recursive walk goes all the same.
 
-import { existsSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { containerNameOf } from "../../src/humansandbox/container.js";
 import { canMakeUndeletable, makeUndeletable } from "../support/undeletable.js";
-import { makeProject, type Project } from "./fixture.js";
+import { makeProject, type Project, startAido } from "./fixture.js";
 
 let p: Project;
 const docker = new Docker();
@@ -168,5 +169,41 @@ describe("a task nesting folders deeper than a recursive walk goes", () => {
     const folder = join(p.dir, ".aido", "sandboxes", id);
     expect(existsSync(join(folder, "output"))).toBe(false);
     expect(JSON.parse(readFileSync(join(folder, "sandbox.json"), "utf8")).state).toBe("destroyed");
+  }, 120_000);
+});
+
+describe("a sandbox file a task swapped for a FIFO", () => {
+  it("hangs neither aido run nor destroy: it is read only when it is a regular file", async () => {
+    // Read at each `aido run`, and now at each destroy and TTL sweep (its env values scrub
+    // their errors). A task given the folder that holds it (an input, with
+    // --dangerous-allow-mutations) can put a FIFO at its name: reading it waited for a writer
+    // forever, and once the sandbox expired so did every aido command in the project (each
+    // sweeps first).
+    p.write("fifo/sb.yaml", "runtime: python:3.11\n");
+    const up = await p.aido("sandbox", "up", "-f", "fifo/sb.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    rmSync(join(p.dir, "fifo", "sb.yaml"));
+    execFileSync("mkfifo", [join(p.dir, "fifo", "sb.yaml")]);
+    const finish = async (argv: string[]) => {
+      const { child, exited } = startAido(p, argv);
+      let err = "";
+      child.stderr?.on("data", (b: Buffer) => {
+        err += b.toString();
+      });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      try {
+        return { signal: await exited, code: child.exitCode, err };
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    const run = await finish(["run", "--sandbox", id, "true"]);
+    expect(run.signal, "aido run hung").toBeNull();
+    expect(run.err).toMatch(/sandbox file .*sb\.yaml.*not a regular file/);
+    const destroy = await finish(["sandbox", "destroy", id]);
+    expect(destroy.signal, "aido sandbox destroy hung").toBeNull();
+    expect(destroy.code, destroy.err).toBe(0);
+    expect(await containerExists(id)).toBe(false);
   }, 120_000);
 });

@@ -100,16 +100,17 @@ export async function makeProject(): Promise<Project> {
 
 /** `aido run ARGV` as its own process, as a person runs it; `exited` has the signal that ended it. */
 export function startRun(p: Project, argv: string[]) {
+  return startAido(p, ["run", ...argv]);
+}
+
+/** `aido ARGV` as its own process (one that may hang is then no hang of the test's). */
+export function startAido(p: Project, argv: string[]) {
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
-  const child = spawn(
-    process.execPath,
-    ["--import", tsx, join(process.cwd(), "src/cli/main.ts"), "run", ...argv],
-    {
-      cwd: p.dir,
-      env: { ...process.env, ...p.home.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const child = spawn(process.execPath, ["--import", tsx, join(process.cwd(), "src/cli/main.ts"), ...argv], {
+    cwd: p.dir,
+    env: { ...process.env, ...p.home.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, s) => resolve(s)));
   return { child, exited };
 }

@@ -98,3 +98,83 @@ describe("gc of a container that stopped after its TTL", () => {
     }
   });
 });
+
+// A goal's TTL counted from each container it had: one that stopped before its TTL (the
+// engine stopped it, or a task that could signal its `sleep` ended it) was replaced, at the
+// goal's next call or after a sweep removed it as "stopped", by a container with a TTL of
+// its own, so a goal whose container kept dying was never expired. And one that stopped past
+// its TTL, replaced at the goal's next call before a sweep saw it, took the goal on the same.
+describe("a goal whose container stopped", () => {
+  const expiresOf = async (id: string) =>
+    (await docker.getContainer(id).inspect()).Config.Labels["aido.expires"];
+
+  it("before its TTL gets a container that expires when its first one does", async () => {
+    const sb = await fx.backend.acquire("ttl-kept");
+    const first = await expiresOf(sb.containerId);
+    await new Promise((r) => setTimeout(r, 1_100)); // a fresh TTL would count from a later second
+    await docker.getContainer(sb.containerId).stop({ t: 0 });
+    // The first call after it died fails (and says so); the next one gets a new container.
+    await sb.exec({ confinement: "unconfined", argv: ["true"] }).catch(() => undefined);
+    await sb.exec({ confinement: "unconfined", argv: ["true"] });
+    expect(await expiresOf(sb.containerId)).toBe(first);
+    await docker.getContainer(sb.containerId).stop({ t: 0 });
+    const report = await fx.backend.gc({ isGoalLive: () => true });
+    expect(report.removedContainers).toEqual([
+      expect.objectContaining({ goalId: "ttl-kept", reason: "stopped" }),
+    ]);
+    const again = await fx.backend.acquire("ttl-kept");
+    expect(await expiresOf(again.containerId)).toBe(first);
+  });
+
+  it("past its TTL, replaced at the goal's next call before a sweep, still has the goal ended by the sweep", async () => {
+    const short = makeSandboxFixture((c) => {
+      c.sandbox.ttlSeconds = 3;
+    });
+    const db = openDatabase(short.config.dbPath);
+    try {
+      const sb = await short.backend.acquire("ttl-stopped-late");
+      await new Promise((r) => setTimeout(r, 3_100)); // past its aido.expires label
+      await docker.getContainer(sb.containerId).stop({ t: 0 });
+      await sb.exec({ confinement: "unconfined", argv: ["true"] }).catch(() => undefined);
+      await sb.exec({ confinement: "unconfined", argv: ["true"] });
+      const ended: string[] = [];
+      await new SandboxSweeper({
+        config: short.config,
+        backend: short.backend,
+        audit: new AuditLog({ db, signer: RuntimeKey.load(short.config.keysDir) }),
+        isLive: () => true,
+        expired: (goalId) => ended.push(goalId),
+        released: async () => {},
+        log: () => {},
+      }).sweep();
+      expect(ended).toEqual(["ttl-stopped-late"]);
+    } finally {
+      db.close();
+      await short.cleanup();
+    }
+  });
+});
+
+describe("a goal given a warm-pool slot that waited past its TTL", () => {
+  it("is not ended as expired by the next sweep: such a slot is not handed out", async () => {
+    // A slot's TTL counts from when it started: a daemon idle longer than the TTL handed its
+    // next goal a container already past its aido.expires label, and the next sweep ended
+    // that goal as expired (`reached sandbox.ttl_seconds`) moments after it began.
+    const pooled = makeSandboxFixture((c) => {
+      c.sandbox.warmPool = 1;
+      c.sandbox.ttlSeconds = 2;
+    });
+    try {
+      await pooled.backend.start();
+      expect(pooled.backend.warmSlots).toBe(1);
+      await new Promise((r) => setTimeout(r, 2_100)); // the idle slot is past its label
+      const sb = await pooled.backend.acquire("pool-stale-goal");
+      const labels = (await docker.getContainer(sb.containerId).inspect()).Config.Labels;
+      expect(Number(labels["aido.expires"])).toBeGreaterThan(Date.now() / 1000);
+      const report = await pooled.backend.gc({ isGoalLive: () => true });
+      expect(report.removedContainers.filter((c) => c.goalId === "pool-stale-goal")).toEqual([]);
+    } finally {
+      await pooled.cleanup();
+    }
+  });
+});

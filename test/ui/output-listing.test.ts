@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { turn } from "../support/provider-server.js";
-import { openUi, raw, signIn } from "./fixture.js";
+import { openUi, postJson, raw, signIn } from "./fixture.js";
 
 const suite = useDaemonPerTest();
 
@@ -100,5 +100,68 @@ describe("the output listing of files whose names are not UTF-8", () => {
     const inner = await file("d\\xfe/f.txt");
     expect(String(inner.body)).toBe("inner\n");
     expect((await file("q\\xff.txt")).status).toBe(404);
+  });
+});
+
+describe("the output listing of a name that begins with a byte order mark", () => {
+  it("lists it with the mark, apart from the file named without it, and serves each", async () => {
+    // displayName decoded names with a TextDecoder that drops a leading BOM: "\uFEFFb.txt" was
+    // listed as "b.txt", a name another file had, and then neither of them was served.
+    const fx = await suite.start();
+    suite.server.script('manifest "writer"', [turn.text("done")]);
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "write", manifest: manifest("writer") });
+    const g = await c.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
+    writeFileSync(join(g.output_dir, "b.txt"), "plain\n");
+    writeFileSync(join(g.output_dir, "\uFEFFb.txt"), "marked\n");
+    const ui = await openUi(fx);
+    const session = await signIn(ui);
+    const get = (path: string) => raw(ui.port, { path, headers: { Host: ui.host, ...session } });
+    const listing = await get(`/api/goals/${goal_id}/outputs`);
+    expect(JSON.parse(String(listing.body))).toEqual({
+      files: [
+        { name: "b.txt", size: 6 },
+        { name: "\uFEFFb.txt", size: 7 },
+      ],
+    });
+    expect(String((await get(`/api/goals/${goal_id}/outputs/b.txt`)).body)).toBe("plain\n");
+    const marked = await get(`/api/goals/${goal_id}/outputs/${encodeURIComponent("\uFEFFb.txt")}`);
+    expect(marked.status).toBe(200);
+    expect(String(marked.body)).toBe("marked\n");
+  });
+});
+
+describe("the output listing of a file deep under names that are not UTF-8", () => {
+  it("gives the page a ticket for it, however long its listed name", async () => {
+    // Each byte that is not UTF-8 is listed as four characters (\xff): five folders of 250
+    // such bytes make a listed name of 5,000 characters and more, and a ticket's name was
+    // capped at 4,096: the page listed the file and could not download it.
+    const fx = await suite.start();
+    suite.server.script('manifest "writer"', [turn.text("done")]);
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "write", manifest: manifest("writer") });
+    const g = await c.call("goal.wait", { goal_id, timeout_ms: 20_000 }, { timeoutMs: 25_000 });
+    const long = Buffer.alloc(250, 0xff);
+    let at = Buffer.from(g.output_dir);
+    for (let i = 0; i < 5; i++) {
+      at = Buffer.concat([at, Buffer.from("/"), long]);
+      mkdirSync(at);
+    }
+    writeFileSync(Buffer.concat([at, Buffer.from("/deep.txt")]), "deep\n");
+    const ui = await openUi(fx);
+    const session = await signIn(ui);
+    const listing = await raw(ui.port, {
+      path: `/api/goals/${goal_id}/outputs`,
+      headers: { Host: ui.host, ...session },
+    });
+    const [file] = (JSON.parse(String(listing.body)) as { files: { name: string }[] }).files;
+    expect(file?.name).toBe(`${Array(5).fill("\\xff".repeat(250)).join("/")}/deep.txt`);
+    const issued = await postJson(ui, session, "/api/downloads", { goal_id, name: file?.name });
+    expect(issued.status, JSON.stringify(issued.json)).toBe(200);
+    const got = await raw(ui.port, {
+      path: (issued.json as { url: string }).url,
+      headers: { Host: ui.host, Cookie: session.Cookie },
+    });
+    expect(String(got.body)).toBe("deep\n");
   });
 });

@@ -3,6 +3,7 @@
 // the cap is refused as it streams in, never buffered whole).
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { z } from "zod";
 
 export const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
@@ -84,4 +85,13 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<un
       }
     });
   });
+}
+
+/** 400 naming the body's first problem and where it is. */
+export function sendInvalid(res: ServerResponse, error: z.ZodError): void {
+  const i = error.issues[0];
+  const field = i
+    ? [...i.path, ...(i.code === "unrecognized_keys" ? [i.keys[0]] : [])].join(".") || "body"
+    : "body";
+  sendError(res, 400, "invalid_input", `${field}: ${i?.message ?? "invalid"}`);
 }

@@ -6,7 +6,7 @@
 // Routes: the sign-in link (a one-time code of signin.ts traded for the session cookie
 // and the page key, in a page that keeps the key and goes on to `/`), the
 // page's files (assets.ts), /api/rpc (rpc.ts), /api/events (sse.ts), goal uploads and
-// output downloads (files.ts; the page's through one-time tickets, download-tickets.ts). Handlers are the socket's (MethodRunner): the
+// output downloads (files.ts, outputs.ts; the page's through one-time tickets, download-tickets.ts). Handlers are the socket's (MethodRunner): the
 // dashboard is another client of the same methods, not a second implementation.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -19,7 +19,7 @@ import type { MethodRunner } from "../methods.js";
 import { AssetTable } from "./assets.js";
 import { ConnectionPool } from "./connections.js";
 import { DownloadTickets } from "./download-tickets.js";
-import { sendDownloadTicket, sendOutput, sendOutputList, submitWithUploads } from "./files.js";
+import { submitWithUploads } from "./files.js";
 import {
   checkRequest,
   cookieName,
@@ -33,6 +33,7 @@ import {
   signsIn,
 } from "./guard.js";
 import { BodyError, readJsonBody, securityHeaders, sendError, sendJson, sendText } from "./http.js";
+import { sendDownloadTicket, sendOutput, sendOutputList } from "./outputs.js";
 import { answerRpc } from "./rpc.js";
 import { SignInCodes } from "./signin.js";
 import { openEventStream } from "./sse.js";
