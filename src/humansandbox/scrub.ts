@@ -5,6 +5,7 @@
 // and hide nothing worth hiding (docs/sandbox-cli.md says so).
 
 import { StringDecoder } from "node:string_decoder";
+import { inert, inertLines } from "../security/terminal-text.js";
 
 export const MIN_SCRUB_LENGTH = 4;
 /** A line longer than this is passed on in pieces (a value cut at a piece border may show). */
@@ -16,14 +17,14 @@ export class Scrubber {
   constructor(env: Record<string, string>) {
     this.pairs = Object.entries(env)
       .filter(([, v]) => v.length >= MIN_SCRUB_LENGTH)
-      .sort((a, b) => b[1].length - a[1].length)
-      .map(([name, value]) => [value, `[env:${name}]`]);
+      .flatMap(([name, value]) => spellings(value).map((v): [string, string] => [v, `[env:${name}]`]))
+      .sort((a, b) => b[0].length - a[0].length);
   }
 
   /** Also hide `value` (a credential Aido made, e.g. a run's proxy password) as "[hidden]". */
   hide(value: string): void {
     if (value.length < MIN_SCRUB_LENGTH) return;
-    this.pairs.push([value, "[hidden]"]);
+    for (const v of spellings(value)) this.pairs.push([v, "[hidden]"]);
     this.pairs.sort((a, b) => b[0].length - a[0].length);
   }
 
@@ -32,6 +33,15 @@ export class Scrubber {
     for (const [value, mark] of this.pairs) if (out.includes(value)) out = out.split(value).join(mark);
     return out;
   }
+}
+
+/**
+ * A value as it may be written: as it is, and as the terminal-safe forms Aido writes text in
+ * before it reaches a scrubber (an error naming a task's file is made inert where it is
+ * raised): a value with a tab or an invisible character in it would otherwise not match.
+ */
+function spellings(value: string): string[] {
+  return [...new Set([value, inert(value), inertLines(value)])];
 }
 
 /** Bytes in, scrubbed complete lines out (without their "\n"). */

@@ -9,6 +9,7 @@ import { isAidoError } from "../../src/errors.js";
 import { resolveInputs } from "../../src/humansandbox/paths.js";
 import { Scrubber } from "../../src/humansandbox/scrub.js";
 import { parseSandboxSpec, SandboxSpecError } from "../../src/humansandbox/spec.js";
+import { inert, inertLines } from "../../src/security/terminal-text.js";
 import { makeTempHome } from "../support/home.js";
 
 const home = makeTempHome();
@@ -175,5 +176,16 @@ describe("env scrubbing", () => {
   it("replaces every occurrence of a value with its name, longest first", () => {
     const s = new Scrubber({ TOKEN: "abcd1234", SHORT: "on", PREFIX: "abcd" });
     expect(s.scrub("x abcd1234 y abcd on")).toBe("x [env:TOKEN] y [env:PREFIX] on");
+  });
+
+  it("finds a value in the terminal-safe form an error was written in before it was scrubbed", () => {
+    // A destroy's error names a task's file made inert where it was raised (folders.ts): a
+    // value with a tab or an invisible character arrives escaped.
+    const s = new Scrubber({ TOKEN: "ab\tcd\u200b12" });
+    s.hide("pw\x1bword");
+    expect(s.scrub(inert("rm: x/ab\tcd\u200b12: busy"))).toBe("rm: x/[env:TOKEN]: busy");
+    expect(s.scrub(inertLines("x ab\tcd\u200b12"))).toBe("x [env:TOKEN]");
+    expect(s.scrub("raw ab\tcd\u200b12 and pw\x1bword")).toBe("raw [env:TOKEN] and [hidden]");
+    expect(s.scrub(inert("pw\x1bword"))).toBe("[hidden]");
   });
 });
