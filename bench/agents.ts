@@ -85,6 +85,9 @@ interface Run {
   mainThreadMs: number;
   turns: number;
   completed: number;
+  /** Agents of the run (the parent and its children), and how many records the registry still holds. */
+  spawned: number;
+  held: number;
 }
 
 /** CPU ms per thread of this process (user + system), by thread id; empty off Linux. */
@@ -154,10 +157,19 @@ async function fanOut(children: number, childTurns = 1): Promise<Run> {
           `${turns} model turns, expected ${PARENT_CALLS + children * childTurns}; agents: ${ends}`,
         );
       }
-      const completed = rt
-        .listAgents({ includeStopped: true })
-        .filter((a) => a.stop_reason === "finished: complete").length;
-      return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000, mainThreadMs, turns, completed };
+      const agents = rt.listAgents({ includeStopped: true });
+      const completed = agents.filter((a) => a.stop_reason === "finished: complete").length;
+      // Every agent stopped with the parent: none of their records should stay in memory.
+      const held = rt.registry.list({ includeStopped: true }).length;
+      return {
+        wallMs,
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        mainThreadMs,
+        turns,
+        completed,
+        spawned: agents.length,
+        held,
+      };
     } finally {
       await rt.close();
     }
@@ -217,6 +229,13 @@ export async function benchAgents(): Promise<BenchSection> {
         unit: "ms",
         target: { op: "<=", value: 1 },
       },
+      {
+        name: "agent records held in memory once the fan-out ended",
+        value: run.held,
+        unit: "records",
+        baseline: { name: "agents the fan-out spawned", value: run.spawned },
+        target: { op: "<=", value: 0 },
+      },
     ],
     notes: [
       `${run.turns} model turns (${CHILDREN} children + ${PARENT_CALLS} parent), ${run.completed} agents completed, ` +
@@ -228,6 +247,8 @@ export async function benchAgents(): Promise<BenchSection> {
       `CPU split (from /proc/self/task, 10 ms ticks): one-turn children ${perTurn(run)}; ` +
         `${LONG_TURNS}-turn children ${perTurn(long)}; warmed (after ${turnsBefore} turns, the median of ${WARMED_RUNS} runs: ` +
         `${measured.map((r) => (r.cpuMs / r.turns).toFixed(2)).join(", ")} ms), ${perTurn(warmed)}.`,
+      "Agent records: the registry holds a goal's records only while one of its agents is not stopped; " +
+        "the agents of a goal that ended are answered from their rows (the fan-out's listing above read them there).",
       `Machine load (1-minute average) as the warmed runs began: ${load.toFixed(2)} on ${availableParallelism()} cores; ` +
         "CPU per turn is higher on a busy machine, so compare runs made at similar loads.",
     ],
