@@ -89,6 +89,9 @@ interface Run {
   mainThreadMs: number;
   turns: number;
   completed: number;
+  /** Agents of the run (the parent and its children), and how many records the registry still holds. */
+  spawned: number;
+  held: number;
 }
 
 /** CPU ms per thread of this process (user + system), by thread id; empty off Linux. */
@@ -158,10 +161,19 @@ async function fanOut(children: number, childTurns = 1): Promise<Run> {
           `${turns} model turns, expected ${PARENT_CALLS + children * childTurns}; agents: ${ends}`,
         );
       }
-      const completed = rt
-        .listAgents({ includeStopped: true })
-        .filter((a) => a.stop_reason === "finished: complete").length;
-      return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000, mainThreadMs, turns, completed };
+      const agents = rt.listAgents({ includeStopped: true });
+      const completed = agents.filter((a) => a.stop_reason === "finished: complete").length;
+      // Every agent stopped with the parent: none of their records should stay in memory.
+      const held = rt.registry.list({ includeStopped: true }).length;
+      return {
+        wallMs,
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        mainThreadMs,
+        turns,
+        completed,
+        spawned: agents.length,
+        held,
+      };
     } finally {
       await rt.close();
     }
@@ -291,6 +303,13 @@ export async function benchAgents(): Promise<BenchSection> {
         unit: "ms",
       },
       { name: "runtime CPU per child spawn and stop (no model call), warmed", value: life, unit: "ms" },
+      {
+        name: "agent records held in memory once the fan-out ended",
+        value: run.held,
+        unit: "records",
+        baseline: { name: "agents the fan-out spawned", value: run.spawned },
+        target: { op: "<=", value: 0 },
+      },
     ],
     notes: [
       `${run.turns} model turns (${CHILDREN} children + ${PARENT_CALLS} parent), ${run.completed} agents completed, ` +
@@ -306,6 +325,8 @@ export async function benchAgents(): Promise<BenchSection> {
         `is its one turn and its lifecycle: a spawn and a stop with no model call cost ${life.toFixed(2)} ms per child ` +
         `(the median of ${WARMED_RUNS} runs of 20 x ${CHILDREN} children: ${lives.map((x) => x.toFixed(2)).join(", ")} ms), ` +
         "its narrowed manifest, signed token, budget carve-out, four audit entries and two write commits.",
+      "Agent records: the registry holds a goal's records only while one of its agents is not stopped; " +
+        "the agents of a goal that ended are answered from their rows (the fan-out's listing above read them there).",
       `Machine load (1-minute average) as the warmed runs began: ${load.toFixed(2)} on ${availableParallelism()} cores; ` +
         "CPU per turn is higher on a busy machine, so compare runs made at similar loads.",
     ],

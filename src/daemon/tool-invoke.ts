@@ -17,7 +17,7 @@ export async function invokeToolWithEvents(
   input: unknown,
   signal?: AbortSignal,
 ): Promise<ToolResult> {
-  const goalId = rt.registry.get(agentId)?.goalId ?? null;
+  const goalId = rt.registry.goalOf(agentId) ?? null;
   const ev = { agentId, tool, callId: `rpc_${randomBytes(6).toString("hex")}` };
   const started = performance.now();
   const ms = () => Math.round(performance.now() - started);

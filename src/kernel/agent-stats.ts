@@ -1,7 +1,11 @@
-// kernel/agent-stats.ts — what a supervisor watches per agent that no table keeps: the
-// tokens its own model calls used and its calls' waits in the inference queue, tallied
-// from the event bus (the loop's `usage`, the scheduler's `inference.queued` and
-// `inference.started`). In memory, since the daemon started; agent summaries carry it.
+// kernel/agent-stats.ts — what a supervisor watches per agent that no table keeps while
+// the agent lives: the tokens its own model calls used and its calls' waits in the
+// inference queue, tallied from the event bus (the loop's `usage`, the scheduler's
+// `inference.queued` and `inference.started`). In memory for the agents the registry
+// tracks (not stopped), since the daemon started; agent summaries carry it. A stopped
+// agent's tallies are written to its row with its stop (registry.ts) and leave memory: a
+// report that comes later (a call in flight when it stopped) is handed to `untracked`,
+// which adds it to the row.
 
 import type { EventBus } from "./events.js";
 
@@ -19,47 +23,66 @@ export interface AgentQueue {
   wait_ms_last: number | null;
 }
 
-export class AgentStats {
-  private readonly usage = new Map<string, AgentUsage>();
-  private readonly queue = new Map<string, AgentQueue>();
+export interface AgentTallies {
+  usage: AgentUsage;
+  queue: AgentQueue;
+}
 
-  constructor(events: EventBus) {
+export function noTallies(): AgentTallies {
+  return {
+    usage: { input_tokens: 0, output_tokens: 0 },
+    queue: { waiting: false, calls: 0, wait_ms_total: 0, wait_ms_last: null },
+  };
+}
+
+/** A report for an agent no longer tracked here: apply it to the tallies kept elsewhere. */
+export type UntrackedReport = (agentId: string, apply: (t: AgentTallies) => void) => void;
+
+export class AgentStats {
+  private readonly tallies = new Map<string, AgentTallies>();
+
+  constructor(
+    events: EventBus,
+    private readonly untracked: UntrackedReport,
+  ) {
     events.subscribe({ types: ["usage", "inference.queued", "inference.started"] }, (ev) => {
-      if (ev.type === "usage") {
-        const u = this.usageOf(ev.agentId);
-        u.input_tokens += ev.input_tokens;
-        u.output_tokens += ev.output_tokens;
-      } else if (ev.type === "inference.queued") this.queueOf(ev.agentId).waiting = true;
-      else if (ev.type === "inference.started") {
-        const q = this.queueOf(ev.agentId);
-        q.waiting = false;
-        q.calls++;
-        q.wait_ms_total += ev.waitMs;
-        q.wait_ms_last = ev.waitMs;
-      }
+      let apply: (t: AgentTallies) => void;
+      if (ev.type === "usage")
+        apply = (t) => {
+          t.usage.input_tokens += ev.input_tokens;
+          t.usage.output_tokens += ev.output_tokens;
+        };
+      else if (ev.type === "inference.queued")
+        apply = (t) => {
+          t.queue.waiting = true;
+        };
+      else if (ev.type === "inference.started")
+        apply = (t) => {
+          t.queue.waiting = false;
+          t.queue.calls++;
+          t.queue.wait_ms_total += ev.waitMs;
+          t.queue.wait_ms_last = ev.waitMs;
+        };
+      else return;
+      const t = this.tallies.get(ev.agentId);
+      if (t) apply(t);
+      else this.untracked(ev.agentId, apply);
     });
   }
 
-  /** The agent's tallies (zeros for one that made no call), as copies. */
-  of(agentId: string): { usage: AgentUsage; queue: AgentQueue } {
-    return { usage: { ...this.usageOf(agentId) }, queue: { ...this.queueOf(agentId) } };
+  /** Tally the agent's reports here from now on (it was registered, or recovered). */
+  track(agentId: string): void {
+    if (!this.tallies.has(agentId)) this.tallies.set(agentId, noTallies());
   }
 
-  private usageOf(agentId: string): AgentUsage {
-    let u = this.usage.get(agentId);
-    if (!u) {
-      u = { input_tokens: 0, output_tokens: 0 };
-      this.usage.set(agentId, u);
-    }
-    return u;
+  /** The agent's tallies (zeros for one that made no call or is not tracked), as copies. */
+  of(agentId: string): AgentTallies {
+    const t = this.tallies.get(agentId) ?? noTallies();
+    return { usage: { ...t.usage }, queue: { ...t.queue } };
   }
 
-  private queueOf(agentId: string): AgentQueue {
-    let q = this.queue.get(agentId);
-    if (!q) {
-      q = { waiting: false, calls: 0, wait_ms_total: 0, wait_ms_last: null };
-      this.queue.set(agentId, q);
-    }
-    return q;
+  /** Stop tallying the agent here (its tallies were written to its row). */
+  forget(agentId: string): void {
+    this.tallies.delete(agentId);
   }
 }

@@ -209,7 +209,7 @@ export async function assembleRuntime(
     config,
     pins: new McpPins(db),
     audit,
-    serversOf: (agentId) => registry.get(agentId)?.manifest.mcp_servers,
+    serversOf: (agentId) => registry.find(agentId)?.manifest.mcp_servers,
     // A server with network entries joins an egress network of its own, with the proxy
     // variables of its caller mcp:<server> (egress/mcp-callers.ts); else network none.
     startStdio: async (goalId, s): Promise<McpServerContainer> => {
@@ -305,7 +305,7 @@ export async function assembleRuntime(
   });
   const egress = new EgressGate({
     config: config.egress,
-    agent: (id) => registry.get(id),
+    agent: (id) => registry.find(id),
     tokens,
     policy,
     approvals,
@@ -323,7 +323,7 @@ export async function assembleRuntime(
     (e) => {
       if (!events.wants(e.type)) return;
       const { type, ...rest } = e;
-      events.emit(type, registry.get(e.agentId)?.goalId ?? null, rest as never);
+      events.emit(type, registry.goalOf(e.agentId) ?? null, rest as never);
     },
     opts.inferenceSlot,
   );

@@ -15,133 +15,38 @@
 //
 // Counting: "agents per goal" and "children per agent" count agents that are not
 // stopped, plus admissions in progress. A finished on-demand child frees its slot.
+//
+// Memory: a record is held while its goal (or standalone agent's pseudo-goal) has an agent
+// that is not stopped, so that a live goal's stopped children stay in their parent's tree
+// for the cascade, the limits and the callers that look agents up by id. When a goal's last
+// live agent stops (its root, whose stop took every other with it), the goal's records
+// leave memory; what is answered about those agents from then on (status, lists with
+// stopped agents, usage reported late, a second stop, a run refused) comes from their rows
+// (agent-rows.ts), the same as before. Records are indexed by goal: admission and a goal's
+// listing cost that goal's agents, not every agent the daemon ever ran.
 
+import { randomBytes } from "node:crypto";
 import type { Config } from "../config.js";
-import { type Db, migrate, prepared } from "../db/database.js";
+import { type Db, prepared } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { Gate } from "../gate/invoke.js";
-import type { LoadedManifest } from "../manifest/load.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
-import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
-import type { TraceSpan } from "../telemetry/tracer.js";
-import { type AgentQueue, AgentStats, type AgentUsage } from "./agent-stats.js";
+import type { TokenAuthority } from "../security/tokens.js";
+import {
+  type AgentRecord,
+  type AgentSummary,
+  type LineageLink,
+  recordFromRow,
+  type StoredAgent,
+  storedAgent,
+} from "./agent-record.js";
+import { type AgentRow, AgentRows } from "./agent-rows.js";
+import { AgentStats, type AgentTallies } from "./agent-stats.js";
 import type { AgentState, EventBus } from "./events.js";
-import { childNamesByOperator, modelNamedLiterally } from "./narrow-manifest.js";
 
-const MIGRATIONS = [
-  `CREATE TABLE agents (
-     id TEXT PRIMARY KEY,
-     goal_id TEXT NOT NULL,
-     parent_id TEXT,
-     depth INTEGER NOT NULL,
-     manifest TEXT NOT NULL,
-     model TEXT NOT NULL,
-     token TEXT NOT NULL,
-     budget_account TEXT NOT NULL,
-     owns_account INTEGER NOT NULL,
-     lifecycle TEXT NOT NULL,
-     state TEXT NOT NULL,
-     created_at INTEGER NOT NULL,
-     stopped_at INTEGER,
-     stop_reason TEXT
-   );
-   CREATE INDEX agents_goal ON agents (goal_id);
-   CREATE INDEX agents_live ON agents (state) WHERE state != 'stopped';`,
-  // Who an agent is across goals (memories and Allow Always grants bind to it); rows from
-  // before it existed were all named by their manifest, which is what a root's identity is.
-  `ALTER TABLE agents ADD COLUMN identity TEXT;
-   UPDATE agents SET identity = json_extract(manifest, '$.name') WHERE identity IS NULL;`,
-];
-
-export interface AgentRecord {
-  readonly id: string;
-  readonly goalId: string;
-  readonly parentId: string | null;
-  readonly depth: number;
-  readonly manifest: LoadedManifest;
-  /**
-   * Who the agent is across goals, in a form no model can choose: a root agent (its manifest
-   * came from the operator: a manifest folder, goal.submit, agent.spawn) is its manifest's
-   * name; a child, whose manifest a model wrote, is its parent's identity + "/" + its name
-   * ("bootstrap/researcher"). Manifest names cannot hold "/", so a model-written child can
-   * never take the identity of an operator's manifest. Memories and Allow Always grants
-   * bind to it.
-   */
-  readonly identity: string;
-  /** "provider/model" the agent calls. */
-  readonly model: string;
-  /**
-   * The operator chose `model`: a root's, a child's that its parent's was and that the
-   * operator chose, or one every models.allowed list names as itself (no glob). A model a
-   * child's manifest names past a glob is a model's text: traces name it only with content
-   * on (telemetry/attributes.ts tracedModel).
-   */
-  readonly modelNamedByOperator: boolean;
-  /**
-   * The operator chose the manifest's name: a root's, or a child's its parent's
-   * childNamesByOperator has. Under `spawn_child: [*]` a child's name is a model's text:
-   * traces name it only with content on (telemetry/attributes.ts tracedAgentName).
-   */
-  readonly nameByOperator: boolean;
-  /** The child names this agent may spawn that the operator chose (narrow-manifest.ts childNamesByOperator). */
-  readonly childNamesByOperator: ReadonlySet<string>;
-  readonly token: CapabilityToken;
-  readonly budgetAccount: string;
-  /** False when the account is the goal's root, which the goal closes itself. */
-  readonly ownsAccount: boolean;
-  state: AgentState;
-  readonly children: Set<string>;
-  /**
-   * The pseudo-goal whose folders and container the agent's tool calls act on, when it is
-   * not its own goal's: a world's copy (kernel/worlds.ts). In memory only: a world does
-   * not outlive the process, and on-demand children are stopped at a restart.
-   */
-  readonly sandboxGoal?: string;
-  /**
-   * Traces: the span the agent's runs nest under (the parent's execute_tool span of the
-   * spawn); absent: its runs are trace roots (a goal's bootstrap, agent.spawn).
-   */
-  readonly traceParent?: TraceSpan;
-  /** Traces: the invoke_agent span of the run in progress (agent/loop.ts sets and clears it). */
-  span?: TraceSpan;
-  /** Aborts the agent's model call and tool calls in flight. Replaced per run for persistent agents. */
-  abort: AbortController;
-  readonly createdAt: number;
-  stopReason?: string;
-}
-
-export interface AgentSummary {
-  agent_id: string;
-  goal_id: string;
-  parent_id: string | null;
-  manifest: string;
-  /** The manifest's description, when it has one. */
-  description?: string;
-  model: string;
-  lifecycle: string;
-  state: AgentState;
-  depth: number;
-  children: string[];
-  created_at: string;
-  stop_reason?: string;
-  /**
-   * The budget account it draws on: tokens spent by it and its subtree (lifetime) of the
-   * account's limit; shared: the goal's root account (a root agent's), not one of its own.
-   */
-  budget?: { spent: number; limit: number; shared: boolean };
-  /** Tokens its own model calls used, as reported (since the daemon started). */
-  usage: AgentUsage;
-  /** Its model calls in the inference queue (since the daemon started): waiting now, and how long they waited. */
-  queue: AgentQueue;
-}
-
-/** One link of an agent's lineage (root first). */
-export interface LineageLink {
-  agent_id: string;
-  manifest: string;
-}
+export type { AgentRecord, AgentSummary, LineageLink, StoredAgent };
 
 export interface RegistryDeps {
   db: Db;
@@ -177,9 +82,24 @@ export class AdmissionGuard {
   }
 }
 
+/** A record held in memory, with its row's rowid (the registration order listings keep). */
+interface Held {
+  rec: AgentRecord;
+  rowid: number;
+}
+
+/** A goal's held records (registration order) and how many of them are not stopped. */
+interface GoalIndex {
+  ids: Set<string>;
+  live: number;
+}
+
 export class AgentRegistry {
-  private readonly agents = new Map<string, AgentRecord>();
-  /** Usage and queue waits per agent, from the event bus (what the scheduler and loop report). */
+  /** Records held: the agents of every goal that has an agent not stopped (see the header). */
+  private readonly held = new Map<string, Held>();
+  private readonly goals = new Map<string, GoalIndex>();
+  private readonly rows: AgentRows;
+  /** Usage and queue waits per agent not stopped, from the event bus (what the scheduler and loop report). */
   private readonly stats: AgentStats;
   private readonly pendingByGoal = new Map<string, number>();
   private readonly pendingByParent = new Map<string, number>();
@@ -187,8 +107,8 @@ export class AgentRegistry {
 
   constructor(deps: RegistryDeps) {
     this.deps = deps;
-    migrate(deps.db, "agents", MIGRATIONS);
-    this.stats = new AgentStats(deps.events);
+    this.rows = new AgentRows(deps.db, randomBytes(8).toString("hex"));
+    this.stats = new AgentStats(deps.events, (id, apply) => this.rows.addToTallies(id, apply));
   }
 
   /**
@@ -211,22 +131,75 @@ export class AgentRegistry {
     return links;
   }
 
+  /** The agent's record while it is held (its goal has a live agent); undefined after. */
   get(id: string): AgentRecord | undefined {
-    return this.agents.get(id);
+    return this.held.get(id)?.rec;
   }
 
+  /**
+   * The agent's record while it is held. not_found otherwise: "agent … is stopped" for one
+   * this process stopped (what every caller answers for a stopped agent), "no agent …" else.
+   */
   require(id: string): AgentRecord {
-    const a = this.agents.get(id);
-    if (!a) throw new AidoError(ErrorCode.notFound, `no agent ${id}`, { agent_id: id });
-    return a;
+    const a = this.held.get(id)?.rec;
+    if (a) return a;
+    if (this.rows.stoppedHere(id)) {
+      throw new AidoError(ErrorCode.notFound, `agent ${id} is stopped`, { agent_id: id });
+    }
+    throw new AidoError(ErrorCode.notFound, `no agent ${id}`, { agent_id: id });
   }
 
+  /** What is known of the agent: its record while held, else its row if this process stopped it. */
+  find(id: string): StoredAgent | undefined {
+    const a = this.held.get(id)?.rec;
+    if (a) return a;
+    const row = this.rows.stoppedHere(id);
+    return row ? storedAgent(row) : undefined;
+  }
+
+  /** The agent's goal, as find() knows it (without parsing the row). */
+  goalOf(id: string): string | undefined {
+    return this.held.get(id)?.rec.goalId ?? this.rows.stoppedHere(id)?.goal_id;
+  }
+
+  /**
+   * Records held (in memory): of one goal, costing the goal's agents, or of every goal
+   * with a live agent. A stopped agent whose goal ended is not here: summaries() has it.
+   */
   list(filter: { goalId?: string; includeStopped?: boolean } = {}): AgentRecord[] {
-    return [...this.agents.values()].filter(
-      (a) =>
-        (filter.goalId === undefined || a.goalId === filter.goalId) &&
-        (filter.includeStopped || a.state !== "stopped"),
-    );
+    const ids = filter.goalId === undefined ? this.held.keys() : (this.goals.get(filter.goalId)?.ids ?? []);
+    const out: AgentRecord[] = [];
+    for (const id of ids) {
+      const a = this.held.get(id)?.rec;
+      if (a && (filter.includeStopped || a.state !== "stopped")) out.push(a);
+    }
+    return out;
+  }
+
+  /** agent.status: the agent's summary, from its record or its row; not_found for an id this process does not know. */
+  status(id: string): AgentSummary {
+    const a = this.held.get(id)?.rec;
+    if (a) return this.summary(a);
+    const row = this.rows.stoppedHere(id);
+    if (!row) throw new AidoError(ErrorCode.notFound, `no agent ${id}`, { agent_id: id });
+    return this.rowSummary(row);
+  }
+
+  /**
+   * agent.list: summaries of the agents not stopped, or with includeStopped of every agent
+   * this process knew, held or not, in registration order.
+   */
+  summaries(filter: { goalId?: string; includeStopped?: boolean } = {}): AgentSummary[] {
+    const held = this.list(filter);
+    if (!filter.includeStopped) return held.map((a) => this.summary(a));
+    const out: { rowid: number; summary: () => AgentSummary }[] = held.map((a) => ({
+      rowid: (this.held.get(a.id) as Held).rowid,
+      summary: () => this.summary(a),
+    }));
+    for (const row of this.rows.allStoppedHere(filter.goalId)) {
+      if (!this.held.has(row.id)) out.push({ rowid: row.rowid, summary: () => this.rowSummary(row) });
+    }
+    return out.sort((x, y) => x.rowid - y.rowid).map((x) => x.summary());
   }
 
   /**
@@ -237,7 +210,7 @@ export class AgentRegistry {
   admit(goalId: string, parent: AgentRecord | null): AdmissionGuard {
     const { limits } = this.deps.config;
     const depth = parent ? parent.depth + 1 : 0;
-    const live = this.list({ goalId }).length + (this.pendingByGoal.get(goalId) ?? 0);
+    const live = (this.goals.get(goalId)?.live ?? 0) + (this.pendingByGoal.get(goalId) ?? 0);
     if (live >= limits.maxAgentsPerGoal) {
       throw limit(
         `goal ${goalId} already has ${live} agents (limits.max_agents_per_goal ${limits.maxAgentsPerGoal})`,
@@ -263,9 +236,11 @@ export class AgentRegistry {
         limits.maxChildren,
         parent.manifest.limits?.max_children ?? Number.POSITIVE_INFINITY,
       );
-      const kids =
-        [...parent.children].filter((c) => this.agents.get(c)?.state !== "stopped").length +
-        (this.pendingByParent.get(parent.id) ?? 0);
+      let kids = this.pendingByParent.get(parent.id) ?? 0;
+      for (const c of parent.children) {
+        const child = this.held.get(c)?.rec;
+        if (child && child.state !== "stopped") kids++;
+      }
       if (kids >= maxChildren) {
         throw limit(`agent ${parent.id} already has ${kids} live children (max_children ${maxChildren})`, {
           limit: "max_children",
@@ -283,51 +258,36 @@ export class AgentRegistry {
   /** Add a spawned agent (state "starting") under its admission slot and persist it. */
   register(rec: AgentRecord, guard: AdmissionGuard): void {
     // Row first: an insert that fails leaves nothing registered in memory either.
-    prepared(
-      this.deps.db,
-      `INSERT INTO agents (id, goal_id, parent_id, depth, manifest, model, token, budget_account, owns_account,
-           lifecycle, state, created_at, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(
-      rec.id,
-      rec.goalId,
-      rec.parentId,
-      rec.depth,
-      JSON.stringify(rec.manifest),
-      rec.model,
-      JSON.stringify(rec.token),
-      rec.budgetAccount,
-      rec.ownsAccount ? 1 : 0,
-      rec.manifest.lifecycle,
-      rec.state,
-      rec.createdAt,
-      rec.identity,
-    );
-    this.agents.set(rec.id, rec);
-    if (rec.parentId) this.agents.get(rec.parentId)?.children.add(rec.id);
+    const rowid = this.rows.insert(rec);
+    this.hold(rec, rowid);
     guard.commit();
   }
 
   setState(id: string, state: AgentState): void {
-    const a = this.agents.get(id);
+    const a = this.held.get(id)?.rec;
     if (!a || a.state === "stopped" || a.state === "stopping" || a.state === state) return;
     a.state = state;
-    prepared(this.deps.db, "UPDATE agents SET state = ? WHERE id = ?").run(state, id);
+    this.rows.setState(id, state);
     this.deps.events.emit("agent.state", a.goalId, { agentId: id, state });
   }
 
   /**
    * The one removal path (see the module header). Idempotent: stopping a stopped agent
-   * does nothing. Never throws for an agent it knows, except when the audit write fails
-   * (fail closed: the caller must learn that the stop is not on record).
+   * does nothing, whether its record is held or has left memory. Never throws for an
+   * agent it knows, except when the audit write fails (fail closed: the caller must learn
+   * that the stop is not on record).
    */
   stopAgent(id: string, reason: string): void {
-    const a = this.agents.get(id);
-    if (!a) throw new AidoError(ErrorCode.notFound, `no agent ${id}`, { agent_id: id });
+    const a = this.held.get(id)?.rec;
+    if (!a) {
+      if (this.rows.stoppedHere(id)) return;
+      throw new AidoError(ErrorCode.notFound, `no agent ${id}`, { agent_id: id });
+    }
     if (a.state === "stopped" || a.state === "stopping") return;
     a.state = "stopping";
     const { tokens, approvals, gate, budget, audit, events, db } = this.deps;
     for (const child of a.children) {
-      if (this.agents.get(child)) this.stopAgent(child, `parent ${id} stopped: ${reason}`);
+      if (this.held.has(child)) this.stopAgent(child, `parent ${id} stopped: ${reason}`);
     }
     a.abort.abort(new AidoError(ErrorCode.cancelled, `agent ${id} stopped: ${reason}`, { agent_id: id }));
     // One commit for the revocation, its approvals closed, its budget account closed and its
@@ -357,11 +317,7 @@ export class AgentRegistry {
           }
         }
         audit.record("agent.stopped", { reason }, { goalId: a.goalId, agentId: id });
-        prepared(db, "UPDATE agents SET state = 'stopped', stopped_at = ?, stop_reason = ? WHERE id = ?").run(
-          Date.now(),
-          reason,
-          id,
-        );
+        this.rows.markStopped(id, reason, this.stats.of(id));
       }).immediate();
     } catch (e) {
       try {
@@ -371,23 +327,39 @@ export class AgentRegistry {
       }
       throw e;
     }
+    // Its tallies are on its row now; a report that comes later is added there.
+    this.stats.forget(id);
     gate.agentStopped(id);
     a.state = "stopped";
     a.stopReason = reason;
+    const goal = this.goals.get(a.goalId);
+    if (goal) goal.live--;
     events.emit("agent.stopped", a.goalId, { agentId: id, reason, state: "stopped" });
+    // The goal's last live agent (its root, whose stop took every other with it): nothing
+    // needs the goal's records any more, and its agents are answered from their rows.
+    if (goal && goal.live === 0) this.release(a.goalId);
   }
 
   /** Stop every agent of a goal (roots first, which takes their subtrees with them). */
   stopGoal(goalId: string, reason: string): void {
-    for (const a of this.list({ goalId }).filter(
-      (x) => x.parentId === null || !this.agents.has(x.parentId),
-    )) {
+    for (const a of this.list({ goalId }).filter((x) => x.parentId === null || !this.held.has(x.parentId))) {
       this.stopAgent(a.id, reason);
     }
     for (const a of this.list({ goalId })) this.stopAgent(a.id, reason);
   }
 
-  summary(a: AgentRecord): AgentSummary {
+  /** A held agent's summary; a stopped one's tallies are its row's. */
+  private summary(a: AgentRecord): AgentSummary {
+    const row = a.state === "stopped" ? this.rows.stoppedHere(a.id) : undefined;
+    return this.summarize(a, [...a.children], row ? this.rows.tallies(row) : this.stats.of(a.id));
+  }
+
+  /** A summary from the row of an agent whose record left memory. */
+  private rowSummary(row: AgentRow): AgentSummary {
+    return this.summarize(storedAgent(row), this.rows.childrenStoppedHere(row.id), this.rows.tallies(row));
+  }
+
+  private summarize(a: StoredAgent, children: string[], tallies: AgentTallies): AgentSummary {
     const s: AgentSummary = {
       agent_id: a.id,
       goal_id: a.goalId,
@@ -397,9 +369,9 @@ export class AgentRegistry {
       lifecycle: a.manifest.lifecycle,
       state: a.state,
       depth: a.depth,
-      children: [...a.children],
+      children,
       created_at: new Date(a.createdAt).toISOString(),
-      ...this.stats.of(a.id),
+      ...tallies,
     };
     if (a.manifest.description !== undefined) s.description = a.manifest.description;
     if (a.stopReason !== undefined) s.stop_reason = a.stopReason;
@@ -409,52 +381,43 @@ export class AgentRegistry {
     return s;
   }
 
+  private hold(rec: AgentRecord, rowid: number): void {
+    this.held.set(rec.id, { rec, rowid });
+    let goal = this.goals.get(rec.goalId);
+    if (!goal) {
+      goal = { ids: new Set(), live: 0 };
+      this.goals.set(rec.goalId, goal);
+    }
+    goal.ids.add(rec.id);
+    if (rec.state !== "stopped") {
+      goal.live++;
+      this.stats.track(rec.id);
+    }
+    if (rec.parentId) this.held.get(rec.parentId)?.rec.children.add(rec.id);
+  }
+
+  /** The goal's records leave memory (every one of them is stopped). */
+  private release(goalId: string): void {
+    for (const id of this.goals.get(goalId)?.ids ?? []) this.held.delete(id);
+    this.goals.delete(goalId);
+  }
+
   /**
    * After a restart: persistent agents that were not stopped come back (paused, waiting
    * for a message), with the token they were issued if it still verifies. Every other
    * agent that was live when the process died is stopped through the one removal path.
    */
   recover(reason: string): { resumed: string[]; stopped: string[] } {
-    const rows = prepared(
-      this.deps.db,
-      "SELECT * FROM agents WHERE state != 'stopped' ORDER BY depth, created_at",
-    ).all() as AgentRow[];
+    const rows = this.rows.unstopped();
     const resumed: string[] = [];
     const stopped: string[] = [];
     for (const r of rows) {
-      const parent = r.parent_id === null ? undefined : this.agents.get(r.parent_id);
-      const manifest = JSON.parse(r.manifest) as LoadedManifest;
-      const rec: AgentRecord = {
-        id: r.id,
-        goalId: r.goal_id,
-        parentId: r.parent_id,
-        depth: r.depth,
-        manifest,
-        identity: r.identity,
-        model: r.model,
-        modelNamedByOperator:
-          r.parent_id === null ||
-          (parent !== undefined && r.model === parent.model && parent.modelNamedByOperator) ||
-          modelNamedLiterally(this.deps.config, r.model),
-        // A child whose parent is not here (stopped) is taken as the model's naming.
-        nameByOperator: r.parent_id === null || (parent?.childNamesByOperator.has(manifest.name) ?? false),
-        childNamesByOperator: childNamesByOperator(
-          manifest,
-          r.parent_id === null ? undefined : (parent ?? { childNamesByOperator: new Set() }),
-        ),
-        token: JSON.parse(r.token) as CapabilityToken,
-        budgetAccount: r.budget_account,
-        ownsAccount: r.owns_account === 1,
-        state: "paused",
-        children: new Set(),
-        abort: new AbortController(),
-        createdAt: r.created_at,
-      };
-      this.agents.set(rec.id, rec);
-      if (rec.parentId) this.agents.get(rec.parentId)?.children.add(rec.id);
+      const parent = r.parent_id === null ? undefined : this.get(r.parent_id);
+      const rec = recordFromRow(r, parent, this.deps.config);
+      this.hold(rec, r.rowid);
     }
     for (const r of rows) {
-      const rec = this.agents.get(r.id);
+      const rec = this.get(r.id);
       if (!rec || rec.state === "stopped") continue;
       let usable = r.lifecycle === "persistent";
       let why = reason;
@@ -467,7 +430,7 @@ export class AgentRegistry {
         }
       }
       if (usable) {
-        prepared(this.deps.db, "UPDATE agents SET state = 'paused' WHERE id = ?").run(rec.id);
+        this.rows.setState(rec.id, "paused");
         resumed.push(rec.id);
       } else {
         this.stopAgent(rec.id, why);
@@ -476,22 +439,6 @@ export class AgentRegistry {
     }
     return { resumed, stopped };
   }
-}
-
-interface AgentRow {
-  id: string;
-  goal_id: string;
-  parent_id: string | null;
-  depth: number;
-  manifest: string;
-  identity: string;
-  model: string;
-  token: string;
-  budget_account: string;
-  owns_account: number;
-  lifecycle: string;
-  state: AgentState;
-  created_at: number;
 }
 
 function bump(m: Map<string, number>, key: string, d: number): void {

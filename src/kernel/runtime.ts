@@ -177,7 +177,7 @@ export class Runtime {
     const goalId = `${STANDALONE_PREFIX}${newAgentId().slice(2)}`;
     const rec = this.spawner.spawn({ goalId, manifest, parent: null });
     this.registry.setState(rec.id, "paused");
-    return this.registry.summary(rec);
+    return this.registry.status(rec.id);
   }
 
   /** Deliver a message to an agent and wait for its answer (agent.run). */
@@ -206,25 +206,28 @@ export class Runtime {
     try {
       return await this.runAgent(s.agent_id, message);
     } finally {
-      const agent = this.registry.require(s.agent_id);
-      if (agent.manifest.lifecycle !== "persistent" && agent.state !== "stopped") {
+      // Not held any more: it stopped, and its goal's records left memory with it.
+      const agent = this.registry.get(s.agent_id);
+      if (agent && agent.manifest.lifecycle !== "persistent" && agent.state !== "stopped") {
         this.stopAgent(s.agent_id, "spawn_and_run finished");
       }
     }
   }
 
   stopAgent(agentId: string, reason = "stopped by request"): AgentSummary {
-    const agent = this.registry.require(agentId);
+    // An agent stopped before (its record may have left memory) is stopped again: a no-op.
+    const agent = this.registry.find(agentId);
+    if (!agent) throw new AidoError(ErrorCode.notFound, `no agent ${agentId}`, { agent_id: agentId });
     this.registry.stopAgent(agentId, reason);
     void this.releaseStandalone(agent);
-    return this.registry.summary(agent);
+    return this.registry.status(agentId);
   }
 
   /**
    * A standalone agent's pseudo-goal container ends with the agent (its folders stay, like a
    * goal's). Without this every stopped agent.spawn agent left a running container behind.
    */
-  private releaseStandalone(agent: AgentRecord): Promise<void> {
+  private releaseStandalone(agent: Pick<AgentRecord, "parentId" | "goalId">): Promise<void> {
     if (agent.parentId !== null || !isStandalone(agent.goalId)) return Promise.resolve();
     // A session's container goes when the session ends (sessions.ts), once.
     if (this.sessions.ownsGoal(agent.goalId)) return Promise.resolve();
@@ -232,11 +235,11 @@ export class Runtime {
   }
 
   agentStatus(agentId: string): AgentSummary {
-    return this.registry.summary(this.registry.require(agentId));
+    return this.registry.status(agentId);
   }
 
   listAgents(filter: { goalId?: string; includeStopped?: boolean } = {}): AgentSummary[] {
-    return this.registry.list(filter).map((a) => this.registry.summary(a));
+    return this.registry.summaries(filter);
   }
 
   // --- tools (tool.* on the socket) -----------------------------------------------------

@@ -86,7 +86,7 @@ describe("a goal whose root and children have reset periods", () => {
     expect(scripts.reduce((n, sc) => n + sc.requests.length, 0)).toBeGreaterThanOrEqual(childCalls);
     const kids = h.rt.listAgents({ goalId: goal_id, includeStopped: true }).filter((a) => a.depth === 1);
     const totals = kids.map(
-      (k) => h.rt.budget.get(h.rt.registry.require(k.agent_id).budgetAccount).total_spent,
+      (k) => h.rt.budget.get(h.rt.registry.find(k.agent_id)!.budgetAccount).total_spent,
     );
     expect(Math.max(...totals)).toBeGreaterThan(CHILD_LIMIT);
     // The refusal that ended it names the goal's account.
@@ -95,7 +95,7 @@ describe("a goal whose root and children have reset periods", () => {
       .map((e) => (e.payload as { account: string }).account);
     expect(refusals).toContain(`goal:${goal_id}`);
     // The root's own account is per period inside the goal's, and closed with it.
-    const root = h.rt.registry.require(s.agent_id as string);
+    const root = h.rt.registry.find(s.agent_id as string)!;
     expect(root.budgetAccount).toBe(`agent:${root.id}`);
     expect(h.rt.budget.get(root.budgetAccount)).toMatchObject({
       parent_id: `goal:${goal_id}`,
@@ -148,7 +148,7 @@ describe("a goal whose root and children have reset periods", () => {
     expect(goal.spent).toBeLessThanOrEqual(40_000);
     // Every call of the child reserved its bound, which the 9,000 it cost stayed within.
     const helper = h.rt.listAgents({ goalId: goal_id, includeStopped: true }).find((a) => a.depth === 1)!;
-    const account = h.rt.registry.require(helper.agent_id).budgetAccount;
+    const account = h.rt.registry.find(helper.agent_id)!.budgetAccount;
     const calls = h.rt.db
       .prepare("SELECT amount, actual FROM budget_reservations WHERE account_id = ? AND state = 'committed'")
       .all(account) as { amount: number; actual: number }[];
@@ -190,7 +190,7 @@ describe("a persistent agent's reset period", () => {
     await new Promise((ok) => setTimeout(ok, 1100));
     const again = await h.rt.runAgent(a.agent_id, "three");
     expect(again).toMatchObject({ stop_reason: "complete", text: "after the reset" });
-    const account = h.rt.budget.get(h.rt.registry.require(a.agent_id).budgetAccount);
+    const account = h.rt.budget.get(h.rt.registry.find(a.agent_id)!.budgetAccount);
     expect(account).toMatchObject({ spent: 110, total_spent: 4110, period_seconds: 1 });
   });
 });

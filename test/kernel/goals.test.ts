@@ -151,7 +151,7 @@ describe("goals", () => {
     const overspent = h.rt.audit.query({ goal_id, kind: "budget.overspent" });
     expect(overspent.map((e) => e.payload)).toEqual([
       expect.objectContaining({
-        account: h.rt.registry.require(alpha.agent_id).budgetAccount,
+        account: h.rt.registry.find(alpha.agent_id)!.budgetAccount,
         actual: 40_010,
       }),
     ]);

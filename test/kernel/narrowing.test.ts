@@ -155,7 +155,7 @@ describe("what a child inherits", () => {
     expect(results[1]!.is_error).toBeUndefined();
     expect(results[1]!.content).toContain("No claim without a source"); // research-with-citations' SKILL.md
     const helper = h.rt.listAgents({ includeStopped: true }).find((a) => a.manifest === "helper")!;
-    const rec = h.rt.registry.require(helper.agent_id);
+    const rec = h.rt.registry.find(helper.agent_id)!;
     expect(rec.manifest.skills).toEqual(["research-with-citations"]);
     expect(rec.manifest.limits).toEqual({ max_iterations: 7, max_children: 2, max_depth: 2 });
     expect(rec.manifest.approval_required).toEqual(["exec"]);

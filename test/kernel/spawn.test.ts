@@ -71,7 +71,7 @@ describe("spawn_agent", () => {
     const helper = h.rt.listAgents({ includeStopped: true }).find((a) => a.manifest === "helper")!;
     expect(helper.state).toBe("stopped");
     const revoked = h.rt.db.prepare("SELECT token_id FROM capability_revocations").pluck().all();
-    expect(revoked).toContain(h.rt.registry.require(helper.agent_id).token.id);
+    expect(revoked).toContain(h.rt.registry.find(helper.agent_id)!.token.id);
   });
 
   it("refuses a child manifest that widens file_read and asks for exec, naming each offending grant", async () => {
@@ -222,10 +222,11 @@ describe("stopAgent", () => {
     });
     await new Promise((ok) => setTimeout(ok, 50));
     expect(server.inFlight).toBe(1);
+    // The child's record as its loop holds it (it leaves the registry with its goal's last agent).
+    const kid = h.rt.registry.require(childId);
     h.rt.stopAgent(lead.agent_id, "operator said stop");
     const r = await running;
     expect(r.stop_reason).toBe("cancelled");
-    const kid = h.rt.registry.require(childId);
     expect(kid.state).toBe("stopped");
     expect(kid.stopReason).toContain("operator said stop");
     await new Promise((ok) => setTimeout(ok, 50));

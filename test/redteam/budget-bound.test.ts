@@ -73,7 +73,7 @@ function childCalls(goalId: string): { amount: number; actual: number }[] {
   const accounts = h.rt
     .listAgents({ goalId, includeStopped: true })
     .filter((a) => a.depth === 1)
-    .map((a) => h.rt.registry.require(a.agent_id).budgetAccount);
+    .map((a) => h.rt.registry.find(a.agent_id)!.budgetAccount);
   const rows = h.rt.db.prepare(
     "SELECT amount, actual FROM budget_reservations WHERE account_id = ? AND state = 'committed'",
   );
