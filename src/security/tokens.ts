@@ -16,6 +16,12 @@
 // set: updated at once by revoke(), and re-read when another connection has written to the
 // database (PRAGMA data_version, looked at most every revocationPollMs). A repeat verify is
 // a string compare and a few set lookups instead of an ed25519 check and SQL.
+//
+// Memory: a revoked id is needed only while its token could still verify. Nothing under an
+// expired token can (a child's expiry is capped at its parent's), so an id is forgotten once
+// its token has been expired for FORGET_REVOKED_AFTER_MS (a margin for a clock stepped back),
+// and ids of such tokens are not read in at start. The set holds the revocations of about a
+// day of tokens, not of the database's whole history.
 
 import { randomBytes } from "node:crypto";
 import type { Statement } from "better-sqlite3";
@@ -32,6 +38,10 @@ const SIGNING_TAG = "aido.capability.v1";
 /** A token issued further in the future than this is refused (clocks disagree too much). */
 export const CLOCK_SKEW_MS = 60_000;
 const CACHE_LIMIT = 10_000;
+/** A revoked token's id is forgotten once the token has been expired this long. */
+export const FORGET_REVOKED_AFTER_MS = 24 * 3_600_000;
+/** How often the revocation set is swept of ids forgotten that way. */
+const PRUNE_EVERY_MS = 10 * 60_000;
 
 export interface CapabilityToken {
   v: 1;
@@ -74,6 +84,8 @@ export interface TokenAuthorityOptions {
    * Revocations through this authority are seen at once, always.
    */
   revocationPollMs?: number;
+  /** How often the revocation set is swept of ids no token needs any more, in ms (default 10 min). */
+  revocationPruneMs?: number;
 }
 
 const TokenSchema = z.strictObject({
@@ -175,10 +187,13 @@ interface Statements {
  * on one connection must not keep separate views.
  */
 interface RevocationView {
-  revoked: Set<string>;
+  /** Revoked token ids, each with its token's expiry. */
+  revoked: Map<string, number>;
   seq: number;
   dataVersion: number;
   lastPoll: number;
+  /** performance.now() of the last sweep of the set. */
+  lastPrune: number;
 }
 const revocationViews = new WeakMap<Db, RevocationView>();
 
@@ -197,6 +212,7 @@ export class TokenAuthority {
   readonly #issued = new Map<string, CacheEntry>();
   readonly #rev: RevocationView;
   readonly #pollMs: number;
+  readonly #pruneMs: number;
   readonly #stmts: Statements;
 
   constructor(opts: TokenAuthorityOptions) {
@@ -204,9 +220,16 @@ export class TokenAuthority {
     this.#key = opts.key;
     this.#now = opts.now ?? Date.now;
     this.#pollMs = opts.revocationPollMs ?? 25;
+    this.#pruneMs = opts.revocationPruneMs ?? PRUNE_EVERY_MS;
     let view = revocationViews.get(this.#db);
     if (view === undefined) {
-      view = { revoked: new Set(), seq: 0, dataVersion: -1, lastPoll: Number.NEGATIVE_INFINITY };
+      view = {
+        revoked: new Map(),
+        seq: 0,
+        dataVersion: -1,
+        lastPoll: Number.NEGATIVE_INFINITY,
+        lastPrune: performance.now(),
+      };
       revocationViews.set(this.#db, view);
     }
     this.#rev = view;
@@ -217,20 +240,19 @@ export class TokenAuthority {
          VALUES (@id, @parentId, @agentId, @goalId, @grants, @keyId, @issuedAt, @expiresAt, @sig)`,
       ),
       row: this.#db.prepare("SELECT id, parent_id, agent_id, sig FROM capability_tokens WHERE id = ?"),
-      subtree: this.#db
-        .prepare(
-          `WITH RECURSIVE sub(id, depth) AS (
-             SELECT id, 0 FROM capability_tokens WHERE id = ?
-             UNION ALL
-             SELECT t.id, sub.depth + 1 FROM capability_tokens t JOIN sub ON t.parent_id = sub.id
-           ) SELECT id FROM sub ORDER BY depth, id`,
-        )
-        .pluck(),
+      subtree: this.#db.prepare(
+        `WITH RECURSIVE sub(id, expires_at, depth) AS (
+           SELECT id, expires_at, 0 FROM capability_tokens WHERE id = ?
+           UNION ALL
+           SELECT t.id, t.expires_at, sub.depth + 1 FROM capability_tokens t JOIN sub ON t.parent_id = sub.id
+         ) SELECT id, expires_at FROM sub ORDER BY depth, id`,
+      ),
       revokeOne: this.#db.prepare(
         "INSERT OR IGNORE INTO capability_revocations (token_id, revoked_at) VALUES (?, ?)",
       ),
       revokedSince: this.#db.prepare(
-        "SELECT seq, token_id FROM capability_revocations WHERE seq > ? ORDER BY seq",
+        `SELECT r.seq, r.token_id, t.expires_at FROM capability_revocations r
+         LEFT JOIN capability_tokens t ON t.id = r.token_id WHERE r.seq > ? ORDER BY r.seq`,
       ),
       // Prepared once: db.pragma() would compile a statement on every verify.
       dataVersion: this.#db.prepare("PRAGMA data_version").pluck(),
@@ -349,16 +371,16 @@ export class TokenAuthority {
    * subtree (root first), all revoked now. Unknown ids are not_found.
    */
   revoke(tokenId: string): string[] {
-    const ids = this.#db.transaction(() => {
-      const subtree = this.#stmts.subtree.all(tokenId) as string[];
+    const subtree = this.#db.transaction(() => {
+      const rows = this.#stmts.subtree.all(tokenId) as { id: string; expires_at: number }[];
       const at = this.#now();
-      for (const id of subtree) this.#stmts.revokeOne.run(id, at);
-      return subtree;
+      for (const r of rows) this.#stmts.revokeOne.run(r.id, at);
+      return rows;
     })();
-    if (ids.length === 0)
+    if (subtree.length === 0)
       throw new AidoError(ErrorCode.notFound, `no capability token ${tokenId} was issued here`, { tokenId });
-    for (const id of ids) this.#rev.revoked.add(id);
-    return ids;
+    for (const r of subtree) this.#rev.revoked.set(r.id, r.expires_at);
+    return subtree.map((r) => r.id);
   }
 
   #verifyUncached(presented: unknown): VerifiedToken {
@@ -428,15 +450,30 @@ export class TokenAuthority {
       if (t - this.#rev.lastPoll < this.#pollMs) return;
       this.#rev.lastPoll = t;
     }
+    const rev = this.#rev;
+    const forgetBefore = this.#now() - FORGET_REVOKED_AFTER_MS;
+    if (performance.now() - rev.lastPrune >= this.#pruneMs) {
+      rev.lastPrune = performance.now();
+      for (const [id, expiresAt] of rev.revoked) if (expiresAt < forgetBefore) rev.revoked.delete(id);
+    }
     const version = this.#stmts.dataVersion.get() as number;
-    if (version === this.#rev.dataVersion) return;
-    this.#rev.dataVersion = version;
-    for (const r of this.#stmts.revokedSince.all(this.#rev.seq) as {
+    if (version === rev.dataVersion) return;
+    rev.dataVersion = version;
+    for (const r of this.#stmts.revokedSince.all(rev.seq) as {
       seq: number;
       token_id: string;
+      expires_at: number | null;
     }[]) {
-      this.#rev.revoked.add(r.token_id);
-      this.#rev.seq = r.seq;
+      // A revocation of a token this database does not hold (it cannot happen: the table's
+      // foreign key) is kept for good rather than guessed about.
+      const expiresAt = r.expires_at ?? Number.POSITIVE_INFINITY;
+      if (expiresAt >= forgetBefore) rev.revoked.set(r.token_id, expiresAt);
+      rev.seq = r.seq;
     }
+  }
+
+  /** How many revoked ids this connection holds in memory (the bench and tests read it). */
+  get revocationsHeld(): number {
+    return this.#rev.revoked.size;
   }
 }
