@@ -17,11 +17,9 @@
 // database (PRAGMA data_version, looked at most every revocationPollMs). A repeat verify is
 // a string compare and a few set lookups instead of an ed25519 check and SQL.
 //
-// Memory: a revoked id is needed only while its token could still verify. Nothing under an
-// expired token can (a child's expiry is capped at its parent's), so an id is forgotten once
-// its token has been expired for FORGET_REVOKED_AFTER_MS (a margin for a clock stepped back),
-// and ids of such tokens are not read in at start. The set holds the revocations of about a
-// day of tokens, not of the database's whole history.
+// Memory: revoked ids are held a day past their token's expiry, not for the database's
+// whole history; see src/security/token-revocations.ts (and why a clock set back past that
+// day does not bring a revoked token back).
 
 import { randomBytes } from "node:crypto";
 import type { Statement } from "better-sqlite3";
@@ -32,16 +30,15 @@ import { AidoError, ErrorCode } from "../errors.js";
 import { formatGrant, type Grant, parseGrant } from "./grants.js";
 import type { RuntimeKey } from "./keys.js";
 import { narrowGrants } from "./narrowing.js";
+import { PRUNE_EVERY_MS, RevocationView } from "./token-revocations.js";
+
+export { FORGET_REVOKED_AFTER_MS } from "./token-revocations.js";
 
 export const TOKEN_VERSION = 1;
 const SIGNING_TAG = "aido.capability.v1";
 /** A token issued further in the future than this is refused (clocks disagree too much). */
 export const CLOCK_SKEW_MS = 60_000;
 const CACHE_LIMIT = 10_000;
-/** A revoked token's id is forgotten once the token has been expired this long. */
-export const FORGET_REVOKED_AFTER_MS = 24 * 3_600_000;
-/** How often the revocation set is swept of ids forgotten that way. */
-const PRUNE_EVERY_MS = 10 * 60_000;
 
 export interface CapabilityToken {
   v: 1;
@@ -177,25 +174,7 @@ interface Statements {
   row: Statement;
   subtree: Statement;
   revokeOne: Statement;
-  revokedSince: Statement;
-  dataVersion: Statement;
 }
-
-/**
- * What one database connection knows about revocations. Shared by every authority on that
- * connection: PRAGMA data_version only reports OTHER connections' writes, so two authorities
- * on one connection must not keep separate views.
- */
-interface RevocationView {
-  /** Revoked token ids, each with its token's expiry. */
-  revoked: Map<string, number>;
-  seq: number;
-  dataVersion: number;
-  lastPoll: number;
-  /** performance.now() of the last sweep of the set. */
-  lastPrune: number;
-}
-const revocationViews = new WeakMap<Db, RevocationView>();
 
 interface CacheEntry {
   payload: string;
@@ -221,19 +200,8 @@ export class TokenAuthority {
     this.#now = opts.now ?? Date.now;
     this.#pollMs = opts.revocationPollMs ?? 25;
     this.#pruneMs = opts.revocationPruneMs ?? PRUNE_EVERY_MS;
-    let view = revocationViews.get(this.#db);
-    if (view === undefined) {
-      view = {
-        revoked: new Map(),
-        seq: 0,
-        dataVersion: -1,
-        lastPoll: Number.NEGATIVE_INFINITY,
-        lastPrune: performance.now(),
-      };
-      revocationViews.set(this.#db, view);
-    }
-    this.#rev = view;
     migrate(this.#db, "tokens", MIGRATIONS);
+    this.#rev = RevocationView.of(this.#db);
     this.#stmts = {
       insert: this.#db.prepare(
         `INSERT INTO capability_tokens (id, parent_id, agent_id, goal_id, grants, key_id, issued_at, expires_at, sig)
@@ -250,12 +218,6 @@ export class TokenAuthority {
       revokeOne: this.#db.prepare(
         "INSERT OR IGNORE INTO capability_revocations (token_id, revoked_at) VALUES (?, ?)",
       ),
-      revokedSince: this.#db.prepare(
-        `SELECT r.seq, r.token_id, t.expires_at FROM capability_revocations r
-         LEFT JOIN capability_tokens t ON t.id = r.token_id WHERE r.seq > ? ORDER BY r.seq`,
-      ),
-      // Prepared once: db.pragma() would compile a statement on every verify.
-      dataVersion: this.#db.prepare("PRAGMA data_version").pluck(),
     };
     this.#refreshRevocations();
   }
@@ -379,7 +341,7 @@ export class TokenAuthority {
     })();
     if (subtree.length === 0)
       throw new AidoError(ErrorCode.notFound, `no capability token ${tokenId} was issued here`, { tokenId });
-    for (const r of subtree) this.#rev.revoked.set(r.id, r.expires_at);
+    for (const r of subtree) this.#rev.add(r.id, r.expires_at);
     return subtree.map((r) => r.id);
   }
 
@@ -436,44 +398,19 @@ export class TokenAuthority {
       );
     }
     this.#refreshRevocations();
-    for (const id of v.chain) {
-      if (this.#rev.revoked.has(id)) {
-        throw invalid(id === v.token.id ? "revoked" : `revoked: ancestor ${id} was revoked`, v.token.id);
-      }
+    const id = this.#rev.revokedIn(v.chain, v.token.expiresAt);
+    if (id !== undefined) {
+      throw invalid(id === v.token.id ? "revoked" : `revoked: ancestor ${id} was revoked`, v.token.id);
     }
   }
 
   /** Pick up revocations made through other connections (another process, the CLI). */
   #refreshRevocations(): void {
-    if (this.#pollMs > 0) {
-      const t = performance.now();
-      if (t - this.#rev.lastPoll < this.#pollMs) return;
-      this.#rev.lastPoll = t;
-    }
-    const rev = this.#rev;
-    const forgetBefore = this.#now() - FORGET_REVOKED_AFTER_MS;
-    if (performance.now() - rev.lastPrune >= this.#pruneMs) {
-      rev.lastPrune = performance.now();
-      for (const [id, expiresAt] of rev.revoked) if (expiresAt < forgetBefore) rev.revoked.delete(id);
-    }
-    const version = this.#stmts.dataVersion.get() as number;
-    if (version === rev.dataVersion) return;
-    rev.dataVersion = version;
-    for (const r of this.#stmts.revokedSince.all(rev.seq) as {
-      seq: number;
-      token_id: string;
-      expires_at: number | null;
-    }[]) {
-      // A revocation of a token this database does not hold (it cannot happen: the table's
-      // foreign key) is kept for good rather than guessed about.
-      const expiresAt = r.expires_at ?? Number.POSITIVE_INFINITY;
-      if (expiresAt >= forgetBefore) rev.revoked.set(r.token_id, expiresAt);
-      rev.seq = r.seq;
-    }
+    this.#rev.refresh(this.#now, this.#pollMs, this.#pruneMs);
   }
 
   /** How many revoked ids this connection holds in memory (the bench and tests read it). */
   get revocationsHeld(): number {
-    return this.#rev.revoked.size;
+    return this.#rev.size;
   }
 }

@@ -6,7 +6,6 @@ import { RuntimeKey } from "../../src/security/keys.js";
 import {
   type CapabilityToken,
   canonicalTokenPayload,
-  FORGET_REVOKED_AFTER_MS,
   TokenAuthority,
   type VerifiedToken,
 } from "../../src/security/tokens.js";
@@ -516,61 +515,6 @@ describe("revocation", () => {
 
   it("reports not_found for a token id it never issued", () => {
     expect(() => tokens.revoke("0".repeat(32))).toThrow(expect.objectContaining({ code: "not_found" }));
-  });
-});
-
-describe("revocations held in memory", () => {
-  const DAY = FORGET_REVOKED_AFTER_MS;
-  const sweeping = () =>
-    new TokenAuthority({ db, key, now: () => clock, revocationPollMs: 0, revocationPruneMs: 0 });
-
-  it("forgets a revoked id a day after its token expired, and refuses the token all along", () => {
-    const t = sweeping();
-    const gone = t.issue({ agentId: "a1", goalId: "g1", grants: rootGrants, ttlSeconds: 3600 });
-    const live = t.issue({ agentId: "a2", goalId: "g1", grants: rootGrants, ttlSeconds: 3 * 86_400 });
-    t.revoke(gone.id);
-    expect(t.revocationsHeld).toBe(1);
-    clock += 3_600_000 + DAY - 1_000; // expired, not yet for a day
-    expect(rejection(() => t.verify(gone))).toMatch(/expired/);
-    t.verify(live);
-    expect(t.revocationsHeld).toBe(1);
-    clock += 2_000;
-    t.verify(live); // a verify looks at the set
-    expect(t.revocationsHeld).toBe(0);
-    expect(rejection(() => t.verify(gone))).toMatch(/expired/);
-    // A revocation of a token still valid is kept whatever the time.
-    t.revoke(live.id);
-    expect(rejection(() => t.verify(live))).toBe("revoked");
-    expect(t.revocationsHeld).toBe(1);
-  });
-
-  it("keeps refusing a revoked token when the clock steps back inside the margin", () => {
-    const t = sweeping();
-    const tok = t.issue({ agentId: "a1", goalId: "g1", grants: rootGrants, ttlSeconds: 60 });
-    t.revoke(tok.id);
-    const issued = clock;
-    clock += 60_000 + DAY / 2; // expired half a day ago
-    expect(rejection(() => t.verify(tok))).toMatch(/expired/);
-    clock = issued + 1_000; // stepped back to when it was valid
-    expect(rejection(() => t.verify(tok))).toBe("revoked");
-  });
-
-  it("does not read in, at start, the revocations of tokens expired for more than a day", () => {
-    const old = tokens.issue({ agentId: "a1", goalId: "g1", grants: rootGrants, ttlSeconds: 60 });
-    const oldChild = tokens.issue({ agentId: "a2", grants: gs("tool: *"), ttlSeconds: 60, parent: old });
-    const fresh = tokens.issue({ agentId: "a3", goalId: "g2", grants: rootGrants, ttlSeconds: 3 * 86_400 });
-    tokens.revoke(old.id);
-    tokens.revoke(fresh.id);
-    clock += 60_000 + DAY + 1_000;
-    const db2 = openDatabase(home.config.dbPath);
-    try {
-      const restarted = new TokenAuthority({ db: db2, key, now: () => clock });
-      expect(restarted.revocationsHeld).toBe(1);
-      expect(rejection(() => restarted.verify(fresh))).toBe("revoked");
-      expect(rejection(() => restarted.verify(oldChild))).toMatch(/expired/);
-    } finally {
-      db2.close();
-    }
   });
 });
 
