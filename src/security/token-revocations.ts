@@ -105,11 +105,13 @@ export class RevocationView {
     const version = this.#dataVersionStmt.get() as number;
     if (version === this.#dataVersion) return;
     this.#dataVersion = version;
-    for (const r of this.#revokedSince.all(this.#seq) as {
+    // Row by row: a start reads the database's whole history of revocations, most of it
+    // forgotten as it is read, and never held as one array.
+    for (const r of this.#revokedSince.iterate(this.#seq) as IterableIterator<{
       seq: number;
       token_id: string;
       expires_at: number | null;
-    }[]) {
+    }>) {
       // A revocation of a token this database does not hold (it cannot happen: the table's
       // foreign key) is kept for good rather than guessed about.
       const expiresAt = r.expires_at ?? Number.POSITIVE_INFINITY;
