@@ -103,6 +103,8 @@ export class AgentRegistry {
   private readonly stats: AgentStats;
   private readonly pendingByGoal = new Map<string, number>();
   private readonly pendingByParent = new Map<string, number>();
+  /** Agents whose stop failed (not on record): "stopping", and stopped again by the next stopAgent. */
+  private readonly unrecorded = new Set<string>();
   private readonly deps: RegistryDeps;
 
   constructor(deps: RegistryDeps) {
@@ -275,7 +277,8 @@ export class AgentRegistry {
    * The one removal path (see the module header). Idempotent: stopping a stopped agent
    * does nothing, whether its record is held or has left memory. Never throws for an
    * agent it knows, except when the audit write fails (fail closed: the caller must learn
-   * that the stop is not on record).
+   * that the stop is not on record); the agent is then aborted and its token revoked all
+   * the same, and a later call records the stop.
    */
   stopAgent(id: string, reason: string): void {
     const a = this.held.get(id)?.rec;
@@ -283,19 +286,21 @@ export class AgentRegistry {
       if (this.rows.stoppedHere(id)) return;
       throw new AidoError(ErrorCode.notFound, `no agent ${id}`, { agent_id: id });
     }
-    if (a.state === "stopped" || a.state === "stopping") return;
+    if (a.state === "stopped" || (a.state === "stopping" && !this.unrecorded.delete(id))) return;
     a.state = "stopping";
     const { tokens, approvals, gate, budget, audit, events, db } = this.deps;
-    for (const child of a.children) {
-      if (this.held.has(child)) this.stopAgent(child, `parent ${id} stopped: ${reason}`);
-    }
-    a.abort.abort(new AidoError(ErrorCode.cancelled, `agent ${id} stopped: ${reason}`, { agent_id: id }));
-    // One commit for the revocation, its approvals closed, its budget account closed and its
-    // two audit entries (token.revoked, agent.stopped) with the agent's row: the stop is on
-    // record whole or not at all. Should it fail (the audit cannot be written), nothing of
-    // it is, and the token is still revoked on its own before the failure surfaces: an agent
-    // whose stop is not on record must not keep a valid token.
+    const aborted = () =>
+      a.abort.abort(new AidoError(ErrorCode.cancelled, `agent ${id} stopped: ${reason}`, { agent_id: id }));
     try {
+      for (const child of a.children) {
+        if (this.held.has(child)) this.stopAgent(child, `parent ${id} stopped: ${reason}`);
+      }
+      aborted();
+      // One commit for the revocation, its approvals closed, its budget account closed and its
+      // two audit entries (token.revoked, agent.stopped) with the agent's row: the stop is on
+      // record whole or not at all. Should it fail (the audit cannot be written), nothing of
+      // it is, and the token is still revoked on its own before the failure surfaces: an agent
+      // whose stop is not on record must not keep a valid token.
       db.transaction(() => {
         try {
           const revoked = tokens.revoke(a.token.id);
@@ -320,10 +325,21 @@ export class AgentRegistry {
         this.rows.markStopped(id, reason, this.stats.of(id));
       }).immediate();
     } catch (e) {
+      // Its stop (or a child's, before it) is not on record, yet the agent is stopped in
+      // effect: aborted, its token revoked on its own (every token issued under it with it),
+      // its pending requests closed on their own, each committed by itself when it can be.
+      // It stays "stopping" (it runs no more), and the next stopAgent records the stop.
+      this.unrecorded.add(id);
+      aborted();
       try {
         tokens.revoke(a.token.id);
       } catch {
         // The failure above is the one to report.
+      }
+      try {
+        approvals.closeAgent(id, reason);
+      } catch {
+        // Likewise.
       }
       throw e;
     }

@@ -17,7 +17,8 @@
 //     inside the goal's (the goal cap stays a total)
 //   token: issued under the parent's token (expiry capped at the parent's)
 // Every refusal is audited as agent.spawn_denied. A failure after the admission slot was
-// taken releases it and undoes what was created (account closed, token revoked).
+// taken releases it; the account, token, entries and row are one commit, so nothing of a
+// failed spawn is left to undo.
 
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config.js";

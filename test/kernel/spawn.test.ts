@@ -281,6 +281,8 @@ describe("stopAgent", () => {
       expect(denied).toBeInstanceOf(GateDenied);
       expect(denied.code).toBe("token_invalid");
       expect(h.rt.audit.verify().ok).toBe(true);
+      // The audit writes again: the runtime's close records the stop.
+      h.rt.db.exec("DROP TRIGGER refuse_stop");
     },
   );
 
