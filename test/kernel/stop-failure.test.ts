@@ -76,6 +76,18 @@ describe("a stop that cannot be recorded", () => {
     expect(h.rt.audit.verify().ok).toBe(true);
   });
 
+  it("still refuses the agent's token in this process when the database cannot record its revocation", async () => {
+    h = await openHarness(server);
+    const agent = h.rt.registry.require(h.rt.spawnAgent(lead).agent_id);
+    h.rt.db.exec(`CREATE TRIGGER refuse_revocation BEFORE INSERT ON capability_revocations
+                  BEGIN SELECT RAISE(ABORT, 'disk full'); END`);
+    expect(() => h.rt.stopAgent(agent.id, "operator said stop")).toThrow(/disk full/);
+    const denied = await skillRead(agent);
+    expect(denied).toBeInstanceOf(GateDenied);
+    expect((denied as GateDenied).code).toBe("token_invalid");
+    h.rt.db.exec("DROP TRIGGER refuse_revocation");
+  });
+
   it("can be retried: a second stop once the audit writes again is recorded whole", async () => {
     h = await openHarness(server);
     const parent = h.rt.registry.require(h.rt.spawnAgent(lead).agent_id);
