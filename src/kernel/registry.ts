@@ -292,9 +292,11 @@ export class AgentRegistry {
     const aborted = () =>
       a.abort.abort(new AidoError(ErrorCode.cancelled, `agent ${id} stopped: ${reason}`, { agent_id: id }));
     try {
-      for (const child of a.children) {
+      // Each child is stopped even when one before it could not be: the first failure is
+      // thrown once they all were.
+      stopEach(a.children, (child) => {
         if (this.held.has(child)) this.stopAgent(child, `parent ${id} stopped: ${reason}`);
-      }
+      });
       aborted();
       // One commit for the revocation, its approvals closed, its budget account closed and its
       // two audit entries (token.revoked, agent.stopped) with the agent's row: the stop is on
@@ -356,12 +358,30 @@ export class AgentRegistry {
     if (goal && goal.live === 0) this.release(a.goalId);
   }
 
-  /** Stop every agent of a goal (roots first, which takes their subtrees with them). */
+  /**
+   * Stop every agent of a goal (roots first, which takes their subtrees with them). One stop
+   * that fails does not spare the others: the first failure is thrown once all were tried.
+   */
   stopGoal(goalId: string, reason: string): void {
-    for (const a of this.list({ goalId }).filter((x) => x.parentId === null || !this.held.has(x.parentId))) {
-      this.stopAgent(a.id, reason);
+    const tried = new Set<string>();
+    const stop = (id: string) => {
+      if (tried.has(id)) return;
+      tried.add(id);
+      this.stopAgent(id, reason);
+    };
+    const roots = this.list({ goalId }).filter((x) => x.parentId === null || !this.held.has(x.parentId));
+    try {
+      stopEach(
+        roots.map((a) => a.id),
+        stop,
+      );
+    } finally {
+      // Then the rest (a root's stop takes its subtree; a root whose stop failed is not tried twice).
+      stopEach(
+        this.list({ goalId }).map((a) => a.id),
+        stop,
+      );
     }
-    for (const a of this.list({ goalId })) this.stopAgent(a.id, reason);
   }
 
   /** A held agent's summary; a stopped one's tallies are its row's. */
@@ -455,6 +475,19 @@ export class AgentRegistry {
     }
     return { resumed, stopped };
   }
+}
+
+/** `stop` each id in turn, whatever the ones before did; then throw the first failure. */
+function stopEach(ids: Iterable<string>, stop: (id: string) => void): void {
+  let failed: { e: unknown } | undefined;
+  for (const id of [...ids]) {
+    try {
+      stop(id);
+    } catch (e) {
+      failed ??= { e };
+    }
+  }
+  if (failed) throw failed.e;
 }
 
 function bump(m: Map<string, number>, key: string, d: number): void {

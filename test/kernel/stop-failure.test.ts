@@ -88,6 +88,37 @@ describe("a stop that cannot be recorded", () => {
     h.rt.db.exec("DROP TRIGGER refuse_revocation");
   });
 
+  it("stops a parent's other children when one child's stop fails", async () => {
+    h = await openHarness(server);
+    const parent = h.rt.registry.require(h.rt.spawnAgent(lead).agent_id);
+    const first = spawnHelper(parent);
+    const second = spawnHelper(parent);
+    refuseStopped(first.id);
+    expect(() => h.rt.stopAgent(parent.id, "operator said stop")).toThrow(/disk full/);
+    expect(second.abort.signal.aborted).toBe(true);
+    expect(second.state).toBe("stopped");
+    expect(h.rt.audit.query({ kind: "agent.stopped" }).map((e) => e.agent_id)).toEqual([second.id]);
+  });
+
+  it("stops a goal's other agents when one agent's stop fails", async () => {
+    h = await openHarness(server);
+    const a = h.rt.registry.require(h.rt.spawnAgent(lead).agent_id);
+    // A second root agent of the same goal, spending from the first one's account.
+    const b = h.rt.spawner.spawn({
+      goalId: a.goalId,
+      manifest: parseManifestValue({ ...lead, name: "second" }, "test"),
+      parent: null,
+      account: a.budgetAccount,
+    });
+    refuseStopped(a.id);
+    expect(() => h.rt.registry.stopGoal(a.goalId, "goal cancelled")).toThrow(/disk full/);
+    expect(b.abort.signal.aborted).toBe(true);
+    expect(b.state).toBe("stopped");
+    const denied = await skillRead(b);
+    expect(denied).toBeInstanceOf(GateDenied);
+    expect((denied as GateDenied).code).toBe("token_invalid");
+  });
+
   it("can be retried: a second stop once the audit writes again is recorded whole", async () => {
     h = await openHarness(server);
     const parent = h.rt.registry.require(h.rt.spawnAgent(lead).agent_id);
