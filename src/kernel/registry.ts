@@ -257,10 +257,20 @@ export class AgentRegistry {
     });
   }
 
-  /** Add a spawned agent (state "starting") under its admission slot and persist it. */
-  register(rec: AgentRecord, guard: AdmissionGuard): void {
-    // Row first: an insert that fails leaves nothing registered in memory either.
-    const rowid = this.rows.insert(rec);
+  /**
+   * The spawned agent's row, written in the spawn's transaction (its rowid returned);
+   * register() adds the agent once that transaction committed.
+   */
+  persist(rec: AgentRecord): number {
+    return this.rows.insert(rec);
+  }
+
+  /**
+   * Add a spawned agent (state "starting") under its admission slot, once its row (persist)
+   * committed: a spawn whose commit failed (a full disk fails at the commit) leaves no agent
+   * here either, holding a slot with a token that was never stored.
+   */
+  register(rec: AgentRecord, rowid: number, guard: AdmissionGuard): void {
     this.hold(rec, rowid);
     guard.commit();
   }
