@@ -103,6 +103,8 @@ export class AgentRegistry {
   private readonly stats: AgentStats;
   private readonly pendingByGoal = new Map<string, number>();
   private readonly pendingByParent = new Map<string, number>();
+  /** Agents whose stop failed (not on record): "stopping", and stopped again by the next stopAgent. */
+  private readonly unrecorded = new Set<string>();
   private readonly deps: RegistryDeps;
 
   constructor(deps: RegistryDeps) {
@@ -255,10 +257,20 @@ export class AgentRegistry {
     });
   }
 
-  /** Add a spawned agent (state "starting") under its admission slot and persist it. */
-  register(rec: AgentRecord, guard: AdmissionGuard): void {
-    // Row first: an insert that fails leaves nothing registered in memory either.
-    const rowid = this.rows.insert(rec);
+  /**
+   * The spawned agent's row, written in the spawn's transaction (its rowid returned);
+   * register() adds the agent once that transaction committed.
+   */
+  persist(rec: AgentRecord): number {
+    return this.rows.insert(rec);
+  }
+
+  /**
+   * Add a spawned agent (state "starting") under its admission slot, once its row (persist)
+   * committed: a spawn whose commit failed (a full disk fails at the commit) leaves no agent
+   * here either, holding a slot with a token that was never stored.
+   */
+  register(rec: AgentRecord, rowid: number, guard: AdmissionGuard): void {
     this.hold(rec, rowid);
     guard.commit();
   }
@@ -275,7 +287,8 @@ export class AgentRegistry {
    * The one removal path (see the module header). Idempotent: stopping a stopped agent
    * does nothing, whether its record is held or has left memory. Never throws for an
    * agent it knows, except when the audit write fails (fail closed: the caller must learn
-   * that the stop is not on record).
+   * that the stop is not on record); the agent is then aborted and its token revoked all
+   * the same, and a later call records the stop.
    */
   stopAgent(id: string, reason: string): void {
     const a = this.held.get(id)?.rec;
@@ -283,19 +296,23 @@ export class AgentRegistry {
       if (this.rows.stoppedHere(id)) return;
       throw new AidoError(ErrorCode.notFound, `no agent ${id}`, { agent_id: id });
     }
-    if (a.state === "stopped" || a.state === "stopping") return;
+    if (a.state === "stopped" || (a.state === "stopping" && !this.unrecorded.delete(id))) return;
     a.state = "stopping";
     const { tokens, approvals, gate, budget, audit, events, db } = this.deps;
-    for (const child of a.children) {
-      if (this.held.has(child)) this.stopAgent(child, `parent ${id} stopped: ${reason}`);
-    }
-    a.abort.abort(new AidoError(ErrorCode.cancelled, `agent ${id} stopped: ${reason}`, { agent_id: id }));
-    // One commit for the revocation, its approvals closed, its budget account closed and its
-    // two audit entries (token.revoked, agent.stopped) with the agent's row: the stop is on
-    // record whole or not at all. Should it fail (the audit cannot be written), nothing of
-    // it is, and the token is still revoked on its own before the failure surfaces: an agent
-    // whose stop is not on record must not keep a valid token.
+    const aborted = () =>
+      a.abort.abort(new AidoError(ErrorCode.cancelled, `agent ${id} stopped: ${reason}`, { agent_id: id }));
     try {
+      // Each child is stopped even when one before it could not be: the first failure is
+      // thrown once they all were.
+      stopEach(a.children, (child) => {
+        if (this.held.has(child)) this.stopAgent(child, `parent ${id} stopped: ${reason}`);
+      });
+      aborted();
+      // One commit for the revocation, its approvals closed, its budget account closed and its
+      // two audit entries (token.revoked, agent.stopped) with the agent's row: the stop is on
+      // record whole or not at all. Should it fail (the audit cannot be written), nothing of
+      // it is, and the token is still revoked on its own before the failure surfaces: an agent
+      // whose stop is not on record must not keep a valid token.
       db.transaction(() => {
         try {
           const revoked = tokens.revoke(a.token.id);
@@ -320,10 +337,21 @@ export class AgentRegistry {
         this.rows.markStopped(id, reason, this.stats.of(id));
       }).immediate();
     } catch (e) {
+      // Its stop (or a child's, before it) is not on record, yet the agent is stopped in
+      // effect: aborted, its token revoked on its own (every token issued under it with it),
+      // its pending requests closed on their own, each committed by itself when it can be.
+      // It stays "stopping" (it runs no more), and the next stopAgent records the stop.
+      this.unrecorded.add(id);
+      aborted();
       try {
         tokens.revoke(a.token.id);
       } catch {
         // The failure above is the one to report.
+      }
+      try {
+        approvals.closeAgent(id, reason);
+      } catch {
+        // Likewise.
       }
       throw e;
     }
@@ -340,12 +368,30 @@ export class AgentRegistry {
     if (goal && goal.live === 0) this.release(a.goalId);
   }
 
-  /** Stop every agent of a goal (roots first, which takes their subtrees with them). */
+  /**
+   * Stop every agent of a goal (roots first, which takes their subtrees with them). One stop
+   * that fails does not spare the others: the first failure is thrown once all were tried.
+   */
   stopGoal(goalId: string, reason: string): void {
-    for (const a of this.list({ goalId }).filter((x) => x.parentId === null || !this.held.has(x.parentId))) {
-      this.stopAgent(a.id, reason);
+    const tried = new Set<string>();
+    const stop = (id: string) => {
+      if (tried.has(id)) return;
+      tried.add(id);
+      this.stopAgent(id, reason);
+    };
+    const roots = this.list({ goalId }).filter((x) => x.parentId === null || !this.held.has(x.parentId));
+    try {
+      stopEach(
+        roots.map((a) => a.id),
+        stop,
+      );
+    } finally {
+      // Then the rest (a root's stop takes its subtree; a root whose stop failed is not tried twice).
+      stopEach(
+        this.list({ goalId }).map((a) => a.id),
+        stop,
+      );
     }
-    for (const a of this.list({ goalId })) this.stopAgent(a.id, reason);
   }
 
   /** A held agent's summary; a stopped one's tallies are its row's. */
@@ -439,6 +485,19 @@ export class AgentRegistry {
     }
     return { resumed, stopped };
   }
+}
+
+/** `stop` each id in turn, whatever the ones before did; then throw the first failure. */
+function stopEach(ids: Iterable<string>, stop: (id: string) => void): void {
+  let failed: { e: unknown } | undefined;
+  for (const id of [...ids]) {
+    try {
+      stop(id);
+    } catch (e) {
+      failed ??= { e };
+    }
+  }
+  if (failed) throw failed.e;
 }
 
 function bump(m: Map<string, number>, key: string, d: number): void {

@@ -268,10 +268,17 @@ export class Runtime {
       await this.sweeper.stop();
       await this.goals.close();
       const released: Promise<void>[] = [];
+      // A stop that cannot be recorded (registry.ts stopAgent) does not keep the rest from
+      // closing: the first such failure is thrown once all is closed.
+      let unrecorded: unknown;
       for (const a of this.registry.list()) {
         // Persistent agents stay (paused, container kept) for the next open; others end here.
         if (a.manifest.lifecycle !== "persistent") {
-          this.registry.stopAgent(a.id, "runtime closing");
+          try {
+            this.registry.stopAgent(a.id, "runtime closing");
+          } catch (e) {
+            unrecorded ??= e;
+          }
           released.push(this.releaseStandalone(a));
         } else a.abort.abort(new AidoError(ErrorCode.cancelled, "runtime closing", {}));
       }
@@ -295,6 +302,7 @@ export class Runtime {
         this.audit.close();
         this.db.close();
       }
+      if (unrecorded !== undefined) throw unrecorded;
     })();
     return this.closing;
   }

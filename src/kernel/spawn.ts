@@ -17,7 +17,8 @@
 //     inside the goal's (the goal cap stays a total)
 //   token: issued under the parent's token (expiry capped at the parent's)
 // Every refusal is audited as agent.spawn_denied. A failure after the admission slot was
-// taken releases it and undoes what was created (account closed, token revoked).
+// taken releases it; the account, token, entries and row are one commit, so nothing of a
+// failed spawn is left to undo.
 
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config.js";
@@ -142,8 +143,8 @@ export class Spawner {
       // agent's row: a spawn refused or failed at any step (no room, a failed audit) leaves no
       // account, no token and no row behind, and the room a carve-out checks is read in the
       // same transaction that takes it.
-      const rec = deps.db
-        .transaction((): AgentRecord => {
+      const { created: rec, rowid } = deps.db
+        .transaction((): { created: AgentRecord; rowid: number } => {
           let account: string;
           if (parent) account = this.carve(id, req, manifest);
           else if (req.account !== undefined) account = this.rootAccount(id, req, manifest);
@@ -203,10 +204,10 @@ export class Spawner {
             abort: new AbortController(),
             createdAt: Date.now(),
           };
-          deps.registry.register(created, guard);
-          return created;
+          return { created, rowid: deps.registry.persist(created) };
         })
         .immediate();
+      deps.registry.register(rec, rowid, guard);
       deps.events.emit("agent.spawned", goalId, {
         agentId: id,
         manifest: manifest.name,

@@ -96,6 +96,9 @@ export class ApprovalQueue {
   private readonly standing: StandingDecisions;
   private readonly events = new EventEmitter();
   private readonly waiters = new Map<string, Waiter[]>();
+  /** Closed inside a caller's transaction: settled once it committed (syncSettled). */
+  private readonly closedInTx = new Set<string>();
+  private syncQueued = false;
   private poller: NodeJS.Timeout | undefined;
 
   constructor(opts: ApprovalQueueOptions) {
@@ -350,13 +353,17 @@ export class ApprovalQueue {
     );
   }
 
-  /** Close a request that is still pending as `status`, audit it in the same commit, wake its waiters. */
+  /**
+   * Close a request that is still pending as `status`, audit it in the same commit, wake its
+   * waiters (once a caller's transaction it is nested in commits).
+   */
   private finish(
     id: string,
     status: "timed_out" | "expired",
     reason: string | null,
     audit: (current: ApprovalRecord) => void,
   ): void {
+    const nested = this.db.inTransaction;
     const rec = this.db
       .transaction(() => {
         const changed = this.store.markClosed(id, status, reason, this.now());
@@ -365,10 +372,41 @@ export class ApprovalQueue {
         return current;
       })
       .immediate();
-    this.settled(rec);
+    if (!nested) {
+      this.settled(rec);
+      return;
+    }
+    // Nested in a caller's transaction (an agent's stop) nothing is committed yet: waking the
+    // waiters now would tell them an outcome a rollback takes back, and leave the request
+    // pending with nobody waiting. They are woken once that transaction is over, from what
+    // the database then holds.
+    this.closedInTx.add(id);
+    if (this.syncQueued) return;
+    this.syncQueued = true;
+    queueMicrotask(() => this.syncSettled());
+  }
+
+  private syncSettled(): void {
+    this.syncQueued = false;
+    if (this.db.inTransaction) {
+      this.syncQueued = true;
+      setImmediate(() => this.syncSettled());
+      return;
+    }
+    for (const id of [...this.closedInTx]) {
+      this.closedInTx.delete(id);
+      try {
+        const rec = this.get(id);
+        // Still pending: rolled back, and its call still waits.
+        if (rec.status !== "pending") this.settled(rec);
+      } catch {
+        // The database is closed: nobody waits any more.
+      }
+    }
   }
 
   private settled(rec: ApprovalRecord): void {
+    this.closedInTx.delete(rec.id);
     this.standing.settled(rec);
     const list = this.waiters.get(rec.id);
     this.waiters.delete(rec.id);

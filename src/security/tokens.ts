@@ -330,15 +330,29 @@ export class TokenAuthority {
 
   /**
    * Revoke a token and every token issued under it, durably. Returns the ids in the
-   * subtree (root first), all revoked now. Unknown ids are not_found.
+   * subtree (root first), all revoked now. Unknown ids are not_found. When the database
+   * does not take the revocation (full, locked past the busy timeout), it throws, yet the
+   * subtree is refused in this process all the same: a revocation never fails open here.
    */
   revoke(tokenId: string): string[] {
-    const subtree = this.#db.transaction(() => {
-      const rows = this.#stmts.subtree.all(tokenId) as { id: string; expires_at: number }[];
-      const at = this.#now();
-      for (const r of rows) this.#stmts.revokeOne.run(r.id, at);
-      return rows;
-    })();
+    type Revoked = { id: string; expires_at: number };
+    let subtree: Revoked[] = [];
+    try {
+      this.#db.transaction(() => {
+        subtree = this.#stmts.subtree.all(tokenId) as Revoked[];
+        const at = this.#now();
+        for (const r of subtree) this.#stmts.revokeOne.run(r.id, at);
+      })();
+    } catch (e) {
+      try {
+        if (subtree.length === 0) subtree = this.#stmts.subtree.all(tokenId) as Revoked[];
+      } catch {
+        // Not even readable: the token itself at least, kept for good.
+        subtree = [{ id: tokenId, expires_at: Number.POSITIVE_INFINITY }];
+      }
+      for (const r of subtree) this.#rev.add(r.id, r.expires_at);
+      throw e;
+    }
     if (subtree.length === 0)
       throw new AidoError(ErrorCode.notFound, `no capability token ${tokenId} was issued here`, { tokenId });
     for (const r of subtree) this.#rev.add(r.id, r.expires_at);

@@ -281,6 +281,8 @@ describe("stopAgent", () => {
       expect(denied).toBeInstanceOf(GateDenied);
       expect(denied.code).toBe("token_invalid");
       expect(h.rt.audit.verify().ok).toBe(true);
+      // The audit writes again: the runtime's close records the stop.
+      h.rt.db.exec("DROP TRIGGER refuse_stop");
     },
   );
 
@@ -325,6 +327,35 @@ describe("stopAgent", () => {
     const accounts = h.rt.db.prepare("SELECT id FROM budget_accounts").pluck().all();
     expect(accounts.filter((a) => String(a).startsWith("agent:"))).toEqual([]);
     expect(h.rt.audit.query({ kind: "agent.spawn_denied" })).toHaveLength(1);
+    expect(h.rt.audit.verify().ok).toBe(true);
+  });
+
+  it("registers no agent when a spawn's commit itself fails", async () => {
+    h = await openHarness(server, {
+      config: (c) => {
+        c.limits.maxAgentsPerGoal = 2;
+      },
+    });
+    // The child's commit fails at COMMIT, as a full disk fails a WAL commit: a deferred
+    // foreign key the child's row breaks is checked only then.
+    h.rt.db.exec(
+      `CREATE TABLE fail_at_commit (x TEXT REFERENCES agents (id) DEFERRABLE INITIALLY DEFERRED);
+       CREATE TRIGGER child_commit_fails AFTER INSERT ON agents WHEN NEW.parent_id IS NOT NULL
+       BEGIN INSERT INTO fail_at_commit VALUES ('no such agent'); END`,
+    );
+    const lead = server.script('manifest "lead"', [
+      turn.toolUse("spawn_agent", { manifest: child("helper"), message: "x" }),
+      turn.toolUse("spawn_agent", { manifest: child("helper2"), message: "y" }),
+      turn.text("ok"),
+    ]);
+    server.script('manifest "helper2"', [turn.text("helper2 ran")]);
+    await h.rt.spawnAndRun(parent(), "Delegate.");
+    expect(lastToolResult(lead.requests[1]!).content).toMatch(/FOREIGN KEY/);
+    // Nothing of the failed spawn stayed in memory: no agent, and its goal's second slot free
+    // (helper2's spawn fails at its commit too, but was admitted).
+    expect(lastToolResult(lead.requests[2]!).content).not.toMatch(/max_agents_per_goal/);
+    expect(h.rt.listAgents({ includeStopped: true }).map((a) => a.manifest)).toEqual(["lead"]);
+    expect(h.rt.audit.query({ kind: "agent.spawn_denied" })).toHaveLength(2);
     expect(h.rt.audit.verify().ok).toBe(true);
   });
 });

@@ -212,6 +212,33 @@ describe("requests whose call ended", () => {
     await other.outcome;
   });
 
+  it("closed inside a caller's transaction, wake their waiters only once it commits", async () => {
+    const { db, queue } = open();
+    const decided: string[] = [];
+    queue.on("decided", (r) => decided.push(`${r.id} ${r.status}`));
+    const rolledBack = await ask(queue);
+    let woken: ApprovalOutcome | undefined;
+    void rolledBack.outcome.then((o) => {
+      woken = o;
+    });
+    // An agent's stop that fails after closing its requests (registry.ts stopAgent).
+    expect(() =>
+      db.transaction(() => {
+        queue.closeAgent("a1", "goal cancelled");
+        throw new Error("disk full");
+      })(),
+    ).toThrow(/disk full/);
+    await new Promise((ok) => setImmediate(ok));
+    // Nothing was closed: the call still waits, and its request is still pending.
+    expect(woken).toBeUndefined();
+    expect(decided).toEqual([]);
+    expect(queue.get(rolledBack.rec.id).status).toBe("pending");
+    // Committed, the waiter is woken with what the database holds, once.
+    db.transaction(() => queue.closeAgent("a1", "goal cancelled"))();
+    await expect(rolledBack.outcome).resolves.toMatchObject({ decision: "expired" });
+    expect(decided).toEqual([`${rolledBack.rec.id} expired`]);
+  });
+
   it("expire, audited, when a new process starts: the waiting call died with the old one", () => {
     const first = open();
     const waiting = first.queue.authorize(write);

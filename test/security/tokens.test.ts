@@ -448,6 +448,23 @@ describe("revocation", () => {
     expect(tokens.verify(sibling).token.id).toBe(sibling.id);
   });
 
+  it("refuses the revoked tree in this process even when the database cannot record it", () => {
+    const { r, a, b, c, sibling } = tree();
+    for (const t of [a, b, c]) tokens.verify(t);
+    db.exec(`CREATE TRIGGER refuse_revocation BEFORE INSERT ON capability_revocations
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END`);
+    // The caller learns the revocation is not durable, but it never fails open here.
+    expect(() => tokens.revoke(a.id)).toThrow(/disk full/);
+    expect(revokedIds()).toEqual([]);
+    for (const t of [a, b, c]) expect(rejection(() => tokens.verify(t))).toBe("revoked");
+    expect(tokens.verify(r).token.id).toBe(r.id);
+    expect(tokens.verify(sibling).token.id).toBe(sibling.id);
+    // Recorded once the database takes it.
+    db.exec("DROP TRIGGER refuse_revocation");
+    expect(tokens.revoke(a.id)).toEqual([a.id, b.id, c.id]);
+    expect(revokedIds().sort()).toEqual([a.id, b.id, c.id].sort());
+  });
+
   it("refuses a token whose ancestor was revoked even if it escaped the cascade", () => {
     const { a, b, c } = tree();
     // Revoke only the middle row by hand (another connection), as a racing issue could leave
