@@ -8,13 +8,7 @@
 // announcing it; what it writes is one commit. Nothing else in the runtime may drop an agent, so
 // none of these steps can be forgotten on some other path (the aaOS lesson).
 //
-// Admission limits (agents per goal, depth, children per agent) are held by an
-// AdmissionGuard: spawn takes one before any work, and the slot is freed by release()
-// unless commit() hands it to a registered agent, so a spawn that fails half-way (bad
-// grants, no budget, provider misconfigured) never leaks a slot.
-//
-// Counting: "agents per goal" and "children per agent" count agents that are not
-// stopped, plus admissions in progress. A finished on-demand child frees its slot.
+// Admission limits (agents per goal, depth, children per agent): admission.ts.
 //
 // Memory: a record is held while its goal (or standalone agent's pseudo-goal) has an agent
 // that is not stopped, so that a live goal's stopped children stay in their parent's tree
@@ -34,6 +28,7 @@ import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { TokenAuthority } from "../security/tokens.js";
+import { type AdmissionGuard, Admissions } from "./admission.js";
 import {
   type AgentRecord,
   type AgentSummary,
@@ -46,6 +41,7 @@ import { type AgentRow, AgentRows } from "./agent-rows.js";
 import { AgentStats, type AgentTallies } from "./agent-stats.js";
 import type { AgentState, EventBus } from "./events.js";
 
+export type { AdmissionGuard } from "./admission.js";
 export type { AgentRecord, AgentSummary, LineageLink, StoredAgent };
 
 export interface RegistryDeps {
@@ -57,29 +53,6 @@ export interface RegistryDeps {
   budget: BudgetLedger;
   audit: AuditLog;
   events: EventBus;
-}
-
-/** A held admission slot. Exactly one of commit/release takes effect; both are idempotent. */
-export class AdmissionGuard {
-  private done = false;
-  constructor(
-    readonly goalId: string,
-    readonly parentId: string | null,
-    readonly depth: number,
-    private readonly free: () => void,
-  ) {}
-
-  /** The slot now belongs to a registered agent (the registry counts it from here on). */
-  commit(): void {
-    if (this.done) return;
-    this.done = true;
-    this.free();
-  }
-
-  /** Spawning failed: give the slot back. */
-  release(): void {
-    this.commit();
-  }
 }
 
 /** A record held in memory, with its row's rowid (the registration order listings keep). */
@@ -101,8 +74,7 @@ export class AgentRegistry {
   private readonly rows: AgentRows;
   /** Usage and queue waits per agent not stopped, from the event bus (what the scheduler and loop report). */
   private readonly stats: AgentStats;
-  private readonly pendingByGoal = new Map<string, number>();
-  private readonly pendingByParent = new Map<string, number>();
+  private readonly admissions = new Admissions();
   /** Agents whose stop failed (not on record): "stopping", and stopped again by the next stopAgent. */
   private readonly unrecorded = new Set<string>();
   private readonly deps: RegistryDeps;
@@ -206,54 +178,17 @@ export class AgentRegistry {
 
   /**
    * Take an admission slot for a new agent under `parent` (null: a goal's root agent) or
-   * refuse with limit_exceeded naming the limit. Limits: the config's, tightened by the
-   * parent manifest's `limits.max_children` / `limits.max_depth`.
+   * refuse with limit_exceeded naming the limit (admission.ts).
    */
   admit(goalId: string, parent: AgentRecord | null): AdmissionGuard {
-    const { limits } = this.deps.config;
-    const depth = parent ? parent.depth + 1 : 0;
-    const live = (this.goals.get(goalId)?.live ?? 0) + (this.pendingByGoal.get(goalId) ?? 0);
-    if (live >= limits.maxAgentsPerGoal) {
-      throw limit(
-        `goal ${goalId} already has ${live} agents (limits.max_agents_per_goal ${limits.maxAgentsPerGoal})`,
-        {
-          limit: "max_agents_per_goal",
-        },
-      );
+    let liveChildren = 0;
+    for (const c of parent?.children ?? []) {
+      const child = this.held.get(c)?.rec;
+      if (child && child.state !== "stopped") liveChildren++;
     }
-    if (parent) {
-      const maxDepth = Math.min(
-        limits.maxDepth,
-        parent.manifest.limits?.max_depth ?? Number.POSITIVE_INFINITY,
-      );
-      if (depth > maxDepth) {
-        throw limit(
-          `agent ${parent.id} (depth ${parent.depth}) may not spawn: depth ${depth} exceeds max_depth ${maxDepth}`,
-          {
-            limit: "max_depth",
-          },
-        );
-      }
-      const maxChildren = Math.min(
-        limits.maxChildren,
-        parent.manifest.limits?.max_children ?? Number.POSITIVE_INFINITY,
-      );
-      let kids = this.pendingByParent.get(parent.id) ?? 0;
-      for (const c of parent.children) {
-        const child = this.held.get(c)?.rec;
-        if (child && child.state !== "stopped") kids++;
-      }
-      if (kids >= maxChildren) {
-        throw limit(`agent ${parent.id} already has ${kids} live children (max_children ${maxChildren})`, {
-          limit: "max_children",
-        });
-      }
-    }
-    bump(this.pendingByGoal, goalId, 1);
-    if (parent) bump(this.pendingByParent, parent.id, 1);
-    return new AdmissionGuard(goalId, parent?.id ?? null, depth, () => {
-      bump(this.pendingByGoal, goalId, -1);
-      if (parent) bump(this.pendingByParent, parent.id, -1);
+    return this.admissions.admit(this.deps.config.limits, goalId, parent, {
+      liveInGoal: this.goals.get(goalId)?.live ?? 0,
+      liveChildren,
     });
   }
 
@@ -498,14 +433,4 @@ function stopEach(ids: Iterable<string>, stop: (id: string) => void): void {
     }
   }
   if (failed) throw failed.e;
-}
-
-function bump(m: Map<string, number>, key: string, d: number): void {
-  const n = (m.get(key) ?? 0) + d;
-  if (n <= 0) m.delete(key);
-  else m.set(key, n);
-}
-
-function limit(message: string, details: Record<string, unknown>): AidoError {
-  return new AidoError(ErrorCode.limitExceeded, message, details);
 }
