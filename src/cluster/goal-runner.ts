@@ -144,6 +144,18 @@ export class ClusterGoalRunner {
   }
 
   /**
+   * Remove what the goal's job unpacked here. Never throws: the goal's end is written after
+   * it, and a folder that will not go (logged) must not keep a goal running on every node.
+   */
+  private dropUnpacked(goalId: string): void {
+    try {
+      removeUnpacked(this.config, goalId);
+    } catch (e) {
+      this.log(`cluster: could not remove the inputs goal ${goalId} unpacked: ${errorMessage(e)}`);
+    }
+  }
+
+  /**
    * Write a goal that never ran here as failed with `error`, and tell remote watchers (again
    * with the heartbeats while Redis refuses it: goal-ends.ts).
    */
@@ -174,7 +186,7 @@ export class ClusterGoalRunner {
       if (await this.marks.took(goalId)) return this.dropCancelled(goalId);
       if (this.rt.goals.closing) {
         this.owned.delete(goalId);
-        removeUnpacked(this.config, goalId);
+        this.dropUnpacked(goalId);
         const back = await this.giveBack(
           job,
           token,
@@ -195,8 +207,10 @@ export class ClusterGoalRunner {
       const field = e instanceof AidoError && typeof e.details.field === "string" ? e.details.field : "job";
       this.rt.audit.record("goal.refused", { field, reason: errorMessage(e) }, { goalId });
       this.owned.delete(goalId);
+      // Before the end is written, as for a goal that ran: whoever sees the goal ended sees
+      // what the job unpacked gone.
+      this.dropUnpacked(goalId);
       await this.endFailed(goalId, data.goal, `refused by node ${this.identity.nodeId}: ${errorMessage(e)}`);
-      removeUnpacked(this.config, goalId);
       return "failed";
     }
     await this.mirror
@@ -222,7 +236,7 @@ export class ClusterGoalRunner {
     }
     while (!TERMINAL.has(s.state)) s = await this.rt.goals.wait(goalId, 3_600_000);
     // Before the end is written: whoever sees the goal ended sees its unpacked copy gone.
-    removeUnpacked(this.config, goalId);
+    this.dropUnpacked(goalId);
     if (s.state === "failed" && this.rt.goals.endedByClose(goalId)) {
       // Not when a model call had started (the mark is set): then it ends failed, as before,
       // and its end, held back by OwnedMirror, goes out now.
@@ -273,7 +287,7 @@ export class ClusterGoalRunner {
   private dropCancelled(goalId: string): string {
     this.owned.delete(goalId);
     this.marks.forget(goalId);
-    removeUnpacked(this.config, goalId);
+    this.dropUnpacked(goalId);
     return "cancelled";
   }
 
@@ -288,7 +302,7 @@ export class ClusterGoalRunner {
     this.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
     this.log(`cluster: goal ${goalId} is not this node's: ${reason}`);
     this.owned.delete(goalId);
-    removeUnpacked(this.config, goalId);
+    this.dropUnpacked(goalId);
     return "skipped";
   }
 
