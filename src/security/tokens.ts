@@ -423,7 +423,7 @@ export class TokenAuthority {
     this.#rev.refresh(this.#now, this.#pollMs, this.#pruneMs);
   }
 
-  /** How many revoked ids this connection holds in memory (the bench and tests read it). */
+  /** How many revoked ids this connection holds in memory (what the tests of forgetting read; nothing in the runtime needs it). */
   get revocationsHeld(): number {
     return this.#rev.size;
   }
