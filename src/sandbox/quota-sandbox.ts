@@ -3,16 +3,24 @@
 // SandboxHandle, so no tool can write around it:
 //   - file_write / file_edit under /workspace or /output: refused (quota_exceeded) when
 //     the growth they can cause would pass the cap; nothing is written then;
-//   - exec: runs with maxFileBytes = the room left (RLIMIT_FSIZE in the container: no
-//     single file can outgrow it; 0 when the goal is at or over the cap, so files can
-//     still be deleted), while the goal is measured every POLL_MS; a measure past the cap
-//     (and past where the goal stood when the command started) cancels it through
-//     `signal`. Between two measures a command may write past the cap: at most what it
-//     writes in one interval, each file below the room it started with.
+//   - exec: runs with maxFileBytes = the room left less the filesystem's own blocks for a
+//     file that size (fileRoom; RLIMIT_FSIZE in the container: no single file can outgrow
+//     the room; 0 when the goal is at or over the cap, so files can still be deleted),
+//     while the goal is measured every POLL_MS; a measure past the cap (and past where
+//     the goal stood when the command started) cancels it through `signal`. Between two
+//     measures a command may write past the cap: at most what it writes in one interval,
+//     each file below the room it started with.
 // Reads go straight through.
 
 import { AidoError, ErrorCode } from "../errors.js";
-import { chargeOf, formatMib, MIN_ENTRY_BYTES, type QuotaUsage, type WorkspaceQuota } from "./quota.js";
+import {
+  chargeOf,
+  fileRoom,
+  formatMib,
+  MIN_ENTRY_BYTES,
+  type QuotaUsage,
+  type WorkspaceQuota,
+} from "./quota.js";
 import type { ExecRequest, ExecResult, SandboxHandle } from "./types.js";
 
 /** The container folders that are the goal's host folders. */
@@ -59,7 +67,7 @@ export function quotaSandbox(inner: SandboxHandle, quota: WorkspaceQuota): Sandb
 
     async exec(req: ExecRequest): Promise<ExecResult> {
       const start = await quota.usage(goalId);
-      const room = Math.max(0, quota.maxBytes - start.bytes);
+      const room = fileRoom(Math.max(0, quota.maxBytes - start.bytes));
       const cancel = new AbortController();
       const outer = req.signal;
       const relay = () => cancel.abort(outer?.reason);

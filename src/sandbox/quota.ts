@@ -38,6 +38,17 @@ export function chargeOf(size: number, blocks = 0): number {
   return Math.max(MIN_ENTRY_BYTES, size, blocks * 512);
 }
 
+/**
+ * The largest file an exec may grow within `room` (its RLIMIT_FSIZE). A file's size is not
+ * all it is charged: the filesystem allocates blocks of its own for a file's map (ext4's
+ * extent tree, one block per 340 extents; ext2/3's indirect blocks, one per 4 MiB), so a
+ * fragmented file exactly `room` long is charged past it. One block per MiB of room (and
+ * at least one) is kept back for them, which covers either map even at one extent a block.
+ */
+export function fileRoom(room: number): number {
+  return Math.max(0, room - MIN_ENTRY_BYTES * Math.max(1, Math.ceil(room / MIB)));
+}
+
 export function formatMib(bytes: number): string {
   return `${(bytes / MIB).toFixed(1)} MiB`;
 }

@@ -1,9 +1,10 @@
 // An attacker filling the host's disk through exec, against sandbox.workspace_max_mb =
-// 64: one `dd` of 1 GiB stops at the cap (RLIMIT_FSIZE = the room left, set by the exec
-// helper from ExecRequest.maxFileBytes), and a program writing many small files — each
-// below the room — is cancelled while it runs (ExecRequest.signal) once a measure of the
-// goal's folders is past the cap; deleting still works afterwards. Both rest on executor
-// support that the exec helper provides (maxFileBytes -> RLIMIT_FSIZE, signal -> cancel).
+// 64: one `dd` of 1 GiB stops at the cap (RLIMIT_FSIZE = the room left less a block per
+// MiB for the filesystem's own blocks, set by the exec helper from
+// ExecRequest.maxFileBytes), and a program writing many small files — each below the
+// room — is cancelled while it runs (ExecRequest.signal) once a measure of the goal's
+// folders is past the cap; deleting still works afterwards. Both rest on executor support
+// that the exec helper provides (maxFileBytes -> RLIMIT_FSIZE, signal -> cancel).
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
@@ -43,8 +44,10 @@ describe("exec against the workspace quota", () => {
 
   it("at the cap lets an exec grow no file at all, and delete", async () => {
     const a = b.agent("at-cap", grants);
-    // Fill the goal to its cap in one go (dd stops at the room left).
+    // Fill the goal to its cap: dd stops at the room left less a block per MiB kept for the
+    // filesystem's own blocks, so a second dd takes what the first left.
     await b.call(a.id, "exec", { command: "dd if=/dev/zero of=/workspace/fill bs=1M count=128" });
+    await b.call(a.id, "exec", { command: "dd if=/dev/zero of=/workspace/fill2 bs=4K count=1024" });
     const full = await b.rt.quota.usage(a.goalId, { fresh: true });
     expect(full.bytes).toBeGreaterThanOrEqual(64 * MIB - 64 * 1024);
     const r = expectOk(
@@ -54,7 +57,7 @@ describe("exec against the workspace quota", () => {
     // dd could create its output file, empty (the quota charges an entry at least a block).
     const after = await b.rt.quota.usage(a.goalId, { fresh: true });
     expect(after.bytes).toBeLessThanOrEqual(64 * MIB + MIN_ENTRY_BYTES);
-    expectOk(await b.call(a.id, "exec", { command: "rm /workspace/fill /workspace/more" }));
+    expectOk(await b.call(a.id, "exec", { command: "rm /workspace/fill /workspace/fill2 /workspace/more" }));
     expect((await b.rt.quota.usage(a.goalId, { fresh: true })).bytes).toBeLessThan(MIB);
   }, 120_000);
 

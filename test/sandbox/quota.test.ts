@@ -1,25 +1,29 @@
 // The host side of sandbox.workspace_max_mb, without a container: how a goal's folders are
 // measured (lstat, links not followed, at least a block per entry, a bounded walk) and what
-// quotaSandbox hands the executor for an exec — maxFileBytes = the room left (0 at the
-// cap) and a signal it aborts when a measure taken while the command runs is past the cap.
+// quotaSandbox hands the executor for an exec — maxFileBytes = the room left less the
+// filesystem's blocks for a file that size (0 at the cap) and a signal it aborts when a measure taken while the command runs is past the cap.
 // The executor here is a stand-in that writes into the goal's host folder the way a
 // command in the container would; the real one (RLIMIT_FSIZE, the cancel) is exercised in
 // test/redteam/quota.test.ts.
 
 import {
+  closeSync,
+  fsyncSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   rmSync,
   symlinkSync,
   truncateSync,
   unlinkSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isAidoError } from "../../src/errors.js";
-import { MIB, MIN_ENTRY_BYTES, WorkspaceQuota } from "../../src/sandbox/quota.js";
+import { fileRoom, MIB, MIN_ENTRY_BYTES, WorkspaceQuota } from "../../src/sandbox/quota.js";
 import { quotaSandbox } from "../../src/sandbox/quota-sandbox.js";
 import type { ExecRequest, ExecResult, SandboxHandle } from "../../src/sandbox/types.js";
 
@@ -93,7 +97,7 @@ describe("measuring a goal", () => {
 });
 
 describe("quotaSandbox exec", () => {
-  it("hands the executor the room left as maxFileBytes, and 0 at the cap so files can still be deleted", async () => {
+  it("hands the executor the room left (less a block per MiB) as maxFileBytes, and 0 at the cap so files can still be deleted", async () => {
     const q = new WorkspaceQuota({ goalsDir, maxMb: 1 });
     const seen: ExecRequest[] = [];
     const sb = quotaSandbox(
@@ -105,11 +109,45 @@ describe("quotaSandbox exec", () => {
     );
     writeFileSync(ws("a"), Buffer.alloc(256 * 1024));
     await sb.exec({ confinement: "unconfined", command: "true" });
-    expect(seen[0]?.maxFileBytes).toBe(MIB - 256 * 1024);
+    expect(seen[0]?.maxFileBytes).toBe(MIB - 256 * 1024 - MIN_ENTRY_BYTES);
     expect(seen[0]?.signal).toBeInstanceOf(AbortSignal);
     writeFileSync(ws("b"), Buffer.alloc(MIB));
     await sb.exec({ confinement: "unconfined", command: "rm /workspace/b" });
     expect(seen[1]?.maxFileBytes).toBe(0);
+  });
+
+  it("keeps a fragmented file written to the whole maxFileBytes inside the cap", async () => {
+    // A file written in many pieces gets a block of the filesystem's own for its map (an
+    // ext4 extent tree past four extents): a file exactly as long as the room left used to
+    // be charged a block past the cap (seen in the real dd test under load).
+    const q = new WorkspaceQuota({ goalsDir, maxMb: 1 });
+    const sb = quotaSandbox(
+      execOnly(async (req) => {
+        const size = req.maxFileBytes ?? 0;
+        const fd = openSync(ws("frag"), "w");
+        const block = Buffer.alloc(MIN_ENTRY_BYTES, 1);
+        // Every other block first, then the ones between: each lands apart from its neighbours.
+        for (const first of [0, 1])
+          for (let at = first * MIN_ENTRY_BYTES; at < size; at += 2 * MIN_ENTRY_BYTES) {
+            writeSync(fd, block, 0, Math.min(MIN_ENTRY_BYTES, size - at), at);
+            fsyncSync(fd);
+          }
+        closeSync(fd);
+        return done;
+      }),
+      q,
+    );
+    await sb.exec({ confinement: "unconfined", command: "fill" });
+    expect((await q.usage(GOAL, { fresh: true })).bytes).toBeLessThanOrEqual(MIB);
+  });
+
+  it("keeps back one block per MiB of room, and at least one", () => {
+    expect(fileRoom(0)).toBe(0);
+    expect(fileRoom(MIN_ENTRY_BYTES)).toBe(0);
+    expect(fileRoom(MIN_ENTRY_BYTES + 1)).toBe(1);
+    expect(fileRoom(MIB)).toBe(MIB - MIN_ENTRY_BYTES);
+    expect(fileRoom(64 * MIB)).toBe(64 * MIB - 64 * MIN_ENTRY_BYTES);
+    expect(fileRoom(64 * MIB + 1)).toBe(64 * MIB + 1 - 65 * MIN_ENTRY_BYTES);
   });
 
   it("cancels a command while the goal grows past the cap, and says why", async () => {
