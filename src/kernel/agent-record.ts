@@ -53,8 +53,10 @@ export interface AgentRecord {
   readonly children: Set<string>;
   /**
    * The pseudo-goal whose folders and container the agent's tool calls act on, when it is
-   * not its own goal's: a world's copy (kernel/worlds.ts). In memory only: a world does
-   * not outlive the process, and on-demand children are stopped at a restart.
+   * not its own goal's: a world's copy (kernel/worlds.ts). Its row keeps it for what is
+   * answered once the record left memory (egress judges a stopped world child as of its
+   * world); a record rebuilt at a restart has none: a world does not outlive the process,
+   * and on-demand children are stopped at a restart.
    */
   readonly sandboxGoal?: string;
   /**
@@ -117,6 +119,7 @@ export type StoredAgent = Pick<
   | "state"
   | "createdAt"
   | "stopReason"
+  | "sandboxGoal"
 >;
 
 /** A row as a StoredAgent (its JSON columns parsed). */
@@ -136,6 +139,7 @@ export function storedAgent(r: AgentRow): StoredAgent {
     createdAt: r.created_at,
   };
   if (r.stop_reason !== null) a.stopReason = r.stop_reason;
+  if (r.sandbox_goal !== null) return { ...a, sandboxGoal: r.sandbox_goal };
   return a;
 }
 
