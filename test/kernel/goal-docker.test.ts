@@ -4,6 +4,7 @@
 // container mounts only the skills the goal's root may read, a follow-up goal's too, and a
 // goal that ended starts no container again.
 
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -136,4 +137,28 @@ describe("a goal in its container", () => {
     expect(listed.is_error, listed.content).toBeUndefined();
     expect(listed.content).toContain("research-with-citations");
   }, 180_000);
+
+  it("removes an on-demand standalone agent's container when its task ends (agent.spawn_and_run)", async () => {
+    const solo = server.script('manifest "solo"', [
+      turn.toolUse("exec", { command: "ls /workspace" }),
+      turn.text("done"),
+    ]);
+    const r = await rt.spawnAndRun(
+      {
+        name: "solo",
+        system_prompt: "You list the workspace.",
+        capabilities: ["tool: exec", "exec: ls *", "file_read: /workspace/**"],
+      },
+      "List the workspace.",
+    );
+    expect(r.stop_reason).toBe("complete");
+    const ran = solo.requests[1]!.body.messages.at(-1).content[0];
+    expect(ran.is_error, ran.content).toBeUndefined();
+    const goalId = rt.agentStatus(r.agent_id).goal_id;
+    // On main its task's end stopped the agent without ending its container: it ran on until
+    // the sweep, and a late call could still get it (without its root's record: no skills).
+    const left = execFileSync("docker", ["ps", "-aq", "--filter", `label=aido.goal=${goalId}`]).toString();
+    expect(left.trim()).toBe("");
+    await expect(rt.backend.acquire(goalId, { skills: [] })).rejects.toThrow(/removed when the goal ended/);
+  }, 120_000);
 });
