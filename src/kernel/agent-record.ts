@@ -5,10 +5,11 @@
 
 import type { Config } from "../config.js";
 import type { LoadedManifest } from "../manifest/load.js";
+import type { BudgetAccount } from "../security/budget.js";
 import type { CapabilityToken } from "../security/tokens.js";
 import type { TraceSpan } from "../telemetry/tracer.js";
 import type { AgentRow } from "./agent-rows.js";
-import type { AgentQueue, AgentUsage } from "./agent-stats.js";
+import type { AgentQueue, AgentTallies, AgentUsage } from "./agent-stats.js";
 import type { AgentState } from "./events.js";
 import { childNamesByOperator, modelNamedLiterally } from "./narrow-manifest.js";
 
@@ -52,8 +53,10 @@ export interface AgentRecord {
   readonly children: Set<string>;
   /**
    * The pseudo-goal whose folders and container the agent's tool calls act on, when it is
-   * not its own goal's: a world's copy (kernel/worlds.ts). In memory only: a world does
-   * not outlive the process, and on-demand children are stopped at a restart.
+   * not its own goal's: a world's copy (kernel/worlds.ts). Its row keeps it for what is
+   * answered once the record left memory (egress judges a stopped world child as of its
+   * world); a record rebuilt at a restart has none: a world does not outlive the process,
+   * and on-demand children are stopped at a restart.
    */
   readonly sandboxGoal?: string;
   /**
@@ -116,6 +119,7 @@ export type StoredAgent = Pick<
   | "state"
   | "createdAt"
   | "stopReason"
+  | "sandboxGoal"
 >;
 
 /** A row as a StoredAgent (its JSON columns parsed). */
@@ -135,7 +139,34 @@ export function storedAgent(r: AgentRow): StoredAgent {
     createdAt: r.created_at,
   };
   if (r.stop_reason !== null) a.stopReason = r.stop_reason;
+  if (r.sandbox_goal !== null) return { ...a, sandboxGoal: r.sandbox_goal };
   return a;
+}
+
+/** agent.status's answer: the agent as held or as its row keeps it, its children, tallies and account. */
+export function summarizeAgent(
+  a: StoredAgent,
+  children: string[],
+  tallies: AgentTallies,
+  account: Pick<BudgetAccount, "total_spent" | "limit_tokens"> | undefined,
+): AgentSummary {
+  const s: AgentSummary = {
+    agent_id: a.id,
+    goal_id: a.goalId,
+    parent_id: a.parentId,
+    manifest: a.manifest.name,
+    model: a.model,
+    lifecycle: a.manifest.lifecycle,
+    state: a.state,
+    depth: a.depth,
+    children,
+    created_at: new Date(a.createdAt).toISOString(),
+    ...tallies,
+  };
+  if (a.manifest.description !== undefined) s.description = a.manifest.description;
+  if (a.stopReason !== undefined) s.stop_reason = a.stopReason;
+  if (account) s.budget = { spent: account.total_spent, limit: account.limit_tokens, shared: !a.ownsAccount };
+  return s;
 }
 
 /**

@@ -43,6 +43,9 @@ const MIGRATIONS = [
    ALTER TABLE agents ADD COLUMN tallies TEXT;
    CREATE INDEX agents_parent ON agents (parent_id);
    CREATE INDEX agents_stopped_in ON agents (stopped_in, goal_id);`,
+  // The world (kernel/worlds.ts) a child acted in: egress still judges a stopped world child
+  // as an agent of that world once its record left memory.
+  "ALTER TABLE agents ADD COLUMN sandbox_goal TEXT;",
 ];
 
 /** An agents row as stored (JSON columns unparsed), with its rowid: the registration order. */
@@ -63,6 +66,7 @@ export interface AgentRow {
   created_at: number;
   stop_reason: string | null;
   tallies: string | null;
+  sandbox_goal: string | null;
 }
 
 export class AgentRows {
@@ -80,7 +84,7 @@ export class AgentRows {
       prepared(
         this.db,
         `INSERT INTO agents (id, goal_id, parent_id, depth, manifest, model, token, budget_account, owns_account,
-             lifecycle, state, created_at, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             lifecycle, state, created_at, identity, sandbox_goal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         a.id,
         a.goalId,
@@ -95,6 +99,7 @@ export class AgentRows {
         a.state,
         a.createdAt,
         a.identity,
+        a.sandboxGoal ?? null,
       ).lastInsertRowid,
     );
   }

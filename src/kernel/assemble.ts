@@ -486,7 +486,9 @@ function addTool(tools: Map<string, ToolDef<unknown>>, t: ToolDef<unknown>): voi
 /**
  * The skills a goal's container mounts: its root agent's list, which every agent of the
  * goal narrows (a root without a list was given every discovered skill at spawn). None
- * when the goal has no root agent.
+ * when the goal has no root record: the root's record is held until the goal's last agent
+ * stops, and by then the goal is retired in the backend (a goal's end, a standalone agent's
+ * stop), which starts no container for it again (test/kernel/goal-docker.test.ts).
  */
 function rootSkills(registry: AgentRegistry, goalId: string): string[] {
   const root = registry.list({ goalId, includeStopped: true }).find((a) => a.parentId === null);

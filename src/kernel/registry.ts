@@ -36,6 +36,7 @@ import {
   recordFromRow,
   type StoredAgent,
   storedAgent,
+  summarizeAgent,
 } from "./agent-record.js";
 import { type AgentRow, AgentRows } from "./agent-rows.js";
 import { AgentStats, type AgentTallies } from "./agent-stats.js";
@@ -75,8 +76,11 @@ export class AgentRegistry {
   /** Usage and queue waits per agent not stopped, from the event bus (what the scheduler and loop report). */
   private readonly stats: AgentStats;
   private readonly admissions = new Admissions();
-  /** Agents whose stop failed (not on record): "stopping", and stopped again by the next stopAgent. */
-  private readonly unrecorded = new Set<string>();
+  /**
+   * Agents whose stop failed (not on record), with the reason they were stopped for: "stopping",
+   * and stopped again by the next stopAgent, which records that reason (the one their run saw).
+   */
+  private readonly unrecorded = new Map<string, string>();
   private readonly deps: RegistryDeps;
 
   constructor(deps: RegistryDeps) {
@@ -223,15 +227,19 @@ export class AgentRegistry {
    * does nothing, whether its record is held or has left memory. Never throws for an
    * agent it knows, except when the audit write fails (fail closed: the caller must learn
    * that the stop is not on record); the agent is then aborted and its token revoked all
-   * the same, and a later call records the stop.
+   * the same, and a later call records the stop, with the reason it was first stopped for
+   * (its own `asked` noted as recorded_by).
    */
-  stopAgent(id: string, reason: string): void {
+  stopAgent(id: string, asked: string): void {
     const a = this.held.get(id)?.rec;
     if (!a) {
       if (this.rows.stoppedHere(id)) return;
       throw new AidoError(ErrorCode.notFound, `no agent ${id}`, { agent_id: id });
     }
-    if (a.state === "stopped" || (a.state === "stopping" && !this.unrecorded.delete(id))) return;
+    const first = this.unrecorded.get(id);
+    if (a.state === "stopped" || (a.state === "stopping" && first === undefined)) return;
+    this.unrecorded.delete(id);
+    const reason = first ?? asked;
     a.state = "stopping";
     const { tokens, approvals, gate, budget, audit, events, db } = this.deps;
     const aborted = () =>
@@ -240,7 +248,7 @@ export class AgentRegistry {
       // Each child is stopped even when one before it could not be: the first failure is
       // thrown once they all were.
       stopEach(a.children, (child) => {
-        if (this.held.has(child)) this.stopAgent(child, `parent ${id} stopped: ${reason}`);
+        if (this.held.has(child)) this.stopAgent(child, `parent ${id} stopped: ${asked}`);
       });
       aborted();
       // One commit for the revocation, its approvals closed, its budget account closed and its
@@ -268,7 +276,10 @@ export class AgentRegistry {
             if (!(e instanceof AidoError && e.code === ErrorCode.notFound)) throw e;
           }
         }
-        audit.record("agent.stopped", { reason }, { goalId: a.goalId, agentId: id });
+        audit.record("agent.stopped", first === undefined ? { reason } : { reason, recorded_by: asked }, {
+          goalId: a.goalId,
+          agentId: id,
+        });
         this.rows.markStopped(id, reason, this.stats.of(id));
       }).immediate();
     } catch (e) {
@@ -276,7 +287,7 @@ export class AgentRegistry {
       // effect: aborted, its token revoked on its own (every token issued under it with it),
       // its pending requests closed on their own, each committed by itself when it can be.
       // It stays "stopping" (it runs no more), and the next stopAgent records the stop.
-      this.unrecorded.add(id);
+      this.unrecorded.set(id, reason);
       aborted();
       try {
         tokens.revoke(a.token.id);
@@ -341,25 +352,7 @@ export class AgentRegistry {
   }
 
   private summarize(a: StoredAgent, children: string[], tallies: AgentTallies): AgentSummary {
-    const s: AgentSummary = {
-      agent_id: a.id,
-      goal_id: a.goalId,
-      parent_id: a.parentId,
-      manifest: a.manifest.name,
-      model: a.model,
-      lifecycle: a.manifest.lifecycle,
-      state: a.state,
-      depth: a.depth,
-      children,
-      created_at: new Date(a.createdAt).toISOString(),
-      ...tallies,
-    };
-    if (a.manifest.description !== undefined) s.description = a.manifest.description;
-    if (a.stopReason !== undefined) s.stop_reason = a.stopReason;
-    const account = this.deps.budget.find(a.budgetAccount);
-    if (account)
-      s.budget = { spent: account.total_spent, limit: account.limit_tokens, shared: !a.ownsAccount };
-    return s;
+    return summarizeAgent(a, children, tallies, this.deps.budget.find(a.budgetAccount));
   }
 
   private hold(rec: AgentRecord, rowid: number): void {

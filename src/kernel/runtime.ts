@@ -188,7 +188,14 @@ export class Runtime {
       });
     }
     const agent = this.registry.require(agentId);
-    const r = await this.runner.run(agent, message);
+    let r: Awaited<ReturnType<AgentRunner["run"]>>;
+    try {
+      r = await this.runner.run(agent, message);
+    } finally {
+      // An on-demand agent is stopped when its task ends (AgentRunner.run): a standalone
+      // one's container goes with it, as at agent.stop.
+      if (agent.state === "stopped") await this.releaseStandalone(agent);
+    }
     const out: AgentRunResult = {
       agent_id: agentId,
       stop_reason: r.stopReason,
@@ -225,7 +232,9 @@ export class Runtime {
 
   /**
    * A standalone agent's pseudo-goal container ends with the agent (its folders stay, like a
-   * goal's). Without this every stopped agent.spawn agent left a running container behind.
+   * goal's), and the goal is retired: nothing starts its container again (a container's
+   * skills and network come from its root's record, which left memory with the agent).
+   * Without this every stopped agent.spawn agent left a running container behind.
    */
   private releaseStandalone(agent: Pick<AgentRecord, "parentId" | "goalId">): Promise<void> {
     if (agent.parentId !== null || !isStandalone(agent.goalId)) return Promise.resolve();

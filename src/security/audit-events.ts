@@ -26,7 +26,8 @@ export interface AuditPayloads {
     usage?: { input_tokens: number; output_tokens: number };
   };
   "agent.spawned": { manifest: string; parent_agent_id?: string; grants: string[]; token_id?: string };
-  "agent.stopped": { reason: string };
+  /** `recorded_by`: the reason of the later stop that recorded it, when its first stop could not be. */
+  "agent.stopped": { reason: string; recorded_by?: string };
   "agent.spawn_denied": { manifest: string; reason: string; offending?: string[]; keys?: string[] };
   /** An MCP session opened (kernel/sessions.ts): its agent, manifest and bound host workspace. */
   "session.opened": { session_id: string; manifest: string; workspace: string | null; client?: string };

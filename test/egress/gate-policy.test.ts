@@ -8,6 +8,7 @@ import { initialWatchState, reduceWatch } from "../../src/cli/watch/state.js";
 import { fromWireEvent } from "../../src/cli/watch/wire.js";
 import { toWireEvent } from "../../src/daemon/events.js";
 import type { RuntimeEvent } from "../../src/kernel/events.js";
+import { parseManifestValue } from "../../src/manifest/load.js";
 import { answerNext } from "../redteam/fixture.js";
 import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
 import {
@@ -84,6 +85,34 @@ describe("grants", () => {
     b.rt.stopAgent(a.id, "done");
     expect((await curl(b, port, a.id)).stderr).toMatch(/403/);
     expect(String(lastDenial(b, a.id)?.reason)).toMatch(/has stopped/);
+  });
+
+  it("a world's child that stopped is refused as stopped, also once its goal's records left memory", async () => {
+    const b = await open();
+    const net = [`network: granted.test:*`, `network: ${UPSTREAM_ADDRESS}:*`];
+    const spawner = b.agent("spawner", [...net, "spawn_child: [explorer]"]);
+    const world = "w_00112233445566aa";
+    const child = b.rt.spawner.spawn({
+      goalId: spawner.goalId,
+      manifest: parseManifestValue({ name: "explorer", system_prompt: "x", capabilities: net }, "test"),
+      parent: b.rt.registry.require(spawner.id),
+      sandboxGoal: world,
+    });
+    const port = await b.listen({ goalId: world, agentId: child.id });
+    // From another world's network: not its own.
+    const elsewhere = await b.listen({ goalId: "w_99887766554433bb", agentId: child.id });
+    expect((await curl(b, port, child.id)).stderr).toBe("");
+    b.rt.stopAgent(child.id, "its world ended");
+    expect((await curl(b, port, child.id)).stderr).toMatch(/403/);
+    expect(String(lastDenial(b, child.id)?.reason)).toBe(`agent ${child.id} has stopped`);
+    // The spawner stops: the goal's records leave memory, and the child is answered from its row.
+    b.rt.stopAgent(spawner.id, "done");
+    expect(b.rt.registry.get(child.id)).toBeUndefined();
+    expect((await curl(b, port, child.id)).stderr).toMatch(/403/);
+    // On main: "<child> is not an agent of w_…" (the row did not know the world it acted in).
+    expect(String(lastDenial(b, child.id)?.reason)).toBe(`agent ${child.id} has stopped`);
+    expect((await curl(b, elsewhere, child.id)).stderr).toMatch(/403/);
+    expect(String(lastDenial(b, child.id)?.reason)).toBe(`${child.id} is not an agent of w_99887766554433bb`);
   });
 });
 

@@ -1,8 +1,10 @@
 // A whole goal on a real Docker engine: the bootstrap agent fans out two children with
 // spawn_agents, each writes its file into /output through the gate into the goal's own
 // container, and the files are on the host in the goal's output folder afterwards. The
-// container mounts only the skills the goal's root may read.
+// container mounts only the skills the goal's root may read, a follow-up goal's too, and a
+// goal that ended starts no container again.
 
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -96,5 +98,67 @@ describe("a goal in its container", () => {
     expect(rt.skills.skills.length).toBeGreaterThan(1);
     for (const other of rt.skills.skills.filter((k) => k.name !== "research-with-citations"))
       expect(listed.content).not.toContain(other.name);
+  }, 120_000);
+
+  // A container's skills and network come from its goal's root record, which leaves memory
+  // when the goal ends. Guards (they pass on main too): a follow-up is a goal of its own
+  // whose root is held while it runs, and a goal whose records left memory never starts a
+  // container again, so none can start without its root's skills and network.
+  it("mounts the root's skills for a follow-up goal; an ended goal starts no container", async () => {
+    const follower = {
+      name: "follower",
+      system_prompt: "You list skills.",
+      capabilities: ["tool: exec", "exec: ls *", "file_read: /skills/**", "file_read: /workspace/**"],
+      skills: ["research-with-citations"],
+    };
+    const script = server.script('manifest "follower"', [
+      turn.toolUse("exec", { command: "ls /skills" }),
+      turn.text("listed"),
+      turn.toolUse("exec", { command: "ls /skills" }),
+      turn.text("listed again"),
+    ]);
+    const first = rt.goals.submit({ goal: "List the skills.", manifest: follower });
+    expect((await rt.goals.wait(first.goal_id, 90_000)).state).toBe("succeeded");
+    expect(rt.registry.list({ goalId: first.goal_id, includeStopped: true })).toEqual([]);
+    // A call the goal's end left behind reaches the backend (GoalSandboxes.acquire): refused,
+    // never a container without the root's skills, nor an egress network made for it.
+    const refused = /removed when the goal ended/;
+    await expect(rt.backend.acquire(first.goal_id, { skills: [] })).rejects.toThrow(refused);
+    await expect(rt.backend.egress?.(first.goal_id, "late")).rejects.toThrow(refused);
+    // A standalone agent's pseudo-goal likewise, once the agent stopped.
+    const alone = rt.spawnAgent(follower);
+    rt.stopAgent(alone.agent_id, "done");
+    await expect(rt.backend.acquire(alone.goal_id, { skills: [] })).rejects.toThrow(refused);
+    // The follow-up: a new goal, its root held while it runs, its skills mounted.
+    const next = rt.goals.submit({ goal: "List the skills again.", manifest: follower });
+    expect(next.goal_id).not.toBe(first.goal_id);
+    expect((await rt.goals.wait(next.goal_id, 90_000)).state).toBe("succeeded");
+    const listed = script.requests[3]!.body.messages.at(-1).content[0];
+    expect(listed.is_error, listed.content).toBeUndefined();
+    expect(listed.content).toContain("research-with-citations");
+  }, 180_000);
+
+  it("removes an on-demand standalone agent's container when its task ends (agent.spawn_and_run)", async () => {
+    const solo = server.script('manifest "solo"', [
+      turn.toolUse("exec", { command: "ls /workspace" }),
+      turn.text("done"),
+    ]);
+    const r = await rt.spawnAndRun(
+      {
+        name: "solo",
+        system_prompt: "You list the workspace.",
+        capabilities: ["tool: exec", "exec: ls *", "file_read: /workspace/**"],
+      },
+      "List the workspace.",
+    );
+    expect(r.stop_reason).toBe("complete");
+    const ran = solo.requests[1]!.body.messages.at(-1).content[0];
+    expect(ran.is_error, ran.content).toBeUndefined();
+    const goalId = rt.agentStatus(r.agent_id).goal_id;
+    // On main its task's end stopped the agent without ending its container: it ran on until
+    // the sweep, and a late call could still get it (without its root's record: no skills).
+    const left = execFileSync("docker", ["ps", "-aq", "--filter", `label=aido.goal=${goalId}`]).toString();
+    expect(left.trim()).toBe("");
+    await expect(rt.backend.acquire(goalId, { skills: [] })).rejects.toThrow(/removed when the goal ended/);
   }, 120_000);
 });

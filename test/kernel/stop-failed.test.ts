@@ -114,6 +114,33 @@ describe("a stop that cannot be recorded", () => {
     expect(h.rt.audit.query({ kind: "agent.stopped" }).map((e) => e.agent_id)).toEqual([s.agent_id]);
   });
 
+  it("records the reason the agent was first stopped for when a later stop records it", async () => {
+    const { leadRec, failing } = await leadWithFailingChild();
+    const announced = new Map<string, string>();
+    h.rt.events.subscribe({ types: ["agent.stopped"] }, (e) => {
+      if (e.type === "agent.stopped") announced.set(e.agentId, e.reason);
+    });
+    expect(() => h.rt.stopAgent(leadRec.id, "operator said stop")).toThrow(/disk full/);
+    h.rt.db.exec("DROP TRIGGER refuse_stop");
+    // The goal's end records the stop: the agents were stopped by the operator, and their
+    // runs were aborted saying so; the retry is noted beside the reason.
+    h.rt.registry.stopGoal(leadRec.goalId, "goal finished");
+    const first = {
+      [leadRec.id]: "operator said stop",
+      [failing.id]: `parent ${leadRec.id} stopped: operator said stop`,
+    };
+    for (const [id, reason] of Object.entries(first)) {
+      // On main the row, the audit entry and the event said "goal finished" (the retry's reason).
+      expect(h.rt.agentStatus(id).stop_reason).toBe(reason);
+      expect(announced.get(id)).toBe(reason);
+      const [entry, ...more] = h.rt.audit.query({ kind: "agent.stopped", agent_id: id });
+      expect(more).toEqual([]);
+      expect(entry?.payload).toEqual({ reason, recorded_by: expect.stringContaining("goal finished") });
+    }
+    expect(String(leadRec.abort.signal.reason)).toMatch(/operator said stop/);
+    expect(String(failing.abort.signal.reason)).toMatch(/operator said stop/);
+  });
+
   it("still closes the runtime when a stop at close cannot be recorded, and reports it", async () => {
     h = await openHarness(server);
     const s = h.rt.spawnAgent(lead);
