@@ -75,7 +75,7 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
   const network = opts.network ? true : spec.network;
   const hosts = Array.isArray(network) ? network : undefined;
   const docker = opts.docker ?? connectDocker();
-  const inputs = resolveInputs(opts.cwd, spec.inputs);
+  const inputs = resolveInputs(opts.cwd, spec.inputs, Boolean(opts.allowMutations));
   const runtime = await resolveRuntime(opts.config, docker, spec.runtime, progress);
   if (hosts && runtime.mountExecutor)
     throw new AidoError(

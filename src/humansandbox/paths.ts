@@ -5,9 +5,10 @@
 // "inputs: [data/*]" into a mount of the user's home folder.
 
 import { existsSync, lstatSync, readdirSync, realpathSync } from "node:fs";
-import { basename, isAbsolute, join, relative, sep } from "node:path";
+import { basename, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { wildcardMatch } from "../security/glob.js";
+import { EVIDENCE_DIR, guardEvidence, isAtOrUnder, isEvidencePath } from "./evidence-guard.js";
 import type { InputMount } from "./state.js";
 
 const MAX_MATCHES = 256;
@@ -61,31 +62,33 @@ export function expandPattern(root: string, pattern: string): string[] {
   return [...out].sort();
 }
 
-function inside(root: string, p: string): boolean {
-  const rel = relative(root, p);
-  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
-}
-
 /**
  * The bind mounts for the declared inputs: a project path at /inputs/<same path>, an
  * absolute one at /inputs/<its name>. A pattern that matches nothing is an error (a typo
- * would otherwise run the script against no data).
+ * would otherwise run the script against no data). The project's evidence store is kept
+ * out (evidence-guard.ts): a wildcard never matches it, naming it is refused, and an input
+ * holding it has it covered (`hidden`). `writable`: --dangerous-allow-mutations.
  */
-export function resolveInputs(project: string, patterns: readonly string[]): InputMount[] {
+export function resolveInputs(project: string, patterns: readonly string[], writable = false): InputMount[] {
   const projectReal = realpathSync(project);
   const mounts: InputMount[] = [];
   const targets = new Map<string, string>();
   for (const pattern of patterns) {
     const abs = pattern.startsWith("/");
     const root = abs ? "/" : projectReal;
-    const matches = expandPattern(root, abs ? pattern.slice(1) : pattern);
+    const all = expandPattern(root, abs ? pattern.slice(1) : pattern);
+    // A wildcard's match of .aido is dropped; a pattern naming .aido is refused by the guard.
+    const matches =
+      abs || segmentsOf(pattern)[0] === EVIDENCE_DIR ? all : all.filter((r) => !isEvidencePath(r));
     if (matches.length === 0)
-      throw new AidoError(ErrorCode.configInvalid, `input "${pattern}" matches nothing in ${root}`, {
-        pattern,
-      });
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        `input "${pattern}" matches nothing in ${root}${all.length > 0 ? ` (a wildcard never matches the evidence store ${EVIDENCE_DIR})` : ""}`,
+        { pattern },
+      );
     for (const rel of matches) {
       const source = realpathSync(join(root, rel));
-      if (!abs && !inside(projectReal, source))
+      if (!abs && !isAtOrUnder(projectReal, source))
         throw new AidoError(
           ErrorCode.configInvalid,
           `input "${rel}" (from "${pattern}") is a link to ${source}, outside the project: declare that path itself`,
@@ -106,7 +109,8 @@ export function resolveInputs(project: string, patterns: readonly string[]): Inp
     }
   }
   // A mount inside another mount would hide it or be hidden: keep the outer one only.
-  return mounts.filter((m) => !mounts.some((o) => o !== m && m.target.startsWith(`${o.target}/`)));
+  const outer = mounts.filter((m) => !mounts.some((o) => o !== m && m.target.startsWith(`${o.target}/`)));
+  return guardEvidence(projectReal, outer, writable);
 }
 
 /** Regular files under `root` matching any output pattern (symlinks and devices never collected). */
