@@ -11,7 +11,7 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { containerNameOf } from "../../src/humansandbox/container.js";
-import { sandboxUp } from "../../src/humansandbox/lifecycle.js";
+import { destroySandbox, sandboxUp } from "../../src/humansandbox/lifecycle.js";
 import { canMakeUndeletable, makeUndeletable } from "../support/undeletable.js";
 import { makeProject, type Project, startAido } from "./fixture.js";
 
@@ -269,4 +269,40 @@ describe("an up whose start fails and whose cleanup fails too", () => {
     const again = await p.aido("sandbox", "destroy", id);
     expect(again.code, again.err.join("\n")).toBe(0);
   }, 60_000);
+});
+
+describe("a destroy whose egress relay will not go", () => {
+  it("still removes the egress folder, and reports the relay", async () => {
+    // A relay whose removal failed threw before the share folder was removed: egress/ stayed
+    // in the project (also after a later destroy had it reported fixed by hand).
+    p.write("hosts.yaml", "runtime: python:3.11\npermissions: { network: [plain.test:8080] }\n");
+    const up = await p.aido("sandbox", "up", "-f", "hosts.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    expect(existsSync(join(root(id), "egress"))).toBe(true);
+    const engine = await refusingEngine(/^DELETE \S*\/containers\/aido_sbx_relay_/);
+    let error: Error | undefined;
+    try {
+      await destroySandbox(p.dir, id, { docker: engine.docker });
+    } catch (e) {
+      error = e as Error;
+    } finally {
+      await engine.close();
+    }
+    expect(error?.message).toMatch(/removing the egress relay aido_sbx_relay_\w+ failed: .*injected refusal/);
+    expect(existsSync(join(root(id), "egress"))).toBe(false);
+    expect(existsSync(join(root(id), "work"))).toBe(false);
+    expect(await containerExists(id)).toBe(false);
+    const again = await p.aido("sandbox", "destroy", id);
+    expect(again.code, again.err.join("\n")).toBe(0);
+    expect(
+      await docker
+        .getContainer(`aido_sbx_relay_${id}`)
+        .inspect()
+        .then(
+          () => true,
+          () => false,
+        ),
+    ).toBe(false);
+  }, 120_000);
 });
