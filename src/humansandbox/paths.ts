@@ -1,10 +1,11 @@
 // humansandbox/paths.ts — the host side of inputs and outputs: expanding the paths and
 // globs of sandbox.yaml ("*" within a segment, "**" across segments) and deciding what a
-// declared input mounts. The walk never descends through a symlink, and an input whose
+// declared input mounts, and which paths of /output an output pattern takes (the walk of
+// /output itself is sandbox/untrusted-walk.ts's). The walk never descends through a symlink, and an input whose
 // real path leaves the project is refused: a link planted in a repository must not turn
 // "inputs: [data/*]" into a mount of the user's home folder.
 
-import { existsSync, lstatSync, readdirSync, realpathSync } from "node:fs";
+import { lstatSync, readdirSync, realpathSync } from "node:fs";
 import { basename, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { wildcardMatch } from "../security/glob.js";
@@ -113,20 +114,31 @@ export function resolveInputs(project: string, patterns: readonly string[], writ
   return guardEvidence(projectReal, outer, writable);
 }
 
-/** Regular files under `root` matching any output pattern (symlinks and devices never collected). */
-export function collectableOutputs(
-  root: string,
-  patterns: readonly string[],
-): { files: string[]; skipped: string[] } {
-  const files = new Set<string>();
-  const skipped = new Set<string>();
-  if (!existsSync(root)) return { files: [], skipped: [] };
-  const addTree = (rel: string): void => {
-    const st = lstatSync(join(root, rel));
-    if (st.isFile()) files.add(rel);
-    else if (st.isDirectory()) for (const n of readdirSync(join(root, rel)).sort()) addTree(`${rel}/${n}`);
-    else skipped.add(rel);
+/** One segment of a pattern against one name: "*" within it, else the name itself. */
+function segmentMatches(seg: string, name: string): boolean {
+  return seg.includes("*") ? wildcardMatch(seg, name) : seg === name;
+}
+
+/**
+ * How an output pattern meets a path under /output (its names as shown): "match" when the
+ * pattern matches the path or a folder it lies in (a folder output collects what is in it),
+ * "below" when it could still match something under the path (a folder worth walking into).
+ */
+export function outputPatternMeets(pattern: string, names: readonly string[]): "match" | "below" | undefined {
+  const p = segmentsOf(pattern);
+  const memo = new Map<number, "match" | "below" | undefined>();
+  const at = (i: number, j: number): "match" | "below" | undefined => {
+    const key = i * (names.length + 1) + j;
+    if (memo.has(key)) return memo.get(key);
+    let r: "match" | "below" | undefined;
+    if (i === p.length) r = j > 0 ? "match" : undefined;
+    else if (p[i] === "**") {
+      const skip = at(i + 1, j); // "**" as no segment, else as one more
+      r = skip === "match" ? skip : j === names.length ? "below" : (at(i, j + 1) ?? skip);
+    } else if (j === names.length) r = "below";
+    else r = segmentMatches(p[i] as string, names[j] as string) ? at(i + 1, j + 1) : undefined;
+    memo.set(key, r);
+    return r;
   };
-  for (const pattern of patterns) for (const rel of expandPattern(root, pattern)) addTree(rel);
-  return { files: [...files].sort(), skipped: [...skipped].sort() };
+  return at(0, 0);
 }
