@@ -17,6 +17,8 @@
 //   cannot be covered (a mount onto a link lands on its target), so an input holding the
 //   link is refused when writable: the task could re-point it and have the host write the
 //   next sandbox's evidence wherever it chose. Read-only, the link dangles in the container.
+// - Outputs never write it: outputs.ts collects nothing under .aido/ of /output (a task's
+//   /output/.aido/sandboxes/<id>/events.log would replace its own sandbox's).
 
 import { lstatSync, realpathSync } from "node:fs";
 import { isAbsolute, join, relative, sep } from "node:path";

@@ -42,6 +42,7 @@ import {
 import { dirname, join } from "node:path";
 import { displayName, sparseRefusal } from "../sandbox/untrusted-files.js";
 import { openWalked, type WalkedEntry, walkUntrusted } from "../sandbox/untrusted-walk.js";
+import { EVIDENCE_DIR, isEvidencePath } from "./evidence-guard.js";
 import { outputPatternMeets } from "./paths.js";
 
 /** What linkOutputs made, and the patterns it could not give a link to. */
@@ -170,6 +171,14 @@ export function collectOutputs(
     const rel = e.shown;
     if (e.kind !== "file") {
       result.skipped.push({ path: rel, reason: `a ${e.kind}: only regular files are collected` });
+      continue;
+    }
+    if (isEvidencePath(rel)) {
+      // Copied in, it would replace the project's evidence: a task rewriting its own record.
+      result.skipped.push({
+        path: rel,
+        reason: `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`,
+      });
       continue;
     }
     if (!e.utf8) {

@@ -160,6 +160,34 @@ describe("a task attacking the evidence store from inside the sandbox", () => {
     }, 120_000);
   }
 
+  it("never lets an output replace the evidence: a task's /output/.aido is not collected", async () => {
+    // Outputs are copied to their paths in the project: with `outputs: ["*"]` a task that
+    // wrote /output/.aido/sandboxes/<id>/events.log replaced its own sandbox's events.log.
+    p.write("out.yaml", 'runtime: python:3.11\noutputs: ["*"]\n');
+    const up = await p.aido("sandbox", "up", "-f", "out.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const forged = `.aido/sandboxes/${id}/events.log`;
+    const run = await p.aido(
+      "run",
+      "--json",
+      "sh",
+      "-c",
+      `mkdir -p /output/.aido/sandboxes/${id} && echo forged > /output/${forged} && echo ok > /output/fine.txt`,
+    );
+    expect(run.code, run.err.join("\n")).toBe(0);
+    const s = run.json<{
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    }>();
+    expect(s.outputs.collected).toEqual(["fine.txt"]);
+    expect(s.outputs.skipped).toEqual([
+      { path: forged, reason: expect.stringMatching(/evidence store .* never written by outputs/) },
+    ]);
+    expect(p.read(forged).split("\n")).not.toContain("forged");
+    expect(p.read(forged)).toContain('"event":"created"');
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
+
   it("refuses `up` with an input under .aido, naming it, and makes no sandbox", async () => {
     p.write("bad.yaml", 'runtime: python:3.11\ninputs: [".aido/**"]\n');
     const up = await p.aido("sandbox", "up", "-f", "bad.yaml");
