@@ -17,8 +17,9 @@
 //   cannot be covered (a mount onto a link lands on its target), so an input holding the
 //   link is refused when writable: the task could re-point it and have the host write the
 //   next sandbox's evidence wherever it chose. Read-only, the link dangles in the container.
-// - Outputs never write it: outputs.ts collects nothing under .aido/ of /output (a task's
-//   /output/.aido/sandboxes/<id>/events.log would replace its own sandbox's).
+// - Outputs never write it: outputs.ts collects nothing under .aido/ of /output, nor what
+//   would land in the store's real folder (a task's /output/.aido/sandboxes/<id>/events.log
+//   would replace its own sandbox's).
 
 import { lstatSync, realpathSync } from "node:fs";
 import { isAbsolute, join, relative, sep } from "node:path";
@@ -65,6 +66,17 @@ function storeOf(projectReal: string): { real: string[]; link: string | undefine
   const sandboxes = realOrSelf(join(lexical, "sandboxes"));
   const real = isAtOrUnder(top, sandboxes) ? [top] : [top, sandboxes];
   return { real, link: isLink(lexical) ? lexical : undefined };
+}
+
+/**
+ * A test of whether a project path (reached without a link: outputs.ts refuses links on the
+ * project side) is the store or in it: by name (.aido/...), or by its real folder (a
+ * project whose .aido is a link to a folder of the project).
+ */
+export function evidenceTest(project: string): (rel: string) => boolean {
+  const projectReal = realOrSelf(project);
+  const store = storeOf(projectReal).real;
+  return (rel) => isEvidencePath(rel) || store.some((e) => isAtOrUnder(e, join(projectReal, rel)));
 }
 
 /**

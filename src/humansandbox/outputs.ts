@@ -42,7 +42,7 @@ import {
 import { dirname, join } from "node:path";
 import { displayName, sparseRefusal } from "../sandbox/untrusted-files.js";
 import { openWalked, type WalkedEntry, walkUntrusted } from "../sandbox/untrusted-walk.js";
-import { EVIDENCE_DIR, isEvidencePath } from "./evidence-guard.js";
+import { EVIDENCE_DIR, evidenceTest } from "./evidence-guard.js";
 import { outputPatternMeets } from "./paths.js";
 
 /** What linkOutputs made, and the patterns it could not give a link to. */
@@ -154,6 +154,7 @@ export function collectOutputs(
   patterns: readonly string[],
 ): CollectResult {
   const result: CollectResult = { collected: [], skipped: [] };
+  const inEvidence = evidenceTest(project);
   const meets = (names: readonly Buffer[]) => {
     const shown = names.map(displayName);
     const all = patterns.map((p) => outputPatternMeets(p, shown));
@@ -173,7 +174,7 @@ export function collectOutputs(
       result.skipped.push({ path: rel, reason: `a ${e.kind}: only regular files are collected` });
       continue;
     }
-    if (isEvidencePath(rel)) {
+    if (inEvidence(rel)) {
       // Copied in, it would replace the project's evidence: a task rewriting its own record.
       result.skipped.push({
         path: rel,

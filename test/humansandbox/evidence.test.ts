@@ -4,7 +4,16 @@
 // the task can neither write, move nor undo. Unit checks of each spelling, then a task that
 // attacks the store from inside a real container.
 
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import Docker from "dockerode";
@@ -194,4 +203,35 @@ describe("a task attacking the evidence store from inside the sandbox", () => {
     expect(up.code).not.toBe(0);
     expect(up.err.join("\n")).toMatch(/input "\.aido\/\*\*" mounts .*evidence store/);
   }, 60_000);
+
+  it("never lets an output reach the evidence by its real folder, when .aido is a link into the project", async () => {
+    mkdirSync(join(p.dir, ".aido", "sandboxes"), { recursive: true });
+    renameSync(join(p.dir, ".aido"), join(p.dir, "store"));
+    symlinkSync("store", join(p.dir, ".aido"));
+    try {
+      p.write("real.yaml", "runtime: python:3.11\noutputs: [store/]\n");
+      const up = await p.aido("sandbox", "up", "-f", "real.yaml");
+      expect(up.code, up.err.join("\n")).toBe(0);
+      const id = up.out[0] as string;
+      const forged = `store/sandboxes/${id}/events.log`;
+      const run = await p.aido(
+        "run",
+        "--json",
+        "sh",
+        "-c",
+        `mkdir -p /output/store/sandboxes/${id} && echo forged > /output/${forged}`,
+      );
+      expect(run.code, run.err.join("\n")).toBe(0);
+      const s = run.json<{
+        outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+      }>();
+      expect(s.outputs.collected).toEqual([]);
+      expect(s.outputs.skipped).toEqual([{ path: forged, reason: expect.stringMatching(/evidence store/) }]);
+      expect(p.read(forged).split("\n")).not.toContain("forged");
+      expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+    } finally {
+      rmSync(join(p.dir, ".aido"));
+      renameSync(join(p.dir, "store"), join(p.dir, ".aido"));
+    }
+  }, 120_000);
 });
