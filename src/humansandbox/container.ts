@@ -90,8 +90,19 @@ export function humanCreateOptions(s: HumanContainerSpec): Docker.ContainerCreat
   }
   mounts.push({ Type: "bind", Source: s.paths.output, Target: "/output", ReadOnly: false });
   mounts.push({ Type: "bind", Source: s.paths.stream, Target: STREAM_DIR, ReadOnly: false });
-  for (const i of s.inputs)
+  for (const i of s.inputs) {
     mounts.push({ Type: "bind", Source: i.source, Target: i.target, ReadOnly: !s.inputsWritable });
+    // The evidence store inside an input: an empty read-only tmpfs over it (the engine
+    // mounts the deeper target after the input). The task holds no capability to unmount it.
+    for (const h of i.hidden ?? [])
+      mounts.push({
+        Type: "tmpfs",
+        Source: "", // a tmpfs has none; the engine takes an empty one as unset
+        Target: h,
+        ReadOnly: true,
+        TmpfsOptions: { SizeBytes: 4096, Mode: 0o555 },
+      });
+  }
   if (s.mountExecutor)
     mounts.push({ Type: "bind", Source: executorSourcePath(), Target: EXECUTOR_PATH, ReadOnly: true });
   host.Mounts = mounts;

@@ -97,14 +97,21 @@ export function sandboxEgressNames(
 /**
  * Relay and network removed by their recorded names (after the sandbox's container: a
  * network in use stays), then the share folder. Needs no config: the TTL sweep runs first.
+ * The folder goes also when the relay or network would not: it holds only the proxy's
+ * socket, which no `aido run` serves once the sandbox is being destroyed, and a relay left
+ * bound to it reaches nothing without it. The relay's failure is still thrown (the destroy
+ * reports it, the record stays running, the next destroy removes it by its recorded name).
  */
 export async function removeSandboxNetwork(
   docker: Docker,
   egress: { network: string; relay: string },
   paths: SandboxPaths,
 ): Promise<void> {
-  await removeRelayAndNetwork(docker, egress.relay, egress.network);
-  removeTreeNoFollow(paths.egress);
+  try {
+    await removeRelayAndNetwork(docker, egress.relay, egress.network);
+  } finally {
+    removeTreeNoFollow(paths.egress);
+  }
 }
 
 /** What one run's connections came to (summary.json `network`). */

@@ -75,7 +75,7 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
   const network = opts.network ? true : spec.network;
   const hosts = Array.isArray(network) ? network : undefined;
   const docker = opts.docker ?? connectDocker();
-  const inputs = resolveInputs(opts.cwd, spec.inputs);
+  const inputs = resolveInputs(opts.cwd, spec.inputs, Boolean(opts.allowMutations));
   const runtime = await resolveRuntime(opts.config, docker, spec.runtime, progress);
   if (hosts && runtime.mountExecutor)
     throw new AidoError(
@@ -199,17 +199,45 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
       sb.close();
     }
   } catch (e) {
-    await destroySandbox(opts.cwd, id, { docker, reason: `failed to start: ${errorMessage(e)}` });
-    throw e instanceof AidoError
-      ? e
-      : new AidoError(
-          ErrorCode.sandboxFailed,
-          `starting sandbox ${id} failed: ${errorMessage(e)}`,
-          { id },
-          { cause: e },
-        );
+    const cleanup = await destroySandbox(opts.cwd, id, {
+      docker,
+      reason: `failed to start: ${errorMessage(e)}`,
+    }).then(
+      () => undefined,
+      (d: unknown) => d,
+    );
+    throw startFailure(id, e, cleanup);
   }
   return record;
+}
+
+/**
+ * Why `up` failed: the start's error, and when the cleanup's destroy failed too, that as
+ * well with what is left for `aido sandbox destroy` (the start's error must not be lost
+ * behind the cleanup's: the person would never learn why `up` failed).
+ */
+function startFailure(id: string, e: unknown, cleanup: unknown): AidoError {
+  const start = e instanceof AidoError ? e : undefined;
+  if (cleanup === undefined)
+    return (
+      start ??
+      new AidoError(
+        ErrorCode.sandboxFailed,
+        `starting sandbox ${id} failed: ${errorMessage(e)}`,
+        { id },
+        { cause: e },
+      )
+    );
+  const left =
+    cleanup instanceof SandboxDestroyError
+      ? `what stayed: ${cleanup.failures.join("; ")}`
+      : errorMessage(cleanup);
+  return new AidoError(
+    start?.code ?? ErrorCode.sandboxFailed,
+    `starting sandbox ${id} failed: ${errorMessage(e)}; removing what it made failed too (${left}): run \`aido sandbox destroy ${id}\` once that is fixed`,
+    { ...start?.details, id, cleanup: errorMessage(cleanup) },
+    { cause: e },
+  );
 }
 
 export interface DestroyOptions {

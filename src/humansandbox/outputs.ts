@@ -15,9 +15,11 @@
 // work folder replaces whatever is there without following it).
 //
 // Collected are only regular files under /output (a symlink the script made there would
-// point at the host's files once outside the container), opened through their folders'
-// descriptors so that no link put on the way after the walk is followed, never through a
-// symlink on the project side either. Modes are rebuilt (0644, or 0755 when the owner could execute),
+// point at the host's files once outside the container). /output is walked through folder
+// descriptors with names as bytes, no link followed (sandbox/untrusted-walk.ts, the
+// dashboard's walk too), each file opened the way the walk reached it and checked to be
+// the one walked, never through a symlink on the project side either. A name that is not
+// UTF-8 is reported with its bytes as \xNN and left in /output: outputs.diff could not name it. Modes are rebuilt (0644, or 0755 when the owner could execute),
 // never copied: no setuid or setgid bit a script set reaches the project (copyFileSync
 // would have kept them). The diff is what `git diff HEAD` shows for the collected paths,
 // new files included, when the project is in a git repository; it is written as the
@@ -38,8 +40,10 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { fdPath, sparseRefusal } from "../sandbox/untrusted-files.js";
-import { collectableOutputs } from "./paths.js";
+import { displayName, sparseRefusal } from "../sandbox/untrusted-files.js";
+import { openWalked, type WalkedEntry, walkUntrusted } from "../sandbox/untrusted-walk.js";
+import { EVIDENCE_DIR, evidenceTest } from "./evidence-guard.js";
+import { outputPatternMeets } from "./paths.js";
 
 /** What linkOutputs made, and the patterns it could not give a link to. */
 export interface OutputLinks {
@@ -137,25 +141,65 @@ function blockedAt(root: string, rel: string, absent = false): string | undefine
   return undefined;
 }
 
+/**
+ * What the walk of /output looks at at most: the host copies a task's files, and a task can
+ * leave millions of entries or a chain of folders deeper than a stack. Past these, what was
+ * not walked is reported, not collected.
+ */
+const COLLECT_LIMITS = { maxFiles: 100_000, maxVisited: 1_000_000, maxDepth: 256 };
+
 export function collectOutputs(
   outputDir: string,
   project: string,
   patterns: readonly string[],
 ): CollectResult {
-  const { files, skipped } = collectableOutputs(outputDir, patterns);
-  const result: CollectResult = {
-    collected: [],
-    skipped: skipped.map((path) => ({ path, reason: "not a regular file (symlinks are never collected)" })),
+  const result: CollectResult = { collected: [], skipped: [] };
+  const inEvidence = evidenceTest(project);
+  const meets = (names: readonly Buffer[]) => {
+    const shown = names.map(displayName);
+    const all = patterns.map((p) => outputPatternMeets(p, shown));
+    return all.includes("match") ? "match" : all.includes("below") ? "below" : undefined;
   };
-  for (const rel of files) {
+  // Through folder descriptors, names as bytes, no link followed (sandbox/untrusted-walk.ts):
+  // a task still running (a second run) that swaps a folder for a link to a host folder
+  // has the link reported by its own name, never the host's files.
+  const { entries, truncated } = walkUntrusted(outputDir, COLLECT_LIMITS, {
+    others: true,
+    enter: (names) => meets(names) !== undefined,
+  });
+  for (const e of entries) {
+    if (meets(e.names) !== "match") continue;
+    const rel = e.shown;
+    if (e.kind !== "file") {
+      result.skipped.push({ path: rel, reason: `a ${e.kind}: only regular files are collected` });
+      continue;
+    }
+    if (inEvidence(rel)) {
+      // Copied in, it would replace the project's evidence: a task rewriting its own record.
+      result.skipped.push({
+        path: rel,
+        reason: `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`,
+      });
+      continue;
+    }
+    if (!e.utf8) {
+      result.skipped.push({
+        path: rel,
+        reason: `its name is not UTF-8 (shown with \\xNN): not collected, as outputs.diff could not name it; it stays in ${outputDir} until the sandbox is destroyed`,
+      });
+      continue;
+    }
     const why = blockedAt(project, rel);
     if (why) {
       result.skipped.push({ path: rel, reason: `${why} in the project` });
       continue;
     }
-    const src = openBeneath(outputDir, rel);
-    if (typeof src === "string") {
-      result.skipped.push({ path: rel, reason: src });
+    const src = openOutput(outputDir, e);
+    if (src === undefined) {
+      result.skipped.push({
+        path: rel,
+        reason: "changed while it was collected (a link or not a regular file)",
+      });
       continue;
     }
     const sparse = sparseRefusal(src.size, src.blocks);
@@ -173,6 +217,11 @@ export function collectOutputs(
     }
     result.collected.push(rel);
   }
+  if (truncated)
+    result.skipped.push({
+      path: ".",
+      reason: `more than ${COLLECT_LIMITS.maxFiles} files, ${COLLECT_LIMITS.maxVisited} entries or ${COLLECT_LIMITS.maxDepth} folders deep: the rest was not collected`,
+    });
   return result;
 }
 
@@ -186,47 +235,18 @@ interface OpenOutput {
 }
 
 /**
- * `rel` under `root`, opened without following a link anywhere on the way and without
- * blocking: each folder is opened (O_DIRECTORY | O_NOFOLLOW) through the descriptor of the
- * one before (/proc/self/fd/<fd>/<name>), the file itself O_NOFOLLOW | O_NONBLOCK, and it
- * must be a regular file. A task still running in the sandbox (a second `aido run`) can
- * swap a folder of /output for a link to a host folder, or a file for a FIFO, after the
- * walk saw them: by path, the copy would read the host file (as root: any), or hang on the
- * FIFO. The reason it was not collected otherwise.
+ * The walked file opened as the walk reached it (no link followed on the way, without
+ * blocking on a FIFO swapped in), and still the very regular file walked; undefined when not.
  */
-function openBeneath(root: string, rel: string): OpenOutput | string {
-  const segs = rel.split("/");
-  const changed = "changed while it was collected (a link or not a regular file)";
-  let dir = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    for (const seg of segs.slice(0, -1)) {
-      let next: number;
-      try {
-        next = openSync(fdPath(dir, seg), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-      } catch {
-        return changed;
-      }
-      closeSync(dir);
-      dir = next;
-    }
-    let fd: number;
-    try {
-      fd = openSync(
-        fdPath(dir, segs.at(-1)),
-        constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
-      );
-    } catch {
-      return changed;
-    }
-    const st = fstatSync(fd);
-    if (!st.isFile()) {
-      closeSync(fd);
-      return changed;
-    }
-    return { fd, mode: st.mode, size: st.size, blocks: st.blocks };
-  } finally {
-    closeSync(dir);
+function openOutput(root: string, e: WalkedEntry): OpenOutput | undefined {
+  const fd = openWalked(root, e.names);
+  if (fd === undefined) return undefined;
+  const st = fstatSync(fd);
+  if (!st.isFile() || st.dev !== e.dev || st.ino !== e.ino) {
+    closeSync(fd);
+    return undefined;
   }
+  return { fd, mode: st.mode, size: st.size, blocks: st.blocks };
 }
 
 /**

@@ -1,13 +1,15 @@
 // humansandbox/paths.ts — the host side of inputs and outputs: expanding the paths and
 // globs of sandbox.yaml ("*" within a segment, "**" across segments) and deciding what a
-// declared input mounts. The walk never descends through a symlink, and an input whose
+// declared input mounts, and which paths of /output an output pattern takes (the walk of
+// /output itself is sandbox/untrusted-walk.ts's). The walk never descends through a symlink, and an input whose
 // real path leaves the project is refused: a link planted in a repository must not turn
 // "inputs: [data/*]" into a mount of the user's home folder.
 
-import { existsSync, lstatSync, readdirSync, realpathSync } from "node:fs";
-import { basename, isAbsolute, join, relative, sep } from "node:path";
+import { lstatSync, readdirSync, realpathSync } from "node:fs";
+import { basename, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { wildcardMatch } from "../security/glob.js";
+import { EVIDENCE_DIR, guardEvidence, isAtOrUnder, isEvidencePath } from "./evidence-guard.js";
 import type { InputMount } from "./state.js";
 
 const MAX_MATCHES = 256;
@@ -61,31 +63,33 @@ export function expandPattern(root: string, pattern: string): string[] {
   return [...out].sort();
 }
 
-function inside(root: string, p: string): boolean {
-  const rel = relative(root, p);
-  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
-}
-
 /**
  * The bind mounts for the declared inputs: a project path at /inputs/<same path>, an
  * absolute one at /inputs/<its name>. A pattern that matches nothing is an error (a typo
- * would otherwise run the script against no data).
+ * would otherwise run the script against no data). The project's evidence store is kept
+ * out (evidence-guard.ts): a wildcard never matches it, naming it is refused, and an input
+ * holding it has it covered (`hidden`). `writable`: --dangerous-allow-mutations.
  */
-export function resolveInputs(project: string, patterns: readonly string[]): InputMount[] {
+export function resolveInputs(project: string, patterns: readonly string[], writable = false): InputMount[] {
   const projectReal = realpathSync(project);
   const mounts: InputMount[] = [];
   const targets = new Map<string, string>();
   for (const pattern of patterns) {
     const abs = pattern.startsWith("/");
     const root = abs ? "/" : projectReal;
-    const matches = expandPattern(root, abs ? pattern.slice(1) : pattern);
+    const all = expandPattern(root, abs ? pattern.slice(1) : pattern);
+    // A wildcard's match of .aido is dropped; a pattern naming .aido is refused by the guard.
+    const matches =
+      abs || segmentsOf(pattern)[0] === EVIDENCE_DIR ? all : all.filter((r) => !isEvidencePath(r));
     if (matches.length === 0)
-      throw new AidoError(ErrorCode.configInvalid, `input "${pattern}" matches nothing in ${root}`, {
-        pattern,
-      });
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        `input "${pattern}" matches nothing in ${root}${all.length > 0 ? ` (a wildcard never matches the evidence store ${EVIDENCE_DIR})` : ""}`,
+        { pattern },
+      );
     for (const rel of matches) {
       const source = realpathSync(join(root, rel));
-      if (!abs && !inside(projectReal, source))
+      if (!abs && !isAtOrUnder(projectReal, source))
         throw new AidoError(
           ErrorCode.configInvalid,
           `input "${rel}" (from "${pattern}") is a link to ${source}, outside the project: declare that path itself`,
@@ -106,23 +110,35 @@ export function resolveInputs(project: string, patterns: readonly string[]): Inp
     }
   }
   // A mount inside another mount would hide it or be hidden: keep the outer one only.
-  return mounts.filter((m) => !mounts.some((o) => o !== m && m.target.startsWith(`${o.target}/`)));
+  const outer = mounts.filter((m) => !mounts.some((o) => o !== m && m.target.startsWith(`${o.target}/`)));
+  return guardEvidence(projectReal, outer, writable);
 }
 
-/** Regular files under `root` matching any output pattern (symlinks and devices never collected). */
-export function collectableOutputs(
-  root: string,
-  patterns: readonly string[],
-): { files: string[]; skipped: string[] } {
-  const files = new Set<string>();
-  const skipped = new Set<string>();
-  if (!existsSync(root)) return { files: [], skipped: [] };
-  const addTree = (rel: string): void => {
-    const st = lstatSync(join(root, rel));
-    if (st.isFile()) files.add(rel);
-    else if (st.isDirectory()) for (const n of readdirSync(join(root, rel)).sort()) addTree(`${rel}/${n}`);
-    else skipped.add(rel);
+/** One segment of a pattern against one name: "*" within it, else the name itself. */
+function segmentMatches(seg: string, name: string): boolean {
+  return seg.includes("*") ? wildcardMatch(seg, name) : seg === name;
+}
+
+/**
+ * How an output pattern meets a path under /output (its names as shown): "match" when the
+ * pattern matches the path or a folder it lies in (a folder output collects what is in it),
+ * "below" when it could still match something under the path (a folder worth walking into).
+ */
+export function outputPatternMeets(pattern: string, names: readonly string[]): "match" | "below" | undefined {
+  const p = segmentsOf(pattern);
+  const memo = new Map<number, "match" | "below" | undefined>();
+  const at = (i: number, j: number): "match" | "below" | undefined => {
+    const key = i * (names.length + 1) + j;
+    if (memo.has(key)) return memo.get(key);
+    let r: "match" | "below" | undefined;
+    if (i === p.length) r = j > 0 ? "match" : undefined;
+    else if (p[i] === "**") {
+      const skip = at(i + 1, j); // "**" as no segment, else as one more
+      r = skip === "match" ? skip : j === names.length ? "below" : (at(i, j + 1) ?? skip);
+    } else if (j === names.length) r = "below";
+    else r = segmentMatches(p[i] as string, names[j] as string) ? at(i + 1, j + 1) : undefined;
+    memo.set(key, r);
+    return r;
   };
-  for (const pattern of patterns) for (const rel of expandPattern(root, pattern)) addTree(rel);
-  return { files: [...files].sort(), skipped: [...skipped].sort() };
+  return at(0, 0);
 }

@@ -14,8 +14,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { basename, extname, join, resolve } from "node:path";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { DockerSandbox } from "../sandbox/docker-sandbox.js";
-import { removeTreeNoFollow } from "../sandbox/folders.js";
+import { removeTreeNoFollow, restoreOwnerAccess } from "../sandbox/folders.js";
 import type { RunSummary } from "./run-evidence.js";
 import type { SandboxPaths, SandboxRecord } from "./state.js";
 
@@ -27,13 +28,17 @@ const INTERPRETERS: Record<string, string> = {
   ".sh": "sh",
 };
 
-/** Stage the task: a project file is copied into the workspace, anything else runs as a command. */
+/**
+ * Stage the task: a project file is copied into the workspace, anything else runs as a
+ * command. `warn` says what a task did that staging had to undo.
+ */
 export async function stageTask(
   cwd: string,
   record: SandboxRecord,
   paths: SandboxPaths,
   sb: DockerSandbox,
   task: string[],
+  warn: (message: string) => void,
 ): Promise<RunSummary["task"]> {
   const [first, ...args] = task as [string, ...string[]];
   const host = resolve(cwd, first);
@@ -46,7 +51,17 @@ export async function stageTask(
     // No known interpreter: run it as a program (its shebang line decides).
     if (!interpreter)
       await sb.exec({ argv: ["chmod", "755", inBox], timeoutMs: 10_000, confinement: "unconfined" });
-  } else stageFile(host, paths.work, name, interpreter ? 0o644 : 0o755);
+  } else {
+    // A task of the person's own uid can take the work folder's write permission from its
+    // owner (chmod 555 /workspace): the next script could not be staged. Given back as the
+    // stream folder's is (through a descriptor, never following a link), and said.
+    const was = restoreOwnerAccess(paths.work);
+    if (was !== undefined)
+      warn(
+        `the work folder had its owner's access taken (mode ${was.toString(8).padStart(3, "0")}, by a task); it was given back (u+rwx)`,
+      );
+    stageFile(host, paths.work, name, interpreter ? 0o644 : 0o755);
+  }
   const argv = interpreter ? [interpreter, inBox, ...args] : [inBox, ...args];
   return { kind: "script", file: first, argv };
 }
@@ -59,11 +74,21 @@ export async function stageTask(
  */
 function stageFile(src: string, work: string, name: string, mode: number): void {
   const tmp = join(work, `.aido-stage-${process.pid}-${Date.now().toString(36)}`);
-  const fd = openSync(
-    tmp,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    mode,
-  );
+  let fd: number;
+  try {
+    fd = openSync(
+      tmp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      mode,
+    );
+  } catch (e) {
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `cannot stage ${name} into the sandbox's work folder ${work} (${errorMessage(e)}): a task may have changed the folder's permissions or owner; run the script as a command (\`aido run sh -c ...\`), or destroy the sandbox and start a new one`,
+      { path: work },
+      { cause: e },
+    );
+  }
   let open = true;
   try {
     writeFileSync(fd, readFileSync(src));

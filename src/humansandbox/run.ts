@@ -210,16 +210,17 @@ async function runInSandbox(
       { cause: e },
     );
   };
+  const warnScrubbed = (raw: string) => {
+    const message = scrubber.scrub(raw);
+    notice(`warning: ${message}`);
+    appendEvent(paths, { event: "warning", message });
+  };
   try {
     opened = RunStreams.open(paths, dir, runId, {
       user: record.user,
       scrubber,
       // What a task left is named in these, by names the task chose: scrubbed like its lines.
-      warn: (raw) => {
-        const message = scrubber.scrub(raw);
-        notice(`warning: ${message}`);
-        appendEvent(paths, { event: "warning", message });
-      },
+      warn: warnScrubbed,
       ...(opts.onStdout ? { onStdout: opts.onStdout } : {}),
       ...(opts.onStderr ? { onStderr: opts.onStderr } : {}),
     });
@@ -245,7 +246,7 @@ async function runInSandbox(
         log: (m) => notice(`warning: ${scrubber.scrub(m)}`),
       });
     sb = await attach(docker, record);
-    task = await stageTask(opts.cwd, record, paths, sb, opts.task);
+    task = await stageTask(opts.cwd, record, paths, sb, opts.task, warnScrubbed);
     writeRunJson(task);
     appendEvent(paths, { event: "run_started", run_id: runId, task: task.argv, timeout_ms: timeoutMs });
     result = await sb.exec({

@@ -72,6 +72,8 @@ export interface InputMount {
   source: string;
   /** Path inside the container, under /inputs. */
   target: string;
+  /** Container paths under target covered by an empty read-only tmpfs: the evidence store (evidence-guard.ts). */
+  hidden?: string[];
 }
 
 export interface RuntimeChoice {

@@ -82,3 +82,37 @@ describe("a task that takes the stream folder's permissions from its owner", () 
     expect(destroy.code, destroy.err.join("\n")).toBe(0);
   }, 180_000);
 });
+
+describe("a task that takes the work folder's permissions from its owner", () => {
+  it("never blocks staging the next script: the folder's owner access is given back, and said", async () => {
+    // `chmod 555 /workspace` by a task made the next `aido run SCRIPT` fail: the host, as
+    // the same plain user, could no longer copy the script into the work folder.
+    p.write("work.yaml", "runtime: python:3.11\n");
+    p.write("hello.py", "print('staged')\n");
+    if (asRoot) for (const f of ["work.yaml", "hello.py"]) chownTree(join(p.dir, f));
+    const up = await aido("sandbox", "up", "-f", "work.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const work = join(p.dir, ".aido", "sandboxes", id, "work");
+    const take = await aido("run", "--sandbox", id, "sh", "-c", "chmod 555 /workspace");
+    expect(take.code, take.err.join("\n")).toBe(0);
+    expect(statSync(work).mode & 0o777).toBe(0o555);
+    const next = await aido("run", "--sandbox", id, "hello.py");
+    expect(next.err.join("\n")).toContain(
+      "the work folder had its owner's access taken (mode 555, by a task); it was given back (u+rwx)",
+    );
+    expect(next.code, next.err.join("\n")).toBe(0);
+    expect(next.out).toEqual(["staged"]);
+    if (asRoot) {
+      // A folder not the user's to give back (here root's): a clear error naming it.
+      chownSync(work, 0, 0);
+      const refused = await aido("run", "--sandbox", id, "hello.py");
+      expect(refused.code).not.toBe(0);
+      expect(refused.err.join("\n")).toMatch(
+        /cannot stage hello\.py into the sandbox's work folder \S+\/work \(EACCES.*destroy the sandbox and start a new one/,
+      );
+      chownSync(work, user.uid, user.gid);
+    }
+    expect((await aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 180_000);
+});

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeProject, type Project } from "./fixture.js";
+import { makeProject, type Project, startRun } from "./fixture.js";
 
 let p: Project;
 
@@ -104,4 +104,81 @@ describe("staging a task into a writable working folder", () => {
     expect(readFileSync(victim, "utf8")).toBe("host file\n");
     expect((await p.aido("sandbox", "destroy")).code).toBe(0);
   });
+});
+
+describe("collecting outputs a task names and moves as it likes", () => {
+  it("reports an output whose name is not UTF-8 by its bytes, and why it stays", async () => {
+    // The walk read names as strings: a name that is not UTF-8 no longer reached its file,
+    // which was skipped as "changed while it was collected" under a name that was not its own.
+    p.write("bytes.yaml", "runtime: python:3.11\noutputs: [res/]\n");
+    const up = await p.aido("sandbox", "up", "-f", "bytes.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const make = [
+      "import os",
+      "os.makedirs('/output/res', exist_ok=True)",
+      "open(b'/output/res/r\\xe9sum\\xe9.csv', 'w').write('latin-1\\n')",
+      "open('/output/res/ok.csv', 'w').write('ok\\n')",
+    ].join("\n");
+    p.write("bytes.py", make);
+    const r = await p.aido("run", "--json", "bytes.py");
+    expect(r.code, r.err.join("\n")).toBe(0);
+    const s = r.json<{
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    }>();
+    expect(s.outputs.collected).toEqual(["res/ok.csv"]);
+    expect(s.outputs.skipped).toEqual([
+      {
+        path: "res/r\\xe9sum\\xe9.csv",
+        reason: expect.stringMatching(/^its name is not UTF-8 .*until the sandbox is destroyed/),
+      },
+    ]);
+    expect((await p.aido("sandbox", "destroy")).code).toBe(0);
+  }, 120_000);
+
+  it("never reports a host file's name when a running task swaps a folder for a link mid-walk", async () => {
+    // The walk went by path: a task still running (a second run) that swapped out/d for a
+    // link to a host folder between the walk's lstat and its readdir had the host folder's
+    // names listed, and then reported as skipped outputs; one that moved it between two
+    // steps made the collection throw (the run's outputs not collected, exit 1).
+    p.write("swap.yaml", "runtime: python:3.11\noutputs: [out/]\n");
+    const up = await p.aido("sandbox", "up", "-f", "swap.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const mine = Array.from({ length: 50 }, (_, i) => `f${i}`);
+    p.write(
+      "swap.py",
+      [
+        "import os, time",
+        "os.makedirs('/output/out/d', exist_ok=True)",
+        `for n in ${JSON.stringify(mine)}: open('/output/out/d/' + n, 'w').close()`,
+        "end = time.time() + 25",
+        "print('swapping', flush=True)",
+        "while time.time() < end:",
+        "    os.rename('/output/out/d', '/output/out/real')",
+        "    os.symlink('/etc', '/output/out/d')",
+        "    os.unlink('/output/out/d')",
+        "    os.rename('/output/out/real', '/output/out/d')",
+      ].join("\n"),
+    );
+    const swapper = startRun(p, ["swap.py"]);
+    let seen = "";
+    swapper.child.stdout?.on("data", (b: Buffer) => {
+      seen += b.toString();
+    });
+    try {
+      for (let i = 0; i < 200 && !seen.includes("swapping"); i++) await new Promise((r) => setTimeout(r, 50));
+      const allowed = new Set(["out/d", ...mine.map((n) => `out/d/${n}`), "out/real"]);
+      for (let i = 0; i < 15; i++) {
+        const r = await p.aido("run", "--json", "true");
+        // By path, the walk also threw when the folder went between two of its steps.
+        expect(r.code, r.err.join("\n")).toBe(0);
+        const s = r.json<{ outputs: { collected: string[]; skipped: Array<{ path: string }> } }>();
+        for (const path of [...s.outputs.collected, ...s.outputs.skipped.map((x) => x.path)])
+          expect(allowed.has(path.replace(/^out\/real\//, "out/d/")), path).toBe(true);
+      }
+    } finally {
+      swapper.child.kill("SIGKILL");
+      await swapper.exited;
+    }
+    expect((await p.aido("sandbox", "destroy")).code).toBe(0);
+  }, 180_000);
 });

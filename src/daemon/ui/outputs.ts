@@ -5,21 +5,12 @@
 // goal's x.html is never rendered in the dashboard's origin. The page downloads through a
 // one-time ticket (download-tickets.ts), streamed to disk.
 
-import {
-  closeSync,
-  constants,
-  createReadStream,
-  type Dir,
-  fstatSync,
-  lstatSync,
-  opendirSync,
-  openSync,
-} from "node:fs";
+import { closeSync, createReadStream, fstatSync } from "node:fs";
 import type { ServerResponse } from "node:http";
 import { z } from "zod";
 import { AidoError, ErrorCode } from "../../errors.js";
 import type { Runtime } from "../../kernel/runtime.js";
-import { displayName, fdEntryPath, fdPath } from "../../sandbox/untrusted-files.js";
+import { openWalked, walkUntrusted } from "../../sandbox/untrusted-walk.js";
 import { inert } from "../../security/terminal-text.js";
 import type { DownloadTickets } from "./download-tickets.js";
 import { sendError, sendInvalid, sendJson } from "./http.js";
@@ -60,111 +51,19 @@ function outputDirOf(rt: Runtime, goalId: string): string {
 }
 
 /**
- * Regular files under `root`, walked with lstat (links, devices, fifos are skipped), in
- * name order within each folder. A folder's names are read one at a time, so a huge one
- * costs no more than the cap: past MAX_VISITED entries in all, what was not read is left
- * out (and which names those are is the file system's order). Names are read as bytes: one
- * that is not UTF-8, read as a string, no longer reached its file, which was left out in
- * silence; it is listed with an inert name (its other bytes as \xNN). Each folder is opened
- * once (O_DIRECTORY | O_NOFOLLOW) and its entries reached through that descriptor, never
- * by a path again: by path, a goal still running that swapped a folder for a link to a
- * host folder between its lstat and its listing had the host's files listed, with their
- * device and inode, and then served as the ones listed.
+ * Regular files under `root` (links, devices, fifos are skipped), in name order within each
+ * folder, through folder descriptors with names as bytes (sandbox/untrusted-walk.ts): a
+ * name that is not UTF-8 is listed with an inert name (its other bytes as \xNN), and a
+ * goal still running that swaps a folder for a link never has the host's files listed.
  */
 function listOutputs(root: string): OutputListing {
-  const files: OutputEntry[] = [];
-  let visited = 0;
-  let truncated = false;
-  const walk = (dir: number, rel: Buffer[], prefix: string, depth: number) => {
-    if (depth > MAX_DEPTH) return;
-    const names: Buffer[] = [];
-    let d: Dir;
-    try {
-      // Names as Buffers: Node does this, though its types know only string names here.
-      d = opendirSync(fdPath(dir), { encoding: "buffer" as BufferEncoding });
-    } catch {
-      return;
-    }
-    try {
-      for (let e = d.readSync(); e !== null; e = d.readSync()) {
-        if (visited >= MAX_VISITED) {
-          truncated = true;
-          break;
-        }
-        visited++;
-        names.push(e.name as unknown as Buffer);
-      }
-    } catch {
-      // the folder went meanwhile: what was read is listed
-    } finally {
-      d.closeSync();
-    }
-    names.sort(Buffer.compare);
-    for (const n of names) {
-      if (files.length >= MAX_LISTED) {
-        truncated = true;
-        return;
-      }
-      const at = fdEntryPath(dir, n);
-      const st = lstatSync(at, { throwIfNoEntry: false });
-      if (!st) continue;
-      const path = [...rel, n];
-      const name = prefix === "" ? displayName(n) : `${prefix}/${displayName(n)}`;
-      if (st.isDirectory()) {
-        const sub = openFolder(at);
-        if (sub === undefined) continue; // swapped for a link (or removed) since the lstat
-        try {
-          walk(sub, path, name, depth + 1);
-        } finally {
-          closeSync(sub);
-        }
-      } else if (st.isFile()) files.push({ name, names: path, size: st.size, dev: st.dev, ino: st.ino });
-    }
-  };
-  const top = openFolder(root);
-  if (top === undefined) return { files, truncated };
-  try {
-    walk(top, [], "", 0);
-  } finally {
-    closeSync(top);
-  }
+  const { entries, truncated } = walkUntrusted(root, {
+    maxFiles: MAX_LISTED,
+    maxVisited: MAX_VISITED,
+    maxDepth: MAX_DEPTH,
+  });
+  const files = entries.map((e) => ({ name: e.shown, names: e.names, size: e.size, dev: e.dev, ino: e.ino }));
   return { files, truncated };
-}
-
-/**
- * The listed file, opened the way the listing reached it: each folder on the way through the
- * descriptor of the one before (O_DIRECTORY | O_NOFOLLOW), the file itself O_NOFOLLOW |
- * O_NONBLOCK. By its path, a folder a goal still running swapped for a link to a host folder
- * since the listing was followed, and a host file opened (as the daemon's user: a FIFO's
- * writer let go, a device acting on its open) before the check found it was not the one
- * listed. Undefined when something on the way is not what it was.
- */
-function openListed(root: string, entry: OutputEntry): number | undefined {
-  let dir = openFolder(root);
-  try {
-    for (const name of entry.names.slice(0, -1)) {
-      if (dir === undefined) return undefined;
-      const next = openFolder(fdEntryPath(dir, name));
-      closeSync(dir);
-      dir = next;
-    }
-    if (dir === undefined) return undefined;
-    const last = entry.names.at(-1) as Buffer;
-    return openSync(fdEntryPath(dir, last), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return undefined;
-  } finally {
-    if (dir !== undefined) closeSync(dir);
-  }
-}
-
-/** The folder at `path` opened without following a link there; undefined when it is not one now. */
-function openFolder(path: string | Buffer): number | undefined {
-  try {
-    return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -247,7 +146,7 @@ export function sendOutput(
     sendError(res, 404, "not_found", "no such output file");
     return;
   }
-  const fd = openListed(dir, entry);
+  const fd = openWalked(dir, entry.names);
   if (fd === undefined) {
     // Listed, then not to be had: a goal still running swapped it (or a folder on the way)
     // for a link, removed it, or holds a lease on it. Refused (and audited) as any other

@@ -1,0 +1,115 @@
+// humansandbox/evidence-guard.ts — the project's evidence store (.aido: every sandbox's
+// record, events.log and run streams) never reaches a sandbox through its inputs. An
+// input mounting it would let the task read every sandbox's records and, with
+// --dangerous-allow-mutations, rewrite the record of what it did itself.
+//
+// - A wildcard never matches the store: `*` and `**` match the rest of the project.
+// - An input AT or UNDER the store (`.aido/**`, a link to .aido, an absolute path into it)
+//   is refused, naming the input.
+// - An input that CONTAINS the store (a link to the project root, the project by its
+//   absolute path, an ancestor folder) is mounted with the store covered by an empty
+//   read-only tmpfs at its place (`hidden` of the mount). The task cannot write there, nor
+//   unmount it (no capabilities), nor move it or the input's root aside (both are mount
+//   points: EBUSY). With writable inputs, a store deeper than a direct child of the input
+//   is refused: the task could rename a folder between the two on the host, and a
+//   restarted container would then cover an empty path while the store sat elsewhere.
+// - A project whose .aido is a link: its real folder is what is kept out. The link itself
+//   cannot be covered (a mount onto a link lands on its target), so an input holding the
+//   link is refused when writable: the task could re-point it and have the host write the
+//   next sandbox's evidence wherever it chose. Read-only, the link dangles in the container.
+// - Outputs never write it: outputs.ts collects nothing under .aido/ of /output, nor what
+//   would land in the store's real folder (a task's /output/.aido/sandboxes/<id>/events.log
+//   would replace its own sandbox's).
+
+import { lstatSync, realpathSync } from "node:fs";
+import { isAbsolute, join, relative, sep } from "node:path";
+import { AidoError, ErrorCode } from "../errors.js";
+import type { InputMount } from "./state.js";
+
+/** The store's folder name in a project. */
+export const EVIDENCE_DIR = ".aido";
+
+/** `p` is `root` or lies under it (both real paths). */
+export function isAtOrUnder(root: string, p: string): boolean {
+  const rel = relative(root, p);
+  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
+}
+
+/** A project-relative match the wildcard must not take: the store or anything in it. */
+export function isEvidencePath(rel: string): boolean {
+  return rel === EVIDENCE_DIR || rel.startsWith(`${EVIDENCE_DIR}/`);
+}
+
+function realOrSelf(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p; // not made yet: it will be made at this path, by `up`
+  }
+}
+
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where the store really is: .aido and .aido/sandboxes resolved (either may be a link), and
+ * the lexical .aido when it is a link.
+ */
+function storeOf(projectReal: string): { real: string[]; link: string | undefined } {
+  const lexical = join(projectReal, EVIDENCE_DIR);
+  const top = realOrSelf(lexical);
+  const sandboxes = realOrSelf(join(lexical, "sandboxes"));
+  const real = isAtOrUnder(top, sandboxes) ? [top] : [top, sandboxes];
+  return { real, link: isLink(lexical) ? lexical : undefined };
+}
+
+/**
+ * A test of whether a project path (reached without a link: outputs.ts refuses links on the
+ * project side) is the store or in it: by name (.aido/...), or by its real folder (a
+ * project whose .aido is a link to a folder of the project).
+ */
+export function evidenceTest(project: string): (rel: string) => boolean {
+  const projectReal = realOrSelf(project);
+  const store = storeOf(projectReal).real;
+  return (rel) => isEvidencePath(rel) || store.some((e) => isAtOrUnder(e, join(projectReal, rel)));
+}
+
+/**
+ * The mounts with each store location they contain listed in `hidden` (container paths);
+ * throws for a mount at or under the store, and for what a writable mount could undo.
+ */
+export function guardEvidence(projectReal: string, mounts: InputMount[], writable: boolean): InputMount[] {
+  const store = storeOf(projectReal);
+  return mounts.map((m) => {
+    const hidden: string[] = [];
+    for (const e of store.real) {
+      if (isAtOrUnder(e, m.source))
+        throw new AidoError(
+          ErrorCode.configInvalid,
+          `input "${m.pattern}" mounts ${m.source}, which is the project's evidence store (${e}, every sandbox's records and run streams): it is never an input; declare the data itself`,
+          { pattern: m.pattern, path: m.source },
+        );
+      if (!isAtOrUnder(m.source, e)) continue;
+      const rel = relative(m.source, e);
+      if (writable && rel.includes(sep))
+        throw new AidoError(
+          ErrorCode.configInvalid,
+          `input "${m.pattern}" mounts ${m.source} read-write (--dangerous-allow-mutations) with the project's evidence store ${e} more than one folder below it: a task could move the folders between them; declare the project itself or narrower inputs`,
+          { pattern: m.pattern, path: m.source },
+        );
+      hidden.push(`${m.target}/${rel.split(sep).join("/")}`);
+    }
+    if (store.link && writable && isAtOrUnder(m.source, store.link))
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        `input "${m.pattern}" mounts ${m.source} read-write (--dangerous-allow-mutations) and holds the link ${store.link} to the project's evidence store: a task could re-point it; make .aido a folder, or declare narrower inputs`,
+        { pattern: m.pattern, path: m.source },
+      );
+    return hidden.length > 0 ? { ...m, hidden } : m;
+  });
+}
