@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NodeContext } from "../../src/cluster/context.js";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import { openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import type { GoalStatus } from "../../src/kernel/goal-store.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
@@ -47,6 +48,7 @@ function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }) {
   };
   const audited: { kind: string; goalId?: string }[] = [];
   const rt = {
+    db: openDatabase(":memory:"),
     goals: {
       closing: false,
       status,
