@@ -54,8 +54,9 @@ export class LostGoals {
    * Look at each of `goalIds` (goals this node runs, or that ended here with their end not
    * written yet) in the mirror: one another node ended or took over is lost, audited, and
    * stopped here. A hash that is gone (Redis lost its data) proves nothing and changes nothing.
-   * True when every goal was looked at and every lost one stopped and audited; false when
-   * something is left for the next look (logged), so the node is not sure of its goals yet.
+   * True when every goal was looked at and every lost one stopped; false when a look or a
+   * stop is left for the next heartbeat (logged): the node is not sure of its goals yet. An
+   * audit entry left for later does not count: the goal it is about is stopped.
    */
   async look(goalIds: readonly string[]): Promise<boolean> {
     const { rt, mirror, identity } = this.ctx;
@@ -81,7 +82,7 @@ export class LostGoals {
       this.lost.add(goalId);
       this.unaudited.set(goalId, reason);
       this.unstopped.set(goalId, reason);
-      done = this.audit(goalId) && done;
+      this.audit(goalId);
       if (rt.goals.isLive(goalId)) done = this.stop(goalId) && done;
       else this.unstopped.delete(goalId);
     }
@@ -91,7 +92,7 @@ export class LostGoals {
   /** The audit entries and stops the last looks could not make, made again. */
   private retry(): boolean {
     let done = true;
-    for (const goalId of [...this.unaudited.keys()]) done = this.audit(goalId) && done;
+    for (const goalId of [...this.unaudited.keys()]) this.audit(goalId);
     for (const goalId of [...this.unstopped.keys()]) {
       if (this.ctx.rt.goals.isLive(goalId)) done = this.stop(goalId) && done;
       else this.unstopped.delete(goalId);
@@ -105,6 +106,7 @@ export class LostGoals {
     try {
       this.ctx.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
       this.unaudited.delete(goalId);
+      this.settled(goalId);
       return true;
     } catch (e) {
       return this.failed(goalId, `could not audit that goal ${goalId} was lost`, e);
@@ -117,10 +119,16 @@ export class LostGoals {
     try {
       this.ctx.rt.goals.fail(goalId, reason);
       this.unstopped.delete(goalId);
+      this.settled(goalId);
       return true;
     } catch (e) {
       return this.failed(goalId, `could not stop goal ${goalId}, lost to another node`, e);
     }
+  }
+
+  /** Nothing of the goal is left to do: a later failure is logged anew. */
+  private settled(goalId: string): void {
+    if (!this.unaudited.has(goalId) && !this.unstopped.has(goalId)) this.failing.delete(goalId);
   }
 
   /** Logged when the failure is new for the goal; always false (something is left to do). */
