@@ -13,7 +13,9 @@
 // not hold this node's already (endPublished), whoever retries it — a heartbeat, or a second
 // take of the goal's job handed back to this node. Ends this node wrote by another
 // compare-and-set (a cancel before the goal started, a dead node's goal failed here) are
-// announced, and retried, the same way (announceWritten).
+// announced, and retried, the same way (announceWritten). An announcement still pending
+// outlives a restart (kept-ends.ts: recorded in the node's database); an unwritten end is
+// found again by recover().
 // recover(): when Redis answers, goals the mirror says run here that this process does not
 // run (the node restarted) end as the local record says, or failed when there is none.
 
@@ -21,6 +23,7 @@ import { errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { goalEndEvent, type NodeContext } from "./context.js";
 import { announceWrittenEnd, endPublished } from "./event-stream.js";
+import { type KeptEnd, KeptEnds } from "./kept-ends.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
 
 /**
@@ -31,20 +34,9 @@ import { dropApprovalsOf } from "./owned-mirror.js";
  */
 export type EndEvent = "sent" | "held" | "unsure";
 
-/** An end Redis did not take yet. */
-interface Unwritten {
-  /** Why Redis did not take it the last time (logged when it changes). */
-  why: string;
-  /** How a retry announces it: `held` stays so, `sent` may have been refused with the end. */
-  event: "held" | "unsure";
-  /** The end itself, when this Runtime has no record of the goal (or it is written already). */
-  end?: GoalStatus;
-  /** Written already: Redis refused its announcement (the goal's events, goal-ends), retried alone. */
-  written?: true;
-}
-
 export class GoalEnds {
-  private readonly unwritten = new Map<string, Unwritten>();
+  /** The ends kept for retry(); those whose announcement is pending outlive a restart (kept-ends.ts). */
+  private readonly unwritten: KeptEnds;
   /**
    * The write of each goal's end under way. Writers of one end do not wait for each other
    * otherwise (heartbeats overlap, a reconnect's catch-up, a second take of the goal's job):
@@ -57,7 +49,9 @@ export class GoalEnds {
   constructor(
     private readonly ctx: NodeContext,
     private readonly settled: (goalId: string) => void,
-  ) {}
+  ) {
+    this.unwritten = new KeptEnds(ctx.rt.db, ctx.log);
+  }
 
   /**
    * Write the end of a goal that ended in this Runtime (or `end`, one it has no record of);
@@ -120,9 +114,11 @@ export class GoalEnds {
     // the write queued behind this one announces it.
     if (this.unwritten.get(goalId) === waiting && this.unwritten.delete(goalId) && waiting?.why)
       log(
-        wrote
-          ? `cluster: the end of goal ${goalId} is written to Redis now`
-          : `cluster: the end of goal ${goalId} is not written: another node ended or took over the goal meanwhile`,
+        waiting?.written
+          ? `cluster: the end of goal ${goalId} is announced now`
+          : wrote
+            ? `cluster: the end of goal ${goalId} is written to Redis now`
+            : `cluster: the end of goal ${goalId} is not written: another node ended or took over the goal meanwhile`,
       );
     this.settled(goalId);
   }
@@ -194,7 +190,7 @@ export class GoalEnds {
    * meanwhile, changes and announces nothing.
    */
   async retry(): Promise<void> {
-    for (const [goalId, u] of [...this.unwritten]) await this.write(goalId, u.event, u.end);
+    for (const [goalId, u] of this.unwritten.entries()) await this.write(goalId, u.event, u.end);
   }
 
   /**
@@ -229,9 +225,9 @@ export class GoalEnds {
   private refused(
     goalId: string,
     /** The kept end the failed write started from: one kept since (a cancel's) stays as it is. */
-    from: Unwritten | undefined,
+    from: KeptEnd | undefined,
     e: unknown,
-    event: Unwritten["event"],
+    event: KeptEnd["event"],
     end: GoalStatus | undefined,
     written?: true,
   ): void {

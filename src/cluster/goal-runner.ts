@@ -25,6 +25,7 @@ import { giveBack } from "./give-back.js";
 import { GoalEnds } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
+import { LostGoals } from "./lost-goals.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
 
 /** What a goal's job carries. */
@@ -42,11 +43,11 @@ export class ClusterGoalRunner {
   /** Goals this node runs (their events and approvals are mirrored: owned-mirror.ts). */
   private readonly owned = new Set<string>();
   /**
-   * Of those, the goals stopLost found the cluster ended or gave to another node: stopped
-   * here, and nothing of them published from here any more (owns() says no), since their
-   * stream may already follow them running elsewhere. Dropped with the goal from `owned`.
+   * Of those, the goals the cluster ended or gave to another node (lost-goals.ts): stopped
+   * here, and nothing of them published from here any more (owns() says no). Forgotten with
+   * the goal from `owned`.
    */
-  private readonly lost = new Set<string>();
+  private readonly lost: LostGoals;
   /** Writes the ends of the goals this node ran (or took and never ran) to Redis. */
   private readonly ends: GoalEnds;
   /** Goals a cancel is ending before they run here or are given back (cancel-marks.ts). */
@@ -72,10 +73,11 @@ export class ClusterGoalRunner {
     private readonly untilSure: () => Promise<void> = async () => {},
   ) {
     ({ config: this.config, rt: this.rt, mirror: this.mirror, identity: this.identity, log: this.log } = ctx);
+    this.lost = new LostGoals(ctx);
     // A goal whose end is written (or that another node ended or took over) is not run here.
     this.ends = new GoalEnds(ctx, (goalId) => {
       this.owned.delete(goalId);
-      this.lost.delete(goalId);
+      this.lost.forget(goalId);
     });
   }
 
@@ -94,26 +96,15 @@ export class ClusterGoalRunner {
 
   /**
    * Goals running here that the cluster no longer calls ours (this node was paused past its
-   * lease and a survivor ended or took them over): stopped here at once, so nothing of them
-   * runs after another node decided their fate, and no longer owned before the stop, so none
-   * of the stop's events (its goal.finished above all) reaches the goal's stream, which a
-   * re-queued goal's followers read as it runs on another node. A hash that is gone (Redis
-   * lost its data) proves nothing and changes nothing.
+   * lease and a survivor ended or took them over): stopped here at once, each on its own
+   * (lost-goals.ts), so nothing of them runs after another node decided their fate. False
+   * while a look, an audit entry or a stop is left for the next heartbeat.
    */
-  async stopLost(afterPause = false): Promise<void> {
-    const nodeId = this.identity.nodeId;
+  stopLost(afterPause = false): Promise<boolean> {
     // After a pause, the goals that ended here meanwhile too: their end waits to be written
     // (awaitLocalEnd), and their events held in the pause go out only if they are still ours.
     const ended = afterPause ? [...this.owned].filter((id) => this.endedHere(id)) : [];
-    for (const goalId of [...this.running(), ...ended]) {
-      const m = await this.mirror.status(goalId);
-      if (m === undefined || (m.node === nodeId && !TERMINAL.has(m.state))) continue;
-      const reason = `the cluster ended or moved this goal while node ${nodeId} was not heartbeating (now ${m.state} on node ${m.node ?? "none"})`;
-      this.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
-      this.log(`cluster: goal ${goalId} stopped here: ${reason}`);
-      this.lost.add(goalId);
-      this.rt.goals.fail(goalId, reason);
-    }
+    return this.lost.look([...this.running(), ...ended]);
   }
 
   /** Owned, not lost, and ended in this Runtime (its end not written yet). */

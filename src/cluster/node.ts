@@ -358,11 +358,12 @@ export class ClusterNode implements Liveness {
       await this.owned?.retry();
       await this.runner.retryEnds();
       // Back from a pause longer than the lease: what a survivor decided stands.
-      await this.runner.stopLost(wasUnsure);
+      const looked = await this.runner.stopLost(wasUnsure);
       // Sure of its goals again: what it held since the pause goes out for those still its own.
       // Not when it was paused again while it looked (found, or not yet found by the timer):
       // that look may have read a goal as its own before a survivor took it; the next looks.
-      if (wasUnsure && this.pauses === pausesBefore && !this.pausedPastLease()) {
+      // Nor when a goal's look or stop is left for the next (logged): it may be lost.
+      if (wasUnsure && looked && this.pauses === pausesBefore && !this.pausedPastLease()) {
         this.ctx.log("cluster: looked which goals are still this node's after its pause; they go on");
         this.unsure = false;
         this.owned?.publishHeld();

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NodeContext } from "../../src/cluster/context.js";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import { openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
 
@@ -48,6 +49,7 @@ function restartedNode(closing = false): {
 } {
   const audited: string[] = [];
   const rt = {
+    db: openDatabase(":memory:"),
     goals: {
       closing,
       submit: () => {
@@ -183,6 +185,7 @@ describe("a goal taken as its node began to shut down", () => {
       finished_at: at,
     };
     const rt = {
+      db: openDatabase(":memory:"),
       goals: {
         closing: true,
         status: () => ended,

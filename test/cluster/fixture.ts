@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AidoClient } from "../../src/client/client.js";
 import { providerEnv } from "../agent/harness.js";
-import { type DaemonChild, startDaemonChild, until } from "../daemon/process.js";
+import { type ChildOptions, type DaemonChild, startDaemonChild, until } from "../daemon/process.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
 import type { ProviderServer, RecordedRequest } from "../support/provider-server.js";
 
@@ -122,6 +122,8 @@ export async function startNode(
     clusterInference?: number;
     /** A home that already ran as a lone daemon (stopped), which now joins the cluster. */
     home?: TempHome;
+    /** A test's module the daemon loads first (test/daemon/process.ts ChildOptions). */
+    preload?: ChildOptions["preload"];
   } = {},
 ): Promise<Node> {
   const home = opts.home ?? makeTempHome(providerEnv(server));
@@ -141,7 +143,8 @@ export async function startNode(
       "",
     ].join("\n"),
   );
-  let child = await startDaemonChild(home, server);
+  const childOptions: ChildOptions = opts.preload ? { preload: opts.preload } : {};
+  let child = await startDaemonChild(home, server, childOptions);
   const node: Node = {
     id,
     home,
@@ -158,7 +161,7 @@ export async function startNode(
       await child.exited;
     },
     async restart() {
-      child = await startDaemonChild(home, server);
+      child = await startDaemonChild(home, server, childOptions);
     },
   };
   nodes.push(node);

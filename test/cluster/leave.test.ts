@@ -4,10 +4,9 @@
 // failed there, as before (it may have had side effects). Someone following the goals sees
 // one end each, the real one. Real redis-server, real daemons.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -29,6 +28,9 @@ import {
 
 let server: ProviderServer;
 let redis: RedisServer;
+
+/** A latch the node's process loads: it holds a goal's unpack (test/support/hold-unpack.mjs). */
+const HOLD_UNPACK = join(import.meta.dirname, "..", "support", "hold-unpack.mjs");
 
 beforeAll(async () => {
   server = await startProviderServer();
@@ -281,36 +283,57 @@ describe("a node that leaves", () => {
 
   it("goes on with a goal whose job its own node took again while it still unpacked the inputs: the goal runs once and does not fail", async () => {
     const raw = new Redis(redis.url);
+    const monitor = await raw.monitor();
     const inputs = mkdtempSync(join(tmpdir(), "aido-retake-inputs-"));
+    // The first take's unpack is held (test/support/hold-unpack.mjs) until the test lets it go:
+    // the second take then comes while it unpacks for certain, not only when it is slow enough.
+    const hold = join(inputs, "hold");
+    writeFileSync(hold, "");
     try {
       mkdirSync(join(inputs, "many"));
-      for (let i = 0; i < 4000; i++) writeFileSync(join(inputs, "many", `f${i}.txt`), `${i}\n`);
+      for (let i = 0; i < 20; i++) writeFileSync(join(inputs, "many", `f${i}.txt`), `${i}\n`);
       // A free slot: the node's own worker takes the job again when its lock lapses.
-      const node = await startNode(server, redis.url, "retake-a", { capacity: 2 });
+      const node = await startNode(server, redis.url, "retake-a", {
+        capacity: 2,
+        preload: { module: HOLD_UNPACK, env: { AIDO_TEST_HOLD_UNPACK: hold } },
+      });
       server.script(forGoal("retake-unpacking"), [turn.text("done retake-unpacking")]);
+      // The goals each take of a job claims (goal-mirror.ts CLAIM), as Redis runs it.
+      const claimed: string[] = [];
+      monitor.on("monitor", (_time: string, args: string[]) => {
+        if (args[0]?.toLowerCase() === "eval" && args[1]?.includes("'claimed'")) claimed.push(args[3] ?? "");
+      });
       const a = await node.client();
       const { goal_id } = await a.call("goal.submit", {
         goal: "run retake-unpacking",
         manifest: manifest(),
         inputs: [join(inputs, "many")],
       });
+      const goalKey = `aido:goal:${goal_id}`;
+      const claims = () => claimed.filter((k) => k === goalKey).length;
+      await until(() => (existsSync(`${hold}.reached`) ? true : undefined), 20_000);
+      expect(await raw.hget(goalKey, "state")).toBe("running");
       const jobKey = `bull:aido-goals:${goal_id}`;
-      while ((await raw.hget(`aido:goal:${goal_id}`, "state")) !== "running") await sleep(2);
       // The lock lapses during the unpack (as in a long one): the stalled check puts the job
-      // back and the same node's worker takes it again before the unpack is done.
+      // back and the same node's worker takes it again, and claims it, before the unpack is done.
       await raw.del(`${jobKey}:lock`);
       // Taken again (stalled count up), or (before the fix) failed by the second take at once.
       const retaken = await until(async () => {
         const [stalled, job] = await Promise.all([raw.hget(jobKey, "stc"), raw.exists(jobKey)]);
         return Number(stalled ?? 0) > 0 ? "retaken" : job === 0 ? "gone" : undefined;
       }, 10_000);
-      if (retaken === "retaken") expect(localState(node, goal_id)).toBeUndefined(); // still unpacking
+      expect(retaken).toBe("retaken");
+      // The second take has claimed the goal (it found it running here) while the first unpacks.
+      await until(() => (claims() >= 2 ? true : undefined), 10_000);
+      // Still unpacking: the goal is not in the node's Runtime yet.
+      expect(localState(node, goal_id)).toBeUndefined();
+      rmSync(hold);
       const ran = await a.call("goal.wait", { goal_id, timeout_ms: 60_000 }, { timeoutMs: 70_000 });
       expect(ran).toMatchObject({ state: "succeeded", node: "retake-a", result: "done retake-unpacking" });
-      expect(retaken).toBe("retaken");
       expect(conversationsStarted(server, "retake-unpacking")).toBe(1);
       await node.kill();
     } finally {
+      monitor.disconnect();
       raw.disconnect();
       rmSync(inputs, { recursive: true, force: true });
     }

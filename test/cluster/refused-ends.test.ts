@@ -21,6 +21,7 @@ import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
 import { ClusterGoals } from "../../src/cluster/goal-view.js";
 import { JobIntake, type Liveness } from "../../src/cluster/job-intake.js";
+import { openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { type GoalStatus, TERMINAL } from "../../src/kernel/goal-store.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
@@ -76,6 +77,7 @@ function ownerNode(
     return s;
   };
   const rt = {
+    db: openDatabase(":memory:"),
     goals: {
       closing: false,
       status,

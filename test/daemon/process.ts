@@ -26,6 +26,11 @@ export interface ChildOptions {
   umask?: string;
   /** Without --foreground: the detached mode, whose own child is the daemon. */
   detached?: boolean;
+  /**
+   * A test's module loaded before the daemon's (node --import), with `env` added to the
+   * daemon's environment: a latch that holds one step of it (test/support/hold-unpack.mjs).
+   */
+  preload?: { module: string; env: Record<string, string> };
 }
 
 /** The environment a daemon child gets: the provider server and the home, nothing else. */
@@ -56,13 +61,19 @@ export async function startDaemonChild(
   server: ProviderServer,
   opts: ChildOptions = {},
 ): Promise<DaemonChild> {
-  const node = [process.execPath, "--import", import.meta.resolve("tsx"), MAIN];
+  const node = [
+    process.execPath,
+    "--import",
+    import.meta.resolve("tsx"),
+    ...(opts.preload ? ["--import", opts.preload.module] : []),
+    MAIN,
+  ];
   if (!opts.detached) node.push("--foreground");
   const [cmd, ...args] = opts.umask
     ? ["sh", "-c", `umask ${opts.umask} && exec "$0" "$@"`, ...node]
     : (node as [string, ...string[]]);
   const child = spawn(cmd as string, args, {
-    env: daemonEnv(h, server),
+    env: { ...daemonEnv(h, server), ...opts.preload?.env },
     cwd: h.dir,
     stdio: ["ignore", "pipe", "pipe"],
   });

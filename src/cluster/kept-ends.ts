@@ -1,0 +1,107 @@
+// cluster/kept-ends.ts — the ends goal-ends.ts keeps for a retry because Redis did not take
+// them, and what of them outlives the node's process. An end Redis did not write is found
+// again by a restarted node (GoalEnds.recover: the goal's hash still says it runs here). One
+// whose write landed but whose announcement Redis refused (out of memory, an ACL on the
+// streams) is not: the hash says it ended, and nothing else says its goal.finished and its
+// goal-ends entry never went out, so followers on other nodes would never see it end. Those
+// are recorded in the node's SQLite as they are kept (cluster_unannounced_ends), dropped once
+// announced, and read back when the node starts: the new process announces them with its
+// heartbeats. Read back, an announcement's goal.finished goes out only when the goal's stream
+// lacks this node's (the process may have died after Redis took it, before its row went).
+
+import { type Db, migrate, prepared } from "../db/database.js";
+import { errorMessage } from "../errors.js";
+import type { GoalStatus } from "../kernel/goal-store.js";
+
+const MIGRATIONS = [
+  `CREATE TABLE cluster_unannounced_ends (
+     goal_id TEXT PRIMARY KEY,
+     end_status TEXT NOT NULL
+   )`,
+];
+
+/** An end Redis did not take yet. */
+export interface KeptEnd {
+  /** Why Redis did not take it the last time (logged when it changes). */
+  why: string;
+  /** How a retry announces it: `held` stays so, `sent` may have been refused with the end. */
+  event: "held" | "unsure";
+  /** The end itself, when this Runtime has no record of the goal (or it is written already). */
+  end?: GoalStatus;
+  /** Written already: Redis refused its announcement (the goal's events, goal-ends), retried alone. */
+  written?: true;
+}
+
+export class KeptEnds {
+  private readonly kept = new Map<string, KeptEnd>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: (m: string) => void,
+  ) {
+    migrate(db, "cluster.ends", MIGRATIONS);
+    const rows = prepared(db, "SELECT goal_id, end_status FROM cluster_unannounced_ends").all() as {
+      goal_id: string;
+      end_status: string;
+    }[];
+    for (const r of rows) {
+      const end = JSON.parse(r.end_status) as GoalStatus;
+      // Whether its goal.finished went out before the process died is the stream's to say.
+      this.kept.set(r.goal_id, {
+        why: "the node restarted before announcing it",
+        event: "unsure",
+        end,
+        written: true,
+      });
+    }
+  }
+
+  get(goalId: string): KeptEnd | undefined {
+    return this.kept.get(goalId);
+  }
+
+  has(goalId: string): boolean {
+    return this.kept.has(goalId);
+  }
+
+  entries(): [string, KeptEnd][] {
+    return [...this.kept];
+  }
+
+  /** Keep an end; a written one (its announcement pending) is recorded in SQLite too. */
+  set(goalId: string, e: KeptEnd): void {
+    const before = this.kept.get(goalId);
+    this.kept.set(goalId, e);
+    try {
+      if (e.written && e.end)
+        prepared(
+          this.db,
+          "INSERT INTO cluster_unannounced_ends (goal_id, end_status) VALUES (?, ?) ON CONFLICT (goal_id) DO UPDATE SET end_status = excluded.end_status",
+        ).run(goalId, JSON.stringify(e.end));
+      else if (before?.written) this.unrecord(goalId);
+    } catch (err) {
+      // Kept in memory all the same: announced with the heartbeats unless the node restarts first.
+      this.log(
+        `cluster: could not record in the node's database that goal ${goalId}'s end awaits its announcement: ${errorMessage(err)}`,
+      );
+    }
+  }
+
+  /** Forget an end (written and announced, or not this node's to write); false if none was kept. */
+  delete(goalId: string): boolean {
+    const before = this.kept.get(goalId);
+    if (!this.kept.delete(goalId)) return false;
+    try {
+      if (before?.written) this.unrecord(goalId);
+    } catch (err) {
+      this.log(
+        `cluster: could not drop goal ${goalId}'s announced end from the node's database: ${errorMessage(err)}`,
+      );
+    }
+    return true;
+  }
+
+  private unrecord(goalId: string): void {
+    prepared(this.db, "DELETE FROM cluster_unannounced_ends WHERE goal_id = ?").run(goalId);
+  }
+}

@@ -1,0 +1,176 @@
+// Goals a node paused past its lease finds another node ended or took over are stopped each
+// on its own: one whose look, audit entry or stop throws is logged and done again with the
+// next heartbeat, and the goals after it are stopped at once, not left running until a look
+// gets past it. Real redis-server (the mirror a survivor changed); the Runtime is the part of
+// it stopLost drives (goals running here; a stop or an audit write that throws for one goal,
+// as a stop whose agent-stopped entry the audit log refuses does), and stopLost is called as
+// the heartbeat calls it (node.ts beat), so each look happens in a known order.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Job } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NodeContext } from "../../src/cluster/context.js";
+import { GoalMirror } from "../../src/cluster/goal-mirror.js";
+import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import { openDatabase } from "../../src/db/database.js";
+import { AidoError, ErrorCode } from "../../src/errors.js";
+import type { GoalStatus } from "../../src/kernel/goal-store.js";
+import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+
+const NODE = "n-lost";
+let server: RedisServer;
+let raw: Redis;
+let home: string;
+
+beforeAll(async () => {
+  server = await startRedis();
+  raw = new Redis(server.url);
+  home = mkdtempSync(join(tmpdir(), "aido-lost-goals-"));
+});
+
+afterAll(async () => {
+  raw?.disconnect();
+  await stopAll();
+  rmSync(home, { recursive: true, force: true });
+});
+
+/** A node whose Runtime runs what it is given until fail(); `throwing` says which fails throw. */
+function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }) {
+  const goals = new Map<string, GoalStatus>();
+  const ends = new Map<string, () => void>();
+  const status = (id: string): GoalStatus => {
+    const s = goals.get(id);
+    if (!s) throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
+    return s;
+  };
+  const audited: { kind: string; goalId?: string }[] = [];
+  const rt = {
+    db: openDatabase(":memory:"),
+    goals: {
+      closing: false,
+      status,
+      isLive: (id: string) => goals.get(id)?.state === "running",
+      endedByClose: () => false,
+      wait: (id: string) =>
+        status(id).state === "running"
+          ? new Promise<GoalStatus>((r) => ends.set(id, () => r(status(id))))
+          : Promise.resolve(status(id)),
+      submit: (s: { goal: string }, opts: { goalId: string }) => {
+        const at = new Date().toISOString();
+        goals.set(opts.goalId, {
+          goal_id: opts.goalId,
+          state: "running",
+          usage: { input_tokens: 0, output_tokens: 0 },
+          output_dir: "",
+          goal: s.goal,
+          created_at: at,
+        });
+        return { goal_id: opts.goalId };
+      },
+      // As a stop whose agents' stop threw (its audit write refused) does.
+      fail: (id: string, reason: string) => {
+        if (throwing.stop.has(id)) throw new Error(`stopping the agents of ${id} failed`);
+        const s = goals.get(id);
+        if (s?.state !== "running") return false;
+        goals.set(id, { ...s, state: "failed", error: reason, finished_at: new Date().toISOString() });
+        ends.get(id)?.();
+        return true;
+      },
+    },
+    audit: {
+      record: (kind: string, _p: unknown, ids: { goalId?: string } = {}) => {
+        if (kind === "cluster.goal_lost" && ids.goalId && throwing.audit.has(ids.goalId))
+          throw new AidoError(ErrorCode.auditFailed, `audit write failed (${kind})`, {});
+        audited.push({ kind, ...ids });
+      },
+    },
+  };
+  const logs: string[] = [];
+  const ctx = {
+    config: { home, cluster: { leaseMs: 3_000, heartbeatMs: 500 } },
+    rt,
+    redis: raw,
+    mirror: new GoalMirror(raw),
+    identity: { nodeId: NODE },
+    log: (m: string) => logs.push(m),
+  } as unknown as NodeContext;
+  return { runner: new ClusterGoalRunner(ctx), state: (id: string) => goals.get(id)?.state, audited, logs };
+}
+
+function jobOf(goalId: string): Job<GoalJob> {
+  return {
+    data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
+  } as unknown as Job<GoalJob>;
+}
+
+/** Goals running on NODE (claimed, model calls started), run by `runner`, then taken by a survivor. */
+async function runningThenTaken(runner: ClusterGoalRunner, ids: string[]): Promise<Promise<string>[]> {
+  const mirror = new GoalMirror(raw);
+  const runs: Promise<string>[] = [];
+  for (const goalId of ids) {
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+    expect(await mirror.modelStarted(goalId, NODE)).toBe(true);
+    runs.push(runner.runHere(jobOf(goalId), undefined));
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  expect(runner.running().sort()).toEqual([...ids].sort());
+  // While this node was paused past its lease, a survivor failed them (goal-mirror.ts failDead).
+  for (const goalId of ids)
+    expect(await mirror.failDead(goalId, NODE, "n-survivor", "node n-lost stopped heartbeating")).toBe(true);
+  return runs;
+}
+
+describe("a paused node's look at goals another node ended meanwhile", () => {
+  it("stops the goals after one whose stop throws, and stops that one with a later look", async () => {
+    const [bad, after] = ["g_stopthrows", "g_afterstop"];
+    const throwing = { stop: new Set([bad]), audit: new Set<string>() };
+    const { runner, state, audited, logs } = pausedNode(throwing);
+    await runningThenTaken(runner, [bad, after]);
+
+    const looked = await runner.stopLost(true).catch((e: unknown) => e);
+    expect(state(after)).toBe("failed");
+    expect(state(bad)).toBe("running");
+    expect(looked).toBe(false); // the node is not sure of its goals yet
+    expect(runner.owns(bad)).toBe(false); // nothing of it published from here meanwhile
+    expect(logs.filter((l) => l.includes(`could not stop goal ${bad}`))).toHaveLength(1);
+    // Logged once however many heartbeats it throws at.
+    expect(await runner.stopLost()).toBe(false);
+    expect(logs.filter((l) => l.includes(`could not stop goal ${bad}`))).toHaveLength(1);
+
+    throwing.stop.clear();
+    expect(await runner.stopLost()).toBe(true);
+    expect(state(bad)).toBe("failed");
+    // Audited lost once each.
+    expect(audited.filter((a) => a.kind === "cluster.goal_lost").map((a) => a.goalId)).toEqual([bad, after]);
+  });
+
+  it("stops a goal whose goal_lost entry the audit log refused, and the goals after it, and writes the entry later", async () => {
+    const [bad, after] = ["g_auditthrows", "g_afteraudit"];
+    const throwing = { stop: new Set<string>(), audit: new Set([bad]) };
+    const { runner, state, audited, logs } = pausedNode(throwing);
+    const runs = await runningThenTaken(runner, [bad, after]);
+
+    const looked = await runner.stopLost(true).catch((e: unknown) => e);
+    expect([state(bad), state(after)]).toEqual(["failed", "failed"]);
+    expect(looked).toBe(true); // both stopped: the entry left for later does not keep the node unsure
+    expect(logs.filter((l) => l.includes(`could not audit that goal ${bad} was lost`))).toHaveLength(1);
+    expect(audited.filter((a) => a.kind === "cluster.goal_lost").map((a) => a.goalId)).toEqual([after]);
+
+    expect(await runner.stopLost()).toBe(true);
+    expect(logs.filter((l) => l.includes(`could not audit that goal ${bad} was lost`))).toHaveLength(1);
+    throwing.audit.clear();
+    expect(await runner.stopLost()).toBe(true);
+    expect(audited.filter((a) => a.kind === "cluster.goal_lost").map((a) => a.goalId)).toEqual([after, bad]);
+    // Their ends are not this node's to write: the survivor's stand.
+    await Promise.all(runs);
+    for (const goalId of [bad, after])
+      expect(await raw.hgetall(`aido:goal:${goalId}`)).toMatchObject({
+        state: "failed",
+        ended_by: "n-survivor",
+      });
+  });
+});
