@@ -40,13 +40,15 @@ export function chargeOf(size: number, blocks = 0): number {
 
 /**
  * The largest file an exec may grow within `room` (its RLIMIT_FSIZE). A file's size is not
- * all it is charged: the filesystem allocates blocks of its own for a file's map (ext4's
- * extent tree, one block per 340 extents; ext2/3's indirect blocks, one per 4 MiB), so a
- * fragmented file exactly `room` long is charged past it. One block per MiB of room (and
- * at least one) is kept back for them, which covers either map even at one extent a block.
+ * all it is charged: its last block is allocated whole, and the filesystem allocates blocks
+ * of its own for a file's map (ext4's extent tree, one block per 340 extents; ext2/3's
+ * indirect blocks, one per 4 MiB), so a fragmented file exactly `room` long is charged past
+ * it. The room is taken in whole blocks (a sparse file is charged its size, so it can end
+ * mid-block), and one block per MiB of it (at least one) is kept back for the map.
  */
 export function fileRoom(room: number): number {
-  return Math.max(0, room - MIN_ENTRY_BYTES * Math.max(1, Math.ceil(room / MIB)));
+  const whole = Math.floor(room / MIN_ENTRY_BYTES) * MIN_ENTRY_BYTES;
+  return Math.max(0, whole - MIN_ENTRY_BYTES * Math.max(1, Math.ceil(room / MIB)));
 }
 
 export function formatMib(bytes: number): string {

@@ -66,6 +66,38 @@ function execOnly(run: (req: ExecRequest) => Promise<ExecResult>): SandboxHandle
   };
 }
 
+const fill: ExecRequest = { confinement: "unconfined", command: "fill" };
+
+/** Block numbers from `first` to below `blocks`, `step` apart. */
+function stride(blocks: number, step: number, first: number): number[] {
+  const out: number[] = [];
+  for (let b = first; b < blocks; b += step) out.push(b);
+  return out;
+}
+
+/**
+ * A quotaSandbox whose exec writes one file of exactly maxFileBytes, a block at a time in
+ * the order `order` gives (each synced, so each is allocated where it lands), as a command
+ * choosing its write order in the container could.
+ */
+function sandboxFilling(q: WorkspaceQuota, order: (blocks: number) => number[]) {
+  return quotaSandbox(
+    execOnly(async (req) => {
+      const size = req.maxFileBytes ?? 0;
+      const fd = openSync(ws("frag"), "w");
+      const block = Buffer.alloc(MIN_ENTRY_BYTES, 1);
+      for (const b of order(Math.ceil(size / MIN_ENTRY_BYTES))) {
+        const at = b * MIN_ENTRY_BYTES;
+        writeSync(fd, block, 0, Math.min(MIN_ENTRY_BYTES, size - at), at);
+        fsyncSync(fd);
+      }
+      closeSync(fd);
+      return done;
+    }),
+    q,
+  );
+}
+
 /** Resolves when `signal` aborts (a killed command), or after `ms` (it ran to the end). */
 const runUntilAborted = (signal: AbortSignal | undefined, ms: number) =>
   new Promise<ExecResult>((resolve) => {
@@ -121,33 +153,33 @@ describe("quotaSandbox exec", () => {
     // ext4 extent tree past four extents): a file exactly as long as the room left used to
     // be charged a block past the cap (seen in the real dd test under load).
     const q = new WorkspaceQuota({ goalsDir, maxMb: 1 });
-    const sb = quotaSandbox(
-      execOnly(async (req) => {
-        const size = req.maxFileBytes ?? 0;
-        const fd = openSync(ws("frag"), "w");
-        const block = Buffer.alloc(MIN_ENTRY_BYTES, 1);
-        // Every other block first, then the ones between: each lands apart from its neighbours.
-        for (const first of [0, 1])
-          for (let at = first * MIN_ENTRY_BYTES; at < size; at += 2 * MIN_ENTRY_BYTES) {
-            writeSync(fd, block, 0, Math.min(MIN_ENTRY_BYTES, size - at), at);
-            fsyncSync(fd);
-          }
-        closeSync(fd);
-        return done;
-      }),
-      q,
-    );
-    await sb.exec({ confinement: "unconfined", command: "fill" });
+    // Every other block first, then the ones between: each lands apart from its neighbours.
+    await sandboxFilling(q, (blocks) => [...stride(blocks, 2, 0), ...stride(blocks, 2, 1)]).exec(fill);
     expect((await q.usage(GOAL, { fresh: true })).bytes).toBeLessThanOrEqual(MIB);
   });
 
-  it("keeps back one block per MiB of room, and at least one", () => {
+  it("keeps a fragmented file inside the cap when the room left is not a whole number of blocks", async () => {
+    // A sparse file is charged its size, so the room left can end mid-block: the file's last
+    // block then takes that part of it, and what is kept back must still hold the file's map.
+    const q = new WorkspaceQuota({ goalsDir, maxMb: 2 });
+    writeFileSync(ws("sparse"), "");
+    truncateSync(ws("sparse"), MIB + 1);
+    expect(await q.room(GOAL)).toBe(MIB - 1);
+    await sandboxFilling(q, (blocks) => [...stride(blocks, 2, 0), ...stride(blocks, 2, 1)]).exec(fill);
+    // On main the file was 255 blocks long and its extent tree took a 256th: a byte past the cap.
+    expect((await q.usage(GOAL, { fresh: true })).bytes).toBeLessThanOrEqual(2 * MIB);
+  });
+
+  it("keeps back one block per MiB of room, and at least one, from the room in whole blocks", () => {
     expect(fileRoom(0)).toBe(0);
     expect(fileRoom(MIN_ENTRY_BYTES)).toBe(0);
-    expect(fileRoom(MIN_ENTRY_BYTES + 1)).toBe(1);
+    // The room is taken in whole blocks: a part of one is what the file's last block takes.
+    expect(fileRoom(MIN_ENTRY_BYTES + 1)).toBe(0);
+    expect(fileRoom(2 * MIN_ENTRY_BYTES + 1)).toBe(MIN_ENTRY_BYTES);
+    expect(fileRoom(MIB - 1)).toBe(MIB - 2 * MIN_ENTRY_BYTES);
     expect(fileRoom(MIB)).toBe(MIB - MIN_ENTRY_BYTES);
     expect(fileRoom(64 * MIB)).toBe(64 * MIB - 64 * MIN_ENTRY_BYTES);
-    expect(fileRoom(64 * MIB + 1)).toBe(64 * MIB + 1 - 65 * MIN_ENTRY_BYTES);
+    expect(fileRoom(64 * MIB + 1)).toBe(64 * MIB - 65 * MIN_ENTRY_BYTES);
   });
 
   it("cancels a command while the goal grows past the cap, and says why", async () => {
