@@ -38,17 +38,24 @@ export function chargeOf(size: number, blocks = 0): number {
   return Math.max(MIN_ENTRY_BYTES, size, blocks * 512);
 }
 
+/** Room per block kept back for a file's map (fileRoom): four blocks per MiB. */
+const MAP_BLOCK_PER = 256 * 1024;
+
 /**
  * The largest file an exec may grow within `room` (its RLIMIT_FSIZE). A file's size is not
  * all it is charged: its last block is allocated whole, and the filesystem allocates blocks
- * of its own for a file's map (ext4's extent tree, one block per 340 extents; ext2/3's
- * indirect blocks, one per 4 MiB), so a fragmented file exactly `room` long is charged past
- * it. The room is taken in whole blocks (a sparse file is charged its size, so it can end
- * mid-block), and one block per MiB of it (at least one) is kept back for the map.
+ * of its own for a file's map (ext4's extent tree; ext2/3's indirect blocks, one per 4 MiB),
+ * so a fragmented file exactly `room` long is charged past it. The room is taken in whole
+ * blocks (a sparse file is charged its size, so it can end mid-block), and one block per
+ * 256 KiB of it (at least one) is kept back for the map. That is twice the most measured:
+ * a command filling a file's gaps in an order that splits the extent tree's leaves (ext4
+ * keeps the half-empty ones) got 1.6 blocks of map per MiB at 8 MiB, 1.9 at 64 MiB; a
+ * block per MiB was not enough. A map past it is growth like any other, which the
+ * measures while the command runs bound (docs/sandbox.md).
  */
 export function fileRoom(room: number): number {
   const whole = Math.floor(room / MIN_ENTRY_BYTES) * MIN_ENTRY_BYTES;
-  return Math.max(0, whole - MIN_ENTRY_BYTES * Math.max(1, Math.ceil(room / MIB)));
+  return Math.max(0, whole - MIN_ENTRY_BYTES * Math.max(1, Math.ceil(room / MAP_BLOCK_PER)));
 }
 
 export function formatMib(bytes: number): string {

@@ -1,6 +1,6 @@
 // An attacker filling the host's disk through exec, against sandbox.workspace_max_mb =
 // 64: one `dd` of 1 GiB stops at the cap (RLIMIT_FSIZE = the room left less a block per
-// MiB for the filesystem's own blocks, set by the exec helper from
+// 256 KiB for the filesystem's own blocks, set by the exec helper from
 // ExecRequest.maxFileBytes), and a program writing many small files — each below the
 // room — is cancelled while it runs (ExecRequest.signal) once a measure of the goal's
 // folders is past the cap; deleting still works afterwards. Both rest on executor support
@@ -44,8 +44,8 @@ describe("exec against the workspace quota", () => {
 
   it("at the cap lets an exec grow no file at all, and delete", async () => {
     const a = b.agent("at-cap", grants);
-    // Fill the goal to its cap: dd stops at the room left less a block per MiB kept for the
-    // filesystem's own blocks, so a second dd takes what the first left.
+    // Fill the goal to its cap: dd stops at the room left less a block per 256 KiB kept for
+    // the filesystem's own blocks, so a second dd takes most of what the first left.
     await b.call(a.id, "exec", { command: "dd if=/dev/zero of=/workspace/fill bs=1M count=128" });
     await b.call(a.id, "exec", { command: "dd if=/dev/zero of=/workspace/fill2 bs=4K count=1024" });
     const full = await b.rt.quota.usage(a.goalId, { fresh: true });

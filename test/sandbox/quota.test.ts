@@ -1,7 +1,8 @@
 // The host side of sandbox.workspace_max_mb, without a container: how a goal's folders are
 // measured (lstat, links not followed, at least a block per entry, a bounded walk) and what
-// quotaSandbox hands the executor for an exec — maxFileBytes = the room left less the
-// filesystem's blocks for a file that size (0 at the cap) and a signal it aborts when a measure taken while the command runs is past the cap.
+// quotaSandbox hands the executor for an exec — maxFileBytes = the room left in whole
+// blocks less a block per 256 KiB for the file's map (0 at the cap) and a signal it aborts
+// when a measure taken while the command runs is past the cap.
 // The executor here is a stand-in that writes into the goal's host folder the way a
 // command in the container would; the real one (RLIMIT_FSIZE, the cancel) is exercised in
 // test/redteam/quota.test.ts.
@@ -129,7 +130,7 @@ describe("measuring a goal", () => {
 });
 
 describe("quotaSandbox exec", () => {
-  it("hands the executor the room left (less a block per MiB) as maxFileBytes, and 0 at the cap so files can still be deleted", async () => {
+  it("hands the executor the room left (less a block per 256 KiB) as maxFileBytes, and 0 at the cap so files can still be deleted", async () => {
     const q = new WorkspaceQuota({ goalsDir, maxMb: 1 });
     const seen: ExecRequest[] = [];
     const sb = quotaSandbox(
@@ -141,7 +142,7 @@ describe("quotaSandbox exec", () => {
     );
     writeFileSync(ws("a"), Buffer.alloc(256 * 1024));
     await sb.exec({ confinement: "unconfined", command: "true" });
-    expect(seen[0]?.maxFileBytes).toBe(MIB - 256 * 1024 - MIN_ENTRY_BYTES);
+    expect(seen[0]?.maxFileBytes).toBe(MIB - 256 * 1024 - 3 * MIN_ENTRY_BYTES);
     expect(seen[0]?.signal).toBeInstanceOf(AbortSignal);
     writeFileSync(ws("b"), Buffer.alloc(MIB));
     await sb.exec({ confinement: "unconfined", command: "rm /workspace/b" });
@@ -170,16 +171,37 @@ describe("quotaSandbox exec", () => {
     expect((await q.usage(GOAL, { fresh: true })).bytes).toBeLessThanOrEqual(2 * MIB);
   });
 
-  it("keeps back one block per MiB of room, and at least one, from the room in whole blocks", () => {
+  it("keeps a file filled in the order that grows its extent tree most inside the cap", async () => {
+    // Every fourth block, then the second of each four from the end down, then the others:
+    // ext4 splits the extent tree's leaves as the gaps fill and keeps the half-empty leaves,
+    // 1.6 blocks of map per MiB of file here (1.9 at 64 MiB); the block per MiB kept back
+    // before left the file charged 6 blocks past the cap.
+    const q = new WorkspaceQuota({ goalsDir, maxMb: 8 });
+    const order = (blocks: number) => [
+      ...stride(blocks, 4, 0),
+      ...stride(blocks, 4, 2).reverse(),
+      ...stride(blocks, 4, 1),
+      ...stride(blocks, 4, 3),
+    ];
+    // A measure taken while it runs may already see it past the cap (the call then fails).
+    await sandboxFilling(q, order)
+      .exec(fill)
+      .catch((e) => expect(isAidoError(e, "quota_exceeded")).toBe(true));
+    expect((await q.usage(GOAL, { fresh: true })).bytes).toBeLessThanOrEqual(8 * MIB);
+  });
+
+  it("keeps back one block per 256 KiB of room, and at least one, from the room in whole blocks", () => {
     expect(fileRoom(0)).toBe(0);
     expect(fileRoom(MIN_ENTRY_BYTES)).toBe(0);
     // The room is taken in whole blocks: a part of one is what the file's last block takes.
     expect(fileRoom(MIN_ENTRY_BYTES + 1)).toBe(0);
     expect(fileRoom(2 * MIN_ENTRY_BYTES + 1)).toBe(MIN_ENTRY_BYTES);
-    expect(fileRoom(MIB - 1)).toBe(MIB - 2 * MIN_ENTRY_BYTES);
-    expect(fileRoom(MIB)).toBe(MIB - MIN_ENTRY_BYTES);
-    expect(fileRoom(64 * MIB)).toBe(64 * MIB - 64 * MIN_ENTRY_BYTES);
-    expect(fileRoom(64 * MIB + 1)).toBe(64 * MIB - 65 * MIN_ENTRY_BYTES);
+    expect(fileRoom(256 * 1024)).toBe(256 * 1024 - MIN_ENTRY_BYTES);
+    expect(fileRoom(256 * 1024 + 1)).toBe(256 * 1024 - 2 * MIN_ENTRY_BYTES);
+    expect(fileRoom(MIB - 1)).toBe(MIB - 5 * MIN_ENTRY_BYTES);
+    expect(fileRoom(MIB)).toBe(MIB - 4 * MIN_ENTRY_BYTES);
+    expect(fileRoom(64 * MIB)).toBe(64 * MIB - 256 * MIN_ENTRY_BYTES);
+    expect(fileRoom(64 * MIB + 1)).toBe(64 * MIB - 257 * MIN_ENTRY_BYTES);
   });
 
   it("cancels a command while the goal grows past the cap, and says why", async () => {
