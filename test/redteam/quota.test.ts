@@ -61,6 +61,24 @@ describe("exec against the workspace quota", () => {
     expect((await b.rt.quota.usage(a.goalId, { fresh: true })).bytes).toBeLessThan(MIB);
   }, 120_000);
 
+  it("counts a goal holding a folder chain deeper than a host path can name as full, and lets it delete the chain", async () => {
+    const a = b.agent("deep-filler", grants);
+    // Each step relative to the last, as chdir allows at any depth; the files at the bottom
+    // are past what a host path can name. On main the walk skipped that folder as gone: the
+    // 200 MiB it meant to write went uncounted and the command ran to its end.
+    const py =
+      "import os, time\nfor _ in range(25):\n    os.mkdir('d' * 200)\n    os.chdir('d' * 200)\nfor i in range(200):\n    open('f%d' % i, 'wb').write(bytes(1048576))\n    time.sleep(0.05)\n";
+    const r = await b.call(a.id, "exec", { command: `python3 -c "${py}"` });
+    expect(r).toBeInstanceOf(AidoError);
+    expect((r as AidoError).code).toBe("quota_exceeded");
+    const usage = await b.rt.quota.usage(a.goalId, { fresh: true });
+    expect(usage.unreadable).toMatch(/nested deeper than a path on the host can name; delete it/);
+    expectOk(await b.call(a.id, "exec", { command: `rm -rf /workspace/${"d".repeat(200)}` }));
+    const after = await b.rt.quota.usage(a.goalId, { fresh: true });
+    expect(after.unreadable).toBeUndefined();
+    expect(after.bytes).toBeLessThan(MIB);
+  }, 120_000);
+
   it("cancels a program writing many small files once the goal passes the cap, and lets it delete after", async () => {
     const a = b.agent("many-filler", grants);
     const py =

@@ -7,6 +7,7 @@
 // command in the container would; the real one (RLIMIT_FSIZE, the cancel) is exercised in
 // test/redteam/quota.test.ts.
 
+import { spawnSync } from "node:child_process";
 import {
   closeSync,
   fsyncSync,
@@ -38,8 +39,22 @@ beforeEach(() => {
   mkdirSync(join(goalsDir, GOAL, "output"), { recursive: true });
 });
 afterEach(() => {
+  // rm walks relative to each folder it opens, so a tree deeper than a path can name goes too.
+  spawnSync("rm", ["-rf", goalsDir]);
   rmSync(goalsDir, { recursive: true, force: true });
 });
+
+/**
+ * A chain of folders under the goal's workspace deeper than a host path can name (PATH_MAX),
+ * made the way a command in the container can: each step relative to the last; `then` runs
+ * at its bottom.
+ */
+function deepChain(then = "true"): void {
+  const py = `import os, subprocess\nfor _ in range(25):\n    os.mkdir("d" * 200)\n    os.chdir("d" * 200)\nsubprocess.run(${JSON.stringify(then)}, shell=True, check=True)\n`;
+  const r = spawnSync("python3", ["-c", py], { cwd: ws(), encoding: "utf8" });
+  expect(r.stderr).toBe("");
+  expect(r.status).toBe(0);
+}
 
 const done: ExecResult = {
   exitCode: 0,
@@ -126,6 +141,21 @@ describe("measuring a goal", () => {
     expect(over.bytes).toBeGreaterThan(2 * MIB);
     expect(over.bytes).toBeLessThanOrEqual(3 * MIB); // the walk stopped counting past 2 MiB
     expect(await q.room(GOAL)).toBe(0);
+  });
+
+  it("counts a goal holding a folder nested deeper than a host path can name as full", async () => {
+    // The walk names every entry by its host path; past PATH_MAX it cannot (ENAMETOOLONG).
+    // On main that was skipped as gone: what lay below was never charged (80 KiB of
+    // folders counted here, not the folders and file below them).
+    const q = new WorkspaceQuota({ goalsDir, maxMb: 1 });
+    deepChain("head -c 4096 /dev/zero > hidden");
+    const u = await q.usage(GOAL);
+    expect(u.bytes).toBeGreaterThan(MIB);
+    expect(u.unreadable).toMatch(/deeper than a path on the host can name/);
+    const e = await q.admit(GOAL, 1, "file_write of /workspace/a").catch((x) => x);
+    expect(isAidoError(e, "quota_exceeded")).toBe(true);
+    expect(e.message).toMatch(/deeper than a path on the host can name/);
+    expect(e.message.length).toBeLessThan(1000);
   });
 });
 
@@ -225,6 +255,21 @@ describe("quotaSandbox exec", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     // Overshoot is what it wrote between two measures.
     expect(written * 256 * 1024).toBeLessThan(MIB + 2 * MIB);
+  });
+
+  it("cancels a command that writes past the cap under a folder nested deeper than a host path can name", async () => {
+    const q = new WorkspaceQuota({ goalsDir, maxMb: 1 });
+    const sb = quotaSandbox(
+      execOnly(async (req) => {
+        // 2 MiB at the bottom of the chain, where the walk cannot name it.
+        deepChain("for i in 1 2 3 4 5 6 7 8; do head -c 262144 /dev/zero > f$i; done");
+        return runUntilAborted(req.signal, 3_000);
+      }),
+      q,
+    );
+    const e = await sb.exec(fill).catch((x) => x);
+    // On main the measures while it ran never saw those files: the command ran to its end.
+    expect(isAidoError(e, "quota_exceeded")).toBe(true);
   });
 
   it("lets a command that frees room run to its end while the goal is over the cap", async () => {
