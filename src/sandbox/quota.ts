@@ -3,7 +3,8 @@
 // output/, bind-mounted at /workspace and /output); their usage is measured here by a walk
 // on the host: lstat only, never following a link, each entry charged its size or its
 // allocated blocks, whichever is larger, and at least one 4 KiB block (so a flood of empty
-// files or folders fills the quota too). The cost is bounded three ways: a goal has at
+// files or folders fills the quota too); a folder it cannot read or name makes the goal
+// count as full. The cost is bounded three ways: a goal has at
 // most one walk in flight (callers share it), a result is reused for CACHE_MS unless a
 // caller needs a fresh one, and a walk stops counting at twice the cap. quota-sandbox.ts
 // applies the measure to every write a tool makes.
@@ -29,7 +30,11 @@ export interface QuotaUsage {
   output: number;
   /** When it was measured (Date.now()). */
   at: number;
-  /** A folder the walk could not read: the goal then counts as past the cap (fail closed). */
+  /**
+   * What the walk could not count (a folder it may not read, or one nested deeper than a
+   * host path can name), and what to do about it: the goal then counts as past the cap
+   * (fail closed).
+   */
   unreadable?: string;
 }
 
@@ -38,15 +43,24 @@ export function chargeOf(size: number, blocks = 0): number {
   return Math.max(MIN_ENTRY_BYTES, size, blocks * 512);
 }
 
+/** Room per block kept back for a file's map (fileRoom): four blocks per MiB. */
+const MAP_BLOCK_PER = 256 * 1024;
+
 /**
  * The largest file an exec may grow within `room` (its RLIMIT_FSIZE). A file's size is not
- * all it is charged: the filesystem allocates blocks of its own for a file's map (ext4's
- * extent tree, one block per 340 extents; ext2/3's indirect blocks, one per 4 MiB), so a
- * fragmented file exactly `room` long is charged past it. One block per MiB of room (and
- * at least one) is kept back for them, which covers either map even at one extent a block.
+ * all it is charged: its last block is allocated whole, and the filesystem allocates blocks
+ * of its own for a file's map (ext4's extent tree; ext2/3's indirect blocks, one per 4 MiB),
+ * so a fragmented file exactly `room` long is charged past it. The room is taken in whole
+ * blocks (a sparse file is charged its size, so it can end mid-block), and one block per
+ * 256 KiB of it (at least one) is kept back for the map. That is twice the most measured:
+ * a command filling a file's gaps in an order that splits the extent tree's leaves (ext4
+ * keeps the half-empty ones) got 1.6 blocks of map per MiB at 8 MiB, 1.9 at 64 MiB; a
+ * block per MiB was not enough. A map past it is growth like any other, which the
+ * measures while the command runs bound (docs/sandbox.md).
  */
 export function fileRoom(room: number): number {
-  return Math.max(0, room - MIN_ENTRY_BYTES * Math.max(1, Math.ceil(room / MIB)));
+  const whole = Math.floor(room / MIN_ENTRY_BYTES) * MIN_ENTRY_BYTES;
+  return Math.max(0, whole - MIN_ENTRY_BYTES * Math.max(1, Math.ceil(room / MAP_BLOCK_PER)));
 }
 
 export function formatMib(bytes: number): string {
@@ -132,7 +146,7 @@ export class WorkspaceQuota {
 
   exceeded(goalId: string, used: QuotaUsage, what: string): AidoError {
     const why = used.unreadable
-      ? `${used.unreadable} cannot be read on the host, so the goal counts as full; make it readable`
+      ? `the goal counts as full: ${used.unreadable}`
       : `${formatMib(used.bytes)} used by /workspace and /output; delete files to make room`;
     return new AidoError(
       ErrorCode.quotaExceeded,
@@ -177,8 +191,8 @@ async function walk(root: string, stopAt: number): Promise<{ total: number; unre
       names = readdirSync(dir);
     } catch (e) {
       if (gone(e)) continue;
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "EACCES" || code === "EPERM") return { total, unreadable: dir };
+      const unreadable = uncountable(e, root, dir);
+      if (unreadable) return { total, unreadable };
       throw e;
     }
     for (const name of names) {
@@ -189,6 +203,8 @@ async function walk(root: string, stopAt: number): Promise<{ total: number; unre
         st = lstatSync(path);
       } catch (e) {
         if (gone(e)) continue;
+        const unreadable = uncountable(e, root, dir);
+        if (unreadable) return { total, unreadable };
         throw e;
       }
       total += chargeOf(st.isSymbolicLink() ? 0 : st.size, st.blocks);
@@ -201,5 +217,20 @@ async function walk(root: string, stopAt: number): Promise<{ total: number; unre
 
 function gone(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "ENOTDIR" || code === "ENAMETOOLONG";
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/**
+ * Why a failed readdir or lstat under `dir` leaves the walk unable to count what is there,
+ * or undefined for a failure that is thrown. A path past PATH_MAX (ENAMETOOLONG) is a
+ * folder chain a command built step by step, relative to the last: what lies under it
+ * cannot be named from here, so it cannot be counted (it was once skipped as gone, and
+ * anything stored there was never charged).
+ */
+function uncountable(e: unknown, root: string, dir: string): string | undefined {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "EACCES" || code === "EPERM") return `${dir} cannot be read on the host; make it readable`;
+  if (code === "ENAMETOOLONG")
+    return `a folder under ${root} is nested deeper than a path on the host can name; delete it`;
+  return undefined;
 }

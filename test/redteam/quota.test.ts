@@ -1,6 +1,6 @@
 // An attacker filling the host's disk through exec, against sandbox.workspace_max_mb =
 // 64: one `dd` of 1 GiB stops at the cap (RLIMIT_FSIZE = the room left less a block per
-// MiB for the filesystem's own blocks, set by the exec helper from
+// 256 KiB for the filesystem's own blocks, set by the exec helper from
 // ExecRequest.maxFileBytes), and a program writing many small files — each below the
 // room — is cancelled while it runs (ExecRequest.signal) once a measure of the goal's
 // folders is past the cap; deleting still works afterwards. Both rest on executor support
@@ -44,8 +44,8 @@ describe("exec against the workspace quota", () => {
 
   it("at the cap lets an exec grow no file at all, and delete", async () => {
     const a = b.agent("at-cap", grants);
-    // Fill the goal to its cap: dd stops at the room left less a block per MiB kept for the
-    // filesystem's own blocks, so a second dd takes what the first left.
+    // Fill the goal to its cap: dd stops at the room left less a block per 256 KiB kept for
+    // the filesystem's own blocks, so a second dd takes most of what the first left.
     await b.call(a.id, "exec", { command: "dd if=/dev/zero of=/workspace/fill bs=1M count=128" });
     await b.call(a.id, "exec", { command: "dd if=/dev/zero of=/workspace/fill2 bs=4K count=1024" });
     const full = await b.rt.quota.usage(a.goalId, { fresh: true });
@@ -59,6 +59,24 @@ describe("exec against the workspace quota", () => {
     expect(after.bytes).toBeLessThanOrEqual(64 * MIB + MIN_ENTRY_BYTES);
     expectOk(await b.call(a.id, "exec", { command: "rm /workspace/fill /workspace/fill2 /workspace/more" }));
     expect((await b.rt.quota.usage(a.goalId, { fresh: true })).bytes).toBeLessThan(MIB);
+  }, 120_000);
+
+  it("counts a goal holding a folder chain deeper than a host path can name as full, and lets it delete the chain", async () => {
+    const a = b.agent("deep-filler", grants);
+    // Each step relative to the last, as chdir allows at any depth; the files at the bottom
+    // are past what a host path can name. On main the walk skipped that folder as gone: the
+    // 200 MiB it meant to write went uncounted and the command ran to its end.
+    const py =
+      "import os, time\nfor _ in range(25):\n    os.mkdir('d' * 200)\n    os.chdir('d' * 200)\nfor i in range(200):\n    open('f%d' % i, 'wb').write(bytes(1048576))\n    time.sleep(0.05)\n";
+    const r = await b.call(a.id, "exec", { command: `python3 -c "${py}"` });
+    expect(r).toBeInstanceOf(AidoError);
+    expect((r as AidoError).code).toBe("quota_exceeded");
+    const usage = await b.rt.quota.usage(a.goalId, { fresh: true });
+    expect(usage.unreadable).toMatch(/nested deeper than a path on the host can name; delete it/);
+    expectOk(await b.call(a.id, "exec", { command: `rm -rf /workspace/${"d".repeat(200)}` }));
+    const after = await b.rt.quota.usage(a.goalId, { fresh: true });
+    expect(after.unreadable).toBeUndefined();
+    expect(after.bytes).toBeLessThan(MIB);
   }, 120_000);
 
   it("cancels a program writing many small files once the goal passes the cap, and lets it delete after", async () => {
