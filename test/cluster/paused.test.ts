@@ -104,6 +104,7 @@ describe("cluster mode: a node paused past its lease", () => {
     const seen: { type: string; state?: string }[] = [];
     let sub: Awaited<ReturnType<typeof AidoClient.subscribe>> | undefined;
     const tips: Record<string, string> = {};
+    let loggedBefore = 0;
     slow.child.child.kill("SIGSTOP");
     try {
       expect((await s.call("goal.wait", { goal_id: spent, timeout_ms: 20_000 })).state).toBe("failed");
@@ -126,6 +127,7 @@ describe("cluster mode: a node paused past its lease", () => {
       await until(() => spentCall?.ended, 20_000);
       expect(spentCall?.ended).toBe("answered");
     } finally {
+      loggedBefore = slow.child.output().length;
       slow.child.child.kill("SIGCONT");
     }
     // The resumed node finds the spent goal lost at its first heartbeat and stops it; the
@@ -134,9 +136,9 @@ describe("cluster mode: a node paused past its lease", () => {
     await until(async () => {
       const lost = await c.call("audit.query", { kind: "cluster.goal_lost" });
       return lost.entries.some((e) => e.goal_id === spent) ? true : undefined;
-    }, 10_000);
+    }, 20_000);
     // Sure of its goals again: what it held since the resume went out then, had any been sent.
-    await until(() => (slow.child.output().includes(LOOKED) ? true : undefined), 20_000);
+    await until(() => (slow.child.output().slice(loggedBefore).includes(LOOKED) ? true : undefined), 20_000);
     await new Promise((r) => setTimeout(r, 1_500)); // its events, had it sent any, are out by now
     const fromPaused: Record<string, unknown[]> = {};
     for (const [name, id] of Object.entries({ spent, moved })) {
