@@ -8,7 +8,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { latch, type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import { forGoal, manifest, startNode, startRedis, stopAll } from "./fixture.js";
 
 let server: ProviderServer;
@@ -26,16 +26,21 @@ describe("cluster mode: a node paused past its lease", () => {
   it("stops the goal a survivor ended as soon as it resumes: no model call or tool runs after", async () => {
     const redis = await startRedis();
     const slow = await startNode(server, redis.url, "cluster-paused", { capacity: 1 });
-    // The first answer (a tool call) reaches the paused node only after it resumes; had it
-    // carried on, it would run the tool and ask the model again.
+    // The first answer (a tool call) is held until the resumed node has found the goal lost:
+    // had it carried on, it would read it, run the tool and ask the model again. Held by a latch,
+    // not a delay: a busy machine took longer to start the survivor and end the goal than the
+    // delay, and the answer came while the node was still stopped.
+    const answer = latch();
     server.script(forGoal("paused-goal"), [
-      turn.toolUse("file_read", { path: "/input/x" }, { delayMs: 9_000 }),
+      turn.toolUse("file_read", { path: "/input/x" }, { until: answer.promise }),
       turn.text("asked again after the goal had ended"),
     ]);
     const c = await slow.client();
     const { goal_id } = await c.call("goal.submit", { goal: "run paused-goal", manifest: manifest() });
-    await until(() => (server.requestsMatching(forGoal("paused-goal")).length > 0 ? true : undefined));
-    const firstAt = Date.now();
+    const [first] = await until(() => {
+      const asked = server.requestsMatching(forGoal("paused-goal"));
+      return asked.length > 0 ? asked : undefined;
+    });
     const survivor = await startNode(server, redis.url, "cluster-awake", { capacity: 1 });
     const s = await survivor.client();
     slow.child.child.kill("SIGSTOP");
@@ -46,13 +51,18 @@ describe("cluster mode: a node paused past its lease", () => {
     } finally {
       slow.child.child.kill("SIGCONT");
     }
-    expect(Date.now() - firstAt).toBeLessThan(8_000); // resumed before its model's answer came
-    // Past the answer, and time for a second turn.
-    await new Promise((r) => setTimeout(r, Math.max(0, firstAt + 13_000 - Date.now())));
-    expect(server.requestsMatching(forGoal("paused-goal"))).toHaveLength(1);
     // The resumed node ended it locally and says why, and the cluster's view stays failed.
-    const lost = await c.call("audit.query", { kind: "cluster.goal_lost" });
-    expect(lost.entries.filter((e) => e.goal_id === goal_id)).toHaveLength(1);
+    const lostEntries = async () =>
+      (await c.call("audit.query", { kind: "cluster.goal_lost" })).entries.filter(
+        (e) => e.goal_id === goal_id,
+      );
+    await until(async () => ((await lostEntries()).length > 0 ? true : undefined), 20_000);
+    // Its model call is given up unanswered: the answer, let go only now, reaches no one.
+    answer.open();
+    await until(() => first?.ended, 20_000);
+    expect(first?.ended).toBe("left");
+    expect(server.requestsMatching(forGoal("paused-goal"))).toHaveLength(1);
+    expect(await lostEntries()).toHaveLength(1);
     expect(await c.call("goal.status", { goal_id })).toMatchObject({
       state: "failed",
       error: expect.stringContaining("stopped heartbeating"),
@@ -65,17 +75,25 @@ describe("cluster mode: a node paused past its lease", () => {
     // One inference slot: the second goal waits for it, so the survivor re-queues it (no model
     // call started) and runs it while the paused node is still stopped.
     const slow = await startNode(server, redis.url, "cluster-paused-2", { capacity: 2, inference: 1 });
-    // Its model's answer (a tool call) comes while the node is stopped: the node reads it as it
-    // resumes, before its first heartbeat finds the goal lost.
+    // Its model's answer (a tool call) is let go while the node is stopped: the node reads it as
+    // it resumes, before its first heartbeat finds the goal lost. Held by a latch until then, not
+    // a delay: on a busy machine the answer came before the node was stopped, the slot went to
+    // the second goal, whose model call then started there, and the survivor rightly failed it.
+    const spentAnswer = latch();
     server.script(forGoal("lost-spent"), [
-      turn.toolUse("file_read", { path: "/input/x" }, { delayMs: 4_000 }),
+      turn.toolUse("file_read", { path: "/input/x" }, { until: spentAnswer.promise }),
       turn.text("never", { delayMs: 60_000 }),
     ]);
-    // Still running on the survivor when the paused node resumes and stops its copy.
-    server.script(forGoal("lost-moved"), [turn.text("done lost-moved", { delayMs: 6_000 })]);
+    // Still running on the survivor when the paused node resumes and stops its copy: its answer
+    // is held until the test has looked.
+    const movedAnswer = latch();
+    server.script(forGoal("lost-moved"), [turn.text("done lost-moved", { until: movedAnswer.promise })]);
     const c = await slow.client();
     const spent = (await c.call("goal.submit", { goal: "run lost-spent", manifest: manifest() })).goal_id;
-    await until(() => (server.requestsMatching(forGoal("lost-spent")).length > 0 ? true : undefined));
+    const [spentCall] = await until(() => {
+      const asked = server.requestsMatching(forGoal("lost-spent"));
+      return asked.length > 0 ? asked : undefined;
+    });
     const moved = (await c.call("goal.submit", { goal: "run lost-moved", manifest: manifest() })).goal_id;
     await until(async () =>
       (await c.call("goal.status", { goal_id: moved })).state === "running" ? true : undefined,
@@ -86,6 +104,7 @@ describe("cluster mode: a node paused past its lease", () => {
     const seen: { type: string; state?: string }[] = [];
     let sub: Awaited<ReturnType<typeof AidoClient.subscribe>> | undefined;
     const tips: Record<string, string> = {};
+    let loggedBefore = 0;
     slow.child.child.kill("SIGSTOP");
     try {
       expect((await s.call("goal.wait", { goal_id: spent, timeout_ms: 20_000 })).state).toBe("failed");
@@ -103,7 +122,12 @@ describe("cluster mode: a node paused past its lease", () => {
         if (ev.goal_id === moved) seen.push(ev as { type: string; state?: string });
       });
       for (const id of [spent, moved]) tips[id] = await streamTip(raw, id);
+      // The spent goal's answer, in the stopped node's socket before it resumes.
+      spentAnswer.open();
+      await until(() => spentCall?.ended, 20_000);
+      expect(spentCall?.ended).toBe("answered");
     } finally {
+      loggedBefore = slow.child.output().length;
       slow.child.child.kill("SIGCONT");
     }
     // The resumed node finds the spent goal lost at its first heartbeat and stops it; the
@@ -112,7 +136,9 @@ describe("cluster mode: a node paused past its lease", () => {
     await until(async () => {
       const lost = await c.call("audit.query", { kind: "cluster.goal_lost" });
       return lost.entries.some((e) => e.goal_id === spent) ? true : undefined;
-    }, 10_000);
+    }, 20_000);
+    // Sure of its goals again: what it held since the resume went out then, had any been sent.
+    await until(() => (slow.child.output().slice(loggedBefore).includes(LOOKED) ? true : undefined), 20_000);
     await new Promise((r) => setTimeout(r, 1_500)); // its events, had it sent any, are out by now
     const fromPaused: Record<string, unknown[]> = {};
     for (const [name, id] of Object.entries({ spent, moved })) {
@@ -131,6 +157,7 @@ describe("cluster mode: a node paused past its lease", () => {
       state: "running",
       node: "cluster-awake-2",
     });
+    movedAnswer.open();
     expect(await c.call("goal.wait", { goal_id: moved, timeout_ms: 20_000 })).toMatchObject({
       state: "succeeded",
       node: "cluster-awake-2",
@@ -142,6 +169,9 @@ describe("cluster mode: a node paused past its lease", () => {
     await redis.stop();
   }, 90_000);
 });
+
+/** What a node logs once a heartbeat after its pause has looked which goals are still its own. */
+const LOOKED = "looked which goals are still this node's after its pause";
 
 /** The id of the newest entry of the goal's event stream ("0-0" when it has none). */
 async function streamTip(raw: Redis, goalId: string): Promise<string> {

@@ -1,12 +1,13 @@
 // The scripted provider server's own contract, which every agent test leans on: scripts are
 // chosen per agent by a marker, consumed in order, may compute a turn from the request,
-// and a request nobody scripted fails loudly instead of hanging a test.
+// and a request nobody scripted fails loudly instead of hanging a test; an answer can be held
+// by a latch the test opens.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "../../src/llm/providers.js";
 import { textOf } from "../../src/llm/types.js";
 import type { TempHome } from "../support/home.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { latch, type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import { homeFor } from "./harness.js";
 
 let server: ProviderServer;
@@ -90,6 +91,28 @@ describe("provider-server", () => {
     await pending;
     expect(server.inFlight).toBe(0);
     expect(server.maxInFlight).toBe(2);
+  });
+
+  it("holds an answer until its latch opens, and records whether it was answered or the client left", async () => {
+    const held = latch();
+    server.script("held", [turn.text("let go", { until: held.promise })]);
+    server.script("given up", [turn.text("never read", { until: latch().promise })]);
+    const client = createClient(home.config, "anthropic/claude-test");
+    const answer = client.complete(ask("held"));
+    const abort = new AbortController();
+    const givenUp = client.complete({ ...ask("given up"), signal: abort.signal }).catch((e: Error) => e);
+    await until(() => server.requests.length === 2);
+    await new Promise((ok) => setTimeout(ok, 200));
+    expect(server.requests.map((r) => r.ended)).toEqual([undefined, undefined]);
+    abort.abort();
+    expect(await givenUp).toBeInstanceOf(Error);
+    held.open();
+    expect(textOf((await answer).content)).toBe("let go");
+    await until(() => server.requests.every((r) => r.ended !== undefined));
+    expect(Object.fromEntries(server.requests.map((r) => [r.system, r.ended]))).toEqual({
+      held: "answered",
+      "given up": "left",
+    });
   });
 
   it("closes even while a request hangs", async () => {

@@ -47,6 +47,11 @@ export interface ScriptedCall {
 interface TurnBase {
   /** Wait this long before answering (the request counts as in flight meanwhile). */
   delayMs?: number;
+  /**
+   * Answer only once this settles (after delayMs): a latch the test opens when its scenario is
+   * where it wants the answer, instead of a delay that a busy machine outruns.
+   */
+  until?: Promise<unknown>;
 }
 interface AnswerBase extends TurnBase {
   stop?: string;
@@ -121,6 +126,20 @@ export const turn = {
   }),
 };
 
+/** A latch for a turn's `until`: its answer waits until the test opens it. */
+export interface Latch {
+  readonly promise: Promise<void>;
+  open(): void;
+}
+
+export function latch(): Latch {
+  let open = () => {};
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
 export interface RecordedRequest {
   seq: number;
   api: "anthropic" | "openai";
@@ -136,6 +155,11 @@ export interface RecordedRequest {
   script?: string;
   /** Milliseconds since the server started. */
   receivedAt: number;
+  /**
+   * How the exchange ended, once it has: "answered" (the whole answer was handed to the
+   * connection) or "left" (the client closed it first, e.g. it gave the call up).
+   */
+  ended?: "answered" | "left";
 }
 
 /** A JSON body from the wire: untyped on purpose, tests assert on its exact shape. */
@@ -266,6 +290,9 @@ export async function startProviderServer(options: ProviderServerOptions = {}): 
       return sendError(res, api, 400, "provider-server: body is not JSON");
     }
     const r = record(api, path, req, body);
+    res.once("close", () => {
+      r.ended = res.writableFinished ? "answered" : "left";
+    });
     // Anthropic takes x-api-key or a bearer token (the SDK sends the latter); OpenAI a bearer.
     const bearer = req.headers.authorization?.replace(/^Bearer /, "");
     const key = api === "anthropic" ? (req.headers["x-api-key"] ?? bearer) : bearer;
@@ -305,6 +332,10 @@ export async function startProviderServer(options: ProviderServerOptions = {}): 
     }
     if (t.delayMs) {
       await new Promise((ok) => setTimeout(ok, t.delayMs));
+      if (res.destroyed) return;
+    }
+    if (t.until) {
+      await t.until.catch(() => {});
       if (res.destroyed) return;
     }
     if (t.kind === "error") {
