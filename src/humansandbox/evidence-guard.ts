@@ -21,7 +21,7 @@
 //   would land in the store's real folder (a task's /output/.aido/sandboxes/<id>/events.log
 //   would replace its own sandbox's).
 
-import { lstatSync, realpathSync } from "node:fs";
+import { lstatSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, sep } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { InputMount } from "./state.js";
@@ -77,6 +77,20 @@ export function evidenceTest(project: string): (rel: string) => boolean {
   const projectReal = realOrSelf(project);
   const store = storeOf(projectReal).real;
   return (rel) => isEvidencePath(rel) || store.some((e) => isAtOrUnder(e, join(projectReal, rel)));
+}
+
+/**
+ * The store's folders that exist, as "dev:ino": what outputs.ts checks each project folder
+ * it writes in against, whatever name reached it (a name of another case on a filesystem
+ * that ignores case, a second mount of the same folder).
+ */
+export function evidenceFolders(project: string): Set<string> {
+  const ids = new Set<string>();
+  for (const p of storeOf(realOrSelf(project)).real) {
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st?.isDirectory()) ids.add(`${st.dev}:${st.ino}`);
+  }
+  return ids;
 }
 
 /**

@@ -18,7 +18,9 @@
 // point at the host's files once outside the container). /output is walked through folder
 // descriptors with names as bytes, no link followed (sandbox/untrusted-walk.ts, the
 // dashboard's walk too), each file opened the way the walk reached it and checked to be
-// the one walked, never through a symlink on the project side either. A name that is not
+// the one walked, never through a symlink on the project side either: the project folders
+// on its way are opened one by one from the project's, never following a link a task put
+// there after the check (openDestination). A name that is not
 // UTF-8 is reported with its bytes as \xNN and left in /output: outputs.diff could not name it. Modes are rebuilt (0644, or 0755 when the owner could execute),
 // never copied: no setuid or setgid bit a script set reaches the project (copyFileSync
 // would have kept them). The diff is what `git diff HEAD` shows for the collected paths,
@@ -40,9 +42,9 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { displayName, sparseRefusal } from "../sandbox/untrusted-files.js";
+import { displayName, fdEntryPath, sparseRefusal } from "../sandbox/untrusted-files.js";
 import { openWalked, type WalkedEntry, walkUntrusted } from "../sandbox/untrusted-walk.js";
-import { EVIDENCE_DIR, evidenceTest } from "./evidence-guard.js";
+import { EVIDENCE_DIR, evidenceFolders, evidenceTest } from "./evidence-guard.js";
 import { outputPatternMeets } from "./paths.js";
 
 /** What linkOutputs made, and the patterns it could not give a link to. */
@@ -155,6 +157,7 @@ export function collectOutputs(
 ): CollectResult {
   const result: CollectResult = { collected: [], skipped: [] };
   const inEvidence = evidenceTest(project);
+  const storeFolders = evidenceFolders(project);
   const meets = (names: readonly Buffer[]) => {
     const shown = names.map(displayName);
     const all = patterns.map((p) => outputPatternMeets(p, shown));
@@ -208,12 +211,21 @@ export function collectOutputs(
       result.skipped.push({ path: rel, reason: sparse });
       continue;
     }
+    let into: number | string;
     try {
-      const dest = join(project, rel);
-      mkdirSync(dirname(dest), { recursive: true });
-      copyPlainFile(src, dest);
+      into = openDestination(project, e.names.slice(0, -1), storeFolders);
+      if (typeof into === "number")
+        try {
+          copyPlainFile(src, into, e.names.at(-1) as Buffer);
+        } finally {
+          closeSync(into);
+        }
     } finally {
       closeSync(src.fd);
+    }
+    if (typeof into === "string") {
+      result.skipped.push({ path: rel, reason: into });
+      continue;
     }
     result.collected.push(rel);
   }
@@ -250,11 +262,61 @@ function openOutput(root: string, e: WalkedEntry): OpenOutput | undefined {
 }
 
 /**
- * Content (up to the size it had when opened: a task still running cannot grow it during the
- * copy) and the owner-execute bit only; an existing project file is replaced, not written through.
+ * The project folder an output goes in, opened folder by folder from the project's (each
+ * made when absent, then opened O_DIRECTORY | O_NOFOLLOW through the one before): a link a
+ * task put on the way after blockedAt looked (one holding a read-write input there, still
+ * running) is never followed. By path, the folders were made and the file created through
+ * it: the outputs landed where the link pointed, the sandbox's own evidence or any folder
+ * of the host. A folder on the way that is the evidence store, by device and inode whatever
+ * name reached it, is refused too. Returns the reason when the folder cannot be used.
  */
-function copyPlainFile(src: OpenOutput, to: string): void {
+function openDestination(
+  project: string,
+  folders: readonly Buffer[],
+  store: ReadonlySet<string>,
+): number | string {
+  let dir = openSync(project, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    for (const name of [undefined, ...folders]) {
+      if (name !== undefined) {
+        const at = fdEntryPath(dir, name);
+        try {
+          mkdirSync(at);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        }
+        let next: number;
+        try {
+          next = openSync(at, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === "ELOOP" || code === "ENOTDIR" || code === "ENOENT")
+            return "changed while it was collected: a link or no folder on its way in the project";
+          throw e;
+        }
+        closeSync(dir);
+        dir = next;
+      }
+      const st = fstatSync(dir);
+      if (store.has(`${st.dev}:${st.ino}`))
+        return `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`;
+    }
+    const open = dir;
+    dir = -1;
+    return open;
+  } finally {
+    if (dir !== -1) closeSync(dir);
+  }
+}
+
+/**
+ * Content (up to the size it had when opened: a task still running cannot grow it during the
+ * copy) and the owner-execute bit only, into `name` of the folder open at `dir`; an existing
+ * project file is replaced, not written through.
+ */
+function copyPlainFile(src: OpenOutput, dir: number, name: Buffer): void {
   const mode = src.mode & 0o100 ? 0o755 : 0o644;
+  const to = fdEntryPath(dir, name);
   try {
     unlinkSync(to);
   } catch (e) {
