@@ -150,12 +150,36 @@ function blockedAt(root: string, rel: string, absent = false): string | undefine
  */
 const COLLECT_LIMITS = { maxFiles: 100_000, maxVisited: 1_000_000, maxDepth: 256 };
 
+/**
+ * What the collection reports at most: each skipped path is a warning event and a line of
+ * summary.json, and a task chooses its paths (256 folders of 255 bytes: 64 KiB a path).
+ * Past REPORT_SKIPPED skips the rest are counted, not listed; a path longer than PATH_MAX is
+ * counted, not listed nor collected (nothing could open it in the project by its path); past
+ * REPORT_CHARS of listed paths nothing more is collected. Unbounded, 20,000 links at the
+ * bottom of such a chain wrote a gigabyte of warnings into events.log, and the run's summary
+ * could not be written at all (a string past the engine's limit): the task had its own
+ * run's record go missing.
+ */
+const REPORT_SKIPPED = 1000;
+const REPORT_CHARS = 8 << 20;
+const PATH_MAX = 4095;
+
 export function collectOutputs(
   outputDir: string,
   project: string,
   patterns: readonly string[],
 ): CollectResult {
   const result: CollectResult = { collected: [], skipped: [] };
+  let unlisted = 0;
+  let tooLong = 0;
+  let chars = 0;
+  const skip = (path: string, reason: string) => {
+    if (result.skipped.length >= REPORT_SKIPPED) unlisted++;
+    else {
+      result.skipped.push({ path, reason });
+      chars += path.length;
+    }
+  };
   const inEvidence = evidenceTest(project);
   const storeFolders = evidenceFolders(project);
   const meets = (names: readonly Buffer[]) => {
@@ -170,45 +194,48 @@ export function collectOutputs(
     others: true,
     enter: (names) => meets(names) !== undefined,
   });
+  let stopped = false;
   for (const e of entries) {
     if (meets(e.names) !== "match") continue;
     const rel = e.shown;
+    if (chars > REPORT_CHARS) {
+      stopped = true;
+      break;
+    }
+    if (Buffer.byteLength(rel) > PATH_MAX) {
+      tooLong++; // counted, not listed: a path of up to 256 names of 255 bytes each
+      continue;
+    }
     if (e.kind !== "file") {
-      result.skipped.push({ path: rel, reason: `a ${e.kind}: only regular files are collected` });
+      skip(rel, `a ${e.kind}: only regular files are collected`);
       continue;
     }
     if (inEvidence(rel)) {
       // Copied in, it would replace the project's evidence: a task rewriting its own record.
-      result.skipped.push({
-        path: rel,
-        reason: `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`,
-      });
+      skip(rel, `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`);
       continue;
     }
     if (!e.utf8) {
-      result.skipped.push({
-        path: rel,
-        reason: `its name is not UTF-8 (shown with \\xNN): not collected, as outputs.diff could not name it; it stays in ${outputDir} until the sandbox is destroyed`,
-      });
+      skip(
+        rel,
+        `its name is not UTF-8 (shown with \\xNN): not collected, as outputs.diff could not name it; it stays in ${outputDir} until the sandbox is destroyed`,
+      );
       continue;
     }
     const why = blockedAt(project, rel);
     if (why) {
-      result.skipped.push({ path: rel, reason: `${why} in the project` });
+      skip(rel, `${why} in the project`);
       continue;
     }
     const src = openOutput(outputDir, e);
     if (src === undefined) {
-      result.skipped.push({
-        path: rel,
-        reason: "changed while it was collected (a link or not a regular file)",
-      });
+      skip(rel, "changed while it was collected (a link or not a regular file)");
       continue;
     }
     const sparse = sparseRefusal(src.size, src.blocks);
     if (sparse !== undefined) {
       closeSync(src.fd);
-      result.skipped.push({ path: rel, reason: sparse });
+      skip(rel, sparse);
       continue;
     }
     let into: number | string;
@@ -224,15 +251,28 @@ export function collectOutputs(
       closeSync(src.fd);
     }
     if (typeof into === "string") {
-      result.skipped.push({ path: rel, reason: into });
+      skip(rel, into);
       continue;
     }
     result.collected.push(rel);
+    chars += rel.length;
   }
+  if (tooLong > 0)
+    result.skipped.push({
+      path: ".",
+      reason: `${tooLong} paths longer than ${PATH_MAX} bytes (PATH_MAX) not collected, not listed: nothing could open them in the project`,
+    });
+  if (unlisted > 0)
+    result.skipped.push({ path: ".", reason: `${unlisted} more paths not collected, not listed` });
   if (truncated)
     result.skipped.push({
       path: ".",
-      reason: `more than ${COLLECT_LIMITS.maxFiles} files, ${COLLECT_LIMITS.maxVisited} entries or ${COLLECT_LIMITS.maxDepth} folders deep: the rest was not collected`,
+      reason: `more than ${COLLECT_LIMITS.maxFiles} entries, ${COLLECT_LIMITS.maxVisited} looked at or ${COLLECT_LIMITS.maxDepth} folders deep: the rest was not collected`,
+    });
+  if (stopped)
+    result.skipped.push({
+      path: ".",
+      reason: `more than ${REPORT_CHARS} characters of paths listed: the rest was not collected`,
     });
   return result;
 }

@@ -26,7 +26,10 @@ export interface WalkedEntry {
 }
 
 export interface WalkLimits {
-  /** Regular files given at most. */
+  /**
+   * Entries given at most: regular files, and with `others` the rest too (a task's quarter of
+   * a million links were each given, then each reported by the caller).
+   */
   maxFiles: number;
   /** Entries looked at at most, whatever they are (a task can leave a quarter of a million links). */
   maxVisited: number;
@@ -116,7 +119,7 @@ export function walkUntrusted(
       }
       const kind = kindOf(st);
       if (kind === undefined || (kind !== "file" && !opts.others)) continue;
-      if (kind === "file") files++;
+      files++;
       entries.push({ names: path, shown, utf8: ok, kind, size: st.size, dev: st.dev, ino: st.ino });
     }
   };

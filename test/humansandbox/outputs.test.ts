@@ -239,4 +239,58 @@ describe("collecting outputs a task names and moves as it likes", () => {
     }
     expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 300_000);
+
+  it("reports what it leaves within bounds: thousands of links down a chain of long names", async () => {
+    // Each skipped path was a warning event and a line of summary.json, unbounded: 3,000
+    // links 100 folders of 250 bytes down wrote 75 MB of warnings into events.log (20,000
+    // 250 down: a gigabyte, and a summary too long to be written at all).
+    p.write("many.yaml", "runtime: python:3.11\noutputs: [deep/]\n");
+    const up = await p.aido("sandbox", "up", "-f", "many.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const make = [
+      "import os",
+      "os.makedirs('/output/deep', exist_ok=True)",
+      "os.chdir('/output/deep')",
+      "open('ok.txt', 'w').write('ok\\n')",
+      "for _ in range(100): os.mkdir('d' * 250); os.chdir('d' * 250)",
+      "for i in range(3000): os.symlink('/etc', 'l%d' % i)",
+    ].join("\n");
+    p.write("many.py", make);
+    const r = await p.aido("run", "--json", "many.py");
+    expect(r.code, r.err.join("\n")).toBe(0);
+    const s = r.json<{
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    }>();
+    expect(s.outputs.collected).toEqual(["deep/ok.txt"]);
+    expect(s.outputs.skipped).toEqual([
+      {
+        path: ".",
+        reason: expect.stringMatching(/^3000 paths longer than 4095 bytes \(PATH_MAX\) not collected/),
+      },
+    ]);
+    const events = () => readFileSync(join(p.dir, ".aido", "sandboxes", id, "events.log"), "utf8");
+    expect(events().length).toBeLessThan(1_000_000);
+    // Short paths: the first thousand listed, the rest counted.
+    const wide = await p.aido(
+      "run",
+      "--json",
+      "sh",
+      "-c",
+      "cd /output/deep && for i in $(seq 1500); do ln -s /etc w$i; done",
+    );
+    expect(wide.code, wide.err.join("\n")).toBe(0);
+    const w = wide.json<{ outputs: { skipped: Array<{ path: string; reason: string }> } }>();
+    expect(w.outputs.skipped).toHaveLength(1002);
+    expect(w.outputs.skipped.slice(-2).map((k) => k.reason)).toEqual([
+      expect.stringMatching(/^3000 paths longer/),
+      "500 more paths not collected, not listed",
+    ]);
+    expect(
+      events()
+        .split("\n")
+        .filter((l) => l.includes("not collected")).length,
+    ).toBe(1 + 1002);
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 180_000);
 });
