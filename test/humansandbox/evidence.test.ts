@@ -169,6 +169,41 @@ describe("a task attacking the evidence store from inside the sandbox", () => {
     }, 120_000);
   }
 
+  it("never mounts the store at a restart through an input folder a task replaced by a link", async () => {
+    // A mount's source is bound by its path at each start: a task holding the project
+    // read-write (the project by its path) and also given data/ replaced data/ with a link
+    // to .aido; when the container was started again (a reboot, a stopped container that
+    // `aido run` starts), /inputs/data was every sandbox's records and streams, read-write.
+    p.write("data/users.csv", "id\n1\n");
+    mkdirSync(join(p.dir, ".aido", "sandboxes"), { recursive: true });
+    p.write("swap.yaml", `runtime: python:3.11\ninputs: ["${p.dir}", data]\n`);
+    const up = await p.aido("sandbox", "up", "-f", "swap.yaml", "--dangerous-allow-mutations", "--yes");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    chmodSync(p.dir, 0o777); // the task runs as the project's owner (a person not root)
+    const whole = `/inputs/${basename(p.dir)}`;
+    const swap = await p.aido(
+      "run",
+      "sh",
+      "-c",
+      `mv ${whole}/data ${whole}/data.old && ln -s .aido ${whole}/data`,
+    );
+    expect(swap.code, swap.err.join("\n")).toBe(0);
+    await docker.getContainer(containerNameOf(id)).stop({ t: 1 });
+    const look = await p.aido(
+      "run",
+      "sh",
+      "-c",
+      "ls -A /inputs/data; cat /inputs/data/sandboxes/*/sandbox.json && echo READ",
+    );
+    expect(look.out.join("\n")).not.toMatch(/sandboxes|READ/);
+    expect(look.code).not.toBe(0);
+    expect(look.err.join("\n")).toMatch(/input "data" .*is now a link to .*\.aido/);
+    rmSync(join(p.dir, "data"));
+    renameSync(join(p.dir, "data.old"), join(p.dir, "data"));
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
+
   it("never lets an output replace the evidence: a task's /output/.aido is not collected", async () => {
     // Outputs are copied to their paths in the project: with `outputs: ["*"]` a task that
     // wrote /output/.aido/sandboxes/<id>/events.log replaced its own sandbox's events.log.
