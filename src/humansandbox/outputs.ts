@@ -190,10 +190,15 @@ export function collectOutputs(
   // Through folder descriptors, names as bytes, no link followed (sandbox/untrusted-walk.ts):
   // a task still running (a second run) that swaps a folder for a link to a host folder
   // has the link reported by its own name, never the host's files.
-  const { entries, truncated } = walkUntrusted(outputDir, COLLECT_LIMITS, {
+  const { entries, truncated, unreadable } = walkUntrusted(outputDir, COLLECT_LIMITS, {
     others: true,
     enter: (names) => meets(names) !== undefined,
   });
+  for (const folder of unreadable)
+    skip(
+      folder === "" ? "." : folder,
+      "a folder whose entries could not be read (its permissions were taken, by a task): nothing in it was collected",
+    );
   let stopped = false;
   for (const e of entries) {
     if (meets(e.names) !== "match") continue;
