@@ -4,6 +4,7 @@
 // the task can neither write, move nor undo. Unit checks of each spelling, then a task that
 // attacks the store from inside a real container.
 
+import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   mkdirSync,
@@ -70,6 +71,29 @@ describe("inputs and the evidence store", () => {
         new RegExp(`input "${pattern.replace(/[*.]/g, "\\$&")}" mounts .* the project's evidence store`),
       );
   });
+
+  it.runIf(process.getuid?.() === 0)(
+    "knows the store by its folder, not its name: the project reached through a second mount",
+    () => {
+      // The guard compared paths: the same folder under another name (a second mount of it
+      // here; a name of another case on a filesystem that ignores case, as a project on
+      // /mnt/c under WSL) was neither refused nor covered: every sandbox's records mounted.
+      const dir = fresh();
+      const alias = mkdtempSync(join(tmpdir(), "aido-hs-alias-"));
+      execFileSync("mount", ["--bind", dir, alias]);
+      try {
+        for (const pattern of [`${alias}/.aido`, `${alias}/.aido/sandboxes`])
+          expect(() => resolveInputs(dir, [pattern]), pattern).toThrow(/evidence store/);
+        const target = `/inputs/${basename(alias)}`;
+        expect(resolveInputs(dir, [alias])).toEqual([
+          { pattern: alias, source: alias, target, hidden: [`${target}/.aido`] },
+        ]);
+      } finally {
+        execFileSync("umount", [alias]);
+        rmSync(alias, { recursive: true, force: true });
+      }
+    },
+  );
 
   it("refuses a link to .aido or into it, matched by name or by a wildcard", () => {
     const dir = fresh();
