@@ -151,7 +151,11 @@ export function recheckInputs(
   );
   again.forEach((m, i) => {
     if ((m.hidden ?? []).join("\0") !== (inputs[i]?.hidden ?? []).join("\0"))
-      throw refuse(m, "holds the project's evidence store elsewhere than it did");
+      throw new AidoError(
+        ErrorCode.sandboxFailed,
+        `input "${m.pattern}" mounts ${m.source}: the project's evidence store in it is to be covered at [${(m.hidden ?? []).join(", ")}], sandbox ${id} records [${(inputs[i]?.hidden ?? []).join(", ")}] (the store moved, or the sandbox was made before stores were covered): its container is not started; destroy it (\`aido sandbox destroy ${id}\`) and start a new one`,
+        { id, pattern: m.pattern, path: m.source },
+      );
   });
 }
 
