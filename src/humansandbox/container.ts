@@ -14,6 +14,7 @@ import { createOptions, type SandboxLimits } from "../sandbox/container-spec.js"
 import { DockerSandbox, type SandboxOwner } from "../sandbox/docker-sandbox.js";
 import { EXECUTOR_PATH } from "../sandbox/executor-session.js";
 import { ensureImage, executorSourcePath } from "../sandbox/image.js";
+import { recheckInputs } from "./paths.js";
 import type { InputMount, RuntimeChoice, SandboxPaths, SandboxRecord } from "./state.js";
 
 export const LABEL = {
@@ -202,8 +203,10 @@ class RestartingOwner implements SandboxOwner {
     private readonly container: Docker.Container,
     readonly execTimeoutMs: number,
     readonly maxOutputBytes: number,
+    private readonly beforeStart: () => void,
   ) {}
   async replaceContainer(goalId: string): Promise<Docker.Container> {
+    this.beforeStart();
     try {
       await this.container.start();
     } catch (e) {
@@ -219,8 +222,14 @@ class RestartingOwner implements SandboxOwner {
   }
 }
 
-/** Talk to a recorded sandbox's container through a fresh executor session. */
-export async function attach(docker: Docker, record: SandboxRecord): Promise<DockerSandbox> {
+/**
+ * Talk to a recorded sandbox's container through a fresh executor session. A container that
+ * is not running is started again only when its inputs are still what `up` resolved
+ * (paths.ts recheckInputs): the engine binds them by path at each start.
+ */
+export async function attach(docker: Docker, record: SandboxRecord, cwd: string): Promise<DockerSandbox> {
+  const beforeStart = () =>
+    recheckInputs(cwd, record.id, record.inputs, record.flags.dangerous_allow_mutations);
   const container = docker.getContainer(record.container);
   let info: Docker.ContainerInspectInfo;
   try {
@@ -232,11 +241,14 @@ export async function attach(docker: Docker, record: SandboxRecord): Promise<Doc
       { id: record.id },
     );
   }
-  if (!info.State.Running) await container.start();
+  if (!info.State.Running) {
+    beforeStart();
+    await container.start();
+  }
   const sb = new DockerSandbox(
     record.id,
     container,
-    new RestartingOwner(container, record.limits.timeout_ms, 64 * 1024),
+    new RestartingOwner(container, record.limits.timeout_ms, 64 * 1024, beforeStart),
   );
   await sb.ready();
   return sb;

@@ -21,8 +21,8 @@
 //   would land in the store's real folder (a task's /output/.aido/sandboxes/<id>/events.log
 //   would replace its own sandbox's).
 
-import { lstatSync, realpathSync } from "node:fs";
-import { isAbsolute, join, relative, sep } from "node:path";
+import { lstatSync, realpathSync, statSync } from "node:fs";
+import { dirname, isAbsolute, join, relative, sep } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { InputMount } from "./state.js";
 
@@ -80,6 +80,53 @@ export function evidenceTest(project: string): (rel: string) => boolean {
 }
 
 /**
+ * The store's folders that exist, as "dev:ino": what outputs.ts checks each project folder
+ * it writes in against, whatever name reached it (a name of another case on a filesystem
+ * that ignores case, a second mount of the same folder).
+ */
+export function evidenceFolders(project: string): Set<string> {
+  const ids = new Set<string>();
+  for (const p of storeOf(realOrSelf(project)).real) {
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st?.isDirectory()) ids.add(`${st.dev}:${st.ino}`);
+  }
+  return ids;
+}
+
+/** "dev:ino" of the folder at `p` (links followed), undefined when there is none. */
+function idOf(p: string): string | undefined {
+  const st = statSync(p, { throwIfNoEntry: false });
+  return st?.isDirectory() ? `${st.dev}:${st.ino}` : undefined;
+}
+
+/** `p` and each folder above it, up to "/". */
+function ancestors(p: string): string[] {
+  const out = [p];
+  for (let up = dirname(p); up !== out.at(-1); up = dirname(up)) out.push(up);
+  return out;
+}
+
+/**
+ * Where the store `e` lies in `source`: "" when the source is the store or lies in it, the
+ * store's path below the source when the source holds it, undefined when neither. By name,
+ * and by folder (device and inode): a name of another case on a filesystem that ignores
+ * case (a project on /mnt/c under WSL), or a second mount of the same folder, is the same
+ * folder under another name, and was mounted whole.
+ */
+function placeOf(e: string, source: string): string | undefined {
+  if (isAtOrUnder(e, source)) return "";
+  if (isAtOrUnder(source, e)) return relative(source, e);
+  const store = idOf(e);
+  if (store !== undefined && ancestors(source).some((a) => idOf(a) === store)) return "";
+  const src = idOf(source);
+  if (src === undefined) return undefined;
+  const holder = ancestors(e)
+    .slice(1)
+    .find((a) => idOf(a) === src);
+  return holder === undefined ? undefined : relative(holder, e);
+}
+
+/**
  * The mounts with each store location they contain listed in `hidden` (container paths);
  * throws for a mount at or under the store, and for what a writable mount could undo.
  */
@@ -88,14 +135,14 @@ export function guardEvidence(projectReal: string, mounts: InputMount[], writabl
   return mounts.map((m) => {
     const hidden: string[] = [];
     for (const e of store.real) {
-      if (isAtOrUnder(e, m.source))
+      const rel = placeOf(e, m.source);
+      if (rel === "")
         throw new AidoError(
           ErrorCode.configInvalid,
           `input "${m.pattern}" mounts ${m.source}, which is the project's evidence store (${e}, every sandbox's records and run streams): it is never an input; declare the data itself`,
           { pattern: m.pattern, path: m.source },
         );
-      if (!isAtOrUnder(m.source, e)) continue;
-      const rel = relative(m.source, e);
+      if (rel === undefined) continue;
       if (writable && rel.includes(sep))
         throw new AidoError(
           ErrorCode.configInvalid,

@@ -25,7 +25,7 @@ import {
 } from "./container.js";
 import { openSandboxNetwork, removeSandboxNetwork, sandboxEgressNames } from "./egress.js";
 import { linkOutputs } from "./outputs.js";
-import { resolveInputs } from "./paths.js";
+import { recheckInputs, resolveInputs } from "./paths.js";
 import { Scrubber } from "./scrub.js";
 import { loadSandboxSpec, parseSandboxSpec, type SandboxSpec, sandboxEnvValues } from "./spec.js";
 import {
@@ -184,8 +184,12 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
           expiresAtSeconds: Math.floor((now + spec.ttlMs) / 1000),
         }),
       )
-      .then((c) => c.start());
-    const sb = await attach(docker, record);
+      .then((c) => {
+        // Another sandbox's task may hold this one's input folders: bound by path at start.
+        recheckInputs(opts.cwd, id, inputs, Boolean(opts.allowMutations));
+        return c.start();
+      });
+    const sb = await attach(docker, record, opts.cwd);
     try {
       const provides = await probeRuntime(sb, spec.runtime);
       if (provides) {

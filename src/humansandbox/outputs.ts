@@ -18,7 +18,9 @@
 // point at the host's files once outside the container). /output is walked through folder
 // descriptors with names as bytes, no link followed (sandbox/untrusted-walk.ts, the
 // dashboard's walk too), each file opened the way the walk reached it and checked to be
-// the one walked, never through a symlink on the project side either. A name that is not
+// the one walked, never through a symlink on the project side either: the project folders
+// on its way are opened one by one from the project's, never following a link a task put
+// there after the check (openDestination). A name that is not
 // UTF-8 is reported with its bytes as \xNN and left in /output: outputs.diff could not name it. Modes are rebuilt (0644, or 0755 when the owner could execute),
 // never copied: no setuid or setgid bit a script set reaches the project (copyFileSync
 // would have kept them). The diff is what `git diff HEAD` shows for the collected paths,
@@ -40,9 +42,9 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { displayName, sparseRefusal } from "../sandbox/untrusted-files.js";
+import { displayName, fdEntryPath, sparseRefusal } from "../sandbox/untrusted-files.js";
 import { openWalked, type WalkedEntry, walkUntrusted } from "../sandbox/untrusted-walk.js";
-import { EVIDENCE_DIR, evidenceTest } from "./evidence-guard.js";
+import { EVIDENCE_DIR, evidenceFolders, evidenceTest } from "./evidence-guard.js";
 import { outputPatternMeets } from "./paths.js";
 
 /** What linkOutputs made, and the patterns it could not give a link to. */
@@ -148,13 +150,38 @@ function blockedAt(root: string, rel: string, absent = false): string | undefine
  */
 const COLLECT_LIMITS = { maxFiles: 100_000, maxVisited: 1_000_000, maxDepth: 256 };
 
+/**
+ * What the collection reports at most: each skipped path is a warning event and a line of
+ * summary.json, and a task chooses its paths (256 folders of 255 bytes: 64 KiB a path).
+ * Past REPORT_SKIPPED skips the rest are counted, not listed; a path longer than PATH_MAX is
+ * counted, not listed nor collected (nothing could open it in the project by its path); past
+ * REPORT_CHARS of listed paths nothing more is collected. Unbounded, 20,000 links at the
+ * bottom of such a chain wrote a gigabyte of warnings into events.log, and the run's summary
+ * could not be written at all (a string past the engine's limit): the task had its own
+ * run's record go missing.
+ */
+const REPORT_SKIPPED = 1000;
+const REPORT_CHARS = 8 << 20;
+const PATH_MAX = 4095;
+
 export function collectOutputs(
   outputDir: string,
   project: string,
   patterns: readonly string[],
 ): CollectResult {
   const result: CollectResult = { collected: [], skipped: [] };
+  let unlisted = 0;
+  let tooLong = 0;
+  let chars = 0;
+  const skip = (path: string, reason: string) => {
+    if (result.skipped.length >= REPORT_SKIPPED) unlisted++;
+    else {
+      result.skipped.push({ path, reason });
+      chars += path.length;
+    }
+  };
   const inEvidence = evidenceTest(project);
+  const storeFolders = evidenceFolders(project);
   const meets = (names: readonly Buffer[]) => {
     const shown = names.map(displayName);
     const all = patterns.map((p) => outputPatternMeets(p, shown));
@@ -163,64 +190,94 @@ export function collectOutputs(
   // Through folder descriptors, names as bytes, no link followed (sandbox/untrusted-walk.ts):
   // a task still running (a second run) that swaps a folder for a link to a host folder
   // has the link reported by its own name, never the host's files.
-  const { entries, truncated } = walkUntrusted(outputDir, COLLECT_LIMITS, {
+  const { entries, truncated, unreadable } = walkUntrusted(outputDir, COLLECT_LIMITS, {
     others: true,
     enter: (names) => meets(names) !== undefined,
   });
+  for (const folder of unreadable)
+    skip(
+      folder === "" ? "." : folder,
+      "a folder whose entries could not be read (its permissions were taken, by a task): nothing in it was collected",
+    );
+  let stopped = false;
   for (const e of entries) {
     if (meets(e.names) !== "match") continue;
     const rel = e.shown;
+    if (chars > REPORT_CHARS) {
+      stopped = true;
+      break;
+    }
+    if (Buffer.byteLength(rel) > PATH_MAX) {
+      tooLong++; // counted, not listed: a path of up to 256 names of 255 bytes each
+      continue;
+    }
     if (e.kind !== "file") {
-      result.skipped.push({ path: rel, reason: `a ${e.kind}: only regular files are collected` });
+      skip(rel, `a ${e.kind}: only regular files are collected`);
       continue;
     }
     if (inEvidence(rel)) {
       // Copied in, it would replace the project's evidence: a task rewriting its own record.
-      result.skipped.push({
-        path: rel,
-        reason: `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`,
-      });
+      skip(rel, `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`);
       continue;
     }
     if (!e.utf8) {
-      result.skipped.push({
-        path: rel,
-        reason: `its name is not UTF-8 (shown with \\xNN): not collected, as outputs.diff could not name it; it stays in ${outputDir} until the sandbox is destroyed`,
-      });
+      skip(
+        rel,
+        `its name is not UTF-8 (shown with \\xNN): not collected, as outputs.diff could not name it; it stays in ${outputDir} until the sandbox is destroyed`,
+      );
       continue;
     }
     const why = blockedAt(project, rel);
     if (why) {
-      result.skipped.push({ path: rel, reason: `${why} in the project` });
+      skip(rel, `${why} in the project`);
       continue;
     }
     const src = openOutput(outputDir, e);
     if (src === undefined) {
-      result.skipped.push({
-        path: rel,
-        reason: "changed while it was collected (a link or not a regular file)",
-      });
+      skip(rel, "changed while it was collected (a link or not a regular file)");
       continue;
     }
     const sparse = sparseRefusal(src.size, src.blocks);
     if (sparse !== undefined) {
       closeSync(src.fd);
-      result.skipped.push({ path: rel, reason: sparse });
+      skip(rel, sparse);
       continue;
     }
+    let into: number | string;
     try {
-      const dest = join(project, rel);
-      mkdirSync(dirname(dest), { recursive: true });
-      copyPlainFile(src, dest);
+      into = openDestination(project, e.names.slice(0, -1), storeFolders);
+      if (typeof into === "number")
+        try {
+          copyPlainFile(src, into, e.names.at(-1) as Buffer);
+        } finally {
+          closeSync(into);
+        }
     } finally {
       closeSync(src.fd);
     }
+    if (typeof into === "string") {
+      skip(rel, into);
+      continue;
+    }
     result.collected.push(rel);
+    chars += rel.length;
   }
+  if (tooLong > 0)
+    result.skipped.push({
+      path: ".",
+      reason: `${tooLong} paths longer than ${PATH_MAX} bytes (PATH_MAX) not collected, not listed: nothing could open them in the project`,
+    });
+  if (unlisted > 0)
+    result.skipped.push({ path: ".", reason: `${unlisted} more paths not collected, not listed` });
   if (truncated)
     result.skipped.push({
       path: ".",
-      reason: `more than ${COLLECT_LIMITS.maxFiles} files, ${COLLECT_LIMITS.maxVisited} entries or ${COLLECT_LIMITS.maxDepth} folders deep: the rest was not collected`,
+      reason: `more than ${COLLECT_LIMITS.maxFiles} entries, ${COLLECT_LIMITS.maxVisited} looked at or ${COLLECT_LIMITS.maxDepth} folders deep: the rest was not collected`,
+    });
+  if (stopped)
+    result.skipped.push({
+      path: ".",
+      reason: `more than ${REPORT_CHARS} characters of paths listed: the rest was not collected`,
     });
   return result;
 }
@@ -250,11 +307,61 @@ function openOutput(root: string, e: WalkedEntry): OpenOutput | undefined {
 }
 
 /**
- * Content (up to the size it had when opened: a task still running cannot grow it during the
- * copy) and the owner-execute bit only; an existing project file is replaced, not written through.
+ * The project folder an output goes in, opened folder by folder from the project's (each
+ * made when absent, then opened O_DIRECTORY | O_NOFOLLOW through the one before): a link a
+ * task put on the way after blockedAt looked (one holding a read-write input there, still
+ * running) is never followed. By path, the folders were made and the file created through
+ * it: the outputs landed where the link pointed, the sandbox's own evidence or any folder
+ * of the host. A folder on the way that is the evidence store, by device and inode whatever
+ * name reached it, is refused too. Returns the reason when the folder cannot be used.
  */
-function copyPlainFile(src: OpenOutput, to: string): void {
+function openDestination(
+  project: string,
+  folders: readonly Buffer[],
+  store: ReadonlySet<string>,
+): number | string {
+  let dir = openSync(project, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    for (const name of [undefined, ...folders]) {
+      if (name !== undefined) {
+        const at = fdEntryPath(dir, name);
+        try {
+          mkdirSync(at);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        }
+        let next: number;
+        try {
+          next = openSync(at, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === "ELOOP" || code === "ENOTDIR" || code === "ENOENT")
+            return "changed while it was collected: a link or no folder on its way in the project";
+          throw e;
+        }
+        closeSync(dir);
+        dir = next;
+      }
+      const st = fstatSync(dir);
+      if (store.has(`${st.dev}:${st.ino}`))
+        return `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`;
+    }
+    const open = dir;
+    dir = -1;
+    return open;
+  } finally {
+    if (dir !== -1) closeSync(dir);
+  }
+}
+
+/**
+ * Content (up to the size it had when opened: a task still running cannot grow it during the
+ * copy) and the owner-execute bit only, into `name` of the folder open at `dir`; an existing
+ * project file is replaced, not written through.
+ */
+function copyPlainFile(src: OpenOutput, dir: number, name: Buffer): void {
   const mode = src.mode & 0o100 ? 0o755 : 0o644;
+  const to = fdEntryPath(dir, name);
   try {
     unlinkSync(to);
   } catch (e) {

@@ -114,6 +114,51 @@ export function resolveInputs(project: string, patterns: readonly string[], writ
   return guardEvidence(projectReal, outer, writable);
 }
 
+/**
+ * Before each start of a sandbox's container: the recorded inputs are still what `up`
+ * resolved. The engine binds a mount's source by its path at every start, following links:
+ * a task holding a folder above an input read-write (the project by its path, and data/)
+ * that replaced the input's folder with a link to .aido had every sandbox's records and
+ * streams mounted at /inputs/data when the container was started again (a reboot, or
+ * `aido run` starting a stopped container). Each source must still be its own real path,
+ * and the evidence store where `up` found it (the same covers); else nothing is started.
+ */
+export function recheckInputs(
+  project: string,
+  id: string,
+  inputs: readonly InputMount[],
+  writable: boolean,
+): void {
+  const refuse = (m: InputMount, what: string) =>
+    new AidoError(
+      ErrorCode.sandboxFailed,
+      `input "${m.pattern}" mounts ${m.source}, which ${what} since \`aido sandbox up\` (a task holding a folder above it read-write, or someone on the host): the container of sandbox ${id} is not started; destroy it (\`aido sandbox destroy ${id}\`) and start a new one`,
+      { id, pattern: m.pattern, path: m.source },
+    );
+  for (const m of inputs) {
+    let real: string;
+    try {
+      real = realpathSync(m.source);
+    } catch (e) {
+      throw refuse(m, `is gone (${(e as NodeJS.ErrnoException).code ?? "unreadable"})`);
+    }
+    if (real !== m.source) throw refuse(m, `is now a link to ${real}`);
+  }
+  const again = guardEvidence(
+    realpathSync(project),
+    inputs.map(({ hidden: _, ...m }) => m),
+    writable,
+  );
+  again.forEach((m, i) => {
+    if ((m.hidden ?? []).join("\0") !== (inputs[i]?.hidden ?? []).join("\0"))
+      throw new AidoError(
+        ErrorCode.sandboxFailed,
+        `input "${m.pattern}" mounts ${m.source}: the project's evidence store in it is to be covered at [${(m.hidden ?? []).join(", ")}], sandbox ${id} records [${(inputs[i]?.hidden ?? []).join(", ")}] (the store moved, or the sandbox was made before stores were covered): its container is not started; destroy it (\`aido sandbox destroy ${id}\`) and start a new one`,
+        { id, pattern: m.pattern, path: m.source },
+      );
+  });
+}
+
 /** One segment of a pattern against one name: "*" within it, else the name itself. */
 function segmentMatches(seg: string, name: string): boolean {
   return seg.includes("*") ? wildcardMatch(seg, name) : seg === name;

@@ -245,7 +245,7 @@ async function runInSandbox(
         scrubber,
         log: (m) => notice(`warning: ${scrubber.scrub(m)}`),
       });
-    sb = await attach(docker, record);
+    sb = await attach(docker, record, opts.cwd);
     task = await stageTask(opts.cwd, record, paths, sb, opts.task, warnScrubbed);
     writeRunJson(task);
     appendEvent(paths, { event: "run_started", run_id: runId, task: task.argv, timeout_ms: timeoutMs });

@@ -26,7 +26,10 @@ export interface WalkedEntry {
 }
 
 export interface WalkLimits {
-  /** Regular files given at most. */
+  /**
+   * Entries given at most: regular files, and with `others` the rest too (a task's quarter of
+   * a million links were each given, then each reported by the caller).
+   */
   maxFiles: number;
   /** Entries looked at at most, whatever they are (a task can leave a quarter of a million links). */
   maxVisited: number;
@@ -39,6 +42,12 @@ export interface Walk {
   entries: WalkedEntry[];
   /** A limit was reached: the rest of the folder is not in `entries`. */
   truncated: boolean;
+  /**
+   * Folders (as shown, "" the walked one) whose entries could not be read or looked at: a
+   * task of the reader's own uid took their permissions (`chmod 644`, `chmod 311`). The walk
+   * threw on them, and `aido run` collected none of the run's outputs.
+   */
+  unreadable: string[];
 }
 
 function kindOf(st: Stats): WalkedEntry["kind"] | undefined {
@@ -64,6 +73,7 @@ export function walkUntrusted(
   let files = 0;
   let visited = 0;
   let truncated = false;
+  const unreadable: string[] = [];
   const walk = (dir: number, rel: Buffer[], prefix: string, utf8: boolean, depth: number) => {
     if (depth > limits.maxDepth) {
       truncated = true;
@@ -74,7 +84,8 @@ export function walkUntrusted(
     try {
       // Names as Buffers: Node does this, though its types know only string names here.
       d = opendirSync(fdPath(dir), { encoding: "buffer" as BufferEncoding });
-    } catch {
+    } catch (e) {
+      if (code(e) !== "ENOENT") unreadable.push(prefix);
       return;
     }
     try {
@@ -98,7 +109,13 @@ export function walkUntrusted(
         return;
       }
       const at = fdEntryPath(dir, n);
-      const st = lstatSync(at, { throwIfNoEntry: false });
+      let st: Stats | undefined;
+      try {
+        st = lstatSync(at, { throwIfNoEntry: false });
+      } catch {
+        unreadable.push(prefix); // no search permission: no entry of it can be looked at
+        return;
+      }
       if (!st) continue;
       const path = [...rel, n];
       const shown = prefix === "" ? displayName(n) : `${prefix}/${displayName(n)}`;
@@ -106,7 +123,11 @@ export function walkUntrusted(
       if (st.isDirectory()) {
         if (opts.enter && !opts.enter(path, shown)) continue;
         const sub = openFolder(at);
-        if (sub === undefined) continue; // swapped for a link (or removed) since the lstat
+        if (typeof sub === "string") {
+          // A link swapped in (or removed) since the lstat is passed over; one not readable, said.
+          if (sub === "EACCES" || sub === "EPERM") unreadable.push(shown);
+          continue;
+        }
         try {
           walk(sub, path, shown, ok, depth + 1);
         } finally {
@@ -116,18 +137,18 @@ export function walkUntrusted(
       }
       const kind = kindOf(st);
       if (kind === undefined || (kind !== "file" && !opts.others)) continue;
-      if (kind === "file") files++;
+      files++;
       entries.push({ names: path, shown, utf8: ok, kind, size: st.size, dev: st.dev, ino: st.ino });
     }
   };
   const top = openFolder(root);
-  if (top === undefined) return { entries, truncated };
+  if (typeof top === "string") return { entries, truncated, unreadable };
   try {
     walk(top, [], "", true, 0);
   } finally {
     closeSync(top);
   }
-  return { entries, truncated };
+  return { entries, truncated, unreadable };
 }
 
 /**
@@ -137,11 +158,11 @@ export function walkUntrusted(
  * way is not what it was; the caller checks with fstat that it is the very file walked.
  */
 export function openWalked(root: string, names: readonly Buffer[]): number | undefined {
-  let dir = openFolder(root);
+  let dir = folderOrUndefined(root);
   try {
     for (const name of names.slice(0, -1)) {
       if (dir === undefined) return undefined;
-      const next = openFolder(fdEntryPath(dir, name));
+      const next = folderOrUndefined(fdEntryPath(dir, name));
       closeSync(dir);
       dir = next;
     }
@@ -155,11 +176,20 @@ export function openWalked(root: string, names: readonly Buffer[]): number | und
   }
 }
 
-/** The folder at `path` opened without following a link there; undefined when it is not one now. */
-function openFolder(path: string | Buffer): number | undefined {
+/** The folder at `path` opened without following a link there; the error's code when it is not one now. */
+function openFolder(path: string | Buffer): number | string {
   try {
     return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  } catch {
-    return undefined;
+  } catch (e) {
+    return code(e);
   }
+}
+
+function folderOrUndefined(path: string | Buffer): number | undefined {
+  const fd = openFolder(path);
+  return typeof fd === "number" ? fd : undefined;
+}
+
+function code(e: unknown): string {
+  return (e as NodeJS.ErrnoException).code ?? "EIO";
 }

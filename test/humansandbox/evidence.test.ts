@@ -4,6 +4,7 @@
 // the task can neither write, move nor undo. Unit checks of each spelling, then a task that
 // attacks the store from inside a real container.
 
+import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   mkdirSync,
@@ -70,6 +71,29 @@ describe("inputs and the evidence store", () => {
         new RegExp(`input "${pattern.replace(/[*.]/g, "\\$&")}" mounts .* the project's evidence store`),
       );
   });
+
+  it.runIf(process.getuid?.() === 0)(
+    "knows the store by its folder, not its name: the project reached through a second mount",
+    () => {
+      // The guard compared paths: the same folder under another name (a second mount of it
+      // here; a name of another case on a filesystem that ignores case, as a project on
+      // /mnt/c under WSL) was neither refused nor covered: every sandbox's records mounted.
+      const dir = fresh();
+      const alias = mkdtempSync(join(tmpdir(), "aido-hs-alias-"));
+      execFileSync("mount", ["--bind", dir, alias]);
+      try {
+        for (const pattern of [`${alias}/.aido`, `${alias}/.aido/sandboxes`])
+          expect(() => resolveInputs(dir, [pattern]), pattern).toThrow(/evidence store/);
+        const target = `/inputs/${basename(alias)}`;
+        expect(resolveInputs(dir, [alias])).toEqual([
+          { pattern: alias, source: alias, target, hidden: [`${target}/.aido`] },
+        ]);
+      } finally {
+        execFileSync("umount", [alias]);
+        rmSync(alias, { recursive: true, force: true });
+      }
+    },
+  );
 
   it("refuses a link to .aido or into it, matched by name or by a wildcard", () => {
     const dir = fresh();
@@ -168,6 +192,41 @@ describe("a task attacking the evidence store from inside the sandbox", () => {
       expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
     }, 120_000);
   }
+
+  it("never mounts the store at a restart through an input folder a task replaced by a link", async () => {
+    // A mount's source is bound by its path at each start: a task holding the project
+    // read-write (the project by its path) and also given data/ replaced data/ with a link
+    // to .aido; when the container was started again (a reboot, a stopped container that
+    // `aido run` starts), /inputs/data was every sandbox's records and streams, read-write.
+    p.write("data/users.csv", "id\n1\n");
+    mkdirSync(join(p.dir, ".aido", "sandboxes"), { recursive: true });
+    p.write("swap.yaml", `runtime: python:3.11\ninputs: ["${p.dir}", data]\n`);
+    const up = await p.aido("sandbox", "up", "-f", "swap.yaml", "--dangerous-allow-mutations", "--yes");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    chmodSync(p.dir, 0o777); // the task runs as the project's owner (a person not root)
+    const whole = `/inputs/${basename(p.dir)}`;
+    const swap = await p.aido(
+      "run",
+      "sh",
+      "-c",
+      `mv ${whole}/data ${whole}/data.old && ln -s .aido ${whole}/data`,
+    );
+    expect(swap.code, swap.err.join("\n")).toBe(0);
+    await docker.getContainer(containerNameOf(id)).stop({ t: 1 });
+    const look = await p.aido(
+      "run",
+      "sh",
+      "-c",
+      "ls -A /inputs/data; cat /inputs/data/sandboxes/*/sandbox.json && echo READ",
+    );
+    expect(look.out.join("\n")).not.toMatch(/sandboxes|READ/);
+    expect(look.code).not.toBe(0);
+    expect(look.err.join("\n")).toMatch(/input "data" .*is now a link to .*\.aido/);
+    rmSync(join(p.dir, "data"));
+    renameSync(join(p.dir, "data.old"), join(p.dir, "data"));
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 120_000);
 
   it("never lets an output replace the evidence: a task's /output/.aido is not collected", async () => {
     // Outputs are copied to their paths in the project: with `outputs: ["*"]` a task that

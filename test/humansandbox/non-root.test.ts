@@ -116,3 +116,31 @@ describe("a task that takes the work folder's permissions from its owner", () =>
     expect((await aido("sandbox", "destroy", id)).code).toBe(0);
   }, 180_000);
 });
+
+describe("a task that takes an output folder's permissions from its owner", () => {
+  it("has the rest of the run's outputs collected, and the folder reported", async () => {
+    // `chmod 644` on a folder of /output (or 311) by a task of the person's own uid made
+    // the host's walk throw (EACCES looking at its entries): none of the run's outputs was
+    // collected, and the run failed.
+    p.write("taken.yaml", "runtime: python:3.11\noutputs: [res/]\n");
+    if (asRoot) chownTree(join(p.dir, "taken.yaml"));
+    const up = await aido("sandbox", "up", "-f", "taken.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const make = [
+      "mkdir -p /output/res/a /output/res/b",
+      "echo ok > /output/res/ok.txt",
+      "echo a > /output/res/a/f && echo b > /output/res/b/f",
+      "chmod 644 /output/res/a && chmod 311 /output/res/b",
+    ].join(" && ");
+    const run = await aido("run", "--sandbox", id, "--json", "sh", "-c", make);
+    expect(run.code, run.err.join("\n")).toBe(0);
+    const s = JSON.parse(run.out.join("\n")) as {
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    };
+    expect(s.outputs.collected).toEqual(["res/ok.txt"]);
+    expect(s.outputs.skipped.map((k) => k.path).sort()).toEqual(["res/a", "res/b"]);
+    for (const k of s.outputs.skipped) expect(k.reason).toMatch(/^a folder whose entries could not be read/);
+    expect((await aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 180_000);
+});

@@ -4,7 +4,7 @@
 // task is staged, aimed at a host file.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeProject, type Project, startRun } from "./fixture.js";
@@ -180,5 +180,119 @@ describe("collecting outputs a task names and moves as it likes", () => {
       await swapper.exited;
     }
     expect((await p.aido("sandbox", "destroy")).code).toBe(0);
+  }, 180_000);
+
+  it("never copies an output through a link a running task puts on its way in the project", async () => {
+    // The copy checked the project side for links, then made the folders (following links)
+    // and created the file by path: a task with a read-write input holding an output's
+    // folder (--dangerous-allow-mutations) that put a link there between the check and the
+    // copy had its outputs written where the link pointed: here its own sandbox's evidence.
+    p.write("link.yaml", "runtime: python:3.11\ninputs: [res/]\noutputs: [res/]\n");
+    p.write("res/keep.txt", "kept\n");
+    chmodSync(join(p.dir, "res"), 0o777); // the task runs as the folder's owner (a person not root)
+    const up = await p.aido("sandbox", "up", "-f", "link.yaml", "--dangerous-allow-mutations", "--yes");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const evidence = join(p.dir, ".aido", "sandboxes", id);
+    p.write(
+      "link.py",
+      [
+        "import ctypes, os, time",
+        "os.makedirs('/output/res/sub', exist_ok=True)",
+        "for i in range(3000): open('/output/res/sub/f%d' % i, 'w').write('task\\n')",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "os.makedirs('/inputs/res/sub', exist_ok=True)",
+        "os.symlink('../.aido/sandboxes/" + id + "', '/inputs/res/lnk')",
+        "end = time.time() + 40",
+        "print('swapping', flush=True)",
+        "while time.time() < end:",
+        "    libc.renameat2(-100, b'/inputs/res/sub', -100, b'/inputs/res/lnk', 2)  # RENAME_EXCHANGE",
+      ].join("\n"),
+    );
+    const swapper = startRun(p, ["link.py"]);
+    let seen = "";
+    swapper.child.stdout?.on("data", (b: Buffer) => {
+      seen += b.toString();
+    });
+    try {
+      for (let i = 0; i < 400 && !seen.includes("swapping"); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(seen).toContain("swapping");
+      let collected = 0;
+      for (let i = 0; i < 4; i++) {
+        const r = await p.aido("run", "--json", "true");
+        const landed = readdirSync(evidence).filter((n) => /^f\d+$/.test(n));
+        expect(landed, "outputs written into the sandbox's evidence").toEqual([]);
+        // By path, the copy also threw when the folder went between two of its steps.
+        expect(r.code, r.err.join("\n")).toBe(0);
+        const s = r.json<{
+          outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+        }>();
+        for (const k of s.outputs.skipped)
+          expect(k.reason, k.path).toMatch(
+            /symlink in the project|changed while it was collected|more paths not collected, not listed/,
+          );
+        collected += s.outputs.collected.length;
+      }
+      // What met a folder was still collected, into the folder.
+      expect(collected).toBeGreaterThan(0);
+    } finally {
+      swapper.child.kill("SIGKILL");
+      await swapper.exited;
+    }
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 300_000);
+
+  it("reports what it leaves within bounds: thousands of links down a chain of long names", async () => {
+    // Each skipped path was a warning event and a line of summary.json, unbounded: 3,000
+    // links 100 folders of 250 bytes down wrote 75 MB of warnings into events.log (20,000
+    // 250 down: a gigabyte, and a summary too long to be written at all).
+    p.write("many.yaml", "runtime: python:3.11\noutputs: [deep/]\n");
+    const up = await p.aido("sandbox", "up", "-f", "many.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const make = [
+      "import os",
+      "os.makedirs('/output/deep', exist_ok=True)",
+      "os.chdir('/output/deep')",
+      "open('ok.txt', 'w').write('ok\\n')",
+      "for _ in range(100): os.mkdir('d' * 250); os.chdir('d' * 250)",
+      "for i in range(3000): os.symlink('/etc', 'l%d' % i)",
+    ].join("\n");
+    p.write("many.py", make);
+    const r = await p.aido("run", "--json", "many.py");
+    expect(r.code, r.err.join("\n")).toBe(0);
+    const s = r.json<{
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    }>();
+    expect(s.outputs.collected).toEqual(["deep/ok.txt"]);
+    expect(s.outputs.skipped).toEqual([
+      {
+        path: ".",
+        reason: expect.stringMatching(/^3000 paths longer than 4095 bytes \(PATH_MAX\) not collected/),
+      },
+    ]);
+    const events = () => readFileSync(join(p.dir, ".aido", "sandboxes", id, "events.log"), "utf8");
+    expect(events().length).toBeLessThan(1_000_000);
+    // Short paths: the first thousand listed, the rest counted.
+    const wide = await p.aido(
+      "run",
+      "--json",
+      "sh",
+      "-c",
+      "cd /output/deep && for i in $(seq 1500); do ln -s /etc w$i; done",
+    );
+    expect(wide.code, wide.err.join("\n")).toBe(0);
+    const w = wide.json<{ outputs: { skipped: Array<{ path: string; reason: string }> } }>();
+    expect(w.outputs.skipped).toHaveLength(1002);
+    expect(w.outputs.skipped.slice(-2).map((k) => k.reason)).toEqual([
+      expect.stringMatching(/^3000 paths longer/),
+      "500 more paths not collected, not listed",
+    ]);
+    expect(
+      events()
+        .split("\n")
+        .filter((l) => l.includes("not collected")).length,
+    ).toBe(1 + 1002);
+    expect((await p.aido("sandbox", "destroy", id)).code).toBe(0);
   }, 180_000);
 });
