@@ -6,7 +6,7 @@
 // as a stop whose agent-stopped entry the audit log refuses does), and stopLost is called as
 // the heartbeat calls it (node.ts beat), so each look happens in a known order.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Job } from "bullmq";
@@ -38,7 +38,7 @@ afterAll(async () => {
 });
 
 /** A node whose Runtime runs what it is given until fail(); `throwing` says which fails throw. */
-function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }) {
+function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }, db = openDatabase(":memory:")) {
   const goals = new Map<string, GoalStatus>();
   const ends = new Map<string, () => void>();
   const status = (id: string): GoalStatus => {
@@ -48,7 +48,7 @@ function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }) {
   };
   const audited: { kind: string; goalId?: string }[] = [];
   const rt = {
-    db: openDatabase(":memory:"),
+    db,
     goals: {
       closing: false,
       status,
@@ -172,5 +172,30 @@ describe("a paused node's look at goals another node ended meanwhile", () => {
         state: "failed",
         ended_by: "n-survivor",
       });
+  });
+
+  it("writes a refused goal_lost entry after the node restarted, from its database, once", async () => {
+    const goalId = "g_auditrestart";
+    const dir = join(home, "restart");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, "aido.db");
+    const first = pausedNode({ stop: new Set<string>(), audit: new Set([goalId]) }, openDatabase(file));
+    await runningThenTaken(first.runner, [goalId]);
+    expect(await first.runner.stopLost(true)).toBe(true);
+    expect(first.state(goalId)).toBe("failed");
+    expect(first.audited.filter((a) => a.kind === "cluster.goal_lost")).toEqual([]);
+
+    // The process dies before a heartbeat writes the entry; the next one opens the same
+    // database, its audit log takes writes, and it runs none of the goal.
+    const next = pausedNode({ stop: new Set<string>(), audit: new Set<string>() }, openDatabase(file));
+    expect(await next.runner.stopLost()).toBe(true);
+    const lost = (a: { kind: string }) => a.kind === "cluster.goal_lost";
+    expect(next.audited.filter(lost).map((a) => a.goalId)).toEqual([goalId]);
+    expect(await next.runner.stopLost()).toBe(true);
+    expect(next.audited.filter(lost)).toHaveLength(1);
+    // Written, it is not written again by a later process either.
+    const third = pausedNode({ stop: new Set<string>(), audit: new Set<string>() }, openDatabase(file));
+    expect(await third.runner.stopLost()).toBe(true);
+    expect(third.audited.filter(lost)).toEqual([]);
   });
 });
