@@ -336,14 +336,19 @@ export class ClusterGoalRunner {
     }
     if (r === "cancelled") {
       settle(true);
-      this.rt.audit.record(
-        "cluster.goal_cancelled",
-        { reason: givingBack ? `${reason} (while node ${this.identity.nodeId} was leaving)` : reason },
-        { goalId },
-      );
-      await dropApprovalsOf(this.ctx, goalId).catch(() => {});
-      const s = await this.mirror.status(goalId);
-      if (s) await this.ends.announceWritten(goalId, s);
+      // Written: announced even when its entry is refused (thrown after), else no follower
+      // of the goal ever saw it end.
+      try {
+        this.rt.audit.record(
+          "cluster.goal_cancelled",
+          { reason: givingBack ? `${reason} (while node ${this.identity.nodeId} was leaving)` : reason },
+          { goalId },
+        );
+      } finally {
+        await dropApprovalsOf(this.ctx, goalId).catch(() => {});
+        const s = await this.mirror.status(goalId);
+        if (s) await this.ends.announceWritten(goalId, s);
+      }
       return "handled";
     }
     settle(false);

@@ -64,6 +64,8 @@ async function writable(patterns: string[]): Promise<void> {
 function ownerNode(
   ended: GoalStatus[] = [],
   others: "alive" | "dead" = "alive",
+  /** An audit entry kind the node's audit log refuses (its write fails). */
+  refusedEntry?: string,
 ): {
   runner: ClusterGoalRunner;
   intake: JobIntake;
@@ -90,7 +92,12 @@ function ownerNode(
         return { goal_id: opts.goalId };
       },
     },
-    audit: { record: () => {} },
+    audit: {
+      record: (kind: string) => {
+        if (kind === refusedEntry)
+          throw new AidoError(ErrorCode.auditFailed, `audit write failed (${kind})`, {});
+      },
+    },
   };
   const logs: string[] = [];
   const ctx = {
@@ -433,4 +440,92 @@ describe("an end a cancel or a dead node's take wrote, whose announcement Redis 
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
     await announcedOnRetry(goalId, runner);
   });
+
+  it("announces the end of a dead node's goal that it failed though Redis would not drop the goal's approvals", async () => {
+    const goalId = "g_deadapprovals";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+    expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
+    await pendingApprovalOf(goalId, "n-dead");
+    const { runner, intake, logs } = ownerNode([], "dead");
+    // Its streams, goal-ends and the approvals list refuse (the approvals as an ACL would).
+    await writable(["bull:*", "aido:goal:*", "aido:goals"]);
+    expect(await intake.process(jobOf(goalId), "token")).toBe("failed");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
+    expect(
+      logs.filter((l) => l.includes(`could not drop the mirrored approvals of goal ${goalId}`)),
+    ).toHaveLength(1);
+    await announcedOnRetry(goalId, runner);
+  });
+
+  it("runs a dead node's goal it took over though Redis would not drop the goal's approvals", async () => {
+    const goalId = "g_takenapprovals";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+    await pendingApprovalOf(goalId, "n-dead");
+    const { intake } = ownerNode([], "dead");
+    // Everything takes the node's writes but the approvals list.
+    await writable(["bull:*", "aido:[^a]*"]);
+    expect(await intake.process(jobOf(goalId), "token")).toBe("succeeded");
+    // Not left running on this node, which lives and runs nothing of it.
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+  });
 });
+
+describe("an end a cancel or a dead node's take wrote, whose audit entry the audit log then refused", () => {
+  const streamsRefused = ["bull:*", "aido:goal:*", "aido:goals", "aido:approval*"];
+
+  it("announces the end of a dead node's goal that it failed", async () => {
+    const goalId = "g_deadunaudited";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+    expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
+    const { runner, intake } = ownerNode([], "dead", "cluster.goal_taken_over");
+    await writable(streamsRefused);
+    await expect(intake.process(jobOf(goalId), "token")).rejects.toThrow(/audit write failed/);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
+    expect(await announced(goalId)).toEqual({ finished: 0, ends: 0 });
+    await writable([]);
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+
+  it("ends failed a dead node's goal it took over, not left running on this live node", async () => {
+    const goalId = "g_takenunaudited";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+    const { intake } = ownerNode([], "dead", "cluster.goal_taken_over");
+    expect(await intake.process(jobOf(goalId), "token")).toBe("failed");
+    expect(await raw.hmget(`aido:goal:${goalId}`, "state", "owner")).toEqual(["failed", NODE]);
+    expect(await raw.hget(`aido:goal:${goalId}`, "error")).toMatch(/could not audit it: audit write failed/);
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+
+  it("announces the cancel of a goal this node took and had not started", async () => {
+    const goalId = "g_cancelunaudited";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+    const { runner } = ownerNode([], "alive", "cluster.goal_cancelled");
+    await writable(streamsRefused);
+    await expect(runner.cancel(goalId)).rejects.toThrow(/audit write failed/);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("cancelled");
+    await writable([]);
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+/** A pending approval of the goal, mirrored by `node` (owned-mirror.ts) into the cluster's list. */
+async function pendingApprovalOf(goalId: string, node: string): Promise<void> {
+  const id = `ap_${goalId}`;
+  await raw.hset(
+    "aido:approvals",
+    id,
+    JSON.stringify({ id, node, status: "pending", created_at: Date.now(), goal_id: goalId }),
+  );
+}
