@@ -66,6 +66,8 @@ function ownerNode(
   others: "alive" | "dead" = "alive",
   /** An audit entry kind the node's audit log refuses (its write fails). */
   refusedEntry?: string,
+  /** The node's database (one in memory by default) and id (NODE by default). */
+  node: { db?: ReturnType<typeof openDatabase>; id?: string } = {},
 ): {
   runner: ClusterGoalRunner;
   intake: JobIntake;
@@ -79,7 +81,7 @@ function ownerNode(
     return s;
   };
   const rt = {
-    db: openDatabase(":memory:"),
+    db: node.db ?? openDatabase(":memory:"),
     goals: {
       closing: false,
       status,
@@ -105,7 +107,7 @@ function ownerNode(
     rt,
     redis: owner,
     mirror: new GoalMirror(owner),
-    identity: { nodeId: NODE },
+    identity: { nodeId: node.id ?? NODE },
     log: (m: string) => logs.push(m),
   } as unknown as NodeContext;
   const runner = new ClusterGoalRunner(ctx);
@@ -267,6 +269,31 @@ describe("an end Redis took while it refused the goal's events and its announcem
     await runner.retryEnds();
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
     await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+describe("an end whose announcement its node's database kept, read back under another node id", () => {
+  it("is announced as the node that wrote it: its goal.finished, which Redis took, is not sent again", async () => {
+    const goalId = "g_renamednode";
+    await running(goalId);
+    const s = succeeded(goalId);
+    const file = join(home, "renamed-node.db");
+    const { runner } = ownerNode([s], "alive", undefined, { db: openDatabase(file) });
+    // Its goal.finished went out as it happened; then only the goal-ends stream refuses.
+    finishedAsItHappened(s);
+    await new Promise((r) => setTimeout(r, 100));
+    await writable(["bull:*", "aido:goal:*", "aido:goals", "aido:approval*", "aido:events*"]);
+    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 0 });
+    // The node's next process reads it back under a new id (cluster.node_id changed, or a
+    // copy of the home started as another node).
+    await writable([]);
+    const renamed = ownerNode([], "alive", undefined, { db: openDatabase(file), id: "n-renamed" });
+    await renamed.runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    await renamed.runner.retryEnds();
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
   });
 });
