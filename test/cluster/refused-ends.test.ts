@@ -21,7 +21,7 @@ import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
 import { ClusterGoals } from "../../src/cluster/goal-view.js";
 import { JobIntake, type Liveness } from "../../src/cluster/job-intake.js";
-import { openDatabase } from "../../src/db/database.js";
+import { migrate, openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { type GoalStatus, TERMINAL } from "../../src/kernel/goal-store.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
@@ -294,6 +294,32 @@ describe("an end whose announcement its node's database kept, read back under an
     await renamed.runner.retryEnds();
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
     await renamed.runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+describe("an end kept in a node database from before the writer's node id was recorded", () => {
+  it("is announced as this node's, once: the migration keeps the row", async () => {
+    const goalId = "g_keptbefore";
+    await running(goalId);
+    const s = succeeded(goalId);
+    expect(await new GoalMirror(raw).finish(goalId, NODE, s)).toBe(true);
+    finishedAsItHappened(s);
+    await new Promise((r) => setTimeout(r, 100));
+    // The table as the first migration made it, with a row in it.
+    const file = join(home, "kept-before.db");
+    const old = openDatabase(file);
+    migrate(old, "cluster.ends", [
+      "CREATE TABLE cluster_unannounced_ends (goal_id TEXT PRIMARY KEY, end_status TEXT NOT NULL)",
+    ]);
+    old
+      .prepare("INSERT INTO cluster_unannounced_ends (goal_id, end_status) VALUES (?, ?)")
+      .run(goalId, JSON.stringify(s));
+    old.close();
+    const { runner } = ownerNode([], "alive", undefined, { db: openDatabase(file) });
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    await runner.retryEnds();
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
   });
 });
