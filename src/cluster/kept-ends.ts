@@ -55,7 +55,14 @@ export class KeptEnds {
       node_id: string | null;
     }[];
     for (const r of rows) {
-      const end = JSON.parse(r.end_status) as GoalStatus;
+      const end = readEnd(r.end_status);
+      if (typeof end === "string") {
+        // Not the node's start to fail (nor every heartbeat's): said once, and left there.
+        log(
+          `cluster: the unannounced end of goal ${r.goal_id} in the node's database (cluster_unannounced_ends) is left unannounced: ${end}`,
+        );
+        continue;
+      }
       // Whether its goal.finished went out before the process died is the stream's to say.
       this.kept.set(r.goal_id, {
         why: "the node restarted before announcing it",
@@ -115,4 +122,18 @@ export class KeptEnds {
   private unrecord(goalId: string): void {
     prepared(this.db, "DELETE FROM cluster_unannounced_ends WHERE goal_id = ?").run(goalId);
   }
+}
+
+/** A row's end, or why it is not one. */
+function readEnd(text: string): GoalStatus | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    return `its end_status is not JSON (${errorMessage(e)})`;
+  }
+  const s = v as Partial<GoalStatus> | null;
+  if (typeof s !== "object" || s === null || typeof s.state !== "string" || typeof s.goal_id !== "string")
+    return "its end_status is not a goal's status (goal_id and state)";
+  return s as GoalStatus;
 }

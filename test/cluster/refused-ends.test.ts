@@ -324,6 +324,26 @@ describe("an end kept in a node database from before the writer's node id was re
   });
 });
 
+describe("an unannounced end in the node's database that is not one", () => {
+  it("does not keep the node from starting: it is named in the log and left unannounced", async () => {
+    const file = join(home, "unreadable-end.db");
+    ownerNode([], "alive", undefined, { db: openDatabase(file) });
+    const db = openDatabase(file);
+    const add = db.prepare(
+      "INSERT INTO cluster_unannounced_ends (goal_id, end_status, node_id) VALUES (?, ?, ?)",
+    );
+    add.run("g_notjson", "{cut short", NODE);
+    add.run("g_notastatus", "null", NODE);
+    db.close();
+    const { runner, logs } = ownerNode([], "alive", undefined, { db: openDatabase(file) });
+    for (const goalId of ["g_notjson", "g_notastatus"])
+      expect(logs.filter((l) => l.includes(`the unannounced end of goal ${goalId}`))).toHaveLength(1);
+    expect(logs.find((l) => l.includes("g_notjson"))).toMatch(/cluster_unannounced_ends.*not JSON/);
+    await runner.retryEnds();
+    expect(await announced("g_notjson")).toEqual({ finished: 0, ends: 0 });
+  });
+});
+
 describe("a goal's end retried by two writers at once (overlapping heartbeats, a reconnect's catch-up)", () => {
   it("is written and announced once, and no log says another node ended the goal", async () => {
     const goalId = "g_tworetries";
