@@ -50,7 +50,7 @@ export class GoalEnds {
     private readonly ctx: NodeContext,
     private readonly settled: (goalId: string) => void,
   ) {
-    this.unwritten = new KeptEnds(ctx.rt.db, ctx.log);
+    this.unwritten = new KeptEnds(ctx.rt.db, ctx.log, ctx.identity.nodeId);
   }
 
   /**
@@ -98,13 +98,15 @@ export class GoalEnds {
         await dropApprovalsOf(this.ctx, goalId).catch((e: unknown) =>
           log(`cluster: could not drop the mirrored approvals of goal ${goalId}: ${errorMessage(e)}`),
         );
+      // An end another node id wrote (kept-ends.ts) is announced as that node's.
+      const by = waiting?.written === true ? waiting.node : undefined;
       try {
-        await this.announce(goalId, as, ended);
+        await this.announce(goalId, as, ended, by);
       } catch (e) {
         // Written, not announced: Redis refused the streams (out of memory it refuses every
         // stream write, yet the end's script, whose first write is a removal, lands). The
         // announcement alone is retried; whether the event went out is the stream's to say.
-        this.refused(goalId, waiting, e, "unsure", ended, true);
+        this.refused(goalId, waiting, e, "unsure", ended, true, by);
         this.settled(goalId);
         return;
       }
@@ -128,15 +130,15 @@ export class GoalEnds {
    * holds it already (`sent` as it happened: Redis may have refused it all the same), then
    * the goal-ends entry for waiters, who re-read the hash. One transaction: all or nothing.
    */
-  private async announce(goalId: string, as: EndEvent, ended: GoalStatus): Promise<void> {
-    const { redis, identity } = this.ctx;
-    const publish =
-      as === "held" || !(await endPublished(redis, goalId, identity.nodeId).catch(() => as === "sent"));
-    await announceWrittenEnd(
-      redis,
-      goalId,
-      publish ? { ...goalEndEvent(ended), node: identity.nodeId } : undefined,
-    );
+  private async announce(
+    goalId: string,
+    as: EndEvent,
+    ended: GoalStatus,
+    node = this.ctx.identity.nodeId,
+  ): Promise<void> {
+    const { redis } = this.ctx;
+    const publish = as === "held" || !(await endPublished(redis, goalId, node).catch(() => as === "sent"));
+    await announceWrittenEnd(redis, goalId, publish ? { ...goalEndEvent(ended), node } : undefined);
   }
 
   /**
@@ -230,6 +232,8 @@ export class GoalEnds {
     event: KeptEnd["event"],
     end: GoalStatus | undefined,
     written?: true,
+    /** The node that wrote it, when not this one. */
+    node?: string,
   ): void {
     if (this.unwritten.get(goalId) !== from) return;
     const why = errorMessage(e);
@@ -244,6 +248,7 @@ export class GoalEnds {
       event,
       ...(end !== undefined ? { end } : {}),
       ...(written ? { written } : {}),
+      ...(node !== undefined ? { node } : {}),
     });
   }
 }

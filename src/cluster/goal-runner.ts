@@ -104,7 +104,9 @@ export class ClusterGoalRunner {
     // After a pause, the goals that ended here meanwhile too: their end waits to be written
     // (awaitLocalEnd), and their events held in the pause go out only if they are still ours.
     const ended = afterPause ? [...this.owned].filter((id) => this.endedHere(id)) : [];
-    return this.lost.look([...this.running(), ...ended]);
+    // And those whose inputs a take still unpacks: one found lost is not started (runHere).
+    const unpacking = [...this.owned].filter((id) => this.unpacking(id, false));
+    return this.lost.look([...this.running(), ...ended, ...unpacking]);
   }
 
   /** Owned, not lost, and ended in this Runtime (its end not written yet). */
@@ -117,15 +119,19 @@ export class ClusterGoalRunner {
     }
   }
 
-  /** Whether a take of this process has the goal and has not submitted it here yet (its inputs are being unpacked). */
-  unpacking(goalId: string): boolean {
+  /**
+   * Whether a take of this process has the goal and has not submitted it here yet (its inputs
+   * are being unpacked); `orThrow` false: false when the Runtime cannot say.
+   */
+  unpacking(goalId: string, orThrow = true): boolean {
     if (!this.owned.has(goalId) || this.rt.goals.isLive(goalId)) return false;
     try {
       this.rt.goals.status(goalId);
       return false;
     } catch (e) {
       if (e instanceof AidoError && e.code === ErrorCode.notFound) return true;
-      throw e;
+      if (orThrow) throw e;
+      return false;
     }
   }
 
@@ -165,6 +171,9 @@ export class ClusterGoalRunner {
       // must not start here; one whose write failed leaves it to run. The last look is in
       // the same turn as the submit.
       if (await this.marks.took(goalId)) return this.dropCancelled(goalId);
+      // Nor when a look found it lost meanwhile (this node was paused past its lease in the
+      // unpack, and a survivor took the goal over or ended it): it runs there, not here.
+      if (this.lost.has(goalId)) return this.dropLostUnpacked(goalId);
       this.rt.goals.submit(
         {
           goal: data.goal,
@@ -274,6 +283,15 @@ export class ClusterGoalRunner {
     return giveBack(this.ctx, this.marks, job, token, reason, () => this.owned.delete(job.data.goal_id));
   }
 
+  /** A goal a look found lost (audited there) while its inputs unpacked here: nothing of it stays. */
+  private dropLostUnpacked(goalId: string): string {
+    this.log(`cluster: goal ${goalId} not started here: another node has it (found as it unpacked)`);
+    this.owned.delete(goalId);
+    this.lost.forget(goalId);
+    this.dropUnpacked(goalId);
+    return "skipped";
+  }
+
   /** A goal cancel() ended before it started here: nothing of it stays. */
   private dropCancelled(goalId: string): string {
     this.owned.delete(goalId);
@@ -336,14 +354,19 @@ export class ClusterGoalRunner {
     }
     if (r === "cancelled") {
       settle(true);
-      this.rt.audit.record(
-        "cluster.goal_cancelled",
-        { reason: givingBack ? `${reason} (while node ${this.identity.nodeId} was leaving)` : reason },
-        { goalId },
-      );
-      await dropApprovalsOf(this.ctx, goalId).catch(() => {});
-      const s = await this.mirror.status(goalId);
-      if (s) await this.ends.announceWritten(goalId, s);
+      // Written: announced even when its entry is refused (thrown after), else no follower
+      // of the goal ever saw it end.
+      try {
+        this.rt.audit.record(
+          "cluster.goal_cancelled",
+          { reason: givingBack ? `${reason} (while node ${this.identity.nodeId} was leaving)` : reason },
+          { goalId },
+        );
+      } finally {
+        await dropApprovalsOf(this.ctx, goalId).catch(() => {});
+        const s = await this.mirror.status(goalId);
+        if (s) await this.ends.announceWritten(goalId, s);
+      }
       return "handled";
     }
     settle(false);

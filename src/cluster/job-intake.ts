@@ -117,28 +117,55 @@ export class JobIntake {
       if (c.modelStarted) {
         const reason = `node ${c.owner} stopped heartbeating during the goal (its model calls had started, so it is not run again)`;
         if (await this.mirror.failDead(goalId, c.owner, nodeId, reason)) {
-          this.rt.audit.record(
-            "cluster.goal_taken_over",
-            { from_node: c.owner, outcome: "failed", reason },
-            { goalId },
-          );
-          await dropApprovalsOf(this.ctx, goalId);
-          const s = await this.mirror.status(goalId);
-          if (s) await this.runner.announceEnd(goalId, s);
-          this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
+          // Written: announced even when its entry is refused (thrown after), else no
+          // follower of the goal ever saw it end.
+          try {
+            this.rt.audit.record(
+              "cluster.goal_taken_over",
+              { from_node: c.owner, outcome: "failed", reason },
+              { goalId },
+            );
+          } finally {
+            await this.dropApprovals(goalId);
+            const s = await this.mirror.status(goalId);
+            if (s) await this.runner.announceEnd(goalId, s);
+            this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
+          }
         }
         return "failed";
       }
       if (!(await this.mirror.takeover(goalId, c.owner, nodeId))) return "skipped";
-      this.rt.audit.record(
-        "cluster.goal_taken_over",
-        { from_node: c.owner, outcome: "requeued" },
-        { goalId },
-      );
-      await dropApprovalsOf(this.ctx, goalId);
+      try {
+        this.rt.audit.record(
+          "cluster.goal_taken_over",
+          { from_node: c.owner, outcome: "requeued" },
+          { goalId },
+        );
+      } catch (e) {
+        // The goal is this node's now: not run unaudited, nor left running on a live node
+        // that runs nothing of it (no other node takes it from a live one). It ends failed.
+        const why = `node ${nodeId} took the goal over from node ${c.owner} but could not audit it: ${errorMessage(e)}`;
+        this.log(`cluster: goal ${goalId}: ${why}`);
+        await this.dropApprovals(goalId);
+        await this.runner.endFailed(goalId, job.data.goal, why);
+        return "failed";
+      }
+      await this.dropApprovals(goalId);
       this.log(`cluster: goal ${goalId} of node ${c.owner} re-queued here (no model call had started)`);
     }
     return this.runner.runHere(job, token);
+  }
+
+  /**
+   * The dead owner's mirrored approvals of a goal this node just failed or took over, dropped.
+   * A refused drop is logged, never thrown: the compare-and-set landed, and throwing here left
+   * a failed goal unannounced (no follower saw it end) or a goal taken over running on this
+   * node with nothing running it, until the node reconnected or restarted.
+   */
+  private async dropApprovals(goalId: string): Promise<void> {
+    await dropApprovalsOf(this.ctx, goalId).catch((e: unknown) =>
+      this.log(`cluster: could not drop the mirrored approvals of goal ${goalId}: ${errorMessage(e)}`),
+    );
   }
 
   /** A job whose goal id is not one a node makes: audited, failed in Redis, nothing unpacked. */

@@ -8,6 +8,9 @@
 // announced, and read back when the node starts: the new process announces them with its
 // heartbeats. Read back, an announcement's goal.finished goes out only when the goal's stream
 // lacks this node's (the process may have died after Redis took it, before its row went).
+// Each row names the node that wrote the end: read back under another id (cluster.node_id
+// changed, a copy of the home started as another node), it is announced as that node's, else
+// the stream's check looked for the new id's goal.finished and sent the goal's a second time.
 
 import { type Db, migrate, prepared } from "../db/database.js";
 import { errorMessage } from "../errors.js";
@@ -18,6 +21,8 @@ const MIGRATIONS = [
      goal_id TEXT PRIMARY KEY,
      end_status TEXT NOT NULL
    )`,
+  // Rows from before it: this node's.
+  "ALTER TABLE cluster_unannounced_ends ADD COLUMN node_id TEXT",
 ];
 
 /** An end Redis did not take yet. */
@@ -30,6 +35,8 @@ export interface KeptEnd {
   end?: GoalStatus;
   /** Written already: Redis refused its announcement (the goal's events, goal-ends), retried alone. */
   written?: true;
+  /** The node that wrote it, when not this one (read back under another node id): announced as that node's. */
+  node?: string;
 }
 
 export class KeptEnds {
@@ -38,20 +45,31 @@ export class KeptEnds {
   constructor(
     private readonly db: Db,
     private readonly log: (m: string) => void,
+    /** This node's id. */
+    private readonly nodeId: string,
   ) {
     migrate(db, "cluster.ends", MIGRATIONS);
-    const rows = prepared(db, "SELECT goal_id, end_status FROM cluster_unannounced_ends").all() as {
+    const rows = prepared(db, "SELECT goal_id, end_status, node_id FROM cluster_unannounced_ends").all() as {
       goal_id: string;
       end_status: string;
+      node_id: string | null;
     }[];
     for (const r of rows) {
-      const end = JSON.parse(r.end_status) as GoalStatus;
+      const end = readEnd(r.end_status);
+      if (typeof end === "string") {
+        // Not the node's start to fail (nor every heartbeat's): said once, and left there.
+        log(
+          `cluster: the unannounced end of goal ${r.goal_id} in the node's database (cluster_unannounced_ends) is left unannounced: ${end}`,
+        );
+        continue;
+      }
       // Whether its goal.finished went out before the process died is the stream's to say.
       this.kept.set(r.goal_id, {
         why: "the node restarted before announcing it",
         event: "unsure",
         end,
         written: true,
+        ...(r.node_id !== null && r.node_id !== nodeId ? { node: r.node_id } : {}),
       });
     }
   }
@@ -76,8 +94,8 @@ export class KeptEnds {
       if (e.written && e.end)
         prepared(
           this.db,
-          "INSERT INTO cluster_unannounced_ends (goal_id, end_status) VALUES (?, ?) ON CONFLICT (goal_id) DO UPDATE SET end_status = excluded.end_status",
-        ).run(goalId, JSON.stringify(e.end));
+          "INSERT INTO cluster_unannounced_ends (goal_id, end_status, node_id) VALUES (?, ?, ?) ON CONFLICT (goal_id) DO UPDATE SET end_status = excluded.end_status, node_id = excluded.node_id",
+        ).run(goalId, JSON.stringify(e.end), e.node ?? this.nodeId);
       else if (before?.written) this.unrecord(goalId);
     } catch (err) {
       // Kept in memory all the same: announced with the heartbeats unless the node restarts first.
@@ -104,4 +122,18 @@ export class KeptEnds {
   private unrecord(goalId: string): void {
     prepared(this.db, "DELETE FROM cluster_unannounced_ends WHERE goal_id = ?").run(goalId);
   }
+}
+
+/** A row's end, or why it is not one. */
+function readEnd(text: string): GoalStatus | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    return `its end_status is not JSON (${errorMessage(e)})`;
+  }
+  const s = v as Partial<GoalStatus> | null;
+  if (typeof s !== "object" || s === null || typeof s.state !== "string" || typeof s.goal_id !== "string")
+    return "its end_status is not a goal's status (goal_id and state)";
+  return s as GoalStatus;
 }

@@ -9,10 +9,22 @@
 // logged and done again with the next heartbeat, and the goals after it are stopped all the
 // same. Before, the first throw ended the look, and the goals after it ran on until a look
 // got past it: forever, when it threw every time.
+// A goal_lost entry the audit log refused is written later, the goal stopped meanwhile; it
+// is recorded in the node's database (cluster_unaudited_losses) until it is written, and read
+// back when the node starts: kept only in memory, a restart before the next heartbeat lost
+// it, and nothing in the audit log said the node had stopped a goal another node decided.
 
+import { migrate, prepared } from "../db/database.js";
 import { errorMessage } from "../errors.js";
 import { TERMINAL } from "../kernel/goal-store.js";
 import type { NodeContext } from "./context.js";
+
+const MIGRATIONS = [
+  `CREATE TABLE cluster_unaudited_losses (
+     goal_id TEXT PRIMARY KEY,
+     reason TEXT NOT NULL
+   )`,
+];
 
 export class LostGoals {
   private readonly lost = new Set<string>();
@@ -29,7 +41,15 @@ export class LostGoals {
   /** Per goal, the last failure logged (logged again only when it changes, not every heartbeat). */
   private readonly failing = new Map<string, string>();
 
-  constructor(private readonly ctx: NodeContext) {}
+  constructor(private readonly ctx: NodeContext) {
+    migrate(ctx.rt.db, "cluster.lost", MIGRATIONS);
+    // Left by an earlier process of this node: written with the first look.
+    const rows = prepared(ctx.rt.db, "SELECT goal_id, reason FROM cluster_unaudited_losses").all() as {
+      goal_id: string;
+      reason: string;
+    }[];
+    for (const r of rows) this.unaudited.set(r.goal_id, r.reason);
+  }
 
   has(goalId: string): boolean {
     return this.lost.has(goalId);
@@ -105,11 +125,34 @@ export class LostGoals {
     if (reason === undefined) return true;
     try {
       this.ctx.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
-      this.unaudited.delete(goalId);
-      this.settled(goalId);
-      return true;
     } catch (e) {
+      this.keepUnaudited(goalId, reason);
       return this.failed(goalId, `could not audit that goal ${goalId} was lost`, e);
+    }
+    this.unaudited.delete(goalId);
+    this.settled(goalId);
+    try {
+      prepared(this.ctx.rt.db, "DELETE FROM cluster_unaudited_losses WHERE goal_id = ?").run(goalId);
+    } catch (e) {
+      // Written again by the node's next process: one entry too many, none missing.
+      this.ctx.log(
+        `cluster: could not drop goal ${goalId}'s written goal_lost entry from the node's database: ${errorMessage(e)}`,
+      );
+    }
+    return true;
+  }
+
+  /** A refused entry outlives the process: recorded until it is written (logged if it cannot be). */
+  private keepUnaudited(goalId: string, reason: string): void {
+    try {
+      prepared(
+        this.ctx.rt.db,
+        "INSERT INTO cluster_unaudited_losses (goal_id, reason) VALUES (?, ?) ON CONFLICT (goal_id) DO NOTHING",
+      ).run(goalId, reason);
+    } catch (e) {
+      this.ctx.log(
+        `cluster: could not record in the node's database that goal ${goalId}'s goal_lost entry is still to be written (lost if the node restarts first): ${errorMessage(e)}`,
+      );
     }
   }
 

@@ -6,7 +6,7 @@
 // as a stop whose agent-stopped entry the audit log refuses does), and stopLost is called as
 // the heartbeat calls it (node.ts beat), so each look happens in a known order.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, promises, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Job } from "bullmq";
@@ -38,7 +38,7 @@ afterAll(async () => {
 });
 
 /** A node whose Runtime runs what it is given until fail(); `throwing` says which fails throw. */
-function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }) {
+function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }, db = openDatabase(":memory:")) {
   const goals = new Map<string, GoalStatus>();
   const ends = new Map<string, () => void>();
   const status = (id: string): GoalStatus => {
@@ -48,7 +48,7 @@ function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }) {
   };
   const audited: { kind: string; goalId?: string }[] = [];
   const rt = {
-    db: openDatabase(":memory:"),
+    db,
     goals: {
       closing: false,
       status,
@@ -90,7 +90,7 @@ function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }) {
   };
   const logs: string[] = [];
   const ctx = {
-    config: { home, cluster: { leaseMs: 3_000, heartbeatMs: 500 } },
+    config: { home, cluster: { leaseMs: 3_000, heartbeatMs: 500 }, sandbox: { inputsMaxFiles: 100 } },
     rt,
     redis: raw,
     mirror: new GoalMirror(raw),
@@ -172,5 +172,80 @@ describe("a paused node's look at goals another node ended meanwhile", () => {
         state: "failed",
         ended_by: "n-survivor",
       });
+  });
+
+  it("writes a refused goal_lost entry after the node restarted, from its database, once", async () => {
+    const goalId = "g_auditrestart";
+    const dir = join(home, "restart");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, "aido.db");
+    const first = pausedNode({ stop: new Set<string>(), audit: new Set([goalId]) }, openDatabase(file));
+    await runningThenTaken(first.runner, [goalId]);
+    expect(await first.runner.stopLost(true)).toBe(true);
+    expect(first.state(goalId)).toBe("failed");
+    expect(first.audited.filter((a) => a.kind === "cluster.goal_lost")).toEqual([]);
+
+    // The process dies before a heartbeat writes the entry; the next one opens the same
+    // database, its audit log takes writes, and it runs none of the goal.
+    const next = pausedNode({ stop: new Set<string>(), audit: new Set<string>() }, openDatabase(file));
+    expect(await next.runner.stopLost()).toBe(true);
+    const lost = (a: { kind: string }) => a.kind === "cluster.goal_lost";
+    expect(next.audited.filter(lost).map((a) => a.goalId)).toEqual([goalId]);
+    expect(await next.runner.stopLost()).toBe(true);
+    expect(next.audited.filter(lost)).toHaveLength(1);
+    // Written, it is not written again by a later process either.
+    const third = pausedNode({ stop: new Set<string>(), audit: new Set<string>() }, openDatabase(file));
+    expect(await third.runner.stopLost()).toBe(true);
+    expect(third.audited.filter(lost)).toEqual([]);
+  });
+
+  it("does not start a goal a survivor took over while its inputs were still unpacking here", async () => {
+    const goalId = "g_lostunpacking";
+    const { runner, state, audited } = pausedNode({ stop: new Set<string>(), audit: new Set<string>() });
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+    // The take's unpack is held as it makes the goal's folder (a long unpack, thousands of files).
+    const folder = join(home, "inbox", `cluster-${goalId}`);
+    const mkdir = promises.mkdir;
+    let reached = false;
+    let release = () => {};
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    promises.mkdir = (async (path: string, opts: unknown) => {
+      if (String(path) === folder) {
+        reached = true;
+        await released;
+      }
+      return mkdir.call(promises, path, opts as never);
+    }) as typeof promises.mkdir;
+    try {
+      const job = {
+        data: {
+          goal_id: goalId,
+          goal: `run ${goalId}`,
+          inputs: { names: ["a"], entries: [{ path: "a", type: "dir", mode: 0o755 }] },
+          via: NODE,
+        },
+      } as unknown as Job<GoalJob>;
+      const run = runner.runHere(job, undefined);
+      while (!reached) await new Promise((r) => setTimeout(r, 5));
+      // This node paused past its lease meanwhile; a survivor took the goal over (no model
+      // call had started) and runs it.
+      expect(await mirror.takeover(goalId, NODE, "n-survivor")).toBe(true);
+      expect(await runner.stopLost(true)).toBe(true);
+      release();
+      await Promise.race([run, new Promise((r) => setTimeout(r, 500))]);
+      // Never started here, audited lost once, and what the take unpacked is gone.
+      expect(state(goalId)).toBeUndefined();
+      expect(await run).toBe("skipped");
+      expect(audited.filter((a) => a.kind === "cluster.goal_lost").map((a) => a.goalId)).toEqual([goalId]);
+      expect(existsSync(folder)).toBe(false);
+      expect(await raw.hmget(`aido:goal:${goalId}`, "state", "owner")).toEqual(["running", "n-survivor"]);
+    } finally {
+      release();
+      promises.mkdir = mkdir;
+    }
   });
 });

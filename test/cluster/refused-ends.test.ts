@@ -21,7 +21,7 @@ import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
 import { ClusterGoals } from "../../src/cluster/goal-view.js";
 import { JobIntake, type Liveness } from "../../src/cluster/job-intake.js";
-import { openDatabase } from "../../src/db/database.js";
+import { migrate, openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { type GoalStatus, TERMINAL } from "../../src/kernel/goal-store.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
@@ -64,6 +64,10 @@ async function writable(patterns: string[]): Promise<void> {
 function ownerNode(
   ended: GoalStatus[] = [],
   others: "alive" | "dead" = "alive",
+  /** An audit entry kind the node's audit log refuses (its write fails). */
+  refusedEntry?: string,
+  /** The node's database (one in memory by default) and id (NODE by default). */
+  node: { db?: ReturnType<typeof openDatabase>; id?: string } = {},
 ): {
   runner: ClusterGoalRunner;
   intake: JobIntake;
@@ -77,7 +81,7 @@ function ownerNode(
     return s;
   };
   const rt = {
-    db: openDatabase(":memory:"),
+    db: node.db ?? openDatabase(":memory:"),
     goals: {
       closing: false,
       status,
@@ -90,7 +94,12 @@ function ownerNode(
         return { goal_id: opts.goalId };
       },
     },
-    audit: { record: () => {} },
+    audit: {
+      record: (kind: string) => {
+        if (kind === refusedEntry)
+          throw new AidoError(ErrorCode.auditFailed, `audit write failed (${kind})`, {});
+      },
+    },
   };
   const logs: string[] = [];
   const ctx = {
@@ -98,7 +107,7 @@ function ownerNode(
     rt,
     redis: owner,
     mirror: new GoalMirror(owner),
-    identity: { nodeId: NODE },
+    identity: { nodeId: node.id ?? NODE },
     log: (m: string) => logs.push(m),
   } as unknown as NodeContext;
   const runner = new ClusterGoalRunner(ctx);
@@ -261,6 +270,77 @@ describe("an end Redis took while it refused the goal's events and its announcem
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
     await runner.retryEnds();
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+describe("an end whose announcement its node's database kept, read back under another node id", () => {
+  it("is announced as the node that wrote it: its goal.finished, which Redis took, is not sent again", async () => {
+    const goalId = "g_renamednode";
+    await running(goalId);
+    const s = succeeded(goalId);
+    const file = join(home, "renamed-node.db");
+    const { runner } = ownerNode([s], "alive", undefined, { db: openDatabase(file) });
+    // Its goal.finished went out as it happened; then only the goal-ends stream refuses.
+    finishedAsItHappened(s);
+    await new Promise((r) => setTimeout(r, 100));
+    await writable(["bull:*", "aido:goal:*", "aido:goals", "aido:approval*", "aido:events*"]);
+    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 0 });
+    // The node's next process reads it back under a new id (cluster.node_id changed, or a
+    // copy of the home started as another node).
+    await writable([]);
+    const renamed = ownerNode([], "alive", undefined, { db: openDatabase(file), id: "n-renamed" });
+    await renamed.runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    await renamed.runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+describe("an end kept in a node database from before the writer's node id was recorded", () => {
+  it("is announced as this node's, once: the migration keeps the row", async () => {
+    const goalId = "g_keptbefore";
+    await running(goalId);
+    const s = succeeded(goalId);
+    expect(await new GoalMirror(raw).finish(goalId, NODE, s)).toBe(true);
+    finishedAsItHappened(s);
+    await new Promise((r) => setTimeout(r, 100));
+    // The table as the first migration made it, with a row in it.
+    const file = join(home, "kept-before.db");
+    const old = openDatabase(file);
+    migrate(old, "cluster.ends", [
+      "CREATE TABLE cluster_unannounced_ends (goal_id TEXT PRIMARY KEY, end_status TEXT NOT NULL)",
+    ]);
+    old
+      .prepare("INSERT INTO cluster_unannounced_ends (goal_id, end_status) VALUES (?, ?)")
+      .run(goalId, JSON.stringify(s));
+    old.close();
+    const { runner } = ownerNode([], "alive", undefined, { db: openDatabase(file) });
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+describe("an unannounced end in the node's database that is not one", () => {
+  it("does not keep the node from starting: it is named in the log and left unannounced", async () => {
+    const file = join(home, "unreadable-end.db");
+    ownerNode([], "alive", undefined, { db: openDatabase(file) });
+    const db = openDatabase(file);
+    const add = db.prepare(
+      "INSERT INTO cluster_unannounced_ends (goal_id, end_status, node_id) VALUES (?, ?, ?)",
+    );
+    add.run("g_notjson", "{cut short", NODE);
+    add.run("g_notastatus", "null", NODE);
+    db.close();
+    const { runner, logs } = ownerNode([], "alive", undefined, { db: openDatabase(file) });
+    for (const goalId of ["g_notjson", "g_notastatus"])
+      expect(logs.filter((l) => l.includes(`the unannounced end of goal ${goalId}`))).toHaveLength(1);
+    expect(logs.find((l) => l.includes("g_notjson"))).toMatch(/cluster_unannounced_ends.*not JSON/);
+    await runner.retryEnds();
+    expect(await announced("g_notjson")).toEqual({ finished: 0, ends: 0 });
   });
 });
 
@@ -433,4 +513,92 @@ describe("an end a cancel or a dead node's take wrote, whose announcement Redis 
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
     await announcedOnRetry(goalId, runner);
   });
+
+  it("announces the end of a dead node's goal that it failed though Redis would not drop the goal's approvals", async () => {
+    const goalId = "g_deadapprovals";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+    expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
+    await pendingApprovalOf(goalId, "n-dead");
+    const { runner, intake, logs } = ownerNode([], "dead");
+    // Its streams, goal-ends and the approvals list refuse (the approvals as an ACL would).
+    await writable(["bull:*", "aido:goal:*", "aido:goals"]);
+    expect(await intake.process(jobOf(goalId), "token")).toBe("failed");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
+    expect(
+      logs.filter((l) => l.includes(`could not drop the mirrored approvals of goal ${goalId}`)),
+    ).toHaveLength(1);
+    await announcedOnRetry(goalId, runner);
+  });
+
+  it("runs a dead node's goal it took over though Redis would not drop the goal's approvals", async () => {
+    const goalId = "g_takenapprovals";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+    await pendingApprovalOf(goalId, "n-dead");
+    const { intake } = ownerNode([], "dead");
+    // Everything takes the node's writes but the approvals list.
+    await writable(["bull:*", "aido:[^a]*"]);
+    expect(await intake.process(jobOf(goalId), "token")).toBe("succeeded");
+    // Not left running on this node, which lives and runs nothing of it.
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
+  });
 });
+
+describe("an end a cancel or a dead node's take wrote, whose audit entry the audit log then refused", () => {
+  const streamsRefused = ["bull:*", "aido:goal:*", "aido:goals", "aido:approval*"];
+
+  it("announces the end of a dead node's goal that it failed", async () => {
+    const goalId = "g_deadunaudited";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+    expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
+    const { runner, intake } = ownerNode([], "dead", "cluster.goal_taken_over");
+    await writable(streamsRefused);
+    await expect(intake.process(jobOf(goalId), "token")).rejects.toThrow(/audit write failed/);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
+    expect(await announced(goalId)).toEqual({ finished: 0, ends: 0 });
+    await writable([]);
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+
+  it("ends failed a dead node's goal it took over, not left running on this live node", async () => {
+    const goalId = "g_takenunaudited";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+    const { intake } = ownerNode([], "dead", "cluster.goal_taken_over");
+    expect(await intake.process(jobOf(goalId), "token")).toBe("failed");
+    expect(await raw.hmget(`aido:goal:${goalId}`, "state", "owner")).toEqual(["failed", NODE]);
+    expect(await raw.hget(`aido:goal:${goalId}`, "error")).toMatch(/could not audit it: audit write failed/);
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+
+  it("announces the cancel of a goal this node took and had not started", async () => {
+    const goalId = "g_cancelunaudited";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+    const { runner } = ownerNode([], "alive", "cluster.goal_cancelled");
+    await writable(streamsRefused);
+    await expect(runner.cancel(goalId)).rejects.toThrow(/audit write failed/);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("cancelled");
+    await writable([]);
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
+  });
+});
+
+/** A pending approval of the goal, mirrored by `node` (owned-mirror.ts) into the cluster's list. */
+async function pendingApprovalOf(goalId: string, node: string): Promise<void> {
+  const id = `ap_${goalId}`;
+  await raw.hset(
+    "aido:approvals",
+    id,
+    JSON.stringify({ id, node, status: "pending", created_at: Date.now(), goal_id: goalId }),
+  );
+}

@@ -42,7 +42,7 @@ describe("an end Redis wrote but whose announcement it refused, its node restart
       await r.call("ACL", "SETUSER", OWNER, "resetkeys", ...keys);
     };
     const marker = "unannounced-restart";
-    server.script(forGoal(marker), [turn.text(`finished ${marker}`, { delayMs: 3_000 })]);
+    server.script(forGoal(marker), [turn.text(`finished ${marker}`, { delayMs: 6_000 })]);
     const owner = await startNode(
       server,
       redis.url.replace("redis://", `redis://${OWNER}:owner-pass@`),
@@ -51,12 +51,16 @@ describe("an end Redis wrote but whose announcement it refused, its node restart
         capacity: 1,
       },
     );
-    const other = await startNode(server, redis.url, "unannounced-other", { capacity: 1 });
     const o = await owner.client();
     // Every stream refuses the owner's writes (as out of memory); the goal's hash, the goal
     // index, its heartbeats and jobs take them.
     await writable(["bull:*", "aido:[^eg]*", "aido:goal:*", "aido:goals"]);
     const { goal_id } = await o.call("goal.submit", { goal: `say ${marker}`, manifest: manifest() });
+    // The other node joins once the owner runs the goal: its worker, had it been there, could
+    // have taken the goal's job instead, and then nothing of the goal was refused.
+    await until(() => (server.requestsMatching(forGoal(marker)).length > 0 ? true : undefined), 20_000);
+    expect(await r.hget(`aido:goal:${goal_id}`, "owner")).toBe(OWNER);
+    const other = await startNode(server, redis.url, "unannounced-other", { capacity: 1 });
     // Someone follows the goal from the other node (aido watch does this).
     const seen: WireEvent[] = [];
     const followed = await AidoClient.subscribe(other.home.config.socketPath, goal_id, (ev) => {
