@@ -23,11 +23,9 @@
 // there after the check (openDestination). A name that is not
 // UTF-8 is reported with its bytes as \xNN and left in /output: outputs.diff could not name it. Modes are rebuilt (0644, or 0755 when the owner could execute),
 // never copied: no setuid or setgid bit a script set reaches the project (copyFileSync
-// would have kept them). The diff is what `git diff HEAD` shows for the collected paths,
-// new files included, when the project is in a git repository; it is written as the
-// run's outputs.diff.
+// would have kept them). outputs.diff, what this changed in a git repository, is
+// outputs-diff.ts's.
 
-import { execFileSync } from "node:child_process";
 import {
   chownSync,
   closeSync,
@@ -383,37 +381,4 @@ function copyPlainFile(src: OpenOutput, dir: number, name: Buffer): void {
   } finally {
     closeSync(dst);
   }
-}
-
-function git(project: string, args: string[], okCodes: number[] = [0]): string | undefined {
-  try {
-    return execFileSync("git", ["-C", project, ...args], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-  } catch (e) {
-    const err = e as { status?: number; stdout?: string };
-    if (err.status !== undefined && okCodes.includes(err.status)) return err.stdout ?? "";
-    return undefined;
-  }
-}
-
-/** True when the project is inside a git work tree. */
-export function inGitRepo(project: string): boolean {
-  return git(project, ["rev-parse", "--is-inside-work-tree"])?.trim() === "true";
-}
-
-/** `git diff HEAD` of the given project paths, new (untracked) files shown as added. */
-export function diffOfPaths(project: string, paths: readonly string[]): string {
-  if (paths.length === 0) return "";
-  const hasHead = git(project, ["rev-parse", "--verify", "-q", "HEAD"]) !== undefined;
-  let out = hasHead ? (git(project, ["diff", "--binary", "HEAD", "--", ...paths]) ?? "") : "";
-  const untracked = (git(project, ["ls-files", "--others", "--", ...paths]) ?? "")
-    .split("\n")
-    .filter(Boolean);
-  const tracked = hasHead ? "" : (git(project, ["ls-files", "--", ...paths]) ?? "");
-  const fresh = [...untracked, ...tracked.split("\n").filter(Boolean)];
-  for (const rel of fresh)
-    out += git(project, ["diff", "--binary", "--no-index", "--", "/dev/null", rel], [1]) ?? "";
-  return out;
 }
