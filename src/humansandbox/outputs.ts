@@ -26,6 +26,7 @@
 // would have kept them). outputs.diff, what this changed in a git repository, is
 // outputs-diff.ts's.
 
+import { randomBytes } from "node:crypto";
 import {
   chownSync,
   closeSync,
@@ -35,11 +36,13 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  renameSync,
+  rmSync,
   symlinkSync,
-  unlinkSync,
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { errorMessage } from "../errors.js";
 import { displayName, fdEntryPath, sparseRefusal } from "../sandbox/untrusted-files.js";
 import { openWalked, type WalkedEntry, walkUntrusted } from "../sandbox/untrusted-walk.js";
 import { EVIDENCE_DIR, evidenceFolders, evidenceTest } from "./evidence-guard.js";
@@ -225,36 +228,18 @@ export function collectOutputs(
       );
       continue;
     }
-    const why = blockedAt(project, rel);
-    if (why) {
-      skip(rel, `${why} in the project`);
-      continue;
-    }
-    const src = openOutput(outputDir, e);
-    if (src === undefined) {
-      skip(rel, "changed while it was collected (a link or not a regular file)");
-      continue;
-    }
-    const sparse = sparseRefusal(src.size, src.blocks);
-    if (sparse !== undefined) {
-      closeSync(src.fd);
-      skip(rel, sparse);
-      continue;
-    }
-    let into: number | string;
+    // Whatever the project side does meanwhile (a task holding a folder there read-write, a
+    // folder not the host's to write), this output is skipped with why, never the collection
+    // thrown: thrown, the outputs already copied into the project were in no record.
+    let why: string | undefined;
     try {
-      into = openDestination(project, e.names.slice(0, -1), storeFolders);
-      if (typeof into === "number")
-        try {
-          copyPlainFile(src, into, e.names.at(-1) as Buffer);
-        } finally {
-          closeSync(into);
-        }
-    } finally {
-      closeSync(src.fd);
+      why = collectOne(outputDir, project, e, storeFolders);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      why = `could not be written in the project (${code ?? errorMessage(err)})`;
     }
-    if (typeof into === "string") {
-      skip(rel, into);
+    if (why !== undefined) {
+      skip(rel, why);
       continue;
     }
     result.collected.push(rel);
@@ -278,6 +263,33 @@ export function collectOutputs(
       reason: `more than ${REPORT_CHARS} characters of paths listed: the rest was not collected`,
     });
   return result;
+}
+
+/** Copy one walked regular file to its place in the project; the reason when it is not. */
+function collectOne(
+  outputDir: string,
+  project: string,
+  e: WalkedEntry,
+  storeFolders: ReadonlySet<string>,
+): string | undefined {
+  const why = blockedAt(project, e.shown);
+  if (why) return `${why} in the project`;
+  const src = openOutput(outputDir, e);
+  if (src === undefined) return "changed while it was collected (a link or not a regular file)";
+  try {
+    const sparse = sparseRefusal(src.size, src.blocks);
+    if (sparse !== undefined) return sparse;
+    const into = openDestination(project, e.names.slice(0, -1), storeFolders);
+    if (typeof into === "string") return into;
+    try {
+      copyPlainFile(src, into, e.names.at(-1) as Buffer);
+    } finally {
+      closeSync(into);
+    }
+    return undefined;
+  } finally {
+    closeSync(src.fd);
+  }
 }
 
 /** An output open for the copy, and what fstat said of it then. */
@@ -354,31 +366,37 @@ function openDestination(
 
 /**
  * Content (up to the size it had when opened: a task still running cannot grow it during the
- * copy) and the owner-execute bit only, into `name` of the folder open at `dir`; an existing
- * project file is replaced, not written through.
+ * copy) and the owner-execute bit only, into `name` of the folder open at `dir`. Written to a
+ * new file of its own there (O_EXCL) and renamed over `name`: an existing project file is
+ * replaced whole or not at all, never written through, and whatever a task put at `name`
+ * meanwhile (a link, a FIFO) is replaced, not followed. It was unlinked first, then created
+ * O_EXCL: a copy that failed midway (a full disk) had the person's file gone, and a name a
+ * running task made again between the two made the collection throw.
  */
 function copyPlainFile(src: OpenOutput, dir: number, name: Buffer): void {
   const mode = src.mode & 0o100 ? 0o755 : 0o644;
-  const to = fdEntryPath(dir, name);
-  try {
-    unlinkSync(to);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-  }
+  const temp = fdEntryPath(dir, Buffer.from(`.aido-output-${randomBytes(8).toString("hex")}`));
   const dst = openSync(
-    to,
+    temp,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
     mode,
   );
+  let placed = false;
   try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (let left = src.size; left > 0; ) {
-      const n = readSync(src.fd, buf, 0, Math.min(buf.length, left), null);
-      if (n === 0) break;
-      for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
-      left -= n;
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let left = src.size; left > 0; ) {
+        const n = readSync(src.fd, buf, 0, Math.min(buf.length, left), null);
+        if (n === 0) break;
+        for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
+        left -= n;
+      }
+    } finally {
+      closeSync(dst);
     }
+    renameSync(temp, fdEntryPath(dir, name));
+    placed = true;
   } finally {
-    closeSync(dst);
+    if (!placed) rmSync(temp, { force: true });
   }
 }

@@ -4,7 +4,7 @@
 // switches to uid 1000, in the group of the engine's socket), against the real engine.
 
 import { spawn } from "node:child_process";
-import { chownSync, lstatSync, readdirSync, statSync } from "node:fs";
+import { chmodSync, chownSync, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -141,6 +141,36 @@ describe("a task that takes an output folder's permissions from its owner", () =
     expect(s.outputs.collected).toEqual(["res/ok.txt"]);
     expect(s.outputs.skipped.map((k) => k.path).sort()).toEqual(["res/a", "res/b"]);
     for (const k of s.outputs.skipped) expect(k.reason).toMatch(/^a folder whose entries could not be read/);
+    expect((await aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 180_000);
+});
+
+describe("a project folder the host cannot write an output in", () => {
+  it("has the rest of the run's outputs collected and recorded, and that one reported", async () => {
+    // The copy threw (EACCES creating the file in a folder not the person's to write: left by
+    // a run as root, or made read-only by a task holding it read-write): the run failed with
+    // "outputs were not collected", its summary listing none, while the outputs copied before
+    // it were already in the project, in no record and not in outputs.diff.
+    p.write("blocked.yaml", "runtime: python:3.11\noutputs: [a.txt, res/]\n");
+    p.write("res/keep.txt", "kept\n");
+    if (asRoot) chownTree(join(p.dir, "blocked.yaml"));
+    chmodSync(join(p.dir, "res"), 0o555); // root's when the test is root, else its own read-only
+    const up = await aido("sandbox", "up", "-f", "blocked.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const make = "echo a > /output/a.txt && echo b > /output/res/b.txt";
+    const run = await aido("run", "--sandbox", id, "--json", "sh", "-c", make);
+    chmodSync(join(p.dir, "res"), 0o755);
+    expect(run.code, run.err.join("\n")).toBe(0);
+    const s = JSON.parse(run.out.join("\n")) as {
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    };
+    expect(s.outputs.collected).toEqual(["a.txt"]);
+    expect(s.outputs.skipped).toEqual([
+      { path: "res/b.txt", reason: "could not be written in the project (EACCES)" },
+    ]);
+    expect(readFileSync(join(p.dir, "a.txt"), "utf8")).toBe("a\n");
+    expect(readdirSync(join(p.dir, "res"))).toEqual(["keep.txt"]);
     expect((await aido("sandbox", "destroy", id)).code).toBe(0);
   }, 180_000);
 });
