@@ -165,6 +165,15 @@ const REPORT_SKIPPED = 1000;
 const REPORT_CHARS = 8 << 20;
 const PATH_MAX = 4095;
 
+/**
+ * A repository's own folder (or the file that points at one: a worktree's `.git`), any depth
+ * and any case (a filesystem that ignores it). Written by a wildcard (`outputs: ["**"]`), a
+ * task's .git/config (core.fsmonitor) or .git/hooks/pre-commit was a command the person's
+ * next git, or their editor's git status, ran on the host; a `.git` file could point git at
+ * the sandbox's own /output. Only a pattern that names .git collects there.
+ */
+const GIT_DIR = ".git";
+
 export function collectOutputs(
   outputDir: string,
   project: string,
@@ -182,6 +191,7 @@ export function collectOutputs(
     }
   };
   const inEvidence = evidenceTest(project);
+  const gitNamed = patterns.some((p) => p.split("/").some((seg) => seg.toLowerCase() === GIT_DIR));
   const storeFolders = evidenceFolders(project);
   const meets = (names: readonly Buffer[]) => {
     const shown = names.map(displayName);
@@ -219,6 +229,13 @@ export function collectOutputs(
     if (inEvidence(rel)) {
       // Copied in, it would replace the project's evidence: a task rewriting its own record.
       skip(rel, `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`);
+      continue;
+    }
+    if (!gitNamed && e.names.some((n) => displayName(n).toLowerCase() === GIT_DIR)) {
+      skip(
+        rel,
+        "in git's own folder (.git: its config and hooks are commands git runs for the person): collected only when an output pattern names .git",
+      );
       continue;
     }
     if (!e.utf8) {
