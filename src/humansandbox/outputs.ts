@@ -206,10 +206,12 @@ export function collectOutputs(
     enter: (names) => meets(names) !== undefined,
   });
   for (const folder of unreadable)
-    skip(
-      folder === "" ? "." : folder,
-      "a folder whose entries could not be read (its permissions were taken, by a task): nothing in it was collected",
-    );
+    if (Buffer.byteLength(folder) > PATH_MAX) tooLong++;
+    else
+      skip(
+        folder === "" ? "." : folder,
+        "a folder whose entries could not be read (its permissions were taken, by a task): nothing in it was collected",
+      );
   let stopped = false;
   for (const e of entries) {
     if (meets(e.names) !== "match") continue;

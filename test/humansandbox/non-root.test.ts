@@ -174,3 +174,40 @@ describe("a project folder the host cannot write an output in", () => {
     expect((await aido("sandbox", "destroy", id)).code).toBe(0);
   }, 180_000);
 });
+
+describe("a task that leaves many unreadable folders down a chain of long names", () => {
+  it("has them counted, not listed, past PATH_MAX: the report stays within its bounds", async () => {
+    // The unreadable folders were each listed by their whole path, whatever its length: a
+    // thousand of them below 40 folders of 255-byte names put 10 MB of paths in summary.json
+    // and events.log, past the 8 Mi characters and the PATH_MAX the report keeps to.
+    p.write("deep.yaml", "runtime: python:3.11\noutputs: [res/]\n");
+    if (asRoot) chownTree(join(p.dir, "deep.yaml"));
+    const up = await aido("sandbox", "up", "-f", "deep.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const make = [
+      "import os",
+      "os.makedirs('/output/res', exist_ok=True)",
+      "open('/output/res/ok.txt', 'w').write('ok\\n')",
+      "os.chdir('/output/res')",
+      "for i in range(40): os.mkdir('d' * 255); os.chdir('d' * 255)",
+      "for i in range(1000): os.mkdir('u%d' % i, 0)",
+    ].join("\n");
+    const run = await aido("run", "--sandbox", id, "--json", "python3", "-c", make);
+    expect(run.code, run.err.join("\n")).toBe(0);
+    const s = JSON.parse(run.out.join("\n")) as {
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    };
+    expect(s.outputs.collected).toEqual(["res/ok.txt"]);
+    for (const k of s.outputs.skipped) expect(Buffer.byteLength(k.path)).toBeLessThanOrEqual(4095);
+    expect(s.outputs.skipped).toContainEqual({
+      path: ".",
+      reason: expect.stringMatching(
+        /^1000 paths longer than 4095 bytes \(PATH_MAX\) not collected, not listed/,
+      ),
+    });
+    const events = statSync(join(p.dir, ".aido", "sandboxes", id, "events.log")).size;
+    expect(events).toBeLessThan(1 << 20);
+    expect((await aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 180_000);
+});
