@@ -18,6 +18,7 @@ import { spawnSync } from "node:child_process";
 import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { errorMessage } from "../errors.js";
 import { isAtOrUnder } from "./evidence-guard.js";
 
 /** The diff kept at most; past it outputs.diff ends with a line saying so. */
@@ -69,9 +70,29 @@ function repositoryOf(project: string) {
 /** `git diff HEAD` of the given project paths (relative to the project), new files shown as added. */
 export function diffOfPaths(project: string, paths: readonly string[]): string {
   if (paths.length === 0) return "";
+  // Never thrown: thrown, the run's summary was not written (run.ts writes it after).
+  try {
+    return diffIn(project, paths);
+  } catch (e) {
+    return `[aido: outputs.diff could not be made: ${errorMessage(e)}]\n`;
+  }
+}
+
+/** A regular file, a link, or nothing: what update-index takes (a folder or FIFO stops it). */
+function indexable(path: string): boolean {
+  try {
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    return st === undefined || st.isFile() || st.isSymbolicLink();
+  } catch {
+    return false; // a folder on its way made unreadable since it was collected
+  }
+}
+
+function diffIn(project: string, paths: readonly string[]): string {
   const repo = repositoryOf(project);
   // A work tree that does not hold the project (core.worktree a task set) is not diffed.
   if (!repo || !isAtOrUnder(repo.top, resolve(project))) return "";
+  if (repo.format !== "sha1" && repo.format !== "sha256") return "";
   const gitDir = mkdtempSync(join(tmpdir(), "aido-diff-"));
   try {
     mkdirSync(join(gitDir, "objects", "info"), { recursive: true });
@@ -99,8 +120,8 @@ export function diffOfPaths(project: string, paths: readonly string[]): string {
     });
     const tree = repo.head ? git(project, ["read-tree", repo.head], env) : undefined;
     if (tree && !tree.ok) return `[aido: outputs.diff could not be made: ${tree.err.trim()}]\n`;
-    // A folder in the list stops update-index: one a task put at a collected path since.
-    const files = paths.filter((p) => !lstatSync(join(project, p), { throwIfNoEntry: false })?.isDirectory());
+    // What a task holding a project folder read-write put at a collected path since is left out.
+    const files = paths.filter((p) => indexable(join(project, p)));
     const list = Buffer.from(files.map((p) => `${p}\0`).join(""));
     const added = git(project, ["update-index", "--add", "--remove", "-z", "--stdin"], env, list);
     if (!added.ok) return `[aido: outputs.diff could not be made: ${added.err.trim()}]\n`;

@@ -90,4 +90,27 @@ describe("outputs.diff", () => {
     const diff = diffOfPaths(dir, paths);
     expect(diff.match(/^\+new$/gm)?.length).toBe(600);
   });
+
+  it("leaves out what a task put at a collected path since, and diffs the rest", () => {
+    // A folder or FIFO there (a task holding the project read-write, after the collection)
+    // stopped update-index, and with it the whole diff.
+    write("out/a.txt", "new\n");
+    mkdirSync(join(dir, "out", "now-a-folder"));
+    execFileSync("mkfifo", [join(dir, "out", "now-a-fifo")]);
+    const diff = diffOfPaths(dir, ["out/now-a-folder", "out/now-a-fifo", "out/a.txt"]);
+    expect(diff).toContain("-old\n+new");
+    expect(diff).not.toContain("now-a");
+  });
+
+  it("says why when it cannot be made, never throws (the run's summary is written after it)", () => {
+    write("out/a.txt", "new\n");
+    const before = process.env.TMPDIR;
+    process.env.TMPDIR = join(dir, "no-such-folder");
+    try {
+      expect(diffOfPaths(dir, ["out/a.txt"])).toMatch(/^\[aido: outputs.diff could not be made: .*ENOENT/);
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+    }
+  });
 });
