@@ -151,26 +151,26 @@ describe("a project folder the host cannot write an output in", () => {
     // a run as root, or made read-only by a task holding it read-write): the run failed with
     // "outputs were not collected", its summary listing none, while the outputs copied before
     // it were already in the project, in no record and not in outputs.diff.
-    p.write("blocked.yaml", "runtime: python:3.11\noutputs: [a.txt, res/]\n");
-    p.write("res/keep.txt", "kept\n");
+    p.write("blocked.yaml", "runtime: python:3.11\noutputs: [first.txt, ro/]\n");
+    p.write("ro/keep.txt", "kept\n");
     if (asRoot) chownTree(join(p.dir, "blocked.yaml"));
-    chmodSync(join(p.dir, "res"), 0o555); // root's when the test is root, else its own read-only
+    chmodSync(join(p.dir, "ro"), 0o555); // root's when the test is root, else its own read-only
     const up = await aido("sandbox", "up", "-f", "blocked.yaml");
     expect(up.code, up.err.join("\n")).toBe(0);
     const id = up.out[0] as string;
-    const make = "echo a > /output/a.txt && echo b > /output/res/b.txt";
+    const make = "echo a > /output/first.txt && echo b > /output/ro/b.txt";
     const run = await aido("run", "--sandbox", id, "--json", "sh", "-c", make);
-    chmodSync(join(p.dir, "res"), 0o755);
+    chmodSync(join(p.dir, "ro"), 0o755);
     expect(run.code, run.err.join("\n")).toBe(0);
     const s = JSON.parse(run.out.join("\n")) as {
       outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
     };
-    expect(s.outputs.collected).toEqual(["a.txt"]);
+    expect(s.outputs.collected).toEqual(["first.txt"]);
     expect(s.outputs.skipped).toEqual([
-      { path: "res/b.txt", reason: "could not be written in the project (EACCES)" },
+      { path: "ro/b.txt", reason: "could not be written in the project (EACCES)" },
     ]);
-    expect(readFileSync(join(p.dir, "a.txt"), "utf8")).toBe("a\n");
-    expect(readdirSync(join(p.dir, "res"))).toEqual(["keep.txt"]);
+    expect(readFileSync(join(p.dir, "first.txt"), "utf8")).toBe("a\n");
+    expect(readdirSync(join(p.dir, "ro"))).toEqual(["keep.txt"]);
     expect((await aido("sandbox", "destroy", id)).code).toBe(0);
   }, 180_000);
 });
