@@ -2,10 +2,11 @@
 // project, as `git diff` shows it against HEAD (new files as added).
 //
 // The project's git folder is the task's to write when an input holds it read-write
-// (--dangerous-allow-mutations on the project) or an output lands in it (`outputs: ["**"]`
-// collects /output/.git/config). Git run in that repository takes its config: diff.external,
-// core.fsmonitor, a textconv or clean filter named by .gitattributes, a promisor remote's
-// upload-pack, each a command the HOST ran as the person running `aido run`. So the diff is
+// (--dangerous-allow-mutations on the project) or an output lands in it (a pattern naming
+// .git; before outputs.ts kept wildcards out of it, `outputs: ["**"]` collected
+// /output/.git/config). Git run in that repository takes its config: diff.external,
+// core.fsmonitor, a textconv or clean filter named by .gitattributes (and whatever else
+// git runs from config), each a command the HOST ran as the person running `aido run`. So the diff is
 // made with no config of the project's, nor the person's: in a git folder of our own
 // (temporary) whose objects are the project's (objects/info/alternates, read only) and whose
 // HEAD is the project's commit, with GIT_CONFIG_NOSYSTEM and GIT_CONFIG_GLOBAL=/dev/null. Its
