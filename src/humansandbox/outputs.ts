@@ -170,7 +170,7 @@ const PATH_MAX = 4095;
  * and any case (a filesystem that ignores it). Written by a wildcard (`outputs: ["**"]`), a
  * task's .git/config (core.fsmonitor) or .git/hooks/pre-commit was a command the person's
  * next git, or their editor's git status, ran on the host; a `.git` file could point git at
- * the sandbox's own /output. Only a pattern that names .git collects there.
+ * the sandbox's own /output. Only a pattern that names .git collects there (what it matches).
  */
 const GIT_DIR = ".git";
 
@@ -191,7 +191,7 @@ export function collectOutputs(
     }
   };
   const inEvidence = evidenceTest(project);
-  const gitNamed = patterns.some((p) => p.split("/").some((seg) => seg.toLowerCase() === GIT_DIR));
+  const gitPatterns = patterns.filter((p) => p.split("/").some((seg) => seg.toLowerCase() === GIT_DIR));
   const storeFolders = evidenceFolders(project);
   const meets = (names: readonly Buffer[]) => {
     const shown = names.map(displayName);
@@ -233,10 +233,14 @@ export function collectOutputs(
       skip(rel, `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`);
       continue;
     }
-    if (!gitNamed && e.names.some((n) => displayName(n).toLowerCase() === GIT_DIR)) {
+    const shownNames = e.names.map(displayName);
+    if (
+      shownNames.some((n) => n.toLowerCase() === GIT_DIR) &&
+      !gitPatterns.some((p) => outputPatternMeets(p, shownNames) === "match")
+    ) {
       skip(
         rel,
-        "in git's own folder (.git: its config and hooks are commands git runs for the person): collected only when an output pattern names .git",
+        "in git's own folder (.git: its config and hooks are commands git runs for the person): collected only by an output pattern that names .git",
       );
       continue;
     }

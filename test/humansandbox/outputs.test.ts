@@ -139,7 +139,7 @@ describe("collecting outputs a task names and moves as it likes", () => {
     // With outputs: ["**"], a task's /output/.git/config (core.fsmonitor) or a hook was copied
     // over the project's: a command the person's next git, or their editor's git status, ran
     // on the host. A .git file (any case) could point git at the sandbox's own /output.
-    p.write("git.yaml", "runtime: python:3.11\noutputs: ['**']\n");
+    p.write("git.yaml", "runtime: python:3.11\noutputs: ['**', 'vendor/.git/info/']\n");
     const up = await p.aido("sandbox", "up", "-f", "git.yaml");
     expect(up.code, up.err.join("\n")).toBe(0);
     const make = [
@@ -150,6 +150,8 @@ describe("collecting outputs a task names and moves as it likes", () => {
       "os.chmod('/output/.git/hooks/post-checkout', 0o755)",
       "open('/output/res/.GIT', 'w').write('gitdir: /elsewhere\\n')",
       "open('/output/res/ok.txt', 'w').write('ok\\n')",
+      "os.makedirs('/output/vendor/.git/info', exist_ok=True)",
+      "open('/output/vendor/.git/info/exclude', 'w').write('named\\n')",
     ].join("\n");
     p.write("git.py", make);
     const r = await p.aido("run", "--json", "git.py");
@@ -157,7 +159,8 @@ describe("collecting outputs a task names and moves as it likes", () => {
     const s = r.json<{
       outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
     }>();
-    expect(s.outputs.collected).toEqual(["res/ok.txt"]);
+    // A pattern naming .git collects what it matches, and only that.
+    expect(s.outputs.collected).toEqual(["res/ok.txt", "vendor/.git/info/exclude"]);
     expect(s.outputs.skipped.map((k) => k.path).sort()).toEqual([
       ".git/config",
       ".git/hooks/post-checkout",
