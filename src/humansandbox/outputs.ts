@@ -23,11 +23,10 @@
 // there after the check (openDestination). A name that is not
 // UTF-8 is reported with its bytes as \xNN and left in /output: outputs.diff could not name it. Modes are rebuilt (0644, or 0755 when the owner could execute),
 // never copied: no setuid or setgid bit a script set reaches the project (copyFileSync
-// would have kept them). The diff is what `git diff HEAD` shows for the collected paths,
-// new files included, when the project is in a git repository; it is written as the
-// run's outputs.diff.
+// would have kept them). outputs.diff, what this changed in a git repository, is
+// outputs-diff.ts's.
 
-import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import {
   chownSync,
   closeSync,
@@ -37,11 +36,13 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  renameSync,
+  rmSync,
   symlinkSync,
-  unlinkSync,
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { errorMessage } from "../errors.js";
 import { displayName, fdEntryPath, sparseRefusal } from "../sandbox/untrusted-files.js";
 import { openWalked, type WalkedEntry, walkUntrusted } from "../sandbox/untrusted-walk.js";
 import { EVIDENCE_DIR, evidenceFolders, evidenceTest } from "./evidence-guard.js";
@@ -164,6 +165,15 @@ const REPORT_SKIPPED = 1000;
 const REPORT_CHARS = 8 << 20;
 const PATH_MAX = 4095;
 
+/**
+ * A repository's own folder (or the file that points at one: a worktree's `.git`), any depth
+ * and any case (a filesystem that ignores it). Written by a wildcard (`outputs: ["**"]`), a
+ * task's .git/config (core.fsmonitor) or .git/hooks/pre-commit was a command the person's
+ * next git, or their editor's git status, ran on the host; a `.git` file could point git at
+ * the sandbox's own /output. Only a pattern that names .git collects there (what it matches).
+ */
+const GIT_DIR = ".git";
+
 export function collectOutputs(
   outputDir: string,
   project: string,
@@ -181,6 +191,7 @@ export function collectOutputs(
     }
   };
   const inEvidence = evidenceTest(project);
+  const gitPatterns = patterns.filter((p) => p.split("/").some((seg) => seg.toLowerCase() === GIT_DIR));
   const storeFolders = evidenceFolders(project);
   const meets = (names: readonly Buffer[]) => {
     const shown = names.map(displayName);
@@ -195,10 +206,12 @@ export function collectOutputs(
     enter: (names) => meets(names) !== undefined,
   });
   for (const folder of unreadable)
-    skip(
-      folder === "" ? "." : folder,
-      "a folder whose entries could not be read (its permissions were taken, by a task): nothing in it was collected",
-    );
+    if (Buffer.byteLength(folder) > PATH_MAX) tooLong++;
+    else
+      skip(
+        folder === "" ? "." : folder,
+        "a folder whose entries could not be read (its permissions were taken, by a task): nothing in it was collected",
+      );
   let stopped = false;
   for (const e of entries) {
     if (meets(e.names) !== "match") continue;
@@ -220,6 +233,17 @@ export function collectOutputs(
       skip(rel, `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`);
       continue;
     }
+    const shownNames = e.names.map(displayName);
+    if (
+      shownNames.some((n) => n.toLowerCase() === GIT_DIR) &&
+      !gitPatterns.some((p) => outputPatternMeets(p, shownNames) === "match")
+    ) {
+      skip(
+        rel,
+        "in git's own folder (.git: its config and hooks are commands git runs for the person): collected only by an output pattern that names .git",
+      );
+      continue;
+    }
     if (!e.utf8) {
       skip(
         rel,
@@ -227,36 +251,18 @@ export function collectOutputs(
       );
       continue;
     }
-    const why = blockedAt(project, rel);
-    if (why) {
-      skip(rel, `${why} in the project`);
-      continue;
-    }
-    const src = openOutput(outputDir, e);
-    if (src === undefined) {
-      skip(rel, "changed while it was collected (a link or not a regular file)");
-      continue;
-    }
-    const sparse = sparseRefusal(src.size, src.blocks);
-    if (sparse !== undefined) {
-      closeSync(src.fd);
-      skip(rel, sparse);
-      continue;
-    }
-    let into: number | string;
+    // Whatever the project side does meanwhile (a task holding a folder there read-write, a
+    // folder not the host's to write), this output is skipped with why, never the collection
+    // thrown: thrown, the outputs already copied into the project were in no record.
+    let why: string | undefined;
     try {
-      into = openDestination(project, e.names.slice(0, -1), storeFolders);
-      if (typeof into === "number")
-        try {
-          copyPlainFile(src, into, e.names.at(-1) as Buffer);
-        } finally {
-          closeSync(into);
-        }
-    } finally {
-      closeSync(src.fd);
+      why = collectOne(outputDir, project, e, storeFolders);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      why = `could not be written in the project (${code ?? errorMessage(err)})`;
     }
-    if (typeof into === "string") {
-      skip(rel, into);
+    if (why !== undefined) {
+      skip(rel, why);
       continue;
     }
     result.collected.push(rel);
@@ -280,6 +286,33 @@ export function collectOutputs(
       reason: `more than ${REPORT_CHARS} characters of paths listed: the rest was not collected`,
     });
   return result;
+}
+
+/** Copy one walked regular file to its place in the project; the reason when it is not. */
+function collectOne(
+  outputDir: string,
+  project: string,
+  e: WalkedEntry,
+  storeFolders: ReadonlySet<string>,
+): string | undefined {
+  const why = blockedAt(project, e.shown);
+  if (why) return `${why} in the project`;
+  const src = openOutput(outputDir, e);
+  if (src === undefined) return "changed while it was collected (a link or not a regular file)";
+  try {
+    const sparse = sparseRefusal(src.size, src.blocks);
+    if (sparse !== undefined) return sparse;
+    const into = openDestination(project, e.names.slice(0, -1), storeFolders);
+    if (typeof into === "string") return into;
+    try {
+      copyPlainFile(src, into, e.names.at(-1) as Buffer);
+    } finally {
+      closeSync(into);
+    }
+    return undefined;
+  } finally {
+    closeSync(src.fd);
+  }
 }
 
 /** An output open for the copy, and what fstat said of it then. */
@@ -356,64 +389,37 @@ function openDestination(
 
 /**
  * Content (up to the size it had when opened: a task still running cannot grow it during the
- * copy) and the owner-execute bit only, into `name` of the folder open at `dir`; an existing
- * project file is replaced, not written through.
+ * copy) and the owner-execute bit only, into `name` of the folder open at `dir`. Written to a
+ * new file of its own there (O_EXCL) and renamed over `name`: an existing project file is
+ * replaced whole or not at all, never written through, and whatever a task put at `name`
+ * meanwhile (a link, a FIFO) is replaced, not followed. It was unlinked first, then created
+ * O_EXCL: a copy that failed midway (a full disk) had the person's file gone, and a name a
+ * running task made again between the two made the collection throw.
  */
 function copyPlainFile(src: OpenOutput, dir: number, name: Buffer): void {
   const mode = src.mode & 0o100 ? 0o755 : 0o644;
-  const to = fdEntryPath(dir, name);
-  try {
-    unlinkSync(to);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-  }
+  const temp = fdEntryPath(dir, Buffer.from(`.aido-output-${randomBytes(8).toString("hex")}`));
   const dst = openSync(
-    to,
+    temp,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
     mode,
   );
+  let placed = false;
   try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (let left = src.size; left > 0; ) {
-      const n = readSync(src.fd, buf, 0, Math.min(buf.length, left), null);
-      if (n === 0) break;
-      for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
-      left -= n;
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let left = src.size; left > 0; ) {
+        const n = readSync(src.fd, buf, 0, Math.min(buf.length, left), null);
+        if (n === 0) break;
+        for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
+        left -= n;
+      }
+    } finally {
+      closeSync(dst);
     }
+    renameSync(temp, fdEntryPath(dir, name));
+    placed = true;
   } finally {
-    closeSync(dst);
+    if (!placed) rmSync(temp, { force: true });
   }
-}
-
-function git(project: string, args: string[], okCodes: number[] = [0]): string | undefined {
-  try {
-    return execFileSync("git", ["-C", project, ...args], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-  } catch (e) {
-    const err = e as { status?: number; stdout?: string };
-    if (err.status !== undefined && okCodes.includes(err.status)) return err.stdout ?? "";
-    return undefined;
-  }
-}
-
-/** True when the project is inside a git work tree. */
-export function inGitRepo(project: string): boolean {
-  return git(project, ["rev-parse", "--is-inside-work-tree"])?.trim() === "true";
-}
-
-/** `git diff HEAD` of the given project paths, new (untracked) files shown as added. */
-export function diffOfPaths(project: string, paths: readonly string[]): string {
-  if (paths.length === 0) return "";
-  const hasHead = git(project, ["rev-parse", "--verify", "-q", "HEAD"]) !== undefined;
-  let out = hasHead ? (git(project, ["diff", "--binary", "HEAD", "--", ...paths]) ?? "") : "";
-  const untracked = (git(project, ["ls-files", "--others", "--", ...paths]) ?? "")
-    .split("\n")
-    .filter(Boolean);
-  const tracked = hasHead ? "" : (git(project, ["ls-files", "--", ...paths]) ?? "");
-  const fresh = [...untracked, ...tracked.split("\n").filter(Boolean)];
-  for (const rel of fresh)
-    out += git(project, ["diff", "--binary", "--no-index", "--", "/dev/null", rel], [1]) ?? "";
-  return out;
 }

@@ -4,7 +4,7 @@
 // switches to uid 1000, in the group of the engine's socket), against the real engine.
 
 import { spawn } from "node:child_process";
-import { chownSync, lstatSync, readdirSync, statSync } from "node:fs";
+import { chmodSync, chownSync, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -141,6 +141,73 @@ describe("a task that takes an output folder's permissions from its owner", () =
     expect(s.outputs.collected).toEqual(["res/ok.txt"]);
     expect(s.outputs.skipped.map((k) => k.path).sort()).toEqual(["res/a", "res/b"]);
     for (const k of s.outputs.skipped) expect(k.reason).toMatch(/^a folder whose entries could not be read/);
+    expect((await aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 180_000);
+});
+
+describe("a project folder the host cannot write an output in", () => {
+  it("has the rest of the run's outputs collected and recorded, and that one reported", async () => {
+    // The copy threw (EACCES creating the file in a folder not the person's to write: left by
+    // a run as root, or made read-only by a task holding it read-write): the run failed with
+    // "outputs were not collected", its summary listing none, while the outputs copied before
+    // it were already in the project, in no record and not in outputs.diff.
+    p.write("blocked.yaml", "runtime: python:3.11\noutputs: [first.txt, ro/]\n");
+    p.write("ro/keep.txt", "kept\n");
+    if (asRoot) chownTree(join(p.dir, "blocked.yaml"));
+    chmodSync(join(p.dir, "ro"), 0o555); // root's when the test is root, else its own read-only
+    const up = await aido("sandbox", "up", "-f", "blocked.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const make = "echo a > /output/first.txt && echo b > /output/ro/b.txt";
+    const run = await aido("run", "--sandbox", id, "--json", "sh", "-c", make);
+    chmodSync(join(p.dir, "ro"), 0o755);
+    expect(run.code, run.err.join("\n")).toBe(0);
+    const s = JSON.parse(run.out.join("\n")) as {
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    };
+    expect(s.outputs.collected).toEqual(["first.txt"]);
+    expect(s.outputs.skipped).toEqual([
+      { path: "ro/b.txt", reason: "could not be written in the project (EACCES)" },
+    ]);
+    expect(readFileSync(join(p.dir, "first.txt"), "utf8")).toBe("a\n");
+    expect(readdirSync(join(p.dir, "ro"))).toEqual(["keep.txt"]);
+    expect((await aido("sandbox", "destroy", id)).code).toBe(0);
+  }, 180_000);
+});
+
+describe("a task that leaves many unreadable folders down a chain of long names", () => {
+  it("has them counted, not listed, past PATH_MAX: the report stays within its bounds", async () => {
+    // The unreadable folders were each listed by their whole path, whatever its length: a
+    // thousand of them below 40 folders of 255-byte names put 10 MB of paths in summary.json
+    // and events.log, past the 8 Mi characters and the PATH_MAX the report keeps to.
+    p.write("deep.yaml", "runtime: python:3.11\noutputs: [res/]\n");
+    if (asRoot) chownTree(join(p.dir, "deep.yaml"));
+    const up = await aido("sandbox", "up", "-f", "deep.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const make = [
+      "import os",
+      "os.makedirs('/output/res', exist_ok=True)",
+      "open('/output/res/ok.txt', 'w').write('ok\\n')",
+      "os.chdir('/output/res')",
+      "for i in range(40): os.mkdir('d' * 255); os.chdir('d' * 255)",
+      "for i in range(1000): os.mkdir('u%d' % i, 0)",
+    ].join("\n");
+    const run = await aido("run", "--sandbox", id, "--json", "python3", "-c", make);
+    expect(run.code, run.err.join("\n")).toBe(0);
+    const s = JSON.parse(run.out.join("\n")) as {
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    };
+    expect(s.outputs.collected).toEqual(["res/ok.txt"]);
+    for (const k of s.outputs.skipped) expect(Buffer.byteLength(k.path)).toBeLessThanOrEqual(4095);
+    expect(s.outputs.skipped).toContainEqual({
+      path: ".",
+      reason: expect.stringMatching(
+        /^1000 paths longer than 4095 bytes \(PATH_MAX\) not collected, not listed/,
+      ),
+    });
+    const events = statSync(join(p.dir, ".aido", "sandboxes", id, "events.log")).size;
+    expect(events).toBeLessThan(1 << 20);
     expect((await aido("sandbox", "destroy", id)).code).toBe(0);
   }, 180_000);
 });

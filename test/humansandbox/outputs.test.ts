@@ -135,6 +135,44 @@ describe("collecting outputs a task names and moves as it likes", () => {
     expect((await p.aido("sandbox", "destroy")).code).toBe(0);
   }, 120_000);
 
+  it("never writes git's own folder from a wildcard: its config and hooks are commands", async () => {
+    // With outputs: ["**"], a task's /output/.git/config (core.fsmonitor) or a hook was copied
+    // over the project's: a command the person's next git, or their editor's git status, ran
+    // on the host. A .git file (any case) could point git at the sandbox's own /output.
+    p.write("git.yaml", "runtime: python:3.11\noutputs: ['**', 'vendor/.git/info/']\n");
+    const up = await p.aido("sandbox", "up", "-f", "git.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const make = [
+      "import os",
+      "for d in ['/output/.git/hooks', '/output/res']: os.makedirs(d, exist_ok=True)",
+      "open('/output/.git/config', 'w').write('[core]\\n\\tbare = false\\n[aido]\\n\\ttask = wrote-this\\n')",
+      "open('/output/.git/hooks/post-checkout', 'w').write('#!/bin/sh\\ntrue\\n')",
+      "os.chmod('/output/.git/hooks/post-checkout', 0o755)",
+      "open('/output/res/.GIT', 'w').write('gitdir: /elsewhere\\n')",
+      "open('/output/res/ok.txt', 'w').write('ok\\n')",
+      "os.makedirs('/output/vendor/.git/info', exist_ok=True)",
+      "open('/output/vendor/.git/info/exclude', 'w').write('named\\n')",
+    ].join("\n");
+    p.write("git.py", make);
+    const r = await p.aido("run", "--json", "git.py");
+    expect(r.code, r.err.join("\n")).toBe(0);
+    const s = r.json<{
+      outputs: { collected: string[]; skipped: Array<{ path: string; reason: string }> };
+    }>();
+    // A pattern naming .git collects what it matches, and only that.
+    expect(s.outputs.collected).toEqual(["res/ok.txt", "vendor/.git/info/exclude"]);
+    expect(s.outputs.skipped.map((k) => k.path).sort()).toEqual([
+      ".git/config",
+      ".git/hooks/post-checkout",
+      "res/.GIT",
+    ]);
+    for (const k of s.outputs.skipped) expect(k.reason).toMatch(/^in git's own folder/);
+    expect(readFileSync(join(p.dir, ".git", "config"), "utf8")).not.toContain("wrote-this");
+    expect(existsSync(join(p.dir, ".git", "hooks", "post-checkout"))).toBe(false);
+    expect(existsSync(join(p.dir, "res", ".GIT"))).toBe(false);
+    expect((await p.aido("sandbox", "destroy")).code).toBe(0);
+  }, 120_000);
+
   it("never reports a host file's name when a running task swaps a folder for a link mid-walk", async () => {
     // The walk went by path: a task still running (a second run) that swapped out/d for a
     // link to a host folder between the walk's lstat and its readdir had the host folder's

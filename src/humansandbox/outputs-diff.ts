@@ -1,0 +1,134 @@
+// humansandbox/outputs-diff.ts — outputs.diff: what a run's collected outputs changed in the
+// project, as `git diff` shows it against HEAD (new files as added).
+//
+// The project's git folder is the task's to write when an input holds it read-write
+// (--dangerous-allow-mutations on the project) or an output lands in it (a pattern naming
+// .git; before outputs.ts kept wildcards out of it, `outputs: ["**"]` collected
+// /output/.git/config). Git run in that repository takes its config: diff.external,
+// core.fsmonitor, a textconv or clean filter named by .gitattributes (and whatever else
+// git runs from config), each a command the HOST ran as the person running `aido run`. So the diff is
+// made with no config of the project's, nor the person's: in a git folder of our own
+// (temporary) whose objects are the project's (objects/info/alternates, read only) and whose
+// HEAD is the project's commit, with GIT_CONFIG_NOSYSTEM and GIT_CONFIG_GLOBAL=/dev/null. Its
+// index is HEAD's tree with the collected paths added (update-index: paths, not pathspecs, so
+// a file named `*` or `:(top)` is that file alone; read from stdin, so 100,000 paths fit
+// where they were past the argument limit), and the diff is that index
+// against HEAD: only what the run collected, never the person's other uncommitted work.
+
+import { spawnSync } from "node:child_process";
+import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { errorMessage } from "../errors.js";
+import { isAtOrUnder } from "./evidence-guard.js";
+
+/** The diff kept at most; past it outputs.diff ends with a line saying so. */
+const MAX_DIFF_BYTES = 64 << 20;
+
+interface Git {
+  ok: boolean;
+  out: string;
+  /** The output went past MAX_DIFF_BYTES and was cut there. */
+  cut: boolean;
+  err: string;
+}
+
+function git(cwd: string, args: string[], env: NodeJS.ProcessEnv = process.env, input?: Buffer): Git {
+  const r = spawnSync("git", args, {
+    cwd,
+    env,
+    encoding: "utf8",
+    maxBuffer: MAX_DIFF_BYTES,
+    ...(input ? { input } : {}),
+    stdio: [input ? "pipe" : "ignore", "pipe", "pipe"],
+  });
+  const cut = (r.error as NodeJS.ErrnoException | undefined)?.code === "ENOBUFS";
+  return { ok: r.status === 0 || cut, out: r.stdout ?? "", cut, err: r.stderr ?? "" };
+}
+
+/**
+ * True when the project is inside a git work tree. Reading the repository's config runs
+ * nothing: only the commands below that look at files (diff, status) run what it names.
+ */
+export function inGitRepo(project: string): boolean {
+  return git(project, ["rev-parse", "--is-inside-work-tree"]).out.trim() === "true";
+}
+
+/** What the project's repository is, read without running anything it configures. */
+function repositoryOf(project: string) {
+  const r = git(project, ["rev-parse", "--show-toplevel", "--show-object-format", "--git-path", "objects"]);
+  const [top, format, objects] = r.out.split("\n");
+  if (!r.ok || !top || !format || !objects) return undefined;
+  const head = git(project, ["rev-parse", "--verify", "-q", "HEAD^{commit}"]);
+  return {
+    top,
+    format,
+    objects: resolve(project, objects),
+    head: head.ok ? head.out.trim() : undefined,
+  };
+}
+
+/** `git diff HEAD` of the given project paths (relative to the project), new files shown as added. */
+export function diffOfPaths(project: string, paths: readonly string[]): string {
+  if (paths.length === 0) return "";
+  // Never thrown: thrown, the run's summary was not written (run.ts writes it after).
+  try {
+    return diffIn(project, paths);
+  } catch (e) {
+    return `[aido: outputs.diff could not be made: ${errorMessage(e)}]\n`;
+  }
+}
+
+/** A regular file, a link, or nothing: what update-index takes (a folder or FIFO stops it). */
+function indexable(path: string): boolean {
+  try {
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    return st === undefined || st.isFile() || st.isSymbolicLink();
+  } catch {
+    return false; // a folder on its way made unreadable since it was collected
+  }
+}
+
+function diffIn(project: string, paths: readonly string[]): string {
+  const repo = repositoryOf(project);
+  // A work tree that does not hold the project (core.worktree a task set) is not diffed.
+  if (!repo || !isAtOrUnder(repo.top, resolve(project))) return "";
+  if (repo.format !== "sha1" && repo.format !== "sha256") return "";
+  const gitDir = mkdtempSync(join(tmpdir(), "aido-diff-"));
+  try {
+    mkdirSync(join(gitDir, "objects", "info"), { recursive: true });
+    mkdirSync(join(gitDir, "refs"));
+    writeFileSync(join(gitDir, "objects", "info", "alternates"), `${repo.objects}\n`);
+    writeFileSync(join(gitDir, "HEAD"), repo.head ? `${repo.head}\n` : "ref: refs/heads/unborn\n");
+    writeFileSync(
+      join(gitDir, "config"),
+      repo.format === "sha1"
+        ? "[core]\n\trepositoryformatversion = 0\n"
+        : `[core]\n\trepositoryformatversion = 1\n[extensions]\n\tobjectformat = ${repo.format}\n`,
+    );
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("GIT_")) env[k] = v;
+    Object.assign(env, {
+      GIT_DIR: gitDir,
+      GIT_WORK_TREE: repo.top,
+      GIT_INDEX_FILE: join(gitDir, "index"),
+      GIT_CONFIG_NOSYSTEM: "1",
+      GIT_CONFIG_GLOBAL: "/dev/null",
+      GIT_ATTR_NOSYSTEM: "1",
+      GIT_LITERAL_PATHSPECS: "1",
+      GIT_NO_LAZY_FETCH: "1",
+      GIT_TERMINAL_PROMPT: "0",
+    });
+    const tree = repo.head ? git(project, ["read-tree", repo.head], env) : undefined;
+    if (tree && !tree.ok) return `[aido: outputs.diff could not be made: ${tree.err.trim()}]\n`;
+    // What a task holding a project folder read-write put at a collected path since is left out.
+    const files = paths.filter((p) => indexable(join(project, p)));
+    const list = Buffer.from(files.map((p) => `${p}\0`).join(""));
+    const added = git(project, ["update-index", "--add", "--remove", "-z", "--stdin"], env, list);
+    if (!added.ok) return `[aido: outputs.diff could not be made: ${added.err.trim()}]\n`;
+    const d = git(project, ["diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv"], env);
+    return d.cut ? `${d.out}\n[aido: outputs.diff cut at ${MAX_DIFF_BYTES} bytes]\n` : d.out;
+  } finally {
+    rmSync(gitDir, { recursive: true, force: true });
+  }
+}

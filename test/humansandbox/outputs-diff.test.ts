@@ -1,0 +1,116 @@
+// outputs.diff against a real git repository: what the run collected and nothing else, made
+// without running anything the project's repository configures (a task can write its
+// .git/config and .gitattributes: through a read-write input holding the project, or as an
+// output collected there), and whole however many or large the outputs are.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { diffOfPaths } from "../../src/humansandbox/outputs-diff.js";
+
+let dir: string;
+const git = (...args: string[]) => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8" });
+const write = (rel: string, text: string) => {
+  mkdirSync(join(dir, rel, ".."), { recursive: true });
+  writeFileSync(join(dir, rel), text);
+};
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "aido-diff-test-"));
+  git("init", "-q");
+  git("config", "user.email", "t@example.com");
+  git("config", "user.name", "t");
+  write("out/a.txt", "old\n");
+  write("notes.txt", "mine\n");
+  git("add", ".");
+  git("commit", "-qm", "start");
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("outputs.diff", () => {
+  it("runs nothing a task wrote into the project's git config or attributes", () => {
+    // git diff in the project ran diff.external, core.fsmonitor, a textconv and a clean
+    // filter named by .gitattributes: each a command of the task's run on the host.
+    const marker = (n: string) => join(dir, `ran-${n}`);
+    for (const [key, n] of [
+      ["diff.external", "external"],
+      ["core.fsmonitor", "fsmonitor"],
+      ["diff.x.textconv", "textconv"],
+      ["diff.x.command", "command"],
+      ["filter.y.clean", "clean"],
+      ["filter.y.process", "process"],
+    ] as const)
+      git("config", key, `touch ${marker(n)}; cat`);
+    write(".gitattributes", "out/* diff=x filter=y\n");
+    write("out/a.txt", "new\n");
+    write("out/b.txt", "added\n");
+    const diff = diffOfPaths(dir, ["out/a.txt", "out/b.txt"]);
+    const ran = ["external", "fsmonitor", "textconv", "command", "clean", "process"].filter((n) =>
+      existsSync(marker(n)),
+    );
+    expect(ran, "commands of the repository's config the host ran").toEqual([]);
+    expect(diff).toContain("-old\n+new");
+    expect(diff).toContain("+++ b/out/b.txt\n@@ -0,0 +1 @@\n+added");
+  });
+
+  it("shows a file named * or :(top) as that file, never the person's other changes", () => {
+    // As pathspecs, an output named `*` matched every file of the project: outputs.diff held
+    // the person's uncommitted work and every untracked file (ignored ones too), not the run's.
+    write("notes.txt", "my uncommitted work\n");
+    write("secret.env", "TOKEN=mine\n");
+    write("*", "star\n");
+    write(":(top)", "top\n");
+    const diff = diffOfPaths(dir, ["*", ":(top)"]);
+    expect(diff).toContain("+star");
+    expect(diff).toContain("+top");
+    expect(diff).not.toContain("my uncommitted work");
+    expect(diff).not.toContain("TOKEN=mine");
+  });
+
+  it("keeps a diff past a mebibyte", () => {
+    // execFileSync's default 1 MiB buffer: a larger diff was dropped, outputs.diff left empty.
+    write("out/a.txt", "x".repeat(100).concat("\n").repeat(20_000));
+    const diff = diffOfPaths(dir, ["out/a.txt"]);
+    expect(diff.length).toBeGreaterThan(2_000_000);
+  });
+
+  it("diffs more paths than one command line holds", () => {
+    // All paths were arguments of one git command: past the argument limit (E2BIG) outputs.diff
+    // was empty.
+    const deep = Array.from({ length: 15 }, (_, i) => `${i}`.padEnd(250, "d")).join("/");
+    const paths = Array.from({ length: 600 }, (_, i) => `${deep}/f${i}`);
+    for (const p of paths) write(p, "old\n");
+    git("add", ".");
+    git("commit", "-qm", "many");
+    for (const p of paths) write(p, "new\n");
+    const diff = diffOfPaths(dir, paths);
+    expect(diff.match(/^\+new$/gm)?.length).toBe(600);
+  });
+
+  it("leaves out what a task put at a collected path since, and diffs the rest", () => {
+    // A folder or FIFO there (a task holding the project read-write, after the collection)
+    // stopped update-index, and with it the whole diff.
+    write("out/a.txt", "new\n");
+    mkdirSync(join(dir, "out", "now-a-folder"));
+    execFileSync("mkfifo", [join(dir, "out", "now-a-fifo")]);
+    const diff = diffOfPaths(dir, ["out/now-a-folder", "out/now-a-fifo", "out/a.txt"]);
+    expect(diff).toContain("-old\n+new");
+    expect(diff).not.toContain("now-a");
+  });
+
+  it("says why when it cannot be made, never throws (the run's summary is written after it)", () => {
+    write("out/a.txt", "new\n");
+    const before = process.env.TMPDIR;
+    process.env.TMPDIR = join(dir, "no-such-folder");
+    try {
+      expect(diffOfPaths(dir, ["out/a.txt"])).toMatch(/^\[aido: outputs.diff could not be made: .*ENOENT/);
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+    }
+  });
+});
