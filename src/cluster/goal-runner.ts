@@ -109,6 +109,11 @@ export class ClusterGoalRunner {
     return this.lost.look([...this.running(), ...ended, ...unpacking]);
   }
 
+  /** Whether a goal found lost is not stopped yet (its stop threw): the node holds model calls. */
+  lostUnstopped(): boolean {
+    return this.lost.anyUnstopped();
+  }
+
   /** Owned, not lost, and ended in this Runtime (its end not written yet). */
   private endedHere(goalId: string): boolean {
     if (this.lost.has(goalId) || this.rt.goals.isLive(goalId)) return false;

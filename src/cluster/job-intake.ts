@@ -22,6 +22,15 @@ import type { ClusterGoalRunner, GoalJob } from "./goal-runner.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
 import { RedisKeys } from "./redis-keys.js";
 
+declare module "../security/audit-events.js" {
+  interface AuditPayloads {
+    /** This node ended a goal whose node stopped heartbeating: re-queued here, or failed. */
+    "cluster.goal_taken_over": { from_node: string; outcome: "requeued" | "failed"; reason?: string };
+    /** A failed job whose goal was queued (given back meanwhile) put back to waiting by this node. */
+    "cluster.goal_requeued": { reason: string };
+  }
+}
+
 /**
  * How many failed jobs a sweep looks at: this many of the newest (a job that just failed),
  * and this many of the older ones in turn, so that every failed job kept (a day's) is looked

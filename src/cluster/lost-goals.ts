@@ -19,6 +19,17 @@ import { errorMessage } from "../errors.js";
 import { TERMINAL } from "../kernel/goal-store.js";
 import type { NodeContext } from "./context.js";
 
+declare module "../security/audit-events.js" {
+  interface AuditPayloads {
+    /**
+     * A goal this node took that another node ended or took over while this one was silent:
+     * stopped here, or (found as the node shut down before it started, or before its first
+     * model call here) neither run nor given back, and no end written for it here.
+     */
+    "cluster.goal_lost": { reason: string };
+  }
+}
+
 const MIGRATIONS = [
   `CREATE TABLE cluster_unaudited_losses (
      goal_id TEXT PRIMARY KEY,
@@ -53,6 +64,11 @@ export class LostGoals {
 
   has(goalId: string): boolean {
     return this.lost.has(goalId);
+  }
+
+  /** Whether a lost goal's stop here threw and is still to be made: it may still call the model. */
+  anyUnstopped(): boolean {
+    return this.unstopped.size > 0;
   }
 
   /** Lost without a stop from here (its first model call found it another node's: that call fails it). */
