@@ -27,6 +27,25 @@ import { type KeptEnd, KeptEnds } from "./kept-ends.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
 
 /**
+ * The end a compare-and-set of this node wrote to a goal's hash (a cancel before the goal
+ * started, a dead node's goal failed here), as far as the writer knows it: announceWritten
+ * reads the rest (usage) from the hash when Redis answers.
+ */
+export function writtenEnd(goalId: string, state: "failed" | "cancelled", error: string): GoalStatus {
+  const now = new Date().toISOString();
+  return {
+    goal_id: goalId,
+    state,
+    error,
+    usage: { input_tokens: 0, output_tokens: 0 },
+    output_dir: "",
+    goal: "",
+    created_at: now,
+    finished_at: now,
+  };
+}
+
+/**
  * Where the goal's goal.finished stands as its end is written: `sent` as it happened (by
  * owned-mirror.ts), `held` back (the shutdown's end, or an end that only this write
  * announces: it goes out with the write), or `unsure` (it may have been refused with the
@@ -150,10 +169,14 @@ export class GoalEnds {
   async announceWritten(goalId: string, end: GoalStatus): Promise<void> {
     // The hash holds this end now. An end of the goal kept for a retry before (the node's own,
     // refused, say, as it refused the goal) is not the goal's any more: written again it
-    // found the goal ended and announced nothing, this end included.
+    // found the goal ended and announced nothing, this end included. Kept (and recorded in
+    // the node's database) before the hash is read: callers read it here, after; before, they
+    // read it first, and one Redis did not answer lost the announcement for good.
     if (this.unwritten.get(goalId)?.written !== true)
       this.unwritten.set(goalId, { why: "", event: "held", end, written: true });
-    await this.write(goalId, "held", end);
+    // As the hash holds it (usage, times); `end`, what the write set, when Redis does not answer.
+    const read = await this.ctx.mirror.status(goalId).catch(() => undefined);
+    await this.write(goalId, "held", read !== undefined && TERMINAL.has(read.state) ? read : end);
   }
 
   /** Write a goal that never ran here as failed with `error` (announced with the write). */

@@ -22,7 +22,7 @@ import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { CancelMarks } from "./cancel-marks.js";
 import type { NodeContext } from "./context.js";
 import { giveBack } from "./give-back.js";
-import { GoalEnds } from "./goal-ends.js";
+import { GoalEnds, writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
 import { LostGoals } from "./lost-goals.js";
@@ -369,8 +369,7 @@ export class ClusterGoalRunner {
         );
       } finally {
         await dropApprovalsOf(this.ctx, goalId).catch(() => {});
-        const s = await this.mirror.status(goalId);
-        if (s) await this.ends.announceWritten(goalId, s);
+        await this.ends.announceWritten(goalId, writtenEnd(goalId, "cancelled", reason));
       }
       return "handled";
     }

@@ -18,6 +18,7 @@ import type { Job, Queue } from "bullmq";
 import { errorMessage } from "../errors.js";
 import { isGoalId } from "../kernel/goals.js";
 import type { NodeContext } from "./context.js";
+import { writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalRunner, GoalJob } from "./goal-runner.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
 import { RedisKeys } from "./redis-keys.js";
@@ -136,8 +137,7 @@ export class JobIntake {
             );
           } finally {
             await this.dropApprovals(goalId);
-            const s = await this.mirror.status(goalId);
-            if (s) await this.runner.announceEnd(goalId, s);
+            await this.runner.announceEnd(goalId, writtenEnd(goalId, "failed", reason));
             this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
           }
         }
