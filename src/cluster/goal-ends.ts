@@ -21,10 +21,10 @@
 
 import { errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import { ApprovalDrops } from "./approval-drops.js";
 import { goalEndEvent, type NodeContext } from "./context.js";
 import { announceWrittenEnd, endPublished } from "./event-stream.js";
 import { type KeptEnd, KeptEnds } from "./kept-ends.js";
-import { dropApprovalsOf } from "./owned-mirror.js";
 
 /**
  * The end a compare-and-set of this node wrote to a goal's hash (a cancel before the goal
@@ -63,6 +63,8 @@ export class GoalEnds {
    * yet, and logged that another node ended or took over the goal.
    */
   private readonly writing = new Map<string, Promise<void>>();
+  /** The ended goals' mirrored approvals, dropped again with the heartbeats while Redis refuses. */
+  readonly approvals: ApprovalDrops;
 
   /** `settled(goalId)`: the goal's end is written, or another node's now (it is not run here any more). */
   constructor(
@@ -70,6 +72,7 @@ export class GoalEnds {
     private readonly settled: (goalId: string) => void,
   ) {
     this.unwritten = new KeptEnds(ctx.rt.db, ctx.log, ctx.identity.nodeId);
+    this.approvals = new ApprovalDrops(ctx);
   }
 
   /**
@@ -113,10 +116,7 @@ export class GoalEnds {
     if (wrote) {
       // The end is written: a refused drop is not a refused end (the owner's approvals leave
       // the list as they settle, owned-mirror.ts).
-      if (waiting?.written !== true)
-        await dropApprovalsOf(this.ctx, goalId).catch((e: unknown) =>
-          log(`cluster: could not drop the mirrored approvals of goal ${goalId}: ${errorMessage(e)}`),
-        );
+      if (waiting?.written !== true) await this.approvals.drop(goalId);
       // An end another node id wrote (kept-ends.ts) is announced as that node's.
       const by = waiting?.written === true ? waiting.node : undefined;
       try {
@@ -215,6 +215,7 @@ export class GoalEnds {
    * meanwhile, changes and announces nothing.
    */
   async retry(): Promise<void> {
+    await this.approvals.retry();
     for (const [goalId, u] of this.unwritten.entries()) await this.write(goalId, u.event, u.end);
   }
 
