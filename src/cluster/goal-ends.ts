@@ -21,10 +21,29 @@
 
 import { errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import { ApprovalDrops } from "./approval-drops.js";
 import { goalEndEvent, type NodeContext } from "./context.js";
 import { announceWrittenEnd, endPublished } from "./event-stream.js";
 import { type KeptEnd, KeptEnds } from "./kept-ends.js";
-import { dropApprovalsOf } from "./owned-mirror.js";
+
+/**
+ * The end a compare-and-set of this node wrote to a goal's hash (a cancel before the goal
+ * started, a dead node's goal failed here), as far as the writer knows it: announceWritten
+ * reads the rest (usage) from the hash when Redis answers.
+ */
+export function writtenEnd(goalId: string, state: "failed" | "cancelled", error: string): GoalStatus {
+  const now = new Date().toISOString();
+  return {
+    goal_id: goalId,
+    state,
+    error,
+    usage: { input_tokens: 0, output_tokens: 0 },
+    output_dir: "",
+    goal: "",
+    created_at: now,
+    finished_at: now,
+  };
+}
 
 /**
  * Where the goal's goal.finished stands as its end is written: `sent` as it happened (by
@@ -44,6 +63,8 @@ export class GoalEnds {
    * yet, and logged that another node ended or took over the goal.
    */
   private readonly writing = new Map<string, Promise<void>>();
+  /** The ended goals' mirrored approvals, dropped again with the heartbeats while Redis refuses. */
+  readonly approvals: ApprovalDrops;
 
   /** `settled(goalId)`: the goal's end is written, or another node's now (it is not run here any more). */
   constructor(
@@ -51,6 +72,7 @@ export class GoalEnds {
     private readonly settled: (goalId: string) => void,
   ) {
     this.unwritten = new KeptEnds(ctx.rt.db, ctx.log, ctx.identity.nodeId);
+    this.approvals = new ApprovalDrops(ctx);
   }
 
   /**
@@ -94,10 +116,7 @@ export class GoalEnds {
     if (wrote) {
       // The end is written: a refused drop is not a refused end (the owner's approvals leave
       // the list as they settle, owned-mirror.ts).
-      if (waiting?.written !== true)
-        await dropApprovalsOf(this.ctx, goalId).catch((e: unknown) =>
-          log(`cluster: could not drop the mirrored approvals of goal ${goalId}: ${errorMessage(e)}`),
-        );
+      if (waiting?.written !== true) await this.approvals.drop(goalId);
       // An end another node id wrote (kept-ends.ts) is announced as that node's.
       const by = waiting?.written === true ? waiting.node : undefined;
       try {
@@ -150,10 +169,14 @@ export class GoalEnds {
   async announceWritten(goalId: string, end: GoalStatus): Promise<void> {
     // The hash holds this end now. An end of the goal kept for a retry before (the node's own,
     // refused, say, as it refused the goal) is not the goal's any more: written again it
-    // found the goal ended and announced nothing, this end included.
+    // found the goal ended and announced nothing, this end included. Kept (and recorded in
+    // the node's database) before the hash is read: callers read it here, after; before, they
+    // read it first, and one Redis did not answer lost the announcement for good.
     if (this.unwritten.get(goalId)?.written !== true)
       this.unwritten.set(goalId, { why: "", event: "held", end, written: true });
-    await this.write(goalId, "held", end);
+    // As the hash holds it (usage, times); `end`, what the write set, when Redis does not answer.
+    const read = await this.ctx.mirror.status(goalId).catch(() => undefined);
+    await this.write(goalId, "held", read !== undefined && TERMINAL.has(read.state) ? read : end);
   }
 
   /** Write a goal that never ran here as failed with `error` (announced with the write). */
@@ -192,6 +215,7 @@ export class GoalEnds {
    * meanwhile, changes and announces nothing.
    */
   async retry(): Promise<void> {
+    await this.approvals.retry();
     for (const [goalId, u] of this.unwritten.entries()) await this.write(goalId, u.event, u.end);
   }
 

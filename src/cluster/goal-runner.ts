@@ -19,14 +19,14 @@
 import type { Job } from "bullmq";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
+import type { ApprovalDrops } from "./approval-drops.js";
 import { CancelMarks } from "./cancel-marks.js";
 import type { NodeContext } from "./context.js";
 import { giveBack } from "./give-back.js";
-import { GoalEnds } from "./goal-ends.js";
+import { GoalEnds, writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
 import { type PackedInputs, removeUnpacked, unpackInputs } from "./job-inputs.js";
 import { LostGoals } from "./lost-goals.js";
-import { dropApprovalsOf } from "./owned-mirror.js";
 
 /** What a goal's job carries. */
 export interface GoalJob {
@@ -50,6 +50,8 @@ export class ClusterGoalRunner {
   private readonly lost: LostGoals;
   /** Writes the ends of the goals this node ran (or took and never ran) to Redis. */
   private readonly ends: GoalEnds;
+  /** Drops ended goals' mirrored approvals, again with the heartbeats while Redis refuses (job-intake.ts too). */
+  readonly approvals: ApprovalDrops;
   /** Goals a cancel is ending before they run here or are given back (cancel-marks.ts). */
   private readonly marks = new CancelMarks();
   /** A recovery against Redis is due: Redis answered again, and no recovery since has been done in full. */
@@ -79,6 +81,7 @@ export class ClusterGoalRunner {
       this.owned.delete(goalId);
       this.lost.forget(goalId);
     });
+    this.approvals = this.ends.approvals;
   }
 
   /**
@@ -107,6 +110,11 @@ export class ClusterGoalRunner {
     // And those whose inputs a take still unpacks: one found lost is not started (runHere).
     const unpacking = [...this.owned].filter((id) => this.unpacking(id, false));
     return this.lost.look([...this.running(), ...ended, ...unpacking]);
+  }
+
+  /** Whether a goal found lost is not stopped yet (its stop threw): the node holds model calls. */
+  lostUnstopped(): boolean {
+    return this.lost.anyUnstopped();
   }
 
   /** Owned, not lost, and ended in this Runtime (its end not written yet). */
@@ -301,15 +309,11 @@ export class ClusterGoalRunner {
   }
 
   /**
-   * A goal another node ended or took over (it judged this one dead: paused past its lease)
-   * before this node's first model call of it, found as this node gave it back (`m`: its
-   * status now; `when` this node lost it): nothing of it ends here. Not a refusal of the
-   * goal: audited as lost, as stopLost does.
+   * A goal another node ended or took over before this node's first model call of it, found
+   * as this node gave it back (LostGoals.givenBack audits it): nothing of it ends here.
    */
   private dropLost(goalId: string, m: ClusterGoalStatus | undefined, when: string): string {
-    const reason = `another node ended or took over the goal ${when} (now ${m?.state ?? "unknown"} on node ${m?.node ?? "none"})`;
-    this.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
-    this.log(`cluster: goal ${goalId} is not this node's: ${reason}`);
+    this.lost.givenBack(goalId, m, when);
     this.owned.delete(goalId);
     this.dropUnpacked(goalId);
     return "skipped";
@@ -363,9 +367,8 @@ export class ClusterGoalRunner {
           { goalId },
         );
       } finally {
-        await dropApprovalsOf(this.ctx, goalId).catch(() => {});
-        const s = await this.mirror.status(goalId);
-        if (s) await this.ends.announceWritten(goalId, s);
+        await this.approvals.drop(goalId);
+        await this.ends.announceWritten(goalId, writtenEnd(goalId, "cancelled", reason));
       }
       return "handled";
     }

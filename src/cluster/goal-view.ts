@@ -19,6 +19,7 @@ import { mirroredApproval } from "./approval-view.js";
 import { type Command, sendCommand } from "./commands.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import { GoalEndWatch } from "./event-stream.js";
+import { writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
 import type { GoalJob } from "./goal-runner.js";
 import { packInputs } from "./job-inputs.js";
@@ -298,9 +299,9 @@ export class ClusterGoals {
       if (r.kind === "missing") return this.rt.goals.cancel(goalId);
       if (r.kind === "cancelled") {
         await this.queue.remove(goalId).catch(() => 0);
-        const s = await this.status(goalId);
-        await this.announceEnd(goalId, s);
-        return s;
+        // Announced before the status is read: a read Redis does not answer loses nothing.
+        await this.announceEnd(goalId, writtenEnd(goalId, "cancelled", "cancelled before it started"));
+        return this.status(goalId);
       }
       if (r.kind !== "running") return this.status(goalId);
       if (r.owner !== this.identity.nodeId) {

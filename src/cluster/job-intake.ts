@@ -18,9 +18,18 @@ import type { Job, Queue } from "bullmq";
 import { errorMessage } from "../errors.js";
 import { isGoalId } from "../kernel/goals.js";
 import type { NodeContext } from "./context.js";
+import { writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalRunner, GoalJob } from "./goal-runner.js";
-import { dropApprovalsOf } from "./owned-mirror.js";
 import { RedisKeys } from "./redis-keys.js";
+
+declare module "../security/audit-events.js" {
+  interface AuditPayloads {
+    /** This node ended a goal whose node stopped heartbeating: re-queued here, or failed. */
+    "cluster.goal_taken_over": { from_node: string; outcome: "requeued" | "failed"; reason?: string };
+    /** A failed job whose goal was queued (given back meanwhile) put back to waiting by this node. */
+    "cluster.goal_requeued": { reason: string };
+  }
+}
 
 /**
  * How many failed jobs a sweep looks at: this many of the newest (a job that just failed),
@@ -127,8 +136,7 @@ export class JobIntake {
             );
           } finally {
             await this.dropApprovals(goalId);
-            const s = await this.mirror.status(goalId);
-            if (s) await this.runner.announceEnd(goalId, s);
+            await this.runner.announceEnd(goalId, writtenEnd(goalId, "failed", reason));
             this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
           }
         }
@@ -157,15 +165,13 @@ export class JobIntake {
   }
 
   /**
-   * The dead owner's mirrored approvals of a goal this node just failed or took over, dropped.
-   * A refused drop is logged, never thrown: the compare-and-set landed, and throwing here left
-   * a failed goal unannounced (no follower saw it end) or a goal taken over running on this
-   * node with nothing running it, until the node reconnected or restarted.
+   * The dead owner's mirrored approvals of a goal this node just failed or took over, dropped
+   * (approval-drops.ts). A refused drop is logged and done again with the heartbeats, never
+   * thrown: the compare-and-set landed, and throwing here left a failed goal unannounced (no
+   * follower saw it end) or a goal taken over running on this node with nothing running it.
    */
-  private async dropApprovals(goalId: string): Promise<void> {
-    await dropApprovalsOf(this.ctx, goalId).catch((e: unknown) =>
-      this.log(`cluster: could not drop the mirrored approvals of goal ${goalId}: ${errorMessage(e)}`),
-    );
+  private dropApprovals(goalId: string): Promise<void> {
+    return this.runner.approvals.drop(goalId);
   }
 
   /** A job whose goal id is not one a node makes: audited, failed in Redis, nothing unpacked. */

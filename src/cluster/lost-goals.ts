@@ -18,6 +18,18 @@ import { migrate, prepared } from "../db/database.js";
 import { errorMessage } from "../errors.js";
 import { TERMINAL } from "../kernel/goal-store.js";
 import type { NodeContext } from "./context.js";
+import type { ClusterGoalStatus } from "./goal-mirror.js";
+
+declare module "../security/audit-events.js" {
+  interface AuditPayloads {
+    /**
+     * A goal this node took that another node ended or took over while this one was silent:
+     * stopped here, or (found as the node shut down before it started, or before its first
+     * model call here) neither run nor given back, and no end written for it here.
+     */
+    "cluster.goal_lost": { reason: string };
+  }
+}
 
 const MIGRATIONS = [
   `CREATE TABLE cluster_unaudited_losses (
@@ -53,6 +65,23 @@ export class LostGoals {
 
   has(goalId: string): boolean {
     return this.lost.has(goalId);
+  }
+
+  /** Whether a lost goal's stop here threw and is still to be made: it may still call the model. */
+  anyUnstopped(): boolean {
+    return this.unstopped.size > 0;
+  }
+
+  /**
+   * A goal another node ended or took over (it judged this one dead: paused past its lease)
+   * before this node's first model call of it, found as this node gave it back (`m`: its
+   * status now; `when` this node lost it). Not a refusal of the goal: audited as lost, as a
+   * look's are.
+   */
+  givenBack(goalId: string, m: ClusterGoalStatus | undefined, when: string): void {
+    const reason = `another node ended or took over the goal ${when} (now ${m?.state ?? "unknown"} on node ${m?.node ?? "none"})`;
+    this.ctx.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
+    this.ctx.log(`cluster: goal ${goalId} is not this node's: ${reason}`);
   }
 
   /** Lost without a stop from here (its first model call found it another node's: that call fails it). */

@@ -1,6 +1,7 @@
 // cluster/node-status.ts — what cluster.status says of the cluster: every node that ever
 // joined, as its heartbeats left it in Redis, and how that Redis keeps its data. And the
-// one write: a node's heartbeat record, its lease key with it (node.ts says when).
+// one write: a node's heartbeat record, its lease key with it (node.ts says when). And
+// whether another node is alive, as its lease key says (job-intake.ts asks, through node.ts).
 
 import type { Redis } from "ioredis";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
@@ -35,6 +36,26 @@ export async function writeHeartbeat(
       goals: JSON.stringify(running),
     })
     .exec();
+}
+
+/** Whether `node`'s lease key is there (it heartbeated within its lease). */
+export async function isAlive(ctx: Pick<NodeContext, "redis">, node: string): Promise<boolean> {
+  return (await ctx.redis.exists(RedisKeys.alive(node))) === 1;
+}
+
+/**
+ * Whether `node` is dead: its heartbeat key is gone now or within one lease (a job's lock
+ * can lapse up to half a lease before the last heartbeat's key does). A node still
+ * heartbeating after a whole lease is alive.
+ */
+export async function diedWithin(ctx: Pick<NodeContext, "redis" | "config">, node: string): Promise<boolean> {
+  const { leaseMs, heartbeatMs } = ctx.config.cluster;
+  const deadline = Date.now() + leaseMs + heartbeatMs;
+  while (Date.now() < deadline) {
+    if (!(await isAlive(ctx, node))) return true;
+    await new Promise((r) => setTimeout(r, heartbeatMs));
+  }
+  return false;
 }
 
 /** One node as `cluster.status` lists it. */

@@ -30,7 +30,14 @@ import { ClusterGoals } from "./goal-view.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
 import { InferenceSlots } from "./inference-slots.js";
 import { JobIntake, type Liveness } from "./job-intake.js";
-import { listNodes, type NodeStatus, redisPersistence, writeHeartbeat } from "./node-status.js";
+import {
+  diedWithin,
+  isAlive,
+  listNodes,
+  type NodeStatus,
+  redisPersistence,
+  writeHeartbeat,
+} from "./node-status.js";
 import { OwnedMirror } from "./owned-mirror.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
 import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS } from "./redis-url.js";
@@ -41,20 +48,10 @@ declare module "../security/audit-events.js" {
     "cluster.joined": { node_id: string; key_id: string; redis: string };
     /** goal.submit on this node put the goal in the cluster's queue (any node may run it). */
     "goal.enqueued": { goal: string; inputs?: string[] };
-    /** This node ended a goal whose node stopped heartbeating: re-queued here, or failed. */
-    "cluster.goal_taken_over": { from_node: string; outcome: "requeued" | "failed"; reason?: string };
-    /**
-     * A goal this node took that another node ended or took over while this one was silent:
-     * stopped here, or (found as the node shut down before it started, or before its first
-     * model call here) neither run nor given back, and no end written for it here.
-     */
-    "cluster.goal_lost": { reason: string };
     /** A goal this node took but had not started when it began to shut down: queued again for any node. */
     "cluster.goal_released": { reason: string };
     /** A goal this node had claimed but not started (or whose end by its shutdown was not given back yet) was cancelled. */
     "cluster.goal_cancelled": { reason: string };
-    /** A failed job whose goal was queued (given back meanwhile) put back to waiting by this node. */
-    "cluster.goal_requeued": { reason: string };
   }
 }
 
@@ -359,6 +356,14 @@ export class ClusterNode implements Liveness {
       await this.runner.retryEnds();
       // Back from a pause longer than the lease: what a survivor decided stands.
       const looked = await this.runner.stopLost(wasUnsure);
+      // A goal found lost that could not be stopped may still call the model: the node is not
+      // sure of its goals (its calls wait, as after a pause) until a look has stopped it.
+      if (!looked && !this.unsure && this.runner.lostUnstopped()) {
+        this.ctx.log(
+          "cluster: a goal another node has could not be stopped here: model calls, events and ends of this node's goals wait until a heartbeat has stopped it",
+        );
+        this.unsure = true;
+      }
       // Sure of its goals again: what it held since the pause goes out for those still its own.
       // Not when it was paused again while it looked (found, or not yet found by the timer):
       // that look may have read a goal as its own before a survivor took it; the next looks.
@@ -408,22 +413,13 @@ export class ClusterNode implements Liveness {
     }
   }
 
-  /**
-   * Whether `node` is dead: its heartbeat key is gone now or within one lease (a job's lock
-   * can lapse up to half a lease before the last heartbeat's key does). A node still
-   * heartbeating after a whole lease is alive.
-   */
-  async diedWithin(node: string): Promise<boolean> {
-    const deadline = Date.now() + this.ctx.config.cluster.leaseMs + this.ctx.config.cluster.heartbeatMs;
-    while (Date.now() < deadline) {
-      if (!(await this.isAlive(node))) return true;
-      await new Promise((r) => setTimeout(r, this.ctx.config.cluster.heartbeatMs));
-    }
-    return false;
+  /** Whether `node` is dead now or within one lease (node-status.ts). */
+  diedWithin(node: string): Promise<boolean> {
+    return diedWithin(this.ctx, node);
   }
 
-  async isAlive(node: string): Promise<boolean> {
-    return (await this.ctx.redis.exists(RedisKeys.alive(node))) === 1;
+  isAlive(node: string): Promise<boolean> {
+    return isAlive(this.ctx, node);
   }
 
   /** Stop taking goals (the Runtime then ends those running, as a lone daemon does). */

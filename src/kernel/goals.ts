@@ -222,10 +222,19 @@ export class GoalRunner {
     return this.status(id);
   }
 
-  /** End a running goal as failed with `reason` (its sandbox's TTL ran out). False if not running. */
+  /**
+   * End a goal as failed with `reason` (its sandbox's TTL ran out; a cluster node found another
+   * node has it): a running one's agents stop, a queued one ends without starting. Before, a
+   * queued goal was left queued (false), and it started later: its sandbox was made for a goal
+   * that was no longer this node's. False if it is neither.
+   */
   fail(id: string, reason: string): boolean {
     const g = this.live.get(id);
-    if (!g) return false;
+    if (!g) {
+      if (this.store.stateOf(id) !== "queued") return false;
+      this.finish(id, "failed", { error: reason });
+      return true;
+    }
     g.failure ??= reason;
     this.stopLive(id, reason);
     return true;

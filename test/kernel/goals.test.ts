@@ -194,6 +194,29 @@ describe("goals", () => {
     expect(h.rt.goals.status(a.goal_id).result).toBe("first");
   });
 
+  it("fails a queued goal told to fail without starting it: it never reaches the model", async () => {
+    h = await openHarness(server, {
+      config: (c) => {
+        c.limits.maxConcurrentGoals = 1;
+      },
+    });
+    const named = (name: string) => ({ ...lead, name });
+    server.script('manifest "lead-hold"', [turn.text("held the slot", { delayMs: 300 })]);
+    server.script('manifest "lead-queued"', [turn.text("the failed goal ran")]);
+    const a = h.rt.goals.submit({ goal: "A", manifest: named("lead-hold") });
+    const b = h.rt.goals.submit({ goal: "B", manifest: named("lead-queued") });
+    expect(h.rt.goals.status(b.goal_id).state).toBe("queued");
+    // As a cluster node stops a goal another node took (cluster/lost-goals.ts).
+    expect(h.rt.goals.fail(b.goal_id, "another node has it")).toBe(true);
+    expect(h.rt.goals.status(b.goal_id)).toMatchObject({ state: "failed", error: "another node has it" });
+    expect(h.rt.goals.isLive(b.goal_id)).toBe(false);
+    await h.rt.goals.wait(a.goal_id, 5_000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(h.rt.goals.status(b.goal_id).state).toBe("failed");
+    expect(server.requestsMatching('manifest "lead-queued"')).toHaveLength(0);
+    expect(h.rt.audit.query({ goal_id: b.goal_id, kind: "agent.spawned" })).toHaveLength(0);
+  });
+
   it("after a restart fails goals left running and runs the queued ones", async () => {
     h = await openHarness(server, {
       config: (c) => {

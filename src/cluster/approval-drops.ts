@@ -1,0 +1,82 @@
+// cluster/approval-drops.ts — the mirrored approvals of goals that ended (or left their node)
+// dropped from the cluster's list (aido:approvals), and again with each heartbeat while Redis
+// refuses the drop. A goal this node ended or failed for a dead owner had its approvals
+// listed as pending on every node until a drop went through: before, a refused drop was
+// logged and never tried again, and a dead owner that never came back left them listed for
+// good (its own restart settles only its own: owned-mirror.ts settleStale). A refused drop is
+// recorded in the node's database (cluster_undropped_approvals) as the announcements of ends
+// are (kept-ends.ts), so a restart in between does not forget it.
+
+import { migrate, prepared } from "../db/database.js";
+import { errorMessage } from "../errors.js";
+import type { NodeContext } from "./context.js";
+import { dropApprovalsOf } from "./owned-mirror.js";
+
+const MIGRATIONS = [
+  `CREATE TABLE cluster_undropped_approvals (
+     goal_id TEXT PRIMARY KEY
+   )`,
+];
+
+export class ApprovalDrops {
+  /** Goals whose approvals Redis did not drop yet, with why (logged when it changes). */
+  private readonly undropped = new Map<string, string>();
+
+  constructor(private readonly ctx: NodeContext) {
+    migrate(ctx.rt.db, "cluster.approval_drops", MIGRATIONS);
+    const rows = prepared(ctx.rt.db, "SELECT goal_id FROM cluster_undropped_approvals").all() as {
+      goal_id: string;
+    }[];
+    for (const r of rows) this.undropped.set(r.goal_id, "the node restarted before dropping them");
+  }
+
+  /** Drop the goal's mirrored approvals; kept for retry() if Redis refuses. Never throws. */
+  async drop(goalId: string): Promise<void> {
+    try {
+      await dropApprovalsOf(this.ctx, goalId);
+    } catch (e) {
+      this.refused(goalId, e);
+      return;
+    }
+    this.dropped(goalId);
+  }
+
+  /** Drop again what Redis refused (each heartbeat). */
+  async retry(): Promise<void> {
+    for (const goalId of [...this.undropped.keys()]) await this.drop(goalId);
+  }
+
+  private refused(goalId: string, e: unknown): void {
+    const why = errorMessage(e);
+    const before = this.undropped.get(goalId);
+    if (before !== why)
+      this.ctx.log(
+        `cluster: could not drop the mirrored approvals of goal ${goalId} (dropped again with each heartbeat until they are): ${why}`,
+      );
+    this.undropped.set(goalId, why);
+    if (before !== undefined) return;
+    try {
+      prepared(
+        this.ctx.rt.db,
+        "INSERT INTO cluster_undropped_approvals (goal_id) VALUES (?) ON CONFLICT (goal_id) DO NOTHING",
+      ).run(goalId);
+    } catch (err) {
+      this.ctx.log(
+        `cluster: could not record in the node's database that goal ${goalId}'s approvals are still to be dropped (forgotten if the node restarts first): ${errorMessage(err)}`,
+      );
+    }
+  }
+
+  private dropped(goalId: string): void {
+    if (!this.undropped.delete(goalId)) return;
+    this.ctx.log(`cluster: the mirrored approvals of goal ${goalId} are dropped now`);
+    try {
+      prepared(this.ctx.rt.db, "DELETE FROM cluster_undropped_approvals WHERE goal_id = ?").run(goalId);
+    } catch (e) {
+      // Dropped again by the node's next process: a drop of nothing.
+      this.ctx.log(
+        `cluster: could not forget in the node's database that goal ${goalId}'s approvals were to be dropped: ${errorMessage(e)}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,139 @@
+// The mirrored approvals of a dead node's goal that this node failed, whose drop Redis refused,
+// are dropped with a later heartbeat, and after a restart in between. Before, the refused drop
+// was logged and never tried again: the approvals stayed listed as pending on every node for a
+// goal that had ended. Real redis-server: the node joins as an ACL user of its own that may
+// not write the approvals list while the test says so. The Runtime is the part these paths
+// read: it has no record of the goal (the dead node ran it).
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Job, Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NodeContext } from "../../src/cluster/context.js";
+import { GoalMirror } from "../../src/cluster/goal-mirror.js";
+import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import { JobIntake } from "../../src/cluster/job-intake.js";
+import { openDatabase } from "../../src/db/database.js";
+import { AidoError, ErrorCode } from "../../src/errors.js";
+import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+
+const NODE = "n-drops";
+let server: RedisServer;
+let raw: Redis;
+let owner: Redis;
+let home: string;
+
+beforeAll(async () => {
+  server = await startRedis();
+  raw = new Redis(server.url);
+  await raw.call("ACL", "SETUSER", NODE, "on", ">owner-pass", "~*", "&*", "+@all");
+  owner = new Redis(server.url.replace("redis://", `redis://${NODE}:owner-pass@`), {
+    maxRetriesPerRequest: 1,
+  });
+  home = mkdtempSync(join(tmpdir(), "aido-approval-drops-"));
+});
+
+afterAll(async () => {
+  owner?.disconnect();
+  raw?.disconnect();
+  await stopAll();
+  rmSync(home, { recursive: true, force: true });
+});
+
+/** The node may write every key but the approvals list (`false`: every key). */
+async function approvalsRefused(refused: boolean): Promise<void> {
+  const keys = refused ? ["%R~*", "~bull:*", "~aido:goal*", "~aido:events*"] : ["~*"];
+  await raw.call("ACL", "SETUSER", NODE, "resetkeys", ...keys);
+}
+
+/** This node over `db`, a Runtime with no record of any goal; other nodes are dead. */
+function ownerNode(db: ReturnType<typeof openDatabase>) {
+  const rt = {
+    db,
+    goals: {
+      closing: false,
+      status: (id: string) => {
+        throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
+      },
+      isLive: () => false,
+      endedByClose: () => false,
+    },
+    audit: { record: () => {} },
+  };
+  const logs: string[] = [];
+  const ctx = {
+    config: { home, cluster: { leaseMs: 3_000, heartbeatMs: 500 } },
+    rt,
+    redis: owner,
+    mirror: new GoalMirror(owner),
+    identity: { nodeId: NODE },
+    log: (m: string) => logs.push(m),
+  } as unknown as NodeContext;
+  const runner = new ClusterGoalRunner(ctx);
+  const intake = new JobIntake(ctx, {} as Queue<GoalJob>, runner, {
+    isAlive: async () => false,
+    diedWithin: async () => true,
+    connectedForALease: async () => {},
+  });
+  return { runner, intake, logs };
+}
+
+/** A dead node's goal, its model calls started, with one pending approval it mirrored. */
+async function deadNodesGoal(goalId: string): Promise<Job<GoalJob>> {
+  const mirror = new GoalMirror(raw);
+  await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+  expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+  expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
+  const id = `ap_${goalId}`;
+  await raw.hset(
+    "aido:approvals",
+    id,
+    JSON.stringify({ id, node: "n-dead", status: "pending", created_at: Date.now(), goal_id: goalId }),
+  );
+  return {
+    data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
+  } as unknown as Job<GoalJob>;
+}
+
+describe("a dead node's goal failed here, whose approvals Redis would not drop", () => {
+  it("drops them with a later heartbeat once Redis takes the drop, logged once", async () => {
+    const goalId = "g_dropretry";
+    const job = await deadNodesGoal(goalId);
+    const { runner, intake, logs } = ownerNode(openDatabase(":memory:"));
+    await approvalsRefused(true);
+    try {
+      expect(await intake.process(job, "token")).toBe("failed");
+      expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
+      expect(await raw.hexists("aido:approvals", `ap_${goalId}`)).toBe(1);
+      await runner.retryEnds();
+      expect(await raw.hexists("aido:approvals", `ap_${goalId}`)).toBe(1);
+      expect(
+        logs.filter((l) => l.includes(`could not drop the mirrored approvals of goal ${goalId}`)),
+      ).toHaveLength(1);
+    } finally {
+      await approvalsRefused(false);
+    }
+    await runner.retryEnds();
+    expect(await raw.hexists("aido:approvals", `ap_${goalId}`)).toBe(0);
+  });
+
+  it("drops them after the node restarted, from its database", async () => {
+    const goalId = "g_droprestart";
+    const job = await deadNodesGoal(goalId);
+    const file = join(home, "restart.db");
+    const first = ownerNode(openDatabase(file));
+    await approvalsRefused(true);
+    try {
+      expect(await first.intake.process(job, "token")).toBe("failed");
+    } finally {
+      await approvalsRefused(false);
+    }
+    expect(await raw.hexists("aido:approvals", `ap_${goalId}`)).toBe(1);
+    // The process dies before a heartbeat; the next one opens the same database.
+    const next = ownerNode(openDatabase(file));
+    await next.runner.retryEnds();
+    expect(await raw.hexists("aido:approvals", `ap_${goalId}`)).toBe(0);
+  });
+});

@@ -1,0 +1,149 @@
+// An end this node wrote by its own compare-and-set (a queued goal's cancel, the cancel of a
+// goal it took and had not started, a dead node's goal failed here) is announced though Redis
+// does not answer the read of the goal's hash that follows the write. Before, the hash was
+// read first and the end announced from it: a read that failed lost the announcement for good
+// (the end written, never recorded nor announced), and followers on other nodes never saw the
+// goal end. Real redis-server; the node's user may not read hashes whole (HGETALL refused by
+// an ACL) while the test says so. The Runtime is the part these paths read: it has no record
+// of the goals.
+
+import type { Job, Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { NodeContext } from "../../src/cluster/context.js";
+import { GoalMirror } from "../../src/cluster/goal-mirror.js";
+import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import { ClusterGoals } from "../../src/cluster/goal-view.js";
+import { JobIntake } from "../../src/cluster/job-intake.js";
+import { openDatabase } from "../../src/db/database.js";
+import { AidoError, ErrorCode } from "../../src/errors.js";
+import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+
+const NODE = "n-unread";
+let server: RedisServer;
+let raw: Redis;
+let owner: Redis;
+
+beforeAll(async () => {
+  server = await startRedis();
+  raw = new Redis(server.url);
+  await raw.call("ACL", "SETUSER", NODE, "on", ">owner-pass", "~*", "&*", "+@all");
+  owner = new Redis(server.url.replace("redis://", `redis://${NODE}:owner-pass@`), {
+    maxRetriesPerRequest: 1,
+  });
+});
+
+afterEach(async () => {
+  await raw.call("ACL", "SETUSER", NODE, "+hgetall");
+});
+
+afterAll(async () => {
+  owner?.disconnect();
+  raw?.disconnect();
+  await stopAll();
+});
+
+/** The owner node over a Runtime with no record of any goal; other nodes are dead. */
+function ownerNode() {
+  const rt = {
+    db: openDatabase(":memory:"),
+    goals: {
+      closing: false,
+      status: (id: string) => {
+        throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
+      },
+      isLive: () => false,
+      endedByClose: () => false,
+      cancel: (id: string) => {
+        throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
+      },
+    },
+    audit: { record: () => {} },
+  };
+  const ctx = {
+    config: { cluster: { leaseMs: 3_000, heartbeatMs: 500 } },
+    rt,
+    redis: owner,
+    mirror: new GoalMirror(owner),
+    identity: { nodeId: NODE },
+    log: () => {},
+  } as unknown as NodeContext;
+  const runner = new ClusterGoalRunner(ctx);
+  const intake = new JobIntake(ctx, {} as Queue<GoalJob>, runner, {
+    isAlive: async () => false,
+    diedWithin: async () => true,
+    connectedForALease: async () => {},
+  });
+  const goals = new ClusterGoals(
+    ctx,
+    { remove: async () => 0 } as never,
+    (id) => runner.cancel(id),
+    (id, end) => runner.announceEnd(id, end),
+  );
+  return { runner, intake, goals };
+}
+
+/** The goal's goal.finished events (their states) and its announcements on the goal-ends stream. */
+async function announced(goalId: string): Promise<{ finished: string[]; ends: number }> {
+  await new Promise((r) => setTimeout(r, 100));
+  const finished = (await raw.xrange(`aido:events:${goalId}`, "-", "+"))
+    .map(([, f]) => JSON.parse(f[1] ?? "{}") as { type?: string; state?: string })
+    .filter((e) => e.type === "goal.finished")
+    .map((e) => e.state ?? "");
+  const ends = (await raw.xrange("aido:goal-ends", "-", "+")).filter(([, f]) => f[1] === goalId).length;
+  return { finished, ends };
+}
+
+/** From now on Redis refuses the node's reads of whole hashes (GoalMirror.status). */
+async function unreadable(): Promise<void> {
+  await raw.call("ACL", "SETUSER", NODE, "-hgetall");
+}
+
+describe("an end this node wrote, whose hash Redis would not let it read after the write", () => {
+  it("announces the cancel of a goal it took and had not started", async () => {
+    const goalId = "g_unreadcancel";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+    const { runner } = ownerNode();
+    await unreadable();
+    expect(await runner.cancel(goalId)).toBe("handled");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("cancelled");
+    expect(await announced(goalId)).toEqual({ finished: ["cancelled"], ends: 1 });
+    // Once only, whatever the heartbeats retry.
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: ["cancelled"], ends: 1 });
+  });
+
+  it("announces a dead node's goal that it failed", async () => {
+    const goalId = "g_unreaddead";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+    expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
+    const { runner, intake } = ownerNode();
+    await unreadable();
+    const job = {
+      data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
+    } as unknown as Job<GoalJob>;
+    expect(await intake.process(job, "token")).toBe("failed");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
+    expect(await announced(goalId)).toEqual({ finished: ["failed"], ends: 1 });
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: ["failed"], ends: 1 });
+  });
+
+  it("announces a queued goal's cancel", async () => {
+    const goalId = "g_unreadqueued";
+    await new GoalMirror(raw).create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    const { runner, goals } = ownerNode();
+    await unreadable();
+    // Its answer needs the hash read: refused, but the cancel is written and announced.
+    await goals.cancel(goalId).catch(() => undefined);
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("cancelled");
+    expect(await announced(goalId)).toEqual({ finished: ["cancelled"], ends: 1 });
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: ["cancelled"], ends: 1 });
+    goals.close();
+  });
+});
