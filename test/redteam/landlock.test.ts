@@ -32,7 +32,9 @@ async function prepared(
   name: string,
   grants: string[],
 ): Promise<{ id: string; goalId: string; pid: number }> {
-  const a = b.agent(name, grants);
+  // Persistent: the run's end leaves the agent and its container, which the test looks at
+  // after it (an on-demand standalone agent's container goes when its run ends).
+  const a = b.agent(name, grants, { lifecycle: "persistent" });
   const sandbox = (await b.rt.backend.acquire(a.goalId)) as DockerSandbox;
   await sandbox.ready();
   plantWorkspace(join(b.home.config.goalsDir, a.goalId, "workspace"));
