@@ -6,6 +6,9 @@
 // good (its own restart settles only its own: owned-mirror.ts settleStale). A refused drop is
 // recorded in the node's database (cluster_undropped_approvals) as the announcements of ends
 // are (kept-ends.ts), so a restart in between does not forget it.
+// A goal taken over from a dead node (re-queued: it runs again, here or elsewhere) has only
+// the dead node's approvals dropped: a drop done again later, once the goal's new run asked
+// approvals of its own, dropped those too, and no other node listed them nor could decide them.
 
 import { migrate, prepared } from "../db/database.js";
 import { errorMessage } from "../errors.js";
@@ -16,26 +19,45 @@ const MIGRATIONS = [
   `CREATE TABLE cluster_undropped_approvals (
      goal_id TEXT PRIMARY KEY
    )`,
+  // The node whose approvals are dropped; NULL: every node's (the goal ended).
+  "ALTER TABLE cluster_undropped_approvals ADD COLUMN node TEXT",
 ];
+
+/** A drop still to be made: why Redis refused it, and whose approvals (undefined: all). */
+interface Undropped {
+  why: string;
+  node: string | undefined;
+}
 
 export class ApprovalDrops {
   /** Goals whose approvals Redis did not drop yet, with why (logged when it changes). */
-  private readonly undropped = new Map<string, string>();
+  private readonly undropped = new Map<string, Undropped>();
 
   constructor(private readonly ctx: NodeContext) {
     migrate(ctx.rt.db, "cluster.approval_drops", MIGRATIONS);
-    const rows = prepared(ctx.rt.db, "SELECT goal_id FROM cluster_undropped_approvals").all() as {
+    const rows = prepared(ctx.rt.db, "SELECT goal_id, node FROM cluster_undropped_approvals").all() as {
       goal_id: string;
+      node: string | null;
     }[];
-    for (const r of rows) this.undropped.set(r.goal_id, "the node restarted before dropping them");
+    for (const r of rows)
+      this.undropped.set(r.goal_id, {
+        why: "the node restarted before dropping them",
+        node: r.node ?? undefined,
+      });
   }
 
-  /** Drop the goal's mirrored approvals; kept for retry() if Redis refuses. Never throws. */
-  async drop(goalId: string): Promise<void> {
+  /**
+   * Drop the goal's mirrored approvals (with `node`, only those that node mirrored: the dead
+   * node of a goal taken over); kept for retry() if Redis refuses. Never throws.
+   */
+  async drop(goalId: string, node?: string): Promise<void> {
+    // A drop of every node's approvals kept before (the goal ended) stays one.
+    const kept = this.undropped.get(goalId);
+    const whose = kept !== undefined && kept.node === undefined ? undefined : node;
     try {
-      await dropApprovalsOf(this.ctx, goalId);
+      await dropApprovalsOf(this.ctx, goalId, whose);
     } catch (e) {
-      this.refused(goalId, e);
+      this.refused(goalId, whose, e);
       return;
     }
     this.dropped(goalId);
@@ -43,23 +65,23 @@ export class ApprovalDrops {
 
   /** Drop again what Redis refused (each heartbeat). */
   async retry(): Promise<void> {
-    for (const goalId of [...this.undropped.keys()]) await this.drop(goalId);
+    for (const [goalId, u] of [...this.undropped.entries()]) await this.drop(goalId, u.node);
   }
 
-  private refused(goalId: string, e: unknown): void {
+  private refused(goalId: string, node: string | undefined, e: unknown): void {
     const why = errorMessage(e);
     const before = this.undropped.get(goalId);
-    if (before !== why)
+    if (before?.why !== why)
       this.ctx.log(
         `cluster: could not drop the mirrored approvals of goal ${goalId} (dropped again with each heartbeat until they are): ${why}`,
       );
-    this.undropped.set(goalId, why);
-    if (before !== undefined) return;
+    this.undropped.set(goalId, { why, node });
+    if (before !== undefined && before.node === node) return;
     try {
       prepared(
         this.ctx.rt.db,
-        "INSERT INTO cluster_undropped_approvals (goal_id) VALUES (?) ON CONFLICT (goal_id) DO NOTHING",
-      ).run(goalId);
+        "INSERT INTO cluster_undropped_approvals (goal_id, node) VALUES (?, ?) ON CONFLICT (goal_id) DO UPDATE SET node = excluded.node",
+      ).run(goalId, node ?? null);
     } catch (err) {
       this.ctx.log(
         `cluster: could not record in the node's database that goal ${goalId}'s approvals are still to be dropped (forgotten if the node restarts first): ${errorMessage(err)}`,

@@ -109,6 +109,15 @@ export class GoalEnds {
       // (or that a concurrent retry wrote already) is not announced, and its approvals stay.
       // One written already, whose announcement Redis refused, is only announced.
       wrote = waiting?.written === true || (await mirror.finish(goalId, identity.nodeId, ended));
+      // Written already (announceWritten, or a refused announcement): announced as the hash
+      // holds it (usage, times) whenever Redis answers the read, `ended` (what the write set)
+      // when it does not. Before, an end whose first read failed was announced as kept, with
+      // each later retry too: zero usage on a goal.finished a dashboard shows (a dead node's
+      // goal failed here), while the hash held its usage.
+      if (waiting?.written === true) {
+        const read = await mirror.status(goalId).catch(() => undefined);
+        if (read !== undefined && TERMINAL.has(read.state)) ended = read;
+      }
     } catch (e) {
       this.refused(goalId, waiting, e, as === "sent" ? "unsure" : as, s);
       return;
@@ -174,9 +183,8 @@ export class GoalEnds {
     // read it first, and one Redis did not answer lost the announcement for good.
     if (this.unwritten.get(goalId)?.written !== true)
       this.unwritten.set(goalId, { why: "", event: "held", end, written: true });
-    // As the hash holds it (usage, times); `end`, what the write set, when Redis does not answer.
-    const read = await this.ctx.mirror.status(goalId).catch(() => undefined);
-    await this.write(goalId, "held", read !== undefined && TERMINAL.has(read.state) ? read : end);
+    // Announced as the hash holds it (usage, times) when Redis answers the read (writeOnce).
+    await this.write(goalId, "held", end);
   }
 
   /** Write a goal that never ran here as failed with `error` (announced with the write). */

@@ -135,7 +135,7 @@ export class JobIntake {
               { goalId },
             );
           } finally {
-            await this.dropApprovals(goalId);
+            await this.dropApprovals(goalId, c.owner);
             await this.runner.announceEnd(goalId, writtenEnd(goalId, "failed", reason));
             this.log(`cluster: goal ${goalId} of node ${c.owner} failed: ${reason}`);
           }
@@ -154,11 +154,11 @@ export class JobIntake {
         // that runs nothing of it (no other node takes it from a live one). It ends failed.
         const why = `node ${nodeId} took the goal over from node ${c.owner} but could not audit it: ${errorMessage(e)}`;
         this.log(`cluster: goal ${goalId}: ${why}`);
-        await this.dropApprovals(goalId);
+        await this.dropApprovals(goalId, c.owner);
         await this.runner.endFailed(goalId, job.data.goal, why);
         return "failed";
       }
-      await this.dropApprovals(goalId);
+      await this.dropApprovals(goalId, c.owner);
       this.log(`cluster: goal ${goalId} of node ${c.owner} re-queued here (no model call had started)`);
     }
     return this.runner.runHere(job, token);
@@ -170,8 +170,8 @@ export class JobIntake {
    * thrown: the compare-and-set landed, and throwing here left a failed goal unannounced (no
    * follower saw it end) or a goal taken over running on this node with nothing running it.
    */
-  private dropApprovals(goalId: string): Promise<void> {
-    return this.runner.approvals.drop(goalId);
+  private dropApprovals(goalId: string, deadNode: string): Promise<void> {
+    return this.runner.approvals.drop(goalId, deadNode);
   }
 
   /** A job whose goal id is not one a node makes: audited, failed in Redis, nothing unpacked. */

@@ -205,11 +205,18 @@ export class OwnedMirror {
   }
 }
 
-/** The goal's mirrored approvals are dropped (it ended, or another node took it). */
-export async function dropApprovalsOf(ctx: NodeContext, goalId: string): Promise<void> {
+/**
+ * The goal's mirrored approvals are dropped (it ended, or another node took it); with `node`,
+ * only those that node mirrored (a goal taken over from a dead node runs again, and the
+ * approvals its new run asks are not the dead node's).
+ */
+export async function dropApprovalsOf(ctx: NodeContext, goalId: string, node?: string): Promise<void> {
   const all = await ctx.redis.hgetall(RedisKeys.approvals);
   const ids = Object.entries(all)
-    .filter(([, v]) => mirroredApproval(v)?.goal_id === goalId)
+    .filter(([, v]) => {
+      const a = mirroredApproval(v);
+      return a?.goal_id === goalId && (node === undefined || a.node === node);
+    })
     .map(([k]) => k);
   if (ids.length > 0) await ctx.redis.hdel(RedisKeys.approvals, ...ids);
 }

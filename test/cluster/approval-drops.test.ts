@@ -48,16 +48,25 @@ async function approvalsRefused(refused: boolean): Promise<void> {
   await raw.call("ACL", "SETUSER", NODE, "resetkeys", ...keys);
 }
 
-/** This node over `db`, a Runtime with no record of any goal; other nodes are dead. */
-function ownerNode(db: ReturnType<typeof openDatabase>) {
+/**
+ * This node over `db`, a Runtime with no record of any goal; other nodes are dead. `runs`: the
+ * goals submitted here, which run on (they are running, and never end).
+ */
+function ownerNode(db: ReturnType<typeof openDatabase>, runs = new Set<string>()) {
   const rt = {
     db,
     goals: {
       closing: false,
       status: (id: string) => {
+        if (runs.has(id)) return { goal_id: id, state: "running", output_dir: "" };
         throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
       },
-      isLive: () => false,
+      submit: (_s: unknown, o: { goalId: string }) => {
+        runs.add(o.goalId);
+        return { goal_id: o.goalId };
+      },
+      wait: () => new Promise(() => {}),
+      isLive: (id: string) => runs.has(id),
       endedByClose: () => false,
     },
     audit: { record: () => {} },
@@ -80,18 +89,25 @@ function ownerNode(db: ReturnType<typeof openDatabase>) {
   return { runner, intake, logs };
 }
 
-/** A dead node's goal, its model calls started, with one pending approval it mirrored. */
-async function deadNodesGoal(goalId: string): Promise<Job<GoalJob>> {
-  const mirror = new GoalMirror(raw);
-  await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
-  expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
-  expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
-  const id = `ap_${goalId}`;
+/** A pending approval of the goal, as `node` mirrors it. */
+async function mirrorApproval(id: string, goalId: string, node: string): Promise<void> {
   await raw.hset(
     "aido:approvals",
     id,
-    JSON.stringify({ id, node: "n-dead", status: "pending", created_at: Date.now(), goal_id: goalId }),
+    JSON.stringify({ id, node, status: "pending", created_at: Date.now(), goal_id: goalId }),
   );
+}
+
+/**
+ * A dead node's goal with one pending approval it mirrored, its model calls started (or not,
+ * `modelStarted` false: it is re-queued by the node that takes its job).
+ */
+async function deadNodesGoal(goalId: string, modelStarted = true): Promise<Job<GoalJob>> {
+  const mirror = new GoalMirror(raw);
+  await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+  expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+  if (modelStarted) expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
+  await mirrorApproval(`ap_${goalId}`, goalId, "n-dead");
   return {
     data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
   } as unknown as Job<GoalJob>;
@@ -135,5 +151,52 @@ describe("a dead node's goal failed here, whose approvals Redis would not drop",
     const next = ownerNode(openDatabase(file));
     await next.runner.retryEnds();
     expect(await raw.hexists("aido:approvals", `ap_${goalId}`)).toBe(0);
+  });
+});
+
+describe("a dead node's goal taken over (re-queued) here, whose approvals Redis would not drop", () => {
+  it("drops the dead node's approvals later, not those the goal's new run asked", async () => {
+    const goalId = "g_droprerun";
+    const job = await deadNodesGoal(goalId, false);
+    const runs = new Set<string>();
+    const { runner, intake } = ownerNode(openDatabase(":memory:"), runs);
+    await approvalsRefused(true);
+    try {
+      // Taken over and run here: it waits for its end, which never comes in this test.
+      intake.process(job, "token").catch(() => {});
+      for (let i = 0; i < 100 && !runs.has(goalId); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(runs.has(goalId)).toBe(true);
+      expect(await raw.hexists("aido:approvals", `ap_${goalId}`)).toBe(1);
+    } finally {
+      await approvalsRefused(false);
+    }
+    // The goal's run here asks an approval (mirrored), before the next heartbeat.
+    await mirrorApproval(`ap_${goalId}_new`, goalId, NODE);
+    await runner.retryEnds();
+    expect(await raw.hexists("aido:approvals", `ap_${goalId}`)).toBe(0);
+    expect(await raw.hexists("aido:approvals", `ap_${goalId}_new`)).toBe(1);
+  });
+
+  it("after a restart in between too, from the node's database", async () => {
+    const goalId = "g_droprerunrestart";
+    const job = await deadNodesGoal(goalId, false);
+    const file = join(home, "rerun.db");
+    const runs = new Set<string>();
+    const first = ownerNode(openDatabase(file), runs);
+    await approvalsRefused(true);
+    try {
+      first.intake.process(job, "token").catch(() => {});
+      for (let i = 0; i < 100 && !runs.has(goalId); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(runs.has(goalId)).toBe(true);
+    } finally {
+      await approvalsRefused(false);
+    }
+    // Another node runs the goal now (this one restarted), and asked an approval.
+    await raw.hset(`aido:goal:${goalId}`, "node", "n-other");
+    await mirrorApproval(`ap_${goalId}_other`, goalId, "n-other");
+    const next = ownerNode(openDatabase(file));
+    await next.runner.retryEnds();
+    expect(await raw.hexists("aido:approvals", `ap_${goalId}`)).toBe(0);
+    expect(await raw.hexists("aido:approvals", `ap_${goalId}_other`)).toBe(1);
   });
 });

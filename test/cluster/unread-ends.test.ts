@@ -34,7 +34,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  await raw.call("ACL", "SETUSER", NODE, "+hgetall");
+  await raw.call("ACL", "SETUSER", NODE, "+hgetall", "+xadd");
 });
 
 afterAll(async () => {
@@ -145,5 +145,35 @@ describe("an end this node wrote, whose hash Redis would not let it read after t
     await runner.retryEnds();
     expect(await announced(goalId)).toEqual({ finished: ["cancelled"], ends: 1 });
     goals.close();
+  });
+});
+
+describe("an end this node wrote, neither read back nor announced while Redis was away", () => {
+  it("is announced by a later heartbeat with the usage the goal's hash holds, not none", async () => {
+    const goalId = "g_unreadusage";
+    const mirror = new GoalMirror(raw);
+    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
+    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
+    expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
+    // The dead node's heartbeats left its usage in the hash.
+    expect(await mirror.update(goalId, "n-dead", { input_tokens: "1200", output_tokens: "340" })).toBe(true);
+    const { runner, intake } = ownerNode();
+    // Neither the read after the write nor the announcement is answered.
+    await unreadable();
+    await raw.call("ACL", "SETUSER", NODE, "-xadd");
+    const job = {
+      data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
+    } as unknown as Job<GoalJob>;
+    expect(await intake.process(job, "token")).toBe("failed");
+    expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
+    expect(await announced(goalId)).toEqual({ finished: [], ends: 0 });
+    // Redis answers again: the heartbeat's retry announces the end.
+    await raw.call("ACL", "SETUSER", NODE, "+hgetall", "+xadd");
+    await runner.retryEnds();
+    expect(await announced(goalId)).toEqual({ finished: ["failed"], ends: 1 });
+    const usage = (await raw.xrange(`aido:events:${goalId}`, "-", "+"))
+      .map(([, f]) => JSON.parse(f[1] ?? "{}") as { type?: string; usage?: unknown })
+      .find((e) => e.type === "goal.finished")?.usage;
+    expect(usage).toEqual({ input_tokens: 1200, output_tokens: 340 });
   });
 });
