@@ -96,7 +96,7 @@ export class LostGoals {
   forget(goalId: string): void {
     this.lost.delete(goalId);
     this.unstopped.delete(goalId);
-    if (!this.unaudited.has(goalId)) this.failing.delete(goalId);
+    this.settled(goalId);
   }
 
   /**
