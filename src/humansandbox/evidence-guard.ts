@@ -1,7 +1,7 @@
 // humansandbox/evidence-guard.ts — the project's evidence store (.aido: every sandbox's
-// record, events.log and run streams) never reaches a sandbox through its inputs. An
-// input mounting it would let the task read every sandbox's records and, with
-// --dangerous-allow-mutations, rewrite the record of what it did itself.
+// record, events.log and run streams) and the runtime's home never reach a sandbox
+// through its inputs. An input mounting the store would let the task read every sandbox's
+// records and, with --dangerous-allow-mutations, rewrite the record of what it did itself.
 //
 // - A wildcard never matches the store: `*` and `**` match the rest of the project.
 // - An input AT or UNDER the store (`.aido/**`, a link to .aido, an absolute path into it)
@@ -20,6 +20,13 @@
 // - Outputs never write it: outputs.ts collects nothing under .aido/ of /output, nor what
 //   would land in the store's real folder (a task's /output/.aido/sandboxes/<id>/events.log
 //   would replace its own sandbox's).
+// - The runtime's home (AIDO_HOME: its private key, database, audit head, tokens) is kept
+//   out by the same rules: read-only is enough to forge capability tokens and audit
+//   checkpoints. By its real path and its folder (device and inode); its key folder,
+//   database and audit head by their real paths when a link puts them elsewhere (a file
+//   held by an input is refused: a tmpfs cannot cover it); a link on the home's way held
+//   by a writable input is refused (re-pointed, the next `aido` would use a key the task
+//   chose). Outputs never write in it nor its key folder (runtimeFolders).
 
 import { lstatSync, realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
