@@ -221,6 +221,7 @@ export function removeLeftovers(project: string, root: string, id: string): numb
     const m = JOURNAL.exec(entry);
     if (!m || !gone(Number(m[2]))) continue;
     const journal = join(root, entry);
+    let kept = false;
     for (const line of new Set(readFileSync(journal, "utf8").split("\n"))) {
       if (line === "") continue;
       let names: Buffer[];
@@ -229,9 +230,12 @@ export function removeLeftovers(project: string, root: string, id: string): numb
       } catch {
         continue; // a line a kill cut short: no temp was made after it
       }
-      removed += removeTemps(project, names, (n) => isTempOf(id, m[1] as string, n));
+      const n = removeTemps(project, names, (name) => isTempOf(id, m[1] as string, name));
+      if (n === undefined) kept = true;
+      else removed += n;
     }
-    rmSync(journal, { force: true });
+    // A folder that could not be read (its permissions taken): the journal stays for the next time.
+    if (!kept) rmSync(journal, { force: true });
   }
   return removed;
 }
@@ -241,7 +245,16 @@ export function endPlacement(at: Placement): void {
   rmSync(at.journal, { force: true });
 }
 
-function removeTemps(project: string, folders: readonly Buffer[], isTemp: (name: string) => boolean): number {
+/**
+ * The temps in the project folder reached by `folders` removed: how many, 0 when the folder
+ * is gone (or a link now), undefined when it could not be read. An entry that changed
+ * meanwhile (a task holding the folder read-write) is left as it is.
+ */
+function removeTemps(
+  project: string,
+  folders: readonly Buffer[],
+  isTemp: (name: string) => boolean,
+): number | undefined {
   let dir: number | undefined = openSync(project, constants.O_RDONLY | constants.O_DIRECTORY);
   let removed = 0;
   try {
@@ -251,14 +264,28 @@ function removeTemps(project: string, folders: readonly Buffer[], isTemp: (name:
       dir = next;
       if (dir === undefined) return 0;
     }
-    for (const entry of readdirSync(fdPath(dir))) {
+    let names: string[];
+    try {
+      names = readdirSync(fdPath(dir));
+    } catch {
+      return undefined;
+    }
+    for (const entry of names) {
       if (!isTemp(entry)) continue;
       const p = fdEntryPath(dir, Buffer.from(entry));
-      if (!lstatSync(p, { throwIfNoEntry: false })?.isFile()) continue;
-      unlinkSync(p);
-      removed++;
+      try {
+        if (!lstatSync(p, { throwIfNoEntry: false })?.isFile()) continue;
+        unlinkSync(p);
+        removed++;
+      } catch {
+        // gone or replaced by a folder since: not ours to force
+      }
     }
     return removed;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EACCES" || code === "EPERM") return undefined;
+    throw e;
   } finally {
     if (dir !== undefined) closeSync(dir);
   }
