@@ -20,7 +20,7 @@
 // dashboard's walk too), each file opened the way the walk reached it and checked to be
 // the one walked, never through a symlink on the project side either: the project folders
 // on its way are opened one by one from the project's, never following a link a task put
-// there after the check (openDestination). A name that is not
+// there after the check (output-place.ts: also the temps, and who owns what is made). A name that is not
 // UTF-8 is reported with its bytes as \xNN and left in /output: outputs.diff could not name it. Modes are rebuilt (0644, or 0755 when the owner could execute),
 // never copied: no setuid or setgid bit a script set reaches the project (copyFileSync
 // would have kept them). outputs.diff, what this changed in a git repository, is
