@@ -14,6 +14,7 @@ import { createOptions, type SandboxLimits } from "../sandbox/container-spec.js"
 import { DockerSandbox, type SandboxOwner } from "../sandbox/docker-sandbox.js";
 import { EXECUTOR_PATH } from "../sandbox/executor-session.js";
 import { ensureImage, executorSourcePath } from "../sandbox/image.js";
+import type { RuntimeHome } from "./evidence-guard.js";
 import { recheckInputs } from "./paths.js";
 import type { InputMount, RuntimeChoice, SandboxPaths, SandboxRecord } from "./state.js";
 
@@ -227,9 +228,14 @@ class RestartingOwner implements SandboxOwner {
  * is not running is started again only when its inputs are still what `up` resolved
  * (paths.ts recheckInputs): the engine binds them by path at each start.
  */
-export async function attach(docker: Docker, record: SandboxRecord, cwd: string): Promise<DockerSandbox> {
+export async function attach(
+  docker: Docker,
+  record: SandboxRecord,
+  cwd: string,
+  runtime: RuntimeHome,
+): Promise<DockerSandbox> {
   const beforeStart = () =>
-    recheckInputs(cwd, record.id, record.inputs, record.flags.dangerous_allow_mutations);
+    recheckInputs(cwd, record.id, record.inputs, record.flags.dangerous_allow_mutations, runtime);
   const container = docker.getContainer(record.container);
   let info: Docker.ContainerInspectInfo;
   try {

@@ -1,7 +1,7 @@
 // humansandbox/evidence-guard.ts — the project's evidence store (.aido: every sandbox's
-// record, events.log and run streams) never reaches a sandbox through its inputs. An
-// input mounting it would let the task read every sandbox's records and, with
-// --dangerous-allow-mutations, rewrite the record of what it did itself.
+// record, events.log and run streams) and the runtime's home never reach a sandbox
+// through its inputs. An input mounting the store would let the task read every sandbox's
+// records and, with --dangerous-allow-mutations, rewrite the record of what it did itself.
 //
 // - A wildcard never matches the store: `*` and `**` match the rest of the project.
 // - An input AT or UNDER the store (`.aido/**`, a link to .aido, an absolute path into it)
@@ -20,10 +20,19 @@
 // - Outputs never write it: outputs.ts collects nothing under .aido/ of /output, nor what
 //   would land in the store's real folder (a task's /output/.aido/sandboxes/<id>/events.log
 //   would replace its own sandbox's).
+// - The runtime's home (AIDO_HOME: its private key, database, audit head, tokens) is kept
+//   out by the same rules: read-only is enough to forge capability tokens and audit
+//   checkpoints. By its real path and its folder (device and inode); its key folder,
+//   database and audit head by their real paths when a link puts them elsewhere (a file
+//   held by an input is refused: a tmpfs cannot cover it); a link on the home's way held
+//   by a writable input is refused (re-pointed, the next `aido` would use a key the task
+//   chose). Outputs never write in it nor its key folder (runtimeFolders).
 
 import { lstatSync, realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
+import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
+import { databaseFiles, ensurePrivateDir } from "../security/private-home.js";
 import type { InputMount } from "./state.js";
 
 /** The store's folder name in a project. */
@@ -93,6 +102,20 @@ export function evidenceFolders(project: string): Set<string> {
   return ids;
 }
 
+/**
+ * The runtime's home and key folder (by their real paths), as "dev:ino": outputs.ts never
+ * writes in them, whatever name reached them (a project that is the home, or a second
+ * mount of it inside the project).
+ */
+export function runtimeFolders(runtime: RuntimeHome): Set<string> {
+  const ids = new Set<string>();
+  for (const p of [runtime.home, runtime.keysDir]) {
+    const id = idOf(p);
+    if (id !== undefined) ids.add(id);
+  }
+  return ids;
+}
+
 /** "dev:ino" of the folder at `p` (links followed), undefined when there is none. */
 function idOf(p: string): string | undefined {
   const st = statSync(p, { throwIfNoEntry: false });
@@ -126,37 +149,120 @@ function placeOf(e: string, source: string): string | undefined {
   return holder === undefined ? undefined : relative(holder, e);
 }
 
+/** What of the runtime's own state (config.ts) is kept out of inputs, as the store is. */
+export type RuntimeHome = Pick<Config, "home" | "keysDir" | "dbPath" | "auditHeadPath">;
+
+/** A place kept out of every input: refused at or under it, covered when an input holds it. */
+interface KeptOut {
+  /** Real path (or the path it will be made at). */
+  path: string;
+  /** What it is, and why it never reaches a task: for the refusal. */
+  what: string;
+  /** A file: it cannot be covered by a tmpfs, so an input holding it is refused. */
+  file: boolean;
+}
+
+const HOME_WHAT =
+  "the runtime's home (AIDO_HOME: its private key, state database, audit log and tokens; read, they forge capability tokens and audit checkpoints)";
+
 /**
- * The mounts with each store location they contain listed in `hidden` (container paths);
- * throws for a mount at or under the store, and for what a writable mount could undo.
+ * The runtime's home and what of it lies elsewhere by a link (the key folder, the database,
+ * the audit head): by real path. A home not made yet is made (0700, as the daemon makes it)
+ * when an input would hold it, so that it can be covered: made later inside a mounted
+ * folder, the key would appear in a running sandbox.
  */
-export function guardEvidence(projectReal: string, mounts: InputMount[], writable: boolean): InputMount[] {
+function runtimePlaces(runtime: RuntimeHome): { places: KeptOut[]; links: string[] } {
+  const home = realOrSelf(runtime.home);
+  const places: KeptOut[] = [{ path: home, what: HOME_WHAT, file: false }];
+  const extra: Array<[string, string]> = [
+    [runtime.keysDir, "the runtime's key folder (AIDO_HOME/keys, by a link: its private key)"],
+    ...databaseFiles(runtime.dbPath).map((f): [string, string] => [
+      f,
+      "the runtime's state database (by a link)",
+    ]),
+    [runtime.auditHeadPath, "the runtime's audit head (by a link)"],
+  ];
+  for (const [p, what] of extra) {
+    const real = realOrSelf(p);
+    if (real === p || isAtOrUnder(home, real)) continue;
+    const st = statSync(real, { throwIfNoEntry: false });
+    if (st) places.push({ path: real, what, file: !st.isDirectory() });
+  }
+  // A link on the home's way (AIDO_HOME itself, or a folder above it): a task holding it
+  // read-write could re-point it, and the next `aido` would use (or make) its key there.
+  const links = ancestors(runtime.home).filter(isLink);
+  return { places, links };
+}
+
+/** Make the home (0700) when it is not there yet: it is covered only if it exists. */
+function makeHome(runtime: RuntimeHome): void {
+  if (!statSync(runtime.home, { throwIfNoEntry: false })) ensurePrivateDir(runtime.home);
+}
+
+/**
+ * The mounts with each kept-out place they contain listed in `hidden` (container paths):
+ * the project's evidence store and the runtime's home. Throws for a mount at or under one,
+ * for one holding a file of them, and for what a writable mount could undo.
+ */
+export function guardEvidence(
+  projectReal: string,
+  mounts: InputMount[],
+  writable: boolean,
+  runtime: RuntimeHome,
+): InputMount[] {
   const store = storeOf(projectReal);
+  const home = runtimePlaces(runtime);
+  const places: KeptOut[] = [
+    ...store.real.map((path) => ({
+      path,
+      what: "the project's evidence store (every sandbox's records and run streams)",
+      file: false,
+    })),
+    ...home.places,
+  ];
+  const links = [
+    ...(store.link
+      ? [{ link: store.link, what: "the project's evidence store", fix: "make .aido a folder" }]
+      : []),
+    ...home.links.map((link) => ({
+      link,
+      what: "the runtime's home",
+      fix: "give AIDO_HOME by its real path",
+    })),
+  ];
   return mounts.map((m) => {
-    const hidden: string[] = [];
-    for (const e of store.real) {
-      const rel = placeOf(e, m.source);
+    const hidden = new Set<string>();
+    for (const e of places) {
+      const rel = placeOf(e.path, m.source);
       if (rel === "")
         throw new AidoError(
           ErrorCode.configInvalid,
-          `input "${m.pattern}" mounts ${m.source}, which is the project's evidence store (${e}, every sandbox's records and run streams): it is never an input; declare the data itself`,
+          `input "${m.pattern}" mounts ${m.source}, which is ${e.what} at ${e.path}: it is never an input; declare the data itself`,
           { pattern: m.pattern, path: m.source },
         );
       if (rel === undefined) continue;
+      if (e.file)
+        throw new AidoError(
+          ErrorCode.configInvalid,
+          `input "${m.pattern}" mounts ${m.source}, which holds ${e.what} at ${e.path}: a file cannot be covered in a sandbox; declare narrower inputs`,
+          { pattern: m.pattern, path: m.source },
+        );
       if (writable && rel.includes(sep))
         throw new AidoError(
           ErrorCode.configInvalid,
-          `input "${m.pattern}" mounts ${m.source} read-write (--dangerous-allow-mutations) with the project's evidence store ${e} more than one folder below it: a task could move the folders between them; declare the project itself or narrower inputs`,
+          `input "${m.pattern}" mounts ${m.source} read-write (--dangerous-allow-mutations) with ${e.what} at ${e.path} more than one folder below it: a task could move the folders between them; declare the project itself or narrower inputs`,
           { pattern: m.pattern, path: m.source },
         );
-      hidden.push(`${m.target}/${rel.split(sep).join("/")}`);
+      if (e.what === HOME_WHAT) makeHome(runtime);
+      hidden.add(`${m.target}/${rel.split(sep).join("/")}`);
     }
-    if (store.link && writable && isAtOrUnder(m.source, store.link))
-      throw new AidoError(
-        ErrorCode.configInvalid,
-        `input "${m.pattern}" mounts ${m.source} read-write (--dangerous-allow-mutations) and holds the link ${store.link} to the project's evidence store: a task could re-point it; make .aido a folder, or declare narrower inputs`,
-        { pattern: m.pattern, path: m.source },
-      );
-    return hidden.length > 0 ? { ...m, hidden } : m;
+    for (const l of links)
+      if (writable && isAtOrUnder(m.source, l.link))
+        throw new AidoError(
+          ErrorCode.configInvalid,
+          `input "${m.pattern}" mounts ${m.source} read-write (--dangerous-allow-mutations) and holds the link ${l.link} to ${l.what}: a task could re-point it; ${l.fix}, or declare narrower inputs`,
+          { pattern: m.pattern, path: m.source },
+        );
+    return hidden.size > 0 ? { ...m, hidden: [...hidden] } : m;
   });
 }

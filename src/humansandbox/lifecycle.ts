@@ -24,6 +24,7 @@ import {
   versionMatches,
 } from "./container.js";
 import { openSandboxNetwork, removeSandboxNetwork, sandboxEgressNames } from "./egress.js";
+import { removeLeftovers } from "./output-place.js";
 import { linkOutputs } from "./outputs.js";
 import { recheckInputs, resolveInputs } from "./paths.js";
 import { Scrubber } from "./scrub.js";
@@ -32,9 +33,11 @@ import {
   appendEvent,
   ensureDirs,
   expiredRecords,
+  giveEvidence,
   isExpired,
   newSandboxId,
   readRecord,
+  type SandboxPaths,
   type SandboxRecord,
   sandboxPaths,
   writeRecord,
@@ -68,6 +71,15 @@ function specFor(opts: UpOptions): { spec: SandboxSpec; file: string | null; sha
 }
 
 export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
+  const made: { paths?: SandboxPaths } = {};
+  try {
+    return await makeSandbox(opts, made);
+  } finally {
+    if (made.paths) giveEvidence(opts.cwd, made.paths, opts.notice ?? (() => {}));
+  }
+}
+
+async function makeSandbox(opts: UpOptions, made: { paths?: SandboxPaths }): Promise<SandboxRecord> {
   const progress = opts.progress ?? (() => {});
   const notice = opts.notice ?? (() => {});
   const { spec, file, sha } = specFor(opts);
@@ -75,7 +87,7 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
   const network = opts.network ? true : spec.network;
   const hosts = Array.isArray(network) ? network : undefined;
   const docker = opts.docker ?? connectDocker();
-  const inputs = resolveInputs(opts.cwd, spec.inputs, Boolean(opts.allowMutations));
+  const inputs = resolveInputs(opts.cwd, spec.inputs, opts.config, Boolean(opts.allowMutations));
   const runtime = await resolveRuntime(opts.config, docker, spec.runtime, progress);
   if (hosts && runtime.mountExecutor)
     throw new AidoError(
@@ -85,8 +97,9 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
     );
   const id = newSandboxId();
   const paths = sandboxPaths(opts.cwd, id);
+  made.paths = paths;
   const who = containerUser();
-  ensureDirs(paths);
+  ensureDirs(opts.cwd, paths);
   for (const d of [paths.work, paths.output, paths.stream]) {
     mkdirSync(d, { recursive: true, mode: 0o755 });
     if (process.getuid?.() === 0) chownSync(d, who.uid, who.gid);
@@ -186,10 +199,10 @@ export async function sandboxUp(opts: UpOptions): Promise<SandboxRecord> {
       )
       .then((c) => {
         // Another sandbox's task may hold this one's input folders: bound by path at start.
-        recheckInputs(opts.cwd, id, inputs, Boolean(opts.allowMutations));
+        recheckInputs(opts.cwd, id, inputs, Boolean(opts.allowMutations), opts.config);
         return c.start();
       });
-    const sb = await attach(docker, record, opts.cwd);
+    const sb = await attach(docker, record, opts.cwd, opts.config);
     try {
       const provides = await probeRuntime(sb, spec.runtime);
       if (provides) {
@@ -298,6 +311,8 @@ export async function destroySandbox(
   await attempt(() => removeContainer(docker, record.container));
   const egress = record.egress;
   if (egress) await attempt(() => removeSandboxNetwork(docker, egress, paths));
+  // What a collection killed mid-copy left in the project (output-place.ts).
+  await attempt(() => removeLeftovers(cwd, paths.root, id));
   for (const d of [paths.work, paths.output, paths.stream]) await attempt(() => removeTreeNoFollow(d));
   if (failures.length > 0) {
     for (const error of failures) appendEvent(paths, { event: "destroy_failed", reason, error });
@@ -311,6 +326,7 @@ export async function destroySandbox(
     appendEvent(paths, { event: "destroyed", reason });
   }
   if (opts.purge) removeTreeNoFollow(paths.root);
+  else giveEvidence(cwd, paths, () => {});
   return record;
 }
 

@@ -20,33 +20,35 @@
 // dashboard's walk too), each file opened the way the walk reached it and checked to be
 // the one walked, never through a symlink on the project side either: the project folders
 // on its way are opened one by one from the project's, never following a link a task put
-// there after the check (openDestination). A name that is not
+// there after the check (output-place.ts: also the temps, and who owns what is made). A name that is not
 // UTF-8 is reported with its bytes as \xNN and left in /output: outputs.diff could not name it. Modes are rebuilt (0644, or 0755 when the owner could execute),
 // never copied: no setuid or setgid bit a script set reaches the project (copyFileSync
 // would have kept them). outputs.diff, what this changed in a git repository, is
 // outputs-diff.ts's.
 
-import { randomBytes } from "node:crypto";
-import {
-  chownSync,
-  closeSync,
-  constants,
-  fstatSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  renameSync,
-  rmSync,
-  symlinkSync,
-  writeSync,
-} from "node:fs";
+import { chownSync, closeSync, fstatSync, lstatSync, mkdirSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { errorMessage } from "../errors.js";
-import { displayName, fdEntryPath, sparseRefusal } from "../sandbox/untrusted-files.js";
+import { displayName, sparseRefusal } from "../sandbox/untrusted-files.js";
 import { openWalked, type WalkedEntry, walkUntrusted } from "../sandbox/untrusted-walk.js";
-import { EVIDENCE_DIR, evidenceFolders, evidenceTest } from "./evidence-guard.js";
+import {
+  EVIDENCE_DIR,
+  evidenceFolders,
+  evidenceTest,
+  type RuntimeHome,
+  runtimeFolders,
+} from "./evidence-guard.js";
+import {
+  copyPlainFile,
+  endPlacement,
+  newPlacement,
+  type OpenOutput,
+  openDestination,
+  type Placement,
+  removeLeftovers,
+} from "./output-place.js";
 import { outputPatternMeets } from "./paths.js";
+import { projectOwner } from "./state.js";
 
 /** What linkOutputs made, and the patterns it could not give a link to. */
 export interface OutputLinks {
@@ -174,10 +176,18 @@ const PATH_MAX = 4095;
  */
 const GIT_DIR = ".git";
 
+/** The sandbox a collection is of: its id and evidence folder (output-place.ts: its temps' journals), and the runtime's home kept out. */
+export interface CollectFor {
+  id: string;
+  root: string;
+  runtime: RuntimeHome;
+}
+
 export function collectOutputs(
   outputDir: string,
   project: string,
   patterns: readonly string[],
+  sandbox: CollectFor,
 ): CollectResult {
   const result: CollectResult = { collected: [], skipped: [] };
   let unlisted = 0;
@@ -192,7 +202,14 @@ export function collectOutputs(
   };
   const inEvidence = evidenceTest(project);
   const gitPatterns = patterns.filter((p) => p.split("/").some((seg) => seg.toLowerCase() === GIT_DIR));
-  const storeFolders = evidenceFolders(project);
+  // What a killed collection of this sandbox left first; then its own temps are noted anew.
+  removeLeftovers(project, sandbox.root, sandbox.id);
+  const at = newPlacement(
+    sandbox.id,
+    sandbox.root,
+    projectOwner(project),
+    new Set([...evidenceFolders(project), ...runtimeFolders(sandbox.runtime)]),
+  );
   const meets = (names: readonly Buffer[]) => {
     const shown = names.map(displayName);
     const all = patterns.map((p) => outputPatternMeets(p, shown));
@@ -256,7 +273,7 @@ export function collectOutputs(
     // thrown: thrown, the outputs already copied into the project were in no record.
     let why: string | undefined;
     try {
-      why = collectOne(outputDir, project, e, storeFolders);
+      why = collectOne(outputDir, project, e, at);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       why = `could not be written in the project (${code ?? errorMessage(err)})`;
@@ -285,16 +302,12 @@ export function collectOutputs(
       path: ".",
       reason: `more than ${REPORT_CHARS} characters of paths listed: the rest was not collected`,
     });
+  endPlacement(at);
   return result;
 }
 
 /** Copy one walked regular file to its place in the project; the reason when it is not. */
-function collectOne(
-  outputDir: string,
-  project: string,
-  e: WalkedEntry,
-  storeFolders: ReadonlySet<string>,
-): string | undefined {
+function collectOne(outputDir: string, project: string, e: WalkedEntry, at: Placement): string | undefined {
   const why = blockedAt(project, e.shown);
   if (why) return `${why} in the project`;
   const src = openOutput(outputDir, e);
@@ -302,10 +315,11 @@ function collectOne(
   try {
     const sparse = sparseRefusal(src.size, src.blocks);
     if (sparse !== undefined) return sparse;
-    const into = openDestination(project, e.names.slice(0, -1), storeFolders);
+    const folders = e.names.slice(0, -1);
+    const into = openDestination(project, folders, at);
     if (typeof into === "string") return into;
     try {
-      copyPlainFile(src, into, e.names.at(-1) as Buffer);
+      copyPlainFile(src, into, folders, e.names.at(-1) as Buffer, at);
     } finally {
       closeSync(into);
     }
@@ -313,15 +327,6 @@ function collectOne(
   } finally {
     closeSync(src.fd);
   }
-}
-
-/** An output open for the copy, and what fstat said of it then. */
-interface OpenOutput {
-  fd: number;
-  mode: number;
-  size: number;
-  /** 512-byte blocks the filesystem holds for it (st_blocks). */
-  blocks: number;
 }
 
 /**
@@ -337,89 +342,4 @@ function openOutput(root: string, e: WalkedEntry): OpenOutput | undefined {
     return undefined;
   }
   return { fd, mode: st.mode, size: st.size, blocks: st.blocks };
-}
-
-/**
- * The project folder an output goes in, opened folder by folder from the project's (each
- * made when absent, then opened O_DIRECTORY | O_NOFOLLOW through the one before): a link a
- * task put on the way after blockedAt looked (one holding a read-write input there, still
- * running) is never followed. By path, the folders were made and the file created through
- * it: the outputs landed where the link pointed, the sandbox's own evidence or any folder
- * of the host. A folder on the way that is the evidence store, by device and inode whatever
- * name reached it, is refused too. Returns the reason when the folder cannot be used.
- */
-function openDestination(
-  project: string,
-  folders: readonly Buffer[],
-  store: ReadonlySet<string>,
-): number | string {
-  let dir = openSync(project, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    for (const name of [undefined, ...folders]) {
-      if (name !== undefined) {
-        const at = fdEntryPath(dir, name);
-        try {
-          mkdirSync(at);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-        }
-        let next: number;
-        try {
-          next = openSync(at, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code === "ELOOP" || code === "ENOTDIR" || code === "ENOENT")
-            return "changed while it was collected: a link or no folder on its way in the project";
-          throw e;
-        }
-        closeSync(dir);
-        dir = next;
-      }
-      const st = fstatSync(dir);
-      if (store.has(`${st.dev}:${st.ino}`))
-        return `the project's evidence store (${EVIDENCE_DIR}) is never written by outputs`;
-    }
-    const open = dir;
-    dir = -1;
-    return open;
-  } finally {
-    if (dir !== -1) closeSync(dir);
-  }
-}
-
-/**
- * Content (up to the size it had when opened: a task still running cannot grow it during the
- * copy) and the owner-execute bit only, into `name` of the folder open at `dir`. Written to a
- * new file of its own there (O_EXCL) and renamed over `name`: an existing project file is
- * replaced whole or not at all, never written through, and whatever a task put at `name`
- * meanwhile (a link, a FIFO) is replaced, not followed. It was unlinked first, then created
- * O_EXCL: a copy that failed midway (a full disk) had the person's file gone, and a name a
- * running task made again between the two made the collection throw.
- */
-function copyPlainFile(src: OpenOutput, dir: number, name: Buffer): void {
-  const mode = src.mode & 0o100 ? 0o755 : 0o644;
-  const temp = fdEntryPath(dir, Buffer.from(`.aido-output-${randomBytes(8).toString("hex")}`));
-  const dst = openSync(
-    temp,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    mode,
-  );
-  let placed = false;
-  try {
-    try {
-      const buf = Buffer.allocUnsafe(1 << 20);
-      for (let left = src.size; left > 0; ) {
-        const n = readSync(src.fd, buf, 0, Math.min(buf.length, left), null);
-        if (n === 0) break;
-        for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
-        left -= n;
-      }
-    } finally {
-      closeSync(dst);
-    }
-    renameSync(temp, fdEntryPath(dir, name));
-    placed = true;
-  } finally {
-    if (!placed) rmSync(temp, { force: true });
-  }
 }

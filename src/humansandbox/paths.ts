@@ -9,7 +9,13 @@ import { lstatSync, readdirSync, realpathSync } from "node:fs";
 import { basename, join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { wildcardMatch } from "../security/glob.js";
-import { EVIDENCE_DIR, guardEvidence, isAtOrUnder, isEvidencePath } from "./evidence-guard.js";
+import {
+  EVIDENCE_DIR,
+  guardEvidence,
+  isAtOrUnder,
+  isEvidencePath,
+  type RuntimeHome,
+} from "./evidence-guard.js";
 import type { InputMount } from "./state.js";
 
 const MAX_MATCHES = 256;
@@ -68,13 +74,26 @@ export function expandPattern(root: string, pattern: string): string[] {
  * absolute one at /inputs/<its name>. A pattern that matches nothing is an error (a typo
  * would otherwise run the script against no data). The project's evidence store is kept
  * out (evidence-guard.ts): a wildcard never matches it, naming it is refused, and an input
- * holding it has it covered (`hidden`). `writable`: --dangerous-allow-mutations.
+ * holding it has it covered (`hidden`); so is the runtime's home (`runtime`: AIDO_HOME, its
+ * key). A `..` segment is refused: `/tmp/..` would mount "/" at /inputs/.., and a path
+ * read through one is not the path it shows. `writable`: --dangerous-allow-mutations.
  */
-export function resolveInputs(project: string, patterns: readonly string[], writable = false): InputMount[] {
+export function resolveInputs(
+  project: string,
+  patterns: readonly string[],
+  runtime: RuntimeHome,
+  writable = false,
+): InputMount[] {
   const projectReal = realpathSync(project);
   const mounts: InputMount[] = [];
   const targets = new Map<string, string>();
   for (const pattern of patterns) {
+    if (pattern.split("/").includes(".."))
+      throw new AidoError(
+        ErrorCode.configInvalid,
+        `input "${pattern}" has a ".." segment: name the folder by its own path`,
+        { pattern },
+      );
     const abs = pattern.startsWith("/");
     const root = abs ? "/" : projectReal;
     const all = expandPattern(root, abs ? pattern.slice(1) : pattern);
@@ -111,7 +130,7 @@ export function resolveInputs(project: string, patterns: readonly string[], writ
   }
   // A mount inside another mount would hide it or be hidden: keep the outer one only.
   const outer = mounts.filter((m) => !mounts.some((o) => o !== m && m.target.startsWith(`${o.target}/`)));
-  return guardEvidence(projectReal, outer, writable);
+  return guardEvidence(projectReal, outer, writable, runtime);
 }
 
 /**
@@ -128,6 +147,7 @@ export function recheckInputs(
   id: string,
   inputs: readonly InputMount[],
   writable: boolean,
+  runtime: RuntimeHome,
 ): void {
   const refuse = (m: InputMount, what: string) =>
     new AidoError(
@@ -148,12 +168,13 @@ export function recheckInputs(
     realpathSync(project),
     inputs.map(({ hidden: _, ...m }) => m),
     writable,
+    runtime,
   );
   again.forEach((m, i) => {
     if ((m.hidden ?? []).join("\0") !== (inputs[i]?.hidden ?? []).join("\0"))
       throw new AidoError(
         ErrorCode.sandboxFailed,
-        `input "${m.pattern}" mounts ${m.source}: the project's evidence store in it is to be covered at [${(m.hidden ?? []).join(", ")}], sandbox ${id} records [${(inputs[i]?.hidden ?? []).join(", ")}] (the store moved, or the sandbox was made before stores were covered): its container is not started; destroy it (\`aido sandbox destroy ${id}\`) and start a new one`,
+        `input "${m.pattern}" mounts ${m.source}: the project's evidence store and the runtime's home in it are to be covered at [${(m.hidden ?? []).join(", ")}], sandbox ${id} records [${(inputs[i]?.hidden ?? []).join(", ")}] (the store moved, or the sandbox was made before stores were covered): its container is not started; destroy it (\`aido sandbox destroy ${id}\`) and start a new one`,
         { id, pattern: m.pattern, path: m.source },
       );
   });

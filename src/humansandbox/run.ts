@@ -29,6 +29,7 @@ import { loadSandboxSpec } from "./spec.js";
 import {
   activeRecord,
   appendEvent,
+  giveEvidence,
   isExpired,
   type SandboxPaths,
   type SandboxRecord,
@@ -84,6 +85,7 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
     return await runInSandbox(opts, { record, paths, docker, env, notice }, signals);
   } finally {
     signals.release();
+    giveEvidence(opts.cwd, paths, notice);
   }
 }
 
@@ -246,7 +248,7 @@ async function runInSandbox(
         scrubber,
         log: (m) => notice(`warning: ${scrubber.scrub(m)}`),
       });
-    sb = await attach(docker, record, opts.cwd);
+    sb = await attach(docker, record, opts.cwd, opts.config);
     task = await stageTask(opts.cwd, record, paths, sb, opts.task, warnScrubbed);
     writeRunJson(task);
     appendEvent(paths, { event: "run_started", run_id: runId, task: task.argv, timeout_ms: timeoutMs });
@@ -293,7 +295,12 @@ async function runInSandbox(
   // may match, say): the run is still recorded, failed with the reason.
   let collected: CollectResult = { collected: [], skipped: [] };
   try {
-    if (record.outputs.length > 0) collected = collectOutputs(paths.output, opts.cwd, record.outputs);
+    if (record.outputs.length > 0)
+      collected = collectOutputs(paths.output, opts.cwd, record.outputs, {
+        id: record.id,
+        root: paths.root,
+        runtime: opts.config,
+      });
   } catch (e) {
     failure ??= `outputs were not collected: ${errorMessage(e)}`;
   }

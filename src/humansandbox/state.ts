@@ -7,15 +7,24 @@
 import { randomBytes } from "node:crypto";
 import {
   appendFileSync,
+  closeSync,
+  constants,
   existsSync,
+  fchownSync,
+  fstatSync,
+  lchownSync,
+  lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   renameSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { fdEntryPath, fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
 
 export const SANDBOX_ID = /^[0-9a-f]{12}$/;
@@ -201,6 +210,94 @@ export function activeRecord(cwd: string, id?: string): SandboxRecord {
   return latest;
 }
 
-export function ensureDirs(paths: SandboxPaths): void {
-  for (const d of [paths.root, paths.runs]) mkdirSync(d, { recursive: true, mode: 0o755 });
+/** Whom what the host makes in the project belongs to; undefined: whoever runs aido. */
+export type ProjectOwner = { uid: number; gid: number } | undefined;
+
+/**
+ * The project folder's owner when aido runs as root and the folder is someone else's (a
+ * `sudo aido …` in the person's project); undefined otherwise. What aido makes in the
+ * project (outputs, the evidence store) is then given to that owner: root-owned, the
+ * person's editor and git could not rewrite or remove it.
+ */
+export function projectOwner(project: string): ProjectOwner {
+  if (process.geteuid?.() !== 0) return undefined;
+  const st = statSync(project);
+  return st.uid === 0 ? undefined : { uid: st.uid, gid: st.gid };
+}
+
+/** The store's folders down to the sandbox's runs/, each made 0755; those made here are the project owner's. */
+export function ensureDirs(cwd: string, paths: SandboxPaths): void {
+  const owner = projectOwner(cwd);
+  for (const d of [join(cwd, ".aido"), sandboxesDir(cwd), paths.root, paths.runs]) {
+    try {
+      mkdirSync(d, { mode: 0o755 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
+      throw e;
+    }
+    if (owner) giveIfRoots(d, owner);
+  }
+}
+
+/** lchown `p` to `owner` when it is still root's (made by aido): never through a link. */
+function giveIfRoots(p: string | Buffer, owner: { uid: number; gid: number }): void {
+  const st = lstatSync(p, { throwIfNoEntry: false });
+  if (st && st.uid === 0) lchownSync(p, owner.uid, owner.gid);
+}
+
+/** The working folders: the container's user's, or the relay's; never given to the project owner. */
+const WORKING = new Set(["work", "output", "stream", "egress"]);
+
+/**
+ * Run as root in someone else's project: the sandbox's evidence (sandbox.json, events.log,
+ * runs/ and what is in them, the latest-run links) still root's is given to the project
+ * owner. After `up`, each run and `destroy`: what a run wrote (its streams, summary, diff)
+ * was made by several modules, each as root. Only the store is walked (the task never
+ * reaches it), folders opened without following a link, entries lchown'd.
+ */
+export function ownEvidence(cwd: string, paths: SandboxPaths): void {
+  const owner = projectOwner(cwd);
+  if (!owner) return;
+  const walk = (dir: number, depth: number) => {
+    for (const name of readdirSync(fdPath(dir))) {
+      if (depth === 0 && WORKING.has(name)) continue;
+      const p = fdEntryPath(dir, Buffer.from(name));
+      giveIfRoots(p, owner);
+      if (depth >= 2 || !lstatSync(p, { throwIfNoEntry: false })?.isDirectory()) continue;
+      let sub: number;
+      try {
+        sub = openSync(p, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      } catch {
+        continue;
+      }
+      try {
+        walk(sub, depth + 1);
+      } finally {
+        closeSync(sub);
+      }
+    }
+  };
+  let root: number;
+  try {
+    root = openSync(paths.root, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch {
+    return; // purged, or never made
+  }
+  try {
+    if (fstatSync(root).uid === 0) fchownSync(root, owner.uid, owner.gid);
+    walk(root, 0);
+  } finally {
+    closeSync(root);
+  }
+}
+
+/** ownEvidence, its failure said as a warning: it never hides how the command itself went. */
+export function giveEvidence(cwd: string, paths: SandboxPaths, notice: (m: string) => void): void {
+  try {
+    ownEvidence(cwd, paths);
+  } catch (e) {
+    notice(
+      `warning: the sandbox's evidence could not all be given to the project's owner: ${(e as Error).message}`,
+    );
+  }
 }

@@ -23,6 +23,14 @@ import { containerNameOf } from "../../src/humansandbox/container.js";
 import { resolveInputs } from "../../src/humansandbox/paths.js";
 import { makeProject, type Project } from "./fixture.js";
 
+/** A runtime home no input here comes near: these tests are about the project's store. */
+const ELSEWHERE = {
+  home: "/nonexistent-aido-home",
+  keysDir: "/nonexistent-aido-home/keys",
+  dbPath: "/nonexistent-aido-home/aido.db",
+  auditHeadPath: "/nonexistent-aido-home/audit.head",
+};
+
 function project(): string {
   const dir = mkdtempSync(join(tmpdir(), "aido-hs-evidence-"));
   mkdirSync(join(dir, "data"));
@@ -47,15 +55,17 @@ describe("inputs and the evidence store", () => {
     for (const pattern of ["*", "**", "*/**", ".*"]) {
       const targets = (() => {
         try {
-          return resolveInputs(dir, [pattern]).map((m) => m.target);
+          return resolveInputs(dir, [pattern], ELSEWHERE).map((m) => m.target);
         } catch (e) {
           return [(e as Error).message];
         }
       })();
       expect(targets.join(), pattern).not.toMatch(/\/inputs\/\.aido/);
     }
-    expect(resolveInputs(dir, ["*"]).map((m) => m.target)).toEqual(["/inputs/data"]);
-    expect(() => resolveInputs(dir, [".*"])).toThrow(/matches nothing .*never matches the evidence store/);
+    expect(resolveInputs(dir, ["*"], ELSEWHERE).map((m) => m.target)).toEqual(["/inputs/data"]);
+    expect(() => resolveInputs(dir, [".*"], ELSEWHERE)).toThrow(
+      /matches nothing .*never matches the evidence store/,
+    );
   });
 
   it("refuses an input that names .aido or lies under it, naming the input", () => {
@@ -67,7 +77,7 @@ describe("inputs and the evidence store", () => {
       `${dir}/.aido`,
       `${dir}/.aido/sandboxes/*`,
     ])
-      expect(() => resolveInputs(dir, [pattern]), pattern).toThrow(
+      expect(() => resolveInputs(dir, [pattern], ELSEWHERE), pattern).toThrow(
         new RegExp(`input "${pattern.replace(/[*.]/g, "\\$&")}" mounts .* the project's evidence store`),
       );
   });
@@ -83,9 +93,9 @@ describe("inputs and the evidence store", () => {
       execFileSync("mount", ["--bind", dir, alias]);
       try {
         for (const pattern of [`${alias}/.aido`, `${alias}/.aido/sandboxes`])
-          expect(() => resolveInputs(dir, [pattern]), pattern).toThrow(/evidence store/);
+          expect(() => resolveInputs(dir, [pattern], ELSEWHERE), pattern).toThrow(/evidence store/);
         const target = `/inputs/${basename(alias)}`;
-        expect(resolveInputs(dir, [alias])).toEqual([
+        expect(resolveInputs(dir, [alias], ELSEWHERE)).toEqual([
           { pattern: alias, source: alias, target, hidden: [`${target}/.aido`] },
         ]);
       } finally {
@@ -99,28 +109,32 @@ describe("inputs and the evidence store", () => {
     const dir = fresh();
     symlinkSync(".aido", join(dir, "ev"));
     symlinkSync(join(dir, ".aido", "sandboxes"), join(dir, "data", "runs"));
-    expect(() => resolveInputs(dir, ["ev"])).toThrow(/input "ev" mounts .*evidence store/);
-    expect(() => resolveInputs(dir, ["*"])).toThrow(/input "\*" mounts .*evidence store/);
-    expect(() => resolveInputs(dir, ["data/*"])).toThrow(/input "data\/\*" mounts .*evidence store/);
+    expect(() => resolveInputs(dir, ["ev"], ELSEWHERE)).toThrow(/input "ev" mounts .*evidence store/);
+    expect(() => resolveInputs(dir, ["*"], ELSEWHERE)).toThrow(/input "\*" mounts .*evidence store/);
+    expect(() => resolveInputs(dir, ["data/*"], ELSEWHERE)).toThrow(
+      /input "data\/\*" mounts .*evidence store/,
+    );
   });
 
   it("covers .aido inside an input that holds it: the project by its path, or a link to it", () => {
     const dir = fresh();
     symlinkSync(".", join(dir, "self"));
-    const [abs] = resolveInputs(dir, [dir]);
+    const [abs] = resolveInputs(dir, [dir], ELSEWHERE);
     expect(abs?.hidden).toEqual([`/inputs/${basename(dir)}/.aido`]);
-    const [self] = resolveInputs(dir, ["self"]);
+    const [self] = resolveInputs(dir, ["self"], ELSEWHERE);
     expect(self).toMatchObject({ target: "/inputs/self", hidden: ["/inputs/self/.aido"] });
     // Read-write, one folder down: the input's root and .aido are both mount points.
-    expect(resolveInputs(dir, [dir], true)[0]?.hidden).toEqual([`/inputs/${basename(dir)}/.aido`]);
+    expect(resolveInputs(dir, [dir], ELSEWHERE, true)[0]?.hidden).toEqual([`/inputs/${basename(dir)}/.aido`]);
   });
 
   it("refuses a writable input with .aido deeper than its child: the task could move what is between", () => {
     const dir = fresh();
     const parent = join(dir, "..");
-    const [ro] = resolveInputs(dir, [parent]);
+    const [ro] = resolveInputs(dir, [parent], ELSEWHERE);
     expect(ro?.hidden).toEqual([`/inputs/${basename(parent)}/${basename(dir)}/.aido`]);
-    expect(() => resolveInputs(dir, [parent], true)).toThrow(/read-write .* more than one folder below it/);
+    expect(() => resolveInputs(dir, [parent], ELSEWHERE, true)).toThrow(
+      /read-write .* more than one folder below it/,
+    );
   });
 
   it("keeps out the real folder of a .aido that is a link, and refuses the link itself writable", () => {
@@ -130,14 +144,16 @@ describe("inputs and the evidence store", () => {
     rmSync(join(dir, ".aido"), { recursive: true });
     mkdirSync(join(store, "sandboxes"));
     symlinkSync(store, join(dir, ".aido"));
-    expect(() => resolveInputs(dir, [".aido"])).toThrow(
+    expect(() => resolveInputs(dir, [".aido"], ELSEWHERE)).toThrow(
       /input "\.aido" .*(evidence store|outside the project)/,
     );
-    expect(() => resolveInputs(dir, [store])).toThrow(new RegExp(`input "${store}" mounts .*evidence store`));
-    const [holder] = resolveInputs(dir, [join(store, "..")]);
+    expect(() => resolveInputs(dir, [store], ELSEWHERE)).toThrow(
+      new RegExp(`input "${store}" mounts .*evidence store`),
+    );
+    const [holder] = resolveInputs(dir, [join(store, "..")], ELSEWHERE);
     expect(holder?.hidden).toEqual([`/inputs/${basename(join(store, ".."))}/${basename(store)}`]);
-    expect(resolveInputs(dir, [dir])[0]?.hidden).toBeUndefined(); // the link dangles in there
-    expect(() => resolveInputs(dir, [dir], true)).toThrow(/holds the link .*\.aido .*re-point it/);
+    expect(resolveInputs(dir, [dir], ELSEWHERE)[0]?.hidden).toBeUndefined(); // the link dangles in there
+    expect(() => resolveInputs(dir, [dir], ELSEWHERE, true)).toThrow(/holds the link .*\.aido .*re-point it/);
   });
 });
 

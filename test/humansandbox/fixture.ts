@@ -27,6 +27,8 @@ export interface Project {
   dir: string;
   home: TempHome;
   aido(...argv: string[]): Promise<CliResult>;
+  /** `aido ARGV` with these variables over the home's (another AIDO_HOME, say). */
+  aidoWith(env: Record<string, string>, ...argv: string[]): Promise<CliResult>;
   write(rel: string, text: string): void;
   read(rel: string): string;
   /** Every evidence file under .aido/sandboxes (not the work/, output/, stream/, egress/ working folders), with its text. */
@@ -46,14 +48,15 @@ export async function makeProject(): Promise<Project> {
   const project: Project = {
     dir,
     home,
-    async aido(...argv) {
+    aido: (...argv) => project.aidoWith({}, ...argv),
+    async aidoWith(env, ...argv) {
       const out: string[] = [];
       const err: string[] = [];
       const io: CliIo = { out: (l) => out.push(l), err: (l) => err.push(l), interactive: false };
       const before = process.cwd();
       process.chdir(dir);
       try {
-        const code = await runCli(argv, io, { ...home.env });
+        const code = await runCli(argv, io, { ...home.env, ...env });
         return { code, out, err, json: <T>() => JSON.parse(out.join("\n")) as T };
       } finally {
         process.chdir(before);

@@ -12,6 +12,14 @@ import { parseSandboxSpec, SandboxSpecError } from "../../src/humansandbox/spec.
 import { inert, inertLines } from "../../src/security/terminal-text.js";
 import { makeTempHome } from "../support/home.js";
 
+/** A runtime home no input here comes near: these tests are about the project's store. */
+const ELSEWHERE = {
+  home: "/nonexistent-aido-home",
+  keysDir: "/nonexistent-aido-home/keys",
+  dbPath: "/nonexistent-aido-home/aido.db",
+  auditHeadPath: "/nonexistent-aido-home/audit.head",
+};
+
 const home = makeTempHome();
 const config = home.config;
 afterAll(() => home.cleanup());
@@ -152,18 +160,18 @@ describe("inputs", () => {
   writeFileSync(join(outside, "secret"), "s");
 
   it("expands globs to one read-only mount per match under /inputs", () => {
-    const m = resolveInputs(project, ["data/*.csv", "data/**/c.csv"]);
+    const m = resolveInputs(project, ["data/*.csv", "data/**/c.csv"], ELSEWHERE);
     expect(m.map((x) => x.target)).toEqual(["/inputs/data/a.csv", "/inputs/data/deep/c.csv"]);
   });
 
   it("refuses a pattern that matches nothing (a typo must not run against no data)", () => {
-    expect(() => resolveInputs(project, ["data/*.xlsx"])).toThrow(/matches nothing/);
+    expect(() => resolveInputs(project, ["data/*.xlsx"], ELSEWHERE)).toThrow(/matches nothing/);
   });
 
   it("refuses a symlink planted in the project that points outside it", () => {
     symlinkSync(join(outside, "secret"), join(project, "data", "link.csv"));
     try {
-      resolveInputs(project, ["data/*.csv"]);
+      resolveInputs(project, ["data/*.csv"], ELSEWHERE);
       throw new Error("expected a refusal");
     } catch (e) {
       expect(isAidoError(e)).toBe(true);
