@@ -11,13 +11,12 @@ import { join } from "node:path";
 import { type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NodeContext } from "../../src/cluster/context.js";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
-import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import type { ClusterGoalRunner, GoalJob } from "../../src/cluster/goal-runner.js";
 import { GOAL_QUEUE } from "../../src/cluster/redis-keys.js";
-import { openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+import { mirrorApproval, standInNode } from "./support/stand-in-node.js";
 
 const NODE = "n-leaving";
 const OTHER = "n-taker";
@@ -47,38 +46,19 @@ afterAll(async () => {
 /** This node, shutting down: its Runtime refuses the goal, so the runner gives it back. */
 function leavingNode(): { runner: ClusterGoalRunner; audited: string[] } {
   const audited: string[] = [];
-  const rt = {
-    db: openDatabase(":memory:"),
+  const { runner } = standInNode({
+    nodeId: NODE,
+    redis,
+    home,
     goals: {
       closing: true,
       submit: () => {
         throw new AidoError(ErrorCode.usage, "the runtime is closing; goal not accepted", {});
       },
-      status: (id: string) => {
-        throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
-      },
-      endedByClose: () => false,
     },
-    audit: { record: (kind: string) => audited.push(kind) },
-  };
-  const ctx = {
-    config: { home },
-    rt,
-    redis,
-    mirror: new GoalMirror(redis),
-    identity: { nodeId: NODE },
-    log: () => {},
-  };
-  return { runner: new ClusterGoalRunner(ctx as unknown as NodeContext), audited };
-}
-
-/** A pending approval of the goal, as `node` mirrors it (owned-mirror.ts). */
-async function mirrorApproval(id: string, goalId: string, node: string): Promise<void> {
-  await redis.hset(
-    "aido:approvals",
-    id,
-    JSON.stringify({ id, node, status: "pending", created_at: Date.now(), goal_id: goalId }),
-  );
+    audit: (kind) => audited.push(kind),
+  });
+  return { runner, audited };
 }
 
 describe("a goal given back to the queue as its node shuts down", () => {
@@ -96,7 +76,7 @@ describe("a goal given back to the queue as its node shuts down", () => {
     expect(job.id).toBe(goalId);
     expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
     // Left by this node's take of the goal: its approvals go with the give-back.
-    await mirrorApproval(`ap_${goalId}_leaving`, goalId, NODE);
+    await mirrorApproval(redis, `ap_${goalId}_leaving`, goalId, NODE);
     // The window: once the job is back in the queue, another node takes the goal and asks an
     // approval before this node's give-back has dropped the approvals of it.
     const moveToWait = job.moveToWait.bind(job);
@@ -104,7 +84,7 @@ describe("a goal given back to the queue as its node shuts down", () => {
       const back = await moveToWait(t);
       expect(await redis.hget(`aido:goal:${goalId}`, "state")).toBe("queued");
       expect(await mirror.claim(goalId, OTHER)).toEqual({ kind: "claimed" });
-      await mirrorApproval(`ap_${goalId}_taker`, goalId, OTHER);
+      await mirrorApproval(redis, `ap_${goalId}_taker`, goalId, OTHER);
       return back;
     };
     const { runner, audited } = leavingNode();
