@@ -29,7 +29,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  redis?.disconnect();
   await stopAll();
   rmSync(home, { recursive: true, force: true });
 });

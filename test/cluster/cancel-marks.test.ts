@@ -15,9 +15,8 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import type { ClusterGoalRunner, GoalJob } from "../../src/cluster/goal-runner.js";
-import { AidoError, ErrorCode } from "../../src/errors.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
-import { claimedGoal, jobOf, standInNode } from "./support/stand-in-node.js";
+import { claimedGoal, closingGoals, jobOf, standInNode } from "./support/stand-in-node.js";
 
 let server: RedisServer;
 let redis: Redis;
@@ -51,12 +50,7 @@ function restartedNode(closing = false): {
     nodeId: NODE,
     redis,
     home,
-    goals: {
-      closing,
-      submit: () => {
-        throw new AidoError(ErrorCode.usage, "the runtime is closing; goal not accepted", {});
-      },
-    },
+    goals: { ...closingGoals, closing },
     audit: (kind) => audited.push(kind),
   });
   // The runner's marks (cancel-marks.ts), read where it keeps them: nothing else shows them.

@@ -14,9 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import type { ClusterGoalRunner, GoalJob } from "../../src/cluster/goal-runner.js";
 import { GOAL_QUEUE } from "../../src/cluster/redis-keys.js";
-import { AidoError, ErrorCode } from "../../src/errors.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
-import { mirrorApproval, standInNode } from "./support/stand-in-node.js";
+import { closingGoals, mirrorApproval, standInNode } from "./support/stand-in-node.js";
 
 const NODE = "n-leaving";
 const OTHER = "n-taker";
@@ -50,12 +49,7 @@ function leavingNode(): { runner: ClusterGoalRunner; audited: string[] } {
     nodeId: NODE,
     redis,
     home,
-    goals: {
-      closing: true,
-      submit: () => {
-        throw new AidoError(ErrorCode.usage, "the runtime is closing; goal not accepted", {});
-      },
-    },
+    goals: closingGoals,
     audit: (kind) => audited.push(kind),
   });
   return { runner, audited };

@@ -43,7 +43,6 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  redis?.disconnect();
   await stopAll();
   rmSync(home, { recursive: true, force: true });
 });

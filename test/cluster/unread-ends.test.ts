@@ -28,10 +28,7 @@ afterEach(async () => {
   await raw.call("ACL", "SETUSER", NODE, "+hgetall", "+xadd");
 });
 
-afterAll(async () => {
-  redis?.disconnect();
-  await stopAll();
-});
+afterAll(stopAll);
 
 /** The owner node over a Runtime with no record of any goal; other nodes are dead. */
 function ownerNode() {

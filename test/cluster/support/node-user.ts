@@ -1,12 +1,12 @@
 // test/cluster/support/node-user.ts — a node that joins the test's Redis as an ACL user of its
 // own, so that the test can refuse some of its writes for real (keys, or commands) while the
 // rest of its traffic (heartbeats, jobs) goes on: the way Redis refuses a node that is out of
-// memory or held by an ACL. For a node in this process, startRedisAsNode() gives the test's
-// Redis, an admin connection and one as the node; for an agentd child, addNodeUser() gives the
-// URL its config joins with.
+// memory or held by an ACL. startRedisAsNode() gives a redis-server of the test's own with
+// such a user: its URL for an agentd child's config, and a connection as it for a node in the
+// test's process. addNodeUser() adds one to a Redis the test already has.
 
-import { Redis } from "ioredis";
-import { type RedisServer, startRedis } from "../fixture.js";
+import type { Redis } from "ioredis";
+import { connectRedis, type RedisServer, startRedis } from "../fixture.js";
 
 export interface NodeUser {
   /** The Redis URL that logs in as the node's user. */
@@ -33,24 +33,15 @@ export interface RedisAsNode extends NodeUser {
   raw: Redis;
   /** Connected as the node's user, one try a command: a refusal fails the command at once. */
   owner: Redis;
-  /** Close both connections (the server goes with fixture.ts stopAll()). */
-  disconnect(): void;
 }
 
-/** The test's own redis-server, with node `id`'s user and a connection as it. */
+/**
+ * A redis-server of the test's own, with node `id`'s user; it and both connections are
+ * stopped by fixture.ts stopAll().
+ */
 export async function startRedisAsNode(id: string): Promise<RedisAsNode> {
   const server = await startRedis();
-  const raw = new Redis(server.url);
+  const raw = connectRedis(server.url);
   const user = await addNodeUser(raw, server.url, id);
-  const owner = new Redis(user.url, { maxRetriesPerRequest: 1 });
-  return {
-    ...user,
-    server,
-    raw,
-    owner,
-    disconnect() {
-      owner.disconnect();
-      raw.disconnect();
-    },
-  };
+  return { ...user, server, raw, owner: connectRedis(user.url, { maxRetriesPerRequest: 1 }) };
 }

@@ -42,6 +42,14 @@ export interface StandInNode {
   logs: string[];
 }
 
+/** The goals of a Runtime that is shutting down: it refuses a goal submitted to it (kernel/goals.ts). */
+export const closingGoals = {
+  closing: true,
+  submit: (): never => {
+    throw new AidoError(ErrorCode.usage, "the runtime is closing; goal not accepted", {});
+  },
+};
+
 /** The Runtime's answer for a goal it has no record of. */
 export function noGoal(id: string): never {
   throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
