@@ -10,18 +10,32 @@
 // the dead node's approvals dropped: a drop done again later, once the goal's new run asked
 // approvals of its own, dropped those too, and no other node listed them nor could decide them.
 
-import { migrate, prepared } from "../db/database.js";
 import { errorMessage } from "../errors.js";
 import type { NodeContext } from "./context.js";
 import { dropApprovalsOf } from "./owned-mirror.js";
+import { RetryTable, type RetryTableSpec } from "./retry-table.js";
 
-const MIGRATIONS = [
-  `CREATE TABLE cluster_undropped_approvals (
+/** The drops still to be made, for the node's next process. */
+const UNDROPPED: RetryTableSpec<{ node: string | null }> = {
+  module: "cluster.approval_drops",
+  table: "cluster_undropped_approvals",
+  migrations: [
+    `CREATE TABLE cluster_undropped_approvals (
      goal_id TEXT PRIMARY KEY
    )`,
-  // The node whose approvals are dropped; NULL: every node's (the goal ended).
-  "ALTER TABLE cluster_undropped_approvals ADD COLUMN node TEXT",
-];
+    // The node whose approvals are dropped; NULL: every node's (the goal ended).
+    "ALTER TABLE cluster_undropped_approvals ADD COLUMN node TEXT",
+  ],
+  columns: ["node"],
+  onConflict: "replace",
+  unwritten: (goalId) =>
+    `cluster: could not record in the node's database that goal ${goalId}'s approvals are still to be dropped (forgotten if the node restarts first)`,
+  // Dropped again by the node's next process: a drop of nothing.
+  undropped: (goalId) =>
+    `cluster: could not forget in the node's database that goal ${goalId}'s approvals were to be dropped`,
+  unreadable: (goalId, why) =>
+    `cluster: the drop of goal ${goalId}'s approvals in the node's database (cluster_undropped_approvals) is left undone: ${why}`,
+};
 
 /** A drop still to be made: why Redis refused it, and whose approvals (undefined: all). */
 interface Undropped {
@@ -31,19 +45,15 @@ interface Undropped {
 
 export class ApprovalDrops {
   /** Goals whose approvals Redis did not drop yet, with why (logged when it changes). */
-  private readonly undropped = new Map<string, Undropped>();
+  private readonly undropped: Map<string, Undropped>;
+  private readonly table: RetryTable<{ node: string | null }>;
 
   constructor(private readonly ctx: NodeContext) {
-    migrate(ctx.rt.db, "cluster.approval_drops", MIGRATIONS);
-    const rows = prepared(ctx.rt.db, "SELECT goal_id, node FROM cluster_undropped_approvals").all() as {
-      goal_id: string;
-      node: string | null;
-    }[];
-    for (const r of rows)
-      this.undropped.set(r.goal_id, {
-        why: "the node restarted before dropping them",
-        node: r.node ?? undefined,
-      });
+    this.table = new RetryTable(ctx.rt.db, UNDROPPED, (m) => ctx.log(m));
+    this.undropped = this.table.readBack((r) => ({
+      why: "the node restarted before dropping them",
+      node: r.node ?? undefined,
+    }));
   }
 
   /**
@@ -77,28 +87,12 @@ export class ApprovalDrops {
       );
     this.undropped.set(goalId, { why, node });
     if (before !== undefined && before.node === node) return;
-    try {
-      prepared(
-        this.ctx.rt.db,
-        "INSERT INTO cluster_undropped_approvals (goal_id, node) VALUES (?, ?) ON CONFLICT (goal_id) DO UPDATE SET node = excluded.node",
-      ).run(goalId, node ?? null);
-    } catch (err) {
-      this.ctx.log(
-        `cluster: could not record in the node's database that goal ${goalId}'s approvals are still to be dropped (forgotten if the node restarts first): ${errorMessage(err)}`,
-      );
-    }
+    this.table.put(goalId, { node: node ?? null });
   }
 
   private dropped(goalId: string): void {
     if (!this.undropped.delete(goalId)) return;
     this.ctx.log(`cluster: the mirrored approvals of goal ${goalId} are dropped now`);
-    try {
-      prepared(this.ctx.rt.db, "DELETE FROM cluster_undropped_approvals WHERE goal_id = ?").run(goalId);
-    } catch (e) {
-      // Dropped again by the node's next process: a drop of nothing.
-      this.ctx.log(
-        `cluster: could not forget in the node's database that goal ${goalId}'s approvals were to be dropped: ${errorMessage(e)}`,
-      );
-    }
+    this.table.delete(goalId);
   }
 }

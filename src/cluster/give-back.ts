@@ -2,6 +2,10 @@
 // ending here: taken as the node began to shut down, or ended by the shutdown before its
 // first model call (goal-runner.ts decides when). The hash goes back first (a compare-and-set
 // on the owner), then the job; a cancel's mark (cancel-marks.ts) is read between the steps.
+// Only the approvals this node mirrored of the goal are dropped with it: once its job is back
+// in the queue another node may take the goal and ask approvals of its own, which a drop of
+// every node's took off approval.list everywhere (its agent then waited for an answer no node
+// could give).
 
 import { type Job, ErrorCode as QueueErrorCode, WaitingError } from "bullmq";
 import { errorMessage } from "../errors.js";
@@ -65,13 +69,13 @@ export async function giveBack(
     // (kept) if this node still holds it, and the sweep puts it back while its goal is queued.
     forget();
     if (first) ctx.rt.audit.record("cluster.goal_released", { reason }, { goalId });
-    await dropApprovalsOf(ctx, goalId).catch(() => {});
+    await dropApprovalsOf(ctx, goalId, nodeId).catch(() => {});
     throw new Error(`goal ${goalId} given back, but its job could not go back here: ${errorMessage(e)}`);
   }
   forget();
   if (first) {
     ctx.rt.audit.record("cluster.goal_released", { reason }, { goalId });
-    await dropApprovalsOf(ctx, goalId).catch(() => {});
+    await dropApprovalsOf(ctx, goalId, nodeId).catch(() => {});
     ctx.log(`cluster: goal ${goalId} given back to the queue: ${reason}`);
   }
   throw new WaitingError(`goal ${goalId} given back to the queue: ${reason}`);

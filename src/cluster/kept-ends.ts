@@ -12,18 +12,35 @@
 // changed, a copy of the home started as another node), it is announced as that node's, else
 // the stream's check looked for the new id's goal.finished and sent the goal's a second time.
 
-import { type Db, migrate, prepared } from "../db/database.js";
+import type { Db } from "../db/database.js";
 import { errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
+import { RetryTable, type RetryTableSpec, UnreadableRow } from "./retry-table.js";
 
-const MIGRATIONS = [
-  `CREATE TABLE cluster_unannounced_ends (
+/** A row of cluster_unannounced_ends: the end as JSON, and the node that wrote it. */
+type EndRow = { end_status: string; node_id: string | null };
+
+/** The written ends whose announcement is pending, for the node's next process. */
+const UNANNOUNCED: RetryTableSpec<EndRow> = {
+  module: "cluster.ends",
+  table: "cluster_unannounced_ends",
+  migrations: [
+    `CREATE TABLE cluster_unannounced_ends (
      goal_id TEXT PRIMARY KEY,
      end_status TEXT NOT NULL
    )`,
-  // Rows from before it: this node's.
-  "ALTER TABLE cluster_unannounced_ends ADD COLUMN node_id TEXT",
-];
+    // Rows from before it: this node's.
+    "ALTER TABLE cluster_unannounced_ends ADD COLUMN node_id TEXT",
+  ],
+  columns: ["end_status", "node_id"],
+  onConflict: "replace",
+  // Kept in memory all the same: announced with the heartbeats unless the node restarts first.
+  unwritten: (goalId) =>
+    `cluster: could not record in the node's database that goal ${goalId}'s end awaits its announcement`,
+  undropped: (goalId) => `cluster: could not drop goal ${goalId}'s announced end from the node's database`,
+  unreadable: (goalId, why) =>
+    `cluster: the unannounced end of goal ${goalId} in the node's database (cluster_unannounced_ends) is left unannounced: ${why}`,
+};
 
 /** An end Redis did not take yet. */
 export interface KeptEnd {
@@ -40,38 +57,28 @@ export interface KeptEnd {
 }
 
 export class KeptEnds {
-  private readonly kept = new Map<string, KeptEnd>();
+  private readonly kept: Map<string, KeptEnd>;
+  private readonly table: RetryTable<EndRow>;
 
   constructor(
-    private readonly db: Db,
-    private readonly log: (m: string) => void,
+    db: Db,
+    log: (m: string) => void,
     /** This node's id. */
     private readonly nodeId: string,
   ) {
-    migrate(db, "cluster.ends", MIGRATIONS);
-    const rows = prepared(db, "SELECT goal_id, end_status, node_id FROM cluster_unannounced_ends").all() as {
-      goal_id: string;
-      end_status: string;
-      node_id: string | null;
-    }[];
-    for (const r of rows) {
+    this.table = new RetryTable(db, UNANNOUNCED, log);
+    this.kept = this.table.readBack((r): KeptEnd | UnreadableRow => {
       const end = readEnd(r.end_status);
-      if (typeof end === "string") {
-        // Not the node's start to fail (nor every heartbeat's): said once, and left there.
-        log(
-          `cluster: the unannounced end of goal ${r.goal_id} in the node's database (cluster_unannounced_ends) is left unannounced: ${end}`,
-        );
-        continue;
-      }
+      if (typeof end === "string") return new UnreadableRow(end);
       // Whether its goal.finished went out before the process died is the stream's to say.
-      this.kept.set(r.goal_id, {
+      return {
         why: "the node restarted before announcing it",
         event: "unsure",
         end,
         written: true,
         ...(r.node_id !== null && r.node_id !== nodeId ? { node: r.node_id } : {}),
-      });
-    }
+      };
+    });
   }
 
   get(goalId: string): KeptEnd | undefined {
@@ -90,37 +97,17 @@ export class KeptEnds {
   set(goalId: string, e: KeptEnd): void {
     const before = this.kept.get(goalId);
     this.kept.set(goalId, e);
-    try {
-      if (e.written && e.end)
-        prepared(
-          this.db,
-          "INSERT INTO cluster_unannounced_ends (goal_id, end_status, node_id) VALUES (?, ?, ?) ON CONFLICT (goal_id) DO UPDATE SET end_status = excluded.end_status, node_id = excluded.node_id",
-        ).run(goalId, JSON.stringify(e.end), e.node ?? this.nodeId);
-      else if (before?.written) this.unrecord(goalId);
-    } catch (err) {
-      // Kept in memory all the same: announced with the heartbeats unless the node restarts first.
-      this.log(
-        `cluster: could not record in the node's database that goal ${goalId}'s end awaits its announcement: ${errorMessage(err)}`,
-      );
-    }
+    if (e.written && e.end)
+      this.table.put(goalId, { end_status: JSON.stringify(e.end), node_id: e.node ?? this.nodeId });
+    else if (before?.written) this.table.delete(goalId);
   }
 
   /** Forget an end (written and announced, or not this node's to write); false if none was kept. */
   delete(goalId: string): boolean {
     const before = this.kept.get(goalId);
     if (!this.kept.delete(goalId)) return false;
-    try {
-      if (before?.written) this.unrecord(goalId);
-    } catch (err) {
-      this.log(
-        `cluster: could not drop goal ${goalId}'s announced end from the node's database: ${errorMessage(err)}`,
-      );
-    }
+    if (before?.written) this.table.delete(goalId);
     return true;
-  }
-
-  private unrecord(goalId: string): void {
-    prepared(this.db, "DELETE FROM cluster_unannounced_ends WHERE goal_id = ?").run(goalId);
   }
 }
 

@@ -14,11 +14,11 @@
 // back when the node starts: kept only in memory, a restart before the next heartbeat lost
 // it, and nothing in the audit log said the node had stopped a goal another node decided.
 
-import { migrate, prepared } from "../db/database.js";
 import { errorMessage } from "../errors.js";
 import { TERMINAL } from "../kernel/goal-store.js";
 import type { NodeContext } from "./context.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
+import { RetryTable, type RetryTableSpec } from "./retry-table.js";
 
 declare module "../security/audit-events.js" {
   interface AuditPayloads {
@@ -31,12 +31,27 @@ declare module "../security/audit-events.js" {
   }
 }
 
-const MIGRATIONS = [
-  `CREATE TABLE cluster_unaudited_losses (
+/** The unaudited losses, for the node's next process. */
+const UNAUDITED: RetryTableSpec<{ reason: string }> = {
+  module: "cluster.lost",
+  table: "cluster_unaudited_losses",
+  migrations: [
+    `CREATE TABLE cluster_unaudited_losses (
      goal_id TEXT PRIMARY KEY,
      reason TEXT NOT NULL
    )`,
-];
+  ],
+  columns: ["reason"],
+  // The reason the goal was first found lost for.
+  onConflict: "keep",
+  unwritten: (goalId) =>
+    `cluster: could not record in the node's database that goal ${goalId}'s goal_lost entry is still to be written (lost if the node restarts first)`,
+  // Written again by the node's next process: one entry too many, none missing.
+  undropped: (goalId) =>
+    `cluster: could not drop goal ${goalId}'s written goal_lost entry from the node's database`,
+  unreadable: (goalId, why) =>
+    `cluster: the goal_lost entry of goal ${goalId} in the node's database (cluster_unaudited_losses) is left unwritten: ${why}`,
+};
 
 export class LostGoals {
   private readonly lost = new Set<string>();
@@ -49,18 +64,15 @@ export class LostGoals {
    * Lost goals whose cluster.goal_lost entry the audit log refused: the goal is stopped all
    * the same (running it on is what the entry warns of), and the entry written with a later look.
    */
-  private readonly unaudited = new Map<string, string>();
+  private readonly unaudited: Map<string, string>;
+  private readonly table: RetryTable<{ reason: string }>;
   /** Per goal, the last failure logged (logged again only when it changes, not every heartbeat). */
   private readonly failing = new Map<string, string>();
 
   constructor(private readonly ctx: NodeContext) {
-    migrate(ctx.rt.db, "cluster.lost", MIGRATIONS);
+    this.table = new RetryTable(ctx.rt.db, UNAUDITED, (m) => ctx.log(m));
     // Left by an earlier process of this node: written with the first look.
-    const rows = prepared(ctx.rt.db, "SELECT goal_id, reason FROM cluster_unaudited_losses").all() as {
-      goal_id: string;
-      reason: string;
-    }[];
-    for (const r of rows) this.unaudited.set(r.goal_id, r.reason);
+    this.unaudited = this.table.readBack((r) => r.reason);
   }
 
   has(goalId: string): boolean {
@@ -155,34 +167,14 @@ export class LostGoals {
     try {
       this.ctx.rt.audit.record("cluster.goal_lost", { reason }, { goalId });
     } catch (e) {
-      this.keepUnaudited(goalId, reason);
+      // A refused entry outlives the process: recorded until it is written (logged if it cannot be).
+      this.table.put(goalId, { reason });
       return this.failed(goalId, `could not audit that goal ${goalId} was lost`, e);
     }
     this.unaudited.delete(goalId);
     this.settled(goalId);
-    try {
-      prepared(this.ctx.rt.db, "DELETE FROM cluster_unaudited_losses WHERE goal_id = ?").run(goalId);
-    } catch (e) {
-      // Written again by the node's next process: one entry too many, none missing.
-      this.ctx.log(
-        `cluster: could not drop goal ${goalId}'s written goal_lost entry from the node's database: ${errorMessage(e)}`,
-      );
-    }
+    this.table.delete(goalId);
     return true;
-  }
-
-  /** A refused entry outlives the process: recorded until it is written (logged if it cannot be). */
-  private keepUnaudited(goalId: string, reason: string): void {
-    try {
-      prepared(
-        this.ctx.rt.db,
-        "INSERT INTO cluster_unaudited_losses (goal_id, reason) VALUES (?, ?) ON CONFLICT (goal_id) DO NOTHING",
-      ).run(goalId, reason);
-    } catch (e) {
-      this.ctx.log(
-        `cluster: could not record in the node's database that goal ${goalId}'s goal_lost entry is still to be written (lost if the node restarts first): ${errorMessage(e)}`,
-      );
-    }
   }
 
   private stop(goalId: string): boolean {

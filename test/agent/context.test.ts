@@ -6,18 +6,15 @@ import { describe, expect, it } from "vitest";
 import { findCut } from "../../src/agent/context.js";
 import type { Message } from "../../src/llm/types.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
-import { type Harness, openHarness } from "./harness.js";
+import { type Harness, openHarness, useHarnessSuite } from "./harness.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: () => h?.close(),
-});
+useHarnessSuite(
+  (s) => (server = s),
+  () => h,
+);
 
 type Block = { type: string; id?: string; tool_use_id?: string };
 

@@ -8,6 +8,7 @@ import { Runtime, type RuntimeOptions } from "../../src/kernel/runtime.js";
 import type { SandboxBackend } from "../../src/sandbox/backend.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
 import type { ProviderServer } from "../support/provider-server.js";
+import { useProviderServer } from "../support/provider-suite.js";
 
 export const MODEL = "anthropic/claude-test";
 
@@ -74,4 +75,16 @@ export async function openHarness(
     },
   };
   return h;
+}
+
+/**
+ * The file's provider server (test/support/provider-suite.ts) and its tests' harness: the one
+ * `current()` returns (the running test's) is closed after each test, before the provider
+ * forgets its scripts.
+ */
+export function useHarnessSuite(
+  started: (server: ProviderServer) => void,
+  current: () => Harness | undefined,
+): void {
+  useProviderServer({ started, afterEach: () => current()?.close() });
 }

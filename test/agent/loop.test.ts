@@ -6,18 +6,15 @@ import { describe, expect, it } from "vitest";
 import { wrapUntrusted } from "../../src/agent/untrusted.js";
 import type { RuntimeEvent } from "../../src/kernel/events.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
-import { type Harness, openHarness } from "./harness.js";
+import { type Harness, openHarness, useHarnessSuite } from "./harness.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: () => h?.close(),
-});
+useHarnessSuite(
+  (s) => (server = s),
+  () => h,
+);
 
 const worker = (extra: Record<string, unknown> = {}) => ({
   name: "worker",

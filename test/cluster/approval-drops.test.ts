@@ -8,44 +8,34 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Job, Queue } from "bullmq";
-import { Redis } from "ioredis";
+import type { Job } from "bullmq";
+import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NodeContext } from "../../src/cluster/context.js";
-import { GoalMirror } from "../../src/cluster/goal-mirror.js";
-import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
-import { JobIntake } from "../../src/cluster/job-intake.js";
+import type { GoalJob } from "../../src/cluster/goal-runner.js";
 import { openDatabase } from "../../src/db/database.js";
-import { AidoError, ErrorCode } from "../../src/errors.js";
-import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+import { stopAll } from "./fixture.js";
+import { type RedisAsNode, startRedisAsNode } from "./support/node-user.js";
+import { claimedGoal, jobOf, mirrorApproval, noGoal, standInNode } from "./support/stand-in-node.js";
 
 const NODE = "n-drops";
-let server: RedisServer;
+let redis: RedisAsNode;
 let raw: Redis;
-let owner: Redis;
 let home: string;
 
 beforeAll(async () => {
-  server = await startRedis();
-  raw = new Redis(server.url);
-  await raw.call("ACL", "SETUSER", NODE, "on", ">owner-pass", "~*", "&*", "+@all");
-  owner = new Redis(server.url.replace("redis://", `redis://${NODE}:owner-pass@`), {
-    maxRetriesPerRequest: 1,
-  });
+  redis = await startRedisAsNode(NODE);
+  raw = redis.raw;
   home = mkdtempSync(join(tmpdir(), "aido-approval-drops-"));
 });
 
 afterAll(async () => {
-  owner?.disconnect();
-  raw?.disconnect();
   await stopAll();
   rmSync(home, { recursive: true, force: true });
 });
 
 /** The node may write every key but the approvals list (`false`: every key). */
 async function approvalsRefused(refused: boolean): Promise<void> {
-  const keys = refused ? ["%R~*", "~bull:*", "~aido:goal*", "~aido:events*"] : ["~*"];
-  await raw.call("ACL", "SETUSER", NODE, "resetkeys", ...keys);
+  await redis.writable(refused ? ["bull:*", "aido:goal*", "aido:events*"] : []);
 }
 
 /**
@@ -53,49 +43,21 @@ async function approvalsRefused(refused: boolean): Promise<void> {
  * goals submitted here, which run on (they are running, and never end).
  */
 function ownerNode(db: ReturnType<typeof openDatabase>, runs = new Set<string>()) {
-  const rt = {
+  return standInNode({
+    nodeId: NODE,
+    redis: redis.owner,
     db,
+    home,
     goals: {
-      closing: false,
-      status: (id: string) => {
-        if (runs.has(id)) return { goal_id: id, state: "running", output_dir: "" };
-        throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
-      },
+      status: (id: string) => (runs.has(id) ? { goal_id: id, state: "running", output_dir: "" } : noGoal(id)),
       submit: (_s: unknown, o: { goalId: string }) => {
         runs.add(o.goalId);
         return { goal_id: o.goalId };
       },
       wait: () => new Promise(() => {}),
       isLive: (id: string) => runs.has(id),
-      endedByClose: () => false,
     },
-    audit: { record: () => {} },
-  };
-  const logs: string[] = [];
-  const ctx = {
-    config: { home, cluster: { leaseMs: 3_000, heartbeatMs: 500 } },
-    rt,
-    redis: owner,
-    mirror: new GoalMirror(owner),
-    identity: { nodeId: NODE },
-    log: (m: string) => logs.push(m),
-  } as unknown as NodeContext;
-  const runner = new ClusterGoalRunner(ctx);
-  const intake = new JobIntake(ctx, {} as Queue<GoalJob>, runner, {
-    isAlive: async () => false,
-    diedWithin: async () => true,
-    connectedForALease: async () => {},
   });
-  return { runner, intake, logs };
-}
-
-/** A pending approval of the goal, as `node` mirrors it. */
-async function mirrorApproval(id: string, goalId: string, node: string): Promise<void> {
-  await raw.hset(
-    "aido:approvals",
-    id,
-    JSON.stringify({ id, node, status: "pending", created_at: Date.now(), goal_id: goalId }),
-  );
 }
 
 /**
@@ -103,14 +65,9 @@ async function mirrorApproval(id: string, goalId: string, node: string): Promise
  * `modelStarted` false: it is re-queued by the node that takes its job).
  */
 async function deadNodesGoal(goalId: string, modelStarted = true): Promise<Job<GoalJob>> {
-  const mirror = new GoalMirror(raw);
-  await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
-  expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
-  if (modelStarted) expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
-  await mirrorApproval(`ap_${goalId}`, goalId, "n-dead");
-  return {
-    data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
-  } as unknown as Job<GoalJob>;
+  await claimedGoal(raw, goalId, { via: NODE, node: "n-dead", modelStarted });
+  await mirrorApproval(raw, `ap_${goalId}`, goalId, "n-dead");
+  return jobOf(goalId, NODE);
 }
 
 describe("a dead node's goal failed here, whose approvals Redis would not drop", () => {
@@ -171,7 +128,7 @@ describe("a dead node's goal taken over (re-queued) here, whose approvals Redis 
       await approvalsRefused(false);
     }
     // The goal's run here asks an approval (mirrored), before the next heartbeat.
-    await mirrorApproval(`ap_${goalId}_new`, goalId, NODE);
+    await mirrorApproval(raw, `ap_${goalId}_new`, goalId, NODE);
     await runner.retryEnds();
     expect(await raw.hexists("aido:approvals", `ap_${goalId}`)).toBe(0);
     expect(await raw.hexists("aido:approvals", `ap_${goalId}_new`)).toBe(1);
@@ -193,7 +150,7 @@ describe("a dead node's goal taken over (re-queued) here, whose approvals Redis 
     }
     // Another node runs the goal now (this one restarted), and asked an approval.
     await raw.hset(`aido:goal:${goalId}`, "node", "n-other");
-    await mirrorApproval(`ap_${goalId}_other`, goalId, "n-other");
+    await mirrorApproval(raw, `ap_${goalId}_other`, goalId, "n-other");
     const next = ownerNode(openDatabase(file));
     await next.runner.retryEnds();
     expect(await raw.hexists("aido:approvals", `ap_${goalId}`)).toBe(0);

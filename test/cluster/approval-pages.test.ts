@@ -3,27 +3,20 @@
 // once, even when two were asked in the same millisecond. Real redis-server, a real daemon
 // whose home ran as a lone daemon first.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/db/database.js";
 import { ApprovalStore } from "../../src/security/approval-store.js";
 import { providerEnv } from "../agent/harness.js";
 import { startDaemonChild } from "../daemon/process.js";
 import { makeTempHome } from "../support/home.js";
-import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
-import { type RedisServer, startNode, startRedis, stopAll } from "./fixture.js";
+import type { ProviderServer } from "../support/provider-server.js";
+import { type RedisServer, startNode } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 let redis: RedisServer;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-  redis = await startRedis();
-}, 60_000);
-
-afterAll(async () => {
-  await stopAll();
-  await server?.close();
-}, 60_000);
+withCluster((c) => ({ server, redis } = c));
 
 describe("approval.list pages on a node with approvals from before it joined", () => {
   it("give each approval once, in the order of the whole list, when two share a millisecond", async () => {

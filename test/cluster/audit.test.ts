@@ -6,29 +6,25 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Redis } from "ioredis";
+import { beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { captureIo } from "../cli/io.js";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, type Node, startNode, startRedis, stopAll } from "./fixture.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 let nodes: Node[];
 let redis: Redis;
+let redisServer: RedisServer;
+withCluster((c) => ({ server, redis: redisServer, raw: redis } = c));
 
 beforeAll(async () => {
-  server = await startProviderServer();
-  const r = await startRedis();
-  redis = new Redis(r.url);
-  nodes = await Promise.all(["cluster-audit-a", "cluster-audit-b"].map((id) => startNode(server, r.url, id)));
-}, 60_000);
-
-afterAll(async () => {
-  redis?.disconnect();
-  await stopAll();
-  await server?.close();
+  nodes = await Promise.all(
+    ["cluster-audit-a", "cluster-audit-b"].map((id) => startNode(server, redisServer.url, id)),
+  );
 }, 60_000);
 
 const publishedSeq = async (node: string) =>

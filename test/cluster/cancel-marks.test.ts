@@ -13,12 +13,10 @@ import { join } from "node:path";
 import type { Job } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NodeContext } from "../../src/cluster/context.js";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
-import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
-import { openDatabase } from "../../src/db/database.js";
-import { AidoError, ErrorCode } from "../../src/errors.js";
+import type { ClusterGoalRunner, GoalJob } from "../../src/cluster/goal-runner.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+import { claimedGoal, closingGoals, jobOf, standInNode } from "./support/stand-in-node.js";
 
 let server: RedisServer;
 let redis: Redis;
@@ -48,39 +46,31 @@ function restartedNode(closing = false): {
   marks: () => number;
 } {
   const audited: string[] = [];
-  const rt = {
-    db: openDatabase(":memory:"),
-    goals: {
-      closing,
-      submit: () => {
-        throw new AidoError(ErrorCode.usage, "the runtime is closing; goal not accepted", {});
-      },
-      status: (id: string) => {
-        throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
-      },
-      endedByClose: () => false,
-    },
-    audit: { record: (kind: string) => audited.push(kind) },
-  };
-  const ctx = {
-    config: { home },
-    rt,
+  const { runner } = standInNode({
+    nodeId: NODE,
     redis,
-    mirror: new GoalMirror(redis),
-    identity: { nodeId: NODE },
-    log: () => {},
-  };
-  const runner = new ClusterGoalRunner(ctx as unknown as NodeContext);
+    home,
+    goals: { ...closingGoals, closing },
+    audit: (kind) => audited.push(kind),
+  });
   // The runner's marks (cancel-marks.ts), read where it keeps them: nothing else shows them.
   const marks = () => (runner as unknown as { marks: { marks: Map<string, unknown> } }).marks.marks.size;
   return { runner, audited, marks };
 }
 
 /** A goal the mirror says runs on NODE: claimed, no model call started. */
-async function claimed(goalId: string): Promise<void> {
-  const mirror = new GoalMirror(redis);
-  await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
-  expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+function claimed(goalId: string): Promise<void> {
+  return claimedGoal(redis, goalId, { via: NODE, node: NODE });
+}
+
+/** The goal's job, whose moves back to the queue (a give-back's) are noted in `moved` (their tokens). */
+function jobMovedTo(goalId: string, moved: string[]): Job<GoalJob> {
+  return Object.assign(jobOf(goalId, NODE), {
+    moveToWait: async (token?: string) => {
+      moved.push(token ?? "");
+      return 0;
+    },
+  });
 }
 
 describe("a cancel's mark on the owner", () => {
@@ -116,13 +106,7 @@ describe("a goal taken as its node began to shut down", () => {
     const goalId = "g_closecancel";
     await claimed(goalId);
     const moved: string[] = [];
-    const job = {
-      data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
-      moveToWait: async (token: string) => {
-        moved.push(token);
-        return 0;
-      },
-    } as unknown as Job<GoalJob>;
+    const job = jobMovedTo(goalId, moved);
     // Redis holds writes: the give-back's release waits, and the cancel's write comes after it.
     const control = new Redis(server.url);
     await control.call("CLIENT", "PAUSE", "5000", "WRITE");
@@ -151,13 +135,7 @@ describe("a goal taken as its node began to shut down", () => {
     // A node that judged this one dead (paused past its lease as it took the goal) took it over.
     expect(await new GoalMirror(redis).takeover(goalId, NODE, "n-survivor")).toBe(true);
     const moved: string[] = [];
-    const job = {
-      data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
-      moveToWait: async (token: string) => {
-        moved.push(token);
-        return 0;
-      },
-    } as unknown as Job<GoalJob>;
+    const job = jobMovedTo(goalId, moved);
     expect(await runner.take(goalId, () => runner.runHere(job, "token-1"))).toBe("skipped");
     // Its job stays with the survivor, and so does the goal.
     expect(moved).toEqual([]);
@@ -184,32 +162,21 @@ describe("a goal taken as its node began to shut down", () => {
       created_at: at,
       finished_at: at,
     };
-    const rt = {
-      db: openDatabase(":memory:"),
+    const { runner } = standInNode({
+      nodeId: NODE,
+      redis,
+      home,
       goals: {
         closing: true,
         status: () => ended,
         wait: async () => ended,
-        isLive: () => false,
         endedByClose: () => true,
       },
-      audit: { record: (kind: string) => audited.push(kind) },
-    };
-    const ctx = {
-      config: { home },
-      rt,
-      redis,
-      mirror: new GoalMirror(redis),
-      identity: { nodeId: NODE },
-      log: () => {},
-    };
-    const runner = new ClusterGoalRunner(ctx as unknown as NodeContext);
+      audit: (kind) => audited.push(kind),
+    });
     // A node that judged this one dead (paused past its lease) took it over meanwhile.
     expect(await new GoalMirror(redis).takeover(goalId, NODE, "n-survivor")).toBe(true);
-    const job = {
-      data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
-      moveToWait: async () => 0,
-    } as unknown as Job<GoalJob>;
+    const job = jobMovedTo(goalId, []);
     expect(await runner.take(goalId, () => runner.awaitLocalEnd(job, "token-1"))).toBe("skipped");
     expect(await redis.hgetall(`aido:goal:${goalId}`)).toMatchObject({
       state: "running",

@@ -7,10 +7,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Redis } from "ioredis";
+import { afterAll, describe, expect, it } from "vitest";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
 import {
   conversationsStarted,
   forGoal,
@@ -18,27 +18,19 @@ import {
   type Node,
   type RedisServer,
   startNode,
-  startRedis,
-  stopAll,
 } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 let redis: RedisServer;
 let raw: Redis;
 const folders: string[] = [];
 
-beforeAll(async () => {
-  server = await startProviderServer();
-  redis = await startRedis();
-  raw = new Redis(redis.url);
-}, 60_000);
+withCluster((c) => ({ server, redis, raw } = c));
 
-afterAll(async () => {
-  raw?.disconnect();
-  await stopAll();
-  await server?.close();
+afterAll(() => {
   for (const f of folders) rmSync(f, { recursive: true, force: true });
-}, 60_000);
+});
 
 function auditKinds(node: Node, goalId: string): string[] {
   const db = new Database(node.home.config.dbPath, { readonly: true });

@@ -1,10 +1,10 @@
 // Cluster mode, failure without loss: a node killed with kill -9 mid-goal, and Redis
 // stopped mid-burst. Real redis-server, real agentd child processes, the scripted provider.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { AidoRpcError } from "../../src/client/client.js";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
 import {
   conversationsStarted,
   forGoal,
@@ -15,19 +15,11 @@ import {
   type RedisServer,
   startNode,
   startRedis,
-  stopAll,
 } from "./fixture.js";
+import { withProvider } from "./support/file-cluster.js";
 
 let server: ProviderServer;
-
-beforeAll(async () => {
-  server = await startProviderServer();
-}, 30_000);
-
-afterAll(async () => {
-  await stopAll();
-  await server?.close();
-}, 60_000);
+withProvider((p) => ({ server } = p));
 
 describe("cluster mode: a node dies", () => {
   it("ends a dead node's goals on a survivor within the lease: failed if a model call had started, else re-queued and run once", async () => {

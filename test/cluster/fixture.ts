@@ -2,13 +2,15 @@
 // present by scripts/ensure-redis.sh) on a free port in a temp folder of its own, and agentd
 // nodes as real child processes (test/daemon/process.ts), each in a home of its own whose
 // config.yaml joins that Redis with a short lease. Everything started here is stopped by
-// stopAll() (afterAll), homes and their containers included.
+// stopAll() (afterAll), homes and their containers included, and so are the test's own
+// connections to Redis made with connectRedis().
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Redis, type RedisOptions } from "ioredis";
 import { AidoClient } from "../../src/client/client.js";
 import { providerEnv } from "../agent/harness.js";
 import { type ChildOptions, type DaemonChild, startDaemonChild, until } from "../daemon/process.js";
@@ -40,6 +42,7 @@ export interface Node {
 }
 
 const redisProcs: { proc?: ChildProcess; dir: string }[] = [];
+const connections: Redis[] = [];
 const nodes: Node[] = [];
 const clients: AidoClient[] = [];
 
@@ -168,9 +171,17 @@ export async function startNode(
   return node;
 }
 
+/** A connection of the test's own to `url` (a user's URL included), closed by stopAll(). */
+export function connectRedis(url: string, options: RedisOptions = {}): Redis {
+  const c = new Redis(url, options);
+  connections.push(c);
+  return c;
+}
+
 /** Stop every node (SIGKILL: their homes go next) and Redis; remove their folders. */
 export async function stopAll(): Promise<void> {
   for (const c of clients.splice(0)) c.close();
+  for (const c of connections.splice(0)) c.disconnect();
   for (const n of nodes.splice(0)) {
     if (n.child.child.exitCode === null && n.child.child.signalCode === null) {
       n.child.child.kill("SIGTERM");

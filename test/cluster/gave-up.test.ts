@@ -5,27 +5,18 @@
 // then would cancel a goal whose client was told the cancel failed. Real redis-server, real
 // daemons.
 
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Redis } from "ioredis";
+import { describe, expect, it } from "vitest";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, type RedisServer, startNode, startRedis, stopAll } from "./fixture.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, type RedisServer, startNode } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 let redis: RedisServer;
 let raw: Redis;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-  redis = await startRedis();
-  raw = new Redis(redis.url);
-}, 60_000);
-
-afterAll(async () => {
-  raw?.disconnect();
-  await stopAll();
-  await server?.close();
-}, 60_000);
+withCluster((c) => ({ server, redis, raw } = c));
 
 describe("a routed command whose sender gave up", () => {
   it("is not acted on when the paused owner resumes: a goal.cancel answered with an error leaves the goal running", async () => {

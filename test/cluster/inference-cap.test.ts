@@ -2,28 +2,24 @@
 // every node of the cluster (a shared API quota), kept by a Redis semaphore with leases so
 // that the slots of a node that dies come back.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, LEASE_MS, manifest, type Node, startNode, startRedis, stopAll } from "./fixture.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, LEASE_MS, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 let nodes: Node[];
+let redis: RedisServer;
+withCluster((c) => ({ server, redis } = c));
 
 beforeAll(async () => {
-  server = await startProviderServer();
-  const r = await startRedis();
   // Each node would send three calls at once on its own; the cluster allows one in all.
   nodes = await Promise.all(
     ["cluster-cap-a", "cluster-cap-b"].map((id) =>
-      startNode(server, r.url, id, { capacity: 3, inference: 3, clusterInference: 1 }),
+      startNode(server, redis.url, id, { capacity: 3, inference: 3, clusterInference: 1 }),
     ),
   );
-}, 60_000);
-
-afterAll(async () => {
-  await stopAll();
-  await server?.close();
 }, 60_000);
 
 describe("inference.cluster_max_concurrent", () => {

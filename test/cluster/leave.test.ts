@@ -9,11 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import type { WireEvent } from "../../src/daemon/events.js";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
 import {
   conversationsStarted,
   forGoal,
@@ -22,9 +22,8 @@ import {
   type Node,
   type RedisServer,
   startNode,
-  startRedis,
-  stopAll,
 } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 let redis: RedisServer;
@@ -32,15 +31,7 @@ let redis: RedisServer;
 /** A latch the node's process loads: it holds a goal's unpack (test/support/hold-unpack.mjs). */
 const HOLD_UNPACK = join(import.meta.dirname, "..", "support", "hold-unpack.mjs");
 
-beforeAll(async () => {
-  server = await startProviderServer();
-  redis = await startRedis();
-}, 60_000);
-
-afterAll(async () => {
-  await stopAll();
-  await server?.close();
-}, 60_000);
+withCluster((c) => ({ server, redis } = c));
 
 /** The goal's state in the node's own database (undefined before the node has a row for it). */
 function localState(node: Node, goalId: string): string | undefined {

@@ -12,13 +12,13 @@ import { join } from "node:path";
 import type { Job } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NodeContext } from "../../src/cluster/context.js";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
-import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import type { ClusterGoalRunner, GoalJob } from "../../src/cluster/goal-runner.js";
 import { openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import type { GoalStatus } from "../../src/kernel/goal-store.js";
 import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+import { claimedGoal, jobOf, noGoal, standInNode } from "./support/stand-in-node.js";
 
 const NODE = "n-lost";
 let server: RedisServer;
@@ -41,19 +41,16 @@ afterAll(async () => {
 function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }, db = openDatabase(":memory:")) {
   const goals = new Map<string, GoalStatus>();
   const ends = new Map<string, () => void>();
-  const status = (id: string): GoalStatus => {
-    const s = goals.get(id);
-    if (!s) throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
-    return s;
-  };
+  const status = (id: string): GoalStatus => goals.get(id) ?? noGoal(id);
   const audited: { kind: string; goalId?: string }[] = [];
-  const rt = {
+  const { runner, logs } = standInNode({
+    nodeId: NODE,
+    redis: raw,
     db,
+    home,
     goals: {
-      closing: false,
       status,
       isLive: (id: string) => goals.get(id)?.state === "running",
-      endedByClose: () => false,
       wait: (id: string) =>
         status(id).state === "running"
           ? new Promise<GoalStatus>((r) => ends.set(id, () => r(status(id))))
@@ -80,30 +77,13 @@ function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }, db = op
         return true;
       },
     },
-    audit: {
-      record: (kind: string, _p: unknown, ids: { goalId?: string } = {}) => {
-        if (kind === "cluster.goal_lost" && ids.goalId && throwing.audit.has(ids.goalId))
-          throw new AidoError(ErrorCode.auditFailed, `audit write failed (${kind})`, {});
-        audited.push({ kind, ...ids });
-      },
+    audit: (kind, _p, ids = {}) => {
+      if (kind === "cluster.goal_lost" && ids.goalId && throwing.audit.has(ids.goalId))
+        throw new AidoError(ErrorCode.auditFailed, `audit write failed (${kind})`, {});
+      audited.push({ kind, ...ids });
     },
-  };
-  const logs: string[] = [];
-  const ctx = {
-    config: { home, cluster: { leaseMs: 3_000, heartbeatMs: 500 }, sandbox: { inputsMaxFiles: 100 } },
-    rt,
-    redis: raw,
-    mirror: new GoalMirror(raw),
-    identity: { nodeId: NODE },
-    log: (m: string) => logs.push(m),
-  } as unknown as NodeContext;
-  return { runner: new ClusterGoalRunner(ctx), state: (id: string) => goals.get(id)?.state, audited, logs };
-}
-
-function jobOf(goalId: string): Job<GoalJob> {
-  return {
-    data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
-  } as unknown as Job<GoalJob>;
+  });
+  return { runner, state: (id: string) => goals.get(id)?.state, audited, logs };
 }
 
 /** Goals running on NODE (claimed, model calls started), run by `runner`, then taken by a survivor. */
@@ -111,10 +91,8 @@ async function runningThenTaken(runner: ClusterGoalRunner, ids: string[]): Promi
   const mirror = new GoalMirror(raw);
   const runs: Promise<string>[] = [];
   for (const goalId of ids) {
-    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
-    expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
-    expect(await mirror.modelStarted(goalId, NODE)).toBe(true);
-    runs.push(runner.runHere(jobOf(goalId), undefined));
+    await claimedGoal(raw, goalId, { via: NODE, node: NODE, modelStarted: true });
+    runs.push(runner.runHere(jobOf(goalId, NODE), undefined));
   }
   await new Promise((r) => setTimeout(r, 50));
   expect(runner.running().sort()).toEqual([...ids].sort());

@@ -7,25 +7,18 @@
 // agent-stopped entry the audit log refuses does.
 
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { ClusterNode } from "../../src/cluster/node.js";
 import { type Harness, openHarness } from "../agent/harness.js";
 import { until } from "../daemon/process.js";
-import { latch, type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, startRedis, stopAll } from "./fixture.js";
+import { latch, type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, startRedis } from "./fixture.js";
+import { withProvider } from "./support/file-cluster.js";
 
 const NODE = "n-unstopped";
 let server: ProviderServer;
-
-beforeAll(async () => {
-  server = await startProviderServer();
-}, 30_000);
-
-afterAll(async () => {
-  await stopAll();
-  await server?.close();
-}, 60_000);
+withProvider((p) => ({ server } = p));
 
 describe("cluster mode: a lost goal whose stop throws on a normal heartbeat", () => {
   it("makes no model call until a later heartbeat stops it", async () => {

@@ -15,7 +15,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { AidoClient, type AidoRpcError } from "../../src/client/client.js";
 import type { WireEvent } from "../../src/client/types.js";
@@ -24,33 +24,22 @@ import { captureIo } from "../cli/io.js";
 import { startFixture } from "../daemon/fixture.js";
 import { startDaemonChild, until } from "../daemon/process.js";
 import { makeTempHome } from "../support/home.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import {
-  conversationsStarted,
-  forGoal,
-  manifest,
-  type Node,
-  startNode,
-  startRedis,
-  stopAll,
-} from "./fixture.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { conversationsStarted, forGoal, manifest, type Node, startNode } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 let nodes: Node[];
 let redisUrl: string;
+withCluster((c) => {
+  server = c.server;
+  redisUrl = c.redis.url;
+});
 
 beforeAll(async () => {
-  server = await startProviderServer();
-  const redis = await startRedis();
-  redisUrl = redis.url;
   nodes = await Promise.all(
-    ["cluster-a", "cluster-b", "cluster-c"].map((id) => startNode(server, redis.url, id, { capacity: 2 })),
+    ["cluster-a", "cluster-b", "cluster-c"].map((id) => startNode(server, redisUrl, id, { capacity: 2 })),
   );
-}, 60_000);
-
-afterAll(async () => {
-  await stopAll();
-  await server?.close();
 }, 60_000);
 
 const nodeById = (id: string | undefined) => nodes.find((n) => n.id === id) as Node;

@@ -7,60 +7,29 @@
 // joins as an ACL user of its own that may not write its heartbeat keys for a while), so the
 // window is as long as the test needs. Real redis-server, real daemon, SIGSTOP for the pause.
 
-import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import {
-  conversationsStarted,
-  forGoal,
-  LEASE_MS,
-  manifest,
-  startNode,
-  startRedis,
-  stopAll,
-} from "./fixture.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { conversationsStarted, forGoal, LEASE_MS, manifest, startNode } from "./fixture.js";
+import { withProvider } from "./support/file-cluster.js";
+import { startRedisAsNode } from "./support/node-user.js";
 
 const OWNER = "held-owner";
 let server: ProviderServer;
-let raw: Redis | undefined;
-
-beforeAll(async () => {
-  server = await startProviderServer();
-}, 60_000);
-
-afterEach(async () => {
-  raw?.disconnect();
-  raw = undefined;
-  await stopAll();
-}, 60_000);
-
-afterAll(async () => {
-  await server?.close();
-});
+withProvider((p) => ({ server } = p), { stopAll: "after each test" });
 
 describe("cluster mode: a node paused past its lease that still owns its goal", () => {
   it("publishes what the goal did before its end once it has looked, and its end after", async () => {
-    const redis = await startRedis();
-    const r = new Redis(redis.url);
-    raw = r;
-    await r.call("ACL", "SETUSER", OWNER, "on", ">owner-pass", "~*", "&*", "+@all");
+    const { server: redis, raw: r, ...user } = await startRedisAsNode(OWNER);
     const marker = "held-ends-here";
     // The answer comes while the node is stopped: it reads it as it resumes, and the goal ends.
     server.script(forGoal(marker), [turn.text(`finished ${marker}`, { delayMs: 1_500 })]);
-    const owner = await startNode(
-      server,
-      redis.url.replace("redis://", `redis://${OWNER}:owner-pass@`),
-      OWNER,
-      {
-        capacity: 1,
-      },
-    );
+    const owner = await startNode(server, user.url, OWNER, { capacity: 1 });
     const o = await owner.client();
     const { goal_id } = await o.call("goal.submit", { goal: `say ${marker}`, manifest: manifest() });
     await until(() => (conversationsStarted(server, marker) >= 1 ? true : undefined), 10_000);
     // Its heartbeats are refused from now (aido:node*: its alive key and its node hash).
-    await r.call("ACL", "SETUSER", OWNER, "resetkeys", "%R~*", "~bull:*", "~aido:[^n]*");
+    await user.writable(["bull:*", "aido:[^n]*"]);
     owner.child.child.kill("SIGSTOP");
     try {
       await new Promise((res) => setTimeout(res, LEASE_MS + 1_500));
@@ -76,7 +45,7 @@ describe("cluster mode: a node paused past its lease that still owns its goal", 
     const said = (text: string) => owner.child.output().split(text).length - 1;
     expect(said("past the lease: model calls, events and ends of this node's goals wait")).toBe(1);
     expect(said("looked which goals are still this node's after its pause")).toBe(0);
-    await r.call("ACL", "SETUSER", OWNER, "resetkeys", "~*");
+    await user.writable([]);
     await until(async () =>
       (await r.hget(`aido:goal:${goal_id}`, "state")) === "succeeded" ? true : undefined,
     );

@@ -5,22 +5,15 @@
 // on the goal's stream, which may by then follow the goal running on another node.
 
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import { until } from "../daemon/process.js";
-import { latch, type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, startNode, startRedis, stopAll } from "./fixture.js";
+import { latch, type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, startNode, startRedis } from "./fixture.js";
+import { withProvider } from "./support/file-cluster.js";
 
 let server: ProviderServer;
-
-beforeAll(async () => {
-  server = await startProviderServer();
-}, 30_000);
-
-afterAll(async () => {
-  await stopAll();
-  await server?.close();
-}, 60_000);
+withProvider((p) => ({ server } = p));
 
 describe("cluster mode: a node paused past its lease", () => {
   it("stops the goal a survivor ended as soon as it resumes: no model call or tool runs after", async () => {

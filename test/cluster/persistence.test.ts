@@ -2,29 +2,20 @@
 // them when it restarts. The node says so when it connects, and cluster.status (and
 // `aido cluster status`) shows how Redis keeps its data. Real redis-server, real daemon.
 
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Redis } from "ioredis";
+import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { captureIo } from "../cli/io.js";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
-import { type RedisServer, startNode, startRedis, stopAll } from "./fixture.js";
+import type { ProviderServer } from "../support/provider-server.js";
+import { type RedisServer, startNode } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 let redis: RedisServer;
 let admin: Redis;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-  redis = await startRedis();
-  admin = new Redis(redis.url);
-}, 60_000);
-
-afterAll(async () => {
-  admin?.disconnect();
-  await stopAll();
-  await server?.close();
-}, 60_000);
+withCluster((c) => ({ server, redis, raw: admin } = c));
 
 describe("a Redis that keeps nothing on disk", () => {
   it("is named when a node joins and in cluster.status, and is not once appendonly is on", async () => {

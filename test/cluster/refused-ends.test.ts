@@ -12,33 +12,28 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Job, Queue } from "bullmq";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { NodeContext } from "../../src/cluster/context.js";
 import { publishEvent } from "../../src/cluster/event-stream.js";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
-import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
+import type { ClusterGoalRunner } from "../../src/cluster/goal-runner.js";
 import { ClusterGoals } from "../../src/cluster/goal-view.js";
-import { JobIntake, type Liveness } from "../../src/cluster/job-intake.js";
 import { migrate, openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { type GoalStatus, TERMINAL } from "../../src/kernel/goal-store.js";
-import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+import { stopAll } from "./fixture.js";
+import { type RedisAsNode, startRedisAsNode } from "./support/node-user.js";
+import { claimedGoal, jobOf, noGoal, type StandInNode, standInNode } from "./support/stand-in-node.js";
 
 const NODE = "n-refused";
-let server: RedisServer;
+let redis: RedisAsNode;
 let raw: Redis;
 let owner: Redis;
 let home: string;
 
 beforeAll(async () => {
-  server = await startRedis();
-  raw = new Redis(server.url);
-  await raw.call("ACL", "SETUSER", NODE, "on", ">owner-pass", "~*", "&*", "+@all");
-  owner = new Redis(server.url.replace("redis://", `redis://${NODE}:owner-pass@`), {
-    maxRetriesPerRequest: 1,
-  });
+  redis = await startRedisAsNode(NODE);
+  ({ raw, owner } = redis);
   home = mkdtempSync(join(tmpdir(), "aido-refused-ends-"));
 });
 
@@ -48,16 +43,13 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  owner?.disconnect();
-  raw?.disconnect();
   await stopAll();
   rmSync(home, { recursive: true, force: true });
 });
 
 /** The owner may write only keys matching these (reads stay): `[]` gives all back. */
-async function writable(patterns: string[]): Promise<void> {
-  const keys = patterns.length === 0 ? ["~*"] : ["%R~*", ...patterns.map((p) => `~${p}`)];
-  await raw.call("ACL", "SETUSER", NODE, "resetkeys", ...keys);
+function writable(patterns: string[]): Promise<void> {
+  return redis.writable(patterns);
 }
 
 /** The owner node: its runner over a Runtime that recorded `ended` (each goal ended here). */
@@ -68,63 +60,35 @@ function ownerNode(
   refusedEntry?: string,
   /** The node's database (one in memory by default) and id (NODE by default). */
   node: { db?: ReturnType<typeof openDatabase>; id?: string } = {},
-): {
-  runner: ClusterGoalRunner;
-  intake: JobIntake;
-  ctx: NodeContext;
-  logs: string[];
-} {
+): StandInNode {
   const goals = new Map(ended.map((s) => [s.goal_id, s]));
-  const status = (id: string): GoalStatus => {
-    const s = goals.get(id);
-    if (!s) throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
-    return s;
-  };
-  const rt = {
-    db: node.db ?? openDatabase(":memory:"),
+  const status = (id: string): GoalStatus => goals.get(id) ?? noGoal(id);
+  return standInNode({
+    nodeId: node.id ?? NODE,
+    redis: owner,
+    home,
+    others,
+    ...(node.db !== undefined ? { db: node.db } : {}),
     goals: {
-      closing: false,
       status,
       wait: async (id: string) => status(id),
       isLive: (id: string) => goals.has(id) && !TERMINAL.has(status(id).state),
-      endedByClose: () => false,
       // A goal submitted here ends at once, succeeded.
       submit: (_s: unknown, opts: { goalId: string }) => {
         goals.set(opts.goalId, succeeded(opts.goalId));
         return { goal_id: opts.goalId };
       },
     },
-    audit: {
-      record: (kind: string) => {
-        if (kind === refusedEntry)
-          throw new AidoError(ErrorCode.auditFailed, `audit write failed (${kind})`, {});
-      },
+    audit: (kind) => {
+      if (kind === refusedEntry)
+        throw new AidoError(ErrorCode.auditFailed, `audit write failed (${kind})`, {});
     },
-  };
-  const logs: string[] = [];
-  const ctx = {
-    config: { home, cluster: { leaseMs: 3_000, heartbeatMs: 500 } },
-    rt,
-    redis: owner,
-    mirror: new GoalMirror(owner),
-    identity: { nodeId: node.id ?? NODE },
-    log: (m: string) => logs.push(m),
-  } as unknown as NodeContext;
-  const runner = new ClusterGoalRunner(ctx);
-  const liveness: Liveness = {
-    isAlive: async () => others === "alive",
-    diedWithin: async () => others === "dead",
-    connectedForALease: async () => {},
-  };
-  return { runner, intake: new JobIntake(ctx, {} as Queue<GoalJob>, runner, liveness), ctx, logs };
+  });
 }
 
 /** A goal the mirror says runs on NODE, its model calls started. */
-async function running(goalId: string, now = Date.now()): Promise<void> {
-  const mirror = new GoalMirror(raw);
-  await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now });
-  expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
-  expect(await mirror.modelStarted(goalId, NODE)).toBe(true);
+function running(goalId: string, now = Date.now()): Promise<void> {
+  return claimedGoal(raw, goalId, { via: NODE, node: NODE, modelStarted: true, now });
 }
 
 function succeeded(goalId: string): GoalStatus {
@@ -141,11 +105,8 @@ function succeeded(goalId: string): GoalStatus {
   };
 }
 
-function jobOf(goalId: string): Job<GoalJob> {
-  return {
-    data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
-  } as unknown as Job<GoalJob>;
-}
+/** The goal's job, submitted via NODE. */
+const job = (goalId: string) => jobOf(goalId, NODE);
 
 /** The goal.finished events of the goal's stream, and its announcements on the goal-ends stream. */
 async function announced(goalId: string): Promise<{ finished: number; ends: number }> {
@@ -184,7 +145,7 @@ describe("a goal's end Redis refused, retried after a late event of the goal rea
     // The goal hashes and the goal-ends stream refuse; its events' stream takes them.
     await writable(["bull:*", "aido:[^g]*"]);
     finishedAsItHappened(s);
-    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    await runner.awaitLocalEnd(job(goalId), undefined);
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
     // A stuck tool call's events land after it: more than a page of them.
     for (let i = 0; i < 250; i++)
@@ -217,12 +178,12 @@ describe("a goal's job handed back to its own node while the goal's end waits fo
       // The goal hashes and the goal-ends stream refuse; the events too, or not.
       await writable(went ? ["bull:*", "aido:[^g]*"] : ["bull:*", "aido:[^eg]*"]);
       finishedAsItHappened(s);
-      await runner.awaitLocalEnd(jobOf(goalId), "token-1");
+      await runner.awaitLocalEnd(job(goalId), "token-1");
       await new Promise((r) => setTimeout(r, 100));
       expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
       // Writes come back and BullMQ hands the same job to this node before its next heartbeat.
       await writable([]);
-      expect(await intake.process(jobOf(goalId), "token-2")).toBe("succeeded");
+      expect(await intake.process(job(goalId), "token-2")).toBe("succeeded");
       expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
       await runner.retryEnds();
       expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
@@ -236,13 +197,13 @@ describe("a goal that ran in this process, whose job BullMQ hands back to it whi
     const { runner, intake } = ownerNode();
     // The goal hashes, the goal-ends stream and the events refuse.
     await writable(["bull:*", "aido:[^eg]*"]);
-    expect(await runner.runHere(jobOf(goalId), "token-1")).toBe("succeeded");
+    expect(await runner.runHere(job(goalId), "token-1")).toBe("succeeded");
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
     // Writes come back, and BullMQ hands the job to this node again before a heartbeat
     // retried the end; or after the last one (the node is leaving: its heartbeats stop
     // before its worker closes, and the worker waits for this take). No heartbeat comes.
     await writable([]);
-    const second = intake.process(jobOf(goalId), "token-2");
+    const second = intake.process(job(goalId), "token-2");
     const waited = new Promise((r) => setTimeout(() => r("still waiting for a heartbeat"), 2_000));
     expect(await Promise.race([second, waited])).toBe("succeeded");
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
@@ -261,7 +222,7 @@ describe("an end Redis took while it refused the goal's events and its announcem
     // goal.finished and its announcement do not.
     await raw.config("SET", "maxmemory", "1");
     finishedAsItHappened(succeeded(goalId));
-    expect(await runner.runHere(jobOf(goalId), "token-1")).toBe("succeeded");
+    expect(await runner.runHere(job(goalId), "token-1")).toBe("succeeded");
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
     await runner.retryEnds();
     expect(await announced(goalId)).toEqual({ finished: 0, ends: 0 });
@@ -284,7 +245,7 @@ describe("an end whose announcement its node's database kept, read back under an
     finishedAsItHappened(s);
     await new Promise((r) => setTimeout(r, 100));
     await writable(["bull:*", "aido:goal:*", "aido:goals", "aido:approval*", "aido:events*"]);
-    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    await runner.awaitLocalEnd(job(goalId), undefined);
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 0 });
     // The node's next process reads it back under a new id (cluster.node_id changed, or a
@@ -352,7 +313,7 @@ describe("a goal's end retried by two writers at once (overlapping heartbeats, a
     const { runner, logs } = ownerNode([s]);
     await writable(["bull:*", "aido:[^g]*"]);
     finishedAsItHappened(s);
-    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    await runner.awaitLocalEnd(job(goalId), undefined);
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("running");
     await writable([]);
     // Writers of one end that do not wait for each other (the heartbeat's retry, one with a
@@ -384,7 +345,7 @@ describe("an end that Redis took, whose goal's approvals it then would not drop"
     // Everything but the approvals may be written.
     await writable(["bull:*", "aido:goal*", "aido:events*", "aido:node*"]);
     finishedAsItHappened(s);
-    await runner.awaitLocalEnd(jobOf(goalId), undefined);
+    await runner.awaitLocalEnd(job(goalId), undefined);
     await runner.retryEnds();
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });
@@ -509,7 +470,7 @@ describe("an end a cancel or a dead node's take wrote, whose announcement Redis 
     expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
     const { runner, intake } = ownerNode([], "dead");
     await writable(streamsRefused);
-    expect(await intake.process(jobOf(goalId), "token")).toBe("failed");
+    expect(await intake.process(job(goalId), "token")).toBe("failed");
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
     await announcedOnRetry(goalId, runner);
   });
@@ -524,7 +485,7 @@ describe("an end a cancel or a dead node's take wrote, whose announcement Redis 
     const { runner, intake, logs } = ownerNode([], "dead");
     // Its streams, goal-ends and the approvals list refuse (the approvals as an ACL would).
     await writable(["bull:*", "aido:goal:*", "aido:goals"]);
-    expect(await intake.process(jobOf(goalId), "token")).toBe("failed");
+    expect(await intake.process(job(goalId), "token")).toBe("failed");
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
     expect(
       logs.filter((l) => l.includes(`could not drop the mirrored approvals of goal ${goalId}`)),
@@ -541,7 +502,7 @@ describe("an end a cancel or a dead node's take wrote, whose announcement Redis 
     const { intake } = ownerNode([], "dead");
     // Everything takes the node's writes but the approvals list.
     await writable(["bull:*", "aido:[^a]*"]);
-    expect(await intake.process(jobOf(goalId), "token")).toBe("succeeded");
+    expect(await intake.process(job(goalId), "token")).toBe("succeeded");
     // Not left running on this node, which lives and runs nothing of it.
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("succeeded");
   });
@@ -558,7 +519,7 @@ describe("an end a cancel or a dead node's take wrote, whose audit entry the aud
     expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
     const { runner, intake } = ownerNode([], "dead", "cluster.goal_taken_over");
     await writable(streamsRefused);
-    await expect(intake.process(jobOf(goalId), "token")).rejects.toThrow(/audit write failed/);
+    await expect(intake.process(job(goalId), "token")).rejects.toThrow(/audit write failed/);
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
     expect(await announced(goalId)).toEqual({ finished: 0, ends: 0 });
     await writable([]);
@@ -572,7 +533,7 @@ describe("an end a cancel or a dead node's take wrote, whose audit entry the aud
     await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
     expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
     const { intake } = ownerNode([], "dead", "cluster.goal_taken_over");
-    expect(await intake.process(jobOf(goalId), "token")).toBe("failed");
+    expect(await intake.process(job(goalId), "token")).toBe("failed");
     expect(await raw.hmget(`aido:goal:${goalId}`, "state", "owner")).toEqual(["failed", NODE]);
     expect(await raw.hget(`aido:goal:${goalId}`, "error")).toMatch(/could not audit it: audit write failed/);
     expect(await announced(goalId)).toEqual({ finished: 1, ends: 1 });

@@ -5,38 +5,18 @@
 // write access to some keys only (the goal hashes, or the approvals), so its heartbeats and
 // its BullMQ jobs go on as before. Real redis-server, real daemons.
 
-import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Redis } from "ioredis";
+import { describe, expect, it } from "vitest";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import {
-  conversationsStarted,
-  forGoal,
-  manifest,
-  type Node,
-  startNode,
-  startRedis,
-  stopAll,
-} from "./fixture.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { conversationsStarted, forGoal, manifest, type Node, startNode } from "./fixture.js";
+import { withProvider } from "./support/file-cluster.js";
+import { startRedisAsNode } from "./support/node-user.js";
 
 const OWNER = "refused-owner";
 let server: ProviderServer;
-let raw: Redis | undefined;
-
-beforeAll(async () => {
-  server = await startProviderServer();
-}, 60_000);
-
-afterEach(async () => {
-  raw?.disconnect();
-  raw = undefined;
-  await stopAll();
-}, 60_000);
-
-afterAll(async () => {
-  await server?.close();
-});
+withProvider((p) => ({ server } = p), { stopAll: "after each test" });
 
 /** A Redis, a node that joins it as an ACL user of its own, and a node that joins as default. */
 async function cluster(): Promise<{
@@ -46,19 +26,8 @@ async function cluster(): Promise<{
   /** The owner may write only keys matching these (reads stay): `[]` gives all back. */
   writable(patterns: string[]): Promise<void>;
 }> {
-  const redis = await startRedis();
-  const r = new Redis(redis.url);
-  raw = r;
-  await r.call("ACL", "SETUSER", OWNER, "on", ">owner-pass", "~*", "&*", "+@all");
-  return {
-    raw: r,
-    url: redis.url,
-    ownerUrl: redis.url.replace("redis://", `redis://${OWNER}:owner-pass@`),
-    async writable(patterns) {
-      const keys = patterns.length === 0 ? ["~*"] : ["%R~*", ...patterns.map((p) => `~${p}`)];
-      await r.call("ACL", "SETUSER", OWNER, "resetkeys", ...keys);
-    },
-  };
+  const { server, raw, url, writable } = await startRedisAsNode(OWNER);
+  return { raw, url: server.url, ownerUrl: url, writable };
 }
 
 function logged(node: Node, text: string): Promise<true> {

@@ -6,26 +6,17 @@
 // redis-server, real daemons.
 
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, type RedisServer, startNode, startRedis, stopAll } from "./fixture.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, type RedisServer, startNode, startRedis } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 let redis: RedisServer;
 let raw: Redis;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-  redis = await startRedis();
-  raw = new Redis(redis.url);
-}, 60_000);
-
-afterAll(async () => {
-  raw?.disconnect();
-  await stopAll();
-  await server?.close();
-}, 60_000);
+withCluster((c) => ({ server, redis, raw } = c));
 
 describe("an approval pending on a node that was killed and came back", () => {
   it("is settled expired on every node, not left pending in the cluster's list", async () => {

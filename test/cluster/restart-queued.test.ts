@@ -8,21 +8,14 @@
 // once after the restart; the running one ends failed on every node's view.
 
 import Database from "better-sqlite3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { conversationsStarted, forGoal, manifest, startNode, startRedis, stopAll } from "./fixture.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { conversationsStarted, forGoal, manifest, startNode, startRedis } from "./fixture.js";
+import { withProvider } from "./support/file-cluster.js";
 
 let server: ProviderServer;
-
-beforeAll(async () => {
-  server = await startProviderServer();
-}, 30_000);
-
-afterAll(async () => {
-  await stopAll();
-  await server?.close();
-}, 60_000);
+withProvider((p) => ({ server } = p));
 
 /** The states of the goals in the node's own database. */
 function localStates(dbPath: string): Record<string, string> {

@@ -5,28 +5,19 @@
 // write commands are revoked for the moment (reads still answer). Real redis-server, real
 // daemons.
 
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Redis } from "ioredis";
+import { describe, expect, it } from "vitest";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, type RedisServer, startNode, startRedis, stopAll } from "./fixture.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, type RedisServer, startNode } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
+import { addNodeUser } from "./support/node-user.js";
 
 let server: ProviderServer;
 let redis: RedisServer;
 let raw: Redis;
 
-beforeAll(async () => {
-  server = await startProviderServer();
-  redis = await startRedis();
-  raw = new Redis(redis.url);
-  await raw.call("ACL", "SETUSER", "settle-owner", "on", ">owner-pass", "~*", "&*", "+@all");
-}, 60_000);
-
-afterAll(async () => {
-  raw?.disconnect();
-  await stopAll();
-  await server?.close();
-}, 60_000);
+withCluster((c) => ({ server, redis, raw } = c));
 
 describe("an approval whose outcome Redis refused to take", () => {
   it("reads settled on its node at once, and on every node once Redis takes writes again", async () => {
@@ -36,8 +27,8 @@ describe("an approval whose outcome Redis refused to take", () => {
       // The goal runs on after the answer, so its end is not written while writes are refused.
       turn.text(`finished ${marker}`, { delayMs: 1_500 }),
     ]);
-    const ownerUrl = redis.url.replace("redis://", "redis://settle-owner:owner-pass@");
-    const owner = await startNode(server, ownerUrl, "settle-owner", { capacity: 1 });
+    const user = await addNodeUser(raw, redis.url, "settle-owner");
+    const owner = await startNode(server, user.url, "settle-owner", { capacity: 1 });
     const o = await owner.client();
     const { goal_id } = await o.call("goal.submit", {
       goal: `write ${marker}`,

@@ -7,10 +7,10 @@
 import { spawn } from "node:child_process";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { GOAL_QUEUE, RedisKeys } from "../../src/cluster/redis-keys.js";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
 import {
   conversationsStarted,
   forGoal,
@@ -20,19 +20,16 @@ import {
   type Node,
   type RedisServer,
   startNode,
-  startRedis,
-  stopAll,
 } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 let redis: RedisServer;
 let nodes: Node[];
 let raw: Redis;
+withCluster((c) => ({ server, redis, raw } = c));
 
 beforeAll(async () => {
-  server = await startProviderServer();
-  redis = await startRedis();
-  raw = new Redis(redis.url);
   nodes = await Promise.all(
     ["sweep-a", "sweep-b", "sweep-c"].map((id) => startNode(server, redis.url, id, { capacity: 1 })),
   );
@@ -41,12 +38,6 @@ beforeAll(async () => {
     const st = await c.call("cluster.status", {});
     return st.enabled && st.nodes.filter((n) => n.alive).length === 3 ? true : undefined;
   });
-}, 60_000);
-
-afterAll(async () => {
-  raw?.disconnect();
-  await stopAll();
-  await server?.close();
 }, 60_000);
 
 /**

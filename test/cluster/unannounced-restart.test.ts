@@ -4,53 +4,25 @@
 // end, once, when Redis takes it. Redis refuses for real (the owner joins as an ACL user of
 // its own whose write access to the streams is taken away); real daemons, a real kill -9.
 
-import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoClient } from "../../src/client/client.js";
 import type { WireEvent } from "../../src/daemon/events.js";
 import { until } from "../daemon/process.js";
-import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, startNode, startRedis, stopAll } from "./fixture.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, startNode } from "./fixture.js";
+import { withProvider } from "./support/file-cluster.js";
+import { startRedisAsNode } from "./support/node-user.js";
 
 const OWNER = "unannounced-owner";
 let server: ProviderServer;
-let raw: Redis | undefined;
-
-beforeAll(async () => {
-  server = await startProviderServer();
-}, 60_000);
-
-afterEach(async () => {
-  raw?.disconnect();
-  raw = undefined;
-  await stopAll();
-}, 60_000);
-
-afterAll(async () => {
-  await server?.close();
-});
+withProvider((p) => ({ server } = p), { stopAll: "after each test" });
 
 describe("an end Redis wrote but whose announcement it refused, its node restarted before Redis took it", () => {
   it("is announced by the restarted node: the follower on another node sees the goal end, once", async () => {
-    const redis = await startRedis();
-    const r = new Redis(redis.url);
-    raw = r;
-    await r.call("ACL", "SETUSER", OWNER, "on", ">owner-pass", "~*", "&*", "+@all");
-    /** The owner may write only keys matching these (reads stay): `[]` gives all back. */
-    const writable = async (patterns: string[]) => {
-      const keys = patterns.length === 0 ? ["~*"] : ["%R~*", ...patterns.map((p) => `~${p}`)];
-      await r.call("ACL", "SETUSER", OWNER, "resetkeys", ...keys);
-    };
+    const { server: redis, raw: r, url: ownerUrl, writable } = await startRedisAsNode(OWNER);
     const marker = "unannounced-restart";
     server.script(forGoal(marker), [turn.text(`finished ${marker}`, { delayMs: 6_000 })]);
-    const owner = await startNode(
-      server,
-      redis.url.replace("redis://", `redis://${OWNER}:owner-pass@`),
-      OWNER,
-      {
-        capacity: 1,
-      },
-    );
+    const owner = await startNode(server, ownerUrl, OWNER, { capacity: 1 });
     const o = await owner.client();
     // Every stream refuses the owner's writes (as out of memory); the goal's hash, the goal
     // index, its heartbeats and jobs take them.

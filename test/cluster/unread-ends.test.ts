@@ -7,72 +7,35 @@
 // an ACL) while the test says so. The Runtime is the part these paths read: it has no record
 // of the goals.
 
-import type { Job, Queue } from "bullmq";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { NodeContext } from "../../src/cluster/context.js";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
-import { ClusterGoalRunner, type GoalJob } from "../../src/cluster/goal-runner.js";
 import { ClusterGoals } from "../../src/cluster/goal-view.js";
-import { JobIntake } from "../../src/cluster/job-intake.js";
-import { openDatabase } from "../../src/db/database.js";
-import { AidoError, ErrorCode } from "../../src/errors.js";
-import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+import { stopAll } from "./fixture.js";
+import { type RedisAsNode, startRedisAsNode } from "./support/node-user.js";
+import { claimedGoal, jobOf, noGoal, standInNode } from "./support/stand-in-node.js";
 
 const NODE = "n-unread";
-let server: RedisServer;
+let redis: RedisAsNode;
 let raw: Redis;
-let owner: Redis;
 
 beforeAll(async () => {
-  server = await startRedis();
-  raw = new Redis(server.url);
-  await raw.call("ACL", "SETUSER", NODE, "on", ">owner-pass", "~*", "&*", "+@all");
-  owner = new Redis(server.url.replace("redis://", `redis://${NODE}:owner-pass@`), {
-    maxRetriesPerRequest: 1,
-  });
+  redis = await startRedisAsNode(NODE);
+  raw = redis.raw;
 });
 
 afterEach(async () => {
   await raw.call("ACL", "SETUSER", NODE, "+hgetall", "+xadd");
 });
 
-afterAll(async () => {
-  owner?.disconnect();
-  raw?.disconnect();
-  await stopAll();
-});
+afterAll(stopAll);
 
 /** The owner node over a Runtime with no record of any goal; other nodes are dead. */
 function ownerNode() {
-  const rt = {
-    db: openDatabase(":memory:"),
-    goals: {
-      closing: false,
-      status: (id: string) => {
-        throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
-      },
-      isLive: () => false,
-      endedByClose: () => false,
-      cancel: (id: string) => {
-        throw new AidoError(ErrorCode.notFound, `no goal ${id}`, { id });
-      },
-    },
-    audit: { record: () => {} },
-  };
-  const ctx = {
-    config: { cluster: { leaseMs: 3_000, heartbeatMs: 500 } },
-    rt,
-    redis: owner,
-    mirror: new GoalMirror(owner),
-    identity: { nodeId: NODE },
-    log: () => {},
-  } as unknown as NodeContext;
-  const runner = new ClusterGoalRunner(ctx);
-  const intake = new JobIntake(ctx, {} as Queue<GoalJob>, runner, {
-    isAlive: async () => false,
-    diedWithin: async () => true,
-    connectedForALease: async () => {},
+  const { ctx, runner, intake } = standInNode({
+    nodeId: NODE,
+    redis: redis.owner,
+    goals: { cancel: noGoal },
   });
   const goals = new ClusterGoals(
     ctx,
@@ -102,9 +65,7 @@ async function unreadable(): Promise<void> {
 describe("an end this node wrote, whose hash Redis would not let it read after the write", () => {
   it("announces the cancel of a goal it took and had not started", async () => {
     const goalId = "g_unreadcancel";
-    const mirror = new GoalMirror(raw);
-    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
-    expect(await mirror.claim(goalId, NODE)).toEqual({ kind: "claimed" });
+    await claimedGoal(raw, goalId, { via: NODE, node: NODE });
     const { runner } = ownerNode();
     await unreadable();
     expect(await runner.cancel(goalId)).toBe("handled");
@@ -117,16 +78,10 @@ describe("an end this node wrote, whose hash Redis would not let it read after t
 
   it("announces a dead node's goal that it failed", async () => {
     const goalId = "g_unreaddead";
-    const mirror = new GoalMirror(raw);
-    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
-    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
-    expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
+    await claimedGoal(raw, goalId, { via: NODE, node: "n-dead", modelStarted: true });
     const { runner, intake } = ownerNode();
     await unreadable();
-    const job = {
-      data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
-    } as unknown as Job<GoalJob>;
-    expect(await intake.process(job, "token")).toBe("failed");
+    expect(await intake.process(jobOf(goalId, NODE), "token")).toBe("failed");
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
     expect(await announced(goalId)).toEqual({ finished: ["failed"], ends: 1 });
     await runner.retryEnds();
@@ -151,20 +106,15 @@ describe("an end this node wrote, whose hash Redis would not let it read after t
 describe("an end this node wrote, neither read back nor announced while Redis was away", () => {
   it("is announced by a later heartbeat with the usage the goal's hash holds, not none", async () => {
     const goalId = "g_unreadusage";
+    await claimedGoal(raw, goalId, { via: NODE, node: "n-dead", modelStarted: true });
     const mirror = new GoalMirror(raw);
-    await mirror.create({ goalId, goal: `run ${goalId}`, via: NODE, now: Date.now() });
-    expect(await mirror.claim(goalId, "n-dead")).toEqual({ kind: "claimed" });
-    expect(await mirror.modelStarted(goalId, "n-dead")).toBe(true);
     // The dead node's heartbeats left its usage in the hash.
     expect(await mirror.update(goalId, "n-dead", { input_tokens: "1200", output_tokens: "340" })).toBe(true);
     const { runner, intake } = ownerNode();
     // Neither the read after the write nor the announcement is answered.
     await unreadable();
     await raw.call("ACL", "SETUSER", NODE, "-xadd");
-    const job = {
-      data: { goal_id: goalId, goal: `run ${goalId}`, inputs: { names: [], entries: [] }, via: NODE },
-    } as unknown as Job<GoalJob>;
-    expect(await intake.process(job, "token")).toBe("failed");
+    expect(await intake.process(jobOf(goalId, NODE), "token")).toBe("failed");
     expect(await raw.hget(`aido:goal:${goalId}`, "state")).toBe("failed");
     expect(await announced(goalId)).toEqual({ finished: [], ends: 0 });
     // Redis answers again: the heartbeat's retry announces the end.

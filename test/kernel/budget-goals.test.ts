@@ -5,19 +5,16 @@
 // agents and a goal's root; a child may have one only below a parent that does.
 
 import { describe, expect, it } from "vitest";
-import { type Harness, openHarness } from "../agent/harness.js";
+import { type Harness, openHarness, useHarnessSuite } from "../agent/harness.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: () => h?.close(),
-});
+useHarnessSuite(
+  (s) => (server = s),
+  () => h,
+);
 
 const CHILDREN = ["helper", "helper2", "helper3", "helper4", "helper5"];
 /**

@@ -6,19 +6,16 @@
 import { describe, expect, it } from "vitest";
 import type { RuntimeEvent } from "../../src/kernel/events.js";
 import { RESTART_REASON } from "../../src/kernel/goals.js";
-import { type Harness, openHarness } from "../agent/harness.js";
+import { type Harness, openHarness, useHarnessSuite } from "../agent/harness.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: () => h?.close(),
-});
+useHarnessSuite(
+  (s) => (server = s),
+  () => h,
+);
 
 const lead = {
   name: "lead",

@@ -3,19 +3,16 @@
 // persistence, a goal's memories end with the goal.
 
 import { describe, expect, it } from "vitest";
-import { type Harness, openHarness } from "../agent/harness.js";
+import { type Harness, openHarness, useHarnessSuite } from "../agent/harness.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: () => h?.close(),
-});
+useHarnessSuite(
+  (s) => (server = s),
+  () => h,
+);
 
 const keeper = {
   name: "keeper",

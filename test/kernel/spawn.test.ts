@@ -6,19 +6,16 @@ import { describe, expect, it } from "vitest";
 import { principalOf } from "../../src/agent/tool-calls.js";
 import { GateDenied } from "../../src/gate/invoke.js";
 import type { RuntimeEvent } from "../../src/kernel/events.js";
-import { type Harness, openHarness } from "../agent/harness.js";
+import { type Harness, openHarness, useHarnessSuite } from "../agent/harness.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: () => h?.close(),
-});
+useHarnessSuite(
+  (s) => (server = s),
+  () => h,
+);
 
 const parent = (caps: string[] = []) => ({
   name: "lead",

@@ -8,19 +8,16 @@ import { principalOf } from "../../src/agent/tool-calls.js";
 import { GateDenied } from "../../src/gate/invoke.js";
 import type { AgentRecord } from "../../src/kernel/registry.js";
 import { parseManifestValue } from "../../src/manifest/load.js";
-import { type Harness, openHarness } from "../agent/harness.js";
+import { type Harness, openHarness, useHarnessSuite } from "../agent/harness.js";
 import type { ProviderServer } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: () => h?.close(),
-});
+useHarnessSuite(
+  (s) => (server = s),
+  () => h,
+);
 
 const lead = {
   name: "lead",

@@ -6,19 +6,16 @@ import { existsSync, readdirSync } from "node:fs";
 import { describe, expect, it, vi } from "vitest";
 import type { AidoError } from "../../src/errors.js";
 import type { WorldReceipt } from "../../src/kernel/worlds.js";
-import { type Harness, openHarness } from "../agent/harness.js";
+import { type Harness, openHarness, useHarnessSuite } from "../agent/harness.js";
 import { type ProviderServer, type RecordedRequest, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: () => h?.close(),
-});
+useHarnessSuite(
+  (s) => (server = s),
+  () => h,
+);
 
 const lead = (budget = 90_000) => ({
   name: "lead",

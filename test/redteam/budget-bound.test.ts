@@ -12,19 +12,16 @@
 // hold it is refused before anything is sent.
 
 import { describe, expect, it } from "vitest";
-import { type Harness, openHarness } from "../agent/harness.js";
+import { type Harness, openHarness, useHarnessSuite } from "../agent/harness.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { useProviderServer } from "../support/provider-suite.js";
 
 let server: ProviderServer;
 let h: Harness;
 
-useProviderServer({
-  started: (s) => {
-    server = s;
-  },
-  afterEach: () => h?.close(),
-});
+useHarnessSuite(
+  (s) => (server = s),
+  () => h,
+);
 
 const CHILDREN = ["c1", "c2", "c3", "c4", "c5"];
 /** 8,000 characters of CJK Extension A (24,000 UTF-8 bytes): ~2 tokens each for a real tokenizer. */

@@ -1,6 +1,6 @@
 // test/support/provider-suite.ts — one scripted provider server per test file: started
 // before the suite, reset after each test (after the test's own cleanup, e.g. closing its
-// runtime or daemon), closed after the suite.
+// runtime or daemon), closed after the suite (after the suite's own cleanup).
 
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { type ProviderServer, startProviderServer } from "./provider-server.js";
@@ -9,6 +9,13 @@ export function useProviderServer(hooks: {
   started(server: ProviderServer): void;
   /** Runs after each test, before the server forgets its scripts and requests. */
   afterEach?(): Promise<unknown> | unknown;
+  /** Runs after the suite, before the server closes (what still calls it stops first). */
+  afterAll?(): Promise<unknown> | unknown;
+  /**
+   * The server keeps its scripts and requests from one test to the next: processes a test
+   * started may outlive it (a cluster's nodes run until the suite ends).
+   */
+  keepBetweenTests?: boolean;
 }): void {
   let server: ProviderServer | undefined;
   beforeAll(async () => {
@@ -17,9 +24,10 @@ export function useProviderServer(hooks: {
   });
   afterEach(async () => {
     await hooks.afterEach?.();
-    server?.reset();
+    if (!hooks.keepBetweenTests) server?.reset();
   });
   afterAll(async () => {
+    await hooks.afterAll?.();
     await server?.close();
   });
 }
