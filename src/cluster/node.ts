@@ -11,19 +11,25 @@
 // its hash by the runner (re-queued or failed), never by BullMQ. A node judges another dead
 // only once its own connection has been up for a whole lease (after a Redis outage every
 // heartbeat key has expired, and live nodes need a beat to renew theirs).
-// Redis down: submissions fail at once (cluster_unavailable), running goals carry on
-// locally, and what could not be written is written when Redis answers again.
+// Redis down (or this node cut off from it): submissions fail at once (cluster_unavailable);
+// with cluster.on_redis_loss hold (the default) the node fences itself once it could not renew
+// its lease for lease_ms less a margin (fence.ts): its goals wait until a heartbeat has looked
+// which are still its own; with finish they carry on. What could not be written is written
+// when Redis answers again.
 
+import { performance } from "node:perf_hooks";
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { isStandalone } from "../kernel/assemble.js";
 import type { Runtime } from "../kernel/runtime.js";
 import type { ApprovalListFilter } from "../security/approval-store.js";
 import { type ClusterApproval, listApprovals } from "./approval-view.js";
 import { publishHead, verifyCluster } from "./audit-heads.js";
 import { serveCommands } from "./commands.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
+import { type FenceStatus, LeaseFence } from "./fence.js";
 import { GoalMirror } from "./goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "./goal-runner.js";
 import { ClusterGoals } from "./goal-view.js";
@@ -77,12 +83,20 @@ export class ClusterNode implements Liveness {
   /** Since when the node's Redis connection has been up (undefined while it is down). */
   private readySince: number | undefined;
   private stopped = false;
-  /** When the heartbeat timer last fired: a gap longer than a lease means the node was paused. */
-  private lastBeatAt = Date.now();
-  /** Paused past its lease, and no look (stopLost) begun since has ended: its goals may be others' now. */
-  private unsure = false;
   /**
-   * How many pauses past the lease the heartbeat timer has found. A look counts only if none
+   * When the heartbeat timer last fired (monotonic: a wall clock jump is no pause): a gap longer
+   * than a lease means the node was paused.
+   */
+  private lastBeatAt = performance.now();
+  /**
+   * Paused past its lease, or fenced (fence.ts), and no look (stopLost) begun since has ended:
+   * its goals may be others' now.
+   */
+  private unsure = false;
+  /** cluster.on_redis_loss: when the node holds its goals because it could not renew its lease. */
+  private readonly fence: LeaseFence;
+  /**
+   * How many pauses past the lease (and fences) the node has found. A look counts only if none
    * was found while it ran: one begun before a pause read which goals were this node's before
    * a survivor may have taken them in that pause.
    */
@@ -111,6 +125,15 @@ export class ClusterNode implements Liveness {
       (goalId, end) => this.runner.announceEnd(goalId, end),
     );
     this.intake = new JobIntake(ctx, queue, this.runner, this);
+    // Fenced: unsure of its goals as after a pause, until a heartbeat after it has looked.
+    this.fence = new LeaseFence(
+      ctx,
+      () => this.runner.running(),
+      () => {
+        this.unsure = true;
+        this.pauses++;
+      },
+    );
     const max = ctx.config.inference.clusterMaxConcurrent;
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
   }
@@ -127,6 +150,27 @@ export class ClusterNode implements Liveness {
     // The look just stopped the goal (another node's now): no call.
     if (signal?.aborted) throw new AidoError(ErrorCode.cancelled, `inference on ${provider} cancelled`, {});
     return this.slots ? this.slots.acquire(provider, signal) : () => {};
+  }
+
+  /**
+   * Before each tool call of a goal runs (the gate, after its approval, before tool.invoked):
+   * not while the node is unsure of its goals (fenced, or paused past its lease), for the same
+   * reason as a model call. Standalone agents (agent.spawn) are this node's alone: not held.
+   */
+  async beforeToolCall(goalId: string, signal?: AbortSignal): Promise<void> {
+    if (isStandalone(goalId)) return;
+    await this.untilSure({ ...(signal ? { signal } : {}) });
+    if (signal?.aborted)
+      throw new AidoError(
+        ErrorCode.cancelled,
+        `the tool call of goal ${goalId} waited for this node to be sure of its goals, and its agent stopped meanwhile; it did not run`,
+        { goal_id: goalId },
+      );
+  }
+
+  /** Whether this node holds its goals because it could not renew its lease (cluster.status). */
+  fenceStatus(): FenceStatus {
+    return this.fence.status();
   }
 
   /**
@@ -287,9 +331,12 @@ export class ClusterNode implements Liveness {
 
   /**
    * Whether the node may take its goals as still its own: not from a pause past its lease
-   * until a heartbeat has looked which are.
+   * or a fence (fence.ts) until a heartbeat has looked which are.
    */
   private sure(): boolean {
+    // The fence falls here too should its timer be late: a call that saw it must be woken by
+    // the look it makes due, not wait for a look nothing asked for.
+    this.fence.check();
     return !this.unsure && !this.pausedPastLease();
   }
 
@@ -298,7 +345,7 @@ export class ClusterNode implements Liveness {
    * Not once the node left: it heartbeats no more, and what it still does is its shutdown's.
    */
   private pausedPastLease(): boolean {
-    return !this.stopped && Date.now() - this.lastBeatAt > this.ctx.config.cluster.leaseMs;
+    return !this.stopped && performance.now() - this.lastBeatAt > this.ctx.config.cluster.leaseMs;
   }
 
   /**
@@ -312,12 +359,13 @@ export class ClusterNode implements Liveness {
       // heartbeat), every model call and goal end here waits, and nothing else would say why.
       if (!this.unsure)
         this.ctx.log(
-          `cluster: no heartbeat for ${Date.now() - this.lastBeatAt} ms, past the lease: model calls, events and ends of this node's goals wait until a heartbeat has looked which goals are still its own`,
+          `cluster: no heartbeat for ${Math.round(performance.now() - this.lastBeatAt)} ms, past the lease: model calls, events and ends of this node's goals wait until a heartbeat has looked which goals are still its own`,
         );
       this.unsure = true;
       this.pauses++;
     }
-    this.lastBeatAt = Date.now();
+    this.lastBeatAt = performance.now();
+    this.fence.check();
     if (this.beating) {
       // Not let run out while the last beat's work goes on (others would take it for dead).
       if (!this.renewing && !this.stopped && this.ctx.redis.status === "ready")
@@ -332,9 +380,17 @@ export class ClusterNode implements Liveness {
 
   /** Write the heartbeat record (node-status.ts); `renewing` while it is under way. */
   private renew(): Promise<void> {
-    const write = writeHeartbeat(this.ctx, this.startedAt, this.runner.running()).finally(() => {
-      if (this.renewing === write) this.renewing = undefined;
-    });
+    // The lease counts from the send (fence.ts); one never answered holds no later renewal
+    // back for longer than a lease (the fence falls meanwhile, and the next renewal lifts it).
+    const answered = this.fence.sending();
+    const write = withTimeout(
+      writeHeartbeat(this.ctx, this.startedAt, this.runner.running()),
+      this.ctx.config.cluster.leaseMs,
+    )
+      .then(answered)
+      .finally(() => {
+        if (this.renewing === write) this.renewing = undefined;
+      });
     this.renewing = write;
     return write;
   }
@@ -368,7 +424,15 @@ export class ClusterNode implements Liveness {
       // Not when it was paused again while it looked (found, or not yet found by the timer):
       // that look may have read a goal as its own before a survivor took it; the next looks.
       // Nor when a goal's look or stop is left for the next (logged): it may be lost.
-      if (wasUnsure && looked && this.pauses === pausesBefore && !this.pausedPastLease()) {
+      if (
+        wasUnsure &&
+        looked &&
+        this.pauses === pausesBefore &&
+        !this.pausedPastLease() &&
+        !this.fence.fenced() &&
+        (await this.fence.lift((id) => this.runner.owns(id))) &&
+        this.pauses === pausesBefore
+      ) {
         this.ctx.log("cluster: looked which goals are still this node's after its pause; they go on");
         this.unsure = false;
         this.owned?.publishHeld();
@@ -432,6 +496,7 @@ export class ClusterNode implements Liveness {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.heartbeat);
+    this.fence.stop();
     this.wakeSure();
     this.owned?.stop();
     this.goals.close();
