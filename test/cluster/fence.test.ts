@@ -40,11 +40,12 @@ afterAll(async () => {
   await server?.close();
 }, 60_000);
 
-/** A goal that lists /workspace and asks the model again, turn after turn, for a long while. */
+/** A goal that lists a path in /workspace and asks the model again, turn after turn, for a long while. */
 function busyGoal(marker: string, turns = 120): void {
   server.script(forGoal(marker), [
-    ...Array.from({ length: turns }, () =>
-      turn.toolUse("file_list", { path: "/workspace" }, { delayMs: 150 }),
+    // Each call lists another path: the repeat guard refuses a third identical one.
+    ...Array.from({ length: turns }, (_, i) =>
+      turn.toolUse("file_list", { path: `/workspace/n${i}` }, { delayMs: 150 }),
     ),
     turn.text(`done ${marker}`),
   ]);
@@ -90,6 +91,8 @@ describe("cluster mode: a node cut off from Redis alone", () => {
     const ended = await s.call("goal.wait", { goal_id, timeout_ms: 20_000 });
     expect(ended.state).toBe("failed");
     expect(ended.error).toContain("node fence-cut stopped heartbeating during the goal");
+    // Still cut off a while after the survivor ended it: the node has asked nothing more.
+    await new Promise((r) => setTimeout(r, 1_000));
     expect(server.requestsMatching(forGoal("fenced-goal"))).toHaveLength(asked);
 
     // Back: the node looks, finds the goal lost and stops it; it never asked the model again.
