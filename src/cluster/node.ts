@@ -380,13 +380,11 @@ export class ClusterNode implements Liveness {
 
   /** Write the heartbeat record (node-status.ts); `renewing` while it is under way. */
   private renew(): Promise<void> {
-    // The lease counts from the send (fence.ts); one never answered holds no later renewal
-    // back for longer than a lease (the fence falls meanwhile, and the next renewal lifts it).
+    // The lease counts from the send (fence.ts). One never answered is not sent again: a
+    // second on the same connection would be answered only after it; the fence falls
+    // meanwhile, and lifts once a renewal is answered (the connection back, or a new one).
     const answered = this.fence.sending();
-    const write = withTimeout(
-      writeHeartbeat(this.ctx, this.startedAt, this.runner.running()),
-      this.ctx.config.cluster.leaseMs,
-    )
+    const write = writeHeartbeat(this.ctx, this.startedAt, this.runner.running())
       .then(answered)
       .finally(() => {
         if (this.renewing === write) this.renewing = undefined;
