@@ -13,6 +13,7 @@ import { until } from "../daemon/process.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import {
+  conversationsStarted,
   forGoal,
   LEASE_MS,
   manifest,
@@ -204,3 +205,47 @@ function dockerPaused(goalId: string): { name: string; paused: boolean } | undef
   }).trim();
   return { name, paused: paused === "true" };
 }
+
+describe("cluster mode: Redis away for every node, with on_redis_loss hold", () => {
+  for (const [what, outageMs, fences] of [
+    ["shorter than the lease less the margin", 1_000, false],
+    ["longer than the lease less the margin", 4_000, true],
+  ] as const) {
+    it(`runs every goal once and loses none when Redis is away ${what}`, async () => {
+      const redis = await startRedis();
+      const ids = fences ? ["fence-o1", "fence-o2"] : ["fence-s1", "fence-s2"];
+      const nodes = await Promise.all(ids.map((id) => startNode(server, redis.url, id, { capacity: 2 })));
+      const markers = [0, 1, 2, 3].map((i) => `${ids[0]}-goal-${i}`);
+      for (const m of markers) server.script(forGoal(m), [turn.text(`done ${m}`, { delayMs: 2_000 })]);
+      const c1 = await nodes[0]!.client();
+      const goals: string[] = [];
+      for (const m of markers)
+        goals.push((await c1.call("goal.submit", { goal: `run ${m}`, manifest: manifest() })).goal_id);
+      await until(
+        () => (markers.every((m) => server.requestsMatching(forGoal(m)).length > 0) ? true : undefined),
+        20_000,
+      );
+      await redis.stop();
+      await new Promise((r) => setTimeout(r, outageMs));
+      await redis.start();
+      const c2 = await nodes[1]!.client();
+      const ended = await Promise.all(
+        goals.map((id) => c2.call("goal.wait", { goal_id: id, timeout_ms: 20_000 })),
+      );
+      expect(ended.map((s) => s.state)).toEqual(goals.map(() => "succeeded"));
+      expect(ended.map((s) => s.result)).toEqual(markers.map((m) => `done ${m}`));
+      for (const m of markers) expect(conversationsStarted(server, m)).toBe(1);
+      for (const n of nodes) {
+        const fenced = await auditOf(n, "cluster.fenced");
+        expect(fenced.length > 0).toBe(fences);
+        if (fences) {
+          const unfenced = await auditOf(n, "cluster.unfenced");
+          expect(unfenced.length).toBeGreaterThan(0);
+          expect(unfenced.flatMap((e) => (e.payload as { lost: string[] }).lost)).toEqual([]);
+        }
+        expect(await auditOf(n, "cluster.goal_lost")).toEqual([]);
+      }
+      await redis.stop();
+    }, 60_000);
+  }
+});
