@@ -22,7 +22,7 @@
 
 import { performance } from "node:perf_hooks";
 import { errorMessage } from "../errors.js";
-import type { NodeContext } from "./context.js";
+import { type NodeContext, withTimeout } from "./context.js";
 
 declare module "../security/audit-events.js" {
   interface AuditPayloads {
@@ -50,6 +50,9 @@ export function fenceMargin(leaseMs: number): number {
 }
 
 const now = (): number => performance.now();
+
+/** How long lifting the fence waits for the freeze at its start to be done. */
+const FREEZE_ANSWER_MS = 10_000;
 
 export interface FenceStatus {
   /** cluster.on_redis_loss. */
@@ -174,7 +177,10 @@ export class LeaseFence {
   async lift(owns: (goalId: string) => boolean): Promise<boolean> {
     const since = this.since;
     if (since === undefined) return true;
-    await this.freezing;
+    // A freeze the engine does not answer holds no heartbeat: its goals are unfrozen anyway.
+    await withTimeout(this.freezing, FREEZE_ANSWER_MS).catch((e: unknown) =>
+      this.ctx.log(`cluster: the freeze at the fence did not finish: ${errorMessage(e)}`),
+    );
     const kept = this.frozen.filter(owns);
     const lost = this.frozen.filter((id) => !owns(id));
     try {
