@@ -50,6 +50,8 @@ const noContainers: SandboxBackend = {
   },
   stop: async () => {},
   remove: async () => {},
+  pause: async () => "paused",
+  unpause: async () => {},
   startMcpServer: async () => {
     throw new AidoError(ErrorCode.sandboxUnavailable, "the agents bench runs without containers");
   },

@@ -27,6 +27,8 @@ const noContainers: SandboxBackend = {
   },
   stop: async () => {},
   remove: async () => {},
+  pause: async () => "paused",
+  unpause: async () => {},
   startMcpServer: async () => {
     throw new AidoError(ErrorCode.sandboxUnavailable, "the budget bench runs without containers");
   },

@@ -344,6 +344,17 @@ export const ConfigFileSchema = z.strictObject({
       /** How long a node's goals are its own without a heartbeat (BullMQ's lock duration). */
       lease_ms: z.number().int().min(1000).max(3_600_000).optional(),
       heartbeat_ms: z.number().int().min(100).max(600_000).optional(),
+      /**
+       * What the node does with its goals once it could not renew its lease for lease_ms less
+       * a margin (cluster/fence.ts): "hold" them until a heartbeat has looked which are still
+       * its own (default), or "finish" them as if Redis were down for every node.
+       */
+      on_redis_loss: z
+        .enum(["hold", "finish"], {
+          error: (issue) =>
+            `must be "hold" or "finish" (got ${JSON.stringify(issue.input)}): "hold" pauses the node's goals once it cannot renew its lease, "finish" lets them run on`,
+        })
+        .optional(),
     })
     .refine((c) => (c.heartbeat_ms ?? DEFAULT_HEARTBEAT_MS) * 2 <= (c.lease_ms ?? DEFAULT_LEASE_MS), {
       message: "heartbeat_ms must be at most half of lease_ms (a lease must outlive a missed heartbeat)",
@@ -407,7 +418,7 @@ export const DEFAULTS = {
   daemon: { maxLineBytes: 1024 * 1024 },
   ui: { port: 0, maxUploadMb: 10 },
   mcp: { timeoutMs: 30_000 },
-  cluster: { leaseMs: DEFAULT_LEASE_MS, heartbeatMs: DEFAULT_HEARTBEAT_MS },
+  cluster: { leaseMs: DEFAULT_LEASE_MS, heartbeatMs: DEFAULT_HEARTBEAT_MS, onRedisLoss: "hold" },
 } as const;
 
 /** A problem a check beyond the schema finds in a parsed file: its key path and why. */

@@ -152,6 +152,11 @@ export interface ClusterConfig {
   nodeId?: string;
   leaseMs: number;
   heartbeatMs: number;
+  /**
+   * cluster.on_redis_loss: "hold" fences the node's goals once it could not renew its lease
+   * for lease_ms less a margin (cluster/fence.ts); "finish" lets them run on.
+   */
+  onRedisLoss: "hold" | "finish";
 }
 
 /** One external MCP server: remote (Streamable HTTP) or stdio (a container of its own per goal). */
@@ -387,6 +392,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       redisUrl,
       leaseMs: pick(f.cluster?.lease_ms, DEFAULTS.cluster.leaseMs),
       heartbeatMs: pick(f.cluster?.heartbeat_ms, DEFAULTS.cluster.heartbeatMs),
+      onRedisLoss: pick(f.cluster?.on_redis_loss, DEFAULTS.cluster.onRedisLoss),
       ...(f.cluster?.node_id !== undefined ? { nodeId: f.cluster.node_id } : {}),
     };
   }

@@ -3,6 +3,7 @@
 // zod schemas, so the client and the server cannot disagree about a field's name.
 
 import type { NodeAuditResult } from "../cluster/audit-heads.js";
+import type { FenceStatus } from "../cluster/fence.js";
 import type { NodeStatus } from "../cluster/node-status.js";
 import type { RedisPersistence } from "../cluster/redis-url.js";
 import type { WireEvent } from "../daemon/events.js";
@@ -51,9 +52,12 @@ export type ClusterStatusResult =
   | {
       enabled: true;
       node_id: string;
+      /** Whether this node holds its goals because it could not renew its lease (cluster/fence.ts). */
+      fence: FenceStatus;
+      /** Empty when this node is fenced and cannot read Redis (`redis.unreachable` says why). */
       nodes: NodeStatus[];
       /** How Redis keeps the cluster's state: "none" means a Redis restart loses queued goals. */
-      redis: { persistence: RedisPersistence };
+      redis: { persistence: RedisPersistence; unreachable?: string };
     };
 
 interface Results {

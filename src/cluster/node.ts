@@ -11,19 +11,25 @@
 // its hash by the runner (re-queued or failed), never by BullMQ. A node judges another dead
 // only once its own connection has been up for a whole lease (after a Redis outage every
 // heartbeat key has expired, and live nodes need a beat to renew theirs).
-// Redis down: submissions fail at once (cluster_unavailable), running goals carry on
-// locally, and what could not be written is written when Redis answers again.
+// Redis down (or this node cut off from it): submissions fail at once (cluster_unavailable);
+// with cluster.on_redis_loss hold (the default) the node fences itself once it could not renew
+// its lease for lease_ms less a margin (fence.ts): its goals wait until a heartbeat has looked
+// which are still its own; with finish they carry on. What could not be written is written
+// when Redis answers again.
 
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { isStandalone } from "../kernel/assemble.js";
 import type { Runtime } from "../kernel/runtime.js";
 import type { ApprovalListFilter } from "../security/approval-store.js";
 import { type ClusterApproval, listApprovals } from "./approval-view.js";
 import { publishHead, verifyCluster } from "./audit-heads.js";
 import { serveCommands } from "./commands.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
+import type { FenceStatus } from "./fence.js";
+import { GoalHold } from "./goal-hold.js";
 import { GoalMirror } from "./goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "./goal-runner.js";
 import { ClusterGoals } from "./goal-view.js";
@@ -77,23 +83,13 @@ export class ClusterNode implements Liveness {
   /** Since when the node's Redis connection has been up (undefined while it is down). */
   private readySince: number | undefined;
   private stopped = false;
-  /** When the heartbeat timer last fired: a gap longer than a lease means the node was paused. */
-  private lastBeatAt = Date.now();
-  /** Paused past its lease, and no look (stopLost) begun since has ended: its goals may be others' now. */
-  private unsure = false;
-  /**
-   * How many pauses past the lease the heartbeat timer has found. A look counts only if none
-   * was found while it ran: one begun before a pause read which goals were this node's before
-   * a survivor may have taken them in that pause.
-   */
-  private pauses = 0;
   /** The heartbeat under way: one at a time (a slow Redis can make one outlast the interval). */
   private beating: Promise<void> | undefined;
   /** The heartbeat record's write under way (renew), a beat's or a tick's; the sweep under way. */
   private renewing: Promise<void> | undefined;
   private sweeping: Promise<void> | undefined;
-  /** Waiters of untilSure, woken when the node becomes sure of its goals again or leaves. */
-  private readonly sureAgain = new Set<() => void>();
+  /** Whether the node may take its goals as still its own, and what waits until it may (goal-hold.ts). */
+  private readonly hold: GoalHold;
   /** Whether this node's log was found to no longer hold its published head (audited once). */
   private readonly headDiverged = { reported: false };
 
@@ -103,7 +99,7 @@ export class ClusterNode implements Liveness {
   ) {
     this.identity = ctx.identity;
     // Not sure of its goals after a pause until stopLost ran; sure again once it left.
-    this.runner = new ClusterGoalRunner(ctx, () => this.untilSure({ orLeft: true }));
+    this.runner = new ClusterGoalRunner(ctx, () => this.hold.until({ orLeft: true }));
     this.goals = new ClusterGoals(
       ctx,
       queue,
@@ -111,6 +107,11 @@ export class ClusterNode implements Liveness {
       (goalId, end) => this.runner.announceEnd(goalId, end),
     );
     this.intake = new JobIntake(ctx, queue, this.runner, this);
+    this.hold = new GoalHold(
+      ctx,
+      () => this.runner.running(),
+      () => this.stopped,
+    );
     const max = ctx.config.inference.clusterMaxConcurrent;
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
   }
@@ -123,35 +124,31 @@ export class ClusterNode implements Liveness {
    * such a goal, and its calls' signals end the wait.
    */
   async inferenceSlot(provider: string, signal?: AbortSignal): Promise<() => void> {
-    await this.untilSure({ ...(signal ? { signal } : {}) });
+    await this.hold.until({ ...(signal ? { signal } : {}) });
     // The look just stopped the goal (another node's now): no call.
     if (signal?.aborted) throw new AidoError(ErrorCode.cancelled, `inference on ${provider} cancelled`, {});
     return this.slots ? this.slots.acquire(provider, signal) : () => {};
   }
 
   /**
-   * Resolves once the node is sure of its goals (at once when it is), or, with `orLeft`, once
-   * it left (what it does then is its shutdown's); with `signal`, also once that aborts (the
-   * caller looks at it). Woken by the look that makes the node sure, and by stop().
+   * Before each tool call of a goal runs (the gate, after its approval, before tool.invoked):
+   * not while the node is unsure of its goals (fenced, or paused past its lease), for the same
+   * reason as a model call. Standalone agents (agent.spawn) are this node's alone: not held.
    */
-  private async untilSure(opts: { signal?: AbortSignal; orLeft?: boolean }): Promise<void> {
-    const { signal, orLeft = false } = opts;
-    while (!this.sure() && !(orLeft && this.stopped) && !signal?.aborted) {
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          this.sureAgain.delete(wake);
-          signal?.removeEventListener("abort", wake);
-          resolve();
-        };
-        this.sureAgain.add(wake);
-        signal?.addEventListener("abort", wake);
-      });
-    }
+  async beforeToolCall(goalId: string, signal?: AbortSignal): Promise<void> {
+    if (isStandalone(goalId)) return;
+    await this.hold.until({ ...(signal ? { signal } : {}) });
+    if (signal?.aborted)
+      throw new AidoError(
+        ErrorCode.cancelled,
+        `the tool call of goal ${goalId} waited for this node to be sure of its goals, and its agent stopped meanwhile; it did not run`,
+        { goal_id: goalId },
+      );
   }
 
-  /** Wake the untilSure waiters (each looks again whether it may go on). */
-  private wakeSure(): void {
-    for (const wake of [...this.sureAgain]) wake();
+  /** Whether this node holds its goals because it could not renew its lease (cluster.status). */
+  fenceStatus(): FenceStatus {
+    return this.hold.fence.status();
   }
 
   /** approval.list for the whole cluster (approval-view.ts). */
@@ -209,7 +206,7 @@ export class ClusterNode implements Liveness {
     this.owned = new OwnedMirror(
       this.ctx,
       (goalId) => this.runner.owns(goalId),
-      () => this.sure(),
+      () => this.hold.sure(),
     );
     const connected = () => {
       this.readySince = Date.now();
@@ -286,38 +283,12 @@ export class ClusterNode implements Liveness {
   }
 
   /**
-   * Whether the node may take its goals as still its own: not from a pause past its lease
-   * until a heartbeat has looked which are.
-   */
-  private sure(): boolean {
-    return !this.unsure && !this.pausedPastLease();
-  }
-
-  /**
-   * Whether the heartbeat timer has not fired for longer than a lease (the process was paused).
-   * Not once the node left: it heartbeats no more, and what it still does is its shutdown's.
-   */
-  private pausedPastLease(): boolean {
-    return !this.stopped && Date.now() - this.lastBeatAt > this.ctx.config.cluster.leaseMs;
-  }
-
-  /**
    * The heartbeat timer (and a reconnect): a pause past the lease is noted at once, then one
    * heartbeat runs unless one is under way (then only the lease is renewed): overlapping ones
    * (a slow Redis) ran their retries, recoveries and looks at once, over the same goals.
    */
   private tick(): void {
-    if (this.pausedPastLease()) {
-      // Said once a pause: while the look cannot be made (Redis away, or refusing the
-      // heartbeat), every model call and goal end here waits, and nothing else would say why.
-      if (!this.unsure)
-        this.ctx.log(
-          `cluster: no heartbeat for ${Date.now() - this.lastBeatAt} ms, past the lease: model calls, events and ends of this node's goals wait until a heartbeat has looked which goals are still its own`,
-        );
-      this.unsure = true;
-      this.pauses++;
-    }
-    this.lastBeatAt = Date.now();
+    this.hold.beat();
     if (this.beating) {
       // Not let run out while the last beat's work goes on (others would take it for dead).
       if (!this.renewing && !this.stopped && this.ctx.redis.status === "ready")
@@ -332,9 +303,15 @@ export class ClusterNode implements Liveness {
 
   /** Write the heartbeat record (node-status.ts); `renewing` while it is under way. */
   private renew(): Promise<void> {
-    const write = writeHeartbeat(this.ctx, this.startedAt, this.runner.running()).finally(() => {
-      if (this.renewing === write) this.renewing = undefined;
-    });
+    // The lease counts from the send (fence.ts). One never answered is not sent again: a
+    // second on the same connection would be answered only after it; the fence falls
+    // meanwhile, and lifts once a renewal is answered (the connection back, or a new one).
+    const answered = this.hold.fence.sending();
+    const write = writeHeartbeat(this.ctx, this.startedAt, this.runner.running())
+      .then(answered)
+      .finally(() => {
+        if (this.renewing === write) this.renewing = undefined;
+      });
     this.renewing = write;
     return write;
   }
@@ -342,8 +319,7 @@ export class ClusterNode implements Liveness {
   private async beat(): Promise<void> {
     if (this.stopped || this.ctx.redis.status !== "ready") return;
     // A look counts for the pauses found before it began (tick), not for one found meanwhile.
-    const pausesBefore = this.pauses;
-    const wasUnsure = this.unsure;
+    const begun = this.hold.lookBegins();
     const running = this.runner.running();
     try {
       // Its own write, after one a tick began (maybe before the pause it looks after).
@@ -355,25 +331,26 @@ export class ClusterNode implements Liveness {
       await this.owned?.retry();
       await this.runner.retryEnds();
       // Back from a pause longer than the lease: what a survivor decided stands.
-      const looked = await this.runner.stopLost(wasUnsure);
+      const looked = await this.runner.stopLost(begun.wasUnsure);
       // A goal found lost that could not be stopped may still call the model: the node is not
       // sure of its goals (its calls wait, as after a pause) until a look has stopped it.
-      if (!looked && !this.unsure && this.runner.lostUnstopped()) {
+      if (!looked && this.runner.lostUnstopped() && this.hold.holdForLost())
         this.ctx.log(
-          "cluster: a goal another node has could not be stopped here: model calls, events and ends of this node's goals wait until a heartbeat has stopped it",
+          "cluster: a goal another node has could not be stopped here: model calls, tool calls, events and ends of this node's goals wait until a heartbeat has stopped it",
         );
-        this.unsure = true;
-      }
       // Sure of its goals again: what it held since the pause goes out for those still its own.
       // Not when it was paused again while it looked (found, or not yet found by the timer):
       // that look may have read a goal as its own before a survivor took it; the next looks.
       // Nor when a goal's look or stop is left for the next (logged): it may be lost.
-      if (wasUnsure && looked && this.pauses === pausesBefore && !this.pausedPastLease()) {
-        this.ctx.log("cluster: looked which goals are still this node's after its pause; they go on");
-        this.unsure = false;
-        this.owned?.publishHeld();
-        this.wakeSure();
-      }
+      if (looked)
+        await this.hold.looked(
+          begun,
+          (id) => this.runner.owns(id),
+          () => {
+            this.ctx.log("cluster: looked which goals are still this node's after its pause; they go on");
+            this.owned?.publishHeld();
+          },
+        );
       // The running goals' usage, for goal.status on other nodes.
       for (const id of running) {
         const u = this.ctx.rt.goals.status(id).usage;
@@ -432,7 +409,7 @@ export class ClusterNode implements Liveness {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.heartbeat);
-    this.wakeSure();
+    this.hold.stop();
     this.owned?.stop();
     this.goals.close();
     // Commands are read until the worker is done: a cancel routed here while a goal is

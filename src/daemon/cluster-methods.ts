@@ -7,6 +7,7 @@
 import { type ClusterEvent, readEvents, streamTip } from "../cluster/event-stream.js";
 import type { ClusterNode } from "../cluster/node.js";
 import { RedisKeys } from "../cluster/redis-keys.js";
+import { errorMessage } from "../errors.js";
 import { TERMINAL } from "../kernel/goal-store.js";
 import { toWireEvent, type WireEvent } from "./events.js";
 import {
@@ -51,12 +52,28 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
   "approval.respond": (p, ctx, node) => node.goals.respond(p.id, p.decision, ctx.decidedBy),
   "events.subscribe": (p, ctx, node) => subscribeCluster(ctx, node, p.goal_id),
   "cluster.audit_verify": (_p, _ctx, node) => node.verifyAudit(),
-  "cluster.status": async (_p, _ctx, node) => ({
-    enabled: true,
-    node_id: node.identity.nodeId,
-    nodes: await node.nodes(),
-    redis: { persistence: await node.redisPersistence() },
-  }),
+  "cluster.status": async (_p, _ctx, node) => {
+    const fence = node.fenceStatus();
+    try {
+      return {
+        enabled: true,
+        node_id: node.identity.nodeId,
+        fence,
+        nodes: await node.nodes(),
+        redis: { persistence: await node.redisPersistence() },
+      };
+    } catch (e) {
+      // A fenced node cut off from Redis still says so (and why its goals wait).
+      if (!fence.fenced) throw e;
+      return {
+        enabled: true,
+        node_id: node.identity.nodeId,
+        fence,
+        nodes: [],
+        redis: { persistence: "unknown", unreachable: errorMessage(e) },
+      };
+    }
+  },
 };
 
 /** The manifest a client sent, held to this node's ceiling (the owner holds it to its own too). */

@@ -162,6 +162,10 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         ? {
             inferenceSlot: (provider: string, signal?: AbortSignal) =>
               cluster?.inferenceSlot(provider, signal) ?? Promise.resolve(() => {}),
+            // And before each tool call runs: held while the node is not sure of the goal
+            // (fenced: it could not renew its lease; or paused past it).
+            beforeToolCall: (goalId: string, signal?: AbortSignal) =>
+              cluster?.beforeToolCall(goalId, signal) ?? Promise.resolve(),
           }
         : {}),
     });

@@ -132,6 +132,12 @@ export interface GateDeps {
   egress?: Pick<EgressPlumbing, "access" | "agentStopped">;
   /** Traces (telemetry/): one execute_tool span per call. Absent: tracing is off. */
   tracer?: Tracer;
+  /**
+   * Awaited once a call is allowed (its approval included), before it is audited as invoked
+   * and runs: cluster mode holds a goal's calls here while its node is not sure the goal is
+   * still its own (cluster/node.ts). A rejection: the call does not run.
+   */
+  beforeRun?(goalId: string, signal?: AbortSignal): Promise<void>;
 }
 
 export interface ToolCall {
@@ -313,7 +319,9 @@ export class Gate {
       }
     }
 
-    // 7. audit, durable, then snapshot (before the first mutation of a turn) and run.
+    // 7. held while the goal's node is unsure of it (cluster mode: fenced, or paused past its
+    // lease); then audit, durable, then snapshot (before the first mutation of a turn) and run.
+    await deps.beforeRun?.(principal.goalId, call.signal);
     span?.set({ [Attr.gateVerdict]: "allowed" });
     const invoked = deps.audit.record(
       "tool.invoked",

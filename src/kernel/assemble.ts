@@ -84,6 +84,8 @@ export interface RuntimeOptions {
   beforeFirstModelCall?: (goalId: string) => Promise<void>;
   /** A slot shared beyond this process, held for each model call (cluster mode: cluster/inference-slots.ts). */
   inferenceSlot?: SharedSlot;
+  /** Awaited before each allowed tool call runs (cluster mode: cluster/node.ts); see GateDeps.beforeRun. */
+  beforeToolCall?: (goalId: string, signal?: AbortSignal) => Promise<void>;
   /**
    * Every event from the first on: subscribed before recovery, so the goals a previous
    * process left (failed, or queued and started at once) are seen too (the daemon's log).
@@ -264,6 +266,7 @@ export async function assembleRuntime(
   const tracer = await openTracer(config, log);
   const gate: Gate = new Gate({
     ...(tracer ? { tracer } : {}),
+    ...(opts.beforeToolCall ? { beforeRun: opts.beforeToolCall } : {}),
     tools,
     external: mcp,
     tokens,

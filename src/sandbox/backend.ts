@@ -91,6 +91,15 @@ export interface SandboxBackend {
    */
   remove(goalId: string, opts?: { deleteFolders?: boolean }): Promise<void>;
   /**
+   * Freeze the goal's container (docker pause: its processes stop where they are, an exec
+   * under way included) while its node is fenced (cluster/fence.ts), until unpause or remove.
+   * Meanwhile a container acquired for the goal waits to be made. "paused": frozen (or no
+   * container yet); "unsupported": this backend cannot freeze, and what runs goes on.
+   */
+  pause(goalId: string): Promise<"paused" | "unsupported">;
+  /** Let the goal's container run again (the fence is lifted and the goal is still its node's). */
+  unpause(goalId: string): Promise<void>;
+  /**
    * Start an external stdio MCP server for a goal in a container of its own
    * (sandbox/mcp-container.ts). Refused once the goal is retired; removed with the goal.
    */

@@ -147,6 +147,34 @@ export class RuntimeContainers {
     }
   }
 
+  /**
+   * Freeze a running container (the cgroup freezer: docker pause). None by that name, or one
+   * not running, is fine: nothing runs in it to freeze. Already paused is fine.
+   */
+  async pause(name: string): Promise<void> {
+    const c = this.docker.getContainer(name);
+    try {
+      const st = (await c.inspect()).State;
+      if (!st.Running || st.Paused) return;
+      await c.pause();
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code !== 404 && code !== 409) throw engineError(`pausing container ${name}`, e);
+    }
+  }
+
+  /** Let a paused container run again (none by that name, or one not paused, is fine). */
+  async unpause(name: string): Promise<void> {
+    const c = this.docker.getContainer(name);
+    try {
+      if (!(await c.inspect()).State.Paused) return;
+      await c.unpause();
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code !== 404 && code !== 409) throw engineError(`unpausing container ${name}`, e);
+    }
+  }
+
   /** Remove a container and its volumes, whatever its state (gone, or being removed, is fine). */
   async remove(idOrName: string): Promise<void> {
     try {

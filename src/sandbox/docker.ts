@@ -92,6 +92,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly networks: EgressNetworks;
   /** Goals whose sandbox was removed for good (remove()): a later acquire is refused. */
   private readonly retired = new Set<string>();
+  /** Goals whose container is frozen (pause), with what lets their waiting acquires go on. */
+  private readonly frozen = new Map<string, { promise: Promise<void>; open: () => void }>();
   /**
    * Goals this process made (or tried to make) a container, network or MCP server for, or
    * found a running container of at start-up, or whose network a sweep kept (a live goal's,
@@ -165,6 +167,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async acquire(goalId: string, opts: AcquireOptions = {}): Promise<DockerSandbox> {
     assertGoalId(goalId);
+    // Frozen (its node is fenced): no container is made for it, nor handed out, until unpause.
+    await this.frozen.get(goalId)?.promise;
     this.refuseRetired(goalId);
     this.touched.add(goalId);
     let handle = this.handles.get(goalId);
@@ -176,6 +180,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       }
       handle = await p;
     }
+    // Frozen while it was being made: frozen too before anything runs in it.
+    if (this.frozen.has(goalId)) await this.containers.pause(this.containerName(goalId));
     if (this.retired.has(goalId)) {
       // The goal ended while its container was being made: it goes at once.
       this.dropHandle(goalId);
@@ -311,10 +317,34 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     await this.containers.stop(this.containerName(goalId), `the container of goal ${goalId}`);
   }
 
+  async pause(goalId: string): Promise<"paused"> {
+    assertGoalId(goalId);
+    if (!this.frozen.has(goalId)) {
+      let open = () => {};
+      const promise = new Promise<void>((r) => {
+        open = r;
+      });
+      this.frozen.set(goalId, { promise, open });
+    }
+    await this.containers.pause(this.containerName(goalId));
+    return "paused";
+  }
+
+  async unpause(goalId: string): Promise<void> {
+    assertGoalId(goalId);
+    const f = this.frozen.get(goalId);
+    this.frozen.delete(goalId);
+    f?.open();
+    await this.containers.unpause(this.containerName(goalId));
+  }
+
   async remove(goalId: string, opts: { deleteFolders?: boolean } = {}): Promise<void> {
     assertGoalId(goalId);
     // A container being made for the goal right now is removed by acquire once it exists.
     this.retired.add(goalId);
+    // A frozen one goes as it is (a forced removal kills it); its waiting acquire is refused.
+    this.frozen.get(goalId)?.open();
+    this.frozen.delete(goalId);
     this.dropHandle(goalId);
     this.limitsOf.delete(goalId);
     this.skillsOf.delete(goalId);

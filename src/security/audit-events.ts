@@ -322,6 +322,8 @@ const KINDS: Record<AuditKind, true> = {
   "cluster.goal_cancelled": true,
   "cluster.goal_requeued": true,
   "cluster.command_refused": true,
+  "cluster.fenced": true,
+  "cluster.unfenced": true,
 };
 export const AUDIT_KINDS: readonly AuditKind[] = Object.keys(KINDS) as AuditKind[];
 

@@ -18,6 +18,9 @@ export const noContainers: SandboxBackend = {
   },
   stop: async () => {},
   remove: async () => {},
+  // No container ever runs: nothing to freeze.
+  pause: async () => "paused",
+  unpause: async () => {},
   startMcpServer: async (spec) => {
     throw new AidoError(
       ErrorCode.sandboxUnavailable,

@@ -127,6 +127,8 @@ export async function startNode(
     home?: TempHome;
     /** A test's module the daemon loads first (test/daemon/process.ts ChildOptions). */
     preload?: ChildOptions["preload"];
+    /** cluster.on_redis_loss (default: the config's default, hold). */
+    onRedisLoss?: "hold" | "finish";
   } = {},
 ): Promise<Node> {
   const home = opts.home ?? makeTempHome(providerEnv(server));
@@ -138,6 +140,7 @@ export async function startNode(
       `  node_id: ${id}`,
       `  lease_ms: ${LEASE_MS}`,
       `  heartbeat_ms: ${HEARTBEAT_MS}`,
+      ...(opts.onRedisLoss ? [`  on_redis_loss: ${opts.onRedisLoss}`] : []),
       "limits:",
       `  max_concurrent_goals: ${opts.capacity ?? 2}`,
       ...(opts.inference || opts.clusterInference ? ["inference:"] : []),
@@ -178,10 +181,63 @@ export function connectRedis(url: string, options: RedisOptions = {}): Redis {
   return c;
 }
 
+/**
+ * A TCP proxy in front of a Redis, for one node: cut() closes every connection through it and
+ * refuses new ones (that node alone loses Redis, a partition), restore() lets them through again.
+ */
+export interface RedisProxy {
+  url: string;
+  cut(): void;
+  restore(): void;
+}
+
+const proxies: ReturnType<typeof createServer>[] = [];
+
+export async function startRedisProxy(redisUrl: string): Promise<RedisProxy> {
+  const target = Number(new URL(redisUrl).port);
+  const open = new Set<Socket>();
+  let cut = false;
+  const srv = createServer((client) => {
+    if (cut) {
+      client.destroy();
+      return;
+    }
+    const upstream = new Socket();
+    open.add(client).add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    upstream.connect(target, "127.0.0.1", () => {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  });
+  proxies.push(srv);
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const port = (srv.address() as { port: number }).port;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    cut() {
+      cut = true;
+      for (const s of [...open]) s.destroy();
+      open.clear();
+    },
+    restore() {
+      cut = false;
+    },
+  };
+}
+
 /** Stop every node (SIGKILL: their homes go next) and Redis; remove their folders. */
 export async function stopAll(): Promise<void> {
   for (const c of clients.splice(0)) c.close();
   for (const c of connections.splice(0)) c.disconnect();
+  for (const p of proxies.splice(0)) p.close();
   for (const n of nodes.splice(0)) {
     if (n.child.child.exitCode === null && n.child.child.signalCode === null) {
       n.child.child.kill("SIGTERM");

@@ -153,6 +153,50 @@ describe("cluster mode: the node's heartbeat over a slow Redis", () => {
     expect(link.sent.split("aido:node:beats-one:alive").length - 1).toBeGreaterThanOrEqual(1);
   }, 60_000);
 
+  it("fences itself while its renewal is sent and not answered, and lifts the fence once one is", async () => {
+    const redis = await startRedis();
+    const redisPort = Number(new URL(redis.url).port);
+    const { link, node, logs } = await nodeThrough(
+      "beats-fenced",
+      (p) => `redis://127.0.0.1:${p}`,
+      redisPort,
+    );
+    expect(await sureWithin(node, 1_000)).toBe(true);
+    // Redis takes the renewals and holds its answers: the connection stays up.
+    link.held = true;
+    await new Promise((r) => setTimeout(r, LEASE - LEASE / 4 + BEAT / 2));
+    expect(node.fenceStatus()).toMatchObject({ on_redis_loss: "hold", fenced: true });
+    expect(await sureWithin(node, 100)).toBe(false);
+    expect(logs.some((l) => l.startsWith("cluster: fenced: no lease renewal answered"))).toBe(true);
+    // The held answers come late (the renewal they answer was sent a lease ago), then new
+    // renewals are answered: the node looks and goes on.
+    await new Promise((r) => setTimeout(r, LEASE));
+    link.release();
+    expect(await sureWithin(node, 10 * BEAT)).toBe(true);
+    expect(node.fenceStatus()).toMatchObject({ fenced: false });
+    expect(logs.some((l) => l.startsWith("cluster: unfenced after"))).toBe(true);
+  }, 60_000);
+
+  it("takes no jump of the wall clock for a pause or a lapsed lease", async () => {
+    const redis = await startRedis();
+    const redisPort = Number(new URL(redis.url).port);
+    const { node, logs } = await nodeThrough("beats-clock", (p) => `redis://127.0.0.1:${p}`, redisPort);
+    expect(await sureWithin(node, 1_000)).toBe(true);
+    const realNow = Date.now;
+    cleanup.push(async () => {
+      Date.now = realNow;
+    });
+    // An NTP step of an hour forward, then back again.
+    Date.now = () => realNow() + 3_600_000;
+    await new Promise((r) => setTimeout(r, 2 * BEAT));
+    expect(await sureWithin(node, 50)).toBe(true);
+    Date.now = () => realNow() - 3_600_000;
+    await new Promise((r) => setTimeout(r, LEASE));
+    expect(await sureWithin(node, 50)).toBe(true);
+    Date.now = realNow;
+    expect(logs.filter((l) => l.includes("past the lease") || l.includes("fenced"))).toEqual([]);
+  }, 60_000);
+
   it("is not sure of its goals after a second pause that began while it looked after the first", async () => {
     const redis = await startRedis();
     const redisPort = Number(new URL(redis.url).port);

@@ -28,7 +28,13 @@ describe("cluster mode: a lost goal whose stop throws on a normal heartbeat", ()
     const logs: string[] = [];
     const h: Harness = await openHarness(server, {
       config: (c) => {
-        c.cluster = { redisUrl: redis.url, nodeId: NODE, leaseMs: 1_000, heartbeatMs: 250 };
+        c.cluster = {
+          redisUrl: redis.url,
+          nodeId: NODE,
+          leaseMs: 1_000,
+          heartbeatMs: 250,
+          onRedisLoss: "hold",
+        };
       },
       beforeFirstModelCall: (goalId) => node?.beforeFirstModelCall(goalId) ?? Promise.resolve(),
       inferenceSlot: (provider, signal) => node?.inferenceSlot(provider, signal) ?? Promise.resolve(() => {}),

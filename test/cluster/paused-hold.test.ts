@@ -43,7 +43,9 @@ describe("cluster mode: a node paused past its lease that still owns its goal", 
     await new Promise((res) => setTimeout(res, 1_500));
     // The node says why its goals wait (its heartbeat is refused: it may wait for long).
     const said = (text: string) => owner.child.output().split(text).length - 1;
-    expect(said("past the lease: model calls, events and ends of this node's goals wait")).toBe(1);
+    expect(said("past the lease: model calls, tool calls, events and ends of this node's goals wait")).toBe(
+      1,
+    );
     expect(said("looked which goals are still this node's after its pause")).toBe(0);
     await user.writable([]);
     await until(async () =>

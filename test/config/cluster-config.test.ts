@@ -48,7 +48,19 @@ describe("cluster config", () => {
       nodeId: "build-3",
       leaseMs: 30_000,
       heartbeatMs: 5_000,
+      onRedisLoss: "hold",
     });
+  });
+
+  it("reads cluster.on_redis_loss, and refuses any value but hold or finish naming the key", () => {
+    userFile("cluster:\n  redis_url: redis://r:6379\n  on_redis_loss: finish\n");
+    expect(load().cluster?.onRedisLoss).toBe("finish");
+    userFile("cluster:\n  redis_url: redis://r:6379\n  on_redis_loss: wait\n");
+    const e = failure(load);
+    expect(e.code).toBe(ErrorCode.configInvalid);
+    expect(e.message).toMatch(/cluster\.on_redis_loss.*"hold" or "finish" \(got "wait"\)/s);
+    userFile("cluster:\n  redis_url: redis://r:6379\n  on_redis_loss: true\n");
+    expect(failure(load).message).toMatch(/cluster\.on_redis_loss.*got true/s);
   });
 
   it("takes AIDO_REDIS_URL over the file's URL, keeping the file's other keys", () => {
@@ -57,6 +69,7 @@ describe("cluster config", () => {
       redisUrl: "rediss://env.example:6380",
       leaseMs: 4000,
       heartbeatMs: 1000,
+      onRedisLoss: "hold",
     });
     rmSync(join(home, "config.yaml"));
     expect(load({ AIDO_REDIS_URL: "redis://only-env:6379" }).cluster?.leaseMs).toBe(30_000);

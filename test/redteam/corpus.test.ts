@@ -65,6 +65,8 @@ function tracingBackend(docker: DockerBackend): SandboxBackend {
     acquire: async (_goalId, opts) => traced(await docker.acquire(SHARED_GOAL, opts)),
     stop: async () => {},
     remove: async () => {},
+    pause: async () => "unsupported",
+    unpause: async () => {},
     startMcpServer: (spec) => docker.startMcpServer(spec),
     reattach: () => docker.reattach(),
     gc: (opts) => docker.gc(opts),

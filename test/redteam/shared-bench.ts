@@ -40,6 +40,8 @@ function sharedBackend(docker: DockerBackend): SandboxBackend {
     acquire: (_goalId, opts) => docker.acquire(SHARED_GOAL, opts),
     stop: async () => {},
     remove: async () => {},
+    pause: async () => "unsupported",
+    unpause: async () => {},
     startMcpServer: (spec) => docker.startMcpServer(spec),
     reattach: () => docker.reattach(),
     gc: (opts) => docker.gc(opts),

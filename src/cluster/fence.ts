@@ -1,0 +1,227 @@
+// cluster/fence.ts — fencing (cluster.on_redis_loss: hold, the default; docs/scale-out.md "A
+// node cut off from Redis"). A node that cannot renew its lease (a partition: it lost Redis
+// while the others kept it) would run on goals a survivor takes once that lease lapses, and
+// their model and tool calls would run on two nodes. So the node fences itself before any
+// survivor can take anything: once `lease_ms - margin` has passed since it SENT the newest
+// renewal Redis answered, it is unsure of its goals exactly as after a pause (node.ts: new
+// model calls, tool calls, events and ends wait), and the containers of its goals are frozen
+// (`docker pause` through the sandbox backend) so that an exec already under way stops too.
+// The node leaves the fence when a heartbeat has renewed the lease and looked which goals are
+// still its own (lost-goals.ts stops the others, whose containers are removed as their goals
+// end): the kept goals' containers are unfrozen and their held work goes on.
+// Clocks: the send time, not the answer's, because the key's TTL counts from when Redis applied
+// the write, which is after the send; and a monotonic clock (performance.now), so that a jump of
+// the wall clock neither fences a healthy node nor keeps a cut-off one unfenced.
+// Margin: a quarter lease. It leaves that long (7.5 s by default) between the fence and the
+// earliest moment a survivor can take a goal (the lease key gone: BullMQ's lock lapse and
+// stalled check only hand the job over, the take waits for the key), for the timer to fire on a
+// busy event loop and the freeze to reach the engine. And since heartbeat_ms is at most half of
+// lease_ms (config-file.ts), the fence point (three quarters of a lease) is at least one and a
+// half heartbeats after a renewal's send: a healthy node, whose renewals land every heartbeat,
+// never fences between two of them.
+
+import { performance } from "node:perf_hooks";
+import { errorMessage } from "../errors.js";
+import { type NodeContext, withTimeout } from "./context.js";
+
+declare module "../security/audit-events.js" {
+  interface AuditPayloads {
+    /**
+     * This node could not renew its lease for lease_ms less the margin (cluster.on_redis_loss:
+     * hold): its goals' model calls, tool calls, events and ends wait; `frozen`: the goals whose
+     * containers were paused, `not_frozen`: those that could not be (and why).
+     */
+    "cluster.fenced": {
+      since_renewal_ms: number;
+      lease_ms: number;
+      margin_ms: number;
+      goals: string[];
+      frozen: string[];
+      not_frozen: { goal_id: string; reason: string }[];
+    };
+    /** The fence is lifted: a heartbeat renewed the lease and looked which goals are still this node's. */
+    "cluster.unfenced": { held_ms: number; kept: string[]; lost: string[] };
+  }
+}
+
+/** The fence margin: a quarter lease (see the header). */
+export function fenceMargin(leaseMs: number): number {
+  return Math.floor(leaseMs / 4);
+}
+
+const now = (): number => performance.now();
+
+/** How long lifting the fence waits for the freeze at its start to be done. */
+const FREEZE_ANSWER_MS = 10_000;
+
+export interface FenceStatus {
+  /** cluster.on_redis_loss. */
+  on_redis_loss: "hold" | "finish";
+  fenced: boolean;
+  /** When the fence fell (ISO), while it holds. */
+  fenced_since?: string;
+}
+
+export class LeaseFence {
+  private readonly holds: boolean;
+  private readonly leaseMs: number;
+  private readonly marginMs: number;
+  /** Monotonic send time of the newest renewal Redis answered (the node's start before any). */
+  private lastSent = now();
+  /** While fenced: since when (monotonic, and wall for status). */
+  private since: { at: number; wall: Date } | undefined;
+  /** The goals whose containers this fence froze, or tried to. */
+  private frozen: string[] = [];
+  /** The freeze under way (the unfreeze waits for it: a pause that lands after it keeps the container frozen). */
+  private freezing: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  /**
+   * `running`: the goals running on this node now; `onFence`: told once each time the fence
+   * falls (the node becomes unsure of its goals).
+   */
+  constructor(
+    private readonly ctx: NodeContext,
+    private readonly running: () => string[],
+    private readonly onFence: () => void,
+  ) {
+    const c = ctx.config.cluster;
+    this.holds = c.onRedisLoss === "hold";
+    this.leaseMs = c.leaseMs;
+    this.marginMs = fenceMargin(c.leaseMs);
+    this.arm();
+  }
+
+  /** Call as a renewal is sent; call what it returns once Redis answered that renewal. */
+  sending(): () => void {
+    const at = now();
+    return () => {
+      if (at <= this.lastSent) return;
+      this.lastSent = at;
+      this.arm();
+    };
+  }
+
+  /** Whether the node must hold its goals now (checked at each call, not only by the timer). */
+  fenced(): boolean {
+    return this.holds && !this.stopped && now() - this.lastSent >= this.leaseMs - this.marginMs;
+  }
+
+  /** Whether the fence fell and has not been lifted yet (what the node's status says). */
+  holding(): boolean {
+    return this.since !== undefined;
+  }
+
+  status(): FenceStatus {
+    return {
+      on_redis_loss: this.holds ? "hold" : "finish",
+      fenced: this.since !== undefined || this.fenced(),
+      ...(this.since ? { fenced_since: this.since.wall.toISOString() } : {}),
+    };
+  }
+
+  /** The timer (and each heartbeat tick): the fence falls once its time has come. */
+  check(): void {
+    if (this.since !== undefined || !this.fenced()) return;
+    const sinceRenewal = Math.round(now() - this.lastSent);
+    this.since = { at: now(), wall: new Date() };
+    const goals = this.running();
+    this.ctx.log(
+      `cluster: fenced: no lease renewal answered for ${sinceRenewal} ms (lease ${this.leaseMs} ms, margin ${this.marginMs} ms); model calls, tool calls, events and ends of this node's goals wait until a heartbeat has looked which goals are still its own${goals.length > 0 ? `; freezing the containers of ${goals.join(", ")}` : ""}`,
+    );
+    this.onFence();
+    this.frozen = goals;
+    this.freezing = this.freeze(goals, sinceRenewal);
+  }
+
+  private async freeze(goals: string[], sinceRenewal: number): Promise<void> {
+    const frozen: string[] = [];
+    const notFrozen: { goal_id: string; reason: string }[] = [];
+    await Promise.all(
+      goals.map(async (goalId) => {
+        try {
+          const r = await this.ctx.rt.backend.pause(goalId);
+          if (r === "unsupported")
+            notFrozen.push({ goal_id: goalId, reason: "the sandbox backend cannot pause" });
+          else frozen.push(goalId);
+        } catch (e) {
+          notFrozen.push({ goal_id: goalId, reason: errorMessage(e) });
+        }
+      }),
+    );
+    for (const n of notFrozen)
+      this.ctx.log(
+        `cluster: fenced: the container of goal ${n.goal_id} could not be frozen (${n.reason}); a tool call already under way in it goes on`,
+      );
+    try {
+      this.ctx.rt.audit.record("cluster.fenced", {
+        since_renewal_ms: sinceRenewal,
+        lease_ms: this.leaseMs,
+        margin_ms: this.marginMs,
+        goals,
+        frozen: frozen.sort(),
+        not_frozen: notFrozen,
+      });
+    } catch (e) {
+      // The hold is in force whatever the log says: holding is the safe side.
+      this.ctx.log(`cluster: fenced, but the audit log refused the entry: ${errorMessage(e)}`);
+    }
+  }
+
+  /**
+   * A heartbeat renewed the lease and looked which goals are still this node's (`owns`): the
+   * fence is lifted, the kept goals' containers unfrozen (the lost ones' are removed as their
+   * goals end). False, and the fence stays, when its cluster.unfenced entry cannot be written.
+   */
+  async lift(owns: (goalId: string) => boolean): Promise<boolean> {
+    const since = this.since;
+    if (since === undefined) return true;
+    // A freeze the engine does not answer holds no heartbeat: its goals are unfrozen anyway.
+    await withTimeout(this.freezing, FREEZE_ANSWER_MS).catch((e: unknown) =>
+      this.ctx.log(`cluster: the freeze at the fence did not finish: ${errorMessage(e)}`),
+    );
+    const kept = this.frozen.filter(owns);
+    const lost = this.frozen.filter((id) => !owns(id));
+    try {
+      this.ctx.rt.audit.record("cluster.unfenced", {
+        held_ms: Math.round(now() - since.at),
+        kept,
+        lost,
+      });
+    } catch (e) {
+      this.ctx.log(
+        `cluster: the fence stays: the audit log refused its cluster.unfenced entry (${errorMessage(e)})`,
+      );
+      return false;
+    }
+    this.since = undefined;
+    this.frozen = [];
+    for (const goalId of kept) {
+      try {
+        await this.ctx.rt.backend.unpause(goalId);
+      } catch (e) {
+        this.ctx.log(`cluster: could not unfreeze the container of goal ${goalId}: ${errorMessage(e)}`);
+      }
+    }
+    this.ctx.log(
+      `cluster: unfenced after ${Math.round(now() - since.at)} ms: kept ${kept.length > 0 ? kept.join(", ") : "no goal"}${lost.length > 0 ? `; lost ${lost.join(", ")} (stopped here)` : ""}`,
+    );
+    return true;
+  }
+
+  /** The node left: no fence any more (its shutdown decides), no timer. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** The timer for the fence point of the newest answered renewal. */
+  private arm(): void {
+    if (!this.holds || this.stopped) return;
+    clearTimeout(this.timer);
+    const wait = Math.max(0, this.lastSent + this.leaseMs - this.marginMs - now());
+    this.timer = setTimeout(() => this.check(), Math.ceil(wait) + 1);
+    this.timer.unref();
+  }
+}
