@@ -9,6 +9,9 @@
 // A goal taken over from a dead node (re-queued: it runs again, here or elsewhere) has only
 // the dead node's approvals dropped: a drop done again later, once the goal's new run asked
 // approvals of its own, dropped those too, and no other node listed them nor could decide them.
+// A goal this node gives back (give-back.ts) has this node's approvals dropped, retried by
+// this process only: its next process settles them anyway (owned-mirror.ts settleStale), and
+// could be running the goal again by then.
 
 import { errorMessage } from "../errors.js";
 import type { NodeContext } from "./context.js";
@@ -87,6 +90,10 @@ export class ApprovalDrops {
       );
     this.undropped.set(goalId, { why, node });
     if (before !== undefined && before.node === node) return;
+    // This node's own (a goal it gave back: give-back.ts) are retried by this process only:
+    // its next process settles what it left listed (owned-mirror.ts settleStale), and a drop
+    // read back there would take the approvals of the goal's next run here too.
+    if (node === this.ctx.identity.nodeId) return;
     this.table.put(goalId, { node: node ?? null });
   }
 

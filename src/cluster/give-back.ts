@@ -5,14 +5,16 @@
 // Only the approvals this node mirrored of the goal are dropped with it: once its job is back
 // in the queue another node may take the goal and ask approvals of its own, which a drop of
 // every node's took off approval.list everywhere (its agent then waited for an answer no node
-// could give).
+// could give). A drop Redis refuses is logged and made again with the heartbeats this process
+// still has (approval-drops.ts), not recorded for its next process, which settles them itself
+// (owned-mirror.ts settleStale). Before, a refused drop was dropped silently and never made.
 
 import { type Job, ErrorCode as QueueErrorCode, WaitingError } from "bullmq";
 import { errorMessage } from "../errors.js";
+import type { ApprovalDrops } from "./approval-drops.js";
 import type { CancelMarks } from "./cancel-marks.js";
 import { type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import type { GoalJob } from "./goal-runner.js";
-import { dropApprovalsOf } from "./owned-mirror.js";
 
 /**
  * Hand a goal that never reached its first model call here back to the queue, for any node
@@ -21,11 +23,13 @@ import { dropApprovalsOf } from "./owned-mirror.js";
  * WaitingError this throws tells BullMQ so. Returns when the goal cannot be given back (a
  * model call started, it was cancelled meanwhile, or Redis does not answer): it then ends
  * as it would have. "not ours": the hash is not this node's running goal any more (another
- * node ended or took it over, or a model call of it started).
+ * node ended or took it over, or a model call of it started). This node's mirrored approvals of
+ * the goal go through `approvals` (kept for a retry if Redis refuses).
  */
 export async function giveBack(
   ctx: NodeContext,
   marks: CancelMarks,
+  approvals: ApprovalDrops,
   job: Job<GoalJob>,
   token: string | undefined,
   reason: string,
@@ -69,13 +73,13 @@ export async function giveBack(
     // (kept) if this node still holds it, and the sweep puts it back while its goal is queued.
     forget();
     if (first) ctx.rt.audit.record("cluster.goal_released", { reason }, { goalId });
-    await dropApprovalsOf(ctx, goalId, nodeId).catch(() => {});
+    await approvals.drop(goalId, nodeId);
     throw new Error(`goal ${goalId} given back, but its job could not go back here: ${errorMessage(e)}`);
   }
   forget();
   if (first) {
     ctx.rt.audit.record("cluster.goal_released", { reason }, { goalId });
-    await dropApprovalsOf(ctx, goalId, nodeId).catch(() => {});
+    await approvals.drop(goalId, nodeId);
     ctx.log(`cluster: goal ${goalId} given back to the queue: ${reason}`);
   }
   throw new WaitingError(`goal ${goalId} given back to the queue: ${reason}`);

@@ -288,7 +288,8 @@ export class ClusterGoalRunner {
     token: string | undefined,
     reason: string,
   ): Promise<"not ours" | undefined> {
-    return giveBack(this.ctx, this.marks, job, token, reason, () => this.owned.delete(job.data.goal_id));
+    const forget = () => this.owned.delete(job.data.goal_id);
+    return giveBack(this.ctx, this.marks, this.approvals, job, token, reason, forget);
   }
 
   /** A goal a look found lost (audited there) while its inputs unpacked here: nothing of it stays. */

@@ -3,7 +3,8 @@
 // nodes as real child processes (test/daemon/process.ts), each in a home of its own whose
 // config.yaml joins that Redis with a short lease. Everything started here is stopped by
 // stopAll() (afterAll), homes and their containers included, and so are the test's own
-// connections to Redis made with connectRedis().
+// connections to Redis made with connectRedis() and a node whose start threw after its
+// process was spawned (test: fixture-cleanup.test.ts).
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -13,7 +14,13 @@ import { join } from "node:path";
 import { Redis, type RedisOptions } from "ioredis";
 import { AidoClient } from "../../src/client/client.js";
 import { providerEnv } from "../agent/harness.js";
-import { type ChildOptions, type DaemonChild, startDaemonChild, until } from "../daemon/process.js";
+import {
+  type ChildOptions,
+  type DaemonChild,
+  killChildren,
+  startDaemonChild,
+  until,
+} from "../daemon/process.js";
 import { makeTempHome, type TempHome } from "../support/home.js";
 import type { ProviderServer, RecordedRequest } from "../support/provider-server.js";
 
@@ -44,6 +51,8 @@ export interface Node {
 const redisProcs: { proc?: ChildProcess; dir: string }[] = [];
 const connections: Redis[] = [];
 const nodes: Node[] = [];
+/** Homes startNode made for a node whose daemon never answered (its process: killChildren). */
+const strayHomes: TempHome[] = [];
 const clients: AidoClient[] = [];
 
 async function freePort(): Promise<number> {
@@ -150,7 +159,14 @@ export async function startNode(
     ].join("\n"),
   );
   const childOptions: ChildOptions = opts.preload ? { preload: opts.preload } : {};
-  let child = await startDaemonChild(home, server, childOptions);
+  let child: DaemonChild;
+  try {
+    child = await startDaemonChild(home, server, childOptions);
+  } catch (e) {
+    // Spawned, in no node: stopAll still kills its process and removes the home made here.
+    if (!opts.home) strayHomes.push(home);
+    throw e;
+  }
   const node: Node = {
     id,
     home,
@@ -233,7 +249,10 @@ export async function startRedisProxy(redisUrl: string): Promise<RedisProxy> {
   };
 }
 
-/** Stop every node (SIGKILL: their homes go next) and Redis; remove their folders. */
+/**
+ * Stop every node (SIGKILL: their homes go next), every daemon child whose start failed, and
+ * Redis; remove their folders.
+ */
 export async function stopAll(): Promise<void> {
   for (const c of clients.splice(0)) c.close();
   for (const c of connections.splice(0)) c.disconnect();
@@ -246,6 +265,9 @@ export async function stopAll(): Promise<void> {
     }
     n.home.cleanup();
   }
+  // A daemon whose start (or restart) threw is in no node: its process, then its home.
+  killChildren();
+  for (const h of strayHomes.splice(0)) h.cleanup();
   for (const r of redisProcs.splice(0)) {
     if (r.proc && r.proc.exitCode === null) {
       const exited = new Promise((res) => r.proc?.once("exit", res));
