@@ -230,7 +230,8 @@ export function guardEvidence(
       fix: "give AIDO_HOME by its real path",
     })),
   ];
-  return mounts.map((m) => {
+  let homeHeld = false;
+  const guarded = mounts.map((m) => {
     const hidden = new Set<string>();
     for (const e of places) {
       const rel = placeOf(e.path, m.source);
@@ -253,7 +254,7 @@ export function guardEvidence(
           `input "${m.pattern}" mounts ${m.source} read-write (--dangerous-allow-mutations) with ${e.what} at ${e.path} more than one folder below it: a task could move the folders between them; declare the project itself or narrower inputs`,
           { pattern: m.pattern, path: m.source },
         );
-      if (e.what === HOME_WHAT) makeHome(runtime);
+      if (e.what === HOME_WHAT) homeHeld = true;
       hidden.add(`${m.target}/${rel.split(sep).join("/")}`);
     }
     for (const l of links)
@@ -265,4 +266,7 @@ export function guardEvidence(
         );
     return hidden.size > 0 ? { ...m, hidden: [...hidden] } : m;
   });
+  // Only once every input passed: a refused sandbox leaves no home made for it.
+  if (homeHeld) makeHome(runtime);
+  return guarded;
 }

@@ -12,7 +12,6 @@ import {
   existsSync,
   fchownSync,
   fstatSync,
-  lchownSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -239,10 +238,29 @@ export function ensureDirs(cwd: string, paths: SandboxPaths): void {
   }
 }
 
-/** lchown `p` to `owner` when it is still root's (made by aido): never through a link. */
+/**
+ * Give `p` to `owner` when it is a folder or a file still root's (made by aido), on a
+ * descriptor opened without following a link. The folders it lies in are the person's: by
+ * path (lchown), a name they renamed in between was chowned, and a hard link to a root file
+ * there (/etc/shadow, where hard links are not restricted) was handed to them. A file with
+ * another name (a hard link) is never given; links and other kinds are left as they are.
+ */
 function giveIfRoots(p: string | Buffer, owner: { uid: number; gid: number }): void {
-  const st = lstatSync(p, { throwIfNoEntry: false });
-  if (st && st.uid === 0) lchownSync(p, owner.uid, owner.gid);
+  const seen = lstatSync(p, { throwIfNoEntry: false });
+  if (seen?.uid !== 0 || !(seen.isFile() || seen.isDirectory())) return;
+  let fd: number;
+  try {
+    fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return; // gone, or a link or a socket now
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.uid === 0 && (st.isDirectory() || (st.isFile() && st.nlink === 1)))
+      fchownSync(fd, owner.uid, owner.gid);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The working folders: the container's user's, or the relay's; never given to the project owner. */
@@ -250,10 +268,11 @@ const WORKING = new Set(["work", "output", "stream", "egress"]);
 
 /**
  * Run as root in someone else's project: the sandbox's evidence (sandbox.json, events.log,
- * runs/ and what is in them, the latest-run links) still root's is given to the project
+ * runs/ and what is in them) still root's is given to the project
  * owner. After `up`, each run and `destroy`: what a run wrote (its streams, summary, diff)
  * was made by several modules, each as root. Only the store is walked (the task never
- * reaches it), folders opened without following a link, entries lchown'd.
+ * reaches it), folders opened without following a link, entries given on a descriptor
+ * (giveIfRoots: never a hard link, nor the latest-run links themselves).
  */
 export function ownEvidence(cwd: string, paths: SandboxPaths): void {
   const owner = projectOwner(cwd);
