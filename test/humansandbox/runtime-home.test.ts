@@ -115,6 +115,27 @@ describe("inputs and the runtime's home", () => {
     );
   });
 
+  it("refuses the host's /proc, by its path, a path in it, or a link to it: /proc/<pid>/root is around every cover", () => {
+    const { box, home, project } = layout();
+    symlinkSync("/proc/self", join(box, "me"));
+    const rt = runtimeAt(home);
+    for (const pattern of [
+      "/proc",
+      "/proc/self",
+      `/proc/${process.pid}/environ`,
+      "/proc/sys",
+      join(box, "me"),
+    ])
+      expect(() => resolveInputs(project, [pattern], rt), pattern).toThrow(
+        /mounts \/proc.*, which is the host's processes \(procfs/,
+      );
+    // /proc/<pid>/root is "/": mounted with /proc (and the home) covered, as the store is.
+    const [root] = resolveInputs(project, [`/proc/${process.pid}/root`], rt);
+    expect(root?.source).toBe("/");
+    expect(root?.hidden).toContain("/inputs/root/proc");
+    expect(root?.hidden).toContain(`/inputs/root${home}`);
+  });
+
   it("makes a home not made yet when an input holds where it goes, to cover it", () => {
     const { box, project } = layout();
     const rt = runtimeAt(join(box, "later"));
