@@ -6,7 +6,6 @@
 
 import { randomBytes } from "node:crypto";
 import {
-  appendFileSync,
   closeSync,
   constants,
   existsSync,
@@ -18,8 +17,10 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
@@ -122,9 +123,25 @@ export interface SandboxRecord {
   env_names: string[];
 }
 
+/**
+ * sandbox.json replaced whole. Its temp is made new (O_EXCL | O_NOFOLLOW, a stale one
+ * removed first, never followed): run as root, the sandbox's folder is the person's
+ * (ownEvidence), and a link they put at the temp's name (its pid guessed) had root create
+ * or truncate the file it pointed at with the record in it.
+ */
 export function writeRecord(paths: SandboxPaths, record: SandboxRecord): void {
   const tmp = `${paths.record}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(record, null, 2)}\n`);
+  rmSync(tmp, { force: true });
+  const fd = openSync(
+    tmp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o644,
+  );
+  try {
+    writeFileSync(fd, `${JSON.stringify(record, null, 2)}\n`);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, paths.record);
 }
 
@@ -160,8 +177,43 @@ export type SandboxEvent =
   /** A sweep could not destroy it (tried again at the next); the record stays "running". */
   | { event: "destroy_failed"; reason: string; error: string };
 
+/**
+ * One line appended to events.log, opened without following a link (O_NONBLOCK: a FIFO put
+ * there fails instead of hanging) and only when it is a file of one name: run as root, the
+ * sandbox's folder is the person's, and a link (or a hard link) they put at events.log had
+ * root append to the file it reached.
+ */
 export function appendEvent(paths: SandboxPaths, ev: SandboxEvent): void {
-  appendFileSync(paths.events, `${JSON.stringify({ time: new Date().toISOString(), ...ev })}\n`);
+  let fd: number;
+  try {
+    fd = openSync(
+      paths.events,
+      constants.O_WRONLY |
+        constants.O_APPEND |
+        constants.O_CREAT |
+        constants.O_NOFOLLOW |
+        constants.O_NONBLOCK,
+      0o644,
+    );
+  } catch (e) {
+    throw notPlain(paths.events, (e as NodeJS.ErrnoException).code ?? "unreadable");
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.nlink !== 1)
+      throw notPlain(paths.events, st.isFile() ? "a hard link" : "not a file");
+    writeSync(fd, `${JSON.stringify({ time: new Date().toISOString(), ...ev })}\n`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function notPlain(path: string, what: string): AidoError {
+  return new AidoError(
+    ErrorCode.internal,
+    `${path} is not a plain file of its own (${what}): nothing is written through it; it was changed on the host`,
+    { path },
+  );
 }
 
 export function isExpired(record: SandboxRecord, nowMs = Date.now()): boolean {

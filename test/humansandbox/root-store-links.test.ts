@@ -33,7 +33,13 @@ import {
   removeLeftovers,
 } from "../../src/humansandbox/output-place.js";
 import { resolveInputs } from "../../src/humansandbox/paths.js";
-import { ownEvidence, sandboxPaths } from "../../src/humansandbox/state.js";
+import {
+  appendEvent,
+  ownEvidence,
+  type SandboxRecord,
+  sandboxPaths,
+  writeRecord,
+} from "../../src/humansandbox/state.js";
 
 const asRoot = process.getuid?.() === 0;
 const PERSON = 4242;
@@ -119,6 +125,36 @@ describe.runIf(asRoot)("root in a person's evidence store", () => {
     }
     expect(readFileSync(secret, "utf8")).toBe("root's own\n");
     expect(readFileSync(join(project, "b", "x.txt"), "utf8")).toBe("output\n");
+  });
+});
+
+describe.runIf(asRoot)("root writing the sandbox's record and events in a person's folder", () => {
+  it("never creates or truncates a file through a link put at the record's temp", () => {
+    const { box, paths, secret } = layout();
+    const record = { id: ID, name: "x" } as unknown as SandboxRecord;
+    writeRecord(paths, record);
+    // The person guesses the next aido's pid: a link at its temp, to a file root makes.
+    symlinkSync(join(box, "made-by-root"), `${paths.record}.tmp-${process.pid}`);
+    writeRecord(paths, record);
+    symlinkSync(secret, `${paths.record}.tmp-${process.pid}`);
+    writeRecord(paths, record);
+    expect(existsSync(join(box, "made-by-root"))).toBe(false);
+    expect(readFileSync(secret, "utf8")).toBe("root's own\n");
+    expect(JSON.parse(readFileSync(paths.record, "utf8")).id).toBe(ID);
+  });
+
+  it("never appends to a file through a link (or a hard link) put at events.log", () => {
+    const { paths, secret } = layout();
+    appendEvent(paths, { event: "destroyed", reason: "first" });
+    rmSync(paths.events);
+    symlinkSync(secret, paths.events);
+    expect(() => appendEvent(paths, { event: "destroyed", reason: "x" })).toThrow(
+      /events\.log is not a plain file/,
+    );
+    rmSync(paths.events);
+    linkSync(secret, paths.events);
+    expect(() => appendEvent(paths, { event: "destroyed", reason: "x" })).toThrow(/a hard link/);
+    expect(readFileSync(secret, "utf8")).toBe("root's own\n");
   });
 });
 
