@@ -108,13 +108,19 @@ export function evidenceFolders(project: string): Set<string> {
 /**
  * The runtime's home and key folder (by their real paths), as "dev:ino": outputs.ts never
  * writes in them, whatever name reached them (a project that is the home, or a second
- * mount of it inside the project).
+ * mount of it inside the project); and its database files and audit head, never replaced.
  */
 export function runtimeFolders(runtime: RuntimeHome): Set<string> {
   const ids = new Set<string>();
   for (const p of [runtime.home, runtime.keysDir]) {
     const id = idOf(p);
     if (id !== undefined) ids.add(id);
+  }
+  // Its database and audit head (links followed): a link from the home may put them in the
+  // project, where an output of that name would replace them.
+  for (const p of [...databaseFiles(runtime.dbPath), runtime.auditHeadPath]) {
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st?.isFile()) ids.add(`${st.dev}:${st.ino}`);
   }
   return ids;
 }
