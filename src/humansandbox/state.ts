@@ -16,13 +16,14 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
-import { join } from "node:path";
+import { isAbsolute, join, relative, sep } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { fdEntryPath, fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
@@ -196,7 +197,10 @@ export function appendEvent(paths: SandboxPaths, ev: SandboxEvent): void {
       0o644,
     );
   } catch (e) {
-    throw notPlain(paths.events, (e as NodeJS.ErrnoException).code ?? "unreadable");
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") throw notPlain(paths.events, "a link");
+    if (code === "ENXIO") throw notPlain(paths.events, "a FIFO or a socket");
+    throw e;
   }
   try {
     const st = fstatSync(fd);
@@ -279,6 +283,7 @@ export function projectOwner(project: string): ProjectOwner {
 /** The store's folders down to the sandbox's runs/, each made 0755; those made here are the project owner's. */
 export function ensureDirs(cwd: string, paths: SandboxPaths): void {
   const owner = projectOwner(cwd);
+  const projectReal = realpathSync(cwd);
   for (const d of [join(cwd, ".aido"), sandboxesDir(cwd), paths.root, paths.runs]) {
     try {
       mkdirSync(d, { mode: 0o755 });
@@ -286,8 +291,14 @@ export function ensureDirs(cwd: string, paths: SandboxPaths): void {
       if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
       throw e;
     }
-    if (owner) giveIfRoots(d, owner);
+    if (owner) giveIfRoots(d, owner, projectReal);
   }
+}
+
+/** The folder open at `fd` lies in the project (real path `projectReal`). */
+function inProject(projectReal: string, fd: number): boolean {
+  const rel = relative(projectReal, realpathSync(fdPath(fd)));
+  return !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
 }
 
 /**
@@ -296,8 +307,10 @@ export function ensureDirs(cwd: string, paths: SandboxPaths): void {
  * path (lchown), a name they renamed in between was chowned, and a hard link to a root file
  * there (/etc/shadow, where hard links are not restricted) was handed to them. A file with
  * another name (a hard link) is never given; links and other kinds are left as they are.
+ * With `projectReal`: only what lies in the project (a .aido that is a link out of it had
+ * root make folders wherever it pointed, and give them to the person).
  */
-function giveIfRoots(p: string | Buffer, owner: { uid: number; gid: number }): void {
+function giveIfRoots(p: string | Buffer, owner: { uid: number; gid: number }, projectReal?: string): void {
   const seen = lstatSync(p, { throwIfNoEntry: false });
   if (seen?.uid !== 0 || !(seen.isFile() || seen.isDirectory())) return;
   let fd: number;
@@ -308,6 +321,7 @@ function giveIfRoots(p: string | Buffer, owner: { uid: number; gid: number }): v
   }
   try {
     const st = fstatSync(fd);
+    if (projectReal !== undefined && !inProject(projectReal, fd)) return;
     if (st.uid === 0 && (st.isDirectory() || (st.isFile() && st.nlink === 1)))
       fchownSync(fd, owner.uid, owner.gid);
   } finally {
@@ -355,6 +369,8 @@ export function ownEvidence(cwd: string, paths: SandboxPaths): void {
     return; // purged, or never made
   }
   try {
+    // A store that is a link out of the project: what root made there stays root's.
+    if (!inProject(realpathSync(cwd), root)) return;
     if (fstatSync(root).uid === 0) fchownSync(root, owner.uid, owner.gid);
     walk(root, 0);
   } finally {

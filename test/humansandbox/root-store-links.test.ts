@@ -35,6 +35,7 @@ import {
 import { resolveInputs } from "../../src/humansandbox/paths.js";
 import {
   appendEvent,
+  ensureDirs,
   ownEvidence,
   type SandboxRecord,
   sandboxPaths,
@@ -87,6 +88,23 @@ describe.runIf(asRoot)("root in a person's evidence store", () => {
       join(paths.runs, "r1", "stdout"),
     ])
       expect(ownerOf(p), p).toBe(`${PERSON}:${PERSON}`);
+  });
+
+  it("gives nothing of a store that is a link out of the project", () => {
+    const box = mkdtempSync(join(tmpdir(), "aido-hs-rootstore-"));
+    made.push(box);
+    const project = join(box, "project");
+    mkdirSync(join(box, "elsewhere"));
+    mkdirSync(project);
+    chownSync(project, PERSON, PERSON);
+    // The person's .aido points into a root folder (/etc, say): root makes the store there.
+    symlinkSync(join(box, "elsewhere"), join(project, ".aido"));
+    const paths = sandboxPaths(project, ID);
+    ensureDirs(project, paths);
+    writeFileSync(paths.events, "{}\n");
+    ownEvidence(project, paths);
+    for (const p of ["sandboxes", `sandboxes/${ID}`, `sandboxes/${ID}/runs`, `sandboxes/${ID}/events.log`])
+      expect(ownerOf(join(box, "elsewhere", p)), p).toBe("0:0");
   });
 
   it("never writes the journal through a link swapped in at its name", () => {
