@@ -17,6 +17,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -33,6 +34,7 @@ import {
   removeLeftovers,
 } from "../../src/humansandbox/output-place.js";
 import { resolveInputs } from "../../src/humansandbox/paths.js";
+import { newRunDir } from "../../src/humansandbox/run-evidence.js";
 import {
   appendEvent,
   ensureDirs,
@@ -173,6 +175,25 @@ describe.runIf(asRoot)("root writing the sandbox's record and events in a person
     linkSync(secret, paths.events);
     expect(() => appendEvent(paths, { event: "destroyed", reason: "x" })).toThrow(/a hard link/);
     expect(readFileSync(secret, "utf8")).toBe("root's own\n");
+  });
+});
+
+describe("a run's folder", () => {
+  it("is written through the folder made, never through a link the person swapped in at its name", () => {
+    const { box, paths } = layout();
+    const outside = join(box, "logrotate.d");
+    mkdirSync(outside);
+    const run = newRunDir(paths);
+    try {
+      // runs/ is the person's when root runs: the folder made renamed away, a link in its place.
+      renameSync(join(paths.runs, run.runId), join(paths.runs, "moved"));
+      symlinkSync(outside, join(paths.runs, run.runId));
+      writeFileSync(join(run.dir, "stdout.log"), "/tmp/x { postrotate ... }\n");
+    } finally {
+      if (typeof run.fd === "number") closeSync(run.fd);
+    }
+    expect(readdirSync(outside)).toEqual([]);
+    expect(readFileSync(join(paths.runs, "moved", "stdout.log"), "utf8")).toContain("postrotate");
   });
 });
 
