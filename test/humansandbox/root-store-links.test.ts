@@ -35,6 +35,8 @@ import {
 } from "../../src/humansandbox/output-place.js";
 import { resolveInputs } from "../../src/humansandbox/paths.js";
 import { newRunDir } from "../../src/humansandbox/run-evidence.js";
+import { RunStreams } from "../../src/humansandbox/run-streams.js";
+import { Scrubber } from "../../src/humansandbox/scrub.js";
 import {
   appendEvent,
   ensureDirs,
@@ -194,6 +196,30 @@ describe("a run's folder", () => {
     }
     expect(readdirSync(outside)).toEqual([]);
     expect(readFileSync(join(paths.runs, "moved", "stdout.log"), "utf8")).toContain("postrotate");
+  });
+});
+
+describe("a run's stream files", () => {
+  it("are never made through a link put at the stream folder's name", () => {
+    const { box, paths } = layout();
+    const outside = join(box, "apt.conf.d");
+    mkdirSync(outside);
+    // The sandbox's folder is the person's when root runs: stream/ renamed away, a link in its place.
+    symlinkSync(outside, paths.stream);
+    const run = newRunDir(paths);
+    const warnings: string[] = [];
+    try {
+      expect(() =>
+        RunStreams.open(paths, run.dir, run.runId, {
+          user: "1000:1000",
+          scrubber: new Scrubber({}),
+          warn: (m) => warnings.push(m),
+        }),
+      ).toThrow(/is not the sandbox's stream folder \((ELOOP|ENOTDIR)/);
+    } finally {
+      if (typeof run.fd === "number") closeSync(run.fd);
+    }
+    expect(readdirSync(outside)).toEqual([]);
   });
 });
 
