@@ -125,25 +125,53 @@ export interface SandboxRecord {
 }
 
 /**
+ * `write` given the path of a name in the sandbox's folder, through that folder opened
+ * without following a link: run as root, .aido/sandboxes is the person's, and a sandbox
+ * folder they renamed away and replaced by a link had root write its record and events in
+ * the folder it pointed at.
+ */
+function inSandboxFolder<T>(paths: SandboxPaths, write: (at: (name: string) => string) => T): T {
+  let dir: number;
+  try {
+    dir = openSync(paths.root, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "ELOOP" && code !== "ENOTDIR") throw e;
+    throw new AidoError(
+      ErrorCode.internal,
+      `${paths.root} is not the sandbox's folder (a link, changed on the host): nothing is written through it`,
+      { path: paths.root },
+    );
+  }
+  try {
+    return write((name) => fdPath(dir, name));
+  } finally {
+    closeSync(dir);
+  }
+}
+
+/**
  * sandbox.json replaced whole. Its temp is made new (O_EXCL | O_NOFOLLOW, a stale one
  * removed first, never followed): run as root, the sandbox's folder is the person's
  * (ownEvidence), and a link they put at the temp's name (its pid guessed) had root create
  * or truncate the file it pointed at with the record in it.
  */
 export function writeRecord(paths: SandboxPaths, record: SandboxRecord): void {
-  const tmp = `${paths.record}.tmp-${process.pid}`;
-  rmSync(tmp, { force: true });
-  const fd = openSync(
-    tmp,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o644,
-  );
-  try {
-    writeFileSync(fd, `${JSON.stringify(record, null, 2)}\n`);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, paths.record);
+  inSandboxFolder(paths, (at) => {
+    const tmp = at(`sandbox.json.tmp-${process.pid}`);
+    rmSync(tmp, { force: true });
+    const fd = openSync(
+      tmp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o644,
+    );
+    try {
+      writeFileSync(fd, `${JSON.stringify(record, null, 2)}\n`);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, at("sandbox.json"));
+  });
 }
 
 export function readRecord(paths: SandboxPaths): SandboxRecord | undefined {
@@ -185,10 +213,14 @@ export type SandboxEvent =
  * root append to the file it reached.
  */
 export function appendEvent(paths: SandboxPaths, ev: SandboxEvent): void {
+  inSandboxFolder(paths, (at) => appendEventAt(paths, at("events.log"), ev));
+}
+
+function appendEventAt(paths: SandboxPaths, events: string, ev: SandboxEvent): void {
   let fd: number;
   try {
     fd = openSync(
-      paths.events,
+      events,
       constants.O_WRONLY |
         constants.O_APPEND |
         constants.O_CREAT |

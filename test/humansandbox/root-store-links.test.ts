@@ -165,6 +165,21 @@ describe.runIf(asRoot)("root writing the sandbox's record and events in a person
     expect(JSON.parse(readFileSync(paths.record, "utf8")).id).toBe(ID);
   });
 
+  it("never writes them in the folder a link put in the sandbox folder's place points at", () => {
+    const { box, paths } = layout();
+    const outside = join(box, "cron.d");
+    mkdirSync(outside);
+    // .aido/sandboxes is the person's: the sandbox's folder renamed away, a link in its place.
+    renameSync(paths.root, join(box, "moved"));
+    symlinkSync(outside, paths.root);
+    const record = { id: ID, name: "x" } as unknown as SandboxRecord;
+    expect(() => writeRecord(paths, record)).toThrow(/is not the sandbox's folder/);
+    expect(() => appendEvent(paths, { event: "destroyed", reason: "x" })).toThrow(
+      /is not the sandbox's folder/,
+    );
+    expect(readdirSync(outside)).toEqual([]);
+  });
+
   it("never appends to a file through a link (or a hard link) put at events.log", () => {
     const { paths, secret } = layout();
     appendEvent(paths, { event: "destroyed", reason: "first" });
