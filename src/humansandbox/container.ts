@@ -35,6 +35,24 @@ export function projectLabelOf(cwd: string): string {
   return createHash("sha256").update(cwd).digest("hex").slice(0, 16);
 }
 
+/**
+ * A container or network the engine says is sandbox `id`'s of the project at `cwd` (its
+ * labels, set at `up`). The names in sandbox.json are not trusted alone: the record is the
+ * project owner's file (given to them when root made it), and a name of theirs had a
+ * `sudo aido` remove (or run the task in) any container of the engine.
+ */
+export function isSandboxOf(labels: Record<string, string> | undefined, cwd: string, id: string): boolean {
+  return labels?.[LABEL.sandbox] === id && labels?.[LABEL.project] === projectLabelOf(cwd);
+}
+
+export function notSandboxOf(what: string, name: string, id: string): AidoError {
+  return new AidoError(
+    ErrorCode.sandboxFailed,
+    `${what} ${name} named in sandbox ${id}'s record is not that sandbox's (its labels): it is left alone; the record was changed on the host`,
+    { id, name },
+  );
+}
+
 /** uid:gid inside the container: 1000:1000 when we are root, else our own ids. */
 export function containerUser(): { user: string; uid: number; gid: number } {
   const uid = process.getuid?.() ?? 1000;
@@ -236,7 +254,7 @@ export async function attach(
 ): Promise<DockerSandbox> {
   const beforeStart = () =>
     recheckInputs(cwd, record.id, record.inputs, record.flags.dangerous_allow_mutations, runtime);
-  const container = docker.getContainer(record.container);
+  let container = docker.getContainer(record.container);
   let info: Docker.ContainerInspectInfo;
   try {
     info = await container.inspect();
@@ -247,6 +265,9 @@ export async function attach(
       { id: record.id },
     );
   }
+  if (!isSandboxOf(info.Config.Labels, cwd, record.id))
+    throw notSandboxOf("container", record.container, record.id);
+  container = docker.getContainer(info.Id);
   if (!info.State.Running) {
     beforeStart();
     await container.start();
@@ -260,10 +281,14 @@ export async function attach(
   return sb;
 }
 
-export async function removeContainer(docker: Docker, name: string): Promise<void> {
+/** Remove the container `name` of sandbox `id` of the project at `cwd`: only when its labels say it is that. */
+export async function removeContainer(docker: Docker, name: string, cwd: string, id: string): Promise<void> {
   try {
-    await docker.getContainer(name).remove({ force: true, v: true });
+    const info = await docker.getContainer(name).inspect();
+    if (!isSandboxOf(info.Config.Labels, cwd, id)) throw notSandboxOf("container", name, id);
+    await docker.getContainer(info.Id).remove({ force: true, v: true });
   } catch (e) {
+    if (e instanceof AidoError) throw e;
     const code = (e as { statusCode?: number }).statusCode;
     if (code !== 404 && code !== 409)
       throw new AidoError(ErrorCode.sandboxFailed, `removing container ${name} failed: ${errorMessage(e)}`, {

@@ -37,7 +37,7 @@ import { type EgressEndpoint, EgressNetworks, removeRelayAndNetwork } from "../s
 import { removeTreeNoFollow } from "../sandbox/folders.js";
 import { parseGrant } from "../security/grants.js";
 import { ensurePrivateDir } from "../security/private-home.js";
-import { LABEL, projectLabelOf } from "./container.js";
+import { isSandboxOf, LABEL, notSandboxOf, projectLabelOf } from "./container.js";
 import type { Scrubber } from "./scrub.js";
 import { appendEvent, type SandboxPaths } from "./state.js";
 
@@ -106,12 +106,32 @@ export async function removeSandboxNetwork(
   docker: Docker,
   egress: { network: string; relay: string },
   paths: SandboxPaths,
+  cwd: string,
+  id: string,
 ): Promise<void> {
   try {
+    // By the names the record gives, only when the engine's labels say they are this sandbox's.
+    const labels = await Promise.all([
+      docker
+        .getContainer(egress.relay)
+        .inspect()
+        .then((i) => ["relay container", egress.relay, i.Config.Labels] as const, absent),
+      docker
+        .getNetwork(egress.network)
+        .inspect()
+        .then((n: Docker.NetworkInspectInfo) => ["network", egress.network, n.Labels] as const, absent),
+    ]);
+    for (const l of labels) if (l && !isSandboxOf(l[2], cwd, id)) throw notSandboxOf(l[0], l[1], id);
     await removeRelayAndNetwork(docker, egress.relay, egress.network);
   } finally {
     removeTreeNoFollow(paths.egress);
   }
+}
+
+/** A 404 of the engine: nothing there to check or remove. */
+function absent(e: unknown): undefined {
+  if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+  throw e;
 }
 
 /** What one run's connections came to (summary.json `network`). */

@@ -20,6 +20,9 @@
 // - Outputs never write it: outputs.ts collects nothing under .aido/ of /output, nor what
 //   would land in the store's real folder (a task's /output/.aido/sandboxes/<id>/events.log
 //   would replace its own sandbox's).
+// - The host's procfs (/proc) is kept out as the store is: the task runs as the person's
+//   uid, and /proc/<pid>/root of any process of theirs (the `aido` running the task) is
+//   their whole filesystem, the runtime's home with no cover over it.
 // - The runtime's home (AIDO_HOME: its private key, database, audit head, tokens) is kept
 //   out by the same rules: read-only is enough to forge capability tokens and audit
 //   checkpoints. By its real path and its folder (device and inode); its key folder,
@@ -28,7 +31,7 @@
 //   by a writable input is refused (re-pointed, the next `aido` would use a key the task
 //   chose). Outputs never write in it nor its key folder (runtimeFolders).
 
-import { lstatSync, realpathSync, statSync } from "node:fs";
+import { lstatSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
@@ -105,13 +108,19 @@ export function evidenceFolders(project: string): Set<string> {
 /**
  * The runtime's home and key folder (by their real paths), as "dev:ino": outputs.ts never
  * writes in them, whatever name reached them (a project that is the home, or a second
- * mount of it inside the project).
+ * mount of it inside the project); and its database files and audit head, never replaced.
  */
 export function runtimeFolders(runtime: RuntimeHome): Set<string> {
   const ids = new Set<string>();
   for (const p of [runtime.home, runtime.keysDir]) {
     const id = idOf(p);
     if (id !== undefined) ids.add(id);
+  }
+  // Its database and audit head (links followed): a link from the home may put them in the
+  // project, where an output of that name would replace them.
+  for (const p of [...databaseFiles(runtime.dbPath), runtime.auditHeadPath]) {
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st?.isFile()) ids.add(`${st.dev}:${st.ino}`);
   }
   return ids;
 }
@@ -194,6 +203,31 @@ function runtimePlaces(runtime: RuntimeHome): { places: KeptOut[]; links: string
   return { places, links };
 }
 
+const PROC_WHAT =
+  "the host's processes (procfs: a task runs as the person's uid, and /proc/<pid>/root of any of their processes reads each of their files, the runtime's key too, around every cover; /proc/<pid>/environ their environment)";
+
+/**
+ * Each procfs mounted on the host (/proc, and any other), by its mount point: an input at
+ * or under one is refused, one holding one has it covered, as the store.
+ */
+function procMounts(): KeptOut[] {
+  let table: string;
+  try {
+    table = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return [{ path: "/proc", what: PROC_WHAT, file: false }];
+  }
+  const out = new Set<string>(["/proc"]);
+  for (const line of table.split("\n")) {
+    const [left, right] = line.split(" - ");
+    if (right?.split(" ")[0] !== "proc") continue;
+    const at = left?.split(" ")[4];
+    if (at)
+      out.add(at.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))));
+  }
+  return [...out].map((path) => ({ path, what: PROC_WHAT, file: false }));
+}
+
 /** Make the home (0700) when it is not there yet: it is covered only if it exists. */
 function makeHome(runtime: RuntimeHome): void {
   if (!statSync(runtime.home, { throwIfNoEntry: false })) ensurePrivateDir(runtime.home);
@@ -219,6 +253,7 @@ export function guardEvidence(
       file: false,
     })),
     ...home.places,
+    ...procMounts(),
   ];
   const links = [
     ...(store.link
@@ -230,7 +265,8 @@ export function guardEvidence(
       fix: "give AIDO_HOME by its real path",
     })),
   ];
-  return mounts.map((m) => {
+  let homeHeld = false;
+  const guarded = mounts.map((m) => {
     const hidden = new Set<string>();
     for (const e of places) {
       const rel = placeOf(e.path, m.source);
@@ -253,7 +289,7 @@ export function guardEvidence(
           `input "${m.pattern}" mounts ${m.source} read-write (--dangerous-allow-mutations) with ${e.what} at ${e.path} more than one folder below it: a task could move the folders between them; declare the project itself or narrower inputs`,
           { pattern: m.pattern, path: m.source },
         );
-      if (e.what === HOME_WHAT) makeHome(runtime);
+      if (e.what === HOME_WHAT) homeHeld = true;
       hidden.add(`${m.target}/${rel.split(sep).join("/")}`);
     }
     for (const l of links)
@@ -265,4 +301,7 @@ export function guardEvidence(
         );
     return hidden.size > 0 ? { ...m, hidden: [...hidden] } : m;
   });
+  // Only once every input passed: a refused sandbox leaves no home made for it.
+  if (homeHeld) makeHome(runtime);
+  return guarded;
 }

@@ -308,9 +308,9 @@ export async function destroySandbox(
       failures.push(scrubber.scrub(errorMessage(e)));
     }
   };
-  await attempt(() => removeContainer(docker, record.container));
+  await attempt(() => removeContainer(docker, record.container, cwd, id));
   const egress = record.egress;
-  if (egress) await attempt(() => removeSandboxNetwork(docker, egress, paths));
+  if (egress) await attempt(() => removeSandboxNetwork(docker, egress, paths, cwd, id));
   // What a collection killed mid-copy left in the project (output-place.ts).
   await attempt(() => removeLeftovers(cwd, paths.root, id));
   for (const d of [paths.work, paths.output, paths.stream]) await attempt(() => removeTreeNoFollow(d));

@@ -20,7 +20,6 @@
 
 import { randomBytes } from "node:crypto";
 import {
-  appendFileSync,
   closeSync,
   constants,
   fchownSync,
@@ -53,6 +52,8 @@ export interface Placement {
   keptOut: ReadonlySet<string>;
   /** Folders already in the journal this collection (by their names' hex). */
   noted: Set<string>;
+  /** The journal, open for appending once made (never reopened by its name). */
+  fd?: number;
 }
 
 const JOURNAL = /^collecting-([0-9a-f]{8})-([1-9][0-9]*)$/;
@@ -155,7 +156,15 @@ export interface OpenOutput {
 function note(at: Placement, folders: readonly Buffer[]): void {
   const key = folders.map((n) => n.toString("hex")).join("/");
   if (at.noted.has(key)) return;
-  appendFileSync(at.journal, `${JSON.stringify(folders.map((n) => n.toString("hex")))}\n`, { mode: 0o644 });
+  // Made new (O_EXCL, never through a link) and written by its descriptor: the evidence
+  // folder is the person's when root collects (state.ts ownEvidence), and a link they put at
+  // the journal's name had root append to the file it pointed at (/etc/ld.so.preload).
+  at.fd ??= openSync(
+    at.journal,
+    constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o644,
+  );
+  writeSync(at.fd, `${JSON.stringify(folders.map((n) => n.toString("hex")))}\n`);
   at.noted.add(key);
 }
 
@@ -222,14 +231,7 @@ export function removeLeftovers(project: string, root: string, id: string): numb
     if (!m || !gone(Number(m[2]))) continue;
     const journal = join(root, entry);
     let kept = false;
-    for (const line of new Set(readFileSync(journal, "utf8").split("\n"))) {
-      if (line === "") continue;
-      let names: Buffer[];
-      try {
-        names = (JSON.parse(line) as string[]).map((h) => Buffer.from(h, "hex"));
-      } catch {
-        continue; // a line a kill cut short: no temp was made after it
-      }
+    for (const names of journalLines(journal)) {
       const n = removeTemps(project, names, (name) => isTempOf(id, m[1] as string, name));
       if (n === undefined) kept = true;
       else removed += n;
@@ -242,7 +244,48 @@ export function removeLeftovers(project: string, root: string, id: string): numb
 
 /** This collection ended: each temp was renamed or removed, its journal goes. */
 export function endPlacement(at: Placement): void {
+  if (at.fd === undefined) return;
+  closeSync(at.fd);
+  at.fd = undefined;
   rmSync(at.journal, { force: true });
+}
+
+/**
+ * A journal's lines, read without following a link (a regular file only), each a list of
+ * folder names of one name each: a name that is empty, `.`, `..` or holds a "/" (a journal
+ * someone else wrote) would lead the removal out of the project; its line is ignored.
+ */
+function journalLines(journal: string): Buffer[][] {
+  let fd: number;
+  try {
+    fd = openSync(journal, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return [];
+  }
+  let text: string;
+  try {
+    if (!fstatSync(fd).isFile()) return [];
+    text = readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
+  }
+  const out: Buffer[][] = [];
+  for (const line of new Set(text.split("\n"))) {
+    let hex: unknown;
+    try {
+      hex = JSON.parse(line);
+    } catch {
+      continue; // a line a kill cut short (or the empty last one): no temp was made after it
+    }
+    if (!Array.isArray(hex) || !hex.every((h) => typeof h === "string" && /^([0-9a-f]{2})+$/.test(h)))
+      continue;
+    const names = hex.map((h: string) => Buffer.from(h, "hex"));
+    if (
+      names.every((n) => !n.includes(0x2f) && !n.includes(0) && n.toString() !== "." && n.toString() !== "..")
+    )
+      out.push(names);
+  }
+  return out;
 }
 
 /**

@@ -29,7 +29,7 @@
 import { chownSync, closeSync, fstatSync, lstatSync, mkdirSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { errorMessage } from "../errors.js";
-import { displayName, sparseRefusal } from "../sandbox/untrusted-files.js";
+import { displayName, fdEntryPath, sparseRefusal } from "../sandbox/untrusted-files.js";
 import { openWalked, type WalkedEntry, walkUntrusted } from "../sandbox/untrusted-walk.js";
 import {
   EVIDENCE_DIR,
@@ -319,7 +319,13 @@ function collectOne(outputDir: string, project: string, e: WalkedEntry, at: Plac
     const into = openDestination(project, folders, at);
     if (typeof into === "string") return into;
     try {
-      copyPlainFile(src, into, folders, e.names.at(-1) as Buffer, at);
+      const name = e.names.at(-1) as Buffer;
+      // The runtime's database or audit head, a link from AIDO_HOME to this project file:
+      // replaced, the runtime would run on the task's state.
+      const prior = lstatSync(fdEntryPath(into, name), { throwIfNoEntry: false });
+      if (prior && at.keptOut.has(`${prior.dev}:${prior.ino}`))
+        return "the runtime's database or audit head (a link from AIDO_HOME to it) is never replaced by outputs";
+      copyPlainFile(src, into, folders, name, at);
     } finally {
       closeSync(into);
     }

@@ -3,10 +3,22 @@
 // links at the sandbox's top that point at the latest run's files. The summary's shape is
 // here, and the exit status `aido run` derives from it.
 
-import { mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { constants as osConstants } from "node:os";
 import { join } from "node:path";
+import { AidoError, ErrorCode } from "../errors.js";
 import { removeTreeNoFollow } from "../sandbox/folders.js";
+import { fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkCounts } from "./egress.js";
 import type { SandboxPaths, SandboxRecord } from "./state.js";
 
@@ -53,17 +65,44 @@ export function exitStatusOf(s: Pick<RunSummary, "exit_code" | "signal" | "timed
   return n === undefined ? 1 : 128 + n;
 }
 
-/** The next run's folder, runs/run-NNN, made here (a number another run took is skipped). */
-export function newRunDir(paths: SandboxPaths): { runId: string; dir: string } {
+/**
+ * The next run's folder, runs/run-NNN, made here (a number another run took is skipped),
+ * and held open: `dir` is the descriptor's path (/proc/self/fd/N), what the run's files are
+ * written through (close `fd` when the run is over). Run as root, runs/ is the person's
+ * (state.ts ownEvidence): by its name, a folder they renamed away and replaced by a link
+ * (to /etc/logrotate.d, say) had root write the task's stdout.log there.
+ */
+export function newRunDir(paths: SandboxPaths): { runId: string; dir: string; fd: number } {
   for (let n = 1; ; n++) {
     const runId = `run-${String(n).padStart(3, "0")}`;
     const dir = join(paths.runs, runId);
     try {
       mkdirSync(dir);
-      return { runId, dir };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      continue;
     }
+    const replaced = () =>
+      new AidoError(
+        ErrorCode.sandboxFailed,
+        `${dir} was replaced as it was made (by a link or another folder, on the host): nothing of the run is written through it`,
+        { path: dir },
+      );
+    let fd: number;
+    try {
+      fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    } catch {
+      throw replaced();
+    }
+    // The folder made just now: this process's, and empty (not one put in its place).
+    if (
+      fstatSync(fd).uid !== (process.geteuid?.() ?? fstatSync(fd).uid) ||
+      readdirSync(fdPath(fd)).length > 0
+    ) {
+      closeSync(fd);
+      throw replaced();
+    }
+    return { runId, dir: fdPath(fd), fd };
   }
 }
 

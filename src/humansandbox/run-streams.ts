@@ -12,6 +12,7 @@ import { closeSync, constants, fchownSync, fstatSync, openSync, readSync, writeS
 import { join } from "node:path";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { parseUser, removeTreeNoFollow, restoreOwnerAccess } from "../sandbox/folders.js";
+import { fdPath } from "../sandbox/untrusted-files.js";
 import { LineStream, type Scrubber } from "./scrub.js";
 import type { SandboxPaths } from "./state.js";
 
@@ -99,17 +100,42 @@ function openStream(
 ): { fd: number; name: string } {
   const own = `${runId}.${ext}`;
   try {
-    return { fd: makeStream(join(paths.stream, own), user), name: own };
+    return { fd: makeStream(paths.stream, own, user), name: own };
   } catch (e) {
     const name = `${runId}-${randomBytes(6).toString("hex")}.${ext}`;
     warn(
       `stream/${own} could not be made (${errorMessage(e)}); the run writes to stream/${name} instead (\`aido sandbox destroy\` removes what the task left)`,
     );
-    return { fd: makeStream(join(paths.stream, name), user), name };
+    return { fd: makeStream(paths.stream, name, user), name };
   }
 }
 
-function makeStream(p: string, user: string): number {
+/**
+ * The stream file `name` made new in the stream folder, opened without following a link:
+ * run as root, the sandbox's folder is the person's (state.ts ownEvidence), and a `stream`
+ * they renamed away and replaced by a link (to /etc/apt/apt.conf.d, say) had root make the
+ * file there and hand it to the sandbox's user, theirs to fill.
+ */
+function makeStream(stream: string, name: string, user: string): number {
+  let dir: number;
+  try {
+    dir = openSync(stream, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (e) {
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `${stream} is not the sandbox's stream folder (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}: a link put there on the host?): nothing is made through it`,
+      { path: stream },
+    );
+  }
+  try {
+    return makeStreamIn(fdPath(dir, name), join(stream, name), user);
+  } finally {
+    closeSync(dir);
+  }
+}
+
+/** makeStream's file at `p` (a path through the folder's descriptor; `shown` in errors). */
+function makeStreamIn(p: string, shown: string, user: string): number {
   removeTreeNoFollow(p);
   let fd: number;
   try {
@@ -118,8 +144,8 @@ function makeStream(p: string, user: string): number {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     throw new AidoError(
       ErrorCode.sandboxFailed,
-      `${p} was made again by something in the sandbox while the run started`,
-      { path: p },
+      `${shown} was made again by something in the sandbox while the run started`,
+      { path: shown },
     );
   }
   try {

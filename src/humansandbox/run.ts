@@ -8,7 +8,7 @@
 // the run (egress.ts): the task gets the proxy variables and a TCP connect to the relay's
 // port only, and the run's connections land in network.log.
 
-import { writeFileSync } from "node:fs";
+import { closeSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
@@ -81,10 +81,12 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   }
   const env = envOf(record, opts.config, paths, notice);
   const signals = new StopSignals();
+  const run = newRunDir(paths);
   try {
-    return await runInSandbox(opts, { record, paths, docker, env, notice }, signals);
+    return await runInSandbox(opts, { record, paths, docker, env, notice, run }, signals);
   } finally {
     signals.release();
+    closeSync(run.fd);
     giveEvidence(opts.cwd, paths, notice);
   }
 }
@@ -98,12 +100,14 @@ async function runInSandbox(
     docker: Docker;
     env: Record<string, string>;
     notice: (m: string) => void;
+    /** Its folder (run-evidence.ts newRunDir: `dir` is the descriptor's path). */
+    run: { runId: string; dir: string };
   },
   signals: StopSignals,
 ): Promise<RunSummary> {
   const { record, paths, docker, env, notice } = at;
   const scrubber = new Scrubber(env);
-  const { runId, dir } = newRunDir(paths);
+  const { runId, dir } = at.run;
   const started = Date.now();
   const writeRunJson = (t: RunSummary["task"]) =>
     writeFileSync(

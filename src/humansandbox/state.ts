@@ -6,23 +6,24 @@
 
 import { randomBytes } from "node:crypto";
 import {
-  appendFileSync,
   closeSync,
   constants,
   existsSync,
   fchownSync,
   fstatSync,
-  lchownSync,
   lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
-import { join } from "node:path";
+import { isAbsolute, join, relative, sep } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { fdEntryPath, fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
@@ -123,10 +124,54 @@ export interface SandboxRecord {
   env_names: string[];
 }
 
+/**
+ * `write` given the path of a name in the sandbox's folder, through that folder opened
+ * without following a link: run as root, .aido/sandboxes is the person's, and a sandbox
+ * folder they renamed away and replaced by a link had root write its record and events in
+ * the folder it pointed at.
+ */
+function inSandboxFolder<T>(paths: SandboxPaths, write: (at: (name: string) => string) => T): T {
+  let dir: number;
+  try {
+    dir = openSync(paths.root, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "ELOOP" && code !== "ENOTDIR") throw e;
+    throw new AidoError(
+      ErrorCode.internal,
+      `${paths.root} is not the sandbox's folder (a link, changed on the host): nothing is written through it`,
+      { path: paths.root },
+    );
+  }
+  try {
+    return write((name) => fdPath(dir, name));
+  } finally {
+    closeSync(dir);
+  }
+}
+
+/**
+ * sandbox.json replaced whole. Its temp is made new (O_EXCL | O_NOFOLLOW, a stale one
+ * removed first, never followed): run as root, the sandbox's folder is the person's
+ * (ownEvidence), and a link they put at the temp's name (its pid guessed) had root create
+ * or truncate the file it pointed at with the record in it.
+ */
 export function writeRecord(paths: SandboxPaths, record: SandboxRecord): void {
-  const tmp = `${paths.record}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(record, null, 2)}\n`);
-  renameSync(tmp, paths.record);
+  inSandboxFolder(paths, (at) => {
+    const tmp = at(`sandbox.json.tmp-${process.pid}`);
+    rmSync(tmp, { force: true });
+    const fd = openSync(
+      tmp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o644,
+    );
+    try {
+      writeFileSync(fd, `${JSON.stringify(record, null, 2)}\n`);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, at("sandbox.json"));
+  });
 }
 
 export function readRecord(paths: SandboxPaths): SandboxRecord | undefined {
@@ -161,8 +206,50 @@ export type SandboxEvent =
   /** A sweep could not destroy it (tried again at the next); the record stays "running". */
   | { event: "destroy_failed"; reason: string; error: string };
 
+/**
+ * One line appended to events.log, opened without following a link (O_NONBLOCK: a FIFO put
+ * there fails instead of hanging) and only when it is a file of one name: run as root, the
+ * sandbox's folder is the person's, and a link (or a hard link) they put at events.log had
+ * root append to the file it reached.
+ */
 export function appendEvent(paths: SandboxPaths, ev: SandboxEvent): void {
-  appendFileSync(paths.events, `${JSON.stringify({ time: new Date().toISOString(), ...ev })}\n`);
+  inSandboxFolder(paths, (at) => appendEventAt(paths, at("events.log"), ev));
+}
+
+function appendEventAt(paths: SandboxPaths, events: string, ev: SandboxEvent): void {
+  let fd: number;
+  try {
+    fd = openSync(
+      events,
+      constants.O_WRONLY |
+        constants.O_APPEND |
+        constants.O_CREAT |
+        constants.O_NOFOLLOW |
+        constants.O_NONBLOCK,
+      0o644,
+    );
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") throw notPlain(paths.events, "a link");
+    if (code === "ENXIO") throw notPlain(paths.events, "a FIFO or a socket");
+    throw e;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.nlink !== 1)
+      throw notPlain(paths.events, st.isFile() ? "a hard link" : "not a file");
+    writeSync(fd, `${JSON.stringify({ time: new Date().toISOString(), ...ev })}\n`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function notPlain(path: string, what: string): AidoError {
+  return new AidoError(
+    ErrorCode.internal,
+    `${path} is not a plain file of its own (${what}): nothing is written through it; it was changed on the host`,
+    { path },
+  );
 }
 
 export function isExpired(record: SandboxRecord, nowMs = Date.now()): boolean {
@@ -228,6 +315,7 @@ export function projectOwner(project: string): ProjectOwner {
 /** The store's folders down to the sandbox's runs/, each made 0755; those made here are the project owner's. */
 export function ensureDirs(cwd: string, paths: SandboxPaths): void {
   const owner = projectOwner(cwd);
+  const projectReal = realpathSync(cwd);
   for (const d of [join(cwd, ".aido"), sandboxesDir(cwd), paths.root, paths.runs]) {
     try {
       mkdirSync(d, { mode: 0o755 });
@@ -235,14 +323,42 @@ export function ensureDirs(cwd: string, paths: SandboxPaths): void {
       if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
       throw e;
     }
-    if (owner) giveIfRoots(d, owner);
+    if (owner) giveIfRoots(d, owner, projectReal);
   }
 }
 
-/** lchown `p` to `owner` when it is still root's (made by aido): never through a link. */
-function giveIfRoots(p: string | Buffer, owner: { uid: number; gid: number }): void {
-  const st = lstatSync(p, { throwIfNoEntry: false });
-  if (st && st.uid === 0) lchownSync(p, owner.uid, owner.gid);
+/** The folder open at `fd` lies in the project (real path `projectReal`). */
+function inProject(projectReal: string, fd: number): boolean {
+  const rel = relative(projectReal, realpathSync(fdPath(fd)));
+  return !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
+}
+
+/**
+ * Give `p` to `owner` when it is a folder or a file still root's (made by aido), on a
+ * descriptor opened without following a link. The folders it lies in are the person's: by
+ * path (lchown), a name they renamed in between was chowned, and a hard link to a root file
+ * there (/etc/shadow, where hard links are not restricted) was handed to them. A file with
+ * another name (a hard link) is never given; links and other kinds are left as they are.
+ * With `projectReal`: only what lies in the project (a .aido that is a link out of it had
+ * root make folders wherever it pointed, and give them to the person).
+ */
+function giveIfRoots(p: string | Buffer, owner: { uid: number; gid: number }, projectReal?: string): void {
+  const seen = lstatSync(p, { throwIfNoEntry: false });
+  if (seen?.uid !== 0 || !(seen.isFile() || seen.isDirectory())) return;
+  let fd: number;
+  try {
+    fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return; // gone, or a link or a socket now
+  }
+  try {
+    const st = fstatSync(fd);
+    if (projectReal !== undefined && !inProject(projectReal, fd)) return;
+    if (st.uid === 0 && (st.isDirectory() || (st.isFile() && st.nlink === 1)))
+      fchownSync(fd, owner.uid, owner.gid);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The working folders: the container's user's, or the relay's; never given to the project owner. */
@@ -250,10 +366,11 @@ const WORKING = new Set(["work", "output", "stream", "egress"]);
 
 /**
  * Run as root in someone else's project: the sandbox's evidence (sandbox.json, events.log,
- * runs/ and what is in them, the latest-run links) still root's is given to the project
+ * runs/ and what is in them) still root's is given to the project
  * owner. After `up`, each run and `destroy`: what a run wrote (its streams, summary, diff)
  * was made by several modules, each as root. Only the store is walked (the task never
- * reaches it), folders opened without following a link, entries lchown'd.
+ * reaches it), folders opened without following a link, entries given on a descriptor
+ * (giveIfRoots: never a hard link, nor the latest-run links themselves).
  */
 export function ownEvidence(cwd: string, paths: SandboxPaths): void {
   const owner = projectOwner(cwd);
@@ -284,6 +401,8 @@ export function ownEvidence(cwd: string, paths: SandboxPaths): void {
     return; // purged, or never made
   }
   try {
+    // A store that is a link out of the project: what root made there stays root's.
+    if (!inProject(realpathSync(cwd), root)) return;
     if (fstatSync(root).uid === 0) fchownSync(root, owner.uid, owner.gid);
     walk(root, 0);
   } finally {

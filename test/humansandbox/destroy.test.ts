@@ -250,7 +250,10 @@ describe("an up whose start fails and whose cleanup fails too", () => {
   it("reports why the start failed, the cleanup's failure, and what is left for destroy", async () => {
     // The cleanup destroy's error was thrown instead of the start's: the person learned
     // that a container could not be removed, never why `up` had failed.
-    const engine = await refusingEngine(/^(POST \S*\/containers\/create|DELETE \S*\/containers\/aido_sbx_)/);
+    // (The container is looked at before it is removed, by its labels: that is refused too.)
+    const engine = await refusingEngine(
+      /^(POST \S*\/containers\/create|(GET|DELETE) \S*\/containers\/aido_sbx_)/,
+    );
     let error: Error | undefined;
     try {
       await sandboxUp({ cwd: p.dir, config: p.home.config, docker: engine.docker });
@@ -262,7 +265,7 @@ describe("an up whose start fails and whose cleanup fails too", () => {
     const id = /sandbox ([0-9a-f]{12})/.exec(error?.message ?? "")?.[1] as string;
     expect(error?.message).toMatch(
       new RegExp(
-        `^starting sandbox ${id} failed: .*injected refusal of POST \\S*/containers/create.*; removing what it made failed too \\(what stayed: removing container aido_sbx_${id} failed: .*injected refusal of DELETE.*\\): run \`aido sandbox destroy ${id}\``,
+        `^starting sandbox ${id} failed: .*injected refusal of POST \\S*/containers/create.*; removing what it made failed too \\(what stayed: removing container aido_sbx_${id} failed: .*injected refusal of (GET|DELETE).*\\): run \`aido sandbox destroy ${id}\``,
       ),
     );
     expect(events(id).filter((e) => e.event === "destroy_failed")).toHaveLength(1);

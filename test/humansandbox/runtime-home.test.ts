@@ -6,12 +6,22 @@
 // inside a real container.
 
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { containerNameOf, LABEL, projectLabelOf } from "../../src/humansandbox/container.js";
+import { collectOutputs } from "../../src/humansandbox/outputs.js";
 import { resolveInputs } from "../../src/humansandbox/paths.js";
 import { KEY_FILE } from "../../src/security/keys.js";
 import { makeProject, type Project } from "./fixture.js";
@@ -113,6 +123,56 @@ describe("inputs and the runtime's home", () => {
     expect(() => resolveInputs(inside, ["data"], runtimeAt(home))).toThrow(
       /input "data" mounts .*the runtime's home/,
     );
+  });
+
+  it("refuses the host's /proc, by its path, a path in it, or a link to it: /proc/<pid>/root is around every cover", () => {
+    const { box, home, project } = layout();
+    symlinkSync("/proc/self", join(box, "me"));
+    const rt = runtimeAt(home);
+    for (const pattern of [
+      "/proc",
+      "/proc/self",
+      `/proc/${process.pid}/environ`,
+      "/proc/sys",
+      join(box, "me"),
+    ])
+      expect(() => resolveInputs(project, [pattern], rt), pattern).toThrow(
+        /mounts \/proc.*, which is the host's processes \(procfs/,
+      );
+    // /proc/<pid>/root is "/": mounted with /proc (and the home) covered, as the store is.
+    const [root] = resolveInputs(project, [`/proc/${process.pid}/root`], rt);
+    expect(root?.source).toBe("/");
+    expect(root?.hidden).toContain("/inputs/root/proc");
+    expect(root?.hidden).toContain(`/inputs/root${home}`);
+  });
+
+  it("never lets an output replace its database or audit head, a link from the home puts in the project", () => {
+    const { box, home, project } = layout();
+    mkdirSync(join(project, "state"));
+    for (const f of ["aido.db", "aido.db-wal", "audit.head"]) {
+      writeFileSync(join(project, "state", f), `the runtime's ${f}`);
+      symlinkSync(join(project, "state", f), join(home, f));
+    }
+    const output = join(box, "output");
+    mkdirSync(join(output, "state"), { recursive: true });
+    for (const f of ["aido.db", "aido.db-wal", "audit.head", "fine.txt"])
+      writeFileSync(join(output, "state", f), "forged by the task");
+    const root = join(box, "evidence");
+    mkdirSync(root);
+    const r = collectOutputs(output, project, ["state/**"], {
+      id: "0123456789ab",
+      root,
+      runtime: runtimeAt(home),
+    });
+    expect(r.collected).toEqual(["state/fine.txt"]);
+    expect(r.skipped.map((s) => [s.path, s.reason])).toEqual(
+      ["aido.db", "aido.db-wal", "audit.head"].map((f) => [
+        `state/${f}`,
+        expect.stringMatching(/runtime's database or audit head .* never replaced/),
+      ]),
+    );
+    for (const f of ["aido.db", "aido.db-wal", "audit.head"])
+      expect(readFileSync(join(home, f), "utf8")).toBe(`the runtime's ${f}`);
   });
 
   it("makes a home not made yet when an input holds where it goes, to cover it", () => {
