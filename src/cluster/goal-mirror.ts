@@ -51,8 +51,11 @@ if st == 'running' then
 end
 return {'ended', st}`;
 
+// The owner's lease key goes as an argument, not a declared key: Redis holds a script's declared
+// keys to write permission, and a node whose ACL lets it write its own keys only (not other
+// nodes' lease keys) could then take nothing; reading it needs read permission alone.
 const TAKEOVER = `
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if redis.call('EXISTS', ARGV[4]) == 1 then return -1 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'model_started') == 1 then return 0 end
@@ -71,7 +74,7 @@ redis.call('HDEL', KEYS[1], 'owner', 'started_at')
 return 1`;
 
 const FAIL_DEAD = `
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if redis.call('EXISTS', ARGV[6]) == 1 then return -1 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[2], 'finished_at', ARGV[3], 'ended_by', ARGV[4])
@@ -159,12 +162,12 @@ export class GoalMirror {
   async takeover(goalId: string, owner: string, node: string, now = Date.now()): Promise<TakeResult> {
     const r = await this.redis.eval(
       TAKEOVER,
-      2,
+      1,
       RedisKeys.goal(goalId),
-      RedisKeys.alive(owner),
       owner,
       node,
       String(now),
+      RedisKeys.alive(owner),
     );
     return takeResult(r);
   }
@@ -193,14 +196,14 @@ export class GoalMirror {
   ): Promise<TakeResult> {
     const r = await this.redis.eval(
       FAIL_DEAD,
-      2,
+      1,
       RedisKeys.goal(goalId),
-      RedisKeys.alive(owner),
       owner,
       reason,
       String(now),
       node,
       String(ENDED_TTL_SECONDS),
+      RedisKeys.alive(owner),
     );
     return takeResult(r);
   }
