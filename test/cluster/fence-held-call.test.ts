@@ -36,6 +36,7 @@ describe("cluster mode: a tool call held by the fence whose goal is stopped", ()
       inferenceSlot: (provider, signal) => node?.inferenceSlot(provider, signal) ?? Promise.resolve(() => {}),
       beforeToolCall: (goalId, signal) => node?.beforeToolCall(goalId, signal) ?? Promise.resolve(),
     });
+    let down = false;
     try {
       node = await ClusterNode.start(h.home.config, h.rt, () => {});
       const answer = latch();
@@ -53,6 +54,7 @@ describe("cluster mode: a tool call held by the fence whose goal is stopped", ()
       );
       // The node is cut off from Redis; its fence falls while the model call is under way.
       await redis.stop();
+      down = true;
       await until(() => (node?.fenceStatus().fenced ? true : undefined), 10_000);
       // The answer asks for a tool call: allowed, it waits in the gate.
       answer.open();
@@ -68,7 +70,7 @@ describe("cluster mode: a tool call held by the fence whose goal is stopped", ()
       expect(server.requestsMatching(forGoal("held-call"))).toHaveLength(1);
     } finally {
       // Redis back: the node looks, keeps the goal (no other node took it) and writes its end.
-      await redis.start();
+      if (down) await redis.start(); // only when stopped: a second start orphans the first
       await until(() => (node?.fenceStatus().fenced === false ? true : undefined), 20_000).catch(() => {});
       await node?.stop();
       await h.close();

@@ -59,6 +59,7 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
       beforeToolCall: (goalId, signal) => node?.beforeToolCall(goalId, signal) ?? Promise.resolve(),
     });
     const answer = latch();
+    let down = false;
     try {
       node = await ClusterNode.start(h.home.config, h.rt, () => {});
       server.script(forGoal("lift-goal"), [turn.text("done lift-goal", { until: answer.promise })]);
@@ -70,10 +71,12 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
 
       // Cut off: the fence falls, and its freeze of the goal's container hangs in the engine.
       await redis.stop();
+      down = true;
       await until(() => (calls.length > 0 ? true : undefined), 10_000);
       expect(calls).toEqual([{ op: "pause", goalId: goal_id, fenced: true }]);
       // Back: a heartbeat renews the lease and looks; its lift waits for the freeze.
       await redis.start();
+      down = false;
       await until(
         async () => ((await raw.exists(`aido:node:${NODE}:alive`).catch(() => 0)) === 1 ? true : undefined),
         10_000,
@@ -81,6 +84,7 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
       await new Promise((r) => setTimeout(r, 500));
       // Cut off again while the lift waits.
       await redis.stop();
+      down = true;
       await until(() => (node?.fenceStatus().fenced && calls.length === 1 ? true : undefined), 5_000);
       // The lift's wait for the freeze (10 s) ends: nothing is unfrozen, the fence stays.
       await new Promise((r) => setTimeout(r, 11_000));
@@ -92,6 +96,7 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
       // unfrozen once, while the node is not fenced.
       freezeAnswered.open();
       await redis.start();
+      down = false;
       await until(
         () => (h.rt.audit.query({ kind: "cluster.unfenced" }).length > 0 ? true : undefined),
         20_000,
@@ -102,7 +107,9 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
     } finally {
       freezeAnswered.open();
       answer.open();
-      await redis.start().catch(() => {});
+      // Started again only when stopped: a second start's server lost the port, and the first
+      // one was then left running (untracked) after the file.
+      if (down) await redis.start().catch(() => {});
       await until(() => (node?.fenceStatus().fenced === false ? true : undefined), 20_000).catch(() => {});
       await node?.stop();
       await h.close();
