@@ -72,7 +72,12 @@ export async function sendCommand(
   const requestId = randomUUID();
   const envelope: Envelope = { request_id: requestId, command };
   // A connection of its own: BLPOP blocks it for the whole wait.
-  const waiter = redis.duplicate({ lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: 1 });
+  const waiter = redis.duplicate({
+    lazyConnect: false,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 1,
+    socketTimeout: undefined, // not the node's (node.ts): BLPOP waits longer than it
+  });
   waiter.on("error", () => {});
   try {
     // Pending for as long as this sender may wait, and then some: a node that reads it later

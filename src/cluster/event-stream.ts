@@ -188,7 +188,13 @@ function readStream(
  * queueing its command while Redis is away instead of failing it (its loop retries anyway).
  */
 export function blockingReader(redis: Redis): Redis {
-  const r = redis.duplicate({ lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: null });
+  // Not the node's socket timeout (node.ts): a blocking read waits longer than it, answered or not.
+  const r = redis.duplicate({
+    lazyConnect: false,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    socketTimeout: undefined,
+  });
   r.on("error", () => {});
   return r;
 }

@@ -172,7 +172,8 @@ export class LeaseFence {
   /**
    * A heartbeat renewed the lease and looked which goals are still this node's (`owns`): the
    * fence is lifted, the kept goals' containers unfrozen (the lost ones' are removed as their
-   * goals end). False, and the fence stays, when its cluster.unfenced entry cannot be written.
+   * goals end). False, and the fence stays, when the node is fenced again by the time the freeze
+   * at the fence is done, or when its cluster.unfenced entry cannot be written.
    */
   async lift(owns: (goalId: string) => boolean): Promise<boolean> {
     const since = this.since;
@@ -181,6 +182,10 @@ export class LeaseFence {
     await withTimeout(this.freezing, FREEZE_ANSWER_MS).catch((e: unknown) =>
       this.ctx.log(`cluster: the freeze at the fence did not finish: ${errorMessage(e)}`),
     );
+    // That wait can outlast a lease: fenced again meanwhile (cut off again), the fence stays,
+    // containers frozen, for a later heartbeat to lift. Before, they were unfrozen here and the
+    // fence's end audited while the node was fenced again, its goals maybe taken meanwhile.
+    if (this.fenced()) return false;
     const kept = this.frozen.filter(owns);
     const lost = this.frozen.filter((id) => !owns(id));
     try {

@@ -7,6 +7,9 @@
 //   takeover   running on a dead owner with no model call started -> owner = this node
 //              (the goal is re-queued: nothing of it was spent yet);
 //   failDead   running on a dead owner after a model call started -> failed, with why;
+//              both only while the owner's lease key is absent, read in the same script: a
+//              survivor's death check is a few round trips before its take, and an owner that
+//              renewed and looked meanwhile keeps the goal ("alive": nothing taken);
 //   release    running on this node, no model call started -> queued (the node is leaving);
 //              a goal this node released that is still queued says so;
 //   finish     only the owner ends its goal (a node back from the dead whose goal was
@@ -48,7 +51,11 @@ if st == 'running' then
 end
 return {'ended', st}`;
 
+// The owner's lease key goes as an argument, not a declared key: Redis holds a script's declared
+// keys to write permission, and a node whose ACL lets it write its own keys only (not other
+// nodes' lease keys) could then take nothing; reading it needs read permission alone.
 const TAKEOVER = `
+if redis.call('EXISTS', ARGV[4]) == 1 then return -1 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'model_started') == 1 then return 0 end
@@ -67,6 +74,7 @@ redis.call('HDEL', KEYS[1], 'owner', 'started_at')
 return 1`;
 
 const FAIL_DEAD = `
+if redis.call('EXISTS', ARGV[6]) == 1 then return -1 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[2], 'finished_at', ARGV[3], 'ended_by', ARGV[4])
@@ -146,12 +154,24 @@ export class GoalMirror {
     return { kind: "ended", state: r[1] as GoalState };
   }
 
-  /** The dead `owner`'s goal becomes `node`'s, if no model call of it had started. */
-  async takeover(goalId: string, owner: string, node: string, now = Date.now()): Promise<boolean> {
-    return (await this.redis.eval(TAKEOVER, 1, RedisKeys.goal(goalId), owner, node, String(now))) === 1;
+  /**
+   * The dead `owner`'s goal becomes `node`'s, if no model call of it had started ("taken").
+   * "alive": the owner's lease key is there (it renewed since it was judged dead), nothing
+   * taken; "kept": the goal is not running on `owner` any more, or a model call of it started.
+   */
+  async takeover(goalId: string, owner: string, node: string, now = Date.now()): Promise<TakeResult> {
+    const r = await this.redis.eval(
+      TAKEOVER,
+      1,
+      RedisKeys.goal(goalId),
+      owner,
+      node,
+      String(now),
+      RedisKeys.alive(owner),
+    );
+    return takeResult(r);
   }
 
-  /** The dead `owner`'s goal ends failed with `reason` (decided by `node`). */
   /**
    * `node` gives its goal back to the queue (it is shutting down before the goal started): only
    * while it still owns the goal and no model call of it started ("released"). "queued": `node`
@@ -163,13 +183,17 @@ export class GoalMirror {
     return r === 1 ? "released" : r === 2 ? "queued" : "kept";
   }
 
+  /**
+   * The dead `owner`'s goal ends failed with `reason` (decided by `node`): "taken". "alive": the
+   * owner's lease key is there, nothing changed; "kept": the goal is not running on `owner` any more.
+   */
   async failDead(
     goalId: string,
     owner: string,
     node: string,
     reason: string,
     now = Date.now(),
-  ): Promise<boolean> {
+  ): Promise<TakeResult> {
     const r = await this.redis.eval(
       FAIL_DEAD,
       1,
@@ -179,8 +203,9 @@ export class GoalMirror {
       String(now),
       node,
       String(ENDED_TTL_SECONDS),
+      RedisKeys.alive(owner),
     );
-    return r === 1;
+    return takeResult(r);
   }
 
   /** Only the owner ends its goal; false when it is not (or no longer) the owner. */
@@ -304,6 +329,16 @@ export class GoalMirror {
       .filter((s) => s.node === node)
       .map((s) => s.goal_id);
   }
+}
+
+/**
+ * A survivor's take of a dead owner's goal (takeover, failDead): "taken"; "alive", the owner's
+ * lease key is there (nothing taken: the owner runs it); "kept", the hash no longer allows it.
+ */
+export type TakeResult = "taken" | "alive" | "kept";
+
+function takeResult(r: unknown): TakeResult {
+  return r === 1 ? "taken" : r === -1 ? "alive" : "kept";
 }
 
 export function isTerminal(state: string): boolean {

@@ -2,7 +2,8 @@
 // goal's hash decides, not the job (a stalled job can come back): a queued goal is claimed
 // and run here (cluster/goal-runner.ts); a goal whose owner stopped heartbeating is taken
 // over when no model call had started, failed with the reason otherwise; a goal whose owner
-// still heartbeats is left to it; one that ended is skipped; a job whose goal id is not one
+// still heartbeats (at the death check, or at the take: goal-mirror.ts reads its lease key in
+// the take's script) is left to it; one that ended is skipped; a job whose goal id is not one
 // a node makes is refused before anything of it is unpacked.
 // requeueOrphans(): one node per heartbeat period — the one whose heartbeat takes the sweep
 // lease first (a Redis key set NX with a TTL of one heartbeat) — puts back to waiting a failed
@@ -118,14 +119,19 @@ export class JobIntake {
       }
       if (!(await this.liveness.diedWithin(c.owner))) {
         // Its owner lives (only its lock lapsed): it ends the goal and writes the hash itself.
-        throw new Error(`goal ${goalId} still runs on node ${c.owner}`);
+        throw stillRuns(goalId, c.owner);
       }
+      // From here the owner may renew and look (a partition healed) before the take lands: the
+      // take scripts read its lease key themselves, and "alive" is as above. The job fails, so a
+      // sweep puts it back should the owner give the goal back (requeueOrphans).
       c = await this.mirror.claim(goalId, nodeId);
       if (c.kind === "claimed") return this.runner.runHere(job, token);
       if (c.kind !== "running" || c.owner === nodeId) return this.decide(job, token);
       if (c.modelStarted) {
         const reason = `node ${c.owner} stopped heartbeating during the goal (its model calls had started, so it is not run again)`;
-        if (await this.mirror.failDead(goalId, c.owner, nodeId, reason)) {
+        const failed = await this.mirror.failDead(goalId, c.owner, nodeId, reason);
+        if (failed === "alive") throw stillRuns(goalId, c.owner);
+        if (failed === "taken") {
           // Written: announced even when its entry is refused (thrown after), else no
           // follower of the goal ever saw it end.
           try {
@@ -142,7 +148,9 @@ export class JobIntake {
         }
         return "failed";
       }
-      if (!(await this.mirror.takeover(goalId, c.owner, nodeId))) return "skipped";
+      const taken = await this.mirror.takeover(goalId, c.owner, nodeId);
+      if (taken === "alive") throw stillRuns(goalId, c.owner);
+      if (taken === "kept") return "skipped";
       try {
         this.rt.audit.record(
           "cluster.goal_taken_over",
@@ -233,4 +241,9 @@ export class JobIntake {
       this.log(`cluster: goal ${id}: ${reason}`);
     }
   }
+}
+
+/** A goal whose owner heartbeats: the job fails here, the owner ends the goal and writes its hash. */
+function stillRuns(goalId: string, owner: string): Error {
+  return new Error(`goal ${goalId} still runs on node ${owner}`);
 }

@@ -28,7 +28,7 @@ import { type ClusterApproval, listApprovals } from "./approval-view.js";
 import { publishHead, verifyCluster } from "./audit-heads.js";
 import { serveCommands } from "./commands.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
-import type { FenceStatus } from "./fence.js";
+import { type FenceStatus, fenceMargin } from "./fence.js";
 import { GoalHold } from "./goal-hold.js";
 import { GoalMirror } from "./goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "./goal-runner.js";
@@ -167,7 +167,16 @@ export class ClusterNode implements Liveness {
     if (!c)
       throw new AidoError(ErrorCode.configInvalid, "cluster mode needs cluster.redis_url or AIDO_REDIS_URL");
     const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: reconnectDelay };
-    const redis = new Redis(c.redisUrl, { ...options, lazyConnect: true });
+    // The node's own connection (its renewals) is dropped and made again once a command on it
+    // has had no answer for as long as the fence point (fence.ts). A silent one (packets dropped,
+    // no reset: a firewall that forgot it) held the renewal sent on it, no other was sent, and
+    // the node stayed fenced after the partition healed until TCP gave the connection up
+    // (minutes). Its duplicates that block (event-stream.ts, commands.ts) do not inherit it.
+    const redis = new Redis(c.redisUrl, {
+      ...options,
+      lazyConnect: true,
+      socketTimeout: c.leaseMs - fenceMargin(c.leaseMs),
+    });
     redis.on("error", () => {}); // reported through failed commands and the log below
     const queueConnection = new Redis(c.redisUrl, { ...options });
     queueConnection.on("error", () => {});

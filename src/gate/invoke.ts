@@ -3,7 +3,8 @@
 //   schema (zod) -> capability (signed token, the tool, the needs the input states)
 //   -> policy (on what the call states) -> budget
 //   -> needs judged in the container (paths resolved there) -> capability and policy on them
-//   -> approval -> audit "tool.invoked" (durable) -> snapshot before a mutation -> run in
+//   -> approval -> held while the goal's node is unsure of it (cluster mode; stage hold)
+//   -> audit "tool.invoked" (durable) -> snapshot before a mutation -> run in
 //   the sandbox -> audit the result.
 // The stages that decide (through the approval decision) are gate/judge.ts, shared with
 // simulations (gate/simulate.ts), which stop before the approval wait; this file waits for
@@ -18,7 +19,7 @@
 // that the stages annotate: approval, verdict, snapshot.
 
 import type { EgressPlumbing } from "../egress/plumbing.js";
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
@@ -321,7 +322,13 @@ export class Gate {
 
     // 7. held while the goal's node is unsure of it (cluster mode: fenced, or paused past its
     // lease); then audit, durable, then snapshot (before the first mutation of a turn) and run.
-    await deps.beforeRun?.(principal.goalId, call.signal);
+    // A call let go without running (its agent stopped while it waited) is refused as every call
+    // that does not run is: audited. Before, it went by unaudited, after its approval.
+    try {
+      await deps.beforeRun?.(principal.goalId, call.signal);
+    } catch (e) {
+      return deny(e instanceof AidoError ? e.code : ErrorCode.cancelled, "hold", errorMessage(e));
+    }
     span?.set({ [Attr.gateVerdict]: "allowed" });
     const invoked = deps.audit.record(
       "tool.invoked",

@@ -420,7 +420,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       const expires = Number(c.Labels[LABEL.expires] ?? "0");
       if (!goalId) reason = slot && this.ownSlots.has(slot) ? undefined : "stale-pool";
       else if (expires > 0 && expires <= now) reason = "expired";
-      else if (c.State !== "running") reason = "stopped";
+      // A container this process froze (its node is fenced: pause) runs, held: the engine
+      // lists it as "paused", and sweeping it as stopped removed a live goal's container under
+      // its fence. One paused that nothing here holds frozen (an earlier process's fence, an
+      // unpause that failed) would stay so for good: it goes as a stopped one does.
+      else if (c.State !== "running" && !(c.State === "paused" && goalId && this.frozen.has(goalId)))
+        reason = "stopped";
       else if (!(await opts.isGoalLive(goalId))) reason = "orphan";
       // On an egress network this process did not set up (one being made now is in there).
       else if (c.HostConfig.NetworkMode !== "none" && !this.egressShareOf.has(goalId)) reason = "orphan";

@@ -7,7 +7,12 @@
 import type { JsonValue } from "./canonical-json.js";
 
 /** Where in the gate a tool call was refused. */
-export type DenyStage = "schema" | "capability" | "policy" | "budget" | "approval";
+/**
+ * Where the gate refused a call. "hold": allowed, it waited for its node to be sure of its goal
+ * (cluster mode: fenced, or paused past its lease) and was let go without running (its agent
+ * stopped meanwhile: the goal is another node's now, or was cancelled).
+ */
+export type DenyStage = "schema" | "capability" | "policy" | "budget" | "approval" | "hold";
 
 export type ApprovalDecisionKind = "allow_once" | "allow_session" | "allow_always" | "deny";
 

@@ -133,7 +133,7 @@ describe("a goal taken as its node began to shut down", () => {
     const goalId = "g_closetaken";
     await claimed(goalId);
     // A node that judged this one dead (paused past its lease as it took the goal) took it over.
-    expect(await new GoalMirror(redis).takeover(goalId, NODE, "n-survivor")).toBe(true);
+    expect(await new GoalMirror(redis).takeover(goalId, NODE, "n-survivor")).toBe("taken");
     const moved: string[] = [];
     const job = jobMovedTo(goalId, moved);
     expect(await runner.take(goalId, () => runner.runHere(job, "token-1"))).toBe("skipped");
@@ -175,7 +175,7 @@ describe("a goal taken as its node began to shut down", () => {
       audit: (kind) => audited.push(kind),
     });
     // A node that judged this one dead (paused past its lease) took it over meanwhile.
-    expect(await new GoalMirror(redis).takeover(goalId, NODE, "n-survivor")).toBe(true);
+    expect(await new GoalMirror(redis).takeover(goalId, NODE, "n-survivor")).toBe("taken");
     const job = jobMovedTo(goalId, []);
     expect(await runner.take(goalId, () => runner.awaitLocalEnd(job, "token-1"))).toBe("skipped");
     expect(await redis.hgetall(`aido:goal:${goalId}`)).toMatchObject({

@@ -98,7 +98,9 @@ async function runningThenTaken(runner: ClusterGoalRunner, ids: string[]): Promi
   expect(runner.running().sort()).toEqual([...ids].sort());
   // While this node was paused past its lease, a survivor failed them (goal-mirror.ts failDead).
   for (const goalId of ids)
-    expect(await mirror.failDead(goalId, NODE, "n-survivor", "node n-lost stopped heartbeating")).toBe(true);
+    expect(await mirror.failDead(goalId, NODE, "n-survivor", "node n-lost stopped heartbeating")).toBe(
+      "taken",
+    );
   return runs;
 }
 
@@ -211,7 +213,7 @@ describe("a paused node's look at goals another node ended meanwhile", () => {
       while (!reached) await new Promise((r) => setTimeout(r, 5));
       // This node paused past its lease meanwhile; a survivor took the goal over (no model
       // call had started) and runs it.
-      expect(await mirror.takeover(goalId, NODE, "n-survivor")).toBe(true);
+      expect(await mirror.takeover(goalId, NODE, "n-survivor")).toBe("taken");
       expect(await runner.stopLost(true)).toBe(true);
       release();
       await Promise.race([run, new Promise((r) => setTimeout(r, 500))]);

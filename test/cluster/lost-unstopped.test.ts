@@ -58,10 +58,15 @@ describe("cluster mode: a lost goal whose stop throws on a normal heartbeat", ()
         if (id === goal_id && stopThrows) throw new Error(`stopping the agents of ${id} failed`);
         return fail(id, reason);
       };
-      // Another node ended it (a survivor judged this one dead while its key was gone).
-      expect(
-        await new GoalMirror(raw).failDead(goal_id, NODE, "n-survivor", `node ${NODE} stopped heartbeating`),
-      ).toBe(true);
+      // Another node ended it (a survivor judged this one dead while its key was gone). The
+      // survivor's script refuses while the key is there: it is taken away, as a lapsed lease
+      // leaves it, and again should this node's next heartbeat put it back first.
+      const mirror = new GoalMirror(raw);
+      await until(async () => {
+        await raw.del(`aido:node:${NODE}:alive`);
+        const r = await mirror.failDead(goal_id, NODE, "n-survivor", `node ${NODE} stopped heartbeating`);
+        return r === "alive" ? undefined : r;
+      }, 5_000).then((r) => expect(r).toBe("taken"));
       await until(
         () => (logs.some((l) => l.includes(`could not stop goal ${goal_id}`)) ? true : undefined),
         10_000,

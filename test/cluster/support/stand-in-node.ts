@@ -11,7 +11,7 @@ import { expect } from "vitest";
 import type { NodeContext } from "../../../src/cluster/context.js";
 import { GoalMirror } from "../../../src/cluster/goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "../../../src/cluster/goal-runner.js";
-import { JobIntake } from "../../../src/cluster/job-intake.js";
+import { JobIntake, type Liveness } from "../../../src/cluster/job-intake.js";
 import { type Db, openDatabase } from "../../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../../src/errors.js";
 
@@ -32,6 +32,8 @@ export interface StandInOptions {
   home?: string;
   /** Whether the other nodes are alive (JobIntake's liveness); "dead" by default. */
   others?: "alive" | "dead";
+  /** JobIntake's liveness over the node's context, instead of `others`'s fixed answer. */
+  liveness?: (ctx: NodeContext) => Liveness;
 }
 
 export interface StandInNode {
@@ -83,11 +85,16 @@ export function standInNode(opts: StandInOptions): StandInNode {
   } as unknown as NodeContext;
   const runner = new ClusterGoalRunner(ctx);
   const others = opts.others ?? "dead";
-  const intake = new JobIntake(ctx, {} as Queue<GoalJob>, runner, {
-    isAlive: async () => others === "alive",
-    diedWithin: async () => others === "dead",
-    connectedForALease: async () => {},
-  });
+  const intake = new JobIntake(
+    ctx,
+    {} as Queue<GoalJob>,
+    runner,
+    opts.liveness?.(ctx) ?? {
+      isAlive: async () => others === "alive",
+      diedWithin: async () => others === "dead",
+      connectedForALease: async () => {},
+    },
+  );
   return { ctx, runner, intake, logs };
 }
 

@@ -1,0 +1,119 @@
+// The fence's lift (cluster/fence.ts) when the node is cut off again while the lift waits for
+// the freeze its fence began (an engine slow to pause: the wait is up to 10 s, longer than a
+// lease). Before, the lift went on once that wait ended: it audited cluster.unfenced and
+// unfroze the goals' containers while the node was fenced again, its lease maybe lapsed and its
+// goals taken, and nothing froze them again until a heartbeat found the new fence. Now a lift
+// that finds the node fenced again leaves the fence in place, containers frozen, for a later
+// heartbeat to lift.
+// A real Runtime (scripted provider) and a real redis-server (stopped to cut the node off), the
+// node in this process; the sandbox backend is the harness's no-container one, its pause held
+// until the test lets it go (a slow engine) and its pause and unpause calls recorded.
+
+import { Redis } from "ioredis";
+import { describe, expect, it } from "vitest";
+import { ClusterNode } from "../../src/cluster/node.js";
+import type { SandboxBackend } from "../../src/sandbox/backend.js";
+import { type Harness, noContainers, openHarness } from "../agent/harness.js";
+import { until } from "../daemon/process.js";
+import { latch, type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, startRedis } from "./fixture.js";
+import { withProvider } from "./support/file-cluster.js";
+
+const NODE = "n-fence-lift";
+let server: ProviderServer;
+withProvider((p) => ({ server } = p));
+
+describe("cluster mode: the fence's lift when the node is cut off again meanwhile", () => {
+  it("leaves the fence and the frozen containers in place until a lift finds the node not fenced", async () => {
+    const redis = await startRedis();
+    const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    raw.on("error", () => {});
+    let node: ClusterNode | undefined;
+    const freezeAnswered = latch();
+    const calls: { op: "pause" | "unpause"; goalId: string; fenced: boolean }[] = [];
+    const fenced = () => node?.fenceStatus().fenced === true;
+    const backend: SandboxBackend = {
+      ...noContainers,
+      pause: async (goalId) => {
+        calls.push({ op: "pause", goalId, fenced: fenced() });
+        await freezeAnswered.promise;
+        return "paused";
+      },
+      unpause: async (goalId) => {
+        calls.push({ op: "unpause", goalId, fenced: fenced() });
+      },
+    };
+    const h: Harness = await openHarness(server, {
+      backend,
+      config: (c) => {
+        c.cluster = {
+          redisUrl: redis.url,
+          nodeId: NODE,
+          leaseMs: 1_000,
+          heartbeatMs: 250,
+          onRedisLoss: "hold",
+        };
+      },
+      beforeFirstModelCall: (goalId) => node?.beforeFirstModelCall(goalId) ?? Promise.resolve(),
+      inferenceSlot: (provider, signal) => node?.inferenceSlot(provider, signal) ?? Promise.resolve(() => {}),
+      beforeToolCall: (goalId, signal) => node?.beforeToolCall(goalId, signal) ?? Promise.resolve(),
+    });
+    const answer = latch();
+    let down = false;
+    try {
+      node = await ClusterNode.start(h.home.config, h.rt, () => {});
+      server.script(forGoal("lift-goal"), [turn.text("done lift-goal", { until: answer.promise })]);
+      const { goal_id } = await node.goals.submit({ goal: "run lift-goal", manifest: manifest() });
+      await until(
+        () => (server.requestsMatching(forGoal("lift-goal")).length > 0 ? true : undefined),
+        20_000,
+      );
+
+      // Cut off: the fence falls, and its freeze of the goal's container hangs in the engine.
+      await redis.stop();
+      down = true;
+      await until(() => (calls.length > 0 ? true : undefined), 10_000);
+      expect(calls).toEqual([{ op: "pause", goalId: goal_id, fenced: true }]);
+      // Back: a heartbeat renews the lease and looks; its lift waits for the freeze.
+      await redis.start();
+      down = false;
+      await until(
+        async () => ((await raw.exists(`aido:node:${NODE}:alive`).catch(() => 0)) === 1 ? true : undefined),
+        10_000,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      // Cut off again while the lift waits.
+      await redis.stop();
+      down = true;
+      await until(() => (node?.fenceStatus().fenced && calls.length === 1 ? true : undefined), 5_000);
+      // The lift's wait for the freeze (10 s) ends: nothing is unfrozen, the fence stays.
+      await new Promise((r) => setTimeout(r, 11_000));
+      expect(calls.filter((c) => c.op === "unpause")).toEqual([]);
+      expect(node.fenceStatus().fenced).toBe(true);
+      expect(h.rt.audit.query({ kind: "cluster.unfenced" })).toEqual([]);
+
+      // Back for good, the engine answering: the fence is lifted and the goal's container
+      // unfrozen once, while the node is not fenced.
+      freezeAnswered.open();
+      await redis.start();
+      down = false;
+      await until(
+        () => (h.rt.audit.query({ kind: "cluster.unfenced" }).length > 0 ? true : undefined),
+        20_000,
+      );
+      expect(calls.filter((c) => c.op === "unpause")).toEqual([
+        { op: "unpause", goalId: goal_id, fenced: false },
+      ]);
+    } finally {
+      freezeAnswered.open();
+      answer.open();
+      // Started again only when stopped: a second start's server lost the port, and the first
+      // one was then left running (untracked) after the file.
+      if (down) await redis.start().catch(() => {});
+      await until(() => (node?.fenceStatus().fenced === false ? true : undefined), 20_000).catch(() => {});
+      await node?.stop();
+      await h.close();
+      raw.disconnect();
+    }
+  }, 90_000);
+});
