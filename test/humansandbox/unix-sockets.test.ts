@@ -2,13 +2,13 @@
 // connect(2) to a socket in it, and the task runs as the person's uid, so an input holding
 // an ssh-agent's, a D-Bus bus's or the Docker engine's socket gave an AI-written script the
 // host's services. Here the host's side is this test's own listeners (stream, datagram) in an input
-// folder: by default the task cannot reach it by any way an attacker would try (a plain
+// folder: by default the task reaches neither by any way an attacker would try (a plain
 // connect, a datagram socketpair's sendto, an int argument with high bits set, the x32
-// syscall ABI), and they see nothing; `permissions.unix_sockets: allow` lets it in.
+// syscall ABI), and they see nothing; `permissions.unix_sockets: allow` lets it reach them.
 // A normal task (files, pipes, a stream socketpair, python's multiprocessing) still runs.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, mkdirSync, readFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -190,6 +190,22 @@ describe("unix sockets in a human sandbox", () => {
     expect(connections).toBeGreaterThanOrEqual(1);
     expect(received.join("")).toContain("from-task");
     expect(datagrams).toContain("from-task-dgram");
+    expect((await p.aido("sandbox", "destroy")).code).toBe(0);
+  });
+
+  it("refuses to run in a sandbox whose record predates the choice (its helper may not refuse them)", async () => {
+    const up = await p.aido("sandbox", "up", "--json");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const file = join(sandboxFolder(up.json<{ id: string }>().id), "sandbox.json");
+    const record = JSON.parse(readFileSync(file, "utf8"));
+    delete record.permissions.unix_sockets;
+    writeFileSync(file, JSON.stringify(record));
+    const before = connections;
+    const run = await p.aido("run", "probe.py");
+    expect(run.code).not.toBe(0);
+    expect(run.err.join("\n")).toMatch(/was made before a script was refused Unix sockets/);
+    expect(run.out).toEqual([]);
+    expect(connections).toBe(before);
     expect((await p.aido("sandbox", "destroy")).code).toBe(0);
   });
 
