@@ -28,8 +28,13 @@
  *                       container on an egress network gets the calling agent's relay port,
  *                       or none. Needs Landlock ABI >= 4; on an older kernel it is skipped
  *                       (the executor reports the ABI, the daemon says so once). Given once.
- *   --unconfined        no file rules (trusted callers); seccomp, --fsize and --tcp-connect
- *                       still apply
+ *   --unconfined        no file rules (trusted callers); seccomp, --fsize, --tcp-connect
+ *                       and --no-unix-sockets still apply
+ *   --no-unix-sockets   no Unix socket of its own: socket(AF_UNIX, ...) and
+ *                       socketpair(AF_UNIX, SOCK_DGRAM, ...) fail with EACCES (a second
+ *                       seccomp filter, see apply_unix_filter); on ABI >= 6 the domain is
+ *                       also scoped for abstract unix sockets (with --unconfined, a layer of
+ *                       its own). A stream or seqpacket socketpair and pipes still work.
  *   --reap              stay as the call's reaper (Landlock ABI >= 6 only, see below)
  *   --oom-score-adj N   set /proc/self/oom_score_adj to N (0..1000) first, so that PROG and
  *                       all it starts (the reaper too) inherit it: the executor passes 1000
@@ -185,7 +190,7 @@ static void usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\nusage: %s --abi | [--read DIR] [--write DIR] [--read-file FILE] "
                   "[--write-file FILE] [--read-data DIR] [--read-data-file FILE] [--fsize BYTES] "
-                  "[--tcp-connect PORT[,PORT...]|none] [--unconfined] [--reap] [--oom-score-adj N] "
+                  "[--tcp-connect PORT[,PORT...]|none] [--unconfined] [--no-unix-sockets] [--reap] [--oom-score-adj N] "
                   "-- PROG [ARG...]\n",
           prog);
   exit(2);
@@ -339,7 +344,7 @@ static void apply_landlock(int abi, const struct rule *rules, int n, const struc
 
 /*
  * --unconfined with --tcp-connect: a domain that handles TCP connects and no file access
- * but REFER, granted on "/" (see scope_signals for why a layer must grant it).
+ * but REFER, granted on "/" (see scope_only for why a layer must grant it).
  */
 static void restrict_tcp_only(int abi, const struct tcp_rules *tcp) {
   if (handled_net(abi, tcp) == 0) return;
@@ -358,13 +363,14 @@ static void restrict_tcp_only(int abi, const struct tcp_rules *tcp) {
 }
 
 /*
- * A domain that only scopes signals (ABI >= 6): the reaper's own when it runs unconfined,
- * and the nested one its program runs in. It must still handle REFER and grant it on "/":
+ * A domain that only scopes (ABI >= 6): signals for the reaper's own when it runs
+ * unconfined and for the nested one its program runs in; abstract unix sockets for
+ * --unconfined --no-unix-sockets. It must still handle REFER and grant it on "/":
  * Landlock denies REFER in every layer that does not grant it, handled or not, so a layer
  * with no rules would refuse every rename or link across folders (EXDEV) to the program.
  */
-static void scope_signals(void) {
-  struct ll_ruleset_attr attr = {.handled_access_fs = FS_REFER, .scoped = SCOPE_SIGNAL};
+static void scope_only(uint64_t scoped) {
+  struct ll_ruleset_attr attr = {.handled_access_fs = FS_REFER, .scoped = scoped};
   int ruleset = (int)syscall(__NR_landlock_create_ruleset, &attr, sizeof attr, 0);
   if (ruleset < 0) setup_failed("landlock_create_ruleset");
   struct ll_path_beneath_attr refer = {.allowed_access = FS_REFER};
@@ -393,6 +399,7 @@ static void scope_signals(void) {
 #define DENY_ENOSYS (SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA))
 #define DENY_ENOTSUP (SECCOMP_RET_ERRNO | (EOPNOTSUPP & SECCOMP_RET_DATA))
 #define DENY_ENOPROTO (SECCOMP_RET_ERRNO | (EPROTONOSUPPORT & SECCOMP_RET_DATA))
+#define DENY_EACCES (SECCOMP_RET_ERRNO | (EACCES & SECCOMP_RET_DATA))
 #define PROTO_MPTCP 262          /* IPPROTO_MPTCP */
 #define FLAG_FASTOPEN 0x20000000 /* MSG_FASTOPEN */
 
@@ -496,11 +503,62 @@ static void apply_seccomp(void) {
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) != 0) setup_failed("seccomp");
 }
 
+/*
+ * --no-unix-sockets: a second filter (filters stack, the stricter answer wins). A read-only
+ * bind does not stop connect(2) to a Unix socket in it, and the command runs as the owner
+ * of the sockets it finds there (an ssh-agent, a D-Bus session bus, a Docker socket, a
+ * dev server's): SO_PEERCRED checks pass. Making no AF_UNIX socket, it reaches none, by
+ * path or abstract name. A socketpair's stream and seqpacket sockets are connected to each
+ * other only (connect(2) on them is EISCONN, an address given to send is ignored or
+ * refused), but a datagram one sends to any address given to sendto/sendmsg and may be
+ * connect(2)ed again (measured on Linux 6.18): so a datagram socketpair is refused too.
+ * The arguments checked are ints (the low word, little-endian); a socket type carries its
+ * SOCK_NONBLOCK/SOCK_CLOEXEC flags above SOCK_TYPE_MASK. Foreign syscall ABIs are refused
+ * as in apply_seccomp: i386's socketcall(2) multiplexer (whose arguments sit in memory a
+ * filter cannot read) and x32 never reach the checks; aarch64 has no socketcall.
+ */
+#define AF_UNIX_ 1
+#define SOCK_DGRAM_ 2
+#define SOCK_TYPE_MASK_ 0xf
+
+static void apply_unix_filter(void) {
+  struct sock_filter filter[] = {
+      LD(offsetof(struct seccomp_data, arch)),
+      JEQ(NATIVE_ARCH, 1, 0),
+      RET(DENY_EPERM),
+      LD(NR_OFF),
+#if defined(__x86_64__)
+      JSET(0x40000000, 0, 1), /* x32 */
+      RET(DENY_EPERM),
+#endif
+      /* socket(AF_UNIX, ...) */
+      JEQ(__NR_socket, 0, 3),
+      LD(ARG_LO(0)),
+      JEQ(AF_UNIX_, 0, 1),
+      RET(DENY_EACCES),
+      LD(NR_OFF),
+      /* socketpair(AF_UNIX, SOCK_DGRAM [| flags], ...) */
+      JEQ(__NR_socketpair, 0, 6),
+      LD(ARG_LO(0)),
+      JEQ(AF_UNIX_, 0, 4),
+      LD(ARG_LO(1)),
+      BPF_STMT(BPF_ALU | BPF_AND | BPF_K, SOCK_TYPE_MASK_),
+      JEQ(SOCK_DGRAM_, 0, 1),
+      RET(DENY_EACCES),
+      RET(SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog fprog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) != 0) setup_failed("seccomp (unix sockets)");
+}
+
 /* ---------------------------------------------------------------- the program */
+
+static int no_unix_sockets = 0;
 
 static void run_program(char **argv) __attribute__((noreturn));
 static void run_program(char **argv) {
   apply_seccomp();
+  if (no_unix_sockets) apply_unix_filter();
   execvp(argv[0], argv);
   int err = errno;
   fprintf(stderr, "%s: %s: %s\n", prog, argv[0], strerror(err));
@@ -545,7 +603,7 @@ static void reap(char **argv) {
   if (child == 0) {
     /* Neither the subreaper flag nor the parent-death signal is inherited by a fork. */
     sigprocmask(SIG_SETMASK, &original, NULL);
-    scope_signals();
+    scope_only(SCOPE_SIGNAL);
     run_program(argv);
   }
   int status = 0;
@@ -653,6 +711,10 @@ int main(int argc, char **argv) {
       reaper = 1;
       continue;
     }
+    if (strcmp(a, "--no-unix-sockets") == 0) {
+      no_unix_sockets = 1;
+      continue;
+    }
     int kind = strcmp(a, "--read") == 0             ? READ_DIR
                : strcmp(a, "--write") == 0          ? WRITE_DIR
                : strcmp(a, "--read-file") == 0      ? READ_FILE
@@ -705,10 +767,11 @@ int main(int argc, char **argv) {
             prog, abi);
     exit(125);
   }
-  if (!unconfined) apply_landlock(abi, rules, n, &tcp);
+  if (!unconfined) apply_landlock(abi, rules, n, &tcp); /* scopes abstract sockets at ABI >= 6 */
   else {
     restrict_tcp_only(abi, &tcp);
-    if (reaper) scope_signals();
+    uint64_t scoped = (reaper ? SCOPE_SIGNAL : 0) | (no_unix_sockets && abi >= 6 ? SCOPE_ABSTRACT_UNIX_SOCKET : 0);
+    if (scoped != 0) scope_only(scoped);
   }
   free(rules);
   if (reaper) reap(&argv[i]);

@@ -95,6 +95,12 @@ async function makeSandbox(opts: UpOptions, made: { paths?: SandboxPaths }): Pro
       `a host list (permissions.network) needs an image built from the sandbox recipe, whose Landlock helper holds the script to the proxy's port; ${spec.runtime} has none: use a python: or node: runtime, or docker://${opts.config.sandbox.image}`,
       { runtime: spec.runtime },
     );
+  if (spec.unixSockets === "deny" && runtime.mountExecutor)
+    throw new AidoError(
+      ErrorCode.configInvalid,
+      `${spec.runtime} has no Landlock helper to refuse the script Unix sockets (permissions.unix_sockets: deny, the default), so the script could connect to any socket in its inputs (an ssh-agent's, a D-Bus bus's, the Docker engine's): use a python: or node: runtime or docker://${opts.config.sandbox.image}, or set permissions.unix_sockets: allow in the sandbox file`,
+      { runtime: spec.runtime },
+    );
   const id = newSandboxId();
   const paths = sandboxPaths(opts.cwd, id);
   made.paths = paths;
@@ -128,7 +134,7 @@ async function makeSandbox(opts: UpOptions, made: { paths?: SandboxPaths }): Pro
     runtime: runtime.choice,
     spec_file: file,
     spec_sha256: sha,
-    permissions: { filesystem: spec.filesystem, network },
+    permissions: { filesystem: spec.filesystem, network, unix_sockets: spec.unixSockets },
     flags: {
       network: Boolean(opts.network),
       dangerous_allow_mutations: Boolean(opts.allowMutations),
@@ -156,12 +162,20 @@ async function makeSandbox(opts: UpOptions, made: { paths?: SandboxPaths }): Pro
     image: runtime.image,
     runtime: runtime.choice,
     expires_at: record.expires_at,
+    unix_sockets: spec.unixSockets,
   });
   const warn = (message: string, flag?: string) => {
     notice(`warning: ${message}`);
     appendEvent(paths, flag ? { event: "warning", message, flag } : { event: "warning", message });
   };
   if (hosts) notice(`network: only ${hosts.join(", ")}, through the egress proxy (each run's network.log)`);
+  if (spec.unixSockets === "deny")
+    notice("unix sockets: refused to the script (permissions.unix_sockets: allow to let it connect to them)");
+  else
+    warn(
+      "unix sockets are allowed: the script can connect, as you, to any socket in its inputs and work folder (an ssh-agent, a D-Bus bus, the Docker engine)",
+      "permissions.unix_sockets",
+    );
   if (network === true)
     warn(
       "network is allowed: the sandbox is on the engine's default bridge",

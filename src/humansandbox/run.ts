@@ -252,6 +252,13 @@ async function runInSandbox(
         scrubber,
         log: (m) => notice(`warning: ${scrubber.scrub(m)}`),
       });
+    const unixSockets = record.permissions.unix_sockets;
+    if (unixSockets === undefined)
+      throw new AidoError(
+        ErrorCode.sandboxFailed,
+        `sandbox ${record.id} was made before a script was refused Unix sockets, and its container may not refuse them: destroy it and bring it up again`,
+        { id: record.id },
+      );
     sb = await attach(docker, record, opts.cwd, opts.config);
     task = await stageTask(opts.cwd, record, paths, sb, opts.task, warnScrubbed);
     writeRunJson(task);
@@ -270,6 +277,8 @@ async function runInSandbox(
       confinement: "unconfined",
       // A host list: the proxy variables, and a TCP connect to the relay's port only.
       ...(egress ? { connect: egress.connect } : {}),
+      // No Unix socket of its own unless the sandbox file allows them (spec.ts).
+      denyUnixSockets: unixSockets === "deny",
       env: { PYTHONUNBUFFERED: "1", ...egress?.env, ...env },
       timeoutMs,
       maxOutputBytes: 64 * 1024,

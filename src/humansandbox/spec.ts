@@ -85,6 +85,12 @@ export const SandboxFileSchema = z.strictObject({
           message: "must be false, true (all), or a list of hosts (host, host:port, host:*, *.domain, an IP)",
         })
         .optional(),
+      unix_sockets: z
+        .enum(["deny", "allow"], {
+          message:
+            'must be "deny" (the default: the script makes no Unix socket, so it reaches none in its inputs) or "allow"',
+        })
+        .optional(),
     })
     .optional(),
   env: z
@@ -120,6 +126,13 @@ export interface SandboxSpec {
    * spell them ("pypi.org", "host:8080", "host:*", "*.domain", an IP literal).
    */
   network: SandboxNetwork;
+  /**
+   * "deny" (the default): the task makes no Unix socket of its own (aido-landlock
+   * --no-unix-sockets), so it connects to none it finds in its inputs or work folder, an
+   * ssh-agent's, a D-Bus bus's or the Docker engine's: a read-only bind does not stop a
+   * connect, and the task runs as the person's uid. "allow": it may.
+   */
+  unixSockets: UnixSockets;
   env: Record<string, string>;
   cpus: number;
   memoryMb: number;
@@ -127,6 +140,7 @@ export interface SandboxSpec {
 }
 
 export type SandboxNetwork = boolean | string[];
+export type UnixSockets = "deny" | "allow";
 
 export const DEFAULT_TTL_MS = 3_600_000;
 
@@ -176,6 +190,7 @@ export function parseSandboxSpec(
     outputs: f.outputs ?? [],
     filesystem: f.permissions?.filesystem ?? "readwrite",
     network: f.permissions?.network ?? false,
+    unixSockets: f.permissions?.unix_sockets ?? "deny",
     env: f.env ?? {},
     cpus: f.resources?.cpu ?? s.cpus,
     memoryMb: f.resources?.memory === undefined ? s.memoryMb : (parseMemoryMb(f.resources.memory) as number),

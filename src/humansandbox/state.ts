@@ -109,8 +109,17 @@ export interface SandboxRecord {
   runtime: RuntimeChoice;
   spec_file: string | null;
   spec_sha256: string | null;
-  /** network: false, true (all: the default bridge), or the host list (through the proxy). */
-  permissions: { filesystem: "readonly" | "readwrite" | "none"; network: boolean | string[] };
+  /**
+   * network: false, true (all: the default bridge), or the host list (through the proxy).
+   * unix_sockets: whether the task may make Unix sockets (spec.ts); absent in a record made
+   * before the task was refused them, whose sandbox `run` refuses (its container's helper
+   * may not know the refusal).
+   */
+  permissions: {
+    filesystem: "readonly" | "readwrite" | "none";
+    network: boolean | string[];
+    unix_sockets?: "deny" | "allow";
+  };
   /** With a host list: the sandbox's internal network and its relay (humansandbox/egress.ts). */
   egress?: { network: string; relay: string; address: string };
   /** The escape hatches used at `up`, with the confirmation that allowed them. */
@@ -186,7 +195,15 @@ export function readRecord(paths: SandboxPaths): SandboxRecord | undefined {
 }
 
 export type SandboxEvent =
-  | { event: "created"; id: string; name: string; image: string; runtime: RuntimeChoice; expires_at: string }
+  | {
+      event: "created";
+      id: string;
+      name: string;
+      image: string;
+      runtime: RuntimeChoice;
+      expires_at: string;
+      unix_sockets: "deny" | "allow";
+    }
   | { event: "warning"; message: string; flag?: string }
   | { event: "run_started"; run_id: string; task: string[]; timeout_ms: number }
   | {

@@ -50,6 +50,12 @@ export interface ExecRequest {
    * --tcp-connect, Landlock ABI >= 4). A confined exec names its ports in confinement.connect.
    */
   connect?: number[];
+  /**
+   * The command makes no Unix socket of its own (aido-landlock --no-unix-sockets): it
+   * connects to none it finds in its mounts, by path or abstract name. A stream socketpair
+   * and pipes still work. A human sandbox's task unless its file allows them.
+   */
+  denyUnixSockets?: boolean;
   cwd?: string;
   env?: Record<string, string>;
   timeoutMs?: number;

@@ -1,7 +1,8 @@
 // A human sandbox on an image not built from the recipe (`runtime: docker://IMAGE`): the
 // host's executor bundle is bind-mounted and runs on the image's own node; the image has no
 // Landlock helper, so the person's script runs unconfined (as the human sandbox always
-// runs it) straight from the executor. The recipe's base layer stands in for such an image:
+// runs it) straight from the executor, and only when the file allows it Unix sockets (no
+// helper refuses them). The recipe's base layer stands in for such an image:
 // Debian with python3 and node, no /opt/aido.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,7 +23,7 @@ describe("a docker:// runtime without the helper", () => {
     const base = `aido-sandbox-base:${readRecipe(p.home.config).baseHash.slice(0, 16)}`;
     p.write(
       "sandbox.yaml",
-      [`runtime: docker://${base}`, "permissions: { filesystem: readwrite }"].join("\n"),
+      [`runtime: docker://${base}`, "permissions: { filesystem: readwrite, unix_sockets: allow }"].join("\n"),
     );
     p.write("hello.py", "import os\nprint('hello from', os.getcwd())\n");
     const up = await p.aido("sandbox", "up");
@@ -42,6 +43,20 @@ describe("a docker:// runtime with a host list", () => {
     expect(up.code).toBe(2);
     expect(up.err.join("\n")).toMatch(
       /a host list \(permissions\.network\) needs an image built from the sandbox recipe/,
+    );
+    expect((await p.aido("sandbox", "list", "--json")).json<unknown[]>()).toHaveLength(before);
+  });
+});
+
+describe("a docker:// runtime with Unix sockets refused (the default)", () => {
+  it("is refused at up, before anything is made: only the recipe's helper refuses them", async () => {
+    const base = `aido-sandbox-base:${readRecipe(p.home.config).baseHash.slice(0, 16)}`;
+    p.write("plain.yaml", `runtime: docker://${base}\n`);
+    const before = (await p.aido("sandbox", "list", "--json")).json<unknown[]>().length;
+    const up = await p.aido("sandbox", "up", "-f", "plain.yaml");
+    expect(up.code).toBe(2);
+    expect(up.err.join("\n")).toMatch(
+      /has no Landlock helper to refuse the script Unix sockets \(permissions\.unix_sockets: deny, the default\)/,
     );
     expect((await p.aido("sandbox", "list", "--json")).json<unknown[]>()).toHaveLength(before);
   });

@@ -2,7 +2,8 @@
 // reports the kernel's ABI, honours its rules and nothing else, gives no rule to a path
 // with a symlink in it, scopes signals and abstract sockets, refuses every way of making a
 // setuid/setgid file, reserving disk past the size limit or writing extended attributes,
-// caps file size, and refuses bad arguments with exit 2 and a message.
+// caps file size, makes no Unix socket with --no-unix-sockets, and refuses bad arguments
+// with exit 2 and a message.
 // Each command runs through an unconfined exec (itself already under the helper's seccomp
 // filter); the helper under test is called explicitly inside it.
 
@@ -304,6 +305,32 @@ describe("aido-landlock", () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toContain("usage: aido-landlock");
+  });
+
+  it("--no-unix-sockets refuses an AF_UNIX socket and a datagram socketpair, confined or not, with or without a reaper", async () => {
+    const probe = [
+      "import socket",
+      "def t(name, f):",
+      "    try:",
+      "        f(); print(name, 'ok')",
+      "    except OSError as e:",
+      "        print(name, e.errno)",
+      "t('stream', lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK))",
+      "t('dgram', lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))",
+      "t('pair-dgram', lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC))",
+      "t('pair-stream', lambda: socket.socketpair())",
+      "t('pair-seqpacket', lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET))",
+      "t('inet', lambda: socket.socket(socket.AF_INET))",
+    ].join("\n");
+    const refused = "stream 13\ndgram 13\npair-dgram 13\npair-stream ok\npair-seqpacket ok\ninet ok\n";
+    for (const mode of [["--unconfined"], ["--unconfined", "--reap"], [...SYSTEM, "--read", "/tmp"]]) {
+      const r = await helper([...mode, "--no-unix-sockets", "--", "python3", "-c", probe]);
+      expect(r.stdout, `${mode.join(" ")}: ${r.stderr}`).toBe(refused);
+    }
+    const plain = await helper(["--unconfined", "--", "python3", "-c", probe]);
+    expect(plain.stdout).toBe(
+      "stream ok\ndgram ok\npair-dgram ok\npair-stream ok\npair-seqpacket ok\ninet ok\n",
+    );
   });
 
   it("reports a program it cannot run as 127, like a shell", async () => {

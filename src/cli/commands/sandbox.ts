@@ -45,6 +45,8 @@ function view(cwd: string, r: SandboxRecord) {
     runtime: r.runtime.requested,
     network: r.permissions.network,
     filesystem: r.permissions.filesystem,
+    // null: made before the task was refused them (`run` refuses such a sandbox).
+    unix_sockets: r.permissions.unix_sockets ?? null,
     runs: runCount(cwd, r.id),
     ...(r.destroy_reason ? { destroyed_at: r.destroyed_at, destroy_reason: r.destroy_reason } : {}),
     folder: sandboxPaths(cwd, r.id).root,

@@ -2,6 +2,7 @@
 // Landlock helper (aido-landlock, see sandbox-image/aido-landlock.c):
 //     aido-landlock <rules of the calling agent> -- /bin/dash -c CMD   (or -- ARGV...)
 //     aido-landlock --unconfined -- ...                                 (trusted callers)
+//     aido-landlock --unconfined --no-unix-sockets -- ...       (a human sandbox's task)
 // so the command and everything it starts are bound by the agent's file grants (and, in a
 // container on an egress network, by its relay port: --tcp-connect), cannot make
 // setuid/setgid files, and (with maxFileBytes) cannot grow a file past a size. On
@@ -156,6 +157,11 @@ function parsePorts(v: unknown, what: string): number[] | undefined {
   return v as number[];
 }
 
+function parseDenyUnixSockets(v: unknown): boolean {
+  if (v === undefined || typeof v === "boolean") return v === true;
+  fail("invalid_input", "denyUnixSockets must be true or false");
+}
+
 /** aido-landlock --tcp-connect for these ports ("none" for an empty list); nothing when absent. */
 function tcpArgs(ports: readonly number[] | undefined): string[] {
   if (!ports) return [];
@@ -173,13 +179,24 @@ export function wrapperFor(
    * carries its ports in confinement.connect.
    */
   unconfinedConnect?: readonly number[],
+  /** No Unix socket of the command's own (aido-landlock --no-unix-sockets). */
+  denyUnixSockets = false,
 ): { args: string[]; env: Record<string, string> } {
   if (!env.helper) {
     // A human sandbox on a foreign image (docker://...): no helper, so no domain, no
-    // seccomp filter, no size limit and no TCP rule; only trusted callers may run there.
-    if (confinement === "unconfined" && maxFileBytes === undefined && unconfinedConnect === undefined)
+    // seccomp filter, no size limit, no TCP rule and no Unix socket refusal; only trusted
+    // callers that ask for none of them may run there.
+    if (
+      confinement === "unconfined" &&
+      maxFileBytes === undefined &&
+      unconfinedConnect === undefined &&
+      !denyUnixSockets
+    )
       return { args: [], env: {} };
-    fail("landlock_unavailable", `this image has no ${HELPER}: commands can only run unconfined in it`);
+    fail(
+      "landlock_unavailable",
+      `this image has no ${HELPER}: commands can only run unconfined in it, with Unix sockets allowed`,
+    );
   }
   // 0 is a limit too, the tightest: a goal at its quota may delete files but grow none.
   const options =
@@ -188,6 +205,7 @@ export function wrapperFor(
   // container runs out of memory: set before the helper forks, so nothing starts without it.
   options.push("--oom-score-adj", "1000");
   if (env.reaper) options.push("--reap");
+  if (denyUnixSockets) options.push("--no-unix-sockets");
   if (confinement === "unconfined")
     return { args: ["--unconfined", ...options, ...tcpArgs(unconfinedConnect), "--"], env: {} };
   if (env.landlockAbi === 0) {
@@ -233,6 +251,7 @@ export function opExec(
     env,
     typeof a.maxFileBytes === "number" && Number.isFinite(a.maxFileBytes) ? a.maxFileBytes : undefined,
     parsePorts(a.connect, "connect"),
+    parseDenyUnixSockets(a.denyUnixSockets),
   );
   const program = (argv as string[] | null) ?? [SHELL, "-c", a.command as string];
   const extraEnv = (a.env && typeof a.env === "object" ? a.env : {}) as Record<string, string>;
