@@ -13,11 +13,12 @@
 import { createServer, Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { ClusterNode } from "../../src/cluster/node.js";
-import { type Harness, openHarness } from "../agent/harness.js";
+import type { Harness } from "../agent/harness.js";
 import { until } from "../daemon/process.js";
 import { latch, type ProviderServer, turn } from "../support/provider-server.js";
 import { forGoal, manifest, startRedis } from "./fixture.js";
 import { withProvider } from "./support/file-cluster.js";
+import { openNodeHarness } from "./support/node-harness.js";
 
 const NODE = "n-dead-socket";
 let server: ProviderServer;
@@ -74,20 +75,7 @@ describe("cluster mode: a node whose connection to Redis goes silent", () => {
     const proxy = await silencingProxy(redis.url);
     let node: ClusterNode | undefined;
     const logs: string[] = [];
-    const h: Harness = await openHarness(server, {
-      config: (c) => {
-        c.cluster = {
-          redisUrl: proxy.url,
-          nodeId: NODE,
-          leaseMs: 1_000,
-          heartbeatMs: 250,
-          onRedisLoss: "hold",
-        };
-      },
-      beforeFirstModelCall: (goalId) => node?.beforeFirstModelCall(goalId) ?? Promise.resolve(),
-      inferenceSlot: (provider, signal) => node?.inferenceSlot(provider, signal) ?? Promise.resolve(() => {}),
-      beforeToolCall: (goalId, signal) => node?.beforeToolCall(goalId, signal) ?? Promise.resolve(),
-    });
+    const h: Harness = await openNodeHarness(server, { redisUrl: proxy.url, nodeId: NODE, node: () => node });
     const answer = latch();
     try {
       node = await ClusterNode.start(h.home.config, h.rt, (m) => logs.push(m));

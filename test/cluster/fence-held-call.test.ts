@@ -8,11 +8,12 @@
 
 import { describe, expect, it } from "vitest";
 import { ClusterNode } from "../../src/cluster/node.js";
-import { type Harness, openHarness } from "../agent/harness.js";
+import type { Harness } from "../agent/harness.js";
 import { until } from "../daemon/process.js";
 import { latch, type ProviderServer, turn } from "../support/provider-server.js";
 import { forGoal, manifest, startRedis } from "./fixture.js";
 import { withProvider } from "./support/file-cluster.js";
+import { openNodeHarness } from "./support/node-harness.js";
 
 const NODE = "n-held-call";
 let server: ProviderServer;
@@ -22,20 +23,7 @@ describe("cluster mode: a tool call held by the fence whose goal is stopped", ()
   it("does not run, and is audited as refused at the hold", async () => {
     const redis = await startRedis();
     let node: ClusterNode | undefined;
-    const h: Harness = await openHarness(server, {
-      config: (c) => {
-        c.cluster = {
-          redisUrl: redis.url,
-          nodeId: NODE,
-          leaseMs: 1_000,
-          heartbeatMs: 250,
-          onRedisLoss: "hold",
-        };
-      },
-      beforeFirstModelCall: (goalId) => node?.beforeFirstModelCall(goalId) ?? Promise.resolve(),
-      inferenceSlot: (provider, signal) => node?.inferenceSlot(provider, signal) ?? Promise.resolve(() => {}),
-      beforeToolCall: (goalId, signal) => node?.beforeToolCall(goalId, signal) ?? Promise.resolve(),
-    });
+    const h: Harness = await openNodeHarness(server, { redisUrl: redis.url, nodeId: NODE, node: () => node });
     let down = false;
     try {
       node = await ClusterNode.start(h.home.config, h.rt, () => {});

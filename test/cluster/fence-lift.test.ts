@@ -13,11 +13,12 @@ import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { ClusterNode } from "../../src/cluster/node.js";
 import type { SandboxBackend } from "../../src/sandbox/backend.js";
-import { type Harness, noContainers, openHarness } from "../agent/harness.js";
+import { type Harness, noContainers } from "../agent/harness.js";
 import { until } from "../daemon/process.js";
 import { latch, type ProviderServer, turn } from "../support/provider-server.js";
 import { forGoal, manifest, startRedis } from "./fixture.js";
 import { withProvider } from "./support/file-cluster.js";
+import { openNodeHarness } from "./support/node-harness.js";
 
 const NODE = "n-fence-lift";
 let server: ProviderServer;
@@ -43,20 +44,11 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
         calls.push({ op: "unpause", goalId, fenced: fenced() });
       },
     };
-    const h: Harness = await openHarness(server, {
+    const h: Harness = await openNodeHarness(server, {
       backend,
-      config: (c) => {
-        c.cluster = {
-          redisUrl: redis.url,
-          nodeId: NODE,
-          leaseMs: 1_000,
-          heartbeatMs: 250,
-          onRedisLoss: "hold",
-        };
-      },
-      beforeFirstModelCall: (goalId) => node?.beforeFirstModelCall(goalId) ?? Promise.resolve(),
-      inferenceSlot: (provider, signal) => node?.inferenceSlot(provider, signal) ?? Promise.resolve(() => {}),
-      beforeToolCall: (goalId, signal) => node?.beforeToolCall(goalId, signal) ?? Promise.resolve(),
+      redisUrl: redis.url,
+      nodeId: NODE,
+      node: () => node,
     });
     const answer = latch();
     let down = false;

@@ -10,11 +10,12 @@ import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { ClusterNode } from "../../src/cluster/node.js";
-import { type Harness, openHarness } from "../agent/harness.js";
+import type { Harness } from "../agent/harness.js";
 import { until } from "../daemon/process.js";
 import { latch, type ProviderServer, turn } from "../support/provider-server.js";
 import { forGoal, manifest, startRedis } from "./fixture.js";
 import { withProvider } from "./support/file-cluster.js";
+import { openNodeHarness } from "./support/node-harness.js";
 
 const NODE = "n-unstopped";
 let server: ProviderServer;
@@ -26,19 +27,7 @@ describe("cluster mode: a lost goal whose stop throws on a normal heartbeat", ()
     const raw = new Redis(redis.url);
     let node: ClusterNode | undefined;
     const logs: string[] = [];
-    const h: Harness = await openHarness(server, {
-      config: (c) => {
-        c.cluster = {
-          redisUrl: redis.url,
-          nodeId: NODE,
-          leaseMs: 1_000,
-          heartbeatMs: 250,
-          onRedisLoss: "hold",
-        };
-      },
-      beforeFirstModelCall: (goalId) => node?.beforeFirstModelCall(goalId) ?? Promise.resolve(),
-      inferenceSlot: (provider, signal) => node?.inferenceSlot(provider, signal) ?? Promise.resolve(() => {}),
-    });
+    const h: Harness = await openNodeHarness(server, { redisUrl: redis.url, nodeId: NODE, node: () => node });
     try {
       node = await ClusterNode.start(h.home.config, h.rt, (m) => logs.push(m));
       const answer = latch();
