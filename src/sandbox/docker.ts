@@ -93,7 +93,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   /** Goals whose sandbox was removed for good (remove()): a later acquire is refused. */
   private readonly retired = new Set<string>();
   /** Goals whose container is frozen (pause), with what lets their waiting acquires go on. */
-  private readonly frozen = new Map<string, { promise: Promise<void>; open: () => void }>();
+  private readonly frozen = new Map<string, { promise: Promise<void>; open: () => void; again: boolean }>();
   /**
    * Goals this process made (or tried to make) a container, network or MCP server for, or
    * found a running container of at start-up, or whose network a sweep kept (a live goal's,
@@ -319,12 +319,15 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async pause(goalId: string): Promise<"paused"> {
     assertGoalId(goalId);
-    if (!this.frozen.has(goalId)) {
+    const held = this.frozen.get(goalId);
+    if (held)
+      held.again = true; // an unpause under way leaves it frozen
+    else {
       let open = () => {};
       const promise = new Promise<void>((r) => {
         open = r;
       });
-      this.frozen.set(goalId, { promise, open });
+      this.frozen.set(goalId, { promise, open, again: false });
     }
     await this.containers.pause(this.containerName(goalId));
     return "paused";
@@ -333,9 +336,18 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async unpause(goalId: string): Promise<void> {
     assertGoalId(goalId);
     const f = this.frozen.get(goalId);
-    this.frozen.delete(goalId);
-    f?.open();
-    await this.containers.unpause(this.containerName(goalId));
+    if (f) f.again = false;
+    try {
+      await this.containers.unpause(this.containerName(goalId));
+    } finally {
+      // Waiting acquires go on once the engine has unfrozen it (an exec into a container still
+      // paused is refused), or has refused to (they then fail rather than wait for good) —
+      // unless it was frozen again meanwhile.
+      if (f && this.frozen.get(goalId) === f && !f.again) {
+        this.frozen.delete(goalId);
+        f.open();
+      }
+    }
   }
 
   async remove(goalId: string, opts: { deleteFolders?: boolean } = {}): Promise<void> {
