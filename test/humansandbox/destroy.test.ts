@@ -4,14 +4,13 @@
 // recursive walk goes all the same.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { connect, createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { containerNameOf } from "../../src/humansandbox/container.js";
 import { destroySandbox, sandboxUp } from "../../src/humansandbox/lifecycle.js";
+import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 import { canMakeUndeletable, makeUndeletable } from "../support/undeletable.js";
 import { makeProject, type Project, startAido } from "./fixture.js";
 
@@ -211,39 +210,9 @@ describe("a sandbox file a task swapped for a FIFO", () => {
   }, 120_000);
 });
 
-/**
- * The real engine behind a socket that answers the requests `fail` picks with a 500 (an
- * engine that refuses, a daemon restarting): what no request to a healthy engine makes fail.
- */
-async function refusingEngine(fail: RegExp): Promise<{ docker: Docker; close: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), "aido-engine-"));
-  const socket = join(dir, "docker.sock");
-  const server = createServer((client) => {
-    const upstream = connect("/var/run/docker.sock");
-    upstream.on("error", () => client.destroy());
-    client.on("error", () => upstream.destroy());
-    upstream.pipe(client);
-    client.on("data", (chunk: Buffer) => {
-      const line = /^[A-Z]+ \S+/.exec(chunk.toString("latin1"))?.[0];
-      if (line && fail.test(line)) {
-        const body = JSON.stringify({ message: `injected refusal of ${line}` });
-        client.end(
-          `HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-        );
-        upstream.destroy();
-        return;
-      }
-      upstream.write(chunk);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(socket, resolve));
-  return {
-    docker: new Docker({ socketPath: socket }),
-    close: async () => {
-      await new Promise((resolve) => server.close(resolve));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+/** The real engine, refusing the requests `fail` picks with a 500 (test/support/engine-proxy.ts). */
+function refusingEngine(fail: RegExp): Promise<EngineProxy> {
+  return engineProxy((line) => (fail.test(line) ? "refuse" : undefined));
 }
 
 describe("an up whose start fails and whose cleanup fails too", () => {

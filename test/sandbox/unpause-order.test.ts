@@ -5,50 +5,16 @@
 // here is the real one, behind a socket that holds every unpause request a while (an engine
 // slow to unfreeze: cgroup freezer under load).
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { connect, createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
 const HOLD_MS = 800;
 
-/** The real engine behind a socket that forwards requests matching `slow` HOLD_MS late. */
-async function slowEngine(slow: RegExp): Promise<{ docker: Docker; close: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), "aido-engine-"));
-  const socket = join(dir, "docker.sock");
-  const server = createServer((client) => {
-    const upstream = connect("/var/run/docker.sock");
-    upstream.on("error", () => client.destroy());
-    client.on("error", () => upstream.destroy());
-    upstream.pipe(client);
-    // Chunks keep their order: a held request holds what follows it on its connection.
-    let queue = Promise.resolve();
-    client.on("data", (chunk: Buffer) => {
-      const line = /^[A-Z]+ \S+/.exec(chunk.toString("latin1"))?.[0];
-      const wait = line && slow.test(line) ? HOLD_MS : 0;
-      queue = queue.then(async () => {
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        upstream.write(chunk);
-      });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(socket, resolve));
-  return {
-    docker: new Docker({ socketPath: socket }),
-    close: async () => {
-      await new Promise((resolve) => server.close(resolve));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-let engine: Awaited<ReturnType<typeof slowEngine>>;
+let engine: EngineProxy;
 let fx: SandboxFixture;
 beforeAll(async () => {
-  engine = await slowEngine(/^POST \S+\/unpause$/);
+  engine = await engineProxy((line) => (/^POST \S+\/unpause$/.test(line) ? HOLD_MS : undefined));
   fx = makeSandboxFixture(() => {}, { docker: engine.docker });
 });
 afterAll(async () => {
