@@ -5,7 +5,7 @@
 
 import { type IncomingMessage, request } from "node:http";
 import { describe, expect, it } from "vitest";
-import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
+import { manifest, rpcError, useDaemonPerTest } from "../daemon/fixture.js";
 import { eventually, openStream, openUi, signIn } from "./fixture.js";
 
 const suite = useDaemonPerTest();
@@ -47,25 +47,31 @@ describe("the event stream", () => {
       req.end();
     });
     const reading = await openStream(ui, session, "/api/events");
-    // Refused calls, each with a long path in its tool.denied reason: megabytes of events
-    // in seconds, and no container (the capability stage refuses before any).
+    // Refused calls, each with a long program name in its tool.denied reason: megabytes of
+    // events in seconds, and no container (exec's needs are stated by its command, so the
+    // capability stage refuses a program no grant names before any container is asked for).
     const socket = await fx.client();
     const agent = await socket.call("agent.spawn", {
-      manifest: manifest("writer", { capabilities: ["tool: file_write", "file_write: /workspace/ok/**"] }),
+      manifest: manifest("runner", { capabilities: ["tool: exec", "exec: ls"] }),
     });
-    const path = `/workspace/${"p".repeat(3000)}`;
+    const command = `/workspace/${"p".repeat(3000)}`;
+    const first = await rpcError(
+      socket.call("tool.invoke", { agent_id: agent.agent_id, tool: "exec", input: { command } }),
+    );
+    expect(first.details.stage, first.message).toBe("capability");
+    expect(first.message).toContain(command);
     const before = reading.events.length;
     const droppedLogged = () => fx.logs.some((l) => l.includes("dropping an event stream"));
+    // Until the daemon drops the slow reader: how much that takes depends on how much the
+    // kernel buffers for an unread socket (tcp_rmem's maximum was 6 MiB, 32 MiB since Linux
+    // 6.16), so the loop is bounded by time, not by a count tuned to one kernel.
     let sent = 0;
-    while (!droppedLogged() && sent < 20_000) {
+    const until = Date.now() + 60_000;
+    while (!droppedLogged() && Date.now() < until) {
       await Promise.all(
         Array.from({ length: 50 }, () =>
           socket
-            .call("tool.invoke", {
-              agent_id: agent.agent_id,
-              tool: "file_write",
-              input: { path, content: "x" },
-            })
+            .call("tool.invoke", { agent_id: agent.agent_id, tool: "exec", input: { command } })
             .catch(() => undefined),
         ),
       );
