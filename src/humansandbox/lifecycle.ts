@@ -6,13 +6,13 @@
 // script did. `purge` removes the whole folder.
 
 import { createHash } from "node:crypto";
-import { chownSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { basename } from "node:path";
+import { closeSync, existsSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { connectDocker } from "../sandbox/engine.js";
-import { removeTreeNoFollow } from "../sandbox/folders.js";
+import { fdPath } from "../sandbox/untrusted-files.js";
 import {
   attach,
   containerNameOf,
@@ -42,6 +42,7 @@ import {
   sandboxPaths,
   writeRecord,
 } from "./state.js";
+import { makeWorkingDir, openSandboxes, removeIn, sandboxDir, withDir } from "./store-dirs.js";
 
 export interface UpOptions {
   cwd: string;
@@ -105,14 +106,19 @@ async function makeSandbox(opts: UpOptions, made: { paths?: SandboxPaths }): Pro
   const paths = sandboxPaths(opts.cwd, id);
   made.paths = paths;
   const who = containerUser();
-  ensureDirs(opts.cwd, paths);
-  for (const d of [paths.work, paths.output, paths.stream]) {
-    mkdirSync(d, { recursive: true, mode: 0o755 });
-    if (process.getuid?.() === 0) chownSync(d, who.uid, who.gid);
-  }
-  // Declared outputs are written at their paths in /workspace, read-only or not.
-  const links =
-    spec.filesystem === "none" ? undefined : linkOutputs(paths.work, paths.output, spec.outputs, who);
+  // Every folder made through the one above it, held open (store-dirs.ts): never a path.
+  const links = withDir(ensureDirs(opts.cwd, paths), (sandbox) => {
+    const work = makeWorkingDir(sandbox, "work", paths.work, who);
+    return withDir(work, (w) =>
+      withDir(makeWorkingDir(sandbox, "output", paths.output, who), (out) => {
+        closeSync(makeWorkingDir(sandbox, "stream", paths.stream, who));
+        // Declared outputs are written at their paths in /workspace, read-only or not.
+        return spec.filesystem === "none"
+          ? undefined
+          : linkOutputs(fdPath(w), fdPath(out), spec.outputs, who);
+      }),
+    );
+  });
   const now = Date.now();
   const limits = {
     memoryMb: spec.memoryMb,
@@ -325,9 +331,24 @@ export async function destroySandbox(
   await attempt(() => removeContainer(docker, record.container, cwd, id));
   const egress = record.egress;
   if (egress) await attempt(() => removeSandboxNetwork(docker, egress, paths, cwd, id));
-  // What a collection killed mid-copy left in the project (output-place.ts).
-  await attempt(() => removeLeftovers(cwd, paths.root, id));
-  for (const d of [paths.work, paths.output, paths.stream]) await attempt(() => removeTreeNoFollow(d));
+  // Through the sandbox's folder reached without following a link (store-dirs.ts): a
+  // sandbox folder swapped for a link (or .aido, or sandboxes) had root remove the work,
+  // output and stream folders of wherever it pointed.
+  let dir: number | undefined;
+  await attempt(() => {
+    dir = sandboxDir(cwd, id);
+  });
+  if (dir !== undefined) {
+    const sandbox = dir;
+    try {
+      // What a collection killed mid-copy left in the project (output-place.ts).
+      await attempt(() => removeLeftovers(cwd, fdPath(sandbox), id));
+      for (const name of ["work", "output", "stream"])
+        await attempt(() => removeIn(sandbox, name, join(paths.root, name)));
+    } finally {
+      closeSync(sandbox);
+    }
+  }
   if (failures.length > 0) {
     for (const error of failures) appendEvent(paths, { event: "destroy_failed", reason, error });
     throw new SandboxDestroyError(id, failures);
@@ -339,7 +360,7 @@ export async function destroySandbox(
     writeRecord(paths, record);
     appendEvent(paths, { event: "destroyed", reason });
   }
-  if (opts.purge) removeTreeNoFollow(paths.root);
+  if (opts.purge) withDir(openSandboxes(cwd) as number, (store) => removeIn(store, id, paths.root));
   else giveEvidence(cwd, paths, () => {});
   return record;
 }
