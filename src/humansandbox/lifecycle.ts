@@ -27,8 +27,9 @@ import { openSandboxNetwork, removeSandboxNetwork, sandboxEgressNames } from "./
 import { removeLeftovers } from "./output-place.js";
 import { linkOutputs } from "./outputs.js";
 import { recheckInputs, resolveInputs } from "./paths.js";
+import { recordSpecText } from "./record-trust.js";
 import { Scrubber } from "./scrub.js";
-import { loadSandboxSpec, parseSandboxSpec, type SandboxSpec, sandboxEnvValues } from "./spec.js";
+import { envValuesOf, loadSandboxSpec, parseSandboxSpec, type SandboxSpec } from "./spec.js";
 import {
   appendEvent,
   ensureDirs,
@@ -36,6 +37,7 @@ import {
   giveEvidence,
   isExpired,
   newSandboxId,
+  projectOwner,
   readRecord,
   type SandboxPaths,
   type SandboxRecord,
@@ -319,7 +321,7 @@ export async function destroySandbox(
   if (!record) throw new AidoError(ErrorCode.notFound, `no sandbox ${id} in this project`, { id });
   const docker = opts.docker ?? connectDocker();
   const reason = opts.reason ?? "destroyed by the user";
-  const scrubber = new Scrubber(sandboxEnvValues(record.spec_file));
+  const scrubber = new Scrubber(envForScrub(cwd, record, paths));
   const failures: string[] = [];
   const attempt = async (part: () => unknown): Promise<void> => {
     try {
@@ -365,6 +367,23 @@ export async function destroySandbox(
   return record;
 }
 
+/**
+ * The sandbox file's env values for the scrubber of destroy's messages, read leniently
+ * (spec.ts sandboxEnvValues). A sandbox file a root aido refuses to read (record-trust.ts)
+ * gives none, and the refusal is in events.log (with `paths`): destroy still goes on.
+ */
+function envForScrub(cwd: string, record: SandboxRecord, paths?: SandboxPaths): Record<string, string> {
+  let text: string | null;
+  try {
+    text = recordSpecText(cwd, record);
+  } catch (e) {
+    if (paths && e instanceof AidoError && e.code === ErrorCode.configInvalid && projectOwner(cwd))
+      appendEvent(paths, { event: "warning", message: e.message });
+    return {};
+  }
+  return text === null ? {} : envValuesOf(text);
+}
+
 /** What a sweep did: the sandboxes it destroyed, and those it could not (tried again next sweep). */
 export interface SweepReport {
   swept: string[];
@@ -396,7 +415,7 @@ export async function sweepExpiredSandboxes(
         report.failed.push({ id: r.id, error: e.failures.join("; ") });
         continue;
       }
-      const error = new Scrubber(sandboxEnvValues(r.spec_file)).scrub(errorMessage(e));
+      const error = new Scrubber(envForScrub(cwd, r)).scrub(errorMessage(e));
       report.failed.push({ id: r.id, error });
       try {
         appendEvent(sandboxPaths(cwd, r.id), { event: "destroy_failed", reason: "ttl expired", error });

@@ -22,11 +22,12 @@ import { type NetworkCounts, type RunEgress, serveRunEgress } from "./egress.js"
 import { destroySandbox, refusalOf } from "./lifecycle.js";
 import { type CollectResult, collectOutputs } from "./outputs.js";
 import { diffOfPaths, inGitRepo } from "./outputs-diff.js";
+import { assertRecordUser, recordSpecText } from "./record-trust.js";
 import { newRunDir, pointLatest, type RunSummary, writeSummary } from "./run-evidence.js";
 import { stageTask } from "./run-stage.js";
 import { POLL_MS, RunStreams, STOP_FOLD_BYTES } from "./run-streams.js";
 import { Scrubber } from "./scrub.js";
-import { loadSandboxSpec } from "./spec.js";
+import { parseSandboxSpec } from "./spec.js";
 import {
   activeRecord,
   appendEvent,
@@ -54,12 +55,13 @@ export interface RunOptions {
 /** Env values from the sandbox file as it is now (they are never stored by Aido). */
 function envOf(
   record: SandboxRecord,
+  text: string | null,
   config: Config,
   paths: SandboxPaths,
   notice: (m: string) => void,
 ): Record<string, string> {
-  if (!record.spec_file) return {};
-  const spec = loadSandboxSpec(record.spec_file, config, record.name);
+  if (!record.spec_file || text === null) return {};
+  const spec = parseSandboxSpec(text, record.spec_file, config, record.name);
   const names = Object.keys(spec.env).sort();
   if (names.join(",") !== record.env_names.join(",")) {
     const message = `${record.spec_file} now declares env ${names.join(", ") || "(none)"}; the sandbox was made with ${record.env_names.join(", ") || "(none)"}`;
@@ -81,7 +83,16 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
       await destroySandbox(opts.cwd, record.id, { docker, reason: "ttl expired" });
     throw new AidoError(ErrorCode.sandboxUnavailable, refusal, { id: record.id });
   }
-  const env = envOf(record, opts.config, paths, notice);
+  let text: string | null;
+  try {
+    // The record's fields a root aido acts on (record-trust.ts): refused, audited, nothing run.
+    assertRecordUser(record);
+    text = recordSpecText(opts.cwd, record);
+  } catch (e) {
+    appendEvent(paths, { event: "run_refused", reason: errorMessage(e) });
+    throw e;
+  }
+  const env = envOf(record, text, opts.config, paths, notice);
   const signals = new StopSignals();
   const run = newRunDir(paths);
   // The sandbox's folder held open for the run: its working folders are reached through it,

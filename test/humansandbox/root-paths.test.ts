@@ -13,6 +13,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -64,6 +65,13 @@ function victim(): string {
     writeFileSync(join(v, d, "keep.txt"), "root's\n");
   }
   return v;
+}
+
+function editRecord(id: string, change: (r: Record<string, unknown>) => void): void {
+  const file = sandboxPaths(p.dir, id).record;
+  const r = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  change(r);
+  writeFileSync(file, JSON.stringify(r));
 }
 
 describe.runIf(asRoot)("root never acts through a link in the person's evidence store", () => {
@@ -170,5 +178,58 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     // Before: root put the task's file in the folder linked to, by the task's name.
     expect(readdirSync(v)).toEqual([]);
     expect(r.err.join("\n")).toMatch(/cannot stage crontab\.sh into the sandbox's work folder/);
+  }, 180_000);
+});
+
+describe.runIf(asRoot)("root trusts no field of sandbox.json the person edited", () => {
+  it("run reads no sandbox file but the project owner's own, in the project, not a link", async () => {
+    const id = await up();
+    const secret = join(box, "secret");
+    symlinkSync(secret, join(p.dir, "link.yaml"));
+    const ownedByRoot = join(p.dir, "root.yaml");
+    writeFileSync(ownedByRoot, `${SECRET}: 1\n`);
+    for (const [file, why] of [
+      [secret, /not the project owner's/],
+      [join(p.dir, "link.yaml"), /is a link/],
+      [ownedByRoot, /not the project owner's/],
+    ] as const) {
+      editRecord(id, (r) => {
+        r.spec_file = file;
+      });
+      const r = await p.aido("run", "--sandbox", id, "true");
+      // Before: read as root, its parse error named its first key.
+      expect(r.err.join("\n"), file).not.toContain(SECRET);
+      expect(r.code, file).not.toBe(0);
+      expect(r.err.join("\n"), file).toMatch(why);
+      const events = readFileSync(sandboxPaths(p.dir, id).events, "utf8");
+      expect(events).toMatch(/"run_refused".*a root aido reads only the project's own sandbox file/);
+    }
+    // The project owner's own file, in the project: the run goes.
+    editRecord(id, (r) => {
+      r.spec_file = join(p.dir, "sb.yaml");
+    });
+    const ok = await p.aido("run", "--sandbox", id, "true");
+    expect(ok.code, ok.err.join("\n")).toBe(0);
+  }, 180_000);
+
+  it("run gives no run's files to a user edited into the record", async () => {
+    const id = await up();
+    editRecord(id, (r) => {
+      r.user = `${PERSON}:${PERSON}`;
+    });
+    const r = await p.aido("run", "--sandbox", id, "true");
+    expect(r.code).not.toBe(0);
+    expect(r.err.join("\n")).toMatch(/names user "4242:4242"; sandboxes made as root run as 1000:1000/);
+    expect(existsSync(join(sandboxPaths(p.dir, id).runs, "run-001"))).toBe(false);
+  }, 180_000);
+
+  it("run uses no container whose inputs the record no longer lists as they were made", async () => {
+    const id = await up();
+    editRecord(id, (r) => {
+      r.inputs = [];
+    });
+    const r = await p.aido("run", "--sandbox", id, "true");
+    expect(r.code).not.toBe(0);
+    expect(r.err.join("\n")).toMatch(/lists inputs its container was not made with/);
   }, 180_000);
 });
