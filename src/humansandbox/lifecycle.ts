@@ -332,10 +332,10 @@ export async function destroySandbox(
   };
   await attempt(() => removeContainer(docker, record.container, cwd, id));
   const egress = record.egress;
-  if (egress) await attempt(() => removeSandboxNetwork(docker, egress, paths, cwd, id));
+  if (egress) await attempt(() => removeSandboxNetwork(docker, egress, cwd, id));
   // Through the sandbox's folder reached without following a link (store-dirs.ts): a
   // sandbox folder swapped for a link (or .aido, or sandboxes) had root remove the work,
-  // output and stream folders of wherever it pointed.
+  // output, stream and egress folders of wherever it pointed.
   let dir: number | undefined;
   await attempt(() => {
     dir = sandboxDir(cwd, id);
@@ -345,7 +345,7 @@ export async function destroySandbox(
     try {
       // What a collection killed mid-copy left in the project (output-place.ts).
       await attempt(() => removeLeftovers(cwd, fdPath(sandbox), id));
-      for (const name of ["work", "output", "stream"])
+      for (const name of ["work", "output", "stream", "egress"])
         await attempt(() => removeIn(sandbox, name, join(paths.root, name)));
     } finally {
       closeSync(sandbox);

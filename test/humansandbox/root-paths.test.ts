@@ -60,7 +60,7 @@ async function up(): Promise<string> {
 /** A root folder with the working folders' names in it, each holding a file of root's. */
 function victim(): string {
   const v = mkdtempSync(join(box, "victim-"));
-  for (const d of ["work", "output", "stream"]) {
+  for (const d of ["work", "output", "stream", "egress"]) {
     mkdirSync(join(v, d));
     writeFileSync(join(v, d, "keep.txt"), "root's\n");
   }
@@ -113,7 +113,7 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     }
     expect(swapped).toBe(true);
     // Before: root removed the work, output and stream folders of the folder linked to.
-    for (const d of ["work", "output", "stream"]) expect(existsSync(join(v, d, "keep.txt")), d).toBe(true);
+    for (const d of ["work", "output", "stream", "egress"]) expect(existsSync(join(v, d, "keep.txt")), d).toBe(true);
     expect(String(failure)).toMatch(/is not a folder of the evidence store/);
     unlinkSync(paths.root);
     renameSync(`${paths.root}-moved`, paths.root);
