@@ -267,6 +267,7 @@ export async function attach(
   }
   if (!isSandboxOf(info.Config.Labels, cwd, record.id))
     throw notSandboxOf("container", record.container, record.id);
+  assertInputsOf(info, record);
   container = docker.getContainer(info.Id);
   if (!info.State.Running) {
     beforeStart();
@@ -279,6 +280,27 @@ export async function attach(
   );
   await sb.ready();
   return sb;
+}
+
+/**
+ * The record's inputs are the container's own (/inputs binds, as the engine holds them):
+ * the record is the project owner's file, and before each start recheckInputs checks the
+ * record's list; an input taken out of it (or changed) had its mount bound again unchecked,
+ * the folder the person swapped for a link to .aido included.
+ */
+function assertInputsOf(info: Docker.ContainerInspectInfo, record: SandboxRecord): void {
+  const key = (source: string, target: string) => `${source}\0${target}`;
+  const held = (info.Mounts ?? [])
+    .filter((m) => m.Type === "bind" && (m.Destination === "/inputs" || m.Destination.startsWith("/inputs/")))
+    .map((m) => key(m.Source, m.Destination))
+    .sort();
+  const recorded = record.inputs.map((m) => key(m.source, m.target)).sort();
+  if (held.join("\n") !== recorded.join("\n"))
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `sandbox ${record.id}'s record lists inputs its container was not made with (sandbox.json was changed on the host): the container is not used; destroy the sandbox and start a new one`,
+      { id: record.id },
+    );
 }
 
 /** Remove the container `name` of sandbox `id` of the project at `cwd`: only when its labels say it is that. */

@@ -34,7 +34,6 @@ import { EGRESS_SOCKET } from "../egress/types.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { RuntimeContainers } from "../sandbox/docker-containers.js";
 import { type EgressEndpoint, EgressNetworks, removeRelayAndNetwork } from "../sandbox/egress-network.js";
-import { removeTreeNoFollow } from "../sandbox/folders.js";
 import { parseGrant } from "../security/grants.js";
 import { ensurePrivateDir } from "../security/private-home.js";
 import { isSandboxOf, LABEL, notSandboxOf, projectLabelOf } from "./container.js";
@@ -96,36 +95,33 @@ export function sandboxEgressNames(
 
 /**
  * Relay and network removed by their recorded names (after the sandbox's container: a
- * network in use stays), then the share folder. Needs no config: the TTL sweep runs first.
- * The folder goes also when the relay or network would not: it holds only the proxy's
- * socket, which no `aido run` serves once the sandbox is being destroyed, and a relay left
- * bound to it reaches nothing without it. The relay's failure is still thrown (the destroy
- * reports it, the record stays running, the next destroy removes it by its recorded name).
+ * network in use stays). Needs no config: the TTL sweep runs first. The share folder is
+ * destroy's to remove with the other working folders (lifecycle.ts, through the sandbox's
+ * folder held open), also when the relay or network would not go: it holds only the
+ * proxy's socket, which no `aido run` serves once the sandbox is being destroyed, and a
+ * relay left bound to it reaches nothing without it. The relay's failure is still thrown
+ * (the destroy reports it, the record stays running, the next destroy removes it by its
+ * recorded name).
  */
 export async function removeSandboxNetwork(
   docker: Docker,
   egress: { network: string; relay: string },
-  paths: SandboxPaths,
   cwd: string,
   id: string,
 ): Promise<void> {
-  try {
-    // By the names the record gives, only when the engine's labels say they are this sandbox's.
-    const labels = await Promise.all([
-      docker
-        .getContainer(egress.relay)
-        .inspect()
-        .then((i) => ["relay container", egress.relay, i.Config.Labels] as const, absent),
-      docker
-        .getNetwork(egress.network)
-        .inspect()
-        .then((n: Docker.NetworkInspectInfo) => ["network", egress.network, n.Labels] as const, absent),
-    ]);
-    for (const l of labels) if (l && !isSandboxOf(l[2], cwd, id)) throw notSandboxOf(l[0], l[1], id);
-    await removeRelayAndNetwork(docker, egress.relay, egress.network);
-  } finally {
-    removeTreeNoFollow(paths.egress);
-  }
+  // By the names the record gives, only when the engine's labels say they are this sandbox's.
+  const labels = await Promise.all([
+    docker
+      .getContainer(egress.relay)
+      .inspect()
+      .then((i) => ["relay container", egress.relay, i.Config.Labels] as const, absent),
+    docker
+      .getNetwork(egress.network)
+      .inspect()
+      .then((n: Docker.NetworkInspectInfo) => ["network", egress.network, n.Labels] as const, absent),
+  ]);
+  for (const l of labels) if (l && !isSandboxOf(l[2], cwd, id)) throw notSandboxOf(l[0], l[1], id);
+  await removeRelayAndNetwork(docker, egress.relay, egress.network);
 }
 
 /** A 404 of the engine: nothing there to check or remove. */

@@ -6,13 +6,13 @@
 // script did. `purge` removes the whole folder.
 
 import { createHash } from "node:crypto";
-import { chownSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { basename } from "node:path";
+import { closeSync, existsSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { connectDocker } from "../sandbox/engine.js";
-import { removeTreeNoFollow } from "../sandbox/folders.js";
+import { fdPath } from "../sandbox/untrusted-files.js";
 import {
   attach,
   containerNameOf,
@@ -27,8 +27,9 @@ import { openSandboxNetwork, removeSandboxNetwork, sandboxEgressNames } from "./
 import { removeLeftovers } from "./output-place.js";
 import { linkOutputs } from "./outputs.js";
 import { recheckInputs, resolveInputs } from "./paths.js";
+import { recordSpecText } from "./record-trust.js";
 import { Scrubber } from "./scrub.js";
-import { loadSandboxSpec, parseSandboxSpec, type SandboxSpec, sandboxEnvValues } from "./spec.js";
+import { envValuesOf, loadSandboxSpec, parseSandboxSpec, type SandboxSpec } from "./spec.js";
 import {
   appendEvent,
   ensureDirs,
@@ -36,12 +37,14 @@ import {
   giveEvidence,
   isExpired,
   newSandboxId,
+  projectOwner,
   readRecord,
   type SandboxPaths,
   type SandboxRecord,
   sandboxPaths,
   writeRecord,
 } from "./state.js";
+import { makeWorkingDir, openSandboxes, removeIn, sandboxDir, withDir } from "./store-dirs.js";
 
 export interface UpOptions {
   cwd: string;
@@ -105,14 +108,19 @@ async function makeSandbox(opts: UpOptions, made: { paths?: SandboxPaths }): Pro
   const paths = sandboxPaths(opts.cwd, id);
   made.paths = paths;
   const who = containerUser();
-  ensureDirs(opts.cwd, paths);
-  for (const d of [paths.work, paths.output, paths.stream]) {
-    mkdirSync(d, { recursive: true, mode: 0o755 });
-    if (process.getuid?.() === 0) chownSync(d, who.uid, who.gid);
-  }
-  // Declared outputs are written at their paths in /workspace, read-only or not.
-  const links =
-    spec.filesystem === "none" ? undefined : linkOutputs(paths.work, paths.output, spec.outputs, who);
+  // Every folder made through the one above it, held open (store-dirs.ts): never a path.
+  const links = withDir(ensureDirs(opts.cwd, paths), (sandbox) => {
+    const work = makeWorkingDir(sandbox, "work", paths.work, who);
+    return withDir(work, (w) =>
+      withDir(makeWorkingDir(sandbox, "output", paths.output, who), (out) => {
+        closeSync(makeWorkingDir(sandbox, "stream", paths.stream, who));
+        // Declared outputs are written at their paths in /workspace, read-only or not.
+        return spec.filesystem === "none"
+          ? undefined
+          : linkOutputs(fdPath(w), fdPath(out), spec.outputs, who);
+      }),
+    );
+  });
   const now = Date.now();
   const limits = {
     memoryMb: spec.memoryMb,
@@ -313,7 +321,7 @@ export async function destroySandbox(
   if (!record) throw new AidoError(ErrorCode.notFound, `no sandbox ${id} in this project`, { id });
   const docker = opts.docker ?? connectDocker();
   const reason = opts.reason ?? "destroyed by the user";
-  const scrubber = new Scrubber(sandboxEnvValues(record.spec_file));
+  const scrubber = new Scrubber(envForScrub(cwd, record, paths));
   const failures: string[] = [];
   const attempt = async (part: () => unknown): Promise<void> => {
     try {
@@ -324,10 +332,25 @@ export async function destroySandbox(
   };
   await attempt(() => removeContainer(docker, record.container, cwd, id));
   const egress = record.egress;
-  if (egress) await attempt(() => removeSandboxNetwork(docker, egress, paths, cwd, id));
-  // What a collection killed mid-copy left in the project (output-place.ts).
-  await attempt(() => removeLeftovers(cwd, paths.root, id));
-  for (const d of [paths.work, paths.output, paths.stream]) await attempt(() => removeTreeNoFollow(d));
+  if (egress) await attempt(() => removeSandboxNetwork(docker, egress, cwd, id));
+  // Through the sandbox's folder reached without following a link (store-dirs.ts): a
+  // sandbox folder swapped for a link (or .aido, or sandboxes) had root remove the work,
+  // output, stream and egress folders of wherever it pointed.
+  let dir: number | undefined;
+  await attempt(() => {
+    dir = sandboxDir(cwd, id);
+  });
+  if (dir !== undefined) {
+    const sandbox = dir;
+    try {
+      // What a collection killed mid-copy left in the project (output-place.ts).
+      await attempt(() => removeLeftovers(cwd, fdPath(sandbox), id));
+      for (const name of ["work", "output", "stream", "egress"])
+        await attempt(() => removeIn(sandbox, name, join(paths.root, name)));
+    } finally {
+      closeSync(sandbox);
+    }
+  }
   if (failures.length > 0) {
     for (const error of failures) appendEvent(paths, { event: "destroy_failed", reason, error });
     throw new SandboxDestroyError(id, failures);
@@ -339,9 +362,26 @@ export async function destroySandbox(
     writeRecord(paths, record);
     appendEvent(paths, { event: "destroyed", reason });
   }
-  if (opts.purge) removeTreeNoFollow(paths.root);
+  if (opts.purge) withDir(openSandboxes(cwd) as number, (store) => removeIn(store, id, paths.root));
   else giveEvidence(cwd, paths, () => {});
   return record;
+}
+
+/**
+ * The sandbox file's env values for the scrubber of destroy's messages, read leniently
+ * (spec.ts sandboxEnvValues). A sandbox file a root aido refuses to read (record-trust.ts)
+ * gives none, and the refusal is in events.log (with `paths`): destroy still goes on.
+ */
+function envForScrub(cwd: string, record: SandboxRecord, paths?: SandboxPaths): Record<string, string> {
+  let text: string | null;
+  try {
+    text = recordSpecText(cwd, record);
+  } catch (e) {
+    if (paths && e instanceof AidoError && e.code === ErrorCode.configInvalid && projectOwner(cwd))
+      appendEvent(paths, { event: "warning", message: e.message });
+    return {};
+  }
+  return text === null ? {} : envValuesOf(text);
 }
 
 /** What a sweep did: the sandboxes it destroyed, and those it could not (tried again next sweep). */
@@ -375,7 +415,7 @@ export async function sweepExpiredSandboxes(
         report.failed.push({ id: r.id, error: e.failures.join("; ") });
         continue;
       }
-      const error = new Scrubber(sandboxEnvValues(r.spec_file)).scrub(errorMessage(e));
+      const error = new Scrubber(envForScrub(cwd, r)).scrub(errorMessage(e));
       report.failed.push({ id: r.id, error });
       try {
         appendEvent(sandboxPaths(cwd, r.id), { event: "destroy_failed", reason: "ttl expired", error });

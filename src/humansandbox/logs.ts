@@ -1,16 +1,29 @@
 // humansandbox/logs.ts — `aido logs`: a run's recorded output and (with a host list) its
 // network log, read from the evidence (already scrubbed of env values), and --follow, which keeps reading while the run is
 // still going (its run.json names the `aido run` process; the run is over when its
-// summary.json appears or that process is gone).
+// summary.json appears or that process is gone). Run as root in someone else's project the
+// store is the person's: the run's folder is reached folder by folder and its files read
+// only when each is a plain file of one name (store-dirs.ts), never through a link they put
+// there (runs/run-001/stdout.log -> /etc/shadow had root print the file to them).
 
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
+import { fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
 import type { RunSummary } from "./run-evidence.js";
 import { activeRecord, type SandboxRecord, sandboxPaths } from "./state.js";
+import { notPlainFile, openDirIn, openSandboxDir, readPlainIn, sandboxDir, withDir } from "./store-dirs.js";
 
-export interface RunLogs {
+/** A run located in the project at `cwd`: `dir` is its folder's path, as shown (never read by it). */
+export interface LocatedRun {
+  cwd: string;
+  sandbox: SandboxRecord;
+  runId: string;
+  dir: string;
+}
+
+export interface RunLogs extends LocatedRun {
   sandbox: SandboxRecord;
   runId: string;
   dir: string;
@@ -22,22 +35,30 @@ export interface RunLogs {
   network: Array<NetworkLine & { time: string }>;
 }
 
-function runIds(runsDir: string): string[] {
-  return existsSync(runsDir)
-    ? readdirSync(runsDir)
-        .filter((n) => /^run-\d+$/.test(n))
-        .sort()
-    : [];
+function runIds(cwd: string, id: string): string[] {
+  const sandbox = openSandboxDir(cwd, id);
+  if (sandbox === undefined) return [];
+  const runs = withDir(sandbox, (d) => openDirIn(d, "runs", sandboxPaths(cwd, id).runs));
+  if (runs === undefined) return [];
+  return withDir(runs, (r) => readdirSync(fdPath(r)))
+    .filter((n) => /^run-\d+$/.test(n))
+    .sort();
 }
 
-export function locateRun(
-  cwd: string,
-  sandboxId?: string,
-  runId?: string,
-): { sandbox: SandboxRecord; runId: string; dir: string } {
+/** The run's folder, reached folder by folder without following a link, open (close it). */
+function openRun(at: LocatedRun): number {
+  const paths = sandboxPaths(at.cwd, at.sandbox.id);
+  const runs = withDir(sandboxDir(at.cwd, at.sandbox.id), (d) => openDirIn(d, "runs", paths.runs));
+  const run = runs === undefined ? undefined : withDir(runs, (r) => openDirIn(r, at.runId, at.dir));
+  if (run === undefined)
+    throw new AidoError(ErrorCode.notFound, `${at.dir} is gone`, { id: at.sandbox.id, run_id: at.runId });
+  return run;
+}
+
+export function locateRun(cwd: string, sandboxId?: string, runId?: string): LocatedRun {
   const sandbox = activeRecord(cwd, sandboxId);
   const runs = sandboxPaths(cwd, sandbox.id).runs;
-  const ids = runIds(runs);
+  const ids = runIds(cwd, sandbox.id);
   const id = runId ?? ids.at(-1);
   if (id === undefined)
     throw new AidoError(
@@ -56,34 +77,31 @@ export function locateRun(
         run_id: id,
       },
     );
-  return { sandbox, runId: id, dir: join(runs, id) };
+  return { cwd, sandbox, runId: id, dir: join(runs, id) };
 }
 
-function readOr(path: string, fallback: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return fallback;
-  }
+/** The run's file `name` (open folder `run`), "" when it is not there yet; a link or a hard link is refused. */
+function readIn(run: number, at: LocatedRun, name: string): string {
+  return readPlainIn(run, name, join(at.dir, name)) ?? "";
 }
 
-function summaryOf(dir: string): RunSummary | null {
-  const text = readOr(join(dir, "summary.json"), "");
+function summaryOf(run: number, at: LocatedRun): RunSummary | null {
+  const text = readIn(run, at, "summary.json");
   return text === "" ? null : (JSON.parse(text) as RunSummary);
 }
 
 export function readRunLogs(cwd: string, sandboxId?: string, runId?: string): RunLogs {
   const at = locateRun(cwd, sandboxId, runId);
-  return {
+  return withDir(openRun(at), (run) => ({
     ...at,
-    stdout: readOr(join(at.dir, "stdout.log"), ""),
-    stderr: readOr(join(at.dir, "stderr.log"), ""),
-    summary: summaryOf(at.dir),
-    network: readOr(join(at.dir, "network.log"), "")
+    stdout: readIn(run, at, "stdout.log"),
+    stderr: readIn(run, at, "stderr.log"),
+    summary: summaryOf(run, at),
+    network: readIn(run, at, "network.log")
       .split("\n")
       .filter((l) => l.trim() !== "")
       .map((l) => JSON.parse(l) as NetworkLine & { time: string }),
-  };
+  }));
 }
 
 function processAlive(pid: number): boolean {
@@ -97,20 +115,40 @@ function processAlive(pid: number): boolean {
 
 /** Print a run's output as it is written until the run ends; returns its summary (null if it died unfinished). */
 export async function followRun(
-  dir: string,
+  at: LocatedRun,
   onStdout: (text: string) => void,
   onStderr: (text: string) => void,
   pollMs = 50,
+): Promise<RunSummary | null> {
+  const run = openRun(at);
+  try {
+    return await follow(run, at, onStdout, onStderr, pollMs);
+  } finally {
+    closeSync(run);
+  }
+}
+
+async function follow(
+  run: number,
+  at: LocatedRun,
+  onStdout: (text: string) => void,
+  onStderr: (text: string) => void,
+  pollMs: number,
 ): Promise<RunSummary | null> {
   const pos = { out: 0, err: 0 };
   const pull = (file: string, key: "out" | "err", emit: (t: string) => void): void => {
     let fd: number;
     try {
-      fd = openSync(join(dir, file), "r");
-    } catch {
-      return;
+      fd = openSync(fdPath(run, file), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return;
+      throw code === "ELOOP" ? notPlainFile(join(at.dir, file), "a link") : e;
     }
     try {
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.nlink !== 1)
+        throw notPlainFile(join(at.dir, file), st.isFile() ? "a hard link" : "not a file");
       const buf = Buffer.alloc(64 * 1024);
       for (;;) {
         const n = readSync(fd, buf, 0, buf.length, pos[key]);
@@ -122,13 +160,13 @@ export async function followRun(
       closeSync(fd);
     }
   };
-  const pid = (JSON.parse(readOr(join(dir, "run.json"), "{}")) as { pid?: number }).pid;
+  const pid = (JSON.parse(readIn(run, at, "run.json") || "{}") as { pid?: number }).pid;
   for (;;) {
-    const done = summaryOf(dir);
+    const done = summaryOf(run, at);
     pull("stdout.log", "out", onStdout);
     pull("stderr.log", "err", onStderr);
     if (done) return done;
-    if (pid === undefined || !processAlive(pid)) return summaryOf(dir);
+    if (pid === undefined || !processAlive(pid)) return summaryOf(run, at);
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }

@@ -17,10 +17,10 @@ import {
 import { constants as osConstants } from "node:os";
 import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
-import { removeTreeNoFollow } from "../sandbox/folders.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkCounts } from "./egress.js";
 import type { SandboxPaths, SandboxRecord } from "./state.js";
+import { openDirIn, removeIn, sandboxDir, withDir } from "./store-dirs.js";
 
 export interface RunSummary {
   sandbox_id: string;
@@ -73,11 +73,26 @@ export function exitStatusOf(s: Pick<RunSummary, "exit_code" | "signal" | "timed
  * (to /etc/logrotate.d, say) had root write the task's stdout.log there.
  */
 export function newRunDir(paths: SandboxPaths): { runId: string; dir: string; fd: number } {
+  // runs/ reached folder by folder, never through a link (store-dirs.ts); the run's folder made in it.
+  const runs = withDir(
+    sandboxDir(paths.project, paths.id),
+    (d) => openDirIn(d, "runs", paths.runs) ?? missing(paths.runs),
+  );
+  return withDir(runs, (r) => newRunDirIn(r, paths));
+}
+
+function missing(path: string): never {
+  throw new AidoError(ErrorCode.sandboxFailed, `${path} is gone: the run has nowhere to be recorded`, {
+    path,
+  });
+}
+
+function newRunDirIn(runs: number, paths: SandboxPaths): { runId: string; dir: string; fd: number } {
   for (let n = 1; ; n++) {
     const runId = `run-${String(n).padStart(3, "0")}`;
     const dir = join(paths.runs, runId);
     try {
-      mkdirSync(dir);
+      mkdirSync(fdPath(runs, runId));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       continue;
@@ -90,7 +105,7 @@ export function newRunDir(paths: SandboxPaths): { runId: string; dir: string; fd
       );
     let fd: number;
     try {
-      fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      fd = openSync(fdPath(runs, runId), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
     } catch {
       throw replaced();
     }
@@ -114,11 +129,17 @@ export function writeSummary(paths: SandboxPaths, dir: string, runId: string, su
   pointLatest(paths, runId, "summary.json");
 }
 
-/** Point root/<name> at runs/<run>/<name> (a relative link, replaced atomically). */
+/**
+ * Point root/<name> at runs/<run>/<name> (a relative link, replaced atomically), made and
+ * renamed through the sandbox's folder reached without following a link (store-dirs.ts):
+ * by path, a sandbox folder the person swapped for a link had root put the link and its
+ * temp (removed first, whatever it was) in the folder it pointed at.
+ */
 export function pointLatest(paths: SandboxPaths, runId: string, name: string): void {
-  const link = join(paths.root, name);
-  const tmp = `${link}.tmp-${process.pid}`;
-  removeTreeNoFollow(tmp);
-  symlinkSync(join("runs", runId, name), tmp);
-  renameSync(tmp, link);
+  withDir(sandboxDir(paths.project, paths.id), (dir) => {
+    const tmp = `${name}.tmp-${process.pid}`;
+    removeIn(dir, tmp, join(paths.root, tmp));
+    symlinkSync(join("runs", runId, name), fdPath(dir, tmp));
+    renameSync(fdPath(dir, tmp), fdPath(dir, name));
+  });
 }

@@ -13,12 +13,13 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { basename, extname, join, resolve } from "node:path";
+import { basename, extname, resolve } from "node:path";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { DockerSandbox } from "../sandbox/docker-sandbox.js";
 import { removeTreeNoFollow, restoreOwnerAccess } from "../sandbox/folders.js";
+import { fdPath } from "../sandbox/untrusted-files.js";
 import type { RunSummary } from "./run-evidence.js";
-import type { SandboxPaths, SandboxRecord } from "./state.js";
+import { type SandboxPaths, type SandboxRecord, sandboxPaths } from "./state.js";
 
 const INTERPRETERS: Record<string, string> = {
   ".py": "python3",
@@ -60,7 +61,7 @@ export async function stageTask(
       warn(
         `the work folder had its owner's access taken (mode ${was.toString(8).padStart(3, "0")}, by a task); it was given back (u+rwx)`,
       );
-    stageFile(host, paths.work, name, interpreter ? 0o644 : 0o755);
+    stageFile(host, paths.work, sandboxPaths(cwd, record.id).work, name, interpreter ? 0o644 : 0o755);
   }
   const argv = interpreter ? [interpreter, inBox, ...args] : [inBox, ...args];
   return { kind: "script", file: first, argv };
@@ -70,10 +71,32 @@ export async function stageTask(
  * Put a copy of `src` at work/<name> without following anything there: the work folder is
  * writable by the script (filesystem: readwrite), which may have left a symlink named like
  * the next task pointing at a host file. A temp file is created (O_EXCL | O_NOFOLLOW) and
- * renamed over the name, which replaces a link instead of writing through it.
+ * renamed over the name, which replaces a link instead of writing through it. The work
+ * folder itself is opened without following a link (`shown` is its path as said): run as
+ * root, the sandbox's folder is the person's, and a `work` they renamed away and replaced
+ * by a link to /etc had root put the task's file there, by the task's name (crontab).
  */
-function stageFile(src: string, work: string, name: string, mode: number): void {
-  const tmp = join(work, `.aido-stage-${process.pid}-${Date.now().toString(36)}`);
+function stageFile(src: string, work: string, shown: string, name: string, mode: number): void {
+  let dir: number;
+  try {
+    dir = openSync(work, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (e) {
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `cannot stage ${name} into the sandbox's work folder ${shown} (${errorMessage(e)}): it is not the folder aido made (a link, put there on the host); destroy the sandbox and start a new one`,
+      { path: shown },
+      { cause: e },
+    );
+  }
+  try {
+    stageFileIn(src, dir, shown, name, mode);
+  } finally {
+    closeSync(dir);
+  }
+}
+
+function stageFileIn(src: string, dir: number, work: string, name: string, mode: number): void {
+  const tmp = fdPath(dir, `.aido-stage-${process.pid}-${Date.now().toString(36)}`);
   let fd: number;
   try {
     fd = openSync(
@@ -95,7 +118,7 @@ function stageFile(src: string, work: string, name: string, mode: number): void 
     fchmodSync(fd, mode);
     closeSync(fd);
     open = false;
-    renameSync(tmp, join(work, name));
+    renameSync(tmp, fdPath(dir, name));
   } catch (e) {
     if (open) closeSync(fd);
     removeTreeNoFollow(tmp);

@@ -15,6 +15,7 @@ import { parseUser, removeTreeNoFollow, restoreOwnerAccess } from "../sandbox/fo
 import { fdPath } from "../sandbox/untrusted-files.js";
 import { LineStream, type Scrubber } from "./scrub.js";
 import type { SandboxPaths } from "./state.js";
+import { removeIn, withDir } from "./store-dirs.js";
 
 /** Evidence keeps at most this much of each stream; the rest is counted and cut with a marker. */
 export const MAX_LOG_BYTES = 64 * 1024 * 1024;
@@ -306,7 +307,9 @@ export class RunStreams {
  */
 function removeStream(paths: SandboxPaths, name: string, warn: (message: string) => void): void {
   try {
-    removeTreeNoFollow(join(paths.stream, name));
+    // Through the stream folder opened without following a link, as it was made (makeStream).
+    const dir = openSync(paths.stream, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    withDir(dir, (d) => removeIn(d, name, `stream/${name}`));
   } catch (e) {
     warn(
       `stream/${name} could not be removed at the run's end (${errorMessage(e)}); \`aido sandbox destroy\` removes what the task left`,

@@ -16,16 +16,18 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { DockerSandbox } from "../sandbox/docker-sandbox.js";
 import { connectDocker } from "../sandbox/engine.js";
 import type { ExecResult } from "../sandbox/types.js";
+import { fdPath } from "../sandbox/untrusted-files.js";
 import { attach, STREAM_DIR } from "./container.js";
 import { type NetworkCounts, type RunEgress, serveRunEgress } from "./egress.js";
 import { destroySandbox, refusalOf } from "./lifecycle.js";
 import { type CollectResult, collectOutputs } from "./outputs.js";
 import { diffOfPaths, inGitRepo } from "./outputs-diff.js";
+import { assertRecordUser, recordSpecText } from "./record-trust.js";
 import { newRunDir, pointLatest, type RunSummary, writeSummary } from "./run-evidence.js";
 import { stageTask } from "./run-stage.js";
 import { POLL_MS, RunStreams, STOP_FOLD_BYTES } from "./run-streams.js";
 import { Scrubber } from "./scrub.js";
-import { loadSandboxSpec } from "./spec.js";
+import { parseSandboxSpec } from "./spec.js";
 import {
   activeRecord,
   appendEvent,
@@ -36,6 +38,7 @@ import {
   sandboxPaths,
 } from "./state.js";
 import { StopSignals } from "./stop-signals.js";
+import { sandboxDir } from "./store-dirs.js";
 
 export interface RunOptions {
   cwd: string;
@@ -52,12 +55,13 @@ export interface RunOptions {
 /** Env values from the sandbox file as it is now (they are never stored by Aido). */
 function envOf(
   record: SandboxRecord,
+  text: string | null,
   config: Config,
   paths: SandboxPaths,
   notice: (m: string) => void,
 ): Record<string, string> {
-  if (!record.spec_file) return {};
-  const spec = loadSandboxSpec(record.spec_file, config, record.name);
+  if (!record.spec_file || text === null) return {};
+  const spec = parseSandboxSpec(text, record.spec_file, config, record.name);
   const names = Object.keys(spec.env).sort();
   if (names.join(",") !== record.env_names.join(",")) {
     const message = `${record.spec_file} now declares env ${names.join(", ") || "(none)"}; the sandbox was made with ${record.env_names.join(", ") || "(none)"}`;
@@ -79,16 +83,48 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
       await destroySandbox(opts.cwd, record.id, { docker, reason: "ttl expired" });
     throw new AidoError(ErrorCode.sandboxUnavailable, refusal, { id: record.id });
   }
-  const env = envOf(record, opts.config, paths, notice);
+  let text: string | null;
+  try {
+    // The record's fields a root aido acts on (record-trust.ts): refused, audited, nothing run.
+    assertRecordUser(record);
+    text = recordSpecText(opts.cwd, record);
+  } catch (e) {
+    appendEvent(paths, { event: "run_refused", reason: errorMessage(e) });
+    throw e;
+  }
+  const env = envOf(record, text, opts.config, paths, notice);
   const signals = new StopSignals();
   const run = newRunDir(paths);
+  // The sandbox's folder held open for the run: its working folders are reached through it,
+  // never by a path whose folders the person (the store is theirs under a root aido) swaps.
+  let sandbox: number | undefined;
   try {
-    return await runInSandbox(opts, { record, paths, docker, env, notice, run }, signals);
+    sandbox = sandboxDir(opts.cwd, record.id);
+    const working = workingPaths(paths, sandbox);
+    return await runInSandbox(opts, { record, paths, working, docker, env, notice, run }, signals);
   } finally {
+    if (sandbox !== undefined) closeSync(sandbox);
     signals.release();
     closeSync(run.fd);
     giveEvidence(opts.cwd, paths, notice);
   }
+}
+
+/**
+ * `paths` whose sandbox folder and working folders are names in the folder open at
+ * `sandbox` (/proc/self/fd/N/…): what a run does in them as root (make its stream files,
+ * stage the task, collect the outputs and write the collection's journal) no longer goes
+ * through a sandbox folder the person swapped for a link. Each of them opens its own
+ * folder without following a link (run-streams.ts, run-stage.ts, outputs.ts).
+ */
+function workingPaths(paths: SandboxPaths, sandbox: number): SandboxPaths {
+  return {
+    ...paths,
+    root: fdPath(sandbox),
+    work: fdPath(sandbox, "work"),
+    output: fdPath(sandbox, "output"),
+    stream: fdPath(sandbox, "stream"),
+  };
 }
 
 /** A run in the sandbox `record` says, after runTask's checks, with the stop signals held. */
@@ -97,6 +133,8 @@ async function runInSandbox(
   at: {
     record: SandboxRecord;
     paths: SandboxPaths;
+    /** `paths` with the working folders reached through the sandbox's folder held open (workingPaths). */
+    working: SandboxPaths;
     docker: Docker;
     env: Record<string, string>;
     notice: (m: string) => void;
@@ -105,7 +143,7 @@ async function runInSandbox(
   },
   signals: StopSignals,
 ): Promise<RunSummary> {
-  const { record, paths, docker, env, notice } = at;
+  const { record, paths, working, docker, env, notice } = at;
   const scrubber = new Scrubber(env);
   const { runId, dir } = at.run;
   const started = Date.now();
@@ -223,7 +261,7 @@ async function runInSandbox(
     appendEvent(paths, { event: "warning", message });
   };
   try {
-    opened = RunStreams.open(paths, dir, runId, {
+    opened = RunStreams.open(working, dir, runId, {
       user: record.user,
       scrubber,
       // What a task left is named in these, by names the task chose: scrubbed like its lines.
@@ -260,7 +298,7 @@ async function runInSandbox(
         { id: record.id },
       );
     sb = await attach(docker, record, opts.cwd, opts.config);
-    task = await stageTask(opts.cwd, record, paths, sb, opts.task, warnScrubbed);
+    task = await stageTask(opts.cwd, record, working, sb, opts.task, warnScrubbed);
     writeRunJson(task);
     appendEvent(paths, { event: "run_started", run_id: runId, task: task.argv, timeout_ms: timeoutMs });
     result = await sb.exec({
@@ -309,9 +347,9 @@ async function runInSandbox(
   let collected: CollectResult = { collected: [], skipped: [] };
   try {
     if (record.outputs.length > 0)
-      collected = collectOutputs(paths.output, opts.cwd, record.outputs, {
+      collected = collectOutputs(working.output, opts.cwd, record.outputs, {
         id: record.id,
-        root: paths.root,
+        root: working.root,
         runtime: opts.config,
       });
   } catch (e) {

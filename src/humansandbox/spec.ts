@@ -241,7 +241,7 @@ function hostList(
 }
 
 /** A sandbox file is YAML a person writes: one larger than this is not one. */
-const MAX_SANDBOX_FILE_BYTES = 1024 * 1024;
+export const MAX_SANDBOX_FILE_BYTES = 1024 * 1024;
 
 /**
  * The text of the sandbox file at `file`: a regular file only, opened without blocking. It is
@@ -288,7 +288,16 @@ export function loadSandboxSpec(
 export function sandboxEnvValues(file: string | null): Record<string, string> {
   if (file === null) return {};
   try {
-    const doc = parseDocument(readSandboxFile(file), { prettyErrors: false });
+    return envValuesOf(readSandboxFile(file));
+  } catch {
+    return {};
+  }
+}
+
+/** sandboxEnvValues for a sandbox file's text. */
+export function envValuesOf(text: string): Record<string, string> {
+  try {
+    const doc = parseDocument(text, { prettyErrors: false });
     if (doc.errors.length > 0) return {};
     const js = doc.toJS({ maxAliasCount: 50 }) as { env?: unknown } | null;
     const env = SandboxFileSchema.shape.env.safeParse(js?.env);

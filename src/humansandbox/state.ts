@@ -8,18 +8,14 @@ import { randomBytes } from "node:crypto";
 import {
   closeSync,
   constants,
-  existsSync,
   fchownSync,
   fstatSync,
   lstatSync,
-  mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
   realpathSync,
   renameSync,
   rmSync,
-  statSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
@@ -27,6 +23,18 @@ import { isAbsolute, join, relative, sep } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { fdEntryPath, fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
+import {
+  openDirIn,
+  openSandboxDir,
+  openSandboxes,
+  type ProjectOwner,
+  projectOwner,
+  readPlainIn,
+  sandboxDir,
+  withDir,
+} from "./store-dirs.js";
+
+export { type ProjectOwner, projectOwner };
 
 export const SANDBOX_ID = /^[0-9a-f]{12}$/;
 
@@ -46,6 +54,9 @@ export function sandboxesDir(cwd: string): string {
 }
 
 export interface SandboxPaths {
+  /** The project folder and the sandbox's id: the store is reached from them folder by folder (store-dirs.ts). */
+  project: string;
+  id: string;
   root: string;
   record: string;
   events: string;
@@ -64,6 +75,8 @@ export function sandboxPaths(cwd: string, id: string): SandboxPaths {
   assertSandboxId(id);
   const root = join(sandboxesDir(cwd), id);
   return {
+    project: cwd,
+    id,
     root,
     record: join(root, "sandbox.json"),
     events: join(root, "events.log"),
@@ -140,23 +153,7 @@ export interface SandboxRecord {
  * the folder it pointed at.
  */
 function inSandboxFolder<T>(paths: SandboxPaths, write: (at: (name: string) => string) => T): T {
-  let dir: number;
-  try {
-    dir = openSync(paths.root, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== "ELOOP" && code !== "ENOTDIR") throw e;
-    throw new AidoError(
-      ErrorCode.internal,
-      `${paths.root} is not the sandbox's folder (a link, changed on the host): nothing is written through it`,
-      { path: paths.root },
-    );
-  }
-  try {
-    return write((name) => fdPath(dir, name));
-  } finally {
-    closeSync(dir);
-  }
+  return withDir(sandboxDir(paths.project, paths.id), (dir) => write((name) => fdPath(dir, name)));
 }
 
 /**
@@ -183,11 +180,20 @@ export function writeRecord(paths: SandboxPaths, record: SandboxRecord): void {
   });
 }
 
+/**
+ * The record, read through the sandbox's folder reached without following a link, and only
+ * when it is a plain file of one name (store-dirs.ts readPlainIn): run as root, a
+ * sandbox.json the person made a link to /etc/shadow had root parse it and print the parse
+ * error, the file's first bytes in it.
+ */
 export function readRecord(paths: SandboxPaths): SandboxRecord | undefined {
   try {
-    return JSON.parse(readFileSync(paths.record, "utf8")) as SandboxRecord;
+    const dir = openSandboxDir(paths.project, paths.id);
+    if (dir === undefined) return undefined;
+    const text = withDir(dir, (d) => readPlainIn(d, "sandbox.json", paths.record));
+    return text === undefined ? undefined : (JSON.parse(text) as SandboxRecord);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if (e instanceof AidoError) throw e;
     throw new AidoError(ErrorCode.internal, `cannot read ${paths.record}: ${(e as Error).message}`, {
       path: paths.record,
     });
@@ -284,10 +290,10 @@ export function expiredRecords(cwd: string, nowMs = Date.now()): SandboxRecord[]
 
 /** Every sandbox recorded in the project, oldest first. */
 export function listRecords(cwd: string): SandboxRecord[] {
-  const dir = sandboxesDir(cwd);
-  if (!existsSync(dir)) return [];
+  const dir = openSandboxes(cwd);
+  if (dir === undefined) return [];
   const out: SandboxRecord[] = [];
-  for (const name of readdirSync(dir)) {
+  for (const name of withDir(dir, (d) => readdirSync(fdPath(d)))) {
     if (!SANDBOX_ID.test(name)) continue;
     const r = readRecord(sandboxPaths(cwd, name));
     if (r) out.push(r);
@@ -314,34 +320,21 @@ export function activeRecord(cwd: string, id?: string): SandboxRecord {
   return latest;
 }
 
-/** Whom what the host makes in the project belongs to; undefined: whoever runs aido. */
-export type ProjectOwner = { uid: number; gid: number } | undefined;
-
 /**
- * The project folder's owner when aido runs as root and the folder is someone else's (a
- * `sudo aido …` in the person's project); undefined otherwise. What aido makes in the
- * project (outputs, the evidence store) is then given to that owner: root-owned, the
- * person's editor and git could not rewrite or remove it.
+ * The store's folders down to the sandbox's runs/, each made 0755 through the folder above
+ * it opened without following a link (store-dirs.ts); those made here are the project
+ * owner's, given on their descriptors. Returns the sandbox's folder, open (close it).
  */
-export function projectOwner(project: string): ProjectOwner {
-  if (process.geteuid?.() !== 0) return undefined;
-  const st = statSync(project);
-  return st.uid === 0 ? undefined : { uid: st.uid, gid: st.gid };
-}
-
-/** The store's folders down to the sandbox's runs/, each made 0755; those made here are the project owner's. */
-export function ensureDirs(cwd: string, paths: SandboxPaths): void {
-  const owner = projectOwner(cwd);
-  const projectReal = realpathSync(cwd);
-  for (const d of [join(cwd, ".aido"), sandboxesDir(cwd), paths.root, paths.runs]) {
-    try {
-      mkdirSync(d, { mode: 0o755 });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
-      throw e;
-    }
-    if (owner) giveIfRoots(d, owner, projectReal);
+export function ensureDirs(cwd: string, paths: SandboxPaths): number {
+  const dir = openSandboxDir(cwd, paths.id, true) as number;
+  try {
+    const runs = openDirIn(dir, "runs", paths.runs, { make: true, give: projectOwner(cwd) });
+    if (runs !== undefined) closeSync(runs);
+  } catch (e) {
+    closeSync(dir);
+    throw e;
   }
+  return dir;
 }
 
 /** The folder open at `fd` lies in the project (real path `projectReal`). */
@@ -411,12 +404,15 @@ export function ownEvidence(cwd: string, paths: SandboxPaths): void {
       }
     }
   };
-  let root: number;
+  // Reached level by level: a store or sandbox folder that is a link gets nothing given.
+  let root: number | undefined;
   try {
-    root = openSync(paths.root, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  } catch {
-    return; // purged, or never made
+    root = openSandboxDir(cwd, paths.id);
+  } catch (e) {
+    if (e instanceof AidoError) return;
+    throw e;
   }
+  if (root === undefined) return; // purged, or never made
   try {
     // A store that is a link out of the project: what root made there stays root's.
     if (!inProject(realpathSync(cwd), root)) return;

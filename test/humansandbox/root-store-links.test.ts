@@ -94,18 +94,21 @@ describe.runIf(asRoot)("root in a person's evidence store", () => {
       expect(ownerOf(p), p).toBe(`${PERSON}:${PERSON}`);
   });
 
-  it("gives nothing of a store that is a link out of the project", () => {
+  it("makes and gives nothing of a store that is a link out of the project", () => {
     const box = mkdtempSync(join(tmpdir(), "aido-hs-rootstore-"));
     made.push(box);
     const project = join(box, "project");
     mkdirSync(join(box, "elsewhere"));
     mkdirSync(project);
     chownSync(project, PERSON, PERSON);
-    // The person's .aido points into a root folder (/etc, say): root makes the store there.
+    // The person's .aido points into a root folder (/etc, say): root made the store there.
     symlinkSync(join(box, "elsewhere"), join(project, ".aido"));
     const paths = sandboxPaths(project, ID);
-    ensureDirs(project, paths);
-    writeFileSync(paths.events, "{}\n");
+    expect(() => ensureDirs(project, paths)).toThrow(/\.aido is not a folder of the evidence store/);
+    expect(readdirSync(join(box, "elsewhere"))).toEqual([]);
+    // One root made there before: still nothing of it is given.
+    mkdirSync(join(box, "elsewhere", "sandboxes", ID, "runs"), { recursive: true });
+    writeFileSync(join(box, "elsewhere", "sandboxes", ID, "events.log"), "{}\n");
     ownEvidence(project, paths);
     for (const p of ["sandboxes", `sandboxes/${ID}`, `sandboxes/${ID}/runs`, `sandboxes/${ID}/events.log`])
       expect(ownerOf(join(box, "elsewhere", p)), p).toBe("0:0");
@@ -173,9 +176,9 @@ describe.runIf(asRoot)("root writing the sandbox's record and events in a person
     renameSync(paths.root, join(box, "moved"));
     symlinkSync(outside, paths.root);
     const record = { id: ID, name: "x" } as unknown as SandboxRecord;
-    expect(() => writeRecord(paths, record)).toThrow(/is not the sandbox's folder/);
+    expect(() => writeRecord(paths, record)).toThrow(/is not a folder of the evidence store/);
     expect(() => appendEvent(paths, { event: "destroyed", reason: "x" })).toThrow(
-      /is not the sandbox's folder/,
+      /is not a folder of the evidence store/,
     );
     expect(readdirSync(outside)).toEqual([]);
   });

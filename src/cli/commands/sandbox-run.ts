@@ -95,7 +95,7 @@ export const logsCommand: Command = {
       const summary =
         values.follow && !logs.summary
           ? await followRun(
-              logs.dir,
+              logs,
               () => {},
               () => {},
             )
@@ -129,7 +129,7 @@ export const logsCommand: Command = {
     const err = emit((l) => ctx.io.err(l));
     if (values.follow)
       await followRun(
-        logs.dir,
+        logs,
         (t) => out.push(t),
         (t) => err.push(t),
       );

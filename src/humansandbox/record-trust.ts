@@ -1,0 +1,75 @@
+// humansandbox/record-trust.ts — what a root aido takes from a sandbox's record. Run as root
+// in someone else's project (`sudo aido …`), sandbox.json is the person's file (given to
+// them, in their folder): each field root acts on is a field they can edit. spec_file is
+// read as root (its env values scrub messages; `run` parses it and prints its errors): set
+// to /etc/shadow, root read it and a parse error printed its first bytes. `user` is whom
+// root gives each run's stream files: set to another uid, root made files of that person's
+// in the store. (inputs: container.ts attach re-checks the container's own mounts, not the
+// record's list.)
+
+import { closeSync, constants, fstatSync, openSync, readFileSync, realpathSync } from "node:fs";
+import { isAbsolute, relative, sep } from "node:path";
+import { AidoError, ErrorCode } from "../errors.js";
+import { fdPath } from "../sandbox/untrusted-files.js";
+import { containerUser } from "./container.js";
+import { MAX_SANDBOX_FILE_BYTES } from "./spec.js";
+import type { SandboxRecord } from "./state.js";
+import { projectOwner } from "./store-dirs.js";
+
+/**
+ * The text of the record's sandbox file (null when it has none). Under root in someone
+ * else's project, only the project's own file is read: opened without following a link,
+ * a regular file owned by the project's owner, lying in the project by the real path of
+ * what was opened; else the record is refused, naming the file and why.
+ */
+export function recordSpecText(cwd: string, record: SandboxRecord): string | null {
+  const file = record.spec_file;
+  if (file === null) return null;
+  const owner = projectOwner(cwd);
+  const cannot = (why: string) =>
+    new AidoError(ErrorCode.configInvalid, `cannot read sandbox file ${file}: ${why}`, {
+      id: record.id,
+      file,
+    });
+  const refuse = (why: string) =>
+    cannot(
+      `it ${why}; a root aido reads only the project's own sandbox file (sandbox ${record.id}'s sandbox.json was changed on the host)`,
+    );
+  if (owner !== undefined && !isAbsolute(file)) throw refuse("is not an absolute path");
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | (owner ? constants.O_NOFOLLOW : 0));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (owner && code === "ELOOP") throw refuse("is a link");
+    throw cannot((e as Error).message);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw cannot("not a regular file");
+    if (owner) {
+      if (st.uid !== owner.uid) throw refuse(`is not the project owner's (uid ${st.uid})`);
+      const rel = relative(realpathSync(cwd), realpathSync(fdPath(fd)));
+      if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel))
+        throw refuse("lies outside the project");
+    }
+    if (st.size > MAX_SANDBOX_FILE_BYTES) throw cannot(`larger than ${MAX_SANDBOX_FILE_BYTES} bytes`);
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A record `run` may act on as this process: run as root, its user is the one `up` gives
+ * every sandbox made as root (containerUser); another (edited in) is refused.
+ */
+export function assertRecordUser(record: SandboxRecord): void {
+  const want = containerUser().user;
+  if (process.geteuid?.() === 0 && record.user !== want)
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `sandbox ${record.id}'s record names user ${JSON.stringify(record.user)}; sandboxes made as root run as ${want} (sandbox.json was changed on the host): nothing is run`,
+      { id: record.id, user: record.user },
+    );
+}

@@ -1,0 +1,232 @@
+// humansandbox/store-dirs.ts — the evidence store (<project>/.aido/sandboxes/<id>/…) reached
+// folder by folder, never through a link. Run as root in someone else's project (`sudo aido
+// …`), the store is the person's: any of its folders can be renamed away and replaced by a
+// link between root's look and root's use, or a link planted before. So root never acts on
+// a store path: it opens the project, then each level (.aido, sandboxes, <id>, runs, a run)
+// with O_DIRECTORY | O_NOFOLLOW through the descriptor of the level above, and makes,
+// reads, writes, renames and removes entries through the descriptor of the folder they are
+// in. Node has no openat/unlinkat, but a name under /proc/self/fd/N/ is resolved by the
+// kernel in the folder held open at N (the magic link is that folder, not a path looked up
+// again), which is what openat(N, name) and unlinkat(N, name) do.
+//
+// The project folder itself is opened as given (the folder the command was run in). Its
+// .aido and .aido/sandboxes are followed when they are links only when aido is not root in
+// someone else's project (a person's own store on another disk); every level below, and
+// every level under root in someone else's project, is refused as a link.
+
+import {
+  closeSync,
+  constants,
+  fchownSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+} from "node:fs";
+import { join } from "node:path";
+import { AidoError, ErrorCode } from "../errors.js";
+import { removeTreeNoFollow } from "../sandbox/folders.js";
+import { fdPath } from "../sandbox/untrusted-files.js";
+
+/** Whom what the host makes in the project belongs to; undefined: whoever runs aido. */
+export type ProjectOwner = { uid: number; gid: number } | undefined;
+
+/**
+ * The project folder's owner when aido runs as root and the folder is someone else's (a
+ * `sudo aido …` in the person's project); undefined otherwise. What aido makes in the
+ * project (outputs, the evidence store) is then given to that owner: root-owned, the
+ * person's editor and git could not rewrite or remove it.
+ */
+export function projectOwner(project: string): ProjectOwner {
+  if (process.geteuid?.() !== 0) return undefined;
+  const st = statSync(project);
+  return st.uid === 0 ? undefined : { uid: st.uid, gid: st.gid };
+}
+
+const DIR = constants.O_RDONLY | constants.O_DIRECTORY;
+
+/** The error for a store folder that is not one (a link, a file) where `shown` should be. */
+export function notStoreFolder(shown: string): AidoError {
+  return new AidoError(
+    ErrorCode.sandboxFailed,
+    `${shown} is not a folder of the evidence store (a link, or something else put there on the host): nothing is done through it`,
+    { path: shown },
+  );
+}
+
+/**
+ * The folder `name` inside the open folder `parent`, opened without following a link
+ * (`follow`: as the person's own store allows, see the header). `make`: made first (0755)
+ * and, when made here and `give` is set, given to that owner on its descriptor.
+ * Undefined when it is absent and not to be made.
+ */
+export function openDirIn(
+  parent: number,
+  name: string,
+  shown: string,
+  opts: { follow?: boolean; make?: boolean; give?: ProjectOwner } = {},
+): number | undefined {
+  let made = false;
+  if (opts.make) {
+    try {
+      mkdirSync(fdPath(parent, name), { mode: 0o755 });
+      made = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+  }
+  let fd: number;
+  try {
+    fd = openSync(fdPath(parent, name), opts.follow ? DIR : DIR | constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" && !opts.make) return undefined;
+    if (code === "ELOOP" || code === "ENOTDIR") throw notStoreFolder(shown);
+    throw e;
+  }
+  if (made && opts.give && fstatSync(fd).uid === 0) {
+    try {
+      // fchown: on the folder opened, never a name the person renamed in between.
+      fchownSync(fd, opts.give.uid, opts.give.gid);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+  return fd;
+}
+
+/** `f` with the folder `fd`, closed after (undefined passes through). */
+export function withDir<T>(fd: number, f: (fd: number) => T): T {
+  try {
+    return f(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The project's .aido/sandboxes opened level by level (see the header); undefined when it
+ * is not there and `make` is not set. `make`: made as needed, each folder made here given
+ * to the project's owner.
+ */
+export function openSandboxes(cwd: string, make = false): number | undefined {
+  const owner = projectOwner(cwd);
+  const follow = owner === undefined;
+  let project: number;
+  try {
+    project = openSync(cwd, DIR);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT" && !make) return undefined;
+    throw e;
+  }
+  return withDir(project, (p) => {
+    const aido = openDirIn(p, ".aido", join(cwd, ".aido"), { follow, make, give: owner });
+    if (aido === undefined) return undefined;
+    return withDir(aido, (a) =>
+      openDirIn(a, "sandboxes", join(cwd, ".aido", "sandboxes"), { follow, make, give: owner }),
+    );
+  });
+}
+
+/** The sandbox's folder .aido/sandboxes/<id> opened level by level, never through a link; undefined when absent. */
+export function openSandboxDir(cwd: string, id: string, make = false): number | undefined {
+  const store = openSandboxes(cwd, make);
+  if (store === undefined) return undefined;
+  return withDir(store, (s) =>
+    openDirIn(s, id, join(cwd, ".aido", "sandboxes", id), { make, give: projectOwner(cwd) }),
+  );
+}
+
+/** openSandboxDir for a sandbox that must be there. */
+export function sandboxDir(cwd: string, id: string): number {
+  const fd = openSandboxDir(cwd, id);
+  if (fd === undefined)
+    throw new AidoError(ErrorCode.notFound, `no sandbox ${id} in ${join(cwd, ".aido", "sandboxes")}`, { id });
+  return fd;
+}
+
+/**
+ * The text of the file `name` in the open folder `dir`, opened without following a link
+ * (O_NONBLOCK: a FIFO fails instead of hanging) and read only when it is a regular file of
+ * one name: run as root, a link or a hard link the person put in the store (stdout.log ->
+ * /etc/shadow) had root read the file it reached and print it to them. Undefined when absent.
+ */
+export function readPlainIn(dir: number, name: string, shown: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(fdPath(dir, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return undefined;
+    if (code === "ELOOP") throw notPlainFile(shown, "a link");
+    if (code === "ENXIO") throw notPlainFile(shown, "a FIFO or a socket");
+    throw e;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.nlink !== 1) throw notPlainFile(shown, st.isFile() ? "a hard link" : "not a file");
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function notPlainFile(shown: string, what: string): AidoError {
+  return new AidoError(
+    ErrorCode.sandboxFailed,
+    `${shown} is not a plain file of its own (${what}): it is not read; it was changed on the host`,
+    { path: shown },
+  );
+}
+
+/**
+ * A working folder (work/, output/, stream/) made in the sandbox's open folder `sandbox`
+ * and held open: it must be new (a name the person put there first, a link say, is
+ * refused) and is given to the container's user on its descriptor when aido is root. By
+ * path, a sandbox folder swapped for a link between the mkdir and the chown had root give
+ * the container's user a folder anywhere on the host.
+ */
+export function makeWorkingDir(
+  sandbox: number,
+  name: string,
+  shown: string,
+  user: { uid: number; gid: number },
+): number {
+  try {
+    mkdirSync(fdPath(sandbox, name), { mode: 0o755 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `${shown} was there before aido made it (put there on the host): the sandbox is not made with it`,
+      { path: shown },
+    );
+  }
+  const fd = openDirIn(sandbox, name, shown) as number;
+  try {
+    const st = fstatSync(fd);
+    if (st.uid !== process.geteuid?.()) throw notStoreFolder(shown);
+    if (process.geteuid?.() === 0) fchownSync(fd, user.uid, user.gid);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
+}
+
+/**
+ * Remove the tree `name` in the open folder `parent` (removeTreeNoFollow through the
+ * folder's descriptor: never a path whose folders the person can swap for links), its
+ * error naming `shown`.
+ */
+export function removeIn(parent: number, name: string, shown: string): void {
+  const at = fdPath(parent, name);
+  try {
+    removeTreeNoFollow(at);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw Object.assign(new Error(err.message.replace(at, shown)), { code: err.code });
+  }
+}

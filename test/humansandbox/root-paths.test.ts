@@ -1,0 +1,235 @@
+// `sudo aido sandbox …` in a project a person owns: the evidence store is theirs, so any of
+// its folders can be a link they planted, or swapped in between root's look and root's use.
+// Root must never act through one (make, give, remove, read, link), and never trust the
+// fields of sandbox.json (theirs to edit) to read a file, give files to a uid, or start a
+// container with inputs it was not made with. Run as root (as the tests are) against the
+// real engine, the project owned by uid 4242; each attack is what the person can do.
+
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { destroySandbox } from "../../src/humansandbox/lifecycle.js";
+import { pointLatest } from "../../src/humansandbox/run-evidence.js";
+import { sandboxPaths } from "../../src/humansandbox/state.js";
+import { engineProxy } from "../support/engine-proxy.js";
+import { makeProject, type Project } from "./fixture.js";
+
+const asRoot = process.getuid?.() === 0;
+const PERSON = 4242;
+const SECRET = "root-only-secret-0451";
+let p: Project;
+let box: string;
+
+beforeAll(async () => {
+  p = await makeProject();
+  chownSync(p.dir, PERSON, PERSON);
+  chmodSync(p.dir, 0o755);
+  p.write("sb.yaml", "runtime: python:3.11\ninputs: [data/]\n");
+  p.write("data/a.txt", "a\n");
+  chownSync(join(p.dir, "sb.yaml"), PERSON, PERSON);
+  // Root's, outside the project: what the person must never reach through root.
+  box = mkdtempSync(join(tmpdir(), "aido-hs-rootpaths-"));
+  writeFileSync(join(box, "secret"), `${SECRET}: 1\n`, { mode: 0o600 });
+}, 120_000);
+afterAll(async () => {
+  await p?.cleanup();
+  if (box) rmSync(box, { recursive: true, force: true });
+});
+
+async function up(): Promise<string> {
+  const r = await p.aido("sandbox", "up", "-f", "sb.yaml");
+  expect(r.code, r.err.join("\n")).toBe(0);
+  return r.out[0] as string;
+}
+
+/** A root folder with the working folders' names in it, each holding a file of root's. */
+function victim(): string {
+  const v = mkdtempSync(join(box, "victim-"));
+  for (const d of ["work", "output", "stream", "egress"]) {
+    mkdirSync(join(v, d));
+    writeFileSync(join(v, d, "keep.txt"), "root's\n");
+  }
+  return v;
+}
+
+function editRecord(id: string, change: (r: Record<string, unknown>) => void): void {
+  const file = sandboxPaths(p.dir, id).record;
+  const r = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  change(r);
+  writeFileSync(file, JSON.stringify(r));
+}
+
+describe.runIf(asRoot)("root never acts through a link in the person's evidence store", () => {
+  it("up makes nothing and gives nothing through a .aido/sandboxes the person made a link", async () => {
+    const v = mkdtempSync(join(box, "victim-"));
+    mkdirSync(join(p.dir, ".aido"));
+    chownSync(join(p.dir, ".aido"), PERSON, PERSON);
+    symlinkSync(v, join(p.dir, ".aido", "sandboxes"));
+    try {
+      const r = await p.aido("sandbox", "up", "-f", "sb.yaml");
+      expect(r.code).not.toBe(0);
+      expect(r.err.join("\n")).toMatch(/\.aido\/sandboxes is not a folder of the evidence store/);
+      // Before: root made <id>/{runs,work,output,stream} there and gave work/ to uid 1000.
+      expect(readdirSync(v)).toEqual([]);
+    } finally {
+      unlinkSync(join(p.dir, ".aido", "sandboxes"));
+    }
+  }, 120_000);
+
+  it("destroy removes nothing through a sandbox folder swapped for a link while it asks the engine", async () => {
+    const id = await up();
+    const paths = sandboxPaths(p.dir, id);
+    const v = victim();
+    let swapped = false;
+    // The person swaps the folder as soon as destroy has read the record and asks the engine.
+    const engine = await engineProxy((line) => {
+      if (!swapped && line.includes(`/containers/`)) {
+        swapped = true;
+        renameSync(paths.root, `${paths.root}-moved`);
+        symlinkSync(v, paths.root);
+      }
+      return undefined;
+    });
+    let failure: unknown;
+    try {
+      failure = await destroySandbox(p.dir, id, { docker: engine.docker }).catch((e: unknown) => e);
+    } finally {
+      await engine.close();
+    }
+    expect(swapped).toBe(true);
+    // Before: root removed the work, output and stream folders of the folder linked to.
+    for (const d of ["work", "output", "stream", "egress"]) expect(existsSync(join(v, d, "keep.txt")), d).toBe(true);
+    expect(String(failure)).toMatch(/is not a folder of the evidence store/);
+    unlinkSync(paths.root);
+    renameSync(`${paths.root}-moved`, paths.root);
+    const again = await p.aido("sandbox", "destroy", id);
+    expect(again.code, again.err.join("\n")).toBe(0);
+  }, 180_000);
+
+  it("pointLatest puts no link in the folder a link at the sandbox folder's name points at", async () => {
+    const id = await up();
+    const paths = sandboxPaths(p.dir, id);
+    const v = mkdtempSync(join(box, "victim-"));
+    renameSync(paths.root, `${paths.root}-moved`);
+    symlinkSync(v, paths.root);
+    try {
+      expect(() => pointLatest(paths, "run-001", "stdout.log")).toThrow(
+        /is not a folder of the evidence store/,
+      );
+      expect(readdirSync(v)).toEqual([]);
+    } finally {
+      unlinkSync(paths.root);
+      renameSync(`${paths.root}-moved`, paths.root);
+    }
+  }, 120_000);
+
+  it("logs prints no file a run's log was made a link (or a hard link) to", async () => {
+    const id = await up();
+    const run = await p.aido("run", "--sandbox", id, "echo", "hi");
+    expect(run.code, run.err.join("\n")).toBe(0);
+    const dir = join(sandboxPaths(p.dir, id).runs, "run-001");
+    const secret = join(box, "secret");
+    for (const plant of [symlinkSync, linkSync]) {
+      rmSync(join(dir, "stdout.log"));
+      plant(secret, join(dir, "stdout.log"));
+      for (const argv of [["logs"], ["logs", "--follow"], ["logs", "--json"]]) {
+        const r = await p.aido(...argv, "--sandbox", id);
+        expect(r.out.join("\n"), argv.join(" ")).not.toContain(SECRET);
+        expect(r.code, argv.join(" ")).not.toBe(0);
+        expect(r.err.join("\n")).toMatch(/stdout\.log is not a plain file of its own \(a (hard )?link\)/);
+      }
+    }
+    // runs/ itself swapped for a link to a folder with a run's name and a log in it.
+    const fake = mkdtempSync(join(box, "runs-"));
+    mkdirSync(join(fake, "run-001"));
+    writeFileSync(join(fake, "run-001", "stdout.log"), `${SECRET}\n`);
+    const runs = sandboxPaths(p.dir, id).runs;
+    renameSync(runs, `${runs}-moved`);
+    symlinkSync(fake, runs);
+    const r = await p.aido("logs", "--sandbox", id);
+    expect(r.out.join("\n")).not.toContain(SECRET);
+    expect(r.err.join("\n")).toMatch(/runs is not a folder of the evidence store/);
+  }, 180_000);
+  it("run stages no script through a work folder swapped for a link", async () => {
+    const id = await up();
+    const work = sandboxPaths(p.dir, id).work;
+    const v = mkdtempSync(join(box, "victim-"));
+    p.write("crontab.sh", "echo staged\n");
+    chownSync(join(p.dir, "crontab.sh"), PERSON, PERSON);
+    renameSync(work, `${work}-moved`);
+    symlinkSync(v, work);
+    const r = await p.aido("run", "--sandbox", id, "crontab.sh");
+    expect(r.code).not.toBe(0);
+    // Before: root put the task's file in the folder linked to, by the task's name.
+    expect(readdirSync(v)).toEqual([]);
+    expect(r.err.join("\n")).toMatch(/cannot stage crontab\.sh into the sandbox's work folder/);
+  }, 180_000);
+});
+
+describe.runIf(asRoot)("root trusts no field of sandbox.json the person edited", () => {
+  it("run reads no sandbox file but the project owner's own, in the project, not a link", async () => {
+    const id = await up();
+    const secret = join(box, "secret");
+    symlinkSync(secret, join(p.dir, "link.yaml"));
+    const ownedByRoot = join(p.dir, "root.yaml");
+    writeFileSync(ownedByRoot, `${SECRET}: 1\n`);
+    for (const [file, why] of [
+      [secret, /not the project owner's/],
+      [join(p.dir, "link.yaml"), /is a link/],
+      [ownedByRoot, /not the project owner's/],
+    ] as const) {
+      editRecord(id, (r) => {
+        r.spec_file = file;
+      });
+      const r = await p.aido("run", "--sandbox", id, "true");
+      // Before: read as root, its parse error named its first key.
+      expect(r.err.join("\n"), file).not.toContain(SECRET);
+      expect(r.code, file).not.toBe(0);
+      expect(r.err.join("\n"), file).toMatch(why);
+      const events = readFileSync(sandboxPaths(p.dir, id).events, "utf8");
+      expect(events).toMatch(/"run_refused".*a root aido reads only the project's own sandbox file/);
+    }
+    // The project owner's own file, in the project: the run goes.
+    editRecord(id, (r) => {
+      r.spec_file = join(p.dir, "sb.yaml");
+    });
+    const ok = await p.aido("run", "--sandbox", id, "true");
+    expect(ok.code, ok.err.join("\n")).toBe(0);
+  }, 180_000);
+
+  it("run gives no run's files to a user edited into the record", async () => {
+    const id = await up();
+    editRecord(id, (r) => {
+      r.user = `${PERSON}:${PERSON}`;
+    });
+    const r = await p.aido("run", "--sandbox", id, "true");
+    expect(r.code).not.toBe(0);
+    expect(r.err.join("\n")).toMatch(/names user "4242:4242"; sandboxes made as root run as 1000:1000/);
+    expect(existsSync(join(sandboxPaths(p.dir, id).runs, "run-001"))).toBe(false);
+  }, 180_000);
+
+  it("run uses no container whose inputs the record no longer lists as they were made", async () => {
+    const id = await up();
+    editRecord(id, (r) => {
+      r.inputs = [];
+    });
+    const r = await p.aido("run", "--sandbox", id, "true");
+    expect(r.code).not.toBe(0);
+    expect(r.err.join("\n")).toMatch(/lists inputs its container was not made with/);
+  }, 180_000);
+});
