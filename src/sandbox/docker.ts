@@ -329,7 +329,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       });
       this.frozen.set(goalId, { promise, open, again: false });
     }
-    await this.containers.pause(this.containerName(goalId));
+    // Its MCP servers' containers too: one mid-way through a call went on acting (writing to
+    // a remote system, say) while a survivor may already run the goal.
+    const names = [this.containerName(goalId), ...this.mcpServers.ofGoal(goalId)];
+    await Promise.all(names.map((n) => this.containers.pause(n)));
     return "paused";
   }
 
@@ -338,7 +341,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const f = this.frozen.get(goalId);
     if (f) f.again = false;
     try {
-      await this.containers.unpause(this.containerName(goalId));
+      // Each is tried (the goal's container and its servers), the first refusal thrown.
+      const names = [this.containerName(goalId), ...this.mcpServers.ofGoal(goalId)];
+      const refused = (await Promise.allSettled(names.map((n) => this.containers.unpause(n)))).find(
+        (r) => r.status === "rejected",
+      );
+      if (refused) throw refused.reason;
     } finally {
       // Waiting acquires go on once the engine has unfrozen it (an exec into a container still
       // paused is refused), or has refused to (they then fail rather than wait for good) —
@@ -377,13 +385,18 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async startMcpServer(spec: McpServerSpec): Promise<McpServerContainer> {
     assertGoalId(spec.goalId);
+    // Frozen (its node is fenced): no server is started for it until unpause, as acquire.
+    await this.frozen.get(spec.goalId)?.promise;
     this.refuseRetired(spec.goalId);
     this.touched.add(spec.goalId);
-    return this.mcpServers.start(
+    const server = await this.mcpServers.start(
       spec,
       () => (spec.image === undefined ? this.imageOnce() : Promise.resolve()),
       (goalId) => this.refuseRetired(goalId),
     );
+    // Frozen while it was being started: frozen too before it answers anything.
+    if (this.frozen.has(spec.goalId)) await this.containers.pause(server.containerId);
+    return server;
   }
 
   async reattach(): Promise<string[]> {
@@ -421,7 +434,14 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       const name = containerName(c);
       const mcpServer = c.Labels[LABEL.mcpServer];
       if (mcpServer !== undefined) {
-        const removed = await this.mcpServers.sweep(c, mcpServer, now, opts, report.failedContainers);
+        const frozen = (g: string) => this.frozen.has(g);
+        const removed = await this.mcpServers.sweep(
+          c,
+          mcpServer,
+          now,
+          { ...opts, frozen },
+          report.failedContainers,
+        );
         if (removed) report.removedContainers.push(removed);
         else if (c.Labels[LABEL.goal]) liveContainers.add(c.Labels[LABEL.goal] as string);
         continue;

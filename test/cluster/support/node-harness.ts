@@ -19,12 +19,16 @@ export function openNodeHarness(
     nodeId: string;
     /** The node, once made; until then the hooks let every call through. */
     node: () => ClusterNode | undefined;
-    backend?: RuntimeOptions["backend"];
+    /** The sandbox backend; "docker": the runtime's own on the real engine (default: none). */
+    backend?: RuntimeOptions["backend"] | "docker";
+    /** More config (MCP servers, grant ceilings). */
+    config?: (c: Harness["home"]["config"]) => void;
   },
 ): Promise<Harness> {
   return openHarness(server, {
-    ...(opts.backend ? { backend: opts.backend } : {}),
+    ...(opts.backend === "docker" ? { backend: undefined } : opts.backend ? { backend: opts.backend } : {}),
     config: (c) => {
+      opts.config?.(c);
       c.cluster = {
         redisUrl: opts.redisUrl,
         nodeId: opts.nodeId,
