@@ -85,6 +85,8 @@ export class ClusterNode implements Liveness {
   private stopped = false;
   /** The heartbeat under way: one at a time (a slow Redis can make one outlast the interval). */
   private beating: Promise<void> | undefined;
+  /** The fence fell while a beat was under way: another begins as it ends (beatNow). */
+  private beatAgain = false;
   /** The heartbeat record's write under way (renew), a beat's or a tick's; the sweep under way. */
   private renewing: Promise<void> | undefined;
   private sweeping: Promise<void> | undefined;
@@ -111,6 +113,7 @@ export class ClusterNode implements Liveness {
       ctx,
       () => this.runner.running(),
       () => this.stopped,
+      () => this.beatNow(),
     );
     const max = ctx.config.inference.clusterMaxConcurrent;
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
@@ -304,10 +307,32 @@ export class ClusterNode implements Liveness {
         this.renew().catch((e: unknown) => this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`));
       return;
     }
+    this.startBeat();
+  }
+
+  private startBeat(): void {
     const beat = this.beat().finally(() => {
-      if (this.beating === beat) this.beating = undefined;
+      if (this.beating !== beat) return;
+      this.beating = undefined;
+      if (this.beatAgain && !this.stopped) this.startBeat();
+      this.beatAgain = false;
     });
     this.beating = beat;
+  }
+
+  /**
+   * The fence fell: renew now, and look as soon as the beat under way (begun before the fence:
+   * its look does not count) ends. A node that only stalled (its loop blocked past the fence
+   * point) stayed fenced until the next tick's look; now it is lifted within a few round trips.
+   */
+  private beatNow(): void {
+    setImmediate(() => {
+      if (this.stopped) return;
+      if (!this.beating) return this.startBeat();
+      this.beatAgain = true;
+      if (!this.renewing && this.ctx.redis.status === "ready")
+        this.renew().catch((e: unknown) => this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`));
+    });
   }
 
   /** Write the heartbeat record (node-status.ts); `renewing` while it is under way. */

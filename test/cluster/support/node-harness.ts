@@ -21,6 +21,9 @@ export function openNodeHarness(
     node: () => ClusterNode | undefined;
     /** The sandbox backend; "docker": the runtime's own on the real engine (default: none). */
     backend?: RuntimeOptions["backend"] | "docker";
+    /** Lease and heartbeat (default NODE_LEASE_MS, NODE_HEARTBEAT_MS). */
+    leaseMs?: number;
+    heartbeatMs?: number;
     /** More config (MCP servers, grant ceilings). */
     config?: (c: Harness["home"]["config"]) => void;
   },
@@ -32,8 +35,8 @@ export function openNodeHarness(
       c.cluster = {
         redisUrl: opts.redisUrl,
         nodeId: opts.nodeId,
-        leaseMs: NODE_LEASE_MS,
-        heartbeatMs: NODE_HEARTBEAT_MS,
+        leaseMs: opts.leaseMs ?? NODE_LEASE_MS,
+        heartbeatMs: opts.heartbeatMs ?? NODE_HEARTBEAT_MS,
         onRedisLoss: "hold",
       };
     },
