@@ -28,7 +28,7 @@ import { type ClusterApproval, listApprovals } from "./approval-view.js";
 import { publishHead, verifyCluster } from "./audit-heads.js";
 import { serveCommands } from "./commands.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
-import { type FenceStatus, fenceMargin } from "./fence.js";
+import { type FenceStatus, socketTimeouts } from "./fence.js";
 import { GoalHold } from "./goal-hold.js";
 import { GoalMirror } from "./goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "./goal-runner.js";
@@ -169,17 +169,19 @@ export class ClusterNode implements Liveness {
     const c = config.cluster;
     if (!c)
       throw new AidoError(ErrorCode.configInvalid, "cluster mode needs cluster.redis_url or AIDO_REDIS_URL");
-    const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: reconnectDelay };
-    // The node's own connection (its renewals) is dropped and made again once a command on it
-    // has had no answer for as long as the fence point (fence.ts). A silent one (packets dropped,
-    // no reset: a firewall that forgot it) held the renewal sent on it, no other was sent, and
-    // the node stayed fenced after the partition healed until TCP gave the connection up
-    // (minutes). Its duplicates that block (event-stream.ts, commands.ts) do not inherit it.
-    const redis = new Redis(c.redisUrl, {
-      ...options,
-      lazyConnect: true,
-      socketTimeout: c.leaseMs - fenceMargin(c.leaseMs),
-    });
+    // Each connection is dropped and made again once a command on it has had no answer for its
+    // socket timeout (fence.ts socketTimeouts). A silent one (packets dropped, no reset: a
+    // firewall that forgot it) held the renewal sent on it, no other was sent, and the node
+    // stayed fenced after the partition healed until TCP gave the connection up (minutes); the
+    // queue's held submissions, the worker's its jobs, as long.
+    const timeouts = socketTimeouts(c.leaseMs);
+    const options = {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: reconnectDelay,
+      socketTimeout: timeouts.own,
+    };
+    const redis = new Redis(c.redisUrl, { ...options, lazyConnect: true });
     redis.on("error", () => {}); // reported through failed commands and the log below
     const queueConnection = new Redis(c.redisUrl, { ...options });
     queueConnection.on("error", () => {});
@@ -247,9 +249,11 @@ export class ClusterNode implements Liveness {
       (type, reason) => this.ctx.rt.audit.record("cluster.command_refused", { type, reason }),
       log,
     );
+    // BullMQ duplicates it for its commands and for its blocking fetch: both get this bound.
     const workerConnection = new Redis(config.cluster.redisUrl, {
       maxRetriesPerRequest: null,
       retryStrategy: reconnectDelay,
+      socketTimeout: socketTimeouts(config.cluster.leaseMs).worker,
     });
     workerConnection.on("error", () => {});
     this.connections.push(workerConnection);
@@ -259,6 +263,7 @@ export class ClusterNode implements Liveness {
       lockDuration: config.cluster.leaseMs,
       stalledInterval: config.cluster.heartbeatMs,
       maxStalledCount: MAX_STALLED,
+      drainDelay: 5, // seconds: its fetch blocks within WORKER_FETCH_MAX_MS (fence.ts)
     });
     // The same error repeated (Redis away: every reconnect fails alike) is logged once.
     let lastError = "";
