@@ -17,8 +17,8 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { ApprovalDecision } from "../security/approvals.js";
-import { blockingReader, blockingTimeout } from "./event-stream.js";
-import { READ_BLOCK_MS } from "./fence.js";
+import { blockingTimeout, READ_BLOCK_MS } from "./connections.js";
+import { blockingReader } from "./event-stream.js";
 import { RedisKeys } from "./redis-keys.js";
 
 export type Command =

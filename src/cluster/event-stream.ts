@@ -12,7 +12,7 @@
 import type { Redis } from "ioredis";
 import type { WireEvent } from "../daemon/events.js";
 import { errorMessage } from "../errors.js";
-import { READ_BLOCK_MS } from "./fence.js";
+import { blockingTimeout, READ_BLOCK_MS } from "./connections.js";
 import {
   ALL_EVENTS_MAXLEN,
   ENDED_TTL_SECONDS,
@@ -197,7 +197,7 @@ function readStream(
  * queueing its command while Redis is away instead of failing it (its loop retries anyway).
  */
 export function blockingReader(redis: Redis): Redis {
-  // The node's socket timeout (fence.ts socketTimeouts) plus the longest a read here blocks:
+  // The node's socket timeout plus the longest a read here blocks (connections.ts):
   // without one, a silent connection held the reader until TCP gave it up, minutes later.
   const r = redis.duplicate({
     lazyConnect: false,
@@ -207,12 +207,6 @@ export function blockingReader(redis: Redis): Redis {
   });
   r.on("error", () => {});
   return r;
-}
-
-/** The socket timeout of a blocking reader duplicating `redis`: its own plus READ_BLOCK_MS (none without one). */
-export function blockingTimeout(redis: Redis): number | undefined {
-  const own = redis.options.socketTimeout;
-  return own === undefined ? undefined : own + READ_BLOCK_MS;
 }
 
 /**

@@ -49,30 +49,6 @@ export function fenceMargin(leaseMs: number): number {
   return Math.floor(leaseMs / 4);
 }
 
-/**
- * How long a blocking read of this node blocks at most (XREAD BLOCK, BLPOP: event-stream.ts,
- * commands.ts), and BullMQ's Worker its fetch of the next job (BZPOPMIN: drainDelay, 5 s, with
- * no delayed job; at most its maximumBlockTimeout, 10 s, with one).
- */
-export const READ_BLOCK_MS = 1_000;
-export const WORKER_FETCH_MAX_MS = 10_000;
-
-/**
- * The socket timeout of each of the node's Redis connections: a connection that has had no
- * answer for that long is dropped and made again. A silent one (packets dropped, no reset)
- * otherwise held what was sent on it until TCP gave it up, minutes later. The node's own and
- * the queue's: the fence point. A blocking one waits legitimately as long as it blocks, so the
- * fence point after that: the readers' (READ_BLOCK_MS added to the connection they duplicate,
- * event-stream.ts blockingTimeout) and the Worker's. BullMQ duplicates the Worker's connection
- * for its commands (job locks, the stalled check, a job's end) and for its fetch, so both get
- * that bound; the fetch is bounded besides by BullMQ's own watchdog, which resets its
- * connection once a fetch has blocked a second past its timeout.
- */
-export function socketTimeouts(leaseMs: number): { own: number; worker: number } {
-  const own = leaseMs - fenceMargin(leaseMs);
-  return { own, worker: own + WORKER_FETCH_MAX_MS };
-}
-
 const now = (): number => performance.now();
 
 /** How long lifting the fence waits for the freeze at its start to be done. */

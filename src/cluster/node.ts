@@ -18,7 +18,7 @@
 // when Redis answers again.
 
 import { Queue, Worker } from "bullmq";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { isStandalone } from "../kernel/assemble.js";
@@ -27,8 +27,13 @@ import type { ApprovalListFilter } from "../security/approval-store.js";
 import { type ClusterApproval, listApprovals } from "./approval-view.js";
 import { publishHead, verifyCluster } from "./audit-heads.js";
 import { serveCommands } from "./commands.js";
+import {
+  nodeConnections,
+  WORKER_DRAIN_DELAY_S,
+  workerConnection as workerConnectionOf,
+} from "./connections.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
-import { type FenceStatus, socketTimeouts } from "./fence.js";
+import type { FenceStatus } from "./fence.js";
 import { GoalHold } from "./goal-hold.js";
 import { GoalMirror } from "./goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "./goal-runner.js";
@@ -169,22 +174,8 @@ export class ClusterNode implements Liveness {
     const c = config.cluster;
     if (!c)
       throw new AidoError(ErrorCode.configInvalid, "cluster mode needs cluster.redis_url or AIDO_REDIS_URL");
-    // Each connection is dropped and made again once a command on it has had no answer for its
-    // socket timeout (fence.ts socketTimeouts). A silent one (packets dropped, no reset: a
-    // firewall that forgot it) held the renewal sent on it, no other was sent, and the node
-    // stayed fenced after the partition healed until TCP gave the connection up (minutes); the
-    // queue's held submissions, the worker's its jobs, as long.
-    const timeouts = socketTimeouts(c.leaseMs);
-    const options = {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: reconnectDelay,
-      socketTimeout: timeouts.own,
-    };
-    const redis = new Redis(c.redisUrl, { ...options, lazyConnect: true });
-    redis.on("error", () => {}); // reported through failed commands and the log below
-    const queueConnection = new Redis(c.redisUrl, { ...options });
-    queueConnection.on("error", () => {});
+    // Each with a socket timeout (connections.ts): a silent one is dropped and made again.
+    const { redis, queue: queueConnection } = nodeConnections(c);
     const queue = new Queue<GoalJob>(GOAL_QUEUE, { connection: queueConnection });
     queue.on("error", () => {});
     const ctx: NodeContext = {
@@ -249,13 +240,7 @@ export class ClusterNode implements Liveness {
       (type, reason) => this.ctx.rt.audit.record("cluster.command_refused", { type, reason }),
       log,
     );
-    // BullMQ duplicates it for its commands and for its blocking fetch: both get this bound.
-    const workerConnection = new Redis(config.cluster.redisUrl, {
-      maxRetriesPerRequest: null,
-      retryStrategy: reconnectDelay,
-      socketTimeout: socketTimeouts(config.cluster.leaseMs).worker,
-    });
-    workerConnection.on("error", () => {});
+    const workerConnection = workerConnectionOf(config.cluster);
     this.connections.push(workerConnection);
     const worker = new Worker<GoalJob>(GOAL_QUEUE, (job, token) => this.intake.process(job, token), {
       connection: workerConnection,
@@ -263,7 +248,7 @@ export class ClusterNode implements Liveness {
       lockDuration: config.cluster.leaseMs,
       stalledInterval: config.cluster.heartbeatMs,
       maxStalledCount: MAX_STALLED,
-      drainDelay: 5, // seconds: its fetch blocks within WORKER_FETCH_MAX_MS (fence.ts)
+      drainDelay: WORKER_DRAIN_DELAY_S, // its fetch's block, within its socket timeout
     });
     // The same error repeated (Redis away: every reconnect fails alike) is logged once.
     let lastError = "";
@@ -462,8 +447,4 @@ export class ClusterNode implements Liveness {
     await this.ctx.redis.del(RedisKeys.alive(this.identity.nodeId)).catch(() => 0);
     for (const c of this.connections) c.disconnect();
   }
-}
-
-function reconnectDelay(times: number): number {
-  return Math.min(100 * times, 2_000);
 }
