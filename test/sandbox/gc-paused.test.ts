@@ -88,6 +88,17 @@ describe("gc of a container frozen by its node's fence", () => {
     await fx.backend.remove(goalId);
   }, 120_000);
 
+  it("removes a frozen goal's MCP server container with the goal (a goal its node lost under the fence)", async () => {
+    const goalId = "gc-paused-mcp-lost";
+    const sb = await fx.backend.acquire(goalId);
+    const server = await fx.backend.startMcpServer(idleServer(goalId));
+    await fx.backend.pause(goalId);
+    expect(await stateOf(server.containerId)).toBe("paused");
+    await fx.backend.remove(goalId);
+    expect(await stateOf(server.containerId)).toBe("gone");
+    expect(await stateOf(sb.containerId)).toBe("gone");
+  }, 120_000);
+
   it("starts no MCP server for a frozen goal until the engine has unpaused it", async () => {
     const goalId = "gc-paused-mcp-start";
     await fx.backend.acquire(goalId);
