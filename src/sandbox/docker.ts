@@ -336,6 +336,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return "paused";
   }
 
+  /** While the goal is frozen: settles once its unpause was answered (or it was removed). */
+  thawed(goalId: string): Promise<void> | undefined {
+    return this.frozen.get(goalId)?.promise;
+  }
+
   async unpause(goalId: string): Promise<void> {
     assertGoalId(goalId);
     const f = this.frozen.get(goalId);
