@@ -80,7 +80,8 @@ async function pendingRead(
     h.rt.audit
       .query({ goal_id })
       .filter((e) => e.kind.startsWith("tool.") && (e.payload as { tool?: string }).tool === "file_read");
-  return { redis, node, h, answer, goal_id, toolEntries };
+  // `down`: Redis is stopped (started again only then: a second start orphans the first server).
+  return { redis, node, h, answer, goal_id, toolEntries, down: true };
 }
 
 describe("cluster mode: a tool call at the judge stage while the node is fenced", () => {
@@ -92,6 +93,7 @@ describe("cluster mode: a tool call at the judge stage while the node is fenced"
       await new Promise((r) => setTimeout(r, 12_000));
       expect(f.toolEntries()).toEqual([]);
       await f.redis.start();
+      f.down = false;
       await until(() => (f.node.fenceStatus().fenced === false ? true : undefined), 20_000);
       await until(() => (f.h.rt.goals.status(f.goal_id).state === "succeeded" ? true : undefined), 30_000);
       expect(
@@ -102,7 +104,7 @@ describe("cluster mode: a tool call at the judge stage while the node is fenced"
       ).toEqual(["tool.completed", "tool.invoked"]);
     } finally {
       f.answer.open();
-      await f.redis.start().catch(() => {});
+      if (f.down) await f.redis.start().catch(() => {});
       await f.node.stop();
       await f.h.rt.backend.remove(f.goal_id).catch(() => {});
       await f.h.close();
@@ -123,7 +125,7 @@ describe("cluster mode: a tool call at the judge stage while the node is fenced"
       ]);
     } finally {
       f.answer.open();
-      await f.redis.start().catch(() => {});
+      if (f.down) await f.redis.start().catch(() => {});
       await until(() => (f.node.fenceStatus().fenced === false ? true : undefined), 20_000).catch(() => {});
       await f.node.stop();
       await f.h.rt.backend.remove(f.goal_id).catch(() => {});
