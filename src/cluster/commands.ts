@@ -17,6 +17,7 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { ApprovalDecision } from "../security/approvals.js";
+import { blockingTimeout, READ_BLOCK_MS } from "./connections.js";
 import { blockingReader } from "./event-stream.js";
 import { RedisKeys } from "./redis-keys.js";
 
@@ -76,7 +77,7 @@ export async function sendCommand(
     lazyConnect: false,
     enableOfflineQueue: true,
     maxRetriesPerRequest: 1,
-    socketTimeout: undefined, // not the node's (node.ts): BLPOP waits longer than it
+    socketTimeout: blockingTimeout(redis), // the node's plus the 1 s its BLPOP blocks
   });
   waiter.on("error", () => {});
   try {
@@ -110,7 +111,7 @@ export async function sendCommand(
     let taken = false;
     let r: [string, string] | null = null;
     while (r === null) {
-      r = await waiter.blpop(RedisKeys.reply(requestId), 1);
+      r = await waiter.blpop(RedisKeys.reply(requestId), READ_BLOCK_MS / 1000);
       if (r !== null) break;
       // Redis not answering for a moment proves nothing: keep waiting, up to the deadline.
       if (!taken && (await redis.exists(RedisKeys.alive(node)).catch(() => 1)) === 0) {
@@ -207,7 +208,7 @@ export function serveCommands(
       try {
         batch = (await reader.xread(
           "BLOCK",
-          1000,
+          READ_BLOCK_MS,
           "STREAMS",
           RedisKeys.commands(node),
           last,

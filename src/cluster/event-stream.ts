@@ -12,6 +12,7 @@
 import type { Redis } from "ioredis";
 import type { WireEvent } from "../daemon/events.js";
 import { errorMessage } from "../errors.js";
+import { blockingTimeout, READ_BLOCK_MS } from "./connections.js";
 import {
   ALL_EVENTS_MAXLEN,
   ENDED_TTL_SECONDS,
@@ -157,7 +158,15 @@ function readStream(
     while (!stopped) {
       let batch: [string, [string, string[]][]][] | null;
       try {
-        batch = (await reader.xread("COUNT", 500, "BLOCK", 1000, "STREAMS", key, last)) as typeof batch;
+        batch = (await reader.xread(
+          "COUNT",
+          500,
+          "BLOCK",
+          READ_BLOCK_MS,
+          "STREAMS",
+          key,
+          last,
+        )) as typeof batch;
       } catch (e) {
         if (stopped) return;
         log(`reading ${key} failed (retrying): ${errorMessage(e)}`);
@@ -188,12 +197,13 @@ function readStream(
  * queueing its command while Redis is away instead of failing it (its loop retries anyway).
  */
 export function blockingReader(redis: Redis): Redis {
-  // Not the node's socket timeout (node.ts): a blocking read waits longer than it, answered or not.
+  // The node's socket timeout plus the longest a read here blocks (connections.ts):
+  // without one, a silent connection held the reader until TCP gave it up, minutes later.
   const r = redis.duplicate({
     lazyConnect: false,
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
-    socketTimeout: undefined,
+    socketTimeout: blockingTimeout(redis),
   });
   r.on("error", () => {});
   return r;

@@ -27,15 +27,20 @@ export class GoalHold {
   /** cluster.on_redis_loss: when the node holds its goals because it could not renew its lease. */
   readonly fence: LeaseFence;
 
-  /** `running`: the goals running on the node; `left`: whether it left (then nothing is held). */
+  /**
+   * `running`: the goals running on the node; `left`: whether it left (then nothing is held);
+   * `fenced`: told (after this hold is unsure) each time the fence falls, to renew and look at once.
+   */
   constructor(
     private readonly ctx: NodeContext,
     running: () => string[],
     private readonly left: () => boolean,
+    fenced: () => void,
   ) {
     this.fence = new LeaseFence(ctx, running, () => {
       this.unsure = true;
       this.pauses++;
+      fenced();
     });
   }
 

@@ -18,7 +18,7 @@
 // when Redis answers again.
 
 import { Queue, Worker } from "bullmq";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { isStandalone } from "../kernel/assemble.js";
@@ -27,8 +27,13 @@ import type { ApprovalListFilter } from "../security/approval-store.js";
 import { type ClusterApproval, listApprovals } from "./approval-view.js";
 import { publishHead, verifyCluster } from "./audit-heads.js";
 import { serveCommands } from "./commands.js";
+import {
+  nodeConnections,
+  WORKER_DRAIN_DELAY_S,
+  workerConnection as workerConnectionOf,
+} from "./connections.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
-import { type FenceStatus, fenceMargin } from "./fence.js";
+import type { FenceStatus } from "./fence.js";
 import { GoalHold } from "./goal-hold.js";
 import { GoalMirror } from "./goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "./goal-runner.js";
@@ -85,6 +90,8 @@ export class ClusterNode implements Liveness {
   private stopped = false;
   /** The heartbeat under way: one at a time (a slow Redis can make one outlast the interval). */
   private beating: Promise<void> | undefined;
+  /** The fence fell while a beat was under way: another begins as it ends (beatNow). */
+  private beatAgain = false;
   /** The heartbeat record's write under way (renew), a beat's or a tick's; the sweep under way. */
   private renewing: Promise<void> | undefined;
   private sweeping: Promise<void> | undefined;
@@ -111,6 +118,7 @@ export class ClusterNode implements Liveness {
       ctx,
       () => this.runner.running(),
       () => this.stopped,
+      () => this.beatNow(),
     );
     const max = ctx.config.inference.clusterMaxConcurrent;
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
@@ -166,20 +174,8 @@ export class ClusterNode implements Liveness {
     const c = config.cluster;
     if (!c)
       throw new AidoError(ErrorCode.configInvalid, "cluster mode needs cluster.redis_url or AIDO_REDIS_URL");
-    const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: reconnectDelay };
-    // The node's own connection (its renewals) is dropped and made again once a command on it
-    // has had no answer for as long as the fence point (fence.ts). A silent one (packets dropped,
-    // no reset: a firewall that forgot it) held the renewal sent on it, no other was sent, and
-    // the node stayed fenced after the partition healed until TCP gave the connection up
-    // (minutes). Its duplicates that block (event-stream.ts, commands.ts) do not inherit it.
-    const redis = new Redis(c.redisUrl, {
-      ...options,
-      lazyConnect: true,
-      socketTimeout: c.leaseMs - fenceMargin(c.leaseMs),
-    });
-    redis.on("error", () => {}); // reported through failed commands and the log below
-    const queueConnection = new Redis(c.redisUrl, { ...options });
-    queueConnection.on("error", () => {});
+    // Each with a socket timeout (connections.ts): a silent one is dropped and made again.
+    const { redis, queue: queueConnection } = nodeConnections(c);
     const queue = new Queue<GoalJob>(GOAL_QUEUE, { connection: queueConnection });
     queue.on("error", () => {});
     const ctx: NodeContext = {
@@ -244,11 +240,7 @@ export class ClusterNode implements Liveness {
       (type, reason) => this.ctx.rt.audit.record("cluster.command_refused", { type, reason }),
       log,
     );
-    const workerConnection = new Redis(config.cluster.redisUrl, {
-      maxRetriesPerRequest: null,
-      retryStrategy: reconnectDelay,
-    });
-    workerConnection.on("error", () => {});
+    const workerConnection = workerConnectionOf(config.cluster);
     this.connections.push(workerConnection);
     const worker = new Worker<GoalJob>(GOAL_QUEUE, (job, token) => this.intake.process(job, token), {
       connection: workerConnection,
@@ -256,6 +248,7 @@ export class ClusterNode implements Liveness {
       lockDuration: config.cluster.leaseMs,
       stalledInterval: config.cluster.heartbeatMs,
       maxStalledCount: MAX_STALLED,
+      drainDelay: WORKER_DRAIN_DELAY_S, // its fetch's block, within its socket timeout
     });
     // The same error repeated (Redis away: every reconnect fails alike) is logged once.
     let lastError = "";
@@ -304,10 +297,32 @@ export class ClusterNode implements Liveness {
         this.renew().catch((e: unknown) => this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`));
       return;
     }
+    this.startBeat();
+  }
+
+  private startBeat(): void {
     const beat = this.beat().finally(() => {
-      if (this.beating === beat) this.beating = undefined;
+      if (this.beating !== beat) return;
+      this.beating = undefined;
+      if (this.beatAgain && !this.stopped) this.startBeat();
+      this.beatAgain = false;
     });
     this.beating = beat;
+  }
+
+  /**
+   * The fence fell: renew now, and look as soon as the beat under way (begun before the fence:
+   * its look does not count) ends. A node that only stalled (its loop blocked past the fence
+   * point) stayed fenced until the next tick's look; now it is lifted within a few round trips.
+   */
+  private beatNow(): void {
+    setImmediate(() => {
+      if (this.stopped) return;
+      if (!this.beating) return this.startBeat();
+      this.beatAgain = true;
+      if (!this.renewing && this.ctx.redis.status === "ready")
+        this.renew().catch((e: unknown) => this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`));
+    });
   }
 
   /** Write the heartbeat record (node-status.ts); `renewing` while it is under way. */
@@ -432,8 +447,4 @@ export class ClusterNode implements Liveness {
     await this.ctx.redis.del(RedisKeys.alive(this.identity.nodeId)).catch(() => 0);
     for (const c of this.connections) c.disconnect();
   }
-}
-
-function reconnectDelay(times: number): number {
-  return Math.min(100 * times, 2_000);
 }

@@ -2,7 +2,8 @@
 // a test takes this path, in this order:
 //   schema (zod) -> capability (signed token, the tool, the needs the input states)
 //   -> policy (on what the call states) -> budget
-//   -> needs judged in the container (paths resolved there) -> capability and policy on them
+//   -> (held while the goal's node is unsure of it) -> needs judged in the container (paths
+//   resolved there) -> capability and policy on them
 //   -> approval -> held while the goal's node is unsure of it (cluster mode; stage hold)
 //   -> audit "tool.invoked" (durable) -> snapshot before a mutation -> run in
 //   the sandbox -> audit the result.
@@ -136,7 +137,8 @@ export interface GateDeps {
   /**
    * Awaited once a call is allowed (its approval included), before it is audited as invoked
    * and runs: cluster mode holds a goal's calls here while its node is not sure the goal is
-   * still its own (cluster/node.ts). A rejection: the call does not run.
+   * still its own (cluster/node.ts). A rejection: the call does not run. Awaited too before
+   * the needs are resolved in the container (judge.ts stage 5), frozen meanwhile.
    */
   beforeRun?(goalId: string, signal?: AbortSignal): Promise<void>;
 }

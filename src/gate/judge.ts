@@ -4,7 +4,8 @@
 // a simulation is the gate's own judgement, not a second copy of it that could drift.
 //   1 schema (how deep the arguments nest, then zod) -> 2 capability (the token, the tool, the needs the input states)
 //   -> 3 policy on what the call states -> 4 budget
-//   -> 5 the needs as the container resolves them (this may start the goal's container, or
+//   -> 5 (held while the goal's node is unsure of it, cluster mode: its container frozen)
+//        the needs as the container resolves them (this may start the goal's container, or
 //        connect an external MCP server: nothing is contacted before here), capability
 //        and policy on them
 //   -> 6 the approval decision: does the call need a human (manifest approval_required, a
@@ -159,6 +160,15 @@ export async function judgeCall(
 
   // 5. the needs as the container resolves them (this may start the goal's container, or
   // connect an external MCP server), each against the grants, then the policy on all of it.
+  // Not while the goal's node is unsure of it (cluster mode: its containers frozen by the
+  // fence): held as at stage 7, and refused at stage hold if let go. Before, a path resolved
+  // in a frozen container got no answer for 10 s and the call ended as a sandbox error,
+  // neither run nor refused (no tool.denied).
+  try {
+    await deps.beforeRun?.(principal.goalId, call.signal);
+  } catch (e) {
+    return deny(e instanceof AidoError ? e.code : ErrorCode.cancelled, "hold", errorMessage(e));
+  }
   const sandbox = deps.sandbox(principal.goalId);
   const readRefusal = (path: string): AidoError | undefined => {
     const need: Need = { kind: "file_read", path };

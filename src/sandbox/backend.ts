@@ -91,13 +91,17 @@ export interface SandboxBackend {
    */
   remove(goalId: string, opts?: { deleteFolders?: boolean }): Promise<void>;
   /**
-   * Freeze the goal's container (docker pause: its processes stop where they are, an exec
-   * under way included) while its node is fenced (cluster/fence.ts), until unpause or remove.
-   * Meanwhile a container acquired for the goal waits to be made. "paused": frozen (or no
-   * container yet); "unsupported": this backend cannot freeze, and what runs goes on.
+   * Freeze the goal's container and its stdio MCP servers' containers (docker pause: their
+   * processes stop where they are, an exec or a server's call under way included) while its
+   * node is fenced (cluster/fence.ts), until unpause or remove. Meanwhile a container acquired
+   * for the goal waits to be made, and a server started for it waits to be started. "paused":
+   * frozen (or no container yet); "unsupported": this backend cannot freeze, and what runs goes on.
    */
   pause(goalId: string): Promise<"paused" | "unsupported">;
-  /** Let the goal's container run again (the fence is lifted and the goal is still its node's). */
+  /**
+   * Let the goal's container and its servers' run again (the fence is lifted and the goal is
+   * still its node's); what waits on them goes on once the engine has answered.
+   */
   unpause(goalId: string): Promise<void>;
   /**
    * Start an external stdio MCP server for a goal in a container of its own

@@ -36,6 +36,8 @@ export interface SandboxOwner {
   onEgressNetwork?(goalId: string): boolean;
   /** An exec with a TCP rule ran on a kernel below Landlock ABI 4, which skips the rule. */
   noTcpRule?(abi: number): void;
+  /** While the goal's container is frozen (its node's fence): settles once it is not. */
+  thawed?(goalId: string): Promise<void> | undefined;
 }
 
 const FILE_OP_TIMEOUT_MS = 30_000;
@@ -168,6 +170,10 @@ export class DockerSandbox implements SandboxHandle {
     timeoutMs: number,
     signal?: AbortSignal,
   ): Promise<T> {
+    // Not sent into a frozen container (its node's fence) before the engine has unfrozen it:
+    // its answer time would run while nothing in there can answer (a call that got past the
+    // gate's hold as the fence fell). One sent before the freeze keeps its time, as an exec.
+    await this.owner.thawed?.(this.goalId);
     if (this.closed)
       throw new AidoError(ErrorCode.sandboxFailed, `the sandbox of goal ${this.goalId} was released`, {});
     const session = await this.ensureSession();

@@ -29,6 +29,7 @@ import {
   parseUser,
   removeTreeNoFollow,
 } from "./folders.js";
+import { FrozenGoals } from "./frozen-goals.js";
 import { sweepGoalFolders, sweepPoolFolders } from "./gc-folders.js";
 import { GoalExpiries } from "./goal-expiry.js";
 import { ensureImage } from "./image.js";
@@ -92,8 +93,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly networks: EgressNetworks;
   /** Goals whose sandbox was removed for good (remove()): a later acquire is refused. */
   private readonly retired = new Set<string>();
-  /** Goals whose container is frozen (pause), with what lets their waiting acquires go on. */
-  private readonly frozen = new Map<string, { promise: Promise<void>; open: () => void; again: boolean }>();
+  /** Goals whose containers are frozen (pause), and what waits for them to thaw. */
+  private readonly frozen = new FrozenGoals();
   /**
    * Goals this process made (or tried to make) a container, network or MCP server for, or
    * found a running container of at start-up, or whose network a sweep kept (a live goal's,
@@ -168,7 +169,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async acquire(goalId: string, opts: AcquireOptions = {}): Promise<DockerSandbox> {
     assertGoalId(goalId);
     // Frozen (its node is fenced): no container is made for it, nor handed out, until unpause.
-    await this.frozen.get(goalId)?.promise;
+    await this.frozen.thawed(goalId);
     this.refuseRetired(goalId);
     this.touched.add(goalId);
     let handle = this.handles.get(goalId);
@@ -319,34 +320,31 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async pause(goalId: string): Promise<"paused"> {
     assertGoalId(goalId);
-    const held = this.frozen.get(goalId);
-    if (held)
-      held.again = true; // an unpause under way leaves it frozen
-    else {
-      let open = () => {};
-      const promise = new Promise<void>((r) => {
-        open = r;
-      });
-      this.frozen.set(goalId, { promise, open, again: false });
-    }
-    await this.containers.pause(this.containerName(goalId));
+    this.frozen.freeze(goalId);
+    // Its MCP servers' containers too: one mid-way through a call went on acting (writing to
+    // a remote system, say) while a survivor may already run the goal.
+    const names = [this.containerName(goalId), ...this.mcpServers.ofGoal(goalId)];
+    await Promise.all(names.map((n) => this.containers.pause(n)));
     return "paused";
+  }
+
+  /** While the goal is frozen: settles once its unpause was answered (or it was removed). */
+  thawed(goalId: string): Promise<void> | undefined {
+    return this.frozen.thawed(goalId);
   }
 
   async unpause(goalId: string): Promise<void> {
     assertGoalId(goalId);
-    const f = this.frozen.get(goalId);
-    if (f) f.again = false;
+    const thawed = this.frozen.thawing(goalId);
     try {
-      await this.containers.unpause(this.containerName(goalId));
+      // Each is tried (the goal's container and its servers), the first refusal thrown.
+      const names = [this.containerName(goalId), ...this.mcpServers.ofGoal(goalId)];
+      const refused = (await Promise.allSettled(names.map((n) => this.containers.unpause(n)))).find(
+        (r) => r.status === "rejected",
+      );
+      if (refused) throw refused.reason;
     } finally {
-      // Waiting acquires go on once the engine has unfrozen it (an exec into a container still
-      // paused is refused), or has refused to (they then fail rather than wait for good) —
-      // unless it was frozen again meanwhile.
-      if (f && this.frozen.get(goalId) === f && !f.again) {
-        this.frozen.delete(goalId);
-        f.open();
-      }
+      thawed();
     }
   }
 
@@ -355,8 +353,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     // A container being made for the goal right now is removed by acquire once it exists.
     this.retired.add(goalId);
     // A frozen one goes as it is (a forced removal kills it); its waiting acquire is refused.
-    this.frozen.get(goalId)?.open();
-    this.frozen.delete(goalId);
+    this.frozen.drop(goalId);
     this.dropHandle(goalId);
     this.limitsOf.delete(goalId);
     this.skillsOf.delete(goalId);
@@ -377,13 +374,18 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async startMcpServer(spec: McpServerSpec): Promise<McpServerContainer> {
     assertGoalId(spec.goalId);
+    // Frozen (its node is fenced): no server is started for it until unpause, as acquire.
+    await this.frozen.thawed(spec.goalId);
     this.refuseRetired(spec.goalId);
     this.touched.add(spec.goalId);
-    return this.mcpServers.start(
+    const server = await this.mcpServers.start(
       spec,
       () => (spec.image === undefined ? this.imageOnce() : Promise.resolve()),
       (goalId) => this.refuseRetired(goalId),
     );
+    // Frozen while it was being started: frozen too before it answers anything.
+    if (this.frozen.has(spec.goalId)) await this.containers.pause(server.containerId);
+    return server;
   }
 
   async reattach(): Promise<string[]> {
@@ -421,7 +423,14 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       const name = containerName(c);
       const mcpServer = c.Labels[LABEL.mcpServer];
       if (mcpServer !== undefined) {
-        const removed = await this.mcpServers.sweep(c, mcpServer, now, opts, report.failedContainers);
+        const frozen = (g: string) => this.frozen.has(g);
+        const removed = await this.mcpServers.sweep(
+          c,
+          mcpServer,
+          now,
+          { ...opts, frozen },
+          report.failedContainers,
+        );
         if (removed) report.removedContainers.push(removed);
         else if (c.Labels[LABEL.goal]) liveContainers.add(c.Labels[LABEL.goal] as string);
         continue;

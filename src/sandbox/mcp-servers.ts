@@ -2,8 +2,9 @@
 // process started and still speaks to. Their stdin was attached once (StdinOnce), so only
 // the process that started one can ever talk to it: one it does not hold is a leftover of
 // a process before, however live its goal. DockerBackend (docker.ts) holds one of these;
-// it starts a goal's servers, removes them with the goal, and asks sweep() about each
-// server container its gc() meets.
+// it starts a goal's servers, removes them with the goal, freezes them with the goal's own
+// container while its node is fenced (ofGoal), and asks sweep() about each server container
+// its gc() meets.
 
 import type Docker from "dockerode";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
@@ -69,6 +70,11 @@ export class LiveMcpServers {
     return server;
   }
 
+  /** The containers of the goal's servers this process speaks to (what its fence freezes). */
+  ofGoal(goalId: string): string[] {
+    return [...this.live].filter(([, m]) => m.goalId === goalId).map(([id]) => id);
+  }
+
   /** Close the goal's servers this process speaks to, then remove any other left by a process before. */
   async removeOfGoal(goalId: string): Promise<void> {
     const own = [...this.live.values()].filter((m) => m.goalId === goalId);
@@ -79,13 +85,14 @@ export class LiveMcpServers {
   /**
    * A server container gc() met: removed (and reported) when it expired (stopped or not), stopped, its goal
    * is not live, or no process speaks to it; undefined when it stays, or when the engine
-   * would not remove it (then it is in `failed`, with the engine's answer).
+   * would not remove it (then it is in `failed`, with the engine's answer). One paused while
+   * `frozen` says its goal is (its node's fence) runs, held: it is swept as a running one.
    */
   async sweep(
     c: Docker.ContainerInfo,
     mcpServer: string,
     now: number,
-    opts: GcOptions,
+    opts: GcOptions & { frozen: (goalId: string) => boolean },
     failed: FailedContainer[],
   ): Promise<RemovedContainer | undefined> {
     const goalId = c.Labels[LABEL.goal];
@@ -93,7 +100,10 @@ export class LiveMcpServers {
     let reason: RemovedContainer["reason"] | undefined;
     // Past its TTL, stopped or not, it is expired: its goal ends (as stopped it went on).
     if (expires > 0 && expires <= now) reason = "expired";
-    else if (c.State !== "running") reason = "stopped";
+    // The engine lists a frozen one as "paused": swept as stopped, a fenced node's live goal
+    // came back to a new server, whatever the old one held gone.
+    else if (c.State !== "running" && !(c.State === "paused" && goalId && opts.frozen(goalId)))
+      reason = "stopped";
     else if (!this.live.has(c.Id) || !goalId || !(await opts.isGoalLive(goalId))) reason = "orphan";
     if (!reason) return undefined;
     const own = this.live.get(c.Id);

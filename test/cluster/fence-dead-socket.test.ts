@@ -10,7 +10,6 @@
 // a TCP proxy that goes silent on the connections open through it (it drops what they send and
 // answers nothing) while new connections go through.
 
-import { createServer, Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { ClusterNode } from "../../src/cluster/node.js";
 import type { Harness } from "../agent/harness.js";
@@ -19,55 +18,11 @@ import { latch, type ProviderServer, turn } from "../support/provider-server.js"
 import { forGoal, manifest, startRedis } from "./fixture.js";
 import { withProvider } from "./support/file-cluster.js";
 import { openNodeHarness } from "./support/node-harness.js";
+import { silencingProxy } from "./support/silencing-proxy.js";
 
 const NODE = "n-dead-socket";
 let server: ProviderServer;
 withProvider((p) => ({ server } = p));
-
-/**
- * A proxy to `redisUrl` whose silence() makes every connection open through it silent (until
- * reset(), which closes them: the test's cleanup).
- */
-async function silencingProxy(redisUrl: string) {
-  const target = Number(new URL(redisUrl).port);
-  const open = new Set<{ client: Socket; upstream: Socket }>();
-  const silent = new Set<Socket>();
-  const srv = createServer((client) => {
-    const upstream = new Socket();
-    const pair = { client, upstream };
-    open.add(pair);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      open.delete(pair);
-    };
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-    upstream.connect(target, "127.0.0.1", () => {
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-  });
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  return {
-    url: `redis://127.0.0.1:${(srv.address() as { port: number }).port}`,
-    silence() {
-      for (const { client, upstream } of open) {
-        client.unpipe(upstream);
-        upstream.unpipe(client);
-        client.removeAllListeners("data");
-        client.on("data", () => {}); // read and dropped: no reset, no answer
-        silent.add(client).add(upstream);
-      }
-      open.clear();
-    },
-    reset() {
-      for (const s of silent) s.destroy();
-      silent.clear();
-    },
-    close: () => new Promise<void>((r) => srv.close(() => r())),
-  };
-}
 
 describe("cluster mode: a node whose connection to Redis goes silent", () => {
   it("fences itself, then lifts the fence on a new connection", async () => {

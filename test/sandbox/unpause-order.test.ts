@@ -3,7 +3,9 @@
 // sent the unpause, and a call that went on at once had its exec refused by an engine still
 // holding the container paused ("is paused, unpause the container before exec"). The engine
 // here is the real one, behind a socket that holds every unpause request a while (an engine
-// slow to unfreeze: cgroup freezer under load).
+// slow to unfreeze: cgroup freezer under load). A call made on a handle of the goal while it is
+// frozen is sent only once it is unfrozen: before, it went to the frozen executor, and a freeze
+// longer than its answer time (10 s for a path resolution) failed it.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
@@ -33,6 +35,21 @@ describe("a call waiting on its goal's frozen container", () => {
     await fx.backend.unpause(goalId);
     const r = await waiting;
     expect(r.stdout.trim()).toBe("went-on");
+  }, 120_000);
+
+  it("sends a call made on a frozen goal's handle only once it is unfrozen: the freeze does not use up its answer time", async () => {
+    const goalId = "unpause-handle";
+    const sb = await fx.backend.acquire(goalId);
+    await fx.backend.pause(goalId);
+    let settled = false;
+    const resolving = sb.realpath("/workspace").finally(() => {
+      settled = true;
+    });
+    // Longer than a path resolution's answer time (10 s, docker-sandbox.ts).
+    await new Promise((r) => setTimeout(r, 11_000));
+    expect(settled).toBe(false);
+    await fx.backend.unpause(goalId);
+    expect(await resolving).toBe("/workspace");
   }, 120_000);
 
   it("holds its waiting calls when it is frozen again while an unpause is under way", async () => {

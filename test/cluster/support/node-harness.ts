@@ -19,17 +19,24 @@ export function openNodeHarness(
     nodeId: string;
     /** The node, once made; until then the hooks let every call through. */
     node: () => ClusterNode | undefined;
-    backend?: RuntimeOptions["backend"];
+    /** The sandbox backend; "docker": the runtime's own on the real engine (default: none). */
+    backend?: RuntimeOptions["backend"] | "docker";
+    /** Lease and heartbeat (default NODE_LEASE_MS, NODE_HEARTBEAT_MS). */
+    leaseMs?: number;
+    heartbeatMs?: number;
+    /** More config (MCP servers, grant ceilings). */
+    config?: (c: Harness["home"]["config"]) => void;
   },
 ): Promise<Harness> {
   return openHarness(server, {
-    ...(opts.backend ? { backend: opts.backend } : {}),
+    ...(opts.backend === "docker" ? { backend: undefined } : opts.backend ? { backend: opts.backend } : {}),
     config: (c) => {
+      opts.config?.(c);
       c.cluster = {
         redisUrl: opts.redisUrl,
         nodeId: opts.nodeId,
-        leaseMs: NODE_LEASE_MS,
-        heartbeatMs: NODE_HEARTBEAT_MS,
+        leaseMs: opts.leaseMs ?? NODE_LEASE_MS,
+        heartbeatMs: opts.heartbeatMs ?? NODE_HEARTBEAT_MS,
         onRedisLoss: "hold",
       };
     },

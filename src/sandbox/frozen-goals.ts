@@ -1,0 +1,61 @@
+// sandbox/frozen-goals.ts — the goals whose containers DockerBackend froze (docker pause: their
+// node's fence, cluster/fence.ts), and what waits for them to thaw: a container acquired for
+// such a goal, an MCP server started for it, a call sent on its sandbox (docker.ts,
+// docker-sandbox.ts). They go on once the engine has answered the unpause (an exec into a
+// container still paused is refused), not as it is sent, and not at all when the goal was
+// frozen again meanwhile; or once the goal is removed (they then find it retired).
+
+interface Frozen {
+  promise: Promise<void>;
+  open: () => void;
+  /** Frozen again while an unpause was under way: that unpause leaves it frozen. */
+  again: boolean;
+}
+
+export class FrozenGoals {
+  private readonly held = new Map<string, Frozen>();
+
+  has(goalId: string): boolean {
+    return this.held.has(goalId);
+  }
+
+  /** While the goal is frozen: settles once it thawed (or was removed). */
+  thawed(goalId: string): Promise<void> | undefined {
+    return this.held.get(goalId)?.promise;
+  }
+
+  /** The goal is being frozen (before the engine is asked). */
+  freeze(goalId: string): void {
+    const held = this.held.get(goalId);
+    if (held) {
+      held.again = true;
+      return;
+    }
+    let open = () => {};
+    const promise = new Promise<void>((r) => {
+      open = r;
+    });
+    this.held.set(goalId, { promise, open, again: false });
+  }
+
+  /**
+   * The goal is being unfrozen (before the engine is asked): call what this returns once the
+   * engine has answered (or refused: its waiters then fail rather than wait for good).
+   */
+  thawing(goalId: string): () => void {
+    const f = this.held.get(goalId);
+    if (f) f.again = false;
+    return () => {
+      if (f && this.held.get(goalId) === f && !f.again) {
+        this.held.delete(goalId);
+        f.open();
+      }
+    };
+  }
+
+  /** The goal's containers are removed: its waiters go (and find it retired). */
+  drop(goalId: string): void {
+    this.held.get(goalId)?.open();
+    this.held.delete(goalId);
+  }
+}
