@@ -113,7 +113,8 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     }
     expect(swapped).toBe(true);
     // Before: root removed the work, output and stream folders of the folder linked to.
-    for (const d of ["work", "output", "stream", "egress"]) expect(existsSync(join(v, d, "keep.txt")), d).toBe(true);
+    for (const d of ["work", "output", "stream", "egress"])
+      expect(existsSync(join(v, d, "keep.txt")), d).toBe(true);
     expect(String(failure)).toMatch(/is not a folder of the evidence store/);
     unlinkSync(paths.root);
     renameSync(`${paths.root}-moved`, paths.root);
