@@ -25,7 +25,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { destroySandbox } from "../../src/humansandbox/lifecycle.js";
 import { pointLatest } from "../../src/humansandbox/run-evidence.js";
-import { sandboxPaths } from "../../src/humansandbox/state.js";
+import { readRecord, sandboxPaths } from "../../src/humansandbox/state.js";
+import { connectDocker } from "../../src/sandbox/engine.js";
 import { engineProxy } from "../support/engine-proxy.js";
 import { makeProject, type Project } from "./fixture.js";
 
@@ -113,7 +114,8 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     }
     expect(swapped).toBe(true);
     // Before: root removed the work, output and stream folders of the folder linked to.
-    for (const d of ["work", "output", "stream", "egress"]) expect(existsSync(join(v, d, "keep.txt")), d).toBe(true);
+    for (const d of ["work", "output", "stream", "egress"])
+      expect(existsSync(join(v, d, "keep.txt")), d).toBe(true);
     expect(String(failure)).toMatch(/is not a folder of the evidence store/);
     unlinkSync(paths.root);
     renameSync(`${paths.root}-moved`, paths.root);
@@ -178,6 +180,43 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     // Before: root put the task's file in the folder linked to, by the task's name.
     expect(readdirSync(v)).toEqual([]);
     expect(r.err.join("\n")).toMatch(/cannot stage crontab\.sh into the sandbox's work folder/);
+  }, 180_000);
+
+  it("run starts no stopped container with a working folder swapped for a link bound in its place", async () => {
+    const id = await up();
+    const paths = sandboxPaths(p.dir, id);
+    const record = readRecord(paths);
+    // Stopped (a reboot, say): the engine binds the working folders by their paths at the next start.
+    await connectDocker()
+      .getContainer(record?.container as string)
+      .stop({ t: 0 });
+    // Another user's folder, the container user's (uid 1000) to write.
+    const v = mkdtempSync(join(box, "victim-"));
+    chownSync(v, 1000, 1000);
+    writeFileSync(join(v, "keep.txt"), "theirs\n");
+    renameSync(paths.output, `${paths.output}-moved`);
+    symlinkSync(v, paths.output);
+    try {
+      const r = await p.aido(
+        "run",
+        "--sandbox",
+        id,
+        "sh",
+        "-c",
+        "echo task > /output/planted; cat /output/keep.txt",
+      );
+      // Before: the container started with the folder linked to bound read-write at /output.
+      expect(existsSync(join(v, "planted"))).toBe(false);
+      expect(r.out.join("\n")).not.toContain("theirs");
+      expect(r.code).not.toBe(0);
+      expect(r.err.join("\n")).toMatch(/sandboxes\/\w+\/output is not a folder of the evidence store/);
+    } finally {
+      unlinkSync(paths.output);
+      renameSync(`${paths.output}-moved`, paths.output);
+    }
+    // Put back, the container starts again.
+    const ok = await p.aido("run", "--sandbox", id, "true");
+    expect(ok.code, ok.err.join("\n")).toBe(0);
   }, 180_000);
 });
 
