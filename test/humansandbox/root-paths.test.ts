@@ -182,6 +182,30 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     expect(r.err.join("\n")).toMatch(/cannot stage crontab\.sh into the sandbox's work folder/);
   }, 180_000);
 
+  it("run stages no task file but the project owner's own (a link to a root file, a root file)", async () => {
+    const id = await up();
+    const work = sandboxPaths(p.dir, id).work;
+    symlinkSync(join(box, "secret"), join(p.dir, "steal.sh"));
+    writeFileSync(join(p.dir, "roots.sh"), `${SECRET}\n`, { mode: 0o600 });
+    for (const [task, why] of [
+      ["steal.sh", /cannot stage steal\.sh: it is a link/],
+      ["roots.sh", /cannot stage roots\.sh: it is not the project owner's \(uid 0\)/],
+    ] as const) {
+      const r = await p.aido("run", "--sandbox", id, task);
+      // Before: root copied the file into work/ (the container user's, world-readable) and ran it.
+      expect(existsSync(join(work, task)), task).toBe(false);
+      expect([...r.out, ...r.err].join("\n"), task).not.toContain(SECRET);
+      expect(r.code, task).not.toBe(0);
+      expect(r.err.join("\n"), task).toMatch(why);
+    }
+    // The person's own script goes.
+    p.write("own.sh", "echo own-script\n");
+    chownSync(join(p.dir, "own.sh"), PERSON, PERSON);
+    const ok = await p.aido("run", "--sandbox", id, "own.sh");
+    expect(ok.code, ok.err.join("\n")).toBe(0);
+    expect(ok.out.join("\n")).toContain("own-script");
+  }, 180_000);
+
   it("run starts no stopped container with a working folder swapped for a link bound in its place", async () => {
     const id = await up();
     const paths = sandboxPaths(p.dir, id);
