@@ -285,6 +285,7 @@ async function runInSandbox(
         id: record.id,
         hosts,
         paths,
+        held: working.root,
         runId,
         runDir: dir,
         scrubber,

@@ -230,3 +230,40 @@ export function removeIn(parent: number, name: string, shown: string): void {
     throw Object.assign(new Error(err.message.replace(at, shown)), { code: err.code });
   }
 }
+
+/**
+ * The share folder `up` made (this process's user's, 0700), opened through the sandbox's
+ * folder held open without following a link, and still the folder its path (`shown`, which
+ * the engine binds into a relay it makes again) leads to. Run as root, the sandbox's folder
+ * is the person's: by its path, an `egress` they replaced by a link had root remove the
+ * `proxy.sock` of the folder it pointed at (any folder's) and listen there; a folder of
+ * their own put there let them swap the socket for a link before root's chmod of it.
+ */
+export function openShareFolder(held: string, shown: string): number {
+  const refuse = (what: string) =>
+    new AidoError(
+      ErrorCode.sandboxFailed,
+      `${shown} ${what} (changed on the host): the run's egress proxy is not served through it; destroy the sandbox and start a new one`,
+      { path: shown },
+    );
+  let fd: number;
+  try {
+    fd = openSync(join(held, "egress"), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw refuse(
+      code === "ELOOP" || code === "ENOTDIR" ? "is not a folder (a link?)" : `cannot be opened (${code})`,
+    );
+  }
+  const st = fstatSync(fd);
+  const by = statSync(shown, { throwIfNoEntry: false });
+  let why: string | undefined;
+  if (st.uid !== process.geteuid?.() || (st.mode & 0o077) !== 0)
+    why = `is not the share folder aido made (uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`;
+  else if (by?.dev !== st.dev || by?.ino !== st.ino) why = "leads elsewhere than the share folder";
+  if (why !== undefined) {
+    closeSync(fd);
+    throw refuse(why);
+  }
+  return fd;
+}

@@ -242,6 +242,49 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     const ok = await p.aido("run", "--sandbox", id, "true");
     expect(ok.code, ok.err.join("\n")).toBe(0);
   }, 180_000);
+
+  it("run serves no egress proxy through a share folder swapped for a link or a folder of the person's", async () => {
+    p.write(
+      "net.yaml",
+      "runtime: python:3.11\ninputs: [data/]\npermissions:\n  network: [plain.test:8080]\n",
+    );
+    chownSync(join(p.dir, "net.yaml"), PERSON, PERSON);
+    const made = await p.aido("sandbox", "up", "-f", "net.yaml");
+    expect(made.code, made.err.join("\n")).toBe(0);
+    const id = made.out[0] as string;
+    const egress = sandboxPaths(p.dir, id).egress;
+    // Kept out of the sandbox's folder meanwhile: what root finds there of its own it gives the person.
+    const kept = `${sandboxPaths(p.dir, id).root}-egress`;
+    // Root's file named like the proxy's socket, in a folder of root's.
+    const v = mkdtempSync(join(box, "victim-"));
+    writeFileSync(join(v, "proxy.sock"), "root's\n");
+    const own = mkdtempSync(join(box, "own-"));
+    chownSync(own, PERSON, PERSON);
+    chmodSync(own, 0o700);
+    renameSync(egress, kept);
+    try {
+      for (const [plant, why] of [
+        [() => symlinkSync(v, egress), /egress is not a folder \(a link\?\)/],
+        // A folder of theirs: they could swap the socket for a link before root's chmod of it.
+        [() => renameSync(own, egress), /egress is not the share folder aido made \(uid 4242/],
+      ] as const) {
+        plant();
+        const r = await p.aido("run", "--sandbox", id, "true");
+        // Before: root removed the folder's proxy.sock (any folder's) and listened there.
+        expect(readFileSync(join(v, "proxy.sock"), "utf8")).toBe("root's\n");
+        expect(r.code).not.toBe(0);
+        expect(r.err.join("\n")).toMatch(why);
+        rmSync(egress, { recursive: true });
+      }
+    } finally {
+      rmSync(egress, { recursive: true, force: true });
+      renameSync(kept, egress);
+    }
+    const ok = await p.aido("run", "--sandbox", id, "true");
+    expect(ok.code, ok.err.join("\n")).toBe(0);
+    const gone = await p.aido("sandbox", "destroy", id);
+    expect(gone.code, gone.err.join("\n")).toBe(0);
+  }, 180_000);
 });
 
 describe.runIf(asRoot)("root trusts no field of sandbox.json the person edited", () => {
