@@ -14,7 +14,7 @@ import { fdPath } from "../sandbox/untrusted-files.js";
 import { containerUser } from "./container.js";
 import { MAX_SANDBOX_FILE_BYTES } from "./spec.js";
 import type { SandboxRecord } from "./state.js";
-import { projectOwner } from "./store-dirs.js";
+import { readableOwner } from "./store-dirs.js";
 
 /**
  * The text of the record's sandbox file (null when it has none). Under root in someone
@@ -25,7 +25,7 @@ import { projectOwner } from "./store-dirs.js";
 export function recordSpecText(cwd: string, record: SandboxRecord): string | null {
   const file = record.spec_file;
   if (file === null) return null;
-  const owner = projectOwner(cwd);
+  const owner = readableOwner(cwd);
   const cannot = (why: string) =>
     new AidoError(ErrorCode.configInvalid, `cannot read sandbox file ${file}: ${why}`, {
       id: record.id,

@@ -20,7 +20,8 @@ import { removeTreeNoFollow, restoreOwnerAccess } from "../sandbox/folders.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
 import { ownersFileProblem } from "./record-trust.js";
 import type { RunSummary } from "./run-evidence.js";
-import { projectOwner, type SandboxPaths, type SandboxRecord, sandboxPaths } from "./state.js";
+import { type SandboxPaths, type SandboxRecord, sandboxPaths } from "./state.js";
+import { readableOwner } from "./store-dirs.js";
 
 const INTERPRETERS: Record<string, string> = {
   ".py": "python3",
@@ -73,12 +74,13 @@ export async function stageTask(
  * The task file's bytes. Run as root in someone else's project (`sudo aido run task.sh`),
  * the file is the person's to make: only their own regular file, lying in the project by
  * the real path of what was opened, opened without following a link (record-trust.ts
- * ownersFileProblem). A task.sh they made a link to /etc/shadow (or a file in a folder
- * linked out of the project) had root copy it into the work folder, the container user's
- * to read, and run it, its lines in the errors the run printed.
+ * ownersFileProblem; in a shared folder of root's, root's own: store-dirs.ts
+ * readableOwner). A task.sh they made a link to /etc/shadow (or a file in a folder linked
+ * out of the project) had root copy it into the work folder, the container user's to
+ * read, and run it, its lines in the errors the run printed.
  */
 function readTaskFile(cwd: string, host: string, shown: string): Buffer {
-  const owner = projectOwner(cwd);
+  const owner = readableOwner(cwd);
   if (owner === undefined) return readFileSync(host);
   const refuse = (why: string) =>
     new AidoError(

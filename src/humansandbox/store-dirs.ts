@@ -44,6 +44,20 @@ export function projectOwner(project: string): ProjectOwner {
   return st.uid === 0 ? undefined : { uid: st.uid, gid: st.gid };
 }
 
+/**
+ * Whose own files alone a root aido reads when the person names them (the sandbox file a
+ * record names, the task file of `aido run`): the project owner's (projectOwner), and in a
+ * folder of root's that others can write (a shared 1777 or 2775 folder) root's. Taken for
+ * root's own, such a folder had root read any file anyone put a link to there (a steal.sh
+ * made a link to /etc/shadow was copied into the work folder). Undefined: any file.
+ */
+export function readableOwner(project: string): ProjectOwner {
+  const owner = projectOwner(project);
+  if (owner !== undefined || process.geteuid?.() !== 0) return owner;
+  const st = statSync(project);
+  return (st.mode & 0o022) !== 0 ? { uid: 0, gid: st.gid } : undefined;
+}
+
 const DIR = constants.O_RDONLY | constants.O_DIRECTORY;
 
 /** The error for a store folder that is not one (a link, a file) where `shown` should be. */

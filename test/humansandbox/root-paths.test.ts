@@ -339,3 +339,38 @@ describe.runIf(asRoot)("root trusts no field of sandbox.json the person edited",
     expect(r.err.join("\n")).toMatch(/lists inputs its container was not made with/);
   }, 180_000);
 });
+
+describe.runIf(asRoot)("root in a folder of root's that others can write", () => {
+  it("stages no task file and reads no sandbox file anyone put a link to there", async () => {
+    const shared = await makeProject();
+    try {
+      // A shared folder (root's, 0777): anyone could have put these there.
+      chmodSync(shared.dir, 0o777);
+      shared.write("sb.yaml", "runtime: python:3.11\n");
+      symlinkSync(join(box, "secret"), join(shared.dir, "steal.sh"));
+      const up = await shared.aido("sandbox", "up", "-f", "sb.yaml");
+      expect(up.code, up.err.join("\n")).toBe(0);
+      const id = up.out[0] as string;
+      const run = await shared.aido("run", "steal.sh");
+      // Before: taken for root's own project, steal.sh was staged (the secret in work/) and run.
+      expect(existsSync(join(sandboxPaths(shared.dir, id).work, "steal.sh"))).toBe(false);
+      expect([...run.out, ...run.err].join("\n")).not.toContain(SECRET);
+      expect(run.code).not.toBe(0);
+      expect(run.err.join("\n")).toMatch(/cannot stage steal\.sh: it is a link/);
+      // A sandbox file a record names: root's own, in the folder, not a link.
+      const file = sandboxPaths(shared.dir, id).record;
+      const r = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+      writeFileSync(file, JSON.stringify({ ...r, spec_file: join(shared.dir, "steal.sh") }));
+      const again = await shared.aido("run", "true");
+      expect([...again.out, ...again.err].join("\n")).not.toContain(SECRET);
+      expect(again.err.join("\n")).toMatch(/cannot read sandbox file .*steal\.sh: it is a link/);
+      // Root's own script there goes.
+      shared.write("own.sh", "echo own-script\n");
+      writeFileSync(file, JSON.stringify(r));
+      const ok = await shared.aido("run", "own.sh");
+      expect(ok.code, ok.err.join("\n")).toBe(0);
+    } finally {
+      await shared.cleanup();
+    }
+  }, 180_000);
+});
