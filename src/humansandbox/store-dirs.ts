@@ -22,9 +22,10 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  realpathSync,
   statSync,
 } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { removeTreeNoFollow } from "../sandbox/folders.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
@@ -280,4 +281,31 @@ export function openShareFolder(held: string, shown: string): number {
     throw refuse(why);
   }
   return fd;
+}
+
+/**
+ * The project folder held open for a run, opened by its path (`cwd`) and checked to hold
+ * the sandbox's folder held open at `sandbox` (both by their real paths now) when aido is
+ * root in someone else's project. The folder is the person's to rename: by its path, a
+ * project folder they swapped for a link while the task ran had root collect the task's
+ * outputs into the folder it pointed at (/etc, another user's home), a file an output
+ * replaced keeping its owner.
+ */
+export function openRunProject(cwd: string, sandbox: number, id: string): number {
+  const fd = openSync(cwd, DIR);
+  try {
+    if (projectOwner(cwd) !== undefined) {
+      const rel = relative(realpathSync(fdPath(fd)), realpathSync(fdPath(sandbox)));
+      if (rel !== join(".aido", "sandboxes", id))
+        throw new AidoError(
+          ErrorCode.sandboxFailed,
+          `${cwd} no longer holds sandbox ${id}'s folder (the project folder was moved or swapped for a link on the host): nothing is run`,
+          { path: cwd, id },
+        );
+    }
+    return fd;
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
 }

@@ -24,6 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { destroySandbox } from "../../src/humansandbox/lifecycle.js";
+import { runTask } from "../../src/humansandbox/run.js";
 import { pointLatest } from "../../src/humansandbox/run-evidence.js";
 import { readRecord, sandboxPaths } from "../../src/humansandbox/state.js";
 import { connectDocker } from "../../src/sandbox/engine.js";
@@ -284,6 +285,43 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     expect(ok.code, ok.err.join("\n")).toBe(0);
     const gone = await p.aido("sandbox", "destroy", id);
     expect(gone.code, gone.err.join("\n")).toBe(0);
+  }, 180_000);
+
+  it("run collects no output into the folder a link put in the project folder's place during the run", async () => {
+    p.write("out.yaml", "runtime: python:3.11\noutputs: [out.txt]\n");
+    chownSync(join(p.dir, "out.yaml"), PERSON, PERSON);
+    const made = await p.aido("sandbox", "up", "-f", "out.yaml");
+    expect(made.code, made.err.join("\n")).toBe(0);
+    const id = made.out[0] as string;
+    // Root's folder, where a file of the task's must never land (/etc/profile.d, say).
+    const v = mkdtempSync(join(box, "victim-"));
+    const moved = `${p.dir}-moved`;
+    let swapped = false;
+    try {
+      const result = await runTask({
+        cwd: p.dir,
+        config: p.home.config,
+        sandboxId: id,
+        task: ["sh", "-c", "echo planted > /output/out.txt; echo ready; sleep 1"],
+        // The person (the project folder is theirs, /tmp sticky) swaps it for a link mid-run.
+        onStdout: (line) => {
+          if (swapped || line !== "ready") return;
+          swapped = true;
+          renameSync(p.dir, moved);
+          symlinkSync(v, p.dir);
+        },
+      }).catch((e: unknown) => e);
+      expect(swapped, String(result)).toBe(true);
+      // Before: the collection opened the project by its path and wrote out.txt there.
+      expect(readdirSync(v)).toEqual([]);
+      // Collected into the project folder the run began in, wherever it is now.
+      expect(readFileSync(join(moved, "out.txt"), "utf8")).toBe("planted\n");
+    } finally {
+      if (swapped) {
+        unlinkSync(p.dir);
+        renameSync(moved, p.dir);
+      }
+    }
   }, 180_000);
 });
 
