@@ -38,6 +38,7 @@ import { fdPath } from "../sandbox/untrusted-files.js";
 import { parseGrant } from "../security/grants.js";
 import { ensurePrivateDir } from "../security/private-home.js";
 import { isSandboxOf, LABEL, notSandboxOf, projectLabelOf } from "./container.js";
+import { NEW_FILE } from "./run-evidence.js";
 import type { Scrubber } from "./scrub.js";
 import { appendEvent, type SandboxPaths } from "./state.js";
 import { openShareFolder } from "./store-dirs.js";
@@ -228,7 +229,7 @@ async function serveIn(o: ServeOptions, dir: string): Promise<RunEgress> {
   o.scrubber.hide(slot.password);
   const grants = o.hosts.map((h) => parseGrant(`network: ${h}`));
   const logRel = join("runs", o.runId, "network.log");
-  const fd = openSync(join(o.runDir, "network.log"), "w", 0o644);
+  const fd = openSync(join(o.runDir, "network.log"), NEW_FILE, 0o644);
   const counts: NetworkCounts = {
     hosts: [...o.hosts],
     log: logRel,

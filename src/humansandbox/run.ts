@@ -8,7 +8,7 @@
 // the run (egress.ts): the task gets the proxy variables and a TCP connect to the relay's
 // port only, and the run's connections land in network.log.
 
-import { closeSync, fstatSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
@@ -23,7 +23,7 @@ import { destroySandbox, refusalOf } from "./lifecycle.js";
 import { type CollectResult, collectOutputs } from "./outputs.js";
 import { diffOfPaths, inGitRepo } from "./outputs-diff.js";
 import { assertRecordUser, recordSpecText } from "./record-trust.js";
-import { newRunDir, pointLatest, type RunSummary, writeSummary } from "./run-evidence.js";
+import { newRunDir, pointLatest, type RunSummary, writeRunFile, writeSummary } from "./run-evidence.js";
 import { stageTask } from "./run-stage.js";
 import { POLL_MS, RunStreams, STOP_FOLD_BYTES } from "./run-streams.js";
 import { Scrubber } from "./scrub.js";
@@ -161,8 +161,9 @@ async function runInSandbox(
   const { runId, dir } = at.run;
   const started = Date.now();
   const writeRunJson = (t: RunSummary["task"]) =>
-    writeFileSync(
-      join(dir, "run.json"),
+    writeRunFile(
+      dir,
+      "run.json",
       `${JSON.stringify({ run_id: runId, pid: process.pid, started_at: new Date(started).toISOString(), task: t })}\n`,
     );
   // First of all: `aido logs --follow` knows from it that the run is live.
@@ -376,7 +377,7 @@ async function runInSandbox(
   if (record.outputs.length > 0 && !sameFolder(opts.cwd, at.project))
     notice("warning: the project folder was moved during the run: no outputs.diff is made");
   else if (record.outputs.length > 0 && inGitRepo(opts.cwd)) {
-    writeFileSync(join(dir, "outputs.diff"), scrubber.scrub(diffOfPaths(opts.cwd, collected.collected)));
+    writeRunFile(dir, "outputs.diff", scrubber.scrub(diffOfPaths(opts.cwd, collected.collected)));
     diffFile = join("runs", runId, "outputs.diff");
     pointLatest(paths, runId, "outputs.diff");
   }

@@ -26,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { destroySandbox } from "../../src/humansandbox/lifecycle.js";
 import { runTask } from "../../src/humansandbox/run.js";
 import { pointLatest } from "../../src/humansandbox/run-evidence.js";
-import { readRecord, sandboxPaths } from "../../src/humansandbox/state.js";
+import { ownEvidence, readRecord, sandboxPaths } from "../../src/humansandbox/state.js";
 import { connectDocker } from "../../src/sandbox/engine.js";
 import { engineProxy } from "../support/engine-proxy.js";
 import { makeProject, type Project } from "./fixture.js";
@@ -322,6 +322,37 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
         renameSync(moved, p.dir);
       }
     }
+  }, 180_000);
+
+  it("run writes no file of its folder through a link put there once another command gave the folder away", async () => {
+    p.write("out.yaml", "runtime: python:3.11\noutputs: [out.txt]\n");
+    chownSync(join(p.dir, "out.yaml"), PERSON, PERSON);
+    const made = await p.aido("sandbox", "up", "-f", "out.yaml");
+    expect(made.code, made.err.join("\n")).toBe(0);
+    const id = made.out[0] as string;
+    const paths = sandboxPaths(p.dir, id);
+    // Root's files, each of which a name in the run's folder is made a link to.
+    const names = [".summary.json.tmp", "summary.json", "outputs.diff"];
+    for (const n of names) writeFileSync(join(box, `victim${n}`), "root's\n");
+    let planted = false;
+    const result = await runTask({
+      cwd: p.dir,
+      config: p.home.config,
+      sandboxId: id,
+      task: ["sh", "-c", "echo x > /output/out.txt; echo ready; sleep 1"],
+      onStdout: (line) => {
+        if (planted || line !== "ready") return;
+        planted = true;
+        // Another root command on the sandbox meanwhile (a second `aido run`, a destroy, the
+        // TTL sweep) gives the evidence to the person, this run's folder with it.
+        ownEvidence(p.dir, paths);
+        const run = join(paths.runs, readdirSync(paths.runs).sort().at(-1) as string);
+        for (const n of names) symlinkSync(join(box, `victim${n}`), join(run, n));
+      },
+    }).catch((e: unknown) => e);
+    expect(planted, String(result)).toBe(true);
+    // Before: root wrote the summary and the diff through the links, over root's files.
+    for (const n of names) expect(readFileSync(join(box, `victim${n}`), "utf8"), n).toBe("root's\n");
   }, 180_000);
 });
 
