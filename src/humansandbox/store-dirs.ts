@@ -168,7 +168,12 @@ export function sandboxDir(cwd: string, id: string): number {
  * one name: run as root, a link or a hard link the person put in the store (stdout.log ->
  * /etc/shadow) had root read the file it reached and print it to them. Undefined when absent.
  */
-export function readPlainIn(dir: number, name: string, shown: string): string | undefined {
+export function readPlainIn(
+  dir: number,
+  name: string,
+  shown: string,
+  owner?: ProjectOwner,
+): string | undefined {
   let fd: number;
   try {
     fd = openSync(fdPath(dir, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -180,12 +185,29 @@ export function readPlainIn(dir: number, name: string, shown: string): string | 
     throw e;
   }
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.nlink !== 1) throw notPlainFile(shown, st.isFile() ? "a hard link" : "not a file");
+    const why = plainFileProblem(fstatSync(fd), owner);
+    if (why !== undefined) throw notPlainFile(shown, why);
     return readFileSync(fd, "utf8");
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Why a file opened in the store is not one root may read to the person (undefined: it
+ * is): a regular file of one name, and under root in someone else's project (`owner`)
+ * root's or the owner's. The run's folders are the person's once given: a file of another
+ * user's they moved in (from a shared folder they can write, its mode 0600) had root print
+ * it to them.
+ */
+export function plainFileProblem(
+  st: { uid: number; nlink: number; isFile(): boolean },
+  owner?: ProjectOwner,
+): string | undefined {
+  if (!st.isFile()) return "not a file";
+  if (st.nlink !== 1) return "a hard link";
+  if (owner !== undefined && st.uid !== 0 && st.uid !== owner.uid) return `another user's, uid ${st.uid}`;
+  return undefined;
 }
 
 export function notPlainFile(shown: string, what: string): AidoError {

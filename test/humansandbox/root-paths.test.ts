@@ -157,6 +157,19 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
         expect(r.err.join("\n")).toMatch(/stdout\.log is not a plain file of its own \(a (hard )?link\)/);
       }
     }
+    // A file of another user's (0600), moved in from a folder the person can write: one name, not theirs.
+    rmSync(join(dir, "stdout.log"));
+    writeFileSync(join(dir, "stdout.log"), `${SECRET}\n`, { mode: 0o600 });
+    chownSync(join(dir, "stdout.log"), 4343, 4343);
+    for (const argv of [["logs"], ["logs", "--follow"], ["logs", "--json"]]) {
+      const r = await p.aido(...argv, "--sandbox", id);
+      // Before: a regular file of one name was printed, whoever's it was.
+      expect(r.out.join("\n"), argv.join(" ")).not.toContain(SECRET);
+      expect(r.code, argv.join(" ")).not.toBe(0);
+      expect(r.err.join("\n")).toMatch(
+        /stdout\.log is not a plain file of its own \(another user's, uid 4343\)/,
+      );
+    }
     // runs/ itself swapped for a link to a folder with a run's name and a log in it.
     const fake = mkdtempSync(join(box, "runs-"));
     mkdirSync(join(fake, "run-001"));
