@@ -7,6 +7,8 @@
 // the container on an internal network whose only peer is its egress relay (egress.ts).
 
 import { createHash } from "node:crypto";
+import { fstatSync, statSync } from "node:fs";
+import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
@@ -17,6 +19,7 @@ import { ensureImage, executorSourcePath } from "../sandbox/image.js";
 import type { RuntimeHome } from "./evidence-guard.js";
 import { recheckInputs } from "./paths.js";
 import type { InputMount, RuntimeChoice, SandboxPaths, SandboxRecord } from "./state.js";
+import { openDirIn, sandboxDir, withDir } from "./store-dirs.js";
 
 export const LABEL = {
   sandbox: "aido.sandbox",
@@ -252,8 +255,6 @@ export async function attach(
   cwd: string,
   runtime: RuntimeHome,
 ): Promise<DockerSandbox> {
-  const beforeStart = () =>
-    recheckInputs(cwd, record.id, record.inputs, record.flags.dangerous_allow_mutations, runtime);
   let container = docker.getContainer(record.container);
   let info: Docker.ContainerInspectInfo;
   try {
@@ -265,6 +266,11 @@ export async function attach(
       { id: record.id },
     );
   }
+  const mounts = info.Mounts ?? [];
+  const beforeStart = () => {
+    recheckInputs(cwd, record.id, record.inputs, record.flags.dangerous_allow_mutations, runtime);
+    recheckWorkingFolders(cwd, record.id, mounts);
+  };
   if (!isSandboxOf(info.Config.Labels, cwd, record.id))
     throw notSandboxOf("container", record.container, record.id);
   assertInputsOf(info, record);
@@ -301,6 +307,57 @@ function assertInputsOf(info: Docker.ContainerInspectInfo, record: SandboxRecord
       `sandbox ${record.id}'s record lists inputs its container was not made with (sandbox.json was changed on the host): the container is not used; destroy the sandbox and start a new one`,
       { id: record.id },
     );
+}
+
+/** The working folders the container binds, by their mount points: the sandbox folder's names for them. */
+const WORKING_BINDS: Readonly<Record<string, string>> = {
+  "/workspace": "work",
+  "/output": "output",
+  [STREAM_DIR]: "stream",
+};
+
+/**
+ * The working folders the engine binds by their paths at each start (the mounts it holds)
+ * are still the folders aido made in the sandbox's folder: reached level by level without
+ * following a link (store-dirs.ts), the same folder (device and inode) as the engine's path
+ * leads to now. The sandbox's folder is the person's under a root aido: with the container
+ * stopped (a reboot), an `output` they renamed away and replaced by a link had the next
+ * `aido run` start it with the folder linked to bound read-write at /output, another user's
+ * home say, the task's to read and write as the container's user. (Between this check and
+ * the engine's bind the race remains, as for the inputs.)
+ */
+function recheckWorkingFolders(
+  cwd: string,
+  id: string,
+  mounts: ReadonlyArray<{ Type: string; Source: string; Destination: string }>,
+): void {
+  const held = mounts.filter((m) => m.Type === "bind" && WORKING_BINDS[m.Destination] !== undefined);
+  if (held.length === 0) return;
+  withDir(sandboxDir(cwd, id), (sandbox) => {
+    for (const m of held) {
+      const name = WORKING_BINDS[m.Destination] as string;
+      const shown = join(cwd, ".aido", "sandboxes", id, name);
+      const refuse = (what: string) =>
+        new AidoError(
+          ErrorCode.sandboxFailed,
+          `${m.Destination} binds ${m.Source}, which ${what} (changed on the host): the container of sandbox ${id} is not started; destroy it (\`aido sandbox destroy ${id}\`) and start a new one`,
+          { id, path: shown },
+        );
+      const fd = openDirIn(sandbox, name, shown);
+      if (fd === undefined) throw refuse("is gone");
+      withDir(fd, (f) => {
+        const own = fstatSync(f);
+        let bound: ReturnType<typeof statSync>;
+        try {
+          bound = statSync(m.Source);
+        } catch (e) {
+          throw refuse(`cannot be reached (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`);
+        }
+        if (bound.dev !== own.dev || bound.ino !== own.ino)
+          throw refuse(`is no longer the sandbox's ${name} folder`);
+      });
+    }
+  });
 }
 
 /** Remove the container `name` of sandbox `id` of the project at `cwd`: only when its labels say it is that. */

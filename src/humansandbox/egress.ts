@@ -34,11 +34,14 @@ import { EGRESS_SOCKET } from "../egress/types.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { RuntimeContainers } from "../sandbox/docker-containers.js";
 import { type EgressEndpoint, EgressNetworks, removeRelayAndNetwork } from "../sandbox/egress-network.js";
+import { fdPath } from "../sandbox/untrusted-files.js";
 import { parseGrant } from "../security/grants.js";
 import { ensurePrivateDir } from "../security/private-home.js";
 import { isSandboxOf, LABEL, notSandboxOf, projectLabelOf } from "./container.js";
+import { NEW_FILE } from "./run-evidence.js";
 import type { Scrubber } from "./scrub.js";
 import { appendEvent, type SandboxPaths } from "./state.js";
+import { openShareFolder } from "./store-dirs.js";
 
 /** The runtime id of human sandboxes' relays and networks: aido_sbx_relay_<id>, aido_sbx_egress_<id>. */
 export const SANDBOX_RUNTIME = "sbx";
@@ -166,6 +169,8 @@ export interface ServeOptions {
   id: string;
   hosts: readonly string[];
   paths: SandboxPaths;
+  /** The sandbox's folder held open for the run (/proc/self/fd/N): the share folder is reached through it. */
+  held: string;
   runId: string;
   /** runs/<run>/: network.log goes here. */
   runDir: string;
@@ -192,7 +197,27 @@ function socketAnswers(path: string): Promise<boolean> {
 
 /** Serve the sandbox's proxy for one run: listener on the share folder, static host list, evidence. */
 export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
-  if (await socketAnswers(join(o.paths.egress, EGRESS_SOCKET)))
+  const share = openShareFolder(o.held, o.paths.egress);
+  try {
+    const served = await serveIn(o, fdPath(share));
+    return {
+      ...served,
+      async close() {
+        try {
+          return await served.close();
+        } finally {
+          closeSync(share);
+        }
+      },
+    };
+  } catch (e) {
+    closeSync(share);
+    throw e;
+  }
+}
+
+async function serveIn(o: ServeOptions, dir: string): Promise<RunEgress> {
+  if (await socketAnswers(join(dir, EGRESS_SOCKET)))
     throw new AidoError(
       ErrorCode.sandboxUnavailable,
       `another \`aido run\` in sandbox ${o.id} is serving its egress proxy: with a host list, one run at a time`,
@@ -204,7 +229,7 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
   o.scrubber.hide(slot.password);
   const grants = o.hosts.map((h) => parseGrant(`network: ${h}`));
   const logRel = join("runs", o.runId, "network.log");
-  const fd = openSync(join(o.runDir, "network.log"), "w", 0o644);
+  const fd = openSync(join(o.runDir, "network.log"), NEW_FILE, 0o644);
   const counts: NetworkCounts = {
     hosts: [...o.hosts],
     log: logRel,
@@ -287,7 +312,7 @@ export async function serveRunEgress(o: ServeOptions): Promise<RunEgress> {
   let listener: RelayListener;
   try {
     listener = await RelayListener.start({
-      dir: o.paths.egress,
+      dir,
       callerOf: (port) => callers.callerOfPort(o.id, port),
       proxy,
       // Something in the sandbox spoke on another of the relay's ports: on the evidence too.

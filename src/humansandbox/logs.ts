@@ -13,7 +13,16 @@ import { fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
 import type { RunSummary } from "./run-evidence.js";
 import { activeRecord, type SandboxRecord, sandboxPaths } from "./state.js";
-import { notPlainFile, openDirIn, openSandboxDir, readPlainIn, sandboxDir, withDir } from "./store-dirs.js";
+import {
+  notPlainFile,
+  openDirIn,
+  openSandboxDir,
+  plainFileProblem,
+  projectOwner,
+  readPlainIn,
+  sandboxDir,
+  withDir,
+} from "./store-dirs.js";
 
 /** A run located in the project at `cwd`: `dir` is its folder's path, as shown (never read by it). */
 export interface LocatedRun {
@@ -80,9 +89,9 @@ export function locateRun(cwd: string, sandboxId?: string, runId?: string): Loca
   return { cwd, sandbox, runId: id, dir: join(runs, id) };
 }
 
-/** The run's file `name` (open folder `run`), "" when it is not there yet; a link or a hard link is refused. */
+/** The run's file `name` (open folder `run`), "" when it is not there yet; a link, a hard link or another user's file is refused. */
 function readIn(run: number, at: LocatedRun, name: string): string {
-  return readPlainIn(run, name, join(at.dir, name)) ?? "";
+  return readPlainIn(run, name, join(at.dir, name), projectOwner(at.cwd)) ?? "";
 }
 
 function summaryOf(run: number, at: LocatedRun): RunSummary | null {
@@ -136,6 +145,7 @@ async function follow(
   pollMs: number,
 ): Promise<RunSummary | null> {
   const pos = { out: 0, err: 0 };
+  const owner = projectOwner(at.cwd);
   const pull = (file: string, key: "out" | "err", emit: (t: string) => void): void => {
     let fd: number;
     try {
@@ -146,9 +156,8 @@ async function follow(
       throw code === "ELOOP" ? notPlainFile(join(at.dir, file), "a link") : e;
     }
     try {
-      const st = fstatSync(fd);
-      if (!st.isFile() || st.nlink !== 1)
-        throw notPlainFile(join(at.dir, file), st.isFile() ? "a hard link" : "not a file");
+      const why = plainFileProblem(fstatSync(fd), owner);
+      if (why !== undefined) throw notPlainFile(join(at.dir, file), why);
       const buf = Buffer.alloc(64 * 1024);
       for (;;) {
         const n = readSync(fd, buf, 0, buf.length, pos[key]);

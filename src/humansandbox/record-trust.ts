@@ -14,7 +14,7 @@ import { fdPath } from "../sandbox/untrusted-files.js";
 import { containerUser } from "./container.js";
 import { MAX_SANDBOX_FILE_BYTES } from "./spec.js";
 import type { SandboxRecord } from "./state.js";
-import { projectOwner } from "./store-dirs.js";
+import { readableOwner } from "./store-dirs.js";
 
 /**
  * The text of the record's sandbox file (null when it has none). Under root in someone
@@ -25,7 +25,7 @@ import { projectOwner } from "./store-dirs.js";
 export function recordSpecText(cwd: string, record: SandboxRecord): string | null {
   const file = record.spec_file;
   if (file === null) return null;
-  const owner = projectOwner(cwd);
+  const owner = readableOwner(cwd);
   const cannot = (why: string) =>
     new AidoError(ErrorCode.configInvalid, `cannot read sandbox file ${file}: ${why}`, {
       id: record.id,
@@ -47,17 +47,28 @@ export function recordSpecText(cwd: string, record: SandboxRecord): string | nul
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw cannot("not a regular file");
-    if (owner) {
-      if (st.uid !== owner.uid) throw refuse(`is not the project owner's (uid ${st.uid})`);
-      const rel = relative(realpathSync(cwd), realpathSync(fdPath(fd)));
-      if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel))
-        throw refuse("lies outside the project");
-    }
+    const why = owner ? ownersFileProblem(cwd, fd, owner) : undefined;
+    if (why !== undefined) throw refuse(why);
     if (st.size > MAX_SANDBOX_FILE_BYTES) throw cannot(`larger than ${MAX_SANDBOX_FILE_BYTES} bytes`);
     return readFileSync(fd, "utf8");
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Why the file open at `fd` is not the project owner's own regular file lying in the
+ * project at `cwd` (by the real path of what was opened); undefined when it is. What a
+ * root aido reads of the person's choosing (their sandbox file, their task script) must
+ * be this: a file of theirs, which they can read anyway.
+ */
+export function ownersFileProblem(cwd: string, fd: number, owner: { uid: number }): string | undefined {
+  const st = fstatSync(fd);
+  if (!st.isFile()) return "is not a regular file";
+  if (st.uid !== owner.uid) return `is not the project owner's (uid ${st.uid})`;
+  const rel = relative(realpathSync(cwd), realpathSync(fdPath(fd)));
+  if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return "lies outside the project";
+  return undefined;
 }
 
 /**

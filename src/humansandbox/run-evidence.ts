@@ -3,6 +3,7 @@
 // links at the sandbox's top that point at the latest run's files. The summary's shape is
 // here, and the exit status `aido run` derives from it.
 
+import { randomBytes } from "node:crypto";
 import {
   closeSync,
   constants,
@@ -123,11 +124,31 @@ function newRunDirIn(runs: number, paths: SandboxPaths): { runId: string; dir: s
 
 /** summary.json written whole or not at all (a reader never sees half of one), and linked as the latest. */
 export function writeSummary(paths: SandboxPaths, dir: string, runId: string, summary: RunSummary): void {
-  const tmp = join(dir, ".summary.json.tmp");
-  writeFileSync(tmp, `${JSON.stringify(summary, null, 2)}\n`);
-  renameSync(tmp, join(dir, "summary.json"));
+  writeRunFile(dir, "summary.json", `${JSON.stringify(summary, null, 2)}\n`);
   pointLatest(paths, runId, "summary.json");
 }
+
+/**
+ * `text` as the file `name` of the run's folder (`dir`, held open), written whole: a temp
+ * of a name no one can guess, made new (O_EXCL | O_NOFOLLOW), renamed over `name` (which
+ * replaces whatever is there, never writing through it). Run as root, the run's folder is
+ * the person's as soon as another root command on the sandbox gives the evidence away (a
+ * second `aido run`, a destroy, the TTL sweep): by name, a summary.json, its temp,
+ * run.json or outputs.diff they made a link had root write it over the file linked to.
+ */
+export function writeRunFile(dir: string, name: string, text: string): void {
+  const tmp = join(dir, `.${name}.tmp-${randomBytes(6).toString("hex")}`);
+  const fd = openSync(tmp, NEW_FILE, 0o644);
+  try {
+    writeFileSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, join(dir, name));
+}
+
+/** A file made new, never through a link or over anything put at its name. */
+export const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /**
  * Point root/<name> at runs/<run>/<name> (a relative link, replaced atomically), made and

@@ -18,8 +18,10 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { DockerSandbox } from "../sandbox/docker-sandbox.js";
 import { removeTreeNoFollow, restoreOwnerAccess } from "../sandbox/folders.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
+import { ownersFileProblem } from "./record-trust.js";
 import type { RunSummary } from "./run-evidence.js";
 import { type SandboxPaths, type SandboxRecord, sandboxPaths } from "./state.js";
+import { readableOwner } from "./store-dirs.js";
 
 const INTERPRETERS: Record<string, string> = {
   ".py": "python3",
@@ -47,8 +49,9 @@ export async function stageTask(
   const name = basename(host);
   const inBox = `/workspace/${name}`;
   const interpreter = INTERPRETERS[extname(name).toLowerCase()];
+  const script = readTaskFile(cwd, host, first);
   if (record.permissions.filesystem === "none") {
-    await sb.writeFile(inBox, readFileSync(host, "utf8"));
+    await sb.writeFile(inBox, script.toString("utf8"));
     // No known interpreter: run it as a program (its shebang line decides).
     if (!interpreter)
       await sb.exec({ argv: ["chmod", "755", inBox], timeoutMs: 10_000, confinement: "unconfined" });
@@ -61,10 +64,43 @@ export async function stageTask(
       warn(
         `the work folder had its owner's access taken (mode ${was.toString(8).padStart(3, "0")}, by a task); it was given back (u+rwx)`,
       );
-    stageFile(host, paths.work, sandboxPaths(cwd, record.id).work, name, interpreter ? 0o644 : 0o755);
+    stageFile(script, paths.work, sandboxPaths(cwd, record.id).work, name, interpreter ? 0o644 : 0o755);
   }
   const argv = interpreter ? [interpreter, inBox, ...args] : [inBox, ...args];
   return { kind: "script", file: first, argv };
+}
+
+/**
+ * The task file's bytes. Run as root in someone else's project (`sudo aido run task.sh`),
+ * the file is the person's to make: only their own regular file, lying in the project by
+ * the real path of what was opened, opened without following a link (record-trust.ts
+ * ownersFileProblem; in a shared folder of root's, root's own: store-dirs.ts
+ * readableOwner). A task.sh they made a link to /etc/shadow (or a file in a folder linked
+ * out of the project) had root copy it into the work folder, the container user's to
+ * read, and run it, its lines in the errors the run printed.
+ */
+function readTaskFile(cwd: string, host: string, shown: string): Buffer {
+  const owner = readableOwner(cwd);
+  if (owner === undefined) return readFileSync(host);
+  const refuse = (why: string) =>
+    new AidoError(
+      ErrorCode.sandboxFailed,
+      `cannot stage ${shown}: it ${why}; a root aido stages only the project owner's own file from the project (nothing is run)`,
+      { path: host },
+    );
+  let fd: number;
+  try {
+    fd = openSync(host, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    throw (e as NodeJS.ErrnoException).code === "ELOOP" ? refuse("is a link") : e;
+  }
+  try {
+    const why = ownersFileProblem(cwd, fd, owner);
+    if (why !== undefined) throw refuse(why);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -76,7 +112,7 @@ export async function stageTask(
  * root, the sandbox's folder is the person's, and a `work` they renamed away and replaced
  * by a link to /etc had root put the task's file there, by the task's name (crontab).
  */
-function stageFile(src: string, work: string, shown: string, name: string, mode: number): void {
+function stageFile(src: Buffer, work: string, shown: string, name: string, mode: number): void {
   let dir: number;
   try {
     dir = openSync(work, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
@@ -95,7 +131,7 @@ function stageFile(src: string, work: string, shown: string, name: string, mode:
   }
 }
 
-function stageFileIn(src: string, dir: number, work: string, name: string, mode: number): void {
+function stageFileIn(src: Buffer, dir: number, work: string, name: string, mode: number): void {
   const tmp = fdPath(dir, `.aido-stage-${process.pid}-${Date.now().toString(36)}`);
   let fd: number;
   try {
@@ -114,7 +150,7 @@ function stageFileIn(src: string, dir: number, work: string, name: string, mode:
   }
   let open = true;
   try {
-    writeFileSync(fd, readFileSync(src));
+    writeFileSync(fd, src);
     fchmodSync(fd, mode);
     closeSync(fd);
     open = false;

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { parseUser, removeTreeNoFollow, restoreOwnerAccess } from "../sandbox/folders.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
+import { NEW_FILE } from "./run-evidence.js";
 import { LineStream, type Scrubber } from "./scrub.js";
 import type { SandboxPaths } from "./state.js";
 import { removeIn, withDir } from "./store-dirs.js";
@@ -211,8 +212,9 @@ export class RunStreams {
         );
       out = track(openStream(paths, runId, "out", opts.user, opts.warn));
       err = track(openStream(paths, runId, "err", opts.user, opts.warn));
-      stdoutLog = track({ fd: openSync(join(dir, "stdout.log"), "w", 0o644) }).fd;
-      stderrLog = track({ fd: openSync(join(dir, "stderr.log"), "w", 0o644) }).fd;
+      // Made new in the run's folder made just now (never through a link put there).
+      stdoutLog = track({ fd: openSync(join(dir, "stdout.log"), NEW_FILE, 0o644) }).fd;
+      stderrLog = track({ fd: openSync(join(dir, "stderr.log"), NEW_FILE, 0o644) }).fd;
     } catch (e) {
       // Nothing of a run that did not start is left open, nor in the stream folder (what
       // will not go is said, and left for destroy: the setup's own error is the one thrown).

@@ -8,7 +8,7 @@
 // the run (egress.ts): the task gets the proxy variables and a TCP connect to the relay's
 // port only, and the run's connections land in network.log.
 
-import { closeSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
@@ -23,7 +23,7 @@ import { destroySandbox, refusalOf } from "./lifecycle.js";
 import { type CollectResult, collectOutputs } from "./outputs.js";
 import { diffOfPaths, inGitRepo } from "./outputs-diff.js";
 import { assertRecordUser, recordSpecText } from "./record-trust.js";
-import { newRunDir, pointLatest, type RunSummary, writeSummary } from "./run-evidence.js";
+import { newRunDir, pointLatest, type RunSummary, writeRunFile, writeSummary } from "./run-evidence.js";
 import { stageTask } from "./run-stage.js";
 import { POLL_MS, RunStreams, STOP_FOLD_BYTES } from "./run-streams.js";
 import { Scrubber } from "./scrub.js";
@@ -38,7 +38,7 @@ import {
   sandboxPaths,
 } from "./state.js";
 import { StopSignals } from "./stop-signals.js";
-import { sandboxDir } from "./store-dirs.js";
+import { openRunProject, sandboxDir } from "./store-dirs.js";
 
 export interface RunOptions {
   cwd: string;
@@ -98,16 +98,27 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   // The sandbox's folder held open for the run: its working folders are reached through it,
   // never by a path whose folders the person (the store is theirs under a root aido) swaps.
   let sandbox: number | undefined;
+  // And the project folder: the outputs are collected into the one the run began in.
+  let project: number | undefined;
   try {
     sandbox = sandboxDir(opts.cwd, record.id);
+    project = openRunProject(opts.cwd, sandbox, record.id);
     const working = workingPaths(paths, sandbox);
-    return await runInSandbox(opts, { record, paths, working, docker, env, notice, run }, signals);
+    return await runInSandbox(opts, { record, paths, working, project, docker, env, notice, run }, signals);
   } finally {
+    if (project !== undefined) closeSync(project);
     if (sandbox !== undefined) closeSync(sandbox);
     signals.release();
     closeSync(run.fd);
     giveEvidence(opts.cwd, paths, notice);
   }
+}
+
+/** The folder at `path` (links followed) is the one open at `fd`. */
+function sameFolder(path: string, fd: number): boolean {
+  const by = statSync(path, { throwIfNoEntry: false });
+  const held = fstatSync(fd);
+  return by?.dev === held.dev && by?.ino === held.ino;
 }
 
 /**
@@ -135,6 +146,8 @@ async function runInSandbox(
     paths: SandboxPaths;
     /** `paths` with the working folders reached through the sandbox's folder held open (workingPaths). */
     working: SandboxPaths;
+    /** The project folder held open for the run (store-dirs.ts openRunProject). */
+    project: number;
     docker: Docker;
     env: Record<string, string>;
     notice: (m: string) => void;
@@ -148,8 +161,9 @@ async function runInSandbox(
   const { runId, dir } = at.run;
   const started = Date.now();
   const writeRunJson = (t: RunSummary["task"]) =>
-    writeFileSync(
-      join(dir, "run.json"),
+    writeRunFile(
+      dir,
+      "run.json",
       `${JSON.stringify({ run_id: runId, pid: process.pid, started_at: new Date(started).toISOString(), task: t })}\n`,
     );
   // First of all: `aido logs --follow` knows from it that the run is live.
@@ -285,6 +299,7 @@ async function runInSandbox(
         id: record.id,
         hosts,
         paths,
+        held: working.root,
         runId,
         runDir: dir,
         scrubber,
@@ -347,7 +362,7 @@ async function runInSandbox(
   let collected: CollectResult = { collected: [], skipped: [] };
   try {
     if (record.outputs.length > 0)
-      collected = collectOutputs(working.output, opts.cwd, record.outputs, {
+      collected = collectOutputs(working.output, fdPath(at.project), record.outputs, {
         id: record.id,
         root: working.root,
         runtime: opts.config,
@@ -358,8 +373,11 @@ async function runInSandbox(
   for (const s of collected.skipped)
     appendEvent(paths, { event: "warning", message: `output ${s.path} not collected: ${s.reason}` });
   let diffFile: string | null = null;
-  if (record.outputs.length > 0 && inGitRepo(opts.cwd)) {
-    writeFileSync(join(dir, "outputs.diff"), scrubber.scrub(diffOfPaths(opts.cwd, collected.collected)));
+  // By its path (git runs there), only while that is still the project folder held.
+  if (record.outputs.length > 0 && !sameFolder(opts.cwd, at.project))
+    notice("warning: the project folder was moved during the run: no outputs.diff is made");
+  else if (record.outputs.length > 0 && inGitRepo(opts.cwd)) {
+    writeRunFile(dir, "outputs.diff", scrubber.scrub(diffOfPaths(opts.cwd, collected.collected)));
     diffFile = join("runs", runId, "outputs.diff");
     pointLatest(paths, runId, "outputs.diff");
   }

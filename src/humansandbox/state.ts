@@ -190,7 +190,9 @@ export function readRecord(paths: SandboxPaths): SandboxRecord | undefined {
   try {
     const dir = openSandboxDir(paths.project, paths.id);
     if (dir === undefined) return undefined;
-    const text = withDir(dir, (d) => readPlainIn(d, "sandbox.json", paths.record));
+    const text = withDir(dir, (d) =>
+      readPlainIn(d, "sandbox.json", paths.record, projectOwner(paths.project)),
+    );
     return text === undefined ? undefined : (JSON.parse(text) as SandboxRecord);
   } catch (e) {
     if (e instanceof AidoError) throw e;

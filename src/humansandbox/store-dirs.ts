@@ -22,9 +22,10 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  realpathSync,
   statSync,
 } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { removeTreeNoFollow } from "../sandbox/folders.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
@@ -42,6 +43,20 @@ export function projectOwner(project: string): ProjectOwner {
   if (process.geteuid?.() !== 0) return undefined;
   const st = statSync(project);
   return st.uid === 0 ? undefined : { uid: st.uid, gid: st.gid };
+}
+
+/**
+ * Whose own files alone a root aido reads when the person names them (the sandbox file a
+ * record names, the task file of `aido run`): the project owner's (projectOwner), and in a
+ * folder of root's that others can write (a shared 1777 or 2775 folder) root's. Taken for
+ * root's own, such a folder had root read any file anyone put a link to there (a steal.sh
+ * made a link to /etc/shadow was copied into the work folder). Undefined: any file.
+ */
+export function readableOwner(project: string): ProjectOwner {
+  const owner = projectOwner(project);
+  if (owner !== undefined || process.geteuid?.() !== 0) return owner;
+  const st = statSync(project);
+  return (st.mode & 0o022) !== 0 ? { uid: 0, gid: st.gid } : undefined;
 }
 
 const DIR = constants.O_RDONLY | constants.O_DIRECTORY;
@@ -153,7 +168,12 @@ export function sandboxDir(cwd: string, id: string): number {
  * one name: run as root, a link or a hard link the person put in the store (stdout.log ->
  * /etc/shadow) had root read the file it reached and print it to them. Undefined when absent.
  */
-export function readPlainIn(dir: number, name: string, shown: string): string | undefined {
+export function readPlainIn(
+  dir: number,
+  name: string,
+  shown: string,
+  owner?: ProjectOwner,
+): string | undefined {
   let fd: number;
   try {
     fd = openSync(fdPath(dir, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -165,12 +185,29 @@ export function readPlainIn(dir: number, name: string, shown: string): string | 
     throw e;
   }
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.nlink !== 1) throw notPlainFile(shown, st.isFile() ? "a hard link" : "not a file");
+    const why = plainFileProblem(fstatSync(fd), owner);
+    if (why !== undefined) throw notPlainFile(shown, why);
     return readFileSync(fd, "utf8");
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Why a file opened in the store is not one root may read to the person (undefined: it
+ * is): a regular file of one name, and under root in someone else's project (`owner`)
+ * root's or the owner's. The run's folders are the person's once given: a file of another
+ * user's they moved in (from a shared folder they can write, its mode 0600) had root print
+ * it to them.
+ */
+export function plainFileProblem(
+  st: { uid: number; nlink: number; isFile(): boolean },
+  owner?: ProjectOwner,
+): string | undefined {
+  if (!st.isFile()) return "not a file";
+  if (st.nlink !== 1) return "a hard link";
+  if (owner !== undefined && st.uid !== 0 && st.uid !== owner.uid) return `another user's, uid ${st.uid}`;
+  return undefined;
 }
 
 export function notPlainFile(shown: string, what: string): AidoError {
@@ -228,5 +265,69 @@ export function removeIn(parent: number, name: string, shown: string): void {
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw Object.assign(new Error(err.message.replace(at, shown)), { code: err.code });
+  }
+}
+
+/**
+ * The share folder `up` made (this process's user's, 0700), opened through the sandbox's
+ * folder held open without following a link, and still the folder its path (`shown`, which
+ * the engine binds into a relay it makes again) leads to. Run as root, the sandbox's folder
+ * is the person's: by its path, an `egress` they replaced by a link had root remove the
+ * `proxy.sock` of the folder it pointed at (any folder's) and listen there; a folder of
+ * their own put there let them swap the socket for a link before root's chmod of it.
+ */
+export function openShareFolder(held: string, shown: string): number {
+  const refuse = (what: string) =>
+    new AidoError(
+      ErrorCode.sandboxFailed,
+      `${shown} ${what} (changed on the host): the run's egress proxy is not served through it; destroy the sandbox and start a new one`,
+      { path: shown },
+    );
+  let fd: number;
+  try {
+    fd = openSync(join(held, "egress"), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw refuse(
+      code === "ELOOP" || code === "ENOTDIR" ? "is not a folder (a link?)" : `cannot be opened (${code})`,
+    );
+  }
+  const st = fstatSync(fd);
+  const by = statSync(shown, { throwIfNoEntry: false });
+  let why: string | undefined;
+  if (st.uid !== process.geteuid?.() || (st.mode & 0o077) !== 0)
+    why = `is not the share folder aido made (uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`;
+  else if (by?.dev !== st.dev || by?.ino !== st.ino) why = "leads elsewhere than the share folder";
+  if (why !== undefined) {
+    closeSync(fd);
+    throw refuse(why);
+  }
+  return fd;
+}
+
+/**
+ * The project folder held open for a run, opened by its path (`cwd`) and checked to hold
+ * the sandbox's folder held open at `sandbox` (both by their real paths now) when aido is
+ * root in someone else's project. The folder is the person's to rename: by its path, a
+ * project folder they swapped for a link while the task ran had root collect the task's
+ * outputs into the folder it pointed at (/etc, another user's home), a file an output
+ * replaced keeping its owner.
+ */
+export function openRunProject(cwd: string, sandbox: number, id: string): number {
+  const fd = openSync(cwd, DIR);
+  try {
+    if (projectOwner(cwd) !== undefined) {
+      const rel = relative(realpathSync(fdPath(fd)), realpathSync(fdPath(sandbox)));
+      if (rel !== join(".aido", "sandboxes", id))
+        throw new AidoError(
+          ErrorCode.sandboxFailed,
+          `${cwd} no longer holds sandbox ${id}'s folder (the project folder was moved or swapped for a link on the host): nothing is run`,
+          { path: cwd, id },
+        );
+    }
+    return fd;
+  } catch (e) {
+    closeSync(fd);
+    throw e;
   }
 }

@@ -24,8 +24,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { destroySandbox } from "../../src/humansandbox/lifecycle.js";
+import { runTask } from "../../src/humansandbox/run.js";
 import { pointLatest } from "../../src/humansandbox/run-evidence.js";
-import { sandboxPaths } from "../../src/humansandbox/state.js";
+import { ownEvidence, readRecord, sandboxPaths } from "../../src/humansandbox/state.js";
+import { connectDocker } from "../../src/sandbox/engine.js";
 import { engineProxy } from "../support/engine-proxy.js";
 import { makeProject, type Project } from "./fixture.js";
 
@@ -155,6 +157,19 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
         expect(r.err.join("\n")).toMatch(/stdout\.log is not a plain file of its own \(a (hard )?link\)/);
       }
     }
+    // A file of another user's (0600), moved in from a folder the person can write: one name, not theirs.
+    rmSync(join(dir, "stdout.log"));
+    writeFileSync(join(dir, "stdout.log"), `${SECRET}\n`, { mode: 0o600 });
+    chownSync(join(dir, "stdout.log"), 4343, 4343);
+    for (const argv of [["logs"], ["logs", "--follow"], ["logs", "--json"]]) {
+      const r = await p.aido(...argv, "--sandbox", id);
+      // Before: a regular file of one name was printed, whoever's it was.
+      expect(r.out.join("\n"), argv.join(" ")).not.toContain(SECRET);
+      expect(r.code, argv.join(" ")).not.toBe(0);
+      expect(r.err.join("\n")).toMatch(
+        /stdout\.log is not a plain file of its own \(another user's, uid 4343\)/,
+      );
+    }
     // runs/ itself swapped for a link to a folder with a run's name and a log in it.
     const fake = mkdtempSync(join(box, "runs-"));
     mkdirSync(join(fake, "run-001"));
@@ -179,6 +194,178 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     // Before: root put the task's file in the folder linked to, by the task's name.
     expect(readdirSync(v)).toEqual([]);
     expect(r.err.join("\n")).toMatch(/cannot stage crontab\.sh into the sandbox's work folder/);
+  }, 180_000);
+
+  it("run stages no task file but the project owner's own (a link to a root file, a root file)", async () => {
+    const id = await up();
+    const work = sandboxPaths(p.dir, id).work;
+    symlinkSync(join(box, "secret"), join(p.dir, "steal.sh"));
+    writeFileSync(join(p.dir, "roots.sh"), `${SECRET}\n`, { mode: 0o600 });
+    for (const [task, why] of [
+      ["steal.sh", /cannot stage steal\.sh: it is a link/],
+      ["roots.sh", /cannot stage roots\.sh: it is not the project owner's \(uid 0\)/],
+    ] as const) {
+      const r = await p.aido("run", "--sandbox", id, task);
+      // Before: root copied the file into work/ (the container user's, world-readable) and ran it.
+      expect(existsSync(join(work, task)), task).toBe(false);
+      expect([...r.out, ...r.err].join("\n"), task).not.toContain(SECRET);
+      expect(r.code, task).not.toBe(0);
+      expect(r.err.join("\n"), task).toMatch(why);
+    }
+    // The person's own script goes.
+    p.write("own.sh", "echo own-script\n");
+    chownSync(join(p.dir, "own.sh"), PERSON, PERSON);
+    const ok = await p.aido("run", "--sandbox", id, "own.sh");
+    expect(ok.code, ok.err.join("\n")).toBe(0);
+    expect(ok.out.join("\n")).toContain("own-script");
+  }, 180_000);
+
+  it("run starts no stopped container with a working folder swapped for a link bound in its place", async () => {
+    const id = await up();
+    const paths = sandboxPaths(p.dir, id);
+    const record = readRecord(paths);
+    // Stopped (a reboot, say): the engine binds the working folders by their paths at the next start.
+    await connectDocker()
+      .getContainer(record?.container as string)
+      .stop({ t: 0 });
+    // Another user's folder, the container user's (uid 1000) to write.
+    const v = mkdtempSync(join(box, "victim-"));
+    chownSync(v, 1000, 1000);
+    writeFileSync(join(v, "keep.txt"), "theirs\n");
+    renameSync(paths.output, `${paths.output}-moved`);
+    symlinkSync(v, paths.output);
+    try {
+      const r = await p.aido(
+        "run",
+        "--sandbox",
+        id,
+        "sh",
+        "-c",
+        "echo task > /output/planted; cat /output/keep.txt",
+      );
+      // Before: the container started with the folder linked to bound read-write at /output.
+      expect(existsSync(join(v, "planted"))).toBe(false);
+      expect(r.out.join("\n")).not.toContain("theirs");
+      expect(r.code).not.toBe(0);
+      expect(r.err.join("\n")).toMatch(/sandboxes\/\w+\/output is not a folder of the evidence store/);
+    } finally {
+      unlinkSync(paths.output);
+      renameSync(`${paths.output}-moved`, paths.output);
+    }
+    // Put back, the container starts again.
+    const ok = await p.aido("run", "--sandbox", id, "true");
+    expect(ok.code, ok.err.join("\n")).toBe(0);
+  }, 180_000);
+
+  it("run serves no egress proxy through a share folder swapped for a link or a folder of the person's", async () => {
+    p.write(
+      "net.yaml",
+      "runtime: python:3.11\ninputs: [data/]\npermissions:\n  network: [plain.test:8080]\n",
+    );
+    chownSync(join(p.dir, "net.yaml"), PERSON, PERSON);
+    const made = await p.aido("sandbox", "up", "-f", "net.yaml");
+    expect(made.code, made.err.join("\n")).toBe(0);
+    const id = made.out[0] as string;
+    const egress = sandboxPaths(p.dir, id).egress;
+    // Kept out of the sandbox's folder meanwhile: what root finds there of its own it gives the person.
+    const kept = `${sandboxPaths(p.dir, id).root}-egress`;
+    // Root's file named like the proxy's socket, in a folder of root's.
+    const v = mkdtempSync(join(box, "victim-"));
+    writeFileSync(join(v, "proxy.sock"), "root's\n");
+    const own = mkdtempSync(join(box, "own-"));
+    chownSync(own, PERSON, PERSON);
+    chmodSync(own, 0o700);
+    renameSync(egress, kept);
+    try {
+      for (const [plant, why] of [
+        [() => symlinkSync(v, egress), /egress is not a folder \(a link\?\)/],
+        // A folder of theirs: they could swap the socket for a link before root's chmod of it.
+        [() => renameSync(own, egress), /egress is not the share folder aido made \(uid 4242/],
+      ] as const) {
+        plant();
+        const r = await p.aido("run", "--sandbox", id, "true");
+        // Before: root removed the folder's proxy.sock (any folder's) and listened there.
+        expect(readFileSync(join(v, "proxy.sock"), "utf8")).toBe("root's\n");
+        expect(r.code).not.toBe(0);
+        expect(r.err.join("\n")).toMatch(why);
+        rmSync(egress, { recursive: true });
+      }
+    } finally {
+      rmSync(egress, { recursive: true, force: true });
+      renameSync(kept, egress);
+    }
+    const ok = await p.aido("run", "--sandbox", id, "true");
+    expect(ok.code, ok.err.join("\n")).toBe(0);
+    const gone = await p.aido("sandbox", "destroy", id);
+    expect(gone.code, gone.err.join("\n")).toBe(0);
+  }, 180_000);
+
+  it("run collects no output into the folder a link put in the project folder's place during the run", async () => {
+    p.write("out.yaml", "runtime: python:3.11\noutputs: [out.txt]\n");
+    chownSync(join(p.dir, "out.yaml"), PERSON, PERSON);
+    const made = await p.aido("sandbox", "up", "-f", "out.yaml");
+    expect(made.code, made.err.join("\n")).toBe(0);
+    const id = made.out[0] as string;
+    // Root's folder, where a file of the task's must never land (/etc/profile.d, say).
+    const v = mkdtempSync(join(box, "victim-"));
+    const moved = `${p.dir}-moved`;
+    let swapped = false;
+    try {
+      const result = await runTask({
+        cwd: p.dir,
+        config: p.home.config,
+        sandboxId: id,
+        task: ["sh", "-c", "echo planted > /output/out.txt; echo ready; sleep 1"],
+        // The person (the project folder is theirs, /tmp sticky) swaps it for a link mid-run.
+        onStdout: (line) => {
+          if (swapped || line !== "ready") return;
+          swapped = true;
+          renameSync(p.dir, moved);
+          symlinkSync(v, p.dir);
+        },
+      }).catch((e: unknown) => e);
+      expect(swapped, String(result)).toBe(true);
+      // Before: the collection opened the project by its path and wrote out.txt there.
+      expect(readdirSync(v)).toEqual([]);
+      // Collected into the project folder the run began in, wherever it is now.
+      expect(readFileSync(join(moved, "out.txt"), "utf8")).toBe("planted\n");
+    } finally {
+      if (swapped) {
+        unlinkSync(p.dir);
+        renameSync(moved, p.dir);
+      }
+    }
+  }, 180_000);
+
+  it("run writes no file of its folder through a link put there once another command gave the folder away", async () => {
+    p.write("out.yaml", "runtime: python:3.11\noutputs: [out.txt]\n");
+    chownSync(join(p.dir, "out.yaml"), PERSON, PERSON);
+    const made = await p.aido("sandbox", "up", "-f", "out.yaml");
+    expect(made.code, made.err.join("\n")).toBe(0);
+    const id = made.out[0] as string;
+    const paths = sandboxPaths(p.dir, id);
+    // Root's files, each of which a name in the run's folder is made a link to.
+    const names = [".summary.json.tmp", "summary.json", "outputs.diff"];
+    for (const n of names) writeFileSync(join(box, `victim${n}`), "root's\n");
+    let planted = false;
+    const result = await runTask({
+      cwd: p.dir,
+      config: p.home.config,
+      sandboxId: id,
+      task: ["sh", "-c", "echo x > /output/out.txt; echo ready; sleep 1"],
+      onStdout: (line) => {
+        if (planted || line !== "ready") return;
+        planted = true;
+        // Another root command on the sandbox meanwhile (a second `aido run`, a destroy, the
+        // TTL sweep) gives the evidence to the person, this run's folder with it.
+        ownEvidence(p.dir, paths);
+        const run = join(paths.runs, readdirSync(paths.runs).sort().at(-1) as string);
+        for (const n of names) symlinkSync(join(box, `victim${n}`), join(run, n));
+      },
+    }).catch((e: unknown) => e);
+    expect(planted, String(result)).toBe(true);
+    // Before: root wrote the summary and the diff through the links, over root's files.
+    for (const n of names) expect(readFileSync(join(box, `victim${n}`), "utf8"), n).toBe("root's\n");
   }, 180_000);
 });
 
@@ -232,5 +419,40 @@ describe.runIf(asRoot)("root trusts no field of sandbox.json the person edited",
     const r = await p.aido("run", "--sandbox", id, "true");
     expect(r.code).not.toBe(0);
     expect(r.err.join("\n")).toMatch(/lists inputs its container was not made with/);
+  }, 180_000);
+});
+
+describe.runIf(asRoot)("root in a folder of root's that others can write", () => {
+  it("stages no task file and reads no sandbox file anyone put a link to there", async () => {
+    const shared = await makeProject();
+    try {
+      // A shared folder (root's, 0777): anyone could have put these there.
+      chmodSync(shared.dir, 0o777);
+      shared.write("sb.yaml", "runtime: python:3.11\n");
+      symlinkSync(join(box, "secret"), join(shared.dir, "steal.sh"));
+      const up = await shared.aido("sandbox", "up", "-f", "sb.yaml");
+      expect(up.code, up.err.join("\n")).toBe(0);
+      const id = up.out[0] as string;
+      const run = await shared.aido("run", "steal.sh");
+      // Before: taken for root's own project, steal.sh was staged (the secret in work/) and run.
+      expect(existsSync(join(sandboxPaths(shared.dir, id).work, "steal.sh"))).toBe(false);
+      expect([...run.out, ...run.err].join("\n")).not.toContain(SECRET);
+      expect(run.code).not.toBe(0);
+      expect(run.err.join("\n")).toMatch(/cannot stage steal\.sh: it is a link/);
+      // A sandbox file a record names: root's own, in the folder, not a link.
+      const file = sandboxPaths(shared.dir, id).record;
+      const r = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+      writeFileSync(file, JSON.stringify({ ...r, spec_file: join(shared.dir, "steal.sh") }));
+      const again = await shared.aido("run", "true");
+      expect([...again.out, ...again.err].join("\n")).not.toContain(SECRET);
+      expect(again.err.join("\n")).toMatch(/cannot read sandbox file .*steal\.sh: it is a link/);
+      // Root's own script there goes.
+      shared.write("own.sh", "echo own-script\n");
+      writeFileSync(file, JSON.stringify(r));
+      const ok = await shared.aido("run", "own.sh");
+      expect(ok.code, ok.err.join("\n")).toBe(0);
+    } finally {
+      await shared.cleanup();
+    }
   }, 180_000);
 });
