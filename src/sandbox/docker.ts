@@ -182,7 +182,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       handle = await p;
     }
     // Frozen while it was being made: frozen too before anything runs in it.
-    if (this.frozen.has(goalId)) await this.containers.pause(this.containerName(goalId));
+    await this.freezeLate(goalId, this.containerName(goalId));
     if (this.retired.has(goalId)) {
       // The goal ended while its container was being made: it goes at once.
       this.dropHandle(goalId);
@@ -384,8 +384,21 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       (goalId) => this.refuseRetired(goalId),
     );
     // Frozen while it was being started: frozen too before it answers anything.
-    if (this.frozen.has(spec.goalId)) await this.containers.pause(server.containerId);
+    await this.freezeLate(spec.goalId, server.containerId);
     return server;
+  }
+
+  /**
+   * A container made for the goal while it was frozen is frozen too, unless an unpause is under
+   * way. One that began after this pause was sent may have missed the container (its list was
+   * taken before the container was the goal's, or it found it not paused yet): it is let run
+   * again here. Before, it stayed frozen for good under a goal its node had kept (a server's
+   * calls then hung). A goal removed meanwhile keeps it frozen: its removal takes it.
+   */
+  private async freezeLate(goalId: string, name: string): Promise<void> {
+    if (!this.frozen.wanted(goalId)) return;
+    await this.containers.pause(name);
+    if (!this.frozen.wanted(goalId) && !this.retired.has(goalId)) await this.containers.unpause(name);
   }
 
   async reattach(): Promise<string[]> {

@@ -10,6 +10,8 @@ interface Frozen {
   open: () => void;
   /** Frozen again while an unpause was under way: that unpause leaves it frozen. */
   again: boolean;
+  /** An unpause is under way (its engine calls sent, not all answered). */
+  thawing: boolean;
 }
 
 export class FrozenGoals {
@@ -17,6 +19,16 @@ export class FrozenGoals {
 
   has(goalId: string): boolean {
     return this.held.has(goalId);
+  }
+
+  /**
+   * Whether a container of the goal made now must be frozen: it is frozen, and no unpause is
+   * under way (or it was frozen again meanwhile). Not the same as has(): the waiters of an
+   * unpause under way still wait, but its containers are being let run.
+   */
+  wanted(goalId: string): boolean {
+    const f = this.held.get(goalId);
+    return f !== undefined && (!f.thawing || f.again);
   }
 
   /** While the goal is frozen: settles once it thawed (or was removed). */
@@ -35,7 +47,7 @@ export class FrozenGoals {
     const promise = new Promise<void>((r) => {
       open = r;
     });
-    this.held.set(goalId, { promise, open, again: false });
+    this.held.set(goalId, { promise, open, again: false, thawing: false });
   }
 
   /**
@@ -44,9 +56,14 @@ export class FrozenGoals {
    */
   thawing(goalId: string): () => void {
     const f = this.held.get(goalId);
-    if (f) f.again = false;
+    if (f) {
+      f.again = false;
+      f.thawing = true;
+    }
     return () => {
-      if (f && this.held.get(goalId) === f && !f.again) {
+      if (!f) return;
+      f.thawing = false;
+      if (this.held.get(goalId) === f && !f.again) {
         this.held.delete(goalId);
         f.open();
       }

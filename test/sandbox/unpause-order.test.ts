@@ -5,18 +5,33 @@
 // here is the real one, behind a socket that holds every unpause request a while (an engine
 // slow to unfreeze: cgroup freezer under load). A call made on a handle of the goal while it is
 // frozen is sent only once it is unfrozen: before, it went to the frozen executor, and a freeze
-// longer than its answer time (10 s for a path resolution) failed it.
+// longer than its answer time (10 s for a path resolution) failed it. An MCP server started for
+// the goal across a freeze and its lift (its create held here, the lift's unpause under way as
+// it came) runs once the goal is unfrozen: it was frozen as it came, after the unpause had
+// listed the goal's servers without it, and stayed frozen for good under a goal its node kept.
 
+import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { McpServerSpec } from "../../src/sandbox/mcp-container.js";
 import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
 const HOLD_MS = 800;
+/** How long the create of a container named with `holdCreateOf` is held. */
+const CREATE_HOLD_MS = 1_500;
+/** How long an unpause is held (the cases of a container made across a freeze hold it longer). */
+let unpauseHoldMs = HOLD_MS;
+let holdCreateOf: string | undefined;
 
 let engine: EngineProxy;
 let fx: SandboxFixture;
 beforeAll(async () => {
-  engine = await engineProxy((line) => (/^POST \S+\/unpause$/.test(line) ? HOLD_MS : undefined));
+  engine = await engineProxy((line) => {
+    if (/^POST \S+\/unpause$/.test(line)) return unpauseHoldMs;
+    if (holdCreateOf && /^POST \S+\/containers\/create\?/.test(line) && line.includes(holdCreateOf))
+      return CREATE_HOLD_MS;
+    return undefined;
+  });
   fx = makeSandboxFixture(() => {}, { docker: engine.docker });
 });
 afterAll(async () => {
@@ -68,5 +83,47 @@ describe("a call waiting on its goal's frozen container", () => {
     await fx.backend.unpause(goalId);
     await waiting;
     expect(went).toBe(true);
+  }, 120_000);
+});
+
+const docker = new Docker();
+const stateOf = (id: string) =>
+  docker
+    .getContainer(id)
+    .inspect()
+    .then(
+      (c) => (c.State.Paused ? "paused" : c.State.Status),
+      () => "gone",
+    );
+
+describe("an MCP server started for a goal across its freeze and the lift", () => {
+  /** Its create held, the goal frozen and its unpause sent meanwhile (a stall's fence, lifted at once). */
+  async function acrossFreeze<T>(goalId: string, holdName: string, make: () => Promise<T>): Promise<T> {
+    holdCreateOf = holdName;
+    unpauseHoldMs = 2 * CREATE_HOLD_MS + 1_000;
+    try {
+      const making = make();
+      await fx.backend.pause(goalId); // it is not the goal's yet: its create is held
+      await fx.backend.unpause(goalId); // it comes while the engine unfreezes the goal
+      return await making;
+    } finally {
+      holdCreateOf = undefined;
+      unpauseHoldMs = HOLD_MS;
+    }
+  }
+
+  it("runs once the goal is unfrozen: the unpause under way did not list it", async () => {
+    const goalId = "unpause-late-server";
+    await fx.backend.acquire(goalId);
+    const spec: McpServerSpec = {
+      goalId,
+      server: "idle",
+      command: ["node", "-e", "process.stdin.resume()"],
+      workspace: "none",
+      mounts: [],
+    };
+    const server = await acrossFreeze(goalId, `aido-mcp-${goalId}-`, () => fx.backend.startMcpServer(spec));
+    expect(await stateOf(server.containerId)).toBe("running");
+    await fx.backend.remove(goalId);
   }, 120_000);
 });
