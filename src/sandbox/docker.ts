@@ -320,7 +320,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async pause(goalId: string): Promise<"paused"> {
     assertGoalId(goalId);
-    this.frozen.freeze(goalId);
+    const unpausing = this.frozen.freeze(goalId);
+    // Frozen again while an unpause is under way (the fence falls again as it is lifted): that
+    // unpause lands first. A pause sent meanwhile found the container still paused and left it,
+    // and the unpause then let it run: an exec under way went on through the new fence.
+    await unpausing;
     // Its MCP servers' containers too: one mid-way through a call went on acting (writing to
     // a remote system, say) while a survivor may already run the goal.
     const names = [this.containerName(goalId), ...this.mcpServers.ofGoal(goalId)];

@@ -10,8 +10,8 @@ interface Frozen {
   open: () => void;
   /** Frozen again while an unpause was under way: that unpause leaves it frozen. */
   again: boolean;
-  /** An unpause is under way (its engine calls sent, not all answered). */
-  thawing: boolean;
+  /** The unpause under way (its engine calls sent, not all answered): settles once they are. */
+  thawing: Promise<void> | undefined;
 }
 
 export class FrozenGoals {
@@ -28,7 +28,7 @@ export class FrozenGoals {
    */
   wanted(goalId: string): boolean {
     const f = this.held.get(goalId);
-    return f !== undefined && (!f.thawing || f.again);
+    return f !== undefined && (f.thawing === undefined || f.again);
   }
 
   /** While the goal is frozen: settles once it thawed (or was removed). */
@@ -36,18 +36,22 @@ export class FrozenGoals {
     return this.held.get(goalId)?.promise;
   }
 
-  /** The goal is being frozen (before the engine is asked). */
-  freeze(goalId: string): void {
+  /**
+   * The goal is being frozen (before the engine is asked). Returns the unpause under way, if
+   * any: its engine calls must land before the pause's (see DockerBackend.pause).
+   */
+  freeze(goalId: string): Promise<void> | undefined {
     const held = this.held.get(goalId);
     if (held) {
       held.again = true;
-      return;
+      return held.thawing;
     }
     let open = () => {};
     const promise = new Promise<void>((r) => {
       open = r;
     });
-    this.held.set(goalId, { promise, open, again: false, thawing: false });
+    this.held.set(goalId, { promise, open, again: false, thawing: undefined });
+    return undefined;
   }
 
   /**
@@ -56,13 +60,18 @@ export class FrozenGoals {
    */
   thawing(goalId: string): () => void {
     const f = this.held.get(goalId);
+    let answered = () => {};
+    const thawing = new Promise<void>((r) => {
+      answered = r;
+    });
     if (f) {
       f.again = false;
-      f.thawing = true;
+      f.thawing = thawing;
     }
     return () => {
+      answered();
       if (!f) return;
-      f.thawing = false;
+      if (f.thawing === thawing) f.thawing = undefined;
       if (this.held.get(goalId) === f && !f.again) {
         this.held.delete(goalId);
         f.open();

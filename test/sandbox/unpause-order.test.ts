@@ -9,6 +9,8 @@
 // the goal across a freeze and its lift (its create held here, the lift's unpause under way as
 // it came) runs once the goal is unfrozen: it was frozen as it came, after the unpause had
 // listed the goal's servers without it, and stayed frozen for good under a goal its node kept.
+// A goal frozen again while its unpause is under way is frozen once that unpause has landed:
+// the pause found its container still paused and left it, and the unpause let it run.
 
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -67,9 +69,9 @@ describe("a call waiting on its goal's frozen container", () => {
     expect(await resolving).toBe("/workspace");
   }, 120_000);
 
-  it("holds its waiting calls when it is frozen again while an unpause is under way", async () => {
+  it("holds its waiting calls, and its container frozen, when it is frozen again while an unpause is under way", async () => {
     const goalId = "unpause-again";
-    await fx.backend.acquire(goalId);
+    const sb = await fx.backend.acquire(goalId);
     await fx.backend.pause(goalId);
     let went = false;
     const waiting = fx.backend.acquire(goalId).then(() => {
@@ -80,6 +82,8 @@ describe("a call waiting on its goal's frozen container", () => {
     await unpausing;
     await new Promise((r) => setTimeout(r, 200));
     expect(went).toBe(false);
+    // Frozen, not let run by the unpause that landed after the pause had found it still paused.
+    expect(await stateOf(sb.containerId)).toBe("paused");
     await fx.backend.unpause(goalId);
     await waiting;
     expect(went).toBe(true);
