@@ -387,8 +387,15 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       () => (spec.image === undefined ? this.imageOnce() : Promise.resolve()),
       (goalId) => this.refuseRetired(goalId),
     );
-    // Frozen while it was being started: frozen too before it answers anything.
-    await this.freezeLate(spec.goalId, server.containerId);
+    // Frozen while it was being started: frozen too before it answers anything. One the engine
+    // would not freeze is stopped: it ran on through the fence held by no client, and the goal
+    // could not start it again (running already).
+    try {
+      await this.freezeLate(spec.goalId, server.containerId);
+    } catch (e) {
+      await server.stop().catch(() => {});
+      throw e;
+    }
     return server;
   }
 

@@ -10,7 +10,9 @@
 // it came) runs once the goal is unfrozen: it was frozen as it came, after the unpause had
 // listed the goal's servers without it, and stayed frozen for good under a goal its node kept.
 // A goal frozen again while its unpause is under way is frozen once that unpause has landed:
-// the pause found its container still paused and left it, and the unpause let it run.
+// the pause found its container still paused and left it, and the unpause let it run. A server
+// started while its goal is frozen whose own freeze the engine refuses is stopped: it ran on
+// unfrozen through the fence, held by no client, and the goal could never start it again.
 
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,13 +26,16 @@ const CREATE_HOLD_MS = 1_500;
 /** How long an unpause is held (the cases of a container made across a freeze hold it longer). */
 let unpauseHoldMs = HOLD_MS;
 let holdCreateOf: string | undefined;
+/** Refuse the pause of a container named by its id (an MCP server's: the goal's is paused by name). */
+let refuseIdPause = false;
 
 let engine: EngineProxy;
 let fx: SandboxFixture;
 beforeAll(async () => {
   engine = await engineProxy((line) => {
     if (/^POST \S+\/unpause$/.test(line)) return unpauseHoldMs;
-    if (holdCreateOf && /^POST \S+\/containers\/create\?/.test(line) && line.includes(holdCreateOf))
+    if (refuseIdPause && /^POST (\/v[\d.]+)?\/containers\/[0-9a-f]{64}\/pause$/.test(line)) return "refuse";
+    if (holdCreateOf && /^POST (\/v[\d.]+)?\/containers\/create\?/.test(line) && line.includes(holdCreateOf))
       return CREATE_HOLD_MS;
     return undefined;
   });
@@ -128,6 +133,38 @@ describe("an MCP server started for a goal across its freeze and the lift", () =
     };
     const server = await acrossFreeze(goalId, `aido-mcp-${goalId}-`, () => fx.backend.startMcpServer(spec));
     expect(await stateOf(server.containerId)).toBe("running");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+
+  it("stops a server started meanwhile whose freeze the engine refused: the goal can start it again", async () => {
+    const goalId = "unpause-late-refused";
+    await fx.backend.acquire(goalId);
+    const spec: McpServerSpec = {
+      goalId,
+      server: "idle",
+      command: ["node", "-e", "process.stdin.resume()"],
+      workspace: "none",
+      mounts: [],
+    };
+    holdCreateOf = `aido-mcp-${goalId}-`;
+    refuseIdPause = true;
+    let refused: unknown;
+    try {
+      const starting = fx.backend.startMcpServer(spec).catch((e: unknown) => {
+        refused = e;
+      });
+      await fx.backend.pause(goalId); // its create is held: it comes while the goal is frozen
+      await starting;
+    } finally {
+      holdCreateOf = undefined;
+      refuseIdPause = false;
+    }
+    expect(String(refused)).toMatch(/pausing container/);
+    const left = await docker.listContainers({ all: true, filters: { name: [`aido-mcp-${goalId}-`] } });
+    expect(left.map((c) => c.State)).toEqual([]);
+    await fx.backend.unpause(goalId);
+    const again = await fx.backend.startMcpServer(spec);
+    expect(await stateOf(again.containerId)).toBe("running");
     await fx.backend.remove(goalId);
   }, 120_000);
 });
