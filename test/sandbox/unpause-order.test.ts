@@ -12,7 +12,10 @@
 // A goal frozen again while its unpause is under way is frozen once that unpause has landed:
 // the pause found its container still paused and left it, and the unpause let it run. A server
 // started while its goal is frozen whose own freeze the engine refuses is stopped: it ran on
-// unfrozen through the fence, held by no client, and the goal could never start it again.
+// unfrozen through the fence, held by no client, and the goal could never start it again. A
+// freeze that fails for one of the goal's containers is answered once all its pauses are: it
+// was answered at the first refusal, the lift's unpause then came before a pause still under
+// way, and that pause froze the kept goal's container for good.
 
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,6 +31,8 @@ let unpauseHoldMs = HOLD_MS;
 let holdCreateOf: string | undefined;
 /** Refuse the pause of a container named by its id (an MCP server's: the goal's is paused by name). */
 let refuseIdPause = false;
+/** Hold the pause of the goal's own container (named after the goal) this long. */
+let holdGoalPause: { goalId: string; ms: number } | undefined;
 
 let engine: EngineProxy;
 let fx: SandboxFixture;
@@ -35,6 +40,7 @@ beforeAll(async () => {
   engine = await engineProxy((line) => {
     if (/^POST \S+\/unpause$/.test(line)) return unpauseHoldMs;
     if (refuseIdPause && /^POST (\/v[\d.]+)?\/containers\/[0-9a-f]{64}\/pause$/.test(line)) return "refuse";
+    if (holdGoalPause && line.endsWith(`_goal_${holdGoalPause.goalId}/pause`)) return holdGoalPause.ms;
     if (holdCreateOf && /^POST (\/v[\d.]+)?\/containers\/create\?/.test(line) && line.includes(holdCreateOf))
       return CREATE_HOLD_MS;
     return undefined;
@@ -165,6 +171,30 @@ describe("an MCP server started for a goal across its freeze and the lift", () =
     await fx.backend.unpause(goalId);
     const again = await fx.backend.startMcpServer(spec);
     expect(await stateOf(again.containerId)).toBe("running");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+
+  it("answers a freeze one of whose pauses the engine refused once all are answered: the lift's unpause comes after", async () => {
+    const goalId = "unpause-partial";
+    const sb = await fx.backend.acquire(goalId);
+    await fx.backend.startMcpServer({
+      goalId,
+      server: "idle",
+      command: ["node", "-e", "process.stdin.resume()"],
+      workspace: "none",
+      mounts: [],
+    });
+    refuseIdPause = true;
+    holdGoalPause = { goalId, ms: 1_500 };
+    try {
+      await expect(fx.backend.pause(goalId)).rejects.toThrow(/pausing container/);
+    } finally {
+      refuseIdPause = false;
+    }
+    await fx.backend.unpause(goalId); // the lift: the goal is still the node's
+    await new Promise((r) => setTimeout(r, 2_000)); // past the held pause
+    holdGoalPause = undefined;
+    expect(await stateOf(sb.containerId)).toBe("running");
     await fx.backend.remove(goalId);
   }, 120_000);
 });
