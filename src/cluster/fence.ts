@@ -203,6 +203,11 @@ export class LeaseFence {
     this.since = undefined;
     this.frozen = [];
     for (const goalId of kept) {
+      // Fenced again while it unfreezes (cut off again, or its loop stalled on an engine slow to
+      // answer): the goals not unfrozen yet stay frozen, the new fence's, for its lift. Before,
+      // they were unfrozen all the same under the fence that had just frozen them again.
+      this.check();
+      if (this.since !== undefined) break;
       try {
         await this.ctx.rt.backend.unpause(goalId);
       } catch (e) {
