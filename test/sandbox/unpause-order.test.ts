@@ -111,6 +111,15 @@ const stateOf = (id: string) =>
       () => "gone",
     );
 
+/** A stdio MCP server that reads its stdin and answers nothing: a container that runs. */
+const idleServer = (goalId: string): McpServerSpec => ({
+  goalId,
+  server: "idle",
+  command: ["node", "-e", "process.stdin.resume()"],
+  workspace: "none",
+  mounts: [],
+});
+
 describe("an MCP server started for a goal across its freeze and the lift", () => {
   /** Its create held, the goal frozen and its unpause sent meanwhile (a stall's fence, lifted at once). */
   async function acrossFreeze<T>(goalId: string, holdName: string, make: () => Promise<T>): Promise<T> {
@@ -130,13 +139,7 @@ describe("an MCP server started for a goal across its freeze and the lift", () =
   it("runs once the goal is unfrozen: the unpause under way did not list it", async () => {
     const goalId = "unpause-late-server";
     await fx.backend.acquire(goalId);
-    const spec: McpServerSpec = {
-      goalId,
-      server: "idle",
-      command: ["node", "-e", "process.stdin.resume()"],
-      workspace: "none",
-      mounts: [],
-    };
+    const spec = idleServer(goalId);
     const server = await acrossFreeze(goalId, `aido-mcp-${goalId}-`, () => fx.backend.startMcpServer(spec));
     expect(await stateOf(server.containerId)).toBe("running");
     await fx.backend.remove(goalId);
@@ -145,13 +148,7 @@ describe("an MCP server started for a goal across its freeze and the lift", () =
   it("stops a server started meanwhile whose freeze the engine refused: the goal can start it again", async () => {
     const goalId = "unpause-late-refused";
     await fx.backend.acquire(goalId);
-    const spec: McpServerSpec = {
-      goalId,
-      server: "idle",
-      command: ["node", "-e", "process.stdin.resume()"],
-      workspace: "none",
-      mounts: [],
-    };
+    const spec = idleServer(goalId);
     holdCreateOf = `aido-mcp-${goalId}-`;
     refuseIdPause = true;
     let refused: unknown;
@@ -177,13 +174,7 @@ describe("an MCP server started for a goal across its freeze and the lift", () =
   it("answers a freeze one of whose pauses the engine refused once all are answered: the lift's unpause comes after", async () => {
     const goalId = "unpause-partial";
     const sb = await fx.backend.acquire(goalId);
-    await fx.backend.startMcpServer({
-      goalId,
-      server: "idle",
-      command: ["node", "-e", "process.stdin.resume()"],
-      workspace: "none",
-      mounts: [],
-    });
+    await fx.backend.startMcpServer(idleServer(goalId));
     refuseIdPause = true;
     holdGoalPause = { goalId, ms: 1_500 };
     try {
