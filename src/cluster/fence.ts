@@ -202,7 +202,16 @@ export class LeaseFence {
     }
     this.since = undefined;
     this.frozen = [];
-    for (const goalId of kept) {
+    let left: string[] = [];
+    for (const [i, goalId] of kept.entries()) {
+      // Fenced again while it unfreezes (cut off again, or its loop stalled on an engine slow to
+      // answer): the goals not unfrozen yet stay frozen, the new fence's, for its lift. Before,
+      // they were unfrozen all the same under the fence that had just frozen them again.
+      this.check();
+      if (this.since !== undefined) {
+        left = kept.slice(i);
+        break;
+      }
       try {
         await this.ctx.rt.backend.unpause(goalId);
       } catch (e) {
@@ -210,7 +219,7 @@ export class LeaseFence {
       }
     }
     this.ctx.log(
-      `cluster: unfenced after ${Math.round(now() - since.at)} ms: kept ${kept.length > 0 ? kept.join(", ") : "no goal"}${lost.length > 0 ? `; lost ${lost.join(", ")} (stopped here)` : ""}`,
+      `cluster: unfenced after ${Math.round(now() - since.at)} ms: kept ${kept.length > 0 ? kept.join(", ") : "no goal"}${lost.length > 0 ? `; lost ${lost.join(", ")} (stopped here)` : ""}${left.length > 0 ? `; fenced again before ${left.join(", ")} could be unfrozen (they stay frozen)` : ""}`,
     );
     return true;
   }

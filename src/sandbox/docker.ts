@@ -93,8 +93,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly networks: EgressNetworks;
   /** Goals whose sandbox was removed for good (remove()): a later acquire is refused. */
   private readonly retired = new Set<string>();
-  /** Goals whose containers are frozen (pause), and what waits for them to thaw. */
-  private readonly frozen = new FrozenGoals();
+  /** Goals whose containers are frozen (pause), their engine calls, and what waits for them to thaw. */
+  private readonly frozen: FrozenGoals;
   /**
    * Goals this process made (or tried to make) a container, network or MCP server for, or
    * found a running container of at start-up, or whose network a sweep kept (a live goal's,
@@ -139,6 +139,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
       folders: (goalId) => opts.folders?.(goalId) ?? this.foldersOf(goalId, this.workspaceOf.get(goalId)),
     });
+    this.frozen = new FrozenGoals(
+      this.containers,
+      (goalId) => [this.containerName(goalId), ...this.mcpServers.ofGoal(goalId)],
+      (goalId) => this.retired.has(goalId),
+    );
     const daemonUser = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
     this.networks = new EgressNetworks(this.docker, config, this.containers, daemonUser, opts.labels);
     this.execTimeoutMs = config.sandbox.execTimeoutMs;
@@ -182,7 +187,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       handle = await p;
     }
     // Frozen while it was being made: frozen too before anything runs in it.
-    if (this.frozen.has(goalId)) await this.containers.pause(this.containerName(goalId));
+    await this.frozen.freezeLate(goalId, this.containerName(goalId));
     if (this.retired.has(goalId)) {
       // The goal ended while its container was being made: it goes at once.
       this.dropHandle(goalId);
@@ -320,11 +325,9 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async pause(goalId: string): Promise<"paused"> {
     assertGoalId(goalId);
-    this.frozen.freeze(goalId);
     // Its MCP servers' containers too: one mid-way through a call went on acting (writing to
     // a remote system, say) while a survivor may already run the goal.
-    const names = [this.containerName(goalId), ...this.mcpServers.ofGoal(goalId)];
-    await Promise.all(names.map((n) => this.containers.pause(n)));
+    await this.frozen.pause(goalId);
     return "paused";
   }
 
@@ -335,17 +338,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async unpause(goalId: string): Promise<void> {
     assertGoalId(goalId);
-    const thawed = this.frozen.thawing(goalId);
-    try {
-      // Each is tried (the goal's container and its servers), the first refusal thrown.
-      const names = [this.containerName(goalId), ...this.mcpServers.ofGoal(goalId)];
-      const refused = (await Promise.allSettled(names.map((n) => this.containers.unpause(n)))).find(
-        (r) => r.status === "rejected",
-      );
-      if (refused) throw refused.reason;
-    } finally {
-      thawed();
-    }
+    await this.frozen.unpause(goalId);
   }
 
   async remove(goalId: string, opts: { deleteFolders?: boolean } = {}): Promise<void> {
@@ -383,8 +376,15 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       () => (spec.image === undefined ? this.imageOnce() : Promise.resolve()),
       (goalId) => this.refuseRetired(goalId),
     );
-    // Frozen while it was being started: frozen too before it answers anything.
-    if (this.frozen.has(spec.goalId)) await this.containers.pause(server.containerId);
+    // Frozen while it was being started: frozen too before it answers anything. One the engine
+    // would not freeze is stopped: it ran on through the fence held by no client, and the goal
+    // could not start it again (running already).
+    try {
+      await this.frozen.freezeLate(spec.goalId, server.containerId);
+    } catch (e) {
+      await server.stop().catch(() => {});
+      throw e;
+    }
     return server;
   }
 

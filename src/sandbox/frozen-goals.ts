@@ -1,22 +1,87 @@
 // sandbox/frozen-goals.ts — the goals whose containers DockerBackend froze (docker pause: their
-// node's fence, cluster/fence.ts), and what waits for them to thaw: a container acquired for
-// such a goal, an MCP server started for it, a call sent on its sandbox (docker.ts,
-// docker-sandbox.ts). They go on once the engine has answered the unpause (an exec into a
-// container still paused is refused), not as it is sent, and not at all when the goal was
-// frozen again meanwhile; or once the goal is removed (they then find it retired).
+// node's fence, cluster/fence.ts), the engine calls that freeze and unfreeze them (the goal's
+// own container and its stdio MCP servers'), and what waits for them to thaw: a container
+// acquired for such a goal, an MCP server started for it, a call sent on its sandbox
+// (docker.ts, docker-sandbox.ts). They go on once the engine has answered the unpause (an exec
+// into a container still paused is refused), not as it is sent, and not at all when the goal
+// was frozen again meanwhile; or once the goal is removed (they then find it retired).
+
+/** The engine's side: pause and unpause a container by name or id (docker-containers.ts). */
+export interface FreezeEngine {
+  pause(name: string): Promise<void>;
+  unpause(name: string): Promise<void>;
+}
 
 interface Frozen {
   promise: Promise<void>;
   open: () => void;
   /** Frozen again while an unpause was under way: that unpause leaves it frozen. */
   again: boolean;
+  /** The unpause under way (its engine calls sent, not all answered): settles once they are. */
+  thawing: Promise<void> | undefined;
 }
 
 export class FrozenGoals {
   private readonly held = new Map<string, Frozen>();
 
+  /**
+   * `names`: the goal's containers now (its own and its live servers'); `retired`: whether the
+   * goal was removed for good (its containers go as they are).
+   */
+  constructor(
+    private readonly engine: FreezeEngine,
+    private readonly names: (goalId: string) => string[],
+    private readonly retired: (goalId: string) => boolean,
+  ) {}
+
+  /** Freeze the goal's containers (SandboxBackend.pause); answered once every pause is. */
+  async pause(goalId: string): Promise<void> {
+    const unpausing = this.freeze(goalId);
+    // Frozen again while an unpause is under way (the fence falls again as it is lifted): that
+    // unpause lands first. A pause sent meanwhile found the container still paused and left it,
+    // and the unpause then let it run: an exec under way went on through the new fence.
+    await unpausing;
+    // Answered once every pause is, the first refusal thrown: answered at the first, the lift's
+    // unpause came before a pause still under way, which then froze a kept goal's for good.
+    await firstRefusal(this.names(goalId).map((n) => this.engine.pause(n)));
+  }
+
+  /** Let the goal's containers run again; its waiters go once every unpause is answered. */
+  async unpause(goalId: string): Promise<void> {
+    const thawed = this.thawing(goalId);
+    try {
+      // Each is tried (the goal's container and its servers), the first refusal thrown.
+      await firstRefusal(this.names(goalId).map((n) => this.engine.unpause(n)));
+    } finally {
+      thawed();
+    }
+  }
+
+  /**
+   * A container made for the goal while it was frozen is frozen too, unless an unpause is under
+   * way. One that began after this pause was sent may have missed the container (its list was
+   * taken before the container was the goal's, or it found it not paused yet): it is let run
+   * again here. Before, it stayed frozen for good under a goal its node had kept (a server's
+   * calls then hung). A goal removed meanwhile keeps it frozen: its removal takes it.
+   */
+  async freezeLate(goalId: string, name: string): Promise<void> {
+    if (!this.wanted(goalId)) return;
+    await this.engine.pause(name);
+    if (!this.wanted(goalId) && !this.retired(goalId)) await this.engine.unpause(name);
+  }
+
   has(goalId: string): boolean {
     return this.held.has(goalId);
+  }
+
+  /**
+   * Whether a container of the goal made now must be frozen: it is frozen, and no unpause is
+   * under way (or it was frozen again meanwhile). Not the same as has(): the waiters of an
+   * unpause under way still wait, but its containers are being let run.
+   */
+  private wanted(goalId: string): boolean {
+    const f = this.held.get(goalId);
+    return f !== undefined && (f.thawing === undefined || f.again);
   }
 
   /** While the goal is frozen: settles once it thawed (or was removed). */
@@ -24,29 +89,43 @@ export class FrozenGoals {
     return this.held.get(goalId)?.promise;
   }
 
-  /** The goal is being frozen (before the engine is asked). */
-  freeze(goalId: string): void {
+  /**
+   * The goal is being frozen (before the engine is asked). Returns the unpause under way, if
+   * any: its engine calls must land before the pause's (see DockerBackend.pause).
+   */
+  private freeze(goalId: string): Promise<void> | undefined {
     const held = this.held.get(goalId);
     if (held) {
       held.again = true;
-      return;
+      return held.thawing;
     }
     let open = () => {};
     const promise = new Promise<void>((r) => {
       open = r;
     });
-    this.held.set(goalId, { promise, open, again: false });
+    this.held.set(goalId, { promise, open, again: false, thawing: undefined });
+    return undefined;
   }
 
   /**
    * The goal is being unfrozen (before the engine is asked): call what this returns once the
    * engine has answered (or refused: its waiters then fail rather than wait for good).
    */
-  thawing(goalId: string): () => void {
+  private thawing(goalId: string): () => void {
     const f = this.held.get(goalId);
-    if (f) f.again = false;
+    let answered = () => {};
+    const thawing = new Promise<void>((r) => {
+      answered = r;
+    });
+    if (f) {
+      f.again = false;
+      f.thawing = thawing;
+    }
     return () => {
-      if (f && this.held.get(goalId) === f && !f.again) {
+      answered();
+      if (!f) return;
+      if (f.thawing === thawing) f.thawing = undefined;
+      if (this.held.get(goalId) === f && !f.again) {
         this.held.delete(goalId);
         f.open();
       }
@@ -58,4 +137,10 @@ export class FrozenGoals {
     this.held.get(goalId)?.open();
     this.held.delete(goalId);
   }
+}
+
+/** Settles once every one of `calls` has: throws the first refusal, if any. */
+async function firstRefusal(calls: Promise<unknown>[]): Promise<void> {
+  const refused = (await Promise.allSettled(calls)).find((r) => r.status === "rejected");
+  if (refused) throw refused.reason;
 }

@@ -4,7 +4,10 @@
 // unfroze the goals' containers while the node was fenced again, its lease maybe lapsed and its
 // goals taken, and nothing froze them again until a heartbeat found the new fence. Now a lift
 // that finds the node fenced again leaves the fence in place, containers frozen, for a later
-// heartbeat to lift.
+// heartbeat to lift. And a node cut off again while the lift unfreezes its goals one by one
+// (a partition that flaps, a loop that stalls as it lifts) leaves the goals it has not unfrozen
+// yet frozen under the new fence: the lift unfroze them all the same, under a fence that had
+// just frozen them again, their goals maybe taken.
 // A real Runtime (scripted provider) and a real redis-server (stopped to cut the node off), the
 // node in this process; the sandbox backend is the harness's no-container one, its pause held
 // until the test lets it go (a slow engine) and its pause and unpause calls recorded.
@@ -101,6 +104,90 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
       answer.open();
       // Started again only when stopped: a second start's server lost the port, and the first
       // one was then left running (untracked) after the file.
+      if (down) await redis.start().catch(() => {});
+      await until(() => (node?.fenceStatus().fenced === false ? true : undefined), 20_000).catch(() => {});
+      await node?.stop();
+      await h.close();
+      raw.disconnect();
+    }
+  }, 90_000);
+
+  it("stops unfreezing the goals once the node is fenced again during the lift", async () => {
+    const redis = await startRedis();
+    const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    raw.on("error", () => {});
+    let node: ClusterNode | undefined;
+    const unpauseAnswered = latch();
+    const calls: { op: "pause" | "unpause"; goalId: string; fenced: boolean }[] = [];
+    const fenced = () => node?.fenceStatus().fenced === true;
+    const backend: SandboxBackend = {
+      ...noContainers,
+      pause: async (goalId) => {
+        calls.push({ op: "pause", goalId, fenced: fenced() });
+        return "paused";
+      },
+      // The engine slow to unfreeze the first goal: the node is cut off again meanwhile.
+      unpause: async (goalId) => {
+        calls.push({ op: "unpause", goalId, fenced: fenced() });
+        await unpauseAnswered.promise;
+      },
+    };
+    const h: Harness = await openNodeHarness(server, {
+      backend,
+      redisUrl: redis.url,
+      nodeId: `${NODE}-again`,
+      node: () => node,
+    });
+    const answer = latch();
+    let down = false;
+    try {
+      node = await ClusterNode.start(h.home.config, h.rt, () => {});
+      const goals: string[] = [];
+      for (const name of ["relift-a", "relift-b"]) {
+        server.script(forGoal(name), [turn.text(`done ${name}`, { until: answer.promise })]);
+        goals.push((await node.goals.submit({ goal: `run ${name}`, manifest: manifest() })).goal_id);
+      }
+      await until(
+        () =>
+          server.requestsMatching(forGoal("relift-a")).length > 0 &&
+          server.requestsMatching(forGoal("relift-b")).length > 0
+            ? true
+            : undefined,
+        20_000,
+      );
+      const pauses = () => calls.filter((c) => c.op === "pause").length;
+      await redis.stop();
+      down = true;
+      await until(() => (pauses() === 2 ? true : undefined), 10_000);
+      // Back: the lift unfreezes the first goal, and the engine holds that unpause.
+      await redis.start();
+      down = false;
+      await until(() => (calls.some((c) => c.op === "unpause") ? true : undefined), 10_000);
+      // Cut off again while it does: the new fence freezes both goals again.
+      await redis.stop();
+      down = true;
+      await until(() => (pauses() === 4 ? true : undefined), 10_000);
+      unpauseAnswered.open();
+      await new Promise((r) => setTimeout(r, 500));
+      // The other goal is left frozen under the new fence, not unfrozen by the lift before it.
+      expect(calls.filter((c) => c.op === "unpause")).toEqual([
+        { op: "unpause", goalId: expect.any(String), fenced: false },
+      ]);
+      expect(node.fenceStatus().fenced).toBe(true);
+
+      // Back for good: both are unfrozen by the next lift, while the node is not fenced.
+      await redis.start();
+      down = false;
+      await until(
+        () => (calls.filter((c) => c.op === "unpause").length >= 3 && !fenced() ? true : undefined),
+        20_000,
+      );
+      const later = calls.filter((c) => c.op === "unpause").slice(1);
+      expect(later.every((c) => !c.fenced)).toBe(true);
+      expect(new Set(later.map((c) => c.goalId))).toEqual(new Set(goals));
+    } finally {
+      unpauseAnswered.open();
+      answer.open();
       if (down) await redis.start().catch(() => {});
       await until(() => (node?.fenceStatus().fenced === false ? true : undefined), 20_000).catch(() => {});
       await node?.stop();

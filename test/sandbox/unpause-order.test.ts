@@ -5,18 +5,46 @@
 // here is the real one, behind a socket that holds every unpause request a while (an engine
 // slow to unfreeze: cgroup freezer under load). A call made on a handle of the goal while it is
 // frozen is sent only once it is unfrozen: before, it went to the frozen executor, and a freeze
-// longer than its answer time (10 s for a path resolution) failed it.
+// longer than its answer time (10 s for a path resolution) failed it. An MCP server started for
+// the goal across a freeze and its lift (its create held here, the lift's unpause under way as
+// it came) runs once the goal is unfrozen: it was frozen as it came, after the unpause had
+// listed the goal's servers without it, and stayed frozen for good under a goal its node kept.
+// A goal frozen again while its unpause is under way is frozen once that unpause has landed:
+// the pause found its container still paused and left it, and the unpause let it run. A server
+// started while its goal is frozen whose own freeze the engine refuses is stopped: it ran on
+// unfrozen through the fence, held by no client, and the goal could never start it again. A
+// freeze that fails for one of the goal's containers is answered once all its pauses are: it
+// was answered at the first refusal, the lift's unpause then came before a pause still under
+// way, and that pause froze the kept goal's container for good.
 
+import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { McpServerSpec } from "../../src/sandbox/mcp-container.js";
 import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
 const HOLD_MS = 800;
+/** How long the create of a container named with `holdCreateOf` is held. */
+const CREATE_HOLD_MS = 1_500;
+/** How long an unpause is held (the cases of a container made across a freeze hold it longer). */
+let unpauseHoldMs = HOLD_MS;
+let holdCreateOf: string | undefined;
+/** Refuse the pause of a container named by its id (an MCP server's: the goal's is paused by name). */
+let refuseIdPause = false;
+/** Hold the pause of the goal's own container (named after the goal) this long. */
+let holdGoalPause: { goalId: string; ms: number } | undefined;
 
 let engine: EngineProxy;
 let fx: SandboxFixture;
 beforeAll(async () => {
-  engine = await engineProxy((line) => (/^POST \S+\/unpause$/.test(line) ? HOLD_MS : undefined));
+  engine = await engineProxy((line) => {
+    if (/^POST \S+\/unpause$/.test(line)) return unpauseHoldMs;
+    if (refuseIdPause && /^POST (\/v[\d.]+)?\/containers\/[0-9a-f]{64}\/pause$/.test(line)) return "refuse";
+    if (holdGoalPause && line.endsWith(`_goal_${holdGoalPause.goalId}/pause`)) return holdGoalPause.ms;
+    if (holdCreateOf && /^POST (\/v[\d.]+)?\/containers\/create\?/.test(line) && line.includes(holdCreateOf))
+      return CREATE_HOLD_MS;
+    return undefined;
+  });
   fx = makeSandboxFixture(() => {}, { docker: engine.docker });
 });
 afterAll(async () => {
@@ -52,9 +80,9 @@ describe("a call waiting on its goal's frozen container", () => {
     expect(await resolving).toBe("/workspace");
   }, 120_000);
 
-  it("holds its waiting calls when it is frozen again while an unpause is under way", async () => {
+  it("holds its waiting calls, and its container frozen, when it is frozen again while an unpause is under way", async () => {
     const goalId = "unpause-again";
-    await fx.backend.acquire(goalId);
+    const sb = await fx.backend.acquire(goalId);
     await fx.backend.pause(goalId);
     let went = false;
     const waiting = fx.backend.acquire(goalId).then(() => {
@@ -65,8 +93,99 @@ describe("a call waiting on its goal's frozen container", () => {
     await unpausing;
     await new Promise((r) => setTimeout(r, 200));
     expect(went).toBe(false);
+    // Frozen, not let run by the unpause that landed after the pause had found it still paused.
+    expect(await stateOf(sb.containerId)).toBe("paused");
     await fx.backend.unpause(goalId);
     await waiting;
     expect(went).toBe(true);
+  }, 120_000);
+});
+
+const docker = new Docker();
+const stateOf = (id: string) =>
+  docker
+    .getContainer(id)
+    .inspect()
+    .then(
+      (c) => (c.State.Paused ? "paused" : c.State.Status),
+      () => "gone",
+    );
+
+/** A stdio MCP server that reads its stdin and answers nothing: a container that runs. */
+const idleServer = (goalId: string): McpServerSpec => ({
+  goalId,
+  server: "idle",
+  command: ["node", "-e", "process.stdin.resume()"],
+  workspace: "none",
+  mounts: [],
+});
+
+describe("an MCP server started for a goal across its freeze and the lift", () => {
+  /** Its create held, the goal frozen and its unpause sent meanwhile (a stall's fence, lifted at once). */
+  async function acrossFreeze<T>(goalId: string, holdName: string, make: () => Promise<T>): Promise<T> {
+    holdCreateOf = holdName;
+    unpauseHoldMs = 2 * CREATE_HOLD_MS + 1_000;
+    try {
+      const making = make();
+      await fx.backend.pause(goalId); // it is not the goal's yet: its create is held
+      await fx.backend.unpause(goalId); // it comes while the engine unfreezes the goal
+      return await making;
+    } finally {
+      holdCreateOf = undefined;
+      unpauseHoldMs = HOLD_MS;
+    }
+  }
+
+  it("runs once the goal is unfrozen: the unpause under way did not list it", async () => {
+    const goalId = "unpause-late-server";
+    await fx.backend.acquire(goalId);
+    const spec = idleServer(goalId);
+    const server = await acrossFreeze(goalId, `aido-mcp-${goalId}-`, () => fx.backend.startMcpServer(spec));
+    expect(await stateOf(server.containerId)).toBe("running");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+
+  it("stops a server started meanwhile whose freeze the engine refused: the goal can start it again", async () => {
+    const goalId = "unpause-late-refused";
+    await fx.backend.acquire(goalId);
+    const spec = idleServer(goalId);
+    holdCreateOf = `aido-mcp-${goalId}-`;
+    refuseIdPause = true;
+    let refused: unknown;
+    try {
+      const starting = fx.backend.startMcpServer(spec).catch((e: unknown) => {
+        refused = e;
+      });
+      await fx.backend.pause(goalId); // its create is held: it comes while the goal is frozen
+      await starting;
+    } finally {
+      holdCreateOf = undefined;
+      refuseIdPause = false;
+    }
+    expect(String(refused)).toMatch(/pausing container/);
+    const left = await docker.listContainers({ all: true, filters: { name: [`aido-mcp-${goalId}-`] } });
+    expect(left.map((c) => c.State)).toEqual([]);
+    await fx.backend.unpause(goalId);
+    const again = await fx.backend.startMcpServer(spec);
+    expect(await stateOf(again.containerId)).toBe("running");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+
+  it("answers a freeze one of whose pauses the engine refused once all are answered: the lift's unpause comes after", async () => {
+    const goalId = "unpause-partial";
+    const sb = await fx.backend.acquire(goalId);
+    await fx.backend.startMcpServer(idleServer(goalId));
+    refuseIdPause = true;
+    holdGoalPause = { goalId, ms: 1_500 };
+    try {
+      await expect(fx.backend.pause(goalId)).rejects.toThrow(/pausing container/);
+    } finally {
+      refuseIdPause = false;
+    }
+    await fx.backend.unpause(goalId); // the lift: the goal is still the node's
+    await new Promise((r) => setTimeout(r, 2_000)); // past the held pause
+    holdGoalPause = undefined;
+    expect(await stateOf(sb.containerId)).toBe("running");
+    await fx.backend.remove(goalId);
   }, 120_000);
 });
