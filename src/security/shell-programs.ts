@@ -259,7 +259,10 @@ const grep: Unfolder = (args) => {
     .filter((o) => ["e", "regexp", "include", "exclude", "label"].includes(o.name))
     .map((o) => o.at);
   if (!scan.seen.has("e") && !scan.seen.has("regexp") && !scan.seen.has("f") && !scan.seen.has("file")) {
-    if (scan.next < args.length) data.push(scan.next);
+    // A run-time word written with a leading - (`-f"$F"`, `--file=$F`) is an option, not
+    // the pattern: what it names is judged as a path, as far as it is known.
+    const option = scan.dynamicAt === scan.next && args[scan.next]!.value.startsWith("-");
+    if (scan.next < args.length && !option) data.push(scan.next);
   }
   return itself({ data });
 };

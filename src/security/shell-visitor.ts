@@ -74,6 +74,7 @@ export class Analyzer {
       assignedNames: [],
       functions: [],
       dirs: [],
+      wrapperFiles: [],
       helpers: [],
     };
   }
@@ -250,6 +251,8 @@ export class Analyzer {
       const c = this.out.commands[i]!;
       c.dirScope = Math.max(c.dirScope, end);
     }
+    // Every wrapper file recorded since the body began is in it (even one whose wrapper ran nothing).
+    for (const f of this.out.wrapperFiles) if (f.at >= from) f.dirScope = Math.max(f.dirScope, end);
     for (const d of this.out.dirs.slice(firstDir)) d.repeats = true;
   }
 
@@ -358,6 +361,7 @@ export class Analyzer {
       if (!this.out.helpers.includes(h)) this.out.helpers.push(h);
     const useStdin = step.stdinProgram === true && at.stdinCode !== undefined;
     if (step.keepSelf && !useStdin) this.push(args, at, step);
+    else this.wrapperFiles(name, step, at);
     const inner: Launch = {
       ...at,
       wrappers: [...at.wrappers, name],
@@ -398,6 +402,25 @@ export class Analyzer {
         localDirs: inner.localDirs,
         // eval, trap and . run their code in this shell, which may read its program from stdin.
         programOnStdin: (useStdin && c === at.stdinCode) || (SAME_SHELL.has(name) && at.ctx.programOnStdin),
+      });
+    }
+  }
+
+  /**
+   * A wrapper that is not a command of its own (xargs, strace, flock, script -c) still opens
+   * the files its options name, where it runs: judged as a command in its place would be.
+   */
+  private wrapperFiles(name: string, step: UnfoldStep, at: Launch): void {
+    const index = this.out.commands.length;
+    for (const f of step.files ?? []) {
+      this.out.wrapperFiles.push({
+        program: name,
+        path: f.arg.value,
+        dynamic: f.arg.dynamic,
+        write: f.write,
+        at: index,
+        dirScope: at.ctx.scope === "floating" ? Number.POSITIVE_INFINITY : index,
+        localDirs: at.localDirs.map((d) => ({ path: d.value, dynamic: d.dynamic })),
       });
     }
   }

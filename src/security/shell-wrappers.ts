@@ -11,6 +11,7 @@ import {
   type Arg,
   basename,
   itself,
+  type OptionFile,
   type OptionSpec,
   refuse,
   runRest,
@@ -263,6 +264,9 @@ const dot: Unfolder = (args) => {
 };
 
 /** `script -c CMD`, `flock [opts] FILE -c CMD` / `flock FILE CMD...`: -c runs $SHELL -c, which is sh here. */
+/** script's options that name a log file it writes. */
+const SCRIPT_LOGS = new Set(["t", "T", "timing", "log-io", "log-in", "log-out", "log-timing", "I", "O", "B"]);
+
 const scriptLike: Unfolder = (args) => {
   const isFlock = basename(args[0]!.value) === "flock";
   const scan = scanOptions(args, 1, {
@@ -292,7 +296,18 @@ const scriptLike: Unfolder = (args) => {
     ]),
   });
   const code = scan.seen.get("c") ?? scan.seen.get("command");
-  if (typeof code === "string") return { keepSelf: false, run: [], code: [{ value: code, dynamic: false }] };
+  // Files it opens: flock's lock file (made if missing; a number is a descriptor), script's
+  // typescript and its log options. Written: judged where it runs (Analyzer.wrapperFiles).
+  const operand = scan.dynamicAt === undefined ? args[scan.next] : undefined;
+  const files: OptionFile[] = [];
+  if (operand && !(isFlock && /^\d+$/.test(operand.value))) files.push({ arg: operand, write: true });
+  for (const o of scan.all) {
+    if (!isFlock && typeof o.value === "string" && SCRIPT_LOGS.has(o.name) && o.value !== "") {
+      files.push({ arg: { value: o.value, dynamic: false }, write: true });
+    }
+  }
+  if (typeof code === "string")
+    return { keepSelf: false, run: [], code: [{ value: code, dynamic: false }], files };
   if (scan.dynamicAt !== undefined) return runRest(args, scan);
   const rest = args.slice(scan.next + 1);
   if (isFlock) {
@@ -300,9 +315,9 @@ const scriptLike: Unfolder = (args) => {
     const flag = rest[0];
     if (flag && !flag.dynamic && (flag.value === "-c" || flag.value === "--command")) {
       const cmd = rest[1];
-      return cmd ? { keepSelf: false, run: [], code: [cmd] } : itself();
+      return cmd ? { keepSelf: false, run: [], code: [cmd], files } : itself();
     }
-    return rest.length > 0 ? { keepSelf: false, run: [rest], code: [] } : itself();
+    return rest.length > 0 ? { keepSelf: false, run: [rest], code: [], files } : itself();
   }
   // script without -c starts an interactive shell on its stdin.
   return itself({ stdinProgram: true });
@@ -415,7 +430,14 @@ function tracer(spec: OptionSpec): Unfolder {
         assigns.push(value);
       }
     }
-    return runRest(args, scan, { assigns });
+    // -o FILE: the trace is written there (judged where the tracer runs, Analyzer.wrapperFiles).
+    const files: OptionFile[] = [];
+    for (const o of scan.all) {
+      if ((o.name === "o" || o.name === "output") && typeof o.value === "string" && o.value !== "") {
+        files.push({ arg: { value: o.value, dynamic: false }, write: true });
+      }
+    }
+    return runRest(args, scan, { assigns, files });
   };
 }
 

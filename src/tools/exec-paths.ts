@@ -25,7 +25,7 @@ import type { Need } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
-import { commandName, pathOf, writeTargets } from "../security/shell-operands.js";
+import { commandName, pathOf, pathTexts, writeTargets } from "../security/shell-operands.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 /** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
@@ -209,16 +209,21 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     const name = commandName(c);
     const from = dirs === undefined ? null : [...new Set(dirs.map((d) => d.canonical))];
     for (const text of fileWords(c)) words.push({ text, dirs: from });
-    const writes = new Set(writeTargets(c).map((t) => t.at));
+    // What a known program writes, by argv index: the path itself (`sort -o/out` writes /out).
+    const writes = new Map(writeTargets(c).map((t) => [t.at, t.path]));
     for (let k = 1; k < c.argv.length; k++) {
       if (c.dataArgs.includes(k)) continue;
       const arg = c.argv[k]!;
+      const written = writes.get(k);
+      const texts = written !== undefined ? [written] : pathTexts(arg);
       if (c.argDynamic[k]) {
         // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
-        const known = knownPart(arg, home);
-        const access = writes.has(k) ? "write" : "any";
-        if (known)
-          await r.judge(known.path, dirs, known.whole ? access : "any", `argument ${k} of ${name}`, true);
+        const access = written !== undefined ? "write" : "any";
+        for (const text of texts) {
+          const known = knownPart(text, home);
+          if (known)
+            await r.judge(known.path, dirs, known.whole ? access : "any", `argument ${k} of ${name}`, true);
+        }
         continue;
       }
       if ((name === "cd" || name === "chdir") && !arg.startsWith("-")) {
@@ -227,9 +232,17 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
         await r.judge(arg, dirs, "read", "the cd target", true, logical);
         continue;
       }
-      const p = pathOf(arg);
-      if (!p) continue;
-      await r.judge(p.path, dirs, writes.has(k) ? "write" : "any", `argument ${k} of ${name}`, p.explicit);
+      for (const text of texts) {
+        const p = pathOf(text);
+        if (p)
+          await r.judge(
+            p.path,
+            dirs,
+            written !== undefined ? "write" : "any",
+            `argument ${k} of ${name}`,
+            p.explicit,
+          );
+      }
     }
     if (c.localDirs.length > 0) {
       // `env -C DIR`, `git -C DIR`, `tar -C DIR`: the folder it runs in is read, like a cd target.
@@ -243,6 +256,22 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
         await r.judge(f.path, dirs, f.write ? "write" : "read", `a file named in ${name}'s options`, true);
     }
     for (const x of c.redirects) await redirect(x, dirs);
+  }
+  for (const f of analysis.wrapperFiles) {
+    const paths = possibleDirs(analysis, f.at, { place: f });
+    const dirs = paths === undefined ? undefined : await Promise.all(paths.map((p) => r.dir(p)));
+    const via = `a file named in ${f.program}'s options`;
+    const access = f.write ? "write" : "read";
+    if (!f.dynamic) {
+      words.push({
+        text: f.path,
+        dirs: dirs === undefined ? null : [...new Set(dirs.map((d) => d.canonical))],
+      });
+      await r.judge(f.path, dirs, access, via, true);
+      continue;
+    }
+    const known = knownPart(f.path, home);
+    if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
   }
   // Redirections of statements with no command (`> file`, `X=1 < file`) may stand anywhere.
   const anywhere = analysis.redirects.some((x) => !redirectsDone.has(x)) ? await dirsOf(undefined) : [];

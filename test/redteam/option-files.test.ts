@@ -1,0 +1,161 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are shell text, not templates
+// Red team: files a command names where the gate's path check did not look. The agent may
+// read /workspace/public/** and write /workspace/public/out/** only; each attack names a file
+// outside them in a spelling the exec tool did not judge before:
+//   - a value attached to a short option (`sort -o/F`, `grep -f/F`, `cp -t/D`), or a run-time
+//     value after `--opt=` (`grep --file=/D/$X`): pathOf and knownPart skipped any word
+//     starting with `-`;
+//   - a file named in the options of a wrapper that is not a command of its own (`xargs -a F`,
+//     `strace -o F`, `flock F`, `script -c CMD F`): the wrapper's step named it, or nothing
+//     did, and it was dropped with the wrapper.
+// On main each passed the gate (audited tool.invoked) and only Landlock, the second line,
+// stopped the open. Both lines must hold: each is now refused at the capability stage,
+// audited, naming the file, and nothing is written. The same spellings inside the grants run.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectOk } from "./fixture.js";
+import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
+
+let b: SharedBench;
+
+const PROFILES = {
+  worker: [
+    "tool: exec",
+    "file_read: /workspace",
+    "file_read: /workspace/public/**",
+    "file_write: /workspace/public/out/**",
+    ...["grep", "sort", "cp", "echo", "true", "cat"].map((p) => `exec: ${p} *`),
+  ],
+};
+
+beforeAll(async () => {
+  b = await openSharedBench({
+    profiles: PROFILES,
+    files: {
+      "/workspace/public/notes.txt": "b\na\n",
+      "/workspace/public/out/.keep": "",
+      "/workspace/secret/k.txt": "TOPSECRET\n",
+    },
+    setup: "chmod -R a+rwX /workspace",
+  });
+}, 240_000);
+
+afterAll(async () => {
+  await b?.close();
+});
+
+describe("files named in option values and wrapper options are judged before anything runs", () => {
+  it.each([
+    [
+      "sort -o with the file attached",
+      "sort -o/workspace/secret/s /workspace/public/notes.txt",
+      /file_write on \/workspace\/secret\/s \(argument 1 of sort: "\/workspace\/secret\/s"\)/,
+    ],
+    [
+      "grep -f with the file attached",
+      "grep -f/workspace/secret/k.txt /workspace/public/notes.txt",
+      /on \/workspace\/secret\/k\.txt \(argument 1 of grep/,
+    ],
+    [
+      "cp -t with the folder attached",
+      "cp -t/workspace/secret /workspace/public/notes.txt",
+      /file_write on \/workspace\/secret \(argument 1 of cp/,
+    ],
+    [
+      "a cluster of short options ending in a path",
+      "grep -rf/workspace/secret/k.txt /workspace/public",
+      /on \/workspace\/secret\/k\.txt \(argument 1 of grep/,
+    ],
+    [
+      "a run-time value after --opt=",
+      "grep --file=/workspace/secret/k$X /workspace/public/notes.txt",
+      /on \/workspace\/secret \(argument 1 of grep/,
+    ],
+    [
+      "a run-time value attached to a short option",
+      'grep -f"/workspace/secret/$X" /workspace/public/notes.txt',
+      /on \/workspace\/secret \(argument 1 of grep/,
+    ],
+    [
+      "xargs -a",
+      "xargs -a /workspace/secret/k.txt echo",
+      /file_read on \/workspace\/secret\/k\.txt \(a file named in xargs's options/,
+    ],
+    [
+      "xargs --arg-file=",
+      "xargs --arg-file=/workspace/secret/k.txt echo",
+      /file_read on \/workspace\/secret\/k\.txt \(a file named in xargs's options/,
+    ],
+    [
+      "strace -o",
+      "strace -o /workspace/secret/trace true",
+      /file_write on \/workspace\/secret\/trace \(a file named in strace's options/,
+    ],
+    [
+      "strace -o attached",
+      "strace -o/workspace/secret/trace true",
+      /file_write on \/workspace\/secret\/trace \(a file named in strace's options/,
+    ],
+    [
+      "flock's lock file",
+      "flock /workspace/secret/lock true",
+      /file_write on \/workspace\/secret\/lock \(a file named in flock's options/,
+    ],
+    [
+      "flock's lock file, with -c",
+      "flock /workspace/secret/lock -c true",
+      /file_write on \/workspace\/secret\/lock \(a file named in flock's options/,
+    ],
+    [
+      "script's typescript, with -c",
+      "script -q -c true /workspace/secret/log",
+      /file_write on \/workspace\/secret\/log \(a file named in script's options/,
+    ],
+    [
+      "a wrapper's relative file, where the code it runs moves elsewhere",
+      "cd /workspace && flock secret/lock -c 'cd /workspace/public/out && true'",
+      /file_write on \/workspace\/secret\/lock \(a file named in flock's options/,
+    ],
+    [
+      "a wrapper's relative file under env -C",
+      "cd /workspace && xargs -a secret/k.txt env -C /workspace/public echo",
+      /file_read on \/workspace\/secret\/k\.txt/,
+    ],
+  ])(
+    "refuses %s",
+    async (_how, command, why) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "capability", why);
+      for (const f of ["s", "trace", "lock", "log"])
+        expect(b.exists(`/workspace/secret/${f}`), f).toBe(false);
+    },
+    60_000,
+  );
+
+  it.each([
+    [
+      "sort -o into the writable folder",
+      "sort -o/workspace/public/out/s /workspace/public/notes.txt && cat /workspace/public/out/s",
+      "a\nb",
+    ],
+    [
+      "grep -f with a readable file",
+      "grep -f/workspace/public/notes.txt /workspace/public/notes.txt",
+      "b\na",
+    ],
+    [
+      "cp -t into the writable folder",
+      "cp -t/workspace/public/out /workspace/public/notes.txt && cat /workspace/public/out/notes.txt",
+      "b\na",
+    ],
+    ["xargs -a with a readable file", "xargs -a /workspace/public/notes.txt echo", "b a"],
+    ["flock on a lock in the writable folder", "flock /workspace/public/out/lock echo locked", "locked"],
+  ])(
+    "still runs %s",
+    async (_how, command, out) => {
+      const r = expectOk(await b.exec("worker", command));
+      expect(r.output).toContain(out);
+    },
+    60_000,
+  );
+});
