@@ -80,6 +80,42 @@ export function pathTexts(arg: string): string[] {
   return out;
 }
 
+/** Where `ln -s` makes its links: a folder it makes them in, or a link's own path (whose folder holds it). */
+export interface LinkPlace {
+  path: string;
+  dynamic: boolean;
+  /** The path is the folder the link goes in (-t DIR, or ln's lone operand: the cwd). */
+  folder: boolean;
+}
+
+/**
+ * The targets of `ln -s` and where its links go. A symlink's relative target is resolved
+ * from the folder that holds the link, not from ln's working folder: `ln -s ../../k
+ * pub/out/l` points at pub/../k... the exec tool judges it from there.
+ */
+export function symlinkOperands(
+  c: SimpleCommand,
+): { targets: { value: string; dynamic: boolean; at: number }[]; places: LinkPlace[] } | undefined {
+  if (commandName(c) !== "ln" || !hasFlag(c, "s", "symbolic")) return undefined;
+  const t = c.argv.findIndex((a, at) => at > 0 && (a === "-t" || a === "--target-directory"));
+  const eq = c.argv.findIndex((a, at) => at > 0 && (/^-t./.test(a) || a.startsWith("--target-directory=")));
+  const ops = operandsAt(c).filter((o) => o.at !== t + 1 || t < 0);
+  const op = (o: { value: string; at: number }) => ({ ...o, dynamic: c.argDynamic[o.at] === true });
+  if (t > 0 || eq > 0) {
+    const at = t > 0 ? t + 1 : eq;
+    const path = (c.argv[at] ?? "").replace(/^(--target-directory=|-t)/, "");
+    return { targets: ops.map(op), places: [{ path, dynamic: c.argDynamic[at] === true, folder: true }] };
+  }
+  if (ops.length === 1)
+    return { targets: ops.map(op), places: [{ path: ".", dynamic: false, folder: true }] };
+  const last = ops.at(-1);
+  if (!last) return undefined;
+  return {
+    targets: ops.slice(0, -1).map(op),
+    places: [{ path: last.value, dynamic: c.argDynamic[last.at] === true, folder: false }],
+  };
+}
+
 /** A URL or a remote spec (`host:path`, `scheme://`), not a local path. */
 const REMOTE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/|^[^/:]+::?[^/]/;
 

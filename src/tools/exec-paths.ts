@@ -25,7 +25,7 @@ import type { Need } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
-import { commandName, pathOf, pathTexts, writeTargets } from "../security/shell-operands.js";
+import { commandName, pathOf, pathTexts, symlinkOperands, writeTargets } from "../security/shell-operands.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 /** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
@@ -244,6 +244,7 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
           );
       }
     }
+    await symlinkTargets(r, c, dirs, home);
     if (c.localDirs.length > 0) {
       // `env -C DIR`, `git -C DIR`, `tar -C DIR`: the folder it runs in is read, like a cd target.
       const base = await dirsOf(i, false);
@@ -277,6 +278,41 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
   const anywhere = analysis.redirects.some((x) => !redirectsDone.has(x)) ? await dirsOf(undefined) : [];
   for (const x of analysis.redirects) await redirect(x, anywhere);
   return { needs: r.needs, paths: r.paths, words };
+}
+
+/**
+ * `ln -s T L` makes a link the kernel follows from L's folder: a relative T is judged from
+ * there (from L itself too, which may be a folder the link goes in), as a read or write of
+ * whatever it names, like ln's other arguments. Where that folder is known only at run time
+ * (`ln -s ../k "$D/l"`), the target cannot be judged: refused.
+ */
+async function symlinkTargets(
+  r: Resolver,
+  c: CommandAnalysis["commands"][number],
+  dirs: StartDir[] | undefined,
+  home: boolean,
+): Promise<void> {
+  const ln = symlinkOperands(c);
+  if (!ln) return;
+  for (const t of ln.targets) {
+    const known = t.dynamic ? knownPart(t.value, home) : { path: t.value, whole: true };
+    if (!known || known.path.startsWith("/")) continue;
+    const via = `argument ${t.at} of ln -s, the link's target from the link's folder`;
+    for (const place of ln.places) {
+      if (place.dynamic) {
+        throw new AidoError(
+          ErrorCode.policyDenied,
+          `cannot judge ln -s with a relative target ("${t.value}"): the link made in a folder known only at run time ("${place.path}") points wherever its folder leads; give the target as an absolute path`,
+          { rule: "unjudgeable" },
+        );
+      }
+      const folders = place.folder ? [place.path] : [place.path, posix.dirname(place.path)];
+      for (const folder of new Set(folders)) {
+        const written = `${folder}/${known.path}`;
+        await r.judge(written, dirs, "any", via, true);
+      }
+    }
+  }
 }
 
 /**

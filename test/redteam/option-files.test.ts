@@ -13,6 +13,7 @@
 // audited, naming the file, and nothing is written. The same spellings inside the grants run.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AidoError } from "../../src/errors.js";
 import { expectOk } from "./fixture.js";
 import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
 
@@ -24,7 +25,7 @@ const PROFILES = {
     "file_read: /workspace",
     "file_read: /workspace/public/**",
     "file_write: /workspace/public/out/**",
-    ...["grep", "sort", "cp", "echo", "true", "cat"].map((p) => `exec: ${p} *`),
+    ...["grep", "sort", "cp", "echo", "true", "cat", "ln"].map((p) => `exec: ${p} *`),
   ],
 };
 
@@ -158,4 +159,54 @@ describe("files named in option values and wrapper options are judged before any
     },
     60_000,
   );
+});
+
+describe("a relative symlink target is judged from the folder the link is made in", () => {
+  it.each([
+    [
+      "ln -s with the link's path",
+      "ln -s ../../secret /workspace/public/out/l1 && cat /workspace/public/out/l1/k.txt",
+      /on \/workspace\/secret \(argument 2 of ln -s, the link's target from the link's folder: "\/workspace\/public\/out\/\.\.\/\.\.\/secret"\)/,
+    ],
+    [
+      "ln -s into a folder",
+      "ln -s ../../secret/k.txt /workspace/public/out && cat /workspace/public/out/k.txt",
+      /on \/workspace\/secret\/k\.txt \(argument 2 of ln -s, the link's target from the link's folder/,
+    ],
+    [
+      "ln -s -t",
+      "ln -s -t /workspace/public/out ../../secret && cat /workspace/public/out/secret/k.txt",
+      /on \/workspace\/secret \(argument 4 of ln -s, the link's target from the link's folder/,
+    ],
+    [
+      "ln -sf with a run-time link name",
+      'ln -sf ../../secret "/workspace/public/out/$X"',
+      /ln -s with a relative target .* link made in a folder known only at run time/,
+    ],
+  ])(
+    "refuses %s",
+    async (_how, command, why) => {
+      const r = await b.exec("worker", command);
+      expect(r).toBeInstanceOf(AidoError);
+      const e = r as AidoError;
+      expect(["capability", "policy"]).toContain(e.details.stage);
+      expect(e.message).toMatch(why);
+      const denied = b.rt.audit.query({
+        agent_id: b.agents.get("worker")!,
+        kind: "tool.denied",
+        limit: 1,
+      })[0];
+      expect((denied?.payload as { reason?: string } | undefined)?.reason).toBe(e.message);
+      for (const l of ["l1", "k.txt", "secret"])
+        expect(b.exists(`/workspace/public/out/${l}`), l).toBe(false);
+    },
+    60_000,
+  );
+
+  it("still makes a link whose target the grants cover, and reads through it", async () => {
+    const r = expectOk(
+      await b.exec("worker", "ln -s ../notes.txt /workspace/public/out/n && cat /workspace/public/out/n"),
+    );
+    expect(r.output).toContain("b\na");
+  }, 60_000);
 });

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { analyzeCommand } from "../../src/security/shell.js";
 import { possibleDirs } from "../../src/security/shell-dirs.js";
-import { pathTexts, writeTargets } from "../../src/security/shell-operands.js";
+import { pathTexts, symlinkOperands, writeTargets } from "../../src/security/shell-operands.js";
 
 const files = (cmd: string) =>
   analyzeCommand(cmd).wrapperFiles.map((f) => ({ program: f.program, path: f.path, write: f.write }));
@@ -64,5 +64,25 @@ describe("paths in option words", () => {
     expect(targets("install -t/w/d /w/a")).toEqual(["/w/d"]);
     expect(targets("mv -t/w/d /w/a")).toEqual(["/w/a", "/w/d"]);
     expect(targets("sort -o/w/s /w/a")).toEqual(["/w/s"]);
+  });
+});
+
+describe("where ln -s makes its links", () => {
+  const ln = (cmd: string) => symlinkOperands(analyzeCommand(cmd).commands[0]!);
+
+  it("gives the targets and the link's path, the folder of -t, or the cwd for a lone target", () => {
+    expect(ln("ln -s ../k /w/l")).toEqual({
+      targets: [{ value: "../k", at: 2, dynamic: false }],
+      places: [{ path: "/w/l", dynamic: false, folder: false }],
+    });
+    expect(ln("ln -sf -t /w/d ../a ../b")?.places).toEqual([{ path: "/w/d", dynamic: false, folder: true }]);
+    expect(ln("ln -sf -t /w/d ../a ../b")?.targets.map((t) => t.value)).toEqual(["../a", "../b"]);
+    expect(ln("ln -s -t/w/d ../a")?.places[0]?.path).toBe("/w/d");
+    expect(ln("ln -s ../a")?.places).toEqual([{ path: ".", dynamic: false, folder: true }]);
+    expect(ln('ln -s ../a "$D/l"')?.places[0]?.dynamic).toBe(true);
+  });
+
+  it("is nothing for a hard link", () => {
+    expect(ln("ln ../k /w/l")).toBeUndefined();
   });
 });
