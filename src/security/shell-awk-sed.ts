@@ -1,8 +1,9 @@
 // security/shell-awk-sed.ts — awk and sed programs are code: awk's system(), its pipes to
 // and from commands and gawk's extensions run programs; sed's `e` command and `s///e` flag
 // run the pattern space as a shell command, and `w FILE` writes a file. The program text
-// on the command line is read here: what runs a program is refused (naming it), what
-// writes or reads a file is handed on as a file the exec needs, and a program the reader
+// on the command line is read here: what runs a program is refused (naming it), what sed
+// writes or reads is handed on as a file the exec needs, a file an awk program opens itself
+// (getline <, print >, ARGV: often an expression) is refused, and a program the reader
 // cannot follow (a program file, a run-time program) is refused. gawk --sandbox and sed
 // --sandbox switch all of that off in the program itself, so their text is accepted as is.
 
@@ -106,8 +107,16 @@ export function awk(args: Arg[]): UnfoldStep {
   }
   for (const t of texts) {
     data.push(t.at);
-    const why = sandbox ? undefined : (awkRunsPrograms(t.text, false) ?? awkRunsPrograms(t.text, true));
+    if (sandbox) continue;
+    const read = [awkCode(t.text, false), awkCode(t.text, true)];
+    const why = read.map(awkRunsPrograms).find((w) => w !== undefined);
     if (why) return refuse(`the awk program ${why}; use gawk --sandbox, or run the command directly`);
+    const file = read.map(awkOpensFiles).find((w) => w !== undefined);
+    if (file) {
+      return refuse(
+        `the awk program ${file}, which the command does not name; give awk its files as operands and redirect its output with the shell, or use gawk --sandbox`,
+      );
+    }
   }
   return itself({ data });
 }
@@ -138,13 +147,22 @@ function slashAt(text: string, i: number): "regex" | "either" | "division" {
  * `/` is read twice, with it taken as a division and as a regex; what either reading finds
  * is refused. (A `#` read as a comment in a regex hid `print /#/; system("id")`.)
  */
-function awkRunsPrograms(text: string, eitherIsRegex: boolean): string | undefined {
+/** An awk program with its strings as ` S<n> ` (their texts in `strings`) and regexes as ` R `, or why it cannot be read. */
+interface AwkCode {
+  code: string;
+  strings: string[];
+}
+
+function awkCode(text: string, eitherIsRegex: boolean): AwkCode | string {
   let code = "";
+  const strings: string[] = [];
   for (let i = 0; i < text.length; i++) {
     const ch = text[i]!;
     if (ch === '"') {
-      i = skipQuoted(text, i, '"');
-      code += " S ";
+      const end = skipQuoted(text, i, '"');
+      strings.push(text.slice(i + 1, end));
+      code += ` S${strings.length - 1} `;
+      i = end;
       continue;
     }
     if (ch === "#") {
@@ -162,9 +180,49 @@ function awkRunsPrograms(text: string, eitherIsRegex: boolean): string | undefin
     }
     code += ch;
   }
+  return { code, strings };
+}
+
+function awkRunsPrograms(read: AwkCode | string): string | undefined {
+  if (typeof read === "string") return read;
+  const { code } = read;
   if (/\bsystem\b/.test(code)) return "calls system()";
   if (/\|/.test(code.replace(/\|\|/g, ""))) return "pipes to or from a command (|)";
   if (code.includes("@")) return "uses a gawk @-directive or an indirect call";
+  return undefined;
+}
+
+/** Where print and printf may write besides their output: the program's own stdout and stderr. */
+const AWK_OWN_OUTPUT = new Set(["/dev/stdout", "/dev/stderr"]);
+
+/**
+ * Why an awk program may open a file of its own choosing, or undefined: `getline [var] < F`
+ * reads F, `print ... > F` and `>> F` write F (in a print statement an unparenthesized `>`
+ * is always a redirection: a comparison there needs parentheses), and ARGV names the files
+ * awk reads as input, which the program may change. None of it is judged as a path, so it
+ * is refused; `> "/dev/stderr"` is the program's own output.
+ */
+function awkOpensFiles(read: AwkCode | string): string | undefined {
+  if (typeof read === "string") return read;
+  const { code, strings } = read;
+  if (/\bARGV\b/.test(code)) return "uses ARGV (the files awk reads, which the program can change)";
+  if (/\bgetline\s*(\$\s*\(|(\$?\s*(\w+|\d+)(\s*\[[^\]]*\])?)?\s*<)/.test(code)) {
+    return "reads a file it names (getline <)";
+  }
+  for (const m of code.matchAll(/\bprintf?\b/g)) {
+    let depth = 0;
+    for (let i = m.index + m[0].length; i < code.length; i++) {
+      const ch = code[i]!;
+      if (ch === "(" || ch === "[") depth++;
+      else if (ch === ")" || ch === "]") depth--;
+      else if (depth <= 0 && (ch === ";" || ch === "\n" || ch === "}")) break;
+      else if (depth <= 0 && ch === ">") {
+        const target = /^>?\s*S(\d+)\s*(;|\n|}|$)/.exec(code.slice(i + 1));
+        if (target && AWK_OWN_OUTPUT.has(strings[Number(target[1])]!)) break;
+        return "writes a file it names (print > or >>)";
+      }
+    }
+  }
   return undefined;
 }
 

@@ -25,7 +25,7 @@ const PROFILES = {
     "file_read: /workspace",
     "file_read: /workspace/public/**",
     "file_write: /workspace/public/out/**",
-    ...["grep", "sort", "cp", "echo", "true", "cat", "ln"].map((p) => `exec: ${p} *`),
+    ...["grep", "sort", "cp", "echo", "true", "cat", "ln", "awk", "gawk"].map((p) => `exec: ${p} *`),
   ],
 };
 
@@ -209,4 +209,60 @@ describe("a relative symlink target is judged from the folder the link is made i
     );
     expect(r.output).toContain("b\na");
   }, 60_000);
+});
+
+describe("an awk program opens no file the command does not name", () => {
+  it.each([
+    [
+      "getline < FILE",
+      `awk 'BEGIN { while ((getline l < "/workspace/secret/k.txt") > 0) print l }'`,
+      /the awk program reads a file it names \(getline <\)/,
+    ],
+    [
+      "print > FILE",
+      `awk 'BEGIN { print "x" > "/workspace/secret/w" }'`,
+      /the awk program writes a file it names \(print > or >>\)/,
+    ],
+    [
+      "printf >> FILE",
+      `awk '{ printf "%s", $0 >> "/workspace/secret/w" }' /workspace/public/notes.txt`,
+      /the awk program writes a file it names/,
+    ],
+    [
+      "a file added to ARGV",
+      `awk 'BEGIN { ARGV[1] = "/workspace/secret/k.txt"; ARGC = 2 } { print }'`,
+      /the awk program uses ARGV/,
+    ],
+    [
+      "gawk, the same",
+      `gawk 'BEGIN { getline l < "/workspace/secret/k.txt"; print l }'`,
+      /reads a file it names/,
+    ],
+  ])(
+    "refuses %s",
+    async (_how, command, why) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "policy", why);
+      expect(b.exists("/workspace/secret/w")).toBe(false);
+    },
+    60_000,
+  );
+
+  it.each([
+    ["a comparison outside print", `awk '$1 > "a" { print }' /workspace/public/notes.txt`, "b"],
+    [
+      "a comparison in parentheses inside print",
+      `awk '{ print ($1 > "a") }' /workspace/public/notes.txt`,
+      "1\n0",
+    ],
+    ["print to /dev/stderr", `awk 'BEGIN { print "to-stderr" > "/dev/stderr" }'`, "to-stderr"],
+    ["gawk --sandbox, which switches the redirections off", `gawk --sandbox 'BEGIN { print 1 }'`, "1"],
+  ])(
+    "still runs %s",
+    async (_how, command, out) => {
+      const r = expectOk(await b.exec("worker", command));
+      expect(r.output).toContain(out);
+    },
+    60_000,
+  );
 });

@@ -132,6 +132,23 @@ describe("programs that run programs named in their options", () => {
     expect(names("gawk --sandbox 'BEGIN{system(\"id\")}'")).toEqual(["gawk"]);
   });
 
+  it("refuses an awk program that opens files of its own: getline <, print > and >>, ARGV", () => {
+    refused(`awk 'BEGIN { getline l < "/w/k"; print l }'`, /reads a file it names \(getline <\)/);
+    refused(`awk 'BEGIN { while ((getline < "/w/k") > 0) n++ }'`, /getline </);
+    refused(`awk 'BEGIN { getline $ (1) < "/w/k" }'`, /getline </);
+    refused(`awk '{ print > "/w/o" }' f`, /writes a file it names/);
+    refused(`awk '{ print $1, $2 >> $3 }' f`, /writes a file it names/);
+    refused(`awk '{ printf("%s", $0) > "/w/o" }' f`, /writes a file it names/);
+    refused(`awk '{ print "a" > "/dev/stderr" "x" }' f`, /writes a file it names/);
+    refused(`awk 'BEGIN { ARGV[1] = "/w/k"; ARGC = 2 } { print }'`, /uses ARGV/);
+    refused(`awk 'BEGIN { split("/w/k", ARGV) }'`, /uses ARGV/);
+    expect(names(`awk '$1 > 5 { print $1 }' f`)).toEqual(["awk"]);
+    expect(names(`awk '{ print ($1 > 5) }' f`)).toEqual(["awk"]);
+    expect(names(`awk '{ if (x < 3) getline; print x > "/dev/stderr" }' f`)).toEqual(["awk"]);
+    expect(names(`awk '{ print "a>b" }' f`)).toEqual(["awk"]);
+    expect(names(`gawk --sandbox '{ print > "/w/o" }' f`)).toEqual(["gawk"]);
+  });
+
   it("judges sed scripts: e and s///e refused, w files written, -f refused", () => {
     expect(names("sed -n 's/a/b/gp' f")).toEqual(["sed"]);
     expect(names("sed -e ':a;N;$!ba;s/\\n/ /g' f")).toEqual(["sed"]);
