@@ -272,6 +272,8 @@ export function sed(args: Arg[]): UnfoldStep {
   const scripts: { text: string; at: number }[] = [];
   const operands: number[] = [];
   let sandbox = false;
+  /** -i/--in-place's backup suffix ("" for none). */
+  let suffix = "";
   // GNU sed permutes its arguments: `sed 1p FILE -e CMD` runs CMD (and reads 1p as a file).
   for (let i = 1; i < args.length; i++) {
     const a = args[i]!;
@@ -289,6 +291,7 @@ export function sed(args: Arg[]): UnfoldStep {
       const [name, value] = v.slice(2).split(/=(.*)/s) as [string, string | undefined];
       checkAbbreviation(name, SED_LONG);
       if (name === "sandbox") sandbox = true;
+      else if (name === "in-place") suffix = value ?? "";
       else if (name === "file")
         return refuse("sed --file reads its script from a file that cannot be judged");
       else if (name === "expression") {
@@ -302,7 +305,10 @@ export function sed(args: Arg[]): UnfoldStep {
     }
     for (let k = 1; k < v.length; k++) {
       const letter = v[k]!;
-      if (letter === "i") break; // -i[SUFFIX]: the rest of the cluster is the suffix
+      if (letter === "i") {
+        suffix = v.slice(k + 1); // -i[SUFFIX]: the rest of the cluster is the suffix
+        break;
+      }
       if (letter === "f") return refuse("sed -f reads its script from a file that cannot be judged");
       if (letter === "e" || letter === "l") {
         const attached = v.slice(k + 1);
@@ -321,6 +327,20 @@ export function sed(args: Arg[]): UnfoldStep {
     scripts.push({ text: script.value, at });
   }
   const files: OptionFile[] = [];
+  // -iSUFFIX renames each file to FILE+SUFFIX first: a write beside it. A `*` in the suffix
+  // stands for the file's path as given and a `/` moves the copy to another folder
+  // (`-i'../x/*'`), which is refused rather than modelled.
+  if (/[*/]/.test(suffix)) {
+    return refuse(
+      `sed -i with the backup suffix ${JSON.stringify(suffix)} (a * or / puts each file's backup in another folder); use a plain suffix such as .bak`,
+    );
+  }
+  if (suffix !== "") {
+    for (const at of scripts.some((x) => x.at !== operands[0]) ? operands : operands.slice(1)) {
+      const file = args[at]!;
+      files.push({ arg: { value: `${file.value}${suffix}`, dynamic: file.dynamic }, write: true });
+    }
+  }
   // sed joins its -e scripts with newlines and reads them as one (an `a text\` at the end of
   // one continues into the next).
   const read = sandbox ? [] : readSedScript(scripts.map((x) => x.text).join("\n"));

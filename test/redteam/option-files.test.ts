@@ -25,7 +25,8 @@ const PROFILES = {
     "file_read: /workspace",
     "file_read: /workspace/public/**",
     "file_write: /workspace/public/out/**",
-    ...["grep", "sort", "cp", "echo", "true", "cat", "ln", "awk", "gawk"].map((p) => `exec: ${p} *`),
+    "file_write: /workspace/public/one.txt",
+    ...["grep", "sort", "cp", "echo", "true", "cat", "ln", "awk", "gawk", "sed"].map((p) => `exec: ${p} *`),
   ],
 };
 
@@ -35,6 +36,8 @@ beforeAll(async () => {
     files: {
       "/workspace/public/notes.txt": "b\na\n",
       "/workspace/public/out/.keep": "",
+      "/workspace/public/out/f": "a\n",
+      "/workspace/public/one.txt": "a\n",
       "/workspace/secret/k.txt": "TOPSECRET\n",
     },
     setup: "chmod -R a+rwX /workspace",
@@ -265,4 +268,40 @@ describe("an awk program opens no file the command does not name", () => {
     },
     60_000,
   );
+});
+
+describe("sed -i's backup is a write", () => {
+  it.each([
+    [
+      "a suffix that moves the backup to another folder",
+      "cd /workspace/public/out && sed -i'../../secret/*' s/a/b/ f",
+      /sed -i with the backup suffix "\.\.\/\.\.\/secret\/\*"/,
+      "policy",
+    ],
+    [
+      "a plain suffix beside a file granted alone",
+      "sed -i.bak s/a/b/ /workspace/public/one.txt",
+      /file_write on \/workspace\/public\/one\.txt\.bak \(a file named in sed's options/,
+      "capability",
+    ],
+  ])(
+    "refuses %s",
+    async (_how, command, why, stage) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, stage, why);
+      expect(b.exists("/workspace/secret/f")).toBe(false);
+      expect(b.exists("/workspace/public/out/f")).toBe(true);
+    },
+    60_000,
+  );
+
+  it("still edits in place with a plain suffix where the folder is granted", async () => {
+    const r = expectOk(
+      await b.exec(
+        "worker",
+        "sed -i.bak s/a/b/ /workspace/public/out/f && cat /workspace/public/out/f.bak /workspace/public/out/f",
+      ),
+    );
+    expect(r.output).toContain("a\nb");
+  }, 60_000);
 });

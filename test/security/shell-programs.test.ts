@@ -166,6 +166,21 @@ describe("programs that run programs named in their options", () => {
     expect(names("sed --sandbox 's/.*/id/e' f")).toEqual(["sed"]);
   });
 
+  it("judges sed -i's backup as a write beside each file, and refuses a suffix that moves it", () => {
+    const files = (cmd: string) => analyzeCommand(cmd).commands[0]!.files;
+    expect(files("sed -i.bak s/a/b/ /w/f /w/g")).toEqual([
+      { path: "/w/f.bak", dynamic: false, write: true },
+      { path: "/w/g.bak", dynamic: false, write: true },
+    ]);
+    expect(files("sed --in-place=.o -e s/a/b/ /w/f")).toEqual([
+      { path: "/w/f.o", dynamic: false, write: true },
+    ]);
+    expect(files("sed -i s/a/b/ /w/f")).toEqual([]);
+    refused("sed -i'../s/*' s/a/b/ f", /backup suffix "\.\.\/s\/\*"/);
+    refused("sed --in-place='old_*' s/a/b/ d/f", /backup suffix "old_\*"/);
+    refused("sed -i/x s/a/b/ f", /backup suffix/);
+  });
+
   it("refuses zip -TT and lists unzip for zip -T", () => {
     refused("zip -TT 'sh -c id' a.zip f", /-TT/);
     refused("zip --unzip-command='id' -T a.zip f", /unzip-command/);
