@@ -7,8 +7,9 @@
 // exec tool does not judge them as files. Interpreters (python3, node, perl, make...) run
 // whatever their program says: their exec grant decides, and Landlock bounds them.
 
-import { awk, sed } from "./shell-awk-sed.js";
+import { awk } from "./shell-awk.js";
 import { git } from "./shell-git.js";
+import { sed } from "./shell-sed.js";
 import { tar } from "./shell-tar.js";
 import {
   type Arg,
