@@ -14,8 +14,8 @@ import { checkStdinProgram, heredocInSubstitution, SAME_SHELL, stdinMoved } from
 import { checkContinuations, checkText } from "./shell-lexical.js";
 import { optionsRunPrograms, unfolderFor } from "./shell-programs.js";
 import { type Redirect, redirectOf } from "./shell-redirects.js";
+import { appendedCommand, runtimeOptions } from "./shell-runtime-args.js";
 import { type Arg, basename, isSystemProgramPath, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
-import { isDataValue } from "./shell-value-slots.js";
 import { ShellSource, type WordHooks, wordValue } from "./shell-words.js";
 
 /** Wrappers and `sh -c` strings nested deeper than this are refused. */
@@ -343,7 +343,7 @@ export class Analyzer {
     const name = basename(head.value);
     // `./timeout` or `/workspace/sh` is whatever file the agent put there, not the wrapper.
     const known = !head.value.includes("/") || isSystemProgramPath(head.value);
-    if (known && optionsRunPrograms(name)) runtimeOptions(name, args, at);
+    if (known && optionsRunPrograms(name)) runtimeOptions(name, args, at.wrappers);
     const step: UnfoldStep | undefined = known ? unfolderFor(name)?.(args) : undefined;
     if (!step) {
       this.push(args, at, undefined);
@@ -355,6 +355,7 @@ export class Analyzer {
         `${name} run by ${at.wrappers.at(-1)} takes its script from the arguments added at run time`,
       );
     }
+    if (at.openArgs) appendedCommand(name, step, at.wrappers);
     // Code a program hands to `/bin/sh -c` starts a shell; eval and trap run it in this one.
     const shell = step.code.length > 0 && !["eval", "trap", "sh", "dash", "."].includes(name) ? ["sh"] : [];
     for (const h of [...(step.helpers ?? []), ...shell])
@@ -467,32 +468,6 @@ export class Analyzer {
       parentGroup: at.ctx.parentGroup,
       dirScope: at.ctx.scope === "floating" ? Number.POSITIVE_INFINITY : index,
     });
-  }
-}
-
-/**
- * A program whose options run programs (tar --checkpoint-action, sort --compress-program,
- * find -exec, git --upload-pack...) is judged by the options it is given; an argument known
- * only at run time may turn out to be one (`sort $X`, or `tar cf o.tar *` in a folder holding
- * a file named `--checkpoint-action=exec=sh x`), and so may arguments xargs appends. Refused,
- * unless the word is one argument that cannot start with - or + (`./*`, `"/w/$f"`), stands
- * after `--` (find has no such end: its expression is not options), or is the value of an
- * option whose value is data (`tar -xf "$f"`, `git commit -m "$msg"`: shell-value-slots.ts).
- */
-function runtimeOptions(name: string, args: readonly Arg[], at: Launch): void {
-  if (at.wrappers.at(-1) === "xargs") {
-    throw cannotJudge(
-      `xargs appends arguments read at run time to ${name}, whose options run programs; one of them may be an option`,
-    );
-  }
-  for (const [k, a] of args.entries()) {
-    if (k === 0) continue;
-    if (!a.dynamic && a.value === "--" && name !== "find") return;
-    if (a.dynamic && !a.optionSafe && !isDataValue(name, args, k)) {
-      throw cannotJudge(
-        `${name} with a run-time argument (${a.value}) that may turn out to be an option, and ${name}'s options can run programs; start it with a fixed path (./*, "/dir/$f"), put it after --, or quote it as the value of an option that takes one`,
-      );
-    }
   }
 }
 

@@ -294,3 +294,33 @@ describe("run-time words where a program takes the value of an option", () => {
     refused('tar -I "g$x" -cf /tmp/o.tar .', /tar -I with a run-time value/);
   });
 });
+
+describe("words xargs appends to a wrapper", () => {
+  it("refuses a wrapper given no command, whose command the appended words would be", () => {
+    for (const w of [
+      "env",
+      "nice",
+      "nice -n",
+      "timeout 5",
+      "setsid -w",
+      "stdbuf -o0",
+      "flock /tmp/l",
+      "busybox",
+    ]) {
+      refused(
+        `xargs ${w}`,
+        new RegExp(
+          `xargs appends arguments read at run time to ${w.split(" ")[0]}, which runs them as a command`,
+        ),
+      );
+    }
+    refused("xargs -0 env A=1", /to env, which runs them/);
+  });
+
+  it("runs a wrapper whose command is written out, and a shell's script, with the words as arguments", () => {
+    expect(argvs("xargs nice cat")).toEqual([["cat"]]);
+    expect(argvs("xargs env A=1 timeout 5 cat")).toEqual([["cat"]]);
+    expect(argvs("xargs sh ./s.sh")).toEqual([["sh", "./s.sh"]]);
+    refused("xargs sh", /sh run by xargs takes its script from the arguments added at run time/);
+  });
+});
