@@ -45,7 +45,8 @@ export function runtimeOptions(name: string, args: readonly Arg[], wrappers: rea
  */
 export function appendedCommand(name: string, step: UnfoldStep, wrappers: readonly string[]): void {
   // A shell's appended words are its script's arguments, or its script (refused before this).
-  if (!WRAPPERS.has(name) || isShellName(name) || step.run.length > 0 || step.code.length > 0) return;
+  if (!WRAPPERS.has(name) || isShellName(name) || step.code.length > 0) return;
+  if (step.run.length > 0 && !step.implicitCommand) return;
   const by = wrappers.at(-1) ?? "a program";
   throw cannotJudge(
     `${by} appends arguments read at run time to ${name}, which runs them as a command that cannot be judged; write the command out (${by} ${name} CMD ...)`,

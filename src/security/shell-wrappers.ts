@@ -128,13 +128,22 @@ const xargs: Unfolder = (args) => {
   const given = scan.seen.get("I") ?? scan.seen.get("replace") ?? scan.seen.get("i");
   const replace = given === undefined ? undefined : given === true || given === "" ? "{}" : given;
   let rest = scan.dynamicAt !== undefined ? args.slice(scan.dynamicAt) : args.slice(scan.next);
-  if (rest.length === 0) rest = [{ value: "echo", dynamic: false }];
+  // With no command xargs runs echo, unless arguments are appended to it (`xargs xargs`).
+  const implicitCommand = rest.length === 0;
+  if (implicitCommand) rest = [{ value: "echo", dynamic: false }];
   if (typeof replace === "string" && replace !== "") {
     rest = rest.map((a) => (a.value.includes(replace) ? { value: a.value, dynamic: true } : a));
   }
   const file = scan.seen.get("a") ?? scan.seen.get("arg-file");
   const files = typeof file === "string" ? [{ arg: { value: file, dynamic: false }, write: false }] : [];
-  return { keepSelf: false, run: [rest], code: [], openArgs: true, files };
+  return {
+    keepSelf: false,
+    run: [rest],
+    code: [],
+    openArgs: true,
+    files,
+    ...(implicitCommand ? { implicitCommand } : {}),
+  };
 };
 
 /** Tests whose value is a pattern, not a path. */

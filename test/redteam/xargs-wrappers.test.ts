@@ -55,6 +55,10 @@ describe("xargs cannot make a wrapper's command from the words it reads", () => 
       "cd /workspace/repo && echo git push /workspace/remote.git HEAD:refs/heads/x4 | xargs setsid -w",
     ],
     [
+      "xargs (which runs echo only when nothing is appended)",
+      "cd /workspace/repo && echo git push /workspace/remote.git HEAD:refs/heads/x6 | xargs xargs",
+    ],
+    [
       "nice -n (its value read too)",
       "cd /workspace/repo && echo 5 git push /workspace/remote.git HEAD:refs/heads/x5 | xargs nice -n",
     ],

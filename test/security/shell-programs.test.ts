@@ -315,6 +315,7 @@ describe("words xargs appends to a wrapper", () => {
       );
     }
     refused("xargs -0 env A=1", /to env, which runs them/);
+    refused("xargs xargs", /xargs appends arguments read at run time to xargs, which runs them/);
   });
 
   it("runs a wrapper whose command is written out, and a shell's script, with the words as arguments", () => {
