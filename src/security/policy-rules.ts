@@ -9,7 +9,7 @@ import { CLEARED_ENVIRONMENT, changesWhatRuns } from "./policy-variables.js";
 import type { CommandAnalysis, Redirect, SimpleCommand } from "./shell.js";
 import { joinDir, possibleDirs } from "./shell-dirs.js";
 import { hasFlag, commandName as name, operands, writeTargets } from "./shell-operands.js";
-import { isShellName } from "./shell-wrappers.js";
+import { isShellName } from "./shell-sh.js";
 
 export interface RuleInput {
   analysis: CommandAnalysis;

@@ -6,9 +6,10 @@
 // (shell-visitor.ts) calls these before it unfolds a program.
 
 import { cannotJudge } from "./shell-ast.js";
+import { isShellName } from "./shell-sh.js";
 import type { Arg, UnfoldStep } from "./shell-unfold.js";
 import { isDataValue } from "./shell-value-slots.js";
-import { isShellName, WRAPPERS } from "./shell-wrappers.js";
+import { WRAPPERS } from "./shell-wrappers.js";
 
 /**
  * A program whose options run programs (tar --checkpoint-action, sort --compress-program,

@@ -30,15 +30,15 @@ import {
   type SimpleCommand,
 } from "../security/shell.js";
 import { isDataOnly, judgedByName } from "../security/shell-programs.js";
-import { type Arg, isSystemProgramPath } from "../security/shell-unfold.js";
 import {
   dashOptions,
   isDescriptorPath,
   isShellName,
   otherShellRefusal,
   STDIN_PATHS,
-  WRAPPERS,
-} from "../security/shell-wrappers.js";
+} from "../security/shell-sh.js";
+import { type Arg, isSystemProgramPath } from "../security/shell-unfold.js";
+import { WRAPPERS } from "../security/shell-wrappers.js";
 import { execPaths, startDirs } from "./exec-paths.js";
 import type { ScopeWord } from "./exec-scope.js";
 
