@@ -3,7 +3,10 @@
 // `${NAME=...}` or `$((NAME=...))`) nor unset (`unset`, `env -u`, or a cleared environment:
 // `env -i`, `env -`, `setpriv --reset-env`). Each was judged for dash and the programs in the
 // sandbox image:
-//   - the loader: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT (any LD_*), GCONV_PATH;
+//   - the loader: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT (any LD_*), GCONV_PATH, and
+//     OpenSSL's OPENSSL_CONF, OPENSSL_CONF_INCLUDE, OPENSSL_MODULES and OPENSSL_ENGINES (its
+//     configuration loads providers and engines, shared objects, from any path: curl loads it
+//     at start, so `OPENSSL_CONF=/workspace/x.cnf curl ...` ran the agent's own code in curl);
 //   - command lookup and shells: PATH (which file a name runs), CDPATH (where cd goes),
 //     SHELL (what script -c, flock -c, split --filter run), ENV and PS1/PS2/PS4 (dash
 //     expands $(...) in PS4 for every traced command: `PS4='$(id)'; set -x` runs id),
@@ -39,6 +42,7 @@ const NAMES = new Set([
   "SHELLOPTS",
   "BASHOPTS",
 ]);
+for (const v of ["OPENSSL_CONF", "OPENSSL_CONF_INCLUDE", "OPENSSL_MODULES", "OPENSSL_ENGINES"]) NAMES.add(v);
 for (const v of [
   "GCONV_PATH",
   "PERL5OPT",
