@@ -104,3 +104,26 @@ export const CLEARED_ENVIRONMENT = "*";
 export function changesWhatRuns(name: string): boolean {
   return name === CLEARED_ENVIRONMENT || NAMES.has(name) || PREFIXES.some((p) => name.startsWith(p));
 }
+
+/**
+ * Variables that change what code one program runs, set where it runs: curl reads a
+ * .curlrc from $CURL_HOME, $XDG_CONFIG_HOME or $HOME (unless -q comes first), and an
+ * `engine` line there loads a shared object (`HOME=/workspace curl URL` with
+ * /workspace/.curlrc). Elsewhere they are harmless, and HOME is often set (less's lesskey
+ * files are switched off by LESSSECURE instead).
+ */
+const PROGRAM_VARIABLES: ReadonlyMap<string, readonly string[]> = new Map([
+  ["curl", ["CURL_HOME", "XDG_CONFIG_HOME", "HOME"]],
+]);
+
+/** The first variable assigned that changes what one of `programs` runs, with the program. */
+export function programVariable(
+  assigned: readonly string[],
+  programs: readonly string[],
+): { name: string; program: string } | undefined {
+  for (const program of programs) {
+    const name = PROGRAM_VARIABLES.get(program)?.find((n) => assigned.includes(n));
+    if (name) return { name, program };
+  }
+  return undefined;
+}

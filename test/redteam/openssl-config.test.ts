@@ -6,7 +6,9 @@
 // The loader-injection rule knew LD_* and GCONV_PATH but not OPENSSL_CONF,
 // OPENSSL_MODULES or OPENSSL_ENGINES. Through the real gate, in a real container: each way of
 // setting them is refused before anything runs, audited, and the constructor's canary does
-// not exist; curl without them still runs.
+// not exist; curl without them still runs. curl has ways of its own to the same object:
+// --engine PATH (any prefix of it), -K/--config FILE and a .curlrc under a HOME, CURL_HOME
+// or XDG_CONFIG_HOME the command sets, each an `engine` line: refused too.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "./fixture.js";
@@ -35,6 +37,8 @@ beforeAll(async () => {
       "/workspace/evil.c":
         '#include <stdio.h>\n__attribute__((constructor)) static void pwn(void) { FILE *f = fopen("/workspace/pwn-openssl", "w"); if (f) fclose(f); }\n',
       "/workspace/evil.cnf": CONFIG,
+      "/workspace/engine.cfg": "engine = /workspace/evil.so\n",
+      "/workspace/.curlrc": "engine = /workspace/evil.so\n",
     },
     // The agent could write these bytes with any program that writes files; the test makes them here.
     setup: "gcc -shared -fPIC -o /workspace/evil.so /workspace/evil.c && chmod -R a+rwX /workspace",
@@ -68,9 +72,50 @@ describe("OpenSSL's configuration is a way to load code into a granted program",
     60_000,
   );
 
+  it.each([
+    [
+      "--engine with the object's path",
+      "curl -s --engine /workspace/evil.so http://127.0.0.1:1/",
+      /curl --engine loads an OpenSSL engine/,
+    ],
+    [
+      "--eng, an abbreviation curl takes",
+      "curl -s --eng /workspace/evil.so http://127.0.0.1:1/",
+      /curl --eng loads an OpenSSL engine/,
+    ],
+    ["-K, options from a file", "curl -sK /workspace/engine.cfg http://127.0.0.1:1/", /-K reads its options/],
+    [
+      "--conf, options from a file",
+      "curl --conf /workspace/engine.cfg http://127.0.0.1:1/",
+      /curl --conf reads its options/,
+    ],
+    ["a run-time option", 'curl "$X" http://127.0.0.1:1/', /curl with a run-time argument/],
+    [
+      "HOME where a .curlrc names the engine",
+      "HOME=/workspace curl -s http://127.0.0.1:1/",
+      /HOME, where curl reads its configuration/,
+    ],
+    [
+      "CURL_HOME, exported",
+      "export CURL_HOME=/workspace; curl -s http://127.0.0.1:1/",
+      /CURL_HOME, where curl reads/,
+    ],
+  ])(
+    "refuses curl's own way to the engine: %s",
+    async (_how, command, why) => {
+      const r = await b.exec("curl", command);
+      expectRefused(b, "curl", r, "policy", why);
+      expect(b.exists("/workspace/pwn-openssl")).toBe(false);
+    },
+    60_000,
+  );
+
   it("still runs curl without them", async () => {
     const r = expectOk(await b.exec("curl", "curl --version"));
     expect(r.output).toContain("curl");
+    expect(expectOk(await b.exec("curl", 'X=http://127.0.0.1:1/; curl -s -- "$X"')).output).toContain(
+      "exit code 7",
+    );
     expect(b.exists("/workspace/pwn-openssl")).toBe(false);
   }, 60_000);
 });

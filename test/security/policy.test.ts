@@ -265,6 +265,8 @@ describe("fork bombs, kernel modules, containers, reverse shells, loader variabl
     ["OPENSSL_CONF=/workspace/x.cnf curl https://example.com", "loader-injection"],
     ["export OPENSSL_MODULES=/workspace", "loader-injection"],
     ["env OPENSSL_ENGINES=/workspace curl https://example.com", "loader-injection"],
+    ["HOME=/workspace curl https://example.com", "loader-injection"],
+    ["export XDG_CONFIG_HOME=/workspace; curl https://example.com", "loader-injection"],
     ["export LD_LIBRARY_PATH=/workspace", "loader-injection"],
     ["env BASH_ENV=/workspace/x sh -c ls", "loader-injection"],
     ["env 'BASH_FUNC_ls%%=() { id; }' sh -c ls", "loader-injection"],

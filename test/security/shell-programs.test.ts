@@ -325,3 +325,17 @@ describe("words xargs appends to a wrapper", () => {
     refused("xargs sh", /sh run by xargs takes its script from the arguments added at run time/);
   });
 });
+
+describe("curl's ways to load a shared object", () => {
+  it("refuses --engine and -K/--config, however abbreviated or clustered", () => {
+    refused("curl --engine /w/e.so https://h/", /curl --engine loads an OpenSSL engine/);
+    refused("curl --en /w/e.so https://h/", /curl --en loads/);
+    refused("curl -sSK /w/c https://h/", /-K reads its options/);
+    refused("curl --config /w/c https://h/", /reads its options/);
+    refused("curl --con /w/c https://h/", /reads its options/);
+    refused('curl -s "$URL"', /curl with a run-time argument/);
+    expect(names("curl -sS -o /w/o -H 'K: v' https://h/")).toEqual(["curl"]);
+    expect(names("curl -sHK https://h/")).toEqual(["curl"]);
+    expect(names('curl -s -- "$URL"')).toEqual(["curl"]);
+  });
+});
