@@ -7,10 +7,15 @@
 //     starting with `-`;
 //   - a file named in the options of a wrapper that is not a command of its own (`xargs -a F`,
 //     `strace -o F`, `flock F`, `script -c CMD F`): the wrapper's step named it, or nothing
-//     did, and it was dropped with the wrapper.
+//     did, and it was dropped with the wrapper;
+//   - a relative `ln -s` target, judged from the cwd while the kernel follows it from the
+//     link's folder (`ln -s ../../secret pub/out/l && cat pub/out/l/k.txt`);
+//   - a file an awk program opens itself (getline <, print >, ARGV), and sed -i's backup
+//     (a suffix with * or / moves it to another folder).
 // On main each passed the gate (audited tool.invoked) and only Landlock, the second line,
-// stopped the open. Both lines must hold: each is now refused at the capability stage,
-// audited, naming the file, and nothing is written. The same spellings inside the grants run.
+// stopped the open. Both lines must hold: each is now refused before anything runs (the
+// capability stage for a file judged, the policy stage for what cannot be), audited, naming
+// the file or the construct, and nothing is written. The same spellings inside the grants run.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
