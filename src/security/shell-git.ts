@@ -100,6 +100,8 @@ const PROGRAM_OPTIONS: Record<string, readonly string[]> = {
   archive: ["--exec"],
   rebase: ["-x", "--exec", "-i", "--interactive"],
   init: ["--template"],
+  // -O[CMD]: the matching files are opened with CMD, run by sh, terminal or not.
+  grep: ["-O", "--open-files-in-pager"],
   "*": ["--ext-diff", "--textconv"],
 };
 
@@ -166,13 +168,21 @@ export function git(args: Arg[]): UnfoldStep {
     if (why) return refuse(why);
   }
   const forbidden = [...(PROGRAM_OPTIONS[sub] ?? []), ...PROGRAM_OPTIONS["*"]!];
+  // A short one is that option however it is written: alone, with its value attached
+  // (`-u<CMD>`, `-O<CMD>`) or in a cluster (`-iO<CMD>`), as git's option parser reads it.
+  const short = forbidden.filter((f) => /^-[A-Za-z]$/.test(f)).map((f) => f[1]!);
   for (const a of rest) {
     if (a.dynamic) continue;
     const opt = a.value.split("=")[0]!;
     // git's option parser takes any unambiguous prefix: `--upload-pa=CMD` is --upload-pack.
     const abbreviates = opt.startsWith("--") && opt.length > 2 && forbidden.some((f) => f.startsWith(opt));
-    if (forbidden.includes(opt) || abbreviates || (opt.startsWith("-x") && sub === "rebase")) {
+    const clustered = /^-[^-]/.test(a.value) && [...a.value.slice(1)].some((l) => short.includes(l));
+    if (forbidden.includes(opt) || abbreviates)
       return refuse(`git ${sub} ${opt} names a program for git to run`);
+    if (clustered) {
+      return refuse(
+        `git ${sub} ${a.value.slice(0, 12)}${a.value.length > 12 ? "..." : ""}: one of -${short.join(", -")} (naming a program for git to run) in a cluster or with its value attached`,
+      );
     }
     if (/(^|[^A-Za-z0-9])ext::/.test(a.value))
       return refuse(`git ${sub} ${a.value}: ext:: URLs run a command`);

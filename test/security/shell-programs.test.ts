@@ -339,3 +339,16 @@ describe("curl's ways to load a shared object", () => {
     expect(names('curl -s -- "$URL"')).toEqual(["curl"]);
   });
 });
+
+describe("git options that name a program, however they are written", () => {
+  it("refuses git grep -O and a short program option with its value attached or in a cluster", () => {
+    refused("git grep -O'touch x' hello", /git grep -O/);
+    refused("git grep -iOcmd hello", /one of -O/);
+    refused("git grep --open-files-in-pager=cmd hello", /--open-files-in-pager names a program/);
+    refused("git clone -ucmd a b", /one of -u, -c/);
+    refused("git clone -ccore.sshCommand=x a b", /one of -u, -c/);
+    refused("git rebase -xcmd HEAD~1", /one of -x, -i/);
+    expect(names("git grep -n -e Ofoo hello")).toEqual(["git"]);
+    expect(names("git clone -q --branch=main a b")).toEqual(["git"]);
+  });
+});
