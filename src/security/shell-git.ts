@@ -118,6 +118,13 @@ const REFUSED_SUBCOMMANDS: Record<string, string> = {
   "remote-ext": "runs the command its arguments name as a transport",
   shell: "runs the commands in ~/git-shell-commands",
   "for-each-repo": "runs a git command in each repository a configuration key lists",
+  // git's internal helpers: the porcelain around them is judged, they are not.
+  "submodule--helper":
+    "runs what `git submodule` does underneath: foreach runs its argument through sh in each submodule",
+  "bisect--helper": "runs what `git bisect` does underneath: --bisect-run runs a command",
+  "credential-cache--daemon": "starts a credential daemon",
+  "fsmonitor--daemon": "starts a file system monitor daemon",
+  "checkout--worker": "is git's internal checkout worker, which runs filters",
 };
 
 /** The operand that is a repository URL, for the subcommands that take one (ssh URLs run ssh). */

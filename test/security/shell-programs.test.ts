@@ -348,6 +348,9 @@ describe("git options that name a program, however they are written", () => {
     refused("git clone -ucmd a b", /one of -u, -c/);
     refused("git clone -ccore.sshCommand=x a b", /one of -u, -c/);
     refused("git rebase -xcmd HEAD~1", /one of -x, -i/);
+    refused("git submodule--helper foreach 'touch x'", /git submodule--helper runs/);
+    refused("/usr/lib/git-core/git-submodule--helper foreach 'touch x'", /git submodule--helper runs/);
+    refused("git bisect--helper --bisect-run touch x", /git bisect--helper runs/);
     expect(names("git grep -n -e Ofoo hello")).toEqual(["git"]);
     expect(names("git clone -q --branch=main a b")).toEqual(["git"]);
   });

@@ -4,7 +4,10 @@
 // option. The git table refused such options only as separate, exactly spelled words. An
 // agent holding `exec: git *` ran any command, a push past the operator's confirm rule on
 // `git push *` among them. Through the real gate, in a real container: each is refused
-// before anything runs, audited, and did nothing; git grep without -O still runs.
+// before anything runs, audited, and did nothing; git grep without -O still runs. So is git's
+// internal `submodule--helper`, whose foreach runs its argument through sh in each submodule
+// (the porcelain's `git submodule foreach` was refused; its helper, one of git's own
+// commands, was not), and the other internal helpers that run or start programs.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "./fixture.js";
@@ -23,6 +26,8 @@ beforeAll(async () => {
       "git init -q /workspace/repo && git -C /workspace/repo add f",
       "git -C /workspace/repo -c user.email=a@b -c user.name=n commit -q -m one",
       "git init -q --bare /workspace/remote.git",
+      "git init -q /workspace/sub && git -C /workspace/sub -c user.email=a@b -c user.name=n commit -q --allow-empty -m s",
+      "git init -q /workspace/super && cd /workspace/super && git -c protocol.file.allow=always submodule add -q /workspace/sub s && cd /",
       "chmod -R a+rwX /workspace",
     ].join(" && "),
   });
@@ -57,6 +62,16 @@ describe("git runs no program named in an option's attached value", () => {
       "git grep --open-files, an abbreviation",
       "cd /workspace/repo && git grep --open-files='touch /workspace/pwn-grep #' hello",
       /--open-files names a program/,
+    ],
+    [
+      "git submodule--helper foreach, pushing",
+      "cd /workspace/super && git submodule--helper foreach 'git -C /workspace/repo push /workspace/remote.git HEAD:refs/heads/s1'",
+      /git submodule--helper runs/,
+    ],
+    [
+      "git bisect--helper",
+      "cd /workspace/repo && git bisect--helper --bisect-run touch /workspace/pwn-grep",
+      /git bisect--helper runs/,
     ],
     [
       "git clone -u with the program attached",
