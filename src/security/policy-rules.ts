@@ -5,11 +5,11 @@
 // raw string, so quoting, wrappers and nesting cannot hide what runs.
 
 import { posix } from "node:path";
-import { CLEARED_ENVIRONMENT, changesWhatRuns } from "./policy-variables.js";
+import { CLEARED_ENVIRONMENT, changesWhatRuns, programVariable } from "./policy-variables.js";
 import type { CommandAnalysis, Redirect, SimpleCommand } from "./shell.js";
 import { joinDir, possibleDirs } from "./shell-dirs.js";
 import { hasFlag, commandName as name, operands, writeTargets } from "./shell-operands.js";
-import { isShellName } from "./shell-wrappers.js";
+import { isShellName } from "./shell-sh.js";
 
 export interface RuleInput {
   analysis: CommandAnalysis;
@@ -354,10 +354,18 @@ export const BUILTIN_RULES: readonly BuiltinRule[] = [
     reason:
       "setting or unsetting LD_PRELOAD, PATH, SHELL, PS4, PYTHONPATH, NODE_OPTIONS, GIT_SSH_COMMAND, PAGER, LESSSECURE, GIT_CONFIG_* and similar variables changes what code runs",
     checkCommand: ({ analysis }) => {
-      const name = analysis.assignedNames.find(changesWhatRuns);
-      return name === CLEARED_ENVIRONMENT
-        ? "a command run with a cleared environment (env -i, env -, setpriv --reset-env) loses LESSSECURE and git's configuration, which the executor sets so that less and git run no code from files"
-        : name;
+      const variable = analysis.assignedNames.find(changesWhatRuns);
+      if (variable === CLEARED_ENVIRONMENT)
+        return "a command run with a cleared environment (env -i, env -, setpriv --reset-env) loses LESSSECURE and git's configuration, which the executor sets so that less and git run no code from files";
+      if (variable) return variable;
+      const set = programVariable(
+        analysis.assignedNames,
+        analysis.commands.map((c) => name(c)),
+      );
+      return (
+        set &&
+        `${set.name}, where ${set.program} reads its configuration (a .curlrc's engine loads a shared object)`
+      );
     },
   },
 ];

@@ -3,7 +3,10 @@
 // `${NAME=...}` or `$((NAME=...))`) nor unset (`unset`, `env -u`, or a cleared environment:
 // `env -i`, `env -`, `setpriv --reset-env`). Each was judged for dash and the programs in the
 // sandbox image:
-//   - the loader: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT (any LD_*), GCONV_PATH;
+//   - the loader: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT (any LD_*), GCONV_PATH, and
+//     OpenSSL's OPENSSL_CONF, OPENSSL_CONF_INCLUDE, OPENSSL_MODULES and OPENSSL_ENGINES (its
+//     configuration loads providers and engines, shared objects, from any path: curl loads it
+//     at start, so `OPENSSL_CONF=/workspace/x.cnf curl ...` ran the agent's own code in curl);
 //   - command lookup and shells: PATH (which file a name runs), CDPATH (where cd goes),
 //     SHELL (what script -c, flock -c, split --filter run), ENV and PS1/PS2/PS4 (dash
 //     expands $(...) in PS4 for every traced command: `PS4='$(id)'; set -x` runs id),
@@ -39,6 +42,7 @@ const NAMES = new Set([
   "SHELLOPTS",
   "BASHOPTS",
 ]);
+for (const v of ["OPENSSL_CONF", "OPENSSL_CONF_INCLUDE", "OPENSSL_MODULES", "OPENSSL_ENGINES"]) NAMES.add(v);
 for (const v of [
   "GCONV_PATH",
   "PERL5OPT",
@@ -99,4 +103,27 @@ export const CLEARED_ENVIRONMENT = "*";
 /** A variable no command may set or unset, because it changes what code runs. */
 export function changesWhatRuns(name: string): boolean {
   return name === CLEARED_ENVIRONMENT || NAMES.has(name) || PREFIXES.some((p) => name.startsWith(p));
+}
+
+/**
+ * Variables that change what code one program runs, set where it runs: curl reads a
+ * .curlrc from $CURL_HOME, $XDG_CONFIG_HOME or $HOME (unless -q comes first), and an
+ * `engine` line there loads a shared object (`HOME=/workspace curl URL` with
+ * /workspace/.curlrc). Elsewhere they are harmless, and HOME is often set (less's lesskey
+ * files are switched off by LESSSECURE instead).
+ */
+const PROGRAM_VARIABLES: ReadonlyMap<string, readonly string[]> = new Map([
+  ["curl", ["CURL_HOME", "XDG_CONFIG_HOME", "HOME"]],
+]);
+
+/** The first variable assigned that changes what one of `programs` runs, with the program. */
+export function programVariable(
+  assigned: readonly string[],
+  programs: readonly string[],
+): { name: string; program: string } | undefined {
+  for (const program of programs) {
+    const name = PROGRAM_VARIABLES.get(program)?.find((n) => assigned.includes(n));
+    if (name) return { name, program };
+  }
+  return undefined;
 }

@@ -44,6 +44,24 @@ export interface SimpleCommand {
   dirScope: number;
 }
 
+/**
+ * A file named in the options of a wrapper that is not a command of its own, so no command
+ * carries it (`xargs -a F`, `strace -o F`, `flock F`, `script -c CMD F`). It is opened where
+ * the wrapper runs: as a command at index `at` would be, before anything the wrapper runs.
+ */
+export interface WrapperFile {
+  program: string;
+  path: string;
+  dynamic: boolean;
+  write: boolean;
+  /** The index the wrapper would have among the commands (that of the first command it runs). */
+  at: number;
+  /** As SimpleCommand.dirScope. */
+  dirScope: number;
+  /** As SimpleCommand.localDirs: where enclosing wrappers moved it (env -C DIR xargs -a F). */
+  localDirs: { path: string; dynamic: boolean }[];
+}
+
 export interface FunctionDef {
   name: string;
   /** Indices into `commands` of the commands in its body. */
@@ -88,6 +106,8 @@ export interface CommandAnalysis {
   assignedNames: string[];
   functions: FunctionDef[];
   dirs: DirChange[];
+  /** Files named in the options of wrappers that are not commands of their own. */
+  wrapperFiles: WrapperFile[];
   /** Fixed system programs that commands start on their own (tar's gzip), by name. */
   helpers: string[];
   /** Set by the exec tool (tools/exec-paths.ts) on the analysis it hands the policy. */

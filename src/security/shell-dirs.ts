@@ -14,7 +14,7 @@
 // steps in the container (realpath), policy rules join them as text.
 
 import { posix } from "node:path";
-import type { CommandAnalysis } from "./shell.js";
+import type { CommandAnalysis, SimpleCommand } from "./shell.js";
 
 /** One step: `cd target` (logical: `..` removed from the text before symlinks; physical: after). */
 export interface DirStep {
@@ -35,9 +35,10 @@ const MAX_DIRS = 16;
 export function possibleDirs(
   a: CommandAnalysis,
   index: number | undefined,
-  opts: { local?: boolean } = {},
+  opts: { local?: boolean; place?: Pick<SimpleCommand, "dirScope" | "localDirs"> } = {},
 ): DirPath[] | undefined {
-  const c = index === undefined ? undefined : a.commands[index];
+  // `place`: a wrapper's file (CommandAnalysis.wrapperFiles), placed as a command at `index`.
+  const c = opts.place ?? (index === undefined ? undefined : a.commands[index]);
   const scope = c ? c.dirScope : Number.POSITIVE_INFINITY;
   let set: DirPath[] = [[]];
   for (const d of a.dirs) {

@@ -100,6 +100,8 @@ const PROGRAM_OPTIONS: Record<string, readonly string[]> = {
   archive: ["--exec"],
   rebase: ["-x", "--exec", "-i", "--interactive"],
   init: ["--template"],
+  // -O[CMD]: the matching files are opened with CMD, run by sh, terminal or not.
+  grep: ["-O", "--open-files-in-pager"],
   "*": ["--ext-diff", "--textconv"],
 };
 
@@ -116,6 +118,13 @@ const REFUSED_SUBCOMMANDS: Record<string, string> = {
   "remote-ext": "runs the command its arguments name as a transport",
   shell: "runs the commands in ~/git-shell-commands",
   "for-each-repo": "runs a git command in each repository a configuration key lists",
+  // git's internal helpers: the porcelain around them is judged, they are not.
+  "submodule--helper":
+    "runs what `git submodule` does underneath: foreach runs its argument through sh in each submodule",
+  "bisect--helper": "runs what `git bisect` does underneath: --bisect-run runs a command",
+  "credential-cache--daemon": "starts a credential daemon",
+  "fsmonitor--daemon": "starts a file system monitor daemon",
+  "checkout--worker": "is git's internal checkout worker, which runs filters",
 };
 
 /** The operand that is a repository URL, for the subcommands that take one (ssh URLs run ssh). */
@@ -166,13 +175,21 @@ export function git(args: Arg[]): UnfoldStep {
     if (why) return refuse(why);
   }
   const forbidden = [...(PROGRAM_OPTIONS[sub] ?? []), ...PROGRAM_OPTIONS["*"]!];
+  // A short one is that option however it is written: alone, with its value attached
+  // (`-u<CMD>`, `-O<CMD>`) or in a cluster (`-iO<CMD>`), as git's option parser reads it.
+  const short = forbidden.filter((f) => /^-[A-Za-z]$/.test(f)).map((f) => f[1]!);
   for (const a of rest) {
     if (a.dynamic) continue;
     const opt = a.value.split("=")[0]!;
     // git's option parser takes any unambiguous prefix: `--upload-pa=CMD` is --upload-pack.
     const abbreviates = opt.startsWith("--") && opt.length > 2 && forbidden.some((f) => f.startsWith(opt));
-    if (forbidden.includes(opt) || abbreviates || (opt.startsWith("-x") && sub === "rebase")) {
+    const clustered = /^-[^-]/.test(a.value) && [...a.value.slice(1)].some((l) => short.includes(l));
+    if (forbidden.includes(opt) || abbreviates)
       return refuse(`git ${sub} ${opt} names a program for git to run`);
+    if (clustered) {
+      return refuse(
+        `git ${sub} ${a.value.slice(0, 12)}${a.value.length > 12 ? "..." : ""}: one of -${short.join(", -")} (naming a program for git to run) in a cluster or with its value attached`,
+      );
     }
     if (/(^|[^A-Za-z0-9])ext::/.test(a.value))
       return refuse(`git ${sub} ${a.value}: ext:: URLs run a command`);

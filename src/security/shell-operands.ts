@@ -46,14 +46,74 @@ export function writeTargets(c: SimpleCommand): { path: string; dynamic: boolean
     else if (eq > 0) picked = [{ value: c.argv[eq]!.replace(/^(--output=|-o)/, ""), at: eq }];
   } else if (WRITE_DEST.has(n)) {
     const t = c.argv.findIndex((a) => a === "-t" || a === "--target-directory");
-    const eq = c.argv.findIndex((a) => a.startsWith("--target-directory="));
-    if (eq > 0) picked = [{ value: c.argv[eq]!.slice(19), at: eq }];
+    const eq = c.argv.findIndex((a) => a.startsWith("--target-directory=") || /^-t./.test(a));
+    if (eq > 0) picked = [{ value: c.argv[eq]!.replace(/^(--target-directory=|-t)/, ""), at: eq }];
     else if (t > 0 && c.argv[t + 1] !== undefined) picked = [{ value: c.argv[t + 1]!, at: t + 1 }];
     else picked = ops.slice(-1);
+  }
+  // mv -tDIR: the folder is written too (its operands are, as WRITE_ALL says).
+  if (n === "mv") {
+    for (const [at, a] of c.argv.entries()) {
+      if (at > 0 && (/^-t./.test(a) || a.startsWith("--target-directory="))) {
+        picked.push({ value: a.replace(/^(--target-directory=|-t)/, ""), at });
+      }
+    }
   }
   const out = picked.map((p) => ({ path: p.value, dynamic: c.argDynamic[p.at] === true, at: p.at }));
   for (const f of c.files) if (f.write) out.push({ path: f.path, dynamic: f.dynamic, at: -1 });
   return out;
+}
+
+/**
+ * The texts an argument may name a path with. A word is one text, and `--opt=V` / `key=V` is
+ * V; a short option with its value attached is every text after its option letters, which
+ * the analysis cannot tell from the value (`-o/out`, `-rf./pats`: getopt takes any run of
+ * flags before the letter whose value it is): the text after each option letter.
+ */
+export function pathTexts(arg: string): string[] {
+  const eq = /^(--?[A-Za-z0-9][A-Za-z0-9-]*|[A-Za-z_][A-Za-z0-9_]*)=/.exec(arg);
+  if (eq) return [arg.slice(eq[0].length)];
+  if (arg.startsWith("--")) return [];
+  if (!arg.startsWith("-")) return [arg];
+  const out: string[] = [];
+  for (let i = 2; i < arg.length && /[A-Za-z0-9]/.test(arg[i - 1]!); i++) out.push(arg.slice(i));
+  return out;
+}
+
+/** Where `ln -s` makes its links: a folder it makes them in, or a link's own path (whose folder holds it). */
+export interface LinkPlace {
+  path: string;
+  dynamic: boolean;
+  /** The path is the folder the link goes in (-t DIR, or ln's lone operand: the cwd). */
+  folder: boolean;
+}
+
+/**
+ * The targets of `ln -s` and where its links go. A symlink's relative target is resolved
+ * from the folder that holds the link, not from ln's working folder: `ln -s ../../k
+ * pub/out/l` points at pub/../k... the exec tool judges it from there.
+ */
+export function symlinkOperands(
+  c: SimpleCommand,
+): { targets: { value: string; dynamic: boolean; at: number }[]; places: LinkPlace[] } | undefined {
+  if (commandName(c) !== "ln" || !hasFlag(c, "s", "symbolic")) return undefined;
+  const t = c.argv.findIndex((a, at) => at > 0 && (a === "-t" || a === "--target-directory"));
+  const eq = c.argv.findIndex((a, at) => at > 0 && (/^-t./.test(a) || a.startsWith("--target-directory=")));
+  const ops = operandsAt(c).filter((o) => o.at !== t + 1 || t < 0);
+  const op = (o: { value: string; at: number }) => ({ ...o, dynamic: c.argDynamic[o.at] === true });
+  if (t > 0 || eq > 0) {
+    const at = t > 0 ? t + 1 : eq;
+    const path = (c.argv[at] ?? "").replace(/^(--target-directory=|-t)/, "");
+    return { targets: ops.map(op), places: [{ path, dynamic: c.argDynamic[at] === true, folder: true }] };
+  }
+  if (ops.length === 1)
+    return { targets: ops.map(op), places: [{ path: ".", dynamic: false, folder: true }] };
+  const last = ops.at(-1);
+  if (!last) return undefined;
+  return {
+    targets: ops.slice(0, -1).map(op),
+    places: [{ path: last.value, dynamic: c.argDynamic[last.at] === true, folder: false }],
+  };
 }
 
 /** A URL or a remote spec (`host:path`, `scheme://`), not a local path. */

@@ -7,8 +7,9 @@
 // exec tool does not judge them as files. Interpreters (python3, node, perl, make...) run
 // whatever their program says: their exec grant decides, and Landlock bounds them.
 
-import { awk, sed } from "./shell-awk-sed.js";
+import { awk } from "./shell-awk.js";
 import { git } from "./shell-git.js";
+import { sed } from "./shell-sed.js";
 import { tar } from "./shell-tar.js";
 import {
   type Arg,
@@ -225,6 +226,41 @@ const split: Unfolder = (args) => {
   return { keepSelf: true, run: [], code: [{ value: filter, dynamic: false }], feedsRun: true };
 };
 
+/** curl's short options that take a value: after one of them, the rest of a cluster is that value. */
+const CURL_VALUE_LETTERS = "AbcCdDeEFhHKmoPQrtTuUwxXyYz";
+
+/**
+ * curl: `--engine` loads an OpenSSL engine, a shared object, by name or by path (its code
+ * runs in curl whatever the URL), and `-K`/`--config` reads options, --engine among them,
+ * from a file. curl takes any unambiguous prefix of a long option (`--conf`, `--eng`).
+ */
+const curl: Unfolder = (args) => {
+  for (const a of args.slice(1)) {
+    const v = a.value;
+    if (a.dynamic) continue; // a run-time word that may be an option is refused (runtimeOptions)
+    if (v === "--") break;
+    if (v.startsWith("--")) {
+      const name = v.slice(2);
+      if (name.length >= 2 && "engine".startsWith(name)) {
+        return refuse(`curl ${v} loads an OpenSSL engine, a shared object named by the command`);
+      }
+      if (name.length >= 2 && "config".startsWith(name)) {
+        return refuse(`curl ${v} reads its options (--engine among them) from a file that cannot be judged`);
+      }
+      continue;
+    }
+    for (const letter of v.startsWith("-") ? v.slice(1) : "") {
+      if (letter === "K") {
+        return refuse(
+          `curl ${v}: -K reads its options (--engine among them) from a file that cannot be judged`,
+        );
+      }
+      if (CURL_VALUE_LETTERS.includes(letter)) break;
+    }
+  }
+  return itself();
+};
+
 /** Arguments that are code or patterns, not paths. */
 function dataAfter(spec: { value: string[]; code: string[] }): Unfolder {
   return (args) => {
@@ -259,7 +295,10 @@ const grep: Unfolder = (args) => {
     .filter((o) => ["e", "regexp", "include", "exclude", "label"].includes(o.name))
     .map((o) => o.at);
   if (!scan.seen.has("e") && !scan.seen.has("regexp") && !scan.seen.has("f") && !scan.seen.has("file")) {
-    if (scan.next < args.length) data.push(scan.next);
+    // A run-time word written with a leading - (`-f"$F"`, `--file=$F`) is an option, not
+    // the pattern: what it names is judged as a path, as far as it is known.
+    const option = scan.dynamicAt === scan.next && args[scan.next]!.value.startsWith("-");
+    if (scan.next < args.length && !option) data.push(scan.next);
   }
   return itself({ data });
 };
@@ -376,6 +415,7 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
   ["install", programOption("strip-program")],
   ["diff3", programOption("diff-program")],
   ["sdiff", programOption("diff-program")],
+  ["curl", curl],
   [
     "wget",
     (args) =>

@@ -39,6 +39,8 @@ export interface UnfoldStep {
   privileged?: boolean;
   /** The commands it runs get more arguments at run time (xargs, find -exec ... {}). */
   openArgs?: boolean;
+  /** `run` is what it runs when given no command (xargs: echo); arguments appended to it would be the command. */
+  implicitCommand?: boolean;
   /** VAR=value settings it applies to what it runs. */
   assigns?: string[];
   /** Variables it removes from the environment of what it runs (env -u); `*`: all of them (env -i). */

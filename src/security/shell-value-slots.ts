@@ -1,6 +1,6 @@
 // security/shell-value-slots.ts — where a run-time word cannot be an option. A program whose
 // options run programs (tar, git, find...) is refused when a word known only at run time
-// could turn out to be one of its options (shell-visitor.ts, runtimeOptions). But a word
+// could turn out to be one of its options (shell-runtime-args.ts, runtimeOptions). But a word
 // right after an option that takes a value is that value, whatever it holds: `tar -xf "$f"`,
 // `git commit -m "$msg"`, `find . -name "$p"`. Such a value slot is accepted when:
 //   - the word is one argument (quoted: no field splitting, no glob);

@@ -14,8 +14,8 @@ import { checkStdinProgram, heredocInSubstitution, SAME_SHELL, stdinMoved } from
 import { checkContinuations, checkText } from "./shell-lexical.js";
 import { optionsRunPrograms, unfolderFor } from "./shell-programs.js";
 import { type Redirect, redirectOf } from "./shell-redirects.js";
+import { appendedCommand, runtimeOptions } from "./shell-runtime-args.js";
 import { type Arg, basename, isSystemProgramPath, type OptionFile, type UnfoldStep } from "./shell-unfold.js";
-import { isDataValue } from "./shell-value-slots.js";
 import { ShellSource, type WordHooks, wordValue } from "./shell-words.js";
 
 /** Wrappers and `sh -c` strings nested deeper than this are refused. */
@@ -74,6 +74,7 @@ export class Analyzer {
       assignedNames: [],
       functions: [],
       dirs: [],
+      wrapperFiles: [],
       helpers: [],
     };
   }
@@ -250,6 +251,8 @@ export class Analyzer {
       const c = this.out.commands[i]!;
       c.dirScope = Math.max(c.dirScope, end);
     }
+    // Every wrapper file recorded since the body began is in it (even one whose wrapper ran nothing).
+    for (const f of this.out.wrapperFiles) if (f.at >= from) f.dirScope = Math.max(f.dirScope, end);
     for (const d of this.out.dirs.slice(firstDir)) d.repeats = true;
   }
 
@@ -340,7 +343,7 @@ export class Analyzer {
     const name = basename(head.value);
     // `./timeout` or `/workspace/sh` is whatever file the agent put there, not the wrapper.
     const known = !head.value.includes("/") || isSystemProgramPath(head.value);
-    if (known && optionsRunPrograms(name)) runtimeOptions(name, args, at);
+    if (known && optionsRunPrograms(name)) runtimeOptions(name, args, at.wrappers);
     const step: UnfoldStep | undefined = known ? unfolderFor(name)?.(args) : undefined;
     if (!step) {
       this.push(args, at, undefined);
@@ -352,12 +355,14 @@ export class Analyzer {
         `${name} run by ${at.wrappers.at(-1)} takes its script from the arguments added at run time`,
       );
     }
+    if (at.openArgs) appendedCommand(name, step, at.wrappers);
     // Code a program hands to `/bin/sh -c` starts a shell; eval and trap run it in this one.
     const shell = step.code.length > 0 && !["eval", "trap", "sh", "dash", "."].includes(name) ? ["sh"] : [];
     for (const h of [...(step.helpers ?? []), ...shell])
       if (!this.out.helpers.includes(h)) this.out.helpers.push(h);
     const useStdin = step.stdinProgram === true && at.stdinCode !== undefined;
     if (step.keepSelf && !useStdin) this.push(args, at, step);
+    else this.wrapperFiles(name, step, at);
     const inner: Launch = {
       ...at,
       wrappers: [...at.wrappers, name],
@@ -398,6 +403,25 @@ export class Analyzer {
         localDirs: inner.localDirs,
         // eval, trap and . run their code in this shell, which may read its program from stdin.
         programOnStdin: (useStdin && c === at.stdinCode) || (SAME_SHELL.has(name) && at.ctx.programOnStdin),
+      });
+    }
+  }
+
+  /**
+   * A wrapper that is not a command of its own (xargs, strace, flock, script -c) still opens
+   * the files its options name, where it runs: judged as a command in its place would be.
+   */
+  private wrapperFiles(name: string, step: UnfoldStep, at: Launch): void {
+    const index = this.out.commands.length;
+    for (const f of step.files ?? []) {
+      this.out.wrapperFiles.push({
+        program: name,
+        path: f.arg.value,
+        dynamic: f.arg.dynamic,
+        write: f.write,
+        at: index,
+        dirScope: at.ctx.scope === "floating" ? Number.POSITIVE_INFINITY : index,
+        localDirs: at.localDirs.map((d) => ({ path: d.value, dynamic: d.dynamic })),
       });
     }
   }
@@ -444,32 +468,6 @@ export class Analyzer {
       parentGroup: at.ctx.parentGroup,
       dirScope: at.ctx.scope === "floating" ? Number.POSITIVE_INFINITY : index,
     });
-  }
-}
-
-/**
- * A program whose options run programs (tar --checkpoint-action, sort --compress-program,
- * find -exec, git --upload-pack...) is judged by the options it is given; an argument known
- * only at run time may turn out to be one (`sort $X`, or `tar cf o.tar *` in a folder holding
- * a file named `--checkpoint-action=exec=sh x`), and so may arguments xargs appends. Refused,
- * unless the word is one argument that cannot start with - or + (`./*`, `"/w/$f"`), stands
- * after `--` (find has no such end: its expression is not options), or is the value of an
- * option whose value is data (`tar -xf "$f"`, `git commit -m "$msg"`: shell-value-slots.ts).
- */
-function runtimeOptions(name: string, args: readonly Arg[], at: Launch): void {
-  if (at.wrappers.at(-1) === "xargs") {
-    throw cannotJudge(
-      `xargs appends arguments read at run time to ${name}, whose options run programs; one of them may be an option`,
-    );
-  }
-  for (const [k, a] of args.entries()) {
-    if (k === 0) continue;
-    if (!a.dynamic && a.value === "--" && name !== "find") return;
-    if (a.dynamic && !a.optionSafe && !isDataValue(name, args, k)) {
-      throw cannotJudge(
-        `${name} with a run-time argument (${a.value}) that may turn out to be an option, and ${name}'s options can run programs; start it with a fixed path (./*, "/dir/$f"), put it after --, or quote it as the value of an option that takes one`,
-      );
-    }
   }
 }
 

@@ -7,14 +7,15 @@
 // because its language is not the one the analyzer reads.
 
 import { CLEARED_ENVIRONMENT } from "./policy-variables.js";
+import { dot, isShellName, OTHER_SHELLS, otherShellRefusal, POSIX_SHELLS, posixShell } from "./shell-sh.js";
 import {
   type Arg,
   basename,
   itself,
+  type OptionFile,
   type OptionSpec,
   refuse,
   runRest,
-  type ScannedOptions,
   scanOptions,
   type Unfolder,
   type UnfoldStep,
@@ -127,13 +128,22 @@ const xargs: Unfolder = (args) => {
   const given = scan.seen.get("I") ?? scan.seen.get("replace") ?? scan.seen.get("i");
   const replace = given === undefined ? undefined : given === true || given === "" ? "{}" : given;
   let rest = scan.dynamicAt !== undefined ? args.slice(scan.dynamicAt) : args.slice(scan.next);
-  if (rest.length === 0) rest = [{ value: "echo", dynamic: false }];
+  // With no command xargs runs echo, unless arguments are appended to it (`xargs xargs`).
+  const implicitCommand = rest.length === 0;
+  if (implicitCommand) rest = [{ value: "echo", dynamic: false }];
   if (typeof replace === "string" && replace !== "") {
     rest = rest.map((a) => (a.value.includes(replace) ? { value: a.value, dynamic: true } : a));
   }
   const file = scan.seen.get("a") ?? scan.seen.get("arg-file");
   const files = typeof file === "string" ? [{ arg: { value: file, dynamic: false }, write: false }] : [];
-  return { keepSelf: false, run: [rest], code: [], openArgs: true, files };
+  return {
+    keepSelf: false,
+    run: [rest],
+    code: [],
+    openArgs: true,
+    files,
+    ...(implicitCommand ? { implicitCommand } : {}),
+  };
 };
 
 /** Tests whose value is a pattern, not a path. */
@@ -176,93 +186,11 @@ const find: Unfolder = (args) => {
   return { keepSelf: true, run, code: [], openArgs: true, files, data, ...(dirs ? { runDirs: dirs } : {}) };
 };
 
-const POSIX_SHELLS = new Set(["sh", "dash"]);
-/** Shells whose language is not POSIX sh as dash reads it: refused wherever they appear. */
-const OTHER_SHELLS = new Set(["bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh", "oksh"]);
-for (const s of [
-  "ash",
-  "hush",
-  "yash",
-  "posh",
-  "fish",
-  "csh",
-  "tcsh",
-  "bsh",
-  "rc",
-  "es",
-  "elvish",
-  "xonsh",
-]) {
-  OTHER_SHELLS.add(s);
-}
-for (const s of ["nu", "pwsh", "ion", "murex", "oil", "osh", "ysh", "scsh"]) OTHER_SHELLS.add(s);
-
-export function isShellName(name: string): boolean {
-  return POSIX_SHELLS.has(name) || OTHER_SHELLS.has(name);
-}
-
-export function otherShellRefusal(name: string): string {
-  return `it runs ${name}, whose language is not POSIX sh; only sh (dash) code can be judged: write it for sh and run it with sh`;
-}
-
-/** Options of dash: -o takes a value; everything else is a flag (also as +x). */
-const DASH_OPTIONS: OptionSpec = { value: ["o"] };
-
-/** Read the options of sh/dash; undefined when one of them makes the shell read code we cannot judge. */
-export function dashOptions(args: Arg[]): ScannedOptions | string {
-  const scan = scanOptions(args, 1, DASH_OPTIONS, true);
-  for (const o of scan.all) {
-    if (o.name === "i" || o.name === "l") {
-      return `sh -${o.name} reads startup files ($ENV, ~/.profile) as code`;
-    }
-    if (o.name === "o" && o.value === "interactive") return "sh -o interactive reads $ENV as code";
-  }
-  return scan;
-}
-
-/** sh/dash: `-c CODE` runs CODE; a script operand runs a file (pinned by tools/exec-scripts.ts); neither reads stdin. */
-const posixShell: Unfolder = (args) => {
-  const scan = dashOptions(args);
-  if (typeof scan === "string") return refuse(scan);
-  if (scan.dynamicAt !== undefined) return { keepSelf: false, run: [], code: [args[scan.dynamicAt]!] };
-  if (scan.seen.has("c")) {
-    const code = args[scan.next];
-    if (code === undefined) return itself();
-    // find -exec sh -c '... {}' pastes a file name into the code: that code is run-time text.
-    return {
-      keepSelf: false,
-      run: [],
-      code: [code.value.includes("{}") ? { ...code, dynamic: true } : code],
-    };
-  }
-  const script = args[scan.next];
-  if (scan.seen.has("s") || script === undefined || (!script.dynamic && STDIN_PATHS.has(script.value))) {
-    return itself({ stdinProgram: true });
-  }
-  if (script.dynamic)
-    return refuse(`sh runs the script ${script.value}, whose path is only known at run time`);
-  if (isDescriptorPath(script.value)) return refuse(`sh reads its program from ${script.value}`);
-  return itself();
-};
-
-/** Paths through which a shell reads its program from stdin (`sh /dev/stdin`, `. /dev/fd/0`). */
-export const STDIN_PATHS = new Set(["-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"]);
-/** A descriptor or process file, read as a program: what it holds is decided at run time. */
-export function isDescriptorPath(path: string): boolean {
-  return /^\/(dev\/(fd|stdin|stdout|stderr|tcp|udp)|proc\/)/.test(path);
-}
-
-/** `. FILE`: a file that is stdin reads the program from stdin; any other file is pinned by exec-scripts. */
-const dot: Unfolder = (args) => {
-  const file = args[1];
-  if (file === undefined) return itself();
-  if (file.dynamic) return refuse(`. runs the script ${file.value}, whose path is only known at run time`);
-  if (STDIN_PATHS.has(file.value)) return itself({ stdinProgram: true });
-  if (isDescriptorPath(file.value)) return refuse(`. reads its program from ${file.value}`);
-  return itself();
-};
+/** script's options that name a log file it writes. */
+const SCRIPT_LOGS = new Set(["t", "T", "timing", "log-io", "log-in", "log-out", "log-timing", "I", "O", "B"]);
 
 /** `script -c CMD`, `flock [opts] FILE -c CMD` / `flock FILE CMD...`: -c runs $SHELL -c, which is sh here. */
+
 const scriptLike: Unfolder = (args) => {
   const isFlock = basename(args[0]!.value) === "flock";
   const scan = scanOptions(args, 1, {
@@ -292,7 +220,18 @@ const scriptLike: Unfolder = (args) => {
     ]),
   });
   const code = scan.seen.get("c") ?? scan.seen.get("command");
-  if (typeof code === "string") return { keepSelf: false, run: [], code: [{ value: code, dynamic: false }] };
+  // Files it opens: flock's lock file (made if missing; a number is a descriptor), script's
+  // typescript and its log options. Written: judged where it runs (Analyzer.wrapperFiles).
+  const operand = scan.dynamicAt === undefined ? args[scan.next] : undefined;
+  const files: OptionFile[] = [];
+  if (operand && !(isFlock && /^\d+$/.test(operand.value))) files.push({ arg: operand, write: true });
+  for (const o of scan.all) {
+    if (!isFlock && typeof o.value === "string" && SCRIPT_LOGS.has(o.name) && o.value !== "") {
+      files.push({ arg: { value: o.value, dynamic: false }, write: true });
+    }
+  }
+  if (typeof code === "string")
+    return { keepSelf: false, run: [], code: [{ value: code, dynamic: false }], files };
   if (scan.dynamicAt !== undefined) return runRest(args, scan);
   const rest = args.slice(scan.next + 1);
   if (isFlock) {
@@ -300,9 +239,9 @@ const scriptLike: Unfolder = (args) => {
     const flag = rest[0];
     if (flag && !flag.dynamic && (flag.value === "-c" || flag.value === "--command")) {
       const cmd = rest[1];
-      return cmd ? { keepSelf: false, run: [], code: [cmd] } : itself();
+      return cmd ? { keepSelf: false, run: [], code: [cmd], files } : itself();
     }
-    return rest.length > 0 ? { keepSelf: false, run: [rest], code: [] } : itself();
+    return rest.length > 0 ? { keepSelf: false, run: [rest], code: [], files } : itself();
   }
   // script without -c starts an interactive shell on its stdin.
   return itself({ stdinProgram: true });
@@ -415,7 +354,14 @@ function tracer(spec: OptionSpec): Unfolder {
         assigns.push(value);
       }
     }
-    return runRest(args, scan, { assigns });
+    // -o FILE: the trace is written there (judged where the tracer runs, Analyzer.wrapperFiles).
+    const files: OptionFile[] = [];
+    for (const o of scan.all) {
+      if ((o.name === "o" || o.name === "output") && typeof o.value === "string" && o.value !== "") {
+        files.push({ arg: { value: o.value, dynamic: false }, write: true });
+      }
+    }
+    return runRest(args, scan, { assigns, files });
   };
 }
 

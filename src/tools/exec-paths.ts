@@ -25,7 +25,7 @@ import type { Need } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
-import { commandName, pathOf, writeTargets } from "../security/shell-operands.js";
+import { commandName, pathOf, pathTexts, symlinkOperands, writeTargets } from "../security/shell-operands.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 /** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
@@ -209,16 +209,21 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     const name = commandName(c);
     const from = dirs === undefined ? null : [...new Set(dirs.map((d) => d.canonical))];
     for (const text of fileWords(c)) words.push({ text, dirs: from });
-    const writes = new Set(writeTargets(c).map((t) => t.at));
+    // What a known program writes, by argv index: the path itself (`sort -o/out` writes /out).
+    const writes = new Map(writeTargets(c).map((t) => [t.at, t.path]));
     for (let k = 1; k < c.argv.length; k++) {
       if (c.dataArgs.includes(k)) continue;
       const arg = c.argv[k]!;
+      const written = writes.get(k);
+      const texts = written !== undefined ? [written] : pathTexts(arg);
       if (c.argDynamic[k]) {
         // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
-        const known = knownPart(arg, home);
-        const access = writes.has(k) ? "write" : "any";
-        if (known)
-          await r.judge(known.path, dirs, known.whole ? access : "any", `argument ${k} of ${name}`, true);
+        const access = written !== undefined ? "write" : "any";
+        for (const text of texts) {
+          const known = knownPart(text, home);
+          if (known)
+            await r.judge(known.path, dirs, known.whole ? access : "any", `argument ${k} of ${name}`, true);
+        }
         continue;
       }
       if ((name === "cd" || name === "chdir") && !arg.startsWith("-")) {
@@ -227,10 +232,19 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
         await r.judge(arg, dirs, "read", "the cd target", true, logical);
         continue;
       }
-      const p = pathOf(arg);
-      if (!p) continue;
-      await r.judge(p.path, dirs, writes.has(k) ? "write" : "any", `argument ${k} of ${name}`, p.explicit);
+      for (const text of texts) {
+        const p = pathOf(text);
+        if (p)
+          await r.judge(
+            p.path,
+            dirs,
+            written !== undefined ? "write" : "any",
+            `argument ${k} of ${name}`,
+            p.explicit,
+          );
+      }
     }
+    await symlinkTargets(r, c, dirs, home);
     if (c.localDirs.length > 0) {
       // `env -C DIR`, `git -C DIR`, `tar -C DIR`: the folder it runs in is read, like a cd target.
       const base = await dirsOf(i, false);
@@ -244,10 +258,61 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     }
     for (const x of c.redirects) await redirect(x, dirs);
   }
+  for (const f of analysis.wrapperFiles) {
+    const paths = possibleDirs(analysis, f.at, { place: f });
+    const dirs = paths === undefined ? undefined : await Promise.all(paths.map((p) => r.dir(p)));
+    const via = `a file named in ${f.program}'s options`;
+    const access = f.write ? "write" : "read";
+    if (!f.dynamic) {
+      words.push({
+        text: f.path,
+        dirs: dirs === undefined ? null : [...new Set(dirs.map((d) => d.canonical))],
+      });
+      await r.judge(f.path, dirs, access, via, true);
+      continue;
+    }
+    const known = knownPart(f.path, home);
+    if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
+  }
   // Redirections of statements with no command (`> file`, `X=1 < file`) may stand anywhere.
   const anywhere = analysis.redirects.some((x) => !redirectsDone.has(x)) ? await dirsOf(undefined) : [];
   for (const x of analysis.redirects) await redirect(x, anywhere);
   return { needs: r.needs, paths: r.paths, words };
+}
+
+/**
+ * `ln -s T L` makes a link the kernel follows from L's folder: a relative T is judged from
+ * there (from L itself too, which may be a folder the link goes in), as a read or write of
+ * whatever it names, like ln's other arguments. Where that folder is known only at run time
+ * (`ln -s ../k "$D/l"`), the target cannot be judged: refused.
+ */
+async function symlinkTargets(
+  r: Resolver,
+  c: CommandAnalysis["commands"][number],
+  dirs: StartDir[] | undefined,
+  home: boolean,
+): Promise<void> {
+  const ln = symlinkOperands(c);
+  if (!ln) return;
+  for (const t of ln.targets) {
+    const known = t.dynamic ? knownPart(t.value, home) : { path: t.value, whole: true };
+    if (!known || known.path.startsWith("/")) continue;
+    const via = `argument ${t.at} of ln -s, the link's target from the link's folder`;
+    for (const place of ln.places) {
+      if (place.dynamic) {
+        throw new AidoError(
+          ErrorCode.policyDenied,
+          `cannot judge ln -s with a relative target ("${t.value}"): the link made in a folder known only at run time ("${place.path}") points wherever its folder leads; give the target as an absolute path`,
+          { rule: "unjudgeable" },
+        );
+      }
+      const folders = place.folder ? [place.path] : [place.path, posix.dirname(place.path)];
+      for (const folder of new Set(folders)) {
+        const written = `${folder}/${known.path}`;
+        await r.judge(written, dirs, "any", via, true);
+      }
+    }
+  }
 }
 
 /**

@@ -30,15 +30,15 @@ import {
   type SimpleCommand,
 } from "../security/shell.js";
 import { isDataOnly, judgedByName } from "../security/shell-programs.js";
-import { type Arg, isSystemProgramPath } from "../security/shell-unfold.js";
 import {
   dashOptions,
   isDescriptorPath,
   isShellName,
   otherShellRefusal,
   STDIN_PATHS,
-  WRAPPERS,
-} from "../security/shell-wrappers.js";
+} from "../security/shell-sh.js";
+import { type Arg, isSystemProgramPath } from "../security/shell-unfold.js";
+import { WRAPPERS } from "../security/shell-wrappers.js";
 import { execPaths, startDirs } from "./exec-paths.js";
 import type { ScopeWord } from "./exec-scope.js";
 
@@ -385,6 +385,7 @@ export function mergeAnalyses(first: CommandAnalysis, rest: readonly CommandAnal
     assignedNames: [],
     functions: [],
     dirs: [],
+    wrapperFiles: [],
     helpers: [],
     paths: [],
   };
@@ -408,6 +409,9 @@ export function mergeAnalyses(first: CommandAnalysis, rest: readonly CommandAnal
         at: d.at + base,
         certain: d.certain.map(([from, to]): [number, number] => [from + base, to + base]),
       })),
+    );
+    out.wrapperFiles.push(
+      ...a.wrapperFiles.map((f) => ({ ...f, at: f.at + base, dirScope: f.dirScope + base })),
     );
     out.helpers.push(...a.helpers.filter((h) => !out.helpers.includes(h)));
     out.paths = [...(out.paths ?? []), ...(a.paths ?? [])];

@@ -132,6 +132,23 @@ describe("programs that run programs named in their options", () => {
     expect(names("gawk --sandbox 'BEGIN{system(\"id\")}'")).toEqual(["gawk"]);
   });
 
+  it("refuses an awk program that opens files of its own: getline <, print > and >>, ARGV", () => {
+    refused(`awk 'BEGIN { getline l < "/w/k"; print l }'`, /reads a file it names \(getline <\)/);
+    refused(`awk 'BEGIN { while ((getline < "/w/k") > 0) n++ }'`, /getline </);
+    refused(`awk 'BEGIN { getline $ (1) < "/w/k" }'`, /getline </);
+    refused(`awk '{ print > "/w/o" }' f`, /writes a file it names/);
+    refused(`awk '{ print $1, $2 >> $3 }' f`, /writes a file it names/);
+    refused(`awk '{ printf("%s", $0) > "/w/o" }' f`, /writes a file it names/);
+    refused(`awk '{ print "a" > "/dev/stderr" "x" }' f`, /writes a file it names/);
+    refused(`awk 'BEGIN { ARGV[1] = "/w/k"; ARGC = 2 } { print }'`, /uses ARGV/);
+    refused(`awk 'BEGIN { split("/w/k", ARGV) }'`, /uses ARGV/);
+    expect(names(`awk '$1 > 5 { print $1 }' f`)).toEqual(["awk"]);
+    expect(names(`awk '{ print ($1 > 5) }' f`)).toEqual(["awk"]);
+    expect(names(`awk '{ if (x < 3) getline; print x > "/dev/stderr" }' f`)).toEqual(["awk"]);
+    expect(names(`awk '{ print "a>b" }' f`)).toEqual(["awk"]);
+    expect(names(`gawk --sandbox '{ print > "/w/o" }' f`)).toEqual(["gawk"]);
+  });
+
   it("judges sed scripts: e and s///e refused, w files written, -f refused", () => {
     expect(names("sed -n 's/a/b/gp' f")).toEqual(["sed"]);
     expect(names("sed -e ':a;N;$!ba;s/\\n/ /g' f")).toEqual(["sed"]);
@@ -147,6 +164,21 @@ describe("programs that run programs named in their options", () => {
       { path: "/output/log", dynamic: false, write: true },
     ]);
     expect(names("sed --sandbox 's/.*/id/e' f")).toEqual(["sed"]);
+  });
+
+  it("judges sed -i's backup as a write beside each file, and refuses a suffix that moves it", () => {
+    const files = (cmd: string) => analyzeCommand(cmd).commands[0]!.files;
+    expect(files("sed -i.bak s/a/b/ /w/f /w/g")).toEqual([
+      { path: "/w/f.bak", dynamic: false, write: true },
+      { path: "/w/g.bak", dynamic: false, write: true },
+    ]);
+    expect(files("sed --in-place=.o -e s/a/b/ /w/f")).toEqual([
+      { path: "/w/f.o", dynamic: false, write: true },
+    ]);
+    expect(files("sed -i s/a/b/ /w/f")).toEqual([]);
+    refused("sed -i'../s/*' s/a/b/ f", /backup suffix "\.\.\/s\/\*"/);
+    refused("sed --in-place='old_*' s/a/b/ d/f", /backup suffix "old_\*"/);
+    refused("sed -i/x s/a/b/ f", /backup suffix/);
   });
 
   it("refuses zip -TT and lists unzip for zip -T", () => {
@@ -260,5 +292,66 @@ describe("run-time words where a program takes the value of an option", () => {
       /--checkpoint-action with a run-time value/,
     );
     refused('tar -I "g$x" -cf /tmp/o.tar .', /tar -I with a run-time value/);
+  });
+});
+
+describe("words xargs appends to a wrapper", () => {
+  it("refuses a wrapper given no command, whose command the appended words would be", () => {
+    for (const w of [
+      "env",
+      "nice",
+      "nice -n",
+      "timeout 5",
+      "setsid -w",
+      "stdbuf -o0",
+      "flock /tmp/l",
+      "busybox",
+    ]) {
+      refused(
+        `xargs ${w}`,
+        new RegExp(
+          `xargs appends arguments read at run time to ${w.split(" ")[0]}, which runs them as a command`,
+        ),
+      );
+    }
+    refused("xargs -0 env A=1", /to env, which runs them/);
+    refused("xargs xargs", /xargs appends arguments read at run time to xargs, which runs them/);
+  });
+
+  it("runs a wrapper whose command is written out, and a shell's script, with the words as arguments", () => {
+    expect(argvs("xargs nice cat")).toEqual([["cat"]]);
+    expect(argvs("xargs env A=1 timeout 5 cat")).toEqual([["cat"]]);
+    expect(argvs("xargs sh ./s.sh")).toEqual([["sh", "./s.sh"]]);
+    refused("xargs sh", /sh run by xargs takes its script from the arguments added at run time/);
+  });
+});
+
+describe("curl's ways to load a shared object", () => {
+  it("refuses --engine and -K/--config, however abbreviated or clustered", () => {
+    refused("curl --engine /w/e.so https://h/", /curl --engine loads an OpenSSL engine/);
+    refused("curl --en /w/e.so https://h/", /curl --en loads/);
+    refused("curl -sSK /w/c https://h/", /-K reads its options/);
+    refused("curl --config /w/c https://h/", /reads its options/);
+    refused("curl --con /w/c https://h/", /reads its options/);
+    refused('curl -s "$URL"', /curl with a run-time argument/);
+    expect(names("curl -sS -o /w/o -H 'K: v' https://h/")).toEqual(["curl"]);
+    expect(names("curl -sHK https://h/")).toEqual(["curl"]);
+    expect(names('curl -s -- "$URL"')).toEqual(["curl"]);
+  });
+});
+
+describe("git options that name a program, however they are written", () => {
+  it("refuses git grep -O and a short program option with its value attached or in a cluster", () => {
+    refused("git grep -O'touch x' hello", /git grep -O/);
+    refused("git grep -iOcmd hello", /one of -O/);
+    refused("git grep --open-files-in-pager=cmd hello", /--open-files-in-pager names a program/);
+    refused("git clone -ucmd a b", /one of -u, -c/);
+    refused("git clone -ccore.sshCommand=x a b", /one of -u, -c/);
+    refused("git rebase -xcmd HEAD~1", /one of -x, -i/);
+    refused("git submodule--helper foreach 'touch x'", /git submodule--helper runs/);
+    refused("/usr/lib/git-core/git-submodule--helper foreach 'touch x'", /git submodule--helper runs/);
+    refused("git bisect--helper --bisect-run touch x", /git bisect--helper runs/);
+    expect(names("git grep -n -e Ofoo hello")).toEqual(["git"]);
+    expect(names("git clone -q --branch=main a b")).toEqual(["git"]);
   });
 });
