@@ -18,7 +18,7 @@ import type { Redis } from "ioredis";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { ApprovalDecision } from "../security/approvals.js";
 import { blockingTimeout, READ_BLOCK_MS } from "./connections.js";
-import { blockingReader } from "./event-stream.js";
+import { blockingReader, streamTip } from "./event-stream.js";
 import { RedisKeys } from "./redis-keys.js";
 
 export type Command =
@@ -202,10 +202,14 @@ export function serveCommands(
     }
   };
   void (async () => {
-    let last = "$";
+    // From the newest entry's id, not "$": a read sent again on a new connection (its socket
+    // timeout fired as the node resumed from a long pause) read from the tip at that moment,
+    // skipping every command that came in while the node was away.
+    let last: string | undefined;
     while (!stopped) {
       let batch: [string, [string, string[]][]][] | null;
       try {
+        last ??= await streamTip(reader, RedisKeys.commands(node));
         batch = (await reader.xread(
           "BLOCK",
           READ_BLOCK_MS,
