@@ -18,6 +18,7 @@ import { EXECUTOR_PATH } from "../sandbox/executor-session.js";
 import { ensureImage, executorSourcePath } from "../sandbox/image.js";
 import type { RuntimeHome } from "./evidence-guard.js";
 import { recheckInputs } from "./paths.js";
+import { type Project, projectReal } from "./project.js";
 import type { InputMount, RuntimeChoice, SandboxPaths, SandboxRecord } from "./state.js";
 import { openDirIn, sandboxDir, withDir } from "./store-dirs.js";
 
@@ -252,7 +253,7 @@ class RestartingOwner implements SandboxOwner {
 export async function attach(
   docker: Docker,
   record: SandboxRecord,
-  cwd: string,
+  project: Project,
   runtime: RuntimeHome,
 ): Promise<DockerSandbox> {
   let container = docker.getContainer(record.container);
@@ -268,10 +269,16 @@ export async function attach(
   }
   const mounts = info.Mounts ?? [];
   const beforeStart = () => {
-    recheckInputs(cwd, record.id, record.inputs, record.flags.dangerous_allow_mutations, runtime);
-    recheckWorkingFolders(cwd, record.id, mounts);
+    recheckInputs(
+      projectReal(project),
+      record.id,
+      record.inputs,
+      record.flags.dangerous_allow_mutations,
+      runtime,
+    );
+    recheckWorkingFolders(project, record.id, mounts);
   };
-  if (!isSandboxOf(info.Config.Labels, cwd, record.id))
+  if (!isSandboxOf(info.Config.Labels, project.path, record.id))
     throw notSandboxOf("container", record.container, record.id);
   assertInputsOf(info, record);
   container = docker.getContainer(info.Id);
@@ -326,17 +333,17 @@ const WORKING_BINDS: Readonly<Record<string, string>> = {
  * home say, the task's to read and write as the container's user. (Between this check and
  * the engine's bind the race remains, as for the inputs.)
  */
-function recheckWorkingFolders(
-  cwd: string,
+export function recheckWorkingFolders(
+  project: Project,
   id: string,
   mounts: ReadonlyArray<{ Type: string; Source: string; Destination: string }>,
 ): void {
   const held = mounts.filter((m) => m.Type === "bind" && WORKING_BINDS[m.Destination] !== undefined);
   if (held.length === 0) return;
-  withDir(sandboxDir(cwd, id), (sandbox) => {
+  withDir(sandboxDir(project, id), (sandbox) => {
     for (const m of held) {
       const name = WORKING_BINDS[m.Destination] as string;
-      const shown = join(cwd, ".aido", "sandboxes", id, name);
+      const shown = join(project.path, ".aido", "sandboxes", id, name);
       const refuse = (what: string) =>
         new AidoError(
           ErrorCode.sandboxFailed,

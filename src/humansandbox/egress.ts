@@ -36,7 +36,6 @@ import { RuntimeContainers } from "../sandbox/docker-containers.js";
 import { type EgressEndpoint, EgressNetworks, removeRelayAndNetwork } from "../sandbox/egress-network.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
 import { parseGrant } from "../security/grants.js";
-import { ensurePrivateDir } from "../security/private-home.js";
 import { isSandboxOf, LABEL, notSandboxOf, projectLabelOf } from "./container.js";
 import { NEW_FILE } from "./run-evidence.js";
 import type { Scrubber } from "./scrub.js";
@@ -65,14 +64,18 @@ function networksOf(docker: Docker, config: Config, cwd: string, id: string): Eg
 /**
  * The sandbox's network and running relay over its share folder (made, or found and
  * restarted when its relay stopped). The share folder must hold a socket path the kernel
- * takes, so a project folder too deep for one is refused here, at `up`.
+ * takes, so a project folder too deep for one is refused here, at `up`. The folder itself
+ * is made by `up` through the sandbox's folder held open (store-dirs.ts makeShareFolder)
+ * and is only checked here, through the sandbox's folder held open at `held`, to be that
+ * folder still at its path (the engine binds the path into the relay, making what is not
+ * there): by its path, a sandbox folder the person swapped for a link had root make an
+ * `egress` folder wherever it pointed, or make one they put there root's and 0700.
  */
-export function openSandboxNetwork(
+export async function openSandboxNetwork(
   docker: Docker,
   config: Config,
-  cwd: string,
-  id: string,
   paths: SandboxPaths,
+  held: string,
 ): Promise<EgressEndpoint> {
   const socket = join(paths.egress, EGRESS_SOCKET);
   if (Buffer.byteLength(socket) > MAX_SOCKET_PATH)
@@ -81,8 +84,8 @@ export function openSandboxNetwork(
       `a host list needs the Unix socket ${socket}, longer than the ${MAX_SOCKET_PATH} bytes a socket path may have: run from a project folder with a shorter path`,
       { path: socket },
     );
-  ensurePrivateDir(paths.egress);
-  return networksOf(docker, config, cwd, id).ensure(id, paths.egress);
+  closeSync(openShareFolder(held, paths.egress));
+  return networksOf(docker, config, paths.project.path, paths.id).ensure(paths.id, paths.egress);
 }
 
 /** The names of the sandbox's relay and network (recorded at `up`, before either is made). */
@@ -165,7 +168,6 @@ export interface RunEgress {
 export interface ServeOptions {
   docker: Docker;
   config: Config;
-  cwd: string;
   id: string;
   hosts: readonly string[];
   paths: SandboxPaths;
@@ -223,7 +225,7 @@ async function serveIn(o: ServeOptions, dir: string): Promise<RunEgress> {
       `another \`aido run\` in sandbox ${o.id} is serving its egress proxy: with a host list, one run at a time`,
       { id: o.id },
     );
-  const endpoint = await openSandboxNetwork(o.docker, o.config, o.cwd, o.id, o.paths);
+  const endpoint = await openSandboxNetwork(o.docker, o.config, o.paths, o.held);
   const callers = new EgressCallers();
   const slot = callers.slotOf({ goalId: o.id, agentId: SANDBOX_CALLER });
   o.scrubber.hide(slot.password);

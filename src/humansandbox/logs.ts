@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
+import type { Project } from "./project.js";
 import type { RunSummary } from "./run-evidence.js";
 import { activeRecord, type SandboxRecord, sandboxPaths } from "./state.js";
 import {
@@ -18,15 +19,14 @@ import {
   openDirIn,
   openSandboxDir,
   plainFileProblem,
-  projectOwner,
   readPlainIn,
   sandboxDir,
   withDir,
 } from "./store-dirs.js";
 
-/** A run located in the project at `cwd`: `dir` is its folder's path, as shown (never read by it). */
+/** A run located in the project held open: `dir` is its folder's path, as shown (never read by it). */
 export interface LocatedRun {
-  cwd: string;
+  project: Project;
   sandbox: SandboxRecord;
   runId: string;
   dir: string;
@@ -44,10 +44,11 @@ export interface RunLogs extends LocatedRun {
   network: Array<NetworkLine & { time: string }>;
 }
 
-function runIds(cwd: string, id: string): string[] {
-  const sandbox = openSandboxDir(cwd, id);
+/** The sandbox's runs (run-NNN), oldest first, read through the project held open. */
+export function runIds(project: Project, id: string): string[] {
+  const sandbox = openSandboxDir(project, id);
   if (sandbox === undefined) return [];
-  const runs = withDir(sandbox, (d) => openDirIn(d, "runs", sandboxPaths(cwd, id).runs));
+  const runs = withDir(sandbox, (d) => openDirIn(d, "runs", sandboxPaths(project, id).runs));
   if (runs === undefined) return [];
   return withDir(runs, (r) => readdirSync(fdPath(r)))
     .filter((n) => /^run-\d+$/.test(n))
@@ -56,18 +57,18 @@ function runIds(cwd: string, id: string): string[] {
 
 /** The run's folder, reached folder by folder without following a link, open (close it). */
 function openRun(at: LocatedRun): number {
-  const paths = sandboxPaths(at.cwd, at.sandbox.id);
-  const runs = withDir(sandboxDir(at.cwd, at.sandbox.id), (d) => openDirIn(d, "runs", paths.runs));
+  const paths = sandboxPaths(at.project, at.sandbox.id);
+  const runs = withDir(sandboxDir(at.project, at.sandbox.id), (d) => openDirIn(d, "runs", paths.runs));
   const run = runs === undefined ? undefined : withDir(runs, (r) => openDirIn(r, at.runId, at.dir));
   if (run === undefined)
     throw new AidoError(ErrorCode.notFound, `${at.dir} is gone`, { id: at.sandbox.id, run_id: at.runId });
   return run;
 }
 
-export function locateRun(cwd: string, sandboxId?: string, runId?: string): LocatedRun {
-  const sandbox = activeRecord(cwd, sandboxId);
-  const runs = sandboxPaths(cwd, sandbox.id).runs;
-  const ids = runIds(cwd, sandbox.id);
+export function locateRun(project: Project, sandboxId?: string, runId?: string): LocatedRun {
+  const sandbox = activeRecord(project, sandboxId);
+  const runs = sandboxPaths(project, sandbox.id).runs;
+  const ids = runIds(project, sandbox.id);
   const id = runId ?? ids.at(-1);
   if (id === undefined)
     throw new AidoError(
@@ -86,12 +87,12 @@ export function locateRun(cwd: string, sandboxId?: string, runId?: string): Loca
         run_id: id,
       },
     );
-  return { cwd, sandbox, runId: id, dir: join(runs, id) };
+  return { project, sandbox, runId: id, dir: join(runs, id) };
 }
 
 /** The run's file `name` (open folder `run`), "" when it is not there yet; a link, a hard link or another user's file is refused. */
 function readIn(run: number, at: LocatedRun, name: string): string {
-  return readPlainIn(run, name, join(at.dir, name), projectOwner(at.cwd)) ?? "";
+  return readPlainIn(run, name, join(at.dir, name), at.project.owner) ?? "";
 }
 
 function summaryOf(run: number, at: LocatedRun): RunSummary | null {
@@ -99,8 +100,8 @@ function summaryOf(run: number, at: LocatedRun): RunSummary | null {
   return text === "" ? null : (JSON.parse(text) as RunSummary);
 }
 
-export function readRunLogs(cwd: string, sandboxId?: string, runId?: string): RunLogs {
-  const at = locateRun(cwd, sandboxId, runId);
+export function readRunLogs(project: Project, sandboxId?: string, runId?: string): RunLogs {
+  const at = locateRun(project, sandboxId, runId);
   return withDir(openRun(at), (run) => ({
     ...at,
     stdout: readIn(run, at, "stdout.log"),
@@ -145,7 +146,7 @@ async function follow(
   pollMs: number,
 ): Promise<RunSummary | null> {
   const pos = { out: 0, err: 0 };
-  const owner = projectOwner(at.cwd);
+  const owner = at.project.owner;
   const pull = (file: string, key: "out" | "err", emit: (t: string) => void): void => {
     let fd: number;
     try {

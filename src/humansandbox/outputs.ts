@@ -48,7 +48,7 @@ import {
   removeLeftovers,
 } from "./output-place.js";
 import { outputPatternMeets } from "./paths.js";
-import { projectOwner } from "./state.js";
+import type { ProjectOwner } from "./project.js";
 
 /** What linkOutputs made, and the patterns it could not give a link to. */
 export interface OutputLinks {
@@ -181,6 +181,8 @@ export interface CollectFor {
   id: string;
   root: string;
   runtime: RuntimeHome;
+  /** Whom what is collected is given to: the project's owner, decided once for the command (project.ts). */
+  owner: ProjectOwner;
 }
 
 export function collectOutputs(
@@ -207,7 +209,7 @@ export function collectOutputs(
   const at = newPlacement(
     sandbox.id,
     sandbox.root,
-    projectOwner(project),
+    sandbox.owner,
     new Set([...evidenceFolders(project), ...runtimeFolders(sandbox.runtime)]),
   );
   const meets = (names: readonly Buffer[]) => {

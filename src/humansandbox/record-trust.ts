@@ -12,9 +12,9 @@ import { isAbsolute, relative, sep } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
 import { containerUser } from "./container.js";
+import { type Project, projectReal } from "./project.js";
 import { MAX_SANDBOX_FILE_BYTES } from "./spec.js";
 import type { SandboxRecord } from "./state.js";
-import { readableOwner } from "./store-dirs.js";
 
 /**
  * The text of the record's sandbox file (null when it has none). Under root in someone
@@ -22,10 +22,10 @@ import { readableOwner } from "./store-dirs.js";
  * a regular file owned by the project's owner, lying in the project by the real path of
  * what was opened; else the record is refused, naming the file and why.
  */
-export function recordSpecText(cwd: string, record: SandboxRecord): string | null {
+export function recordSpecText(project: Project, record: SandboxRecord): string | null {
   const file = record.spec_file;
   if (file === null) return null;
-  const owner = readableOwner(cwd);
+  const owner = project.readable;
   const cannot = (why: string) =>
     new AidoError(ErrorCode.configInvalid, `cannot read sandbox file ${file}: ${why}`, {
       id: record.id,
@@ -47,7 +47,7 @@ export function recordSpecText(cwd: string, record: SandboxRecord): string | nul
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw cannot("not a regular file");
-    const why = owner ? ownersFileProblem(cwd, fd, owner) : undefined;
+    const why = owner ? ownersFileProblem(project, fd, owner) : undefined;
     if (why !== undefined) throw refuse(why);
     if (st.size > MAX_SANDBOX_FILE_BYTES) throw cannot(`larger than ${MAX_SANDBOX_FILE_BYTES} bytes`);
     return readFileSync(fd, "utf8");
@@ -58,15 +58,15 @@ export function recordSpecText(cwd: string, record: SandboxRecord): string | nul
 
 /**
  * Why the file open at `fd` is not the project owner's own regular file lying in the
- * project at `cwd` (by the real path of what was opened); undefined when it is. What a
+ * project held open (by the real paths of both now); undefined when it is. What a
  * root aido reads of the person's choosing (their sandbox file, their task script) must
  * be this: a file of theirs, which they can read anyway.
  */
-export function ownersFileProblem(cwd: string, fd: number, owner: { uid: number }): string | undefined {
+export function ownersFileProblem(project: Project, fd: number, owner: { uid: number }): string | undefined {
   const st = fstatSync(fd);
   if (!st.isFile()) return "is not a regular file";
   if (st.uid !== owner.uid) return `is not the project owner's (uid ${st.uid})`;
-  const rel = relative(realpathSync(cwd), realpathSync(fdPath(fd)));
+  const rel = relative(projectReal(project), realpathSync(fdPath(fd)));
   if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return "lies outside the project";
   return undefined;
 }

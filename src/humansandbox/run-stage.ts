@@ -13,15 +13,15 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { basename, extname, resolve } from "node:path";
+import { basename, extname, isAbsolute, resolve } from "node:path";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { DockerSandbox } from "../sandbox/docker-sandbox.js";
 import { removeTreeNoFollow, restoreOwnerAccess } from "../sandbox/folders.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
+import { inProject, type Project } from "./project.js";
 import { ownersFileProblem } from "./record-trust.js";
 import type { RunSummary } from "./run-evidence.js";
-import { type SandboxPaths, type SandboxRecord, sandboxPaths } from "./state.js";
-import { readableOwner } from "./store-dirs.js";
+import { type SandboxPaths, type SandboxRecord, storePaths } from "./state.js";
 
 const INTERPRETERS: Record<string, string> = {
   ".py": "python3",
@@ -33,10 +33,11 @@ const INTERPRETERS: Record<string, string> = {
 
 /**
  * Stage the task: a project file is copied into the workspace, anything else runs as a
- * command. `warn` says what a task did that staging had to undo.
+ * command. `warn` says what a task did that staging had to undo. A relative task file is
+ * found in the project held open (project.ts), never by the project's path again.
  */
 export async function stageTask(
-  cwd: string,
+  project: Project,
   record: SandboxRecord,
   paths: SandboxPaths,
   sb: DockerSandbox,
@@ -44,12 +45,12 @@ export async function stageTask(
   warn: (message: string) => void,
 ): Promise<RunSummary["task"]> {
   const [first, ...args] = task as [string, ...string[]];
-  const host = resolve(cwd, first);
+  const host = isAbsolute(first) ? first : inProject(project, first);
   if (!existsSync(host) || !statSync(host).isFile()) return { kind: "command", argv: task };
   const name = basename(host);
   const inBox = `/workspace/${name}`;
   const interpreter = INTERPRETERS[extname(name).toLowerCase()];
-  const script = readTaskFile(cwd, host, first);
+  const script = readTaskFile(project, host, first);
   if (record.permissions.filesystem === "none") {
     await sb.writeFile(inBox, script.toString("utf8"));
     // No known interpreter: run it as a program (its shebang line decides).
@@ -64,7 +65,13 @@ export async function stageTask(
       warn(
         `the work folder had its owner's access taken (mode ${was.toString(8).padStart(3, "0")}, by a task); it was given back (u+rwx)`,
       );
-    stageFile(script, paths.work, sandboxPaths(cwd, record.id).work, name, interpreter ? 0o644 : 0o755);
+    stageFile(
+      script,
+      paths.work,
+      storePaths(project.path, record.id).work,
+      name,
+      interpreter ? 0o644 : 0o755,
+    );
   }
   const argv = interpreter ? [interpreter, inBox, ...args] : [inBox, ...args];
   return { kind: "script", file: first, argv };
@@ -79,14 +86,14 @@ export async function stageTask(
  * out of the project) had root copy it into the work folder, the container user's to
  * read, and run it, its lines in the errors the run printed.
  */
-function readTaskFile(cwd: string, host: string, shown: string): Buffer {
-  const owner = readableOwner(cwd);
+function readTaskFile(project: Project, host: string, shown: string): Buffer {
+  const owner = project.readable;
   if (owner === undefined) return readFileSync(host);
   const refuse = (why: string) =>
     new AidoError(
       ErrorCode.sandboxFailed,
       `cannot stage ${shown}: it ${why}; a root aido stages only the project owner's own file from the project (nothing is run)`,
-      { path: host },
+      { path: resolve(project.path, shown) },
     );
   let fd: number;
   try {
@@ -95,7 +102,7 @@ function readTaskFile(cwd: string, host: string, shown: string): Buffer {
     throw (e as NodeJS.ErrnoException).code === "ELOOP" ? refuse("is a link") : e;
   }
   try {
-    const why = ownersFileProblem(cwd, fd, owner);
+    const why = ownersFileProblem(project, fd, owner);
     if (why !== undefined) throw refuse(why);
     return readFileSync(fd);
   } finally {

@@ -22,6 +22,7 @@ import { type NetworkCounts, type RunEgress, serveRunEgress } from "./egress.js"
 import { destroySandbox, refusalOf } from "./lifecycle.js";
 import { type CollectResult, collectOutputs } from "./outputs.js";
 import { diffOfPaths, inGitRepo } from "./outputs-diff.js";
+import { closeProject, openProject, type Project } from "./project.js";
 import { assertRecordUser, recordSpecText } from "./record-trust.js";
 import { newRunDir, pointLatest, type RunSummary, writeRunFile, writeSummary } from "./run-evidence.js";
 import { stageTask } from "./run-stage.js";
@@ -38,7 +39,7 @@ import {
   sandboxPaths,
 } from "./state.js";
 import { StopSignals } from "./stop-signals.js";
-import { openRunProject, sandboxDir } from "./store-dirs.js";
+import { sandboxDir } from "./store-dirs.js";
 
 export interface RunOptions {
   cwd: string;
@@ -71,23 +72,37 @@ function envOf(
   return spec.env;
 }
 
+/**
+ * `aido run`: the project folder is opened once and every step reaches it through that
+ * (project.ts): whose it is, its store, the record's sandbox file, the task file, the
+ * collection of the outputs.
+ */
 export async function runTask(opts: RunOptions): Promise<RunSummary> {
+  const project = openProject(opts.cwd);
+  try {
+    return await runTaskIn(project, opts);
+  } finally {
+    closeProject(project);
+  }
+}
+
+async function runTaskIn(project: Project, opts: RunOptions): Promise<RunSummary> {
   const notice = opts.notice ?? (() => {});
-  const record = activeRecord(opts.cwd, opts.sandboxId);
-  const paths = sandboxPaths(opts.cwd, record.id);
+  const record = activeRecord(project, opts.sandboxId);
+  const paths = sandboxPaths(project, record.id);
   const docker = opts.docker ?? connectDocker();
   const refusal = refusalOf(record);
   if (refusal) {
     appendEvent(paths, { event: "run_refused", reason: refusal });
     if (record.state === "running" && isExpired(record))
-      await destroySandbox(opts.cwd, record.id, { docker, reason: "ttl expired" });
+      await destroySandbox(project, record.id, { docker, reason: "ttl expired" });
     throw new AidoError(ErrorCode.sandboxUnavailable, refusal, { id: record.id });
   }
   let text: string | null;
   try {
     // The record's fields a root aido acts on (record-trust.ts): refused, audited, nothing run.
     assertRecordUser(record);
-    text = recordSpecText(opts.cwd, record);
+    text = recordSpecText(project, record);
   } catch (e) {
     appendEvent(paths, { event: "run_refused", reason: errorMessage(e) });
     throw e;
@@ -97,20 +112,17 @@ export async function runTask(opts: RunOptions): Promise<RunSummary> {
   const run = newRunDir(paths);
   // The sandbox's folder held open for the run: its working folders are reached through it,
   // never by a path whose folders the person (the store is theirs under a root aido) swaps.
+  // It is reached from the project held open, into which the outputs are collected.
   let sandbox: number | undefined;
-  // And the project folder: the outputs are collected into the one the run began in.
-  let project: number | undefined;
   try {
-    sandbox = sandboxDir(opts.cwd, record.id);
-    project = openRunProject(opts.cwd, sandbox, record.id);
+    sandbox = sandboxDir(project, record.id);
     const working = workingPaths(paths, sandbox);
     return await runInSandbox(opts, { record, paths, working, project, docker, env, notice, run }, signals);
   } finally {
-    if (project !== undefined) closeSync(project);
     if (sandbox !== undefined) closeSync(sandbox);
     signals.release();
     closeSync(run.fd);
-    giveEvidence(opts.cwd, paths, notice);
+    giveEvidence(paths, notice);
   }
 }
 
@@ -146,8 +158,8 @@ async function runInSandbox(
     paths: SandboxPaths;
     /** `paths` with the working folders reached through the sandbox's folder held open (workingPaths). */
     working: SandboxPaths;
-    /** The project folder held open for the run (store-dirs.ts openRunProject). */
-    project: number;
+    /** The project folder held open for the command (project.ts). */
+    project: Project;
     docker: Docker;
     env: Record<string, string>;
     notice: (m: string) => void;
@@ -295,7 +307,6 @@ async function runInSandbox(
       egress = await serveRunEgress({
         docker,
         config: opts.config,
-        cwd: opts.cwd,
         id: record.id,
         hosts,
         paths,
@@ -312,8 +323,8 @@ async function runInSandbox(
         `sandbox ${record.id} was made before a script was refused Unix sockets, and its container may not refuse them: destroy it and bring it up again`,
         { id: record.id },
       );
-    sb = await attach(docker, record, opts.cwd, opts.config);
-    task = await stageTask(opts.cwd, record, working, sb, opts.task, warnScrubbed);
+    sb = await attach(docker, record, at.project, opts.config);
+    task = await stageTask(at.project, record, working, sb, opts.task, warnScrubbed);
     writeRunJson(task);
     appendEvent(paths, { event: "run_started", run_id: runId, task: task.argv, timeout_ms: timeoutMs });
     result = await sb.exec({
@@ -362,10 +373,11 @@ async function runInSandbox(
   let collected: CollectResult = { collected: [], skipped: [] };
   try {
     if (record.outputs.length > 0)
-      collected = collectOutputs(working.output, fdPath(at.project), record.outputs, {
+      collected = collectOutputs(working.output, fdPath(at.project.fd), record.outputs, {
         id: record.id,
         root: working.root,
         runtime: opts.config,
+        owner: at.project.owner,
       });
   } catch (e) {
     failure ??= `outputs were not collected: ${errorMessage(e)}`;
@@ -374,7 +386,7 @@ async function runInSandbox(
     appendEvent(paths, { event: "warning", message: `output ${s.path} not collected: ${s.reason}` });
   let diffFile: string | null = null;
   // By its path (git runs there), only while that is still the project folder held.
-  if (record.outputs.length > 0 && !sameFolder(opts.cwd, at.project))
+  if (record.outputs.length > 0 && !sameFolder(opts.cwd, at.project.fd))
     notice("warning: the project folder was moved during the run: no outputs.diff is made");
   else if (record.outputs.length > 0 && inGitRepo(opts.cwd)) {
     writeRunFile(dir, "outputs.diff", scrubber.scrub(diffOfPaths(opts.cwd, collected.collected)));

@@ -23,18 +23,10 @@ import { isAbsolute, join, relative, sep } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { fdEntryPath, fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
-import {
-  openDirIn,
-  openSandboxDir,
-  openSandboxes,
-  type ProjectOwner,
-  projectOwner,
-  readPlainIn,
-  sandboxDir,
-  withDir,
-} from "./store-dirs.js";
+import { type Project, type ProjectOwner, type ProjectRef, projectReal, withProject } from "./project.js";
+import { openDirIn, openSandboxDir, openSandboxes, readPlainIn, sandboxDir, withDir } from "./store-dirs.js";
 
-export { type ProjectOwner, projectOwner };
+export type { ProjectOwner };
 
 export const SANDBOX_ID = /^[0-9a-f]{12}$/;
 
@@ -53,9 +45,8 @@ export function sandboxesDir(cwd: string): string {
   return join(cwd, ".aido", "sandboxes");
 }
 
-export interface SandboxPaths {
-  /** The project folder and the sandbox's id: the store is reached from them folder by folder (store-dirs.ts). */
-  project: string;
+/** Where a sandbox's files are, as paths to show (never acted on: SandboxPaths). */
+export interface StorePaths {
   id: string;
   root: string;
   record: string;
@@ -71,11 +62,15 @@ export interface SandboxPaths {
   egress: string;
 }
 
-export function sandboxPaths(cwd: string, id: string): SandboxPaths {
+export interface SandboxPaths extends StorePaths {
+  /** The project held open for the command: the store is reached from it folder by folder (store-dirs.ts). */
+  project: Project;
+}
+
+export function storePaths(cwd: string, id: string): StorePaths {
   assertSandboxId(id);
   const root = join(sandboxesDir(cwd), id);
   return {
-    project: cwd,
     id,
     root,
     record: join(root, "sandbox.json"),
@@ -86,6 +81,10 @@ export function sandboxPaths(cwd: string, id: string): SandboxPaths {
     runs: join(root, "runs"),
     egress: join(root, "egress"),
   };
+}
+
+export function sandboxPaths(project: Project, id: string): SandboxPaths {
+  return { project, ...storePaths(project.path, id) };
 }
 
 export interface InputMount {
@@ -190,9 +189,7 @@ export function readRecord(paths: SandboxPaths): SandboxRecord | undefined {
   try {
     const dir = openSandboxDir(paths.project, paths.id);
     if (dir === undefined) return undefined;
-    const text = withDir(dir, (d) =>
-      readPlainIn(d, "sandbox.json", paths.record, projectOwner(paths.project)),
-    );
+    const text = withDir(dir, (d) => readPlainIn(d, "sandbox.json", paths.record, paths.project.owner));
     return text === undefined ? undefined : (JSON.parse(text) as SandboxRecord);
   } catch (e) {
     if (e instanceof AidoError) throw e;
@@ -286,20 +283,23 @@ export function isExpired(record: SandboxRecord, nowMs = Date.now()): boolean {
  * it before every command and loads the code that destroys them (Docker's client with it)
  * only when the list is not empty.
  */
-export function expiredRecords(cwd: string, nowMs = Date.now()): SandboxRecord[] {
-  return listRecords(cwd).filter((r) => r.state === "running" && isExpired(r, nowMs));
+export function expiredRecords(project: ProjectRef, nowMs = Date.now()): SandboxRecord[] {
+  return listRecords(project).filter((r) => r.state === "running" && isExpired(r, nowMs));
 }
 
 /** Every sandbox recorded in the project, oldest first. */
-export function listRecords(cwd: string): SandboxRecord[] {
-  const dir = openSandboxes(cwd);
-  if (dir === undefined) return [];
-  const out: SandboxRecord[] = [];
-  for (const name of withDir(dir, (d) => readdirSync(fdPath(d)))) {
-    if (!SANDBOX_ID.test(name)) continue;
-    const r = readRecord(sandboxPaths(cwd, name));
-    if (r) out.push(r);
-  }
+export function listRecords(ref: ProjectRef): SandboxRecord[] {
+  const out = withProject(ref, (project) => {
+    const dir = openSandboxes(project);
+    if (dir === undefined) return [];
+    const found: SandboxRecord[] = [];
+    for (const name of withDir(dir, (d) => readdirSync(fdPath(d)))) {
+      if (!SANDBOX_ID.test(name)) continue;
+      const r = readRecord(sandboxPaths(project, name));
+      if (r) found.push(r);
+    }
+    return found;
+  });
   return out.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
 }
 
@@ -308,17 +308,20 @@ export function listRecords(cwd: string): SandboxRecord[] {
  * destroyed, so that `aido run` right after a TTL expiry says so instead of silently
  * picking an older sandbox).
  */
-export function activeRecord(cwd: string, id?: string): SandboxRecord {
+export function activeRecord(project: Project, id?: string): SandboxRecord {
   if (id !== undefined) {
-    const r = readRecord(sandboxPaths(cwd, id));
-    if (!r) throw new AidoError(ErrorCode.notFound, `no sandbox ${id} in ${sandboxesDir(cwd)}`, { id });
+    const r = readRecord(sandboxPaths(project, id));
+    if (!r)
+      throw new AidoError(ErrorCode.notFound, `no sandbox ${id} in ${sandboxesDir(project.path)}`, { id });
     return r;
   }
-  const latest = listRecords(cwd).at(-1);
+  const latest = listRecords(project).at(-1);
   if (!latest)
-    throw new AidoError(ErrorCode.notFound, `no sandbox in ${cwd}: start one with \`aido sandbox up\``, {
-      cwd,
-    });
+    throw new AidoError(
+      ErrorCode.notFound,
+      `no sandbox in ${project.path}: start one with \`aido sandbox up\``,
+      { cwd: project.path },
+    );
   return latest;
 }
 
@@ -327,10 +330,10 @@ export function activeRecord(cwd: string, id?: string): SandboxRecord {
  * it opened without following a link (store-dirs.ts); those made here are the project
  * owner's, given on their descriptors. Returns the sandbox's folder, open (close it).
  */
-export function ensureDirs(cwd: string, paths: SandboxPaths): number {
-  const dir = openSandboxDir(cwd, paths.id, true) as number;
+export function ensureDirs(paths: SandboxPaths): number {
+  const dir = openSandboxDir(paths.project, paths.id, true) as number;
   try {
-    const runs = openDirIn(dir, "runs", paths.runs, { make: true, give: projectOwner(cwd) });
+    const runs = openDirIn(dir, "runs", paths.runs, { make: true, give: paths.project.owner });
     if (runs !== undefined) closeSync(runs);
   } catch (e) {
     closeSync(dir);
@@ -384,8 +387,8 @@ const WORKING = new Set(["work", "output", "stream", "egress"]);
  * reaches it), folders opened without following a link, entries given on a descriptor
  * (giveIfRoots: never a hard link, nor the latest-run links themselves).
  */
-export function ownEvidence(cwd: string, paths: SandboxPaths): void {
-  const owner = projectOwner(cwd);
+export function ownEvidence(paths: SandboxPaths): void {
+  const owner = paths.project.owner;
   if (!owner) return;
   const walk = (dir: number, depth: number) => {
     for (const name of readdirSync(fdPath(dir))) {
@@ -409,7 +412,7 @@ export function ownEvidence(cwd: string, paths: SandboxPaths): void {
   // Reached level by level: a store or sandbox folder that is a link gets nothing given.
   let root: number | undefined;
   try {
-    root = openSandboxDir(cwd, paths.id);
+    root = openSandboxDir(paths.project, paths.id);
   } catch (e) {
     if (e instanceof AidoError) return;
     throw e;
@@ -417,7 +420,7 @@ export function ownEvidence(cwd: string, paths: SandboxPaths): void {
   if (root === undefined) return; // purged, or never made
   try {
     // A store that is a link out of the project: what root made there stays root's.
-    if (!inProject(realpathSync(cwd), root)) return;
+    if (!inProject(projectReal(paths.project), root)) return;
     if (fstatSync(root).uid === 0) fchownSync(root, owner.uid, owner.gid);
     walk(root, 0);
   } finally {
@@ -426,9 +429,9 @@ export function ownEvidence(cwd: string, paths: SandboxPaths): void {
 }
 
 /** ownEvidence, its failure said as a warning: it never hides how the command itself went. */
-export function giveEvidence(cwd: string, paths: SandboxPaths, notice: (m: string) => void): void {
+export function giveEvidence(paths: SandboxPaths, notice: (m: string) => void): void {
   try {
-    ownEvidence(cwd, paths);
+    ownEvidence(paths);
   } catch (e) {
     notice(
       `warning: the sandbox's evidence could not all be given to the project's owner: ${(e as Error).message}`,

@@ -9,55 +9,30 @@
 // kernel in the folder held open at N (the magic link is that folder, not a path looked up
 // again), which is what openat(N, name) and unlinkat(N, name) do.
 //
-// The project folder itself is opened as given (the folder the command was run in). Its
-// .aido and .aido/sandboxes are followed when they are links only when aido is not root in
-// someone else's project (a person's own store on another disk); every level below, and
-// every level under root in someone else's project, is refused as a link.
+// The project folder itself is opened once per command, as given (project.ts), and every
+// level is reached from that descriptor. Its .aido and .aido/sandboxes are followed when
+// they are links only when nobody else can put them there (project.ts followStore: not
+// under root in someone else's project nor in a folder of root's others can write); every
+// level below, and every level in such a project, is refused as a link.
 
 import {
   closeSync,
   constants,
+  fchmodSync,
   fchownSync,
   fstatSync,
   mkdirSync,
   openSync,
   readFileSync,
-  realpathSync,
   statSync,
 } from "node:fs";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { removeTreeNoFollow } from "../sandbox/folders.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
+import type { Project, ProjectOwner } from "./project.js";
 
-/** Whom what the host makes in the project belongs to; undefined: whoever runs aido. */
-export type ProjectOwner = { uid: number; gid: number } | undefined;
-
-/**
- * The project folder's owner when aido runs as root and the folder is someone else's (a
- * `sudo aido …` in the person's project); undefined otherwise. What aido makes in the
- * project (outputs, the evidence store) is then given to that owner: root-owned, the
- * person's editor and git could not rewrite or remove it.
- */
-export function projectOwner(project: string): ProjectOwner {
-  if (process.geteuid?.() !== 0) return undefined;
-  const st = statSync(project);
-  return st.uid === 0 ? undefined : { uid: st.uid, gid: st.gid };
-}
-
-/**
- * Whose own files alone a root aido reads when the person names them (the sandbox file a
- * record names, the task file of `aido run`): the project owner's (projectOwner), and in a
- * folder of root's that others can write (a shared 1777 or 2775 folder) root's. Taken for
- * root's own, such a folder had root read any file anyone put a link to there (a steal.sh
- * made a link to /etc/shadow was copied into the work folder). Undefined: any file.
- */
-export function readableOwner(project: string): ProjectOwner {
-  const owner = projectOwner(project);
-  if (owner !== undefined || process.geteuid?.() !== 0) return owner;
-  const st = statSync(project);
-  return (st.mode & 0o022) !== 0 ? { uid: 0, gid: st.gid } : undefined;
-}
+export type { ProjectOwner };
 
 const DIR = constants.O_RDONLY | constants.O_DIRECTORY;
 
@@ -122,43 +97,37 @@ export function withDir<T>(fd: number, f: (fd: number) => T): T {
 }
 
 /**
- * The project's .aido/sandboxes opened level by level (see the header); undefined when it
- * is not there and `make` is not set. `make`: made as needed, each folder made here given
- * to the project's owner.
+ * The project's .aido/sandboxes opened level by level from the project held open (see the
+ * header); undefined when it is not there and `make` is not set. `make`: made as needed,
+ * each folder made here given to the project's owner.
  */
-export function openSandboxes(cwd: string, make = false): number | undefined {
-  const owner = projectOwner(cwd);
-  const follow = owner === undefined;
-  let project: number;
-  try {
-    project = openSync(cwd, DIR);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT" && !make) return undefined;
-    throw e;
-  }
-  return withDir(project, (p) => {
-    const aido = openDirIn(p, ".aido", join(cwd, ".aido"), { follow, make, give: owner });
-    if (aido === undefined) return undefined;
-    return withDir(aido, (a) =>
-      openDirIn(a, "sandboxes", join(cwd, ".aido", "sandboxes"), { follow, make, give: owner }),
-    );
-  });
+export function openSandboxes(project: Project, make = false): number | undefined {
+  const { owner, followStore: follow } = project;
+  const aido = openDirIn(project.fd, ".aido", join(project.path, ".aido"), { follow, make, give: owner });
+  if (aido === undefined) return undefined;
+  return withDir(aido, (a) =>
+    openDirIn(a, "sandboxes", join(project.path, ".aido", "sandboxes"), { follow, make, give: owner }),
+  );
 }
 
 /** The sandbox's folder .aido/sandboxes/<id> opened level by level, never through a link; undefined when absent. */
-export function openSandboxDir(cwd: string, id: string, make = false): number | undefined {
-  const store = openSandboxes(cwd, make);
+export function openSandboxDir(project: Project, id: string, make = false): number | undefined {
+  const store = openSandboxes(project, make);
   if (store === undefined) return undefined;
   return withDir(store, (s) =>
-    openDirIn(s, id, join(cwd, ".aido", "sandboxes", id), { make, give: projectOwner(cwd) }),
+    openDirIn(s, id, join(project.path, ".aido", "sandboxes", id), { make, give: project.owner }),
   );
 }
 
 /** openSandboxDir for a sandbox that must be there. */
-export function sandboxDir(cwd: string, id: string): number {
-  const fd = openSandboxDir(cwd, id);
+export function sandboxDir(project: Project, id: string): number {
+  const fd = openSandboxDir(project, id);
   if (fd === undefined)
-    throw new AidoError(ErrorCode.notFound, `no sandbox ${id} in ${join(cwd, ".aido", "sandboxes")}`, { id });
+    throw new AidoError(
+      ErrorCode.notFound,
+      `no sandbox ${id} in ${join(project.path, ".aido", "sandboxes")}`,
+      { id },
+    );
   return fd;
 }
 
@@ -254,6 +223,30 @@ export function makeWorkingDir(
 }
 
 /**
+ * The share folder (egress/, the relay's and the proxy's socket's) made new in the
+ * sandbox's open folder `sandbox`, this process's user's and 0700 on its descriptor: it
+ * must be new, as makeWorkingDir's folders, and is never given to anyone. By path (as it
+ * was made before), a sandbox folder the person swapped for a link had root make the
+ * folder in the one it pointed at, or take a folder of theirs put there and chmod it.
+ */
+export function makeShareFolder(sandbox: number, shown: string): void {
+  try {
+    mkdirSync(fdPath(sandbox, "egress"), { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `${shown} was there before aido made it (put there on the host): the sandbox is not made with it`,
+      { path: shown },
+    );
+  }
+  withDir(openDirIn(sandbox, "egress", shown) as number, (fd) => {
+    if (fstatSync(fd).uid !== process.geteuid?.()) throw notStoreFolder(shown);
+    fchmodSync(fd, 0o700);
+  });
+}
+
+/**
  * Remove the tree `name` in the open folder `parent` (removeTreeNoFollow through the
  * folder's descriptor: never a path whose folders the person can swap for links), its
  * error naming `shown`.
@@ -280,7 +273,7 @@ export function openShareFolder(held: string, shown: string): number {
   const refuse = (what: string) =>
     new AidoError(
       ErrorCode.sandboxFailed,
-      `${shown} ${what} (changed on the host): the run's egress proxy is not served through it; destroy the sandbox and start a new one`,
+      `${shown} ${what} (changed on the host): the sandbox's egress proxy is not served through it; destroy the sandbox and start a new one`,
       { path: shown },
     );
   let fd: number;
@@ -303,31 +296,4 @@ export function openShareFolder(held: string, shown: string): number {
     throw refuse(why);
   }
   return fd;
-}
-
-/**
- * The project folder held open for a run, opened by its path (`cwd`) and checked to hold
- * the sandbox's folder held open at `sandbox` (both by their real paths now) when aido is
- * root in someone else's project. The folder is the person's to rename: by its path, a
- * project folder they swapped for a link while the task ran had root collect the task's
- * outputs into the folder it pointed at (/etc, another user's home), a file an output
- * replaced keeping its owner.
- */
-export function openRunProject(cwd: string, sandbox: number, id: string): number {
-  const fd = openSync(cwd, DIR);
-  try {
-    if (projectOwner(cwd) !== undefined) {
-      const rel = relative(realpathSync(fdPath(fd)), realpathSync(fdPath(sandbox)));
-      if (rel !== join(".aido", "sandboxes", id))
-        throw new AidoError(
-          ErrorCode.sandboxFailed,
-          `${cwd} no longer holds sandbox ${id}'s folder (the project folder was moved or swapped for a link on the host): nothing is run`,
-          { path: cwd, id },
-        );
-    }
-    return fd;
-  } catch (e) {
-    closeSync(fd);
-    throw e;
-  }
 }

@@ -280,6 +280,10 @@ describe("a task attacking the evidence store from inside the sandbox", () => {
   }, 60_000);
 
   it("never lets an output reach the evidence by its real folder, when .aido is a link into the project", async () => {
+    // Root's own project, only root can write (the tests above made it 0777 as a person's):
+    // its .aido may be a link, root's own store elsewhere. In a folder others can write it
+    // is refused as one (project.ts followStore), anyone could have put it there.
+    chmodSync(p.dir, 0o755);
     mkdirSync(join(p.dir, ".aido", "sandboxes"), { recursive: true });
     renameSync(join(p.dir, ".aido"), join(p.dir, "store"));
     symlinkSync("store", join(p.dir, ".aido"));

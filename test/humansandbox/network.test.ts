@@ -15,8 +15,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sandboxUp } from "../../src/humansandbox/lifecycle.js";
 import { listRecords } from "../../src/humansandbox/state.js";
+import { sandboxUp } from "../../src/humansandbox/up.js";
 import { type DockerUpstream, startDockerUpstream } from "../egress/docker-upstream.js";
 import { makeProject, type Project, startRun } from "./fixture.js";
 

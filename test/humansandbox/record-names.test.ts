@@ -13,7 +13,8 @@ import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attach } from "../../src/humansandbox/container.js";
 import { destroySandbox } from "../../src/humansandbox/lifecycle.js";
-import { type SandboxRecord, sandboxPaths, writeRecord } from "../../src/humansandbox/state.js";
+import { withProject } from "../../src/humansandbox/project.js";
+import { type SandboxRecord, sandboxPaths, storePaths, writeRecord } from "../../src/humansandbox/state.js";
 
 const docker = new Docker();
 const tag = randomBytes(4).toString("hex");
@@ -43,8 +44,7 @@ afterAll(async () => {
 function craftedProject(): { project: string; record: SandboxRecord } {
   const project = mkdtempSync(join(tmpdir(), "aido-hs-recnames-"));
   made.push(project);
-  const paths = sandboxPaths(project, ID);
-  mkdirSync(paths.runs, { recursive: true });
+  mkdirSync(storePaths(project, ID).runs, { recursive: true });
   const record = {
     id: ID,
     name: "x",
@@ -59,7 +59,7 @@ function craftedProject(): { project: string; record: SandboxRecord } {
     inputs: [],
     egress: { network: victimNet, relay: victim, address: "" },
   } as unknown as SandboxRecord;
-  writeRecord(paths, record);
+  withProject(project, (held) => writeRecord(sandboxPaths(held, ID), record));
   return { project, record };
 }
 
@@ -73,7 +73,7 @@ describe("the names in a sandbox's record", () => {
       dbPath: join(home, "aido.db"),
       auditHeadPath: join(home, "audit.head"),
     };
-    await expect(attach(docker, record, project, runtime)).rejects.toThrow(
+    await expect(withProject(project, (held) => attach(docker, record, held, runtime))).rejects.toThrow(
       /is not that sandbox's \(its labels\)/,
     );
     expect((await docker.getContainer(victim).inspect()).State.Status).toBe("created");

@@ -24,9 +24,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { destroySandbox } from "../../src/humansandbox/lifecycle.js";
+import { withProject } from "../../src/humansandbox/project.js";
 import { runTask } from "../../src/humansandbox/run.js";
 import { pointLatest } from "../../src/humansandbox/run-evidence.js";
-import { ownEvidence, readRecord, sandboxPaths } from "../../src/humansandbox/state.js";
+import { ownEvidence, readRecord, sandboxPaths, storePaths } from "../../src/humansandbox/state.js";
 import { connectDocker } from "../../src/sandbox/engine.js";
 import { engineProxy } from "../support/engine-proxy.js";
 import { makeProject, type Project } from "./fixture.js";
@@ -70,7 +71,7 @@ function victim(): string {
 }
 
 function editRecord(id: string, change: (r: Record<string, unknown>) => void): void {
-  const file = sandboxPaths(p.dir, id).record;
+  const file = storePaths(p.dir, id).record;
   const r = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
   change(r);
   writeFileSync(file, JSON.stringify(r));
@@ -95,7 +96,7 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
 
   it("destroy removes nothing through a sandbox folder swapped for a link while it asks the engine", async () => {
     const id = await up();
-    const paths = sandboxPaths(p.dir, id);
+    const paths = storePaths(p.dir, id);
     const v = victim();
     let swapped = false;
     // The person swaps the folder as soon as destroy has read the record and asks the engine.
@@ -126,14 +127,14 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
 
   it("pointLatest puts no link in the folder a link at the sandbox folder's name points at", async () => {
     const id = await up();
-    const paths = sandboxPaths(p.dir, id);
+    const paths = storePaths(p.dir, id);
     const v = mkdtempSync(join(box, "victim-"));
     renameSync(paths.root, `${paths.root}-moved`);
     symlinkSync(v, paths.root);
     try {
-      expect(() => pointLatest(paths, "run-001", "stdout.log")).toThrow(
-        /is not a folder of the evidence store/,
-      );
+      expect(() =>
+        withProject(p.dir, (project) => pointLatest(sandboxPaths(project, id), "run-001", "stdout.log")),
+      ).toThrow(/is not a folder of the evidence store/);
       expect(readdirSync(v)).toEqual([]);
     } finally {
       unlinkSync(paths.root);
@@ -145,7 +146,7 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     const id = await up();
     const run = await p.aido("run", "--sandbox", id, "echo", "hi");
     expect(run.code, run.err.join("\n")).toBe(0);
-    const dir = join(sandboxPaths(p.dir, id).runs, "run-001");
+    const dir = join(storePaths(p.dir, id).runs, "run-001");
     const secret = join(box, "secret");
     for (const plant of [symlinkSync, linkSync]) {
       rmSync(join(dir, "stdout.log"));
@@ -174,7 +175,7 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     const fake = mkdtempSync(join(box, "runs-"));
     mkdirSync(join(fake, "run-001"));
     writeFileSync(join(fake, "run-001", "stdout.log"), `${SECRET}\n`);
-    const runs = sandboxPaths(p.dir, id).runs;
+    const runs = storePaths(p.dir, id).runs;
     renameSync(runs, `${runs}-moved`);
     symlinkSync(fake, runs);
     const r = await p.aido("logs", "--sandbox", id);
@@ -183,7 +184,7 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
   }, 180_000);
   it("run stages no script through a work folder swapped for a link", async () => {
     const id = await up();
-    const work = sandboxPaths(p.dir, id).work;
+    const work = storePaths(p.dir, id).work;
     const v = mkdtempSync(join(box, "victim-"));
     p.write("crontab.sh", "echo staged\n");
     chownSync(join(p.dir, "crontab.sh"), PERSON, PERSON);
@@ -198,7 +199,7 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
 
   it("run stages no task file but the project owner's own (a link to a root file, a root file)", async () => {
     const id = await up();
-    const work = sandboxPaths(p.dir, id).work;
+    const work = storePaths(p.dir, id).work;
     symlinkSync(join(box, "secret"), join(p.dir, "steal.sh"));
     writeFileSync(join(p.dir, "roots.sh"), `${SECRET}\n`, { mode: 0o600 });
     for (const [task, why] of [
@@ -222,8 +223,8 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
 
   it("run starts no stopped container with a working folder swapped for a link bound in its place", async () => {
     const id = await up();
-    const paths = sandboxPaths(p.dir, id);
-    const record = readRecord(paths);
+    const paths = storePaths(p.dir, id);
+    const record = withProject(p.dir, (project) => readRecord(sandboxPaths(project, id)));
     // Stopped (a reboot, say): the engine binds the working folders by their paths at the next start.
     await connectDocker()
       .getContainer(record?.container as string)
@@ -266,9 +267,9 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     const made = await p.aido("sandbox", "up", "-f", "net.yaml");
     expect(made.code, made.err.join("\n")).toBe(0);
     const id = made.out[0] as string;
-    const egress = sandboxPaths(p.dir, id).egress;
+    const egress = storePaths(p.dir, id).egress;
     // Kept out of the sandbox's folder meanwhile: what root finds there of its own it gives the person.
-    const kept = `${sandboxPaths(p.dir, id).root}-egress`;
+    const kept = `${storePaths(p.dir, id).root}-egress`;
     // Root's file named like the proxy's socket, in a folder of root's.
     const v = mkdtempSync(join(box, "victim-"));
     writeFileSync(join(v, "proxy.sock"), "root's\n");
@@ -343,7 +344,7 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     const made = await p.aido("sandbox", "up", "-f", "out.yaml");
     expect(made.code, made.err.join("\n")).toBe(0);
     const id = made.out[0] as string;
-    const paths = sandboxPaths(p.dir, id);
+    const paths = storePaths(p.dir, id);
     // Root's files, each of which a name in the run's folder is made a link to.
     const names = [".summary.json.tmp", "summary.json", "outputs.diff"];
     for (const n of names) writeFileSync(join(box, `victim${n}`), "root's\n");
@@ -358,7 +359,7 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
         planted = true;
         // Another root command on the sandbox meanwhile (a second `aido run`, a destroy, the
         // TTL sweep) gives the evidence to the person, this run's folder with it.
-        ownEvidence(p.dir, paths);
+        withProject(p.dir, (project) => ownEvidence(sandboxPaths(project, id)));
         const run = join(paths.runs, readdirSync(paths.runs).sort().at(-1) as string);
         for (const n of names) symlinkSync(join(box, `victim${n}`), join(run, n));
       },
@@ -389,7 +390,7 @@ describe.runIf(asRoot)("root trusts no field of sandbox.json the person edited",
       expect(r.err.join("\n"), file).not.toContain(SECRET);
       expect(r.code, file).not.toBe(0);
       expect(r.err.join("\n"), file).toMatch(why);
-      const events = readFileSync(sandboxPaths(p.dir, id).events, "utf8");
+      const events = readFileSync(storePaths(p.dir, id).events, "utf8");
       expect(events).toMatch(/"run_refused".*a root aido reads only the project's own sandbox file/);
     }
     // The project owner's own file, in the project: the run goes.
@@ -408,7 +409,7 @@ describe.runIf(asRoot)("root trusts no field of sandbox.json the person edited",
     const r = await p.aido("run", "--sandbox", id, "true");
     expect(r.code).not.toBe(0);
     expect(r.err.join("\n")).toMatch(/names user "4242:4242"; sandboxes made as root run as 1000:1000/);
-    expect(existsSync(join(sandboxPaths(p.dir, id).runs, "run-001"))).toBe(false);
+    expect(existsSync(join(storePaths(p.dir, id).runs, "run-001"))).toBe(false);
   }, 180_000);
 
   it("run uses no container whose inputs the record no longer lists as they were made", async () => {
@@ -435,12 +436,12 @@ describe.runIf(asRoot)("root in a folder of root's that others can write", () =>
       const id = up.out[0] as string;
       const run = await shared.aido("run", "steal.sh");
       // Before: taken for root's own project, steal.sh was staged (the secret in work/) and run.
-      expect(existsSync(join(sandboxPaths(shared.dir, id).work, "steal.sh"))).toBe(false);
+      expect(existsSync(join(storePaths(shared.dir, id).work, "steal.sh"))).toBe(false);
       expect([...run.out, ...run.err].join("\n")).not.toContain(SECRET);
       expect(run.code).not.toBe(0);
       expect(run.err.join("\n")).toMatch(/cannot stage steal\.sh: it is a link/);
       // A sandbox file a record names: root's own, in the folder, not a link.
-      const file = sandboxPaths(shared.dir, id).record;
+      const file = storePaths(shared.dir, id).record;
       const r = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
       writeFileSync(file, JSON.stringify({ ...r, spec_file: join(shared.dir, "steal.sh") }));
       const again = await shared.aido("run", "true");

@@ -34,6 +34,7 @@ import {
   removeLeftovers,
 } from "../../src/humansandbox/output-place.js";
 import { resolveInputs } from "../../src/humansandbox/paths.js";
+import { closeProject, openProject, type Project } from "../../src/humansandbox/project.js";
 import { newRunDir } from "../../src/humansandbox/run-evidence.js";
 import { RunStreams } from "../../src/humansandbox/run-streams.js";
 import { Scrubber } from "../../src/humansandbox/scrub.js";
@@ -43,6 +44,7 @@ import {
   ownEvidence,
   type SandboxRecord,
   sandboxPaths,
+  storePaths,
   writeRecord,
 } from "../../src/humansandbox/state.js";
 
@@ -51,18 +53,28 @@ const PERSON = 4242;
 const ID = "0123456789ab";
 const made: string[] = [];
 
+const held: Project[] = [];
+
 afterAll(() => {
+  for (const h of held) closeProject(h);
   for (const d of made) rmSync(d, { recursive: true, force: true });
 });
+
+/** The project at `dir` held open as a command holds it (closed after the tests). */
+function hold(dir: string): Project {
+  const project = openProject(dir);
+  held.push(project);
+  return project;
+}
 
 /** box/project (the person's, with its sandbox's evidence folder) and box/secret (root's). */
 function layout() {
   const box = mkdtempSync(join(tmpdir(), "aido-hs-rootstore-"));
   made.push(box);
   const project = join(box, "project");
-  const paths = sandboxPaths(project, ID);
-  mkdirSync(paths.runs, { recursive: true });
+  mkdirSync(storePaths(project, ID).runs, { recursive: true });
   chownSync(project, PERSON, PERSON);
+  const paths = sandboxPaths(hold(project), ID);
   const secret = join(box, "secret");
   writeFileSync(secret, "root's own\n", { mode: 0o600 });
   return { box, project, paths, secret };
@@ -75,14 +87,14 @@ const ownerOf = (p: string) => {
 
 describe.runIf(asRoot)("root in a person's evidence store", () => {
   it("gives the person what aido made there, never a hard link to a root file", () => {
-    const { paths, project, secret } = layout();
+    const { paths, secret } = layout();
     writeFileSync(paths.events, "{}\n");
     mkdirSync(join(paths.runs, "r1"));
     writeFileSync(join(paths.runs, "r1", "stdout"), "out");
     // Where hard links are not restricted (fs.protected_hardlinks=0), the person links any root file.
     linkSync(secret, join(paths.runs, "r1", "stderr"));
     linkSync(secret, join(paths.root, "sandbox.json"));
-    ownEvidence(project, paths);
+    ownEvidence(paths);
     expect(ownerOf(secret)).toBe("0:0");
     for (const p of [
       paths.root,
@@ -103,13 +115,13 @@ describe.runIf(asRoot)("root in a person's evidence store", () => {
     chownSync(project, PERSON, PERSON);
     // The person's .aido points into a root folder (/etc, say): root made the store there.
     symlinkSync(join(box, "elsewhere"), join(project, ".aido"));
-    const paths = sandboxPaths(project, ID);
-    expect(() => ensureDirs(project, paths)).toThrow(/\.aido is not a folder of the evidence store/);
+    const paths = sandboxPaths(hold(project), ID);
+    expect(() => ensureDirs(paths)).toThrow(/\.aido is not a folder of the evidence store/);
     expect(readdirSync(join(box, "elsewhere"))).toEqual([]);
     // One root made there before: still nothing of it is given.
     mkdirSync(join(box, "elsewhere", "sandboxes", ID, "runs"), { recursive: true });
     writeFileSync(join(box, "elsewhere", "sandboxes", ID, "events.log"), "{}\n");
-    ownEvidence(project, paths);
+    ownEvidence(paths);
     for (const p of ["sandboxes", `sandboxes/${ID}`, `sandboxes/${ID}/runs`, `sandboxes/${ID}/events.log`])
       expect(ownerOf(join(box, "elsewhere", p)), p).toBe("0:0");
   });

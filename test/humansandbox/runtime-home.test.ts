@@ -163,6 +163,7 @@ describe("inputs and the runtime's home", () => {
       id: "0123456789ab",
       root,
       runtime: runtimeAt(home),
+      owner: undefined,
     });
     expect(r.collected).toEqual(["state/fine.txt"]);
     expect(r.skipped.map((s) => [s.path, s.reason])).toEqual(

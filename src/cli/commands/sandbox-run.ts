@@ -6,6 +6,7 @@
 
 import type { NetworkLine } from "../../humansandbox/egress.js";
 import { followRun, readRunLogs } from "../../humansandbox/logs.js";
+import { withProject } from "../../humansandbox/project.js";
 import { runTask } from "../../humansandbox/run.js";
 import { exitStatusOf } from "../../humansandbox/run-evidence.js";
 import { type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
@@ -82,63 +83,65 @@ export const logsCommand: Command = {
       },
       false,
     );
-    const cwd = process.cwd();
-    const logs = readRunLogs(cwd, values.sandbox, values.run);
-    if (values.network && values.follow)
-      throw new UsageError(`--network reads a finished log: no --follow\nusage: ${this.usage}`);
-    if (values.network && !values.json) {
-      if (logs.network.length === 0) ctx.io.out(`${logs.runId} made no connection through the proxy`);
-      for (const n of logs.network) if (n.phase !== "open") ctx.io.out(networkLine(n));
-      return 0;
-    }
-    if (values.json) {
-      const summary =
-        values.follow && !logs.summary
-          ? await followRun(
-              logs,
-              () => {},
-              () => {},
-            )
-          : logs.summary;
-      const final = summary ? readRunLogs(cwd, logs.sandbox.id, logs.runId) : logs;
-      printJson(ctx.io, {
-        sandbox_id: logs.sandbox.id,
-        run_id: logs.runId,
-        stdout: final.stdout,
-        stderr: final.stderr,
-        summary: final.summary,
-        network: final.network,
-      });
-      return 0;
-    }
-    const emit = (write: (l: string) => void) => {
-      let partial = "";
-      return {
-        push(text: string) {
-          partial += text;
-          const lines = partial.split("\n");
-          partial = lines.pop() ?? "";
-          for (const l of lines) write(l);
-        },
-        end() {
-          if (partial !== "") write(partial);
-        },
+    // The project opened once: the run is found and (with --follow) read through it.
+    return withProject(process.cwd(), async (project) => {
+      const logs = readRunLogs(project, values.sandbox, values.run);
+      if (values.network && values.follow)
+        throw new UsageError(`--network reads a finished log: no --follow\nusage: ${this.usage}`);
+      if (values.network && !values.json) {
+        if (logs.network.length === 0) ctx.io.out(`${logs.runId} made no connection through the proxy`);
+        for (const n of logs.network) if (n.phase !== "open") ctx.io.out(networkLine(n));
+        return 0;
+      }
+      if (values.json) {
+        const summary =
+          values.follow && !logs.summary
+            ? await followRun(
+                logs,
+                () => {},
+                () => {},
+              )
+            : logs.summary;
+        const final = summary ? readRunLogs(project, logs.sandbox.id, logs.runId) : logs;
+        printJson(ctx.io, {
+          sandbox_id: logs.sandbox.id,
+          run_id: logs.runId,
+          stdout: final.stdout,
+          stderr: final.stderr,
+          summary: final.summary,
+          network: final.network,
+        });
+        return 0;
+      }
+      const emit = (write: (l: string) => void) => {
+        let partial = "";
+        return {
+          push(text: string) {
+            partial += text;
+            const lines = partial.split("\n");
+            partial = lines.pop() ?? "";
+            for (const l of lines) write(l);
+          },
+          end() {
+            if (partial !== "") write(partial);
+          },
+        };
       };
-    };
-    const out = emit((l) => ctx.io.out(l));
-    const err = emit((l) => ctx.io.err(l));
-    if (values.follow)
-      await followRun(
-        logs,
-        (t) => out.push(t),
-        (t) => err.push(t),
-      );
-    else {
-      out.push(logs.stdout);
-      err.push(logs.stderr);
-    }
-    out.end();
-    err.end();
-    return 0;
+      const out = emit((l) => ctx.io.out(l));
+      const err = emit((l) => ctx.io.err(l));
+      if (values.follow)
+        await followRun(
+          logs,
+          (t) => out.push(t),
+          (t) => err.push(t),
+        );
+      else {
+        out.push(logs.stdout);
+        err.push(logs.stderr);
+      }
+      out.end();
+      err.end();
+      return 0;
+    });
   },
 };

@@ -3,10 +3,12 @@
 // container. The escape hatches (--network, --dangerous-allow-mutations) print a warning
 // and need a yes on a terminal, or --yes; either way they are recorded in the evidence.
 
-import { existsSync, readdirSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
-import { destroySandbox, sandboxUp } from "../../humansandbox/lifecycle.js";
-import { listRecords, type SandboxRecord, sandboxPaths } from "../../humansandbox/state.js";
+import { destroySandbox } from "../../humansandbox/lifecycle.js";
+import { runIds } from "../../humansandbox/logs.js";
+import { type Project, withProject } from "../../humansandbox/project.js";
+import { listRecords, type SandboxRecord, storePaths } from "../../humansandbox/state.js";
+import { sandboxUp } from "../../humansandbox/up.js";
 import { type CliIo, type Command, jsonOption, parseCommandArgs, printJson, UsageError } from "../command.js";
 import { commandSpec } from "./index.js";
 
@@ -29,12 +31,8 @@ async function confirmEscapes(
   }
 }
 
-function runCount(cwd: string, id: string): number {
-  const dir = sandboxPaths(cwd, id).runs;
-  return existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith("run-")).length : 0;
-}
-
-function view(cwd: string, r: SandboxRecord) {
+/** What `list` and `up --json` show of a sandbox, its runs counted through the project held open. */
+function view(project: Project, r: SandboxRecord) {
   return {
     id: r.id,
     name: r.name,
@@ -47,9 +45,9 @@ function view(cwd: string, r: SandboxRecord) {
     filesystem: r.permissions.filesystem,
     // null: made before the task was refused them (`run` refuses such a sandbox).
     unix_sockets: r.permissions.unix_sockets ?? null,
-    runs: runCount(cwd, r.id),
+    runs: runIds(project, r.id).length,
     ...(r.destroy_reason ? { destroyed_at: r.destroyed_at, destroy_reason: r.destroy_reason } : {}),
-    folder: sandboxPaths(cwd, r.id).root,
+    folder: storePaths(project.path, r.id).root,
   };
 }
 
@@ -90,7 +88,11 @@ export const sandboxUpCommand: Command = {
       progress: (m) => ctx.io.err(`  ${m}`),
       notice: (m) => ctx.io.err(m),
     });
-    if (values.json) printJson(ctx.io, view(cwd, r));
+    if (values.json)
+      printJson(
+        ctx.io,
+        withProject(cwd, (project) => view(project, r)),
+      );
     else {
       ctx.io.err(`sandbox ${r.id} (${r.name}) is up on ${r.runtime.image}; expires ${r.expires_at}`);
       ctx.io.out(r.id);
@@ -103,8 +105,7 @@ export const sandboxList: Command = {
   ...commandSpec("sandbox list"),
   async run(ctx) {
     const { values } = parseCommandArgs(this, ctx.argv, jsonOption, false);
-    const cwd = process.cwd();
-    const rows = listRecords(cwd).map((r) => view(cwd, r));
+    const rows = withProject(process.cwd(), (project) => listRecords(project).map((r) => view(project, r)));
     if (values.json) printJson(ctx.io, rows);
     else if (rows.length === 0) ctx.io.out("no sandboxes here: start one with `aido sandbox up`");
     else
@@ -127,15 +128,17 @@ export const sandboxDestroy: Command = {
     });
     if (positionals.length > 1) throw new UsageError(`one sandbox id at most\nusage: ${this.usage}`);
     const cwd = process.cwd();
-    const id =
-      positionals[0] ??
-      listRecords(cwd)
-        .filter((r) => r.state === "running")
-        .at(-1)?.id;
-    if (id === undefined)
-      throw new UsageError("no running sandbox here to destroy (see `aido sandbox list`)");
-    sandboxPaths(cwd, id);
-    const r = await destroySandbox(cwd, id, { purge: Boolean(values.purge) });
+    const r = await withProject(cwd, (project) => {
+      const id =
+        positionals[0] ??
+        listRecords(project)
+          .filter((r) => r.state === "running")
+          .at(-1)?.id;
+      if (id === undefined)
+        throw new UsageError("no running sandbox here to destroy (see `aido sandbox list`)");
+      storePaths(cwd, id);
+      return destroySandbox(project, id, { purge: Boolean(values.purge) });
+    });
     if (values.json)
       printJson(ctx.io, {
         id: r.id,
@@ -145,7 +148,7 @@ export const sandboxDestroy: Command = {
       });
     else
       ctx.io.out(
-        `sandbox ${r.id} destroyed${values.purge ? " and its folder deleted" : `; evidence kept in ${sandboxPaths(cwd, id).root}`}`,
+        `sandbox ${r.id} destroyed${values.purge ? " and its folder deleted" : `; evidence kept in ${storePaths(cwd, r.id).root}`}`,
       );
     return 0;
   },

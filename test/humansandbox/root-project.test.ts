@@ -1,0 +1,198 @@
+// `sudo aido …` and the project folder itself: one command resolves it once. The person can
+// swap their project folder for a link to a folder of root's between two steps of a command;
+// had a later step looked the folder up again, it took the project for root's own and
+// skipped its checks (read a task file root must refuse, made the store in root's folder).
+// Swaps are timed with the real engine's requests (test/support/engine-proxy.ts). Also the
+// share folder `up` makes, and a folder of root's that others can write, whose .aido and
+// .aido/sandboxes anyone could have made links. Run as root (as the tests are), the person
+// uid 4242.
+
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openSandboxNetwork } from "../../src/humansandbox/egress.js";
+import { withProject } from "../../src/humansandbox/project.js";
+import { runTask } from "../../src/humansandbox/run.js";
+import { sandboxPaths, storePaths } from "../../src/humansandbox/state.js";
+import { sandboxDir } from "../../src/humansandbox/store-dirs.js";
+import { sandboxUp } from "../../src/humansandbox/up.js";
+import { connectDocker } from "../../src/sandbox/engine.js";
+import { fdPath } from "../../src/sandbox/untrusted-files.js";
+import { engineProxy } from "../support/engine-proxy.js";
+import { makeProject, type Project } from "./fixture.js";
+
+const asRoot = process.getuid?.() === 0;
+const PERSON = 4242;
+const SECRET = "root-only-secret-7731";
+let p: Project;
+let box: string;
+
+beforeAll(async () => {
+  p = await makeProject();
+  chownSync(p.dir, PERSON, PERSON);
+  chmodSync(p.dir, 0o755);
+  p.write("sb.yaml", "runtime: python:3.11\n");
+  chownSync(join(p.dir, "sb.yaml"), PERSON, PERSON);
+  box = mkdtempSync(join(tmpdir(), "aido-hs-rootproject-"));
+}, 120_000);
+afterAll(async () => {
+  await p?.cleanup();
+  if (box) rmSync(box, { recursive: true, force: true });
+});
+
+/** A folder of root's (0755) only root can write, with root's `steal.sh` (0600) in it. */
+function rootsFolder(): string {
+  const r = mkdtempSync(join(box, "roots-"));
+  chmodSync(r, 0o755);
+  writeFileSync(join(r, "steal.sh"), `${SECRET}\n`, { mode: 0o600 });
+  return r;
+}
+
+/** The person's swap: the project folder renamed away, a link to `to` at its name. */
+function swapProject(to: string): void {
+  renameSync(p.dir, `${p.dir}-moved`);
+  symlinkSync(to, p.dir);
+}
+
+function putProjectBack(): void {
+  unlinkSync(p.dir);
+  renameSync(`${p.dir}-moved`, p.dir);
+}
+
+describe.runIf(asRoot)("root resolves the person's project folder once per command", () => {
+  it("run stages no task file of a folder of root's the project was swapped for mid-run", async () => {
+    const up = await p.aido("sandbox", "up", "-f", "sb.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const r = rootsFolder();
+    let swapped = false;
+    // Swapped as soon as the run asks the engine for its container (after its first checks).
+    const engine = await engineProxy((line) => {
+      if (!swapped && line.includes("/containers/")) {
+        swapped = true;
+        swapProject(r);
+      }
+      return undefined;
+    });
+    let outcome: unknown;
+    try {
+      outcome = await runTask({
+        cwd: p.dir,
+        config: p.home.config,
+        sandboxId: id,
+        task: ["steal.sh"],
+        docker: engine.docker,
+      }).catch((e: unknown) => e);
+    } finally {
+      await engine.close();
+      if (swapped) putProjectBack();
+    }
+    expect(swapped).toBe(true);
+    // Before: taken for root's own project, root's steal.sh was copied into work/ and run,
+    // its first line in the run's errors.
+    expect(existsSync(join(storePaths(p.dir, id).work, "steal.sh"))).toBe(false);
+    expect(JSON.stringify(outcome) + String(outcome)).not.toContain(SECRET);
+    const runs = storePaths(p.dir, id).runs;
+    for (const run of readdirSync(runs))
+      for (const f of readdirSync(join(runs, run)))
+        expect(readFileSync(join(runs, run, f), "utf8"), `${run}/${f}`).not.toContain(SECRET);
+    expect(readdirSync(r)).toEqual(["steal.sh"]);
+  }, 180_000);
+
+  it("up makes no store in a folder of root's the project was swapped for while it asked the engine", async () => {
+    const r = rootsFolder();
+    let swapped = false;
+    const engine = await engineProxy((line) => {
+      if (!swapped && line.includes("/images/")) {
+        swapped = true;
+        swapProject(r);
+      }
+      return undefined;
+    });
+    let outcome: unknown;
+    try {
+      outcome = await sandboxUp({
+        cwd: p.dir,
+        config: p.home.config,
+        file: join(p.dir, "sb.yaml"),
+        docker: engine.docker,
+      }).catch((e: unknown) => e);
+    } finally {
+      await engine.close();
+      if (swapped) putProjectBack();
+    }
+    expect(swapped).toBe(true);
+    // Before: root made .aido/sandboxes/<id>/{runs,work,output,stream} in root's folder
+    // (following links there), and gave work/ and output/ to the container's user.
+    expect(readdirSync(r)).toEqual(["steal.sh"]);
+    // Made in the project held open: the folders its path no longer reaches are bound to nothing
+    // (the engine refuses a bind whose source is not there; one swapped in later is refused
+    // before the start).
+    expect(String(outcome)).toMatch(/bind source path does not exist|is no longer the sandbox's work folder/);
+  }, 180_000);
+
+  it("up's share folder: the network is made over no folder a link at the sandbox folder's name reaches", async () => {
+    const up = await p.aido("sandbox", "up", "-f", "sb.yaml");
+    expect(up.code, up.err.join("\n")).toBe(0);
+    const id = up.out[0] as string;
+    const root = storePaths(p.dir, id).root;
+    const v = mkdtempSync(join(box, "victim-"));
+    await withProject(p.dir, async (project) => {
+      const held = sandboxDir(project, id);
+      // The person's planted link: the sandbox folder renamed away, a link to root's folder there.
+      renameSync(root, `${root}-moved`);
+      symlinkSync(v, root);
+      try {
+        await expect(
+          openSandboxNetwork(connectDocker(), p.home.config, sandboxPaths(project, id), fdPath(held)),
+        ).rejects.toThrow(/egress (cannot be opened|is not a folder)/);
+      } finally {
+        unlinkSync(root);
+        renameSync(`${root}-moved`, root);
+      }
+    });
+    // Before: root made egress/ (0700, its own) in the folder linked to, and bound it into a relay.
+    expect(readdirSync(v)).toEqual([]);
+  }, 180_000);
+});
+
+describe.runIf(asRoot)("root in a folder of root's that others can write", () => {
+  it("makes no store through a .aido or .aido/sandboxes anyone could have made a link there", async () => {
+    const shared = await makeProject();
+    try {
+      chmodSync(shared.dir, 0o1777);
+      shared.write("sb.yaml", "runtime: python:3.11\n");
+      for (const link of [".aido", ".aido/sandboxes"]) {
+        const v = mkdtempSync(join(box, "victim-"));
+        if (link !== ".aido") mkdirSync(join(shared.dir, ".aido"));
+        symlinkSync(v, join(shared.dir, link));
+        const up = await shared.aido("sandbox", "up", "-f", "sb.yaml");
+        // Before: taken for root's own store, followed: the store made in the folder linked to.
+        expect(readdirSync(v), link).toEqual([]);
+        expect(up.code, link).not.toBe(0);
+        expect(up.err.join("\n"), link).toMatch(/is not a folder of the evidence store/);
+        rmSync(join(shared.dir, ".aido"), { recursive: true, force: true });
+      }
+      // A real store there is used.
+      const ok = await shared.aido("sandbox", "up", "-f", "sb.yaml");
+      expect(ok.code, ok.err.join("\n")).toBe(0);
+      expect((await shared.aido("sandbox", "destroy", ok.out[0] as string)).code).toBe(0);
+    } finally {
+      await shared.cleanup();
+    }
+  }, 180_000);
+});
