@@ -93,7 +93,8 @@ const PROGRAM_OPTIONS: Record<string, readonly string[]> = {
   clone: ["-u", "--upload-pack", "--template", "-c", "--config"],
   fetch: ["--upload-pack"],
   pull: ["--upload-pack"],
-  "ls-remote": ["--upload-pack", "-u"],
+  // --exec: ls-remote's hidden name for --upload-pack (run through sh for a local repository).
+  "ls-remote": ["--upload-pack", "-u", "--exec"],
   "fetch-pack": ["--upload-pack", "--exec"],
   push: ["--receive-pack", "--exec"],
   "send-pack": ["--receive-pack", "--exec"],

@@ -7,7 +7,10 @@
 // before anything runs, audited, and did nothing; git grep without -O still runs. So is git's
 // internal `submodule--helper`, whose foreach runs its argument through sh in each submodule
 // (the porcelain's `git submodule foreach` was refused; its helper, one of git's own
-// commands, was not), and the other internal helpers that run or start programs.
+// commands, was not), and the other internal helpers that run or start programs. And
+// `git ls-remote --exec=CMD`, a hidden name ls-remote keeps for --upload-pack: git runs CMD
+// through sh for a local repository (seen pushing in the image); the table knew only -u and
+// --upload-pack for ls-remote.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "./fixture.js";
@@ -72,6 +75,16 @@ describe("git runs no program named in an option's attached value", () => {
       "git bisect--helper",
       "cd /workspace/repo && git bisect--helper --bisect-run touch /workspace/pwn-grep",
       /git bisect--helper runs/,
+    ],
+    [
+      "git ls-remote --exec, its hidden name for --upload-pack, pushing",
+      "git ls-remote --exec='git -C /workspace/repo push /workspace/remote.git HEAD:refs/heads/l1 #' /workspace/repo",
+      /git ls-remote --exec names a program/,
+    ],
+    [
+      "git ls-remote --exe, an abbreviation",
+      "git ls-remote --exe 'touch /workspace/pwn-grep #' /workspace/repo",
+      /git ls-remote --exe names a program/,
     ],
     [
       "git clone -u with the program attached",
