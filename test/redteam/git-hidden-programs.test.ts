@@ -103,6 +103,22 @@ describe("git runs no program named in an option's attached value", () => {
     60_000,
   );
 
+  it("still commits with git -c setting the identity, and refuses -c for any other key", async () => {
+    const r = expectOk(
+      await b.exec(
+        "gitter",
+        "cd /workspace/repo && git -c user.name=bot -c user.email=b@x commit -q --allow-empty -m m && git log -1 --format=%an",
+      ),
+    );
+    expect(r.output).toContain("bot");
+    const refused = await b.exec(
+      "gitter",
+      "cd /workspace/repo && git -c user.name=bot -c core.fsmonitor='touch /workspace/pwn-grep' status",
+    );
+    expectRefused(b, "gitter", refused, "policy", /git -c may set only user\.name, user\.email/);
+    expect(b.exists("/workspace/pwn-grep")).toBe(false);
+  }, 60_000);
+
   it("still greps", async () => {
     const r = expectOk(await b.exec("gitter", "cd /workspace/repo && git grep -n hello"));
     expect(r.output).toContain("f:1:hello");
