@@ -86,3 +86,47 @@ describe("curl's option files are judged before anything runs", () => {
     60_000,
   );
 });
+
+// A run-time word right after an option that takes a value is that value, whatever it holds:
+// `curl -o "$OUT" URL` and `curl --url "$URL"` were refused (the word "may turn out to be an
+// option"), though the refusal told the model to quote it as an option's value. curl's
+// options now have a value-slot table (shell-value-slots.ts); a bare run-time word stays
+// refused, and a file so named is judged as far as it is known.
+describe("a quoted run-time value of one of curl's options", () => {
+  it.each([
+    ["-o", `OUT=/workspace/public/out/r.json; curl -s -o "$OUT" ${URL}`],
+    ["--url", `U=${URL}; curl -s --url "$U"`],
+    [
+      "-H after a cluster",
+      `T=abc; curl -sSL -H "Authorization: Bearer $T" -o "/workspace/public/out/$T" ${URL}`,
+    ],
+  ])(
+    "still runs %s",
+    async (_how, command) => {
+      expect(expectOk(await b.exec("worker", command)).output).toContain("exit code 7");
+    },
+    60_000,
+  );
+
+  it.each([
+    ["a bare run-time word", `U=${URL}; curl -s "$U"`, "policy", /curl with a run-time argument/],
+    [
+      "after an option the table does not know",
+      `U=x; curl --proto-default https "$U"`,
+      "policy",
+      /run-time argument/,
+    ],
+    [
+      "a run-time output file in a folder not granted",
+      `F=n; curl -s -o "/workspace/secret/$F" ${URL}`,
+      "capability",
+      /on \/workspace\/secret /,
+    ],
+  ])(
+    "refuses %s",
+    async (_how, command, stage, why) => {
+      expectRefused(b, "worker", await b.exec("worker", command), stage, why);
+    },
+    60_000,
+  );
+});
