@@ -123,7 +123,11 @@ export function sed(args: Arg[]): UnfoldStep {
   // one continues into the next).
   const read = sandbox ? [] : readSedScript(scripts.map((x) => x.text).join("\n"));
   if (typeof read === "string") return refuse(`the sed script ${read}`);
-  files.push(...read.map((f) => ({ arg: { value: f.path, dynamic: false }, write: f.write })));
+  // GNU sed writes `w /dev/stdout` and `w /dev/stderr` to its own output, opening no file.
+  const own = (f: { path: string; write: boolean }) => f.write && SED_OWN_OUTPUT.includes(f.path);
+  files.push(
+    ...read.filter((f) => !own(f)).map((f) => ({ arg: { value: f.path, dynamic: false }, write: f.write })),
+  );
   return itself({ data: scripts.map((s) => s.at), files });
 }
 
@@ -133,6 +137,9 @@ function endsInOddBackslashes(text: string, end: number): boolean {
   while (end - n - 1 >= 0 && text[end - n - 1] === "\\") n++;
   return n % 2 === 1;
 }
+
+/** The files GNU sed's w and W take as its own stdout and stderr (sed's manual, "Commands"). */
+const SED_OWN_OUTPUT = ["/dev/stdout", "/dev/stderr"];
 
 /** GNU sed's long options (an abbreviation of any is refused). */
 const SED_LONG = ["quiet", "silent", "debug", "expression", "file", "follow-symlinks", "in-place"].concat(

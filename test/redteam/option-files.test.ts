@@ -300,6 +300,14 @@ describe("sed -i's backup is a write", () => {
     60_000,
   );
 
+  it("still writes to its own output with w /dev/stdout, which GNU sed opens no file for", async () => {
+    const r = expectOk(await b.exec("worker", "sed -n '/a/w /dev/stdout' /workspace/public/notes.txt"));
+    expect(r.output).toContain("--- stdout ---\na\n");
+    expect(
+      expectOk(await b.exec("worker", "sed -n 's/b/B/w /dev/stderr' /workspace/public/notes.txt")).output,
+    ).toContain("B");
+  }, 60_000);
+
   it("still edits in place with a plain suffix where the folder is granted", async () => {
     const r = expectOk(
       await b.exec(
