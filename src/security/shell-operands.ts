@@ -5,6 +5,7 @@
 // tool's file needs both read it, so a write is a write in both.
 
 import type { SimpleCommand } from "./shell.js";
+import { gitSubcommandArgv } from "./shell-git.js";
 import { sedEditedFiles } from "./shell-sed.js";
 import { basename } from "./shell-unfold.js";
 
@@ -44,7 +45,7 @@ export const hasFlag = (c: SimpleCommand, short: string, long: string): boolean 
  * at the first. Each with the argv index of the word holding the value.
  */
 export function optionValues(
-  c: SimpleCommand,
+  c: Pick<SimpleCommand, "argv">,
   letter: string,
   long: string,
   valueLetters: string,
@@ -75,6 +76,21 @@ export function optionValues(
   return out;
 }
 
+/**
+ * The files git's options write: `--output=F` of the diff family (log, diff, show...),
+ * `archive -o F`, `format-patch -o DIR`. Argv indices are the command's.
+ */
+function gitWrites(argv: readonly string[]): { value: string; at: number }[] {
+  const sub = gitSubcommandArgv(argv);
+  if (!sub) return [];
+  const shift = argv.length - sub.length;
+  const view = { argv: sub };
+  const out = optionValues(view, "", "output", "");
+  if (sub[1] === "archive") out.push(...optionValues(view, "o", "output", "o"));
+  if (sub[1] === "format-patch") out.push(...optionValues(view, "o", "output-directory", "ov"));
+  return out.map((o) => ({ value: o.value, at: o.at + shift }));
+}
+
 /** The paths a command writes, as written, with the argv index of each (-1 inside an option). */
 export function writeTargets(c: SimpleCommand): { path: string; dynamic: boolean; at: number }[] {
   const n = commandName(c);
@@ -87,6 +103,7 @@ export function writeTargets(c: SimpleCommand): { path: string; dynamic: boolean
   } else if (n === "dd") {
     picked = c.argv.flatMap((a, at) => (a.startsWith("of=") ? [{ value: a.slice(3), at }] : []));
   } else if (n === "sort") picked = optionValues(c, "o", "output", SORT_VALUE_LETTERS);
+  else if (n === "git") picked = gitWrites(c.argv);
   else if (n === "rsync") picked = ops.slice(-1);
   else if (WRITE_DEST.has(n)) {
     const dirs = optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS[n]!);

@@ -31,7 +31,9 @@ const PROFILES = {
     "file_read: /workspace/public/**",
     "file_write: /workspace/public/out/**",
     "file_write: /workspace/public/one.txt",
-    ...["grep", "sort", "cp", "echo", "true", "cat", "ln", "awk", "gawk", "sed"].map((p) => `exec: ${p} *`),
+    ...["grep", "sort", "cp", "echo", "true", "cat", "ln", "awk", "gawk", "sed", "git"].map(
+      (p) => `exec: ${p} *`,
+    ),
   ],
 };
 
@@ -45,7 +47,11 @@ beforeAll(async () => {
       "/workspace/public/one.txt": "a\n",
       "/workspace/secret/k.txt": "TOPSECRET\n",
     },
-    setup: "chmod -R a+rwX /workspace",
+    setup: [
+      "git init -q /workspace/public/repo",
+      "git -C /workspace/public/repo -c user.email=a@b -c user.name=n commit -q --allow-empty -m one",
+      "chmod -R a+rwX /workspace",
+    ].join(" && "),
   });
 }, 240_000);
 
@@ -338,6 +344,9 @@ describe("a file written through an option is judged as a write, however the opt
     ["gawk -o, the program pretty-printed", "awk -o/workspace/public/notes.txt 'BEGIN { x = 1 }'"],
     ["gawk --dump-variables", "gawk --dump-variables=/workspace/public/notes.txt 'BEGIN { x = 1 }'"],
     ["gawk -d, its default file in the working folder", "cd /workspace/public && awk -d 'BEGIN { x = 1 }'"],
+    ["git log --output=", "git -C /workspace/public/repo log --output=/workspace/public/notes.txt -1"],
+    ["git archive -o", "git -C /workspace/public/repo archive -o /workspace/public/notes.txt HEAD"],
+    ["git format-patch -o", "cd /workspace/public/repo && git format-patch -o /workspace/public --root"],
   ])(
     "refuses %s",
     async (_how, command) => {
@@ -386,6 +395,11 @@ describe("a file written through an option is judged as a write, however the opt
       "sed -i after --expression",
       "cp /workspace/public/notes.txt /workspace/public/out/e && sed --expression=s/a/c/ -i /workspace/public/out/e && cat /workspace/public/out/e",
       "b\nc",
+    ],
+    [
+      "git log --output= into the writable folder",
+      "git -C /workspace/public/repo log --output=/workspace/public/out/log -1 --format=%s && cat /workspace/public/out/log",
+      "one",
     ],
     [
       "gawk -o into the writable folder",
