@@ -356,7 +356,7 @@ export const BUILTIN_RULES: readonly BuiltinRule[] = [
     checkCommand: ({ analysis }) => {
       const variable = analysis.assignedNames.find(changesWhatRuns);
       if (variable === CLEARED_ENVIRONMENT)
-        return "a command run with a cleared environment (env -i, env -, setpriv --reset-env) loses LESSSECURE and git's configuration, which the executor sets so that less and git run no code from files";
+        return "a command run with a cleared environment (env -i, env -, setpriv --reset-env) loses LESSSECURE, git's configuration and CURL_HOME, which the executor sets so that less, git and curl run no code from files";
       if (variable) return variable;
       const set = programVariable(
         analysis.assignedNames,

@@ -26,7 +26,8 @@
 //     shell escapes, no LESSOPEN, no lesskey file, whose #env section could set LESSOPEN) and
 //     git's configuration at command-line precedence (GIT_CONFIG_COUNT/KEY_n/VALUE_n: no
 //     hooks, no fsmonitor; GIT_CONFIG_NOSYSTEM), with less's lesskey variables (LESSKEYIN,
-//     LESSKEY, LESSKEY_SYSTEM, LESSKEYIN_SYSTEM, LESSKEY_CONTENT, LESSSECURE_ALLOW).
+//     LESSKEY, LESSKEY_SYSTEM, LESSKEYIN_SYSTEM, LESSKEY_CONTENT, LESSSECURE_ALLOW), and
+//     CURL_HOME (curl's empty .curlrc in the image, read before one in the agent's HOME).
 // PYTHONSTARTUP is left alone: python reads it only in an interactive session, which an
 // exec (stdin not a terminal) never starts.
 
@@ -69,7 +70,8 @@ for (const v of [
 }
 for (const v of ["BROWSER", "LESSOPEN", "LESSCLOSE", "LESS", "TAR_OPTIONS", "ZIPOPT", "RSYNC_RSH"])
   NAMES.add(v);
-for (const v of ["COMPILER_PATH", "GCC_EXEC_PREFIX", "LESSSECURE", "LESSSECURE_ALLOW"]) NAMES.add(v);
+for (const v of ["COMPILER_PATH", "GCC_EXEC_PREFIX", "LESSSECURE", "LESSSECURE_ALLOW", "CURL_HOME"])
+  NAMES.add(v);
 for (const v of ["LESSKEYIN", "LESSKEY", "LESSKEY_SYSTEM", "LESSKEYIN_SYSTEM", "LESSKEY_CONTENT"])
   NAMES.add(v);
 for (const v of [
@@ -109,8 +111,10 @@ export function changesWhatRuns(name: string): boolean {
  * Variables that change what code one program runs, set where it runs: curl reads a
  * .curlrc from $CURL_HOME, $XDG_CONFIG_HOME or $HOME (unless -q comes first), and an
  * `engine` line there loads a shared object (`HOME=/workspace curl URL` with
- * /workspace/.curlrc). Elsewhere they are harmless, and HOME is often set (less's lesskey
- * files are switched off by LESSSECURE instead).
+ * /workspace/.curlrc). The executor's CURL_HOME (protected everywhere, above) comes first;
+ * these stay refused for curl in case its .curlrc is missing (a foreign image). Elsewhere
+ * they are harmless, and HOME is often set (less's lesskey files are switched off by
+ * LESSSECURE instead).
  */
 const PROGRAM_VARIABLES: ReadonlyMap<string, readonly string[]> = new Map([
   ["curl", ["CURL_HOME", "XDG_CONFIG_HOME", "HOME"]],

@@ -5,7 +5,15 @@
 // a program the reader cannot follow (a program file, a run-time program) is refused.
 // gawk --sandbox switches all of that off in the program itself, so its text is accepted as is.
 
-import { type Arg, basename, checkAbbreviation, itself, refuse, type UnfoldStep } from "./shell-unfold.js";
+import {
+  type Arg,
+  basename,
+  checkAbbreviation,
+  itself,
+  type OptionFile,
+  refuse,
+  type UnfoldStep,
+} from "./shell-unfold.js";
 
 // --- awk -------------------------------------------------------------------------------
 
@@ -13,6 +21,19 @@ import { type Arg, basename, checkAbbreviation, itself, refuse, type UnfoldStep 
 const AWK_VALUE = ["f", "F", "v", "e", "E", "i", "l", "W"];
 /** gawk's short options whose value is optional and only attached (`-d[file]`). */
 const AWK_OPTIONAL = ["d", "D", "L", "o", "p"];
+/**
+ * gawk's options that write a file, named attached (`-o/F`, `--profile=F`) or by default in
+ * the working folder: -d/--dump-variables (awkvars.out), -p/--profile and -o/--pretty-print
+ * (awkprof.out). The image's awk is gawk.
+ */
+const AWK_WRITES: Record<string, string> = {
+  d: "awkvars.out",
+  "dump-variables": "awkvars.out",
+  p: "awkprof.out",
+  profile: "awkprof.out",
+  o: "awkprof.out",
+  "pretty-print": "awkprof.out",
+};
 /** gawk's long options that take a value. */
 const AWK_VALUE_LONG = ["file", "field-separator", "assign", "source", "exec", "include", "load"];
 /** gawk's other long options (an abbreviation of any long option is refused). */
@@ -24,7 +45,10 @@ const AWK_LONG = [...AWK_VALUE_LONG].concat(
 
 /** awk, gawk, mawk, nawk: the program text is judged; program files and extensions are refused. */
 export function awk(args: Arg[]): UnfoldStep {
-  const gawk = basename(args[0]!.value) === "gawk";
+  const name0 = basename(args[0]!.value);
+  const gawk = name0 === "gawk";
+  // `awk` is gawk in the image: its -d, -o and -p take a file attached, which they write.
+  const optionalFile = gawk || name0 === "awk";
   const texts: { text: string; at: number }[] = [];
   const data: number[] = [];
   let sandbox = false;
@@ -57,7 +81,7 @@ export function awk(args: Arg[]): UnfoldStep {
     // A cluster, as getopt reads it: `-bf FILE` is -b and -f FILE.
     for (let k = 1; k < v.length; k++) {
       const letter = v[k]!;
-      if (AWK_OPTIONAL.includes(letter) && gawk) {
+      if (AWK_OPTIONAL.includes(letter) && optionalFile) {
         opts.push({ name: letter, value: v.slice(k + 1), at: i, shown: v });
         break;
       }
@@ -76,8 +100,11 @@ export function awk(args: Arg[]): UnfoldStep {
       break;
     }
   }
+  const files: OptionFile[] = [];
   for (const o of opts) {
     const { name, value } = o;
+    const written = AWK_WRITES[name];
+    if (written !== undefined) files.push({ arg: { value: value || written, dynamic: false }, write: true });
     if (["f", "file", "E", "exec", "i", "include"].includes(name)) {
       return refuse(`awk ${o.shown} reads its program from a file, which cannot be judged with the command`);
     }
@@ -108,7 +135,7 @@ export function awk(args: Arg[]): UnfoldStep {
       );
     }
   }
-  return itself({ data });
+  return itself({ data, files });
 }
 
 /** Keywords after which awk reads `/` as the start of a regex (`print /x/`), not a division. */

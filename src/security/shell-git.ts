@@ -85,6 +85,26 @@ function isProgramConfigKey(key: string): boolean {
   return PROGRAM_KEYS.some((re) => re.test(k));
 }
 
+/**
+ * Keys `git -c` may set: identity and display settings, which name no program and pull in no
+ * other configuration (`git -c user.name=A -c user.email=B commit -m M` is how a model
+ * commits in a fresh container). Any other key is refused: the list of keys that run
+ * programs grows with every git release.
+ */
+const HARMLESS_KEYS = ["user.name", "user.email", "author.name", "author.email", "committer.name"].concat([
+  "committer.email",
+  "color.ui",
+  "core.quotepath",
+  "init.defaultbranch",
+  "advice.detachedhead",
+]);
+
+/** `KEY=VALUE` or `KEY` (true) for one of HARMLESS_KEYS (section and name in any case). */
+function isHarmlessConfig(setting: string): boolean {
+  const eq = setting.indexOf("=");
+  return HARMLESS_KEYS.includes((eq < 0 ? setting : setting.slice(0, eq)).toLowerCase());
+}
+
 const CONFIG_REFUSAL =
   "sets git configuration, where keys like core.pager, core.sshCommand or alias.* run programs";
 
@@ -93,7 +113,8 @@ const PROGRAM_OPTIONS: Record<string, readonly string[]> = {
   clone: ["-u", "--upload-pack", "--template", "-c", "--config"],
   fetch: ["--upload-pack"],
   pull: ["--upload-pack"],
-  "ls-remote": ["--upload-pack", "-u"],
+  // --exec: ls-remote's hidden name for --upload-pack (run through sh for a local repository).
+  "ls-remote": ["--upload-pack", "-u", "--exec"],
   "fetch-pack": ["--upload-pack", "--exec"],
   push: ["--receive-pack", "--exec"],
   "send-pack": ["--receive-pack", "--exec"],
@@ -147,7 +168,12 @@ export function git(args: Arg[]): UnfoldStep {
     return refuse(`git ${scan.unknown} is not one of git's global options; the subcommand cannot be told`);
   }
   for (const o of scan.options) {
-    if (o.name === "-c" || o.name === "--config-env") return refuse(`git ${o.name} ${CONFIG_REFUSAL}`);
+    if (o.name === "-c" && isHarmlessConfig(o.value ?? "")) continue;
+    if (o.name === "-c" || o.name === "--config-env") {
+      return refuse(
+        `git ${o.name} ${CONFIG_REFUSAL} (${o.value ?? ""}); git -c may set only ${HARMLESS_KEYS.join(", ")}`,
+      );
+    }
     if (o.name === "--exec-path" && o.value !== undefined)
       return refuse("git --exec-path= chooses the programs git runs");
     if (o.name === "-p" || o.name === "--paginate")

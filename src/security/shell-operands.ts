@@ -5,11 +5,17 @@
 // tool's file needs both read it, so a write is a write in both.
 
 import type { SimpleCommand } from "./shell.js";
+import { gitSubcommandArgv } from "./shell-git.js";
+import { sedEditedFiles } from "./shell-sed.js";
 import { basename } from "./shell-unfold.js";
 
 const WRITE_ALL = new Set(["rm", "rmdir", "unlink", "shred", "touch", "tee", "mkdir", "truncate", "mv"]);
 for (const c of ["chmod", "chown", "chgrp", "chattr", "setfacl", "mknod", "mkfifo"]) WRITE_ALL.add(c);
 const WRITE_DEST = new Set(["cp", "install", "ln", "rsync"]);
+
+/** Short options that take a value, of the programs whose written file an option names (coreutils 9.1). */
+const SORT_VALUE_LETTERS = "koStT";
+const DEST_VALUE_LETTERS: Record<string, string> = { cp: "St", ln: "St", mv: "St", install: "gmoSt" };
 
 export const commandName = (c: SimpleCommand): string => (c.dynamic ? "" : basename(c.argv[0] ?? ""));
 
@@ -30,35 +36,81 @@ export const operands = (c: SimpleCommand): string[] => operandsAt(c).map((o) =>
 export const hasFlag = (c: SimpleCommand, short: string, long: string): boolean =>
   c.argv.slice(1).some((a) => a === `--${long}` || (/^-[^-]/.test(a) && a.slice(1).includes(short)));
 
+/**
+ * The values of one option of a GNU program, as getopt_long reads it anywhere before `--`
+ * (arguments are permuted): `-L V`, `-LV`, in a cluster after flags (`-rL V`, `-rLV`),
+ * `--long V`, `--long=V`, and any abbreviation of the long name (`--target` for
+ * --target-directory; a program this applies to has no other long option it could abbreviate).
+ * `valueLetters` lists every short option of the program that takes a value: a cluster ends
+ * at the first. Each with the argv index of the word holding the value.
+ */
+export function optionValues(
+  c: Pick<SimpleCommand, "argv">,
+  letter: string,
+  long: string,
+  valueLetters: string,
+): { value: string; at: number }[] {
+  const out: { value: string; at: number }[] = [];
+  const next = (at: number) => (at + 1 < c.argv.length ? [{ value: c.argv[at + 1]!, at: at + 1 }] : []);
+  for (let at = 1; at < c.argv.length; at++) {
+    const a = c.argv[at]!;
+    if (a === "--") break;
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      const name = a.slice(2, eq < 0 ? undefined : eq);
+      if (name === "" || !long.startsWith(name)) continue;
+      if (eq >= 0) out.push({ value: a.slice(eq + 1), at });
+      else out.push(...next(at++));
+      continue;
+    }
+    if (!a.startsWith("-") || a === "-") continue;
+    for (let k = 1; k < a.length; k++) {
+      const l = a[k]!;
+      if (!valueLetters.includes(l)) continue;
+      const last = k + 1 === a.length;
+      if (l === letter) out.push(...(last ? next(at) : [{ value: a.slice(k + 1), at }]));
+      if (last) at++; // this option's value, or another's, is the next argument
+      break;
+    }
+  }
+  return out;
+}
+
+/**
+ * The files git's options write: `--output=F` of the diff family (log, diff, show...),
+ * `archive -o F`, `format-patch -o DIR`. Argv indices are the command's.
+ */
+function gitWrites(argv: readonly string[]): { value: string; at: number }[] {
+  const sub = gitSubcommandArgv(argv);
+  if (!sub) return [];
+  const shift = argv.length - sub.length;
+  const view = { argv: sub };
+  const out = optionValues(view, "", "output", "");
+  if (sub[1] === "archive") out.push(...optionValues(view, "o", "output", "o"));
+  if (sub[1] === "format-patch") out.push(...optionValues(view, "o", "output-directory", "ov"));
+  return out.map((o) => ({ value: o.value, at: o.at + shift }));
+}
+
 /** The paths a command writes, as written, with the argv index of each (-1 inside an option). */
 export function writeTargets(c: SimpleCommand): { path: string; dynamic: boolean; at: number }[] {
   const n = commandName(c);
   const ops = operandsAt(c);
   let picked: { value: string; at: number }[] = [];
   if (WRITE_ALL.has(n)) picked = ops;
-  else if (n === "sed" && hasFlag(c, "i", "in-place")) picked = ops.slice(1);
-  else if (n === "dd") {
+  else if (n === "sed") {
+    const args = c.argv.map((value, at) => ({ value, dynamic: c.argDynamic[at] === true }));
+    picked = sedEditedFiles(args).map((at) => ({ value: c.argv[at]!, at }));
+  } else if (n === "dd") {
     picked = c.argv.flatMap((a, at) => (a.startsWith("of=") ? [{ value: a.slice(3), at }] : []));
-  } else if (n === "sort") {
-    const i = c.argv.findIndex((a) => a === "-o" || a === "--output");
-    const eq = c.argv.findIndex((a) => a.startsWith("--output=") || /^-o./.test(a));
-    if (i > 0 && c.argv[i + 1] !== undefined) picked = [{ value: c.argv[i + 1]!, at: i + 1 }];
-    else if (eq > 0) picked = [{ value: c.argv[eq]!.replace(/^(--output=|-o)/, ""), at: eq }];
-  } else if (WRITE_DEST.has(n)) {
-    const t = c.argv.findIndex((a) => a === "-t" || a === "--target-directory");
-    const eq = c.argv.findIndex((a) => a.startsWith("--target-directory=") || /^-t./.test(a));
-    if (eq > 0) picked = [{ value: c.argv[eq]!.replace(/^(--target-directory=|-t)/, ""), at: eq }];
-    else if (t > 0 && c.argv[t + 1] !== undefined) picked = [{ value: c.argv[t + 1]!, at: t + 1 }];
-    else picked = ops.slice(-1);
+  } else if (n === "sort") picked = optionValues(c, "o", "output", SORT_VALUE_LETTERS);
+  else if (n === "git") picked = gitWrites(c.argv);
+  else if (n === "rsync") picked = ops.slice(-1);
+  else if (WRITE_DEST.has(n)) {
+    const dirs = optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS[n]!);
+    picked = dirs.length > 0 ? dirs : ops.slice(-1);
   }
-  // mv -tDIR: the folder is written too (its operands are, as WRITE_ALL says).
-  if (n === "mv") {
-    for (const [at, a] of c.argv.entries()) {
-      if (at > 0 && (/^-t./.test(a) || a.startsWith("--target-directory="))) {
-        picked.push({ value: a.replace(/^(--target-directory=|-t)/, ""), at });
-      }
-    }
-  }
+  // mv -t DIR: the folder is written too (its operands are, as WRITE_ALL says).
+  if (n === "mv") picked.push(...optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS.mv!));
   const out = picked.map((p) => ({ path: p.value, dynamic: c.argDynamic[p.at] === true, at: p.at }));
   for (const f of c.files) if (f.write) out.push({ path: f.path, dynamic: f.dynamic, at: -1 });
   return out;
@@ -96,15 +148,20 @@ export interface LinkPlace {
 export function symlinkOperands(
   c: SimpleCommand,
 ): { targets: { value: string; dynamic: boolean; at: number }[]; places: LinkPlace[] } | undefined {
-  if (commandName(c) !== "ln" || !hasFlag(c, "s", "symbolic")) return undefined;
-  const t = c.argv.findIndex((a, at) => at > 0 && (a === "-t" || a === "--target-directory"));
-  const eq = c.argv.findIndex((a, at) => at > 0 && (/^-t./.test(a) || a.startsWith("--target-directory=")));
-  const ops = operandsAt(c).filter((o) => o.at !== t + 1 || t < 0);
+  // ln takes any abbreviation of --symbolic down to --sy (--s is also --suffix).
+  const symbolic =
+    hasFlag(c, "s", "symbolic") || c.argv.slice(1).some((a) => a.length > 3 && "--symbolic".startsWith(a));
+  if (commandName(c) !== "ln" || !symbolic) return undefined;
+  const dirs = optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS.ln!);
+  const values = new Set(dirs.map((d) => d.at));
+  const ops = operandsAt(c).filter((o) => !values.has(o.at));
   const op = (o: { value: string; at: number }) => ({ ...o, dynamic: c.argDynamic[o.at] === true });
-  if (t > 0 || eq > 0) {
-    const at = t > 0 ? t + 1 : eq;
-    const path = (c.argv[at] ?? "").replace(/^(--target-directory=|-t)/, "");
-    return { targets: ops.map(op), places: [{ path, dynamic: c.argDynamic[at] === true, folder: true }] };
+  const dir = dirs.at(-1);
+  if (dir) {
+    return {
+      targets: ops.map(op),
+      places: [{ path: dir.value, dynamic: c.argDynamic[dir.at] === true, folder: true }],
+    };
   }
   if (ops.length === 1)
     return { targets: ops.map(op), places: [{ path: ".", dynamic: false, folder: true }] };

@@ -8,6 +8,7 @@
 // whatever their program says: their exec grant decides, and Landlock bounds them.
 
 import { awk } from "./shell-awk.js";
+import { curl } from "./shell-curl.js";
 import { git } from "./shell-git.js";
 import { sed } from "./shell-sed.js";
 import { tar } from "./shell-tar.js";
@@ -224,41 +225,6 @@ const split: Unfolder = (args) => {
   const filter = scan.seen.get("filter");
   if (typeof filter !== "string") return itself();
   return { keepSelf: true, run: [], code: [{ value: filter, dynamic: false }], feedsRun: true };
-};
-
-/** curl's short options that take a value: after one of them, the rest of a cluster is that value. */
-const CURL_VALUE_LETTERS = "AbcCdDeEFhHKmoPQrtTuUwxXyYz";
-
-/**
- * curl: `--engine` loads an OpenSSL engine, a shared object, by name or by path (its code
- * runs in curl whatever the URL), and `-K`/`--config` reads options, --engine among them,
- * from a file. curl takes any unambiguous prefix of a long option (`--conf`, `--eng`).
- */
-const curl: Unfolder = (args) => {
-  for (const a of args.slice(1)) {
-    const v = a.value;
-    if (a.dynamic) continue; // a run-time word that may be an option is refused (runtimeOptions)
-    if (v === "--") break;
-    if (v.startsWith("--")) {
-      const name = v.slice(2);
-      if (name.length >= 2 && "engine".startsWith(name)) {
-        return refuse(`curl ${v} loads an OpenSSL engine, a shared object named by the command`);
-      }
-      if (name.length >= 2 && "config".startsWith(name)) {
-        return refuse(`curl ${v} reads its options (--engine among them) from a file that cannot be judged`);
-      }
-      continue;
-    }
-    for (const letter of v.startsWith("-") ? v.slice(1) : "") {
-      if (letter === "K") {
-        return refuse(
-          `curl ${v}: -K reads its options (--engine among them) from a file that cannot be judged`,
-        );
-      }
-      if (CURL_VALUE_LETTERS.includes(letter)) break;
-    }
-  }
-  return itself();
 };
 
 /** Arguments that are code or patterns, not paths. */

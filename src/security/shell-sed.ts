@@ -14,13 +14,22 @@ import {
   type UnfoldStep,
 } from "./shell-unfold.js";
 
-/** sed: the script is judged (`e` and `s///e` refused, `w`/`W` files written, `r`/`R` files read); -f refused. */
-export function sed(args: Arg[]): UnfoldStep {
+/** sed's command line as GNU sed reads it: its scripts, its operands, -i and --sandbox. */
+interface SedArgs {
+  scripts: { text: string; at: number }[];
+  /** Indices of the arguments that are not options (the script first when no -e gives one). */
+  operands: number[];
+  sandbox: boolean;
+  /** -i/--in-place's backup suffix ("" for none); undefined without -i. */
+  suffix: string | undefined;
+}
+
+/** Reads sed's arguments, or says why the command cannot be judged. */
+function readSedArgs(args: readonly Arg[]): SedArgs | string {
   const scripts: { text: string; at: number }[] = [];
   const operands: number[] = [];
   let sandbox = false;
-  /** -i/--in-place's backup suffix ("" for none). */
-  let suffix = "";
+  let suffix: string | undefined;
   // GNU sed permutes its arguments: `sed 1p FILE -e CMD` runs CMD (and reads 1p as a file).
   for (let i = 1; i < args.length; i++) {
     const a = args[i]!;
@@ -29,7 +38,7 @@ export function sed(args: Arg[]): UnfoldStep {
       for (let k = i + 1; k < args.length; k++) operands.push(k);
       break;
     }
-    if (a.dynamic && !a.optionSafe) return refuse(`sed with a run-time option or script (${a.value})`);
+    if (a.dynamic && !a.optionSafe) return `sed with a run-time option or script (${a.value})`;
     if (a.dynamic || !v.startsWith("-") || v === "-") {
       operands.push(i);
       continue;
@@ -39,12 +48,11 @@ export function sed(args: Arg[]): UnfoldStep {
       checkAbbreviation(name, SED_LONG);
       if (name === "sandbox") sandbox = true;
       else if (name === "in-place") suffix = value ?? "";
-      else if (name === "file")
-        return refuse("sed --file reads its script from a file that cannot be judged");
+      else if (name === "file") return "sed --file reads its script from a file that cannot be judged";
       else if (name === "expression") {
         if (value !== undefined) scripts.push({ text: value, at: i });
         else {
-          if (args[i + 1]?.dynamic) return refuse("sed with a run-time script");
+          if (args[i + 1]?.dynamic) return "sed with a run-time script";
           scripts.push({ text: args[++i]?.value ?? "", at: i });
         }
       } else if (name === "line-length" && value === undefined) i++;
@@ -56,16 +64,39 @@ export function sed(args: Arg[]): UnfoldStep {
         suffix = v.slice(k + 1); // -i[SUFFIX]: the rest of the cluster is the suffix
         break;
       }
-      if (letter === "f") return refuse("sed -f reads its script from a file that cannot be judged");
+      if (letter === "f") return "sed -f reads its script from a file that cannot be judged";
       if (letter === "e" || letter === "l") {
         const attached = v.slice(k + 1);
-        if (attached === "" && args[i + 1]?.dynamic) return refuse("sed with a run-time script");
+        if (attached === "" && args[i + 1]?.dynamic) return "sed with a run-time script";
         const value = attached !== "" ? attached : args[++i]?.value;
         if (letter === "e") scripts.push({ text: value ?? "", at: i });
         break;
       }
     }
   }
+  return { scripts, operands, sandbox, suffix };
+}
+
+/** The files among sed's operands: all of them when an -e or --expression gives the script. */
+const fileOperands = (r: SedArgs): number[] =>
+  r.scripts.some((x) => x.at !== r.operands[0]) ? r.operands : r.operands.slice(1);
+
+/**
+ * The indices of the arguments `sed -i` edits in place (rewrites: a write), as sed reads its
+ * command line: every file operand, wherever -i stands (`sed --expression=S -i F`,
+ * `sed --in-place= S F`). Empty without -i, or when the command cannot be judged (refused).
+ */
+export function sedEditedFiles(args: readonly Arg[]): number[] {
+  const r = readSedArgs(args);
+  return typeof r === "string" || r.suffix === undefined ? [] : fileOperands(r);
+}
+
+/** sed: the script is judged (`e` and `s///e` refused, `w`/`W` files written, `r`/`R` files read); -f refused. */
+export function sed(args: Arg[]): UnfoldStep {
+  const r = readSedArgs(args);
+  if (typeof r === "string") return refuse(r);
+  const { scripts, operands, sandbox } = r;
+  const suffix = r.suffix ?? "";
   if (scripts.length === 0) {
     const at = operands[0];
     if (at === undefined) return itself();
@@ -83,7 +114,7 @@ export function sed(args: Arg[]): UnfoldStep {
     );
   }
   if (suffix !== "") {
-    for (const at of scripts.some((x) => x.at !== operands[0]) ? operands : operands.slice(1)) {
+    for (const at of fileOperands(r)) {
       const file = args[at]!;
       files.push({ arg: { value: `${file.value}${suffix}`, dynamic: file.dynamic }, write: true });
     }
@@ -92,7 +123,11 @@ export function sed(args: Arg[]): UnfoldStep {
   // one continues into the next).
   const read = sandbox ? [] : readSedScript(scripts.map((x) => x.text).join("\n"));
   if (typeof read === "string") return refuse(`the sed script ${read}`);
-  files.push(...read.map((f) => ({ arg: { value: f.path, dynamic: false }, write: f.write })));
+  // GNU sed writes `w /dev/stdout` and `w /dev/stderr` to its own output, opening no file.
+  const own = (f: { path: string; write: boolean }) => f.write && SED_OWN_OUTPUT.includes(f.path);
+  files.push(
+    ...read.filter((f) => !own(f)).map((f) => ({ arg: { value: f.path, dynamic: false }, write: f.write })),
+  );
   return itself({ data: scripts.map((s) => s.at), files });
 }
 
@@ -102,6 +137,9 @@ function endsInOddBackslashes(text: string, end: number): boolean {
   while (end - n - 1 >= 0 && text[end - n - 1] === "\\") n++;
   return n % 2 === 1;
 }
+
+/** The files GNU sed's w and W take as its own stdout and stderr (sed's manual, "Commands"). */
+const SED_OWN_OUTPUT = ["/dev/stdout", "/dev/stderr"];
 
 /** GNU sed's long options (an abbreviation of any is refused). */
 const SED_LONG = ["quiet", "silent", "debug", "expression", "file", "follow-symlinks", "in-place"].concat(

@@ -118,6 +118,34 @@ const GIT: Record<string, OptionTable> = {
   },
 };
 
+/**
+ * curl 7.88 (`curl --help all` in the image): every short option with a value, the common long
+ * ones, and the common flags. Every value is data but -K/--config's and --engine's (files of
+ * options, a shared object), which shell-curl.ts refuses anyway. curl's long options take
+ * their value as the next argument only (`--output=F` is no option of curl's).
+ */
+const CURL_VALUE_LETTERS = [..."AbcCdDeEFHmoPQrtTuUwxXyYz"].map((l) => `-${l}`);
+const CURL_DATA_LONG = w(
+  "--output --output-dir --dump-header --cookie --cookie-jar --data --data-binary",
+).concat(
+  w("--data-raw --data-urlencode --data-ascii --json --form --form-string --header --user-agent --referer"),
+  w("--request --url --user --max-time --connect-timeout --retry --retry-delay --range --write-out"),
+  w("--upload-file --cacert --capath --cert --key --proxy --resolve --limit-rate --max-filesize"),
+  w("--oauth2-bearer --unix-socket --interface --continue-at --time-cond --trace --trace-ascii --stderr"),
+);
+const CURL: OptionTable = {
+  value: [...CURL_VALUE_LETTERS, ...CURL_DATA_LONG, "--config", "--engine"],
+  data: [...CURL_VALUE_LETTERS.filter((o) => o !== "-K"), ...CURL_DATA_LONG],
+  flags: [..."0123456#:aBfGiIjJklLMnNOpqRsSvVZ"]
+    .map((l) => `-${l}`)
+    .concat(
+      w("--silent --show-error --fail --fail-with-body --location --location-trusted --include --head"),
+      w("--verbose --insecure --compressed --remote-name --remote-name-all --remote-header-name --get"),
+      w("--create-dirs --no-buffer --progress-bar --disable --globoff --http1.1 --http2 --ipv4 --ipv6"),
+      w("--no-progress-meter --raw --tcp-nodelay --next --no-keepalive --fail-early --remote-time"),
+    ),
+};
+
 /** GNU find 4.9: tests and actions with a value, and those without. */
 const FIND_DATA = w("-name -iname -path -ipath -wholename -iwholename -lname -ilname -regex -iregex").concat(
   w("-newer -anewer -cnewer -samefile -user -group -perm -size -type -xtype -maxdepth -mindepth"),
@@ -237,7 +265,9 @@ export function isDataValue(name: string, args: readonly Arg[], at: number): boo
         ? gitSlots(args)
         : program === "find"
           ? findSlots(args)
-          : new Set<number>();
+          : program === "curl"
+            ? slots(args, 1, CURL, true)
+            : new Set<number>();
   if (!found.has(at)) return false;
   if (a.fields === "one") return true;
   return (

@@ -253,8 +253,14 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
       }
     }
     for (const f of c.files) {
-      if (!f.dynamic)
-        await r.judge(f.path, dirs, f.write ? "write" : "read", `a file named in ${name}'s options`, true);
+      const access = f.write ? "write" : "read";
+      const via = `a file named in ${name}'s options`;
+      if (!f.dynamic) await r.judge(f.path, dirs, access, via, true);
+      else {
+        // `curl -o "/workspace/out/$F"`: the part known before run time is judged.
+        const known = knownPart(f.path, home);
+        if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
+      }
     }
     for (const x of c.redirects) await redirect(x, dirs);
   }

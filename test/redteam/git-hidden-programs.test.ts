@@ -7,7 +7,10 @@
 // before anything runs, audited, and did nothing; git grep without -O still runs. So is git's
 // internal `submodule--helper`, whose foreach runs its argument through sh in each submodule
 // (the porcelain's `git submodule foreach` was refused; its helper, one of git's own
-// commands, was not), and the other internal helpers that run or start programs.
+// commands, was not), and the other internal helpers that run or start programs. And
+// `git ls-remote --exec=CMD`, a hidden name ls-remote keeps for --upload-pack: git runs CMD
+// through sh for a local repository (seen pushing in the image); the table knew only -u and
+// --upload-pack for ls-remote.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "./fixture.js";
@@ -74,6 +77,16 @@ describe("git runs no program named in an option's attached value", () => {
       /git bisect--helper runs/,
     ],
     [
+      "git ls-remote --exec, its hidden name for --upload-pack, pushing",
+      "git ls-remote --exec='git -C /workspace/repo push /workspace/remote.git HEAD:refs/heads/l1 #' /workspace/repo",
+      /git ls-remote --exec names a program/,
+    ],
+    [
+      "git ls-remote --exe, an abbreviation",
+      "git ls-remote --exe 'touch /workspace/pwn-grep #' /workspace/repo",
+      /git ls-remote --exe names a program/,
+    ],
+    [
       "git clone -u with the program attached",
       "git clone -u'touch /workspace/pwn-clone #' /workspace/repo /workspace/c1",
       /git clone -u/,
@@ -89,6 +102,22 @@ describe("git runs no program named in an option's attached value", () => {
     },
     60_000,
   );
+
+  it("still commits with git -c setting the identity, and refuses -c for any other key", async () => {
+    const r = expectOk(
+      await b.exec(
+        "gitter",
+        "cd /workspace/repo && git -c user.name=bot -c user.email=b@x commit -q --allow-empty -m m && git log -1 --format=%an",
+      ),
+    );
+    expect(r.output).toContain("bot");
+    const refused = await b.exec(
+      "gitter",
+      "cd /workspace/repo && git -c user.name=bot -c core.fsmonitor='touch /workspace/pwn-grep' status",
+    );
+    expectRefused(b, "gitter", refused, "policy", /git -c may set only user\.name, user\.email/);
+    expect(b.exists("/workspace/pwn-grep")).toBe(false);
+  }, 60_000);
 
   it("still greps", async () => {
     const r = expectOk(await b.exec("gitter", "cd /workspace/repo && git grep -n hello"));

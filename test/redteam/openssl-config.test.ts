@@ -8,7 +8,10 @@
 // setting them is refused before anything runs, audited, and the constructor's canary does
 // not exist; curl without them still runs. curl has ways of its own to the same object:
 // --engine PATH (any prefix of it), -K/--config FILE and a .curlrc under a HOME, CURL_HOME
-// or XDG_CONFIG_HOME the command sets, each an `engine` line: refused too.
+// or XDG_CONFIG_HOME the command sets, each an `engine` line: refused too. And a .curlrc
+// the agent writes in its own HOME (its temp folder) in one exec was read by curl in the
+// next: every exec now runs with CURL_HOME at an empty, read-only .curlrc in the image,
+// which curl reads first, and no command may set or unset CURL_HOME.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "./fixture.js";
@@ -32,6 +35,15 @@ beforeAll(async () => {
   b = await openSharedBench({
     profiles: {
       curl: ["tool: exec", "file_read: /workspace/**", "file_write: /workspace/**", "exec: curl *"],
+      // May write its temp folder, HOME: where curl looks for a .curlrc when CURL_HOME is not set.
+      tmp: ["tool: exec", "file_read: /workspace/**", "file_write: /workspace/**"].concat([
+        "file_read: /tmp/**",
+        "file_write: /tmp/**",
+        "exec: curl *",
+        "exec: printf *",
+        "exec: cat *",
+        "exec: env *",
+      ]),
     },
     files: {
       "/workspace/evil.c":
@@ -98,7 +110,7 @@ describe("OpenSSL's configuration is a way to load code into a granted program",
     [
       "CURL_HOME, exported",
       "export CURL_HOME=/workspace; curl -s http://127.0.0.1:1/",
-      /CURL_HOME, where curl reads/,
+      /CURL_HOME \(rule loader-injection\)/,
     ],
   ])(
     "refuses curl's own way to the engine: %s",
@@ -118,4 +130,29 @@ describe("OpenSSL's configuration is a way to load code into a granted program",
     );
     expect(b.exists("/workspace/pwn-openssl")).toBe(false);
   }, 60_000);
+});
+
+describe("a .curlrc the agent writes in its own HOME", () => {
+  it("is not read by the next curl: CURL_HOME points at the image's empty one", async () => {
+    expectOk(await b.exec("tmp", `printf 'engine = /workspace/evil.so\\n' > "$HOME/.curlrc"`));
+    expect(expectOk(await b.exec("tmp", 'cat "$HOME/.curlrc"')).output).toContain("engine");
+    const r = expectOk(await b.exec("tmp", "curl -s http://127.0.0.1:1/"));
+    // On main curl loaded the engine (the constructor ran), then failed to bind it: exit 53.
+    expect(b.exists("/workspace/pwn-openssl")).toBe(false);
+    expect(r.output).toContain("exit code 7");
+    expect(expectOk(await b.exec("tmp", 'printf "%s" "$CURL_HOME"')).output).toContain("/opt/aido/curl");
+  }, 60_000);
+
+  it.each([
+    ["unset", "unset CURL_HOME; curl -s http://127.0.0.1:1/"],
+    ["env -u", "env -u CURL_HOME curl -s http://127.0.0.1:1/"],
+    ["set for another program", "CURL_HOME=/tmp printf x"],
+  ])(
+    "refuses a command that moves CURL_HOME (%s)",
+    async (_how, command) => {
+      const r = await b.exec("tmp", command);
+      expectRefused(b, "tmp", r, "policy", /CURL_HOME/);
+    },
+    60_000,
+  );
 });

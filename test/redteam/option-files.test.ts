@@ -31,7 +31,9 @@ const PROFILES = {
     "file_read: /workspace/public/**",
     "file_write: /workspace/public/out/**",
     "file_write: /workspace/public/one.txt",
-    ...["grep", "sort", "cp", "echo", "true", "cat", "ln", "awk", "gawk", "sed"].map((p) => `exec: ${p} *`),
+    ...["grep", "sort", "cp", "echo", "true", "cat", "ln", "awk", "gawk", "sed", "git"].map(
+      (p) => `exec: ${p} *`,
+    ),
   ],
 };
 
@@ -45,7 +47,11 @@ beforeAll(async () => {
       "/workspace/public/one.txt": "a\n",
       "/workspace/secret/k.txt": "TOPSECRET\n",
     },
-    setup: "chmod -R a+rwX /workspace",
+    setup: [
+      "git init -q /workspace/public/repo",
+      "git -C /workspace/public/repo -c user.email=a@b -c user.name=n commit -q --allow-empty -m one",
+      "chmod -R a+rwX /workspace",
+    ].join(" && "),
   });
 }, 240_000);
 
@@ -300,6 +306,14 @@ describe("sed -i's backup is a write", () => {
     60_000,
   );
 
+  it("still writes to its own output with w /dev/stdout, which GNU sed opens no file for", async () => {
+    const r = expectOk(await b.exec("worker", "sed -n '/a/w /dev/stdout' /workspace/public/notes.txt"));
+    expect(r.output).toContain("--- stdout ---\na\n");
+    expect(
+      expectOk(await b.exec("worker", "sed -n 's/b/B/w /dev/stderr' /workspace/public/notes.txt")).output,
+    ).toContain("B");
+  }, 60_000);
+
   it("still edits in place with a plain suffix where the folder is granted", async () => {
     const r = expectOk(
       await b.exec(
@@ -309,4 +323,95 @@ describe("sed -i's backup is a write", () => {
     );
     expect(r.output).toContain("a\nb");
   }, 60_000);
+});
+
+// A file written through an option spelled another way was judged as read-or-write (any
+// grant would do), or not at all: writeTargets knew `sort -o F` and `-oF` but not a cluster
+// (`-uo F`), cp's and ln's `-t DIR` but not `-rt DIR` nor `--target DIR` (cp takes any
+// abbreviation), `sed -i` only as a separate word and never when --expression gave the
+// script, ln -s but not `--sym` (so a relative target went unjudged from the link's folder),
+// and gawk's own output files (-o, -d, -p) not at all. On main each passed the gate with
+// only a read grant on the file, and Landlock refused the write.
+describe("a file written through an option is judged as a write, however the option is spelled", () => {
+  it.each([
+    ["sort -o in a cluster", "sort -uo /workspace/public/notes.txt /workspace/public/notes.txt"],
+    ["sort -o in a cluster, attached", "sort -uo/workspace/public/notes.txt /workspace/public/notes.txt"],
+    ["cp -t in a cluster", "cp -rt /workspace/public /workspace/public/out/f"],
+    ["cp --target, an abbreviation", "cp --target /workspace/public /workspace/public/out/f"],
+    ["sed --in-place= with no suffix", "sed --in-place= s/a/b/ /workspace/public/notes.txt"],
+    ["sed -i after --expression", "sed --expression=s/a/b/ -i /workspace/public/notes.txt"],
+    ["sed -i after an attached -e", "sed -es/a/b/ -i /workspace/public/notes.txt"],
+    ["gawk -o, the program pretty-printed", "awk -o/workspace/public/notes.txt 'BEGIN { x = 1 }'"],
+    ["gawk --dump-variables", "gawk --dump-variables=/workspace/public/notes.txt 'BEGIN { x = 1 }'"],
+    ["gawk -d, its default file in the working folder", "cd /workspace/public && awk -d 'BEGIN { x = 1 }'"],
+    ["git log --output=", "git -C /workspace/public/repo log --output=/workspace/public/notes.txt -1"],
+    ["git archive -o", "git -C /workspace/public/repo archive -o /workspace/public/notes.txt HEAD"],
+    ["git format-patch -o", "cd /workspace/public/repo && git format-patch -o /workspace/public --root"],
+  ])(
+    "refuses %s",
+    async (_how, command) => {
+      const r = await b.exec("worker", command);
+      expectRefused(
+        b,
+        "worker",
+        r,
+        "capability",
+        /no capability grants file_write on \/workspace\/public[/ ]/,
+      );
+      expect(b.exists("/workspace/public/f")).toBe(false);
+    },
+    60_000,
+  );
+
+  it("judges ln --sym's relative target from the link's folder, as ln -s's", async () => {
+    const r = await b.exec(
+      "worker",
+      "ln --sym ../../secret /workspace/public/out/l2 && cat /workspace/public/out/l2/k.txt",
+    );
+    expectRefused(b, "worker", r, "capability", /on \/workspace\/secret \(argument 2 of ln -s/);
+    expect(b.exists("/workspace/public/out/l2")).toBe(false);
+  }, 60_000);
+
+  it("judges ln -st DIR's target from DIR", async () => {
+    const r = await b.exec(
+      "worker",
+      "ln -st /workspace/public/out ../../secret && cat /workspace/public/out/secret/k.txt",
+    );
+    expectRefused(b, "worker", r, "capability", /on \/workspace\/secret \(argument 3 of ln -s/);
+  }, 60_000);
+
+  it.each([
+    [
+      "sort -uo into the writable folder",
+      "sort -uo /workspace/public/out/u /workspace/public/notes.txt && cat /workspace/public/out/u",
+      "a\nb",
+    ],
+    [
+      "cp -rt into the writable folder",
+      "cp -rt /workspace/public/out /workspace/public/notes.txt && cat /workspace/public/out/notes.txt",
+      "b\na",
+    ],
+    [
+      "sed -i after --expression",
+      "cp /workspace/public/notes.txt /workspace/public/out/e && sed --expression=s/a/c/ -i /workspace/public/out/e && cat /workspace/public/out/e",
+      "b\nc",
+    ],
+    [
+      "git log --output= into the writable folder",
+      "git -C /workspace/public/repo log --output=/workspace/public/out/log -1 --format=%s && cat /workspace/public/out/log",
+      "one",
+    ],
+    [
+      "gawk -o into the writable folder",
+      "awk -o/workspace/public/out/p 'BEGIN { x = 1 }' && cat /workspace/public/out/p",
+      "x = 1",
+    ],
+  ])(
+    "still runs %s",
+    async (_how, command, out) => {
+      const r = expectOk(await b.exec("worker", command));
+      expect(r.output).toContain(out);
+    },
+    60_000,
+  );
 });

@@ -313,7 +313,9 @@ describe("fork bombs, kernel modules, containers, reverse shells, loader variabl
 
   it("names a cleared environment and what it loses", () => {
     expect(exec("env -i less f")).toMatchObject({
-      reason: expect.stringMatching(/cleared environment \(env -i.*LESSSECURE and git's configuration/),
+      reason: expect.stringMatching(
+        /cleared environment \(env -i.*LESSSECURE, git's configuration and CURL_HOME/,
+      ),
     });
   });
 

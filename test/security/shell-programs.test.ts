@@ -50,6 +50,10 @@ describe("programs that run programs named in their options", () => {
 
   it("refuses git's configuration and program options, and unfolds ssh URLs", () => {
     refused("git -c core.pager=sh log", /git -c sets git configuration/);
+    refused("git -c user.name=a -c core.pager=sh log", /run programs \(core\.pager=sh\)/);
+    refused("git -c Core.Pager=sh log", /git -c may set only user\.name/);
+    refused("git -c include.path=/workspace/x.cfg -c user.name=a log", /include\.path/);
+    refused("git -c user.name.x=a log", /git -c sets/);
     refused("git --config-env=core.sshCommand=X fetch", /configuration/);
     refused("git --exec-path=/workspace/bin status", /--exec-path/);
     refused("git -p log", /pager/);
@@ -68,6 +72,9 @@ describe("programs that run programs named in their options", () => {
     expect(names("git clone git@github.com:a/b.git")).toEqual(["git", "ssh"]);
     expect(names("git push origin HEAD:main")).toEqual(["git"]);
     expect(names("git config user.name bot && git log -1")).toEqual(["git", "git"]);
+    // git -c with an identity or display key names no program: how a model commits in a fresh container.
+    expect(names("git -c user.name=bot -c user.email=b@x commit -m msg")).toEqual(["git"]);
+    expect(names("git -c color.ui=never -c core.quotePath=false log --oneline")).toEqual(["git"]);
   });
 
   it("runs only git's own subcommands: any other is an alias from .git/config", () => {

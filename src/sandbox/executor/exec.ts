@@ -32,6 +32,10 @@ const DEFAULT_OUTPUT_CAP = 1024 * 1024;
  *   - git configuration at command-line precedence, which beats every configuration file
  *     (the repository's .git/config included): core.hooksPath=/dev/null (no hook runs) and
  *     core.fsmonitor=false (no fsmonitor command); GIT_CONFIG_NOSYSTEM=1.
+ *   - CURL_HOME=/opt/aido/curl, an empty, read-only .curlrc in the image (sandbox-image/
+ *     Dockerfile): curl reads the first .curlrc it finds under $CURL_HOME, $XDG_CONFIG_HOME,
+ *     $HOME, and HOME is the agent's temp folder, where an agent that may write it could put
+ *     a .curlrc whose `engine` line loads a shared object into the next curl.
  * Each was seen taking effect in the image (test/redteam/config-files.test.ts). The analysis
  * refuses any command that sets, unsets or clears them (security/policy-variables.ts). A
  * trusted caller's own `env` (the human sandbox) comes after and may replace them.
@@ -44,6 +48,7 @@ export const SAFETY_ENV: Readonly<Record<string, string>> = {
   GIT_CONFIG_KEY_1: "core.fsmonitor",
   GIT_CONFIG_VALUE_1: "false",
   GIT_CONFIG_NOSYSTEM: "1",
+  CURL_HOME: "/opt/aido/curl",
 };
 /** How long a finished call waits for pipes held open by a process that left its group. */
 const PIPE_GRACE_MS = 250;
