@@ -336,9 +336,20 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return this.frozen.thawed(goalId);
   }
 
-  async unpause(goalId: string): Promise<void> {
+  async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
     assertGoalId(goalId);
-    await this.frozen.unpause(goalId);
+    try {
+      await this.frozen.unpause(goalId);
+    } catch (e) {
+      // Frozen again meanwhile (a new fence): that fence's lift unfreezes it.
+      if (!opts.last || this.frozen.frozenAgain(goalId)) throw e;
+      // Given up: its containers go (a forced removal kills a paused one), its servers'
+      // connections end (the next call starts them again), and what waits goes on.
+      await this.containers.remove(this.containerName(goalId)).catch(() => {});
+      await this.mcpServers.removeOfGoal(goalId).catch(() => {});
+      this.frozen.release(goalId);
+      throw e;
+    }
   }
 
   async remove(goalId: string, opts: { deleteFolders?: boolean } = {}): Promise<void> {
@@ -444,7 +455,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       // A container this process froze (its node is fenced: pause) runs, held: the engine
       // lists it as "paused", and sweeping it as stopped removed a live goal's container under
       // its fence. One paused that nothing here holds frozen (an earlier process's fence, an
-      // unpause that failed) would stay so for good: it goes as a stopped one does.
+      // unpause given up whose removal failed too) would stay so for good: it goes as a stopped one does.
       else if (c.State !== "running" && !(c.State === "paused" && goalId && this.frozen.has(goalId)))
         reason = "stopped";
       else if (!(await opts.isGoalLive(goalId))) reason = "orphan";
