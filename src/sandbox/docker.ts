@@ -396,7 +396,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       await server.stop().catch(() => {});
       throw e;
     }
-    return server;
+    // Its calls wait for the goal's thaw, their timeouts not running while it is frozen.
+    return { ...server, freezes: this.frozen.clock(spec.goalId) };
   }
 
   async reattach(): Promise<string[]> {
