@@ -152,6 +152,11 @@ export class DockerSandbox implements SandboxHandle {
     return this.call("grep", args, limit + GRACE_MS);
   }
 
+  /** The backend removed the container: the next call starts a fresh one over the same folders. */
+  containerGone(): void {
+    this.containerDead = true;
+  }
+
   /** Stop talking to the container (it keeps running; the backend decides its fate). */
   close(): void {
     this.closed = true;

@@ -186,8 +186,18 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       }
       handle = await p;
     }
-    // Frozen while it was being made: frozen too before anything runs in it.
-    await this.frozen.freezeLate(goalId, this.containerName(goalId));
+    // Frozen while it was being made: frozen too before anything runs in it. One the engine
+    // would not freeze is removed: it ran on through the fence (only the calls on it waited).
+    // The handle's first call, sent once the goal is unfrozen, makes a fresh one.
+    try {
+      await this.frozen.freezeLate(goalId, this.containerName(goalId));
+    } catch (e) {
+      await this.containers.remove(this.containerName(goalId));
+      handle.containerGone();
+      this.opts.log?.(
+        `the container of goal ${goalId}, made as its node was fenced, could not be frozen (${errorMessage(e)}): it was removed; its next call makes a fresh one once the goal is unfrozen`,
+      );
+    }
     if (this.retired.has(goalId)) {
       // The goal ended while its container was being made: it goes at once.
       this.dropHandle(goalId);
