@@ -23,9 +23,9 @@
 // later renewal is answered, UNFREEZE_TRIES tries in all, while the node is not fenced: the goal
 // stays frozen meanwhile (its calls wait, the sweep keeps its paused containers). Before, one
 // refusal let its calls go into the paused containers and the sweep removed them as stopped.
-// The last refused, the goal's containers are removed and its held calls go on: they fail as
-// in a dead container, and its next calls run in fresh containers over the same workspace (its
-// MCP servers started again, whatever they held lost).
+// The last refused, the goal's containers are removed and its held calls go on in a fresh one
+// over the same workspace (a call the freeze stopped mid-way fails as in a container that died;
+// its MCP servers are started again, whatever they held lost).
 
 import { performance } from "node:perf_hooks";
 import { errorMessage } from "../errors.js";
@@ -275,7 +275,7 @@ export class LeaseFence {
           }
           this.unthawed.delete(goalId);
           this.ctx.log(
-            `cluster: gave up unfreezing the containers of goal ${goalId} after ${UNFREEZE_TRIES} tries (${errorMessage(e)}): they were removed; its held calls fail, and its next calls run in fresh containers (its MCP servers started again)`,
+            `cluster: gave up unfreezing the containers of goal ${goalId} after ${UNFREEZE_TRIES} tries (${errorMessage(e)}): they were removed; its held calls run in a fresh container (its MCP servers started again)`,
           );
         }
       }

@@ -354,8 +354,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       // Frozen again meanwhile (a new fence): that fence's lift unfreezes it.
       if (!opts.last || this.frozen.frozenAgain(goalId)) throw e;
       // Given up: its containers go (a forced removal kills a paused one), its servers'
-      // connections end (the next call starts them again), and what waits goes on.
+      // connections end (the next call starts them again), and what waits goes on, in a fresh
+      // container over the same workspace.
       await this.containers.remove(this.containerName(goalId)).catch(() => {});
+      this.handles.get(goalId)?.containerGone();
       await this.mcpServers.removeOfGoal(goalId).catch(() => {});
       this.frozen.release(goalId);
       throw e;

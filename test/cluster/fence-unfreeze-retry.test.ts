@@ -4,8 +4,8 @@
 // nothing unfroze it again: the sweep removed it as a stopped container under a goal its node
 // kept. Now the goal stays frozen, its calls waiting, and the unfreeze is tried again with the
 // heartbeats: the goal runs on in its own container. An engine that keeps refusing is given up
-// after UNFREEZE_TRIES tries: the goal's container is removed, the call held on it fails, and
-// its next call runs in a fresh container over the same workspace.
+// after UNFREEZE_TRIES tries: the goal's container is removed, and the call held on it runs in
+// a fresh container over the same workspace.
 // A real Runtime (scripted provider) whose DockerBackend speaks to the real engine through a
 // proxy that refuses unpause requests, a real redis-server stopped for the fence, the node in
 // this process.
@@ -144,22 +144,18 @@ describe("cluster mode: a kept goal whose unfreeze the engine refuses", () => {
     });
   }, 120_000);
 
-  it("is given up after every try is refused: its container is removed, the held call fails, the next runs in a fresh one", async () => {
+  it("is given up after every try is refused: its container is removed, and the held call runs in a fresh one", async () => {
     await liftRefused(
       "n-unfreeze-gave-up",
       "unfreeze-never",
       1_000,
       async ({ h, goalId, container, before }) => {
-        // The held call failed in the removed container (at the gate's judge stage, where its
-        // path is resolved: no entry of its own), the next ran.
+        // The held call ran in a fresh container, and so did the next.
         expect(toolEnds(h, goalId)).toEqual([
           ["tool.completed", "file_list"],
+          ["tool.completed", "file_read"],
           ["tool.completed", "file_list"],
         ]);
-        const told = JSON.stringify(
-          server.requestsMatching(forGoal("unfreeze-never"))[2]?.body.messages.at(-1),
-        );
-        expect(told).toMatch(/container of goal \S+ was removed/);
         const now = await stateOf(container);
         expect(now.state).toBe("running");
         expect(now.id).not.toBe(before);
