@@ -234,8 +234,10 @@ export class LeaseFence {
       }
       try {
         await this.ctx.rt.backend.unpause(goalId);
+        this.unthawed.delete(goalId);
       } catch (e) {
-        this.unthawed.set(goalId, 1);
+        // Fenced again meanwhile: the new fence's lift takes it.
+        if (this.since === undefined) this.unthawed.set(goalId, 1);
         this.ctx.log(
           `cluster: could not unfreeze the containers of goal ${goalId} (${errorMessage(e)}); it stays frozen, tried again with the next heartbeats`,
         );
