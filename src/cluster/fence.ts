@@ -24,8 +24,9 @@
 // stays frozen meanwhile (its calls wait, the sweep keeps its paused containers). Before, one
 // refusal let its calls go into the paused containers and the sweep removed them as stopped.
 // The last refused, the goal's containers are removed and its held calls go on in a fresh one
-// over the same workspace (a call the freeze stopped mid-way fails as in a container that died;
-// its MCP servers are started again, whatever they held lost).
+// over the same workspace (a call the freeze stopped mid-way fails as in a container that died,
+// and so does one held for its MCP servers, whose connections end: they are started again on
+// the next call, whatever they held lost).
 
 import { performance } from "node:perf_hooks";
 import { errorMessage } from "../errors.js";
