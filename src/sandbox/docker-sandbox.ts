@@ -208,6 +208,8 @@ export class DockerSandbox implements SandboxHandle {
         },
       );
       await this.replacing;
+      // Frozen while it was being made (the backend froze it too): the executor starts once thawed.
+      await this.owner.thawed?.(this.goalId);
     }
     if (this.session?.alive) return this.session;
     if (this.session?.stuck) {

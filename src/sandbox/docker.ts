@@ -317,7 +317,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       await this.containers.remove(old.Id);
     }
     const limits = this.limitsOf.get(goalId) ?? defaultLimits(this.config);
-    return this.containers.createStarted(
+    const fresh = await this.containers.createStarted(
       name,
       this.foldersOf(goalId, this.workspaceOf.get(goalId)),
       limits,
@@ -325,6 +325,15 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       this.skillsOf.get(goalId) ?? [],
       await this.networkOf(goalId),
     );
+    // Frozen while it was being made (its node fenced): frozen too, as acquire's. Before, it ran
+    // through the fence. One the engine would not freeze goes: the next call makes another.
+    try {
+      await this.frozen.freezeLate(goalId, name);
+    } catch (e) {
+      await this.containers.remove(fresh.id).catch(() => {});
+      throw e;
+    }
+    return fresh;
   }
 
   async stop(goalId: string): Promise<void> {

@@ -19,7 +19,9 @@
 // across a freeze whose late freeze the engine refuses is removed: it ran on unfrozen through the
 // fence (only the calls on it waited), and the acquire failed; its calls now run, once the goal is
 // unfrozen, in a fresh container. A call made on a frozen goal's MCP server is sent once the goal
-// is unfrozen, its timeout not running meanwhile: it timed out against the frozen server.
+// is unfrozen, its timeout not running meanwhile: it timed out against the frozen server. A
+// container made in place of the goal's dead one across a freeze is frozen as it comes: it ran
+// through the fence.
 
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -287,3 +289,43 @@ describe("a call made on a frozen goal's MCP server", () => {
     }
   }, 120_000);
 });
+
+describe("a goal's container replaced across its freeze", () => {
+  it("is frozen as it comes, and its call runs once the goal is unfrozen", async () => {
+    const goalId = "unpause-replaced";
+    const name = fx.backend.containerName(goalId);
+    const sb = await fx.backend.acquire(goalId);
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    await docker.getContainer(name).kill();
+    // The call that finds it dead fails; the next one replaces it.
+    await expect(sb.exec({ confinement: "unconfined", command: "true" })).rejects.toThrow(/exited|removed/);
+    holdCreateOf = `_goal_${goalId}`;
+    let went = false;
+    let echo: Promise<unknown> | undefined;
+    try {
+      echo = sb.exec({ confinement: "unconfined", command: "echo replaced" }).finally(() => {
+        went = true;
+      });
+      await new Promise((r) => setTimeout(r, 300)); // its create is held
+      await fx.backend.pause(goalId);
+      await until(async () => ((await stateOf(name)) === "paused" ? true : undefined));
+    } finally {
+      holdCreateOf = undefined;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(went).toBe(false);
+    await fx.backend.unpause(goalId);
+    expect(((await echo) as { stdout: string }).stdout.trim()).toBe("replaced");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+});
+
+/** Resolves once `probe` gives a value (polled every 50 ms, at most 10 s). */
+async function until<T>(probe: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("condition not met in time");
+}
