@@ -267,7 +267,7 @@ describe("a call made on a frozen goal's MCP server", () => {
       workspace: "none" as const,
       mounts: [],
       readOnlyTools: [],
-      timeoutMs: 1_000,
+      timeoutMs: 3_000,
     };
     const conn = await McpConnection.open(config, {
       headerValue: () => undefined,
@@ -279,7 +279,7 @@ describe("a call made on a frozen goal's MCP server", () => {
       const calling = conn.call("echo", { text: "thawed" }).finally(() => {
         settled = true;
       });
-      await new Promise((r) => setTimeout(r, 2_500)); // past its timeout
+      await new Promise((r) => setTimeout(r, 4_000)); // past its timeout
       expect(settled).toBe(false);
       await fx.backend.unpause(goalId);
       expect((await calling).content).toEqual([{ type: "text", text: "thawed" }]);
