@@ -19,6 +19,14 @@
 // lease_ms (config-file.ts), the fence point (three quarters of a lease) is at least one and a
 // half heartbeats after a renewal's send: a healthy node, whose renewals land every heartbeat,
 // never fences between two of them.
+// An unfreeze the engine refuses (a kept goal's containers still paused) is tried again as each
+// later renewal is answered, UNFREEZE_TRIES tries in all, while the node is not fenced: the goal
+// stays frozen meanwhile (its calls wait, the sweep keeps its paused containers). Before, one
+// refusal let its calls go into the paused containers and the sweep removed them as stopped.
+// The last refused, the goal's containers are removed and its held calls go on in a fresh one
+// over the same workspace (a call the freeze stopped mid-way fails as in a container that died,
+// and so does one held for its MCP servers, whose connections end: they are started again on
+// the next call, whatever they held lost).
 
 import { performance } from "node:perf_hooks";
 import { errorMessage } from "../errors.js";
@@ -54,6 +62,9 @@ const now = (): number => performance.now();
 /** How long lifting the fence waits for the freeze at its start to be done. */
 const FREEZE_ANSWER_MS = 10_000;
 
+/** How many times a kept goal's unfreeze is tried (the lift's, then one per renewal answered). */
+export const UNFREEZE_TRIES = 6;
+
 export interface FenceStatus {
   /** cluster.on_redis_loss. */
   on_redis_loss: "hold" | "finish";
@@ -76,6 +87,12 @@ export class LeaseFence {
   private freezing: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Kept goals whose unfreeze the engine refused: how many tries they had. */
+  private readonly unthawed = new Map<string, number>();
+  /** The tries again under way. */
+  private retrying: Promise<void> | undefined;
+  /** Which goals are still this node's, as the last lift was told. */
+  private owns: (goalId: string) => boolean = () => false;
 
   /**
    * `running`: the goals running on this node now; `onFence`: told once each time the fence
@@ -100,6 +117,7 @@ export class LeaseFence {
       if (at <= this.lastSent) return;
       this.lastSent = at;
       this.arm();
+      this.unfreezeAgain();
     };
   }
 
@@ -131,6 +149,8 @@ export class LeaseFence {
       `cluster: fenced: no lease renewal answered for ${sinceRenewal} ms (lease ${this.leaseMs} ms, margin ${this.marginMs} ms); model calls, tool calls, events and ends of this node's goals wait until a heartbeat has looked which goals are still its own${goals.length > 0 ? `; freezing the containers of ${goals.join(", ")}` : ""}`,
     );
     this.onFence();
+    // Those left frozen by the last lift are this fence's now (its lift unfreezes them).
+    this.unthawed.clear();
     this.frozen = goals;
     this.freezing = this.freeze(goals, sinceRenewal);
   }
@@ -202,6 +222,7 @@ export class LeaseFence {
     }
     this.since = undefined;
     this.frozen = [];
+    this.owns = owns;
     let left: string[] = [];
     for (const [i, goalId] of kept.entries()) {
       // Fenced again while it unfreezes (cut off again, or its loop stalled on an engine slow to
@@ -214,14 +235,56 @@ export class LeaseFence {
       }
       try {
         await this.ctx.rt.backend.unpause(goalId);
+        this.unthawed.delete(goalId);
       } catch (e) {
-        this.ctx.log(`cluster: could not unfreeze the container of goal ${goalId}: ${errorMessage(e)}`);
+        // Fenced again meanwhile: the new fence's lift takes it.
+        if (this.since === undefined) this.unthawed.set(goalId, 1);
+        this.ctx.log(
+          `cluster: could not unfreeze the containers of goal ${goalId} (${errorMessage(e)}); it stays frozen, tried again with the next heartbeats`,
+        );
       }
     }
     this.ctx.log(
       `cluster: unfenced after ${Math.round(now() - since.at)} ms: kept ${kept.length > 0 ? kept.join(", ") : "no goal"}${lost.length > 0 ? `; lost ${lost.join(", ")} (stopped here)` : ""}${left.length > 0 ? `; fenced again before ${left.join(", ")} could be unfrozen (they stay frozen)` : ""}`,
     );
     return true;
+  }
+
+  /**
+   * A renewal was answered: the kept goals whose unfreeze was refused are tried again, one try
+   * each, unless the node is fenced (a new fence's lift takes them) or the goal is no longer
+   * this node's (its stop removes its containers). The last try gives up (see the header).
+   */
+  private unfreezeAgain(): void {
+    if (this.unthawed.size === 0 || this.retrying || this.stopped) return;
+    this.retrying = (async () => {
+      for (const [goalId, tries] of [...this.unthawed]) {
+        if (this.since !== undefined || this.fenced()) return;
+        if (!this.owns(goalId) || !this.running().includes(goalId)) {
+          this.unthawed.delete(goalId);
+          continue;
+        }
+        const last = tries + 1 >= UNFREEZE_TRIES;
+        try {
+          await this.ctx.rt.backend.unpause(goalId, { last });
+          this.unthawed.delete(goalId);
+          this.ctx.log(`cluster: unfroze the containers of goal ${goalId} at try ${tries + 1}`);
+        } catch (e) {
+          // A fence fallen meanwhile cleared the map: this goal is its now.
+          if (!this.unthawed.has(goalId)) continue;
+          if (!last) {
+            this.unthawed.set(goalId, tries + 1);
+            continue;
+          }
+          this.unthawed.delete(goalId);
+          this.ctx.log(
+            `cluster: gave up unfreezing the containers of goal ${goalId} after ${UNFREEZE_TRIES} tries (${errorMessage(e)}): they were removed; its held calls run in a fresh container (its MCP servers started again)`,
+          );
+        }
+      }
+    })().finally(() => {
+      this.retrying = undefined;
+    });
   }
 
   /** The node left: no fence any more (its shutdown decides), no timer. */

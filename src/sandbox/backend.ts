@@ -100,9 +100,12 @@ export interface SandboxBackend {
   pause(goalId: string): Promise<"paused" | "unsupported">;
   /**
    * Let the goal's container and its servers' run again (the fence is lifted and the goal is
-   * still its node's); what waits on them goes on once the engine has answered.
+   * still its node's); what waits on them goes on once the engine has answered. A refusal
+   * (thrown) leaves the goal frozen, what waits on it waiting, for a later unpause; with
+   * `last` (the fence gives up), its containers are removed instead and what waits goes on,
+   * in a fresh container over the same workspace.
    */
-  unpause(goalId: string): Promise<void>;
+  unpause(goalId: string, opts?: { last?: boolean }): Promise<void>;
   /**
    * Start an external stdio MCP server for a goal in a container of its own
    * (sandbox/mcp-container.ts). Refused once the goal is retired; removed with the goal.

@@ -152,6 +152,11 @@ export class DockerSandbox implements SandboxHandle {
     return this.call("grep", args, limit + GRACE_MS);
   }
 
+  /** The backend removed the container: the next call starts a fresh one over the same folders. */
+  containerGone(): void {
+    this.containerDead = true;
+  }
+
   /** Stop talking to the container (it keeps running; the backend decides its fate). */
   close(): void {
     this.closed = true;
@@ -203,6 +208,8 @@ export class DockerSandbox implements SandboxHandle {
         },
       );
       await this.replacing;
+      // Frozen while it was being made (the backend froze it too): the executor starts once thawed.
+      await this.owner.thawed?.(this.goalId);
     }
     if (this.session?.alive) return this.session;
     if (this.session?.stuck) {

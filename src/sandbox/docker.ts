@@ -186,8 +186,18 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       }
       handle = await p;
     }
-    // Frozen while it was being made: frozen too before anything runs in it.
-    await this.frozen.freezeLate(goalId, this.containerName(goalId));
+    // Frozen while it was being made: frozen too before anything runs in it. One the engine
+    // would not freeze is removed: it ran on through the fence (only the calls on it waited).
+    // The handle's first call, sent once the goal is unfrozen, makes a fresh one.
+    try {
+      await this.frozen.freezeLate(goalId, this.containerName(goalId));
+    } catch (e) {
+      await this.containers.remove(this.containerName(goalId));
+      handle.containerGone();
+      this.opts.log?.(
+        `the container of goal ${goalId}, made as its node was fenced, could not be frozen (${errorMessage(e)}): it was removed; its next call makes a fresh one once the goal is unfrozen`,
+      );
+    }
     if (this.retired.has(goalId)) {
       // The goal ended while its container was being made: it goes at once.
       this.dropHandle(goalId);
@@ -307,7 +317,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       await this.containers.remove(old.Id);
     }
     const limits = this.limitsOf.get(goalId) ?? defaultLimits(this.config);
-    return this.containers.createStarted(
+    const fresh = await this.containers.createStarted(
       name,
       this.foldersOf(goalId, this.workspaceOf.get(goalId)),
       limits,
@@ -315,6 +325,15 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       this.skillsOf.get(goalId) ?? [],
       await this.networkOf(goalId),
     );
+    // Frozen while it was being made (its node fenced): frozen too, as acquire's. Before, it ran
+    // through the fence. One the engine would not freeze goes: the next call makes another.
+    try {
+      await this.frozen.freezeLate(goalId, name);
+    } catch (e) {
+      await this.containers.remove(fresh.id).catch(() => {});
+      throw e;
+    }
+    return fresh;
   }
 
   async stop(goalId: string): Promise<void> {
@@ -336,9 +355,22 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return this.frozen.thawed(goalId);
   }
 
-  async unpause(goalId: string): Promise<void> {
+  async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
     assertGoalId(goalId);
-    await this.frozen.unpause(goalId);
+    try {
+      await this.frozen.unpause(goalId);
+    } catch (e) {
+      // Frozen again meanwhile (a new fence): that fence's lift unfreezes it.
+      if (!opts.last || this.frozen.frozenAgain(goalId)) throw e;
+      // Given up: its containers go (a forced removal kills a paused one), its servers'
+      // connections end (the next call starts them again), and what waits goes on, in a fresh
+      // container over the same workspace.
+      await this.containers.remove(this.containerName(goalId)).catch(() => {});
+      this.handles.get(goalId)?.containerGone();
+      await this.mcpServers.removeOfGoal(goalId).catch(() => {});
+      this.frozen.release(goalId);
+      throw e;
+    }
   }
 
   async remove(goalId: string, opts: { deleteFolders?: boolean } = {}): Promise<void> {
@@ -385,7 +417,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       await server.stop().catch(() => {});
       throw e;
     }
-    return server;
+    // Its calls wait for the goal's thaw, their timeouts not running while it is frozen.
+    return { ...server, freezes: this.frozen.clock(spec.goalId) };
   }
 
   async reattach(): Promise<string[]> {
@@ -444,7 +477,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       // A container this process froze (its node is fenced: pause) runs, held: the engine
       // lists it as "paused", and sweeping it as stopped removed a live goal's container under
       // its fence. One paused that nothing here holds frozen (an earlier process's fence, an
-      // unpause that failed) would stay so for good: it goes as a stopped one does.
+      // unpause given up whose removal failed too) would stay so for good: it goes as a stopped one does.
       else if (c.State !== "running" && !(c.State === "paused" && goalId && this.frozen.has(goalId)))
         reason = "stopped";
       else if (!(await opts.isGoalLive(goalId))) reason = "orphan";

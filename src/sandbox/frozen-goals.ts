@@ -4,7 +4,14 @@
 // acquired for such a goal, an MCP server started for it, a call sent on its sandbox
 // (docker.ts, docker-sandbox.ts). They go on once the engine has answered the unpause (an exec
 // into a container still paused is refused), not as it is sent, and not at all when the goal
-// was frozen again meanwhile; or once the goal is removed (they then find it retired).
+// was frozen again meanwhile; or once the goal is removed (they then find it retired). An unpause
+// the engine refused leaves the goal frozen, its waiters waiting, for the next unpause (the
+// fence tries again with the heartbeats); release() lets them go when it gives up. How long a
+// goal has been frozen in all (clock()) is what an MCP call's timeout leaves out
+// (tools/mcp/request-time.ts): a server frozen mid-call answers nothing meanwhile.
+
+import { performance } from "node:perf_hooks";
+import type { FreezeClock } from "./mcp-container.js";
 
 /** The engine's side: pause and unpause a container by name or id (docker-containers.ts). */
 export interface FreezeEngine {
@@ -19,10 +26,14 @@ interface Frozen {
   again: boolean;
   /** The unpause under way (its engine calls sent, not all answered): settles once they are. */
   thawing: Promise<void> | undefined;
+  /** When it was frozen (performance.now()). */
+  since: number;
 }
 
 export class FrozenGoals {
   private readonly held = new Map<string, Frozen>();
+  /** Per goal: the ms its freezes that ended lasted, in all. */
+  private readonly spent = new Map<string, number>();
 
   /**
    * `names`: the goal's containers now (its own and its live servers'); `retired`: whether the
@@ -46,15 +57,34 @@ export class FrozenGoals {
     await firstRefusal(this.names(goalId).map((n) => this.engine.pause(n)));
   }
 
-  /** Let the goal's containers run again; its waiters go once every unpause is answered. */
+  /**
+   * Let the goal's containers run again; its waiters go once every unpause is answered. One
+   * refused leaves the goal frozen (its waiters wait, the sweep keeps its paused containers)
+   * for the next unpause: before, its waiters went on into a container still paused, and the
+   * sweep then removed it as a stopped one under a goal its node kept.
+   */
   async unpause(goalId: string): Promise<void> {
     const thawed = this.thawing(goalId);
+    let answered = false;
     try {
       // Each is tried (the goal's container and its servers), the first refusal thrown.
       await firstRefusal(this.names(goalId).map((n) => this.engine.unpause(n)));
+      answered = true;
     } finally {
-      thawed();
+      thawed(answered);
     }
+  }
+
+  /**
+   * The goal's unpause is given up (refused at every try): its waiters go (into containers
+   * its owner removed) and it is no longer frozen, for the sweep as for a container made now.
+   */
+  release(goalId: string): void {
+    const f = this.held.get(goalId);
+    if (!f) return;
+    this.held.delete(goalId);
+    this.thawedAfter(goalId, f);
+    f.open();
   }
 
   /**
@@ -68,6 +98,11 @@ export class FrozenGoals {
     if (!this.wanted(goalId)) return;
     await this.engine.pause(name);
     if (!this.wanted(goalId) && !this.retired(goalId)) await this.engine.unpause(name);
+  }
+
+  /** Whether the goal was frozen again since its last unpause began. */
+  frozenAgain(goalId: string): boolean {
+    return this.held.get(goalId)?.again === true;
   }
 
   has(goalId: string): boolean {
@@ -89,6 +124,17 @@ export class FrozenGoals {
     return this.held.get(goalId)?.promise;
   }
 
+  /** How long the goal has been frozen in all (ms, monotonic), the freeze under way included. */
+  frozenMs(goalId: string): number {
+    const f = this.held.get(goalId);
+    return (this.spent.get(goalId) ?? 0) + (f ? performance.now() - f.since : 0);
+  }
+
+  /** The goal's freezes as one of its MCP servers' calls sees them. */
+  clock(goalId: string): FreezeClock {
+    return { thawed: () => this.thawed(goalId), frozenMs: () => this.frozenMs(goalId) };
+  }
+
   /**
    * The goal is being frozen (before the engine is asked). Returns the unpause under way, if
    * any: its engine calls must land before the pause's (see DockerBackend.pause).
@@ -103,15 +149,15 @@ export class FrozenGoals {
     const promise = new Promise<void>((r) => {
       open = r;
     });
-    this.held.set(goalId, { promise, open, again: false, thawing: undefined });
+    this.held.set(goalId, { promise, open, again: false, thawing: undefined, since: performance.now() });
     return undefined;
   }
 
   /**
    * The goal is being unfrozen (before the engine is asked): call what this returns once the
-   * engine has answered (or refused: its waiters then fail rather than wait for good).
+   * engine has answered every unpause (true), or refused one (false: it stays frozen).
    */
-  private thawing(goalId: string): () => void {
+  private thawing(goalId: string): (answered: boolean) => void {
     const f = this.held.get(goalId);
     let answered = () => {};
     const thawing = new Promise<void>((r) => {
@@ -121,21 +167,27 @@ export class FrozenGoals {
       f.again = false;
       f.thawing = thawing;
     }
-    return () => {
+    return (ok) => {
       answered();
       if (!f) return;
       if (f.thawing === thawing) f.thawing = undefined;
-      if (this.held.get(goalId) === f && !f.again) {
+      if (ok && this.held.get(goalId) === f && !f.again) {
         this.held.delete(goalId);
+        this.thawedAfter(goalId, f);
         f.open();
       }
     };
+  }
+
+  private thawedAfter(goalId: string, f: Frozen): void {
+    this.spent.set(goalId, (this.spent.get(goalId) ?? 0) + performance.now() - f.since);
   }
 
   /** The goal's containers are removed: its waiters go (and find it retired). */
   drop(goalId: string): void {
     this.held.get(goalId)?.open();
     this.held.delete(goalId);
+    this.spent.delete(goalId);
   }
 }
 

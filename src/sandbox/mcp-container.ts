@@ -52,9 +52,22 @@ export interface McpServerSpec {
   network?: string;
 }
 
+/** How a server's freezes show (its goal's: while its node is fenced, cluster/fence.ts). */
+export interface FreezeClock {
+  /** While the server is frozen: settles once it is not (or its goal was removed). */
+  thawed(): Promise<void> | undefined;
+  /** How long it has been frozen in all (ms, monotonic), the freeze under way included. */
+  frozenMs(): number;
+}
+
 export interface McpServerContainer {
   /** Hand to an SDK Client's connect(); it is started by it. */
   transport: Transport;
+  /**
+   * Its freezes (DockerBackend's): a request is sent only once it is not frozen, and its
+   * timeout leaves out the time it was (tools/mcp/request-time.ts). Absent: never frozen.
+   */
+  freezes?: FreezeClock;
   /** The server's name (the spec's). */
   server: string;
   /** The container's name. */

@@ -52,14 +52,21 @@ export function providerEnv(server: ProviderServer, extra: Env = {}): Env {
 
 export async function openHarness(
   server: ProviderServer,
-  opts: RuntimeOptions & { env?: Env; config?: (c: TempHome["config"]) => void } = {},
+  opts: RuntimeOptions & {
+    env?: Env;
+    config?: (c: TempHome["config"]) => void;
+    /** The backend, made from the home's config (before `backend`, which it replaces). */
+    backendOf?: (c: TempHome["config"]) => SandboxBackend;
+  } = {},
 ): Promise<Harness> {
   const home = makeTempHome(providerEnv(server, opts.env));
   opts.config?.(home.config);
+  const { backendOf, ...rest } = opts;
   const rtOpts: RuntimeOptions = {
     backend: noContainers,
     llm: { backoff: { baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 50 } },
-    ...opts,
+    ...rest,
+    ...(backendOf ? { backend: backendOf(home.config) } : {}),
   };
   let rt = await Runtime.open(home.config, rtOpts);
   const h: Harness = {

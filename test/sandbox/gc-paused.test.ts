@@ -116,7 +116,7 @@ describe("gc of a container frozen by its node's fence", () => {
     await fx.backend.remove(goalId);
   }, 120_000);
 
-  it("removes as stopped a paused container no fence of this process holds (an earlier process's, an unpause that failed)", async () => {
+  it("removes as stopped a paused container no fence of this process holds (an earlier process's, an unfreeze given up)", async () => {
     const goalId = "gc-paused-unheld";
     const sb = await fx.backend.acquire(goalId);
     await docker.getContainer(sb.containerId).pause();

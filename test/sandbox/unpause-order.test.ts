@@ -15,11 +15,18 @@
 // unfrozen through the fence, held by no client, and the goal could never start it again. A
 // freeze that fails for one of the goal's containers is answered once all its pauses are: it
 // was answered at the first refusal, the lift's unpause then came before a pause still under
-// way, and that pause froze the kept goal's container for good.
+// way, and that pause froze the kept goal's container for good. The goal's own container made
+// across a freeze whose late freeze the engine refuses is removed: it ran on unfrozen through the
+// fence (only the calls on it waited), and the acquire failed; its calls now run, once the goal is
+// unfrozen, in a fresh container. A call made on a frozen goal's MCP server is sent once the goal
+// is unfrozen, its timeout not running meanwhile: it timed out against the frozen server. A
+// container made in place of the goal's dead one across a freeze is frozen as it comes: it ran
+// through the fence.
 
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { McpServerSpec } from "../../src/sandbox/mcp-container.js";
+import { McpConnection } from "../../src/tools/mcp/connection.js";
 import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
@@ -31,6 +38,8 @@ let unpauseHoldMs = HOLD_MS;
 let holdCreateOf: string | undefined;
 /** Refuse the pause of a container named by its id (an MCP server's: the goal's is paused by name). */
 let refuseIdPause = false;
+/** Refuse the pause of the goal's own container (named after the goal). */
+let refuseGoalPauseOf: string | undefined;
 /** Hold the pause of the goal's own container (named after the goal) this long. */
 let holdGoalPause: { goalId: string; ms: number } | undefined;
 
@@ -41,6 +50,7 @@ beforeAll(async () => {
     if (/^POST \S+\/unpause$/.test(line)) return unpauseHoldMs;
     if (refuseIdPause && /^POST (\/v[\d.]+)?\/containers\/[0-9a-f]{64}\/pause$/.test(line)) return "refuse";
     if (holdGoalPause && line.endsWith(`_goal_${holdGoalPause.goalId}/pause`)) return holdGoalPause.ms;
+    if (refuseGoalPauseOf && line.endsWith(`_goal_${refuseGoalPauseOf}/pause`)) return "refuse";
     if (holdCreateOf && /^POST (\/v[\d.]+)?\/containers\/create\?/.test(line) && line.includes(holdCreateOf))
       return CREATE_HOLD_MS;
     return undefined;
@@ -189,3 +199,133 @@ describe("an MCP server started for a goal across its freeze and the lift", () =
     await fx.backend.remove(goalId);
   }, 120_000);
 });
+
+describe("the goal's own container made across its freeze", () => {
+  it("is removed when the engine refuses to freeze it, and its calls run in a fresh one once the goal is unfrozen", async () => {
+    const goalId = "unpause-own-refused";
+    const name = fx.backend.containerName(goalId);
+    holdCreateOf = `_goal_${goalId}`;
+    refuseGoalPauseOf = goalId;
+    let acquired: Awaited<ReturnType<typeof fx.backend.acquire>>;
+    try {
+      const acquiring = fx.backend.acquire(goalId);
+      await fx.backend.pause(goalId); // its create is held: it comes while the goal is frozen
+      acquired = await acquiring;
+    } finally {
+      holdCreateOf = undefined;
+      refuseGoalPauseOf = undefined;
+    }
+    // Not left running through the fence.
+    expect(await stateOf(name)).toBe("gone");
+    let went = false;
+    const echo = acquired.exec({ confinement: "unconfined", command: "echo fresh" }).finally(() => {
+      went = true;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(went).toBe(false);
+    await fx.backend.unpause(goalId);
+    expect((await echo).stdout.trim()).toBe("fresh");
+    expect(await stateOf(name)).toBe("running");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+});
+
+/** A stdio MCP server that answers: `echo` returns its text. */
+const echoServer = (goalId: string): McpServerSpec => ({
+  goalId,
+  server: "echo",
+  command: [
+    "node",
+    "-e",
+    `let b = "";
+process.stdin.on("data", (d) => {
+  b += d;
+  let i;
+  while ((i = b.indexOf("\\n")) >= 0) {
+    const m = JSON.parse(b.slice(0, i)); b = b.slice(i + 1);
+    const send = (result) => process.stdout.write(JSON.stringify({ jsonrpc: "2.0", id: m.id, result }) + "\\n");
+    if (m.method === "initialize") send({ protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "echo", version: "1" } });
+    else if (m.method === "tools/list") send({ tools: [{ name: "echo", inputSchema: { type: "object" } }] });
+    else if (m.method === "tools/call") send({ content: [{ type: "text", text: m.params.arguments.text }] });
+    else if (m.id !== undefined) send({});
+  }
+});`,
+  ],
+  workspace: "none",
+  mounts: [],
+});
+
+describe("a call made on a frozen goal's MCP server", () => {
+  it("is sent once the goal is unfrozen: the freeze does not use up its timeout", async () => {
+    const goalId = "unpause-mcp-call";
+    await fx.backend.acquire(goalId);
+    const config = {
+      name: "echo",
+      transport: "stdio" as const,
+      command: [],
+      env: {},
+      workspace: "none" as const,
+      mounts: [],
+      readOnlyTools: [],
+      timeoutMs: 3_000,
+    };
+    const conn = await McpConnection.open(config, {
+      headerValue: () => undefined,
+      startStdio: () => fx.backend.startMcpServer(echoServer(goalId)),
+    });
+    try {
+      await fx.backend.pause(goalId);
+      let settled = false;
+      const calling = conn.call("echo", { text: "thawed" }).finally(() => {
+        settled = true;
+      });
+      await new Promise((r) => setTimeout(r, 4_000)); // past its timeout
+      expect(settled).toBe(false);
+      await fx.backend.unpause(goalId);
+      expect((await calling).content).toEqual([{ type: "text", text: "thawed" }]);
+    } finally {
+      await conn.close();
+      await fx.backend.remove(goalId);
+    }
+  }, 120_000);
+});
+
+describe("a goal's container replaced across its freeze", () => {
+  it("is frozen as it comes, and its call runs once the goal is unfrozen", async () => {
+    const goalId = "unpause-replaced";
+    const name = fx.backend.containerName(goalId);
+    const sb = await fx.backend.acquire(goalId);
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    await docker.getContainer(name).kill();
+    // The call that finds it dead fails; the next one replaces it.
+    await expect(sb.exec({ confinement: "unconfined", command: "true" })).rejects.toThrow(/exited|removed/);
+    holdCreateOf = `_goal_${goalId}`;
+    let went = false;
+    let echo: Promise<unknown> | undefined;
+    try {
+      echo = sb.exec({ confinement: "unconfined", command: "echo replaced" }).finally(() => {
+        went = true;
+      });
+      await new Promise((r) => setTimeout(r, 300)); // its create is held
+      await fx.backend.pause(goalId);
+      await until(async () => ((await stateOf(name)) === "paused" ? true : undefined));
+    } finally {
+      holdCreateOf = undefined;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(went).toBe(false);
+    await fx.backend.unpause(goalId);
+    expect(((await echo) as { stdout: string }).stdout.trim()).toBe("replaced");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+});
+
+/** Resolves once `probe` gives a value (polled every 50 ms, at most 10 s). */
+async function until<T>(probe: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("condition not met in time");
+}

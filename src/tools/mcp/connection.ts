@@ -14,7 +14,9 @@
 // reason rather than a bare "Connection closed". A call that times out is followed by a
 // ping: a server that answers neither has stopped answering, and its connection is closed
 // and reported as ended ("timed out"), so the next call does not wait on it again (a slow
-// tool of a live server keeps its connection).
+// tool of a live server keeps its connection). Every request of a stdio server is timed in the
+// server's own time (request-time.ts): sent once its container is not frozen (its node's fence),
+// its timeout (and the ping's) not running while it is.
 // A call cancelled while the server runs it (its caller's signal: the agent stopped, the
 // goal cancelled; its timeout; the connection closing under it) is cancelled at the server
 // too: the SDK sends notifications/cancelled, and close() lets those reach the server
@@ -25,6 +27,7 @@
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import {
   type CallToolResult,
@@ -38,6 +41,7 @@ import type { McpServerContainer } from "../../sandbox/mcp-container.js";
 import { MAX_MESSAGE_BYTES } from "../../sandbox/mcp-transport.js";
 import { inert } from "../../security/terminal-text.js";
 import { admitTools, definitionOf, type McpToolDefinition, type OversizedTool } from "./definitions.js";
+import { timedRequest } from "./request-time.js";
 
 /**
  * A remote server's header values, read from the daemon's environment; a variable that is
@@ -213,7 +217,9 @@ export class McpConnection {
       deps.ended?.(conn, conn.endedBecause, gone);
     };
     try {
-      await client.connect(transport, { timeout: server.timeoutMs });
+      await timedRequest(container?.freezes, server.timeoutMs, undefined, (o) =>
+        client.connect(transport, o),
+      );
       await conn.refresh();
     } catch (e) {
       await conn.close();
@@ -240,9 +246,8 @@ export class McpConnection {
     const next: McpToolDefinition[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
-      const r = await this.client.listTools(cursor === undefined ? {} : { cursor }, {
-        timeout: this.server.timeoutMs,
-      });
+      const params = cursor === undefined ? {} : { cursor };
+      const r = await this.request(undefined, (o) => this.client.listTools(params, o));
       for (const t of r.tools) next.push(definitionOf(t));
       cursor = r.nextCursor;
       if (cursor === undefined) break;
@@ -298,10 +303,9 @@ export class McpConnection {
     else signal?.addEventListener("abort", relay, { once: true });
     this.inflight.add(cancel);
     try {
-      return (await this.client.callTool({ name: tool, arguments: args }, undefined, {
-        timeout: this.server.timeoutMs,
-        signal: cancel.signal,
-      })) as CallToolResult;
+      return (await this.request(cancel.signal, (o) =>
+        this.client.callTool({ name: tool, arguments: args }, undefined, o),
+      )) as CallToolResult;
     } catch (e) {
       if (signal?.aborted)
         throw this.failure(`did not finish the call of ${tool}`, signal.reason, ErrorCode.toolFailed);
@@ -326,7 +330,7 @@ export class McpConnection {
   private async probe(tool: string): Promise<void> {
     const timeout = Math.min(this.server.timeoutMs, PING_MAX_MS);
     try {
-      await this.client.ping({ timeout });
+      await timedRequest(this.container?.freezes, timeout, undefined, (o) => this.client.ping(o));
     } catch (e) {
       if (this.closed) return; // ended meanwhile, for a reason of its own
       this.lastError = new Error(
@@ -335,6 +339,11 @@ export class McpConnection {
       // Fires client.onclose: reported through `ended` with lastError as the reason.
       await this.client.close().catch(() => undefined);
     }
+  }
+
+  /** A request capped by the server's timeout_ms, in the server's time (request-time.ts). */
+  private request<T>(signal: AbortSignal | undefined, send: (o: RequestOptions) => Promise<T>): Promise<T> {
+    return timedRequest(this.container?.freezes, this.server.timeoutMs, signal, send);
   }
 
   /** Close the session; a stdio server's container is removed with it. */

@@ -3,8 +3,10 @@
 // call, inference slots and tool calls go through the node once `node()` returns one. Short
 // leases so the fence and the looks happen within a test.
 
+import type Docker from "dockerode";
 import type { ClusterNode } from "../../../src/cluster/node.js";
 import type { RuntimeOptions } from "../../../src/kernel/runtime.js";
+import { DockerBackend } from "../../../src/sandbox/docker.js";
 import { type Harness, openHarness } from "../../agent/harness.js";
 import type { ProviderServer } from "../../support/provider-server.js";
 
@@ -19,8 +21,11 @@ export function openNodeHarness(
     nodeId: string;
     /** The node, once made; until then the hooks let every call through. */
     node: () => ClusterNode | undefined;
-    /** The sandbox backend; "docker": the runtime's own on the real engine (default: none). */
-    backend?: RuntimeOptions["backend"] | "docker";
+    /**
+     * The sandbox backend; "docker": the runtime's own on the real engine (default: none); a
+     * dockerode client (an engine proxy, test/support/engine-proxy.ts): a DockerBackend on it.
+     */
+    backend?: RuntimeOptions["backend"] | "docker" | Docker;
     /** Lease and heartbeat (default NODE_LEASE_MS, NODE_HEARTBEAT_MS). */
     leaseMs?: number;
     heartbeatMs?: number;
@@ -28,8 +33,15 @@ export function openNodeHarness(
     config?: (c: Harness["home"]["config"]) => void;
   },
 ): Promise<Harness> {
+  const b = opts.backend;
   return openHarness(server, {
-    ...(opts.backend === "docker" ? { backend: undefined } : opts.backend ? { backend: opts.backend } : {}),
+    ...(b === "docker"
+      ? { backend: undefined }
+      : b && "getContainer" in b
+        ? { backendOf: (c) => new DockerBackend(c, { docker: b }) }
+        : b
+          ? { backend: b }
+          : {}),
     config: (c) => {
       opts.config?.(c);
       c.cluster = {
