@@ -170,6 +170,51 @@ describe.runIf(asRoot)("root resolves the person's project folder once per comma
   }, 180_000);
 });
 
+describe.runIf(asRoot)("root reads no sandbox file at up but the project owner's own", () => {
+  it("up reads no sandbox.yaml made a link to a file of root's, nor a file of root's -f names", async () => {
+    const r = rootsFolder();
+    const roots = join(r, "keys.yaml");
+    writeFileSync(roots, `${SECRET}: 1\n`, { mode: 0o600 });
+    writeFileSync(join(p.dir, "root.yaml"), `${SECRET}: 1\n`);
+    const store = join(p.dir, ".aido", "sandboxes");
+    const before = existsSync(store) ? readdirSync(store).length : 0;
+    symlinkSync(roots, join(p.dir, "sandbox.yaml"));
+    try {
+      for (const [argv, why] of [
+        [[], /cannot read sandbox file .*sandbox\.yaml: it is a link/],
+        [["-f", roots], /cannot read sandbox file .*keys\.yaml: it is not the project owner's \(uid 0\)/],
+        [
+          ["-f", "root.yaml"],
+          /cannot read sandbox file .*root\.yaml: it is not the project owner's \(uid 0\)/,
+        ],
+      ] as const) {
+        const up = await p.aido("sandbox", "up", ...argv);
+        // Before: read as root by its path, its parse error printed its lines (the key).
+        expect([...up.out, ...up.err].join("\n"), argv.join(" ")).not.toContain(SECRET);
+        expect(up.code, argv.join(" ")).not.toBe(0);
+        expect(up.err.join("\n"), argv.join(" ")).toMatch(why);
+      }
+    } finally {
+      unlinkSync(join(p.dir, "sandbox.yaml"));
+      unlinkSync(join(p.dir, "root.yaml"));
+    }
+    // Nothing was made.
+    expect(existsSync(store) ? readdirSync(store).length : 0).toBe(before);
+    // The person's own sandbox.yaml, in the project, is read as before.
+    writeFileSync(join(p.dir, "sandbox.yaml"), "runtime: python:3.11\nname: own-file\n");
+    chownSync(join(p.dir, "sandbox.yaml"), PERSON, PERSON);
+    try {
+      const ok = await p.aido("sandbox", "up", "--json");
+      expect(ok.code, ok.err.join("\n")).toBe(0);
+      const made = ok.json<{ id: string; name: string }>();
+      expect(made.name).toBe("own-file");
+      expect((await p.aido("sandbox", "destroy", made.id)).code).toBe(0);
+    } finally {
+      unlinkSync(join(p.dir, "sandbox.yaml"));
+    }
+  }, 180_000);
+});
+
 describe.runIf(asRoot)("root in a folder of root's that others can write", () => {
   it("makes no store through a .aido or .aido/sandboxes anyone could have made a link there", async () => {
     const shared = await makeProject();
