@@ -145,6 +145,35 @@ describe.runIf(asRoot)("root resolves the person's project folder once per comma
     expect(String(outcome)).toMatch(/bind source path does not exist|is no longer the sandbox's work folder/);
   }, 180_000);
 
+  it("up opens the folder it runs in, not the path Node keeps for it (renamed, a link at its name)", async () => {
+    const r = rootsFolder();
+    const was = process.cwd();
+    process.chdir(p.dir);
+    let outcome: unknown;
+    try {
+      // The CLI reads process.cwd() as it starts (its config): Node keeps that path.
+      expect(process.cwd()).toBe(p.dir);
+      swapProject(r);
+      try {
+        outcome = await sandboxUp({
+          cwd: process.cwd(),
+          config: p.home.config,
+          file: join(`${p.dir}-moved`, "sb.yaml"),
+        }).catch((e: unknown) => e);
+      } finally {
+        putProjectBack();
+      }
+    } finally {
+      process.chdir(was);
+    }
+    // Before: the path Node kept led to root's folder, taken for root's own project: the
+    // store was made there (links followed) and the person's sandbox file read for root.
+    expect(readdirSync(r)).toEqual(["steal.sh"]);
+    // Made in the folder it runs in (the person's), bound by the path that no longer
+    // leads there: nothing is started.
+    expect(String(outcome)).toMatch(/bind source path does not exist|is no longer the sandbox's work folder/);
+  }, 180_000);
+
   it("up's share folder: the network is made over no folder a link at the sandbox folder's name reaches", async () => {
     const up = await p.aido("sandbox", "up", "-f", "sb.yaml");
     expect(up.code, up.err.join("\n")).toBe(0);
