@@ -39,9 +39,15 @@ export interface Project {
   readonly followStore: boolean;
 }
 
-/** The project folder at `cwd` opened (links in `cwd` followed: the folder the command was run in). */
+/**
+ * The project folder at `cwd` opened (links in `cwd` followed). Given the process's working
+ * folder (process.cwd(), as the commands give it), the folder itself is opened ("."), not
+ * its path: Node keeps the path it read first (process.cwd() is cached until a chdir), and
+ * the folder renamed since (by the person, under `sudo aido`) with a link to a folder of
+ * root's put at its old name had the command open that folder and take it for root's own.
+ */
 export function openProject(cwd: string): Project {
-  const fd = openSync(cwd, constants.O_RDONLY | constants.O_DIRECTORY);
+  const fd = openSync(cwd === process.cwd() ? "." : cwd, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     const st = fstatSync(fd);
     const root = process.geteuid?.() === 0;

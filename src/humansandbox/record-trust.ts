@@ -17,32 +17,51 @@ import { MAX_SANDBOX_FILE_BYTES } from "./spec.js";
 import type { SandboxRecord } from "./state.js";
 
 /**
- * The text of the record's sandbox file (null when it has none). Under root in someone
- * else's project, only the project's own file is read: opened without following a link,
- * a regular file owned by the project's owner, lying in the project by the real path of
- * what was opened; else the record is refused, naming the file and why.
+ * The text of the record's sandbox file (null when it has none), read as
+ * ownersSandboxText reads it; a file refused is named with the record changed on the host.
  */
 export function recordSpecText(project: Project, record: SandboxRecord): string | null {
   const file = record.spec_file;
   if (file === null) return null;
+  return ownersSandboxText(
+    project,
+    file,
+    file,
+    `sandbox ${record.id}'s sandbox.json was changed on the host`,
+    {
+      id: record.id,
+    },
+  );
+}
+
+/**
+ * The text of the sandbox file `file`, opened at `open` (the same path, or its name through
+ * the project held open). Under root in someone else's project (or in a folder of root's
+ * others can write: project.readable), only the project's own file is read: opened without
+ * following a link, a regular file of the project's owner, lying in the project by the real
+ * path of what was opened; else it is refused, naming the file, why, and `changed` (what
+ * the person must have done). Read as root, any other file's parse error printed its lines.
+ */
+export function ownersSandboxText(
+  project: Project,
+  file: string,
+  open: string,
+  changed: string,
+  details: Record<string, unknown> = {},
+): string {
   const owner = project.readable;
   const cannot = (why: string) =>
-    new AidoError(ErrorCode.configInvalid, `cannot read sandbox file ${file}: ${why}`, {
-      id: record.id,
-      file,
-    });
+    new AidoError(ErrorCode.configInvalid, `cannot read sandbox file ${file}: ${why}`, { ...details, file });
   const refuse = (why: string) =>
-    cannot(
-      `it ${why}; a root aido reads only the project's own sandbox file (sandbox ${record.id}'s sandbox.json was changed on the host)`,
-    );
+    cannot(`it ${why}; a root aido reads only the project's own sandbox file (${changed})`);
   if (owner !== undefined && !isAbsolute(file)) throw refuse("is not an absolute path");
   let fd: number;
   try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | (owner ? constants.O_NOFOLLOW : 0));
+    fd = openSync(open, constants.O_RDONLY | constants.O_NONBLOCK | (owner ? constants.O_NOFOLLOW : 0));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (owner && code === "ELOOP") throw refuse("is a link");
-    throw cannot((e as Error).message);
+    throw cannot((e as Error).message.replace(open, file));
   }
   try {
     const st = fstatSync(fd);

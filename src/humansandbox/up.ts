@@ -4,8 +4,8 @@
 // (project.ts), the store reached from it folder by folder (store-dirs.ts).
 
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, readFileSync } from "node:fs";
-import { basename } from "node:path";
+import { closeSync, existsSync, lstatSync, readFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
@@ -26,7 +26,8 @@ import { openSandboxNetwork, sandboxEgressNames } from "./egress.js";
 import { destroySandbox, SandboxDestroyError } from "./lifecycle.js";
 import { linkOutputs } from "./outputs.js";
 import { recheckInputs, resolveInputs } from "./paths.js";
-import { closeProject, openProject, type Project, projectReal } from "./project.js";
+import { closeProject, inProject, openProject, type Project, projectReal } from "./project.js";
+import { ownersSandboxText } from "./record-trust.js";
 import { loadSandboxSpec, parseSandboxSpec, type SandboxSpec } from "./spec.js";
 import {
   appendEvent,
@@ -57,14 +58,36 @@ export interface UpOptions {
   notice?: (message: string) => void;
 }
 
-function specFor(opts: UpOptions): { spec: SandboxSpec; file: string | null; sha: string | null } {
-  const file = opts.file ?? (existsSync(`${opts.cwd}/sandbox.yaml`) ? `${opts.cwd}/sandbox.yaml` : undefined);
-  const name = basename(opts.cwd);
-  if (file === undefined)
+/**
+ * The sandbox file `up` reads: -f's, else the project's sandbox.yaml when there is one. Run
+ * as root in someone else's project (or a folder of root's others can write), it is read
+ * only as `run` reads it again (record-trust.ts ownersSandboxText): the project owner's own
+ * file in the project, not a link, sandbox.yaml reached through the project held open. Read
+ * as root by its path, a sandbox.yaml made a link to /etc/shadow (or -f naming it) had its
+ * lines printed to the person in the parse error.
+ */
+function specFor(
+  project: Project,
+  opts: UpOptions,
+): { spec: SandboxSpec; file: string | null; sha: string | null } {
+  const name = basename(project.path);
+  if (project.readable === undefined) {
+    const file =
+      opts.file ?? (existsSync(`${opts.cwd}/sandbox.yaml`) ? `${opts.cwd}/sandbox.yaml` : undefined);
+    if (file === undefined)
+      return { spec: parseSandboxSpec("", "(defaults)", opts.config, name), file: null, sha: null };
+    const spec = loadSandboxSpec(file, opts.config, name);
+    const sha = createHash("sha256").update(readFileSync(spec.source)).digest("hex");
+    return { spec, file: spec.source, sha };
+  }
+  const given = opts.file === undefined ? undefined : resolve(opts.file);
+  const own = inProject(project, "sandbox.yaml");
+  if (given === undefined && lstatSync(own, { throwIfNoEntry: false }) === undefined)
     return { spec: parseSandboxSpec("", "(defaults)", opts.config, name), file: null, sha: null };
-  const spec = loadSandboxSpec(file, opts.config, name);
-  const sha = createHash("sha256").update(readFileSync(spec.source)).digest("hex");
-  return { spec, file: spec.source, sha };
+  const file = given ?? join(project.path, "sandbox.yaml");
+  const text = ownersSandboxText(project, file, given ?? own, "nothing is made");
+  const spec = parseSandboxSpec(text, file, opts.config, name);
+  return { spec, file, sha: createHash("sha256").update(text).digest("hex") };
 }
 
 /** `aido sandbox up`, the project folder opened once for all of it (project.ts). */
@@ -86,7 +109,7 @@ async function makeSandbox(
 ): Promise<SandboxRecord> {
   const progress = opts.progress ?? (() => {});
   const notice = opts.notice ?? (() => {});
-  const { spec, file, sha } = specFor(opts);
+  const { spec, file, sha } = specFor(project, opts);
   // --network is "all", whatever the file says.
   const network = opts.network ? true : spec.network;
   const hosts = Array.isArray(network) ? network : undefined;

@@ -145,6 +145,35 @@ describe.runIf(asRoot)("root resolves the person's project folder once per comma
     expect(String(outcome)).toMatch(/bind source path does not exist|is no longer the sandbox's work folder/);
   }, 180_000);
 
+  it("up opens the folder it runs in, not the path Node keeps for it (renamed, a link at its name)", async () => {
+    const r = rootsFolder();
+    const was = process.cwd();
+    process.chdir(p.dir);
+    let outcome: unknown;
+    try {
+      // The CLI reads process.cwd() as it starts (its config): Node keeps that path.
+      expect(process.cwd()).toBe(p.dir);
+      swapProject(r);
+      try {
+        outcome = await sandboxUp({
+          cwd: process.cwd(),
+          config: p.home.config,
+          file: join(`${p.dir}-moved`, "sb.yaml"),
+        }).catch((e: unknown) => e);
+      } finally {
+        putProjectBack();
+      }
+    } finally {
+      process.chdir(was);
+    }
+    // Before: the path Node kept led to root's folder, taken for root's own project: the
+    // store was made there (links followed) and the person's sandbox file read for root.
+    expect(readdirSync(r)).toEqual(["steal.sh"]);
+    // Made in the folder it runs in (the person's), bound by the path that no longer
+    // leads there: nothing is started.
+    expect(String(outcome)).toMatch(/bind source path does not exist|is no longer the sandbox's work folder/);
+  }, 180_000);
+
   it("up's share folder: the network is made over no folder a link at the sandbox folder's name reaches", async () => {
     const up = await p.aido("sandbox", "up", "-f", "sb.yaml");
     expect(up.code, up.err.join("\n")).toBe(0);
@@ -167,6 +196,51 @@ describe.runIf(asRoot)("root resolves the person's project folder once per comma
     });
     // Before: root made egress/ (0700, its own) in the folder linked to, and bound it into a relay.
     expect(readdirSync(v)).toEqual([]);
+  }, 180_000);
+});
+
+describe.runIf(asRoot)("root reads no sandbox file at up but the project owner's own", () => {
+  it("up reads no sandbox.yaml made a link to a file of root's, nor a file of root's -f names", async () => {
+    const r = rootsFolder();
+    const roots = join(r, "keys.yaml");
+    writeFileSync(roots, `${SECRET}: 1\n`, { mode: 0o600 });
+    writeFileSync(join(p.dir, "root.yaml"), `${SECRET}: 1\n`);
+    const store = join(p.dir, ".aido", "sandboxes");
+    const before = existsSync(store) ? readdirSync(store).length : 0;
+    symlinkSync(roots, join(p.dir, "sandbox.yaml"));
+    try {
+      for (const [argv, why] of [
+        [[], /cannot read sandbox file .*sandbox\.yaml: it is a link/],
+        [["-f", roots], /cannot read sandbox file .*keys\.yaml: it is not the project owner's \(uid 0\)/],
+        [
+          ["-f", "root.yaml"],
+          /cannot read sandbox file .*root\.yaml: it is not the project owner's \(uid 0\)/,
+        ],
+      ] as const) {
+        const up = await p.aido("sandbox", "up", ...argv);
+        // Before: read as root by its path, its parse error printed its lines (the key).
+        expect([...up.out, ...up.err].join("\n"), argv.join(" ")).not.toContain(SECRET);
+        expect(up.code, argv.join(" ")).not.toBe(0);
+        expect(up.err.join("\n"), argv.join(" ")).toMatch(why);
+      }
+    } finally {
+      unlinkSync(join(p.dir, "sandbox.yaml"));
+      unlinkSync(join(p.dir, "root.yaml"));
+    }
+    // Nothing was made.
+    expect(existsSync(store) ? readdirSync(store).length : 0).toBe(before);
+    // The person's own sandbox.yaml, in the project, is read as before.
+    writeFileSync(join(p.dir, "sandbox.yaml"), "runtime: python:3.11\nname: own-file\n");
+    chownSync(join(p.dir, "sandbox.yaml"), PERSON, PERSON);
+    try {
+      const ok = await p.aido("sandbox", "up", "--json");
+      expect(ok.code, ok.err.join("\n")).toBe(0);
+      const made = ok.json<{ id: string; name: string }>();
+      expect(made.name).toBe("own-file");
+      expect((await p.aido("sandbox", "destroy", made.id)).code).toBe(0);
+    } finally {
+      unlinkSync(join(p.dir, "sandbox.yaml"));
+    }
   }, 180_000);
 });
 
