@@ -364,7 +364,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       if (!opts.last || this.frozen.frozenAgain(goalId)) throw e;
       // Given up: its containers go (a forced removal kills a paused one), its servers'
       // connections end (the next call starts them again), and what waits goes on, in a fresh
-      // container over the same workspace.
+      // container over the same workspace: unless a new fence froze the goal again meanwhile
+      // (release keeps it frozen for that fence's lift).
       await this.containers.remove(this.containerName(goalId)).catch(() => {});
       this.handles.get(goalId)?.containerGone();
       await this.mcpServers.removeOfGoal(goalId).catch(() => {});

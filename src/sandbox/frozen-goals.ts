@@ -78,10 +78,13 @@ export class FrozenGoals {
   /**
    * The goal's unpause is given up (refused at every try): its waiters go (into containers
    * its owner removed) and it is no longer frozen, for the sweep as for a container made now.
+   * Not when it was frozen again meanwhile (a new fence fell as its containers were removed):
+   * it stays frozen, its waiters waiting, for that fence's lift. Before, they went on through
+   * the new fence, in a fresh container nothing froze.
    */
   release(goalId: string): void {
     const f = this.held.get(goalId);
-    if (!f) return;
+    if (!f || f.again) return;
     this.held.delete(goalId);
     this.thawedAfter(goalId, f);
     f.open();

@@ -309,7 +309,9 @@ export class McpConnection {
     } catch (e) {
       if (signal?.aborted)
         throw this.failure(`did not finish the call of ${tool}`, signal.reason, ErrorCode.toolFailed);
-      if (this.endedBecause === undefined && isTimeout(e)) await this.probe(tool);
+      if (this.endedBecause === undefined && isTimeout(e)) await this.probe(tool, cancel.signal);
+      if (signal?.aborted)
+        throw this.failure(`did not finish the call of ${tool}`, signal.reason, ErrorCode.toolFailed);
       if (this.endedBecause !== undefined)
         throw this.failure(
           `failed the call of ${tool}: the connection ended`,
@@ -325,14 +327,17 @@ export class McpConnection {
 
   /**
    * A call of `tool` timed out: is the server still there? A ping it does not answer either
-   * ends the connection as an end of its own (the owner drops it and audits why).
+   * ends the connection as an end of its own (the owner drops it and audits why). The call's
+   * caller (or close()) can still end it (`signal`): the ping waits for a frozen server,
+   * however long its node's fence holds; a ping so cut short proves nothing (the connection
+   * is kept). Before, a cancel did not reach it, and the call waited for the goal's thaw.
    */
-  private async probe(tool: string): Promise<void> {
+  private async probe(tool: string, signal: AbortSignal | undefined): Promise<void> {
     const timeout = Math.min(this.server.timeoutMs, PING_MAX_MS);
     try {
-      await timedRequest(this.container?.freezes, timeout, undefined, (o) => this.client.ping(o));
+      await timedRequest(this.container?.freezes, timeout, signal, (o) => this.client.ping(o));
     } catch (e) {
-      if (this.closed) return; // ended meanwhile, for a reason of its own
+      if (this.closed || signal?.aborted) return; // ended meanwhile, or no longer wanted
       this.lastError = new Error(
         `timed out: it answered neither a call of ${tool} within ${this.server.timeoutMs} ms nor a ping within ${timeout} ms after (${errorMessage(e)})`,
       );
