@@ -187,6 +187,20 @@ export function notPlainFile(shown: string, what: string): AidoError {
   );
 }
 
+/** The folder `name` made in the open folder `parent`; refused when something was there before. */
+function makeNewDir(parent: number, name: string, shown: string, mode: number): void {
+  try {
+    mkdirSync(fdPath(parent, name), { mode });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    throw new AidoError(
+      ErrorCode.sandboxFailed,
+      `${shown} was there before aido made it (put there on the host): the sandbox is not made with it`,
+      { path: shown },
+    );
+  }
+}
+
 /**
  * A working folder (work/, output/, stream/) made in the sandbox's open folder `sandbox`
  * and held open: it must be new (a name the person put there first, a link say, is
@@ -200,16 +214,7 @@ export function makeWorkingDir(
   shown: string,
   user: { uid: number; gid: number },
 ): number {
-  try {
-    mkdirSync(fdPath(sandbox, name), { mode: 0o755 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    throw new AidoError(
-      ErrorCode.sandboxFailed,
-      `${shown} was there before aido made it (put there on the host): the sandbox is not made with it`,
-      { path: shown },
-    );
-  }
+  makeNewDir(sandbox, name, shown, 0o755);
   const fd = openDirIn(sandbox, name, shown) as number;
   try {
     const st = fstatSync(fd);
@@ -230,16 +235,7 @@ export function makeWorkingDir(
  * folder in the one it pointed at, or take a folder of theirs put there and chmod it.
  */
 export function makeShareFolder(sandbox: number, shown: string): void {
-  try {
-    mkdirSync(fdPath(sandbox, "egress"), { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    throw new AidoError(
-      ErrorCode.sandboxFailed,
-      `${shown} was there before aido made it (put there on the host): the sandbox is not made with it`,
-      { path: shown },
-    );
-  }
+  makeNewDir(sandbox, "egress", shown, 0o700);
   withDir(openDirIn(sandbox, "egress", shown) as number, (fd) => {
     if (fstatSync(fd).uid !== process.geteuid?.()) throw notStoreFolder(shown);
     fchmodSync(fd, 0o700);
