@@ -21,6 +21,7 @@ import {
   fchmodSync,
   fchownSync,
   fstatSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -103,10 +104,53 @@ export function withDir<T>(fd: number, f: (fd: number) => T): T {
  */
 export function openSandboxes(project: Project, make = false): number | undefined {
   const { owner, followStore: follow } = project;
-  const aido = openDirIn(project.fd, ".aido", join(project.path, ".aido"), { follow, make, give: owner });
+  const level = (parent: number, name: string, shown: string) => {
+    const fd = openDirIn(parent, name, shown, { follow, make, give: owner });
+    if (fd !== undefined) requireStoreOwner(project, parent, name, fd, shown);
+    return fd;
+  };
+  const aido = level(project.fd, ".aido", join(project.path, ".aido"));
   if (aido === undefined) return undefined;
-  return withDir(aido, (a) =>
-    openDirIn(a, "sandboxes", join(project.path, ".aido", "sandboxes"), { follow, make, give: owner }),
+  return withDir(aido, (a) => level(a, "sandboxes", join(project.path, ".aido", "sandboxes")));
+}
+
+/**
+ * The store's top folders (.aido, .aido/sandboxes) must be of whoever keeps the store: this
+ * process's user, or under root in someone else's project the project's owner (root gives
+ * them what it makes). In a project folder others can write (a shared /tmp/x, a 0777 or
+ * group folder), another user could put their own .aido there, a folder or a link to one,
+ * and aido kept the person's evidence in it, for them to read and change (a record naming
+ * another sandbox file, inputs the person never gave). A link followed (a person's own
+ * store on another disk) must be theirs too. The folder `fd` opened at `name` in `parent`
+ * is closed when refused.
+ */
+function requireStoreOwner(project: Project, parent: number, name: string, fd: number, shown: string): void {
+  const mine = new Set([process.geteuid?.() ?? 0]);
+  if (project.owner) mine.add(project.owner.uid);
+  let why: string | undefined;
+  try {
+    const st = fstatSync(fd);
+    // Looked at after the open, and the name must still lead to the folder opened: a link
+    // of someone else's swapped for nothing (or a folder) right after the open passed as
+    // the person's own folder it had led to.
+    const at = fdPath(parent, name);
+    const link = lstatSync(at, { throwIfNoEntry: false });
+    const now = link?.isSymbolicLink() ? statSync(at, { throwIfNoEntry: false }) : link;
+    const yours = `not yours (uid ${[...mine].join(" or ")})`;
+    if (!mine.has(st.uid)) why = `is a folder of uid ${st.uid}, ${yours}`;
+    else if (link?.isSymbolicLink() && !mine.has(link.uid))
+      why = `is a link made by uid ${link.uid}, ${yours}`;
+    else if (now?.dev !== st.dev || now?.ino !== st.ino) why = "changed while aido opened it";
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  if (why === undefined) return;
+  closeSync(fd);
+  throw new AidoError(
+    ErrorCode.sandboxFailed,
+    `${shown} ${why}: aido keeps its evidence only in a store of its own; remove or rename it, or run aido where others cannot write`,
+    { path: shown },
   );
 }
 

@@ -1,0 +1,182 @@
+// The evidence store's top folders (.aido, .aido/sandboxes) are the store keeper's own: in a
+// project folder others can write (a shared /tmp/x, a 0777 folder), another user could put
+// their own .aido there, a folder or a link to one of the person's folders, and aido kept the
+// person's evidence in it for them to read and change. Real files; the tests run as root,
+// and the person who is not root is uid 1000 in a process of their own (`aido sandbox list`
+// and the store opened by a script), the other user uid 5555.
+
+import { spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lchownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+} from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { closeProject, openProject } from "../../src/humansandbox/project.js";
+import { openSandboxes } from "../../src/humansandbox/store-dirs.js";
+
+const asRoot = process.getuid?.() === 0;
+const PERSON = 1000;
+const OTHER = 5555;
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
+/** box/shared (0777: anyone may make names in it) and box/other (the other user's folder). */
+function layout(sharedOwner: number) {
+  const box = mkdtempSync(join(tmpdir(), "aido-hs-storeowner-"));
+  made.push(box);
+  chmodSync(box, 0o755);
+  const shared = join(box, "shared");
+  mkdirSync(shared);
+  chownSync(shared, sharedOwner, sharedOwner);
+  chmodSync(shared, 0o777);
+  const other = join(box, "other");
+  mkdirSync(other);
+  chownSync(other, OTHER, OTHER);
+  chmodSync(other, 0o777);
+  return { shared, other };
+}
+
+/** openSandboxes(make) on `dir` as the user `uid`, in a process of its own: its error message, or "" when it opened. */
+function openAs(uid: number, dir: string): string {
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+  const mod = (name: string) => pathToFileURL(join(process.cwd(), "src/humansandbox", name)).href;
+  const script = `
+    const { openProject, closeProject } = await import(${JSON.stringify(mod("project.ts"))});
+    const { openSandboxes } = await import(${JSON.stringify(mod("store-dirs.ts"))});
+    const p = openProject(${JSON.stringify(dir)});
+    try { openSandboxes(p, true); } catch (e) { process.stdout.write(e.message); } finally { closeProject(p); }`;
+  const r = spawnSync(process.execPath, ["--import", tsx, "--input-type=module", "-e", script], {
+    uid,
+    gid: uid,
+    encoding: "utf8",
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+/** What `dir` holds, by name. */
+const names = (dir: string) => readdirSync(dir).sort();
+
+describe.runIf(asRoot)("a person who is not root, in a folder others can write", () => {
+  it("keeps no evidence in a .aido another user made there, as a folder or as a link", () => {
+    const { shared, other } = layout(PERSON);
+    mkdirSync(join(shared, ".aido"));
+    chownSync(join(shared, ".aido"), OTHER, OTHER);
+    chmodSync(join(shared, ".aido"), 0o777);
+    expect(openAs(PERSON, shared)).toMatch(
+      /\.aido is a folder of uid 5555, not yours \(uid 1000\): aido keeps its evidence only in a store of its own/,
+    );
+    expect(names(join(shared, ".aido"))).toEqual([]);
+
+    rmSync(join(shared, ".aido"), { recursive: true });
+    symlinkSync(other, join(shared, ".aido"));
+    lchownSync(join(shared, ".aido"), OTHER, OTHER);
+    expect(openAs(PERSON, shared)).toMatch(/\.aido is a folder of uid 5555, not yours/);
+    expect(names(other)).toEqual([]);
+  });
+
+  it("says so at every sandbox command: `aido sandbox list` names the folder and its owner", () => {
+    const { shared, other } = layout(PERSON);
+    symlinkSync(other, join(shared, ".aido"));
+    lchownSync(join(shared, ".aido"), OTHER, OTHER);
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+    const r = spawnSync(
+      process.execPath,
+      ["--import", tsx, join(process.cwd(), "src/cli/main.ts"), "sandbox", "list"],
+      {
+        cwd: shared,
+        uid: PERSON,
+        gid: PERSON,
+        env: { PATH: process.env.PATH, HOME: shared, AIDO_HOME: join(shared, "home") },
+        encoding: "utf8",
+      },
+    );
+    expect(r.stderr).toMatch(/aido sandbox list: .*\.aido is a folder of uid 5555, not yours \(uid 1000\)/);
+    expect(r.status).toBe(1);
+    expect(names(other)).toEqual([]);
+  });
+
+  it("follows no link another user made to a folder of the person's own", () => {
+    // The link leads to the person's own folder (their home's, say): the folder passes as
+    // theirs, the link does not.
+    const { shared } = layout(PERSON);
+    const theirs = mkdtempSync(join(tmpdir(), "aido-hs-storeowner-theirs-"));
+    made.push(theirs);
+    chownSync(theirs, PERSON, PERSON);
+    symlinkSync(theirs, join(shared, ".aido"));
+    lchownSync(join(shared, ".aido"), OTHER, OTHER);
+    expect(openAs(PERSON, shared)).toMatch(/\.aido is a link made by uid 5555, not yours \(uid 1000\)/);
+    expect(names(theirs)).toEqual([]);
+  });
+
+  it("keeps no evidence in a .aido/sandboxes another user made in the person's .aido", () => {
+    const { shared } = layout(PERSON);
+    mkdirSync(join(shared, ".aido"));
+    chownSync(join(shared, ".aido"), PERSON, PERSON);
+    chmodSync(join(shared, ".aido"), 0o777);
+    mkdirSync(join(shared, ".aido", "sandboxes"));
+    chownSync(join(shared, ".aido", "sandboxes"), OTHER, OTHER);
+    expect(openAs(PERSON, shared)).toMatch(/\.aido\/sandboxes is a folder of uid 5555, not yours/);
+  });
+
+  it("still makes and opens the person's own store, and follows their own link to one elsewhere", () => {
+    const { shared } = layout(PERSON);
+    expect(openAs(PERSON, shared)).toBe("");
+    expect(existsSync(join(shared, ".aido", "sandboxes"))).toBe(true);
+
+    const { shared: second } = layout(PERSON);
+    const elsewhere = mkdtempSync(join(tmpdir(), "aido-hs-storeowner-disk-"));
+    made.push(elsewhere);
+    chownSync(elsewhere, PERSON, PERSON);
+    symlinkSync(elsewhere, join(second, ".aido"));
+    lchownSync(join(second, ".aido"), PERSON, PERSON);
+    expect(openAs(PERSON, second)).toBe("");
+    expect(names(elsewhere)).toEqual(["sandboxes"]);
+  });
+});
+
+describe.runIf(asRoot)("root", () => {
+  it("keeps no evidence in a .aido a third user made in someone else's project", () => {
+    // Root in the person's project (`sudo aido`) takes the person's store as the store; a
+    // third user's .aido in it (the project folder left writable to all) is neither's.
+    const { shared } = layout(PERSON);
+    mkdirSync(join(shared, ".aido"));
+    chownSync(join(shared, ".aido"), OTHER, OTHER);
+    const project = openProject(shared);
+    try {
+      expect(() => openSandboxes(project, true)).toThrow(
+        /\.aido is a folder of uid 5555, not yours \(uid 0 or 1000\)/,
+      );
+    } finally {
+      closeProject(project);
+    }
+    expect(names(join(shared, ".aido"))).toEqual([]);
+  });
+
+  it("keeps no evidence in a .aido another user made in a folder of root's that others can write", () => {
+    const { shared } = layout(0);
+    mkdirSync(join(shared, ".aido"));
+    chownSync(join(shared, ".aido"), OTHER, OTHER);
+    const project = openProject(shared);
+    try {
+      expect(() => openSandboxes(project, true)).toThrow(
+        /\.aido is a folder of uid 5555, not yours \(uid 0\)/,
+      );
+    } finally {
+      closeProject(project);
+    }
+  });
+});
