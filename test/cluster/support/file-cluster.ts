@@ -69,7 +69,7 @@ export function withRedisHome(prefix: string, started: (r: RedisHome) => void): 
     const raw = connectRedis(redis.url);
     home = mkdtempSync(join(tmpdir(), prefix));
     started({ redis, raw, home });
-  }, 60_000);
+  });
   afterAll(async () => {
     await stopAll();
     if (home) rmSync(home, { recursive: true, force: true });
