@@ -7,32 +7,20 @@
 // test/cluster/cancel-races.test.ts, through real daemons. And a goal taken as the node
 // began to shut down, cancelled while it is being given back: it ends cancelled, not refused.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Job } from "bullmq";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import type { ClusterGoalRunner, GoalJob } from "../../src/cluster/goal-runner.js";
-import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+import type { RedisServer } from "./fixture.js";
+import { withRedisHome } from "./support/file-cluster.js";
 import { claimedGoal, closingGoals, jobOf, standInNode } from "./support/stand-in-node.js";
 
 let server: RedisServer;
 let redis: Redis;
 let home: string;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-  home = mkdtempSync(join(tmpdir(), "aido-cancel-marks-"));
-});
-
-afterAll(async () => {
-  redis.disconnect();
-  await stopAll();
-  rmSync(home, { recursive: true, force: true });
-});
+// `redis` is the connection (Redis's default user), `server` the redis-server it is to.
+withRedisHome("aido-cancel-marks-", (r) => ({ redis: server, raw: redis, home } = r));
 
 const NODE = "n-restarted";
 

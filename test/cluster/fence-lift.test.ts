@@ -18,7 +18,7 @@ import { ClusterNode } from "../../src/cluster/node.js";
 import type { SandboxBackend } from "../../src/sandbox/backend.js";
 import { type Harness, noContainers } from "../agent/harness.js";
 import { until } from "../daemon/process.js";
-import { latch, type ProviderServer, turn } from "../support/provider-server.js";
+import { type Latch, latch, type ProviderServer, turn } from "../support/provider-server.js";
 import { forGoal, manifest, startRedis } from "./fixture.js";
 import { withProvider } from "./support/file-cluster.js";
 import { openNodeHarness } from "./support/node-harness.js";
@@ -27,37 +27,79 @@ const NODE = "n-fence-lift";
 let server: ProviderServer;
 withProvider((p) => ({ server } = p));
 
+/**
+ * One case's node on a redis-server of its own (cut() stops it, heal() starts it again), its
+ * engine's pause and unpause calls recorded (fenced or not) and held until `held`'s latch opens.
+ * close() starts Redis again only if it is down (a second start's server lost the port, and the
+ * first one was then left running after the file), waits for the lift, and stops it all.
+ */
+async function liftCase(nodeId: string, held: { pause?: Latch; unpause?: Latch } = {}) {
+  const redis = await startRedis();
+  const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  raw.on("error", () => {});
+  let node: ClusterNode | undefined;
+  const calls: { op: "pause" | "unpause"; goalId: string; fenced: boolean }[] = [];
+  const fenced = () => node?.fenceStatus().fenced === true;
+  const backend: SandboxBackend = {
+    ...noContainers,
+    pause: async (goalId) => {
+      calls.push({ op: "pause", goalId, fenced: fenced() });
+      if (held.pause) await held.pause.promise;
+      return "paused";
+    },
+    unpause: async (goalId) => {
+      calls.push({ op: "unpause", goalId, fenced: fenced() });
+      if (held.unpause) await held.unpause.promise;
+    },
+  };
+  const h: Harness = await openNodeHarness(server, {
+    backend,
+    redisUrl: redis.url,
+    nodeId,
+    node: () => node,
+  });
+  // The goals' answers, held until the case is done.
+  const answer = latch();
+  let down = false;
+  return {
+    raw,
+    h,
+    calls,
+    fenced,
+    answer,
+    async start(): Promise<ClusterNode> {
+      node = await ClusterNode.start(h.home.config, h.rt, () => {});
+      return node;
+    },
+    async cut() {
+      await redis.stop();
+      down = true;
+    },
+    async heal() {
+      await redis.start();
+      down = false;
+    },
+    async close() {
+      held.pause?.open();
+      held.unpause?.open();
+      answer.open();
+      if (down) await redis.start().catch(() => {});
+      await until(() => (node?.fenceStatus().fenced === false ? true : undefined), 20_000).catch(() => {});
+      await node?.stop();
+      await h.close();
+      raw.disconnect();
+    },
+  };
+}
+
 describe("cluster mode: the fence's lift when the node is cut off again meanwhile", () => {
   it("leaves the fence and the frozen containers in place until a lift finds the node not fenced", async () => {
-    const redis = await startRedis();
-    const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
-    raw.on("error", () => {});
-    let node: ClusterNode | undefined;
     const freezeAnswered = latch();
-    const calls: { op: "pause" | "unpause"; goalId: string; fenced: boolean }[] = [];
-    const fenced = () => node?.fenceStatus().fenced === true;
-    const backend: SandboxBackend = {
-      ...noContainers,
-      pause: async (goalId) => {
-        calls.push({ op: "pause", goalId, fenced: fenced() });
-        await freezeAnswered.promise;
-        return "paused";
-      },
-      unpause: async (goalId) => {
-        calls.push({ op: "unpause", goalId, fenced: fenced() });
-      },
-    };
-    const h: Harness = await openNodeHarness(server, {
-      backend,
-      redisUrl: redis.url,
-      nodeId: NODE,
-      node: () => node,
-    });
-    const answer = latch();
-    let down = false;
+    const fx = await liftCase(NODE, { pause: freezeAnswered });
+    const { calls, h } = fx;
     try {
-      node = await ClusterNode.start(h.home.config, h.rt, () => {});
-      server.script(forGoal("lift-goal"), [turn.text("done lift-goal", { until: answer.promise })]);
+      const node = await fx.start();
+      server.script(forGoal("lift-goal"), [turn.text("done lift-goal", { until: fx.answer.promise })]);
       const { goal_id } = await node.goals.submit({ goal: "run lift-goal", manifest: manifest() });
       await until(
         () => (server.requestsMatching(forGoal("lift-goal")).length > 0 ? true : undefined),
@@ -65,22 +107,20 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
       );
 
       // Cut off: the fence falls, and its freeze of the goal's container hangs in the engine.
-      await redis.stop();
-      down = true;
+      await fx.cut();
       await until(() => (calls.length > 0 ? true : undefined), 10_000);
       expect(calls).toEqual([{ op: "pause", goalId: goal_id, fenced: true }]);
       // Back: a heartbeat renews the lease and looks; its lift waits for the freeze.
-      await redis.start();
-      down = false;
+      await fx.heal();
       await until(
-        async () => ((await raw.exists(`aido:node:${NODE}:alive`).catch(() => 0)) === 1 ? true : undefined),
+        async () =>
+          (await fx.raw.exists(`aido:node:${NODE}:alive`).catch(() => 0)) === 1 ? true : undefined,
         10_000,
       );
       await new Promise((r) => setTimeout(r, 500));
       // Cut off again while the lift waits.
-      await redis.stop();
-      down = true;
-      await until(() => (node?.fenceStatus().fenced && calls.length === 1 ? true : undefined), 5_000);
+      await fx.cut();
+      await until(() => (node.fenceStatus().fenced && calls.length === 1 ? true : undefined), 5_000);
       // The lift's wait for the freeze (10 s) ends: nothing is unfrozen, the fence stays.
       await new Promise((r) => setTimeout(r, 11_000));
       expect(calls.filter((c) => c.op === "unpause")).toEqual([]);
@@ -90,8 +130,7 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
       // Back for good, the engine answering: the fence is lifted and the goal's container
       // unfrozen once, while the node is not fenced.
       freezeAnswered.open();
-      await redis.start();
-      down = false;
+      await fx.heal();
       await until(
         () => (h.rt.audit.query({ kind: "cluster.unfenced" }).length > 0 ? true : undefined),
         20_000,
@@ -100,51 +139,20 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
         { op: "unpause", goalId: goal_id, fenced: false },
       ]);
     } finally {
-      freezeAnswered.open();
-      answer.open();
-      // Started again only when stopped: a second start's server lost the port, and the first
-      // one was then left running (untracked) after the file.
-      if (down) await redis.start().catch(() => {});
-      await until(() => (node?.fenceStatus().fenced === false ? true : undefined), 20_000).catch(() => {});
-      await node?.stop();
-      await h.close();
-      raw.disconnect();
+      await fx.close();
     }
   }, 90_000);
 
   it("stops unfreezing the goals once the node is fenced again during the lift", async () => {
-    const redis = await startRedis();
-    const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
-    raw.on("error", () => {});
-    let node: ClusterNode | undefined;
+    // The engine slow to unfreeze the first goal: the node is cut off again meanwhile.
     const unpauseAnswered = latch();
-    const calls: { op: "pause" | "unpause"; goalId: string; fenced: boolean }[] = [];
-    const fenced = () => node?.fenceStatus().fenced === true;
-    const backend: SandboxBackend = {
-      ...noContainers,
-      pause: async (goalId) => {
-        calls.push({ op: "pause", goalId, fenced: fenced() });
-        return "paused";
-      },
-      // The engine slow to unfreeze the first goal: the node is cut off again meanwhile.
-      unpause: async (goalId) => {
-        calls.push({ op: "unpause", goalId, fenced: fenced() });
-        await unpauseAnswered.promise;
-      },
-    };
-    const h: Harness = await openNodeHarness(server, {
-      backend,
-      redisUrl: redis.url,
-      nodeId: `${NODE}-again`,
-      node: () => node,
-    });
-    const answer = latch();
-    let down = false;
+    const fx = await liftCase(`${NODE}-again`, { unpause: unpauseAnswered });
+    const { calls, fenced } = fx;
     try {
-      node = await ClusterNode.start(h.home.config, h.rt, () => {});
+      const node = await fx.start();
       const goals: string[] = [];
       for (const name of ["relift-a", "relift-b"]) {
-        server.script(forGoal(name), [turn.text(`done ${name}`, { until: answer.promise })]);
+        server.script(forGoal(name), [turn.text(`done ${name}`, { until: fx.answer.promise })]);
         goals.push((await node.goals.submit({ goal: `run ${name}`, manifest: manifest() })).goal_id);
       }
       await until(
@@ -156,16 +164,13 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
         20_000,
       );
       const pauses = () => calls.filter((c) => c.op === "pause").length;
-      await redis.stop();
-      down = true;
+      await fx.cut();
       await until(() => (pauses() === 2 ? true : undefined), 10_000);
       // Back: the lift unfreezes the first goal, and the engine holds that unpause.
-      await redis.start();
-      down = false;
+      await fx.heal();
       await until(() => (calls.some((c) => c.op === "unpause") ? true : undefined), 10_000);
       // Cut off again while it does: the new fence freezes both goals again.
-      await redis.stop();
-      down = true;
+      await fx.cut();
       await until(() => (pauses() === 4 ? true : undefined), 10_000);
       unpauseAnswered.open();
       await new Promise((r) => setTimeout(r, 500));
@@ -176,8 +181,7 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
       expect(node.fenceStatus().fenced).toBe(true);
 
       // Back for good: both are unfrozen by the next lift, while the node is not fenced.
-      await redis.start();
-      down = false;
+      await fx.heal();
       await until(
         () => (calls.filter((c) => c.op === "unpause").length >= 3 && !fenced() ? true : undefined),
         20_000,
@@ -186,13 +190,7 @@ describe("cluster mode: the fence's lift when the node is cut off again meanwhil
       expect(later.every((c) => !c.fenced)).toBe(true);
       expect(new Set(later.map((c) => c.goalId))).toEqual(new Set(goals));
     } finally {
-      unpauseAnswered.open();
-      answer.open();
-      if (down) await redis.start().catch(() => {});
-      await until(() => (node?.fenceStatus().fenced === false ? true : undefined), 20_000).catch(() => {});
-      await node?.stop();
-      await h.close();
-      raw.disconnect();
+      await fx.close();
     }
   }, 90_000);
 });

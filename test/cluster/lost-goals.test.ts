@@ -6,36 +6,23 @@
 // as a stop whose agent-stopped entry the audit log refuses does), and stopLost is called as
 // the heartbeat calls it (node.ts beat), so each look happens in a known order.
 
-import { existsSync, mkdirSync, mkdtempSync, promises, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, promises } from "node:fs";
 import { join } from "node:path";
 import type { Job } from "bullmq";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Redis } from "ioredis";
+import { describe, expect, it } from "vitest";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import type { ClusterGoalRunner, GoalJob } from "../../src/cluster/goal-runner.js";
 import { openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import type { GoalStatus } from "../../src/kernel/goal-store.js";
-import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+import { withRedisHome } from "./support/file-cluster.js";
 import { claimedGoal, jobOf, noGoal, standInNode } from "./support/stand-in-node.js";
 
 const NODE = "n-lost";
-let server: RedisServer;
 let raw: Redis;
 let home: string;
-
-beforeAll(async () => {
-  server = await startRedis();
-  raw = new Redis(server.url);
-  home = mkdtempSync(join(tmpdir(), "aido-lost-goals-"));
-});
-
-afterAll(async () => {
-  raw?.disconnect();
-  await stopAll();
-  rmSync(home, { recursive: true, force: true });
-});
+withRedisHome("aido-lost-goals-", (r) => ({ raw, home } = r));
 
 /** A node whose Runtime runs what it is given until fail(); `throwing` says which fails throw. */
 function pausedNode(throwing: { stop: Set<string>; audit: Set<string> }, db = openDatabase(":memory:")) {

@@ -8,35 +8,20 @@
 // Real redis-server; the survivor's intake is the real one (stand-in-node.ts), its liveness
 // the real one (node-status.ts) with a latch after the death check, where the owner renews.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Redis } from "ioredis";
+import { describe, expect, it } from "vitest";
 import { GoalMirror } from "../../src/cluster/goal-mirror.js";
 import { diedWithin, isAlive } from "../../src/cluster/node-status.js";
 import type { GoalStatus } from "../../src/kernel/goal-store.js";
 import { latch } from "../support/provider-server.js";
-import { type RedisServer, startRedis, stopAll } from "./fixture.js";
+import { withRedisHome } from "./support/file-cluster.js";
 import { claimedGoal, jobOf, standInNode } from "./support/stand-in-node.js";
 
 const OWNER = "n-owner";
 const SURVIVOR = "n-survivor";
-let server: RedisServer;
 let raw: Redis;
 let home: string;
-
-beforeAll(async () => {
-  server = await startRedis();
-  raw = new Redis(server.url);
-  home = mkdtempSync(join(tmpdir(), "aido-take-alive-"));
-});
-
-afterAll(async () => {
-  raw?.disconnect();
-  await stopAll();
-  rmSync(home, { recursive: true, force: true });
-});
+withRedisHome("aido-take-alive-", (r) => ({ raw, home } = r));
 
 /** A survivor whose death check of the owner holds, once it found the owner dead, until `go`. */
 function survivor() {

@@ -2,40 +2,19 @@
 // config loads with errors that name the key, the Redis password never in any message, and
 // only the operator's file may set it. Plus the node identity kept in the home.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { NODE_ID_FILE, nodeIdentity } from "../../src/cluster/identity.js";
 import { redactRedisUrl } from "../../src/cluster/redis-url.js";
-import { loadConfig } from "../../src/config.js";
-import { ErrorCode, isAidoError } from "../../src/errors.js";
+import { ErrorCode } from "../../src/errors.js";
 import { RuntimeKey } from "../../src/security/keys.js";
+import { failure, useConfigFolders } from "./fixture.js";
 
 describe("cluster config", () => {
   let home: string;
   let project: string;
-  beforeEach(() => {
-    home = mkdtempSync(join(tmpdir(), "aido-cluster-home-"));
-    project = mkdtempSync(join(tmpdir(), "aido-cluster-project-"));
-    mkdirSync(join(project, ".aido"));
-  });
-  afterEach(() => {
-    rmSync(home, { recursive: true, force: true });
-    rmSync(project, { recursive: true, force: true });
-  });
-  const load = (env: Record<string, string> = {}) =>
-    loadConfig({ env: { AIDO_HOME: home, ...env }, projectDir: project });
-  const userFile = (text: string) => writeFileSync(join(home, "config.yaml"), text);
-  const failure = (fn: () => unknown) => {
-    try {
-      fn();
-    } catch (e) {
-      if (isAidoError(e)) return e;
-      throw e;
-    }
-    throw new Error("expected a config error");
-  };
+  const { load, operator: userFile } = useConfigFolders((f) => ({ home, project } = f), "aido-cluster-");
 
   it("is off without cluster.redis_url or AIDO_REDIS_URL", () => {
     expect(load().cluster).toBeUndefined();

@@ -1,33 +1,13 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
-import { ErrorCode, isAidoError } from "../../src/errors.js";
+import { describe, expect, it } from "vitest";
+import { ErrorCode } from "../../src/errors.js";
+import { failure, useConfigFolders } from "./fixture.js";
 
 describe("config", () => {
   let home: string;
   let project: string;
-  beforeEach(() => {
-    home = mkdtempSync(join(tmpdir(), "aido-home-"));
-    project = mkdtempSync(join(tmpdir(), "aido-project-"));
-    mkdirSync(join(project, ".aido"));
-  });
-  afterEach(() => {
-    rmSync(home, { recursive: true, force: true });
-    rmSync(project, { recursive: true, force: true });
-  });
-  const load = (env: Record<string, string> = {}) =>
-    loadConfig({ env: { AIDO_HOME: home, ...env }, projectDir: project });
-  const failure = (fn: () => unknown) => {
-    try {
-      fn();
-    } catch (e) {
-      if (isAidoError(e)) return e;
-      throw e;
-    }
-    throw new Error("expected a config error");
-  };
+  const { load } = useConfigFolders((f) => ({ home, project } = f));
 
   it("builds defaults from the environment alone", () => {
     const c = load({ AIDO_MAX_CONCURRENT_INFERENCE: "5", AIDO_SPAWN_BATCH_CAP: "2" });

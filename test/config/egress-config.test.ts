@@ -1,37 +1,14 @@
 // The egress block of config.yaml: parsed strictly (a bad name or address names the key
 // and its line), defaults, and a project file that may only tighten it.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
-import { ErrorCode, isAidoError } from "../../src/errors.js";
+import { describe, expect, it } from "vitest";
+import { ErrorCode } from "../../src/errors.js";
+import { failure, useConfigFolders } from "./fixture.js";
 
 describe("config: egress", () => {
   let home: string;
-  let project: string;
-  beforeEach(() => {
-    home = mkdtempSync(join(tmpdir(), "aido-home-"));
-    project = mkdtempSync(join(tmpdir(), "aido-project-"));
-    mkdirSync(join(project, ".aido"));
-  });
-  afterEach(() => {
-    rmSync(home, { recursive: true, force: true });
-    rmSync(project, { recursive: true, force: true });
-  });
-  const load = () => loadConfig({ env: { AIDO_HOME: home }, projectDir: project });
-  const operator = (text: string) => writeFileSync(join(home, "config.yaml"), text);
-  const projectFile = (text: string) => writeFileSync(join(project, ".aido", "config.yaml"), text);
-  const failure = (fn: () => unknown) => {
-    try {
-      fn();
-    } catch (e) {
-      if (isAidoError(e)) return e;
-      throw e;
-    }
-    throw new Error("expected a config error");
-  };
+  const { load, operator, projectFile } = useConfigFolders((f) => ({ home } = f));
 
   it("has defaults, and reads every key", () => {
     expect(load().egress).toEqual({

@@ -2,38 +2,13 @@
 // key checked and named with its line; header values are environment variable NAMES; a
 // project's .aido/config.yaml can only keep a subset, restated exactly.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
-import { isAidoError } from "../../src/errors.js";
+import { describe, expect, it } from "vitest";
+import { failure, useConfigFolders } from "./fixture.js";
 
 describe("config mcp_servers", () => {
   let home: string;
   let project: string;
-  beforeEach(() => {
-    home = mkdtempSync(join(tmpdir(), "aido-home-"));
-    project = mkdtempSync(join(tmpdir(), "aido-project-"));
-    mkdirSync(join(project, ".aido"));
-  });
-  afterEach(() => {
-    rmSync(home, { recursive: true, force: true });
-    rmSync(project, { recursive: true, force: true });
-  });
-  const load = (env: Record<string, string> = {}) =>
-    loadConfig({ env: { AIDO_HOME: home, ...env }, projectDir: project });
-  const operator = (yaml: string) => writeFileSync(join(home, "config.yaml"), yaml);
-  const projectFile = (yaml: string) => writeFileSync(join(project, ".aido", "config.yaml"), yaml);
-  const failure = (fn: () => unknown): Error => {
-    try {
-      fn();
-    } catch (e) {
-      if (isAidoError(e)) return e;
-      throw e;
-    }
-    throw new Error("expected a config error");
-  };
+  const { load, operator, projectFile } = useConfigFolders((f) => ({ home, project } = f));
 
   const GITHUB = [
     "mcp_servers:",

@@ -1,14 +1,26 @@
 // test/humansandbox/fixture.ts — a throwaway project (a git repository with data files)
 // and a temp AIDO_HOME, with `aido` run in-process from inside the project. cleanup()
 // removes every container and network the project's sandboxes made, then the folders.
+// usePersonProject() is the same project as `sudo aido` meets it: the person's, root's
+// files in a folder of its own beside it.
 
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Docker from "dockerode";
+import { afterAll, beforeAll } from "vitest";
 import type { CliIo } from "../../src/cli/command.js";
 import { runCli } from "../../src/cli/main.js";
 import { LABEL, projectLabelOf } from "../../src/humansandbox/container.js";
@@ -116,4 +128,41 @@ export function startAido(p: Project, argv: string[]) {
   });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, s) => resolve(s)));
   return { child, exited };
+}
+
+/** The person whose project root works in, in the tests run as root (`sudo aido`). */
+export const PERSON = 4242;
+
+export interface PersonProject {
+  p: Project;
+  /** Root's folder outside the project (0700, from mkdtemp): what the person must never reach. */
+  box: string;
+}
+
+/**
+ * The file's project, made before its first test and removed after its last: the person's
+ * (PERSON owns the folder, 0755, and its sandbox file sb.yaml, `spec`), with root's `files`
+ * in it and, in `box`, root's `secret` file (0600) when one is given.
+ */
+export function usePersonProject(
+  opts: { spec: string; boxPrefix: string; files?: Record<string, string>; secret?: string },
+  made: (person: PersonProject) => void,
+): void {
+  let p: Project | undefined;
+  let box: string | undefined;
+  beforeAll(async () => {
+    p = await makeProject();
+    chownSync(p.dir, PERSON, PERSON);
+    chmodSync(p.dir, 0o755);
+    p.write("sb.yaml", opts.spec);
+    chownSync(join(p.dir, "sb.yaml"), PERSON, PERSON);
+    for (const [rel, text] of Object.entries(opts.files ?? {})) p.write(rel, text);
+    box = mkdtempSync(join(tmpdir(), opts.boxPrefix));
+    if (opts.secret !== undefined) writeFileSync(join(box, "secret"), opts.secret, { mode: 0o600 });
+    made({ p, box });
+  }, 120_000);
+  afterAll(async () => {
+    await p?.cleanup();
+    if (box) rmSync(box, { recursive: true, force: true });
+  });
 }

@@ -135,9 +135,7 @@ describe("permissions.network as a host list", () => {
         "  network: [plain.test:8080, 'Secure.test:8443', private.test:8080]",
       ].join("\n"),
     );
-    const up = await p.aido("sandbox", "up", "--json");
-    expect(up.code, up.err.join("\n")).toBe(0);
-    const id = up.json<{ id: string }>().id;
+    const id = await upId();
     const folder = join(p.dir, ".aido", "sandboxes", id);
     const record = JSON.parse(readFileSync(join(folder, "sandbox.json"), "utf8"));
     expect(record.permissions.network).toEqual(["plain.test:8080", "secure.test:8443", "private.test:8080"]);
@@ -256,9 +254,7 @@ print('refused', codes.count('403'), flush=True)
 time.sleep(4)
 `,
     );
-    const up = await p.aido("sandbox", "up", "--json");
-    expect(up.code, up.err.join("\n")).toBe(0);
-    const id = up.json<{ id: string }>().id;
+    const id = await upId();
     const folder = join(p.dir, ".aido", "sandboxes", id);
     const running = p.aido("run", "python3", "/inputs/flood.py");
     // Meanwhile, connections on a relay port no caller holds, as the relay hands them on (a
@@ -320,9 +316,7 @@ print('flooded', flush=True)
 time.sleep(60)
 `,
     );
-    const up = await p.aido("sandbox", "up", "--json");
-    expect(up.code, up.err.join("\n")).toBe(0);
-    const id = up.json<{ id: string }>().id;
+    const id = await upId();
     // `aido run` as its own process, as a person runs it, stopped (Ctrl-C, a supervisor)
     // within the second its last refusals were counted in: still stopped by the signal.
     expect(await stopRun(p, ["python3", "/inputs/stopped.py"], "flooded", "SIGTERM")).toBe("SIGTERM");
@@ -352,9 +346,7 @@ time.sleep(60)
       "wait.py",
       "import sys, time\nsys.stderr.write('step 1 of 2: half done');sys.stderr.flush()\nprint('waiting', flush=True)\ntime.sleep(60)\n",
     );
-    const up = await p.aido("sandbox", "up", "--json");
-    expect(up.code, up.err.join("\n")).toBe(0);
-    const id = up.json<{ id: string }>().id;
+    const id = await upId();
     expect(await stopRun(p, ["python3", "/inputs/wait.py"], "waiting", "SIGINT")).toBe("SIGINT");
     const root = join(p.dir, ".aido", "sandboxes", id);
     const summary = JSON.parse(readFileSync(join(root, "summary.json"), "utf8"));
@@ -388,27 +380,13 @@ time.sleep(60)
 
   it("ends at Ctrl-C within seconds while a task floods its output faster than it is read", async () => {
     p.write("sandbox.yaml", "name: flood\n");
-    const up = await p.aido("sandbox", "up", "--json");
-    expect(up.code, up.err.join("\n")).toBe(0);
-    const id = up.json<{ id: string }>().id;
+    const id = await upId();
     const root = join(p.dir, ".aido", "sandboxes", id);
     // 40 MB of two-byte lines, written in a blink: each line is scrubbed, written and shown
     // on its own (about 1 MiB/s), so reading it all takes the better part of a minute.
     const flood = 40_000_000;
-    const run = startRun(p, ["sh", "-c", `echo start; yes | head -c ${flood}; sleep 60`]);
-    run.child.stdout.resume();
-    run.child.stderr.resume();
-    const stream = join(root, "stream", "run-001.out");
-    for (let i = 0; i < 500 && (statSync(stream, { throwIfNoEntry: false })?.size ?? 0) < 6 + flood; i++)
-      await new Promise((r) => setTimeout(r, 20));
-    expect(statSync(stream).size).toBe(6 + flood);
-    run.child.kill("SIGINT");
-    const ended = await Promise.race([
-      run.exited,
-      new Promise<string>((r) => setTimeout(() => r("still running 15 s after SIGINT"), 15_000)),
-    ]);
-    if (ended !== "SIGINT") run.child.kill("SIGKILL");
-    expect(ended).toBe("SIGINT");
+    const run = await floodRun(root, ["sh", "-c", `echo start; yes | head -c ${flood}; sleep 60`], 6 + flood);
+    expect(await interrupt(run)).toBe("SIGINT");
     // What was read is the evidence; the rest is counted, and the logs say they were cut.
     const summary = JSON.parse(readFileSync(join(root, "runs", "run-001", "summary.json"), "utf8"));
     expect(summary).toMatchObject({
@@ -424,27 +402,13 @@ time.sleep(60)
 
   it("ends at Ctrl-C within seconds while it catches up with a flood the task wrote before it ended", async () => {
     p.write("sandbox.yaml", "name: flood-then-end\n");
-    const up = await p.aido("sandbox", "up", "--json");
-    expect(up.code, up.err.join("\n")).toBe(0);
-    const id = up.json<{ id: string }>().id;
+    const id = await upId();
     const root = join(p.dir, ".aido", "sandboxes", id);
     // The task ends at once; `aido run` has the better part of a minute of reading left.
     const flood = 40_000_000;
-    const run = startRun(p, ["sh", "-c", `yes | head -c ${flood}`]);
-    run.child.stdout.resume();
-    run.child.stderr.resume();
-    const stream = join(root, "stream", "run-001.out");
-    for (let i = 0; i < 500 && (statSync(stream, { throwIfNoEntry: false })?.size ?? 0) < flood; i++)
-      await new Promise((r) => setTimeout(r, 20));
-    expect(statSync(stream).size).toBe(flood);
+    const run = await floodRun(root, ["sh", "-c", `yes | head -c ${flood}`], flood);
     await new Promise((r) => setTimeout(r, 2000));
-    run.child.kill("SIGINT");
-    const ended = await Promise.race([
-      run.exited,
-      new Promise<string>((r) => setTimeout(() => r("still running 15 s after SIGINT"), 15_000)),
-    ]);
-    if (ended !== "SIGINT") run.child.kill("SIGKILL");
-    expect(ended).toBe("SIGINT");
+    expect(await interrupt(run)).toBe("SIGINT");
     const summary = JSON.parse(readFileSync(join(root, "runs", "run-001", "summary.json"), "utf8"));
     expect(summary).toMatchObject({
       stopped_by: "signal",
@@ -459,9 +423,7 @@ time.sleep(60)
 
   it("leaves a summary.json too when Ctrl-C comes while `aido run` is still setting the run up", async () => {
     p.write("sandbox.yaml", "name: early\n");
-    const up = await p.aido("sandbox", "up", "--json");
-    expect(up.code, up.err.join("\n")).toBe(0);
-    const id = up.json<{ id: string }>().id;
+    const id = await upId();
     // A large folder at the run's stdout name, as a task can leave one (the stream folder is
     // its to write; made here, from the host, for speed): `aido run` removes it after
     // run.json is written and before the task starts.
@@ -500,9 +462,7 @@ time.sleep(60)
 
   it("gives a sandbox without network no network, no proxy and no network log", async () => {
     p.write("sandbox.yaml", "name: offline\n");
-    const up = await p.aido("sandbox", "up", "--json");
-    expect(up.code, up.err.join("\n")).toBe(0);
-    const id = up.json<{ id: string }>().id;
+    const id = await upId();
     const run = await p.aido(
       "run",
       "--sandbox",
@@ -523,9 +483,7 @@ time.sleep(60)
 
   it("serves one run at a time, and TTL expiry takes relay, network and share folder", async () => {
     p.write("sandbox.yaml", "name: brief\nttl: 8s\npermissions: { network: [plain.test:8080] }\n");
-    const up = await p.aido("sandbox", "up", "--json");
-    expect(up.code, up.err.join("\n")).toBe(0);
-    const id = up.json<{ id: string }>().id;
+    const id = await upId();
     const first = p.aido(
       "run",
       "--sandbox",
@@ -577,6 +535,39 @@ time.sleep(60)
     );
   });
 });
+
+/** `aido sandbox up --json` in the project (its sandbox.yaml); the new sandbox's id. */
+async function upId(): Promise<string> {
+  const up = await p.aido("sandbox", "up", "--json");
+  expect(up.code, up.err.join("\n")).toBe(0);
+  return up.json<{ id: string }>().id;
+}
+
+/**
+ * `aido run <argv>` as its own process, its output read as fast as it comes, once the first
+ * run's stdout stream (in the sandbox folder `root`) holds `bytes`: the task's flood written.
+ */
+async function floodRun(root: string, argv: string[], bytes: number) {
+  const run = startRun(p, argv);
+  run.child.stdout.resume();
+  run.child.stderr.resume();
+  const stream = join(root, "stream", "run-001.out");
+  for (let i = 0; i < 500 && (statSync(stream, { throwIfNoEntry: false })?.size ?? 0) < bytes; i++)
+    await new Promise((r) => setTimeout(r, 20));
+  expect(statSync(stream).size).toBe(bytes);
+  return run;
+}
+
+/** Ctrl-C to `aido run`: the signal it ended by, or a note that it ran on 15 s (then killed). */
+async function interrupt(run: ReturnType<typeof startRun>): Promise<NodeJS.Signals | null | string> {
+  run.child.kill("SIGINT");
+  const ended = await Promise.race([
+    run.exited,
+    new Promise<string>((r) => setTimeout(() => r("still running 15 s after SIGINT"), 15_000)),
+  ]);
+  if (ended !== "SIGINT") run.child.kill("SIGKILL");
+  return ended;
+}
 
 /**
  * `aido run <argv>` as its own process, as a person runs it, sent `signal` once its task

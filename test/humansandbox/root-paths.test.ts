@@ -20,9 +20,8 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { destroySandbox } from "../../src/humansandbox/lifecycle.js";
 import { withProject } from "../../src/humansandbox/project.js";
 import { runTask } from "../../src/humansandbox/run.js";
@@ -30,29 +29,22 @@ import { pointLatest } from "../../src/humansandbox/run-evidence.js";
 import { ownEvidence, readRecord, sandboxPaths, storePaths } from "../../src/humansandbox/state.js";
 import { connectDocker } from "../../src/sandbox/engine.js";
 import { engineProxy } from "../support/engine-proxy.js";
-import { makeProject, type Project } from "./fixture.js";
+import { makeProject, PERSON, type Project, usePersonProject } from "./fixture.js";
 
 const asRoot = process.getuid?.() === 0;
-const PERSON = 4242;
 const SECRET = "root-only-secret-0451";
 let p: Project;
 let box: string;
-
-beforeAll(async () => {
-  p = await makeProject();
-  chownSync(p.dir, PERSON, PERSON);
-  chmodSync(p.dir, 0o755);
-  p.write("sb.yaml", "runtime: python:3.11\ninputs: [data/]\n");
-  p.write("data/a.txt", "a\n");
-  chownSync(join(p.dir, "sb.yaml"), PERSON, PERSON);
-  // Root's, outside the project: what the person must never reach through root.
-  box = mkdtempSync(join(tmpdir(), "aido-hs-rootpaths-"));
-  writeFileSync(join(box, "secret"), `${SECRET}: 1\n`, { mode: 0o600 });
-}, 120_000);
-afterAll(async () => {
-  await p?.cleanup();
-  if (box) rmSync(box, { recursive: true, force: true });
-});
+// Root's secret, outside the project: what the person must never reach through root.
+usePersonProject(
+  {
+    spec: "runtime: python:3.11\ninputs: [data/]\n",
+    files: { "data/a.txt": "a\n" },
+    boxPrefix: "aido-hs-rootpaths-",
+    secret: `${SECRET}: 1\n`,
+  },
+  (person) => ({ p, box } = person),
+);
 
 async function up(): Promise<string> {
   const r = await p.aido("sandbox", "up", "-f", "sb.yaml");

@@ -21,9 +21,9 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type Docker from "dockerode";
+import { describe, expect, it } from "vitest";
 import { openSandboxNetwork } from "../../src/humansandbox/egress.js";
 import { withProject } from "../../src/humansandbox/project.js";
 import { runTask } from "../../src/humansandbox/run.js";
@@ -33,25 +33,14 @@ import { sandboxUp } from "../../src/humansandbox/up.js";
 import { connectDocker } from "../../src/sandbox/engine.js";
 import { fdPath } from "../../src/sandbox/untrusted-files.js";
 import { engineProxy } from "../support/engine-proxy.js";
-import { makeProject, type Project } from "./fixture.js";
+import { makeProject, PERSON, type Project, usePersonProject } from "./fixture.js";
 
 const asRoot = process.getuid?.() === 0;
-const PERSON = 4242;
 const SECRET = "root-only-secret-7731";
 let p: Project;
 let box: string;
-
-beforeAll(async () => {
-  p = await makeProject();
-  chownSync(p.dir, PERSON, PERSON);
-  chmodSync(p.dir, 0o755);
-  p.write("sb.yaml", "runtime: python:3.11\n");
-  chownSync(join(p.dir, "sb.yaml"), PERSON, PERSON);
-  box = mkdtempSync(join(tmpdir(), "aido-hs-rootproject-"));
-}, 120_000);
-afterAll(async () => {
-  await p?.cleanup();
-  if (box) rmSync(box, { recursive: true, force: true });
+usePersonProject({ spec: "runtime: python:3.11\n", boxPrefix: "aido-hs-rootproject-" }, (person) => {
+  ({ p, box } = person);
 });
 
 /** A folder of root's (0755) only root can write, with root's `steal.sh` (0600) in it. */
@@ -73,34 +62,44 @@ function putProjectBack(): void {
   renameSync(`${p.dir}-moved`, p.dir);
 }
 
+/**
+ * `command` with the engine behind a proxy: the project is swapped for a link to `to` at the
+ * first request whose line has `at` in it, and put back once the command is done. Resolves
+ * with whether the swap happened and what the command resolved or threw.
+ */
+async function swappedAtRequest(
+  at: string,
+  to: string,
+  command: (docker: Docker) => Promise<unknown>,
+): Promise<{ swapped: boolean; outcome: unknown }> {
+  let swapped = false;
+  const engine = await engineProxy((line) => {
+    if (!swapped && line.includes(at)) {
+      swapped = true;
+      swapProject(to);
+    }
+    return undefined;
+  });
+  let outcome: unknown;
+  try {
+    outcome = await command(engine.docker).catch((e: unknown) => e);
+  } finally {
+    await engine.close();
+    if (swapped) putProjectBack();
+  }
+  return { swapped, outcome };
+}
+
 describe.runIf(asRoot)("root resolves the person's project folder once per command", () => {
   it("run stages no task file of a folder of root's the project was swapped for mid-run", async () => {
     const up = await p.aido("sandbox", "up", "-f", "sb.yaml");
     expect(up.code, up.err.join("\n")).toBe(0);
     const id = up.out[0] as string;
     const r = rootsFolder();
-    let swapped = false;
     // Swapped as soon as the run asks the engine for its container (after its first checks).
-    const engine = await engineProxy((line) => {
-      if (!swapped && line.includes("/containers/")) {
-        swapped = true;
-        swapProject(r);
-      }
-      return undefined;
-    });
-    let outcome: unknown;
-    try {
-      outcome = await runTask({
-        cwd: p.dir,
-        config: p.home.config,
-        sandboxId: id,
-        task: ["steal.sh"],
-        docker: engine.docker,
-      }).catch((e: unknown) => e);
-    } finally {
-      await engine.close();
-      if (swapped) putProjectBack();
-    }
+    const { swapped, outcome } = await swappedAtRequest("/containers/", r, (docker) =>
+      runTask({ cwd: p.dir, config: p.home.config, sandboxId: id, task: ["steal.sh"], docker }),
+    );
     expect(swapped).toBe(true);
     // Before: taken for root's own project, root's steal.sh was copied into work/ and run,
     // its first line in the run's errors.
@@ -115,26 +114,9 @@ describe.runIf(asRoot)("root resolves the person's project folder once per comma
 
   it("up makes no store in a folder of root's the project was swapped for while it asked the engine", async () => {
     const r = rootsFolder();
-    let swapped = false;
-    const engine = await engineProxy((line) => {
-      if (!swapped && line.includes("/images/")) {
-        swapped = true;
-        swapProject(r);
-      }
-      return undefined;
-    });
-    let outcome: unknown;
-    try {
-      outcome = await sandboxUp({
-        cwd: p.dir,
-        config: p.home.config,
-        file: join(p.dir, "sb.yaml"),
-        docker: engine.docker,
-      }).catch((e: unknown) => e);
-    } finally {
-      await engine.close();
-      if (swapped) putProjectBack();
-    }
+    const { swapped, outcome } = await swappedAtRequest("/images/", r, (docker) =>
+      sandboxUp({ cwd: p.dir, config: p.home.config, file: join(p.dir, "sb.yaml"), docker }),
+    );
     expect(swapped).toBe(true);
     // Before: root made .aido/sandboxes/<id>/{runs,work,output,stream} in root's folder
     // (following links there), and gave work/ and output/ to the container's user.
