@@ -307,42 +307,44 @@ export class Gate {
       { goalId: principal.goalId, agentId: principal.agentId },
     );
     const paths = new RunPaths(tool.name, grants, deps.policy, confirmed);
-    const egress = deps.egress?.access(principal.goalId, principal.agentId, grants);
-    const confinement = confinementFor(
-      grants,
-      deps.policy.closedPaths(confirmed),
-      principal.agentId,
-      principal.services?.skills,
-    );
-    const ctx: ToolContext = {
-      sandbox,
-      goalId: principal.goalId,
-      agentId: principal.agentId,
-      outputMaxBytes: deps.outputMaxBytes,
-      judged: needs,
-      // On a goal with a network, the agent's commands connect to its relay port only.
-      confinement: egress ? { ...confinement, connect: egress.connect } : confinement,
-      ...(egress ? { egress } : {}),
-      allowNetwork: (host, port, opts) =>
-        this.allowNetwork(
-          principal,
-          tool.name,
-          grants,
-          { host, port },
-          opts?.literal === true,
-          approvedHosts,
-        ),
-      allowPath: (need, opts) => paths.allow(need, opts?.record !== false),
-      ...(call.signal ? { signal: call.signal } : {}),
-      ...(principal.services ? { services: principal.services } : {}),
-      ...(span ? { trace: span } : {}),
-    };
     // settle() records how the run ended (tool.completed, or tool.failed and the error
     // rethrown) and hands the result back only once that entry is durable; the paths the
-    // tool was refused while it ran are on record before it.
+    // tool was refused while it ran are on record before it. What the run is handed is put
+    // together in it: a failure there (no egress relay port left for the agent) ends the call
+    // as tool.failed, where before it left tool.invoked without an end.
     return deps.audit.settle(
       invoked,
       async () => {
+        const egress = deps.egress?.access(principal.goalId, principal.agentId, grants);
+        const confinement = confinementFor(
+          grants,
+          deps.policy.closedPaths(confirmed),
+          principal.agentId,
+          principal.services?.skills,
+        );
+        const ctx: ToolContext = {
+          sandbox,
+          goalId: principal.goalId,
+          agentId: principal.agentId,
+          outputMaxBytes: deps.outputMaxBytes,
+          judged: needs,
+          // On a goal with a network, the agent's commands connect to its relay port only.
+          confinement: egress ? { ...confinement, connect: egress.connect } : confinement,
+          ...(egress ? { egress } : {}),
+          allowNetwork: (host, port, opts) =>
+            this.allowNetwork(
+              principal,
+              tool.name,
+              grants,
+              { host, port },
+              opts?.literal === true,
+              approvedHosts,
+            ),
+          allowPath: (need, opts) => paths.allow(need, opts?.record !== false),
+          ...(call.signal ? { signal: call.signal } : {}),
+          ...(principal.services ? { services: principal.services } : {}),
+          ...(span ? { trace: span } : {}),
+        };
         try {
           if (tool.mutates && !principal.scratch) {
             const id = await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
