@@ -8,15 +8,18 @@
 //   -> audit "tool.invoked" (durable) -> snapshot before a mutation -> run in
 //   the sandbox -> audit the result.
 // The stages that decide (through the approval decision) are gate/judge.ts, shared with
-// simulations (gate/simulate.ts), which stop before the approval wait; this file waits for
-// the human, audits, snapshots and runs.
+// simulations (gate/simulate.ts), which stop before the approval wait; the wait is
+// gate/approval-wait.ts; this file audits, snapshots and runs.
 // Order matters twice. Nothing with a side effect happens before every check has passed
 // and the audit entry is committed. And the goal's container is only looked at (needs()
 // resolves paths with realpath inside it, which starts it) once every check that does not
 // need it has passed: a call refused for its tool, its command or the budget starts nothing.
 // Every refusal is audited as tool.denied with the stage that refused it, and surfaces
 // as a GateDenied error the caller can show to the model (it can recover) or map to a
-// JSON-RPC code. With tracing on, each call is an execute_tool span (gate/trace-call.ts)
+// JSON-RPC code. A stage that fails instead of deciding (the goal's container not started,
+// the approval store failing) is audited as tool.errored with the stage it was at
+// (gate/stage-failure.ts), and its error reaches the caller unchanged: every call that does
+// not run leaves one entry. With tracing on, each call is an execute_tool span (gate/trace-call.ts)
 // that the stages annotate: approval, verdict, snapshot.
 
 import type { EgressPlumbing } from "../egress/plumbing.js";
@@ -32,11 +35,13 @@ import type { PolicyEngine } from "../security/policy.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import { Attr, gateReason } from "../telemetry/attributes.js";
 import type { Tracer, TraceSpan } from "../telemetry/tracer.js";
+import { type ApprovalPassed, awaitApproval } from "./approval-wait.js";
 import { confinementFor } from "./confinement.js";
-import { type Deny, judgeCall } from "./judge.js";
+import { type Deny, type Judged, judgeCall, type Seen } from "./judge.js";
 import { describeNeed } from "./needs.js";
 import { RunPaths } from "./run-paths.js";
 import { type StepJudgement, simulateCall } from "./simulate.js";
+import { auditStageFailure } from "./stage-failure.js";
 import { traceCall } from "./trace-call.js";
 import { TurnSnapshots } from "./turn-snapshots.js";
 import type { Need, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
@@ -230,13 +235,23 @@ export class Gate {
     );
   }
 
-  private async decideAndRun(
+  /**
+   * Stages 1-7 up to tool.invoked: judged (gate/judge.ts), approved (gate/approval-wait.ts),
+   * let through the hold. A refusal is audited as tool.denied by `deny`; a stage that throws
+   * instead (the container not started, a path not resolved in it, the approval store failing)
+   * is audited as tool.errored with the stage it was at (gate/stage-failure.ts), and its error
+   * reaches the caller as before. Either way one entry: a denial whose own entry failed is not
+   * written twice.
+   */
+  private async decide(
     principal: Principal,
     call: ToolCall,
     span: TraceSpan | undefined,
-  ): Promise<ToolResult> {
+  ): Promise<{ judged: Judged; passed: ApprovalPassed }> {
     const { deps } = this;
+    let denied = false;
     const deny: Deny = (code, stage, reason, details = {}) => {
+      denied = true;
       // The denial entry is written before the error is reported; if it cannot be
       // written, the audit error wins (fail closed, and loudly).
       deps.audit.append({
@@ -252,85 +267,39 @@ export class Gate {
       });
       throw new GateDenied(code, stage, reason, { tool: call.name, ...details });
     };
-
-    // 1-6. the deciding stages (gate/judge.ts), shared with simulations.
-    const { tool, input, grants, needs, sandbox, confirmRule, approval } = await judgeCall(
-      deps,
-      principal,
-      call,
-      deny,
-    );
-
-    // 6. approval: wait for a human, unless an earlier Allow Session / Allow Always covers
-    // the call's scope (reused, audited).
-    // The confirm rules a human allows this call past, once it is allowed (below): only their
-    // paths open to its Landlock domain and grep's view; every other confirm path stays shut.
-    const confirmed = new Set<string>(confirmRule?.rules ?? []);
-    // Hosts a human approved for this call: a redirect hop elsewhere is not what they saw.
-    let approvedHosts: ReadonlySet<string> | undefined;
-    if (approval) {
-      approvedHosts = new Set(
-        needs.flatMap((n) => (n.kind === "network" ? [`${n.host.toLowerCase()}:${n.port}`] : [])),
-      );
-      const { scope } = approval;
-      // A rehearsal asks nobody (kernel/shadow.ts judges a step allowed before it runs it;
-      // should it need a human by now, a link swapped by a process an earlier step left
-      // behind, it is refused rather than put to one). A standing decision still covers it.
-      const who = { agentId: principal.agentId, identity: principal.identity, tool: tool.name, scope };
-      if (principal.scratch && !deps.approvals.covering(who)) {
-        return deny(
-          ErrorCode.approvalDenied,
-          "approval",
-          "a shadow simulation asks no human: this step needs an approval that no standing decision covers",
-        );
-      }
-      const outcome = await deps.approvals.authorize({
-        goalId: principal.goalId,
-        agentId: principal.agentId,
-        identity: principal.identity,
-        tool: tool.name,
-        input,
-        summary: approval.summary,
-        scope,
-        askedBy: approval.askedBy,
-        timeoutMs: deps.approvalTimeoutMs,
-        ...(call.callId ? { callId: call.callId } : {}),
-        ...(call.signal ? { signal: call.signal } : {}),
-      });
-      span?.set({
-        [Attr.approvalDecision]: outcome.decision,
-        [Attr.approvalVia]: outcome.via,
-        [Attr.approvalId]: outcome.approvalId ?? undefined,
-      });
-      if (!outcome.allowed) {
-        const refusal = APPROVAL_REFUSALS[outcome.decision as keyof typeof APPROVAL_REFUSALS];
-        const why = outcome.reason ? `${refusal.why}: ${outcome.reason}` : refusal.why;
-        return deny(refusal.code, "approval", `${why} (approval ${outcome.approvalId})`, {
-          approval_id: outcome.approvalId,
-        });
-      }
-      // The human answered about what the call's words led to when it asked. Should a word
-      // lead elsewhere now (a link swapped in while the request waited), the answer was
-      // about other files: refused, and the next call asks (or matches) afresh.
-      if (outcome.via === "answer" && tool.approvalScope && (await approval.scopeOf()).key !== scope.key) {
-        return deny(
-          ErrorCode.approvalDenied,
-          "approval",
-          `the files the call names changed while it waited for approval ${outcome.approvalId}; the answer was about the files as they were, so the call did not run`,
-          { approval_id: outcome.approvalId },
-        );
-      }
-    }
-
-    // 7. held while the goal's node is unsure of it (cluster mode: fenced, or paused past its
-    // lease); then audit, durable, then snapshot (before the first mutation of a turn) and run.
-    // A call let go without running (its agent stopped while it waited) is refused as every call
-    // that does not run is: audited. Before, it went by unaudited, after its approval.
+    const seen: Seen = {};
     try {
-      await deps.beforeRun?.(principal.goalId, call.signal);
+      // 1-6. the deciding stages (gate/judge.ts), shared with simulations.
+      const judged = await judgeCall(deps, principal, call, deny, seen);
+      // 6. approval: wait for a human, unless an earlier Allow Session / Allow Always covers
+      // the call's scope (reused, audited).
+      seen.stage = "approval";
+      const passed = await awaitApproval(deps, principal, call, judged, span, deny);
+      // 7. held while the goal's node is unsure of it (cluster mode: fenced, or paused past its
+      // lease). A call let go without running (its agent stopped while it waited) is refused as
+      // every call that does not run is: audited. Before, it went by unaudited, after its approval.
+      seen.stage = "hold";
+      try {
+        await deps.beforeRun?.(principal.goalId, call.signal);
+      } catch (e) {
+        return deny(e instanceof AidoError ? e.code : ErrorCode.cancelled, "hold", errorMessage(e));
+      }
+      return { judged, passed };
     } catch (e) {
-      return deny(e instanceof AidoError ? e.code : ErrorCode.cancelled, "hold", errorMessage(e));
+      if (!denied) auditStageFailure(deps.audit, principal, call, seen.stage ?? "schema", e);
+      throw e;
     }
+  }
+
+  private async decideAndRun(
+    principal: Principal,
+    call: ToolCall,
+    span: TraceSpan | undefined,
+  ): Promise<ToolResult> {
+    const { deps } = this;
+    const { judged, passed } = await this.decide(principal, call, span);
+    const { tool, input, grants, needs, sandbox } = judged;
+    const { confirmed, approvedHosts } = passed;
     span?.set({ [Attr.gateVerdict]: "allowed" });
     const invoked = deps.audit.record(
       "tool.invoked",
@@ -338,42 +307,44 @@ export class Gate {
       { goalId: principal.goalId, agentId: principal.agentId },
     );
     const paths = new RunPaths(tool.name, grants, deps.policy, confirmed);
-    const egress = deps.egress?.access(principal.goalId, principal.agentId, grants);
-    const confinement = confinementFor(
-      grants,
-      deps.policy.closedPaths(confirmed),
-      principal.agentId,
-      principal.services?.skills,
-    );
-    const ctx: ToolContext = {
-      sandbox,
-      goalId: principal.goalId,
-      agentId: principal.agentId,
-      outputMaxBytes: deps.outputMaxBytes,
-      judged: needs,
-      // On a goal with a network, the agent's commands connect to its relay port only.
-      confinement: egress ? { ...confinement, connect: egress.connect } : confinement,
-      ...(egress ? { egress } : {}),
-      allowNetwork: (host, port, opts) =>
-        this.allowNetwork(
-          principal,
-          tool.name,
-          grants,
-          { host, port },
-          opts?.literal === true,
-          approvedHosts,
-        ),
-      allowPath: (need, opts) => paths.allow(need, opts?.record !== false),
-      ...(call.signal ? { signal: call.signal } : {}),
-      ...(principal.services ? { services: principal.services } : {}),
-      ...(span ? { trace: span } : {}),
-    };
     // settle() records how the run ended (tool.completed, or tool.failed and the error
     // rethrown) and hands the result back only once that entry is durable; the paths the
-    // tool was refused while it ran are on record before it.
+    // tool was refused while it ran are on record before it. What the run is handed is put
+    // together in it: a failure there (no egress relay port left for the agent) ends the call
+    // as tool.failed, where before it left tool.invoked without an end.
     return deps.audit.settle(
       invoked,
       async () => {
+        const egress = deps.egress?.access(principal.goalId, principal.agentId, grants);
+        const confinement = confinementFor(
+          grants,
+          deps.policy.closedPaths(confirmed),
+          principal.agentId,
+          principal.services?.skills,
+        );
+        const ctx: ToolContext = {
+          sandbox,
+          goalId: principal.goalId,
+          agentId: principal.agentId,
+          outputMaxBytes: deps.outputMaxBytes,
+          judged: needs,
+          // On a goal with a network, the agent's commands connect to its relay port only.
+          confinement: egress ? { ...confinement, connect: egress.connect } : confinement,
+          ...(egress ? { egress } : {}),
+          allowNetwork: (host, port, opts) =>
+            this.allowNetwork(
+              principal,
+              tool.name,
+              grants,
+              { host, port },
+              opts?.literal === true,
+              approvedHosts,
+            ),
+          allowPath: (need, opts) => paths.allow(need, opts?.record !== false),
+          ...(call.signal ? { signal: call.signal } : {}),
+          ...(principal.services ? { services: principal.services } : {}),
+          ...(span ? { trace: span } : {}),
+        };
         try {
           if (tool.mutates && !principal.scratch) {
             const id = await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
@@ -452,10 +423,3 @@ export class Gate {
     return false;
   }
 }
-
-/** Why a call that was not allowed at the approval stage is refused. */
-const APPROVAL_REFUSALS = {
-  deny: { code: ErrorCode.approvalDenied, why: "a human denied the call" },
-  timed_out: { code: ErrorCode.approvalTimeout, why: "approval timed out" },
-  expired: { code: ErrorCode.approvalExpired, why: "the approval was closed unanswered" },
-} as const;

@@ -12,14 +12,15 @@
 //        policy confirm rule), and what would an answer cover (its scope).
 // Nothing here writes anything: `deny` decides what a refusal does (invoke audits it as
 // tool.denied and throws; a simulation throws only), and `seen` records what was worked out
-// before a refusal, so a simulated denial still shows the needs the gate had found.
+// before a refusal, so a simulated denial still shows the needs the gate had found, and the
+// stage at work, so a real call whose stage throws is audited with it (gate/stage-failure.ts).
 
 import type { z } from "zod";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
 import type { AskedBy } from "../security/approval-store.js";
-import type { DenyStage } from "../security/audit-events.js";
+import type { DenyStage, GateStage } from "../security/audit-events.js";
 import { formatGrant, type Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyDecision } from "../security/policy.js";
@@ -40,6 +41,8 @@ export type Deny = (
 
 /** What the deciding stages worked out so far; filled as they go, read after a refusal too. */
 export interface Seen {
+  /** The stage at work: where a failure (a stage that threw rather than decided) happened. */
+  stage?: GateStage;
   tool?: ToolDef<unknown>;
   input?: unknown;
   /** The needs the input states (stage 2). */
@@ -88,6 +91,7 @@ export async function judgeCall(
   // 1. schema (an external MCP tool is looked up for this agent: its server in the agent's
   // manifest, approved, the tool pinned; its input checked against the pin. Its server is
   // not contacted until stage 5, where its live definition is checked against the pin.)
+  seen.stage = "schema";
   const external = deps.tools.has(call.name) ? undefined : await deps.external?.resolve(principal, call.name);
   if (external && "refusal" in external) {
     const r = external.refusal;
@@ -113,6 +117,7 @@ export async function judgeCall(
 
   // 2. capability: the token first (forged, expired, revoked...), then the tool and
   // what the input states. Nothing here looks into the container.
+  seen.stage = "capability";
   let grants: readonly Grant[];
   try {
     const verified = deps.tokens.verify(principal.token);
@@ -136,6 +141,7 @@ export async function judgeCall(
   }
 
   // 3. policy on what the call states (the exec command's analysis, tool rules).
+  seen.stage = "policy";
   const early = deps.policy.decide({ tool: tool.name, input, needs: stated });
   if (early.decision === "deny") {
     return deny(ErrorCode.policyDenied, "policy", `${early.reason} (rule ${early.rule})`, {
@@ -144,6 +150,7 @@ export async function judgeCall(
   }
 
   // 4. budget: an agent with nothing left cannot act.
+  seen.stage = "budget";
   if (deps.budget && principal.budgetAccount !== undefined) {
     const left = deps.budget.remaining(principal.budgetAccount);
     if (left <= 0) {
@@ -164,11 +171,13 @@ export async function judgeCall(
   // fence): held as at stage 7, and refused at stage hold if let go. Before, a path resolved
   // in a frozen container got no answer for 10 s and the call ended as a sandbox error,
   // neither run nor refused (no tool.denied).
+  seen.stage = "hold";
   try {
     await deps.beforeRun?.(principal.goalId, call.signal);
   } catch (e) {
     return deny(e instanceof AidoError ? e.code : ErrorCode.cancelled, "hold", errorMessage(e));
   }
+  seen.stage = "needs";
   const sandbox = deps.sandbox(principal.goalId);
   const readRefusal = (path: string): AidoError | undefined => {
     const need: Need = { kind: "file_read", path };
@@ -193,6 +202,7 @@ export async function judgeCall(
       });
     }
   }
+  seen.stage = "policy";
   const command = tool.policyCommand?.(input);
   if (command) seen.command = command;
   const decision = deps.policy.decide({ tool: tool.name, input, needs, ...(command ? { command } : {}) });
@@ -204,6 +214,7 @@ export async function judgeCall(
 
   // 6. the approval decision: manifest approval_required, or a policy "confirm" rule. The
   // scope is worked out only here (for exec it resolves every word in the container).
+  seen.stage = "approval";
   const confirmRule = decision.decision === "confirm" ? decision : undefined;
   const judged: Judged = { tool, input, grants, needs, sandbox, ...(confirmRule ? { confirmRule } : {}) };
   if (principal.approvalRequired.has(tool.name) || confirmRule || tool.approvalReason) {

@@ -14,6 +14,13 @@ import type { JsonValue } from "./canonical-json.js";
  */
 export type DenyStage = "schema" | "capability" | "policy" | "budget" | "approval" | "hold";
 
+/**
+ * Where the gate was when one of its stages failed instead of deciding (tool.errored): a
+ * deciding stage, or "needs" (stage 5: the call's needs worked out in the goal's container,
+ * which may start it, or against an external MCP server).
+ */
+export type GateStage = DenyStage | "needs";
+
 export type ApprovalDecisionKind = "allow_once" | "allow_session" | "allow_always" | "deny";
 
 export type GoalEndState = "succeeded" | "failed" | "cancelled";
@@ -52,6 +59,12 @@ export interface AuditPayloads {
     code?: string;
     call_id?: string;
   };
+  /**
+   * A call that did not run because a stage of the gate failed before it was decided (the goal's
+   * container could not be started, a path not resolved in it, the approval store failed): not a
+   * refusal, and no tool.invoked. `error`: the failure, inert and bounded (gate/stage-failure.ts).
+   */
+  "tool.errored": { tool: string; stage: GateStage; error: string; code?: string; call_id?: string };
   "tool.completed": { tool: string; invoked_seq: number; is_error?: boolean; output_bytes?: number };
   "tool.failed": { tool: string; invoked_seq: number; error: string; code?: string };
   "approval.requested": {
@@ -273,6 +286,7 @@ const KINDS: Record<AuditKind, true> = {
   "token.revoked": true,
   "tool.invoked": true,
   "tool.denied": true,
+  "tool.errored": true,
   "tool.completed": true,
   "tool.failed": true,
   "approval.requested": true,

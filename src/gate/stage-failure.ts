@@ -1,0 +1,58 @@
+// gate/stage-failure.ts — the audit entry of a call that ended before tool.invoked because a
+// stage of the gate failed rather than decided: the goal's container could not be started or
+// a path not resolved in it, an external MCP server could not be listed, the approval store
+// or the policy threw, a tool's needs or approval scope threw on an input it did not expect.
+// Before, such a call ended with an error the caller saw and nothing in the log: a refusal is
+// audited as tool.denied, a run as tool.invoked and its end, but a failure in between was
+// neither. It is recorded as tool.errored (not tool.denied: nothing refused it, the runtime
+// failed), once, with the stage the gate was at; the caller gets the same error as before.
+// The error's text comes from anywhere (an engine's message, a server's, a path a model chose):
+// it is made inert and cut to ERROR_TEXT_MAX characters before it reaches the log.
+
+import { AidoError, errorMessage } from "../errors.js";
+import type { AuditLog } from "../security/audit.js";
+import type { GateStage } from "../security/audit-events.js";
+import { inert } from "../security/terminal-text.js";
+
+/** The longest error text an entry keeps (an escape counts as its characters). */
+export const ERROR_TEXT_MAX = 2000;
+
+/** `text` as the log keeps it: terminal controls written as escapes, at most ERROR_TEXT_MAX chars. */
+export function auditText(text: string): string {
+  // Cut before escaping too, so a megabyte message costs no megabyte of work.
+  const shown = inert(text.length > ERROR_TEXT_MAX ? text.slice(0, ERROR_TEXT_MAX) : text);
+  return shown.length > ERROR_TEXT_MAX ? `${shown.slice(0, ERROR_TEXT_MAX - 1)}…` : shown;
+}
+
+/**
+ * Audit the end of a call whose stage `stage` threw `error` before the call was decided. Throws
+ * audit_failed if the entry cannot be written (fail closed, as a denial does).
+ */
+export function auditStageFailure(
+  audit: AuditLog,
+  ids: { goalId: string; agentId: string },
+  call: { name: string; callId?: string },
+  stage: GateStage,
+  error: unknown,
+): void {
+  audit.record(
+    "tool.errored",
+    {
+      tool: auditText(call.name),
+      stage,
+      error: auditText(describe(error)),
+      ...(error instanceof AidoError ? { code: error.code } : {}),
+      ...(call.callId ? { call_id: call.callId } : {}),
+    },
+    ids,
+  );
+}
+
+/** The error's message as text, whatever was thrown (a message that is not a string, a value whose toString throws). */
+function describe(error: unknown): string {
+  try {
+    return String(errorMessage(error));
+  } catch {
+    return "an error that cannot be shown as text";
+  }
+}

@@ -1,0 +1,205 @@
+// A stage of the gate that throws rather than decides ends the call before tool.invoked; it
+// is audited as tool.errored with the stage it was at, once, and the caller gets the error it
+// got before (gate/stage-failure.ts). Real SQLite-backed tokens, policy, approvals and audit;
+// the tools are small ones of the suite that throw what a real one could (the sandbox's
+// failures on a real engine are test/gate/stage-failure-docker.test.ts).
+
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { openDatabase } from "../../src/db/database.js";
+import { AidoError, ErrorCode } from "../../src/errors.js";
+import { Gate, GateDenied, type Principal } from "../../src/gate/invoke.js";
+import { ERROR_TEXT_MAX } from "../../src/gate/stage-failure.js";
+import type { ToolDef } from "../../src/gate/types.js";
+import { lazySandbox } from "../../src/sandbox/lazy.js";
+import { ApprovalQueue } from "../../src/security/approvals.js";
+import { AuditLog } from "../../src/security/audit.js";
+import type { AuditEntry } from "../../src/security/audit-events.js";
+import { parseGrant } from "../../src/security/grants.js";
+import { RuntimeKey } from "../../src/security/keys.js";
+import { PolicyEngine } from "../../src/security/policy.js";
+import { TokenAuthority } from "../../src/security/tokens.js";
+import { makeTempHome, type TempHome } from "../support/home.js";
+
+/** What the hostile tool throws from its needs: terminal escapes, then megabytes. */
+const HOSTILE = `\x1b]8;;https://evil.example\x07click\x1b]8;;\x07\r\x1b[2Kall fine\u202e${"x".repeat(4 * 1024 * 1024)}`;
+
+/** A tool whose needs and approval scope throw on an input they did not expect, as a careless tool's might. */
+const oddTool: ToolDef<{ mode: string }> = {
+  name: "odd",
+  description: "test tool: its needs and approval scope throw on some inputs",
+  input: z.strictObject({ mode: z.string() }),
+  mutates: false,
+  needs: async (i) => {
+    if (i.mode === "type-error") return (undefined as unknown as { x: Need[] }).x;
+    if (i.mode === "hostile") throw new Error(HOSTILE);
+    if (i.mode === "not-an-error") throw Object.create(null);
+    return [{ kind: "file_read", path: "/workspace/a.txt" }];
+  },
+  approvalScope: (i) => {
+    if (i.mode === "scope-throws") throw new AidoError(ErrorCode.sandboxFailed, "the container went away");
+    return { key: `odd:${i.mode}`, target: `odd ${i.mode}` };
+  },
+  run: async () => ({ output: "ran" }),
+};
+type Need = { kind: "file_read"; path: string };
+
+interface World {
+  home: TempHome;
+  audit: AuditLog;
+  gate(approvals?: ApprovalQueue, confirm?: string[]): Gate;
+  approvals: ApprovalQueue;
+  principal(): Principal;
+}
+
+let w: World;
+let runs = 0;
+beforeEach(() => {
+  const home = makeTempHome();
+  const db = openDatabase(home.config.dbPath);
+  const key = RuntimeKey.load(home.config.keysDir);
+  const audit = new AuditLog({ db, signer: key });
+  const tokens = new TokenAuthority({ db, key });
+  const queue = (onDb = db) =>
+    new ApprovalQueue({
+      db: onDb,
+      audit,
+      signer: key,
+      timeoutMs: 2_000,
+      allowAlwaysTtlSeconds: 3600,
+      pollMs: 20,
+    });
+  const approvals = queue();
+  runs = 0;
+  const tools = new Map<string, ToolDef<unknown>>([
+    ["odd", { ...oddTool, run: async () => ({ output: `ran ${++runs}` }) } as ToolDef<unknown>],
+  ]);
+  w = {
+    home,
+    audit,
+    approvals,
+    gate: (a = approvals, confirm = []) =>
+      new Gate({
+        tools,
+        tokens,
+        policy: new PolicyEngine({ policy: { deny: [], confirm, snapshotBeforeMutation: false } }),
+        audit,
+        approvals: a,
+        sandbox: (goalId) =>
+          lazySandbox(goalId, async () => {
+            throw new Error("these test tools never touch a sandbox");
+          }),
+        snapshotBeforeMutation: false,
+        outputMaxBytes: 4096,
+        approvalTimeoutMs: 2_000,
+      }),
+    principal: () => ({
+      agentId: "agent-1",
+      goalId: "g1",
+      identity: "tester",
+      token: tokens.issue({
+        agentId: "agent-1",
+        goalId: "g1",
+        grants: ["tool: odd", "file_read: /workspace/**"].map(parseGrant),
+        ttlSeconds: 600,
+      }),
+      approvalRequired: new Set<string>(),
+    }),
+  };
+  // A second database whose approvals store fails (closed under the queue), for the approval stage.
+  const broken = openDatabase(join(home.dir, "broken.db"));
+  brokenApprovals = queue(broken);
+  broken.close();
+});
+let brokenApprovals: ApprovalQueue;
+afterEach(() => w.home.cleanup());
+
+const toolEntries = (): AuditEntry[] =>
+  w.audit.query({ agent_id: "agent-1" }).filter((e) => e.kind.startsWith("tool."));
+const call = (gate: Gate, mode: string, callId = "c1") =>
+  gate.invoke(w.principal(), { name: "odd", input: { mode }, callId }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+
+describe("a stage of the gate that throws", () => {
+  it("is audited once as tool.errored at stage needs when a tool's needs throw on odd input", async () => {
+    const e = await call(w.gate(), "type-error");
+    expect(e).toBeInstanceOf(TypeError);
+    expect(e).not.toBeInstanceOf(GateDenied);
+    const entries = toolEntries();
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ kind: "tool.errored", goal_id: "g1" });
+    expect(entries[0]?.payload).toEqual({
+      tool: "odd",
+      stage: "needs",
+      error: (e as Error).message,
+      call_id: "c1",
+    });
+    expect(runs).toBe(0);
+    expect(w.audit.verify().ok).toBe(true);
+  });
+
+  it("keeps the caller's error as it was and the log's copy inert and bounded when the message is hostile", async () => {
+    const e = await call(w.gate(), "hostile");
+    expect((e as Error).message).toBe(HOSTILE);
+    const [entry] = toolEntries();
+    const error = String((entry?.payload as { error?: string } | undefined)?.error);
+    expect(error.length).toBeLessThanOrEqual(ERROR_TEXT_MAX);
+    expect(error).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202e]/);
+    expect(error.startsWith("\\x1b]8;;https://evil.example\\x07click")).toBe(true);
+    expect(error.endsWith("…")).toBe(true);
+  });
+
+  it("is audited when what was thrown is not an Error and cannot even be made text", async () => {
+    const e = await call(w.gate(), "not-an-error");
+    expect(Object.getPrototypeOf(e)).toBeNull();
+    expect(toolEntries().map((x) => [x.kind, (x.payload as { stage: string }).stage])).toEqual([
+      ["tool.errored", "needs"],
+    ]);
+  });
+
+  it("is audited at stage approval, with the error's code, when the approval scope throws", async () => {
+    const e = await call(w.gate(w.approvals, ["tool: odd"]), "scope-throws");
+    expect((e as AidoError).code).toBe(ErrorCode.sandboxFailed);
+    expect(toolEntries().map((x) => x.payload)).toEqual([
+      {
+        tool: "odd",
+        stage: "approval",
+        error: "the container went away",
+        code: "sandbox_failed",
+        call_id: "c1",
+      },
+    ]);
+  });
+
+  it("is audited at stage approval when the approval store fails", async () => {
+    const e = await call(w.gate(brokenApprovals, ["tool: odd"]), "fine");
+    expect(e).toBeInstanceOf(Error);
+    expect(e).not.toBeInstanceOf(GateDenied);
+    const entries = toolEntries();
+    expect(entries.map((x) => [x.kind, (x.payload as { stage: string }).stage])).toEqual([
+      ["tool.errored", "approval"],
+    ]);
+    expect(entries[0]?.payload).toMatchObject({ error: (e as Error).message });
+    expect(runs).toBe(0);
+  });
+
+  it("writes one entry for a refusal: a denial is tool.denied only", async () => {
+    const gate = w.gate();
+    const e = await gate
+      .invoke(w.principal(), { name: "odd", input: { mode: 7 }, callId: "c2" })
+      .catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(GateDenied);
+    expect(toolEntries().map((x) => x.kind)).toEqual(["tool.denied"]);
+  });
+
+  it("writes nothing when simulated (a simulation's failure is its caller's to report)", async () => {
+    const before = w.audit.query({}).length;
+    await expect(
+      w.gate().simulate(w.principal(), { name: "odd", input: { mode: "type-error" } }),
+    ).rejects.toThrow(TypeError);
+    expect(w.audit.query({}).length).toBe(before);
+  });
+});
