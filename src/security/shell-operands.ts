@@ -8,6 +8,7 @@ import type { SimpleCommand } from "./shell.js";
 import { gitSubcommandArgv } from "./shell-git.js";
 import { sedEditedFiles } from "./shell-sed.js";
 import { basename } from "./shell-unfold.js";
+import { programWrites } from "./shell-writes.js";
 
 const WRITE_ALL = new Set(["rm", "rmdir", "unlink", "shred", "touch", "tee", "mkdir", "truncate", "mv"]);
 for (const c of ["chmod", "chown", "chgrp", "chattr", "setfacl", "mknod", "mkfifo"]) WRITE_ALL.add(c);
@@ -91,8 +92,14 @@ function gitWrites(argv: readonly string[]): { value: string; at: number }[] {
   return out.map((o) => ({ value: o.value, at: o.at + shift }));
 }
 
-/** The paths a command writes, as written, with the argv index of each (-1 inside an option). */
-export function writeTargets(c: SimpleCommand): { path: string; dynamic: boolean; at: number }[] {
+/**
+ * The paths a command writes, with the argv index of the word each comes from (-1 inside an
+ * option). `implied`: a path no argument holds (`tar -x`'s folder, split's default `x`),
+ * relative to where the command starts. A path may differ from its word (`gzip F` writes F.gz).
+ */
+export function writeTargets(
+  c: SimpleCommand,
+): { path: string; dynamic: boolean; at: number; implied?: boolean }[] {
   const n = commandName(c);
   const ops = operandsAt(c);
   let picked: { value: string; at: number }[] = [];
@@ -111,7 +118,19 @@ export function writeTargets(c: SimpleCommand): { path: string; dynamic: boolean
   }
   // mv -t DIR: the folder is written too (its operands are, as WRITE_ALL says).
   if (n === "mv") picked.push(...optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS.mv!));
-  const out = picked.map((p) => ({ path: p.value, dynamic: c.argDynamic[p.at] === true, at: p.at }));
+  const out: { path: string; dynamic: boolean; at: number; implied?: boolean }[] = picked.map((p) => ({
+    path: p.value,
+    dynamic: c.argDynamic[p.at] === true,
+    at: p.at,
+  }));
+  if (!c.dynamic) {
+    for (const p of programWrites(c, n)) {
+      const dynamic = p.at >= 0 && c.argDynamic[p.at] === true;
+      out.push(
+        p.at < 0 ? { path: p.value, dynamic, at: -1, implied: true } : { path: p.value, dynamic, at: p.at },
+      );
+    }
+  }
   for (const f of c.files) if (f.write) out.push({ path: f.path, dynamic: f.dynamic, at: -1 });
   return out;
 }
