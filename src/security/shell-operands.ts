@@ -8,7 +8,7 @@ import type { SimpleCommand } from "./shell.js";
 import { gitSubcommandArgv } from "./shell-git.js";
 import { sedEditedFiles } from "./shell-sed.js";
 import { basename } from "./shell-unfold.js";
-import { programWrites } from "./shell-writes.js";
+import { fileOperands, programWrites } from "./shell-writes.js";
 
 const WRITE_ALL = new Set(["rm", "rmdir", "unlink", "shred", "touch", "tee", "mkdir", "truncate", "mv"]);
 for (const c of ["chmod", "chown", "chgrp", "chattr", "setfacl", "mknod", "mkfifo"]) WRITE_ALL.add(c);
@@ -101,7 +101,7 @@ export function writeTargets(
   c: SimpleCommand,
 ): { path: string; dynamic: boolean; at: number; implied?: boolean }[] {
   const n = commandName(c);
-  const ops = operandsAt(c);
+  const ops = fileOperands(c.argv, n) ?? operandsAt(c);
   let picked: { value: string; at: number }[] = [];
   if (WRITE_ALL.has(n)) picked = ops;
   else if (n === "sed") {

@@ -8,7 +8,8 @@
 // Where the written name comes from the data (a tar or zip archive's members, a patch's
 // file names, a clone's folder named after its URL, split's default `xaa`), the folder the
 // files are made in is judged as written (`implied`: a path that is no argument: judged
-// from every folder the command may start in).
+// from every folder the command may start in). Where the names may lead anywhere (`tar -xP`,
+// `unzip -:`, `xz --files=F`), `/` is written: the policy's system-path rule refuses it.
 
 import { posix } from "node:path";
 import type { SimpleCommand } from "./shell.js";
@@ -97,6 +98,7 @@ const TAR: Getopt = {
 };
 TAR.long["to-command"] = true;
 TAR.long["remove-files"] = false;
+TAR.long["absolute-names"] = false;
 TAR.long["use-compress-program"] = true;
 TAR.long["info-script"] = true;
 TAR.long["new-volume-script"] = true;
@@ -144,6 +146,8 @@ function tarJudge(r: Read): ProgramWrite[] {
       cur = d.value!.startsWith("/") ? d.value! : posix.join(cur, d.value!);
       out.push({ value: cur, at: d.at });
     }
+    // -P keeps members' leading / and their ..: any folder may be written.
+    if (is("P", "absolute-names")) out.push({ value: "/", at: -1 });
     const firstC = dirs[0]?.at ?? Number.POSITIVE_INFINITY;
     if (dirs.length === 0 || r.operands.some((p) => p.at < firstC)) out.push({ value: ".", at: -1 });
   }
@@ -172,13 +176,33 @@ const SHUF: Getopt = {
     ["echo", "repeat", "zero-terminated"],
   ),
 };
-const GZIP: Getopt = {
-  short: "S",
-  long: longs(
-    ["suffix"],
-    ["stdout", "to-stdout", "decompress", "uncompress", "force", "keep", "list", "test", "recursive"],
-  ),
+const COMPRESS_FLAGS = ["stdout", "to-stdout", "decompress", "uncompress", "compress", "force", "keep"];
+COMPRESS_FLAGS.push("list", "test", "recursive");
+/** gzip, bzip2 and xz: `F` becomes F.gz (F.bz2, F.xz) next to it and F is removed; -d the other way. */
+const COMPRESSORS: Record<string, { spec: Getopt; suffix: string; decompress: boolean }> = {
+  gzip: { spec: { short: "S", long: longs(["suffix"], COMPRESS_FLAGS) }, suffix: ".gz", decompress: false },
+  bzip2: { spec: { short: "", long: longs([], COMPRESS_FLAGS) }, suffix: ".bz2", decompress: false },
+  xz: {
+    spec: {
+      short: "SFCTM",
+      long: longs(
+        ["suffix", "format", "check", "threads", "memlimit", "block-size", "block-list"],
+        COMPRESS_FLAGS,
+      ),
+    },
+    suffix: ".xz",
+    decompress: false,
+  },
 };
+for (const k of ["memlimit-compress", "memlimit-decompress", "filters", "lzma1", "lzma2", "delta"]) {
+  COMPRESSORS.xz!.spec.long[k] = true;
+}
+COMPRESSORS.xz!.spec.long.files = false;
+COMPRESSORS.xz!.spec.long.files0 = false;
+COMPRESSORS.gunzip = { ...COMPRESSORS.gzip!, decompress: true };
+COMPRESSORS.bunzip2 = { ...COMPRESSORS.bzip2!, decompress: true };
+COMPRESSORS.unxz = { ...COMPRESSORS.xz!, decompress: true };
+
 const PATCH: Getopt = {
   short: "BdDFgiopVYzrx",
   long: longs(
@@ -205,10 +229,14 @@ const UNZIP: Getopt = { short: "dx", long: {} };
 
 const UNZIP_NO_FILES = "lptcvzZ";
 
-function gzipWrites(name: string, r: Read): ProgramWrite[] {
+function compressorWrites(name: string, argv: readonly string[]): ProgramWrite[] {
+  const tool = COMPRESSORS[name]!;
+  const r = getopt(argv, 1, tool.spec);
   if (has(r, "c", "stdout", "to-stdout", "t", "test", "l", "list")) return [];
-  const decompress = name === "gunzip" || has(r, "d", "decompress", "uncompress");
-  const suffix = values(r, "S", "suffix").at(-1)?.value ?? ".gz";
+  // xz --files=F: the names come from a file: any file may be replaced.
+  if (has(r, "files", "files0")) return [{ value: "/", at: -1 }];
+  const decompress = (tool.decompress || has(r, "d", "decompress", "uncompress")) && !has(r, "z", "compress");
+  const suffix = values(r, "S", "suffix").at(-1)?.value ?? tool.suffix;
   const out: ProgramWrite[] = [];
   for (const f of r.operands) {
     if (f.value === "-") continue;
@@ -218,8 +246,10 @@ function gzipWrites(name: string, r: Read): ProgramWrite[] {
       continue;
     }
     if (!has(r, "k", "keep")) out.push(f);
-    const other = decompress ? f.value.replace(/\.(gz|z|tgz|taz)$/i, "") : f.value + suffix;
-    // The other name is made next to the operand; a .tgz becomes a .tar.
+    const other = decompress
+      ? f.value.replace(/\.(gz|z|tgz|taz|bz2|tbz2?|xz|txz|lzma)$/i, "")
+      : f.value + suffix;
+    // The other name is made next to the operand (a .tgz becomes a .tar).
     out.push({ value: other === f.value ? `${f.value}.tar` : other, at: f.at });
   }
   return out;
@@ -297,6 +327,61 @@ function opensslWrites(argv: readonly string[]): ProgramWrite[] {
   return out;
 }
 
+/**
+ * The options that take a value of the programs whose operands are written (coreutils 9.1,
+ * e2fsprogs, acl), and how many leading operands are not files (chmod's MODE, chown's OWNER,
+ * chattr's +i): read as the program does, so `chmod 644 f` writes f, not a file named 644.
+ */
+const OPERAND_PROGRAMS: Record<string, Getopt & { skip?: number; onlyFirst?: boolean }> = {
+  rm: { short: "", long: {} },
+  rmdir: { short: "", long: {} },
+  unlink: { short: "", long: {} },
+  tee: { short: "", long: {} },
+  shred: { short: "ns", long: longs(["iterations", "size", "random-source"], []) },
+  touch: { short: "drt", long: longs(["date", "reference", "time"], []) },
+  mkdir: { short: "m", long: longs(["mode"], []) },
+  mkfifo: { short: "m", long: longs(["mode"], []) },
+  mknod: { short: "m", long: longs(["mode"], []), onlyFirst: true },
+  truncate: { short: "rs", long: longs(["reference", "size"], []) },
+  mv: { short: "St", long: longs(["suffix", "target-directory"], []) },
+  chmod: { short: "", long: longs(["reference"], []), skip: 1 },
+  chown: { short: "", long: longs(["reference", "from"], []), skip: 1 },
+  chgrp: { short: "", long: longs(["reference"], []), skip: 1 },
+  chattr: { short: "vp", long: {} },
+  setfacl: {
+    short: "mxMX",
+    long: longs(["modify", "remove", "set", "modify-file", "remove-file", "set-file"], []),
+  },
+  cp: { short: "St", long: longs(["suffix", "target-directory", "no-preserve"], ["sparse"]) },
+  ln: { short: "St", long: longs(["suffix", "target-directory"], []) },
+  install: { short: "gmoSt", long: longs(["group", "mode", "owner", "suffix", "target-directory"], []) },
+};
+OPERAND_PROGRAMS.cp!.long.sparse = true;
+OPERAND_PROGRAMS.install!.long["strip-program"] = true;
+
+/**
+ * The operands of a program that writes its operands (rm, touch, chmod...) or names its
+ * destination last (cp, ln, install), without option values and what is not a file.
+ * Undefined for a program not in the table.
+ */
+export function fileOperands(argv: readonly string[], name: string): ProgramWrite[] | undefined {
+  const spec = OPERAND_PROGRAMS[name];
+  if (!spec) return undefined;
+  const r = getopt(argv, 1, spec);
+  let ops = r.operands;
+  // chmod/chown/chgrp --reference=F take no MODE/OWNER operand.
+  // chmod takes a mode spelled like options (`chmod -w f`, `chmod -x,o+r f`): then there is no MODE operand.
+  const end = argv.indexOf("--");
+  const modeOption =
+    name === "chmod" &&
+    argv.slice(1, end < 0 ? undefined : end).some((a) => /^-[^-]/.test(a) && /[^cfvR]/.test(a.slice(1)));
+  if (spec.skip && !has(r, "reference") && !modeOption) ops = ops.slice(spec.skip);
+  // chattr's modes (+i, -i, =i): -i reads as an option already.
+  if (name === "chattr") ops = ops.filter((o) => !/^[+=]/.test(o.value));
+  if (spec.onlyFirst) ops = ops.slice(0, 1);
+  return ops;
+}
+
 /** What `name` (a program of the table in the header) writes beyond what shell-operands.ts knows. */
 export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
   const argv = c.argv;
@@ -318,7 +403,11 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
       return values(getopt(argv, 1, SHUF), "o", "output");
     case "gzip":
     case "gunzip":
-      return gzipWrites(name, getopt(argv, 1, GZIP));
+    case "bzip2":
+    case "bunzip2":
+    case "xz":
+    case "unxz":
+      return compressorWrites(name, argv);
     case "patch": {
       const r = getopt(argv, 1, PATCH);
       if (has(r, "dry-run")) return [];
@@ -349,6 +438,8 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
       const r = getopt(argv, 1, UNZIP);
       if (r.opts.some((o) => UNZIP_NO_FILES.includes(o.name))) return [];
       const dir = values(r, "d").at(-1);
+      // -: keeps members' ../ (unzip strips it and a leading / otherwise): any folder may be written.
+      if (has(r, ":")) return [{ value: "/", at: -1 }];
       return [dir ?? { value: ".", at: -1 }];
     }
     case "git":

@@ -20,6 +20,7 @@ import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench
 let b: SharedBench;
 
 const PROGRAMS = ["tar", "split", "csplit", "uniq", "shuf", "gzip", "gunzip", "unzip", "patch", "mktemp"];
+PROGRAMS.push("bzip2", "xz", "chmod", "truncate");
 PROGRAMS.push("install", "ln", "rm", "touch", "mkdir", "cp", "git", "openssl", "cat", "ls", "env", "timeout");
 
 const PROFILES = {
@@ -109,6 +110,20 @@ describe("a write only the program knows the direction of is judged as a write",
   );
 
   it.each([
+    ["tar -x -P (members' own absolute names)", `cd ${P}/out && tar -xPf ../a.tar`],
+    ["unzip -: (members' own ../)", `unzip -q -: ${P}/a.zip -d ${P}/out/uz2`],
+  ])(
+    "refuses %s: the folder written is the archive's to say, so any is",
+    async (_how, command) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "policy", /(tar|unzip) .* writes \/ \(rule system-path-write\)/);
+      expect(b.exists(`${P}/out/member.txt`)).toBe(false);
+      expect(b.exists(`${P}/out/uz2`)).toBe(false);
+    },
+    60_000,
+  );
+
+  it.each([
     [
       "tar -cf into the writable folder",
       `tar -cf ${P}/out/a.tar -C ${P} notes.txt && tar -tf ${P}/out/a.tar`,
@@ -164,6 +179,11 @@ describe("a bare name a writing program takes is a path in every folder the comm
     ["rm -f in the writable folder", `cd ${P}/out && touch n && rm -f n notes.txt && ls -a`, ".keep"],
     ["mkdir -p in the writable folder", `cd ${P}/out && mkdir -p a/b && ls`, "a"],
     ["cp to a bare name in the writable folder", `cd ${P}/out && cp ../notes.txt n2 && cat n2`, "b\na"],
+    // From the read-only /workspace: a mode, a size, a date is no file.
+    ["chmod MODE from a read-only cwd", `touch ${P}/out/c && chmod 600 ${P}/out/c && ls ${P}/out`, "c"],
+    ["truncate -s SIZE from a read-only cwd", `truncate -s 0 ${P}/out/c && ls ${P}/out`, "c"],
+    ["touch -d DATE from a read-only cwd", `touch -d 2020-01-01 ${P}/out/c && ls ${P}/out`, "c"],
+    ["mkdir -m MODE from a read-only cwd", `mkdir -m 755 ${P}/out/m && ls ${P}/out`, "m"],
   ])(
     "still runs %s",
     async (_how, command, out) => {
