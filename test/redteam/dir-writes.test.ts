@@ -20,7 +20,7 @@ import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench
 let b: SharedBench;
 
 const PROGRAMS = ["tar", "split", "csplit", "uniq", "shuf", "gzip", "gunzip", "unzip", "patch", "mktemp"];
-PROGRAMS.push("bzip2", "xz", "chmod", "truncate");
+PROGRAMS.push("bzip2", "xz", "chmod", "truncate", "strace", "script", "true", "echo");
 PROGRAMS.push("install", "ln", "rm", "touch", "mkdir", "cp", "git", "openssl", "cat", "ls", "env", "timeout");
 
 const PROFILES = {
@@ -192,4 +192,25 @@ describe("a bare name a writing program takes is a path in every folder the comm
     },
     60_000,
   );
+});
+
+describe("a tracer's or script's own options, read as they read them", () => {
+  it.each([
+    ["strace -o F -- CMD", `strace -o ${P}/t -- true`, `${P}/t`],
+    ["script -a F -c CMD (options after the file)", `script -q -a ${P}/log -c true`, `${P}/log`],
+  ])(
+    "judges %s: its file is written",
+    async (_how, command, file) => {
+      const r = await b.exec("worker", command);
+      const quoted = file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quoted} \\(`));
+      expect(b.exists(file)).toBe(false);
+    },
+    60_000,
+  );
+
+  it("runs script -a F -c CMD with F in the writable folder", async () => {
+    const r = expectOk(await b.exec("worker", `script -q -a ${P}/out/log -c 'echo hi' && cat ${P}/out/log`));
+    expect(r.output).toContain("hi");
+  }, 60_000);
 });
