@@ -13,6 +13,7 @@
 
 import { posix } from "node:path";
 import type { SimpleCommand } from "./shell.js";
+import { type Getopt, getopt, has, longs, type Read, values } from "./shell-getopt.js";
 import { gitSubcommandArgv } from "./shell-git.js";
 import { basename } from "./shell-unfold.js";
 
@@ -21,71 +22,6 @@ export interface ProgramWrite {
   value: string;
   at: number;
 }
-
-interface Getopt {
-  /** Short letters that take a value. */
-  short: string;
-  /** Long names (every one the program has that could be abbreviated into a listed one), true: takes a value. */
-  long: Record<string, boolean>;
-}
-
-interface Read {
-  /** Each option by its full name (a short letter stays a letter), with its value. */
-  opts: { name: string; value?: string; at: number }[];
-  operands: { value: string; at: number }[];
-}
-
-/**
- * getopt_long as GNU programs read their arguments: permuted, clusters, values attached
- * or in the next word, `--name=V`, and any prefix of a long name. A prefix that fits
- * several names is read as each of them (the program refuses it, but the reading must not
- * miss a write): as one taking a value if any does.
- */
-function getopt(argv: readonly string[], from: number, spec: Getopt): Read {
-  const out: Read = { opts: [], operands: [] };
-  const names = Object.keys(spec.long);
-  for (let at = from; at < argv.length; at++) {
-    const a = argv[at]!;
-    if (a === "--") {
-      for (let k = at + 1; k < argv.length; k++) out.operands.push({ value: argv[k]!, at: k });
-      break;
-    }
-    if (a.startsWith("--")) {
-      const eq = a.indexOf("=");
-      const name = a.slice(2, eq < 0 ? undefined : eq);
-      const full = name in spec.long ? [name] : names.filter((n) => n.startsWith(name));
-      const takes = full.some((n) => spec.long[n]);
-      const value = eq >= 0 ? a.slice(eq + 1) : takes ? argv[at + 1] : undefined;
-      const valueAt = eq >= 0 ? at : takes ? at + 1 : at;
-      for (const n of full.length > 0 ? full : [name]) out.opts.push({ name: n, value, at: valueAt });
-      if (eq < 0 && takes) at++;
-      continue;
-    }
-    if (!a.startsWith("-") || a === "-") {
-      out.operands.push({ value: a, at });
-      continue;
-    }
-    for (let k = 1; k < a.length; k++) {
-      const l = a[k]!;
-      if (!spec.short.includes(l)) {
-        out.opts.push({ name: l, at });
-        continue;
-      }
-      if (k + 1 < a.length) out.opts.push({ name: l, value: a.slice(k + 1), at });
-      else out.opts.push({ name: l, value: argv[at + 1], at: ++at });
-      break;
-    }
-  }
-  return out;
-}
-
-const has = (r: Read, ...names: string[]): boolean => r.opts.some((o) => names.includes(o.name));
-const values = (r: Read, ...names: string[]): ProgramWrite[] =>
-  r.opts.flatMap((o) =>
-    names.includes(o.name) && o.value !== undefined ? [{ value: o.value, at: o.at }] : [],
-  );
-const longs = (valued: string[], flags: string[]): Record<string, boolean> =>
-  Object.fromEntries([...valued.map((n) => [n, true]), ...flags.map((n) => [n, false])]);
 
 /** GNU tar 1.34: letters that take a value (shell-tar.ts reads the same), and the long names this reads. */
 const TAR_VALUE = "fbCFgHIKLNTVX";
@@ -301,7 +237,16 @@ function gitWrites(argv: readonly string[]): ProgramWrite[] {
     const ops = r.operands;
     out.push(...(sub[2] === "add" ? ops.slice(0, 1) : ops.slice(0, 2)));
   }
-  return out.map(at);
+  const writes = out.map(at);
+  if (out.length > 0) {
+    // `git --git-dir=D init` makes the repository in D, --work-tree its files.
+    for (let k = 1; k <= shift; k++) {
+      const m = /^--(git-dir|work-tree)(=|$)/.exec(argv[k]!);
+      if (m?.[2] === "=") writes.push({ value: argv[k]!.slice(m[0].length), at: k });
+      else if (m && k + 1 <= shift) writes.push({ value: argv[k + 1]!, at: ++k });
+    }
+  }
+  return writes;
 }
 
 /** The folder `git clone URL` makes: the URL's last part without `/.git` or `.git` (builtin/clone.c). */

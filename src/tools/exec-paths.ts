@@ -31,6 +31,21 @@ import { fileWords, type ScopeWord } from "./exec-scope.js";
 /** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
 export const CONTAINER_HOME = "/tmp";
 
+/**
+ * Variables from which a program reads options or the folder it writes in (`UNZIP="-d D"`,
+ * `TMPDIR=D mktemp`, `GIT_DIR=D git init`): set by the command, its writes are not those judged.
+ * (GZIP is not: gzip 1.12 refuses -c, -S and -d there.)
+ */
+const WRITE_ENV: Record<string, readonly string[]> = {
+  unzip: ["UNZIP", "UNZIPOPT"],
+  bzip2: ["BZIP", "BZIP2"],
+  bunzip2: ["BZIP", "BZIP2"],
+  xz: ["XZ_OPT", "XZ_DEFAULTS"],
+  unxz: ["XZ_OPT", "XZ_DEFAULTS"],
+  mktemp: ["TMPDIR"],
+  git: ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"],
+};
+
 /** The folders a goal's container mounts from the host or gives it: grants are needed inside. */
 export const MOUNT_ROOTS: readonly string[] = ["/workspace", "/output", "/inputs", "/skills", "/tmp"];
 /** More distinct paths than this in one exec are refused (each is a round trip to the container). */
@@ -212,6 +227,14 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     // What a known program writes, by argv index: the path itself (`sort -o/out` writes /out),
     // or one made from it (`gzip F` writes F.gz).
     const targets = writeTargets(c);
+    const env = WRITE_ENV[name]?.find((v) => analysis.assignedNames.includes(v));
+    if (env && targets.length > 0) {
+      throw new AidoError(
+        ErrorCode.policyDenied,
+        `cannot judge what ${name} writes: the command sets ${env}, which gives ${name} options or a folder the analysis does not read; give them on its command line`,
+        { rule: "unjudgeable" },
+      );
+    }
     const writes = new Map<number, string[]>();
     for (const t of targets) if (t.at >= 0) writes.set(t.at, [...(writes.get(t.at) ?? []), t.path]);
     for (let k = 1; k < c.argv.length; k++) {

@@ -94,6 +94,7 @@ describe("a write only the program knows the direction of is judged as a write",
     ["git clone SRC (the folder named after it)", `cd ${P} && git clone -q src/proj`, `${P}/proj`, "proj"],
     ["git init DIR", `git init -q ${P}/newrepo`, `${P}/newrepo`, "newrepo"],
     ["git init in the cwd", `cd ${P} && git init -q`, `${P}/.git`, ".git"],
+    ["git --git-dir=D init", `git --git-dir=${P}/g init -q ${P}/out/r`, `${P}/g`, "g"],
     ["git worktree add", `git -C ${P}/src/proj worktree add -q ${P}/wt`, `${P}/wt`, "wt"],
     ["openssl -out", `openssl rand -out ${P}/r 4`, `${P}/r`, "r"],
     ["openssl --out=", `openssl rand --out=${P}/r 4`, `${P}/r`, "r"],
@@ -119,6 +120,21 @@ describe("a write only the program knows the direction of is judged as a write",
       expectRefused(b, "worker", r, "policy", /(tar|unzip) .* writes \/ \(rule system-path-write\)/);
       expect(b.exists(`${P}/out/member.txt`)).toBe(false);
       expect(b.exists(`${P}/out/uz2`)).toBe(false);
+    },
+    60_000,
+  );
+
+  it.each([
+    ["UNZIP's -d", `cd ${P}/out && UNZIP="-d ${P}" unzip -q ../a.zip`, "UNZIP"],
+    ["TMPDIR for mktemp", `TMPDIR=${P} mktemp`, "TMPDIR"],
+    ["GIT_DIR under env for git init", `env GIT_DIR=${P}/g git init -q ${P}/out/r`, "GIT_DIR"],
+  ])(
+    "refuses %s: the folder written comes from a variable the command sets",
+    async (_how, command, variable) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "policy", new RegExp(`the command sets ${variable}`));
+      expect(b.exists(`${P}/member.txt`)).toBe(false);
+      expect(b.exists(`${P}/g`)).toBe(false);
     },
     60_000,
   );
