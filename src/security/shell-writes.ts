@@ -259,7 +259,7 @@ function humanish(url: string, bare: boolean): string | undefined {
 }
 
 /** openssl's options that name a file it writes, one dash or two, value separate or after `=`. */
-const OPENSSL_OUT = /^--?(out|keyout|writerand|sigout|CAserial|rev_out|signer_out|out_sig)(=|$)/;
+const OPENSSL_OUT = /^--?(out|outdir|keyout|writerand|sigout|CAserial|rev_out|signer_out|out_sig)(=|$)/;
 
 function opensslWrites(argv: readonly string[]): ProgramWrite[] {
   const out: ProgramWrite[] = [];
@@ -366,7 +366,7 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
     case "mktemp": {
       const r = getopt(argv, 1, MKTEMP);
       if (has(r, "u", "dry-run")) return [];
-      const dir = values(r, "p").at(-1);
+      const dir = values(r, "p", "tmpdir").at(-1);
       const template = r.operands[0];
       const inTmp = dir !== undefined || has(r, "t", "tmpdir") || template === undefined;
       if (!inTmp) return [template];
