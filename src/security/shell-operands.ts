@@ -115,6 +115,8 @@ export function writeTargets(
   else if (WRITE_DEST.has(n)) {
     const dirs = optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS[n]!);
     picked = dirs.length > 0 ? dirs : ops.slice(-1);
+    // `ln TARGET` makes ./basename(TARGET): the target is not written, the cwd is.
+    if (n === "ln" && dirs.length === 0 && ops.length === 1) picked = [];
   }
   // mv -t DIR: the folder is written too (its operands are, as WRITE_ALL says).
   if (n === "mv") picked.push(...optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS.mv!));
@@ -123,6 +125,11 @@ export function writeTargets(
     dynamic: c.argDynamic[p.at] === true,
     at: p.at,
   }));
+  if (n === "ln" && optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS.ln!).length === 0) {
+    const only = ops.length === 1 ? ops[0] : undefined;
+    if (only && !c.argDynamic[only.at])
+      out.push({ path: basename(only.value), dynamic: false, at: -1, implied: true });
+  }
   if (!c.dynamic) {
     for (const p of programWrites(c, n)) {
       const dynamic = p.at >= 0 && c.argDynamic[p.at] === true;

@@ -176,6 +176,7 @@ describe("a bare name a writing program takes is a path in every folder the comm
     ["touch after cd", `cd ${P} && touch x`, `${P}/x`],
     ["cp's destination after cd", `cd ${P} && cp notes.txt n2`, `${P}/n2`],
     ["ln's link after cd", `cd ${P} && ln notes.txt hard`, `${P}/hard`],
+    ["ln TARGET (its link made in the cwd)", `cd ${P} && ln ${P}/m/member.txt`, `${P}/member.txt`],
     ["a cd that may or may not have happened", `cd ${P}/out; cd ${P}; rm notes.txt`, `${P}/notes.txt`],
     ["mkdir -p of a folder that does not exist yet", `cd ${P} && mkdir -p a/b`, `${P}/a/b`],
     ["a redirect after cd", `cd ${P} && > x`, `${P}/x`],
@@ -196,6 +197,11 @@ describe("a bare name a writing program takes is a path in every folder the comm
     ["rm -f in the writable folder", `cd ${P}/out && touch n && rm -f n notes.txt && ls -a`, ".keep"],
     ["mkdir -p in the writable folder", `cd ${P}/out && mkdir -p a/b && ls`, "a"],
     ["cp to a bare name in the writable folder", `cd ${P}/out && cp ../notes.txt n2 && cat n2`, "b\na"],
+    [
+      "ln -s TARGET into the cwd, the target only read",
+      `cd ${P}/out && ln -s ${P}/notes.txt && cat notes.txt`,
+      "b\na",
+    ],
     // From the read-only /workspace: a mode, a size, a date is no file.
     ["chmod MODE from a read-only cwd", `touch ${P}/out/c && chmod 600 ${P}/out/c && ls ${P}/out`, "c"],
     ["truncate -s SIZE from a read-only cwd", `truncate -s 0 ${P}/out/c && ls ${P}/out`, "c"],
