@@ -8,6 +8,7 @@ import type { SimpleCommand } from "./shell.js";
 import { gitSubcommandArgv } from "./shell-git.js";
 import { sedEditedFiles } from "./shell-sed.js";
 import { basename } from "./shell-unfold.js";
+import { fileOperands, programWrites } from "./shell-writes.js";
 
 const WRITE_ALL = new Set(["rm", "rmdir", "unlink", "shred", "touch", "tee", "mkdir", "truncate", "mv"]);
 for (const c of ["chmod", "chown", "chgrp", "chattr", "setfacl", "mknod", "mkfifo"]) WRITE_ALL.add(c);
@@ -91,10 +92,16 @@ function gitWrites(argv: readonly string[]): { value: string; at: number }[] {
   return out.map((o) => ({ value: o.value, at: o.at + shift }));
 }
 
-/** The paths a command writes, as written, with the argv index of each (-1 inside an option). */
-export function writeTargets(c: SimpleCommand): { path: string; dynamic: boolean; at: number }[] {
+/**
+ * The paths a command writes, with the argv index of the word each comes from (-1 inside an
+ * option). `implied`: a path no argument holds (`tar -x`'s folder, split's default `x`),
+ * relative to where the command starts. A path may differ from its word (`gzip F` writes F.gz).
+ */
+export function writeTargets(
+  c: SimpleCommand,
+): { path: string; dynamic: boolean; at: number; implied?: boolean }[] {
   const n = commandName(c);
-  const ops = operandsAt(c);
+  const ops = fileOperands(c.argv, n) ?? operandsAt(c);
   let picked: { value: string; at: number }[] = [];
   if (WRITE_ALL.has(n)) picked = ops;
   else if (n === "sed") {
@@ -108,10 +115,29 @@ export function writeTargets(c: SimpleCommand): { path: string; dynamic: boolean
   else if (WRITE_DEST.has(n)) {
     const dirs = optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS[n]!);
     picked = dirs.length > 0 ? dirs : ops.slice(-1);
+    // `ln TARGET` makes ./basename(TARGET): the target is not written, the cwd is.
+    if (n === "ln" && dirs.length === 0 && ops.length === 1) picked = [];
   }
   // mv -t DIR: the folder is written too (its operands are, as WRITE_ALL says).
   if (n === "mv") picked.push(...optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS.mv!));
-  const out = picked.map((p) => ({ path: p.value, dynamic: c.argDynamic[p.at] === true, at: p.at }));
+  const out: { path: string; dynamic: boolean; at: number; implied?: boolean }[] = picked.map((p) => ({
+    path: p.value,
+    dynamic: c.argDynamic[p.at] === true,
+    at: p.at,
+  }));
+  if (n === "ln" && optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS.ln!).length === 0) {
+    const only = ops.length === 1 ? ops[0] : undefined;
+    if (only && !c.argDynamic[only.at])
+      out.push({ path: basename(only.value), dynamic: false, at: -1, implied: true });
+  }
+  if (!c.dynamic) {
+    for (const p of programWrites(c, n)) {
+      const dynamic = p.at >= 0 && c.argDynamic[p.at] === true;
+      out.push(
+        p.at < 0 ? { path: p.value, dynamic, at: -1, implied: true } : { path: p.value, dynamic, at: p.at },
+      );
+    }
+  }
   for (const f of c.files) if (f.write) out.push({ path: f.path, dynamic: f.dynamic, at: -1 });
   return out;
 }

@@ -193,7 +193,10 @@ const SCRIPT_LOGS = new Set(["t", "T", "timing", "log-io", "log-in", "log-out", 
 
 const scriptLike: Unfolder = (args) => {
   const isFlock = basename(args[0]!.value) === "flock";
+  // script's getopt permutes (`script -a F -c CMD` is `script -a -c CMD F`); flock's stops at its
+  // lock file, after which come its command and the command's own options.
   const scan = scanOptions(args, 1, {
+    permute: !isFlock,
     value: [
       "c",
       "command",
@@ -332,13 +335,14 @@ function afterOperandsWithFile(args: Arg[]): UnfoldStep {
 function tracer(spec: OptionSpec): Unfolder {
   return (args) => {
     const name = basename(args[0]!.value);
-    for (const a of args.slice(1)) {
-      if (a.dynamic || !a.value.startsWith("--") || a.value.includes("=")) continue;
+    const scan = scanOptions(args, 1, spec);
+    // Its own options only: `--` ends them, and the command's (`strace -- grep --color x`) are the command's.
+    for (const a of args.slice(1, scan.next)) {
+      if (a.dynamic || !a.value.startsWith("--") || a.value.includes("=") || a.value === "--") continue;
       if (!spec.flags?.includes(a.value.slice(2))) {
         return refuse(`${name} ${a.value}: write its long options as --name=value`);
       }
     }
-    const scan = scanOptions(args, 1, spec);
     if (scan.seen.has("p") || scan.seen.has("attach")) {
       return refuse(`${name} -p attaches to a process the command did not start`);
     }

@@ -31,6 +31,21 @@ import { fileWords, type ScopeWord } from "./exec-scope.js";
 /** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
 export const CONTAINER_HOME = "/tmp";
 
+/**
+ * Variables from which a program reads options or the folder it writes in (`UNZIP="-d D"`,
+ * `TMPDIR=D mktemp`, `GIT_DIR=D git init`): set by the command, its writes are not those judged.
+ * (GZIP is not: gzip 1.12 refuses -c, -S and -d there.)
+ */
+const WRITE_ENV: Record<string, readonly string[]> = {
+  unzip: ["UNZIP", "UNZIPOPT"],
+  bzip2: ["BZIP", "BZIP2"],
+  bunzip2: ["BZIP", "BZIP2"],
+  xz: ["XZ_OPT", "XZ_DEFAULTS"],
+  unxz: ["XZ_OPT", "XZ_DEFAULTS"],
+  mktemp: ["TMPDIR"],
+  git: ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"],
+};
+
 /** The folders a goal's container mounts from the host or gives it: grants are needed inside. */
 export const MOUNT_ROOTS: readonly string[] = ["/workspace", "/output", "/inputs", "/skills", "/tmp"];
 /** More distinct paths than this in one exec are refused (each is a round trip to the container). */
@@ -209,17 +224,29 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     const name = commandName(c);
     const from = dirs === undefined ? null : [...new Set(dirs.map((d) => d.canonical))];
     for (const text of fileWords(c)) words.push({ text, dirs: from });
-    // What a known program writes, by argv index: the path itself (`sort -o/out` writes /out).
-    const writes = new Map(writeTargets(c).map((t) => [t.at, t.path]));
+    // What a known program writes, by argv index: the path itself (`sort -o/out` writes /out),
+    // or one made from it (`gzip F` writes F.gz).
+    const targets = writeTargets(c);
+    const env = WRITE_ENV[name]?.find((v) => analysis.assignedNames.includes(v));
+    if (env && targets.length > 0) {
+      throw new AidoError(
+        ErrorCode.policyDenied,
+        `cannot judge what ${name} writes: the command sets ${env}, which gives ${name} options or a folder the analysis does not read; give them on its command line`,
+        { rule: "unjudgeable" },
+      );
+    }
+    const writes = new Map<number, string[]>();
+    for (const t of targets) if (t.at >= 0) writes.set(t.at, [...(writes.get(t.at) ?? []), t.path]);
     for (let k = 1; k < c.argv.length; k++) {
       if (c.dataArgs.includes(k)) continue;
       const arg = c.argv[k]!;
-      const written = writes.get(k);
-      const texts = written !== undefined ? [written] : pathTexts(arg);
+      const written = writes.get(k) ?? [];
+      // The word itself, when it is not what is written (`gzip -k F` reads F), may name a file too.
+      const read = written.includes(arg) ? [] : pathTexts(arg);
       if (c.argDynamic[k]) {
         // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
-        const access = written !== undefined ? "write" : "any";
-        for (const text of texts) {
+        const texts = [...written.map((t) => [t, "write"] as const), ...read.map((t) => [t, "any"] as const)];
+        for (const [text, access] of texts) {
           const known = knownPart(text, home);
           if (known)
             await r.judge(known.path, dirs, known.whole ? access : "any", `argument ${k} of ${name}`, true);
@@ -232,16 +259,24 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
         await r.judge(arg, dirs, "read", "the cd target", true, logical);
         continue;
       }
-      for (const text of texts) {
+      // A written word is a path however it is spelled: `rm notes.txt` after `cd pub` writes pub/notes.txt.
+      for (const text of written) {
+        const p = writtenPath(text, name);
+        if (p !== undefined) await r.judge(p, dirs, "write", `argument ${k} of ${name}`, true);
+      }
+      for (const text of read) {
         const p = pathOf(text);
-        if (p)
-          await r.judge(
-            p.path,
-            dirs,
-            written !== undefined ? "write" : "any",
-            `argument ${k} of ${name}`,
-            p.explicit,
-          );
+        if (p) await r.judge(p.path, dirs, "any", `argument ${k} of ${name}`, p.explicit);
+      }
+    }
+    for (const t of targets) {
+      if (!t.implied) continue;
+      // A folder or file no argument names (`tar -x` extracts into the cwd, split makes ./xaa).
+      const via = `what ${name} writes`;
+      if (!t.dynamic) await r.judge(t.path, dirs, "write", via, true);
+      else {
+        const known = knownPart(t.path, home);
+        if (known) await r.judge(known.path, dirs, known.whole ? "write" : "any", via, true);
       }
     }
     await symlinkTargets(r, c, dirs, home);
@@ -319,6 +354,16 @@ async function symlinkTargets(
       }
     }
   }
+}
+
+/**
+ * The path a word a program writes names: any text, a bare name too (`rm notes.txt` removes
+ * ./notes.txt), but `-` (stdout for most), and rsync's remote destinations (`host:path`).
+ */
+function writtenPath(text: string, program: string): string | undefined {
+  if (text === "" || text === "-") return undefined;
+  if (program === "rsync" && /^[A-Za-z][A-Za-z0-9+.-]*:\/\/|^[^/:]+::?[^/]/.test(text)) return undefined;
+  return text;
 }
 
 /**

@@ -18,7 +18,7 @@ import { answerNext, expectOk, useBench } from "./fixture.js";
 
 const b = useBench((c) => {
   c.approvals.timeoutMs = 8_000;
-  c.policy.confirm = ["cp *", "dd *", "touch *"];
+  c.policy.confirm = ["cp *", "dd *", "touch *", "cat *"];
 });
 
 /** Nobody is asked within `ms`. */
@@ -42,6 +42,7 @@ const grants = [
   "exec: ln *",
   "exec: rm *",
   "exec: touch *",
+  "exec: cat *",
 ];
 const out = (goalId: string, file: string) => join(b.home.dir, "goals", goalId, "output", file);
 
@@ -134,7 +135,8 @@ describe("an exec approval and the files its bare words name", () => {
   it(`asks every time for a command naming more than ${MAX_SCOPE_PATHS} words that could be files`, async () => {
     const w = await setUp("toucher");
     const names = Array.from({ length: MAX_SCOPE_PATHS + 1 }, (_, i) => `f${i}`);
-    const command = `touch ${names.join(" ")}`;
+    // cat, not touch: a written bare name is a path the exec tool resolves (at most 256 in a call).
+    const command = `cat ${names.join(" ")}`;
     const first = b.call(w.id, "exec", { command });
     const rec = await answerNext(b.rt, "allow_session");
     expect(rec?.target).toMatch(

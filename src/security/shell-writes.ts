@@ -1,0 +1,397 @@
+// security/shell-writes.ts — the files programs write that only the program knows the
+// direction of: archives (`tar -cf F`, `tar -x` into its folder), splitters (`split IN
+// PREFIX`, `csplit -f PREFIX`), `uniq IN OUT`, `shuf -o`, compressors (`gzip F` writes F.gz
+// and removes F), `unzip -d DIR`, `patch -o`, `mktemp`, `install -d`, git's new
+// repositories and worktrees, openssl's `-out`. writeTargets (shell-operands.ts) adds them,
+// so the exec tool asks file_write for each and the system-path rule sees them.
+//
+// Where the written name comes from the data (a tar or zip archive's members, a patch's
+// file names, a clone's folder named after its URL, split's default `xaa`), the folder the
+// files are made in is judged as written (`implied`: a path that is no argument: judged
+// from every folder the command may start in). Where the names may lead anywhere (`tar -xP`,
+// `unzip -:`, `xz --files=F`), `/` is written: the policy's system-path rule refuses it.
+
+import { posix } from "node:path";
+import type { SimpleCommand } from "./shell.js";
+import { type Getopt, getopt, has, longs, type Read, values } from "./shell-getopt.js";
+import { gitSubcommandArgv } from "./shell-git.js";
+import { basename } from "./shell-unfold.js";
+
+/** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
+export interface ProgramWrite {
+  value: string;
+  at: number;
+}
+
+/** GNU tar 1.34: letters that take a value (shell-tar.ts reads the same), and the long names this reads. */
+const TAR_VALUE = "fbCFgHIKLNTVX";
+const TAR: Getopt = {
+  short: TAR_VALUE,
+  long: longs(
+    ["file", "directory", "listed-incremental", "index-file", "volno-file", "files-from", "exclude-from"],
+    ["create", "append", "update", "catenate", "concatenate", "delete", "extract", "get", "to-stdout"],
+  ),
+};
+TAR.long["to-command"] = true;
+TAR.long["remove-files"] = false;
+TAR.long["absolute-names"] = false;
+TAR.long["use-compress-program"] = true;
+TAR.long["info-script"] = true;
+TAR.long["new-volume-script"] = true;
+TAR.long["checkpoint-action"] = true;
+TAR.long.format = true;
+TAR.long.label = true;
+TAR.long["blocking-factor"] = true;
+
+function tarWrites(argv: readonly string[]): ProgramWrite[] {
+  const first = argv[1];
+  if (first === undefined || first.startsWith("-")) return tarJudge(getopt(argv, 1, TAR));
+  // Old style `tar cf ARCHIVE DIR`: the bundle's value letters take the next words in order.
+  const bundle: Read["opts"] = [];
+  let next = 2;
+  for (const l of first) {
+    if (!TAR_VALUE.includes(l)) bundle.push({ name: l, at: 1 });
+    else if (next < argv.length) bundle.push({ name: l, value: argv[next]!, at: next++ });
+  }
+  const rest = getopt(argv, next, TAR);
+  return tarJudge({ opts: [...bundle, ...rest.opts], operands: rest.operands });
+}
+
+function tarJudge(r: Read): ProgramWrite[] {
+  const is = (...n: string[]) => r.opts.some((o) => n.includes(o.name));
+  const out: ProgramWrite[] = [];
+  const archive = r.opts.filter((o) => (o.name === "f" || o.name === "file") && o.value !== undefined);
+  if (is("c", "r", "u", "A", "create", "append", "update", "catenate", "concatenate", "delete")) {
+    for (const f of archive) if (f.value !== "-") out.push({ value: f.value!, at: f.at });
+  }
+  for (const o of r.opts) {
+    // The incremental snapshot, the index and the volume-number files are written.
+    if (["g", "listed-incremental", "index-file", "volno-file"].includes(o.name) && o.value !== undefined) {
+      out.push({ value: o.value, at: o.at });
+    }
+  }
+  // --remove-files deletes what it archived.
+  if (is("remove-files")) out.push(...r.operands);
+  if (is("x", "extract", "get") && !is("O", "to-stdout", "to-command")) {
+    // Member names come from the archive: the folder extracted into is written. -C is
+    // order-sensitive and relative to the one before it; a member named before the first
+    // -C goes to the folder tar started in.
+    const dirs = r.opts.filter((o) => (o.name === "C" || o.name === "directory") && o.value !== undefined);
+    let cur = ".";
+    for (const d of dirs) {
+      cur = d.value!.startsWith("/") ? d.value! : posix.join(cur, d.value!);
+      out.push({ value: cur, at: d.at });
+    }
+    // -P keeps members' leading / and their ..: any folder may be written.
+    if (is("P", "absolute-names")) out.push({ value: "/", at: -1 });
+    const firstC = dirs[0]?.at ?? Number.POSITIVE_INFINITY;
+    if (dirs.length === 0 || r.operands.some((p) => p.at < firstC)) out.push({ value: ".", at: -1 });
+  }
+  return out;
+}
+
+const SPLIT: Getopt = {
+  short: "abClnt",
+  long: longs(
+    ["suffix-length", "additional-suffix", "bytes", "line-bytes", "lines", "number", "separator", "filter"],
+    ["numeric-suffixes", "hex-suffixes", "elide-empty-files", "unbuffered", "verbose", "help", "version"],
+  ),
+};
+const CSPLIT: Getopt = {
+  short: "bfn",
+  long: longs(["suffix-format", "prefix", "digits"], ["keep-files", "suppress-matched", "quiet", "silent"]),
+};
+const UNIQ: Getopt = {
+  short: "fsw",
+  long: longs(["skip-fields", "skip-chars", "check-chars"], ["all-repeated", "group", "count", "repeated"]),
+};
+const SHUF: Getopt = {
+  short: "ino",
+  long: longs(
+    ["head-count", "input-range", "output", "random-source"],
+    ["echo", "repeat", "zero-terminated"],
+  ),
+};
+const COMPRESS_FLAGS = ["stdout", "to-stdout", "decompress", "uncompress", "compress", "force", "keep"];
+COMPRESS_FLAGS.push("list", "test", "recursive");
+/** gzip, bzip2 and xz: `F` becomes F.gz (F.bz2, F.xz) next to it and F is removed; -d the other way. */
+const COMPRESSORS: Record<string, { spec: Getopt; suffix: string; decompress: boolean }> = {
+  gzip: { spec: { short: "S", long: longs(["suffix"], COMPRESS_FLAGS) }, suffix: ".gz", decompress: false },
+  bzip2: { spec: { short: "", long: longs([], COMPRESS_FLAGS) }, suffix: ".bz2", decompress: false },
+  xz: {
+    spec: {
+      short: "SFCTM",
+      long: longs(
+        ["suffix", "format", "check", "threads", "memlimit", "block-size", "block-list"],
+        COMPRESS_FLAGS,
+      ),
+    },
+    suffix: ".xz",
+    decompress: false,
+  },
+};
+for (const k of ["memlimit-compress", "memlimit-decompress", "filters", "lzma1", "lzma2", "delta"]) {
+  COMPRESSORS.xz!.spec.long[k] = true;
+}
+COMPRESSORS.xz!.spec.long.files = false;
+COMPRESSORS.xz!.spec.long.files0 = false;
+COMPRESSORS.gunzip = { ...COMPRESSORS.gzip!, decompress: true };
+COMPRESSORS.bunzip2 = { ...COMPRESSORS.bzip2!, decompress: true };
+COMPRESSORS.unxz = { ...COMPRESSORS.xz!, decompress: true };
+
+const PATCH: Getopt = {
+  short: "BdDFgiopVYzrx",
+  long: longs(
+    ["prefix", "directory", "ifdef", "fuzz", "get", "input", "output", "strip", "version-control"],
+    ["dry-run", "backup", "reverse", "forward", "batch", "force"],
+  ),
+};
+Object.assign(PATCH.long, {
+  "basename-prefix": true,
+  suffix: true,
+  "reject-file": true,
+  "reject-format": true,
+});
+Object.assign(PATCH.long, { quoting: true, "read-only": true, debug: true });
+const MKTEMP: Getopt = {
+  short: "p",
+  long: longs(["suffix"], ["directory", "dry-run", "quiet", "tmpdir"]),
+};
+const INSTALL: Getopt = {
+  short: "gmoSt",
+  long: longs(["group", "mode", "owner", "suffix", "target-directory", "strip-program"], ["directory"]),
+};
+const UNZIP: Getopt = { short: "dx", long: {} };
+
+const UNZIP_NO_FILES = "lptcvzZ";
+
+function compressorWrites(name: string, argv: readonly string[]): ProgramWrite[] {
+  const tool = COMPRESSORS[name]!;
+  const r = getopt(argv, 1, tool.spec);
+  if (has(r, "c", "stdout", "to-stdout", "t", "test", "l", "list")) return [];
+  // xz --files=F: the names come from a file: any file may be replaced.
+  if (has(r, "files", "files0")) return [{ value: "/", at: -1 }];
+  const decompress = (tool.decompress || has(r, "d", "decompress", "uncompress")) && !has(r, "z", "compress");
+  const suffix = values(r, "S", "suffix").at(-1)?.value ?? tool.suffix;
+  const out: ProgramWrite[] = [];
+  for (const f of r.operands) {
+    if (f.value === "-") continue;
+    // -r: the operand is a folder whose files are replaced: the folder itself is written.
+    if (has(r, "r", "recursive")) {
+      out.push(f);
+      continue;
+    }
+    if (!has(r, "k", "keep")) out.push(f);
+    const other = decompress
+      ? f.value.replace(/\.(gz|z|tgz|taz|bz2|tbz2?|xz|txz|lzma)$/i, "")
+      : f.value + suffix;
+    // The other name is made next to the operand (a .tgz becomes a .tar).
+    out.push({ value: other === f.value ? `${f.value}.tar` : other, at: f.at });
+  }
+  return out;
+}
+
+/** git's subcommands that make a repository or worktree in a folder an operand names (or its default). */
+function gitWrites(argv: readonly string[]): ProgramWrite[] {
+  const sub = gitSubcommandArgv(argv);
+  if (!sub) return [];
+  const shift = argv.length - sub.length;
+  const at = (w: ProgramWrite): ProgramWrite => ({ value: w.value, at: w.at < 0 ? -1 : w.at + shift });
+  const clone: Getopt = {
+    short: "obujc",
+    long: longs(
+      ["origin", "branch", "upload-pack", "reference", "reference-if-able", "separate-git-dir", "depth"],
+      ["bare", "mirror", "no-checkout", "recurse-submodules", "quiet", "local", "shared", "dissociate"],
+    ),
+  };
+  for (const o of ["shallow-since", "shallow-exclude", "config", "server-option", "jobs", "template"])
+    clone.long[o] = true;
+  for (const o of ["filter", "bundle-uri", "ref-format", "object-format", "shared"]) clone.long[o] = true;
+  clone.long.shared = false;
+  const out: ProgramWrite[] = [];
+  if (sub[1] === "clone") {
+    const r = getopt(sub, 2, clone);
+    out.push(...values(r, "separate-git-dir"));
+    const [src, dest] = r.operands;
+    if (dest) out.push(dest);
+    else if (src) {
+      // The folder git names after the URL (`git clone ../r` makes ./r): made in the cwd.
+      const human = humanish(src.value, has(r, "bare", "mirror"));
+      out.push({ value: human ?? ".", at: -1 });
+    }
+  } else if (sub[1] === "init") {
+    const init: Getopt = {
+      short: "b",
+      long: longs(
+        ["template", "separate-git-dir", "initial-branch", "object-format", "ref-format"],
+        ["bare"],
+      ),
+    };
+    init.long.shared = false;
+    const r = getopt(sub, 2, init);
+    out.push(...values(r, "separate-git-dir"));
+    const dir = r.operands[0];
+    out.push(dir ?? { value: has(r, "bare") ? "." : ".git", at: -1 });
+  } else if (sub[1] === "worktree" && ["add", "move", "remove"].includes(sub[2] ?? "")) {
+    const r = getopt(sub, 3, { short: "bB", long: longs(["reason"], ["force", "detach", "lock"]) });
+    const ops = r.operands;
+    out.push(...(sub[2] === "add" ? ops.slice(0, 1) : ops.slice(0, 2)));
+  }
+  const writes = out.map(at);
+  if (out.length > 0) {
+    // `git --git-dir=D init` makes the repository in D, --work-tree its files.
+    for (let k = 1; k <= shift; k++) {
+      const m = /^--(git-dir|work-tree)(=|$)/.exec(argv[k]!);
+      if (m?.[2] === "=") writes.push({ value: argv[k]!.slice(m[0].length), at: k });
+      else if (m && k + 1 <= shift) writes.push({ value: argv[k + 1]!, at: ++k });
+    }
+  }
+  return writes;
+}
+
+/** The folder `git clone URL` makes: the URL's last part without `/.git` or `.git` (builtin/clone.c). */
+function humanish(url: string, bare: boolean): string | undefined {
+  let s = url.replace(/\/+$/, "").replace(/\/\.git$/, "");
+  s = s.replace(/\.git$/, "").replace(/\/+$/, "");
+  const base = s.slice(Math.max(s.lastIndexOf("/"), s.lastIndexOf(":")) + 1);
+  if (base === "" || base === "." || base === "..") return undefined;
+  return bare ? `${base}.git` : base;
+}
+
+/** openssl's options that name a file it writes, one dash or two, value separate or after `=`. */
+const OPENSSL_OUT = /^--?(out|outdir|keyout|writerand|sigout|CAserial|rev_out|signer_out|out_sig)(=|$)/;
+
+function opensslWrites(argv: readonly string[]): ProgramWrite[] {
+  const out: ProgramWrite[] = [];
+  for (let at = 1; at < argv.length; at++) {
+    const m = OPENSSL_OUT.exec(argv[at]!);
+    if (!m) continue;
+    if (m[2] === "=") out.push({ value: argv[at]!.slice(m[0].length), at });
+    else if (at + 1 < argv.length) out.push({ value: argv[at + 1]!, at: ++at });
+  }
+  return out;
+}
+
+/**
+ * The options that take a value of the programs whose operands are written (coreutils 9.1,
+ * e2fsprogs, acl), and how many leading operands are not files (chmod's MODE, chown's OWNER,
+ * chattr's +i): read as the program does, so `chmod 644 f` writes f, not a file named 644.
+ */
+const OPERAND_PROGRAMS: Record<string, Getopt & { skip?: number; onlyFirst?: boolean }> = {
+  rm: { short: "", long: {} },
+  rmdir: { short: "", long: {} },
+  unlink: { short: "", long: {} },
+  tee: { short: "", long: {} },
+  shred: { short: "ns", long: longs(["iterations", "size", "random-source"], []) },
+  touch: { short: "drt", long: longs(["date", "reference", "time"], []) },
+  mkdir: { short: "m", long: longs(["mode"], []) },
+  mkfifo: { short: "m", long: longs(["mode"], []) },
+  mknod: { short: "m", long: longs(["mode"], []), onlyFirst: true },
+  truncate: { short: "rs", long: longs(["reference", "size"], []) },
+  mv: { short: "St", long: longs(["suffix", "target-directory"], []) },
+  chmod: { short: "", long: longs(["reference"], []), skip: 1 },
+  chown: { short: "", long: longs(["reference", "from"], []), skip: 1 },
+  chgrp: { short: "", long: longs(["reference"], []), skip: 1 },
+  chattr: { short: "vp", long: {} },
+  setfacl: {
+    short: "mxMX",
+    long: longs(["modify", "remove", "set", "modify-file", "remove-file", "set-file"], []),
+  },
+  cp: { short: "St", long: longs(["suffix", "target-directory", "no-preserve"], ["sparse"]) },
+  ln: { short: "St", long: longs(["suffix", "target-directory"], []) },
+  install: { short: "gmoSt", long: longs(["group", "mode", "owner", "suffix", "target-directory"], []) },
+};
+OPERAND_PROGRAMS.cp!.long.sparse = true;
+OPERAND_PROGRAMS.install!.long["strip-program"] = true;
+
+/**
+ * The operands of a program that writes its operands (rm, touch, chmod...) or names its
+ * destination last (cp, ln, install), without option values and what is not a file.
+ * Undefined for a program not in the table.
+ */
+export function fileOperands(argv: readonly string[], name: string): ProgramWrite[] | undefined {
+  const spec = OPERAND_PROGRAMS[name];
+  if (!spec) return undefined;
+  const r = getopt(argv, 1, spec);
+  let ops = r.operands;
+  // chmod/chown/chgrp --reference=F take no MODE/OWNER operand.
+  // chmod takes a mode spelled like options (`chmod -w f`, `chmod -x,o+r f`): then there is no MODE operand.
+  const end = argv.indexOf("--");
+  const modeOption =
+    name === "chmod" &&
+    argv.slice(1, end < 0 ? undefined : end).some((a) => /^-[^-]/.test(a) && /[^cfvR]/.test(a.slice(1)));
+  if (spec.skip && !has(r, "reference") && !modeOption) ops = ops.slice(spec.skip);
+  // chattr's modes (+i, -i, =i): -i reads as an option already.
+  if (name === "chattr") ops = ops.filter((o) => !/^[+=]/.test(o.value));
+  if (spec.onlyFirst) ops = ops.slice(0, 1);
+  return ops;
+}
+
+/** What `name` (a program of the table in the header) writes beyond what shell-operands.ts knows. */
+export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
+  const argv = c.argv;
+  switch (name) {
+    case "tar":
+      return tarWrites(argv);
+    case "split": {
+      const r = getopt(argv, 1, SPLIT);
+      return r.operands.length >= 2 ? [r.operands[1]!] : [{ value: "x", at: -1 }];
+    }
+    case "csplit": {
+      const r = getopt(argv, 1, CSPLIT);
+      const prefix = values(r, "f", "prefix");
+      return prefix.length > 0 ? prefix : [{ value: "xx", at: -1 }];
+    }
+    case "uniq":
+      return getopt(argv, 1, UNIQ).operands.slice(1, 2);
+    case "shuf":
+      return values(getopt(argv, 1, SHUF), "o", "output");
+    case "gzip":
+    case "gunzip":
+    case "bzip2":
+    case "bunzip2":
+    case "xz":
+    case "unxz":
+      return compressorWrites(name, argv);
+    case "patch": {
+      const r = getopt(argv, 1, PATCH);
+      if (has(r, "dry-run")) return [];
+      const out = values(r, "o", "output", "r", "reject-file");
+      if (out.length > 0) return out;
+      // Without -o it edits the file named, or the files the patch names: the folder (-d DIR).
+      if (r.operands.length > 0) return r.operands.slice(0, 1);
+      const dir = values(r, "d", "directory").at(-1);
+      return [dir ?? { value: ".", at: -1 }];
+    }
+    case "mktemp": {
+      const r = getopt(argv, 1, MKTEMP);
+      if (has(r, "u", "dry-run")) return [];
+      const dir = values(r, "p", "tmpdir").at(-1);
+      const template = r.operands[0];
+      const inTmp = dir !== undefined || has(r, "t", "tmpdir") || template === undefined;
+      if (!inTmp) return [template];
+      const folder = dir?.value ?? "/tmp";
+      return [
+        { value: `${folder}/${template ? basename(template.value) : "tmp.XXXXXXXXXX"}`, at: dir?.at ?? -1 },
+      ];
+    }
+    case "install": {
+      const r = getopt(argv, 1, INSTALL);
+      return has(r, "d", "directory") ? r.operands : [];
+    }
+    case "unzip": {
+      const r = getopt(argv, 1, UNZIP);
+      if (r.opts.some((o) => UNZIP_NO_FILES.includes(o.name))) return [];
+      const dir = values(r, "d").at(-1);
+      // -: keeps members' ../ (unzip strips it and a leading / otherwise): any folder may be written.
+      if (has(r, ":")) return [{ value: "/", at: -1 }];
+      return [dir ?? { value: ".", at: -1 }];
+    }
+    case "git":
+      return gitWrites(argv);
+    case "openssl":
+      return opensslWrites(argv);
+    default:
+      return [];
+  }
+}
