@@ -265,6 +265,19 @@ describe("one entry per call, inert and bounded whatever the text", () => {
     ]);
   });
 
+  it("audits a tool name holding a lone surrogate, and the chain still verifies", async () => {
+    const name = "odd\ud800x";
+    const e = await w
+      .gate()
+      .invoke(w.principal(), { name, input: {}, callId: "c5" })
+      .catch((x: unknown) => x);
+    expect((e as GateDenied).code).toBe(ErrorCode.unknownTool);
+    expect(toolEntries().map((x) => [x.kind, (x.payload as { tool: string }).tool])).toEqual([
+      ["tool.denied", name],
+    ]);
+    expect(w.audit.verify().ok).toBe(true);
+  });
+
   it("keeps a refusal's tool name and reason inert and bounded in tool.denied", async () => {
     const e = await w
       .gate()
