@@ -28,6 +28,7 @@ import type { SandboxHandle } from "../sandbox/types.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
+import { auditText } from "../security/audit-text.js";
 import type { JsonValue } from "../security/canonical-json.js";
 import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
@@ -223,7 +224,12 @@ export class Gate {
       kind: "tool.denied",
       goalId: principal.goalId,
       agentId: principal.agentId,
-      payload: { tool: call.name, ...refusal, ...(call.callId ? { call_id: call.callId } : {}) },
+      payload: {
+        tool: auditText(call.name),
+        ...refusal,
+        reason: auditText(refusal.reason),
+        ...(call.callId ? { call_id: call.callId } : {}),
+      },
     });
   }
 
@@ -258,7 +264,13 @@ export class Gate {
         kind: "tool.denied",
         goalId: principal.goalId,
         agentId: principal.agentId,
-        payload: { tool: call.name, stage, reason, code, ...(call.callId ? { call_id: call.callId } : {}) },
+        payload: {
+          tool: auditText(call.name),
+          stage,
+          reason: auditText(reason),
+          code,
+          ...(call.callId ? { call_id: call.callId } : {}),
+        },
       });
       span?.set({
         [Attr.gateVerdict]: "denied",
@@ -396,7 +408,9 @@ export class Gate {
         payload: {
           tool,
           stage: "approval",
-          reason: `host ${host} is not the one a human approved for this call (${[...approvedHosts].join(", ")})`,
+          reason: auditText(
+            `host ${host} is not the one a human approved for this call (${[...approvedHosts].join(", ")})`,
+          ),
           code: ErrorCode.capabilityDenied,
         },
       });
@@ -418,7 +432,12 @@ export class Gate {
       kind: "tool.denied",
       goalId: principal.goalId,
       agentId: principal.agentId,
-      payload: { tool, stage: grant ? "policy" : "capability", reason, code: ErrorCode.capabilityDenied },
+      payload: {
+        tool,
+        stage: grant ? "policy" : "capability",
+        reason: auditText(reason),
+        code: ErrorCode.capabilityDenied,
+      },
     });
     return false;
   }

@@ -26,6 +26,7 @@ import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyDecision } from "../security/policy.js";
 import type { CommandAnalysis } from "../security/shell.js";
 import { inert } from "../security/terminal-text.js";
+import type { VerifiedToken } from "../security/tokens.js";
 import { argumentDepthRefusal, MAX_ARGUMENT_DEPTH } from "./argument-depth.js";
 import type { GateDeps, Principal, ToolCall } from "./invoke.js";
 import { describeNeed } from "./needs.js";
@@ -118,16 +119,18 @@ export async function judgeCall(
   // 2. capability: the token first (forged, expired, revoked...), then the tool and
   // what the input states. Nothing here looks into the container.
   seen.stage = "capability";
-  let grants: readonly Grant[];
+  // The agent check is outside the try: a refusal there throws, and caught it was refused
+  // (and audited) a second time.
+  let verified: VerifiedToken;
   try {
-    const verified = deps.tokens.verify(principal.token);
-    if (verified.token.agentId !== principal.agentId) {
-      return deny(ErrorCode.tokenInvalid, "capability", "capability token was issued to another agent");
-    }
-    grants = verified.grants;
+    verified = deps.tokens.verify(principal.token);
   } catch (e) {
     return deny(ErrorCode.tokenInvalid, "capability", errorMessage(e));
   }
+  if (verified.token.agentId !== principal.agentId) {
+    return deny(ErrorCode.tokenInvalid, "capability", "capability token was issued to another agent");
+  }
+  const grants = verified.grants;
   const toolNeed: Need = tool.grantNeed ?? { kind: "tool", name: tool.name };
   const stated = judging(deny, () => tool.staticNeeds?.(input) ?? [toolNeed]);
   seen.stated = stated;

@@ -7,6 +7,7 @@
 import { ErrorCode } from "../errors.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
+import { auditText } from "../security/audit-text.js";
 import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
@@ -73,7 +74,9 @@ export class RunPaths {
         payload: {
           tool: this.tool,
           stage,
-          reason: `${these.length} path(s) left untouched: ${shown.join(", ")}${more}; ${these[0]!.reason}`,
+          reason: auditText(
+            `${these.length} path(s) left untouched: ${shown.join(", ")}${more}; ${these[0]!.reason}`,
+          ),
           code: stage === "policy" ? ErrorCode.policyDenied : ErrorCode.capabilityDenied,
         },
       });

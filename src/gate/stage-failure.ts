@@ -7,22 +7,13 @@
 // neither. It is recorded as tool.errored (not tool.denied: nothing refused it, the runtime
 // failed), once, with the stage the gate was at; the caller gets the same error as before.
 // The error's text comes from anywhere (an engine's message, a server's, a path a model chose):
-// it is made inert and cut to ERROR_TEXT_MAX characters before it reaches the log.
+// it is made inert and cut to AUDIT_TEXT_MAX characters before it reaches the log
+// (security/audit-text.ts, as a refusal's reason and a run's failure are).
 
-import { AidoError, errorMessage } from "../errors.js";
+import { AidoError } from "../errors.js";
 import type { AuditLog } from "../security/audit.js";
 import type { GateStage } from "../security/audit-events.js";
-import { inert } from "../security/terminal-text.js";
-
-/** The longest error text an entry keeps (an escape counts as its characters). */
-export const ERROR_TEXT_MAX = 2000;
-
-/** `text` as the log keeps it: terminal controls written as escapes, at most ERROR_TEXT_MAX chars. */
-export function auditText(text: string): string {
-  // Cut before escaping too, so a megabyte message costs no megabyte of work.
-  const shown = inert(text.length > ERROR_TEXT_MAX ? text.slice(0, ERROR_TEXT_MAX) : text);
-  return shown.length > ERROR_TEXT_MAX ? `${shown.slice(0, ERROR_TEXT_MAX - 1)}…` : shown;
-}
+import { auditErrorText, auditText } from "../security/audit-text.js";
 
 /**
  * Audit the end of a call whose stage `stage` threw `error` before the call was decided. Throws
@@ -40,19 +31,10 @@ export function auditStageFailure(
     {
       tool: auditText(call.name),
       stage,
-      error: auditText(describe(error)),
+      error: auditErrorText(error),
       ...(error instanceof AidoError ? { code: error.code } : {}),
       ...(call.callId ? { call_id: call.callId } : {}),
     },
     ids,
   );
-}
-
-/** The error's message as text, whatever was thrown (a message that is not a string, a value whose toString throws). */
-function describe(error: unknown): string {
-  try {
-    return String(errorMessage(error));
-  } catch {
-    return "an error that cannot be shown as text";
-  }
 }

@@ -36,6 +36,7 @@ import {
   readHeadFile,
 } from "./audit-head.js";
 import { type AuditQuery, entriesSince, entryAt, queryEntries } from "./audit-query.js";
+import { auditErrorText } from "./audit-text.js";
 import { type AuditRow, verifyLog } from "./audit-verify.js";
 import { canonicalJson } from "./canonical-json.js";
 
@@ -240,8 +241,8 @@ export class AuditLog {
   /**
    * Run the action a `tool.invoked` entry announced and record how it ended. The result is
    * handed back only once `tool.completed` is durable; if that write fails the caller gets
-   * audit_failed instead of the result. A failing action is recorded as `tool.failed` and
-   * its error rethrown.
+   * audit_failed instead of the result. A failing action is recorded as `tool.failed` (its
+   * error inert and bounded, audit-text.ts) and its error rethrown unchanged.
    */
   async settle<T>(
     invoked: AuditEntry<"tool.invoked">,
@@ -255,7 +256,9 @@ export class AuditLog {
       result = await action();
     } catch (e) {
       const code = e instanceof AidoError ? e.code : undefined;
-      this.record("tool.failed", { tool, invoked_seq: invoked.seq, error: errorMessage(e), code }, ids);
+      // The run's error may be a server's megabytes or anything a tool threw: kept inert and
+      // bounded (audit-text.ts), and never itself the reason tool.failed is not written.
+      this.record("tool.failed", { tool, invoked_seq: invoked.seq, error: auditErrorText(e), code }, ids);
       throw e;
     }
     this.record("tool.completed", { tool, invoked_seq: invoked.seq, ...summarize(result) }, ids);

@@ -146,6 +146,37 @@ describe("watch reducer", () => {
     ]);
   });
 
+  it("shows a tool name a model made up as inert text: its terminal controls never reach the screen", () => {
+    const tool = "\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[2Jrm\u202e";
+    const s = run([
+      spawn("a1", "writer"),
+      ev("tool.called", { agentId: "a1", tool, callId: "c1" }),
+      ev("tool.called", { agentId: "a1", tool, callId: "c2" }),
+      ev("tool.completed", { agentId: "a1", tool, callId: "c1", isError: true, ms: 3 }),
+    ]);
+    const running = renderFrame(s, 200);
+    const denied = run(
+      [
+        ev("tool.denied", {
+          agentId: "a1",
+          tool,
+          callId: "c2",
+          code: "unknown_tool",
+          stage: "schema",
+          reason: "unknown tool",
+        }),
+      ],
+      s,
+    );
+    expect(running.join(" ")).toContain("running: \\x1b]52;c;");
+    for (const text of [...running, ...denied.activity.map((a) => a.text)]) {
+      expect(text).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202e]/);
+    }
+    expect(denied.activity.at(-1)?.text).toBe(
+      "writer ✗ \\x1b]52;c;ZWNobyBwd25lZA==\\x07\\x1b[2Jrm\\u202e DENIED (schema: unknown tool)",
+    );
+  });
+
   it("lists approvals while they wait, with what each standing answer covers, and drops them once decided", () => {
     let s = run([
       spawn("a1", "writer"),

@@ -10,12 +10,12 @@ import { z } from "zod";
 import { openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { Gate, GateDenied, type Principal } from "../../src/gate/invoke.js";
-import { ERROR_TEXT_MAX } from "../../src/gate/stage-failure.js";
 import type { ToolDef } from "../../src/gate/types.js";
 import { lazySandbox } from "../../src/sandbox/lazy.js";
 import { ApprovalQueue } from "../../src/security/approvals.js";
 import { AuditLog } from "../../src/security/audit.js";
 import type { AuditEntry } from "../../src/security/audit-events.js";
+import { AUDIT_TEXT_MAX } from "../../src/security/audit-text.js";
 import { parseGrant } from "../../src/security/grants.js";
 import { RuntimeKey } from "../../src/security/keys.js";
 import { PolicyEngine } from "../../src/security/policy.js";
@@ -51,6 +51,8 @@ interface World {
   gate(approvals?: ApprovalQueue, confirm?: string[]): Gate;
   approvals: ApprovalQueue;
   principal(): Principal;
+  /** A token for the suite's grants, issued to `agentId`. */
+  token(agentId: string): Principal["token"];
 }
 
 let w: World;
@@ -73,7 +75,18 @@ beforeEach(() => {
   const approvals = queue();
   runs = 0;
   const tools = new Map<string, ToolDef<unknown>>([
-    ["odd", { ...oddTool, run: async () => ({ output: `ran ${++runs}` }) } as ToolDef<unknown>],
+    [
+      "odd",
+      {
+        ...oddTool,
+        run: async (i: { mode: string }) => {
+          ++runs;
+          if (i.mode === "run-hostile") throw new Error(HOSTILE);
+          if (i.mode === "run-not-an-error") throw Object.create(null);
+          return { output: `ran ${runs}` };
+        },
+      } as ToolDef<unknown>,
+    ],
   ]);
   w = {
     home,
@@ -98,14 +111,16 @@ beforeEach(() => {
       agentId: "agent-1",
       goalId: "g1",
       identity: "tester",
-      token: tokens.issue({
-        agentId: "agent-1",
+      token: w.token("agent-1"),
+      approvalRequired: new Set<string>(),
+    }),
+    token: (agentId) =>
+      tokens.issue({
+        agentId,
         goalId: "g1",
         grants: ["tool: odd", "file_read: /workspace/**"].map(parseGrant),
         ttlSeconds: 600,
       }),
-      approvalRequired: new Set<string>(),
-    }),
   };
   // A second database whose approvals store fails (closed under the queue), for the approval stage.
   const broken = openDatabase(join(home.dir, "broken.db"));
@@ -146,7 +161,7 @@ describe("a stage of the gate that throws", () => {
     expect((e as Error).message).toBe(HOSTILE);
     const [entry] = toolEntries();
     const error = String((entry?.payload as { error?: string } | undefined)?.error);
-    expect(error.length).toBeLessThanOrEqual(ERROR_TEXT_MAX);
+    expect(error.length).toBeLessThanOrEqual(AUDIT_TEXT_MAX);
     expect(error).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202e]/);
     expect(error.startsWith("\\x1b]8;;https://evil.example\\x07click")).toBe(true);
     expect(error.endsWith("…")).toBe(true);
@@ -201,5 +216,82 @@ describe("a stage of the gate that throws", () => {
       w.gate().simulate(w.principal(), { name: "odd", input: { mode: "type-error" } }),
     ).rejects.toThrow(TypeError);
     expect(w.audit.query({}).length).toBe(before);
+  });
+});
+
+describe("one entry per call, inert and bounded whatever the text", () => {
+  it("refuses a token issued to another agent with one tool.denied, not two", async () => {
+    const e = await w
+      .gate()
+      .invoke(
+        { ...w.principal(), token: w.token("agent-2") },
+        { name: "odd", input: { mode: "fine" }, callId: "c3" },
+      )
+      .catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(GateDenied);
+    expect((e as GateDenied).code).toBe(ErrorCode.tokenInvalid);
+    expect(toolEntries().map((x) => [x.kind, x.payload])).toEqual([
+      [
+        "tool.denied",
+        {
+          tool: "odd",
+          stage: "capability",
+          reason: "capability token was issued to another agent",
+          code: "token_invalid",
+          call_id: "c3",
+        },
+      ],
+    ]);
+    expect(runs).toBe(0);
+  });
+
+  it("keeps a run's error inert and bounded in tool.failed, and the caller's as it was", async () => {
+    const e = await call(w.gate(), "run-hostile");
+    expect((e as Error).message).toBe(HOSTILE);
+    const entries = toolEntries();
+    expect(entries.map((x) => x.kind)).toEqual(["tool.failed", "tool.invoked"]);
+    const error = String((entries[0]?.payload as { error?: string } | undefined)?.error);
+    expect(error.length).toBeLessThanOrEqual(AUDIT_TEXT_MAX);
+    expect(error).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202e]/);
+    expect(error.startsWith("\\x1b]8;;https://evil.example\\x07click")).toBe(true);
+  });
+
+  it("ends a run that threw what cannot be made text with tool.failed", async () => {
+    const e = await call(w.gate(), "run-not-an-error");
+    expect(Object.getPrototypeOf(e)).toBeNull();
+    expect(toolEntries().map((x) => [x.kind, (x.payload as { error?: string }).error])).toEqual([
+      ["tool.failed", "an error that cannot be shown as text"],
+      ["tool.invoked", undefined],
+    ]);
+  });
+
+  it("audits a tool name holding a lone surrogate, and the chain still verifies", async () => {
+    const name = "odd\ud800x";
+    const e = await w
+      .gate()
+      .invoke(w.principal(), { name, input: {}, callId: "c5" })
+      .catch((x: unknown) => x);
+    expect((e as GateDenied).code).toBe(ErrorCode.unknownTool);
+    expect(toolEntries().map((x) => [x.kind, (x.payload as { tool: string }).tool])).toEqual([
+      ["tool.denied", name],
+    ]);
+    expect(w.audit.verify().ok).toBe(true);
+  });
+
+  it("keeps a refusal's tool name and reason inert and bounded in tool.denied", async () => {
+    const e = await w
+      .gate()
+      .invoke(w.principal(), { name: HOSTILE, input: {}, callId: "c4" })
+      .catch((x: unknown) => x);
+    expect((e as GateDenied).code).toBe(ErrorCode.unknownTool);
+    expect((e as Error).message).toBe(`unknown tool "${HOSTILE}"`);
+    const entries = toolEntries();
+    expect(entries.map((x) => x.kind)).toEqual(["tool.denied"]);
+    const { tool, reason } = (entries[0]?.payload ?? {}) as { tool: string; reason: string };
+    for (const text of [tool, reason]) {
+      expect(text.length).toBeLessThanOrEqual(AUDIT_TEXT_MAX);
+      expect(text).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202e]/);
+    }
+    expect(reason.startsWith('unknown tool "\\x1b]8;;https://evil.example')).toBe(true);
   });
 });

@@ -214,6 +214,19 @@ describe("an unreachable server", () => {
     const last = JSON.stringify(suite.server.requests.at(-1)?.body);
     expect(last).toContain("MCP server remote cannot be reached");
     expect(last).toContain("not tried again for this goal for");
+    // Each call did not run and was not refused: one tool.errored at stage needs, no other tool.* entry.
+    const tools = (await c.call("audit.query", { limit: 100 })).entries.filter((e) =>
+      e.kind.startsWith("tool."),
+    );
+    const said = (e: { kind: string; payload: object }) => {
+      const p = e.payload as { stage?: string; code?: string };
+      return [e.kind, p.stage, p.code];
+    };
+    expect(tools.map(said)).toEqual([
+      ["tool.errored", "needs", "sandbox_unavailable"],
+      ["tool.errored", "needs", "sandbox_unavailable"],
+      ["tool.errored", "needs", "sandbox_unavailable"],
+    ]);
   });
 });
 

@@ -305,18 +305,19 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
       note("agent", `stopped ${a.manifest}: ${oneLine(event.reason, 80)}`, event.agentId);
       break;
     }
+    // The tool's name is the model's (these events come before the gate knows it): inert.
     case "tool.called": {
       const a = agent(event.agentId);
-      a.toolsRunning[event.callId] = event.tool;
+      a.toolsRunning[event.callId] = oneLine(event.tool, 80);
       a.toolCalls++;
-      note("tool", `${a.manifest} → ${event.tool}`, event.agentId);
+      note("tool", `${a.manifest} → ${oneLine(event.tool, 80)}`, event.agentId);
       break;
     }
     case "tool.completed": {
       const a = agent(event.agentId);
       delete a.toolsRunning[event.callId];
       if (event.isError)
-        note("failed", `${a.manifest} ✗ ${event.tool} failed (${event.ms} ms)`, event.agentId);
+        note("failed", `${a.manifest} ✗ ${oneLine(event.tool, 80)} failed (${event.ms} ms)`, event.agentId);
       break;
     }
     case "tool.denied": {
@@ -326,7 +327,7 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
       const stage = event.stage ? `${event.stage}: ` : "";
       note(
         "denied",
-        `${a.manifest} ✗ ${event.tool} DENIED (${stage}${oneLine(event.reason, 100)})`,
+        `${a.manifest} ✗ ${oneLine(event.tool, 80)} DENIED (${stage}${oneLine(event.reason, 100)})`,
         event.agentId,
       );
       break;

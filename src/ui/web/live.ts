@@ -133,6 +133,12 @@ export function withAuditCalls(s: LiveState, entries: readonly AuditEntry[]): vo
       c.status = "denied";
       c.stage = str(p.stage);
       c.reason = str(p.reason);
+    } else if (e.kind === "tool.errored") {
+      // Not run and not refused: a stage of the gate failed (its stage and error, as a denial's).
+      const c = callOf(a, key, tool, e.time);
+      c.status = "failed";
+      c.stage = str(p.stage);
+      c.reason = str(p.error);
     } else if (e.kind === "tool.completed" || e.kind === "tool.failed") {
       const c = bySeq.get(num(p.invoked_seq));
       if (c && (c.status === "running" || c.status === "waiting")) {
