@@ -29,11 +29,14 @@ function CallRow({ call }: { call: CallView }) {
         : call.status === "running"
           ? "allowed, running"
           : call.status === "failed"
-            ? "allowed, failed"
+            ? // A stage of the gate failed before the call ran (tool.errored): never allowed.
+              call.stage
+              ? `failed at ${call.stage}, did not run`
+              : "allowed, failed"
             : "allowed";
   return (
     <li class={`call call-${call.status}`} data-tool={call.tool} data-status={call.status}>
-      <span class="tool">{call.tool}</span> <span class="verdict">{verdict}</span>
+      <span class="tool">{visible(call.tool)}</span> <span class="verdict">{verdict}</span>
       {call.ms !== undefined && call.status !== "denied" ? <span class="ms"> ({call.ms} ms)</span> : null}
       {call.approvalDecision ? <span class="decision"> — approval: {call.approvalDecision}</span> : null}
       {call.status === "waiting" ? (
