@@ -57,12 +57,16 @@ export async function typedTools(client: AidoClient, session: SessionInfo): Prom
 
 async function invokeGated(tool: string, input: Record<string, unknown>, ctx: CallContext) {
   try {
-    const r = await withHuman(tool, ctx, () =>
-      ctx.link.client.call(
-        "tool.invoke",
-        { agent_id: ctx.session.agent_id, tool, input },
-        { timeoutMs: CALL_TIMEOUT_MS },
-      ),
+    const r = await withHuman(
+      tool,
+      ctx,
+      () =>
+        ctx.link.client.call(
+          "tool.invoke",
+          { agent_id: ctx.session.agent_id, tool, input },
+          { timeoutMs: CALL_TIMEOUT_MS },
+        ),
+      input,
     );
     return textResult(r.output, r.is_error);
   } catch (e) {
@@ -78,7 +82,12 @@ async function invokeGated(tool: string, input: Record<string, unknown>, ctx: Ca
  * call, an approval it still waits for is denied, so nobody approves later a call whose
  * result no one will read.
  */
-export async function withHuman<T>(tool: string, ctx: CallContext, fn: () => Promise<T>): Promise<T> {
+export async function withHuman<T>(
+  tool: string,
+  ctx: CallContext,
+  fn: () => Promise<T>,
+  input?: Record<string, unknown>,
+): Promise<T> {
   const started = Date.now();
   /** Set while the call waits for a human at `aido approvals` (no elicitation). */
   let waiting: string | undefined;
@@ -116,6 +125,7 @@ export async function withHuman<T>(tool: string, ctx: CallContext, fn: () => Pro
       },
       fn,
       tool === ANY_TOOL,
+      input,
     );
   } finally {
     clearInterval(beat);

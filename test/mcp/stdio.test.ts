@@ -274,6 +274,50 @@ describe("approvals", () => {
   });
 });
 
+describe("approvals of calls side by side", () => {
+  it("denies the approval of the call the client cancelled, not one of a plan running beside it", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const plan = JSON.parse(
+      textOf(
+        await client.callTool({
+          name: "aido_plan",
+          arguments: { title: "list", steps: [{ tool: "exec", input: { command: "ls /workspace" } }] },
+        }),
+      ),
+    ) as { plan_id: string };
+    const human = await fx.client();
+    const pendingFor = async (command: string) =>
+      (await human.call("approval.list", {})).approvals.find(
+        (a) => (a.input as { command?: string }).command === command,
+      );
+    const running = client
+      .callTool({ name: "aido_plan_execute", arguments: { plan_id: plan.plan_id } })
+      .catch((e: Error) => e);
+    await until(async () => (await pendingFor("ls /workspace")) !== undefined);
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "exec", arguments: { command: "echo cancelled" } }, undefined, {
+        signal: abort.signal,
+      })
+      .catch((e: Error) => e);
+    await until(async () => (await pendingFor("echo cancelled")) !== undefined);
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    // The cancelled call's own request is denied; the plan's step still waits for its human.
+    await until(async () => (await pendingFor("echo cancelled")) === undefined);
+    const decided = (await human.call("approval.list", { status: "decided" })).approvals;
+    expect(decided.map((a) => [(a.input as { command: string }).command, a.decision])).toEqual([
+      ["echo cancelled", "deny"],
+    ]);
+    const step = await pendingFor("ls /workspace");
+    if (!step) throw new Error("the plan's approval was answered");
+    await human.call("approval.respond", { id: step.id, decision: "allow_once" });
+    const done = await running;
+    expect(textOf(done)).toContain('"status": "succeeded"');
+  });
+});
+
 describe("session end", () => {
   it("leaves no container when the client closes, and the project keeps what the session wrote", async () => {
     const fx = await suite.start();
