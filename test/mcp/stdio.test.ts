@@ -10,6 +10,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { fileRead, fileWrite } from "../../src/tools/files.js";
@@ -319,6 +320,38 @@ describe("approvals of calls side by side", () => {
 });
 
 describe("session end", () => {
+  it("a message larger than the stdio transport reads ends the session saying why, to the client, on stderr and in the audit", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const told: string[] = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      told.push(String(n.params.data));
+    });
+    await client.callTool({ name: "aido_orchestrator_info", arguments: {} });
+    const closed = new Promise<void>((resolve) => {
+      client.onclose = () => resolve();
+    });
+    const huge = client
+      .callTool({
+        name: "file_write",
+        arguments: { path: "/workspace/huge.txt", content: "x".repeat(11 * 1024 * 1024) },
+      })
+      .catch((e: Error) => e);
+    const limit = /larger than 10485760 bytes/;
+    await until(() => told.some((m) => limit.test(m)), 30_000);
+    await until(() => limit.test(suite.stderr()), 30_000);
+    const c = await fx.client();
+    await until(
+      async () => (await c.call("audit.query", { kind: "session.call_refused" })).entries.length === 1,
+      30_000,
+    );
+    const [refused] = (await c.call("audit.query", { kind: "session.call_refused" })).entries;
+    expect(JSON.stringify(refused?.payload)).toMatch(limit);
+    await client.close();
+    await closed;
+    expect(await huge).toBeInstanceOf(Error);
+  }, 90_000);
+
   it("leaves no container when the client closes, and the project keeps what the session wrote", async () => {
     const fx = await suite.start();
     const client = await suite.connect();
