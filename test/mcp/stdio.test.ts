@@ -319,6 +319,30 @@ describe("approvals of calls side by side", () => {
   });
 });
 
+describe("arguments larger than a daemon request line", () => {
+  it("are refused with the limit named and audited, not left waiting for an answer that never comes", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const big = "x".repeat(fx.home.config.daemon.maxLineBytes + 1);
+    const r = await Promise.race([
+      client.callTool({ name: "file_write", arguments: { path: "/workspace/big.txt", content: big } }),
+      new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 20_000)),
+    ]);
+    if (r === "hung") throw new Error("the call got no answer in 20 s");
+    expect(r.isError).toBe(true);
+    expect(textOf(r)).toMatch(
+      /arguments of \d+ bytes: a request to the daemon takes at most \d+ \(daemon\.max_line_bytes \d+/,
+    );
+    const c = await fx.client();
+    const refused = (await c.call("audit.query", { kind: "session.call_refused" })).entries;
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ payload: { tool: "file_write" } });
+    // The session lives on.
+    const ok = await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    expect(ok.isError ?? false).toBe(false);
+  }, 60_000);
+});
+
 describe("session end", () => {
   it("a message larger than the stdio transport reads ends the session saying why, to the client, on stderr and in the audit", async () => {
     const fx = await suite.start();
