@@ -7,7 +7,7 @@
 // client leaves ending with no container.
 
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -273,6 +273,41 @@ describe("approvals", () => {
     const [decided] = (await human.call("approval.list", { status: "decided" })).approvals;
     expect(decided?.decision).toBe("deny");
   });
+});
+
+describe("a call the client cancels while it runs", () => {
+  it("is stopped: what it would have done after the cancel does not land in the project", async () => {
+    await suite.start();
+    const client = await suite.connect({
+      elicit: async () => ({ action: "accept", content: { decision: "allow_once" } }),
+    });
+    const abort = new AbortController();
+    const call = client
+      .callTool(
+        {
+          name: "exec",
+          arguments: {
+            command: `python3 -c "import time; time.sleep(4); open('/workspace/late.txt', 'w').write('x')"`,
+          },
+        },
+        undefined,
+        { signal: abort.signal },
+      )
+      .catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 1500));
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(existsSync(join(suite.project, "late.txt")), "the cancelled command ran on").toBe(false);
+    const c = await suite.fx.client();
+    const failed = (await c.call("audit.query", { kind: "tool.failed" })).entries;
+    expect(failed.map((e) => e.payload)).toEqual([
+      expect.objectContaining({ tool: "exec", code: "cancelled" }),
+    ]);
+    // The session lives on.
+    const r = await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    expect(r.isError ?? false).toBe(false);
+  }, 60_000);
 });
 
 describe("approvals of calls side by side", () => {
