@@ -7,6 +7,13 @@
 // elicitation capability, tells it (progress and log notifications) that the call waits
 // for `aido approvals`, naming the approval id, until a human answers there. Whoever
 // answers first wins: the gate takes one decision per request.
+//
+// Calls side by side (a plan running while the model calls exec, two execs at once) each
+// get their own request: when more than one call could own it, the request's stored input
+// (approval.list) picks the typed call whose input it is, else the call that runs any
+// tool (a plan's step, an intent's check). Routed by arrival order alone, a request went to
+// whichever call waited first, so cancelling one call denied another's request and left
+// its own open to be allowed after the client had cancelled it.
 
 import { AidoClient, type Subscription } from "../client/client.js";
 import type { WireEvent } from "../client/types.js";
@@ -68,12 +75,25 @@ export function decisionOf(result: { action: string; content?: Record<string, un
 /** `during`'s tool for a call that may make any tool of the session's agent ask (plan.execute). */
 export const ANY_TOOL = "*";
 
+/** The stored input of a pending approval request; undefined when it is no longer pending. */
+export type RequestInput = (approvalId: string) => Promise<unknown>;
+
+interface Waiting {
+  tool: string;
+  on: OnApproval;
+  claimed: boolean;
+  many: boolean;
+  /** A typed call's input: the request whose stored input holds it is this call's. */
+  input?: Record<string, unknown>;
+}
+
 export class ApprovalsBridge {
-  private readonly waiting: { tool: string; on: OnApproval; claimed: boolean; many: boolean }[] = [];
+  private readonly waiting: Waiting[] = [];
 
   private constructor(
     private readonly agentId: string,
     private readonly sub: Subscription,
+    private readonly requestInput: RequestInput,
   ) {}
 
   /** Listen to the daemon's events for approval requests of `agentId`'s calls. */
@@ -81,6 +101,7 @@ export class ApprovalsBridge {
     socketPath: string,
     agentId: string,
     log: (m: string) => void,
+    requestInput: RequestInput,
   ): Promise<ApprovalsBridge> {
     let bridge: ApprovalsBridge | undefined;
     const pending: WireEvent[] = [];
@@ -88,7 +109,7 @@ export class ApprovalsBridge {
       if (bridge) bridge.onEvent(ev, log);
       else pending.push(ev);
     });
-    bridge = new ApprovalsBridge(agentId, sub);
+    bridge = new ApprovalsBridge(agentId, sub, requestInput);
     for (const ev of pending) bridge.onEvent(ev, log);
     return bridge;
   }
@@ -96,9 +117,16 @@ export class ApprovalsBridge {
   /**
    * Route the next approval request for `tool` to `on` while `fn` runs. `ANY_TOOL` with
    * `many` routes every request of the session's agent (a plan's steps ask one by one).
+   * `input`, a typed call's, tells its request from those of calls beside it.
    */
-  async during<T>(tool: string, on: OnApproval, fn: () => Promise<T>, many = false): Promise<T> {
-    const w = { tool, on, claimed: false, many };
+  async during<T>(
+    tool: string,
+    on: OnApproval,
+    fn: () => Promise<T>,
+    many = false,
+    input?: Record<string, unknown>,
+  ): Promise<T> {
+    const w: Waiting = { tool, on, claimed: false, many, ...(input ? { input } : {}) };
     this.waiting.push(w);
     try {
       return await fn();
@@ -116,10 +144,42 @@ export class ApprovalsBridge {
     this.sub.close();
   }
 
+  /** The calls still without a request that one for `tool` may belong to. */
+  private candidates(tool: string): Waiting[] {
+    return this.waiting.filter((x) => !x.claimed && (x.tool === tool || x.tool === ANY_TOOL));
+  }
+
   private onEvent(ev: WireEvent, log: (m: string) => void): void {
     if (ev.type !== "approval.requested" || ev.agent_id !== this.agentId) return;
-    const w = this.waiting.find((x) => !x.claimed && (x.tool === ev.tool || x.tool === ANY_TOOL));
-    if (!w) return;
+    const tool = String(ev.tool);
+    const now = this.candidates(tool);
+    if (now.length === 0) return;
+    if (now.length === 1) {
+      this.route(now[0] as Waiting, ev, log);
+      return;
+    }
+    // More than one call could own it: its stored input says whose it is.
+    void this.requestInput(String(ev.approval_id)).then(
+      (stored) => this.routeByInput(tool, stored, ev, log),
+      (e) => {
+        log(`reading approval ${String(ev.approval_id)} failed: ${errorMessage(e)}`);
+        this.routeByInput(tool, undefined, ev, log);
+      },
+    );
+  }
+
+  /** The typed call whose input the request holds, else a call that runs any tool, else the first. */
+  private routeByInput(tool: string, stored: unknown, ev: WireEvent, log: (m: string) => void): void {
+    const now = this.candidates(tool);
+    const w =
+      now.find((x) => x.tool === tool && x.input !== undefined && holds(stored, x.input)) ??
+      now.find((x) => x.tool === ANY_TOOL) ??
+      now.find((x) => x.input === undefined) ??
+      now[0];
+    if (w) this.route(w, ev, log);
+  }
+
+  private route(w: Waiting, ev: WireEvent, log: (m: string) => void): void {
     w.claimed = !w.many;
     try {
       w.on({
@@ -133,6 +193,19 @@ export class ApprovalsBridge {
       log(`handling approval ${String(ev.approval_id)} failed: ${errorMessage(e)}`);
     }
   }
+}
+
+/** `stored` holds `wanted`: every value `wanted` names is there, equal (the gate's parse may add defaults). */
+export function holds(stored: unknown, wanted: unknown): boolean {
+  if (wanted === null || typeof wanted !== "object") return stored === wanted;
+  if (stored === null || typeof stored !== "object") return false;
+  if (Array.isArray(wanted) !== Array.isArray(stored)) return false;
+  if (Array.isArray(wanted)) {
+    const s = stored as unknown[];
+    return wanted.length === s.length && wanted.every((v, i) => holds(s[i], v));
+  }
+  const s = stored as Record<string, unknown>;
+  return Object.entries(wanted).every(([k, v]) => v === undefined || holds(s[k], v));
 }
 
 /** Answer the daemon; a request a human already answered (or that ended) is left alone. */

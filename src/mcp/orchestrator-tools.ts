@@ -111,17 +111,23 @@ export function orchestratorTable(config: Config, version: string) {
     }),
     tool({
       name: "aido_status",
-      description: "A goal's state, result or error, token usage and output folder.",
+      description:
+        "The state, result or error, token usage and output folder of a goal this session submitted.",
       input: z.strictObject({ goal_id: id }),
       annotations: READ,
-      run: (p, ctx) => ctx.link.client.call("goal.status", p),
+      run: (p, ctx) => {
+        // Another client's goal (its text, result, error, output folder) is not this session's to read.
+        ownGoal(ctx, p.goal_id);
+        return ctx.link.client.call("goal.status", p);
+      },
     }),
     tool({
       name: "aido_wait",
-      description: `Wait until a goal ends or timeout_ms passes (default 60000, at most ${MAX_WAIT_MS}); returns its status.`,
+      description: `Wait until a goal this session submitted ends or timeout_ms passes (default 60000, at most ${MAX_WAIT_MS}); returns its status.`,
       input: z.strictObject({ goal_id: id, timeout_ms: z.number().int().min(0).max(MAX_WAIT_MS).optional() }),
       annotations: READ,
       run: (p, ctx) => {
+        ownGoal(ctx, p.goal_id);
         const timeout = p.timeout_ms ?? 60_000;
         return ctx.link.client.call(
           "goal.wait",

@@ -125,14 +125,28 @@ export async function createMcpServer(
     // Arguments nested past the gate's limit are refused here, with the gate's reason: the
     // daemon link encodes a request recursively, and a value tens of thousands of levels
     // deep would overflow it rather than reach the gate. Audited as the session's refusal.
-    const tooDeep = argumentDepthRefusal(t.name, args);
-    if (tooDeep !== undefined) {
+    // Arguments the daemon's request line cannot carry are refused here too: the daemon drops
+    // such a line with an error that names no request, so the call would wait for ever.
+    const refusal =
+      argumentDepthRefusal(t.name, args) ?? argumentSizeRefusal(args, opts.config.daemon.maxLineBytes);
+    if (refusal !== undefined) {
       await link.client
-        .call("session.refused", { session_id: link.session.session_id, tool: t.name, reason: tooDeep })
+        .call("session.refused", { session_id: link.session.session_id, tool: t.name, reason: refusal })
         .catch((e) => opts.log(`recording a refusal of ${t.name}: ${String(e)}`));
-      return textResult(`refused: ${tooDeep}`, true);
+      return textResult(`refused: ${refusal}`, true);
     }
     return t.call(args, ctx);
   });
   return server;
+}
+
+/** Room a daemon request needs around a call's arguments (method, ids, tool name). */
+const ENVELOPE_BYTES = 1024;
+
+/** Why `args` cannot travel to the daemon in one request line of `maxLineBytes`; undefined when they can. */
+export function argumentSizeRefusal(args: Record<string, unknown>, maxLineBytes: number): string | undefined {
+  const bytes = Buffer.byteLength(JSON.stringify(args));
+  const room = maxLineBytes - ENVELOPE_BYTES;
+  if (bytes <= room) return undefined;
+  return `arguments of ${bytes} bytes: a request to the daemon takes at most ${room} (daemon.max_line_bytes ${maxLineBytes}, less ${ENVELOPE_BYTES} for the request around them)`;
 }

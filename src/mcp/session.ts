@@ -30,7 +30,15 @@ export async function openMcpSession(client: AidoClient, opts: McpSessionOptions
   let bridge: ApprovalsBridge;
   let server: Server;
   try {
-    bridge = await ApprovalsBridge.start(opts.config.socketPath, link.session.agent_id, opts.log);
+    bridge = await ApprovalsBridge.start(
+      opts.config.socketPath,
+      link.session.agent_id,
+      opts.log,
+      async (id) => {
+        const { approvals } = await link.client.call("approval.list", {});
+        return approvals.find((a) => a.id === id)?.input;
+      },
+    );
   } catch (e) {
     await link.close();
     throw e;

@@ -4,11 +4,18 @@
 // transport, or when the daemon goes away; ending it closes the daemon session, so its
 // container is removed (and were this process killed, the daemon would see its
 // connection close and do the same).
+//
+// The SDK's stdio transport reads a message of at most STDIO_DEFAULT_MAX_BUFFER_SIZE bytes
+// (10 MiB) and closes itself on a larger one, which read as the client leaving: the session
+// ended with exit 0 and no word to anyone. Such a message now ends it saying why: a log
+// notification to the client, a line on stderr and session.call_refused in the audit.
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { STDIO_DEFAULT_MAX_BUFFER_SIZE, serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
 import type { Config, Env } from "../config.js";
+import { errorMessage } from "../errors.js";
 import { connectDaemon, type SessionOptions } from "./daemon-link.js";
 import { openMcpSession } from "./session.js";
 
@@ -44,12 +51,34 @@ export async function serveStdio(opts: ServeOptions): Promise<number> {
     process.stdin.once("end", () => resolve("client"));
     process.stdin.once("close", () => resolve("client"));
   });
+  let overflow: Promise<unknown> | undefined;
   await session.server.connect(transport);
+  session.server.onerror = (e) => {
+    const message = errorMessage(e);
+    if (!message.includes("ReadBuffer exceeded maximum size")) {
+      opts.log(`a message from the MCP client was not read: ${message}`);
+      return;
+    }
+    const reason = `a message from the MCP client was larger than ${STDIO_DEFAULT_MAX_BUFFER_SIZE} bytes, what the stdio transport reads: the session ends`;
+    opts.log(reason);
+    // The transport closes right after this: the client is told now, in the same write.
+    process.stdout.write(
+      serializeMessage({
+        jsonrpc: "2.0",
+        method: "notifications/message",
+        params: { level: "error", logger: "aido", data: reason },
+      }),
+    );
+    overflow = session.link.client
+      .call("session.refused", { session_id: session.link.session.session_id, tool: "(message)", reason })
+      .catch((err) => opts.log(`recording the refusal of an oversized message: ${errorMessage(err)}`));
+  };
   const s = session.link.session;
   opts.log(
     `MCP session ${s.session_id} (agent ${s.agent_id}${s.workspace ? `, workspace ${s.workspace}` : ""}) serving on stdio`,
   );
   const why = await Promise.race([clientLeft, session.bridge.ended.then(() => "daemon" as const)]);
+  await overflow;
   await session.close();
   if (why === "daemon") opts.log("the Aido daemon went away: the MCP session ended");
   return why === "daemon" ? 1 : 0;

@@ -8,7 +8,7 @@
 // the client cancels while it waits for a human is denied.
 
 import type { ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
-import type { AidoClient } from "../client/client.js";
+import { AidoClient } from "../client/client.js";
 import type { SessionInfo } from "../client/types.js";
 import { ANY_TOOL, approvalForm, decisionOf, respond } from "./approvals-bridge.js";
 import { type CallContext, errorResult, type McpTool, textResult } from "./tool-types.js";
@@ -27,6 +27,8 @@ const DESTRUCTIVE = new Set(["file_write", "file_edit", "exec", "snapshot_restor
 const OPEN_WORLD = new Set(["web_fetch", "exec"]);
 /** A call runs this long at most from the MCP side; the daemon's own timeouts end it first. */
 const CALL_TIMEOUT_MS = 24 * 3600 * 1000;
+/** After a cancel, the time a pending approval's denial has to reach the daemon before the call's connection closes. */
+const CANCEL_GRACE_MS = 500;
 /** Progress heartbeat while a call runs. */
 export const HEARTBEAT_MS = 1000;
 
@@ -57,16 +59,33 @@ export async function typedTools(client: AidoClient, session: SessionInfo): Prom
 
 async function invokeGated(tool: string, input: Record<string, unknown>, ctx: CallContext) {
   try {
-    const r = await withHuman(tool, ctx, () =>
-      ctx.link.client.call(
-        "tool.invoke",
-        { agent_id: ctx.session.agent_id, tool, input },
-        { timeoutMs: CALL_TIMEOUT_MS },
-      ),
-    );
+    const r = await withHuman(tool, ctx, () => invokeOwnConnection(tool, input, ctx), input);
     return textResult(r.output, r.is_error);
   } catch (e) {
     return errorResult(e);
+  }
+}
+
+/**
+ * tool.invoke on a daemon connection of the call's own, closed when the client cancels the
+ * call: the daemon ends a call whose connection closed (its command is stopped), where a
+ * cancel on the session's shared connection would leave it running to the end. A request
+ * the call still waits for is denied first (withHuman), so it is recorded as a denial.
+ */
+async function invokeOwnConnection(tool: string, input: Record<string, unknown>, ctx: CallContext) {
+  const own = await AidoClient.connect(ctx.link.client.socketPath);
+  const cancel = () => setTimeout(() => own.close(), CANCEL_GRACE_MS);
+  ctx.signal.addEventListener("abort", cancel, { once: true });
+  try {
+    if (ctx.signal.aborted) cancel();
+    return await own.call(
+      "tool.invoke",
+      { agent_id: ctx.session.agent_id, tool, input },
+      { timeoutMs: CALL_TIMEOUT_MS },
+    );
+  } finally {
+    ctx.signal.removeEventListener("abort", cancel);
+    own.close();
   }
 }
 
@@ -78,7 +97,12 @@ async function invokeGated(tool: string, input: Record<string, unknown>, ctx: Ca
  * call, an approval it still waits for is denied, so nobody approves later a call whose
  * result no one will read.
  */
-export async function withHuman<T>(tool: string, ctx: CallContext, fn: () => Promise<T>): Promise<T> {
+export async function withHuman<T>(
+  tool: string,
+  ctx: CallContext,
+  fn: () => Promise<T>,
+  input?: Record<string, unknown>,
+): Promise<T> {
   const started = Date.now();
   /** Set while the call waits for a human at `aido approvals` (no elicitation). */
   let waiting: string | undefined;
@@ -116,6 +140,7 @@ export async function withHuman<T>(tool: string, ctx: CallContext, fn: () => Pro
       },
       fn,
       tool === ANY_TOOL,
+      input,
     );
   } finally {
     clearInterval(beat);

@@ -2,7 +2,8 @@
 // the swarm (aido_submit) runs with the real SDK against the scripted provider and is
 // followed with aido_status / aido_wait / aido_events (a cursor that pages forward);
 // aido_approve answers approvals of goals this session submitted only with
-// --allow-approve, never those of goals it did not submit (each refusal audited by the
+// --allow-approve, never those of goals it did not submit, and another client's goal is not
+// its to read or steer (each refusal audited by the
 // daemon as session.call_refused); aido_orchestrator_info tells
 // the session's grants. A server started where no daemon listens starts one.
 
@@ -75,6 +76,30 @@ describe("goals handed to the swarm", () => {
     const events = await client.callTool({ name: "aido_events", arguments: { goal_id } });
     expect(events.isError).toBe(true);
     await c.call("goal.cancel", { goal_id });
+  });
+
+  it("sees only goals it submitted: another's status, result and output folder are not its to read", async () => {
+    const fx = await suite.start();
+    suite.server.script('manifest "other"', [turn.text("the other client's secret result")]);
+    const c = await fx.client();
+    const { goal_id } = await c.call("goal.submit", { goal: "someone else's", manifest: manifest("other") });
+    await c.call("goal.wait", { goal_id, timeout_ms: 30_000 });
+    const client = await suite.connect();
+    for (const [name, args] of [
+      ["aido_status", { goal_id }],
+      ["aido_wait", { goal_id, timeout_ms: 0 }],
+    ] as const) {
+      const r = await client.callTool({ name, arguments: args });
+      expect(r.isError, `${name}: ${textOf(r)}`).toBe(true);
+      expect(textOf(r)).toContain(`goal ${goal_id} was not submitted by this MCP session`);
+      expect(textOf(r)).not.toContain("secret result");
+      expect(textOf(r)).not.toContain(fx.home.config.home);
+    }
+    const refused = (await c.call("audit.query", { kind: "session.call_refused" })).entries;
+    expect(refused.map((e) => (e.payload as { tool: string }).tool).sort()).toEqual([
+      "aido_status",
+      "aido_wait",
+    ]);
   });
 });
 

@@ -7,9 +7,10 @@
 // client leaves ending with no container.
 
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { fileRead, fileWrite } from "../../src/tools/files.js";
@@ -274,7 +275,142 @@ describe("approvals", () => {
   });
 });
 
+describe("a call the client cancels while it runs", () => {
+  it("is stopped: what it would have done after the cancel does not land in the project", async () => {
+    await suite.start();
+    const client = await suite.connect({
+      elicit: async () => ({ action: "accept", content: { decision: "allow_once" } }),
+    });
+    const abort = new AbortController();
+    const call = client
+      .callTool(
+        {
+          name: "exec",
+          arguments: {
+            command: `python3 -c "import time; time.sleep(4); open('/workspace/late.txt', 'w').write('x')"`,
+          },
+        },
+        undefined,
+        { signal: abort.signal },
+      )
+      .catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 1500));
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(existsSync(join(suite.project, "late.txt")), "the cancelled command ran on").toBe(false);
+    const c = await suite.fx.client();
+    const failed = (await c.call("audit.query", { kind: "tool.failed" })).entries;
+    expect(failed.map((e) => e.payload)).toEqual([
+      expect.objectContaining({ tool: "exec", code: "cancelled" }),
+    ]);
+    // The session lives on.
+    const r = await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    expect(r.isError ?? false).toBe(false);
+  }, 60_000);
+});
+
+describe("approvals of calls side by side", () => {
+  it("denies the approval of the call the client cancelled, not one of a plan running beside it", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const plan = JSON.parse(
+      textOf(
+        await client.callTool({
+          name: "aido_plan",
+          arguments: { title: "list", steps: [{ tool: "exec", input: { command: "ls /workspace" } }] },
+        }),
+      ),
+    ) as { plan_id: string };
+    const human = await fx.client();
+    const pendingFor = async (command: string) =>
+      (await human.call("approval.list", {})).approvals.find(
+        (a) => (a.input as { command?: string }).command === command,
+      );
+    const running = client
+      .callTool({ name: "aido_plan_execute", arguments: { plan_id: plan.plan_id } })
+      .catch((e: Error) => e);
+    await until(async () => (await pendingFor("ls /workspace")) !== undefined);
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "exec", arguments: { command: "echo cancelled" } }, undefined, {
+        signal: abort.signal,
+      })
+      .catch((e: Error) => e);
+    await until(async () => (await pendingFor("echo cancelled")) !== undefined);
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    // The cancelled call's own request is denied; the plan's step still waits for its human.
+    await until(async () => (await pendingFor("echo cancelled")) === undefined);
+    const decided = (await human.call("approval.list", { status: "decided" })).approvals;
+    expect(decided.map((a) => [(a.input as { command: string }).command, a.decision])).toEqual([
+      ["echo cancelled", "deny"],
+    ]);
+    const step = await pendingFor("ls /workspace");
+    if (!step) throw new Error("the plan's approval was answered");
+    await human.call("approval.respond", { id: step.id, decision: "allow_once" });
+    const done = await running;
+    expect(textOf(done)).toContain('"status": "succeeded"');
+  });
+});
+
+describe("arguments larger than a daemon request line", () => {
+  it("are refused with the limit named and audited, not left waiting for an answer that never comes", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const big = "x".repeat(fx.home.config.daemon.maxLineBytes + 1);
+    const r = await Promise.race([
+      client.callTool({ name: "file_write", arguments: { path: "/workspace/big.txt", content: big } }),
+      new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 20_000)),
+    ]);
+    if (r === "hung") throw new Error("the call got no answer in 20 s");
+    expect(r.isError).toBe(true);
+    expect(textOf(r)).toMatch(
+      /arguments of \d+ bytes: a request to the daemon takes at most \d+ \(daemon\.max_line_bytes \d+/,
+    );
+    const c = await fx.client();
+    const refused = (await c.call("audit.query", { kind: "session.call_refused" })).entries;
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ payload: { tool: "file_write" } });
+    // The session lives on.
+    const ok = await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    expect(ok.isError ?? false).toBe(false);
+  }, 60_000);
+});
+
 describe("session end", () => {
+  it("a message larger than the stdio transport reads ends the session saying why, to the client, on stderr and in the audit", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const told: string[] = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      told.push(String(n.params.data));
+    });
+    await client.callTool({ name: "aido_orchestrator_info", arguments: {} });
+    const closed = new Promise<void>((resolve) => {
+      client.onclose = () => resolve();
+    });
+    const huge = client
+      .callTool({
+        name: "file_write",
+        arguments: { path: "/workspace/huge.txt", content: "x".repeat(11 * 1024 * 1024) },
+      })
+      .catch((e: Error) => e);
+    const limit = /larger than 10485760 bytes/;
+    await until(() => told.some((m) => limit.test(m)), 30_000);
+    await until(() => limit.test(suite.stderr()), 30_000);
+    const c = await fx.client();
+    await until(
+      async () => (await c.call("audit.query", { kind: "session.call_refused" })).entries.length === 1,
+      30_000,
+    );
+    const [refused] = (await c.call("audit.query", { kind: "session.call_refused" })).entries;
+    expect(JSON.stringify(refused?.payload)).toMatch(limit);
+    await client.close();
+    await closed;
+    expect(await huge).toBeInstanceOf(Error);
+  }, 90_000);
+
   it("leaves no container when the client closes, and the project keeps what the session wrote", async () => {
     const fx = await suite.start();
     const client = await suite.connect();
