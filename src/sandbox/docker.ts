@@ -357,11 +357,14 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
     assertGoalId(goalId);
+    const freezes = this.frozen.freezeCount(goalId);
     try {
       await this.frozen.unpause(goalId);
     } catch (e) {
-      // Frozen again meanwhile (a new fence): that fence's lift unfreezes it.
-      if (!opts.last || this.frozen.frozenAgain(goalId)) throw e;
+      // Frozen again since it began (a new fence, whose lift may have begun its own unpause
+      // since): that fence's lift unfreezes it. Before, a new lift's unpause hid the new freeze,
+      // and a last try held past both gave up a goal the new fence had tried once.
+      if (!opts.last || this.frozen.frozenSince(goalId, freezes)) throw e;
       // Given up: its containers go (a forced removal kills a paused one), its servers'
       // connections end (the next call starts them again), and what waits goes on, in a fresh
       // container over the same workspace: unless a new fence froze the goal again meanwhile

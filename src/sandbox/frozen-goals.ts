@@ -34,6 +34,8 @@ export class FrozenGoals {
   private readonly held = new Map<string, Frozen>();
   /** Per goal: the ms its freezes that ended lasted, in all. */
   private readonly spent = new Map<string, number>();
+  /** Per goal: how many times it was frozen (what tells an unpause it was frozen again since it began). */
+  private readonly freezes = new Map<string, number>();
 
   /**
    * `names`: the goal's containers now (its own and its live servers'); `retired`: whether the
@@ -103,9 +105,17 @@ export class FrozenGoals {
     if (!this.wanted(goalId) && !this.retired(goalId)) await this.engine.unpause(name);
   }
 
-  /** Whether the goal was frozen again since its last unpause began. */
-  frozenAgain(goalId: string): boolean {
-    return this.held.get(goalId)?.again === true;
+  /** How many times the goal was frozen: an unpause reads it as it begins (see frozenSince). */
+  freezeCount(goalId: string): number {
+    return this.freezes.get(goalId) ?? 0;
+  }
+
+  /**
+   * Whether the goal was frozen since `count` was read (freezeCount). Not only while that
+   * freeze's `again` holds: an unpause begun after it (the new fence's lift) clears that.
+   */
+  frozenSince(goalId: string, count: number): boolean {
+    return this.freezeCount(goalId) !== count;
   }
 
   has(goalId: string): boolean {
@@ -143,6 +153,7 @@ export class FrozenGoals {
    * any: its engine calls must land before the pause's (see DockerBackend.pause).
    */
   private freeze(goalId: string): Promise<void> | undefined {
+    this.freezes.set(goalId, this.freezeCount(goalId) + 1);
     const held = this.held.get(goalId);
     if (held) {
       held.again = true;
@@ -191,6 +202,7 @@ export class FrozenGoals {
     this.held.get(goalId)?.open();
     this.held.delete(goalId);
     this.spent.delete(goalId);
+    this.freezes.delete(goalId);
   }
 }
 
