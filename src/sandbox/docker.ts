@@ -350,9 +350,9 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return "paused";
   }
 
-  /** While the goal is frozen: settles once its unpause was answered (or it was removed). */
-  thawed(goalId: string): Promise<void> | undefined {
-    return this.frozen.thawed(goalId);
+  /** Settles once the goal is not frozen (its unpause answered, or it was removed), or as `signal` aborts (false). */
+  untilThawed(goalId: string, signal?: AbortSignal): Promise<boolean> {
+    return this.frozen.untilThawed(goalId, signal);
   }
 
   async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
@@ -401,10 +401,16 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
   }
 
-  async startMcpServer(spec: McpServerSpec): Promise<McpServerContainer> {
+  async startMcpServer(spec: McpServerSpec, signal?: AbortSignal): Promise<McpServerContainer> {
     assertGoalId(spec.goalId);
-    // Frozen (its node is fenced): no server is started for it until unpause, as acquire.
-    await this.frozen.thawed(spec.goalId);
+    // Frozen (its node is fenced): no server is started for it until unpause, as acquire; nor
+    // at all once the start is no longer wanted (`signal`: every call waiting for it cancelled).
+    if (!(await this.frozen.untilThawed(spec.goalId, signal)))
+      throw new AidoError(
+        ErrorCode.cancelled,
+        `the start of MCP server ${spec.server} for goal ${spec.goalId} was cancelled while the goal was frozen`,
+        { goalId: spec.goalId, server: spec.server },
+      );
     this.refuseRetired(spec.goalId);
     this.touched.add(spec.goalId);
     const server = await this.mcpServers.start(

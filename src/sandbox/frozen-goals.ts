@@ -22,6 +22,8 @@ export interface FreezeEngine {
 interface Frozen {
   promise: Promise<void>;
   open: () => void;
+  /** What waits with an abort signal (untilThawed): each leaves this set as its signal aborts. */
+  waiters: Set<() => void>;
   /** Frozen again while an unpause was under way: that unpause leaves it frozen. */
   again: boolean;
   /** The unpause under way (its engine calls sent, not all answered): settles once they are. */
@@ -137,6 +139,43 @@ export class FrozenGoals {
     return this.held.get(goalId)?.promise;
   }
 
+  /**
+   * Settles once the goal is not frozen (at once when it is not, again after a freeze that
+   * fell as it thawed): true; or as `signal` aborts first: false. A caller cancelled while its
+   * goal is frozen (goal.cancel, the agent stopped, a timeout) is not held until the thaw, and
+   * leaves nothing behind: no listener on its signal, no reaction on the freeze (a race with
+   * thawed() would keep one per cancelled call for as long as the fence holds).
+   */
+  async untilThawed(goalId: string, signal?: AbortSignal): Promise<boolean> {
+    for (let f = this.held.get(goalId); f; f = this.held.get(goalId)) {
+      if (signal?.aborted) return false;
+      if (!signal) {
+        await f.promise;
+        continue;
+      }
+      const { waiters } = f;
+      const thawed = await new Promise<boolean>((resolve) => {
+        const onAbort = () => {
+          waiters.delete(onThaw);
+          resolve(false);
+        };
+        const onThaw = () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(true);
+        };
+        waiters.add(onThaw);
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      if (!thawed) return false;
+    }
+    return !signal?.aborted;
+  }
+
+  /** How many wait with a signal for the goal's thaw (untilThawed): what a cancel must not leave. */
+  waiting(goalId: string): number {
+    return this.held.get(goalId)?.waiters.size ?? 0;
+  }
+
   /** How long the goal has been frozen in all (ms, monotonic), the freeze under way included. */
   frozenMs(goalId: string): number {
     const f = this.held.get(goalId);
@@ -145,7 +184,11 @@ export class FrozenGoals {
 
   /** The goal's freezes as one of its MCP servers' calls sees them. */
   clock(goalId: string): FreezeClock {
-    return { thawed: () => this.thawed(goalId), frozenMs: () => this.frozenMs(goalId) };
+    return {
+      thawed: () => this.thawed(goalId),
+      untilThawed: (signal) => this.untilThawed(goalId, signal),
+      frozenMs: () => this.frozenMs(goalId),
+    };
   }
 
   /**
@@ -159,11 +202,24 @@ export class FrozenGoals {
       held.again = true;
       return held.thawing;
     }
-    let open = () => {};
+    let resolve = () => {};
     const promise = new Promise<void>((r) => {
-      open = r;
+      resolve = r;
     });
-    this.held.set(goalId, { promise, open, again: false, thawing: undefined, since: performance.now() });
+    const waiters = new Set<() => void>();
+    const open = () => {
+      resolve();
+      for (const w of waiters) w();
+      waiters.clear();
+    };
+    this.held.set(goalId, {
+      promise,
+      open,
+      waiters,
+      again: false,
+      thawing: undefined,
+      since: performance.now(),
+    });
     return undefined;
   }
 
