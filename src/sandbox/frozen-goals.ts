@@ -41,12 +41,14 @@ export class FrozenGoals {
 
   /**
    * `names`: the goal's containers now (its own and its live servers'); `retired`: whether the
-   * goal was removed for good (its containers go as they are).
+   * goal was removed for good (its containers go as they are); `removeAll`: remove the goal's
+   * containers (its servers' too), an unfreeze given up (unpause's `last`).
    */
   constructor(
     private readonly engine: FreezeEngine,
     private readonly names: (goalId: string) => string[],
     private readonly retired: (goalId: string) => boolean,
+    private readonly removeAll: (goalId: string) => Promise<void>,
   ) {}
 
   /** Freeze the goal's containers (SandboxBackend.pause); answered once every pause is. */
@@ -65,17 +67,29 @@ export class FrozenGoals {
    * Let the goal's containers run again; its waiters go once every unpause is answered. One
    * refused leaves the goal frozen (its waiters wait, the sweep keeps its paused containers)
    * for the next unpause: before, its waiters went on into a container still paused, and the
-   * sweep then removed it as a stopped one under a goal its node kept.
+   * sweep then removed it as a stopped one under a goal its node kept. With `last` (its fence
+   * gives up), a refusal removes the goal's containers and lets its waiters go, into a fresh
+   * container over the same workspace (release), unless the goal was frozen again since this
+   * unpause began (a new fence: its lift unfreezes it). Before, a new lift's unpause hid the new
+   * freeze, and a last try held past both gave up a goal the new fence had tried once.
    */
-  async unpause(goalId: string): Promise<void> {
+  async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
+    const freezes = this.freezeCount(goalId);
     const thawed = this.thawing(goalId);
     let answered = false;
     try {
       // Each is tried (the goal's container and its servers), the first refusal thrown.
       await firstRefusal(this.names(goalId).map((n) => this.engine.unpause(n)));
       answered = true;
+    } catch (e) {
+      thawed(false);
+      if (!opts.last || this.frozenSince(goalId, freezes)) throw e;
+      await this.removeAll(goalId);
+      // Frozen again as its containers were removed: release keeps it frozen for that lift.
+      this.release(goalId);
+      throw e;
     } finally {
-      thawed(answered);
+      if (answered) thawed(true);
     }
   }
 
@@ -108,7 +122,7 @@ export class FrozenGoals {
   }
 
   /** How many times the goal was frozen: an unpause reads it as it begins (see frozenSince). */
-  freezeCount(goalId: string): number {
+  private freezeCount(goalId: string): number {
     return this.freezes.get(goalId) ?? 0;
   }
 
@@ -116,7 +130,7 @@ export class FrozenGoals {
    * Whether the goal was frozen since `count` was read (freezeCount). Not only while that
    * freeze's `again` holds: an unpause begun after it (the new fence's lift) clears that.
    */
-  frozenSince(goalId: string, count: number): boolean {
+  private frozenSince(goalId: string, count: number): boolean {
     return this.freezeCount(goalId) !== count;
   }
 
