@@ -54,10 +54,16 @@ export class FrozenGoals {
   /** Freeze the goal's containers (SandboxBackend.pause); answered once every pause is. */
   async pause(goalId: string): Promise<void> {
     const unpausing = this.freeze(goalId);
+    const frozen = this.held.get(goalId);
     // Frozen again while an unpause is under way (the fence falls again as it is lifted): that
     // unpause lands first. A pause sent meanwhile found the container still paused and left it,
     // and the unpause then let it run: an exec under way went on through the new fence.
     await unpausing;
+    // Let go meanwhile by a newer unpause (the new fence's lift, which waits for this freeze 10 s
+    // at most, came before the old unpause landed) or the goal removed: its freeze is over, and
+    // this pause is not sent. Before, it froze the container after the lift, for good under a
+    // goal its node kept (its calls hung; the sweep removed it as paused with nothing holding it).
+    if (unpausing && this.held.get(goalId) !== frozen) return;
     // Answered once every pause is, the first refusal thrown: answered at the first, the lift's
     // unpause came before a pause still under way, which then froze a kept goal's for good.
     await firstRefusal(this.names(goalId).map((n) => this.engine.pause(n)));
