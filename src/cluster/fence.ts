@@ -87,8 +87,13 @@ export class LeaseFence {
   private freezing: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  /** Kept goals whose unfreeze the engine refused: how many tries they had. */
+  /**
+   * Kept goals whose unfreeze the engine refused: how many tries they had, under the fence
+   * `generation` (the fence whose lift made them; a new fence clears them, they are its now).
+   */
   private readonly unthawed = new Map<string, number>();
+  /** How many times the fence fell: what a try under way tells its own fence's count by. */
+  private generation = 0;
   /** The tries again under way. */
   private retrying: Promise<void> | undefined;
   /** Which goals are still this node's, as the last lift was told. */
@@ -149,7 +154,9 @@ export class LeaseFence {
       `cluster: fenced: no lease renewal answered for ${sinceRenewal} ms (lease ${this.leaseMs} ms, margin ${this.marginMs} ms); model calls, tool calls, events and ends of this node's goals wait until a heartbeat has looked which goals are still its own${goals.length > 0 ? `; freezing the containers of ${goals.join(", ")}` : ""}`,
     );
     this.onFence();
-    // Those left frozen by the last lift are this fence's now (its lift unfreezes them).
+    // Those left frozen by the last lift are this fence's now (its lift unfreezes them); a try of
+    // the last lift's still under way counts for nothing here (see unfreezeAgain).
+    this.generation++;
     this.unthawed.clear();
     this.frozen = goals;
     this.freezing = this.freeze(goals, sinceRenewal);
@@ -223,6 +230,7 @@ export class LeaseFence {
     this.since = undefined;
     this.frozen = [];
     this.owns = owns;
+    const generation = this.generation;
     let left: string[] = [];
     for (const [i, goalId] of kept.entries()) {
       // Fenced again while it unfreezes (cut off again, or its loop stalled on an engine slow to
@@ -235,10 +243,10 @@ export class LeaseFence {
       }
       try {
         await this.ctx.rt.backend.unpause(goalId);
-        this.unthawed.delete(goalId);
+        if (this.generation === generation) this.unthawed.delete(goalId);
       } catch (e) {
         // Fenced again meanwhile: the new fence's lift takes it.
-        if (this.since === undefined) this.unthawed.set(goalId, 1);
+        if (this.generation === generation) this.unthawed.set(goalId, 1);
         this.ctx.log(
           `cluster: could not unfreeze the containers of goal ${goalId} (${errorMessage(e)}); it stays frozen, tried again with the next heartbeats`,
         );
@@ -258,8 +266,16 @@ export class LeaseFence {
   private unfreezeAgain(): void {
     if (this.unthawed.size === 0 || this.retrying || this.stopped) return;
     this.retrying = (async () => {
-      for (const [goalId, tries] of [...this.unthawed]) {
-        if (this.since !== undefined || this.fenced()) return;
+      // Its count is this fence's: a try held by the engine past a whole new fence and lift (the
+      // new fence's freeze waits for it, the lift does not wait for that freeze past 10 s) saw
+      // the map cleared and filled again by the new lift. Before, its old count went on into the
+      // new one (re-read as a map entry after the await), and an old last try gave up at once a
+      // goal the new lift had tried once: its containers removed under a goal the node kept.
+      const generation = this.generation;
+      for (const goalId of [...this.unthawed.keys()]) {
+        if (this.generation !== generation || this.since !== undefined || this.fenced()) return;
+        const tries = this.unthawed.get(goalId);
+        if (tries === undefined) continue;
         if (!this.owns(goalId) || !this.running().includes(goalId)) {
           this.unthawed.delete(goalId);
           continue;
@@ -267,10 +283,13 @@ export class LeaseFence {
         const last = tries + 1 >= UNFREEZE_TRIES;
         try {
           await this.ctx.rt.backend.unpause(goalId, { last });
+          // A fence fallen meanwhile made the map its own: this goal is that fence's lift's.
+          if (this.generation !== generation) return;
           this.unthawed.delete(goalId);
           this.ctx.log(`cluster: unfroze the containers of goal ${goalId} at try ${tries + 1}`);
         } catch (e) {
-          // A fence fallen meanwhile cleared the map: this goal is its now.
+          // The backend does not give up a goal frozen again since this try began (its own check).
+          if (this.generation !== generation) return;
           if (!this.unthawed.has(goalId)) continue;
           if (!last) {
             this.unthawed.set(goalId, tries + 1);

@@ -214,20 +214,23 @@ export async function assembleRuntime(
     serversOf: (agentId) => registry.find(agentId)?.manifest.mcp_servers,
     // A server with network entries joins an egress network of its own, with the proxy
     // variables of its caller mcp:<server> (egress/mcp-callers.ts); else network none.
-    startStdio: async (goalId, s): Promise<McpServerContainer> => {
+    startStdio: async (goalId, s, signal): Promise<McpServerContainer> => {
       // A probe (aido mcp list / approve) only lists tools: it runs without network.
       const wanted: boolean = (s.network ?? []).length > 0 && !mcp.probing(goalId);
       const net = wanted ? await egressPlumbing.server(goalId, s.name) : undefined;
-      return backend.startMcpServer({
-        goalId,
-        server: s.name,
-        command: s.command,
-        ...(s.image !== undefined ? { image: s.image } : {}),
-        env: { ...s.env, ...net?.env },
-        workspace: s.workspace,
-        mounts: s.mounts,
-        ...(net ? { network: net.network } : {}),
-      });
+      return backend.startMcpServer(
+        {
+          goalId,
+          server: s.name,
+          command: s.command,
+          ...(s.image !== undefined ? { image: s.image } : {}),
+          env: { ...s.env, ...net?.env },
+          workspace: s.workspace,
+          mounts: s.mounts,
+          ...(net ? { network: net.network } : {}),
+        },
+        signal,
+      );
     },
     endProbe: (goalId) => backend.remove(goalId, { deleteFolders: true }),
   });

@@ -108,9 +108,10 @@ export interface SandboxBackend {
   unpause(goalId: string, opts?: { last?: boolean }): Promise<void>;
   /**
    * Start an external stdio MCP server for a goal in a container of its own
-   * (sandbox/mcp-container.ts). Refused once the goal is retired; removed with the goal.
+   * (sandbox/mcp-container.ts). Refused once the goal is retired; removed with the goal. While
+   * the goal is frozen the start waits for its thaw, or until `signal` aborts (cancelled).
    */
-  startMcpServer(spec: McpServerSpec): Promise<McpServerContainer>;
+  startMcpServer(spec: McpServerSpec, signal?: AbortSignal): Promise<McpServerContainer>;
   /** Find this runtime's running goal containers (after a restart); returns their goal ids. */
   reattach(): Promise<string[]>;
   gc(opts: GcOptions): Promise<GcReport>;

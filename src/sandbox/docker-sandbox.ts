@@ -9,7 +9,7 @@
 
 import type Docker from "dockerode";
 import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
-import { ExecutorSession } from "./executor-session.js";
+import { cancelledError, ExecutorSession } from "./executor-session.js";
 import type {
   ExecRequest,
   ExecResult,
@@ -36,8 +36,11 @@ export interface SandboxOwner {
   onEgressNetwork?(goalId: string): boolean;
   /** An exec with a TCP rule ran on a kernel below Landlock ABI 4, which skips the rule. */
   noTcpRule?(abi: number): void;
-  /** While the goal's container is frozen (its node's fence): settles once it is not. */
-  thawed?(goalId: string): Promise<void> | undefined;
+  /**
+   * Settles once the goal's container is not frozen (its node's fence): true; or as `signal`
+   * aborts first: false (the call is cancelled, nothing left waiting).
+   */
+  untilThawed?(goalId: string, signal?: AbortSignal): Promise<boolean>;
 }
 
 const FILE_OP_TIMEOUT_MS = 30_000;
@@ -178,10 +181,12 @@ export class DockerSandbox implements SandboxHandle {
     // Not sent into a frozen container (its node's fence) before the engine has unfrozen it:
     // its answer time would run while nothing in there can answer (a call that got past the
     // gate's hold as the fence fell). One sent before the freeze keeps its time, as an exec.
-    await this.owner.thawed?.(this.goalId);
+    // Its caller's cancel ends the wait: before, a call cancelled while its goal was frozen
+    // (goal.cancel, the agent stopped, a timeout) waited for the thaw or the goal's removal.
+    await this.thawedFor(op, signal);
     if (this.closed)
       throw new AidoError(ErrorCode.sandboxFailed, `the sandbox of goal ${this.goalId} was released`, {});
-    const session = await this.ensureSession();
+    const session = await this.ensureSession(op, signal);
     try {
       return await session.call<T>(op, args, timeoutMs, signal);
     } catch (e) {
@@ -194,7 +199,13 @@ export class DockerSandbox implements SandboxHandle {
     }
   }
 
-  private async ensureSession(): Promise<ExecutorSession> {
+  /** Settles once the goal is not frozen; throws the call's cancellation if `signal` aborts first. */
+  private async thawedFor(op: string, signal: AbortSignal | undefined): Promise<void> {
+    const thawed = (await this.owner.untilThawed?.(this.goalId, signal)) ?? true;
+    if (!thawed || signal?.aborted) throw cancelledError(op);
+  }
+
+  private async ensureSession(op = "start", signal?: AbortSignal): Promise<ExecutorSession> {
     if (this.containerDead) {
       this.replacing ??= this.owner.replaceContainer(this.goalId).then(
         (c) => {
@@ -209,7 +220,7 @@ export class DockerSandbox implements SandboxHandle {
       );
       await this.replacing;
       // Frozen while it was being made (the backend froze it too): the executor starts once thawed.
-      await this.owner.thawed?.(this.goalId);
+      await this.thawedFor(op, signal);
     }
     if (this.session?.alive) return this.session;
     if (this.session?.stuck) {

@@ -2,41 +2,35 @@
 // Which container a goal has: made on first acquire (or taken from the warm pool, or
 // re-attached after a restart), replaced when it died, removed for good when the goal is
 // retired, and swept by gc() when it is an orphan, expired (stopped or not: its goal ends) or
-// stopped. Containers (names, labels, engine calls) are docker-containers.ts's. A goal's external
-// MCP servers (mcp-container.ts) are started here too, so that they go with the goal and
-// gc() can tell the ones this process speaks to from leftovers nobody can reach.
+// stopped. Containers (names, labels, engine calls) are docker-containers.ts's; where a goal's
+// first container comes from, goal-container.ts's; the warm pool's slots, pool-slots.ts's; what
+// the sweep removes, docker-sweep.ts's; the freeze of a goal's containers (its node's fence) and
+// what waits for its thaw, frozen-goals.ts's. A goal's external MCP servers (mcp-container.ts)
+// are started here too, so that they go with the goal and gc() can tell the ones this process
+// speaks to from leftovers nobody can reach.
 
-import { existsSync, renameSync } from "node:fs";
-import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { parseMcpEgressId } from "../egress/mcp-callers.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import { ensurePrivateDir } from "../security/private-home.js";
-import { type SkillMount, skillMounts } from "../skills/registry.js";
+import type { SkillMount } from "../skills/registry.js";
 import type { AcquireOptions, GcOptions, GcReport, SandboxBackend } from "./backend.js";
-import { defaultLimits, type SandboxLimits, sameLimits, tightenLimits } from "./container-spec.js";
-import { containerName, LABEL, RuntimeContainers } from "./docker-containers.js";
+import { defaultLimits, type SandboxLimits } from "./container-spec.js";
+import { LABEL, RuntimeContainers } from "./docker-containers.js";
 import { DockerSandbox, type SandboxOwner } from "./docker-sandbox.js";
+import { sweepRuntime } from "./docker-sweep.js";
 import { type EgressEndpoint, EgressNetworks } from "./egress-network.js";
 import { connectDocker } from "./engine.js";
-import { ExecutorSession } from "./executor-session.js";
-import {
-  assertGoalId,
-  foldersUnder,
-  type GoalFolders,
-  goalFolders,
-  parseUser,
-  removeTreeNoFollow,
-} from "./folders.js";
+import { assertGoalId, type GoalFolders, goalFolders, parseUser, removeTreeNoFollow } from "./folders.js";
 import { FrozenGoals } from "./frozen-goals.js";
-import { sweepGoalFolders, sweepPoolFolders } from "./gc-folders.js";
+import { openGoalContainer } from "./goal-container.js";
 import { GoalExpiries } from "./goal-expiry.js";
 import { ensureImage } from "./image.js";
 import { checkInputs, copyInputs, inputRules } from "./inputs.js";
 import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
 import { LiveMcpServers } from "./mcp-servers.js";
-import { type PoolSlot, WarmPool } from "./pool.js";
+import { WarmPool } from "./pool.js";
+import { PoolSlots } from "./pool-slots.js";
 
 export interface DockerBackendOptions {
   docker?: Docker;
@@ -66,11 +60,6 @@ export interface DockerBackendOptions {
 function defaultUser(): string {
   const uid = process.getuid?.() ?? 1000;
   return uid === 0 ? "1000:1000" : `${uid}:${process.getgid?.() ?? uid}`;
-}
-
-/** The skill a /skills/<name> mount carries. */
-function nameOfMount(m: SkillMount): string {
-  return m.containerPath.slice(m.containerPath.lastIndexOf("/") + 1);
 }
 
 export class DockerBackend implements SandboxBackend, SandboxOwner {
@@ -103,17 +92,13 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
    * for goals that are not live — so its end costs no Docker call.
    */
   private readonly touched = new Set<string>();
-  /**
-   * Pool slots this process owns from their creation until they are a goal's (created,
-   * warming up, ready, being handed over): GC removes only slot containers not in here.
-   */
-  private readonly ownSlots = new Set<string>();
+  /** The warm pool's slot containers, and which of them this process owns (the sweep leaves those). */
+  private readonly slots: PoolSlots;
   /** Goal folders a sweep found expired but could not remove: the next sweep tries them again. */
   private readonly failedGoalFolders = new Set<string>();
   /** The MCP server containers this process started and still speaks to. */
   private readonly mcpServers: LiveMcpServers;
   private readonly pool: WarmPool;
-  private readonly poolDir: string;
   private imageReady: Promise<unknown> | undefined;
   private saidNoTcpRule = false;
 
@@ -143,17 +128,24 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       this.containers,
       (goalId) => [this.containerName(goalId), ...this.mcpServers.ofGoal(goalId)],
       (goalId) => this.retired.has(goalId),
+      // An unfreeze given up: its containers go (a forced removal kills a paused one), and its
+      // servers' (their connections end: the next call starts them again).
+      async (goalId) => {
+        await this.containers.remove(this.containerName(goalId)).catch(() => {});
+        this.handles.get(goalId)?.containerGone();
+        await this.mcpServers.removeOfGoal(goalId).catch(() => {});
+      },
     );
     const daemonUser = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
     this.networks = new EgressNetworks(this.docker, config, this.containers, daemonUser, opts.labels);
     this.execTimeoutMs = config.sandbox.execTimeoutMs;
     this.maxOutputBytes = config.limits.toolOutputMaxBytes;
     this.landlock = config.sandbox.landlock;
-    this.poolDir = join(config.home, "sandbox-pool");
+    this.slots = new PoolSlots(config, this.containers, () => this.imageOnce());
     this.pool = new WarmPool(
       config.sandbox.warmPool,
-      () => this.makeSlot(),
-      (s) => this.destroySlot(s),
+      () => this.slots.make(),
+      (s) => this.slots.destroy(s),
     );
   }
 
@@ -245,66 +237,26 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   }
 
   private async open(goalId: string, opts: AcquireOptions): Promise<DockerSandbox> {
-    const defaults = defaultLimits(this.config);
-    const limits = tightenLimits(defaults, opts.limits);
-    const folders = this.foldersOf(goalId, opts.workspace);
-    const everySkill = skillMounts(this.config);
-    const skills = opts.skills ? everySkill.filter((m) => opts.skills?.includes(nameOfMount(m))) : everySkill;
-    const name = this.containerName(goalId);
-    const existing = await this.containers.inspect(name);
-    let handle: DockerSandbox | undefined;
-    if (opts.workspace !== undefined) this.workspaceOf.set(goalId, opts.workspace);
-    if (opts.egressShare !== undefined) this.egressShareOf.set(goalId, opts.egressShare);
-    const network = await this.networkOf(goalId);
-    // A running container on the wrong network (none, where the goal now has one) is replaced.
-    const onNetwork = (c: Docker.ContainerInspectInfo) =>
-      network === undefined ? c.HostConfig.NetworkMode === "none" : c.HostConfig.NetworkMode === network;
-    if (existing?.State.Running && onNetwork(existing)) {
-      this.limitsOf.set(goalId, this.containers.limitsFromLabels(existing.Config.Labels) ?? limits);
-      this.expiries.adopt(goalId, existing.Config.Labels);
-      this.skillsOf.set(goalId, skills);
-      handle = new DockerSandbox(goalId, this.docker.getContainer(existing.Id), this);
-    } else {
-      if (existing) {
-        this.expiries.adopt(goalId, existing.Config.Labels); // a stopped one's expiry goes on
-        await this.containers.remove(existing.Id);
-      }
-      this.limitsOf.set(goalId, limits);
-      this.skillsOf.set(goalId, skills);
-      // Pool slots mount every skill and their own workspace; a goal allowed fewer skills,
-      // or working in a bound host folder, gets a container of its own.
-      const poolFits =
-        !this.expiries.has(goalId) &&
-        sameLimits(limits, defaults) &&
-        skills.length === everySkill.length &&
-        opts.workspace === undefined &&
-        network === undefined;
-      // A slot's TTL counts from when it started: one that waited more than a tenth of it
-      // (a daemon left idle) is replaced, or its goal would be ended as expired early, or
-      // at the first sweep when it waited past its TTL.
-      const fresh = (s: PoolSlot) => s.expires - Date.now() / 1000 >= 0.9 * defaults.ttlSeconds;
-      const slot = !existsSync(folders.root) && poolFits ? this.pool.take(fresh) : undefined;
-      if (slot) {
-        ensurePrivateDir(this.config.goalsDir);
-        renameSync(slot.folders.root, folders.root);
-        await slot.container.rename({ name });
-        this.ownSlots.delete(slot.id);
-        this.expiries.adopt(goalId, { [LABEL.expires]: String(slot.expires) });
-        handle = new DockerSandbox(goalId, slot.container, this, slot.session);
-      } else {
-        await this.imageOnce();
-        const container = await this.containers.createStarted(
-          name,
-          folders,
-          limits,
-          { [LABEL.goal]: goalId, ...this.expiries.label(goalId, limits.ttlSeconds) },
-          skills,
-          network,
-        );
-        handle = new DockerSandbox(goalId, container, this);
-      }
-      void this.pool.refill();
-    }
+    const handle = await openGoalContainer(
+      {
+        expiries: this.expiries,
+        limitsOf: this.limitsOf,
+        skillsOf: this.skillsOf,
+        workspaceOf: this.workspaceOf,
+        egressShareOf: this.egressShareOf,
+        config: this.config,
+        docker: this.docker,
+        containers: this.containers,
+        pool: this.pool,
+        slots: this.slots,
+        foldersOf: (g, w) => this.foldersOf(g, w),
+        networkOf: (g) => this.networkOf(g),
+        imageOnce: () => this.imageOnce(),
+        handle: (g, c, session) => new DockerSandbox(g, c, this, session),
+      },
+      goalId,
+      opts,
+    );
     this.handles.set(goalId, handle);
     return handle;
   }
@@ -350,28 +302,14 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return "paused";
   }
 
-  /** While the goal is frozen: settles once its unpause was answered (or it was removed). */
-  thawed(goalId: string): Promise<void> | undefined {
-    return this.frozen.thawed(goalId);
+  /** Settles once the goal is not frozen (its unpause answered, or it was removed), or as `signal` aborts (false). */
+  untilThawed(goalId: string, signal?: AbortSignal): Promise<boolean> {
+    return this.frozen.untilThawed(goalId, signal);
   }
 
   async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
     assertGoalId(goalId);
-    try {
-      await this.frozen.unpause(goalId);
-    } catch (e) {
-      // Frozen again meanwhile (a new fence): that fence's lift unfreezes it.
-      if (!opts.last || this.frozen.frozenAgain(goalId)) throw e;
-      // Given up: its containers go (a forced removal kills a paused one), its servers'
-      // connections end (the next call starts them again), and what waits goes on, in a fresh
-      // container over the same workspace: unless a new fence froze the goal again meanwhile
-      // (release keeps it frozen for that fence's lift).
-      await this.containers.remove(this.containerName(goalId)).catch(() => {});
-      this.handles.get(goalId)?.containerGone();
-      await this.mcpServers.removeOfGoal(goalId).catch(() => {});
-      this.frozen.release(goalId);
-      throw e;
-    }
+    await this.frozen.unpause(goalId, opts);
   }
 
   async remove(goalId: string, opts: { deleteFolders?: boolean } = {}): Promise<void> {
@@ -398,10 +336,16 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
   }
 
-  async startMcpServer(spec: McpServerSpec): Promise<McpServerContainer> {
+  async startMcpServer(spec: McpServerSpec, signal?: AbortSignal): Promise<McpServerContainer> {
     assertGoalId(spec.goalId);
-    // Frozen (its node is fenced): no server is started for it until unpause, as acquire.
-    await this.frozen.thawed(spec.goalId);
+    // Frozen (its node is fenced): no server is started for it until unpause, as acquire; nor
+    // at all once the start is no longer wanted (`signal`: every call waiting for it cancelled).
+    if (!(await this.frozen.untilThawed(spec.goalId, signal)))
+      throw new AidoError(
+        ErrorCode.cancelled,
+        `the start of MCP server ${spec.server} for goal ${spec.goalId} was cancelled while the goal was frozen`,
+        { goalId: spec.goalId, server: spec.server },
+      );
     this.refuseRetired(spec.goalId);
     this.touched.add(spec.goalId);
     const server = await this.mcpServers.start(
@@ -443,83 +387,26 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return goals.sort();
   }
 
-  async gc(opts: GcOptions): Promise<GcReport> {
-    const now = opts.nowSeconds ?? Math.floor(Date.now() / 1000);
-    const report: GcReport = {
-      removedContainers: [],
-      removedFolders: [],
-      failedFolders: [],
-      failedContainers: [],
-    };
-    const liveContainers = new Set<string>();
-    for (const c of await this.containers.list(true)) {
-      if (c.Labels[LABEL.relay]) continue; // the egress sweep's, below
-      const name = containerName(c);
-      const mcpServer = c.Labels[LABEL.mcpServer];
-      if (mcpServer !== undefined) {
-        const frozen = (g: string) => this.frozen.has(g);
-        const removed = await this.mcpServers.sweep(
-          c,
-          mcpServer,
-          now,
-          { ...opts, frozen },
-          report.failedContainers,
-        );
-        if (removed) report.removedContainers.push(removed);
-        else if (c.Labels[LABEL.goal]) liveContainers.add(c.Labels[LABEL.goal] as string);
-        continue;
-      }
-      const goalId = this.containers.goalOfName(name);
-      const slot = c.Labels[LABEL.pool];
-      let reason: GcReport["removedContainers"][number]["reason"] | undefined;
-      const expires = Number(c.Labels[LABEL.expires] ?? "0");
-      if (!goalId) reason = slot && this.ownSlots.has(slot) ? undefined : "stale-pool";
-      else if (expires > 0 && expires <= now) reason = "expired";
-      // A container this process froze (its node is fenced: pause) runs, held: the engine
-      // lists it as "paused", and sweeping it as stopped removed a live goal's container under
-      // its fence. One paused that nothing here holds frozen (an earlier process's fence, an
-      // unpause given up whose removal failed too) would stay so for good: it goes as a stopped one does.
-      else if (c.State !== "running" && !(c.State === "paused" && goalId && this.frozen.has(goalId)))
-        reason = "stopped";
-      else if (!(await opts.isGoalLive(goalId))) reason = "orphan";
-      // On an egress network this process did not set up (one being made now is in there).
-      else if (c.HostConfig.NetworkMode !== "none" && !this.egressShareOf.has(goalId)) reason = "orphan";
-      if (!reason) {
-        if (goalId) liveContainers.add(goalId);
-        continue;
-      }
-      if (goalId) this.dropHandle(goalId);
-      if (goalId && reason === "expired") this.expiries.forget(goalId);
-      const swept = { name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) };
-      // One container the engine will not remove (a 500 for it) does not stop the sweep.
-      const error = await this.containers.remove(c.Id).then(
-        () => undefined,
-        (e: unknown) => errorMessage(e),
-      );
-      if (error !== undefined) {
-        report.failedContainers.push({ ...swept, error });
-        continue;
-      }
-      report.removedContainers.push(swept);
-    }
-    // Relays and networks of goals that ended (a live goal's stay: its next container joins them).
-    report.removedEgress = await this.networks.sweep(report.failedContainers, async (g) => {
-      // An MCP server's network lives as long as its goal; one kept is the goal's to remove.
-      const goalId = parseMcpEgressId(g)?.goalId ?? g;
-      const kept = this.egressShareOf.has(g) || (await opts.isGoalLive(goalId));
-      if (kept) this.touched.add(goalId);
-      return kept;
-    });
-    if (opts.removeExpiredFolders) {
-      const keep = async (goalId: string) =>
-        liveContainers.has(goalId) || this.handles.has(goalId) || (await opts.isGoalLive(goalId));
-      const ttl = this.config.sandbox.ttlSeconds;
-      await sweepGoalFolders(this.config.goalsDir, ttl, now, keep, report, this.failedGoalFolders);
-    }
-    // Stale slots' folders too (their containers removed above): once a sweep, so one that
-    // will not go is tried, and reported, once.
-    sweepPoolFolders(this.poolDir, this.ownSlots, report);
-    return report;
+  gc(opts: GcOptions): Promise<GcReport> {
+    return sweepRuntime(
+      {
+        config: this.config,
+        containers: this.containers,
+        mcpServers: this.mcpServers,
+        networks: this.networks,
+        slots: this.slots,
+        failedGoalFolders: this.failedGoalFolders,
+        frozen: (g) => this.frozen.has(g),
+        onEgressNetwork: (g) => this.egressShareOf.has(g),
+        hasHandle: (g) => this.handles.has(g),
+        swept: (g, reason) => {
+          this.dropHandle(g);
+          if (reason === "expired") this.expiries.forget(g);
+        },
+        touch: (g) => this.touched.add(g),
+      },
+      opts,
+    );
   }
 
   /** Remove every container of this runtime (and idle pool slots): the test suites' cleanup. */
@@ -556,39 +443,6 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       throw e;
     });
     return this.imageReady;
-  }
-
-  private async makeSlot(): Promise<PoolSlot> {
-    await this.imageOnce();
-    const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-    const folders = foldersUnder(join(this.poolDir, id));
-    this.ownSlots.add(id);
-    let container: Docker.Container | undefined;
-    const limits = defaultLimits(this.config);
-    const expires = Math.floor(Date.now() / 1000) + limits.ttlSeconds;
-    try {
-      container = await this.containers.createStarted(
-        this.containers.poolName(id),
-        folders,
-        limits,
-        { [LABEL.pool]: id, [LABEL.expires]: String(expires) },
-        skillMounts(this.config),
-      );
-      const session = await ExecutorSession.start(container);
-      return { id, folders, container, session, expires };
-    } catch (e) {
-      this.ownSlots.delete(id);
-      if (container) await this.containers.remove(container.id);
-      removeTreeNoFollow(folders.root);
-      throw e;
-    }
-  }
-
-  private async destroySlot(slot: PoolSlot): Promise<void> {
-    this.ownSlots.delete(slot.id);
-    slot.session.close();
-    await this.containers.remove(slot.container.id);
-    removeTreeNoFollow(slot.folders.root);
   }
 
   private refuseRetired(goalId: string): void {

@@ -317,6 +317,7 @@ export class ExecutorSession {
   }
 }
 
-function cancelledError(op: string): AidoError {
+/** A call's cancellation by its caller's signal (an exec's, or its wait for a frozen goal's thaw). */
+export function cancelledError(op: string): AidoError {
   return new AidoError(ErrorCode.cancelled, `sandbox call ${op} was cancelled`, { op });
 }

@@ -22,6 +22,8 @@ export interface FreezeEngine {
 interface Frozen {
   promise: Promise<void>;
   open: () => void;
+  /** What waits with an abort signal (untilThawed): each leaves this set as its signal aborts. */
+  waiters: Set<() => void>;
   /** Frozen again while an unpause was under way: that unpause leaves it frozen. */
   again: boolean;
   /** The unpause under way (its engine calls sent, not all answered): settles once they are. */
@@ -34,24 +36,34 @@ export class FrozenGoals {
   private readonly held = new Map<string, Frozen>();
   /** Per goal: the ms its freezes that ended lasted, in all. */
   private readonly spent = new Map<string, number>();
+  /** Per goal: how many times it was frozen (what tells an unpause it was frozen again since it began). */
+  private readonly freezes = new Map<string, number>();
 
   /**
    * `names`: the goal's containers now (its own and its live servers'); `retired`: whether the
-   * goal was removed for good (its containers go as they are).
+   * goal was removed for good (its containers go as they are); `removeAll`: remove the goal's
+   * containers (its servers' too), an unfreeze given up (unpause's `last`).
    */
   constructor(
     private readonly engine: FreezeEngine,
     private readonly names: (goalId: string) => string[],
     private readonly retired: (goalId: string) => boolean,
+    private readonly removeAll: (goalId: string) => Promise<void>,
   ) {}
 
   /** Freeze the goal's containers (SandboxBackend.pause); answered once every pause is. */
   async pause(goalId: string): Promise<void> {
     const unpausing = this.freeze(goalId);
+    const frozen = this.held.get(goalId);
     // Frozen again while an unpause is under way (the fence falls again as it is lifted): that
     // unpause lands first. A pause sent meanwhile found the container still paused and left it,
     // and the unpause then let it run: an exec under way went on through the new fence.
     await unpausing;
+    // Let go meanwhile by a newer unpause (the new fence's lift, which waits for this freeze 10 s
+    // at most, came before the old unpause landed) or the goal removed: its freeze is over, and
+    // this pause is not sent. Before, it froze the container after the lift, for good under a
+    // goal its node kept (its calls hung; the sweep removed it as paused with nothing holding it).
+    if (unpausing && this.held.get(goalId) !== frozen) return;
     // Answered once every pause is, the first refusal thrown: answered at the first, the lift's
     // unpause came before a pause still under way, which then froze a kept goal's for good.
     await firstRefusal(this.names(goalId).map((n) => this.engine.pause(n)));
@@ -61,17 +73,29 @@ export class FrozenGoals {
    * Let the goal's containers run again; its waiters go once every unpause is answered. One
    * refused leaves the goal frozen (its waiters wait, the sweep keeps its paused containers)
    * for the next unpause: before, its waiters went on into a container still paused, and the
-   * sweep then removed it as a stopped one under a goal its node kept.
+   * sweep then removed it as a stopped one under a goal its node kept. With `last` (its fence
+   * gives up), a refusal removes the goal's containers and lets its waiters go, into a fresh
+   * container over the same workspace (release), unless the goal was frozen again since this
+   * unpause began (a new fence: its lift unfreezes it). Before, a new lift's unpause hid the new
+   * freeze, and a last try held past both gave up a goal the new fence had tried once.
    */
-  async unpause(goalId: string): Promise<void> {
+  async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
+    const freezes = this.freezeCount(goalId);
     const thawed = this.thawing(goalId);
     let answered = false;
     try {
       // Each is tried (the goal's container and its servers), the first refusal thrown.
       await firstRefusal(this.names(goalId).map((n) => this.engine.unpause(n)));
       answered = true;
+    } catch (e) {
+      thawed(false);
+      if (!opts.last || this.frozenSince(goalId, freezes)) throw e;
+      await this.removeAll(goalId);
+      // Frozen again as its containers were removed: release keeps it frozen for that lift.
+      this.release(goalId);
+      throw e;
     } finally {
-      thawed(answered);
+      if (answered) thawed(true);
     }
   }
 
@@ -103,9 +127,17 @@ export class FrozenGoals {
     if (!this.wanted(goalId) && !this.retired(goalId)) await this.engine.unpause(name);
   }
 
-  /** Whether the goal was frozen again since its last unpause began. */
-  frozenAgain(goalId: string): boolean {
-    return this.held.get(goalId)?.again === true;
+  /** How many times the goal was frozen: an unpause reads it as it begins (see frozenSince). */
+  private freezeCount(goalId: string): number {
+    return this.freezes.get(goalId) ?? 0;
+  }
+
+  /**
+   * Whether the goal was frozen since `count` was read (freezeCount). Not only while that
+   * freeze's `again` holds: an unpause begun after it (the new fence's lift) clears that.
+   */
+  private frozenSince(goalId: string, count: number): boolean {
+    return this.freezeCount(goalId) !== count;
   }
 
   has(goalId: string): boolean {
@@ -127,6 +159,43 @@ export class FrozenGoals {
     return this.held.get(goalId)?.promise;
   }
 
+  /**
+   * Settles once the goal is not frozen (at once when it is not, again after a freeze that
+   * fell as it thawed): true; or as `signal` aborts first: false. A caller cancelled while its
+   * goal is frozen (goal.cancel, the agent stopped, a timeout) is not held until the thaw, and
+   * leaves nothing behind: no listener on its signal, no reaction on the freeze (a race with
+   * thawed() would keep one per cancelled call for as long as the fence holds).
+   */
+  async untilThawed(goalId: string, signal?: AbortSignal): Promise<boolean> {
+    for (let f = this.held.get(goalId); f; f = this.held.get(goalId)) {
+      if (signal?.aborted) return false;
+      if (!signal) {
+        await f.promise;
+        continue;
+      }
+      const { waiters } = f;
+      const thawed = await new Promise<boolean>((resolve) => {
+        const onAbort = () => {
+          waiters.delete(onThaw);
+          resolve(false);
+        };
+        const onThaw = () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(true);
+        };
+        waiters.add(onThaw);
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      if (!thawed) return false;
+    }
+    return !signal?.aborted;
+  }
+
+  /** How many wait with a signal for the goal's thaw (untilThawed): what a cancel must not leave. */
+  waiting(goalId: string): number {
+    return this.held.get(goalId)?.waiters.size ?? 0;
+  }
+
   /** How long the goal has been frozen in all (ms, monotonic), the freeze under way included. */
   frozenMs(goalId: string): number {
     const f = this.held.get(goalId);
@@ -135,7 +204,11 @@ export class FrozenGoals {
 
   /** The goal's freezes as one of its MCP servers' calls sees them. */
   clock(goalId: string): FreezeClock {
-    return { thawed: () => this.thawed(goalId), frozenMs: () => this.frozenMs(goalId) };
+    return {
+      thawed: () => this.thawed(goalId),
+      untilThawed: (signal) => this.untilThawed(goalId, signal),
+      frozenMs: () => this.frozenMs(goalId),
+    };
   }
 
   /**
@@ -143,16 +216,30 @@ export class FrozenGoals {
    * any: its engine calls must land before the pause's (see DockerBackend.pause).
    */
   private freeze(goalId: string): Promise<void> | undefined {
+    this.freezes.set(goalId, this.freezeCount(goalId) + 1);
     const held = this.held.get(goalId);
     if (held) {
       held.again = true;
       return held.thawing;
     }
-    let open = () => {};
+    let resolve = () => {};
     const promise = new Promise<void>((r) => {
-      open = r;
+      resolve = r;
     });
-    this.held.set(goalId, { promise, open, again: false, thawing: undefined, since: performance.now() });
+    const waiters = new Set<() => void>();
+    const open = () => {
+      resolve();
+      for (const w of waiters) w();
+      waiters.clear();
+    };
+    this.held.set(goalId, {
+      promise,
+      open,
+      waiters,
+      again: false,
+      thawing: undefined,
+      since: performance.now(),
+    });
     return undefined;
   }
 
@@ -191,6 +278,7 @@ export class FrozenGoals {
     this.held.get(goalId)?.open();
     this.held.delete(goalId);
     this.spent.delete(goalId);
+    this.freezes.delete(goalId);
   }
 }
 

@@ -56,6 +56,8 @@ export interface McpServerSpec {
 export interface FreezeClock {
   /** While the server is frozen: settles once it is not (or its goal was removed). */
   thawed(): Promise<void> | undefined;
+  /** Settles once it is not frozen (true), or as `signal` aborts first (false), leaving nothing behind. */
+  untilThawed(signal?: AbortSignal): Promise<boolean>;
   /** How long it has been frozen in all (ms, monotonic), the freeze under way included. */
   frozenMs(): number;
 }

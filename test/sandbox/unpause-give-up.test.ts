@@ -55,7 +55,7 @@ describe("a goal whose unfreeze is given up", () => {
     await fx.backend.pause(GOAL); // the fence falls again as the give-up removes the containers
     expect(await givingUp).toBe("refused");
     await new Promise((r) => setTimeout(r, 1_000));
-    expect(fx.backend.thawed(GOAL)).toBeDefined();
+    expect(await fx.backend.untilThawed(GOAL, AbortSignal.timeout(100))).toBe(false); // still frozen
     expect(ran).toBe(false);
     // The new fence's lift: the held call runs, in a fresh container over the same workspace.
     refuseUnpause = false;

@@ -13,14 +13,16 @@ export interface EngineProxy {
   close: () => Promise<void>;
 }
 
+/** What the proxy does with a request: see engineProxy. */
+export type EngineAnswer = "refuse" | number | { refuseAfterMs: number } | undefined;
+
 /**
  * `answer` sees each request's first line ("POST /v1.41/containers/x/unpause"): "refuse" answers
- * it with a 500, a number holds it that many ms, undefined passes it on. Requests keep their
- * order on a connection: a held one holds what follows it.
+ * it with a 500, a number holds it that many ms, `{ refuseAfterMs }` holds it that long and then
+ * refuses it, undefined passes it on. Requests keep their order on a connection: a held one
+ * holds what follows it.
  */
-export async function engineProxy(
-  answer: (line: string) => "refuse" | number | undefined,
-): Promise<EngineProxy> {
+export async function engineProxy(answer: (line: string) => EngineAnswer): Promise<EngineProxy> {
   const dir = mkdtempSync(join(tmpdir(), "aido-engine-"));
   const socket = join(dir, "docker.sock");
   const server = createServer((client) => {
@@ -33,7 +35,8 @@ export async function engineProxy(
       const line = /^[A-Z]+ \S+/.exec(chunk.toString("latin1"))?.[0];
       const what = line === undefined ? undefined : answer(line);
       queue = queue.then(async () => {
-        if (what === "refuse") {
+        if (typeof what === "object") await new Promise((r) => setTimeout(r, what.refuseAfterMs));
+        if (what === "refuse" || typeof what === "object") {
           const body = JSON.stringify({ message: `injected refusal of ${line}` });
           client.end(
             `HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,

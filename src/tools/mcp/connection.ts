@@ -70,8 +70,14 @@ export function headerValues(
 /** What connecting needs besides the server's config. */
 export interface ConnectDeps {
   headerValue: Config["mcp"]["headerValue"];
-  /** Start a stdio server's container (for a goal, or a probe's pseudo-goal). */
-  startStdio(server: Extract<McpServerConfig, { transport: "stdio" }>): Promise<McpServerContainer>;
+  /**
+   * Start a stdio server's container (for a goal, or a probe's pseudo-goal); one waiting for
+   * its frozen goal's thaw ends as `signal` aborts.
+   */
+  startStdio(
+    server: Extract<McpServerConfig, { transport: "stdio" }>,
+    signal?: AbortSignal,
+  ): Promise<McpServerContainer>;
   /**
    * The connection ended without close() being called (the server exited, broke the
    * protocol, flooded): `reason` is the transport's explanation, redacted, inert, bounded;
@@ -168,18 +174,26 @@ export class McpConnection {
     this.onOversized = onOversized;
   }
 
-  /** Connect, initialize and list the tools; an unreachable server is a sandbox_unavailable error. */
-  static async open(server: McpServerConfig, deps: ConnectDeps): Promise<McpConnection> {
+  /**
+   * Connect, initialize and list the tools; an unreachable server is a sandbox_unavailable error.
+   * `signal`: the open is no longer wanted (every call waiting for it cancelled): its waits for a
+   * frozen goal's thaw (the start, the connect, the listing) end, and so does the open.
+   */
+  static async open(
+    server: McpServerConfig,
+    deps: ConnectDeps,
+    signal?: AbortSignal,
+  ): Promise<McpConnection> {
     if (server.transport === "stdio") {
-      const container = await deps.startStdio(server);
-      return McpConnection.start(server, container.transport, [], container, deps);
+      const container = await deps.startStdio(server, signal);
+      return McpConnection.start(server, container.transport, [], container, deps, signal);
     }
     const headers = headerValues(server, deps.headerValue);
     const transport = new StreamableHTTPClientTransport(new URL(server.url), {
       requestInit: { headers, redirect: "error" },
       fetch: boundedFetch,
     });
-    return McpConnection.start(server, transport, Object.values(headers), undefined, deps);
+    return McpConnection.start(server, transport, Object.values(headers), undefined, deps, signal);
   }
 
   private static async start(
@@ -188,6 +202,7 @@ export class McpConnection {
     secrets: readonly string[],
     container: McpServerContainer | undefined,
     deps: ConnectDeps,
+    signal: AbortSignal | undefined,
   ): Promise<McpConnection> {
     const client = new Client({ name: "aido", version: "1" });
     const conn = new McpConnection(server, client, secrets, container, deps.oversized);
@@ -217,10 +232,8 @@ export class McpConnection {
       deps.ended?.(conn, conn.endedBecause, gone);
     };
     try {
-      await timedRequest(container?.freezes, server.timeoutMs, undefined, (o) =>
-        client.connect(transport, o),
-      );
-      await conn.refresh();
+      await timedRequest(container?.freezes, server.timeoutMs, signal, (o) => client.connect(transport, o));
+      await conn.refresh(signal);
     } catch (e) {
       await conn.close();
       throw conn.failure("cannot be reached", e);
@@ -242,12 +255,12 @@ export class McpConnection {
   }
 
   /** tools/list again, every page; tools over the schema size caps are kept apart. */
-  async refresh(): Promise<void> {
+  async refresh(signal?: AbortSignal): Promise<void> {
     const next: McpToolDefinition[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
       const params = cursor === undefined ? {} : { cursor };
-      const r = await this.request(undefined, (o) => this.client.listTools(params, o));
+      const r = await this.request(signal, (o) => this.client.listTools(params, o));
       for (const t of r.tools) next.push(definitionOf(t));
       cursor = r.nextCursor;
       if (cursor === undefined) break;

@@ -11,6 +11,9 @@
 // again for a while (BACKOFF_MS, doubling per failure): an offer each turn and every call
 // would otherwise wait its full timeout and audit it again. Once the goal ended, nothing
 // connects for it, and a connection a call in flight was opening is closed when it opens.
+// A call waiting for its server's connection to open (its goal frozen by its node's fence: the
+// start, connect and listing wait for the thaw) leaves as its caller cancels it; an open no call
+// waits for any more is given up (its own signal), counted as no failure of the server's.
 // A listing that refuses tools for their size (definitions.ts admitTools) is audited as
 // mcp.tool_too_large, once per tool definition and connection, and at most
 // OVERSIZED_ENTRIES_PER_LISTING entries a listing (the last counts the rest, `others`): a
@@ -50,6 +53,21 @@ export const MAX_RECONNECTS = 2;
 export const BACKOFF_MS = 10_000;
 const BACKOFF_MAX_MS = 300_000;
 
+interface OpenWaiter {
+  resolve(conn: McpConnection): void;
+  reject(e: unknown): void;
+}
+
+/** A connection being opened: the calls waiting for it with a signal, and its own signal. */
+interface OpenWaiters {
+  opening: Promise<McpConnection>;
+  /** Aborted once every call waiting has cancelled (and none waits without a signal). */
+  unwanted: AbortController;
+  waiting: Set<OpenWaiter>;
+  /** A caller without a signal waits too: the open goes on whoever leaves. */
+  forGood: boolean;
+}
+
 export interface GoalConnectionsDeps {
   audit: AuditLog;
   /** How a connection of this goal reaches its server (its stdio container is the goal's). */
@@ -70,16 +88,23 @@ export class GoalConnections {
   private readonly unreachable = new Map<string, { count: number; reason: string; until: number }>();
   /** The goal ended (close()): nothing connects for it any more. */
   private closed = false;
+  /** Per server, while its connection opens: who waits for it, and how to give the open up. */
+  private readonly opening = new Map<string, OpenWaiters>();
 
   constructor(goalId: string, deps: GoalConnectionsDeps) {
     this.goalId = goalId;
     this.deps = deps;
   }
 
-  /** The goal's connection to `server`, opened now if it has none. */
-  connection(server: McpServerConfig): Promise<McpConnection> {
+  /**
+   * The goal's connection to `server`, opened now if it has none. `signal`: the caller's; its
+   * abort ends this wait (rejected with its reason), and the open once no one else waits for it.
+   */
+  connection(server: McpServerConfig, signal?: AbortSignal): Promise<McpConnection> {
     const held = this.conns.get(server.name);
-    if (held) return held;
+    const given = this.opening.get(server.name);
+    // One given up (no call waited any more) is not waited for: a new one opens after it ends.
+    if (held && !given?.unwanted.signal.aborted) return this.waitFor(server.name, held, signal);
     if (this.closed) return Promise.reject(this.goalEnded(server.name));
     const failed = this.unreachable.get(server.name);
     if (failed && Date.now() < failed.until) {
@@ -124,9 +149,10 @@ export class GoalConnections {
       },
     };
     // A stdio server's last container goes before its next one is started (same name).
-    const gone = this.gone.get(server.name) ?? Promise.resolve();
-    const opening = gone
-      .then(() => McpConnection.open(server, deps))
+    const gone = Promise.all([this.gone.get(server.name), given?.opening.catch(() => undefined)]);
+    const unwanted = new AbortController();
+    const opening: Promise<McpConnection> = gone
+      .then(() => McpConnection.open(server, deps, unwanted.signal))
       .then(
         async (conn) => {
           if (this.closed) {
@@ -141,7 +167,8 @@ export class GoalConnections {
         (e: unknown) => {
           // Not kept: the next need after the backoff tries again.
           if (this.conns.get(server.name) === opening) this.conns.delete(server.name);
-          if (this.closed) throw e;
+          // Given up as no call waited for it any more: no failure of the server's.
+          if (this.closed || unwanted.signal.aborted) throw e;
           const reason = inert(errorMessage(e)).slice(0, 1000);
           const count = (this.unreachable.get(server.name)?.count ?? 0) + 1;
           const wait = Math.min(BACKOFF_MS * 2 ** (count - 1), BACKOFF_MAX_MS);
@@ -151,7 +178,59 @@ export class GoalConnections {
         },
       );
     this.conns.set(server.name, opening);
-    return opening;
+    const waiters: OpenWaiters = { opening, unwanted, waiting: new Set(), forGood: false };
+    this.opening.set(server.name, waiters);
+    // Settles every waiter at once: a waiter that left is no reaction kept on the open.
+    void opening.then(
+      (conn) => this.opened(server.name, waiters, (w) => w.resolve(conn)),
+      (e: unknown) => this.opened(server.name, waiters, (w) => w.reject(e)),
+    );
+    return this.waitFor(server.name, opening, signal);
+  }
+
+  /** Wait for the open under way (or what `held` is), or until `signal` aborts. */
+  private waitFor(
+    server: string,
+    held: Promise<McpConnection>,
+    signal?: AbortSignal,
+  ): Promise<McpConnection> {
+    const open = this.opening.get(server);
+    if (!open || open.opening !== held) return held;
+    if (!signal) {
+      open.forGood = true; // a caller that cannot cancel: the open is wanted to its end
+      return held;
+    }
+    if (signal.aborted) return Promise.reject(signal.reason);
+    return new Promise<McpConnection>((resolve, reject) => {
+      const waiter: OpenWaiter = {
+        resolve: (c) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(c);
+        },
+        reject: (e) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      };
+      const onAbort = () => {
+        open.waiting.delete(waiter);
+        if (open.waiting.size === 0 && !open.forGood) open.unwanted.abort(signal.reason);
+        reject(signal.reason);
+      };
+      open.waiting.add(waiter);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  private opened(server: string, open: OpenWaiters, settle: (w: OpenWaiter) => void): void {
+    if (this.opening.get(server) === open) this.opening.delete(server);
+    for (const w of open.waiting) settle(w);
+    open.waiting.clear();
+  }
+
+  /** How many calls with a signal wait for the goal's connection to `server` to open. */
+  waiting(server: string): number {
+    return this.opening.get(server)?.waiting.size ?? 0;
   }
 
   /** The goal ended: close every connection. */

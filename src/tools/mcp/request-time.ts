@@ -45,18 +45,12 @@ export async function timedRequest<T>(
   }
 }
 
-/** Settles once the server is not frozen (at once when it is not); throws `signal`'s reason. */
+/**
+ * Settles once the server is not frozen (at once when it is not); throws `signal`'s reason. The
+ * wait leaves nothing behind on the freeze or the signal once it ends (FrozenGoals.untilThawed).
+ */
 async function untilThawed(freezes: FreezeClock | undefined, signal: AbortSignal | undefined): Promise<void> {
-  for (let thawed = freezes?.thawed(); thawed; thawed = freezes?.thawed()) {
-    if (signal?.aborted) throw abortError(signal);
-    let onAbort = () => {};
-    const aborted = new Promise<void>((resolve) => {
-      onAbort = () => resolve();
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-    await Promise.race([thawed, aborted]);
-    signal?.removeEventListener("abort", onAbort);
-  }
+  if (freezes && !(await freezes.untilThawed(signal)) && signal) throw abortError(signal);
   if (signal?.aborted) throw abortError(signal);
 }
 
@@ -78,11 +72,12 @@ function startDeadline(
   const frozenAtStart = freezes?.frozenMs() ?? 0;
   let timer: NodeJS.Timeout | undefined;
   let done = false;
+  // Its wait for a thaw ends with the request too: nothing kept on the freeze past it.
+  const ended = new AbortController();
   const check = (): void => {
     if (done) return;
-    const thawed = freezes?.thawed();
-    if (thawed) {
-      void thawed.then(check);
+    if (freezes?.thawed()) {
+      void freezes.untilThawed(ended.signal).then((thawed) => thawed && check());
       return;
     }
     const ran = performance.now() - start - ((freezes?.frozenMs() ?? 0) - frozenAtStart);
@@ -98,6 +93,7 @@ function startDeadline(
     cancel: () => {
       done = true;
       clearTimeout(timer);
+      ended.abort();
     },
   };
 }

@@ -138,8 +138,11 @@ export interface McpServersDeps {
   audit: AuditLog;
   /** The servers an agent's effective manifest names (undefined: no such agent). */
   serversOf(agentId: string): readonly string[] | undefined;
-  /** Start a stdio server's container for a goal (the sandbox backend's startMcpServer). */
-  startStdio(goalId: string, server: StdioServer): Promise<McpServerContainer>;
+  /**
+   * Start a stdio server's container for a goal (the sandbox backend's startMcpServer); its
+   * wait for a frozen goal's thaw ends as `signal` aborts.
+   */
+  startStdio(goalId: string, server: StdioServer, signal?: AbortSignal): Promise<McpServerContainer>;
   /** A probe's pseudo-goal is over: its container and folders go. */
   endProbe(goalId: string): Promise<void>;
 }
@@ -334,7 +337,7 @@ export class McpServers implements ExternalTools {
   private connectDeps(goalId: string): ConnectDeps {
     return {
       headerValue: this.deps.config.mcp.headerValue,
-      startStdio: (s) => this.deps.startStdio(goalId, s),
+      startStdio: (s, signal) => this.deps.startStdio(goalId, s, signal),
     };
   }
 
@@ -441,12 +444,12 @@ export class McpServers implements ExternalTools {
     const key = `${server.name}\u0000${pin.hash}`;
     let tool = tools.get(key);
     if (!tool) {
-      const reach = () => this.reach(goal, server, pin);
+      const reach = (signal?: AbortSignal) => this.reach(goal, server, pin, signal);
       tool = mcpToolDef(server, pin.definition, pin.hash, {
         verify: async () => {
           await reach();
         },
-        call: async (args, signal) => (await reach()).call(pin.definition.name, args, signal),
+        call: async (args, signal) => (await reach(signal)).call(pin.definition.name, args, signal),
       }) as ToolDef;
       tools.set(key, tool);
     }
@@ -458,9 +461,23 @@ export class McpServers implements ExternalTools {
    * the pinned tool is checked against the pin: a tool the server dropped or changed since
    * approval is refused (capability_denied, the gate's stage 5).
    */
-  private async reach(goal: GoalConnections, server: McpServerConfig, pin: ToolPin): Promise<McpConnection> {
-    const conn = await goal.connection(server);
+  private async reach(
+    goal: GoalConnections,
+    server: McpServerConfig,
+    pin: ToolPin,
+    signal?: AbortSignal,
+  ): Promise<McpConnection> {
     const tool = pin.definition.name;
+    // A call cancelled while its server is being connected (its goal frozen, say) ends as a call
+    // cancelled at the server does (McpConnection.call).
+    const conn = await goal.connection(server, signal).catch((e: unknown) => {
+      if (!signal?.aborted) throw e;
+      throw new AidoError(
+        ErrorCode.toolFailed,
+        `MCP server ${server.name} did not finish the call of ${tool}: ${errorMessage(signal.reason)}`,
+        { server: server.name },
+      );
+    });
     const live = conn.tools.get(tool);
     const oversized = conn.oversized.get(tool);
     if (!live && oversized)

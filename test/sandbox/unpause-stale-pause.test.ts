@@ -1,0 +1,53 @@
+// A goal frozen again while an unpause is under way (the fence falls again as it is lifted) is
+// frozen once that unpause has landed (sandbox/frozen-goals.ts). But a lift's unfreeze may come
+// before it lands: the engine holds the old unpause longer than the new fence's lift waits for
+// its freeze (10 s, cluster/fence.ts). That newer unfreeze lets the goal go; the new fence's
+// pause, still waiting for the old unpause, was then sent all the same, and froze the goal's
+// container after its fence was lifted: frozen for good under a goal its node kept (its calls
+// hung, and the sweep removed the container as a paused one nothing held). Now a pause whose
+// freeze ended while it waited is not sent.
+// The real engine, behind a socket that holds the first unpause request a while.
+
+import Docker from "dockerode";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
+import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
+
+const HOLD_MS = 3_000;
+let holdNext = false;
+let engine: EngineProxy;
+let fx: SandboxFixture;
+beforeAll(async () => {
+  engine = await engineProxy((line) => {
+    if (!holdNext || !/^POST \S+\/unpause$/.test(line)) return undefined;
+    holdNext = false;
+    return HOLD_MS;
+  });
+  fx = makeSandboxFixture(() => {}, { docker: engine.docker });
+});
+afterAll(async () => {
+  await fx?.cleanup();
+  await engine?.close();
+});
+
+describe("a goal frozen again while an unpause the engine holds is under way", () => {
+  it("is not frozen by that freeze once a newer unpause let it go", async () => {
+    const goalId = "stale-pause";
+    const sb = await fx.backend.acquire(goalId);
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    await fx.backend.pause(goalId);
+    holdNext = true;
+    const held = fx.backend.unpause(goalId); // the old lift's, held by the engine
+    await new Promise((r) => setTimeout(r, 500));
+    const again = fx.backend.pause(goalId); // a new fence: waits for the held unpause
+    await new Promise((r) => setTimeout(r, 200));
+    await fx.backend.unpause(goalId); // the new fence's lift, not waiting for that freeze
+    await held.catch(() => {}); // the engine: not paused any more
+    await again;
+    const state = (await new Docker().getContainer(fx.backend.containerName(goalId)).inspect()).State;
+    expect(state.Paused).toBe(false);
+    const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
+    expect(r.stdout.trim()).toBe("on");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+});
