@@ -2,8 +2,8 @@
 // Allow Always or Deny. The gate hands every call that needs a human to authorize():
 //   1. an earlier decision that covers it is reused, audited as approval.reused: Allow
 //      Session for this agent, tool and scope (approval-scope.ts) until the agent stops;
-//      Allow Always as a signed grant for the agent's identity, tool and scope
-//      (approval-grants.ts); never for a scope that is not reusable (an exec whose files
+//      Allow Always as a signed grant for the agent's identity, the project of its goal
+//      (approval-project.ts), tool and scope (approval-grants.ts); never for a scope that is not reusable (an exec whose files
 //      could not all be pinned down). Those standing decisions are approval-standing.ts's;
 //   2. otherwise a request is stored in SQLite (audited) and waits for an answer given over
 //      any connection, its deadline, or the end of the call it belongs to.
@@ -17,6 +17,7 @@ import { EventEmitter } from "node:events";
 import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { ApprovalGrants, type GrantRecord } from "./approval-grants.js";
+import type { ProjectBinding } from "./approval-project.js";
 import type { ApprovalScope } from "./approval-scope.js";
 import { type StandingCall, type StandingDecision, StandingDecisions } from "./approval-standing.js";
 import {
@@ -55,6 +56,8 @@ export interface ApprovalRequest {
   goalId: string | null;
   agentId: string;
   identity: string;
+  /** The project of the call's goal: what an Allow Always answer binds to with the identity. */
+  project: ProjectBinding;
   tool: string;
   input: unknown;
   summary: string;
@@ -171,6 +174,14 @@ export class ApprovalQueue {
           });
         }
         if (current.deadline_at <= now) return undefined;
+        const project = current.project;
+        if (decision === "allow_always" && project === null) {
+          throw new AidoError(
+            ErrorCode.invalidInput,
+            `approval ${id} was asked before requests recorded their project, so an Allow Always answer could not say which project it covers; answer allow_once, allow_session or deny`,
+            { id, field: "decision" },
+          );
+        }
         const grantId = decision === "allow_always" ? `grt_${randomUUID()}` : null;
         const expiresAt = now + this.opts.allowAlwaysTtlSeconds * 1000;
         const entry = this.audit.record(
@@ -184,6 +195,7 @@ export class ApprovalQueue {
             ...(grantId
               ? {
                   identity: current.identity,
+                  project: project!.key,
                   grant_id: grantId,
                   grant_expires_at: new Date(expiresAt).toISOString(),
                 }
@@ -195,6 +207,7 @@ export class ApprovalQueue {
           this.grantStore.mint({
             id: grantId,
             identity: current.identity,
+            project: project!,
             tool: current.tool,
             scopeKey: current.scope_key,
             target: current.target,
@@ -285,6 +298,7 @@ export class ApprovalQueue {
           goalId: req.goalId,
           agentId: req.agentId,
           identity: req.identity,
+          project: req.project,
           tool: req.tool,
           scopeKey: req.scope.key,
           target: req.scope.target,
