@@ -232,3 +232,28 @@ export class ApprovalStore {
     return { ...row, identity, project, target, input: JSON.parse(row.input), covers, asked_by };
   }
 }
+
+/**
+ * An answer `rec` cannot take: it is no longer pending (saying who answered it first: a node
+ * that had not yet written the outcome to the cluster still lists it pending, and routes
+ * answers here), or Allow Always for a request recorded before requests named their project
+ * (the grant could not say which project it covers).
+ */
+export function refuseUnanswerable(rec: ApprovalRecord, decision: ApprovalDecision): void {
+  if (rec.status !== "pending") {
+    const answered =
+      rec.decision === null ? "" : ` (${rec.decision} by ${rec.decided_by ?? "an unnamed caller"})`;
+    const why = rec.close_reason ? ` (${rec.close_reason})` : answered;
+    throw new AidoError(ErrorCode.invalidInput, `approval ${rec.id} is already ${rec.status}${why}`, {
+      id: rec.id,
+      status: rec.status,
+    });
+  }
+  if (decision === "allow_always" && rec.project === null) {
+    throw new AidoError(
+      ErrorCode.invalidInput,
+      `approval ${rec.id} was asked before requests recorded their project, so an Allow Always answer could not say which project it covers; answer allow_once, allow_session or deny`,
+      { id: rec.id, field: "decision" },
+    );
+  }
+}

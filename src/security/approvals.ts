@@ -26,6 +26,7 @@ import {
   type ApprovalRecord,
   ApprovalStore,
   type AskedBy,
+  refuseUnanswerable,
 } from "./approval-store.js";
 import type { AuditLog, Signer } from "./audit.js";
 import { canonicalJson } from "./canonical-json.js";
@@ -160,28 +161,9 @@ export class ApprovalQueue {
     const rec = this.db
       .transaction(() => {
         const current = this.get(id);
-        if (current.status !== "pending") {
-          // Who answered it first, when it was answered (a node that had not yet written
-          // the outcome to the cluster still lists it pending, and routes answers here).
-          const answered =
-            current.decision === null
-              ? ""
-              : ` (${current.decision} by ${current.decided_by ?? "an unnamed caller"})`;
-          const why = current.close_reason ? ` (${current.close_reason})` : answered;
-          throw new AidoError(ErrorCode.invalidInput, `approval ${id} is already ${current.status}${why}`, {
-            id,
-            status: current.status,
-          });
-        }
+        refuseUnanswerable(current, decision);
         if (current.deadline_at <= now) return undefined;
         const project = current.project;
-        if (decision === "allow_always" && project === null) {
-          throw new AidoError(
-            ErrorCode.invalidInput,
-            `approval ${id} was asked before requests recorded their project, so an Allow Always answer could not say which project it covers; answer allow_once, allow_session or deny`,
-            { id, field: "decision" },
-          );
-        }
         const grantId = decision === "allow_always" ? `grt_${randomUUID()}` : null;
         const expiresAt = now + this.opts.allowAlwaysTtlSeconds * 1000;
         const entry = this.audit.record(

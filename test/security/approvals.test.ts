@@ -132,6 +132,19 @@ describe("asking a human", () => {
     expect(() => queue.respond("apr_nope", "deny")).toThrow(/no approval request with id apr_nope/);
   });
 
+  it("refuses Allow Always for a request recorded before requests named their project, and says why", async () => {
+    const { db, queue } = open();
+    const { outcome, rec } = await ask(queue);
+    db.prepare("UPDATE approvals SET project = NULL WHERE id = ?").run(rec.id);
+    expect(queue.get(rec.id).covers.allow_always).toContain("(not available: no project recorded)");
+    expect(() => queue.respond(rec.id, "allow_always")).toThrow(
+      /asked before requests recorded their project/,
+    );
+    expect(queue.grants(true)).toEqual([]);
+    queue.respond(rec.id, "allow_once");
+    await expect(outcome).resolves.toMatchObject({ allowed: true, decision: "allow_once" });
+  });
+
   it("wakes the waiter when the answer comes through another connection", async () => {
     const { queue } = open();
     const { outcome, rec } = await ask(queue);
