@@ -2,8 +2,8 @@
 // session works on, not the same container path in another project. Two sessions of the
 // shipped mcp-session manifest (one identity) in two project folders both see their folder
 // as /workspace: "always allow `cat /workspace/deploy.sh`" answered in A must ask again in
-// B (another file), and still be honoured by a new session in A. Real CLI, real SDK client
-// with elicitation, real daemon and Docker.
+// B (another file), and still be honoured by a new session in A after a daemon restart.
+// Real CLI, real SDK client with elicitation, real daemon and Docker.
 
 import { chownSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -63,7 +63,10 @@ describe("Allow Always in an MCP session", () => {
       expect(rb.isError).toBe(true);
       expect(textOf(rb)).not.toContain("project B");
 
-      // A new session in project A: the grant covers it, nobody is asked.
+      // A new session in project A, after a daemon restart: the grant covers it, nobody is asked.
+      await a1.close();
+      await b.close();
+      await suite.fx.restart();
       const askedA2: string[] = [];
       const a2 = await suite.connect({ elicit: answering("deny", askedA2) });
       const r2 = await a2.callTool(cat, undefined, { timeout: 60_000 });
