@@ -14,7 +14,9 @@
 // is reached: every agent of the goal is stopped through the one removal path and the
 // goal fails saying so. A goal submitted from a folder with a persistent intent carries
 // it (goal-intent.ts): the objective in the first message, its tokens charged to the
-// intent as they are spent, and a cap no larger than what the intent's budget has left.
+// intent as they are spent, and a cap no larger than what the intent's budget has left. That
+// folder is also the goal's project (security/approval-project.ts, kept in its row): its
+// agents' Allow Always answers bind to it, and cover the project's later goals only.
 
 import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
