@@ -11,6 +11,7 @@ import type { InferenceScheduler } from "../llm/scheduler.js";
 import type { LlmClient, Usage } from "../llm/types.js";
 import type { Role } from "../manifest/roles.js";
 import type { MemoryStore } from "../memory/store.js";
+import type { ProjectBinding } from "../security/approval-project.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { TokenAuthority } from "../security/tokens.js";
 import type { SkillRegistry } from "../skills/registry.js";
@@ -31,6 +32,11 @@ export interface AgentEnv {
   archive: ContextArchive;
   /** Traces (telemetry/): invoke_agent and chat spans. Absent: tracing is off. */
   tracer?: Tracer;
+  /**
+   * The project of a goal (security/approval-project.ts): what its agents' Allow Always
+   * answers bind to. Absent: each goal is its own project.
+   */
+  projectOf?(goalId: string): ProjectBinding;
   /** The LlmClient of an agent's model (record/replay applied). */
   client(agent: AgentRecord): LlmClient;
   /** Told of every committed model call (the goal sums these). */

@@ -89,6 +89,9 @@ export function principalOf(env: AgentEnv, agent: AgentRecord, turn?: number): P
     budgetAccount: agent.budgetAccount,
     services,
   };
+  // The project of the goal the agent was spawned in (a world's copy is of that goal's folders).
+  const project = env.projectOf?.(agent.goalId);
+  if (project !== undefined) p.project = project;
   if (turn !== undefined) p.turn = turn;
   if (agent.sandboxGoal !== undefined) p.scratch = true;
   return p;

@@ -24,6 +24,7 @@ import type { Config } from "../config.js";
 import { errorMessage } from "../errors.js";
 import { describeNeed } from "../gate/needs.js";
 import type { Need } from "../gate/types.js";
+import { goalOnlyProject, type ProjectBinding } from "../security/approval-project.js";
 import { type ApprovalScope, approvalScopeOf } from "../security/approval-scope.js";
 import type { ApprovalQueue, AskedBy } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
@@ -73,6 +74,11 @@ export interface EgressGateDeps {
   approvals: Pick<ApprovalQueue, "authorize" | "covering">;
   audit: AuditLog;
   approvalTimeoutMs: number;
+  /**
+   * The project of a goal (security/approval-project.ts), which an Allow Always answer about a
+   * host binds to; absent: each goal is its own project.
+   */
+  project?(goalId: string): ProjectBinding;
   /**
    * The operator's `network:` entries of a stdio MCP server (config mcp_servers); empty or
    * undefined: the server may reach nothing.
@@ -218,6 +224,11 @@ export class EgressGate {
    * answer first, so Allow Session or Always for the first covers the rest unasked. A
    * connection a standing answer covers already never waits behind an open question.
    */
+  /** The project of the agent's own goal (a world's agent: the goal it was spawned in). */
+  private projectOf(agent: EgressAgent): ProjectBinding {
+    return this.deps.project?.(agent.goalId) ?? goalOnlyProject(agent.goalId);
+  }
+
   private async ask(
     caller: EgressCaller,
     agent: EgressAgent,
@@ -229,6 +240,7 @@ export class EgressGate {
     const who = {
       agentId: caller.agentId,
       identity: agent.identity,
+      project: this.projectOf(agent),
       tool: EGRESS_APPROVAL_TOOL,
       scope: egressScope(need),
     };
@@ -259,7 +271,13 @@ export class EgressGate {
     signal: AbortSignal,
   ): Promise<EgressVerdict> {
     const scope = egressScope(need);
-    const who = { agentId: caller.agentId, identity: agent.identity, tool: EGRESS_APPROVAL_TOOL, scope };
+    const who = {
+      agentId: caller.agentId,
+      identity: agent.identity,
+      project: this.projectOf(agent),
+      tool: EGRESS_APPROVAL_TOOL,
+      scope,
+    };
     if (agent.sandboxGoal !== undefined && !this.deps.approvals.covering(who))
       return refuse(
         "approval",

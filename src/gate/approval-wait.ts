@@ -5,6 +5,7 @@
 // Every way the wait ends without an allow is a refusal at stage approval, through `deny`.
 
 import { ErrorCode } from "../errors.js";
+import { goalOnlyProject, type ProjectBinding } from "../security/approval-project.js";
 import { Attr } from "../telemetry/attributes.js";
 import type { TraceSpan } from "../telemetry/tracer.js";
 import type { GateDeps, Principal, ToolCall } from "./invoke.js";
@@ -37,7 +38,8 @@ export async function awaitApproval(
   // A rehearsal asks nobody (kernel/shadow.ts judges a step allowed before it runs it;
   // should it need a human by now, a link swapped by a process an earlier step left
   // behind, it is refused rather than put to one). A standing decision still covers it.
-  const who = { agentId: principal.agentId, identity: principal.identity, tool: tool.name, scope };
+  const project = projectOfCall(principal);
+  const who = { agentId: principal.agentId, identity: principal.identity, project, tool: tool.name, scope };
   if (principal.scratch && !deps.approvals.covering(who)) {
     return deny(
       ErrorCode.approvalDenied,
@@ -49,6 +51,7 @@ export async function awaitApproval(
     goalId: principal.goalId,
     agentId: principal.agentId,
     identity: principal.identity,
+    project,
     tool: tool.name,
     input,
     summary: approval.summary,
@@ -82,6 +85,11 @@ export async function awaitApproval(
     );
   }
   return { confirmed, approvedHosts };
+}
+
+/** The project a call's standing answers bind to: the principal's, else its goal alone. */
+export function projectOfCall(principal: Pick<Principal, "goalId" | "project">): ProjectBinding {
+  return principal.project ?? goalOnlyProject(principal.goalId);
 }
 
 /** Why a call that was not allowed at the approval stage is refused. */

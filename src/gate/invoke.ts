@@ -25,6 +25,7 @@
 import type { EgressPlumbing } from "../egress/plumbing.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
+import type { ProjectBinding } from "../security/approval-project.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
@@ -53,6 +54,11 @@ export interface Principal {
   goalId: string;
   /** The agent's identity (kernel/registry.ts): what an Allow Always grant binds to. */
   identity: string;
+  /**
+   * The project of the agent's goal (security/approval-project.ts): an Allow Always grant binds
+   * to it too. Absent: the goal alone (projectOfCall).
+   */
+  project?: ProjectBinding;
   token: CapabilityToken;
   /** Tools that wait for a human decision (manifest approval_required). */
   approvalRequired: ReadonlySet<string>;

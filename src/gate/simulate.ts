@@ -10,6 +10,7 @@
 
 import type { ErrorCode } from "../errors.js";
 import type { DenyStage } from "../security/audit-events.js";
+import { projectOfCall } from "./approval-wait.js";
 import { GateDenied, type GateDeps, type Principal, type ToolCall } from "./invoke.js";
 import { type Deny, type Judged, judgeCall, type Seen } from "./judge.js";
 import { SCRIPT_VIA } from "./needs.js";
@@ -86,6 +87,7 @@ export async function simulateCall(
   const standing = deps.approvals.covering({
     agentId: principal.agentId,
     identity: principal.identity,
+    project: projectOfCall(principal),
     tool: judged.tool.name,
     scope,
   });

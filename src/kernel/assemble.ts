@@ -35,6 +35,7 @@ import type { McpServerContainer } from "../sandbox/mcp-container.js";
 import { WorkspaceQuota } from "../sandbox/quota.js";
 import { SnapshotStore } from "../sandbox/snapshots.js";
 import { WorkspaceBinds } from "../sandbox/workspace-binds.js";
+import { goalOnlyProject, type ProjectBinding } from "../security/approval-project.js";
 import { ApprovalQueue } from "../security/approvals.js";
 import { AuditLog } from "../security/audit.js";
 import { BudgetLedger } from "../security/budget.js";
@@ -317,6 +318,7 @@ export async function assembleRuntime(
     approvals,
     audit,
     approvalTimeoutMs: config.approvals.timeoutMs,
+    project: (goalId) => projectOf(goalId),
     serverNetwork: (name) => {
       const s = config.mcp.servers[name];
       return s?.transport === "stdio" ? s.network : undefined;
@@ -358,6 +360,7 @@ export async function assembleRuntime(
     memory,
     archive: new ContextArchive(db),
     client: (a) => llm.forInstance(a.id, a.manifest.name, a.model),
+    projectOf: (goalId) => projectOf(goalId),
     onUsage: (a, u) => goals.addUsage(a.goalId, u),
     onBudgetExceeded: (a, e) =>
       goals.budgetRefused(a.goalId, e.details.account as string | undefined, e.message),
@@ -434,6 +437,12 @@ export async function assembleRuntime(
     retire: (goalId) => sandboxes.retire(goalId),
     log,
   });
+  /**
+   * The project a goal's Allow Always answers bind to: a session's bound folder, the folder
+   * a goal was submitted from, else the goal alone (security/approval-project.ts).
+   */
+  const projectOf = (goalId: string): ProjectBinding =>
+    sessions.projectOf(goalId) ?? goals.projectOf(goalId) ?? goalOnlyProject(goalId);
   const sweeper = new SandboxSweeper({
     config,
     backend,

@@ -6,6 +6,7 @@
 import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { Usage } from "../llm/types.js";
+import { type ProjectBinding, parseProject } from "../security/approval-project.js";
 
 const MIGRATIONS = [
   `CREATE TABLE goals (
@@ -27,6 +28,9 @@ const MIGRATIONS = [
    CREATE INDEX goals_state ON goals (state, created_at);`,
   // The persistent intent of the folder the goal was submitted from (kernel/goal-intent.ts).
   `ALTER TABLE goals ADD COLUMN intent_id TEXT;`,
+  // The project it was submitted from (security/approval-project.ts, JSON): what its agents'
+  // Allow Always answers bind to. NULL: none named, the goal is its own project.
+  `ALTER TABLE goals ADD COLUMN project TEXT;`,
 ];
 
 export type GoalState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -83,11 +87,31 @@ export class GoalStore {
     inputs: string;
     outputDir: string;
     intentId?: string | undefined;
+    project?: ProjectBinding | undefined;
   }): void {
     prepared(
       this.db,
-      "INSERT INTO goals (id, text, manifest, inputs, state, created_at, output_dir, intent_id) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
-    ).run(g.id, g.text, g.manifest, g.inputs, Date.now(), g.outputDir, g.intentId ?? null);
+      "INSERT INTO goals (id, text, manifest, inputs, state, created_at, output_dir, intent_id, project) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+    ).run(
+      g.id,
+      g.text,
+      g.manifest,
+      g.inputs,
+      Date.now(),
+      g.outputDir,
+      g.intentId ?? null,
+      g.project ? JSON.stringify(g.project) : null,
+    );
+  }
+
+  /** The project the goal was submitted from; undefined when it named none or is no goal of this table. */
+  projectOf(id: string): ProjectBinding | undefined {
+    return parseProject(
+      prepared(this.db, "SELECT project FROM goals WHERE id = ?").pluck().get(id) as
+        | string
+        | null
+        | undefined,
+    );
   }
 
   /** The goal's row; not_found when there is none. */

@@ -14,7 +14,9 @@
 // is reached: every agent of the goal is stopped through the one removal path and the
 // goal fails saying so. A goal submitted from a folder with a persistent intent carries
 // it (goal-intent.ts): the objective in the first message, its tokens charged to the
-// intent as they are spent, and a cap no larger than what the intent's budget has left.
+// intent as they are spent, and a cap no larger than what the intent's budget has left. That
+// folder is also the goal's project (security/approval-project.ts, kept in its row): its
+// agents' Allow Always answers bind to it, and cover the project's later goals only.
 
 import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
@@ -31,6 +33,7 @@ import type { MemoryStore } from "../memory/store.js";
 import { memoryIdentity } from "../memory/types.js";
 import { goalFolders, makeGoalFolders } from "../sandbox/folders.js";
 import { type CheckedInput, copyInputs, inputRules } from "../sandbox/inputs.js";
+import { folderProject, type ProjectBinding } from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { AgentRunner } from "./agents.js";
@@ -138,6 +141,8 @@ export class GoalRunner {
     const { manifest, inputs } = admitGoal(this.deps, s);
     const intentId =
       s.workspace === undefined ? undefined : intentAtSubmit(this.deps.intents, this.deps.audit, s.workspace);
+    // Its agents' Allow Always answers bind to this folder (security/approval-project.ts).
+    const project = s.workspace === undefined ? undefined : folderProject(s.workspace);
     const id = opts.goalId ?? newGoalId();
     const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
     this.store.insert({
@@ -147,6 +152,7 @@ export class GoalRunner {
       inputs: JSON.stringify(inputs),
       outputDir,
       intentId,
+      project,
     });
     this.deps.audit.record(
       "goal.submitted",
@@ -161,6 +167,11 @@ export class GoalRunner {
     this.deps.events.emit("goal.queued", id, { goal: s.goal.slice(0, 2000) });
     this.pump();
     return { goal_id: id };
+  }
+
+  /** The project the goal was submitted from, if it named one. */
+  projectOf(id: string): ProjectBinding | undefined {
+    return this.store.projectOf(id);
   }
 
   status(id: string): GoalStatus {

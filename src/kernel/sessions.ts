@@ -20,6 +20,7 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { ToolDef } from "../gate/types.js";
 import type { LoadedManifest } from "../manifest/load.js";
 import { checkHostWorkspace, type WorkspaceBinds } from "../sandbox/workspace-binds.js";
+import { folderProject, type ProjectBinding } from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import { parseGrant } from "../security/grants.js";
 import type { EventBus } from "./events.js";
@@ -78,6 +79,8 @@ export class Sessions {
   private readonly ending = new Set<Promise<void>>();
   /** Every session pseudo-goal of this process: their containers are released here, not by Runtime. */
   private readonly goals = new Set<string>();
+  /** The project of each bound session's pseudo-goal: what its Allow Always answers bind to. */
+  private readonly projects = new Map<string, ProjectBinding>();
   private readonly unsubscribe: () => void;
 
   constructor(private readonly deps: SessionsDeps) {
@@ -108,9 +111,11 @@ export class Sessions {
       );
     }
     let workspace: string | null = null;
+    let project: ProjectBinding | undefined;
     if (req.workspace !== undefined) {
       try {
         workspace = checkHostWorkspace(req.workspace, config.home);
+        project = folderProject(workspace);
       } catch (e) {
         refuse(e);
       }
@@ -118,12 +123,14 @@ export class Sessions {
     const goalId = this.deps.newGoalId();
     this.goals.add(goalId);
     if (workspace !== null) this.deps.binds.bind(goalId, workspace);
+    if (project !== undefined) this.projects.set(goalId, project);
     let rec: AgentRecord;
     try {
       rec = this.deps.spawner.spawn({ goalId, manifest: req.manifest, parent: null, withoutModel: true });
       this.deps.registry.setState(rec.id, "paused");
     } catch (e) {
       this.deps.binds.unbind(goalId);
+      this.projects.delete(goalId);
       throw e;
     }
     const agentId = rec.id;
@@ -187,6 +194,14 @@ export class Sessions {
     return this.byAgent.get(agentId)?.info;
   }
 
+  /**
+   * The project folder bound as this session pseudo-goal's /workspace, as it was when the
+   * session opened; undefined for a session without one (its pseudo-goal is its own project).
+   */
+  projectOf(goalId: string): ProjectBinding | undefined {
+    return this.projects.get(goalId);
+  }
+
   /** Is this a session's pseudo-goal (its container is released when the session ends)? */
   ownsGoal(goalId: string): boolean {
     return this.goals.has(goalId);
@@ -210,6 +225,7 @@ export class Sessions {
         await this.deps.retire(session.goalId);
       } finally {
         this.deps.binds.unbind(session.goalId);
+        this.projects.delete(session.goalId);
       }
       this.deps.audit.record(
         "session.closed",

@@ -1,26 +1,40 @@
 // security/approval-grants.ts — Allow Always, as signed grants. A grant says: calls of
 // this tool with this scope (approval-scope.ts), made by agents of this identity (a root's
-// manifest name, a child's lineage: kernel/registry.ts; a model cannot choose it), need no
-// human until it expires. The runtime key signs (identity, tool, scope, expiry, the audit
+// manifest name, a child's lineage: kernel/registry.ts; a model cannot choose it) in this
+// project (approval-project.ts: the host folder the answer was given about), need no human
+// until it expires. The runtime key signs (identity, project, tool, scope, expiry, the audit
 // seq of the decision) and every use re-verifies the signature, the expiry, the audit
 // entry that approved exactly this grant, and that no revocation was audited since; so a
-// row edited in SQLite (widened, extended, moved to another identity, un-revoked) is not
-// honoured. Grants are listed and revoked over the socket (approval.grants/revoke).
+// row edited in SQLite (widened, extended, moved to another identity or project,
+// un-revoked) is not honoured. Grants are listed and revoked over the socket
+// (approval.grants/revoke).
 
 import type { Db } from "../db/database.js";
 import { prepared } from "../db/database.js";
 import { AidoError, ErrorCode } from "../errors.js";
+import type { ProjectBinding } from "./approval-project.js";
 import type { AuditLog, Signer } from "./audit.js";
 
-/** v2 binds the identity; v1 grants (tool + scope only, any agent) are never honoured again. */
-const GRANT_FORMAT = "aido.approval.grant.v2";
+/**
+ * v3 binds the project too. v2 grants (identity, tool, scope: every project) and v1 grants
+ * (tool + scope only, any agent) are never honoured again.
+ */
+const GRANT_FORMAT = "aido.approval.grant.v3";
 
-export type GrantStatus = "active" | "expired" | "revoked" | "invalid";
+/**
+ * no_project: made before grants named their project (they covered the same container path
+ * in every project); honoured nowhere, answer the next request again.
+ */
+export type GrantStatus = "active" | "expired" | "revoked" | "invalid" | "no_project";
 
 /** A grant as `approval.grants` and `aido approvals grants` show it. */
 export interface GrantRecord {
   id: string;
   identity: string;
+  /** The project's key (approval-project.ts); null on grants made before projects were bound. */
+  project_key: string | null;
+  /** The project in words: "project /home/u/app"; null as project_key. */
+  project: string | null;
   tool: string;
   scope_key: string;
   /** What the grant covers, in words: "file_write on /workspace/out.md". */
@@ -31,13 +45,14 @@ export interface GrantRecord {
   expires_at: number;
   revoked_at: number | null;
   revoked_by: string | null;
-  /** active: honoured now; invalid: fails verification (edited, foreign key, old format). */
+  /** active: honoured now; invalid: fails verification (edited, foreign key, old format); no_project: see GrantStatus. */
   status: GrantStatus;
 }
 
 export interface NewGrant {
   id: string;
   identity: string;
+  project: ProjectBinding;
   tool: string;
   scopeKey: string;
   target: string;
@@ -51,6 +66,8 @@ export interface NewGrant {
 interface GrantRow {
   id: string;
   identity: string | null;
+  project: string | null;
+  project_shown: string | null;
   tool: string;
   scope_key: string;
   target: string | null;
@@ -90,15 +107,17 @@ export class ApprovalGrants {
   mint(g: NewGrant): void {
     const keyId = this.signer.keyId;
     const sig = this.signer
-      .sign(grantMessage(g.id, g.identity, g.tool, g.scopeKey, g.expiresAt, g.auditSeq, keyId))
+      .sign(grantMessage(g.id, g.identity, g.project.key, g.tool, g.scopeKey, g.expiresAt, g.auditSeq, keyId))
       .toString("base64");
     prepared(
       this.db,
-      `INSERT INTO approval_grants (id, identity, tool, scope_key, target, approval_id, decided_by, expires_at,
-         audit_seq, key_id, sig, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO approval_grants (id, identity, project, project_shown, tool, scope_key, target, approval_id,
+         decided_by, expires_at, audit_seq, key_id, sig, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       g.id,
       g.identity,
+      g.project.key,
+      g.project.shown,
       g.tool,
       g.scopeKey,
       g.target,
@@ -112,12 +131,12 @@ export class ApprovalGrants {
     );
   }
 
-  /** The first grant honoured for (identity, tool, scope), or undefined. */
-  find(identity: string, tool: string, scopeKey: string): GrantRecord | undefined {
+  /** The first grant honoured for (identity, project, tool, scope), or undefined. */
+  find(identity: string, project: ProjectBinding, tool: string, scopeKey: string): GrantRecord | undefined {
     const rows = prepared(
       this.db,
-      "SELECT * FROM approval_grants WHERE tool = ? AND scope_key = ? AND identity = ? AND expires_at > ? AND revoked_at IS NULL ORDER BY created_at",
-    ).all(tool, scopeKey, identity, this.now()) as GrantRow[];
+      "SELECT * FROM approval_grants WHERE tool = ? AND scope_key = ? AND identity = ? AND project = ? AND expires_at > ? AND revoked_at IS NULL ORDER BY created_at",
+    ).all(tool, scopeKey, identity, project.key, this.now()) as GrantRow[];
     for (const row of rows) {
       const rec = this.toRecord(row);
       if (rec.status === "active") return rec;
@@ -153,6 +172,7 @@ export class ApprovalGrants {
         this.audit.record("approval.grant_revoked", {
           grant_id: id,
           identity: row.identity ?? "",
+          ...(row.project !== null ? { project: row.project } : {}),
           tool: row.tool,
           scope_key: row.scope_key,
           ...(by !== null ? { by } : {}),
@@ -171,6 +191,8 @@ export class ApprovalGrants {
     return {
       id: row.id,
       identity: row.identity ?? "",
+      project_key: row.project,
+      project: row.project === null ? null : (row.project_shown ?? row.project),
       tool: row.tool,
       scope_key: row.scope_key,
       target: row.target ?? `${row.tool} (${row.scope_key})`,
@@ -186,7 +208,9 @@ export class ApprovalGrants {
 
   private statusOf(g: GrantRow): GrantStatus {
     if (g.revoked_at !== null) return "revoked";
-    if (g.identity === null || !this.verifies({ ...g, identity: g.identity })) return "invalid";
+    if (g.identity === null) return "invalid";
+    if (g.project === null) return "no_project";
+    if (!this.verifies({ ...g, identity: g.identity, project: g.project })) return "invalid";
     // Revoked in the audit log although the row says otherwise: the row was edited.
     if (this.revokedInAudit(g)) return "invalid";
     return g.expires_at <= this.now() ? "expired" : "active";
@@ -209,12 +233,12 @@ export class ApprovalGrants {
   }
 
   /** Signed by the runtime key, and the audit entry it cites approved exactly it. */
-  private verifies(g: GrantRow & { identity: string }): boolean {
+  private verifies(g: GrantRow & { identity: string; project: string }): boolean {
     if (g.key_id !== this.signer.keyId) return false;
     let signed = false;
     try {
       signed = this.signer.verify(
-        grantMessage(g.id, g.identity, g.tool, g.scope_key, g.expires_at, g.audit_seq, g.key_id),
+        grantMessage(g.id, g.identity, g.project, g.tool, g.scope_key, g.expires_at, g.audit_seq, g.key_id),
         Buffer.from(g.sig, "base64"),
       );
     } catch {
@@ -229,13 +253,15 @@ export class ApprovalGrants {
       tool?: string;
       scope_key?: string;
       identity?: string;
+      project?: string;
     };
     return (
       p.grant_id === g.id &&
       p.decision === "allow_always" &&
       p.tool === g.tool &&
       p.scope_key === g.scope_key &&
-      p.identity === g.identity
+      p.identity === g.identity &&
+      p.project === g.project
     );
   }
 }
@@ -243,6 +269,7 @@ export class ApprovalGrants {
 function grantMessage(
   id: string,
   identity: string,
+  project: string,
   tool: string,
   scopeKey: string,
   expiresAt: number,
@@ -250,7 +277,7 @@ function grantMessage(
   keyId: string,
 ): Buffer {
   return Buffer.from(
-    JSON.stringify([GRANT_FORMAT, id, identity, tool, scopeKey, expiresAt, auditSeq, keyId]),
+    JSON.stringify([GRANT_FORMAT, id, identity, project, tool, scopeKey, expiresAt, auditSeq, keyId]),
     "utf8",
   );
 }

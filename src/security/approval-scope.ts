@@ -16,6 +16,7 @@
 
 import { createHash } from "node:crypto";
 import type { Need } from "../gate/types.js";
+import type { ProjectBinding } from "./approval-project.js";
 import { canonicalJson } from "./canonical-json.js";
 import { normalizeCommand, scopeDigest } from "./command-scope.js";
 import { inert } from "./terminal-text.js";
@@ -106,13 +107,15 @@ export interface Coverage {
 
 /** What each answer to a request would cover, in the words the prompts show. */
 export function describeCoverage(
-  rec: { target: string; agent_id: string; identity: string },
+  rec: { target: string; agent_id: string; identity: string; project: ProjectBinding | null },
   allowAlwaysTtlSeconds: number,
 ): Coverage {
+  // A request recorded before projects were bound cannot be answered Allow Always (approvals.ts).
+  const where = rec.project === null ? "(not available: no project recorded)" : `in ${rec.project.shown}`;
   return {
     allow_once: `this call only: ${rec.target}`,
     allow_session: `${rec.target} by agent ${rec.agent_id} until it stops`,
-    allow_always: `${rec.target} by agents of identity \`${rec.identity}\` for ${duration(allowAlwaysTtlSeconds)}`,
+    allow_always: `${rec.target} by agents of identity \`${rec.identity}\` ${where} for ${duration(allowAlwaysTtlSeconds)}`,
   };
 }
 

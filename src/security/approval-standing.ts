@@ -1,11 +1,12 @@
 // security/approval-standing.ts — the decisions a human already made that cover later
 // calls, so the gate does not ask again: Allow Session (this agent, tool and scope, until
 // the agent stops; kept in memory, since the session ends with the process anyway) and
-// Allow Always (a signed grant for the agent's identity, tool and scope, until it expires
-// or is revoked: approval-grants.ts). A reuse is audited as approval.reused with the
+// Allow Always (a signed grant for the agent's identity, the project of its goal, tool and
+// scope, until it expires or is revoked: approval-grants.ts). A reuse is audited as approval.reused with the
 // decision it used. Asking, waiting and answering are approvals.ts's.
 
 import type { ApprovalGrants } from "./approval-grants.js";
+import type { ProjectBinding } from "./approval-project.js";
 import type { ApprovalScope } from "./approval-scope.js";
 import type { ApprovalRecord } from "./approval-store.js";
 import type { AuditLog } from "./audit.js";
@@ -15,6 +16,8 @@ export interface StandingCall {
   goalId: string | null;
   agentId: string;
   identity: string;
+  /** The project of the call's goal (approval-project.ts): an Allow Always grant covers only its own. */
+  project: ProjectBinding;
   tool: string;
   scope: ApprovalScope;
   /** The model's tool_use id, recorded with the reuse. */
@@ -68,7 +71,7 @@ export class StandingDecisions {
   find(call: Omit<StandingCall, "goalId" | "callId">): StandingDecision | undefined {
     const session = this.sessions.get(sessionKey(call.agentId, call.tool, call.scope.key));
     if (session !== undefined) return { via: "allow_session", approvalId: session, grantId: null, by: null };
-    const grant = this.grants.find(call.identity, call.tool, call.scope.key);
+    const grant = this.grants.find(call.identity, call.project, call.tool, call.scope.key);
     if (grant === undefined) return undefined;
     return { via: "allow_always", approvalId: grant.approval_id, grantId: grant.id, by: grant.decided_by };
   }

@@ -5,6 +5,7 @@
 
 import { type Db, migrate, prepared } from "../db/database.js";
 import { AidoError, ErrorCode } from "../errors.js";
+import { type ProjectBinding, parseProject } from "./approval-project.js";
 import { type Coverage, describeCoverage } from "./approval-scope.js";
 import type { ApprovalDecisionKind } from "./audit-events.js";
 
@@ -67,6 +68,11 @@ const MIGRATIONS = [
   // What made the gate ask (AskedBy, JSON); NULL on requests made before it was recorded.
   `ALTER TABLE approvals ADD COLUMN asked_by TEXT;
    CREATE INDEX approvals_created ON approvals (created_at);`,
+  // The project of the call's goal (approval-project.ts, JSON) that an Allow Always answer
+  // binds to; NULL on requests and grants made before (such grants are honoured nowhere).
+  `ALTER TABLE approvals ADD COLUMN project TEXT;
+   ALTER TABLE approval_grants ADD COLUMN project TEXT;
+   ALTER TABLE approval_grants ADD COLUMN project_shown TEXT;`,
 ];
 
 export interface ApprovalRecord {
@@ -75,6 +81,8 @@ export interface ApprovalRecord {
   agent_id: string;
   /** The agent's identity: what an Allow Always answer binds to. */
   identity: string;
+  /** The project of the call's goal, which an Allow Always answer binds to too; null on requests made before. */
+  project: ProjectBinding | null;
   tool: string;
   scope_key: string;
   /** What the scope is, in words ("exec of `git push origin main` in /workspace"). */
@@ -96,8 +104,9 @@ export interface ApprovalRecord {
   asked_by: AskedBy | null;
 }
 
-type RawRecord = Omit<ApprovalRecord, "input" | "identity" | "target" | "covers" | "asked_by"> & {
+type RawRecord = Omit<ApprovalRecord, "input" | "identity" | "project" | "target" | "covers" | "asked_by"> & {
   input: string;
+  project: string | null;
   identity: string | null;
   target: string | null;
   asked_by: string | null;
@@ -115,6 +124,7 @@ export interface NewRequest {
   goalId: string | null;
   agentId: string;
   identity: string;
+  project: ProjectBinding;
   tool: string;
   scopeKey: string;
   target: string;
@@ -138,13 +148,14 @@ export class ApprovalStore {
   insert(r: NewRequest): void {
     prepared(
       this.db,
-      `INSERT INTO approvals (id, goal_id, agent_id, identity, tool, scope_key, target, input, summary, asked_by,
-         status, created_at, deadline_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+      `INSERT INTO approvals (id, goal_id, agent_id, identity, project, tool, scope_key, target, input, summary,
+         asked_by, status, created_at, deadline_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
     ).run(
       r.id,
       r.goalId,
       r.agentId,
       r.identity,
+      JSON.stringify(r.project),
       r.tool,
       r.scopeKey,
       r.target,
@@ -212,8 +223,37 @@ export class ApprovalStore {
   private parse(row: RawRecord): ApprovalRecord {
     const identity = row.identity ?? "";
     const target = row.target ?? row.summary;
-    const covers = describeCoverage({ target, agent_id: row.agent_id, identity }, this.allowAlwaysTtlSeconds);
+    const project = parseProject(row.project) ?? null;
+    const covers = describeCoverage(
+      { target, agent_id: row.agent_id, identity, project },
+      this.allowAlwaysTtlSeconds,
+    );
     const asked_by = row.asked_by === null ? null : (JSON.parse(row.asked_by) as AskedBy);
-    return { ...row, identity, target, input: JSON.parse(row.input), covers, asked_by };
+    return { ...row, identity, project, target, input: JSON.parse(row.input), covers, asked_by };
+  }
+}
+
+/**
+ * An answer `rec` cannot take: it is no longer pending (saying who answered it first: a node
+ * that had not yet written the outcome to the cluster still lists it pending, and routes
+ * answers here), or Allow Always for a request recorded before requests named their project
+ * (the grant could not say which project it covers).
+ */
+export function refuseUnanswerable(rec: ApprovalRecord, decision: ApprovalDecision): void {
+  if (rec.status !== "pending") {
+    const answered =
+      rec.decision === null ? "" : ` (${rec.decision} by ${rec.decided_by ?? "an unnamed caller"})`;
+    const why = rec.close_reason ? ` (${rec.close_reason})` : answered;
+    throw new AidoError(ErrorCode.invalidInput, `approval ${rec.id} is already ${rec.status}${why}`, {
+      id: rec.id,
+      status: rec.status,
+    });
+  }
+  if (decision === "allow_always" && rec.project === null) {
+    throw new AidoError(
+      ErrorCode.invalidInput,
+      `approval ${rec.id} was asked before requests recorded their project, so an Allow Always answer could not say which project it covers; answer allow_once, allow_session or deny`,
+      { id: rec.id, field: "decision" },
+    );
   }
 }

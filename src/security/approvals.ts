@@ -2,8 +2,8 @@
 // Allow Always or Deny. The gate hands every call that needs a human to authorize():
 //   1. an earlier decision that covers it is reused, audited as approval.reused: Allow
 //      Session for this agent, tool and scope (approval-scope.ts) until the agent stops;
-//      Allow Always as a signed grant for the agent's identity, tool and scope
-//      (approval-grants.ts); never for a scope that is not reusable (an exec whose files
+//      Allow Always as a signed grant for the agent's identity, the project of its goal
+//      (approval-project.ts), tool and scope (approval-grants.ts); never for a scope that is not reusable (an exec whose files
 //      could not all be pinned down). Those standing decisions are approval-standing.ts's;
 //   2. otherwise a request is stored in SQLite (audited) and waits for an answer given over
 //      any connection, its deadline, or the end of the call it belongs to.
@@ -17,6 +17,7 @@ import { EventEmitter } from "node:events";
 import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { ApprovalGrants, type GrantRecord } from "./approval-grants.js";
+import type { ProjectBinding } from "./approval-project.js";
 import type { ApprovalScope } from "./approval-scope.js";
 import { type StandingCall, type StandingDecision, StandingDecisions } from "./approval-standing.js";
 import {
@@ -25,6 +26,7 @@ import {
   type ApprovalRecord,
   ApprovalStore,
   type AskedBy,
+  refuseUnanswerable,
 } from "./approval-store.js";
 import type { AuditLog, Signer } from "./audit.js";
 import { canonicalJson } from "./canonical-json.js";
@@ -55,6 +57,8 @@ export interface ApprovalRequest {
   goalId: string | null;
   agentId: string;
   identity: string;
+  /** The project of the call's goal: what an Allow Always answer binds to with the identity. */
+  project: ProjectBinding;
   tool: string;
   input: unknown;
   summary: string;
@@ -157,20 +161,9 @@ export class ApprovalQueue {
     const rec = this.db
       .transaction(() => {
         const current = this.get(id);
-        if (current.status !== "pending") {
-          // Who answered it first, when it was answered (a node that had not yet written
-          // the outcome to the cluster still lists it pending, and routes answers here).
-          const answered =
-            current.decision === null
-              ? ""
-              : ` (${current.decision} by ${current.decided_by ?? "an unnamed caller"})`;
-          const why = current.close_reason ? ` (${current.close_reason})` : answered;
-          throw new AidoError(ErrorCode.invalidInput, `approval ${id} is already ${current.status}${why}`, {
-            id,
-            status: current.status,
-          });
-        }
+        refuseUnanswerable(current, decision);
         if (current.deadline_at <= now) return undefined;
+        const project = current.project;
         const grantId = decision === "allow_always" ? `grt_${randomUUID()}` : null;
         const expiresAt = now + this.opts.allowAlwaysTtlSeconds * 1000;
         const entry = this.audit.record(
@@ -184,6 +177,7 @@ export class ApprovalQueue {
             ...(grantId
               ? {
                   identity: current.identity,
+                  project: project!.key,
                   grant_id: grantId,
                   grant_expires_at: new Date(expiresAt).toISOString(),
                 }
@@ -195,6 +189,7 @@ export class ApprovalQueue {
           this.grantStore.mint({
             id: grantId,
             identity: current.identity,
+            project: project!,
             tool: current.tool,
             scopeKey: current.scope_key,
             target: current.target,
@@ -285,6 +280,7 @@ export class ApprovalQueue {
           goalId: req.goalId,
           agentId: req.agentId,
           identity: req.identity,
+          project: req.project,
           tool: req.tool,
           scopeKey: req.scope.key,
           target: req.scope.target,

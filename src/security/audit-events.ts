@@ -84,6 +84,8 @@ export interface AuditPayloads {
     by?: string;
     /** The agent identity an Allow Always grant is bound to. */
     identity?: string;
+    /** The project (ProjectBinding key, approval-project.ts) an Allow Always grant is bound to. */
+    project?: string;
     grant_id?: string;
     grant_expires_at?: string;
   };
@@ -102,6 +104,7 @@ export interface AuditPayloads {
   "approval.grant_revoked": {
     grant_id: string;
     identity: string;
+    project?: string;
     tool: string;
     scope_key: string;
     by?: string;

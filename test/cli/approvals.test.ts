@@ -49,7 +49,11 @@ describe("aido approvals", () => {
     const out = (await cli(["approvals"])).out;
     expect(out).toContain(`    Allow Once:    this call only: ${target}`);
     expect(out).toContain(`    Allow Session: ${target} by agent ${p.agentId} until it stops`);
-    expect(out).toContain(`    Allow Always:  ${target} by agents of identity \`keeper\` for 1 h`);
+    // agent.spawn gives the agent a pseudo-goal of its own and no project folder: it alone is covered.
+    const goal = (await (await suite.fx.client()).call("agent.status", { agent_id: p.agentId })).goal_id;
+    expect(out).toContain(
+      `    Allow Always:  ${target} by agents of identity \`keeper\` in goal ${goal} only (it has no project folder) for 1 h`,
+    );
     expect(out[0]).toContain(`agent=${p.agentId} (identity keeper)`);
     await cli(["approvals", "respond", p.id, "deny"]);
     await p.call.catch(() => {});
@@ -83,12 +87,15 @@ describe("aido approvals", () => {
     const [grant] = JSON.parse(listed.text()) as GrantRecord[];
     expect(grant).toMatchObject({ identity: "keeper", tool: "memory_store", status: "active" });
     const text = await cli(["approvals", "grants"]);
-    expect(text.out[0]).toContain(`${grant!.id}  ${target} by agents of identity \`keeper\`  (until `);
+    const where = `in goal ${grant!.project_key!.slice("goal:".length)} only (it has no project folder)`;
+    expect(text.out[0]).toContain(
+      `${grant!.id}  ${target} by agents of identity \`keeper\` ${where}  (until `,
+    );
     expect(text.out).toContain("end one with: aido approvals revoke ID");
 
     const revoked = await cli(["approvals", "revoke", grant!.id]);
     expect(revoked.code).toBe(0);
-    expect(revoked.text()).toBe(`revoked ${grant!.id}: ${target} by agents of identity \`keeper\``);
+    expect(revoked.text()).toBe(`revoked ${grant!.id}: ${target} by agents of identity \`keeper\` ${where}`);
     expect((await cli(["approvals", "grants"])).text()).toBe("no approval grants in force");
     expect((await cli(["approvals", "grants", "--all"])).text()).toContain(`${grant!.id}  ${target}`);
     expect((await cli(["approvals", "grants", "--all"])).text()).toContain(

@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/db/database.js";
+import { goalOnlyProject } from "../../src/security/approval-project.js";
 import { ApprovalStore } from "../../src/security/approval-store.js";
 import { providerEnv } from "../agent/harness.js";
 import { startDaemonChild } from "../daemon/process.js";
@@ -36,6 +37,7 @@ describe("approval.list pages on a node with approvals from before it joined", (
         goalId: null,
         agentId: `agt_lone${i}`,
         identity: "agent",
+        project: goalOnlyProject(`s_lone${i}`),
         tool: "file_write",
         scopeKey: "file_write",
         target: "/output/x.md",

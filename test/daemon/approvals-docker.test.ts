@@ -6,9 +6,21 @@
 // (Allow Always) — and asks again everywhere else: another path, another command, another
 // agent, another identity, after a revoke.
 
-import { existsSync, readFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import Database from "better-sqlite3";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import type { Config } from "../../src/config.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
@@ -37,6 +49,17 @@ const docker = {
 };
 const writes = ["tool: file_write", "file_write: /workspace/**"];
 
+/** Project folders goals are submitted from (outside AIDO_HOME), removed after each test. */
+const scratch: string[] = [];
+afterEach(() => {
+  for (const dir of scratch.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+function project(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `aido-project-${name}-`));
+  scratch.push(dir);
+  return realpathSync(dir);
+}
+
 /** The human: waits for the next request, checks it, answers it. */
 async function answerNext(
   human: AidoClient,
@@ -52,6 +75,9 @@ async function answerNext(
   }
   throw new Error("no approval request appeared");
 }
+
+/** The inode number of a folder, as the daemon binds a project to it. */
+const inodeOf = (dir: string) => statSync(dir, { bigint: true }).ino;
 
 const workspace = (goalId: string, file: string) =>
   join(suite.fx.home.config.goalsDir, goalId, "workspace", file);
@@ -176,17 +202,18 @@ describe("Allow Always through the agent loop", () => {
     const keeper = manifest("keeper", { capabilities: writes, approval_required: ["file_write"] });
     const other = manifest("other", { capabilities: writes, approval_required: ["file_write"] });
     const fx = await suite.start(docker);
+    const folder = project("keeper");
     let c = await fx.client();
-    const g1 = await c.call("goal.submit", { goal: "keep", manifest: keeper });
+    const g1 = await c.call("goal.submit", { goal: "keep", manifest: keeper, workspace: folder });
     const rec = await answerNext(c, "allow_always");
     expect(rec.covers.allow_always).toBe(
-      "file_write on /workspace/k.txt by agents of identity `keeper` for 1 h",
+      `file_write on /workspace/k.txt by agents of identity \`keeper\` in project ${folder} for 1 h`,
     );
     expect((await c.call("goal.wait", { goal_id: g1.goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
 
     await fx.restart();
     c = await fx.client();
-    const g2 = await c.call("goal.submit", { goal: "keep again", manifest: keeper });
+    const g2 = await c.call("goal.submit", { goal: "keep again", manifest: keeper, workspace: folder });
     expect((await c.call("goal.wait", { goal_id: g2.goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
     expect(readFileSync(workspace(g2.goal_id, "k.txt"), "utf8")).toBe("kept");
     expect(await decided(c)).toHaveLength(1); // nobody was asked for g2
@@ -194,15 +221,83 @@ describe("Allow Always through the agent loop", () => {
     const reused = await c.call("audit.query", { goal_id: g2.goal_id, kind: "approval.reused" });
     expect(reused.entries[0]?.payload).toMatchObject({ via: "allow_always", grant_id: grant!.id });
 
-    const g3 = await c.call("goal.submit", { goal: "not yours", manifest: other });
+    const g3 = await c.call("goal.submit", { goal: "not yours", manifest: other, workspace: folder });
     expect((await answerNext(c, "deny")).identity).toBe("other");
     await c.call("goal.wait", { goal_id: g3.goal_id, timeout_ms: 60_000 });
     expect(existsSync(workspace(g3.goal_id, "k.txt"))).toBe(false);
 
     await c.call("approval.revoke", { grant_id: grant!.id });
-    const g4 = await c.call("goal.submit", { goal: "keep once more", manifest: keeper });
+    const g4 = await c.call("goal.submit", { goal: "keep once more", manifest: keeper, workspace: folder });
     expect((await answerNext(c, "deny")).identity).toBe("keeper");
     await c.call("goal.wait", { goal_id: g4.goal_id, timeout_ms: 60_000 });
     expect(existsSync(workspace(g4.goal_id, "k.txt"))).toBe(false);
   }, 180_000);
+});
+
+describe("Allow Always across projects", () => {
+  it("covers goals submitted from the project it was given in, not the same container path of another project", async () => {
+    const write = turn.toolUse("file_write", { path: "/workspace/deploy.sh", content: "deploy" });
+    const goals = 7;
+    suite.server.script(
+      'manifest "deployer"',
+      Array.from({ length: goals }, () => [write, turn.text("ok")]).flat(),
+    );
+    const deployer = manifest("deployer", { capabilities: writes, approval_required: ["file_write"] });
+    const fx = await suite.start(docker);
+    const a = project("a");
+    const b = project("b");
+    const c = await fx.client();
+    const run = async (workspace: string, answer?: "allow_always" | "deny") => {
+      const { goal_id } = await c.call("goal.submit", { goal: "deploy", manifest: deployer, workspace });
+      const asked = answer === undefined ? undefined : await answerNext(c, answer);
+      expect((await c.call("goal.wait", { goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
+      return { goal_id, asked, wrote: existsSync(workspace0(goal_id)) };
+    };
+    const workspace0 = (goalId: string) => workspace(goalId, "deploy.sh");
+
+    const first = await run(a, "allow_always");
+    expect(first.asked!.covers.allow_always).toBe(
+      `file_write on /workspace/deploy.sh by agents of identity \`deployer\` in project ${a} for 1 h`,
+    );
+    const [grant] = (await c.call("approval.grants", {})).grants;
+    expect(grant).toMatchObject({ project: `project ${a}`, status: "active" });
+
+    // Project B: the same identity, tool and container path, another project: asked.
+    const inB = await run(b, "deny");
+    expect(inB.asked!.covers.allow_always).toContain(`in project ${b} for 1 h`);
+    expect(inB.wrote).toBe(false);
+
+    // Project A again, named through a link to it: the same folder, so nobody is asked.
+    const link = join(project("links"), "a-link");
+    symlinkSync(a, link);
+    const again = await run(link);
+    expect(again.wrote).toBe(true);
+    const reused = await c.call("audit.query", { goal_id: again.goal_id, kind: "approval.reused" });
+    expect(reused.entries[0]?.payload).toMatchObject({ via: "allow_always", grant_id: grant!.id });
+
+    // The grant's row moved to project B in SQLite: its signature no longer holds, B asks.
+    const attacker = new Database(fx.home.config.dbPath);
+    const saved = attacker.prepare("SELECT project, project_shown FROM approval_grants").get() as {
+      project: string;
+      project_shown: string;
+    };
+    const bKey = saved.project.replace(a, b).replace(/^folder:\d+:/, `folder:${inodeOf(b)}:`);
+    attacker.prepare("UPDATE approval_grants SET project = ?, project_shown = ?").run(bKey, `project ${b}`);
+    const forged = await run(b, "deny");
+    expect(forged.wrote).toBe(false);
+    expect((await c.call("approval.grants", { all: true })).grants[0]?.status).toBe("invalid");
+    attacker
+      .prepare("UPDATE approval_grants SET project = ?, project_shown = ?")
+      .run(saved.project, saved.project_shown);
+    attacker.close();
+
+    // Project A renamed: another path, asked; a new folder where A was: another folder, asked.
+    const moved = `${a}-moved`;
+    renameSync(a, moved);
+    scratch.push(moved);
+    expect((await run(moved, "deny")).wrote).toBe(false);
+    mkdirSync(a);
+    expect((await run(a, "deny")).wrote).toBe(false);
+    expect(await decided(c)).toHaveLength(5);
+  }, 300_000);
 });

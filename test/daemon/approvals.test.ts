@@ -106,7 +106,7 @@ describe("Allow Session over the socket", () => {
 });
 
 describe("Allow Always over the socket", () => {
-  it("is listed with what it covers, reused by the same identity, and not by another", async () => {
+  it("is listed with what it covers, reused in its goal by the same identity, not by another goal's or identity's agent", async () => {
     const fx = await suite.start();
     const caller = await fx.client();
     const human = await fx.client();
@@ -118,8 +118,10 @@ describe("Allow Always over the socket", () => {
     });
     const rec = await nextPending(human);
     expect(rec.identity).toBe("keeper");
+    // agent.spawn gives each agent a pseudo-goal of its own and no project folder: the grant covers that goal.
+    const goal = (await caller.call("agent.status", { agent_id: a.agent_id })).goal_id;
     expect(rec.covers.allow_always).toBe(
-      'memory_store with exactly the input {"category":"fact","content":"k"} by agents of identity `keeper` for 1 h',
+      `memory_store with exactly the input {"category":"fact","content":"k"} by agents of identity \`keeper\` in goal ${goal} only (it has no project folder) for 1 h`,
     );
     const decided = await human.call("approval.respond", { id: rec.id, decision: "allow_always" });
     expect((await first).is_error).toBe(false);
@@ -131,16 +133,18 @@ describe("Allow Always over the socket", () => {
         tool: "memory_store",
         approval_id: rec.id,
         decided_by: "socket client",
+        project_key: `goal:${goal}`,
         status: "active",
       }),
     ]);
-    const b = await caller.call("agent.spawn", { manifest: careful("keeper") });
-    await passesUnasked(caller, human, b.agent_id, fact("k"));
-    expect(await reuses(fx, b.agent_id)).toEqual([
+    await passesUnasked(caller, human, a.agent_id, fact("k"));
+    expect(await reuses(fx, a.agent_id)).toEqual([
       expect.objectContaining({
         payload: expect.objectContaining({ via: "allow_always", grant_id: decided.grant_id }),
       }),
     ]);
+    const b = await caller.call("agent.spawn", { manifest: careful("keeper") });
+    await asksAndIsDenied(caller, human, b.agent_id, fact("k"));
     const other = await caller.call("agent.spawn", { manifest: careful("other") });
     await asksAndIsDenied(caller, human, other.agent_id, fact("k"));
   });
@@ -164,8 +168,8 @@ describe("Allow Always over the socket", () => {
     await fx.restart();
     caller = await fx.client();
     human = await fx.client();
-    const b = await caller.call("agent.spawn", { manifest: careful("keeper") });
-    await passesUnasked(caller, human, b.agent_id, fact("k"));
+    // The persistent agent comes back in its own pseudo-goal: the grant still covers it.
+    await passesUnasked(caller, human, a.agent_id, fact("k"));
     const stranger = await caller.call("agent.spawn", { manifest: careful("stranger") });
     await asksAndIsDenied(caller, human, stranger.agent_id, fact("k"));
 
@@ -175,7 +179,7 @@ describe("Allow Always over the socket", () => {
     expect((await human.call("approval.grants", { all: true })).grants.map((g) => g.status)).toEqual([
       "revoked",
     ]);
-    await asksAndIsDenied(caller, human, b.agent_id, fact("k"));
+    await asksAndIsDenied(caller, human, a.agent_id, fact("k"));
     const audit = await human.call("audit.query", { kind: "approval.grant_revoked" });
     expect(audit.entries[0]?.payload).toMatchObject({ grant_id: decided.grant_id, identity: "keeper" });
 

@@ -156,7 +156,7 @@ describe("the operator's policy", () => {
     expect(String(lastDenial(b, a.id)?.reason)).toMatch(/a human denied the connection/);
   });
 
-  it("Allow Always covers later agents of the same identity (reuse audited with its grant)", async () => {
+  it("Allow Always covers later connections of the identity in its project (reuse audited with its grant), not another goal's", async () => {
     const b = await open({ confirm: ["network: *"] });
     const first = b.agent("keeper", [`network: ${UPSTREAM_ADDRESS}:*`]);
     const firstPort = await b.listen({ goalId: first.goalId, agentId: first.id });
@@ -164,16 +164,22 @@ describe("the operator's policy", () => {
     expect(await answerNext(b.rt, "allow_always")).toMatchObject({ tool: "egress" });
     expect(await answerNext(b.rt, "allow_always")).toMatchObject({ tool: "egress" });
     expect((await asking).stderr).toBe("");
-    const later = b.agent("keeper", [`network: ${UPSTREAM_ADDRESS}:*`]);
-    const laterPort = await b.listen({ goalId: later.goalId, agentId: later.id });
-    expect((await curl(b, laterPort, later.id)).stderr).toBe("");
+    const laterPort = await b.listen({ goalId: first.goalId, agentId: first.id });
+    expect((await curl(b, laterPort, first.id)).stderr).toBe("");
     expect(b.rt.approvals.list({ status: "pending" })).toEqual([]);
     const reused = b
-      .audit("approval.reused", later.id)
+      .audit("approval.reused", first.id)
       .map((e) => e.payload as { via: string; grant_id?: string });
     expect(reused).toHaveLength(2);
     for (const r of reused)
       expect(r).toMatchObject({ via: "allow_always", grant_id: expect.stringMatching(/^grt_/) });
+    // An agent of the same identity in another goal (a pseudo-goal of its own, no project
+    // folder): what it would send is another goal's, so a human is asked again.
+    const elsewhere = b.agent("keeper", [`network: ${UPSTREAM_ADDRESS}:*`]);
+    const elsewherePort = await b.listen({ goalId: elsewhere.goalId, agentId: elsewhere.id });
+    const refused = curl(b, elsewherePort, elsewhere.id);
+    expect(await answerNext(b.rt, "deny")).toMatchObject({ tool: "egress", agent_id: elsewhere.id });
+    expect((await refused).stderr).not.toBe("");
   });
 
   it("an address no grant names is never put to a human", async () => {

@@ -9,6 +9,7 @@ import { GateDenied } from "../../src/gate/invoke.js";
 import type { AgentRecord } from "../../src/kernel/registry.js";
 import { Runtime } from "../../src/kernel/runtime.js";
 import { parseManifestValue } from "../../src/manifest/load.js";
+import { goalOnlyProject } from "../../src/security/approval-project.js";
 import { approvalScopeOf } from "../../src/security/approval-scope.js";
 import { type Harness, noContainers, openHarness } from "../agent/harness.js";
 import type { ProviderServer } from "../support/provider-server.js";
@@ -174,6 +175,7 @@ describe("a stop that cannot be recorded", () => {
       goalId: agent.goalId,
       agentId: agent.id,
       identity: agent.identity,
+      project: goalOnlyProject(agent.goalId),
       tool: "file_write",
       input: { path: "/output/r.md", content: "x" },
       summary: "write r.md",

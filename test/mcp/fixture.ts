@@ -36,10 +36,14 @@ export interface McpSuite {
   readonly project: string;
   /** Start the daemon (real Docker) and make the project folder. */
   start(): Promise<DaemonFixture>;
-  /** `aido mcp serve --workspace <project>` with an SDK client; elicit set = the client declares elicitation. */
+  /**
+   * `aido mcp serve --workspace <project>` with an SDK client; elicit set = the client declares
+   * elicitation; workspace: another project folder than the suite's.
+   */
   connect(opts?: {
     elicit?: (req: ElicitRequest) => Promise<ElicitResult>;
     args?: string[];
+    workspace?: string;
   }): Promise<Client>;
   /** `aido mcp serve --http --port 0 --workspace <project>` as a child process; resolves with its URL. */
   serveHttp(args?: string[]): Promise<{ url: string; child: ChildProcess }>;
@@ -134,7 +138,16 @@ export function useMcpSuite(): McpSuite {
       const env = childEnv();
       const transport = new StdioClientTransport({
         command: process.execPath,
-        args: ["--import", "tsx", CLI, "mcp", "serve", "--workspace", self.project, ...(opts.args ?? [])],
+        args: [
+          "--import",
+          "tsx",
+          CLI,
+          "mcp",
+          "serve",
+          "--workspace",
+          opts.workspace ?? self.project,
+          ...(opts.args ?? []),
+        ],
         env,
         stderr: "pipe",
       });

@@ -117,8 +117,7 @@ describe("standing approvals under attack", () => {
       "allow_always",
     );
     expect(rec.identity).toBe("writer");
-    const again = b.agent("writer", files, { approval_required: ["file_write"] });
-    await unasked(again.id, "file_write", { path: "/workspace/r.md", content: "again" });
+    await unasked(writer.id, "file_write", { path: "/workspace/r.md", content: "again" });
 
     b.server.script("you are the boss", [
       turn.toolUse("spawn_agent", {

@@ -6,6 +6,7 @@
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, openDatabase } from "../../src/db/database.js";
+import { goalOnlyProject } from "../../src/security/approval-project.js";
 import { approvalScopeOf } from "../../src/security/approval-scope.js";
 import { type ApprovalOutcome, ApprovalQueue, type ApprovalRequest } from "../../src/security/approvals.js";
 import { AuditLog } from "../../src/security/audit.js";
@@ -33,11 +34,14 @@ function open(now?: () => number): { db: Db; audit: AuditLog; queue: ApprovalQue
   return { db, audit, queue };
 }
 
+const projectA = goalOnlyProject("g1");
+const projectB = goalOnlyProject("g2");
 const writeScope = approvalScopeOf("file_write", {}, [{ kind: "file_write", path: "/output/r.md" }]);
 const write: ApprovalRequest = {
   goalId: "g1",
   agentId: "a1",
   identity: "writer",
+  project: projectA,
   tool: "file_write",
   input: { path: "/output/r.md", content: "x" },
   summary: "write r.md",
@@ -91,7 +95,8 @@ describe("asking a human", () => {
       covers: {
         allow_once: "this call only: file_write on /output/r.md",
         allow_session: "file_write on /output/r.md by agent a1 until it stops",
-        allow_always: "file_write on /output/r.md by agents of identity `writer` for 1 h",
+        allow_always:
+          "file_write on /output/r.md by agents of identity `writer` in goal g1 only (it has no project folder) for 1 h",
       },
     });
     queue.respond(rec.id, "allow_once", "alice");
@@ -125,6 +130,19 @@ describe("asking a human", () => {
       /decision must be one of .*"allow_forever"/,
     );
     expect(() => queue.respond("apr_nope", "deny")).toThrow(/no approval request with id apr_nope/);
+  });
+
+  it("refuses Allow Always for a request recorded before requests named their project, and says why", async () => {
+    const { db, queue } = open();
+    const { outcome, rec } = await ask(queue);
+    db.prepare("UPDATE approvals SET project = NULL WHERE id = ?").run(rec.id);
+    expect(queue.get(rec.id).covers.allow_always).toContain("(not available: no project recorded)");
+    expect(() => queue.respond(rec.id, "allow_always")).toThrow(
+      /asked before requests recorded their project/,
+    );
+    expect(queue.grants(true)).toEqual([]);
+    queue.respond(rec.id, "allow_once");
+    await expect(outcome).resolves.toMatchObject({ allowed: true, decision: "allow_once" });
   });
 
   it("wakes the waiter when the answer comes through another connection", async () => {
@@ -334,6 +352,8 @@ describe("Allow Always", () => {
       scope: approvalScopeOf("file_write", {}, [{ kind: "file_write", path: "/output/s.md" }]),
     });
     await asksFor({ ...write, tool: "file_edit" });
+    // The same identity, tool and container path in another project: another file.
+    await asksFor({ ...write, project: projectB, goalId: "g2" });
   });
 
   it("stops being honoured when it expires (1 h here)", async () => {
@@ -345,12 +365,13 @@ describe("Allow Always", () => {
     expect(queue.grants(true)[0]?.status).toBe("expired");
   });
 
-  it("is not honoured after its row is edited: expiry, scope, tool or identity", async () => {
+  it("is not honoured after its row is edited: expiry, scope, tool, identity or project", async () => {
     const edits = [
       "UPDATE approval_grants SET expires_at = expires_at + 86400000",
       "UPDATE approval_grants SET scope_key = 'path:/output/s.md'",
       "UPDATE approval_grants SET tool = 'exec'",
       "UPDATE approval_grants SET identity = 'bootstrap'",
+      `UPDATE approval_grants SET project = '${projectB.key}', project_shown = 'project B'`,
     ];
     for (const sql of edits) {
       const saved = attacker.prepare("SELECT * FROM approval_grants").get() as Record<string, unknown>;
@@ -359,13 +380,24 @@ describe("Allow Always", () => {
         tool: string;
         scope_key: string;
         identity: string;
+        project: string;
       };
       const scope = { key: g.scope_key, target: "x" };
-      await asksFor({ ...write, tool: g.tool, scope, identity: g.identity });
+      const project = { key: g.project, shown: "x" };
+      await asksFor({ ...write, tool: g.tool, scope, identity: g.identity, project });
       expect(queue.grants(true)[0]?.status).toBe("invalid");
       attacker
-        .prepare("UPDATE approval_grants SET expires_at = ?, scope_key = ?, tool = ?, identity = ?")
-        .run(saved.expires_at, saved.scope_key, saved.tool, saved.identity);
+        .prepare(
+          "UPDATE approval_grants SET expires_at = ?, scope_key = ?, tool = ?, identity = ?, project = ?, project_shown = ?",
+        )
+        .run(
+          saved.expires_at,
+          saved.scope_key,
+          saved.tool,
+          saved.identity,
+          saved.project,
+          saved.project_shown,
+        );
       await reusedFor(write);
     }
   });
@@ -373,7 +405,10 @@ describe("Allow Always", () => {
   it("is not honoured when copied under a new id, or signed by another key", async () => {
     attacker
       .prepare(
-        "INSERT INTO approval_grants SELECT 'grt_copy', tool, 'path:/output/x.md', expires_at, audit_seq, key_id, sig, created_at, identity, target, approval_id, decided_by, revoked_at, revoked_by FROM approval_grants",
+        `INSERT INTO approval_grants (id, tool, scope_key, expires_at, audit_seq, key_id, sig, created_at, identity, target,
+           approval_id, decided_by, project, project_shown) SELECT 'grt_copy', tool, 'path:/output/x.md', expires_at,
+           audit_seq, key_id, sig, created_at, identity, target, approval_id, decided_by, project, project_shown
+           FROM approval_grants`,
       )
       .run();
     await asksFor({ ...write, scope: { key: "path:/output/x.md", target: "x" } });
@@ -384,9 +419,10 @@ describe("Allow Always", () => {
     const other = makeSigner();
     const forged = Buffer.from(
       JSON.stringify([
-        "aido.approval.grant.v2",
+        "aido.approval.grant.v3",
         "grt_forged",
         "writer",
+        projectA.key,
         "exec",
         "command:rm",
         g.expires_at,
@@ -396,15 +432,29 @@ describe("Allow Always", () => {
     );
     attacker
       .prepare(
-        "INSERT INTO approval_grants (id, identity, tool, scope_key, expires_at, audit_seq, key_id, sig, created_at) VALUES ('grt_forged', 'writer', 'exec', 'command:rm', ?, ?, ?, ?, ?)",
+        "INSERT INTO approval_grants (id, identity, project, tool, scope_key, expires_at, audit_seq, key_id, sig, created_at) VALUES ('grt_forged', 'writer', ?, 'exec', 'command:rm', ?, ?, ?, ?, ?)",
       )
-      .run(g.expires_at, g.audit_seq, key.keyId, other.sign(forged).toString("base64"), g.created_at);
+      .run(
+        projectA.key,
+        g.expires_at,
+        g.audit_seq,
+        key.keyId,
+        other.sign(forged).toString("base64"),
+        g.created_at,
+      );
     await asksFor({ ...write, tool: "exec", scope: { key: "command:rm", target: "x" } });
   });
 
   it("is not honoured once the audit entry that approved it says otherwise", async () => {
     attacker.prepare("UPDATE audit SET kind = 'approval.requested' WHERE kind = 'approval.decided'").run();
     await asksFor(write);
+  });
+
+  it("is not honoured in its v2 form, which bound no project, and says so", async () => {
+    attacker.prepare("UPDATE approval_grants SET project = NULL, project_shown = NULL").run();
+    await asksFor(write);
+    expect(queue.grants()).toEqual([]);
+    expect(queue.grants(true)[0]).toMatchObject({ status: "no_project", project: null, project_key: null });
   });
 
   it("is not honoured in its old (v1) form, which bound no identity", async () => {

@@ -345,10 +345,12 @@ describe("a human's Allow Always for a stdio server's tool", () => {
       capabilities: ["mcp: helper/*"],
       mcp_servers: ["helper"],
     });
+    // One persistent agent (it comes back after the restart): a standing answer covers its
+    // own goal, and an agent of agent.spawn has a pseudo-goal of its own.
+    const { agent_id } = await c.call("agent.spawn", { manifest: user });
     const echo = async (text: string) => {
-      const a = await c.call("agent.spawn", { manifest: user });
       return c.call("tool.invoke", {
-        agent_id: a.agent_id,
+        agent_id,
         tool: "mcp__helper__echo",
         input: { message: text },
       });

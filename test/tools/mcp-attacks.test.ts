@@ -544,9 +544,9 @@ describe("a human's Allow Always for a tool", () => {
       const human2 = await fx.client();
       // The operator re-approves: the definitions look the same as before.
       await c2.call("mcp.approve", { server: "remote" });
-      const b = (await c2.call("agent.spawn", { manifest: user("keeper") })).agent_id;
+      // The same persistent agent, back after the restart: its goal's grant would cover it.
       const call = rpcError(
-        c2.call("tool.invoke", { agent_id: b, tool: "mcp__remote__echo", input: { text: "two" } }),
+        c2.call("tool.invoke", { agent_id: a, tool: "mcp__remote__echo", input: { text: "two" } }),
       );
       const asked = await nextPending(human2);
       expect(asked.tool).toBe("mcp__remote__echo");

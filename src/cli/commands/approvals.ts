@@ -1,7 +1,7 @@
 // cli/commands/approvals.ts — `aido approvals` lists the tool calls waiting for a human
 // and, for each, exactly what every answer would cover (this call; this scope for this
-// agent until it stops; this scope for every agent of this identity for the grant's
-// lifetime); on a terminal it asks about each and answers with approval.respond.
+// agent until it stops; this scope for every agent of this identity in this project for the
+// grant's lifetime); on a terminal it asks about each and answers with approval.respond.
 // `aido approvals respond ID DECISION` is the same answer for scripts; `aido approvals
 // grants` lists the standing Allow Always grants and `aido approvals revoke ID` ends one.
 
@@ -58,10 +58,23 @@ function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
   ];
 }
 
+/** Why a grant is not honoured, in words, by status. */
+const GRANT_STATES: Record<Exclude<GrantRecord["status"], "active">, string> = {
+  expired: "expired",
+  revoked: "revoked",
+  invalid: "invalid: fails verification, honoured nowhere",
+  no_project: "made before grants named their project: honoured nowhere, the next request asks again",
+};
+
 function describeGrant(g: GrantRecord): string {
   const until = new Date(g.expires_at).toISOString();
-  const state = g.status === "active" ? `until ${until}` : g.status;
-  return `${g.id}  ${g.target} by agents of identity \`${g.identity}\`  (${state}${g.decided_by ? `, allowed by ${inert(g.decided_by)}` : ""})`;
+  const state = g.status === "active" ? `until ${until}` : GRANT_STATES[g.status];
+  return `${g.id}  ${g.target} by agents of identity \`${g.identity}\`${whereOf(g)}  (${state}${g.decided_by ? `, allowed by ${inert(g.decided_by)}` : ""})`;
+}
+
+/** The project a grant covers: " in project /home/u/app" (inert: a folder name may hold any byte). */
+function whereOf(g: GrantRecord): string {
+  return g.project === null ? " in no project" : ` in ${inert(g.project)}`;
 }
 
 export async function askEach(io: CliIo, client: AidoClient, pending: ApprovalRecord[]): Promise<number> {
@@ -161,7 +174,7 @@ export const approvalsRevoke: Command = {
       throw new UsageError(`give one grant id\nusage: ${this.usage}`);
     const g = await withClient(ctx, (c) => c.call("approval.revoke", { grant_id: id }));
     if (values.json) printJson(ctx.io, g);
-    else ctx.io.out(`revoked ${g.id}: ${g.target} by agents of identity \`${g.identity}\``);
+    else ctx.io.out(`revoked ${g.id}: ${g.target} by agents of identity \`${g.identity}\`${whereOf(g)}`);
     return 0;
   },
 };
