@@ -26,6 +26,7 @@ async function start(
   hostile: Parameters<typeof startRemoteMcpServer>[0],
   readOnlyTools: string[] = ["*"],
   deny: string[] = [],
+  timeoutMs = 10_000,
 ): Promise<{
   fx: DaemonFixture;
   c: AidoClient;
@@ -40,7 +41,7 @@ async function start(
         url,
         headers: {},
         readOnlyTools,
-        timeoutMs: 10_000,
+        timeoutMs,
       };
       cfg.grantCeilings = [["tool: *", "spawn_child: [*]", "mcp: remote/*"]];
       cfg.policy.deny = deny;
@@ -315,7 +316,9 @@ describe("a hostile MCP server listing thousands of tools past the cap", () => {
       t.def = { ...t.def, name: `t${i}`, inputSchema: { type: "object", description: "x".repeat(100) } };
       return t;
     });
-    const { c } = await start(many);
+    // Each listing reads 3,000 definitions: on a loaded machine it can take seconds, past the
+    // usual 10 s a call of the server's is given, and mcp.list then reports it unreachable.
+    const { c } = await start(many, ["*"], [], 60_000);
     await c.call("mcp.approve", { server: "remote" });
     suite.server.script("You are looper", [turn.text("done")]);
     await c.call("agent.spawn_and_run", {
@@ -328,8 +331,9 @@ describe("a hostile MCP server listing thousands of tools past the cap", () => {
     // What was not written one by one is counted: every refused tool is accounted for.
     const counted = entries.reduce((n, e) => n + 1 + ((e.payload as { others?: number }).others ?? 0), 0);
     const [listed] = (await c.call("mcp.list", {})).servers;
+    expect(listed?.state, JSON.stringify({ state: listed?.state, error: listed?.error })).toBe("approved");
     expect(counted).toBe(listed?.tools.filter((t) => t.state === "too_large").length);
-  }, 30_000);
+  }, 180_000);
 });
 
 describe("a hostile remote MCP server's answers", () => {
