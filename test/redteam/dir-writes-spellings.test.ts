@@ -1,0 +1,118 @@
+// Red team: spellings of the writes of shell-writes.ts that its readers took for no write,
+// or for a write elsewhere. The agent may read /workspace/pub/** and write
+// /workspace/pub/out/** only; each attack starts in (or names) the writable folder and
+// writes into /workspace/pub:
+//   - unzip 6.0 reads its own options, not with getopt: they end at the zip file (`unzip
+//     a.zip -l` extracts) and a `-` inside them negates the next letter (`-l-l`, `--l`);
+//   - patch moves to `-d DIR` as it reads it: `-o NAME` is made there, not in the cwd; its
+//     backups go to `-B PREFIX`+NAME (made by default when a hunk does not match exactly);
+//   - csplit's file names are PREFIX + the `-b` format's output, which may hold `../`;
+//   - gunzip makes the operand minus the `-S` suffix, which may hold `../` too.
+// On main each passed the gate and only Landlock stopped it.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectOk } from "./fixture.js";
+import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
+
+let b: SharedBench;
+
+const PROGRAMS = ["unzip", "patch", "csplit", "gzip", "gunzip", "touch", "cp", "cat", "ls", "env"];
+
+const PROFILES = {
+  worker: [
+    "tool: exec",
+    "file_read: /workspace",
+    "file_read: /workspace/pub/**",
+    "file_write: /workspace/pub/out/**",
+    ...PROGRAMS.map((p) => `exec: ${p} *`),
+  ],
+};
+
+beforeAll(async () => {
+  b = await openSharedBench({
+    profiles: PROFILES,
+    files: {
+      "/workspace/pub/notes.txt": "b\na\na\n",
+      "/workspace/pub/f.txt": "f\n",
+      "/workspace/pub/m/member.txt": "m\n",
+      "/workspace/pub/src/.keep": "",
+      "/workspace/pub/out/x/.keep": "",
+      "/workspace/pub/x.diff": "--- a/notes.txt\n+++ b/notes.txt\n@@ -1,3 +1,3 @@\n-b\n+c\n a\n a\n",
+    },
+    setup: [
+      "cd /workspace/pub",
+      "(cd m && zip -q ../a.zip member.txt)",
+      "printf z > out/z && gzip out/z",
+      "chmod -R a+rwX /workspace",
+    ].join(" && "),
+  });
+}, 240_000);
+
+afterAll(async () => {
+  await b?.close();
+});
+
+const P = "/workspace/pub";
+const quote = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+describe("a write spelled as its program reads it is judged as a write", () => {
+  it.each([
+    ["unzip -l-l (the second -l negates the first)", `unzip -l-l ${P}/a.zip -d ${P}/uz`, `${P}/uz`],
+    ["unzip --l (a negated -l)", `unzip --l ${P}/a.zip -d ${P}/uz`, `${P}/uz`],
+    [
+      "unzip -l -x --l (-x takes no value before the zip file)",
+      `unzip -l -x --l ${P}/a.zip -d ${P}/uz`,
+      `${P}/uz`,
+    ],
+    ["unzip ZIP -l (a member name after the zip file)", `unzip -q ${P}/a.zip -l -d ${P}/uz`, `${P}/uz`],
+    [
+      "patch -d DIR -o NAME (made in DIR)",
+      `cd ${P}/out && patch -d ${P} -o p.out -i x.diff notes.txt`,
+      `${P}/p.out`,
+    ],
+    [
+      "patch -B PREFIX (its backup)",
+      `cd ${P}/out && cp ../notes.txt n && patch -b -B ${P}/bk- n ../x.diff`,
+      `${P}/bk-n`,
+    ],
+    [
+      "csplit -b with ../ in its format",
+      `cd ${P}/out && csplit -f x -b /../../c%d ../notes.txt 2`,
+      `${P}/c0`,
+    ],
+    ["gunzip -S with ../ in its suffix", `gunzip -k -S c/../out/z.gz ${P}/src/../out/z.gz`, `${P}/sr`],
+  ])(
+    "refuses %s",
+    async (_how, command, file) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quote(file)} \\(`));
+      expect(b.exists(file), file).toBe(false);
+      expect(b.exists(`${P}/member.txt`)).toBe(false);
+    },
+    60_000,
+  );
+
+  it.each([
+    ["unzip -l", `unzip -l ${P}/a.zip`, "member.txt"],
+    ["unzip -d the writable folder", `unzip -q ${P}/a.zip -d ${P}/out/uz && ls ${P}/out/uz`, "member.txt"],
+    [
+      "patch -d the writable folder -o NAME",
+      `patch -d ${P}/out -o p2 -i ${P}/x.diff ${P}/notes.txt && cat ${P}/out/p2`,
+      "c\na",
+    ],
+    [
+      "patch -o in the writable folder",
+      `cd ${P}/out && patch -o p3 ../notes.txt ../x.diff && cat p3`,
+      "c\na",
+    ],
+    ["csplit in the writable folder", `cd ${P}/out && csplit -f cs ../notes.txt 2 && ls`, "cs00"],
+    ["gunzip -k in the writable folder", `cd ${P}/out && gunzip -k z.gz && cat z`, "z"],
+  ])(
+    "still runs %s",
+    async (_how, command, out) => {
+      const r = expectOk(await b.exec("worker", command));
+      expect(r.output).toContain(out);
+    },
+    60_000,
+  );
+});
