@@ -46,6 +46,14 @@ const WRITE_ENV: Record<string, readonly string[]> = {
   git: ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"],
 };
 
+/**
+ * Programs whose options turn their writes off (`gzip -c`, `patch --dry-run`, `mktemp -u`).
+ * POSIXLY_CORRECT makes getopt stop at the first operand: `POSIXLY_CORRECT=1 gzip F -c`
+ * compresses F (and a file named -c), `touch F -d X` makes ./-d and ./X. A command that sets
+ * it is refused where the program writes or is one of these.
+ */
+const WRITES_OFF_BY_OPTION = new Set(["gzip", "gunzip", "xz", "unxz", "patch", "mktemp"]);
+
 /** The folders a goal's container mounts from the host or gives it: grants are needed inside. */
 export const MOUNT_ROOTS: readonly string[] = ["/workspace", "/output", "/inputs", "/skills", "/tmp"];
 /** More distinct paths than this in one exec are refused (each is a round trip to the container). */
@@ -232,6 +240,16 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
       throw new AidoError(
         ErrorCode.policyDenied,
         `cannot judge what ${name} writes: the command sets ${env}, which gives ${name} options or a folder the analysis does not read; give them on its command line`,
+        { rule: "unjudgeable" },
+      );
+    }
+    if (
+      analysis.assignedNames.includes("POSIXLY_CORRECT") &&
+      (targets.length > 0 || WRITES_OFF_BY_OPTION.has(name))
+    ) {
+      throw new AidoError(
+        ErrorCode.policyDenied,
+        `cannot judge what ${name} writes: the command sets POSIXLY_CORRECT, which makes ${name} take options after its first operand for files`,
         { rule: "unjudgeable" },
       );
     }

@@ -7,7 +7,8 @@
 //   - patch moves to `-d DIR` as it reads it: `-o NAME` is made there, not in the cwd; its
 //     backups go to `-B PREFIX`+NAME (made by default when a hunk does not match exactly);
 //   - csplit's file names are PREFIX + the `-b` format's output, which may hold `../`;
-//   - gunzip makes the operand minus the `-S` suffix, which may hold `../` too.
+//   - gunzip makes the operand minus the `-S` suffix, which may hold `../` too;
+//   - POSIXLY_CORRECT makes getopt stop at the first operand: `gzip F -c` compresses F.
 // On main each passed the gate and only Landlock stopped it.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -88,6 +89,23 @@ describe("a write spelled as its program reads it is judged as a write", () => {
       expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quote(file)} \\(`));
       expect(b.exists(file), file).toBe(false);
       expect(b.exists(`${P}/member.txt`)).toBe(false);
+    },
+    60_000,
+  );
+
+  it.each([
+    ["gzip F -c", `POSIXLY_CORRECT=1 gzip ${P}/f.txt -c`],
+    ["gzip F -c under env", `env POSIXLY_CORRECT=1 gzip ${P}/f.txt -c`],
+    ["gzip F -c after export", `export POSIXLY_CORRECT=1; gzip ${P}/f.txt -c`],
+    ["touch F -d DATE (makes ./-d and ./DATE)", `cd ${P} && POSIXLY_CORRECT=1 touch out/n -d x`],
+  ])(
+    "refuses POSIXLY_CORRECT with %s: options after an operand are files",
+    async (_how, command) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "policy", /the command sets POSIXLY_CORRECT/);
+      expect(b.exists(`${P}/f.txt`)).toBe(true);
+      expect(b.exists(`${P}/f.txt.gz`)).toBe(false);
+      expect(b.exists(`${P}/x`)).toBe(false);
     },
     60_000,
   );
