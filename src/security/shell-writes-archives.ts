@@ -100,6 +100,13 @@ COMPRESSORS.xz!.spec.long.files0 = false;
 COMPRESSORS.gunzip = { ...COMPRESSORS.gzip!, decompress: true };
 COMPRESSORS.bunzip2 = { ...COMPRESSORS.bzip2!, decompress: true };
 COMPRESSORS.unxz = { ...COMPRESSORS.xz!, decompress: true };
+// xz under its lzma names (F.lzma), and gzip's `uncompress` script (gunzip).
+COMPRESSORS.lzma = { ...COMPRESSORS.xz!, suffix: ".lzma" };
+COMPRESSORS.unlzma = { ...COMPRESSORS.xz!, suffix: ".lzma", decompress: true };
+COMPRESSORS.uncompress = { ...COMPRESSORS.gunzip! };
+
+/** The names compressorWrites reads. */
+export const COMPRESSOR_NAMES: readonly string[] = Object.keys(COMPRESSORS);
 
 const UNZIP: Getopt = { short: "dx", long: {} };
 

@@ -17,7 +17,7 @@ import type { SimpleCommand } from "./shell.js";
 import { type Getopt, getopt, has, longs, values } from "./shell-getopt.js";
 import { gitSubcommandArgv } from "./shell-git.js";
 import { basename } from "./shell-unfold.js";
-import { compressorWrites, tarWrites, unzipWrites } from "./shell-writes-archives.js";
+import { COMPRESSOR_NAMES, compressorWrites, tarWrites, unzipWrites } from "./shell-writes-archives.js";
 
 /** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
 export interface ProgramWrite {
@@ -200,6 +200,7 @@ const OPERAND_PROGRAMS: Record<string, Getopt & { skip?: number; onlyFirst?: boo
   mkfifo: { short: "m", long: longs(["mode"], []) },
   mknod: { short: "m", long: longs(["mode"], []), onlyFirst: true },
   truncate: { short: "rs", long: longs(["reference", "size"], []) },
+  fallocate: { short: "lo", long: longs(["length", "offset"], []) },
   mv: { short: "St", long: longs(["suffix", "target-directory"], []) },
   chmod: { short: "", long: longs(["reference"], []), skip: 1 },
   chown: { short: "", long: longs(["reference", "from"], []), skip: 1 },
@@ -242,6 +243,7 @@ export function fileOperands(argv: readonly string[], name: string): ProgramWrit
 /** What `name` (a program of the table in the header) writes beyond what shell-operands.ts knows. */
 export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
   const argv = c.argv;
+  if (COMPRESSOR_NAMES.includes(name)) return compressorWrites(name, argv);
   switch (name) {
     case "tar":
       return tarWrites(argv);
@@ -269,13 +271,6 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
       return getopt(argv, 1, UNIQ).operands.slice(1, 2);
     case "shuf":
       return values(getopt(argv, 1, SHUF), "o", "output");
-    case "gzip":
-    case "gunzip":
-    case "bzip2":
-    case "bunzip2":
-    case "xz":
-    case "unxz":
-      return compressorWrites(name, argv);
     case "patch":
       return patchWrites(c);
     case "mktemp": {

@@ -42,6 +42,8 @@ const WRITE_ENV: Record<string, readonly string[]> = {
   bunzip2: ["BZIP", "BZIP2"],
   xz: ["XZ_OPT", "XZ_DEFAULTS"],
   unxz: ["XZ_OPT", "XZ_DEFAULTS"],
+  lzma: ["XZ_OPT", "XZ_DEFAULTS"],
+  unlzma: ["XZ_OPT", "XZ_DEFAULTS"],
   mktemp: ["TMPDIR"],
   git: ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"],
 };
@@ -52,7 +54,8 @@ const WRITE_ENV: Record<string, readonly string[]> = {
  * compresses F (and a file named -c), `touch F -d X` makes ./-d and ./X. A command that sets
  * it is refused where the program writes or is one of these.
  */
-const WRITES_OFF_BY_OPTION = new Set(["gzip", "gunzip", "xz", "unxz", "patch", "mktemp"]);
+const WRITES_OFF_BY_OPTION = new Set(["gzip", "gunzip", "uncompress", "xz", "unxz", "lzma", "unlzma"]);
+WRITES_OFF_BY_OPTION.add("patch").add("mktemp");
 
 /** The folders a goal's container mounts from the host or gives it: grants are needed inside. */
 export const MOUNT_ROOTS: readonly string[] = ["/workspace", "/output", "/inputs", "/skills", "/tmp"];

@@ -8,7 +8,9 @@
 //     backups go to `-B PREFIX`+NAME (made by default when a hunk does not match exactly);
 //   - csplit's file names are PREFIX + the `-b` format's output, which may hold `../`;
 //   - gunzip makes the operand minus the `-S` suffix, which may hold `../` too;
-//   - POSIXLY_CORRECT makes getopt stop at the first operand: `gzip F -c` compresses F.
+//   - POSIXLY_CORRECT makes getopt stop at the first operand: `gzip F -c` compresses F;
+//   - programs the write table did not list: `iconv -o F`, `sdiff -o F`, `fallocate F`,
+//     xz as `lzma F` (F.lzma), gzip's `uncompress F`.
 // On main each passed the gate and only Landlock stopped it.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +20,7 @@ import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench
 let b: SharedBench;
 
 const PROGRAMS = ["unzip", "patch", "csplit", "gzip", "gunzip", "touch", "cp", "cat", "ls", "env"];
+PROGRAMS.push("iconv", "sdiff", "fallocate", "lzma", "uncompress");
 
 const PROFILES = {
   worker: [
@@ -44,6 +47,7 @@ beforeAll(async () => {
       "cd /workspace/pub",
       "(cd m && zip -q ../a.zip member.txt)",
       "printf z > out/z && gzip out/z",
+      "printf u > u && gzip u",
       "chmod -R a+rwX /workspace",
     ].join(" && "),
   });
@@ -125,6 +129,39 @@ describe("a write spelled as its program reads it is judged as a write", () => {
     ],
     ["csplit in the writable folder", `cd ${P}/out && csplit -f cs ../notes.txt 2 && ls`, "cs00"],
     ["gunzip -k in the writable folder", `cd ${P}/out && gunzip -k z.gz && cat z`, "z"],
+  ])(
+    "still runs %s",
+    async (_how, command, out) => {
+      const r = expectOk(await b.exec("worker", command));
+      expect(r.output).toContain(out);
+    },
+    60_000,
+  );
+
+  it.each([
+    ["iconv -o F", `iconv -f utf8 -t utf8 -o ${P}/i ${P}/notes.txt`, `${P}/i`, "i"],
+    ["sdiff -o F", `sdiff -o ${P}/s ${P}/notes.txt ${P}/notes.txt`, `${P}/s`, "s"],
+    ["fallocate F", `fallocate -l 1 ${P}/fa`, `${P}/fa`, "fa"],
+    ["lzma -k F (F.lzma)", `lzma -k ${P}/notes.txt`, `${P}/notes.txt.lzma`, "notes.txt.lzma"],
+    ["uncompress F.gz (F, F.gz removed)", `uncompress ${P}/u.gz`, `${P}/u.gz`, "u"],
+  ])(
+    "refuses %s, a program the write table lacked",
+    async (_how, command, file, made) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quote(file)} \\(`));
+      expect(b.exists(`${P}/${made}`), made).toBe(false);
+    },
+    60_000,
+  );
+
+  it.each([
+    [
+      "iconv -o into the writable folder",
+      `iconv -f utf8 -t utf8 -o ${P}/out/i ${P}/notes.txt && cat ${P}/out/i`,
+      "b\na",
+    ],
+    ["fallocate in the writable folder", `fallocate -l 1 ${P}/out/fa && ls ${P}/out`, "fa"],
+    ["lzma -c to a redirect", `lzma -c ${P}/notes.txt > ${P}/out/n.lzma && ls ${P}/out`, "n.lzma"],
   ])(
     "still runs %s",
     async (_how, command, out) => {
