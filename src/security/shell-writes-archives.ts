@@ -18,6 +18,8 @@ const TAR: Getopt = {
 };
 TAR.long["to-command"] = true;
 TAR.long["remove-files"] = false;
+// Its DIR only after `=` (optional).
+TAR.long["one-top-level"] = false;
 TAR.long["absolute-names"] = false;
 TAR.long["use-compress-program"] = true;
 TAR.long["info-script"] = true;
@@ -70,6 +72,13 @@ function tarJudge(r: Read): ProgramWrite[] {
     if (is("P", "absolute-names")) out.push({ value: "/", at: -1 });
     const firstC = dirs[0]?.at ?? Number.POSITIVE_INFINITY;
     if (dirs.length === 0 || r.operands.some((p) => p.at < firstC)) out.push({ value: ".", at: -1 });
+    // --one-top-level=DIR puts every member under DIR, from the folder extracted into: an
+    // absolute DIR is kept as it is (`--one-top-level=/workspace/pub/t`).
+    const folders = out.filter((w) => w.at === -1 || dirs.some((d) => d.at === w.at));
+    for (const t of values(r, "one-top-level")) {
+      if (t.value.startsWith("/")) out.push(t);
+      else for (const f of folders) out.push({ value: `${f.value}/${t.value}`, at: f.at < 0 ? -1 : t.at });
+    }
   }
   return out;
 }

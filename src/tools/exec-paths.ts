@@ -45,8 +45,15 @@ const WRITE_ENV: Record<string, readonly string[]> = {
   lzma: ["XZ_OPT", "XZ_DEFAULTS"],
   unlzma: ["XZ_OPT", "XZ_DEFAULTS"],
   mktemp: ["TMPDIR"],
+  tar: ["TAPE", "TAR_OPTIONS"],
   git: ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"],
 };
+
+/**
+ * Where the variable can make a command that writes nothing write: `TAPE=F tar -c DIR` writes
+ * F (stdout without it), `UNZIP=-- unzip -l A` extracts (a `-` negates the -l after it).
+ */
+const ENV_TURNS_WRITES_ON = new Set(["tar", "unzip"]);
 
 /**
  * Programs whose options turn their writes off (`gzip -c`, `patch --dry-run`, `mktemp -u`).
@@ -239,7 +246,7 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     // or one made from it (`gzip F` writes F.gz).
     const targets = writeTargets(c);
     const env = WRITE_ENV[name]?.find((v) => analysis.assignedNames.includes(v));
-    if (env && targets.length > 0) {
+    if (env && (targets.length > 0 || ENV_TURNS_WRITES_ON.has(name))) {
       throw new AidoError(
         ErrorCode.policyDenied,
         `cannot judge what ${name} writes: the command sets ${env}, which gives ${name} options or a folder the analysis does not read; give them on its command line`,

@@ -8,6 +8,8 @@
 //     backups go to `-B PREFIX`+NAME (made by default when a hunk does not match exactly);
 //   - csplit's file names are PREFIX + the `-b` format's output, which may hold `../`;
 //   - gunzip makes the operand minus the `-S` suffix, which may hold `../` too;
+//   - tar's `--one-top-level=DIR` extracts into DIR, an absolute one as it is; `TAPE=F tar -c`
+//     writes F, and `UNZIP=-- unzip -l A` extracts (the `-` negates the -l after it);
 //   - POSIXLY_CORRECT makes getopt stop at the first operand: `gzip F -c` compresses F;
 //   - programs the write table did not list: `iconv -o F`, `sdiff -o F`, `fallocate F`,
 //     xz as `lzma F` (F.lzma), gzip's `uncompress F`.
@@ -20,7 +22,7 @@ import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench
 let b: SharedBench;
 
 const PROGRAMS = ["unzip", "patch", "csplit", "gzip", "gunzip", "touch", "cp", "cat", "ls", "env"];
-PROGRAMS.push("iconv", "sdiff", "fallocate", "lzma", "uncompress");
+PROGRAMS.push("iconv", "sdiff", "fallocate", "lzma", "uncompress", "tar");
 
 const PROFILES = {
   worker: [
@@ -46,6 +48,7 @@ beforeAll(async () => {
     setup: [
       "cd /workspace/pub",
       "(cd m && zip -q ../a.zip member.txt)",
+      "tar -cf a.tar -C m member.txt",
       "printf z > out/z && gzip out/z",
       "printf u > u && gzip u",
       "chmod -R a+rwX /workspace",
@@ -85,6 +88,8 @@ describe("a write spelled as its program reads it is judged as a write", () => {
       `cd ${P}/out && csplit -f x -b /../../c%d ../notes.txt 2`,
       `${P}/c0`,
     ],
+    ["tar -x --one-top-level=DIR", `cd ${P}/out && tar -xf ../a.tar --one-top-level=${P}/ot`, `${P}/ot`],
+    ["tar -x --one-t=DIR (abbreviated)", `cd ${P}/out && tar -xf ../a.tar --one-t=${P}/ot`, `${P}/ot`],
     ["gunzip -S with ../ in its suffix", `gunzip -k -S c/../out/z.gz ${P}/src/../out/z.gz`, `${P}/sr`],
   ])(
     "refuses %s",
@@ -92,6 +97,20 @@ describe("a write spelled as its program reads it is judged as a write", () => {
       const r = await b.exec("worker", command);
       expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quote(file)} \\(`));
       expect(b.exists(file), file).toBe(false);
+      expect(b.exists(`${P}/member.txt`)).toBe(false);
+    },
+    60_000,
+  );
+
+  it.each([
+    ["TAPE for tar -c", `cd ${P}/out && TAPE=${P}/t.tar tar -c ../notes.txt`, "TAPE"],
+    ["UNZIP=-- for unzip -l", `cd ${P} && UNZIP=-- unzip -l a.zip`, "UNZIP"],
+  ])(
+    "refuses %s: the variable makes a command that wrote nothing write",
+    async (_how, command, variable) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "policy", new RegExp(`the command sets ${variable}`));
+      expect(b.exists(`${P}/t.tar`)).toBe(false);
       expect(b.exists(`${P}/member.txt`)).toBe(false);
     },
     60_000,
@@ -128,6 +147,16 @@ describe("a write spelled as its program reads it is judged as a write", () => {
       "c\na",
     ],
     ["csplit in the writable folder", `cd ${P}/out && csplit -f cs ../notes.txt 2 && ls`, "cs00"],
+    [
+      "tar -x --one-top-level=DIR in the writable folder",
+      `cd ${P}/out && tar -xf ../a.tar --one-top-level=ot && ls ot`,
+      "member.txt",
+    ],
+    [
+      "tar -x -C the writable folder --one-top-level=DIR",
+      `tar -xf ${P}/a.tar -C ${P}/out --one-top-level=o2 && ls ${P}/out/o2`,
+      "member.txt",
+    ],
     ["gunzip -k in the writable folder", `cd ${P}/out && gunzip -k z.gz && cat z`, "z"],
   ])(
     "still runs %s",
