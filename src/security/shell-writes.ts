@@ -171,15 +171,31 @@ function humanish(url: string, bare: boolean): string | undefined {
 }
 
 /** openssl's options that name a file it writes, one dash or two, value separate or after `=`. */
-const OPENSSL_OUT = /^--?(out|outdir|keyout|writerand|sigout|CAserial|rev_out|signer_out|out_sig)(=|$)/;
+const OPENSSL_OUT = new RegExp(
+  "^--?(out|outdir|keyout|writerand|sigout|CAserial|rev_out|signer_out|out_sig|" +
+    "sess_out|reqout|respout|certsout|msgfile|keylogfile)(=|$)",
+);
 
+/**
+ * openssl's written files; and the serial file `x509 -CA F` reads and rewrites when it
+ * exists (or -CAcreateserial makes), named after F: up to its last `.`, then `.srl` (x509.c).
+ */
 function opensslWrites(argv: readonly string[]): ProgramWrite[] {
   const out: ProgramWrite[] = [];
+  let ca: ProgramWrite | undefined;
   for (let at = 1; at < argv.length; at++) {
-    const m = OPENSSL_OUT.exec(argv[at]!);
+    const a = argv[at]!;
+    const caOpt = /^--?CA(=|$)/.exec(a);
+    if (caOpt?.[1] === "=") ca = { value: a.slice(caOpt[0].length), at };
+    else if (caOpt && at + 1 < argv.length) ca = { value: argv[at + 1]!, at: at + 1 };
+    const m = OPENSSL_OUT.exec(a);
     if (!m) continue;
-    if (m[2] === "=") out.push({ value: argv[at]!.slice(m[0].length), at });
+    if (m[2] === "=") out.push({ value: a.slice(m[0].length), at });
     else if (at + 1 < argv.length) out.push({ value: argv[at + 1]!, at: ++at });
+  }
+  if (ca && !argv.some((a) => /^--?CAserial(=|$)/.test(a))) {
+    const dot = ca.value.lastIndexOf(".");
+    out.push({ value: `${dot < 0 ? ca.value : ca.value.slice(0, dot)}.srl`, at: ca.at });
   }
   return out;
 }
@@ -281,9 +297,10 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
       const inTmp = dir !== undefined || has(r, "t", "tmpdir") || template === undefined;
       if (!inTmp) return [template];
       const folder = dir?.value ?? "/tmp";
-      return [
-        { value: `${folder}/${template ? basename(template.value) : "tmp.XXXXXXXXXX"}`, at: dir?.at ?? -1 },
-      ];
+      // -t refuses a template with a `/`; -p/--tmpdir takes a relative one as it is
+      // (`mktemp -p out ../X` makes out/../X).
+      const name = template ? (has(r, "t") ? basename(template.value) : template.value) : "tmp.XXXXXXXXXX";
+      return [{ value: `${folder}/${name}`, at: dir?.at ?? -1 }];
     }
     case "install": {
       const r = getopt(argv, 1, INSTALL);

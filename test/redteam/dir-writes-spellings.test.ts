@@ -10,6 +10,9 @@
 //   - gunzip makes the operand minus the `-S` suffix, which may hold `../` too;
 //   - tar's `--one-top-level=DIR` extracts into DIR, an absolute one as it is; `TAPE=F tar -c`
 //     writes F, and `UNZIP=-- unzip -l A` extracts (the `-` negates the -l after it);
+//   - `mktemp -p DIR T` takes a relative T with its `/` (`-p out ../X` makes out/../X);
+//   - openssl's `-reqout`, `-certsout`, `-sess_out`..., and the serial file `x509 -CA F`
+//     rewrites next to F;
 //   - POSIXLY_CORRECT makes getopt stop at the first operand: `gzip F -c` compresses F;
 //   - programs the write table did not list: `iconv -o F`, `sdiff -o F`, `fallocate F`,
 //     xz as `lzma F` (F.lzma), gzip's `uncompress F`.
@@ -22,7 +25,7 @@ import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench
 let b: SharedBench;
 
 const PROGRAMS = ["unzip", "patch", "csplit", "gzip", "gunzip", "touch", "cp", "cat", "ls", "env"];
-PROGRAMS.push("iconv", "sdiff", "fallocate", "lzma", "uncompress", "tar");
+PROGRAMS.push("iconv", "sdiff", "fallocate", "lzma", "uncompress", "tar", "mktemp", "openssl");
 
 const PROFILES = {
   worker: [
@@ -90,6 +93,15 @@ describe("a write spelled as its program reads it is judged as a write", () => {
     ],
     ["tar -x --one-top-level=DIR", `cd ${P}/out && tar -xf ../a.tar --one-top-level=${P}/ot`, `${P}/ot`],
     ["tar -x --one-t=DIR (abbreviated)", `cd ${P}/out && tar -xf ../a.tar --one-t=${P}/ot`, `${P}/ot`],
+    ["mktemp -p DIR ../T", `mktemp -p ${P}/out ../XXXX`, `${P}/XXXX`],
+    ["mktemp --tmpdir=DIR ../T", `mktemp --tmpdir=${P}/out ../XXXX`, `${P}/XXXX`],
+    ["openssl ocsp -reqout", `openssl ocsp -reqout ${P}/ro -issuer /dev/null -serial 1`, `${P}/ro`],
+    ["openssl cms -certsout", `openssl cms -verify -certsout ${P}/co -in /dev/null`, `${P}/co`],
+    [
+      "openssl x509 -CA F (its serial file, F.srl)",
+      `openssl x509 -req -in /dev/null -CA ${P}/notes.txt -CAcreateserial -out ${P}/out/c.pem`,
+      `${P}/notes.srl`,
+    ],
     ["gunzip -S with ../ in its suffix", `gunzip -k -S c/../out/z.gz ${P}/src/../out/z.gz`, `${P}/sr`],
   ])(
     "refuses %s",
@@ -157,6 +169,7 @@ describe("a write spelled as its program reads it is judged as a write", () => {
       `tar -xf ${P}/a.tar -C ${P}/out --one-top-level=o2 && ls ${P}/out/o2`,
       "member.txt",
     ],
+    ["mktemp -p the writable folder", `mktemp -p ${P}/out t.XXX`, `${P}/out/t.`],
     ["gunzip -k in the writable folder", `cd ${P}/out && gunzip -k z.gz && cat z`, "z"],
   ])(
     "still runs %s",
