@@ -182,8 +182,10 @@ export function compressorWrites(name: string, argv: readonly string[]): Program
 export function unzipWrites(argv: readonly string[]): ProgramWrite[] {
   const r = getopt(argv, 1, UNZIP);
   if (unzipWritesNothing(argv)) return [];
-  const dir = values(r, "d").at(-1);
+  // Every -d: unzip takes the first, and a later one after the zip file is a member name
+  // (`unzip -d pub a.zip m -d out` extracts m into pub).
+  const dirs = values(r, "d");
   // -: keeps members' ../ (unzip strips it and a leading / otherwise): any folder may be written.
   if (has(r, ":")) return [{ value: "/", at: -1 }];
-  return [dir ?? { value: ".", at: -1 }];
+  return dirs.length > 0 ? dirs : [{ value: ".", at: -1 }];
 }

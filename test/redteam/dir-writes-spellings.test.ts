@@ -3,7 +3,8 @@
 // /workspace/pub/out/** only; each attack starts in (or names) the writable folder and
 // writes into /workspace/pub:
 //   - unzip 6.0 reads its own options, not with getopt: they end at the zip file (`unzip
-//     a.zip -l` extracts) and a `-` inside them negates the next letter (`-l-l`, `--l`);
+//     a.zip -l` extracts), a `-` inside them negates the next letter (`-l-l`, `--l`), and
+//     the first -d is its folder (a later one after the zip file is a member name);
 //   - patch moves to `-d DIR` as it reads it: `-o NAME` is made there, not in the cwd; its
 //     backups go to `-B PREFIX`+NAME (made by default when a hunk does not match exactly);
 //   - csplit's file names are PREFIX + the `-b` format's output, which may hold `../`;
@@ -76,6 +77,11 @@ describe("a write spelled as its program reads it is judged as a write", () => {
       `${P}/uz`,
     ],
     ["unzip ZIP -l (a member name after the zip file)", `unzip -q ${P}/a.zip -l -d ${P}/uz`, `${P}/uz`],
+    [
+      "unzip -d DIR ZIP M -d OUT (the first -d is the folder, the second a member name)",
+      `unzip -q -d ${P}/uz ${P}/a.zip member.txt -d ${P}/out/ok`,
+      `${P}/uz`,
+    ],
     [
       "patch -d DIR -o NAME (made in DIR)",
       `cd ${P}/out && patch -d ${P} -o p.out -i x.diff notes.txt`,
