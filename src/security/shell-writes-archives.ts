@@ -189,3 +189,86 @@ export function unzipWrites(argv: readonly string[]): ProgramWrite[] {
   if (has(r, ":")) return [{ value: "/", at: -1 }];
   return dirs.length > 0 ? dirs : [{ value: ".", at: -1 }];
 }
+
+/** zip's options whose value is no path, and those whose value is a path it writes (zip 3.0). */
+const ZIP_DATA_VALUE = ["-n", "-t", "-tt", "-P", "-s", "-sp", "-Z", "-ds", "-UN"].concat([
+  "--suffixes",
+  "--from-date",
+  "--before-date",
+  "--password",
+  "--split-size",
+  "--compression-method",
+  "--dot-size",
+  "--unicode",
+]);
+const ZIP_LISTS = ["-x", "-i", "--exclude", "--include"];
+const ZIP_PATH_VALUE = ["-b", "-O", "-lf", "--temp-path", "--output-file", "--logfile-path"];
+const ZIP_LONG_FLAGS = ["recurse-paths", "quiet", "junk-paths", "move", "update", "freshen", "delete"].concat(
+  ["grow", "test", "verbose", "symlinks", "no-extra", "encrypt", "filesync", "no-dir-entries", "latest-time"],
+);
+/** A word of zip's flags only (no letter that takes a value, alone or in a longer option). */
+const zipFlags = (w: string): boolean =>
+  (/^-[rqjmufdgTvXyDeklLoAJFzRSwc@0-9]+$/.test(w) && !/lf|TT/.test(w)) || ZIP_LONG_FLAGS.includes(w.slice(2));
+
+/**
+ * What zip writes: its archive (the first operand; options may come anywhere), `-O F`, the
+ * temporary folder `-b D`, the log `-lf F`, and with -m the files it archives (removed).
+ * zip reads its own options, several letters long: after a word this does not know for
+ * flags only, the next operand may be the archive too (the word may have taken the first
+ * as its value), and is judged written; so are the words of a -x/-i list before the archive.
+ */
+export function zipWrites(argv: readonly string[]): ProgramWrite[] {
+  const out: ProgramWrite[] = [];
+  const files: ProgramWrite[] = [];
+  let archive = false;
+  let unsure = false;
+  let prevUnknown = false;
+  let list = false;
+  let opts = true;
+  let move = false;
+  let stdinNames = false;
+  for (let at = 1; at < argv.length; at++) {
+    const w = argv[at]!;
+    if (opts && w === "--") {
+      opts = false;
+      continue;
+    }
+    if (opts && w.startsWith("-") && w !== "-") {
+      const name = w.split("=")[0]!;
+      const attached = w.includes("=");
+      list = false;
+      prevUnknown = false;
+      if (ZIP_DATA_VALUE.includes(name)) {
+        if (!attached) at++;
+      } else if (ZIP_LISTS.includes(name)) {
+        if (!attached) at++;
+        list = true;
+      } else if (ZIP_PATH_VALUE.includes(name)) {
+        if (attached) out.push({ value: w.slice(w.indexOf("=") + 1), at });
+        else if (at + 1 < argv.length) out.push({ value: argv[at + 1]!, at: ++at });
+      } else {
+        if (w === "--move" || (/^-[^-]/.test(w) && zipFlags(w) && w.includes("m"))) move = true;
+        if (w === "--names-stdin" || /^-[^-]*@/.test(w)) stdinNames = true;
+        prevUnknown = !zipFlags(w) && w !== "--names-stdin";
+      }
+      continue;
+    }
+    const word = { value: w, at };
+    if (list) {
+      // A pattern of the list, or the archive if the list took one value only.
+      if (!archive) out.push(word);
+      continue;
+    }
+    if (!archive) {
+      archive = true;
+      unsure = prevUnknown;
+      if (w !== "-") out.push(word);
+    } else if (unsure || prevUnknown) {
+      unsure = false;
+      out.push(word);
+    } else files.push(word);
+    prevUnknown = false;
+  }
+  if (move) out.push(...(stdinNames ? [{ value: "/", at: -1 }] : files));
+  return out;
+}

@@ -17,7 +17,13 @@ import type { SimpleCommand } from "./shell.js";
 import { type Getopt, getopt, has, longs, values } from "./shell-getopt.js";
 import { gitSubcommandArgv } from "./shell-git.js";
 import { basename } from "./shell-unfold.js";
-import { COMPRESSOR_NAMES, compressorWrites, tarWrites, unzipWrites } from "./shell-writes-archives.js";
+import {
+  COMPRESSOR_NAMES,
+  compressorWrites,
+  tarWrites,
+  unzipWrites,
+  zipWrites,
+} from "./shell-writes-archives.js";
 
 /** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
 export interface ProgramWrite {
@@ -308,6 +314,8 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
     }
     case "unzip":
       return unzipWrites(argv);
+    case "zip":
+      return zipWrites(argv);
     case "git":
       return gitWrites(argv);
     case "openssl":

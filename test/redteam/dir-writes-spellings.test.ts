@@ -16,7 +16,7 @@
 //     rewrites next to F;
 //   - POSIXLY_CORRECT makes getopt stop at the first operand: `gzip F -c` compresses F;
 //   - programs the write table did not list: `iconv -o F`, `sdiff -o F`, `fallocate F`,
-//     xz as `lzma F` (F.lzma), gzip's `uncompress F`.
+//     xz as `lzma F` (F.lzma), gzip's `uncompress F`, `zip ARCHIVE F` (and -m removes F).
 // On main each passed the gate and only Landlock stopped it.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -26,7 +26,7 @@ import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench
 let b: SharedBench;
 
 const PROGRAMS = ["unzip", "patch", "csplit", "gzip", "gunzip", "touch", "cp", "cat", "ls", "env"];
-PROGRAMS.push("iconv", "sdiff", "fallocate", "lzma", "uncompress", "tar", "mktemp", "openssl");
+PROGRAMS.push("iconv", "sdiff", "fallocate", "lzma", "uncompress", "tar", "mktemp", "openssl", "zip");
 
 const PROFILES = {
   worker: [
@@ -191,6 +191,15 @@ describe("a write spelled as its program reads it is judged as a write", () => {
     ["sdiff -o F", `sdiff -o ${P}/s ${P}/notes.txt ${P}/notes.txt`, `${P}/s`, "s"],
     ["fallocate F", `fallocate -l 1 ${P}/fa`, `${P}/fa`, "fa"],
     ["lzma -k F (F.lzma)", `lzma -k ${P}/notes.txt`, `${P}/notes.txt.lzma`, "notes.txt.lzma"],
+    ["zip ARCHIVE F", `zip -q ${P}/a2.zip ${P}/notes.txt`, `${P}/a2.zip`, "a2.zip"],
+    ["zip -m (F removed)", `zip -q -m ${P}/out/z.zip ${P}/notes.txt`, `${P}/notes.txt`, "out/z.zip"],
+    ["zip -O F", `zip -q ${P}/out/z.zip ${P}/notes.txt -O ${P}/a3.zip`, `${P}/a3.zip`, "a3.zip"],
+    [
+      "zip -- ARCHIVE (an archive named like an option)",
+      `cd ${P} && zip -q -- -x notes.txt`,
+      `${P}/-x`,
+      "-x.zip",
+    ],
     ["uncompress F.gz (F, F.gz removed)", `uncompress ${P}/u.gz`, `${P}/u.gz`, "u"],
   ])(
     "refuses %s, a program the write table lacked",
@@ -208,6 +217,9 @@ describe("a write spelled as its program reads it is judged as a write", () => {
       `iconv -f utf8 -t utf8 -o ${P}/out/i ${P}/notes.txt && cat ${P}/out/i`,
       "b\na",
     ],
+    ["zip into the writable folder", `zip -q ${P}/out/z.zip ${P}/notes.txt && ls ${P}/out`, "z.zip"],
+    ["zip -r after the archive", `zip -q ${P}/out/z4.zip -r ${P}/m && ls ${P}/out`, "z4.zip"],
+    ["zip -x LIST -r", `cd ${P}/out && zip -q -x '*.o' -r z5.zip ../m && ls`, "z5.zip"],
     ["fallocate in the writable folder", `fallocate -l 1 ${P}/out/fa && ls ${P}/out`, "fa"],
     ["lzma -c to a redirect", `lzma -c ${P}/notes.txt > ${P}/out/n.lzma && ls ${P}/out`, "n.lzma"],
   ])(
