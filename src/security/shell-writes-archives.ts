@@ -272,3 +272,27 @@ export function zipWrites(argv: readonly string[]): ProgramWrite[] {
   if (move) out.push(...(stdinNames ? [{ value: "/", at: -1 }] : files));
   return out;
 }
+
+const AR: Getopt = { short: "l", long: longs(["plugin", "target", "output", "record-libdeps"], []) };
+
+/**
+ * What ar (binutils 2.40) writes: the archive for d/m/q/r/s, and for x the members into the
+ * cwd or `--output DIR` (with P their own paths: any folder). Its key may come without a
+ * dash (`ar rc lib.a o`), getopt reads the rest (permuted; -l takes a value); the archive
+ * is the operand after the relpos (a/b/i) and count (N) ones.
+ */
+export function arWrites(argv: readonly string[]): ProgramWrite[] {
+  const bare = argv[1] !== undefined && !argv[1].startsWith("-");
+  const r = getopt(argv, bare ? 2 : 1, AR);
+  const letters = (bare ? argv[1]! : "") + r.opts.map((o) => (o.name.length === 1 ? o.name : "")).join("");
+  const skip = (/[abi]/.test(letters) ? 1 : 0) + (letters.includes("N") ? 1 : 0);
+  const archive = r.operands[skip];
+  const out: ProgramWrite[] = [];
+  if (archive && /[dmqrs]/.test(letters)) out.push(archive);
+  if (letters.includes("x")) {
+    const dirs = values(r, "output");
+    out.push(...(dirs.length > 0 ? dirs : [{ value: ".", at: -1 }]));
+    if (letters.includes("P")) out.push({ value: "/", at: -1 });
+  }
+  return out;
+}

@@ -18,6 +18,7 @@ import { type Getopt, getopt, has, longs, values } from "./shell-getopt.js";
 import { gitSubcommandArgv } from "./shell-git.js";
 import { basename } from "./shell-unfold.js";
 import {
+  arWrites,
   COMPRESSOR_NAMES,
   compressorWrites,
   tarWrites,
@@ -316,6 +317,8 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
       return unzipWrites(argv);
     case "zip":
       return zipWrites(argv);
+    case "ar":
+      return arWrites(argv);
     case "git":
       return gitWrites(argv);
     case "openssl":

@@ -16,7 +16,8 @@
 //     rewrites next to F;
 //   - POSIXLY_CORRECT makes getopt stop at the first operand: `gzip F -c` compresses F;
 //   - programs the write table did not list: `iconv -o F`, `sdiff -o F`, `fallocate F`,
-//     xz as `lzma F` (F.lzma), gzip's `uncompress F`, `zip ARCHIVE F` (and -m removes F).
+//     xz as `lzma F` (F.lzma), gzip's `uncompress F`, `zip ARCHIVE F` (and -m removes F),
+//     `ar rc ARCHIVE F` and `ar x` into the cwd or --output.
 // On main each passed the gate and only Landlock stopped it.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -26,7 +27,7 @@ import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench
 let b: SharedBench;
 
 const PROGRAMS = ["unzip", "patch", "csplit", "gzip", "gunzip", "touch", "cp", "cat", "ls", "env"];
-PROGRAMS.push("iconv", "sdiff", "fallocate", "lzma", "uncompress", "tar", "mktemp", "openssl", "zip");
+PROGRAMS.push("iconv", "sdiff", "fallocate", "lzma", "uncompress", "tar", "mktemp", "openssl", "zip", "ar");
 
 const PROFILES = {
   worker: [
@@ -200,6 +201,10 @@ describe("a write spelled as its program reads it is judged as a write", () => {
       `${P}/-x`,
       "-x.zip",
     ],
+    ["ar rc ARCHIVE F", `ar rc ${P}/l.a ${P}/notes.txt`, `${P}/l.a`, "l.a"],
+    ["ar -r -c ARCHIVE F", `ar -r -c ${P}/l.a ${P}/notes.txt`, `${P}/l.a`, "l.a"],
+    ["ar x into the cwd", `cd ${P} && ar x out/l.a`, P, "l.a"],
+    ["ar x --output=DIR after the archive", `cd ${P}/out && ar x l.a --output=..`, P, "l.a"],
     ["uncompress F.gz (F, F.gz removed)", `uncompress ${P}/u.gz`, `${P}/u.gz`, "u"],
   ])(
     "refuses %s, a program the write table lacked",
@@ -220,6 +225,11 @@ describe("a write spelled as its program reads it is judged as a write", () => {
     ["zip into the writable folder", `zip -q ${P}/out/z.zip ${P}/notes.txt && ls ${P}/out`, "z.zip"],
     ["zip -r after the archive", `zip -q ${P}/out/z4.zip -r ${P}/m && ls ${P}/out`, "z4.zip"],
     ["zip -x LIST -r", `cd ${P}/out && zip -q -x '*.o' -r z5.zip ../m && ls`, "z5.zip"],
+    [
+      "ar in the writable folder",
+      `cd ${P}/out && ar rc l.a ../notes.txt && ar x --output ${P}/out l.a && ar t l.a`,
+      "notes.txt",
+    ],
     ["fallocate in the writable folder", `fallocate -l 1 ${P}/out/fa && ls ${P}/out`, "fa"],
     ["lzma -c to a redirect", `lzma -c ${P}/notes.txt > ${P}/out/n.lzma && ls ${P}/out`, "n.lzma"],
   ])(
