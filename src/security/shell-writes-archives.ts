@@ -1,7 +1,8 @@
 // security/shell-writes-archives.ts — what archivers and compressors write, read as each
 // reads its arguments: `tar` (-c/-r/-u/-A/--delete -f F, -x into its -C folders), `unzip`
-// (its own option reader, not getopt), gzip/bzip2/xz and their un- forms (F.gz made next to
-// F, F removed). shell-writes.ts dispatches to them.
+// (its own option reader, not getopt), gzip/bzip2/xz and their un- and lzma forms (F.gz made
+// next to F, F removed), `zip` (its archive; -m removes what it archives), `ar` (its archive,
+// `ar x` into the cwd). shell-writes.ts dispatches to them.
 
 import { posix } from "node:path";
 import { type Getopt, getopt, has, longs, type Read, values } from "./shell-getopt.js";
