@@ -11,7 +11,8 @@ import { basename } from "./shell-unfold.js";
 import { fileOperands, programWrites } from "./shell-writes.js";
 
 const WRITE_ALL = new Set(["rm", "rmdir", "unlink", "shred", "touch", "tee", "mkdir", "truncate", "mv"]);
-for (const c of ["chmod", "chown", "chgrp", "chattr", "setfacl", "mknod", "mkfifo"]) WRITE_ALL.add(c);
+for (const c of ["chmod", "chown", "chgrp", "chattr", "setfacl", "mknod", "mkfifo", "fallocate"])
+  WRITE_ALL.add(c);
 const WRITE_DEST = new Set(["cp", "install", "ln", "rsync"]);
 
 /** Short options that take a value, of the programs whose written file an option names (coreutils 9.1). */
@@ -110,6 +111,9 @@ export function writeTargets(
   } else if (n === "dd") {
     picked = c.argv.flatMap((a, at) => (a.startsWith("of=") ? [{ value: a.slice(3), at }] : []));
   } else if (n === "sort") picked = optionValues(c, "o", "output", SORT_VALUE_LETTERS);
+  // iconv -o F and sdiff -o F write F (their other value letters: -f/-t, -w/-I).
+  else if (n === "iconv") picked = optionValues(c, "o", "output", "fto");
+  else if (n === "sdiff") picked = optionValues(c, "o", "output", "owI");
   else if (n === "git") picked = gitWrites(c.argv);
   else if (n === "rsync") picked = ops.slice(-1);
   else if (WRITE_DEST.has(n)) {

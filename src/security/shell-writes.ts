@@ -10,84 +10,26 @@
 // files are made in is judged as written (`implied`: a path that is no argument: judged
 // from every folder the command may start in). Where the names may lead anywhere (`tar -xP`,
 // `unzip -:`, `xz --files=F`), `/` is written: the policy's system-path rule refuses it.
+// Archivers and compressors are read in shell-writes-archives.ts.
 
 import { posix } from "node:path";
 import type { SimpleCommand } from "./shell.js";
-import { type Getopt, getopt, has, longs, type Read, values } from "./shell-getopt.js";
+import { type Getopt, getopt, has, longs, values } from "./shell-getopt.js";
 import { gitSubcommandArgv } from "./shell-git.js";
 import { basename } from "./shell-unfold.js";
+import {
+  arWrites,
+  COMPRESSOR_NAMES,
+  compressorWrites,
+  tarWrites,
+  unzipWrites,
+  zipWrites,
+} from "./shell-writes-archives.js";
 
 /** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
 export interface ProgramWrite {
   value: string;
   at: number;
-}
-
-/** GNU tar 1.34: letters that take a value (shell-tar.ts reads the same), and the long names this reads. */
-const TAR_VALUE = "fbCFgHIKLNTVX";
-const TAR: Getopt = {
-  short: TAR_VALUE,
-  long: longs(
-    ["file", "directory", "listed-incremental", "index-file", "volno-file", "files-from", "exclude-from"],
-    ["create", "append", "update", "catenate", "concatenate", "delete", "extract", "get", "to-stdout"],
-  ),
-};
-TAR.long["to-command"] = true;
-TAR.long["remove-files"] = false;
-TAR.long["absolute-names"] = false;
-TAR.long["use-compress-program"] = true;
-TAR.long["info-script"] = true;
-TAR.long["new-volume-script"] = true;
-TAR.long["checkpoint-action"] = true;
-TAR.long.format = true;
-TAR.long.label = true;
-TAR.long["blocking-factor"] = true;
-
-function tarWrites(argv: readonly string[]): ProgramWrite[] {
-  const first = argv[1];
-  if (first === undefined || first.startsWith("-")) return tarJudge(getopt(argv, 1, TAR));
-  // Old style `tar cf ARCHIVE DIR`: the bundle's value letters take the next words in order.
-  const bundle: Read["opts"] = [];
-  let next = 2;
-  for (const l of first) {
-    if (!TAR_VALUE.includes(l)) bundle.push({ name: l, at: 1 });
-    else if (next < argv.length) bundle.push({ name: l, value: argv[next]!, at: next++ });
-  }
-  const rest = getopt(argv, next, TAR);
-  return tarJudge({ opts: [...bundle, ...rest.opts], operands: rest.operands });
-}
-
-function tarJudge(r: Read): ProgramWrite[] {
-  const is = (...n: string[]) => r.opts.some((o) => n.includes(o.name));
-  const out: ProgramWrite[] = [];
-  const archive = r.opts.filter((o) => (o.name === "f" || o.name === "file") && o.value !== undefined);
-  if (is("c", "r", "u", "A", "create", "append", "update", "catenate", "concatenate", "delete")) {
-    for (const f of archive) if (f.value !== "-") out.push({ value: f.value!, at: f.at });
-  }
-  for (const o of r.opts) {
-    // The incremental snapshot, the index and the volume-number files are written.
-    if (["g", "listed-incremental", "index-file", "volno-file"].includes(o.name) && o.value !== undefined) {
-      out.push({ value: o.value, at: o.at });
-    }
-  }
-  // --remove-files deletes what it archived.
-  if (is("remove-files")) out.push(...r.operands);
-  if (is("x", "extract", "get") && !is("O", "to-stdout", "to-command")) {
-    // Member names come from the archive: the folder extracted into is written. -C is
-    // order-sensitive and relative to the one before it; a member named before the first
-    // -C goes to the folder tar started in.
-    const dirs = r.opts.filter((o) => (o.name === "C" || o.name === "directory") && o.value !== undefined);
-    let cur = ".";
-    for (const d of dirs) {
-      cur = d.value!.startsWith("/") ? d.value! : posix.join(cur, d.value!);
-      out.push({ value: cur, at: d.at });
-    }
-    // -P keeps members' leading / and their ..: any folder may be written.
-    if (is("P", "absolute-names")) out.push({ value: "/", at: -1 });
-    const firstC = dirs[0]?.at ?? Number.POSITIVE_INFINITY;
-    if (dirs.length === 0 || r.operands.some((p) => p.at < firstC)) out.push({ value: ".", at: -1 });
-  }
-  return out;
 }
 
 const SPLIT: Getopt = {
@@ -112,33 +54,6 @@ const SHUF: Getopt = {
     ["echo", "repeat", "zero-terminated"],
   ),
 };
-const COMPRESS_FLAGS = ["stdout", "to-stdout", "decompress", "uncompress", "compress", "force", "keep"];
-COMPRESS_FLAGS.push("list", "test", "recursive");
-/** gzip, bzip2 and xz: `F` becomes F.gz (F.bz2, F.xz) next to it and F is removed; -d the other way. */
-const COMPRESSORS: Record<string, { spec: Getopt; suffix: string; decompress: boolean }> = {
-  gzip: { spec: { short: "S", long: longs(["suffix"], COMPRESS_FLAGS) }, suffix: ".gz", decompress: false },
-  bzip2: { spec: { short: "", long: longs([], COMPRESS_FLAGS) }, suffix: ".bz2", decompress: false },
-  xz: {
-    spec: {
-      short: "SFCTM",
-      long: longs(
-        ["suffix", "format", "check", "threads", "memlimit", "block-size", "block-list"],
-        COMPRESS_FLAGS,
-      ),
-    },
-    suffix: ".xz",
-    decompress: false,
-  },
-};
-for (const k of ["memlimit-compress", "memlimit-decompress", "filters", "lzma1", "lzma2", "delta"]) {
-  COMPRESSORS.xz!.spec.long[k] = true;
-}
-COMPRESSORS.xz!.spec.long.files = false;
-COMPRESSORS.xz!.spec.long.files0 = false;
-COMPRESSORS.gunzip = { ...COMPRESSORS.gzip!, decompress: true };
-COMPRESSORS.bunzip2 = { ...COMPRESSORS.bzip2!, decompress: true };
-COMPRESSORS.unxz = { ...COMPRESSORS.xz!, decompress: true };
-
 const PATCH: Getopt = {
   short: "BdDFgiopVYzrx",
   long: longs(
@@ -153,6 +68,40 @@ Object.assign(PATCH.long, {
   "reject-format": true,
 });
 Object.assign(PATCH.long, { quoting: true, "read-only": true, debug: true });
+/**
+ * patch's writes. It moves to each `-d DIR` as it reads the option (patch.c), so every
+ * relative name it writes — `-o`, `-r`, the file patched — lies under the folders `-d`
+ * composes (not under the cwd; under a run-time `-d "$D"` the name is a run-time one). It
+ * backs a file up (with -b, and by default when a hunk does not match exactly) to `-B
+ * PREFIX` + its name, which may be any folder, or to DIR/`-Y PREFIX`BASENAME.
+ */
+function patchWrites(c: SimpleCommand): ProgramWrite[] {
+  const r = getopt(c.argv, 1, PATCH);
+  if (has(r, "dry-run")) return [];
+  const dirs = values(r, "d", "directory");
+  const under = (w: ProgramWrite): ProgramWrite => {
+    let { value, at } = w;
+    for (const d of [...dirs].reverse()) {
+      if (value.startsWith("/")) break;
+      value = `${d.value}/${value}`;
+      if (c.argDynamic[d.at]) at = d.at;
+    }
+    return { value, at };
+  };
+  const out = values(r, "o", "output", "r", "reject-file");
+  const file = r.operands[0];
+  // Without -o it edits the file named, or the files the patch names: the -d folder or the cwd.
+  if (!has(r, "o", "output")) out.push(file ?? { value: ".", at: -1 });
+  for (const b of values(r, "B", "prefix")) {
+    // The name comes from the patch without an operand: the folder PREFIX leads to.
+    out.push({ value: file ? b.value + file.value : posix.dirname(`${b.value}x`), at: b.at });
+  }
+  for (const y of values(r, "Y", "basename-prefix")) {
+    if (y.value.includes("/")) out.push({ value: "/", at: -1 });
+  }
+  return out.map(under);
+}
+
 const MKTEMP: Getopt = {
   short: "p",
   long: longs(["suffix"], ["directory", "dry-run", "quiet", "tmpdir"]),
@@ -161,36 +110,6 @@ const INSTALL: Getopt = {
   short: "gmoSt",
   long: longs(["group", "mode", "owner", "suffix", "target-directory", "strip-program"], ["directory"]),
 };
-const UNZIP: Getopt = { short: "dx", long: {} };
-
-const UNZIP_NO_FILES = "lptcvzZ";
-
-function compressorWrites(name: string, argv: readonly string[]): ProgramWrite[] {
-  const tool = COMPRESSORS[name]!;
-  const r = getopt(argv, 1, tool.spec);
-  if (has(r, "c", "stdout", "to-stdout", "t", "test", "l", "list")) return [];
-  // xz --files=F: the names come from a file: any file may be replaced.
-  if (has(r, "files", "files0")) return [{ value: "/", at: -1 }];
-  const decompress = (tool.decompress || has(r, "d", "decompress", "uncompress")) && !has(r, "z", "compress");
-  const suffix = values(r, "S", "suffix").at(-1)?.value ?? tool.suffix;
-  const out: ProgramWrite[] = [];
-  for (const f of r.operands) {
-    if (f.value === "-") continue;
-    // -r: the operand is a folder whose files are replaced: the folder itself is written.
-    if (has(r, "r", "recursive")) {
-      out.push(f);
-      continue;
-    }
-    if (!has(r, "k", "keep")) out.push(f);
-    const other = decompress
-      ? f.value.replace(/\.(gz|z|tgz|taz|bz2|tbz2?|xz|txz|lzma)$/i, "")
-      : f.value + suffix;
-    // The other name is made next to the operand (a .tgz becomes a .tar).
-    out.push({ value: other === f.value ? `${f.value}.tar` : other, at: f.at });
-  }
-  return out;
-}
-
 /** git's subcommands that make a repository or worktree in a folder an operand names (or its default). */
 function gitWrites(argv: readonly string[]): ProgramWrite[] {
   const sub = gitSubcommandArgv(argv);
@@ -259,15 +178,31 @@ function humanish(url: string, bare: boolean): string | undefined {
 }
 
 /** openssl's options that name a file it writes, one dash or two, value separate or after `=`. */
-const OPENSSL_OUT = /^--?(out|outdir|keyout|writerand|sigout|CAserial|rev_out|signer_out|out_sig)(=|$)/;
+const OPENSSL_OUT = new RegExp(
+  "^--?(out|outdir|keyout|writerand|sigout|CAserial|rev_out|signer_out|out_sig|" +
+    "sess_out|reqout|respout|certsout|msgfile|keylogfile)(=|$)",
+);
 
+/**
+ * openssl's written files; and the serial file `x509 -CA F` reads and rewrites when it
+ * exists (or -CAcreateserial makes), named after F: up to its last `.`, then `.srl` (x509.c).
+ */
 function opensslWrites(argv: readonly string[]): ProgramWrite[] {
   const out: ProgramWrite[] = [];
+  let ca: ProgramWrite | undefined;
   for (let at = 1; at < argv.length; at++) {
-    const m = OPENSSL_OUT.exec(argv[at]!);
+    const a = argv[at]!;
+    const caOpt = /^--?CA(=|$)/.exec(a);
+    if (caOpt?.[1] === "=") ca = { value: a.slice(caOpt[0].length), at };
+    else if (caOpt && at + 1 < argv.length) ca = { value: argv[at + 1]!, at: at + 1 };
+    const m = OPENSSL_OUT.exec(a);
     if (!m) continue;
-    if (m[2] === "=") out.push({ value: argv[at]!.slice(m[0].length), at });
+    if (m[2] === "=") out.push({ value: a.slice(m[0].length), at });
     else if (at + 1 < argv.length) out.push({ value: argv[at + 1]!, at: ++at });
+  }
+  if (ca && !argv.some((a) => /^--?CAserial(=|$)/.test(a))) {
+    const dot = ca.value.lastIndexOf(".");
+    out.push({ value: `${dot < 0 ? ca.value : ca.value.slice(0, dot)}.srl`, at: ca.at });
   }
   return out;
 }
@@ -288,6 +223,7 @@ const OPERAND_PROGRAMS: Record<string, Getopt & { skip?: number; onlyFirst?: boo
   mkfifo: { short: "m", long: longs(["mode"], []) },
   mknod: { short: "m", long: longs(["mode"], []), onlyFirst: true },
   truncate: { short: "rs", long: longs(["reference", "size"], []) },
+  fallocate: { short: "lo", long: longs(["length", "offset"], []) },
   mv: { short: "St", long: longs(["suffix", "target-directory"], []) },
   chmod: { short: "", long: longs(["reference"], []), skip: 1 },
   chown: { short: "", long: longs(["reference", "from"], []), skip: 1 },
@@ -330,6 +266,7 @@ export function fileOperands(argv: readonly string[], name: string): ProgramWrit
 /** What `name` (a program of the table in the header) writes beyond what shell-operands.ts knows. */
 export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
   const argv = c.argv;
+  if (COMPRESSOR_NAMES.includes(name)) return compressorWrites(name, argv);
   switch (name) {
     case "tar":
       return tarWrites(argv);
@@ -339,30 +276,26 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
     }
     case "csplit": {
       const r = getopt(argv, 1, CSPLIT);
-      const prefix = values(r, "f", "prefix");
-      return prefix.length > 0 ? prefix : [{ value: "xx", at: -1 }];
+      const out: ProgramWrite[] = [];
+      const prefixes = values(r, "f", "prefix");
+      const written = prefixes.length > 0 ? prefixes : [{ value: "xx", at: -1 }];
+      // Each file is PREFIX + the -b format's output: a format with a `/` leads out of the
+      // prefix's folder (`-f x -b /../../c%d` writes x/../../c0).
+      for (const b of values(r, "b", "suffix-format")) {
+        if (!b.value.includes("/")) continue;
+        const name = b.value.replace(/%%|%[-+ #0']*[0-9]*(\.[0-9]*)?[a-zA-Z]/g, (m) =>
+          m === "%%" ? "%" : "0",
+        );
+        for (const p of written) out.push({ value: p.value + name, at: p.at < 0 ? -1 : b.at });
+      }
+      return [...written, ...out];
     }
     case "uniq":
       return getopt(argv, 1, UNIQ).operands.slice(1, 2);
     case "shuf":
       return values(getopt(argv, 1, SHUF), "o", "output");
-    case "gzip":
-    case "gunzip":
-    case "bzip2":
-    case "bunzip2":
-    case "xz":
-    case "unxz":
-      return compressorWrites(name, argv);
-    case "patch": {
-      const r = getopt(argv, 1, PATCH);
-      if (has(r, "dry-run")) return [];
-      const out = values(r, "o", "output", "r", "reject-file");
-      if (out.length > 0) return out;
-      // Without -o it edits the file named, or the files the patch names: the folder (-d DIR).
-      if (r.operands.length > 0) return r.operands.slice(0, 1);
-      const dir = values(r, "d", "directory").at(-1);
-      return [dir ?? { value: ".", at: -1 }];
-    }
+    case "patch":
+      return patchWrites(c);
     case "mktemp": {
       const r = getopt(argv, 1, MKTEMP);
       if (has(r, "u", "dry-run")) return [];
@@ -371,22 +304,21 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
       const inTmp = dir !== undefined || has(r, "t", "tmpdir") || template === undefined;
       if (!inTmp) return [template];
       const folder = dir?.value ?? "/tmp";
-      return [
-        { value: `${folder}/${template ? basename(template.value) : "tmp.XXXXXXXXXX"}`, at: dir?.at ?? -1 },
-      ];
+      // -t refuses a template with a `/`; -p/--tmpdir takes a relative one as it is
+      // (`mktemp -p out ../X` makes out/../X).
+      const name = template ? (has(r, "t") ? basename(template.value) : template.value) : "tmp.XXXXXXXXXX";
+      return [{ value: `${folder}/${name}`, at: dir?.at ?? -1 }];
     }
     case "install": {
       const r = getopt(argv, 1, INSTALL);
       return has(r, "d", "directory") ? r.operands : [];
     }
-    case "unzip": {
-      const r = getopt(argv, 1, UNZIP);
-      if (r.opts.some((o) => UNZIP_NO_FILES.includes(o.name))) return [];
-      const dir = values(r, "d").at(-1);
-      // -: keeps members' ../ (unzip strips it and a leading / otherwise): any folder may be written.
-      if (has(r, ":")) return [{ value: "/", at: -1 }];
-      return [dir ?? { value: ".", at: -1 }];
-    }
+    case "unzip":
+      return unzipWrites(argv);
+    case "zip":
+      return zipWrites(argv);
+    case "ar":
+      return arWrites(argv);
     case "git":
       return gitWrites(argv);
     case "openssl":

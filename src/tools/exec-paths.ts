@@ -42,9 +42,27 @@ const WRITE_ENV: Record<string, readonly string[]> = {
   bunzip2: ["BZIP", "BZIP2"],
   xz: ["XZ_OPT", "XZ_DEFAULTS"],
   unxz: ["XZ_OPT", "XZ_DEFAULTS"],
+  lzma: ["XZ_OPT", "XZ_DEFAULTS"],
+  unlzma: ["XZ_OPT", "XZ_DEFAULTS"],
   mktemp: ["TMPDIR"],
+  tar: ["TAPE", "TAR_OPTIONS"],
   git: ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"],
 };
+
+/**
+ * Where the variable can make a command that writes nothing write: `TAPE=F tar -c DIR` writes
+ * F (stdout without it), `UNZIP=-- unzip -l A` extracts (a `-` negates the -l after it).
+ */
+const ENV_TURNS_WRITES_ON = new Set(["tar", "unzip"]);
+
+/**
+ * Programs whose options turn their writes off (`gzip -c`, `patch --dry-run`, `mktemp -u`).
+ * POSIXLY_CORRECT makes getopt stop at the first operand: `POSIXLY_CORRECT=1 gzip F -c`
+ * compresses F (and a file named -c), `touch F -d X` makes ./-d and ./X. A command that sets
+ * it is refused where the program writes or is one of these.
+ */
+const WRITES_OFF_BY_OPTION = new Set(["gzip", "gunzip", "uncompress", "xz", "unxz", "lzma", "unlzma"]);
+WRITES_OFF_BY_OPTION.add("patch").add("mktemp");
 
 /** The folders a goal's container mounts from the host or gives it: grants are needed inside. */
 export const MOUNT_ROOTS: readonly string[] = ["/workspace", "/output", "/inputs", "/skills", "/tmp"];
@@ -228,10 +246,20 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     // or one made from it (`gzip F` writes F.gz).
     const targets = writeTargets(c);
     const env = WRITE_ENV[name]?.find((v) => analysis.assignedNames.includes(v));
-    if (env && targets.length > 0) {
+    if (env && (targets.length > 0 || ENV_TURNS_WRITES_ON.has(name))) {
       throw new AidoError(
         ErrorCode.policyDenied,
         `cannot judge what ${name} writes: the command sets ${env}, which gives ${name} options or a folder the analysis does not read; give them on its command line`,
+        { rule: "unjudgeable" },
+      );
+    }
+    if (
+      analysis.assignedNames.includes("POSIXLY_CORRECT") &&
+      (targets.length > 0 || WRITES_OFF_BY_OPTION.has(name))
+    ) {
+      throw new AidoError(
+        ErrorCode.policyDenied,
+        `cannot judge what ${name} writes: the command sets POSIXLY_CORRECT, which makes ${name} take options after its first operand for files`,
         { rule: "unjudgeable" },
       );
     }
