@@ -38,6 +38,12 @@ export class FrozenGoals {
   private readonly spent = new Map<string, number>();
   /** Per goal: how many times it was frozen (what tells an unpause it was frozen again since it began). */
   private readonly freezes = new Map<string, number>();
+  /**
+   * Per goal: its unpauses whose engine calls are out, settling as each is answered. A freeze's
+   * pauses are sent after them all: not only after the one under way on its freeze, which an
+   * older unpause answered first may have let go while a newer one was still out.
+   */
+  private readonly unpausing = new Map<string, Set<Promise<void>>>();
 
   /**
    * `names`: the goal's containers now (its own and its live servers'); `retired`: whether the
@@ -212,15 +218,21 @@ export class FrozenGoals {
   }
 
   /**
-   * The goal is being frozen (before the engine is asked). Returns the unpause under way, if
-   * any: its engine calls must land before the pause's (see DockerBackend.pause).
+   * The goal is being frozen (before the engine is asked). Returns the goal's unpauses still out,
+   * if any: their engine calls must land before the pause's (see DockerBackend.pause).
    */
   private freeze(goalId: string): Promise<void> | undefined {
     this.freezes.set(goalId, this.freezeCount(goalId) + 1);
+    // Every unpause still out lands first. Before, only the one under way on the goal's freeze:
+    // a goal let go by an older unpause answered first was frozen again at once, a newer one
+    // still out (the last lift's, held by the engine) then let its container run through the
+    // new fence, its audit saying it frozen.
+    const out = [...(this.unpausing.get(goalId) ?? [])];
+    const landed = out.length > 0 ? Promise.all(out).then(() => {}) : undefined;
     const held = this.held.get(goalId);
     if (held) {
       held.again = true;
-      return held.thawing;
+      return landed;
     }
     let resolve = () => {};
     const promise = new Promise<void>((r) => {
@@ -240,7 +252,7 @@ export class FrozenGoals {
       thawing: undefined,
       since: performance.now(),
     });
-    return undefined;
+    return landed;
   }
 
   /**
@@ -257,8 +269,13 @@ export class FrozenGoals {
       f.again = false;
       f.thawing = thawing;
     }
+    const out = this.unpausing.get(goalId) ?? new Set<Promise<void>>();
+    out.add(thawing);
+    this.unpausing.set(goalId, out);
     return (ok) => {
       answered();
+      out.delete(thawing);
+      if (out.size === 0 && this.unpausing.get(goalId) === out) this.unpausing.delete(goalId);
       if (!f) return;
       if (f.thawing === thawing) f.thawing = undefined;
       if (ok && this.held.get(goalId) === f && !f.again) {

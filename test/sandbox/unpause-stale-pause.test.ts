@@ -6,6 +6,10 @@
 // container after its fence was lifted: frozen for good under a goal its node kept (its calls
 // hung, and the sweep removed the container as a paused one nothing held). Now a pause whose
 // freeze ended while it waited is not sent.
+// And a goal that newer unpause let go, frozen again while the old one is still out: its pause
+// was sent at once (the goal no longer frozen, no unpause under way on it), and the old unpause,
+// landing after it, let the container run through that fence. Now a pause waits for every
+// unpause of its goal still out.
 // The real engine, behind a socket that holds the first unpause request a while.
 
 import Docker from "dockerode";
@@ -46,6 +50,30 @@ describe("a goal frozen again while an unpause the engine holds is under way", (
     await again;
     const state = (await new Docker().getContainer(fx.backend.containerName(goalId)).inspect()).State;
     expect(state.Paused).toBe(false);
+    const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
+    expect(r.stdout.trim()).toBe("on");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+});
+
+describe("a goal frozen again while an older unpause the engine holds is still out", () => {
+  it("is frozen only once that unpause has landed, though a newer unpause let the goal go meanwhile", async () => {
+    const goalId = "stale-unpause";
+    const sb = await fx.backend.acquire(goalId);
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    await fx.backend.pause(goalId);
+    holdNext = true;
+    const held = fx.backend.unpause(goalId); // the old lift's, held by the engine
+    await new Promise((r) => setTimeout(r, 500));
+    const again = fx.backend.pause(goalId); // a second fence: waits for the held unpause
+    await new Promise((r) => setTimeout(r, 200));
+    await fx.backend.unpause(goalId); // its lift, not waiting for that freeze: the goal goes
+    // A third fence while the old unpause is still out: its pause must land after that unpause.
+    const third = fx.backend.pause(goalId);
+    await Promise.all([held.catch(() => {}), again, third]);
+    const container = new Docker().getContainer(fx.backend.containerName(goalId));
+    expect((await container.inspect()).State.Paused).toBe(true);
+    await fx.backend.unpause(goalId);
     const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
     expect(r.stdout.trim()).toBe("on");
     await fx.backend.remove(goalId);
