@@ -28,6 +28,8 @@ interface Frozen {
   again: boolean;
   /** The unpause under way (its engine calls sent, not all answered): settles once they are. */
   thawing: Promise<void> | undefined;
+  /** How many unpauses began on it: a pause that waited tells by it that a lift came meanwhile. */
+  unpauses: number;
   /** When it was frozen (performance.now()). */
   since: number;
 }
@@ -61,6 +63,7 @@ export class FrozenGoals {
   async pause(goalId: string): Promise<void> {
     const unpausing = this.freeze(goalId);
     const frozen = this.held.get(goalId);
+    const unpauses = frozen?.unpauses;
     // Frozen again while an unpause is under way (the fence falls again as it is lifted): that
     // unpause lands first. A pause sent meanwhile found the container still paused and left it,
     // and the unpause then let it run: an exec under way went on through the new fence.
@@ -69,7 +72,10 @@ export class FrozenGoals {
     // at most, came before the old unpause landed) or the goal removed: its freeze is over, and
     // this pause is not sent. Before, it froze the container after the lift, for good under a
     // goal its node kept (its calls hung; the sweep removed it as paused with nothing holding it).
-    if (unpausing && this.held.get(goalId) !== frozen) return;
+    // Nor once a newer unpause began (it is that lift's to say): before, one the engine answered
+    // after the older unpause was refused let the goal go, and this pause, sent meanwhile, froze
+    // its container after it.
+    if (unpausing && (this.held.get(goalId) !== frozen || frozen?.unpauses !== unpauses)) return;
     // Answered once every pause is, the first refusal thrown: answered at the first, the lift's
     // unpause came before a pause still under way, which then froze a kept goal's for good.
     await firstRefusal(this.names(goalId).map((n) => this.engine.pause(n)));
@@ -250,6 +256,7 @@ export class FrozenGoals {
       waiters,
       again: false,
       thawing: undefined,
+      unpauses: 0,
       since: performance.now(),
     });
     return landed;
@@ -268,6 +275,7 @@ export class FrozenGoals {
     if (f) {
       f.again = false;
       f.thawing = thawing;
+      f.unpauses++;
     }
     const out = this.unpausing.get(goalId) ?? new Set<Promise<void>>();
     out.add(thawing);

@@ -9,20 +9,26 @@
 // And a goal that newer unpause let go, frozen again while the old one is still out: its pause
 // was sent at once (the goal no longer frozen, no unpause under way on it), and the old unpause,
 // landing after it, let the container run through that fence. Now a pause waits for every
-// unpause of its goal still out.
+// unpause of its goal still out. And the old unpause refused late, the new one under way: the
+// waiting pause was sent, found the container running once the new one had landed, and froze it
+// after the lift let the goal go. Now a pause is not sent once a newer unpause has begun.
 // The real engine, behind a socket that holds the first unpause request a while.
 
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
+import { type EngineAnswer, type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
 const HOLD_MS = 3_000;
 let holdNext = false;
+/** What the next request matching each entry is answered (each entry used once). */
+let plan: { match: RegExp; answer: EngineAnswer }[] = [];
 let engine: EngineProxy;
 let fx: SandboxFixture;
 beforeAll(async () => {
   engine = await engineProxy((line) => {
+    const i = plan.findIndex((p) => p.match.test(line));
+    if (i >= 0) return plan.splice(i, 1)[0]?.answer;
     if (!holdNext || !/^POST \S+\/unpause$/.test(line)) return undefined;
     holdNext = false;
     return HOLD_MS;
@@ -74,6 +80,36 @@ describe("a goal frozen again while an older unpause the engine holds is still o
     const container = new Docker().getContainer(fx.backend.containerName(goalId));
     expect((await container.inspect()).State.Paused).toBe(true);
     await fx.backend.unpause(goalId);
+    const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
+    expect(r.stdout.trim()).toBe("on");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+});
+
+describe("a goal frozen again while an unpause the engine refuses late is under way", () => {
+  it("is not frozen by that freeze once a newer unpause has begun", async () => {
+    const goalId = "stale-refused";
+    const sb = await fx.backend.acquire(goalId);
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    await fx.backend.pause(goalId);
+    const unpause = /^POST \S+\/unpause$/;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    plan = [{ match: unpause, answer: { refuseAfterMs: 1_000 } }];
+    const held = fx.backend.unpause(goalId).catch(() => {}); // the old lift's: refused, late
+    await sleep(200);
+    const again = fx.backend.pause(goalId); // a second fence: waits for it
+    await sleep(200);
+    plan = [{ match: unpause, answer: 2_000 }];
+    const lift = fx.backend.unpause(goalId); // its lift's, slow to land
+    await sleep(300);
+    // The waiting freeze, once the old unpause is refused, looks at the container only after
+    // the new unpause landed: it found it running.
+    const name = fx.backend.containerName(goalId);
+    plan = [{ match: new RegExp(`^GET \\S*/containers/${name}/json`), answer: 2_500 }];
+    await Promise.all([held, again, lift]);
+    plan = [];
+    const state = (await new Docker().getContainer(name).inspect()).State;
+    expect(state.Paused).toBe(false);
     const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
     expect(r.stdout.trim()).toBe("on");
     await fx.backend.remove(goalId);
