@@ -34,6 +34,12 @@ interface Frozen {
   since: number;
 }
 
+/**
+ * How long a freeze waits for its goal's unpauses still out before it pauses all the same (well
+ * within the 10 s the fence's lift waits for the freeze).
+ */
+const UNPAUSED_WAIT_MS = 4_000;
+
 export class FrozenGoals {
   private readonly held = new Map<string, Frozen>();
   /** Per goal: the ms its freezes that ended lasted, in all. */
@@ -64,10 +70,17 @@ export class FrozenGoals {
     const unpausing = this.freeze(goalId);
     const frozen = this.held.get(goalId);
     const unpauses = frozen?.unpauses;
+    const over = () =>
+      unpausing !== undefined && (this.held.get(goalId) !== frozen || frozen?.unpauses !== unpauses);
+    const send = () => firstRefusal(this.names(goalId).map((n) => this.engine.pause(n)));
     // Frozen again while an unpause is under way (the fence falls again as it is lifted): that
     // unpause lands first. A pause sent meanwhile found the container still paused and left it,
-    // and the unpause then let it run: an exec under way went on through the new fence.
-    await unpausing;
+    // and the unpause then let it run: an exec under way went on through the new fence. One the
+    // engine does not answer within UNPAUSED_WAIT_MS: the pause goes all the same, and again once
+    // it lands (unless the freeze is over by then). Before, the freeze waited for it as long as
+    // the engine took, the container running meanwhile through the new fence.
+    if (unpausing && !(await settlesWithin(unpausing, UNPAUSED_WAIT_MS)))
+      void unpausing.then(() => (over() ? undefined : send())).catch(() => {});
     // Let go meanwhile by a newer unpause (the new fence's lift, which waits for this freeze 10 s
     // at most, came before the old unpause landed) or the goal removed: its freeze is over, and
     // this pause is not sent. Before, it froze the container after the lift, for good under a
@@ -75,10 +88,10 @@ export class FrozenGoals {
     // Nor once a newer unpause began (it is that lift's to say): before, one the engine answered
     // after the older unpause was refused let the goal go, and this pause, sent meanwhile, froze
     // its container after it.
-    if (unpausing && (this.held.get(goalId) !== frozen || frozen?.unpauses !== unpauses)) return;
+    if (over()) return;
     // Answered once every pause is, the first refusal thrown: answered at the first, the lift's
     // unpause came before a pause still under way, which then froze a kept goal's for good.
-    await firstRefusal(this.names(goalId).map((n) => this.engine.pause(n)));
+    await send();
   }
 
   /**
@@ -304,6 +317,19 @@ export class FrozenGoals {
     this.held.delete(goalId);
     this.spent.delete(goalId);
     this.freezes.delete(goalId);
+  }
+}
+
+/** Whether `p` settled within `ms`. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -12,6 +12,9 @@
 // unpause of its goal still out. And the old unpause refused late, the new one under way: the
 // waiting pause was sent, found the container running once the new one had landed, and froze it
 // after the lift let the goal go. Now a pause is not sent once a newer unpause has begun.
+// And an unpause still out that the engine does not answer for long: a freeze no longer waits
+// for it past a few seconds (its container running through the new fence meanwhile); it pauses
+// all the same, and again once that unpause lands.
 // The real engine, behind a socket that holds the first unpause request a while.
 
 import Docker from "dockerode";
@@ -110,6 +113,38 @@ describe("a goal frozen again while an unpause the engine refuses late is under 
     plan = [];
     const state = (await new Docker().getContainer(name).inspect()).State;
     expect(state.Paused).toBe(false);
+    const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
+    expect(r.stdout.trim()).toBe("on");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+});
+
+describe("a goal frozen while an unpause of it the engine does not answer is out", () => {
+  it("is frozen after a short wait all the same, and again once that unpause lands", async () => {
+    const goalId = "stale-unanswered";
+    const sb = await fx.backend.acquire(goalId);
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    await fx.backend.pause(goalId);
+    plan = [{ match: /^POST \S+\/unpause$/, answer: 20_000 }];
+    const held = fx.backend.unpause(goalId).catch(() => {}); // the lift's: not answered for long
+    await new Promise((r) => setTimeout(r, 500));
+    await fx.backend.unpause(goalId); // a later try: the goal goes
+    const name = fx.backend.containerName(goalId);
+    const container = new Docker().getContainer(name);
+    expect((await container.inspect()).State.Paused).toBe(false);
+    // A new fence: its freeze does not wait for the unanswered unpause past a few seconds (the
+    // fence's lift waits for it 10 s at most, and the container ran meanwhile).
+    const settled = await Promise.race([
+      fx.backend.pause(goalId).then(() => "frozen"),
+      new Promise((r) => setTimeout(() => r("pending"), 8_000)),
+    ]);
+    expect(settled).toBe("frozen");
+    expect((await container.inspect()).State.Paused).toBe(true);
+    // The old unpause lands: the goal, still frozen, is frozen again after it.
+    await held;
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await container.inspect()).State.Paused).toBe(true);
+    await fx.backend.unpause(goalId);
     const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
     expect(r.stdout.trim()).toBe("on");
     await fx.backend.remove(goalId);
