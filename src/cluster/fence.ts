@@ -19,8 +19,9 @@
 // lease_ms (config-file.ts), the fence point (three quarters of a lease) is at least one and a
 // half heartbeats after a renewal's send: a healthy node, whose renewals land every heartbeat,
 // never fences between two of them.
-// An unfreeze the engine refuses (a kept goal's containers still paused) is tried again as each
-// later renewal is answered, UNFREEZE_TRIES tries in all, while the node is not fenced: the goal
+// An unfreeze the engine refuses (a kept goal's containers still paused), or the lift's that it
+// does not answer within UNFREEZE_ANSWER_MS, is tried again as each later renewal is answered,
+// UNFREEZE_TRIES tries in all, while the node is not fenced: the goal
 // stays frozen meanwhile (its calls wait, the sweep keeps its paused containers). Before, one
 // refusal let its calls go into the paused containers and the sweep removed them as stopped.
 // The last refused, the goal's containers are removed and its held calls go on in a fresh one
@@ -61,6 +62,15 @@ const now = (): number => performance.now();
 
 /** How long lifting the fence waits for the freeze at its start to be done. */
 const FREEZE_ANSWER_MS = 10_000;
+
+/**
+ * How long lifting the fence waits for a kept goal's unfreeze: one not answered by then counts
+ * as refused (the goal stays frozen, tried again with the heartbeats; its unpause still out
+ * lets it go if it lands). Before, the lift waited for each in turn with no bound, and the node
+ * was sure of its goals only once it returned: one goal's unfreeze the engine did not answer
+ * held every goal of the node, and every later look, for as long as the engine took.
+ */
+const UNFREEZE_ANSWER_MS = 10_000;
 
 /** How many times a kept goal's unfreeze is tried (the lift's, then one per renewal answered). */
 export const UNFREEZE_TRIES = 6;
@@ -242,7 +252,7 @@ export class LeaseFence {
         break;
       }
       try {
-        await this.ctx.rt.backend.unpause(goalId);
+        await withTimeout(this.ctx.rt.backend.unpause(goalId), UNFREEZE_ANSWER_MS);
         if (this.generation === generation) this.unthawed.delete(goalId);
       } catch (e) {
         // Fenced again meanwhile: the new fence's lift takes it.

@@ -28,9 +28,17 @@ interface Frozen {
   again: boolean;
   /** The unpause under way (its engine calls sent, not all answered): settles once they are. */
   thawing: Promise<void> | undefined;
+  /** How many unpauses began on it: a pause that waited tells by it that a lift came meanwhile. */
+  unpauses: number;
   /** When it was frozen (performance.now()). */
   since: number;
 }
+
+/**
+ * How long a freeze waits for its goal's unpauses still out before it pauses all the same (well
+ * within the 10 s the fence's lift waits for the freeze).
+ */
+const UNPAUSED_WAIT_MS = 4_000;
 
 export class FrozenGoals {
   private readonly held = new Map<string, Frozen>();
@@ -38,6 +46,12 @@ export class FrozenGoals {
   private readonly spent = new Map<string, number>();
   /** Per goal: how many times it was frozen (what tells an unpause it was frozen again since it began). */
   private readonly freezes = new Map<string, number>();
+  /**
+   * Per goal: its unpauses whose engine calls are out, settling as each is answered. A freeze's
+   * pauses are sent after them all: not only after the one under way on its freeze, which an
+   * older unpause answered first may have let go while a newer one was still out.
+   */
+  private readonly unpausing = new Map<string, Set<Promise<void>>>();
 
   /**
    * `names`: the goal's containers now (its own and its live servers'); `retired`: whether the
@@ -55,18 +69,29 @@ export class FrozenGoals {
   async pause(goalId: string): Promise<void> {
     const unpausing = this.freeze(goalId);
     const frozen = this.held.get(goalId);
+    const unpauses = frozen?.unpauses;
+    const over = () =>
+      unpausing !== undefined && (this.held.get(goalId) !== frozen || frozen?.unpauses !== unpauses);
+    const send = () => firstRefusal(this.names(goalId).map((n) => this.engine.pause(n)));
     // Frozen again while an unpause is under way (the fence falls again as it is lifted): that
     // unpause lands first. A pause sent meanwhile found the container still paused and left it,
-    // and the unpause then let it run: an exec under way went on through the new fence.
-    await unpausing;
+    // and the unpause then let it run: an exec under way went on through the new fence. One the
+    // engine does not answer within UNPAUSED_WAIT_MS: the pause goes all the same, and again once
+    // it lands (unless the freeze is over by then). Before, the freeze waited for it as long as
+    // the engine took, the container running meanwhile through the new fence.
+    if (unpausing && !(await settlesWithin(unpausing, UNPAUSED_WAIT_MS)))
+      void unpausing.then(() => (over() ? undefined : send())).catch(() => {});
     // Let go meanwhile by a newer unpause (the new fence's lift, which waits for this freeze 10 s
     // at most, came before the old unpause landed) or the goal removed: its freeze is over, and
     // this pause is not sent. Before, it froze the container after the lift, for good under a
     // goal its node kept (its calls hung; the sweep removed it as paused with nothing holding it).
-    if (unpausing && this.held.get(goalId) !== frozen) return;
+    // Nor once a newer unpause began (it is that lift's to say): before, one the engine answered
+    // after the older unpause was refused let the goal go, and this pause, sent meanwhile, froze
+    // its container after it.
+    if (over()) return;
     // Answered once every pause is, the first refusal thrown: answered at the first, the lift's
     // unpause came before a pause still under way, which then froze a kept goal's for good.
-    await firstRefusal(this.names(goalId).map((n) => this.engine.pause(n)));
+    await send();
   }
 
   /**
@@ -212,15 +237,21 @@ export class FrozenGoals {
   }
 
   /**
-   * The goal is being frozen (before the engine is asked). Returns the unpause under way, if
-   * any: its engine calls must land before the pause's (see DockerBackend.pause).
+   * The goal is being frozen (before the engine is asked). Returns the goal's unpauses still out,
+   * if any: their engine calls must land before the pause's (see DockerBackend.pause).
    */
   private freeze(goalId: string): Promise<void> | undefined {
     this.freezes.set(goalId, this.freezeCount(goalId) + 1);
+    // Every unpause still out lands first. Before, only the one under way on the goal's freeze:
+    // a goal let go by an older unpause answered first was frozen again at once, a newer one
+    // still out (the last lift's, held by the engine) then let its container run through the
+    // new fence, its audit saying it frozen.
+    const out = [...(this.unpausing.get(goalId) ?? [])];
+    const landed = out.length > 0 ? Promise.all(out).then(() => {}) : undefined;
     const held = this.held.get(goalId);
     if (held) {
       held.again = true;
-      return held.thawing;
+      return landed;
     }
     let resolve = () => {};
     const promise = new Promise<void>((r) => {
@@ -238,9 +269,10 @@ export class FrozenGoals {
       waiters,
       again: false,
       thawing: undefined,
+      unpauses: 0,
       since: performance.now(),
     });
-    return undefined;
+    return landed;
   }
 
   /**
@@ -256,9 +288,15 @@ export class FrozenGoals {
     if (f) {
       f.again = false;
       f.thawing = thawing;
+      f.unpauses++;
     }
+    const out = this.unpausing.get(goalId) ?? new Set<Promise<void>>();
+    out.add(thawing);
+    this.unpausing.set(goalId, out);
     return (ok) => {
       answered();
+      out.delete(thawing);
+      if (out.size === 0 && this.unpausing.get(goalId) === out) this.unpausing.delete(goalId);
       if (!f) return;
       if (f.thawing === thawing) f.thawing = undefined;
       if (ok && this.held.get(goalId) === f && !f.again) {
@@ -279,6 +317,19 @@ export class FrozenGoals {
     this.held.delete(goalId);
     this.spent.delete(goalId);
     this.freezes.delete(goalId);
+  }
+}
+
+/** Whether `p` settled within `ms`. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -16,6 +16,7 @@ import { openDatabase } from "../../src/db/database.js";
 import { isAidoError } from "../../src/errors.js";
 import { goalFolders } from "../../src/sandbox/folders.js";
 import type { FrozenGoals } from "../../src/sandbox/frozen-goals.js";
+import { lazySandbox } from "../../src/sandbox/lazy.js";
 import { mcpContainerName } from "../../src/sandbox/mcp-container.js";
 import { AuditLog } from "../../src/security/audit.js";
 import { RuntimeKey } from "../../src/security/keys.js";
@@ -92,6 +93,36 @@ describe("a call cancelled while its goal is frozen", () => {
       await fx.backend.unpause(goalId);
       for (const r of await Promise.all(thawing)) expect(r.stdout.trim()).toBe("on");
       expect(getEventListeners(agent.signal, "abort")).toHaveLength(0);
+    } finally {
+      await fx.backend.unpause(goalId);
+      await fx.backend.remove(goalId);
+    }
+  }, 120_000);
+
+  it("ends at once when it is the goal's first, its container not acquired yet, and never runs", async () => {
+    // The kernel's handle (kernel/goal-sandboxes.ts): the container acquired on the first call,
+    // which waits for the thaw in acquire; one that passed the gate's hold as the fence fell.
+    const goalId = "frozen-cancel-first";
+    await fx.backend.pause(goalId);
+    const sb = lazySandbox(goalId, () => fx.backend.acquire(goalId));
+    try {
+      const caller = new AbortController();
+      const calling = sb
+        .exec({ confinement: "unconfined", command: "touch /workspace/ran", signal: caller.signal })
+        .then(
+          () => "ran",
+          (e: unknown) => e,
+        );
+      await new Promise((r) => setTimeout(r, 300));
+      caller.abort(new Error("the goal was cancelled"));
+      const settled = await within(calling, 1_000);
+      expect(isAidoError(settled, "cancelled")).toBe(true);
+      expect(getEventListeners(caller.signal, "abort")).toHaveLength(0);
+      await fx.backend.unpause(goalId);
+      // The next call, after the thaw, runs in the goal's container.
+      const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 30_000 });
+      expect(r.stdout.trim()).toBe("on");
+      expect(existsSync(join(goalFolders(fx.config.goalsDir, goalId).workspace, "ran"))).toBe(false);
     } finally {
       await fx.backend.unpause(goalId);
       await fx.backend.remove(goalId);

@@ -6,19 +6,32 @@
 // container after its fence was lifted: frozen for good under a goal its node kept (its calls
 // hung, and the sweep removed the container as a paused one nothing held). Now a pause whose
 // freeze ended while it waited is not sent.
+// And a goal that newer unpause let go, frozen again while the old one is still out: its pause
+// was sent at once (the goal no longer frozen, no unpause under way on it), and the old unpause,
+// landing after it, let the container run through that fence. Now a pause waits for every
+// unpause of its goal still out. And the old unpause refused late, the new one under way: the
+// waiting pause was sent, found the container running once the new one had landed, and froze it
+// after the lift let the goal go. Now a pause is not sent once a newer unpause has begun.
+// And an unpause still out that the engine does not answer for long: a freeze no longer waits
+// for it past a few seconds (its container running through the new fence meanwhile); it pauses
+// all the same, and again once that unpause lands.
 // The real engine, behind a socket that holds the first unpause request a while.
 
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
+import { type EngineAnswer, type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
 const HOLD_MS = 3_000;
 let holdNext = false;
+/** What the next request matching each entry is answered (each entry used once). */
+let plan: { match: RegExp; answer: EngineAnswer }[] = [];
 let engine: EngineProxy;
 let fx: SandboxFixture;
 beforeAll(async () => {
   engine = await engineProxy((line) => {
+    const i = plan.findIndex((p) => p.match.test(line));
+    if (i >= 0) return plan.splice(i, 1)[0]?.answer;
     if (!holdNext || !/^POST \S+\/unpause$/.test(line)) return undefined;
     holdNext = false;
     return HOLD_MS;
@@ -46,6 +59,92 @@ describe("a goal frozen again while an unpause the engine holds is under way", (
     await again;
     const state = (await new Docker().getContainer(fx.backend.containerName(goalId)).inspect()).State;
     expect(state.Paused).toBe(false);
+    const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
+    expect(r.stdout.trim()).toBe("on");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+});
+
+describe("a goal frozen again while an older unpause the engine holds is still out", () => {
+  it("is frozen only once that unpause has landed, though a newer unpause let the goal go meanwhile", async () => {
+    const goalId = "stale-unpause";
+    const sb = await fx.backend.acquire(goalId);
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    await fx.backend.pause(goalId);
+    holdNext = true;
+    const held = fx.backend.unpause(goalId); // the old lift's, held by the engine
+    await new Promise((r) => setTimeout(r, 500));
+    const again = fx.backend.pause(goalId); // a second fence: waits for the held unpause
+    await new Promise((r) => setTimeout(r, 200));
+    await fx.backend.unpause(goalId); // its lift, not waiting for that freeze: the goal goes
+    // A third fence while the old unpause is still out: its pause must land after that unpause.
+    const third = fx.backend.pause(goalId);
+    await Promise.all([held.catch(() => {}), again, third]);
+    const container = new Docker().getContainer(fx.backend.containerName(goalId));
+    expect((await container.inspect()).State.Paused).toBe(true);
+    await fx.backend.unpause(goalId);
+    const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
+    expect(r.stdout.trim()).toBe("on");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+});
+
+describe("a goal frozen again while an unpause the engine refuses late is under way", () => {
+  it("is not frozen by that freeze once a newer unpause has begun", async () => {
+    const goalId = "stale-refused";
+    const sb = await fx.backend.acquire(goalId);
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    await fx.backend.pause(goalId);
+    const unpause = /^POST \S+\/unpause$/;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    plan = [{ match: unpause, answer: { refuseAfterMs: 1_000 } }];
+    const held = fx.backend.unpause(goalId).catch(() => {}); // the old lift's: refused, late
+    await sleep(200);
+    const again = fx.backend.pause(goalId); // a second fence: waits for it
+    await sleep(200);
+    plan = [{ match: unpause, answer: 2_000 }];
+    const lift = fx.backend.unpause(goalId); // its lift's, slow to land
+    await sleep(300);
+    // The waiting freeze, once the old unpause is refused, looks at the container only after
+    // the new unpause landed: it found it running.
+    const name = fx.backend.containerName(goalId);
+    plan = [{ match: new RegExp(`^GET \\S*/containers/${name}/json`), answer: 2_500 }];
+    await Promise.all([held, again, lift]);
+    plan = [];
+    const state = (await new Docker().getContainer(name).inspect()).State;
+    expect(state.Paused).toBe(false);
+    const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
+    expect(r.stdout.trim()).toBe("on");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+});
+
+describe("a goal frozen while an unpause of it the engine does not answer is out", () => {
+  it("is frozen after a short wait all the same, and again once that unpause lands", async () => {
+    const goalId = "stale-unanswered";
+    const sb = await fx.backend.acquire(goalId);
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    await fx.backend.pause(goalId);
+    plan = [{ match: /^POST \S+\/unpause$/, answer: 20_000 }];
+    const held = fx.backend.unpause(goalId).catch(() => {}); // the lift's: not answered for long
+    await new Promise((r) => setTimeout(r, 500));
+    await fx.backend.unpause(goalId); // a later try: the goal goes
+    const name = fx.backend.containerName(goalId);
+    const container = new Docker().getContainer(name);
+    expect((await container.inspect()).State.Paused).toBe(false);
+    // A new fence: its freeze does not wait for the unanswered unpause past a few seconds (the
+    // fence's lift waits for it 10 s at most, and the container ran meanwhile).
+    const settled = await Promise.race([
+      fx.backend.pause(goalId).then(() => "frozen"),
+      new Promise((r) => setTimeout(() => r("pending"), 8_000)),
+    ]);
+    expect(settled).toBe("frozen");
+    expect((await container.inspect()).State.Paused).toBe(true);
+    // The old unpause lands: the goal, still frozen, is frozen again after it.
+    await held;
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await container.inspect()).State.Paused).toBe(true);
+    await fx.backend.unpause(goalId);
     const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
     expect(r.stdout.trim()).toBe("on");
     await fx.backend.remove(goalId);
