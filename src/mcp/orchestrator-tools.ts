@@ -264,7 +264,14 @@ export function orchestratorTable(config: Config, version: string) {
         const checked =
           p.check === true
             ? await withHuman("exec", ctx, () =>
-                ctx.link.client.call("intent.check", { workspace, agent_id: ctx.session.agent_id }),
+                // Its own connection: a check the client cancels is stopped (its command ends).
+                ctx.calls.run(ctx.signal, (own) =>
+                  own.call(
+                    "intent.check",
+                    { workspace, agent_id: ctx.session.agent_id },
+                    { timeoutMs: LONG_MS },
+                  ),
+                ),
               )
             : undefined;
         const status = await ctx.link.client.call("intent.status", { workspace });
@@ -286,10 +293,9 @@ export function orchestratorTable(config: Config, version: string) {
       input: z.strictObject({ steps: planSteps, shadow: z.boolean().optional() }),
       annotations: READ,
       run: (p, ctx) =>
-        ctx.link.client.call(
-          "plan.simulate",
-          { agent_id: ctx.session.agent_id, ...p },
-          { timeoutMs: LONG_MS },
+        // Its own connection: a shadow run the client cancels is stopped.
+        ctx.calls.run(ctx.signal, (own) =>
+          own.call("plan.simulate", { agent_id: ctx.session.agent_id, ...p }, { timeoutMs: LONG_MS }),
         ),
     }),
     tool({
@@ -317,11 +323,11 @@ export function orchestratorTable(config: Config, version: string) {
             `plan ${p.plan_id} was not recorded by this MCP session (aido_plan); it is not yours to run`,
           );
         }
+        // Its own connection: a plan the client cancels stops at the step running (stopped,
+        // tool.failed cancelled), runs no later step and is recorded failed (plan.executed).
         return withHuman(ANY_TOOL, ctx, () =>
-          ctx.link.client.call(
-            "plan.execute",
-            { ...p, agent_id: ctx.session.agent_id },
-            { timeoutMs: LONG_MS },
+          ctx.calls.run(ctx.signal, (own) =>
+            own.call("plan.execute", { ...p, agent_id: ctx.session.agent_id }, { timeoutMs: LONG_MS }),
           ),
         );
       },
@@ -405,13 +411,16 @@ function requireModel(manifest: unknown): void {
   }
 }
 
-/** A gated tool of the session's agent whose result is the tool's data (an error result stays one). */
+/**
+ * A gated tool of the session's agent whose result is the tool's data (an error result stays
+ * one), on a connection of its own: a cancel stops what takes the daemon's signal. An
+ * adopt_world past its approval takes none and runs to its end (never half-applied);
+ * spawn_worlds' children take none either and run on (docs/mcp.md).
+ */
 async function gated(tool: string, input: Record<string, unknown>, ctx: CallContext): Promise<unknown> {
   const r: { output: string; is_error: boolean; data?: unknown } = await withHuman(tool, ctx, () =>
-    ctx.link.client.call(
-      "tool.invoke",
-      { agent_id: ctx.session.agent_id, tool, input },
-      { timeoutMs: LONG_MS },
+    ctx.calls.run(ctx.signal, (own) =>
+      own.call("tool.invoke", { agent_id: ctx.session.agent_id, tool, input }, { timeoutMs: LONG_MS }),
     ),
   );
   if (r.is_error) throw new RefusedHere(r.output);
