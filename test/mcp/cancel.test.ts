@@ -4,14 +4,17 @@
 // steps, do not land in the project; the plan is recorded failed, audited); an intent's
 // check the client cancels is stopped; and a client that fires a thousand calls and
 // cancels each holds a bounded number of daemon connections, all closed afterwards, each
-// call that ran on record once, the session still usable.
+// call that ran on record once, the session still usable. An adoption the client cancels
+// once it runs is never left half-applied.
 
-import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MAX_CALL_CONNECTIONS } from "../../src/mcp/call-connections.js";
+import { MODEL } from "../agent/harness.js";
 import { requireDocker } from "../support/docker.js";
+import { turn } from "../support/provider-server.js";
 import { textOf, until, useMcpSuite } from "./fixture.js";
 
 beforeAll(() => requireDocker());
@@ -184,4 +187,80 @@ describe("a client that fires a thousand calls and cancels each", () => {
     const r = await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
     expect(r.isError ?? false, textOf(r)).toBe(false);
   }, 240_000);
+});
+
+const WORLDS_SESSION = `name: worlds-session
+system_prompt: You are the principal of an MCP session.
+capabilities:
+  - "tool: file_read"
+  - "tool: file_write"
+  - "tool: spawn_worlds"
+  - "tool: adopt_world"
+  - "file_read: /workspace/**"
+  - "file_write: /workspace/**"
+  - "spawn_child: coder"
+limits: { max_iterations: 40, max_children: 4, max_depth: 2 }
+budget: { max_tokens: 200000 }
+`;
+
+describe("an adoption the client cancels once it runs", () => {
+  it("runs to its end: every path of the world's diff lands, on record as adopted, nothing failed (guard)", async () => {
+    await suite.start();
+    const file = join(dirname(suite.project), "worlds-session.yaml");
+    writeFileSync(file, WORLDS_SESSION);
+    const client = await suite.connect({ args: ["--manifest", file] });
+    const files = Array.from({ length: 40 }, (_, i) => ({
+      path: `/workspace/idea-${i}.md`,
+      content: `idea ${i}\n`,
+    }));
+    // One call per file: the child writes 40 files in its world.
+    let k = 0;
+    suite.server.script(
+      'manifest "coder"',
+      [() => (k < files.length ? turn.toolUse("file_write", files[k++]!) : turn.text("wrote them"))],
+      { repeatLast: true },
+    );
+    const spawned = await client.callTool({
+      name: "aido_spawn_worlds",
+      arguments: {
+        task: "Write the ideas.",
+        worlds: 2,
+        manifest: {
+          name: "coder",
+          model: MODEL,
+          system_prompt: "You explore.",
+          capabilities: ["tool: file_write", "file_write: /workspace/**"],
+          limits: { max_iterations: 40 },
+        },
+      },
+    });
+    expect(spawned.isError ?? false, textOf(spawned)).toBe(false);
+    const { worlds } = JSON.parse(textOf(spawned)) as {
+      worlds: { world_id: string; diff: { counts: { added: number } } }[];
+    };
+    const chosen = worlds.find((w) => w.diff.counts.added > 0);
+    if (!chosen) throw new Error(`no world wrote anything: ${textOf(spawned)}`);
+    const before = (await entries("tool.invoked")).length;
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "aido_adopt_world", arguments: { world_id: chosen.world_id } }, undefined, {
+        signal: abort.signal,
+      })
+      .catch((e: Error) => e);
+    await until(async () => (await entries("tool.invoked")).length > before, 30_000);
+    abort.abort();
+    await call;
+    await until(async () => (await entries("world.adopted")).length === 1, 30_000);
+    const [adopted] = await entries("world.adopted");
+    expect(adopted?.payload).toMatchObject({
+      world_id: chosen.world_id,
+      paths_applied: chosen.diff.counts.added,
+      paths_failed: 0,
+    });
+    const landed = readdirSync(suite.project).filter((f) => f.startsWith("idea-"));
+    expect(landed).toHaveLength(chosen.diff.counts.added);
+    expect((await entries("tool.failed")).map((e) => (e.payload as { tool: string }).tool)).not.toContain(
+      "adopt_world",
+    );
+  }, 120_000);
 });
