@@ -233,9 +233,9 @@ export function orchestratorTable(config: Config, version: string) {
         const workspace = projectOf(ctx);
         const checked =
           p.check === true
-            ? await withHuman("exec", ctx, () =>
-                // Its own connection: a check the client cancels is stopped (its command ends).
-                ctx.calls.run(ctx.signal, (own) =>
+            ? // Its own connection: a check the client cancels is stopped (its command ends).
+              await ctx.calls.run(ctx.signal, (own) =>
+                withHuman("exec", ctx, () =>
                   own.call(
                     "intent.check",
                     { workspace, agent_id: ctx.session.agent_id },
@@ -295,8 +295,8 @@ export function orchestratorTable(config: Config, version: string) {
         }
         // Its own connection: a plan the client cancels stops at the step running (stopped,
         // tool.failed cancelled), runs no later step and is recorded failed (plan.executed).
-        return withHuman(ANY_TOOL, ctx, () =>
-          ctx.calls.run(ctx.signal, (own) =>
+        return ctx.calls.run(ctx.signal, (own) =>
+          withHuman(ANY_TOOL, ctx, () =>
             own.call("plan.execute", { ...p, agent_id: ctx.session.agent_id }, { timeoutMs: LONG_MS }),
           ),
         );
@@ -388,8 +388,8 @@ function requireModel(manifest: unknown): void {
  * spawn_worlds' children take none either and run on (docs/mcp.md).
  */
 async function gated(tool: string, input: Record<string, unknown>, ctx: CallContext): Promise<unknown> {
-  const r: { output: string; is_error: boolean; data?: unknown } = await withHuman(tool, ctx, () =>
-    ctx.calls.run(ctx.signal, (own) =>
+  const r: { output: string; is_error: boolean; data?: unknown } = await ctx.calls.run(ctx.signal, (own) =>
+    withHuman(tool, ctx, () =>
       own.call("tool.invoke", { agent_id: ctx.session.agent_id, tool, input }, { timeoutMs: LONG_MS }),
     ),
   );

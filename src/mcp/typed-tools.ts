@@ -56,25 +56,32 @@ export async function typedTools(client: AidoClient, session: SessionInfo): Prom
     }));
 }
 
-async function invokeGated(tool: string, input: Record<string, unknown>, ctx: CallContext) {
-  try {
-    const r = await withHuman(tool, ctx, () => invokeOwnConnection(tool, input, ctx), input);
-    return textResult(r.output, r.is_error);
-  } catch (e) {
-    return errorResult(e);
-  }
-}
-
 /**
  * tool.invoke on a daemon connection of the call's own (call-connections.ts), closed when
  * the client cancels the call: the daemon ends a call whose connection closed (its command
  * is stopped). A request the call still waits for is denied first (withHuman), so it is
- * recorded as a denial.
+ * recorded as a denial. The call is among those that may own an approval request only
+ * once it has its connection: one still waiting for a connection has asked nothing.
  */
-function invokeOwnConnection(tool: string, input: Record<string, unknown>, ctx: CallContext) {
-  return ctx.calls.run(ctx.signal, (own) =>
-    own.call("tool.invoke", { agent_id: ctx.session.agent_id, tool, input }, { timeoutMs: CALL_TIMEOUT_MS }),
-  );
+async function invokeGated(tool: string, input: Record<string, unknown>, ctx: CallContext) {
+  try {
+    const r = await ctx.calls.run(ctx.signal, (own) =>
+      withHuman(
+        tool,
+        ctx,
+        () =>
+          own.call(
+            "tool.invoke",
+            { agent_id: ctx.session.agent_id, tool, input },
+            { timeoutMs: CALL_TIMEOUT_MS },
+          ),
+        input,
+      ),
+    );
+    return textResult(r.output, r.is_error);
+  } catch (e) {
+    return errorResult(e);
+  }
 }
 
 /**
