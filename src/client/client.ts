@@ -4,6 +4,11 @@
 // connection of its own, so leaving it is just closing that connection (the daemon
 // unsubscribes on close) and a stream never interleaves with call responses.
 // When nothing listens on the socket the error says how to start the daemon.
+// A request line longer than the daemon reads (daemon.max_line_bytes) is refused here,
+// naming both sizes, before anything is sent; the daemon's answer to such a line names no
+// request (id null), so should one arrive anyway (a limit configured lower than this client
+// knows) it fails every request in flight on the connection, rather than leave them
+// waiting for an answer that never comes.
 
 import { createConnection, type Socket } from "node:net";
 import { AidoError, ErrorCode } from "../errors.js";
@@ -19,6 +24,21 @@ export class AidoRpcError extends AidoError {
     this.rpcCode = rpcCode;
   }
 }
+
+export interface ConnectOptions {
+  /**
+   * The daemon's daemon.max_line_bytes: a request line over it is refused before it is sent.
+   * Default: the default of the setting. A function is asked only for a line over
+   * SMALL_LINE_BYTES (the CLI loads its configuration only then).
+   */
+  maxLineBytes?: number | (() => Promise<number>);
+}
+
+/** daemon.max_line_bytes by default (config-file.ts DEFAULTS; not imported: the CLI loads no config parsers to connect). */
+export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
+
+/** A line this long or shorter is sent without asking a lazy limit (it is below any sensible one). */
+export const SMALL_LINE_BYTES = 64 * 1024;
 
 export interface CallOptions {
   /** Give up after this long (default 30 s). goal.wait callers pass more than their timeout_ms. */
@@ -83,6 +103,7 @@ export class AidoClient {
   private constructor(
     readonly socketPath: string,
     private readonly sock: Socket,
+    private readonly maxLineBytes: number | (() => Promise<number>),
   ) {
     sock.setEncoding("utf8");
     sock.on("data", (chunk: string) => this.onData(chunk));
@@ -94,8 +115,8 @@ export class AidoClient {
     );
   }
 
-  static async connect(socketPath: string): Promise<AidoClient> {
-    return new AidoClient(socketPath, await open(socketPath));
+  static async connect(socketPath: string, opts: ConnectOptions = {}): Promise<AidoClient> {
+    return new AidoClient(socketPath, await open(socketPath), opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
   }
 
   /** Call one method and wait for its result (typed for the daemon's methods). */
@@ -108,6 +129,21 @@ export class AidoClient {
   call(method: string, params: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<unknown> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
+    const line = JSON.stringify({ jsonrpc: "2.0", id, method, params });
+    const bytes = Buffer.byteLength(line);
+    if (typeof this.maxLineBytes === "number" || bytes <= SMALL_LINE_BYTES) {
+      const limit = typeof this.maxLineBytes === "number" ? this.maxLineBytes : Number.POSITIVE_INFINITY;
+      return bytes > limit
+        ? Promise.reject(lineTooLong(method, bytes, limit))
+        : this.send(id, method, line, opts);
+    }
+    return this.maxLineBytes().then((limit) =>
+      bytes > limit ? Promise.reject(lineTooLong(method, bytes, limit)) : this.send(id, method, line, opts),
+    );
+  }
+
+  private send(id: number, method: string, line: string, opts: CallOptions): Promise<unknown> {
+    if (this.closedError) return Promise.reject(this.closedError);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -120,7 +156,7 @@ export class AidoClient {
         );
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.sock.write(`${JSON.stringify({ jsonrpc: "2.0", id, method, params })}\n`);
+      this.sock.write(`${line}\n`);
     });
   }
 
@@ -187,6 +223,21 @@ export class AidoClient {
       for (const h of this.eventHandlers) h(msg.params as RuntimeEventParams);
       return;
     }
+    if (msg.id === null && msg.error) {
+      // The daemon could not tell which request it refuses (a line over its max_line_bytes):
+      // every request in flight here may be the one, and none of them will be answered.
+      const e = new AidoRpcError(
+        msg.error.code,
+        `the Aido daemon refused a request on this connection without naming it: ${msg.error.message}`,
+        msg.error.data,
+      );
+      for (const [id, p] of this.pending) {
+        clearTimeout(p.timer);
+        this.pending.delete(id);
+        p.reject(e);
+      }
+      return;
+    }
     const p = typeof msg.id === "number" ? this.pending.get(msg.id) : undefined;
     if (!p) return;
     this.pending.delete(msg.id as number);
@@ -206,4 +257,12 @@ export class AidoClient {
     for (const h of this.endHandlers) h();
     this.endHandlers.clear();
   }
+}
+
+function lineTooLong(method: string, bytes: number, limit: number): AidoError {
+  return new AidoError(
+    ErrorCode.invalidInput,
+    `${method}: the request is ${bytes} bytes, more than the Aido daemon reads in one line (daemon.max_line_bytes ${limit}); nothing was sent`,
+    { method, bytes, max_line_bytes: limit },
+  );
 }

@@ -31,7 +31,7 @@ export interface DaemonLink {
 /** A client on the daemon's socket; the daemon is started detached when nothing listens. */
 export async function connectDaemon(config: Config, env: Env, log: (m: string) => void): Promise<AidoClient> {
   try {
-    return await AidoClient.connect(config.socketPath);
+    return await AidoClient.connect(config.socketPath, { maxLineBytes: config.daemon.maxLineBytes });
   } catch (e) {
     if (!(e instanceof AidoError) || e.code !== ErrorCode.notFound) throw e;
   }
@@ -48,7 +48,7 @@ export async function connectDaemon(config: Config, env: Env, log: (m: string) =
       );
     }
   }
-  return AidoClient.connect(config.socketPath);
+  return AidoClient.connect(config.socketPath, { maxLineBytes: config.daemon.maxLineBytes });
 }
 
 /** Open the session on `client`'s connection; closing that connection ends it. */

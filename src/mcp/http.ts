@@ -149,7 +149,9 @@ export async function serveHttp(opts: HttpOptions): Promise<HttpServer> {
   let origins = new Set<string>();
 
   const startSession = async (req: IncomingMessage, res: ServerResponse, body: unknown) => {
-    const client = await AidoClient.connect(opts.config.socketPath);
+    const client = await AidoClient.connect(opts.config.socketPath, {
+      maxLineBytes: opts.config.daemon.maxLineBytes,
+    });
     const sessionOpts: SessionOptions = {
       ...(opts.workspace !== undefined ? { workspace: opts.workspace } : {}),
       ...(opts.manifestFile !== undefined ? { manifestFile: opts.manifestFile } : {}),

@@ -8,7 +8,8 @@
 // aido_adopt_world: spawn_worlds and adopt_world as the session's agent). One table: an entry is a name, a
 // description, a strict zod input (its JSON Schema is what tools/list shows; a malformed
 // input is answered with an isError result naming the field), annotations and a run
-// over the daemon client. Adding a daemon-backed tool is one entry here.
+// over the daemon client (how an entry is served: daemon-tools.ts). Adding a daemon-backed
+// tool is one entry here.
 //
 // Reach: a session sees and steers only its own work — goals it submitted and its own
 // agent. aido_approve is the sharp one: the client's model is the very agent approvals
@@ -16,7 +17,6 @@
 // of goals this session submitted only when `aido mcp serve --allow-approve` was given,
 // and never any other.
 
-import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import type { ApprovalRecord } from "../client/types.js";
 import type { Config } from "../config.js";
@@ -24,39 +24,11 @@ import { planSteps } from "../daemon/schemas.js";
 import { budgetField, checkField, noteField, objectiveField } from "../intent/fields.js";
 import { parseManifestValue } from "../manifest/load.js";
 import { ANY_TOOL } from "./approvals-bridge.js";
-import { type CallContext, errorResult, type McpTool, textResult } from "./tool-types.js";
+import { ACT, asMcpTools, type DaemonTool, id, LONG_MS, READ, RefusedHere, tool } from "./daemon-tools.js";
+import type { CallContext, McpTool } from "./tool-types.js";
 import { withHuman } from "./typed-tools.js";
 
-interface DaemonTool<S extends z.ZodType> {
-  name: string;
-  description: string;
-  input: S;
-  annotations: ToolAnnotations;
-  run(input: z.output<S>, ctx: CallContext): Promise<unknown>;
-}
-
-const id = z.string().min(1).max(200);
-const READ: ToolAnnotations = {
-  readOnlyHint: true,
-  destructiveHint: false,
-  idempotentHint: true,
-  openWorldHint: false,
-};
-const ACT: ToolAnnotations = {
-  readOnlyHint: false,
-  destructiveHint: false,
-  idempotentHint: false,
-  openWorldHint: false,
-};
 const MAX_WAIT_MS = 10 * 60 * 1000;
-/** A simulation in a shadow copy or a plan's run may take long; the daemon's own limits end it first. */
-const LONG_MS = 24 * 3600 * 1000;
-
-const json = (value: unknown): CallToolResult => textResult(JSON.stringify(value, null, 2));
-
-function tool<S extends z.ZodType>(t: DaemonTool<S>): DaemonTool<S> {
-  return t;
-}
 
 /** Refuse a goal this session did not submit (named in the error). */
 function ownGoal(ctx: CallContext, goalId: string): void {
@@ -66,8 +38,6 @@ function ownGoal(ctx: CallContext, goalId: string): void {
     );
   }
 }
-
-class RefusedHere extends Error {}
 
 function mine(ctx: CallContext, a: Pick<ApprovalRecord, "agent_id" | "goal_id">): boolean {
   return a.agent_id === ctx.session.agent_id || (a.goal_id !== null && ctx.submitted.has(a.goal_id));
@@ -263,8 +233,15 @@ export function orchestratorTable(config: Config, version: string) {
         const workspace = projectOf(ctx);
         const checked =
           p.check === true
-            ? await withHuman("exec", ctx, () =>
-                ctx.link.client.call("intent.check", { workspace, agent_id: ctx.session.agent_id }),
+            ? // Its own connection: a check the client cancels is stopped (its command ends).
+              await ctx.calls.run(ctx.signal, (own) =>
+                withHuman("exec", ctx, () =>
+                  own.call(
+                    "intent.check",
+                    { workspace, agent_id: ctx.session.agent_id },
+                    { timeoutMs: LONG_MS },
+                  ),
+                ),
               )
             : undefined;
         const status = await ctx.link.client.call("intent.status", { workspace });
@@ -286,10 +263,9 @@ export function orchestratorTable(config: Config, version: string) {
       input: z.strictObject({ steps: planSteps, shadow: z.boolean().optional() }),
       annotations: READ,
       run: (p, ctx) =>
-        ctx.link.client.call(
-          "plan.simulate",
-          { agent_id: ctx.session.agent_id, ...p },
-          { timeoutMs: LONG_MS },
+        // Its own connection: a shadow run the client cancels is stopped.
+        ctx.calls.run(ctx.signal, (own) =>
+          own.call("plan.simulate", { agent_id: ctx.session.agent_id, ...p }, { timeoutMs: LONG_MS }),
         ),
     }),
     tool({
@@ -317,11 +293,11 @@ export function orchestratorTable(config: Config, version: string) {
             `plan ${p.plan_id} was not recorded by this MCP session (aido_plan); it is not yours to run`,
           );
         }
-        return withHuman(ANY_TOOL, ctx, () =>
-          ctx.link.client.call(
-            "plan.execute",
-            { ...p, agent_id: ctx.session.agent_id },
-            { timeoutMs: LONG_MS },
+        // Its own connection: a plan the client cancels stops at the step running (stopped,
+        // tool.failed cancelled), runs no later step and is recorded failed (plan.executed).
+        return ctx.calls.run(ctx.signal, (own) =>
+          withHuman(ANY_TOOL, ctx, () =>
+            own.call("plan.execute", { ...p, agent_id: ctx.session.agent_id }, { timeoutMs: LONG_MS }),
           ),
         );
       },
@@ -405,69 +381,23 @@ function requireModel(manifest: unknown): void {
   }
 }
 
-/** A gated tool of the session's agent whose result is the tool's data (an error result stays one). */
+/**
+ * A gated tool of the session's agent whose result is the tool's data (an error result stays
+ * one), on a connection of its own: a cancel stops what takes the daemon's signal. An
+ * adopt_world past its approval takes none and runs to its end (never half-applied);
+ * spawn_worlds' children take none either and run on (docs/mcp.md).
+ */
 async function gated(tool: string, input: Record<string, unknown>, ctx: CallContext): Promise<unknown> {
-  const r: { output: string; is_error: boolean; data?: unknown } = await withHuman(tool, ctx, () =>
-    ctx.link.client.call(
-      "tool.invoke",
-      { agent_id: ctx.session.agent_id, tool, input },
-      { timeoutMs: LONG_MS },
+  const r: { output: string; is_error: boolean; data?: unknown } = await ctx.calls.run(ctx.signal, (own) =>
+    withHuman(tool, ctx, () =>
+      own.call("tool.invoke", { agent_id: ctx.session.agent_id, tool, input }, { timeoutMs: LONG_MS }),
     ),
   );
   if (r.is_error) throw new RefusedHere(r.output);
   return r.data ?? r.output;
 }
 
-/** "field: problem; …" for a zod error, naming each field. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((i) => {
-      if (i.code === "unrecognized_keys") {
-        const at = i.path.length > 0 ? `${i.path.join(".")}: ` : "";
-        return `${at}unknown key${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `"${k}"`).join(", ")}`;
-      }
-      return `${i.path.length > 0 ? i.path.join(".") : "input"}: ${i.message}`;
-    })
-    .join("; ");
-}
-
-/**
- * A call refused here, before the daemon was asked (its input malformed, or out of the
- * session's reach): the daemon's log records it all the same, as session.call_refused.
- */
-async function recordRefusal(ctx: CallContext, tool: string, reason: string): Promise<void> {
-  await ctx.link.client
-    .call("session.refused", { session_id: ctx.session.session_id, tool, reason: reason.slice(0, 4000) })
-    .catch((e) => ctx.log(`recording a refusal of ${tool}: ${String(e)}`));
-}
-
-/** The table as MCP tools: JSON Schema from the zod input, strict parsing, refusals as isError. */
+/** The table as MCP tools (daemon-tools.ts). */
 export function orchestratorTools(config: Config, version: string): McpTool[] {
-  return orchestratorTable(config, version).map((t) => {
-    const schema = z.toJSONSchema(t.input as z.ZodType, { io: "input" }) as Record<string, unknown>;
-    delete schema.$schema;
-    return {
-      name: t.name,
-      description: t.description,
-      inputSchema: schema,
-      annotations: t.annotations,
-      async call(input, ctx) {
-        const parsed = (t.input as z.ZodType).safeParse(input);
-        if (!parsed.success) {
-          const reason = `invalid input for ${t.name}: ${describeIssues(parsed.error)}`;
-          await recordRefusal(ctx, t.name, reason);
-          return textResult(reason, true);
-        }
-        try {
-          return json(await (t.run as (p: unknown, c: CallContext) => Promise<unknown>)(parsed.data, ctx));
-        } catch (e) {
-          if (e instanceof RefusedHere) {
-            await recordRefusal(ctx, t.name, e.message);
-            return textResult(`refused: ${e.message}`, true);
-          }
-          return errorResult(e);
-        }
-      },
-    };
-  });
+  return asMcpTools(orchestratorTable(config, version) as DaemonTool<z.ZodType>[]);
 }

@@ -19,6 +19,7 @@ import {
 import type { Config } from "../config.js";
 import { argumentDepthRefusal } from "../gate/argument-depth.js";
 import type { ApprovalsBridge } from "./approvals-bridge.js";
+import type { CallConnections } from "./call-connections.js";
 import type { DaemonLink } from "./daemon-link.js";
 import { orchestratorTools } from "./orchestrator-tools.js";
 import { type CallContext, type McpTool, textResult } from "./tool-types.js";
@@ -35,6 +36,7 @@ export interface ServerOptions {
 export async function createMcpServer(
   link: DaemonLink,
   bridge: ApprovalsBridge,
+  calls: CallConnections,
   opts: ServerOptions,
 ): Promise<Server> {
   const tools: McpTool[] = [
@@ -87,6 +89,7 @@ export async function createMcpServer(
       link,
       session: link.session,
       bridge,
+      calls,
       submitted,
       plans,
       allowApprove: opts.allowApprove,

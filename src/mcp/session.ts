@@ -1,12 +1,14 @@
 // mcp/session.ts — one MCP session end to end: a daemon connection of its own with the
-// session opened on it (daemon-link.ts), the approvals bridge on the event stream, and
-// the MCP server over them (server.ts). close() ends all three; the stdio and HTTP
+// session opened on it (daemon-link.ts), the approvals bridge on the event stream, the
+// per-call connections its cancellable calls run on (call-connections.ts), and the MCP
+// server over them (server.ts). close() ends them all; the stdio and HTTP
 // transports each hold one of these per MCP session.
 
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { AidoClient } from "../client/client.js";
 import type { Config } from "../config.js";
 import { ApprovalsBridge } from "./approvals-bridge.js";
+import { CallConnections } from "./call-connections.js";
 import { type DaemonLink, openSession, type SessionOptions } from "./daemon-link.js";
 import { createMcpServer } from "./server.js";
 
@@ -27,6 +29,7 @@ export interface McpSessionOptions extends SessionOptions {
 /** Open the daemon session on `client` (which it then owns) and build its MCP server. */
 export async function openMcpSession(client: AidoClient, opts: McpSessionOptions): Promise<McpSession> {
   const link = await openSession(client, opts);
+  const calls = new CallConnections(opts.config.socketPath, opts.config.daemon.maxLineBytes);
   let bridge: ApprovalsBridge;
   let server: Server;
   try {
@@ -44,7 +47,7 @@ export async function openMcpSession(client: AidoClient, opts: McpSessionOptions
     throw e;
   }
   try {
-    server = await createMcpServer(link, bridge, opts);
+    server = await createMcpServer(link, bridge, calls, opts);
   } catch (e) {
     bridge.close();
     await link.close();
@@ -58,6 +61,7 @@ export async function openMcpSession(client: AidoClient, opts: McpSessionOptions
     close() {
       closing ??= (async () => {
         bridge.close();
+        calls.close();
         await link.close();
         await server.close().catch(() => {});
       })();

@@ -10,6 +10,7 @@ import { AidoRpcError } from "../client/client.js";
 import type { SessionInfo } from "../client/types.js";
 import { errorMessage } from "../errors.js";
 import type { ApprovalsBridge } from "./approvals-bridge.js";
+import type { CallConnections } from "./call-connections.js";
 import type { DaemonLink } from "./daemon-link.js";
 
 /** What a call may do besides talk to the daemon: report progress, ask the client. */
@@ -17,6 +18,8 @@ export interface CallContext {
   link: DaemonLink;
   session: SessionInfo;
   bridge: ApprovalsBridge;
+  /** The session's per-call daemon connections: a call run on one is stopped when the client cancels it. */
+  calls: CallConnections;
   /** Send a progress notification (no-op when the client sent no progressToken). */
   progress(message: string): void;
   /** Send a log notification to the client. */

@@ -5,10 +5,11 @@
 // not an orchestrator of children of its own (aido_submit hands work to the swarm).
 // Each call is the daemon's tool.invoke with the session's agent id — the one gate —
 // with a heartbeat of progress while it runs and approvals bridged to the client; a call
-// the client cancels while it waits for a human is denied.
+// the client cancels while it waits for a human is denied, one it cancels while it runs is
+// stopped (its own daemon connection closes: call-connections.ts).
 
 import type { ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
-import { AidoClient } from "../client/client.js";
+import type { AidoClient } from "../client/client.js";
 import type { SessionInfo } from "../client/types.js";
 import { ANY_TOOL, approvalForm, decisionOf, respond } from "./approvals-bridge.js";
 import { type CallContext, errorResult, type McpTool, textResult } from "./tool-types.js";
@@ -26,9 +27,7 @@ const READ_ONLY = new Set([
 const DESTRUCTIVE = new Set(["file_write", "file_edit", "exec", "snapshot_restore", "memory_delete"]);
 const OPEN_WORLD = new Set(["web_fetch", "exec"]);
 /** A call runs this long at most from the MCP side; the daemon's own timeouts end it first. */
-const CALL_TIMEOUT_MS = 24 * 3600 * 1000;
-/** After a cancel, the time a pending approval's denial has to reach the daemon before the call's connection closes. */
-const CANCEL_GRACE_MS = 500;
+export const CALL_TIMEOUT_MS = 24 * 3600 * 1000;
 /** Progress heartbeat while a call runs. */
 export const HEARTBEAT_MS = 1000;
 
@@ -57,35 +56,31 @@ export async function typedTools(client: AidoClient, session: SessionInfo): Prom
     }));
 }
 
+/**
+ * tool.invoke on a daemon connection of the call's own (call-connections.ts), closed when
+ * the client cancels the call: the daemon ends a call whose connection closed (its command
+ * is stopped). A request the call still waits for is denied first (withHuman), so it is
+ * recorded as a denial. The call is among those that may own an approval request only
+ * once it has its connection: one still waiting for a connection has asked nothing.
+ */
 async function invokeGated(tool: string, input: Record<string, unknown>, ctx: CallContext) {
   try {
-    const r = await withHuman(tool, ctx, () => invokeOwnConnection(tool, input, ctx), input);
+    const r = await ctx.calls.run(ctx.signal, (own) =>
+      withHuman(
+        tool,
+        ctx,
+        () =>
+          own.call(
+            "tool.invoke",
+            { agent_id: ctx.session.agent_id, tool, input },
+            { timeoutMs: CALL_TIMEOUT_MS },
+          ),
+        input,
+      ),
+    );
     return textResult(r.output, r.is_error);
   } catch (e) {
     return errorResult(e);
-  }
-}
-
-/**
- * tool.invoke on a daemon connection of the call's own, closed when the client cancels the
- * call: the daemon ends a call whose connection closed (its command is stopped), where a
- * cancel on the session's shared connection would leave it running to the end. A request
- * the call still waits for is denied first (withHuman), so it is recorded as a denial.
- */
-async function invokeOwnConnection(tool: string, input: Record<string, unknown>, ctx: CallContext) {
-  const own = await AidoClient.connect(ctx.link.client.socketPath);
-  const cancel = () => setTimeout(() => own.close(), CANCEL_GRACE_MS);
-  ctx.signal.addEventListener("abort", cancel, { once: true });
-  try {
-    if (ctx.signal.aborted) cancel();
-    return await own.call(
-      "tool.invoke",
-      { agent_id: ctx.session.agent_id, tool, input },
-      { timeoutMs: CALL_TIMEOUT_MS },
-    );
-  } finally {
-    ctx.signal.removeEventListener("abort", cancel);
-    own.close();
   }
 }
 

@@ -19,7 +19,10 @@ export async function withClient<T>(
 ): Promise<T> {
   let client: AidoClient;
   try {
-    client = await AidoClient.connect(ctx.socketPath());
+    // The daemon's line limit, read from the configuration only for a request large enough to meet it.
+    client = await AidoClient.connect(ctx.socketPath(), {
+      maxLineBytes: async () => (await ctx.config()).daemon.maxLineBytes,
+    });
   } catch (e) {
     await ctx.config(); // a configuration error is the one to report
     throw e;

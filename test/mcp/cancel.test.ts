@@ -1,0 +1,266 @@
+// Cancelling calls of `aido mcp serve`, driven by the SDK's own Client through the real
+// CLI, in front of a real daemon and containers: a plan whose step runs when the client
+// cancels it stops there (what the step would have done after the cancel, and the later
+// steps, do not land in the project; the plan is recorded failed, audited); an intent's
+// check the client cancels is stopped; and a client that fires a thousand calls and
+// cancels each holds a bounded number of daemon connections, all closed afterwards, each
+// call that ran on record once, the session still usable. An adoption the client cancels
+// once it runs is never left half-applied.
+
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { MAX_CALL_CONNECTIONS } from "../../src/mcp/call-connections.js";
+import { MODEL } from "../agent/harness.js";
+import { requireDocker } from "../support/docker.js";
+import { turn } from "../support/provider-server.js";
+import { textOf, until, useMcpSuite } from "./fixture.js";
+
+beforeAll(() => requireDocker());
+const suite = useMcpSuite();
+
+const allowOnce = async () => ({ action: "accept" as const, content: { decision: "allow_once" } });
+/** Sleeps 4 s, then writes `file` in the project: present only if the command ran past a cancel. */
+const late = (file: string) =>
+  `python3 -c "import time; time.sleep(4); open('/workspace/${file}', 'w').write('x')"`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The audit entries of `kind` the daemon holds. */
+async function entries(kind: string) {
+  const c = await suite.fx.client();
+  return (await c.call("audit.query", { kind, limit: 10_000 })).entries;
+}
+
+describe("a plan the client cancels while a step runs", () => {
+  it("stops at that step: its late effect and the later steps do not land, the plan is recorded failed", async () => {
+    await suite.start();
+    const client = await suite.connect({ elicit: allowOnce });
+    const plan = JSON.parse(
+      textOf(
+        await client.callTool({
+          name: "aido_plan",
+          arguments: {
+            title: "slow then write",
+            steps: [
+              { tool: "exec", input: { command: late("late.txt") } },
+              { tool: "file_write", input: { path: "/workspace/after.txt", content: "after\n" } },
+            ],
+          },
+        }),
+      ),
+    ) as { plan_id: string };
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "aido_plan_execute", arguments: { plan_id: plan.plan_id } }, undefined, {
+        signal: abort.signal,
+      })
+      .catch((e: Error) => e);
+    await until(async () => (await entries("tool.invoked")).length === 1, 30_000);
+    await sleep(1500);
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    await until(async () => (await entries("plan.executed")).length === 1, 15_000);
+    await sleep(5000);
+    expect(existsSync(join(suite.project, "late.txt")), "the cancelled step ran on").toBe(false);
+    expect(existsSync(join(suite.project, "after.txt")), "a step after the cancel ran").toBe(false);
+    expect((await entries("tool.failed")).map((e) => e.payload)).toEqual([
+      expect.objectContaining({ tool: "exec", code: "cancelled" }),
+    ]);
+    expect((await entries("plan.executed")).map((e) => e.payload)).toEqual([
+      expect.objectContaining({ plan_id: plan.plan_id, status: "failed", steps_run: 1, failed_step: 0 }),
+    ]);
+    const c = await suite.fx.client();
+    const listed = (await c.call("plan.list", {})).plans.find((p) => p.plan_id === plan.plan_id);
+    expect(listed?.status).toBe("failed");
+    // The session lives on.
+    const r = await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    expect(r.isError ?? false).toBe(false);
+  }, 90_000);
+});
+
+describe("an intent's check the client cancels while it runs", () => {
+  it("is stopped: its command's late effect does not land, audited as cancelled", async () => {
+    await suite.start();
+    const client = await suite.connect({ elicit: allowOnce });
+    const set = await client.callTool({
+      name: "aido_goal_set",
+      arguments: { objective: "slow check", check: late("checked.txt") },
+    });
+    expect(set.isError ?? false, textOf(set)).toBe(false);
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "aido_goal_status", arguments: { check: true } }, undefined, { signal: abort.signal })
+      .catch((e: Error) => e);
+    await until(async () => (await entries("tool.invoked")).length === 1, 30_000);
+    await sleep(1500);
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    await sleep(6000);
+    expect(existsSync(join(suite.project, "checked.txt")), "the cancelled check ran on").toBe(false);
+    expect((await entries("tool.failed")).map((e) => e.payload)).toEqual([
+      expect.objectContaining({ tool: "exec", code: "cancelled" }),
+    ]);
+    const r = await client.callTool({ name: "aido_goal_status", arguments: {} });
+    expect(r.isError ?? false, textOf(r)).toBe(false);
+  }, 90_000);
+});
+
+describe("a client that fires a thousand calls and cancels each", () => {
+  it("holds a bounded number of daemon connections, closes every one, and each call that ran is on record once", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect({ elicit: allowOnce });
+    const pid = (client.transport as StdioClientTransport).pid;
+    if (pid === null) throw new Error("no server process");
+    const fds = () => readdirSync(`/proc/${pid}/fd`).length;
+    // Warm: the container exists and a call's connection came and went.
+    await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    const q = await fx.client(); // the test's own connection, opened before the baseline
+    const baseConnections = fx.daemon.connectionCount;
+    const baseFds = fds();
+    let peak = 0;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, fx.daemon.connectionCount - baseConnections);
+    }, 2);
+    try {
+      const calls: Promise<unknown>[] = [];
+      const execAborts: AbortController[] = [];
+      // Commands that run until cancelled, more than a session's connections...
+      for (let i = 0; i < 2 * MAX_CALL_CONNECTIONS; i++) {
+        const abort = new AbortController();
+        execAborts.push(abort);
+        calls.push(
+          client
+            .callTool(
+              { name: "exec", arguments: { command: `python3 -c "import time; time.sleep(${30 + i})"` } },
+              undefined,
+              {
+                signal: abort.signal,
+              },
+            )
+            .catch((e: Error) => e),
+        );
+      }
+      const running = async () =>
+        (await q.call("audit.query", { kind: "tool.invoked", limit: 10_000 })).entries.filter(
+          (e) => (e.payload as { tool: string }).tool === "exec",
+        ).length;
+      await until(async () => (await running()) >= 4, 60_000);
+      // ...and a thousand quick reads cancelled at once or a moment later.
+      for (let i = 0; i < 1000; i++) {
+        const abort = new AbortController();
+        calls.push(
+          client
+            .callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } }, undefined, {
+              signal: abort.signal,
+            })
+            .catch((e: Error) => e),
+        );
+        setTimeout(() => abort.abort(), i % 50);
+      }
+      await sleep(500);
+      for (const a of execAborts) a.abort();
+      await Promise.all(calls);
+      await until(() => fx.daemon.connectionCount === baseConnections, 30_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(peak, "daemon connections held at once beyond the session's own").toBeLessThanOrEqual(
+      MAX_CALL_CONNECTIONS,
+    );
+    await until(() => fds() <= baseFds, 10_000).catch(() => {});
+    expect(fds(), "descriptors the server holds after the flood").toBeLessThanOrEqual(baseFds);
+    // Every call that reached the gate's run ended on record exactly once; a command that was
+    // running ended as cancelled.
+    const invoked = await entries("tool.invoked");
+    const ended = [...(await entries("tool.completed")), ...(await entries("tool.failed"))];
+    const endedSeqs = ended
+      .map((e) => (e.payload as { invoked_seq: number }).invoked_seq)
+      .sort((a, b) => a - b);
+    expect(endedSeqs).toEqual(invoked.map((e) => e.seq).sort((a, b) => a - b));
+    const execs = invoked.filter((e) => (e.payload as { tool: string }).tool === "exec");
+    expect(execs.length).toBeGreaterThan(0);
+    expect(execs.length).toBeLessThanOrEqual(MAX_CALL_CONNECTIONS);
+    const execEnds = ended.filter((e) => (e.payload as { tool: string }).tool === "exec");
+    expect(execEnds.map((e) => (e.payload as { code?: string }).code)).toEqual(execs.map(() => "cancelled"));
+    // The session lives on.
+    const r = await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    expect(r.isError ?? false, textOf(r)).toBe(false);
+  }, 240_000);
+});
+
+const WORLDS_SESSION = `name: worlds-session
+system_prompt: You are the principal of an MCP session.
+capabilities:
+  - "tool: file_read"
+  - "tool: file_write"
+  - "tool: spawn_worlds"
+  - "tool: adopt_world"
+  - "file_read: /workspace/**"
+  - "file_write: /workspace/**"
+  - "spawn_child: coder"
+limits: { max_iterations: 40, max_children: 4, max_depth: 2 }
+budget: { max_tokens: 200000 }
+`;
+
+describe("an adoption the client cancels once it runs", () => {
+  it("runs to its end: every path of the world's diff lands, on record as adopted, nothing failed (guard)", async () => {
+    await suite.start();
+    const file = join(dirname(suite.project), "worlds-session.yaml");
+    writeFileSync(file, WORLDS_SESSION);
+    const client = await suite.connect({ args: ["--manifest", file] });
+    const files = Array.from({ length: 40 }, (_, i) => ({
+      path: `/workspace/idea-${i}.md`,
+      content: `idea ${i}\n`,
+    }));
+    // One call per file: the child writes 40 files in its world.
+    let k = 0;
+    suite.server.script(
+      'manifest "coder"',
+      [() => (k < files.length ? turn.toolUse("file_write", files[k++]!) : turn.text("wrote them"))],
+      { repeatLast: true },
+    );
+    const spawned = await client.callTool({
+      name: "aido_spawn_worlds",
+      arguments: {
+        task: "Write the ideas.",
+        worlds: 2,
+        manifest: {
+          name: "coder",
+          model: MODEL,
+          system_prompt: "You explore.",
+          capabilities: ["tool: file_write", "file_write: /workspace/**"],
+          limits: { max_iterations: 40 },
+        },
+      },
+    });
+    expect(spawned.isError ?? false, textOf(spawned)).toBe(false);
+    const { worlds } = JSON.parse(textOf(spawned)) as {
+      worlds: { world_id: string; diff: { counts: { added: number } } }[];
+    };
+    const chosen = worlds.find((w) => w.diff.counts.added > 0);
+    if (!chosen) throw new Error(`no world wrote anything: ${textOf(spawned)}`);
+    const before = (await entries("tool.invoked")).length;
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "aido_adopt_world", arguments: { world_id: chosen.world_id } }, undefined, {
+        signal: abort.signal,
+      })
+      .catch((e: Error) => e);
+    await until(async () => (await entries("tool.invoked")).length > before, 30_000);
+    abort.abort();
+    await call;
+    await until(async () => (await entries("world.adopted")).length === 1, 30_000);
+    const [adopted] = await entries("world.adopted");
+    expect(adopted?.payload).toMatchObject({
+      world_id: chosen.world_id,
+      paths_applied: chosen.diff.counts.added,
+      paths_failed: 0,
+    });
+    const landed = readdirSync(suite.project).filter((f) => f.startsWith("idea-"));
+    expect(landed).toHaveLength(chosen.diff.counts.added);
+    expect((await entries("tool.failed")).map((e) => (e.payload as { tool: string }).tool)).not.toContain(
+      "adopt_world",
+    );
+  }, 120_000);
+});
