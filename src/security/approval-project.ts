@@ -78,6 +78,28 @@ function folderIdentity(path: string): { real: string; id: string } {
   }
 }
 
+/**
+ * The project of a session whose folder `opened` was read when it opened, as it is now. A
+ * container mounts the folder by its path when it starts (the first call, or a fresh one
+ * after a crash), so a folder renamed away and another (or a link) put at its path since is
+ * what the session's next container sees: when the folder there now is not the one it opened
+ * on, or is gone, the session is its own project until it is again (its calls ask), never
+ * the project of the folder it opened on.
+ */
+export function sessionProject(goalId: string, path: string, opened: ProjectBinding): ProjectBinding {
+  let now: string;
+  try {
+    now = folderProject(path).key;
+  } catch (e) {
+    now = (e as Error).message;
+  }
+  if (now === opened.key) return opened;
+  return {
+    key: `goal:${goalId}`,
+    shown: `goal ${inert(goalId)} only (the folder at ${inert(path)} is not the one its session opened on)`,
+  };
+}
+
 /** The project of a goal that was given no project folder: the goal alone. */
 export function goalOnlyProject(goalId: string): ProjectBinding {
   return { key: `goal:${goalId}`, shown: `goal ${inert(goalId)} only (it has no project folder)` };

@@ -287,6 +287,46 @@ describe("Allow Always across projects", () => {
     await c.call("session.close", { session_id: session.session_id });
   }, 180_000);
 
+  it("given in a session's folder, does not follow the folder's path to another folder put there later", async () => {
+    const fx = await suite.start(docker);
+    const a = project("a");
+    const b = project("b");
+    if (process.getuid?.() === 0) for (const dir of [a, b]) chownSync(dir, 1000, 1000);
+    const writer = manifest("deployer", { capabilities: writes, approval_required: ["file_write"] });
+    const c = await fx.client();
+    const human = await fx.client();
+    const write = (agentId: string) =>
+      c
+        .call("tool.invoke", {
+          agent_id: agentId,
+          tool: "file_write",
+          input: { path: "/workspace/x.txt", content: "unasked" },
+        })
+        .then(
+          () => "written",
+          (e: Error) => e.message,
+        );
+
+    const first = await c.call("session.open", { manifest: writer, workspace: a });
+    const allowed = write(first.agent_id);
+    await answerNext(human, "allow_always");
+    expect(await allowed).toBe("written");
+    await c.call("session.close", { session_id: first.session_id });
+
+    // A second session opens on A; before its container starts (at its first call) A is
+    // renamed away and a link to B put at its path: that container mounts B.
+    const second = await c.call("session.open", { manifest: writer, workspace: a });
+    renameSync(a, `${a}-old`);
+    scratch.push(`${a}-old`);
+    symlinkSync(b, a);
+    const swapped = write(second.agent_id);
+    const asked = await answerNext(human, "deny");
+    expect(asked.covers.allow_always).toContain(`the folder at ${a} is not the one its session opened on`);
+    expect(await swapped).toMatch(/denied/);
+    expect(existsSync(join(b, "x.txt"))).toBe(false);
+    await c.call("session.close", { session_id: second.session_id });
+  }, 180_000);
+
   it("covers goals submitted from the project it was given in, not the same container path of another project", async () => {
     const write = turn.toolUse("file_write", { path: "/workspace/deploy.sh", content: "deploy" });
     const goals = 7;
