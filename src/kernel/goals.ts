@@ -15,8 +15,9 @@
 // goal fails saying so. A goal submitted from a folder with a persistent intent carries
 // it (goal-intent.ts): the objective in the first message, its tokens charged to the
 // intent as they are spent, and a cap no larger than what the intent's budget has left. That
-// folder is also the goal's project (security/approval-project.ts, kept in its row): its
-// agents' Allow Always answers bind to it, and cover the project's later goals only.
+// folder also names the goal's project (security/approval-project.ts, kept in its row): its
+// agents' Allow Always answers cover the goals submitted from it later, and not an MCP
+// session that mounts it (the goal's /workspace is its own folder, not that one).
 
 import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
@@ -33,7 +34,7 @@ import type { MemoryStore } from "../memory/store.js";
 import { memoryIdentity } from "../memory/types.js";
 import { goalFolders, makeGoalFolders } from "../sandbox/folders.js";
 import { type CheckedInput, copyInputs, inputRules } from "../sandbox/inputs.js";
-import { folderProject, type ProjectBinding } from "../security/approval-project.js";
+import { type ProjectBinding, submittedProject } from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import type { BudgetLedger } from "../security/budget.js";
 import type { AgentRunner } from "./agents.js";
@@ -141,8 +142,8 @@ export class GoalRunner {
     const { manifest, inputs } = admitGoal(this.deps, s);
     const intentId =
       s.workspace === undefined ? undefined : intentAtSubmit(this.deps.intents, this.deps.audit, s.workspace);
-    // Its agents' Allow Always answers bind to this folder (security/approval-project.ts).
-    const project = s.workspace === undefined ? undefined : folderProject(s.workspace);
+    // Its agents' Allow Always answers bind to the goals submitted from this folder (security/approval-project.ts).
+    const project = s.workspace === undefined ? undefined : submittedProject(s.workspace);
     const id = opts.goalId ?? newGoalId();
     const outputDir = goalFolders(this.deps.config.goalsDir, id).output;
     this.store.insert({

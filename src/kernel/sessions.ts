@@ -20,7 +20,7 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { ToolDef } from "../gate/types.js";
 import type { LoadedManifest } from "../manifest/load.js";
 import { checkHostWorkspace, type WorkspaceBinds } from "../sandbox/workspace-binds.js";
-import { folderProject, type ProjectBinding } from "../security/approval-project.js";
+import { folderProject, type ProjectBinding, sessionProject } from "../security/approval-project.js";
 import type { AuditLog } from "../security/audit.js";
 import { parseGrant } from "../security/grants.js";
 import type { EventBus } from "./events.js";
@@ -79,8 +79,8 @@ export class Sessions {
   private readonly ending = new Set<Promise<void>>();
   /** Every session pseudo-goal of this process: their containers are released here, not by Runtime. */
   private readonly goals = new Set<string>();
-  /** The project of each bound session's pseudo-goal: what its Allow Always answers bind to. */
-  private readonly projects = new Map<string, ProjectBinding>();
+  /** The folder and project of each bound session's pseudo-goal, as it opened: what its Allow Always answers bind to. */
+  private readonly projects = new Map<string, { path: string; opened: ProjectBinding }>();
   private readonly unsubscribe: () => void;
 
   constructor(private readonly deps: SessionsDeps) {
@@ -123,7 +123,8 @@ export class Sessions {
     const goalId = this.deps.newGoalId();
     this.goals.add(goalId);
     if (workspace !== null) this.deps.binds.bind(goalId, workspace);
-    if (project !== undefined) this.projects.set(goalId, project);
+    if (workspace !== null && project !== undefined)
+      this.projects.set(goalId, { path: workspace, opened: project });
     let rec: AgentRecord;
     try {
       rec = this.deps.spawner.spawn({ goalId, manifest: req.manifest, parent: null, withoutModel: true });
@@ -195,11 +196,14 @@ export class Sessions {
   }
 
   /**
-   * The project folder bound as this session pseudo-goal's /workspace, as it was when the
-   * session opened; undefined for a session without one (its pseudo-goal is its own project).
+   * The project folder bound as this session pseudo-goal's /workspace, read again on every
+   * use: the pseudo-goal alone once the folder at its path is not the one it opened on
+   * (security/approval-project.ts sessionProject); undefined for a session without one (its
+   * pseudo-goal is its own project).
    */
   projectOf(goalId: string): ProjectBinding | undefined {
-    return this.projects.get(goalId);
+    const p = this.projects.get(goalId);
+    return p === undefined ? undefined : sessionProject(goalId, p.path, p.opened);
   }
 
   /** Is this a session's pseudo-goal (its container is released when the session ends)? */

@@ -10,42 +10,94 @@
 //
 // A project is the real host folder it was named by (an MCP session's `--workspace`, the
 // folder a goal was submitted from), symlinks resolved, together with that folder's inode
-// number: a link to the folder is the same project, a folder deleted and made anew at the
-// same path (another checkout) or renamed is another one, and asks again. An identity that
-// survives a rename (device and inode alone) was not chosen: inode numbers of deleted folders
-// are reused by unrelated ones, device numbers change across mounts and reboots, and the
-// human read a path. A goal given no project folder (the dashboard, a socket client that
-// named none, an MCP session without --workspace, agent.spawn) is its own project: its
-// folders are its own and no other goal's, so its grants cover it alone.
+// number and birth time: a link to the folder is the same project, a folder deleted and made
+// anew at the same path (another checkout) or renamed is another one, and asks again. The
+// inode number alone does not tell a new folder from the old: ext4 gives a folder made right
+// after one was deleted the freed number (test/security/approval-project.test.ts); the birth
+// time does (but for two folders made at one path within one clock tick; a filesystem that
+// records none: the change time, so the folder's own entries changing asks again, never the
+// reverse). An identity that survives a rename (device and
+// inode alone) was not chosen: inode numbers of deleted folders are reused by unrelated ones,
+// device numbers change across mounts and reboots, and the human read a path.
+//
+// Only an MCP session mounts its folder as /workspace (`folder:` keys, "project DIR"). A goal
+// submitted with a folder runs in folders of its own: the folder names the goals it is one of
+// (`submitted:` keys, "goals submitted from DIR"), so a grant given where /workspace was the
+// folder itself never covers a goal whose /workspace a model filled (an MCP client's
+// aido_submit names its manifest, so its identity, and the session's folder), nor the reverse.
+// A goal given no project folder (the dashboard, a socket client that named none, an MCP
+// session without --workspace, agent.spawn) is its own project: its folders are its own and
+// no other goal's, so its grants cover it alone.
 
 import { realpathSync, statSync } from "node:fs";
 import { AidoError, ErrorCode } from "../errors.js";
 import { inert } from "./terminal-text.js";
 
 export interface ProjectBinding {
-  /** Compared for equality, and signed in a grant: `folder:<inode>:<real path>` or `goal:<id>`. */
+  /**
+   * Compared for equality, and signed in a grant: `folder:<inode>:<birth>:<real path>` (a
+   * session's mounted folder), `submitted:<inode>:<birth>:<real path>` or `goal:<id>`.
+   */
   key: string;
-  /** What a human reads: "project /home/u/app" or "goal g_… only (it has no project folder)". */
+  /**
+   * What a human reads: "project /home/u/app", "goals submitted from /home/u/app" or "goal g_…
+   * only (it has no project folder)".
+   */
   shown: string;
 }
 
-/** The project of a host folder: its real path and inode, read now. */
+/** The project of a host folder an MCP session mounts as /workspace: its real path, inode and birth, read now. */
 export function folderProject(path: string): ProjectBinding {
-  let real: string;
-  let ino: bigint;
+  const { real, id } = folderIdentity(path);
+  return { key: `folder:${id}:${real}`, shown: `project ${inert(real)}` };
+}
+
+/**
+ * The project of a goal submitted with `workspace`: the goals submitted from that folder,
+ * each with a /workspace of its own (never the folder itself, whose session grants it is not).
+ */
+export function submittedProject(path: string): ProjectBinding {
+  const { real, id } = folderIdentity(path);
+  return { key: `submitted:${id}:${real}`, shown: `goals submitted from ${inert(real)}` };
+}
+
+/** A folder's real path and `<inode>:<birth ns>` (the change time where no birth is recorded). */
+function folderIdentity(path: string): { real: string; id: string } {
   try {
-    real = realpathSync(path);
+    const real = realpathSync(path);
     const st = statSync(real, { bigint: true });
     if (!st.isDirectory()) throw new Error("is not a folder");
-    ino = st.ino;
+    const born = st.birthtimeNs > 0n ? `b${st.birthtimeNs}` : `c${st.ctimeNs}`;
+    return { real, id: `${st.ino}:${born}` };
   } catch (e) {
     throw new AidoError(
       ErrorCode.invalidInput,
-      `workspace: ${path} cannot be a project folder: ${(e as Error).message}`,
+      `workspace: ${inert(path)} cannot be a project folder: ${inert((e as Error).message)}`,
       { field: "workspace", path },
     );
   }
-  return { key: `folder:${ino}:${real}`, shown: `project ${inert(real)}` };
+}
+
+/**
+ * The project of a session whose folder `opened` was read when it opened, as it is now. A
+ * container mounts the folder by its path when it starts (the first call, or a fresh one
+ * after a crash), so a folder renamed away and another (or a link) put at its path since is
+ * what the session's next container sees: when the folder there now is not the one it opened
+ * on, or is gone, the session is its own project until it is again (its calls ask), never
+ * the project of the folder it opened on.
+ */
+export function sessionProject(goalId: string, path: string, opened: ProjectBinding): ProjectBinding {
+  let now: string;
+  try {
+    now = folderProject(path).key;
+  } catch (e) {
+    now = (e as Error).message;
+  }
+  if (now === opened.key) return opened;
+  return {
+    key: `goal:${goalId}`,
+    shown: `goal ${inert(goalId)} only (the folder at ${inert(path)} is not the one its session opened on)`,
+  };
 }
 
 /** The project of a goal that was given no project folder: the goal alone. */

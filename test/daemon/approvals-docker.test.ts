@@ -7,6 +7,7 @@
 // agent, another identity, after a revoke.
 
 import {
+  chownSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -14,7 +15,6 @@ import {
   realpathSync,
   renameSync,
   rmSync,
-  statSync,
   symlinkSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,6 +23,7 @@ import Database from "better-sqlite3";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import type { Config } from "../../src/config.js";
+import { submittedProject } from "../../src/security/approval-project.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { requireDocker } from "../support/docker.js";
 import { turn } from "../support/provider-server.js";
@@ -75,9 +76,6 @@ async function answerNext(
   }
   throw new Error("no approval request appeared");
 }
-
-/** The inode number of a folder, as the daemon binds a project to it. */
-const inodeOf = (dir: string) => statSync(dir, { bigint: true }).ino;
 
 const workspace = (goalId: string, file: string) =>
   join(suite.fx.home.config.goalsDir, goalId, "workspace", file);
@@ -207,7 +205,7 @@ describe("Allow Always through the agent loop", () => {
     const g1 = await c.call("goal.submit", { goal: "keep", manifest: keeper, workspace: folder });
     const rec = await answerNext(c, "allow_always");
     expect(rec.covers.allow_always).toBe(
-      `file_write on /workspace/k.txt by agents of identity \`keeper\` in project ${folder} for 1 h`,
+      `file_write on /workspace/k.txt by agents of identity \`keeper\` in goals submitted from ${folder} for 1 h`,
     );
     expect((await c.call("goal.wait", { goal_id: g1.goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
 
@@ -235,6 +233,100 @@ describe("Allow Always through the agent loop", () => {
 });
 
 describe("Allow Always across projects", () => {
+  it("given in a session whose /workspace is the folder, covers no goal submitted from it, nor the reverse", async () => {
+    suite.server.script('manifest "deployer"', [
+      turn.toolUse("file_write", { path: "/workspace/deploy.sh", content: "the model's" }),
+      turn.text("ok"),
+      turn.toolUse("file_write", { path: "/workspace/run.sh", content: "the goal's" }),
+      turn.text("ok"),
+    ]);
+    const deployer = manifest("deployer", { capabilities: writes, approval_required: ["file_write"] });
+    const fx = await suite.start(docker);
+    const a = project("a");
+    if (process.getuid?.() === 0) chownSync(a, 1000, 1000);
+    const c = await fx.client();
+    const human = await fx.client();
+    const session = await c.call("session.open", { manifest: deployer, workspace: a });
+    const write = (path: string) =>
+      c
+        .call("tool.invoke", {
+          agent_id: session.agent_id,
+          tool: "file_write",
+          input: { path, content: "mine" },
+        })
+        .then(
+          () => "written",
+          (e: Error) => e.message,
+        );
+
+    // The session's /workspace is A itself: the human read A's file and allowed it always.
+    const reviewed = write("/workspace/deploy.sh");
+    expect((await answerNext(human, "allow_always")).covers.allow_always).toContain(
+      `in project ${a} for 1 h`,
+    );
+    expect(await reviewed).toBe("written");
+
+    // A goal submitted from A (an MCP client's aido_submit names the session's folder, and a
+    // manifest, so an identity, of its choosing): its /workspace is a folder of its own that
+    // a model filled, not A: asked.
+    const g1 = await c.call("goal.submit", { goal: "deploy", manifest: deployer, workspace: a });
+    expect((await answerNext(human, "deny")).covers.allow_always).toContain(
+      `in goals submitted from ${a} for 1 h`,
+    );
+    expect((await c.call("goal.wait", { goal_id: g1.goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
+    expect(existsSync(workspace(g1.goal_id, "deploy.sh"))).toBe(false);
+
+    // The reverse: Allow Always given to a goal from A does not cover the session writing A.
+    const g2 = await c.call("goal.submit", { goal: "run", manifest: deployer, workspace: a });
+    await answerNext(human, "allow_always");
+    expect((await c.call("goal.wait", { goal_id: g2.goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
+    const unasked = write("/workspace/run.sh");
+    expect((await answerNext(human, "deny")).agent_id).toBe(session.agent_id);
+    expect(await unasked).toMatch(/denied/);
+    expect(existsSync(join(a, "run.sh"))).toBe(false);
+    await c.call("session.close", { session_id: session.session_id });
+  }, 180_000);
+
+  it("given in a session's folder, does not follow the folder's path to another folder put there later", async () => {
+    const fx = await suite.start(docker);
+    const a = project("a");
+    const b = project("b");
+    if (process.getuid?.() === 0) for (const dir of [a, b]) chownSync(dir, 1000, 1000);
+    const writer = manifest("deployer", { capabilities: writes, approval_required: ["file_write"] });
+    const c = await fx.client();
+    const human = await fx.client();
+    const write = (agentId: string) =>
+      c
+        .call("tool.invoke", {
+          agent_id: agentId,
+          tool: "file_write",
+          input: { path: "/workspace/x.txt", content: "unasked" },
+        })
+        .then(
+          () => "written",
+          (e: Error) => e.message,
+        );
+
+    const first = await c.call("session.open", { manifest: writer, workspace: a });
+    const allowed = write(first.agent_id);
+    await answerNext(human, "allow_always");
+    expect(await allowed).toBe("written");
+    await c.call("session.close", { session_id: first.session_id });
+
+    // A second session opens on A; before its container starts (at its first call) A is
+    // renamed away and a link to B put at its path: that container mounts B.
+    const second = await c.call("session.open", { manifest: writer, workspace: a });
+    renameSync(a, `${a}-old`);
+    scratch.push(`${a}-old`);
+    symlinkSync(b, a);
+    const swapped = write(second.agent_id);
+    const asked = await answerNext(human, "deny");
+    expect(asked.covers.allow_always).toContain(`the folder at ${a} is not the one its session opened on`);
+    expect(await swapped).toMatch(/denied/);
+    expect(existsSync(join(b, "x.txt"))).toBe(false);
+    await c.call("session.close", { session_id: second.session_id });
+  }, 180_000);
+
   it("covers goals submitted from the project it was given in, not the same container path of another project", async () => {
     const write = turn.toolUse("file_write", { path: "/workspace/deploy.sh", content: "deploy" });
     const goals = 7;
@@ -257,14 +349,14 @@ describe("Allow Always across projects", () => {
 
     const first = await run(a, "allow_always");
     expect(first.asked!.covers.allow_always).toBe(
-      `file_write on /workspace/deploy.sh by agents of identity \`deployer\` in project ${a} for 1 h`,
+      `file_write on /workspace/deploy.sh by agents of identity \`deployer\` in goals submitted from ${a} for 1 h`,
     );
     const [grant] = (await c.call("approval.grants", {})).grants;
-    expect(grant).toMatchObject({ project: `project ${a}`, status: "active" });
+    expect(grant).toMatchObject({ project: `goals submitted from ${a}`, status: "active" });
 
     // Project B: the same identity, tool and container path, another project: asked.
     const inB = await run(b, "deny");
-    expect(inB.asked!.covers.allow_always).toContain(`in project ${b} for 1 h`);
+    expect(inB.asked!.covers.allow_always).toContain(`in goals submitted from ${b} for 1 h`);
     expect(inB.wrote).toBe(false);
 
     // Project A again, named through a link to it: the same folder, so nobody is asked.
@@ -281,8 +373,10 @@ describe("Allow Always across projects", () => {
       project: string;
       project_shown: string;
     };
-    const bKey = saved.project.replace(a, b).replace(/^folder:\d+:/, `folder:${inodeOf(b)}:`);
-    attacker.prepare("UPDATE approval_grants SET project = ?, project_shown = ?").run(bKey, `project ${b}`);
+    const moveTo = submittedProject(b);
+    attacker
+      .prepare("UPDATE approval_grants SET project = ?, project_shown = ?")
+      .run(moveTo.key, moveTo.shown);
     const forged = await run(b, "deny");
     expect(forged.wrote).toBe(false);
     expect((await c.call("approval.grants", { all: true })).grants[0]?.status).toBe("invalid");
