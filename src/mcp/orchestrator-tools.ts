@@ -184,6 +184,14 @@ export function orchestratorTable(config: Config, version: string) {
             `answering approvals from MCP is off: the operator starts the server with \`aido mcp serve --allow-approve\` to allow it for goals this session submitted; otherwise a human answers with \`aido approvals\``,
           );
         }
+        // Allow Always outlives the goal: a grant for the manifest's identity in the folder the
+        // goal came from. The model names that manifest (aido_submit), so its grant would cover
+        // the person's own later goals of that name from the folder, nobody asked.
+        if (p.decision === "allow_always") {
+          throw new RefusedHere(
+            `approval ${p.id}: aido_approve answers allow_once, allow_session or deny; Allow Always outlives the goal (it covers later goals of the same manifest from the folder) and is a human's to give with \`aido approvals\``,
+          );
+        }
         return ctx.link.client.call("approval.respond", p);
       },
     }),

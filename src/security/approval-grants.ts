@@ -1,6 +1,6 @@
 // security/approval-grants.ts — Allow Always, as signed grants. A grant says: calls of
 // this tool with this scope (approval-scope.ts), made by agents of this identity (a root's
-// manifest name, a child's lineage: kernel/registry.ts; a model cannot choose it) in this
+// manifest name, a child's lineage: kernel/registry.ts; a model cannot choose a child's) in this
 // project (approval-project.ts: the host folder the answer was given about), need no human
 // until it expires. The runtime key signs (identity, project, tool, scope, expiry, the audit
 // seq of the decision) and every use re-verifies the signature, the expiry, the audit

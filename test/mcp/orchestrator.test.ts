@@ -158,6 +158,22 @@ describe("aido_approve", () => {
     const own = await until(async () =>
       (await human.call("approval.list", {})).approvals.some((a) => a.goal_id === ownGoal),
     ).then(async () => (await human.call("approval.list", {})).approvals.find((a) => a.goal_id === ownGoal));
+    // Allow Always would outlive the goal (a grant for the manifest the model named, covering the
+    // person's later goals of that name): refused, audited, the approval left pending.
+    const always = await open.callTool({
+      name: "aido_approve",
+      arguments: { id: own?.id, decision: "allow_always" },
+    });
+    expect(always.isError).toBe(true);
+    expect(textOf(always)).toContain("answers allow_once, allow_session or deny");
+    const alwaysAudited = await human.call("audit.query", { kind: "session.call_refused" });
+    expect(
+      alwaysAudited.entries.some((e) =>
+        (e.payload as { reason: string }).reason.includes("Allow Always outlives"),
+      ),
+    ).toBe(true);
+    expect((await human.call("approval.list", {})).approvals.some((a) => a.id === own?.id)).toBe(true);
+    expect((await human.call("approval.grants", {})).grants).toEqual([]);
     const ok = await open.callTool({
       name: "aido_approve",
       arguments: { id: own?.id, decision: "allow_once" },
