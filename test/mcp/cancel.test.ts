@@ -80,6 +80,47 @@ describe("a plan the client cancels while a step runs", () => {
   }, 90_000);
 });
 
+describe("a plan the client cancels just before its running step ends", () => {
+  it("runs no later step: the call's connection closes at once, with no approval left to deny", async () => {
+    await suite.start();
+    const client = await suite.connect({ elicit: allowOnce });
+    // The first step ends when the test says so (a file it makes in the project).
+    const waitForGo =
+      "python3 -c \"import os, time; [time.sleep(0.02) for _ in iter(lambda: os.path.exists('/workspace/go'), True)]\"";
+    const plan = JSON.parse(
+      textOf(
+        await client.callTool({
+          name: "aido_plan",
+          arguments: {
+            title: "wait then write",
+            steps: [
+              { tool: "exec", input: { command: waitForGo } },
+              { tool: "file_write", input: { path: "/workspace/after.txt", content: "after\n" } },
+            ],
+          },
+        }),
+      ),
+    ) as { plan_id: string };
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "aido_plan_execute", arguments: { plan_id: plan.plan_id } }, undefined, {
+        signal: abort.signal,
+      })
+      .catch((e: Error) => e);
+    await until(async () => (await entries("tool.invoked")).length === 1, 30_000);
+    abort.abort();
+    // The step would end well within the half second a pending approval's denial may take.
+    await sleep(250);
+    writeFileSync(join(suite.project, "go"), "");
+    expect(await call).toBeInstanceOf(Error);
+    await until(async () => (await entries("plan.executed")).length === 1, 15_000);
+    expect(existsSync(join(suite.project, "after.txt")), "a step after the cancel ran").toBe(false);
+    expect((await entries("plan.executed")).map((e) => e.payload)).toEqual([
+      expect.objectContaining({ plan_id: plan.plan_id, status: "failed", steps_run: 1, failed_step: 0 }),
+    ]);
+  }, 90_000);
+});
+
 describe("an intent's check the client cancels while it runs", () => {
   it("is stopped: its command's late effect does not land, audited as cancelled", async () => {
     await suite.start();
