@@ -14,7 +14,8 @@ import type { PathChange } from "../sandbox/tree-diff.js";
 import { boundOutput } from "../tools/output.js";
 import type { AgentRegistry } from "./registry.js";
 import { childName, manifestValue, spawnScope } from "./spawn-tools.js";
-import { WORLDS_MAX, WORLDS_MIN, type WorldReceipt, type Worlds } from "./worlds.js";
+import { WORLDS_MAX, WORLDS_MIN } from "./world-admission.js";
+import type { WorldReceipt, Worlds } from "./worlds.js";
 
 export const SpawnWorldsInput = z.strictObject({
   task: z.string().min(1).max(100_000).describe("The task every world's child works on"),
@@ -76,7 +77,12 @@ export function createWorldTools(deps: WorldToolDeps): ToolDef<unknown>[] {
         allowPath({ kind: "file_read", path }, { record: false }) === undefined;
       const receipts = await deps.worlds.spawn(
         parent,
-        { ...input, ...(ctx.trace ? { traceParent: ctx.trace } : {}) },
+        // A cancelled call (its MCP client gave up, its agent stopped) stops its worlds' children and discards them.
+        {
+          ...input,
+          ...(ctx.trace ? { traceParent: ctx.trace } : {}),
+          ...(ctx.signal ? { signal: ctx.signal } : {}),
+        },
         readable,
       );
       const ready = receipts.filter((r) => r.stop_reason === "complete").length;

@@ -17,8 +17,10 @@
 // reported and audited. Otherwise the world's copy is snapshotted and restored onto the
 // real folders, limited to the diff's paths (a path the real folders changed meanwhile and
 // the world did not touch is left as it is). The other worlds are then discarded.
-// A world lives until it is adopted, another is, or its spawner's turn ends (the agent
-// pauses or stops: the goal's end stops it); discarding removes the container and deletes
+// A world lives until it is adopted, another is, its spawner's turn ends (the agent
+// pauses or stops: the goal's end stops it), or the spawn_worlds call is cancelled (its MCP
+// client gave up: the children are stopped, their budgets refunded, every world of the call
+// discarded, since nobody reads its receipts); discarding removes the container and deletes
 // the folder (links unlinked, never followed). Folders a previous process left are removed
 // at start-up with the shadows' (Shadows.removeLeftovers: the same w_ prefix).
 
@@ -40,10 +42,7 @@ import type { TraceSpan } from "../telemetry/tracer.js";
 import type { AgentRunner, ChildOutcome } from "./agents.js";
 import type { EventBus } from "./events.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
-
-/** Worlds per spawn_worlds call, at least and at most (and never more than limits.max_children). */
-export const WORLDS_MIN = 2;
-export const WORLDS_MAX = 8;
+import { admitWorlds } from "./world-admission.js";
 
 export interface WorldReceipt {
   world_id: string;
@@ -95,6 +94,8 @@ interface World {
 }
 
 const WORLD_PREFIX = "w_";
+/** Why a world of a cancelled spawn_worlds call was discarded. */
+const CANCELLED = "the spawn_worlds call was cancelled";
 /** Why restore() leaves a path alone that is not part of the adopted world's diff. */
 const OUTSIDE_DIFF = "\u0000outside the world's diff";
 
@@ -132,12 +133,13 @@ export class Worlds {
   async spawn(
     parent: AgentRecord,
     /** traceParent: the spawn_worlds call's span; each world's child nests under it. */
-    req: { task: string; worlds: number; manifest: unknown; traceParent?: TraceSpan },
+    req: { task: string; worlds: number; manifest: unknown; traceParent?: TraceSpan; signal?: AbortSignal },
     /** The receipts show text only where the parent may read (its grants and the policy). */
     readable: (path: string) => boolean,
   ): Promise<WorldReceipt[]> {
     const { deps } = this;
-    this.admit(parent, req);
+    const held = [...this.worlds.values()].filter((w) => w.owner === parent.id && !w.closing).length;
+    admitWorlds(parent, req, held, deps.config, deps.budget);
     const room = Math.max(0, roomOf(deps.budget.get(parent.budgetAccount)));
     const share = Math.floor(room / (req.worlds + 1));
     const name = parseManifestValue(req.manifest, "spawn_worlds manifest").name;
@@ -179,47 +181,27 @@ export class Worlds {
         share,
         readable,
         req.traceParent,
+        req.signal,
       );
       run.catch(() => {}); // observed by Promise.all below
       running.push(run);
       // Spawning is synchronous work: let this child's first request leave meanwhile.
       await new Promise((resolve) => setImmediate(resolve));
     }
-    return Promise.all(running);
-  }
-
-  /** Limits checked before anything is made: nesting, count, budget asked. */
-  private admit(parent: AgentRecord, req: { worlds: number; manifest: unknown }): void {
-    if (parent.sandboxGoal !== undefined) {
+    const settled = await Promise.allSettled(running);
+    if (req.signal?.aborted) {
+      // Nobody reads these receipts: a world that finished before the cancel goes too, rather
+      // than be held against max_children until the spawner's turn ends (a session's never does).
+      await Promise.all(worlds.map((w) => this.discard(w, CANCELLED)));
       throw new AidoError(
-        ErrorCode.invalidInput,
-        `agent ${parent.id} works in a world already; worlds do not nest`,
-        { field: "worlds" },
+        ErrorCode.cancelled,
+        `spawn_worlds was cancelled: its ${worlds.length} worlds were stopped and discarded`,
+        { worlds: worlds.length },
       );
     }
-    const max = Math.min(
-      WORLDS_MAX,
-      parent.manifest.limits?.max_children ?? this.deps.config.limits.maxChildren,
-    );
-    // Worlds it holds count (a session's agent never pauses, so its worlds stay until one
-    // is adopted): each is a full copy of its folders.
-    const held = [...this.worlds.values()].filter((w) => w.owner === parent.id && !w.closing).length;
-    if (held + req.worlds > max) {
-      throw new AidoError(
-        ErrorCode.limitExceeded,
-        `worlds: ${req.worlds}${held > 0 ? `, with the ${held} it holds,` : ""} is more than the ${max} worlds agent ${parent.id} may hold (limits.max_children, at most ${WORLDS_MAX}); adopt one first, or end the turn`,
-        { field: "worlds", max, held },
-      );
-    }
-    const asked = parseManifestValue(req.manifest, "spawn_worlds manifest").budget?.max_tokens;
-    const room = Math.max(0, roomOf(this.deps.budget.get(parent.budgetAccount)));
-    if (asked !== undefined && asked * req.worlds > room) {
-      throw new AidoError(
-        ErrorCode.budgetExceeded,
-        `${req.worlds} worlds of budget.max_tokens ${asked} need ${asked * req.worlds} tokens; agent ${parent.id} has ${room} left to give`,
-        { field: "manifest.budget.max_tokens", requested: asked * req.worlds, room },
-      );
-    }
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    return settled.map((r) => (r as PromiseFulfilledResult<WorldReceipt>).value);
   }
 
   private async runWorld(
@@ -231,6 +213,7 @@ export class Worlds {
     share: number,
     readable: (path: string) => boolean,
     traceParent: TraceSpan | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<WorldReceipt> {
     const { deps } = this;
     const { id, folders } = world;
@@ -255,9 +238,13 @@ export class Worlds {
         defaultShare: share,
         sandboxGoal: id,
         ...(traceParent ? { traceParent } : {}),
+        ...(signal ? { signal } : {}),
       });
       // Nothing runs in the copy any more before it is read.
       await deps.retire(id);
+      // Nobody will read this receipt (the call was cancelled: runChild stopped the child, its
+      // budget refunded): the world goes now, rather than be held against max_children.
+      if (signal?.aborted) await this.discard(world, CANCELLED);
       if (world.closing) throw new AidoError(ErrorCode.cancelled, `world ${id} was discarded while it ran`);
       const diff = await diffCopy(
         copy,
@@ -296,7 +283,7 @@ export class Worlds {
       }
       return receipt;
     } catch (e) {
-      await this.discard(world, "it failed");
+      await this.discard(world, signal?.aborted ? CANCELLED : "it failed");
       throw e;
     }
   }

@@ -4,9 +4,11 @@
 // own, closed when the client cancels it: the daemon ends a call whose connection closed
 // (a running command is stopped, audited as tool.failed, code cancelled; a plan stops at
 // that step and is recorded failed), where on the session's shared connection it would
-// run on with nobody to read its result. The close waits CANCEL_GRACE_MS, so that an
-// approval the call still waits for is denied first (typed-tools.ts withHuman) and is on
-// record as a denial.
+// run on with nobody to read its result. The close comes at once, unless the call still
+// waits for an approval: then it waits for that request's denial (typed-tools.ts withHuman,
+// holdClose) to be answered, CANCEL_GRACE_MS at most, so that it is on record as a denial.
+// A fixed grace after every cancel let the call run on for it: a plan's step that ended
+// meanwhile was followed by the next one, whose effect landed after the client cancelled.
 //
 // Bounded: a session holds at most MAX_CALL_CONNECTIONS of them at once, and a call beyond
 // that waits for one to free, so a client that fires thousands of calls holds that many
@@ -19,7 +21,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 
 /** Connections one session's calls may hold at once. */
 export const MAX_CALL_CONNECTIONS = 16;
-/** After a cancel, the time a pending approval's denial has to reach the daemon before the call's connection closes. */
+/** After a cancel, the time a pending approval's denial has at most to reach the daemon before the call's connection closes. */
 export const CANCEL_GRACE_MS = 500;
 
 const cancelledBeforeSent = () =>
@@ -29,6 +31,8 @@ export class CallConnections {
   private held = 0;
   private readonly open = new Set<AidoClient>();
   private readonly queue: { grant(): void; refuse(e: Error): void }[] = [];
+  /** Per running call (by its signal): what its connection's close waits for after a cancel. */
+  private readonly holds = new Map<AbortSignal, Promise<unknown>[]>();
   private closedError: Error | undefined;
 
   constructor(
@@ -44,16 +48,24 @@ export class CallConnections {
   }
 
   /**
-   * Run `fn` on a connection of its own, closed when it settles, or CANCEL_GRACE_MS after
-   * `signal` aborts (which then fails `fn`'s pending request).
+   * Run `fn` on a connection of its own, closed when it settles, or when `signal` aborts
+   * (which then fails `fn`'s pending request): at once, or once what the call holds the
+   * close for (holdClose) settled, CANCEL_GRACE_MS at most.
    */
   async run<T>(signal: AbortSignal, fn: (client: AidoClient) => Promise<T>): Promise<T> {
     await this.acquire(signal);
     let own: AidoClient | undefined;
     let grace: NodeJS.Timeout | undefined;
+    const held: Promise<unknown>[] = [];
     const cancel = () => {
-      grace ??= setTimeout(() => own?.close(), CANCEL_GRACE_MS);
+      // The call's own abort listeners (added after this one) run first and may hold the close.
+      setImmediate(() => {
+        if (held.length === 0) return own?.close();
+        grace = setTimeout(() => own?.close(), CANCEL_GRACE_MS);
+        void Promise.allSettled(held).then(() => own?.close());
+      });
     };
+    this.holds.set(signal, held);
     try {
       own = await AidoClient.connect(this.socketPath, { maxLineBytes: this.maxLineBytes });
       this.open.add(own);
@@ -62,6 +74,7 @@ export class CallConnections {
       signal.addEventListener("abort", cancel, { once: true });
       return await fn(own);
     } finally {
+      this.holds.delete(signal);
       signal.removeEventListener("abort", cancel);
       clearTimeout(grace);
       if (own) {
@@ -70,6 +83,14 @@ export class CallConnections {
       }
       this.release();
     }
+  }
+
+  /**
+   * The call of `signal`, cancelled, has `p` to settle before its connection closes (an
+   * approval's denial on its way to the daemon); CANCEL_GRACE_MS at most.
+   */
+  holdClose(signal: AbortSignal, p: Promise<unknown>): void {
+    this.holds.get(signal)?.push(p);
   }
 
   /** The session ends: every call's connection closes (the daemon ends their calls), waiting calls fail. */

@@ -393,7 +393,7 @@ function requireModel(manifest: unknown): void {
  * A gated tool of the session's agent whose result is the tool's data (an error result stays
  * one), on a connection of its own: a cancel stops what takes the daemon's signal. An
  * adopt_world past its approval takes none and runs to its end (never half-applied);
- * spawn_worlds' children take none either and run on (docs/mcp.md).
+ * spawn_worlds' children are stopped and its worlds discarded (kernel/worlds.ts).
  */
 async function gated(tool: string, input: Record<string, unknown>, ctx: CallContext): Promise<unknown> {
   const r: { output: string; is_error: boolean; data?: unknown } = await ctx.calls.run(ctx.signal, (own) =>

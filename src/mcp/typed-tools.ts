@@ -109,7 +109,9 @@ export async function withHuman<T>(
   }, HEARTBEAT_MS);
   let pending: string | undefined;
   const cancelled = () => {
-    if (pending !== undefined) void respond(ctx.link.client, pending, "deny", ctx.log);
+    // The call's connection closes once this denial is answered (call-connections.ts).
+    if (pending !== undefined)
+      ctx.calls.holdClose(ctx.signal, respond(ctx.link.client, pending, "deny", ctx.log));
   };
   ctx.signal.addEventListener("abort", cancelled, { once: true });
   try {

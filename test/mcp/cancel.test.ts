@@ -5,7 +5,8 @@
 // check the client cancels is stopped; and a client that fires a thousand calls and
 // cancels each holds a bounded number of daemon connections, all closed afterwards, each
 // call that ran on record once, the session still usable. An adoption the client cancels
-// once it runs is never left half-applied.
+// once it runs is never left half-applied. Worlds the client cancels while they run are
+// stopped and discarded, and the session may spawn worlds again.
 
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -76,6 +77,47 @@ describe("a plan the client cancels while a step runs", () => {
     // The session lives on.
     const r = await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
     expect(r.isError ?? false).toBe(false);
+  }, 90_000);
+});
+
+describe("a plan the client cancels just before its running step ends", () => {
+  it("runs no later step: the call's connection closes at once, with no approval left to deny", async () => {
+    await suite.start();
+    const client = await suite.connect({ elicit: allowOnce });
+    // The first step ends when the test says so (a file it makes in the project).
+    const waitForGo =
+      "python3 -c \"import os, time; [time.sleep(0.02) for _ in iter(lambda: os.path.exists('/workspace/go'), True)]\"";
+    const plan = JSON.parse(
+      textOf(
+        await client.callTool({
+          name: "aido_plan",
+          arguments: {
+            title: "wait then write",
+            steps: [
+              { tool: "exec", input: { command: waitForGo } },
+              { tool: "file_write", input: { path: "/workspace/after.txt", content: "after\n" } },
+            ],
+          },
+        }),
+      ),
+    ) as { plan_id: string };
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "aido_plan_execute", arguments: { plan_id: plan.plan_id } }, undefined, {
+        signal: abort.signal,
+      })
+      .catch((e: Error) => e);
+    await until(async () => (await entries("tool.invoked")).length === 1, 30_000);
+    abort.abort();
+    // The step would end well within the half second a pending approval's denial may take.
+    await sleep(250);
+    writeFileSync(join(suite.project, "go"), "");
+    expect(await call).toBeInstanceOf(Error);
+    await until(async () => (await entries("plan.executed")).length === 1, 15_000);
+    expect(existsSync(join(suite.project, "after.txt")), "a step after the cancel ran").toBe(false);
+    expect((await entries("plan.executed")).map((e) => e.payload)).toEqual([
+      expect.objectContaining({ plan_id: plan.plan_id, status: "failed", steps_run: 1, failed_step: 0 }),
+    ]);
   }, 90_000);
 });
 
@@ -263,4 +305,92 @@ describe("an adoption the client cancels once it runs", () => {
       "adopt_world",
     );
   }, 120_000);
+});
+
+describe("worlds the client cancels while they run", () => {
+  it("are stopped and discarded (children stopped, containers removed, budget back), and the session spawns worlds again", async () => {
+    const fx = await suite.start();
+    const file = join(dirname(suite.project), "worlds-session.yaml");
+    writeFileSync(file, WORLDS_SESSION);
+    const client = await suite.connect({ args: ["--manifest", file] });
+    const coder = {
+      name: "coder",
+      model: MODEL,
+      system_prompt: "You explore.",
+      capabilities: ["tool: file_write", "file_write: /workspace/**"],
+      limits: { max_iterations: 40 },
+    };
+    // Each child writes a file in its world (its container starts), then thinks for ever,
+    // until the test lets the children of a later call answer at once.
+    let hang = true;
+    suite.server.script(
+      'manifest "coder"',
+      [
+        (req) =>
+          req.body.messages.length === 1
+            ? turn.toolUse("file_write", { path: "/workspace/idea.md", content: "idea\n" })
+            : hang
+              ? turn.hang()
+              : turn.text("done"),
+      ],
+      { repeatLast: true },
+    );
+    const q = await fx.client();
+    const { agents } = await q.call("agent.list", {});
+    const session = agents.find((a) => a.manifest === "worlds-session");
+    if (!session) throw new Error("no session agent");
+    const budgetBefore = (await q.call("agent.status", { agent_id: session.agent_id })).budget;
+
+    const abort = new AbortController();
+    const call = client
+      .callTool(
+        { name: "aido_spawn_worlds", arguments: { task: "Write an idea.", worlds: 3, manifest: coder } },
+        undefined,
+        { signal: abort.signal },
+      )
+      .catch((e: Error) => e);
+    // Every world's child wrote its file (its world's container runs) and waits on its model.
+    await until(async () => (await entries("tool.completed")).length === 3, 60_000);
+    const worldIds = (await entries("world.spawned")).map(
+      (e) => (e.payload as { world_id: string }).world_id,
+    );
+    expect(worldIds).toHaveLength(3);
+    expect(suite.containers().filter((n) => worldIds.some((w) => n.includes(w)))).toHaveLength(3);
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+
+    // Stopped and discarded, on record once each; the call itself ended as cancelled.
+    await until(async () => (await entries("world.discarded")).length === 3, 30_000);
+    expect((await entries("world.discarded")).map((e) => e.payload)).toEqual(
+      worldIds.map(() => expect.objectContaining({ reason: "the spawn_worlds call was cancelled" })),
+    );
+    expect((await entries("world.finished")).length, "a world of the cancelled call finished").toBe(0);
+    const children = (await q.call("agent.list", { include_stopped: true })).agents.filter(
+      (a) => a.manifest === "coder",
+    );
+    expect(children.map((a) => a.state)).toEqual(["stopped", "stopped", "stopped"]);
+    await until(async () => (await entries("tool.failed")).length === 1, 10_000);
+    expect((await entries("tool.failed")).map((e) => e.payload)).toEqual([
+      expect.objectContaining({ tool: "spawn_worlds", code: "cancelled" }),
+    ]);
+    await until(() => !suite.containers().some((n) => worldIds.some((w) => n.includes(w))), 30_000);
+    const budgetAfter = (await q.call("agent.status", { agent_id: session.agent_id })).budget;
+    // Only what the children used is spent: what each still held reserved (its model call
+    // in flight) is back with the session, as a stopped agent's is.
+    const used = children.reduce((n, a) => n + a.usage.input_tokens + a.usage.output_tokens, 0);
+    expect(used).toBeGreaterThan(0);
+    expect(budgetAfter, "the stopped children's budget is back with the session").toEqual({
+      ...budgetBefore,
+      spent: used,
+    });
+
+    // The session may spawn worlds again at once: nothing held against its max_children (4).
+    hang = false;
+    const again = await client.callTool({
+      name: "aido_spawn_worlds",
+      arguments: { task: "Write an idea.", worlds: 2, manifest: coder },
+    });
+    expect(again.isError ?? false, textOf(again)).toBe(false);
+    expect((JSON.parse(textOf(again)) as { worlds: unknown[] }).worlds).toHaveLength(2);
+  }, 150_000);
 });
