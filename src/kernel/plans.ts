@@ -257,6 +257,13 @@ export class Plans {
       );
       result.snapshot_id = snap.id;
       for (const [index, step] of steps.entries()) {
+        // Cancelled between two steps (the step before ended as the cancel came): no later
+        // step starts. The gate runs a call whose signal is already aborted when it needs no
+        // approval, so the next step ran after the client had cancelled the plan.
+        if (opts.signal?.aborted) {
+          result.steps.push({ index, ok: false, output: "", error: cancelledBefore(index) });
+          break;
+        }
         const r = await runStep(invoke, agent.id, index, step, opts.signal, this.deps.log);
         result.steps.push(r);
         if (!r.ok) break;
@@ -391,6 +398,10 @@ const CHANGED = {
   grants: "the agent's grants (or its approval_required list) changed",
   policy: "the policy in force changed",
 } as const;
+
+function cancelledBefore(index: number): PlanStepError {
+  return { code: ErrorCode.cancelled, message: `the plan was cancelled before step ${index} started` };
+}
 
 async function runStep(
   invoke: InvokeStep,

@@ -3,7 +3,7 @@
 // file the agent may not write, and shadow steps whose effects live outside the copy. Real
 // daemon, real Docker, over the socket. What these show held without a change.
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { docker, kinds, planner, usePlansDaemon, workspaceOf, write } from "./plans-fixture.js";
@@ -31,6 +31,45 @@ describe("plans under attack", () => {
     expect(refused?.message).toMatch(/already executed/);
     expect(readFileSync(join(workspaceOf(fx, a.goal_id), "log.txt"), "utf8")).toBe("ran\n");
     expect(await kinds(c, a.agent_id, "plan.started")).toHaveLength(1);
+  });
+
+  it("a plan cancelled as a step ends runs no later step, and says which it did not start", async () => {
+    // The cancel lands between two steps: the first has ended (its call no longer waits on the
+    // signal), the second has not begun. The gate runs a call whose signal is already aborted
+    // when it needs no approval, so the plan's loop is what must stop.
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const a = await spawn(c);
+    const p = await c.call("plan.create", {
+      agent_id: a.agent_id,
+      title: "two writes",
+      steps: [
+        { tool: "file_write", input: { path: "/workspace/first.txt", content: "1" } },
+        { tool: "file_write", input: { path: "/workspace/second.txt", content: "2" } },
+      ],
+    });
+    const rt = fx.daemon.runtime;
+    const cancel = new AbortController();
+    const result = await rt.plans.execute(
+      p.plan_id,
+      { signal: cancel.signal },
+      async (agentId, tool, input, s) => {
+        const r = await rt.invokeTool(agentId, tool, input, s);
+        cancel.abort(new Error("the client cancelled the plan"));
+        return r;
+      },
+    );
+    expect(result.status).toBe("failed");
+    expect(result.steps.map((s) => [s.index, s.ok, s.error?.code])).toEqual([
+      [0, true, undefined],
+      [1, false, "cancelled"],
+    ]);
+    expect(result.steps[1]?.error?.message).toBe("the plan was cancelled before step 1 started");
+    const ws = workspaceOf(fx, a.goal_id);
+    expect(readFileSync(join(ws, "first.txt"), "utf8")).toBe("1");
+    expect(existsSync(join(ws, "second.txt"))).toBe(false);
+    const [executed] = await kinds(c, a.agent_id, "plan.executed");
+    expect(executed?.payload).toMatchObject({ status: "failed", failed_step: 1, steps_run: 2 });
   });
 
   it("a restore after a failure leaves a file the agent may not write as it is now, and says so", async () => {
