@@ -214,8 +214,14 @@ describe("a client that fires a thousand calls and cancels each", () => {
     expect(fds(), "descriptors the server holds after the flood").toBeLessThanOrEqual(baseFds);
     // Every call that reached the gate's run ended on record exactly once; a command that was
     // running ended as cancelled.
+    // A call's end is written when the daemon has stopped it (a command killed: SIGTERM, then
+    // SIGKILL after 1 s), which on a loaded machine comes after its connection closed.
+    const ends = async () => [...(await entries("tool.completed")), ...(await entries("tool.failed"))];
+    await until(async () => (await ends()).length >= (await entries("tool.invoked")).length, 30_000).catch(
+      () => {},
+    );
     const invoked = await entries("tool.invoked");
-    const ended = [...(await entries("tool.completed")), ...(await entries("tool.failed"))];
+    const ended = await ends();
     const endedSeqs = ended
       .map((e) => (e.payload as { invoked_seq: number }).invoked_seq)
       .sort((a, b) => a - b);
