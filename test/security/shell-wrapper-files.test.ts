@@ -65,6 +65,13 @@ describe("paths in option words", () => {
     expect(targets("mv -t/w/d /w/a")).toEqual(["/w/a", "/w/d"]);
     expect(targets("sort -o/w/s /w/a")).toEqual(["/w/s"]);
   });
+
+  it("keeps the .. of tar's -C chain: tar chdir()s to each, after any link before it", () => {
+    const targets = (cmd: string) => writeTargets(analyzeCommand(cmd).commands[0]!).map((t) => t.path);
+    expect(targets("tar -xf a.tar -C scratch/l/..")).toEqual(["scratch/l/.."]);
+    expect(targets("tar -xf a.tar -C l -C ../d")).toEqual(["l", "l/../d"]);
+    expect(targets("tar -xf a.tar -C l -C /w/d -C ..")).toEqual(["l", "/w/d", "/w/d/.."]);
+  });
 });
 
 describe("where ln -s makes its links", () => {
