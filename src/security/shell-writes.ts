@@ -25,6 +25,7 @@ import {
   unzipWrites,
   zipWrites,
 } from "./shell-writes-archives.js";
+import { TOOL_NAMES, toolWrites } from "./shell-writes-tools.js";
 
 /** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
 export interface ProgramWrite {
@@ -267,6 +268,7 @@ export function fileOperands(argv: readonly string[], name: string): ProgramWrit
 export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
   const argv = c.argv;
   if (COMPRESSOR_NAMES.includes(name)) return compressorWrites(name, argv);
+  if (TOOL_NAMES.includes(name)) return toolWrites(name, argv);
   switch (name) {
     case "tar":
       return tarWrites(argv);

@@ -1,0 +1,131 @@
+// Red team: the image's writing programs the write table did not list, and two readings
+// that judged a path elsewhere than the program opens it. The agent may read
+// /workspace/pub/** and write /workspace/pub/out/** only; each attack writes into (or
+// reads outside) /workspace/pub from a form the gate judged as a read:
+//   - binutils that rewrite their operand (`strip F`, `objcopy IN`, `ranlib A`, `elfedit F`)
+//     or write an option's file (`strip -o F`, `objcopy --dump-section S=F`);
+//   - `tic -o DIR` (and tic without -o: a terminfo database the analysis does not know);
+//   - the zip utilities: `zipnote -w Z`, `zipsplit -b DIR` (its pieces), `zipcloak Z`;
+//   - gzip's scripts `gzexe F` (F rewritten, F~ made), `zforce F` (renamed F.gz), `znew F.Z`
+//     (F.gz made), and `bzip2recover F` (rec00001F made in F's folder);
+// On main each passed the gate (Landlock stopped it). Each is now refused before anything
+// runs, naming the file, audited as tool.denied; the same programs into the writable folder run.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectOk } from "./fixture.js";
+import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
+
+let b: SharedBench;
+
+const PROGRAMS = ["strip", "objcopy", "ranlib", "elfedit", "tic", "zipnote", "zipsplit", "zipcloak"];
+PROGRAMS.push("gzexe", "zforce", "znew", "bzip2recover", "cat", "ls", "cp");
+
+const PROFILES = {
+  worker: [
+    "tool: exec",
+    "file_read: /workspace",
+    "file_read: /workspace/pub/**",
+    "file_write: /workspace/pub/out/**",
+    ...PROGRAMS.map((p) => `exec: ${p} *`),
+  ],
+};
+
+beforeAll(async () => {
+  b = await openSharedBench({
+    profiles: PROFILES,
+    files: {
+      "/workspace/pub/notes.txt": "b\na\na\n",
+      "/workspace/pub/m/member.txt": "m\n",
+      "/workspace/pub/out/.keep": "",
+      "/workspace/pub/t.src": "aidot|aido test,\n\tcols#80,\n",
+      "/workspace/pub/s.sh": "#!/bin/sh\necho hi\n",
+      "/workspace/pub/x.diff": "--- a/notes.txt\n+++ b/notes.txt\n@@ -1,3 +1,3 @@\n-b\n+c\n a\n a\n",
+      "/workspace/secret/k": "--- a/notes.txt\n+++ b/notes.txt\n@@ -1 +1 @@\n-secret\n+s\n",
+    },
+    setup: [
+      "cd /workspace/pub",
+      "cp /usr/bin/true bin && cp bin out/bin",
+      "(cd m && zip -q ../a.zip member.txt) && cp a.zip out/a.zip",
+      "ar rc l.a notes.txt",
+      "gzip -k -c notes.txt > nz && gzip -k -c notes.txt > n.Z",
+      "bzip2 -k notes.txt && cp notes.txt.bz2 out/",
+      "chmod -R a+rwX /workspace && chmod 700 /workspace/secret",
+    ].join(" && "),
+  });
+}, 240_000);
+
+afterAll(async () => {
+  await b?.close();
+});
+
+const P = "/workspace/pub";
+const quote = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+describe("the image's other writing programs are judged as writes", () => {
+  it.each([
+    ["strip F (F rewritten)", `strip ${P}/bin`, `${P}/bin`],
+    ["strip -o F", `strip -o ${P}/b2 ${P}/out/bin`, `${P}/b2`],
+    ["objcopy IN (IN rewritten)", `objcopy -R .comment ${P}/bin`, `${P}/bin`],
+    ["objcopy IN OUT", `objcopy -O binary ${P}/out/bin ${P}/b3`, `${P}/b3`],
+    [
+      "objcopy --dump-section NAME=FILE",
+      `objcopy --dump-section .text=${P}/d ${P}/out/bin ${P}/out/b4`,
+      `${P}/d`,
+    ],
+    ["ranlib A", `ranlib ${P}/l.a`, `${P}/l.a`],
+    ["elfedit F", `elfedit --output-osabi=none ${P}/bin`, `${P}/bin`],
+    ["tic -o DIR", `tic -o ${P}/ti ${P}/t.src`, `${P}/ti`],
+    ["zipnote -w ZIP", `zipnote -w ${P}/a.zip < /dev/null`, `${P}/a.zip`],
+    ["zipsplit -b DIR", `zipsplit -n 2048 -b ${P} ${P}/out/a.zip`, P],
+    ["zipsplit into the cwd", `cd ${P} && zipsplit -n 2048 out/a.zip`, P],
+    ["zipcloak ZIP", `zipcloak ${P}/a.zip < /dev/null`, `${P}/a.zip`],
+    ["gzexe F", `gzexe ${P}/s.sh`, `${P}/s.sh`],
+    ["zforce F (renamed F.gz)", `zforce ${P}/nz`, `${P}/nz`],
+    ["znew F.Z (F.gz made)", `znew ${P}/n.Z`, `${P}/n.Z`],
+    ["bzip2recover F (recNNNNNF made next to F)", `bzip2recover ${P}/notes.txt.bz2`, P],
+  ])(
+    "refuses %s, a program the write table lacked",
+    async (_how, command, file) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quote(file)} \\(`));
+      expect(b.exists(`${P}/b2`)).toBe(false);
+      expect(b.exists(`${P}/ti`)).toBe(false);
+      expect(b.exists(`${P}/nz.gz`)).toBe(false);
+      expect(b.exists(`${P}/rec00001notes.txt.bz2`)).toBe(false);
+      expect(b.exists(`${P}/s.sh~`)).toBe(false);
+    },
+    60_000,
+  );
+
+  it("refuses tic without -o: its database is a folder the analysis does not know", async () => {
+    const r = await b.exec("worker", `tic ${P}/t.src`);
+    expectRefused(
+      b,
+      "worker",
+      r,
+      "policy",
+      /tic \/workspace\/pub\/t\.src writes \/ \(rule system-path-write\)/,
+    );
+  }, 60_000);
+
+  it.each([
+    ["strip -o into the writable folder", `strip -o ${P}/out/b5 ${P}/bin && ls ${P}/out`, "b5"],
+    ["strip F in the writable folder", `cd ${P}/out && strip bin && ls`, "bin"],
+    [
+      "objcopy IN OUT into the writable folder",
+      `objcopy -O binary ${P}/bin ${P}/out/b6 && ls ${P}/out`,
+      "b6",
+    ],
+    ["tic -o the writable folder", `tic -o ${P}/out/ti ${P}/t.src && ls ${P}/out/ti`, "a"],
+    ["zipnote (listing)", `zipnote ${P}/a.zip`, "member.txt"],
+    ["zipsplit -t (a report)", `zipsplit -t -n 2048 ${P}/a.zip`, "zip"],
+    ["bzip2recover in the writable folder", `cd ${P}/out && bzip2recover notes.txt.bz2 && ls`, "rec00001"],
+  ])(
+    "still runs %s",
+    async (_how, command, out) => {
+      const r = expectOk(await b.exec("worker", command));
+      expect(r.output).toContain(out);
+    },
+    60_000,
+  );
+});
