@@ -79,16 +79,7 @@ Object.assign(PATCH.long, { quoting: true, "read-only": true, debug: true });
 function patchWrites(c: SimpleCommand): ProgramWrite[] {
   const r = getopt(c.argv, 1, PATCH);
   if (has(r, "dry-run")) return [];
-  const dirs = values(r, "d", "directory");
-  const under = (w: ProgramWrite): ProgramWrite => {
-    let { value, at } = w;
-    for (const d of [...dirs].reverse()) {
-      if (value.startsWith("/")) break;
-      value = `${d.value}/${value}`;
-      if (c.argDynamic[d.at]) at = d.at;
-    }
-    return { value, at };
-  };
+  const under = underPatchDirs(c, r);
   const out = values(r, "o", "output", "r", "reject-file");
   const file = r.operands[0];
   // Without -o it edits the file named, or the files the patch names: the -d folder or the cwd.
@@ -101,6 +92,31 @@ function patchWrites(c: SimpleCommand): ProgramWrite[] {
     if (y.value.includes("/")) out.push({ value: "/", at: -1 });
   }
   return out.map(under);
+}
+
+/** A relative name patch opens, under the folders its -d options compose. */
+function underPatchDirs(c: SimpleCommand, r: ReturnType<typeof getopt>): (w: ProgramWrite) => ProgramWrite {
+  const dirs = values(r, "d", "directory");
+  return (w) => {
+    let { value, at } = w;
+    for (const d of [...dirs].reverse()) {
+      if (value.startsWith("/")) break;
+      value = `${d.value}/${value}`;
+      if (c.argDynamic[d.at]) at = d.at;
+    }
+    return { value, at };
+  };
+}
+
+/**
+ * The files a program reads from a folder other than where it starts: patch reads its `-i
+ * PATCHFILE` and its second operand (the patch) after moving to each `-d DIR`. Empty without -d.
+ */
+export function programReads(c: SimpleCommand, name: string): ProgramWrite[] {
+  if (name !== "patch" || c.dynamic) return [];
+  const r = getopt(c.argv, 1, PATCH);
+  if (values(r, "d", "directory").length === 0) return [];
+  return [...values(r, "i", "input"), ...r.operands.slice(1, 2)].map(underPatchDirs(c, r));
 }
 
 const MKTEMP: Getopt = {

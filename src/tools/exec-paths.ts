@@ -26,6 +26,7 @@ import type { SandboxHandle } from "../sandbox/types.js";
 import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
 import { commandName, pathOf, pathTexts, symlinkOperands, writeTargets } from "../security/shell-operands.js";
+import { programReads } from "../security/shell-writes.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 /** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
@@ -265,6 +266,12 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     }
     const writes = new Map<number, string[]>();
     for (const t of targets) if (t.at >= 0) writes.set(t.at, [...(writes.get(t.at) ?? []), t.path]);
+    // What it reads from another folder (`patch -d D -i P` reads D/P): judged there too.
+    for (const p of programReads(c, name)) {
+      const via = `argument ${p.at} of ${name}`;
+      const known = c.argDynamic[p.at] ? knownPart(p.value, home) : { path: p.value, whole: true };
+      if (known) await r.judge(known.path, dirs, known.whole ? "read" : "any", via, true);
+    }
     for (let k = 1; k < c.argv.length; k++) {
       if (c.dataArgs.includes(k)) continue;
       const arg = c.argv[k]!;

@@ -8,6 +8,7 @@
 //   - the zip utilities: `zipnote -w Z`, `zipsplit -b DIR` (its pieces), `zipcloak Z`;
 //   - gzip's scripts `gzexe F` (F rewritten, F~ made), `zforce F` (renamed F.gz), `znew F.Z`
 //     (F.gz made), and `bzip2recover F` (rec00001F made in F's folder);
+//   - `patch -d DIR -i P` and `patch -d DIR F P` read P from DIR, not from the cwd.
 // On main each passed the gate (Landlock stopped it). Each is now refused before anything
 // runs, naming the file, audited as tool.denied; the same programs into the writable folder run.
 
@@ -18,7 +19,7 @@ import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench
 let b: SharedBench;
 
 const PROGRAMS = ["strip", "objcopy", "ranlib", "elfedit", "tic", "zipnote", "zipsplit", "zipcloak"];
-PROGRAMS.push("gzexe", "zforce", "znew", "bzip2recover", "cat", "ls", "cp");
+PROGRAMS.push("gzexe", "zforce", "znew", "bzip2recover", "patch", "cat", "ls", "cp");
 
 const PROFILES = {
   worker: [
@@ -109,6 +110,20 @@ describe("the image's other writing programs are judged as writes", () => {
   }, 60_000);
 
   it.each([
+    ["patch -d DIR -i P", `cd ${P}/out && patch -d /workspace -i secret/k notes.txt`],
+    ["patch -d DIR -iP (attached)", `cd ${P}/out && patch -d /workspace -isecret/k notes.txt`],
+    ["patch -d DIR F P", `cd ${P}/out && patch -d /workspace pub/notes.txt secret/k`],
+    ["patch --directory=DIR --input=P", `cd ${P}/out && patch --directory=/workspace --input=secret/k -o -`],
+  ])(
+    "refuses %s: the patch is read from DIR",
+    async (_how, command) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "capability", /file_read on \/workspace\/secret\/k \(/);
+    },
+    60_000,
+  );
+
+  it.each([
     ["strip -o into the writable folder", `strip -o ${P}/out/b5 ${P}/bin && ls ${P}/out`, "b5"],
     ["strip F in the writable folder", `cd ${P}/out && strip bin && ls`, "bin"],
     [
@@ -120,6 +135,11 @@ describe("the image's other writing programs are judged as writes", () => {
     ["zipnote (listing)", `zipnote ${P}/a.zip`, "member.txt"],
     ["zipsplit -t (a report)", `zipsplit -t -n 2048 ${P}/a.zip`, "zip"],
     ["bzip2recover in the writable folder", `cd ${P}/out && bzip2recover notes.txt.bz2 && ls`, "rec00001"],
+    [
+      "patch -d DIR -i P with P in DIR",
+      `patch -d ${P} -i x.diff -o ${P}/out/p notes.txt && cat ${P}/out/p`,
+      "c\na",
+    ],
   ])(
     "still runs %s",
     async (_how, command, out) => {
