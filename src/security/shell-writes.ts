@@ -10,7 +10,9 @@
 // files are made in is judged as written (`implied`: a path that is no argument: judged
 // from every folder the command may start in). Where the names may lead anywhere (`tar -xP`,
 // `unzip -:`, `xz --files=F`), `/` is written: the policy's system-path rule refuses it.
-// Archivers and compressors are read in shell-writes-archives.ts.
+// Archivers and compressors are read in shell-writes-archives.ts; binutils, tic, the zip
+// utilities and gzip's scripts in shell-writes-tools.ts; compilers and build tools in
+// shell-writes-build.ts.
 
 import { posix } from "node:path";
 import type { SimpleCommand } from "./shell.js";
@@ -25,6 +27,7 @@ import {
   unzipWrites,
   zipWrites,
 } from "./shell-writes-archives.js";
+import { BUILD_NAMES, buildWrites } from "./shell-writes-build.js";
 import { TOOL_NAMES, toolWrites } from "./shell-writes-tools.js";
 
 /** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
@@ -285,6 +288,7 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
   const argv = c.argv;
   if (COMPRESSOR_NAMES.includes(name)) return compressorWrites(name, argv);
   if (TOOL_NAMES.includes(name)) return toolWrites(name, argv);
+  if (BUILD_NAMES.includes(name)) return buildWrites(name, argv);
   switch (name) {
     case "tar":
       return tarWrites(argv);

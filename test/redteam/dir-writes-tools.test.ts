@@ -1,4 +1,4 @@
-// Red team: the image's writing programs the write table did not list, and two readings
+// Red team: the image's writing programs the write table did not list, and a reading
 // that judged a path elsewhere than the program opens it. The agent may read
 // /workspace/pub/** and write /workspace/pub/out/** only; each attack writes into (or
 // reads outside) /workspace/pub from a form the gate judged as a read:
@@ -8,6 +8,8 @@
 //   - the zip utilities: `zipnote -w Z`, `zipsplit -b DIR` (its pieces), `zipcloak Z`;
 //   - gzip's scripts `gzexe F` (F rewritten, F~ made), `zforce F` (renamed F.gz), `znew F.Z`
 //     (F.gz made), and `bzip2recover F` (rec00001F made in F's folder);
+//   - gcc, cc and cpp (`-o F`, `-MF F`, a.out or NAME.o in the cwd, `cpp IN OUT`), `as` and
+//     `ld` (`-o F`, a.out), `gencat CATALOG`, `hardlink DIR` and `c_rehash DIR`;
 //   - `patch -d DIR -i P` and `patch -d DIR F P` read P from DIR, not from the cwd.
 // On main each passed the gate (Landlock stopped it). Each is now refused before anything
 // runs, naming the file, audited as tool.denied; the same programs into the writable folder run.
@@ -20,6 +22,7 @@ let b: SharedBench;
 
 const PROGRAMS = ["strip", "objcopy", "ranlib", "elfedit", "tic", "zipnote", "zipsplit", "zipcloak"];
 PROGRAMS.push("gzexe", "zforce", "znew", "bzip2recover", "patch", "cat", "ls", "cp");
+PROGRAMS.push("gcc", "cc", "cpp", "as", "ld", "gencat", "hardlink", "c_rehash", "rpcgen");
 
 const PROFILES = {
   worker: [
@@ -40,6 +43,9 @@ beforeAll(async () => {
       "/workspace/pub/out/.keep": "",
       "/workspace/pub/t.src": "aidot|aido test,\n\tcols#80,\n",
       "/workspace/pub/s.sh": "#!/bin/sh\necho hi\n",
+      "/workspace/pub/a.c": "int main(void) { return 0; }\n",
+      "/workspace/pub/a.s": ".text\n",
+      "/workspace/pub/m.msg": "1 one\n",
       "/workspace/pub/x.diff": "--- a/notes.txt\n+++ b/notes.txt\n@@ -1,3 +1,3 @@\n-b\n+c\n a\n a\n",
       "/workspace/secret/k": "--- a/notes.txt\n+++ b/notes.txt\n@@ -1 +1 @@\n-secret\n+s\n",
     },
@@ -50,6 +56,7 @@ beforeAll(async () => {
       "ar rc l.a notes.txt",
       "gzip -k -c notes.txt > nz && gzip -k -c notes.txt > n.Z",
       "bzip2 -k notes.txt && cp notes.txt.bz2 out/",
+      "as -o out/a.o a.s",
       "chmod -R a+rwX /workspace && chmod 700 /workspace/secret",
     ].join(" && "),
   });
@@ -84,6 +91,18 @@ describe("the image's other writing programs are judged as writes", () => {
     ["zforce F (renamed F.gz)", `zforce ${P}/nz`, `${P}/nz`],
     ["znew F.Z (F.gz made)", `znew ${P}/n.Z`, `${P}/n.Z`],
     ["bzip2recover F (recNNNNNF made next to F)", `bzip2recover ${P}/notes.txt.bz2`, P],
+    ["gcc -o F", `gcc -o ${P}/x ${P}/a.c`, `${P}/x`],
+    ["cc -oF (attached)", `cc -o${P}/x ${P}/a.c`, `${P}/x`],
+    ["gcc without -o (a.out in the cwd)", `cd ${P} && gcc a.c`, P],
+    ["gcc -c -MD -o (the .d next to the output)", `cd ${P}/out && gcc -c -MD -o ../a.o ../a.c`, `${P}/a.o`],
+    ["gcc -M -MF F", `gcc -M -MF ${P}/a.d ${P}/a.c`, `${P}/a.d`],
+    ["cpp IN OUT", `cpp ${P}/a.c ${P}/a.i`, `${P}/a.i`],
+    ["as -o F", `as -o ${P}/a.o ${P}/a.s`, `${P}/a.o`],
+    ["as without -o (a.out in the cwd)", `cd ${P} && as a.s`, P],
+    ["ld -o F", `ld -o ${P}/x ${P}/out/a.o`, `${P}/x`],
+    ["gencat CATALOG MSGFILE", `gencat ${P}/c.cat ${P}/m.msg`, `${P}/c.cat`],
+    ["hardlink DIR (files replaced by links)", `hardlink ${P}/m`, `${P}/m`],
+    ["c_rehash DIR (links made)", `c_rehash ${P}/m`, `${P}/m`],
   ])(
     "refuses %s, a program the write table lacked",
     async (_how, command, file) => {
@@ -94,6 +113,9 @@ describe("the image's other writing programs are judged as writes", () => {
       expect(b.exists(`${P}/nz.gz`)).toBe(false);
       expect(b.exists(`${P}/rec00001notes.txt.bz2`)).toBe(false);
       expect(b.exists(`${P}/s.sh~`)).toBe(false);
+      expect(b.exists(`${P}/x`)).toBe(false);
+      expect(b.exists(`${P}/a.out`)).toBe(false);
+      expect(b.exists(`${P}/c.cat`)).toBe(false);
     },
     60_000,
   );
@@ -133,6 +155,11 @@ describe("the image's other writing programs are judged as writes", () => {
     ],
     ["tic -o the writable folder", `tic -o ${P}/out/ti ${P}/t.src && ls ${P}/out/ti`, "a"],
     ["zipnote (listing)", `zipnote ${P}/a.zip`, "member.txt"],
+    ["gcc -o into the writable folder", `gcc -o ${P}/out/x ${P}/a.c && ls ${P}/out`, "x"],
+    ["gcc in the writable folder", `cd ${P}/out && gcc ../a.c && ls`, "a.out"],
+    ["gcc -E (printed)", `gcc -E ${P}/a.c`, "main"],
+    ["gcc --version", "gcc --version", "gcc"],
+    ["gencat into the writable folder", `gencat ${P}/out/c.cat ${P}/m.msg && ls ${P}/out`, "c.cat"],
     ["zipsplit -t (a report)", `zipsplit -t -n 2048 ${P}/a.zip`, "zip"],
     ["bzip2recover in the writable folder", `cd ${P}/out && bzip2recover notes.txt.bz2 && ls`, "rec00001"],
     [
