@@ -83,7 +83,10 @@ function patchWrites(c: SimpleCommand): ProgramWrite[] {
   const r = getopt(c.argv, 1, PATCH);
   if (has(r, "dry-run")) return [];
   const under = underPatchDirs(c, r);
-  const out = values(r, "o", "output", "r", "reject-file");
+  // `-o -` prints, but through a temporary file made beside `-`: in the (-d) folder.
+  const out = values(r, "o", "output", "r", "reject-file").map((o) =>
+    o.value === "-" ? { value: "./-", at: o.at } : o,
+  );
   const file = r.operands[0];
   // Without -o it edits the file named, or the files the patch names: the -d folder or the cwd.
   if (!has(r, "o", "output")) out.push(file ?? { value: ".", at: -1 });

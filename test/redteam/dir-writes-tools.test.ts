@@ -91,6 +91,7 @@ describe("the image's other writing programs are judged as writes", () => {
     ["zforce F (renamed F.gz)", `zforce ${P}/nz`, `${P}/nz`],
     ["znew F.Z (F.gz made)", `znew ${P}/n.Z`, `${P}/n.Z`],
     ["bzip2recover F (recNNNNNF made next to F)", `bzip2recover ${P}/notes.txt.bz2`, P],
+    ["patch -o - (its temporary file beside -)", `cd ${P} && patch -o - notes.txt x.diff`, `${P}/-`],
     ["gcc -o F", `gcc -o ${P}/x ${P}/a.c`, `${P}/x`],
     ["cc -oF (attached)", `cc -o${P}/x ${P}/a.c`, `${P}/x`],
     ["gcc without -o (a.out in the cwd)", `cd ${P} && gcc a.c`, P],
@@ -132,10 +133,16 @@ describe("the image's other writing programs are judged as writes", () => {
   }, 60_000);
 
   it.each([
-    ["patch -d DIR -i P", `cd ${P}/out && patch -d /workspace -i secret/k notes.txt`],
-    ["patch -d DIR -iP (attached)", `cd ${P}/out && patch -d /workspace -isecret/k notes.txt`],
-    ["patch -d DIR F P", `cd ${P}/out && patch -d /workspace pub/notes.txt secret/k`],
-    ["patch --directory=DIR --input=P", `cd ${P}/out && patch --directory=/workspace --input=secret/k -o -`],
+    ["patch -d DIR -i P", `cd ${P}/out && patch -d /workspace -i secret/k -o pub/out/p1 pub/notes.txt`],
+    [
+      "patch -d DIR -iP (attached)",
+      `cd ${P}/out && patch -d /workspace -isecret/k -o pub/out/p2 pub/notes.txt`,
+    ],
+    ["patch -d DIR F P", `cd ${P}/out && patch -d /workspace -o pub/out/p3 pub/notes.txt secret/k`],
+    [
+      "patch --directory=DIR --input=P -o -",
+      `cd ${P}/out && patch --directory=/workspace --input=secret/k -o - pub/notes.txt`,
+    ],
   ])(
     "refuses %s: the patch is read from DIR",
     async (_how, command) => {
@@ -162,6 +169,11 @@ describe("the image's other writing programs are judged as writes", () => {
     ["gencat into the writable folder", `gencat ${P}/out/c.cat ${P}/m.msg && ls ${P}/out`, "c.cat"],
     ["zipsplit -t (a report)", `zipsplit -t -n 2048 ${P}/a.zip`, "zip"],
     ["bzip2recover in the writable folder", `cd ${P}/out && bzip2recover notes.txt.bz2 && ls`, "rec00001"],
+    [
+      "patch -d DIR -o - (printed through a temporary file in DIR)",
+      `patch -d ${P}/out -i ${P}/x.diff -o - ${P}/notes.txt`,
+      "c\na",
+    ],
     [
       "patch -d DIR -i P with P in DIR",
       `patch -d ${P} -i x.diff -o ${P}/out/p notes.txt && cat ${P}/out/p`,
