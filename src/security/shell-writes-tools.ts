@@ -3,7 +3,7 @@
 // `ranlib A`, `elfedit F`) or write an option's file (`-o F`, `--dump-section S=F`), `tic -o
 // DIR`, the zip utilities (`zipnote -w Z`, `zipsplit -b DIR`, `zipcloak Z`), gzip's scripts
 // (`gzexe F` and its F~, `zforce F` renamed F.gz, `znew F.Z` made F.gz) and `bzip2recover F`
-// (recNNNNNF next to F). shell-writes.ts dispatches to them.
+// (recNNNNNF next to F), and the files `perl -i` edits in place. shell-writes.ts dispatches.
 
 import { posix } from "node:path";
 import { type Getopt, getopt, has, longs, values } from "./shell-getopt.js";
@@ -164,6 +164,50 @@ function scriptWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   return out;
 }
 
+/**
+ * `perl -i[EXT]` edits in place the files its program reads (<>): the arguments after the
+ * program (after the first, without -e/-E), and makes the backup F+EXT, or EXT with each `*`
+ * the file's name (`-i'bak/*'`). Read as perl.c reads its switches: no permuting, a cluster
+ * (`-pi.bak`), -i taking the rest of its cluster as EXT (`-ie` is EXT "e").
+ */
+function perlWrites(argv: readonly string[]): ProgramWrite[] {
+  let ext: string | undefined;
+  let code = false;
+  let at = 1;
+  for (; at < argv.length; at++) {
+    const a = argv[at]!;
+    if (a === "--") {
+      at++;
+      break;
+    }
+    if (!a.startsWith("-") || a === "-") break;
+    for (let k = 1; k < a.length; k++) {
+      const l = a[k]!;
+      const rest = a.slice(k + 1);
+      if (l === "i") ext = rest;
+      else if ("eEIMm".includes(l)) {
+        if (l === "e" || l === "E") code = true;
+        if (rest === "") at++; // its value is the next word
+      } else if (l === "0" || l === "l") {
+        const digits = /^(x[0-9a-fA-F]*|[0-7]*)/.exec(rest)![0];
+        k += digits.length;
+        continue;
+      } else if (!"CdDFx".includes(l)) continue;
+      break; // the rest of the cluster was the option's
+    }
+  }
+  if (ext === undefined) return [];
+  const files = argv.slice(at).map((value, k) => ({ value, at: at + k }));
+  const out: ProgramWrite[] = [];
+  for (const f of code ? files : files.slice(1)) {
+    if (f.value === "-") continue;
+    out.push(f);
+    if (ext !== "")
+      out.push({ value: ext.includes("*") ? ext.replaceAll("*", f.value) : f.value + ext, at: f.at });
+  }
+  return out;
+}
+
 /** The programs of this file, by the name they run as (binutils' prefixed names too). */
 export const TOOL_NAMES = [
   "strip",
@@ -180,12 +224,13 @@ export const TOOL_NAMES = [
   "bzip2recover",
 ];
 for (const b of ["strip", "objcopy", "ranlib", "elfedit"]) TOOL_NAMES.push(`x86_64-linux-gnu-${b}`);
-TOOL_NAMES.push("gcc-ranlib", "gcc-ranlib-12");
+TOOL_NAMES.push("gcc-ranlib", "gcc-ranlib-12", "perl", "perl5.36.0", "perl5.36-x86_64-linux-gnu");
 
 export function toolWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   const base = name.replace(/^x86_64-linux-gnu-/, "").replace(/^gcc-ranlib(-12)?$/, "ranlib");
   if (["strip", "objcopy", "ranlib", "elfedit"].includes(base)) return binutilsWrites(base, argv);
   if (base === "tic") return ticWrites(argv);
+  if (base.startsWith("perl")) return perlWrites(argv);
   if (base.startsWith("zip")) return zipToolWrites(base, argv);
   return scriptWrites(base, argv);
 }

@@ -10,6 +10,7 @@
 //     (F.gz made), and `bzip2recover F` (rec00001F made in F's folder);
 //   - gcc, cc and cpp (`-o F`, `-MF F`, a.out or NAME.o in the cwd, `cpp IN OUT`), `as` and
 //     `ld` (`-o F`, a.out), `gencat CATALOG`, `hardlink DIR` and `c_rehash DIR`;
+//   - `perl -i[EXT]`: the files after its program edited in place, and their backups;
 //   - `patch -d DIR -i P` and `patch -d DIR F P` read P from DIR, not from the cwd.
 // On main each passed the gate (Landlock stopped it). Each is now refused before anything
 // runs, naming the file, audited as tool.denied; the same programs into the writable folder run.
@@ -22,7 +23,7 @@ let b: SharedBench;
 
 const PROGRAMS = ["strip", "objcopy", "ranlib", "elfedit", "tic", "zipnote", "zipsplit", "zipcloak"];
 PROGRAMS.push("gzexe", "zforce", "znew", "bzip2recover", "patch", "cat", "ls", "cp");
-PROGRAMS.push("gcc", "cc", "cpp", "as", "ld", "gencat", "hardlink", "c_rehash", "rpcgen");
+PROGRAMS.push("gcc", "cc", "cpp", "as", "ld", "gencat", "hardlink", "c_rehash", "rpcgen", "perl");
 
 const PROFILES = {
   worker: [
@@ -92,6 +93,18 @@ describe("the image's other writing programs are judged as writes", () => {
     ["znew F.Z (F.gz made)", `znew ${P}/n.Z`, `${P}/n.Z`],
     ["bzip2recover F (recNNNNNF made next to F)", `bzip2recover ${P}/notes.txt.bz2`, P],
     ["patch -o - (its temporary file beside -)", `cd ${P} && patch -o - notes.txt x.diff`, `${P}/-`],
+    ["perl -i -pe (F edited in place)", `perl -i -pe s/b/c/ ${P}/notes.txt`, `${P}/notes.txt`],
+    ["perl -pi.bak (its backup)", `cd ${P}/out && perl -pi.bak -e 1 ../notes.txt`, `${P}/notes.txt`],
+    [
+      "perl -ie CODE F (-i takes the e: CODE is a program file)",
+      `perl -ie 1 ${P}/notes.txt`,
+      `${P}/notes.txt`,
+    ],
+    [
+      "perl -i'DIR/*' (the backup in DIR)",
+      `cp ${P}/notes.txt ${P}/out/n && cd ${P}/out && perl -i'../*' -pe 1 n`,
+      `${P}/n`,
+    ],
     ["gcc -o F", `gcc -o ${P}/x ${P}/a.c`, `${P}/x`],
     ["cc -oF (attached)", `cc -o${P}/x ${P}/a.c`, `${P}/x`],
     ["gcc without -o (a.out in the cwd)", `cd ${P} && gcc a.c`, P],
@@ -166,6 +179,12 @@ describe("the image's other writing programs are judged as writes", () => {
     ["gcc in the writable folder", `cd ${P}/out && gcc ../a.c && ls`, "a.out"],
     ["gcc -E (printed)", `gcc -E ${P}/a.c`, "main"],
     ["gcc --version", "gcc --version", "gcc"],
+    [
+      "perl -i in the writable folder",
+      `cp ${P}/notes.txt ${P}/out/n2 && perl -pi -e s/b/c/ ${P}/out/n2 && cat ${P}/out/n2`,
+      "c\na",
+    ],
+    ["perl -pe (no -i) on a read-only file", `perl -pe s/b/c/ ${P}/notes.txt`, "c\na"],
     ["gencat into the writable folder", `gencat ${P}/out/c.cat ${P}/m.msg && ls ${P}/out`, "c.cat"],
     ["zipsplit -t (a report)", `zipsplit -t -n 2048 ${P}/a.zip`, "zip"],
     ["bzip2recover in the writable folder", `cd ${P}/out && bzip2recover notes.txt.bz2 && ls`, "rec00001"],
