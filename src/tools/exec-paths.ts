@@ -27,6 +27,7 @@ import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
 import { commandName, pathOf, pathTexts, symlinkOperands, writeTargets } from "../security/shell-operands.js";
 import { programReads } from "../security/shell-writes.js";
+import { COMPILER_NAMES } from "../security/shell-writes-build.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 /** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
@@ -55,6 +56,11 @@ const WRITE_ENV: Record<string, readonly string[]> = {
  * F (stdout without it), `UNZIP=-- unzip -l A` extracts (a `-` negates the -l after it).
  */
 const ENV_TURNS_WRITES_ON = new Set(["tar", "unzip"]);
+// gcc and cpp write the dependency file DEPENDENCIES_OUTPUT / SUNPRO_DEPENDENCIES names (`-E` too).
+for (const c of [...COMPILER_NAMES, ...COMPILER_NAMES.map((n) => `x86_64-linux-gnu-${n}`)]) {
+  WRITE_ENV[c] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+  ENV_TURNS_WRITES_ON.add(c);
+}
 
 /**
  * Programs whose options turn their writes off (`gzip -c`, `patch --dry-run`, `mktemp -u`).

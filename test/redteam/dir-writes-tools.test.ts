@@ -146,6 +146,19 @@ describe("the image's other writing programs are judged as writes", () => {
   }, 60_000);
 
   it.each([
+    ["gcc -E", `DEPENDENCIES_OUTPUT=${P}/deps gcc -E ${P}/a.c`, "DEPENDENCIES_OUTPUT"],
+    ["cpp", `export SUNPRO_DEPENDENCIES=${P}/deps; cpp ${P}/a.c`, "SUNPRO_DEPENDENCIES"],
+  ])(
+    "refuses %s under a variable that makes it write a dependency file",
+    async (_how, command, variable) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "policy", new RegExp(`the command sets ${variable}`));
+      expect(b.exists(`${P}/deps`)).toBe(false);
+    },
+    60_000,
+  );
+
+  it.each([
     ["patch -d DIR -i P", `cd ${P}/out && patch -d /workspace -i secret/k -o pub/out/p1 pub/notes.txt`],
     [
       "patch -d DIR -iP (attached)",
