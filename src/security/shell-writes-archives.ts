@@ -4,7 +4,6 @@
 // next to F, F removed), `zip` (its archive; -m removes what it archives), `ar` (its archive,
 // `ar x` into the cwd). shell-writes.ts dispatches to them.
 
-import { posix } from "node:path";
 import { type Getopt, getopt, has, longs, type Read, values } from "./shell-getopt.js";
 import type { ProgramWrite } from "./shell-writes.js";
 
@@ -66,7 +65,9 @@ function tarJudge(r: Read): ProgramWrite[] {
     const dirs = r.opts.filter((o) => (o.name === "C" || o.name === "directory") && o.value !== undefined);
     let cur = ".";
     for (const d of dirs) {
-      cur = d.value!.startsWith("/") ? d.value! : posix.join(cur, d.value!);
+      // As text, `..` kept: tar chdir()s to each, so a `..` is taken after the folder
+      // before it, which may be a link (`-C l/..` is l's real parent, not the cwd).
+      cur = d.value!.startsWith("/") || cur === "." ? d.value! : `${cur}/${d.value!}`;
       out.push({ value: cur, at: d.at });
     }
     // -P keeps members' leading / and their ..: any folder may be written.

@@ -10,7 +10,9 @@
 // files are made in is judged as written (`implied`: a path that is no argument: judged
 // from every folder the command may start in). Where the names may lead anywhere (`tar -xP`,
 // `unzip -:`, `xz --files=F`), `/` is written: the policy's system-path rule refuses it.
-// Archivers and compressors are read in shell-writes-archives.ts.
+// Archivers and compressors are read in shell-writes-archives.ts; binutils, tic, the zip
+// utilities and gzip's scripts in shell-writes-tools.ts; compilers and build tools in
+// shell-writes-build.ts.
 
 import { posix } from "node:path";
 import type { SimpleCommand } from "./shell.js";
@@ -25,6 +27,8 @@ import {
   unzipWrites,
   zipWrites,
 } from "./shell-writes-archives.js";
+import { BUILD_NAMES, buildWrites } from "./shell-writes-build.js";
+import { TOOL_NAMES, toolWrites } from "./shell-writes-tools.js";
 
 /** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
 export interface ProgramWrite {
@@ -78,17 +82,11 @@ Object.assign(PATCH.long, { quoting: true, "read-only": true, debug: true });
 function patchWrites(c: SimpleCommand): ProgramWrite[] {
   const r = getopt(c.argv, 1, PATCH);
   if (has(r, "dry-run")) return [];
-  const dirs = values(r, "d", "directory");
-  const under = (w: ProgramWrite): ProgramWrite => {
-    let { value, at } = w;
-    for (const d of [...dirs].reverse()) {
-      if (value.startsWith("/")) break;
-      value = `${d.value}/${value}`;
-      if (c.argDynamic[d.at]) at = d.at;
-    }
-    return { value, at };
-  };
-  const out = values(r, "o", "output", "r", "reject-file");
+  const under = underPatchDirs(c, r);
+  // `-o -` prints, but through a temporary file made beside `-`: in the (-d) folder.
+  const out = values(r, "o", "output", "r", "reject-file").map((o) =>
+    o.value === "-" ? { value: "./-", at: o.at } : o,
+  );
   const file = r.operands[0];
   // Without -o it edits the file named, or the files the patch names: the -d folder or the cwd.
   if (!has(r, "o", "output")) out.push(file ?? { value: ".", at: -1 });
@@ -100,6 +98,31 @@ function patchWrites(c: SimpleCommand): ProgramWrite[] {
     if (y.value.includes("/")) out.push({ value: "/", at: -1 });
   }
   return out.map(under);
+}
+
+/** A relative name patch opens, under the folders its -d options compose. */
+function underPatchDirs(c: SimpleCommand, r: ReturnType<typeof getopt>): (w: ProgramWrite) => ProgramWrite {
+  const dirs = values(r, "d", "directory");
+  return (w) => {
+    let { value, at } = w;
+    for (const d of [...dirs].reverse()) {
+      if (value.startsWith("/")) break;
+      value = `${d.value}/${value}`;
+      if (c.argDynamic[d.at]) at = d.at;
+    }
+    return { value, at };
+  };
+}
+
+/**
+ * The files a program reads from a folder other than where it starts: patch reads its `-i
+ * PATCHFILE` and its second operand (the patch) after moving to each `-d DIR`. Empty without -d.
+ */
+export function programReads(c: SimpleCommand, name: string): ProgramWrite[] {
+  if (name !== "patch" || c.dynamic) return [];
+  const r = getopt(c.argv, 1, PATCH);
+  if (values(r, "d", "directory").length === 0) return [];
+  return [...values(r, "i", "input"), ...r.operands.slice(1, 2)].map(underPatchDirs(c, r));
 }
 
 const MKTEMP: Getopt = {
@@ -267,6 +290,8 @@ export function fileOperands(argv: readonly string[], name: string): ProgramWrit
 export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
   const argv = c.argv;
   if (COMPRESSOR_NAMES.includes(name)) return compressorWrites(name, argv);
+  if (TOOL_NAMES.includes(name)) return toolWrites(name, argv);
+  if (BUILD_NAMES.includes(name)) return buildWrites(name, argv);
   switch (name) {
     case "tar":
       return tarWrites(argv);

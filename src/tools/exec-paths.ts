@@ -26,6 +26,8 @@ import type { SandboxHandle } from "../sandbox/types.js";
 import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
 import { commandName, pathOf, pathTexts, symlinkOperands, writeTargets } from "../security/shell-operands.js";
+import { programReads } from "../security/shell-writes.js";
+import { COMPILER_NAMES } from "../security/shell-writes-build.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 /** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
@@ -54,6 +56,11 @@ const WRITE_ENV: Record<string, readonly string[]> = {
  * F (stdout without it), `UNZIP=-- unzip -l A` extracts (a `-` negates the -l after it).
  */
 const ENV_TURNS_WRITES_ON = new Set(["tar", "unzip"]);
+// gcc and cpp write the dependency file DEPENDENCIES_OUTPUT / SUNPRO_DEPENDENCIES names (`-E` too).
+for (const c of [...COMPILER_NAMES, ...COMPILER_NAMES.map((n) => `x86_64-linux-gnu-${n}`)]) {
+  WRITE_ENV[c] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+  ENV_TURNS_WRITES_ON.add(c);
+}
 
 /**
  * Programs whose options turn their writes off (`gzip -c`, `patch --dry-run`, `mktemp -u`).
@@ -265,6 +272,12 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     }
     const writes = new Map<number, string[]>();
     for (const t of targets) if (t.at >= 0) writes.set(t.at, [...(writes.get(t.at) ?? []), t.path]);
+    // What it reads from another folder (`patch -d D -i P` reads D/P): judged there too.
+    for (const p of programReads(c, name)) {
+      const via = `argument ${p.at} of ${name}`;
+      const known = c.argDynamic[p.at] ? knownPart(p.value, home) : { path: p.value, whole: true };
+      if (known) await r.judge(known.path, dirs, known.whole ? "read" : "any", via, true);
+    }
     for (let k = 1; k < c.argv.length; k++) {
       if (c.dataArgs.includes(k)) continue;
       const arg = c.argv[k]!;

@@ -65,6 +65,23 @@ describe("paths in option words", () => {
     expect(targets("mv -t/w/d /w/a")).toEqual(["/w/a", "/w/d"]);
     expect(targets("sort -o/w/s /w/a")).toEqual(["/w/s"]);
   });
+
+  it("writes the output files of rpcgen, dwp and utmpdump, and nothing for a compiler's version", () => {
+    const targets = (cmd: string) => writeTargets(analyzeCommand(cmd).commands[0]!).map((t) => t.path);
+    expect(targets("rpcgen -o /w/f x.x")).toEqual(["/w/f"]);
+    expect(targets("dwp -o /w/f a.o")).toEqual(["/w/f"]);
+    expect(targets("utmpdump -r -o /w/f in")).toEqual(["/w/f"]);
+    expect(targets("x86_64-linux-gnu-ld -o/w/x a.o")).toEqual(["/w/x"]);
+    expect(targets("gcc --version")).toEqual([]);
+    expect(targets("gcc -E a.c")).toEqual([]);
+  });
+
+  it("keeps the .. of tar's -C chain: tar chdir()s to each, after any link before it", () => {
+    const targets = (cmd: string) => writeTargets(analyzeCommand(cmd).commands[0]!).map((t) => t.path);
+    expect(targets("tar -xf a.tar -C scratch/l/..")).toEqual(["scratch/l/.."]);
+    expect(targets("tar -xf a.tar -C l -C ../d")).toEqual(["l", "l/../d"]);
+    expect(targets("tar -xf a.tar -C l -C /w/d -C ..")).toEqual(["l", "/w/d", "/w/d/.."]);
+  });
 });
 
 describe("where ln -s makes its links", () => {
