@@ -135,6 +135,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         this.handles.get(goalId)?.containerGone();
         await this.mcpServers.removeOfGoal(goalId).catch(() => {});
       },
+      (line) => this.opts.log?.(line),
     );
     const daemonUser = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
     this.networks = new EgressNetworks(this.docker, config, this.containers, daemonUser, opts.labels);
