@@ -231,6 +231,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return this.networks.ensure(goalId, share);
   }
 
+  async removeEgress(goalId: string): Promise<void> {
+    assertGoalId(goalId);
+    await this.networks.remove(goalId);
+  }
+
   /** The goal's egress network, made (with its relay) if the goal has one. */
   private async networkOf(goalId: string): Promise<string | undefined> {
     const share = this.egressShareOf.get(goalId);
