@@ -83,4 +83,30 @@ describe("a stdio MCP server with network entries started for a frozen goal", ()
     }
     expect(egressOf(egressId)).toEqual({ networks: "", containers: "" });
   }, 120_000);
+
+  it("removes the network and relay made before a fence that fell again, when the start is then cancelled", async () => {
+    const goalId = "stdio-start-refrozen";
+    const egressId = mcpEgressId(goalId, "web");
+    await fx.backend.acquire(goalId);
+    const start = new AbortController();
+    const starting = startStdioServer(deps(), goalId, stdio, start.signal).catch((e: unknown) => e);
+    try {
+      // Thawed as the start looks: the network is being made; the fence falls meanwhile.
+      await new Promise((r) => setTimeout(r, 0));
+      await fx.backend.pause(goalId);
+      for (let i = 0; i < 300 && egressOf(egressId).containers === ""; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(egressOf(egressId).networks).not.toBe("");
+      await new Promise((r) => setTimeout(r, 2_000)); // the start waits for the thaw
+      start.abort(new Error("every call waiting for the server was cancelled"));
+      expect(isAidoError(await starting, "cancelled")).toBe(true);
+      expect(egressOf(egressId)).toEqual({ networks: "", containers: "" });
+      expect(existsSync(plumbing.shareOf(egressId))).toBe(false);
+    } finally {
+      start.abort();
+      await fx.backend.unpause(goalId);
+      await plumbing.close(goalId);
+      await fx.backend.remove(goalId);
+    }
+  }, 120_000);
 });
