@@ -19,8 +19,9 @@
 // lease_ms (config-file.ts), the fence point (three quarters of a lease) is at least one and a
 // half heartbeats after a renewal's send: a healthy node, whose renewals land every heartbeat,
 // never fences between two of them.
-// An unfreeze the engine refuses (a kept goal's containers still paused), or the lift's that it
-// does not answer within UNFREEZE_ANSWER_MS, is tried again as each later renewal is answered,
+// An unfreeze the engine refuses (a kept goal's containers still paused), or one that it does
+// not answer within UNFREEZE_ANSWER_MS (the lift's, or a try again but the last: see tryAgain),
+// is tried again as each later renewal is answered, each goal on its own,
 // UNFREEZE_TRIES tries in all, while the node is not fenced: the goal
 // stays frozen meanwhile (its calls wait, the sweep keeps its paused containers). Before, one
 // refusal let its calls go into the paused containers and the sweep removed them as stopped.
@@ -104,8 +105,8 @@ export class LeaseFence {
   private readonly unthawed = new Map<string, number>();
   /** How many times the fence fell: what a try under way tells its own fence's count by. */
   private generation = 0;
-  /** The tries again under way. */
-  private retrying: Promise<void> | undefined;
+  /** Per goal: its try again still out, and under which fence generation (see tryAgain). */
+  private readonly trying = new Map<string, { generation: number }>();
   /** Which goals are still this node's, as the last lift was told. */
   private owns: (goalId: string) => boolean = () => false;
 
@@ -270,50 +271,61 @@ export class LeaseFence {
 
   /**
    * A renewal was answered: the kept goals whose unfreeze was refused are tried again, one try
-   * each, unless the node is fenced (a new fence's lift takes them) or the goal is no longer
-   * this node's (its stop removes its containers). The last try gives up (see the header).
+   * each, unless the node is fenced (a new fence's lift takes them), the goal is no longer this
+   * node's (its stop removes its containers), or a try of this fence's is still out for it. Each
+   * goal is tried on its own: before, one loop tried them in turn, and a try the engine held (an
+   * earlier fence's too) kept every other goal, this fence's included, from being tried until
+   * it was answered, and for good when it never was. The last try gives up (see the header).
    */
   private unfreezeAgain(): void {
-    if (this.unthawed.size === 0 || this.retrying || this.stopped) return;
-    this.retrying = (async () => {
-      // Its count is this fence's: a try held by the engine past a whole new fence and lift (the
-      // new fence's freeze waits for it, the lift does not wait for that freeze past 10 s) saw
-      // the map cleared and filled again by the new lift. Before, its old count went on into the
-      // new one (re-read as a map entry after the await), and an old last try gave up at once a
-      // goal the new lift had tried once: its containers removed under a goal the node kept.
-      const generation = this.generation;
-      for (const goalId of [...this.unthawed.keys()]) {
-        if (this.generation !== generation || this.since !== undefined || this.fenced()) return;
-        const tries = this.unthawed.get(goalId);
-        if (tries === undefined) continue;
-        if (!this.owns(goalId) || !this.running().includes(goalId)) {
-          this.unthawed.delete(goalId);
-          continue;
-        }
-        const last = tries + 1 >= UNFREEZE_TRIES;
-        try {
-          await this.ctx.rt.backend.unpause(goalId, { last });
-          // A fence fallen meanwhile made the map its own: this goal is that fence's lift's.
-          if (this.generation !== generation) return;
-          this.unthawed.delete(goalId);
-          this.ctx.log(`cluster: unfroze the containers of goal ${goalId} at try ${tries + 1}`);
-        } catch (e) {
-          // The backend does not give up a goal frozen again since this try began (its own check).
-          if (this.generation !== generation) return;
-          if (!this.unthawed.has(goalId)) continue;
-          if (!last) {
-            this.unthawed.set(goalId, tries + 1);
-            continue;
-          }
-          this.unthawed.delete(goalId);
-          this.ctx.log(
-            `cluster: gave up unfreezing the containers of goal ${goalId} after ${UNFREEZE_TRIES} tries (${errorMessage(e)}): they were removed; its held calls run in a fresh container (its MCP servers started again)`,
-          );
-        }
+    if (this.unthawed.size === 0 || this.stopped) return;
+    for (const [goalId, tries] of [...this.unthawed]) {
+      if (this.since !== undefined || this.fenced()) return;
+      if (this.trying.get(goalId)?.generation === this.generation) continue;
+      if (!this.owns(goalId) || !this.running().includes(goalId)) {
+        this.unthawed.delete(goalId);
+        continue;
       }
-    })().finally(() => {
-      this.retrying = undefined;
-    });
+      void this.tryAgain(goalId, tries);
+    }
+  }
+
+  /**
+   * One more try at a kept goal's unfreeze. Its count is this fence's: a try held by the engine
+   * past a whole new fence and lift counts for nothing in the new fence (before, an old last try
+   * gave up a goal the new lift had tried once). A try not answered within UNFREEZE_ANSWER_MS
+   * counts as refused (its unpause still out lets the goal go if it lands) and the next renewal
+   * tries again; not the last, which the backend gives up on only once the engine refused it:
+   * until it is answered the goal stays frozen and nothing is logged. Counted refused, it was
+   * logged as given up while the backend still held the goal frozen, and nothing tried it again.
+   */
+  private async tryAgain(goalId: string, tries: number): Promise<void> {
+    const generation = this.generation;
+    const last = tries + 1 >= UNFREEZE_TRIES;
+    const token = { generation };
+    this.trying.set(goalId, token);
+    const mine = () => this.generation === generation && this.unthawed.get(goalId) === tries;
+    const unpause = this.ctx.rt.backend.unpause(goalId, { last });
+    try {
+      await (last ? unpause : withTimeout(unpause, UNFREEZE_ANSWER_MS));
+      // A fence fallen meanwhile made the map its own: this goal is that fence's lift's.
+      if (this.generation !== generation || !this.unthawed.has(goalId)) return;
+      this.unthawed.delete(goalId);
+      this.ctx.log(`cluster: unfroze the containers of goal ${goalId} at try ${tries + 1}`);
+    } catch (e) {
+      // The backend does not give up a goal frozen again since this try began (its own check).
+      if (!mine()) return;
+      if (!last) {
+        this.unthawed.set(goalId, tries + 1);
+        return;
+      }
+      this.unthawed.delete(goalId);
+      this.ctx.log(
+        `cluster: gave up unfreezing the containers of goal ${goalId} after ${UNFREEZE_TRIES} tries (${errorMessage(e)}): they were removed; its held calls run in a fresh container (its MCP servers started again)`,
+      );
+    } finally {
+      if (this.trying.get(goalId) === token) this.trying.delete(goalId);
+    }
   }
 
   /** The node left: no fence any more (its shutdown decides), no timer. */

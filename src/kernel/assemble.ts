@@ -47,6 +47,7 @@ import { createSkillTools } from "../skills/tools.js";
 import { openTracer, type Tracer } from "../telemetry/tracer.js";
 import { McpPins } from "../tools/mcp/pins.js";
 import { McpServers } from "../tools/mcp/servers.js";
+import { startStdioServer } from "../tools/mcp/stdio-start.js";
 import { type BuiltinToolDeps, builtinTools } from "../tools/registry.js";
 import { AgentRunner } from "./agents.js";
 import { EventBus, type RuntimeEvent } from "./events.js";
@@ -213,26 +214,15 @@ export async function assembleRuntime(
     pins: new McpPins(db),
     audit,
     serversOf: (agentId) => registry.find(agentId)?.manifest.mcp_servers,
-    // A server with network entries joins an egress network of its own, with the proxy
-    // variables of its caller mcp:<server> (egress/mcp-callers.ts); else network none.
-    startStdio: async (goalId, s, signal): Promise<McpServerContainer> => {
-      // A probe (aido mcp list / approve) only lists tools: it runs without network.
-      const wanted: boolean = (s.network ?? []).length > 0 && !mcp.probing(goalId);
-      const net = wanted ? await egressPlumbing.server(goalId, s.name) : undefined;
-      return backend.startMcpServer(
-        {
-          goalId,
-          server: s.name,
-          command: s.command,
-          ...(s.image !== undefined ? { image: s.image } : {}),
-          env: { ...s.env, ...net?.env },
-          workspace: s.workspace,
-          mounts: s.mounts,
-          ...(net ? { network: net.network } : {}),
-        },
+    // A server with network entries joins an egress network of its own, made once its goal
+    // is not frozen (tools/mcp/stdio-start.ts); else network none.
+    startStdio: (goalId, s, signal): Promise<McpServerContainer> =>
+      startStdioServer(
+        { backend, egress: egressPlumbing, probing: (g) => mcp.probing(g), log },
+        goalId,
+        s,
         signal,
-      );
-    },
+      ),
     endProbe: (goalId) => backend.remove(goalId, { deleteFolders: true }),
   });
   const sandboxes: GoalSandboxes = new GoalSandboxes({

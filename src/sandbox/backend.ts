@@ -121,6 +121,16 @@ export interface SandboxBackend {
    */
   egress?(goalId: string, share: string): Promise<EgressEndpoint>;
   /**
+   * The egress network and relay egress() made for `goalId` go now, not with their goal: an MCP
+   * server's whose start was cancelled (tools/mcp/stdio-start.ts).
+   */
+  removeEgress?(goalId: string): Promise<void>;
+  /**
+   * Settles once the goal is not frozen (true), or as `signal` aborts first (false). A backend
+   * that cannot freeze leaves it out: its goals are never frozen.
+   */
+  untilThawed?(goalId: string, signal?: AbortSignal): Promise<boolean>;
+  /**
    * Release everything this process holds: sessions, idle warm-pool containers, and the MCP
    * server containers it started (nothing else could speak to them after it is gone).
    */

@@ -135,6 +135,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         this.handles.get(goalId)?.containerGone();
         await this.mcpServers.removeOfGoal(goalId).catch(() => {});
       },
+      (line) => this.opts.log?.(line),
     );
     const daemonUser = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
     this.networks = new EgressNetworks(this.docker, config, this.containers, daemonUser, opts.labels);
@@ -228,6 +229,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     this.touched.add(server?.goalId ?? goalId);
     await this.imageOnce();
     return this.networks.ensure(goalId, share);
+  }
+
+  async removeEgress(goalId: string): Promise<void> {
+    assertGoalId(goalId);
+    await this.networks.remove(goalId);
   }
 
   /** The goal's egress network, made (with its relay) if the goal has one. */

@@ -11,6 +11,7 @@
 // (tools/mcp/request-time.ts): a server frozen mid-call answers nothing meanwhile.
 
 import { performance } from "node:perf_hooks";
+import { errorMessage } from "../errors.js";
 import type { FreezeClock } from "./mcp-container.js";
 
 /** The engine's side: pause and unpause a container by name or id (docker-containers.ts). */
@@ -63,6 +64,8 @@ export class FrozenGoals {
     private readonly names: (goalId: string) => string[],
     private readonly retired: (goalId: string) => boolean,
     private readonly removeAll: (goalId: string) => Promise<void>,
+    /** The node's log: a pause refused after its freeze was answered (see pause). */
+    private readonly log: (line: string) => void = () => {},
   ) {}
 
   /** Freeze the goal's containers (SandboxBackend.pause); answered once every pause is. */
@@ -79,8 +82,18 @@ export class FrozenGoals {
     // engine does not answer within UNPAUSED_WAIT_MS: the pause goes all the same, and again once
     // it lands (unless the freeze is over by then). Before, the freeze waited for it as long as
     // the engine took, the container running meanwhile through the new fence.
+    // That late pause refused is logged as a refusal at the fence is (the fence's cluster.fenced
+    // entry, written by then, counts the goal frozen): the goal stays held (its calls wait at
+    // the gate and on its sandbox) but its container runs on through the fence, an exec under
+    // way in it included, until the lift lets the goal go. Before, the refusal went unrecorded.
     if (unpausing && !(await settlesWithin(unpausing, UNPAUSED_WAIT_MS)))
-      void unpausing.then(() => (over() ? undefined : send())).catch(() => {});
+      void unpausing
+        .then(() => (over() ? undefined : send()))
+        .catch((e: unknown) =>
+          this.log(
+            `cluster: fenced: the containers of goal ${goalId}, let run by an unfreeze of an earlier fence that landed late, could not be frozen again (${errorMessage(e)}); its calls still wait, but a tool call already under way in them goes on`,
+          ),
+        );
     // Let go meanwhile by a newer unpause (the new fence's lift, which waits for this freeze 10 s
     // at most, came before the old unpause landed) or the goal removed: its freeze is over, and
     // this pause is not sent. Before, it froze the container after the lift, for good under a

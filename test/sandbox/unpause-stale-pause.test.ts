@@ -27,6 +27,8 @@ let holdNext = false;
 /** What the next request matching each entry is answered (each entry used once). */
 let plan: { match: RegExp; answer: EngineAnswer }[] = [];
 let engine: EngineProxy;
+/** What the backend logged. */
+const logs: string[] = [];
 let fx: SandboxFixture;
 beforeAll(async () => {
   engine = await engineProxy((line) => {
@@ -36,7 +38,7 @@ beforeAll(async () => {
     holdNext = false;
     return HOLD_MS;
   });
-  fx = makeSandboxFixture(() => {}, { docker: engine.docker });
+  fx = makeSandboxFixture(() => {}, { docker: engine.docker, log: (m) => logs.push(m) });
 });
 afterAll(async () => {
   await fx?.cleanup();
@@ -147,6 +149,42 @@ describe("a goal frozen while an unpause of it the engine does not answer is out
     await fx.backend.unpause(goalId);
     const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
     expect(r.stdout.trim()).toBe("on");
+    await fx.backend.remove(goalId);
+  }, 120_000);
+});
+
+describe("a goal whose pause, sent again once an unanswered unpause landed, is refused", () => {
+  it("is logged as a freeze refusal, and stays held (its calls wait) while its container runs", async () => {
+    const goalId = "stale-late-refused";
+    const sb = await fx.backend.acquire(goalId);
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    await fx.backend.pause(goalId);
+    plan = [{ match: /^POST \S+\/unpause$/, answer: 12_000 }];
+    const held = fx.backend.unpause(goalId).catch(() => {}); // the lift's: not answered for long
+    await new Promise((r) => setTimeout(r, 500));
+    await fx.backend.unpause(goalId); // a later try: the goal goes
+    const name = fx.backend.containerName(goalId);
+    const container = new Docker().getContainer(name);
+    await fx.backend.pause(goalId); // a new fence: frozen after the short wait
+    expect((await container.inspect()).State.Paused).toBe(true);
+    // The pause sent again once the old unpause lands: refused.
+    plan = [{ match: /^POST \S+\/pause$/, answer: "refuse" }];
+    await held;
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(plan).toEqual([]); // it was sent
+    expect(
+      logs.filter((l) => l.includes(`goal ${goalId},`) && l.includes("could not be frozen again")),
+    ).toHaveLength(1);
+    // The goal stays held: a call waits for the lift, though its container runs.
+    expect((await container.inspect()).State.Paused).toBe(false);
+    const calling = sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
+    const waited = await Promise.race([
+      calling.then(() => "ran"),
+      new Promise((r) => setTimeout(() => r("waiting"), 1_000)),
+    ]);
+    expect(waited).toBe("waiting");
+    await fx.backend.unpause(goalId);
+    expect((await calling).stdout.trim()).toBe("on");
     await fx.backend.remove(goalId);
   }, 120_000);
 });

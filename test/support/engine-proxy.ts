@@ -14,12 +14,18 @@ export interface EngineProxy {
 }
 
 /** What the proxy does with a request: see engineProxy. */
-export type EngineAnswer = "refuse" | number | { refuseAfterMs: number } | undefined;
+export type EngineAnswer =
+  | "refuse"
+  | number
+  | { refuseAfterMs: number }
+  | { holdUntil: Promise<unknown> }
+  | undefined;
 
 /**
  * `answer` sees each request's first line ("POST /v1.41/containers/x/unpause"): "refuse" answers
  * it with a 500, a number holds it that many ms, `{ refuseAfterMs }` holds it that long and then
- * refuses it, undefined passes it on. Requests keep their order on a connection: a held one
+ * refuses it, `{ holdUntil }` holds it until that settles (an engine that never answers, for the
+ * test's length), undefined passes it on. Requests keep their order on a connection: a held one
  * holds what follows it.
  */
 export async function engineProxy(answer: (line: string) => EngineAnswer): Promise<EngineProxy> {
@@ -35,8 +41,9 @@ export async function engineProxy(answer: (line: string) => EngineAnswer): Promi
       const line = /^[A-Z]+ \S+/.exec(chunk.toString("latin1"))?.[0];
       const what = line === undefined ? undefined : answer(line);
       queue = queue.then(async () => {
-        if (typeof what === "object") await new Promise((r) => setTimeout(r, what.refuseAfterMs));
-        if (what === "refuse" || typeof what === "object") {
+        if (typeof what === "object" && "holdUntil" in what) await what.holdUntil.catch(() => {});
+        else if (typeof what === "object") await new Promise((r) => setTimeout(r, what.refuseAfterMs));
+        if (what === "refuse" || (typeof what === "object" && "refuseAfterMs" in what)) {
           const body = JSON.stringify({ message: `injected refusal of ${line}` });
           client.end(
             `HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
