@@ -115,7 +115,8 @@ export class FrozenGoals {
    * gives up), a refusal removes the goal's containers and lets its waiters go, into a fresh
    * container over the same workspace (release), unless the goal was frozen again since this
    * unpause began (a new fence: its lift unfreezes it). Before, a new lift's unpause hid the new
-   * freeze, and a last try held past both gave up a goal the new fence had tried once.
+   * freeze, and a last try held past both gave up a goal the new fence had tried once. A refusal
+   * once the goal is no longer frozen (another unpause let it go) is none: it answers.
    */
   async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
     const freezes = this.freezeCount(goalId);
@@ -127,6 +128,11 @@ export class FrozenGoals {
       answered = true;
     } catch (e) {
       thawed(false);
+      // Let go meanwhile by another unpause (an earlier try of the fence's, counted refused
+      // unanswered, that the engine answered late) or removed: nothing is frozen, this is no
+      // refusal. Before, a last try refused after it was given up: the containers of a goal its
+      // node kept, running again, were removed.
+      if (!this.held.has(goalId) && !this.frozenSince(goalId, freezes)) return;
       if (!opts.last || this.frozenSince(goalId, freezes)) throw e;
       await this.removeAll(goalId);
       // Frozen again as its containers were removed: release keeps it frozen for that lift.
