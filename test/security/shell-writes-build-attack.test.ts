@@ -90,3 +90,27 @@ describe("what as, ld, strip and objcopy write", () => {
     expect(targets(cmd)).toContain(file);
   });
 });
+
+describe("ld's --error-handling-script, a program ld runs on a link error (seen with the image's ld)", () => {
+  it.each([
+    "ld --error-handling-script=/w/s.sh -o o/x a.o -lnone",
+    "ld --error-handling-script /w/s.sh -o o/x a.o",
+    "ld --error-h=/w/s.sh -o o/x a.o",
+    "gcc a.c -o o/x -Wl,--error-handling-script=/w/s.sh",
+    "gcc a.c -o o/x -Xlinker --error-handling-script=/w/s.sh",
+    "gcc a.c -o o/x --for-linker=--error-handling-script=/w/s.sh",
+    "gcc a.c -o o/x --for-linker -plugin --for-linker /w/p.so",
+    "gcc a.c -o o/x --for-linker=-plugin=/w/p.so",
+  ])("refuses %s", (cmd) => {
+    let error: unknown;
+    try {
+      analyzeCommand(cmd);
+    } catch (e) {
+      error = e;
+    }
+    expect(isAidoError(error, "policy_denied"), `${cmd} was not refused`).toBe(true);
+    expect(String((error as Error).message)).toMatch(
+      /runs or loads a program|loads a program into the linker/,
+    );
+  });
+});
