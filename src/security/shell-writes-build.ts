@@ -21,7 +21,7 @@ const GCC_SEPARATE = new Set(
 );
 /** Options after which gcc makes side files next to its output, or in the cwd without -o. */
 const GCC_SIDE =
-  /^(-save-temps|-MD$|-MMD$|--coverage$|-ftest-coverage$|-fstack-usage$|-fdump-|-fcallgraph-info|-gsplit-dwarf$|-fprofile-arcs$|-fprofile-generate|-fopt-info)/;
+  /^(-save-temps|-MD$|-MMD$|--coverage$|-ftest-coverage$|-fstack-usage$|-fdump-|-fcallgraph-info|-gsplit-dwarf$|-fprofile-arcs$|-fprofile-generate|-fopt-info|-fsave-optimization-record$)/;
 
 export const COMPILER_NAMES = ["gcc", "gcc-12", "cc", "c89", "c99", "c89-gcc", "c99-gcc", "cpp", "cpp-12"];
 export const BUILD_NAMES = [...COMPILER_NAMES, "as", "ld", "ld.bfd", "ld.gold", "gold", "dwp", "rpcgen"];
@@ -154,6 +154,12 @@ function compilerWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   if (args.some((a) => GCC_SIDE.test(a))) {
     written.push({ value: ".", at: -1 });
     for (const o of out) written.push({ value: posix.dirname(o.value), at: o.at });
+    // -dumpbase B names them B.i...: B's folder (after -dumpdir P's prefix: `-dumpbase ../b`).
+    const dirs = optionValues(argv, ["-dumpdir"]);
+    for (const b of optionValues(argv, ["-dumpbase"])) {
+      written.push({ value: posix.dirname(b.value), at: b.at });
+      for (const d of dirs) written.push({ value: posix.dirname(d.value + b.value), at: b.at });
+    }
   }
   return written;
 }

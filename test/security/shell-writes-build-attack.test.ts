@@ -21,6 +21,13 @@ describe("what gcc writes through its own options", () => {
     ["-fopt-info-all=F", "gcc -O2 -c a.c -o o/a.o -fopt-info-all=/w/i", "/w/i"],
     ["-fprofile-note=F", "gcc -c --coverage a.c -o o/a.o -fprofile-note=/w/n.gcno", "/w/n.gcno"],
     ["-dumpdir PREFIX (files named PREFIX+NAME)", "gcc -save-temps -dumpdir /w/o -c a.c -o /w/o/a.o", "/w"],
+    ["-dumpbase with a folder (-save-temps)", "gcc -save-temps -dumpbase ../db -c ../a.c -o x.o", ".."],
+    ["-dumpbase after -dumpdir", "gcc -save-temps -dumpdir o/ -dumpbase ../../db -c a.c -o o/x.o", "o/../.."],
+    [
+      "-dumpbase with -fsave-optimization-record",
+      "gcc -fsave-optimization-record -dumpbase /w/r -c a.c -o o/x.o",
+      "/w",
+    ],
   ])("judges %s as a write", (_how, cmd, file) => {
     expect(targets(cmd)).toContain(file);
   });
