@@ -76,6 +76,14 @@ function binutilsWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   return getopt(argv, 1, name === "ranlib" ? RANLIB : ELFEDIT).operands;
 }
 
+/** The files objcopy reads from its `--add-section NAME=FILE` and `--update-section NAME=FILE` (FILE from the cwd). */
+export function objcopyReads(argv: readonly string[]): ProgramWrite[] {
+  return values(getopt(argv, 1, OBJCOPY), "add-section", "update-section").flatMap((d) => {
+    const eq = d.value.indexOf("=");
+    return eq < 0 ? [] : [{ value: d.value.slice(eq + 1), at: d.at }];
+  });
+}
+
 const RANLIB: Getopt = { short: "", long: longs(["plugin"], ["help", "version"]) };
 const ELFEDIT: Getopt = { short: "", long: {} };
 for (const io of ["input", "output"]) {

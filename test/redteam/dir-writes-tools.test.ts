@@ -186,6 +186,25 @@ describe("the image's other writing programs are judged as writes", () => {
   );
 
   it.each([
+    ["objcopy --add-section S=F", `cd ${P} && objcopy --add-section .x=../secret/k out/bin out/b6`],
+    ["objcopy --update-section=S=F", `cd ${P} && objcopy --update-section=.text=../secret/k out/bin out/b7`],
+  ])(
+    "refuses %s: F is read from the cwd, though the word is no path",
+    async (_how, command) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "capability", /file_read on \/workspace\/secret\/k \(/);
+    },
+    60_000,
+  );
+
+  it("runs objcopy --add-section with a file of the readable folder", async () => {
+    const r = expectOk(
+      await b.exec("worker", `cd ${P} && objcopy --add-section .x=notes.txt out/bin out/b8 && ls out`),
+    );
+    expect(r.output).toContain("b8");
+  });
+
+  it.each([
     ["strip -o into the writable folder", `strip -o ${P}/out/b5 ${P}/bin && ls ${P}/out`, "b5"],
     ["strip F in the writable folder", `cd ${P}/out && strip bin && ls`, "bin"],
     [
