@@ -301,22 +301,26 @@ const openssl: Unfolder = (args) => {
 /**
  * gcc (and cc, cpp, c89, c99...) runs its compilers, assembler and linker as programs: under
  * a wrapper program (`-wrapper sh,-c,CMD`), found in a folder the command names (`-B DIR`),
- * through spec files (`-specs=`), with plugins loaded into them (`-fplugin=`, the linker's
- * `-plugin`), and with options read from a file (`@FILE`), which cannot be judged. The
- * binutils (ld, ar, nm, ranlib...) load `--plugin` shared objects and read `@FILE` too.
+ * through spec files (`-specs=`), with plugins loaded into them (`-fplugin=`, ld's `-plugin`),
+ * by ld on a link error (`--error-handling-script`: any prefix ld takes holds "error-h"), and
+ * with options read from a file (`@FILE`, `-Wl,@F`), which cannot be judged. The binutils
+ * (ld, ar, nm, ranlib...) load `--plugin` shared objects and read `@FILE` too.
  */
 const compiler: Unfolder = (args) => {
   const name = basename(args[0]!.value);
   for (const [k, a] of args.entries()) {
     if (k === 0 || a.dynamic) continue;
     const v = a.value;
-    if (v.startsWith("@")) return refuse(`${name} ${v} reads options from a file, which cannot be judged`);
+    if (/^@|^-W[lap],(.*,)?@|^--for-linker=@/s.test(v))
+      return refuse(`${name} ${v} reads options from a file, which cannot be judged`);
     const driver = COMPILERS.includes(name.replace(/^x86_64-linux-gnu-/, ""));
-    const runs = driver ? /^--?(wrapper|B|specs|fplugin|iplugindir)|^-W[la],.*plugin/ : /^--?plugin/;
+    const runs = driver
+      ? /^--?(wrapper|B|specs|fplugin|iplugindir)|^(-W[la],|--for-linker=).*(plugin|error-h)/s
+      : /^--?(plugin|error-h)/;
     if (runs.test(v)) return refuse(`${name} ${v} runs or loads a program the command does not name`);
-    if ((v === "-Xlinker" || v === "-Xassembler") && /plugin|^@/.test(args[k + 1]?.value ?? "")) {
-      return refuse(`${name} ${v} ${args[k + 1]!.value} loads a program into the linker`);
-    }
+    const next = args[k + 1]?.value ?? "";
+    if (["-Xlinker", "-Xassembler", "--for-linker"].includes(v) && /plugin|error-h|^@/.test(next))
+      return refuse(`${name} ${v} ${next} loads a program into the linker`);
   }
   return itself();
 };

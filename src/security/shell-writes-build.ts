@@ -1,6 +1,7 @@
 // security/shell-writes-build.ts — what the image's compilers and build tools write: gcc
 // (cc, c99, cpp...) its `-o F`, `-MF F`, `-aux-info F`, else a.out or NAME.o in the cwd, and
-// its side files (-save-temps, -MD, --coverage...) next to the output or in the cwd; `cpp IN
+// its side files (-save-temps, -MD, --coverage...) next to the output or in the cwd, its dump
+// files (`-fdump-*=F`), and what the options it passes on to ld, as and cc1 write; `cpp IN
 // OUT`; `as` and `ld` their `-o F` or a.out in the cwd (ld's -Map, --out-implib,
 // --dependency-file too); `dwp -o`, `rpcgen -o`, `utmpdump -o`; `gencat CATALOG`; `hardlink`
 // and `c_rehash`, which replace or make files in their operands. shell-writes.ts dispatches.
@@ -20,7 +21,7 @@ const GCC_SEPARATE = new Set(
 );
 /** Options after which gcc makes side files next to its output, or in the cwd without -o. */
 const GCC_SIDE =
-  /^(-save-temps|-MD$|-MMD$|--coverage$|-ftest-coverage$|-fstack-usage$|-fdump-|-fcallgraph-info|-gsplit-dwarf$|-fprofile-arcs$|-fprofile-generate|-fopt-info)/;
+  /^(-save-temps|-MD$|-MMD$|--coverage$|-ftest-coverage$|-fstack-usage$|-fdump-|-fcallgraph-info|-gsplit-dwarf$|-fprofile-arcs$|-fprofile-generate|-fopt-info|-fsave-optimization-record$)/;
 
 export const COMPILER_NAMES = ["gcc", "gcc-12", "cc", "c89", "c99", "c89-gcc", "c99-gcc", "cpp", "cpp-12"];
 export const BUILD_NAMES = [...COMPILER_NAMES, "as", "ld", "ld.bfd", "ld.gold", "gold", "dwp", "rpcgen"];
@@ -30,20 +31,88 @@ for (const n of ["gcc", "gcc-12", "cpp", "cpp-12", "as", "ld", "ld.bfd", "ld.gol
 
 /** The value of `-o F`, `-oF`, `--output=F` and the like: each option of `names`, attached, after `=`, or the next word. */
 function optionValues(argv: readonly string[], names: readonly string[]): ProgramWrite[] {
+  return itemValues(
+    argv.slice(1).map((value, k) => ({ value, at: k + 1 })),
+    names,
+  );
+}
+
+/** optionValues over words that each carry where they are in the command (pieces of `-Wl,A,B` too). */
+function itemValues(words: readonly ProgramWrite[], names: readonly string[]): ProgramWrite[] {
   const out: ProgramWrite[] = [];
-  for (let at = 1; at < argv.length; at++) {
-    const a = argv[at]!;
+  for (let k = 0; k < words.length; k++) {
+    const { value: a, at } = words[k]!;
     if (a === "--") break;
     for (const n of names) {
-      if (a === n && at + 1 < argv.length) out.push({ value: argv[at + 1]!, at: at + 1 });
+      if (a === n && k + 1 < words.length) out.push(words[k + 1]!);
       else if (a.startsWith(`${n}=`) && n.length > 2) out.push({ value: a.slice(n.length + 1), at });
-      else if (a.startsWith(n) && a !== n && !n.startsWith("--")) out.push({ value: a.slice(2), at });
+      else if (a.startsWith(n) && a !== n && !n.startsWith("--")) out.push({ value: a.slice(n.length), at });
       else continue;
       break;
     }
   }
   return out;
 }
+
+/**
+ * ld's options that write a file, as ld reads them: `-o F`, and any prefix (two letters or
+ * more, after one dash or two) of `--output`, `-Map`, `--out-implib` and `--dependency-file`,
+ * its value after `=` or in the next word (`--outp=F`, seen in the image).
+ */
+function linkerFiles(words: readonly ProgramWrite[]): ProgramWrite[] {
+  const out = itemValues(words, ["-o"]);
+  const longs = ["output", "Map", "out-implib", "dependency-file"];
+  for (let k = 0; k < words.length; k++) {
+    const m = /^--?([A-Za-z][A-Za-z-]+)(=(.*))?$/s.exec(words[k]!.value);
+    if (!m || !longs.some((l) => l.startsWith(m[1]!))) continue;
+    if (m[2] !== undefined) out.push({ value: m[3]!, at: words[k]!.at });
+    else if (k + 1 < words.length) out.push(words[++k]!);
+  }
+  return out;
+}
+
+/** as's files: `-o F`, `--MD F`, and its listing `-a[cdghlmns]=F`. */
+function assemblerFiles(words: readonly ProgramWrite[]): ProgramWrite[] {
+  const out = itemValues(words, ["-o", "--MD"]);
+  for (const w of words) {
+    const m = /^-a[a-z]*=(.*)$/s.exec(w.value);
+    if (m) out.push({ value: m[1]!, at: w.at });
+  }
+  return out;
+}
+
+/** The options gcc hands on to ld (`-Wl,A,B`, `-Xlinker A`, `--for-linker=A`), as (`-Wa,`, `-Xassembler`) and cc1 (`-Wp,`, `-Xpreprocessor`). */
+function passedOn(argv: readonly string[]): Record<"ld" | "as" | "cpp", ProgramWrite[]> {
+  const to = { ld: [] as ProgramWrite[], as: [] as ProgramWrite[], cpp: [] as ProgramWrite[] };
+  const wl = { l: to.ld, a: to.as, p: to.cpp };
+  const x: Record<string, ProgramWrite[]> = {
+    "-Xlinker": to.ld,
+    "--for-linker": to.ld,
+    "-Xassembler": to.as,
+    "-Xpreprocessor": to.cpp,
+  };
+  for (let at = 1; at < argv.length; at++) {
+    const a = argv[at]!;
+    const w = /^-W([lap]),(.*)$/s.exec(a);
+    if (w) for (const p of w[2]!.split(",")) wl[w[1] as "l" | "a" | "p"].push({ value: p, at });
+    else if (a.startsWith("--for-linker=")) to.ld.push({ value: a.slice(13), at });
+    else if (x[a] && at + 1 < argv.length) x[a].push({ value: argv[at + 1]!, at: ++at });
+  }
+  return to;
+}
+
+/** The files the options gcc passes on write (cc1 reads `-MD F` and `-MMD F` with the file apart). */
+function passedOnWrites(argv: readonly string[]): ProgramWrite[] {
+  const to = passedOn(argv);
+  return [
+    ...linkerFiles(to.ld),
+    ...assemblerFiles(to.as),
+    ...itemValues(to.cpp, ["-o", "-MF", "-MD", "-MMD"]),
+  ];
+}
+
+/** gcc's options whose value is a file it writes: `-fdump-*=F`, `-fopt-info*=F`, `-fprofile-note=F` (not stdout/stderr). */
+const GCC_FILE_EQ = /^-f(dump-[^=]*|opt-info[^=]*|profile-note)=(.+)$/s;
 
 /** The words of a gcc, as or ld command line that are input files (not options nor their values). */
 function inputs(argv: readonly string[], separate: ReadonlySet<string>): ProgramWrite[] {
@@ -63,7 +132,14 @@ const informational = (argv: readonly string[]) =>
 
 function compilerWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   const out = optionValues(argv, ["-o", "--output"]);
-  const files = optionValues(argv, ["-MF", "-aux-info", "-dumpdir"]);
+  const files = [...optionValues(argv, ["-MF", "-aux-info"]), ...passedOnWrites(argv)];
+  // -dumpdir is a prefix: `-dumpdir d/p` makes d/pNAME.i, so its folder up to the last /.
+  for (const d of optionValues(argv, ["-dumpdir"]))
+    files.push({ value: d.value.endsWith("/") ? d.value : posix.dirname(d.value), at: d.at });
+  for (const [at, a] of argv.entries()) {
+    const m = GCC_FILE_EQ.exec(a);
+    if (at > 0 && m && !["stdout", "stderr"].includes(m[2]!)) files.push({ value: m[2]!, at });
+  }
   const ins = inputs(argv, GCC_SEPARATE);
   const args = argv.slice(1);
   // cpp and -E print; -fsyntax-only makes nothing.
@@ -78,6 +154,12 @@ function compilerWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   if (args.some((a) => GCC_SIDE.test(a))) {
     written.push({ value: ".", at: -1 });
     for (const o of out) written.push({ value: posix.dirname(o.value), at: o.at });
+    // -dumpbase B names them B.i...: B's folder (after -dumpdir P's prefix: `-dumpbase ../b`).
+    const dirs = optionValues(argv, ["-dumpdir"]);
+    for (const b of optionValues(argv, ["-dumpbase"])) {
+      written.push({ value: posix.dirname(b.value), at: b.at });
+      for (const d of dirs) written.push({ value: posix.dirname(d.value + b.value), at: b.at });
+    }
   }
   return written;
 }
@@ -89,15 +171,17 @@ for (const o of ["--output", "--script", "--entry", "--undefined", "--out-implib
 
 function linkerWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   const as = name === "as";
-  const out = optionValues(argv, ["-o", "--output"]);
+  const words = argv.slice(1).map((value, k) => ({ value, at: k + 1 }));
+  // ld's -o and the prefixes of --output are in linkerFiles; as's -o in assemblerFiles.
   const files = as
-    ? optionValues(argv, ["--MD", "-MD"])
-    : optionValues(argv, ["-Map", "--Map", "--out-implib", "--dependency-file"]);
-  if (informational(argv)) return [...out, ...files];
+    ? [...assemblerFiles(words), ...optionValues(argv, ["-MD", "--output"])]
+    : linkerFiles(words);
+  if (informational(argv)) return files;
   // Without -o: a.out in the cwd (as reads its standard input without an input file).
+  const out = optionValues(argv, ["-o", "--output"]);
   if (out.length === 0 && (as || inputs(argv, as ? AS_SEPARATE : LD_SEPARATE).length > 0))
-    out.push({ value: ".", at: -1 });
-  return [...out, ...files];
+    files.push({ value: ".", at: -1 });
+  return files;
 }
 
 export function buildWrites(name: string, argv: readonly string[]): ProgramWrite[] {

@@ -24,7 +24,12 @@ const STRIP: Getopt = {
     ],
   ),
 };
-Object.assign(STRIP.long, { "remove-relocations": true, "keep-section": true, plugin: true });
+Object.assign(STRIP.long, {
+  "remove-relocations": true,
+  "keep-section": true,
+  plugin: true,
+  "output-file": true,
+});
 
 /** binutils 2.40 objcopy (objcopy.c copy_options): the options that take a value. */
 const OBJCOPY: Getopt = {
@@ -44,17 +49,16 @@ for (const o of [
   "redefine-syms remove-relocations remove-section rename-section reverse-bytes section-alignment",
   "set-section-alignment set-section-flags set-start srec-len stack strip-symbol strip-symbols",
   "strip-unneeded-symbol strip-unneeded-symbols subsystem target update-section verilog-data-width",
-  "weaken-symbol weaken-symbols keep-section-symbols add-gnu-debuglink",
+  "weaken-symbol weaken-symbols keep-section-symbols add-gnu-debuglink long-section-names elf-stt-common",
 ].flatMap((s) => s.split(" ")))
   OBJCOPY.long[o] = true;
-for (const o of ["keep-section-symbols", "compress-debug-sections", "elf-stt-common", "interleave"])
-  OBJCOPY.long[o] = false;
+for (const o of ["keep-section-symbols", "compress-debug-sections", "interleave"]) OBJCOPY.long[o] = false;
 
 /** The files a binutils program rewrites in place, or writes through an option. */
 function binutilsWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   if (name === "strip") {
     const r = getopt(argv, 1, STRIP);
-    const out = values(r, "o");
+    const out = values(r, "o", "output-file");
     return out.length > 0 ? out : r.operands;
   }
   if (name === "objcopy") {
@@ -70,6 +74,14 @@ function binutilsWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   }
   // ranlib and elfedit rewrite every file they are given.
   return getopt(argv, 1, name === "ranlib" ? RANLIB : ELFEDIT).operands;
+}
+
+/** The files objcopy reads from its `--add-section NAME=FILE` and `--update-section NAME=FILE` (FILE from the cwd). */
+export function objcopyReads(argv: readonly string[]): ProgramWrite[] {
+  return values(getopt(argv, 1, OBJCOPY), "add-section", "update-section").flatMap((d) => {
+    const eq = d.value.indexOf("=");
+    return eq < 0 ? [] : [{ value: d.value.slice(eq + 1), at: d.at }];
+  });
 }
 
 const RANLIB: Getopt = { short: "", long: longs(["plugin"], ["help", "version"]) };

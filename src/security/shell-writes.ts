@@ -28,7 +28,7 @@ import {
   zipWrites,
 } from "./shell-writes-archives.js";
 import { BUILD_NAMES, buildWrites } from "./shell-writes-build.js";
-import { TOOL_NAMES, toolWrites } from "./shell-writes-tools.js";
+import { objcopyReads, TOOL_NAMES, toolWrites } from "./shell-writes-tools.js";
 
 /** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
 export interface ProgramWrite {
@@ -117,8 +117,11 @@ function underPatchDirs(c: SimpleCommand, r: ReturnType<typeof getopt>): (w: Pro
 /**
  * The files a program reads from a folder other than where it starts: patch reads its `-i
  * PATCHFILE` and its second operand (the patch) after moving to each `-d DIR`. Empty without -d.
+ * And the files a program reads after `NAME=` in an option's value, where the word is not a
+ * path (objcopy `--add-section .x=F`).
  */
 export function programReads(c: SimpleCommand, name: string): ProgramWrite[] {
+  if (/^(x86_64-linux-gnu-)?objcopy$/.test(name)) return objcopyReads(c.argv);
   if (name !== "patch" || c.dynamic) return [];
   const r = getopt(c.argv, 1, PATCH);
   if (values(r, "d", "directory").length === 0) return [];

@@ -114,6 +114,13 @@ describe("the image's other writing programs are judged as writes", () => {
     ["as -o F", `as -o ${P}/a.o ${P}/a.s`, `${P}/a.o`],
     ["as without -o (a.out in the cwd)", `cd ${P} && as a.s`, P],
     ["ld -o F", `ld -o ${P}/x ${P}/out/a.o`, `${P}/x`],
+    ["gcc -MFF (attached)", `cd ${P}/out && gcc -M -MF${P}/a.d ../a.c`, `${P}/a.d`],
+    ["gcc -Wl,-Map=F (the linker's map)", `gcc -o ${P}/out/x2 ${P}/a.c -Wl,-Map=${P}/m`, `${P}/m`],
+    ["gcc -Wa,-al=F (the listing)", `gcc -c -o ${P}/out/a2.o ${P}/a.c -Wa,-al=${P}/l`, `${P}/l`],
+    ["gcc -fdump-tree-X=F", `gcc -c -o ${P}/out/a3.o ${P}/a.c -fdump-tree-original=${P}/t`, `${P}/t`],
+    ["ld --outp=F (a prefix of --output)", `ld --outp=${P}/x ${P}/out/a.o`, `${P}/x`],
+    ["strip --output-file=F", `strip --output-file=${P}/b2 ${P}/out/bin`, `${P}/b2`],
+    ["objcopy --elf-stt-common V IN OUT", `objcopy --elf-stt-common yes ${P}/out/bin ${P}/b3`, `${P}/b3`],
     ["gencat CATALOG MSGFILE", `gencat ${P}/c.cat ${P}/m.msg`, `${P}/c.cat`],
     ["hardlink DIR (files replaced by links)", `hardlink ${P}/m`, `${P}/m`],
     ["c_rehash DIR (links made)", `c_rehash ${P}/m`, `${P}/m`],
@@ -179,6 +186,25 @@ describe("the image's other writing programs are judged as writes", () => {
   );
 
   it.each([
+    ["objcopy --add-section S=F", `cd ${P} && objcopy --add-section .x=../secret/k out/bin out/b6`],
+    ["objcopy --update-section=S=F", `cd ${P} && objcopy --update-section=.text=../secret/k out/bin out/b7`],
+  ])(
+    "refuses %s: F is read from the cwd, though the word is no path",
+    async (_how, command) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "capability", /file_read on \/workspace\/secret\/k \(/);
+    },
+    60_000,
+  );
+
+  it("runs objcopy --add-section with a file of the readable folder", async () => {
+    const r = expectOk(
+      await b.exec("worker", `cd ${P} && objcopy --add-section .x=notes.txt out/bin out/b8 && ls out`),
+    );
+    expect(r.output).toContain("b8");
+  });
+
+  it.each([
     ["strip -o into the writable folder", `strip -o ${P}/out/b5 ${P}/bin && ls ${P}/out`, "b5"],
     ["strip F in the writable folder", `cd ${P}/out && strip bin && ls`, "bin"],
     [
@@ -190,6 +216,11 @@ describe("the image's other writing programs are judged as writes", () => {
     ["zipnote (listing)", `zipnote ${P}/a.zip`, "member.txt"],
     ["gcc -o into the writable folder", `gcc -o ${P}/out/x ${P}/a.c && ls ${P}/out`, "x"],
     ["gcc in the writable folder", `cd ${P}/out && gcc ../a.c && ls`, "a.out"],
+    [
+      "gcc with linker options, in the writable folder",
+      `cd ${P}/out && gcc ../a.c -o y -Wl,--as-needed,-Map=y.map -Xlinker -z -Xlinker now && ls`,
+      "y.map",
+    ],
     ["gcc -E (printed)", `gcc -E ${P}/a.c`, "main"],
     ["gcc --version", "gcc --version", "gcc"],
     [
