@@ -115,8 +115,8 @@ export function openSandboxes(project: Project, make = false): number | undefine
 }
 
 /**
- * The store's top folders (.aido, .aido/sandboxes) must be of whoever keeps the store: this
- * process's user, or under root in someone else's project the project's owner (root gives
+ * The store's folders (.aido, .aido/sandboxes, a sandbox's <id>) must be of whoever keeps
+ * the store: this process's user, or under root in someone else's project the project's owner (root gives
  * them what it makes). In a project folder others can write (a shared /tmp/x, a 0777 or
  * group folder), another user could put their own .aido there, a folder or a link to one,
  * and aido kept the person's evidence in it, for them to read and change (a record naming
@@ -158,9 +158,15 @@ function requireStoreOwner(project: Project, parent: number, name: string, fd: n
 export function openSandboxDir(project: Project, id: string, make = false): number | undefined {
   const store = openSandboxes(project, make);
   if (store === undefined) return undefined;
-  return withDir(store, (s) =>
-    openDirIn(s, id, join(project.path, ".aido", "sandboxes", id), { make, give: project.owner }),
-  );
+  const shown = join(project.path, ".aido", "sandboxes", id);
+  return withDir(store, (s) => {
+    const fd = openDirIn(s, id, shown, { make, give: project.owner });
+    // The sandbox's own folder too: in a sandboxes folder the person left writable to others,
+    // another user's <id> (made before the person's `up`, or in place of one destroyed) held
+    // the person's record, inputs and evidence where that user could read and change them.
+    if (fd !== undefined) requireStoreOwner(project, s, id, fd, shown);
+    return fd;
+  });
 }
 
 /** openSandboxDir for a sandbox that must be there. */

@@ -49,15 +49,19 @@ function layout(sharedOwner: number) {
   return { shared, other };
 }
 
-/** openSandboxes(make) on `dir` as the user `uid`, in a process of its own: its error message, or "" when it opened. */
-function openAs(uid: number, dir: string): string {
+/**
+ * openSandboxes(make) on `dir` as the user `uid`, in a process of its own (openSandboxDir of
+ * `id` when given): its error message, or "" when it opened.
+ */
+function openAs(uid: number, dir: string, id?: string): string {
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
   const mod = (name: string) => pathToFileURL(join(process.cwd(), "src/humansandbox", name)).href;
   const script = `
     const { openProject, closeProject } = await import(${JSON.stringify(mod("project.ts"))});
-    const { openSandboxes } = await import(${JSON.stringify(mod("store-dirs.ts"))});
+    const { openSandboxes, openSandboxDir } = await import(${JSON.stringify(mod("store-dirs.ts"))});
     const p = openProject(${JSON.stringify(dir)});
-    try { openSandboxes(p, true); } catch (e) { process.stdout.write(e.message); } finally { closeProject(p); }`;
+    const id = ${JSON.stringify(id ?? null)};
+    try { if (id === null) openSandboxes(p, true); else openSandboxDir(p, id, true); } catch (e) { process.stdout.write(e.message); } finally { closeProject(p); }`;
   const r = spawnSync(process.execPath, ["--import", tsx, "--input-type=module", "-e", script], {
     uid,
     gid: uid,
@@ -130,6 +134,27 @@ describe.runIf(asRoot)("a person who is not root, in a folder others can write",
     mkdirSync(join(shared, ".aido", "sandboxes"));
     chownSync(join(shared, ".aido", "sandboxes"), OTHER, OTHER);
     expect(openAs(PERSON, shared)).toMatch(/\.aido\/sandboxes is a folder of uid 5555, not yours/);
+  });
+
+  it("keeps no evidence in a sandbox folder another user made in the person's sandboxes folder", () => {
+    // The person left .aido/sandboxes writable to others (0777); another user made the
+    // folder of a sandbox the person is about to make (or one they destroyed), 0777 too.
+    const { shared } = layout(PERSON);
+    const sandboxes = join(shared, ".aido", "sandboxes");
+    mkdirSync(sandboxes, { recursive: true });
+    chownSync(join(shared, ".aido"), PERSON, PERSON);
+    chownSync(sandboxes, PERSON, PERSON);
+    chmodSync(sandboxes, 0o777);
+    mkdirSync(join(sandboxes, "sbx-1"));
+    chownSync(join(sandboxes, "sbx-1"), OTHER, OTHER);
+    chmodSync(join(sandboxes, "sbx-1"), 0o777);
+    expect(openAs(PERSON, shared, "sbx-1")).toMatch(
+      /\.aido\/sandboxes\/sbx-1 is a folder of uid 5555, not yours \(uid 1000\)/,
+    );
+    expect(names(join(sandboxes, "sbx-1"))).toEqual([]);
+    // The person's own sandbox folder opens, made or found.
+    expect(openAs(PERSON, shared, "sbx-2")).toBe("");
+    expect(openAs(PERSON, shared, "sbx-2")).toBe("");
   });
 
   it("still makes and opens the person's own store, and follows their own link to one elsewhere", () => {
