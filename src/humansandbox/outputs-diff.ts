@@ -16,11 +16,13 @@
 // against HEAD: only what the run collected, never the person's other uncommitted work.
 
 import { spawnSync } from "node:child_process";
-import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { errorMessage } from "../errors.js";
+import { removeTreeNoFollow } from "../sandbox/folders.js";
 import { isAtOrUnder } from "./evidence-guard.js";
+import type { ProjectOwner } from "./project.js";
 
 /** The diff kept at most; past it outputs.diff ends with a line saying so. */
 const MAX_DIFF_BYTES = 64 << 20;
@@ -33,10 +35,14 @@ interface Git {
   err: string;
 }
 
-function git(cwd: string, args: string[], env: NodeJS.ProcessEnv = process.env, input?: Buffer): Git {
+/** Whose rights git runs with: the project's owner under root in someone else's project (see diffOfPaths). */
+type As = ProjectOwner;
+
+function git(cwd: string, args: string[], as: As, env: NodeJS.ProcessEnv = process.env, input?: Buffer): Git {
   const r = spawnSync("git", args, {
     cwd,
     env,
+    ...(as ? { uid: as.uid, gid: as.gid } : {}),
     encoding: "utf8",
     maxBuffer: MAX_DIFF_BYTES,
     ...(input ? { input } : {}),
@@ -50,16 +56,20 @@ function git(cwd: string, args: string[], env: NodeJS.ProcessEnv = process.env, 
  * True when the project is inside a git work tree. Reading the repository's config runs
  * nothing: only the commands below that look at files (diff, status) run what it names.
  */
-export function inGitRepo(project: string): boolean {
-  return git(project, ["rev-parse", "--is-inside-work-tree"]).out.trim() === "true";
+export function inGitRepo(project: string, as?: As): boolean {
+  return git(project, ["rev-parse", "--is-inside-work-tree"], as).out.trim() === "true";
 }
 
 /** What the project's repository is, read without running anything it configures. */
-function repositoryOf(project: string) {
-  const r = git(project, ["rev-parse", "--show-toplevel", "--show-object-format", "--git-path", "objects"]);
+function repositoryOf(project: string, as: As) {
+  const r = git(
+    project,
+    ["rev-parse", "--show-toplevel", "--show-object-format", "--git-path", "objects"],
+    as,
+  );
   const [top, format, objects] = r.out.split("\n");
   if (!r.ok || !top || !format || !objects) return undefined;
-  const head = git(project, ["rev-parse", "--verify", "-q", "HEAD^{commit}"]);
+  const head = git(project, ["rev-parse", "--verify", "-q", "HEAD^{commit}"], as);
   return {
     top,
     format,
@@ -68,12 +78,19 @@ function repositoryOf(project: string) {
   };
 }
 
-/** `git diff HEAD` of the given project paths (relative to the project), new files shown as added. */
-export function diffOfPaths(project: string, paths: readonly string[]): string {
+/**
+ * `git diff HEAD` of the given project paths (relative to the project), new files shown as
+ * added. `as`: run git with that user's rights (the project's owner, under root in their
+ * project). git reaches the project by its path, and the person can rename their folder and
+ * put a link to one of root's at its name between run.ts's check and git: run as root, git
+ * then read root's files at the collected names into outputs.diff, for the person to read.
+ * Run as the person, it reads only what they could read themselves.
+ */
+export function diffOfPaths(project: string, paths: readonly string[], as?: As): string {
   if (paths.length === 0) return "";
   // Never thrown: thrown, the run's summary was not written (run.ts writes it after).
   try {
-    return diffIn(project, paths);
+    return diffIn(project, paths, as);
   } catch (e) {
     return `[aido: outputs.diff could not be made: ${errorMessage(e)}]\n`;
   }
@@ -89,13 +106,21 @@ function indexable(path: string): boolean {
   }
 }
 
-function diffIn(project: string, paths: readonly string[]): string {
-  const repo = repositoryOf(project);
+function diffIn(project: string, paths: readonly string[], as: As): string {
+  const repo = repositoryOf(project, as);
   // A work tree that does not hold the project (core.worktree a task set) is not diffed.
   if (!repo || !isAtOrUnder(repo.top, resolve(project))) return "";
   if (repo.format !== "sha1" && repo.format !== "sha256") return "";
-  const gitDir = mkdtempSync(join(tmpdir(), "aido-diff-"));
+  // With the person's rights, git writes its index in a folder of theirs: made in one of
+  // root's (0711) that they cannot rename it out of nor put a link in, and removed without
+  // following what they put in it.
+  const base = mkdtempSync(join(tmpdir(), "aido-diff-"));
+  const gitDir = as ? join(base, "git") : base;
   try {
+    if (as) {
+      chmodSync(base, 0o711);
+      mkdirSync(gitDir, { mode: 0o700 });
+    }
     mkdirSync(join(gitDir, "objects", "info"), { recursive: true });
     mkdirSync(join(gitDir, "refs"));
     writeFileSync(join(gitDir, "objects", "info", "alternates"), `${repo.objects}\n`);
@@ -119,16 +144,33 @@ function diffIn(project: string, paths: readonly string[]): string {
       GIT_NO_LAZY_FETCH: "1",
       GIT_TERMINAL_PROMPT: "0",
     });
-    const tree = repo.head ? git(project, ["read-tree", repo.head], env) : undefined;
+    // git as the person writes its index and reads what it made here: theirs, on the names made.
+    // Deepest first and gitDir last: until then it is root's (0700) and nothing in it can be
+    // swapped for a link that chown would follow.
+    if (as) for (const at of madeIn(gitDir).reverse()) chownSync(at, as.uid, as.gid);
+    const tree = repo.head ? git(project, ["read-tree", repo.head], as, env) : undefined;
     if (tree && !tree.ok) return `[aido: outputs.diff could not be made: ${tree.err.trim()}]\n`;
     // What a task holding a project folder read-write put at a collected path since is left out.
     const files = paths.filter((p) => indexable(join(project, p)));
     const list = Buffer.from(files.map((p) => `${p}\0`).join(""));
-    const added = git(project, ["update-index", "--add", "--remove", "-z", "--stdin"], env, list);
+    const added = git(project, ["update-index", "--add", "--remove", "-z", "--stdin"], as, env, list);
     if (!added.ok) return `[aido: outputs.diff could not be made: ${added.err.trim()}]\n`;
-    const d = git(project, ["diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv"], env);
+    const d = git(project, ["diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv"], as, env);
     return d.cut ? `${d.out}\n[aido: outputs.diff cut at ${MAX_DIFF_BYTES} bytes]\n` : d.out;
   } finally {
-    rmSync(gitDir, { recursive: true, force: true });
+    removeTreeNoFollow(base);
   }
+}
+
+/** The temporary git folder's own entries (made just now by this process, in a folder of its own). */
+function madeIn(gitDir: string): string[] {
+  return [
+    gitDir,
+    join(gitDir, "objects"),
+    join(gitDir, "objects", "info"),
+    join(gitDir, "objects", "info", "alternates"),
+    join(gitDir, "refs"),
+    join(gitDir, "HEAD"),
+    join(gitDir, "config"),
+  ];
 }

@@ -388,8 +388,10 @@ async function runInSandbox(
   // By its path (git runs there), only while that is still the project folder held.
   if (record.outputs.length > 0 && !sameFolder(opts.cwd, at.project.fd))
     notice("warning: the project folder was moved during the run: no outputs.diff is made");
-  else if (record.outputs.length > 0 && inGitRepo(opts.cwd)) {
-    writeRunFile(dir, "outputs.diff", scrubber.scrub(diffOfPaths(opts.cwd, collected.collected)));
+  else if (record.outputs.length > 0 && inGitRepo(opts.cwd, at.project.owner)) {
+    // With the person's rights under root in their project (outputs-diff.ts: git goes by path).
+    const diff = diffOfPaths(opts.cwd, collected.collected, at.project.owner);
+    writeRunFile(dir, "outputs.diff", scrubber.scrub(diff));
     diffFile = join("runs", runId, "outputs.diff");
     pointLatest(paths, runId, "outputs.diff");
   }

@@ -4,10 +4,10 @@
 // output collected there), and whole however many or large the outputs are.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { diffOfPaths } from "../../src/humansandbox/outputs-diff.js";
 
 let dir: string;
@@ -112,5 +112,38 @@ describe("outputs.diff", () => {
       if (before === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = before;
     }
+  });
+});
+
+describe.runIf(process.getuid?.() === 0)("outputs.diff under root in someone else's project", () => {
+  // git goes to the project by its path, and the person can rename their folder and put a
+  // link to one of root's at its name after run.ts checked it: git then read root's files at
+  // the collected names. With the person's rights it reads only what they can read: here a
+  // file of root's (0600) at a collected name stands for what such a swap leads to.
+  const PERSON = { uid: 1000, gid: 1000 };
+  const give = () => execFileSync("chown", ["-R", "1000:1000", dir]);
+
+  it("reads no file the person could not read, and diffs theirs", () => {
+    // As `sudo aido run` runs (git as root trusts a repository of SUDO_UID's).
+    const sudoUid = process.env.SUDO_UID;
+    process.env.SUDO_UID = "1000";
+    onTestFinished(() => {
+      if (sudoUid === undefined) delete process.env.SUDO_UID;
+      else process.env.SUDO_UID = sudoUid;
+    });
+    execFileSync("chmod", ["755", dir]);
+    give();
+    write("out/secret.txt", "ROOT ONLY\n");
+    execFileSync("chmod", ["600", join(dir, "out/secret.txt")]);
+    const refused = diffOfPaths(dir, ["out/secret.txt"], PERSON);
+    expect(refused).not.toContain("ROOT ONLY");
+    expect(refused).toMatch(/^\[aido: outputs\.diff could not be made: .*Permission denied/);
+
+    rmSync(join(dir, "out/secret.txt"));
+    write("out/a.txt", "new\n");
+    give();
+    const diff = diffOfPaths(dir, ["out/a.txt"], PERSON);
+    expect(diff).toContain("-old\n+new");
+    expect(readdirSync(tmpdir()).filter((n) => /^aido-diff-(?!test-)/.test(n))).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@
 // other files. Run as root (as the tests are) against the real engine, the project owned
 // by uid 4242.
 
+import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -45,6 +46,17 @@ describe.runIf(asRoot)("a sandbox run as root in a project owned by someone else
   it("gives what it makes to the project's owner, and leaves what was there with its own", async () => {
     p.write("sb.yaml", "runtime: python:3.11\noutputs: [results/, old.csv, made/deep/]\n");
     chownSync(join(p.dir, "sb.yaml"), PERSON, PERSON);
+    // The project is the person's git repository: outputs.diff is made with
+    // their rights (outputs-diff.ts), so git trusts it without SUDO_UID and reads only what they can.
+    const asPerson = { uid: PERSON, gid: PERSON, env: { PATH: process.env.PATH, HOME: p.dir } };
+    const git = (...args: string[]) =>
+      execFileSync("git", ["-c", "user.name=p", "-c", "user.email=p@example.com", ...args], {
+        cwd: p.dir,
+        ...asPerson,
+      });
+    execFileSync("chown", ["-R", `${PERSON}:${PERSON}`, join(p.dir, ".git")]);
+    git("add", "old.csv");
+    git("commit", "-qm", "start");
     const up = await p.aido("sandbox", "up", "-f", "sb.yaml");
     expect(up.code, up.err.join("\n")).toBe(0);
     const id = up.out[0] as string;
@@ -82,6 +94,9 @@ describe.runIf(asRoot)("a sandbox run as root in a project owned by someone else
       expect(owner(rel), rel).toBe(person);
     for (const name of readdirSync(join(p.dir, runDir)))
       expect(owner(`${runDir}/${name}`), name).toBe(person);
+    const diff = readFileSync(join(p.dir, runDir, "outputs.diff"), "utf8");
+    expect(diff).toContain("-old\n\\ No newline at end of file\n+replaced");
+    expect(diff).toContain("+++ b/made/deep/x.txt");
     for (const rel of [`${sb}/work`, `${sb}/output`, `${sb}/stream`])
       expect(owner(rel), rel).toBe("1000:1000");
     const destroy = await p.aido("sandbox", "destroy", id);
