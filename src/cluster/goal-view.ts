@@ -13,6 +13,7 @@ import { workspaceKey } from "../intent/intents.js";
 import { admitGoal } from "../kernel/goal-admission.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import { newGoalId } from "../kernel/goals.js";
+import type { AgentSummary } from "../kernel/registry.js";
 import type { Runtime } from "../kernel/runtime.js";
 import type { ApprovalDecision } from "../security/approvals.js";
 import { mirroredApproval } from "./approval-view.js";
@@ -330,6 +331,25 @@ export class ClusterGoals {
     }
   }
 
+  /**
+   * agent.list of one goal: a goal another node runs or ran is asked of that node (its agents
+   * live in its database only), so a watcher on any node sees the goal's whole agent tree.
+   * A goal unknown to the cluster is this node's question, as on a lone daemon.
+   */
+  async agents(goalId: string, includeStopped: boolean): Promise<{ agents: AgentSummary[] }> {
+    const local = () => ({
+      agents: this.rt.listAgents({ goalId, ...(includeStopped ? { includeStopped: true } : {}) }),
+    });
+    const s = await readMirror(() => this.mirror.status(goalId));
+    if (s?.node === undefined || s.node === this.identity.nodeId) return local();
+    return (await sendCommand(
+      this.redis,
+      s.node,
+      { type: "agent.list", goal_id: goalId, include_stopped: includeStopped },
+      COMMAND_TIMEOUT_MS,
+    )) as { agents: AgentSummary[] };
+  }
+
   /** approval.respond: answered where the agent waits; decided_by names the node it came through. */
   async respond(id: string, decision: ApprovalDecision, by: string): Promise<unknown> {
     const via = `${by} via node ${this.identity.nodeId}`;
@@ -365,6 +385,18 @@ export class ClusterGoals {
     // Looked up again here: the goal may not be in this Runtime yet, or may have moved on.
     if (c.type === "goal.cancel") return this.cancel(c.goal_id);
     if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
+    if (c.type === "agent.list") {
+      if (typeof c.goal_id !== "string")
+        throw new AidoError(ErrorCode.invalidInput, "a routed agent.list names no goal", {
+          field: "goal_id",
+        });
+      return {
+        agents: this.rt.listAgents({
+          goalId: c.goal_id,
+          ...(c.include_stopped === true ? { includeStopped: true } : {}),
+        }),
+      };
+    }
     // Whoever writes to Redis can put a command here: decided_by names a node, never free text.
     if (typeof c.via !== "string" || !ROUTED_VIA.test(c.via)) {
       const reason = `a routed approval answer must come "socket client via node <node id>" or "dashboard via node <node id>"; refused ${JSON.stringify(String(c.via).slice(0, 80))}`;

@@ -1,6 +1,6 @@
 // daemon/cluster-methods.ts — the socket methods that answer for the whole cluster when the
 // daemon is a node of one (cluster/node.ts): goal.*, events.subscribe, approval.list and
-// approval.respond, and cluster.status. Each is the lone daemon's method (methods.ts) with
+// approval.respond, agent.list of a goal, and cluster.status. Each is the lone daemon's method (methods.ts) with
 // the cluster's view behind it: the goal's mirrored status, its events from Redis streams,
 // answers routed to the node that owns the goal. Everything else stays per node.
 
@@ -48,6 +48,11 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
     }),
   }),
   "goal.cancel": (p, _ctx, node) => node.goals.cancel(p.goal_id),
+  // One goal's agents, from the node that runs it; without a goal, this node's own.
+  "agent.list": (p, ctx, node) =>
+    p.goal_id === undefined
+      ? { agents: ctx.rt.listAgents(p.include_stopped ? { includeStopped: true } : {}) }
+      : node.goals.agents(p.goal_id, p.include_stopped === true),
   "approval.list": async (p, _ctx, node) => ({ approvals: await node.approvals(p) }),
   "approval.respond": (p, ctx, node) => node.goals.respond(p.id, p.decision, ctx.decidedBy),
   "events.subscribe": (p, ctx, node) => subscribeCluster(ctx, node, p.goal_id),

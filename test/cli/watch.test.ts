@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { withClusterStatus } from "../../src/cli/watch/cluster.js";
 import { newActivityLines, renderFrame, summaryLines } from "../../src/cli/watch/render.js";
 import { WatchScreen } from "../../src/cli/watch/screen.js";
+import { withPendingApprovals } from "../../src/cli/watch/seed.js";
 import { exitCodeOf, initialWatchState, reduceWatch, type WatchState } from "../../src/cli/watch/state.js";
+import type { ClusterStatusResult } from "../../src/client/types.js";
 import type { EventPayloads, EventType, RuntimeEvent } from "../../src/kernel/events.js";
 
 let clock = 0;
@@ -347,5 +350,116 @@ describe("watch screen", () => {
     expect(written[0]).toBe("\x1b[?25l");
     expect(written[2]).toContain(`\x1b[${firstFrameLines}A\r\x1b[J`);
     expect(written).toContain("\x1b[?25h");
+  });
+});
+
+describe("watch in a cluster (pure: events and answers in, frames out)", () => {
+  const onNode = (e: RuntimeEvent, node: string) => ({ ...e, node }) as unknown as RuntimeEvent;
+
+  it("names the node that runs each goal and the node each approval waits on, never the queueing node", () => {
+    const all = initialWatchState();
+    const s = run(
+      [
+        onNode(ev("goal.queued", { goal: "build it" }, "g2"), "n-submit"),
+        onNode(ev("goal.started", { agentId: "a9" }, "g2"), "n-run"),
+        onNode(
+          ev(
+            "approval.requested",
+            {
+              approvalId: "ap1",
+              agentId: "a9",
+              tool: "file_write",
+              summary: "/output/x",
+              target: "/output/x",
+              covers: { allow_once: "o", allow_session: "s", allow_always: "a" },
+              askedBy: null,
+            },
+            "g2",
+          ),
+          "n-run",
+        ),
+      ],
+      all,
+    );
+    expect(s.goals.g2?.node).toBe("n-run");
+    const frame = renderFrame(s, 160).join("\n");
+    expect(frame).toContain("  g2  running  on node n-run  build it");
+    expect(frame).toContain("ap1  a9 wants file_write (node n-run): /output/x");
+    // A lone daemon's events carry no node: nothing is said.
+    const lone = run([ev("goal.started", { agentId: "a1" })]);
+    expect(renderFrame(lone, 160)[0]).toBe("aido watch — goal g1  running");
+  });
+
+  it("shows the nodes from cluster.status, down and fenced ones said, node names inert", () => {
+    const status = (fenced: boolean): ClusterStatusResult =>
+      ({
+        enabled: true,
+        node_id: "n1",
+        fence: { on_redis_loss: "hold", fenced },
+        nodes: [
+          {
+            node_id: "n1",
+            alive: true,
+            last_heartbeat: "2025-01-01T10:00:05.000Z",
+            key_id: "k1",
+            host: "h",
+            pid: 1,
+            running: 1,
+            capacity: 4,
+            goals: ["g1"],
+          },
+          {
+            node_id: "n2\x1b]0;x\x07",
+            alive: false,
+            last_heartbeat: null,
+            key_id: "k2",
+            host: "h",
+            pid: 2,
+            running: 0,
+            capacity: 2,
+            goals: [],
+          },
+        ],
+        redis: { persistence: "aof" },
+      }) satisfies ClusterStatusResult;
+    const s = withClusterStatus(initialWatchState({ goalId: "g1" }), status(false));
+    const frame = renderFrame(s, 160);
+    expect(frame).toContain("cluster  this node n1");
+    expect(frame).toContain("  n1 (this)  up  load 1/4  heartbeat 10:00:05");
+    expect(frame.join("\n")).toContain("  n2\\x1b]0;x\\x07  DOWN  load 0/2  heartbeat never");
+    expect(frame.join("\n")).not.toContain("\x1b]");
+    const fenced = renderFrame(withClusterStatus(s, status(true)), 160);
+    expect(fenced).toContain("cluster  this node n1  FENCED: its goals wait until its lease is renewed");
+    // A failed refresh keeps the last view and says why; a lone daemon's answer adds nothing.
+    const failed = renderFrame(withClusterStatus(s, "cluster.status failed: socket closed"), 160);
+    expect(failed).toContain("  cluster.status failed: socket closed");
+    expect(failed).toContain("  n1 (this)  up  load 1/4  heartbeat 10:00:05");
+    const lone = withClusterStatus(initialWatchState({ goalId: "g1" }), { enabled: false, nodes: [] });
+    expect(renderFrame(lone, 160).join("\n")).not.toContain("cluster");
+  });
+
+  it("shows the approvals already waiting when the watch began, and drops them when their goal ends", () => {
+    const waiting = [
+      {
+        id: "ap1",
+        goal_id: "g1",
+        agent_id: "a1",
+        tool: "exec",
+        summary: "npm test",
+        status: "pending",
+        node: "n2",
+      },
+      { id: "ap2", goal_id: "g2", agent_id: "a5", tool: "exec", summary: "other goal", status: "pending" },
+      { id: "ap3", goal_id: "g1", agent_id: "a1", tool: "exec", summary: "answered", status: "decided" },
+    ];
+    const s = withPendingApprovals(initialWatchState({ goalId: "g1" }), waiting);
+    expect(Object.keys(s.approvals)).toEqual(["ap1"]);
+    expect(renderFrame(s, 160)).toContain("  ap1  a1 wants exec (node n2): npm test");
+    expect(Object.keys(withPendingApprovals(initialWatchState(), waiting).approvals)).toEqual(["ap1", "ap2"]);
+    const ended = run(
+      [ev("goal.finished", { state: "failed", usage: { input_tokens: 0, output_tokens: 0 } })],
+      s,
+    );
+    expect(ended.approvals).toEqual({});
   });
 });

@@ -1,16 +1,18 @@
 // cli/commands/watch.ts — `aido watch [ID]`: the live view of one goal (or of every goal)
 // from the daemon's event stream. The view itself is watch/state.ts (reducer) and
 // watch/render.ts + watch/screen.ts (drawing); this module owns the socket: it seeds the
-// view from goal.status and agent.list, subscribes, and ends when the goal ends, with
-// its outcome as the exit code (0 succeeded, 1 failed or cancelled). --json prints the
-// raw events as JSON lines instead.
+// view from goal.status, agent.list and approval.list, subscribes, and ends when the goal
+// ends, with its outcome as the exit code (0 succeeded, 1 failed or cancelled). --json
+// prints the raw events as JSON lines instead.
 
 import { AidoClient, type Subscription } from "../../client/client.js";
 import type { MethodParams } from "../../client/types.js";
 import { errorMessage } from "../../errors.js";
 import type { RuntimeEvent } from "../../kernel/events.js";
 import { type Command, type CommandContext, jsonOption, parseCommandArgs, UsageError } from "../command.js";
+import { withClusterStatus } from "../watch/cluster.js";
 import { WatchScreen } from "../watch/screen.js";
+import { withPendingApprovals } from "../watch/seed.js";
 import {
   exitCodeOf,
   initialWatchState,
@@ -107,34 +109,88 @@ export async function watchGoal(
     ...(goalId ? { goal_id: goalId } : {}),
     include_stopped: goalId !== undefined,
   });
-  let state: WatchState = initialWatchState({
-    goalId: goalId ?? null,
-    budgetTokens: config.limits.goalMaxTokens,
-    ...(goal ? { goal } : {}),
-    agents: agents.agents,
-  });
-  const screen = json ? undefined : new WatchScreen(screenFor(ctx));
-  screen?.update(state);
-  if (goal && isFinished(goal)) return finish(ctx, client, goalId, state, screen);
-  await follow(
-    ctx,
-    goalId,
-    (ev) => {
-      state = reduceWatch(state, ev);
-      screen?.update(state);
-    },
-    json,
-    async (close) => {
-      // The goal may have ended between goal.status and the subscription: check once more.
-      if (goalId === undefined) return;
-      const again = await client.call("goal.status", { goal_id: goalId });
-      if (isFinished(again) && !state.finished) {
-        state = withGoalStatus(state, again);
-        close();
-      }
-    },
+  const waiting = await client.call("approval.list", { status: "pending", limit: 1000 });
+  let state: WatchState = withPendingApprovals(
+    initialWatchState({
+      goalId: goalId ?? null,
+      budgetTokens: config.limits.goalMaxTokens,
+      ...(goal ? { goal } : {}),
+      agents: agents.agents,
+    }),
+    waiting.approvals,
   );
-  return finish(ctx, client, goalId, state, screen);
+  const screen = json ? undefined : new WatchScreen(screenFor(ctx));
+  const cluster = json
+    ? undefined
+    : await clusterPanel(client, goalId, (f) => {
+        state = f(state);
+        screen?.update(state);
+      });
+  screen?.update(state);
+  try {
+    if (!(goal && isFinished(goal)))
+      await follow(
+        ctx,
+        goalId,
+        (ev) => {
+          state = reduceWatch(state, ev);
+          screen?.update(state);
+        },
+        json,
+        async (close) => {
+          // The goal may have ended between goal.status and the subscription: check once more.
+          if (goalId === undefined) return;
+          const again = await client.call("goal.status", { goal_id: goalId });
+          if (isFinished(again) && !state.finished) {
+            state = withGoalStatus(state, again);
+            close();
+          }
+        },
+      );
+    return await finish(ctx, client, goalId, state, screen);
+  } finally {
+    cluster?.stop();
+  }
+}
+
+/** How often the cluster panel asks cluster.status again (heartbeats are not events). */
+const CLUSTER_REFRESH_MS = 5_000;
+
+/**
+ * In a cluster, the watch shows the nodes (watch/cluster.ts) and, watching every goal, the
+ * goals already running or queued anywhere (the stream only carries news). `apply` folds a
+ * change into the view. Undefined on a lone daemon; else stop() ends the refreshing.
+ */
+async function clusterPanel(
+  client: AidoClient,
+  goalId: string | undefined,
+  apply: (f: (s: WatchState) => WatchState) => void,
+): Promise<{ stop(): void } | undefined> {
+  const first = await client.call("cluster.status", {});
+  if (!first.enabled) return undefined;
+  apply((s) => withClusterStatus(s, first));
+  if (goalId === undefined) {
+    for (const state of ["running", "queued"] as const) {
+      const { goals } = await client.call("goal.list", { state, limit: 200 });
+      apply((s) => goals.reduce((acc, g) => withGoalStatus(acc, g), s));
+    }
+  }
+  let asking = false;
+  const timer = setInterval(() => {
+    if (asking) return;
+    asking = true;
+    client
+      .call("cluster.status", {})
+      .then(
+        (r) => apply((s) => withClusterStatus(s, r)),
+        (e) => apply((s) => withClusterStatus(s, `cluster.status failed: ${errorMessage(e)}`)),
+      )
+      .finally(() => {
+        asking = false;
+      });
+  }, CLUSTER_REFRESH_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 /**

@@ -2,6 +2,7 @@
 // terminal that is redrawn in place (renderFrame), and plain lines appended as things
 // happen for logs and pipes (newActivityLines). Pure: the same state gives the same text.
 
+import { clusterLines } from "./cluster.js";
 import { type ActivityLine, type AgentView, oneLine, tokensSpent, type WatchState } from "./state.js";
 
 const n = (x: number): string => x.toLocaleString("en-US");
@@ -64,6 +65,10 @@ function agentTree(state: WatchState, width: number): string[] {
   return out;
 }
 
+/** "  on node n2" for a goal a cluster node runs; nothing on a lone daemon. */
+const onNode = (node: string | undefined): string =>
+  node === undefined ? "" : `  on node ${oneLine(node, 40)}`;
+
 function clip(line: string, width: number): string {
   return line.length > width ? `${line.slice(0, Math.max(0, width - 1))}…` : line;
 }
@@ -82,15 +87,18 @@ export function renderFrame(state: WatchState, width = 100, approveWith = "aido 
     const live = goals.filter((g) => g.state === "running" || g.state === "queued").length;
     lines.push(clip(`aido watch — all goals (${live} live, ${goals.length} seen)`, width));
     for (const g of goals) {
-      lines.push(clip(`  ${g.id}  ${g.state}${g.text ? `  ${oneLine(g.text, 60)}` : ""}`, width));
+      lines.push(
+        clip(`  ${g.id}  ${g.state}${onNode(g.node)}${g.text ? `  ${oneLine(g.text, 60)}` : ""}`, width),
+      );
     }
   } else {
     const st = state.finished?.state ?? watched?.state ?? "waiting for events";
-    lines.push(clip(`aido watch — goal ${state.goalId}  ${st}`, width));
+    lines.push(clip(`aido watch — goal ${state.goalId}  ${st}${onNode(watched?.node)}`, width));
     if (watched?.text) lines.push(clip(`  ${oneLine(watched.text, width)}`, width));
     if (state.finished?.error) lines.push(clip(`  error: ${oneLine(state.finished.error, width)}`, width));
   }
   lines.push(clip(budgetLine(state), width));
+  if (state.cluster) lines.push("", ...clusterLines(state.cluster, width));
   lines.push("");
   lines.push("agents");
   const tree = agentTree(state, width);
@@ -108,7 +116,8 @@ export function renderFrame(state: WatchState, width = 100, approveWith = "aido 
     lines.push(clip(`approvals waiting (${approvals.length}) — answer with: ${approveWith}`, width));
     for (const a of approvals) {
       const who = state.agents[a.agentId]?.manifest ?? a.agentId;
-      lines.push(clip(`  ${a.id}  ${who} wants ${a.tool}: ${oneLine(a.summary, width)}`, width));
+      const where = a.node === undefined ? "" : ` (node ${oneLine(a.node, 40)})`;
+      lines.push(clip(`  ${a.id}  ${who} wants ${a.tool}${where}: ${oneLine(a.summary, width)}`, width));
       if (a.covers) {
         lines.push(clip(`      Allow Session: ${oneLine(a.covers.allow_session, width)}`, width));
         lines.push(clip(`      Allow Always:  ${oneLine(a.covers.allow_always, width)}`, width));

@@ -5,7 +5,10 @@
 // owns the socket and the terminal.
 
 import type { AgentState, RuntimeEvent } from "../../kernel/events.js";
-import { inert } from "../../security/terminal-text.js";
+import type { ClusterView } from "./cluster.js";
+import { hostPort, nodeOf, oneLine, secondsOf, sizeOf } from "./text.js";
+
+export { oneLine };
 
 export type GoalOutcome = "succeeded" | "failed" | "cancelled";
 export type GoalViewState = "queued" | "running" | GoalOutcome;
@@ -36,6 +39,8 @@ export interface GoalView {
   error?: string;
   inputTokens: number;
   outputTokens: number;
+  /** Cluster mode: the node that runs (ran) it. */
+  node?: string;
 }
 
 export interface PendingApproval {
@@ -46,6 +51,8 @@ export interface PendingApproval {
   goalId: string | null;
   /** What Allow Session / Allow Always would cover (absent from an older daemon). */
   covers?: { allow_session: string; allow_always: string };
+  /** Cluster mode: the node whose agent waits (an answer is routed there). */
+  node?: string;
 }
 
 export interface ActivityLine {
@@ -78,6 +85,8 @@ export interface WatchState {
   events: number;
   /** Set when the watched goal (goalId) has ended. */
   finished?: { state: GoalOutcome; error?: string };
+  /** Cluster mode: the nodes, from cluster.status (cluster.ts). */
+  cluster?: ClusterView;
 }
 
 export interface InitialWatch {
@@ -85,7 +94,14 @@ export interface InitialWatch {
   budgetTokens?: number;
   activityLimit?: number;
   /** What goal.status said before the stream started (the stream only carries news). */
-  goal?: { goal_id: string; state: GoalViewState; goal?: string; error?: string; usage?: InputOutput };
+  goal?: {
+    goal_id: string;
+    state: GoalViewState;
+    goal?: string;
+    error?: string;
+    usage?: InputOutput;
+    node?: string;
+  };
   /** What agent.list said: the agents already alive (or stopped) when the watch began. */
   agents?: readonly KnownAgent[];
 }
@@ -131,6 +147,7 @@ export function initialWatchState(init: InitialWatch = {}): WatchState {
     };
     if (init.goal.goal !== undefined) g.text = init.goal.goal;
     if (init.goal.error !== undefined) g.error = init.goal.error;
+    if (init.goal.node !== undefined) g.node = init.goal.node;
     s.goals[g.id] = g;
     if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
   }
@@ -171,6 +188,7 @@ export function withGoalStatus(prev: WatchState, goal: NonNullable<InitialWatch[
   g.outputTokens = Math.max(g.outputTokens, goal.usage?.output_tokens ?? 0);
   if (goal.goal !== undefined) g.text = goal.goal;
   if (goal.error !== undefined) g.error = goal.error;
+  if (goal.node !== undefined) g.node = goal.node;
   s.goals[g.id] = g;
   if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
   return s;
@@ -246,7 +264,10 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
     if (i >= 0) list.splice(i, 1);
   };
 
-  goal(); // every goal seen gets a line in the all-goals view
+  // Every goal seen gets a line in the all-goals view; in a cluster each event names its node.
+  const seen = goal();
+  const node = nodeOf(event);
+  if (seen && node !== undefined && event.type !== "goal.queued") seen.node = node;
   switch (event.type) {
     case "goal.queued": {
       const g = goal();
@@ -275,6 +296,10 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
         if (event.error !== undefined) g.error = event.error;
       }
       if (s.goalId !== null) s.finished = outcome(event.state, event.error);
+      // An ended goal waits for nothing (a request seeded before the stream began may have been
+      // answered before it did).
+      for (const [id, a] of Object.entries(s.approvals))
+        if (a.goalId === event.goalId) delete s.approvals[id];
       note("goal", `goal ${event.state}${event.error ? `: ${oneLine(event.error, 120)}` : ""}`);
       break;
     }
@@ -340,6 +365,7 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
         summary: event.summary,
         goalId: event.goalId,
       };
+      if (node !== undefined) pending.node = node;
       if (event.covers)
         pending.covers = {
           allow_session: event.covers.allow_session,
@@ -418,24 +444,3 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
   }
   return s;
 }
-
-/**
- * `text` on one line, at most `max` characters, as inert text: reasons and descriptions can
- * carry a path a model chose, and an ESC in one would retitle or clear the operator's terminal.
- */
-export function oneLine(text: string, max: number): string {
-  const flat = inert(text.replace(/\s+/g, " ").trim());
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-}
-
-const hostPort = (host: string, port: number): string => oneLine(`${host}:${port}`, 80);
-
-/** 512 B, 1.5 kB, 64.0 MB: the size of a transfer at a glance. */
-function sizeOf(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`;
-  if (bytes < 1e6) return `${(bytes / 1e3).toFixed(1)} kB`;
-  if (bytes < 1e9) return `${(bytes / 1e6).toFixed(1)} MB`;
-  return `${(bytes / 1e9).toFixed(1)} GB`;
-}
-
-const secondsOf = (ms: number): string => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);

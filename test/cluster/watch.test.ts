@@ -1,0 +1,88 @@
+// `aido watch` on a node of a cluster (docs/cli.md, docs/scale-out.md): two agentd nodes on
+// one real redis-server. Watching a goal another node runs, the watch shows its whole agent
+// tree (agent.list of a goal is asked of the node that runs it: the agents spawned before the
+// watch began live only in that node's database), the node it runs on, the node its approval
+// waits on, and the cluster's nodes with their load and heartbeats, as the dashboard does.
+
+import { beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
+import { until } from "../daemon/process.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, type Node, startNode } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
+
+let server: ProviderServer;
+let redisUrl: string;
+let nodes: Node[];
+withCluster((c) => {
+  server = c.server;
+  redisUrl = c.redis.url;
+});
+
+beforeAll(async () => {
+  nodes = await Promise.all(
+    ["watch-a", "watch-b"].map((id) => startNode(server, redisUrl, id, { capacity: 2 })),
+  );
+}, 60_000);
+
+/** The frames a terminal watch drew, each as its lines (the last is what the screen shows). */
+function terminal() {
+  const written: string[] = [];
+  return {
+    screen: { write: (t: string) => written.push(t), isTTY: true, columns: 200 },
+    last: (): string => {
+      const frames = written.join("").split("\x1b[J");
+      return frames.at(-1) ?? "";
+    },
+  };
+}
+
+describe("aido watch in a cluster", () => {
+  it("shows a goal another node runs with its agents, its node, its approval's node and the cluster's nodes", async () => {
+    const marker = "watch-remote-goal";
+    server.script(forGoal(marker), [
+      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+      turn.text(`finished ${marker}`),
+    ]);
+    const { goal_id } = await (await nodes[0]!.client()).call("goal.submit", {
+      goal: `write ${marker}`,
+      manifest: manifest({ approve: true }),
+    });
+    const pending = await until(async () => {
+      const list = await (await nodes[1]!.client()).call("approval.list", {});
+      return list.approvals.find((x) => x.goal_id === goal_id);
+    });
+    const owner = pending.node as string;
+    const other = nodes.find((n) => n.id !== owner) as Node;
+
+    // The goal's agents, asked of a node that does not run it: the owner's answer.
+    const listed = await (await other.client()).call("agent.list", { goal_id, include_stopped: true });
+    expect(listed.agents.map((a) => [a.goal_id, a.manifest])).toEqual([[goal_id, "clu-worker"]]);
+
+    const tty = terminal();
+    const watching = runCli(
+      ["watch", goal_id],
+      { out: () => {}, err: () => {}, interactive: false, screen: tty.screen },
+      { ...other.home.env, AIDO_HOME: other.home.dir },
+    );
+    // Nothing happens in the goal while its approval waits: all of this is from the seeding.
+    await until(async () => (tty.last().includes("approvals waiting (1)") ? true : undefined)).catch((e) => {
+      throw new Error(`${e}: ${tty.last()}`);
+    });
+    const frame = tty.last();
+    expect(frame).toContain(`aido watch — goal ${goal_id}  running  on node ${owner}`);
+    expect(frame).toMatch(/● clu-worker {2}a_/);
+    expect(frame).toContain(`clu-worker wants file_write (node ${owner})`);
+    expect(frame).toContain(`cluster  this node ${other.id}`);
+    for (const n of nodes) {
+      const me = n.id === other.id ? " (this)" : "";
+      expect(frame).toMatch(
+        new RegExp(`  ${n.id}${me.replace(/[()]/g, "\\$&")}  up  load \\d/2  heartbeat \\d\\d:\\d\\d:\\d\\d`),
+      );
+    }
+
+    await (await other.client()).call("approval.respond", { id: pending.id, decision: "deny" });
+    expect(await watching).toBe(0);
+    expect(tty.last()).toContain(`goal ${goal_id} succeeded`);
+  }, 60_000);
+});
