@@ -1,5 +1,6 @@
 // cluster/commands.ts — asking another node to do something only it can: cancel a goal it
-// runs, answer an approval its agent waits for, list the agents of a goal it runs. Each node reads a stream of its own
+// runs, answer an approval its agent waits for, list the agents or the audit entries of a
+// goal it runs. Each node reads a stream of its own
 // (aido:node:<id>:commands) on a blocking connection; a sender appends a command with a
 // request id and waits, bounded, for the one answer the owner pushes on a reply list. A
 // node that is not heartbeating is refused at once (nobody would read the command); a
@@ -17,6 +18,7 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { ApprovalDecision } from "../security/approvals.js";
+import type { AuditQuery } from "../security/audit-query.js";
 import { blockingTimeout, READ_BLOCK_MS } from "./connections.js";
 import { blockingReader, streamTip } from "./event-stream.js";
 import { RedisKeys } from "./redis-keys.js";
@@ -24,6 +26,7 @@ import { RedisKeys } from "./redis-keys.js";
 export type Command =
   | { type: "goal.cancel"; goal_id: string }
   | { type: "agent.list"; goal_id: string; include_stopped: boolean }
+  | { type: "audit.query"; query: AuditQuery & { goal_id: string } }
   | { type: "approval.respond"; id: string; decision: ApprovalDecision; via: string }
   | { type: "audit.verify"; anchor: { seq: number; hash: string } };
 

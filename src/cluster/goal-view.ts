@@ -16,6 +16,8 @@ import { newGoalId } from "../kernel/goals.js";
 import type { AgentSummary } from "../kernel/registry.js";
 import type { Runtime } from "../kernel/runtime.js";
 import type { ApprovalDecision } from "../security/approvals.js";
+import type { AuditEntry } from "../security/audit-events.js";
+import type { AuditQuery } from "../security/audit-query.js";
 import { mirroredApproval } from "./approval-view.js";
 import { type Command, sendCommand } from "./commands.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
@@ -25,6 +27,7 @@ import type { ClusterGoalStatus } from "./goal-mirror.js";
 import type { GoalJob } from "./goal-runner.js";
 import { packInputs } from "./job-inputs.js";
 import { RedisKeys } from "./redis-keys.js";
+import { ROUTED_AUDIT_LIMIT, routedAuditQuery, routedGoal } from "./routed-reads.js";
 
 /** goal.wait re-reads the goal this often while it has the goal-ends stream to wake it... */
 const WAIT_RECHECK_MS = 2_000;
@@ -336,18 +339,31 @@ export class ClusterGoals {
    * live in its database only), so a watcher on any node sees the goal's whole agent tree.
    * A goal unknown to the cluster is this node's question, as on a lone daemon.
    */
-  async agents(goalId: string, includeStopped: boolean): Promise<{ agents: AgentSummary[] }> {
-    const local = () => ({
-      agents: this.rt.listAgents({ goalId, ...(includeStopped ? { includeStopped: true } : {}) }),
-    });
+  agents(goalId: string, includeStopped: boolean): Promise<{ agents: AgentSummary[] }> {
+    return this.askOwner(
+      goalId,
+      { type: "agent.list", goal_id: goalId, include_stopped: includeStopped },
+      () => ({ agents: this.rt.listAgents({ goalId, ...(includeStopped ? { includeStopped: true } : {}) }) }),
+    );
+  }
+
+  /**
+   * audit.query of one goal, from the node whose log holds it (a goal's entries are written
+   * where it runs): the dashboard's goal page shows another node's goal's calls. A routed
+   * query returns at most ROUTED_AUDIT_LIMIT entries (its cursors page through the rest).
+   */
+  auditOf(query: AuditQuery & { goal_id: string }): Promise<{ entries: AuditEntry[] }> {
+    const limited = { ...query, limit: Math.min(query.limit ?? ROUTED_AUDIT_LIMIT, ROUTED_AUDIT_LIMIT) };
+    return this.askOwner(query.goal_id, { type: "audit.query", query: limited }, () => ({
+      entries: this.rt.audit.query(query),
+    }));
+  }
+
+  /** `local()` when this node runs (ran) the goal or the cluster does not know it; else its node's answer to `command`. */
+  private async askOwner<T>(goalId: string, command: Command, local: () => T): Promise<T> {
     const s = await readMirror(() => this.mirror.status(goalId));
     if (s?.node === undefined || s.node === this.identity.nodeId) return local();
-    return (await sendCommand(
-      this.redis,
-      s.node,
-      { type: "agent.list", goal_id: goalId, include_stopped: includeStopped },
-      COMMAND_TIMEOUT_MS,
-    )) as { agents: AgentSummary[] };
+    return (await sendCommand(this.redis, s.node, command, COMMAND_TIMEOUT_MS)) as T;
   }
 
   /** approval.respond: answered where the agent waits; decided_by names the node it came through. */
@@ -385,18 +401,18 @@ export class ClusterGoals {
     // Looked up again here: the goal may not be in this Runtime yet, or may have moved on.
     if (c.type === "goal.cancel") return this.cancel(c.goal_id);
     if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
+    // Reads of one goal's records. Whoever writes to Redis can put a command here: the goal is
+    // required (never every goal's), the fields taken only as what they must be.
     if (c.type === "agent.list") {
-      if (typeof c.goal_id !== "string")
-        throw new AidoError(ErrorCode.invalidInput, "a routed agent.list names no goal", {
-          field: "goal_id",
-        });
+      const goalId = routedGoal(c.goal_id, c.type);
       return {
         agents: this.rt.listAgents({
-          goalId: c.goal_id,
+          goalId,
           ...(c.include_stopped === true ? { includeStopped: true } : {}),
         }),
       };
     }
+    if (c.type === "audit.query") return { entries: this.rt.audit.query(routedAuditQuery(c.query)) };
     // Whoever writes to Redis can put a command here: decided_by names a node, never free text.
     if (typeof c.via !== "string" || !ROUTED_VIA.test(c.via)) {
       const reason = `a routed approval answer must come "socket client via node <node id>" or "dashboard via node <node id>"; refused ${JSON.stringify(String(c.via).slice(0, 80))}`;

@@ -1,6 +1,6 @@
 // daemon/cluster-methods.ts — the socket methods that answer for the whole cluster when the
 // daemon is a node of one (cluster/node.ts): goal.*, events.subscribe, approval.list and
-// approval.respond, agent.list of a goal, and cluster.status. Each is the lone daemon's method (methods.ts) with
+// approval.respond, agent.list and audit.query of a goal, and cluster.status. Each is the lone daemon's method (methods.ts) with
 // the cluster's view behind it: the goal's mirrored status, its events from Redis streams,
 // answers routed to the node that owns the goal. Everything else stays per node.
 
@@ -53,6 +53,11 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
     p.goal_id === undefined
       ? { agents: ctx.rt.listAgents(p.include_stopped ? { includeStopped: true } : {}) }
       : node.goals.agents(p.goal_id, p.include_stopped === true),
+  // One goal's entries, from the node whose log holds them; without a goal, this node's log.
+  "audit.query": (p, ctx, node) =>
+    p.goal_id === undefined
+      ? { entries: ctx.rt.audit.query(p) }
+      : node.goals.auditOf({ ...p, goal_id: p.goal_id }),
   "approval.list": async (p, _ctx, node) => ({ approvals: await node.approvals(p) }),
   "approval.respond": (p, ctx, node) => node.goals.respond(p.id, p.decision, ctx.decidedBy),
   "events.subscribe": (p, ctx, node) => subscribeCluster(ctx, node, p.goal_id),

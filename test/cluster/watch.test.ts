@@ -2,7 +2,8 @@
 // one real redis-server. Watching a goal another node runs, the watch shows its whole agent
 // tree (agent.list of a goal is asked of the node that runs it: the agents spawned before the
 // watch began live only in that node's database), the node it runs on, the node its approval
-// waits on, and the cluster's nodes with their load and heartbeats, as the dashboard does.
+// waits on, and the cluster's nodes with their load and heartbeats, as the dashboard does;
+// the goal's audit entries are read from its node too (the dashboard's goal page).
 
 import { beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
@@ -84,5 +85,12 @@ describe("aido watch in a cluster", () => {
     await (await other.client()).call("approval.respond", { id: pending.id, decision: "deny" });
     expect(await watching).toBe(0);
     expect(tty.last()).toContain(`goal ${goal_id} succeeded`);
+
+    // Its audit entries, asked of a node that does not run it (the dashboard's goal page):
+    // the owner's log, that goal's entries only.
+    const entries = (await (await other.client()).call("audit.query", { goal_id, limit: 10_000 })).entries;
+    expect(entries.length).toBeGreaterThan(0);
+    expect(entries.every((e) => e.goal_id === goal_id)).toBe(true);
+    expect(entries.map((e) => e.kind)).toEqual(expect.arrayContaining(["approval.requested", "tool.denied"]));
   }, 60_000);
 });
