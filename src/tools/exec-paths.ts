@@ -27,7 +27,7 @@ import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
 import { commandName, pathOf, pathTexts, symlinkOperands, writeTargets } from "../security/shell-operands.js";
 import { programReads } from "../security/shell-writes.js";
-import { COMPILER_NAMES } from "../security/shell-writes-build.js";
+import { COMPILER_NAMES, passedOnPieces } from "../security/shell-writes-build.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 /** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
@@ -277,6 +277,14 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
       const via = `argument ${p.at} of ${name}`;
       const known = c.argDynamic[p.at] ? knownPart(p.value, home) : { path: p.value, whole: true };
       if (known) await r.judge(known.path, dirs, known.whole ? "read" : "any", via, true);
+    }
+    // What gcc hands on to ld, as and cc1 in pieces (`-Wl,-T,../F`): judged as their own words are.
+    for (const p of passedOnPieces(name, c.argv)) {
+      if (c.argDynamic[p.at]) continue; // the word's known part is judged below
+      for (const text of pathTexts(p.value)) {
+        const q = pathOf(text);
+        if (q) await r.judge(q.path, dirs, "any", `argument ${p.at} of ${name}`, q.explicit);
+      }
     }
     for (let k = 1; k < c.argv.length; k++) {
       if (c.dataArgs.includes(k)) continue;
