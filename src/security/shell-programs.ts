@@ -323,6 +323,13 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
     [c, compiler],
     [`x86_64-linux-gnu-${c}`, compiler],
   ]),
+  [
+    "savelog",
+    (args) =>
+      args.some((a) => /^-[^-]*x/.test(a.value))
+        ? refuse("savelog -x runs its hook, shell code, on each rotated file")
+        : itself(),
+  ],
   ["install", programOption("strip-program")],
   ["diff3", programOption("diff-program")],
   ["sdiff", programOption("diff-program")],

@@ -12,7 +12,8 @@
 // `unzip -:`, `xz --files=F`), `/` is written: the policy's system-path rule refuses it.
 // Archivers and compressors are read in shell-writes-archives.ts; binutils, tic, the zip
 // utilities and gzip's scripts in shell-writes-tools.ts; compilers and build tools in
-// shell-writes-build.ts.
+// shell-writes-build.ts; perl's, python's and dpkg's tools, gcov, gprof, tempfile, savelog,
+// localedef, lesskey and setterm in shell-writes-devtools.ts.
 
 import { posix } from "node:path";
 import type { SimpleCommand } from "./shell.js";
@@ -28,6 +29,7 @@ import {
   zipWrites,
 } from "./shell-writes-archives.js";
 import { BUILD_NAMES, buildWrites } from "./shell-writes-build.js";
+import { DEVTOOL_NAMES, devtoolWrites } from "./shell-writes-devtools.js";
 import { objcopyReads, TOOL_NAMES, toolWrites } from "./shell-writes-tools.js";
 
 /** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
@@ -295,6 +297,7 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
   if (COMPRESSOR_NAMES.includes(name)) return compressorWrites(name, argv);
   if (TOOL_NAMES.includes(name)) return toolWrites(name, argv);
   if (BUILD_NAMES.includes(name)) return buildWrites(name, argv);
+  if (DEVTOOL_NAMES.includes(name)) return devtoolWrites(name, argv);
   switch (name) {
     case "tar":
       return tarWrites(argv);

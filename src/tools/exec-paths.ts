@@ -47,6 +47,9 @@ const WRITE_ENV: Record<string, readonly string[]> = {
   lzma: ["XZ_OPT", "XZ_DEFAULTS"],
   unlzma: ["XZ_OPT", "XZ_DEFAULTS"],
   mktemp: ["TMPDIR"],
+  tempfile: ["TMPDIR"],
+  lesskey: ["LESSKEY", "HOME"],
+  py3compile: ["PYTHONPYCACHEPREFIX"],
   tar: ["TAPE", "TAR_OPTIONS"],
   git: ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"],
 };
@@ -322,7 +325,8 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
       if (!t.implied) continue;
       // A folder or file no argument names (`tar -x` extracts into the cwd, split makes ./xaa).
       const via = `what ${name} writes`;
-      if (!t.dynamic) await r.judge(t.path, dirs, "write", via, true);
+      // `~/.less` (lesskey's default): the container's HOME, which the command does not set.
+      if (!t.dynamic && !t.path.startsWith("~/")) await r.judge(t.path, dirs, "write", via, true);
       else {
         const known = knownPart(t.path, home);
         if (known) await r.judge(known.path, dirs, known.whole ? "write" : "any", via, true);
