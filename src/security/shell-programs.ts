@@ -295,6 +295,13 @@ const REFUSED: Record<string, string> = {
   "dpkg-maintscript-helper": "dpkg-maintscript-helper runs package scripts",
   "deb-systemd-invoke": "deb-systemd-invoke runs service managers",
   perldoc: "perldoc runs a pager chosen by the environment",
+  gprofng: "gprofng collect app runs the program it profiles",
+  "gp-collect-app": "gp-collect-app runs the program it profiles",
+  rmt: "rmt opens the files its input names",
+  "rmt-tar": "rmt opens the files its input names",
+  cpan: "cpan builds and installs modules, running their build scripts",
+  "x86_64-linux-gnu-gprofng": "gprofng collect app runs the program it profiles",
+  "x86_64-linux-gnu-gp-collect-app": "gp-collect-app runs the program it profiles",
   pydoc3: "pydoc3 runs a pager chosen by the environment",
 };
 

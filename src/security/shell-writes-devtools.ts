@@ -7,7 +7,8 @@
 // (__pycache__ beside each source); gcc's `gcov` (NAME.gcov in the cwd; its -o is a folder it
 // reads), `gcov-tool -o` and `gprof -s` (gmon.sum in the cwd); `dpkg-deb -b/-x/-X/-R/-e`,
 // `dpkg-split`; `localedef`'s output path; `lesskey` (-o, else ~/.less) and `setterm --dump`
-// (screen.dump in the cwd, or --file F). shell-writes.ts dispatches.
+// (screen.dump in the cwd, or --file F); `zic -d`, `iconvconfig -o`, `ptar`, `h2xs` and
+// `pl2pm` (the cwd), `py3clean` (as py3compile). shell-writes.ts dispatches.
 
 import { posix } from "node:path";
 import { type Getopt, getopt, has, longs, type Read, values } from "./shell-getopt.js";
@@ -272,14 +273,38 @@ function settermWrites(argv: readonly string[]): ProgramWrite[] {
   return files.length > 0 ? files : [implied("screen.dump")];
 }
 
+/** zic writes under -d DIR (else the system's zoneinfo) and the link -t names. */
+function zicWrites(argv: readonly string[]): ProgramWrite[] {
+  const r = getopt(argv, 1, { short: "bdlLprty", long: {} });
+  const dirs = values(r, "d");
+  return [...(dirs.length > 0 ? dirs : [implied("/usr/share/zoneinfo")]), ...values(r, "t")];
+}
+
+/** iconvconfig writes -o F, else its cache in the system's gconv folder (under --prefix). */
+function iconvconfigWrites(argv: readonly string[]): ProgramWrite[] {
+  const r = getopt(argv, 1, { short: "o", long: longs(["output", "prefix"], ["nostdlib"]) });
+  const out = values(r, "o", "output");
+  if (out.length > 0 || has(r, "help", "?", "usage", "V", "version")) return out;
+  const prefix = values(r, "prefix").at(-1);
+  return [prefix ? { value: `${prefix.value}/usr/lib`, at: prefix.at } : implied("/usr/lib")];
+}
+
+/** ptar (getopts 'Ddcvzthxf:ICT:'): -c writes -f F; -x extracts into the cwd. */
+function ptarWrites(argv: readonly string[]): ProgramWrite[] {
+  const r = getoptInOrder(argv, { short: "fT", long: {} });
+  if (has(r, "c")) return values(r, "f").filter((f) => f.value !== "-");
+  return has(r, "x") ? [implied(".")] : [];
+}
+
 export const DEVTOOL_NAMES = ["tempfile", "savelog", "pod2man", "pod2text", "pod2html", "xsubpp", "enc2xs"];
 DEVTOOL_NAMES.push("h2ph", "pygettext3", "py3compile", "gcov", "gcov-12", "gcov-tool", "gcov-tool-12");
 DEVTOOL_NAMES.push("gprof", "x86_64-linux-gnu-gprof", "x86_64-linux-gnu-gcov", "x86_64-linux-gnu-gcov-12");
 DEVTOOL_NAMES.push("x86_64-linux-gnu-gcov-tool", "x86_64-linux-gnu-gcov-tool-12");
-DEVTOOL_NAMES.push("dpkg-deb", "dpkg-split", "localedef", "lesskey", "setterm");
+DEVTOOL_NAMES.push("dpkg-deb", "dpkg-split", "localedef", "lesskey", "setterm", "pygettext3.11", "py3clean");
+DEVTOOL_NAMES.push("zic", "iconvconfig", "ptar", "h2xs", "pl2pm");
 
 export function devtoolWrites(name: string, argv: readonly string[]): ProgramWrite[] {
-  const base = name.replace(/^x86_64-linux-gnu-/, "").replace(/-12$/, "");
+  const base = name.replace(/^x86_64-linux-gnu-/, "").replace(/-12$|\.11$/, "");
   switch (base) {
     case "tempfile":
       return tempfileWrites(argv);
@@ -299,7 +324,18 @@ export function devtoolWrites(name: string, argv: readonly string[]): ProgramWri
     case "pygettext3":
       return pygettextWrites(argv);
     case "py3compile":
+    case "py3clean":
       return py3compileWrites(argv);
+    case "zic":
+      return zicWrites(argv);
+    case "iconvconfig":
+      return iconvconfigWrites(argv);
+    case "ptar":
+      return ptarWrites(argv);
+    case "h2xs":
+    case "pl2pm":
+      // h2xs makes a module's folder, pl2pm a NAME.pm for each NAME.pl, in the cwd.
+      return argv.slice(1).some((a) => a === "-h" || a === "--help") ? [] : [implied(".")];
     case "gcov":
       return gcovWrites(argv);
     case "gcov-tool":

@@ -4,7 +4,8 @@
 // /workspace/pub (or reads /workspace/secret) from a form the gate judged as a read:
 //   - tempfile -n, savelog, pod2man IN OUT, pod2html --outfile, xsubpp -output, h2ph -d,
 //     pygettext3 -o, py3compile, gcov, gprof -s, dpkg-deb -b and -x, dpkg-split -s,
-//     lesskey -o and setterm --dump;
+//     lesskey -o, setterm --dump, link F1 F2, tree -o, rename.ul, ptar -c, zic -d, bzexe
+//     and ptx -G IN OUT;
 //   - `gcc -Wl,--version-script=../F`, `-Wl,-T,../F`: ld reads F, the word was judged as the
 //     path "l,--version-script=../F" under the cwd;
 //   - `ld -orphan-handling=place` is no `-o`: ld writes a.out in the cwd, while the gate judged
@@ -20,7 +21,7 @@ let b: SharedBench;
 
 const PROGRAMS = ["tempfile", "savelog", "pod2man", "pod2html", "xsubpp", "h2ph", "pygettext3"];
 PROGRAMS.push("py3compile", "gcov", "gprof", "dpkg-deb", "dpkg-split", "lesskey", "setterm", "gcc", "ld");
-PROGRAMS.push("cat", "ls", "cp");
+PROGRAMS.push("cat", "ls", "cp", "link", "tree", "rename.ul", "ptar", "zic", "bzexe", "ptx");
 
 const PROFILES = {
   worker: [
@@ -48,6 +49,8 @@ beforeAll(async () => {
         "Package: x\nVersion: 1\nArchitecture: all\nMaintainer: a <a@b.c>\nDescription: x\n",
       "/workspace/pub/out/.keep": "",
       "/workspace/pub/v.map": "{ global: main; local: *; };\n",
+      "/workspace/pub/s.sh": "#!/bin/sh\necho hi\n",
+      "/workspace/pub/tz": "Zone X 0 - XT\n",
       "/workspace/secret/k": "{ global: *; };\n",
     },
     setup: [
@@ -91,15 +94,35 @@ describe("the image's developer and packaging tools are judged as writes", () =>
     ["dpkg-split -s FULL (its parts beside it)", `dpkg-split -s -S 1 ${P}/x.deb`, P],
     ["lesskey -o F", `lesskey -o ${P}/k ${P}/keys`, `${P}/k`],
     ["setterm --dump (screen.dump in the cwd)", `cd ${P} && setterm --dump 1`, `${P}/screen.dump`],
+    ["link F1 F2", `link ${P}/log ${P}/l2`, `${P}/l2`],
+    ["tree -o F", `tree -o ${P}/t2 ${P}/d`, `${P}/t2`],
+    ["rename.ul EXPR REPL F (F and its new name)", `rename.ul log log3 ${P}/log`, `${P}/log3`],
+    ["ptar -c -f F", `cd ${P}/out && ptar -c -f ${P}/a.tar a.o`, `${P}/a.tar`],
+    ["zic -d DIR", `zic -d ${P}/z ${P}/tz`, `${P}/z`],
+    ["bzexe F", `bzexe ${P}/s.sh`, `${P}/s.sh`],
+    ["ptx -G IN OUT", `ptx -G ${P}/log ${P}/p`, `${P}/p`],
     ["ld -orphan-handling=place (a.out in the cwd)", `cd ${P} && ld -orphan-handling=place -e 0 out/a.o`, P],
   ])(
     "refuses %s, a program the write table lacked",
     async (_how, command, file) => {
       const r = await b.exec("worker", command);
       expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quote(file)} \\(`));
-      for (const f of ["t", "a.1", "a.html", "a.c2", "m.pot", "messages.pot", "y.deb", "k", "a.out"])
+      for (const f of [
+        "t",
+        "a.1",
+        "a.html",
+        "a.c2",
+        "m.pot",
+        "messages.pot",
+        "y.deb",
+        "k",
+        "a.out",
+        "l2",
+        "t2",
+      ])
         expect(b.exists(`${P}/${f}`), f).toBe(false);
-      expect(b.exists(`${P}/log.0`)).toBe(false);
+      for (const f of ["log.0", "log3", "a.tar", "z", "s.sh~", "p"])
+        expect(b.exists(`${P}/${f}`), f).toBe(false);
       expect(b.exists(`${P}/__pycache__`)).toBe(false);
     },
     60_000,
@@ -139,6 +162,9 @@ describe("the image's developer and packaging tools are judged as writes", () =>
       `cd ${P} && gcc a.c -o out/x4 -Wl,--version-script=./v.map && ls out`,
       "x4",
     ],
+    ["tree -o into the writable folder", `tree -o ${P}/out/t ${P}/d && cat ${P}/out/t`, "DEBIAN"],
+    ["link into the writable folder", `link ${P}/out/a.o ${P}/out/l && ls ${P}/out`, "l"],
+    ["ptar -c into the writable folder", `cd ${P} && ptar -c -f out/a.tar log && ls out`, "a.tar"],
     ["ld -orph=place in the writable folder", `cd ${P}/out && ld -orph=place -e 0 a.o && ls`, "a.out"],
   ])(
     "still runs %s",

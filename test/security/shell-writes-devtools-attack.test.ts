@@ -63,6 +63,26 @@ describe("what the image's developer and packaging tools write", () => {
     ["setterm --dump (screen.dump in the cwd)", "setterm --dump 1", "screen.dump"],
     ["setterm -dump --file F", "setterm -dump 1 --file /w/s", "/w/s"],
     ["setterm --append N -file F", "setterm --append 1 -file /w/s", "/w/s"],
+    ["pygettext3.11 -o F", "pygettext3.11 -o /w/m.pot a.py", "/w/m.pot"],
+    ["py3clean DIR", "py3clean /w", "/w"],
+    ["zic -d DIR", "zic -d /w tz", "/w"],
+    ["zic (the system's zoneinfo)", "zic tz", "/usr/share/zoneinfo"],
+    ["zic -t LINK", "zic -d o -t /w/lt tz", "/w/lt"],
+    ["iconvconfig -o F", "iconvconfig -o /w/c", "/w/c"],
+    ["ptar -c -f F", "ptar -c -f /w/a.tar x", "/w/a.tar"],
+    ["ptar -cf F (a cluster)", "ptar -cvf /w/a.tar x", "/w/a.tar"],
+    ["ptar -x (into the cwd)", "ptar -x -f a.tar", "."],
+    ["h2xs (a module folder in the cwd)", "h2xs -n My a.h", "."],
+    ["pl2pm (NAME.pm in the cwd)", "pl2pm a.pl", "."],
+    ["bzexe F", "bzexe /w/s", "/w/s~"],
+    ["link F1 F2", "link a /w/l", "/w/l"],
+    ["rename.ul EXPR REPL F (F)", "rename.ul a b /w/a", "/w/a"],
+    ["rename.ul EXPR REPL F (the new name)", "rename.ul a ../../x o/a", "o/../../x"],
+    ["rename.ul -l (the last occurrence)", "rename.ul -l a /x oa/a", "oa//x"],
+    ["tree -o F", "tree -o /w/t .", "/w/t"],
+    ["tree -Lo N F (a cluster)", "tree -Lo 2 /w/t .", "/w/t"],
+    ["ptx -G IN OUT", "ptx -G a /w/p", "/w/p"],
+    ["mklost+found (in the cwd)", "mklost+found", "lost+found"],
   ])("judges %s as a write", (_how, cmd, file) => {
     expect(targets(cmd)).toContain(file);
   });
@@ -76,12 +96,33 @@ describe("what the image's developer and packaging tools write", () => {
     ["gprof", "gprof -b a.out gmon.out"],
     ["setterm --foreground", "setterm --foreground red"],
     ["gcov-tool overlap", "gcov-tool overlap d1 d2"],
+    ["ptx IN... (inputs only)", "ptx a b"],
+    ["rename.ul -n", "rename.ul -n a b /w/a"],
+    ["tree -L N", "tree -L 2 /w"],
   ])("keeps %s as a read", (_how, cmd) => {
     expect(targets(cmd)).toEqual([]);
   });
 
   it("reads gcov's -o as the folder it reads objects from", () => {
     expect(targets("gcov -o /w/obj a.c")).not.toContain("/w/obj");
+  });
+});
+
+describe("programs that run a program the command does not name", () => {
+  it.each([
+    ["gprofng collect app", /gprofng collect app runs/],
+    ["gp-collect-app", /gp-collect-app runs/],
+    ["rmt", /rmt opens the files/],
+    ["cpan", /cpan builds and installs/],
+  ])("refuses %s", (cmd, why) => {
+    let error: unknown;
+    try {
+      analyzeCommand(`${cmd} x`);
+    } catch (e) {
+      error = e;
+    }
+    expect(isAidoError(error, "policy_denied"), `${cmd} was not refused`).toBe(true);
+    expect(String((error as Error).message)).toMatch(why);
   });
 });
 
