@@ -131,6 +131,7 @@ describe("the image's developer and packaging tools are judged as writes", () =>
   it.each([
     ["gcc -Wl,--version-script=../F", `cd ${P} && gcc a.c -o out/x1 -Wl,--version-script=../secret/k`],
     ["gcc -Wl,-T,../F", `cd ${P} && gcc a.c -o out/x2 -Wl,-T,../secret/k`],
+    ["gcc -Xlinker -T -Xlinker ../F", `cd ${P} && gcc a.c -o out/x5 -Xlinker -T -Xlinker ../secret/k`],
     [
       "gcc --for-linker=--dynamic-list=../F",
       `cd ${P} && gcc a.c -o out/x3 --for-linker=--dynamic-list=../secret/k`,
