@@ -3,12 +3,13 @@
 // --to-command=...`, `rsync -e`, `ssh -o ProxyCommand=...`, `less +!cmd`, `vim -c`,
 // `man -P`, `zip -TT`, `ldd`, package managers... Each entry unfolds what the option runs
 // (judged like any command: grants, rules) or refuses the command, naming the option.
-// It also marks arguments that are data, not paths (a pattern, a program's code), so the
-// exec tool does not judge them as files. Interpreters (python3, node, perl, make...) run
-// whatever their program says: their exec grant decides, and Landlock bounds them.
+// The programs whose arguments are data, not paths (a pattern, a program's code), are in
+// shell-data-args.ts. Interpreters (python3, node, perl, make...) run whatever their program
+// says: their exec grant decides, and Landlock bounds them.
 
 import { awk } from "./shell-awk.js";
 import { curl } from "./shell-curl.js";
+import { DATA_ONLY, DATA_PROGRAMS } from "./shell-data-args.js";
 import { git } from "./shell-git.js";
 import { sed } from "./shell-sed.js";
 import { tar } from "./shell-tar.js";
@@ -227,66 +228,6 @@ const split: Unfolder = (args) => {
   return { keepSelf: true, run: [], code: [{ value: filter, dynamic: false }], feedsRun: true };
 };
 
-/** Arguments that are code or patterns, not paths. */
-function dataAfter(spec: { value: string[]; code: string[] }): Unfolder {
-  return (args) => {
-    const scan = scanOptions(args, 1, { value: spec.value });
-    const data = scan.all.filter((o) => spec.code.includes(o.name)).map((o) => o.at);
-    return itself({ data });
-  };
-}
-
-const ALL_DATA: Unfolder = (args) => itself({ data: args.map((_, k) => k).slice(1) });
-
-const grep: Unfolder = (args) => {
-  const scan = scanOptions(args, 1, {
-    value: [
-      "e",
-      "f",
-      "m",
-      "A",
-      "B",
-      "C",
-      "d",
-      "D",
-      "regexp",
-      "file",
-      "max-count",
-      "label",
-      "exclude",
-      "include",
-    ],
-  });
-  const data = scan.all
-    .filter((o) => ["e", "regexp", "include", "exclude", "label"].includes(o.name))
-    .map((o) => o.at);
-  if (!scan.seen.has("e") && !scan.seen.has("regexp") && !scan.seen.has("f") && !scan.seen.has("file")) {
-    // A run-time word written with a leading - (`-f"$F"`, `--file=$F`) is an option, not
-    // the pattern: what it names is judged as a path, as far as it is known.
-    const option = scan.dynamicAt === scan.next && args[scan.next]!.value.startsWith("-");
-    if (scan.next < args.length && !option) data.push(scan.next);
-  }
-  return itself({ data });
-};
-
-const jq: Unfolder = (args) => {
-  const data: number[] = [];
-  let filterSeen = false;
-  for (let k = 1; k < args.length; k++) {
-    const v = args[k]!.value;
-    if (v === "--arg" || v === "--argjson") data.push(++k, ++k);
-    else if (v === "--slurpfile" || v === "--rawfile") {
-      data.push(++k);
-      k++;
-    } else if (v === "-f" || v === "--from-file") filterSeen = true;
-    else if (!v.startsWith("-") && !filterSeen) {
-      data.push(k);
-      filterSeen = true;
-    }
-  }
-  return itself({ data });
-};
-
 /** openssl loads engines, providers and configuration (which can name them) as shared objects. */
 const openssl: Unfolder = (args) => {
   for (const a of args.slice(1)) {
@@ -354,6 +295,13 @@ const REFUSED: Record<string, string> = {
   "dpkg-maintscript-helper": "dpkg-maintscript-helper runs package scripts",
   "deb-systemd-invoke": "deb-systemd-invoke runs service managers",
   perldoc: "perldoc runs a pager chosen by the environment",
+  gprofng: "gprofng collect app runs the program it profiles",
+  "gp-collect-app": "gp-collect-app runs the program it profiles",
+  rmt: "rmt opens the files its input names",
+  "rmt-tar": "rmt opens the files its input names",
+  cpan: "cpan builds and installs modules, running their build scripts",
+  "x86_64-linux-gnu-gprofng": "gprofng collect app runs the program it profiles",
+  "x86_64-linux-gnu-gp-collect-app": "gp-collect-app runs the program it profiles",
   pydoc3: "pydoc3 runs a pager chosen by the environment",
 };
 
@@ -382,6 +330,13 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
     [c, compiler],
     [`x86_64-linux-gnu-${c}`, compiler],
   ]),
+  [
+    "savelog",
+    (args) =>
+      args.some((a) => /^-[^-]*x/.test(a.value))
+        ? refuse("savelog -x runs its hook, shell code, on each rotated file")
+        : itself(),
+  ],
   ["install", programOption("strip-program")],
   ["diff3", programOption("diff-program")],
   ["sdiff", programOption("diff-program")],
@@ -393,26 +348,9 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
         ? refuse("wget --use-askpass runs a program")
         : itself(),
   ],
-  ...["grep", "egrep", "fgrep", "rgrep"].map((s): [string, Unfolder] => [s, grep]),
-  ["jq", jq],
-  ["echo", ALL_DATA],
-  ["printf", ALL_DATA],
-  ["expr", ALL_DATA],
-  ...["python3", "python", "python3.11"].map((s): [string, Unfolder] => [
-    s,
-    dataAfter({ value: ["c", "m", "W", "X"], code: ["c", "m"] }),
-  ]),
-  ...["node", "nodejs", "js"].map((s): [string, Unfolder] => [
-    s,
-    dataAfter({ value: ["e", "p", "eval", "print", "r", "require"], code: ["e", "p", "eval", "print"] }),
-  ]),
-  ["perl", dataAfter({ value: ["e", "E", "M", "m", "I", "x"], code: ["e", "E"] })],
+  ...DATA_PROGRAMS,
   ...Object.entries(REFUSED).map(([n, why]): [string, Unfolder] => [n, () => refuse(why)]),
 ]);
-
-/** Programs in PROGRAMS whose options only mark data (patterns, code for interpreters): a run-time argument there is no risk. */
-const DATA_ONLY = new Set(["grep", "egrep", "fgrep", "rgrep", "jq", "echo", "printf", "expr"]);
-for (const p of ["python3", "python", "python3.11", "node", "nodejs", "js", "perl"]) DATA_ONLY.add(p);
 
 /**
  * Whether what this program runs is judged by its name: the analysis unfolds it (a wrapper,

@@ -60,7 +60,7 @@ function itemValues(words: readonly ProgramWrite[], names: readonly string[]): P
  * its value after `=` or in the next word (`--outp=F`, seen in the image).
  */
 function linkerFiles(words: readonly ProgramWrite[]): ProgramWrite[] {
-  const out = itemValues(words, ["-o"]);
+  const out = linkerOutputs(words);
   const longs = ["output", "Map", "out-implib", "dependency-file"];
   for (let k = 0; k < words.length; k++) {
     const m = /^--?([A-Za-z][A-Za-z-]+)(=(.*))?$/s.exec(words[k]!.value);
@@ -69,6 +69,25 @@ function linkerFiles(words: readonly ProgramWrite[]): ProgramWrite[] {
     else if (k + 1 < words.length) out.push(words[++k]!);
   }
   return out;
+}
+
+/**
+ * ld's own options that begin `-o` but are no `-o FILE`: ld reads one dash as a long option
+ * first (getopt_long_only), and of its long options starting with "o" only --orphan-handling
+ * and --out-implib take one dash (`-orph=place`, `-out-i=F`); --output, --omagic and --oformat
+ * need two, so `-omagic` is `-o magic` (each seen with the image's ld).
+ */
+const ldLongO = (word: string): boolean => {
+  const name = /^-(o[^=]+)/.exec(word)?.[1];
+  return name !== undefined && ["orphan-handling", "out-implib"].some((l) => l.startsWith(name));
+};
+
+/** ld's `-o F` values, without the one-dash long options that begin with "o". */
+function linkerOutputs(words: readonly ProgramWrite[]): ProgramWrite[] {
+  return itemValues(
+    words.map((w) => (ldLongO(w.value) ? { value: "", at: w.at } : w)),
+    ["-o", "--output"],
+  );
 }
 
 /** as's files: `-o F`, `--MD F`, and its listing `-a[cdghlmns]=F`. */
@@ -109,6 +128,17 @@ function passedOnWrites(argv: readonly string[]): ProgramWrite[] {
     ...assemblerFiles(to.as),
     ...itemValues(to.cpp, ["-o", "-MF", "-MD", "-MMD"]),
   ];
+}
+
+/**
+ * The words gcc hands on in pieces (`-Wl,-T,../F`, `--for-linker=--version-script=../F`): ld,
+ * as and cc1 read the files they name as their own words, so the exec tool judges each piece
+ * as it judges a word. A whole word gcc passes on (`-Xlinker ../F`) is judged as a word already.
+ */
+export function passedOnPieces(name: string, argv: readonly string[]): ProgramWrite[] {
+  if (!COMPILER_NAMES.includes(name.replace(PREFIX, ""))) return [];
+  const to = passedOn(argv);
+  return [...to.ld, ...to.as, ...to.cpp].filter((p) => p.value !== argv[p.at]);
 }
 
 /** gcc's options whose value is a file it writes: `-fdump-*=F`, `-fopt-info*=F`, `-fprofile-note=F` (not stdout/stderr). */
@@ -178,7 +208,7 @@ function linkerWrites(name: string, argv: readonly string[]): ProgramWrite[] {
     : linkerFiles(words);
   if (informational(argv)) return files;
   // Without -o: a.out in the cwd (as reads its standard input without an input file).
-  const out = optionValues(argv, ["-o", "--output"]);
+  const out = as ? optionValues(argv, ["-o", "--output"]) : linkerOutputs(words);
   if (out.length === 0 && (as || inputs(argv, as ? AS_SEPARATE : LD_SEPARATE).length > 0))
     files.push({ value: ".", at: -1 });
   return files;

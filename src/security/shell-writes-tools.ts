@@ -2,7 +2,8 @@
 // reads its arguments: binutils that rewrite their operands (`strip F`, `objcopy IN [OUT]`,
 // `ranlib A`, `elfedit F`) or write an option's file (`-o F`, `--dump-section S=F`), `tic -o
 // DIR`, the zip utilities (`zipnote -w Z`, `zipsplit -b DIR`, `zipcloak Z`), gzip's scripts
-// (`gzexe F` and its F~, `zforce F` renamed F.gz, `znew F.Z` made F.gz) and `bzip2recover F`
+// (`gzexe F` and bzip2's `bzexe F` and their F~, `zforce F` renamed F.gz, `znew F.Z` made
+// F.gz) and `bzip2recover F`
 // (recNNNNNF next to F), and the files `perl -i` edits in place. shell-writes.ts dispatches.
 
 import { posix } from "node:path";
@@ -169,7 +170,7 @@ function scriptWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   const out: ProgramWrite[] = [];
   for (const o of ops) {
     out.push(o);
-    if (name === "gzexe") out.push({ value: `${o.value}~`, at: o.at });
+    if (name === "gzexe" || name === "bzexe") out.push({ value: `${o.value}~`, at: o.at });
     if (name === "zforce" && !/\.(gz|tgz)$/.test(o.value)) out.push({ value: `${o.value}.gz`, at: o.at });
     if (name === "znew") out.push({ value: `${o.value.replace(/\.Z$/, "")}.gz`, at: o.at });
   }
@@ -231,6 +232,7 @@ export const TOOL_NAMES = [
   "zipsplit",
   "zipcloak",
   "gzexe",
+  "bzexe",
   "zforce",
   "znew",
   "bzip2recover",

@@ -12,7 +12,8 @@
 // `unzip -:`, `xz --files=F`), `/` is written: the policy's system-path rule refuses it.
 // Archivers and compressors are read in shell-writes-archives.ts; binutils, tic, the zip
 // utilities and gzip's scripts in shell-writes-tools.ts; compilers and build tools in
-// shell-writes-build.ts.
+// shell-writes-build.ts; perl's, python's and dpkg's tools, gcov, gprof, tempfile, savelog,
+// localedef, lesskey and setterm in shell-writes-devtools.ts.
 
 import { posix } from "node:path";
 import type { SimpleCommand } from "./shell.js";
@@ -28,6 +29,7 @@ import {
   zipWrites,
 } from "./shell-writes-archives.js";
 import { BUILD_NAMES, buildWrites } from "./shell-writes-build.js";
+import { DEVTOOL_NAMES, devtoolWrites } from "./shell-writes-devtools.js";
 import { objcopyReads, TOOL_NAMES, toolWrites } from "./shell-writes-tools.js";
 
 /** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
@@ -233,6 +235,54 @@ function opensslWrites(argv: readonly string[]): ProgramWrite[] {
   return out;
 }
 
+const operandsOf = (argv: readonly string[]) => getopt(argv, 1, { short: "", long: {} }).operands;
+
+const PTX: Getopt = {
+  short: "FMSWbgiow",
+  long: longs(["flag-truncation", "macro-name", "sentence-regexp", "word-regexp", "break-file"], []),
+};
+Object.assign(PTX.long, {
+  "gap-size": true,
+  "ignore-file": true,
+  "only-file": true,
+  width: true,
+  format: true,
+});
+
+/** rename.ul EXPR REPL FILE...: each FILE, and its name with EXPR replaced (REPL may hold a `/`). Nothing with -n. */
+function renameWrites(argv: readonly string[]): ProgramWrite[] {
+  const r = getopt(argv, 1, { short: "", long: {} });
+  if (has(r, "n", "no-act", "h", "help", "V", "version")) return [];
+  const [expr, repl, ...files] = r.operands;
+  if (!expr || !repl) return [];
+  // The first occurrence, the last (-l) or all (-a): each may lead elsewhere when REPL holds a `/`.
+  return files.flatMap((f) => {
+    const v = f.value;
+    const last = v.lastIndexOf(expr.value);
+    const names = [v.replace(expr.value, () => repl.value), v.replaceAll(expr.value, () => repl.value)];
+    if (last >= 0) names.push(v.slice(0, last) + repl.value + v.slice(last + expr.value.length));
+    return [f, ...[...new Set(names)].map((value) => ({ value, at: repl.at }))];
+  });
+}
+
+/** tree 2.1: `-o F` (a cluster's letters L P I o H T each take the next word, in order). */
+function treeWrites(argv: readonly string[]): ProgramWrite[] {
+  const out: ProgramWrite[] = [];
+  for (let at = 1; at < argv.length; at++) {
+    const a = argv[at]!;
+    if (a === "--") break;
+    if (!/^-[^-]/.test(a)) continue;
+    let next = at;
+    for (const l of a.slice(1)) {
+      if (!"LPIoHT".includes(l)) continue;
+      next++;
+      if (l === "o" && next < argv.length) out.push({ value: argv[next]!, at: next });
+    }
+    at = next;
+  }
+  return out;
+}
+
 /**
  * The options that take a value of the programs whose operands are written (coreutils 9.1,
  * e2fsprogs, acl), and how many leading operands are not files (chmod's MODE, chown's OWNER,
@@ -295,6 +345,7 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
   if (COMPRESSOR_NAMES.includes(name)) return compressorWrites(name, argv);
   if (TOOL_NAMES.includes(name)) return toolWrites(name, argv);
   if (BUILD_NAMES.includes(name)) return buildWrites(name, argv);
+  if (DEVTOOL_NAMES.includes(name)) return devtoolWrites(name, argv);
   switch (name) {
     case "tar":
       return tarWrites(argv);
@@ -351,6 +402,20 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
       return gitWrites(argv);
     case "openssl":
       return opensslWrites(argv);
+    case "link":
+      // link F1 F2 makes F2.
+      return operandsOf(argv).slice(1, 2);
+    case "rename.ul":
+      return renameWrites(argv);
+    case "tree":
+      return treeWrites(argv);
+    case "ptx": {
+      // ptx -G IN OUT writes OUT (without -G every operand is an input).
+      const r = getopt(argv, 1, PTX);
+      return has(r, "G", "traditional") ? r.operands.slice(1, 2) : [];
+    }
+    case "mklost+found":
+      return [{ value: "lost+found", at: -1 }];
     default:
       return [];
   }

@@ -27,7 +27,7 @@ import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
 import { commandName, pathOf, pathTexts, symlinkOperands, writeTargets } from "../security/shell-operands.js";
 import { programReads } from "../security/shell-writes.js";
-import { COMPILER_NAMES } from "../security/shell-writes-build.js";
+import { COMPILER_NAMES, passedOnPieces } from "../security/shell-writes-build.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 /** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
@@ -47,6 +47,9 @@ const WRITE_ENV: Record<string, readonly string[]> = {
   lzma: ["XZ_OPT", "XZ_DEFAULTS"],
   unlzma: ["XZ_OPT", "XZ_DEFAULTS"],
   mktemp: ["TMPDIR"],
+  tempfile: ["TMPDIR"],
+  lesskey: ["LESSKEY", "HOME"],
+  py3compile: ["PYTHONPYCACHEPREFIX"],
   tar: ["TAPE", "TAR_OPTIONS"],
   git: ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"],
 };
@@ -278,6 +281,14 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
       const known = c.argDynamic[p.at] ? knownPart(p.value, home) : { path: p.value, whole: true };
       if (known) await r.judge(known.path, dirs, known.whole ? "read" : "any", via, true);
     }
+    // What gcc hands on to ld, as and cc1 in pieces (`-Wl,-T,../F`): judged as their own words are.
+    for (const p of passedOnPieces(name, c.argv)) {
+      if (c.argDynamic[p.at]) continue; // the word's known part is judged below
+      for (const text of pathTexts(p.value)) {
+        const q = pathOf(text);
+        if (q) await r.judge(q.path, dirs, "any", `argument ${p.at} of ${name}`, q.explicit);
+      }
+    }
     for (let k = 1; k < c.argv.length; k++) {
       if (c.dataArgs.includes(k)) continue;
       const arg = c.argv[k]!;
@@ -314,7 +325,8 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
       if (!t.implied) continue;
       // A folder or file no argument names (`tar -x` extracts into the cwd, split makes ./xaa).
       const via = `what ${name} writes`;
-      if (!t.dynamic) await r.judge(t.path, dirs, "write", via, true);
+      // `~/.less` (lesskey's default): the container's HOME, which the command does not set.
+      if (!t.dynamic && !t.path.startsWith("~/")) await r.judge(t.path, dirs, "write", via, true);
       else {
         const known = knownPart(t.path, home);
         if (known) await r.judge(known.path, dirs, known.whole ? "write" : "any", via, true);

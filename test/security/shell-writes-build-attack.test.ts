@@ -3,8 +3,10 @@
 // preprocessor's options passed through gcc (`-Wl,-Map=F`, `-Xlinker`, `-Wa,-al=F`,
 // `-Wp,-MD,F`), gcc's dump files (`-fdump-tree-X=F`), `-dumpdir`'s prefix (a prefix, not a
 // folder: `-dumpdir /w/o` makes /w/oNAME.i), as's listing (`-al=F`), ld's long options by a
-// prefix (`--outp=F`), strip's `--output-file=F`, and objcopy's valued options the table read
-// as flags (its OUT then taken for IN). Each was checked against the image's gcc and binutils.
+// prefix (`--outp=F`), strip's `--output-file=F`, objcopy's valued options the table read
+// as flags (its OUT then taken for IN), and ld's one-dash long options that begin with "o"
+// (`-orph=place` and `-out-i=F` are no `-o`: ld writes a.out in the cwd). Each was checked
+// against the image's gcc and binutils.
 
 import { describe, expect, it } from "vitest";
 import { isAidoError } from "../../src/errors.js";
@@ -119,5 +121,30 @@ describe("ld's --error-handling-script, a program ld runs on a link error (seen 
     expect(String((error as Error).message)).toMatch(
       /runs or loads a program|loads a program into the linker/,
     );
+  });
+});
+
+describe("ld's one-dash long options that begin with o", () => {
+  it.each([
+    ["-orphan-handling=place", "ld -orphan-handling=place a.o"],
+    ["-orph=place", "ld -orph=place a.o"],
+    ["-out-implib=F", "ld -out-implib=o/x a.o"],
+    ["-out-i F", "ld -out-i o/x a.o"],
+    ["gcc -Wl,-orphan-handling=place", "gcc -Wl,-orphan-handling=place a.o"],
+  ])("judges %s as no -o: a.out in the cwd", (_how, cmd) => {
+    expect(targets(cmd)).toContain(".");
+    expect(targets(cmd).some((t) => t.startsWith("rph") || t.startsWith("ut-"))).toBe(false);
+  });
+
+  it.each([
+    ["-omagic (ld reads -o magic)", "ld -omagic a.o", "magic"],
+    ["-oformat=T (ld reads -o format=T)", "ld -oformat=elf64-x86-64 a.o", "format=elf64-x86-64"],
+    ["-out-implib=F writes F", "ld -out-implib=/w/x a.o", "/w/x"],
+  ])("reads %s as ld does", (_how, cmd, file) => {
+    expect(targets(cmd)).toContain(file);
+  });
+
+  it("keeps --omagic a flag: a.out in the cwd", () => {
+    expect(targets("ld --omagic a.o")).toEqual(["."]);
   });
 });
