@@ -284,17 +284,33 @@ export function isExpired(record: SandboxRecord, nowMs = Date.now()): boolean {
  * only when the list is not empty.
  */
 export function expiredRecords(project: ProjectRef, nowMs = Date.now()): SandboxRecord[] {
-  return listRecords(project).filter((r) => r.state === "running" && isExpired(r, nowMs));
+  // A sandbox folder refused (another user's <id>, a link) is no sandbox of the project's to
+  // sweep: it no longer stops the sweep of the others (`aido sandbox list` names it). A
+  // record of the store's own that cannot be read still fails it, said as a warning.
+  return listRecords(project, () => {}).filter((r) => r.state === "running" && isExpired(r, nowMs));
 }
 
-/** Every sandbox recorded in the project, oldest first. */
-export function listRecords(ref: ProjectRef): SandboxRecord[] {
+/**
+ * Every sandbox recorded in the project, oldest first. A sandbox folder refused (another
+ * user's <id> folder, a link) fails the list with its reason, or with `refused` is given to
+ * it and left out; a record that cannot be read in a folder of the store's fails it still.
+ */
+export function listRecords(ref: ProjectRef, refused?: (id: string, e: AidoError) => void): SandboxRecord[] {
   const out = withProject(ref, (project) => {
     const dir = openSandboxes(project);
     if (dir === undefined) return [];
     const found: SandboxRecord[] = [];
     for (const name of withDir(dir, (d) => readdirSync(fdPath(d)))) {
       if (!SANDBOX_ID.test(name)) continue;
+      if (refused !== undefined)
+        try {
+          const fd = openSandboxDir(project, name);
+          if (fd !== undefined) closeSync(fd);
+        } catch (e) {
+          if (!(e instanceof AidoError)) throw e;
+          refused(name, e);
+          continue;
+        }
       const r = readRecord(sandboxPaths(project, name));
       if (r) found.push(r);
     }

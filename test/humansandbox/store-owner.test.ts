@@ -16,6 +16,7 @@ import {
   readdirSync,
   rmSync,
   symlinkSync,
+  writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -23,6 +24,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { closeProject, openProject } from "../../src/humansandbox/project.js";
+import { expiredRecords, listRecords } from "../../src/humansandbox/state.js";
 import { openSandboxes } from "../../src/humansandbox/store-dirs.js";
 
 const asRoot = process.getuid?.() === 0;
@@ -203,5 +205,28 @@ describe.runIf(asRoot)("root", () => {
     } finally {
       closeProject(project);
     }
+  });
+  it("still sweeps the person's expired sandboxes past a sandbox folder another user made", () => {
+    // Root in the person's project; their sandboxes folder left writable to all, and a third
+    // user's folder in it under a sandbox's name. Refused (not the store keeper's), it failed
+    // the listing the TTL sweep starts from: no expired sandbox of the person's was swept
+    // again, their containers kept running past their TTL.
+    const { shared } = layout(PERSON);
+    const sandboxes = join(shared, ".aido", "sandboxes");
+    mkdirSync(sandboxes, { recursive: true });
+    for (const d of [join(shared, ".aido"), sandboxes]) chownSync(d, PERSON, PERSON);
+    chmodSync(sandboxes, 0o777);
+    const record = (id: string, uid: number) => {
+      mkdirSync(join(sandboxes, id));
+      const at = join(sandboxes, id, "sandbox.json");
+      const expired = new Date(Date.now() - 60_000).toISOString();
+      writeFileSync(at, JSON.stringify({ id, state: "running", created_at: expired, expires_at: expired }));
+      for (const p of [join(sandboxes, id), at]) chownSync(p, uid, uid);
+    };
+    record("aaaaaaaaaaaa", PERSON);
+    record("bbbbbbbbbbbb", OTHER);
+    expect(expiredRecords(shared).map((r) => r.id)).toEqual(["aaaaaaaaaaaa"]);
+    // Listed, it is named (what to do with it in the message).
+    expect(() => listRecords(shared)).toThrow(/sandboxes\/bbbbbbbbbbbb is a folder of uid 5555, not yours/);
   });
 });
