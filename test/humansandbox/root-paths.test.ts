@@ -401,6 +401,16 @@ describe.runIf(asRoot)("root trusts no field of sandbox.json the person edited",
     const r = await p.aido("run", "--sandbox", id, "true");
     expect(r.code).not.toBe(0);
     expect(r.err.join("\n")).toMatch(/names user "4242:4242"; sandboxes made as root run as 1000:1000/);
+    // The project owner's own uid: what a sandbox they made without sudo names too. The
+    // refusal said only that sandbox.json was changed on the host, to one who changed nothing.
+    expect(r.err.join("\n")).toContain(
+      "made by the project's owner (uid 4242) with `aido sandbox up` without sudo: run it without sudo too",
+    );
+    editRecord(id, (r) => {
+      r.user = "77:77";
+    });
+    const other = await p.aido("run", "--sandbox", id, "true");
+    expect(other.err.join("\n")).toMatch(/names user "77:77"; .*\(sandbox\.json was changed on the host\)/);
     expect(existsSync(join(storePaths(p.dir, id).runs, "run-001"))).toBe(false);
   }, 180_000);
 
