@@ -13,7 +13,7 @@ import { fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
 import type { Project } from "./project.js";
 import type { RunSummary } from "./run-evidence.js";
-import { activeRecord, type SandboxRecord, sandboxPaths } from "./state.js";
+import { activeRecord, appendEvent, type SandboxRecord, sandboxPaths } from "./state.js";
 import {
   notPlainFile,
   openDirIn,
@@ -65,10 +65,37 @@ function openRun(at: LocatedRun): number {
   return run;
 }
 
+/**
+ * A refusal of `aido logs` (a link, a hard link or another user's file where a log is, a
+ * folder of the store that is not one) put in the sandbox's events.log as logs_refused,
+ * then thrown: it was said only to whoever ran the command.
+ */
+function audited<T>(project: Project, sandbox: SandboxRecord, runId: string | undefined, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    auditRefusal(project, sandbox, runId, e);
+    throw e;
+  }
+}
+
+function auditRefusal(project: Project, sandbox: SandboxRecord, runId: string | undefined, e: unknown): void {
+  if (!(e instanceof AidoError) || e.code !== ErrorCode.sandboxFailed) return;
+  try {
+    appendEvent(sandboxPaths(project, sandbox.id), {
+      event: "logs_refused",
+      ...(runId === undefined ? {} : { run_id: runId }),
+      reason: e.message,
+    });
+  } catch {
+    // events.log itself refused (a link put there): the error thrown still says what is wrong
+  }
+}
+
 export function locateRun(project: Project, sandboxId?: string, runId?: string): LocatedRun {
   const sandbox = activeRecord(project, sandboxId);
   const runs = sandboxPaths(project, sandbox.id).runs;
-  const ids = runIds(project, sandbox.id);
+  const ids = audited(project, sandbox, runId, () => runIds(project, sandbox.id));
   const id = runId ?? ids.at(-1);
   if (id === undefined)
     throw new AidoError(
@@ -102,16 +129,18 @@ function summaryOf(run: number, at: LocatedRun): RunSummary | null {
 
 export function readRunLogs(project: Project, sandboxId?: string, runId?: string): RunLogs {
   const at = locateRun(project, sandboxId, runId);
-  return withDir(openRun(at), (run) => ({
-    ...at,
-    stdout: readIn(run, at, "stdout.log"),
-    stderr: readIn(run, at, "stderr.log"),
-    summary: summaryOf(run, at),
-    network: readIn(run, at, "network.log")
-      .split("\n")
-      .filter((l) => l.trim() !== "")
-      .map((l) => JSON.parse(l) as NetworkLine & { time: string }),
-  }));
+  return audited(project, at.sandbox, at.runId, () =>
+    withDir(openRun(at), (run) => ({
+      ...at,
+      stdout: readIn(run, at, "stdout.log"),
+      stderr: readIn(run, at, "stderr.log"),
+      summary: summaryOf(run, at),
+      network: readIn(run, at, "network.log")
+        .split("\n")
+        .filter((l) => l.trim() !== "")
+        .map((l) => JSON.parse(l) as NetworkLine & { time: string }),
+    })),
+  );
 }
 
 function processAlive(pid: number): boolean {
@@ -130,9 +159,12 @@ export async function followRun(
   onStderr: (text: string) => void,
   pollMs = 50,
 ): Promise<RunSummary | null> {
-  const run = openRun(at);
+  const run = audited(at.project, at.sandbox, at.runId, () => openRun(at));
   try {
     return await follow(run, at, onStdout, onStderr, pollMs);
+  } catch (e) {
+    auditRefusal(at.project, at.sandbox, at.runId, e);
+    throw e;
   } finally {
     closeSync(run);
   }

@@ -223,6 +223,8 @@ export type SandboxEvent =
   /** `aido run` could not set the run up (its stream files, its logs): the task never started. */
   | { event: "run_failed"; run_id: string; error: string }
   | { event: "run_refused"; reason: string }
+  /** `aido logs` refused a file or folder of the run's evidence (a link put there, say). */
+  | { event: "logs_refused"; run_id?: string; reason: string }
   | ({ event: "network"; run_id: string } & NetworkLine)
   | { event: "destroyed"; reason: string }
   /** A sweep could not destroy it (tried again at the next); the record stays "running". */
@@ -284,32 +286,29 @@ export function isExpired(record: SandboxRecord, nowMs = Date.now()): boolean {
  * only when the list is not empty.
  */
 export function expiredRecords(project: ProjectRef, nowMs = Date.now()): SandboxRecord[] {
-  // A sandbox folder refused (another user's <id>, a link) is no sandbox of the project's to
-  // sweep: it no longer stops the sweep of the others (`aido sandbox list` names it). A
-  // record of the store's own that cannot be read still fails it, said as a warning.
-  return listRecords(project, () => {}).filter((r) => r.state === "running" && isExpired(r, nowMs));
+  // A refused sandbox folder (another user's <id>, a link) no longer stops the sweep of the others.
+  return listRecords(project, true).filter((r) => r.state === "running" && isExpired(r, nowMs));
 }
 
 /**
- * Every sandbox recorded in the project, oldest first. A sandbox folder refused (another
- * user's <id> folder, a link) fails the list with its reason, or with `refused` is given to
- * it and left out; a record that cannot be read in a folder of the store's fails it still.
+ * Every sandbox recorded in the project, oldest first. A refused sandbox folder (another
+ * user's <id>, a link) fails the list naming it, or is left out with `skipRefused`; a record
+ * that cannot be read in a folder of the store's own fails it still.
  */
-export function listRecords(ref: ProjectRef, refused?: (id: string, e: AidoError) => void): SandboxRecord[] {
+export function listRecords(ref: ProjectRef, skipRefused = false): SandboxRecord[] {
   const out = withProject(ref, (project) => {
     const dir = openSandboxes(project);
     if (dir === undefined) return [];
     const found: SandboxRecord[] = [];
     for (const name of withDir(dir, (d) => readdirSync(fdPath(d)))) {
       if (!SANDBOX_ID.test(name)) continue;
-      if (refused !== undefined)
+      if (skipRefused)
         try {
           const fd = openSandboxDir(project, name);
           if (fd !== undefined) closeSync(fd);
         } catch (e) {
-          if (!(e instanceof AidoError)) throw e;
-          refused(name, e);
-          continue;
+          if (e instanceof AidoError) continue;
+          throw e;
         }
       const r = readRecord(sandboxPaths(project, name));
       if (r) found.push(r);

@@ -173,6 +173,16 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     const r = await p.aido("logs", "--sandbox", id);
     expect(r.out.join("\n")).not.toContain(SECRET);
     expect(r.err.join("\n")).toMatch(/runs is not a folder of the evidence store/);
+    // Each refusal audited in the sandbox's events.log (it was said to the terminal only).
+    const refused = readFileSync(storePaths(p.dir, id).events, "utf8")
+      .split("\n")
+      .filter((l) => l.includes('"logs_refused"'));
+    expect(
+      refused.filter((l) => /stdout\.log is not a plain file of its own \(a link\)/.test(l)),
+    ).toHaveLength(3);
+    expect(refused.filter((l) => /\(a hard link\)/.test(l))).toHaveLength(3);
+    expect(refused.filter((l) => /another user's, uid 4343/.test(l))).toHaveLength(3);
+    expect(refused.filter((l) => /runs is not a folder of the evidence store/.test(l))).toHaveLength(1);
   }, 180_000);
   it("run stages no script through a work folder swapped for a link", async () => {
     const id = await up();
