@@ -125,7 +125,7 @@ function diffIn(project: string, paths: readonly string[], as: As): string {
   if (!repo || !isAtOrUnder(repo.top, resolve(project))) return "";
   if (repo.format !== "sha1" && repo.format !== "sha256") return "";
   // Laid out by root, in a folder of its own: base/git (the git folder: its config, HEAD and
-  // refs root's, for git to read only) and base/index (the index). With the person's rights
+  // refs root's, for git to read only) and base/index (the index's folder). With the person's rights
   // (`as`), git writes the index and the blobs of the collected files, so base/index and
   // base/git/objects alone are given to them: as root's folders in root's, by path, nothing
   // in them can be a link yet. The git folder itself was once given to them whole, and while
@@ -146,18 +146,26 @@ function diffIn(project: string, paths: readonly string[], as: As): string {
         : `[core]\n\trepositoryformatversion = 1\n[extensions]\n\tobjectformat = ${repo.format}\n`,
     );
     if (as) {
-      // Readable (whatever root's umask), and the two writable folders theirs.
-      for (const d of [
-        base,
-        gitDir,
-        join(gitDir, "objects"),
-        join(gitDir, "objects", "info"),
-        join(gitDir, "refs"),
-      ])
-        chmodSync(d, d === base ? 0o711 : 0o755);
-      for (const f of ["HEAD", "config", join("objects", "info", "alternates")])
-        chmodSync(join(gitDir, f), 0o644);
-      for (const d of [join(gitDir, "objects"), join(base, "index")]) chownSync(d, as.uid, as.gid);
+      // Root's, for git to read with the person's group (a third user reads neither the
+      // project's HEAD nor its path); then the two folders git writes given to the person,
+      // last: until then nothing in them can be swapped for a link these chowns would follow.
+      const objects = join(gitDir, "objects");
+      for (const [at, mode] of [
+        [gitDir, 0o750],
+        [join(gitDir, "refs"), 0o750],
+        [join(objects, "info"), 0o750],
+        [join(objects, "info", "alternates"), 0o640],
+        [join(gitDir, "HEAD"), 0o640],
+        [join(gitDir, "config"), 0o640],
+      ] as const) {
+        chownSync(at, 0, as.gid);
+        chmodSync(at, mode);
+      }
+      for (const d of [objects, join(base, "index")]) {
+        chownSync(d, as.uid, as.gid);
+        chmodSync(d, 0o700);
+      }
+      chmodSync(base, 0o711);
     }
     const env = gitEnv(as);
     Object.assign(env, {

@@ -166,12 +166,14 @@ describe.runIf(process.getuid?.() === 0)("outputs.diff under root in someone els
     onTestFinished(() => rmSync(bin, { recursive: true, force: true }));
     const seen = join(dir, "seen-env");
     const ran = join(dir, "ran-clean");
+    const modes = join(dir, "modes");
     writeFileSync(
       join(bin, "git"),
       [
         "#!/bin/sh",
         `env >> ${seen}`,
         'if [ "$1" = read-tree ]; then',
+        `  stat -c '%a %n' "$GIT_DIR" "$GIT_DIR/HEAD" "$GIT_DIR/config" "$GIT_DIR/objects/info/alternates" > ${modes}`,
         `  printf '[filter "y"]\\n\\tclean = "touch ${ran}; cat"\\n' >> "$GIT_DIR/config" 2>/dev/null`,
         "fi",
         'exec /usr/bin/git "$@"',
@@ -196,6 +198,12 @@ describe.runIf(process.getuid?.() === 0)("outputs.diff under root in someone els
     expect(readFileSync(seen, "utf8"), "git ran as the person").toContain("GIT_DIR=");
     expect(existsSync(ran), "a command the person put in the git folder's config ran").toBe(false);
     expect(readFileSync(seen, "utf8")).not.toContain("AIDO_TEST_ROOT_ONLY");
+    // Nothing of it for a third user to read (the project's HEAD, its path).
+    const open = readFileSync(modes, "utf8")
+      .trim()
+      .split("\n")
+      .filter((l) => !/^\d*[0-7][0-7]0 /.test(l));
+    expect(open).toEqual([]);
     expect(diff).toContain("-old\n+new");
     expect(readdirSync(tmpdir()).filter((n) => /^aido-diff-(?!test-)/.test(n))).toEqual([]);
   });
