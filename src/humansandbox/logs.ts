@@ -17,6 +17,7 @@ import { activeRecord, appendEvent, type SandboxRecord, sandboxPaths } from "./s
 import {
   notPlainFile,
   openDirIn,
+  openRunsDir,
   openSandboxDir,
   plainFileProblem,
   readPlainIn,
@@ -48,7 +49,7 @@ export interface RunLogs extends LocatedRun {
 export function runIds(project: Project, id: string): string[] {
   const sandbox = openSandboxDir(project, id);
   if (sandbox === undefined) return [];
-  const runs = withDir(sandbox, (d) => openDirIn(d, "runs", sandboxPaths(project, id).runs));
+  const runs = withDir(sandbox, (d) => openRunsDir(project, d, sandboxPaths(project, id).runs));
   if (runs === undefined) return [];
   return withDir(runs, (r) => readdirSync(fdPath(r)))
     .filter((n) => /^run-\d+$/.test(n))
@@ -58,7 +59,7 @@ export function runIds(project: Project, id: string): string[] {
 /** The run's folder, reached folder by folder without following a link, open (close it). */
 function openRun(at: LocatedRun): number {
   const paths = sandboxPaths(at.project, at.sandbox.id);
-  const runs = withDir(sandboxDir(at.project, at.sandbox.id), (d) => openDirIn(d, "runs", paths.runs));
+  const runs = withDir(sandboxDir(at.project, at.sandbox.id), (d) => openRunsDir(at.project, d, paths.runs));
   const run = runs === undefined ? undefined : withDir(runs, (r) => openDirIn(r, at.runId, at.dir));
   if (run === undefined)
     throw new AidoError(ErrorCode.notFound, `${at.dir} is gone`, { id: at.sandbox.id, run_id: at.runId });

@@ -24,7 +24,14 @@ import { AidoError, ErrorCode } from "../errors.js";
 import { fdEntryPath, fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
 import { type Project, type ProjectOwner, type ProjectRef, projectReal, withProject } from "./project.js";
-import { openDirIn, openSandboxDir, openSandboxes, readPlainIn, sandboxDir, withDir } from "./store-dirs.js";
+import {
+  openRunsDir,
+  openSandboxDir,
+  openSandboxes,
+  readPlainIn,
+  sandboxDir,
+  withDir,
+} from "./store-dirs.js";
 
 export type { ProjectOwner };
 
@@ -348,7 +355,7 @@ export function activeRecord(project: Project, id?: string): SandboxRecord {
 export function ensureDirs(paths: SandboxPaths): number {
   const dir = openSandboxDir(paths.project, paths.id, true) as number;
   try {
-    const runs = openDirIn(dir, "runs", paths.runs, { make: true, give: paths.project.owner });
+    const runs = openRunsDir(paths.project, dir, paths.runs, true);
     if (runs !== undefined) closeSync(runs);
   } catch (e) {
     closeSync(dir);
