@@ -70,7 +70,27 @@ function git(cwd: string, args: string[], as: As, env = gitEnv(as, false), input
  * nothing: only the commands below that look at files (diff, status) run what it names.
  */
 export function inGitRepo(project: string, as?: As): boolean {
-  return git(project, ["rev-parse", "--is-inside-work-tree"], as).out.trim() === "true";
+  return git(project, ["rev-parse", "--is-inside-work-tree"], person(as)).out.trim() === "true";
+}
+
+/** nogroup: the group git runs with for a person who has no passwd entry. */
+const NOGROUP = 65534;
+
+/**
+ * The person `as` with their own group (their passwd entry's, else nogroup), the one git
+ * runs with. `as` carries the project folder's group (what root makes there is given it),
+ * which need not be one of theirs: a folder root made and gave to them alone (`chown alice`)
+ * keeps group root, and git with gid 0 read root's group-readable files (/etc/sudoers) where
+ * a project folder swapped for a link led it.
+ */
+function person(as: As): As {
+  if (!as) return undefined;
+  const r = spawnSync("id", ["-g", "--", String(as.uid)], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH },
+  });
+  const gid = r.status === 0 && /^\d+\n?$/.test(r.stdout) ? Number(r.stdout) : NOGROUP;
+  return { uid: as.uid, gid };
 }
 
 /** What the project's repository is, read without running anything it configures. */
@@ -103,7 +123,7 @@ export function diffOfPaths(project: string, paths: readonly string[], as?: As):
   if (paths.length === 0) return "";
   // Never thrown: thrown, the run's summary was not written (run.ts writes it after).
   try {
-    return diffIn(project, paths, as);
+    return diffIn(project, paths, person(as));
   } catch (e) {
     return `[aido: outputs.diff could not be made: ${errorMessage(e)}]\n`;
   }

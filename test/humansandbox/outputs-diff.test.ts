@@ -207,4 +207,18 @@ describe.runIf(process.getuid?.() === 0)("outputs.diff under root in someone els
     expect(diff).toContain("-old\n+new");
     expect(readdirSync(tmpdir()).filter((n) => /^aido-diff-(?!test-)/.test(n))).toEqual([]);
   });
+
+  it("reads no file of root's group where the project folder's group is root's", () => {
+    // A project folder root made and gave to the person alone (`chown 1000`) keeps group
+    // root: git ran with that group and read root's group-readable files (/etc/sudoers,
+    // 0440) where a swap led it. Here such a file at a collected name stands for that.
+    execFileSync("chmod", ["755", dir]);
+    give();
+    execFileSync("chgrp", ["0", dir]);
+    write("out/sudoers", "ROOT GROUP ONLY\n");
+    execFileSync("chmod", ["440", join(dir, "out/sudoers")]);
+    const diff = diffOfPaths(dir, ["out/sudoers"], { uid: 1000, gid: 0 });
+    expect(diff).not.toContain("ROOT GROUP ONLY");
+    expect(diff).toMatch(/^\[aido: outputs\.diff could not be made: .*Permission denied/);
+  });
 });
