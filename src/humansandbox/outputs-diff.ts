@@ -145,12 +145,12 @@ function diffIn(project: string, paths: readonly string[], as: As): string {
   if (!repo || !isAtOrUnder(repo.top, resolve(project))) return "";
   if (repo.format !== "sha1" && repo.format !== "sha256") return "";
   // Laid out by root, in a folder of its own: base/git (the git folder: its config, HEAD and
-  // refs root's, for git to read only) and base/index (the index's folder). With the person's rights
-  // (`as`), git writes the index and the blobs of the collected files, so base/index and
-  // base/git/objects alone are given to them: as root's folders in root's, by path, nothing
-  // in them can be a link yet. The git folder itself was once given to them whole, and while
-  // git ran a process of theirs could write its config: a clean filter there (named by the
-  // project's .gitattributes) ran with root's environment and the project folder's group.
+  // refs root's, for git to read only) and base/index (the index's folder). With the
+  // person's rights (`as`), git writes the index and the blobs of the collected files, so
+  // base/index and base/git/objects alone are given to them: as root's folders in root's, by
+  // path, nothing in them can be a link yet. The git folder itself was once given to them
+  // whole, and while git ran a process of theirs could write its config: a clean filter
+  // there (named by the project's .gitattributes) ran with root's environment.
   const base = mkdtempSync(join(tmpdir(), "aido-diff-"));
   const gitDir = join(base, "git");
   try {
@@ -182,8 +182,8 @@ function diffIn(project: string, paths: readonly string[], as: As): string {
         chmodSync(at, mode);
       }
       for (const d of [objects, join(base, "index")]) {
-        chownSync(d, as.uid, as.gid);
         chmodSync(d, 0o700);
+        chownSync(d, as.uid, as.gid);
       }
       chmodSync(base, 0o711);
     }
