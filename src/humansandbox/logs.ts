@@ -13,10 +13,11 @@ import { fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
 import type { Project } from "./project.js";
 import type { RunSummary } from "./run-evidence.js";
-import { activeRecord, type SandboxRecord, sandboxPaths } from "./state.js";
+import { activeRecord, appendEvent, type SandboxRecord, sandboxPaths } from "./state.js";
 import {
   notPlainFile,
   openDirIn,
+  openRunsDir,
   openSandboxDir,
   plainFileProblem,
   readPlainIn,
@@ -48,7 +49,7 @@ export interface RunLogs extends LocatedRun {
 export function runIds(project: Project, id: string): string[] {
   const sandbox = openSandboxDir(project, id);
   if (sandbox === undefined) return [];
-  const runs = withDir(sandbox, (d) => openDirIn(d, "runs", sandboxPaths(project, id).runs));
+  const runs = withDir(sandbox, (d) => openRunsDir(project, d, sandboxPaths(project, id).runs));
   if (runs === undefined) return [];
   return withDir(runs, (r) => readdirSync(fdPath(r)))
     .filter((n) => /^run-\d+$/.test(n))
@@ -58,17 +59,44 @@ export function runIds(project: Project, id: string): string[] {
 /** The run's folder, reached folder by folder without following a link, open (close it). */
 function openRun(at: LocatedRun): number {
   const paths = sandboxPaths(at.project, at.sandbox.id);
-  const runs = withDir(sandboxDir(at.project, at.sandbox.id), (d) => openDirIn(d, "runs", paths.runs));
+  const runs = withDir(sandboxDir(at.project, at.sandbox.id), (d) => openRunsDir(at.project, d, paths.runs));
   const run = runs === undefined ? undefined : withDir(runs, (r) => openDirIn(r, at.runId, at.dir));
   if (run === undefined)
     throw new AidoError(ErrorCode.notFound, `${at.dir} is gone`, { id: at.sandbox.id, run_id: at.runId });
   return run;
 }
 
+/**
+ * A refusal of `aido logs` (a link, a hard link or another user's file where a log is, a
+ * folder of the store that is not one) put in the sandbox's events.log as logs_refused,
+ * then thrown: it was said only to whoever ran the command.
+ */
+function audited<T>(project: Project, sandbox: SandboxRecord, runId: string | undefined, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    auditRefusal(project, sandbox, runId, e);
+    throw e;
+  }
+}
+
+function auditRefusal(project: Project, sandbox: SandboxRecord, runId: string | undefined, e: unknown): void {
+  if (!(e instanceof AidoError) || e.code !== ErrorCode.sandboxFailed) return;
+  try {
+    appendEvent(sandboxPaths(project, sandbox.id), {
+      event: "logs_refused",
+      ...(runId === undefined ? {} : { run_id: runId }),
+      reason: e.message,
+    });
+  } catch {
+    // events.log itself refused (a link put there): the error thrown still says what is wrong
+  }
+}
+
 export function locateRun(project: Project, sandboxId?: string, runId?: string): LocatedRun {
   const sandbox = activeRecord(project, sandboxId);
   const runs = sandboxPaths(project, sandbox.id).runs;
-  const ids = runIds(project, sandbox.id);
+  const ids = audited(project, sandbox, runId, () => runIds(project, sandbox.id));
   const id = runId ?? ids.at(-1);
   if (id === undefined)
     throw new AidoError(
@@ -102,16 +130,18 @@ function summaryOf(run: number, at: LocatedRun): RunSummary | null {
 
 export function readRunLogs(project: Project, sandboxId?: string, runId?: string): RunLogs {
   const at = locateRun(project, sandboxId, runId);
-  return withDir(openRun(at), (run) => ({
-    ...at,
-    stdout: readIn(run, at, "stdout.log"),
-    stderr: readIn(run, at, "stderr.log"),
-    summary: summaryOf(run, at),
-    network: readIn(run, at, "network.log")
-      .split("\n")
-      .filter((l) => l.trim() !== "")
-      .map((l) => JSON.parse(l) as NetworkLine & { time: string }),
-  }));
+  return audited(project, at.sandbox, at.runId, () =>
+    withDir(openRun(at), (run) => ({
+      ...at,
+      stdout: readIn(run, at, "stdout.log"),
+      stderr: readIn(run, at, "stderr.log"),
+      summary: summaryOf(run, at),
+      network: readIn(run, at, "network.log")
+        .split("\n")
+        .filter((l) => l.trim() !== "")
+        .map((l) => JSON.parse(l) as NetworkLine & { time: string }),
+    })),
+  );
 }
 
 function processAlive(pid: number): boolean {
@@ -130,9 +160,12 @@ export async function followRun(
   onStderr: (text: string) => void,
   pollMs = 50,
 ): Promise<RunSummary | null> {
-  const run = openRun(at);
+  const run = audited(at.project, at.sandbox, at.runId, () => openRun(at));
   try {
     return await follow(run, at, onStdout, onStderr, pollMs);
+  } catch (e) {
+    auditRefusal(at.project, at.sandbox, at.runId, e);
+    throw e;
   } finally {
     closeSync(run);
   }

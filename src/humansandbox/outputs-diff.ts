@@ -38,7 +38,20 @@ interface Git {
 /** Whose rights git runs with: the project's owner under root in someone else's project (see diffOfPaths). */
 type As = ProjectOwner;
 
-function git(cwd: string, args: string[], as: As, env: NodeJS.ProcessEnv = process.env, input?: Buffer): Git {
+/**
+ * The environment git starts from: root's own is never given to a process of the person's
+ * (`as`: they can read its environment, and it runs what they can make it run), only its
+ * PATH; else this process's, without its GIT_* variables when `bare` (the diff's own git).
+ */
+function gitEnv(as: As, bare = true): NodeJS.ProcessEnv {
+  if (as) return { PATH: process.env.PATH };
+  if (!bare) return process.env;
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("GIT_")) env[k] = v;
+  return env;
+}
+
+function git(cwd: string, args: string[], as: As, env = gitEnv(as, false), input?: Buffer): Git {
   const r = spawnSync("git", args, {
     cwd,
     env,
@@ -57,7 +70,27 @@ function git(cwd: string, args: string[], as: As, env: NodeJS.ProcessEnv = proce
  * nothing: only the commands below that look at files (diff, status) run what it names.
  */
 export function inGitRepo(project: string, as?: As): boolean {
-  return git(project, ["rev-parse", "--is-inside-work-tree"], as).out.trim() === "true";
+  return git(project, ["rev-parse", "--is-inside-work-tree"], person(as)).out.trim() === "true";
+}
+
+/** nogroup: the group git runs with for a person who has no passwd entry. */
+const NOGROUP = 65534;
+
+/**
+ * The person `as` with their own group (their passwd entry's, else nogroup), the one git
+ * runs with. `as` carries the project folder's group (what root makes there is given it),
+ * which need not be one of theirs: a folder root made and gave to them alone (`chown alice`)
+ * keeps group root, and git with gid 0 read root's group-readable files (/etc/sudoers) where
+ * a project folder swapped for a link led it.
+ */
+function person(as: As): As {
+  if (!as) return undefined;
+  const r = spawnSync("id", ["-g", "--", String(as.uid)], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH },
+  });
+  const gid = r.status === 0 && /^\d+\n?$/.test(r.stdout) ? Number(r.stdout) : NOGROUP;
+  return { uid: as.uid, gid };
 }
 
 /** What the project's repository is, read without running anything it configures. */
@@ -90,7 +123,7 @@ export function diffOfPaths(project: string, paths: readonly string[], as?: As):
   if (paths.length === 0) return "";
   // Never thrown: thrown, the run's summary was not written (run.ts writes it after).
   try {
-    return diffIn(project, paths, as);
+    return diffIn(project, paths, person(as));
   } catch (e) {
     return `[aido: outputs.diff could not be made: ${errorMessage(e)}]\n`;
   }
@@ -111,18 +144,19 @@ function diffIn(project: string, paths: readonly string[], as: As): string {
   // A work tree that does not hold the project (core.worktree a task set) is not diffed.
   if (!repo || !isAtOrUnder(repo.top, resolve(project))) return "";
   if (repo.format !== "sha1" && repo.format !== "sha256") return "";
-  // With the person's rights, git writes its index in a folder of theirs: made in one of
-  // root's (0711) that they cannot rename it out of nor put a link in, and removed without
-  // following what they put in it.
+  // Laid out by root, in a folder of its own: base/git (the git folder: its config, HEAD and
+  // refs root's, for git to read only) and base/index (the index's folder). With the
+  // person's rights (`as`), git writes the index and the blobs of the collected files, so
+  // base/index and base/git/objects alone are given to them: as root's folders in root's, by
+  // path, nothing in them can be a link yet. The git folder itself was once given to them
+  // whole, and while git ran a process of theirs could write its config: a clean filter
+  // there (named by the project's .gitattributes) ran with root's environment.
   const base = mkdtempSync(join(tmpdir(), "aido-diff-"));
-  const gitDir = as ? join(base, "git") : base;
+  const gitDir = join(base, "git");
   try {
-    if (as) {
-      chmodSync(base, 0o711);
-      mkdirSync(gitDir, { mode: 0o700 });
-    }
     mkdirSync(join(gitDir, "objects", "info"), { recursive: true });
     mkdirSync(join(gitDir, "refs"));
+    mkdirSync(join(base, "index"), { mode: 0o700 });
     writeFileSync(join(gitDir, "objects", "info", "alternates"), `${repo.objects}\n`);
     writeFileSync(join(gitDir, "HEAD"), repo.head ? `${repo.head}\n` : "ref: refs/heads/unborn\n");
     writeFileSync(
@@ -131,12 +165,33 @@ function diffIn(project: string, paths: readonly string[], as: As): string {
         ? "[core]\n\trepositoryformatversion = 0\n"
         : `[core]\n\trepositoryformatversion = 1\n[extensions]\n\tobjectformat = ${repo.format}\n`,
     );
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("GIT_")) env[k] = v;
+    if (as) {
+      // Root's, for git to read with the person's group (a third user reads neither the
+      // project's HEAD nor its path); then the two folders git writes given to the person,
+      // last: until then nothing in them can be swapped for a link these chowns would follow.
+      const objects = join(gitDir, "objects");
+      for (const [at, mode] of [
+        [gitDir, 0o750],
+        [join(gitDir, "refs"), 0o750],
+        [join(objects, "info"), 0o750],
+        [join(objects, "info", "alternates"), 0o640],
+        [join(gitDir, "HEAD"), 0o640],
+        [join(gitDir, "config"), 0o640],
+      ] as const) {
+        chownSync(at, 0, as.gid);
+        chmodSync(at, mode);
+      }
+      for (const d of [objects, join(base, "index")]) {
+        chmodSync(d, 0o700);
+        chownSync(d, as.uid, as.gid);
+      }
+      chmodSync(base, 0o711);
+    }
+    const env = gitEnv(as);
     Object.assign(env, {
       GIT_DIR: gitDir,
       GIT_WORK_TREE: repo.top,
-      GIT_INDEX_FILE: join(gitDir, "index"),
+      GIT_INDEX_FILE: join(base, "index", "index"),
       GIT_CONFIG_NOSYSTEM: "1",
       GIT_CONFIG_GLOBAL: "/dev/null",
       GIT_ATTR_NOSYSTEM: "1",
@@ -144,10 +199,6 @@ function diffIn(project: string, paths: readonly string[], as: As): string {
       GIT_NO_LAZY_FETCH: "1",
       GIT_TERMINAL_PROMPT: "0",
     });
-    // git as the person writes its index and reads what it made here: theirs, on the names made.
-    // Deepest first and gitDir last: until then it is root's (0700) and nothing in it can be
-    // swapped for a link that chown would follow.
-    if (as) for (const at of madeIn(gitDir).reverse()) chownSync(at, as.uid, as.gid);
     const tree = repo.head ? git(project, ["read-tree", repo.head], as, env) : undefined;
     if (tree && !tree.ok) return `[aido: outputs.diff could not be made: ${tree.err.trim()}]\n`;
     // What a task holding a project folder read-write put at a collected path since is left out.
@@ -160,17 +211,4 @@ function diffIn(project: string, paths: readonly string[], as: As): string {
   } finally {
     removeTreeNoFollow(base);
   }
-}
-
-/** The temporary git folder's own entries (made just now by this process, in a folder of its own). */
-function madeIn(gitDir: string): string[] {
-  return [
-    gitDir,
-    join(gitDir, "objects"),
-    join(gitDir, "objects", "info"),
-    join(gitDir, "objects", "info", "alternates"),
-    join(gitDir, "refs"),
-    join(gitDir, "HEAD"),
-    join(gitDir, "config"),
-  ];
 }

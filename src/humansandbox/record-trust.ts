@@ -12,7 +12,7 @@ import { isAbsolute, relative, sep } from "node:path";
 import { AidoError, ErrorCode } from "../errors.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
 import { containerUser } from "./container.js";
-import { type Project, projectReal } from "./project.js";
+import { type Project, type ProjectOwner, projectReal } from "./project.js";
 import { MAX_SANDBOX_FILE_BYTES } from "./spec.js";
 import type { SandboxRecord } from "./state.js";
 
@@ -92,14 +92,22 @@ export function ownersFileProblem(project: Project, fd: number, owner: { uid: nu
 
 /**
  * A record `run` may act on as this process: run as root, its user is the one `up` gives
- * every sandbox made as root (containerUser); another (edited in) is refused.
+ * every sandbox made as root (containerUser); another is refused. Root cannot tell a sandbox
+ * the project's owner made themselves (`aido sandbox up` without sudo: their own uid) from a
+ * record edited to name it, so the refusal says both, the first with what to do: it said
+ * only that sandbox.json was changed on the host, to a person who had changed nothing.
  */
-export function assertRecordUser(record: SandboxRecord): void {
+export function assertRecordUser(record: SandboxRecord, owner?: ProjectOwner): void {
   const want = containerUser().user;
-  if (process.geteuid?.() === 0 && record.user !== want)
-    throw new AidoError(
-      ErrorCode.sandboxFailed,
-      `sandbox ${record.id}'s record names user ${JSON.stringify(record.user)}; sandboxes made as root run as ${want} (sandbox.json was changed on the host): nothing is run`,
-      { id: record.id, user: record.user },
-    );
+  if (process.geteuid?.() !== 0 || record.user === want) return;
+  const uid = /^(\d+):\d+$/.exec(record.user)?.[1];
+  const theirs =
+    owner !== undefined && uid === String(owner.uid)
+      ? `it was made by the project's owner (uid ${uid}) with \`aido sandbox up\` without sudo: run it without sudo too, or start a new one with \`sudo aido sandbox up\`; or its sandbox.json was changed on the host`
+      : "sandbox.json was changed on the host";
+  throw new AidoError(
+    ErrorCode.sandboxFailed,
+    `sandbox ${record.id}'s record names user ${JSON.stringify(record.user)}; sandboxes made as root run as ${want} (${theirs}): nothing is run`,
+    { id: record.id, user: record.user },
+  );
 }

@@ -21,7 +21,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 import { fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkCounts } from "./egress.js";
 import type { SandboxPaths, SandboxRecord } from "./state.js";
-import { openDirIn, removeIn, sandboxDir, withDir } from "./store-dirs.js";
+import { openRunsDir, removeIn, sandboxDir, withDir } from "./store-dirs.js";
 
 export interface RunSummary {
   sandbox_id: string;
@@ -77,7 +77,7 @@ export function newRunDir(paths: SandboxPaths): { runId: string; dir: string; fd
   // runs/ reached folder by folder, never through a link (store-dirs.ts); the run's folder made in it.
   const runs = withDir(
     sandboxDir(paths.project, paths.id),
-    (d) => openDirIn(d, "runs", paths.runs) ?? missing(paths.runs),
+    (d) => openRunsDir(paths.project, d, paths.runs) ?? missing(paths.runs),
   );
   return withDir(runs, (r) => newRunDirIn(r, paths));
 }

@@ -101,7 +101,7 @@ async function runTaskIn(project: Project, opts: RunOptions): Promise<RunSummary
   let text: string | null;
   try {
     // The record's fields a root aido acts on (record-trust.ts): refused, audited, nothing run.
-    assertRecordUser(record);
+    assertRecordUser(record, project.owner);
     text = recordSpecText(project, record);
   } catch (e) {
     appendEvent(paths, { event: "run_refused", reason: errorMessage(e) });

@@ -24,7 +24,14 @@ import { AidoError, ErrorCode } from "../errors.js";
 import { fdEntryPath, fdPath } from "../sandbox/untrusted-files.js";
 import type { NetworkLine } from "./egress.js";
 import { type Project, type ProjectOwner, type ProjectRef, projectReal, withProject } from "./project.js";
-import { openDirIn, openSandboxDir, openSandboxes, readPlainIn, sandboxDir, withDir } from "./store-dirs.js";
+import {
+  openRunsDir,
+  openSandboxDir,
+  openSandboxes,
+  readPlainIn,
+  sandboxDir,
+  withDir,
+} from "./store-dirs.js";
 
 export type { ProjectOwner };
 
@@ -223,6 +230,8 @@ export type SandboxEvent =
   /** `aido run` could not set the run up (its stream files, its logs): the task never started. */
   | { event: "run_failed"; run_id: string; error: string }
   | { event: "run_refused"; reason: string }
+  /** `aido logs` refused a file or folder of the run's evidence (a link put there, say). */
+  | { event: "logs_refused"; run_id?: string; reason: string }
   | ({ event: "network"; run_id: string } & NetworkLine)
   | { event: "destroyed"; reason: string }
   /** A sweep could not destroy it (tried again at the next); the record stays "running". */
@@ -284,17 +293,30 @@ export function isExpired(record: SandboxRecord, nowMs = Date.now()): boolean {
  * only when the list is not empty.
  */
 export function expiredRecords(project: ProjectRef, nowMs = Date.now()): SandboxRecord[] {
-  return listRecords(project).filter((r) => r.state === "running" && isExpired(r, nowMs));
+  // A refused sandbox folder (another user's <id>, a link) no longer stops the sweep of the others.
+  return listRecords(project, true).filter((r) => r.state === "running" && isExpired(r, nowMs));
 }
 
-/** Every sandbox recorded in the project, oldest first. */
-export function listRecords(ref: ProjectRef): SandboxRecord[] {
+/**
+ * Every sandbox recorded in the project, oldest first. A refused sandbox folder (another
+ * user's <id>, a link) fails the list naming it, or is left out with `skipRefused`; a record
+ * that cannot be read in a folder of the store's own fails it still.
+ */
+export function listRecords(ref: ProjectRef, skipRefused = false): SandboxRecord[] {
   const out = withProject(ref, (project) => {
     const dir = openSandboxes(project);
     if (dir === undefined) return [];
     const found: SandboxRecord[] = [];
     for (const name of withDir(dir, (d) => readdirSync(fdPath(d)))) {
       if (!SANDBOX_ID.test(name)) continue;
+      if (skipRefused)
+        try {
+          const fd = openSandboxDir(project, name);
+          if (fd !== undefined) closeSync(fd);
+        } catch (e) {
+          if (e instanceof AidoError) continue;
+          throw e;
+        }
       const r = readRecord(sandboxPaths(project, name));
       if (r) found.push(r);
     }
@@ -333,7 +355,7 @@ export function activeRecord(project: Project, id?: string): SandboxRecord {
 export function ensureDirs(paths: SandboxPaths): number {
   const dir = openSandboxDir(paths.project, paths.id, true) as number;
   try {
-    const runs = openDirIn(dir, "runs", paths.runs, { make: true, give: paths.project.owner });
+    const runs = openRunsDir(paths.project, dir, paths.runs, true);
     if (runs !== undefined) closeSync(runs);
   } catch (e) {
     closeSync(dir);

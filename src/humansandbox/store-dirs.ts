@@ -169,6 +169,23 @@ export function openSandboxDir(project: Project, id: string, make = false): numb
   });
 }
 
+/**
+ * The sandbox's runs/ in its open folder `sandbox` (`shown`: its path), held to the store's
+ * owner as the levels above: in a sandbox folder the person left writable to others, another
+ * user's runs/ held every run's evidence where that user could change it. `make`: made
+ * first, as openDirIn; undefined when absent and not to be made.
+ */
+export function openRunsDir(
+  project: Project,
+  sandbox: number,
+  shown: string,
+  make = false,
+): number | undefined {
+  const fd = openDirIn(sandbox, "runs", shown, { make, give: project.owner });
+  if (fd !== undefined) requireStoreOwner(project, sandbox, "runs", fd, shown);
+  return fd;
+}
+
 /** openSandboxDir for a sandbox that must be there. */
 export function sandboxDir(project: Project, id: string): number {
   const fd = openSandboxDir(project, id);

@@ -4,7 +4,16 @@
 // output collected there), and whole however many or large the outputs are.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
@@ -145,5 +154,71 @@ describe.runIf(process.getuid?.() === 0)("outputs.diff under root in someone els
     const diff = diffOfPaths(dir, ["out/a.txt"], PERSON);
     expect(diff).toContain("-old\n+new");
     expect(readdirSync(tmpdir()).filter((n) => /^aido-diff-(?!test-)/.test(n))).toEqual([]);
+  });
+
+  it("runs nothing the person writes into its git folder meanwhile, and gives git none of root's environment", () => {
+    // The temporary git folder was made the person's whole: while read-tree ran, a process of
+    // theirs could add a clean filter to its config (the project's .gitattributes names it),
+    // and update-index ran that command with root's environment (and the project folder's
+    // group). The `git` below stands for that process: run by aido as git is, with the
+    // person's rights, it writes the config of the git folder it is given before the real git.
+    const bin = mkdtempSync(join(tmpdir(), "aido-diff-test-bin-"));
+    onTestFinished(() => rmSync(bin, { recursive: true, force: true }));
+    const seen = join(dir, "seen-env");
+    const ran = join(dir, "ran-clean");
+    const modes = join(dir, "modes");
+    writeFileSync(
+      join(bin, "git"),
+      [
+        "#!/bin/sh",
+        `env >> ${seen}`,
+        'if [ "$1" = read-tree ]; then',
+        `  stat -c '%a %n' "$GIT_DIR" "$GIT_DIR/HEAD" "$GIT_DIR/config" "$GIT_DIR/objects/info/alternates" > ${modes}`,
+        `  printf '[filter "y"]\\n\\tclean = "touch ${ran}; cat"\\n' >> "$GIT_DIR/config" 2>/dev/null`,
+        "fi",
+        'exec /usr/bin/git "$@"',
+        "",
+      ].join("\n"),
+    );
+    chmodSync(bin, 0o755);
+    chmodSync(join(bin, "git"), 0o755);
+    const saved = { PATH: process.env.PATH, ROOT_ONLY: process.env.AIDO_TEST_ROOT_ONLY };
+    process.env.PATH = `${bin}:${process.env.PATH}`;
+    process.env.AIDO_TEST_ROOT_ONLY = "root-env-value";
+    onTestFinished(() => {
+      process.env.PATH = saved.PATH;
+      if (saved.ROOT_ONLY === undefined) delete process.env.AIDO_TEST_ROOT_ONLY;
+      else process.env.AIDO_TEST_ROOT_ONLY = saved.ROOT_ONLY;
+    });
+    execFileSync("chmod", ["755", dir]);
+    write(".gitattributes", "out/* filter=y\n");
+    write("out/a.txt", "new\n");
+    give();
+    const diff = diffOfPaths(dir, ["out/a.txt"], PERSON);
+    expect(readFileSync(seen, "utf8"), "git ran as the person").toContain("GIT_DIR=");
+    expect(existsSync(ran), "a command the person put in the git folder's config ran").toBe(false);
+    expect(readFileSync(seen, "utf8")).not.toContain("AIDO_TEST_ROOT_ONLY");
+    // Nothing of it for a third user to read (the project's HEAD, its path).
+    const open = readFileSync(modes, "utf8")
+      .trim()
+      .split("\n")
+      .filter((l) => !/^\d*[0-7][0-7]0 /.test(l));
+    expect(open).toEqual([]);
+    expect(diff).toContain("-old\n+new");
+    expect(readdirSync(tmpdir()).filter((n) => /^aido-diff-(?!test-)/.test(n))).toEqual([]);
+  });
+
+  it("reads no file of root's group where the project folder's group is root's", () => {
+    // A project folder root made and gave to the person alone (`chown 1000`) keeps group
+    // root: git ran with that group and read root's group-readable files (/etc/sudoers,
+    // 0440) where a swap led it. Here such a file at a collected name stands for that.
+    execFileSync("chmod", ["755", dir]);
+    give();
+    execFileSync("chgrp", ["0", dir]);
+    write("out/sudoers", "ROOT GROUP ONLY\n");
+    execFileSync("chmod", ["440", join(dir, "out/sudoers")]);
+    const diff = diffOfPaths(dir, ["out/sudoers"], { uid: 1000, gid: 0 });
+    expect(diff).not.toContain("ROOT GROUP ONLY");
+    expect(diff).toMatch(/^\[aido: outputs\.diff could not be made: .*Permission denied/);
   });
 });

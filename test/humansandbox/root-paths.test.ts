@@ -173,6 +173,16 @@ describe.runIf(asRoot)("root never acts through a link in the person's evidence 
     const r = await p.aido("logs", "--sandbox", id);
     expect(r.out.join("\n")).not.toContain(SECRET);
     expect(r.err.join("\n")).toMatch(/runs is not a folder of the evidence store/);
+    // Each refusal audited in the sandbox's events.log (it was said to the terminal only).
+    const refused = readFileSync(storePaths(p.dir, id).events, "utf8")
+      .split("\n")
+      .filter((l) => l.includes('"logs_refused"'));
+    expect(
+      refused.filter((l) => /stdout\.log is not a plain file of its own \(a link\)/.test(l)),
+    ).toHaveLength(3);
+    expect(refused.filter((l) => /\(a hard link\)/.test(l))).toHaveLength(3);
+    expect(refused.filter((l) => /another user's, uid 4343/.test(l))).toHaveLength(3);
+    expect(refused.filter((l) => /runs is not a folder of the evidence store/.test(l))).toHaveLength(1);
   }, 180_000);
   it("run stages no script through a work folder swapped for a link", async () => {
     const id = await up();
@@ -401,6 +411,16 @@ describe.runIf(asRoot)("root trusts no field of sandbox.json the person edited",
     const r = await p.aido("run", "--sandbox", id, "true");
     expect(r.code).not.toBe(0);
     expect(r.err.join("\n")).toMatch(/names user "4242:4242"; sandboxes made as root run as 1000:1000/);
+    // The project owner's own uid: what a sandbox they made without sudo names too. The
+    // refusal said only that sandbox.json was changed on the host, to one who changed nothing.
+    expect(r.err.join("\n")).toContain(
+      "made by the project's owner (uid 4242) with `aido sandbox up` without sudo: run it without sudo too",
+    );
+    editRecord(id, (r) => {
+      r.user = "77:77";
+    });
+    const other = await p.aido("run", "--sandbox", id, "true");
+    expect(other.err.join("\n")).toMatch(/names user "77:77"; .*\(sandbox\.json was changed on the host\)/);
     expect(existsSync(join(storePaths(p.dir, id).runs, "run-001"))).toBe(false);
   }, 180_000);
 

@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
+  closeSync,
   existsSync,
   lchownSync,
   mkdirSync,
@@ -16,6 +17,7 @@ import {
   readdirSync,
   rmSync,
   symlinkSync,
+  writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -23,6 +25,8 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { closeProject, openProject } from "../../src/humansandbox/project.js";
+import { newRunDir } from "../../src/humansandbox/run-evidence.js";
+import { ensureDirs, expiredRecords, listRecords, sandboxPaths } from "../../src/humansandbox/state.js";
 import { openSandboxes } from "../../src/humansandbox/store-dirs.js";
 
 const asRoot = process.getuid?.() === 0;
@@ -203,5 +207,52 @@ describe.runIf(asRoot)("root", () => {
     } finally {
       closeProject(project);
     }
+  });
+  it("still sweeps the person's expired sandboxes past a sandbox folder another user made", () => {
+    // Root in the person's project; their sandboxes folder left writable to all, and a third
+    // user's folder in it under a sandbox's name. Refused (not the store keeper's), it failed
+    // the listing the TTL sweep starts from: no expired sandbox of the person's was swept
+    // again, their containers kept running past their TTL.
+    const { shared } = layout(PERSON);
+    const sandboxes = join(shared, ".aido", "sandboxes");
+    mkdirSync(sandboxes, { recursive: true });
+    for (const d of [join(shared, ".aido"), sandboxes]) chownSync(d, PERSON, PERSON);
+    chmodSync(sandboxes, 0o777);
+    const record = (id: string, uid: number) => {
+      mkdirSync(join(sandboxes, id));
+      const at = join(sandboxes, id, "sandbox.json");
+      const expired = new Date(Date.now() - 60_000).toISOString();
+      writeFileSync(at, JSON.stringify({ id, state: "running", created_at: expired, expires_at: expired }));
+      for (const p of [join(sandboxes, id), at]) chownSync(p, uid, uid);
+    };
+    record("aaaaaaaaaaaa", PERSON);
+    record("bbbbbbbbbbbb", OTHER);
+    expect(expiredRecords(shared).map((r) => r.id)).toEqual(["aaaaaaaaaaaa"]);
+    // Listed, it is named (what to do with it in the message).
+    expect(() => listRecords(shared)).toThrow(/sandboxes\/bbbbbbbbbbbb is a folder of uid 5555, not yours/);
+  });
+
+  it("records no run in a runs folder another user made in the person's sandbox folder", () => {
+    // The person left their sandbox's folder writable to others; another user's runs/ in it
+    // (made before the first run) was taken as the store's: every run's evidence went where
+    // that user could change or remove it.
+    const { shared } = layout(PERSON);
+    const id = "cccccccccccc";
+    const sandbox = join(shared, ".aido", "sandboxes", id);
+    mkdirSync(join(sandbox, "runs"), { recursive: true });
+    for (const d of [join(shared, ".aido"), join(shared, ".aido", "sandboxes"), sandbox])
+      chownSync(d, PERSON, PERSON);
+    chmodSync(sandbox, 0o777);
+    chownSync(join(sandbox, "runs"), OTHER, OTHER);
+    const project = openProject(shared);
+    try {
+      const paths = sandboxPaths(project, id);
+      const refused = /sandboxes\/cccccccccccc\/runs is a folder of uid 5555, not yours/;
+      expect(() => closeSync(ensureDirs(paths))).toThrow(refused);
+      expect(() => newRunDir(paths)).toThrow(refused);
+    } finally {
+      closeProject(project);
+    }
+    expect(names(join(sandbox, "runs"))).toEqual([]);
   });
 });
