@@ -21,6 +21,7 @@ import { z } from "zod";
 import type { ApprovalRecord } from "../client/types.js";
 import type { Config } from "../config.js";
 import { planSteps } from "../daemon/schemas.js";
+import { AidoError, ErrorCode } from "../errors.js";
 import { budgetField, checkField, noteField, objectiveField } from "../intent/fields.js";
 import { parseManifestValue } from "../manifest/load.js";
 import { ANY_TOOL } from "./approvals-bridge.js";
@@ -51,6 +52,21 @@ function projectOf(ctx: CallContext): string {
     );
   }
   return ctx.session.workspace;
+}
+
+/**
+ * A step or clear of a folder with no active objective: the daemon refuses it (not_found)
+ * without an audit entry, since nothing changed; every other refusal of the session's calls
+ * is on record, so this one is too (session.call_refused). The daemon's check decides, so a
+ * race with another session's clear is judged once.
+ */
+async function refusedIfNone<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof AidoError && e.code === ErrorCode.notFound) throw new RefusedHere(e.message);
+    throw e;
+  }
 }
 
 /** Who set or stepped an objective, as the intent records it. */
@@ -229,7 +245,13 @@ export function orchestratorTable(config: Config, version: string) {
       input: z.strictObject({ note: noteField }),
       annotations: ACT,
       run: (p, ctx) =>
-        ctx.link.client.call("intent.step", { workspace: projectOf(ctx), note: p.note, by: bySession(ctx) }),
+        refusedIfNone(
+          ctx.link.client.call("intent.step", {
+            workspace: projectOf(ctx),
+            note: p.note,
+            by: bySession(ctx),
+          }),
+        ),
     }),
     tool({
       name: "aido_goal_status",
@@ -262,7 +284,9 @@ export function orchestratorTable(config: Config, version: string) {
       input: z.strictObject({}),
       annotations: { ...ACT, destructiveHint: true },
       run: (_p, ctx) =>
-        ctx.link.client.call("intent.clear", { workspace: projectOf(ctx), by: bySession(ctx) }),
+        refusedIfNone(
+          ctx.link.client.call("intent.clear", { workspace: projectOf(ctx), by: bySession(ctx) }),
+        ),
     }),
     tool({
       name: "aido_simulate",
