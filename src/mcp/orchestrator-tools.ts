@@ -115,10 +115,10 @@ export function orchestratorTable(config: Config, version: string) {
       run: (p, ctx) => {
         ownGoal(ctx, p.goal_id);
         const timeout = p.timeout_ms ?? 60_000;
-        return ctx.link.client.call(
-          "goal.wait",
-          { goal_id: p.goal_id, timeout_ms: timeout },
-          { timeoutMs: timeout + 15_000 },
+        // Its own connection: a wait the client cancels ends at once (the daemon drops a
+        // goal.wait whose client left); on the shared one it was held for its timeout.
+        return ctx.calls.run(ctx.signal, (own) =>
+          own.call("goal.wait", { goal_id: p.goal_id, timeout_ms: timeout }, { timeoutMs: timeout + 15_000 }),
         );
       },
     }),
