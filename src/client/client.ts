@@ -43,6 +43,11 @@ export const SMALL_LINE_BYTES = 64 * 1024;
 export interface CallOptions {
   /** Give up after this long (default 30 s). goal.wait callers pass more than their timeout_ms. */
   timeoutMs?: number;
+  /**
+   * The id the daemon gave the call (its `request.started` notification, sent before it asks
+   * anything): every approval request the call makes names it (request_id).
+   */
+  onStarted?: (requestId: string) => void;
 }
 
 export interface Subscription {
@@ -55,6 +60,7 @@ interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
+  onStarted?: (requestId: string) => void;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -155,7 +161,12 @@ export class AidoClient {
           ),
         );
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, {
+        resolve,
+        reject,
+        timer,
+        ...(opts.onStarted ? { onStarted: opts.onStarted } : {}),
+      });
       this.sock.write(`${line}\n`);
     });
   }
@@ -221,6 +232,12 @@ export class AidoClient {
     }
     if (msg.method === "event" && msg.id === undefined) {
       for (const h of this.eventHandlers) h(msg.params as RuntimeEventParams);
+      return;
+    }
+    if (msg.method === "request.started" && msg.id === undefined) {
+      const p = msg.params as { id?: unknown; request_id?: unknown } | undefined;
+      const started = typeof p?.id === "number" ? this.pending.get(p.id) : undefined;
+      if (started?.onStarted && typeof p?.request_id === "string") started.onStarted(p.request_id);
       return;
     }
     if (msg.id === null && msg.error) {

@@ -78,7 +78,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   let cluster: ClusterNode | undefined;
 
   let ui: Promise<UiServer> | undefined;
-  const run: MethodRunner = async (method, raw, client, afterResponse, decidedBy) => {
+  const run: MethodRunner = async (method, raw, client, afterResponse, decidedBy, rpcId) => {
     const params = parseParams(method, raw);
     const rt = await ready;
     const ctx: MethodContext = {
@@ -90,6 +90,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       ui: uiControl,
       afterResponse,
       closing: () => closing,
+      ...(rpcId !== undefined ? { rpcId } : {}),
     };
     const clustered = cluster ? clusterHandlers[method] : undefined;
     if (cluster && clustered) {
@@ -125,7 +126,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         details: { methods: METHOD_NAMES },
       });
     }
-    return run(req.method, req.params, conn, afterResponse, "socket client");
+    return run(req.method, req.params, conn, afterResponse, "socket client", req.id);
   };
 
   const server = await listenPrivate(config.socketPath, (sock) => {

@@ -265,11 +265,11 @@ export function orchestratorTable(config: Config, version: string) {
           p.check === true
             ? // Its own connection: a check the client cancels is stopped (its command ends).
               await ctx.calls.run(ctx.signal, (own) =>
-                withHuman("exec", ctx, () =>
+                withHuman("exec", ctx, (onStarted) =>
                   own.call(
                     "intent.check",
                     { workspace, agent_id: ctx.session.agent_id },
-                    { timeoutMs: LONG_MS },
+                    { timeoutMs: LONG_MS, onStarted },
                   ),
                 ),
               )
@@ -328,8 +328,12 @@ export function orchestratorTable(config: Config, version: string) {
         // Its own connection: a plan the client cancels stops at the step running (stopped,
         // tool.failed cancelled), runs no later step and is recorded failed (plan.executed).
         return ctx.calls.run(ctx.signal, (own) =>
-          withHuman(ANY_TOOL, ctx, () =>
-            own.call("plan.execute", { ...p, agent_id: ctx.session.agent_id }, { timeoutMs: LONG_MS }),
+          withHuman(ANY_TOOL, ctx, (onStarted) =>
+            own.call(
+              "plan.execute",
+              { ...p, agent_id: ctx.session.agent_id },
+              { timeoutMs: LONG_MS, onStarted },
+            ),
           ),
         );
       },
@@ -421,8 +425,12 @@ function requireModel(manifest: unknown): void {
  */
 async function gated(tool: string, input: Record<string, unknown>, ctx: CallContext): Promise<unknown> {
   const r: { output: string; is_error: boolean; data?: unknown } = await ctx.calls.run(ctx.signal, (own) =>
-    withHuman(tool, ctx, () =>
-      own.call("tool.invoke", { agent_id: ctx.session.agent_id, tool, input }, { timeoutMs: LONG_MS }),
+    withHuman(tool, ctx, (onStarted) =>
+      own.call(
+        "tool.invoke",
+        { agent_id: ctx.session.agent_id, tool, input },
+        { timeoutMs: LONG_MS, onStarted },
+      ),
     ),
   );
   if (r.is_error) throw new RefusedHere(r.output);

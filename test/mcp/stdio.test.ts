@@ -354,6 +354,100 @@ describe("approvals of calls side by side", () => {
   });
 });
 
+describe("calls with the same input waiting side by side", () => {
+  it("each gets its own request: cancelling some denies theirs, and the others run once their human answers", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    // Warm: the container exists, so the calls race only each other.
+    await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    const human = await fx.client();
+    const pending = async () => (await human.call("approval.list", {})).approvals;
+    const n = 8;
+    const calls = Array.from({ length: n }, () => {
+      const abort = new AbortController();
+      let told: string | undefined;
+      const result = client
+        .callTool({ name: "exec", arguments: { command: "echo same" } }, undefined, {
+          signal: abort.signal,
+          onprogress: (p) => {
+            told ??= /answer approval (apr_[0-9a-f-]+)/.exec(p.message ?? "")?.[1];
+          },
+        })
+        .catch((e: Error) => e);
+      return { abort, result, told: () => told };
+    });
+    await until(() => calls.every((c) => c.told() !== undefined), 30_000);
+    expect((await pending()).length).toBe(n);
+    expect(new Set(calls.map((c) => c.told())).size).toBe(n);
+    const cancelled = calls.filter((_, i) => i % 2 === 0);
+    const kept = calls.filter((_, i) => i % 2 === 1);
+    for (const c of cancelled) c.abort.abort();
+    for (const c of cancelled) expect(await c.result).toBeInstanceOf(Error);
+    // Every cancelled call's daemon call ended; the kept calls' requests, as each was told, still wait.
+    await until(async () => (await pending()).length <= kept.length, 10_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await pending()).map((a) => a.id).sort()).toEqual(kept.map((c) => c.told()).sort());
+    for (const c of kept)
+      await human.call("approval.respond", { id: String(c.told()), decision: "allow_once" });
+    for (const c of kept) {
+      const r = await c.result;
+      expect(r).not.toBeInstanceOf(Error);
+      expect(textOf(r), "a kept call").toContain("same");
+      expect((r as { isError?: boolean }).isError ?? false).toBe(false);
+    }
+  }, 90_000);
+});
+
+describe("two plans with the same step waiting side by side", () => {
+  it("each is told its own request, and cancelling one denies its request only: the other runs once answered", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const human = await fx.client();
+    const pending = async () => (await human.call("approval.list", {})).approvals;
+    const record = async () =>
+      (
+        JSON.parse(
+          textOf(
+            await client.callTool({
+              name: "aido_plan",
+              arguments: { title: "same", steps: [{ tool: "exec", input: { command: "echo twin" } }] },
+            }),
+          ),
+        ) as { plan_id: string }
+      ).plan_id;
+    const run = (planId: string) => {
+      const abort = new AbortController();
+      const told: string[] = [];
+      const result = client
+        .callTool({ name: "aido_plan_execute", arguments: { plan_id: planId } }, undefined, {
+          signal: abort.signal,
+          onprogress: (p) => {
+            const id = /answer approval (apr_[0-9a-f-]+)/.exec(p.message ?? "")?.[1];
+            if (id && !told.includes(id)) told.push(id);
+          },
+        })
+        .catch((e: Error) => e);
+      return { abort, result, told };
+    };
+    const first = run(await record());
+    await until(() => first.told.length === 1, 30_000);
+    const second = run(await record());
+    // Both plans run the same step: its request is the second plan's, and it is told so.
+    await until(async () => (await pending()).length === 2, 30_000);
+    await until(() => second.told.length === 1, 10_000);
+    expect(first.told).toHaveLength(1);
+    expect(second.told[0]).not.toBe(first.told[0]);
+    first.abort.abort();
+    expect(await first.result).toBeInstanceOf(Error);
+    await until(async () => (await pending()).length === 1, 10_000);
+    expect((await pending()).map((a) => a.id)).toEqual(second.told);
+    const decided = (await human.call("approval.list", { status: "decided" })).approvals;
+    expect(decided.map((a) => [a.id, a.decision])).toEqual([[first.told[0], "deny"]]);
+    await human.call("approval.respond", { id: String(second.told[0]), decision: "allow_once" });
+    expect(textOf(await second.result)).toContain('"status": "succeeded"');
+  }, 90_000);
+});
+
 describe("arguments larger than a daemon request line", () => {
   it("are refused with the limit named and audited, not left waiting for an answer that never comes", async () => {
     const fx = await suite.start();
