@@ -109,7 +109,7 @@ export class AidoClient {
   private constructor(
     readonly socketPath: string,
     private readonly sock: Socket,
-    private readonly maxLineBytes: number | (() => Promise<number>),
+    private maxLineBytes: number | (() => Promise<number>),
   ) {
     sock.setEncoding("utf8");
     sock.on("data", (chunk: string) => this.onData(chunk));
@@ -169,6 +169,16 @@ export class AidoClient {
       });
       this.sock.write(`${line}\n`);
     });
+  }
+
+  /**
+   * The daemon said its line limit (session.open's max_line_bytes): a lower one than this
+   * client knew replaces it, so a longer line is refused here, naming it, never sent.
+   */
+  lowerLineLimit(bytes: number): void {
+    if (!Number.isInteger(bytes) || bytes <= 0) return;
+    if (typeof this.maxLineBytes === "number" && this.maxLineBytes <= bytes) return;
+    this.maxLineBytes = bytes;
   }
 
   /** Listen to the `event` notifications this connection receives. */

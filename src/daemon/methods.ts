@@ -349,7 +349,9 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
         ctx.rt.sessions.close(info.session_id, "the connection that opened the session closed");
       }
     });
-    return info;
+    // The daemon's line limit: the client refuses a longer line itself, rather than have the
+    // daemon answer it with an error naming no request (which fails every call in flight).
+    return { ...info, max_line_bytes: ctx.config.daemon.maxLineBytes };
   },
   "session.close": (p, { rt }) => rt.sessions.close(p.session_id, "closed over the socket (session.close)"),
   "session.refused": (p, { rt }) => rt.sessions.refused(p.session_id, p.tool, p.reason),

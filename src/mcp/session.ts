@@ -28,8 +28,8 @@ export interface McpSessionOptions extends SessionOptions {
 
 /** Open the daemon session on `client` (which it then owns) and build its MCP server. */
 export async function openMcpSession(client: AidoClient, opts: McpSessionOptions): Promise<McpSession> {
-  const link = await openSession(client, opts);
-  const calls = new CallConnections(opts.config.socketPath, opts.config.daemon.maxLineBytes);
+  const link = await openSession(client, { ...opts, maxLineBytes: opts.config.daemon.maxLineBytes });
+  const calls = new CallConnections(opts.config.socketPath, link.maxLineBytes);
   let bridge: ApprovalsBridge;
   let server: Server;
   try {

@@ -472,6 +472,36 @@ describe("arguments larger than a daemon request line", () => {
   }, 60_000);
 });
 
+describe("a daemon that reads shorter lines than the server's configuration says", () => {
+  it("tells its limit at session.open: a longer request is refused by the server naming it, and calls beside it live on", async () => {
+    // The daemon's own configuration only: the server reads the default 1 MiB from AIDO_HOME.
+    const limit = 64 * 1024;
+    const fx = await suite.start({ config: (c) => (c.daemon.maxLineBytes = limit) });
+    const client = await suite.connect();
+    // For the session's shared connection: refused before it is sent, the limit named.
+    const [big, beside] = await Promise.all([
+      client.callTool({ name: "aido_submit", arguments: { goal: "g".repeat(90_000) } }),
+      client.callTool({ name: "aido_orchestrator_info", arguments: {} }),
+    ]);
+    expect(big.isError).toBe(true);
+    expect(textOf(big)).toContain(`daemon.max_line_bytes ${limit}`);
+    expect(beside.isError ?? false).toBe(false);
+    // A typed action's arguments are measured against the daemon's limit too, and the refusal audited.
+    const write = await client.callTool({
+      name: "file_write",
+      arguments: { path: "/workspace/big.txt", content: "x".repeat(90_000) },
+    });
+    expect(write.isError).toBe(true);
+    expect(textOf(write)).toContain(`daemon.max_line_bytes ${limit}`);
+    const c = await fx.client();
+    const refused = (await c.call("audit.query", { kind: "session.call_refused" })).entries;
+    expect(refused.map((e) => (e.payload as { tool: string }).tool).sort()).toEqual([
+      "aido_submit",
+      "file_write",
+    ]);
+  }, 60_000);
+});
+
 describe("session end", () => {
   it("a message larger than the stdio transport reads ends the session saying why, to the client, on stderr and in the audit", async () => {
     const fx = await suite.start();
