@@ -105,6 +105,8 @@ export class AidoClient {
   private closedError: Error | undefined;
   private readonly eventHandlers = new Set<(params: RuntimeEventParams) => void>();
   private readonly endHandlers = new Set<() => void>();
+  /** Why the daemon refused this connection (an error naming no request, then the close): over daemon.max_connections. */
+  private refusedWith: AidoRpcError | undefined;
 
   private constructor(
     readonly socketPath: string,
@@ -117,7 +119,9 @@ export class AidoClient {
       this.fail(new AidoError(ErrorCode.internal, `connection to the Aido daemon failed: ${e.message}`)),
     );
     sock.on("close", () =>
-      this.fail(new AidoError(ErrorCode.internal, "the Aido daemon closed the connection")),
+      this.fail(
+        this.refusedWith ?? new AidoError(ErrorCode.internal, "the Aido daemon closed the connection"),
+      ),
     );
   }
 
@@ -263,6 +267,13 @@ export class AidoClient {
         this.pending.delete(id);
         p.reject(e);
       }
+      // Sent before closing a connection the daemon refuses (limit_exceeded): what a later call is told.
+      if (msg.error.data?.code === ErrorCode.limitExceeded)
+        this.refusedWith = new AidoRpcError(
+          msg.error.code,
+          `the Aido daemon closed the connection: ${msg.error.message}`,
+          msg.error.data,
+        );
       return;
     }
     const p = typeof msg.id === "number" ? this.pending.get(msg.id) : undefined;
