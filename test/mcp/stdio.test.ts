@@ -448,6 +448,56 @@ describe("two plans with the same step waiting side by side", () => {
   }, 90_000);
 });
 
+describe("a request of the session's agent that no call of the server made", () => {
+  it("is never taken by a plan running beside it: the plan's cancel leaves it to its own client", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const human = await fx.client();
+    const pending = async () => (await human.call("approval.list", {})).approvals;
+    const plan = JSON.parse(
+      textOf(
+        await client.callTool({
+          name: "aido_plan",
+          arguments: { title: "one", steps: [{ tool: "exec", input: { command: "echo plan" } }] },
+        }),
+      ),
+    ) as { plan_id: string };
+    const abort = new AbortController();
+    const told: string[] = [];
+    const running = client
+      .callTool({ name: "aido_plan_execute", arguments: { plan_id: plan.plan_id } }, undefined, {
+        signal: abort.signal,
+        onprogress: (p) => {
+          const id = /answer approval (apr_[0-9a-f-]+)/.exec(p.message ?? "")?.[1];
+          if (id && !told.includes(id)) told.push(id);
+        },
+      })
+      .catch((e: Error) => e);
+    await until(() => told.length === 1, 30_000);
+    // Another socket client acts as the session's agent (same agent, same tool).
+    const info = JSON.parse(
+      textOf(await client.callTool({ name: "aido_orchestrator_info", arguments: {} })),
+    ) as {
+      session: { agent_id: string };
+    };
+    const other = await fx.client();
+    const foreign = other
+      .call("tool.invoke", { agent_id: info.session.agent_id, tool: "exec", input: { command: "echo plan" } })
+      .catch((e: Error) => e);
+    await until(async () => (await pending()).length === 2);
+    const foreignId = (await pending()).map((a) => a.id).find((id) => id !== told[0]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(told).toHaveLength(1);
+    abort.abort();
+    expect(await running).toBeInstanceOf(Error);
+    await until(async () => (await pending()).length === 1, 10_000);
+    // The foreign request still waits for its own human; the plan's was denied.
+    expect((await pending()).map((a) => a.id)).toEqual([foreignId]);
+    await human.call("approval.respond", { id: String(foreignId), decision: "allow_once" });
+    expect(await foreign).toMatchObject({ is_error: false });
+  }, 90_000);
+});
+
 describe("arguments larger than a daemon request line", () => {
   it("are refused with the limit named and audited, not left waiting for an answer that never comes", async () => {
     const fx = await suite.start();
