@@ -315,6 +315,12 @@ export const ConfigFileSchema = z.strictObject({
     .strictObject({
       max_line_bytes: positiveInt.optional(),
       manifest_dirs: z.array(z.string().min(1)).optional(),
+      /** Socket connections open at once, all clients together; one more is refused (daemon/server.ts). */
+      max_connections: positiveInt.max(65_536).optional(),
+      /** `aido mcp serve --http`: MCP sessions open at once; one more is refused (mcp/http.ts). */
+      mcp_max_http_sessions: positiveInt.max(65_536).optional(),
+      /** `aido mcp serve`: a session's calls waiting for one of its daemon connections; one more is refused. */
+      mcp_max_queued_calls: positiveInt.max(1_000_000).optional(),
     })
     .optional(),
   /** The dashboard the daemon serves on loopback (daemon/ui/, docs/ui.md). */
@@ -415,7 +421,7 @@ export const DEFAULTS = {
     maxConnectionsPerAgent: 16,
   },
   memory: { maxRecords: 10_000, maxContentBytes: 16_384 },
-  daemon: { maxLineBytes: 1024 * 1024 },
+  daemon: { maxLineBytes: 1024 * 1024, maxConnections: 1024, mcpMaxHttpSessions: 32, mcpMaxQueuedCalls: 256 },
   ui: { port: 0, maxUploadMb: 10 },
   mcp: { timeoutMs: 30_000 },
   cluster: { leaseMs: DEFAULT_LEASE_MS, heartbeatMs: DEFAULT_HEARTBEAT_MS, onRedisLoss: "hold" },

@@ -124,7 +124,16 @@ export interface Config {
     embedder: "local" | "openai";
     embeddingModel?: string;
   };
-  daemon: { maxLineBytes: number; manifestDirs: string[] };
+  daemon: {
+    maxLineBytes: number;
+    manifestDirs: string[];
+    /** Socket connections open at once (daemon.max_connections). */
+    maxConnections: number;
+    /** `aido mcp serve --http` sessions open at once (daemon.mcp_max_http_sessions). */
+    mcpMaxHttpSessions: number;
+    /** Calls of one MCP session waiting for a daemon connection (daemon.mcp_max_queued_calls). */
+    mcpMaxQueuedCalls: number;
+  };
   /**
    * The dashboard (daemon/ui/): port 0 = a free one chosen at the first `ui.open`;
    * assetsDir: the built page, <package>/dist/ui (scripts/build-ui.mjs writes it).
@@ -343,6 +352,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     },
     daemon: {
       maxLineBytes: pick(f.daemon?.max_line_bytes, DEFAULTS.daemon.maxLineBytes),
+      maxConnections: pick(f.daemon?.max_connections, DEFAULTS.daemon.maxConnections),
+      mcpMaxHttpSessions: pick(f.daemon?.mcp_max_http_sessions, DEFAULTS.daemon.mcpMaxHttpSessions),
+      mcpMaxQueuedCalls: pick(f.daemon?.mcp_max_queued_calls, DEFAULTS.daemon.mcpMaxQueuedCalls),
       manifestDirs: (f.daemon?.manifest_dirs ?? [join(packageRoot, "manifests")]).map((d) =>
         resolve(home, d),
       ),

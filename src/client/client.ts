@@ -43,6 +43,11 @@ export const SMALL_LINE_BYTES = 64 * 1024;
 export interface CallOptions {
   /** Give up after this long (default 30 s). goal.wait callers pass more than their timeout_ms. */
   timeoutMs?: number;
+  /**
+   * The id the daemon gave the call (its `request.started` notification, sent before it asks
+   * anything): every approval request the call makes names it (request_id).
+   */
+  onStarted?: (requestId: string) => void;
 }
 
 export interface Subscription {
@@ -55,6 +60,7 @@ interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
+  onStarted?: (requestId: string) => void;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -99,11 +105,13 @@ export class AidoClient {
   private closedError: Error | undefined;
   private readonly eventHandlers = new Set<(params: RuntimeEventParams) => void>();
   private readonly endHandlers = new Set<() => void>();
+  /** Why the daemon refused this connection (an error naming no request, then the close): over daemon.max_connections. */
+  private refusedWith: AidoRpcError | undefined;
 
   private constructor(
     readonly socketPath: string,
     private readonly sock: Socket,
-    private readonly maxLineBytes: number | (() => Promise<number>),
+    private maxLineBytes: number | (() => Promise<number>),
   ) {
     sock.setEncoding("utf8");
     sock.on("data", (chunk: string) => this.onData(chunk));
@@ -111,7 +119,9 @@ export class AidoClient {
       this.fail(new AidoError(ErrorCode.internal, `connection to the Aido daemon failed: ${e.message}`)),
     );
     sock.on("close", () =>
-      this.fail(new AidoError(ErrorCode.internal, "the Aido daemon closed the connection")),
+      this.fail(
+        this.refusedWith ?? new AidoError(ErrorCode.internal, "the Aido daemon closed the connection"),
+      ),
     );
   }
 
@@ -155,9 +165,24 @@ export class AidoClient {
           ),
         );
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, {
+        resolve,
+        reject,
+        timer,
+        ...(opts.onStarted ? { onStarted: opts.onStarted } : {}),
+      });
       this.sock.write(`${line}\n`);
     });
+  }
+
+  /**
+   * The daemon said its line limit (session.open's max_line_bytes): a lower one than this
+   * client knew replaces it, so a longer line is refused here, naming it, never sent.
+   */
+  lowerLineLimit(bytes: number): void {
+    if (!Number.isInteger(bytes) || bytes <= 0) return;
+    if (typeof this.maxLineBytes === "number" && this.maxLineBytes <= bytes) return;
+    this.maxLineBytes = bytes;
   }
 
   /** Listen to the `event` notifications this connection receives. */
@@ -223,6 +248,12 @@ export class AidoClient {
       for (const h of this.eventHandlers) h(msg.params as RuntimeEventParams);
       return;
     }
+    if (msg.method === "request.started" && msg.id === undefined) {
+      const p = msg.params as { id?: unknown; request_id?: unknown } | undefined;
+      const started = typeof p?.id === "number" ? this.pending.get(p.id) : undefined;
+      if (started?.onStarted && typeof p?.request_id === "string") started.onStarted(p.request_id);
+      return;
+    }
     if (msg.id === null && msg.error) {
       // The daemon could not tell which request it refuses (a line over its max_line_bytes):
       // every request in flight here may be the one, and none of them will be answered.
@@ -236,6 +267,13 @@ export class AidoClient {
         this.pending.delete(id);
         p.reject(e);
       }
+      // Sent before closing a connection the daemon refuses (limit_exceeded): what a later call is told.
+      if (msg.error.data?.code === ErrorCode.limitExceeded)
+        this.refusedWith = new AidoRpcError(
+          msg.error.code,
+          `the Aido daemon closed the connection: ${msg.error.message}`,
+          msg.error.data,
+        );
       return;
     }
     const p = typeof msg.id === "number" ? this.pending.get(msg.id) : undefined;

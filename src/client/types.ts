@@ -94,7 +94,8 @@ interface Results {
   "plan.create": { plan_id: string; hash: string; simulation: Simulation };
   "plan.execute": PlanExecution;
   "plan.list": { plans: PlanSummary[] };
-  "session.open": SessionInfo;
+  /** max_line_bytes: the daemon's daemon.max_line_bytes (a longer request line is dropped). */
+  "session.open": SessionInfo & { max_line_bytes?: number };
   "session.close": SessionInfo;
   "session.refused": { seq: number };
   "ui.open": { url: string; port: number; token_file: string };

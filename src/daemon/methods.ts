@@ -10,10 +10,12 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
+import { newRequestId, withRequestId } from "../security/approval-origin.js";
 import { parseAnchor } from "../security/audit-head.js";
 import { enforceCeiling, loadManifestFromDirs, type SocketCeiling } from "./ceiling.js";
 import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
 import { checkIntent } from "./intent-check.js";
+import type { RpcId } from "./protocol.js";
 import type { MethodName, ParamsOf } from "./schemas.js";
 import { invokeToolWithEvents } from "./tool-invoke.js";
 
@@ -42,6 +44,8 @@ export type MethodRunner = (
   client: RequestClient,
   afterResponse: (fn: () => void) => void,
   decidedBy: string,
+  /** The JSON-RPC id of the request (absent for a notification or a dashboard call). */
+  rpcId?: RpcId,
 ) => Promise<unknown>;
 
 export interface MethodContext {
@@ -56,6 +60,8 @@ export interface MethodContext {
   afterResponse(fn: () => void): void;
   /** True once the daemon is shutting down: nothing new is started. */
   closing(): boolean;
+  /** The request's JSON-RPC id, when it has one. */
+  rpcId?: RpcId;
 }
 
 type Handler<M extends MethodName> = (params: ParamsOf<M>, ctx: MethodContext) => unknown;
@@ -82,6 +88,21 @@ export function admitManifest(value: unknown, source: string, ceiling: SocketCei
 function manifestAsValue(m: LoadedManifest): Record<string, unknown> {
   const { source: _source, system_prompt_file: _file, ...rest } = m;
   return rest;
+}
+
+/**
+ * Run a call that may make the gate ask a human under an id of its own (approval-origin.ts):
+ * every approval request it asks for carries that id, and the client learns it first, from
+ * a `request.started` notification {id: the request's JSON-RPC id, request_id} on the
+ * connection that sent it. A client that runs calls side by side routes each request to the
+ * call it belongs to by that id (mcp/approvals-bridge.ts). The id is the daemon's, never
+ * the client's: a client cannot claim another call's requests.
+ */
+export function asCallRequest<T>(ctx: MethodContext, fn: () => Promise<T>): Promise<T> {
+  const requestId = newRequestId();
+  if (ctx.rpcId !== undefined && ctx.rpcId !== null)
+    ctx.conn.notify("request.started", { id: ctx.rpcId, request_id: requestId });
+  return withRequestId(requestId, fn);
 }
 
 /**
@@ -208,8 +229,10 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "tool.list": (_p, { rt }) => ({ tools: rt.listTools() }),
   "tool.invoke": async (p, ctx) => {
     refuseWhileClosing(ctx);
-    const r = await whileClientStays(ctx, "the client that made the call disconnected", (signal) =>
-      invokeToolWithEvents(ctx.rt, p.agent_id, p.tool, p.input, signal),
+    const r = await asCallRequest(ctx, () =>
+      whileClientStays(ctx, "the client that made the call disconnected", (signal) =>
+        invokeToolWithEvents(ctx.rt, p.agent_id, p.tool, p.input, signal),
+      ),
     );
     return {
       output: r.output,
@@ -264,17 +287,19 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "intent.clear": (p, { rt }) => rt.intents.clear(p),
   "intent.check": async (p, ctx) => {
     refuseWhileClosing(ctx);
-    const { intent, result } = await whileClientStays(
-      ctx,
-      "the client that asked for the check disconnected",
-      (signal) => checkIntent(ctx.rt, p, signal),
+    const { intent, result } = await asCallRequest(ctx, () =>
+      whileClientStays(ctx, "the client that asked for the check disconnected", (signal) =>
+        checkIntent(ctx.rt, p, signal),
+      ),
     );
     return { intent_id: intent.id, ...result };
   },
   "plan.simulate": (p, ctx) => {
     refuseWhileClosing(ctx);
-    return whileClientStays(ctx, "the client that asked for the simulation disconnected", (signal) =>
-      ctx.rt.plans.simulate(p.agent_id, p.steps, { ...(p.shadow ? { shadow: true } : {}), signal }),
+    return asCallRequest(ctx, () =>
+      whileClientStays(ctx, "the client that asked for the simulation disconnected", (signal) =>
+        ctx.rt.plans.simulate(p.agent_id, p.steps, { ...(p.shadow ? { shadow: true } : {}), signal }),
+      ),
     );
   },
   "plan.create": (p, ctx) => {
@@ -283,15 +308,17 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   },
   "plan.execute": (p, ctx) => {
     refuseWhileClosing(ctx);
-    return whileClientStays(ctx, "the client that executed the plan disconnected", (signal) =>
-      ctx.rt.plans.execute(
-        p.plan_id,
-        {
-          ...(p.agent_id ? { agentId: p.agent_id } : {}),
-          ...(p.on_failure ? { onFailure: p.on_failure } : {}),
-          signal,
-        },
-        (agentId, tool, input, s) => invokeToolWithEvents(ctx.rt, agentId, tool, input, s),
+    return asCallRequest(ctx, () =>
+      whileClientStays(ctx, "the client that executed the plan disconnected", (signal) =>
+        ctx.rt.plans.execute(
+          p.plan_id,
+          {
+            ...(p.agent_id ? { agentId: p.agent_id } : {}),
+            ...(p.on_failure ? { onFailure: p.on_failure } : {}),
+            signal,
+          },
+          (agentId, tool, input, s) => invokeToolWithEvents(ctx.rt, agentId, tool, input, s),
+        ),
       ),
     );
   },
@@ -322,7 +349,9 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
         ctx.rt.sessions.close(info.session_id, "the connection that opened the session closed");
       }
     });
-    return info;
+    // The daemon's line limit: the client refuses a longer line itself, rather than have the
+    // daemon answer it with an error naming no request (which fails every call in flight).
+    return { ...info, max_line_bytes: ctx.config.daemon.maxLineBytes };
   },
   "session.close": (p, { rt }) => rt.sessions.close(p.session_id, "closed over the socket (session.close)"),
   "session.refused": (p, { rt }) => rt.sessions.refused(p.session_id, p.tool, p.reason),

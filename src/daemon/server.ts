@@ -13,6 +13,7 @@
 // A second signal during shutdown exits at once (status 1).
 
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import type { Socket } from "node:net";
 import type { Writable } from "node:stream";
 import { ClusterNode } from "../cluster/node.js";
 import type { Config } from "../config.js";
@@ -22,7 +23,7 @@ import { ensurePrivateFile } from "../security/private-home.js";
 import { type SocketCeiling, socketCeiling } from "./ceiling.js";
 import { clusterHandlers } from "./cluster-methods.js";
 import { Connection } from "./connection.js";
-import { RpcCode, RpcError } from "./errors.js";
+import { RpcCode, RpcError, rpcCodeOf } from "./errors.js";
 import { toWireEvent } from "./events.js";
 import {
   handlers,
@@ -31,7 +32,7 @@ import {
   type RequestClient,
   type UiControl,
 } from "./methods.js";
-import type { RpcRequest } from "./protocol.js";
+import { errorLine, type RpcRequest } from "./protocol.js";
 import { isMethodName, METHOD_NAMES, parseParams } from "./schemas.js";
 import { listenPrivate } from "./socket.js";
 import { sweepUploads } from "./ui/files.js";
@@ -62,6 +63,22 @@ export interface Daemon {
   readonly connectionCount: number;
 }
 
+/** One connection over daemon.max_connections: told why (an error naming no request), logged, closed. */
+function refuseConnection(sock: Socket, open: number, max: number, log: (m: string) => void): void {
+  const message = `the Aido daemon refuses the connection: ${open} are open, daemon.max_connections is ${max}`;
+  log(`refused a connection: ${open} open, daemon.max_connections ${max}`);
+  sock.on("error", () => {});
+  sock.end(
+    errorLine(null, {
+      code: rpcCodeOf(ErrorCode.limitExceeded),
+      message,
+      data: { code: ErrorCode.limitExceeded, details: { max_connections: max } },
+    }),
+  );
+  // A client that never reads does not hold the descriptor either.
+  setTimeout(() => sock.destroy(), 2_000).unref();
+}
+
 export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`agentd: ${m}\n`));
   const eventLog = opts.eventLog === undefined ? process.stdout : opts.eventLog;
@@ -78,7 +95,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   let cluster: ClusterNode | undefined;
 
   let ui: Promise<UiServer> | undefined;
-  const run: MethodRunner = async (method, raw, client, afterResponse, decidedBy) => {
+  const run: MethodRunner = async (method, raw, client, afterResponse, decidedBy, rpcId) => {
     const params = parseParams(method, raw);
     const rt = await ready;
     const ctx: MethodContext = {
@@ -90,6 +107,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       ui: uiControl,
       afterResponse,
       closing: () => closing,
+      ...(rpcId !== undefined ? { rpcId } : {}),
     };
     const clustered = cluster ? clusterHandlers[method] : undefined;
     if (cluster && clustered) {
@@ -125,12 +143,18 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         details: { methods: METHOD_NAMES },
       });
     }
-    return run(req.method, req.params, conn, afterResponse, "socket client");
+    return run(req.method, req.params, conn, afterResponse, "socket client", req.id);
   };
 
   const server = await listenPrivate(config.socketPath, (sock) => {
     if (closing) {
       sock.destroy();
+      return;
+    }
+    // Each connection holds a descriptor: a local client opening thousands would exhaust
+    // the daemon's. One over daemon.max_connections gets one error line and is closed.
+    if (connections.size >= config.daemon.maxConnections) {
+      refuseConnection(sock, connections.size, config.daemon.maxConnections, log);
       return;
     }
     const conn = new Connection(sock, {

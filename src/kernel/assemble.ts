@@ -508,8 +508,9 @@ function rootUsesNetwork(registry: AgentRegistry, goalId: string): boolean {
 
 /** approval.requested / approval.decided on the event bus (watch, events.subscribe). */
 function forwardApprovalEvents(approvals: ApprovalQueue, events: EventBus): void {
-  approvals.on("requested", (r) =>
+  approvals.on("requested", (r, requestId) =>
     events.emit("approval.requested", r.goal_id, {
+      ...(requestId !== undefined ? { requestId } : {}),
       approvalId: r.id,
       agentId: r.agent_id,
       tool: r.tool,

@@ -47,6 +47,8 @@ export interface EventPayloads {
     covers: Coverage;
     /** What made the gate ask (a policy.confirm rule, the manifest's approval_required, the tool's default). */
     askedBy: AskedBy | null;
+    /** The socket request whose call asked (security/approval-origin.ts); absent for an agent's own call. */
+    requestId?: string;
   };
   /** `decision` is the answer, or "timed_out" / "expired" (then `reason` says why). */
   "approval.decided": {

@@ -1,19 +1,25 @@
 // mcp/approvals-bridge.ts — a call of the session's agent that waits for a human, as the
 // MCP client sees it. The daemon's gate asks (approval.requested on the event stream);
-// this bridge finds the MCP call it belongs to (same agent, same tool, first call still
-// without one) and then either asks the MCP client through elicitation — a form with
-// Allow Once / Allow Session / Allow Always / Deny and what each standing answer would
-// cover — answering the daemon with approval.respond, or, for a client without the
-// elicitation capability, tells it (progress and log notifications) that the call waits
-// for `aido approvals`, naming the approval id, until a human answers there. Whoever
-// answers first wins: the gate takes one decision per request.
+// this bridge finds the MCP call it belongs to and then either asks the MCP client through
+// elicitation — a form with Allow Once / Allow Session / Allow Always / Deny and what each
+// standing answer would cover — answering the daemon with approval.respond, or, for a
+// client without the elicitation capability, tells it (progress and log notifications)
+// that the call waits for `aido approvals`, naming the approval id, until a human answers
+// there. Whoever answers first wins: the gate takes one decision per request.
 //
-// Calls side by side (a plan running while the model calls exec, two execs at once) each
-// get their own request: when more than one call could own it, the request's stored input
-// (approval.list) picks the typed call whose input it is, else the call that runs any
-// tool (a plan's step, an intent's check). Routed by arrival order alone, a request went to
-// whichever call waited first, so cancelling one call denied another's request and left
-// its own open to be allowed after the client had cancelled it.
+// Which call a request belongs to is the daemon's word: each call that may ask gets an id
+// from the daemon (request.started, on the call's own connection, before it asks), and
+// every approval request it makes names that id (request_id). A request is routed to the
+// call of its id and to no other; one that arrives before its call learned its id waits
+// for it (parked, a bounded number), and one whose id no call of this session holds (a
+// request of the session's agent made by another socket client) is left to `aido
+// approvals`. Routed by what a request asks, two calls with the same input had their
+// requests swapped: a cancel of one denied the other's, and its own stayed open to be
+// allowed after the client had cancelled it.
+//
+// A daemon that names no request id (an older one) is still served the old way: same agent
+// and tool, and when more than one call could own a request, its stored input
+// (approval.list) picks the typed call whose input it is, else the call that runs any tool.
 
 import { AidoClient, type Subscription } from "../client/client.js";
 import type { WireEvent } from "../client/types.js";
@@ -83,17 +89,28 @@ interface Waiting {
   on: OnApproval;
   claimed: boolean;
   many: boolean;
-  /** A typed call's input: the request whose stored input holds it is this call's. */
+  /** A typed call's input: the request whose stored input holds it is this call's (older daemons). */
   input?: Record<string, unknown>;
+  /** The id the daemon gave the call: the requests naming it are this call's. */
+  requestId?: string;
 }
+
+/** Requests kept for a call that has not yet learned its id; the oldest go first beyond this. */
+export const MAX_PARKED = 256;
+
+/** Tells the bridge the id the daemon gave the call (AidoClient CallOptions.onStarted). */
+export type Started = (requestId: string) => void;
 
 export class ApprovalsBridge {
   private readonly waiting: Waiting[] = [];
+  /** Requests by request id, arrived before a call claimed the id (or of no call of this session). */
+  private readonly parked = new Map<string, WireEvent[]>();
 
   private constructor(
     private readonly agentId: string,
     private readonly sub: Subscription,
     private readonly requestInput: RequestInput,
+    private readonly log: (m: string) => void,
   ) {}
 
   /** Listen to the daemon's events for approval requests of `agentId`'s calls. */
@@ -106,30 +123,40 @@ export class ApprovalsBridge {
     let bridge: ApprovalsBridge | undefined;
     const pending: WireEvent[] = [];
     const sub = await AidoClient.subscribe(socketPath, undefined, (ev) => {
-      if (bridge) bridge.onEvent(ev, log);
+      if (bridge) bridge.onEvent(ev);
       else pending.push(ev);
     });
-    bridge = new ApprovalsBridge(agentId, sub, requestInput);
-    for (const ev of pending) bridge.onEvent(ev, log);
+    bridge = new ApprovalsBridge(agentId, sub, requestInput, log);
+    for (const ev of pending) bridge.onEvent(ev);
     return bridge;
   }
 
   /**
-   * Route the next approval request for `tool` to `on` while `fn` runs. `ANY_TOOL` with
-   * `many` routes every request of the session's agent (a plan's steps ask one by one).
-   * `input`, a typed call's, tells its request from those of calls beside it.
+   * Route the approval requests of the call `fn` makes to `on` while it runs: `fn` passes
+   * the id the daemon gives its call to `started` (CallOptions.onStarted), and every request
+   * naming that id is this call's. `tool`, `many` and `input` serve a daemon that names no
+   * id: the next request for `tool` (`ANY_TOOL` with `many`: every request of the session's
+   * agent, as a plan's steps ask one by one), told from those of calls beside it by `input`.
    */
   async during<T>(
     tool: string,
     on: OnApproval,
-    fn: () => Promise<T>,
+    fn: (started: Started) => Promise<T>,
     many = false,
     input?: Record<string, unknown>,
   ): Promise<T> {
     const w: Waiting = { tool, on, claimed: false, many, ...(input ? { input } : {}) };
     this.waiting.push(w);
+    const started: Started = (requestId) => {
+      if (w.requestId !== undefined || !this.waiting.includes(w)) return;
+      w.requestId = requestId;
+      w.claimed = true; // no longer a candidate for a request that names no id
+      const early = this.parked.get(requestId);
+      this.parked.delete(requestId);
+      for (const ev of early ?? []) this.route(w, ev);
+    };
     try {
-      return await fn();
+      return await fn(started);
     } finally {
       this.waiting.splice(this.waiting.indexOf(w), 1);
     }
@@ -149,38 +176,59 @@ export class ApprovalsBridge {
     return this.waiting.filter((x) => !x.claimed && (x.tool === tool || x.tool === ANY_TOOL));
   }
 
-  private onEvent(ev: WireEvent, log: (m: string) => void): void {
+  private onEvent(ev: WireEvent): void {
     if (ev.type !== "approval.requested" || ev.agent_id !== this.agentId) return;
+    if (typeof ev.request_id === "string") {
+      const requestId = ev.request_id;
+      const own = this.waiting.find((x) => x.requestId === requestId);
+      if (own) this.route(own, ev);
+      else this.park(requestId, ev);
+      return;
+    }
     const tool = String(ev.tool);
     const now = this.candidates(tool);
     if (now.length === 0) return;
     if (now.length === 1) {
-      this.route(now[0] as Waiting, ev, log);
+      this.route(now[0] as Waiting, ev);
       return;
     }
     // More than one call could own it: its stored input says whose it is.
     void this.requestInput(String(ev.approval_id)).then(
-      (stored) => this.routeByInput(tool, stored, ev, log),
+      (stored) => this.routeByInput(tool, stored, ev),
       (e) => {
-        log(`reading approval ${String(ev.approval_id)} failed: ${errorMessage(e)}`);
-        this.routeByInput(tool, undefined, ev, log);
+        this.log(`reading approval ${String(ev.approval_id)} failed: ${errorMessage(e)}`);
+        this.routeByInput(tool, undefined, ev);
       },
     );
   }
 
+  /** Keep a request for the call that will claim its id; bounded, oldest out first. */
+  private park(requestId: string, ev: WireEvent): void {
+    const list = this.parked.get(requestId);
+    if (list) {
+      list.push(ev);
+      return;
+    }
+    if (this.parked.size >= MAX_PARKED) {
+      const oldest = this.parked.keys().next().value;
+      if (oldest !== undefined) this.parked.delete(oldest);
+    }
+    this.parked.set(requestId, [ev]);
+  }
+
   /** The typed call whose input the request holds, else a call that runs any tool, else the first. */
-  private routeByInput(tool: string, stored: unknown, ev: WireEvent, log: (m: string) => void): void {
+  private routeByInput(tool: string, stored: unknown, ev: WireEvent): void {
     const now = this.candidates(tool);
     const w =
       now.find((x) => x.tool === tool && x.input !== undefined && holds(stored, x.input)) ??
       now.find((x) => x.tool === ANY_TOOL) ??
       now.find((x) => x.input === undefined) ??
       now[0];
-    if (w) this.route(w, ev, log);
+    if (w) this.route(w, ev);
   }
 
-  private route(w: Waiting, ev: WireEvent, log: (m: string) => void): void {
-    w.claimed = !w.many;
+  private route(w: Waiting, ev: WireEvent): void {
+    if (w.requestId === undefined) w.claimed = !w.many;
     try {
       w.on({
         approval_id: String(ev.approval_id),
@@ -190,7 +238,7 @@ export class ApprovalsBridge {
         covers: ev.covers as ApprovalAsk["covers"],
       });
     } catch (e) {
-      log(`handling approval ${String(ev.approval_id)} failed: ${errorMessage(e)}`);
+      this.log(`handling approval ${String(ev.approval_id)} failed: ${errorMessage(e)}`);
     }
   }
 }

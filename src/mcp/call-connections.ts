@@ -12,7 +12,9 @@
 //
 // Bounded: a session holds at most MAX_CALL_CONNECTIONS of them at once, and a call beyond
 // that waits for one to free, so a client that fires thousands of calls holds that many
-// descriptors at most, here and in the daemon. A call the client cancels while it waits
+// descriptors at most, here and in the daemon. The calls waiting are bounded too
+// (daemon.mcp_max_queued_calls): one more is refused at once, naming the key, and recorded
+// (onRefused: the daemon's audit, session.call_refused), never left to wait without end. A call the client cancels while it waits
 // for a connection, or before its request left, never reaches the daemon: nothing ran and
 // nothing is on record. Closing the session closes every one (close()).
 
@@ -39,6 +41,10 @@ export class CallConnections {
     private readonly socketPath: string,
     /** The daemon's daemon.max_line_bytes (the client refuses a longer request line). */
     private readonly maxLineBytes: number,
+    /** daemon.mcp_max_queued_calls: calls that may wait for a connection at once. */
+    readonly maxQueued: number,
+    /** A call refused because too many wait: recorded by the session (session.refused). */
+    private readonly onRefused: (reason: string) => void,
     readonly max = MAX_CALL_CONNECTIONS,
   ) {}
 
@@ -106,6 +112,13 @@ export class CallConnections {
     if (this.held < this.max) {
       this.held += 1;
       return Promise.resolve();
+    }
+    if (this.queue.length >= this.maxQueued) {
+      const reason = `${this.queue.length} calls of this session already wait for one of its ${this.max} daemon connections (daemon.mcp_max_queued_calls ${this.maxQueued}); the call was not run, try it again once calls end`;
+      this.onRefused(reason);
+      return Promise.reject(
+        new AidoError(ErrorCode.limitExceeded, reason, { max_queued_calls: this.maxQueued }),
+      );
     }
     return new Promise((resolve, reject) => {
       const entry = {

@@ -24,6 +24,12 @@ export interface SessionOptions {
 export interface DaemonLink {
   client: AidoClient;
   session: SessionInfo;
+  /**
+   * The request line the daemon reads: its own daemon.max_line_bytes as session.open tells it,
+   * when lower than this server's configuration says (they may differ: a daemon started
+   * with another configuration), else the configured one.
+   */
+  maxLineBytes: number;
   /** End the session and the connection (idempotent). */
   close(): Promise<void>;
 }
@@ -52,7 +58,10 @@ export async function connectDaemon(config: Config, env: Env, log: (m: string) =
 }
 
 /** Open the session on `client`'s connection; closing that connection ends it. */
-export async function openSession(client: AidoClient, opts: SessionOptions): Promise<DaemonLink> {
+export async function openSession(
+  client: AidoClient,
+  opts: SessionOptions & { maxLineBytes: number },
+): Promise<DaemonLink> {
   let manifest: string | undefined;
   if (opts.manifestFile !== undefined) {
     try {
@@ -64,15 +73,21 @@ export async function openSession(client: AidoClient, opts: SessionOptions): Pro
       );
     }
   }
-  const session = await client.call("session.open", {
+  const { max_line_bytes: daemonMax, ...session } = await client.call("session.open", {
     ...(manifest !== undefined ? { manifest } : {}),
     ...(opts.workspace !== undefined ? { workspace: opts.workspace } : {}),
     ...(opts.client !== undefined ? { client: opts.client } : {}),
   });
+  const maxLineBytes =
+    typeof daemonMax === "number" && daemonMax > 0
+      ? Math.min(daemonMax, opts.maxLineBytes)
+      : opts.maxLineBytes;
+  client.lowerLineLimit(maxLineBytes);
   let closing: Promise<void> | undefined;
   return {
     client,
     session,
+    maxLineBytes,
     close() {
       closing ??= client
         .call("session.close", { session_id: session.session_id }, { timeoutMs: 5_000 })

@@ -148,7 +148,29 @@ export async function serveHttp(opts: HttpOptions): Promise<HttpServer> {
   let names = new Set<string>();
   let origins = new Set<string>();
 
+  /** Sessions being opened (not yet in `sessions`): counted against the cap too. */
+  let starting = 0;
+  const maxSessions = opts.config.daemon.mcpMaxHttpSessions;
+
   const startSession = async (req: IncomingMessage, res: ServerResponse, body: unknown) => {
+    // Each session holds daemon connections (its own, its event stream, its calls') and a
+    // container: a client opening thousands would exhaust the daemon's descriptors.
+    if (sessions.size + starting >= maxSessions) {
+      const why = `${sessions.size + starting} MCP sessions are open, daemon.mcp_max_http_sessions is ${maxSessions}`;
+      opts.log(`refused an MCP session: ${why}`);
+      return reply(res, 503, `aido mcp serve refuses a new session: ${why}; end one (DELETE) and try again`, {
+        "retry-after": "5",
+      });
+    }
+    starting += 1;
+    try {
+      await openHttpSession(req, res, body);
+    } finally {
+      starting -= 1;
+    }
+  };
+
+  const openHttpSession = async (req: IncomingMessage, res: ServerResponse, body: unknown) => {
     const client = await AidoClient.connect(opts.config.socketPath, {
       maxLineBytes: opts.config.daemon.maxLineBytes,
     });

@@ -21,6 +21,7 @@ import { z } from "zod";
 import type { ApprovalRecord } from "../client/types.js";
 import type { Config } from "../config.js";
 import { planSteps } from "../daemon/schemas.js";
+import { AidoError, ErrorCode } from "../errors.js";
 import { budgetField, checkField, noteField, objectiveField } from "../intent/fields.js";
 import { parseManifestValue } from "../manifest/load.js";
 import { ANY_TOOL } from "./approvals-bridge.js";
@@ -51,6 +52,21 @@ function projectOf(ctx: CallContext): string {
     );
   }
   return ctx.session.workspace;
+}
+
+/**
+ * A step or clear of a folder with no active objective: the daemon refuses it (not_found)
+ * without an audit entry, since nothing changed; every other refusal of the session's calls
+ * is on record, so this one is too (session.call_refused). The daemon's check decides, so a
+ * race with another session's clear is judged once.
+ */
+async function refusedIfNone<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof AidoError && e.code === ErrorCode.notFound) throw new RefusedHere(e.message);
+    throw e;
+  }
 }
 
 /** Who set or stepped an objective, as the intent records it. */
@@ -99,10 +115,10 @@ export function orchestratorTable(config: Config, version: string) {
       run: (p, ctx) => {
         ownGoal(ctx, p.goal_id);
         const timeout = p.timeout_ms ?? 60_000;
-        return ctx.link.client.call(
-          "goal.wait",
-          { goal_id: p.goal_id, timeout_ms: timeout },
-          { timeoutMs: timeout + 15_000 },
+        // Its own connection: a wait the client cancels ends at once (the daemon drops a
+        // goal.wait whose client left); on the shared one it was held for its timeout.
+        return ctx.calls.run(ctx.signal, (own) =>
+          own.call("goal.wait", { goal_id: p.goal_id, timeout_ms: timeout }, { timeoutMs: timeout + 15_000 }),
         );
       },
     }),
@@ -229,7 +245,13 @@ export function orchestratorTable(config: Config, version: string) {
       input: z.strictObject({ note: noteField }),
       annotations: ACT,
       run: (p, ctx) =>
-        ctx.link.client.call("intent.step", { workspace: projectOf(ctx), note: p.note, by: bySession(ctx) }),
+        refusedIfNone(
+          ctx.link.client.call("intent.step", {
+            workspace: projectOf(ctx),
+            note: p.note,
+            by: bySession(ctx),
+          }),
+        ),
     }),
     tool({
       name: "aido_goal_status",
@@ -243,11 +265,11 @@ export function orchestratorTable(config: Config, version: string) {
           p.check === true
             ? // Its own connection: a check the client cancels is stopped (its command ends).
               await ctx.calls.run(ctx.signal, (own) =>
-                withHuman("exec", ctx, () =>
+                withHuman("exec", ctx, (onStarted) =>
                   own.call(
                     "intent.check",
                     { workspace, agent_id: ctx.session.agent_id },
-                    { timeoutMs: LONG_MS },
+                    { timeoutMs: LONG_MS, onStarted },
                   ),
                 ),
               )
@@ -262,7 +284,9 @@ export function orchestratorTable(config: Config, version: string) {
       input: z.strictObject({}),
       annotations: { ...ACT, destructiveHint: true },
       run: (_p, ctx) =>
-        ctx.link.client.call("intent.clear", { workspace: projectOf(ctx), by: bySession(ctx) }),
+        refusedIfNone(
+          ctx.link.client.call("intent.clear", { workspace: projectOf(ctx), by: bySession(ctx) }),
+        ),
     }),
     tool({
       name: "aido_simulate",
@@ -304,8 +328,12 @@ export function orchestratorTable(config: Config, version: string) {
         // Its own connection: a plan the client cancels stops at the step running (stopped,
         // tool.failed cancelled), runs no later step and is recorded failed (plan.executed).
         return ctx.calls.run(ctx.signal, (own) =>
-          withHuman(ANY_TOOL, ctx, () =>
-            own.call("plan.execute", { ...p, agent_id: ctx.session.agent_id }, { timeoutMs: LONG_MS }),
+          withHuman(ANY_TOOL, ctx, (onStarted) =>
+            own.call(
+              "plan.execute",
+              { ...p, agent_id: ctx.session.agent_id },
+              { timeoutMs: LONG_MS, onStarted },
+            ),
           ),
         );
       },
@@ -397,8 +425,12 @@ function requireModel(manifest: unknown): void {
  */
 async function gated(tool: string, input: Record<string, unknown>, ctx: CallContext): Promise<unknown> {
   const r: { output: string; is_error: boolean; data?: unknown } = await ctx.calls.run(ctx.signal, (own) =>
-    withHuman(tool, ctx, () =>
-      own.call("tool.invoke", { agent_id: ctx.session.agent_id, tool, input }, { timeoutMs: LONG_MS }),
+    withHuman(tool, ctx, (onStarted) =>
+      own.call(
+        "tool.invoke",
+        { agent_id: ctx.session.agent_id, tool, input },
+        { timeoutMs: LONG_MS, onStarted },
+      ),
     ),
   );
   if (r.is_error) throw new RefusedHere(r.output);

@@ -130,8 +130,7 @@ export async function createMcpServer(
     // deep would overflow it rather than reach the gate. Audited as the session's refusal.
     // Arguments the daemon's request line cannot carry are refused here too: the daemon drops
     // such a line with an error that names no request, so the call would wait for ever.
-    const refusal =
-      argumentDepthRefusal(t.name, args) ?? argumentSizeRefusal(args, opts.config.daemon.maxLineBytes);
+    const refusal = argumentDepthRefusal(t.name, args) ?? argumentSizeRefusal(args, link.maxLineBytes);
     if (refusal !== undefined) {
       await link.client
         .call("session.refused", { session_id: link.session.session_id, tool: t.name, reason: refusal })

@@ -28,8 +28,16 @@ export interface McpSessionOptions extends SessionOptions {
 
 /** Open the daemon session on `client` (which it then owns) and build its MCP server. */
 export async function openMcpSession(client: AidoClient, opts: McpSessionOptions): Promise<McpSession> {
-  const link = await openSession(client, opts);
-  const calls = new CallConnections(opts.config.socketPath, opts.config.daemon.maxLineBytes);
+  const link = await openSession(client, { ...opts, maxLineBytes: opts.config.daemon.maxLineBytes });
+  const calls = new CallConnections(
+    opts.config.socketPath,
+    link.maxLineBytes,
+    opts.config.daemon.mcpMaxQueuedCalls,
+    (reason) =>
+      void link.client
+        .call("session.refused", { session_id: link.session.session_id, tool: "(call queue)", reason })
+        .catch((e) => opts.log(`recording a refused call: ${String(e)}`)),
+  );
   let bridge: ApprovalsBridge;
   let server: Server;
   try {

@@ -11,7 +11,7 @@
 import type { ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import type { AidoClient } from "../client/client.js";
 import type { SessionInfo } from "../client/types.js";
-import { ANY_TOOL, approvalForm, decisionOf, respond } from "./approvals-bridge.js";
+import { ANY_TOOL, approvalForm, decisionOf, respond, type Started } from "./approvals-bridge.js";
 import { type CallContext, errorResult, type McpTool, textResult } from "./tool-types.js";
 
 const SPAWN_TOOLS = new Set(["spawn_agent", "spawn_agents", "spawn_worlds", "adopt_world"]);
@@ -69,11 +69,11 @@ async function invokeGated(tool: string, input: Record<string, unknown>, ctx: Ca
       withHuman(
         tool,
         ctx,
-        () =>
+        (onStarted) =>
           own.call(
             "tool.invoke",
             { agent_id: ctx.session.agent_id, tool, input },
-            { timeoutMs: CALL_TIMEOUT_MS },
+            { timeoutMs: CALL_TIMEOUT_MS, onStarted },
           ),
         input,
       ),
@@ -85,8 +85,10 @@ async function invokeGated(tool: string, input: Record<string, unknown>, ctx: Ca
 }
 
 /**
- * Run a daemon call during which the session's agent may wait for a human: for `tool`, or
- * for any tool one after another (`ANY_TOOL`: a plan's steps, an intent's check). Each
+ * Run a daemon call during which the session's agent may wait for a human: `fn` passes the
+ * id the daemon gives the call to `started` (CallOptions.onStarted), and the requests naming
+ * it are this call's (approvals-bridge.ts); `tool` is what it may ask about (`ANY_TOOL`:
+ * any tool one after another, a plan's steps, an intent's check). Each
  * request is put to the client through elicitation, or announced as waiting for
  * `aido approvals`; a heartbeat of progress runs meanwhile; when the client cancels the
  * call, an approval it still waits for is denied, so nobody approves later a call whose
@@ -95,7 +97,7 @@ async function invokeGated(tool: string, input: Record<string, unknown>, ctx: Ca
 export async function withHuman<T>(
   tool: string,
   ctx: CallContext,
-  fn: () => Promise<T>,
+  fn: (started: Started) => Promise<T>,
   input?: Record<string, unknown>,
 ): Promise<T> {
   const started = Date.now();

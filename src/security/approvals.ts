@@ -17,6 +17,7 @@ import { EventEmitter } from "node:events";
 import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { ApprovalGrants, type GrantRecord } from "./approval-grants.js";
+import { currentRequestId } from "./approval-origin.js";
 import type { ProjectBinding } from "./approval-project.js";
 import type { ApprovalScope } from "./approval-scope.js";
 import { type StandingCall, type StandingDecision, StandingDecisions } from "./approval-standing.js";
@@ -115,7 +116,11 @@ export class ApprovalQueue {
     this.standing = new StandingDecisions(this.audit, this.grantStore);
   }
 
-  on(event: "requested" | "decided", listener: (record: ApprovalRecord) => void): () => void {
+  /** `requestId`: of a "requested" record, the socket request that asked (approval-origin.ts). */
+  on(
+    event: "requested" | "decided",
+    listener: (record: ApprovalRecord, requestId?: string) => void,
+  ): () => void {
     this.events.on(event, listener);
     return () => this.events.off(event, listener);
   }
@@ -272,6 +277,7 @@ export class ApprovalQueue {
     }
     const now = this.now();
     const id = `apr_${randomUUID()}`;
+    const requestId = currentRequestId();
     const deadline = now + timeoutMs;
     this.db
       .transaction(() => {
@@ -299,13 +305,14 @@ export class ApprovalQueue {
             summary: req.summary,
             deadline: new Date(deadline).toISOString(),
             asked_by: { ...req.askedBy },
+            ...(requestId !== undefined ? { request_id: requestId } : {}),
           },
           { goalId: req.goalId, agentId: req.agentId },
         );
       })
       .immediate();
     const rec = this.get(id);
-    this.events.emit("requested", rec);
+    this.events.emit("requested", rec, requestId);
     return rec;
   }
 

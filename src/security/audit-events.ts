@@ -75,6 +75,8 @@ export interface AuditPayloads {
     deadline: string;
     /** What made the gate ask (security/approval-store.ts AskedBy). */
     asked_by?: { source: string; rule?: string; text: string };
+    /** The socket request that asked (tool.invoke, plan.execute, …: security/approval-origin.ts). */
+    request_id?: string;
   };
   "approval.decided": {
     approval_id: string;

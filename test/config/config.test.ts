@@ -31,6 +31,22 @@ describe("config", () => {
     expect(e.message).toContain("max_dpeth");
   });
 
+  it("takes the daemon's connection caps with defaults, and refuses a bad one naming the key", () => {
+    const d = load().daemon;
+    expect([d.maxConnections, d.mcpMaxHttpSessions, d.mcpMaxQueuedCalls]).toEqual([1024, 32, 256]);
+    writeFileSync(
+      join(home, "config.yaml"),
+      "daemon:\n  max_connections: 8\n  mcp_max_http_sessions: 2\n  mcp_max_queued_calls: 4\n",
+    );
+    expect(load().daemon).toMatchObject({ maxConnections: 8, mcpMaxHttpSessions: 2, mcpMaxQueuedCalls: 4 });
+    for (const key of ["max_connections", "mcp_max_http_sessions", "mcp_max_queued_calls"]) {
+      writeFileSync(join(home, "config.yaml"), `daemon:\n  ${key}: 0\n`);
+      const e = failure(() => load());
+      expect(e.code).toBe(ErrorCode.configInvalid);
+      expect(e.message).toContain(`daemon.${key}`);
+    }
+  });
+
   it("refuses a malformed grant in the operator's ceiling", () => {
     writeFileSync(join(home, "config.yaml"), 'grants: ["file_read: relative/path"]\n');
     expect(failure(() => load()).message).toContain("grants.0");

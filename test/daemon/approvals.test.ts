@@ -6,7 +6,7 @@
 // scope is its exact input.
 
 import { describe, expect, it } from "vitest";
-import type { AidoClient } from "../../src/client/client.js";
+import { AidoClient } from "../../src/client/client.js";
 import type { ApprovalRecord } from "../../src/security/approvals.js";
 import { type DaemonFixture, manifest, rpcError, useDaemonPerTest } from "./fixture.js";
 
@@ -237,5 +237,65 @@ describe("requests whose call ended", () => {
     // The call never ran.
     const memories = await human.call("audit.query", { agent_id: a.agent_id, kind: "tool.invoked" });
     expect(memories.entries).toEqual([]);
+  });
+});
+
+describe("an approval request names the call that asked", () => {
+  it("carries the id the daemon gave that tool.invoke, told to its caller first, so calls with the same input are never swapped", async () => {
+    const fx = await suite.start();
+    const owner = await fx.client();
+    const human = await fx.client();
+    const a = await owner.call("agent.spawn", { manifest: careful("twins") });
+    const events: Record<string, unknown>[] = [];
+    const sub = await AidoClient.subscribe(fx.home.config.socketPath, undefined, (ev) => {
+      if (ev.type === "approval.requested") events.push(ev);
+    });
+    try {
+      // Six calls with the same input, each on a connection of its own, all waiting at once.
+      const calls = await Promise.all(
+        Array.from({ length: 6 }, async () => {
+          const conn = await fx.client();
+          let requestId: string | undefined;
+          const result = conn
+            .call(
+              "tool.invoke",
+              { agent_id: a.agent_id, tool: "memory_store", input: fact("same") },
+              { onStarted: (id) => (requestId = id) },
+            )
+            .then(
+              (r) => ({ ok: true as const, r }),
+              (e: Error) => ({ ok: false as const, e }),
+            );
+          return { result, requestId: () => requestId };
+        }),
+      );
+      for (let i = 0; i < 400 && events.length < 6; i++) await new Promise((r) => setTimeout(r, 15));
+      expect(events).toHaveLength(6);
+      const ids = calls.map((c) => c.requestId());
+      expect(ids.every((id) => typeof id === "string" && /^req_[0-9a-f]{24}$/.test(id))).toBe(true);
+      expect(new Set(ids).size).toBe(6);
+      expect(new Set(events.map((e) => e.request_id))).toEqual(new Set(ids));
+      // The audit record names it too.
+      const audited = (await owner.call("audit.query", { kind: "approval.requested" })).entries;
+      const byApproval = new Map(
+        audited.map((e) => [
+          (e.payload as { approval_id: string }).approval_id,
+          (e.payload as { request_id?: string }).request_id,
+        ]),
+      );
+      for (const ev of events) expect(byApproval.get(String(ev.approval_id))).toBe(ev.request_id);
+      // Deny the even calls' requests by the id they were told, allow the odd ones': each call gets its own answer.
+      for (const [i, c] of calls.entries()) {
+        const ev = events.find((e) => e.request_id === c.requestId());
+        await human.call("approval.respond", {
+          id: String(ev?.approval_id),
+          decision: i % 2 === 0 ? "deny" : "allow_once",
+        });
+      }
+      const outcomes = await Promise.all(calls.map((c) => c.result));
+      expect(outcomes.map((o) => o.ok)).toEqual([false, true, false, true, false, true]);
+    } finally {
+      sub.close();
+    }
   });
 });

@@ -367,6 +367,8 @@ describe("tool.* and approval.*", () => {
       raw.send(
         `{"jsonrpc":"2.0","id":7,"method":"tool.invoke","params":{"agent_id":"${a.agent_id}","tool":"memory_query","input":${input}}}\n`,
       );
+      // First the id the daemon gave the call (request.started), then the answer.
+      expect(await raw.next()).toMatchObject({ method: "request.started", params: { id: 7 } });
       const reply = await raw.next();
       expect(reply).toMatchObject({ id: 7, error: { code: -32602 } });
       expect((reply.error as { message: string }).message).toContain(

@@ -157,6 +157,46 @@ describe("malformed requests", () => {
     raw.close();
   });
 
+  it("refuses a connection over daemon.max_connections with an error naming the key, logs it, and closes it", async () => {
+    const fx = await suite.start({ config: (c) => (c.daemon.maxConnections = 3) });
+    const held = [];
+    for (let i = 0; i < 3; i++) held.push(await rawConnect(fx.home.config.socketPath));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fx.daemon.connectionCount).toBe(3);
+    // One more is told why and closed; it never counts.
+    const over = await rawConnect(fx.home.config.socketPath);
+    expect(await over.next()).toMatchObject({
+      id: null,
+      error: {
+        code: -32002,
+        message: expect.stringContaining("daemon.max_connections is 3"),
+        data: { code: "limit_exceeded" },
+      },
+    });
+    await over.ended;
+    expect(fx.daemon.connectionCount).toBe(3);
+    expect(fx.logs.some((l) => l.includes("refused a connection: 3 open, daemon.max_connections 3"))).toBe(
+      true,
+    );
+    // The client library says so too, instead of waiting.
+    const refused = await AidoClient.connect(fx.home.config.socketPath);
+    const e = await refused.call("goal.list", {}).catch((x: Error) => x);
+    expect(e).toBeInstanceOf(AidoRpcError);
+    expect((e as Error).message).toContain("daemon.max_connections is 3");
+    refused.close();
+    // A thousand at once: every one refused or served, none hangs, the daemon holds no more than its cap.
+    const flood = await Promise.all(
+      Array.from({ length: 1000 }, () => rawConnect(fx.home.config.socketPath).catch(() => undefined)),
+    );
+    expect(fx.daemon.connectionCount).toBeLessThanOrEqual(3);
+    for (const f of flood) f?.close();
+    // Once one closes, a new connection is served.
+    held.pop()?.close();
+    await new Promise((r) => setTimeout(r, 100));
+    await stillAnswers(fx);
+    for (const h of held) h.close();
+  });
+
   it("drops a line over daemon.max_line_bytes with -32600 and resynchronises at the next newline", async () => {
     const fx = await suite.start({ config: (c) => (c.daemon.maxLineBytes = 4096) });
     const raw = await rawConnect(fx.home.config.socketPath);

@@ -400,3 +400,41 @@ describe("worlds the client cancels while they run", () => {
     expect((JSON.parse(textOf(again)) as { worlds: unknown[] }).worlds).toHaveLength(2);
   }, 150_000);
 });
+
+describe("calls beyond the session's connections and its queue", () => {
+  it("are refused at once naming daemon.mcp_max_queued_calls, on record, never left to wait", async () => {
+    const fx = await suite.start();
+    writeFileSync(join(fx.home.config.home, "config.yaml"), "daemon:\n  mcp_max_queued_calls: 2\n");
+    const client = await suite.connect();
+    await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    const aborts: AbortController[] = [];
+    const calls: Promise<unknown>[] = [];
+    const exec = () => {
+      const abort = new AbortController();
+      aborts.push(abort);
+      const p = client
+        .callTool({ name: "exec", arguments: { command: "echo waits" } }, undefined, { signal: abort.signal })
+        .catch((e: Error) => e);
+      calls.push(p);
+      return p;
+    };
+    // Each holds a connection while it waits for a human (nobody answers), two more wait for one.
+    for (let i = 0; i < MAX_CALL_CONNECTIONS; i++) exec();
+    const human = await fx.client();
+    await until(
+      async () => (await human.call("approval.list", {})).approvals.length === MAX_CALL_CONNECTIONS,
+      30_000,
+    );
+    exec();
+    exec();
+    await sleep(300);
+    const over = await Promise.race([exec(), sleep(10_000).then(() => "hung" as const)]);
+    expect(over).not.toBe("hung");
+    expect((over as { isError?: boolean }).isError).toBe(true);
+    expect(textOf(over)).toContain("(daemon.mcp_max_queued_calls 2)");
+    await until(async () => (await entries("session.call_refused")).length === 1);
+    expect((await entries("session.call_refused"))[0]).toMatchObject({ payload: { tool: "(call queue)" } });
+    for (const a of aborts) a.abort();
+    await Promise.all(calls);
+  }, 90_000);
+});

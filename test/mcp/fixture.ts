@@ -17,6 +17,7 @@ import {
   ElicitRequestSchema,
   type ElicitResult,
 } from "@modelcontextprotocol/sdk/types.js";
+import type { Config } from "../../src/config.js";
 import { type DaemonFixture, useDaemonPerTest } from "../daemon/fixture.js";
 import { until as untilValue } from "../daemon/process.js";
 import { containersOfHome } from "../support/home.js";
@@ -34,8 +35,8 @@ export interface McpSuite {
   readonly server: ProviderServer;
   /** The session's project folder (README.md inside), writable by the container user. */
   readonly project: string;
-  /** Start the daemon (real Docker) and make the project folder. */
-  start(): Promise<DaemonFixture>;
+  /** Start the daemon (real Docker) and make the project folder; `config` changes the daemon's own configuration only. */
+  start(opts?: { config?: (c: Config) => void }): Promise<DaemonFixture>;
   /**
    * `aido mcp serve --workspace <project>` with an SDK client; elicit set = the client declares
    * elicitation; workspace: another project folder than the suite's.
@@ -94,7 +95,7 @@ export function useMcpSuite(): McpSuite {
       if (!project) throw new Error("start() first");
       return project;
     },
-    async start() {
+    async start(opts = {}) {
       scratch = mkdtempSync(join(tmpdir(), "aido-mcp-project-"));
       project = join(scratch, "repo");
       mkdirSync(project);
@@ -103,7 +104,10 @@ export function useMcpSuite(): McpSuite {
         chownSync(project, 1000, 1000);
         chownSync(join(project, "README.md"), 1000, 1000);
       }
-      return suite.start({ runtime: { backend: undefined } });
+      return suite.start({
+        runtime: { backend: undefined },
+        ...(opts.config ? { config: opts.config } : {}),
+      });
     },
     async serveHttp(args = []) {
       const child = spawn(

@@ -5,7 +5,7 @@
 // the token file is 0600 and reused; a non-loopback host needs --allow-remote.
 
 import { spawnSync } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -109,6 +109,27 @@ describe("mcp serve --http", () => {
     expect(asked).toContain("Allow Session:");
     expect(textOf(r)).toContain("README.md");
     await client.close();
+  });
+
+  it("refuses a session over daemon.mcp_max_http_sessions with a JSON-RPC error naming the key, and logs it", async () => {
+    const fx = await suite.start();
+    writeFileSync(join(fx.home.config.home, "config.yaml"), "daemon:\n  mcp_max_http_sessions: 2\n");
+    const { url } = await suite.serveHttp();
+    const auth = { authorization: `Bearer ${tokenOf()}` };
+    // A flood of initializes at once: two sessions open, every other one is refused at once.
+    const all = await Promise.all(Array.from({ length: 12 }, () => post(url, auth)));
+    const opened = all.filter((r) => r.status === 200);
+    const refused = all.filter((r) => r.status === 503);
+    expect(opened).toHaveLength(2);
+    expect(refused).toHaveLength(10);
+    expect(JSON.parse(refused[0]?.body ?? "{}")).toMatchObject({
+      jsonrpc: "2.0",
+      id: null,
+      error: { code: -32000, message: expect.stringContaining("daemon.mcp_max_http_sessions is 2") },
+    });
+    expect(suite.stderr()).toContain("refused an MCP session: 2 MCP sessions are open");
+    const c = await fx.client();
+    expect((await c.call("audit.query", { kind: "session.opened" })).entries).toHaveLength(2);
   });
 
   it("refuses a request without the token or with a wrong one (401), a rebinding Host and a foreign Origin (403)", async () => {

@@ -95,6 +95,22 @@ describe("persistent intent over MCP", () => {
     expect(textOf(r2)).toMatch(/steps\.0\.input/);
     await ok(c, "aido_orchestrator_info", {});
   }, 60_000);
+  it("records a step or a clear of a folder with no objective as a refused call, like every other refusal", async () => {
+    const fx = await suite.start();
+    const c = await suite.connect();
+    const step = await c.callTool({ name: "aido_goal_step", arguments: { note: "did a thing" } });
+    expect(step.isError).toBe(true);
+    expect(textOf(step)).toMatch(/no active intent/);
+    const clear = await c.callTool({ name: "aido_goal_clear", arguments: {} });
+    expect(clear.isError).toBe(true);
+    const d = await fx.client();
+    const refused = (await d.call("audit.query", { kind: "session.call_refused" })).entries.map(
+      (e) => e.payload as { tool: string; reason: string },
+    );
+    expect(refused.map((r) => r.tool).sort()).toEqual(["aido_goal_clear", "aido_goal_step"]);
+    expect(refused[0]?.reason).toMatch(/no active intent/);
+    await ok(c, "aido_orchestrator_info", {});
+  }, 60_000);
 });
 
 describe("propose -> simulate -> execute over MCP", () => {

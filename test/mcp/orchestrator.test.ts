@@ -64,6 +64,33 @@ describe("goals handed to the swarm", () => {
     expect(rest.map((e) => e.kind)).toContain("goal.finished");
   });
 
+  it("runs aido_wait on a connection of its own, which the client's cancel closes at once", async () => {
+    const fx = await suite.start();
+    suite.server.script('manifest "slow"', [turn.hang()]);
+    const client = await suite.connect();
+    const { goal_id } = json(
+      await client.callTool({ name: "aido_submit", arguments: { goal: "hang", manifest: manifest("slow") } }),
+    );
+    const base = fx.daemon.connectionCount;
+    const abort = new AbortController();
+    const wait = client
+      .callTool({ name: "aido_wait", arguments: { goal_id, timeout_ms: 600_000 } }, undefined, {
+        signal: abort.signal,
+        timeout: 700_000,
+      })
+      .catch((e: Error) => e);
+    // The wait holds a daemon connection of its own, and other calls answer meanwhile.
+    await until(() => fx.daemon.connectionCount === base + 1);
+    expect(json(await client.callTool({ name: "aido_status", arguments: { goal_id } })).state).toBe(
+      "running",
+    );
+    abort.abort();
+    expect(await wait).toBeInstanceOf(Error);
+    // Cancelled, the daemon's goal.wait ends with its connection: nothing is held for ten minutes.
+    await until(() => fx.daemon.connectionCount === base, 5_000);
+    await client.callTool({ name: "aido_cancel", arguments: { goal_id } });
+  });
+
   it("steers only goals it submitted", async () => {
     const fx = await suite.start();
     suite.server.script('manifest "other"', [turn.hang()]);

@@ -354,6 +354,150 @@ describe("approvals of calls side by side", () => {
   });
 });
 
+describe("calls with the same input waiting side by side", () => {
+  it("each gets its own request: cancelling some denies theirs, and the others run once their human answers", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    // Warm: the container exists, so the calls race only each other.
+    await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    const human = await fx.client();
+    const pending = async () => (await human.call("approval.list", {})).approvals;
+    const n = 8;
+    const calls = Array.from({ length: n }, () => {
+      const abort = new AbortController();
+      let told: string | undefined;
+      const result = client
+        .callTool({ name: "exec", arguments: { command: "echo same" } }, undefined, {
+          signal: abort.signal,
+          onprogress: (p) => {
+            told ??= /answer approval (apr_[0-9a-f-]+)/.exec(p.message ?? "")?.[1];
+          },
+        })
+        .catch((e: Error) => e);
+      return { abort, result, told: () => told };
+    });
+    await until(() => calls.every((c) => c.told() !== undefined), 30_000);
+    expect((await pending()).length).toBe(n);
+    expect(new Set(calls.map((c) => c.told())).size).toBe(n);
+    const cancelled = calls.filter((_, i) => i % 2 === 0);
+    const kept = calls.filter((_, i) => i % 2 === 1);
+    for (const c of cancelled) c.abort.abort();
+    for (const c of cancelled) expect(await c.result).toBeInstanceOf(Error);
+    // Every cancelled call's daemon call ended; the kept calls' requests, as each was told, still wait.
+    await until(async () => (await pending()).length <= kept.length, 10_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await pending()).map((a) => a.id).sort()).toEqual(kept.map((c) => c.told()).sort());
+    for (const c of kept)
+      await human.call("approval.respond", { id: String(c.told()), decision: "allow_once" });
+    for (const c of kept) {
+      const r = await c.result;
+      expect(r).not.toBeInstanceOf(Error);
+      expect(textOf(r), "a kept call").toContain("same");
+      expect((r as { isError?: boolean }).isError ?? false).toBe(false);
+    }
+  }, 90_000);
+});
+
+describe("two plans with the same step waiting side by side", () => {
+  it("each is told its own request, and cancelling one denies its request only: the other runs once answered", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const human = await fx.client();
+    const pending = async () => (await human.call("approval.list", {})).approvals;
+    const record = async () =>
+      (
+        JSON.parse(
+          textOf(
+            await client.callTool({
+              name: "aido_plan",
+              arguments: { title: "same", steps: [{ tool: "exec", input: { command: "echo twin" } }] },
+            }),
+          ),
+        ) as { plan_id: string }
+      ).plan_id;
+    const run = (planId: string) => {
+      const abort = new AbortController();
+      const told: string[] = [];
+      const result = client
+        .callTool({ name: "aido_plan_execute", arguments: { plan_id: planId } }, undefined, {
+          signal: abort.signal,
+          onprogress: (p) => {
+            const id = /answer approval (apr_[0-9a-f-]+)/.exec(p.message ?? "")?.[1];
+            if (id && !told.includes(id)) told.push(id);
+          },
+        })
+        .catch((e: Error) => e);
+      return { abort, result, told };
+    };
+    const first = run(await record());
+    await until(() => first.told.length === 1, 30_000);
+    const second = run(await record());
+    // Both plans run the same step: its request is the second plan's, and it is told so.
+    await until(async () => (await pending()).length === 2, 30_000);
+    await until(() => second.told.length === 1, 10_000);
+    expect(first.told).toHaveLength(1);
+    expect(second.told[0]).not.toBe(first.told[0]);
+    first.abort.abort();
+    expect(await first.result).toBeInstanceOf(Error);
+    await until(async () => (await pending()).length === 1, 10_000);
+    expect((await pending()).map((a) => a.id)).toEqual(second.told);
+    const decided = (await human.call("approval.list", { status: "decided" })).approvals;
+    expect(decided.map((a) => [a.id, a.decision])).toEqual([[first.told[0], "deny"]]);
+    await human.call("approval.respond", { id: String(second.told[0]), decision: "allow_once" });
+    expect(textOf(await second.result)).toContain('"status": "succeeded"');
+  }, 90_000);
+});
+
+describe("a request of the session's agent that no call of the server made", () => {
+  it("is never taken by a plan running beside it: the plan's cancel leaves it to its own client", async () => {
+    const fx = await suite.start();
+    const client = await suite.connect();
+    const human = await fx.client();
+    const pending = async () => (await human.call("approval.list", {})).approvals;
+    const plan = JSON.parse(
+      textOf(
+        await client.callTool({
+          name: "aido_plan",
+          arguments: { title: "one", steps: [{ tool: "exec", input: { command: "echo plan" } }] },
+        }),
+      ),
+    ) as { plan_id: string };
+    const abort = new AbortController();
+    const told: string[] = [];
+    const running = client
+      .callTool({ name: "aido_plan_execute", arguments: { plan_id: plan.plan_id } }, undefined, {
+        signal: abort.signal,
+        onprogress: (p) => {
+          const id = /answer approval (apr_[0-9a-f-]+)/.exec(p.message ?? "")?.[1];
+          if (id && !told.includes(id)) told.push(id);
+        },
+      })
+      .catch((e: Error) => e);
+    await until(() => told.length === 1, 30_000);
+    // Another socket client acts as the session's agent (same agent, same tool).
+    const info = JSON.parse(
+      textOf(await client.callTool({ name: "aido_orchestrator_info", arguments: {} })),
+    ) as {
+      session: { agent_id: string };
+    };
+    const other = await fx.client();
+    const foreign = other
+      .call("tool.invoke", { agent_id: info.session.agent_id, tool: "exec", input: { command: "echo plan" } })
+      .catch((e: Error) => e);
+    await until(async () => (await pending()).length === 2);
+    const foreignId = (await pending()).map((a) => a.id).find((id) => id !== told[0]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(told).toHaveLength(1);
+    abort.abort();
+    expect(await running).toBeInstanceOf(Error);
+    await until(async () => (await pending()).length === 1, 10_000);
+    // The foreign request still waits for its own human; the plan's was denied.
+    expect((await pending()).map((a) => a.id)).toEqual([foreignId]);
+    await human.call("approval.respond", { id: String(foreignId), decision: "allow_once" });
+    expect(await foreign).toMatchObject({ is_error: false });
+  }, 90_000);
+});
+
 describe("arguments larger than a daemon request line", () => {
   it("are refused with the limit named and audited, not left waiting for an answer that never comes", async () => {
     const fx = await suite.start();
@@ -375,6 +519,36 @@ describe("arguments larger than a daemon request line", () => {
     // The session lives on.
     const ok = await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
     expect(ok.isError ?? false).toBe(false);
+  }, 60_000);
+});
+
+describe("a daemon that reads shorter lines than the server's configuration says", () => {
+  it("tells its limit at session.open: a longer request is refused by the server naming it, and calls beside it live on", async () => {
+    // The daemon's own configuration only: the server reads the default 1 MiB from AIDO_HOME.
+    const limit = 64 * 1024;
+    const fx = await suite.start({ config: (c) => (c.daemon.maxLineBytes = limit) });
+    const client = await suite.connect();
+    // For the session's shared connection: refused before it is sent, the limit named.
+    const [big, beside] = await Promise.all([
+      client.callTool({ name: "aido_submit", arguments: { goal: "g".repeat(90_000) } }),
+      client.callTool({ name: "aido_orchestrator_info", arguments: {} }),
+    ]);
+    expect(big.isError).toBe(true);
+    expect(textOf(big)).toContain(`daemon.max_line_bytes ${limit}`);
+    expect(beside.isError ?? false).toBe(false);
+    // A typed action's arguments are measured against the daemon's limit too, and the refusal audited.
+    const write = await client.callTool({
+      name: "file_write",
+      arguments: { path: "/workspace/big.txt", content: "x".repeat(90_000) },
+    });
+    expect(write.isError).toBe(true);
+    expect(textOf(write)).toContain(`daemon.max_line_bytes ${limit}`);
+    const c = await fx.client();
+    const refused = (await c.call("audit.query", { kind: "session.call_refused" })).entries;
+    expect(refused.map((e) => (e.payload as { tool: string }).tool).sort()).toEqual([
+      "aido_submit",
+      "file_write",
+    ]);
   }, 60_000);
 });
 
