@@ -131,6 +131,11 @@ export interface SandboxBackend {
    */
   untilThawed?(goalId: string, signal?: AbortSignal): Promise<boolean>;
   /**
+   * How many times the goal was frozen so far, null while it is frozen: a start that read it
+   * before making something tells by it whether a fence fell meanwhile (tools/mcp/stdio-start.ts).
+   */
+  freezes?(goalId: string): number | null;
+  /**
    * Release everything this process holds: sessions, idle warm-pool containers, and the MCP
    * server containers it started (nothing else could speak to them after it is gone).
    */

@@ -172,7 +172,7 @@ export class FrozenGoals {
   }
 
   /** How many times the goal was frozen: an unpause reads it as it begins (see frozenSince). */
-  private freezeCount(goalId: string): number {
+  freezeCount(goalId: string): number {
     return this.freezes.get(goalId) ?? 0;
   }
 
