@@ -4,11 +4,15 @@
 // daemon stuck on that container's freezer): their held calls waited for ever under a node that
 // kept them. Now each goal is tried on its own, and a try not answered within 10 s counts as
 // refused: the other goal is unfrozen at its next try, the held one's goal at a later try.
+// The last try, held for good too: it was awaited for as long as the engine took, the goal frozen
+// and its calls held meanwhile. Now it counts as refused after 10 s as well, and the goal is given
+// up as on a refusal: its held call runs in a fresh container.
 // A real Runtime (scripted provider) whose DockerBackend speaks to the real engine through a
 // proxy that refuses each goal's first unpauses and holds one for the test's length, a real
 // redis-server stopped for the fence.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UNFREEZE_TRIES } from "../../src/cluster/fence.js";
 import { until } from "../daemon/process.js";
 import { requireDocker } from "../support/docker.js";
 import { type EngineAnswer, type EngineProxy, engineProxy } from "../support/engine-proxy.js";
@@ -78,6 +82,49 @@ describe("cluster mode: a kept goal's try again that the engine never answers", 
               ["tool.completed", "file_list"],
               ["tool.completed", "file_read"],
             ]);
+        },
+      );
+    } finally {
+      answerUnpause = undefined;
+      unpauses.clear();
+      release.open();
+    }
+  }, 180_000);
+
+  it("gives the goal up when its last try is not answered within 10 s either: the held call runs in a fresh container", async () => {
+    const marker = "unfreeze-last-held";
+    const lastSeen = latch();
+    const release = latch(); // what the held unpause waits for: the test's end
+    try {
+      await withFencedGoals(
+        server,
+        engine,
+        { nodeId: "n-unfreeze-last-held", markers: [marker], letGo: () => release.open() },
+        async (f) => {
+          const [goalId = "", container = ""] = [f.goals[0], f.containers[0]];
+          const before = (await containerState(container)).id;
+          await f.fence();
+          // The lift's and every try but the last refused; the last held for the test's length.
+          answerUnpause = (_name, n) => {
+            if (n < UNFREEZE_TRIES) return "refuse";
+            if (n === UNFREEZE_TRIES) {
+              lastSeen.open();
+              return { holdUntil: release.promise };
+            }
+            return undefined;
+          };
+          await f.lift({ unfenced: true });
+          expect(await within(lastSeen.promise, 15_000)).not.toBe("pending");
+          // Given up 10 s after the last try was sent: the goal's container removed, the held call
+          // run in a fresh one (before, it waited for the engine's answer, here the test's end).
+          await until(() => (f.requests(marker) >= 3 ? true : undefined), 30_000);
+          expect(f.toolEnds(goalId).sort()).toEqual([
+            ["tool.completed", "file_list"],
+            ["tool.completed", "file_read"],
+          ]);
+          const now = await containerState(container);
+          expect(now.state).toBe("running");
+          expect(now.id).not.toBe(before);
         },
       );
     } finally {
