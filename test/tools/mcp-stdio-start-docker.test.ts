@@ -79,6 +79,12 @@ rl.on("line", (l) => {
     process.stdout.write(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "silent", version: "1" } } }) + "\\n");
 });`;
 
+/** A server that answers initialize and lists no tools. */
+const NO_TOOLS = `${SILENT_LISTING.replace(/\}\);$/, "")}
+  if (m.method === "tools/list")
+    process.stdout.write(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: { tools: [] } }) + "\\n");
+});`;
+
 /** Open a connection to `s` for the goal, its stdio server started as assemble.ts does. */
 const open = (goalId: string, s: McpServerConfig, signal?: AbortSignal) =>
   McpConnection.open(
@@ -220,6 +226,25 @@ describe("a stdio MCP server with network entries started for a frozen goal", ()
     } finally {
       if (unpausedAt === 0) await fx.backend.unpause(goalId);
       await starting.then((c) => c.stop()).catch(() => {});
+      await plumbing.close(goalId);
+      await fx.backend.remove(goalId);
+    }
+  }, 120_000);
+
+  it("is removed once with its goal: the server's stop and the goal's removal do not race on its network", async () => {
+    const goalId = "stdio-start-goal-end";
+    const egressId = mcpEgressId(goalId, "web");
+    await fx.backend.acquire(goalId);
+    try {
+      const conn = await open(goalId, { ...web, command: ["node", "-e", NO_TOOLS] } as McpServerConfig);
+      expect(conn.tools.size).toBe(0);
+      expect(egressOf(egressId).networks).not.toBe("");
+      // The goal's removal stops the server; its connection's end stops it (and its network) too.
+      await fx.backend.remove(goalId);
+      await conn.close();
+      expect(serversOf(goalId)).toBe("");
+      expect(egressOf(egressId)).toEqual({ networks: "", containers: "" });
+    } finally {
       await plumbing.close(goalId);
       await fx.backend.remove(goalId);
     }
