@@ -22,6 +22,7 @@ import { parseGrant } from "../../src/security/grants.js";
 import { McpConnection } from "../../src/tools/mcp/connection.js";
 import { startStdioServer } from "../../src/tools/mcp/stdio-start.js";
 import { makeSandboxFixture, type SandboxFixture } from "../sandbox/fixture.js";
+import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 
 let fx: SandboxFixture;
 let plumbing: EgressPlumbing;
@@ -247,6 +248,67 @@ describe("a stdio MCP server with network entries started for a frozen goal", ()
     } finally {
       await plumbing.close(goalId);
       await fx.backend.remove(goalId);
+    }
+  }, 120_000);
+});
+
+describe("a stdio MCP server's failed start whose network the engine will not remove", () => {
+  let refuseRemoval = false;
+  let engine: EngineProxy;
+  let fx2: SandboxFixture;
+  let plumbing2: EgressPlumbing;
+  const lines: string[] = [];
+  beforeAll(async () => {
+    engine = await engineProxy((line) =>
+      refuseRemoval && /^DELETE \S*\/networks\//.test(line) ? "refuse" : undefined,
+    );
+    fx2 = makeSandboxFixture(() => {}, { docker: engine.docker });
+    plumbing2 = new EgressPlumbing({
+      home: fx2.config.home,
+      backend: fx2.backend,
+      proxy: () => ({ handle: (stream) => stream.destroy(), close: async () => {} }),
+      unheldPort: () => {},
+      log: () => {},
+    });
+  });
+  afterAll(async () => {
+    refuseRemoval = false;
+    await plumbing2?.closeAll();
+    await fx2?.cleanup();
+    await engine?.close();
+  });
+
+  it("reports the start's own failure, logs the removal's, and leaves the network to the goal's removal", async () => {
+    const goalId = "stdio-start-unremovable";
+    const egressId = mcpEgressId(goalId, "web");
+    await fx2.backend.acquire(goalId);
+    try {
+      refuseRemoval = true;
+      const noImage = { ...stdio, image: "aido-test-no-such-image:none" };
+      const d = {
+        backend: fx2.backend,
+        egress: plumbing2,
+        probing: () => false,
+        log: (l: string) => lines.push(l),
+      };
+      const failed = await startStdioServer(d, goalId, noImage).catch((e: unknown) => e);
+      expect(isAidoError(failed)).toBe(true);
+      expect(String((failed as Error).message)).not.toMatch(/removing/);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(
+        /removing the egress network of MCP server web of goal stdio-start-unremovable \(its start failed\): .*injected refusal.*the sweep removes it/,
+      );
+      // The daemon's side went all the same; the network stays (its relay is gone) until the goal's removal.
+      expect(existsSync(plumbing2.shareOf(egressId))).toBe(false);
+      expect(plumbing2.callers.callerOfPort(egressId, 3128)).toBeUndefined();
+      expect(egressOf(egressId).networks).not.toBe("");
+      refuseRemoval = false;
+      await fx2.backend.remove(goalId);
+      expect(egressOf(egressId)).toEqual({ networks: "", containers: "" });
+    } finally {
+      refuseRemoval = false;
+      await plumbing2.close(goalId);
+      await fx2.backend.remove(goalId);
     }
   }, 120_000);
 });
