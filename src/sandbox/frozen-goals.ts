@@ -118,7 +118,7 @@ export class FrozenGoals {
    * refused leaves the goal frozen (its waiters wait, the sweep keeps its paused containers)
    * for the next unpause: before, its waiters went on into a container still paused, and the
    * sweep then removed it as a stopped one under a goal its node kept. With `last` (its fence
-   * gives up), a refusal removes the goal's containers and lets its waiters go, into a fresh
+   * gives up), a refusal (or no answer within LAST_ANSWER_MS) removes the goal's containers and lets its waiters go, into a fresh
    * container over the same workspace (release), unless the goal was frozen again since this
    * unpause began (a new fence: its lift unfreezes it). Before, a new lift's unpause hid the new
    * freeze, and a last try held past both gave up a goal the new fence had tried once. A refusal
