@@ -25,7 +25,8 @@
 // UNFREEZE_TRIES tries in all, while the node is not fenced: the goal
 // stays frozen meanwhile (its calls wait, the sweep keeps its paused containers). Before, one
 // refusal let its calls go into the paused containers and the sweep removed them as stopped.
-// The last refused, the goal's containers are removed and its held calls go on in a fresh one
+// The last refused, or not answered within 10 s either (the backend's bound), the goal's
+// containers are removed and its held calls go on in a fresh one
 // over the same workspace (a call the freeze stopped mid-way fails as in a container that died,
 // and so does one held for its MCP servers, whose connections end: they are started again on
 // the next call, whatever they held lost).
@@ -295,9 +296,10 @@ export class LeaseFence {
    * past a whole new fence and lift counts for nothing in the new fence (before, an old last try
    * gave up a goal the new lift had tried once). A try not answered within UNFREEZE_ANSWER_MS
    * counts as refused (its unpause still out lets the goal go if it lands) and the next renewal
-   * tries again; not the last, which the backend gives up on only once the engine refused it:
-   * until it is answered the goal stays frozen and nothing is logged. Counted refused, it was
-   * logged as given up while the backend still held the goal frozen, and nothing tried it again.
+   * tries again. The last is awaited here: the backend gives the goal up on its refusal, and on
+   * no answer within its own bound (the same 10 s, sandbox/frozen-goals.ts LAST_ANSWER_MS), so
+   * the goal is given up then and logged. Before, a last try the engine never answered left the
+   * goal frozen, its calls held, until the engine answered or a new fence's lift tried again.
    */
   private async tryAgain(goalId: string, tries: number): Promise<void> {
     const generation = this.generation;

@@ -102,7 +102,8 @@ export interface SandboxBackend {
    * Let the goal's container and its servers' run again (the fence is lifted and the goal is
    * still its node's); what waits on them goes on once the engine has answered. A refusal
    * (thrown) leaves the goal frozen, what waits on it waiting, for a later unpause; with
-   * `last` (the fence gives up), its containers are removed instead and what waits goes on,
+   * `last` (the fence gives up), its containers are removed instead (a refusal, or no answer
+   * within 10 s: sandbox/frozen-goals.ts LAST_ANSWER_MS) and what waits goes on,
    * in a fresh container over the same workspace.
    */
   unpause(goalId: string, opts?: { last?: boolean }): Promise<void>;
@@ -130,6 +131,11 @@ export interface SandboxBackend {
    * that cannot freeze leaves it out: its goals are never frozen.
    */
   untilThawed?(goalId: string, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * How many times the goal was frozen so far, null while it is frozen: a start that read it
+   * before making something tells by it whether a fence fell meanwhile (tools/mcp/stdio-start.ts).
+   */
+  freezes?(goalId: string): number | null;
   /**
    * Release everything this process holds: sessions, idle warm-pool containers, and the MCP
    * server containers it started (nothing else could speak to them after it is gone).

@@ -313,6 +313,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return this.frozen.untilThawed(goalId, signal);
   }
 
+  freezes(goalId: string): number | null {
+    return this.frozen.has(goalId) ? null : this.frozen.freezeCount(goalId);
+  }
+
   async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
     assertGoalId(goalId);
     await this.frozen.unpause(goalId, opts);

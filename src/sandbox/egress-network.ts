@@ -35,6 +35,12 @@ export interface EgressEndpoint {
 
 export class EgressNetworks {
   private readonly ready = new Map<string, Promise<EgressEndpoint>>();
+  /**
+   * The removals under way: a second one of the same network joins the first. Two at once (an
+   * MCP server's stop, tools/mcp/stdio-start.ts, and its goal's removal) raced: the second found
+   * the relay being removed and failed on its network, still in use by it.
+   */
+  private readonly removing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly docker: Docker,
@@ -72,9 +78,16 @@ export class EgressNetworks {
   }
 
   /** The relay and the network go (after the goal's container: a network in use stays). */
-  async remove(goalId: string): Promise<void> {
+  remove(goalId: string): Promise<void> {
     this.ready.delete(goalId);
-    await removeRelayAndNetwork(this.docker, this.relayName(goalId), this.networkName(goalId));
+    let removal = this.removing.get(goalId);
+    if (!removal) {
+      removal = removeRelayAndNetwork(this.docker, this.relayName(goalId), this.networkName(goalId)).finally(
+        () => this.removing.delete(goalId),
+      );
+      this.removing.set(goalId, removal);
+    }
+    return removal;
   }
 
   /** The networks of the goal's MCP servers (egress/mcp-callers.ts), with their relays. */

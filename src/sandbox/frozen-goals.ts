@@ -11,7 +11,7 @@
 // (tools/mcp/request-time.ts): a server frozen mid-call answers nothing meanwhile.
 
 import { performance } from "node:perf_hooks";
-import { errorMessage } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { FreezeClock } from "./mcp-container.js";
 
 /** The engine's side: pause and unpause a container by name or id (docker-containers.ts). */
@@ -40,6 +40,12 @@ interface Frozen {
  * within the 10 s the fence's lift waits for the freeze).
  */
 const UNPAUSED_WAIT_MS = 4_000;
+
+/**
+ * How long the last unpause of a goal (its fence's last try, `last`) waits for the engine before
+ * it counts as refused (as the fence's other tries do: cluster/fence.ts UNFREEZE_ANSWER_MS).
+ */
+export const LAST_ANSWER_MS = 10_000;
 
 export class FrozenGoals {
   private readonly held = new Map<string, Frozen>();
@@ -112,7 +118,7 @@ export class FrozenGoals {
    * refused leaves the goal frozen (its waiters wait, the sweep keeps its paused containers)
    * for the next unpause: before, its waiters went on into a container still paused, and the
    * sweep then removed it as a stopped one under a goal its node kept. With `last` (its fence
-   * gives up), a refusal removes the goal's containers and lets its waiters go, into a fresh
+   * gives up), a refusal (or no answer within LAST_ANSWER_MS) removes the goal's containers and lets its waiters go, into a fresh
    * container over the same workspace (release), unless the goal was frozen again since this
    * unpause began (a new fence: its lift unfreezes it). Before, a new lift's unpause hid the new
    * freeze, and a last try held past both gave up a goal the new fence had tried once. A refusal
@@ -124,7 +130,11 @@ export class FrozenGoals {
     let answered = false;
     try {
       // Each is tried (the goal's container and its servers), the first refusal thrown.
-      await firstRefusal(this.names(goalId).map((n) => this.engine.unpause(n)));
+      const sent = firstRefusal(this.names(goalId).map((n) => this.engine.unpause(n)));
+      // The last not answered within LAST_ANSWER_MS is refused: the goal is given up as on a
+      // refusal. Before, it stayed frozen, its calls held, until the engine answered (for good
+      // when it never did) or a new fence's lift tried again.
+      await (opts.last ? answeredWithin(sent, LAST_ANSWER_MS, goalId) : sent);
       answered = true;
     } catch (e) {
       thawed(false);
@@ -172,7 +182,7 @@ export class FrozenGoals {
   }
 
   /** How many times the goal was frozen: an unpause reads it as it begins (see frozenSince). */
-  private freezeCount(goalId: string): number {
+  freezeCount(goalId: string): number {
     return this.freezes.get(goalId) ?? 0;
   }
 
@@ -350,6 +360,20 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * `sent`, or a refusal once `ms` passed without its answer (what lands later is let be: the
+ * goal's containers are removed by then, or it was frozen again).
+ */
+async function answeredWithin(sent: Promise<void>, ms: number, goalId: string): Promise<void> {
+  sent.catch(() => {});
+  if (await settlesWithin(sent, ms)) return sent;
+  throw new AidoError(
+    ErrorCode.sandboxFailed,
+    `the engine did not answer the unpause of goal ${goalId}'s containers within ${ms} ms`,
+    { goalId },
+  );
 }
 
 /** Settles once every one of `calls` has: throws the first refusal, if any. */

@@ -45,60 +45,72 @@ afterAll(async () => {
   await engine?.close();
 });
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The opening every case shares: the goal's container up (an exec ran in it) and frozen (its
+ * node's fence); `paused` reads the engine's word on it, `runsOn` checks that a call runs in it
+ * (the goal let go at last), then removes the goal.
+ */
+async function frozenGoal(goalId: string) {
+  const sb = await fx.backend.acquire(goalId);
+  await sb.exec({ confinement: "unconfined", command: "true" });
+  await fx.backend.pause(goalId);
+  const name = fx.backend.containerName(goalId);
+  const container = new Docker().getContainer(name);
+  return {
+    sb,
+    name,
+    paused: async () => (await container.inspect()).State.Paused,
+    runsOn: async () => {
+      const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
+      expect(r.stdout.trim()).toBe("on");
+      await fx.backend.remove(goalId);
+    },
+  };
+}
+
 describe("a goal frozen again while an unpause the engine holds is under way", () => {
   it("is not frozen by that freeze once a newer unpause let it go", async () => {
     const goalId = "stale-pause";
-    const sb = await fx.backend.acquire(goalId);
-    await sb.exec({ confinement: "unconfined", command: "true" });
-    await fx.backend.pause(goalId);
+    const g = await frozenGoal(goalId);
     holdNext = true;
     const held = fx.backend.unpause(goalId); // the old lift's, held by the engine
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const again = fx.backend.pause(goalId); // a new fence: waits for the held unpause
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     await fx.backend.unpause(goalId); // the new fence's lift, not waiting for that freeze
     await held.catch(() => {}); // the engine: not paused any more
     await again;
-    const state = (await new Docker().getContainer(fx.backend.containerName(goalId)).inspect()).State;
-    expect(state.Paused).toBe(false);
-    const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
-    expect(r.stdout.trim()).toBe("on");
-    await fx.backend.remove(goalId);
+    expect(await g.paused()).toBe(false);
+    await g.runsOn();
   }, 120_000);
 });
 
 describe("a goal frozen again while an older unpause the engine holds is still out", () => {
   it("is frozen only once that unpause has landed, though a newer unpause let the goal go meanwhile", async () => {
     const goalId = "stale-unpause";
-    const sb = await fx.backend.acquire(goalId);
-    await sb.exec({ confinement: "unconfined", command: "true" });
-    await fx.backend.pause(goalId);
+    const g = await frozenGoal(goalId);
     holdNext = true;
     const held = fx.backend.unpause(goalId); // the old lift's, held by the engine
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const again = fx.backend.pause(goalId); // a second fence: waits for the held unpause
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     await fx.backend.unpause(goalId); // its lift, not waiting for that freeze: the goal goes
     // A third fence while the old unpause is still out: its pause must land after that unpause.
     const third = fx.backend.pause(goalId);
     await Promise.all([held.catch(() => {}), again, third]);
-    const container = new Docker().getContainer(fx.backend.containerName(goalId));
-    expect((await container.inspect()).State.Paused).toBe(true);
+    expect(await g.paused()).toBe(true);
     await fx.backend.unpause(goalId);
-    const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
-    expect(r.stdout.trim()).toBe("on");
-    await fx.backend.remove(goalId);
+    await g.runsOn();
   }, 120_000);
 });
 
 describe("a goal frozen again while an unpause the engine refuses late is under way", () => {
   it("is not frozen by that freeze once a newer unpause has begun", async () => {
     const goalId = "stale-refused";
-    const sb = await fx.backend.acquire(goalId);
-    await sb.exec({ confinement: "unconfined", command: "true" });
-    await fx.backend.pause(goalId);
+    const g = await frozenGoal(goalId);
     const unpause = /^POST \S+\/unpause$/;
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     plan = [{ match: unpause, answer: { refuseAfterMs: 1_000 } }];
     const held = fx.backend.unpause(goalId).catch(() => {}); // the old lift's: refused, late
     await sleep(200);
@@ -109,31 +121,23 @@ describe("a goal frozen again while an unpause the engine refuses late is under 
     await sleep(300);
     // The waiting freeze, once the old unpause is refused, looks at the container only after
     // the new unpause landed: it found it running.
-    const name = fx.backend.containerName(goalId);
-    plan = [{ match: new RegExp(`^GET \\S*/containers/${name}/json`), answer: 2_500 }];
+    plan = [{ match: new RegExp(`^GET \\S*/containers/${g.name}/json`), answer: 2_500 }];
     await Promise.all([held, again, lift]);
     plan = [];
-    const state = (await new Docker().getContainer(name).inspect()).State;
-    expect(state.Paused).toBe(false);
-    const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
-    expect(r.stdout.trim()).toBe("on");
-    await fx.backend.remove(goalId);
+    expect(await g.paused()).toBe(false);
+    await g.runsOn();
   }, 120_000);
 });
 
 describe("a goal frozen while an unpause of it the engine does not answer is out", () => {
   it("is frozen after a short wait all the same, and again once that unpause lands", async () => {
     const goalId = "stale-unanswered";
-    const sb = await fx.backend.acquire(goalId);
-    await sb.exec({ confinement: "unconfined", command: "true" });
-    await fx.backend.pause(goalId);
+    const g = await frozenGoal(goalId);
     plan = [{ match: /^POST \S+\/unpause$/, answer: 20_000 }];
     const held = fx.backend.unpause(goalId).catch(() => {}); // the lift's: not answered for long
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     await fx.backend.unpause(goalId); // a later try: the goal goes
-    const name = fx.backend.containerName(goalId);
-    const container = new Docker().getContainer(name);
-    expect((await container.inspect()).State.Paused).toBe(false);
+    expect(await g.paused()).toBe(false);
     // A new fence: its freeze does not wait for the unanswered unpause past a few seconds (the
     // fence's lift waits for it 10 s at most, and the container ran meanwhile).
     const settled = await Promise.race([
@@ -141,43 +145,37 @@ describe("a goal frozen while an unpause of it the engine does not answer is out
       new Promise((r) => setTimeout(() => r("pending"), 8_000)),
     ]);
     expect(settled).toBe("frozen");
-    expect((await container.inspect()).State.Paused).toBe(true);
+    expect(await g.paused()).toBe(true);
     // The old unpause lands: the goal, still frozen, is frozen again after it.
     await held;
-    await new Promise((r) => setTimeout(r, 1_000));
-    expect((await container.inspect()).State.Paused).toBe(true);
+    await sleep(1_000);
+    expect(await g.paused()).toBe(true);
     await fx.backend.unpause(goalId);
-    const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
-    expect(r.stdout.trim()).toBe("on");
-    await fx.backend.remove(goalId);
+    await g.runsOn();
   }, 120_000);
 });
 
 describe("a goal whose pause, sent again once an unanswered unpause landed, is refused", () => {
   it("is logged as a freeze refusal, and stays held (its calls wait) while its container runs", async () => {
     const goalId = "stale-late-refused";
-    const sb = await fx.backend.acquire(goalId);
-    await sb.exec({ confinement: "unconfined", command: "true" });
-    await fx.backend.pause(goalId);
+    const g = await frozenGoal(goalId);
     plan = [{ match: /^POST \S+\/unpause$/, answer: 12_000 }];
     const held = fx.backend.unpause(goalId).catch(() => {}); // the lift's: not answered for long
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     await fx.backend.unpause(goalId); // a later try: the goal goes
-    const name = fx.backend.containerName(goalId);
-    const container = new Docker().getContainer(name);
     await fx.backend.pause(goalId); // a new fence: frozen after the short wait
-    expect((await container.inspect()).State.Paused).toBe(true);
+    expect(await g.paused()).toBe(true);
     // The pause sent again once the old unpause lands: refused.
     plan = [{ match: /^POST \S+\/pause$/, answer: "refuse" }];
     await held;
-    await new Promise((r) => setTimeout(r, 1_500));
+    await sleep(1_500);
     expect(plan).toEqual([]); // it was sent
     expect(
       logs.filter((l) => l.includes(`goal ${goalId},`) && l.includes("could not be frozen again")),
     ).toHaveLength(1);
     // The goal stays held: a call waits for the lift, though its container runs.
-    expect((await container.inspect()).State.Paused).toBe(false);
-    const calling = sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
+    expect(await g.paused()).toBe(false);
+    const calling = g.sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
     const waited = await Promise.race([
       calling.then(() => "ran"),
       new Promise((r) => setTimeout(() => r("waiting"), 1_000)),

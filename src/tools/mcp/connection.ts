@@ -149,6 +149,8 @@ export class McpConnection {
   private lastError: unknown;
   /** Why the connection ended on its own (set before the calls in flight are failed). */
   private endedBecause: string | undefined;
+  /** An end nobody asked for: settles once its container is removed (close() waits for it). */
+  private gone: Promise<void> = Promise.resolve();
   /** The calls in flight: close() cancels them. */
   private readonly inflight = new Set<AbortController>();
   /** notifications/cancelled being sent: close() waits for them (bounded). */
@@ -229,6 +231,7 @@ export class McpConnection {
       const why = conn.lastError === undefined ? "the connection closed" : errorMessage(conn.lastError);
       conn.endedBecause = inert(conn.redact(why)).slice(0, REASON_MAX);
       const gone = conn.container ? conn.container.stop().catch(() => undefined) : Promise.resolve();
+      conn.gone = gone;
       deps.ended?.(conn, conn.endedBecause, gone);
     };
     try {
@@ -366,7 +369,10 @@ export class McpConnection {
 
   /** Close the session; a stdio server's container is removed with it. */
   async close(): Promise<void> {
-    if (this.closed) return;
+    // Ended already (the SDK closes the transport when its connect fails): its container (and a
+    // stdio server's network, tools/mcp/stdio-start.ts) being removed, close() settles once they
+    // are. Before, it settled at once: an open that failed reported with them still there.
+    if (this.closed) return this.gone;
     this.closed = true;
     // The server is told to stop what it runs for us, and given a moment to hear it.
     for (const c of this.inflight) c.abort(CANCELLED_BY_CLOSE);

@@ -2,14 +2,18 @@
 // it into McpServers): a server with network entries gets an egress network and relay of its
 // own (egress/plumbing.ts, sandbox/egress-network.ts) with the proxy variables of its caller
 // mcp:<server>; else network none. Order: the goal's thaw first (its node fenced, the start
-// waits; sandbox/frozen-goals.ts), then the network, then the container. Before, the network and
-// relay were made before the start waited for the thaw: a frozen goal's server start made them
-// during the fence, and a start cancelled meanwhile left them until the goal ended. A start
-// cancelled after they were made (a fence that fell again while they were being made) removes
-// them.
+// waits; sandbox/frozen-goals.ts), then the network, then the container. A network made while a
+// fence fell (the goal frozen since the thaw the start waited for) is removed and made again after
+// the next thaw: nothing the start uses was made during a fence. Before, the start went on with
+// it. Whatever it made goes again, before the start reports, unless it ends with a running
+// server: a start cancelled or failed (the engine, the relay, the container), and one whose
+// connect or listing then fails or is cancelled (McpConnection.open stops the container: its
+// network and relay go with it, see `owned`). Before, only a start cancelled before its container
+// ran removed them; the others left them until the next start or the goal's end.
 
 import type { McpServerConfig } from "../../config.js";
-import type { EgressPlumbing } from "../../egress/plumbing.js";
+import { mcpEgressId } from "../../egress/mcp-callers.js";
+import type { EgressPlumbing, ServerEgress } from "../../egress/plumbing.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { SandboxBackend } from "../../sandbox/backend.js";
 import type { McpServerContainer } from "../../sandbox/mcp-container.js";
@@ -42,27 +46,88 @@ export async function startStdioServer(
     mounts: s.mounts,
   };
   if ((s.network ?? []).length === 0 || deps.probing(goalId)) return backend.startMcpServer(spec, signal);
-  if (!((await backend.untilThawed?.(goalId, signal)) ?? true)) throw cancelled(goalId, s.name);
-  const net = await deps.egress.server(goalId, s.name);
+  const net = await thawedNetwork(deps, goalId, s.name, signal);
+  let server: McpServerContainer;
   try {
-    return await backend.startMcpServer(
+    server = await backend.startMcpServer(
       { ...spec, env: { ...spec.env, ...net.env }, network: net.network },
       signal,
     );
   } catch (e) {
-    if (signal?.aborted || (e instanceof AidoError && e.code === ErrorCode.cancelled)) {
-      // The listener, callers and folder (daemon side), then the relay and network (engine side).
-      await deps.egress.close(net.egressId);
-      await backend
-        .removeEgress?.(net.egressId)
-        .catch((r: unknown) =>
-          deps.log(
-            `removing the egress network of MCP server ${s.name} of goal ${goalId} after its start was cancelled: ${errorMessage(r)} (the sweep removes it)`,
-          ),
-        );
-    }
+    await removeNetwork(deps, goalId, s.name, net.egressId, "its start failed");
     throw e;
   }
+  return owned(deps, goalId, s.name, net.egressId, server);
+}
+
+/**
+ * The server's network, made while the goal is thawed: one the fence fell on while it was being
+ * made (the goal's freeze count moved) is removed, and made again once the goal is thawed.
+ */
+async function thawedNetwork(
+  deps: StdioStartDeps,
+  goalId: string,
+  server: string,
+  signal: AbortSignal | undefined,
+): Promise<ServerEgress> {
+  const { backend } = deps;
+  for (;;) {
+    if (!((await backend.untilThawed?.(goalId, signal)) ?? true)) throw cancelled(goalId, server);
+    const freezes = backend.freezes?.(goalId);
+    if (freezes === null) continue; // frozen again as the wait ended
+    let net: ServerEgress;
+    try {
+      net = await deps.egress.server(goalId, server);
+    } catch (e) {
+      // The network may be made (the relay's start failed, or the goal ended meanwhile).
+      await removeNetwork(deps, goalId, server, mcpEgressId(goalId, server), "it could not be made");
+      throw e;
+    }
+    if (backend.freezes?.(goalId) === freezes) return net;
+    await removeNetwork(deps, goalId, server, net.egressId, "a fence fell while it was made");
+  }
+}
+
+/** The server, its network and relay removed once its container is stopped (however it ends). */
+function owned(
+  deps: StdioStartDeps,
+  goalId: string,
+  server: string,
+  egressId: string,
+  container: McpServerContainer,
+): McpServerContainer {
+  return {
+    ...container,
+    stop: async () => {
+      try {
+        await container.stop();
+      } finally {
+        await removeNetwork(deps, goalId, server, egressId, "its server was stopped");
+      }
+    },
+  };
+}
+
+/**
+ * The daemon's listener, callers and folder, then the relay and network (engine side; the
+ * server's container gone first: a network in use stays). One the engine would not remove is
+ * logged; the sweep removes it.
+ */
+async function removeNetwork(
+  deps: StdioStartDeps,
+  goalId: string,
+  server: string,
+  egressId: string,
+  why: string,
+): Promise<void> {
+  await deps.egress.close(egressId);
+  await deps.backend
+    .removeEgress?.(egressId)
+    .catch((r: unknown) =>
+      deps.log(
+        `removing the egress network of MCP server ${server} of goal ${goalId} (${why}): ${errorMessage(r)} (the sweep removes it)`,
+      ),
+    );
 }
 
 function cancelled(goalId: string, server: string): AidoError {
