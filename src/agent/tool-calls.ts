@@ -156,7 +156,8 @@ async function runOne(
         "The result will not change. Use the earlier result, change the arguments, or finish with what you have.",
     );
   }
-  if (signal.aborted) return result("Not run: the agent is stopping.", true);
+  // A call of an agent that is stopping goes to the gate all the same: it refuses it there as
+  // cancelled, audited (gate/cancel.ts), where before the loop dropped it with nothing on record.
   env.events.emit("tool.called", agent.goalId, ev);
   const started = performance.now();
   try {
