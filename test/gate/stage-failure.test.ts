@@ -366,4 +366,39 @@ describe("one entry per call, inert and bounded whatever the text", () => {
     ]);
     expect(runs).toBe(0);
   });
+
+  // gate/cancel.ts: the gate looks at the signal after each await and last in the step that
+  // writes tool.invoked. An abort landing at any microtask after the hold must never let a call
+  // run that had not been audited as invoked when its caller left.
+  it("never runs a call whose caller left before tool.invoked, wherever the abort lands after the hold", async () => {
+    for (let depth = 0; depth < 12; depth++) {
+      const ac = new AbortController();
+      const callId = `race-${depth}`;
+      let invokedAtAbort: boolean | undefined;
+      const abortLater = (n: number): void => {
+        if (n > 0) {
+          queueMicrotask(() => abortLater(n - 1));
+          return;
+        }
+        invokedAtAbort = w.audit
+          .query({ agent_id: "agent-1", kind: "tool.invoked" })
+          .some((e) => (e.payload as { call_id?: string }).call_id === callId);
+        ac.abort(new Error("the agent stopped"));
+      };
+      const before = runs;
+      const gate = w.gate(undefined, [], async () => abortLater(depth));
+      await gate
+        .invoke(w.principal(), { name: "odd", input: { mode: "plain" }, callId, signal: ac.signal })
+        .catch(() => undefined);
+      const kinds = toolEntries()
+        .filter((e) => (e.payload as { call_id?: string }).call_id === callId)
+        .map((e) => e.kind);
+      if (invokedAtAbort === false) {
+        expect(kinds, `abort after ${depth} microtasks`).toEqual(["tool.denied"]);
+        expect(runs, `abort after ${depth} microtasks`).toBe(before);
+      } else {
+        expect(kinds, `abort after ${depth} microtasks`).toEqual(["tool.invoked"]);
+      }
+    }
+  });
 });
