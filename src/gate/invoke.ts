@@ -23,7 +23,7 @@
 // that the stages annotate: approval, verdict, snapshot.
 
 import type { EgressPlumbing } from "../egress/plumbing.js";
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError, type ErrorCode } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { ProjectBinding } from "../security/approval-project.js";
 import type { ApprovalQueue } from "../security/approvals.js";
@@ -380,13 +380,9 @@ export class Gate {
             const id = await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
             span?.set({ [Attr.snapshotId]: id });
           }
-          // Cancelled during the snapshot: tool.invoked is written, so this ends as tool.failed
-          // (code cancelled), and the run does not start.
-          if (call.signal?.aborted)
-            throw new AidoError(
-              ErrorCode.cancelled,
-              `${tool.name} was cancelled before its run started; it did not run`,
-            );
+          // Once tool.invoked is written the run is the tool's, cancel included: each honours the
+          // signal as it can (a file write until it is sent, an exec killed), and adopt_world
+          // not at all (it runs to its end, never half-applied).
           return await tool.run(input, ctx);
         } finally {
           paths.audit(deps.audit, principal);
