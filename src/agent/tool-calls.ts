@@ -13,10 +13,12 @@
 import { AidoError, errorMessage } from "../errors.js";
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
 import { GateDenied, type Principal } from "../gate/invoke.js";
+import { stageFailureOf } from "../gate/stage-failure.js";
 import type { ToolServices } from "../gate/types.js";
 import type { AgentRecord } from "../kernel/registry.js";
 import type { ToolResultBlock, ToolUseBlock } from "../llm/types.js";
 import { memoryIdentity } from "../memory/types.js";
+import { auditErrorText } from "../security/audit-text.js";
 import { canonicalJson } from "../security/canonical-json.js";
 import { Attr, gateReason, toolType, tracedId, tracedToolName } from "../telemetry/attributes.js";
 import type { AgentEnv } from "./env.js";
@@ -156,7 +158,8 @@ async function runOne(
         "The result will not change. Use the earlier result, change the arguments, or finish with what you have.",
     );
   }
-  if (signal.aborted) return result("Not run: the agent is stopping.", true);
+  // A call of an agent that is stopping goes to the gate all the same: it refuses it there as
+  // cancelled, audited (gate/cancel.ts), where before the loop dropped it with nothing on record.
   env.events.emit("tool.called", agent.goalId, ev);
   const started = performance.now();
   try {
@@ -183,11 +186,22 @@ async function runOne(
       });
       return result(`Refused by the runtime (${e.code}, at the ${e.stage} check): ${e.message}`, true);
     }
-    env.events.emit("tool.completed", agent.goalId, {
-      ...ev,
-      isError: true,
-      ms: Math.round(performance.now() - started),
-    });
+    const stage = stageFailureOf(e);
+    if (stage !== undefined) {
+      // Not run: a stage of the gate failed (audited as tool.errored). Watchers see it as such.
+      env.events.emit("tool.errored", agent.goalId, {
+        ...ev,
+        stage,
+        ...(e instanceof AidoError ? { code: e.code } : {}),
+        error: auditErrorText(e),
+      });
+    } else {
+      env.events.emit("tool.completed", agent.goalId, {
+        ...ev,
+        isError: true,
+        ms: Math.round(performance.now() - started),
+      });
+    }
     const code = e instanceof AidoError ? e.code : "tool_failed";
     // A failure message may quote what the tool saw (file content, command output).
     return result(wrapUntrusted("tool_output", { tool: call.name, error: code }, errorMessage(e)), true);

@@ -21,6 +21,7 @@ import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { HoldRefused } from "../gate/hold.js";
 import { isStandalone } from "../kernel/assemble.js";
 import type { Runtime } from "../kernel/runtime.js";
 import type { ApprovalListFilter } from "../security/approval-store.js";
@@ -146,8 +147,10 @@ export class ClusterNode implements Liveness {
   async beforeToolCall(goalId: string, signal?: AbortSignal): Promise<void> {
     if (isStandalone(goalId)) return;
     await this.hold.until({ ...(signal ? { signal } : {}) });
+    // A refusal (gate/hold.ts): tool.denied at stage hold. Anything else this throws is the
+    // hold failing, audited as tool.errored.
     if (signal?.aborted)
-      throw new AidoError(
+      throw new HoldRefused(
         ErrorCode.cancelled,
         `the tool call of goal ${goalId} waited for this node to be sure of its goals, and its agent stopped meanwhile; it did not run`,
         { goal_id: goalId },

@@ -1,14 +1,17 @@
 // daemon/tool-invoke.ts — tool.invoke as watchers see it. Runtime.invokeTool runs the call
 // through the gate (schema, capability, policy, budget, approval, audit) but, unlike the
 // agent loop, announces nothing on the event bus; this adapter emits the same
-// tool.called / tool.completed / tool.denied events the loop does, so a socket call shows
+// tool.called / tool.completed / tool.denied / tool.errored events the loop does, so a socket call shows
 // up in `events.subscribe` and in the daemon's log like any other. (The kernel should
 // emit these in Runtime.invokeTool itself; this file then goes away.)
 
 import { randomBytes } from "node:crypto";
+import { AidoError } from "../errors.js";
 import { GateDenied } from "../gate/invoke.js";
+import { stageFailureOf } from "../gate/stage-failure.js";
 import type { ToolResult } from "../gate/types.js";
 import type { Runtime } from "../kernel/runtime.js";
+import { auditErrorText } from "../security/audit-text.js";
 
 export async function invokeToolWithEvents(
   rt: Runtime,
@@ -28,8 +31,16 @@ export async function invokeToolWithEvents(
     return r;
   } catch (e) {
     if (goalId === null) throw e;
+    const stage = stageFailureOf(e);
     if (e instanceof GateDenied) {
       rt.events.emit("tool.denied", goalId, { ...ev, code: e.code, stage: e.stage, reason: e.message });
+    } else if (stage !== undefined) {
+      rt.events.emit("tool.errored", goalId, {
+        ...ev,
+        stage,
+        ...(e instanceof AidoError ? { code: e.code } : {}),
+        error: auditErrorText(e),
+      });
     } else {
       rt.events.emit("tool.completed", goalId, { ...ev, isError: true, ms: ms() });
     }

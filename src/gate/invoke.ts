@@ -23,30 +23,31 @@
 // that the stages annotate: approval, verdict, snapshot.
 
 import type { EgressPlumbing } from "../egress/plumbing.js";
-import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { AidoError, type ErrorCode } from "../errors.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { ProjectBinding } from "../security/approval-project.js";
 import type { ApprovalQueue } from "../security/approvals.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
-import { auditText } from "../security/audit-text.js";
+import { auditCallId, auditText } from "../security/audit-text.js";
 import type { JsonValue } from "../security/canonical-json.js";
 import type { Grant } from "../security/grants.js";
-import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
 import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import { Attr, gateReason } from "../telemetry/attributes.js";
 import type { Tracer, TraceSpan } from "../telemetry/tracer.js";
 import { type ApprovalPassed, awaitApproval } from "./approval-wait.js";
+import { refuseIfCancelled } from "./cancel.js";
 import { confinementFor } from "./confinement.js";
+import { passHold } from "./hold.js";
 import { type Deny, type Judged, judgeCall, type Seen } from "./judge.js";
-import { describeNeed } from "./needs.js";
+import { allowNetwork } from "./network-check.js";
 import { RunPaths } from "./run-paths.js";
 import { type StepJudgement, simulateCall } from "./simulate.js";
 import { auditStageFailure } from "./stage-failure.js";
 import { traceCall } from "./trace-call.js";
 import { TurnSnapshots } from "./turn-snapshots.js";
-import type { Need, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
+import type { ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
 
 /** Who is calling: an agent (or a socket client acting as one) and its signed token. */
 export interface Principal {
@@ -234,12 +235,15 @@ export class Gate {
         tool: auditText(call.name),
         ...refusal,
         reason: auditText(refusal.reason),
-        ...(call.callId ? { call_id: call.callId } : {}),
+        ...(call.callId ? { call_id: auditCallId(call.callId) } : {}),
       },
     });
   }
 
   async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
+    // The call's id is the provider's or a client's text: bounded and inert before any entry
+    // keeps it (security/audit-text.ts).
+    if (call.callId !== undefined) call = { ...call, callId: auditCallId(call.callId) };
     const tracer = this.deps.tracer;
     if (!tracer) return this.decideAndRun(principal, call, undefined);
     return traceCall(tracer, principal, call, this.knowsTool(call.name), (span) =>
@@ -249,17 +253,18 @@ export class Gate {
 
   /**
    * Stages 1-7 up to tool.invoked: judged (gate/judge.ts), approved (gate/approval-wait.ts),
-   * let through the hold. A refusal is audited as tool.denied by `deny`; a stage that throws
-   * instead (the container not started, a path not resolved in it, the approval store failing)
-   * is audited as tool.errored with the stage it was at (gate/stage-failure.ts), and its error
-   * reaches the caller as before. Either way one entry: a denial whose own entry failed is not
-   * written twice.
+   * let through the hold (gate/hold.ts). A refusal is audited as tool.denied by `deny`; a stage
+   * that throws instead (the container not started, a path not resolved in it, the approval
+   * store failing, the hold failing) is audited as tool.errored with the stage it was at
+   * (gate/stage-failure.ts), and its error reaches the caller as before. Either way one entry: a
+   * denial whose own entry failed is not written twice. A call whose caller has gone is refused
+   * after each await (gate/cancel.ts). `deny` is handed back for the last look before tool.invoked.
    */
   private async decide(
     principal: Principal,
     call: ToolCall,
     span: TraceSpan | undefined,
-  ): Promise<{ judged: Judged; passed: ApprovalPassed }> {
+  ): Promise<{ judged: Judged; passed: ApprovalPassed; deny: Deny }> {
     const { deps } = this;
     let denied = false;
     const deny: Deny = (code, stage, reason, details = {}) => {
@@ -292,19 +297,22 @@ export class Gate {
       // 6. approval: wait for a human, unless an earlier Allow Session / Allow Always covers
       // the call's scope (reused, audited).
       seen.stage = "approval";
+      refuseIfCancelled(call.signal, "approval", deny);
       const passed = await awaitApproval(deps, principal, call, judged, span, deny);
+      refuseIfCancelled(call.signal, "approval", deny);
       // 7. held while the goal's node is unsure of it (cluster mode: fenced, or paused past its
-      // lease). A call let go without running (its agent stopped while it waited) is refused as
-      // every call that does not run is: audited. Before, it went by unaudited, after its approval.
+      // lease). A call the hold lets go without running is refused (tool.denied); a hold that
+      // fails is the runtime's failure (tool.errored), gate/hold.ts.
       seen.stage = "hold";
-      try {
-        await deps.beforeRun?.(principal.goalId, call.signal);
-      } catch (e) {
-        return deny(e instanceof AidoError ? e.code : ErrorCode.cancelled, "hold", errorMessage(e));
-      }
-      return { judged, passed };
+      await passHold(deps, principal, call, deny);
+      return { judged, passed, deny };
     } catch (e) {
-      if (!denied) auditStageFailure(deps.audit, principal, call, seen.stage ?? "schema", e);
+      if (denied) throw e;
+      // A stage that failed once the caller had gone (its sandbox call ended by the signal, the
+      // goal's sandbox removed as its agent stopped): the cancellation, refused as such, the
+      // stage's error in the reason (gate/cancel.ts).
+      refuseIfCancelled(call.signal, seen.stage ?? "schema", deny, e);
+      auditStageFailure(deps.audit, principal, call, seen.stage ?? "schema", e);
       throw e;
     }
   }
@@ -315,9 +323,12 @@ export class Gate {
     span: TraceSpan | undefined,
   ): Promise<ToolResult> {
     const { deps } = this;
-    const { judged, passed } = await this.decide(principal, call, span);
+    const { judged, passed, deny } = await this.decide(principal, call, span);
     const { tool, input, grants, needs, sandbox } = judged;
     const { confirmed, approvedHosts } = passed;
+    // The last look, with nothing awaited between it and tool.invoked: an abort during the
+    // return from decide() (a microtask of another task may run there) is seen here.
+    refuseIfCancelled(call.signal, "hold", deny);
     span?.set({ [Attr.gateVerdict]: "allowed" });
     const invoked = deps.audit.record(
       "tool.invoked",
@@ -350,7 +361,8 @@ export class Gate {
           confinement: egress ? { ...confinement, connect: egress.connect } : confinement,
           ...(egress ? { egress } : {}),
           allowNetwork: (host, port, opts) =>
-            this.allowNetwork(
+            allowNetwork(
+              deps,
               principal,
               tool.name,
               grants,
@@ -368,6 +380,9 @@ export class Gate {
             const id = await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
             span?.set({ [Attr.snapshotId]: id });
           }
+          // Once tool.invoked is written the run is the tool's, cancel included: each honours the
+          // signal as it can (a file write until it is sent, an exec killed), and adopt_world
+          // not at all (it runs to its end, never half-applied).
           return await tool.run(input, ctx);
         } finally {
           paths.audit(deps.audit, principal);
@@ -387,64 +402,5 @@ export class Gate {
    */
   simulate(principal: Principal, call: ToolCall): Promise<StepJudgement> {
     return simulateCall(this.deps, principal, call);
-  }
-
-  /**
-   * A host a running tool wants beyond its declared needs (a redirect hop, a private
-   * address): allowed by a grant (literally naming it when `literal`) and by the policy.
-   * When a human approved the call (`approvedHosts`), a hop to another host is refused: the
-   * approval named its host ("web_fetch of any URL on host A"), and following a redirect
-   * from A to B would carry it to a host nobody saw. A `literal` check is about the
-   * addresses of a host already allowed, and is not held to it.
-   * A refusal is audited like any other denial; the tool reports it to the model.
-   */
-  private allowNetwork(
-    principal: Principal,
-    tool: string,
-    grants: readonly Grant[],
-    { host, port }: { host: string; port: number },
-    literal: boolean,
-    approvedHosts: ReadonlySet<string> | undefined,
-  ): boolean {
-    if (!literal && approvedHosts && !approvedHosts.has(`${host.toLowerCase()}:${port}`)) {
-      this.deps.audit.append({
-        kind: "tool.denied",
-        goalId: principal.goalId,
-        agentId: principal.agentId,
-        payload: {
-          tool,
-          stage: "approval",
-          reason: auditText(
-            `host ${host} is not the one a human approved for this call (${[...approvedHosts].join(", ")})`,
-          ),
-          code: ErrorCode.capabilityDenied,
-        },
-      });
-      return false;
-    }
-    const need: Need = { kind: "network", host, port };
-    const grant = literal
-      ? grantsAllow(
-          grants.filter((g) => g.kind === "network" && g.host === host.toLowerCase()),
-          need,
-        )
-      : grantsAllow(grants, need);
-    const decision = grant ? this.deps.policy.decide({ tool, input: {}, needs: [need] }) : undefined;
-    if (grant && decision?.decision === "allow") return true;
-    const reason = grant
-      ? `policy refuses ${describeNeed(need)}`
-      : `no capability grants ${describeNeed(need)}${literal ? " (a grant naming this address exactly is required)" : ""}`;
-    this.deps.audit.append({
-      kind: "tool.denied",
-      goalId: principal.goalId,
-      agentId: principal.agentId,
-      payload: {
-        tool,
-        stage: grant ? "policy" : "capability",
-        reason: auditText(reason),
-        code: ErrorCode.capabilityDenied,
-      },
-    });
-    return false;
   }
 }

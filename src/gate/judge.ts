@@ -28,6 +28,8 @@ import type { CommandAnalysis } from "../security/shell.js";
 import { inert } from "../security/terminal-text.js";
 import type { VerifiedToken } from "../security/tokens.js";
 import { argumentDepthRefusal, MAX_ARGUMENT_DEPTH } from "./argument-depth.js";
+import { refuseIfCancelled } from "./cancel.js";
+import { passHold } from "./hold.js";
 import type { GateDeps, Principal, ToolCall } from "./invoke.js";
 import { describeNeed } from "./needs.js";
 import type { Need, NeedsContext, ToolDef } from "./types.js";
@@ -93,7 +95,11 @@ export async function judgeCall(
   // manifest, approved, the tool pinned; its input checked against the pin. Its server is
   // not contacted until stage 5, where its live definition is checked against the pin.)
   seen.stage = "schema";
+  // A call whose caller has gone is refused before anything is looked up, and after each await
+  // here (gate/cancel.ts): a stage that waited does not go on for nobody.
+  refuseIfCancelled(call.signal, "schema", deny);
   const external = deps.tools.has(call.name) ? undefined : await deps.external?.resolve(principal, call.name);
+  refuseIfCancelled(call.signal, "schema", deny);
   if (external && "refusal" in external) {
     const r = external.refusal;
     return deny(r.code, r.stage, r.reason);
@@ -171,15 +177,11 @@ export async function judgeCall(
   // 5. the needs as the container resolves them (this may start the goal's container, or
   // connect an external MCP server), each against the grants, then the policy on all of it.
   // Not while the goal's node is unsure of it (cluster mode: its containers frozen by the
-  // fence): held as at stage 7, and refused at stage hold if let go. Before, a path resolved
-  // in a frozen container got no answer for 10 s and the call ended as a sandbox error,
-  // neither run nor refused (no tool.denied).
+  // fence): held as at stage 7 (gate/hold.ts), and refused at stage hold if let go. Before, a
+  // path resolved in a frozen container got no answer for 10 s and the call ended as a sandbox
+  // error, neither run nor refused (no tool.denied).
   seen.stage = "hold";
-  try {
-    await deps.beforeRun?.(principal.goalId, call.signal);
-  } catch (e) {
-    return deny(e instanceof AidoError ? e.code : ErrorCode.cancelled, "hold", errorMessage(e));
-  }
+  await passHold(deps, principal, call, deny);
   seen.stage = "needs";
   const sandbox = deps.sandbox(principal.goalId);
   const readRefusal = (path: string): AidoError | undefined => {
@@ -194,9 +196,10 @@ export async function judgeCall(
       ? new AidoError(ErrorCode.policyDenied, `${d.reason} (rule ${d.rule})`, { rule: d.rule })
       : undefined;
   };
-  const needsCtx: NeedsContext = { sandbox, readRefusal };
+  const needsCtx: NeedsContext = { sandbox, readRefusal, ...(call.signal ? { signal: call.signal } : {}) };
   const needs = await judgingAsync(deny, () => tool.needs(input, needsCtx));
   seen.needs = needs;
+  refuseIfCancelled(call.signal, "needs", deny);
   for (const need of needs) {
     if (!grantsAllow(grants, need)) {
       return deny(ErrorCode.capabilityDenied, "capability", `no capability grants ${describeNeed(need)}`, {
@@ -223,8 +226,10 @@ export async function judgeCall(
   if (principal.approvalRequired.has(tool.name) || confirmRule || tool.approvalReason) {
     const scopeOf = async () =>
       (await tool.approvalScope?.(input, needs, needsCtx)) ?? approvalScopeOf(tool.name, input, needs);
+    const scope = await scopeOf();
+    refuseIfCancelled(call.signal, "approval", deny);
     judged.approval = {
-      scope: await scopeOf(),
+      scope,
       scopeOf,
       summary: summarize(tool.name, input, confirmRule?.reason),
       why: confirmRule

@@ -6,6 +6,7 @@
 // audited as tool.denied, a run as tool.invoked and its end, but a failure in between was
 // neither. It is recorded as tool.errored (not tool.denied: nothing refused it, the runtime
 // failed), once, with the stage the gate was at; the caller gets the same error as before.
+// Watchers see it too: the caller publishes tool.errored on the event bus (stageFailureOf).
 // The error's text comes from anywhere (an engine's message, a server's, a path a model chose):
 // it is made inert and cut to AUDIT_TEXT_MAX characters before it reaches the log
 // (security/audit-text.ts, as a refusal's reason and a run's failure are).
@@ -14,6 +15,18 @@ import { AidoError } from "../errors.js";
 import type { AuditLog } from "../security/audit.js";
 import type { GateStage } from "../security/audit-events.js";
 import { auditErrorText, auditText } from "../security/audit-text.js";
+
+/** Errors the gate audited as tool.errored, with the stage: see stageFailureOf. */
+const failedAt = new WeakMap<object, GateStage>();
+
+/**
+ * The stage at which the gate audited `error` as tool.errored, if it did: the call did not run,
+ * and its caller (the agent loop, tool.invoke) publishes tool.errored rather than tool.completed.
+ * The error itself is the stage's, unchanged (a thrown value that is not an object is not marked).
+ */
+export function stageFailureOf(error: unknown): GateStage | undefined {
+  return typeof error === "object" && error !== null ? failedAt.get(error) : undefined;
+}
 
 /**
  * Audit the end of a call whose stage `stage` threw `error` before the call was decided. Throws
@@ -26,6 +39,8 @@ export function auditStageFailure(
   stage: GateStage,
   error: unknown,
 ): void {
+  // The caller publishes tool.errored (kernel/events.ts) for watchers: it learns the stage here.
+  if (typeof error === "object" && error !== null) failedAt.set(error, stage);
   audit.record(
     "tool.errored",
     {

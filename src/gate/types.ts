@@ -51,6 +51,11 @@ export interface NeedsContext {
    * read on its behalf, not even to judge it.
    */
   readRefusal(path: string): AidoError | undefined;
+  /**
+   * The call's cancel: a tool that waits on the container while it works out its needs (a
+   * frozen goal's realpath) ends the wait with it; the gate then refuses the call as cancelled.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ToolContext {

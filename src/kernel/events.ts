@@ -35,6 +35,18 @@ export interface EventPayloads {
     stage?: string;
     reason: string;
   };
+  /**
+   * A call that did not run because a stage of the gate failed rather than decided (audited as
+   * tool.errored, gate/stage-failure.ts): `stage` where, `error` the failure's message.
+   */
+  "tool.errored": {
+    agentId: string;
+    tool: string;
+    callId: string;
+    stage: string;
+    code?: string;
+    error: string;
+  };
   "tool.completed": { agentId: string; tool: string; callId: string; isError: boolean; ms: number };
   "approval.requested": {
     approvalId: string;

@@ -81,8 +81,8 @@ export class DockerSandbox implements SandboxHandle {
     return this.session?.landlockAbi ?? 0;
   }
 
-  realpath(path: string): Promise<string> {
-    return this.call("realpath", { path }, META_OP_TIMEOUT_MS);
+  realpath(path: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
+    return this.call("realpath", { path }, META_OP_TIMEOUT_MS, opts.signal);
   }
 
   exec(req: ExecRequest): Promise<ExecResult> {
@@ -118,11 +118,14 @@ export class DockerSandbox implements SandboxHandle {
     path: string,
     opts: { offset?: number; limit?: number; maxBytes?: number } & FileOpOptions = {},
   ): Promise<{ content: string; truncated: boolean; size: number }> {
-    return this.call("read", { path, ...opts }, FILE_OP_TIMEOUT_MS);
+    const { signal, ...rest } = opts;
+    return this.call("read", { path, ...rest }, FILE_OP_TIMEOUT_MS, signal);
   }
 
+  /** A write's cancel is honoured until it is sent, never after (FileOpOptions.signal). */
   writeFile(path: string, content: string, opts: FileOpOptions = {}): Promise<{ bytes: number }> {
-    return this.call("write", { path, content, ...opts }, FILE_OP_TIMEOUT_MS);
+    const { signal, ...rest } = opts;
+    return this.call("write", { path, content, ...rest }, FILE_OP_TIMEOUT_MS, signal, "until-sent");
   }
 
   editFile(
@@ -132,15 +135,19 @@ export class DockerSandbox implements SandboxHandle {
     replaceAll: boolean,
     opts: FileOpOptions = {},
   ): Promise<{ replacements: number }> {
-    return this.call("edit", { path, oldString, newString, replaceAll, ...opts }, FILE_OP_TIMEOUT_MS);
+    const { signal, ...rest } = opts;
+    const args = { path, oldString, newString, replaceAll, ...rest };
+    return this.call("edit", args, FILE_OP_TIMEOUT_MS, signal, "until-sent");
   }
 
   list(path: string, opts: FileOpOptions = {}): Promise<ListEntry[]> {
-    return this.call("list", { path, ...opts }, FILE_OP_TIMEOUT_MS);
+    const { signal, ...rest } = opts;
+    return this.call("list", { path, ...rest }, FILE_OP_TIMEOUT_MS, signal);
   }
 
   stat(path: string, opts: FileOpOptions = {}): Promise<FileStat | null> {
-    return this.call("stat", { path, ...opts }, META_OP_TIMEOUT_MS);
+    const { signal, ...rest } = opts;
+    return this.call("stat", { path, ...rest }, META_OP_TIMEOUT_MS, signal);
   }
 
   grep(
@@ -152,7 +159,7 @@ export class DockerSandbox implements SandboxHandle {
   ): Promise<GrepMatch[]> {
     const limit = opts.timeoutMs ?? FILE_OP_TIMEOUT_MS;
     const args = { pattern, path, glob, maxMatches, timeoutMs: limit, expect: opts.expect, view: opts.view };
-    return this.call("grep", args, limit + GRACE_MS);
+    return this.call("grep", args, limit + GRACE_MS, opts.signal);
   }
 
   /** The backend removed the container: the next call starts a fresh one over the same folders. */
@@ -177,6 +184,8 @@ export class DockerSandbox implements SandboxHandle {
     args: Record<string, unknown>,
     timeoutMs: number,
     signal?: AbortSignal,
+    /** "until-sent": the signal ends the waits before the call is sent, not the call (a write's). */
+    cancel: "any-time" | "until-sent" = "any-time",
   ): Promise<T> {
     // Not sent into a frozen container (its node's fence) before the engine has unfrozen it:
     // its answer time would run while nothing in there can answer (a call that got past the
@@ -187,8 +196,9 @@ export class DockerSandbox implements SandboxHandle {
     if (this.closed)
       throw new AidoError(ErrorCode.sandboxFailed, `the sandbox of goal ${this.goalId} was released`, {});
     const session = await this.ensureSession(op, signal);
+    if (signal?.aborted) throw cancelledError(op);
     try {
-      return await session.call<T>(op, args, timeoutMs, signal);
+      return await session.call<T>(op, args, timeoutMs, cancel === "any-time" ? signal : undefined);
     } catch (e) {
       // The executor refused a path that no longer resolves to the one the host judged.
       if (e instanceof AidoError && e.details?.reason === "path_changed") {

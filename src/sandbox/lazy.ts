@@ -35,7 +35,7 @@ export function lazySandbox(goalId: string, acquire: () => Promise<SandboxHandle
   };
   return {
     goalId,
-    realpath: async (path) => (await get()).realpath(path),
+    realpath: async (path, opts) => (await get()).realpath(path, opts),
     exec: async (req: ExecRequest) => (await orCancelled(get(), req.signal)).exec(req),
     readFile: async (path, opts) => (await get()).readFile(path, opts),
     writeFile: async (path, content, opts) => (await get()).writeFile(path, content, opts),

@@ -39,7 +39,7 @@ export function quotaSandbox(inner: SandboxHandle, quota: WorkspaceQuota): Sandb
 
   return {
     goalId,
-    realpath: (path) => inner.realpath(path),
+    realpath: (path, opts) => inner.realpath(path, opts),
     readFile: (path, opts) => inner.readFile(path, opts),
     list: (path, opts) => inner.list(path, opts),
     stat: (path, opts) => inner.stat(path, opts),

@@ -121,6 +121,14 @@ export interface ListEntry {
  */
 export interface FileOpOptions {
   expect?: string;
+  /**
+   * The caller's cancel (its agent stopped, its client left): the call ends as cancelled while
+   * it waits (the goal's container frozen by its node's fence, the executor starting). A read,
+   * list, stat or grep is given up at any time (its late answer dropped). A write or edit is given
+   * up only until it is sent: once sent it is awaited to its end, so it has either landed whole
+   * (written to a temp file and renamed over the target) or not at all when the caller hears.
+   */
+  signal?: AbortSignal;
 }
 
 export interface GrepOptions extends FileOpOptions {
@@ -137,7 +145,7 @@ export interface SandboxHandle {
    * Canonical absolute path as resolved inside the container: symlinks followed (for the
    * longest existing prefix), "." and ".." removed. The gate checks grants on this.
    */
-  realpath(path: string): Promise<string>;
+  realpath(path: string, opts?: { signal?: AbortSignal }): Promise<string>;
   exec(req: ExecRequest): Promise<ExecResult>;
   readFile(
     path: string,

@@ -10,16 +10,14 @@ import type { JsonValue } from "./canonical-json.js";
 /**
  * Where the gate refused a call. "hold": allowed, it waited for its node to be sure of its goal
  * (cluster mode: fenced, or paused past its lease) and was let go without running (its agent
- * stopped meanwhile: the goal is another node's now, or was cancelled).
+ * stopped meanwhile: the goal is another node's now, or was cancelled). "needs" (stage 5: the
+ * call's needs worked out in the goal's container, which may start it, or against an external
+ * MCP server): only a call cancelled while they were (code cancelled, gate/cancel.ts).
  */
-export type DenyStage = "schema" | "capability" | "policy" | "budget" | "approval" | "hold";
+export type DenyStage = "schema" | "capability" | "policy" | "budget" | "approval" | "hold" | "needs";
 
-/**
- * Where the gate was when one of its stages failed instead of deciding (tool.errored): a
- * deciding stage, or "needs" (stage 5: the call's needs worked out in the goal's container,
- * which may start it, or against an external MCP server).
- */
-export type GateStage = DenyStage | "needs";
+/** Where the gate was when one of its stages failed instead of deciding (tool.errored). */
+export type GateStage = DenyStage;
 
 export type ApprovalDecisionKind = "allow_once" | "allow_session" | "allow_always" | "deny";
 

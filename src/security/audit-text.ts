@@ -18,6 +18,18 @@ export function auditText(text: string): string {
   return shown.length > AUDIT_TEXT_MAX ? `${shown.slice(0, AUDIT_TEXT_MAX - 1)}…` : shown;
 }
 
+/** The longest call id an entry keeps: a provider's tool_use id is some 30 characters. */
+export const AUDIT_CALL_ID_MAX = 200;
+
+/**
+ * A call's id (the provider's tool_use id, a client's) as the log keeps it: the model's server or
+ * a client chose it, so it is text from outside like any other. Inert, at most AUDIT_CALL_ID_MAX.
+ */
+export function auditCallId(id: string): string {
+  const shown = inert(id.length > AUDIT_CALL_ID_MAX ? id.slice(0, AUDIT_CALL_ID_MAX) : id);
+  return shown.length > AUDIT_CALL_ID_MAX ? `${shown.slice(0, AUDIT_CALL_ID_MAX - 1)}…` : shown;
+}
+
 /**
  * What was thrown, as the log keeps it: its message whatever it is (a message that is not a
  * string, a value with no prototype, one whose toString throws), inert and bounded. Never throws,

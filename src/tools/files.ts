@@ -4,6 +4,8 @@
 // A tool that reaches below the path it was judged for narrows to the caller's
 // confinement: grep opens only files the agent's read grants cover and no deny rule names
 // (the executor prunes folders it cannot reach), file_list hides entries a deny rule names.
+// Each honours the call's cancel (ctx.signal) where it waits: before, a call cancelled while its
+// goal's container was frozen waited for the thaw and ran on.
 
 import { posix } from "node:path";
 import { z } from "zod";
@@ -22,6 +24,12 @@ function readView(ctx: ToolContext, tool: string): ReadView {
   if (!c) throw new AidoError(ErrorCode.capabilityDenied, `${tool} needs the caller's confinement; refused`);
   return { read: c.read, deny: [...c.deny, ...c.denyRead] };
 }
+/**
+ * The call's cancel, for each sandbox call: it ends the call while it waits (the goal frozen by
+ * its node's fence, the executor starting). A write or edit is given up only before it is sent:
+ * it lands whole or not at all (sandbox/types.ts FileOpOptions.signal).
+ */
+const cancel = (ctx: ToolContext): { signal?: AbortSignal } => (ctx.signal ? { signal: ctx.signal } : {});
 const READ_MANY_MAX = 20;
 const GREP_MAX_MATCHES = 500;
 const noNul = (s: string) => !s.includes("\0");
@@ -38,9 +46,9 @@ export const fileRead: ToolDef<z.infer<typeof readInput>> = {
   description: "Read a text file (offset/limit in lines). Relative paths are under /workspace.",
   input: readInput,
   mutates: false,
-  needs: async (i, { sandbox }) => [
+  needs: async (i, { sandbox, signal }) => [
     { kind: "tool", name: "file_read" },
-    { kind: "file_read", path: await canonical(sandbox, i.path) },
+    { kind: "file_read", path: await canonical(sandbox, i.path, signal) },
   ],
   async run(i, ctx) {
     const path = await confirmJudged(ctx, ["file_read"], i.path);
@@ -49,6 +57,7 @@ export const fileRead: ToolDef<z.infer<typeof readInput>> = {
       limit: i.limit,
       maxBytes: roomFor(ctx.outputMaxBytes),
       expect: path,
+      ...cancel(ctx),
     });
     const note = r.truncated
       ? `\n[file truncated: showed ${Buffer.byteLength(r.content)} of ${r.size} bytes]`
@@ -66,8 +75,8 @@ export const fileReadMany: ToolDef<z.infer<typeof readManyInput>> = {
   description: `Read up to ${READ_MANY_MAX} text files at once; output is shared between them.`,
   input: readManyInput,
   mutates: false,
-  async needs(i, { sandbox }) {
-    const paths = await Promise.all(i.paths.map((p) => canonical(sandbox, p)));
+  async needs(i, { sandbox, signal }) {
+    const paths = await Promise.all(i.paths.map((p) => canonical(sandbox, p, signal)));
     return [
       { kind: "tool", name: "file_read_many" },
       ...paths.map((path) => ({ kind: "file_read" as const, path })),
@@ -79,12 +88,17 @@ export const fileReadMany: ToolDef<z.infer<typeof readManyInput>> = {
     for (const p of i.paths) {
       const path = await confirmJudged(ctx, ["file_read"], p);
       try {
-        const r = await ctx.sandbox.readFile(path, { maxBytes: roomFor(share), expect: path });
+        const r = await ctx.sandbox.readFile(path, {
+          maxBytes: roomFor(share),
+          expect: path,
+          ...cancel(ctx),
+        });
         const note = r.truncated
           ? `\n[file truncated: showed ${Buffer.byteLength(r.content)} of ${r.size} bytes]`
           : "";
         parts.push(`=== ${path} ===\n${r.content}${note}`);
       } catch (e) {
+        if (ctx.signal?.aborted) throw e;
         parts.push(`=== ${path} ===\n[error: ${(e as Error).message}]`);
       }
     }
@@ -98,13 +112,13 @@ export const fileWrite: ToolDef<z.infer<typeof writeInput>> = {
   description: "Create or replace a file atomically (parent folders are made).",
   input: writeInput,
   mutates: true,
-  needs: async (i, { sandbox }) => [
+  needs: async (i, { sandbox, signal }) => [
     { kind: "tool", name: "file_write" },
-    { kind: "file_write", path: await canonical(sandbox, i.path) },
+    { kind: "file_write", path: await canonical(sandbox, i.path, signal) },
   ],
   async run(i, ctx) {
     const path = await confirmJudged(ctx, ["file_write"], i.path);
-    const { bytes } = await ctx.sandbox.writeFile(path, i.content, { expect: path });
+    const { bytes } = await ctx.sandbox.writeFile(path, i.content, { expect: path, ...cancel(ctx) });
     return { output: `wrote ${bytes} bytes to ${path}`, data: { path, bytes } };
   },
 };
@@ -120,8 +134,8 @@ export const fileEdit: ToolDef<z.infer<typeof editInput>> = {
   description: "Replace old_string with new_string in a file; old_string must be unique unless replace_all.",
   input: editInput,
   mutates: true,
-  async needs(i, { sandbox }) {
-    const path = await canonical(sandbox, i.path);
+  async needs(i, { sandbox, signal }) {
+    const path = await canonical(sandbox, i.path, signal);
     return [
       { kind: "tool", name: "file_edit" },
       { kind: "file_read", path },
@@ -135,7 +149,7 @@ export const fileEdit: ToolDef<z.infer<typeof editInput>> = {
       i.old_string,
       i.new_string,
       i.replace_all ?? false,
-      { expect: path },
+      { expect: path, ...cancel(ctx) },
     );
     return { output: `replaced ${replacements} occurrence(s) in ${path}`, data: { path, replacements } };
   },
@@ -147,14 +161,14 @@ export const fileList: ToolDef<z.infer<typeof listInput>> = {
   description: "List a folder: type, size and name of each entry (links are not followed).",
   input: listInput,
   mutates: false,
-  needs: async (i, { sandbox }) => [
+  needs: async (i, { sandbox, signal }) => [
     { kind: "tool", name: "file_list" },
-    { kind: "file_read", path: await canonical(sandbox, i.path) },
+    { kind: "file_read", path: await canonical(sandbox, i.path, signal) },
   ],
   async run(i, ctx) {
     const path = await confirmJudged(ctx, ["file_read"], i.path);
     const { deny } = readView(ctx, "file_list");
-    const entries = (await ctx.sandbox.list(path, { expect: path })).filter(
+    const entries = (await ctx.sandbox.list(path, { expect: path, ...cancel(ctx) })).filter(
       (e) => !deny.some((d) => matchPath(d, posix.join(path, e.name))),
     );
     const lines = entries.map((e) => `${e.type.padEnd(7)} ${String(e.size).padStart(10)}  ${e.name}`);
@@ -176,14 +190,18 @@ export const grep: ToolDef<z.infer<typeof grepInput>> = {
     "Search files under a folder (default /workspace) for a regular expression; links are not followed, and only files you may read are searched.",
   input: grepInput,
   mutates: false,
-  needs: async (i, { sandbox }) => [
+  needs: async (i, { sandbox, signal }) => [
     { kind: "tool", name: "grep" },
-    { kind: "file_read", path: await canonical(sandbox, i.path ?? WORKSPACE) },
+    { kind: "file_read", path: await canonical(sandbox, i.path ?? WORKSPACE, signal) },
   ],
   async run(i, ctx) {
     const root = await confirmJudged(ctx, ["file_read"], i.path ?? WORKSPACE);
     const view = readView(ctx, "grep");
-    const matches = await ctx.sandbox.grep(i.pattern, root, i.glob, GREP_MAX_MATCHES, { expect: root, view });
+    const matches = await ctx.sandbox.grep(i.pattern, root, i.glob, GREP_MAX_MATCHES, {
+      expect: root,
+      view,
+      ...cancel(ctx),
+    });
     const lines = matches.map((m) => `${m.path}:${m.line}: ${m.text}`);
     const more = matches.length >= GREP_MAX_MATCHES ? `\n[stopped at ${GREP_MAX_MATCHES} matches]` : "";
     return {

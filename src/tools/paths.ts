@@ -25,8 +25,8 @@ export function absolute(path: string): string {
   return path.startsWith("/") ? path : `${WORKSPACE}/${path}`;
 }
 
-export async function canonical(sandbox: SandboxHandle, path: string): Promise<string> {
-  return sandbox.realpath(absolute(path));
+export async function canonical(sandbox: SandboxHandle, path: string, signal?: AbortSignal): Promise<string> {
+  return sandbox.realpath(absolute(path), signal ? { signal } : {});
 }
 
 /** In run(): the canonical path again, refused unless a judged need of `kind` names it. */
@@ -35,7 +35,7 @@ export async function confirmJudged(
   kinds: readonly ("file_read" | "file_write")[],
   path: string,
 ): Promise<string> {
-  const now = await canonical(ctx.sandbox, path);
+  const now = await canonical(ctx.sandbox, path, ctx.signal);
   const judged: readonly Need[] = ctx.judged ?? [];
   for (const kind of kinds) {
     if (!judged.some((n) => n.kind === kind && n.path === now)) {

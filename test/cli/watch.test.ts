@@ -149,6 +149,28 @@ describe("watch reducer", () => {
     ]);
   });
 
+  it("shows a call whose gate stage failed as failed at its stage, did not run, its text inert", () => {
+    const s = run([
+      spawn("a1", "writer"),
+      ev("tool.called", { agentId: "a1", tool: "file_read", callId: "c1" }),
+      ev("tool.errored", {
+        agentId: "a1",
+        tool: "file_read",
+        callId: "c1",
+        stage: "needs",
+        code: "sandbox_failed",
+        error: "the engine said \x1b]8;;https://evil.example\x07click\x1b]8;;\x07\r\x1b[2Kall fine\u202e",
+      }),
+    ]);
+    expect(s.agents.a1).toMatchObject({ toolCalls: 1, denials: 0, toolsRunning: {} });
+    const last = s.activity.at(-1)?.text ?? "";
+    expect(last).toMatch(
+      /^writer ✗ file_read failed at needs, did not run \(sandbox_failed: the engine said /,
+    );
+    expect(last).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202e]/);
+    expect(renderFrame(s, 200).join("\n")).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]/);
+  });
+
   it("shows a tool name a model made up as inert text: its terminal controls never reach the screen", () => {
     const tool = "\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[2Jrm\u202e";
     const s = run([

@@ -5,11 +5,13 @@
 // failures on a real engine are test/gate/stage-failure-docker.test.ts).
 
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
-import { Gate, GateDenied, type Principal } from "../../src/gate/invoke.js";
+import { HoldRefused } from "../../src/gate/hold.js";
+import { Gate, GateDenied, type GateDeps, type Principal } from "../../src/gate/invoke.js";
 import type { ToolDef } from "../../src/gate/types.js";
 import { lazySandbox } from "../../src/sandbox/lazy.js";
 import { ApprovalQueue } from "../../src/security/approvals.js";
@@ -48,7 +50,7 @@ type Need = { kind: "file_read"; path: string };
 interface World {
   home: TempHome;
   audit: AuditLog;
-  gate(approvals?: ApprovalQueue, confirm?: string[]): Gate;
+  gate(approvals?: ApprovalQueue, confirm?: string[], beforeRun?: GateDeps["beforeRun"]): Gate;
   approvals: ApprovalQueue;
   principal(): Principal;
   /** A token for the suite's grants, issued to `agentId`. */
@@ -92,8 +94,9 @@ beforeEach(() => {
     home,
     audit,
     approvals,
-    gate: (a = approvals, confirm = []) =>
+    gate: (a = approvals, confirm = [], beforeRun = undefined) =>
       new Gate({
+        ...(beforeRun ? { beforeRun } : {}),
         tools,
         tokens,
         policy: new PolicyEngine({ policy: { deny: [], confirm, snapshotBeforeMutation: false } }),
@@ -293,5 +296,109 @@ describe("one entry per call, inert and bounded whatever the text", () => {
       expect(text).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202e]/);
     }
     expect(reason.startsWith('unknown tool "\\x1b]8;;https://evil.example')).toBe(true);
+  });
+
+  // The cluster hold (GateDeps.beforeRun, cluster/node.ts) looks at Redis and the engine. Its own
+  // failure is the runtime's, not a refusal: before, every throw there was tool.denied stage hold.
+  it("is audited as tool.errored at stage hold when the hold cannot reach Redis, the error as thrown", async () => {
+    const unreachable = async () => {
+      // A real client to a port nothing listens on (closed at once after it was bound).
+      const { createServer } = await import("node:net");
+      const srv = createServer();
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      const port = (srv.address() as { port: number }).port;
+      await new Promise((r) => srv.close(r));
+      const redis = new Redis({ host: "127.0.0.1", port, lazyConnect: true, retryStrategy: () => null });
+      redis.on("error", () => {});
+      try {
+        await redis.connect();
+      } finally {
+        redis.disconnect();
+      }
+    };
+    const e = await call(w.gate(undefined, [], unreachable), "plain");
+    expect(e).toBeInstanceOf(Error);
+    expect(e).not.toBeInstanceOf(GateDenied);
+    const entries = toolEntries();
+    expect(entries.map((x) => [x.kind, x.payload])).toEqual([
+      ["tool.errored", expect.objectContaining({ tool: "odd", stage: "hold", call_id: "c1" })],
+    ]);
+    expect(String((entries[0]?.payload as { error?: string } | undefined)?.error)).toMatch(
+      /ECONNREFUSED|Connection is closed/,
+    );
+    expect(runs).toBe(0);
+  });
+
+  it("keeps the hold failure's code in tool.errored (an engine error), and the caller's error unchanged", async () => {
+    const engineDown = new AidoError(ErrorCode.sandboxFailed, "the engine refused to pause the goal");
+    const e = await call(
+      w.gate(undefined, [], async () => {
+        throw engineDown;
+      }),
+      "plain",
+    );
+    expect(e).toBe(engineDown);
+    expect(toolEntries().map((x) => [x.kind, x.payload])).toEqual([
+      [
+        "tool.errored",
+        {
+          tool: "odd",
+          stage: "hold",
+          error: "the engine refused to pause the goal",
+          code: "sandbox_failed",
+          call_id: "c1",
+        },
+      ],
+    ]);
+    expect(runs).toBe(0);
+  });
+
+  it("still audits a refusal of the hold (its agent stopped while it waited) as tool.denied at stage hold", async () => {
+    const e = await call(
+      w.gate(undefined, [], async () => {
+        throw new HoldRefused(ErrorCode.cancelled, "its agent stopped while it waited; it did not run");
+      }),
+      "plain",
+    );
+    expect(e).toBeInstanceOf(GateDenied);
+    expect(toolEntries().map((x) => [x.kind, x.payload])).toEqual([
+      ["tool.denied", expect.objectContaining({ tool: "odd", stage: "hold", code: "cancelled" })],
+    ]);
+    expect(runs).toBe(0);
+  });
+
+  // gate/cancel.ts: the gate looks at the signal after each await and last in the step that
+  // writes tool.invoked. An abort landing at any microtask after the hold must never let a call
+  // run that had not been audited as invoked when its caller left.
+  it("never runs a call whose caller left before tool.invoked, wherever the abort lands after the hold", async () => {
+    for (let depth = 0; depth < 12; depth++) {
+      const ac = new AbortController();
+      const callId = `race-${depth}`;
+      let invokedAtAbort: boolean | undefined;
+      const abortLater = (n: number): void => {
+        if (n > 0) {
+          queueMicrotask(() => abortLater(n - 1));
+          return;
+        }
+        invokedAtAbort = w.audit
+          .query({ agent_id: "agent-1", kind: "tool.invoked" })
+          .some((e) => (e.payload as { call_id?: string }).call_id === callId);
+        ac.abort(new Error("the agent stopped"));
+      };
+      const before = runs;
+      const gate = w.gate(undefined, [], async () => abortLater(depth));
+      await gate
+        .invoke(w.principal(), { name: "odd", input: { mode: "plain" }, callId, signal: ac.signal })
+        .catch(() => undefined);
+      const kinds = toolEntries()
+        .filter((e) => (e.payload as { call_id?: string }).call_id === callId)
+        .map((e) => e.kind);
+      if (invokedAtAbort === false) {
+        expect(kinds, `abort after ${depth} microtasks`).toEqual(["tool.denied"]);
+        expect(runs, `abort after ${depth} microtasks`).toBe(before);
+      } else {
+        expect(kinds, `abort after ${depth} microtasks`).toEqual(["tool.invoked"]);
+      }
+    }
   });
 });

@@ -357,6 +357,19 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
       );
       break;
     }
+    // Not run and not refused: a stage of the gate failed (the dashboard's "failed at <stage>,
+    // did not run"). The stage, code and error come from the daemon; all inert here.
+    case "tool.errored": {
+      const a = agent(event.agentId);
+      delete a.toolsRunning[event.callId];
+      const code = event.code ? `${oneLine(event.code, 40)}: ` : "";
+      note(
+        "failed",
+        `${a.manifest} ✗ ${oneLine(event.tool, 80)} failed at ${oneLine(event.stage, 20)}, did not run (${code}${oneLine(event.error, 100)})`,
+        event.agentId,
+      );
+      break;
+    }
     case "approval.requested": {
       const pending: PendingApproval = {
         id: event.approvalId,

@@ -278,6 +278,20 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
       c.reason = str(ev.reason);
       break;
     }
+    case "tool.errored": {
+      // Not run and not refused: a stage of the gate failed (as withAuditCalls reads tool.errored).
+      if (!agentId) break;
+      const c = callOf(
+        agentOf(s, agentId, goalId),
+        str(ev.call_id) ?? `ev-${s.events}`,
+        str(ev.tool) ?? "?",
+        ev.time,
+      );
+      c.status = "failed";
+      c.stage = str(ev.stage);
+      c.reason = str(ev.error);
+      break;
+    }
     case "tool.completed": {
       if (!agentId) break;
       const c = callOf(

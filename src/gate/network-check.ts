@@ -1,0 +1,71 @@
+// gate/network-check.ts — a host a running tool asks for beyond the needs the gate judged (a
+// redirect hop, the addresses a host resolved to): allowed only by a grant and the policy, and
+// never to a host other than the one a human approved for the call. Every refusal is audited.
+
+import { ErrorCode } from "../errors.js";
+import { auditText } from "../security/audit-text.js";
+import type { Grant } from "../security/grants.js";
+import { grantsAllow } from "../security/narrowing.js";
+import type { GateDeps, Principal } from "./invoke.js";
+import { describeNeed } from "./needs.js";
+import type { Need } from "./types.js";
+
+/**
+ * A host a running tool wants beyond its declared needs (a redirect hop, a private
+ * address): allowed by a grant (literally naming it when `literal`) and by the policy.
+ * When a human approved the call (`approvedHosts`), a hop to another host is refused: the
+ * approval named its host ("web_fetch of any URL on host A"), and following a redirect
+ * from A to B would carry it to a host nobody saw. A `literal` check is about the
+ * addresses of a host already allowed, and is not held to it.
+ * A refusal is audited like any other denial; the tool reports it to the model.
+ */
+export function allowNetwork(
+  deps: Pick<GateDeps, "audit" | "policy">,
+  principal: Principal,
+  tool: string,
+  grants: readonly Grant[],
+  { host, port }: { host: string; port: number },
+  literal: boolean,
+  approvedHosts: ReadonlySet<string> | undefined,
+): boolean {
+  if (!literal && approvedHosts && !approvedHosts.has(`${host.toLowerCase()}:${port}`)) {
+    deps.audit.append({
+      kind: "tool.denied",
+      goalId: principal.goalId,
+      agentId: principal.agentId,
+      payload: {
+        tool,
+        stage: "approval",
+        reason: auditText(
+          `host ${host} is not the one a human approved for this call (${[...approvedHosts].join(", ")})`,
+        ),
+        code: ErrorCode.capabilityDenied,
+      },
+    });
+    return false;
+  }
+  const need: Need = { kind: "network", host, port };
+  const grant = literal
+    ? grantsAllow(
+        grants.filter((g) => g.kind === "network" && g.host === host.toLowerCase()),
+        need,
+      )
+    : grantsAllow(grants, need);
+  const decision = grant ? deps.policy.decide({ tool, input: {}, needs: [need] }) : undefined;
+  if (grant && decision?.decision === "allow") return true;
+  const reason = grant
+    ? `policy refuses ${describeNeed(need)}`
+    : `no capability grants ${describeNeed(need)}${literal ? " (a grant naming this address exactly is required)" : ""}`;
+  deps.audit.append({
+    kind: "tool.denied",
+    goalId: principal.goalId,
+    agentId: principal.agentId,
+    payload: {
+      tool,
+      stage: grant ? "policy" : "capability",
+      reason: auditText(reason),
+      code: ErrorCode.capabilityDenied,
+    },
+  });
+  return false;
+}
