@@ -43,6 +43,7 @@ export async function checkIntent(
   rt: Runtime,
   p: { workspace: string; agent_id: string },
   signal: AbortSignal,
+  requestId?: string,
 ): Promise<{ intent: Intent; result: IntentCheckResult }> {
   const intent = rt.intents.requireActive(p.workspace);
   if (intent.check === null) {
@@ -73,6 +74,7 @@ export async function checkIntent(
       "exec",
       { command, cwd: "/workspace" },
       signal,
+      requestId,
     );
     const data = (r.data ?? {}) as ExecData;
     const exit = typeof data.exit_code === "number" ? data.exit_code : null;

@@ -10,7 +10,7 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { type LoadedManifest, loadManifestFile, parseManifestValue } from "../manifest/load.js";
-import { newRequestId, withRequestId } from "../security/approval-origin.js";
+import { newRequestId } from "../security/approval-origin.js";
 import { parseAnchor } from "../security/audit-head.js";
 import { enforceCeiling, loadManifestFromDirs, type SocketCeiling } from "./ceiling.js";
 import { type GoalEndEvent, toWireEvent, type WireEvent } from "./events.js";
@@ -91,18 +91,19 @@ function manifestAsValue(m: LoadedManifest): Record<string, unknown> {
 }
 
 /**
- * Run a call that may make the gate ask a human under an id of its own (approval-origin.ts):
- * every approval request it asks for carries that id, and the client learns it first, from
+ * Run a call that may make the gate ask a human under an id of its own (approval-origin.ts),
+ * handed to `fn` to pass down with the call: every approval request it asks for carries that
+ * id, and the client learns it first, from
  * a `request.started` notification {id: the request's JSON-RPC id, request_id} on the
  * connection that sent it. A client that runs calls side by side routes each request to the
  * call it belongs to by that id (mcp/approvals-bridge.ts). The id is the daemon's, never
  * the client's: a client cannot claim another call's requests.
  */
-export function asCallRequest<T>(ctx: MethodContext, fn: () => Promise<T>): Promise<T> {
+export function asCallRequest<T>(ctx: MethodContext, fn: (requestId: string) => Promise<T>): Promise<T> {
   const requestId = newRequestId();
   if (ctx.rpcId !== undefined && ctx.rpcId !== null)
     ctx.conn.notify("request.started", { id: ctx.rpcId, request_id: requestId });
-  return withRequestId(requestId, fn);
+  return fn(requestId);
 }
 
 /**
@@ -229,9 +230,9 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "tool.list": (_p, { rt }) => ({ tools: rt.listTools() }),
   "tool.invoke": async (p, ctx) => {
     refuseWhileClosing(ctx);
-    const r = await asCallRequest(ctx, () =>
+    const r = await asCallRequest(ctx, (requestId) =>
       whileClientStays(ctx, "the client that made the call disconnected", (signal) =>
-        invokeToolWithEvents(ctx.rt, p.agent_id, p.tool, p.input, signal),
+        invokeToolWithEvents(ctx.rt, p.agent_id, p.tool, p.input, signal, requestId),
       ),
     );
     return {
@@ -287,9 +288,9 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   "intent.clear": (p, { rt }) => rt.intents.clear(p),
   "intent.check": async (p, ctx) => {
     refuseWhileClosing(ctx);
-    const { intent, result } = await asCallRequest(ctx, () =>
+    const { intent, result } = await asCallRequest(ctx, (requestId) =>
       whileClientStays(ctx, "the client that asked for the check disconnected", (signal) =>
-        checkIntent(ctx.rt, p, signal),
+        checkIntent(ctx.rt, p, signal, requestId),
       ),
     );
     return { intent_id: intent.id, ...result };
@@ -308,7 +309,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
   },
   "plan.execute": (p, ctx) => {
     refuseWhileClosing(ctx);
-    return asCallRequest(ctx, () =>
+    return asCallRequest(ctx, (requestId) =>
       whileClientStays(ctx, "the client that executed the plan disconnected", (signal) =>
         ctx.rt.plans.execute(
           p.plan_id,
@@ -317,7 +318,7 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
             ...(p.on_failure ? { onFailure: p.on_failure } : {}),
             signal,
           },
-          (agentId, tool, input, s) => invokeToolWithEvents(ctx.rt, agentId, tool, input, s),
+          (agentId, tool, input, s) => invokeToolWithEvents(ctx.rt, agentId, tool, input, s, requestId),
         ),
       ),
     );

@@ -19,6 +19,7 @@ export async function invokeToolWithEvents(
   tool: string,
   input: unknown,
   signal?: AbortSignal,
+  requestId?: string,
 ): Promise<ToolResult> {
   const goalId = rt.registry.goalOf(agentId) ?? null;
   const ev = { agentId, tool, callId: `rpc_${randomBytes(6).toString("hex")}` };
@@ -26,7 +27,7 @@ export async function invokeToolWithEvents(
   const ms = () => Math.round(performance.now() - started);
   if (goalId !== null) rt.events.emit("tool.called", goalId, ev);
   try {
-    const r = await rt.invokeTool(agentId, tool, input, signal);
+    const r = await rt.invokeTool(agentId, tool, input, signal, requestId);
     rt.events.emit("tool.completed", goalId, { ...ev, isError: r.isError === true, ms: ms() });
     return r;
   } catch (e) {

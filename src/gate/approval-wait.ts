@@ -60,6 +60,7 @@ export async function awaitApproval(
     timeoutMs: deps.approvalTimeoutMs,
     ...(call.callId ? { callId: call.callId } : {}),
     ...(call.signal ? { signal: call.signal } : {}),
+    ...(call.requestId ? { requestId: call.requestId } : {}),
   });
   span?.set({
     [Attr.approvalDecision]: outcome.decision,

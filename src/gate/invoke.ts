@@ -164,6 +164,11 @@ export interface ToolCall {
   signal?: AbortSignal;
   /** The span the call's execute_tool span nests under (the agent's run); absent: a trace root. */
   trace?: TraceSpan;
+  /**
+   * The socket request the call serves (daemon/methods.ts asCallRequest): an approval request
+   * the call asks for carries it, so the client knows which of its calls it belongs to.
+   */
+  requestId?: string;
 }
 
 /** A refusal: audited, never a side effect. `stage` says which check refused. */

@@ -262,13 +262,24 @@ export class Runtime {
    * It ends (an approval it waits for expires) when the agent stops or `signal` aborts
    * (the socket client that made it left).
    */
-  invokeTool(agentId: string, tool: string, input: unknown, signal?: AbortSignal): Promise<ToolResult> {
+  invokeTool(
+    agentId: string,
+    tool: string,
+    input: unknown,
+    signal?: AbortSignal,
+    requestId?: string,
+  ): Promise<ToolResult> {
     const agent: AgentRecord = this.registry.require(agentId);
     if (agent.state === "stopped") {
       throw new AidoError(ErrorCode.notFound, `agent ${agentId} is stopped`, { agent_id: agentId });
     }
     const ends = signal ? AbortSignal.any([agent.abort.signal, signal]) : agent.abort.signal;
-    return this.gate.invoke(principalOf(this.env, agent), { name: tool, input, signal: ends });
+    return this.gate.invoke(principalOf(this.env, agent), {
+      name: tool,
+      input,
+      signal: ends,
+      ...(requestId ? { requestId } : {}),
+    });
   }
 
   /** Stop the goals, release containers and timers, flush traces, close the database. Idempotent. */

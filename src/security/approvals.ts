@@ -17,7 +17,6 @@ import { EventEmitter } from "node:events";
 import type { Db } from "../db/database.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { ApprovalGrants, type GrantRecord } from "./approval-grants.js";
-import { currentRequestId } from "./approval-origin.js";
 import type { ProjectBinding } from "./approval-project.js";
 import type { ApprovalScope } from "./approval-scope.js";
 import { type StandingCall, type StandingDecision, StandingDecisions } from "./approval-standing.js";
@@ -71,6 +70,8 @@ export interface ApprovalRequest {
   callId?: string;
   /** Aborts when the call can no longer run (agent stopped, client left): the request expires. */
   signal?: AbortSignal;
+  /** The socket request the call serves (approval-origin.ts), stamped on the request. */
+  requestId?: string;
 }
 
 export interface ApprovalQueueOptions {
@@ -277,7 +278,7 @@ export class ApprovalQueue {
     }
     const now = this.now();
     const id = `apr_${randomUUID()}`;
-    const requestId = currentRequestId();
+    const requestId = req.requestId;
     const deadline = now + timeoutMs;
     this.db
       .transaction(() => {
