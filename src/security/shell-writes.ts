@@ -13,7 +13,8 @@
 // Archivers and compressors are read in shell-writes-archives.ts; binutils, tic, the zip
 // utilities and gzip's scripts in shell-writes-tools.ts; compilers and build tools in
 // shell-writes-build.ts; perl's, python's and dpkg's tools, gcov, gprof, tempfile, savelog,
-// localedef, lesskey and setterm in shell-writes-devtools.ts.
+// localedef, lesskey and setterm in shell-writes-devtools.ts; e2fsprogs, ldconfig, blkid
+// and gpgv in shell-writes-system.ts.
 
 import { posix } from "node:path";
 import type { SimpleCommand } from "./shell.js";
@@ -30,6 +31,7 @@ import {
 } from "./shell-writes-archives.js";
 import { BUILD_NAMES, buildWrites } from "./shell-writes-build.js";
 import { DEVTOOL_NAMES, devtoolWrites } from "./shell-writes-devtools.js";
+import { SYSTEM_TOOL_NAMES, systemToolWrites } from "./shell-writes-system.js";
 import { objcopyReads, TOOL_NAMES, toolWrites } from "./shell-writes-tools.js";
 
 /** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
@@ -375,6 +377,7 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
   if (TOOL_NAMES.includes(name)) return toolWrites(name, argv);
   if (BUILD_NAMES.includes(name)) return buildWrites(name, argv);
   if (DEVTOOL_NAMES.includes(name)) return devtoolWrites(name, argv);
+  if (SYSTEM_TOOL_NAMES.includes(name)) return systemToolWrites(name, argv);
   switch (name) {
     case "tar":
       return tarWrites(argv);
