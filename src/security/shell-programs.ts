@@ -303,6 +303,8 @@ const REFUSED: Record<string, string> = {
   "x86_64-linux-gnu-gprofng": "gprofng collect app runs the program it profiles",
   "x86_64-linux-gnu-gp-collect-app": "gp-collect-app runs the program it profiles",
   pydoc3: "pydoc3 runs a pager chosen by the environment",
+  debugfs:
+    "debugfs runs the requests -R, -f or its input give, which write the files they name (dump, rdump)",
 };
 
 const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([

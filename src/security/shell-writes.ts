@@ -13,7 +13,8 @@
 // Archivers and compressors are read in shell-writes-archives.ts; binutils, tic, the zip
 // utilities and gzip's scripts in shell-writes-tools.ts; compilers and build tools in
 // shell-writes-build.ts; perl's, python's and dpkg's tools, gcov, gprof, tempfile, savelog,
-// localedef, lesskey and setterm in shell-writes-devtools.ts.
+// localedef, lesskey and setterm in shell-writes-devtools.ts; e2fsprogs, ldconfig, blkid
+// and gpgv in shell-writes-system.ts.
 
 import { posix } from "node:path";
 import type { SimpleCommand } from "./shell.js";
@@ -30,6 +31,7 @@ import {
 } from "./shell-writes-archives.js";
 import { BUILD_NAMES, buildWrites } from "./shell-writes-build.js";
 import { DEVTOOL_NAMES, devtoolWrites } from "./shell-writes-devtools.js";
+import { SYSTEM_TOOL_NAMES, systemToolWrites } from "./shell-writes-system.js";
 import { objcopyReads, TOOL_NAMES, toolWrites } from "./shell-writes-tools.js";
 
 /** A written path: `at` is the argv index holding it (-1: implied, no argument names it). */
@@ -248,6 +250,16 @@ Object.assign(PTX.long, {
   width: true,
   format: true,
 });
+// Its flags too: getopt_long takes any unique prefix (`--tr` is --traditional, -G).
+for (const f of [
+  "auto-reference",
+  "traditional",
+  "right-side-refs",
+  "ignore-case",
+  "references",
+  "typeset-mode",
+])
+  PTX.long[f] = false;
 
 /** rename.ul EXPR REPL FILE...: each FILE, and its name with EXPR replaced (REPL may hold a `/`). Nothing with -n. */
 function renameWrites(argv: readonly string[]): ProgramWrite[] {
@@ -265,22 +277,41 @@ function renameWrites(argv: readonly string[]): ProgramWrite[] {
   });
 }
 
-/** tree 2.1: `-o F` (a cluster's letters L P I o H T each take the next word, in order). */
+/** tree 2.1's long options that take the next word when not given `=V`. */
+const TREE_VALUED = ["--charset", "--filelimit", "--timefmt", "--sort", "--hintro", "--houtro"];
+TREE_VALUED.push("--gitfile", "--infofile");
+
+/**
+ * tree 2.1: `-o F` (a cluster's letters L P I o H T each take the next word, in order); `-R`
+ * (with -L) writes 00Tree.html into every folder under each FOLDER (the cwd without one).
+ */
 function treeWrites(argv: readonly string[]): ProgramWrite[] {
   const out: ProgramWrite[] = [];
+  const dirs: ProgramWrite[] = [];
+  let recurse = false;
+  let options = true;
   for (let at = 1; at < argv.length; at++) {
     const a = argv[at]!;
-    if (a === "--") break;
-    if (!/^-[^-]/.test(a)) continue;
+    if (!options || !a.startsWith("-") || a === "-") {
+      dirs.push({ value: a, at });
+      continue;
+    }
+    if (a === "--") options = false;
+    else if (a.startsWith("--")) {
+      if (TREE_VALUED.includes(a) && at + 1 < argv.length) at++;
+      continue;
+    }
     let next = at;
     for (const l of a.slice(1)) {
+      if (l === "R") recurse = true;
       if (!"LPIoHT".includes(l)) continue;
       next++;
       if (l === "o" && next < argv.length) out.push({ value: argv[next]!, at: next });
     }
     at = next;
   }
-  return out;
+  if (!recurse) return out;
+  return [...out, ...(dirs.length > 0 ? dirs : [{ value: ".", at: -1 }])];
 }
 
 /**
@@ -346,6 +377,7 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
   if (TOOL_NAMES.includes(name)) return toolWrites(name, argv);
   if (BUILD_NAMES.includes(name)) return buildWrites(name, argv);
   if (DEVTOOL_NAMES.includes(name)) return devtoolWrites(name, argv);
+  if (SYSTEM_TOOL_NAMES.includes(name)) return systemToolWrites(name, argv);
   switch (name) {
     case "tar":
       return tarWrites(argv);

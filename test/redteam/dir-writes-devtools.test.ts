@@ -5,7 +5,8 @@
 //   - tempfile -n, savelog, pod2man IN OUT, pod2html --outfile, xsubpp -output, h2ph -d,
 //     pygettext3 -o, py3compile, gcov, gprof -s, dpkg-deb -b and -x, dpkg-split -s,
 //     lesskey -o, setterm --dump, link F1 F2, tree -o, rename.ul, ptar -c, zic -d, bzexe
-//     and ptx -G IN OUT;
+//     and ptx -G IN OUT (and --tr, --traditional abbreviated), tree -R -L N DIR (00Tree.html
+//     in every folder under DIR);
 //   - `gcc -Wl,--version-script=../F`, `-Wl,-T,../F`: ld reads F, the word was judged as the
 //     path "l,--version-script=../F" under the cwd;
 //   - `ld -orphan-handling=place` is no `-o`: ld writes a.out in the cwd, while the gate judged
@@ -48,6 +49,7 @@ beforeAll(async () => {
       "/workspace/pub/d/DEBIAN/control":
         "Package: x\nVersion: 1\nArchitecture: all\nMaintainer: a <a@b.c>\nDescription: x\n",
       "/workspace/pub/out/.keep": "",
+      "/workspace/pub/out/q/r/.keep": "",
       "/workspace/pub/v.map": "{ global: main; local: *; };\n",
       "/workspace/pub/s.sh": "#!/bin/sh\necho hi\n",
       "/workspace/pub/tz": "Zone X 0 - XT\n",
@@ -101,6 +103,8 @@ describe("the image's developer and packaging tools are judged as writes", () =>
     ["zic -d DIR", `zic -d ${P}/z ${P}/tz`, `${P}/z`],
     ["bzexe F", `bzexe ${P}/s.sh`, `${P}/s.sh`],
     ["ptx -G IN OUT", `ptx -G ${P}/log ${P}/p`, `${P}/p`],
+    ["ptx --tr IN OUT (--traditional abbreviated)", `ptx --tr ${P}/log ${P}/p`, `${P}/p`],
+    ["tree -R -L N DIR (00Tree.html in its folders)", `tree -R -L 1 -H . ${P}/out/.. >/dev/null`, P],
     ["ld -orphan-handling=place (a.out in the cwd)", `cd ${P} && ld -orphan-handling=place -e 0 out/a.o`, P],
   ])(
     "refuses %s, a program the write table lacked",
@@ -121,7 +125,7 @@ describe("the image's developer and packaging tools are judged as writes", () =>
         "t2",
       ])
         expect(b.exists(`${P}/${f}`), f).toBe(false);
-      for (const f of ["log.0", "log3", "a.tar", "z", "s.sh~", "p"])
+      for (const f of ["log.0", "log3", "a.tar", "z", "s.sh~", "p", "d/00Tree.html"])
         expect(b.exists(`${P}/${f}`), f).toBe(false);
       expect(b.exists(`${P}/__pycache__`)).toBe(false);
     },
@@ -164,6 +168,11 @@ describe("the image's developer and packaging tools are judged as writes", () =>
       "x4",
     ],
     ["tree -o into the writable folder", `tree -o ${P}/out/t ${P}/d && cat ${P}/out/t`, "DEBIAN"],
+    [
+      "tree -R -L N in the writable folder",
+      `tree -R -L 1 -H . ${P}/out/q >/dev/null && ls ${P}/out/q/r`,
+      "00Tree.html",
+    ],
     ["link into the writable folder", `link ${P}/out/a.o ${P}/out/l && ls ${P}/out`, "l"],
     ["ptar -c into the writable folder", `cd ${P} && ptar -c -f out/a.tar log && ls out`, "a.tar"],
     ["ld -orph=place in the writable folder", `cd ${P}/out && ld -orph=place -e 0 a.o && ls`, "a.out"],

@@ -82,6 +82,10 @@ describe("what the image's developer and packaging tools write", () => {
     ["tree -o F", "tree -o /w/t .", "/w/t"],
     ["tree -Lo N F (a cluster)", "tree -Lo 2 /w/t .", "/w/t"],
     ["ptx -G IN OUT", "ptx -G a /w/p", "/w/p"],
+    ["ptx --tr IN OUT (--traditional abbreviated)", "ptx --tr a /w/p", "/w/p"],
+    ["tree -R -L N DIR (00Tree.html in each folder under DIR)", "tree -R -L 1 -H . /w", "/w"],
+    ["tree -R -L N (under the cwd)", "tree -R -L 1", "."],
+    ["tree --charset V -R -L N DIR", "tree --charset x -R -L 1 /w", "/w"],
     ["mklost+found (in the cwd)", "mklost+found", "lost+found"],
   ])("judges %s as a write", (_how, cmd, file) => {
     expect(targets(cmd)).toContain(file);
@@ -99,6 +103,7 @@ describe("what the image's developer and packaging tools write", () => {
     ["ptx IN... (inputs only)", "ptx a b"],
     ["rename.ul -n", "rename.ul -n a b /w/a"],
     ["tree -L N", "tree -L 2 /w"],
+    ["tree -L N --charset V", "tree -L 2 --charset x /w"],
   ])("keeps %s as a read", (_how, cmd) => {
     expect(targets(cmd)).toEqual([]);
   });
