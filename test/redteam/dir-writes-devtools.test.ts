@@ -16,7 +16,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "./fixture.js";
-import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
+import { expectRefused, openSharedBench, readPubWriteOut, type SharedBench } from "./shared-bench.js";
 
 let b: SharedBench;
 
@@ -24,15 +24,7 @@ const PROGRAMS = ["tempfile", "savelog", "pod2man", "pod2html", "xsubpp", "h2ph"
 PROGRAMS.push("py3compile", "gcov", "gprof", "dpkg-deb", "dpkg-split", "lesskey", "setterm", "gcc", "ld");
 PROGRAMS.push("cat", "ls", "cp", "link", "tree", "rename.ul", "ptar", "zic", "bzexe", "ptx");
 
-const PROFILES = {
-  worker: [
-    "tool: exec",
-    "file_read: /workspace",
-    "file_read: /workspace/pub/**",
-    "file_write: /workspace/pub/out/**",
-    ...PROGRAMS.map((p) => `exec: ${p} *`),
-  ],
-};
+const PROFILES = readPubWriteOut(PROGRAMS);
 
 beforeAll(async () => {
   b = await openSharedBench({

@@ -22,22 +22,14 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "./fixture.js";
-import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
+import { expectRefused, openSharedBench, readPubWriteOut, type SharedBench } from "./shared-bench.js";
 
 let b: SharedBench;
 
 const PROGRAMS = ["unzip", "patch", "csplit", "gzip", "gunzip", "touch", "cp", "cat", "ls", "env"];
 PROGRAMS.push("iconv", "sdiff", "fallocate", "lzma", "uncompress", "tar", "mktemp", "openssl", "zip", "ar");
 
-const PROFILES = {
-  worker: [
-    "tool: exec",
-    "file_read: /workspace",
-    "file_read: /workspace/pub/**",
-    "file_write: /workspace/pub/out/**",
-    ...PROGRAMS.map((p) => `exec: ${p} *`),
-  ],
-};
+const PROFILES = readPubWriteOut(PROGRAMS);
 
 beforeAll(async () => {
   b = await openSharedBench({

@@ -17,7 +17,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "./fixture.js";
-import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
+import { expectRefused, openSharedBench, readPubWriteOut, type SharedBench } from "./shared-bench.js";
 
 let b: SharedBench;
 
@@ -25,15 +25,7 @@ const PROGRAMS = ["strip", "objcopy", "ranlib", "elfedit", "tic", "zipnote", "zi
 PROGRAMS.push("gzexe", "zforce", "znew", "bzip2recover", "patch", "cat", "ls", "cp");
 PROGRAMS.push("gcc", "cc", "cpp", "as", "ld", "gencat", "hardlink", "c_rehash", "rpcgen", "perl");
 
-const PROFILES = {
-  worker: [
-    "tool: exec",
-    "file_read: /workspace",
-    "file_read: /workspace/pub/**",
-    "file_write: /workspace/pub/out/**",
-    ...PROGRAMS.map((p) => `exec: ${p} *`),
-  ],
-};
+const PROFILES = readPubWriteOut(PROGRAMS);
 
 beforeAll(async () => {
   b = await openSharedBench({

@@ -15,7 +15,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "./fixture.js";
-import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
+import { expectRefused, openSharedBench, readPubWriteOut, type SharedBench } from "./shared-bench.js";
 
 let b: SharedBench;
 
@@ -23,15 +23,7 @@ const PROGRAMS = ["tar", "split", "csplit", "uniq", "shuf", "gzip", "gunzip", "u
 PROGRAMS.push("bzip2", "xz", "chmod", "truncate", "strace", "script", "true", "echo");
 PROGRAMS.push("install", "ln", "rm", "touch", "mkdir", "cp", "git", "openssl", "cat", "ls", "env", "timeout");
 
-const PROFILES = {
-  worker: [
-    "tool: exec",
-    "file_read: /workspace",
-    "file_read: /workspace/pub/**",
-    "file_write: /workspace/pub/out/**",
-    ...PROGRAMS.map((p) => `exec: ${p} *`),
-  ],
-};
+const PROFILES = readPubWriteOut(PROGRAMS);
 
 beforeAll(async () => {
   b = await openSharedBench({

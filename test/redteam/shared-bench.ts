@@ -127,3 +127,20 @@ export function expectRefused(
   const denied = b.rt.audit.query({ agent_id: b.agents.get(profile)!, kind: "tool.denied", limit: 1 })[0];
   expect((denied?.payload as { reason?: string } | undefined)?.reason).toBe(e.message);
 }
+
+/**
+ * The dir-writes files' agent: it may read /workspace/pub/** and write /workspace/pub/out/**
+ * only, and run `programs` (an attack writes into pub, or reads past it, from a form the
+ * gate could judge as a read).
+ */
+export function readPubWriteOut(programs: readonly string[]): Record<"worker", string[]> {
+  return {
+    worker: [
+      "tool: exec",
+      "file_read: /workspace",
+      "file_read: /workspace/pub/**",
+      "file_write: /workspace/pub/out/**",
+      ...programs.map((p) => `exec: ${p} *`),
+    ],
+  };
+}
