@@ -136,17 +136,26 @@ describe("a symlink flipped during file tool calls", () => {
   }, 120_000);
 
   it("never lets a read, list or grep see the forbidden folder", async () => {
-    const swapping = swap(10_000);
+    let swapped = false;
+    const swapping = swap(10_000).finally(() => {
+      swapped = true;
+    });
     await new Promise((r) => setTimeout(r, 300));
-    const calls = Array.from({ length: CALLS }, (_, k) => {
+    const call = (k: number) => {
       const pick = k % 4;
       const dir = target(k >> 2, "").slice(0, -1);
       if (pick === 0) return b.call(agent.id, "file_read", { path: `${dir}/s.txt` });
       if (pick === 1) return b.call(agent.id, "file_list", { path: dir });
       if (pick === 2) return b.call(agent.id, "grep", { pattern: "S|p", path: dir });
       return b.call(agent.id, "file_read_many", { paths: [`${dir}/s.txt`] });
-    });
-    const results = await Promise.all(calls);
+    };
+    // Calls go on in rounds while the links flip: on a loaded machine every call of one round
+    // can be caught by the swap, and the race is shown real only once some call got through.
+    const results = await Promise.all(Array.from({ length: CALLS }, (_, k) => call(k)));
+    for (let round = 1; !swapped && round < 10 && !results.some((r) => !(r instanceof AidoError)); round++)
+      results.push(
+        ...(await Promise.all(Array.from({ length: CALLS / 4 }, (_, k) => call(round * CALLS + k)))),
+      );
     await swapping;
     let seen = 0;
     for (const r of results) {
