@@ -5,7 +5,8 @@
 // call's needs stage fails; its events go through the daemon's wire form into watch's reducer.
 
 import { describe, expect, it } from "vitest";
-import { initialWatchState, reduceWatch } from "../../src/cli/watch/state.js";
+import { initialWatchState } from "../../src/cli/watch/seed.js";
+import { reduceWatch } from "../../src/cli/watch/state.js";
 import { fromWireEvent } from "../../src/cli/watch/wire.js";
 import { toWireEvent } from "../../src/daemon/events.js";
 import type { RuntimeEvent } from "../../src/kernel/events.js";

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { withClusterStatus } from "../../src/cli/watch/cluster.js";
 import { newActivityLines, renderFrame, summaryLines } from "../../src/cli/watch/render.js";
 import { WatchScreen } from "../../src/cli/watch/screen.js";
-import { withPendingApprovals } from "../../src/cli/watch/seed.js";
-import { exitCodeOf, initialWatchState, reduceWatch, type WatchState } from "../../src/cli/watch/state.js";
+import { initialWatchState, withPendingApprovals } from "../../src/cli/watch/seed.js";
+import { exitCodeOf, reduceWatch, type WatchState } from "../../src/cli/watch/state.js";
 import type { ClusterStatusResult } from "../../src/client/types.js";
 import type { EventPayloads, EventType, RuntimeEvent } from "../../src/kernel/events.js";
 

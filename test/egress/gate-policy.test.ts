@@ -4,7 +4,8 @@
 // (Allow Session reused and audited, Deny), a stopped agent, and the watch line per connection.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { initialWatchState, reduceWatch } from "../../src/cli/watch/state.js";
+import { initialWatchState } from "../../src/cli/watch/seed.js";
+import { reduceWatch } from "../../src/cli/watch/state.js";
 import { fromWireEvent } from "../../src/cli/watch/wire.js";
 import { toWireEvent } from "../../src/daemon/events.js";
 import type { RuntimeEvent } from "../../src/kernel/events.js";

@@ -12,14 +12,8 @@ import type { RuntimeEvent } from "../../kernel/events.js";
 import { type Command, type CommandContext, jsonOption, parseCommandArgs, UsageError } from "../command.js";
 import { withClusterStatus } from "../watch/cluster.js";
 import { WatchScreen } from "../watch/screen.js";
-import { withPendingApprovals } from "../watch/seed.js";
-import {
-  exitCodeOf,
-  initialWatchState,
-  reduceWatch,
-  type WatchState,
-  withGoalStatus,
-} from "../watch/state.js";
+import { initialWatchState, withGoalStatus, withPendingApprovals } from "../watch/seed.js";
+import { exitCodeOf, reduceWatch, type WatchState } from "../watch/state.js";
 import { fromWireEvent } from "../watch/wire.js";
 import { isFinished, withClient } from "./daemon-client.js";
 import { commandSpec } from "./index.js";

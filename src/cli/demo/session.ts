@@ -24,7 +24,8 @@ import type { CliIo } from "../command.js";
 import { askEach } from "../commands/approvals.js";
 import { screenFor } from "../commands/watch.js";
 import { WatchScreen } from "../watch/screen.js";
-import { initialWatchState, reduceWatch, type WatchState } from "../watch/state.js";
+import { initialWatchState } from "../watch/seed.js";
+import { reduceWatch, type WatchState } from "../watch/state.js";
 import { fromWireEvent } from "../watch/wire.js";
 import type { DemoBundle } from "./bundle.js";
 

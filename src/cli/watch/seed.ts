@@ -1,9 +1,124 @@
-// cli/watch/seed.ts — what the watch is told before its stream starts, beyond goal.status and
-// agent.list (state.ts): the approvals already waiting. The stream only carries news, so a
-// request made before the watch began (the goal sitting on it) was not shown, and the one
-// thing the person watching could do, answer it, went unsaid. Pure, as state.ts.
+// cli/watch/seed.ts — what the watch is told outside its stream, which only carries news:
+// goal.status and agent.list before it starts (the goal, the agents already alive), the
+// approvals already waiting (a request made before the watch began, the goal sitting on it,
+// was not shown, and the one thing the person watching could do, answer it, went unsaid),
+// and goal.status again when the stream missed the goal's end. Pure, as state.ts.
 
-import type { PendingApproval, WatchState } from "./state.js";
+import type { AgentState } from "../../kernel/events.js";
+import {
+  type AgentView,
+  type GoalView,
+  type GoalViewState,
+  isOutcome,
+  outcome,
+  type PendingApproval,
+  type WatchState,
+} from "./state.js";
+
+export interface InitialWatch {
+  goalId?: string | null;
+  budgetTokens?: number;
+  activityLimit?: number;
+  /** What goal.status said before the stream started (the stream only carries news). */
+  goal?: {
+    goal_id: string;
+    state: GoalViewState;
+    goal?: string;
+    error?: string;
+    usage?: InputOutput;
+    node?: string;
+  };
+  /** What agent.list said: the agents already alive (or stopped) when the watch began. */
+  agents?: readonly KnownAgent[];
+}
+
+/** The fields of agent.list's AgentSummary the view uses. */
+export interface KnownAgent {
+  agent_id: string;
+  goal_id: string;
+  parent_id: string | null;
+  manifest: string;
+  description?: string;
+  model: string;
+  state: AgentState;
+  depth: number;
+  stop_reason?: string;
+}
+
+interface InputOutput {
+  input_tokens: number;
+  output_tokens: number;
+}
+
+export function initialWatchState(init: InitialWatch = {}): WatchState {
+  const s: WatchState = {
+    goalId: init.goalId ?? null,
+    goals: {},
+    agents: {},
+    agentOrder: [],
+    inference: {},
+    approvals: {},
+    activity: [],
+    activityLimit: init.activityLimit ?? 12,
+    activitySeq: 0,
+    events: 0,
+  };
+  if (init.budgetTokens !== undefined) s.budgetTokens = init.budgetTokens;
+  if (init.goal) {
+    const g: GoalView = {
+      id: init.goal.goal_id,
+      state: init.goal.state,
+      inputTokens: init.goal.usage?.input_tokens ?? 0,
+      outputTokens: init.goal.usage?.output_tokens ?? 0,
+    };
+    if (init.goal.goal !== undefined) g.text = init.goal.goal;
+    if (init.goal.error !== undefined) g.error = init.goal.error;
+    if (init.goal.node !== undefined) g.node = init.goal.node;
+    s.goals[g.id] = g;
+    if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
+  }
+  for (const a of init.agents ?? []) {
+    const view: AgentView = {
+      id: a.agent_id,
+      goalId: a.goal_id,
+      manifest: a.manifest,
+      model: a.model,
+      parentId: a.parent_id,
+      depth: a.depth,
+      state: a.state,
+      inputTokens: 0,
+      outputTokens: 0,
+      toolsRunning: {},
+      toolCalls: 0,
+      denials: 0,
+    };
+    if (a.description !== undefined) view.description = a.description;
+    if (a.stop_reason !== undefined) view.stopReason = a.stop_reason;
+    s.agents[a.agent_id] = view;
+    s.agentOrder.push(a.agent_id);
+  }
+  return s;
+}
+
+/** Folds a goal.status answer into the view (used when the stream missed the goal's end). */
+export function withGoalStatus(prev: WatchState, goal: NonNullable<InitialWatch["goal"]>): WatchState {
+  const s = structuredClone(prev);
+  const g: GoalView = s.goals[goal.goal_id] ?? {
+    id: goal.goal_id,
+    state: goal.state,
+    inputTokens: 0,
+    outputTokens: 0,
+  };
+  g.state = goal.state;
+  g.inputTokens = Math.max(g.inputTokens, goal.usage?.input_tokens ?? 0);
+  g.outputTokens = Math.max(g.outputTokens, goal.usage?.output_tokens ?? 0);
+  if (goal.goal !== undefined) g.text = goal.goal;
+  if (goal.error !== undefined) g.error = goal.error;
+  if (goal.node !== undefined) g.node = goal.node;
+  s.goals[g.id] = g;
+  if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
+  return s;
+}
 
 /** The fields of approval.list's records the view uses (node: in a cluster, where the agent waits). */
 export interface KnownApproval {
