@@ -12,7 +12,7 @@
 
 import { AidoError, errorMessage } from "../errors.js";
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
-import { GateDenied, type Principal } from "../gate/invoke.js";
+import { GateDenied, type Principal, type ToolCall } from "../gate/invoke.js";
 import { stageFailureOf } from "../gate/stage-failure.js";
 import type { ToolServices } from "../gate/types.js";
 import type { AgentRecord } from "../kernel/registry.js";
@@ -164,15 +164,17 @@ async function runOne(
   // A call of an agent that is stopping goes to the gate all the same: it refuses it there as
   // cancelled, audited (gate/cancel.ts), where before the loop dropped it with nothing on record.
   env.events.emit("tool.called", agent.goalId, ev);
+  // Kept: the gate says by it whether a stage failed for this very call (stageFailureOf).
+  const asked: ToolCall = {
+    name: call.name,
+    input: call.input,
+    callId: call.id,
+    signal,
+    ...(agent.span ? { trace: agent.span } : {}),
+  };
   const started = performance.now();
   try {
-    const r = await env.gate.invoke(principal, {
-      name: call.name,
-      input: call.input,
-      callId: call.id,
-      signal,
-      ...(agent.span ? { trace: agent.span } : {}),
-    });
+    const r = await env.gate.invoke(principal, asked);
     env.events.emit("tool.completed", agent.goalId, {
       ...ev,
       isError: r.isError === true,
@@ -189,7 +191,7 @@ async function runOne(
       });
       return result(`Refused by the runtime (${e.code}, at the ${e.stage} check): ${e.message}`, true);
     }
-    const stage = stageFailureOf(e);
+    const stage = stageFailureOf(e, asked);
     if (stage !== undefined) {
       // Not run: a stage of the gate failed (audited as tool.errored). Watchers see it as such.
       env.events.emit("tool.errored", agent.goalId, {
