@@ -12,13 +12,13 @@
 
 import { AidoError, errorMessage } from "../errors.js";
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
-import { GateDenied, type Principal } from "../gate/invoke.js";
+import { GateDenied, type Principal, type ToolCall } from "../gate/invoke.js";
 import { stageFailureOf } from "../gate/stage-failure.js";
 import type { ToolServices } from "../gate/types.js";
 import type { AgentRecord } from "../kernel/registry.js";
 import type { ToolResultBlock, ToolUseBlock } from "../llm/types.js";
 import { memoryIdentity } from "../memory/types.js";
-import { auditErrorText } from "../security/audit-text.js";
+import { auditCallId, auditErrorText } from "../security/audit-text.js";
 import { canonicalJson } from "../security/canonical-json.js";
 import { Attr, gateReason, toolType, tracedId, tracedToolName } from "../telemetry/attributes.js";
 import type { AgentEnv } from "./env.js";
@@ -125,7 +125,10 @@ async function runOne(
     content,
     ...(isError ? { is_error: true } : {}),
   });
-  const ev = { agentId: agent.id, tool: call.name, callId: call.id };
+  // The bus carries the call's id as the log keeps it (inert, bounded): the provider chose it, and
+  // watchers print it and match a call's events with its audit entries by it (ui/web/live.ts).
+  // The provider gets its own id back whole, in the result.
+  const ev = { agentId: agent.id, tool: call.name, callId: auditCallId(call.id) };
   /**
    * A refusal of the loop's own, before the gate: audited, traced and told as the gate's are.
    * One that cannot be audited is still a refusal, told as the gate tells its audit failures
@@ -161,15 +164,17 @@ async function runOne(
   // A call of an agent that is stopping goes to the gate all the same: it refuses it there as
   // cancelled, audited (gate/cancel.ts), where before the loop dropped it with nothing on record.
   env.events.emit("tool.called", agent.goalId, ev);
+  // Kept: the gate says by it whether a stage failed for this very call (stageFailureOf).
+  const asked: ToolCall = {
+    name: call.name,
+    input: call.input,
+    callId: call.id,
+    signal,
+    ...(agent.span ? { trace: agent.span } : {}),
+  };
   const started = performance.now();
   try {
-    const r = await env.gate.invoke(principal, {
-      name: call.name,
-      input: call.input,
-      callId: call.id,
-      signal,
-      ...(agent.span ? { trace: agent.span } : {}),
-    });
+    const r = await env.gate.invoke(principal, asked);
     env.events.emit("tool.completed", agent.goalId, {
       ...ev,
       isError: r.isError === true,
@@ -186,7 +191,7 @@ async function runOne(
       });
       return result(`Refused by the runtime (${e.code}, at the ${e.stage} check): ${e.message}`, true);
     }
-    const stage = stageFailureOf(e);
+    const stage = stageFailureOf(e, asked);
     if (stage !== undefined) {
       // Not run: a stage of the gate failed (audited as tool.errored). Watchers see it as such.
       env.events.emit("tool.errored", agent.goalId, {

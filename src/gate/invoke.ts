@@ -246,13 +246,15 @@ export class Gate {
   }
 
   async invoke(principal: Principal, call: ToolCall): Promise<ToolResult> {
+    // What the caller asks stageFailureOf about, should a stage fail (gate/stage-failure.ts).
+    const asked: object = call;
     // The call's id is the provider's or a client's text: bounded and inert before any entry
     // keeps it (security/audit-text.ts).
     if (call.callId !== undefined) call = { ...call, callId: auditCallId(call.callId) };
     const tracer = this.deps.tracer;
-    if (!tracer) return this.decideAndRun(principal, call, undefined);
+    if (!tracer) return this.decideAndRun(principal, call, undefined, asked);
     return traceCall(tracer, principal, call, this.knowsTool(call.name), (span) =>
-      this.decideAndRun(principal, call, span),
+      this.decideAndRun(principal, call, span, asked),
     );
   }
 
@@ -269,6 +271,7 @@ export class Gate {
     principal: Principal,
     call: ToolCall,
     span: TraceSpan | undefined,
+    asked: object,
   ): Promise<{ judged: Judged; passed: ApprovalPassed; deny: Deny }> {
     const { deps } = this;
     let denied = false;
@@ -317,7 +320,7 @@ export class Gate {
       // goal's sandbox removed as its agent stopped): the cancellation, refused as such, the
       // stage's error in the reason (gate/cancel.ts).
       refuseIfCancelled(call.signal, seen.stage ?? "schema", deny, e);
-      auditStageFailure(deps.audit, principal, call, seen.stage ?? "schema", e);
+      auditStageFailure(deps.audit, principal, call, seen.stage ?? "schema", e, asked);
       throw e;
     }
   }
@@ -326,9 +329,10 @@ export class Gate {
     principal: Principal,
     call: ToolCall,
     span: TraceSpan | undefined,
+    asked: object,
   ): Promise<ToolResult> {
     const { deps } = this;
-    const { judged, passed, deny } = await this.decide(principal, call, span);
+    const { judged, passed, deny } = await this.decide(principal, call, span, asked);
     const { tool, input, grants, needs, sandbox } = judged;
     const { confirmed, approvedHosts } = passed;
     // The last look, with nothing awaited between it and tool.invoked: an abort during the

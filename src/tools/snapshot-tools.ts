@@ -16,6 +16,7 @@
 //     restore needs); file and byte counts only to an agent that may read both trees.
 
 import { z } from "zod";
+import { AidoError, ErrorCode } from "../errors.js";
 import type { PathNeed, ToolContext, ToolDef } from "../gate/types.js";
 import { MIN_ENTRY_BYTES, type WorkspaceQuota } from "../sandbox/quota.js";
 import type { RestoreResult } from "../sandbox/snapshot-restore.js";
@@ -58,6 +59,21 @@ const NO_PATH_CHECK = "this call cannot check paths against grants";
  * Refused when that passes the cap and is more than the goal holds now (a restore that
  * frees room is fine).
  */
+/**
+ * A restore whose caller has gone (its agent stopped, its client left: ToolContext.signal),
+ * most likely while the gate took the snapshot before it, is given up before it changes
+ * anything. Once it has begun it runs to its end: a restore stopped halfway would leave the
+ * workspace neither as it was nor as the snapshot. Before, it looked at no cancel at all.
+ */
+function refuseIfGone(ctx: ToolContext, id: string): void {
+  if (ctx.signal?.aborted)
+    throw new AidoError(
+      ErrorCode.cancelled,
+      `snapshot_restore of ${id} was cancelled before it changed anything (its caller had gone); nothing was restored`,
+      { snapshot_id: id },
+    );
+}
+
 async function admitRestore(deps: SnapshotToolDeps, goalId: string, id: string): Promise<void> {
   const snap = (await deps.store.list(goalId)).find((s) => s.id === id);
   if (!snap) return; // restore() reports the unknown id
@@ -99,7 +115,9 @@ export function snapshotTools(deps: SnapshotToolDeps): ToolDef[] {
     async run(i, ctx) {
       const permit = (path: string) =>
         ctx.allowPath ? ctx.allowPath({ kind: "file_write", path }) : NO_PATH_CHECK;
+      refuseIfGone(ctx, i.id);
       await admitRestore(deps, ctx.goalId, i.id);
+      refuseIfGone(ctx, i.id);
       const r = await deps.store.restore(ctx.goalId, deps.roots(ctx.goalId), i.id, permit);
       deps.audit?.record(
         "snapshot.restored",

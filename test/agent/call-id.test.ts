@@ -3,7 +3,7 @@
 // tool.errored whole: a 1 MiB id made each of those entries a megabyte, and terminal controls in
 // it reached whoever printed the log. The gate now keeps it inert and at most AUDIT_CALL_ID_MAX
 // characters (security/audit-text.ts), as the log keeps every other text from outside. Real SDK
-// against the scripted provider.
+// against the scripted provider. The event bus carries the same id (the dashboard matches by it).
 
 import { describe, expect, it } from "vitest";
 import { AUDIT_CALL_ID_MAX } from "../../src/security/audit-text.js";
@@ -38,6 +38,10 @@ describe("the provider's tool_use id in the audit log", () => {
       ]),
       turn.text("done"),
     ]);
+    const events: { type: string; callId: string }[] = [];
+    h.rt.events.subscribe({}, (e) => {
+      if (e.type.startsWith("tool.") && "callId" in e) events.push({ type: e.type, callId: e.callId });
+    });
     await h.rt.spawnAndRun(
       {
         name: "ids",
@@ -67,5 +71,26 @@ describe("the provider's tool_use id in the audit log", () => {
     // Every entry stays small whoever chose the id.
     for (const e of entries) expect(JSON.stringify(e.payload).length).toBeLessThan(8_000);
     // The provider gets its own ids back, whole, with each result.
+
+    // The bus carries the same id as the log (inert, bounded): watchers print and key on it, and
+    // the dashboard matches a call's events with its audit entries by it. Before, the events had
+    // the provider's id whole (a megabyte in each of tool.called, tool.denied, tool.errored,
+    // tool.completed), and the dashboard showed each such call twice.
+    const logged = new Set(ids.map(([, id]) => id as string));
+    expect(events.map((e) => e.type).sort()).toEqual([
+      "tool.called",
+      "tool.called",
+      "tool.called",
+      "tool.called",
+      "tool.completed",
+      "tool.denied",
+      "tool.denied",
+      "tool.errored",
+    ]);
+    for (const e of events) {
+      expect(e.callId.length).toBeLessThanOrEqual(AUDIT_CALL_ID_MAX);
+      expect(e.callId).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202e]/);
+      expect(logged.has(e.callId)).toBe(true);
+    }
   }, 60_000);
 });

@@ -12,6 +12,7 @@ import { openDatabase } from "../../src/db/database.js";
 import { AidoError, ErrorCode } from "../../src/errors.js";
 import { HoldRefused } from "../../src/gate/hold.js";
 import { Gate, GateDenied, type GateDeps, type Principal } from "../../src/gate/invoke.js";
+import { stageFailureOf } from "../../src/gate/stage-failure.js";
 import type { ToolDef } from "../../src/gate/types.js";
 import { lazySandbox } from "../../src/sandbox/lazy.js";
 import { ApprovalQueue } from "../../src/security/approvals.js";
@@ -27,6 +28,13 @@ import { makeTempHome, type TempHome } from "../support/home.js";
 /** What the hostile tool throws from its needs: terminal escapes, then megabytes. */
 const HOSTILE = `\x1b]8;;https://evil.example\x07click\x1b]8;;\x07\r\x1b[2Kall fine\u202e${"x".repeat(4 * 1024 * 1024)}`;
 
+/**
+ * One error object thrown for two calls, as a shared rejected promise throws it to each waiter
+ * (a goal's container acquisition, an MCP server's connection): from one call's needs, from
+ * another's run.
+ */
+const SHARED = new AidoError(ErrorCode.sandboxFailed, "the goal's container could not be started");
+
 /** A tool whose needs and approval scope throw on an input they did not expect, as a careless tool's might. */
 const oddTool: ToolDef<{ mode: string }> = {
   name: "odd",
@@ -37,6 +45,7 @@ const oddTool: ToolDef<{ mode: string }> = {
     if (i.mode === "type-error") return (undefined as unknown as { x: Need[] }).x;
     if (i.mode === "hostile") throw new Error(HOSTILE);
     if (i.mode === "not-an-error") throw Object.create(null);
+    if (i.mode === "needs-shared") throw SHARED;
     return [{ kind: "file_read", path: "/workspace/a.txt" }];
   },
   approvalScope: (i) => {
@@ -85,6 +94,7 @@ beforeEach(() => {
           ++runs;
           if (i.mode === "run-hostile") throw new Error(HOSTILE);
           if (i.mode === "run-not-an-error") throw Object.create(null);
+          if (i.mode === "run-shared") throw SHARED;
           return { output: `ran ${runs}` };
         },
       } as ToolDef<unknown>,
@@ -202,6 +212,25 @@ describe("a stage of the gate that throws", () => {
     ]);
     expect(entries[0]?.payload).toMatchObject({ error: (e as Error).message });
     expect(runs).toBe(0);
+  });
+
+  it("tells the caller of a call that ran and failed with an error another call's stage failed with that its call ran", async () => {
+    // The caller publishes tool.errored ("did not run") or tool.completed by stageFailureOf: it
+    // must answer for the caller's own call. Before, the mark was on the error alone, so a call
+    // that ran (tool.invoked, tool.failed) was shown to watchers as failed at needs, not run.
+    const gate = w.gate();
+    const a = { name: "odd", input: { mode: "needs-shared" }, callId: "a" };
+    const b = { name: "odd", input: { mode: "run-shared" }, callId: "b" };
+    expect(await gate.invoke(w.principal(), a).catch((e: unknown) => e)).toBe(SHARED);
+    expect(await gate.invoke(w.principal(), b).catch((e: unknown) => e)).toBe(SHARED);
+    const inOrder = toolEntries().sort((x, y) => x.seq - y.seq);
+    expect(inOrder.map((x) => [x.kind, (x.payload as { call_id?: string }).call_id])).toEqual([
+      ["tool.errored", "a"],
+      ["tool.invoked", "b"],
+      ["tool.failed", undefined],
+    ]);
+    expect(stageFailureOf(SHARED, a)).toBe("needs");
+    expect(stageFailureOf(SHARED, b)).toBeUndefined();
   });
 
   it("writes one entry for a refusal: a denial is tool.denied only", async () => {
