@@ -7,7 +7,7 @@
 
 import { randomBytes } from "node:crypto";
 import { AidoError } from "../errors.js";
-import { GateDenied } from "../gate/invoke.js";
+import { GateDenied, type ToolCall } from "../gate/invoke.js";
 import { stageFailureOf } from "../gate/stage-failure.js";
 import type { ToolResult } from "../gate/types.js";
 import type { Runtime } from "../kernel/runtime.js";
@@ -26,13 +26,22 @@ export async function invokeToolWithEvents(
   const started = performance.now();
   const ms = () => Math.round(performance.now() - started);
   if (goalId !== null) rt.events.emit("tool.called", goalId, ev);
+  // The audit entries name the call as the events do, and the gate marks this very object
+  // should a stage fail (stageFailureOf): another call's failure with the same error is not ours.
+  const call: ToolCall = {
+    name: tool,
+    input,
+    callId: ev.callId,
+    ...(signal ? { signal } : {}),
+    ...(requestId ? { requestId } : {}),
+  };
   try {
-    const r = await rt.invokeTool(agentId, tool, input, signal, requestId);
+    const r = await rt.invokeToolCall(agentId, call);
     rt.events.emit("tool.completed", goalId, { ...ev, isError: r.isError === true, ms: ms() });
     return r;
   } catch (e) {
     if (goalId === null) throw e;
-    const stage = stageFailureOf(e);
+    const stage = stageFailureOf(e, call);
     if (e instanceof GateDenied) {
       rt.events.emit("tool.denied", goalId, { ...ev, code: e.code, stage: e.stage, reason: e.message });
     } else if (stage !== undefined) {

@@ -18,24 +18,21 @@ import { auditErrorText, auditText } from "../security/audit-text.js";
 
 /**
  * Errors the gate audited as tool.errored: for each call it ended (the ToolCall object its caller
- * handed to Gate.invoke), the stage; and the last stage, for a caller that cannot name its call.
+ * handed to Gate.invoke), the stage.
  * Per call, because one error object can end several: a shared rejected promise (a goal's
  * container acquisition, an MCP server's connection) throws the same error to each call that
  * waited on it, one at its needs stage (not run), another in its run (tool.invoked, tool.failed).
  */
-const failedAt = new WeakMap<object, { last: GateStage; calls: WeakMap<object, GateStage> }>();
+const failedAt = new WeakMap<object, WeakMap<object, GateStage>>();
 
 /**
  * The stage at which the gate audited `error` as tool.errored for `call` (the object its caller
  * handed to Gate.invoke), if it did: the call did not run, and its caller publishes tool.errored
- * rather than tool.completed. Without `call`: whether it did so for any call (tool.invoke's
- * caller, daemon/tool-invoke.ts, does not hold the call object Runtime.invokeTool makes).
- * The error itself is the stage's, unchanged (a thrown value that is not an object is not marked).
+ * rather than tool.completed. The error itself is the stage's, unchanged (a thrown value that is not an object is not marked).
  */
-export function stageFailureOf(error: unknown, call?: object): GateStage | undefined {
+export function stageFailureOf(error: unknown, call: object): GateStage | undefined {
   if (typeof error !== "object" || error === null) return undefined;
-  const marked = failedAt.get(error);
-  return call === undefined ? marked?.last : marked?.calls.get(call);
+  return failedAt.get(error)?.get(call);
 }
 
 /**
@@ -53,10 +50,9 @@ export function auditStageFailure(
 ): void {
   // The caller publishes tool.errored (kernel/events.ts) for watchers: it learns the stage here.
   if (typeof error === "object" && error !== null) {
-    const marked = failedAt.get(error) ?? { last: stage, calls: new WeakMap<object, GateStage>() };
-    marked.last = stage;
-    marked.calls.set(asked, stage);
-    failedAt.set(error, marked);
+    const calls = failedAt.get(error) ?? new WeakMap<object, GateStage>();
+    calls.set(asked, stage);
+    failedAt.set(error, calls);
   }
   audit.record(
     "tool.errored",

@@ -13,7 +13,7 @@ import { type Db, openDatabase } from "../db/database.js";
 import type { EgressGate } from "../egress/gate-policy.js";
 import type { EgressPlumbing } from "../egress/plumbing.js";
 import { AidoError, ErrorCode } from "../errors.js";
-import type { Gate } from "../gate/invoke.js";
+import type { Gate, ToolCall } from "../gate/invoke.js";
 import type { ToolDef, ToolResult } from "../gate/types.js";
 import type { Intents } from "../intent/intents.js";
 import type { ToolSpec } from "../llm/types.js";
@@ -269,17 +269,25 @@ export class Runtime {
     signal?: AbortSignal,
     requestId?: string,
   ): Promise<ToolResult> {
+    return this.invokeToolCall(agentId, {
+      name: tool,
+      input,
+      ...(signal ? { signal } : {}),
+      ...(requestId ? { requestId } : {}),
+    });
+  }
+
+  /**
+   * invokeTool with the call object the caller made: it is handed to the gate as it is (its
+   * signal joined with the agent's), so the caller can ask stageFailureOf about this very call.
+   */
+  invokeToolCall(agentId: string, call: ToolCall): Promise<ToolResult> {
     const agent: AgentRecord = this.registry.require(agentId);
     if (agent.state === "stopped") {
       throw new AidoError(ErrorCode.notFound, `agent ${agentId} is stopped`, { agent_id: agentId });
     }
-    const ends = signal ? AbortSignal.any([agent.abort.signal, signal]) : agent.abort.signal;
-    return this.gate.invoke(principalOf(this.env, agent), {
-      name: tool,
-      input,
-      signal: ends,
-      ...(requestId ? { requestId } : {}),
-    });
+    call.signal = call.signal ? AbortSignal.any([agent.abort.signal, call.signal]) : agent.abort.signal;
+    return this.gate.invoke(principalOf(this.env, agent), call);
   }
 
   /** Stop the goals, release containers and timers, flush traces, close the database. Idempotent. */

@@ -128,6 +128,17 @@ describe("events.subscribe", () => {
       tool: "memory_query",
       code: "capability_denied",
     });
+    // A socket call's audit entries name it as its events do: a watcher (the dashboard's
+    // goal page) matches the two by that id.
+    const called = seen.find((e) => e.type === "tool.called")!.call_id as string;
+    expect(called).toMatch(/^rpc_[0-9a-f]{12}$/);
+    const entries = (await c.call("audit.query", { agent_id: a.agent_id })).entries;
+    const byCall = entries.filter((e) => (e.payload as { call_id?: string }).call_id === called);
+    expect(byCall.map((e) => e.kind)).toEqual(["tool.invoked"]);
+    const deniedId = seen.find((e) => e.type === "tool.denied")!.call_id as string;
+    expect(
+      entries.filter((e) => (e.payload as { call_id?: string }).call_id === deniedId).map((e) => e.kind),
+    ).toEqual(["tool.denied"]);
     sub.close();
   });
 });
