@@ -6,6 +6,10 @@
 // unpause still held by the engine) and was refused, and the unpause, landing after it, let the
 // container run through the new fence, the goal held and its audit saying it frozen. Now it
 // counts as out until the engine answers it: the pause is sent again once it has landed.
+// And the goal given up at that bound (no new fence): its containers are removed and a held call
+// runs in a fresh one under the same name. The unpause, reaching the engine late (its name read
+// then), let that fresh container run through the next fence, its pause sent at once. Now that
+// freeze waits for it, as for any unpause still out, and pauses after it.
 // The real engine, behind a socket that holds the last try's unpause past LAST_ANSWER_MS.
 
 import Docker from "dockerode";
@@ -15,6 +19,7 @@ import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 import { makeSandboxFixture, type SandboxFixture } from "./fixture.js";
 
 const GOAL = "last-late";
+const GIVEN_UP = "last-late-given-up";
 /** How long the engine holds the last try's unpause: past its bound, then it lands. */
 const HOLD_MS = LAST_ANSWER_MS + 4_000;
 let holdNext = false;
@@ -23,7 +28,7 @@ const logs: string[] = [];
 let fx: SandboxFixture;
 beforeAll(async () => {
   engine = await engineProxy((line) => {
-    if (!holdNext || !line.endsWith(`_goal_${GOAL}/unpause`)) return undefined;
+    if (!holdNext || !/_goal_last-late(-given-up)?\/unpause$/.test(line)) return undefined;
     holdNext = false;
     return HOLD_MS;
   });
@@ -65,5 +70,34 @@ describe("a goal frozen again while its last unfreeze try, unanswered past its b
     const r = await sb.exec({ confinement: "unconfined", command: "echo on", timeoutMs: 5_000 });
     expect(r.stdout.trim()).toBe("on");
     await fx.backend.remove(GOAL);
+  }, 120_000);
+});
+
+describe("a goal given up at its last try's bound while that unpause is still out", () => {
+  it("has its fresh container frozen by the next fence after that unpause reaches the engine", async () => {
+    const sb = await fx.backend.acquire(GIVEN_UP);
+    await sb.exec({ confinement: "unconfined", command: "true" });
+    await fx.backend.pause(GIVEN_UP);
+    const container = new Docker().getContainer(fx.backend.containerName(GIVEN_UP));
+    holdNext = true;
+    const sentAt = Date.now();
+    // Not answered within its bound: given up, the goal's container removed.
+    expect(
+      await fx.backend.unpause(GIVEN_UP, { last: true }).then(
+        () => "answered",
+        () => "refused",
+      ),
+    ).toBe("refused");
+    const id = (await container.inspect().catch(() => undefined))?.Id;
+    // The held call runs in a fresh container; then a new fence falls.
+    const r = await sb.exec({ confinement: "unconfined", command: "echo fresh", timeoutMs: 10_000 });
+    expect(r.stdout.trim()).toBe("fresh");
+    expect((await container.inspect()).Id).not.toBe(id);
+    await fx.backend.pause(GIVEN_UP).catch(() => {});
+    await sleep(Math.max(0, sentAt + HOLD_MS - Date.now()) + 3_000);
+    expect(holdNext).toBe(false);
+    expect((await container.inspect()).State.Paused).toBe(true);
+    await fx.backend.unpause(GIVEN_UP);
+    await fx.backend.remove(GIVEN_UP);
   }, 120_000);
 });
