@@ -128,16 +128,20 @@ export class FrozenGoals {
     const freezes = this.freezeCount(goalId);
     const thawed = this.thawing(goalId);
     let answered = false;
+    let sent: Promise<void> | undefined;
     try {
       // Each is tried (the goal's container and its servers), the first refusal thrown.
-      const sent = firstRefusal(this.names(goalId).map((n) => this.engine.unpause(n)));
+      sent = firstRefusal(this.names(goalId).map((n) => this.engine.unpause(n)));
       // The last not answered within LAST_ANSWER_MS is refused: the goal is given up as on a
       // refusal. Before, it stayed frozen, its calls held, until the engine answered (for good
       // when it never did) or a new fence's lift tried again.
       await (opts.last ? answeredWithin(sent, LAST_ANSWER_MS, goalId) : sent);
       answered = true;
     } catch (e) {
-      thawed(false);
+      // Out until the engine answers (one counted refused unanswered may land yet): a freeze
+      // pauses after it. Before, it counted as landed at its bound, and landing after the pause
+      // of a fence fallen meanwhile, it let the container run through that fence.
+      thawed(false, sent);
       // Let go meanwhile by another unpause (an earlier try of the fence's, counted refused
       // unanswered, that the engine answered late) or removed: nothing is frozen, this is no
       // refusal. Before, a last try refused after it was given up: the containers of a goal its
@@ -306,9 +310,11 @@ export class FrozenGoals {
 
   /**
    * The goal is being unfrozen (before the engine is asked): call what this returns once the
-   * engine has answered every unpause (true), or refused one (false: it stays frozen).
+   * engine has answered every unpause (true), or refused one (false: it stays frozen); with
+   * `landed`, engine calls still out (a last try counted refused unanswered), the unpause stays
+   * among the goal's unpauses out until they settle.
    */
-  private thawing(goalId: string): (answered: boolean) => void {
+  private thawing(goalId: string): (answered: boolean, landed?: Promise<unknown>) => void {
     const f = this.held.get(goalId);
     let answered = () => {};
     const thawing = new Promise<void>((r) => {
@@ -322,10 +328,15 @@ export class FrozenGoals {
     const out = this.unpausing.get(goalId) ?? new Set<Promise<void>>();
     out.add(thawing);
     this.unpausing.set(goalId, out);
-    return (ok) => {
+    const done = () => {
       answered();
       out.delete(thawing);
       if (out.size === 0 && this.unpausing.get(goalId) === out) this.unpausing.delete(goalId);
+    };
+    return (ok, landed) => {
+      // Still out while `landed` (its engine calls) has not settled: a pause waits for it.
+      if (landed) void landed.then(done, done);
+      else done();
       if (!f) return;
       if (f.thawing === thawing) f.thawing = undefined;
       if (ok && this.held.get(goalId) === f && !f.again) {
@@ -364,7 +375,8 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
 
 /**
  * `sent`, or a refusal once `ms` passed without its answer (what lands later is let be: the
- * goal's containers are removed by then, or it was frozen again).
+ * goal's containers are removed by then, or it was frozen again, and that freeze pauses them
+ * again once it lands: see unpause).
  */
 async function answeredWithin(sent: Promise<void>, ms: number, goalId: string): Promise<void> {
   sent.catch(() => {});
