@@ -258,8 +258,8 @@ export class Plans {
       result.snapshot_id = snap.id;
       for (const [index, step] of steps.entries()) {
         // Cancelled between two steps (the step before ended as the cancel came): no later
-        // step starts. The gate runs a call whose signal is already aborted when it needs no
-        // approval, so the next step ran after the client had cancelled the plan.
+        // step starts, and the plan says before which one it stopped (the gate would refuse the
+        // step as cancelled too, but the plan's record names where it ended).
         if (opts.signal?.aborted) {
           result.steps.push({ index, ok: false, output: "", error: cancelledBefore(index) });
           break;
