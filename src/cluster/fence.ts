@@ -33,6 +33,7 @@
 
 import { performance } from "node:perf_hooks";
 import { errorMessage } from "../errors.js";
+import { auditText } from "../security/audit-text.js";
 import { type NodeContext, withTimeout } from "./context.js";
 
 declare module "../security/audit-events.js" {
@@ -52,6 +53,11 @@ declare module "../security/audit-events.js" {
     };
     /** The fence is lifted: a heartbeat renewed the lease and looked which goals are still this node's. */
     "cluster.unfenced": { held_ms: number; kept: string[]; lost: string[] };
+    /**
+     * A kept goal's containers could not be unfrozen (the engine refused or did not answer
+     * every try): they were removed, and its held calls run in a fresh container.
+     */
+    "cluster.unfreeze_given_up": { tries: number; reason: string };
   }
 }
 
@@ -322,6 +328,13 @@ export class LeaseFence {
         return;
       }
       this.unthawed.delete(goalId);
+      // On the goal's record, not only the node's log: what its processes had in memory and
+      // its container's own files outside /workspace and /output are gone.
+      this.ctx.rt.audit.record(
+        "cluster.unfreeze_given_up",
+        { tries: UNFREEZE_TRIES, reason: auditText(errorMessage(e)) },
+        { goalId },
+      );
       this.ctx.log(
         `cluster: gave up unfreezing the containers of goal ${goalId} after ${UNFREEZE_TRIES} tries (${errorMessage(e)}): they were removed; its held calls run in a fresh container (its MCP servers started again)`,
       );

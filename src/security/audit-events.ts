@@ -346,6 +346,7 @@ const KINDS: Record<AuditKind, true> = {
   "cluster.command_refused": true,
   "cluster.fenced": true,
   "cluster.unfenced": true,
+  "cluster.unfreeze_given_up": true,
 };
 export const AUDIT_KINDS: readonly AuditKind[] = Object.keys(KINDS) as AuditKind[];
 

@@ -11,6 +11,7 @@
 // this process.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UNFREEZE_TRIES } from "../../src/cluster/fence.js";
 import { until } from "../daemon/process.js";
 import { requireDocker } from "../support/docker.js";
 import { type EngineProxy, engineProxy } from "../support/engine-proxy.js";
@@ -91,7 +92,7 @@ describe("cluster mode: a kept goal whose unfreeze the engine refuses", () => {
       "n-unfreeze-gave-up",
       "unfreeze-never",
       1_000,
-      async ({ toolEnds, goalId, container, before }) => {
+      async ({ h, toolEnds, goalId, container, before }) => {
         // The held call ran in a fresh container, and so did the next.
         expect(toolEnds(goalId)).toEqual([
           ["tool.completed", "file_list"],
@@ -101,6 +102,11 @@ describe("cluster mode: a kept goal whose unfreeze the engine refuses", () => {
         const now = await containerState(container);
         expect(now.state).toBe("running");
         expect(now.id).not.toBe(before);
+        // On the goal's record, with the engine's reason: its processes' memory is gone.
+        const givenUp = h.rt.audit.query({ goal_id: goalId, kind: "cluster.unfreeze_given_up" });
+        expect(givenUp.map((e) => e.payload)).toEqual([
+          { tries: UNFREEZE_TRIES, reason: expect.any(String) },
+        ]);
       },
     );
   }, 120_000);
