@@ -9,16 +9,19 @@ import type { ExecRequest, SandboxHandle } from "./types.js";
  * `acquiring`, or the call's cancellation as `signal` aborts first. The first call of a goal
  * frozen by its node's fence waits for the thaw in acquire, which no one call can end (it is
  * every call's): before, an exec cancelled meanwhile (goal.cancel, the agent stopped) stayed
- * pending until the thaw or the goal's removal. The acquire goes on for the calls after it.
+ * pending until the thaw or the goal's removal, and a file call still does. The acquire goes
+ * on for the calls after it. Nothing of the call was sent yet: a write given up here did not
+ * happen.
  */
 function orCancelled(
   acquiring: Promise<SandboxHandle>,
   signal: AbortSignal | undefined,
+  op: string,
 ): Promise<SandboxHandle> {
   if (!signal) return acquiring;
-  if (signal.aborted) return Promise.reject(cancelledError("exec"));
+  if (signal.aborted) return Promise.reject(cancelledError(op));
   return new Promise<SandboxHandle>((resolve, reject) => {
-    const onAbort = () => reject(cancelledError("exec"));
+    const onAbort = () => reject(cancelledError(op));
     signal.addEventListener("abort", onAbort, { once: true });
     acquiring.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
@@ -35,13 +38,16 @@ export function lazySandbox(goalId: string, acquire: () => Promise<SandboxHandle
   };
   return {
     goalId,
-    realpath: async (path, opts) => (await get()).realpath(path, opts),
-    exec: async (req: ExecRequest) => (await orCancelled(get(), req.signal)).exec(req),
-    readFile: async (path, opts) => (await get()).readFile(path, opts),
-    writeFile: async (path, content, opts) => (await get()).writeFile(path, content, opts),
-    editFile: async (path, a, b, all, opts) => (await get()).editFile(path, a, b, all, opts),
-    list: async (path, opts) => (await get()).list(path, opts),
-    stat: async (path, opts) => (await get()).stat(path, opts),
-    grep: async (pattern, path, glob, max, opts) => (await get()).grep(pattern, path, glob, max, opts),
+    realpath: async (path, opts) => (await orCancelled(get(), opts?.signal, "realpath")).realpath(path, opts),
+    exec: async (req: ExecRequest) => (await orCancelled(get(), req.signal, "exec")).exec(req),
+    readFile: async (path, opts) => (await orCancelled(get(), opts?.signal, "readFile")).readFile(path, opts),
+    writeFile: async (path, content, opts) =>
+      (await orCancelled(get(), opts?.signal, "writeFile")).writeFile(path, content, opts),
+    editFile: async (path, a, b, all, opts) =>
+      (await orCancelled(get(), opts?.signal, "editFile")).editFile(path, a, b, all, opts),
+    list: async (path, opts) => (await orCancelled(get(), opts?.signal, "list")).list(path, opts),
+    stat: async (path, opts) => (await orCancelled(get(), opts?.signal, "stat")).stat(path, opts),
+    grep: async (pattern, path, glob, max, opts) =>
+      (await orCancelled(get(), opts?.signal, "grep")).grep(pattern, path, glob, max, opts),
   };
 }

@@ -128,6 +128,36 @@ describe("a call cancelled while its goal is frozen", () => {
       await fx.backend.remove(goalId);
     }
   }, 120_000);
+
+  it("ends a file call at once too when it is the goal's first, and its write never lands", async () => {
+    // The file tools' first call (realpath of its path, then the write) waited in acquire for
+    // the thaw whatever its caller did: only exec took its cancel there.
+    const goalId = "frozen-cancel-first-file";
+    await fx.backend.pause(goalId);
+    const sb = lazySandbox(goalId, () => fx.backend.acquire(goalId));
+    try {
+      const caller = new AbortController();
+      const settle = (p: Promise<unknown>) =>
+        p.then(
+          () => "ran",
+          (e: unknown) => e,
+        );
+      const resolving = settle(sb.realpath("/workspace/new.txt", { signal: caller.signal }));
+      const writing = settle(sb.writeFile("/workspace/new.txt", "x", { signal: caller.signal }));
+      const reading = settle(sb.readFile("/workspace/new.txt", { signal: caller.signal }));
+      await new Promise((r) => setTimeout(r, 300));
+      caller.abort(new Error("the agent stopped"));
+      for (const call of [resolving, writing, reading])
+        expect(isAidoError(await within(call, 1_000), "cancelled")).toBe(true);
+      expect(getEventListeners(caller.signal, "abort")).toHaveLength(0);
+      await fx.backend.unpause(goalId);
+      expect(await sb.stat("/workspace/new.txt")).toBeNull();
+      expect(existsSync(join(goalFolders(fx.config.goalsDir, goalId).workspace, "new.txt"))).toBe(false);
+    } finally {
+      await fx.backend.unpause(goalId);
+      await fx.backend.remove(goalId);
+    }
+  }, 120_000);
 });
 
 /** A stdio MCP server with one tool. */
