@@ -13,7 +13,6 @@
 // A second signal during shutdown exits at once (status 1).
 
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
-import type { Socket } from "node:net";
 import type { Writable } from "node:stream";
 import { ClusterNode } from "../cluster/node.js";
 import type { Config } from "../config.js";
@@ -23,7 +22,7 @@ import { ensurePrivateFile } from "../security/private-home.js";
 import { type SocketCeiling, socketCeiling } from "./ceiling.js";
 import { clusterHandlers } from "./cluster-methods.js";
 import { Connection } from "./connection.js";
-import { RpcCode, RpcError, rpcCodeOf } from "./errors.js";
+import { RpcCode, RpcError } from "./errors.js";
 import { toWireEvent } from "./events.js";
 import {
   handlers,
@@ -32,7 +31,8 @@ import {
   type RequestClient,
   type UiControl,
 } from "./methods.js";
-import { errorLine, type RpcRequest } from "./protocol.js";
+import type { RpcRequest } from "./protocol.js";
+import { ConnectionRefusals } from "./refuse.js";
 import { isMethodName, METHOD_NAMES, parseParams } from "./schemas.js";
 import { listenPrivate } from "./socket.js";
 import { sweepUploads } from "./ui/files.js";
@@ -61,22 +61,6 @@ export interface Daemon {
   readonly closed: Promise<void>;
   /** Open client connections (tests check nothing leaks). */
   readonly connectionCount: number;
-}
-
-/** One connection over daemon.max_connections: told why (an error naming no request), logged, closed. */
-function refuseConnection(sock: Socket, open: number, max: number, log: (m: string) => void): void {
-  const message = `the Aido daemon refuses the connection: ${open} are open, daemon.max_connections is ${max}`;
-  log(`refused a connection: ${open} open, daemon.max_connections ${max}`);
-  sock.on("error", () => {});
-  sock.end(
-    errorLine(null, {
-      code: rpcCodeOf(ErrorCode.limitExceeded),
-      message,
-      data: { code: ErrorCode.limitExceeded, details: { max_connections: max } },
-    }),
-  );
-  // A client that never reads does not hold the descriptor either.
-  setTimeout(() => sock.destroy(), 2_000).unref();
 }
 
 export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
@@ -146,6 +130,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     return run(req.method, req.params, conn, afterResponse, "socket client", req.id);
   };
 
+  const refusals = new ConnectionRefusals(config.daemon.maxConnections, log);
   const server = await listenPrivate(config.socketPath, (sock) => {
     if (closing) {
       sock.destroy();
@@ -154,7 +139,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     // Each connection holds a descriptor: a local client opening thousands would exhaust
     // the daemon's. One over daemon.max_connections gets one error line and is closed.
     if (connections.size >= config.daemon.maxConnections) {
-      refuseConnection(sock, connections.size, config.daemon.maxConnections, log);
+      refusals.refuse(sock, connections.size);
       return;
     }
     const conn = new Connection(sock, {
@@ -196,6 +181,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   } catch (e) {
     closing = true;
     for (const c of [...connections]) c.close();
+    refusals.close();
     await new Promise<void>((r) => server.close(() => r()));
     removeIfOurs(config.pidPath, config.socketPath);
     throw e;
@@ -254,6 +240,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         new Promise((r) => setTimeout(r, 1000)),
       ]);
       for (const c of [...connections]) c.close();
+      refusals.close();
       await stopped;
       removeIfOurs(config.pidPath, config.socketPath);
       if (handleSignals) for (const s of signals) process.off(s, onSignal);

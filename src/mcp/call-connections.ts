@@ -14,7 +14,10 @@
 // that waits for one to free, so a client that fires thousands of calls holds that many
 // descriptors at most, here and in the daemon. The calls waiting are bounded too
 // (daemon.mcp_max_queued_calls): one more is refused at once, naming the key, and recorded
-// (onRefused: the daemon's audit, session.call_refused), never left to wait without end. A call the client cancels while it waits
+// (onRefused: the daemon's audit, session.call_refused), never left to wait without end.
+// Recorded at a bounded rate, every one counted: the first refusal is an entry at once, the
+// ones in the REFUSAL_WINDOW_MS after it one more entry saying how many (a client firing
+// thousands of calls past the queue was an audit entry each). A call the client cancels while it waits
 // for a connection, or before its request left, never reaches the daemon: nothing ran and
 // nothing is on record. Closing the session closes every one (close()).
 
@@ -26,6 +29,9 @@ export const MAX_CALL_CONNECTIONS = 16;
 /** After a cancel, the time a pending approval's denial has at most to reach the daemon before the call's connection closes. */
 export const CANCEL_GRACE_MS = 500;
 
+/** Queue refusals after a recorded one within this long are recorded as one count. */
+export const REFUSAL_WINDOW_MS = 1_000;
+
 const cancelledBeforeSent = () =>
   new AidoError(ErrorCode.cancelled, "the client cancelled the call before it reached the Aido daemon", {});
 
@@ -36,6 +42,9 @@ export class CallConnections {
   /** Per running call (by its signal): what its connection's close waits for after a cancel. */
   private readonly holds = new Map<AbortSignal, Promise<unknown>[]>();
   private closedError: Error | undefined;
+  /** Open while refusals are counted rather than recorded (a window after a recorded one). */
+  private refusalWindow: NodeJS.Timeout | undefined;
+  private refusalsCounted = 0;
 
   constructor(
     private readonly socketPath: string,
@@ -104,6 +113,39 @@ export class CallConnections {
     this.closedError ??= new AidoError(ErrorCode.cancelled, "the MCP session closed", {});
     for (const c of this.open) c.close();
     for (const w of this.queue.splice(0)) w.refuse(this.closedError);
+    clearTimeout(this.refusalWindow);
+    this.refusalWindow = undefined;
+    this.recordCounted();
+  }
+
+  /** Record a queue refusal, or count it when one was recorded within the window. */
+  private refused(reason: string): void {
+    if (this.refusalWindow) {
+      this.refusalsCounted += 1;
+      return;
+    }
+    this.onRefused(reason);
+    this.openRefusalWindow();
+  }
+
+  private openRefusalWindow(): void {
+    this.refusalWindow = setTimeout(() => {
+      this.refusalWindow = undefined;
+      // A steady flood: one entry per window, each opening the next.
+      if (this.recordCounted()) this.openRefusalWindow();
+    }, REFUSAL_WINDOW_MS);
+    this.refusalWindow.unref?.();
+  }
+
+  /** The refusals counted in the window, as one entry; true when there were any. */
+  private recordCounted(): boolean {
+    const n = this.refusalsCounted;
+    if (n === 0) return false;
+    this.refusalsCounted = 0;
+    this.onRefused(
+      `${n} more call(s) refused within ${REFUSAL_WINDOW_MS} ms: more than daemon.mcp_max_queued_calls (${this.maxQueued}) calls of this session waited for one of its ${this.max} daemon connections; none of them was run`,
+    );
+    return true;
   }
 
   private acquire(signal: AbortSignal): Promise<void> {
@@ -115,7 +157,7 @@ export class CallConnections {
     }
     if (this.queue.length >= this.maxQueued) {
       const reason = `${this.queue.length} calls of this session already wait for one of its ${this.max} daemon connections (daemon.mcp_max_queued_calls ${this.maxQueued}); the call was not run, try it again once calls end`;
-      this.onRefused(reason);
+      this.refused(reason);
       return Promise.reject(
         new AidoError(ErrorCode.limitExceeded, reason, { max_queued_calls: this.maxQueued }),
       );

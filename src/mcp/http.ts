@@ -205,7 +205,14 @@ export async function serveHttp(opts: HttpOptions): Promise<HttpServer> {
     // The daemon session ended (agent.stop, daemon gone): so does the MCP session.
     void session.bridge.ended.then(() => transport.close());
     await session.server.connect(transport);
-    await transport.handleRequest(req, res, body);
+    try {
+      await transport.handleRequest(req, res, body);
+    } finally {
+      // The transport refused the initialize before the session began (a wrong Accept or
+      // Content-Type: 406, 415): it is in no table, so nothing would ever close it, and it
+      // held its daemon session, connections and container outside the cap. It ends now.
+      if (transport.sessionId === undefined || !sessions.has(transport.sessionId)) await transport.close();
+    }
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {

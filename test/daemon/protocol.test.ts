@@ -3,7 +3,8 @@
 // still answer.
 
 import { execFileSync } from "node:child_process";
-import { statSync, writeFileSync } from "node:fs";
+import { readdirSync, statSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
 import { describe, expect, it } from "vitest";
 import { AidoClient, AidoRpcError } from "../../src/client/client.js";
 import { startDaemon } from "../../src/daemon/server.js";
@@ -195,6 +196,39 @@ describe("malformed requests", () => {
     await new Promise((r) => setTimeout(r, 100));
     await stillAnswers(fx);
     for (const h of held) h.close();
+  });
+
+  it("holds few descriptors for refused connections that never read or hang up, and logs a flood of them as a count", async () => {
+    const fx = await suite.start({ config: (c) => (c.daemon.maxConnections = 2) });
+    const held = [await rawConnect(fx.home.config.socketPath), await rawConnect(fx.home.config.socketPath)];
+    await new Promise((r) => setTimeout(r, 100));
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const before = fds();
+    // 300 clients that connect and then neither read nor close (the daemon is in this process:
+    // each open socket pair is two descriptors here, one of them the daemon's).
+    const flood = [];
+    for (let i = 0; i < 300; i++) {
+      const s = createConnection(fx.home.config.socketPath);
+      s.on("error", () => {});
+      s.pause();
+      flood.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const daemonSide = fds() - before - 300;
+    expect(daemonSide).toBeLessThanOrEqual(64 + 10);
+    expect(fx.daemon.connectionCount).toBe(2);
+    // One line for the first refusal of the second, the rest counted into one more.
+    await new Promise((r) => setTimeout(r, 1_200));
+    const lines = fx.logs.filter((l) => l.includes("refused"));
+    expect(lines.length).toBeLessThanOrEqual(4);
+    expect(lines[0]).toContain("refused a connection: 2 open, daemon.max_connections 2");
+    // Every refusal is still told: a line, or counted into one.
+    const told = lines.reduce((n, l) => n + Number(/refused (\d+) more connection/.exec(l)?.[1] ?? 1), 0);
+    expect(told).toBe(300);
+    for (const s of flood) s.destroy();
+    for (const h of held) h.close();
+    await new Promise((r) => setTimeout(r, 100));
+    await stillAnswers(fx);
   });
 
   it("drops a line over daemon.max_line_bytes with -32600 and resynchronises at the next newline", async () => {

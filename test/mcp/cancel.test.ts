@@ -434,6 +434,16 @@ describe("calls beyond the session's connections and its queue", () => {
     expect(textOf(over)).toContain("(daemon.mcp_max_queued_calls 2)");
     await until(async () => (await entries("session.call_refused")).length === 1);
     expect((await entries("session.call_refused"))[0]).toMatchObject({ payload: { tool: "(call queue)" } });
+    // A flood past the queue: every call refused, on record as a count, not an entry each.
+    const flood = await Promise.all(Array.from({ length: 100 }, () => exec()));
+    for (const r of flood) expect(textOf(r)).toContain("(daemon.mcp_max_queued_calls 2)");
+    await sleep(2_500);
+    const refused = (await entries("session.call_refused")).map((e) =>
+      String((e.payload as { reason?: unknown }).reason),
+    );
+    expect(refused.length).toBeLessThanOrEqual(4);
+    const told = refused.reduce((n, r) => n + Number(/^(\d+) more call\(s\) refused/.exec(r)?.[1] ?? 1), 0);
+    expect(told).toBe(101);
     for (const a of aborts) a.abort();
     await Promise.all(calls);
   }, 90_000);

@@ -132,6 +132,27 @@ describe("mcp serve --http", () => {
     expect((await c.call("audit.query", { kind: "session.opened" })).entries).toHaveLength(2);
   });
 
+  it("closes the session of an initialize the transport refuses (a wrong Accept), so none is left open uncounted", async () => {
+    const fx = await suite.start();
+    writeFileSync(join(fx.home.config.home, "config.yaml"), "daemon:\n  mcp_max_http_sessions: 2\n");
+    const { url } = await suite.serveHttp();
+    const auth = { authorization: `Bearer ${tokenOf()}` };
+    // The SDK refuses these (406) before the session is initialized: the daemon session the
+    // server opened for each was never in its table, never counted, and never closed.
+    for (let i = 0; i < 4; i++) {
+      const r = await post(url, { ...auth, accept: "application/json" });
+      expect(r.status).toBe(406);
+    }
+    const c = await fx.client();
+    const count = async (kind: string) => (await c.call("audit.query", { kind })).entries.length;
+    await until(async () => (await count("session.closed")) === (await count("session.opened")), 15_000);
+    expect(await count("session.opened")).toBe(4);
+    // The cap still serves two real sessions.
+    expect((await post(url, auth)).status).toBe(200);
+    expect((await post(url, auth)).status).toBe(200);
+    expect((await post(url, auth)).status).toBe(503);
+  }, 60_000);
+
   it("refuses a request without the token or with a wrong one (401), a rebinding Host and a foreign Origin (403)", async () => {
     const fx = await suite.start();
     const { url } = await suite.serveHttp();
