@@ -143,7 +143,9 @@ const PROVIDER_FINISH = new Set([
  * off one no provider sends is the runtime's normalized stop reason instead.
  */
 export function tracedFinish(content: ContentRedactor | undefined, raw: string, normalized: string): string {
-  return content === undefined && !PROVIDER_FINISH.has(raw) ? normalized : raw;
+  if (PROVIDER_FINISH.has(raw)) return raw;
+  // Content on: the provider's text all the same, inert and bounded as the audit keeps it.
+  return content === undefined ? normalized : auditText(raw);
 }
 
 /**
@@ -153,7 +155,8 @@ export function tracedFinish(content: ContentRedactor | undefined, raw: string, 
  * did not choose (`named`: AgentRecord.modelNamedByOperator) is UNKNOWN_MODEL.
  */
 export function tracedModel(content: ContentRedactor | undefined, model: string, named: boolean): string {
-  return content === undefined && !named ? UNKNOWN_MODEL : model;
+  // A named model's response still carries the provider's text (gen_ai.response.model): bounded and inert.
+  return content === undefined && !named ? UNKNOWN_MODEL : auditText(model);
 }
 
 /** What a span says for a model the operator did not choose, with content off. */
@@ -215,7 +218,9 @@ export class ContentRedactor {
 
   /** gen_ai.output.messages: the model's answer. */
   output(response: LlmResponse, finishReason: string): string {
-    return JSON.stringify([{ ...this.message("assistant", response.content), finish_reason: finishReason }]);
+    return JSON.stringify([
+      { ...this.message("assistant", response.content), finish_reason: auditText(finishReason) },
+    ]);
   }
 
   /**

@@ -74,9 +74,15 @@ describe("a provider's hostile call ids and tool names", () => {
             id: fetchId,
           },
         ],
-        { usage: { input_tokens: 100, output_tokens: 100 } },
+        { usage: { input_tokens: 100, output_tokens: 100 }, id: hostile("msg"), stop: hostile("tool_use") },
       ),
-      turn.text("done", { usage: { input_tokens: 100, output_tokens: 100 } }),
+      // The answer's id and its stop reason are the provider's text too (gen_ai.response.id,
+      // gen_ai.response.finish_reasons).
+      turn.text("done", {
+        usage: { input_tokens: 100, output_tokens: 100 },
+        id: hostile("msg"),
+        stop: hostile("end"),
+      }),
     ]);
     const events: { type: string; tool?: string; reason?: string }[] = [];
     h.rt.events.subscribe({}, (e) => {
@@ -134,6 +140,19 @@ describe("a provider's hostile call ids and tool names", () => {
         if (v === undefined) continue;
         expect(String(v).length).toBeLessThanOrEqual(AUDIT_TEXT_MAX);
         expect(String(v)).not.toMatch(CONTROLS);
+      }
+    }
+    const chats = spans.filter((s) => s.name.startsWith("chat"));
+    // The second turn is refused for its budget (the conversation holds the megabytes).
+    expect(chats.length).toBeGreaterThan(0);
+    for (const s of chats) {
+      const texts = [
+        String(s.attributes["gen_ai.response.id"]),
+        ...(s.attributes["gen_ai.response.finish_reasons"] as string[]),
+      ];
+      for (const v of texts) {
+        expect(v.length).toBeLessThanOrEqual(AUDIT_TEXT_MAX);
+        expect(v).not.toMatch(CONTROLS);
       }
     }
     const out = spans.flatMap((s) => {
