@@ -18,7 +18,7 @@ import type { ToolServices } from "../gate/types.js";
 import type { AgentRecord } from "../kernel/registry.js";
 import type { ToolResultBlock, ToolUseBlock } from "../llm/types.js";
 import { memoryIdentity } from "../memory/types.js";
-import { auditCallId, auditErrorText } from "../security/audit-text.js";
+import { auditCallId, auditErrorText, auditText } from "../security/audit-text.js";
 import { canonicalJson } from "../security/canonical-json.js";
 import { Attr, gateReason, toolType, tracedId, tracedToolName } from "../telemetry/attributes.js";
 import type { AgentEnv } from "./env.js";
@@ -128,7 +128,8 @@ async function runOne(
   // The bus carries the call's id as the log keeps it (inert, bounded): the provider chose it, and
   // watchers print it and match a call's events with its audit entries by it (ui/web/live.ts).
   // The provider gets its own id back whole, in the result.
-  const ev = { agentId: agent.id, tool: call.name, callId: auditCallId(call.id) };
+  // So is its tool name (any text the model wrote), and a denial's reason, which quotes it.
+  const ev = { agentId: agent.id, tool: auditText(call.name), callId: auditCallId(call.id) };
   /**
    * A refusal of the loop's own, before the gate: audited, traced and told as the gate's are.
    * One that cannot be audited is still a refusal, told as the gate tells its audit failures
@@ -187,7 +188,7 @@ async function runOne(
         ...ev,
         code: e.code,
         stage: e.stage,
-        reason: e.message,
+        reason: auditText(e.message),
       });
       return result(`Refused by the runtime (${e.code}, at the ${e.stage} check): ${e.message}`, true);
     }

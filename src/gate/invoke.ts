@@ -344,7 +344,7 @@ export class Gate {
       { tool: tool.name, input: input as JsonValue, ...(call.callId ? { call_id: call.callId } : {}) },
       { goalId: principal.goalId, agentId: principal.agentId },
     );
-    const paths = new RunPaths(tool.name, grants, deps.policy, confirmed);
+    const paths = new RunPaths(tool.name, grants, deps.policy, confirmed, call.callId);
     // settle() records how the run ended (tool.completed, or tool.failed and the error
     // rethrown) and hands the result back only once that entry is durable; the paths the
     // tool was refused while it ran are on record before it. What the run is handed is put
@@ -373,7 +373,7 @@ export class Gate {
             allowNetwork(
               deps,
               principal,
-              tool.name,
+              { tool: tool.name, callId: call.callId },
               grants,
               { host, port },
               opts?.literal === true,

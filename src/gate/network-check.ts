@@ -3,7 +3,7 @@
 // never to a host other than the one a human approved for the call. Every refusal is audited.
 
 import { ErrorCode } from "../errors.js";
-import { auditText } from "../security/audit-text.js";
+import { auditCallId, auditText } from "../security/audit-text.js";
 import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { GateDeps, Principal } from "./invoke.js";
@@ -17,12 +17,14 @@ import type { Need } from "./types.js";
  * approval named its host ("web_fetch of any URL on host A"), and following a redirect
  * from A to B would carry it to a host nobody saw. A `literal` check is about the
  * addresses of a host already allowed, and is not held to it.
- * A refusal is audited like any other denial; the tool reports it to the model.
+ * A refusal is audited like any other denial, naming the call (`callId`, as the gate's own
+ * entries do: before, these entries named none, so a reader could not tell which call of a turn
+ * was refused), its text inert and bounded (security/audit-text.ts); the tool reports it to the model.
  */
 export function allowNetwork(
   deps: Pick<GateDeps, "audit" | "policy">,
   principal: Principal,
-  tool: string,
+  { tool, callId }: { tool: string; callId?: string | undefined },
   grants: readonly Grant[],
   { host, port }: { host: string; port: number },
   literal: boolean,
@@ -34,12 +36,13 @@ export function allowNetwork(
       goalId: principal.goalId,
       agentId: principal.agentId,
       payload: {
-        tool,
+        tool: auditText(tool),
         stage: "approval",
         reason: auditText(
           `host ${host} is not the one a human approved for this call (${[...approvedHosts].join(", ")})`,
         ),
         code: ErrorCode.capabilityDenied,
+        ...(callId ? { call_id: auditCallId(callId) } : {}),
       },
     });
     return false;
@@ -61,10 +64,11 @@ export function allowNetwork(
     goalId: principal.goalId,
     agentId: principal.agentId,
     payload: {
-      tool,
+      tool: auditText(tool),
       stage: grant ? "policy" : "capability",
       reason: auditText(reason),
       code: ErrorCode.capabilityDenied,
+      ...(callId ? { call_id: auditCallId(callId) } : {}),
     },
   });
   return false;

@@ -7,7 +7,7 @@
 import { ErrorCode } from "../errors.js";
 import type { AuditLog } from "../security/audit.js";
 import type { DenyStage } from "../security/audit-events.js";
-import { auditText } from "../security/audit-text.js";
+import { auditCallId, auditText } from "../security/audit-text.js";
 import type { Grant } from "../security/grants.js";
 import { grantsAllow } from "../security/narrowing.js";
 import type { PolicyEngine } from "../security/policy.js";
@@ -30,6 +30,8 @@ export class RunPaths {
     private readonly policy: PolicyEngine,
     /** Confirm rules a human allowed this very call past (PolicyDecision.rules ids). */
     private readonly confirmed: ReadonlySet<string> = new Set(),
+    /** The call's id, named in the entries as the gate's own entries name it. */
+    private readonly callId?: string,
   ) {}
 
   /**
@@ -72,12 +74,13 @@ export class RunPaths {
         goalId: ids.goalId,
         agentId: ids.agentId,
         payload: {
-          tool: this.tool,
+          tool: auditText(this.tool),
           stage,
           reason: auditText(
             `${these.length} path(s) left untouched: ${shown.join(", ")}${more}; ${these[0]!.reason}`,
           ),
           code: stage === "policy" ? ErrorCode.policyDenied : ErrorCode.capabilityDenied,
+          ...(this.callId ? { call_id: auditCallId(this.callId) } : {}),
         },
       });
     }

@@ -55,7 +55,7 @@ export class GoalSandboxes {
     let h = this.handles.get(goalId);
     if (!h) {
       h = quotaSandbox(
-        lazySandbox(goalId, () => this.acquire(goalId)),
+        lazySandbox(goalId, (signal) => this.acquire(goalId, signal)),
         this.deps.quota,
       );
       this.handles.set(goalId, h);
@@ -63,8 +63,9 @@ export class GoalSandboxes {
     return h;
   }
 
-  private async acquire(goalId: string) {
-    const opts = this.deps.acquireOptions(goalId);
+  /** `signal`: every call waiting for it has gone (sandbox/lazy.ts). */
+  private async acquire(goalId: string, signal: AbortSignal) {
+    const opts = { ...this.deps.acquireOptions(goalId), signal };
     if (!this.deps.usesNetwork(goalId)) return this.deps.backend.acquire(goalId, opts);
     const { egress } = this.deps;
     if (!egress) {

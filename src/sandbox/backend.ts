@@ -29,6 +29,11 @@ export interface AcquireOptions {
    * of none. Never from the pool.
    */
   egressShare?: string;
+  /**
+   * Given up by every call that waited for it (sandbox/lazy.ts): its wait for a frozen goal's thaw
+   * ends (cancelled) and no container is made. Once past that wait the container is made.
+   */
+  signal?: AbortSignal;
 }
 
 export interface GcOptions {

@@ -21,6 +21,7 @@ import { DockerSandbox, type SandboxOwner } from "./docker-sandbox.js";
 import { sweepRuntime } from "./docker-sweep.js";
 import { type EgressEndpoint, EgressNetworks } from "./egress-network.js";
 import { connectDocker } from "./engine.js";
+import { cancelledError } from "./executor-session.js";
 import { assertGoalId, type GoalFolders, goalFolders, parseUser, removeTreeNoFollow } from "./folders.js";
 import { FrozenGoals } from "./frozen-goals.js";
 import { openGoalContainer } from "./goal-container.js";
@@ -166,8 +167,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   async acquire(goalId: string, opts: AcquireOptions = {}): Promise<DockerSandbox> {
     assertGoalId(goalId);
-    // Frozen (its node is fenced): no container is made for it, nor handed out, until unpause.
-    await this.frozen.thawed(goalId);
+    // Frozen (its node is fenced): no container is made for it, nor handed out, until unpause; or
+    // until every call that waited for it has gone (opts.signal).
+    if (!opts.signal) await this.frozen.thawed(goalId);
+    else if (!(await this.frozen.untilThawed(goalId, opts.signal))) throw cancelledError("acquire");
     this.refuseRetired(goalId);
     this.touched.add(goalId);
     let handle = this.handles.get(goalId);

@@ -5,49 +5,80 @@
 import { cancelledError } from "./executor-session.js";
 import type { ExecRequest, SandboxHandle } from "./types.js";
 
-/**
- * `acquiring`, or the call's cancellation as `signal` aborts first. The first call of a goal
- * frozen by its node's fence waits for the thaw in acquire, which no one call can end (it is
- * every call's): before, an exec cancelled meanwhile (goal.cancel, the agent stopped) stayed
- * pending until the thaw or the goal's removal, and a file call still does. The acquire goes
- * on for the calls after it. Nothing of the call was sent yet: a write given up here did not
- * happen.
- */
-function orCancelled(
-  acquiring: Promise<SandboxHandle>,
-  signal: AbortSignal | undefined,
-  op: string,
-): Promise<SandboxHandle> {
-  if (!signal) return acquiring;
-  if (signal.aborted) return Promise.reject(cancelledError(op));
-  return new Promise<SandboxHandle>((resolve, reject) => {
-    const onAbort = () => reject(cancelledError(op));
-    signal.addEventListener("abort", onAbort, { once: true });
-    acquiring.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
+/** The goal's acquire under way (or done), shared by the calls that wait for it. */
+interface Acquiring {
+  promise: Promise<SandboxHandle>;
+  settled: boolean;
+  /** Calls waiting for it that can still leave (their signal not aborted); Infinity: one cannot. */
+  waiting: number;
+  /** Handed to the acquire: aborted when every call that waited for it has left. */
+  stop: AbortController;
 }
 
-export function lazySandbox(goalId: string, acquire: () => Promise<SandboxHandle>): SandboxHandle {
-  let pending: Promise<SandboxHandle> | undefined;
-  const get = (): Promise<SandboxHandle> => {
-    pending ??= acquire().catch((e) => {
-      pending = undefined; // let the next call try again
+/**
+ * The first call of a goal frozen by its node's fence waits for the thaw in acquire, which no one
+ * call can end (it is every call's waiting on it): each call leaves with its own cancellation as
+ * its signal aborts, and the acquire goes on for the calls still waiting. Once none is left (each
+ * cancelled: goal.cancel, the agent stopped) the acquire is given up too (its signal, which the
+ * backend's wait for the thaw takes), and the next call starts a fresh one. Before, the acquire
+ * took no signal: it waited for the thaw for nobody, then made the goal a container nobody
+ * asked for any more. A call with no signal keeps the acquire going. Nothing of a call was sent
+ * while it waited here: a write given up here did not happen.
+ */
+export function lazySandbox(
+  goalId: string,
+  acquire: (signal: AbortSignal) => Promise<SandboxHandle>,
+): SandboxHandle {
+  let pending: Acquiring | undefined;
+  const start = (): Acquiring => {
+    const stop = new AbortController();
+    const a: Acquiring = { promise: undefined as never, settled: false, waiting: 0, stop };
+    a.promise = acquire(stop.signal).catch((e) => {
+      if (pending === a) pending = undefined; // let the next call try again
       throw e;
     });
-    return pending;
+    a.promise.then(
+      () => (a.settled = true),
+      () => (a.settled = true),
+    );
+    return a;
+  };
+  const get = (op: string, signal: AbortSignal | undefined): Promise<SandboxHandle> => {
+    if (signal?.aborted) return Promise.reject(cancelledError(op));
+    pending ??= start();
+    const a = pending;
+    if (a.settled) return a.promise;
+    if (!signal) {
+      a.waiting = Number.POSITIVE_INFINITY;
+      return a.promise;
+    }
+    a.waiting++;
+    return new Promise<SandboxHandle>((resolve, reject) => {
+      const onAbort = () => {
+        reject(cancelledError(op));
+        a.waiting--;
+        if (a.waiting > 0 || a.settled) return;
+        // The last call waiting for it left: given up, and forgotten at once, so a call that comes
+        // now starts its own acquire rather than waiting for this one's cancellation.
+        if (pending === a) pending = undefined;
+        a.stop.abort(cancelledError("acquire"));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      a.promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
   };
   return {
     goalId,
-    realpath: async (path, opts) => (await orCancelled(get(), opts?.signal, "realpath")).realpath(path, opts),
-    exec: async (req: ExecRequest) => (await orCancelled(get(), req.signal, "exec")).exec(req),
-    readFile: async (path, opts) => (await orCancelled(get(), opts?.signal, "readFile")).readFile(path, opts),
+    realpath: async (path, opts) => (await get("realpath", opts?.signal)).realpath(path, opts),
+    exec: async (req: ExecRequest) => (await get("exec", req.signal)).exec(req),
+    readFile: async (path, opts) => (await get("readFile", opts?.signal)).readFile(path, opts),
     writeFile: async (path, content, opts) =>
-      (await orCancelled(get(), opts?.signal, "writeFile")).writeFile(path, content, opts),
+      (await get("writeFile", opts?.signal)).writeFile(path, content, opts),
     editFile: async (path, a, b, all, opts) =>
-      (await orCancelled(get(), opts?.signal, "editFile")).editFile(path, a, b, all, opts),
-    list: async (path, opts) => (await orCancelled(get(), opts?.signal, "list")).list(path, opts),
-    stat: async (path, opts) => (await orCancelled(get(), opts?.signal, "stat")).stat(path, opts),
+      (await get("editFile", opts?.signal)).editFile(path, a, b, all, opts),
+    list: async (path, opts) => (await get("list", opts?.signal)).list(path, opts),
+    stat: async (path, opts) => (await get("stat", opts?.signal)).stat(path, opts),
     grep: async (pattern, path, glob, max, opts) =>
-      (await orCancelled(get(), opts?.signal, "grep")).grep(pattern, path, glob, max, opts),
+      (await get("grep", opts?.signal)).grep(pattern, path, glob, max, opts),
   };
 }

@@ -21,7 +21,7 @@ import {
   type QuotaUsage,
   type WorkspaceQuota,
 } from "./quota.js";
-import type { ExecRequest, ExecResult, SandboxHandle } from "./types.js";
+import type { ExecRequest, ExecResult, FileOpOptions, SandboxHandle } from "./types.js";
 
 /** The container folders that are the goal's host folders. */
 const COUNTED = ["/workspace", "/output"];
@@ -32,8 +32,16 @@ export function quotaSandbox(inner: SandboxHandle, quota: WorkspaceQuota): Sandb
   const goalId = inner.goalId;
 
   /** The size of the regular file at `path` now (0 if absent or not a file). */
-  const sizeNow = async (path: string, expect?: string): Promise<number | undefined> => {
-    const st = await inner.stat(path, expect ? { expect } : {});
+  /**
+   * `signal`: the call's cancel. The look is made before the write is sent, so a call cancelled
+   * while it waits (its goal frozen by its node's fence) ends at once, nothing written; before, it
+   * waited for the thaw and only the write then saw the cancel.
+   */
+  const sizeNow = async (path: string, opts: FileOpOptions | undefined): Promise<number | undefined> => {
+    const st = await inner.stat(path, {
+      ...(opts?.expect ? { expect: opts.expect } : {}),
+      ...(opts?.signal ? { signal: opts.signal } : {}),
+    });
     return st?.type === "file" ? st.size : st ? 0 : undefined;
   };
 
@@ -47,7 +55,7 @@ export function quotaSandbox(inner: SandboxHandle, quota: WorkspaceQuota): Sandb
 
     async writeFile(path, content, opts) {
       if (counted(path)) {
-        const before = await sizeNow(path, opts?.expect);
+        const before = await sizeNow(path, opts);
         const growth = chargeOf(Buffer.byteLength(content)) - (before === undefined ? 0 : chargeOf(before));
         await quota.admit(goalId, growth, `file_write of ${path}`);
       }
@@ -58,7 +66,7 @@ export function quotaSandbox(inner: SandboxHandle, quota: WorkspaceQuota): Sandb
       const delta = Buffer.byteLength(newString) - Buffer.byteLength(oldString);
       if (counted(path) && delta > 0) {
         // The most the edit can grow the file: every occurrence replaced.
-        const size = (await sizeNow(path, opts?.expect)) ?? 0;
+        const size = (await sizeNow(path, opts)) ?? 0;
         const times = replaceAll ? Math.floor(size / Math.max(1, Buffer.byteLength(oldString))) : 1;
         await quota.admit(goalId, chargeOf(size + delta * times) - chargeOf(size), `file_edit of ${path}`);
       }

@@ -18,6 +18,7 @@ import type { Config } from "../config.js";
 import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
 import { secretsOf } from "../llm/record.js";
 import type { ContentBlock, LlmResponse, Message } from "../llm/types.js";
+import { auditCallId, auditText } from "../security/audit-text.js";
 
 export type AttributeValue = string | number | boolean | string[];
 
@@ -86,7 +87,8 @@ export function serverOf(baseURL: string | undefined): { address?: string; port?
  * secret-looking path) when message content is on, only the denial's code when it is off.
  */
 export function gateReason(content: ContentRedactor | undefined, code: string, reason: string): string {
-  return content === undefined ? code : reason;
+  // Inert and bounded as the audit keeps it: the text quotes what the model chose (a tool name, argument keys).
+  return content === undefined ? code : auditText(reason);
 }
 
 /** What a span says for a tool name no known tool has, with content off. */
@@ -99,7 +101,10 @@ export const UNKNOWN_TOOL = "unknown";
  * UNKNOWN_TOOL; known names, and any name with content on, stay.
  */
 export function tracedToolName(content: ContentRedactor | undefined, name: string, known: boolean): string {
-  return content === undefined && !known ? UNKNOWN_TOOL : name;
+  if (known) return name;
+  // Content on: the model's text all the same, inert and bounded as the audit keeps it (a megabyte
+  // of name with terminal controls was a megabyte span name and attribute).
+  return content === undefined ? UNKNOWN_TOOL : auditText(name);
 }
 
 /** What a call id looks like from the providers (toolu_…, call_…): short, no spaces. */
@@ -111,7 +116,10 @@ const PLAIN_CALL_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
  * does not look like one (spaces, a path, past 64 characters) is UNKNOWN_TOOL.
  */
 export function tracedId(content: ContentRedactor | undefined, id: string): string {
-  return content === undefined && !PLAIN_CALL_ID.test(id) ? UNKNOWN_TOOL : id;
+  if (PLAIN_CALL_ID.test(id)) return id;
+  // Content on: the id all the same, inert and at most AUDIT_CALL_ID_MAX characters, as the audit
+  // keeps it (before, a 1 MiB id went on the span whole, terminal controls included).
+  return content === undefined ? UNKNOWN_TOOL : auditCallId(id);
 }
 
 /** What the providers send as a stop (finish) reason: Anthropic's, then OpenAI's. */
@@ -135,7 +143,9 @@ const PROVIDER_FINISH = new Set([
  * off one no provider sends is the runtime's normalized stop reason instead.
  */
 export function tracedFinish(content: ContentRedactor | undefined, raw: string, normalized: string): string {
-  return content === undefined && !PROVIDER_FINISH.has(raw) ? normalized : raw;
+  if (PROVIDER_FINISH.has(raw)) return raw;
+  // Content on: the provider's text all the same, inert and bounded as the audit keeps it.
+  return content === undefined ? normalized : auditText(raw);
 }
 
 /**
@@ -145,7 +155,8 @@ export function tracedFinish(content: ContentRedactor | undefined, raw: string, 
  * did not choose (`named`: AgentRecord.modelNamedByOperator) is UNKNOWN_MODEL.
  */
 export function tracedModel(content: ContentRedactor | undefined, model: string, named: boolean): string {
-  return content === undefined && !named ? UNKNOWN_MODEL : model;
+  // A named model's response still carries the provider's text (gen_ai.response.model): bounded and inert.
+  return content === undefined && !named ? UNKNOWN_MODEL : auditText(model);
 }
 
 /** What a span says for a model the operator did not choose, with content off. */
@@ -207,7 +218,9 @@ export class ContentRedactor {
 
   /** gen_ai.output.messages: the model's answer. */
   output(response: LlmResponse, finishReason: string): string {
-    return JSON.stringify([{ ...this.message("assistant", response.content), finish_reason: finishReason }]);
+    return JSON.stringify([
+      { ...this.message("assistant", response.content), finish_reason: auditText(finishReason) },
+    ]);
   }
 
   /**
@@ -226,8 +239,15 @@ export class ContentRedactor {
     const parts = content.map((b) => {
       if (b.type === "text") return { type: "text", content: this.text(b.text) };
       if (b.type === "tool_use")
-        return { type: "tool_call", id: b.id, name: b.name, arguments: this.arguments(b.input) };
-      return { type: "tool_call_response", id: b.tool_use_id, response: this.text(b.content) };
+        return {
+          type: "tool_call",
+          id: auditCallId(b.id),
+          name: auditText(b.name),
+          arguments: this.arguments(b.input),
+        };
+      // The ids and names are the provider's text: bounded as the audit keeps them (a 1 MiB id went
+      // whole into gen_ai.output.messages, which has no bound of its own).
+      return { type: "tool_call_response", id: auditCallId(b.tool_use_id), response: this.text(b.content) };
     });
     // Tool results travel in a user message here; the conventions give them the tool role.
     const allResults = content.length > 0 && content.every((b) => b.type === "tool_result");

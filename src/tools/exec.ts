@@ -13,6 +13,7 @@ import { z } from "zod";
 import type { Config } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import type { ToolDef } from "../gate/types.js";
+import type { SandboxHandle } from "../sandbox/types.js";
 import { commandScope } from "../security/approval-scope.js";
 import { execNeeds } from "../security/policy.js";
 import { analyzeCommand, type CommandAnalysis, MAX_COMMAND_BYTES } from "../security/shell.js";
@@ -52,7 +53,11 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
     mutates: true,
     // What the command says, judged before the container is looked at (gate stage 2-3).
     staticNeeds: (i) => [{ kind: "tool", name: "exec" }, ...execNeeds(analyzeCommand(i.command))],
-    async needs(i, { sandbox, readRefusal }) {
+    async needs(i, ctx) {
+      // Every look into the container takes the call's cancel: a call cancelled while one of them
+      // waits (its goal frozen by its node's fence) ends at once, where before it waited for the thaw.
+      const sandbox = withSignal(ctx.sandbox, ctx.signal);
+      const { readRefusal } = ctx;
       const cwd = await canonical(sandbox, i.cwd ?? WORKSPACE);
       const analysis = analyzeCommand(i.command);
       const files = await execPaths(sandbox, analysis, [cwd]);
@@ -73,10 +78,10 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
     policyCommand: (i) => judgements.get(i)?.analysis,
     // A standing approval covers the command that runs (scripts written in), normalized, and
     // the files its words lead to now (exec-scope.ts): resolved only when a human is involved.
-    async approvalScope(i, needs, { sandbox }) {
+    async approvalScope(i, needs, { sandbox, signal }) {
       const judged = judgements.get(i);
       const files = judged
-        ? await resolveScopeWords(sandbox, judged.words)
+        ? await resolveScopeWords(withSignal(sandbox, signal), judged.words)
         : { unresolved: "the call's words were not judged" };
       return commandScope(judged?.command ?? i.command, needs, absolute(i.cwd ?? WORKSPACE), files);
     },
@@ -120,6 +125,26 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
         isError: r.exitCode !== 0,
       };
     },
+  };
+}
+
+/**
+ * `sandbox` with every operation taking `signal` (the call's cancel): what exec's needs and
+ * approval scope hand to exec-paths.ts, exec-scripts.ts and exec-scope.ts, which look into the
+ * container many times. Before, none of those looks took it.
+ */
+function withSignal(sandbox: SandboxHandle, signal: AbortSignal | undefined): SandboxHandle {
+  if (!signal) return sandbox;
+  return {
+    goalId: sandbox.goalId,
+    realpath: (path, opts) => sandbox.realpath(path, { ...opts, signal }),
+    exec: (req) => sandbox.exec({ ...req, signal }),
+    readFile: (path, opts) => sandbox.readFile(path, { ...opts, signal }),
+    writeFile: (path, content, opts) => sandbox.writeFile(path, content, { ...opts, signal }),
+    editFile: (path, a, b, all, opts) => sandbox.editFile(path, a, b, all, { ...opts, signal }),
+    list: (path, opts) => sandbox.list(path, { ...opts, signal }),
+    stat: (path, opts) => sandbox.stat(path, { ...opts, signal }),
+    grep: (pattern, path, glob, max, opts) => sandbox.grep(pattern, path, glob, max, { ...opts, signal }),
   };
 }
 

@@ -16,6 +16,7 @@ import { GateDenied } from "../../src/gate/invoke.js";
 import type { RuntimeEvent } from "../../src/kernel/events.js";
 import { DockerBackend } from "../../src/sandbox/docker.js";
 import { goalFolders } from "../../src/sandbox/folders.js";
+import type { SandboxHandle } from "../../src/sandbox/types.js";
 import type { AuditEntry } from "../../src/security/audit-events.js";
 import { type Harness, openHarness, useHarnessSuite } from "../agent/harness.js";
 import { until } from "../daemon/process.js";
@@ -220,6 +221,67 @@ describe("a call whose caller has gone", () => {
       kind: "tool.denied",
       payload: { tool: "file_write", stage: "needs", code: "cancelled" },
     });
+  }, 180_000);
+
+  // exec's needs (its cwd, the paths its command names, the scripts it runs) are looked up in the
+  // container too; none of those looks took the call's signal: a cancelled exec on a frozen goal
+  // kept its caller waiting for the thaw (the gate then refused it).
+  it("is refused at once at stage needs when an exec is cancelled while its paths wait on the frozen container", async () => {
+    const hh = await open();
+    const s = hh.rt.spawnAgent(writer("frozen-exec-needs"));
+    const goalId = hh.rt.registry.require(s.agent_id).goalId;
+    await hh.rt.invokeTool(s.agent_id, "file_write", { path: "/workspace/first.txt", content: "1" });
+    await backend!.pause(goalId);
+    const client = new AbortController();
+    const call = hh.rt
+      .invokeTool(s.agent_id, "exec", { command: "touch /workspace/late-exec.txt" }, client.signal)
+      .then(
+        () => undefined,
+        (e: unknown) => e as AidoError,
+      );
+    await new Promise((r) => setTimeout(r, 1_000));
+    client.abort(new Error("the client that made the call disconnected"));
+    const e = await Promise.race([call, new Promise((r) => setTimeout(() => r("still waiting"), 5_000))]);
+    await backend!.unpause(goalId);
+    expect(e).toMatchObject({ code: "cancelled", stage: "needs" });
+    await call;
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(existsSync(join(goalFolders(hh.home.config.goalsDir, goalId).workspace, "late-exec.txt"))).toBe(
+      false,
+    );
+    expect(toolEntries(hh.rt, s.agent_id)[0]).toMatchObject({
+      kind: "tool.denied",
+      payload: { tool: "exec", stage: "needs", code: "cancelled" },
+    });
+  }, 180_000);
+
+  // The workspace quota (sandbox/quota-sandbox.ts) looks at the file's size before a write is sent;
+  // that look took no signal: a write cancelled while it waited there on a frozen goal kept its
+  // caller waiting for the thaw. Through the goal's sandbox as the runtime holds it (quota, lazy).
+  it("ends a write at once, not written, when it is cancelled while the quota's look waits on the frozen container", async () => {
+    const hh = await open();
+    const s = hh.rt.spawnAgent(writer("frozen-quota"));
+    const goalId = hh.rt.registry.require(s.agent_id).goalId;
+    await hh.rt.invokeTool(s.agent_id, "file_write", { path: "/workspace/first.txt", content: "1" });
+    const sandbox = (
+      hh.rt as unknown as { sandboxes: { handle(g: string): SandboxHandle } }
+    ).sandboxes.handle(goalId);
+    await backend!.pause(goalId);
+    const caller = new AbortController();
+    const writing = sandbox
+      .writeFile("/workspace/late.txt", "x", { expect: "/workspace/late.txt", signal: caller.signal })
+      .then(
+        () => "written",
+        (e: unknown) => e,
+      );
+    await new Promise((r) => setTimeout(r, 1_000));
+    caller.abort(new Error("the agent stopped"));
+    const e = await Promise.race([writing, new Promise((r) => setTimeout(() => r("still waiting"), 5_000))]);
+    await backend!.unpause(goalId);
+    expect(e).toMatchObject({ code: "cancelled" });
+    await writing;
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(existsSync(join(goalFolders(hh.home.config.goalsDir, goalId).workspace, "late.txt"))).toBe(false);
   }, 180_000);
 
   it("ends as tool.failed, cancelled, not written, when cancelled while its run waits on the frozen container", async () => {

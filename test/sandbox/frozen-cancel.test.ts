@@ -158,6 +158,47 @@ describe("a call cancelled while its goal is frozen", () => {
       await fx.backend.remove(goalId);
     }
   }, 120_000);
+
+  it("gives the goal's acquire up once every call waiting for it cancelled: no container is made for nobody", async () => {
+    // The acquire took no signal: past every caller's cancel it waited for the thaw, then made the
+    // goal a container nobody waited for. One caller leaving does not end it for another.
+    const goalId = "frozen-cancel-acquire";
+    const name = fx.backend.containerName(goalId);
+    const docker = new Docker();
+    const exists = () =>
+      docker
+        .getContainer(name)
+        .inspect()
+        .then(
+          () => true,
+          () => false,
+        );
+    await fx.backend.pause(goalId);
+    const sb = lazySandbox(goalId, (signal) => fx.backend.acquire(goalId, { signal }));
+    try {
+      const first = new AbortController();
+      const second = new AbortController();
+      const one = sb.realpath("/workspace", { signal: first.signal }).catch((e: unknown) => e);
+      const two = sb.stat("/workspace", { signal: second.signal }).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(frozenGoals().waiting(goalId)).toBe(1); // the one acquire, for both
+      first.abort(new Error("the agent stopped"));
+      expect(isAidoError(await within(one, 1_000), "cancelled")).toBe(true);
+      expect(frozenGoals().waiting(goalId)).toBe(1); // still the second's
+      second.abort(new Error("the goal was cancelled"));
+      expect(isAidoError(await within(two, 1_000), "cancelled")).toBe(true);
+      expect(frozenGoals().waiting(goalId)).toBe(0);
+      await fx.backend.unpause(goalId);
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(await exists()).toBe(false);
+      // The next call acquires afresh, after the thaw.
+      expect(await sb.realpath("/workspace/../workspace")).toBe("/workspace");
+      expect(await exists()).toBe(true);
+    } finally {
+      await fx.backend.unpause(goalId);
+      await fx.backend.remove(goalId);
+    }
+  }, 120_000);
 });
 
 /** A stdio MCP server with one tool. */
