@@ -170,21 +170,28 @@ async function clusterPanel(
     }
   }
   let asking = false;
+  let stopped = false;
   const timer = setInterval(() => {
     if (asking) return;
     asking = true;
     client
       .call("cluster.status", {})
       .then(
-        (r) => apply((s) => withClusterStatus(s, r)),
-        (e) => apply((s) => withClusterStatus(s, `cluster.status failed: ${errorMessage(e)}`)),
+        // An answer that comes after the watch ended is dropped (the screen has its summary).
+        (r) => stopped || apply((s) => withClusterStatus(s, r)),
+        (e) => stopped || apply((s) => withClusterStatus(s, `cluster.status failed: ${errorMessage(e)}`)),
       )
       .finally(() => {
         asking = false;
       });
   }, CLUSTER_REFRESH_MS);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
 }
 
 /**

@@ -136,7 +136,7 @@ export interface KnownApproval {
 export function withPendingApprovals(prev: WatchState, approvals: readonly KnownApproval[]): WatchState {
   const s = structuredClone(prev);
   for (const a of approvals) {
-    if (a.status !== "pending") continue;
+    if (a.status !== "pending" || !readableApproval(a)) continue;
     if (s.goalId !== null && a.goal_id !== s.goalId) continue;
     const pending: PendingApproval = {
       id: a.id,
@@ -151,4 +151,21 @@ export function withPendingApprovals(prev: WatchState, approvals: readonly Known
     s.approvals[a.id] ??= pending;
   }
   return s;
+}
+
+/**
+ * In a cluster approval.list reads the records from Redis, whose writer chose every field:
+ * one whose drawn fields are not text is skipped (drawing it would fail every frame).
+ */
+function readableApproval(a: KnownApproval): boolean {
+  const text = (v: unknown) => typeof v === "string";
+  return (
+    text(a.id) &&
+    text(a.agent_id) &&
+    text(a.tool) &&
+    text(a.summary) &&
+    (a.goal_id === null || text(a.goal_id)) &&
+    (a.node === undefined || text(a.node)) &&
+    (a.covers === undefined || (text(a.covers?.allow_session) && text(a.covers?.allow_always)))
+  );
 }
