@@ -125,4 +125,39 @@ describe("aido watch in a cluster", () => {
       redis.disconnect();
     }
   }, 60_000);
+
+  // Whoever can write to Redis can put a routed read in a node's stream (cluster/routed-reads.ts):
+  // one naming no goal is refused, never read as every goal's, and the refusal is audited.
+  it("refuses a forged routed read that names no goal, and audits the refusal", async () => {
+    const redis = connectRedis(redisUrl);
+    const target = nodes[0]!;
+    try {
+      const forged = [
+        { type: "agent.list", include_stopped: true },
+        { type: "audit.query", query: { kind: "goal.enqueued" } },
+      ];
+      for (const [i, command] of forged.entries()) {
+        const id = `forged-read-${i}`;
+        await redis.set(`aido:request:${id}`, "pending", "EX", 60);
+        await redis.xadd(
+          `aido:node:${target.id}:commands`,
+          "*",
+          "c",
+          JSON.stringify({ request_id: id, command }),
+        );
+        const reply = await redis.blpop(`aido:reply:${id}`, 10);
+        expect(JSON.parse(reply?.[1] ?? "{}")).toMatchObject({
+          ok: false,
+          error: { code: "invalid_input", message: expect.stringContaining("names no goal") },
+        });
+      }
+      const refused = await (await target.client()).call("audit.query", { kind: "cluster.command_refused" });
+      expect(refused.entries.map((e) => (e.payload as { type: string }).type).sort()).toEqual([
+        "agent.list",
+        "audit.query",
+      ]);
+    } finally {
+      redis.disconnect();
+    }
+  }, 60_000);
 });
