@@ -546,4 +546,24 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
     screen.update(withClusterStatus(s, "cluster.status failed: socket closed"));
     expect(out.length).toBe(closed);
   });
+
+  it("keeps a bounded part of a megabyte goal text, error or approval summary (the view is copied at every event)", () => {
+    const huge = "x".repeat(3_000_000);
+    let s = withGoalStatus(initialWatchState(), { goal_id: "g1", state: "failed", goal: huge, error: huge });
+    s = withPendingApprovals(s, [
+      { id: "ap1", goal_id: "g1", agent_id: "a1", tool: "exec", summary: huge, status: "pending" },
+    ]);
+    s = run(
+      [
+        ev("goal.queued", { goal: huge }, "g2"),
+        ev(
+          "goal.finished",
+          { state: "failed", error: huge, usage: { input_tokens: 0, output_tokens: 0 } },
+          "g2",
+        ),
+      ],
+      s,
+    );
+    expect(JSON.stringify(s).length).toBeLessThan(50_000);
+  });
 });

@@ -14,6 +14,7 @@ import {
   type PendingApproval,
   type WatchState,
 } from "./state.js";
+import { kept } from "./text.js";
 
 export interface InitialWatch {
   goalId?: string | null;
@@ -71,8 +72,8 @@ export function initialWatchState(init: InitialWatch = {}): WatchState {
       inputTokens: init.goal.usage?.input_tokens ?? 0,
       outputTokens: init.goal.usage?.output_tokens ?? 0,
     };
-    if (init.goal.goal !== undefined) g.text = init.goal.goal;
-    if (init.goal.error !== undefined) g.error = init.goal.error;
+    if (init.goal.goal !== undefined) g.text = kept(init.goal.goal);
+    if (init.goal.error !== undefined) g.error = kept(init.goal.error);
     if (init.goal.node !== undefined) g.node = init.goal.node;
     s.goals[g.id] = g;
     if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
@@ -112,8 +113,8 @@ export function withGoalStatus(prev: WatchState, goal: NonNullable<InitialWatch[
   g.state = goal.state;
   g.inputTokens = Math.max(g.inputTokens, goal.usage?.input_tokens ?? 0);
   g.outputTokens = Math.max(g.outputTokens, goal.usage?.output_tokens ?? 0);
-  if (goal.goal !== undefined) g.text = goal.goal;
-  if (goal.error !== undefined) g.error = goal.error;
+  if (goal.goal !== undefined) g.text = kept(goal.goal);
+  if (goal.error !== undefined) g.error = kept(goal.error);
   if (goal.node !== undefined) g.node = goal.node;
   s.goals[g.id] = g;
   if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
@@ -142,7 +143,7 @@ export function withPendingApprovals(prev: WatchState, approvals: readonly Known
       id: a.id,
       agentId: a.agent_id,
       tool: a.tool,
-      summary: a.summary,
+      summary: kept(a.summary),
       goalId: a.goal_id,
     };
     if (a.covers)
