@@ -397,22 +397,32 @@ export class ClusterGoals {
     }
   }
 
+  /** A routed read of one goal's records; one naming no goal is refused, and the refusal audited. */
+  private routedRead(c: Extract<Command, { type: "agent.list" | "audit.query" }>): unknown {
+    let goalId: string;
+    try {
+      goalId = routedGoal(
+        c.type === "agent.list" ? c.goal_id : (c.query as { goal_id?: unknown })?.goal_id,
+        c.type,
+      );
+    } catch (e) {
+      this.rt.audit.record("cluster.command_refused", { type: c.type, reason: errorMessage(e) });
+      throw e;
+    }
+    if (c.type === "audit.query")
+      return { entries: this.rt.audit.query({ ...routedAuditQuery(c.query), goal_id: goalId }) };
+    return {
+      agents: this.rt.listAgents({ goalId, ...(c.include_stopped === true ? { includeStopped: true } : {}) }),
+    };
+  }
+
   async handleCommand(c: Command): Promise<unknown> {
     // Looked up again here: the goal may not be in this Runtime yet, or may have moved on.
     if (c.type === "goal.cancel") return this.cancel(c.goal_id);
     if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
     // Reads of one goal's records. Whoever writes to Redis can put a command here: the goal is
     // required (never every goal's), the fields taken only as what they must be.
-    if (c.type === "agent.list") {
-      const goalId = routedGoal(c.goal_id, c.type);
-      return {
-        agents: this.rt.listAgents({
-          goalId,
-          ...(c.include_stopped === true ? { includeStopped: true } : {}),
-        }),
-      };
-    }
-    if (c.type === "audit.query") return { entries: this.rt.audit.query(routedAuditQuery(c.query)) };
+    if (c.type === "agent.list" || c.type === "audit.query") return this.routedRead(c);
     // Whoever writes to Redis can put a command here: decided_by names a node, never free text.
     if (typeof c.via !== "string" || !ROUTED_VIA.test(c.via)) {
       const reason = `a routed approval answer must come "socket client via node <node id>" or "dashboard via node <node id>"; refused ${JSON.stringify(String(c.via).slice(0, 80))}`;

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { withClusterStatus } from "../../src/cli/watch/cluster.js";
 import { newActivityLines, renderFrame, summaryLines } from "../../src/cli/watch/render.js";
 import { WatchScreen } from "../../src/cli/watch/screen.js";
-import { initialWatchState, withPendingApprovals } from "../../src/cli/watch/seed.js";
+import { initialWatchState, withGoalStatus, withPendingApprovals } from "../../src/cli/watch/seed.js";
 import { exitCodeOf, reduceWatch, type WatchState } from "../../src/cli/watch/state.js";
 import type { ClusterStatusResult } from "../../src/client/types.js";
 import type { EventPayloads, EventType, RuntimeEvent } from "../../src/kernel/events.js";
@@ -483,5 +483,87 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
       s,
     );
     expect(ended.approvals).toEqual({});
+  });
+
+  // Whoever can write to the cluster's Redis writes the mirrored goals and approvals the watch
+  // seeds from (goal.list, approval.list): every field of them is an attacker's.
+  it("draws goals and approvals from Redis inert and on one line: ids, states, tools, agents, errors", () => {
+    const esc = "\x1b]0;owned\x07\x1b[2K\r";
+    let s = initialWatchState();
+    s = withGoalStatus(s, { goal_id: `g${esc}1`, state: `running${esc}` as never, node: "n2" });
+    s = withPendingApprovals(s, [
+      {
+        id: `ap${esc}`,
+        goal_id: `g${esc}1`,
+        agent_id: `a${esc}\nforged line`,
+        tool: `exec${esc}`,
+        summary: "npm test",
+        status: "pending",
+      },
+    ]);
+    const frame = renderFrame(s, 400);
+    for (const line of frame) {
+      expect(line).not.toMatch(/[\x00-\x1f\x7f]/);
+      expect(line.length).toBeLessThanOrEqual(400);
+    }
+    const one = initialWatchState({ goalId: "g1" });
+    const ended = withGoalStatus(one, { goal_id: "g1", state: "failed", error: `boom${esc}\nforged` });
+    for (const line of summaryLines(ended)) expect(line).not.toMatch(/[\x00-\x1f\x7f]/);
+    const asked = run(
+      [
+        ev("approval.requested", {
+          approvalId: "ap9",
+          agentId: "a1",
+          tool: `exec${esc}`,
+          summary: "x",
+          target: "x",
+          askedBy: null,
+        } as never),
+      ],
+      one,
+    );
+    for (const line of newActivityLines(asked, 0)) expect(line).not.toMatch(/[\x00-\x1f\x7f]/);
+  });
+
+  it("skips a waiting approval whose fields are not text (a Redis writer's record) instead of failing every frame", () => {
+    const junk = [
+      { id: "ap1", goal_id: null, agent_id: "a1", tool: "exec", status: "pending" },
+      { id: "ap2", goal_id: null, agent_id: 7, tool: "exec", summary: "s", status: "pending" },
+      { id: "ap3", goal_id: null, agent_id: "a1", tool: "exec", summary: "ok", status: "pending" },
+    ] as never[];
+    const s = withPendingApprovals(initialWatchState(), junk);
+    expect(Object.keys(s.approvals)).toEqual(["ap3"]);
+    expect(renderFrame(s, 160)).toContain("  ap3  a1 wants exec: ok");
+  });
+
+  it("draws nothing more once closed: a cluster.status answer arriving after the end does not wipe the summary", () => {
+    const out: string[] = [];
+    const screen = new WatchScreen({ write: (t) => out.push(t), isTTY: true }, 0);
+    const s = initialWatchState({ goalId: "g1" });
+    screen.update(s);
+    screen.close(withGoalStatus(s, { goal_id: "g1", state: "succeeded" }));
+    const closed = out.length;
+    screen.update(withClusterStatus(s, "cluster.status failed: socket closed"));
+    expect(out.length).toBe(closed);
+  });
+
+  it("keeps a bounded part of a megabyte goal text, error or approval summary (the view is copied at every event)", () => {
+    const huge = "x".repeat(3_000_000);
+    let s = withGoalStatus(initialWatchState(), { goal_id: "g1", state: "failed", goal: huge, error: huge });
+    s = withPendingApprovals(s, [
+      { id: "ap1", goal_id: "g1", agent_id: "a1", tool: "exec", summary: huge, status: "pending" },
+    ]);
+    s = run(
+      [
+        ev("goal.queued", { goal: huge }, "g2"),
+        ev(
+          "goal.finished",
+          { state: "failed", error: huge, usage: { input_tokens: 0, output_tokens: 0 } },
+          "g2",
+        ),
+      ],
+      s,
+    );
+    expect(JSON.stringify(s).length).toBeLessThan(50_000);
   });
 });

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { until } from "../daemon/process.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, type Node, startNode } from "./fixture.js";
+import { connectRedis, forGoal, manifest, type Node, startNode } from "./fixture.js";
 import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
@@ -92,5 +92,72 @@ describe("aido watch in a cluster", () => {
     expect(entries.length).toBeGreaterThan(0);
     expect(entries.every((e) => e.goal_id === goal_id)).toBe(true);
     expect(entries.map((e) => e.kind)).toEqual(expect.arrayContaining(["approval.requested", "tool.denied"]));
+  }, 60_000);
+
+  // A goal whose node is gone (it left the cluster, or died and its goal ended elsewhere) has
+  // its agents in that node's database only: nobody can list them. The watch still shows the
+  // goal and its end, and says why its agents are missing; it does not fail on the list.
+  it("watches a goal whose node is not heartbeating: the goal and its end shown, its agents said unknown", async () => {
+    const redis = connectRedis(redisUrl);
+    const goalId = "g_watch_gone_node";
+    try {
+      await redis.hset(`aido:goal:${goalId}`, {
+        goal_id: goalId,
+        state: "succeeded",
+        owner: "watch-gone",
+        goal: "ran on a node that left",
+        created_at: String(Date.now()),
+        finished_at: String(Date.now()),
+      });
+      const tty = terminal();
+      const err: string[] = [];
+      const code = await runCli(
+        ["watch", goalId],
+        { out: () => {}, err: (l: string) => err.push(l), interactive: false, screen: tty.screen },
+        { ...nodes[0]!.home.env, AIDO_HOME: nodes[0]!.home.dir },
+      );
+      expect(err.join("\n")).toContain("the agents of this goal could not be listed");
+      expect(err.join("\n")).toContain("watch-gone");
+      expect(code).toBe(0);
+      expect(tty.last()).toContain(`aido watch — goal ${goalId}  succeeded  on node watch-gone`);
+    } finally {
+      await redis.del(`aido:goal:${goalId}`);
+      redis.disconnect();
+    }
+  }, 60_000);
+
+  // Whoever can write to Redis can put a routed read in a node's stream (cluster/routed-reads.ts):
+  // one naming no goal is refused, never read as every goal's, and the refusal is audited.
+  it("refuses a forged routed read that names no goal, and audits the refusal", async () => {
+    const redis = connectRedis(redisUrl);
+    const target = nodes[0]!;
+    try {
+      const forged = [
+        { type: "agent.list", include_stopped: true },
+        { type: "audit.query", query: { kind: "goal.enqueued" } },
+      ];
+      for (const [i, command] of forged.entries()) {
+        const id = `forged-read-${i}`;
+        await redis.set(`aido:request:${id}`, "pending", "EX", 60);
+        await redis.xadd(
+          `aido:node:${target.id}:commands`,
+          "*",
+          "c",
+          JSON.stringify({ request_id: id, command }),
+        );
+        const reply = await redis.blpop(`aido:reply:${id}`, 10);
+        expect(JSON.parse(reply?.[1] ?? "{}")).toMatchObject({
+          ok: false,
+          error: { code: "invalid_input", message: expect.stringContaining("names no goal") },
+        });
+      }
+      const refused = await (await target.client()).call("audit.query", { kind: "cluster.command_refused" });
+      expect(refused.entries.map((e) => (e.payload as { type: string }).type).sort()).toEqual([
+        "agent.list",
+        "audit.query",
+      ]);
+    } finally {
+      redis.disconnect();
+    }
   }, 60_000);
 });

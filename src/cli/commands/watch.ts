@@ -7,12 +7,12 @@
 
 import { AidoClient, type Subscription } from "../../client/client.js";
 import type { MethodParams } from "../../client/types.js";
-import { errorMessage } from "../../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { RuntimeEvent } from "../../kernel/events.js";
 import { type Command, type CommandContext, jsonOption, parseCommandArgs, UsageError } from "../command.js";
 import { withClusterStatus } from "../watch/cluster.js";
 import { WatchScreen } from "../watch/screen.js";
-import { initialWatchState, withGoalStatus, withPendingApprovals } from "../watch/seed.js";
+import { initialWatchState, type KnownAgent, withGoalStatus, withPendingApprovals } from "../watch/seed.js";
 import { exitCodeOf, reduceWatch, type WatchState } from "../watch/state.js";
 import { fromWireEvent } from "../watch/wire.js";
 import { isFinished, withClient } from "./daemon-client.js";
@@ -90,6 +90,30 @@ async function finish(
   return code ?? 1;
 }
 
+/**
+ * The agents already there. In a cluster those of a goal another node runs (ran) are asked
+ * of that node: when it is not heartbeating (it left, or died) nobody can list them, and the
+ * watch goes on with the goal and what happens from now on, saying why its agents are missing.
+ */
+async function knownAgents(
+  ctx: CommandContext,
+  client: AidoClient,
+  goalId: string | undefined,
+): Promise<{ agents: KnownAgent[] }> {
+  try {
+    return await client.call("agent.list", {
+      ...(goalId ? { goal_id: goalId } : {}),
+      include_stopped: goalId !== undefined,
+    });
+  } catch (e) {
+    if (!(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable)) throw e;
+    ctx.io.err(
+      `aido watch: the agents of this goal could not be listed (${errorMessage(e)}); showing those that act from now on`,
+    );
+    return { agents: [] };
+  }
+}
+
 /** Watch until the goal ends (goalId) or the stream ends (all goals). Returns the exit code. */
 export async function watchGoal(
   ctx: CommandContext,
@@ -99,10 +123,7 @@ export async function watchGoal(
 ): Promise<number> {
   const config = await ctx.config();
   const goal = goalId === undefined ? undefined : await client.call("goal.status", { goal_id: goalId });
-  const agents = await client.call("agent.list", {
-    ...(goalId ? { goal_id: goalId } : {}),
-    include_stopped: goalId !== undefined,
-  });
+  const agents = await knownAgents(ctx, client, goalId);
   const waiting = await client.call("approval.list", { status: "pending", limit: 1000 });
   let state: WatchState = withPendingApprovals(
     initialWatchState({
@@ -170,21 +191,28 @@ async function clusterPanel(
     }
   }
   let asking = false;
+  let stopped = false;
   const timer = setInterval(() => {
     if (asking) return;
     asking = true;
     client
       .call("cluster.status", {})
       .then(
-        (r) => apply((s) => withClusterStatus(s, r)),
-        (e) => apply((s) => withClusterStatus(s, `cluster.status failed: ${errorMessage(e)}`)),
+        // An answer that comes after the watch ended is dropped (the screen has its summary).
+        (r) => stopped || apply((s) => withClusterStatus(s, r)),
+        (e) => stopped || apply((s) => withClusterStatus(s, `cluster.status failed: ${errorMessage(e)}`)),
       )
       .finally(() => {
         asking = false;
       });
   }, CLUSTER_REFRESH_MS);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
 }
 
 /**

@@ -2,6 +2,7 @@
 // terminal that is redrawn in place (renderFrame), and plain lines appended as things
 // happen for logs and pipes (newActivityLines). Pure: the same state gives the same text.
 
+import { inert } from "../../security/terminal-text.js";
 import { clusterLines } from "./cluster.js";
 import { type ActivityLine, type AgentView, oneLine, tokensSpent, type WatchState } from "./state.js";
 
@@ -127,18 +128,22 @@ export function renderFrame(state: WatchState, width = 100, approveWith = "aido 
   lines.push("");
   lines.push("recent");
   if (state.activity.length === 0) lines.push("  (nothing yet)");
-  for (const a of state.activity) lines.push(clip(`  ${activityText(a, state.goalId === null)}`, width));
-  return lines;
+  for (const a of state.activity) lines.push(`  ${activityText(a, state.goalId === null)}`);
+  // In a cluster the goals and approvals come from Redis (whoever can write there writes an
+  // id, a state, a tool, an agent id): every line is drawn inert and within the width.
+  return lines.map((l) => clip(inert(l), width));
 }
 
 /** Activity lines newer than `afterSeq`, for the plain (not a terminal) output. */
 export function newActivityLines(state: WatchState, afterSeq: number): string[] {
-  return state.activity.filter((a) => a.seq > afterSeq).map((a) => activityText(a, state.goalId === null));
+  return state.activity
+    .filter((a) => a.seq > afterSeq)
+    .map((a) => inert(activityText(a, state.goalId === null)));
 }
 
 /** The closing line(s) of a watch of one goal. */
 export function summaryLines(state: WatchState): string[] {
   if (!state.finished || state.goalId === null) return [];
-  const head = `goal ${state.goalId} ${state.finished.state}; ${budgetLine(state)}`;
-  return state.finished.error ? [head, `error: ${state.finished.error}`] : [head];
+  const head = inert(`goal ${state.goalId} ${state.finished.state}; ${budgetLine(state)}`);
+  return state.finished.error ? [head, `error: ${inert(state.finished.error)}`] : [head];
 }

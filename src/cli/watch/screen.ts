@@ -24,6 +24,7 @@ export class WatchScreen {
   private lastDraw = 0;
   private pending: WatchState | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   /**
    * `approveWith`: the command the approvals hint names (a demo on a home of its own names
@@ -39,6 +40,9 @@ export class WatchScreen {
 
   /** Show a new state: redraw (throttled) on a terminal, append new lines otherwise. */
   update(state: WatchState): void {
+    // After close() the summary is below the last frame: a late answer (cluster.status in
+    // flight when the goal ended) must not move up over it and clear it.
+    if (this.closed) return;
     if (!this.out.isTTY) {
       for (const line of newActivityLines(state, this.printedSeq)) this.out.write(`${line}\n`);
       this.printedSeq = state.activitySeq;
@@ -52,12 +56,14 @@ export class WatchScreen {
 
   /** Draw the last state now, print the summary, and give the terminal its cursor back. */
   close(state: WatchState): void {
+    if (this.closed) return;
     if (this.out.isTTY) {
       this.pending = state;
       this.flush();
       this.out.write(SHOW_CURSOR);
     } else this.update(state);
     for (const line of summaryLines(state)) this.out.write(`${line}\n`);
+    this.closed = true;
   }
 
   private flush(): void {

@@ -14,6 +14,7 @@ import {
   type PendingApproval,
   type WatchState,
 } from "./state.js";
+import { kept } from "./text.js";
 
 export interface InitialWatch {
   goalId?: string | null;
@@ -71,8 +72,8 @@ export function initialWatchState(init: InitialWatch = {}): WatchState {
       inputTokens: init.goal.usage?.input_tokens ?? 0,
       outputTokens: init.goal.usage?.output_tokens ?? 0,
     };
-    if (init.goal.goal !== undefined) g.text = init.goal.goal;
-    if (init.goal.error !== undefined) g.error = init.goal.error;
+    if (init.goal.goal !== undefined) g.text = kept(init.goal.goal);
+    if (init.goal.error !== undefined) g.error = kept(init.goal.error);
     if (init.goal.node !== undefined) g.node = init.goal.node;
     s.goals[g.id] = g;
     if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
@@ -112,8 +113,8 @@ export function withGoalStatus(prev: WatchState, goal: NonNullable<InitialWatch[
   g.state = goal.state;
   g.inputTokens = Math.max(g.inputTokens, goal.usage?.input_tokens ?? 0);
   g.outputTokens = Math.max(g.outputTokens, goal.usage?.output_tokens ?? 0);
-  if (goal.goal !== undefined) g.text = goal.goal;
-  if (goal.error !== undefined) g.error = goal.error;
+  if (goal.goal !== undefined) g.text = kept(goal.goal);
+  if (goal.error !== undefined) g.error = kept(goal.error);
   if (goal.node !== undefined) g.node = goal.node;
   s.goals[g.id] = g;
   if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
@@ -136,13 +137,13 @@ export interface KnownApproval {
 export function withPendingApprovals(prev: WatchState, approvals: readonly KnownApproval[]): WatchState {
   const s = structuredClone(prev);
   for (const a of approvals) {
-    if (a.status !== "pending") continue;
+    if (a.status !== "pending" || !readableApproval(a)) continue;
     if (s.goalId !== null && a.goal_id !== s.goalId) continue;
     const pending: PendingApproval = {
       id: a.id,
       agentId: a.agent_id,
       tool: a.tool,
-      summary: a.summary,
+      summary: kept(a.summary),
       goalId: a.goal_id,
     };
     if (a.covers)
@@ -151,4 +152,21 @@ export function withPendingApprovals(prev: WatchState, approvals: readonly Known
     s.approvals[a.id] ??= pending;
   }
   return s;
+}
+
+/**
+ * In a cluster approval.list reads the records from Redis, whose writer chose every field:
+ * one whose drawn fields are not text is skipped (drawing it would fail every frame).
+ */
+function readableApproval(a: KnownApproval): boolean {
+  const text = (v: unknown) => typeof v === "string";
+  return (
+    text(a.id) &&
+    text(a.agent_id) &&
+    text(a.tool) &&
+    text(a.summary) &&
+    (a.goal_id === null || text(a.goal_id)) &&
+    (a.node === undefined || text(a.node)) &&
+    (a.covers === undefined || (text(a.covers?.allow_session) && text(a.covers?.allow_always)))
+  );
 }

@@ -6,7 +6,7 @@
 
 import type { AgentState, RuntimeEvent } from "../../kernel/events.js";
 import type { ClusterView } from "./cluster.js";
-import { hostPort, nodeOf, oneLine, secondsOf, sizeOf } from "./text.js";
+import { hostPort, kept, nodeOf, oneLine, secondsOf, sizeOf } from "./text.js";
 
 export { oneLine };
 
@@ -170,7 +170,7 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
       const g = goal();
       if (g) {
         g.state = "queued";
-        g.text = event.goal;
+        g.text = kept(event.goal);
       }
       note("goal", `goal queued: ${oneLine(event.goal, 80)}`);
       break;
@@ -190,9 +190,10 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
         g.state = event.state;
         g.inputTokens = Math.max(g.inputTokens, event.usage.input_tokens);
         g.outputTokens = Math.max(g.outputTokens, event.usage.output_tokens);
-        if (event.error !== undefined) g.error = event.error;
+        if (event.error !== undefined) g.error = kept(event.error);
       }
-      if (s.goalId !== null) s.finished = outcome(event.state, event.error);
+      if (s.goalId !== null)
+        s.finished = outcome(event.state, event.error === undefined ? undefined : kept(event.error));
       // An ended goal waits for nothing (a request seeded before the stream began may have been
       // answered before it did).
       for (const [id, a] of Object.entries(s.approvals))
@@ -272,7 +273,7 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
         id: event.approvalId,
         agentId: event.agentId,
         tool: event.tool,
-        summary: event.summary,
+        summary: kept(event.summary),
         goalId: event.goalId,
       };
       if (node !== undefined) pending.node = node;

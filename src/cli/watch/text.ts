@@ -19,6 +19,15 @@ export function oneLine(text: string, max: number): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
+/**
+ * The most of a goal's text, error or an approval's summary the view keeps: in a cluster
+ * they come from Redis (any size its writer chose), and the view is copied at every event.
+ */
+export const KEPT_TEXT = 4_000;
+
+export const kept = (text: string): string =>
+  text.length > KEPT_TEXT ? `${text.slice(0, KEPT_TEXT)}…` : text;
+
 export const hostPort = (host: string, port: number): string => oneLine(`${host}:${port}`, 80);
 
 /** 512 B, 1.5 kB, 64.0 MB: the size of a transfer at a glance. */
