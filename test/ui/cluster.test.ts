@@ -5,14 +5,25 @@
 // goal's approval shows in B's inbox with the node its agent waits on and is answered
 // there (routed to that node when it is A).
 
+import type { Redis } from "ioredis";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { forGoal, manifest, type Node, startNode, startRedis, stopAll } from "../cluster/fixture.js";
+import {
+  connectRedis,
+  forGoal,
+  manifest,
+  type Node,
+  startNode,
+  startRedis,
+  stopAll,
+} from "../cluster/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import { ensureUiBuilt, laptopPage, launchBrowser } from "./browser.js";
 
 let server: ProviderServer;
+/** Connected as Redis's default user before the nodes joined (the test's view of Redis). */
+let raw: Redis;
 let a: Node;
 let b: Node;
 let browser: Browser;
@@ -24,6 +35,8 @@ beforeAll(async () => {
   ensureUiBuilt();
   server = await startProviderServer();
   const redis = await startRedis();
+  raw = connectRedis(redis.url);
+  await raw.ping();
   [a, b] = await Promise.all([
     startNode(server, redis.url, "ui-node-a", { capacity: 2 }),
     startNode(server, redis.url, "ui-node-b", { capacity: 2 }),
@@ -93,4 +106,33 @@ describe("the dashboard of a cluster node", () => {
     expect(answer?.decided_by).toBe("dashboard via node ui-node-b");
     expect(problems.filter((p) => !/Failed to load resource/.test(p))).toEqual([]);
   }, 90_000);
+
+  it("shows a goal whose node is gone, and says why its agents and calls are missing", async () => {
+    // Its agents and audit entries are in that node's database only (asked of it, refused:
+    // not heartbeating); its status is the cluster's. The page showed nothing but the error.
+    const redis = raw;
+    const goalId = "g_ui_gone_node";
+    try {
+      await redis.hset(`aido:goal:${goalId}`, {
+        goal_id: goalId,
+        state: "succeeded",
+        owner: "ui-node-gone",
+        goal: "ran on a node that left",
+        created_at: String(Date.now()),
+        finished_at: String(Date.now()),
+      });
+      await page.goto(`${page.url().split("#")[0]}#/goals/${goalId}`);
+      await expect
+        .poll(() => page.getByTestId("goal-state").textContent({ timeout: 5_000 }), { timeout: 15_000 })
+        .toContain("succeeded");
+      await expect
+        .poll(() => page.locator("[data-testid=goal-node]").first().textContent({ timeout: 5_000 }))
+        .toContain("ui-node-gone");
+      await expect
+        .poll(() => page.locator("section[aria-labelledby=goal-h] p.error").textContent({ timeout: 5_000 }))
+        .toContain("not heartbeating");
+    } finally {
+      await redis.del(`aido:goal:${goalId}`);
+    }
+  }, 60_000);
 });

@@ -186,21 +186,23 @@ export function GoalPage({ store, goalId }: { store: LiveStore; goalId: string }
   const [error, setError] = useState<unknown>(undefined);
   useEffect(() => {
     let current = true;
+    const failed = (e: unknown) => current && setError(e);
+    // The goal's status apart from its agents and calls: in a cluster those are asked of the
+    // node that runs it, and a node that is gone still leaves the goal's state to show.
+    rpc<Goal>("goal.status", { goal_id: goalId }).then(
+      (status) => current && store.update((s) => withGoals(s, [status])),
+      failed,
+    );
     Promise.all([
-      rpc<Goal>("goal.status", { goal_id: goalId }),
       rpc<{ agents: Agent[] }>("agent.list", { goal_id: goalId, include_stopped: true }),
       rpc<{ entries: AuditEntry[] }>("audit.query", { goal_id: goalId, limit: 2000 }),
-    ]).then(
-      ([status, agents, audit]) => {
-        if (!current) return;
-        store.update((s) => {
-          withGoals(s, [status]);
-          withAgents(s, agents.agents);
-          withAuditCalls(s, [...audit.entries].reverse());
-        });
-      },
-      (e: unknown) => current && setError(e),
-    );
+    ]).then(([agents, audit]) => {
+      if (!current) return;
+      store.update((s) => {
+        withAgents(s, agents.agents);
+        withAuditCalls(s, [...audit.entries].reverse());
+      });
+    }, failed);
     return () => {
       current = false;
     };
