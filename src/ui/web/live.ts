@@ -165,6 +165,9 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
     };
     return s.goals[goalId];
   };
+  /** The call a tool.* event names (by its call id), made when first seen. */
+  const eventCall = (agentId: string): CallView =>
+    callOf(agentOf(s, agentId, goalId), str(ev.call_id) ?? `ev-${s.events}`, str(ev.tool) ?? "?", ev.time);
   switch (ev.type) {
     case "goal.queued": {
       const g = goal();
@@ -257,22 +260,11 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
       }
       break;
     case "tool.called":
-      if (agentId)
-        callOf(
-          agentOf(s, agentId, goalId),
-          str(ev.call_id) ?? `ev-${s.events}`,
-          str(ev.tool) ?? "?",
-          ev.time,
-        );
+      if (agentId) eventCall(agentId);
       break;
     case "tool.denied": {
       if (!agentId) break;
-      const c = callOf(
-        agentOf(s, agentId, goalId),
-        str(ev.call_id) ?? `ev-${s.events}`,
-        str(ev.tool) ?? "?",
-        ev.time,
-      );
+      const c = eventCall(agentId);
       c.status = "denied";
       c.stage = str(ev.stage);
       c.reason = str(ev.reason);
@@ -281,12 +273,7 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
     case "tool.errored": {
       // Not run and not refused: a stage of the gate failed (as withAuditCalls reads tool.errored).
       if (!agentId) break;
-      const c = callOf(
-        agentOf(s, agentId, goalId),
-        str(ev.call_id) ?? `ev-${s.events}`,
-        str(ev.tool) ?? "?",
-        ev.time,
-      );
+      const c = eventCall(agentId);
       c.status = "failed";
       c.stage = str(ev.stage);
       c.reason = str(ev.error);
@@ -294,12 +281,7 @@ export function applyEvent(s: LiveState, ev: WireEvent): void {
     }
     case "tool.completed": {
       if (!agentId) break;
-      const c = callOf(
-        agentOf(s, agentId, goalId),
-        str(ev.call_id) ?? `ev-${s.events}`,
-        str(ev.tool) ?? "?",
-        ev.time,
-      );
+      const c = eventCall(agentId);
       if (c.status !== "denied") c.status = ev.is_error === true ? "failed" : "done";
       c.ms = num(ev.ms);
       // The runtime snapshots a workspace before the turns that change it: read them again.
