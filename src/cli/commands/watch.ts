@@ -12,7 +12,13 @@ import type { RuntimeEvent } from "../../kernel/events.js";
 import { type Command, type CommandContext, jsonOption, parseCommandArgs, UsageError } from "../command.js";
 import { withClusterStatus } from "../watch/cluster.js";
 import { WatchScreen } from "../watch/screen.js";
-import { initialWatchState, type KnownAgent, withGoalStatus, withPendingApprovals } from "../watch/seed.js";
+import {
+  initialWatchState,
+  type KnownAgent,
+  withGoalStatus,
+  withGoalStatuses,
+  withPendingApprovals,
+} from "../watch/seed.js";
 import { exitCodeOf, reduceWatch, type WatchState } from "../watch/state.js";
 import { fromWireEvent } from "../watch/wire.js";
 import { isFinished, withClient } from "./daemon-client.js";
@@ -187,7 +193,7 @@ async function clusterPanel(
   if (goalId === undefined) {
     for (const state of ["running", "queued"] as const) {
       const { goals } = await client.call("goal.list", { state, limit: 200 });
-      apply((s) => goals.reduce((acc, g) => withGoalStatus(acc, g), s));
+      apply((s) => withGoalStatuses(s, goals));
     }
   }
   let asking = false;

@@ -103,7 +103,20 @@ export function initialWatchState(init: InitialWatch = {}): WatchState {
 
 /** Folds a goal.status answer into the view (used when the stream missed the goal's end). */
 export function withGoalStatus(prev: WatchState, goal: NonNullable<InitialWatch["goal"]>): WatchState {
+  return withGoalStatuses(prev, [goal]);
+}
+
+/** withGoalStatus of each of `goals` (goal.list's), the view copied once. */
+export function withGoalStatuses(
+  prev: WatchState,
+  goals: readonly NonNullable<InitialWatch["goal"]>[],
+): WatchState {
   const s = structuredClone(prev);
+  for (const goal of goals) foldGoal(s, goal);
+  return s;
+}
+
+function foldGoal(s: WatchState, goal: NonNullable<InitialWatch["goal"]>): void {
   const g: GoalView = s.goals[goal.goal_id] ?? {
     id: goal.goal_id,
     state: goal.state,
@@ -118,7 +131,6 @@ export function withGoalStatus(prev: WatchState, goal: NonNullable<InitialWatch[
   if (goal.node !== undefined) g.node = goal.node;
   s.goals[g.id] = g;
   if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
-  return s;
 }
 
 /** The fields of approval.list's records the view uses (node: in a cluster, where the agent waits). */
