@@ -104,8 +104,10 @@ describe("a goal's container ends with the goal", () => {
   }, 120_000);
 
   it("sweeps a container past sandbox.ttl_seconds: its goal fails with the reason, a standalone agent gets a new one", async () => {
+    // Long enough that a container is never swept while it still starts on a loaded machine (a
+    // CI run saw the standalone agent's start killed at 3 s: "exited with code 137 during start").
     const fx = await withDocker((cfg) => {
-      cfg.sandbox.ttlSeconds = 3;
+      cfg.sandbox.ttlSeconds = 8;
     });
     const c = await fx.client();
     suite.server.script('manifest "long"', [firstWrite, turn.text("too late", { delayMs: 60_000 })]);
@@ -122,7 +124,7 @@ describe("a goal's container ends with the goal", () => {
     expect(first).toBeDefined();
     const end = await c.call("goal.wait", { goal_id, timeout_ms: 30_000 }, { timeoutMs: 40_000 });
     expect(end.state).toBe("failed");
-    expect(end.error).toMatch(/sandbox\.ttl_seconds \(3 s\)/);
+    expect(end.error).toMatch(/sandbox\.ttl_seconds \(8 s\)/);
     expect(containerOf(fx.home, goal_id)).toBeUndefined();
     await until(() => (containerOf(suite.fx.home, agent.goal_id) === undefined ? true : undefined), 10_000);
     // The standalone agent carries on in a fresh container over the same folders.
