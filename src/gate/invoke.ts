@@ -353,7 +353,9 @@ export class Gate {
     return deps.audit.settle(
       invoked,
       async () => {
-        const egress = deps.egress?.access(principal.goalId, principal.agentId, grants);
+        // A socket client's call: its commands' connections name the call's request id in the
+        // relay's questions while it runs (egress/callers.ts openCall; ended below).
+        const egress = deps.egress?.access(principal.goalId, principal.agentId, grants, call.requestId);
         const confinement = confinementFor(
           grants,
           deps.policy.closedPaths(confirmed),
@@ -394,6 +396,7 @@ export class Gate {
           // not at all (it runs to its end, never half-applied).
           return await tool.run(input, ctx);
         } finally {
+          egress?.end?.();
           paths.audit(deps.audit, principal);
         }
       },
