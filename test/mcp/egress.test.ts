@@ -202,4 +202,77 @@ describe("a command's egress question, through the MCP face", () => {
     expect(textOf(a)).toMatch(/seen=[1-9]\d* foreign=0 mine=1/);
     expect((await b).isError ?? false).toBe(false);
   }, 180_000);
+
+  it("a call cancelled while its command's connection waits for the human: the question is denied, nothing gets through", async () => {
+    await start();
+    let asked = 0;
+    const client = await suite.connect({
+      args: ["--manifest", sessionFile()],
+      // The human never answers in the client.
+      elicit: () => {
+        asked++;
+        return new Promise(() => {});
+      },
+    });
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "exec", arguments: { command: curl("cancelled") } }, undefined, {
+        signal: abort.signal,
+        timeout: 90_000,
+      })
+      .catch((e: Error) => e);
+    await until(() => asked === 1, 60_000);
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    const human = await suite.fx.client();
+    await until(async () => (await human.call("approval.list", {})).approvals.length === 0, 10_000);
+    const [closed] = (await human.call("approval.list", { status: "all" })).approvals;
+    expect(closed).toMatchObject({ tool: "egress", status: "decided", decision: "deny" });
+    expect((await human.call("audit.query", { kind: "egress.open" })).entries).toEqual([]);
+  }, 180_000);
+
+  it("a socket client acting as the session's agent outside MCP gets its own question, never the MCP call's form", async () => {
+    await start();
+    const asked: string[] = [];
+    const client = await suite.connect({
+      args: ["--manifest", sessionFile()],
+      elicit: async (req) => {
+        asked.push((req.params as { message: string }).message);
+        return { action: "accept", content: { decision: "allow_once" } };
+      },
+    });
+    await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    const human = await suite.fx.client();
+    const session = (await human.call("agent.list", {})).agents.find((a) => a.manifest === "mcp-egress");
+    if (!session) throw new Error("no session agent");
+    // An MCP call runs (and will ask its own question) while the other client's command asks.
+    const mcpCall = client.callTool(
+      { name: "exec", arguments: { command: `sleep 4; ${curl("mcp")}` } },
+      undefined,
+      {
+        timeout: 90_000,
+      },
+    );
+    const outsider = await suite.fx.client();
+    let outsiderId: string | undefined;
+    const outside = outsider
+      .call(
+        "tool.invoke",
+        { agent_id: session.agent_id, tool: "exec", input: { command: curl("outside", "other.test") } },
+        { onStarted: (id) => (outsiderId = id) },
+      )
+      .catch((e: Error) => e);
+    await until(
+      async () => (await human.call("approval.list", {})).approvals.some((a) => a.tool === "egress"),
+      30_000,
+    );
+    const [theirs] = (await human.call("approval.list", {})).approvals.filter((a) => a.tool === "egress");
+    expect(theirs?.summary).toContain("egress to other.test port 8080");
+    expect(theirs?.request_id).toBe(outsiderId);
+    expect(textOf(await mcpCall)).toContain("plain-ok /mcp");
+    expect(asked.map((m) => /egress to (\S+)/.exec(m)?.[1])).toEqual(["plain.test"]);
+    await human.call("approval.respond", { id: String(theirs?.id), decision: "deny" });
+    const r = (await outside) as { output: string };
+    expect(r.output).toContain("status=403");
+  }, 180_000);
 });
