@@ -353,15 +353,16 @@ export class Gate {
     return deps.audit.settle(
       invoked,
       async () => {
-        // A socket client's call: its commands' connections name the call's request id in the
-        // relay's questions while it runs (egress/callers.ts openCall; ended below).
-        const egress = deps.egress?.access(principal.goalId, principal.agentId, grants, call.requestId);
         const confinement = confinementFor(
           grants,
           deps.policy.closedPaths(confirmed),
           principal.agentId,
           principal.services?.skills,
         );
+        // A socket client's call: its commands' connections name the call's request id in the
+        // relay's questions while it runs (egress/callers.ts openCall; ended below,
+        // and nothing that may throw comes between).
+        const egress = deps.egress?.access(principal.goalId, principal.agentId, grants, call.requestId);
         const ctx: ToolContext = {
           sandbox,
           goalId: principal.goalId,
