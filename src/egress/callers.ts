@@ -9,6 +9,16 @@
 //
 // Credentials live in this process's memory only: they reach the container as the
 // environment of the agent's execs (proxyEnv), never the audit, logs, events or the model.
+//
+// A call a socket client made (tool.invoke, a plan's step: the daemon's request id) runs
+// its exec with credentials of its own: the agent's password, a ".", and a secret minted
+// for the call (openCall), which names the call's request id while the call runs. The
+// relay's question to a human about a connection then carries that id, so `aido mcp
+// serve` shows it to the MCP call that ran the command. Once the call ended its secret
+// names nothing: a process it left running still speaks as the agent (the agent's part is
+// checked), and asks with no id (left to \`aido approvals\`), never as another call. Each
+// exec is its own Landlock domain, so a command cannot read another exec's environment
+// (sandbox/executor/confinement.ts) to borrow its call's secret.
 
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { AidoError, ErrorCode } from "../errors.js";
@@ -20,6 +30,17 @@ export interface EgressSlot {
   /** The proxy user: the agent id (or "sandbox", or mcp.<server> for a server caller). */
   user: string;
   password: string;
+  /** Calls running now with credentials of their own: digest of the call's secret -> request id. */
+  calls: Map<string, string>;
+}
+
+/** A call's own proxy credentials (openCall): the agent's password, ".", the call's secret. */
+export interface CallCredentials {
+  slot: EgressSlot;
+  /** What the call's execs authenticate with. */
+  password: string;
+  /** The call ended: its secret names no request any more. */
+  end(): void;
 }
 
 const PASSWORD_BYTES = 24;
@@ -53,6 +74,7 @@ export class EgressCallers {
         port,
         user,
         password: randomBytes(PASSWORD_BYTES).toString("base64url"),
+        calls: new Map<string, string>(),
       };
       slots.set(caller.agentId, slot);
       return slot;
@@ -72,14 +94,48 @@ export class EgressCallers {
     return undefined;
   }
 
-  /** Are `user:password` this caller's credentials? Constant time in the password. */
+  /**
+   * Credentials of the caller's own for one call serving socket request `requestId`, until
+   * end(): the slot's password with a secret of the call's appended.
+   */
+  openCall(caller: EgressCaller, requestId: string): CallCredentials {
+    const slot = this.slotOf(caller);
+    const secret = randomBytes(PASSWORD_BYTES).toString("base64url");
+    const key = digest(secret).toString("hex");
+    slot.calls.set(key, requestId);
+    return {
+      slot,
+      password: `${slot.password}.${secret}`,
+      end: () => {
+        slot.calls.delete(key);
+      },
+    };
+  }
+
+  /**
+   * Are `user:password` this caller's credentials? Constant time in the password. A call's
+   * credentials (openCall) are the caller's too, while its call runs and after.
+   */
   authenticate(caller: EgressCaller, user: string, password: string): boolean {
     const slot = this.byGoal.get(caller.goalId)?.get(caller.agentId);
     if (!slot) return false;
+    const dot = password.indexOf(".");
+    const own = dot < 0 ? password : password.slice(0, dot);
     // Digests first: timingSafeEqual needs equal lengths, and a length must not leak either.
-    const passOk = timingSafeEqual(digest(password), digest(slot.password));
+    const passOk = timingSafeEqual(digest(own), digest(slot.password));
     const userOk = timingSafeEqual(digest(user), digest(slot.user));
     return passOk && userOk;
+  }
+
+  /**
+   * The request id of the call whose credentials these are, while it runs; undefined for the
+   * caller's own, or a call that ended. Ask it only of credentials authenticate() took.
+   */
+  requestOf(caller: EgressCaller, password: string): string | undefined {
+    const dot = password.indexOf(".");
+    if (dot < 0) return undefined;
+    const slot = this.byGoal.get(caller.goalId)?.get(caller.agentId);
+    return slot?.calls.get(digest(password.slice(dot + 1)).toString("hex"));
   }
 
   /** The caller stopped: its port and password are no one's (a later caller may get the port). */
@@ -105,8 +161,12 @@ export class EgressCallers {
  * pip, npm, git, curl and python's urllib read, with its credentials, and NO_PROXY for the
  * container's own loopback.
  */
-export function proxyEnv(slot: EgressSlot, relayAddress: string): Record<string, string> {
-  const url = `http://${encodeURIComponent(slot.user)}:${encodeURIComponent(slot.password)}@${relayAddress}:${slot.port}`;
+export function proxyEnv(
+  slot: EgressSlot,
+  relayAddress: string,
+  password: string = slot.password,
+): Record<string, string> {
+  const url = `http://${encodeURIComponent(slot.user)}:${encodeURIComponent(password)}@${relayAddress}:${slot.port}`;
   const noProxy = "localhost,127.0.0.1,::1";
   return {
     HTTP_PROXY: url,

@@ -10,7 +10,9 @@
 // question goes through the approvals queue like a tool call's: Allow Once / Session /
 // Always for that host (ports 80 and 443 together, another port on its own), an earlier
 // standing answer reused and audited, the client waiting meanwhile; an agent has one
-// question open at a time (a burst of connections is not a burst of questions).
+// question open at a time per call (a burst of connections is not a burst of questions).
+// A connection made with a call's own credentials (callers.ts openCall) asks on behalf of
+// that call: the approval request names its request id, as a tool call's does.
 // What is written down about each connection (record(), the relay's unheld ports) is
 // egress-audit.ts's; the gate hands it on.
 // A stdio MCP server's caller (`mcp:<server>` on its own network, egress/mcp-callers.ts) is
@@ -51,6 +53,8 @@ import type {
 interface Asking {
   why: string;
   askedBy: AskedBy;
+  /** The socket request of the call whose command connects (its own credentials): the question names it. */
+  requestId?: string;
 }
 
 /** The name approvals, standing decisions and Allow Always grants file egress under. */
@@ -122,13 +126,19 @@ export class EgressGate {
    */
   proxy(
     authenticate: EgressPolicy["authenticate"],
-    opts: { resolve?: EgressResolver; headerTimeoutMs?: number } = {},
+    opts: {
+      resolve?: EgressResolver;
+      headerTimeoutMs?: number;
+      requestOf?: EgressPolicy["requestOf"];
+    } = {},
   ): EgressProxy {
     const { config } = this.deps;
+    const { requestOf, ...proxyOpts } = opts;
     return createEgressProxy(
       {
         authenticate,
-        decide: (caller, target, signal) => this.decide(caller, target, signal),
+        ...(requestOf ? { requestOf } : {}),
+        decide: (caller, target, signal, requestId) => this.decide(caller, target, signal, requestId),
         record: (entry) => this.record(entry),
       },
       {
@@ -137,12 +147,17 @@ export class EgressGate {
         idleTimeoutMs: config.idleTimeoutMs,
         maxConnections: config.maxConnections,
         maxConnectionsPerCaller: config.maxConnectionsPerAgent,
-        ...opts,
+        ...proxyOpts,
       },
     );
   }
 
-  async decide(caller: EgressCaller, target: EgressTarget, signal: AbortSignal): Promise<EgressVerdict> {
+  async decide(
+    caller: EgressCaller,
+    target: EgressTarget,
+    signal: AbortSignal,
+    requestId?: string,
+  ): Promise<EgressVerdict> {
     const server = serverOfCaller(caller.agentId);
     if (server !== undefined) return this.decideServer(caller, server, target);
     const agent = this.deps.agent(caller.agentId);
@@ -172,6 +187,7 @@ export class EgressGate {
       {
         why: grant ? confirm.reason : `${missing}; ${confirm.reason}`,
         askedBy: { source: "policy.confirm", rule: confirm.rule, text: confirm.text },
+        ...(requestId !== undefined ? { requestId } : {}),
       },
       signal,
     );
@@ -246,20 +262,23 @@ export class EgressGate {
     };
     if (agent.sandboxGoal !== undefined || this.deps.approvals.covering(who))
       return this.askNow(caller, agent, need, asking, signal);
-    const before = this.asking.get(caller.agentId) ?? Promise.resolve();
+    // One line per agent and call: a call's question never waits behind another call's,
+    // whose human may answer in another client.
+    const key = `${caller.agentId}\n${asking.requestId ?? ""}`;
+    const before = this.asking.get(key) ?? Promise.resolve();
     let done = () => {};
     const mine = new Promise<void>((resolve) => {
       done = resolve;
     });
     const line = before.then(() => mine);
-    this.asking.set(caller.agentId, line);
+    this.asking.set(key, line);
     try {
       const left = await untilTurn(before, signal);
       if (left) return refuse("approval", "the client left while another question of this agent was open");
       return await this.askNow(caller, agent, need, asking, signal);
     } finally {
       done();
-      if (this.asking.get(caller.agentId) === line) this.asking.delete(caller.agentId);
+      if (this.asking.get(key) === line) this.asking.delete(key);
     }
   }
 
@@ -289,6 +308,7 @@ export class EgressGate {
       input: { host: need.host, port: need.port },
       summary: inert(`egress to ${need.host} port ${need.port} — ${asking.why}`),
       askedBy: asking.askedBy,
+      ...(asking.requestId !== undefined ? { requestId: asking.requestId } : {}),
       timeoutMs: this.deps.approvalTimeoutMs,
       signal,
     });

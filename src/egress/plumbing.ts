@@ -29,6 +29,11 @@ export interface EgressAccess {
   env: Record<string, string>;
   /** Values never to show the model (the password): the exec tool blanks them in output. */
   secrets: string[];
+  /**
+   * A call's own credentials were issued (access with a request id): the call ended, they
+   * name it no more. Absent otherwise.
+   */
+  end?(): void;
 }
 
 export interface EgressPlumbingDeps {
@@ -143,14 +148,31 @@ export class EgressPlumbing {
 
   /**
    * What an exec of the agent gets; undefined when its goal has no network (then TCP is
-   * not restricted: the container reaches nothing but itself).
+   * not restricted: the container reaches nothing but itself). With `requestId` (a call a
+   * socket client made), credentials of the call's own (callers.ts openCall), which name
+   * it in the relay's questions until end() — called when the call ends.
    */
-  access(goalId: string, agentId: string, grants: readonly Grant[]): EgressAccess | undefined {
+  access(
+    goalId: string,
+    agentId: string,
+    grants: readonly Grant[],
+    requestId?: string,
+  ): EgressAccess | undefined {
     const address = this.goals.get(goalId)?.address;
     if (address === undefined) return undefined;
     if (!grants.some((g) => g.kind === "network")) return { connect: [], env: {}, secrets: [] };
-    const slot = this.callers.slotOf({ goalId, agentId });
-    return { connect: [slot.port], env: proxyEnv(slot, address), secrets: [slot.password] };
+    if (requestId === undefined) {
+      const slot = this.callers.slotOf({ goalId, agentId });
+      return { connect: [slot.port], env: proxyEnv(slot, address), secrets: [slot.password] };
+    }
+    const call = this.callers.openCall({ goalId, agentId }, requestId);
+    return {
+      connect: [call.slot.port],
+      env: proxyEnv(call.slot, address, call.password),
+      // The whole first: blanking the agent's part alone would leave the call's secret shown.
+      secrets: [call.password, call.slot.password],
+      end: call.end,
+    };
   }
 
   /** The agent stopped: its port and credentials go. */

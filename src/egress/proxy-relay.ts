@@ -22,6 +22,8 @@ export interface Conn {
   port: number;
   method: string;
   requests: number;
+  /** The call the connection's credentials name while it runs (EgressPolicy.requestOf). */
+  requestId?: string | undefined;
   /** Aborts when the client leaves or the proxy closes (ends a wait for a human). */
   abort: AbortController;
   headerTimer?: NodeJS.Timeout;

@@ -9,7 +9,8 @@
 //   1. the request, parsed by node:http (bounded headers; smuggling forms refused there),
 //      in a bounded time; only `CONNECT host:port` and `METHOD http://host[:port]/...`
 //      (no userinfo, a Host header that agrees) are served, one request per connection
-//   2. Proxy-Authorization: Basic, checked by policy.authenticate (407 otherwise)
+//   2. Proxy-Authorization: Basic, checked by policy.authenticate (407 otherwise); a
+//      call's own credentials name the call its human is asked for (policy.requestOf)
 //   3. the goal's connection limit
 //   4. policy.decide for the host asked (an IP literal is `literal`); may wait for a human
 //   5. the name resolved here (egress.hosts, else DNS), every address judged: an inward one
@@ -330,6 +331,8 @@ class ProxyServer implements EgressProxy {
           : "proxy credentials required (Proxy-Authorization: Basic)",
       );
     }
+    // Per request: a plain HTTP client may send the next request with other credentials.
+    conn.requestId = this.policy.requestOf?.(caller, creds.password);
     const open = this.perGoal.get(caller.goalId) ?? 0;
     if (open > this.opts.maxConnections) {
       throw new Refusal(
@@ -360,7 +363,7 @@ class ProxyServer implements EgressProxy {
   ): Promise<void> {
     let verdict: Awaited<ReturnType<EgressPolicy["decide"]>>;
     try {
-      verdict = await this.policy.decide(conn.caller, target, conn.abort.signal);
+      verdict = await this.policy.decide(conn.caller, target, conn.abort.signal, conn.requestId);
     } catch (e) {
       throw new Refusal(403, "policy", `the policy could not decide: ${errorMessage(e)}`);
     }

@@ -81,11 +81,22 @@ export interface EgressPolicy {
    */
   authenticate(caller: EgressCaller, user: string, password: string): boolean;
   /**
+   * The socket request (the daemon's request id) of the call whose own credentials these
+   * are, while it runs (egress/callers.ts openCall); undefined for the caller's own
+   * credentials, a call that ended, or a host with no calls. Asked after authenticate().
+   */
+  requestOf?(caller: EgressCaller, password: string): string | undefined;
+  /**
    * May the caller reach the target? May wait (a human's approval); the proxy gives up on
    * a client that leaves meanwhile. The reason of a refusal is what the client and the
-   * audit see.
+   * audit see. `requestId` (requestOf): a human asked is asked on behalf of that call.
    */
-  decide(caller: EgressCaller, target: EgressTarget, signal: AbortSignal): Promise<EgressVerdict>;
+  decide(
+    caller: EgressCaller,
+    target: EgressTarget,
+    signal: AbortSignal,
+    requestId?: string,
+  ): Promise<EgressVerdict>;
   /**
    * Each connection's record, in order: "open" before the first byte goes upstream (an
    * exception here refuses the connection: audit fails closed), then "close" with the

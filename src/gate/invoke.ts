@@ -353,13 +353,16 @@ export class Gate {
     return deps.audit.settle(
       invoked,
       async () => {
-        const egress = deps.egress?.access(principal.goalId, principal.agentId, grants);
         const confinement = confinementFor(
           grants,
           deps.policy.closedPaths(confirmed),
           principal.agentId,
           principal.services?.skills,
         );
+        // A socket client's call: its commands' connections name the call's request id in the
+        // relay's questions while it runs (egress/callers.ts openCall; ended below,
+        // and nothing that may throw comes between).
+        const egress = deps.egress?.access(principal.goalId, principal.agentId, grants, call.requestId);
         const ctx: ToolContext = {
           sandbox,
           goalId: principal.goalId,
@@ -394,6 +397,7 @@ export class Gate {
           // not at all (it runs to its end, never half-applied).
           return await tool.run(input, ctx);
         } finally {
+          egress?.end?.();
           paths.audit(deps.audit, principal);
         }
       },

@@ -201,8 +201,9 @@ export async function assembleRuntime(
     log,
     unheldPort: (egressId, report) => egress.recordUnheldPort(egressId, report),
     proxy: () => {
-      proxy ??= egress.proxy((caller, user, password) =>
-        egressPlumbing.callers.authenticate(caller, user, password),
+      proxy ??= egress.proxy(
+        (caller, user, password) => egressPlumbing.callers.authenticate(caller, user, password),
+        { requestOf: (caller, password) => egressPlumbing.callers.requestOf(caller, password) },
       );
       return proxy;
     },

@@ -95,8 +95,54 @@ interface Waiting {
   requestId?: string;
 }
 
-/** Requests kept for a call that has not yet learned its id; the oldest go first beyond this. */
+/**
+ * Requests kept for calls that have not yet learned their id, all ids together; the oldest
+ * go first beyond this.
+ */
 export const MAX_PARKED = 256;
+
+/**
+ * Requests by request id, arrived before a call claimed the id (or of no call of this
+ * session), at most `max` in all. Counted per request, not per id: one id whose call never
+ * claims it (another socket client's plan, a command's connections) could otherwise park
+ * without bound.
+ */
+export class ParkedRequests {
+  private readonly byId = new Map<string, WireEvent[]>();
+  private count = 0;
+
+  constructor(private readonly max = MAX_PARKED) {}
+
+  /** How many requests are kept, all ids together. */
+  get size(): number {
+    return this.count;
+  }
+
+  park(requestId: string, ev: WireEvent): void {
+    while (this.count >= this.max) this.dropOldest();
+    const list = this.byId.get(requestId);
+    if (list) list.push(ev);
+    else this.byId.set(requestId, [ev]);
+    this.count++;
+  }
+
+  /** The requests kept for `requestId`, oldest first; they are no longer kept. */
+  take(requestId: string): WireEvent[] {
+    const list = this.byId.get(requestId) ?? [];
+    this.byId.delete(requestId);
+    this.count -= list.length;
+    return list;
+  }
+
+  /** The oldest id's oldest request goes (ids in the order they first parked). */
+  private dropOldest(): void {
+    const [id, list] = this.byId.entries().next().value ?? [];
+    if (id === undefined || list === undefined) return;
+    list.shift();
+    this.count--;
+    if (list.length === 0) this.byId.delete(id);
+  }
+}
 
 /** Tells the bridge the id the daemon gave the call (AidoClient CallOptions.onStarted). */
 export type Started = (requestId: string) => void;
@@ -104,7 +150,7 @@ export type Started = (requestId: string) => void;
 export class ApprovalsBridge {
   private readonly waiting: Waiting[] = [];
   /** Requests by request id, arrived before a call claimed the id (or of no call of this session). */
-  private readonly parked = new Map<string, WireEvent[]>();
+  private readonly parked = new ParkedRequests();
 
   private constructor(
     private readonly agentId: string,
@@ -151,9 +197,7 @@ export class ApprovalsBridge {
       if (w.requestId !== undefined || !this.waiting.includes(w)) return;
       w.requestId = requestId;
       w.claimed = true; // no longer a candidate for a request that names no id
-      const early = this.parked.get(requestId);
-      this.parked.delete(requestId);
-      for (const ev of early ?? []) this.route(w, ev);
+      for (const ev of this.parked.take(requestId)) this.route(w, ev);
     };
     try {
       return await fn(started);
@@ -182,7 +226,7 @@ export class ApprovalsBridge {
       const requestId = ev.request_id;
       const own = this.waiting.find((x) => x.requestId === requestId);
       if (own) this.route(own, ev);
-      else this.park(requestId, ev);
+      else this.parked.park(requestId, ev);
       return;
     }
     const tool = String(ev.tool);
@@ -200,20 +244,6 @@ export class ApprovalsBridge {
         this.routeByInput(tool, undefined, ev);
       },
     );
-  }
-
-  /** Keep a request for the call that will claim its id; bounded, oldest out first. */
-  private park(requestId: string, ev: WireEvent): void {
-    const list = this.parked.get(requestId);
-    if (list) {
-      list.push(ev);
-      return;
-    }
-    if (this.parked.size >= MAX_PARKED) {
-      const oldest = this.parked.keys().next().value;
-      if (oldest !== undefined) this.parked.delete(oldest);
-    }
-    this.parked.set(requestId, [ev]);
   }
 
   /** The typed call whose input the request holds, else a call that runs any tool, else the first. */

@@ -73,6 +73,11 @@ const MIGRATIONS = [
   `ALTER TABLE approvals ADD COLUMN project TEXT;
    ALTER TABLE approval_grants ADD COLUMN project TEXT;
    ALTER TABLE approval_grants ADD COLUMN project_shown TEXT;`,
+  // The socket request of the call that asked (approval-origin.ts): which of its client's
+  // calls a request is of, for a client that reconnects and for `aido approvals`; NULL on
+  // requests made before, and on those no socket call made (an agent's own turn, a process
+  // a call left running).
+  `ALTER TABLE approvals ADD COLUMN request_id TEXT;`,
 ];
 
 export interface ApprovalRecord {
@@ -102,6 +107,8 @@ export interface ApprovalRecord {
   covers: Coverage;
   /** What made the gate ask; null for requests recorded before Aido kept it. */
   asked_by: AskedBy | null;
+  /** The socket request of the call that asked (request.started); null when no socket call did. */
+  request_id: string | null;
 }
 
 type RawRecord = Omit<ApprovalRecord, "input" | "identity" | "project" | "target" | "covers" | "asked_by"> & {
@@ -132,6 +139,8 @@ export interface NewRequest {
   input: string;
   summary: string;
   askedBy: AskedBy;
+  /** The socket request of the call that asks, if one does. */
+  requestId?: string;
   createdAt: number;
   deadlineAt: number;
 }
@@ -149,7 +158,7 @@ export class ApprovalStore {
     prepared(
       this.db,
       `INSERT INTO approvals (id, goal_id, agent_id, identity, project, tool, scope_key, target, input, summary,
-         asked_by, status, created_at, deadline_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+         asked_by, request_id, status, created_at, deadline_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
     ).run(
       r.id,
       r.goalId,
@@ -162,6 +171,7 @@ export class ApprovalStore {
       r.input,
       r.summary,
       JSON.stringify(r.askedBy),
+      r.requestId ?? null,
       r.createdAt,
       r.deadlineAt,
     );

@@ -294,6 +294,7 @@ export class ApprovalQueue {
           input: canonicalJson(req.input),
           summary: req.summary,
           askedBy: req.askedBy,
+          ...(requestId !== undefined ? { requestId } : {}),
           createdAt: now,
           deadlineAt: deadline,
         });

@@ -55,6 +55,8 @@ describe("aido approvals", () => {
       `    Allow Always:  ${target} by agents of identity \`keeper\` in goal ${goal} only (it has no project folder) for 1 h`,
     );
     expect(out[0]).toContain(`agent=${p.agentId} (identity keeper)`);
+    // Which socket call asked: the id the daemon told that call (request.started).
+    expect(out[0]).toMatch(/ request=req_[0-9a-f]{24} /);
     await cli(["approvals", "respond", p.id, "deny"]);
     await p.call.catch(() => {});
   });

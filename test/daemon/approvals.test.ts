@@ -284,6 +284,11 @@ describe("an approval request names the call that asked", () => {
         ]),
       );
       for (const ev of events) expect(byApproval.get(String(ev.approval_id))).toBe(ev.request_id);
+      // So does the request as approval.list gives it (aido approvals, a client that reconnects).
+      const listed = (await human.call("approval.list", {})).approvals;
+      expect(new Map(listed.map((r) => [r.id, r.request_id]))).toEqual(
+        new Map(events.map((e) => [String(e.approval_id), e.request_id])),
+      );
       // Deny the even calls' requests by the id they were told, allow the odd ones': each call gets its own answer.
       for (const [i, c] of calls.entries()) {
         const ev = events.find((e) => e.request_id === c.requestId());

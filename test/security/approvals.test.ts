@@ -191,6 +191,38 @@ describe("what asked", () => {
   });
 });
 
+describe("the call that asked", () => {
+  it("is kept on the request (request_id), and a database from before it was kept migrates with its rows intact", async () => {
+    const first = open();
+    const named = first.queue.authorize({ ...write, requestId: "req_000000000000000000000001" });
+    const unnamed = first.queue.authorize({ ...write, input: { path: "/output/r.md", content: "y" } });
+    const [a, b] = first.queue.list();
+    expect([a?.request_id, b?.request_id]).toEqual(["req_000000000000000000000001", null]);
+    for (const r of [a, b]) first.queue.respond(String(r?.id), "deny", "test");
+    await Promise.all([named, unnamed]);
+    first.queue.close();
+    first.db.close();
+    // The schema as Aido had it before: no request_id column, migration 5 not applied.
+    const old = new Database(home.config.dbPath);
+    old.exec(`ALTER TABLE approvals DROP COLUMN request_id;
+      DELETE FROM schema_migrations WHERE module = 'approvals' AND version = 5;`);
+    old.close();
+    const again = open();
+    const kept = again.queue.list({ status: "all" });
+    expect(kept.map((r) => [r.id, r.decision, r.request_id]).sort()).toEqual(
+      [
+        [a?.id, "deny", null],
+        [b?.id, "deny", null],
+      ].sort(),
+    );
+    const later = again.queue.authorize({ ...write, requestId: "req_000000000000000000000002" });
+    const [pending] = again.queue.list();
+    expect(pending?.request_id).toBe("req_000000000000000000000002");
+    again.queue.respond(String(pending?.id), "deny", "test");
+    await later;
+  });
+});
+
 describe("requests whose call ended", () => {
   it("expire at once when the call's signal aborts, audited with the reason", async () => {
     const { queue, audit } = open();

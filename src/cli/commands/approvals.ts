@@ -49,7 +49,7 @@ function wholeCall(a: ApprovalRecord): string[] {
 function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
   const left = Math.max(0, Math.round((a.deadline_at - now) / 1000));
   return [
-    `${a.id}  ${a.tool}  agent=${a.agent_id} (identity ${a.identity})${a.goal_id ? ` goal=${a.goal_id}` : ""}  (${left} s left)`,
+    `${a.id}  ${a.tool}  agent=${a.agent_id} (identity ${a.identity})${a.goal_id ? ` goal=${a.goal_id}` : ""}${a.request_id ? ` request=${inert(a.request_id)}` : ""}  (${left} s left)`,
     `    ${a.summary}`,
     ...wholeCall(a),
     `    Allow Once:    ${a.covers.allow_once}`,

@@ -1,0 +1,140 @@
+// A call's own proxy credentials (egress/callers.ts openCall), attacked through the real
+// proxy and the daemon's egress gate: a connection made with them asks its human on behalf
+// of that call (the approval request names its request id) while the call runs; once the
+// call ended they speak as the agent and name no call; a secret the holder guessed, or one
+// call's secret on another agent's password, names nothing or is refused; two calls of one
+// agent ask side by side, each its own question; no secret reaches the audit.
+
+import { createServer, type Server, type Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EgressCallers } from "../../src/egress/callers.js";
+import type { EgressCaller, EgressProxy } from "../../src/egress/types.js";
+import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
+import { type EgressBench, openEgressBench, run, startUpstreams, type Upstreams } from "./fixture.js";
+
+let server: ProviderServer;
+let up: Upstreams;
+let bench: EgressBench;
+let proxy: EgressProxy;
+const callers = new EgressCallers();
+const listeners: Server[] = [];
+const sockets = new Set<Socket>();
+
+beforeAll(async () => {
+  server = await startProviderServer();
+  up = await startUpstreams();
+  bench = await openEgressBench(server, (c) => {
+    c.policy.confirm = ["network: *"];
+  });
+  proxy = bench.rt.egress.proxy((c, u, p) => callers.authenticate(c, u, p), {
+    requestOf: (c, p) => callers.requestOf(c, p),
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await proxy?.close();
+  for (const s of sockets) s.destroy();
+  await Promise.all(listeners.map((l) => new Promise((r) => l.close(r))));
+  await bench?.close();
+  await up?.close();
+  await server?.close();
+});
+
+async function listen(caller: EgressCaller): Promise<number> {
+  const srv = createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    proxy.handle(socket, caller);
+  });
+  listeners.push(srv);
+  return new Promise((resolve) =>
+    srv.listen(0, "127.0.0.1", () => resolve((srv.address() as { port: number }).port)),
+  );
+}
+
+const url = (port: number, user: string, password: string) =>
+  `http://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+
+const fetchVia = (proxyUrl: string, path: string) =>
+  run("curl", ["-sS", "--max-time", "15", `http://127.0.0.2:${up.httpPort}/${path}`], {
+    http_proxy: proxyUrl,
+  });
+
+/** The pending egress question of `agentId` about `path`'s connection, with the request id its audit entry names. */
+async function question(agentId: string, n: number): Promise<{ id: string; requestId: unknown }[]> {
+  for (let i = 0; i < 300; i++) {
+    const pending = bench.rt.approvals.list({ status: "pending" }).filter((p) => p.agent_id === agentId);
+    if (pending.length >= n) {
+      const asked = bench.audit("approval.requested", agentId);
+      return pending.map((p) => {
+        const entry = asked.find((e) => (e.payload as { approval_id?: string }).approval_id === p.id);
+        return { id: p.id, requestId: (entry?.payload as { request_id?: unknown } | undefined)?.request_id };
+      });
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${n} questions of ${agentId} never came`);
+}
+
+describe("a call's own proxy credentials", () => {
+  it("name the call while it runs, name nothing once it ended or when guessed, and never reach the audit", async () => {
+    const a = bench.agent("caller-a", ["network: 127.0.0.2:*"]);
+    const caller = { goalId: a.goalId, agentId: a.id };
+    const port = await listen(caller);
+    const own = callers.slotOf(caller);
+    const one = callers.openCall(caller, "req_one");
+    const two = callers.openCall(caller, "req_two");
+
+    // Two calls side by side: each asks its own question at once, named by its id.
+    const first = fetchVia(url(port, a.id, one.password), "one");
+    const second = fetchVia(url(port, a.id, two.password), "two");
+    const both = await question(a.id, 2);
+    expect(both.map((q) => q.requestId).sort()).toEqual(["req_one", "req_two"]);
+    for (const q of both) bench.rt.approvals.respond(q.id, "allow_once", "test human");
+    expect((await first).stdout).toContain('"path":"/one"');
+    expect((await second).stdout).toContain('"path":"/two"');
+
+    // The call ended: its credentials still speak as the agent (what it left running), naming no call.
+    one.end();
+    const late = fetchVia(url(port, a.id, one.password), "late");
+    const [lateQ] = await question(a.id, 1);
+    expect(lateQ?.requestId).toBeUndefined();
+    bench.rt.approvals.respond(String(lateQ?.id), "deny", "test human");
+    expect((await late).stdout).toMatch(/a human denied the connection/);
+
+    // A secret the holder of the agent's password made up names no call.
+    const guessed = fetchVia(url(port, a.id, `${own.password}.${"A".repeat(32)}`), "guessed");
+    const [guessedQ] = await question(a.id, 1);
+    expect(guessedQ?.requestId).toBeUndefined();
+    bench.rt.approvals.respond(String(guessedQ?.id), "deny", "test human");
+    await guessed;
+
+    // A running call's secret on another agent's password: that agent's own, naming no call.
+    const b = bench.agent("caller-b", ["network: 127.0.0.2:*"]);
+    const bCaller = { goalId: b.goalId, agentId: b.id };
+    const bPort = await listen(bCaller);
+    const bOwn = callers.slotOf(bCaller);
+    const secretOfTwo = two.password.slice(two.password.indexOf(".") + 1);
+    const stolen = fetchVia(url(bPort, b.id, `${bOwn.password}.${secretOfTwo}`), "stolen");
+    const [stolenQ] = await question(b.id, 1);
+    expect(stolenQ?.requestId).toBeUndefined();
+    bench.rt.approvals.respond(String(stolenQ?.id), "deny", "test human");
+    await stolen;
+    // ... and on the call's own agent port with a wrong agent part: 407.
+    const forged = await run(
+      "curl",
+      ["-sS", "-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.2:${up.httpPort}/forged`],
+      { http_proxy: url(port, a.id, `${bOwn.password}.${secretOfTwo}`) },
+    );
+    expect(forged.stdout).toBe("407");
+    two.end();
+
+    const written = JSON.stringify([
+      ...bench.audit("approval.requested"),
+      ...bench.audit("egress.open"),
+      ...bench.audit("egress.denied"),
+    ]);
+    for (const secret of [own.password, one.password.split(".")[1], secretOfTwo, bOwn.password])
+      expect(written).not.toContain(String(secret));
+  }, 60_000);
+});

@@ -1,0 +1,278 @@
+// `aido mcp serve` and the egress relay: a command an MCP call runs (exec, or a plan's exec
+// step) connects, in the session's real container on its egress network, to a host under
+// a confirm rule (`policy.confirm: ["network: *"]`); the relay's question to a human names
+// the call (its own proxy credentials), so it reaches that call in the MCP client —
+// through elicitation, or told by its approval id to a client without it — and no other
+// call. A process a call left running after it ended asks with no call named (left to
+// `aido approvals`). The "internet" is a Docker network on 203.0.113.80/28 (TEST-NET-3)
+// with one upstream serving plain HTTP on 8080 (docker-upstream.ts).
+
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DockerUpstream, startDockerUpstream } from "../egress/docker-upstream.js";
+import { requireDocker } from "../support/docker.js";
+import { textOf, until, useMcpSuite } from "./fixture.js";
+
+const UPSTREAM_IP = "203.0.113.90";
+const SESSION = `name: mcp-egress
+description: A session whose commands reach the network.
+lifecycle: on-demand
+system_prompt: "You are the principal of an MCP session."
+capabilities:
+  - "tool: exec"
+  - "tool: file_read"
+  - "file_read: /workspace/**"
+  - "file_write: /workspace/**"
+  - "exec: *"
+  - "network: plain.test:8080"
+  - "network: other.test:8080"
+approval_required: []
+limits: { max_iterations: 1, max_children: 0, max_depth: 1 }
+`;
+
+let upstream: DockerUpstream | undefined;
+beforeAll(() => requireDocker());
+afterAll(() => upstream?.close());
+const suite = useMcpSuite();
+
+/** The daemon with the upstream's names and a confirm rule on every host; the session's client. */
+async function start(): Promise<void> {
+  await suite.start({
+    config: (c) => {
+      c.grantCeilings = [
+        ["tool: *", "file_read: /workspace/**", "file_write: /workspace/**", "exec: *", "network: *:*"],
+      ];
+      c.egress = { ...c.egress, hosts: { "plain.test": UPSTREAM_IP, "other.test": UPSTREAM_IP } };
+      c.policy.confirm = ["network: *"];
+    },
+  });
+  upstream ??= await startDockerUpstream(
+    "mcpeg-up",
+    "203.0.113.80/28",
+    UPSTREAM_IP,
+    suite.fx.home.config.sandbox.image,
+  );
+}
+
+function sessionFile(): string {
+  const file = join(dirname(suite.project), "egress-session.yaml");
+  writeFileSync(file, SESSION);
+  return file;
+}
+
+const curl = (path: string, host = "plain.test") =>
+  `curl -sS --max-time 40 -o - -w ' status=%{http_code}' http://${host}:8080/${path}`;
+
+describe("a command's egress question, through the MCP face", () => {
+  it("reaches the exec call that ran it through elicitation: Allow lets it through, Deny refuses it", async () => {
+    await start();
+    const asked: string[] = [];
+    let answer: "allow_once" | "deny" = "allow_once";
+    const client = await suite.connect({
+      args: ["--manifest", sessionFile()],
+      elicit: async (req) => {
+        asked.push((req.params as { message: string }).message);
+        return { action: "accept", content: { decision: answer } };
+      },
+    });
+    const allowed = await client.callTool(
+      { name: "exec", arguments: { command: curl("allowed") } },
+      undefined,
+      {
+        timeout: 90_000,
+      },
+    );
+    expect(textOf(allowed)).toContain("plain-ok /allowed");
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toContain("egress to plain.test port 8080");
+    // The call's own proxy secret is never shown: not in the form, not in the result.
+    const human = await suite.fx.client();
+    const [decided] = (await human.call("approval.list", { status: "decided" })).approvals;
+    expect(decided).toMatchObject({ tool: "egress", decision: "allow_once" });
+
+    answer = "deny";
+    const denied = await client.callTool(
+      { name: "exec", arguments: { command: curl("denied") } },
+      undefined,
+      {
+        timeout: 90_000,
+      },
+    );
+    expect(asked).toHaveLength(2);
+    expect(textOf(denied)).not.toContain("plain-ok");
+    expect(textOf(denied)).toContain("status=403");
+    const requested = (await human.call("audit.query", { kind: "approval.requested" })).entries;
+    expect(requested).toHaveLength(2);
+    for (const e of requested) expect((e.payload as { request_id?: string }).request_id).toMatch(/^req_/);
+  }, 180_000);
+
+  it("reaches the plan that ran the command in an exec step", async () => {
+    await start();
+    const asked: string[] = [];
+    const client = await suite.connect({
+      args: ["--manifest", sessionFile()],
+      elicit: async (req) => {
+        asked.push((req.params as { message: string }).message);
+        return { action: "accept", content: { decision: "allow_once" } };
+      },
+    });
+    const plan = JSON.parse(
+      textOf(
+        await client.callTool({
+          name: "aido_plan",
+          arguments: { title: "fetch", steps: [{ tool: "exec", input: { command: curl("planned") } }] },
+        }),
+      ),
+    ) as { plan_id: string };
+    const done = await client.callTool(
+      { name: "aido_plan_execute", arguments: { plan_id: plan.plan_id } },
+      undefined,
+      { timeout: 90_000 },
+    );
+    expect(textOf(done)).toContain('"status": "succeeded"');
+    expect(textOf(done)).toContain("plain-ok /planned");
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toContain("egress to plain.test port 8080");
+  }, 180_000);
+
+  it("two calls side by side are each told only their own question (a client without elicitation)", async () => {
+    await start();
+    const client = await suite.connect({ args: ["--manifest", sessionFile()] });
+    // Warm: the container and its network exist, so the calls race only each other.
+    await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    const human = await suite.fx.client();
+    const run = (host: string) => {
+      const told: string[] = [];
+      const result = client.callTool({ name: "exec", arguments: { command: curl(host, host) } }, undefined, {
+        timeout: 90_000,
+        onprogress: (p) => {
+          const id = /answer approval (apr_[0-9a-f-]+)/.exec(p.message ?? "")?.[1];
+          if (id && !told.includes(id)) told.push(id);
+        },
+      });
+      return { host, told, result };
+    };
+    const calls = [run("plain.test"), run("other.test")];
+    await until(() => calls.every((c) => c.told.length === 1), 60_000);
+    const pending = (await human.call("approval.list", {})).approvals;
+    expect(pending).toHaveLength(2);
+    for (const c of calls) {
+      const mine = pending.find((a) => a.id === c.told[0]);
+      expect(mine?.summary, `the question told to the call to ${c.host}`).toContain(
+        `egress to ${c.host} port 8080`,
+      );
+    }
+    for (const c of calls)
+      await human.call("approval.respond", { id: String(c.told[0]), decision: "allow_once" });
+    for (const c of calls) {
+      expect(textOf(await c.result)).toContain(`plain-ok /${c.host}`);
+      expect(c.told).toHaveLength(1);
+    }
+  }, 180_000);
+
+  it("a command cannot borrow another call's credentials from that exec's environment", async () => {
+    await start();
+    const client = await suite.connect({ args: ["--manifest", sessionFile()] });
+    await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    // Call B holds its own credentials in its environment while it sleeps.
+    const b = client.callTool({ name: "exec", arguments: { command: "sleep 8 # holder" } }, undefined, {
+      timeout: 90_000,
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    // Call A looks through every process's environment for proxy credentials not its own.
+    const scan = [
+      "import os, glob",
+      "own = os.environ.get('HTTP_PROXY')",
+      "seen = foreign = mine = 0",
+      "for f in glob.glob('/proc/[0-9]*/environ'):",
+      "    try: cmd = open(f[:-7] + 'cmdline', 'rb').read()",
+      "    except OSError: continue",
+      "    if b'holder' in cmd: seen += 1",
+      "    try: env = open(f, 'rb').read().split(b'\\0')",
+      "    except OSError: continue",
+      "    for v in env:",
+      "        if v.startswith(b'HTTP_PROXY='):",
+      "            if v[11:].decode() == own: mine += 1",
+      "            else: foreign += 1",
+      "print(f'seen={seen} foreign={foreign} mine={min(mine, 1)}')",
+    ].join("\n");
+    writeFileSync(join(suite.project, "scan.py"), scan);
+    const a = await client.callTool({ name: "exec", arguments: { command: "python3 /workspace/scan.py" } });
+    expect(textOf(a)).toMatch(/seen=[1-9]\d* foreign=0 mine=1/);
+    expect((await b).isError ?? false).toBe(false);
+  }, 180_000);
+
+  it("a call cancelled while its command's connection waits for the human: the question is denied, nothing gets through", async () => {
+    await start();
+    let asked = 0;
+    const client = await suite.connect({
+      args: ["--manifest", sessionFile()],
+      // The human never answers in the client.
+      elicit: () => {
+        asked++;
+        return new Promise(() => {});
+      },
+    });
+    const abort = new AbortController();
+    const call = client
+      .callTool({ name: "exec", arguments: { command: curl("cancelled") } }, undefined, {
+        signal: abort.signal,
+        timeout: 90_000,
+      })
+      .catch((e: Error) => e);
+    await until(() => asked === 1, 60_000);
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    const human = await suite.fx.client();
+    await until(async () => (await human.call("approval.list", {})).approvals.length === 0, 10_000);
+    const [closed] = (await human.call("approval.list", { status: "all" })).approvals;
+    expect(closed).toMatchObject({ tool: "egress", status: "decided", decision: "deny" });
+    expect((await human.call("audit.query", { kind: "egress.open" })).entries).toEqual([]);
+  }, 180_000);
+
+  it("a socket client acting as the session's agent outside MCP gets its own question, never the MCP call's form", async () => {
+    await start();
+    const asked: string[] = [];
+    const client = await suite.connect({
+      args: ["--manifest", sessionFile()],
+      elicit: async (req) => {
+        asked.push((req.params as { message: string }).message);
+        return { action: "accept", content: { decision: "allow_once" } };
+      },
+    });
+    await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
+    const human = await suite.fx.client();
+    const session = (await human.call("agent.list", {})).agents.find((a) => a.manifest === "mcp-egress");
+    if (!session) throw new Error("no session agent");
+    // An MCP call runs (and will ask its own question) while the other client's command asks.
+    const mcpCall = client.callTool(
+      { name: "exec", arguments: { command: `sleep 4; ${curl("mcp")}` } },
+      undefined,
+      {
+        timeout: 90_000,
+      },
+    );
+    const outsider = await suite.fx.client();
+    let outsiderId: string | undefined;
+    const outside = outsider
+      .call(
+        "tool.invoke",
+        { agent_id: session.agent_id, tool: "exec", input: { command: curl("outside", "other.test") } },
+        { onStarted: (id) => (outsiderId = id) },
+      )
+      .catch((e: Error) => e);
+    await until(
+      async () => (await human.call("approval.list", {})).approvals.some((a) => a.tool === "egress"),
+      30_000,
+    );
+    const [theirs] = (await human.call("approval.list", {})).approvals.filter((a) => a.tool === "egress");
+    expect(theirs?.summary).toContain("egress to other.test port 8080");
+    expect(theirs?.request_id).toBe(outsiderId);
+    expect(textOf(await mcpCall)).toContain("plain-ok /mcp");
+    expect(asked.map((m) => /egress to (\S+)/.exec(m)?.[1])).toEqual(["plain.test"]);
+    await human.call("approval.respond", { id: String(theirs?.id), decision: "deny" });
+    const r = (await outside) as { output: string };
+    expect(r.output).toContain("status=403");
+  }, 180_000);
+});
