@@ -19,7 +19,7 @@ import type { ApprovalDecision } from "../security/approvals.js";
 import type { AuditEntry } from "../security/audit-events.js";
 import type { AuditQuery } from "../security/audit-query.js";
 import { mirroredApproval } from "./approval-view.js";
-import { type Command, sendCommand } from "./commands.js";
+import type { Command } from "./commands.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import { GoalEndWatch } from "./event-stream.js";
 import { writtenEnd } from "./goal-ends.js";
@@ -54,6 +54,7 @@ export class ClusterGoals {
   private readonly rt: NodeContext["rt"];
   private readonly redis: NodeContext["redis"];
   private readonly mirror: NodeContext["mirror"];
+  private readonly sender: NodeContext["sender"];
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
   /** Wakes goal.wait callers when their goal's end is announced. */
@@ -74,6 +75,7 @@ export class ClusterGoals {
       rt: this.rt,
       redis: this.redis,
       mirror: this.mirror,
+      sender: this.sender,
       identity: this.identity,
       log: this.log,
     } = ctx);
@@ -310,8 +312,7 @@ export class ClusterGoals {
       if (r.kind !== "running") return this.status(goalId);
       if (r.owner !== this.identity.nodeId) {
         try {
-          return (await sendCommand(
-            this.redis,
+          return (await this.sender.send(
             r.owner,
             { type: "goal.cancel", goal_id: goalId },
             COMMAND_TIMEOUT_MS,
@@ -363,7 +364,7 @@ export class ClusterGoals {
   private async askOwner<T>(goalId: string, command: Command, local: () => T): Promise<T> {
     const s = await readMirror(() => this.mirror.status(goalId));
     if (s?.node === undefined || s.node === this.identity.nodeId) return local();
-    return (await sendCommand(this.redis, s.node, command, COMMAND_TIMEOUT_MS)) as T;
+    return (await this.sender.send(s.node, command, COMMAND_TIMEOUT_MS)) as T;
   }
 
   /** approval.respond: answered where the agent waits; decided_by names the node it came through. */
@@ -380,12 +381,7 @@ export class ClusterGoals {
         `no pending approval ${id} in the cluster (its entry in ${RedisKeys.approvals} is not an approval record)`,
         { id },
       );
-    return sendCommand(
-      this.redis,
-      owner,
-      { type: "approval.respond", id, decision, via },
-      COMMAND_TIMEOUT_MS,
-    );
+    return this.sender.send(owner, { type: "approval.respond", id, decision, via }, COMMAND_TIMEOUT_MS);
   }
 
   private hasLocalApproval(id: string): boolean {

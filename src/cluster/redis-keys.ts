@@ -41,8 +41,8 @@ export const RedisKeys = {
   sweepFrom: "aido:sweep:from",
   /** Sorted set: a provider's cluster-wide inference slots held, by lease expiry (inference-slots.ts). */
   inferenceSlots: (provider: string) => `aido:inference:${provider}`,
-  /** List: the answer to one routed command, read once by the node that sent it. */
-  reply: (requestId: string) => `aido:reply:${requestId}`,
+  /** Stream: the answers to the routed commands a node sent, each read once and deleted by it. */
+  replies: (nodeId: string) => `aido:node:${nodeId}:replies`,
   /**
    * String: who has one routed command — "pending" (sent), "taken" by its node, or
    * "withdrawn" by its sender, who gave up waiting (cluster/commands.ts).
