@@ -18,6 +18,8 @@ export const RedisKeys = {
   goalEnds: "aido:goal-ends",
   /** Hash: approval id -> the pending request (JSON, with its owner node). */
   approvals: "aido:approvals",
+  /** Sorted set of pending approval ids by creation time (ms): a limited approval.list reads its first (approval-view.ts). */
+  approvalsPending: "aido:approvals:pending",
   /** String: one settled (decided, timed out, expired) approval as JSON with its node; expires like an ended goal. */
   approvalSettled: (approvalId: string) => `aido:approval:${approvalId}`,
   /** Sorted set of settled approval ids by creation time (ms): approval.list (approval-view.ts). */
