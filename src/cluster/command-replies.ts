@@ -39,6 +39,8 @@ const agent = (goalId: string) =>
     depth: count,
     children: z.array(id),
     created_at: text,
+    description: text.optional(),
+    stop_reason: text.optional(),
   });
 
 const auditEntry = (goalId: string) =>
@@ -46,7 +48,7 @@ const auditEntry = (goalId: string) =>
     seq: count,
     time: text,
     goal_id: z.literal(goalId),
-    agent_id: id.nullable(),
+    agent_id: z.string().max(200).nullable(),
     kind: z.string().max(200),
     payload: z.unknown(),
     prev_hash: text,
