@@ -194,4 +194,27 @@ describe("routed commands", () => {
     );
     expect(await asked).toEqual({ agents: [] });
   }, 120_000);
+
+  it("fails within seconds when the node dies before it takes the command, and withdraws it", async () => {
+    const fake = "routed-dies";
+    const goalId = "g_routeddies";
+    await raw.set(`aido:node:${fake}:alive`, "1", "PX", 60_000);
+    await goalOn(fake, goalId);
+    const reader = connectRedis(redisServer.url);
+    reader.on("error", () => {});
+    const c = await asker.client();
+    const asked = c.call("agent.list", { goal_id: goalId }).then(
+      (r) => r,
+      (e: unknown) => e,
+    );
+    const cmd = await nextCommand(reader, fake, "0-0");
+    const died = Date.now();
+    await raw.del(`aido:node:${fake}:alive`);
+    const e = await asked;
+    expect(Date.now() - died).toBeLessThan(5_000);
+    expect((e as Error).message).toBe(
+      `node ${fake} stopped heartbeating before it took agent.list; it will not act on it`,
+    );
+    expect(await raw.get(`aido:request:${cmd.request_id}`)).toBe("withdrawn");
+  }, 60_000);
 });
