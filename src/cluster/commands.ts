@@ -21,6 +21,13 @@ import { blockingReader, streamTip } from "./event-stream.js";
 import { NODE_ID } from "./identity.js";
 import { RedisKeys } from "./redis-keys.js";
 
+declare module "../security/audit-events.js" {
+  interface AuditPayloads {
+    /** A command on this node's stream that it refused (anyone with Redis can write one). */
+    "cluster.command_refused": { type: string; reason: string };
+  }
+}
+
 export type Command =
   | { type: "goal.cancel"; goal_id: string }
   | { type: "agent.list"; goal_id: string; include_stopped: boolean }

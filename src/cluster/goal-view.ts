@@ -27,7 +27,7 @@ import type { ClusterGoalStatus } from "./goal-mirror.js";
 import type { GoalJob } from "./goal-runner.js";
 import { packInputs } from "./job-inputs.js";
 import { RedisKeys } from "./redis-keys.js";
-import { ROUTED_AUDIT_LIMIT, routedAuditQuery, routedGoal } from "./routed-reads.js";
+import { answerRoutedRead, ROUTED_AUDIT_LIMIT } from "./routed-reads.js";
 
 /** goal.wait re-reads the goal this often while it has the goal-ends stream to wake it... */
 const WAIT_RECHECK_MS = 2_000;
@@ -41,13 +41,6 @@ const COMMAND_TIMEOUT_MS = 10_000;
 const CANCEL_LOOKUPS = 3;
 /** What a routed approval answer's decided_by may be: the node it came through (respond()). */
 const ROUTED_VIA = /^(socket client|dashboard) via node [a-z0-9][a-z0-9-]{0,62}$/;
-
-declare module "../security/audit-events.js" {
-  interface AuditPayloads {
-    /** A command on this node's stream that it refused (cluster/commands.ts: anyone with Redis can write one). */
-    "cluster.command_refused": { type: string; reason: string };
-  }
-}
 
 export class ClusterGoals {
   private readonly config: NodeContext["config"];
@@ -393,32 +386,13 @@ export class ClusterGoals {
     }
   }
 
-  /** A routed read of one goal's records; one naming no goal is refused, and the refusal audited. */
-  private routedRead(c: Extract<Command, { type: "agent.list" | "audit.query" }>): unknown {
-    let goalId: string;
-    try {
-      goalId = routedGoal(
-        c.type === "agent.list" ? c.goal_id : (c.query as { goal_id?: unknown })?.goal_id,
-        c.type,
-      );
-    } catch (e) {
-      this.rt.audit.record("cluster.command_refused", { type: c.type, reason: errorMessage(e) });
-      throw e;
-    }
-    if (c.type === "audit.query")
-      return { entries: this.rt.audit.query({ ...routedAuditQuery(c.query), goal_id: goalId }) };
-    return {
-      agents: this.rt.listAgents({ goalId, ...(c.include_stopped === true ? { includeStopped: true } : {}) }),
-    };
-  }
-
   async handleCommand(c: Command): Promise<unknown> {
     // Looked up again here: the goal may not be in this Runtime yet, or may have moved on.
     if (c.type === "goal.cancel") return this.cancel(c.goal_id);
     if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
     // Reads of one goal's records. Whoever writes to Redis can put a command here: the goal is
     // required (never every goal's), the fields taken only as what they must be.
-    if (c.type === "agent.list" || c.type === "audit.query") return this.routedRead(c);
+    if (c.type === "agent.list" || c.type === "audit.query") return answerRoutedRead(this.rt, c);
     // Whoever writes to Redis can put a command here: decided_by names a node, never free text.
     if (typeof c.via !== "string" || !ROUTED_VIA.test(c.via)) {
       const reason = `a routed approval answer must come "socket client via node <node id>" or "dashboard via node <node id>"; refused ${JSON.stringify(String(c.via).slice(0, 80))}`;
