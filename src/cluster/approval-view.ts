@@ -28,14 +28,21 @@ export async function listApprovals(
   const offset = filter.offset ?? 0;
   const want = filter.limit === undefined ? undefined : offset + filter.limit;
   const nodeId = ctx.identity.nodeId;
-  const mirrored = (await readMirror(() => mirroredApprovals(ctx, status !== "pending"))).map((a) =>
-    a.node === nodeId ? (ownRecord(ctx, a.id) ?? a) : a,
+  const fits = (a: ClusterApproval) => status === "all" || a.status === status;
+  // For its own approvals a node answers from its own record (the mirror's may lag).
+  const asKnown = (as: ClusterApproval[]) =>
+    as.map((a) => (a.node === nodeId ? (ownRecord(ctx, a.id) ?? a) : a));
+  const mirrored = await readMirror(() =>
+    want === undefined
+      ? mirroredApprovals(ctx, status !== "pending").then(asKnown)
+      : mirroredFirst(ctx, status, want, (as) => asKnown(as).filter(fits)),
   );
+  // Every id the mirror holds pending or settled is the mirror's to list (limited: those read).
   const known = new Set(mirrored.map((a) => a.id));
   const own = ownFirst(ctx, status, want)
     .filter((a) => !known.has(a.id))
     .map((a) => ({ ...a, node: nodeId }));
-  const matching = [...mirrored.filter((a) => status === "all" || a.status === status), ...own];
+  const matching = [...mirrored.filter(fits), ...own];
   // As a lone daemon orders them: pending oldest first (the next to answer), others newest first.
   const order = status === "pending" ? 1 : -1;
   matching.sort((a, b) => order * (a.created_at - b.created_at) || (a.id < b.id ? -order : order));
@@ -66,6 +73,58 @@ function ownRecord(ctx: NodeContext, id: string): ClusterApproval | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** How many ids a limited list reads from an index at a time. */
+const INDEX_PAGE = 100;
+
+/**
+ * The mirror's first `want` approvals matching `status` in the answer's order, read from the
+ * indexes a page at a time rather than every record (a list asked for 10 read thousands):
+ * pending ones from aido:approvals:pending (oldest first; newest first for "all"), settled
+ * ones from aido:approvals:settled (newest first); `keep` says which of a page match. An id
+ * whose record is gone leaves its index. The indexes order ties by id, as the answer does.
+ */
+async function mirroredFirst(
+  ctx: NodeContext,
+  status: NonNullable<ApprovalListFilter["status"]>,
+  want: number,
+  keep: (as: ClusterApproval[]) => ClusterApproval[],
+): Promise<ClusterApproval[]> {
+  const { redis } = ctx;
+  const first = async (
+    index: string,
+    newestFirst: boolean,
+    read: (ids: string[]) => Promise<(string | null)[]>,
+  ) => {
+    const out: ClusterApproval[] = [];
+    for (let start = 0; out.length < want; start += INDEX_PAGE) {
+      const end = start + INDEX_PAGE - 1;
+      const ids = newestFirst
+        ? await redis.zrevrange(index, start, end)
+        : await redis.zrange(index, String(start), String(end));
+      if (ids.length === 0) break;
+      const rows = await read(ids);
+      const gone = ids.filter((_, i) => rows[i] === null);
+      if (gone.length > 0) await redis.zrem(index, ...gone);
+      out.push(...keep(readable(rows.filter((r): r is string => r !== null))));
+      if (ids.length < INDEX_PAGE) break;
+    }
+    return out;
+  };
+  const pending =
+    status === "pending" || status === "all"
+      ? await first(RedisKeys.approvalsPending, status === "all", (ids) =>
+          redis.hmget(RedisKeys.approvals, ...ids),
+        )
+      : [];
+  if (status === "pending") return pending;
+  const settled = await first(RedisKeys.approvalsSettled, true, (ids) =>
+    redis.mget(ids.map((id) => RedisKeys.approvalSettled(id))),
+  );
+  // One settling between the two reads may be in both: the settled record wins.
+  const done = new Set(settled.map((a) => a.id));
+  return [...pending.filter((a) => !done.has(a.id)), ...settled];
 }
 
 /** The pending approvals of the cluster, and with `settled` those settled in the last 7 days. */

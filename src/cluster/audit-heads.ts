@@ -13,7 +13,6 @@ import { errorMessage } from "../errors.js";
 import type { AuditVerifyResult } from "../security/audit.js";
 import { type AuditHead, headSignedWith, readHeadFile, signHead } from "../security/audit-head.js";
 import { RuntimeKey } from "../security/keys.js";
-import { sendCommand } from "./commands.js";
 import type { NodeContext } from "./context.js";
 import { RedisKeys } from "./redis-keys.js";
 
@@ -112,8 +111,7 @@ export async function verifyCluster(ctx: NodeContext): Promise<{ ok: boolean; no
       r =
         node_id === identity.nodeId
           ? rt.audit.verify({ anchor })
-          : ((await sendCommand(
-              redis,
+          : ((await ctx.sender.send(
               node_id,
               { type: "audit.verify", anchor },
               VERIFY_TIMEOUT_MS,

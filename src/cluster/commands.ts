@@ -1,12 +1,9 @@
 // cluster/commands.ts — asking another node to do something only it can: cancel a goal it
 // runs, answer an approval its agent waits for, list the agents or the audit entries of a
 // goal it runs. Each node reads a stream of its own
-// (aido:node:<id>:commands) on a blocking connection; a sender appends a command with a
-// request id and waits, bounded, for the one answer the owner pushes on a reply list. A
-// node that is not heartbeating is refused at once (nobody would read the command); a
-// command sent to a node that stops heartbeating (leaves or dies) before answering fails
-// within a second or so, one it does not answer in time times out, each with an error that
-// says so.
+// (aido:node:<id>:commands) on a blocking connection; a sender (command-sender.ts) appends a
+// command with a request id and the node to answer, and waits, bounded, for the one answer
+// the owner appends to that node's reply stream (aido:node:<id>:replies).
 // A sender that gives up withdraws its command, and a node acts on a command only if it
 // takes it first (one compare-and-set on aido:request:<id>, pending -> taken or withdrawn):
 // a node that was only paused, or slow, and reads the command after its sender answered
@@ -14,14 +11,22 @@
 // was taken waits for the answer rather than say it failed. Commands sent while a node was
 // down are not replayed when it comes back either (their request has expired).
 
-import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { ApprovalDecision } from "../security/approvals.js";
 import type { AuditQuery } from "../security/audit-query.js";
-import { blockingTimeout, READ_BLOCK_MS } from "./connections.js";
+import type { Reply } from "./command-replies.js";
+import { READ_BLOCK_MS } from "./connections.js";
 import { blockingReader, streamTip } from "./event-stream.js";
+import { NODE_ID } from "./identity.js";
 import { RedisKeys } from "./redis-keys.js";
+
+declare module "../security/audit-events.js" {
+  interface AuditPayloads {
+    /** A command on this node's stream that it refused (anyone with Redis can write one). */
+    "cluster.command_refused": { type: string; reason: string };
+  }
+}
 
 export type Command =
   | { type: "goal.cancel"; goal_id: string }
@@ -30,17 +35,17 @@ export type Command =
   | { type: "approval.respond"; id: string; decision: ApprovalDecision; via: string }
   | { type: "audit.verify"; anchor: { seq: number; hash: string } };
 
-interface Envelope {
+export interface Envelope {
   request_id: string;
+  /** The node whose reply stream the answer goes to (the sender). */
+  reply_to: string;
   command: Command;
 }
 
-type Reply =
-  | { ok: true; result: unknown }
-  | { ok: false; error: { code: string; message: string; details?: unknown } };
-
-const REPLY_TTL_SECONDS = 120;
-const COMMANDS_MAXLEN = 1_000;
+/** How long a request's record, and a reply stream no one reads, are kept. */
+export const REPLY_TTL_SECONDS = 120;
+/** How many answers a node's reply stream keeps at most (its sender deletes each it reads). */
+const REPLIES_MAXLEN = 1_000;
 
 /** pending -> ARGV[1], only while pending (a missing key: the request expired unread). */
 const SETTLE = `
@@ -54,106 +59,8 @@ return 1`;
  * Move a pending request to `to` ("taken" by its node, "withdrawn" by its sender): true for
  * the first of the two, false for the second.
  */
-async function settle(redis: Redis, requestId: string, to: "taken" | "withdrawn"): Promise<boolean> {
+export async function settle(redis: Redis, requestId: string, to: "taken" | "withdrawn"): Promise<boolean> {
   return (await redis.eval(SETTLE, 1, RedisKeys.request(requestId), to)) === 1;
-}
-
-/** Send `command` to `node` and wait for its answer (at most `timeoutMs`). */
-export async function sendCommand(
-  redis: Redis,
-  node: string,
-  command: Command,
-  timeoutMs: number,
-): Promise<unknown> {
-  if ((await redis.exists(RedisKeys.alive(node))) === 0) {
-    throw new AidoError(
-      ErrorCode.clusterUnavailable,
-      `node ${node} is not heartbeating; nobody can act on its goal now`,
-      {
-        node,
-      },
-    );
-  }
-  const requestId = randomUUID();
-  const envelope: Envelope = { request_id: requestId, command };
-  // A connection of its own: BLPOP blocks it for the whole wait.
-  const waiter = redis.duplicate({
-    lazyConnect: false,
-    enableOfflineQueue: true,
-    maxRetriesPerRequest: 1,
-    socketTimeout: blockingTimeout(redis), // the node's plus the 1 s its BLPOP blocks
-  });
-  waiter.on("error", () => {});
-  try {
-    // Pending for as long as this sender may wait, and then some: a node that reads it later
-    // finds it expired and does not act on it.
-    const ttl = Math.ceil(timeoutMs / 1000) + REPLY_TTL_SECONDS;
-    const sent = await redis
-      .multi()
-      .set(RedisKeys.request(requestId), "pending", "EX", ttl)
-      .xadd(RedisKeys.commands(node), "MAXLEN", "~", COMMANDS_MAXLEN, "*", "c", JSON.stringify(envelope))
-      .exec();
-    const refused = (sent ?? []).find(([e]) => e !== null)?.[0];
-    if (!sent || refused) throw refused ?? new Error(`Redis did not take ${command.type} for node ${node}`);
-    // Giving up: withdrawn unless the node took it first (then it acts on it and answers, and
-    // this waits on). Redis not answering: the node cannot take it either while it is away,
-    // but could once Redis is back (within the request's TTL), and the error says so.
-    const withdraw = async (): Promise<"withdrawn" | "taken" | "unknown"> => {
-      try {
-        return (await settle(redis, requestId, "withdrawn")) ? "withdrawn" : "taken";
-      } catch {
-        return "unknown";
-      }
-    };
-    const fate = (w: "withdrawn" | "unknown") =>
-      w === "withdrawn"
-        ? "it will not act on it"
-        : "Redis did not answer its withdrawal, so it may still act on it once Redis is back";
-    // A second at a time: a node that leaves (or dies) before it answers is told apart from
-    // a slow one as soon as its heartbeat key is gone, not at the end of the wait.
-    const deadline = Date.now() + timeoutMs;
-    let taken = false;
-    let r: [string, string] | null = null;
-    while (r === null) {
-      r = await waiter.blpop(RedisKeys.reply(requestId), READ_BLOCK_MS / 1000);
-      if (r !== null) break;
-      // Redis not answering for a moment proves nothing: keep waiting, up to the deadline.
-      if (!taken && (await redis.exists(RedisKeys.alive(node)).catch(() => 1)) === 0) {
-        const w = await withdraw();
-        if (w !== "taken") {
-          throw new AidoError(
-            ErrorCode.clusterUnavailable,
-            `node ${node} stopped heartbeating before it took ${command.type}; ${fate(w)}`,
-            { node },
-          );
-        }
-        taken = true;
-      }
-      if (Date.now() >= deadline) {
-        const w = taken ? "taken" : await withdraw();
-        if (w !== "taken") {
-          throw new AidoError(
-            ErrorCode.clusterUnavailable,
-            `node ${node} did not take ${command.type} within ${timeoutMs} ms; ${fate(w)}`,
-            { node },
-          );
-        }
-        throw new AidoError(
-          ErrorCode.clusterUnavailable,
-          `node ${node} took ${command.type} but did not answer within ${timeoutMs} ms; it may still act on it`,
-          { node },
-        );
-      }
-    }
-    const reply = JSON.parse(r[1]) as Reply;
-    if (reply.ok) return reply.result;
-    const code = (Object.values(ErrorCode) as string[]).includes(reply.error.code)
-      ? (reply.error.code as ErrorCode)
-      : ErrorCode.internal;
-    throw new AidoError(code, `node ${node}: ${reply.error.message}`, { node });
-  } finally {
-    waiter.disconnect();
-  }
 }
 
 /**
@@ -178,6 +85,11 @@ export function serveCommands(
       return;
     }
     const type = String(envelope?.command?.type).slice(0, 80);
+    const replyTo = envelope?.reply_to;
+    if (typeof replyTo !== "string" || !NODE_ID.test(replyTo)) {
+      refuse(type, "it names no node to answer (reply_to): not acted on");
+      return;
+    }
     try {
       if (!(await settle(redis, String(envelope.request_id), "taken"))) {
         refuse(
@@ -191,16 +103,21 @@ export function serveCommands(
       log(`could not take a cluster command (${type}), not acted on: ${errorMessage(e)}`);
       return;
     }
+    const request_id = String(envelope.request_id);
     let reply: Reply;
     try {
-      reply = { ok: true, result: await handle(envelope.command) };
+      reply = { request_id, ok: true, result: await handle(envelope.command) };
     } catch (e) {
       const code = e instanceof AidoError ? e.code : ErrorCode.internal;
-      reply = { ok: false, error: { code, message: errorMessage(e) } };
+      reply = { request_id, ok: false, error: { code, message: errorMessage(e) } };
     }
     try {
-      const key = RedisKeys.reply(envelope.request_id);
-      await redis.multi().rpush(key, JSON.stringify(reply)).expire(key, REPLY_TTL_SECONDS).exec();
+      const key = RedisKeys.replies(replyTo);
+      await redis
+        .multi()
+        .xadd(key, "MAXLEN", "~", REPLIES_MAXLEN, "*", "r", JSON.stringify(reply))
+        .expire(key, REPLY_TTL_SECONDS)
+        .exec();
     } catch (e) {
       log(`answering a cluster command failed: ${errorMessage(e)}`);
     }

@@ -8,6 +8,7 @@ import type { WireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
+import type { CommandSender } from "./command-sender.js";
 import type { GoalMirror } from "./goal-mirror.js";
 import type { NodeIdentity } from "./identity.js";
 
@@ -19,6 +20,8 @@ export interface NodeContext {
   /** Commands of the node (mirror, heartbeats, routing): they fail at once while Redis is down. */
   redis: Redis;
   mirror: GoalMirror;
+  /** Commands to other nodes, their answers read on one connection (command-sender.ts). */
+  sender: CommandSender;
   identity: NodeIdentity;
   log: (m: string) => void;
 }

@@ -19,7 +19,7 @@ import type { ApprovalDecision } from "../security/approvals.js";
 import type { AuditEntry } from "../security/audit-events.js";
 import type { AuditQuery } from "../security/audit-query.js";
 import { mirroredApproval } from "./approval-view.js";
-import { type Command, sendCommand } from "./commands.js";
+import type { Command } from "./commands.js";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import { GoalEndWatch } from "./event-stream.js";
 import { writtenEnd } from "./goal-ends.js";
@@ -27,7 +27,7 @@ import type { ClusterGoalStatus } from "./goal-mirror.js";
 import type { GoalJob } from "./goal-runner.js";
 import { packInputs } from "./job-inputs.js";
 import { RedisKeys } from "./redis-keys.js";
-import { ROUTED_AUDIT_LIMIT, routedAuditQuery, routedGoal } from "./routed-reads.js";
+import { answerRoutedRead, ROUTED_AUDIT_LIMIT } from "./routed-reads.js";
 
 /** goal.wait re-reads the goal this often while it has the goal-ends stream to wake it... */
 const WAIT_RECHECK_MS = 2_000;
@@ -42,18 +42,12 @@ const CANCEL_LOOKUPS = 3;
 /** What a routed approval answer's decided_by may be: the node it came through (respond()). */
 const ROUTED_VIA = /^(socket client|dashboard) via node [a-z0-9][a-z0-9-]{0,62}$/;
 
-declare module "../security/audit-events.js" {
-  interface AuditPayloads {
-    /** A command on this node's stream that it refused (cluster/commands.ts: anyone with Redis can write one). */
-    "cluster.command_refused": { type: string; reason: string };
-  }
-}
-
 export class ClusterGoals {
   private readonly config: NodeContext["config"];
   private readonly rt: NodeContext["rt"];
   private readonly redis: NodeContext["redis"];
   private readonly mirror: NodeContext["mirror"];
+  private readonly sender: NodeContext["sender"];
   private readonly identity: NodeContext["identity"];
   private readonly log: NodeContext["log"];
   /** Wakes goal.wait callers when their goal's end is announced. */
@@ -74,6 +68,7 @@ export class ClusterGoals {
       rt: this.rt,
       redis: this.redis,
       mirror: this.mirror,
+      sender: this.sender,
       identity: this.identity,
       log: this.log,
     } = ctx);
@@ -310,8 +305,7 @@ export class ClusterGoals {
       if (r.kind !== "running") return this.status(goalId);
       if (r.owner !== this.identity.nodeId) {
         try {
-          return (await sendCommand(
-            this.redis,
+          return (await this.sender.send(
             r.owner,
             { type: "goal.cancel", goal_id: goalId },
             COMMAND_TIMEOUT_MS,
@@ -363,7 +357,7 @@ export class ClusterGoals {
   private async askOwner<T>(goalId: string, command: Command, local: () => T): Promise<T> {
     const s = await readMirror(() => this.mirror.status(goalId));
     if (s?.node === undefined || s.node === this.identity.nodeId) return local();
-    return (await sendCommand(this.redis, s.node, command, COMMAND_TIMEOUT_MS)) as T;
+    return (await this.sender.send(s.node, command, COMMAND_TIMEOUT_MS)) as T;
   }
 
   /** approval.respond: answered where the agent waits; decided_by names the node it came through. */
@@ -380,12 +374,7 @@ export class ClusterGoals {
         `no pending approval ${id} in the cluster (its entry in ${RedisKeys.approvals} is not an approval record)`,
         { id },
       );
-    return sendCommand(
-      this.redis,
-      owner,
-      { type: "approval.respond", id, decision, via },
-      COMMAND_TIMEOUT_MS,
-    );
+    return this.sender.send(owner, { type: "approval.respond", id, decision, via }, COMMAND_TIMEOUT_MS);
   }
 
   private hasLocalApproval(id: string): boolean {
@@ -397,32 +386,13 @@ export class ClusterGoals {
     }
   }
 
-  /** A routed read of one goal's records; one naming no goal is refused, and the refusal audited. */
-  private routedRead(c: Extract<Command, { type: "agent.list" | "audit.query" }>): unknown {
-    let goalId: string;
-    try {
-      goalId = routedGoal(
-        c.type === "agent.list" ? c.goal_id : (c.query as { goal_id?: unknown })?.goal_id,
-        c.type,
-      );
-    } catch (e) {
-      this.rt.audit.record("cluster.command_refused", { type: c.type, reason: errorMessage(e) });
-      throw e;
-    }
-    if (c.type === "audit.query")
-      return { entries: this.rt.audit.query({ ...routedAuditQuery(c.query), goal_id: goalId }) };
-    return {
-      agents: this.rt.listAgents({ goalId, ...(c.include_stopped === true ? { includeStopped: true } : {}) }),
-    };
-  }
-
   async handleCommand(c: Command): Promise<unknown> {
     // Looked up again here: the goal may not be in this Runtime yet, or may have moved on.
     if (c.type === "goal.cancel") return this.cancel(c.goal_id);
     if (c.type === "audit.verify") return this.rt.audit.verify({ anchor: c.anchor });
     // Reads of one goal's records. Whoever writes to Redis can put a command here: the goal is
     // required (never every goal's), the fields taken only as what they must be.
-    if (c.type === "agent.list" || c.type === "audit.query") return this.routedRead(c);
+    if (c.type === "agent.list" || c.type === "audit.query") return answerRoutedRead(this.rt, c);
     // Whoever writes to Redis can put a command here: decided_by names a node, never free text.
     if (typeof c.via !== "string" || !ROUTED_VIA.test(c.via)) {
       const reason = `a routed approval answer must come "socket client via node <node id>" or "dashboard via node <node id>"; refused ${JSON.stringify(String(c.via).slice(0, 80))}`;

@@ -16,7 +16,8 @@ import { RuntimeKey } from "../security/keys.js";
 import { ensurePrivateFile } from "../security/private-home.js";
 
 export const NODE_ID_FILE = "node-id";
-const NODE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** What a node id is: it names Redis keys (its streams, its heartbeat). */
+export const NODE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export interface NodeIdentity {
   nodeId: string;

@@ -70,6 +70,12 @@ export interface NodeStatus {
   running: number;
   capacity: number;
   goals: string[];
+  /**
+   * What is wrong with its record in Redis, when something is (a field that is not what a
+   * node writes: a Redis writer's, or one cut short): the fields that could be read are
+   * shown, the others as none, and the other nodes are listed all the same.
+   */
+  malformed?: string;
 }
 
 /** Every node that ever joined, whether it heartbeats, its load and goals. */
@@ -78,21 +84,55 @@ export async function listNodes(ctx: Pick<NodeContext, "redis">): Promise<NodeSt
   const pipe = ctx.redis.pipeline();
   for (const id of ids) pipe.hgetall(RedisKeys.node(id)).exists(RedisKeys.alive(id));
   const rows = (await readMirror(() => pipe.exec())) ?? [];
-  return ids.map((id, i) => {
-    const h = (rows[2 * i]?.[1] ?? {}) as Record<string, string>;
-    const beat = h.last_heartbeat ? Number(h.last_heartbeat) : undefined;
-    return {
-      node_id: id,
-      alive: rows[2 * i + 1]?.[1] === 1,
-      last_heartbeat: beat === undefined ? null : new Date(beat).toISOString(),
-      key_id: h.key_id ?? "",
-      host: h.host ?? "",
-      pid: Number(h.pid ?? 0),
-      running: Number(h.running ?? 0),
-      capacity: Number(h.capacity ?? 0),
-      goals: h.goals ? (JSON.parse(h.goals) as string[]) : [],
-    };
-  });
+  return ids.map((id, i) =>
+    nodeOf(id, (rows[2 * i]?.[1] ?? {}) as Record<string, string>, rows[2 * i + 1]?.[1] === 1),
+  );
+}
+
+/** The furthest from 1970 a Date can be (ms): a heartbeat past it has no ISO time. */
+const LATEST_DATE_MS = 8.64e15;
+
+/** One node's record as cluster.status lists it; each field that is not what a node writes is named in `malformed`. */
+function nodeOf(id: string, h: Record<string, string>, alive: boolean): NodeStatus {
+  const wrong: string[] = [];
+  const count = (field: "pid" | "running" | "capacity"): number => {
+    const v = h[field];
+    if (v === undefined) return 0;
+    const n = Number(v);
+    if (Number.isSafeInteger(n) && n >= 0) return n;
+    wrong.push(`${field} is not a count`);
+    return 0;
+  };
+  let last_heartbeat: string | null = null;
+  if (h.last_heartbeat) {
+    const beat = Number(h.last_heartbeat);
+    if (Number.isFinite(beat) && Math.abs(beat) <= LATEST_DATE_MS)
+      last_heartbeat = new Date(beat).toISOString();
+    else wrong.push("last_heartbeat is not a time in ms");
+  }
+  let goals: string[] = [];
+  if (h.goals) {
+    try {
+      const v = JSON.parse(h.goals) as unknown;
+      if (!Array.isArray(v) || !v.every((g) => typeof g === "string")) throw new Error("not a list of ids");
+      goals = v;
+    } catch {
+      wrong.push("goals is not a JSON list of goal ids");
+    }
+  }
+  const s: NodeStatus = {
+    node_id: id,
+    alive,
+    last_heartbeat,
+    key_id: h.key_id ?? "",
+    host: h.host ?? "",
+    pid: count("pid"),
+    running: count("running"),
+    capacity: count("capacity"),
+    goals,
+  };
+  if (wrong.length > 0) s.malformed = `its record in Redis is malformed: ${wrong.join("; ")}`;
+  return s;
 }
 
 /**

@@ -27,6 +27,7 @@ import type { Runtime } from "../kernel/runtime.js";
 import type { ApprovalListFilter } from "../security/approval-store.js";
 import { type ClusterApproval, listApprovals } from "./approval-view.js";
 import { publishHead, verifyCluster } from "./audit-heads.js";
+import { CommandSender } from "./command-sender.js";
 import { serveCommands } from "./commands.js";
 import {
   nodeConnections,
@@ -181,12 +182,14 @@ export class ClusterNode implements Liveness {
     const { redis, queue: queueConnection } = nodeConnections(c);
     const queue = new Queue<GoalJob>(GOAL_QUEUE, { connection: queueConnection });
     queue.on("error", () => {});
+    const identity = nodeIdentity(config);
     const ctx: NodeContext = {
       config: { ...config, cluster: c },
       rt,
       redis,
       mirror: new GoalMirror(redis),
-      identity: nodeIdentity(config),
+      sender: new CommandSender(redis, identity.nodeId, log),
+      identity,
       log,
     };
     const node = new ClusterNode(ctx, queue);
@@ -445,6 +448,7 @@ export class ClusterNode implements Liveness {
     await this.worker?.close().catch(() => {});
     await withTimeout(this.goals.cancelsAnswered(), REDIS_ANSWER_MS).catch(() => {});
     this.commands?.stop();
+    this.ctx.sender.close();
     await this.queue.close().catch(() => {});
     // A clean exit: the node says it is gone rather than letting its lease run out.
     await this.ctx.redis.del(RedisKeys.alive(this.identity.nodeId)).catch(() => 0);

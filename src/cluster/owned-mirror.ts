@@ -104,7 +104,15 @@ export class OwnedMirror {
   async settleStale(): Promise<void> {
     const { rt, redis, identity, log } = this.ctx;
     const stale: string[] = [];
-    for (const [id, v] of Object.entries(await redis.hgetall(RedisKeys.approvals))) {
+    const all = Object.entries(await redis.hgetall(RedisKeys.approvals));
+    // Indexed for a limited approval.list (those a node from before the index wrote, too).
+    const index: (string | number)[] = [];
+    for (const [id, v] of all) {
+      const a = mirroredApproval(v);
+      if (a !== undefined) index.push(a.created_at, id);
+    }
+    if (index.length > 0) await redis.zadd(RedisKeys.approvalsPending, "NX", ...index);
+    for (const [id, v] of all) {
       const mirrored = mirroredApproval(v);
       if (mirrored === undefined) {
         // No node wrote it, and none can answer it: dropped, so it is not read again.
@@ -124,7 +132,12 @@ export class OwnedMirror {
       }
       if (own.status !== "pending") await this.settle(own);
     }
-    if (stale.length > 0) await redis.hdel(RedisKeys.approvals, ...stale);
+    if (stale.length > 0)
+      await redis
+        .multi()
+        .hdel(RedisKeys.approvals, ...stale)
+        .zrem(RedisKeys.approvalsPending, ...stale)
+        .exec();
   }
 
   stop(): void {
@@ -159,7 +172,13 @@ export class OwnedMirror {
     this.unmirrored.set(r.id, r);
     const ctx = this.ctx;
     try {
-      await ctx.redis.hset(RedisKeys.approvals, r.id, JSON.stringify({ ...r, node: ctx.identity.nodeId }));
+      const sent = await ctx.redis
+        .multi()
+        .hset(RedisKeys.approvals, r.id, JSON.stringify({ ...r, node: ctx.identity.nodeId }))
+        .zadd(RedisKeys.approvalsPending, r.created_at, r.id)
+        .exec();
+      const refused = (sent ?? []).find(([e]) => e !== null)?.[0];
+      if (!sent || refused) throw refused ?? new Error("Redis did not take the approval");
       this.refusedWhy.delete(`pending ${r.id}`);
       if (this.unmirrored.get(r.id) === r) this.unmirrored.delete(r.id);
     } catch (e) {
@@ -177,6 +196,7 @@ export class OwnedMirror {
       await ctx.redis
         .multi()
         .hdel(RedisKeys.approvals, r.id)
+        .zrem(RedisKeys.approvalsPending, r.id)
         .set(
           RedisKeys.approvalSettled(r.id),
           JSON.stringify({ ...r, node: ctx.identity.nodeId }),
@@ -218,5 +238,10 @@ export async function dropApprovalsOf(ctx: NodeContext, goalId: string, node?: s
       return a?.goal_id === goalId && (node === undefined || a.node === node);
     })
     .map(([k]) => k);
-  if (ids.length > 0) await ctx.redis.hdel(RedisKeys.approvals, ...ids);
+  if (ids.length > 0)
+    await ctx.redis
+      .multi()
+      .hdel(RedisKeys.approvals, ...ids)
+      .zrem(RedisKeys.approvalsPending, ...ids)
+      .exec();
 }

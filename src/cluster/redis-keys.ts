@@ -18,6 +18,8 @@ export const RedisKeys = {
   goalEnds: "aido:goal-ends",
   /** Hash: approval id -> the pending request (JSON, with its owner node). */
   approvals: "aido:approvals",
+  /** Sorted set of pending approval ids by creation time (ms): a limited approval.list reads its first (approval-view.ts). */
+  approvalsPending: "aido:approvals:pending",
   /** String: one settled (decided, timed out, expired) approval as JSON with its node; expires like an ended goal. */
   approvalSettled: (approvalId: string) => `aido:approval:${approvalId}`,
   /** Sorted set of settled approval ids by creation time (ms): approval.list (approval-view.ts). */
@@ -41,8 +43,8 @@ export const RedisKeys = {
   sweepFrom: "aido:sweep:from",
   /** Sorted set: a provider's cluster-wide inference slots held, by lease expiry (inference-slots.ts). */
   inferenceSlots: (provider: string) => `aido:inference:${provider}`,
-  /** List: the answer to one routed command, read once by the node that sent it. */
-  reply: (requestId: string) => `aido:reply:${requestId}`,
+  /** Stream: the answers to the routed commands a node sent, each read once and deleted by it. */
+  replies: (nodeId: string) => `aido:node:${nodeId}:replies`,
   /**
    * String: who has one routed command — "pending" (sent), "taken" by its node, or
    * "withdrawn" by its sender, who gave up waiting (cluster/commands.ts).

@@ -4,8 +4,10 @@
 // in a node's stream: the owner takes only a goal's records (never every goal's), each field
 // only as what it must be, and a bounded number of entries (the reply travels through Redis).
 
-import { AidoError, ErrorCode } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import type { Runtime } from "../kernel/runtime.js";
 import type { AuditQuery } from "../security/audit-query.js";
+import type { Command } from "./commands.js";
 
 /** The most audit entries one routed audit.query returns (the reply travels through Redis). */
 export const ROUTED_AUDIT_LIMIT = 2_000;
@@ -30,4 +32,26 @@ export function routedAuditQuery(raw: unknown): AuditQuery & { goal_id: string }
   if (after !== undefined) out.after_seq = after;
   if (before !== undefined) out.before_seq = before;
   return out;
+}
+
+/** A routed read of one goal's records, as this node answers it; one naming no goal is refused, and the refusal audited. */
+export function answerRoutedRead(
+  rt: Runtime,
+  c: Extract<Command, { type: "agent.list" | "audit.query" }>,
+): unknown {
+  let goalId: string;
+  try {
+    goalId = routedGoal(
+      c.type === "agent.list" ? c.goal_id : (c.query as { goal_id?: unknown })?.goal_id,
+      c.type,
+    );
+  } catch (e) {
+    rt.audit.record("cluster.command_refused", { type: c.type, reason: errorMessage(e) });
+    throw e;
+  }
+  if (c.type === "audit.query")
+    return { entries: rt.audit.query({ ...routedAuditQuery(c.query), goal_id: goalId }) };
+  return {
+    agents: rt.listAgents({ goalId, ...(c.include_stopped === true ? { includeStopped: true } : {}) }),
+  };
 }

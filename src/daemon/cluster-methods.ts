@@ -91,10 +91,14 @@ function admitted(ctx: MethodContext, manifest: unknown): unknown {
   return admitManifest(manifest, "goal.submit manifest", ctx.ceiling);
 }
 
+/** How often an all-goals subscription made while Redis was away asks for the stream's tip again. */
+const TIP_RETRY_MS = 1_000;
+
 /**
  * events.subscribe in a cluster. A goal this node runs streams from its own bus, as on a
  * lone daemon; any other goal from its Redis stream, from the moment of the subscription
- * until its goal.finished. Without a goal: this node's events and every other node's.
+ * until its goal.finished. Without a goal: this node's events and every other node's (those
+ * from when Redis answers, when it did not at the subscription).
  */
 async function subscribeCluster(
   ctx: MethodContext,
@@ -110,7 +114,11 @@ async function subscribeCluster(
     if (!("node" in s) && !("submitted_via" in s)) return subscribeLocal(ctx, goalId, self);
   }
   const key = goalId === undefined ? RedisKeys.allEvents : RedisKeys.goalEvents(goalId);
-  const tip = await streamTip(node.redis, key);
+  // Every goal's, with Redis away: this node's events at once, the others' once Redis answers.
+  const tip = await streamTip(node.redis, key).catch((e: unknown) => {
+    if (goalId !== undefined) throw e;
+    return undefined;
+  });
   let ended = false;
   let reader: { stop(): void } | undefined;
   let offLocal = () => {};
@@ -137,13 +145,27 @@ async function subscribeCluster(
       // with the node they happened on, as every other node's carry it.
       offLocal = ctx.rt.events.subscribe({}, (ev) => void send({ ...toWireEvent(ev), node: self }));
     }
-    reader = readEvents(
-      node.redis,
-      key,
-      tip,
-      (ev: ClusterEvent) => (goalId === undefined && ev.node === self ? undefined : send(ev)),
-      () => {},
-    );
+    const read = (from: string) => {
+      if (ended) return;
+      reader = readEvents(
+        node.redis,
+        key,
+        from,
+        (ev: ClusterEvent) => (goalId === undefined && ev.node === self ? undefined : send(ev)),
+        () => {},
+      );
+    };
+    if (tip !== undefined) read(tip);
+    else
+      void (async () => {
+        while (!ended) {
+          try {
+            return read(await streamTip(node.redis, key));
+          } catch {
+            await new Promise((r) => setTimeout(r, TIP_RETRY_MS));
+          }
+        }
+      })();
     if (goalId === undefined) return;
     // The goal may have ended before the subscription existed: say so, then end.
     void node.goals.status(goalId).then(

@@ -1,9 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { withClusterStatus } from "../../src/cli/watch/cluster.js";
+import { withClusterStatus, withClusterUnseeded } from "../../src/cli/watch/cluster.js";
 import { newActivityLines, renderFrame, summaryLines } from "../../src/cli/watch/render.js";
 import { WatchScreen } from "../../src/cli/watch/screen.js";
-import { initialWatchState, withGoalStatus, withPendingApprovals } from "../../src/cli/watch/seed.js";
-import { exitCodeOf, reduceWatch, type WatchState } from "../../src/cli/watch/state.js";
+import {
+  initialWatchState,
+  withGoalStatus,
+  withGoalStatuses,
+  withPendingApprovals,
+} from "../../src/cli/watch/seed.js";
+import { ENDED_GOALS_KEPT, exitCodeOf, reduceWatch, type WatchState } from "../../src/cli/watch/state.js";
 import type { ClusterStatusResult } from "../../src/client/types.js";
 import type { EventPayloads, EventType, RuntimeEvent } from "../../src/kernel/events.js";
 
@@ -413,6 +418,8 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
   });
 
   it("shows the nodes from cluster.status, down and fenced ones said, node names inert", () => {
+    const AT = "2025-01-01T10:00:06.000Z";
+    const LATER = "2025-01-01T10:00:12.000Z";
     const status = (fenced: boolean): ClusterStatusResult =>
       ({
         enabled: true,
@@ -444,19 +451,19 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
         ],
         redis: { persistence: "aof" },
       }) satisfies ClusterStatusResult;
-    const s = withClusterStatus(initialWatchState({ goalId: "g1" }), status(false));
+    const s = withClusterStatus(initialWatchState({ goalId: "g1" }), status(false), AT);
     const frame = renderFrame(s, 160);
     expect(frame).toContain("cluster  this node n1");
     expect(frame).toContain("  n1 (this)  up  load 1/4  heartbeat 10:00:05");
     expect(frame.join("\n")).toContain("  n2\\x1b]0;x\\x07  DOWN  load 0/2  heartbeat never");
     expect(frame.join("\n")).not.toContain("\x1b]");
-    const fenced = renderFrame(withClusterStatus(s, status(true)), 160);
+    const fenced = renderFrame(withClusterStatus(s, status(true), AT), 160);
     expect(fenced).toContain("cluster  this node n1  FENCED: its goals wait until its lease is renewed");
     // A failed refresh keeps the last view and says why; a lone daemon's answer adds nothing.
-    const failed = renderFrame(withClusterStatus(s, "cluster.status failed: socket closed"), 160);
-    expect(failed).toContain("  cluster.status failed: socket closed");
+    const failed = renderFrame(withClusterStatus(s, "cluster.status failed: socket closed", LATER), 160);
+    expect(failed).toContain("  STALE (as of 10:00:06): cluster.status failed: socket closed");
     expect(failed).toContain("  n1 (this)  up  load 1/4  heartbeat 10:00:05");
-    const lone = withClusterStatus(initialWatchState({ goalId: "g1" }), { enabled: false, nodes: [] });
+    const lone = withClusterStatus(initialWatchState({ goalId: "g1" }), { enabled: false, nodes: [] }, AT);
     expect(renderFrame(lone, 160).join("\n")).not.toContain("cluster");
   });
 
@@ -543,7 +550,7 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
     screen.update(s);
     screen.close(withGoalStatus(s, { goal_id: "g1", state: "succeeded" }));
     const closed = out.length;
-    screen.update(withClusterStatus(s, "cluster.status failed: socket closed"));
+    screen.update(withClusterStatus(s, "cluster.status failed: socket closed", "2025-01-01T10:00:07.000Z"));
     expect(out.length).toBe(closed);
   });
 
@@ -565,5 +572,70 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
       s,
     );
     expect(JSON.stringify(s).length).toBeLessThan(50_000);
+  });
+
+  it("keeps at most ENDED_GOALS_KEPT ended goals, and their agents, in a long all-goals watch", () => {
+    let s = initialWatchState({ goalId: null });
+    for (let i = 0; i < 150; i++) {
+      const g = `g${i}`;
+      s = run(
+        [
+          ev("goal.queued", { goal: `goal ${i}` }, g),
+          ev("goal.started", { agentId: `a${i}` }, g),
+          ev(
+            "agent.spawned",
+            { agentId: `a${i}`, manifest: "m", model: "p/m", parentId: null, depth: 0 } as never,
+            g,
+          ),
+          ev("goal.finished", { state: "succeeded", usage: { input_tokens: 1, output_tokens: 1 } }, g),
+        ],
+        s,
+      );
+    }
+    s = run([ev("goal.queued", { goal: "still queued" }, "g-live")], s);
+    expect(Object.keys(s.goals)).toHaveLength(ENDED_GOALS_KEPT + 1);
+    expect(s.goals.g0).toBeUndefined();
+    expect(s.goals.g149?.state).toBe("succeeded");
+    expect(s.goals["g-live"]?.state).toBe("queued");
+    expect(Object.keys(s.agents)).toHaveLength(ENDED_GOALS_KEPT);
+    expect(s.agentOrder).toEqual(Object.keys(s.agents));
+    // Seeded ones too (goal.list in a cluster).
+    const seeded = withGoalStatuses(
+      initialWatchState({ goalId: null }),
+      Array.from({ length: 150 }, (_, i) => ({ goal_id: `s${i}`, state: "failed" as const })),
+    );
+    expect(Object.keys(seeded.goals)).toHaveLength(ENDED_GOALS_KEPT);
+  });
+
+  it("shows a node whose record is malformed as such, and the panel's goals said unavailable", () => {
+    const s = withClusterStatus(
+      initialWatchState({ goalId: null }),
+      {
+        enabled: true,
+        node_id: "n1",
+        fence: { on_redis_loss: "hold", fenced: false },
+        nodes: [
+          {
+            node_id: "n-bad",
+            alive: true,
+            last_heartbeat: null,
+            key_id: "",
+            host: "",
+            pid: 0,
+            running: 0,
+            capacity: 0,
+            goals: [],
+            malformed: "its record in Redis is malformed: last_heartbeat is not a time in ms",
+          },
+        ],
+        redis: { persistence: "aof" },
+      } as ClusterStatusResult,
+      "2025-01-01T10:00:06.000Z",
+    );
+    const frame = renderFrame(withClusterUnseeded(s, "Redis cannot be reached"), 200).join("\n");
+    expect(frame).toContain(
+      "n-bad  up  load 0/0  heartbeat never  MALFORMED: its record in Redis is malformed",
+    );
+    expect(frame).toContain("cluster goals unavailable: Redis cannot be reached; this node's shown");
   });
 });

@@ -97,10 +97,13 @@ describe("commands written by an attacker", () => {
       `aido:node:${node.id}:commands`,
       "*",
       "c",
-      JSON.stringify({ request_id: "forged-1", command }),
+      JSON.stringify({ request_id: "forged-1", reply_to: "forger", command }),
     );
-    const reply = await redis.blpop("aido:reply:forged-1", 10);
-    expect(JSON.parse(reply?.[1] ?? "{}")).toMatchObject({
+    const reply = (await redis.xread("BLOCK", 10_000, "STREAMS", "aido:node:forger:replies", "0-0")) as
+      | [string, [string, string[]][]][]
+      | null;
+    expect(JSON.parse(reply?.[0]?.[1][0]?.[1][1] ?? "{}")).toMatchObject({
+      request_id: "forged-1",
       ok: false,
       error: { code: "invalid_input", message: expect.stringContaining("via node") },
     });

@@ -143,10 +143,14 @@ describe("aido watch in a cluster", () => {
           `aido:node:${target.id}:commands`,
           "*",
           "c",
-          JSON.stringify({ request_id: id, command }),
+          JSON.stringify({ request_id: id, reply_to: "forger", command }),
         );
-        const reply = await redis.blpop(`aido:reply:${id}`, 10);
-        expect(JSON.parse(reply?.[1] ?? "{}")).toMatchObject({
+        const reply = (await redis.xread("BLOCK", 10_000, "STREAMS", "aido:node:forger:replies", "0-0")) as
+          | [string, [string, string[]][]][]
+          | null;
+        const answers = (reply?.[0]?.[1] ?? []).map(([, f]) => JSON.parse(f[1] ?? "{}"));
+        await redis.del("aido:node:forger:replies");
+        expect(answers.find((a) => a.request_id === id)).toMatchObject({
           ok: false,
           error: { code: "invalid_input", message: expect.stringContaining("names no goal") },
         });

@@ -10,15 +10,9 @@ import type { MethodParams } from "../../client/types.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { RuntimeEvent } from "../../kernel/events.js";
 import { type Command, type CommandContext, jsonOption, parseCommandArgs, UsageError } from "../command.js";
-import { withClusterStatus } from "../watch/cluster.js";
+import { clusterPanel } from "../watch/cluster-panel.js";
 import { WatchScreen } from "../watch/screen.js";
-import {
-  initialWatchState,
-  type KnownAgent,
-  withGoalStatus,
-  withGoalStatuses,
-  withPendingApprovals,
-} from "../watch/seed.js";
+import { initialWatchState, type KnownAgent, withGoalStatus, withPendingApprovals } from "../watch/seed.js";
 import { exitCodeOf, reduceWatch, type WatchState } from "../watch/state.js";
 import { fromWireEvent } from "../watch/wire.js";
 import { isFinished, withClient } from "./daemon-client.js";
@@ -130,7 +124,13 @@ export async function watchGoal(
   const config = await ctx.config();
   const goal = goalId === undefined ? undefined : await client.call("goal.status", { goal_id: goalId });
   const agents = await knownAgents(ctx, client, goalId);
-  const waiting = await client.call("approval.list", { status: "pending", limit: 1000 });
+  // In a cluster with Redis away the approvals are read once it answers (cluster-panel.ts).
+  const waiting = await client
+    .call("approval.list", { status: "pending", limit: 1000 })
+    .catch((e: unknown) => {
+      if (e instanceof AidoError && e.code === ErrorCode.clusterUnavailable) return undefined;
+      throw e;
+    });
   let state: WatchState = withPendingApprovals(
     initialWatchState({
       goalId: goalId ?? null,
@@ -138,15 +138,20 @@ export async function watchGoal(
       ...(goal ? { goal } : {}),
       agents: agents.agents,
     }),
-    waiting.approvals,
+    waiting?.approvals ?? [],
   );
   const screen = json ? undefined : new WatchScreen(screenFor(ctx));
   const cluster = json
     ? undefined
-    : await clusterPanel(client, goalId, (f) => {
-        state = f(state);
-        screen?.update(state);
-      });
+    : await clusterPanel(
+        client,
+        goalId,
+        (f) => {
+          state = f(state);
+          screen?.update(state);
+        },
+        { approvalsUnread: waiting === undefined },
+      );
   screen?.update(state);
   try {
     if (!(goal && isFinished(goal)))
@@ -172,53 +177,6 @@ export async function watchGoal(
   } finally {
     cluster?.stop();
   }
-}
-
-/** How often the cluster panel asks cluster.status again (heartbeats are not events). */
-const CLUSTER_REFRESH_MS = 5_000;
-
-/**
- * In a cluster, the watch shows the nodes (watch/cluster.ts) and, watching every goal, the
- * goals already running or queued anywhere (the stream only carries news). `apply` folds a
- * change into the view. Undefined on a lone daemon; else stop() ends the refreshing.
- */
-async function clusterPanel(
-  client: AidoClient,
-  goalId: string | undefined,
-  apply: (f: (s: WatchState) => WatchState) => void,
-): Promise<{ stop(): void } | undefined> {
-  const first = await client.call("cluster.status", {});
-  if (!first.enabled) return undefined;
-  apply((s) => withClusterStatus(s, first));
-  if (goalId === undefined) {
-    for (const state of ["running", "queued"] as const) {
-      const { goals } = await client.call("goal.list", { state, limit: 200 });
-      apply((s) => withGoalStatuses(s, goals));
-    }
-  }
-  let asking = false;
-  let stopped = false;
-  const timer = setInterval(() => {
-    if (asking) return;
-    asking = true;
-    client
-      .call("cluster.status", {})
-      .then(
-        // An answer that comes after the watch ended is dropped (the screen has its summary).
-        (r) => stopped || apply((s) => withClusterStatus(s, r)),
-        (e) => stopped || apply((s) => withClusterStatus(s, `cluster.status failed: ${errorMessage(e)}`)),
-      )
-      .finally(() => {
-        asking = false;
-      });
-  }, CLUSTER_REFRESH_MS);
-  timer.unref();
-  return {
-    stop: () => {
-      stopped = true;
-      clearInterval(timer);
-    },
-  };
 }
 
 /**

@@ -16,6 +16,8 @@ export interface NodeView {
   lastHeartbeat: string | null;
   running: number;
   capacity: number;
+  /** What is wrong with its record in Redis, when something is (cluster.status says). */
+  malformed?: string;
 }
 
 export interface ClusterView {
@@ -23,31 +25,59 @@ export interface ClusterView {
   self: string;
   fenced: boolean;
   nodes: NodeView[];
-  /** Why the last cluster.status failed or Redis could not be read, if it did. */
+  /** When the nodes shown were read (the last cluster.status answered): ISO time. */
+  asOf?: string;
+  /** Why the last cluster.status failed or Redis could not be read, if it did: what is shown is stale. */
   problem?: string;
+  /** Why the cluster's goals and approvals could not be read (Redis away): this node's alone are shown. */
+  unseeded?: string;
 }
 
-/** Folds a cluster.status answer (or its failure, as text) into the view; a lone daemon's changes nothing. */
-export function withClusterStatus(prev: WatchState, answer: ClusterStatusResult | string): WatchState {
+/**
+ * Folds a cluster.status answer (or its failure, as text) read at `at` into the view; a lone
+ * daemon's changes nothing. A failure keeps the nodes last read, said stale since then.
+ */
+export function withClusterStatus(
+  prev: WatchState,
+  answer: ClusterStatusResult | string,
+  at: string,
+): WatchState {
   if (typeof answer !== "string" && !answer.enabled) return prev;
   const s = structuredClone(prev);
   if (typeof answer === "string") {
-    if (s.cluster) s.cluster.problem = answer;
+    s.cluster ??= { self: "", fenced: false, nodes: [] };
+    s.cluster.problem = answer;
     return s;
   }
   const view: ClusterView = {
     self: answer.node_id,
     fenced: answer.fence?.fenced === true,
-    nodes: answer.nodes.map((n) => ({
-      id: n.node_id,
-      alive: n.alive,
-      lastHeartbeat: n.last_heartbeat,
-      running: n.running,
-      capacity: n.capacity,
-    })),
+    nodes: answer.nodes.map((n) => {
+      const v: NodeView = {
+        id: n.node_id,
+        alive: n.alive,
+        lastHeartbeat: n.last_heartbeat,
+        running: n.running,
+        capacity: n.capacity,
+      };
+      if (typeof n.malformed === "string") v.malformed = n.malformed;
+      return v;
+    }),
+    asOf: at,
   };
   if (answer.redis?.unreachable) view.problem = `Redis cannot be reached: ${answer.redis.unreachable}`;
+  if (s.cluster?.unseeded !== undefined) view.unseeded = s.cluster.unseeded;
   s.cluster = view;
+  return s;
+}
+
+/** Says (`why`) or unsays (undefined) that the cluster's goals and approvals could not be read. */
+export function withClusterUnseeded(prev: WatchState, why: string | undefined): WatchState {
+  if (prev.cluster?.unseeded === why) return prev;
+  const s = structuredClone(prev);
+  s.cluster ??= { self: "", fenced: false, nodes: [] };
+  if (why === undefined) delete s.cluster.unseeded;
+  else s.cluster.unseeded = why;
   return s;
 }
 
@@ -55,15 +85,22 @@ const clock = (iso: string | null): string => (iso && iso.length >= 19 ? iso.sli
 
 /** The cluster panel: one line per node, then what is wrong, if anything. */
 export function clusterLines(view: ClusterView, width: number): string[] {
-  const head = `cluster  this node ${oneLine(view.self, 40)}${view.fenced ? "  FENCED: its goals wait until its lease is renewed" : ""}`;
+  const self = view.self === "" ? "?" : oneLine(view.self, 40);
+  const head = `cluster  this node ${self}${view.fenced ? "  FENCED: its goals wait until its lease is renewed" : ""}`;
   const lines = [head];
   for (const n of view.nodes) {
     const me = n.id === view.self ? " (this)" : "";
     const state = n.alive ? "up" : "DOWN";
+    const bad = n.malformed ? `  MALFORMED: ${oneLine(n.malformed, width)}` : "";
     lines.push(
-      `  ${oneLine(n.id, 40)}${me}  ${state}  load ${n.running}/${n.capacity}  heartbeat ${clock(n.lastHeartbeat)}`,
+      `  ${oneLine(n.id, 40)}${me}  ${state}  load ${n.running}/${n.capacity}  heartbeat ${clock(n.lastHeartbeat)}${bad}`,
     );
   }
-  if (view.problem) lines.push(`  ${oneLine(view.problem, width)}`);
+  if (view.problem) {
+    const since = view.asOf === undefined ? "never read" : `as of ${clock(view.asOf)}`;
+    lines.push(`  STALE (${since}): ${oneLine(view.problem, width)}`);
+  }
+  if (view.unseeded)
+    lines.push(`  cluster goals unavailable: ${oneLine(view.unseeded, width)}; this node's shown`);
   return lines.map((l) => (l.length > width ? `${l.slice(0, Math.max(0, width - 1))}…` : l));
 }

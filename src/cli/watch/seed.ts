@@ -7,6 +7,7 @@
 import type { AgentState } from "../../kernel/events.js";
 import {
   type AgentView,
+  dropEndedGoals,
   type GoalView,
   type GoalViewState,
   isOutcome,
@@ -113,6 +114,7 @@ export function withGoalStatuses(
 ): WatchState {
   const s = structuredClone(prev);
   for (const goal of goals) foldGoal(s, goal);
+  dropEndedGoals(s);
   return s;
 }
 
@@ -131,6 +133,25 @@ function foldGoal(s: WatchState, goal: NonNullable<InitialWatch["goal"]>): void 
   if (goal.node !== undefined) g.node = goal.node;
   s.goals[g.id] = g;
   if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
+}
+
+/**
+ * The goals of the live agents in the view, as running on `node`, those not in it yet: an
+ * all-goals watch on a node whose Redis is away starts with this node's own goals (its
+ * agents are its own; the cluster's goals are read once Redis answers).
+ */
+export function withAgentsGoals(prev: WatchState, node: string | undefined): WatchState {
+  const ids = new Set<string>();
+  for (const a of Object.values(prev.agents))
+    if (a.goalId !== null && a.state !== "stopped" && prev.goals[a.goalId] === undefined) ids.add(a.goalId);
+  if (ids.size === 0) return prev;
+  const s = structuredClone(prev);
+  for (const id of ids) {
+    const g: GoalView = { id, state: "running", inputTokens: 0, outputTokens: 0 };
+    if (node) g.node = node;
+    s.goals[id] = g;
+  }
+  return s;
 }
 
 /** The fields of approval.list's records the view uses (node: in a cluster, where the agent waits). */

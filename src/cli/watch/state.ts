@@ -94,6 +94,25 @@ export const isOutcome = (s: string): s is GoalOutcome =>
 export const outcome = (state: GoalOutcome, error?: string) =>
   error === undefined ? { state } : { state, error };
 
+/**
+ * How many ended goals an all-goals watch keeps (with their agents): beyond it the first
+ * seen go, so a watch left open for days does not grow (and copy at every event) a goal and
+ * its agents for every goal the cluster ever ran.
+ */
+export const ENDED_GOALS_KEPT = 100;
+
+/** Drops the ended goals of an all-goals view beyond ENDED_GOALS_KEPT, first seen first, and their agents. */
+export function dropEndedGoals(s: WatchState): void {
+  if (s.goalId !== null) return;
+  const ended = Object.values(s.goals).filter((g) => isOutcome(g.state));
+  if (ended.length <= ENDED_GOALS_KEPT) return;
+  const gone = new Set(ended.slice(0, ended.length - ENDED_GOALS_KEPT).map((g) => g.id));
+  for (const id of gone) delete s.goals[id];
+  for (const [id, a] of Object.entries(s.agents))
+    if (a.goalId !== null && gone.has(a.goalId)) delete s.agents[id];
+  s.agentOrder = s.agentOrder.filter((id) => s.agents[id] !== undefined);
+}
+
 /** The exit code `aido watch ID` ends with: 0 when the goal succeeded, 1 otherwise. */
 export function exitCodeOf(state: WatchState): number | undefined {
   if (!state.finished) return undefined;
@@ -199,6 +218,7 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
       for (const [id, a] of Object.entries(s.approvals))
         if (a.goalId === event.goalId) delete s.approvals[id];
       note("goal", `goal ${event.state}${event.error ? `: ${oneLine(event.error, 120)}` : ""}`);
+      dropEndedGoals(s);
       break;
     }
     case "agent.spawned": {
