@@ -305,6 +305,35 @@ const REFUSED: Record<string, string> = {
   pydoc3: "pydoc3 runs a pager chosen by the environment",
   debugfs:
     "debugfs runs the requests -R, -f or its input give, which write the files they name (dump, rdump)",
+  libnetcfg: "libnetcfg runs its old configuration (-i F, else ./libnet.cfg) as perl code",
+  "debconf-copydb": "debconf-copydb writes the database its configuration (--config, debconf.conf) names",
+  vipw: "vipw runs the editor $VISUAL or $EDITOR names on the system's account files",
+  vigr: "vigr runs the editor $VISUAL or $EDITOR names on the system's group files",
+  "gp-display-html":
+    "gp-display-html runs shell commands built from its arguments and the experiment's files",
+  "x86_64-linux-gnu-gp-display-html":
+    "gp-display-html runs shell commands built from its arguments and the experiment's files",
+};
+
+/**
+ * perlbug and perlthanks (getopts "Adhva:s:b:f:F:r:e:SCc:to:n:T:p:") run an editor (-e, else
+ * $VISUAL, $EDITOR or `editor`) and a mailer, and save the report to -F F, ./perlbug.rep or
+ * a name their input gives. Only -h and -d (help, the configuration dump), which print and
+ * exit once the options are read, are judged: as reads.
+ */
+const perlbug: Unfolder = (args) => {
+  for (let k = 1; k < args.length; k++) {
+    const a = args[k]!;
+    if (a.dynamic || a.value === "--" || !/^-./s.test(a.value)) break;
+    for (const [j, l] of [...a.value].entries()) {
+      if (j === 0) continue;
+      if (l === "d" || l === "h") return itself();
+      if (!"asbfFrecnoTp".includes(l)) continue;
+      if (j + 1 === a.value.length) k++; // its value is the next word
+      break;
+    }
+  }
+  return refuse("perlbug runs an editor and a mailer, and saves its report where -F or its input says");
 };
 
 const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
@@ -340,6 +369,8 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
         : itself(),
   ],
   ["install", programOption("strip-program")],
+  ["perlbug", perlbug],
+  ["perlthanks", perlbug],
   ["diff3", programOption("diff-program")],
   ["sdiff", programOption("diff-program")],
   ["curl", curl],

@@ -301,7 +301,15 @@ DEVTOOL_NAMES.push("h2ph", "pygettext3", "py3compile", "gcov", "gcov-12", "gcov-
 DEVTOOL_NAMES.push("gprof", "x86_64-linux-gnu-gprof", "x86_64-linux-gnu-gcov", "x86_64-linux-gnu-gcov-12");
 DEVTOOL_NAMES.push("x86_64-linux-gnu-gcov-tool", "x86_64-linux-gnu-gcov-tool-12");
 DEVTOOL_NAMES.push("dpkg-deb", "dpkg-split", "localedef", "lesskey", "setterm", "pygettext3.11", "py3clean");
-DEVTOOL_NAMES.push("zic", "iconvconfig", "ptar", "h2xs", "pl2pm");
+DEVTOOL_NAMES.push(
+  "zic",
+  "iconvconfig",
+  "ptar",
+  "h2xs",
+  "pl2pm",
+  "gp-archive",
+  "x86_64-linux-gnu-gp-archive",
+);
 
 export function devtoolWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   const base = name.replace(/^x86_64-linux-gnu-/, "").replace(/-12$|\.11$/, "");
@@ -350,6 +358,11 @@ export function devtoolWrites(name: string, argv: readonly string[]): ProgramWri
       return localedefWrites(argv);
     case "lesskey":
       return lesskeyWrites(argv);
+    case "gp-archive": {
+      // gprofng archive copies the binaries and sources into each EXPERIMENT, or -d DIR.
+      const r = getopt(argv, 1, { short: "adm", long: longs(["verbose"], ["help", "version"]) });
+      return has(r, "help", "version") ? [] : [...values(r, "d"), ...r.operands];
+    }
     default:
       return settermWrites(argv);
   }

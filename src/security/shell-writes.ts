@@ -215,7 +215,7 @@ export function programWrites(c: SimpleCommand, name: string): ProgramWrite[] {
   if (TOOL_NAMES.includes(name)) return toolWrites(name, argv);
   if (BUILD_NAMES.includes(name)) return buildWrites(name, argv);
   if (DEVTOOL_NAMES.includes(name)) return devtoolWrites(name, argv);
-  if (SYSTEM_TOOL_NAMES.includes(name)) return systemToolWrites(name, argv);
+  if (SYSTEM_TOOL_NAMES.includes(name)) return systemToolWrites(name, c);
   if (FILE_UTIL_NAMES.includes(name)) return fileUtilWrites(name, argv);
   switch (name) {
     case "tar":
