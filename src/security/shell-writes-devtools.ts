@@ -96,10 +96,37 @@ function podWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   return ops.filter((o, k) => (man ? k % 2 === 1 : k === 1) && o.value !== "-");
 }
 
-/** pod2html: --outfile, and its cache pod2htmd.tmp (in --cachedir, else the cwd). Getopt::Long: any unique prefix. */
+/** pod2html's Getopt::Long options (Pod::Html 1.33) and whether each takes a value. */
+const POD2HTML = longs(
+  ["cachedir", "css", "htmldir", "htmlroot", "infile", "outfile", "podpath", "podroot", "title"],
+  ["flush", "help", "backlink", "header", "index", "poderrors", "quiet", "recurse", "verbose"],
+);
+for (const f of ["backlink", "header", "index", "poderrors", "quiet", "recurse", "verbose"])
+  POD2HTML[`no${f}`] = POD2HTML[`no-${f}`] = false;
+
+/**
+ * pod2html: --outfile, and its cache pod2htmd.tmp (in --cachedir, else the cwd). Getopt::Long:
+ * one dash or two, any unique prefix, a valued option takes the next word whatever it is
+ * (`--title --outfile` is a title).
+ */
 function pod2htmlWrites(argv: readonly string[]): ProgramWrite[] {
-  const cache = longOnly(argv, "cachedir", 2).map((d) => ({ value: `${d.value}/pod2htmd.tmp`, at: d.at }));
-  return [...longOnly(argv, "outfile", 1), ...(cache.length > 0 ? cache : [implied(".")])];
+  const out: ProgramWrite[] = [];
+  const caches: ProgramWrite[] = [];
+  const names = Object.keys(POD2HTML);
+  for (let at = 1; at < argv.length; at++) {
+    const m = /^--?([A-Za-z][A-Za-z-]*)(=(.*))?$/s.exec(argv[at]!);
+    if (argv[at] === "--") break;
+    if (!m) continue;
+    const fits = m[1]! in POD2HTML ? [m[1]!] : names.filter((n) => n.startsWith(m[1]!));
+    // An ambiguous prefix is refused by pod2html; read as each it may be, so no write is missed.
+    const value = m[2] !== undefined ? { value: m[3]!, at } : undefined;
+    const next = fits.some((n) => POD2HTML[n]) && value === undefined && at + 1 < argv.length;
+    const v = value ?? (next ? { value: argv[at + 1]!, at: at + 1 } : undefined);
+    if (v && fits.includes("outfile")) out.push(v);
+    if (v && fits.includes("cachedir")) caches.push({ value: `${v.value}/pod2htmd.tmp`, at: v.at });
+    if (next && fits.length === 1) at++;
+  }
+  return [...out, ...(caches.length > 0 ? caches : [implied(".")])];
 }
 
 /** enc2xs (getopts 'CM:SQqOo:f:n:v'): -o F, else its first operand, and F.exh, F.h beside it; -M makes a module in the cwd; -C writes perl's site folder. */

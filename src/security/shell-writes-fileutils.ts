@@ -88,6 +88,7 @@ TREE_VALUED.push("--gitfile", "--infofile");
 /**
  * tree 2.1: `-o F` (a cluster's letters L P I o H T each take the next word, in order); `-R`
  * (with -L) writes 00Tree.html into every folder under each FOLDER (the cwd without one).
+ * tree reads all its arguments before it writes anything, and an unknown letter ends it.
  */
 function treeWrites(argv: readonly string[]): ProgramWrite[] {
   const out: ProgramWrite[] = [];
@@ -107,6 +108,8 @@ function treeWrites(argv: readonly string[]): ProgramWrite[] {
     }
     let next = at;
     for (const l of a.slice(1)) {
+      // No option of tree is a digit: `-RL1` makes it print its usage and exit, writing nothing.
+      if (/[0-9]/.test(l)) return [];
       if (l === "R") recurse = true;
       if (!"LPIoHT".includes(l)) continue;
       next++;

@@ -4,6 +4,8 @@
 // place, dpkg-divert --rename moves files and rewrites its database, gp-archive copies into
 // the experiment, ldconfig -N still links in its root's folders. libnetcfg, perlbug,
 // debconf-copydb, vipw/vigr and gp-display-html run what the command does not name: refused.
+// And the verdicts that were stricter than the program: tree -RL1 (tree refuses it), ldconfig
+// -l (no cache), a pod2html option's value spelled like --outfile.
 
 import { describe, expect, it } from "vitest";
 import { refusalOf, targets } from "../support/write-targets.js";
@@ -93,5 +95,31 @@ describe("what the image's last system and developer writers write", () => {
 
   it.each(["perlbug -d", "perlbug -h", "perlbug -v -d"])("runs %s (it prints and exits)", (cmd) => {
     expect(targets(cmd)).toEqual([]);
+  });
+});
+
+describe("verdicts that were stricter than the program", () => {
+  it("reads tree -RL1 as writing nothing: tree refuses the digit and exits before it writes", () => {
+    expect(targets("tree -RL1 -H . /w")).toEqual([]);
+    expect(targets("tree -o /w/o -x1 /w")).toEqual([]);
+  });
+
+  it("still reads tree -RL 1 and tree -L 1 -R as writing each folder", () => {
+    expect(targets("tree -RL 1 -H . /w")).toContain("/w");
+    expect(targets("tree -L 1 -R -H . /w")).toContain("/w");
+  });
+
+  it("reads ldconfig -l as linking beside each library, without the system's cache", () => {
+    expect(targets("ldconfig -l /w/lib/libz.so.1.2.13")).toEqual(["/w/lib"]);
+  });
+
+  it("reads a pod2html option's value spelled like --outfile as that value", () => {
+    expect(targets("pod2html --title --outfile --infile=a.pod --cachedir=/w")).toEqual(["/w/pod2htmd.tmp"]);
+    expect(targets("pod2html --css -outfile --infile a.pod --cachedir /w")).toEqual(["/w/pod2htmd.tmp"]);
+  });
+
+  it("still reads --outfile after a flag, and an ambiguous prefix as each option", () => {
+    expect(targets("pod2html --quiet --outfile /w/a.html --infile a.pod")).toContain("/w/a.html");
+    expect(targets("pod2html --c /w/a.html --outfile /w/b.html")).toContain("/w/b.html");
   });
 });
