@@ -12,7 +12,7 @@ import { programWrites } from "./shell-writes.js";
 import { fileOperands } from "./shell-writes-fileutils.js";
 
 const WRITE_ALL = new Set(["rm", "rmdir", "unlink", "shred", "touch", "tee", "mkdir", "truncate", "mv"]);
-for (const c of ["chmod", "chown", "chgrp", "chattr", "setfacl", "mknod", "mkfifo", "fallocate"])
+for (const c of ["chmod", "chown", "chgrp", "chattr", "chcon", "setfacl", "mknod", "mkfifo", "fallocate"])
   WRITE_ALL.add(c);
 const WRITE_DEST = new Set(["cp", "install", "ln", "rsync"]);
 

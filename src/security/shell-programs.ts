@@ -11,6 +11,7 @@ import { awk } from "./shell-awk.js";
 import { curl } from "./shell-curl.js";
 import { DATA_ONLY, DATA_PROGRAMS } from "./shell-data-args.js";
 import { git } from "./shell-git.js";
+import { REFUSED_NAMES, REFUSING } from "./shell-refused.js";
 import { sed } from "./shell-sed.js";
 import { tar } from "./shell-tar.js";
 import {
@@ -283,59 +284,6 @@ const BINUTILS = [
 for (const b of ["gcc-ar", "gcc-nm", "gcc-ranlib", "gcc-ar-12", "gcc-nm-12", "gcc-ranlib-12", "lto-dump"])
   BINUTILS.push(b);
 
-const REFUSED: Record<string, string> = {
-  "git-shell": "git-shell runs the commands in ~/git-shell-commands",
-  scalar: "scalar runs git with configuration of its own (scalar -c KEY=VALUE, scalar run)",
-  apt: "apt installs packages, running their scripts and hooks",
-  "apt-get": "apt-get installs packages, running their scripts and hooks",
-  aptitude: "aptitude installs packages, running their scripts and hooks",
-  "apt-key": "apt-key runs gpg with keys it is handed",
-  debconf: "debconf runs the program it is given",
-  "dpkg-reconfigure": "dpkg-reconfigure runs package scripts",
-  "dpkg-maintscript-helper": "dpkg-maintscript-helper runs package scripts",
-  "deb-systemd-invoke": "deb-systemd-invoke runs service managers",
-  perldoc: "perldoc runs a pager chosen by the environment",
-  gprofng: "gprofng collect app runs the program it profiles",
-  "gp-collect-app": "gp-collect-app runs the program it profiles",
-  rmt: "rmt opens the files its input names",
-  "rmt-tar": "rmt opens the files its input names",
-  cpan: "cpan builds and installs modules, running their build scripts",
-  "x86_64-linux-gnu-gprofng": "gprofng collect app runs the program it profiles",
-  "x86_64-linux-gnu-gp-collect-app": "gp-collect-app runs the program it profiles",
-  pydoc3: "pydoc3 runs a pager chosen by the environment",
-  debugfs:
-    "debugfs runs the requests -R, -f or its input give, which write the files they name (dump, rdump)",
-  libnetcfg: "libnetcfg runs its old configuration (-i F, else ./libnet.cfg) as perl code",
-  "debconf-copydb": "debconf-copydb writes the database its configuration (--config, debconf.conf) names",
-  vipw: "vipw runs the editor $VISUAL or $EDITOR names on the system's account files",
-  vigr: "vigr runs the editor $VISUAL or $EDITOR names on the system's group files",
-  "gp-display-html":
-    "gp-display-html runs shell commands built from its arguments and the experiment's files",
-  "x86_64-linux-gnu-gp-display-html":
-    "gp-display-html runs shell commands built from its arguments and the experiment's files",
-};
-
-/**
- * perlbug and perlthanks (getopts "Adhva:s:b:f:F:r:e:SCc:to:n:T:p:") run an editor (-e, else
- * $VISUAL, $EDITOR or `editor`) and a mailer, and save the report to -F F, ./perlbug.rep or
- * a name their input gives. Only -h and -d (help, the configuration dump), which print and
- * exit once the options are read, are judged: as reads.
- */
-const perlbug: Unfolder = (args) => {
-  for (let k = 1; k < args.length; k++) {
-    const a = args[k]!;
-    if (a.dynamic || a.value === "--" || !/^-./s.test(a.value)) break;
-    for (const [j, l] of [...a.value].entries()) {
-      if (j === 0) continue;
-      if (l === "d" || l === "h") return itself();
-      if (!"asbfFrecnoTp".includes(l)) continue;
-      if (j + 1 === a.value.length) k++; // its value is the next word
-      break;
-    }
-  }
-  return refuse("perlbug runs an editor and a mailer, and saves its report where -F or its input says");
-};
-
 const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
   ["sort", sort],
   ["tar", tar],
@@ -369,8 +317,6 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
         : itself(),
   ],
   ["install", programOption("strip-program")],
-  ["perlbug", perlbug],
-  ["perlthanks", perlbug],
   ["diff3", programOption("diff-program")],
   ["sdiff", programOption("diff-program")],
   ["curl", curl],
@@ -382,7 +328,7 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
         : itself(),
   ],
   ...DATA_PROGRAMS,
-  ...Object.entries(REFUSED).map(([n, why]): [string, Unfolder] => [n, () => refuse(why)]),
+  ...REFUSING,
 ]);
 
 /**
@@ -402,7 +348,7 @@ export const isDataOnly = (name: string): boolean => DATA_ONLY.has(name);
  * -exec): a run-time argument that may turn out to be an option is then refused (shell-visitor.ts).
  */
 export function optionsRunPrograms(name: string): boolean {
-  return name === "find" || (PROGRAMS.has(name) && !DATA_ONLY.has(name) && !(name in REFUSED));
+  return name === "find" || (PROGRAMS.has(name) && !DATA_ONLY.has(name) && !REFUSED_NAMES.has(name));
 }
 
 /** How a command name is unfolded: a wrapper (runs something instead) or a program with options that run programs. */

@@ -328,15 +328,8 @@ DEVTOOL_NAMES.push("h2ph", "pygettext3", "py3compile", "gcov", "gcov-12", "gcov-
 DEVTOOL_NAMES.push("gprof", "x86_64-linux-gnu-gprof", "x86_64-linux-gnu-gcov", "x86_64-linux-gnu-gcov-12");
 DEVTOOL_NAMES.push("x86_64-linux-gnu-gcov-tool", "x86_64-linux-gnu-gcov-tool-12");
 DEVTOOL_NAMES.push("dpkg-deb", "dpkg-split", "localedef", "lesskey", "setterm", "pygettext3.11", "py3clean");
-DEVTOOL_NAMES.push(
-  "zic",
-  "iconvconfig",
-  "ptar",
-  "h2xs",
-  "pl2pm",
-  "gp-archive",
-  "x86_64-linux-gnu-gp-archive",
-);
+DEVTOOL_NAMES.push("zic", "iconvconfig", "ptar", "h2xs", "pl2pm", "streamzip");
+for (const g of ["gp-archive", "gp-display-src"]) DEVTOOL_NAMES.push(g, `x86_64-linux-gnu-${g}`);
 
 export function devtoolWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   const base = name.replace(/^x86_64-linux-gnu-/, "").replace(/-12$|\.11$/, "");
@@ -385,6 +378,16 @@ export function devtoolWrites(name: string, argv: readonly string[]): ProgramWri
       return localedefWrites(argv);
     case "lesskey":
       return lesskeyWrites(argv);
+    case "gp-display-src":
+      // -outfile F (`-` prints).
+      return argv.flatMap((a, at) =>
+        a === "-outfile" && at + 1 < argv.length && argv[at + 1] !== "-"
+          ? [{ value: argv[at + 1]!, at: at + 1 }]
+          : [],
+      );
+    case "streamzip":
+      // Getopt::Long: -zipfile=F by any prefix that is not zip64's (`-zipf`).
+      return longOnly(argv, "zipfile", 4);
     case "gp-archive": {
       // gprofng archive copies the binaries and sources into each EXPERIMENT, or -d DIR.
       const r = getopt(argv, 1, { short: "adm", long: longs(["verbose"], ["help", "version"]) });

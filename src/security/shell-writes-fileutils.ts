@@ -143,6 +143,7 @@ const OPERAND_PROGRAMS: Record<string, Getopt & { skip?: number; onlyFirst?: boo
   chown: { short: "", long: longs(["reference", "from"], []), skip: 1 },
   chgrp: { short: "", long: longs(["reference"], []), skip: 1 },
   chattr: { short: "vp", long: {} },
+  chcon: { short: "urtl", long: longs(["reference", "user", "role", "type", "range"], []), skip: 1 },
   setfacl: {
     short: "mxMX",
     long: longs(["modify", "remove", "set", "modify-file", "remove-file", "set-file"], []),
@@ -170,7 +171,9 @@ export function fileOperands(argv: readonly string[], name: string): ProgramWrit
   const modeOption =
     name === "chmod" &&
     argv.slice(1, end < 0 ? undefined : end).some((a) => /^-[^-]/.test(a) && /[^cfvR]/.test(a.slice(1)));
-  if (spec.skip && !has(r, "reference") && !modeOption) ops = ops.slice(spec.skip);
+  // chcon takes no CONTEXT operand when -u/-r/-t/-l name its parts.
+  const parts = name === "chcon" && has(r, "u", "r", "t", "l", "user", "role", "type", "range");
+  if (spec.skip && !has(r, "reference") && !modeOption && !parts) ops = ops.slice(spec.skip);
   // chattr's modes (+i, -i, =i): -i reads as an option already.
   if (name === "chattr") ops = ops.filter((o) => !/^[+=]/.test(o.value));
   if (spec.onlyFirst) ops = ops.slice(0, 1);

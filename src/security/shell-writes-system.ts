@@ -223,13 +223,65 @@ function dpkgDivertWrites(c: SimpleCommand): ProgramWrite[] {
   return out;
 }
 
+/**
+ * The tools that make a file system or swap area, or rewrite one's signatures and labels,
+ * in the image a regular file holds: mke2fs (mkfs.ext2/3/4; the image unless -n, and -z
+ * UNDO), mkfs.minix, mkfs.bfs, mkswap (the image), mkfs.cramfs DIR OUT (OUT), util-linux's
+ * mkfs (every word it passes to mkfs.TYPE but -t's), `wipefs -a/-o` (not -n) and `swaplabel
+ * -L/-U`. Each one's getopt letters that take a value.
+ */
+const MKFS: Record<string, string> = {
+  mke2fs: "bdegilmorstCEGIJLMNORTUz",
+  "mkfs.minix": "nil",
+  "mkfs.bfs": "NVFl",
+  mkswap: "pLUeo",
+  "mkfs.cramfs": "beinN",
+  wipefs: "boOt",
+  swaplabel: "LU",
+};
+for (const e of ["mkfs.ext2", "mkfs.ext3", "mkfs.ext4"]) MKFS[e] = MKFS.mke2fs!;
+
+function mkfsWrites(name: string, argv: readonly string[]): ProgramWrite[] {
+  if (name === "mkfs") {
+    return argv.flatMap((a, at) =>
+      at > 0 && !a.startsWith("-") && argv[at - 1] !== "-t" ? [{ value: a, at }] : [],
+    );
+  }
+  const r = getopt(argv, 1, { short: MKFS[name]!, long: {} });
+  const [img, out] = r.operands;
+  if (name === "mkfs.cramfs") return out ? [out] : [];
+  if (name === "wipefs") return has(r, "a", "o") && !has(r, "n") ? r.operands : [];
+  if (name === "swaplabel") return has(r, "L", "U") ? r.operands : [];
+  if (name.startsWith("mkfs.ext") || name === "mke2fs")
+    return has(r, "n") ? [] : [...values(r, "z"), ...(img ? [img] : [])];
+  return img ? [img] : [];
+}
+
+/** faillock --reset rewrites the user's tally in --dir DIR (else /var/run/faillock). */
+function faillockWrites(argv: readonly string[]): ProgramWrite[] {
+  if (!argv.includes("--reset")) return [];
+  const dirs = argv.flatMap((a, at) =>
+    a === "--dir" && at + 1 < argv.length ? [{ value: argv[at + 1]!, at: at + 1 }] : [],
+  );
+  return dirs.length > 0 ? dirs : [implied("/var/run/faillock")];
+}
+
 export const SYSTEM_TOOL_NAMES = [...Object.keys(E2FS), "ldconfig", "blkid", "gpgv"];
 SYSTEM_TOOL_NAMES.push("fsck", "fsck.cramfs", "fsck.minix", "e2undo", "e4defrag", "dpkg-divert");
+SYSTEM_TOOL_NAMES.push(...Object.keys(MKFS), "mkfs", "faillock", "e4crypt");
 
 export function systemToolWrites(name: string, c: SimpleCommand): ProgramWrite[] {
   const argv = c.argv;
   if (name in E2FS) return e2fsWrites(name, argv);
+  if (name in MKFS || name === "mkfs") return mkfsWrites(name, argv);
   switch (name) {
+    case "faillock":
+      return faillockWrites(argv);
+    case "e4crypt": {
+      // e4crypt set_policy [-v] POLICY DIR...: each DIR's encryption policy is set.
+      const ops = getopt(argv, 1, { short: "", long: {} }).operands;
+      return ops[0]?.value === "set_policy" ? ops.slice(2) : [];
+    }
     case "ldconfig":
       return ldconfigWrites(argv);
     case "blkid":
