@@ -68,7 +68,8 @@ const LDCONFIG: Getopt = {
  * glibc's ldconfig: -l links each library given beside it and exits (no cache). Else links
  * in each folder given and, unless -n, in the system's folders and those ld.so.conf lists
  * (under -r ROOT: in ROOT, whose ld.so.conf it reads), unless -X; and unless -N or -n its
- * cache (-C F, else /etc/ld.so.cache) and aux-cache (/var/cache/ldconfig), under ROOT too.
+ * cache (-C F, else /etc/ld.so.cache) and aux-cache (/var/cache/ldconfig, not with -i), under
+ * ROOT too. -C F alone still links in the system's folders.
  */
 function ldconfigWrites(argv: readonly string[]): ProgramWrite[] {
   const r = getopt(argv, 1, LDCONFIG);
@@ -88,9 +89,10 @@ function ldconfigWrites(argv: readonly string[]): ProgramWrite[] {
       );
     else
       out.push(root ? { value: `${root.value}/etc/ld.so.cache`, at: root.at } : implied("/etc/ld.so.cache"));
-    out.push(
-      root ? { value: `${root.value}/var/cache/ldconfig`, at: root.at } : implied("/var/cache/ldconfig"),
-    );
+    const aux = root
+      ? { value: `${root.value}/var/cache/ldconfig`, at: root.at }
+      : implied("/var/cache/ldconfig");
+    if (!has(r, "i")) out.push(aux);
   }
   return out;
 }

@@ -54,6 +54,7 @@ describe("what the image's last system and developer writers write", () => {
     ["ldconfig -N -r ROOT (links in ROOT's folders)", "ldconfig -N -r /w", "/w"],
     ["ldconfig -N (links in the system's folders)", "ldconfig -N", "/"],
     ["ldconfig -r ROOT (its aux-cache)", "ldconfig -r /w", "/w/var/cache/ldconfig"],
+    ["ldconfig -C F (still links in the system's folders)", "ldconfig -C /w/c", "/"],
   ])("judges %s as a write", (_how, cmd, file) => {
     expect(targets(cmd)).toContain(file);
   });
@@ -68,6 +69,7 @@ describe("what the image's last system and developer writers write", () => {
     ["dpkg-divert --truename F", "dpkg-divert --truename /x"],
     ["dpkg-divert --test", "dpkg-divert --test --rename /x"],
     ["gp-archive --help", "gp-archive --help"],
+    ["ldconfig -i -N -X (no aux-cache, no links, no cache)", "ldconfig -i -N -X"],
   ])("keeps %s as a read", (_how, cmd) => {
     expect(targets(cmd)).toEqual([]);
   });
