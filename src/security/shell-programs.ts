@@ -290,7 +290,11 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
   ["zip", zip],
   ["rsync", rsync],
   ...["ssh", "scp", "sftp", "slogin"].map((s): [string, Unfolder] => [s, ssh]),
-  ...["less", "more", "most", "pager"].map((s): [string, Unfolder] => [s, pager]),
+  // zless and xzless (lzless) run `less "$@"` with a LESSOPEN that decompresses.
+  ...["less", "more", "most", "pager", "zless", "xzless", "lzless"].map((s): [string, Unfolder] => [
+    s,
+    pager,
+  ]),
   ...["vi", "vim", "view", "ex", "rvim", "rview", "vimdiff", "nvim", "gvim", "evim"].map(
     (s): [string, Unfolder] => [s, vim],
   ),

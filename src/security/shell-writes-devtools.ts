@@ -328,7 +328,7 @@ DEVTOOL_NAMES.push("h2ph", "pygettext3", "py3compile", "gcov", "gcov-12", "gcov-
 DEVTOOL_NAMES.push("gprof", "x86_64-linux-gnu-gprof", "x86_64-linux-gnu-gcov", "x86_64-linux-gnu-gcov-12");
 DEVTOOL_NAMES.push("x86_64-linux-gnu-gcov-tool", "x86_64-linux-gnu-gcov-tool-12");
 DEVTOOL_NAMES.push("dpkg-deb", "dpkg-split", "localedef", "lesskey", "setterm", "pygettext3.11", "py3clean");
-DEVTOOL_NAMES.push("zic", "iconvconfig", "ptar", "h2xs", "pl2pm", "streamzip");
+DEVTOOL_NAMES.push("zic", "iconvconfig", "ptar", "h2xs", "pl2pm", "streamzip", "ptargrep");
 for (const g of ["gp-archive", "gp-display-src"]) DEVTOOL_NAMES.push(g, `x86_64-linux-gnu-${g}`);
 
 export function devtoolWrites(name: string, argv: readonly string[]): ProgramWrite[] {
@@ -385,6 +385,14 @@ export function devtoolWrites(name: string, argv: readonly string[]): ProgramWri
           ? [{ value: argv[at + 1]!, at: at + 1 }]
           : [],
       );
+    case "ptargrep": {
+      // It extracts each matching member under its archive path in the cwd (a leading `/`
+      // made `./`, `..` kept: anywhere), or its base name with --basename; -l lists.
+      const opt = (name: string) =>
+        argv.some((a) => /^--?[a-z-]+$/.test(a) && name.startsWith(a.replace(/^--?/, "")));
+      if (opt("list-only") || opt("help")) return [];
+      return [implied(opt("basename") ? "." : "/")];
+    }
     case "streamzip":
       // Getopt::Long: -zipfile=F by any prefix that is not zip64's (`-zipf`).
       return longOnly(argv, "zipfile", 4);

@@ -3,6 +3,7 @@
 // mke2fs and the mkfs tools, mkswap, wipefs -a, swaplabel -L into a file-system image kept in
 // a regular file; chcon's files; faillock --reset --dir; e4crypt set_policy; gp-display-src
 // -outfile and streamzip -zipfile. And those whose writes or runs the command does not say:
+// ptargrep (extracts matching members anywhere), zless/xzless (less's `+!CMD`),
 // the bug reporters (an editor, a mailer), pydoc3.11 (a pager), gp-display-text and instmodsh
 // (commands from their input), the account, alternatives and package-state tools, and
 // apt-cache/apt-config with -o/-c. Each reading was checked against the program in the image.
@@ -30,6 +31,8 @@ describe("what the scan's writers write", () => {
     ["gp-display-src -outfile F", "gp-display-src -outfile /w/s.txt -func a.out", "/w/s.txt"],
     ["streamzip -zipfile=F", "streamzip -zipfile=/w/z.zip", "/w/z.zip"],
     ["streamzip -zipf F (a prefix)", "streamzip -zipf /w/z.zip", "/w/z.zip"],
+    ["ptargrep PATTERN TAR (members anywhere: `..` kept)", "ptargrep x /w/a.tar", "/"],
+    ["ptargrep --basename (in the cwd)", "ptargrep --basename x /w/a.tar", "."],
   ])("judges %s as a write", (_how, cmd, file) => {
     expect(targets(cmd)).toContain(file);
   });
@@ -43,6 +46,9 @@ describe("what the scan's writers write", () => {
     ["gp-display-src -outfile -", "gp-display-src -outfile - -func a.out"],
     ["streamzip (to stdout)", "streamzip -method=store"],
     ["apt-cache policy", "apt-cache policy bash"],
+    ["ptargrep -l", "ptargrep -l x /w/a.tar"],
+    ["ptargrep --list-only", "ptargrep --list x /w/a.tar"],
+    ["zless F", "zless /w/a.gz"],
   ])("keeps %s as a read", (_how, cmd) => {
     expect(targets(cmd)).toEqual([]);
   });
@@ -67,6 +73,8 @@ describe("what the scan's writers write", () => {
     ["hwclock --adjfile F", "hwclock --adjfile=/w/a --systohc", /hwclock sets the clock/],
     ["update-ca-certificates", "update-ca-certificates", /runs the hooks/],
     ["dpkg-preconfigure", "dpkg-preconfigure x.deb", /configuration scripts/],
+    ["zless +!CMD (less runs it)", "zless '+!touch /w/p' /w/a.gz", /runs a pager command/],
+    ["xzless +!CMD", "xzless '+!touch /w/p' /w/a.xz", /runs a pager command/],
   ])("refuses %s", (_how, cmd, why) => {
     expect(refusalOf(cmd)).toMatch(why);
   });
