@@ -8,10 +8,11 @@ import type { SimpleCommand } from "./shell.js";
 import { gitSubcommandArgv } from "./shell-git.js";
 import { sedEditedFiles } from "./shell-sed.js";
 import { basename } from "./shell-unfold.js";
-import { fileOperands, programWrites } from "./shell-writes.js";
+import { programWrites } from "./shell-writes.js";
+import { fileOperands } from "./shell-writes-fileutils.js";
 
 const WRITE_ALL = new Set(["rm", "rmdir", "unlink", "shred", "touch", "tee", "mkdir", "truncate", "mv"]);
-for (const c of ["chmod", "chown", "chgrp", "chattr", "setfacl", "mknod", "mkfifo", "fallocate"])
+for (const c of ["chmod", "chown", "chgrp", "chattr", "chcon", "setfacl", "mknod", "mkfifo", "fallocate"])
   WRITE_ALL.add(c);
 const WRITE_DEST = new Set(["cp", "install", "ln", "rsync"]);
 

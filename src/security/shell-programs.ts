@@ -11,6 +11,7 @@ import { awk } from "./shell-awk.js";
 import { curl } from "./shell-curl.js";
 import { DATA_ONLY, DATA_PROGRAMS } from "./shell-data-args.js";
 import { git } from "./shell-git.js";
+import { REFUSED_NAMES, REFUSING } from "./shell-refused.js";
 import { sed } from "./shell-sed.js";
 import { tar } from "./shell-tar.js";
 import {
@@ -283,37 +284,17 @@ const BINUTILS = [
 for (const b of ["gcc-ar", "gcc-nm", "gcc-ranlib", "gcc-ar-12", "gcc-nm-12", "gcc-ranlib-12", "lto-dump"])
   BINUTILS.push(b);
 
-const REFUSED: Record<string, string> = {
-  "git-shell": "git-shell runs the commands in ~/git-shell-commands",
-  scalar: "scalar runs git with configuration of its own (scalar -c KEY=VALUE, scalar run)",
-  apt: "apt installs packages, running their scripts and hooks",
-  "apt-get": "apt-get installs packages, running their scripts and hooks",
-  aptitude: "aptitude installs packages, running their scripts and hooks",
-  "apt-key": "apt-key runs gpg with keys it is handed",
-  debconf: "debconf runs the program it is given",
-  "dpkg-reconfigure": "dpkg-reconfigure runs package scripts",
-  "dpkg-maintscript-helper": "dpkg-maintscript-helper runs package scripts",
-  "deb-systemd-invoke": "deb-systemd-invoke runs service managers",
-  perldoc: "perldoc runs a pager chosen by the environment",
-  gprofng: "gprofng collect app runs the program it profiles",
-  "gp-collect-app": "gp-collect-app runs the program it profiles",
-  rmt: "rmt opens the files its input names",
-  "rmt-tar": "rmt opens the files its input names",
-  cpan: "cpan builds and installs modules, running their build scripts",
-  "x86_64-linux-gnu-gprofng": "gprofng collect app runs the program it profiles",
-  "x86_64-linux-gnu-gp-collect-app": "gp-collect-app runs the program it profiles",
-  pydoc3: "pydoc3 runs a pager chosen by the environment",
-  debugfs:
-    "debugfs runs the requests -R, -f or its input give, which write the files they name (dump, rdump)",
-};
-
 const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
   ["sort", sort],
   ["tar", tar],
   ["zip", zip],
   ["rsync", rsync],
   ...["ssh", "scp", "sftp", "slogin"].map((s): [string, Unfolder] => [s, ssh]),
-  ...["less", "more", "most", "pager"].map((s): [string, Unfolder] => [s, pager]),
+  // zless and xzless (lzless) run `less "$@"` with a LESSOPEN that decompresses.
+  ...["less", "more", "most", "pager", "zless", "xzless", "lzless"].map((s): [string, Unfolder] => [
+    s,
+    pager,
+  ]),
   ...["vi", "vim", "view", "ex", "rvim", "rview", "vimdiff", "nvim", "gvim", "evim"].map(
     (s): [string, Unfolder] => [s, vim],
   ),
@@ -351,7 +332,7 @@ const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([
         : itself(),
   ],
   ...DATA_PROGRAMS,
-  ...Object.entries(REFUSED).map(([n, why]): [string, Unfolder] => [n, () => refuse(why)]),
+  ...REFUSING,
 ]);
 
 /**
@@ -371,7 +352,7 @@ export const isDataOnly = (name: string): boolean => DATA_ONLY.has(name);
  * -exec): a run-time argument that may turn out to be an option is then refused (shell-visitor.ts).
  */
 export function optionsRunPrograms(name: string): boolean {
-  return name === "find" || (PROGRAMS.has(name) && !DATA_ONLY.has(name) && !(name in REFUSED));
+  return name === "find" || (PROGRAMS.has(name) && !DATA_ONLY.has(name) && !REFUSED_NAMES.has(name));
 }
 
 /** How a command name is unfolded: a wrapper (runs something instead) or a program with options that run programs. */

@@ -96,10 +96,37 @@ function podWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   return ops.filter((o, k) => (man ? k % 2 === 1 : k === 1) && o.value !== "-");
 }
 
-/** pod2html: --outfile, and its cache pod2htmd.tmp (in --cachedir, else the cwd). Getopt::Long: any unique prefix. */
+/** pod2html's Getopt::Long options (Pod::Html 1.33) and whether each takes a value. */
+const POD2HTML = longs(
+  ["cachedir", "css", "htmldir", "htmlroot", "infile", "outfile", "podpath", "podroot", "title"],
+  ["flush", "help", "backlink", "header", "index", "poderrors", "quiet", "recurse", "verbose"],
+);
+for (const f of ["backlink", "header", "index", "poderrors", "quiet", "recurse", "verbose"])
+  POD2HTML[`no${f}`] = POD2HTML[`no-${f}`] = false;
+
+/**
+ * pod2html: --outfile, and its cache pod2htmd.tmp (in --cachedir, else the cwd). Getopt::Long:
+ * one dash or two, any unique prefix, a valued option takes the next word whatever it is
+ * (`--title --outfile` is a title).
+ */
 function pod2htmlWrites(argv: readonly string[]): ProgramWrite[] {
-  const cache = longOnly(argv, "cachedir", 2).map((d) => ({ value: `${d.value}/pod2htmd.tmp`, at: d.at }));
-  return [...longOnly(argv, "outfile", 1), ...(cache.length > 0 ? cache : [implied(".")])];
+  const out: ProgramWrite[] = [];
+  const caches: ProgramWrite[] = [];
+  const names = Object.keys(POD2HTML);
+  for (let at = 1; at < argv.length; at++) {
+    const m = /^--?([A-Za-z][A-Za-z-]*)(=(.*))?$/s.exec(argv[at]!);
+    if (argv[at] === "--") break;
+    if (!m) continue;
+    const fits = m[1]! in POD2HTML ? [m[1]!] : names.filter((n) => n.startsWith(m[1]!));
+    // An ambiguous prefix is refused by pod2html; read as each it may be, so no write is missed.
+    const value = m[2] !== undefined ? { value: m[3]!, at } : undefined;
+    const next = fits.some((n) => POD2HTML[n]) && value === undefined && at + 1 < argv.length;
+    const v = value ?? (next ? { value: argv[at + 1]!, at: at + 1 } : undefined);
+    if (v && fits.includes("outfile")) out.push(v);
+    if (v && fits.includes("cachedir")) caches.push({ value: `${v.value}/pod2htmd.tmp`, at: v.at });
+    if (next && fits.length === 1) at++;
+  }
+  return [...out, ...(caches.length > 0 ? caches : [implied(".")])];
 }
 
 /** enc2xs (getopts 'CM:SQqOo:f:n:v'): -o F, else its first operand, and F.exh, F.h beside it; -M makes a module in the cwd; -C writes perl's site folder. */
@@ -301,7 +328,8 @@ DEVTOOL_NAMES.push("h2ph", "pygettext3", "py3compile", "gcov", "gcov-12", "gcov-
 DEVTOOL_NAMES.push("gprof", "x86_64-linux-gnu-gprof", "x86_64-linux-gnu-gcov", "x86_64-linux-gnu-gcov-12");
 DEVTOOL_NAMES.push("x86_64-linux-gnu-gcov-tool", "x86_64-linux-gnu-gcov-tool-12");
 DEVTOOL_NAMES.push("dpkg-deb", "dpkg-split", "localedef", "lesskey", "setterm", "pygettext3.11", "py3clean");
-DEVTOOL_NAMES.push("zic", "iconvconfig", "ptar", "h2xs", "pl2pm");
+DEVTOOL_NAMES.push("zic", "iconvconfig", "ptar", "h2xs", "pl2pm", "streamzip", "ptargrep");
+for (const g of ["gp-archive", "gp-display-src"]) DEVTOOL_NAMES.push(g, `x86_64-linux-gnu-${g}`);
 
 export function devtoolWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   const base = name.replace(/^x86_64-linux-gnu-/, "").replace(/-12$|\.11$/, "");
@@ -350,6 +378,29 @@ export function devtoolWrites(name: string, argv: readonly string[]): ProgramWri
       return localedefWrites(argv);
     case "lesskey":
       return lesskeyWrites(argv);
+    case "gp-display-src":
+      // -outfile F (`-` prints).
+      return argv.flatMap((a, at) =>
+        a === "-outfile" && at + 1 < argv.length && argv[at + 1] !== "-"
+          ? [{ value: argv[at + 1]!, at: at + 1 }]
+          : [],
+      );
+    case "ptargrep": {
+      // It extracts each matching member under its archive path in the cwd (a leading `/`
+      // made `./`, `..` kept: anywhere), or its base name with --basename; -l lists.
+      const opt = (name: string) =>
+        argv.some((a) => /^--?[a-z-]+$/.test(a) && name.startsWith(a.replace(/^--?/, "")));
+      if (opt("list-only") || opt("help")) return [];
+      return [implied(opt("basename") ? "." : "/")];
+    }
+    case "streamzip":
+      // Getopt::Long: -zipfile=F by any prefix that is not zip64's (`-zipf`).
+      return longOnly(argv, "zipfile", 4);
+    case "gp-archive": {
+      // gprofng archive copies the binaries and sources into each EXPERIMENT, or -d DIR.
+      const r = getopt(argv, 1, { short: "adm", long: longs(["verbose"], ["help", "version"]) });
+      return has(r, "help", "version") ? [] : [...values(r, "d"), ...r.operands];
+    }
     default:
       return settermWrites(argv);
   }

@@ -7,9 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { isAidoError } from "../../src/errors.js";
 import { analyzeCommand } from "../../src/security/shell.js";
-import { writeTargets } from "../../src/security/shell-operands.js";
-
-const targets = (cmd: string) => writeTargets(analyzeCommand(cmd).commands[0]!).map((t) => t.path);
+import { targets } from "../support/write-targets.js";
 
 describe("what the image's file-system and loader tools write", () => {
   it.each([

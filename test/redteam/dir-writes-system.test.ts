@@ -1,0 +1,90 @@
+// Red team: the image's file-system tools and the last writers a scan of its program folders
+// found, each judged as a read on main. The agent may read /workspace/pub/** and write
+// /workspace/pub/out/** only; each attack writes into /workspace/pub through the container's
+// real programs: fsck -y and e2undo on an ext2 image kept in a file, e4defrag, dpkg-divert
+// --rename (moves a file and rewrites its database), gp-archive -d, streamzip -zipfile, ldconfig -N -r ROOT (links in ROOT's folders). Each is now
+// refused before anything runs, naming the file, audited as tool.denied; the same programs
+// on files of the writable folder run, and tree -RL1 (which tree refuses) is no longer judged
+// as a write. (mke2fs, mkswap and wipefs, judged as writes too, are refused by the policy's
+// disk-wipe rule whatever they are given, on main as now.)
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectOk } from "./fixture.js";
+import { expectRefused, openSharedBench, readPubWriteOut, type SharedBench } from "./shared-bench.js";
+
+let b: SharedBench;
+
+const PROGRAMS = ["fsck", "e2undo", "e4defrag", "dpkg-divert", "gp-archive"];
+PROGRAMS.push("streamzip", "ldconfig", "tree", "ls", "cat", "echo", "cp");
+
+beforeAll(async () => {
+  b = await openSharedBench({
+    profiles: readPubWriteOut(PROGRAMS),
+    files: {
+      "/workspace/pub/f": "f\n",
+      "/workspace/pub/out/.keep": "",
+      "/workspace/pub/root/x": "x\n",
+    },
+    setup: [
+      "cd /workspace/pub",
+      "mke2fs -q -F -t ext2 img 1M && mke2fs -q -F -t ext2 out/img 1M && cp /bin/true swap",
+      "mkdir -p root/lib/x86_64-linux-gnu root/etc && cp /lib/x86_64-linux-gnu/libz.so.1.* root/lib/x86_64-linux-gnu/",
+      "chmod -R a+rwX /workspace",
+    ].join(" && "),
+  });
+}, 240_000);
+
+afterAll(async () => {
+  await b?.close();
+});
+
+const P = "/workspace/pub";
+const quote = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/** The checksums of pub's image and plain file, read in the container. */
+const sums = async () =>
+  (await b.inner.exec({ argv: ["md5sum", `${P}/img`, `${P}/f`, `${P}/swap`], confinement: "unconfined" }))
+    .stdout;
+
+describe("the image's file-system tools and the scan's writers are judged as writes", () => {
+  it.each([
+    ["fsck -y IMG", `fsck -y ${P}/img`, `${P}/img`],
+    ["e2undo UNDO IMG", `e2undo ${P}/out/u ${P}/img`, `${P}/img`],
+    ["e4defrag FILE", `e4defrag ${P}/f`, `${P}/f`],
+    [
+      "dpkg-divert --root R --rename",
+      `dpkg-divert --root ${P}/root --rename --add /x`,
+      `${P}/root/var/lib/dpkg`,
+    ],
+    ["gp-archive -d DIR", `gp-archive -d ${P}/arch ${P}/out/e.er`, `${P}/arch`],
+    ["streamzip -zipfile=F", `echo a | streamzip -zipfile=${P}/z.zip`, `${P}/z.zip`],
+    ["ldconfig -N -r ROOT (links in ROOT's folders)", `ldconfig -N -r ${P}/root`, `${P}/root`],
+  ])(
+    "refuses %s, a program the write table lacked",
+    async (_how, command, file) => {
+      const before = await sums();
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quote(file)} \\(`));
+      expect(await sums()).toBe(before);
+      for (const f of ["z.zip", "arch", "root/var", "root/x.distrib", "root/lib/x86_64-linux-gnu/libz.so.1"])
+        expect(b.exists(`${P}/${f}`), f).toBe(false);
+    },
+    60_000,
+  );
+
+  it.each([
+    ["fsck -N (prints only)", `fsck -N ${P}/img`, "fsck"],
+    [
+      "streamzip -zipfile into the writable folder",
+      `echo a | streamzip -zipfile=${P}/out/z.zip && ls ${P}/out`,
+      "z.zip",
+    ],
+    ["tree -RL1 (tree refuses it, writing nothing)", `tree -RL1 -H . ${P}; ls ${P}`, "img"],
+  ])(
+    "still runs %s",
+    async (_how, command, out) => {
+      const r = expectOk(await b.exec("worker", command));
+      expect(r.output).toContain(out);
+    },
+    60_000,
+  );
+});
