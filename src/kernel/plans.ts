@@ -47,7 +47,7 @@ import {
   type Simulation,
   stepsDigest,
 } from "./plan-store.js";
-import { PlanUndo, scopeOf } from "./plan-undo.js";
+import { PlanUndo, type StepScope, scopeOf } from "./plan-undo.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
 import { ShadowBusy, type ShadowRun, type Shadows } from "./shadow.js";
 
@@ -271,7 +271,9 @@ export class Plans {
           result.steps.push({ index, ok: false, output: "", error: cancelledBefore(index) });
           break;
         }
-        const scope = scopeOf(this.deps.gate.tools.get(step.tool));
+        // Steps are framed only when a failure is to be undone: "stop" keeps whatever ran.
+        const scope: StepScope =
+          opts.onFailure === "restore" ? scopeOf(this.deps.gate.tools.get(step.tool)) : { kind: "none" };
         await undo.beforeStep(index, scope);
         const { result: r, wrote } = await runStep(invoke, agent.id, index, step, opts.signal, this.deps.log);
         result.steps.push(r);

@@ -78,11 +78,11 @@ describe("on_failure restore puts back only what the plan changed", () => {
     writeFileSync(join(ws, "c.txt"), "c-during\n");
     const r = await run;
     expect(r.steps.map((s: { ok: boolean }) => s.ok)).toEqual([true, true, true, false]);
-    expect(r.status).toBe("restored");
-    expect(r.restore).toMatchObject({ files_failed: [], conflicts: [] });
+    expect(read(ws, "c.txt")).toBe("c-between\n");
     expect(read(ws, "a.txt")).toBe("a0\n");
     expect(read(ws, "b.txt")).toBe("b0\n");
-    expect(read(ws, "c.txt")).toBe("c-between\n");
+    expect(r.status).toBe("restored");
+    expect(r.restore).toMatchObject({ files_failed: [], conflicts: [] });
     expect(await kinds(c, a.agent_id, "plan.restored")).toMatchObject([
       { payload: { plan_id: p.plan_id, files_failed: 0, conflicts: 0 } },
     ]);
@@ -113,6 +113,7 @@ describe("on_failure restore puts back only what the plan changed", () => {
     writeFileSync(join(ws, "d", "mine.txt"), "mine\n");
     await human.call("approval.respond", { id: approval, decision: "allow_once" });
     const r = await run;
+    expect(read(ws, "a.txt")).toBe("a-person\n");
     expect(r.status).toBe("failed");
     const restore = r.restore!;
     expect(restore.files_failed).toEqual([]);
