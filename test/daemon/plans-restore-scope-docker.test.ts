@@ -4,7 +4,18 @@
 // nothing else. An edit between two steps stays; a path the plan changed and the person
 // changed after it is a conflict, left as the person left it, reported and audited.
 
-import { mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
@@ -192,5 +203,37 @@ describe("on_failure restore puts back only what the plan changed", () => {
     expect(r.status).toBe("restored");
     expect(read(ws, "notes/n.txt")).toBe("n\n");
     expect(() => statSync(join(ws, "e.txt"))).toThrow();
+  });
+
+  it("a folder the plan deleted, swapped by someone for a link to a host folder, is a conflict and nothing is written through the link", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const human = await fx.client();
+    const a = await spawn(c, pausing());
+    await write(c, a.agent_id, "/workspace/d/x.txt", "x0\n");
+    const ws = workspaceOf(fx, a.goal_id);
+    const host = mkdtempSync(join(tmpdir(), "aido-planscope-"));
+    try {
+      const p = await c.call("plan.create", {
+        agent_id: a.agent_id,
+        title: "deletes a folder",
+        steps: [
+          { tool: "exec", input: { command: `python3 -c "import shutil; shutil.rmtree('/workspace/d')"` } },
+          { tool: "file_read", input: { path: "/workspace/missing.txt" } },
+        ],
+      });
+      const run = c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+      const approval = await pendingApproval(human);
+      symlinkSync(host, join(ws, "d"));
+      await human.call("approval.respond", { id: approval, decision: "allow_once" });
+      const r = await run;
+      expect(r.status).toBe("failed");
+      expect(r.restore!.conflicts.map((x) => x.path)).toEqual(["/workspace/d"]);
+      expect(r.restore!.files_failed.map((x) => x.path)).toEqual(["/workspace/d/x.txt"]);
+      expect(readdirSync(host)).toEqual([]);
+      expect(readlinkSync(join(ws, "d"))).toBe(host);
+    } finally {
+      rmSync(host, { recursive: true, force: true });
+    }
   });
 });
