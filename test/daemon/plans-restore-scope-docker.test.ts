@@ -236,4 +236,32 @@ describe("on_failure restore puts back only what the plan changed", () => {
       rmSync(host, { recursive: true, force: true });
     }
   });
+
+  it("a path the plan wrote twice, with the person's edit between, goes back to the person's version", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const human = await fx.client();
+    const a = await spawn(c, pausing());
+    await write(c, a.agent_id, "/workspace/a.txt", "a0\n");
+    const ws = workspaceOf(fx, a.goal_id);
+    const p = await c.call("plan.create", {
+      agent_id: a.agent_id,
+      title: "writes twice",
+      steps: [
+        { tool: "file_write", input: { path: "/workspace/a.txt", content: "p1\n" } },
+        { tool: "file_read", input: { path: "/workspace/a.txt" } },
+        { tool: "file_write", input: { path: "/workspace/a.txt", content: "p2\n" } },
+        { tool: "exec", input: { command: "ls /workspace/missing" } },
+      ],
+    });
+    const run = c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+    const approval = await pendingApproval(human);
+    writeFileSync(join(ws, "a.txt"), "person\n");
+    await human.call("approval.respond", { id: approval, decision: "allow_once" });
+    const r = await run;
+    // Undoing step 2 gives the person's version; step 0's change was already overwritten by them.
+    expect(read(ws, "a.txt")).toBe("person\n");
+    expect(r.status).toBe("restored");
+    expect(r.restore).toMatchObject({ paths_changed: 1, files_restored: 1, conflicts: [] });
+  });
 });
