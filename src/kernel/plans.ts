@@ -9,8 +9,9 @@
 //             changed since it was simulated; else a snapshot of /workspace and /output, then
 //             exactly the stored steps through the gate (approvals apply as for any call),
 //             stopping at the first step that is refused, fails or reports an error; with
-//             on_failure "restore" the snapshot is put back (held to the agent's file_write
-//             grants and the policy, like snapshot_restore).
+//             on_failure "restore" what the steps changed is undone, and nothing else
+//             (kernel/plan-undo.ts; held to the agent's file_write grants and the policy,
+//             like snapshot_restore).
 // Step inputs are checked against their tool's schema at the edge: a bad one is an
 // invalid_input naming `steps.N.input.FIELD`, not a simulated denial; one nested deeper
 // than the gate takes is also audited as the gate audits it (tool.denied, stage schema).
