@@ -9,8 +9,9 @@
 //             changed since it was simulated; else a snapshot of /workspace and /output, then
 //             exactly the stored steps through the gate (approvals apply as for any call),
 //             stopping at the first step that is refused, fails or reports an error; with
-//             on_failure "restore" the snapshot is put back (held to the agent's file_write
-//             grants and the policy, like snapshot_restore).
+//             on_failure "restore" what the steps changed is undone, and nothing else
+//             (kernel/plan-undo.ts; held to the agent's file_write grants and the policy,
+//             like snapshot_restore).
 // Step inputs are checked against their tool's schema at the edge: a bad one is an
 // invalid_input naming `steps.N.input.FIELD`, not a simulated denial; one nested deeper
 // than the gate takes is also audited as the gate audits it (tool.denied, stage schema).
@@ -23,12 +24,19 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { argumentDepthRefusal, MAX_ARGUMENT_DEPTH } from "../gate/argument-depth.js";
 import type { Gate, Principal } from "../gate/invoke.js";
 import { RunPaths } from "../gate/run-paths.js";
-import type { ToolResult } from "../gate/types.js";
 import type { SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
 import type { AuditLog } from "../security/audit.js";
 import type { Grant } from "../security/grants.js";
 import type { PolicyEngine } from "../security/policy.js";
-import { boundOutput } from "../tools/output.js";
+import {
+  cancelledBefore,
+  type InvokeStep,
+  type PlanStepError,
+  type PlanStepResult,
+  runStep,
+  stepError,
+  stepPath,
+} from "./plan-steps.js";
 import {
   grantsDigest,
   type PlanDigests,
@@ -40,31 +48,15 @@ import {
   type Simulation,
   stepsDigest,
 } from "./plan-store.js";
+import { PlanUndo, type StepScope, scopeOf } from "./plan-undo.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
 import { ShadowBusy, type ShadowRun, type Shadows } from "./shadow.js";
 
-export type { PlanStep, PlanSummary, Simulation };
-
-/** What the result of a plan shows of one step's output. */
-const PLAN_STEP_OUTPUT_MAX = 8 * 1024;
+export type { InvokeStep, PlanStep, PlanStepError, PlanStepResult, PlanSummary, Simulation };
+export { stepError };
 
 const NOTE =
   "Steps are judged in order against the present state, without running any: what an earlier step would create, change or delete is not seen by the later ones, commands' run-time effects are not known, and a human may answer an approval differently when the plan runs.";
-
-export interface PlanStepError {
-  code: string;
-  message: string;
-  /** The gate's stage, when the gate refused the step. */
-  stage?: string;
-}
-
-export interface PlanStepResult {
-  index: number;
-  ok: boolean;
-  /** The tool's output, bounded to PLAN_STEP_OUTPUT_MAX bytes. */
-  output: string;
-  error?: PlanStepError;
-}
 
 export interface PlanExecution {
   plan_id: string;
@@ -72,17 +64,21 @@ export interface PlanExecution {
   steps: PlanStepResult[];
   snapshot_id?: string;
   /** What the restore did (on_failure "restore"). */
-  restore?: { files_restored: number; files_failed: { path: string; reason: string }[] };
+  restore?: PlanRestore;
   error?: string;
 }
 
-/** Runs one step through the gate for an agent (the daemon's adds the events watchers see). */
-export type InvokeStep = (
-  agentId: string,
-  tool: string,
-  input: unknown,
-  signal?: AbortSignal,
-) => Promise<ToolResult>;
+/** What on_failure "restore" did: only what the plan's steps changed is put back. */
+export interface PlanRestore {
+  /** Paths the plan's steps changed (what the restore set out to put back). */
+  paths_changed: number;
+  /** Paths put back. */
+  files_restored: number;
+  /** Paths left as they are: the agent may not write them, or writing failed. */
+  files_failed: { path: string; reason: string }[];
+  /** Paths left as they are because someone changed them after the plan's step did. */
+  conflicts: { path: string; reason: string }[];
+}
 
 export interface PlansDeps {
   config: Config;
@@ -256,6 +252,18 @@ export class Plans {
         ids,
       );
       result.snapshot_id = snap.id;
+      const undo = new PlanUndo(
+        {
+          snapshots: this.deps.snapshots,
+          goalId: agent.goalId,
+          roots,
+          planId,
+          actor: agent.id,
+          taken: (id, label, files) =>
+            audit.record("snapshot.created", { snapshot_id: id, label, files }, ids),
+        },
+        snap.id,
+      );
       for (const [index, step] of steps.entries()) {
         // Cancelled between two steps (the step before ended as the cancel came): no later
         // step starts, and the plan says before which one it stopped (the gate would refuse the
@@ -264,13 +272,19 @@ export class Plans {
           result.steps.push({ index, ok: false, output: "", error: cancelledBefore(index) });
           break;
         }
-        const r = await runStep(invoke, agent.id, index, step, opts.signal, this.deps.log);
+        // Steps are framed only when a failure is to be undone: "stop" keeps whatever ran.
+        const scope: StepScope =
+          opts.onFailure === "restore" ? scopeOf(this.deps.gate.tools.get(step.tool)) : { kind: "none" };
+        await undo.beforeStep(index, scope);
+        const { result: r, wrote } = await runStep(invoke, agent.id, index, step, opts.signal, this.deps.log);
         result.steps.push(r);
+        // A step the gate refused (its error names the stage) never ran.
+        await undo.afterStep(index, scope, r.error?.stage === undefined, wrote ?? stepPath(step));
         if (!r.ok) break;
       }
       const failed = result.steps.find((s) => !s.ok);
       result.status = failed ? "failed" : "succeeded";
-      if (failed && opts.onFailure === "restore") await this.restore(result, agent, roots, snap.id);
+      if (failed && opts.onFailure === "restore") await this.restore(result, agent, undo, snap.id);
     } catch (e) {
       result.error = stepError(e, this.deps.log).message;
     } finally {
@@ -292,27 +306,38 @@ export class Plans {
     return result;
   }
 
-  /** Put the snapshot taken before the plan back, where the agent may write. */
-  private async restore(result: PlanExecution, agent: AgentRecord, roots: SnapshotRoots, snapId: string) {
+  /**
+   * Undo what the plan's steps changed (kernel/plan-undo.ts), where the agent may write: a
+   * path someone changed after the plan's step is a conflict, left as it is, reported and
+   * audited; the status is "restored" only when nothing was left.
+   */
+  private async restore(result: PlanExecution, agent: AgentRecord, undo: PlanUndo, snapId: string) {
+    const ids = { goalId: agent.goalId, agentId: agent.id };
     const paths = new RunPaths("snapshot_restore", this.grantsOf(agent), this.deps.policy);
-    const r = await this.deps.snapshots
-      .restore(agent.goalId, roots, snapId, (path) => paths.allow({ kind: "file_write", path }))
-      .finally(() => paths.audit(this.deps.audit, { goalId: agent.goalId, agentId: agent.id }));
+    const r = await undo
+      .restore((path) => paths.allow({ kind: "file_write", path }))
+      .finally(() => paths.audit(this.deps.audit, ids));
+    const conflicts = r.conflicts.map((c) => ({ path: c.path, reason: c.reason }));
     this.deps.audit.record(
       "plan.restored",
       {
         plan_id: result.plan_id,
         snapshot_id: snapId,
+        paths_changed: undo.changedPaths,
         files_restored: r.files_restored,
         files_failed: r.files_failed.length,
+        conflicts: conflicts.length,
+        ...(conflicts.length > 0 ? { conflict_paths: conflicts.slice(0, 100).map((c) => c.path) } : {}),
       },
-      { goalId: agent.goalId, agentId: agent.id },
+      ids,
     );
     result.restore = {
+      paths_changed: undo.changedPaths,
       files_restored: r.files_restored,
       files_failed: r.files_failed.map((f) => ({ path: f.path, reason: f.reason })),
+      conflicts,
     };
-    if (r.files_failed.length === 0) result.status = "restored";
+    if (r.files_failed.length === 0 && conflicts.length === 0) result.status = "restored";
   }
 
   /** Which of the hash's parts differ now from what the plan was simulated with. */
@@ -398,37 +423,3 @@ const CHANGED = {
   grants: "the agent's grants (or its approval_required list) changed",
   policy: "the policy in force changed",
 } as const;
-
-function cancelledBefore(index: number): PlanStepError {
-  return { code: ErrorCode.cancelled, message: `the plan was cancelled before step ${index} started` };
-}
-
-async function runStep(
-  invoke: InvokeStep,
-  agentId: string,
-  index: number,
-  step: PlanStep,
-  signal: AbortSignal | undefined,
-  log: (message: string) => void,
-): Promise<PlanStepResult> {
-  try {
-    const r = await invoke(agentId, step.tool, step.input, signal);
-    return { index, ok: r.isError !== true, output: boundOutput(r.output, PLAN_STEP_OUTPUT_MAX) };
-  } catch (e) {
-    return { index, ok: false, output: "", error: stepError(e, log) };
-  }
-}
-
-/**
- * How a step's failure is reported: an AidoError as it is (its code, message and the gate's
- * stage); anything else is a bug or an environment failure whose message may carry host
- * paths, so the caller gets a fixed text and the daemon's log the rest.
- */
-export function stepError(e: unknown, log: (message: string) => void): PlanStepError {
-  if (e instanceof AidoError) {
-    const stage = typeof e.details.stage === "string" ? e.details.stage : undefined;
-    return { code: e.code, message: e.message, ...(stage ? { stage } : {}) };
-  }
-  log(`a plan step failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-  return { code: ErrorCode.internal, message: "internal error in the Aido daemon (details are in its log)" };
-}

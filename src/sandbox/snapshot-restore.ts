@@ -41,7 +41,7 @@ export interface RestoreResult {
 /** Why the caller may not change this container path, or undefined when it may. */
 export type Permit = (containerPath: string) => string | undefined;
 
-class Refused extends Error {}
+export class Refused extends Error {}
 
 const isRoot = process.getuid?.() === 0;
 
@@ -137,7 +137,7 @@ export async function restoreWorkspace(
 }
 
 /** Restore one file or link; false when it already matched. `check` runs before any change. */
-function restoreLeaf(
+export function restoreLeaf(
   ws: WorkspaceRoot,
   packs: PackStore,
   w: ManifestEntry,
@@ -236,11 +236,11 @@ function sameMeta(w: ManifestEntry, c: WorkspaceEntry): boolean {
 }
 
 /** setuid and setgid are never restored, whoever owns the entry; the sticky bit is. */
-function safeMode(w: ManifestEntry): number {
+export function safeMode(w: ManifestEntry): number {
   return w.m & 0o1777;
 }
 
-function setOwnerAndMode(fd: number, w: ManifestEntry): void {
+export function setOwnerAndMode(fd: number, w: ManifestEntry): void {
   // chown first: it clears setuid/setgid, which chmod then sets as recorded.
   if (isRoot) fchownSync(fd, w.u, w.g);
   fchmodSync(fd, safeMode(w));

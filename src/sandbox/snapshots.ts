@@ -38,6 +38,7 @@ import {
   type ManifestEntry,
   readIndex,
   readManifest,
+  SNAPSHOT_ROOTS,
   type SnapshotRoots,
   type SnapshotSummary,
 } from "./snapshot-manifest.js";
@@ -45,8 +46,9 @@ import { PackStore } from "./snapshot-packs.js";
 import { planPrune, storeFiles, storeUsage } from "./snapshot-prune.js";
 import { type Permit, type RestoreResult, restoreWorkspace } from "./snapshot-restore.js";
 import { type SnapshotTaken, takeSnapshot } from "./snapshot-take.js";
+import { type UndoChange, type UndoResult, undoChanges } from "./snapshot-undo.js";
 
-export type { SnapshotRoots };
+export type { SnapshotRoots, UndoChange, UndoResult };
 
 const GOAL_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SNAPSHOT_ID = /^snap_[0-9a-z]{6,40}$/;
@@ -148,6 +150,60 @@ export class SnapshotStore {
             const r = await restoreWorkspace(ws, packs, entries, rootIndex, `/${root}`, permit);
             result.files_restored += r.files_restored;
             result.files_failed.push(...r.files_failed);
+          } finally {
+            ws.close();
+          }
+        }
+      } finally {
+        packs.close();
+      }
+      return result;
+    });
+  }
+
+  /**
+   * Every entry of snapshot `id`, by its root-prefixed path ("workspace/a.txt"). Read under
+   * the goal's lock, so no pruning runs meanwhile.
+   */
+  async entries(goalId: string, id: string): Promise<Map<string, ManifestEntry>> {
+    if (!isSnapshotId(id))
+      throw new AidoError(ErrorCode.invalidInput, `"${id}" is not a snapshot id`, { id });
+    return this.locked(goalId, async () => {
+      const manifest = await readManifest(this.manifestPath(goalId, id), goalId, id);
+      return new Map(manifest.entries.map((e) => [e.p, e]));
+    });
+  }
+
+  /**
+   * Undo named changes (root-prefixed paths, "workspace/a.txt"), each only where it is still
+   * as the change left it (snapshot-undo.ts); the targets' contents come from this goal's
+   * packs, so the snapshots that hold them must not have been pruned.
+   */
+  async undo(
+    goalId: string,
+    roots: SnapshotRoots,
+    changes: readonly UndoChange[],
+    permit?: Permit,
+  ): Promise<UndoResult> {
+    return this.locked(goalId, async () => {
+      const result: UndoResult = { files_restored: 0, files_failed: [], conflicts: [] };
+      const packs = this.packs(goalId);
+      try {
+        for (const root of SNAPSHOT_ROOTS) {
+          const prefix = `${root}/`;
+          const mine = changes
+            .filter((c) => c.path.startsWith(prefix))
+            .map((c) => {
+              const path = c.path.slice(prefix.length);
+              return { ...c, path, target: c.target && { ...c.target, p: path } };
+            });
+          if (mine.length === 0) continue;
+          const ws = WorkspaceRoot.open(roots[root]);
+          try {
+            const r = await undoChanges(ws, packs, mine, `/${root}`, permit);
+            result.files_restored += r.files_restored;
+            result.files_failed.push(...r.files_failed);
+            result.conflicts.push(...r.conflicts);
           } finally {
             ws.close();
           }

@@ -160,8 +160,19 @@ export interface AuditPayloads {
     error?: string;
     snapshot_id?: string;
   };
-  /** The workspace put back to the snapshot taken before the plan. */
-  "plan.restored": { plan_id: string; snapshot_id: string; files_restored: number; files_failed: number };
+  /**
+   * What the plan's steps changed, put back (kernel/plan-undo.ts); `conflicts`: paths someone
+   * changed after the plan's step, left as they are (the first 100 in conflict_paths).
+   */
+  "plan.restored": {
+    plan_id: string;
+    snapshot_id: string;
+    paths_changed: number;
+    files_restored: number;
+    files_failed: number;
+    conflicts: number;
+    conflict_paths?: string[];
+  };
   /**
    * plan.execute refused before any step ran (what changed since the simulation, or a
    * replay); or a shadow plan.simulate refused while another runs for the goal (no plan_id).

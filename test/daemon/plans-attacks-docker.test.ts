@@ -72,7 +72,7 @@ describe("plans under attack", () => {
     expect(executed?.payload).toMatchObject({ status: "failed", failed_step: 1, steps_run: 2 });
   });
 
-  it("a restore after a failure leaves a file the agent may not write as it is now, and says so", async () => {
+  it("a restore after a failure undoes the plan's write and leaves the operator's edit between steps alone", async () => {
     const fx = await suite.start(docker);
     const c = await fx.client();
     const human = await fx.client();
@@ -114,10 +114,11 @@ describe("plans under attack", () => {
     // The agent's own change is undone; the operator's is not reverted by the agent's restore.
     expect(readFileSync(join(ws, "mine", "a.txt"), "utf8")).toBe("v1\n");
     expect(readFileSync(join(ws, "theirs", "b.txt"), "utf8")).toBe("operator v2\n");
-    expect(r.status).toBe("failed");
-    expect(r.restore?.files_failed).toEqual([
-      { path: "/workspace/theirs/b.txt", reason: expect.stringMatching(/no capability grants file_write/) },
-    ]);
+    // The operator's change came between the plan's steps: the restore undoes only what the
+    // steps changed, so it never even asks to write their file (once, it put back the whole
+    // snapshot and only the agent's missing grant kept the operator's edit).
+    expect(r.status).toBe("restored");
+    expect(r.restore).toMatchObject({ paths_changed: 1, files_restored: 1, files_failed: [], conflicts: [] });
   });
 
   it("a shadow does not run a step whose effects live outside the copy, even one the agent holds", async () => {

@@ -109,10 +109,14 @@ function printExecution(io: CliIo, r: PlanExecution): void {
     io.out(`step ${s.index}  ${s.ok ? "ok" : "FAILED"}${s.error ? `: ${inert(s.error.message)}` : ""}`);
     if (s.output) io.out(inertLines(s.output.replace(/^/gm, "    ")));
   }
-  if (r.restore)
+  if (r.restore) {
+    const { paths_changed, files_restored, files_failed, conflicts } = r.restore;
     io.out(
-      `restored ${r.snapshot_id}: ${r.restore.files_restored} paths changed, ${r.restore.files_failed.length} failed`,
+      `undid the plan's changes: ${files_restored} of ${paths_changed} paths put back, ${conflicts.length} left (changed since), ${files_failed.length} failed`,
     );
+    for (const c of conflicts) io.out(`  left ${inert(c.path)}: ${inert(c.reason)}`);
+    for (const f of files_failed) io.out(`  failed ${inert(f.path)}: ${inert(f.reason)}`);
+  }
   if (r.error) io.out(`error: ${inert(r.error)}`);
   io.out(`plan ${r.plan_id}: ${r.status}${r.snapshot_id ? ` (snapshot before it: ${r.snapshot_id})` : ""}`);
 }

@@ -1,0 +1,161 @@
+// kernel/plan-undo.ts — what plan.execute's on_failure "restore" puts back: the changes the
+// plan's steps made, and nothing else. The person editing the project in their editor
+// while an MCP client's plan runs (or another agent of the goal) keeps their edits.
+//
+// Each step that can change /workspace or /output is framed by two snapshots of the store
+// (incremental: an lstat walk, and only files whose stat moved are read): one right before
+// the step, one right after it. What differs between the two is what the step changed —
+// for file_write and file_edit only at the exact path the tool wrote (its canonical path,
+// as the tool reports it) and the folders it made for it; for any other step (exec,
+// snapshot_restore, adopt_world, spawn_*: code with no known write scope) whatever changed
+// in the window, whoever changed it. Between two steps nothing is recorded, so a path
+// changed only there is never touched. The snapshot taken before the plan frames its
+// first step.
+//
+// Per path, the restore undoes the plan's changes last first: the path must still be what
+// the last step that changed it left (else someone changed it after the plan did: a
+// conflict, left as it is and reported); it goes back to what was there before that step,
+// and on back through the earlier steps that changed it as long as nobody changed it
+// between them (if someone did, their version is what is put back). The snapshots before
+// steps are kept from pruning while the plan runs, so their contents are there to restore.
+
+import type { ToolDef } from "../gate/types.js";
+import type { ManifestEntry } from "../sandbox/snapshot-manifest.js";
+import type { Permit } from "../sandbox/snapshot-restore.js";
+import type { SnapshotRoots, SnapshotStore, UndoChange, UndoResult } from "../sandbox/snapshots.js";
+
+/** What a step may change: nothing, the paths it names, or anything (its window). */
+export type StepScope = { kind: "none" } | { kind: "paths" } | { kind: "tree" };
+
+/** Tools whose run changes nothing under /workspace or /output, though they mutate elsewhere. */
+const NAMED_PATH_TOOLS = new Set(["file_write", "file_edit"]);
+
+export function scopeOf(tool: ToolDef<unknown> | undefined): StepScope {
+  if (tool && NAMED_PATH_TOOLS.has(tool.name)) return { kind: "paths" };
+  // spawn_* tools' children act in the goal's own container: whatever they write is theirs.
+  if (tool && !tool.mutates && !tool.name.startsWith("spawn_")) return { kind: "none" };
+  return { kind: "tree" };
+}
+
+interface Change {
+  step: number;
+  before: ManifestEntry | null;
+  after: ManifestEntry | null;
+}
+
+export interface PlanUndoDeps {
+  snapshots: SnapshotStore;
+  goalId: string;
+  roots: SnapshotRoots;
+  planId: string;
+  actor: string;
+  /** Tell of a snapshot taken (the executor audits it as snapshot.created). */
+  taken(id: string, label: string, files: number): void;
+}
+
+export class PlanUndo {
+  /** Root-prefixed path ("workspace/a.txt") -> the plan's changes to it, in step order. */
+  private readonly changes = new Map<string, Change[]>();
+  /** Snapshots whose contents a restore may need: never pruned while the plan runs. */
+  private readonly keep: string[];
+  private before: { step: number; id: string } | undefined;
+  /** Snapshots taken for the steps (for the cost report). */
+  snapshotsTaken = 0;
+
+  /** `first`: the snapshot taken before the plan, which frames step 0. */
+  constructor(
+    private readonly deps: PlanUndoDeps,
+    private readonly first: string,
+  ) {
+    this.keep = [first];
+  }
+
+  /** Right before step `index` runs. */
+  async beforeStep(index: number, scope: StepScope): Promise<void> {
+    this.before = undefined;
+    if (scope.kind === "none") return;
+    const id = index === 0 ? this.first : await this.snap(`plan ${this.deps.planId} before step ${index}`);
+    this.keep.push(id);
+    this.before = { step: index, id };
+  }
+
+  /**
+   * Right after step `index` ended. `ran`: the tool ran (a step the gate refused changed
+   * nothing); `wrote`: the canonical path a file step reports it wrote.
+   */
+  async afterStep(index: number, scope: StepScope, ran: boolean, wrote?: string): Promise<void> {
+    const before = this.before;
+    this.before = undefined;
+    if (!before || before.step !== index || !ran) return;
+    const after = await this.snap(`plan ${this.deps.planId} after step ${index}`);
+    const [b, a] = await Promise.all([
+      this.deps.snapshots.entries(this.deps.goalId, before.id),
+      this.deps.snapshots.entries(this.deps.goalId, after),
+    ]);
+    const candidates = scope.kind === "paths" ? withParents(wrote) : new Set([...b.keys(), ...a.keys()]);
+    for (const path of candidates) {
+      const was = b.get(path) ?? null;
+      const now = a.get(path) ?? null;
+      if (sameEntry(was, now)) continue;
+      const list = this.changes.get(path) ?? [];
+      list.push({ step: index, before: was, after: now });
+      this.changes.set(path, list);
+    }
+  }
+
+  /** How many paths the plan changed so far. */
+  get changedPaths(): number {
+    return this.changes.size;
+  }
+
+  /** Undo what the plan changed where it is still as the plan left it. */
+  async restore(permit: Permit): Promise<UndoResult> {
+    const undo: UndoChange[] = [];
+    for (const [path, list] of this.changes) {
+      const last = list[list.length - 1]!;
+      let target = last.before;
+      for (let j = list.length - 2; j >= 0; j--) {
+        // Someone changed it between two of the plan's steps: their version stays the target.
+        if (!sameEntry(list[j + 1]!.before, list[j]!.after)) break;
+        target = list[j]!.before;
+      }
+      undo.push({
+        path,
+        expect: last.after,
+        target,
+        conflict: `changed after step ${last.step} of the plan left it; left as it is`,
+      });
+    }
+    return this.deps.snapshots.undo(this.deps.goalId, this.deps.roots, undo, permit);
+  }
+
+  private async snap(label: string): Promise<string> {
+    const s = await this.deps.snapshots.create(this.deps.goalId, this.deps.roots, label, {
+      actor: this.deps.actor,
+      keep: this.keep,
+    });
+    this.snapshotsTaken++;
+    this.deps.taken(s.id, label, s.files);
+    return s.id;
+  }
+}
+
+/**
+ * "/workspace/d/a.txt" -> workspace/d/a.txt and the folders above it inside the root (a
+ * file step makes missing parent folders).
+ */
+function withParents(containerPath: string | undefined): Set<string> {
+  const out = new Set<string>();
+  if (!containerPath) return out;
+  const abs = containerPath.startsWith("/") ? containerPath : `/workspace/${containerPath}`;
+  const parts = abs.split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.includes("..") || (parts[0] !== "workspace" && parts[0] !== "output")) return out;
+  for (let i = 2; i <= parts.length; i++) out.add(parts.slice(0, i).join("/"));
+  return out;
+}
+
+/** The same path state: presence, type, mode, content, link target. */
+function sameEntry(a: ManifestEntry | null, b: ManifestEntry | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.t === b.t && a.m === b.m && a.h === b.h && a.s === b.s && a.l === b.l;
+}
