@@ -320,7 +320,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return this.frozen.has(goalId) ? null : this.frozen.freezeCount(goalId);
   }
 
-  async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
+  async unpause(goalId: string, opts: { last?: boolean; answerMs?: number } = {}): Promise<void> {
     assertGoalId(goalId);
     await this.frozen.unpause(goalId, opts);
   }
