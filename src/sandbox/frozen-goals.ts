@@ -140,7 +140,7 @@ export class FrozenGoals {
     try {
       // Each is tried (the goal's container and its servers), the first refusal thrown.
       sent = firstRefusal(this.names(goalId).map((n) => this.engine.unpause(n)));
-      // The last not answered within LAST_ANSWER_MS is refused: the goal is given up as on a
+      // The last not answered within its bound (answerMs) is refused: the goal is given up as on a
       // refusal. Before, it stayed frozen, its calls held, until the engine answered (for good
       // when it never did) or a new fence's lift tried again.
       await (opts.last ? answeredWithin(sent, opts.answerMs ?? LAST_ANSWER_MS, goalId) : sent);
