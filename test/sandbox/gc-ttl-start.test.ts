@@ -17,7 +17,8 @@ const TTL_S = 2;
 /** How long the engine holds the container's start: past its TTL. */
 const START_HOLD_MS = 5_000;
 let holdStart = false;
-const startSeen = latch();
+/** Opened as the engine holds the next start. */
+let startSeen = latch();
 
 let engine: EngineProxy;
 let fx: SandboxFixture;
@@ -36,12 +37,13 @@ beforeAll(async () => {
     { docker: engine.docker },
   );
 });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 afterAll(async () => {
   await fx?.cleanup();
-  await engine?.close();
+  // A server start the sweep broke leaves its attach connection open: the proxy's close waited for it.
+  await Promise.race([engine?.close(), sleep(10_000)]);
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const live = { isGoalLive: async () => true };
 
@@ -67,5 +69,27 @@ describe("a goal's container whose start takes longer than its TTL", () => {
     const past = await fx.backend.gc({ ...live, nowSeconds: startedAt + TTL_S });
     expect(past.removedContainers.map((r) => [r.goalId, r.reason])).toEqual([[GOAL, "expired"]]);
     await fx.backend.remove(GOAL);
+  }, 120_000);
+
+  it("leaves an MCP server's container whose start is under way", async () => {
+    const goalId = "ttl-slow-mcp";
+    startSeen = latch();
+    holdStart = true;
+    const starting = fx.backend.startMcpServer({
+      goalId,
+      server: "idle",
+      command: ["node", "-e", "process.stdin.resume()"],
+      workspace: "none",
+      mounts: [],
+    });
+    starting.catch(() => {}); // awaited below: a start the sweep broke fails the test there
+    await startSeen.promise;
+    // Made, not started, not yet held as live: the sweep leaves it (before: an orphan, removed).
+    const during = await fx.backend.gc(live);
+    expect(during.removedContainers).toEqual([]);
+    const server = await starting;
+    expect((await new Docker().getContainer(server.containerId).inspect()).State.Running).toBe(true);
+    await server.stop();
+    await fx.backend.remove(goalId);
   }, 120_000);
 });
