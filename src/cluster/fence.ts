@@ -25,14 +25,17 @@
 // UNFREEZE_TRIES tries in all, while the node is not fenced: the goal
 // stays frozen meanwhile (its calls wait, the sweep keeps its paused containers). Before, one
 // refusal let its calls go into the paused containers and the sweep removed them as stopped.
-// The last refused, or not answered within 10 s either (the backend's bound), the goal's
-// containers are removed and its held calls go on in a fresh one
+// The last refused, or not answered within a lease (lease_ms, 10 s at least: the time within
+// which the other nodes would end the goal anyway, had this one been cut off; no node holds a
+// goal's calls on a silent engine for longer), the goal's containers are removed and its held
+// calls go on in a fresh one
 // over the same workspace (a call the freeze stopped mid-way fails as in a container that died,
 // and so does one held for its MCP servers, whose connections end: they are started again on
 // the next call, whatever they held lost).
 
 import { performance } from "node:perf_hooks";
 import { errorMessage } from "../errors.js";
+import { LAST_ANSWER_MS } from "../sandbox/frozen-goals.js";
 import { auditText } from "../security/audit-text.js";
 import { type NodeContext, withTimeout } from "./context.js";
 
@@ -303,9 +306,12 @@ export class LeaseFence {
    * gave up a goal the new lift had tried once). A try not answered within UNFREEZE_ANSWER_MS
    * counts as refused (its unpause still out lets the goal go if it lands) and the next renewal
    * tries again. The last is awaited here: the backend gives the goal up on its refusal, and on
-   * no answer within its own bound (the same 10 s, sandbox/frozen-goals.ts LAST_ANSWER_MS), so
-   * the goal is given up then and logged. Before, a last try the engine never answered left the
-   * goal frozen, its calls held, until the engine answered or a new fence's lift tried again.
+   * no answer within the bound this names, the node's lease (see the header; never below the
+   * backend's 10 s, LAST_ANSWER_MS: a lease can be as short as 1 s, and an engine under load
+   * takes seconds to unpause), so the goal is given up then and logged. Before, a last try the engine never answered left the goal frozen,
+   * its calls held, until the engine answered or a new fence's lift tried again; then it was
+   * given up at a fixed 10 s, which a slow but answering engine (a `docker unpause` under load)
+   * could outlast with a lease of 30 s, its goal removed that the engine was thawing.
    */
   private async tryAgain(goalId: string, tries: number): Promise<void> {
     const generation = this.generation;
@@ -313,7 +319,8 @@ export class LeaseFence {
     const token = { generation };
     this.trying.set(goalId, token);
     const mine = () => this.generation === generation && this.unthawed.get(goalId) === tries;
-    const unpause = this.ctx.rt.backend.unpause(goalId, { last });
+    const answerMs = Math.max(this.leaseMs, LAST_ANSWER_MS);
+    const unpause = this.ctx.rt.backend.unpause(goalId, last ? { last, answerMs } : {});
     try {
       await (last ? unpause : withTimeout(unpause, UNFREEZE_ANSWER_MS));
       // A fence fallen meanwhile made the map its own: this goal is that fence's lift's.

@@ -4,7 +4,10 @@
 // summary.json appears or that process is gone). Run as root in someone else's project the
 // store is the person's: the run's folder is reached folder by folder and its files read
 // only when each is a plain file of one name (store-dirs.ts), never through a link they put
-// there (runs/run-001/stdout.log -> /etc/shadow had root print the file to them).
+// there (runs/run-001/stdout.log -> /etc/shadow had root print the file to them). Each run
+// folder and each file read must be the store keeper's (storeKeeper: the person's, root's), for
+// a non-root `aido logs` too: in a runs/ the person left writable to others, a third user's
+// run-NNN, or their log in a run folder left so, was shown as the person's own run.
 
 import { closeSync, constants, fstatSync, openSync, readdirSync, readSync } from "node:fs";
 import { join } from "node:path";
@@ -16,12 +19,13 @@ import type { RunSummary } from "./run-evidence.js";
 import { activeRecord, appendEvent, type SandboxRecord, sandboxPaths } from "./state.js";
 import {
   notPlainFile,
-  openDirIn,
+  openRunIn,
   openRunsDir,
   openSandboxDir,
   plainFileProblem,
   readPlainIn,
   sandboxDir,
+  storeKeeper,
   withDir,
 } from "./store-dirs.js";
 
@@ -60,7 +64,8 @@ export function runIds(project: Project, id: string): string[] {
 function openRun(at: LocatedRun): number {
   const paths = sandboxPaths(at.project, at.sandbox.id);
   const runs = withDir(sandboxDir(at.project, at.sandbox.id), (d) => openRunsDir(at.project, d, paths.runs));
-  const run = runs === undefined ? undefined : withDir(runs, (r) => openDirIn(r, at.runId, at.dir));
+  const run =
+    runs === undefined ? undefined : withDir(runs, (r) => openRunIn(at.project, r, at.runId, at.dir));
   if (run === undefined)
     throw new AidoError(ErrorCode.notFound, `${at.dir} is gone`, { id: at.sandbox.id, run_id: at.runId });
   return run;
@@ -120,7 +125,7 @@ export function locateRun(project: Project, sandboxId?: string, runId?: string):
 
 /** The run's file `name` (open folder `run`), "" when it is not there yet; a link, a hard link or another user's file is refused. */
 function readIn(run: number, at: LocatedRun, name: string): string {
-  return readPlainIn(run, name, join(at.dir, name), at.project.owner) ?? "";
+  return readPlainIn(run, name, join(at.dir, name), storeKeeper(at.project)) ?? "";
 }
 
 function summaryOf(run: number, at: LocatedRun): RunSummary | null {
@@ -179,7 +184,7 @@ async function follow(
   pollMs: number,
 ): Promise<RunSummary | null> {
   const pos = { out: 0, err: 0 };
-  const owner = at.project.owner;
+  const owner = storeKeeper(at.project);
   const pull = (file: string, key: "out" | "err", emit: (t: string) => void): void => {
     let fd: number;
     try {

@@ -186,6 +186,26 @@ export function openRunsDir(
   return fd;
 }
 
+/**
+ * The run folder `runId` in the sandbox's open runs/ (`shown`: its path), held to the store's
+ * owner as the levels above: in a runs/ the person left writable to others, another user's
+ * run-NNN (its logs forged) was read by `aido logs` as the person's own run. Undefined when absent.
+ */
+export function openRunIn(project: Project, runs: number, runId: string, shown: string): number | undefined {
+  const fd = openDirIn(runs, runId, shown);
+  if (fd !== undefined) requireStoreOwner(project, runs, runId, fd, shown);
+  return fd;
+}
+
+/**
+ * Whose the store's files must be (besides root's): the project's owner under root in someone
+ * else's project, else this process's user. Not only under root: a non-root `aido logs` read
+ * another user's log put in a run folder the person left writable to others.
+ */
+export function storeKeeper(project: Project): { uid: number; gid: number } {
+  return project.owner ?? { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 };
+}
+
 /** openSandboxDir for a sandbox that must be there. */
 export function sandboxDir(project: Project, id: string): number {
   const fd = openSandboxDir(project, id);
@@ -231,8 +251,8 @@ export function readPlainIn(
 
 /**
  * Why a file opened in the store is not one root may read to the person (undefined: it
- * is): a regular file of one name, and under root in someone else's project (`owner`)
- * root's or the owner's. The run's folders are the person's once given: a file of another
+ * is): a regular file of one name, and with `owner` (the store's keeper, storeKeeper) root's
+ * or the owner's. The run's folders are the person's once given: a file of another
  * user's they moved in (from a shared folder they can write, its mode 0600) had root print
  * it to them.
  */

@@ -108,10 +108,11 @@ export interface SandboxBackend {
    * still its node's); what waits on them goes on once the engine has answered. A refusal
    * (thrown) leaves the goal frozen, what waits on it waiting, for a later unpause; with
    * `last` (the fence gives up), its containers are removed instead (a refusal, or no answer
-   * within 10 s: sandbox/frozen-goals.ts LAST_ANSWER_MS) and what waits goes on,
-   * in a fresh container over the same workspace.
+   * within `answerMs`: the fence's lease; 10 s, sandbox/frozen-goals.ts LAST_ANSWER_MS, unless
+   * given) and what waits goes on, once they are removed, in a fresh container over the same
+   * workspace.
    */
-  unpause(goalId: string, opts?: { last?: boolean }): Promise<void>;
+  unpause(goalId: string, opts?: { last?: boolean; answerMs?: number }): Promise<void>;
   /**
    * Start an external stdio MCP server for a goal in a container of its own
    * (sandbox/mcp-container.ts). Refused once the goal is retired; removed with the goal. While

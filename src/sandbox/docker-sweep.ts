@@ -7,6 +7,7 @@
 // (reported, tried again next time). Relays and networks of ended goals go after the
 // containers; expired goal folders when asked, and the folders of slots nobody owns.
 
+import { performance } from "node:perf_hooks";
 import type { Config } from "../config.js";
 import { parseMcpEgressId } from "../egress/mcp-callers.js";
 import { errorMessage } from "../errors.js";
@@ -32,6 +33,13 @@ export interface SweptRuntime {
   onEgressNetwork(goalId: string): boolean;
   /** Whether this process has a sandbox handle for the goal. */
   hasHandle(goalId: string): boolean;
+  /**
+   * Whether a start of the goal's container is under way, or ended after `since` (performance.now()):
+   * what the listing says of it (created, an expiry label from its creation) is the start's.
+   */
+  starting(goalId: string, since: number): boolean;
+  /** The goal's expiry as this process keeps it (from its first container's start), if it does. */
+  expiresOf(goalId: string): number | undefined;
   /** The goal's container was judged to go (its handle goes; its expiry too, when it expired). */
   swept(goalId: string, reason: GcReport["removedContainers"][number]["reason"]): void;
   /** The goal has something in the engine (a kept network): its removal asks the engine. */
@@ -47,6 +55,7 @@ export async function sweepRuntime(s: SweptRuntime, opts: GcOptions): Promise<Gc
     failedContainers: [],
   };
   const liveContainers = new Set<string>();
+  const listedAt = performance.now();
   for (const c of await s.containers.list(true)) {
     if (c.Labels[LABEL.relay]) continue; // the egress sweep's, below
     const name = containerName(c);
@@ -67,8 +76,12 @@ export async function sweepRuntime(s: SweptRuntime, opts: GcOptions): Promise<Gc
     const goalId = s.containers.goalOfName(name);
     const slot = c.Labels[LABEL.pool];
     let reason: GcReport["removedContainers"][number]["reason"] | undefined;
-    const expires = Number(c.Labels[LABEL.expires] ?? "0");
+    // Its TTL counts from its first container's start (the label, from its creation, is earlier).
+    const expires = (goalId && s.expiresOf(goalId)) || Number(c.Labels[LABEL.expires] ?? "0");
     if (!goalId) reason = slot && s.slots.owned.has(slot) ? undefined : "stale-pool";
+    // Being started (created, not yet running; or started since the listing): it is the start's.
+    // Before, a start slower than the TTL was killed mid-way (expired, or stopped as created).
+    else if (s.starting(goalId, listedAt)) reason = undefined;
     else if (expires > 0 && expires <= now) reason = "expired";
     // A container this process froze (its node is fenced: pause) runs, held: the engine
     // lists it as "paused", and sweeping it as stopped removed a live goal's container under

@@ -278,13 +278,16 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       await this.containers.remove(old.Id);
     }
     const limits = this.limitsOf.get(goalId) ?? defaultLimits(this.config);
-    const fresh = await this.containers.createStarted(
-      name,
-      this.foldersOf(goalId, this.workspaceOf.get(goalId)),
-      limits,
-      { [LABEL.goal]: goalId, ...this.expiries.label(goalId, limits.ttlSeconds) },
-      this.skillsOf.get(goalId) ?? [],
-      await this.networkOf(goalId),
+    const network = await this.networkOf(goalId);
+    const fresh = await this.expiries.start(goalId, limits.ttlSeconds, (expiry) =>
+      this.containers.createStarted(
+        name,
+        this.foldersOf(goalId, this.workspaceOf.get(goalId)),
+        limits,
+        { [LABEL.goal]: goalId, ...expiry },
+        this.skillsOf.get(goalId) ?? [],
+        network,
+      ),
     );
     // Frozen while it was being made (its node fenced): frozen too, as acquire's. Before, it ran
     // through the fence. One the engine would not freeze goes: the next call makes another.
@@ -320,7 +323,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     return this.frozen.has(goalId) ? null : this.frozen.freezeCount(goalId);
   }
 
-  async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
+  async unpause(goalId: string, opts: { last?: boolean; answerMs?: number } = {}): Promise<void> {
     assertGoalId(goalId);
     await this.frozen.unpause(goalId, opts);
   }
@@ -412,6 +415,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         frozen: (g) => this.frozen.has(g),
         onEgressNetwork: (g) => this.egressShareOf.has(g),
         hasHandle: (g) => this.handles.has(g),
+        starting: (g, since) => this.expiries.starting(g, since),
+        expiresOf: (g) => this.expiries.of(g),
         swept: (g, reason) => {
           this.dropHandle(g);
           if (reason === "expired") this.expiries.forget(g);

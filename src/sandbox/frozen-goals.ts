@@ -33,6 +33,12 @@ interface Frozen {
   unpauses: number;
   /** When it was frozen (performance.now()). */
   since: number;
+  /**
+   * Its unfreeze given up, its containers being removed (unpause's `last`): an unpause that
+   * lands meanwhile (an earlier try, counted refused unanswered) does not let its waiters go;
+   * release() does, once the removal is done.
+   */
+  removing: boolean;
 }
 
 /**
@@ -43,7 +49,8 @@ const UNPAUSED_WAIT_MS = 4_000;
 
 /**
  * How long the last unpause of a goal (its fence's last try, `last`) waits for the engine before
- * it counts as refused (as the fence's other tries do: cluster/fence.ts UNFREEZE_ANSWER_MS).
+ * it counts as refused, when its caller names no bound (`answerMs`): the fence names its lease
+ * (cluster/fence.ts tryAgain).
  */
 export const LAST_ANSWER_MS = 10_000;
 
@@ -118,13 +125,14 @@ export class FrozenGoals {
    * refused leaves the goal frozen (its waiters wait, the sweep keeps its paused containers)
    * for the next unpause: before, its waiters went on into a container still paused, and the
    * sweep then removed it as a stopped one under a goal its node kept. With `last` (its fence
-   * gives up), a refusal (or no answer within LAST_ANSWER_MS) removes the goal's containers and lets its waiters go, into a fresh
+   * gives up), a refusal (or no answer within `answerMs`, LAST_ANSWER_MS unless given) removes
+   * the goal's containers and lets its waiters go once they are removed, into a fresh
    * container over the same workspace (release), unless the goal was frozen again since this
    * unpause began (a new fence: its lift unfreezes it). Before, a new lift's unpause hid the new
    * freeze, and a last try held past both gave up a goal the new fence had tried once. A refusal
    * once the goal is no longer frozen (another unpause let it go) is none: it answers.
    */
-  async unpause(goalId: string, opts: { last?: boolean } = {}): Promise<void> {
+  async unpause(goalId: string, opts: { last?: boolean; answerMs?: number } = {}): Promise<void> {
     const freezes = this.freezeCount(goalId);
     const thawed = this.thawing(goalId);
     let answered = false;
@@ -132,10 +140,10 @@ export class FrozenGoals {
     try {
       // Each is tried (the goal's container and its servers), the first refusal thrown.
       sent = firstRefusal(this.names(goalId).map((n) => this.engine.unpause(n)));
-      // The last not answered within LAST_ANSWER_MS is refused: the goal is given up as on a
+      // The last not answered within its bound (answerMs) is refused: the goal is given up as on a
       // refusal. Before, it stayed frozen, its calls held, until the engine answered (for good
       // when it never did) or a new fence's lift tried again.
-      await (opts.last ? answeredWithin(sent, LAST_ANSWER_MS, goalId) : sent);
+      await (opts.last ? answeredWithin(sent, opts.answerMs ?? LAST_ANSWER_MS, goalId) : sent);
       answered = true;
     } catch (e) {
       // Out until the engine answers (one counted refused unanswered may land yet): a freeze
@@ -148,7 +156,16 @@ export class FrozenGoals {
       // node kept, running again, were removed.
       if (!this.held.has(goalId) && !this.frozenSince(goalId, freezes)) return;
       if (!opts.last || this.frozenSince(goalId, freezes)) throw e;
-      await this.removeAll(goalId);
+      // An earlier try the engine answers while the containers are removed does not let the
+      // waiters go: they would run on in a container being removed (an exec cut off by the
+      // removal, a write half made). Before, it did; release lets them go once it is done.
+      const f = this.held.get(goalId);
+      if (f) f.removing = true;
+      try {
+        await this.removeAll(goalId);
+      } finally {
+        if (f) f.removing = false;
+      }
       // Frozen again as its containers were removed: release keeps it frozen for that lift.
       this.release(goalId);
       throw e;
@@ -304,6 +321,7 @@ export class FrozenGoals {
       thawing: undefined,
       unpauses: 0,
       since: performance.now(),
+      removing: false,
     });
     return landed;
   }
@@ -339,7 +357,7 @@ export class FrozenGoals {
       else done();
       if (!f) return;
       if (f.thawing === thawing) f.thawing = undefined;
-      if (ok && this.held.get(goalId) === f && !f.again) {
+      if (ok && this.held.get(goalId) === f && !f.again && !f.removing) {
         this.held.delete(goalId);
         this.thawedAfter(goalId, f);
         f.open();

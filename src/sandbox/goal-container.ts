@@ -99,13 +99,16 @@ export async function openGoalContainer(
       handle = b.handle(goalId, slot.container, slot.session);
     } else {
       await b.imageOnce();
-      const container = await b.containers.createStarted(
-        name,
-        folders,
-        limits,
-        { [LABEL.goal]: goalId, ...b.expiries.label(goalId, limits.ttlSeconds) },
-        skills,
-        network,
+      // Its TTL counts from its start's end; the sweep leaves it while it starts.
+      const container = await b.expiries.start(goalId, limits.ttlSeconds, (expiry) =>
+        b.containers.createStarted(
+          name,
+          folders,
+          limits,
+          { [LABEL.goal]: goalId, ...expiry },
+          skills,
+          network,
+        ),
       );
       handle = b.handle(goalId, container);
     }

@@ -96,6 +96,9 @@ export class LiveMcpServers {
     failed: FailedContainer[],
   ): Promise<RemovedContainer | undefined> {
     const goalId = c.Labels[LABEL.goal];
+    // Being started (made, not yet running or not yet held in `live`): it is its start's. Before,
+    // the sweep removed it as an orphan (or a stopped one, while only created) mid-start.
+    if (goalId && this.starting.has(`${goalId}\0${mcpServer}`)) return undefined;
     const expires = Number(c.Labels[LABEL.expires] ?? "0");
     let reason: RemovedContainer["reason"] | undefined;
     // Past its TTL, stopped or not, it is expired: its goal ends (as stopped it went on).

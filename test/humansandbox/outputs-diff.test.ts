@@ -12,10 +12,11 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { diffOfPaths } from "../../src/humansandbox/outputs-diff.js";
 
@@ -113,14 +114,10 @@ describe("outputs.diff", () => {
 
   it("says why when it cannot be made, never throws (the run's summary is written after it)", () => {
     write("out/a.txt", "new\n");
-    const before = process.env.TMPDIR;
-    process.env.TMPDIR = join(dir, "no-such-folder");
-    try {
-      expect(diffOfPaths(dir, ["out/a.txt"])).toMatch(/^\[aido: outputs.diff could not be made: .*ENOENT/);
-    } finally {
-      if (before === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = before;
-    }
+    // A path git refuses (under root TMPDIR is not used: see the root cases below).
+    expect(diffOfPaths(dir, ["out/a.txt", "../outside"])).toMatch(
+      /^\[aido: outputs.diff could not be made: .*\.\.\/outside/,
+    );
   });
 });
 
@@ -206,6 +203,83 @@ describe.runIf(process.getuid?.() === 0)("outputs.diff under root in someone els
     expect(open).toEqual([]);
     expect(diff).toContain("-old\n+new");
     expect(readdirSync(tmpdir()).filter((n) => /^aido-diff-(?!test-)/.test(n))).toEqual([]);
+  });
+
+  /** A `git` first on PATH that runs `script` (as git runs: as the person) before the real git. */
+  const wrapGit = (script: string[]) => {
+    const bin = mkdtempSync(join(tmpdir(), "aido-diff-test-bin-"));
+    writeFileSync(join(bin, "git"), ["#!/bin/sh", ...script, 'exec /usr/bin/git "$@"', ""].join("\n"));
+    chmodSync(bin, 0o755);
+    chmodSync(join(bin, "git"), 0o755);
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    onTestFinished(() => {
+      process.env.PATH = path;
+      rmSync(bin, { recursive: true, force: true });
+    });
+  };
+
+  it("makes its temporary git folder where only root can write, not in a TMPDIR the person can write", () => {
+    // Root's TMPDIR (kept by sudo -E or env_keep) naming a folder the person can write: they
+    // could swap the folder root made there for a link before root's chowns, root then giving
+    // them the file it led to.
+    const theirs = mkdtempSync(join(tmpdir(), "aido-diff-test-tmp-"));
+    onTestFinished(() => rmSync(theirs, { recursive: true, force: true }));
+    execFileSync("chown", ["1000:1000", theirs]);
+    chmodSync(theirs, 0o777);
+    const gitDirs = join(dir, "git-dirs");
+    wrapGit([`[ -n "$GIT_DIR" ] && echo "$GIT_DIR" >> ${gitDirs}`]);
+    const before = process.env.TMPDIR;
+    process.env.TMPDIR = theirs;
+    onTestFinished(() => {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+    });
+    execFileSync("chmod", ["755", dir]);
+    write("out/a.txt", "new\n");
+    give();
+    const diff = diffOfPaths(dir, ["out/a.txt"], PERSON);
+    expect(diff).toContain("-old\n+new");
+    const used = readFileSync(gitDirs, "utf8").trim().split("\n");
+    expect(used.length).toBeGreaterThan(0);
+    for (const g of used) {
+      expect(g.startsWith(theirs)).toBe(false);
+      // Its folder (…/aido-diff-XXXXXX) is in one only root can write.
+      const parent = statSync(dirname(dirname(g)));
+      expect(parent.uid).toBe(0);
+      expect(parent.mode & 0o022).toBe(0);
+      expect(existsSync(dirname(g))).toBe(false); // removed
+    }
+    expect(readdirSync(theirs)).toEqual([]);
+  });
+
+  /** For 4 s: new folders with a file each, in the folder it runs in, as fast as it can. */
+  const WRITER = `const fs = require("fs"); const end = Date.now() + 4000; for (let i = 0; Date.now() < end; i++) { try { fs.mkdirSync("zz" + i); fs.writeFileSync("zz" + i + "/f", "x"); } catch {} }`;
+
+  it("removes its temporary git folder while a process of the person's keeps writing in it", async () => {
+    // A process of theirs (one git left, or one they started in it) writing new folders into
+    // the objects folder given to them: the removal failed (a folder not empty), the folder
+    // stayed (with the project's HEAD and path), and the diff was reported as not made.
+    const gitDirs = join(dir, "git-dirs");
+    const writer = join(dir, "writer-done");
+    wrapGit([
+      `[ -n "$GIT_DIR" ] && echo "$GIT_DIR" >> ${gitDirs}`,
+      'if [ "$1" = read-tree ]; then',
+      `  ( cd "$GIT_DIR/objects" && ${process.execPath} -e ${JSON.stringify(WRITER)}; touch ${writer} ) >/dev/null 2>&1 &`,
+      '  while [ ! -d "$GIT_DIR/objects/zz0" ]; do sleep 0.05; done',
+      "fi",
+    ]);
+    execFileSync("chmod", ["755", dir]);
+    write("out/a.txt", "new\n");
+    give();
+    const diff = diffOfPaths(dir, ["out/a.txt"], PERSON);
+    const base = dirname(readFileSync(gitDirs, "utf8").trim().split("\n")[0] ?? "");
+    const left = existsSync(base);
+    for (let i = 0; i < 100 && !existsSync(writer); i++) await new Promise((r) => setTimeout(r, 100));
+    rmSync(base, { recursive: true, force: true });
+    expect(diff).toContain("-old\n+new");
+    expect(diff).not.toContain("could not");
+    expect(left).toBe(false);
   });
 
   it("reads no file of root's group where the project folder's group is root's", () => {

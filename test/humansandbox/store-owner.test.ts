@@ -75,6 +75,24 @@ function openAs(uid: number, dir: string, id?: string): string {
   return r.stdout;
 }
 
+/** readRunLogs of the run as the user `uid`, in a process of its own: its stdout.log, or its error message. */
+function logsAs(uid: number, dir: string, id: string, runId: string): string {
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+  const mod = (name: string) => pathToFileURL(join(process.cwd(), "src/humansandbox", name)).href;
+  const script = `
+    const { openProject, closeProject } = await import(${JSON.stringify(mod("project.ts"))});
+    const { readRunLogs } = await import(${JSON.stringify(mod("logs.ts"))});
+    const p = openProject(${JSON.stringify(dir)});
+    try { process.stdout.write(readRunLogs(p, ${JSON.stringify(id)}, ${JSON.stringify(runId)}).stdout); } catch (e) { process.stdout.write(e.message); } finally { closeProject(p); }`;
+  const r = spawnSync(process.execPath, ["--import", tsx, "--input-type=module", "-e", script], {
+    uid,
+    gid: uid,
+    encoding: "utf8",
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout;
+}
+
 /** What `dir` holds, by name. */
 const names = (dir: string) => readdirSync(dir).sort();
 
@@ -176,6 +194,45 @@ describe.runIf(asRoot)("a person who is not root, in a folder others can write",
     expect(names(elsewhere)).toEqual(["sandboxes"]);
   });
 });
+
+describe.runIf(asRoot)(
+  "`aido logs` of a person who is not root, in a runs folder they left writable to others",
+  () => {
+    it("shows no run folder or log another user put there as theirs", () => {
+      const { shared } = layout(PERSON);
+      const id = "dddddddddddd";
+      const sandbox = join(shared, ".aido", "sandboxes", id);
+      const runs = join(sandbox, "runs");
+      mkdirSync(runs, { recursive: true });
+      writeFileSync(join(sandbox, "sandbox.json"), `${JSON.stringify({ id })}\n`);
+      /** A run folder of `owner`'s, 0777, whose stdout.log is `logOwner`'s. */
+      const run = (name: string, owner: number, logOwner: number, text: string) => {
+        mkdirSync(join(runs, name));
+        writeFileSync(join(runs, name, "stdout.log"), text);
+        chownSync(join(runs, name, "stdout.log"), logOwner, logOwner);
+        chownSync(join(runs, name), owner, owner);
+        chmodSync(join(runs, name), 0o777);
+      };
+      execChown(shared, PERSON);
+      chmodSync(runs, 0o777);
+      run("run-001", PERSON, PERSON, "mine\n");
+      run("run-002", PERSON, OTHER, "FORGED LOG\n");
+      run("run-003", OTHER, OTHER, "FORGED RUN\n");
+      expect(logsAs(PERSON, shared, id, "run-001")).toBe("mine\n");
+      expect(logsAs(PERSON, shared, id, "run-002")).toMatch(
+        /runs\/run-002\/stdout\.log is not a plain file of its own \(another user's, uid 5555\)/,
+      );
+      expect(logsAs(PERSON, shared, id, "run-003")).toMatch(
+        /runs\/run-003 is a folder of uid 5555, not yours \(uid 1000\)/,
+      );
+    });
+  },
+);
+
+/** `dir`'s tree given to `uid` (chown -R). */
+function execChown(dir: string, uid: number): void {
+  spawnSync("chown", ["-R", `${uid}:${uid}`, dir]);
+}
 
 describe.runIf(asRoot)("root", () => {
   it("keeps no evidence in a .aido a third user made in someone else's project", () => {

@@ -200,6 +200,36 @@ describe("a stdio MCP server with network entries started for a frozen goal", ()
     }
   }, 120_000);
 
+  it("leaves the first start's network, relay and listener to it when a second start of the same server is refused", async () => {
+    const goalId = "stdio-start-twice";
+    const egressId = mcpEgressId(goalId, "web");
+    await fx.backend.acquire(goalId);
+    const first = await startStdioServer(deps(), goalId, stdio);
+    try {
+      const made = egressOf(egressId);
+      expect(made.networks).not.toBe("");
+      expect(made.containers).not.toBe("");
+      // The same server again for the same goal: refused (it runs already).
+      const second = await startStdioServer(deps(), goalId, stdio).catch((e: unknown) => e);
+      expect(isAidoError(second, "invalid_input")).toBe(true);
+      expect(String((second as Error).message)).toMatch(/running already/);
+      // The first's network, relay, listener and folder are still there, its server running.
+      expect(egressOf(egressId)).toEqual(made);
+      expect(existsSync(plumbing.shareOf(egressId))).toBe(true);
+      expect(plumbing.callers.callerOfPort(egressId, 3128)).toBeDefined();
+      expect(serversOf(goalId)).not.toBe("");
+      // They go with the first's server.
+      await first.stop();
+      expect(serversOf(goalId)).toBe("");
+      expect(egressOf(egressId)).toEqual({ networks: "", containers: "" });
+      expect(existsSync(plumbing.shareOf(egressId))).toBe(false);
+    } finally {
+      await first.stop().catch(() => {});
+      await plumbing.close(goalId);
+      await fx.backend.remove(goalId);
+    }
+  }, 120_000);
+
   it("makes the network again after the thaw when the fence fell as it was made, and removes it with its server", async () => {
     const goalId = "stdio-start-fence-mid";
     const egressId = mcpEgressId(goalId, "web");

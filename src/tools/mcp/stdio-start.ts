@@ -10,6 +10,10 @@
 // connect or listing then fails or is cancelled (McpConnection.open stops the container: its
 // network and relay go with it, see `owned`). Before, only a start cancelled before its container
 // ran removed them; the others left them until the next start or the goal's end.
+// The network is the server's (one per goal and server, mcpEgressId): a second start of the same
+// server gets the one the first made. Each start holds it (`holds`) until it ends without a
+// server, or its server stops; it goes with the last hold. Before, a second start refused (the
+// server runs already) removed the first's network, relay and listener under its running server.
 
 import type { McpServerConfig } from "../../config.js";
 import { mcpEgressId } from "../../egress/mcp-callers.js";
@@ -19,6 +23,33 @@ import type { SandboxBackend } from "../../sandbox/backend.js";
 import type { McpServerContainer } from "../../sandbox/mcp-container.js";
 
 type StdioServer = Extract<McpServerConfig, { transport: "stdio" }>;
+
+/** Per plumbing, per server network (its egress id): how many starts or running servers hold it. */
+const holds = new WeakMap<EgressPlumbing, Map<string, number>>();
+
+function holdsOf(deps: StdioStartDeps): Map<string, number> {
+  let m = holds.get(deps.egress);
+  if (!m) {
+    m = new Map();
+    holds.set(deps.egress, m);
+  }
+  return m;
+}
+
+/** This start holds the network (before it is made or found). */
+function hold(deps: StdioStartDeps, egressId: string): void {
+  const m = holdsOf(deps);
+  m.set(egressId, (m.get(egressId) ?? 0) + 1);
+}
+
+/** This start lets go of the network: true when it was the last to hold it (it is to go). */
+function letGo(deps: StdioStartDeps, egressId: string): boolean {
+  const m = holdsOf(deps);
+  const left = (m.get(egressId) ?? 1) - 1;
+  if (left > 0) m.set(egressId, left);
+  else m.delete(egressId);
+  return left <= 0;
+}
 
 export interface StdioStartDeps {
   backend: SandboxBackend;
@@ -76,6 +107,7 @@ async function thawedNetwork(
     const freezes = backend.freezes?.(goalId);
     if (freezes === null) continue; // frozen again as the wait ended
     let net: ServerEgress;
+    hold(deps, mcpEgressId(goalId, server));
     try {
       net = await deps.egress.server(goalId, server);
     } catch (e) {
@@ -96,22 +128,26 @@ function owned(
   egressId: string,
   container: McpServerContainer,
 ): McpServerContainer {
+  // Its hold goes once, however often it is stopped (its connection's end and its goal's removal
+  // both stop it): a second let-go would take another start's hold.
+  let removal: Promise<void> | undefined;
   return {
     ...container,
     stop: async () => {
       try {
         await container.stop();
       } finally {
-        await removeNetwork(deps, goalId, server, egressId, "its server was stopped");
+        removal ??= removeNetwork(deps, goalId, server, egressId, "its server was stopped");
+        await removal;
       }
     },
   };
 }
 
 /**
- * The daemon's listener, callers and folder, then the relay and network (engine side; the
- * server's container gone first: a network in use stays). One the engine would not remove is
- * logged; the sweep removes it.
+ * This start's hold on the network goes; with the last, the daemon's listener, callers and
+ * folder, then the relay and network (engine side; the server's container gone first: a network
+ * in use stays). One the engine would not remove is logged; the sweep removes it.
  */
 async function removeNetwork(
   deps: StdioStartDeps,
@@ -120,6 +156,8 @@ async function removeNetwork(
   egressId: string,
   why: string,
 ): Promise<void> {
+  // Another start holds it (one whose server runs): it is that start's to remove.
+  if (!letGo(deps, egressId)) return;
   await deps.egress.close(egressId);
   await deps.backend
     .removeEgress?.(egressId)

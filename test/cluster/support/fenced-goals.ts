@@ -47,6 +47,8 @@ export interface FencedGoalsOptions {
    * for the node and its goals: a test that failed with an unpause held would wait on it.
    */
   letGo?: () => void;
+  /** The node's lease (default NODE_LEASE_MS, node-harness.ts). */
+  leaseMs?: number;
 }
 
 const docker = new Docker();
@@ -79,6 +81,7 @@ export async function withFencedGoals(
     redisUrl: redis.url,
     nodeId: opts.nodeId,
     node: () => node,
+    ...(opts.leaseMs !== undefined ? { leaseMs: opts.leaseMs } : {}),
   });
   const answer = latch();
   const finish = latch();
@@ -112,7 +115,7 @@ export async function withFencedGoals(
       fence: async () => {
         await redis.stop();
         down = true;
-        await until(() => (made.fenceStatus().fenced ? true : undefined), 10_000);
+        await until(() => (made.fenceStatus().fenced ? true : undefined), (opts.leaseMs ?? 0) + 10_000);
         for (const c of containers)
           await until(async () => ((await containerState(c)).state === "paused" ? true : undefined), 10_000);
         answer.open(); // the file_reads wait at the hold
