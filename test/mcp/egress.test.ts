@@ -203,6 +203,22 @@ describe("a command's egress question, through the MCP face", () => {
     expect((await b).isError ?? false).toBe(false);
   }, 180_000);
 
+  it("a command that prints its call's secret on its own sees it blanked, like the whole password", async () => {
+    await start();
+    const client = await suite.connect({ args: ["--manifest", sessionFile()] });
+    // The URL is http://<agent>:<password>.<secret>@<relay>:<port>: print each part apart.
+    const r = await client.callTool({
+      name: "exec",
+      arguments: {
+        command: `echo "whole=\${HTTP_PROXY}"; echo "secret=\${HTTP_PROXY#*.}"; x="\${HTTP_PROXY%@*}"; echo "agent=\${x%.*}"`,
+      },
+    });
+    const text = textOf(r);
+    expect(text).toMatch(/whole=http:\/\/[^:]+:\[hidden\]@/);
+    expect(text).toMatch(/agent=http:\/\/[^:]+:\[hidden\]\n/);
+    expect(text).toMatch(/secret=\[hidden\]@/);
+  }, 180_000);
+
   it("a call cancelled while its command's connection waits for the human: the question is denied, nothing gets through", async () => {
     await start();
     let asked = 0;
