@@ -137,4 +137,26 @@ describe("a call's own proxy credentials", () => {
     for (const secret of [own.password, one.password.split(".")[1], secretOfTwo, bOwn.password])
       expect(written).not.toContain(String(secret));
   }, 60_000);
+
+  it("a connection that waited its turn past its call's end asks as the agent, naming no call", async () => {
+    const a = bench.agent("caller-late", ["network: 127.0.0.2:*"]);
+    const caller = { goalId: a.goalId, agentId: a.id };
+    const port = await listen(caller);
+    const call = callers.openCall(caller, "req_ended");
+    // Two connections of the call: the first asks, the second waits behind it in the call's line.
+    const first = fetchVia(url(port, a.id, call.password), "first");
+    const [firstQ] = await question(a.id, 1);
+    expect(firstQ?.requestId).toBe("req_ended");
+    const second = fetchVia(url(port, a.id, call.password), "second");
+    await new Promise((r) => setTimeout(r, 300));
+    // The call ends while the second waits (a process that outlived it); then the first is answered.
+    call.end();
+    bench.rt.approvals.respond(String(firstQ?.id), "allow_once", "test human");
+    expect((await first).stdout).toContain('"path":"/first"');
+    const [secondQ] = await question(a.id, 1);
+    expect(secondQ?.requestId).toBeUndefined();
+    expect(bench.rt.approvals.get(String(secondQ?.id)).request_id).toBeNull();
+    bench.rt.approvals.respond(String(secondQ?.id), "deny", "test human");
+    expect((await second).stdout).toMatch(/a human denied the connection/);
+  }, 60_000);
 });
