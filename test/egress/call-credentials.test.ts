@@ -5,6 +5,7 @@
 // call's secret on another agent's password, names nothing or is refused; two calls of one
 // agent ask side by side, each its own question; no secret reaches the audit.
 
+import { createHash } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EgressCallers } from "../../src/egress/callers.js";
@@ -159,4 +160,33 @@ describe("a call's own proxy credentials", () => {
     bench.rt.approvals.respond(String(secondQ?.id), "deny", "test human");
     expect((await second).stdout).toMatch(/a human denied the connection/);
   }, 60_000);
+
+  it("a suffix that is not a live call's secret names no call, whatever its shape (guard)", async () => {
+    const a = bench.agent("caller-shapes", ["network: 127.0.0.2:*"]);
+    const caller = { goalId: a.goalId, agentId: a.id };
+    const own = callers.slotOf(caller);
+    const call = callers.openCall(caller, "req_live");
+    const secret = call.password.slice(call.password.indexOf(".") + 1);
+    const digestHex = createHash("sha256").update(secret).digest("hex");
+    const shapes = [
+      `${own.password}.`,
+      `${own.password}.${secret}.`,
+      `${own.password}.${secret}.${secret}`,
+      `${own.password}..${secret}`,
+      `${own.password}.${digestHex}`,
+      `${own.password}.${".".repeat(4000)}`,
+      `${own.password}.${"x".repeat(12_000)}`,
+    ];
+    for (const p of shapes) {
+      expect(callers.authenticate(caller, a.id, p)).toBe(true);
+      expect(callers.requestOf(caller, p)).toBeUndefined();
+    }
+    // The call's secret behind a password that is not the agent's, or the agent's part alone
+    // changed by a character: refused.
+    expect(callers.authenticate(caller, a.id, `${own.password.slice(1)}.${secret}`)).toBe(false);
+    expect(callers.authenticate(caller, a.id, `.${secret}`)).toBe(false);
+    expect(callers.authenticate(caller, a.id, secret)).toBe(false);
+    expect(callers.requestOf(caller, call.password)).toBe("req_live");
+    call.end();
+  });
 });
