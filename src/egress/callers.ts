@@ -39,6 +39,8 @@ export interface CallCredentials {
   slot: EgressSlot;
   /** What the call's execs authenticate with. */
   password: string;
+  /** The call's part of it (after the "."): blanked on its own too, a command may print it alone. */
+  secret: string;
   /** The call ended: its secret names no request any more. */
   end(): void;
 }
@@ -106,6 +108,7 @@ export class EgressCallers {
     return {
       slot,
       password: `${slot.password}.${secret}`,
+      secret,
       end: () => {
         slot.calls.delete(key);
       },

@@ -40,6 +40,7 @@ import type { UnheldReport } from "./listener.js";
 import { parseMcpEgressId, serverOfCaller } from "./mcp-callers.js";
 import { createEgressProxy, type EgressResolver } from "./proxy.js";
 import type {
+  EgressCall,
   EgressCaller,
   EgressPolicy,
   EgressProxy,
@@ -53,8 +54,8 @@ import type {
 interface Asking {
   why: string;
   askedBy: AskedBy;
-  /** The socket request of the call whose command connects (its own credentials): the question names it. */
-  requestId?: string;
+  /** The call whose command connects (its own credentials): the question names it while it runs. */
+  call?: EgressCall;
 }
 
 /** The name approvals, standing decisions and Allow Always grants file egress under. */
@@ -138,7 +139,7 @@ export class EgressGate {
       {
         authenticate,
         ...(requestOf ? { requestOf } : {}),
-        decide: (caller, target, signal, requestId) => this.decide(caller, target, signal, requestId),
+        decide: (caller, target, signal, call) => this.decide(caller, target, signal, call),
         record: (entry) => this.record(entry),
       },
       {
@@ -156,7 +157,7 @@ export class EgressGate {
     caller: EgressCaller,
     target: EgressTarget,
     signal: AbortSignal,
-    requestId?: string,
+    call?: EgressCall,
   ): Promise<EgressVerdict> {
     const server = serverOfCaller(caller.agentId);
     if (server !== undefined) return this.decideServer(caller, server, target);
@@ -187,7 +188,7 @@ export class EgressGate {
       {
         why: grant ? confirm.reason : `${missing}; ${confirm.reason}`,
         askedBy: { source: "policy.confirm", rule: confirm.rule, text: confirm.text },
-        ...(requestId !== undefined ? { requestId } : {}),
+        ...(call !== undefined ? { call } : {}),
       },
       signal,
     );
@@ -264,7 +265,7 @@ export class EgressGate {
       return this.askNow(caller, agent, need, asking, signal);
     // One line per agent and call: a call's question never waits behind another call's,
     // whose human may answer in another client.
-    const key = `${caller.agentId}\n${asking.requestId ?? ""}`;
+    const key = `${caller.agentId}\n${asking.call?.requestId ?? ""}`;
     const before = this.asking.get(key) ?? Promise.resolve();
     let done = () => {};
     const mine = new Promise<void>((resolve) => {
@@ -275,11 +276,16 @@ export class EgressGate {
     try {
       const left = await untilTurn(before, signal);
       if (left) return refuse("approval", "the client left while another question of this agent was open");
-      return await this.askNow(caller, agent, need, asking, signal);
+      if (asking.call === undefined || asking.call.running())
+        return await this.askNow(caller, agent, need, asking, signal);
     } finally {
       done();
       if (this.asking.get(key) === line) this.asking.delete(key);
     }
+    // Its call ended while it waited (a process that outlived the call): it asks as the
+    // agent, in the agent's line, naming no call.
+    const { call: _ended, ...asAgent } = asking;
+    return this.ask(caller, agent, need, asAgent, signal);
   }
 
   private async askNow(
@@ -308,7 +314,8 @@ export class EgressGate {
       input: { host: need.host, port: need.port },
       summary: inert(`egress to ${need.host} port ${need.port} — ${asking.why}`),
       askedBy: asking.askedBy,
-      ...(asking.requestId !== undefined ? { requestId: asking.requestId } : {}),
+      // A call that ended names nothing: what asks then is a process it left behind.
+      ...(asking.call?.running() ? { requestId: asking.call.requestId } : {}),
       timeoutMs: this.deps.approvalTimeoutMs,
       signal,
     });

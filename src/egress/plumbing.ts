@@ -169,8 +169,8 @@ export class EgressPlumbing {
     return {
       connect: [call.slot.port],
       env: proxyEnv(call.slot, address, call.password),
-      // The whole first: blanking the agent's part alone would leave the call's secret shown.
-      secrets: [call.password, call.slot.password],
+      // The whole first, then each part: a command may print either alone (`${HTTP_PROXY#*.}`).
+      secrets: [call.password, call.slot.password, call.secret],
       end: call.end,
     };
   }

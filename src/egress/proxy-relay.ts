@@ -11,7 +11,18 @@ import type { Duplex } from "node:stream";
 import { errorMessage } from "../errors.js";
 import { Refusal } from "./proxy-forms.js";
 import { parseClientHello } from "./sni.js";
-import type { EgressCaller } from "./types.js";
+import type { EgressCall, EgressCaller, EgressPolicy } from "./types.js";
+
+/**
+ * The call credentials name now (policy.requestOf), asked again when a human is about to be
+ * asked: the connection may have waited its turn past the call's end.
+ */
+export function callOf(policy: EgressPolicy, caller: EgressCaller, password: string): EgressCall | undefined {
+  const requestOf = policy.requestOf?.bind(policy);
+  const requestId = requestOf?.(caller, password);
+  if (requestOf === undefined || requestId === undefined) return undefined;
+  return { requestId, running: () => requestOf(caller, password) === requestId };
+}
 
 /** One client stream and what is known of its request. */
 export interface Conn {
@@ -22,8 +33,8 @@ export interface Conn {
   port: number;
   method: string;
   requests: number;
-  /** The call the connection's credentials name while it runs (EgressPolicy.requestOf). */
-  requestId?: string | undefined;
+  /** The call the connection's credentials named when it authenticated (EgressPolicy.requestOf). */
+  call?: EgressCall | undefined;
   /** Aborts when the client leaves or the proxy closes (ends a wait for a human). */
   abort: AbortController;
   headerTimer?: NodeJS.Timeout;

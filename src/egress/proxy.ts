@@ -37,6 +37,7 @@ import {
 } from "./proxy-forms.js";
 import {
   type Conn,
+  callOf,
   connectOne,
   forwardPlain,
   type Recorder,
@@ -332,7 +333,7 @@ class ProxyServer implements EgressProxy {
       );
     }
     // Per request: a plain HTTP client may send the next request with other credentials.
-    conn.requestId = this.policy.requestOf?.(caller, creds.password);
+    conn.call = callOf(this.policy, caller, creds.password);
     const open = this.perGoal.get(caller.goalId) ?? 0;
     if (open > this.opts.maxConnections) {
       throw new Refusal(
@@ -363,7 +364,7 @@ class ProxyServer implements EgressProxy {
   ): Promise<void> {
     let verdict: Awaited<ReturnType<EgressPolicy["decide"]>>;
     try {
-      verdict = await this.policy.decide(conn.caller, target, conn.abort.signal, conn.requestId);
+      verdict = await this.policy.decide(conn.caller, target, conn.abort.signal, conn.call);
     } catch (e) {
       throw new Refusal(403, "policy", `the policy could not decide: ${errorMessage(e)}`);
     }

@@ -73,6 +73,16 @@ export type EgressStage =
 
 export type EgressVerdict = { allow: true } | { allow: false; reason: string; stage?: EgressStage };
 
+/** The call a connection's credentials named when it authenticated (EgressPolicy.requestOf). */
+export interface EgressCall {
+  requestId: string;
+  /**
+   * Its credentials still name it: false once the call ended (a connection may wait for its
+   * turn past that: then it asks as the agent, naming no call).
+   */
+  running(): boolean;
+}
+
 /** What the proxy asks of its host. */
 export interface EgressPolicy {
   /**
@@ -89,13 +99,14 @@ export interface EgressPolicy {
   /**
    * May the caller reach the target? May wait (a human's approval); the proxy gives up on
    * a client that leaves meanwhile. The reason of a refusal is what the client and the
-   * audit see. `requestId` (requestOf): a human asked is asked on behalf of that call.
+   * audit see. `call` (requestOf): a human asked is asked on behalf of that call, if it
+   * still runs when asked.
    */
   decide(
     caller: EgressCaller,
     target: EgressTarget,
     signal: AbortSignal,
-    requestId?: string,
+    call?: EgressCall,
   ): Promise<EgressVerdict>;
   /**
    * Each connection's record, in order: "open" before the first byte goes upstream (an

@@ -32,6 +32,7 @@ import { refuseIfCancelled } from "./cancel.js";
 import { passHold } from "./hold.js";
 import type { GateDeps, Principal, ToolCall } from "./invoke.js";
 import { describeNeed } from "./needs.js";
+import { procNeedRefusal, procPathRefusal } from "./proc-paths.js";
 import type { Need, NeedsContext, ToolDef } from "./types.js";
 
 /** What a refusal does: audit and throw (a real call) or throw only (a simulation). */
@@ -186,6 +187,8 @@ export async function judgeCall(
   const sandbox = deps.sandbox(principal.goalId);
   const readRefusal = (path: string): AidoError | undefined => {
     const need: Need = { kind: "file_read", path };
+    const proc = procPathRefusal(path);
+    if (proc !== undefined) return new AidoError(ErrorCode.policyDenied, proc, { need });
     if (!grantsAllow(grants, need))
       return new AidoError(ErrorCode.capabilityDenied, `no capability grants ${describeNeed(need)}`, {
         need,
@@ -209,6 +212,10 @@ export async function judgeCall(
     }
   }
   seen.stage = "policy";
+  for (const need of needs) {
+    const proc = procNeedRefusal(need);
+    if (proc !== undefined) return deny(ErrorCode.policyDenied, "policy", proc, { need });
+  }
   const command = tool.policyCommand?.(input);
   if (command) seen.command = command;
   const decision = deps.policy.decide({ tool: tool.name, input, needs, ...(command ? { command } : {}) });

@@ -5,6 +5,7 @@
 // call's secret on another agent's password, names nothing or is refused; two calls of one
 // agent ask side by side, each its own question; no secret reaches the audit.
 
+import { createHash } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EgressCallers } from "../../src/egress/callers.js";
@@ -137,4 +138,55 @@ describe("a call's own proxy credentials", () => {
     for (const secret of [own.password, one.password.split(".")[1], secretOfTwo, bOwn.password])
       expect(written).not.toContain(String(secret));
   }, 60_000);
+
+  it("a connection that waited its turn past its call's end asks as the agent, naming no call", async () => {
+    const a = bench.agent("caller-late", ["network: 127.0.0.2:*"]);
+    const caller = { goalId: a.goalId, agentId: a.id };
+    const port = await listen(caller);
+    const call = callers.openCall(caller, "req_ended");
+    // Two connections of the call: the first asks, the second waits behind it in the call's line.
+    const first = fetchVia(url(port, a.id, call.password), "first");
+    const [firstQ] = await question(a.id, 1);
+    expect(firstQ?.requestId).toBe("req_ended");
+    const second = fetchVia(url(port, a.id, call.password), "second");
+    await new Promise((r) => setTimeout(r, 300));
+    // The call ends while the second waits (a process that outlived it); then the first is answered.
+    call.end();
+    bench.rt.approvals.respond(String(firstQ?.id), "allow_once", "test human");
+    expect((await first).stdout).toContain('"path":"/first"');
+    const [secondQ] = await question(a.id, 1);
+    expect(secondQ?.requestId).toBeUndefined();
+    expect(bench.rt.approvals.get(String(secondQ?.id)).request_id).toBeNull();
+    bench.rt.approvals.respond(String(secondQ?.id), "deny", "test human");
+    expect((await second).stdout).toMatch(/a human denied the connection/);
+  }, 60_000);
+
+  it("a suffix that is not a live call's secret names no call, whatever its shape (guard)", async () => {
+    const a = bench.agent("caller-shapes", ["network: 127.0.0.2:*"]);
+    const caller = { goalId: a.goalId, agentId: a.id };
+    const own = callers.slotOf(caller);
+    const call = callers.openCall(caller, "req_live");
+    const secret = call.password.slice(call.password.indexOf(".") + 1);
+    const digestHex = createHash("sha256").update(secret).digest("hex");
+    const shapes = [
+      `${own.password}.`,
+      `${own.password}.${secret}.`,
+      `${own.password}.${secret}.${secret}`,
+      `${own.password}..${secret}`,
+      `${own.password}.${digestHex}`,
+      `${own.password}.${".".repeat(4000)}`,
+      `${own.password}.${"x".repeat(12_000)}`,
+    ];
+    for (const p of shapes) {
+      expect(callers.authenticate(caller, a.id, p)).toBe(true);
+      expect(callers.requestOf(caller, p)).toBeUndefined();
+    }
+    // The call's secret behind a password that is not the agent's, or the agent's part alone
+    // changed by a character: refused.
+    expect(callers.authenticate(caller, a.id, `${own.password.slice(1)}.${secret}`)).toBe(false);
+    expect(callers.authenticate(caller, a.id, `.${secret}`)).toBe(false);
+    expect(callers.authenticate(caller, a.id, secret)).toBe(false);
+    expect(callers.requestOf(caller, call.password)).toBe("req_live");
+    call.end();
+  });
 });

@@ -41,7 +41,7 @@ async function start(): Promise<void> {
   await suite.start({
     config: (c) => {
       c.grantCeilings = [
-        ["tool: *", "file_read: /workspace/**", "file_write: /workspace/**", "exec: *", "network: *:*"],
+        ["tool: *", "file_read: /**", "file_write: /workspace/**", "exec: *", "network: *:*"],
       ];
       c.egress = { ...c.egress, hosts: { "plain.test": UPSTREAM_IP, "other.test": UPSTREAM_IP } };
       c.policy.confirm = ["network: *"];
@@ -55,9 +55,9 @@ async function start(): Promise<void> {
   );
 }
 
-function sessionFile(): string {
+function sessionFile(manifest = SESSION): string {
   const file = join(dirname(suite.project), "egress-session.yaml");
-  writeFileSync(file, SESSION);
+  writeFileSync(file, manifest);
   return file;
 }
 
@@ -201,6 +201,62 @@ describe("a command's egress question, through the MCP face", () => {
     const a = await client.callTool({ name: "exec", arguments: { command: "python3 /workspace/scan.py" } });
     expect(textOf(a)).toMatch(/seen=[1-9]\d* foreign=0 mine=1/);
     expect((await b).isError ?? false).toBe(false);
+  }, 180_000);
+
+  it("a command that prints its call's secret on its own sees it blanked, like the whole password", async () => {
+    await start();
+    const client = await suite.connect({ args: ["--manifest", sessionFile()] });
+    // The URL is http://<agent>:<password>.<secret>@<relay>:<port>: print each part apart.
+    const r = await client.callTool({
+      name: "exec",
+      arguments: {
+        command: `echo "whole=\${HTTP_PROXY}"; echo "secret=\${HTTP_PROXY#*.}"; x="\${HTTP_PROXY%@*}"; echo "agent=\${x%.*}"`,
+      },
+    });
+    const text = textOf(r);
+    expect(text).toMatch(/whole=http:\/\/[^:]+:\[hidden\]@/);
+    expect(text).toMatch(/agent=http:\/\/[^:]+:\[hidden\]\n/);
+    expect(text).toMatch(/secret=\[hidden\]@/);
+  }, 180_000);
+
+  it("no file tool or script read reaches another call's environment through /proc (the executor reads as itself)", async () => {
+    await start();
+    const reader = SESSION.replace(
+      '  - "file_read: /workspace/**"',
+      '  - "file_read: /**"\n  - "tool: grep"\n  - "tool: file_list"',
+    );
+    const client = await suite.connect({ args: ["--manifest", sessionFile(reader)] });
+    // Call B holds its own credentials in its environment while it sleeps.
+    const b = client.callTool({ name: "exec", arguments: { command: "sleep 8 # holder" } }, undefined, {
+      timeout: 90_000,
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    const ps = await client.callTool({ name: "exec", arguments: { command: "pgrep -f 'holde[r]'" } });
+    const pid = /--- stdout ---\n(\d+)/.exec(textOf(ps))?.[1];
+    expect(pid).toBeDefined();
+    const attempts = [
+      { name: "file_read", arguments: { path: `/proc/${pid}/environ` } },
+      { name: "file_read", arguments: { path: "/proc/self/environ" } },
+      { name: "grep", arguments: { pattern: "PROXY=", path: `/proc/${pid}` } },
+      { name: "file_list", arguments: { path: `/proc/${pid}` } },
+    ];
+    for (const attempt of attempts) {
+      const r = await client.callTool(attempt);
+      const text = textOf(r);
+      expect(text, JSON.stringify(attempt)).not.toMatch(/PROXY=http/);
+      expect(r.isError, JSON.stringify(attempt)).toBe(true);
+      expect(text, JSON.stringify(attempt)).toContain("under /proc");
+    }
+    // A command reads /proc in its own domain, which keeps another's environment closed.
+    const own = await client.callTool({
+      name: "exec",
+      arguments: { command: `python3 /proc/${pid}/environ` },
+    });
+    expect(textOf(own)).not.toMatch(/PROXY=http/);
+    expect((await b).isError ?? false).toBe(false);
+    const human = await suite.fx.client();
+    const denied = (await human.call("audit.query", { kind: "tool.denied" })).entries;
+    expect(denied.length).toBeGreaterThanOrEqual(attempts.length);
   }, 180_000);
 
   it("a call cancelled while its command's connection waits for the human: the question is denied, nothing gets through", async () => {
