@@ -607,6 +607,49 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
     expect(Object.keys(seeded.goals)).toHaveLength(ENDED_GOALS_KEPT);
   });
 
+  it("keeps the nodes last read, said stale since then, when a fenced node answers that Redis cannot be reached", () => {
+    const AT = "2025-01-01T10:00:06.000Z";
+    const LATER = "2025-01-01T10:00:12.000Z";
+    const node = {
+      node_id: "n1",
+      alive: true,
+      last_heartbeat: "2025-01-01T10:00:05.000Z",
+      key_id: "k1",
+      host: "h",
+      pid: 1,
+      running: 1,
+      capacity: 4,
+      goals: ["g1"],
+    };
+    const ok = {
+      enabled: true,
+      node_id: "n1",
+      fence: { on_redis_loss: "hold", fenced: false },
+      nodes: [node, { ...node, node_id: "n2", running: 0 }],
+      redis: { persistence: "aof" },
+    } as ClusterStatusResult;
+    const read = withClusterStatus(initialWatchState({ goalId: null }), ok, AT);
+    // What cluster-methods.ts answers on a fenced node that cannot read Redis.
+    const cut = withClusterStatus(
+      read,
+      {
+        enabled: true,
+        node_id: "n1",
+        fence: { on_redis_loss: "hold", fenced: true },
+        nodes: [],
+        redis: { persistence: "unknown", unreachable: "connect ECONNREFUSED" },
+      } as ClusterStatusResult,
+      LATER,
+    );
+    const frame = renderFrame(cut, 160);
+    expect(frame).toContain("cluster  this node n1  FENCED: its goals wait until its lease is renewed");
+    expect(frame).toContain("  STALE (as of 10:00:06): Redis cannot be reached: connect ECONNREFUSED");
+    expect(frame).toContain("  n2  up  load 0/4  heartbeat 10:00:05");
+    // Redis back: the nodes read now, nothing stale.
+    const back = renderFrame(withClusterStatus(cut, ok, LATER), 160).join("\n");
+    expect(back).not.toContain("STALE");
+  });
+
   it("shows a node whose record is malformed as such, and the panel's goals said unavailable", () => {
     const s = withClusterStatus(
       initialWatchState({ goalId: null }),

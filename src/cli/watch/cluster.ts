@@ -65,7 +65,14 @@ export function withClusterStatus(
     }),
     asOf: at,
   };
-  if (answer.redis?.unreachable) view.problem = `Redis cannot be reached: ${answer.redis.unreachable}`;
+  if (answer.redis?.unreachable) {
+    // A node that cannot read Redis answers with no nodes (a fenced one): those last read
+    // stay, said stale since they were read, rather than an empty panel "as of" now.
+    view.problem = `Redis cannot be reached: ${answer.redis.unreachable}`;
+    view.nodes = s.cluster?.nodes ?? [];
+    if (s.cluster?.asOf === undefined) delete view.asOf;
+    else view.asOf = s.cluster.asOf;
+  }
   if (s.cluster?.unseeded !== undefined) view.unseeded = s.cluster.unseeded;
   s.cluster = view;
   return s;
