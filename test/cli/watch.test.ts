@@ -607,6 +607,78 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
     expect(Object.keys(seeded.goals)).toHaveLength(ENDED_GOALS_KEPT);
   });
 
+  it("keeps the goals that ended last, not those seen first: a long goal seen first keeps its outcome when it ends", () => {
+    let s = initialWatchState({ goalId: null });
+    // The long one is seen first, then ENDED_GOALS_KEPT short ones run and end before it does.
+    s = run([ev("goal.started", { agentId: "a-long" }, "g-long")], s);
+    for (let i = 0; i < ENDED_GOALS_KEPT; i++) {
+      const g = `g${i}`;
+      s = run(
+        [
+          ev("goal.started", { agentId: `a${i}` }, g),
+          ev("goal.finished", { state: "succeeded", usage: { input_tokens: 1, output_tokens: 1 } }, g),
+        ],
+        s,
+      );
+    }
+    s = run(
+      [
+        ev(
+          "goal.finished",
+          { state: "failed", error: "boom", usage: { input_tokens: 1, output_tokens: 1 } },
+          "g-long",
+        ),
+      ],
+      s,
+    );
+    expect(s.goals["g-long"]?.state).toBe("failed");
+    expect(s.goals.g0).toBeUndefined();
+    expect(Object.keys(s.goals)).toHaveLength(ENDED_GOALS_KEPT);
+    // Drawn where it was: the order of the lines is the order the goals were seen.
+    expect(Object.keys(s.goals)[0]).toBe("g-long");
+    // Seeded ends count as they come too.
+    const seeded = withGoalStatuses(s, [{ goal_id: "g-seeded", state: "cancelled" as const }]);
+    expect(seeded.goals["g-seeded"]?.state).toBe("cancelled");
+    expect(seeded.goals["g-long"]?.state).toBe("failed");
+    expect(seeded.goals.g1).toBeUndefined();
+  });
+
+  it("does not bring back a dropped ended goal as running when a late event of it comes", () => {
+    let s = initialWatchState({ goalId: null });
+    for (let i = 0; i <= ENDED_GOALS_KEPT; i++) {
+      const g = `g${i}`;
+      s = run(
+        [
+          ev("goal.started", { agentId: `a${i}` }, g),
+          ev("goal.finished", { state: "succeeded", usage: { input_tokens: 1, output_tokens: 1 } }, g),
+        ],
+        s,
+      );
+    }
+    expect(s.goals.g0).toBeUndefined();
+    // Its last agent's stop, or an approval expired as it ended, read after its end.
+    const late = run(
+      [
+        ev("agent.stopped", { agentId: "a0", reason: "goal ended" } as never, "g0"),
+        ev(
+          "approval.decided",
+          { approvalId: "ap0", agentId: "a0", tool: "t", decision: "expired" } as never,
+          "g0",
+        ),
+      ],
+      s,
+    );
+    expect(late.goals.g0).toBeUndefined();
+    expect(late.agents.a0).toBeUndefined();
+    expect(renderFrame(late, 160).join("\n")).not.toMatch(/g0 {2}running/);
+    // A goal never seen before is still shown from any event of it.
+    expect(
+      run([ev("tool.called", { agentId: "ax", callId: "c1", tool: "t" } as never, "g-new")], late).goals[
+        "g-new"
+      ]?.state,
+    ).toBe("running");
+  });
+
   it("keeps the nodes last read, said stale since then, when a fenced node answers that Redis cannot be reached", () => {
     const AT = "2025-01-01T10:00:06.000Z";
     const LATER = "2025-01-01T10:00:12.000Z";

@@ -11,9 +11,11 @@ import {
   type GoalView,
   type GoalViewState,
   isOutcome,
+  markEnded,
   outcome,
   type PendingApproval,
   type WatchState,
+  wasDropped,
 } from "./state.js";
 import { kept } from "./text.js";
 
@@ -119,6 +121,7 @@ export function withGoalStatuses(
 }
 
 function foldGoal(s: WatchState, goal: NonNullable<InitialWatch["goal"]>): void {
+  if (wasDropped(s, goal.goal_id)) return;
   const g: GoalView = s.goals[goal.goal_id] ?? {
     id: goal.goal_id,
     state: goal.state,
@@ -131,6 +134,7 @@ function foldGoal(s: WatchState, goal: NonNullable<InitialWatch["goal"]>): void 
   if (goal.goal !== undefined) g.text = kept(goal.goal);
   if (goal.error !== undefined) g.error = kept(goal.error);
   if (goal.node !== undefined) g.node = goal.node;
+  if (isOutcome(g.state)) markEnded(s, g);
   s.goals[g.id] = g;
   if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
 }
