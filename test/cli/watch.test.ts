@@ -722,6 +722,55 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
     expect(back).not.toContain("STALE");
   });
 
+  it("a goal.list or approval.list read while the stream runs (Redis back) does not undo an end or an answer the stream gave", () => {
+    const approval = {
+      id: "ap1",
+      goal_id: "g2",
+      agent_id: "a2",
+      tool: "file_write",
+      summary: "/output/x",
+      status: "pending",
+      node: "n2",
+    };
+    // Read by the late seed, then the stream tells the goal's end and another's answer first.
+    let s = run(
+      [
+        ev("goal.started", { agentId: "a1" }, "g1"),
+        ev("goal.started", { agentId: "a2" }, "g2"),
+        ev(
+          "approval.requested",
+          {
+            approvalId: "ap1",
+            agentId: "a2",
+            tool: "file_write",
+            summary: "/output/x",
+            target: "/output/x",
+            askedBy: null,
+          } as never,
+          "g2",
+        ),
+        ev(
+          "approval.decided",
+          { approvalId: "ap1", agentId: "a2", tool: "file_write", decision: "approved" } as never,
+          "g2",
+        ),
+        ev("goal.finished", { state: "succeeded", usage: { input_tokens: 1, output_tokens: 1 } }, "g1"),
+      ],
+      initialWatchState({ goalId: null }),
+    );
+    s = withGoalStatuses(s, [
+      { goal_id: "g1", state: "running" },
+      { goal_id: "g2", state: "running" },
+    ]);
+    s = withPendingApprovals(s, [approval, { ...approval, id: "ap3", goal_id: "g1" }]);
+    expect(s.goals.g1?.state).toBe("succeeded");
+    expect(s.approvals.ap1).toBeUndefined();
+    // ap3's goal ended: it waits for nothing.
+    expect(s.approvals.ap3).toBeUndefined();
+    // One the stream did not answer is still added.
+    expect(withPendingApprovals(s, [{ ...approval, id: "ap2" }]).approvals.ap2?.tool).toBe("file_write");
+  });
+
   it("shows a node whose record is malformed as such, and the panel's goals said unavailable", () => {
     const s = withClusterStatus(
       initialWatchState({ goalId: null }),

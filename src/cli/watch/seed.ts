@@ -128,7 +128,9 @@ function foldGoal(s: WatchState, goal: NonNullable<InitialWatch["goal"]>): void 
     inputTokens: 0,
     outputTokens: 0,
   };
-  g.state = goal.state;
+  // An end is final: a goal.list read before the stream told it (the seed once Redis is back,
+  // read while the stream runs) does not draw an ended goal as running again.
+  if (!isOutcome(g.state)) g.state = goal.state;
   g.inputTokens = Math.max(g.inputTokens, goal.usage?.input_tokens ?? 0);
   g.outputTokens = Math.max(g.outputTokens, goal.usage?.output_tokens ?? 0);
   if (goal.goal !== undefined) g.text = kept(goal.goal);
@@ -176,6 +178,10 @@ export function withPendingApprovals(prev: WatchState, approvals: readonly Known
   for (const a of approvals) {
     if (a.status !== "pending" || !readableApproval(a)) continue;
     if (s.goalId !== null && a.goal_id !== s.goalId) continue;
+    // Answered, or its goal ended, as the stream told after the list was read: it waits no more.
+    if (s.decidedApprovals?.includes(a.id)) continue;
+    const goal = a.goal_id === null ? undefined : s.goals[a.goal_id];
+    if ((goal !== undefined && isOutcome(goal.state)) || wasDropped(s, a.goal_id)) continue;
     const pending: PendingApproval = {
       id: a.id,
       agentId: a.agent_id,

@@ -93,6 +93,8 @@ export interface WatchState {
   endsSeen?: number;
   /** Ended goals dropped from an all-goals view, the last DROPPED_GOALS_REMEMBERED: a late event of one does not bring it back. */
   droppedGoals?: string[];
+  /** Approvals the stream said were answered, the last DECIDED_REMEMBERED: a list read before does not bring one back. */
+  decidedApprovals?: string[];
 }
 
 export const isOutcome = (s: string): s is GoalOutcome =>
@@ -110,6 +112,8 @@ export const outcome = (state: GoalOutcome, error?: string) =>
 export const ENDED_GOALS_KEPT = 100;
 /** How many dropped goals' ids an all-goals view remembers (their late events are ignored). */
 export const DROPPED_GOALS_REMEMBERED = 1_000;
+/** How many answered approvals' ids a view remembers (approval.list answers read before their answer are not taken). */
+export const DECIDED_REMEMBERED = 1_000;
 
 /** Notes that `g` ended (when it had not): it is kept over the goals that ended before it. */
 export function markEnded(s: WatchState, g: GoalView): void {
@@ -335,6 +339,7 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
     }
     case "approval.decided": {
       delete s.approvals[event.approvalId];
+      s.decidedApprovals = [...(s.decidedApprovals ?? []), event.approvalId].slice(-DECIDED_REMEMBERED);
       const why = event.reason ? `: ${oneLine(event.reason, 80)}` : "";
       note(
         "approval",
