@@ -771,6 +771,20 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
     expect(withPendingApprovals(s, [{ ...approval, id: "ap2" }]).approvals.ap2?.tool).toBe("file_write");
   });
 
+  it("drops the panel a slow first cluster.status put up when the daemon then answers it is in no cluster", () => {
+    // A lone daemon that did not answer within the panel's bound (a loaded machine): the failure
+    // drew a panel; its next answer says there is no cluster, and the panel goes.
+    const failed = withClusterStatus(
+      initialWatchState({ goalId: null }),
+      "cluster.status failed: cluster.status did not answer within 4000 ms",
+      "2025-01-01T10:00:06.000Z",
+    );
+    expect(renderFrame(failed, 160).join("\n")).toContain("STALE (never read)");
+    const lone = withClusterStatus(failed, { enabled: false, nodes: [] }, "2025-01-01T10:00:12.000Z");
+    expect(lone.cluster).toBeUndefined();
+    expect(renderFrame(lone, 160).join("\n")).not.toContain("cluster");
+  });
+
   it("shows a node whose record is malformed as such, and the panel's goals said unavailable", () => {
     const s = withClusterStatus(
       initialWatchState({ goalId: null }),

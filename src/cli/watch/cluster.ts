@@ -35,14 +35,21 @@ export interface ClusterView {
 
 /**
  * Folds a cluster.status answer (or its failure, as text) read at `at` into the view; a lone
- * daemon's changes nothing. A failure keeps the nodes last read, said stale since then.
+ * daemon's removes the panel (drawn only if a first answer failed). A failure keeps the nodes
+ * last read, said stale since then.
  */
 export function withClusterStatus(
   prev: WatchState,
   answer: ClusterStatusResult | string,
   at: string,
 ): WatchState {
-  if (typeof answer !== "string" && !answer.enabled) return prev;
+  if (typeof answer !== "string" && !answer.enabled) {
+    // No cluster: a panel a slow first answer's failure drew (never read) goes.
+    if (prev.cluster === undefined) return prev;
+    const s = structuredClone(prev);
+    delete s.cluster;
+    return s;
+  }
   const s = structuredClone(prev);
   if (typeof answer === "string") {
     s.cluster ??= { self: "", fenced: false, nodes: [] };
