@@ -75,6 +75,18 @@ describe("aido watch when the cluster does not answer", () => {
       const good = status.nodes.find((n) => n.node_id === node.id);
       expect(good?.alive).toBe(true);
       expect(good?.malformed).toBeUndefined();
+      // `aido cluster status` says it too (its zero load and "never" are not what the node said).
+      const out: string[] = [];
+      await runCli(
+        ["cluster", "status"],
+        { out: (l: string) => out.push(l), err: () => {}, interactive: false },
+        { ...node.home.env, AIDO_HOME: node.home.dir },
+      );
+      const text = out.join("\n");
+      expect(text).toMatch(
+        /outage-bad .*\n {2}MALFORMED: its record in Redis is malformed: last_heartbeat is not a time in ms/,
+      );
+      expect(text).toMatch(new RegExp(`${node.id} +up `));
     } finally {
       await raw.srem("aido:nodes", "outage-bad");
       await raw.del("aido:node:outage-bad");
