@@ -110,10 +110,13 @@ export const outcome = (state: GoalOutcome, error?: string) =>
  * its outcome never shown, and its agents' stops, read after its end, drew it again as running.
  */
 export const ENDED_GOALS_KEPT = 100;
-/** How many dropped goals' ids an all-goals view remembers (their late events are ignored). */
-export const DROPPED_GOALS_REMEMBERED = 1_000;
+/**
+ * How many dropped goals' ids an all-goals view remembers (their late events are ignored):
+ * a late event comes within moments of its goal's end; the view is copied at every event.
+ */
+export const DROPPED_GOALS_REMEMBERED = 200;
 /** How many answered approvals' ids a view remembers (approval.list answers read before their answer are not taken). */
-export const DECIDED_REMEMBERED = 1_000;
+export const DECIDED_REMEMBERED = 200;
 
 /** Notes that `g` ended (when it had not): it is kept over the goals that ended before it. */
 export function markEnded(s: WatchState, g: GoalView): void {
