@@ -112,6 +112,7 @@ async function mirroredFirst(
     }
     return out;
   };
+  if (status === "pending" || status === "all") await indexUnindexed(ctx);
   const pending =
     status === "pending" || status === "all"
       ? await first(RedisKeys.approvalsPending, status === "all", (ids) =>
@@ -125,6 +126,27 @@ async function mirroredFirst(
   // One settling between the two reads may be in both: the settled record wins.
   const done = new Set(settled.map((a) => a.id));
   return [...pending.filter((a) => !done.has(a.id)), ...settled];
+}
+
+/**
+ * What the pending hash holds beyond its index, indexed: a node from before the index, still
+ * running beside this one, writes the hash only, and a limited list read the index alone (its
+ * approvals went unlisted until some node connected again). Checked by count (the hash
+ * holding more entries than the index); an entry that is no approval record is indexed first
+ * (read and skipped, until a node that connects drops it), so the counts agree after.
+ */
+async function indexUnindexed(ctx: NodeContext): Promise<void> {
+  const { redis } = ctx;
+  const [held, indexed] = await Promise.all([
+    redis.hlen(RedisKeys.approvals),
+    redis.zcard(RedisKeys.approvalsPending),
+  ]);
+  if (held <= indexed) return;
+  const index: (string | number)[] = [];
+  for (const [id, v] of Object.entries(await redis.hgetall(RedisKeys.approvals)))
+    index.push(mirroredApproval(v)?.created_at ?? 0, id);
+  // One settled meanwhile is indexed again, and leaves the index with the next list that reads it.
+  if (index.length > 0) await redis.zadd(RedisKeys.approvalsPending, "NX", ...index);
 }
 
 /** The pending approvals of the cluster, and with `settled` those settled in the last 7 days. */

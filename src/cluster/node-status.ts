@@ -84,9 +84,13 @@ export async function listNodes(ctx: Pick<NodeContext, "redis">): Promise<NodeSt
   const pipe = ctx.redis.pipeline();
   for (const id of ids) pipe.hgetall(RedisKeys.node(id)).exists(RedisKeys.alive(id));
   const rows = (await readMirror(() => pipe.exec())) ?? [];
-  return ids.map((id, i) =>
-    nodeOf(id, (rows[2 * i]?.[1] ?? {}) as Record<string, string>, rows[2 * i + 1]?.[1] === 1),
-  );
+  return ids.map((id, i) => {
+    // A key that is no hash (a Redis writer's): its read fails, and it is said malformed.
+    const [refused, h] = rows[2 * i] ?? [];
+    const s = nodeOf(id, (refused ? {} : (h ?? {})) as Record<string, string>, rows[2 * i + 1]?.[1] === 1);
+    if (refused) s.malformed = "its record in Redis is malformed: it is not a hash";
+    return s;
+  });
 }
 
 /** The furthest from 1970 a Date can be (ms): a heartbeat past it has no ISO time. */

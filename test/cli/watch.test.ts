@@ -607,6 +607,184 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
     expect(Object.keys(seeded.goals)).toHaveLength(ENDED_GOALS_KEPT);
   });
 
+  it("keeps the goals that ended last, not those seen first: a long goal seen first keeps its outcome when it ends", () => {
+    let s = initialWatchState({ goalId: null });
+    // The long one is seen first, then ENDED_GOALS_KEPT short ones run and end before it does.
+    s = run([ev("goal.started", { agentId: "a-long" }, "g-long")], s);
+    for (let i = 0; i < ENDED_GOALS_KEPT; i++) {
+      const g = `g${i}`;
+      s = run(
+        [
+          ev("goal.started", { agentId: `a${i}` }, g),
+          ev("goal.finished", { state: "succeeded", usage: { input_tokens: 1, output_tokens: 1 } }, g),
+        ],
+        s,
+      );
+    }
+    s = run(
+      [
+        ev(
+          "goal.finished",
+          { state: "failed", error: "boom", usage: { input_tokens: 1, output_tokens: 1 } },
+          "g-long",
+        ),
+      ],
+      s,
+    );
+    expect(s.goals["g-long"]?.state).toBe("failed");
+    expect(s.goals.g0).toBeUndefined();
+    expect(Object.keys(s.goals)).toHaveLength(ENDED_GOALS_KEPT);
+    // Drawn where it was: the order of the lines is the order the goals were seen.
+    expect(Object.keys(s.goals)[0]).toBe("g-long");
+    // Seeded ends count as they come too.
+    const seeded = withGoalStatuses(s, [{ goal_id: "g-seeded", state: "cancelled" as const }]);
+    expect(seeded.goals["g-seeded"]?.state).toBe("cancelled");
+    expect(seeded.goals["g-long"]?.state).toBe("failed");
+    expect(seeded.goals.g1).toBeUndefined();
+  });
+
+  it("does not bring back a dropped ended goal as running when a late event of it comes", () => {
+    let s = initialWatchState({ goalId: null });
+    for (let i = 0; i <= ENDED_GOALS_KEPT; i++) {
+      const g = `g${i}`;
+      s = run(
+        [
+          ev("goal.started", { agentId: `a${i}` }, g),
+          ev("goal.finished", { state: "succeeded", usage: { input_tokens: 1, output_tokens: 1 } }, g),
+        ],
+        s,
+      );
+    }
+    expect(s.goals.g0).toBeUndefined();
+    // Its last agent's stop, or an approval expired as it ended, read after its end.
+    const late = run(
+      [
+        ev("agent.stopped", { agentId: "a0", reason: "goal ended" } as never, "g0"),
+        ev(
+          "approval.decided",
+          { approvalId: "ap0", agentId: "a0", tool: "t", decision: "expired" } as never,
+          "g0",
+        ),
+      ],
+      s,
+    );
+    expect(late.goals.g0).toBeUndefined();
+    expect(late.agents.a0).toBeUndefined();
+    expect(renderFrame(late, 160).join("\n")).not.toMatch(/g0 {2}running/);
+    // A goal never seen before is still shown from any event of it.
+    expect(
+      run([ev("tool.called", { agentId: "ax", callId: "c1", tool: "t" } as never, "g-new")], late).goals[
+        "g-new"
+      ]?.state,
+    ).toBe("running");
+  });
+
+  it("keeps the nodes last read, said stale since then, when a fenced node answers that Redis cannot be reached", () => {
+    const AT = "2025-01-01T10:00:06.000Z";
+    const LATER = "2025-01-01T10:00:12.000Z";
+    const node = {
+      node_id: "n1",
+      alive: true,
+      last_heartbeat: "2025-01-01T10:00:05.000Z",
+      key_id: "k1",
+      host: "h",
+      pid: 1,
+      running: 1,
+      capacity: 4,
+      goals: ["g1"],
+    };
+    const ok = {
+      enabled: true,
+      node_id: "n1",
+      fence: { on_redis_loss: "hold", fenced: false },
+      nodes: [node, { ...node, node_id: "n2", running: 0 }],
+      redis: { persistence: "aof" },
+    } as ClusterStatusResult;
+    const read = withClusterStatus(initialWatchState({ goalId: null }), ok, AT);
+    // What cluster-methods.ts answers on a fenced node that cannot read Redis.
+    const cut = withClusterStatus(
+      read,
+      {
+        enabled: true,
+        node_id: "n1",
+        fence: { on_redis_loss: "hold", fenced: true },
+        nodes: [],
+        redis: { persistence: "unknown", unreachable: "connect ECONNREFUSED" },
+      } as ClusterStatusResult,
+      LATER,
+    );
+    const frame = renderFrame(cut, 160);
+    expect(frame).toContain("cluster  this node n1  FENCED: its goals wait until its lease is renewed");
+    expect(frame).toContain("  STALE (as of 10:00:06): Redis cannot be reached: connect ECONNREFUSED");
+    expect(frame).toContain("  n2  up  load 0/4  heartbeat 10:00:05");
+    // Redis back: the nodes read now, nothing stale.
+    const back = renderFrame(withClusterStatus(cut, ok, LATER), 160).join("\n");
+    expect(back).not.toContain("STALE");
+  });
+
+  it("a goal.list or approval.list read while the stream runs (Redis back) does not undo an end or an answer the stream gave", () => {
+    const approval = {
+      id: "ap1",
+      goal_id: "g2",
+      agent_id: "a2",
+      tool: "file_write",
+      summary: "/output/x",
+      status: "pending",
+      node: "n2",
+    };
+    // Read by the late seed, then the stream tells the goal's end and another's answer first.
+    let s = run(
+      [
+        ev("goal.started", { agentId: "a1" }, "g1"),
+        ev("goal.started", { agentId: "a2" }, "g2"),
+        ev(
+          "approval.requested",
+          {
+            approvalId: "ap1",
+            agentId: "a2",
+            tool: "file_write",
+            summary: "/output/x",
+            target: "/output/x",
+            askedBy: null,
+          } as never,
+          "g2",
+        ),
+        ev(
+          "approval.decided",
+          { approvalId: "ap1", agentId: "a2", tool: "file_write", decision: "approved" } as never,
+          "g2",
+        ),
+        ev("goal.finished", { state: "succeeded", usage: { input_tokens: 1, output_tokens: 1 } }, "g1"),
+      ],
+      initialWatchState({ goalId: null }),
+    );
+    s = withGoalStatuses(s, [
+      { goal_id: "g1", state: "running" },
+      { goal_id: "g2", state: "running" },
+    ]);
+    s = withPendingApprovals(s, [approval, { ...approval, id: "ap3", goal_id: "g1" }]);
+    expect(s.goals.g1?.state).toBe("succeeded");
+    expect(s.approvals.ap1).toBeUndefined();
+    // ap3's goal ended: it waits for nothing.
+    expect(s.approvals.ap3).toBeUndefined();
+    // One the stream did not answer is still added.
+    expect(withPendingApprovals(s, [{ ...approval, id: "ap2" }]).approvals.ap2?.tool).toBe("file_write");
+  });
+
+  it("drops the panel a slow first cluster.status put up when the daemon then answers it is in no cluster", () => {
+    // A lone daemon that did not answer within the panel's bound (a loaded machine): the failure
+    // drew a panel; its next answer says there is no cluster, and the panel goes.
+    const failed = withClusterStatus(
+      initialWatchState({ goalId: null }),
+      "cluster.status failed: cluster.status did not answer within 4000 ms",
+      "2025-01-01T10:00:06.000Z",
+    );
+    expect(renderFrame(failed, 160).join("\n")).toContain("STALE (never read)");
+    const lone = withClusterStatus(failed, { enabled: false, nodes: [] }, "2025-01-01T10:00:12.000Z");
+    expect(lone.cluster).toBeUndefined();
+    expect(renderFrame(lone, 160).join("\n")).not.toContain("cluster");
+  });
+
   it("shows a node whose record is malformed as such, and the panel's goals said unavailable", () => {
     const s = withClusterStatus(
       initialWatchState({ goalId: null }),

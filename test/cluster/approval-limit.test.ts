@@ -60,5 +60,31 @@ describe("approval.list with a limit in a cluster", () => {
     expect((await sent()) - before).toBeLessThan(1_500_000);
     // Unlimited, every one is still there.
     expect((await c.call("approval.list", { status: "pending" })).approvals).toHaveLength(3_000);
+
+    // A node from before the index, still running beside this one, asks an approval: it
+    // writes the hash only. A limited list (the watch's, the dashboard's pages) lists it too,
+    // as an unlimited one does, not only once some node connects again.
+    const old = "apr_limit-fromoldnode";
+    await raw.hset(
+      "aido:approvals",
+      old,
+      JSON.stringify({
+        id: old,
+        node: "limit-old",
+        status: "pending",
+        created_at: base - 1,
+        goal_id: null,
+        agent_id: "agt_old",
+        tool: "exec",
+        summary: "asked on a node from before the index",
+      }),
+    );
+    const first = (await c.call("approval.list", { status: "pending", limit: 3 })).approvals.map((a) => a.id);
+    expect(first).toEqual([old, "apr_limit-00000", "apr_limit-00001"]);
+    const all = (await c.call("approval.list", { status: "all", limit: 5, offset: 2_998 })).approvals.map(
+      (a) => a.id,
+    );
+    // Newest first: the oldest is the last of the 3,001.
+    expect(all).toEqual(["apr_limit-00001", "apr_limit-00000", old]);
   }, 90_000);
 });

@@ -75,9 +75,31 @@ describe("aido watch when the cluster does not answer", () => {
       const good = status.nodes.find((n) => n.node_id === node.id);
       expect(good?.alive).toBe(true);
       expect(good?.malformed).toBeUndefined();
+      // `aido cluster status` says it too (its zero load and "never" are not what the node said).
+      const out: string[] = [];
+      await runCli(
+        ["cluster", "status"],
+        { out: (l: string) => out.push(l), err: () => {}, interactive: false },
+        { ...node.home.env, AIDO_HOME: node.home.dir },
+      );
+      const text = out.join("\n");
+      expect(text).toMatch(
+        /outage-bad .*\n {2}MALFORMED: its record in Redis is malformed: last_heartbeat is not a time in ms/,
+      );
+      expect(text).toMatch(new RegExp(`${node.id} +up `));
+      // A record that is no hash at all (a Redis writer's string) is said malformed too, not
+      // listed as a node that heartbeated never with no load.
+      await raw.sadd("aido:nodes", "outage-string");
+      await raw.set("aido:node:outage-string", "not a hash");
+      const again = await (await node.client()).call("cluster.status", {});
+      if (!again.enabled) throw new Error("not a cluster");
+      expect(again.nodes.find((n) => n.node_id === "outage-string")?.malformed).toMatch(
+        /its record in Redis is malformed: it is not a hash/,
+      );
+      expect(again.nodes.find((n) => n.node_id === node.id)?.alive).toBe(true);
     } finally {
-      await raw.srem("aido:nodes", "outage-bad");
-      await raw.del("aido:node:outage-bad");
+      await raw.srem("aido:nodes", "outage-bad", "outage-string");
+      await raw.del("aido:node:outage-bad", "aido:node:outage-string");
     }
   }, 60_000);
 

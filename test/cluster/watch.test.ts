@@ -92,6 +92,28 @@ describe("aido watch in a cluster", () => {
     expect(entries.length).toBeGreaterThan(0);
     expect(entries.every((e) => e.goal_id === goal_id)).toBe(true);
     expect(entries.map((e) => e.kind)).toEqual(expect.arrayContaining(["approval.requested", "tool.denied"]));
+    // Each filter, asked the same way: the owner's answers pass the asker's check of them
+    // (command-replies.ts), and are what the owner's log holds (a guard: an over-strict check
+    // would fail only the cluster's view).
+    const ask = async (q: Record<string, unknown>) =>
+      (await (await other.client()).call("audit.query", { goal_id, ...q })).entries
+        .map((e) => e.seq)
+        .sort((a, b) => a - b);
+    const seqs = entries.map((e) => e.seq).sort((a, b) => a - b);
+    const agentId = entries.find((e) => e.agent_id !== null)?.agent_id as string;
+    const mid = seqs[Math.floor(seqs.length / 2)] as number;
+    const only = (f: (e: (typeof entries)[number]) => boolean) =>
+      entries
+        .filter(f)
+        .map((e) => e.seq)
+        .sort((a, b) => a - b);
+    expect(await ask({ kind: "tool.denied" })).toEqual(only((e) => e.kind === "tool.denied"));
+    expect(await ask({ agent_id: agentId })).toEqual(only((e) => e.agent_id === agentId));
+    expect(await ask({ after_seq: mid })).toEqual(seqs.filter((q) => q > mid));
+    expect(await ask({ before_seq: mid })).toEqual(seqs.filter((q) => q < mid));
+    expect((await ask({ limit: 1 })).length).toBe(1);
+    const live = await (await other.client()).call("agent.list", { goal_id });
+    expect(live.agents).toEqual([]);
   }, 60_000);
 
   // A goal whose node is gone (it left the cluster, or died and its goal ended elsewhere) has

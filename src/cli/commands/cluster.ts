@@ -34,6 +34,8 @@ export const clusterStatus: Command = {
         ctx.io.out(
           `${inert(n.node_id).padEnd(20)} ${(n.alive ? "up" : "DOWN").padEnd(5)} load ${n.running}/${n.capacity}  last heartbeat ${beat}  key ${inert(n.key_id)}  host ${inert(n.host)}`,
         );
+        // Its load and heartbeat above are what could be read of its record (docs/scale-out.md).
+        if (typeof n.malformed === "string") ctx.io.out(`  MALFORMED: ${inert(n.malformed)}`);
         if (n.goals.length > 0) ctx.io.out(`  goals: ${n.goals.map(inert).join(" ")}`);
       }
       // A daemon from before this field says nothing of it.

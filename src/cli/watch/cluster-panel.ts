@@ -105,6 +105,8 @@ export async function clusterPanel(
         async (r) => {
           if (stopped) return;
           apply((s) => withClusterStatus(s, r, now()));
+          // A lone daemon whose first answer was slow: there is no panel to refresh.
+          if (!r.enabled) clearInterval(timer);
           if ((goalsUnread || approvalsUnread) && r.enabled && !r.redis?.unreachable) await seed();
         },
         (e) =>

@@ -35,14 +35,21 @@ export interface ClusterView {
 
 /**
  * Folds a cluster.status answer (or its failure, as text) read at `at` into the view; a lone
- * daemon's changes nothing. A failure keeps the nodes last read, said stale since then.
+ * daemon's removes the panel (drawn only if a first answer failed). A failure keeps the nodes
+ * last read, said stale since then.
  */
 export function withClusterStatus(
   prev: WatchState,
   answer: ClusterStatusResult | string,
   at: string,
 ): WatchState {
-  if (typeof answer !== "string" && !answer.enabled) return prev;
+  if (typeof answer !== "string" && !answer.enabled) {
+    // No cluster: a panel a slow first answer's failure drew (never read) goes.
+    if (prev.cluster === undefined) return prev;
+    const s = structuredClone(prev);
+    delete s.cluster;
+    return s;
+  }
   const s = structuredClone(prev);
   if (typeof answer === "string") {
     s.cluster ??= { self: "", fenced: false, nodes: [] };
@@ -65,7 +72,14 @@ export function withClusterStatus(
     }),
     asOf: at,
   };
-  if (answer.redis?.unreachable) view.problem = `Redis cannot be reached: ${answer.redis.unreachable}`;
+  if (answer.redis?.unreachable) {
+    // A node that cannot read Redis answers with no nodes (a fenced one): those last read
+    // stay, said stale since they were read, rather than an empty panel "as of" now.
+    view.problem = `Redis cannot be reached: ${answer.redis.unreachable}`;
+    view.nodes = s.cluster?.nodes ?? [];
+    if (s.cluster?.asOf === undefined) delete view.asOf;
+    else view.asOf = s.cluster.asOf;
+  }
   if (s.cluster?.unseeded !== undefined) view.unseeded = s.cluster.unseeded;
   s.cluster = view;
   return s;

@@ -11,9 +11,11 @@ import {
   type GoalView,
   type GoalViewState,
   isOutcome,
+  markEnded,
   outcome,
   type PendingApproval,
   type WatchState,
+  wasDropped,
 } from "./state.js";
 import { kept } from "./text.js";
 
@@ -119,18 +121,22 @@ export function withGoalStatuses(
 }
 
 function foldGoal(s: WatchState, goal: NonNullable<InitialWatch["goal"]>): void {
+  if (wasDropped(s, goal.goal_id)) return;
   const g: GoalView = s.goals[goal.goal_id] ?? {
     id: goal.goal_id,
     state: goal.state,
     inputTokens: 0,
     outputTokens: 0,
   };
-  g.state = goal.state;
+  // An end is final: a goal.list read before the stream told it (the seed once Redis is back,
+  // read while the stream runs) does not draw an ended goal as running again.
+  if (!isOutcome(g.state)) g.state = goal.state;
   g.inputTokens = Math.max(g.inputTokens, goal.usage?.input_tokens ?? 0);
   g.outputTokens = Math.max(g.outputTokens, goal.usage?.output_tokens ?? 0);
   if (goal.goal !== undefined) g.text = kept(goal.goal);
   if (goal.error !== undefined) g.error = kept(goal.error);
   if (goal.node !== undefined) g.node = goal.node;
+  if (isOutcome(g.state)) markEnded(s, g);
   s.goals[g.id] = g;
   if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
 }
@@ -172,6 +178,10 @@ export function withPendingApprovals(prev: WatchState, approvals: readonly Known
   for (const a of approvals) {
     if (a.status !== "pending" || !readableApproval(a)) continue;
     if (s.goalId !== null && a.goal_id !== s.goalId) continue;
+    // Answered, or its goal ended, as the stream told after the list was read: it waits no more.
+    if (s.decidedApprovals?.includes(a.id)) continue;
+    const goal = a.goal_id === null ? undefined : s.goals[a.goal_id];
+    if ((goal !== undefined && isOutcome(goal.state)) || wasDropped(s, a.goal_id)) continue;
     const pending: PendingApproval = {
       id: a.id,
       agentId: a.agent_id,

@@ -41,6 +41,8 @@ export interface GoalView {
   outputTokens: number;
   /** Cluster mode: the node that runs (ran) it. */
   node?: string;
+  /** The how-manyth end the view saw this one's is (the ended goals kept are those that ended last). */
+  endedSeq?: number;
 }
 
 export interface PendingApproval {
@@ -87,6 +89,12 @@ export interface WatchState {
   finished?: { state: GoalOutcome; error?: string };
   /** Cluster mode: the nodes, from cluster.status (cluster.ts). */
   cluster?: ClusterView;
+  /** How many goal ends the view saw (GoalView.endedSeq). */
+  endsSeen?: number;
+  /** Ended goals dropped from an all-goals view, the last DROPPED_GOALS_REMEMBERED: a late event of one does not bring it back. */
+  droppedGoals?: string[];
+  /** Approvals the stream said were answered, the last DECIDED_REMEMBERED: a list read before does not bring one back. */
+  decidedApprovals?: string[];
 }
 
 export const isOutcome = (s: string): s is GoalOutcome =>
@@ -95,18 +103,41 @@ export const outcome = (state: GoalOutcome, error?: string) =>
   error === undefined ? { state } : { state, error };
 
 /**
- * How many ended goals an all-goals watch keeps (with their agents): beyond it the first
- * seen go, so a watch left open for days does not grow (and copy at every event) a goal and
- * its agents for every goal the cluster ever ran.
+ * How many ended goals an all-goals watch keeps (with their agents): beyond it those that
+ * ended first go, so a watch left open for days does not grow (and copy at every event) a
+ * goal and its agents for every goal the cluster ever ran. Those that ended first, not those
+ * seen first: a long goal seen at the start of the watch was dropped the moment it ended,
+ * its outcome never shown, and its agents' stops, read after its end, drew it again as running.
  */
 export const ENDED_GOALS_KEPT = 100;
+/**
+ * How many dropped goals' ids an all-goals view remembers (their late events are ignored):
+ * a late event comes within moments of its goal's end; the view is copied at every event.
+ */
+export const DROPPED_GOALS_REMEMBERED = 200;
+/** How many answered approvals' ids a view remembers (approval.list answers read before their answer are not taken). */
+export const DECIDED_REMEMBERED = 200;
 
-/** Drops the ended goals of an all-goals view beyond ENDED_GOALS_KEPT, first seen first, and their agents. */
+/** Notes that `g` ended (when it had not): it is kept over the goals that ended before it. */
+export function markEnded(s: WatchState, g: GoalView): void {
+  if (g.endedSeq !== undefined) return;
+  s.endsSeen = (s.endsSeen ?? 0) + 1;
+  g.endedSeq = s.endsSeen;
+}
+
+/** Whether `goalId` is an ended goal this all-goals view dropped. */
+export const wasDropped = (s: WatchState, goalId: string | null): boolean =>
+  s.goalId === null && goalId !== null && s.droppedGoals?.includes(goalId) === true;
+
+/** Drops the ended goals of an all-goals view beyond ENDED_GOALS_KEPT, those that ended first, and their agents. */
 export function dropEndedGoals(s: WatchState): void {
   if (s.goalId !== null) return;
   const ended = Object.values(s.goals).filter((g) => isOutcome(g.state));
   if (ended.length <= ENDED_GOALS_KEPT) return;
+  // Stable: ends of the same turn (none marked) in the order seen.
+  ended.sort((a, b) => (a.endedSeq ?? 0) - (b.endedSeq ?? 0));
   const gone = new Set(ended.slice(0, ended.length - ENDED_GOALS_KEPT).map((g) => g.id));
+  s.droppedGoals = [...(s.droppedGoals ?? []), ...gone].slice(-DROPPED_GOALS_REMEMBERED);
   for (const id of gone) delete s.goals[id];
   for (const [id, a] of Object.entries(s.agents))
     if (a.goalId !== null && gone.has(a.goalId)) delete s.agents[id];
@@ -134,6 +165,8 @@ export function tokensSpent(state: WatchState): { input: number; output: number 
 /** Applies one event. Returns a new state; the old one is not changed. */
 export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
   if (prev.goalId !== null && event.goalId !== prev.goalId) return prev;
+  // A late event of an ended goal this view dropped (an agent's stop read after its end).
+  if (wasDropped(prev, event.goalId)) return { ...prev, events: prev.events + 1 };
   const s: WatchState = structuredClone(prev);
   s.events++;
   const goal = (): GoalView | undefined => {
@@ -210,6 +243,7 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
         g.inputTokens = Math.max(g.inputTokens, event.usage.input_tokens);
         g.outputTokens = Math.max(g.outputTokens, event.usage.output_tokens);
         if (event.error !== undefined) g.error = kept(event.error);
+        markEnded(s, g);
       }
       if (s.goalId !== null)
         s.finished = outcome(event.state, event.error === undefined ? undefined : kept(event.error));
@@ -308,6 +342,7 @@ export function reduceWatch(prev: WatchState, event: RuntimeEvent): WatchState {
     }
     case "approval.decided": {
       delete s.approvals[event.approvalId];
+      s.decidedApprovals = [...(s.decidedApprovals ?? []), event.approvalId].slice(-DECIDED_REMEMBERED);
       const why = event.reason ? `: ${oneLine(event.reason, 80)}` : "";
       note(
         "approval",
