@@ -148,13 +148,48 @@ function withSignal(sandbox: SandboxHandle, signal: AbortSignal | undefined): Sa
   };
 }
 
+/** The executor's mark where it cut a long output (executor/exec.ts, the head and tail it keeps). */
+const CUT = /(\n\[\.\.\. truncated \d+ bytes \.\.\.\]\n)/;
+/** A piece of a secret shorter than this is left at a cut: it tells little, and it may be ordinary text. */
+const MIN_PIECE = 4;
+
 /**
  * The caller's proxy password never reaches the model: a command that prints its
  * environment (env, curl -v) shows it blanked. A command that encodes it first is not
- * caught; the password only works on the caller's own relay port anyway.
+ * caught; the password only works on the caller's own relay port anyway. The executor keeps
+ * the head and the tail of a long output around a cut: a secret the cut fell inside leaves
+ * its start before the cut and its end after it, which no whole-secret match finds; each
+ * such piece (from MIN_PIECE characters) is blanked too.
  */
-function hideSecrets(text: string, secrets: readonly string[]): string {
+export function hideSecrets(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const s of secrets) if (s !== "") out = out.split(s).join("[hidden]");
-  return out;
+  const long = secrets.filter((s) => s.length >= MIN_PIECE);
+  if (long.length === 0 || !CUT.test(out)) return out;
+  const parts = out.split(CUT); // text, cut, text, cut, text...
+  for (let i = 1; i < parts.length; i += 2) {
+    const before = parts[i - 1] as string;
+    const after = parts[i + 1] as string;
+    const end = Math.max(0, ...long.map((s) => pieceAtEnd(before, s)));
+    const start = Math.max(0, ...long.map((s) => pieceAtStart(after, s)));
+    if (end > 0) parts[i - 1] = `${before.slice(0, before.length - end)}[hidden]`;
+    if (start > 0) parts[i + 1] = `[hidden]${after.slice(start)}`;
+  }
+  return parts.join("");
+}
+
+/** The length of the longest proper start of `secret` that `text` ends with (0 below MIN_PIECE). */
+function pieceAtEnd(text: string, secret: string): number {
+  for (let n = Math.min(secret.length - 1, text.length); n >= MIN_PIECE; n--) {
+    if (text.endsWith(secret.slice(0, n))) return n;
+  }
+  return 0;
+}
+
+/** The length of the longest proper end of `secret` that `text` starts with (0 below MIN_PIECE). */
+function pieceAtStart(text: string, secret: string): number {
+  for (let n = Math.min(secret.length - 1, text.length); n >= MIN_PIECE; n--) {
+    if (text.startsWith(secret.slice(secret.length - n))) return n;
+  }
+  return 0;
 }
