@@ -17,7 +17,9 @@
 // conflict, left as it is and reported); it goes back to what was there before that step,
 // and on back through the earlier steps that changed it as long as nobody changed it
 // between them (if someone did, their version is what is put back). The snapshots before
-// steps are kept from pruning while the plan runs, so their contents are there to restore.
+// steps are pinned while the plan runs (SnapshotStore.pin): no pruning removes them, not
+// even one by another call's snapshot (the gate's before the plan's own exec), so their
+// contents are there to restore.
 
 import type { ToolDef } from "../gate/types.js";
 import type { ManifestEntry } from "../sandbox/snapshot-manifest.js";
@@ -58,6 +60,8 @@ export class PlanUndo {
   private readonly changes = new Map<string, Change[]>();
   /** Snapshots whose contents a restore may need: never pruned while the plan runs. */
   private readonly keep: string[];
+  /** Releases the pins on `keep`. */
+  private readonly unpin: (() => void)[] = [];
   private before: { step: number; id: string } | undefined;
   /** Snapshots taken for the steps (for the cost report). */
   snapshotsTaken = 0;
@@ -68,14 +72,25 @@ export class PlanUndo {
     private readonly first: string,
   ) {
     this.keep = [first];
+    this.unpin.push(deps.snapshots.pin(deps.goalId, first));
+  }
+
+  /** The plan ended: its snapshots may be pruned again. */
+  release(): void {
+    for (const unpin of this.unpin.splice(0)) unpin();
   }
 
   /** Right before step `index` runs. */
   async beforeStep(index: number, scope: StepScope): Promise<void> {
     this.before = undefined;
     if (scope.kind === "none") return;
-    const id = index === 0 ? this.first : await this.snap(`plan ${this.deps.planId} before step ${index}`);
+    if (index === 0) {
+      this.before = { step: index, id: this.first };
+      return;
+    }
+    const id = await this.snap(`plan ${this.deps.planId} before step ${index}`);
     this.keep.push(id);
+    this.unpin.push(this.deps.snapshots.pin(this.deps.goalId, id));
     this.before = { step: index, id };
   }
 

@@ -241,6 +241,7 @@ export class Plans {
     if (!store.start(row, ids)) refuse("it was already executed; a plan executes once, create a new one");
 
     const result: PlanExecution = { plan_id: planId, status: "failed", steps: [] };
+    let undo: PlanUndo | undefined;
     try {
       const roots = this.deps.roots(agent.goalId);
       const snap = await this.deps.snapshots.create(agent.goalId, roots, `before plan ${planId}`, {
@@ -252,7 +253,7 @@ export class Plans {
         ids,
       );
       result.snapshot_id = snap.id;
-      const undo = new PlanUndo(
+      undo = new PlanUndo(
         {
           snapshots: this.deps.snapshots,
           goalId: agent.goalId,
@@ -288,6 +289,7 @@ export class Plans {
     } catch (e) {
       result.error = stepError(e, this.deps.log).message;
     } finally {
+      undo?.release();
       const failed = result.steps.find((s) => !s.ok);
       audit.record(
         "plan.executed",

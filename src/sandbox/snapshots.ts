@@ -88,6 +88,12 @@ export function isSnapshotId(id: string): boolean {
  */
 const locks = new Map<string, Promise<unknown>>();
 
+/**
+ * Snapshots no pruning may remove while someone needs their contents, whichever call's
+ * snapshot prunes (a plan's undo: kernel/plan-undo.ts): store folder -> id -> holders.
+ */
+const pins = new Map<string, Map<string, number>>();
+
 export class SnapshotStore {
   constructor(private readonly opts: SnapshotStoreOptions) {}
 
@@ -95,7 +101,7 @@ export class SnapshotStore {
    * Snapshot /workspace and /output; only files whose stat changed since the last one are
    * read. Refused (quota_exceeded) when its contents alone pass the store's cap; when the
    * store then holds more than its cap, the oldest snapshots are pruned, except those in
-   * `keep`. `actor` (the agent that caused it) is passed on to onPruned.
+   * `keep` and those pinned (pin). `actor` (the agent that caused it) is passed on to onPruned.
    */
   async create(
     goalId: string,
@@ -115,6 +121,27 @@ export class SnapshotStore {
       if (pruned) this.opts.onPruned?.(goalId, pruned, opts.actor);
       return pruned ? { ...created, pruned } : created;
     });
+  }
+
+  /**
+   * Keep snapshot `id` of the goal from every pruning (not only from the pruning of the
+   * caller's own snapshots) until the returned function is called; pins count, so two
+   * holders of one id each release their own.
+   */
+  pin(goalId: string, id: string): () => void {
+    const key = this.dir(goalId);
+    const held = pins.get(key) ?? new Map<string, number>();
+    pins.set(key, held);
+    held.set(id, (held.get(id) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (held.get(id) ?? 1) - 1;
+      if (n > 0) held.set(id, n);
+      else held.delete(id);
+      if (held.size === 0 && pins.get(key) === held) pins.delete(key);
+    };
   }
 
   /** The store's cap in bytes. */
@@ -280,7 +307,7 @@ export class SnapshotStore {
       files,
       goalId,
       newest,
-      keep,
+      keep: [...keep, ...(pins.get(files.dir)?.keys() ?? [])],
       maxBytes: this.maxBytes,
       usedBytes: storeUsage(files.dir),
       newPackId: freshId,
