@@ -26,6 +26,47 @@ import type { ManifestEntry } from "../sandbox/snapshot-manifest.js";
 import type { Permit } from "../sandbox/snapshot-restore.js";
 import type { SnapshotRoots, SnapshotStore, UndoChange, UndoResult } from "../sandbox/snapshots.js";
 
+/** How many paths left (conflicts, failures) a plan's result lists of each; the counts are whole. */
+export const RESTORE_LISTED_MAX = 100;
+
+/**
+ * The longest path or reason a list shows: a path is the workspace's own names, and the walk
+ * reaches folders nested past PATH_MAX, so one can be any length.
+ */
+const SHOWN_MAX = 4096;
+
+/** What on_failure "restore" did: only what the plan's steps changed is put back. */
+export interface PlanRestore {
+  /** Paths the plan's steps changed (what the restore set out to put back). */
+  paths_changed: number;
+  /** Paths put back. */
+  files_restored: number;
+  /** Paths left as they are: the agent may not write them, or writing failed (the first RESTORE_LISTED_MAX). */
+  files_failed: { path: string; reason: string }[];
+  files_failed_total: number;
+  /** Paths left as they are because someone changed them after the plan's step did (the first RESTORE_LISTED_MAX). */
+  conflicts: { path: string; reason: string }[];
+  conflicts_total: number;
+}
+
+/** The undo's outcome as a plan's result tells it: every count, the first paths of each list. */
+export function restoreReport(r: UndoResult, pathsChanged: number): PlanRestore {
+  const listed = (list: readonly { path: string; reason: string }[]) =>
+    list.slice(0, RESTORE_LISTED_MAX).map((e) => ({ path: shown(e.path), reason: shown(e.reason) }));
+  return {
+    paths_changed: pathsChanged,
+    files_restored: r.files_restored,
+    files_failed: listed(r.files_failed),
+    files_failed_total: r.files_failed.length,
+    conflicts: listed(r.conflicts),
+    conflicts_total: r.conflicts.length,
+  };
+}
+
+function shown(text: string): string {
+  return text.length > SHOWN_MAX ? `${text.slice(0, SHOWN_MAX - 1)}…` : text;
+}
+
 /** What a step may change: nothing, the paths it names, or anything (its window). */
 export type StepScope = { kind: "none" } | { kind: "paths" } | { kind: "tree" };
 

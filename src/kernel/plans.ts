@@ -26,6 +26,7 @@ import type { Gate, Principal } from "../gate/invoke.js";
 import { RunPaths } from "../gate/run-paths.js";
 import type { SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
 import type { AuditLog } from "../security/audit.js";
+import { auditText } from "../security/audit-text.js";
 import type { Grant } from "../security/grants.js";
 import type { PolicyEngine } from "../security/policy.js";
 import {
@@ -48,11 +49,11 @@ import {
   type Simulation,
   stepsDigest,
 } from "./plan-store.js";
-import { PlanUndo, type StepScope, scopeOf } from "./plan-undo.js";
+import { type PlanRestore, PlanUndo, restoreReport, type StepScope, scopeOf } from "./plan-undo.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
 import { ShadowBusy, type ShadowRun, type Shadows } from "./shadow.js";
 
-export type { InvokeStep, PlanStep, PlanStepError, PlanStepResult, PlanSummary, Simulation };
+export type { InvokeStep, PlanRestore, PlanStep, PlanStepError, PlanStepResult, PlanSummary, Simulation };
 export { stepError };
 
 const NOTE =
@@ -66,18 +67,6 @@ export interface PlanExecution {
   /** What the restore did (on_failure "restore"). */
   restore?: PlanRestore;
   error?: string;
-}
-
-/** What on_failure "restore" did: only what the plan's steps changed is put back. */
-export interface PlanRestore {
-  /** Paths the plan's steps changed (what the restore set out to put back). */
-  paths_changed: number;
-  /** Paths put back. */
-  files_restored: number;
-  /** Paths left as they are: the agent may not write them, or writing failed. */
-  files_failed: { path: string; reason: string }[];
-  /** Paths left as they are because someone changed them after the plan's step did. */
-  conflicts: { path: string; reason: string }[];
 }
 
 export interface PlansDeps {
@@ -319,27 +308,24 @@ export class Plans {
     const r = await undo
       .restore((path) => paths.allow({ kind: "file_write", path }))
       .finally(() => paths.audit(this.deps.audit, ids));
-    const conflicts = r.conflicts.map((c) => ({ path: c.path, reason: c.reason }));
+    const restore = restoreReport(r, undo.changedPaths);
     this.deps.audit.record(
       "plan.restored",
       {
         plan_id: result.plan_id,
         snapshot_id: snapId,
-        paths_changed: undo.changedPaths,
-        files_restored: r.files_restored,
-        files_failed: r.files_failed.length,
-        conflicts: conflicts.length,
-        ...(conflicts.length > 0 ? { conflict_paths: conflicts.slice(0, 100).map((c) => c.path) } : {}),
+        paths_changed: restore.paths_changed,
+        files_restored: restore.files_restored,
+        files_failed: restore.files_failed_total,
+        conflicts: restore.conflicts_total,
+        ...(restore.conflicts_total > 0
+          ? { conflict_paths: restore.conflicts.map((c) => auditText(c.path)) }
+          : {}),
       },
       ids,
     );
-    result.restore = {
-      paths_changed: undo.changedPaths,
-      files_restored: r.files_restored,
-      files_failed: r.files_failed.map((f) => ({ path: f.path, reason: f.reason })),
-      conflicts,
-    };
-    if (r.files_failed.length === 0 && conflicts.length === 0) result.status = "restored";
+    result.restore = restore;
+    if (restore.files_failed_total === 0 && restore.conflicts_total === 0) result.status = "restored";
   }
 
   /** Which of the hash's parts differ now from what the plan was simulated with. */

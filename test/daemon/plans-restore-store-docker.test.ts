@@ -3,9 +3,12 @@
 // pruning another call's snapshot does (the gate's own, before the plan's exec), and a
 // failure that leaves thousands of paths answers with a bounded list and their counts.
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
+import type { AidoClient } from "../../src/client/client.js";
+import { captureIo } from "../cli/io.js";
 import { docker, kinds, planner, usePlansDaemon, workspaceOf } from "./plans-fixture.js";
 
 const { suite, spawn } = usePlansDaemon();
@@ -47,5 +50,80 @@ describe("on_failure restore and the snapshot store", () => {
     expect(r.restore).toMatchObject({ files_failed: [], conflicts: [] });
     expect(r.status).toBe("restored");
     expect(readFileSync(join(ws, "a.bin")).equals(before)).toBe(true);
+  });
+});
+
+async function pendingApproval(human: AidoClient): Promise<string> {
+  for (let i = 0; i < 400; i++) {
+    const { approvals } = await human.call("approval.list", {});
+    if (approvals.length > 0) return approvals[0]!.id as string;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("no approval was asked for");
+}
+
+/** A name with a terminal control in it: an OSC sequence that sets the window title. */
+const TITLE = "\x1b]0;owned\x07";
+
+describe("on_failure restore's answer when it leaves many paths", () => {
+  it("lists the first 100 conflicts with their whole count, and keeps control characters in names inert in the audit and the CLI", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const human = await fx.client();
+    const a = await spawn(
+      c,
+      planner({
+        capabilities: [...(planner().capabilities as string[]), "exec: python3 *"],
+        approval_required: ["file_read"],
+      }),
+    );
+    const ws = workspaceOf(fx, a.goal_id);
+    const steps = [
+      {
+        tool: "exec",
+        input: {
+          command: `python3 -c "import os; os.makedirs('/workspace/f', exist_ok=True); [open('/workspace/f/' + n, 'w').write('plan') for n in [str(i) for i in range(150)] + ['\\x1b]0;owned\\x07']]"`,
+        },
+      },
+      { tool: "file_read", input: { path: "/workspace/f/0" } },
+      { tool: "exec", input: { command: "ls /workspace/missing" } },
+    ];
+    // Between step 0 and step 2 (step 1 waits for the human) the person rewrites every
+    // file the plan made: 151 conflicts, and the folder that holds them.
+    const personEdits = async () => {
+      const approval = await pendingApproval(human);
+      for (const name of readdirSync(join(ws, "f"))) writeFileSync(join(ws, "f", name), "person");
+      await human.call("approval.respond", { id: approval, decision: "allow_once" });
+    };
+
+    const p = await c.call("plan.create", { agent_id: a.agent_id, title: "many paths", steps });
+    const run = c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+    await personEdits();
+    const r = await run;
+    expect(r.steps.map((s: { ok: boolean }) => s.ok)).toEqual([true, true, false]);
+    expect(readFileSync(join(ws, "f", TITLE), "utf8")).toBe("person");
+    expect(r.status).toBe("failed");
+    expect(r.restore?.conflicts).toHaveLength(100);
+    expect(r.restore?.conflicts_total).toBe(152);
+    expect(r.restore?.files_failed_total).toBe(0);
+    const [restored] = await kinds(c, a.agent_id, "plan.restored");
+    const payload = restored?.payload as { conflict_paths?: string[] };
+    expect(payload).toMatchObject({ conflicts: 152, files_failed: 0 });
+    const paths = payload.conflict_paths ?? [];
+    expect(paths).toHaveLength(100);
+    expect(paths.join("")).not.toMatch(/[\x00-\x1f\x7f]/);
+    expect(paths).toContain("/workspace/f/\\x1b]0;owned\\x07");
+
+    // The same through `aido plan execute` (the folder is no longer the plan's: 151 left):
+    // the count whole, the names inert.
+    const again = await c.call("plan.create", { agent_id: a.agent_id, title: "many paths again", steps });
+    const io = captureIo();
+    const cli = runCli(["plan", "execute", again.plan_id, "--on-failure", "restore"], io.io, fx.home.env);
+    await personEdits();
+    expect(await cli).toBe(1);
+    const text = io.text();
+    expect(text).toContain("151 left (changed since)");
+    expect(text).toContain("and 51 more left");
+    expect(text).not.toMatch(/\x1b|\x07/);
   });
 });
