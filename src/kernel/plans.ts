@@ -6,7 +6,8 @@
 //             agent's grants and the policy in force (kernel/plan-store.ts).
 //   execute   refused (policy_denied, naming what) when the ledger row was tampered with,
 //             the plan already ran, or its steps, the executing agent's grants or the policy
-//             changed since it was simulated; else a snapshot of /workspace and /output, then
+//             changed since it was simulated, and (limit_exceeded) while a plan of the goal
+//             runs when either undoes its failure; else a snapshot of /workspace and /output, then
 //             exactly the stored steps through the gate (approvals apply as for any call),
 //             stopping at the first step that is refused, fails or reports an error; with
 //             on_failure "restore" what the steps changed is undone, and nothing else
@@ -86,6 +87,9 @@ export interface PlansDeps {
 }
 
 export class Plans {
+  /** Goal id -> the plans of it executing now, each with whether it undoes its failure. */
+  private readonly running = new Map<string, Map<string, boolean>>();
+
   constructor(private readonly deps: PlansDeps) {}
 
   /**
@@ -227,7 +231,21 @@ export class Plans {
     const changed = this.changedSince(row, steps, agent, refuse);
     if (changed.length > 0)
       refuse(`${changed.map((c) => CHANGED[c]).join("; ")} since it was simulated`, changed);
+    // A plan whose failure is undone runs alone in its goal: another plan's writes would fall
+    // in its steps' windows and be undone with its own (refused before it starts: it may run later).
+    const undoes = opts.onFailure === "restore";
+    const running = this.running.get(agent.goalId) ?? new Map<string, boolean>();
+    const busy = [...running].find(([, other]) => undoes || other)?.[0];
+    if (busy !== undefined) {
+      const reason = `plan ${busy} of goal ${agent.goalId} is running; a plan executed with on_failure "restore" runs alone in its goal (another plan's writes would fall in its steps' windows and be undone with them)`;
+      audit.record("plan.refused", { plan_id: planId, reason }, ids);
+      throw new AidoError(ErrorCode.limitExceeded, `plan ${planId} was not executed: ${reason}`, {
+        plan_id: planId,
+        running: busy,
+      });
+    }
     if (!store.start(row, ids)) refuse("it was already executed; a plan executes once, create a new one");
+    this.running.set(agent.goalId, running.set(planId, undoes));
 
     const result: PlanExecution = { plan_id: planId, status: "failed", steps: [] };
     let undo: PlanUndo | undefined;
@@ -278,6 +296,8 @@ export class Plans {
     } catch (e) {
       result.error = stepError(e, this.deps.log).message;
     } finally {
+      running.delete(planId);
+      if (running.size === 0 && this.running.get(agent.goalId) === running) this.running.delete(agent.goalId);
       undo?.release();
       const failed = result.steps.find((s) => !s.ok);
       audit.record(

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import type { AidoClient } from "../../src/client/client.js";
 import { captureIo } from "../cli/io.js";
-import { docker, kinds, planner, usePlansDaemon, workspaceOf } from "./plans-fixture.js";
+import { docker, kinds, planner, usePlansDaemon, workspaceOf, write } from "./plans-fixture.js";
 
 const { suite, spawn } = usePlansDaemon();
 
@@ -125,5 +125,55 @@ describe("on_failure restore's answer when it leaves many paths", () => {
     expect(text).toContain("151 left (changed since)");
     expect(text).toContain("and 51 more left");
     expect(text).not.toMatch(/\x1b|\x07/);
+  });
+});
+
+/** Wait until the agent's call of `tool` is audited as invoked (it runs from there). */
+async function invoked(c: AidoClient, agentId: string, tool: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const entries = await kinds(c, agentId, "tool.invoked");
+    if (entries.some((e: { payload: unknown }) => (e.payload as { tool?: string }).tool === tool)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${tool} was never invoked`);
+}
+
+describe("two plans of one goal at once", () => {
+  it("a plan does not start while a plan of its goal whose failure is undone runs (its exec's window would take the other's write for its own and undo it)", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const a = await spawn(
+      c,
+      planner({ capabilities: [...(planner().capabilities as string[]), "exec: python3 *"] }),
+    );
+    await write(c, a.agent_id, "/workspace/a.txt", "a0\n");
+    const ws = workspaceOf(fx, a.goal_id);
+    const slow = await c.call("plan.create", {
+      agent_id: a.agent_id,
+      title: "a slow build that fails",
+      steps: [
+        { tool: "exec", input: { command: `python3 -c "import time; time.sleep(3)"` } },
+        { tool: "exec", input: { command: "ls /workspace/missing" } },
+      ],
+    });
+    const other = await c.call("plan.create", {
+      agent_id: a.agent_id,
+      title: "a write that succeeds",
+      steps: [{ tool: "file_write", input: { path: "/workspace/a.txt", content: "other\n" } }],
+    });
+    const run = c.call("plan.execute", { plan_id: slow.plan_id, on_failure: "restore" });
+    await invoked(c, a.agent_id, "exec");
+    await expect(c.call("plan.execute", { plan_id: other.plan_id })).rejects.toThrow(
+      new RegExp(`plan ${slow.plan_id} of goal ${a.goal_id} is running`),
+    );
+    const r = await run;
+    expect(r.status).toBe("restored");
+    expect(readFileSync(join(ws, "a.txt"), "utf8")).toBe("a0\n");
+    const refused = await kinds(c, a.agent_id, "plan.refused");
+    expect(refused).toMatchObject([{ payload: { plan_id: other.plan_id } }]);
+    // It was refused before it started: it runs once the other ended, and its write stays.
+    const after = await c.call("plan.execute", { plan_id: other.plan_id });
+    expect(after.status).toBe("succeeded");
+    expect(readFileSync(join(ws, "a.txt"), "utf8")).toBe("other\n");
   });
 });
