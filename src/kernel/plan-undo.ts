@@ -16,10 +16,12 @@
 // the last step that changed it left (else someone changed it after the plan did: a
 // conflict, left as it is and reported); it goes back to what was there before that step,
 // and on back through the earlier steps that changed it as long as nobody changed it
-// between them (if someone did, their version is what is put back). The snapshots before
-// steps are pinned while the plan runs (SnapshotStore.pin): no pruning removes them, not
-// even one by another call's snapshot (the gate's before the plan's own exec), so their
-// contents are there to restore.
+// between them (if someone did, their version is what is put back). What the undo needs is
+// pinned while the plan runs (SnapshotStore.pin), against every pruning, also one by
+// another call's snapshot (the gate's before the plan's own exec): the snapshot before a
+// step until the step's changes are read from it, then only the contents the changed paths
+// had before it — not the whole snapshot, so a plan of many steps on a large workspace
+// does not hold every step's manifest past sandbox.snapshots_max_mb.
 
 import type { ToolDef } from "../gate/types.js";
 import type { ManifestEntry } from "../sandbox/snapshot-manifest.js";
@@ -99,11 +101,12 @@ export interface PlanUndoDeps {
 export class PlanUndo {
   /** Root-prefixed path ("workspace/a.txt") -> the plan's changes to it, in step order. */
   private readonly changes = new Map<string, Change[]>();
-  /** Snapshots whose contents a restore may need: never pruned while the plan runs. */
-  private readonly keep: string[];
-  /** Releases the pins on `keep`. */
+  /** Releases the pins on the contents the undo puts back. */
   private readonly unpin: (() => void)[] = [];
-  private before: { step: number; id: string } | undefined;
+  /** The snapshot framing the step that runs, pinned until its changes are read. */
+  private before: { step: number; id: string; unpin: () => void } | undefined;
+  /** The pin on `first`, until step 0's changes are read from it. */
+  private unpinFirst: (() => void) | undefined;
   /** Snapshots taken for the steps (for the cost report). */
   snapshotsTaken = 0;
 
@@ -112,27 +115,32 @@ export class PlanUndo {
     private readonly deps: PlanUndoDeps,
     private readonly first: string,
   ) {
-    this.keep = [first];
-    this.unpin.push(deps.snapshots.pin(deps.goalId, first));
+    this.unpinFirst = deps.snapshots.pin(deps.goalId, { ids: [first] });
   }
 
-  /** The plan ended: its snapshots may be pruned again. */
+  /** The plan ended: what it pinned may be pruned again. */
   release(): void {
+    this.unpinFirst?.();
+    this.before?.unpin();
     for (const unpin of this.unpin.splice(0)) unpin();
   }
 
   /** Right before step `index` runs. */
   async beforeStep(index: number, scope: StepScope): Promise<void> {
+    this.before?.unpin();
     this.before = undefined;
+    if (scope.kind === "none" || index > 0) {
+      this.unpinFirst?.();
+      this.unpinFirst = undefined;
+    }
     if (scope.kind === "none") return;
     if (index === 0) {
-      this.before = { step: index, id: this.first };
+      this.before = { step: index, id: this.first, unpin: this.unpinFirst ?? (() => {}) };
+      this.unpinFirst = undefined;
       return;
     }
     const id = await this.snap(`plan ${this.deps.planId} before step ${index}`);
-    this.keep.push(id);
-    this.unpin.push(this.deps.snapshots.pin(this.deps.goalId, id));
-    this.before = { step: index, id };
+    this.before = { step: index, id, unpin: this.deps.snapshots.pin(this.deps.goalId, { ids: [id] }) };
   }
 
   /**
@@ -142,13 +150,24 @@ export class PlanUndo {
   async afterStep(index: number, scope: StepScope, ran: boolean, wrote?: string): Promise<void> {
     const before = this.before;
     this.before = undefined;
-    if (!before || before.step !== index || !ran) return;
+    if (!before) return;
+    try {
+      if (before.step === index && ran) await this.record(index, before.id, scope, wrote);
+    } finally {
+      before.unpin();
+    }
+  }
+
+  /** What step `index` changed since snapshot `before`; the contents to put back pinned. */
+  private async record(index: number, before: string, scope: StepScope, wrote?: string): Promise<void> {
     const after = await this.snap(`plan ${this.deps.planId} after step ${index}`);
+    const unpinAfter = this.deps.snapshots.pin(this.deps.goalId, { ids: [after] });
     const [b, a] = await Promise.all([
-      this.deps.snapshots.entries(this.deps.goalId, before.id),
+      this.deps.snapshots.entries(this.deps.goalId, before),
       this.deps.snapshots.entries(this.deps.goalId, after),
-    ]);
+    ]).finally(unpinAfter);
     const candidates = scope.kind === "paths" ? withParents(wrote) : new Set([...b.keys(), ...a.keys()]);
+    const hashes: string[] = [];
     for (const path of candidates) {
       const was = b.get(path) ?? null;
       const now = a.get(path) ?? null;
@@ -156,7 +175,9 @@ export class PlanUndo {
       const list = this.changes.get(path) ?? [];
       list.push({ step: index, before: was, after: now });
       this.changes.set(path, list);
+      if (was?.h) hashes.push(was.h);
     }
+    if (hashes.length > 0) this.unpin.push(this.deps.snapshots.pin(this.deps.goalId, { hashes }));
   }
 
   /** How many paths the plan changed so far. */
@@ -188,7 +209,6 @@ export class PlanUndo {
   private async snap(label: string): Promise<string> {
     const s = await this.deps.snapshots.create(this.deps.goalId, this.deps.roots, label, {
       actor: this.deps.actor,
-      keep: this.keep,
     });
     this.snapshotsTaken++;
     this.deps.taken(s.id, label, s.files);

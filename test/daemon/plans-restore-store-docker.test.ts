@@ -3,7 +3,7 @@
 // pruning another call's snapshot does (the gate's own, before the plan's exec), and a
 // failure that leaves thousands of paths answers with a bounded list and their counts.
 
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
@@ -64,6 +64,51 @@ async function pendingApproval(human: AidoClient): Promise<string> {
 
 /** A name with a terminal control in it: an OSC sequence that sets the window title. */
 const TITLE = "\x1b]0;owned\x07";
+
+/** Apparent bytes under a folder (what the store's cap counts). */
+function du(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const st = lstatSync(join(dir, name));
+    total += st.size;
+    if (st.isDirectory()) total += du(join(dir, name));
+  }
+  return total;
+}
+
+describe("on_failure restore and the store's cap over many steps", () => {
+  it("keeps only the contents the undo needs, not every step's snapshot: the store ends within its cap, and the undo works", async () => {
+    const fx = await suite.start({
+      ...docker,
+      config: (c) => {
+        c.sandbox.snapshotsMaxMb = 2;
+      },
+    });
+    const c = await fx.client();
+    const a = await spawn(c);
+    const ws = workspaceOf(fx, a.goal_id);
+    // 4,000 files: each snapshot's manifest is some 0.5 MiB, their contents one pack row.
+    const deep = join(ws, "a-folder-with-a-longer-name", "and-another-one-below-it");
+    mkdirSync(deep, { recursive: true });
+    for (let i = 0; i < 4000; i++) writeFileSync(join(deep, `file-number-${i}.txt`), "same\n");
+    await write(c, a.agent_id, "/workspace/s.txt", "s0\n");
+    const steps = [
+      ...Array.from({ length: 8 }, (_, i) => ({
+        tool: "exec",
+        input: { command: `sh -c "echo ${i} > /workspace/s.txt"` },
+      })),
+      { tool: "exec", input: { command: "ls /workspace/missing" } },
+    ];
+    const p = await c.call("plan.create", { agent_id: a.agent_id, title: "many frames", steps });
+    const r = await c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+    expect(r.steps.filter((s: { ok: boolean }) => s.ok)).toHaveLength(8);
+    expect(r.status).toBe("restored");
+    expect(readFileSync(join(ws, "s.txt"), "utf8")).toBe("s0\n");
+    // Within its cap but for the snapshot framing the last step (pinned while it was read):
+    // every step's snapshot kept held 8.6 MB here.
+    expect(du(join(fx.home.config.goalsDir, a.goal_id, "snapshots"))).toBeLessThanOrEqual(2.5 * 1024 * 1024);
+  });
+});
 
 describe("on_failure restore's answer when it leaves many paths", () => {
   it("lists the first 100 conflicts with their whole count, and keeps control characters in names inert in the audit and the CLI", async () => {
