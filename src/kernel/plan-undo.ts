@@ -16,13 +16,58 @@
 // the last step that changed it left (else someone changed it after the plan did: a
 // conflict, left as it is and reported); it goes back to what was there before that step,
 // and on back through the earlier steps that changed it as long as nobody changed it
-// between them (if someone did, their version is what is put back). The snapshots before
-// steps are kept from pruning while the plan runs, so their contents are there to restore.
+// between them (if someone did, their version is what is put back). What the undo needs is
+// pinned while the plan runs (SnapshotStore.pin), against every pruning, also one by
+// another call's snapshot (the gate's before the plan's own exec): the snapshot before a
+// step until the step's changes are read from it, then only the contents the changed paths
+// had before it — not the whole snapshot, so a plan of many steps on a large workspace
+// does not hold every step's manifest past sandbox.snapshots_max_mb.
 
 import type { ToolDef } from "../gate/types.js";
 import type { ManifestEntry } from "../sandbox/snapshot-manifest.js";
 import type { Permit } from "../sandbox/snapshot-restore.js";
 import type { SnapshotRoots, SnapshotStore, UndoChange, UndoResult } from "../sandbox/snapshots.js";
+
+/** How many paths left (conflicts, failures) a plan's result lists of each; the counts are whole. */
+export const RESTORE_LISTED_MAX = 100;
+
+/**
+ * The longest path or reason a list shows: a path is the workspace's own names, and the walk
+ * reaches folders nested past PATH_MAX, so one can be any length.
+ */
+const SHOWN_MAX = 4096;
+
+/** What on_failure "restore" did: only what the plan's steps changed is put back. */
+export interface PlanRestore {
+  /** Paths the plan's steps changed (what the restore set out to put back). */
+  paths_changed: number;
+  /** Paths put back. */
+  files_restored: number;
+  /** Paths left as they are: the agent may not write them, or writing failed (the first RESTORE_LISTED_MAX). */
+  files_failed: { path: string; reason: string }[];
+  files_failed_total: number;
+  /** Paths left as they are because someone changed them after the plan's step did (the first RESTORE_LISTED_MAX). */
+  conflicts: { path: string; reason: string }[];
+  conflicts_total: number;
+}
+
+/** The undo's outcome as a plan's result tells it: every count, the first paths of each list. */
+export function restoreReport(r: UndoResult, pathsChanged: number): PlanRestore {
+  const listed = (list: readonly { path: string; reason: string }[]) =>
+    list.slice(0, RESTORE_LISTED_MAX).map((e) => ({ path: shown(e.path), reason: shown(e.reason) }));
+  return {
+    paths_changed: pathsChanged,
+    files_restored: r.files_restored,
+    files_failed: listed(r.files_failed),
+    files_failed_total: r.files_failed.length,
+    conflicts: listed(r.conflicts),
+    conflicts_total: r.conflicts.length,
+  };
+}
+
+function shown(text: string): string {
+  return text.length > SHOWN_MAX ? `${text.slice(0, SHOWN_MAX - 1)}…` : text;
+}
 
 /** What a step may change: nothing, the paths it names, or anything (its window). */
 export type StepScope = { kind: "none" } | { kind: "paths" } | { kind: "tree" };
@@ -56,9 +101,12 @@ export interface PlanUndoDeps {
 export class PlanUndo {
   /** Root-prefixed path ("workspace/a.txt") -> the plan's changes to it, in step order. */
   private readonly changes = new Map<string, Change[]>();
-  /** Snapshots whose contents a restore may need: never pruned while the plan runs. */
-  private readonly keep: string[];
-  private before: { step: number; id: string } | undefined;
+  /** Releases the pins on the contents the undo puts back. */
+  private readonly unpin: (() => void)[] = [];
+  /** The snapshot framing the step that runs, pinned until its changes are read. */
+  private before: { step: number; id: string; unpin: () => void } | undefined;
+  /** The pin on `first`, until step 0's changes are read from it. */
+  private unpinFirst: (() => void) | undefined;
   /** Snapshots taken for the steps (for the cost report). */
   snapshotsTaken = 0;
 
@@ -67,16 +115,32 @@ export class PlanUndo {
     private readonly deps: PlanUndoDeps,
     private readonly first: string,
   ) {
-    this.keep = [first];
+    this.unpinFirst = deps.snapshots.pin(deps.goalId, { ids: [first] });
+  }
+
+  /** The plan ended: what it pinned may be pruned again. */
+  release(): void {
+    this.unpinFirst?.();
+    this.before?.unpin();
+    for (const unpin of this.unpin.splice(0)) unpin();
   }
 
   /** Right before step `index` runs. */
   async beforeStep(index: number, scope: StepScope): Promise<void> {
+    this.before?.unpin();
     this.before = undefined;
+    if (scope.kind === "none" || index > 0) {
+      this.unpinFirst?.();
+      this.unpinFirst = undefined;
+    }
     if (scope.kind === "none") return;
-    const id = index === 0 ? this.first : await this.snap(`plan ${this.deps.planId} before step ${index}`);
-    this.keep.push(id);
-    this.before = { step: index, id };
+    if (index === 0) {
+      this.before = { step: index, id: this.first, unpin: this.unpinFirst ?? (() => {}) };
+      this.unpinFirst = undefined;
+      return;
+    }
+    const id = await this.snap(`plan ${this.deps.planId} before step ${index}`);
+    this.before = { step: index, id, unpin: this.deps.snapshots.pin(this.deps.goalId, { ids: [id] }) };
   }
 
   /**
@@ -86,13 +150,24 @@ export class PlanUndo {
   async afterStep(index: number, scope: StepScope, ran: boolean, wrote?: string): Promise<void> {
     const before = this.before;
     this.before = undefined;
-    if (!before || before.step !== index || !ran) return;
+    if (!before) return;
+    try {
+      if (before.step === index && ran) await this.record(index, before.id, scope, wrote);
+    } finally {
+      before.unpin();
+    }
+  }
+
+  /** What step `index` changed since snapshot `before`; the contents to put back pinned. */
+  private async record(index: number, before: string, scope: StepScope, wrote?: string): Promise<void> {
     const after = await this.snap(`plan ${this.deps.planId} after step ${index}`);
+    const unpinAfter = this.deps.snapshots.pin(this.deps.goalId, { ids: [after] });
     const [b, a] = await Promise.all([
-      this.deps.snapshots.entries(this.deps.goalId, before.id),
+      this.deps.snapshots.entries(this.deps.goalId, before),
       this.deps.snapshots.entries(this.deps.goalId, after),
-    ]);
+    ]).finally(unpinAfter);
     const candidates = scope.kind === "paths" ? withParents(wrote) : new Set([...b.keys(), ...a.keys()]);
+    const hashes: string[] = [];
     for (const path of candidates) {
       const was = b.get(path) ?? null;
       const now = a.get(path) ?? null;
@@ -100,7 +175,9 @@ export class PlanUndo {
       const list = this.changes.get(path) ?? [];
       list.push({ step: index, before: was, after: now });
       this.changes.set(path, list);
+      if (was?.h) hashes.push(was.h);
     }
+    if (hashes.length > 0) this.unpin.push(this.deps.snapshots.pin(this.deps.goalId, { hashes }));
   }
 
   /** How many paths the plan changed so far. */
@@ -132,7 +209,6 @@ export class PlanUndo {
   private async snap(label: string): Promise<string> {
     const s = await this.deps.snapshots.create(this.deps.goalId, this.deps.roots, label, {
       actor: this.deps.actor,
-      keep: this.keep,
     });
     this.snapshotsTaken++;
     this.deps.taken(s.id, label, s.files);

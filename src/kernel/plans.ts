@@ -6,7 +6,8 @@
 //             agent's grants and the policy in force (kernel/plan-store.ts).
 //   execute   refused (policy_denied, naming what) when the ledger row was tampered with,
 //             the plan already ran, or its steps, the executing agent's grants or the policy
-//             changed since it was simulated; else a snapshot of /workspace and /output, then
+//             changed since it was simulated, and (limit_exceeded) while a plan of the goal
+//             runs when either undoes its failure; else a snapshot of /workspace and /output, then
 //             exactly the stored steps through the gate (approvals apply as for any call),
 //             stopping at the first step that is refused, fails or reports an error; with
 //             on_failure "restore" what the steps changed is undone, and nothing else
@@ -26,6 +27,7 @@ import type { Gate, Principal } from "../gate/invoke.js";
 import { RunPaths } from "../gate/run-paths.js";
 import type { SnapshotRoots, SnapshotStore } from "../sandbox/snapshots.js";
 import type { AuditLog } from "../security/audit.js";
+import { auditText } from "../security/audit-text.js";
 import type { Grant } from "../security/grants.js";
 import type { PolicyEngine } from "../security/policy.js";
 import {
@@ -48,11 +50,11 @@ import {
   type Simulation,
   stepsDigest,
 } from "./plan-store.js";
-import { PlanUndo, type StepScope, scopeOf } from "./plan-undo.js";
+import { type PlanRestore, PlanUndo, restoreReport, type StepScope, scopeOf } from "./plan-undo.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
 import { ShadowBusy, type ShadowRun, type Shadows } from "./shadow.js";
 
-export type { InvokeStep, PlanStep, PlanStepError, PlanStepResult, PlanSummary, Simulation };
+export type { InvokeStep, PlanRestore, PlanStep, PlanStepError, PlanStepResult, PlanSummary, Simulation };
 export { stepError };
 
 const NOTE =
@@ -66,18 +68,6 @@ export interface PlanExecution {
   /** What the restore did (on_failure "restore"). */
   restore?: PlanRestore;
   error?: string;
-}
-
-/** What on_failure "restore" did: only what the plan's steps changed is put back. */
-export interface PlanRestore {
-  /** Paths the plan's steps changed (what the restore set out to put back). */
-  paths_changed: number;
-  /** Paths put back. */
-  files_restored: number;
-  /** Paths left as they are: the agent may not write them, or writing failed. */
-  files_failed: { path: string; reason: string }[];
-  /** Paths left as they are because someone changed them after the plan's step did. */
-  conflicts: { path: string; reason: string }[];
 }
 
 export interface PlansDeps {
@@ -97,6 +87,9 @@ export interface PlansDeps {
 }
 
 export class Plans {
+  /** Goal id -> the plans of it executing now, each with whether it undoes its failure. */
+  private readonly running = new Map<string, Map<string, boolean>>();
+
   constructor(private readonly deps: PlansDeps) {}
 
   /**
@@ -238,9 +231,24 @@ export class Plans {
     const changed = this.changedSince(row, steps, agent, refuse);
     if (changed.length > 0)
       refuse(`${changed.map((c) => CHANGED[c]).join("; ")} since it was simulated`, changed);
+    // A plan whose failure is undone runs alone in its goal: another plan's writes would fall
+    // in its steps' windows and be undone with its own (refused before it starts: it may run later).
+    const undoes = opts.onFailure === "restore";
+    const running = this.running.get(agent.goalId) ?? new Map<string, boolean>();
+    const busy = [...running].find(([, other]) => undoes || other)?.[0];
+    if (busy !== undefined) {
+      const reason = `plan ${busy} of goal ${agent.goalId} is running; a plan executed with on_failure "restore" runs alone in its goal (another plan's writes would fall in its steps' windows and be undone with them)`;
+      audit.record("plan.refused", { plan_id: planId, reason }, ids);
+      throw new AidoError(ErrorCode.limitExceeded, `plan ${planId} was not executed: ${reason}`, {
+        plan_id: planId,
+        running: busy,
+      });
+    }
     if (!store.start(row, ids)) refuse("it was already executed; a plan executes once, create a new one");
+    this.running.set(agent.goalId, running.set(planId, undoes));
 
     const result: PlanExecution = { plan_id: planId, status: "failed", steps: [] };
+    let undo: PlanUndo | undefined;
     try {
       const roots = this.deps.roots(agent.goalId);
       const snap = await this.deps.snapshots.create(agent.goalId, roots, `before plan ${planId}`, {
@@ -252,7 +260,7 @@ export class Plans {
         ids,
       );
       result.snapshot_id = snap.id;
-      const undo = new PlanUndo(
+      undo = new PlanUndo(
         {
           snapshots: this.deps.snapshots,
           goalId: agent.goalId,
@@ -288,6 +296,9 @@ export class Plans {
     } catch (e) {
       result.error = stepError(e, this.deps.log).message;
     } finally {
+      running.delete(planId);
+      if (running.size === 0 && this.running.get(agent.goalId) === running) this.running.delete(agent.goalId);
+      undo?.release();
       const failed = result.steps.find((s) => !s.ok);
       audit.record(
         "plan.executed",
@@ -317,27 +328,24 @@ export class Plans {
     const r = await undo
       .restore((path) => paths.allow({ kind: "file_write", path }))
       .finally(() => paths.audit(this.deps.audit, ids));
-    const conflicts = r.conflicts.map((c) => ({ path: c.path, reason: c.reason }));
+    const restore = restoreReport(r, undo.changedPaths);
     this.deps.audit.record(
       "plan.restored",
       {
         plan_id: result.plan_id,
         snapshot_id: snapId,
-        paths_changed: undo.changedPaths,
-        files_restored: r.files_restored,
-        files_failed: r.files_failed.length,
-        conflicts: conflicts.length,
-        ...(conflicts.length > 0 ? { conflict_paths: conflicts.slice(0, 100).map((c) => c.path) } : {}),
+        paths_changed: restore.paths_changed,
+        files_restored: restore.files_restored,
+        files_failed: restore.files_failed_total,
+        conflicts: restore.conflicts_total,
+        ...(restore.conflicts_total > 0
+          ? { conflict_paths: restore.conflicts.map((c) => auditText(c.path)) }
+          : {}),
       },
       ids,
     );
-    result.restore = {
-      paths_changed: undo.changedPaths,
-      files_restored: r.files_restored,
-      files_failed: r.files_failed.map((f) => ({ path: f.path, reason: f.reason })),
-      conflicts,
-    };
-    if (r.files_failed.length === 0 && conflicts.length === 0) result.status = "restored";
+    result.restore = restore;
+    if (restore.files_failed_total === 0 && restore.conflicts_total === 0) result.status = "restored";
   }
 
   /** Which of the hash's parts differ now from what the plan was simulated with. */

@@ -10,7 +10,8 @@
 //                back: the store then stays past its cap until the next snapshot), and
 //                the steps that free their space:
 //                their list lines and manifests removed, then every pack holding content no
-//                remaining snapshot needs compacted (packs are append-only otherwise).
+//                remaining snapshot needs (nor a plan's undo: keepHashes) compacted (packs
+//                are append-only otherwise).
 //
 // Each step is durable before the next, and a crash between any two leaves a store that
 // restores every snapshot not yet pruned: list lines go before manifests (a crash leaves at
@@ -85,6 +86,8 @@ export interface PruneRequest {
   newest: string;
   /** Never pruned either (the snapshot a restore is about to bring back). */
   keep?: readonly string[];
+  /** Contents kept in the packs whichever snapshots go (what a plan's undo will put back). */
+  keepHashes?: ReadonlySet<string>;
   maxBytes: number;
   /** storeUsage now. */
   usedBytes: number;
@@ -129,6 +132,7 @@ export async function planPrune(req: PruneRequest): Promise<PrunePlan> {
   const servedBy = new Map<string, string>();
   for (const [pack, rows] of packs) for (const r of rows) servedBy.set(r.hash, pack);
   const refs = new Map<string, number>();
+  for (const hash of req.keepHashes ?? []) refs.set(hash, 1);
   for (const h of held) for (const hash of h.hashes) refs.set(hash, (refs.get(hash) ?? 0) + 1);
   const packBytes = (pack: string, rows: readonly PackRow[]): number => {
     const kept = rows.filter((r) => servedBy.get(r.hash) === pack && (refs.get(r.hash) ?? 0) > 0);

@@ -6,9 +6,11 @@
 // files rewritten through a temp file and a rename, setuid/setgid never restored, `permit`
 // asked before each change — in the same order: removals deepest first (a folder that still
 // holds paths nobody asked to remove stays, reported: they are someone else's), folders
-// made shallowest first, files and links, then folder modes. What was never named is never
-// looked at, so the cost is the number of changed paths, not the size of the workspace.
-// Used by plan.execute's scoped restore (kernel/plan-undo.ts).
+// made shallowest first, files and links, then folder modes. Right before a path is
+// removed or replaced it is checked once more to be as it was found: a person's save that
+// lands while the undo runs (after its path was compared) is a conflict too. What was never
+// named is never looked at, so the cost is the number of changed paths, not the size of
+// the workspace. Used by plan.execute's scoped restore (kernel/plan-undo.ts).
 
 import { closeSync, mkdirSync, readlinkSync, rmdirSync, unlinkSync } from "node:fs";
 import { errorMessage } from "../errors.js";
@@ -53,16 +55,29 @@ export async function undoChanges(
   const touched = new Set<string>();
   const breathe = yieldEvery();
   const where = (path: string) => `${containerRoot}/${path}`;
-  const attempt = async (path: string, fn: (check: () => void) => boolean): Promise<void> => {
+  const current = new Map<string, WorkspaceEntry | null>();
+  /**
+   * Change `c.path`; `check` runs right before the change: `permit`, then (`guarded`: a
+   * change that replaces or removes what is there) the path must still be as step 1 found
+   * it, else someone wrote it since (a person's save while the undo ran): a conflict.
+   */
+  const attempt = async (
+    c: UndoChange,
+    guarded: boolean,
+    fn: (check: () => void) => boolean,
+  ): Promise<void> => {
+    const path = c.path;
     const check = () => {
       const why = permit(where(path));
       if (why !== undefined) throw new Refused(why);
+      if (guarded && !unchanged(ws, path, current.get(path) ?? null)) throw new Changed();
     };
     try {
       if (fn(check)) touched.add(path);
     } catch (e) {
       if (e instanceof Refused)
         out.files_failed.push({ path: where(path), reason: e.message, refused: true });
+      else if (e instanceof Changed) out.conflicts.push({ path: where(path), reason: c.conflict });
       else if ((e as NodeJS.ErrnoException).code === "ENOTEMPTY")
         out.conflicts.push({ path: where(path), reason: "the folder holds paths the plan did not make" });
       else out.files_failed.push({ path: where(path), reason: errorMessage(e) });
@@ -71,7 +86,6 @@ export async function undoChanges(
   };
 
   // 1. Which paths are still as the change left them: only those are undone.
-  const current = new Map<string, WorkspaceEntry | null>();
   const undo: UndoChange[] = [];
   for (const c of changes) {
     let now: WorkspaceEntry | null;
@@ -100,7 +114,7 @@ export async function undoChanges(
     .sort((a, b) => (a.path < b.path ? 1 : -1));
   for (const c of removals) {
     const now = current.get(c.path)!;
-    await attempt(c.path, (check) => {
+    await attempt(c, true, (check) => {
       check();
       const { dir, name } = splitRel(c.path);
       const parent = ws.dir(dir);
@@ -117,7 +131,7 @@ export async function undoChanges(
   const sorted = undo.filter((c) => c.target !== null).sort((a, b) => (a.path < b.path ? -1 : 1));
   for (const c of sorted) {
     if (c.target!.t !== "dir" || current.get(c.path)) continue;
-    await attempt(c.path, (check) => {
+    await attempt(c, false, (check) => {
       check();
       const { dir, name } = splitRel(c.path);
       mkdirSync(ws.dir(dir).at(name), 0o700);
@@ -128,13 +142,13 @@ export async function undoChanges(
   for (const c of sorted) {
     const now = current.get(c.path) ?? undefined;
     if (c.target!.t !== "dir")
-      await attempt(c.path, (check) => restoreLeaf(ws, packs, c.target!, now, new Map(), check));
+      await attempt(c, true, (check) => restoreLeaf(ws, packs, c.target!, now, new Map(), check));
   }
   for (const c of sorted.reverse()) {
     const w = c.target!;
     const now = current.get(c.path);
     if (w.t !== "dir" || (now && now.mode === safeMode(w))) continue;
-    await attempt(c.path, (check) => {
+    await attempt(c, false, (check) => {
       check();
       const fd = ws.openDirFd(c.path);
       try {
@@ -147,6 +161,28 @@ export async function undoChanges(
   }
   out.files_restored = touched.size;
   return out;
+}
+
+/** The path was written (or made, removed, replaced) since step 1 saw it. */
+class Changed extends Error {}
+
+/**
+ * Is the path still what step 1 saw (`was`)? Its lstat, not its content: any write moves a
+ * file's ctime, which no one in the container can set back. A folder is only the same one
+ * (its ctime moves as the undo itself puts paths back in it). What is left is the moment
+ * between this lstat and the rename: a rename cannot compare and swap.
+ */
+function unchanged(ws: WorkspaceRoot, path: string, was: WorkspaceEntry | null): boolean {
+  const now = present(ws, path);
+  if (now === null || was === null) return now === was;
+  if (now.type !== was.type || now.ino !== was.ino || now.mode !== was.mode) return false;
+  if (now.type === "dir") return true;
+  return (
+    now.size === was.size &&
+    now.mtimeNs === was.mtimeNs &&
+    now.ctimeNs === was.ctimeNs &&
+    now.target === was.target
+  );
 }
 
 /** The path as it is now (lstat, no link followed on the way); null when nothing is there. */

@@ -88,6 +88,13 @@ export function isSnapshotId(id: string): boolean {
  */
 const locks = new Map<string, Promise<unknown>>();
 
+/**
+ * What no pruning may remove while someone needs it, whichever call's snapshot prunes (a
+ * plan's undo: kernel/plan-undo.ts): store folder -> pinned snapshot ids and contents
+ * (sha256) -> holders.
+ */
+const pins = new Map<string, { ids: Map<string, number>; hashes: Map<string, number> }>();
+
 export class SnapshotStore {
   constructor(private readonly opts: SnapshotStoreOptions) {}
 
@@ -95,7 +102,7 @@ export class SnapshotStore {
    * Snapshot /workspace and /output; only files whose stat changed since the last one are
    * read. Refused (quota_exceeded) when its contents alone pass the store's cap; when the
    * store then holds more than its cap, the oldest snapshots are pruned, except those in
-   * `keep`. `actor` (the agent that caused it) is passed on to onPruned.
+   * `keep` and those pinned, and pinned contents (pin). `actor` (the agent that caused it) is passed on to onPruned.
    */
   async create(
     goalId: string,
@@ -115,6 +122,34 @@ export class SnapshotStore {
       if (pruned) this.opts.onPruned?.(goalId, pruned, opts.actor);
       return pruned ? { ...created, pruned } : created;
     });
+  }
+
+  /**
+   * Keep snapshots `ids` of the goal, and the contents `hashes` whichever snapshot held them,
+   * from every pruning (not only that of the caller's own snapshots) until the returned
+   * function is called. Pins count: two holders of one id each release their own.
+   */
+  pin(goalId: string, what: { ids?: readonly string[]; hashes?: readonly string[] }): () => void {
+    const key = this.dir(goalId);
+    const held = pins.get(key) ?? { ids: new Map<string, number>(), hashes: new Map<string, number>() };
+    pins.set(key, held);
+    const add = (m: Map<string, number>, keys: readonly string[], by: number) => {
+      for (const k of keys) {
+        const n = (m.get(k) ?? 0) + by;
+        if (n > 0) m.set(k, n);
+        else m.delete(k);
+      }
+    };
+    add(held.ids, what.ids ?? [], 1);
+    add(held.hashes, what.hashes ?? [], 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      add(held.ids, what.ids ?? [], -1);
+      add(held.hashes, what.hashes ?? [], -1);
+      if (held.ids.size === 0 && held.hashes.size === 0 && pins.get(key) === held) pins.delete(key);
+    };
   }
 
   /** The store's cap in bytes. */
@@ -280,7 +315,8 @@ export class SnapshotStore {
       files,
       goalId,
       newest,
-      keep,
+      keep: [...keep, ...(pins.get(files.dir)?.ids.keys() ?? [])],
+      keepHashes: new Set(pins.get(files.dir)?.hashes.keys() ?? []),
       maxBytes: this.maxBytes,
       usedBytes: storeUsage(files.dir),
       newPackId: freshId,

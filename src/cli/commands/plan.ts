@@ -111,11 +111,14 @@ function printExecution(io: CliIo, r: PlanExecution): void {
   }
   if (r.restore) {
     const { paths_changed, files_restored, files_failed, conflicts } = r.restore;
+    const { conflicts_total: conflictsTotal, files_failed_total: failedTotal } = r.restore;
     io.out(
-      `undid the plan's changes: ${files_restored} of ${paths_changed} paths put back, ${conflicts.length} left (changed since), ${files_failed.length} failed`,
+      `undid the plan's changes: ${files_restored} of ${paths_changed} paths put back, ${conflictsTotal} left (changed since), ${failedTotal} failed`,
     );
     for (const c of conflicts) io.out(`  left ${inert(c.path)}: ${inert(c.reason)}`);
+    if (conflictsTotal > conflicts.length) io.out(`  and ${conflictsTotal - conflicts.length} more left`);
     for (const f of files_failed) io.out(`  failed ${inert(f.path)}: ${inert(f.reason)}`);
+    if (failedTotal > files_failed.length) io.out(`  and ${failedTotal - files_failed.length} more failed`);
   }
   if (r.error) io.out(`error: ${inert(r.error)}`);
   io.out(`plan ${r.plan_id}: ${r.status}${r.snapshot_id ? ` (snapshot before it: ${r.snapshot_id})` : ""}`);
