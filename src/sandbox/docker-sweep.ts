@@ -77,8 +77,14 @@ export async function sweepRuntime(s: SweptRuntime, opts: GcOptions): Promise<Gc
     const slot = c.Labels[LABEL.pool];
     let reason: GcReport["removedContainers"][number]["reason"] | undefined;
     // Its TTL counts from its first container's start (the label, from its creation, is earlier).
-    const expires = (goalId && s.expiresOf(goalId)) || Number(c.Labels[LABEL.expires] ?? "0");
+    const kept = goalId ? s.expiresOf(goalId) : undefined;
+    const expires = kept || Number(c.Labels[LABEL.expires] ?? "0");
     if (!goalId) reason = slot && s.slots.owned.has(slot) ? undefined : "stale-pool";
+    // Past the expiry this process keeps (its first container's start + TTL): expired, a
+    // restart under way or not. Before, a goal whose container kept dying and being started
+    // again (its task ending the container's `sleep`) was left as starting by each sweep that
+    // looked mid-restart, and outlived its TTL.
+    else if (kept !== undefined && kept > 0 && kept <= now) reason = "expired";
     // Being started (created, not yet running; or started since the listing): it is the start's.
     // Before, a start slower than the TTL was killed mid-way (expired, or stopped as created).
     else if (s.starting(goalId, listedAt)) reason = undefined;
