@@ -326,7 +326,9 @@ export class LeaseFence {
       // A fence fallen meanwhile made the map its own: this goal is that fence's lift's.
       if (this.generation !== generation || !this.unthawed.has(goalId)) return;
       this.unthawed.delete(goalId);
-      this.ctx.log(`cluster: unfroze the containers of goal ${goalId} at try ${tries + 1}`);
+      // Ended meanwhile (cancelled: the backend removed it, a refusal that is none): nothing thawed.
+      if (this.running().includes(goalId))
+        this.ctx.log(`cluster: unfroze the containers of goal ${goalId} at try ${tries + 1}`);
     } catch (e) {
       // The backend does not give up a goal frozen again since this try began (its own check).
       if (!mine()) return;

@@ -110,7 +110,7 @@ export interface SandboxBackend {
    * `last` (the fence gives up), its containers are removed instead (a refusal, or no answer
    * within `answerMs`: the fence's lease; 10 s, sandbox/frozen-goals.ts LAST_ANSWER_MS, unless
    * given) and what waits goes on, once they are removed, in a fresh container over the same
-   * workspace.
+   * workspace. A goal removed meanwhile (remove) is no refusal: it answers, nothing given up.
    */
   unpause(goalId: string, opts?: { last?: boolean; answerMs?: number }): Promise<void>;
   /**

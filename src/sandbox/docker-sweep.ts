@@ -40,8 +40,15 @@ export interface SweptRuntime {
   starting(goalId: string, since: number): boolean;
   /** The goal's expiry as this process keeps it (from its first container's start), if it does. */
   expiresOf(goalId: string): number | undefined;
-  /** The goal's container was judged to go (its handle goes; its expiry too, when it expired). */
-  swept(goalId: string, reason: GcReport["removedContainers"][number]["reason"]): void;
+  /**
+   * The goal's container was judged to go (its handle goes; its expiry too, when it expired).
+   * `labels`: those of a live goal's container, whose expiry its next container keeps.
+   */
+  swept(
+    goalId: string,
+    reason: GcReport["removedContainers"][number]["reason"],
+    labels?: Record<string, string>,
+  ): void;
   /** The goal has something in the engine (a kept network): its removal asks the engine. */
   touch(goalId: string): void;
 }
@@ -77,8 +84,14 @@ export async function sweepRuntime(s: SweptRuntime, opts: GcOptions): Promise<Gc
     const slot = c.Labels[LABEL.pool];
     let reason: GcReport["removedContainers"][number]["reason"] | undefined;
     // Its TTL counts from its first container's start (the label, from its creation, is earlier).
-    const expires = (goalId && s.expiresOf(goalId)) || Number(c.Labels[LABEL.expires] ?? "0");
+    const kept = goalId ? s.expiresOf(goalId) : undefined;
+    const expires = kept || Number(c.Labels[LABEL.expires] ?? "0");
     if (!goalId) reason = slot && s.slots.owned.has(slot) ? undefined : "stale-pool";
+    // Past the expiry this process keeps (its first container's start + TTL): expired, a
+    // restart under way or not. Before, a goal whose container kept dying and being started
+    // again (its task ending the container's `sleep`) was left as starting by each sweep that
+    // looked mid-restart, and outlived its TTL.
+    else if (kept !== undefined && kept > 0 && kept <= now) reason = "expired";
     // Being started (created, not yet running; or started since the listing): it is the start's.
     // Before, a start slower than the TTL was killed mid-way (expired, or stopped as created).
     else if (s.starting(goalId, listedAt)) reason = undefined;
@@ -96,7 +109,13 @@ export async function sweepRuntime(s: SweptRuntime, opts: GcOptions): Promise<Gc
       if (goalId) liveContainers.add(goalId);
       continue;
     }
-    if (goalId) s.swept(goalId, reason);
+    // A live goal's container that goes (stopped, or on a network this process did not set up)
+    // leaves its expiry to the goal's next one: before, after a restart (nothing adopted it:
+    // reattach takes only running containers without a network) the next counted a fresh TTL.
+    if (goalId) {
+      const live = reason === "stopped" || reason === "orphan" ? await opts.isGoalLive(goalId) : false;
+      s.swept(goalId, reason, live ? c.Labels : undefined);
+    }
     const swept = { name, reason, containerId: c.Id, ...(goalId ? { goalId } : {}) };
     // One container the engine will not remove (a 500 for it) does not stop the sweep.
     const error = await s.containers.remove(c.Id).then(

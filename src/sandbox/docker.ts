@@ -417,9 +417,10 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         hasHandle: (g) => this.handles.has(g),
         starting: (g, since) => this.expiries.starting(g, since),
         expiresOf: (g) => this.expiries.of(g),
-        swept: (g, reason) => {
+        swept: (g, reason, labels) => {
           this.dropHandle(g);
           if (reason === "expired") this.expiries.forget(g);
+          else if (labels) this.expiries.adopt(g, labels);
         },
         touch: (g) => this.touched.add(g),
       },

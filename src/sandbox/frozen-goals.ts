@@ -130,7 +130,8 @@ export class FrozenGoals {
    * container over the same workspace (release), unless the goal was frozen again since this
    * unpause began (a new fence: its lift unfreezes it). Before, a new lift's unpause hid the new
    * freeze, and a last try held past both gave up a goal the new fence had tried once. A refusal
-   * once the goal is no longer frozen (another unpause let it go) is none: it answers.
+   * once the goal is no longer frozen (another unpause let it go, or the goal was removed) is
+   * none: it answers.
    */
   async unpause(goalId: string, opts: { last?: boolean; answerMs?: number } = {}): Promise<void> {
     const freezes = this.freezeCount(goalId);
@@ -153,7 +154,10 @@ export class FrozenGoals {
       // Let go meanwhile by another unpause (an earlier try of the fence's, counted refused
       // unanswered, that the engine answered late) or removed: nothing is frozen, this is no
       // refusal. Before, a last try refused after it was given up: the containers of a goal its
-      // node kept, running again, were removed.
+      // node kept, running again, were removed. Nor once the goal was removed (cancelled, ended):
+      // nothing of it is frozen; before, its fence's last try, out up to a lease, counted as
+      // refused and was audited as its given up (cluster.unfreeze_given_up on a cancelled goal).
+      if (this.retired(goalId)) return;
       if (!this.held.has(goalId) && !this.frozenSince(goalId, freezes)) return;
       if (!opts.last || this.frozenSince(goalId, freezes)) throw e;
       // An earlier try the engine answers while the containers are removed does not let the

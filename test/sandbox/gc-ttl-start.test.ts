@@ -71,6 +71,27 @@ describe("a goal's container whose start takes longer than its TTL", () => {
     await fx.backend.remove(GOAL);
   }, 120_000);
 
+  it("sweeps a restart under way once the goal's TTL (from its first start) has passed", async () => {
+    // An agent whose container keeps dying (its task ends the container's `sleep`) has it
+    // started again at its next call: a restart under way when the sweep looks, or one done
+    // since it listed, was left (starting), and a goal kept restarting past its TTL outlived it.
+    const goalId = "ttl-restart-loop";
+    const sb = await fx.backend.acquire(goalId);
+    expect((await sb.exec({ confinement: "unconfined", command: "echo up" })).stdout.trim()).toBe("up");
+    const expires = nowSeconds() + TTL_S;
+    await new Docker().getContainer(fx.backend.containerName(goalId)).kill();
+    await expect(sb.exec({ confinement: "unconfined", command: "true" })).rejects.toThrow();
+    startSeen = latch();
+    holdStart = true;
+    const restarting = sb.exec({ confinement: "unconfined", command: "echo again" });
+    restarting.catch(() => {}); // the sweep removes its container mid-start: it fails
+    await startSeen.promise;
+    const swept = await fx.backend.gc({ ...live, nowSeconds: expires + 1 });
+    expect(swept.removedContainers.map((r) => [r.goalId, r.reason])).toEqual([[goalId, "expired"]]);
+    await restarting.catch(() => {});
+    await fx.backend.remove(goalId);
+  }, 120_000);
+
   it("leaves an MCP server's container whose start is under way", async () => {
     const goalId = "ttl-slow-mcp";
     startSeen = latch();

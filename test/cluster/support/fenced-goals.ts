@@ -49,6 +49,8 @@ export interface FencedGoalsOptions {
   letGo?: () => void;
   /** The node's lease (default NODE_LEASE_MS, node-harness.ts). */
   leaseMs?: number;
+  /** How each goal is to end once the test ran (default succeeded: let finish). */
+  ends?: "succeeded" | "cancelled";
 }
 
 const docker = new Docker();
@@ -133,8 +135,9 @@ export async function withFencedGoals(
           .map((e) => [e.kind, (e.payload as { tool?: string }).tool]),
     });
     finish.open();
+    const ends = opts.ends ?? "succeeded";
     for (const goal_id of goals)
-      await until(() => (h.rt.goals.status(goal_id).state === "succeeded" ? true : undefined), 30_000);
+      await until(() => (h.rt.goals.status(goal_id).state === ends ? true : undefined), 30_000);
   } finally {
     opts.letGo?.();
     answer.open();
