@@ -296,7 +296,11 @@ export class LeaseFence {
         this.unthawed.delete(goalId);
         continue;
       }
-      void this.tryAgain(goalId, tries);
+      // Nothing of a try may end the process: an audit write refused (the log closing with the
+      // runtime) would be an unhandled rejection, which ends Node 20.
+      this.tryAgain(goalId, tries).catch((e) =>
+        this.ctx.log(`cluster: a try at unfreezing goal ${goalId} failed: ${errorMessage(e)}`),
+      );
     }
   }
 
