@@ -1,0 +1,33 @@
+// Spellings of the last writers the exec-boundary change judged, each checked against the
+// program in the image, that the write table read as writing less than the program does:
+// fsck hands the checker the letters of a cluster that are not its own (`-yz/F` is e2fsck's
+// -z F; after a `-` all of them: `--N X` is e2fsck's -N NAME, not fsck's -N); ldconfig -r
+// ROOT takes every path it is given as ROOT's (`-l lib/x.so` links in ROOT/lib, `-C c` writes
+// ROOT/c); perl's Getopt::Long takes `+` for `--` and long names in any case (`pod2html
+// +outfile=F`, `-OUTFILE F`, `pod2man -CENTER C IN OUT`, `pod2text --QUOTES Q IN OUT`,
+// `streamzip -ZIPFILE F`).
+
+import { describe, expect, it } from "vitest";
+import { targets } from "../support/write-targets.js";
+
+describe("perl's Getopt::Long: `+` starts a long option and names match in any case", () => {
+  it.each([
+    ["pod2html +outfile=F", "pod2html +outfile=/w/a.html --infile=a.pod", "/w/a.html"],
+    ["pod2html -OUTFILE=F", "pod2html -OUTFILE=/w/a.html a.pod", "/w/a.html"],
+    ["pod2html --OutF F", "pod2html --OutF /w/a.html a.pod", "/w/a.html"],
+    ["pod2html +cachedir D", "pod2html +CacheDir /w a.pod", "/w/pod2htmd.tmp"],
+    ["pod2man +utf8 IN OUT IN OUT", "pod2man +utf8 a.pod o/x.1 b.pod /w/y.1", "/w/y.1"],
+    ["pod2man -CENTER C IN OUT IN OUT", "pod2man -CENTER c a.pod o/x.1 b.pod /w/y.1", "/w/y.1"],
+    ["pod2man --CENTER C IN OUT", "pod2man --CENTER c a.pod /w/y.1", "/w/y.1"],
+    ["pod2text +loose IN OUT", "pod2text +loose a.pod /w/z.txt", "/w/z.txt"],
+    ["pod2text --QUOTES Q IN OUT", "pod2text --QUOTES q a.pod /w/z.txt", "/w/z.txt"],
+    ["streamzip +zipfile=F", "streamzip +zipfile=/w/z.zip", "/w/z.zip"],
+    ["streamzip -ZIPFILE F", "streamzip -ZIPFILE /w/z.zip", "/w/z.zip"],
+  ])("judges %s as a write", (_how, cmd, file) => {
+    expect(targets(cmd)).toContain(file);
+  });
+
+  it("still reads pod2man -cent as -c ent (a cluster: no long name is cent)", () => {
+    expect(targets("pod2man -cent a.pod /w/y.1")).toEqual(["/w/y.1"]);
+  });
+});
