@@ -118,12 +118,17 @@ const GPGV: Getopt = {
   ),
 };
 
+/** The letters of util-linux fsck's own options: every other letter of a cluster goes to the checker. */
+const FSCK_OWN = "ACNTMPRVlrst?-";
+
 /**
  * util-linux fsck runs fsck.TYPE on each file system it is given: a word that begins with `/`
  * (before `--`) or holds `=` (a TAG=VALUE spec, or any word: `--extract=DIR` reaches
- * fsck.cramfs so). Every other word, and all after `--`, it passes to each checker: their
- * files (e2fsck's -z UNDO and -j JOURNAL, any operand) are written too. Without a file system
- * (or with -A) it checks those /etc/fstab or $LIBMOUNT_FSTAB lists: `/`. -N runs nothing.
+ * fsck.cramfs so). Every other word, and all after `--`, it passes to each checker, and so
+ * the letters of a cluster that are not its own (`-yz/F` passes `-yz/F`; after a `-` in the
+ * cluster, all: `--N X` passes e2fsck `-N X`, a device name, not fsck's -N): their files
+ * (e2fsck's -z UNDO and -j JOURNAL, any operand) are written too. Without a file system (or
+ * with -A) it checks those /etc/fstab or $LIBMOUNT_FSTAB lists: `/`. -N runs nothing.
  */
 function fsckWrites(argv: readonly string[]): ProgramWrite[] {
   const out: ProgramWrite[] = [];
@@ -145,14 +150,32 @@ function fsckWrites(argv: readonly string[]): ProgramWrite[] {
       passedAt.push(at);
       continue;
     }
+    if (a === "--help" || a === "--version") return [];
+    const word = at;
+    let theirs = "";
     for (let j = 1; j < a.length; j++) {
       const l = a[j]!;
+      if (passOn || !FSCK_OWN.includes(l)) {
+        theirs += l;
+        continue;
+      }
       if (l === "N") return [];
       if (l === "A") all = true;
       if (l === "-") passOn = true;
-      if (l !== "t") continue;
-      if (j + 1 === a.length) at++; // -t TYPE
-      break;
+      const rest = a.slice(j + 1);
+      const next = argv[at + 1] ?? "";
+      if (l === "t") {
+        if (rest === "") at++; // -t TYPE
+        break;
+      }
+      // -C FD and -r FD: a number attached, or the next word when it is one.
+      if (l === "C" && /^[0-9]+$/.test(rest)) break;
+      if (l === "r" && rest !== "") break;
+      if ((l === "C" || l === "r") && rest === "" && /^[0-9]+$/.test(next)) at++;
+    }
+    if (theirs !== "") {
+      passed.push(`-${theirs}`);
+      passedAt.push(word);
     }
   }
   const r = getopt(passed, 1, { short: E2FS.e2fsck!, long: {} });

@@ -10,6 +10,25 @@
 import { describe, expect, it } from "vitest";
 import { targets } from "../support/write-targets.js";
 
+describe("fsck's cluster letters reach the checker", () => {
+  it.each([
+    ["fsck IMG --N NAME -fy (e2fsck's -N NAME; the image is checked)", "fsck /w/img --N x -fy", "/w/img"],
+    ["fsck IMG -yz/F (e2fsck's undo file in a cluster)", "fsck /w/img -yz/w/u", "/w/u"],
+    ["fsck IMG --z/F (after the cluster's -)", "fsck /w/img --z/w/u", "/w/u"],
+    ["fsck -C 0 IMG -jF (fsck's -C takes the number)", "fsck -C 0 /w/img -j/w/j", "/w/j"],
+  ])("judges %s as a write", (_how, cmd, file) => {
+    expect(targets(cmd)).toContain(file);
+  });
+
+  it.each([
+    ["fsck -N IMG", "fsck -N /w/img"],
+    ["fsck -sN IMG", "fsck -sN /w/img -- -y"],
+    ["fsck --help", "fsck --help"],
+  ])("keeps %s as a read", (_how, cmd) => {
+    expect(targets(cmd)).toEqual([]);
+  });
+});
+
 describe("perl's Getopt::Long: `+` starts a long option and names match in any case", () => {
   it.each([
     ["pod2html +outfile=F", "pod2html +outfile=/w/a.html --infile=a.pod", "/w/a.html"],
