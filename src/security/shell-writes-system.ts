@@ -69,24 +69,25 @@ const LDCONFIG: Getopt = {
  * in each folder given and, unless -n, in the system's folders and those ld.so.conf lists
  * (under -r ROOT: in ROOT, whose ld.so.conf it reads), unless -X; and unless -N or -n its
  * cache (-C F, else /etc/ld.so.cache) and aux-cache (/var/cache/ldconfig, not with -i), under
- * ROOT too. -C F alone still links in the system's folders.
+ * ROOT too. -C F alone still links in the system's folders. Under -r ROOT every path it is
+ * given is ROOT's, relative or not (chroot(), or chroot_canon() when it may not): `-r R -l
+ * lib/x.so` links in R/lib, `-r R -C c` writes R/c, wherever the command starts.
  */
-function ldconfigWrites(argv: readonly string[]): ProgramWrite[] {
-  const r = getopt(argv, 1, LDCONFIG);
+function ldconfigWrites(c: SimpleCommand): ProgramWrite[] {
+  const r = getopt(c.argv, 1, LDCONFIG);
   if (has(r, "p", "print-cache", "V", "version", "?", "help", "usage")) return [];
-  if (has(r, "l")) return r.operands.map((o) => ({ value: posix.dirname(o.value), at: o.at }));
   const root = values(r, "r").at(-1);
+  const under = (w: ProgramWrite): ProgramWrite =>
+    root ? { value: `${root.value}/${w.value}`, at: c.argDynamic[w.at] ? w.at : root.at } : w;
+  if (has(r, "l")) return r.operands.map((o) => under({ value: posix.dirname(o.value), at: o.at }));
   const out: ProgramWrite[] = [];
   if (!has(r, "X")) {
-    out.push(...r.operands);
+    out.push(...r.operands.map(under));
     if (!has(r, "n")) out.push(root ?? implied("/"));
   }
   if (!has(r, "N") && !has(r, "n")) {
     const cache = values(r, "C").at(-1);
-    if (cache)
-      out.push(
-        root && cache.value.startsWith("/") ? { value: `${root.value}${cache.value}`, at: cache.at } : cache,
-      );
+    if (cache) out.push(under(cache));
     else
       out.push(root ? { value: `${root.value}/etc/ld.so.cache`, at: root.at } : implied("/etc/ld.so.cache"));
     const aux = root
@@ -308,7 +309,7 @@ export function systemToolWrites(name: string, c: SimpleCommand): ProgramWrite[]
       return ops[0]?.value === "set_policy" ? ops.slice(2) : [];
     }
     case "ldconfig":
-      return ldconfigWrites(argv);
+      return ldconfigWrites(c);
     case "blkid":
       return values(getopt(argv, 1, BLKID), "c", "w").filter((c) => c.value !== "/dev/null");
     case "gpgv":

@@ -29,6 +29,21 @@ describe("fsck's cluster letters reach the checker", () => {
   });
 });
 
+describe("ldconfig -r ROOT takes every path it is given under ROOT", () => {
+  it.each([
+    ["-r ROOT -l LIB (links beside ROOT/LIB)", "ldconfig -r /w -l lib/libz.so.1.2.13", "/w/lib"],
+    ["-r ROOT -l /LIB", "ldconfig -r /w -l /lib/libz.so.1.2.13", "/w//lib"],
+    ["-n -r ROOT DIR", "ldconfig -n -r /w lib", "/w/lib"],
+    ["-X -i -r ROOT -C CACHE (a relative cache)", "ldconfig -X -i -r /w -C c", "/w/c"],
+  ])("judges ldconfig %s as a write", (_how, cmd, file) => {
+    expect(targets(cmd)).toContain(file);
+  });
+
+  it("still reads -l without -r beside the library", () => {
+    expect(targets("ldconfig -l /w/lib/libz.so.1.2.13")).toEqual(["/w/lib"]);
+  });
+});
+
 describe("perl's Getopt::Long: `+` starts a long option and names match in any case", () => {
   it.each([
     ["pod2html +outfile=F", "pod2html +outfile=/w/a.html --infile=a.pod", "/w/a.html"],
