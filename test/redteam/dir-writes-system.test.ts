@@ -6,7 +6,10 @@
 // refused before anything runs, naming the file, audited as tool.denied; the same programs
 // on files of the writable folder run, and tree -RL1 (which tree refuses) is no longer judged
 // as a write. (mke2fs, mkswap and wipefs, judged as writes too, are refused by the policy's
-// disk-wipe rule whatever they are given, on main as now.)
+// disk-wipe rule whatever they are given, on main as now.) And the variables that name
+// where they write, set by the command: E2FSCK_CONFIG (a configuration whose log_filename
+// e2fsck -n writes, through fsck too), E2FSPROGS_UNDO_DIR (tune2fs -I's undo file) and
+// APT_CONFIG (apt-cache's Dir::Cache), each refused as unjudgeable.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "./fixture.js";
@@ -15,7 +18,19 @@ import { expectRefused, openSharedBench, readPubWriteOut, type SharedBench } fro
 let b: SharedBench;
 
 const PROGRAMS = ["fsck", "e2undo", "e4defrag", "dpkg-divert", "gp-archive"];
-PROGRAMS.push("streamzip", "ldconfig", "tree", "ls", "cat", "echo", "cp");
+PROGRAMS.push(
+  "streamzip",
+  "ldconfig",
+  "tree",
+  "ls",
+  "cat",
+  "echo",
+  "cp",
+  "e2fsck",
+  "tune2fs",
+  "apt-cache",
+  "env",
+);
 
 beforeAll(async () => {
   b = await openSharedBench({
@@ -24,6 +39,8 @@ beforeAll(async () => {
       "/workspace/pub/f": "f\n",
       "/workspace/pub/out/.keep": "",
       "/workspace/pub/root/x": "x\n",
+      "/workspace/pub/out/e2.conf": "[options]\n\tlog_filename = /workspace/pub/e2fsck.log\n",
+      "/workspace/pub/out/apt.conf": 'Dir::Cache "/workspace/pub/";\n',
     },
     setup: [
       "cd /workspace/pub",
@@ -87,4 +104,39 @@ describe("the image's file-system tools and the scan's writers are judged as wri
     },
     60_000,
   );
+});
+
+describe("a variable that names where an e2fsprogs tool or apt-cache writes is refused", () => {
+  it.each([
+    [
+      "E2FSCK_CONFIG for e2fsck -n (its log_filename)",
+      `E2FSCK_CONFIG=${P}/out/e2.conf e2fsck -n ${P}/out/img`,
+      "E2FSCK_CONFIG",
+    ],
+    [
+      "E2FSCK_CONFIG under env for fsck",
+      `env E2FSCK_CONFIG=${P}/out/e2.conf fsck -n ${P}/out/img`,
+      "E2FSCK_CONFIG",
+    ],
+    [
+      "E2FSPROGS_UNDO_DIR for tune2fs -I (its undo file)",
+      `E2FSPROGS_UNDO_DIR=${P} tune2fs -I 256 ${P}/out/img`,
+      "E2FSPROGS_UNDO_DIR",
+    ],
+    ["APT_CONFIG for apt-cache (Dir::Cache)", `APT_CONFIG=${P}/out/apt.conf apt-cache policy`, "APT_CONFIG"],
+  ])(
+    "refuses %s: the file written comes from a variable the command sets",
+    async (_how, command, variable) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "policy", new RegExp(`the command sets ${variable}`));
+      for (const f of ["e2fsck.log", "tune2fs-img.e2undo", "pkgcache.bin"])
+        expect(b.exists(`${P}/${f}`), f).toBe(false);
+    },
+    60_000,
+  );
+
+  it("still runs e2fsck -n on an image in the writable folder", async () => {
+    const r = expectOk(await b.exec("worker", `e2fsck -n ${P}/out/img`));
+    expect(r.output).toContain("clean");
+  }, 60_000);
 });
