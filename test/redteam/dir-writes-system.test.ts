@@ -18,19 +18,8 @@ import { expectRefused, openSharedBench, readPubWriteOut, type SharedBench } fro
 let b: SharedBench;
 
 const PROGRAMS = ["fsck", "e2undo", "e4defrag", "dpkg-divert", "gp-archive"];
-PROGRAMS.push(
-  "streamzip",
-  "ldconfig",
-  "tree",
-  "ls",
-  "cat",
-  "echo",
-  "cp",
-  "e2fsck",
-  "tune2fs",
-  "apt-cache",
-  "env",
-);
+PROGRAMS.push("streamzip", "ldconfig", "tree", "ls", "cat", "echo", "cp");
+PROGRAMS.push("e2fsck", "tune2fs", "apt-cache", "env", "lto-dump");
 
 beforeAll(async () => {
   b = await openSharedBench({
@@ -41,11 +30,20 @@ beforeAll(async () => {
       "/workspace/pub/root/x": "x\n",
       "/workspace/pub/out/e2.conf": "[options]\n\tlog_filename = /workspace/pub/e2fsck.log\n",
       "/workspace/pub/out/apt.conf": 'Dir::Cache "/workspace/pub/";\n',
+      "/workspace/pub/out/x.c": "int f(int x) { return x + 1; }\n",
+      "/workspace/pub/out/p.c": [
+        "#include <stdio.h>",
+        "int plugin_is_GPL_compatible;",
+        "int plugin_init(void *a, void *b) { return 0; }",
+        '__attribute__((constructor)) static void ran(void) { FILE *f = fopen("/workspace/pub/out/pwned", "w"); if (f) fclose(f); }',
+        "",
+      ].join("\n"),
     },
     setup: [
       "cd /workspace/pub",
       "mke2fs -q -F -t ext2 img 1M && mke2fs -q -F -t ext2 out/img 1M && cp /bin/true swap",
       "mkdir -p root/lib/x86_64-linux-gnu root/etc && cp /lib/x86_64-linux-gnu/libz.so.1.* root/lib/x86_64-linux-gnu/",
+      "gcc -O2 -flto -c out/x.c -o out/x.o && cp out/x.o x.o && gcc -shared -fPIC out/p.c -o out/p.so",
       "chmod -R a+rwX /workspace",
     ].join(" && "),
   });
@@ -138,5 +136,25 @@ describe("a variable that names where an e2fsprogs tool or apt-cache writes is r
   it("still runs e2fsck -n on an image in the writable folder", async () => {
     const r = expectOk(await b.exec("worker", `e2fsck -n ${P}/out/img`));
     expect(r.output).toContain("clean");
+  }, 60_000);
+});
+
+describe("lto-dump, lto1 run as a dumper, is judged as the compiler it is", () => {
+  it("refuses lto-dump -fplugin=F.so: it loads F's code, which the agent may not execute", async () => {
+    const r = await b.exec("worker", `lto-dump -fplugin=${P}/out/p.so -list ${P}/out/x.o`);
+    expectRefused(b, "worker", r, "policy", /lto-dump -fplugin=\S+ runs or loads a program/);
+    expect(b.exists(`${P}/out/pwned`)).toBe(false);
+  }, 60_000);
+
+  it("refuses lto-dump -list IN in a read-only folder: it writes its assembler output beside IN", async () => {
+    const r = await b.exec("worker", `lto-dump -list ${P}/x.o`);
+    expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quote(P)} \\(`));
+    expect(b.exists(`${P}/x.s`)).toBe(false);
+  }, 60_000);
+
+  it("still runs lto-dump -list on an object in the writable folder", async () => {
+    const r = expectOk(await b.exec("worker", `lto-dump -list ${P}/out/x.o`));
+    expect(r.output).toContain("function");
+    expect(b.exists(`${P}/out/x.s`)).toBe(true);
   }, 60_000);
 });

@@ -8,7 +8,7 @@
 // `streamzip -ZIPFILE F`).
 
 import { describe, expect, it } from "vitest";
-import { targets } from "../support/write-targets.js";
+import { refusalOf, targets } from "../support/write-targets.js";
 
 describe("fsck's cluster letters reach the checker", () => {
   it.each([
@@ -63,5 +63,31 @@ describe("perl's Getopt::Long: `+` starts a long option and names match in any c
 
   it("still reads pod2man -cent as -c ent (a cluster: no long name is cent)", () => {
     expect(targets("pod2man -cent a.pod /w/y.1")).toEqual(["/w/y.1"]);
+  });
+});
+
+describe("lto-dump is lto1: it writes as a compiler does and loads plugins", () => {
+  it.each([
+    ["lto-dump -list IN (its assembler output beside IN)", "lto-dump -list /w/x.o", "/w"],
+    ["lto-dump-12 -fdump-tree-all IN", "lto-dump-12 -o /v/o.s -fdump-tree-all /w/x.o", "/w"],
+    ["lto-dump -o F", "lto-dump -o /w/o.s -list x.o", "/w/o.s"],
+    ["lto-dump -fdump-ipa-cgraph=F", "lto-dump -fdump-ipa-cgraph=/w/cg -o /v/o.s x.o", "/w/cg"],
+    ["lto-dump -fopt-info-all=F", "x86_64-linux-gnu-lto-dump-12 -fopt-info-all=/w/oi x.o", "/w/oi"],
+    ["lto-dump -dumpbase B", "lto-dump -dumpbase /w/b x.o", "/w"],
+  ])("judges %s as a write", (_how, cmd, file) => {
+    expect(targets(cmd)).toContain(file);
+  });
+
+  it("reads lto-dump -o F IN as writing F only", () => {
+    expect(targets("lto-dump -o /v/o.s -list /w/x.o")).toEqual(["/v/o.s"]);
+  });
+
+  it.each([
+    "lto-dump -fplugin=/w/p.so -list x.o",
+    "lto-dump-12 -iplugindir=/w -fplugin=p -list x.o",
+    "x86_64-linux-gnu-lto-dump-12 -fplugin=/w/p.so x.o",
+    "lto-dump-12 @/w/opts x.o",
+  ])("refuses %s: a shared object or options the command does not show", (cmd) => {
+    expect(refusalOf(cmd)).toMatch(/runs or loads a program|reads options from a file/);
   });
 });
