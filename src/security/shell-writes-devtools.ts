@@ -394,12 +394,15 @@ export function devtoolWrites(name: string, argv: readonly string[]): ProgramWri
     case "lesskey":
       return lesskeyWrites(argv);
     case "gp-display-src":
-      // -outfile F (`-` prints).
-      return argv.flatMap((a, at) =>
-        a === "-outfile" && at + 1 < argv.length && argv[at + 1] !== "-"
+      // -outfile F (`-` prints), as gprofng matches its commands: one dash or two, any case,
+      // any prefix from `-ou` (`--OUTF F` writes F, seen in the image).
+      return argv.flatMap((a, at) => {
+        const m = /^--?([A-Za-z]{2,})$/.exec(a);
+        const outfile = m && "outfile".startsWith(m[1]!.toLowerCase());
+        return at > 0 && outfile && at + 1 < argv.length && argv[at + 1] !== "-"
           ? [{ value: argv[at + 1]!, at: at + 1 }]
-          : [],
-      );
+          : [];
+      });
     case "ptargrep": {
       // It extracts each matching member under its archive path in the cwd (a leading `/`
       // made `./`, `..` kept: anywhere), or its base name with --basename; -l lists.

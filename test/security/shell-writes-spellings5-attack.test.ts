@@ -91,3 +91,17 @@ describe("lto-dump is lto1: it writes as a compiler does and loads plugins", () 
     expect(refusalOf(cmd)).toMatch(/runs or loads a program|reads options from a file/);
   });
 });
+
+describe("gp-display-src reads -outfile as gprofng matches its commands", () => {
+  it.each([
+    ["-OUTFILE F", "gp-display-src -OUTFILE /w/o -func m", "/w/o"],
+    ["--outfile F", "gp-display-src --outfile /w/o -func m", "/w/o"],
+    ["-ou F (a prefix)", "x86_64-linux-gnu-gp-display-src -ou /w/o -func m", "/w/o"],
+  ])("judges gp-display-src %s as a write", (_how, cmd, file) => {
+    expect(targets(cmd)).toContain(file);
+  });
+
+  it("still reads -outfile - as printing", () => {
+    expect(targets("gp-display-src -outfile - -func m")).toEqual([]);
+  });
+});
