@@ -405,9 +405,12 @@ export function devtoolWrites(name: string, argv: readonly string[]): ProgramWri
       });
     case "ptargrep": {
       // It extracts each matching member under its archive path in the cwd (a leading `/`
-      // made `./`, `..` kept: anywhere), or its base name with --basename; -l lists.
+      // made `./`, `..` kept: anywhere), or its base name with --basename; -l lists. Its
+      // options end at `--`: `ptargrep -- -l A` extracts what holds "-l".
+      const end = argv.indexOf("--");
       const opt = (name: string) =>
         argv
+          .slice(1, end < 0 ? undefined : end)
           .map((a) => perlOption(a, true))
           .some((a) => /^--?[a-z-]+$/.test(a) && name.startsWith(a.replace(/^--?/, "")));
       if (opt("list-only") || opt("help")) return [];

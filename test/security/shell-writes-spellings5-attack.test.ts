@@ -105,3 +105,15 @@ describe("gp-display-src reads -outfile as gprofng matches its commands", () => 
     expect(targets("gp-display-src -outfile - -func m")).toEqual([]);
   });
 });
+
+describe("ptargrep's options end at --", () => {
+  it("judges ptargrep -- -l TAR (the pattern -l) as extracting anywhere", () => {
+    expect(targets("ptargrep -- -l /w/a.tar")).toEqual(["/"]);
+    expect(targets("ptargrep -b -- --list-only /w/a.tar")).toEqual(["."]);
+  });
+
+  it("still reads ptargrep -l PATTERN TAR as listing", () => {
+    expect(targets("ptargrep -l x /w/a.tar")).toEqual([]);
+    expect(targets("ptargrep x /w/a.tar +LIST")).toEqual([]);
+  });
+});
