@@ -44,6 +44,7 @@ beforeAll(async () => {
       "mke2fs -q -F -t ext2 img 1M && mke2fs -q -F -t ext2 out/img 1M && cp /bin/true swap",
       "mkdir -p root/lib/x86_64-linux-gnu root/etc && cp /lib/x86_64-linux-gnu/libz.so.1.* root/lib/x86_64-linux-gnu/",
       "gcc -O2 -flto -c out/x.c -o out/x.o && cp out/x.o x.o && gcc -shared -fPIC out/p.c -o out/p.so",
+      "cp out/img 'out/i;touch pwn;#'",
       "chmod -R a+rwX /workspace",
     ].join(" && "),
   });
@@ -157,4 +158,19 @@ describe("lto-dump, lto1 run as a dumper, is judged as the compiler it is", () =
     expect(r.output).toContain("function");
     expect(b.exists(`${P}/out/x.s`)).toBe(true);
   }, 60_000);
+});
+
+describe("e2fsck -c, which runs badblocks through sh -c, is refused", () => {
+  it.each([
+    ["e2fsck -c", `cd ${P}/out && e2fsck -c -y 'i;touch pwn;#'`],
+    ["fsck -yc (fsck hands e2fsck the c)", `cd ${P}/out && fsck -yc '${P}/out/i;touch pwn;#'`],
+  ])(
+    "refuses %s: the image's name is shell code that runs programs no grant names",
+    async (_how, command) => {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "policy", /-c runs badblocks through sh -c/);
+      expect(b.exists(`${P}/out/pwn`)).toBe(false);
+    },
+    60_000,
+  );
 });

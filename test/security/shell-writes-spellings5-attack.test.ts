@@ -117,3 +117,26 @@ describe("ptargrep's options end at --", () => {
     expect(targets("ptargrep x /w/a.tar +LIST")).toEqual([]);
   });
 });
+
+describe("e2fsck -c runs badblocks through sh -c with the file system's name in its code", () => {
+  it.each([
+    ["e2fsck -c", "e2fsck -c -y 'i;touch x;#'"],
+    ["e2fsck -fcy (in a cluster)", "e2fsck -fcy /w/img"],
+    ["fsck.ext4 -cc", "fsck.ext4 -cc /w/img"],
+    ["fsck IMG -- -c", "fsck /w/img -- -c"],
+    ["fsck -yc IMG (a letter fsck passes on)", "fsck -yc /w/img"],
+    ["fsck IMG --c", "fsck /w/img --c"],
+  ])("refuses %s", (_how, cmd) => {
+    expect(refusalOf(cmd)).toMatch(/-c runs badblocks through sh -c/);
+  });
+
+  it.each([
+    "e2fsck -n /w/img",
+    "e2fsck -z /w/c -y /w/img",
+    "e2fsck -y -- -c",
+    "fsck -C 0 -t ext2 /w/img",
+    "fsck -t cramfs --extract=/w/c -- /w/img",
+  ])("still judges %s by its writes", (cmd) => {
+    expect(() => targets(cmd)).not.toThrow();
+  });
+});
