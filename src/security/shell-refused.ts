@@ -89,9 +89,12 @@ for (const n of SYSTEM_STATE)
   REFUSED[n] =
     `${n} rewrites the system's accounts, services or package state (or those under a root its options name)`;
 
-/** apt-cache and apt-config: -o/-c set where apt writes (Dir::Cache…) and what it runs. */
+/**
+ * apt-cache and apt-config: -o/-c set where apt writes (Dir::Cache…) and what it runs. apt
+ * matches a long name in any case (`--OPTION Dir::Cache=D` wrote D's caches, seen in the image).
+ */
 const aptQuery: Unfolder = (args) =>
-  args.slice(1).some((a) => a.dynamic || /^(-[^-]*[oc]|--option|--config-file)/.test(a.value))
+  args.slice(1).some((a) => a.dynamic || /^(-[^-]*[oc]|--option|--config-file)/.test(longLower(a.value)))
     ? refuse(`${args[0]!.value} -o/-c set where apt writes and what it runs`)
     : itself();
 
@@ -112,6 +115,9 @@ const badblocksScan: Unfolder = (args) => {
     ? refuse(`${name} -c runs badblocks through sh -c, with the file system's name in its shell code`)
     : itself();
 };
+
+/** A `--name…` word with its name in lower case (programs that match long names in any case). */
+const longLower = (w: string): string => (w.startsWith("--") ? w.toLowerCase() : w);
 
 export const REFUSING: readonly [string, Unfolder][] = [
   ...["e2fsck", "fsck.ext2", "fsck.ext3", "fsck.ext4", "fsck"].map((n): [string, Unfolder] => [

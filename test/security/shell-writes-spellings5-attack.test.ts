@@ -140,3 +140,17 @@ describe("e2fsck -c runs badblocks through sh -c with the file system's name in 
     expect(() => targets(cmd)).not.toThrow();
   });
 });
+
+describe("apt matches its long option names in any case", () => {
+  it.each([
+    ["apt-cache --OPTION Dir::Cache=D", "apt-cache --OPTION Dir::Cache=/w/ policy"],
+    ["apt-cache --Config-File F", "apt-cache --Config-File /w/apt.conf policy"],
+    ["apt-config --Option=K=V", "apt-config --Option=Dir::Cache=/w dump"],
+  ])("refuses %s", (_how, cmd) => {
+    expect(refusalOf(cmd)).toMatch(/-o\/-c set where apt writes/);
+  });
+
+  it("still runs apt-cache --QUIET policy", () => {
+    expect(targets("apt-cache --QUIET policy bash")).toEqual([]);
+  });
+});
