@@ -246,7 +246,8 @@ const openssl: Unfolder = (args) => {
  * through spec files (`-specs=`), with plugins loaded into them (`-fplugin=`, ld's `-plugin`),
  * by ld on a link error (`--error-handling-script`: any prefix ld takes holds "error-h"), and
  * with options read from a file (`@FILE`, `-Wl,@F`), which cannot be judged. The binutils
- * (ld, ar, nm, ranlib...) load `--plugin` shared objects and read `@FILE` too.
+ * (ld, ar, nm, ranlib...) load `--plugin` shared objects and read `@FILE` too; lto-dump (lto1)
+ * loads `-fplugin=` ones, as the compilers gcc runs do.
  */
 const compiler: Unfolder = (args) => {
   const name = basename(args[0]!.value);
@@ -255,7 +256,9 @@ const compiler: Unfolder = (args) => {
     const v = a.value;
     if (/^@|^-W[lap],(.*,)?@|^--for-linker=@/s.test(v))
       return refuse(`${name} ${v} reads options from a file, which cannot be judged`);
-    const driver = COMPILERS.includes(name.replace(/^x86_64-linux-gnu-/, ""));
+    // lto-dump is lto1, a compiler proper: `-fplugin=F.so` loads F into it (seen in the image).
+    const base = name.replace(/^x86_64-linux-gnu-/, "");
+    const driver = COMPILERS.includes(base) || base.startsWith("lto-dump");
     const runs = driver
       ? /^--?(wrapper|B|specs|fplugin|iplugindir)|^(-W[la],|--for-linker=).*(plugin|error-h)/s
       : /^--?(plugin|error-h)/;
@@ -281,7 +284,16 @@ const BINUTILS = [
   "objdump",
   "strip",
 ];
-for (const b of ["gcc-ar", "gcc-nm", "gcc-ranlib", "gcc-ar-12", "gcc-nm-12", "gcc-ranlib-12", "lto-dump"])
+for (const b of [
+  "gcc-ar",
+  "gcc-nm",
+  "gcc-ranlib",
+  "gcc-ar-12",
+  "gcc-nm-12",
+  "gcc-ranlib-12",
+  "lto-dump",
+  "lto-dump-12",
+])
   BINUTILS.push(b);
 
 const PROGRAMS: ReadonlyMap<string, Unfolder> = new Map<string, Unfolder>([

@@ -3,10 +3,11 @@
 // to say — package scripts and hooks, a program they profile, an editor or a mailer, perl
 // code in a configuration file, shell commands built from their data, requests read from
 // their input, or the system's configuration (accounts, alternatives, the package database)
-// under a root an option names. Each reason is the refusal's message. shell-programs.ts
-// puts them in its table.
+// under a root an option names; and e2fsck's -c, which runs shell code built from a file's
+// name. Each reason is the refusal's message. shell-programs.ts puts them in its table.
 
-import { itself, refuse, type Unfolder } from "./shell-unfold.js";
+import { getopt, has } from "./shell-getopt.js";
+import { basename, itself, refuse, type Unfolder } from "./shell-unfold.js";
 
 const REFUSED: Record<string, string> = {
   "git-shell": "git-shell runs the commands in ~/git-shell-commands",
@@ -88,13 +89,41 @@ for (const n of SYSTEM_STATE)
   REFUSED[n] =
     `${n} rewrites the system's accounts, services or package state (or those under a root its options name)`;
 
-/** apt-cache and apt-config: -o/-c set where apt writes (Dir::Cache…) and what it runs. */
+/**
+ * apt-cache and apt-config: -o/-c set where apt writes (Dir::Cache…) and what it runs. apt
+ * matches a long name in any case (`--OPTION Dir::Cache=D` wrote D's caches, seen in the image).
+ */
 const aptQuery: Unfolder = (args) =>
-  args.slice(1).some((a) => a.dynamic || /^(-[^-]*[oc]|--option|--config-file)/.test(a.value))
+  args.slice(1).some((a) => a.dynamic || /^(-[^-]*[oc]|--option|--config-file)/.test(longLower(a.value)))
     ? refuse(`${args[0]!.value} -o/-c set where apt writes and what it runs`)
     : itself();
 
+/**
+ * e2fsck -c runs badblocks through popen(): `sh -c` with the file system's name in its code
+ * (`e2fsck -c -y 'i;touch x;#'` ran touch, seen in the image), which no verdict lists. fsck
+ * hands the checker every letter of a cluster that is not its own, and every word after `--`:
+ * a `c` in any of its option words (those with `=` are file systems) is refused too.
+ */
+const badblocksScan: Unfolder = (args) => {
+  const name = basename(args[0]!.value);
+  const words = args.slice(1).map((a) => a.value);
+  const scans =
+    name === "fsck"
+      ? words.some((w) => /^-[^=]*c/s.test(w) && !w.includes("="))
+      : has(getopt(["", ...words], 1, { short: "CBEMbIjPlLNz", long: {} }), "c");
+  return scans
+    ? refuse(`${name} -c runs badblocks through sh -c, with the file system's name in its shell code`)
+    : itself();
+};
+
+/** A `--name…` word with its name in lower case (programs that match long names in any case). */
+const longLower = (w: string): string => (w.startsWith("--") ? w.toLowerCase() : w);
+
 export const REFUSING: readonly [string, Unfolder][] = [
+  ...["e2fsck", "fsck.ext2", "fsck.ext3", "fsck.ext4", "fsck"].map((n): [string, Unfolder] => [
+    n,
+    badblocksScan,
+  ]),
   ["apt-cache", aptQuery],
   ["apt-config", aptQuery],
   ...Object.entries(REFUSED).map(([n, why]): [string, Unfolder] => [n, () => refuse(why)]),

@@ -4,7 +4,8 @@
 // files (`-fdump-*=F`), and what the options it passes on to ld, as and cc1 write; `cpp IN
 // OUT`; `as` and `ld` their `-o F` or a.out in the cwd (ld's -Map, --out-implib,
 // --dependency-file too); `dwp -o`, `rpcgen -o`, `utmpdump -o`; `gencat CATALOG`; `hardlink`
-// and `c_rehash`, which replace or make files in their operands. shell-writes.ts dispatches.
+// and `c_rehash`, which replace or make files in their operands; `lto-dump` (its assembler
+// output beside each input, even for -list, and its dump files). shell-writes.ts dispatches.
 
 import { posix } from "node:path";
 import type { ProgramWrite } from "./shell-writes.js";
@@ -25,8 +26,21 @@ const GCC_SIDE =
 
 export const COMPILER_NAMES = ["gcc", "gcc-12", "cc", "c89", "c99", "c89-gcc", "c99-gcc", "cpp", "cpp-12"];
 export const BUILD_NAMES = [...COMPILER_NAMES, "as", "ld", "ld.bfd", "ld.gold", "gold", "dwp", "rpcgen"];
-BUILD_NAMES.push("utmpdump", "gencat", "hardlink", "c_rehash");
-for (const n of ["gcc", "gcc-12", "cpp", "cpp-12", "as", "ld", "ld.bfd", "ld.gold", "gold", "dwp"])
+BUILD_NAMES.push("utmpdump", "gencat", "hardlink", "c_rehash", "lto-dump", "lto-dump-12");
+for (const n of [
+  "gcc",
+  "gcc-12",
+  "cpp",
+  "cpp-12",
+  "as",
+  "ld",
+  "ld.bfd",
+  "ld.gold",
+  "gold",
+  "dwp",
+  "lto-dump",
+  "lto-dump-12",
+])
   BUILD_NAMES.push(`x86_64-linux-gnu-${n}`);
 
 /** The value of `-o F`, `-oF`, `--output=F` and the like: each option of `names`, attached, after `=`, or the next word. */
@@ -194,6 +208,31 @@ function compilerWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   return written;
 }
 
+/**
+ * lto-dump is lto1 run as a dumper, and writes as lto1 does (seen in the image): its assembler
+ * output, `-o F`, else beside each input (`lto-dump -list d/x.o` makes d/x.s) or at
+ * `-dumpbase B`; its dump files beside each input (`-fdump-tree-all`), under `-dumpdir`, or at
+ * `-fdump-*=F`; gccaux.su and .ci in the cwd (-fstack-usage, -fcallgraph-info).
+ */
+function ltoDumpWrites(argv: readonly string[]): ProgramWrite[] {
+  const out = optionValues(argv, ["-o"]);
+  const written = [...out];
+  for (const d of optionValues(argv, ["-dumpdir"]))
+    written.push({ value: d.value.endsWith("/") ? d.value : posix.dirname(d.value), at: d.at });
+  for (const b of optionValues(argv, ["-dumpbase"]))
+    written.push({ value: posix.dirname(b.value), at: b.at });
+  for (const [at, a] of argv.entries()) {
+    const m = GCC_FILE_EQ.exec(a);
+    if (at > 0 && m && !["stdout", "stderr"].includes(m[2]!)) written.push({ value: m[2]!, at });
+  }
+  if (informational(argv)) return written;
+  const args = argv.slice(1);
+  if (out.length === 0 || args.some((a) => /^-fdump-[^=]*$/.test(a)))
+    for (const i of inputs(argv, GCC_SEPARATE)) written.push({ value: posix.dirname(i.value), at: i.at });
+  if (args.some((a) => GCC_SIDE.test(a))) written.push({ value: ".", at: -1 });
+  return written;
+}
+
 const AS_SEPARATE = new Set(["-o", "-I", "--defsym", "--MD", "-MD", "--debug-prefix-map"]);
 const LD_SEPARATE = new Set(["-o", "-L", "-l", "-T", "-e", "-u", "-z", "-m", "-y", "-Map", "-R", "-h"]);
 for (const o of ["--output", "--script", "--entry", "--undefined", "--out-implib", "--dependency-file"])
@@ -240,6 +279,9 @@ export function buildWrites(name: string, argv: readonly string[]): ProgramWrite
       return inputs(argv, new Set(["-x", "--exclude", "-i", "--include", "-s", "--minimum-size"]));
     case "c_rehash":
       return inputs(argv, new Set());
+    case "lto-dump":
+    case "lto-dump-12":
+      return ltoDumpWrites(argv);
     default:
       return [];
   }

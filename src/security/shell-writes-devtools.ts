@@ -26,6 +26,18 @@ function getoptInOrder(argv: readonly string[], spec: Getopt): Read {
   return { opts: r.opts.filter((o) => o.at < first), operands };
 }
 
+/**
+ * An option word as perl's Getopt::Long reads it by default (the scripts here configure no
+ * other way): `+` starts a long option as `--` does, and a long name matches whatever its
+ * case (`+OUTFILE=F`, `--OutF F` are --outfile). Written `--name` in lower case, `-NAME`
+ * as `-name` when `oneDash` (no bundling: one dash is a long option too); others as they are.
+ */
+function perlOption(a: string, oneDash = false): string {
+  const m = /^(--|\+|-)([^=]+)(=.*)?$/s.exec(a);
+  if (!m || (m[1] === "-" && !oneDash)) return a;
+  return `${m[1] === "-" ? "-" : "--"}${m[2]!.toLowerCase()}${m[3] ?? ""}`;
+}
+
 /** Words `--NAME`/`-NAME` (perl's Getopt::Long, getopt_long_only) for any prefix of NAME of at least `min` letters. */
 function longOnly(argv: readonly string[], name: string, min: number, valued = true): ProgramWrite[] {
   const out: ProgramWrite[] = [];
@@ -89,9 +101,12 @@ const POD2TEXT: Getopt = {
 };
 function podWrites(name: string, argv: readonly string[]): ProgramWrite[] {
   const man = name === "pod2man";
-  const words = man
-    ? argv.map((a) => (/^-[a-z]/.test(a) && a.slice(1).split("=")[0]! in POD2MAN.long ? `-${a}` : a))
-    : argv;
+  const words = argv.map((a) => {
+    const long = perlOption(a);
+    // bundling_override: one dash and a whole long name (any case) is that option.
+    const name = a.slice(1).split("=")[0]!.toLowerCase();
+    return man && /^-[A-Za-z]/.test(a) && name in POD2MAN.long ? `-${perlOption(a, true)}` : long;
+  });
   const ops = getopt(words, 1, man ? POD2MAN : POD2TEXT).operands;
   return ops.filter((o, k) => (man ? k % 2 === 1 : k === 1) && o.value !== "-");
 }
@@ -114,7 +129,7 @@ function pod2htmlWrites(argv: readonly string[]): ProgramWrite[] {
   const caches: ProgramWrite[] = [];
   const names = Object.keys(POD2HTML);
   for (let at = 1; at < argv.length; at++) {
-    const m = /^--?([A-Za-z][A-Za-z-]*)(=(.*))?$/s.exec(argv[at]!);
+    const m = /^--?([a-z][a-z-]*)(=(.*))?$/s.exec(perlOption(argv[at]!, true));
     if (argv[at] === "--") break;
     if (!m) continue;
     const fits = m[1]! in POD2HTML ? [m[1]!] : names.filter((n) => n.startsWith(m[1]!));
@@ -379,23 +394,35 @@ export function devtoolWrites(name: string, argv: readonly string[]): ProgramWri
     case "lesskey":
       return lesskeyWrites(argv);
     case "gp-display-src":
-      // -outfile F (`-` prints).
-      return argv.flatMap((a, at) =>
-        a === "-outfile" && at + 1 < argv.length && argv[at + 1] !== "-"
+      // -outfile F (`-` prints), as gprofng matches its commands: one dash or two, any case,
+      // any prefix from `-ou` (`--OUTF F` writes F, seen in the image).
+      return argv.flatMap((a, at) => {
+        const m = /^--?([A-Za-z]{2,})$/.exec(a);
+        const outfile = m && "outfile".startsWith(m[1]!.toLowerCase());
+        return at > 0 && outfile && at + 1 < argv.length && argv[at + 1] !== "-"
           ? [{ value: argv[at + 1]!, at: at + 1 }]
-          : [],
-      );
+          : [];
+      });
     case "ptargrep": {
       // It extracts each matching member under its archive path in the cwd (a leading `/`
-      // made `./`, `..` kept: anywhere), or its base name with --basename; -l lists.
+      // made `./`, `..` kept: anywhere), or its base name with --basename; -l lists. Its
+      // options end at `--`: `ptargrep -- -l A` extracts what holds "-l".
+      const end = argv.indexOf("--");
       const opt = (name: string) =>
-        argv.some((a) => /^--?[a-z-]+$/.test(a) && name.startsWith(a.replace(/^--?/, "")));
+        argv
+          .slice(1, end < 0 ? undefined : end)
+          .map((a) => perlOption(a, true))
+          .some((a) => /^--?[a-z-]+$/.test(a) && name.startsWith(a.replace(/^--?/, "")));
       if (opt("list-only") || opt("help")) return [];
       return [implied(opt("basename") ? "." : "/")];
     }
     case "streamzip":
       // Getopt::Long: -zipfile=F by any prefix that is not zip64's (`-zipf`).
-      return longOnly(argv, "zipfile", 4);
+      return longOnly(
+        argv.map((a) => perlOption(a, true)),
+        "zipfile",
+        4,
+      );
     case "gp-archive": {
       // gprofng archive copies the binaries and sources into each EXPERIMENT, or -d DIR.
       const r = getopt(argv, 1, { short: "adm", long: longs(["verbose"], ["help", "version"]) });

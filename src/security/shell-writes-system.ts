@@ -69,24 +69,25 @@ const LDCONFIG: Getopt = {
  * in each folder given and, unless -n, in the system's folders and those ld.so.conf lists
  * (under -r ROOT: in ROOT, whose ld.so.conf it reads), unless -X; and unless -N or -n its
  * cache (-C F, else /etc/ld.so.cache) and aux-cache (/var/cache/ldconfig, not with -i), under
- * ROOT too. -C F alone still links in the system's folders.
+ * ROOT too. -C F alone still links in the system's folders. Under -r ROOT every path it is
+ * given is ROOT's, relative or not (chroot(), or chroot_canon() when it may not): `-r R -l
+ * lib/x.so` links in R/lib, `-r R -C c` writes R/c, wherever the command starts.
  */
-function ldconfigWrites(argv: readonly string[]): ProgramWrite[] {
-  const r = getopt(argv, 1, LDCONFIG);
+function ldconfigWrites(c: SimpleCommand): ProgramWrite[] {
+  const r = getopt(c.argv, 1, LDCONFIG);
   if (has(r, "p", "print-cache", "V", "version", "?", "help", "usage")) return [];
-  if (has(r, "l")) return r.operands.map((o) => ({ value: posix.dirname(o.value), at: o.at }));
   const root = values(r, "r").at(-1);
+  const under = (w: ProgramWrite): ProgramWrite =>
+    root ? { value: `${root.value}/${w.value}`, at: c.argDynamic[w.at] ? w.at : root.at } : w;
+  if (has(r, "l")) return r.operands.map((o) => under({ value: posix.dirname(o.value), at: o.at }));
   const out: ProgramWrite[] = [];
   if (!has(r, "X")) {
-    out.push(...r.operands);
+    out.push(...r.operands.map(under));
     if (!has(r, "n")) out.push(root ?? implied("/"));
   }
   if (!has(r, "N") && !has(r, "n")) {
     const cache = values(r, "C").at(-1);
-    if (cache)
-      out.push(
-        root && cache.value.startsWith("/") ? { value: `${root.value}${cache.value}`, at: cache.at } : cache,
-      );
+    if (cache) out.push(under(cache));
     else
       out.push(root ? { value: `${root.value}/etc/ld.so.cache`, at: root.at } : implied("/etc/ld.so.cache"));
     const aux = root
@@ -118,12 +119,17 @@ const GPGV: Getopt = {
   ),
 };
 
+/** The letters of util-linux fsck's own options: every other letter of a cluster goes to the checker. */
+const FSCK_OWN = "ACNTMPRVlrst?-";
+
 /**
  * util-linux fsck runs fsck.TYPE on each file system it is given: a word that begins with `/`
  * (before `--`) or holds `=` (a TAG=VALUE spec, or any word: `--extract=DIR` reaches
- * fsck.cramfs so). Every other word, and all after `--`, it passes to each checker: their
- * files (e2fsck's -z UNDO and -j JOURNAL, any operand) are written too. Without a file system
- * (or with -A) it checks those /etc/fstab or $LIBMOUNT_FSTAB lists: `/`. -N runs nothing.
+ * fsck.cramfs so). Every other word, and all after `--`, it passes to each checker, and so
+ * the letters of a cluster that are not its own (`-yz/F` passes `-yz/F`; after a `-` in the
+ * cluster, all: `--N X` passes e2fsck `-N X`, a device name, not fsck's -N): their files
+ * (e2fsck's -z UNDO and -j JOURNAL, any operand) are written too. Without a file system (or
+ * with -A) it checks those /etc/fstab or $LIBMOUNT_FSTAB lists: `/`. -N runs nothing.
  */
 function fsckWrites(argv: readonly string[]): ProgramWrite[] {
   const out: ProgramWrite[] = [];
@@ -145,14 +151,32 @@ function fsckWrites(argv: readonly string[]): ProgramWrite[] {
       passedAt.push(at);
       continue;
     }
+    if (a === "--help" || a === "--version") return [];
+    const word = at;
+    let theirs = "";
     for (let j = 1; j < a.length; j++) {
       const l = a[j]!;
+      if (passOn || !FSCK_OWN.includes(l)) {
+        theirs += l;
+        continue;
+      }
       if (l === "N") return [];
       if (l === "A") all = true;
       if (l === "-") passOn = true;
-      if (l !== "t") continue;
-      if (j + 1 === a.length) at++; // -t TYPE
-      break;
+      const rest = a.slice(j + 1);
+      const next = argv[at + 1] ?? "";
+      if (l === "t") {
+        if (rest === "") at++; // -t TYPE
+        break;
+      }
+      // -C FD and -r FD: a number attached, or the next word when it is one.
+      if (l === "C" && /^[0-9]+$/.test(rest)) break;
+      if (l === "r" && rest !== "") break;
+      if ((l === "C" || l === "r") && rest === "" && /^[0-9]+$/.test(next)) at++;
+    }
+    if (theirs !== "") {
+      passed.push(`-${theirs}`);
+      passedAt.push(word);
     }
   }
   const r = getopt(passed, 1, { short: E2FS.e2fsck!, long: {} });
@@ -285,7 +309,7 @@ export function systemToolWrites(name: string, c: SimpleCommand): ProgramWrite[]
       return ops[0]?.value === "set_policy" ? ops.slice(2) : [];
     }
     case "ldconfig":
-      return ldconfigWrites(argv);
+      return ldconfigWrites(c);
     case "blkid":
       return values(getopt(argv, 1, BLKID), "c", "w").filter((c) => c.value !== "/dev/null");
     case "gpgv":

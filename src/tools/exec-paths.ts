@@ -52,13 +52,22 @@ const WRITE_ENV: Record<string, readonly string[]> = {
   py3compile: ["PYTHONPYCACHEPREFIX"],
   tar: ["TAPE", "TAR_OPTIONS"],
   git: ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"],
+  // Dir::Cache in the configuration APT_CONFIG names: apt-cache writes its caches there.
+  "apt-cache": ["APT_CONFIG"],
 };
+// e2fsck's configuration file names a log it writes (log_filename, log_dir), and e2fsprogs'
+// undo files go to E2FSPROGS_UNDO_DIR (`tune2fs -I` makes one unasked); fsck passes both on.
+for (const e of ["e2fsck", "fsck.ext2", "fsck.ext3", "fsck.ext4", "fsck"])
+  WRITE_ENV[e] = ["E2FSCK_CONFIG", "E2FSPROGS_UNDO_DIR"];
+for (const e of ["tune2fs", "resize2fs", "e2undo"]) WRITE_ENV[e] = ["E2FSPROGS_UNDO_DIR"];
 
 /**
  * Where the variable can make a command that writes nothing write: `TAPE=F tar -c DIR` writes
- * F (stdout without it), `UNZIP=-- unzip -l A` extracts (a `-` negates the -l after it).
+ * F (stdout without it), `UNZIP=-- unzip -l A` extracts (a `-` negates the -l after it),
+ * `APT_CONFIG=F apt-cache policy` writes its caches, `E2FSCK_CONFIG=F e2fsck -n IMG` its log.
  */
-const ENV_TURNS_WRITES_ON = new Set(["tar", "unzip"]);
+const ENV_TURNS_WRITES_ON = new Set(["tar", "unzip", "apt-cache", "e2fsck", "fsck.ext2", "fsck.ext3"]);
+ENV_TURNS_WRITES_ON.add("fsck.ext4");
 // gcc and cpp write the dependency file DEPENDENCIES_OUTPUT / SUNPRO_DEPENDENCIES names (`-E` too).
 for (const c of [...COMPILER_NAMES, ...COMPILER_NAMES.map((n) => `x86_64-linux-gnu-${n}`)]) {
   WRITE_ENV[c] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
