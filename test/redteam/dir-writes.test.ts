@@ -15,7 +15,13 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "./fixture.js";
-import { expectRefused, openSharedBench, readPubWriteOut, type SharedBench } from "./shared-bench.js";
+import {
+  escapeRegExp,
+  expectRefused,
+  openSharedBench,
+  readPubWriteOut,
+  type SharedBench,
+} from "./shared-bench.js";
 
 let b: SharedBench;
 
@@ -95,7 +101,7 @@ describe("a write only the program knows the direction of is judged as a write",
     "refuses %s",
     async (_how, command, file, made) => {
       const r = await b.exec("worker", command);
-      const quoted = file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      const quoted = escapeRegExp(file);
       expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quoted} \\(`));
       if (made) expect(b.exists(`${P}/${made}`), made).toBe(false);
       expect(b.exists(`${P}/f.txt`)).toBe(true);
@@ -177,7 +183,7 @@ describe("a bare name a writing program takes is a path in every folder the comm
     async (_how, command, file) => {
       const r = await b.exec("worker", command);
       // A command that may run in the exec's cwd too (/workspace) may be refused there first.
-      const quoted = file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace("/pub/", "(/pub)?/");
+      const quoted = escapeRegExp(file).replace("/pub/", "(/pub)?/");
       expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quoted} \\(`));
       expect(b.exists(`${P}/notes.txt`)).toBe(true);
       expect(b.exists(`${P}/x`)).toBe(false);
@@ -217,7 +223,7 @@ describe("a tracer's or script's own options, read as they read them", () => {
     "judges %s: its file is written",
     async (_how, command, file) => {
       const r = await b.exec("worker", command);
-      const quoted = file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      const quoted = escapeRegExp(file);
       expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${quoted} \\(`));
       expect(b.exists(file)).toBe(false);
     },

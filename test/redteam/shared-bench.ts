@@ -128,6 +128,21 @@ export function expectRefused(
   expect((denied?.payload as { reason?: string } | undefined)?.reason).toBe(e.message);
 }
 
+/** `s` as a regular expression matching it literally. */
+export function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** The call was refused at the capability stage for writing `file` (a dir-writes attack's verdict). */
+export function expectWriteRefused(
+  b: SharedBench,
+  profile: string,
+  r: ToolResult | AidoError,
+  file: string,
+): void {
+  expectRefused(b, profile, r, "capability", new RegExp(`file_write on ${escapeRegExp(file)} \\(`));
+}
+
 /**
  * The dir-writes files' agent: it may read /workspace/pub/** and write /workspace/pub/out/**
  * only, and run `programs` (an attack writes into pub, or reads past it, from a form the
