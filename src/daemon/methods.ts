@@ -318,7 +318,8 @@ export const handlers: { [M in MethodName]: Handler<M> } = {
             ...(p.on_failure ? { onFailure: p.on_failure } : {}),
             signal,
           },
-          (agentId, tool, input, s) => invokeToolWithEvents(ctx.rt, agentId, tool, input, s, requestId),
+          (agentId, tool, input, s, beforeRun) =>
+            invokeToolWithEvents(ctx.rt, agentId, tool, input, s, requestId, beforeRun),
         ),
       ),
     );

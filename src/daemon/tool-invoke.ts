@@ -20,6 +20,7 @@ export async function invokeToolWithEvents(
   input: unknown,
   signal?: AbortSignal,
   requestId?: string,
+  beforeRun?: ToolCall["beforeRun"],
 ): Promise<ToolResult> {
   const goalId = rt.registry.goalOf(agentId) ?? null;
   const ev = { agentId, tool, callId: `rpc_${randomBytes(6).toString("hex")}` };
@@ -34,6 +35,7 @@ export async function invokeToolWithEvents(
     callId: ev.callId,
     ...(signal ? { signal } : {}),
     ...(requestId ? { requestId } : {}),
+    ...(beforeRun ? { beforeRun } : {}),
   };
   try {
     const r = await rt.invokeToolCall(agentId, call);

@@ -5,8 +5,8 @@
 //   -> (held while the goal's node is unsure of it) -> needs judged in the container (paths
 //   resolved there) -> capability and policy on them
 //   -> approval -> held while the goal's node is unsure of it (cluster mode; stage hold)
-//   -> audit "tool.invoked" (durable) -> snapshot before a mutation -> run in
-//   the sandbox -> audit the result.
+//   -> audit "tool.invoked" (durable) -> snapshot before a mutation -> the call's own
+//   beforeRun hook (a plan's frame) -> run in the sandbox -> audit the result.
 // The stages that decide (through the approval decision) are gate/judge.ts, shared with
 // simulations (gate/simulate.ts), which stop before the approval wait; the wait is
 // gate/approval-wait.ts; this file audits, snapshots and runs.
@@ -169,6 +169,15 @@ export interface ToolCall {
    * the call asks for carries it, so the client knows which of its calls it belongs to.
    */
   requestId?: string;
+  /**
+   * Awaited once the call is allowed, audited as invoked and the gate's snapshot before a
+   * mutation is taken, right before the tool runs: after the approval wait, the hold and the
+   * last cancel check, so a refused or cancelled call never reaches it. A plan executed with
+   * on_failure "restore" takes the snapshot framing its step here (kernel/plan-undo.ts), so
+   * what the person changed while asked is not counted as the step's. A rejection is the run's
+   * failure (tool.failed), the tool not run. Absent: nothing is done.
+   */
+  beforeRun?: () => Promise<void>;
 }
 
 /** A refusal: audited, never a side effect. `stage` says which check refused. */
@@ -392,6 +401,7 @@ export class Gate {
             const id = await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
             span?.set({ [Attr.snapshotId]: id });
           }
+          if (call.beforeRun) await call.beforeRun();
           // Once tool.invoked is written the run is the tool's, cancel included: each honours the
           // signal as it can (a file write until it is sent, an exec killed), and adopt_world
           // not at all (it runs to its end, never half-applied).

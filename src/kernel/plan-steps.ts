@@ -25,12 +25,17 @@ export interface PlanStepResult {
   error?: PlanStepError;
 }
 
-/** Runs one step through the gate for an agent (the daemon's adds the events watchers see). */
+/**
+ * Runs one step through the gate for an agent (the daemon's adds the events watchers see).
+ * `beforeRun`: handed to the gate as the call's hook (ToolCall.beforeRun), awaited right
+ * before the tool runs; a plan's frame before the step (kernel/plan-undo.ts).
+ */
 export type InvokeStep = (
   agentId: string,
   tool: string,
   input: unknown,
   signal?: AbortSignal,
+  beforeRun?: () => Promise<void>,
 ) => Promise<ToolResult>;
 
 export function cancelledBefore(index: number): PlanStepError {
@@ -44,9 +49,10 @@ export async function runStep(
   step: PlanStep,
   signal: AbortSignal | undefined,
   log: (message: string) => void,
+  beforeRun?: () => Promise<void>,
 ): Promise<{ result: PlanStepResult; wrote?: string }> {
   try {
-    const r = await invoke(agentId, step.tool, step.input, signal);
+    const r = await invoke(agentId, step.tool, step.input, signal, beforeRun);
     const wrote = (r.data as { path?: unknown } | undefined)?.path;
     return {
       result: { index, ok: r.isError !== true, output: boundOutput(r.output, PLAN_STEP_OUTPUT_MAX) },

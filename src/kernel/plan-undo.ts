@@ -4,13 +4,15 @@
 //
 // Each step that can change /workspace or /output is framed by two snapshots of the store
 // (incremental: an lstat walk, and only files whose stat moved are read): one right before
-// the step, one right after it. What differs between the two is what the step changed —
+// the tool runs — taken in the gate's beforeRun hook (ToolCall.beforeRun), after the approval
+// wait, the hold and the gate's last cancel check, so what the person changes while they are
+// asked is not in the step's window, and a call the gate refused takes none — and one right
+// after it. What differs between the two is what the step changed —
 // for file_write and file_edit only at the exact path the tool wrote (its canonical path,
 // as the tool reports it) and the folders it made for it; for any other step (exec,
 // snapshot_restore, adopt_world, spawn_*: code with no known write scope) whatever changed
 // in the window, whoever changed it. Between two steps nothing is recorded, so a path
-// changed only there is never touched. The snapshot taken before the plan frames its
-// first step.
+// changed only there (or while a step waited for its approval) is never touched.
 //
 // Per path, the restore undoes the plan's changes last first: the path must still be what
 // the last step that changed it left (else someone changed it after the plan did: a
@@ -105,54 +107,43 @@ export class PlanUndo {
   private readonly unpin: (() => void)[] = [];
   /** The snapshot framing the step that runs, pinned until its changes are read. */
   private before: { step: number; id: string; unpin: () => void } | undefined;
-  /** The pin on `first`, until step 0's changes are read from it. */
-  private unpinFirst: (() => void) | undefined;
   /** Snapshots taken for the steps (for the cost report). */
   snapshotsTaken = 0;
 
-  /** `first`: the snapshot taken before the plan, which frames step 0. */
-  constructor(
-    private readonly deps: PlanUndoDeps,
-    private readonly first: string,
-  ) {
-    this.unpinFirst = deps.snapshots.pin(deps.goalId, { ids: [first] });
-  }
+  constructor(private readonly deps: PlanUndoDeps) {}
 
   /** The plan ended: what it pinned may be pruned again. */
   release(): void {
-    this.unpinFirst?.();
     this.before?.unpin();
+    this.before = undefined;
     for (const unpin of this.unpin.splice(0)) unpin();
   }
 
-  /** Right before step `index` runs. */
-  async beforeStep(index: number, scope: StepScope): Promise<void> {
+  /**
+   * Before step `index` is handed to the gate: the hook (ToolCall.beforeRun) that takes the
+   * snapshot framing it right before its tool runs, or none when the step changes no file.
+   * A step the gate refuses or that is cancelled before it runs never calls it: no frame.
+   */
+  frame(index: number, scope: StepScope): (() => Promise<void>) | undefined {
     this.before?.unpin();
     this.before = undefined;
-    if (scope.kind === "none" || index > 0) {
-      this.unpinFirst?.();
-      this.unpinFirst = undefined;
-    }
-    if (scope.kind === "none") return;
-    if (index === 0) {
-      this.before = { step: index, id: this.first, unpin: this.unpinFirst ?? (() => {}) };
-      this.unpinFirst = undefined;
-      return;
-    }
-    const id = await this.snap(`plan ${this.deps.planId} before step ${index}`);
-    this.before = { step: index, id, unpin: this.deps.snapshots.pin(this.deps.goalId, { ids: [id] }) };
+    if (scope.kind === "none") return undefined;
+    return async () => {
+      const id = await this.snap(`plan ${this.deps.planId} before step ${index}`);
+      this.before = { step: index, id, unpin: this.deps.snapshots.pin(this.deps.goalId, { ids: [id] }) };
+    };
   }
 
   /**
-   * Right after step `index` ended. `ran`: the tool ran (a step the gate refused changed
-   * nothing); `wrote`: the canonical path a file step reports it wrote.
+   * Right after step `index` ended (its frame taken only if its tool ran). `wrote`: the
+   * canonical path a file step reports it wrote.
    */
-  async afterStep(index: number, scope: StepScope, ran: boolean, wrote?: string): Promise<void> {
+  async afterStep(index: number, scope: StepScope, wrote?: string): Promise<void> {
     const before = this.before;
     this.before = undefined;
     if (!before) return;
     try {
-      if (before.step === index && ran) await this.record(index, before.id, scope, wrote);
+      if (before.step === index) await this.record(index, before.id, scope, wrote);
     } finally {
       before.unpin();
     }

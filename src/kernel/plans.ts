@@ -260,18 +260,14 @@ export class Plans {
         ids,
       );
       result.snapshot_id = snap.id;
-      undo = new PlanUndo(
-        {
-          snapshots: this.deps.snapshots,
-          goalId: agent.goalId,
-          roots,
-          planId,
-          actor: agent.id,
-          taken: (id, label, files) =>
-            audit.record("snapshot.created", { snapshot_id: id, label, files }, ids),
-        },
-        snap.id,
-      );
+      undo = new PlanUndo({
+        snapshots: this.deps.snapshots,
+        goalId: agent.goalId,
+        roots,
+        planId,
+        actor: agent.id,
+        taken: (id, label, files) => audit.record("snapshot.created", { snapshot_id: id, label, files }, ids),
+      });
       for (const [index, step] of steps.entries()) {
         // Cancelled between two steps (the step before ended as the cancel came): no later
         // step starts, and the plan says before which one it stopped (the gate would refuse the
@@ -283,11 +279,21 @@ export class Plans {
         // Steps are framed only when a failure is to be undone: "stop" keeps whatever ran.
         const scope: StepScope =
           opts.onFailure === "restore" ? scopeOf(this.deps.gate.tools.get(step.tool)) : { kind: "none" };
-        await undo.beforeStep(index, scope);
-        const { result: r, wrote } = await runStep(invoke, agent.id, index, step, opts.signal, this.deps.log);
+        // The frame before the step is taken by the gate right before the tool runs, after its
+        // approval wait: what the person changed while asked is not the step's (plan-undo.ts).
+        const frame = undo.frame(index, scope);
+        const { result: r, wrote } = await runStep(
+          invoke,
+          agent.id,
+          index,
+          step,
+          opts.signal,
+          this.deps.log,
+          frame,
+        );
         result.steps.push(r);
-        // A step the gate refused (its error names the stage) never ran.
-        await undo.afterStep(index, scope, r.error?.stage === undefined, wrote ?? stepPath(step));
+        // A step the gate refused (or that was cancelled before it ran) took no frame: nothing recorded.
+        await undo.afterStep(index, scope, wrote ?? stepPath(step));
         if (!r.ok) break;
       }
       const failed = result.steps.find((s) => !s.ok);

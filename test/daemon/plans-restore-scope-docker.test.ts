@@ -33,10 +33,12 @@ const mover = (extra: Record<string, unknown> = {}) =>
 /** A plan that pauses for a human on its file_read step: the gap between two steps. */
 const pausing = () => mover({ approval_required: ["file_read"] });
 
-async function pendingApproval(human: AidoClient): Promise<string> {
+/** The id of a pending approval request, other than those `seen` (already answered). */
+async function pendingApproval(human: AidoClient, seen: readonly string[] = []): Promise<string> {
   for (let i = 0; i < 200; i++) {
     const { approvals } = await human.call("approval.list", {});
-    if (approvals.length > 0) return approvals[0]!.id as string;
+    const id = approvals.map((x: { id: unknown }) => x.id as string).find((x: string) => !seen.includes(x));
+    if (id !== undefined) return id;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error("no approval was asked for");
@@ -97,6 +99,43 @@ describe("on_failure restore puts back only what the plan changed", () => {
     expect(await kinds(c, a.agent_id, "plan.restored")).toMatchObject([
       { payload: { plan_id: p.plan_id, files_failed: 0, conflicts: 0 } },
     ]);
+  });
+
+  it("keeps the person's edit made while an exec step waits for its approval: the frame is taken once it is allowed", async () => {
+    const fx = await suite.start(docker);
+    const c = await fx.client();
+    const human = await fx.client();
+    const a = await spawn(c, mover({ approval_required: ["exec"] }));
+    for (const f of ["a", "b", "c"]) await write(c, a.agent_id, `/workspace/${f}.txt`, `${f}0\n`);
+    const ws = workspaceOf(fx, a.goal_id);
+    const writes = (f: string) => ({
+      tool: "exec",
+      input: { command: `python3 -c "open('/workspace/${f}.txt', 'w').write('${f}-plan')"` },
+    });
+    const p = await c.call("plan.create", {
+      agent_id: a.agent_id,
+      title: "a person edits while asked",
+      // Step 0 (framed before by the plan's own snapshot on the old code) and step 1 (framed
+      // before the gate's wait) each wait for the human; step 2 fails.
+      steps: [writes("b"), writes("a"), { tool: "exec", input: { command: "ls /workspace/missing" } }],
+    });
+    const run = c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+    const asked: string[] = [];
+    for (const edit of ["c-asked-0\n", "c-asked-1\n", undefined]) {
+      const id = await pendingApproval(human, asked);
+      asked.push(id);
+      // While the person is asked about the step, they edit c.txt in their editor.
+      if (edit !== undefined) writeFileSync(join(ws, "c.txt"), edit);
+      await new Promise((r) => setTimeout(r, 300));
+      await human.call("approval.respond", { id, decision: "allow_once" });
+    }
+    const r = await run;
+    expect(r.steps.map((s: { ok: boolean }) => s.ok)).toEqual([true, true, false]);
+    expect(read(ws, "b.txt")).toBe("b0\n");
+    expect(read(ws, "a.txt")).toBe("a0\n");
+    expect(read(ws, "c.txt")).toBe("c-asked-1\n");
+    expect(r.status).toBe("restored");
+    expect(r.restore).toMatchObject({ paths_changed: 2, files_restored: 2, files_failed: [], conflicts: [] });
   });
 
   it("leaves a path the person changed after the plan's step, reports it as a conflict, and keeps a folder the person added to", async () => {

@@ -309,6 +309,63 @@ describe("the gate's snapshots before mutation", () => {
   });
 });
 
+describe("a call's beforeRun hook (a plan's frame before its step)", () => {
+  it("runs once the call is allowed and invoked, after the gate's snapshot, right before the tool; never for a refused or cancelled call", async () => {
+    const seen: string[] = [];
+    const w = makeWorld(2_000, {
+      beforeMutation: async () => {
+        seen.push("snapshot");
+        return "snap-1";
+      },
+    });
+    try {
+      const p = w.principal(["tool: note_write", "file_write: /workspace/**"], { turn: 1 });
+      p.approvalRequired = new Set(["note_write"]);
+      const beforeRun = async () => void seen.push(`hook after ${w.audit.tail(1)[0]?.kind}`);
+      const note = (path: string, opts: { signal?: AbortSignal; beforeRun?: () => Promise<void> } = {}) =>
+        w.gate.invoke(p, { name: "note_write", input: { path, text: "x" }, beforeRun, ...opts });
+      const answer = async (decision: "allow_once" | "deny") =>
+        w.approvals.respond(
+          (await waitFor(() => w.approvals.list({ status: "pending" })[0])).id,
+          decision,
+          "t",
+        );
+      const call = note("/workspace/a.txt");
+      await waitFor(() => w.approvals.list({ status: "pending" })[0]);
+      expect(seen).toEqual([]);
+      await answer("allow_once");
+      await call;
+      expect(seen).toEqual(["snapshot", "hook after tool.invoked"]);
+      // Cancelled while the human is asked, denied by the human, refused by its grants: no hook.
+      const cancel = new AbortController();
+      const cancelled = note("/workspace/b", { signal: cancel.signal });
+      await waitFor(() => w.approvals.list({ status: "pending" })[0]);
+      cancel.abort(new Error("the client left"));
+      expect(await denial(cancelled)).toMatchObject({ stage: "approval" });
+      const denied = note("/workspace/b");
+      await answer("deny");
+      expect((await denial(denied)).code).toBe(ErrorCode.approvalDenied);
+      const q = w.principal(["tool: note_write"]);
+      await denial(
+        w.gate.invoke(q, { name: "note_write", input: { path: "/workspace/b", text: "x" }, beforeRun }),
+      );
+      expect(seen).toEqual(["snapshot", "hook after tool.invoked"]);
+      // A hook that fails: the run's failure (tool.failed), the tool not run.
+      const r = note("/workspace/c", {
+        beforeRun: async () => {
+          throw new Error("the frame could not be taken");
+        },
+      });
+      await answer("allow_once");
+      await expect(r).rejects.toThrow(/the frame could not be taken/);
+      expect(w.writes).toEqual(["/workspace/a.txt=x"]);
+      expect(w.audit.tail(1)[0]).toMatchObject({ kind: "tool.failed" });
+    } finally {
+      w.home.cleanup();
+    }
+  });
+});
+
 async function waitFor<T>(probe: () => T | undefined, timeoutMs = 3000): Promise<T> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
