@@ -80,11 +80,14 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
         node_id: node.identity.nodeId,
         fence,
         nodes: [node.self()],
-        redis: { persistence: "unknown", unreachable: errorMessage(e) },
+        redis: { persistence: "unknown", unreachable: errorMessage(e).replace(UNREACHABLE, "") },
       };
     }
   },
 };
+
+/** What readMirror's error begins with: redis.unreachable is what follows (its readers say the rest). */
+const UNREACHABLE = /^the cluster's Redis cannot be reached: /;
 
 /** The manifest a client sent, held to this node's ceiling (the owner holds it to its own too). */
 function admitted(ctx: MethodContext, manifest: unknown): unknown {
