@@ -160,6 +160,12 @@ describe("Redis stopped", () => {
       expect(s).toMatchObject({ goal_id, state: "running", node: own.id });
       const e = await failure((await other.client()).call("goal.status", { goal_id }));
       expect(e.code).toBe("cluster_unavailable");
+      // A cancel asked meanwhile is refused, saying why; the goal runs on.
+      const refused = await failure((await other.client()).call("goal.cancel", { goal_id }));
+      expect(refused.code).toBe("cluster_unavailable");
+      expect(refused.message).toContain("the cluster's Redis cannot be reached");
+      // Its agents, from the node that runs it: answered there from its own records.
+      expect((await (await own.client()).call("agent.list", { goal_id })).agents.length).toBeGreaterThan(0);
 
       watchingOwn = watchOne(own, goal_id, ownTty, ownErr);
       watchingOther = watchOne(other, goal_id, otherTty, otherErr);
