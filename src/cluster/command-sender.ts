@@ -11,10 +11,12 @@
 // within a second or so, one it does not answer in time times out, each with an error that
 // says so. A sender that gives up withdraws its command (commands.ts: a node acts on a command
 // only if it takes it first), and a sender whose command was taken waits for the answer
-// rather than say it failed.
+// rather than say it failed. Redis failing on the way out (the alive check, the reply
+// stream's tip, the send; each bounded) is cluster_unavailable naming the step and Redis,
+// never a raw error: callers (goal.cancel, a watch) act on that code.
 
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import { type Redis, ReplyError } from "ioredis";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { checkedReply, replyRequestId } from "./command-replies.js";
 import { type Command, type Envelope, REPLY_TTL_SECONDS, settle } from "./commands.js";
@@ -56,9 +58,11 @@ export class CommandSender {
     if (this.closed)
       throw new AidoError(ErrorCode.clusterUnavailable, "this node is leaving the cluster", { node });
     const unreachable = (step: string, e: unknown, after = "nothing was sent"): never => {
+      // An error Redis answered with (a refusal) is not a Redis that cannot be reached.
+      const what = e instanceof ReplyError ? "refused a command" : "cannot be reached";
       throw new AidoError(
         ErrorCode.clusterUnavailable,
-        `the cluster's Redis cannot be reached (${step} for ${command.type} to node ${node}: ${errorMessage(e)}); ${after}`,
+        `the cluster's Redis ${what} (${step} for ${command.type} to node ${node}: ${errorMessage(e)}); ${after}`,
         { node },
       );
     };
