@@ -54,7 +54,7 @@ export type ClusterStatusResult =
       node_id: string;
       /** Whether this node holds its goals because it could not renew its lease (cluster/fence.ts). */
       fence: FenceStatus;
-      /** Empty when this node is fenced and cannot read Redis (`redis.unreachable` says why). */
+      /** This node alone, from its memory, when it cannot read Redis (`redis.unreachable` says why). */
       nodes: NodeStatus[];
       /** How Redis keeps the cluster's state: "none" means a Redis restart loses queued goals. */
       redis: { persistence: RedisPersistence; unreachable?: string };

@@ -11,14 +11,17 @@
 // within a second or so, one it does not answer in time times out, each with an error that
 // says so. A sender that gives up withdraws its command (commands.ts: a node acts on a command
 // only if it takes it first), and a sender whose command was taken waits for the answer
-// rather than say it failed.
+// rather than say it failed. Redis failing on the way out (the alive check, the reply
+// stream's tip, the send; each bounded) is cluster_unavailable naming the step and Redis,
+// never a raw error: callers (goal.cancel, a watch) act on that code.
 
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import { type Redis, ReplyError } from "ioredis";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { checkedReply, replyRequestId } from "./command-replies.js";
 import { type Command, type Envelope, REPLY_TTL_SECONDS, settle } from "./commands.js";
 import { READ_BLOCK_MS } from "./connections.js";
+import { REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import { blockingReader, streamTip } from "./event-stream.js";
 import { RedisKeys } from "./redis-keys.js";
 
@@ -54,7 +57,19 @@ export class CommandSender {
     const { redis } = this;
     if (this.closed)
       throw new AidoError(ErrorCode.clusterUnavailable, "this node is leaving the cluster", { node });
-    if ((await redis.exists(RedisKeys.alive(node))) === 0) {
+    const unreachable = (step: string, e: unknown, after = "nothing was sent"): never => {
+      // An error Redis answered with (a refusal) is not a Redis that cannot be reached.
+      const what = e instanceof ReplyError ? "refused a command" : "cannot be reached";
+      throw new AidoError(
+        ErrorCode.clusterUnavailable,
+        `the cluster's Redis ${what} (${step} for ${command.type} to node ${node}: ${errorMessage(e)}); ${after}`,
+        { node },
+      );
+    };
+    const alive = await withTimeout(redis.exists(RedisKeys.alive(node)), REDIS_ANSWER_MS).catch(
+      (e: unknown) => unreachable("asking whether the node heartbeats", e),
+    );
+    if (alive === 0) {
       throw new AidoError(
         ErrorCode.clusterUnavailable,
         `node ${node} is not heartbeating; nobody can act on its goal now`,
@@ -62,7 +77,9 @@ export class CommandSender {
       );
     }
     // Read from before the command goes out: its answer cannot land before the point read from.
-    this.last ??= await streamTip(redis, RedisKeys.replies(this.nodeId));
+    this.last ??= await withTimeout(streamTip(redis, RedisKeys.replies(this.nodeId)), REDIS_ANSWER_MS).catch(
+      (e: unknown) => unreachable("reading where its answers will start", e),
+    );
     const requestId = randomUUID();
     const envelope: Envelope = { request_id: requestId, reply_to: this.nodeId, command };
     let answered: (raw: string) => void = () => {};
@@ -74,13 +91,28 @@ export class CommandSender {
       // Pending for as long as this sender may wait, and then some: a node that reads it later
       // finds it expired and does not act on it.
       const ttl = Math.ceil(timeoutMs / 1000) + REPLY_TTL_SECONDS;
-      const sent = await redis
-        .multi()
-        .set(RedisKeys.request(requestId), "pending", "EX", ttl)
-        .xadd(RedisKeys.commands(node), "MAXLEN", "~", COMMANDS_MAXLEN, "*", "c", JSON.stringify(envelope))
-        .exec();
+      // Failing here, it may have reached Redis all the same (the answer lost, not the write).
+      const sent = await withTimeout(
+        redis
+          .multi()
+          .set(RedisKeys.request(requestId), "pending", "EX", ttl)
+          .xadd(RedisKeys.commands(node), "MAXLEN", "~", COMMANDS_MAXLEN, "*", "c", JSON.stringify(envelope))
+          .exec(),
+        REDIS_ANSWER_MS,
+      ).catch((e: unknown) =>
+        unreachable(
+          "sending it",
+          e,
+          `if it reached Redis, node ${node} may still act on it once Redis is back`,
+        ),
+      );
       const refused = (sent ?? []).find(([e]) => e !== null)?.[0];
-      if (!sent || refused) throw refused ?? new Error(`Redis did not take ${command.type} for node ${node}`);
+      if (!sent || refused)
+        throw new AidoError(
+          ErrorCode.clusterUnavailable,
+          `the cluster's Redis refused ${command.type} for node ${node} (${refused ? errorMessage(refused) : "its transaction was aborted"}); nothing was sent`,
+          { node },
+        );
       this.readReplies();
       const raw = await this.awaitAnswer(node, command, requestId, answer, timeoutMs);
       return checkedReply(command, node, raw);

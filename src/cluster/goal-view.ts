@@ -145,7 +145,15 @@ export class ClusterGoals {
 
   /** goal.status for any goal of the cluster (the local row of a goal from before cluster mode). */
   async status(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
-    const mirrored = await readMirror(() => this.mirror.status(goalId));
+    let mirrored: ClusterGoalStatus | undefined;
+    try {
+      mirrored = await readMirror(() => this.mirror.status(goalId));
+    } catch (e) {
+      // Redis away: a goal this node runs, or that ended here, is answered from its own record.
+      const own = this.ownRecord(goalId);
+      if (own === undefined) throw e;
+      return own;
+    }
     if (mirrored === undefined) return this.rt.goals.status(goalId);
     // Ours and running: the live usage is here.
     const ours = mirrored.node === this.identity.nodeId && !TERMINAL.has(mirrored.state);
@@ -165,6 +173,17 @@ export class ClusterGoals {
     if (s.node !== nodeId || TERMINAL.has(s.state) || this.rt.goals.isLive(s.goal_id)) return undefined;
     const local = this.ownEnd(s.goal_id);
     return local && { ...local, node: nodeId, submitted_via: s.submitted_via };
+  }
+
+  /**
+   * This node's own record of a goal it runs or that ended here (not by the shutdown: it may
+   * have gone back to the queue), as goal.status answers it while Redis cannot be read.
+   */
+  private ownRecord(goalId: string): (GoalStatus & { node: string }) | undefined {
+    const node = this.identity.nodeId;
+    if (this.rt.goals.isLive(goalId)) return { ...this.rt.goals.status(goalId), node };
+    const ended = this.ownEnd(goalId);
+    return ended && { ...ended, node };
   }
 
   /** The goal's end in this node's own database, if it ended here (and not by the shutdown). */
@@ -355,7 +374,14 @@ export class ClusterGoals {
 
   /** `local()` when this node runs (ran) the goal or the cluster does not know it; else its node's answer to `command`. */
   private async askOwner<T>(goalId: string, command: Command, local: () => T): Promise<T> {
-    const s = await readMirror(() => this.mirror.status(goalId));
+    let s: ClusterGoalStatus | undefined;
+    try {
+      s = await readMirror(() => this.mirror.status(goalId));
+    } catch (e) {
+      // Redis away: a goal this node runs, or that ended here, is answered here all the same.
+      if (this.ownRecord(goalId) === undefined) throw e;
+      return local();
+    }
     if (s?.node === undefined || s.node === this.identity.nodeId) return local();
     return (await this.sender.send(s.node, command, COMMAND_TIMEOUT_MS)) as T;
   }

@@ -16,7 +16,7 @@ export async function writeHeartbeat(
   ctx: Pick<NodeContext, "redis" | "identity" | "config">,
   startedAt: number,
   running: string[],
-): Promise<void> {
+): Promise<number> {
   const { nodeId, keyId, publicKeyPem, host } = ctx.identity;
   const now = Date.now();
   await ctx.redis
@@ -36,6 +36,7 @@ export async function writeHeartbeat(
       goals: JSON.stringify(running),
     })
     .exec();
+  return now;
 }
 
 /** Whether `node`'s lease key is there (it heartbeated within its lease). */
@@ -76,6 +77,29 @@ export interface NodeStatus {
    * shown, the others as none, and the other nodes are listed all the same.
    */
   malformed?: string;
+}
+
+/**
+ * This node as cluster.status lists it when Redis cannot be read: from its memory, as its
+ * heartbeat would write it (`lastBeat`: the last heartbeat Redis took, if any). It runs (it
+ * answers), so it is listed up; whether the others take it for alive is not known.
+ */
+export function ownStatus(
+  ctx: Pick<NodeContext, "identity" | "config">,
+  running: string[],
+  lastBeat: number | undefined,
+): NodeStatus {
+  return {
+    node_id: ctx.identity.nodeId,
+    alive: true,
+    last_heartbeat: lastBeat === undefined ? null : new Date(lastBeat).toISOString(),
+    key_id: ctx.identity.keyId,
+    host: ctx.identity.host,
+    pid: process.pid,
+    running: running.length,
+    capacity: ctx.config.limits.maxConcurrentGoals,
+    goals: running,
+  };
 }
 
 /** Every node that ever joined, whether it heartbeats, its load and goals. */

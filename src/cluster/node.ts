@@ -48,6 +48,7 @@ import {
   isAlive,
   listNodes,
   type NodeStatus,
+  ownStatus,
   redisPersistence,
   writeHeartbeat,
 } from "./node-status.js";
@@ -85,6 +86,8 @@ export class ClusterNode implements Liveness {
   private commands: { stop(): void } | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
+  /** When the last heartbeat Redis took was written (cluster.status from memory). */
+  private lastBeat: number | undefined;
   /** Every connection this node opened, closed by stop(). */
   private readonly connections: Redis[] = [];
   /** Since when the node's Redis connection has been up (undefined while it is down). */
@@ -290,6 +293,11 @@ export class ClusterNode implements Liveness {
     return listNodes(this.ctx);
   }
 
+  /** This node as cluster.status lists it, from memory (when Redis cannot be read). */
+  self(): NodeStatus {
+    return ownStatus(this.ctx, this.runner.running(), this.lastBeat);
+  }
+
   /**
    * The heartbeat timer (and a reconnect): a pause past the lease is noted at once, then one
    * heartbeat runs unless one is under way (then only the lease is renewed): overlapping ones
@@ -338,7 +346,10 @@ export class ClusterNode implements Liveness {
     // meanwhile, and lifts once a renewal is answered (the connection back, or a new one).
     const answered = this.hold.fence.sending();
     const write = writeHeartbeat(this.ctx, this.startedAt, this.runner.running())
-      .then(answered)
+      .then((at) => {
+        this.lastBeat = at;
+        answered();
+      })
       .finally(() => {
         if (this.renewing === write) this.renewing = undefined;
       });

@@ -7,7 +7,7 @@
 import { type ClusterEvent, readEvents, streamTip } from "../cluster/event-stream.js";
 import type { ClusterNode } from "../cluster/node.js";
 import { RedisKeys } from "../cluster/redis-keys.js";
-import { errorMessage } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { TERMINAL } from "../kernel/goal-store.js";
 import { toWireEvent, type WireEvent } from "./events.js";
 import {
@@ -73,18 +73,21 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
         redis: { persistence: await node.redisPersistence() },
       };
     } catch (e) {
-      // A fenced node cut off from Redis still says so (and why its goals wait).
-      if (!fence.fenced) throw e;
+      // Cut off from Redis (fenced or not), a node still answers: itself from memory, and
+      // that Redis cannot be reached (and, fenced, why its goals wait).
       return {
         enabled: true,
         node_id: node.identity.nodeId,
         fence,
-        nodes: [],
-        redis: { persistence: "unknown", unreachable: errorMessage(e) },
+        nodes: [node.self()],
+        redis: { persistence: "unknown", unreachable: errorMessage(e).replace(UNREACHABLE, "") },
       };
     }
   },
 };
+
+/** What readMirror's error begins with: redis.unreachable is what follows (its readers say the rest). */
+const UNREACHABLE = /^the cluster's Redis cannot be reached: /;
 
 /** The manifest a client sent, held to this node's ceiling (the owner holds it to its own too). */
 function admitted(ctx: MethodContext, manifest: unknown): unknown {
@@ -116,8 +119,12 @@ async function subscribeCluster(
   const key = goalId === undefined ? RedisKeys.allEvents : RedisKeys.goalEvents(goalId);
   // Every goal's, with Redis away: this node's events at once, the others' once Redis answers.
   const tip = await streamTip(node.redis, key).catch((e: unknown) => {
-    if (goalId !== undefined) throw e;
-    return undefined;
+    if (goalId === undefined) return undefined;
+    throw new AidoError(
+      ErrorCode.clusterUnavailable,
+      `the events of goal ${goalId} are read from the cluster's Redis, which cannot be reached: ${errorMessage(e)}`,
+      { goal_id: goalId },
+    );
   });
   let ended = false;
   let reader: { stop(): void } | undefined;

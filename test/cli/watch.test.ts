@@ -722,6 +722,47 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
     expect(back).not.toContain("STALE");
   });
 
+  it("shows this node as it answers, cut off from Redis: alone before any read, beside the others last read after", () => {
+    const AT = "2025-01-01T10:00:06.000Z";
+    const LATER = "2025-01-01T10:00:12.000Z";
+    const node = {
+      node_id: "n1",
+      alive: true,
+      last_heartbeat: "2025-01-01T10:00:05.000Z",
+      key_id: "k1",
+      host: "h",
+      pid: 1,
+      running: 1,
+      capacity: 4,
+      goals: ["g1"],
+    };
+    // What cluster-methods.ts answers on a node that cannot read Redis: itself, from memory.
+    const cut = {
+      enabled: true,
+      node_id: "n1",
+      fence: { on_redis_loss: "finish", fenced: false },
+      nodes: [{ ...node, running: 3, goals: ["g1", "g2", "g3"] }],
+      redis: { persistence: "unknown", unreachable: "connect ECONNREFUSED" },
+    } as ClusterStatusResult;
+    const alone = renderFrame(withClusterStatus(initialWatchState({ goalId: null }), cut, AT), 160).join(
+      "\n",
+    );
+    expect(alone).toContain("  n1 (this)  up  load 3/4");
+    expect(alone).toContain("  STALE (never read): Redis cannot be reached: connect ECONNREFUSED");
+    const ok = {
+      enabled: true,
+      node_id: "n1",
+      fence: { on_redis_loss: "finish", fenced: false },
+      nodes: [node, { ...node, node_id: "n2", running: 0 }],
+      redis: { persistence: "aof" },
+    } as ClusterStatusResult;
+    const read = withClusterStatus(initialWatchState({ goalId: null }), ok, AT);
+    const after = renderFrame(withClusterStatus(read, cut, LATER), 160).join("\n");
+    expect(after).toContain("  n1 (this)  up  load 3/4");
+    expect(after).toContain("  n2  up  load 0/4");
+    expect(after).toContain("  STALE (as of 10:00:06): Redis cannot be reached");
+  });
+
   it("a goal.list or approval.list read while the stream runs (Redis back) does not undo an end or an answer the stream gave", () => {
     const approval = {
       id: "ap1",

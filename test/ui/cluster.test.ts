@@ -13,6 +13,7 @@ import {
   forGoal,
   manifest,
   type Node,
+  type RedisServer,
   startNode,
   startRedis,
   stopAll,
@@ -22,6 +23,7 @@ import { type ProviderServer, startProviderServer, turn } from "../support/provi
 import { ensureUiBuilt, laptopPage, launchBrowser } from "./browser.js";
 
 let server: ProviderServer;
+let redisServer: RedisServer;
 /** Connected as Redis's default user before the nodes joined (the test's view of Redis). */
 let raw: Redis;
 let a: Node;
@@ -34,12 +36,13 @@ beforeAll(async () => {
   requireDocker();
   ensureUiBuilt();
   server = await startProviderServer();
-  const redis = await startRedis();
-  raw = connectRedis(redis.url);
+  redisServer = await startRedis();
+  raw = connectRedis(redisServer.url);
   await raw.ping();
   [a, b] = await Promise.all([
-    startNode(server, redis.url, "ui-node-a", { capacity: 2 }),
-    startNode(server, redis.url, "ui-node-b", { capacity: 2 }),
+    startNode(server, redisServer.url, "ui-node-a", { capacity: 2 }),
+    // Never fenced: Redis stopped, the page says Redis cannot be reached (not the fence).
+    startNode(server, redisServer.url, "ui-node-b", { capacity: 2, onRedisLoss: "finish" }),
   ]);
   const opened = await (await b.client()).call("ui.open", {});
   browser = await launchBrowser();
@@ -135,4 +138,44 @@ describe("the dashboard of a cluster node", () => {
       await redis.del(`aido:goal:${goalId}`);
     }
   }, 60_000);
+
+  it("shows a node's malformed record, and says when this node cannot reach Redis", async () => {
+    await raw.sadd("aido:nodes", "ui-node-bad");
+    await raw.hset("aido:node:ui-node-bad", { node_id: "ui-node-bad", running: "many" });
+    const base = page.url().split("#")[0];
+    try {
+      await page.goto(`${base}#/`);
+      const bad = page.getByTestId("cluster").locator("tr[data-node=ui-node-bad]");
+      await expect
+        .poll(() => bad.getByTestId("node-malformed").textContent({ timeout: 5_000 }), { timeout: 15_000 })
+        .toContain("running is not a count");
+    } finally {
+      await raw.srem("aido:nodes", "ui-node-bad");
+      await raw.del("aido:node:ui-node-bad");
+    }
+    raw.on("error", () => {});
+    await redisServer.stop();
+    try {
+      // The panel: this node as it says now, the others as last read, and why.
+      await expect
+        .poll(() => page.getByTestId("cluster-unreachable").textContent({ timeout: 5_000 }), {
+          timeout: 15_000,
+        })
+        .toContain("Redis cannot be reached from this node");
+      const panel = page.getByTestId("cluster");
+      expect(await panel.locator("tr[data-node=ui-node-b]").textContent()).toContain("(this node)");
+      expect(await panel.locator("tr[data-node=ui-node-a]").count()).toBe(1);
+      expect(await page.getByTestId("cluster-stale").textContent()).toContain("Other nodes as of");
+      // The goal page says it too.
+      await page.goto(`${base}#/goals/g_ui_redis_down`);
+      await expect
+        .poll(() => page.getByTestId("cluster-unreachable").textContent({ timeout: 5_000 }), {
+          timeout: 15_000,
+        })
+        .toContain("Redis cannot be reached from this node");
+    } finally {
+      await redisServer.start();
+    }
+    await expect.poll(() => page.getByTestId("cluster-note").count(), { timeout: 20_000 }).toBe(0);
+  }, 90_000);
 });

@@ -1,7 +1,7 @@
 // cli/commands/cluster.ts — `aido cluster status`: the nodes of the cluster this daemon is
 // part of (docs/scale-out.md), each with whether it heartbeats, its load and its running
 // goals, and whether this node is fenced (cluster/fence.ts). Exit 1 when the daemon is not in
-// a cluster, a node stopped heartbeating, or this node is fenced.
+// a cluster, a node stopped heartbeating, this node is fenced, or it cannot reach Redis.
 
 import { UNPERSISTED_REDIS } from "../../cluster/redis-url.js";
 import { inert } from "../../security/terminal-text.js";
@@ -28,7 +28,11 @@ export const clusterStatus: Command = {
       ctx.io.out(
         `this node: ${inert(r.node_id)}${fence?.fenced ? `  FENCED${fence.fenced_since ? ` since ${fence.fenced_since.slice(0, 19).replace("T", " ")}` : ""}: it could not renew its lease; its goals wait until Redis answers and it has looked which are still its own` : ""}`,
       );
-      if (r.redis.unreachable) ctx.io.err(`Redis cannot be reached from this node: ${r.redis.unreachable}`);
+      // Then this node alone is listed, from its memory: the others' state is not known.
+      if (r.redis.unreachable)
+        ctx.io.err(
+          `Redis cannot be reached from this node: ${inert(r.redis.unreachable)}; this node alone is listed, from its memory`,
+        );
       for (const n of r.nodes) {
         const beat = n.last_heartbeat ? n.last_heartbeat.slice(0, 19).replace("T", " ") : "never";
         ctx.io.out(
@@ -43,6 +47,6 @@ export const clusterStatus: Command = {
       ctx.io.out(`redis persistence: ${p}`);
       if (p === "none") ctx.io.err(`warning: ${UNPERSISTED_REDIS}`);
     }
-    return r.nodes.every((n) => n.alive) && !r.fence?.fenced ? 0 : 1;
+    return r.nodes.every((n) => n.alive) && !r.fence?.fenced && !r.redis?.unreachable ? 0 : 1;
   },
 };

@@ -114,6 +114,30 @@ async function knownAgents(
   }
 }
 
+/** How often a watch whose goal the cluster cannot answer for asks again. */
+const UNREACHABLE_RETRY_MS = 2_000;
+
+/**
+ * The goal's status. In a cluster with Redis away a node answers for its own goals from its
+ * own record; another node's goal cannot be read: said once, and asked again until it can
+ * (Ctrl-C leaves).
+ */
+async function reachableStatus(ctx: CommandContext, client: AidoClient, goalId: string) {
+  let said = false;
+  for (;;) {
+    try {
+      const s = await client.call("goal.status", { goal_id: goalId });
+      if (said) ctx.io.err(`aido watch: the cluster answers again`);
+      return s;
+    } catch (e) {
+      if (!(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable)) throw e;
+      if (!said) ctx.io.err(`aido watch: the cluster cannot be reached (${errorMessage(e)}); retrying`);
+      said = true;
+      await new Promise((r) => setTimeout(r, UNREACHABLE_RETRY_MS));
+    }
+  }
+}
+
 /** Watch until the goal ends (goalId) or the stream ends (all goals). Returns the exit code. */
 export async function watchGoal(
   ctx: CommandContext,
@@ -122,7 +146,7 @@ export async function watchGoal(
   json = false,
 ): Promise<number> {
   const config = await ctx.config();
-  const goal = goalId === undefined ? undefined : await client.call("goal.status", { goal_id: goalId });
+  const goal = goalId === undefined ? undefined : await reachableStatus(ctx, client, goalId);
   const agents = await knownAgents(ctx, client, goalId);
   // In a cluster with Redis away the approvals are read once it answers (cluster-panel.ts).
   const waiting = await client
@@ -166,7 +190,12 @@ export async function watchGoal(
         async (close) => {
           // The goal may have ended between goal.status and the subscription: check once more.
           if (goalId === undefined) return;
-          const again = await client.call("goal.status", { goal_id: goalId });
+          // Redis gone meanwhile: the stream tells the end (a node's own goal streams from it).
+          const again = await client.call("goal.status", { goal_id: goalId }).catch((e: unknown) => {
+            if (e instanceof AidoError && e.code === ErrorCode.clusterUnavailable) return undefined;
+            throw e;
+          });
+          if (again === undefined) return;
           if (isFinished(again) && !state.finished) {
             state = withGoalStatus(state, again);
             close();

@@ -73,10 +73,13 @@ export function withClusterStatus(
     asOf: at,
   };
   if (answer.redis?.unreachable) {
-    // A node that cannot read Redis answers with no nodes (a fenced one): those last read
-    // stay, said stale since they were read, rather than an empty panel "as of" now.
+    // A node that cannot read Redis answers with itself alone, from its memory: the others
+    // last read stay, said stale since they were read, rather than a panel of one "as of" now
+    // (before any read, this node alone is shown).
     view.problem = `Redis cannot be reached: ${answer.redis.unreachable}`;
-    view.nodes = s.cluster?.nodes ?? [];
+    const own = view.nodes.find((n) => n.id === answer.node_id);
+    const last = s.cluster?.nodes ?? [];
+    view.nodes = last.length === 0 ? view.nodes : last.map((n) => (n.id === answer.node_id ? (own ?? n) : n));
     if (s.cluster?.asOf === undefined) delete view.asOf;
     else view.asOf = s.cluster.asOf;
   }

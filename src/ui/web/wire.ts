@@ -102,9 +102,20 @@ export interface ClusterNode {
   running: number;
   capacity: number;
   goals: string[];
+  /** What is wrong with its record in Redis (its fields shown are what could be read). */
+  malformed?: string;
 }
 
-export type ClusterStatus = { enabled: false } | { enabled: true; node_id: string; nodes: ClusterNode[] };
+export type ClusterStatus =
+  | { enabled: false }
+  | {
+      enabled: true;
+      node_id: string;
+      /** This node alone, from its memory, when it cannot read Redis (`redis.unreachable`). */
+      nodes: ClusterNode[];
+      fence?: { fenced: boolean; fenced_since?: string; on_redis_loss: string };
+      redis?: { persistence: string; unreachable?: string };
+    };
 
 export interface Grant {
   id: string;

@@ -17,6 +17,7 @@ import {
   withGoals,
 } from "../live.js";
 import type { Agent, AuditEntry, Goal, Intent } from "../wire.js";
+import { GoalClusterNote } from "./cluster.js";
 import { IntentItem, Plans } from "./plans.js";
 import { SnapshotsSection } from "./snapshots.js";
 
@@ -240,6 +241,7 @@ export function GoalPage({ store, goalId }: { store: LiveStore; goalId: string }
   return (
     <>
       <Section title="Goal" id="goal">
+        <GoalClusterNote store={store} />
         <ErrorNote error={error} />
         {goal ? (
           <>

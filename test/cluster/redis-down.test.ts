@@ -1,0 +1,197 @@
+// A cluster's one view when its Redis fails, with real agentd nodes on a real redis-server
+// (cluster/command-sender.ts, goal-view.ts, daemon/cluster-methods.ts, cli/watch): a Redis
+// failure on a routed command's path is cluster_unavailable naming Redis, not a raw
+// `internal`; with Redis stopped a node that is not fenced still answers cluster.status
+// (itself, from memory, and that Redis cannot be reached), answers goal.status of its own
+// goal from its own record, and a watch of its goal starts; a watch of another node's goal
+// says the cluster cannot be reached and follows the goal once Redis is back.
+
+import type { Redis } from "ioredis";
+import { beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
+import { AidoError } from "../../src/errors.js";
+import { until } from "../daemon/process.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
+
+let server: ProviderServer;
+let redisServer: RedisServer;
+let raw: Redis;
+let owner: Node;
+let asker: Node;
+withCluster((c) => {
+  server = c.server;
+  redisServer = c.redis;
+  raw = c.raw;
+});
+
+beforeAll(async () => {
+  // Never fenced: what a node answers with Redis away, not what the fence holds.
+  owner = await startNode(server, redisServer.url, "down-owner", { onRedisLoss: "finish" });
+  asker = await startNode(server, redisServer.url, "down-asker", { onRedisLoss: "finish" });
+}, 60_000);
+
+/** A goal the cluster says `node` runs (its hash, as a node mirrors it). */
+async function goalOn(node: string, goalId: string): Promise<void> {
+  await raw.hset(`aido:goal:${goalId}`, {
+    goal_id: goalId,
+    state: "running",
+    owner: node,
+    goal: "a goal another node runs",
+    created_at: String(Date.now()),
+    started_at: String(Date.now()),
+    submitted_via: node,
+  });
+}
+
+async function failure(p: Promise<unknown>): Promise<AidoError> {
+  const e = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(e instanceof AidoError)) throw new Error(`expected an Aido error, got ${String(e)}`);
+  return e;
+}
+
+/** The frames a terminal watch drew (the last is what the screen shows). */
+function terminal() {
+  const written: string[] = [];
+  return {
+    screen: { write: (t: string) => written.push(t), isTTY: true, columns: 220 },
+    last: (): string => written.join("").split("\x1b[J").at(-1) ?? "",
+  };
+}
+
+function watchOne(n: Node, goalId: string, tty: ReturnType<typeof terminal>, err: string[]) {
+  return runCli(
+    ["watch", goalId],
+    { out: () => {}, err: (l: string) => err.push(l), interactive: false, screen: tty.screen },
+    { ...n.home.env, AIDO_HOME: n.home.dir },
+  );
+}
+
+describe("a Redis failure on a routed command's path", () => {
+  // First: the asker reads its reply stream's tip with its first routed command.
+  it("reading where the answers start is cluster_unavailable naming Redis", async () => {
+    const goalId = "g_downtip";
+    await goalOn(owner.id, goalId);
+    const replies = `aido:node:${asker.id}:replies`;
+    await raw.set(replies, "not a stream"); // a Redis writer's: every read of it fails
+    try {
+      const e = await failure((await asker.client()).call("agent.list", { goal_id: goalId }));
+      expect(e.code).toBe("cluster_unavailable");
+      expect(e.message).toMatch(
+        /the cluster's Redis refused a command \(reading where its answers will start for agent\.list to node down-owner: WRONGTYPE/,
+      );
+      expect(e.message).toContain("nothing was sent");
+    } finally {
+      await raw.del(replies);
+    }
+    // Redis right again: the same read is answered by its node.
+    expect((await (await asker.client()).call("agent.list", { goal_id: goalId })).agents).toEqual([]);
+  }, 60_000);
+
+  it("a send Redis refuses is cluster_unavailable, and goal.cancel looks the goal up again", async () => {
+    const goalId = "g_downsend";
+    await goalOn(owner.id, goalId);
+    const commands = `aido:node:${owner.id}:commands`;
+    await raw.del(commands);
+    await raw.set(commands, "not a stream");
+    try {
+      const e = await failure((await asker.client()).call("goal.cancel", { goal_id: goalId }));
+      expect(e.code).toBe("cluster_unavailable");
+      expect(e.message).toMatch(/the cluster's Redis refused goal\.cancel for node down-owner \(WRONGTYPE/);
+      expect(e.message).toContain("nothing was sent");
+    } finally {
+      await raw.del(commands);
+    }
+  }, 60_000);
+});
+
+describe("Redis stopped", () => {
+  it("a node answers cluster.status and its own goal; a watch of another node's goal retries until Redis is back", async () => {
+    const marker = "down-own-goal";
+    server.script(forGoal(marker), [
+      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+      turn.text(`finished ${marker}`),
+    ]);
+    const a = await owner.client();
+    const { goal_id } = await a.call("goal.submit", {
+      goal: `write ${marker}`,
+      manifest: manifest({ approve: true }),
+    });
+    const pending = await until(async () =>
+      (await a.call("approval.list", {})).approvals.find((p) => p.goal_id === goal_id),
+    );
+    const ownId = (await a.call("goal.status", { goal_id })).node;
+    const own = ownId === owner.id ? owner : asker;
+    const other = own === owner ? asker : owner;
+    raw.on("error", () => {});
+
+    await redisServer.stop();
+    const ownTty = terminal();
+    const otherTty = terminal();
+    const ownErr: string[] = [];
+    const otherErr: string[] = [];
+    let watchingOwn: Promise<number> | undefined;
+    let watchingOther: Promise<number> | undefined;
+    try {
+      // cluster.status: this node from memory, and that Redis cannot be reached.
+      const status = await (await other.client()).call("cluster.status", {});
+      if (!status.enabled) throw new Error("not a cluster");
+      expect(status.fence.fenced).toBe(false);
+      expect(status.redis.unreachable).toBeTruthy();
+      expect(status.nodes.map((n) => n.node_id)).toEqual([other.id]);
+      expect(status.nodes[0]).toMatchObject({ alive: true, capacity: 2, running: 0 });
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(
+        ["cluster", "status"],
+        { out: (l: string) => out.push(l), err: (l: string) => err.push(l), interactive: false },
+        { ...other.home.env, AIDO_HOME: other.home.dir },
+      );
+      expect(code).toBe(1);
+      expect(err.join("\n")).toMatch(/Redis cannot be reached from this node: .*this node alone is listed/);
+      expect(out.join("\n")).toMatch(new RegExp(`${other.id} +up `));
+
+      // goal.status: the node that runs it answers from its own record; the other cannot.
+      const s = await (await own.client()).call("goal.status", { goal_id });
+      expect(s).toMatchObject({ goal_id, state: "running", node: own.id });
+      const e = await failure((await other.client()).call("goal.status", { goal_id }));
+      expect(e.code).toBe("cluster_unavailable");
+      // A cancel asked meanwhile is refused, saying why; the goal runs on.
+      const refused = await failure((await other.client()).call("goal.cancel", { goal_id }));
+      expect(refused.code).toBe("cluster_unavailable");
+      expect(refused.message).toContain("the cluster's Redis cannot be reached");
+      // Its agents, from the node that runs it: answered there from its own records.
+      expect((await (await own.client()).call("agent.list", { goal_id })).agents.length).toBeGreaterThan(0);
+
+      watchingOwn = watchOne(own, goal_id, ownTty, ownErr);
+      watchingOther = watchOne(other, goal_id, otherTty, otherErr);
+      await until(async () =>
+        ownTty.last().includes(`goal ${goal_id}  running  on node ${own.id}`) ? true : undefined,
+      );
+      await until(async () =>
+        otherErr.some((l) => /the cluster cannot be reached \(.*Redis.*\); retrying/.test(l))
+          ? true
+          : undefined,
+      );
+    } finally {
+      await redisServer.start();
+    }
+    await until(
+      async () => (otherErr.some((l) => l.includes("the cluster answers again")) ? true : undefined),
+      30_000,
+    );
+    await until(
+      async () => (otherTty.last().includes(`goal ${goal_id}  running`) ? true : undefined),
+      30_000,
+    );
+    // Answered: the goal ends, and both watches with it.
+    await (await own.client()).call("approval.respond", { id: pending.id, decision: "allow_once" });
+    expect(await watchingOwn).toBe(0);
+    expect(await watchingOther).toBe(0);
+    expect(ownErr.join("\n")).not.toMatch(/cluster cannot be reached/);
+  }, 120_000);
+});
