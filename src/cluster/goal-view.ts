@@ -313,7 +313,17 @@ export class ClusterGoals {
 
   private async cancelOnce(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
     for (let attempt = 0; ; attempt++) {
-      const r = await readMirror(() => this.mirror.cancelQueued(goalId));
+      let r: Awaited<ReturnType<typeof this.mirror.cancelQueued>>;
+      try {
+        r = await readMirror(() => this.mirror.cancelQueued(goalId));
+      } catch (e) {
+        // Redis away, and the goal runs in this Runtime: the person's cancel is not refused for
+        // that. It ends here as any cancel does; its end reaches Redis with the next heartbeat
+        // that is answered (endedHere meanwhile). Any other goal: the error stands.
+        if (!(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable)) throw e;
+        if (!this.rt.goals.isLive(goalId)) throw e;
+        return { ...this.rt.goals.cancel(goalId), node: this.identity.nodeId };
+      }
       if (r.kind === "missing") return this.rt.goals.cancel(goalId);
       if (r.kind === "cancelled") {
         await this.queue.remove(goalId).catch(() => 0);

@@ -3,8 +3,9 @@
 // failure on a routed command's path is cluster_unavailable naming Redis, not a raw
 // `internal`; with Redis stopped a node that is not fenced still answers cluster.status
 // (itself, from memory, and that Redis cannot be reached), answers goal.status of its own
-// goal from its own record, and a watch of its goal starts; a watch of another node's goal
-// says the cluster cannot be reached and follows the goal once Redis is back.
+// goal from its own record and cancels it when asked, and a watch of its goal starts; a
+// watch of another node's goal says the cluster cannot be reached and follows the goal once
+// Redis is back.
 
 import type { Redis } from "ioredis";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -193,5 +194,44 @@ describe("Redis stopped", () => {
     expect(await watchingOwn).toBe(0);
     expect(await watchingOther).toBe(0);
     expect(ownErr.join("\n")).not.toMatch(/cluster cannot be reached/);
+  }, 120_000);
+
+  it("a node cancels a goal it runs while Redis is stopped, and the cluster learns the end once Redis is back", async () => {
+    const marker = "down-cancel-own";
+    server.script(forGoal(marker), [
+      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+      turn.text(`finished ${marker}`),
+    ]);
+    const a = await owner.client();
+    const { goal_id } = await a.call("goal.submit", {
+      goal: `write ${marker}`,
+      manifest: manifest({ approve: true }),
+    });
+    await until(async () => (await a.call("approval.list", {})).approvals.find((p) => p.goal_id === goal_id));
+    const ownId = (await a.call("goal.status", { goal_id })).node;
+    const own = ownId === owner.id ? owner : asker;
+    const other = own === owner ? asker : owner;
+    raw.on("error", () => {});
+    await redisServer.stop();
+    try {
+      // The node that runs it cancels it: Redis being away is no reason to refuse the person.
+      const cancelled = await (await own.client()).call("goal.cancel", { goal_id });
+      expect(cancelled).toMatchObject({ goal_id, node: own.id });
+      // Its agents stop as on a lone daemon: the goal ends cancelled.
+      await until(async () => {
+        const s = await (await own.client()).call("goal.status", { goal_id });
+        return s.state === "cancelled" ? s : undefined;
+      });
+      // Another node cannot reach the goal's owner: refused, saying why.
+      const refused = await failure((await other.client()).call("goal.cancel", { goal_id }));
+      expect(refused.code).toBe("cluster_unavailable");
+    } finally {
+      await redisServer.start();
+    }
+    // The end reaches Redis: the other node sees it cancelled.
+    await until(async () => {
+      const s = await (await other.client()).call("goal.status", { goal_id }).catch(() => undefined);
+      return s?.state === "cancelled" ? s : undefined;
+    }, 30_000);
   }, 120_000);
 });
