@@ -81,17 +81,19 @@ export interface NodeStatus {
 
 /**
  * This node as cluster.status lists it when Redis cannot be read: from its memory, as its
- * heartbeat would write it (`lastBeat`: the last heartbeat Redis took, if any). It runs (it
- * answers), so it is listed up; whether the others take it for alive is not known.
+ * heartbeat would write it (`lastBeat`: the last heartbeat Redis took, if any). `alive` is
+ * what the others read of it: its lease key, set by that heartbeat, lives lease_ms; once that
+ * has run out they take it for dead (and may take its goals over), though it still answers.
  */
 export function ownStatus(
   ctx: Pick<NodeContext, "identity" | "config">,
   running: string[],
   lastBeat: number | undefined,
+  now = Date.now(),
 ): NodeStatus {
   return {
     node_id: ctx.identity.nodeId,
-    alive: true,
+    alive: lastBeat !== undefined && now - lastBeat < ctx.config.cluster.leaseMs,
     last_heartbeat: lastBeat === undefined ? null : new Date(lastBeat).toISOString(),
     key_id: ctx.identity.keyId,
     host: ctx.identity.host,

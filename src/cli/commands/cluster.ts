@@ -38,6 +38,11 @@ export const clusterStatus: Command = {
         ctx.io.out(
           `${inert(n.node_id).padEnd(20)} ${(n.alive ? "up" : "DOWN").padEnd(5)} load ${n.running}/${n.capacity}  last heartbeat ${beat}  key ${inert(n.key_id)}  host ${inert(n.host)}`,
         );
+        // Cut off from Redis past its lease: the others take this node for dead (node-status.ts).
+        if (r.redis.unreachable && n.node_id === r.node_id && !n.alive)
+          ctx.io.out(
+            "  its lease ran out: no heartbeat of it reached Redis within lease_ms, so the other nodes take it for dead and may take its goals over",
+          );
         // Its load and heartbeat above are what could be read of its record (docs/scale-out.md).
         if (typeof n.malformed === "string") ctx.io.out(`  MALFORMED: ${inert(n.malformed)}`);
         if (n.goals.length > 0) ctx.io.out(`  goals: ${n.goals.map(inert).join(" ")}`);
