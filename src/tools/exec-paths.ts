@@ -30,7 +30,10 @@ import { programReads } from "../security/shell-writes.js";
 import { COMPILER_NAMES, passedOnPieces } from "../security/shell-writes-build.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
-/** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
+/**
+ * $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a
+ * command sets HOME, or its exec runs confined with the caller's private folder (below).
+ */
 export const CONTAINER_HOME = "/tmp";
 
 /**
@@ -108,6 +111,11 @@ function underMounts(path: string): boolean {
   return MOUNT_ROOTS.some((root) => path === root || path.startsWith(`${root}/`));
 }
 
+/** Whether canonical `path` is `folder` or lies in it (on a `/` boundary: /tmp/agent-a is not in /tmp/agent). */
+function within(path: string, folder: string): boolean {
+  return path === folder || path.startsWith(`${folder}/`);
+}
+
 class Resolver {
   readonly needs: Need[] = [];
   readonly paths: ResolvedPath[] = [];
@@ -118,6 +126,7 @@ class Resolver {
   constructor(
     private readonly sandbox: SandboxHandle,
     private readonly cwd: string,
+    private readonly privateTmp: string | undefined,
   ) {}
 
   private realpath(path: string): Promise<string> {
@@ -194,6 +203,11 @@ class Resolver {
     this.seen.add(key);
     this.paths.push({ path, access, via });
     if (!underMounts(path)) return;
+    // The caller's private folder: its exec's Landlock domain reads and writes all of it,
+    // whatever the grants (sandbox/executor/confinement.ts confinementArgs), so no grant is
+    // asked for. `path` is canonical: a link in the folder is judged where it leads. The
+    // policy still sees the path (above).
+    if (this.privateTmp !== undefined && within(path, this.privateTmp)) return;
     const kind = access === "read" ? "file_read" : access === "write" ? "file_write" : "file_access";
     this.needs.push({ kind, path, via });
   }
@@ -205,16 +219,21 @@ const describeRedirect = (r: Redirect): string =>
 /**
  * The file needs of an analysed exec command and the canonical paths behind them (see the
  * header), for code that starts in any of `cwds` (a script run after a `cd` may start in several).
+ * `privateTmp`: the caller's private folder, given only when the exec runs confined with HOME
+ * and TMPDIR there (sandbox/executor/exec.ts): `~` and what a program writes in $TMPDIR by
+ * default are judged there (unless the command sets HOME or TMPDIR), and a path in it needs
+ * no grant. Without it, both are /tmp, as an unconfined exec has them.
  */
 export async function execPaths(
   sandbox: SandboxHandle,
   analysis: CommandAnalysis,
   cwds: readonly string[],
+  privateTmp?: string,
 ): Promise<ExecPaths> {
   const out: ExecPaths = { needs: [], paths: [], words: [] };
   const seen = new Set<string>();
   for (const cwd of cwds) {
-    const one = await pathsFrom(sandbox, analysis, cwd);
+    const one = await pathsFrom(sandbox, analysis, cwd, privateTmp);
     for (const n of one.needs) {
       const key = JSON.stringify(n);
       if (!seen.has(key)) out.needs.push(n);
@@ -235,17 +254,26 @@ export async function startDirs(
 ): Promise<string[] | undefined> {
   const paths = possibleDirs(analysis, index);
   if (paths === undefined) return undefined;
-  const r = new Resolver(sandbox, cwd);
+  const r = new Resolver(sandbox, cwd, undefined);
   return [...new Set((await Promise.all(paths.map((p) => r.dir(p)))).map((d) => d.canonical))];
 }
 
-async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd: string): Promise<ExecPaths> {
-  const r = new Resolver(sandbox, cwd);
+async function pathsFrom(
+  sandbox: SandboxHandle,
+  analysis: CommandAnalysis,
+  cwd: string,
+  privateTmp: string | undefined,
+): Promise<ExecPaths> {
+  const r = new Resolver(sandbox, cwd, privateTmp);
   const dirsOf = async (index: number | undefined, local = true): Promise<StartDir[] | undefined> => {
     const paths = possibleDirs(analysis, index, { local });
     return paths === undefined ? undefined : Promise.all(paths.map((p) => r.dir(p)));
   };
-  const home = !analysis.assignedNames.includes("HOME");
+  // What `~` stands for: undefined when the command sets (or unsets) HOME.
+  const home = analysis.assignedNames.includes("HOME") ? undefined : (privateTmp ?? CONTAINER_HOME);
+  // Where a program's $TMPDIR default lands (mktemp, tempfile); one that the command sets is
+  // refused above for them (WRITE_ENV), and left at /tmp here all the same.
+  const tmpdir = analysis.assignedNames.includes("TMPDIR") ? undefined : privateTmp;
   const redirectsDone = new Set<Redirect>();
   const redirect = async (x: Redirect, dirs: StartDir[] | undefined): Promise<void> => {
     if (redirectsDone.has(x)) return;
@@ -335,7 +363,9 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
       // A folder or file no argument names (`tar -x` extracts into the cwd, split makes ./xaa).
       const via = `what ${name} writes`;
       // `~/.less` (lesskey's default): the container's HOME, which the command does not set.
-      if (!t.dynamic && !t.path.startsWith("~/")) await r.judge(t.path, dirs, "write", via, true);
+      if (t.inTmpdir && tmpdir !== undefined && !t.dynamic && within(t.path, "/tmp"))
+        await r.judge(tmpdir + t.path.slice("/tmp".length), dirs, "write", via, true);
+      else if (!t.dynamic && !t.path.startsWith("~/")) await r.judge(t.path, dirs, "write", via, true);
       else {
         const known = knownPart(t.path, home);
         if (known) await r.judge(known.path, dirs, known.whole ? "write" : "any", via, true);
@@ -393,7 +423,7 @@ async function symlinkTargets(
   r: Resolver,
   c: CommandAnalysis["commands"][number],
   dirs: StartDir[] | undefined,
-  home: boolean,
+  home: string | undefined,
 ): Promise<void> {
   const ln = symlinkOperands(c);
   if (!ln) return;
@@ -429,17 +459,17 @@ function writtenPath(text: string, program: string): string | undefined {
 }
 
 /**
- * What a run-time word (as written) is known to name before it runs: `~/x` with the
- * container's HOME (when the command does not set HOME), or the folder in front of the
+ * What a run-time word (as written) is known to name before it runs: `~/x` with `home`
+ * (undefined when the command sets HOME: then unknown), or the folder in front of the
  * first expansion or glob (`/workspace/secret/*` lies in /workspace/secret). `whole`: the
  * word is that path exactly.
  */
-function knownPart(written: string, home: boolean): { path: string; whole: boolean } | undefined {
+function knownPart(written: string, home: string | undefined): { path: string; whole: boolean } | undefined {
   let text = written;
   const tilde = text === "~" || text.startsWith("~/");
   if (tilde) {
-    if (!home) return undefined;
-    text = CONTAINER_HOME + text.slice(1);
+    if (home === undefined) return undefined;
+    text = home + text.slice(1);
   } else if (/^["'][/.]/.test(text)) text = text.slice(1);
   const stop = text.search(/[$`*?[\]\\'"~]/);
   // No expansion in the text: it is run-time for a reason the text does not show (find's {}).
