@@ -4,7 +4,7 @@
 // exec does not have: refused before anything runs, as a write to /tmp. (A guard: main judged
 // every exec so.) The agent may read /workspace/** and write /workspace/out/** only.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, it } from "vitest";
 import { privateTmpOf } from "../../src/gate/confinement.js";
 import { expectOk } from "./fixture.js";
 import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
