@@ -94,6 +94,15 @@ describe("a write in the caller's private folder is judged there and needs no gr
     expect(ls.stdout.trim()).toBe("secret");
   }, 60_000);
 
+  it("does not let a command that moves HOME write where it leads", async () => {
+    // `~` is then not resolved by the judge; Landlock, which has no write rule there, is the wall.
+    for (const command of ["export HOME=/workspace/pub; echo x > ~/f", "HOME=/workspace/pub; echo x > ~/f"]) {
+      const r = await b.exec("worker", command);
+      if (!(r instanceof Error)) expect(r.isError, r.output).toBe(true);
+    }
+    expect(await contentOf("/workspace/pub/f")).toBe("");
+  }, 60_000);
+
   it("refuses a write to another agent's private folder", async () => {
     const r = await b.exec("worker", `echo x > ${tmpOf("other")}/f`);
     expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("other")}/f`));
