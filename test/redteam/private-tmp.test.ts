@@ -103,6 +103,15 @@ describe("a write in the caller's private folder is judged there and needs no gr
     expect(await contentOf("/workspace/pub/f")).toBe("");
   }, 60_000);
 
+  it("does not let a hard link in the private folder write a file it may only read", async () => {
+    // The link is judged a write in the folder (no grant needed) and its target a read. The
+    // folder is another file system than /workspace (and Landlock would refuse a link that
+    // gains the write right): EXDEV, and ~/h is a new file of its own.
+    const r = expectOk(await b.exec("worker", "ln /workspace/pub/secret ~/h; echo x > ~/h; cat ~/h"));
+    expect(r.output).toMatch(/failed to create hard link/);
+    expect(await contentOf("/workspace/pub/secret")).toBe("s\n");
+  }, 60_000);
+
   it("refuses a write to another agent's private folder", async () => {
     const r = await b.exec("worker", `echo x > ${tmpOf("other")}/f`);
     expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("other")}/f`));
