@@ -269,18 +269,19 @@ async function pathsFrom(
     const paths = possibleDirs(analysis, index, { local });
     return paths === undefined ? undefined : Promise.all(paths.map((p) => r.dir(p)));
   };
-  // What `~` stands for: undefined when the command sets (or unsets) HOME.
+  // What `~` and $HOME stand for: undefined when the command sets (or unsets) HOME.
   const home = analysis.assignedNames.includes("HOME") ? undefined : (privateTmp ?? CONTAINER_HOME);
-  // Where a program's $TMPDIR default lands (mktemp, tempfile); one that the command sets is
-  // refused above for them (WRITE_ENV), and left at /tmp here all the same.
+  // $TMPDIR, and where a program's $TMPDIR default lands (mktemp, tempfile): the private folder
+  // when the exec has it; one the command sets is refused for them (WRITE_ENV), and unknown here.
   const tmpdir = analysis.assignedNames.includes("TMPDIR") ? undefined : privateTmp;
+  const vars: KnownVars = { home, tmpdir };
   const redirectsDone = new Set<Redirect>();
   const redirect = async (x: Redirect, dirs: StartDir[] | undefined): Promise<void> => {
     if (redirectsDone.has(x)) return;
     redirectsDone.add(x);
     const access = x.read && x.write ? "readwrite" : x.write ? "write" : "read";
     if (!x.dynamic) return r.judge(x.target, dirs, access, describeRedirect(x), true);
-    const known = knownPart(x.target, home);
+    const known = knownPart(x.target, vars);
     if (known) await r.judge(known.path, dirs, known.whole ? access : "any", describeRedirect(x), true);
   };
   const words: ScopeWord[] = [];
@@ -315,7 +316,7 @@ async function pathsFrom(
     // What it reads from another folder (`patch -d D -i P` reads D/P): judged there too.
     for (const p of programReads(c, name)) {
       const via = `argument ${p.at} of ${name}`;
-      const known = c.argDynamic[p.at] ? knownPart(p.value, home) : { path: p.value, whole: true };
+      const known = c.argDynamic[p.at] ? knownPart(p.value, vars) : { path: p.value, whole: true };
       if (known) await r.judge(known.path, dirs, known.whole ? "read" : "any", via, true);
     }
     // What gcc hands on to ld, as and cc1 in pieces (`-Wl,-T,../F`): judged as their own words are.
@@ -336,7 +337,7 @@ async function pathsFrom(
         // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
         const texts = [...written.map((t) => [t, "write"] as const), ...read.map((t) => [t, "any"] as const)];
         for (const [text, access] of texts) {
-          const known = knownPart(text, home);
+          const known = knownPart(text, vars);
           if (known)
             await r.judge(known.path, dirs, known.whole ? access : "any", `argument ${k} of ${name}`, true);
         }
@@ -367,11 +368,11 @@ async function pathsFrom(
         await r.judge(tmpdir + t.path.slice("/tmp".length), dirs, "write", via, true);
       else if (!t.dynamic && !t.path.startsWith("~/")) await r.judge(t.path, dirs, "write", via, true);
       else {
-        const known = knownPart(t.path, home);
+        const known = knownPart(t.path, vars);
         if (known) await r.judge(known.path, dirs, known.whole ? "write" : "any", via, true);
       }
     }
-    await symlinkTargets(r, c, dirs, home);
+    await symlinkTargets(r, c, dirs, vars);
     if (c.localDirs.length > 0) {
       // `env -C DIR`, `git -C DIR`, `tar -C DIR`: the folder it runs in is read, like a cd target.
       const base = await dirsOf(i, false);
@@ -385,7 +386,7 @@ async function pathsFrom(
       if (!f.dynamic) await r.judge(f.path, dirs, access, via, true);
       else {
         // `curl -o "/workspace/out/$F"`: the part known before run time is judged.
-        const known = knownPart(f.path, home);
+        const known = knownPart(f.path, vars);
         if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
       }
     }
@@ -404,7 +405,7 @@ async function pathsFrom(
       await r.judge(f.path, dirs, access, via, true);
       continue;
     }
-    const known = knownPart(f.path, home);
+    const known = knownPart(f.path, vars);
     if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
   }
   // Redirections of statements with no command (`> file`, `X=1 < file`) may stand anywhere.
@@ -423,13 +424,13 @@ async function symlinkTargets(
   r: Resolver,
   c: CommandAnalysis["commands"][number],
   dirs: StartDir[] | undefined,
-  home: string | undefined,
+  vars: KnownVars,
 ): Promise<void> {
   const ln = symlinkOperands(c);
   if (!ln) return;
   for (const t of ln.targets) {
-    const known = t.dynamic ? knownPart(t.value, home) : { path: t.value, whole: true };
-    if (!known || known.path.startsWith("/")) continue;
+    const part = t.dynamic ? knownPart(t.value, vars) : { path: t.value, whole: true };
+    if (!part || part.path.startsWith("/")) continue;
     const via = `argument ${t.at} of ln -s, the link's target from the link's folder`;
     for (const place of ln.places) {
       if (place.dynamic) {
@@ -441,7 +442,7 @@ async function symlinkTargets(
       }
       const folders = place.folder ? [place.path] : [place.path, posix.dirname(place.path)];
       for (const folder of new Set(folders)) {
-        const written = `${folder}/${known.path}`;
+        const written = `${folder}/${part.path}`;
         await r.judge(written, dirs, "any", via, true);
       }
     }
@@ -458,18 +459,31 @@ function writtenPath(text: string, program: string): string | undefined {
   return text;
 }
 
+/** What `~`/$HOME and $TMPDIR are known to be before the command runs (undefined: not known). */
+interface KnownVars {
+  home: string | undefined;
+  tmpdir: string | undefined;
+}
+
+/** `$HOME`, `${HOME}`, `"$HOME"`, `"${HOME}"` (or TMPDIR) at the start of a word, before a `/` or its end. */
+const LEADING_VAR =
+  /^(?:\$(HOME|TMPDIR)|\$\{(HOME|TMPDIR)\}|"\$(HOME|TMPDIR)"|"\$\{(HOME|TMPDIR)\}")(?=\/|$)/;
+
 /**
- * What a run-time word (as written) is known to name before it runs: `~/x` with `home`
- * (undefined when the command sets HOME: then unknown), or the folder in front of the
+ * What a run-time word (as written) is known to name before it runs: `~/x`, `$HOME/x` and
+ * `$TMPDIR/x` with what `vars` knows of them (else unknown), or the folder in front of the
  * first expansion or glob (`/workspace/secret/*` lies in /workspace/secret). `whole`: the
  * word is that path exactly.
  */
-function knownPart(written: string, home: string | undefined): { path: string; whole: boolean } | undefined {
+function knownPart(written: string, vars: KnownVars): { path: string; whole: boolean } | undefined {
   let text = written;
-  const tilde = text === "~" || text.startsWith("~/");
+  const leading = LEADING_VAR.exec(text);
+  const variable = leading?.slice(1).find((v) => v !== undefined);
+  const tilde = text === "~" || text.startsWith("~/") || variable !== undefined;
   if (tilde) {
-    if (home === undefined) return undefined;
-    text = home + text.slice(1);
+    const value = variable === "TMPDIR" ? vars.tmpdir : vars.home;
+    if (value === undefined) return undefined;
+    text = value + text.slice(leading ? leading[0].length : 1);
   } else if (/^["'][/.]/.test(text)) text = text.slice(1);
   const stop = text.search(/[$`*?[\]\\'"~]/);
   // No expansion in the text: it is run-time for a reason the text does not show (find's {}).

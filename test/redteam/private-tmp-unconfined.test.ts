@@ -37,6 +37,7 @@ describe("an unconfined exec's temp files are judged in /tmp", () => {
     ["mktemp", "mktemp", /file_write on \/tmp\/tmp\.X+ /],
     ["tempfile", "tempfile", /file_write on \/tmp /],
     ["echo x > ~/f", "echo x > ~/f", /file_write on \/tmp\/f /],
+    ["echo x > $HOME/f", "echo x > $HOME/f", /file_write on \/tmp\/f /],
   ])(
     "refuses %s",
     async (_how, command, why) => {

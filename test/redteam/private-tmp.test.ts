@@ -81,6 +81,19 @@ describe("a write in the caller's private folder is judged there and needs no gr
     expect(await contentOf(`${tmpOf("worker")}/f`)).toBe("x\n");
   }, 60_000);
 
+  it("runs echo x > $HOME/g and > $TMPDIR in braces, written in the private folder", async () => {
+    const braced = ["$", "{TMPDIR}"].join("");
+    expectOk(await b.exec("worker", `echo x > $HOME/g && echo y > "${braced}"/h`));
+    expect(await contentOf(`${tmpOf("worker")}/g`)).toBe("x\n");
+    expect(await contentOf(`${tmpOf("worker")}/h`)).toBe("y\n");
+  }, 60_000);
+
+  it("refuses a write that climbs out of the private folder by $HOME/../..", async () => {
+    const r = await b.exec("worker", "echo x > $HOME/../../workspace/pub/z");
+    expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub\/z /);
+    expect(await contentOf("/workspace/pub/z")).toBe("");
+  }, 60_000);
+
   it("refuses TMPDIR=/workspace/pub mktemp (and export, env): judged where it writes", async () => {
     for (const command of [
       "TMPDIR=/workspace/pub mktemp",
