@@ -29,6 +29,7 @@ import { inert } from "../security/terminal-text.js";
 import type { VerifiedToken } from "../security/tokens.js";
 import { argumentDepthRefusal, MAX_ARGUMENT_DEPTH } from "./argument-depth.js";
 import { refuseIfCancelled } from "./cancel.js";
+import { privateTmpOf } from "./confinement.js";
 import { passHold } from "./hold.js";
 import type { GateDeps, Principal, ToolCall } from "./invoke.js";
 import { describeNeed } from "./needs.js";
@@ -199,7 +200,12 @@ export async function judgeCall(
       ? new AidoError(ErrorCode.policyDenied, `${d.reason} (rule ${d.rule})`, { rule: d.rule })
       : undefined;
   };
-  const needsCtx: NeedsContext = { sandbox, readRefusal, ...(call.signal ? { signal: call.signal } : {}) };
+  const needsCtx: NeedsContext = {
+    sandbox,
+    readRefusal,
+    privateTmp: privateTmpOf(principal.agentId),
+    ...(call.signal ? { signal: call.signal } : {}),
+  };
   const needs = await judgingAsync(deny, () => tool.needs(input, needsCtx));
   seen.needs = needs;
   refuseIfCancelled(call.signal, "needs", deny);

@@ -52,6 +52,11 @@ export interface NeedsContext {
    */
   readRefusal(path: string): AidoError | undefined;
   /**
+   * The caller's private temp folder (gate/confinement.ts privateTmpOf), which its confined
+   * execs get as HOME and TMPDIR when the sandbox says so (SandboxHandle.confinesWithPrivateTmp).
+   */
+  privateTmp?: string;
+  /**
    * The call's cancel: a tool that waits on the container while it works out its needs (a
    * frozen goal's realpath) ends the wait with it; the gate then refuses the call as cancelled.
    */

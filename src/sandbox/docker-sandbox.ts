@@ -81,6 +81,14 @@ export class DockerSandbox implements SandboxHandle {
     return this.session?.landlockAbi ?? 0;
   }
 
+  /**
+   * Landlock on and the kernel has it: a confined exec gets its domain and its private
+   * folder. With ABI 0 an agent whose grants cover the mounts runs --unconfined, no TMPDIR.
+   */
+  confinesWithPrivateTmp(): boolean {
+    return this.owner.landlock !== "off" && this.landlockAbi > 0;
+  }
+
   realpath(path: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
     return this.call("realpath", { path }, META_OP_TIMEOUT_MS, opts.signal);
   }

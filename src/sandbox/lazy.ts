@@ -30,6 +30,8 @@ export function lazySandbox(
   acquire: (signal: AbortSignal) => Promise<SandboxHandle>,
 ): SandboxHandle {
   let pending: Acquiring | undefined;
+  /** The handle the last acquire gave, for the one question asked without waiting for one. */
+  let ready: SandboxHandle | undefined;
   const start = (): Acquiring => {
     const stop = new AbortController();
     const a: Acquiring = { promise: undefined as never, settled: false, waiting: 0, stop };
@@ -38,7 +40,10 @@ export function lazySandbox(
       throw e;
     });
     a.promise.then(
-      () => (a.settled = true),
+      (h) => {
+        a.settled = true;
+        ready = h;
+      },
       () => (a.settled = true),
     );
     return a;
@@ -70,6 +75,8 @@ export function lazySandbox(
   return {
     goalId,
     realpath: async (path, opts) => (await get("realpath", opts?.signal)).realpath(path, opts),
+    // Not acquired yet: false, as the handle says before its executor has answered.
+    confinesWithPrivateTmp: () => ready?.confinesWithPrivateTmp?.() ?? false,
     exec: async (req: ExecRequest) => (await get("exec", req.signal)).exec(req),
     readFile: async (path, opts) => (await get("readFile", opts?.signal)).readFile(path, opts),
     writeFile: async (path, content, opts) =>

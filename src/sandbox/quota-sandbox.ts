@@ -48,6 +48,9 @@ export function quotaSandbox(inner: SandboxHandle, quota: WorkspaceQuota): Sandb
   return {
     goalId,
     realpath: (path, opts) => inner.realpath(path, opts),
+    ...(inner.confinesWithPrivateTmp
+      ? { confinesWithPrivateTmp: () => inner.confinesWithPrivateTmp!() }
+      : {}),
     readFile: (path, opts) => inner.readFile(path, opts),
     list: (path, opts) => inner.list(path, opts),
     stat: (path, opts) => inner.stat(path, opts),

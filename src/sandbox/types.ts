@@ -147,6 +147,13 @@ export interface SandboxHandle {
    */
   realpath(path: string, opts?: { signal?: AbortSignal }): Promise<string>;
   exec(req: ExecRequest): Promise<ExecResult>;
+  /**
+   * A confined exec here runs in a Landlock domain with HOME and TMPDIR at the agent's
+   * private folder (executor/exec.ts): Landlock is not turned off and the kernel has it.
+   * Known once the executor has answered a call (false before). Absent: false; an exec
+   * then has the container's HOME (/tmp) and no TMPDIR.
+   */
+  confinesWithPrivateTmp?(): boolean;
   readFile(
     path: string,
     opts?: { offset?: number; limit?: number; maxBytes?: number } & FileOpOptions,

@@ -94,14 +94,21 @@ function gitWrites(argv: readonly string[]): { value: string; at: number }[] {
   return out.map((o) => ({ value: o.value, at: o.at + shift }));
 }
 
+/** A path a command writes (writeTargets). `inTmpdir`: see ProgramWrite. */
+export interface WriteTarget {
+  path: string;
+  dynamic: boolean;
+  at: number;
+  implied?: boolean;
+  inTmpdir?: true;
+}
+
 /**
  * The paths a command writes, with the argv index of the word each comes from (-1 inside an
  * option). `implied`: a path no argument holds (`tar -x`'s folder, split's default `x`),
  * relative to where the command starts. A path may differ from its word (`gzip F` writes F.gz).
  */
-export function writeTargets(
-  c: SimpleCommand,
-): { path: string; dynamic: boolean; at: number; implied?: boolean }[] {
+export function writeTargets(c: SimpleCommand): WriteTarget[] {
   const n = commandName(c);
   const ops = fileOperands(c.argv, n) ?? operandsAt(c);
   let picked: { value: string; at: number }[] = [];
@@ -125,7 +132,7 @@ export function writeTargets(
   }
   // mv -t DIR: the folder is written too (its operands are, as WRITE_ALL says).
   if (n === "mv") picked.push(...optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS.mv!));
-  const out: { path: string; dynamic: boolean; at: number; implied?: boolean }[] = picked.map((p) => ({
+  const out: WriteTarget[] = picked.map((p) => ({
     path: p.value,
     dynamic: c.argDynamic[p.at] === true,
     at: p.at,
@@ -139,7 +146,15 @@ export function writeTargets(
     for (const p of programWrites(c, n)) {
       const dynamic = p.at >= 0 && c.argDynamic[p.at] === true;
       out.push(
-        p.at < 0 ? { path: p.value, dynamic, at: -1, implied: true } : { path: p.value, dynamic, at: p.at },
+        p.at < 0
+          ? {
+              path: p.value,
+              dynamic,
+              at: -1,
+              implied: true,
+              ...(p.inTmpdir ? { inTmpdir: true as const } : {}),
+            }
+          : { path: p.value, dynamic, at: p.at },
       );
     }
   }

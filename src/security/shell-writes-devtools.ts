@@ -56,13 +56,17 @@ const TEMPFILE: Getopt = {
   short: "dmnps",
   long: longs(["directory", "mode", "name", "prefix", "suffix"], []),
 };
-/** tempfile: -n FILE, else a file in -d DIR (TMPDIR, which tempnam prefers, is refused by the exec tool), else /tmp. */
+/**
+ * tempfile: -n FILE, else a file in $TMPDIR, which tempnam prefers to -d DIR (a command that
+ * sets TMPDIR is refused by the exec tool), else in -d DIR, else in /tmp. With -d both are
+ * judged: which one depends on the environment.
+ */
 function tempfileWrites(argv: readonly string[]): ProgramWrite[] {
   const r = getopt(argv, 1, TEMPFILE);
   const named = values(r, "n", "name");
   if (named.length > 0) return named;
-  const dirs = values(r, "d", "directory");
-  return dirs.length > 0 ? dirs : [implied("/tmp")];
+  const inTmpdir: ProgramWrite = { value: "/tmp", at: -1, inTmpdir: true };
+  return [...values(r, "d", "directory"), inTmpdir];
 }
 
 /** savelog's getopts string: m:u:g:c:r:CdD:tlphjJ123456789x:nq. */

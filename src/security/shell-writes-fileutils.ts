@@ -217,11 +217,15 @@ export function fileUtilWrites(name: string, argv: readonly string[]): ProgramWr
       const template = r.operands[0];
       const inTmp = dir !== undefined || has(r, "t", "tmpdir") || template === undefined;
       if (!inTmp) return [template];
-      const folder = dir?.value ?? "/tmp";
       // -t refuses a template with a `/`; -p/--tmpdir takes a relative one as it is
       // (`mktemp -p out ../X` makes out/../X).
       const name = template ? (has(r, "t") ? basename(template.value) : template.value) : "tmp.XXXXXXXXXX";
-      return [{ value: `${folder}/${name}`, at: dir?.at ?? -1 }];
+      // Without a folder of its own it writes in $TMPDIR, else /tmp; with -t, coreutils 9
+      // prefers $TMPDIR to -p's folder (both judged: which one depends on the environment).
+      const inTmpdir: ProgramWrite = { value: `/tmp/${name}`, at: -1, inTmpdir: true };
+      if (!dir) return [inTmpdir];
+      const named = { value: `${dir.value}/${name}`, at: dir.at };
+      return has(r, "t") ? [named, inTmpdir] : [named];
     }
     case "install": {
       const r = getopt(argv, 1, INSTALL);

@@ -39,6 +39,12 @@ import { objcopyReads, TOOL_NAMES, toolWrites } from "./shell-writes-tools.js";
 export interface ProgramWrite {
   value: string;
   at: number;
+  /**
+   * The path lies in $TMPDIR, `value` spelling it with /tmp (the default when TMPDIR is not
+   * set): the exec tool puts it in the caller's private folder when its exec runs with
+   * TMPDIR there (tools/exec-paths.ts). Only on a path no argument holds (`at` -1).
+   */
+  inTmpdir?: true;
 }
 
 const PATCH: Getopt = {

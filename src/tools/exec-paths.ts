@@ -28,9 +28,13 @@ import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
 import { commandName, pathOf, pathTexts, symlinkOperands, writeTargets } from "../security/shell-operands.js";
 import { programReads } from "../security/shell-writes.js";
 import { COMPILER_NAMES, passedOnPieces } from "../security/shell-writes-build.js";
+import { type KnownVars, knownPart } from "./exec-known.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
-/** $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a command sets HOME. */
+/**
+ * $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a
+ * command sets HOME, or its exec runs confined with the caller's private folder (below).
+ */
 export const CONTAINER_HOME = "/tmp";
 
 /**
@@ -108,6 +112,11 @@ function underMounts(path: string): boolean {
   return MOUNT_ROOTS.some((root) => path === root || path.startsWith(`${root}/`));
 }
 
+/** Whether canonical `path` is `folder` or lies in it (on a `/` boundary: /tmp/agent-a is not in /tmp/agent). */
+function within(path: string, folder: string): boolean {
+  return path === folder || path.startsWith(`${folder}/`);
+}
+
 class Resolver {
   readonly needs: Need[] = [];
   readonly paths: ResolvedPath[] = [];
@@ -118,6 +127,7 @@ class Resolver {
   constructor(
     private readonly sandbox: SandboxHandle,
     private readonly cwd: string,
+    private readonly privateTmp: string | undefined,
   ) {}
 
   private realpath(path: string): Promise<string> {
@@ -194,6 +204,11 @@ class Resolver {
     this.seen.add(key);
     this.paths.push({ path, access, via });
     if (!underMounts(path)) return;
+    // The caller's private folder: its exec's Landlock domain reads and writes all of it,
+    // whatever the grants (sandbox/executor/confinement.ts confinementArgs), so no grant is
+    // asked for. `path` is canonical: a link in the folder is judged where it leads. The
+    // policy still sees the path (above).
+    if (this.privateTmp !== undefined && within(path, this.privateTmp)) return;
     const kind = access === "read" ? "file_read" : access === "write" ? "file_write" : "file_access";
     this.needs.push({ kind, path, via });
   }
@@ -205,16 +220,21 @@ const describeRedirect = (r: Redirect): string =>
 /**
  * The file needs of an analysed exec command and the canonical paths behind them (see the
  * header), for code that starts in any of `cwds` (a script run after a `cd` may start in several).
+ * `privateTmp`: the caller's private folder, given only when the exec runs confined with HOME
+ * and TMPDIR there (sandbox/executor/exec.ts): `~` and what a program writes in $TMPDIR by
+ * default are judged there (unless the command sets HOME or TMPDIR), and a path in it needs
+ * no grant. Without it, both are /tmp, as an unconfined exec has them.
  */
 export async function execPaths(
   sandbox: SandboxHandle,
   analysis: CommandAnalysis,
   cwds: readonly string[],
+  privateTmp?: string,
 ): Promise<ExecPaths> {
   const out: ExecPaths = { needs: [], paths: [], words: [] };
   const seen = new Set<string>();
   for (const cwd of cwds) {
-    const one = await pathsFrom(sandbox, analysis, cwd);
+    const one = await pathsFrom(sandbox, analysis, cwd, privateTmp);
     for (const n of one.needs) {
       const key = JSON.stringify(n);
       if (!seen.has(key)) out.needs.push(n);
@@ -235,24 +255,34 @@ export async function startDirs(
 ): Promise<string[] | undefined> {
   const paths = possibleDirs(analysis, index);
   if (paths === undefined) return undefined;
-  const r = new Resolver(sandbox, cwd);
+  const r = new Resolver(sandbox, cwd, undefined);
   return [...new Set((await Promise.all(paths.map((p) => r.dir(p)))).map((d) => d.canonical))];
 }
 
-async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd: string): Promise<ExecPaths> {
-  const r = new Resolver(sandbox, cwd);
+async function pathsFrom(
+  sandbox: SandboxHandle,
+  analysis: CommandAnalysis,
+  cwd: string,
+  privateTmp: string | undefined,
+): Promise<ExecPaths> {
+  const r = new Resolver(sandbox, cwd, privateTmp);
   const dirsOf = async (index: number | undefined, local = true): Promise<StartDir[] | undefined> => {
     const paths = possibleDirs(analysis, index, { local });
     return paths === undefined ? undefined : Promise.all(paths.map((p) => r.dir(p)));
   };
-  const home = !analysis.assignedNames.includes("HOME");
+  // What `~` and $HOME stand for: undefined when the command sets (or unsets) HOME.
+  const home = analysis.assignedNames.includes("HOME") ? undefined : (privateTmp ?? CONTAINER_HOME);
+  // $TMPDIR, and where a program's $TMPDIR default lands (mktemp, tempfile): the private folder
+  // when the exec has it; one the command sets is refused for them (WRITE_ENV), and unknown here.
+  const tmpdir = analysis.assignedNames.includes("TMPDIR") ? undefined : privateTmp;
+  const vars: KnownVars = { home, tmpdir };
   const redirectsDone = new Set<Redirect>();
   const redirect = async (x: Redirect, dirs: StartDir[] | undefined): Promise<void> => {
     if (redirectsDone.has(x)) return;
     redirectsDone.add(x);
     const access = x.read && x.write ? "readwrite" : x.write ? "write" : "read";
     if (!x.dynamic) return r.judge(x.target, dirs, access, describeRedirect(x), true);
-    const known = knownPart(x.target, home);
+    const known = knownPart(x.target, vars);
     if (known) await r.judge(known.path, dirs, known.whole ? access : "any", describeRedirect(x), true);
   };
   const words: ScopeWord[] = [];
@@ -287,7 +317,7 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
     // What it reads from another folder (`patch -d D -i P` reads D/P): judged there too.
     for (const p of programReads(c, name)) {
       const via = `argument ${p.at} of ${name}`;
-      const known = c.argDynamic[p.at] ? knownPart(p.value, home) : { path: p.value, whole: true };
+      const known = c.argDynamic[p.at] ? knownPart(p.value, vars) : { path: p.value, whole: true };
       if (known) await r.judge(known.path, dirs, known.whole ? "read" : "any", via, true);
     }
     // What gcc hands on to ld, as and cc1 in pieces (`-Wl,-T,../F`): judged as their own words are.
@@ -308,7 +338,7 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
         // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
         const texts = [...written.map((t) => [t, "write"] as const), ...read.map((t) => [t, "any"] as const)];
         for (const [text, access] of texts) {
-          const known = knownPart(text, home);
+          const known = knownPart(text, vars);
           if (known)
             await r.judge(known.path, dirs, known.whole ? access : "any", `argument ${k} of ${name}`, true);
         }
@@ -335,13 +365,15 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
       // A folder or file no argument names (`tar -x` extracts into the cwd, split makes ./xaa).
       const via = `what ${name} writes`;
       // `~/.less` (lesskey's default): the container's HOME, which the command does not set.
-      if (!t.dynamic && !t.path.startsWith("~/")) await r.judge(t.path, dirs, "write", via, true);
+      if (t.inTmpdir && tmpdir !== undefined && !t.dynamic && within(t.path, "/tmp"))
+        await r.judge(tmpdir + t.path.slice("/tmp".length), dirs, "write", via, true);
+      else if (!t.dynamic && !t.path.startsWith("~/")) await r.judge(t.path, dirs, "write", via, true);
       else {
-        const known = knownPart(t.path, home);
+        const known = knownPart(t.path, vars);
         if (known) await r.judge(known.path, dirs, known.whole ? "write" : "any", via, true);
       }
     }
-    await symlinkTargets(r, c, dirs, home);
+    await symlinkTargets(r, c, dirs, vars);
     if (c.localDirs.length > 0) {
       // `env -C DIR`, `git -C DIR`, `tar -C DIR`: the folder it runs in is read, like a cd target.
       const base = await dirsOf(i, false);
@@ -355,7 +387,7 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
       if (!f.dynamic) await r.judge(f.path, dirs, access, via, true);
       else {
         // `curl -o "/workspace/out/$F"`: the part known before run time is judged.
-        const known = knownPart(f.path, home);
+        const known = knownPart(f.path, vars);
         if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
       }
     }
@@ -374,7 +406,7 @@ async function pathsFrom(sandbox: SandboxHandle, analysis: CommandAnalysis, cwd:
       await r.judge(f.path, dirs, access, via, true);
       continue;
     }
-    const known = knownPart(f.path, home);
+    const known = knownPart(f.path, vars);
     if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true);
   }
   // Redirections of statements with no command (`> file`, `X=1 < file`) may stand anywhere.
@@ -393,13 +425,13 @@ async function symlinkTargets(
   r: Resolver,
   c: CommandAnalysis["commands"][number],
   dirs: StartDir[] | undefined,
-  home: boolean,
+  vars: KnownVars,
 ): Promise<void> {
   const ln = symlinkOperands(c);
   if (!ln) return;
   for (const t of ln.targets) {
-    const known = t.dynamic ? knownPart(t.value, home) : { path: t.value, whole: true };
-    if (!known || known.path.startsWith("/")) continue;
+    const part = t.dynamic ? knownPart(t.value, vars) : { path: t.value, whole: true };
+    if (!part || part.path.startsWith("/")) continue;
     const via = `argument ${t.at} of ln -s, the link's target from the link's folder`;
     for (const place of ln.places) {
       if (place.dynamic) {
@@ -411,7 +443,7 @@ async function symlinkTargets(
       }
       const folders = place.folder ? [place.path] : [place.path, posix.dirname(place.path)];
       for (const folder of new Set(folders)) {
-        const written = `${folder}/${known.path}`;
+        const written = `${folder}/${part.path}`;
         await r.judge(written, dirs, "any", via, true);
       }
     }
@@ -426,26 +458,4 @@ function writtenPath(text: string, program: string): string | undefined {
   if (text === "" || text === "-") return undefined;
   if (program === "rsync" && /^[A-Za-z][A-Za-z0-9+.-]*:\/\/|^[^/:]+::?[^/]/.test(text)) return undefined;
   return text;
-}
-
-/**
- * What a run-time word (as written) is known to name before it runs: `~/x` with the
- * container's HOME (when the command does not set HOME), or the folder in front of the
- * first expansion or glob (`/workspace/secret/*` lies in /workspace/secret). `whole`: the
- * word is that path exactly.
- */
-function knownPart(written: string, home: boolean): { path: string; whole: boolean } | undefined {
-  let text = written;
-  const tilde = text === "~" || text.startsWith("~/");
-  if (tilde) {
-    if (!home) return undefined;
-    text = CONTAINER_HOME + text.slice(1);
-  } else if (/^["'][/.]/.test(text)) text = text.slice(1);
-  const stop = text.search(/[$`*?[\]\\'"~]/);
-  // No expansion in the text: it is run-time for a reason the text does not show (find's {}).
-  if (stop < 0) return tilde ? { path: text, whole: true } : undefined;
-  const fixed = text.slice(0, stop);
-  if (!(fixed.startsWith("/") || fixed.startsWith("./") || fixed.startsWith("../"))) return undefined;
-  const dir = fixed.slice(0, fixed.lastIndexOf("/") + 1);
-  return dir === "/" || dir === "" ? undefined : { path: dir, whole: false };
 }

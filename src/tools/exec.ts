@@ -60,7 +60,11 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
       const { readRefusal } = ctx;
       const cwd = await canonical(sandbox, i.cwd ?? WORKSPACE);
       const analysis = analyzeCommand(i.command);
-      const files = await execPaths(sandbox, analysis, [cwd]);
+      // Asked after a first call, which starts the executor that knows the kernel's Landlock.
+      // Scripts the command runs are judged without it: a script inherits a HOME or TMPDIR the
+      // command may have set around it, which its own analysis does not see.
+      const privateTmp = sandbox.confinesWithPrivateTmp?.() ? ctx.privateTmp : undefined;
+      const files = await execPaths(sandbox, analysis, [cwd], privateTmp);
       const scripts = await planScripts(sandbox, readRefusal, i.command, analysis, cwd);
       judgements.set(i, {
         analysis: mergeAnalyses({ ...analysis, paths: files.paths }, scripts.analyses),
@@ -138,6 +142,9 @@ function withSignal(sandbox: SandboxHandle, signal: AbortSignal | undefined): Sa
   return {
     goalId: sandbox.goalId,
     realpath: (path, opts) => sandbox.realpath(path, { ...opts, signal }),
+    ...(sandbox.confinesWithPrivateTmp
+      ? { confinesWithPrivateTmp: () => sandbox.confinesWithPrivateTmp!() }
+      : {}),
     exec: (req) => sandbox.exec({ ...req, signal }),
     readFile: (path, opts) => sandbox.readFile(path, { ...opts, signal }),
     writeFile: (path, content, opts) => sandbox.writeFile(path, content, { ...opts, signal }),

@@ -58,6 +58,8 @@ export async function openSharedBench(opts: {
   confirm?: string[];
   /** How long a confirm waits for a human (default 1 s: nobody answers). */
   approvalTimeoutMs?: number;
+  /** The operator's `sandbox.landlock` (default on). */
+  landlock?: "on" | "off";
 }): Promise<SharedBench> {
   requireDocker();
   const server: ProviderServer = await startProviderServer();
@@ -65,6 +67,7 @@ export async function openSharedBench(opts: {
   home.config.policy.deny.push(...(opts.deny ?? []));
   home.config.policy.confirm.push(...(opts.confirm ?? []));
   home.config.policy.snapshotBeforeMutation = false;
+  if (opts.landlock) home.config.sandbox.landlock = opts.landlock;
   // Unless a test answers, nobody does: the call is refused at the approval stage after a second.
   home.config.approvals.timeoutMs = opts.approvalTimeoutMs ?? 1_000;
   const docker = new DockerBackend(home.config);

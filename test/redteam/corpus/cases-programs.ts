@@ -226,7 +226,8 @@ export const PROGRAM_CASES: Case[] = [
   refuse(P, "reader", 'cat "/workspace/secret/k.txt"', "capability", SECRET),
   refuse(P, "reader", "cat /workspace//secret/./k.txt", "capability", SECRET),
   refuse(P, "reader", "cat /workspace/secret/*", "capability", SECRET),
-  refuse(P, "reader", "cat ~/../workspace/secret/k.txt", "capability", SECRET),
+  // ~ is the caller's private folder, /tmp/agent-<id>: two steps up is /.
+  refuse(P, "reader", "cat ~/../../workspace/secret/k.txt", "capability", SECRET),
   refuse(P, "reader", "cat ../workspace/secret/k.txt", "capability", SECRET),
   refuse(P, "reader", "cat /workspace/public/notes.txt/../../secret/k.txt", "capability", SECRET),
   refuse(

@@ -1,0 +1,145 @@
+// Red team: the agent's private temp folder. A confined exec runs with HOME and TMPDIR at
+// /tmp/agent-<id> (sandbox/executor/exec.ts), which its Landlock domain lets it read and write
+// whatever its grants. The gate judged `mktemp`, `tempfile` and `~/f` as writes to /tmp, so an
+// agent with no /tmp grant was refused work that lands in its own folder. Now they are judged
+// there and need no grant; what leads out of the folder is still judged where it lands:
+//   - TMPDIR set by the command (`TMPDIR=D mktemp`, `export`, `env`): refused (unjudgeable);
+//   - a link planted in the folder pointing into /workspace/pub: judged (and, made in the
+//     same command, refused by Landlock) where it leads;
+//   - another agent's private folder: a /tmp path like any other, no grant, refused.
+// The agent may read /workspace/** and write /workspace/out/** only.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { privateTmpOf } from "../../src/gate/confinement.js";
+import { expectOk } from "./fixture.js";
+import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
+
+let b: SharedBench;
+
+const PROGRAMS = ["mktemp", "tempfile", "echo", "cat", "ln", "test", "env", "ls"];
+const worker = [
+  "tool: exec",
+  "file_read: /workspace/**",
+  "file_write: /workspace/out/**",
+  ...PROGRAMS.flatMap((p) => [`exec: ${p}`, `exec: ${p} *`]),
+];
+
+beforeAll(async () => {
+  b = await openSharedBench({
+    profiles: { worker, other: worker },
+    files: { "/workspace/pub/secret": "s\n", "/workspace/out/.keep": "" },
+    setup: "chmod -R a+rwX /workspace",
+  });
+}, 240_000);
+
+afterAll(async () => {
+  await b?.close();
+});
+
+const tmpOf = (profile: string) => privateTmpOf(b.agents.get(profile)!);
+
+/** The file's content as seen unconfined in the container ("" when it is not there). */
+async function contentOf(path: string): Promise<string> {
+  const r = await b.inner.exec({
+    argv: ["sh", "-c", `cat "$1" 2>/dev/null || true`, "sh", path],
+    confinement: "unconfined",
+  });
+  return r.stdout;
+}
+
+describe("a write in the caller's private folder is judged there and needs no grant", () => {
+  it("runs mktemp, and its file is in the private folder", async () => {
+    const r = expectOk(await b.exec("worker", "mktemp"));
+    const made = /\/tmp\/[^\s]+/.exec(r.output)?.[0];
+    expect(made?.startsWith(`${tmpOf("worker")}/tmp.`), r.output).toBe(true);
+    expect((await b.inner.exec({ argv: ["test", "-f", made!], confinement: "unconfined" })).exitCode).toBe(0);
+  }, 60_000);
+
+  it.each([
+    ["mktemp -d", "mktemp -d"],
+    ["mktemp -t", "mktemp -t x.XXXX"],
+    ["mktemp --tmpdir", "mktemp --tmpdir y.XXXX"],
+    ["tempfile", "tempfile"],
+  ])(
+    "runs %s in the private folder",
+    async (_how, command) => {
+      const r = expectOk(await b.exec("worker", command));
+      expect(r.output).toContain(`${tmpOf("worker")}/`);
+    },
+    60_000,
+  );
+
+  it("runs f=$(mktemp) && echo x > $f", async () => {
+    const r = expectOk(await b.exec("worker", 'f=$(mktemp) && echo x > "$f" && echo "at $f"'));
+    const made = /at (\S+)/.exec(r.output)?.[1];
+    expect(made?.startsWith(`${tmpOf("worker")}/`), r.output).toBe(true);
+    expect(await contentOf(made!)).toBe("x\n");
+  }, 60_000);
+
+  it("runs echo x > ~/f, written in the private folder", async () => {
+    expectOk(await b.exec("worker", "echo x > ~/f"));
+    expect(await contentOf(`${tmpOf("worker")}/f`)).toBe("x\n");
+  }, 60_000);
+
+  it("runs echo x > $HOME/g and > $TMPDIR in braces, written in the private folder", async () => {
+    const braced = ["$", "{TMPDIR}"].join("");
+    expectOk(await b.exec("worker", `echo x > $HOME/g && echo y > "${braced}"/h`));
+    expect(await contentOf(`${tmpOf("worker")}/g`)).toBe("x\n");
+    expect(await contentOf(`${tmpOf("worker")}/h`)).toBe("y\n");
+  }, 60_000);
+
+  it("refuses a write that climbs out of the private folder by $HOME/../..", async () => {
+    const r = await b.exec("worker", "echo x > $HOME/../../workspace/pub/z");
+    expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub\/z /);
+    expect(await contentOf("/workspace/pub/z")).toBe("");
+  }, 60_000);
+
+  it("refuses TMPDIR=/workspace/pub mktemp (and export, env): judged where it writes", async () => {
+    for (const command of [
+      "TMPDIR=/workspace/pub mktemp",
+      "export TMPDIR=/workspace/pub; mktemp",
+      "env TMPDIR=/workspace/pub mktemp",
+    ]) {
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "policy", /the command sets TMPDIR/);
+    }
+    const ls = await b.inner.exec({ argv: ["ls", "/workspace/pub"], confinement: "unconfined" });
+    expect(ls.stdout.trim()).toBe("secret");
+  }, 60_000);
+
+  it("does not let a command that moves HOME write where it leads", async () => {
+    // `~` is then not resolved by the judge; Landlock, which has no write rule there, is the wall.
+    for (const command of ["export HOME=/workspace/pub; echo x > ~/f", "HOME=/workspace/pub; echo x > ~/f"]) {
+      const r = await b.exec("worker", command);
+      if (!(r instanceof Error)) expect(r.isError, r.output).toBe(true);
+    }
+    expect(await contentOf("/workspace/pub/f")).toBe("");
+  }, 60_000);
+
+  it("does not let a hard link in the private folder write a file it may only read", async () => {
+    // The link is judged a write in the folder (no grant needed) and its target a read. The
+    // folder is another file system than /workspace (and Landlock would refuse a link that
+    // gains the write right): EXDEV, and ~/h is a new file of its own.
+    const r = expectOk(await b.exec("worker", "ln /workspace/pub/secret ~/h; echo x > ~/h; cat ~/h"));
+    expect(r.output).toMatch(/failed to create hard link/);
+    expect(await contentOf("/workspace/pub/secret")).toBe("s\n");
+  }, 60_000);
+
+  it("refuses a write to another agent's private folder", async () => {
+    const r = await b.exec("worker", `echo x > ${tmpOf("other")}/f`);
+    expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("other")}/f`));
+    expect(await contentOf(`${tmpOf("other")}/f`)).toBe("");
+  }, 60_000);
+
+  it("judges a link planted in the private folder where it leads", async () => {
+    // Made and written in one command: judged in the folder (the link is not there yet), so
+    // Landlock is the wall, and it follows the link to /workspace/pub, which it refuses.
+    const r = await b.exec("worker", "ln -s /workspace/pub/secret ~/link && echo x > ~/link");
+    expect(r).not.toBeInstanceOf(Error);
+    expect(await contentOf("/workspace/pub/secret")).toBe("s\n");
+    // Once there, the gate resolves it and refuses before anything runs.
+    const again = await b.exec("worker", "echo x > ~/link");
+    expectRefused(b, "worker", again, "capability", /file_write on \/workspace\/pub\/secret/);
+    expect(await contentOf("/workspace/pub/secret")).toBe("s\n");
+  }, 60_000);
+});
