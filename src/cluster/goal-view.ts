@@ -1,20 +1,16 @@
 // cluster/goal-view.ts — the socket's goal methods, answered for the whole cluster
-// (daemon/cluster-methods.ts calls these): goal.submit enqueues the goal for any node (its
-// id fixed here, its inputs packed in the job); goal.status, goal.list and goal.wait read the
-// goal's mirrored hash (for a goal this node runs or ran, its own row when fresher);
-// goal.cancel cancels a queued goal in Redis and routes a running one's cancel to its owner;
-// approval.respond is answered on the node whose agent waits (approval.list:
+// (daemon/cluster-methods.ts calls these): goal.submit enqueues the goal for any node
+// (goal-submit.ts: its id fixed, its inputs packed in the job); goal.status, goal.list and
+// goal.wait read the goal's mirrored hash (for a goal this node runs or ran, its own row when
+// fresher); goal.cancel cancels a queued goal in Redis and routes a running one's cancel to
+// its owner; approval.respond is answered on the node whose agent waits (approval.list:
 // approval-view.ts). handleCommand() is what this node does with a command another node
 // routed to it.
 
 import type { Queue } from "bullmq";
-import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import { workspaceKey } from "../intent/intents.js";
-import { admitGoal } from "../kernel/goal-admission.js";
+import { AidoError, ErrorCode } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
-import { newGoalId } from "../kernel/goals.js";
 import type { AgentSummary } from "../kernel/registry.js";
-import type { Runtime } from "../kernel/runtime.js";
 import type { ApprovalDecision } from "../security/approvals.js";
 import type { AuditEntry } from "../security/audit-events.js";
 import type { AuditQuery } from "../security/audit-query.js";
@@ -25,7 +21,7 @@ import { GoalEndWatch } from "./event-stream.js";
 import { writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
 import type { GoalJob } from "./goal-runner.js";
-import { packInputs } from "./job-inputs.js";
+import { type GoalSubmission, submitGoal } from "./goal-submit.js";
 import { RedisKeys } from "./redis-keys.js";
 import { answerRoutedRead, ROUTED_AUDIT_LIMIT } from "./routed-reads.js";
 
@@ -43,7 +39,6 @@ const CANCEL_LOOKUPS = 3;
 const ROUTED_VIA = /^(socket client|dashboard) via node [a-z0-9][a-z0-9-]{0,62}$/;
 
 export class ClusterGoals {
-  private readonly config: NodeContext["config"];
   private readonly rt: NodeContext["rt"];
   private readonly redis: NodeContext["redis"];
   private readonly mirror: NodeContext["mirror"];
@@ -56,7 +51,7 @@ export class ClusterGoals {
   private readonly cancelling = new Set<Promise<unknown>>();
 
   constructor(
-    ctx: NodeContext,
+    private readonly ctx: NodeContext,
     private readonly queue: Queue<GoalJob>,
     /** The cancel of a goal whose hash says this node runs it (ClusterGoalRunner.cancel). */
     private readonly cancelOwn: (goalId: string) => Promise<"handled" | "elsewhere">,
@@ -64,7 +59,6 @@ export class ClusterGoals {
     private readonly announceEnd: (goalId: string, end: GoalStatus) => Promise<void>,
   ) {
     ({
-      config: this.config,
       rt: this.rt,
       redis: this.redis,
       mirror: this.mirror,
@@ -80,67 +74,9 @@ export class ClusterGoals {
     this.ends.close();
   }
 
-  /** goal.submit: admitted here, enqueued for any node; answers with the id at once. */
-  async submit(s: {
-    goal: string;
-    manifest?: unknown;
-    inputs?: string[];
-    workspace?: string;
-  }): Promise<{ goal_id: string }> {
-    const { rt, config } = this;
-    if (s.workspace !== undefined) refuseIntent(rt, s.workspace);
-    // Checked here, as a local submit is (manifest, ceiling, models.allowed, inputs): a
-    // refusal fails the submit, audited. The owner checks again against its own config.
-    const checked = admitGoal(
-      { config, audit: rt.audit },
-      {
-        goal: s.goal,
-        ...(s.manifest !== undefined ? { manifest: s.manifest } : {}),
-        ...(s.inputs ? { inputs: s.inputs } : {}),
-      },
-    ).inputs;
-    const goalId = newGoalId();
-    if (this.redis.status !== "ready")
-      this.refuseUnavailable(`Redis is not connected (${this.redis.status})`);
-    const inputs = await packInputs(config, checked);
-    const job: GoalJob = {
-      goal_id: goalId,
-      goal: s.goal,
-      ...(s.manifest !== undefined ? { manifest: s.manifest } : {}),
-      inputs,
-      via: this.identity.nodeId,
-    };
-    try {
-      await withTimeout(
-        this.mirror.create({ goalId, goal: s.goal, via: this.identity.nodeId, now: Date.now() }),
-        REDIS_ANSWER_MS,
-      );
-      await withTimeout(
-        this.queue.add("goal", job, {
-          jobId: goalId,
-          removeOnComplete: true,
-          removeOnFail: { age: 24 * 3600 },
-          attempts: 1,
-        }),
-        REDIS_ANSWER_MS,
-      );
-    } catch (e) {
-      // No job: the goal must not show as queued. (A job without its hash is skipped by process().)
-      await this.mirror.drop(goalId).catch(() => {});
-      this.refuseUnavailable(errorMessage(e));
-    }
-    rt.audit.record(
-      "goal.enqueued",
-      { goal: s.goal.slice(0, 2000), ...(checked.length > 0 ? { inputs: checked.map((i) => i.path) } : {}) },
-      { goalId },
-    );
-    return { goal_id: goalId };
-  }
-
-  private refuseUnavailable(why: string): never {
-    const reason = `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`;
-    this.rt.audit.record("goal.refused", { field: "cluster", reason });
-    throw new AidoError(ErrorCode.clusterUnavailable, reason, {});
+  /** goal.submit: admitted here, enqueued for any node; answers with the id at once (goal-submit.ts). */
+  submit(s: GoalSubmission): Promise<{ goal_id: string }> {
+    return submitGoal(this.ctx, this.queue, s);
   }
 
   /** goal.status for any goal of the cluster (the local row of a goal from before cluster mode). */
@@ -437,21 +373,4 @@ export class ClusterGoals {
     }
     return this.rt.approvals.respond(c.id, c.decision, c.via);
   }
-}
-
-/**
- * A persistent intent lives in one node's database: a goal submitted from a folder with one
- * cannot carry it to another node, and is refused rather than run without it.
- */
-function refuseIntent(rt: Runtime, workspace: string): void {
-  let active: { id: string } | undefined;
-  try {
-    active = rt.intents.active(workspaceKey(workspace));
-  } catch {
-    return; // not a folder with an intent
-  }
-  if (active === undefined) return;
-  const reason = `workspace: ${workspace} has a persistent intent (${active.id}); in cluster mode a goal cannot carry one to the node that runs it. Clear it (aido intent clear) or submit to a daemon outside the cluster`;
-  rt.audit.record("goal.refused", { field: "workspace", reason, intent_id: active.id });
-  throw new AidoError(ErrorCode.invalidInput, reason, { field: "workspace" });
 }

@@ -1,8 +1,9 @@
 // cluster/node.ts — one daemon as a node of a cluster (docs/scale-out.md): its Redis
-// connections, its BullMQ Worker, its heartbeat and lease, and the two halves that do the
-// work — ClusterGoals (goal-view.ts: the socket's goal methods for the whole cluster) and
-// the goals this node takes (job-intake.ts: what a job's hash says to do) and runs
-// (goal-runner.ts; their ends written to Redis by goal-ends.ts).
+// connections, its BullMQ Worker, its heartbeat timer and lease (what each beat does:
+// heartbeat.ts), and the two halves that do the work — ClusterGoals (goal-view.ts: the
+// socket's goal methods for the whole cluster) and the goals this node takes (job-intake.ts:
+// what a job's hash says to do) and runs (goal-runner.ts; their ends written to Redis by
+// goal-ends.ts).
 //
 // Leases: the node sets a key with a TTL of lease_ms every heartbeat_ms, and BullMQ holds
 // a lock of lockDuration = lease_ms on each job it runs. When a node dies its locks lapse;
@@ -26,7 +27,7 @@ import { isStandalone } from "../kernel/assemble.js";
 import type { Runtime } from "../kernel/runtime.js";
 import type { ApprovalListFilter } from "../security/approval-store.js";
 import { type ClusterApproval, listApprovals } from "./approval-view.js";
-import { publishHead, verifyCluster } from "./audit-heads.js";
+import { verifyCluster } from "./audit-heads.js";
 import { CommandSender } from "./command-sender.js";
 import { serveCommands } from "./commands.js";
 import {
@@ -40,6 +41,7 @@ import { GoalHold } from "./goal-hold.js";
 import { GoalMirror } from "./goal-mirror.js";
 import { ClusterGoalRunner, type GoalJob } from "./goal-runner.js";
 import { ClusterGoals } from "./goal-view.js";
+import { NodeHeartbeat } from "./heartbeat.js";
 import { type NodeIdentity, nodeIdentity } from "./identity.js";
 import { InferenceSlots } from "./inference-slots.js";
 import { JobIntake, type Liveness } from "./job-intake.js";
@@ -50,7 +52,6 @@ import {
   type NodeStatus,
   ownStatus,
   redisPersistence,
-  writeHeartbeat,
 } from "./node-status.js";
 import { OwnedMirror } from "./owned-mirror.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
@@ -85,25 +86,15 @@ export class ClusterNode implements Liveness {
   private worker: Worker<GoalJob> | undefined;
   private commands: { stop(): void } | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
-  private readonly startedAt = Date.now();
-  /** When the last heartbeat Redis took was written (cluster.status from memory). */
-  private lastBeat: number | undefined;
+  /** The lease renewed and the node's goals looked after, one beat at a time (heartbeat.ts). */
+  private readonly beats: NodeHeartbeat;
   /** Every connection this node opened, closed by stop(). */
   private readonly connections: Redis[] = [];
   /** Since when the node's Redis connection has been up (undefined while it is down). */
   private readySince: number | undefined;
   private stopped = false;
-  /** The heartbeat under way: one at a time (a slow Redis can make one outlast the interval). */
-  private beating: Promise<void> | undefined;
-  /** The fence fell while a beat was under way: another begins as it ends (beatNow). */
-  private beatAgain = false;
-  /** The heartbeat record's write under way (renew), a beat's or a tick's; the sweep under way. */
-  private renewing: Promise<void> | undefined;
-  private sweeping: Promise<void> | undefined;
   /** Whether the node may take its goals as still its own, and what waits until it may (goal-hold.ts). */
   private readonly hold: GoalHold;
-  /** Whether this node's log was found to no longer hold its published head (audited once). */
-  private readonly headDiverged = { reported: false };
 
   private constructor(
     private readonly ctx: NodeContext,
@@ -123,8 +114,17 @@ export class ClusterNode implements Liveness {
       ctx,
       () => this.runner.running(),
       () => this.stopped,
-      () => this.beatNow(),
+      () => this.beats.beatNow(),
     );
+    this.beats = new NodeHeartbeat({
+      ctx,
+      hold: this.hold,
+      runner: this.runner,
+      intake: this.intake,
+      owned: () => this.owned,
+      stopped: () => this.stopped,
+      startedAt: Date.now(),
+    });
     const max = ctx.config.inference.clusterMaxConcurrent;
     this.slots = max === undefined ? undefined : new InferenceSlots(ctx, max);
   }
@@ -226,7 +226,7 @@ export class ClusterNode implements Liveness {
       this.readySince = Date.now();
       // Recovery and the ends Redis did not take go with the heartbeat, one at a time.
       this.runner.recoveryNeeded();
-      this.tick();
+      this.beats.tick();
       // Approvals an earlier process of this node left pending in the cluster's list.
       void this.owned
         ?.settleStale()
@@ -270,7 +270,7 @@ export class ClusterNode implements Liveness {
       lastError = "";
     });
     this.worker = worker;
-    this.heartbeat = setInterval(() => this.tick(), config.cluster.heartbeatMs);
+    this.heartbeat = setInterval(() => this.beats.tick(), config.cluster.heartbeatMs);
   }
 
   /** audit.verify {cluster: true}: every node's chain against the head it published. */
@@ -295,127 +295,7 @@ export class ClusterNode implements Liveness {
 
   /** This node as cluster.status lists it, from memory (when Redis cannot be read). */
   self(): NodeStatus {
-    return ownStatus(this.ctx, this.runner.running(), this.lastBeat);
-  }
-
-  /**
-   * The heartbeat timer (and a reconnect): a pause past the lease is noted at once, then one
-   * heartbeat runs unless one is under way (then only the lease is renewed): overlapping ones
-   * (a slow Redis) ran their retries, recoveries and looks at once, over the same goals.
-   */
-  private tick(): void {
-    this.hold.beat();
-    if (this.beating) {
-      // Not let run out while the last beat's work goes on (others would take it for dead).
-      if (!this.renewing && !this.stopped && this.ctx.redis.status === "ready")
-        this.renew().catch((e: unknown) => this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`));
-      return;
-    }
-    this.startBeat();
-  }
-
-  private startBeat(): void {
-    const beat = this.beat().finally(() => {
-      if (this.beating !== beat) return;
-      this.beating = undefined;
-      if (this.beatAgain && !this.stopped) this.startBeat();
-      this.beatAgain = false;
-    });
-    this.beating = beat;
-  }
-
-  /**
-   * The fence fell: renew now, and look as soon as the beat under way (begun before the fence:
-   * its look does not count) ends. A node that only stalled (its loop blocked past the fence
-   * point) stayed fenced until the next tick's look; now it is lifted within a few round trips.
-   */
-  private beatNow(): void {
-    setImmediate(() => {
-      if (this.stopped) return;
-      if (!this.beating) return this.startBeat();
-      this.beatAgain = true;
-      if (!this.renewing && this.ctx.redis.status === "ready")
-        this.renew().catch((e: unknown) => this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`));
-    });
-  }
-
-  /** Write the heartbeat record (node-status.ts); `renewing` while it is under way. */
-  private renew(): Promise<void> {
-    // The lease counts from the send (fence.ts). One never answered is not sent again: a
-    // second on the same connection would be answered only after it; the fence falls
-    // meanwhile, and lifts once a renewal is answered (the connection back, or a new one).
-    const answered = this.hold.fence.sending();
-    const write = writeHeartbeat(this.ctx, this.startedAt, this.runner.running())
-      .then((at) => {
-        this.lastBeat = at;
-        answered();
-      })
-      .finally(() => {
-        if (this.renewing === write) this.renewing = undefined;
-      });
-    this.renewing = write;
-    return write;
-  }
-
-  private async beat(): Promise<void> {
-    if (this.stopped || this.ctx.redis.status !== "ready") return;
-    // A look counts for the pauses found before it began (tick), not for one found meanwhile.
-    const begun = this.hold.lookBegins();
-    const running = this.runner.running();
-    try {
-      // Its own write, after one a tick began (maybe before the pause it looks after).
-      await this.renewing?.catch(() => {});
-      await this.renew();
-      // What Redis did not take while it refused writes or was away, written again: approvals
-      // (owned-mirror.ts), so every node lists them as they are, and goal ends (goal-ends.ts),
-      // so no node shows an ended goal running nor keeps its goal.wait waiting.
-      await this.owned?.retry();
-      await this.runner.retryEnds();
-      // Back from a pause longer than the lease: what a survivor decided stands.
-      const looked = await this.runner.stopLost(begun.wasUnsure);
-      // A goal found lost that could not be stopped may still call the model: the node is not
-      // sure of its goals (its calls wait, as after a pause) until a look has stopped it.
-      if (!looked && this.runner.lostUnstopped() && this.hold.holdForLost())
-        this.ctx.log(
-          "cluster: a goal another node has could not be stopped here: model calls, tool calls, events and ends of this node's goals wait until a heartbeat has stopped it",
-        );
-      // Sure of its goals again: what it held since the pause goes out for those still its own.
-      // Not when it was paused again while it looked (found, or not yet found by the timer):
-      // that look may have read a goal as its own before a survivor took it; the next looks.
-      // Nor when a goal's look or stop is left for the next (logged): it may be lost.
-      if (looked)
-        await this.hold.looked(
-          begun,
-          (id) => this.runner.owns(id),
-          () => {
-            this.ctx.log("cluster: looked which goals are still this node's after its pause; they go on");
-            this.owned?.publishHeld();
-          },
-        );
-      // The running goals' usage, for goal.status on other nodes.
-      for (const id of running) {
-        const u = this.ctx.rt.goals.status(id).usage;
-        await this.ctx.mirror.update(id, this.identity.nodeId, {
-          input_tokens: String(u.input_tokens),
-          output_tokens: String(u.output_tokens),
-        });
-      }
-      // The node's signed audit head, for `audit verify --cluster` (audit-heads.ts).
-      await publishHead(this.ctx, this.headDiverged);
-      // A queued goal whose job failed gets its job back (job-intake.ts): one sweep at a time,
-      // not awaited here. Its answers come on the queue's connection; one lost there (a socket
-      // a firewall forgot) held every later heartbeat, and no look after a pause was made.
-      this.sweeping ??= this.intake
-        .requeueOrphans()
-        .catch((e: unknown) => {
-          if (!this.stopped) this.ctx.log(`cluster: the failed-job sweep failed: ${errorMessage(e)}`);
-        })
-        .finally(() => {
-          this.sweeping = undefined;
-        });
-    } catch (e) {
-      this.ctx.log(`cluster: heartbeat failed: ${errorMessage(e)}`);
-    }
+    return ownStatus(this.ctx, this.runner.running(), this.beats.lastBeat);
   }
 
   /** Resolves once this node's connection to Redis has been up for one lease. */

@@ -21,40 +21,21 @@
 //   8. record "open" (an exception refuses), relay bytes with an idle timeout, record "close"
 // Every refusal is recorded "denied" with its stage and reason, and the client reads the
 // reason in a 400/403/407/502/503 body (a CONNECT refused after its 200 is closed).
+// Steps 2-6 are proxy-admit.ts's, the parsing of the request forms proxy-forms.ts's, the
+// ClientHello and the relaying proxy-relay.ts's; this module owns the streams, the counts
+// per goal and per caller, the records and the refusals.
 
 import { lookup as dnsLookup } from "node:dns/promises";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { errorMessage } from "../errors.js";
-import { blockedReason, grantHostOf, hostAddressReason } from "../tools/net-address.js";
-import {
-  basicCredentials,
-  checkServerName,
-  parseAbsoluteUri,
-  parseAuthority,
-  Refusal,
-} from "./proxy-forms.js";
-import {
-  type Conn,
-  callOf,
-  connectOne,
-  forwardPlain,
-  type Recorder,
-  readClientHello,
-  relayTunnel,
-} from "./proxy-relay.js";
-import type {
-  EgressCaller,
-  EgressPolicy,
-  EgressProxy,
-  EgressRecord,
-  EgressStage,
-  EgressTarget,
-} from "./types.js";
+import { type AdmitContext, admit, connectPinned, type EgressResolver } from "./proxy-admit.js";
+import { checkServerName, parseAbsoluteUri, parseAuthority, Refusal } from "./proxy-forms.js";
+import { type Conn, forwardPlain, type Recorder, readClientHello, relayTunnel } from "./proxy-relay.js";
+import type { EgressCaller, EgressPolicy, EgressProxy, EgressRecord } from "./types.js";
 
-/** How a host name becomes addresses: all answers, in the resolver's order. */
-export type EgressResolver = (host: string) => Promise<{ address: string; family: number }[]>;
+export type { EgressResolver } from "./proxy-admit.js";
 
 export interface EgressProxyOptions {
   /** Static resolution (config egress.hosts): these names never go to DNS. */
@@ -94,7 +75,8 @@ class ProxyServer implements EgressProxy {
   private readonly perGoal = new Map<string, number>();
   /** Streams open per caller, keyed by callerKey(). */
   private readonly perCaller = new Map<string, number>();
-  private readonly resolver: EgressResolver;
+  /** What admit() checks each request against. */
+  private readonly checks: AdmitContext;
   private readonly headerTimeoutMs: number;
   private readonly maxHeaderBytes: number;
   private readonly recorder: Recorder;
@@ -105,7 +87,13 @@ class ProxyServer implements EgressProxy {
     private readonly policy: EgressPolicy,
     private readonly opts: EgressProxyOptions,
   ) {
-    this.resolver = opts.resolve ?? systemResolver;
+    this.checks = {
+      policy,
+      hosts: opts.hosts,
+      resolver: opts.resolve ?? systemResolver,
+      maxConnections: opts.maxConnections,
+      openOfGoal: (goalId) => this.perGoal.get(goalId) ?? 0,
+    };
     this.headerTimeoutMs = opts.headerTimeoutMs ?? 10_000;
     this.maxHeaderBytes = opts.maxHeaderBytes ?? 16 * 1024;
     this.recorder = {
@@ -247,8 +235,8 @@ class ProxyServer implements EgressProxy {
       const target = parseAuthority(req.url ?? "");
       conn.host = target.host;
       conn.port = target.port;
-      const addresses = await this.admit(conn, req, target);
-      upstream = await this.connectPinned(conn, addresses, target.port);
+      const addresses = await admit(this.checks, conn, req, target);
+      upstream = await connectPinned(conn, addresses, target.port, this.opts.connectTimeoutMs);
       stream.write("HTTP/1.1 200 Connection established\r\n\r\n");
       conn.tunnelOpen = true;
       const hello = await readClientHello(stream, head, this.headerTimeoutMs);
@@ -276,8 +264,8 @@ class ProxyServer implements EgressProxy {
       const { target, path } = parseAbsoluteUri(req);
       conn.host = target.host;
       conn.port = target.port;
-      const addresses = await this.admit(conn, req, target);
-      upstream = await this.connectPinned(conn, addresses, target.port);
+      const addresses = await admit(this.checks, conn, req, target);
+      upstream = await connectPinned(conn, addresses, target.port, this.opts.connectTimeoutMs);
       forwardPlain(this.recorder, conn, req, res, upstream, path);
     } catch (e) {
       upstream?.destroy();
@@ -294,7 +282,7 @@ class ProxyServer implements EgressProxy {
     }
   }
 
-  // --- the checks ----------------------------------------------------------------------
+  // --- one request per connection ---------------------------------------------------------
 
   /**
    * A request behind the first on one connection (a plain request, a CONNECT or an Upgrade
@@ -317,90 +305,6 @@ class ProxyServer implements EgressProxy {
     clearTimeout(conn.headerTimer);
     conn.requests++;
     conn.method = req.method ?? "";
-  }
-
-  /** Credentials, the goal's limit, the host's policy, then every address: what to connect to. */
-  private async admit(conn: Conn, req: IncomingMessage, target: EgressTarget): Promise<string[]> {
-    const { caller } = conn;
-    const creds = basicCredentials(req.headers["proxy-authorization"]);
-    if (!creds || !this.policy.authenticate(caller, creds.user, creds.password)) {
-      throw new Refusal(
-        407,
-        "auth",
-        creds
-          ? "these proxy credentials are not the caller's"
-          : "proxy credentials required (Proxy-Authorization: Basic)",
-      );
-    }
-    // Per request: a plain HTTP client may send the next request with other credentials.
-    conn.call = callOf(this.policy, caller, creds.password);
-    const open = this.perGoal.get(caller.goalId) ?? 0;
-    if (open > this.opts.maxConnections) {
-      throw new Refusal(
-        503,
-        "limit",
-        `goal ${caller.goalId} has ${open - 1} other connections open, the most egress.max_connections allows (${this.opts.maxConnections})`,
-      );
-    }
-    await this.judge(conn, target);
-    if (target.literal) return [target.host.startsWith("[") ? target.host.slice(1, -1) : target.host];
-    const addresses = await this.resolveName(target.host);
-    for (const address of addresses) {
-      const why = blockedReason(address) ?? hostAddressReason(address);
-      if (why === null) continue;
-      // An inward address a name leads to: only a grant naming that address opens it.
-      await this.judge(conn, { host: grantHostOf(address), port: target.port, literal: true }, (reason) => ({
-        stage: "address",
-        reason: `${target.host} resolves to ${address} (${why}): ${reason}`,
-      }));
-    }
-    return addresses;
-  }
-
-  private async judge(
-    conn: Conn,
-    target: EgressTarget,
-    explain?: (reason: string) => { stage: EgressStage; reason: string },
-  ): Promise<void> {
-    let verdict: Awaited<ReturnType<EgressPolicy["decide"]>>;
-    try {
-      verdict = await this.policy.decide(conn.caller, target, conn.abort.signal, conn.call);
-    } catch (e) {
-      throw new Refusal(403, "policy", `the policy could not decide: ${errorMessage(e)}`);
-    }
-    if (conn.abort.signal.aborted)
-      throw new Refusal(403, "policy", "the client left while its host was judged");
-    if (verdict.allow) return;
-    const refusal = explain?.(verdict.reason) ?? { stage: verdict.stage ?? "policy", reason: verdict.reason };
-    throw new Refusal(403, refusal.stage, refusal.reason);
-  }
-
-  private async resolveName(host: string): Promise<string[]> {
-    const fixed = this.opts.hosts[host];
-    if (fixed !== undefined) return [fixed];
-    let answers: { address: string }[];
-    try {
-      answers = await this.resolver(host);
-    } catch (e) {
-      throw new Refusal(502, "resolve", `cannot resolve ${host}: ${errorMessage(e)}`);
-    }
-    if (answers.length === 0) throw new Refusal(502, "resolve", `${host} has no address`);
-    return answers.map((a) => a.address);
-  }
-
-  /** A TCP connection to the first checked address that answers (the connect timeout each). */
-  private async connectPinned(conn: Conn, addresses: readonly string[], port: number): Promise<Socket> {
-    const failures: string[] = [];
-    for (const address of addresses) {
-      if (conn.abort.signal.aborted) break;
-      try {
-        return await connectOne(address, port, this.opts.connectTimeoutMs, conn.abort.signal);
-      } catch (e) {
-        failures.push(`${address}: ${errorMessage(e)}`);
-      }
-    }
-    const why = failures.join("; ") || "the client left";
-    throw new Refusal(502, "upstream", `cannot connect to ${conn.host} port ${port} (${why})`);
   }
 
   // --- records and refusals --------------------------------------------------------------

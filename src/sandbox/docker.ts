@@ -5,27 +5,29 @@
 // stopped. Containers (names, labels, engine calls) are docker-containers.ts's; where a goal's
 // first container comes from, goal-container.ts's; the warm pool's slots, pool-slots.ts's; what
 // the sweep removes, docker-sweep.ts's; the freeze of a goal's containers (its node's fence) and
-// what waits for its thaw, frozen-goals.ts's. A goal's external MCP servers (mcp-container.ts)
-// are started here too, so that they go with the goal and gc() can tell the ones this process
-// speaks to from leftovers nobody can reach.
+// what waits for its thaw, frozen-goals.ts's; what each goal's containers were made with and
+// whether it was retired, goal-records.ts's; the options and their defaults,
+// docker-options.ts's. A goal's external MCP servers (mcp-container.ts) are started here too,
+// so that they go with the goal and gc() can tell the ones this process speaks to from
+// leftovers nobody can reach.
 
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
 import { parseMcpEgressId } from "../egress/mcp-callers.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
-import type { SkillMount } from "../skills/registry.js";
 import type { AcquireOptions, GcOptions, GcReport, SandboxBackend } from "./backend.js";
-import { defaultLimits, type SandboxLimits } from "./container-spec.js";
+import { defaultLimits } from "./container-spec.js";
 import { LABEL, RuntimeContainers } from "./docker-containers.js";
+import { type DockerBackendOptions, defaultUser } from "./docker-options.js";
 import { DockerSandbox, type SandboxOwner } from "./docker-sandbox.js";
 import { sweepRuntime } from "./docker-sweep.js";
 import { type EgressEndpoint, EgressNetworks } from "./egress-network.js";
 import { connectDocker } from "./engine.js";
 import { cancelledError } from "./executor-session.js";
-import { assertGoalId, type GoalFolders, goalFolders, parseUser, removeTreeNoFollow } from "./folders.js";
+import { assertGoalId, goalFolders, parseUser, removeTreeNoFollow } from "./folders.js";
 import { FrozenGoals } from "./frozen-goals.js";
 import { openGoalContainer } from "./goal-container.js";
-import { GoalExpiries } from "./goal-expiry.js";
+import { GoalRecords } from "./goal-records.js";
 import { ensureImage } from "./image.js";
 import { checkInputs, copyInputs, inputRules } from "./inputs.js";
 import type { McpServerContainer, McpServerSpec } from "./mcp-container.js";
@@ -33,35 +35,7 @@ import { LiveMcpServers } from "./mcp-servers.js";
 import { WarmPool } from "./pool.js";
 import { PoolSlots } from "./pool-slots.js";
 
-export interface DockerBackendOptions {
-  docker?: Docker;
-  /** uid:gid inside the container. Default 1000:1000 when the daemon is root, else its own ids. */
-  user?: string;
-  /** Extra labels on every container made (tests mark theirs so leftovers can be found). */
-  labels?: Record<string, string>;
-  /**
-   * Extra security options on every container made, after Aido's own (which they cannot
-   * remove): e.g. `seccomp=<profile JSON>` for a stricter profile, or one that hides
-   * Landlock to see exec refused as on a kernel without it.
-   */
-  securityOpt?: string[];
-  /** Build the image on first need (default true); progress goes to onProgress. */
-  ensureImage?: boolean;
-  onProgress?: (message: string) => void;
-  /**
-   * A goal's host folders as the kernel sees them (a session's bound workspace included,
-   * kernel/assemble.ts); what an MCP server's /workspace mount is made from. Default: the
-   * goal's own folders, or the workspace its acquire bound.
-   */
-  folders?: (goalId: string) => GoalFolders;
-  /** What the operator should know (said once): a kernel that skips a rule. */
-  log?: (message: string) => void;
-}
-
-function defaultUser(): string {
-  const uid = process.getuid?.() ?? 1000;
-  return uid === 0 ? "1000:1000" : `${uid}:${process.getgid?.() ?? uid}`;
-}
+export type { DockerBackendOptions } from "./docker-options.js";
 
 export class DockerBackend implements SandboxBackend, SandboxOwner {
   readonly runtimeId: string;
@@ -72,27 +46,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   private readonly containers: RuntimeContainers;
   private readonly handles = new Map<string, DockerSandbox>();
   private readonly acquiring = new Map<string, Promise<DockerSandbox>>();
-  private readonly limitsOf = new Map<string, SandboxLimits>();
-  private readonly skillsOf = new Map<string, SkillMount[]>();
-  /** When each goal's sandbox expires: its first container's label, kept by the next ones. */
-  private readonly expiries = new GoalExpiries();
-  /** Goals whose /workspace is a bound host folder (AcquireOptions.workspace). */
-  private readonly workspaceOf = new Map<string, string>();
-  /** Goals on an egress network: the folder shared with their relay (AcquireOptions.egressShare). */
-  private readonly egressShareOf = new Map<string, string>();
+  /** What each goal's containers were made with, whether it was retired or touched (goal-records.ts). */
+  private readonly goals: GoalRecords;
   private readonly networks: EgressNetworks;
-  /** Goals whose sandbox was removed for good (remove()): a later acquire is refused. */
-  private readonly retired = new Set<string>();
   /** Goals whose containers are frozen (pause), their engine calls, and what waits for them to thaw. */
   private readonly frozen: FrozenGoals;
-  /**
-   * Goals this process made (or tried to make) a container, network or MCP server for, or
-   * found a running container of at start-up, or whose network a sweep kept (a live goal's,
-   * made by a process that died): remove() asks the engine only about these. Any other
-   * goal has nothing in the engine — the start-up sweep removed what dead processes left
-   * for goals that are not live — so its end costs no Docker call.
-   */
-  private readonly touched = new Set<string>();
   /** The warm pool's slot containers, and which of them this process owns (the sweep leaves those). */
   private readonly slots: PoolSlots;
   /** Goal folders a sweep found expired but could not remove: the next sweep tries them again. */
@@ -108,6 +66,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     private readonly opts: DockerBackendOptions = {},
   ) {
     this.docker = opts.docker ?? connectDocker();
+    this.goals = new GoalRecords(config.goalsDir);
     const user = opts.user ?? defaultUser();
     parseUser(user);
     this.containers = new RuntimeContainers(this.docker, config, {
@@ -123,12 +82,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       user,
       ...(opts.labels ? { labels: opts.labels } : {}),
       ...(opts.securityOpt ? { securityOpt: opts.securityOpt } : {}),
-      folders: (goalId) => opts.folders?.(goalId) ?? this.foldersOf(goalId, this.workspaceOf.get(goalId)),
+      folders: (goalId) => opts.folders?.(goalId) ?? this.goals.folders(goalId),
     });
     this.frozen = new FrozenGoals(
       this.containers,
       (goalId) => [this.containerName(goalId), ...this.mcpServers.ofGoal(goalId)],
-      (goalId) => this.retired.has(goalId),
+      (goalId) => this.goals.isRetired(goalId),
       // An unfreeze given up: its containers go (a forced removal kills a paused one), and its
       // servers' (their connections end: the next call starts them again).
       async (goalId) => {
@@ -171,8 +130,8 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     // until every call that waited for it has gone (opts.signal).
     if (!opts.signal) await this.frozen.thawed(goalId);
     else if (!(await this.frozen.untilThawed(goalId, opts.signal))) throw cancelledError("acquire");
-    this.refuseRetired(goalId);
-    this.touched.add(goalId);
+    this.goals.refuseRetired(goalId);
+    this.goals.touch(goalId);
     let handle = this.handles.get(goalId);
     if (!handle) {
       let p = this.acquiring.get(goalId);
@@ -194,11 +153,11 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         `the container of goal ${goalId}, made as its node was fenced, could not be frozen (${errorMessage(e)}): it was removed; its next call makes a fresh one once the goal is unfrozen`,
       );
     }
-    if (this.retired.has(goalId)) {
+    if (this.goals.isRetired(goalId)) {
       // The goal ended while its container was being made: it goes at once.
       this.dropHandle(goalId);
       await this.containers.remove(this.containerName(goalId));
-      this.refuseRetired(goalId);
+      this.goals.refuseRetired(goalId);
     }
     if (opts.inputs && opts.inputs.length > 0) {
       const rules = inputRules(this.config);
@@ -220,16 +179,16 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   }
 
   onEgressNetwork(goalId: string): boolean {
-    return this.egressShareOf.has(goalId);
+    return this.goals.egressShareOf.has(goalId);
   }
 
   async egress(goalId: string, share: string): Promise<EgressEndpoint> {
     assertGoalId(goalId);
-    this.refuseRetired(goalId);
+    this.goals.refuseRetired(goalId);
     // An MCP server's network (egress/mcp-callers.ts) is made only while its goal is not retired.
     const server = parseMcpEgressId(goalId);
-    if (server) this.refuseRetired(server.goalId);
-    this.touched.add(server?.goalId ?? goalId);
+    if (server) this.goals.refuseRetired(server.goalId);
+    this.goals.touch(server?.goalId ?? goalId);
     await this.imageOnce();
     return this.networks.ensure(goalId, share);
   }
@@ -241,24 +200,24 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   /** The goal's egress network, made (with its relay) if the goal has one. */
   private async networkOf(goalId: string): Promise<string | undefined> {
-    const share = this.egressShareOf.get(goalId);
+    const share = this.goals.egressShareOf.get(goalId);
     return share === undefined ? undefined : (await this.egress(goalId, share)).network;
   }
 
   private async open(goalId: string, opts: AcquireOptions): Promise<DockerSandbox> {
     const handle = await openGoalContainer(
       {
-        expiries: this.expiries,
-        limitsOf: this.limitsOf,
-        skillsOf: this.skillsOf,
-        workspaceOf: this.workspaceOf,
-        egressShareOf: this.egressShareOf,
+        expiries: this.goals.expiries,
+        limitsOf: this.goals.limitsOf,
+        skillsOf: this.goals.skillsOf,
+        workspaceOf: this.goals.workspaceOf,
+        egressShareOf: this.goals.egressShareOf,
         config: this.config,
         docker: this.docker,
         containers: this.containers,
         pool: this.pool,
         slots: this.slots,
-        foldersOf: (g, w) => this.foldersOf(g, w),
+        foldersOf: (g, w) => this.goals.foldersOf(g, w),
         networkOf: (g) => this.networkOf(g),
         imageOnce: () => this.imageOnce(),
         handle: (g, c, session) => new DockerSandbox(g, c, this, session),
@@ -274,18 +233,18 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const name = this.containerName(goalId);
     const old = await this.containers.inspect(name);
     if (old) {
-      this.expiries.adopt(goalId, old.Config.Labels);
+      this.goals.expiries.adopt(goalId, old.Config.Labels);
       await this.containers.remove(old.Id);
     }
-    const limits = this.limitsOf.get(goalId) ?? defaultLimits(this.config);
+    const limits = this.goals.limitsOf.get(goalId) ?? defaultLimits(this.config);
     const network = await this.networkOf(goalId);
-    const fresh = await this.expiries.start(goalId, limits.ttlSeconds, (expiry) =>
+    const fresh = await this.goals.expiries.start(goalId, limits.ttlSeconds, (expiry) =>
       this.containers.createStarted(
         name,
-        this.foldersOf(goalId, this.workspaceOf.get(goalId)),
+        this.goals.folders(goalId),
         limits,
         { [LABEL.goal]: goalId, ...expiry },
-        this.skillsOf.get(goalId) ?? [],
+        this.goals.skillsOf.get(goalId) ?? [],
         network,
       ),
     );
@@ -331,16 +290,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async remove(goalId: string, opts: { deleteFolders?: boolean } = {}): Promise<void> {
     assertGoalId(goalId);
     // A container being made for the goal right now is removed by acquire once it exists.
-    this.retired.add(goalId);
+    this.goals.retire(goalId);
     // A frozen one goes as it is (a forced removal kills it); its waiting acquire is refused.
     this.frozen.drop(goalId);
     this.dropHandle(goalId);
-    this.limitsOf.delete(goalId);
-    this.skillsOf.delete(goalId);
-    this.expiries.forget(goalId);
-    this.workspaceOf.delete(goalId);
-    const hadEgress = this.egressShareOf.delete(goalId);
-    if (!this.touched.delete(goalId)) {
+    const { hadEgress, touched } = this.goals.forget(goalId);
+    if (!touched) {
       if (opts.deleteFolders) removeTreeNoFollow(goalFolders(this.config.goalsDir, goalId).root);
       return;
     }
@@ -362,12 +317,12 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         `the start of MCP server ${spec.server} for goal ${spec.goalId} was cancelled while the goal was frozen`,
         { goalId: spec.goalId, server: spec.server },
       );
-    this.refuseRetired(spec.goalId);
-    this.touched.add(spec.goalId);
+    this.goals.refuseRetired(spec.goalId);
+    this.goals.touch(spec.goalId);
     const server = await this.mcpServers.start(
       spec,
       () => (spec.image === undefined ? this.imageOnce() : Promise.resolve()),
-      (goalId) => this.refuseRetired(goalId),
+      (goalId) => this.goals.refuseRetired(goalId),
     );
     // Frozen while it was being started: frozen too before it answers anything. One the engine
     // would not freeze is stopped: it ran on through the fence held by no client, and the goal
@@ -387,15 +342,15 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
     const goals: string[] = [];
     for (const c of list) {
       const goalId = this.containers.goalOfName(c.Names[0] ?? "");
-      if (goalId) this.touched.add(goalId);
+      if (goalId) this.goals.touch(goalId);
       // A container on an egress network is not adopted: its relay's other end (the daemon's
       // listener, the callers' credentials) died with the process that made it. The sweep
       // removes it unless the goal is live; a live one gets a new container on next need.
       if (!goalId || c.State !== "running" || c.HostConfig.NetworkMode !== "none") continue;
       if (!this.handles.has(goalId)) {
         const limits = this.containers.limitsFromLabels(c.Labels);
-        if (limits) this.limitsOf.set(goalId, limits);
-        this.expiries.adopt(goalId, c.Labels);
+        if (limits) this.goals.limitsOf.set(goalId, limits);
+        this.goals.expiries.adopt(goalId, c.Labels);
         this.handles.set(goalId, new DockerSandbox(goalId, this.docker.getContainer(c.Id), this));
       }
       goals.push(goalId);
@@ -413,16 +368,16 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
         slots: this.slots,
         failedGoalFolders: this.failedGoalFolders,
         frozen: (g) => this.frozen.has(g),
-        onEgressNetwork: (g) => this.egressShareOf.has(g),
+        onEgressNetwork: (g) => this.goals.egressShareOf.has(g),
         hasHandle: (g) => this.handles.has(g),
-        starting: (g, since) => this.expiries.starting(g, since),
-        expiresOf: (g) => this.expiries.of(g),
+        starting: (g, since) => this.goals.expiries.starting(g, since),
+        expiresOf: (g) => this.goals.expiries.of(g),
         swept: (g, reason, labels) => {
           this.dropHandle(g);
-          if (reason === "expired") this.expiries.forget(g);
-          else if (labels) this.expiries.adopt(g, labels);
+          if (reason === "expired") this.goals.expiries.forget(g);
+          else if (labels) this.goals.expiries.adopt(g, labels);
         },
-        touch: (g) => this.touched.add(g),
+        touch: (g) => this.goals.touch(g),
       },
       opts,
     );
@@ -432,7 +387,7 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
   async removeAll(): Promise<number> {
     await this.pool.close();
     for (const goalId of [...this.handles.keys()]) this.dropHandle(goalId);
-    this.egressShareOf.clear();
+    this.goals.egressShareOf.clear();
     const list = await this.containers.list(true);
     for (const c of list) await this.containers.remove(c.Id);
     await this.networks.removeAll();
@@ -447,11 +402,6 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
 
   // ------------------------------------------------------------------ internals
 
-  private foldersOf(goalId: string, workspace: string | undefined) {
-    const f = goalFolders(this.config.goalsDir, goalId);
-    return workspace === undefined ? f : { ...f, workspace, hostWorkspace: true };
-  }
-
   private imageOnce(): Promise<unknown> {
     if (this.opts.ensureImage === false) return Promise.resolve();
     this.imageReady ??= ensureImage(this.config, {
@@ -462,15 +412,6 @@ export class DockerBackend implements SandboxBackend, SandboxOwner {
       throw e;
     });
     return this.imageReady;
-  }
-
-  private refuseRetired(goalId: string): void {
-    if (!this.retired.has(goalId)) return;
-    throw new AidoError(
-      ErrorCode.sandboxFailed,
-      `the sandbox of goal ${goalId} was removed when the goal ended; no new container is started for it`,
-      { goalId },
-    );
   }
 
   private dropHandle(goalId: string): void {

@@ -1,0 +1,101 @@
+// cluster/goal-submit.ts — goal.submit in cluster mode (ClusterGoals.submit, goal-view.ts):
+// the goal admitted on this node as a local submit is (manifest, ceiling, models.allowed,
+// inputs; a refusal audited), its id fixed here, its inputs packed into the job, then its
+// mirrored hash and its job written to Redis, for any node to take. A submit Redis does not
+// take leaves no queued goal behind and is refused cluster_unavailable; one from a folder
+// with a persistent intent is refused, since the intent cannot travel to the node that runs it.
+
+import type { Queue } from "bullmq";
+import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { workspaceKey } from "../intent/intents.js";
+import { admitGoal } from "../kernel/goal-admission.js";
+import { newGoalId } from "../kernel/goals.js";
+import type { Runtime } from "../kernel/runtime.js";
+import { type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
+import type { GoalJob } from "./goal-runner.js";
+import { packInputs } from "./job-inputs.js";
+
+export interface GoalSubmission {
+  goal: string;
+  manifest?: unknown;
+  inputs?: string[];
+  workspace?: string;
+}
+
+/** goal.submit: admitted here, enqueued for any node; answers with the id at once. */
+export async function submitGoal(
+  ctx: NodeContext,
+  queue: Queue<GoalJob>,
+  s: GoalSubmission,
+): Promise<{ goal_id: string }> {
+  const { rt, config, redis, mirror, identity } = ctx;
+  if (s.workspace !== undefined) refuseIntent(rt, s.workspace);
+  // Checked here, as a local submit is (manifest, ceiling, models.allowed, inputs): a
+  // refusal fails the submit, audited. The owner checks again against its own config.
+  const checked = admitGoal(
+    { config, audit: rt.audit },
+    {
+      goal: s.goal,
+      ...(s.manifest !== undefined ? { manifest: s.manifest } : {}),
+      ...(s.inputs ? { inputs: s.inputs } : {}),
+    },
+  ).inputs;
+  const goalId = newGoalId();
+  if (redis.status !== "ready") refuseUnavailable(rt, `Redis is not connected (${redis.status})`);
+  const inputs = await packInputs(config, checked);
+  const job: GoalJob = {
+    goal_id: goalId,
+    goal: s.goal,
+    ...(s.manifest !== undefined ? { manifest: s.manifest } : {}),
+    inputs,
+    via: identity.nodeId,
+  };
+  try {
+    await withTimeout(
+      mirror.create({ goalId, goal: s.goal, via: identity.nodeId, now: Date.now() }),
+      REDIS_ANSWER_MS,
+    );
+    await withTimeout(
+      queue.add("goal", job, {
+        jobId: goalId,
+        removeOnComplete: true,
+        removeOnFail: { age: 24 * 3600 },
+        attempts: 1,
+      }),
+      REDIS_ANSWER_MS,
+    );
+  } catch (e) {
+    // No job: the goal must not show as queued. (A job without its hash is skipped by process().)
+    await mirror.drop(goalId).catch(() => {});
+    refuseUnavailable(rt, errorMessage(e));
+  }
+  rt.audit.record(
+    "goal.enqueued",
+    { goal: s.goal.slice(0, 2000), ...(checked.length > 0 ? { inputs: checked.map((i) => i.path) } : {}) },
+    { goalId },
+  );
+  return { goal_id: goalId };
+}
+
+function refuseUnavailable(rt: Runtime, why: string): never {
+  const reason = `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`;
+  rt.audit.record("goal.refused", { field: "cluster", reason });
+  throw new AidoError(ErrorCode.clusterUnavailable, reason, {});
+}
+
+/**
+ * A persistent intent lives in one node's database: a goal submitted from a folder with one
+ * cannot carry it to another node, and is refused rather than run without it.
+ */
+function refuseIntent(rt: Runtime, workspace: string): void {
+  let active: { id: string } | undefined;
+  try {
+    active = rt.intents.active(workspaceKey(workspace));
+  } catch {
+    return; // not a folder with an intent
+  }
+  if (active === undefined) return;
+  const reason = `workspace: ${workspace} has a persistent intent (${active.id}); in cluster mode a goal cannot carry one to the node that runs it. Clear it (aido intent clear) or submit to a daemon outside the cluster`;
+  rt.audit.record("goal.refused", { field: "workspace", reason, intent_id: active.id });
+  throw new AidoError(ErrorCode.invalidInput, reason, { field: "workspace" });
+}
