@@ -57,6 +57,8 @@ export class ClusterGoals {
     private readonly cancelOwn: (goalId: string) => Promise<"handled" | "elsewhere">,
     /** Announce an end this node wrote, retried while Redis refuses it (ClusterGoalRunner.announceEnd). */
     private readonly announceEnd: (goalId: string, end: GoalStatus) => Promise<void>,
+    /** When Redis last took this node's heartbeat (NodeHeartbeat.lastBeat): its lease runs from there. */
+    private readonly lastBeat: () => number | undefined,
   ) {
     ({
       rt: this.rt,
@@ -254,10 +256,21 @@ export class ClusterGoals {
         r = await readMirror(() => this.mirror.cancelQueued(goalId));
       } catch (e) {
         // Redis away, and the goal runs in this Runtime: the person's cancel is not refused for
-        // that. It ends here as any cancel does; its end reaches Redis with the next heartbeat
-        // that is answered (endedHere meanwhile). Any other goal: the error stands.
+        // that while this node's lease runs (no other node may take the goal over before it
+        // ends). It ends here as any cancel does; its end reaches Redis with the next heartbeat
+        // that is answered (endedHere meanwhile). Past the lease another node may have taken the
+        // goal (a partition that left Redis to the others): a cancel made here could be lost, so
+        // it is refused, saying why. Any other goal: the error stands.
         if (!(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable)) throw e;
         if (!this.rt.goals.isLive(goalId)) throw e;
+        const beat = this.lastBeat();
+        if (beat === undefined || Date.now() - beat >= this.ctx.config.cluster.leaseMs) {
+          throw new AidoError(
+            ErrorCode.clusterUnavailable,
+            `goal ${goalId} runs on this node, but the cluster's Redis cannot be reached and this node's lease ran out (${beat === undefined ? "Redis never took its heartbeat" : `last heartbeat taken ${new Date(beat).toISOString()}`}): another node may have taken the goal over, so a cancel made here could be lost; nothing was cancelled, try again when Redis answers (${e.message})`,
+            {},
+          );
+        }
         return { ...this.rt.goals.cancel(goalId), node: this.identity.nodeId };
       }
       if (r.kind === "missing") return this.rt.goals.cancel(goalId);

@@ -108,6 +108,7 @@ export class ClusterNode implements Liveness {
       queue,
       (goalId) => this.runner.cancel(goalId),
       (goalId, end) => this.runner.announceEnd(goalId, end),
+      () => this.beats.lastBeat,
     );
     this.intake = new JobIntake(ctx, queue, this.runner, this);
     this.hold = new GoalHold(

@@ -140,6 +140,7 @@ describe("goal.wait", () => {
         throw new Error("no cancel in this test");
       },
       async () => {},
+      () => Date.now(),
     );
     // Another node's watch, to know when the announcement has been read back.
     const probe = new GoalEndWatch(redis, () => {});

@@ -13,7 +13,7 @@ import { runCli } from "../../src/cli/main.js";
 import { AidoError } from "../../src/errors.js";
 import { until } from "../daemon/process.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
+import { forGoal, LEASE_MS, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
 import { withCluster } from "./support/file-cluster.js";
 
 let server: ProviderServer;
@@ -233,5 +233,44 @@ describe("Redis stopped", () => {
       const s = await (await other.client()).call("goal.status", { goal_id }).catch(() => undefined);
       return s?.state === "cancelled" ? s : undefined;
     }, 30_000);
+  }, 120_000);
+
+  it("past its lease a node cut off from Redis refuses to cancel its goal, saying another node may have it", async () => {
+    const marker = "down-cancel-lapsed";
+    server.script(forGoal(marker), [
+      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+      turn.text(`finished ${marker}`),
+    ]);
+    const a = await owner.client();
+    const { goal_id } = await a.call("goal.submit", {
+      goal: `write ${marker}`,
+      manifest: manifest({ approve: true }),
+    });
+    const pending = await until(async () =>
+      (await a.call("approval.list", {})).approvals.find((p) => p.goal_id === goal_id),
+    );
+    const ownId = (await a.call("goal.status", { goal_id })).node;
+    const own = ownId === owner.id ? owner : asker;
+    raw.on("error", () => {});
+    await redisServer.stop();
+    try {
+      await new Promise((r) => setTimeout(r, LEASE_MS + 500));
+      const refused = await failure((await own.client()).call("goal.cancel", { goal_id }));
+      expect(refused.code).toBe("cluster_unavailable");
+      expect(refused.message).toMatch(
+        /this node's lease ran out .*another node may have taken the goal over/,
+      );
+      expect(await (await own.client()).call("goal.status", { goal_id })).toMatchObject({ state: "running" });
+    } finally {
+      await redisServer.start();
+    }
+    // Redis back: the goal is still this node's, and it ends when answered.
+    await until(async () => {
+      const list = await (await own.client()).call("approval.list", {}).catch(() => undefined);
+      return list?.approvals.some((p) => p.id === pending.id) ? true : undefined;
+    }, 30_000);
+    await (await own.client()).call("approval.respond", { id: pending.id, decision: "allow_once" });
+    const end = await (await own.client()).call("goal.wait", { goal_id, timeout_ms: 60_000 });
+    expect(end.state).toBe("succeeded");
   }, 120_000);
 });

@@ -422,6 +422,7 @@ describe("an end a cancel or a dead node's take wrote, whose announcement Redis 
       { remove: async () => 0 } as never,
       (id) => runner.cancel(id),
       (id, end) => runner.announceEnd(id, end),
+      () => Date.now(),
     );
     await writable(streamsRefused);
     expect((await goals.cancel(goalId)).state).toBe("cancelled");

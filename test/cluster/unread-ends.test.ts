@@ -42,6 +42,7 @@ function ownerNode() {
     { remove: async () => 0 } as never,
     (id) => runner.cancel(id),
     (id, end) => runner.announceEnd(id, end),
+    () => Date.now(),
   );
   return { runner, intake, goals };
 }
