@@ -37,7 +37,7 @@ import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import { Attr, gateReason } from "../telemetry/attributes.js";
 import type { Tracer, TraceSpan } from "../telemetry/tracer.js";
 import { type ApprovalPassed, awaitApproval } from "./approval-wait.js";
-import { refuseIfCancelled } from "./cancel.js";
+import { failedIfCancelled, refuseIfCancelled } from "./cancel.js";
 import { confinementFor } from "./confinement.js";
 import { passHold } from "./hold.js";
 import { type Deny, type Judged, judgeCall, type Seen } from "./judge.js";
@@ -175,7 +175,8 @@ export interface ToolCall {
    * last cancel check, so a refused or cancelled call never reaches it. A plan executed with
    * on_failure "restore" takes the snapshot framing its step here (kernel/plan-undo.ts), so
    * what the person changed while asked is not counted as the step's. A rejection is the run's
-   * failure (tool.failed), the tool not run. Absent: nothing is done.
+   * failure (tool.failed), the tool not run; so is a cancel that came while it (or the gate's
+   * snapshot) ran (tool.failed, code cancelled: gate/cancel.ts). Absent: nothing is done.
    */
   beforeRun?: () => Promise<void>;
 }
@@ -402,6 +403,8 @@ export class Gate {
             span?.set({ [Attr.snapshotId]: id });
           }
           if (call.beforeRun) await call.beforeRun();
+          // Both awaits above may take seconds: a caller gone meanwhile is not run for (gate/cancel.ts).
+          failedIfCancelled(call.signal, tool.name);
           // Once tool.invoked is written the run is the tool's, cancel included: each honours the
           // signal as it can (a file write until it is sent, an exec killed), and adopt_world
           // not at all (it runs to its end, never half-applied).

@@ -364,6 +364,50 @@ describe("a call's beforeRun hook (a plan's frame before its step)", () => {
       w.home.cleanup();
     }
   });
+
+  it("a call cancelled while its hook (a slow frame snapshot) runs does not run: tool.invoked, then tool.failed cancelled", async () => {
+    const w = makeWorld(2_000, { beforeMutation: async () => "snap-1" });
+    try {
+      const p = w.principal(["tool: note_write", "file_write: /workspace/**"]);
+      const cancel = new AbortController();
+      const call = w.gate.invoke(p, {
+        name: "note_write",
+        input: { path: "/workspace/late.txt", text: "x" },
+        signal: cancel.signal,
+        // The client leaves while the frame is taken (seconds on a large workspace).
+        beforeRun: async () => void cancel.abort(new Error("the client left")),
+      });
+      await expect(call).rejects.toMatchObject({ code: ErrorCode.cancelled });
+      expect(w.writes).toEqual([]);
+      expect(w.audit.tail(2).map((e) => e.kind)).toEqual(["tool.invoked", "tool.failed"]);
+      expect(JSON.stringify(w.audit.tail(1)[0])).toMatch(/the client left/);
+    } finally {
+      w.home.cleanup();
+    }
+  });
+
+  it("so does a call with no hook cancelled while the gate's snapshot before a mutation is taken", async () => {
+    const during = new AbortController();
+    const w = makeWorld(2_000, {
+      beforeMutation: async () => {
+        during.abort(new Error("the agent stopped"));
+        return "snap-2";
+      },
+    });
+    try {
+      const p = w.principal(["tool: note_write", "file_write: /workspace/**"]);
+      const call = w.gate.invoke(p, {
+        name: "note_write",
+        input: { path: "/workspace/late2.txt", text: "x" },
+        signal: during.signal,
+      });
+      await expect(call).rejects.toMatchObject({ code: ErrorCode.cancelled });
+      expect(w.writes).toEqual([]);
+      expect(w.audit.tail(2).map((e) => e.kind)).toEqual(["tool.invoked", "tool.failed"]);
+    } finally {
+      w.home.cleanup();
+    }
+  });
 });
 
 async function waitFor<T>(probe: () => T | undefined, timeoutMs = 3000): Promise<T> {
