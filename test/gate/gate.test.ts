@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { openDatabase } from "../../src/db/database.js";
 import { ErrorCode } from "../../src/errors.js";
+import { HoldRefused } from "../../src/gate/hold.js";
 import { Gate, GateDenied, type Principal, type SnapshotHook } from "../../src/gate/invoke.js";
 import type { ToolDef } from "../../src/gate/types.js";
 import { lazySandbox } from "../../src/sandbox/lazy.js";
@@ -58,7 +59,11 @@ function shellTool(runs: string[]): ToolDef<{ command: string }> {
   };
 }
 
-function makeWorld(approvalTimeoutMs = 2_000, snapshots?: SnapshotHook): World {
+function makeWorld(
+  approvalTimeoutMs = 2_000,
+  snapshots?: SnapshotHook,
+  hold?: (goalId: string, signal?: AbortSignal) => Promise<void>,
+): World {
   const home = makeTempHome();
   const db = openDatabase(home.config.dbPath);
   const key = RuntimeKey.load(home.config.keysDir);
@@ -92,6 +97,7 @@ function makeWorld(approvalTimeoutMs = 2_000, snapshots?: SnapshotHook): World {
       }),
     snapshotBeforeMutation: snapshots !== undefined,
     ...(snapshots ? { snapshots } : {}),
+    ...(hold ? { beforeRun: hold } : {}),
     outputMaxBytes: 4096,
     approvalTimeoutMs,
   });
@@ -381,6 +387,32 @@ describe("a call's beforeRun hook (a plan's frame before its step)", () => {
       expect(w.writes).toEqual([]);
       expect(w.audit.tail(2).map((e) => e.kind)).toEqual(["tool.invoked", "tool.failed"]);
       expect(JSON.stringify(w.audit.tail(1)[0])).toMatch(/the client left/);
+    } finally {
+      w.home.cleanup();
+    }
+  });
+
+  it("a call whose node became unsure of its goal (its fence fell) while its hook ran waits at the hold again, and does not run if the goal was lost", async () => {
+    let unsure = false;
+    const holds: string[] = [];
+    const w = makeWorld(2_000, { beforeMutation: async () => "snap-1" }, async (goalId) => {
+      holds.push(unsure ? "unsure" : "sure");
+      if (unsure) throw new HoldRefused(ErrorCode.cancelled, `goal ${goalId} was lost to another node`, {});
+    });
+    try {
+      const p = w.principal(["tool: note_write", "file_write: /workspace/**"]);
+      const call = w.gate.invoke(p, {
+        name: "note_write",
+        input: { path: "/workspace/fenced.txt", text: "x" },
+        // The fence falls while the frame is taken (seconds on a large workspace).
+        beforeRun: async () => {
+          unsure = true;
+        },
+      });
+      await expect(call).rejects.toThrow(/lost to another node/);
+      expect(w.writes).toEqual([]);
+      expect(holds.at(-1)).toBe("unsure");
+      expect(w.audit.tail(2).map((e) => e.kind)).toEqual(["tool.invoked", "tool.failed"]);
     } finally {
       w.home.cleanup();
     }
