@@ -406,7 +406,11 @@ export class Gate {
             const id = await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
             span?.set({ [Attr.snapshotId]: id });
           }
-          if (call.beforeRun) await call.beforeRun();
+          if (call.beforeRun) {
+            // A caller gone during the snapshot: its frame (seconds on a large workspace) is not taken.
+            failedIfCancelled(call.signal, tool.name);
+            await call.beforeRun();
+          }
           // Both awaits above may take seconds (a large workspace): a caller gone meanwhile is not
           // run for (gate/cancel.ts), and a node that became unsure of the goal meanwhile (its
           // fence fell) holds the call again; a refusal there is the run's failure (tool.failed).
