@@ -10,9 +10,13 @@
 // left (its agent stopped, its goal's sandbox removed under the stage): the caller's leaving
 // is why it did not run, and the stage's error is kept in the reason. Once tool.invoked is written the run is the
 // tool's: it honours the signal where it waits (tools/files.ts, tools/exec.ts) and its end is
-// tool.completed or tool.failed.
+// tool.completed or tool.failed. The gate's snapshot before a mutation and the call's beforeRun
+// hook (a plan's frame) come after tool.invoked and may take seconds: a caller gone by their end
+// is looked at once more right before the tool starts (failedIfCancelled), and the call ends as
+// tool.failed, code cancelled, the tool not run (before, a host-side tool — adopt_world,
+// spawn_* — ran after its caller had left).
 
-import { ErrorCode, errorMessage, isAidoError } from "../errors.js";
+import { AidoError, ErrorCode, errorMessage, isAidoError } from "../errors.js";
 import type { DenyStage } from "../security/audit-events.js";
 import { auditErrorText } from "../security/audit-text.js";
 import type { Deny } from "./judge.js";
@@ -36,6 +40,19 @@ export function refuseIfCancelled(
     ErrorCode.cancelled,
     stage,
     `the call was cancelled before it ran (${whyAborted(signal)}); it did not run${then}`,
+  );
+}
+
+/**
+ * Thrown (inside the run, after tool.invoked: audited as tool.failed) when the caller left while
+ * the gate's snapshot or the call's beforeRun hook ran, before the tool started.
+ */
+export function failedIfCancelled(signal: AbortSignal | undefined, tool: string): void {
+  if (!signal?.aborted) return;
+  throw new AidoError(
+    ErrorCode.cancelled,
+    `${tool} was cancelled before it ran (${whyAborted(signal)}), once allowed and invoked; it did not run`,
+    { tool },
   );
 }
 

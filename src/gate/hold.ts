@@ -1,5 +1,6 @@
 // gate/hold.ts — the cluster hold (GateDeps.beforeRun), awaited before a call's needs are
-// resolved in its container (stage 5) and again before tool.invoked (stage 7): cluster mode
+// resolved in its container (stage 5), again before tool.invoked (stage 7), and (gate/invoke.ts)
+// once more after the gate's snapshot and the call's beforeRun hook, inside the run: cluster mode
 // holds a goal's calls while its node is not sure the goal is still its own (cluster/node.ts).
 // Two ways it can end without the call going on, audited apart:
 //   - the hold refused the call (HoldRefused: its agent stopped while it waited, the goal lost

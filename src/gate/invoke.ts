@@ -6,7 +6,8 @@
 //   resolved there) -> capability and policy on them
 //   -> approval -> held while the goal's node is unsure of it (cluster mode; stage hold)
 //   -> audit "tool.invoked" (durable) -> snapshot before a mutation -> the call's own
-//   beforeRun hook (a plan's frame) -> run in the sandbox -> audit the result.
+//   beforeRun hook (a plan's frame) -> held again and cancel looked at (after those awaits)
+//   -> run in the sandbox -> audit the result.
 // The stages that decide (through the approval decision) are gate/judge.ts, shared with
 // simulations (gate/simulate.ts), which stop before the approval wait; the wait is
 // gate/approval-wait.ts; this file audits, snapshots and runs.
@@ -37,7 +38,7 @@ import type { CapabilityToken, TokenAuthority } from "../security/tokens.js";
 import { Attr, gateReason } from "../telemetry/attributes.js";
 import type { Tracer, TraceSpan } from "../telemetry/tracer.js";
 import { type ApprovalPassed, awaitApproval } from "./approval-wait.js";
-import { refuseIfCancelled } from "./cancel.js";
+import { failedIfCancelled, refuseIfCancelled } from "./cancel.js";
 import { confinementFor } from "./confinement.js";
 import { passHold } from "./hold.js";
 import { type Deny, type Judged, judgeCall, type Seen } from "./judge.js";
@@ -151,7 +152,9 @@ export interface GateDeps {
    * Awaited once a call is allowed (its approval included), before it is audited as invoked
    * and runs: cluster mode holds a goal's calls here while its node is not sure the goal is
    * still its own (cluster/node.ts). A rejection: the call does not run. Awaited too before
-   * the needs are resolved in the container (judge.ts stage 5), frozen meanwhile.
+   * the needs are resolved in the container (judge.ts stage 5), frozen meanwhile, and once
+   * more after the gate's snapshot and the call's own beforeRun hook, right before the tool
+   * runs (a rejection there: tool.failed, the tool not run).
    */
   beforeRun?(goalId: string, signal?: AbortSignal): Promise<void>;
 }
@@ -175,7 +178,8 @@ export interface ToolCall {
    * last cancel check, so a refused or cancelled call never reaches it. A plan executed with
    * on_failure "restore" takes the snapshot framing its step here (kernel/plan-undo.ts), so
    * what the person changed while asked is not counted as the step's. A rejection is the run's
-   * failure (tool.failed), the tool not run. Absent: nothing is done.
+   * failure (tool.failed), the tool not run; so is a cancel that came while it (or the gate's
+   * snapshot) ran (tool.failed, code cancelled: gate/cancel.ts). Absent: nothing is done.
    */
   beforeRun?: () => Promise<void>;
 }
@@ -397,11 +401,21 @@ export class Gate {
           ...(span ? { trace: span } : {}),
         };
         try {
-          if (tool.mutates && !principal.scratch) {
+          const snapshot = tool.mutates && !principal.scratch && this.snapshots !== undefined;
+          if (snapshot) {
             const id = await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
             span?.set({ [Attr.snapshotId]: id });
           }
-          if (call.beforeRun) await call.beforeRun();
+          if (call.beforeRun) {
+            // A caller gone during the snapshot: its frame (seconds on a large workspace) is not taken.
+            failedIfCancelled(call.signal, tool.name);
+            await call.beforeRun();
+          }
+          // Both awaits above may take seconds (a large workspace): a caller gone meanwhile is not
+          // run for (gate/cancel.ts), and a node that became unsure of the goal meanwhile (its
+          // fence fell) holds the call again; a refusal there is the run's failure (tool.failed).
+          if (snapshot || call.beforeRun) await deps.beforeRun?.(principal.goalId, call.signal);
+          failedIfCancelled(call.signal, tool.name);
           // Once tool.invoked is written the run is the tool's, cancel included: each honours the
           // signal as it can (a file write until it is sent, an exec killed), and adopt_world
           // not at all (it runs to its end, never half-applied).
