@@ -27,7 +27,11 @@ const worker = [
 beforeAll(async () => {
   b = await openSharedBench({
     profiles: { worker, other: worker },
-    files: { "/workspace/pub/secret": "s\n", "/workspace/out/.keep": "" },
+    files: {
+      "/workspace/pub/secret": "s\n",
+      "/workspace/lib/tmpdir.sh": "export TMPDIR=/workspace/out\n",
+      "/workspace/out/.keep": "",
+    },
     setup: "chmod -R a+rwX /workspace",
   });
 }, 240_000);
@@ -105,6 +109,15 @@ describe("a write in the caller's private folder is judged there and needs no gr
     }
     const ls = await b.inner.exec({ argv: ["ls", "/workspace/pub"], confinement: "unconfined" });
     expect(ls.stdout.trim()).toBe("secret");
+  }, 60_000);
+
+  it("refuses mktemp after a sourced script that sets TMPDIR", async () => {
+    // The script's export holds for the commands after `.`: mktemp writes in /workspace/out,
+    // which the command's own analysis did not show, and it was judged in the private folder.
+    const r = await b.exec("worker", ". /workspace/lib/tmpdir.sh; mktemp");
+    expectRefused(b, "worker", r, "policy", /the command sets TMPDIR/);
+    const ls = await b.inner.exec({ argv: ["ls", "-A", "/workspace/out"], confinement: "unconfined" });
+    expect(ls.stdout.trim()).toBe(".keep");
   }, 60_000);
 
   it("does not let a command that moves HOME write where it leads", async () => {
