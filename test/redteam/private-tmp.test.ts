@@ -11,12 +11,14 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { privateTmpOf } from "../../src/gate/confinement.js";
+import { analyzeCommand } from "../../src/security/shell.js";
+import { execPaths } from "../../src/tools/exec-paths.js";
 import { expectOk } from "./fixture.js";
 import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
 
 let b: SharedBench;
 
-const PROGRAMS = ["mktemp", "tempfile", "echo", "cat", "ln", "test", "env", "ls"];
+const PROGRAMS = ["mktemp", "tempfile", "echo", "cat", "ln", "test", "env", "ls", "touch"];
 const worker = [
   "tool: exec",
   "file_read: /workspace/**",
@@ -118,6 +120,19 @@ describe("a write in the caller's private folder is judged there and needs no gr
     expectRefused(b, "worker", r, "policy", /the command sets TMPDIR/);
     const ls = await b.inner.exec({ argv: ["ls", "-A", "/workspace/out"], confinement: "unconfined" });
     expect(ls.stdout.trim()).toBe(".keep");
+  }, 60_000);
+
+  it("does not judge an unquoted $HOME in the private folder when the command sets IFS", async () => {
+    // With IFS=/ dash splits $HOME/x into "", "tmp" and "agent-<id>/x": paths in the working
+    // folder, not the private one. The word is then unknown (Landlock is the wall), not a
+    // path in the folder that needs no grant; ~ and a quoted $HOME are not split.
+    const command = 'IFS=/; touch $HOME/x ~/y "$HOME"/z';
+    const judged = await execPaths(b.inner, analyzeCommand(command), ["/workspace/out"], tmpOf("worker"));
+    const written = judged.paths.filter((p) => p.access === "write").map((p) => p.path);
+    expect(written.sort()).toEqual([`${tmpOf("worker")}/y`, `${tmpOf("worker")}/z`]);
+    const r = expectOk(await b.exec("worker", `cd /workspace/out && ${command} 2>&1; ls -A`));
+    expect(r.output).toMatch(/^tmp$/m);
+    await b.inner.exec({ argv: ["rm", "-f", "/workspace/out/tmp"], confinement: "unconfined" });
   }, 60_000);
 
   it("does not let a command that moves HOME write where it leads", async () => {
