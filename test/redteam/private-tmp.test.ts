@@ -135,6 +135,14 @@ describe("a write in the caller's private folder is judged there and needs no gr
     await b.inner.exec({ argv: ["rm", "-f", "/workspace/out/tmp"], confinement: "unconfined" });
   }, 60_000);
 
+  it("refuses tempfile -p with a prefix that climbs out of the private folder", async () => {
+    // tempfile makes $TMPDIR + the prefix, taken whole: /tmp/agent-<id>/../../workspace/pub/zXXXXXX.
+    const r = await b.exec("worker", "tempfile -p ../../workspace/pub/z");
+    expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub\/z /);
+    const ls = await b.inner.exec({ argv: ["ls", "/workspace/pub"], confinement: "unconfined" });
+    expect(ls.stdout.trim()).toBe("secret");
+  }, 60_000);
+
   it("does not let a command that moves HOME write where it leads", async () => {
     // `~` is then not resolved by the judge; Landlock, which has no write rule there, is the wall.
     for (const command of ["export HOME=/workspace/pub; echo x > ~/f", "HOME=/workspace/pub; echo x > ~/f"]) {
