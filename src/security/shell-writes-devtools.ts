@@ -59,14 +59,29 @@ const TEMPFILE: Getopt = {
 /**
  * tempfile: -n FILE, else a file in $TMPDIR, which tempnam prefers to -d DIR (a command that
  * sets TMPDIR is refused by the exec tool), else in -d DIR, else in /tmp. With -d both are
- * judged: which one depends on the environment.
+ * judged: which one depends on the environment. The file is the folder + `-p PREFIX` + six
+ * random characters, the prefix taken whole: one with a `/` leads out of the folder
+ * (`-p ../../workspace/x` makes $TMPDIR/../../workspace/xAbC123), so it is judged there too.
  */
 function tempfileWrites(argv: readonly string[]): ProgramWrite[] {
   const r = getopt(argv, 1, TEMPFILE);
   const named = values(r, "n", "name");
   if (named.length > 0) return named;
   const inTmpdir: ProgramWrite = { value: "/tmp", at: -1, inTmpdir: true };
-  return [...values(r, "d", "directory"), inTmpdir];
+  const dirs = [...values(r, "d", "directory"), inTmpdir];
+  // A run-time prefix is not known here (Landlock is the wall, as for any run-time word).
+  const prefixes = values(r, "p", "prefix").filter(
+    (p) => p.value.includes("/") && !/[$`"'\\*?[]/.test(p.value),
+  );
+  const led = prefixes.flatMap((p) =>
+    dirs.map(
+      (d): ProgramWrite =>
+        d === inTmpdir
+          ? { ...inTmpdir, value: `/tmp/${p.value}` }
+          : { value: `${d.value}/${p.value}`, at: d.at },
+    ),
+  );
+  return [...dirs, ...led];
 }
 
 /** savelog's getopts string: m:u:g:c:r:CdD:tlphjJ123456789x:nq. */

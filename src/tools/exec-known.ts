@@ -7,6 +7,12 @@
 export interface KnownVars {
   home: string | undefined;
   tmpdir: string | undefined;
+  /**
+   * The command sets IFS: an unquoted `$HOME` or `$TMPDIR` is split into fields at run time
+   * (`IFS=/` makes `$HOME/f` the words "", "tmp", "agent-<id>/f", paths in the working
+   * folder), so it names nothing known. `~` and a quoted one are not split.
+   */
+  splits?: boolean;
 }
 
 /** `$HOME`, `${HOME}`, `"$HOME"`, `"${HOME}"` (or TMPDIR) at the start of a word, before a `/` or its end. */
@@ -25,6 +31,7 @@ export function knownPart(written: string, vars: KnownVars): { path: string; who
   const variable = leading?.slice(1).find((v) => v !== undefined);
   const tilde = text === "~" || text.startsWith("~/") || variable !== undefined;
   if (tilde) {
+    if (vars.splits && (leading?.[1] ?? leading?.[2]) !== undefined) return undefined;
     const value = variable === "TMPDIR" ? vars.tmpdir : vars.home;
     if (value === undefined) return undefined;
     text = value + text.slice(leading ? leading[0].length : 1);

@@ -275,7 +275,7 @@ async function pathsFrom(
   // $TMPDIR, and where a program's $TMPDIR default lands (mktemp, tempfile): the private folder
   // when the exec has it; one the command sets is refused for them (WRITE_ENV), and unknown here.
   const tmpdir = analysis.assignedNames.includes("TMPDIR") ? undefined : privateTmp;
-  const vars: KnownVars = { home, tmpdir };
+  const vars: KnownVars = { home, tmpdir, splits: analysis.assignedNames.includes("IFS") };
   const redirectsDone = new Set<Redirect>();
   const redirect = async (x: Redirect, dirs: StartDir[] | undefined): Promise<void> => {
     if (redirectsDone.has(x)) return;

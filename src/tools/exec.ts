@@ -64,8 +64,16 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
       // Scripts the command runs are judged without it: a script inherits a HOME or TMPDIR the
       // command may have set around it, which its own analysis does not see.
       const privateTmp = sandbox.confinesWithPrivateTmp?.() ? ctx.privateTmp : undefined;
-      const files = await execPaths(sandbox, analysis, [cwd], privateTmp);
       const scripts = await planScripts(sandbox, readRefusal, i.command, analysis, cwd);
+      // A script the command sources (`. ./env.sh`) sets variables for the commands after it
+      // (HOME, TMPDIR, a program's options): the command's own words are judged as if it set
+      // them too. Those of a script run by sh are counted as well, which may only refuse more.
+      const assigned = scripts.analyses.flatMap((a) => a.assignedNames);
+      const own =
+        assigned.length > 0
+          ? { ...analysis, assignedNames: [...analysis.assignedNames, ...assigned] }
+          : analysis;
+      const files = await execPaths(sandbox, own, [cwd], privateTmp);
       judgements.set(i, {
         analysis: mergeAnalyses({ ...analysis, paths: files.paths }, scripts.analyses),
         command: scripts.command,

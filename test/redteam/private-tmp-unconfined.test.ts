@@ -4,7 +4,7 @@
 // exec does not have: refused before anything runs, as a write to /tmp. (A guard: main judged
 // every exec so.) The agent may read /workspace/** and write /workspace/out/** only.
 
-import { afterAll, beforeAll, describe, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { privateTmpOf } from "../../src/gate/confinement.js";
 import { expectOk } from "./fixture.js";
 import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
@@ -19,10 +19,13 @@ const worker = [
   ...PROGRAMS.flatMap((p) => [`exec: ${p}`, `exec: ${p} *`]),
 ];
 
+/** May write /tmp as well: tempfile's folder, which a prefix with a `/` leaves. */
+const tmpWriter = [...worker, "file_write: /tmp/**"];
+
 beforeAll(async () => {
   b = await openSharedBench({
-    profiles: { worker },
-    files: { "/workspace/out/.keep": "" },
+    profiles: { worker, "tmp-writer": tmpWriter },
+    files: { "/workspace/out/.keep": "", "/workspace/pub/.keep": "" },
     setup: "chmod -R a+rwX /workspace",
     landlock: "off",
   });
@@ -51,6 +54,15 @@ describe("an unconfined exec's temp files are judged in /tmp", () => {
     const tmp = privateTmpOf(b.agents.get("worker")!);
     const r = await b.exec("worker", `echo x > ${tmp}/f`);
     expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmp}/f`));
+  }, 60_000);
+
+  it("refuses tempfile -p with a prefix that climbs out of /tmp", async () => {
+    // With no TMPDIR tempfile makes /tmp + the prefix, taken whole: /tmp/../workspace/pub/zXXXXXX.
+    // It was judged a write to /tmp, which this agent may write: it ran, with no Landlock to stop it.
+    const r = await b.exec("tmp-writer", "tempfile -p ../workspace/pub/z");
+    expectRefused(b, "tmp-writer", r, "capability", /file_write on \/workspace\/pub\/z /);
+    const ls = await b.inner.exec({ argv: ["ls", "-A", "/workspace/pub"], confinement: "unconfined" });
+    expect(ls.stdout.trim()).toBe(".keep");
   }, 60_000);
 
   it("still runs a write the grants cover", async () => {

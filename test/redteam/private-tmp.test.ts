@@ -11,12 +11,14 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { privateTmpOf } from "../../src/gate/confinement.js";
+import { analyzeCommand } from "../../src/security/shell.js";
+import { execPaths } from "../../src/tools/exec-paths.js";
 import { expectOk } from "./fixture.js";
 import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
 
 let b: SharedBench;
 
-const PROGRAMS = ["mktemp", "tempfile", "echo", "cat", "ln", "test", "env", "ls"];
+const PROGRAMS = ["mktemp", "tempfile", "echo", "cat", "ln", "test", "env", "ls", "touch"];
 const worker = [
   "tool: exec",
   "file_read: /workspace/**",
@@ -27,7 +29,11 @@ const worker = [
 beforeAll(async () => {
   b = await openSharedBench({
     profiles: { worker, other: worker },
-    files: { "/workspace/pub/secret": "s\n", "/workspace/out/.keep": "" },
+    files: {
+      "/workspace/pub/secret": "s\n",
+      "/workspace/lib/tmpdir.sh": "export TMPDIR=/workspace/out\n",
+      "/workspace/out/.keep": "",
+    },
     setup: "chmod -R a+rwX /workspace",
   });
 }, 240_000);
@@ -103,6 +109,36 @@ describe("a write in the caller's private folder is judged there and needs no gr
       const r = await b.exec("worker", command);
       expectRefused(b, "worker", r, "policy", /the command sets TMPDIR/);
     }
+    const ls = await b.inner.exec({ argv: ["ls", "/workspace/pub"], confinement: "unconfined" });
+    expect(ls.stdout.trim()).toBe("secret");
+  }, 60_000);
+
+  it("refuses mktemp after a sourced script that sets TMPDIR", async () => {
+    // The script's export holds for the commands after `.`: mktemp writes in /workspace/out,
+    // which the command's own analysis did not show, and it was judged in the private folder.
+    const r = await b.exec("worker", ". /workspace/lib/tmpdir.sh; mktemp");
+    expectRefused(b, "worker", r, "policy", /the command sets TMPDIR/);
+    const ls = await b.inner.exec({ argv: ["ls", "-A", "/workspace/out"], confinement: "unconfined" });
+    expect(ls.stdout.trim()).toBe(".keep");
+  }, 60_000);
+
+  it("does not judge an unquoted $HOME in the private folder when the command sets IFS", async () => {
+    // With IFS=/ dash splits $HOME/x into "", "tmp" and "agent-<id>/x": paths in the working
+    // folder, not the private one. The word is then unknown (Landlock is the wall), not a
+    // path in the folder that needs no grant; ~ and a quoted $HOME are not split.
+    const command = 'IFS=/; touch $HOME/x ~/y "$HOME"/z';
+    const judged = await execPaths(b.inner, analyzeCommand(command), ["/workspace/out"], tmpOf("worker"));
+    const written = judged.paths.filter((p) => p.access === "write").map((p) => p.path);
+    expect(written.sort()).toEqual([`${tmpOf("worker")}/y`, `${tmpOf("worker")}/z`]);
+    const r = expectOk(await b.exec("worker", `cd /workspace/out && ${command} 2>&1; ls -A`));
+    expect(r.output).toMatch(/^tmp$/m);
+    await b.inner.exec({ argv: ["rm", "-f", "/workspace/out/tmp"], confinement: "unconfined" });
+  }, 60_000);
+
+  it("refuses tempfile -p with a prefix that climbs out of the private folder", async () => {
+    // tempfile makes $TMPDIR + the prefix, taken whole: /tmp/agent-<id>/../../workspace/pub/zXXXXXX.
+    const r = await b.exec("worker", "tempfile -p ../../workspace/pub/z");
+    expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub\/z /);
     const ls = await b.inner.exec({ argv: ["ls", "/workspace/pub"], confinement: "unconfined" });
     expect(ls.stdout.trim()).toBe("secret");
   }, 60_000);

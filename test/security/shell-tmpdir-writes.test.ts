@@ -41,6 +41,25 @@ describe("what mktemp and tempfile write in $TMPDIR", () => {
       ],
     ],
     ["tempfile -n F", "tempfile -n /w/t", [{ path: "/w/t", inTmpdir: false }]],
+    [
+      "tempfile -p P with a / (the prefix leads out of the folder)",
+      "tempfile -p ../../w/x",
+      [
+        { path: "/tmp", inTmpdir: true },
+        { path: "/tmp/../../w/x", inTmpdir: true },
+      ],
+    ],
+    [
+      "tempfile -d D --prefix=P with a / (out of both folders)",
+      "tempfile -d /w --prefix=../v/x",
+      [
+        { path: "/w", inTmpdir: false },
+        { path: "/tmp", inTmpdir: true },
+        { path: "/w/../v/x", inTmpdir: false },
+        { path: "/tmp/../v/x", inTmpdir: true },
+      ],
+    ],
+    ["tempfile -p P without a / (in the folder)", "tempfile -p ab", [{ path: "/tmp", inTmpdir: true }]],
   ])("%s", (_how, cmd, want) => {
     expect(written(cmd)).toEqual(want);
   });

@@ -30,6 +30,19 @@ describe("knownPart", () => {
       { path: `${PRIVATE}/../../workspace/x`, whole: true },
     ],
     ["$HOME/d/$X", "$HOME/d/$X", confined, { path: `${PRIVATE}/d/`, whole: false }],
+    ["$HOME/f when the command sets IFS (split)", "$HOME/f", { ...confined, splits: true }, undefined],
+    [
+      '"$HOME"/f when the command sets IFS',
+      '"$HOME"/f',
+      { ...confined, splits: true },
+      { path: `${PRIVATE}/f`, whole: true },
+    ],
+    [
+      "~/f when the command sets IFS",
+      "~/f",
+      { ...confined, splits: true },
+      { path: `${PRIVATE}/f`, whole: true },
+    ],
   ])("%s", (_how, word, vars, want) => {
     expect(knownPart(word, vars)).toEqual(want);
   });
