@@ -110,24 +110,31 @@ describe("a Redis failure on a routed command's path", () => {
   }, 60_000);
 });
 
+/**
+ * A goal waiting for a human (its file_write needs an approval), submitted to `owner`: its
+ * pending request, the node that runs it and the other node.
+ */
+async function waitingGoal(marker: string) {
+  server.script(forGoal(marker), [
+    turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+    turn.text(`finished ${marker}`),
+  ]);
+  const a = await owner.client();
+  const { goal_id } = await a.call("goal.submit", {
+    goal: `write ${marker}`,
+    manifest: manifest({ approve: true }),
+  });
+  const pending = await until(async () =>
+    (await a.call("approval.list", {})).approvals.find((p) => p.goal_id === goal_id),
+  );
+  const ownId = (await a.call("goal.status", { goal_id })).node;
+  const own = ownId === owner.id ? owner : asker;
+  return { goal_id, pending, own, other: own === owner ? asker : owner };
+}
+
 describe("Redis stopped", () => {
   it("a node answers cluster.status and its own goal; a watch of another node's goal retries until Redis is back", async () => {
-    const marker = "down-own-goal";
-    server.script(forGoal(marker), [
-      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
-      turn.text(`finished ${marker}`),
-    ]);
-    const a = await owner.client();
-    const { goal_id } = await a.call("goal.submit", {
-      goal: `write ${marker}`,
-      manifest: manifest({ approve: true }),
-    });
-    const pending = await until(async () =>
-      (await a.call("approval.list", {})).approvals.find((p) => p.goal_id === goal_id),
-    );
-    const ownId = (await a.call("goal.status", { goal_id })).node;
-    const own = ownId === owner.id ? owner : asker;
-    const other = own === owner ? asker : owner;
+    const { goal_id, pending, own, other } = await waitingGoal("down-own-goal");
     raw.on("error", () => {});
 
     await redisServer.stop();
@@ -197,20 +204,7 @@ describe("Redis stopped", () => {
   }, 120_000);
 
   it("a node cancels a goal it runs while Redis is stopped, and the cluster learns the end once Redis is back", async () => {
-    const marker = "down-cancel-own";
-    server.script(forGoal(marker), [
-      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
-      turn.text(`finished ${marker}`),
-    ]);
-    const a = await owner.client();
-    const { goal_id } = await a.call("goal.submit", {
-      goal: `write ${marker}`,
-      manifest: manifest({ approve: true }),
-    });
-    await until(async () => (await a.call("approval.list", {})).approvals.find((p) => p.goal_id === goal_id));
-    const ownId = (await a.call("goal.status", { goal_id })).node;
-    const own = ownId === owner.id ? owner : asker;
-    const other = own === owner ? asker : owner;
+    const { goal_id, own, other } = await waitingGoal("down-cancel-own");
     raw.on("error", () => {});
     await redisServer.stop();
     try {
@@ -236,21 +230,7 @@ describe("Redis stopped", () => {
   }, 120_000);
 
   it("past its lease a node cut off from Redis refuses to cancel its goal, saying another node may have it", async () => {
-    const marker = "down-cancel-lapsed";
-    server.script(forGoal(marker), [
-      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
-      turn.text(`finished ${marker}`),
-    ]);
-    const a = await owner.client();
-    const { goal_id } = await a.call("goal.submit", {
-      goal: `write ${marker}`,
-      manifest: manifest({ approve: true }),
-    });
-    const pending = await until(async () =>
-      (await a.call("approval.list", {})).approvals.find((p) => p.goal_id === goal_id),
-    );
-    const ownId = (await a.call("goal.status", { goal_id })).node;
-    const own = ownId === owner.id ? owner : asker;
+    const { goal_id, pending, own } = await waitingGoal("down-cancel-lapsed");
     raw.on("error", () => {});
     await redisServer.stop();
     try {
