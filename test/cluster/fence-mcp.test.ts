@@ -195,7 +195,9 @@ describe("cluster mode: a fenced node's goal with a stdio MCP server", () => {
       // Back: the fence is lifted, the goal still this node's, the server counts on.
       proxy.restore();
       await until(() => (node.fenceStatus().fenced === false ? true : undefined), 20_000);
-      expect(serverPaused(goal_id)).toBe(false);
+      // The status says lifted as the lift begins unfreezing the kept goals: the server's
+      // container is unpaused right after.
+      await until(() => (serverPaused(goal_id) ? undefined : true), 10_000);
       await until(() => (count() > at + 5 ? true : undefined), 10_000);
       const [unfenced] = h.rt.audit.query({ kind: "cluster.unfenced" });
       expect(unfenced?.payload).toMatchObject({ kept: [goal_id], lost: [] });
