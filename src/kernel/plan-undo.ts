@@ -25,6 +25,7 @@
 // had before it — not the whole snapshot, so a plan of many steps on a large workspace
 // does not hold every step's manifest past sandbox.snapshots_max_mb.
 
+import type { BeforeRun } from "../gate/invoke.js";
 import type { ToolDef } from "../gate/types.js";
 import type { ManifestEntry } from "../sandbox/snapshot-manifest.js";
 import type { Permit } from "../sandbox/snapshot-restore.js";
@@ -84,6 +85,18 @@ export function scopeOf(tool: ToolDef<unknown> | undefined): StepScope {
   return { kind: "tree" };
 }
 
+/** The snapshots a plan's steps name (ToolDef.keepsSnapshots: snapshot_restore's id). */
+export function namedSnapshots(
+  steps: readonly { tool: string; input: unknown }[],
+  tool: (name: string) => ToolDef<unknown> | undefined,
+): string[] {
+  return steps.flatMap((step) => {
+    const def = tool(step.tool);
+    const parsed = def?.keepsSnapshots ? def.input.safeParse(step.input) : undefined;
+    return parsed?.success ? (def?.keepsSnapshots?.(parsed.data) ?? []) : [];
+  });
+}
+
 interface Change {
   step: number;
   before: ManifestEntry | null;
@@ -98,6 +111,11 @@ export interface PlanUndoDeps {
   actor: string;
   /** Tell of a snapshot taken (the executor audits it as snapshot.created). */
   taken(id: string, label: string, files: number): void;
+  /**
+   * Snapshots the plan's steps name (snapshot_restore's id: ToolDef.keepsSnapshots), pinned
+   * for the plan's life so no frame of a step before it prunes what it will restore.
+   */
+  named?: readonly string[];
 }
 
 export class PlanUndo {
@@ -110,7 +128,10 @@ export class PlanUndo {
   /** Snapshots taken for the steps (for the cost report). */
   snapshotsTaken = 0;
 
-  constructor(private readonly deps: PlanUndoDeps) {}
+  constructor(private readonly deps: PlanUndoDeps) {
+    if (deps.named && deps.named.length > 0)
+      this.unpin.push(deps.snapshots.pin(deps.goalId, { ids: [...new Set(deps.named)] }));
+  }
 
   /** The plan ended: what it pinned may be pruned again. */
   release(): void {
@@ -123,14 +144,31 @@ export class PlanUndo {
    * Before step `index` is handed to the gate: the hook (ToolCall.beforeRun) that takes the
    * snapshot framing it right before its tool runs, or none when the step changes no file.
    * A step the gate refuses or that is cancelled before it runs never calls it: no frame.
+   * The gate's snapshot just taken before the call (the one a person's snapshot_restore
+   * would use) and what the call names are pinned as long as the frame: the frame's own
+   * snapshots, taken with the store at its cap, would otherwise prune them.
    */
-  frame(index: number, scope: StepScope): (() => Promise<void>) | undefined {
+  frame(index: number, scope: StepScope): ((run?: BeforeRun) => Promise<void>) | undefined {
     this.before?.unpin();
     this.before = undefined;
     if (scope.kind === "none") return undefined;
-    return async () => {
-      const id = await this.snap(`plan ${this.deps.planId} before step ${index}`);
-      this.before = { step: index, id, unpin: this.deps.snapshots.pin(this.deps.goalId, { ids: [id] }) };
+    return async (run) => {
+      const ids = [...(run?.snapshotId ? [run.snapshotId] : []), ...(run?.keep ?? [])];
+      const unpinGate = this.deps.snapshots.pin(this.deps.goalId, { ids });
+      try {
+        const s = await this.snap(`plan ${this.deps.planId} before step ${index}`);
+        this.before = {
+          step: index,
+          id: s.id,
+          unpin: () => {
+            s.unpin();
+            unpinGate();
+          },
+        };
+      } catch (e) {
+        unpinGate();
+        throw e;
+      }
     };
   }
 
@@ -152,11 +190,10 @@ export class PlanUndo {
   /** What step `index` changed since snapshot `before`; the contents to put back pinned. */
   private async record(index: number, before: string, scope: StepScope, wrote?: string): Promise<void> {
     const after = await this.snap(`plan ${this.deps.planId} after step ${index}`);
-    const unpinAfter = this.deps.snapshots.pin(this.deps.goalId, { ids: [after] });
     const [b, a] = await Promise.all([
       this.deps.snapshots.entries(this.deps.goalId, before),
-      this.deps.snapshots.entries(this.deps.goalId, after),
-    ]).finally(unpinAfter);
+      this.deps.snapshots.entries(this.deps.goalId, after.id),
+    ]).finally(after.unpin);
     const candidates = scope.kind === "paths" ? withParents(wrote) : new Set([...b.keys(), ...a.keys()]);
     const hashes: string[] = [];
     for (const path of candidates) {
@@ -197,13 +234,21 @@ export class PlanUndo {
     return this.deps.snapshots.undo(this.deps.goalId, this.deps.roots, undo, permit);
   }
 
-  private async snap(label: string): Promise<string> {
+  /** A snapshot pinned as it is made (under the goal's lock: no pruning between the two). */
+  private async snap(label: string): Promise<{ id: string; unpin: () => void }> {
     const s = await this.deps.snapshots.create(this.deps.goalId, this.deps.roots, label, {
       actor: this.deps.actor,
+      pinned: true,
     });
+    const unpin = s.unpin ?? (() => undefined);
     this.snapshotsTaken++;
-    this.deps.taken(s.id, label, s.files);
-    return s.id;
+    try {
+      this.deps.taken(s.id, label, s.files);
+    } catch (e) {
+      unpin();
+      throw e;
+    }
+    return { id: s.id, unpin };
   }
 }
 
