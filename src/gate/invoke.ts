@@ -193,6 +193,11 @@ export interface BeforeRun {
   snapshotId: string | undefined;
   /** Snapshots the call's input names (snapshot_restore's id). */
   keep: readonly string[];
+  /**
+   * The paths the gate judged the call to write, canonical as the container resolved them
+   * (a file tool's own path: confirmJudged holds the tool to it).
+   */
+  writes: readonly string[];
 }
 
 /** A refusal: audited, never a side effect. `stage` says which check refused. */
@@ -425,7 +430,11 @@ export class Gate {
           if (call.beforeRun) {
             // A caller gone during the snapshot: its frame (seconds on a large workspace) is not taken.
             failedIfCancelled(call.signal, tool.name);
-            await call.beforeRun({ snapshotId, keep: tool.keepsSnapshots?.(input) ?? [] });
+            await call.beforeRun({
+              snapshotId,
+              keep: tool.keepsSnapshots?.(input) ?? [],
+              writes: needs.flatMap((n) => (n.kind === "file_write" ? [n.path] : [])),
+            });
           }
           // Both awaits above may take seconds (a large workspace): a caller gone meanwhile is not
           // run for (gate/cancel.ts), and a node that became unsure of the goal meanwhile (its

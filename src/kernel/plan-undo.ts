@@ -123,8 +123,11 @@ export class PlanUndo {
   private readonly changes = new Map<string, Change[]>();
   /** Releases the pins on the contents the undo puts back. */
   private readonly unpin: (() => void)[] = [];
-  /** The snapshot framing the step that runs, pinned until its changes are read. */
-  private before: { step: number; id: string; unpin: () => void } | undefined;
+  /**
+   * The snapshot framing the step that runs, pinned until its changes are read, and the
+   * paths the gate judged the step to write.
+   */
+  private before: { step: number; id: string; unpin: () => void; writes: readonly string[] } | undefined;
   /** Snapshots taken for the steps (for the cost report). */
   snapshotsTaken = 0;
 
@@ -160,6 +163,7 @@ export class PlanUndo {
         this.before = {
           step: index,
           id: s.id,
+          writes: run?.writes ?? [],
           unpin: () => {
             s.unpin();
             unpinGate();
@@ -173,28 +177,39 @@ export class PlanUndo {
   }
 
   /**
-   * Right after step `index` ended (its frame taken only if its tool ran). `wrote`: the
-   * canonical path a file step reports it wrote.
+   * Right after step `index` ended (its frame taken only if its tool ran). A file step's
+   * path: the canonical one it reports it wrote (`wrote`), else the one the gate judged it
+   * to write (a step that threw after writing reports none), else the path its input names
+   * (`named`).
    */
-  async afterStep(index: number, scope: StepScope, wrote?: string): Promise<void> {
+  async afterStep(index: number, scope: StepScope, wrote?: string, named?: string): Promise<void> {
     const before = this.before;
     this.before = undefined;
     if (!before) return;
     try {
-      if (before.step === index) await this.record(index, before.id, scope, wrote);
+      const paths = wrote !== undefined ? [wrote] : before.writes.length > 0 ? before.writes : [named];
+      if (before.step === index) await this.record(index, before.id, scope, paths);
     } finally {
       before.unpin();
     }
   }
 
   /** What step `index` changed since snapshot `before`; the contents to put back pinned. */
-  private async record(index: number, before: string, scope: StepScope, wrote?: string): Promise<void> {
+  private async record(
+    index: number,
+    before: string,
+    scope: StepScope,
+    wrote: readonly (string | undefined)[],
+  ): Promise<void> {
     const after = await this.snap(`plan ${this.deps.planId} after step ${index}`);
     const [b, a] = await Promise.all([
       this.deps.snapshots.entries(this.deps.goalId, before),
       this.deps.snapshots.entries(this.deps.goalId, after.id),
     ]).finally(after.unpin);
-    const candidates = scope.kind === "paths" ? withParents(wrote) : new Set([...b.keys(), ...a.keys()]);
+    const candidates =
+      scope.kind === "paths"
+        ? new Set(wrote.flatMap((p) => [...withParents(p)]))
+        : new Set([...b.keys(), ...a.keys()]);
     const hashes: string[] = [];
     for (const path of candidates) {
       const was = b.get(path) ?? null;

@@ -302,7 +302,7 @@ export class Plans {
         );
         result.steps.push(r);
         // A step the gate refused (or that was cancelled before it ran) took no frame: nothing recorded.
-        await undo.afterStep(index, scope, wrote ?? stepPath(step));
+        await undo.afterStep(index, scope, wrote, stepPath(step));
         if (!r.ok) break;
       }
       const failed = result.steps.find((s) => !s.ok);

@@ -55,7 +55,7 @@ describe("a plan's frames with the store at its cap", () => {
     writeFileSync(join(ws, "a.txt"), blob(20 * KIB));
     const undo = undoOf(store);
     const hook = undo.frame(0, { kind: "tree" })!;
-    await hook({ snapshotId: gate.id, keep: [] });
+    await hook({ snapshotId: gate.id, keep: [], writes: [] });
     expect(await ids(store)).toContain(gate.id);
     writeFileSync(join(ws, "a.txt"), blob(20 * KIB));
     await undo.afterStep(0, { kind: "tree" });
@@ -72,7 +72,7 @@ describe("a plan's frames with the store at its cap", () => {
     const undo = undoOf(store, { named: [target.id] });
     for (let step = 0; step < 3; step++) {
       const hook = undo.frame(step, { kind: "tree" })!;
-      await hook({ snapshotId: undefined, keep: [] });
+      await hook({ snapshotId: undefined, keep: [], writes: [] });
       writeFileSync(join(ws, "a.txt"), blob(20 * KIB));
       await undo.afterStep(step, { kind: "tree" });
       expect(await ids(store)).toContain(target.id);
@@ -102,7 +102,7 @@ describe("a plan's frames with the store at its cap", () => {
     writeFileSync(join(ws, "a.txt"), first);
     const undo = undoOf(store);
     store.interpose = true;
-    await undo.frame(0, { kind: "tree" })!({ snapshotId: undefined, keep: [] });
+    await undo.frame(0, { kind: "tree" })!({ snapshotId: undefined, keep: [], writes: [] });
     expect(store.interpose).toBe(false);
     writeFileSync(join(ws, "a.txt"), blob(20 * KIB));
     await undo.afterStep(0, { kind: "tree" });
