@@ -3,7 +3,18 @@
 // path the gate judged it to write, not at the path its input names; a mode-only undo of a
 // file someone hard-linked elsewhere leaves the other name's mode alone.
 
-import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PlanUndo } from "../../src/kernel/plan-undo.js";
@@ -72,5 +83,24 @@ describe("what a plan's undo records and puts back", () => {
     expect(readFileSync(join(ws, "a.txt"), "utf8")).toBe("same\n");
     expect(statSync(theirs).mode & 0o777).toBe(0o600);
     expect(readFileSync(theirs, "utf8")).toBe("same\n");
+  });
+});
+
+describe("fifos and sockets, which snapshots do not hold", () => {
+  it("a file a step replaced with a fifo is left, the conflict saying what is there, not that someone changed it after the plan", async () => {
+    writeFileSync(join(ws, "a.txt"), "old\n");
+    await undo.frame(0, { kind: "tree" })!({ snapshotId: undefined, keep: [], writes: [] });
+    rmSync(join(ws, "a.txt"));
+    execFileSync("mkfifo", [join(ws, "a.txt")]);
+    execFileSync("mkfifo", [join(ws, "p")]);
+    await undo.afterStep(0, { kind: "tree" });
+    const r = await undo.restore(() => undefined);
+    expect(r.files_failed).toEqual([]);
+    expect(r.conflicts).toEqual([
+      { path: "/workspace/a.txt", reason: expect.stringMatching(/^a fifo, socket or device is there/) },
+    ]);
+    // Untracked: the fifo the step made is left as it is, and nothing hangs on it.
+    expect(lstatSync(join(ws, "p")).isFIFO()).toBe(true);
+    expect(lstatSync(join(ws, "a.txt")).isFIFO()).toBe(true);
   });
 });
