@@ -112,4 +112,40 @@ describe("a plan's frames with the store at its cap", () => {
     expect(readFileSync(join(ws, "a.txt"), "utf8")).toBe(first);
     undo.release();
   });
+
+  it("two goals' plans at once, each store at its cap: each frame keeps its own goal's gate snapshot, and each undo works", async () => {
+    const store = new SnapshotStore({ goalsDir: home.config.goalsDir, maxMb: CAP_MB });
+    const goals = ["g1", "g2"].map((goalId) => {
+      const folder = join(home.config.goalsDir, goalId, "workspace");
+      const r = { workspace: folder, output: join(home.config.goalsDir, goalId, "output") };
+      mkdirSync(folder, { recursive: true });
+      mkdirSync(r.output, { recursive: true });
+      return { goalId, folder, roots: r };
+    });
+    await Promise.all(
+      goals.map(async ({ goalId, folder, roots: r }) => {
+        const first = blob(20 * KIB);
+        writeFileSync(join(folder, "a.txt"), first);
+        const undo = new PlanUndo({
+          snapshots: store,
+          goalId,
+          roots: r,
+          planId: `plan_${goalId}`,
+          actor: "agent_t",
+          taken: () => undefined,
+        });
+        for (let step = 0; step < 3; step++) {
+          const gate = await store.create(goalId, r, "before a mutating call");
+          await undo.frame(step, { kind: "tree" })!({ snapshotId: gate.id, keep: [], writes: [] });
+          expect((await store.list(goalId)).map((s) => s.id)).toContain(gate.id);
+          writeFileSync(join(folder, "a.txt"), blob(20 * KIB));
+          await undo.afterStep(step, { kind: "tree" });
+        }
+        const res = await undo.restore(() => undefined);
+        expect(res).toMatchObject({ files_failed: [], conflicts: [] });
+        expect(readFileSync(join(folder, "a.txt"), "utf8")).toBe(first);
+        undo.release();
+      }),
+    );
+  });
 });
