@@ -48,7 +48,7 @@ import { type StepJudgement, simulateCall } from "./simulate.js";
 import { auditStageFailure } from "./stage-failure.js";
 import { traceCall } from "./trace-call.js";
 import { TurnSnapshots } from "./turn-snapshots.js";
-import type { ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
+import type { BeforeRun, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
 
 /** Who is calling: an agent (or a socket client acting as one) and its signed token. */
 export interface Principal {
@@ -185,19 +185,6 @@ export interface ToolCall {
    * ToolDef.keepsSnapshots): a snapshot it takes must not prune them.
    */
   beforeRun?: (run: BeforeRun) => Promise<void>;
-}
-
-/** What a call's beforeRun hook is told (ToolCall.beforeRun). */
-export interface BeforeRun {
-  /** The gate's snapshot before this mutation; absent when none was taken. */
-  snapshotId: string | undefined;
-  /** Snapshots the call's input names (snapshot_restore's id). */
-  keep: readonly string[];
-  /**
-   * The paths the gate judged the call to write, canonical as the container resolved them
-   * (a file tool's own path: confirmJudged holds the tool to it).
-   */
-  writes: readonly string[];
 }
 
 /** A refusal: audited, never a side effect. `stage` says which check refused. */

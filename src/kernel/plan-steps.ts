@@ -3,8 +3,7 @@
 // Shared by plan.execute (kernel/plans.ts) and shadow runs (kernel/shadow.ts).
 
 import { AidoError, ErrorCode } from "../errors.js";
-import type { BeforeRun } from "../gate/invoke.js";
-import type { ToolResult } from "../gate/types.js";
+import type { BeforeRun, ToolResult } from "../gate/types.js";
 import { boundOutput } from "../tools/output.js";
 import type { PlanStep } from "./plan-store.js";
 

@@ -25,8 +25,7 @@
 // had before it — not the whole snapshot, so a plan of many steps on a large workspace
 // does not hold every step's manifest past sandbox.snapshots_max_mb.
 
-import type { BeforeRun } from "../gate/invoke.js";
-import type { ToolDef } from "../gate/types.js";
+import type { BeforeRun, ToolDef } from "../gate/types.js";
 import type { ManifestEntry } from "../sandbox/snapshot-manifest.js";
 import type { Permit } from "../sandbox/snapshot-restore.js";
 import type { SnapshotRoots, SnapshotStore, UndoChange, UndoResult } from "../sandbox/snapshots.js";

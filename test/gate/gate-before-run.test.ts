@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../../src/errors.js";
 import { HoldRefused } from "../../src/gate/hold.js";
-import type { BeforeRun } from "../../src/gate/invoke.js";
+import type { BeforeRun } from "../../src/gate/types.js";
 import { denial, makeWorld, waitFor } from "./gate-world.js";
 
 describe("a call's beforeRun hook (a plan's frame before its step)", () => {
