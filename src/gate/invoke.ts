@@ -48,7 +48,7 @@ import { type StepJudgement, simulateCall } from "./simulate.js";
 import { auditStageFailure } from "./stage-failure.js";
 import { traceCall } from "./trace-call.js";
 import { TurnSnapshots } from "./turn-snapshots.js";
-import type { ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
+import type { BeforeRun, ToolContext, ToolDef, ToolResult, ToolServices } from "./types.js";
 
 /** Who is calling: an agent (or a socket client acting as one) and its signed token. */
 export interface Principal {
@@ -180,8 +180,11 @@ export interface ToolCall {
    * what the person changed while asked is not counted as the step's. A rejection is the run's
    * failure (tool.failed), the tool not run; so is a cancel that came while it (or the gate's
    * snapshot) ran (tool.failed, code cancelled: gate/cancel.ts). Absent: nothing is done.
+   * It is told the gate's snapshot just taken (`snapshotId`, the one a person's
+   * snapshot_restore would use) and the snapshots the call's input names (`keep`,
+   * ToolDef.keepsSnapshots): a snapshot it takes must not prune them.
    */
-  beforeRun?: () => Promise<void>;
+  beforeRun?: (run: BeforeRun) => Promise<void>;
 }
 
 /** A refusal: audited, never a side effect. `stage` says which check refused. */
@@ -402,14 +405,23 @@ export class Gate {
         };
         try {
           const snapshot = tool.mutates && !principal.scratch && this.snapshots !== undefined;
+          let snapshotId: string | undefined;
           if (snapshot) {
-            const id = await this.snapshots?.before(principal, tool.name, tool.keepsSnapshots?.(input) ?? []);
-            span?.set({ [Attr.snapshotId]: id });
+            snapshotId = await this.snapshots?.before(
+              principal,
+              tool.name,
+              tool.keepsSnapshots?.(input) ?? [],
+            );
+            span?.set({ [Attr.snapshotId]: snapshotId });
           }
           if (call.beforeRun) {
             // A caller gone during the snapshot: its frame (seconds on a large workspace) is not taken.
             failedIfCancelled(call.signal, tool.name);
-            await call.beforeRun();
+            await call.beforeRun({
+              snapshotId,
+              keep: tool.keepsSnapshots?.(input) ?? [],
+              writes: needs.flatMap((n) => (n.kind === "file_write" ? [n.path] : [])),
+            });
           }
           // Both awaits above may take seconds (a large workspace): a caller gone meanwhile is not
           // run for (gate/cancel.ts), and a node that became unsure of the goal meanwhile (its

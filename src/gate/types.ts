@@ -173,3 +173,16 @@ export interface ToolDef<I = unknown> {
   approvalScope?(input: I, needs: readonly Need[], ctx: NeedsContext): ApprovalScope | Promise<ApprovalScope>;
   run(input: I, ctx: ToolContext): Promise<ToolResult>;
 }
+
+/** What a call's beforeRun hook is told (ToolCall.beforeRun). */
+export interface BeforeRun {
+  /** The gate's snapshot before this mutation; absent when none was taken. */
+  snapshotId: string | undefined;
+  /** Snapshots the call's input names (snapshot_restore's id). */
+  keep: readonly string[];
+  /**
+   * The paths the gate judged the call to write, canonical as the container resolved them
+   * (a file tool's own path: confirmJudged holds the tool to it).
+   */
+  writes: readonly string[];
+}

@@ -3,7 +3,7 @@
 // Shared by plan.execute (kernel/plans.ts) and shadow runs (kernel/shadow.ts).
 
 import { AidoError, ErrorCode } from "../errors.js";
-import type { ToolResult } from "../gate/types.js";
+import type { BeforeRun, ToolResult } from "../gate/types.js";
 import { boundOutput } from "../tools/output.js";
 import type { PlanStep } from "./plan-store.js";
 
@@ -35,7 +35,7 @@ export type InvokeStep = (
   tool: string,
   input: unknown,
   signal?: AbortSignal,
-  beforeRun?: () => Promise<void>,
+  beforeRun?: (run: BeforeRun) => Promise<void>,
 ) => Promise<ToolResult>;
 
 export function cancelledBefore(index: number): PlanStepError {
@@ -49,7 +49,7 @@ export async function runStep(
   step: PlanStep,
   signal: AbortSignal | undefined,
   log: (message: string) => void,
-  beforeRun?: () => Promise<void>,
+  beforeRun?: (run: BeforeRun) => Promise<void>,
 ): Promise<{ result: PlanStepResult; wrote?: string }> {
   try {
     const r = await invoke(agentId, step.tool, step.input, signal, beforeRun);

@@ -25,7 +25,7 @@
 // had before it — not the whole snapshot, so a plan of many steps on a large workspace
 // does not hold every step's manifest past sandbox.snapshots_max_mb.
 
-import type { ToolDef } from "../gate/types.js";
+import type { BeforeRun, ToolDef } from "../gate/types.js";
 import type { ManifestEntry } from "../sandbox/snapshot-manifest.js";
 import type { Permit } from "../sandbox/snapshot-restore.js";
 import type { SnapshotRoots, SnapshotStore, UndoChange, UndoResult } from "../sandbox/snapshots.js";
@@ -84,6 +84,18 @@ export function scopeOf(tool: ToolDef<unknown> | undefined): StepScope {
   return { kind: "tree" };
 }
 
+/** The snapshots a plan's steps name (ToolDef.keepsSnapshots: snapshot_restore's id). */
+export function namedSnapshots(
+  steps: readonly { tool: string; input: unknown }[],
+  tool: (name: string) => ToolDef<unknown> | undefined,
+): string[] {
+  return steps.flatMap((step) => {
+    const def = tool(step.tool);
+    const parsed = def?.keepsSnapshots ? def.input.safeParse(step.input) : undefined;
+    return parsed?.success ? (def?.keepsSnapshots?.(parsed.data) ?? []) : [];
+  });
+}
+
 interface Change {
   step: number;
   before: ManifestEntry | null;
@@ -98,6 +110,11 @@ export interface PlanUndoDeps {
   actor: string;
   /** Tell of a snapshot taken (the executor audits it as snapshot.created). */
   taken(id: string, label: string, files: number): void;
+  /**
+   * Snapshots the plan's steps name (snapshot_restore's id: ToolDef.keepsSnapshots), pinned
+   * for the plan's life so no frame of a step before it prunes what it will restore.
+   */
+  named?: readonly string[];
 }
 
 export class PlanUndo {
@@ -105,12 +122,18 @@ export class PlanUndo {
   private readonly changes = new Map<string, Change[]>();
   /** Releases the pins on the contents the undo puts back. */
   private readonly unpin: (() => void)[] = [];
-  /** The snapshot framing the step that runs, pinned until its changes are read. */
-  private before: { step: number; id: string; unpin: () => void } | undefined;
+  /**
+   * The snapshot framing the step that runs, pinned until its changes are read, and the
+   * paths the gate judged the step to write.
+   */
+  private before: { step: number; id: string; unpin: () => void; writes: readonly string[] } | undefined;
   /** Snapshots taken for the steps (for the cost report). */
   snapshotsTaken = 0;
 
-  constructor(private readonly deps: PlanUndoDeps) {}
+  constructor(private readonly deps: PlanUndoDeps) {
+    if (deps.named && deps.named.length > 0)
+      this.unpin.push(deps.snapshots.pin(deps.goalId, { ids: [...new Set(deps.named)] }));
+  }
 
   /** The plan ended: what it pinned may be pruned again. */
   release(): void {
@@ -123,41 +146,69 @@ export class PlanUndo {
    * Before step `index` is handed to the gate: the hook (ToolCall.beforeRun) that takes the
    * snapshot framing it right before its tool runs, or none when the step changes no file.
    * A step the gate refuses or that is cancelled before it runs never calls it: no frame.
+   * The gate's snapshot just taken before the call (the one a person's snapshot_restore
+   * would use) and what the call names are pinned as long as the frame: the frame's own
+   * snapshots, taken with the store at its cap, would otherwise prune them.
    */
-  frame(index: number, scope: StepScope): (() => Promise<void>) | undefined {
+  frame(index: number, scope: StepScope): ((run?: BeforeRun) => Promise<void>) | undefined {
     this.before?.unpin();
     this.before = undefined;
     if (scope.kind === "none") return undefined;
-    return async () => {
-      const id = await this.snap(`plan ${this.deps.planId} before step ${index}`);
-      this.before = { step: index, id, unpin: this.deps.snapshots.pin(this.deps.goalId, { ids: [id] }) };
+    return async (run) => {
+      const ids = [...(run?.snapshotId ? [run.snapshotId] : []), ...(run?.keep ?? [])];
+      const unpinGate = this.deps.snapshots.pin(this.deps.goalId, { ids });
+      try {
+        const s = await this.snap(`plan ${this.deps.planId} before step ${index}`);
+        this.before = {
+          step: index,
+          id: s.id,
+          writes: run?.writes ?? [],
+          unpin: () => {
+            s.unpin();
+            unpinGate();
+          },
+        };
+      } catch (e) {
+        unpinGate();
+        throw e;
+      }
     };
   }
 
   /**
-   * Right after step `index` ended (its frame taken only if its tool ran). `wrote`: the
-   * canonical path a file step reports it wrote.
+   * Right after step `index` ended (its frame taken only if its tool ran). A file step's
+   * path: the canonical one it reports it wrote (`wrote`), else the one the gate judged it
+   * to write (a step that threw after writing reports none), else the path its input names
+   * (`named`).
    */
-  async afterStep(index: number, scope: StepScope, wrote?: string): Promise<void> {
+  async afterStep(index: number, scope: StepScope, wrote?: string, named?: string): Promise<void> {
     const before = this.before;
     this.before = undefined;
     if (!before) return;
     try {
-      if (before.step === index) await this.record(index, before.id, scope, wrote);
+      const paths = wrote !== undefined ? [wrote] : before.writes.length > 0 ? before.writes : [named];
+      if (before.step === index) await this.record(index, before.id, scope, paths);
     } finally {
       before.unpin();
     }
   }
 
   /** What step `index` changed since snapshot `before`; the contents to put back pinned. */
-  private async record(index: number, before: string, scope: StepScope, wrote?: string): Promise<void> {
+  private async record(
+    index: number,
+    before: string,
+    scope: StepScope,
+    wrote: readonly (string | undefined)[],
+  ): Promise<void> {
     const after = await this.snap(`plan ${this.deps.planId} after step ${index}`);
-    const unpinAfter = this.deps.snapshots.pin(this.deps.goalId, { ids: [after] });
     const [b, a] = await Promise.all([
       this.deps.snapshots.entries(this.deps.goalId, before),
-      this.deps.snapshots.entries(this.deps.goalId, after),
-    ]).finally(unpinAfter);
-    const candidates = scope.kind === "paths" ? withParents(wrote) : new Set([...b.keys(), ...a.keys()]);
+      this.deps.snapshots.entries(this.deps.goalId, after.id),
+    ]).finally(after.unpin);
+    const candidates =
+      scope.kind === "paths"
+        ? new Set(wrote.flatMap((p) => [...withParents(p)]))
+        : new Set([...b.keys(), ...a.keys()]);
     const hashes: string[] = [];
     for (const path of candidates) {
       const was = b.get(path) ?? null;
@@ -197,13 +248,21 @@ export class PlanUndo {
     return this.deps.snapshots.undo(this.deps.goalId, this.deps.roots, undo, permit);
   }
 
-  private async snap(label: string): Promise<string> {
+  /** A snapshot pinned as it is made (under the goal's lock: no pruning between the two). */
+  private async snap(label: string): Promise<{ id: string; unpin: () => void }> {
     const s = await this.deps.snapshots.create(this.deps.goalId, this.deps.roots, label, {
       actor: this.deps.actor,
+      pinned: true,
     });
+    const unpin = s.unpin ?? (() => undefined);
     this.snapshotsTaken++;
-    this.deps.taken(s.id, label, s.files);
-    return s.id;
+    try {
+      this.deps.taken(s.id, label, s.files);
+    } catch (e) {
+      unpin();
+      throw e;
+    }
+    return { id: s.id, unpin };
   }
 }
 

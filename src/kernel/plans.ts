@@ -50,7 +50,14 @@ import {
   type Simulation,
   stepsDigest,
 } from "./plan-store.js";
-import { type PlanRestore, PlanUndo, restoreReport, type StepScope, scopeOf } from "./plan-undo.js";
+import {
+  namedSnapshots,
+  type PlanRestore,
+  PlanUndo,
+  restoreReport,
+  type StepScope,
+  scopeOf,
+} from "./plan-undo.js";
 import type { AgentRecord, AgentRegistry } from "./registry.js";
 import { ShadowBusy, type ShadowRun, type Shadows } from "./shadow.js";
 
@@ -251,6 +258,16 @@ export class Plans {
     let undo: PlanUndo | undefined;
     try {
       const roots = this.deps.roots(agent.goalId);
+      // Made first: it pins the snapshots the steps name before the snapshot below can prune them.
+      undo = new PlanUndo({
+        snapshots: this.deps.snapshots,
+        goalId: agent.goalId,
+        roots,
+        planId,
+        actor: agent.id,
+        taken: (id, label, files) => audit.record("snapshot.created", { snapshot_id: id, label, files }, ids),
+        named: namedSnapshots(steps, (name) => this.deps.gate.tools.get(name)),
+      });
       const snap = await this.deps.snapshots.create(agent.goalId, roots, `before plan ${planId}`, {
         actor: agent.id,
       });
@@ -260,14 +277,6 @@ export class Plans {
         ids,
       );
       result.snapshot_id = snap.id;
-      undo = new PlanUndo({
-        snapshots: this.deps.snapshots,
-        goalId: agent.goalId,
-        roots,
-        planId,
-        actor: agent.id,
-        taken: (id, label, files) => audit.record("snapshot.created", { snapshot_id: id, label, files }, ids),
-      });
       for (const [index, step] of steps.entries()) {
         // Cancelled between two steps (the step before ended as the cancel came): no later
         // step starts, and the plan says before which one it stopped (the gate would refuse the
@@ -293,7 +302,7 @@ export class Plans {
         );
         result.steps.push(r);
         // A step the gate refused (or that was cancelled before it ran) took no frame: nothing recorded.
-        await undo.afterStep(index, scope, wrote ?? stepPath(step));
+        await undo.afterStep(index, scope, wrote, stepPath(step));
         if (!r.ok) break;
       }
       const failed = result.steps.find((s) => !s.ok);
@@ -335,11 +344,14 @@ export class Plans {
       .restore((path) => paths.allow({ kind: "file_write", path }))
       .finally(() => paths.audit(this.deps.audit, ids));
     const restore = restoreReport(r, undo.changedPaths);
+    // The snapshot before the plan is not pinned (the undo needs only what the steps changed):
+    // once pruned, the record says so rather than name a snapshot nobody can restore.
+    const held = (await this.deps.snapshots.list(agent.goalId)).some((s) => s.id === snapId);
     this.deps.audit.record(
       "plan.restored",
       {
         plan_id: result.plan_id,
-        snapshot_id: snapId,
+        ...(held ? { snapshot_id: snapId } : { snapshot_pruned: snapId }),
         paths_changed: restore.paths_changed,
         files_restored: restore.files_restored,
         files_failed: restore.files_failed_total,

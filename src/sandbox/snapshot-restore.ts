@@ -166,14 +166,18 @@ export function restoreLeaf(
     if (sameMeta(w, c)) return false;
     check();
     const fd = openSync(ws.dir(dir).at(name), READ_FLAGS);
+    let linked = false;
     try {
       const st = fstatSync(fd, { bigint: true });
       if (typeOf(st.mode) !== "file" || st.ino !== c.ino) throw new Error("file was replaced during restore");
-      setOwnerAndMode(fd, w);
+      // A file with another hard link (a person's file linked to it): its mode and owner are
+      // the other name's too, so a fresh copy takes this name instead of a chmod.
+      linked = st.nlink > 1n;
+      if (!linked) setOwnerAndMode(fd, w);
     } finally {
       closeSync(fd);
     }
-    return true;
+    if (!linked) return true;
   }
   check();
   const parent = ws.dir(dir);

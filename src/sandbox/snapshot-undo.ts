@@ -95,6 +95,12 @@ export async function undoChanges(
       out.files_failed.push({ path: where(c.path), reason: errorMessage(e) });
       continue;
     }
+    if (now !== null && isSpecial(now)) {
+      // Snapshots hold no fifo, socket or device: whose it is (the plan's step, or someone
+      // after it) is not known, so it is left, and said to be what it is.
+      out.conflicts.push({ path: where(c.path), reason: SPECIAL_CONFLICT });
+      continue;
+    }
     if (!matches(ws, packs, now, c.expect)) {
       out.conflicts.push({ path: where(c.path), reason: c.conflict });
       continue;
@@ -162,6 +168,12 @@ export async function undoChanges(
   out.files_restored = touched.size;
   return out;
 }
+
+const SPECIAL_CONFLICT =
+  "a fifo, socket or device is there, which snapshots do not hold (not known whose it is); left as it is";
+
+/** What present() makes of a fifo, socket or device: a "file" no snapshot entry matches. */
+const isSpecial = (e: WorkspaceEntry): boolean => e.type === "file" && e.size === -1;
 
 /** The path was written (or made, removed, replaced) since step 1 saw it. */
 class Changed extends Error {}

@@ -58,6 +58,8 @@ export interface SnapshotCreated extends SnapshotTaken {
   id: string;
   /** Set when older snapshots were pruned to make room for this one. */
   pruned?: SnapshotsPruned;
+  /** With `pinned`: releases the pin the snapshot was made under (SnapshotStore.pin). */
+  unpin?: () => void;
 }
 
 /** The oldest snapshots removed so the store fits under its cap (snapshot-prune.ts). */
@@ -103,12 +105,15 @@ export class SnapshotStore {
    * read. Refused (quota_exceeded) when its contents alone pass the store's cap; when the
    * store then holds more than its cap, the oldest snapshots are pruned, except those in
    * `keep` and those pinned, and pinned contents (pin). `actor` (the agent that caused it) is passed on to onPruned.
+   * `pinned`: the new snapshot is pinned under the goal's lock, before any other call's
+   * snapshot can prune (pinning once this resolved left a gap a pruning could fall in); the
+   * result's `unpin` releases it.
    */
   async create(
     goalId: string,
     roots: SnapshotRoots,
     label?: string,
-    opts: { actor?: string; keep?: readonly string[] } = {},
+    opts: { actor?: string; keep?: readonly string[]; pinned?: boolean } = {},
   ): Promise<SnapshotCreated> {
     if (label !== undefined && (label.length > LABEL_MAX || label.includes("\0"))) {
       throw new AidoError(
@@ -118,9 +123,15 @@ export class SnapshotStore {
     }
     return this.locked(goalId, async () => {
       const created = await this.createLocked(goalId, roots, label);
-      const pruned = await this.prune(goalId, created.id, opts.keep ?? []);
-      if (pruned) this.opts.onPruned?.(goalId, pruned, opts.actor);
-      return pruned ? { ...created, pruned } : created;
+      const unpin = opts.pinned ? this.pin(goalId, { ids: [created.id] }) : undefined;
+      try {
+        const pruned = await this.prune(goalId, created.id, opts.keep ?? []);
+        if (pruned) this.opts.onPruned?.(goalId, pruned, opts.actor);
+        return { ...created, ...(pruned ? { pruned } : {}), ...(unpin ? { unpin } : {}) };
+      } catch (e) {
+        unpin?.();
+        throw e;
+      }
     });
   }
 

@@ -166,7 +166,9 @@ export interface AuditPayloads {
    */
   "plan.restored": {
     plan_id: string;
-    snapshot_id: string;
+    /** The snapshot before the plan; absent once pruned, its id then in snapshot_pruned. */
+    snapshot_id?: string;
+    snapshot_pruned?: string;
     paths_changed: number;
     files_restored: number;
     files_failed: number;

@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
+import type { PlanStep } from "../../src/kernel/plan-store.js";
 import { docker, kinds, planner, treeOf, usePlansDaemon, workspaceOf, write } from "./plans-fixture.js";
 
 const { suite, spawn } = usePlansDaemon();
@@ -56,30 +57,41 @@ async function invoked(c: AidoClient, agentId: string, tool: string): Promise<vo
 
 const read = (dir: string, name: string) => readFileSync(join(dir, name), "utf8");
 
+/**
+ * Each case's opening: a daemon, the agent `agent` with `files` written in its /workspace
+ * (path under it -> content), the agent's client and a person's, and `execute`, which
+ * creates a plan and starts it with on_failure restore (its answer pending).
+ */
+async function opening(agent: Record<string, unknown>, files: Record<string, string>) {
+  const fx = await suite.start(docker);
+  const c = await fx.client();
+  const human = await fx.client();
+  const a = await spawn(c, agent);
+  for (const [path, content] of Object.entries(files))
+    await write(c, a.agent_id, `/workspace/${path}`, content);
+  const execute = async (title: string, steps: PlanStep[]) => {
+    const p = await c.call("plan.create", { agent_id: a.agent_id, title, steps });
+    return { planId: p.plan_id, run: c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" }) };
+  };
+  return { c, human, a, ws: workspaceOf(fx, a.goal_id), execute };
+}
+
+const abc = { "a.txt": "a0\n", "b.txt": "b0\n", "c.txt": "c0\n" };
+
 describe("on_failure restore puts back only what the plan changed", () => {
   it("keeps the person's edit made between two steps, undoes the plan's write and its exec's change", async () => {
-    const fx = await suite.start(docker);
-    const c = await fx.client();
-    const human = await fx.client();
-    const a = await spawn(c, pausing());
-    for (const f of ["a", "b", "c"]) await write(c, a.agent_id, `/workspace/${f}.txt`, `${f}0\n`);
-    const ws = workspaceOf(fx, a.goal_id);
-    const p = await c.call("plan.create", {
-      agent_id: a.agent_id,
-      title: "edits while a person edits",
-      steps: [
-        { tool: "file_write", input: { path: "/workspace/a.txt", content: "a-plan\n" } },
-        { tool: "file_read", input: { path: "/workspace/a.txt" } },
-        {
-          tool: "exec",
-          input: {
-            command: `python3 -c "import time; open('/workspace/b.txt', 'w').write('b-plan'); time.sleep(2)"`,
-          },
+    const { c, human, a, ws, execute } = await opening(pausing(), abc);
+    const { planId, run } = await execute("edits while a person edits", [
+      { tool: "file_write", input: { path: "/workspace/a.txt", content: "a-plan\n" } },
+      { tool: "file_read", input: { path: "/workspace/a.txt" } },
+      {
+        tool: "exec",
+        input: {
+          command: `python3 -c "import time; open('/workspace/b.txt', 'w').write('b-plan'); time.sleep(2)"`,
         },
-        { tool: "exec", input: { command: "ls /workspace/missing" } },
-      ],
-    });
-    const run = c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+      },
+      { tool: "exec", input: { command: "ls /workspace/missing" } },
+    ]);
     const approval = await pendingApproval(human);
     // Between step 0 and step 2 (step 1 waits for the human): the person edits c.txt.
     writeFileSync(join(ws, "c.txt"), "c-between\n");
@@ -97,29 +109,23 @@ describe("on_failure restore puts back only what the plan changed", () => {
     expect(r.status).toBe("restored");
     expect(r.restore).toMatchObject({ files_failed: [], conflicts: [] });
     expect(await kinds(c, a.agent_id, "plan.restored")).toMatchObject([
-      { payload: { plan_id: p.plan_id, files_failed: 0, conflicts: 0 } },
+      { payload: { plan_id: planId, files_failed: 0, conflicts: 0 } },
     ]);
   });
 
   it("keeps the person's edit made while an exec step waits for its approval: the frame is taken once it is allowed", async () => {
-    const fx = await suite.start(docker);
-    const c = await fx.client();
-    const human = await fx.client();
-    const a = await spawn(c, mover({ approval_required: ["exec"] }));
-    for (const f of ["a", "b", "c"]) await write(c, a.agent_id, `/workspace/${f}.txt`, `${f}0\n`);
-    const ws = workspaceOf(fx, a.goal_id);
+    const { human, ws, execute } = await opening(mover({ approval_required: ["exec"] }), abc);
     const writes = (f: string) => ({
       tool: "exec",
       input: { command: `python3 -c "open('/workspace/${f}.txt', 'w').write('${f}-plan')"` },
     });
-    const p = await c.call("plan.create", {
-      agent_id: a.agent_id,
-      title: "a person edits while asked",
-      // Step 0 (framed before by the plan's own snapshot on the old code) and step 1 (framed
-      // before the gate's wait) each wait for the human; step 2 fails.
-      steps: [writes("b"), writes("a"), { tool: "exec", input: { command: "ls /workspace/missing" } }],
-    });
-    const run = c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+    // Step 0 (framed before by the plan's own snapshot on the old code) and step 1 (framed
+    // before the gate's wait) each wait for the human; step 2 fails.
+    const { run } = await execute("a person edits while asked", [
+      writes("b"),
+      writes("a"),
+      { tool: "exec", input: { command: "ls /workspace/missing" } },
+    ]);
     const asked: string[] = [];
     for (const edit of ["c-asked-0\n", "c-asked-1\n", undefined]) {
       const id = await pendingApproval(human, asked);
@@ -139,25 +145,14 @@ describe("on_failure restore puts back only what the plan changed", () => {
   });
 
   it("leaves a path the person changed after the plan's step, reports it as a conflict, and keeps a folder the person added to", async () => {
-    const fx = await suite.start(docker);
-    const c = await fx.client();
-    const human = await fx.client();
-    const a = await spawn(c, pausing());
-    await write(c, a.agent_id, "/workspace/a.txt", "a0\n");
-    await write(c, a.agent_id, "/workspace/b.txt", "b0\n");
-    const ws = workspaceOf(fx, a.goal_id);
-    const p = await c.call("plan.create", {
-      agent_id: a.agent_id,
-      title: "conflicts",
-      steps: [
-        { tool: "file_write", input: { path: "/workspace/a.txt", content: "a-plan\n" } },
-        { tool: "file_write", input: { path: "/workspace/d/x.txt", content: "x-plan\n" } },
-        { tool: "file_write", input: { path: "/workspace/b.txt", content: "b-plan\n" } },
-        { tool: "file_read", input: { path: "/workspace/a.txt" } },
-        { tool: "exec", input: { command: "ls /workspace/missing" } },
-      ],
-    });
-    const run = c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+    const { c, human, a, ws, execute } = await opening(pausing(), { "a.txt": "a0\n", "b.txt": "b0\n" });
+    const { run } = await execute("conflicts", [
+      { tool: "file_write", input: { path: "/workspace/a.txt", content: "a-plan\n" } },
+      { tool: "file_write", input: { path: "/workspace/d/x.txt", content: "x-plan\n" } },
+      { tool: "file_write", input: { path: "/workspace/b.txt", content: "b-plan\n" } },
+      { tool: "file_read", input: { path: "/workspace/a.txt" } },
+      { tool: "exec", input: { command: "ls /workspace/missing" } },
+    ]);
     const approval = await pendingApproval(human);
     writeFileSync(join(ws, "a.txt"), "a-person\n");
     writeFileSync(join(ws, "d", "mine.txt"), "mine\n");
@@ -186,28 +181,22 @@ describe("on_failure restore puts back only what the plan changed", () => {
   });
 
   it("undoes an exec that moves a folder and swaps another for a link, without following the link", async () => {
-    const fx = await suite.start(docker);
-    const c = await fx.client();
-    const a = await spawn(c, mover());
-    await write(c, a.agent_id, "/workspace/src/one.txt", "1\n");
-    await write(c, a.agent_id, "/workspace/src/deep/two.txt", "2\n");
-    await write(c, a.agent_id, "/workspace/lib/three.txt", "3\n");
-    const ws = workspaceOf(fx, a.goal_id);
-    const before = treeOf(ws);
-    const p = await c.call("plan.create", {
-      agent_id: a.agent_id,
-      title: "moves",
-      steps: [
-        {
-          tool: "exec",
-          input: {
-            command: `python3 -c "import os, shutil; os.rename('/workspace/src', '/workspace/moved'); shutil.rmtree('/workspace/lib'); os.symlink('/etc', '/workspace/lib')"`,
-          },
-        },
-        { tool: "exec", input: { command: "ls /workspace/missing" } },
-      ],
+    const { ws, execute } = await opening(mover(), {
+      "src/one.txt": "1\n",
+      "src/deep/two.txt": "2\n",
+      "lib/three.txt": "3\n",
     });
-    const r = await c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+    const before = treeOf(ws);
+    const { run } = await execute("moves", [
+      {
+        tool: "exec",
+        input: {
+          command: `python3 -c "import os, shutil; os.rename('/workspace/src', '/workspace/moved'); shutil.rmtree('/workspace/lib'); os.symlink('/etc', '/workspace/lib')"`,
+        },
+      },
+      { tool: "exec", input: { command: "ls /workspace/missing" } },
+    ]);
+    const r = await run;
     expect(r.steps.map((s: { ok: boolean }) => s.ok)).toEqual([true, false]);
     expect(r.status).toBe("restored");
     expect(treeOf(ws)).toEqual(before);
@@ -216,24 +205,14 @@ describe("on_failure restore puts back only what the plan changed", () => {
   });
 
   it("a path changed only between steps is not touched even when a later exec step runs", async () => {
-    const fx = await suite.start(docker);
-    const c = await fx.client();
-    const human = await fx.client();
-    const a = await spawn(c, pausing());
-    await write(c, a.agent_id, "/workspace/a.txt", "a0\n");
-    const ws = workspaceOf(fx, a.goal_id);
-    const p = await c.call("plan.create", {
-      agent_id: a.agent_id,
-      title: "person's new folder",
-      steps: [
-        { tool: "file_read", input: { path: "/workspace/a.txt" } },
-        {
-          tool: "exec",
-          input: { command: `python3 -c "open('/workspace/e.txt', 'w').write('e'); exit(3)"` },
-        },
-      ],
-    });
-    const run = c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+    const { human, ws, execute } = await opening(pausing(), { "a.txt": "a0\n" });
+    const { run } = await execute("person's new folder", [
+      { tool: "file_read", input: { path: "/workspace/a.txt" } },
+      {
+        tool: "exec",
+        input: { command: `python3 -c "open('/workspace/e.txt', 'w').write('e'); exit(3)"` },
+      },
+    ]);
     const approval = await pendingApproval(human);
     mkdirSync(join(ws, "notes"));
     writeFileSync(join(ws, "notes", "n.txt"), "n\n");
@@ -245,23 +224,13 @@ describe("on_failure restore puts back only what the plan changed", () => {
   });
 
   it("a folder the plan deleted, swapped by someone for a link to a host folder, is a conflict and nothing is written through the link", async () => {
-    const fx = await suite.start(docker);
-    const c = await fx.client();
-    const human = await fx.client();
-    const a = await spawn(c, pausing());
-    await write(c, a.agent_id, "/workspace/d/x.txt", "x0\n");
-    const ws = workspaceOf(fx, a.goal_id);
+    const { human, ws, execute } = await opening(pausing(), { "d/x.txt": "x0\n" });
     const host = mkdtempSync(join(tmpdir(), "aido-planscope-"));
     try {
-      const p = await c.call("plan.create", {
-        agent_id: a.agent_id,
-        title: "deletes a folder",
-        steps: [
-          { tool: "exec", input: { command: `python3 -c "import shutil; shutil.rmtree('/workspace/d')"` } },
-          { tool: "file_read", input: { path: "/workspace/missing.txt" } },
-        ],
-      });
-      const run = c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+      const { run } = await execute("deletes a folder", [
+        { tool: "exec", input: { command: `python3 -c "import shutil; shutil.rmtree('/workspace/d')"` } },
+        { tool: "file_read", input: { path: "/workspace/missing.txt" } },
+      ]);
       const approval = await pendingApproval(human);
       symlinkSync(host, join(ws, "d"));
       await human.call("approval.respond", { id: approval, decision: "allow_once" });
@@ -277,23 +246,13 @@ describe("on_failure restore puts back only what the plan changed", () => {
   });
 
   it("a path the plan wrote twice, with the person's edit between, goes back to the person's version", async () => {
-    const fx = await suite.start(docker);
-    const c = await fx.client();
-    const human = await fx.client();
-    const a = await spawn(c, pausing());
-    await write(c, a.agent_id, "/workspace/a.txt", "a0\n");
-    const ws = workspaceOf(fx, a.goal_id);
-    const p = await c.call("plan.create", {
-      agent_id: a.agent_id,
-      title: "writes twice",
-      steps: [
-        { tool: "file_write", input: { path: "/workspace/a.txt", content: "p1\n" } },
-        { tool: "file_read", input: { path: "/workspace/a.txt" } },
-        { tool: "file_write", input: { path: "/workspace/a.txt", content: "p2\n" } },
-        { tool: "exec", input: { command: "ls /workspace/missing" } },
-      ],
-    });
-    const run = c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+    const { human, ws, execute } = await opening(pausing(), { "a.txt": "a0\n" });
+    const { run } = await execute("writes twice", [
+      { tool: "file_write", input: { path: "/workspace/a.txt", content: "p1\n" } },
+      { tool: "file_read", input: { path: "/workspace/a.txt" } },
+      { tool: "file_write", input: { path: "/workspace/a.txt", content: "p2\n" } },
+      { tool: "exec", input: { command: "ls /workspace/missing" } },
+    ]);
     const approval = await pendingApproval(human);
     writeFileSync(join(ws, "a.txt"), "person\n");
     await human.call("approval.respond", { id: approval, decision: "allow_once" });

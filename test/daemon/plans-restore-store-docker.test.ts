@@ -50,6 +50,72 @@ describe("on_failure restore and the snapshot store", () => {
     expect(r.restore).toMatchObject({ files_failed: [], conflicts: [] });
     expect(r.status).toBe("restored");
     expect(readFileSync(join(ws, "a.bin")).equals(before)).toBe(true);
+    // The snapshot before the plan was pruned: plan.restored says so, and names no snapshot
+    // nobody can restore any more.
+    const pruned = (await kinds(c, a.agent_id, "snapshot.pruned")).flatMap(
+      (e) => (e.payload as { snapshot_ids: string[] }).snapshot_ids,
+    );
+    expect(pruned).toContain(r.snapshot_id);
+    const [restored] = await kinds(c, a.agent_id, "plan.restored");
+    expect(restored?.payload).toMatchObject({ snapshot_pruned: r.snapshot_id });
+    expect(restored?.payload).not.toHaveProperty("snapshot_id");
+  });
+});
+
+describe("a plan's frames and the snapshots it names", () => {
+  it("a snapshot_restore step's target survives the frames of the plan's earlier steps with the store at its cap", async () => {
+    const fx = await suite.start({
+      ...docker,
+      config: (c) => {
+        c.sandbox.snapshotsMaxMb = 2;
+      },
+    });
+    const c = await fx.client();
+    const caps = [
+      ...(planner().capabilities as string[]),
+      "exec: head *",
+      "tool: snapshot_create",
+      "tool: snapshot_restore",
+      "file_read: /output/**",
+      "file_write: /output/**",
+    ];
+    const a = await spawn(c, planner({ capabilities: caps }));
+    const blob = (name: string) => ({
+      tool: "exec",
+      input: { command: `head -c ${700 * KIB} /dev/urandom > /workspace/${name}` },
+    });
+    expect((await c.call("tool.invoke", { agent_id: a.agent_id, ...blob("a.bin") })).is_error).toBe(false);
+    const ws = workspaceOf(fx, a.goal_id);
+    const kept = readFileSync(join(ws, "a.bin"));
+    // The person's snapshot, which the plan's third step restores.
+    const made = await c.call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "snapshot_create",
+      input: { label: "mine" },
+    });
+    const target = (made.data as { id: string }).id;
+    const p = await c.call("plan.create", {
+      agent_id: a.agent_id,
+      title: "restore what the person kept",
+      steps: [
+        blob("a.bin"),
+        blob("b.bin"),
+        { tool: "snapshot_restore", input: { id: target } },
+        { tool: "exec", input: { command: "ls /workspace/missing" } },
+      ],
+    });
+    const r = await c.call("plan.execute", { plan_id: p.plan_id, on_failure: "restore" });
+    expect(await kinds(c, a.agent_id, "snapshot.pruned")).not.toEqual([]);
+    expect(r.steps.map((s: { ok: boolean; output: string }) => s.ok || s.output)).toEqual([
+      true,
+      true,
+      true,
+      expect.stringContaining("missing"),
+    ]);
+    expect(r.status).toBe("restored");
+    // Step 2 put a.bin back and removed b.bin; the undo of steps 0-2 ends where the plan began.
+    expect(readFileSync(join(ws, "a.bin")).equals(kept)).toBe(true);
+    expect(readdirSync(ws)).not.toContain("b.bin");
   });
 });
 
@@ -104,9 +170,10 @@ describe("on_failure restore and the store's cap over many steps", () => {
     expect(r.steps.filter((s: { ok: boolean }) => s.ok)).toHaveLength(8);
     expect(r.status).toBe("restored");
     expect(readFileSync(join(ws, "s.txt"), "utf8")).toBe("s0\n");
-    // Within its cap but for the snapshot framing the last step (pinned while it was read):
+    // Within its cap but for the snapshot framing the last step and the gate's just before it
+    // (both pinned while the step's changes were read, some 0.5 MiB of manifest each):
     // every step's snapshot kept held 8.6 MB here.
-    expect(du(join(fx.home.config.goalsDir, a.goal_id, "snapshots"))).toBeLessThanOrEqual(2.5 * 1024 * 1024);
+    expect(du(join(fx.home.config.goalsDir, a.goal_id, "snapshots"))).toBeLessThanOrEqual(3 * 1024 * 1024);
   });
 });
 

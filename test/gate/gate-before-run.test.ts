@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../../src/errors.js";
 import { HoldRefused } from "../../src/gate/hold.js";
+import type { BeforeRun } from "../../src/gate/types.js";
 import { denial, makeWorld, waitFor } from "./gate-world.js";
 
 describe("a call's beforeRun hook (a plan's frame before its step)", () => {
@@ -57,6 +58,22 @@ describe("a call's beforeRun hook (a plan's frame before its step)", () => {
       await expect(r).rejects.toThrow(/the frame could not be taken/);
       expect(w.writes).toEqual(["/workspace/a.txt=x"]);
       expect(w.audit.tail(1)[0]).toMatchObject({ kind: "tool.failed" });
+    } finally {
+      w.home.cleanup();
+    }
+  });
+
+  it("is told the gate's snapshot just taken and the paths the call was judged to write, so a frame keeps that snapshot and records the path written", async () => {
+    const w = makeWorld(2_000, { beforeMutation: async () => "snap_gate1234" });
+    try {
+      const p = w.principal(["tool: note_write", "file_write: /workspace/**"]);
+      const told: BeforeRun[] = [];
+      await w.gate.invoke(p, {
+        name: "note_write",
+        input: { path: "/workspace/d/a.txt", text: "x" },
+        beforeRun: async (run) => void told.push(run),
+      });
+      expect(told).toEqual([{ snapshotId: "snap_gate1234", keep: [], writes: ["/workspace/d/a.txt"] }]);
     } finally {
       w.home.cleanup();
     }
