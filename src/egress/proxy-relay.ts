@@ -35,6 +35,8 @@ export interface Conn {
   requests: number;
   /** The call the connection's credentials named when it authenticated (EgressPolicy.requestOf). */
   call?: EgressCall | undefined;
+  /** The call share this connection is counted in (proxy.ts perCall), until it closes. */
+  callKey?: string;
   /** Aborts when the client leaves or the proxy closes (ends a wait for a human). */
   abort: AbortController;
   headerTimer?: NodeJS.Timeout;
