@@ -259,6 +259,57 @@ describe("a command's egress question, through the MCP face", () => {
     expect(denied.length).toBeGreaterThanOrEqual(attempts.length);
   }, 180_000);
 
+  it("no file tool reaches /proc by another road: a link, .., /dev/fd, a walk over / (the executor's own wall)", async () => {
+    await start();
+    const reader = SESSION.replace(
+      '  - "file_read: /workspace/**"',
+      '  - "file_read: /**"\n  - "tool: grep"\n  - "tool: file_list"',
+    );
+    const client = await suite.connect({ args: ["--manifest", sessionFile(reader)] });
+    const b = client.callTool({ name: "exec", arguments: { command: "sleep 20 # holder" } }, undefined, {
+      timeout: 90_000,
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    const ps = await client.callTool({
+      name: "exec",
+      arguments: {
+        command:
+          "p=$(pgrep -f 'holde[r]'); ln -s /proc/$p/environ env-link; ln -s /proc/$p proc-link; echo $p",
+      },
+    });
+    const pid = /--- stdout ---\n(\d+)/.exec(textOf(ps))?.[1];
+    expect(pid).toBeDefined();
+    const refused = [
+      { name: "file_read", arguments: { path: "/workspace/env-link" } },
+      { name: "file_read", arguments: { path: "/workspace/proc-link/environ" } },
+      { name: "file_read", arguments: { path: `/workspace/../proc/${pid}/environ` } },
+      { name: "file_read", arguments: { path: "/dev/fd/../environ" } },
+      { name: "file_list", arguments: { path: "/dev/fd" } },
+      { name: "grep", arguments: { pattern: "PROXY=", path: "/workspace/proc-link" } },
+    ];
+    for (const attempt of refused) {
+      const r = await client.callTool(attempt);
+      expect(textOf(r), JSON.stringify(attempt)).not.toMatch(/PROXY=http/);
+      expect(r.isError, JSON.stringify(attempt)).toBe(true);
+    }
+    // A walk from / (with a glob that leads into /proc, or none) never enters /proc.
+    // (A status file says "Name:": a walk that entered /proc finds the holder's.)
+    for (const walk of [
+      { pattern: "^Name:", path: "/", glob: `proc/${pid}/status` },
+      { pattern: "PROXY=http", path: "/", glob: "**/environ" },
+    ]) {
+      const r = await client.callTool({ name: "grep", arguments: walk }, undefined, { timeout: 90_000 });
+      expect(textOf(r), JSON.stringify(walk)).not.toMatch(/PROXY=http/);
+      expect(textOf(r), JSON.stringify(walk)).not.toContain(`/proc/${pid}`);
+    }
+    // Listing / names /proc (a name, nothing of it is read): a guard.
+    const top = await client.callTool({ name: "file_list", arguments: { path: "/" } });
+    expect(top.isError ?? false).toBe(false);
+    expect(textOf(top)).not.toMatch(/PROXY=http/);
+    await client.callTool({ name: "exec", arguments: { command: "pkill -f 'holde[r]'; true" } });
+    await b.catch(() => undefined);
+  }, 240_000);
+
   it("a call cancelled while its command's connection waits for the human: the question is denied, nothing gets through", async () => {
     await start();
     let asked = 0;
