@@ -30,8 +30,8 @@ export interface EgressSlot {
   /** The proxy user: the agent id (or "sandbox", or mcp.<server> for a server caller). */
   user: string;
   password: string;
-  /** Calls running now with credentials of their own: digest of the call's secret -> request id. */
-  calls: Map<string, string>;
+  /** Calls running now with credentials of their own: digest of the call's secret -> the call. */
+  calls: Map<string, { requestId: string; cancel: AbortController }>;
 }
 
 /** A call's own proxy credentials (openCall): the agent's password, ".", the call's secret. */
@@ -43,6 +43,12 @@ export interface CallCredentials {
   secret: string;
   /** The call ended: its secret names no request any more. */
   end(): void;
+  /**
+   * The call was cancelled: a question its connections ask or wait to ask ends now with
+   * `reason` (egress/gate-policy.ts), before the command is stopped and its connections
+   * close (which would otherwise end it as "the client left").
+   */
+  cancel(reason: string): void;
 }
 
 const PASSWORD_BYTES = 24;
@@ -76,7 +82,7 @@ export class EgressCallers {
         port,
         user,
         password: randomBytes(PASSWORD_BYTES).toString("base64url"),
-        calls: new Map<string, string>(),
+        calls: new Map<string, { requestId: string; cancel: AbortController }>(),
       };
       slots.set(caller.agentId, slot);
       return slot;
@@ -104,13 +110,17 @@ export class EgressCallers {
     const slot = this.slotOf(caller);
     const secret = randomBytes(PASSWORD_BYTES).toString("base64url");
     const key = digest(secret).toString("hex");
-    slot.calls.set(key, requestId);
+    const cancel = new AbortController();
+    slot.calls.set(key, { requestId, cancel });
     return {
       slot,
       password: `${slot.password}.${secret}`,
       secret,
       end: () => {
         slot.calls.delete(key);
+      },
+      cancel: (reason) => {
+        if (!cancel.signal.aborted) cancel.abort(new Error(`call ${requestId} was cancelled: ${reason}`));
       },
     };
   }
@@ -135,6 +145,15 @@ export class EgressCallers {
    * caller's own, or a call that ended. Ask it only of credentials authenticate() took.
    */
   requestOf(caller: EgressCaller, password: string): string | undefined {
+    return this.callOf(caller, password)?.requestId;
+  }
+
+  /** Aborts when the call these credentials name is cancelled (CallCredentials.cancel). */
+  cancelOf(caller: EgressCaller, password: string): AbortSignal | undefined {
+    return this.callOf(caller, password)?.cancel.signal;
+  }
+
+  private callOf(caller: EgressCaller, password: string) {
     const dot = password.indexOf(".");
     if (dot < 0) return undefined;
     const slot = this.byGoal.get(caller.goalId)?.get(caller.agentId);

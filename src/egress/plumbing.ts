@@ -34,6 +34,8 @@ export interface EgressAccess {
    * name it no more. Absent otherwise.
    */
   end?(): void;
+  /** The call was cancelled (CallCredentials.cancel); absent with the agent's own credentials. */
+  cancelled?(reason: string): void;
 }
 
 export interface EgressPlumbingDeps {
@@ -172,6 +174,7 @@ export class EgressPlumbing {
       // The whole first, then each part: a command may print either alone (`${HTTP_PROXY#*.}`).
       secrets: [call.password, call.slot.password, call.secret],
       end: call.end,
+      cancelled: call.cancel,
     };
   }
 

@@ -21,7 +21,12 @@ export function callOf(policy: EgressPolicy, caller: EgressCaller, password: str
   const requestOf = policy.requestOf?.bind(policy);
   const requestId = requestOf?.(caller, password);
   if (requestOf === undefined || requestId === undefined) return undefined;
-  return { requestId, running: () => requestOf(caller, password) === requestId };
+  const cancelled = policy.cancelOf?.(caller, password);
+  return {
+    requestId,
+    running: () => requestOf(caller, password) === requestId,
+    ...(cancelled ? { cancelled } : {}),
+  };
 }
 
 /** One client stream and what is known of its request. */

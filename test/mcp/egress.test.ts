@@ -338,6 +338,51 @@ describe("a command's egress question, through the MCP face", () => {
     expect((await human.call("audit.query", { kind: "egress.open" })).entries).toEqual([]);
   }, 180_000);
 
+  it("a call cancelled while a second connection of its command waits its turn: no question ends as if the client had left", async () => {
+    await start();
+    let asked = 0;
+    const client = await suite.connect({
+      args: ["--manifest", sessionFile()],
+      elicit: () => {
+        asked++;
+        return new Promise(() => {});
+      },
+    });
+    const abort = new AbortController();
+    const call = client
+      .callTool(
+        {
+          name: "exec",
+          arguments: { command: `${curl("first")} & sleep 1; ${curl("second", "other.test")}; wait` },
+        },
+        undefined,
+        { signal: abort.signal, timeout: 90_000 },
+      )
+      .catch((e: Error) => e);
+    await until(() => asked === 1, 60_000);
+    // The second connection now waits behind the first question, in the call's line.
+    await new Promise((r) => setTimeout(r, 2500));
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    const human = await suite.fx.client();
+    await until(async () => (await human.call("approval.list", {})).approvals.length === 0, 20_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const closed = (await human.call("approval.list", { status: "all" })).approvals.filter(
+      (a) => a.tool === "egress",
+    );
+    expect(closed.length).toBeGreaterThanOrEqual(1);
+    for (const a of closed) {
+      // Denied by the client's cancel, or closed saying the call was cancelled: never "the client left".
+      if (a.status === "decided") expect(a.decision).toBe("deny");
+      else
+        expect(a).toMatchObject({ status: "expired", close_reason: expect.stringMatching(/was cancelled/) });
+    }
+    const expired = (await human.call("audit.query", { kind: "approval.expired" })).entries;
+    for (const e of expired)
+      expect(String((e.payload as { reason?: string }).reason)).not.toMatch(/client left/);
+    expect((await human.call("audit.query", { kind: "egress.open" })).entries).toEqual([]);
+  }, 180_000);
+
   it("a socket client acting as the session's agent outside MCP gets its own question, never the MCP call's form", async () => {
     await start();
     const asked: string[] = [];
