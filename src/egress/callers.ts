@@ -18,7 +18,8 @@
 // names nothing: a process it left running still speaks as the agent (the agent's part is
 // checked), and asks with no id (left to \`aido approvals\`), never as another call. Each
 // exec is its own Landlock domain, so a command cannot read another exec's environment
-// (sandbox/executor/confinement.ts) to borrow its call's secret.
+// (sandbox/executor/confinement.ts) to borrow its call's secret; an exec in no domain (a
+// kernel without Landlock, or landlock off below ABI 4) can (docs/egress.md).
 
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { AidoError, ErrorCode } from "../errors.js";
