@@ -172,7 +172,7 @@ export class EgressPlumbing {
       connect: [call.slot.port],
       env: proxyEnv(call.slot, address, call.password),
       // The whole first, then each part: a command may print either alone (`${HTTP_PROXY#*.}`).
-      secrets: [call.password, call.slot.password, call.secret],
+      secrets: [call.password, call.key, call.secret],
       end: call.end,
       cancelled: call.cancel,
     };

@@ -5,7 +5,8 @@
 // confirm rule, held open) is refused beyond its share, with the call named, and another
 // call of the same agent still gets through to its own question. Before, the limit was the
 // agent's alone: the first call took every slot and the second call's connection was
-// refused on arrival.
+// refused on arrival. A call's exec never holds the agent's own password, so its command
+// cannot leave its share by connecting as the agent.
 
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -101,6 +102,18 @@ describe("one call's command holding connections", () => {
       .audit("egress.denied", a.id)
       .map((e) => e.payload as { stage: string; reason: string });
     expect(denied.some((d) => d.stage === "limit" && d.reason.includes("call req_greedy"))).toBe(true);
+
+    // Nor can the command escape its share by speaking as the agent: it never holds the
+    // agent's own password (the part before the "." is the call's key), and a secret of its
+    // own making behind that key is no call's.
+    const [keyPart] = greedy.password.split(".");
+    // One at a time: the agent holds one stream below its limit.
+    const asAgent = request(port, a.id, String(keyPart), "as-agent");
+    await until(() => asAgent.reply().includes("407"));
+    await new Promise((r) => setTimeout(r, 300));
+    const madeUp = request(port, a.id, `${keyPart}.${"A".repeat(32)}`, "made-up");
+    await until(() => madeUp.reply().includes("407"));
+    await new Promise((r) => setTimeout(r, 300));
 
     // The other call's connection is not starved: it reaches its own question.
     const mine = request(port, a.id, other.password, "other");
