@@ -11,16 +11,21 @@
 // environment of the agent's execs (proxyEnv), never the audit, logs, events or the model.
 //
 // A call a socket client made (tool.invoke, a plan's step: the daemon's request id) runs
-// its exec with credentials of its own: the agent's password, a ".", and a secret minted
-// for the call (openCall), which names the call's request id while the call runs. The
+// its exec with credentials of its own: a key derived from the agent's password and the
+// call's secret (HMAC), a ".", and that secret, minted for the call (openCall), which names
+// the call's request id while the call runs. The exec never holds the agent's own
+// password: a command could otherwise speak as the agent (no call named) and so escape its
+// call's share of the agent's connections (proxy.ts callShare), or append a secret of its
+// own making; the key proves the secret was minted here. The
 // relay's question to a human about a connection then carries that id, so `aido mcp
 // serve` shows it to the MCP call that ran the command. Once the call ended its secret
-// names nothing: a process it left running still speaks as the agent (the agent's part is
-// checked), and asks with no id (left to \`aido approvals\`), never as another call. Each
+// names nothing: a process it left running still speaks as the agent (the key is checked
+// against the agent's password), and asks with no id (left to \`aido approvals\`), never as another call. Each
 // exec is its own Landlock domain, so a command cannot read another exec's environment
-// (sandbox/executor/confinement.ts) to borrow its call's secret.
+// (sandbox/executor/confinement.ts) to borrow its call's secret; an exec in no domain (a
+// kernel without Landlock, or landlock off below ABI 4) can (docs/egress.md).
 
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { AidoError, ErrorCode } from "../errors.js";
 import { EGRESS_BASE_PORT, EGRESS_SLOTS, type EgressCaller } from "./types.js";
 
@@ -30,25 +35,38 @@ export interface EgressSlot {
   /** The proxy user: the agent id (or "sandbox", or mcp.<server> for a server caller). */
   user: string;
   password: string;
-  /** Calls running now with credentials of their own: digest of the call's secret -> request id. */
-  calls: Map<string, string>;
+  /** Calls running now with credentials of their own: digest of the call's secret -> the call. */
+  calls: Map<string, { requestId: string; cancel: AbortController }>;
 }
 
-/** A call's own proxy credentials (openCall): the agent's password, ".", the call's secret. */
+/** A call's own proxy credentials (openCall): the call's key, ".", the call's secret. */
 export interface CallCredentials {
   slot: EgressSlot;
   /** What the call's execs authenticate with. */
   password: string;
+  /** The key part of it (before the "."): blanked on its own too. */
+  key: string;
   /** The call's part of it (after the "."): blanked on its own too, a command may print it alone. */
   secret: string;
   /** The call ended: its secret names no request any more. */
   end(): void;
+  /**
+   * The call was cancelled: a question its connections ask or wait to ask ends now with
+   * `reason` (egress/gate-policy.ts), before the command is stopped and its connections
+   * close (which would otherwise end it as "the client left").
+   */
+  cancel(reason: string): void;
 }
 
 const PASSWORD_BYTES = 24;
 
 function digest(s: string): Buffer {
   return createHash("sha256").update(s).digest();
+}
+
+/** The key of a call's secret under the agent's password: only this process can make it. */
+function callKey(password: string, secret: string): string {
+  return createHmac("sha256", password).update(secret).digest("base64url");
 }
 
 export class EgressCallers {
@@ -76,7 +94,7 @@ export class EgressCallers {
         port,
         user,
         password: randomBytes(PASSWORD_BYTES).toString("base64url"),
-        calls: new Map<string, string>(),
+        calls: new Map<string, { requestId: string; cancel: AbortController }>(),
       };
       slots.set(caller.agentId, slot);
       return slot;
@@ -104,30 +122,39 @@ export class EgressCallers {
     const slot = this.slotOf(caller);
     const secret = randomBytes(PASSWORD_BYTES).toString("base64url");
     const key = digest(secret).toString("hex");
-    slot.calls.set(key, requestId);
+    const cancel = new AbortController();
+    slot.calls.set(key, { requestId, cancel });
+    const callPart = callKey(slot.password, secret);
     return {
       slot,
-      password: `${slot.password}.${secret}`,
+      password: `${callPart}.${secret}`,
+      key: callPart,
       secret,
       end: () => {
         slot.calls.delete(key);
+      },
+      cancel: (reason) => {
+        if (!cancel.signal.aborted) cancel.abort(new Error(`call ${requestId} was cancelled: ${reason}`));
       },
     };
   }
 
   /**
    * Are `user:password` this caller's credentials? Constant time in the password. A call's
-   * credentials (openCall) are the caller's too, while its call runs and after.
+   * credentials (openCall: its key, ".", its secret) are the caller's too, while its call
+   * runs and after; so is the agent's own password with anything after a ".".
    */
   authenticate(caller: EgressCaller, user: string, password: string): boolean {
     const slot = this.byGoal.get(caller.goalId)?.get(caller.agentId);
     if (!slot) return false;
     const dot = password.indexOf(".");
-    const own = dot < 0 ? password : password.slice(0, dot);
+    const first = dot < 0 ? password : password.slice(0, dot);
     // Digests first: timingSafeEqual needs equal lengths, and a length must not leak either.
-    const passOk = timingSafeEqual(digest(own), digest(slot.password));
+    const ownOk = timingSafeEqual(digest(first), digest(slot.password));
+    const callOk =
+      dot >= 0 && timingSafeEqual(digest(first), digest(callKey(slot.password, password.slice(dot + 1))));
     const userOk = timingSafeEqual(digest(user), digest(slot.user));
-    return passOk && userOk;
+    return (ownOk || callOk) && userOk;
   }
 
   /**
@@ -135,6 +162,15 @@ export class EgressCallers {
    * caller's own, or a call that ended. Ask it only of credentials authenticate() took.
    */
   requestOf(caller: EgressCaller, password: string): string | undefined {
+    return this.callOf(caller, password)?.requestId;
+  }
+
+  /** Aborts when the call these credentials name is cancelled (CallCredentials.cancel). */
+  cancelOf(caller: EgressCaller, password: string): AbortSignal | undefined {
+    return this.callOf(caller, password)?.cancel.signal;
+  }
+
+  private callOf(caller: EgressCaller, password: string) {
     const dot = password.indexOf(".");
     if (dot < 0) return undefined;
     const slot = this.byGoal.get(caller.goalId)?.get(caller.agentId);

@@ -12,7 +12,10 @@
 // standing answer reused and audited, the client waiting meanwhile; an agent has one
 // question open at a time per call (a burst of connections is not a burst of questions).
 // A connection made with a call's own credentials (callers.ts openCall) asks on behalf of
-// that call: the approval request names its request id, as a tool call's does.
+// that call: the approval request names its request id, as a tool call's does. A cancel of
+// the call (CallCredentials.cancel, from the exec tool as the cancel lands) ends its open
+// question as expired with the cancel's reason, before the stopped command's connection
+// closes (which said only "the client left"); a connection of a cancelled call asks nothing.
 // What is written down about each connection (record(), the relay's unheld ports) is
 // egress-audit.ts's; the gate hands it on.
 // A stdio MCP server's caller (`mcp:<server>` on its own network, egress/mcp-callers.ts) is
@@ -131,14 +134,16 @@ export class EgressGate {
       resolve?: EgressResolver;
       headerTimeoutMs?: number;
       requestOf?: EgressPolicy["requestOf"];
+      cancelOf?: EgressPolicy["cancelOf"];
     } = {},
   ): EgressProxy {
     const { config } = this.deps;
-    const { requestOf, ...proxyOpts } = opts;
+    const { requestOf, cancelOf, ...proxyOpts } = opts;
     return createEgressProxy(
       {
         authenticate,
         ...(requestOf ? { requestOf } : {}),
+        ...(cancelOf ? { cancelOf } : {}),
         decide: (caller, target, signal, call) => this.decide(caller, target, signal, call),
         record: (entry) => this.record(entry),
       },
@@ -263,6 +268,9 @@ export class EgressGate {
     };
     if (agent.sandboxGoal !== undefined || this.deps.approvals.covering(who))
       return this.askNow(caller, agent, need, asking, signal);
+    // A call cancelled before its connection asks asks nothing: refused, saying so.
+    const cancelled = asking.call?.running() ? asking.call.cancelled : undefined;
+    if (cancelled?.aborted) return refuse("approval", `${reasonOf(cancelled)}; nobody is asked for it`);
     // One line per agent and call: a call's question never waits behind another call's,
     // whose human may answer in another client.
     const key = `${caller.agentId}\n${asking.call?.requestId ?? ""}`;
@@ -274,7 +282,9 @@ export class EgressGate {
     const line = before.then(() => mine);
     this.asking.set(key, line);
     try {
-      const left = await untilTurn(before, signal);
+      const left = await untilTurn(before, withCancel(signal, cancelled));
+      if (cancelled?.aborted)
+        return refuse("approval", `${reasonOf(cancelled)} while it waited to ask; nobody was asked for it`);
       if (left) return refuse("approval", "the client left while another question of this agent was open");
       if (asking.call === undefined || asking.call.running())
         return await this.askNow(caller, agent, need, asking, signal);
@@ -317,7 +327,9 @@ export class EgressGate {
       // A call that ended names nothing: what asks then is a process it left behind.
       ...(asking.call?.running() ? { requestId: asking.call.requestId } : {}),
       timeoutMs: this.deps.approvalTimeoutMs,
-      signal,
+      // The call's cancel ends the request first, with its reason (approval.expired says the
+      // call was cancelled): the command it then stops closes the connection after.
+      signal: withCancel(signal, asking.call?.running() ? asking.call.cancelled : undefined),
     });
     if (outcome.allowed) return { allow: true };
     const answer =
@@ -332,6 +344,15 @@ export class EgressGate {
 
 function missingGrant(need: Extract<Need, { kind: "network" }>, literal: boolean): string {
   return `no capability grants ${describeNeed(need)}${literal ? " (an address needs a grant naming it exactly)" : ""}`;
+}
+
+/** `signal`, or whichever of it and the call's cancel aborts first (its reason kept). */
+function withCancel(signal: AbortSignal, cancelled: AbortSignal | undefined): AbortSignal {
+  return cancelled ? AbortSignal.any([cancelled, signal]) : signal;
+}
+
+function reasonOf(signal: AbortSignal): string {
+  return signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
 }
 
 /** Wait for `turn`; true when `signal` aborted first. */

@@ -34,6 +34,8 @@ export interface EgressAccess {
    * name it no more. Absent otherwise.
    */
   end?(): void;
+  /** The call was cancelled (CallCredentials.cancel); absent with the agent's own credentials. */
+  cancelled?(reason: string): void;
 }
 
 export interface EgressPlumbingDeps {
@@ -170,8 +172,9 @@ export class EgressPlumbing {
       connect: [call.slot.port],
       env: proxyEnv(call.slot, address, call.password),
       // The whole first, then each part: a command may print either alone (`${HTTP_PROXY#*.}`).
-      secrets: [call.password, call.slot.password, call.secret],
+      secrets: [call.password, call.key, call.secret],
       end: call.end,
+      cancelled: call.cancel,
     };
   }
 

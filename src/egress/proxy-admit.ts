@@ -1,5 +1,6 @@
 // egress/proxy-admit.ts — what the egress proxy (proxy.ts) checks before a byte goes
-// upstream, in order: the caller's credentials, its goal's connection limit, the policy's
+// upstream, in order: the caller's credentials, the share of its call (a call's own
+// credentials: proxy.ts callShare), its goal's connection limit, the policy's
 // verdict on the host asked, then every address the name resolves to (an inward one needs a
 // verdict on that literal address); and the pinned TCP connection to the first checked
 // address that answers (no second resolution, so no rebinding). Each check that fails throws
@@ -26,6 +27,11 @@ export interface AdmitContext {
   maxConnections: number;
   /** Connections the goal has open now, this one included. */
   openOfGoal: (goalId: string) => number;
+  /**
+   * Count the connection against the call its credentials name (conn.call): the reason to
+   * refuse it when that call holds its share already, else undefined.
+   */
+  claimCallShare: (conn: Conn) => string | undefined;
 }
 
 /** Credentials, the goal's limit, the host's policy, then every address: what to connect to. */
@@ -48,6 +54,8 @@ export async function admit(
   }
   // Per request: a plain HTTP client may send the next request with other credentials.
   conn.call = callOf(ctx.policy, caller, creds.password);
+  const overShare = ctx.claimCallShare(conn);
+  if (overShare !== undefined) throw new Refusal(503, "limit", overShare);
   const open = ctx.openOfGoal(caller.goalId);
   if (open > ctx.maxConnections) {
     throw new Refusal(

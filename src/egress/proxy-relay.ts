@@ -21,7 +21,12 @@ export function callOf(policy: EgressPolicy, caller: EgressCaller, password: str
   const requestOf = policy.requestOf?.bind(policy);
   const requestId = requestOf?.(caller, password);
   if (requestOf === undefined || requestId === undefined) return undefined;
-  return { requestId, running: () => requestOf(caller, password) === requestId };
+  const cancelled = policy.cancelOf?.(caller, password);
+  return {
+    requestId,
+    running: () => requestOf(caller, password) === requestId,
+    ...(cancelled ? { cancelled } : {}),
+  };
 }
 
 /** One client stream and what is known of its request. */
@@ -35,6 +40,8 @@ export interface Conn {
   requests: number;
   /** The call the connection's credentials named when it authenticated (EgressPolicy.requestOf). */
   call?: EgressCall | undefined;
+  /** The call share this connection is counted in (proxy.ts perCall), until it closes. */
+  callKey?: string;
   /** Aborts when the client leaves or the proxy closes (ends a wait for a human). */
   abort: AbortController;
   headerTimer?: NodeJS.Timeout;

@@ -10,7 +10,10 @@
 //      in a bounded time; only `CONNECT host:port` and `METHOD http://host[:port]/...`
 //      (no userinfo, a Host header that agrees) are served, one request per connection
 //   2. Proxy-Authorization: Basic, checked by policy.authenticate (407 otherwise); a
-//      call's own credentials name the call its human is asked for (policy.requestOf)
+//      call's own credentials name the call its human is asked for (policy.requestOf),
+//      and that call may hold callShare() of the caller's connections at most (503
+//      naming the call beyond it): the rest stay for the agent's other calls, so one
+//      call's command opening connections without end cannot starve its siblings
 //   3. the goal's connection limit
 //   4. policy.decide for the host asked (an IP literal is `literal`); may wait for a human
 //   5. the name resolved here (egress.hosts, else DNS), every address judged: an inward one
@@ -75,6 +78,8 @@ class ProxyServer implements EgressProxy {
   private readonly perGoal = new Map<string, number>();
   /** Streams open per caller, keyed by callerKey(). */
   private readonly perCaller = new Map<string, number>();
+  /** Authenticated connections per call (a call's own credentials), keyed callerKey() + request id. */
+  private readonly perCall = new Map<string, number>();
   /** What admit() checks each request against. */
   private readonly checks: AdmitContext;
   private readonly headerTimeoutMs: number;
@@ -93,6 +98,7 @@ class ProxyServer implements EgressProxy {
       resolver: opts.resolve ?? systemResolver,
       maxConnections: opts.maxConnections,
       openOfGoal: (goalId) => this.perGoal.get(goalId) ?? 0,
+      claimCallShare: (conn) => this.claimCallShare(conn),
     };
     this.headerTimeoutMs = opts.headerTimeoutMs ?? 10_000;
     this.maxHeaderBytes = opts.maxHeaderBytes ?? 16 * 1024;
@@ -207,9 +213,37 @@ class ProxyServer implements EgressProxy {
       const m = (this.perCaller.get(key) ?? 1) - 1;
       if (m <= 0) this.perCaller.delete(key);
       else this.perCaller.set(key, m);
+      this.releaseCallShare(conn);
     });
     stream.on("error", () => stream.destroy());
     this.server.emit("connection", stream);
+  }
+
+  /**
+   * Count `conn` against its call's share (callShare of the caller's limit); the refusal's
+   * reason, naming the call, when the call holds its share already. A connection with the
+   * agent's own credentials (no call) is counted against the caller only.
+   */
+  private claimCallShare(conn: Conn): string | undefined {
+    this.releaseCallShare(conn);
+    if (conn.call === undefined) return undefined;
+    const key = `${callerKey(conn.caller)}\n${conn.call.requestId}`;
+    const held = this.perCall.get(key) ?? 0;
+    const share = callShare(this.opts.maxConnectionsPerCaller);
+    if (held >= share)
+      return `call ${conn.call.requestId} of ${conn.caller.agentId} has ${held} connections open, the most one call may hold (${share} of egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest stay for the agent's other calls`;
+    this.perCall.set(key, held + 1);
+    conn.callKey = key;
+    return undefined;
+  }
+
+  private releaseCallShare(conn: Conn): void {
+    const key = conn.callKey;
+    if (key === undefined) return;
+    conn.callKey = undefined;
+    const n = (this.perCall.get(key) ?? 1) - 1;
+    if (n <= 0) this.perCall.delete(key);
+    else this.perCall.set(key, n);
   }
 
   close(): Promise<void> {
@@ -351,6 +385,15 @@ class ProxyServer implements EgressProxy {
     );
     setTimeout(() => stream.destroy(), 1000).unref();
   }
+}
+
+/**
+ * The connections one call (its own credentials) may hold of its caller's `perCaller`: a
+ * quarter (at least one) stays for the agent's other calls and its own turns. One
+ * connection per caller leaves nothing to share: the call may hold it.
+ */
+export function callShare(perCaller: number): number {
+  return Math.max(1, perCaller - Math.ceil(perCaller / 4));
 }
 
 /** A caller's key in perCaller (agent ids hold no newline). */

@@ -81,6 +81,8 @@ export interface EgressCall {
    * turn past that: then it asks as the agent, naming no call).
    */
   running(): boolean;
+  /** Aborts, with the cancel's reason, when the call is cancelled (before its command is stopped). */
+  cancelled?: AbortSignal;
 }
 
 /** What the proxy asks of its host. */
@@ -96,6 +98,11 @@ export interface EgressPolicy {
    * credentials, a call that ended, or a host with no calls. Asked after authenticate().
    */
   requestOf?(caller: EgressCaller, password: string): string | undefined;
+  /**
+   * Aborts, with the cancel's reason, when the call these credentials name was cancelled
+   * (egress/callers.ts CallCredentials.cancel); undefined where requestOf names no call.
+   */
+  cancelOf?(caller: EgressCaller, password: string): AbortSignal | undefined;
   /**
    * May the caller reach the target? May wait (a human's approval); the proxy gives up on
    * a client that leaves meanwhile. The reason of a refusal is what the client and the

@@ -5,7 +5,9 @@
 // /proc/<pid>/environ of another exec holds the agent's proxy password and a running call's
 // own secret (egress/callers.ts), another agent's too, in clear, and /proc/self is the
 // executor. So a path there that such a tool or script read names is refused (audited as a
-// policy denial). A command (exec) reads /proc in its own domain, whose ptrace scoping keeps
+// policy denial). The executor holds the same wall itself (sandbox/executor/proc-wall.ts:
+// a judged path under /proc refused, a walk never entering a proc folder), so a road the
+// gate does not see — grep over / — stops there too. A command (exec) reads /proc in its own domain, whose ptrace scoping keeps
 // other processes' entries closed (docs/security.md): that is the way to /proc.
 
 import type { Need } from "./types.js";

@@ -88,7 +88,15 @@ export interface ToolContext {
    * On a goal with a network (egress/plumbing.ts): the proxy variables the caller's execs
    * get, and the values (its proxy password) never shown to the model. Absent: none.
    */
-  egress?: { env: Record<string, string>; secrets: string[] };
+  egress?: {
+    env: Record<string, string>;
+    secrets: string[];
+    /**
+     * The call was cancelled (its signal's reason): a question its commands' connections put
+     * to a human ends saying so, before the command is stopped (egress/callers.ts).
+     */
+    cancelled?(reason: string): void;
+  };
   /**
    * Network check for hosts a tool reaches beyond its declared needs (web_fetch's redirect
    * hops; an address the tool's address rules refuse). True when the agent's grants and the

@@ -203,7 +203,10 @@ export async function assembleRuntime(
     proxy: () => {
       proxy ??= egress.proxy(
         (caller, user, password) => egressPlumbing.callers.authenticate(caller, user, password),
-        { requestOf: (caller, password) => egressPlumbing.callers.requestOf(caller, password) },
+        {
+          requestOf: (caller, password) => egressPlumbing.callers.requestOf(caller, password),
+          cancelOf: (caller, password) => egressPlumbing.callers.cancelOf(caller, password),
+        },
       );
       return proxy;
     },

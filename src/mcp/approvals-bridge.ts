@@ -11,7 +11,8 @@
 // from the daemon (request.started, on the call's own connection, before it asks), and
 // every approval request it makes names that id (request_id). A request is routed to the
 // call of its id and to no other; one that arrives before its call learned its id waits
-// for it (parked, a bounded number), and one whose id no call of this session holds (a
+// for it (parked: a bounded number in all and for each id, so one id's flood never pushes
+// out another call's), and one whose id no call of this session holds (a
 // request of the session's agent made by another socket client) is left to `aido
 // approvals`. Routed by what a request asks, two calls with the same input had their
 // requests swapped: a cancel of one denied the other's, and its own stayed open to be
@@ -96,22 +97,33 @@ interface Waiting {
 }
 
 /**
- * Requests kept for calls that have not yet learned their id, all ids together; the oldest
- * go first beyond this.
+ * Requests kept for calls that have not yet learned their id, all ids together; beyond
+ * this, the id that keeps the most loses its oldest.
  */
 export const MAX_PARKED = 256;
 
 /**
+ * Requests kept for one id: beyond this its own oldest goes. A flood naming one id (a
+ * command opening hundreds of connections under a confirm rule, another socket client's
+ * plan) stays within its own share and never pushes out another call's request.
+ */
+export const MAX_PARKED_PER_ID = 32;
+
+/**
  * Requests by request id, arrived before a call claimed the id (or of no call of this
- * session), at most `max` in all. Counted per request, not per id: one id whose call never
- * claims it (another socket client's plan, a command's connections) could otherwise park
- * without bound.
+ * session): at most `perId` for one id, `max` in all. Counted per request, not per id: one
+ * id whose call never claims it could otherwise park without bound. When all are full the
+ * id keeping the most loses its oldest, so the ids that keep a few (a real call's
+ * question that arrived before its call learned its id) keep them whatever the others do.
  */
 export class ParkedRequests {
   private readonly byId = new Map<string, WireEvent[]>();
   private count = 0;
 
-  constructor(private readonly max = MAX_PARKED) {}
+  constructor(
+    private readonly max = MAX_PARKED,
+    private readonly perId = MAX_PARKED_PER_ID,
+  ) {}
 
   /** How many requests are kept, all ids together. */
   get size(): number {
@@ -119,10 +131,14 @@ export class ParkedRequests {
   }
 
   park(requestId: string, ev: WireEvent): void {
-    while (this.count >= this.max) this.dropOldest();
-    const list = this.byId.get(requestId);
-    if (list) list.push(ev);
-    else this.byId.set(requestId, [ev]);
+    const list = this.byId.get(requestId) ?? [];
+    if (list.length >= this.perId) {
+      list.shift();
+      this.count--;
+    }
+    while (this.count >= this.max) this.dropFromLargest();
+    list.push(ev);
+    this.byId.set(requestId, list);
     this.count++;
   }
 
@@ -134,10 +150,12 @@ export class ParkedRequests {
     return list;
   }
 
-  /** The oldest id's oldest request goes (ids in the order they first parked). */
-  private dropOldest(): void {
-    const [id, list] = this.byId.entries().next().value ?? [];
-    if (id === undefined || list === undefined) return;
+  /** The id keeping the most (the first parked of those tied) loses its oldest request. */
+  private dropFromLargest(): void {
+    let largest: [string, WireEvent[]] | undefined;
+    for (const entry of this.byId) if (!largest || entry[1].length > largest[1].length) largest = entry;
+    if (!largest) return;
+    const [id, list] = largest;
     list.shift();
     this.count--;
     if (list.length === 0) this.byId.delete(id);

@@ -113,15 +113,26 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
         );
       }
       const half = Math.max(1024, Math.floor(ctx.outputMaxBytes / 2));
-      const r = await ctx.sandbox.exec({
-        command: judged.command,
-        cwd,
-        timeoutMs: i.timeout_ms ?? cfg.execTimeoutMs,
-        maxOutputBytes: half,
-        confinement: ctx.confinement,
-        ...(ctx.egress ? { env: ctx.egress.env } : {}),
-        ...(ctx.signal ? { signal: ctx.signal } : {}),
-      });
+      // A cancel ends the egress question the command's connections put to a human with the
+      // cancel's reason, before the sandbox stops the command (its listener comes later).
+      const { signal, egress } = ctx;
+      const onCancel = () => egress?.cancelled?.(cancelReason(signal));
+      if (signal?.aborted) onCancel();
+      else signal?.addEventListener("abort", onCancel, { once: true });
+      let r: Awaited<ReturnType<typeof ctx.sandbox.exec>>;
+      try {
+        r = await ctx.sandbox.exec({
+          command: judged.command,
+          cwd,
+          timeoutMs: i.timeout_ms ?? cfg.execTimeoutMs,
+          maxOutputBytes: half,
+          confinement: ctx.confinement,
+          ...(egress ? { env: egress.env } : {}),
+          ...(signal ? { signal } : {}),
+        });
+      } finally {
+        signal?.removeEventListener("abort", onCancel);
+      }
       const status = r.timedOut
         ? `timed out after ${i.timeout_ms ?? cfg.execTimeoutMs} ms`
         : r.signal
@@ -207,4 +218,11 @@ function pieceAtStart(text: string, secret: string): number {
     if (text.startsWith(secret.slice(secret.length - n))) return n;
   }
   return 0;
+}
+
+/** Why a call was cancelled, as its signal says. */
+function cancelReason(signal: AbortSignal | undefined): string {
+  const r: unknown = signal?.reason;
+  if (r instanceof Error) return r.message;
+  return r === undefined ? "cancelled" : String(r);
 }

@@ -259,6 +259,57 @@ describe("a command's egress question, through the MCP face", () => {
     expect(denied.length).toBeGreaterThanOrEqual(attempts.length);
   }, 180_000);
 
+  it("no file tool reaches /proc by another road: a link, .., /dev/fd, a walk over / (the executor's own wall)", async () => {
+    await start();
+    const reader = SESSION.replace(
+      '  - "file_read: /workspace/**"',
+      '  - "file_read: /**"\n  - "tool: grep"\n  - "tool: file_list"',
+    );
+    const client = await suite.connect({ args: ["--manifest", sessionFile(reader)] });
+    const b = client.callTool({ name: "exec", arguments: { command: "sleep 20 # holder" } }, undefined, {
+      timeout: 90_000,
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    const ps = await client.callTool({
+      name: "exec",
+      arguments: {
+        command:
+          "p=$(pgrep -f 'holde[r]'); ln -s /proc/$p/environ env-link; ln -s /proc/$p proc-link; echo $p",
+      },
+    });
+    const pid = /--- stdout ---\n(\d+)/.exec(textOf(ps))?.[1];
+    expect(pid).toBeDefined();
+    const refused = [
+      { name: "file_read", arguments: { path: "/workspace/env-link" } },
+      { name: "file_read", arguments: { path: "/workspace/proc-link/environ" } },
+      { name: "file_read", arguments: { path: `/workspace/../proc/${pid}/environ` } },
+      { name: "file_read", arguments: { path: "/dev/fd/../environ" } },
+      { name: "file_list", arguments: { path: "/dev/fd" } },
+      { name: "grep", arguments: { pattern: "PROXY=", path: "/workspace/proc-link" } },
+    ];
+    for (const attempt of refused) {
+      const r = await client.callTool(attempt);
+      expect(textOf(r), JSON.stringify(attempt)).not.toMatch(/PROXY=http/);
+      expect(r.isError, JSON.stringify(attempt)).toBe(true);
+    }
+    // A walk from / (with a glob that leads into /proc, or none) never enters /proc.
+    // (A status file says "Name:": a walk that entered /proc finds the holder's.)
+    for (const walk of [
+      { pattern: "^Name:", path: "/", glob: `proc/${pid}/status` },
+      { pattern: "PROXY=http", path: "/", glob: "**/environ" },
+    ]) {
+      const r = await client.callTool({ name: "grep", arguments: walk }, undefined, { timeout: 90_000 });
+      expect(textOf(r), JSON.stringify(walk)).not.toMatch(/PROXY=http/);
+      expect(textOf(r), JSON.stringify(walk)).not.toContain(`/proc/${pid}`);
+    }
+    // Listing / names /proc (a name, nothing of it is read): a guard.
+    const top = await client.callTool({ name: "file_list", arguments: { path: "/" } });
+    expect(top.isError ?? false).toBe(false);
+    expect(textOf(top)).not.toMatch(/PROXY=http/);
+    await client.callTool({ name: "exec", arguments: { command: "pkill -f 'holde[r]'; true" } });
+    await b.catch(() => undefined);
+  }, 240_000);
+
   it("a call cancelled while its command's connection waits for the human: the question is denied, nothing gets through", async () => {
     await start();
     let asked = 0;
@@ -284,6 +335,51 @@ describe("a command's egress question, through the MCP face", () => {
     await until(async () => (await human.call("approval.list", {})).approvals.length === 0, 10_000);
     const [closed] = (await human.call("approval.list", { status: "all" })).approvals;
     expect(closed).toMatchObject({ tool: "egress", status: "decided", decision: "deny" });
+    expect((await human.call("audit.query", { kind: "egress.open" })).entries).toEqual([]);
+  }, 180_000);
+
+  it("a call cancelled while a second connection of its command waits its turn: no question ends as if the client had left", async () => {
+    await start();
+    let asked = 0;
+    const client = await suite.connect({
+      args: ["--manifest", sessionFile()],
+      elicit: () => {
+        asked++;
+        return new Promise(() => {});
+      },
+    });
+    const abort = new AbortController();
+    const call = client
+      .callTool(
+        {
+          name: "exec",
+          arguments: { command: `${curl("first")} & sleep 1; ${curl("second", "other.test")}; wait` },
+        },
+        undefined,
+        { signal: abort.signal, timeout: 90_000 },
+      )
+      .catch((e: Error) => e);
+    await until(() => asked === 1, 60_000);
+    // The second connection now waits behind the first question, in the call's line.
+    await new Promise((r) => setTimeout(r, 2500));
+    abort.abort();
+    expect(await call).toBeInstanceOf(Error);
+    const human = await suite.fx.client();
+    await until(async () => (await human.call("approval.list", {})).approvals.length === 0, 20_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const closed = (await human.call("approval.list", { status: "all" })).approvals.filter(
+      (a) => a.tool === "egress",
+    );
+    expect(closed.length).toBeGreaterThanOrEqual(1);
+    for (const a of closed) {
+      // Denied by the client's cancel, or closed saying the call was cancelled: never "the client left".
+      if (a.status === "decided") expect(a.decision).toBe("deny");
+      else
+        expect(a).toMatchObject({ status: "expired", close_reason: expect.stringMatching(/was cancelled/) });
+    }
+    const expired = (await human.call("audit.query", { kind: "approval.expired" })).entries;
+    for (const e of expired)
+      expect(String((e.payload as { reason?: string }).reason)).not.toMatch(/client left/);
     expect((await human.call("audit.query", { kind: "egress.open" })).entries).toEqual([]);
   }, 180_000);
 

@@ -131,6 +131,45 @@ describe("paths below /proc", () => {
     symlinkSync("/proc/self/cwd", join(root, "to-proc"));
     expect(realpathOf(`${root}/to-proc/secret`)).toBe("/proc/self/cwd/secret");
   });
+
+  it("are refused by every file op, whichever road led there: a link, .., /dev/fd, /proc itself", async () => {
+    symlinkSync(`/proc/${process.pid}/environ`, join(root, "env-link"));
+    symlinkSync(`/proc/${process.pid}`, join(root, "pid-link"));
+    const roads = [
+      `${root}/env-link`,
+      `${root}/pid-link/environ`,
+      `${root}/../../proc/self/environ`,
+      "/dev/fd/../environ",
+      "/proc",
+      `/proc/${process.pid}`,
+    ];
+    for (const road of roads) {
+      const judged = realpathOf(road);
+      expect(judged.startsWith("/proc"), road).toBe(true);
+      const a = { path: judged, expect: judged };
+      await expect(opRead(a), road).rejects.toMatchObject({ code: "permission_denied" });
+      await expect(opList(a), road).rejects.toMatchObject({ code: "permission_denied" });
+      await expect(opStat(a), road).rejects.toMatchObject({ code: "permission_denied" });
+      await expect(opWrite({ ...a, content: "x" }), road).rejects.toMatchObject({
+        code: "permission_denied",
+      });
+      expect(
+        code(() => grepWork({ pattern: "PROXY", ...a, maxMatches: 10 })),
+        road,
+      ).toBe("permission_denied");
+    }
+  });
+
+  it("a walk never enters a folder of the proc file system", () => {
+    // /proc/self/task/<tid>/status says "Name:": a walk that entered proc folders finds it.
+    const found = grepWork({
+      pattern: "^Name:",
+      path: `/proc/${process.pid}/task`,
+      glob: "*/status",
+      maxMatches: 5,
+    });
+    expect(found).toEqual([]);
+  });
 });
 
 describe("reads that must not block or leak", () => {

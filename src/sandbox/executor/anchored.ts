@@ -12,6 +12,7 @@
 
 import { closeSync, constants, lstatSync, mkdirSync, openSync, readlinkSync, type Stats } from "node:fs";
 import { errnoOf, fail, fsFail, OpError } from "./op-error.js";
+import { refuseProcPath } from "./proc-wall.js";
 import { absolute, realpathOf } from "./realpath.js";
 
 const { O_RDONLY, O_NOFOLLOW, O_DIRECTORY } = constants;
@@ -113,6 +114,8 @@ function judged(a: AnchorArgs): { expect: string; parts: string[] } {
   const parts = components(a.expect);
   const expect = a.expect as string;
   if (p !== expect) fail("invalid_input", `path ${p} is not the expected ${expect}`);
+  // Whatever the host judged, the executor reads nothing under /proc for an agent.
+  refuseProcPath(expect);
   const now = realpathOf(p);
   if (now !== expect) throw changed(expect, `it now resolves to ${now}`);
   return { expect, parts };

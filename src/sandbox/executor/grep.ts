@@ -32,6 +32,7 @@ import {
 import type { ReadView } from "../types.js";
 import { anchorDir, anchorParent, changed, fdPath, lstatAnchored, openUnder, stillAt } from "./anchored.js";
 import { errnoOf, fail, fsFail, OpError } from "./op-error.js";
+import { isProcFolder } from "./proc-wall.js";
 import { absolute, WORKSPACE } from "./realpath.js";
 
 const WALK_MAX_ENTRIES = 200_000;
@@ -115,7 +116,7 @@ function* walkNoFollow(rootFd: number, root: string, view: ReadView | undefined)
           continue;
         }
         if (st.isDirectory()) {
-          if (mayEnter(view, abs)) stack.push(r);
+          if (mayEnter(view, abs) && !isProcFolder(st)) stack.push(r);
         } else if (st.isFile() && mayReadFile(view, abs)) {
           const fd = dirFd;
           const dirPath = rel === "" ? root : posix.join(root, rel);
@@ -151,7 +152,7 @@ function* walkPaths(root: string, view: ReadView | undefined): Generator<Found> 
         continue;
       }
       if (st.isDirectory()) {
-        if (mayEnter(view, abs)) stack.push(r);
+        if (mayEnter(view, abs) && !isProcFolder(st)) stack.push(r);
       } else if (st.isFile() && mayReadFile(view, abs))
         yield { abs, rel: r, st, read: () => readRegularFile(abs) };
     }

@@ -1,0 +1,133 @@
+// The connections one call's command may hold (egress/proxy.ts callShare), attacked through
+// the real proxy and the daemon's egress gate: a call's own credentials (callers.ts openCall)
+// count against that call's share of its agent's egress.max_connections_per_agent, so a
+// command opening connections up to the agent's limit (here waiting for a human under a
+// confirm rule, held open) is refused beyond its share, with the call named, and another
+// call of the same agent still gets through to its own question. Before, the limit was the
+// agent's alone: the first call took every slot and the second call's connection was
+// refused on arrival. A call's exec never holds the agent's own password, so its command
+// cannot leave its share by connecting as the agent.
+
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EgressCallers } from "../../src/egress/callers.js";
+import { callShare } from "../../src/egress/proxy.js";
+import type { EgressCaller, EgressProxy } from "../../src/egress/types.js";
+import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
+import { type EgressBench, openEgressBench, startUpstreams, type Upstreams } from "./fixture.js";
+
+const PER_AGENT = 4;
+let server: ProviderServer;
+let up: Upstreams;
+let bench: EgressBench;
+let proxy: EgressProxy;
+const callers = new EgressCallers();
+const listeners: Server[] = [];
+const sockets = new Set<Socket>();
+
+beforeAll(async () => {
+  server = await startProviderServer();
+  up = await startUpstreams();
+  bench = await openEgressBench(server, (c) => {
+    c.policy.confirm = ["network: *"];
+    c.egress = { ...c.egress, maxConnectionsPerAgent: PER_AGENT };
+  });
+  proxy = bench.rt.egress.proxy((c, u, p) => callers.authenticate(c, u, p), {
+    requestOf: (c, p) => callers.requestOf(c, p),
+  });
+}, 60_000);
+
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  await proxy?.close();
+  await Promise.all(listeners.map((l) => new Promise((r) => l.close(r))));
+  await bench?.close();
+  await up?.close();
+  await server?.close();
+});
+
+async function listen(caller: EgressCaller): Promise<number> {
+  const srv = createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    proxy.handle(socket, caller);
+  });
+  listeners.push(srv);
+  return new Promise((resolve) =>
+    srv.listen(0, "127.0.0.1", () => resolve((srv.address() as { port: number }).port)),
+  );
+}
+
+/** A plain proxied request held open; `reply` is what the proxy answered, if anything. */
+function request(port: number, user: string, password: string, path: string) {
+  const s = connect(port, "127.0.0.1");
+  sockets.add(s);
+  let reply = "";
+  s.on("data", (d) => (reply += d.toString()));
+  s.on("error", () => {});
+  const auth = Buffer.from(`${user}:${password}`).toString("base64");
+  s.write(
+    `GET http://127.0.0.2:${up.httpPort}/${path} HTTP/1.1\r\nHost: 127.0.0.2:${up.httpPort}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`,
+  );
+  return { reply: () => reply };
+}
+
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error("condition never held");
+}
+
+describe("one call's command holding connections", () => {
+  it("is refused beyond its share, naming the call, and another call of the agent still gets its question", async () => {
+    const a = bench.agent("share-a", ["network: 127.0.0.2:*"]);
+    const caller = { goalId: a.goalId, agentId: a.id };
+    const port = await listen(caller);
+    const greedy = callers.openCall(caller, "req_greedy");
+    const other = callers.openCall(caller, "req_other");
+    // The greedy call opens as many as the agent may hold; they wait for a human, held open.
+    const held = Array.from({ length: PER_AGENT }, (_, i) => request(port, a.id, greedy.password, `g${i}`));
+    await until(() => bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
+    await new Promise((r) => setTimeout(r, 300));
+    const share = callShare(PER_AGENT);
+    expect(share).toBeLessThan(PER_AGENT);
+    // Its connection beyond its share is refused, naming the call, and audited.
+    await until(() => held.some((h) => h.reply().includes("503")));
+    const refused = held.filter((h) => h.reply().includes("503"));
+    expect(refused).toHaveLength(PER_AGENT - share);
+    expect(refused[0]?.reply()).toContain("call req_greedy");
+    const denied = bench
+      .audit("egress.denied", a.id)
+      .map((e) => e.payload as { stage: string; reason: string });
+    expect(denied.some((d) => d.stage === "limit" && d.reason.includes("call req_greedy"))).toBe(true);
+
+    // Nor can the command escape its share by speaking as the agent: it never holds the
+    // agent's own password (the part before the "." is the call's key), and a secret of its
+    // own making behind that key is no call's.
+    const [keyPart] = greedy.password.split(".");
+    // One at a time: the agent holds one stream below its limit.
+    const asAgent = request(port, a.id, String(keyPart), "as-agent");
+    await until(() => asAgent.reply().includes("407"));
+    await new Promise((r) => setTimeout(r, 300));
+    const madeUp = request(port, a.id, `${keyPart}.${"A".repeat(32)}`, "made-up");
+    await until(() => madeUp.reply().includes("407"));
+    await new Promise((r) => setTimeout(r, 300));
+
+    // The other call's connection is not starved: it reaches its own question.
+    const mine = request(port, a.id, other.password, "other");
+    await until(() =>
+      bench.rt.approvals
+        .list({ status: "pending" })
+        .some((p) => p.agent_id === a.id && p.request_id === "req_other"),
+    );
+    expect(mine.reply()).toBe("");
+    // The clients leave: every question still open or in line ends with them.
+    for (const s of sockets) s.destroy();
+    await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
+    await new Promise((r) => setTimeout(r, 200));
+    greedy.end();
+    other.end();
+  }, 60_000);
+});
