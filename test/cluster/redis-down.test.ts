@@ -10,8 +10,8 @@
 import type { Redis } from "ioredis";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
-import { AidoError } from "../../src/errors.js";
 import { until } from "../daemon/process.js";
+import { failureOf as failure } from "../llm/harness.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
 import { forGoal, LEASE_MS, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
 import { withCluster } from "./support/file-cluster.js";
@@ -44,15 +44,6 @@ async function goalOn(node: string, goalId: string): Promise<void> {
     started_at: String(Date.now()),
     submitted_via: node,
   });
-}
-
-async function failure(p: Promise<unknown>): Promise<AidoError> {
-  const e = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(e instanceof AidoError)) throw new Error(`expected an Aido error, got ${String(e)}`);
-  return e;
 }
 
 /** A goal id with a terminal title sequence in it (ESC ] 0 ; … BEL). */

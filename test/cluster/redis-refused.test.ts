@@ -7,6 +7,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { until } from "../daemon/process.js";
+import { failureOf } from "../llm/harness.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
 import { forGoal, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
 import { withCluster } from "./support/file-cluster.js";
@@ -92,11 +93,9 @@ describe("a node whose Redis ACL user lacks a permission", () => {
       expect(s.cluster?.reason).not.toMatch(/cannot be reached/);
       expect(JSON.stringify(s)).not.toContain(PASSWORD);
       // Another goal's status cannot be read: refused, saying so and naming the goal.
-      const e = await (await node.client()).call("goal.status", { goal_id: "g_not_here" }).then(
-        () => undefined,
-        (e: unknown) => e as Error,
-      );
-      expect(e?.message).toMatch(/goal g_not_here: the cluster's Redis refused this node's read: NOPERM/);
+      const e = await failureOf((await node.client()).call("goal.status", { goal_id: "g_not_here" }));
+      expect(e.code).toBe("cluster_unavailable");
+      expect(e.message).toMatch(/goal g_not_here: the cluster's Redis refused this node's read: NOPERM/);
     });
     // Readable again: the cluster's status, unmarked.
     expect((await (await node.client()).call("goal.status", { goal_id })).cluster).toBeUndefined();
