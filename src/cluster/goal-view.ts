@@ -8,7 +8,7 @@
 // routed to it.
 
 import type { Queue } from "bullmq";
-import { AidoError, ErrorCode, errorMessage } from "../errors.js";
+import { AidoError, ErrorCode } from "../errors.js";
 import { type GoalStatus, TERMINAL } from "../kernel/goal-store.js";
 import type { AgentSummary } from "../kernel/registry.js";
 import type { ApprovalDecision } from "../security/approvals.js";
@@ -19,9 +19,8 @@ import type { Command } from "./commands.js";
 import {
   type NodeContext,
   REDIS_ANSWER_MS,
-  REDIS_FAILED,
   type RedisFailure,
-  readFailureOf,
+  readFailure,
   readMirror,
   withTimeout,
 } from "./context.js";
@@ -132,14 +131,11 @@ export class ClusterGoals {
 
   /** Why a goal.status answered from this node's own record is not the cluster's (OwnRecordMark). */
   private unreadMark(e: unknown): OwnRecordMark {
-    const redis = readFailureOf(e) ?? "unreachable";
+    const { redis, reason } = readFailure(e, this.redis);
     const beat = this.lastBeat();
     return {
       redis,
-      reason: withoutRedisSecret(
-        errorMessage(e).replace(REDIS_FAILED[redis], ""),
-        this.ctx.config.cluster.redisUrl,
-      ),
+      reason: withoutRedisSecret(reason, this.ctx.config.cluster.redisUrl),
       as_of: beat === undefined ? null : new Date(beat).toISOString(),
     };
   }

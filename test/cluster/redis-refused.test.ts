@@ -1,8 +1,9 @@
-// A node whose Redis refuses it (an ACL user lacking a permission), with a real agentd node
-// on a real redis-server: cluster.status and `aido cluster status` say Redis refuses this
-// node's reads — not that it cannot be reached, which sent a person fixing an ACL looking
-// for a network fault — and goal.status of its own goal, answered from its own record, is
-// marked so. The password in the node's Redis URL is in no answer or line.
+// A node whose Redis refuses it, with a real agentd node on a real redis-server: an ACL user
+// lacking a permission, or a password no longer taken when the node reconnects. cluster.status
+// and `aido cluster status` say Redis refuses this node — not that it cannot be reached, which
+// sent a person fixing an ACL looking for a network fault — and goal.status of its own goal,
+// answered from its own record, is marked so. The password in the node's Redis URL is in no
+// answer or line.
 
 import { beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
@@ -70,6 +71,32 @@ describe("a node whose Redis ACL user lacks a permission", () => {
     const back = await (await node.client()).call("cluster.status", {});
     if (!back.enabled) throw new Error("not a cluster");
     expect(back.redis.refused).toBeUndefined();
+  }, 60_000);
+
+  it("cluster.status says Redis refuses the node's connection when its password is no longer taken (WRONGPASS)", async () => {
+    // The node's connection dropped and its password changed: its commands then fail only as
+    // "Stream isn't writeable", which read as a network fault.
+    await raw.call("ACL", "SETUSER", USER, "resetpass", ">another-password");
+    try {
+      await raw.call("CLIENT", "KILL", "USER", USER);
+      const status = await until(async () => {
+        const s = await (await node.client()).call("cluster.status", {});
+        return s.enabled && s.redis.refused !== undefined ? s : undefined;
+      });
+      if (!status.enabled) throw new Error("not a cluster");
+      expect(status.redis.refused).toMatch(/it refused this node's connection: WRONGPASS/);
+      expect(status.redis.unreachable).toBeUndefined();
+      expect(JSON.stringify(status)).not.toContain(PASSWORD);
+    } finally {
+      await raw.call("ACL", "SETUSER", USER, "resetpass", `>${PASSWORD}`);
+    }
+    // The password taken again: the node reconnects and reads Redis.
+    await until(async () => {
+      const s = await (await node.client()).call("cluster.status", {});
+      return s.enabled && s.redis.refused === undefined && s.redis.unreachable === undefined
+        ? true
+        : undefined;
+    }, 30_000);
   }, 60_000);
 
   it("goal.status of its own goal is its own record, marked refused, while Redis refuses the read", async () => {
