@@ -44,7 +44,10 @@ export function nodeConnections(c: ClusterConfig): { redis: RedisClient; queue: 
   });
   redis.on("ready", () => handshakeRefusals.delete(redis));
   const queue = new Redis(c.redisUrl, { ...options });
-  queue.on("error", () => {});
+  queue.on("error", (e: unknown) => {
+    if (e instanceof ReplyError) handshakeRefusals.set(queue, e as Error);
+  });
+  queue.on("ready", () => handshakeRefusals.delete(queue));
   return { redis, queue };
 }
 

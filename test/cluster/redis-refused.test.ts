@@ -87,6 +87,15 @@ describe("a node whose Redis ACL user lacks a permission", () => {
       expect(status.redis.refused).toMatch(/it refused this node's connection: WRONGPASS/);
       expect(status.redis.unreachable).toBeUndefined();
       expect(JSON.stringify(status)).not.toContain(PASSWORD);
+      // A goal submitted meanwhile is refused saying so.
+      const e = await failureOf(
+        (await node.client()).call("goal.submit", { goal: "not queued", manifest: manifest() }),
+      );
+      expect(e.code).toBe("cluster_unavailable");
+      expect(e.message).toMatch(
+        /the cluster's Redis refused this node \(it refused this node's connection: WRONGPASS.*check the ACL user/,
+      );
+      expect(e.message).not.toContain(PASSWORD);
     } finally {
       await raw.call("ACL", "SETUSER", USER, "resetpass", `>${PASSWORD}`);
     }
