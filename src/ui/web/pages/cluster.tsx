@@ -138,13 +138,16 @@ export function GoalClusterNote({ store, goalId }: { store: LiveStore; goalId: s
   const s = answer.value;
   const mark = store.state.goals[goalId]?.cluster;
   const healthy = s?.enabled === true && s.redis?.unreachable === undefined && s.redis?.refused === undefined;
+  const marked = mark !== undefined;
+  // At most once per cluster.status answer: a goal.status still marked (Redis flapping) is
+  // not asked again at once.
   useEffect(() => {
-    if (!healthy || mark === undefined) return;
+    if (!healthy || !marked) return;
     rpc<Goal>("goal.status", { goal_id: goalId }).then(
       (g) => store.update((st) => withGoals(st, [{ ...g, cluster: g.cluster }])),
       () => undefined,
     );
-  }, [healthy, mark, goalId, store]);
+  }, [s, healthy, marked, goalId, store]);
   return (
     <>
       <ClusterNote status={s} />
