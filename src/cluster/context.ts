@@ -9,7 +9,6 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { GoalStatus } from "../kernel/goal-store.js";
 import type { Runtime } from "../kernel/runtime.js";
 import type { CommandSender } from "./command-sender.js";
-import { handshakeRefusal } from "./connections.js";
 import type { GoalMirror } from "./goal-mirror.js";
 import type { NodeIdentity } from "./identity.js";
 
@@ -61,13 +60,16 @@ export function readFailureOf(e: unknown): RedisFailure | undefined {
 }
 
 /**
- * Why a read of `redis` failed (`e`, readMirror's error), as an answer says it: a connection
- * Redis refused at its handshake (a wrong password) is refused, though its commands only fail
- * as unreachable.
+ * Why a read failed (`e`, readMirror's error), as an answer says it: a connection Redis
+ * refused at its handshake (`handshake`, connections.ts handshakeRefusal: a wrong password)
+ * is refused, though its commands only fail as unreachable.
  */
-export function readFailure(e: unknown, redis: Redis): { redis: RedisFailure; reason: string } {
+export function readFailure(
+  e: unknown,
+  handshake: Error | undefined,
+): { redis: RedisFailure; reason: string } {
   const failure = readFailureOf(e) ?? "unreachable";
-  const refusal = failure === "unreachable" ? handshakeRefusal(redis) : undefined;
+  const refusal = failure === "unreachable" ? handshake : undefined;
   if (refusal)
     return { redis: "refused", reason: `it refused this node's connection: ${errorMessage(refusal)}` };
   return { redis: failure, reason: errorMessage(e).replace(REDIS_FAILED[failure], "") };

@@ -16,6 +16,7 @@ import type { AuditEntry } from "../security/audit-events.js";
 import type { AuditQuery } from "../security/audit-query.js";
 import { mirroredApproval } from "./approval-view.js";
 import type { Command } from "./commands.js";
+import { handshakeRefusal } from "./connections.js";
 import {
   type NodeContext,
   REDIS_ANSWER_MS,
@@ -131,7 +132,7 @@ export class ClusterGoals {
 
   /** Why a goal.status answered from this node's own record is not the cluster's (OwnRecordMark). */
   private unreadMark(e: unknown): OwnRecordMark {
-    const { redis, reason } = readFailure(e, this.redis);
+    const { redis, reason } = readFailure(e, handshakeRefusal(this.redis));
     const beat = this.lastBeat();
     return {
       redis,

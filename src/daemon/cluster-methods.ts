@@ -4,6 +4,7 @@
 // the cluster's view behind it: the goal's mirrored status, its events from Redis streams,
 // answers routed to the node that owns the goal. Everything else stays per node.
 
+import { handshakeRefusal } from "../cluster/connections.js";
 import { readFailure } from "../cluster/context.js";
 import { type ClusterEvent, readEvents, streamTip } from "../cluster/event-stream.js";
 import type { ClusterNode } from "../cluster/node.js";
@@ -77,7 +78,7 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
       // Cut off from Redis (fenced or not), a node still answers: itself from memory, and
       // why Redis cannot be read — it does not answer (unreachable), or it refuses this
       // node's reads (refused: an ACL, not the network, is what to fix). Fenced: why its goals wait.
-      const { redis: failure, reason } = readFailure(e, node.redis);
+      const { redis: failure, reason } = readFailure(e, handshakeRefusal(node.redis));
       return {
         enabled: true,
         node_id: node.identity.nodeId,
