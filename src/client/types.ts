@@ -40,8 +40,17 @@ export interface AuditVerifyResult {
   head_seq?: number;
 }
 
-/** goal.status in cluster mode adds the node that runs (ran) the goal and the one that took it. */
-export type ClusterGoalFields = { node?: string; submitted_via?: string };
+/**
+ * goal.status in cluster mode adds the node that runs (ran) the goal and the one that took it;
+ * `cluster` when the node answered from its own record because Redis could not be read
+ * (it did not answer, or refused the read): the cluster's view as of `as_of` (the last
+ * heartbeat Redis took), and another node may have ended or taken the goal since.
+ */
+export type ClusterGoalFields = {
+  node?: string;
+  submitted_via?: string;
+  cluster?: { redis: "unreachable" | "refused"; reason: string; as_of: string | null };
+};
 
 /** audit.verify {cluster: true}: each node's chain against the signed head it published. */
 export type ClusterAuditResult = { ok: boolean; nodes: NodeAuditResult[] };
@@ -54,10 +63,10 @@ export type ClusterStatusResult =
       node_id: string;
       /** Whether this node holds its goals because it could not renew its lease (cluster/fence.ts). */
       fence: FenceStatus;
-      /** This node alone, from its memory, when it cannot read Redis (`redis.unreachable` says why). */
+      /** This node alone, from its memory, when it cannot read Redis (`redis.unreachable` or `redis.refused` says why). */
       nodes: NodeStatus[];
       /** How Redis keeps the cluster's state: "none" means a Redis restart loses queued goals. */
-      redis: { persistence: RedisPersistence; unreachable?: string };
+      redis: { persistence: RedisPersistence; unreachable?: string; refused?: string };
     };
 
 interface Results {

@@ -13,7 +13,7 @@
 // resets its connection a second past the fetch's timeout.
 
 import type { Redis as RedisClient } from "ioredis";
-import { Redis } from "ioredis";
+import { Redis, ReplyError } from "ioredis";
 import type { ClusterConfig } from "../config.js";
 import { fenceMargin } from "./fence.js";
 
@@ -37,10 +37,29 @@ export function nodeConnections(c: ClusterConfig): { redis: RedisClient; queue: 
     socketTimeout: c.leaseMs - fenceMargin(c.leaseMs),
   };
   const redis = new Redis(c.redisUrl, { ...options, lazyConnect: true });
-  redis.on("error", () => {}); // reported through failed commands and the node's log
+  // Reported through failed commands and the node's log; a refusal of the handshake (a wrong
+  // password, an ACL user disabled) is kept: commands then fail only as "not writeable".
+  redis.on("error", (e: unknown) => {
+    if (e instanceof ReplyError) handshakeRefusals.set(redis, e as Error);
+  });
+  redis.on("ready", () => handshakeRefusals.delete(redis));
   const queue = new Redis(c.redisUrl, { ...options });
-  queue.on("error", () => {});
+  queue.on("error", (e: unknown) => {
+    if (e instanceof ReplyError) handshakeRefusals.set(queue, e as Error);
+  });
+  queue.on("ready", () => handshakeRefusals.delete(queue));
   return { redis, queue };
+}
+
+const handshakeRefusals = new WeakMap<RedisClient, Error>();
+
+/**
+ * What Redis refused the node's connection with when it last tried to connect (WRONGPASS,
+ * NOAUTH, an ACL user turned off), while it is not connected: its commands then fail with
+ * the client's "Stream isn't writeable", which says nothing of why.
+ */
+export function handshakeRefusal(redis: RedisClient): Error | undefined {
+  return redis.status === "ready" ? undefined : handshakeRefusals.get(redis);
 }
 
 /** The connection BullMQ's Worker duplicates for its commands and its fetch. */

@@ -2,7 +2,7 @@
 // config, Runtime, Redis connection, goal mirror and identity, plus the two helpers every
 // part needs: a bounded wait, and the goal.finished event a goal's end is announced with.
 
-import type { Redis } from "ioredis";
+import { type Redis, ReplyError } from "ioredis";
 import type { ClusterConfig, Config } from "../config.js";
 import type { WireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
@@ -40,19 +40,60 @@ export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 /** How long a client's read or submit waits for Redis before it is refused. */
 export const REDIS_ANSWER_MS = 5_000;
 
-/** Read from Redis for a client: a clear cluster_unavailable error when it cannot be reached. */
+/**
+ * Why a read of Redis failed: it did not answer (down, cut off, too slow), or it answered with
+ * a refusal (an ACL `NOPERM`, `WRONGPASS`, `NOAUTH`, a key of the wrong type). One fixing an
+ * ACL must not go looking for a network fault, so every message and answer says which.
+ */
+export type RedisFailure = "unreachable" | "refused";
+
+/** Whether `e` (from a Redis command) is Redis's refusal rather than its silence. */
+export function redisFailureOf(e: unknown): RedisFailure {
+  return e instanceof ReplyError ? "refused" : "unreachable";
+}
+
+/** The failure a readMirror error carries (details.redis), if it is one. */
+export function readFailureOf(e: unknown): RedisFailure | undefined {
+  if (!(e instanceof AidoError) || e.code !== ErrorCode.clusterUnavailable) return undefined;
+  const r = (e.details as { redis?: unknown } | undefined)?.redis;
+  return r === "refused" || r === "unreachable" ? r : undefined;
+}
+
+/**
+ * Why a read failed (`e`, readMirror's error), as an answer says it: a connection Redis
+ * refused at its handshake (`handshake`, connections.ts handshakeRefusal: a wrong password)
+ * is refused, though its commands only fail as unreachable.
+ */
+export function readFailure(
+  e: unknown,
+  handshake: Error | undefined,
+): { redis: RedisFailure; reason: string } {
+  const failure = readFailureOf(e) ?? "unreachable";
+  const refusal = failure === "unreachable" ? handshake : undefined;
+  if (refusal)
+    return { redis: "refused", reason: `it refused this node's connection: ${errorMessage(refusal)}` };
+  return { redis: failure, reason: errorMessage(e).replace(REDIS_FAILED[failure], "") };
+}
+
+/**
+ * Read from Redis for a client: a clear cluster_unavailable error when it cannot be reached
+ * or refuses the read, saying which (details.redis: RedisFailure).
+ */
 export async function readMirror<T>(fn: () => Promise<T>, ms = REDIS_ANSWER_MS): Promise<T> {
   try {
     return await withTimeout(fn(), ms);
   } catch (e) {
     if (e instanceof AidoError) throw e;
-    throw new AidoError(
-      ErrorCode.clusterUnavailable,
-      `the cluster's Redis cannot be reached: ${errorMessage(e)}`,
-      {},
-    );
+    const redis = redisFailureOf(e);
+    throw new AidoError(ErrorCode.clusterUnavailable, `${REDIS_FAILED[redis]}${errorMessage(e)}`, { redis });
   }
 }
+
+/** What readMirror's message begins with, by failure: what follows is Redis's own text. */
+export const REDIS_FAILED: Record<RedisFailure, string> = {
+  unreachable: "the cluster's Redis cannot be reached: ",
+  refused: "the cluster's Redis refused this node's read: ",
+};
 
 /** A goal's end as the event streams show it (goal.finished). */
 export function goalEndEvent(s: GoalStatus): WireEvent {

@@ -11,7 +11,14 @@ import { workspaceKey } from "../intent/intents.js";
 import { admitGoal } from "../kernel/goal-admission.js";
 import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
-import { type NodeContext, REDIS_ANSWER_MS, withTimeout } from "./context.js";
+import { handshakeRefusal } from "./connections.js";
+import {
+  type NodeContext,
+  REDIS_ANSWER_MS,
+  type RedisFailure,
+  redisFailureOf,
+  withTimeout,
+} from "./context.js";
 import type { GoalJob } from "./goal-runner.js";
 import { packInputs } from "./job-inputs.js";
 
@@ -41,7 +48,17 @@ export async function submitGoal(
     },
   ).inputs;
   const goalId = newGoalId();
-  if (redis.status !== "ready") refuseUnavailable(rt, `Redis is not connected (${redis.status})`);
+  if (redis.status !== "ready") {
+    // A connection Redis refused at its handshake (a wrong password) is a refusal, not an outage.
+    const refusal = handshakeRefusal(redis);
+    refuseUnavailable(
+      rt,
+      refusal ? "refused" : "unreachable",
+      refusal
+        ? `it refused this node's connection: ${errorMessage(refusal)}`
+        : `Redis is not connected (${redis.status})`,
+    );
+  }
   const inputs = await packInputs(config, checked);
   const job: GoalJob = {
     goal_id: goalId,
@@ -67,7 +84,7 @@ export async function submitGoal(
   } catch (e) {
     // No job: the goal must not show as queued. (A job without its hash is skipped by process().)
     await mirror.drop(goalId).catch(() => {});
-    refuseUnavailable(rt, errorMessage(e));
+    refuseUnavailable(rt, redisFailureOf(e), errorMessage(e));
   }
   rt.audit.record(
     "goal.enqueued",
@@ -77,10 +94,13 @@ export async function submitGoal(
   return { goal_id: goalId };
 }
 
-function refuseUnavailable(rt: Runtime, why: string): never {
-  const reason = `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`;
+function refuseUnavailable(rt: Runtime, failure: RedisFailure, why: string): never {
+  const reason =
+    failure === "refused"
+      ? `the goal was not queued: the cluster's Redis refused this node (${why}); nothing was submitted, check the ACL user in the node's Redis URL`
+      : `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`;
   rt.audit.record("goal.refused", { field: "cluster", reason });
-  throw new AidoError(ErrorCode.clusterUnavailable, reason, {});
+  throw new AidoError(ErrorCode.clusterUnavailable, reason, { redis: failure });
 }
 
 /**

@@ -16,13 +16,22 @@ import type { AuditEntry } from "../security/audit-events.js";
 import type { AuditQuery } from "../security/audit-query.js";
 import { mirroredApproval } from "./approval-view.js";
 import type { Command } from "./commands.js";
-import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
+import { handshakeRefusal } from "./connections.js";
+import {
+  type NodeContext,
+  REDIS_ANSWER_MS,
+  type RedisFailure,
+  readFailure,
+  readMirror,
+  withTimeout,
+} from "./context.js";
 import { GoalEndWatch } from "./event-stream.js";
 import { writtenEnd } from "./goal-ends.js";
 import type { ClusterGoalStatus } from "./goal-mirror.js";
 import type { GoalJob } from "./goal-runner.js";
 import { type GoalSubmission, submitGoal } from "./goal-submit.js";
 import { RedisKeys } from "./redis-keys.js";
+import { withoutRedisSecret } from "./redis-url.js";
 import { answerRoutedRead, ROUTED_AUDIT_LIMIT } from "./routed-reads.js";
 
 /** goal.wait re-reads the goal this often while it has the goal-ends stream to wake it... */
@@ -37,6 +46,23 @@ const COMMAND_TIMEOUT_MS = 10_000;
 const CANCEL_LOOKUPS = 3;
 /** What a routed approval answer's decided_by may be: the node it came through (respond()). */
 const ROUTED_VIA = /^(socket client|dashboard) via node [a-z0-9][a-z0-9-]{0,62}$/;
+
+/**
+ * goal.status's `cluster` field when the answer is this node's own record because Redis could
+ * not be read: what went wrong with Redis, and when Redis last took this node's heartbeat (the
+ * cluster's view of the goal as of then; past that lease another node may have taken it).
+ */
+export interface OwnRecordMark {
+  redis: RedisFailure;
+  reason: string;
+  as_of: string | null;
+}
+
+/** `e` (a read of the goal failed), its message naming the goal asked. */
+function namingGoal(e: unknown, goalId: string): unknown {
+  if (!(e instanceof AidoError)) return e;
+  return new AidoError(e.code, `goal ${goalId}: ${e.message}`, { ...e.details, goal_id: goalId });
+}
 
 export class ClusterGoals {
   private readonly rt: NodeContext["rt"];
@@ -82,15 +108,18 @@ export class ClusterGoals {
   }
 
   /** goal.status for any goal of the cluster (the local row of a goal from before cluster mode). */
-  async status(goalId: string): Promise<ClusterGoalStatus | GoalStatus> {
+  async status(
+    goalId: string,
+  ): Promise<ClusterGoalStatus | GoalStatus | (GoalStatus & { cluster: OwnRecordMark })> {
     let mirrored: ClusterGoalStatus | undefined;
     try {
       mirrored = await readMirror(() => this.mirror.status(goalId));
     } catch (e) {
-      // Redis away: a goal this node runs, or that ended here, is answered from its own record.
+      // Redis away: a goal this node runs, or that ended here, is answered from its own record,
+      // marked so: past its lease another node may have ended or taken the goal over.
       const own = this.ownRecord(goalId);
-      if (own === undefined) throw e;
-      return own;
+      if (own === undefined) throw namingGoal(e, goalId);
+      return { ...own, cluster: this.unreadMark(e) };
     }
     if (mirrored === undefined) return this.rt.goals.status(goalId);
     // Ours and running: the live usage is here.
@@ -99,6 +128,17 @@ export class ClusterGoals {
       return { ...mirrored, usage: this.rt.goals.status(goalId).usage };
     }
     return this.endedHere(mirrored) ?? mirrored;
+  }
+
+  /** Why a goal.status answered from this node's own record is not the cluster's (OwnRecordMark). */
+  private unreadMark(e: unknown): OwnRecordMark {
+    const { redis, reason } = readFailure(e, handshakeRefusal(this.redis));
+    const beat = this.lastBeat();
+    return {
+      redis,
+      reason: withoutRedisSecret(reason, this.ctx.config.cluster.redisUrl),
+      as_of: beat === undefined ? null : new Date(beat).toISOString(),
+    };
   }
 
   /**

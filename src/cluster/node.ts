@@ -55,7 +55,7 @@ import {
 } from "./node-status.js";
 import { OwnedMirror } from "./owned-mirror.js";
 import { GOAL_QUEUE, RedisKeys } from "./redis-keys.js";
-import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS } from "./redis-url.js";
+import { type RedisPersistence, redactRedisUrl, UNPERSISTED_REDIS, withoutRedisSecret } from "./redis-url.js";
 
 declare module "../security/audit-events.js" {
   interface AuditPayloads {
@@ -292,6 +292,11 @@ export class ClusterNode implements Liveness {
   /** cluster.status: every node that ever joined (node-status.ts). */
   nodes(): Promise<NodeStatus[]> {
     return listNodes(this.ctx);
+  }
+
+  /** A Redis error's text as this node may show it: the Redis URL's password never in it. */
+  redisText(text: string): string {
+    return withoutRedisSecret(text, this.ctx.config.cluster.redisUrl);
   }
 
   /** This node as cluster.status lists it, from memory (when Redis cannot be read). */

@@ -21,6 +21,26 @@ export function redactRedisUrl(url: string): string {
   }
 }
 
+/**
+ * `text` (an error Redis or its client gave) with the password of `url` replaced by "***"
+ * wherever it appears, as given or URL-encoded: no answer or log line echoes it.
+ */
+export function withoutRedisSecret(text: string, url: string): string {
+  let secret = "";
+  try {
+    const u = new URL(url);
+    secret = u.password !== "" ? u.password : u.username;
+  } catch {
+    return text;
+  }
+  if (secret === "") return text;
+  let decoded = secret;
+  try {
+    decoded = decodeURIComponent(secret);
+  } catch {}
+  return text.split(secret).join("***").split(decoded).join("***");
+}
+
 /** Why `url` cannot be the cluster's Redis address, or undefined when it can. */
 export function redisUrlProblem(url: string): string | undefined {
   let u: URL;

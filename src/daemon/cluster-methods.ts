@@ -4,6 +4,8 @@
 // the cluster's view behind it: the goal's mirrored status, its events from Redis streams,
 // answers routed to the node that owns the goal. Everything else stays per node.
 
+import { handshakeRefusal } from "../cluster/connections.js";
+import { readFailure } from "../cluster/context.js";
 import { type ClusterEvent, readEvents, streamTip } from "../cluster/event-stream.js";
 import type { ClusterNode } from "../cluster/node.js";
 import { RedisKeys } from "../cluster/redis-keys.js";
@@ -74,20 +76,19 @@ export const clusterHandlers: { [M in MethodName]?: ClusterHandler<M> } = {
       };
     } catch (e) {
       // Cut off from Redis (fenced or not), a node still answers: itself from memory, and
-      // that Redis cannot be reached (and, fenced, why its goals wait).
+      // why Redis cannot be read — it does not answer (unreachable), or it refuses this
+      // node's reads (refused: an ACL, not the network, is what to fix). Fenced: why its goals wait.
+      const { redis: failure, reason } = readFailure(e, handshakeRefusal(node.redis));
       return {
         enabled: true,
         node_id: node.identity.nodeId,
         fence,
         nodes: [node.self()],
-        redis: { persistence: "unknown", unreachable: errorMessage(e).replace(UNREACHABLE, "") },
+        redis: { persistence: "unknown", [failure]: node.redisText(reason) },
       };
     }
   },
 };
-
-/** What readMirror's error begins with: redis.unreachable is what follows (its readers say the rest). */
-const UNREACHABLE = /^the cluster's Redis cannot be reached: /;
 
 /** The manifest a client sent, held to this node's ceiling (the owner holds it to its own too). */
 function admitted(ctx: MethodContext, manifest: unknown): unknown {

@@ -23,6 +23,34 @@ function ev<T extends EventType>(
   return { type, time, goalId, ...payload } as RuntimeEvent;
 }
 
+/** When a cluster.status was read, and a later one. */
+const AT = "2025-01-01T10:00:06.000Z";
+const LATER = "2025-01-01T10:00:12.000Z";
+
+/** A node as cluster.status lists it. */
+const clusterNode = {
+  node_id: "n1",
+  alive: true,
+  last_heartbeat: "2025-01-01T10:00:05.000Z",
+  key_id: "k1",
+  host: "h",
+  pid: 1,
+  running: 1,
+  capacity: 4,
+  goals: ["g1"],
+};
+
+/** cluster.status on n1 with Redis read: n1 and n2 (`onRedisLoss` its fence's setting). */
+function clusterRead(onRedisLoss: "hold" | "finish"): ClusterStatusResult {
+  return {
+    enabled: true,
+    node_id: "n1",
+    fence: { on_redis_loss: onRedisLoss, fenced: false },
+    nodes: [clusterNode, { ...clusterNode, node_id: "n2", running: 0 }],
+    redis: { persistence: "aof" },
+  } as ClusterStatusResult;
+}
+
 const run = (events: RuntimeEvent[], s: WatchState = initialWatchState({ goalId: "g1" })) =>
   events.reduce(reduceWatch, s);
 
@@ -680,26 +708,7 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
   });
 
   it("keeps the nodes last read, said stale since then, when a fenced node answers that Redis cannot be reached", () => {
-    const AT = "2025-01-01T10:00:06.000Z";
-    const LATER = "2025-01-01T10:00:12.000Z";
-    const node = {
-      node_id: "n1",
-      alive: true,
-      last_heartbeat: "2025-01-01T10:00:05.000Z",
-      key_id: "k1",
-      host: "h",
-      pid: 1,
-      running: 1,
-      capacity: 4,
-      goals: ["g1"],
-    };
-    const ok = {
-      enabled: true,
-      node_id: "n1",
-      fence: { on_redis_loss: "hold", fenced: false },
-      nodes: [node, { ...node, node_id: "n2", running: 0 }],
-      redis: { persistence: "aof" },
-    } as ClusterStatusResult;
+    const ok = clusterRead("hold");
     const read = withClusterStatus(initialWatchState({ goalId: null }), ok, AT);
     // What cluster-methods.ts answers on a fenced node that cannot read Redis.
     const cut = withClusterStatus(
@@ -723,25 +732,12 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
   });
 
   it("shows this node as it answers, cut off from Redis: alone before any read, beside the others last read after", () => {
-    const AT = "2025-01-01T10:00:06.000Z";
-    const LATER = "2025-01-01T10:00:12.000Z";
-    const node = {
-      node_id: "n1",
-      alive: true,
-      last_heartbeat: "2025-01-01T10:00:05.000Z",
-      key_id: "k1",
-      host: "h",
-      pid: 1,
-      running: 1,
-      capacity: 4,
-      goals: ["g1"],
-    };
     // What cluster-methods.ts answers on a node that cannot read Redis: itself, from memory.
     const cut = {
       enabled: true,
       node_id: "n1",
       fence: { on_redis_loss: "finish", fenced: false },
-      nodes: [{ ...node, running: 3, goals: ["g1", "g2", "g3"] }],
+      nodes: [{ ...clusterNode, running: 3, goals: ["g1", "g2", "g3"] }],
       redis: { persistence: "unknown", unreachable: "connect ECONNREFUSED" },
     } as ClusterStatusResult;
     const alone = renderFrame(withClusterStatus(initialWatchState({ goalId: null }), cut, AT), 160).join(
@@ -749,18 +745,52 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
     );
     expect(alone).toContain("  n1 (this)  up  load 3/4");
     expect(alone).toContain("  STALE (never read): Redis cannot be reached: connect ECONNREFUSED");
-    const ok = {
-      enabled: true,
-      node_id: "n1",
-      fence: { on_redis_loss: "finish", fenced: false },
-      nodes: [node, { ...node, node_id: "n2", running: 0 }],
-      redis: { persistence: "aof" },
-    } as ClusterStatusResult;
-    const read = withClusterStatus(initialWatchState({ goalId: null }), ok, AT);
+    const read = withClusterStatus(initialWatchState({ goalId: null }), clusterRead("finish"), AT);
     const after = renderFrame(withClusterStatus(read, cut, LATER), 160).join("\n");
     expect(after).toContain("  n1 (this)  up  load 3/4");
     expect(after).toContain("  n2  up  load 0/4");
     expect(after).toContain("  STALE (as of 10:00:06): Redis cannot be reached");
+  });
+
+  it("says a goal shown from this node's own record, and a Redis that refuses this node, until Redis is read again", () => {
+    const own = initialWatchState({
+      goalId: "g1",
+      goal: {
+        goal_id: "g1",
+        state: "running",
+        node: "n1",
+        cluster: {
+          redis: "refused",
+          reason: "NOPERM \x1b[2J no permission",
+          as_of: "2025-01-01T10:00:05.000Z",
+        },
+      },
+    });
+    const refused = withClusterStatus(
+      own,
+      {
+        ...clusterRead("finish"),
+        nodes: [clusterNode],
+        redis: { persistence: "unknown", refused: "NOPERM this user has no permissions" },
+      } as ClusterStatusResult,
+      AT,
+    );
+    const frame = renderFrame(refused, 200).join("\n");
+    expect(frame).toContain(
+      "FROM THIS NODE'S RECORD: the cluster's Redis refuses this node's reads (NOPERM \\x1b[2J",
+    );
+    expect(frame).toContain(
+      "the cluster last heard from this node at 10:00:05; another node may have ended or taken",
+    );
+    expect(frame).toContain(
+      "STALE (never read): Redis refuses this node's reads (check its ACL user): NOPERM",
+    );
+    expect(frame).not.toContain("cannot be reached");
+    expect(frame).not.toContain("\x1b[2J");
+    // Redis read again: the goal is the cluster's, nothing stale.
+    const back = renderFrame(withClusterStatus(refused, clusterRead("finish"), LATER), 200).join("\n");
+    expect(back).not.toContain("FROM THIS NODE'S RECORD");
+    expect(back).not.toContain("STALE");
   });
 
   it("a goal.list or approval.list read while the stream runs (Redis back) does not undo an end or an answer the stream gave", () => {

@@ -10,8 +10,8 @@
 import type { Redis } from "ioredis";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
-import { AidoError } from "../../src/errors.js";
 import { until } from "../daemon/process.js";
+import { failureOf as failure } from "../llm/harness.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
 import { forGoal, LEASE_MS, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
 import { withCluster } from "./support/file-cluster.js";
@@ -46,14 +46,8 @@ async function goalOn(node: string, goalId: string): Promise<void> {
   });
 }
 
-async function failure(p: Promise<unknown>): Promise<AidoError> {
-  const e = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(e instanceof AidoError)) throw new Error(`expected an Aido error, got ${String(e)}`);
-  return e;
-}
+/** A goal id with a terminal title sequence in it (ESC ] 0 ; … BEL). */
+const ESC_GOAL = "g_esc\x1b]0;pwned\x07";
 
 /** The frames a terminal watch drew (the last is what the screen shows). */
 function terminal() {
@@ -144,6 +138,8 @@ describe("Redis stopped", () => {
     const otherErr: string[] = [];
     let watchingOwn: Promise<number> | undefined;
     let watchingOther: Promise<number> | undefined;
+    let watchingEsc: Promise<number> | undefined;
+    const escErr: string[] = [];
     try {
       // cluster.status: this node from memory, and that Redis cannot be reached.
       const status = await (await other.client()).call("cluster.status", {});
@@ -166,6 +162,9 @@ describe("Redis stopped", () => {
       // goal.status: the node that runs it answers from its own record; the other cannot.
       const s = await (await own.client()).call("goal.status", { goal_id });
       expect(s).toMatchObject({ goal_id, state: "running", node: own.id });
+      // ...marked so: not the cluster's word, as of the last heartbeat Redis took.
+      expect(s.cluster).toMatchObject({ redis: "unreachable", reason: expect.any(String) });
+      expect(Date.parse(s.cluster?.as_of ?? "")).toBeLessThanOrEqual(Date.now());
       const e = await failure((await other.client()).call("goal.status", { goal_id }));
       expect(e.code).toBe("cluster_unavailable");
       // A cancel asked meanwhile is refused, saying why; the goal runs on.
@@ -177,9 +176,18 @@ describe("Redis stopped", () => {
 
       watchingOwn = watchOne(own, goal_id, ownTty, ownErr);
       watchingOther = watchOne(other, goal_id, otherTty, otherErr);
+      // A goal id the daemon echoes in its refusal, with a terminal title sequence in it.
+      watchingEsc = watchOne(other, ESC_GOAL, terminal(), escErr);
       await until(async () =>
         ownTty.last().includes(`goal ${goal_id}  running  on node ${own.id}`) ? true : undefined,
       );
+      // The own watch says its goal is this node's record, not the cluster's.
+      await until(async () => (ownTty.last().includes("FROM THIS NODE'S RECORD") ? true : undefined));
+      expect(ownTty.last()).toContain("another node may have ended or taken this goal since");
+      await until(async () =>
+        escErr.some((l) => l.includes("the cluster cannot be reached")) ? true : undefined,
+      );
+      expect(escErr.join("\n")).toContain("g_esc\\x1b]0;pwned\\x07");
       await until(async () =>
         otherErr.some((l) => /the cluster cannot be reached \(.*Redis.*\); retrying/.test(l))
           ? true
@@ -196,6 +204,12 @@ describe("Redis stopped", () => {
       async () => (otherTty.last().includes(`goal ${goal_id}  running`) ? true : undefined),
       30_000,
     );
+    // Redis back: the own watch's mark goes with the next cluster.status it reads.
+    await until(async () => (ownTty.last().includes("FROM THIS NODE'S RECORD") ? undefined : true), 30_000);
+    // The goal id watched is no goal: the watch ends on the refusal, printed inert throughout.
+    expect(await watchingEsc).toBe(1);
+    expect(escErr.join("\n")).toMatch(/no goal g_esc\\x1b\]0;pwned\\x07/);
+    expect(escErr.join("\n")).not.toMatch(/[\x1b\x07]/);
     // Answered: the goal ends, and both watches with it.
     await (await own.client()).call("approval.respond", { id: pending.id, decision: "allow_once" });
     expect(await watchingOwn).toBe(0);
@@ -207,7 +221,13 @@ describe("Redis stopped", () => {
     const { goal_id, own, other } = await waitingGoal("down-cancel-own");
     raw.on("error", () => {});
     await redisServer.stop();
+    // A watch of the goal from the other node, which cannot read it meanwhile.
+    const otherErr: string[] = [];
+    const watching = watchOne(other, goal_id, terminal(), otherErr);
     try {
+      await until(async () =>
+        otherErr.some((l) => l.includes("the cluster cannot be reached")) ? true : undefined,
+      );
       // The node that runs it cancels it: Redis being away is no reason to refuse the person.
       const cancelled = await (await own.client()).call("goal.cancel", { goal_id });
       expect(cancelled).toMatchObject({ goal_id, node: own.id });
@@ -227,6 +247,12 @@ describe("Redis stopped", () => {
       const s = await (await other.client()).call("goal.status", { goal_id }).catch(() => undefined);
       return s?.state === "cancelled" ? s : undefined;
     }, 30_000);
+    // The watch learns the end once the cluster answers: it says the goal ended unwatched and
+    // ends non-zero, rather than draw a run it never saw.
+    expect(await watching).toBe(1);
+    expect(otherErr.join("\n")).toContain(
+      `goal ${goal_id} ended cancelled while the cluster could not be reached; nothing of its run was watched`,
+    );
   }, 120_000);
 
   it("past its lease a node cut off from Redis refuses to cancel its goal, saying another node may have it", async () => {

@@ -18,6 +18,7 @@ import {
   startRedis,
   stopAll,
 } from "../cluster/fixture.js";
+import { until } from "../daemon/process.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
 import { ensureUiBuilt, laptopPage, launchBrowser } from "./browser.js";
@@ -165,7 +166,9 @@ describe("the dashboard of a cluster node", () => {
       const panel = page.getByTestId("cluster");
       expect(await panel.locator("tr[data-node=ui-node-b]").textContent()).toContain("(this node)");
       expect(await panel.locator("tr[data-node=ui-node-a]").count()).toBe(1);
-      expect(await page.getByTestId("cluster-stale").textContent()).toContain("Other nodes as of");
+      expect(await page.getByTestId("cluster-stale").textContent()).toMatch(
+        /STALE since .*other nodes as of then/,
+      );
       // The goal page says it too.
       await page.goto(`${base}#/goals/g_ui_redis_down`);
       await expect
@@ -178,4 +181,83 @@ describe("the dashboard of a cluster node", () => {
     }
     await expect.poll(() => page.getByTestId("cluster-note").count(), { timeout: 20_000 }).toBe(0);
   }, 90_000);
+
+  it("says the table is STALE while Redis stalls, though no answer failed and the socket stays up", async () => {
+    // A silent partition: Redis takes the connection but answers nothing (CLIENT PAUSE; DEBUG
+    // SLEEP is off in this redis-server). cluster.status then answers after its 5 s bound: the
+    // page asked again every 5 s and threw away each answer slower than that, so the last
+    // healthy table stayed up without a word.
+    await page.goto(`${page.url().split("#")[0]}#/`);
+    const panel = page.getByTestId("cluster");
+    await expect.poll(() => panel.locator("tr[data-node]").count(), { timeout: 15_000 }).toBe(2);
+    expect(await page.getByTestId("cluster-stale").count()).toBe(0);
+    await raw.call("CLIENT", "PAUSE", "14000", "ALL");
+    try {
+      await expect
+        .poll(() => page.getByTestId("cluster-stale").count(), { timeout: 11_000, interval: 250 })
+        .toBe(1);
+      expect(await page.getByTestId("cluster-stale").textContent()).toMatch(/^STALE since /);
+      // The nodes last read stay listed under it.
+      expect(await panel.locator("tr[data-node]").count()).toBe(2);
+    } finally {
+      await raw.call("CLIENT", "UNPAUSE");
+    }
+    await expect.poll(() => page.getByTestId("cluster-stale").count(), { timeout: 20_000 }).toBe(0);
+  }, 60_000);
+
+  it("marks a goal page's status as this node's own record while Redis is stopped", async () => {
+    // A goal this node (B) runs, waiting for a human: submitted until B takes one.
+    // One script per goal: the scripted provider's turns are each goal's own.
+    const marker = (i: number) => `ui-own-record-${i}`;
+    const submitted: string[] = [];
+    let mine: string | undefined;
+    for (let i = 0; i < 6 && mine === undefined; i++) {
+      server.script(forGoal(marker(i)), [
+        turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+        turn.text(`finished ${marker(i)}`),
+      ]);
+      const { goal_id } = await (await b.client()).call("goal.submit", {
+        goal: `write ${marker(i)}`,
+        manifest: manifest({ approve: true }),
+      });
+      submitted.push(goal_id);
+      const s = await until(async () => {
+        const st = await (await b.client()).call("goal.status", { goal_id });
+        return st.node !== undefined ? st : undefined;
+      });
+      if (s.node === b.id) mine = goal_id;
+    }
+    if (mine === undefined) throw new Error("node B took none of six goals");
+    await page.goto(`${page.url().split("#")[0]}#/goals/${encodeURIComponent(mine)}`);
+    await expect
+      .poll(() => page.getByTestId("goal-state").textContent(), { timeout: 15_000 })
+      .toContain("running");
+    expect(await page.getByTestId("goal-own-record").count()).toBe(0);
+    raw.on("error", () => {});
+    await redisServer.stop();
+    try {
+      // Read again as it would be when opened now: the page's goal.status is the node's record.
+      await page.reload();
+      const mark = page.getByTestId("goal-own-record");
+      await expect
+        .poll(() => mark.textContent({ timeout: 5_000 }), { timeout: 15_000 })
+        .toMatch(
+          /this node's own record: the cluster's Redis cannot be reached .*another node may have ended or taken this goal since/,
+        );
+    } finally {
+      await redisServer.start();
+    }
+    // Redis back: the goal is read again, and the mark goes.
+    await expect.poll(() => page.getByTestId("goal-own-record").count(), { timeout: 30_000 }).toBe(0);
+    // Every goal submitted is answered and ends.
+    for (const goal_id of submitted) {
+      const pending = await until(async () =>
+        (await (await b.client()).call("approval.list", {})).approvals.find((p) => p.goal_id === goal_id),
+      );
+      await (await b.client()).call("approval.respond", { id: pending.id, decision: "allow_once" });
+      expect((await (await b.client()).call("goal.wait", { goal_id, timeout_ms: 60_000 })).state).toBe(
+        "succeeded",
+      );
+    }
+  }, 120_000);
 });

@@ -33,13 +33,18 @@ export const clusterStatus: Command = {
         ctx.io.err(
           `Redis cannot be reached from this node: ${inert(r.redis.unreachable)}; this node alone is listed, from its memory`,
         );
+      // Redis answered, with a refusal: an ACL to fix, not a network fault to look for.
+      if (r.redis.refused)
+        ctx.io.err(
+          `Redis refuses this node's reads: ${inert(r.redis.refused)}; check the ACL user in the node's Redis URL; this node alone is listed, from its memory`,
+        );
       for (const n of r.nodes) {
         const beat = n.last_heartbeat ? n.last_heartbeat.slice(0, 19).replace("T", " ") : "never";
         ctx.io.out(
           `${inert(n.node_id).padEnd(20)} ${(n.alive ? "up" : "DOWN").padEnd(5)} load ${n.running}/${n.capacity}  last heartbeat ${beat}  key ${inert(n.key_id)}  host ${inert(n.host)}`,
         );
         // Cut off from Redis past its lease: the others take this node for dead (node-status.ts).
-        if (r.redis.unreachable && n.node_id === r.node_id && !n.alive)
+        if ((r.redis.unreachable || r.redis.refused) && n.node_id === r.node_id && !n.alive)
           ctx.io.out(
             "  its lease ran out: no heartbeat of it reached Redis within lease_ms, so the other nodes take it for dead and may take its goals over",
           );
@@ -52,6 +57,8 @@ export const clusterStatus: Command = {
       ctx.io.out(`redis persistence: ${p}`);
       if (p === "none") ctx.io.err(`warning: ${UNPERSISTED_REDIS}`);
     }
-    return r.nodes.every((n) => n.alive) && !r.fence?.fenced && !r.redis?.unreachable ? 0 : 1;
+    return r.nodes.every((n) => n.alive) && !r.fence?.fenced && !r.redis?.unreachable && !r.redis?.refused
+      ? 0
+      : 1;
   },
 };

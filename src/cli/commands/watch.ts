@@ -9,6 +9,7 @@ import { AidoClient, type Subscription } from "../../client/client.js";
 import type { MethodParams } from "../../client/types.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { RuntimeEvent } from "../../kernel/events.js";
+import { inert } from "../../security/terminal-text.js";
 import { type Command, type CommandContext, jsonOption, parseCommandArgs, UsageError } from "../command.js";
 import { clusterPanel } from "../watch/cluster-panel.js";
 import { WatchScreen } from "../watch/screen.js";
@@ -79,7 +80,7 @@ async function finish(
       const last = await client.call("goal.status", { goal_id: goalId });
       if (isFinished(last)) s = withGoalStatus(s, last);
     } catch (e) {
-      ctx.io.err(`aido watch: lost the daemon: ${errorMessage(e)}`);
+      ctx.io.err(`aido watch: lost the daemon: ${inert(errorMessage(e))}`);
     }
   }
   screen?.close(s);
@@ -108,7 +109,7 @@ async function knownAgents(
   } catch (e) {
     if (!(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable)) throw e;
     ctx.io.err(
-      `aido watch: the agents of this goal could not be listed (${errorMessage(e)}); showing those that act from now on`,
+      `aido watch: the agents of this goal could not be listed (${inert(errorMessage(e))}); showing those that act from now on`,
     );
     return { agents: [] };
   }
@@ -116,23 +117,41 @@ async function knownAgents(
 
 /** How often a watch whose goal the cluster cannot answer for asks again. */
 const UNREACHABLE_RETRY_MS = 2_000;
+/** How often such a watch says how long the cluster has been unreachable. */
+const UNREACHABLE_SAY_MS = 60_000;
 
 /**
  * The goal's status. In a cluster with Redis away a node answers for its own goals from its
- * own record; another node's goal cannot be read: said once, and asked again until it can
- * (Ctrl-C leaves).
+ * own record; another node's goal cannot be read: said at once and then once a minute with
+ * how long it has been, and asked again until it can (Ctrl-C leaves). A goal that ended
+ * meanwhile is said to have ended unwatched (the watch then ends with its outcome).
  */
 async function reachableStatus(ctx: CommandContext, client: AidoClient, goalId: string) {
-  let said = false;
+  let since: number | undefined;
+  let saidAt = 0;
   for (;;) {
     try {
       const s = await client.call("goal.status", { goal_id: goalId });
-      if (said) ctx.io.err(`aido watch: the cluster answers again`);
+      if (since !== undefined) {
+        ctx.io.err(`aido watch: the cluster answers again`);
+        if (isFinished(s))
+          ctx.io.err(
+            `aido watch: goal ${inert(goalId)} ended ${s.state} while the cluster could not be reached; nothing of its run was watched`,
+          );
+      }
       return s;
     } catch (e) {
       if (!(e instanceof AidoError && e.code === ErrorCode.clusterUnavailable)) throw e;
-      if (!said) ctx.io.err(`aido watch: the cluster cannot be reached (${errorMessage(e)}); retrying`);
-      said = true;
+      const now = Date.now();
+      if (since === undefined) {
+        since = saidAt = now;
+        ctx.io.err(`aido watch: the cluster cannot be reached (${inert(errorMessage(e))}); retrying`);
+      } else if (now - saidAt >= UNREACHABLE_SAY_MS) {
+        saidAt = now;
+        ctx.io.err(
+          `aido watch: the cluster still cannot be reached after ${Math.round((now - since) / 60_000)} min (${inert(errorMessage(e))}); retrying, Ctrl-C to leave`,
+        );
+      }
       await new Promise((r) => setTimeout(r, UNREACHABLE_RETRY_MS));
     }
   }
@@ -251,6 +270,13 @@ export const watch: Command = {
   async run(ctx) {
     const { values, positionals } = parseCommandArgs(this, ctx.argv, jsonOption);
     if (positionals.length > 1) throw new UsageError(`give at most one goal id\nusage: ${this.usage}`);
-    return withClient(ctx, (client) => watchGoal(ctx, client, positionals[0], values.json === true));
+    try {
+      return await withClient(ctx, (client) => watchGoal(ctx, client, positionals[0], values.json === true));
+    } catch (e) {
+      // The daemon's refusal echoes what it was asked (a goal id may hold an ESC) and Redis's
+      // text: printed as inert text, as everything else the watch prints.
+      if (e instanceof AidoError) throw new AidoError(e.code, inert(e.message), e.details);
+      throw e;
+    }
   },
 };

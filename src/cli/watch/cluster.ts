@@ -72,11 +72,19 @@ export function withClusterStatus(
     }),
     asOf: at,
   };
-  if (answer.redis?.unreachable) {
+  const cutOff = answer.redis?.unreachable
+    ? `Redis cannot be reached: ${answer.redis.unreachable}`
+    : answer.redis?.refused
+      ? `Redis refuses this node's reads (check its ACL user): ${answer.redis.refused}`
+      : undefined;
+  if (cutOff === undefined) {
+    // Redis read again: no goal is shown from this node's own record any more (goal.status cluster).
+    for (const g of Object.values(s.goals)) delete g.ownRecord;
+  } else {
     // A node that cannot read Redis answers with itself alone, from its memory: the others
     // last read stay, said stale since they were read, rather than a panel of one "as of" now
     // (before any read, this node alone is shown).
-    view.problem = `Redis cannot be reached: ${answer.redis.unreachable}`;
+    view.problem = cutOff;
     const own = view.nodes.find((n) => n.id === answer.node_id);
     const last = s.cluster?.nodes ?? [];
     view.nodes = last.length === 0 ? view.nodes : last.map((n) => (n.id === answer.node_id ? (own ?? n) : n));

@@ -4,7 +4,14 @@
 
 import { inert } from "../../security/terminal-text.js";
 import { clusterLines } from "./cluster.js";
-import { type ActivityLine, type AgentView, oneLine, tokensSpent, type WatchState } from "./state.js";
+import {
+  type ActivityLine,
+  type AgentView,
+  type GoalView,
+  oneLine,
+  tokensSpent,
+  type WatchState,
+} from "./state.js";
 
 const n = (x: number): string => x.toLocaleString("en-US");
 const clock = (iso: string): string => (iso.length >= 19 ? iso.slice(11, 19) : iso);
@@ -66,6 +73,22 @@ function agentTree(state: WatchState, width: number): string[] {
   return out;
 }
 
+/**
+ * A goal whose status is this node's own record (Redis unread): not the cluster's word, so
+ * the state above may be out of date; another node may have ended or taken it since.
+ */
+function ownRecordLines(r: NonNullable<GoalView["ownRecord"]>, width: number): string[] {
+  const redis = r.redis === "refused" ? "refuses this node's reads" : "cannot be reached";
+  const since = r.asOf === null ? "never" : `at ${clock(r.asOf)}`;
+  return [
+    clip(`  FROM THIS NODE'S RECORD: the cluster's Redis ${redis} (${oneLine(r.reason, width)})`, width),
+    clip(
+      `  the cluster last heard from this node ${since}; another node may have ended or taken this goal since`,
+      width,
+    ),
+  ];
+}
+
 /** "  on node n2" for a goal a cluster node runs; nothing on a lone daemon. */
 const onNode = (node: string | undefined): string =>
   node === undefined ? "" : `  on node ${oneLine(node, 40)}`;
@@ -96,6 +119,7 @@ export function renderFrame(state: WatchState, width = 100, approveWith = "aido 
     const st = state.finished?.state ?? watched?.state ?? "waiting for events";
     lines.push(clip(`aido watch — goal ${state.goalId}  ${st}${onNode(watched?.node)}`, width));
     if (watched?.text) lines.push(clip(`  ${oneLine(watched.text, width)}`, width));
+    if (watched?.ownRecord) lines.push(...ownRecordLines(watched.ownRecord, width));
     if (state.finished?.error) lines.push(clip(`  error: ${oneLine(state.finished.error, width)}`, width));
   }
   lines.push(clip(budgetLine(state), width));

@@ -31,6 +31,8 @@ export interface InitialWatch {
     error?: string;
     usage?: InputOutput;
     node?: string;
+    /** Answered from the node's own record, Redis unread (goal.status in a cluster). */
+    cluster?: { redis: "unreachable" | "refused"; reason: string; as_of: string | null };
   };
   /** What agent.list said: the agents already alive (or stopped) when the watch began. */
   agents?: readonly KnownAgent[];
@@ -78,6 +80,7 @@ export function initialWatchState(init: InitialWatch = {}): WatchState {
     if (init.goal.goal !== undefined) g.text = kept(init.goal.goal);
     if (init.goal.error !== undefined) g.error = kept(init.goal.error);
     if (init.goal.node !== undefined) g.node = init.goal.node;
+    if (init.goal.cluster !== undefined) g.ownRecord = ownRecordOf(init.goal.cluster);
     s.goals[g.id] = g;
     if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);
   }
@@ -120,6 +123,11 @@ export function withGoalStatuses(
   return s;
 }
 
+/** goal.status's own-record mark as the view keeps it. */
+function ownRecordOf(c: NonNullable<NonNullable<InitialWatch["goal"]>["cluster"]>): GoalView["ownRecord"] {
+  return { redis: c.redis, reason: kept(c.reason), asOf: c.as_of };
+}
+
 function foldGoal(s: WatchState, goal: NonNullable<InitialWatch["goal"]>): void {
   if (wasDropped(s, goal.goal_id)) return;
   const g: GoalView = s.goals[goal.goal_id] ?? {
@@ -136,6 +144,8 @@ function foldGoal(s: WatchState, goal: NonNullable<InitialWatch["goal"]>): void 
   if (goal.goal !== undefined) g.text = kept(goal.goal);
   if (goal.error !== undefined) g.error = kept(goal.error);
   if (goal.node !== undefined) g.node = goal.node;
+  if (goal.cluster !== undefined) g.ownRecord = ownRecordOf(goal.cluster);
+  else delete g.ownRecord;
   if (isOutcome(g.state)) markEnded(s, g);
   s.goals[g.id] = g;
   if (s.goalId === g.id && isOutcome(g.state)) s.finished = outcome(g.state, g.error);

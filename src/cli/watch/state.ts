@@ -41,6 +41,11 @@ export interface GoalView {
   outputTokens: number;
   /** Cluster mode: the node that runs (ran) it. */
   node?: string;
+  /**
+   * Cluster mode: its status is the node's own record, Redis could not be read (goal.status
+   * `cluster`): another node may have ended or taken it since. Goes once Redis answers again.
+   */
+  ownRecord?: { redis: "unreachable" | "refused"; reason: string; asOf: string | null };
   /** The how-manyth end the view saw this one's is (the ended goals kept are those that ended last). */
   endedSeq?: number;
 }

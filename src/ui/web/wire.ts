@@ -27,6 +27,11 @@ export interface Goal {
   /** Cluster mode: the node that runs (or ran) it, and the node it was submitted to. */
   node?: string;
   submitted_via?: string;
+  /**
+   * Set when the node answered from its own record because Redis could not be read (it did
+   * not answer, or refused): the cluster's view as of `as_of`, its last heartbeat Redis took.
+   */
+  cluster?: { redis: "unreachable" | "refused"; reason: string; as_of: string | null };
 }
 
 export interface Agent {
@@ -111,10 +116,10 @@ export type ClusterStatus =
   | {
       enabled: true;
       node_id: string;
-      /** This node alone, from its memory, when it cannot read Redis (`redis.unreachable`). */
+      /** This node alone, from its memory, when it cannot read Redis (`redis.unreachable` or `redis.refused`). */
       nodes: ClusterNode[];
       fence?: { fenced: boolean; fenced_since?: string; on_redis_loss: string };
-      redis?: { persistence: string; unreachable?: string };
+      redis?: { persistence: string; unreachable?: string; refused?: string };
     };
 
 export interface Grant {

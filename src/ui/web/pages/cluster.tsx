@@ -2,27 +2,91 @@
 // node of a cluster (docs/scale-out.md), every node that joined with whether it still
 // heartbeats, its load and its last heartbeat, from cluster.status, and what is wrong with a
 // node's record in Redis (malformed). Heartbeats are not events, so the panel asks again
-// every few seconds (and when the goal list changes); a lone daemon answers enabled: false
-// and the panel shows nothing. A node that is fenced or cannot reach Redis says so, here and
-// on the goal page (ClusterNote), as `aido watch` does: cut off from Redis it lists itself
-// alone, and the nodes last read stay, said stale since they were read.
+// a few seconds after each answer (and when the goal list changes); a lone daemon answers
+// enabled: false and the panel shows nothing. A node that is fenced, cannot reach Redis or
+// is refused by it says so, here and on the goal page (ClusterNote), as `aido watch` does:
+// cut off from Redis it lists itself alone, and the nodes last read stay, said STALE since
+// they were read. So are they when cluster.status is late or fails: a Redis that stalls
+// (a silent partition) makes the node's answer slow, and a table kept without a word would
+// say all is well until the socket drops.
 
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { rpc } from "../api.js";
-import { ErrorNote, Section, Time, useAnswer } from "../components.js";
+import { ErrorNote, Section, Time } from "../components.js";
 import type { LiveStore } from "../live.js";
-import type { ClusterNode, ClusterStatus } from "../wire.js";
+import { withGoals } from "../live.js";
+import type { ClusterNode, ClusterStatus, Goal } from "../wire.js";
 
+/** cluster.status is asked again this long after each answer (never while one is awaited). */
 const REFRESH_MS = 5_000;
+/** An answer not back after this long: what is shown is said stale. */
+const LATE_MS = 5_000;
 
-/** cluster.status, asked again every few seconds and when `revision` changes. */
-function useClusterStatus(revision: unknown) {
-  const answer = useAnswer(() => rpc<ClusterStatus>("cluster.status", {}), [revision]);
+interface ClusterAnswer {
+  value: ClusterStatus | undefined;
+  /** The last ask's failure, until one is answered. */
+  error: unknown;
+  /** When the ask under way began, once it is late (LATE_MS). */
+  lateSince: string | undefined;
+}
+
+/**
+ * cluster.status, asked again REFRESH_MS after each answer and when `revision` changes. An
+ * answer is never dropped for being slow (a 5 s setInterval that restarted the ask threw
+ * away every answer slower than 5 s: a stalled Redis left the last healthy table up).
+ */
+function useClusterStatus(revision: unknown): ClusterAnswer {
+  const [value, setValue] = useState<ClusterStatus | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+  const [lateSince, setLateSince] = useState<string | undefined>(undefined);
+  const loop = useRef<{ ask: () => void } | undefined>(undefined);
   useEffect(() => {
-    const t = setInterval(() => answer.reload(), REFRESH_MS);
-    return () => clearInterval(t);
+    let stopped = false;
+    const state: { asking: boolean; timer?: ReturnType<typeof setTimeout>; ask: () => void } = {
+      asking: false,
+      ask: () => {
+        if (stopped || state.asking) return;
+        clearTimeout(state.timer);
+        state.asking = true;
+        const began = new Date().toISOString();
+        const late = setTimeout(() => !stopped && setLateSince(began), LATE_MS);
+        rpc<ClusterStatus>("cluster.status", {})
+          .then(
+            (v) => {
+              if (stopped) return;
+              setValue(v);
+              setError(undefined);
+            },
+            (e: unknown) => !stopped && setError(e),
+          )
+          .finally(() => {
+            clearTimeout(late);
+            state.asking = false;
+            if (stopped) return;
+            setLateSince(undefined);
+            state.timer = setTimeout(state.ask, REFRESH_MS);
+          });
+      },
+    };
+    loop.current = state;
+    state.ask();
+    return () => {
+      stopped = true;
+      clearTimeout(state.timer);
+    };
   }, []);
-  return answer;
+  // The goal list changed: ask now, unless an ask is under way.
+  useEffect(() => loop.current?.ask(), [revision]);
+  return { value, error, lateSince };
+}
+
+/** Why what is shown of the cluster may be out of date, if it may be (Redis aside: ClusterNote says that). */
+function lateOrFailed(answer: ClusterAnswer): string | undefined {
+  if (answer.lateSince !== undefined)
+    return `this node has not answered cluster.status for ${LATE_MS / 1000} s or more (its Redis may be stalled)`;
+  if (answer.error !== undefined)
+    return `cluster.status failed: ${answer.error instanceof Error ? answer.error.message : String(answer.error)}`;
+  return undefined;
 }
 
 /** Whether this node is fenced and whether it can reach Redis, when either is wrong. */
@@ -30,7 +94,8 @@ export function ClusterNote({ status }: { status: ClusterStatus | undefined }) {
   if (!status?.enabled) return null;
   const fence = status.fence;
   const unreachable = status.redis?.unreachable;
-  if (!fence?.fenced && unreachable === undefined) return null;
+  const refused = status.redis?.refused;
+  if (!fence?.fenced && unreachable === undefined && refused === undefined) return null;
   return (
     <div class="error" role="alert" data-testid="cluster-note">
       {fence?.fenced ? (
@@ -52,14 +117,50 @@ export function ClusterNote({ status }: { status: ClusterStatus | undefined }) {
           node answers for its own goals from its own records.
         </p>
       ) : null}
+      {refused !== undefined ? (
+        <p class="text" data-testid="cluster-refused">
+          Redis refuses this node's reads ({refused}): check the ACL user in the node's Redis URL. What is
+          shown of the cluster is stale; this node answers for its own goals from its own records.
+        </p>
+      ) : null}
     </div>
   );
 }
 
-/** The fenced / Redis-unreachable note of the goal page. */
-export function GoalClusterNote({ store }: { store: LiveStore }) {
+/**
+ * The goal page's cluster notes: this node fenced or cut off from Redis, and a goal status
+ * answered from this node's own record (goal.status `cluster`): the cluster's view only as of
+ * its last heartbeat, another node may have ended or taken the goal since. Once Redis answers
+ * again the goal is read again, and the mark goes.
+ */
+export function GoalClusterNote({ store, goalId }: { store: LiveStore; goalId: string }) {
   const answer = useClusterStatus(store.state.revisions.goals);
-  return <ClusterNote status={answer.value} />;
+  const s = answer.value;
+  const mark = store.state.goals[goalId]?.cluster;
+  const healthy = s?.enabled === true && s.redis?.unreachable === undefined && s.redis?.refused === undefined;
+  const marked = mark !== undefined;
+  // At most once per cluster.status answer: a goal.status still marked (Redis flapping) is
+  // not asked again at once.
+  useEffect(() => {
+    if (!healthy || !marked) return;
+    rpc<Goal>("goal.status", { goal_id: goalId }).then(
+      (g) => store.update((st) => withGoals(st, [{ ...g, cluster: g.cluster }])),
+      () => undefined,
+    );
+  }, [s, healthy, marked, goalId, store]);
+  return (
+    <>
+      <ClusterNote status={s} />
+      {mark ? (
+        <p class="error text" role="alert" data-testid="goal-own-record">
+          This goal's status is this node's own record: the cluster's Redis{" "}
+          {mark.redis === "refused" ? "refuses this node's reads" : "cannot be reached"} ({mark.reason}). The
+          cluster last heard from this node {mark.as_of ? <Time at={mark.as_of} /> : "never"}; another node
+          may have ended or taken this goal since.
+        </p>
+      ) : null}
+    </>
+  );
 }
 
 export function ClusterPanel({ store }: { store: LiveStore }) {
@@ -69,24 +170,27 @@ export function ClusterPanel({ store }: { store: LiveStore }) {
   const s = answer.value;
   if (answer.error !== undefined && s === undefined) return <ErrorNote error={answer.error} />;
   if (!s?.enabled) return null;
-  const unreachable = s.redis?.unreachable !== undefined;
-  if (!unreachable) lastRead.current = { nodes: s.nodes, at: new Date().toISOString() };
+  const unreachable = s.redis?.unreachable !== undefined || s.redis?.refused !== undefined;
+  const late = lateOrFailed(answer);
+  if (!unreachable && late === undefined && lastRead.current?.nodes !== s.nodes)
+    lastRead.current = { nodes: s.nodes, at: new Date().toISOString() };
   const kept = unreachable ? lastRead.current : undefined;
   // Cut off: this node as it says now, the others as last read.
   const nodes = kept ? kept.nodes.map((n) => s.nodes.find((m) => m.node_id === n.node_id) ?? n) : s.nodes;
   return (
     <Section title="Cluster">
-      <ErrorNote error={answer.error} />
       <ClusterNote status={s} />
-      {unreachable ? (
-        <p class="muted" data-testid="cluster-stale">
-          {kept ? (
+      {unreachable || late !== undefined ? (
+        <p class="error text" data-testid="cluster-stale">
+          STALE{" "}
+          {lastRead.current ? (
             <>
-              Other nodes as of <Time at={kept.at} />
+              since <Time at={lastRead.current.at} />: other nodes as of then
             </>
           ) : (
-            "The other nodes have not been read"
+            ": the other nodes have not been read"
           )}
+          {late !== undefined ? `; ${late}` : ""}
         </p>
       ) : null}
       <table class="cluster" data-testid="cluster">

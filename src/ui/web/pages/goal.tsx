@@ -191,7 +191,8 @@ export function GoalPage({ store, goalId }: { store: LiveStore; goalId: string }
     // The goal's status apart from its agents and calls: in a cluster those are asked of the
     // node that runs it, and a node that is gone still leaves the goal's state to show.
     rpc<Goal>("goal.status", { goal_id: goalId }).then(
-      (status) => current && store.update((s) => withGoals(s, [status])),
+      // A status without `cluster` is the cluster's: an earlier own-record mark goes.
+      (status) => current && store.update((s) => withGoals(s, [{ ...status, cluster: status.cluster }])),
       failed,
     );
     Promise.all([
@@ -232,7 +233,7 @@ export function GoalPage({ store, goalId }: { store: LiveStore; goalId: string }
     // goal.finished carries the state, not the result: read it once the goal has ended.
     if (!ended) return;
     rpc<Goal>("goal.status", { goal_id: goalId }).then(
-      (status) => store.update((s) => withGoals(s, [status])),
+      (status) => store.update((s) => withGoals(s, [{ ...status, cluster: status.cluster }])),
       setError,
     );
   }, [ended, goalId, store]);
@@ -241,7 +242,7 @@ export function GoalPage({ store, goalId }: { store: LiveStore; goalId: string }
   return (
     <>
       <Section title="Goal" id="goal">
-        <GoalClusterNote store={store} />
+        <GoalClusterNote store={store} goalId={goalId} />
         <ErrorNote error={error} />
         {goal ? (
           <>

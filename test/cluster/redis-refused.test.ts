@@ -1,0 +1,141 @@
+// A node whose Redis refuses it, with a real agentd node on a real redis-server: an ACL user
+// lacking a permission, or a password no longer taken when the node reconnects. cluster.status
+// and `aido cluster status` say Redis refuses this node — not that it cannot be reached, which
+// sent a person fixing an ACL looking for a network fault — and goal.status of its own goal,
+// answered from its own record, is marked so. The password in the node's Redis URL is in no
+// answer or line.
+
+import { beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
+import { until } from "../daemon/process.js";
+import { failureOf } from "../llm/harness.js";
+import { type ProviderServer, turn } from "../support/provider-server.js";
+import { forGoal, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
+import { withCluster } from "./support/file-cluster.js";
+
+const USER = "aido-node";
+const PASSWORD = "pw-3f9c-never-shown";
+
+let server: ProviderServer;
+let redisServer: RedisServer;
+let raw: import("ioredis").Redis;
+let node: Node;
+withCluster((c) => {
+  server = c.server;
+  redisServer = c.redis;
+  raw = c.raw;
+});
+
+beforeAll(async () => {
+  await raw.call("ACL", "SETUSER", USER, "on", `>${PASSWORD}`, "~*", "&*", "+@all");
+  const url = new URL(redisServer.url);
+  url.username = USER;
+  url.password = PASSWORD;
+  node = await startNode(server, url.toString(), "refused-node", { onRedisLoss: "finish" });
+}, 60_000);
+
+/** Run `f` while the node's ACL user may not run `command`. */
+async function withoutPermission<T>(command: string, f: () => Promise<T>): Promise<T> {
+  await raw.call("ACL", "SETUSER", USER, `-${command}`);
+  try {
+    return await f();
+  } finally {
+    await raw.call("ACL", "SETUSER", USER, `+${command}`);
+  }
+}
+
+describe("a node whose Redis ACL user lacks a permission", () => {
+  it("cluster.status and aido cluster status say Redis refuses it, not that it cannot be reached", async () => {
+    await withoutPermission("smembers", async () => {
+      const status = await (await node.client()).call("cluster.status", {});
+      if (!status.enabled) throw new Error("not a cluster");
+      expect(status.redis.refused).toMatch(/NOPERM/);
+      expect(status.redis.unreachable).toBeUndefined();
+      expect(status.nodes.map((n) => n.node_id)).toEqual([node.id]);
+      expect(JSON.stringify(status)).not.toContain(PASSWORD);
+
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(
+        ["cluster", "status"],
+        { out: (l: string) => out.push(l), err: (l: string) => err.push(l), interactive: false },
+        { ...node.home.env, AIDO_HOME: node.home.dir },
+      );
+      expect(code).toBe(1);
+      const said = err.join("\n");
+      expect(said).toMatch(/Redis refuses this node's reads: .*NOPERM.*check the ACL user/);
+      expect(said).not.toMatch(/cannot be reached/);
+      expect([...out, ...err].join("\n")).not.toContain(PASSWORD);
+    });
+    // The permission back: the cluster's view again.
+    const back = await (await node.client()).call("cluster.status", {});
+    if (!back.enabled) throw new Error("not a cluster");
+    expect(back.redis.refused).toBeUndefined();
+  }, 60_000);
+
+  it("cluster.status says Redis refuses the node's connection when its password is no longer taken (WRONGPASS)", async () => {
+    // The node's connection dropped and its password changed: its commands then fail only as
+    // "Stream isn't writeable", which read as a network fault.
+    await raw.call("ACL", "SETUSER", USER, "resetpass", ">another-password");
+    try {
+      await raw.call("CLIENT", "KILL", "USER", USER);
+      const status = await until(async () => {
+        const s = await (await node.client()).call("cluster.status", {});
+        return s.enabled && s.redis.refused !== undefined ? s : undefined;
+      });
+      if (!status.enabled) throw new Error("not a cluster");
+      expect(status.redis.refused).toMatch(/it refused this node's connection: WRONGPASS/);
+      expect(status.redis.unreachable).toBeUndefined();
+      expect(JSON.stringify(status)).not.toContain(PASSWORD);
+      // A goal submitted meanwhile is refused saying so.
+      const e = await failureOf(
+        (await node.client()).call("goal.submit", { goal: "not queued", manifest: manifest() }),
+      );
+      expect(e.code).toBe("cluster_unavailable");
+      expect(e.message).toMatch(
+        /the cluster's Redis refused this node \(it refused this node's connection: WRONGPASS.*check the ACL user/,
+      );
+      expect(e.message).not.toContain(PASSWORD);
+    } finally {
+      await raw.call("ACL", "SETUSER", USER, "resetpass", `>${PASSWORD}`);
+    }
+    // The password taken again: the node reconnects and reads Redis.
+    await until(async () => {
+      const s = await (await node.client()).call("cluster.status", {});
+      return s.enabled && s.redis.refused === undefined && s.redis.unreachable === undefined
+        ? true
+        : undefined;
+    }, 30_000);
+  }, 60_000);
+
+  it("goal.status of its own goal is its own record, marked refused, while Redis refuses the read", async () => {
+    const marker = "refused-own-goal";
+    server.script(forGoal(marker), [
+      turn.toolUse("file_write", { path: "/output/x.md", content: "x" }),
+      turn.text(`finished ${marker}`),
+    ]);
+    const c = await node.client();
+    const { goal_id } = await c.call("goal.submit", {
+      goal: `write ${marker}`,
+      manifest: manifest({ approve: true }),
+    });
+    const pending = await until(async () =>
+      (await c.call("approval.list", {})).approvals.find((p) => p.goal_id === goal_id),
+    );
+    await withoutPermission("hgetall", async () => {
+      const s = await (await node.client()).call("goal.status", { goal_id });
+      expect(s).toMatchObject({ goal_id, state: "running", node: node.id });
+      expect(s.cluster).toMatchObject({ redis: "refused", reason: expect.stringMatching(/NOPERM/) });
+      expect(s.cluster?.reason).not.toMatch(/cannot be reached/);
+      expect(JSON.stringify(s)).not.toContain(PASSWORD);
+      // Another goal's status cannot be read: refused, saying so and naming the goal.
+      const e = await failureOf((await node.client()).call("goal.status", { goal_id: "g_not_here" }));
+      expect(e.code).toBe("cluster_unavailable");
+      expect(e.message).toMatch(/goal g_not_here: the cluster's Redis refused this node's read: NOPERM/);
+    });
+    // Readable again: the cluster's status, unmarked.
+    expect((await (await node.client()).call("goal.status", { goal_id })).cluster).toBeUndefined();
+    await c.call("approval.respond", { id: pending.id, decision: "allow_once" });
+    expect((await c.call("goal.wait", { goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
+  }, 90_000);
+});
