@@ -13,6 +13,7 @@ import type { Config } from "../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { aidoHome, socketPathIn } from "../home.js";
 import { expiredRecords } from "../humansandbox/state.js";
+import { inertLines } from "../security/terminal-text.js";
 import type { CliIo } from "./command.js";
 import { type CommandEntry, commands } from "./commands/index.js";
 
@@ -86,10 +87,11 @@ export async function runCli(argv: string[], io: CliIo, env = process.env): Prom
     });
   } catch (e) {
     if (e instanceof AidoError) {
-      io.err(`aido ${found.cmd.name}: ${e.message}`);
+      // A refusal may echo what the caller typed or a model wrote (a goal id, a name): inert.
+      io.err(`aido ${found.cmd.name}: ${inertLines(e.message)}`);
       return e.code === ErrorCode.usage || e.code === ErrorCode.configInvalid ? 2 : 1;
     }
-    io.err(`aido ${found.cmd.name}: unexpected error: ${(e as Error).stack ?? String(e)}`);
+    io.err(`aido ${found.cmd.name}: unexpected error: ${inertLines((e as Error).stack ?? String(e))}`);
     return 1;
   }
 }

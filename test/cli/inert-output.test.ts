@@ -89,4 +89,12 @@ describe("model-written text on the terminal", () => {
     expect(agents.all()).not.toMatch(ACTIVE);
     expect(agents.text()).toMatch(/^broken .*\(finished: error\)/m);
   });
+
+  it("prints a refusal that echoes what the caller typed (a goal id) as inert text", async () => {
+    const _fx = await suite.start();
+    const r = await cli(["status", `g-${HOSTILE}`]);
+    expect(r.code).toBe(1);
+    expect(r.all()).not.toMatch(ACTIVE);
+    expect(r.err.join("\n")).toMatch(/^aido status: .*g-\\x1b\[2J/m);
+  });
 });
