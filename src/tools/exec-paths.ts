@@ -35,6 +35,9 @@ export { CONTAINER_HOME } from "./exec-known.js";
 
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
+/** Programs whose written operands are removed: the caller's private folder itself needs a grant. */
+const REMOVERS = new Set(["rm", "rmdir", "unlink"]);
+
 /** The folders a goal's container mounts from the host or gives it: grants are needed inside. */
 export const MOUNT_ROOTS: readonly string[] = ["/workspace", "/output", "/inputs", "/skills", "/tmp"];
 /** More distinct paths than this in one exec are refused (each is a round trip to the container). */
@@ -128,6 +131,7 @@ class Resolver {
     via: string,
     explicit: boolean,
     logical = false,
+    removes = false,
   ): Promise<void> {
     if (!written.startsWith("/") && dirs === undefined) {
       throw new AidoError(
@@ -142,12 +146,13 @@ class Resolver {
       const path = await this.realpath(logical ? posix.resolve(full) : full);
       if (!explicit && (await this.sandbox.stat(posix.dirname(path))) === null) continue;
       const accesses = access === "readwrite" ? (["read", "write"] as const) : [access];
-      for (const a of accesses) this.add(path, a, `${via}: "${written}"`);
+      for (const a of accesses) this.add(path, a, `${via}: "${written}"`, removes);
     }
   }
 
-  private add(path: string, access: ResolvedPath["access"], via: string): void {
-    const key = `${access}\0${path}`;
+  private add(path: string, access: ResolvedPath["access"], via: string, removes = false): void {
+    // Removed is kept apart: `touch $TMPDIR && rm -rf $TMPDIR` must still ask for the removal.
+    const key = `${access}\0${removes}\0${path}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
     this.paths.push({ path, access, via });
@@ -155,8 +160,11 @@ class Resolver {
     // The caller's private folder: its exec's Landlock domain reads and writes all of it,
     // whatever the grants (sandbox/executor/confinement.ts confinementArgs), so no grant is
     // asked for. `path` is canonical: a link in the folder is judged where it leads. The
-    // policy still sees the path (above).
-    if (this.privateTmp !== undefined && within(path, this.privateTmp)) return;
+    // policy still sees the path (above). The folder itself is an entry of /tmp: removing it
+    // (`rm -rf $TMPDIR`) needs a grant there, as Landlock does (without one, rm empties the folder and
+    // fails on it): judged as any /tmp path, so the refusal comes before anything is removed.
+    const itself = removes && path === this.privateTmp;
+    if (this.privateTmp !== undefined && within(path, this.privateTmp) && !itself) return;
     const kind = access === "read" ? "file_read" : access === "write" ? "file_write" : "file_access";
     this.needs.push({ kind, path, via });
   }
@@ -296,8 +304,10 @@ async function pathsFrom(
         const texts = [...written.map((t) => [t, "write"] as const), ...read.map((t) => [t, "any"] as const)];
         for (const [text, access] of texts) {
           const known = knownPart(text, vars);
-          if (known)
-            await r.judge(known.path, dirs, known.whole ? access : "any", `argument ${k} of ${name}`, true);
+          // Only a word that is the path whole names what is removed (`rm -r ~/*`: not the folder).
+          const removes = REMOVERS.has(name) && access === "write" && known?.whole === true;
+          const via = `argument ${k} of ${name}`;
+          if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true, false, removes);
         }
         continue;
       }
@@ -310,7 +320,8 @@ async function pathsFrom(
       // A written word is a path however it is spelled: `rm notes.txt` after `cd pub` writes pub/notes.txt.
       for (const text of written) {
         const p = writtenPath(text, name);
-        if (p !== undefined) await r.judge(p, dirs, "write", `argument ${k} of ${name}`, true);
+        if (p !== undefined)
+          await r.judge(p, dirs, "write", `argument ${k} of ${name}`, true, false, REMOVERS.has(name));
       }
       for (const text of read) {
         const p = pathOf(text);

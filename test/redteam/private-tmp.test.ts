@@ -280,6 +280,50 @@ describe("cd ~ goes to the private folder", () => {
   }, 60_000);
 });
 
+describe("removing the private folder itself", () => {
+  const keep = async () => {
+    expectOk(await b.exec("worker", "echo made")); // the executor makes the folder for a first exec
+    await b.inner.exec({
+      argv: ["sh", "-c", 'echo k > "$1/keep"', "sh", tmpOf("worker")],
+      confinement: "unconfined",
+    });
+  };
+
+  it("refuses rm -r of ~ or $HOME as deleting the home tree (rule disk-wipe)", async () => {
+    await keep();
+    for (const command of ["rm -rf ~", "rm -r $HOME", "rm -rf ~/*"]) {
+      expectRefused(b, "worker", await b.exec("worker", command), "policy", /rule disk-wipe/);
+    }
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+  }, 60_000);
+
+  it.each([
+    ["rm -rf $TMPDIR", "rm -rf $TMPDIR"],
+    ["rm -r with the folder's path", "rm -r @P"],
+    ["rm -rf $TMPDIR/", 'rm -rf "$TMPDIR"/'],
+    ["rmdir", "rmdir @P"],
+    ["rm -rf $TMPDIR after a write to it", "touch $TMPDIR && rm -rf $TMPDIR"],
+  ])(
+    "refuses %s before anything is removed, as Landlock keeps the folder",
+    async (_how, command) => {
+      // Landlock lets rm empty the folder and refuses the folder's own entry in /tmp: the judge
+      // allowed it (a path in the folder needs no grant), and the agent lost its files to a
+      // command that then failed.
+      await keep();
+      const r = await b.exec("worker", command.replace("@P", tmpOf("worker")));
+      expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("worker")} `));
+      expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+    },
+    60_000,
+  );
+
+  it("runs rm -rf $TMPDIR/* (what is in the folder)", async () => {
+    await keep();
+    expectOk(await b.exec("worker", "rm -rf $TMPDIR/*"));
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("");
+  }, 60_000);
+});
+
 describe("a cleared environment has no TMPDIR", () => {
   it("judges env -i mktemp in /tmp, not the private folder", async () => {
     // Unreachable today (loader-injection refuses every cleared environment), judged right anyway.
