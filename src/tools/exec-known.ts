@@ -56,6 +56,8 @@ export function scriptStartVars(
     const set = siteAssigns.filter((a) => a.startsWith(`${name}=`)).at(-1);
     if (set !== undefined) {
       const value = set.slice(name.length + 1);
+      // An empty TMPDIR is not one place: mktemp then uses /tmp, tempfile `/` (seen in the image).
+      if (name === "TMPDIR" && value === "") return undefined;
       return STATIC_VALUE.test(value) ? value : undefined;
     }
     if (assignedNames.includes(name) || assignedNames.includes(CLEARED_ENVIRONMENT)) return undefined;

@@ -55,6 +55,12 @@ describe("scriptStartVars: what a script starts with", () => {
     ["HOME=/w sh s.sh: the value given", ["HOME"], ["HOME=/w"], { home: "/w", tmpdir: PRIVATE }],
     ["TMPDIR=/w sh s.sh", ["TMPDIR"], ["TMPDIR=/w"], { home: PRIVATE, tmpdir: "/w" }],
     ["HOME= sh s.sh: empty (dash's ~ is then /)", ["HOME"], ["HOME="], { home: "", tmpdir: PRIVATE }],
+    [
+      "TMPDIR= sh s.sh: not known (mktemp /tmp, tempfile /)",
+      ["TMPDIR"],
+      ["TMPDIR="],
+      { home: PRIVATE, tmpdir: undefined },
+    ],
     ["HOME=$D sh s.sh: not known", ["HOME"], ["HOME=$D"], { home: undefined, tmpdir: PRIVATE }],
     ["HOME=~x sh s.sh: not known", ["HOME"], ["HOME=~x"], { home: undefined, tmpdir: PRIVATE }],
     ["export HOME=/w; sh s.sh: not followed", ["HOME"], [], { home: undefined, tmpdir: PRIVATE }],
