@@ -41,9 +41,9 @@ const STATIC_VALUE = /^[^$`\\'"*?[\]~]*$/;
  * What a script starts with when a command (`siteAssigns`: its `NAME=value` settings) runs it
  * (`sh s.sh`, or `. s.sh`: `sourced`) from code that started with `parent` and assigns
  * `assignedNames` (CommandAnalysis.assignedNames, with what scripts it sources assign): the
- * value the command's own `HOME=D` gives when the text shows it whole; not known when the code
- * sets, exports or unsets it anywhere else, or clears the environment (`env -i`: which command
- * it clears is not followed); else what the code started with. IFS set by the code splits a
+ * value the command's own `HOME=D` gives when the text shows it whole and nothing else in the
+ * code sets, exports or unsets it; not known when something does, or when the code clears the
+ * environment (`env -i`: which command it clears is not followed); else what it started with. IFS set by the code splits a
  * sourced script's words too; dash resets it for a script it runs (seen in the image).
  */
 export function scriptStartVars(
@@ -53,14 +53,18 @@ export function scriptStartVars(
   sourced: boolean,
 ): StartVars {
   const one = (name: "HOME" | "TMPDIR", inherited: string | null | undefined): string | null | undefined => {
-    const set = siteAssigns.filter((a) => a.startsWith(`${name}=`)).at(-1);
+    // A cleared environment, or the name assigned or unset anywhere but by these settings
+    // (`HOME=/a env -u HOME sh s.sh`: the script has no HOME): not known.
+    if (assignedNames.includes(CLEARED_ENVIRONMENT)) return undefined;
+    const sets = siteAssigns.filter((a) => a.startsWith(`${name}=`));
+    if (assignedNames.filter((n) => n === name).length > sets.length) return undefined;
+    const set = sets.at(-1);
     if (set !== undefined) {
       const value = set.slice(name.length + 1);
       // An empty TMPDIR is not one place: mktemp then uses /tmp, tempfile `/` (seen in the image).
       if (name === "TMPDIR" && value === "") return undefined;
       return STATIC_VALUE.test(value) ? value : undefined;
     }
-    if (assignedNames.includes(name) || assignedNames.includes(CLEARED_ENVIRONMENT)) return undefined;
     return inherited;
   };
   const vars: StartVars = { home: one("HOME", parent.home), tmpdir: one("TMPDIR", parent.tmpdir) };

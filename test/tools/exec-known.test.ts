@@ -66,7 +66,30 @@ describe("scriptStartVars: what a script starts with", () => {
     ["export HOME=/w; sh s.sh: not followed", ["HOME"], [], { home: undefined, tmpdir: PRIVATE }],
     ["env -u TMPDIR sh s.sh", ["TMPDIR"], [], { home: PRIVATE, tmpdir: undefined }],
     ["env -i sh s.sh: cleared", ["*"], [], { home: undefined, tmpdir: undefined }],
-    ["the last of two HOME=", ["HOME", "HOME"], ["HOME=/a", "HOME=/b"], { home: "/b", tmpdir: PRIVATE }],
+    [
+      "HOME=/w env -i sh s.sh: cleared after",
+      ["HOME", "*"],
+      ["HOME=/w"],
+      { home: undefined, tmpdir: undefined },
+    ],
+    [
+      "HOME=/w env -u HOME sh s.sh: unset after",
+      ["HOME", "HOME"],
+      ["HOME=/w"],
+      { home: undefined, tmpdir: PRIVATE },
+    ],
+    [
+      "HOME=/a env HOME=/b sh s.sh: env's",
+      ["HOME", "HOME"],
+      ["HOME=/a", "HOME=/b"],
+      { home: "/b", tmpdir: PRIVATE },
+    ],
+    [
+      "unset HOME; HOME=/w sh s.sh: not followed",
+      ["HOME", "HOME"],
+      ["HOME=/w"],
+      { home: undefined, tmpdir: PRIVATE },
+    ],
   ])("%s", (_how, assigned, site, want) => {
     expect(scriptStartVars(start, assigned, site, false)).toEqual(want);
   });
