@@ -170,7 +170,7 @@ class Planner {
   private readonly judgedFrom = new Map<string, string>();
   private bytes = 0;
 
-  /** HOME, TMPDIR or a cleared environment that a sourced script assigns, for the code after it. */
+  /** HOME, TMPDIR, IFS or a cleared environment that a sourced script assigns, for the code after it. */
   readonly sourcedAssigns = new Set<string>();
 
   /**
@@ -390,8 +390,11 @@ function argsOf(c: SimpleCommand): Arg[] {
   return c.argv.map((value, i) => ({ value, dynamic: c.argDynamic[i] === true }));
 }
 
-/** What a sourced script may assign that changes where another script's `~` and mktemp lead. */
-const ENV_NAMES: ReadonlySet<string> = new Set(["HOME", "TMPDIR", CLEARED_ENVIRONMENT]);
+/**
+ * What a sourced script may assign that changes where another script's `~` and mktemp lead,
+ * or how a later sourced script's `$HOME/x` splits (IFS).
+ */
+const ENV_NAMES: ReadonlySet<string> = new Set(["HOME", "TMPDIR", "IFS", CLEARED_ENVIRONMENT]);
 
 /**
  * Judge the scripts `command` runs and pin them (see the header), as the exec runs it

@@ -50,6 +50,7 @@ beforeAll(async () => {
       "/workspace/lib/home.sh": "echo x > ~/s\n",
       "/workspace/lib/mk.sh": "mktemp\n",
       "/workspace/lib/split.sh": "touch $HOME/x\n",
+      "/workspace/lib/ifs.sh": "IFS=/\n",
       "/workspace/out/.keep": "",
     },
     setup: "chmod -R a+rwX /workspace",
@@ -254,6 +255,8 @@ describe("a sourced script runs in the shell of the command", () => {
         .map((p) => p.path);
     };
     expect(await written("IFS=/; . /workspace/lib/split.sh")).toEqual([]);
+    // Set by a script sourced before it: the same shell.
+    expect(await written(". /workspace/lib/ifs.sh; . /workspace/lib/split.sh")).toEqual([]);
     expect(await written("IFS=/; sh /workspace/lib/split.sh")).toEqual([`${tmpOf("worker")}/x`]);
     expect(await written(". /workspace/lib/split.sh")).toEqual([`${tmpOf("worker")}/x`]);
   }, 60_000);
