@@ -70,7 +70,9 @@ const NET_TOOLS = new Set([
   "telnet",
   "openssl",
 ]);
-const INTERPRETER = /^(python[0-9.]*|perl|ruby|node|nodejs|php[0-9.]*|lua[0-9.]*|bun|deno|tclsh|Rscript)$/;
+// prove runs perl test files, pdb3 a python script: interpreters under other names.
+const INTERPRETER =
+  /^(python[0-9.]*|perl|perl5[0-9.]*(-x86_64-linux-gnu)?|prove|pdb3[0-9.]*|ruby|node|nodejs|php[0-9.]*|lua[0-9.]*|bun|deno|tclsh|Rscript)$/;
 const CODE_RUNNERS = new Set(["eval", ".", "trap", "watch", "su", "runuser"]);
 
 /** Trees nobody inside a goal writes to. */

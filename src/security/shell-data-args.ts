@@ -1,6 +1,6 @@
 // security/shell-data-args.ts — the arguments that are data, not paths: grep's and jq's
 // patterns and filters, what echo, printf and expr print, the code after python3 -c, node -e
-// and perl -e. The exec tool does not judge them as files (a pattern `a/b` names nothing).
+// and perl -e (prove's and pdb3's too: the interpreters under other names). The exec tool does not judge them as files (a pattern `a/b` names nothing).
 // Interpreters run whatever their program says: their exec grant decides, and Landlock bounds
 // them. shell-programs.ts puts these in its table; their options run no program.
 
@@ -81,7 +81,24 @@ export const DATA_PROGRAMS: [string, Unfolder][] = [
     s,
     dataAfter({ value: ["e", "p", "eval", "print", "r", "require"], code: ["e", "p", "eval", "print"] }),
   ]),
-  ["perl", dataAfter({ value: ["e", "E", "M", "m", "I", "x"], code: ["e", "E"] })],
+  // perl under its versioned names (the same program in the image).
+  ...["perl", "perl5.36.0", "perl5.36-x86_64-linux-gnu"].map((s): [string, Unfolder] => [
+    s,
+    dataAfter({ value: ["e", "E", "M", "m", "I", "x"], code: ["e", "E"] }),
+  ]),
+  // prove runs its test files as perl (or with the program --exec names); pdb3 runs a python
+  // script, or the module -m names, and its -c commands: interpreters, their grant decides.
+  [
+    "prove",
+    dataAfter({
+      value: ["I", "M", "P", "e", "exec", "a", "archive", "j", "jobs", "rc", "state", "ext", "harness"],
+      code: ["e", "exec", "M", "P"],
+    }),
+  ],
+  ...["pdb3", "pdb3.11"].map((s): [string, Unfolder] => [
+    s,
+    dataAfter({ value: ["c", "m"], code: ["c", "m"] }),
+  ]),
 ];
 
 /** Programs whose options only mark data (patterns, code for interpreters): a run-time argument there is no risk. */

@@ -6,7 +6,8 @@
 //   - a `cd X` on the left of `&&` certainly happened for what is on the right;
 //   - a loop body sees the changes anywhere in the loop (the next pass starts where the
 //     last left off); a function body or trap action sees every change in the command;
-//   - a change to a directory known only at run time (`cd $D`, `cd`, `cd -`), or a
+//   - a change to a directory known only at run time (`cd $D`, `cd -`; `cd`, `cd ~` unless
+//     the caller knows where HOME leads: `known`), or a
 //     relative change that may repeat (in a loop or a function), makes the directory
 //     unknown: relative paths are then refused rather than guessed;
 //   - options that move one program (`env -C`, `git -C`, `tar -C`) add their directory.
@@ -35,7 +36,12 @@ const MAX_DIRS = 16;
 export function possibleDirs(
   a: CommandAnalysis,
   index: number | undefined,
-  opts: { local?: boolean; place?: Pick<SimpleCommand, "dirScope" | "localDirs"> } = {},
+  opts: {
+    local?: boolean;
+    place?: Pick<SimpleCommand, "dirScope" | "localDirs">;
+    /** The folder a run-time target names, when the caller knows it (`cd ~`: where HOME leads). */
+    known?: (target: string) => string | undefined;
+  } = {},
 ): DirPath[] | undefined {
   // `place`: a wrapper's file (CommandAnalysis.wrapperFiles), placed as a command at `index`.
   const c = opts.place ?? (index === undefined ? undefined : a.commands[index]);
@@ -43,10 +49,11 @@ export function possibleDirs(
   let set: DirPath[] = [[]];
   for (const d of a.dirs) {
     if (d.at > scope) continue;
-    if (d.dynamic) return undefined;
-    const absolute = d.target.startsWith("/");
+    const target = d.dynamic ? opts.known?.(d.target) : d.target;
+    if (target === undefined) return undefined;
+    const absolute = target.startsWith("/");
     if (d.repeats && !absolute) return undefined;
-    const step: DirStep = { target: d.target, physical: d.physical };
+    const step: DirStep = { target, physical: d.physical };
     const moved = set.map((p): DirPath => (absolute ? [step] : [...p, step]));
     const certain = index !== undefined && d.certain.some(([from, to]) => index >= from && index < to);
     set = dedupe(certain ? moved : [...set, ...moved]);

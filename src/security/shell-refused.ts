@@ -26,6 +26,8 @@ const REFUSED: Record<string, string> = {
   rmt: "rmt opens the files its input names",
   "rmt-tar": "rmt opens the files its input names",
   cpan: "cpan builds and installs modules, running their build scripts",
+  // The same program under its versioned name in the image (`cpan .` runs ./Makefile.PL).
+  "cpan5.36-x86_64-linux-gnu": "cpan builds and installs modules, running their build scripts",
   "x86_64-linux-gnu-gprofng": "gprofng collect app runs the program it profiles",
   "x86_64-linux-gnu-gp-collect-app": "gp-collect-app runs the program it profiles",
   pydoc3: "pydoc3 runs a pager chosen by the environment",

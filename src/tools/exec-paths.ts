@@ -27,65 +27,16 @@ import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
 import { commandName, pathOf, pathTexts, symlinkOperands, writeTargets } from "../security/shell-operands.js";
 import { programReads } from "../security/shell-writes.js";
-import { COMPILER_NAMES, passedOnPieces } from "../security/shell-writes-build.js";
-import { type KnownVars, knownPart } from "./exec-known.js";
+import { passedOnPieces } from "../security/shell-writes-build.js";
+import { refuseEnvWrites } from "./exec-env-writes.js";
+import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } from "./exec-known.js";
+
+export { CONTAINER_HOME } from "./exec-known.js";
+
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
-/**
- * $HOME in every goal container (sandbox/container-spec.ts), which `~` stands for unless a
- * command sets HOME, or its exec runs confined with the caller's private folder (below).
- */
-export const CONTAINER_HOME = "/tmp";
-
-/**
- * Variables from which a program reads options or the folder it writes in (`UNZIP="-d D"`,
- * `TMPDIR=D mktemp`, `GIT_DIR=D git init`): set by the command, its writes are not those judged.
- * (GZIP is not: gzip 1.12 refuses -c, -S and -d there.)
- */
-const WRITE_ENV: Record<string, readonly string[]> = {
-  unzip: ["UNZIP", "UNZIPOPT"],
-  bzip2: ["BZIP", "BZIP2"],
-  bunzip2: ["BZIP", "BZIP2"],
-  xz: ["XZ_OPT", "XZ_DEFAULTS"],
-  unxz: ["XZ_OPT", "XZ_DEFAULTS"],
-  lzma: ["XZ_OPT", "XZ_DEFAULTS"],
-  unlzma: ["XZ_OPT", "XZ_DEFAULTS"],
-  mktemp: ["TMPDIR"],
-  tempfile: ["TMPDIR"],
-  lesskey: ["LESSKEY", "HOME"],
-  py3compile: ["PYTHONPYCACHEPREFIX"],
-  tar: ["TAPE", "TAR_OPTIONS"],
-  git: ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"],
-  // Dir::Cache in the configuration APT_CONFIG names: apt-cache writes its caches there.
-  "apt-cache": ["APT_CONFIG"],
-};
-// e2fsck's configuration file names a log it writes (log_filename, log_dir), and e2fsprogs'
-// undo files go to E2FSPROGS_UNDO_DIR (`tune2fs -I` makes one unasked); fsck passes both on.
-for (const e of ["e2fsck", "fsck.ext2", "fsck.ext3", "fsck.ext4", "fsck"])
-  WRITE_ENV[e] = ["E2FSCK_CONFIG", "E2FSPROGS_UNDO_DIR"];
-for (const e of ["tune2fs", "resize2fs", "e2undo"]) WRITE_ENV[e] = ["E2FSPROGS_UNDO_DIR"];
-
-/**
- * Where the variable can make a command that writes nothing write: `TAPE=F tar -c DIR` writes
- * F (stdout without it), `UNZIP=-- unzip -l A` extracts (a `-` negates the -l after it),
- * `APT_CONFIG=F apt-cache policy` writes its caches, `E2FSCK_CONFIG=F e2fsck -n IMG` its log.
- */
-const ENV_TURNS_WRITES_ON = new Set(["tar", "unzip", "apt-cache", "e2fsck", "fsck.ext2", "fsck.ext3"]);
-ENV_TURNS_WRITES_ON.add("fsck.ext4");
-// gcc and cpp write the dependency file DEPENDENCIES_OUTPUT / SUNPRO_DEPENDENCIES names (`-E` too).
-for (const c of [...COMPILER_NAMES, ...COMPILER_NAMES.map((n) => `x86_64-linux-gnu-${n}`)]) {
-  WRITE_ENV[c] = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
-  ENV_TURNS_WRITES_ON.add(c);
-}
-
-/**
- * Programs whose options turn their writes off (`gzip -c`, `patch --dry-run`, `mktemp -u`).
- * POSIXLY_CORRECT makes getopt stop at the first operand: `POSIXLY_CORRECT=1 gzip F -c`
- * compresses F (and a file named -c), `touch F -d X` makes ./-d and ./X. A command that sets
- * it is refused where the program writes or is one of these.
- */
-const WRITES_OFF_BY_OPTION = new Set(["gzip", "gunzip", "uncompress", "xz", "unxz", "lzma", "unlzma"]);
-WRITES_OFF_BY_OPTION.add("patch").add("mktemp");
+/** Programs whose written operands are removed: the caller's private folder itself needs a grant. */
+const REMOVERS = new Set(["rm", "rmdir", "unlink"]);
 
 /** The folders a goal's container mounts from the host or gives it: grants are needed inside. */
 export const MOUNT_ROOTS: readonly string[] = ["/workspace", "/output", "/inputs", "/skills", "/tmp"];
@@ -180,6 +131,7 @@ class Resolver {
     via: string,
     explicit: boolean,
     logical = false,
+    removes = false,
   ): Promise<void> {
     if (!written.startsWith("/") && dirs === undefined) {
       throw new AidoError(
@@ -194,12 +146,13 @@ class Resolver {
       const path = await this.realpath(logical ? posix.resolve(full) : full);
       if (!explicit && (await this.sandbox.stat(posix.dirname(path))) === null) continue;
       const accesses = access === "readwrite" ? (["read", "write"] as const) : [access];
-      for (const a of accesses) this.add(path, a, `${via}: "${written}"`);
+      for (const a of accesses) this.add(path, a, `${via}: "${written}"`, removes);
     }
   }
 
-  private add(path: string, access: ResolvedPath["access"], via: string): void {
-    const key = `${access}\0${path}`;
+  private add(path: string, access: ResolvedPath["access"], via: string, removes = false): void {
+    // Removed is kept apart: `touch $TMPDIR && rm -rf $TMPDIR` must still ask for the removal.
+    const key = `${access}\0${removes}\0${path}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
     this.paths.push({ path, access, via });
@@ -207,8 +160,11 @@ class Resolver {
     // The caller's private folder: its exec's Landlock domain reads and writes all of it,
     // whatever the grants (sandbox/executor/confinement.ts confinementArgs), so no grant is
     // asked for. `path` is canonical: a link in the folder is judged where it leads. The
-    // policy still sees the path (above).
-    if (this.privateTmp !== undefined && within(path, this.privateTmp)) return;
+    // policy still sees the path (above). The folder itself is an entry of /tmp: removing it
+    // (`rm -rf $TMPDIR`) needs a grant there, as Landlock does (without one, rm empties the folder and
+    // fails on it): judged as any /tmp path, so the refusal comes before anything is removed.
+    const itself = removes && path === this.privateTmp;
+    if (this.privateTmp !== undefined && within(path, this.privateTmp) && !itself) return;
     const kind = access === "read" ? "file_read" : access === "write" ? "file_write" : "file_access";
     this.needs.push({ kind, path, via });
   }
@@ -217,24 +173,44 @@ class Resolver {
 const describeRedirect = (r: Redirect): string =>
   `the redirection ${r.fd === 0 || r.fd === 1 ? "" : r.fd}${r.op}`;
 
+/** Where the code judged runs: see execPaths. */
+export interface ExecPlace {
+  /**
+   * The caller's private folder, given only when the exec runs confined with HOME and TMPDIR
+   * there (sandbox/executor/exec.ts): a path in it needs no grant.
+   */
+  privateTmp?: string;
+  /**
+   * HOME and TMPDIR the code starts with (default: the exec's own, execStartVars): `~` and what
+   * a program writes in $TMPDIR by default are judged where they lead. A script a command runs
+   * starts with what the command gave it (`HOME=D sh s.sh`: D; exec-known.ts scriptStartVars).
+   */
+  start?: StartVars;
+}
+
 /**
  * The file needs of an analysed exec command and the canonical paths behind them (see the
- * header), for code that starts in any of `cwds` (a script run after a `cd` may start in several).
- * `privateTmp`: the caller's private folder, given only when the exec runs confined with HOME
- * and TMPDIR there (sandbox/executor/exec.ts): `~` and what a program writes in $TMPDIR by
- * default are judged there (unless the command sets HOME or TMPDIR), and a path in it needs
- * no grant. Without it, both are /tmp, as an unconfined exec has them.
+ * header), for code that starts in any of `cwds` (a script run after a `cd` may start in several),
+ * run as `place` says. Without a private folder, HOME is /tmp and TMPDIR unset, as an unconfined
+ * exec has them.
  */
 export async function execPaths(
   sandbox: SandboxHandle,
   analysis: CommandAnalysis,
   cwds: readonly string[],
-  privateTmp?: string,
+  place: ExecPlace = {},
 ): Promise<ExecPaths> {
   const out: ExecPaths = { needs: [], paths: [], words: [] };
   const seen = new Set<string>();
+  const start = place.start ?? execStartVars(place.privateTmp);
   for (const cwd of cwds) {
-    const one = await pathsFrom(sandbox, analysis, cwd, privateTmp);
+    const one = await pathsFrom(
+      sandbox,
+      analysis,
+      cwd,
+      place.privateTmp,
+      knownVars(start, analysis.assignedNames),
+    );
     for (const n of one.needs) {
       const key = JSON.stringify(n);
       if (!seen.has(key)) out.needs.push(n);
@@ -246,14 +222,19 @@ export async function execPaths(
   return out;
 }
 
-/** The canonical directories command `index` of `analysis` may start in, for code started in `cwd`. */
+/**
+ * The canonical directories command `index` of `analysis` may start in, for code started in
+ * `cwd` with `start` (a `cd ~` goes where HOME leads).
+ */
 export async function startDirs(
   sandbox: SandboxHandle,
   analysis: CommandAnalysis,
   index: number,
   cwd: string,
+  start: StartVars,
 ): Promise<string[] | undefined> {
-  const paths = possibleDirs(analysis, index);
+  const vars = knownVars(start, analysis.assignedNames);
+  const paths = possibleDirs(analysis, index, { known: (t) => knownDir(t, vars) });
   if (paths === undefined) return undefined;
   const r = new Resolver(sandbox, cwd, undefined);
   return [...new Set((await Promise.all(paths.map((p) => r.dir(p)))).map((d) => d.canonical))];
@@ -264,18 +245,19 @@ async function pathsFrom(
   analysis: CommandAnalysis,
   cwd: string,
   privateTmp: string | undefined,
+  vars: KnownVars,
 ): Promise<ExecPaths> {
   const r = new Resolver(sandbox, cwd, privateTmp);
+  // `cd ~`, `cd $HOME`, `cd` (HOME): where HOME leads, when that is known.
+  const knownTarget = (target: string) => knownDir(target, vars);
   const dirsOf = async (index: number | undefined, local = true): Promise<StartDir[] | undefined> => {
-    const paths = possibleDirs(analysis, index, { local });
+    const paths = possibleDirs(analysis, index, { local, known: knownTarget });
     return paths === undefined ? undefined : Promise.all(paths.map((p) => r.dir(p)));
   };
-  // What `~` and $HOME stand for: undefined when the command sets (or unsets) HOME.
-  const home = analysis.assignedNames.includes("HOME") ? undefined : (privateTmp ?? CONTAINER_HOME);
-  // $TMPDIR, and where a program's $TMPDIR default lands (mktemp, tempfile): the private folder
-  // when the exec has it; one the command sets is refused for them (WRITE_ENV), and unknown here.
-  const tmpdir = analysis.assignedNames.includes("TMPDIR") ? undefined : privateTmp;
-  const vars: KnownVars = { home, tmpdir, splits: analysis.assignedNames.includes("IFS") };
+  // What a program writes in $TMPDIR by default (mktemp, tempfile): where vars says it lands.
+  // A TMPDIR the command sets is refused for them (WRITE_ENV); one a script was handed from a
+  // run-time value is not known: refused below.
+  const tmpdir = vars.tmpdirDefault;
   const redirectsDone = new Set<Redirect>();
   const redirect = async (x: Redirect, dirs: StartDir[] | undefined): Promise<void> => {
     if (redirectsDone.has(x)) return;
@@ -294,24 +276,7 @@ async function pathsFrom(
     // What a known program writes, by argv index: the path itself (`sort -o/out` writes /out),
     // or one made from it (`gzip F` writes F.gz).
     const targets = writeTargets(c);
-    const env = WRITE_ENV[name]?.find((v) => analysis.assignedNames.includes(v));
-    if (env && (targets.length > 0 || ENV_TURNS_WRITES_ON.has(name))) {
-      throw new AidoError(
-        ErrorCode.policyDenied,
-        `cannot judge what ${name} writes: the command sets ${env}, which gives ${name} options or a folder the analysis does not read; give them on its command line`,
-        { rule: "unjudgeable" },
-      );
-    }
-    if (
-      analysis.assignedNames.includes("POSIXLY_CORRECT") &&
-      (targets.length > 0 || WRITES_OFF_BY_OPTION.has(name))
-    ) {
-      throw new AidoError(
-        ErrorCode.policyDenied,
-        `cannot judge what ${name} writes: the command sets POSIXLY_CORRECT, which makes ${name} take options after its first operand for files`,
-        { rule: "unjudgeable" },
-      );
-    }
+    refuseEnvWrites(name, targets.length > 0, analysis.assignedNames);
     const writes = new Map<number, string[]>();
     for (const t of targets) if (t.at >= 0) writes.set(t.at, [...(writes.get(t.at) ?? []), t.path]);
     // What it reads from another folder (`patch -d D -i P` reads D/P): judged there too.
@@ -339,8 +304,10 @@ async function pathsFrom(
         const texts = [...written.map((t) => [t, "write"] as const), ...read.map((t) => [t, "any"] as const)];
         for (const [text, access] of texts) {
           const known = knownPart(text, vars);
-          if (known)
-            await r.judge(known.path, dirs, known.whole ? access : "any", `argument ${k} of ${name}`, true);
+          // Only a word that is the path whole names what is removed (`rm -r ~/*`: not the folder).
+          const removes = REMOVERS.has(name) && access === "write" && known?.whole === true;
+          const via = `argument ${k} of ${name}`;
+          if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true, false, removes);
         }
         continue;
       }
@@ -353,7 +320,8 @@ async function pathsFrom(
       // A written word is a path however it is spelled: `rm notes.txt` after `cd pub` writes pub/notes.txt.
       for (const text of written) {
         const p = writtenPath(text, name);
-        if (p !== undefined) await r.judge(p, dirs, "write", `argument ${k} of ${name}`, true);
+        if (p !== undefined)
+          await r.judge(p, dirs, "write", `argument ${k} of ${name}`, true, false, REMOVERS.has(name));
       }
       for (const text of read) {
         const p = pathOf(text);
@@ -365,9 +333,16 @@ async function pathsFrom(
       // A folder or file no argument names (`tar -x` extracts into the cwd, split makes ./xaa).
       const via = `what ${name} writes`;
       // `~/.less` (lesskey's default): the container's HOME, which the command does not set.
-      if (t.inTmpdir && tmpdir !== undefined && !t.dynamic && within(t.path, "/tmp"))
+      if (t.inTmpdir && !t.dynamic && within(t.path, "/tmp")) {
+        if (tmpdir === undefined) {
+          throw new AidoError(
+            ErrorCode.policyDenied,
+            `cannot judge what ${name} writes: it writes in $TMPDIR, which is set from a value known only at run time`,
+            { rule: "unjudgeable" },
+          );
+        }
         await r.judge(tmpdir + t.path.slice("/tmp".length), dirs, "write", via, true);
-      else if (!t.dynamic && !t.path.startsWith("~/")) await r.judge(t.path, dirs, "write", via, true);
+      } else if (!t.dynamic && !t.path.startsWith("~/")) await r.judge(t.path, dirs, "write", via, true);
       else {
         const known = knownPart(t.path, vars);
         if (known) await r.judge(known.path, dirs, known.whole ? "write" : "any", via, true);
@@ -394,7 +369,7 @@ async function pathsFrom(
     for (const x of c.redirects) await redirect(x, dirs);
   }
   for (const f of analysis.wrapperFiles) {
-    const paths = possibleDirs(analysis, f.at, { place: f });
+    const paths = possibleDirs(analysis, f.at, { place: f, known: knownTarget });
     const dirs = paths === undefined ? undefined : await Promise.all(paths.map((p) => r.dir(p)));
     const via = `a file named in ${f.program}'s options`;
     const access = f.write ? "write" : "read";
@@ -413,6 +388,12 @@ async function pathsFrom(
   const anywhere = analysis.redirects.some((x) => !redirectsDone.has(x)) ? await dirsOf(undefined) : [];
   for (const x of analysis.redirects) await redirect(x, anywhere);
   return { needs: r.needs, paths: r.paths, words };
+}
+
+/** The folder a run-time cd target names when it is HOME or TMPDIR with a known value (`cd ~`, `cd`). */
+function knownDir(target: string, vars: KnownVars): string | undefined {
+  const part = knownPart(target, vars);
+  return part?.whole ? part.path : undefined;
 }
 
 /**

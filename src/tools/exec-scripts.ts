@@ -23,6 +23,7 @@ import type { Need, NeedsContext } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { execNeeds } from "../security/policy.js";
 import { isSystemPath } from "../security/policy-rules.js";
+import { CLEARED_ENVIRONMENT } from "../security/policy-variables.js";
 import {
   analyzeCommandUncached,
   basename,
@@ -39,7 +40,8 @@ import {
 } from "../security/shell-sh.js";
 import { type Arg, isSystemProgramPath } from "../security/shell-unfold.js";
 import { WRAPPERS } from "../security/shell-wrappers.js";
-import { execPaths, startDirs } from "./exec-paths.js";
+import { type StartVars, scriptStartVars } from "./exec-known.js";
+import { type ExecPlace, execPaths, startDirs } from "./exec-paths.js";
 import type { ScopeWord } from "./exec-scope.js";
 
 /** A script larger than this is refused (parsing costs ~13 ms per KB, synchronously). */
@@ -168,24 +170,39 @@ class Planner {
   private readonly judgedFrom = new Map<string, string>();
   private bytes = 0;
 
+  /** HOME, TMPDIR, IFS or a cleared environment that a sourced script assigns, for the code after it. */
+  readonly sourcedAssigns = new Set<string>();
+
+  /**
+   * `privateTmp`: the caller's private folder when the exec runs confined with it (a path in it
+   * needs no grant, scripts included). `alsoAssigned`: names sourced scripts assign (an earlier
+   * pass): they hold for every script, as a sourced script's assignments hold for what follows.
+   */
   constructor(
     private readonly sandbox: SandboxHandle,
     private readonly readRefusal: NeedsContext["readRefusal"],
+    private readonly privateTmp: string | undefined,
+    private readonly alsoAssigned: readonly string[],
   ) {}
 
-  /** `code` (analysed as `analysis`, started in `cwd`) with every script it runs judged and pinned. */
+  /**
+   * `code` (analysed as `analysis`, started in `cwd` with `start`) with every script it runs
+   * judged and pinned.
+   */
   async pin(
     code: string,
     analysis: CommandAnalysis,
     depth: number,
     where: string,
     cwd: string,
+    start: StartVars,
   ): Promise<string> {
     const movesDir = analysis.dirs.length > 0 || analysis.commands.some((c) => c.localDirs.length > 0);
     if (analysis.assignedNames.includes("PATH")) {
       throw refuse(`${where} sets PATH, which decides what file a command name runs; refused`);
     }
     let runs = 0;
+    const assigned = { ...analysis, assignedNames: [...analysis.assignedNames, ...this.alsoAssigned] };
     for (const [i, c] of analysis.commands.entries()) {
       const site = siteOf(argsOf(c));
       if (site === undefined) continue;
@@ -201,11 +218,13 @@ class Planner {
         }
         continue;
       }
-      const dirs = await startDirs(this.sandbox, analysis, i, cwd);
+      const dirs = await startDirs(this.sandbox, assigned, i, cwd, start);
       if (dirs === undefined) {
         throw refuse(`${where}: "${shown}" runs a script after moving to a directory known only at run time`);
       }
-      if (!(await this.judge(site, depth, where, movesDir, dirs))) continue;
+      // The script's `~`, $HOME, $TMPDIR and mktemp: what this code gave it (`HOME=D sh s.sh`: D).
+      const vars = scriptStartVars(start, assigned.assignedNames, c.assigns, site.kind === "source");
+      if (!(await this.judge(site, depth, where, movesDir, dirs, vars))) continue;
       // Pinning rewrites the words of the command that runs the script; a program that runs
       // it on its own (ldd, tar -I, install --strip-program) would run the file, not the text.
       const runner = c.wrappers.find((w) => !WRAPPERS.has(w));
@@ -227,16 +246,22 @@ class Planner {
     where: string,
     movesDir: boolean,
     dirs: string[],
+    start: StartVars,
   ): Promise<Judged | null> {
     const key = `${site.kind}\0${site.path}`;
     const known = this.judged.get(key);
-    if (known !== undefined && this.judgedFrom.get(key) === dirs.join("\0")) return known;
-    if (known !== undefined) throw refuse(`${where} runs the script ${site.path} from different directories`);
+    const from = JSON.stringify([dirs, start.home, start.tmpdir, start.splits === true]);
+    if (known !== undefined && this.judgedFrom.get(key) === from) return known;
+    if (known !== undefined) {
+      throw refuse(
+        `${where} runs the script ${site.path} from different directories, or with a different HOME or TMPDIR`,
+      );
+    }
     if (!site.path.startsWith("/") && (movesDir || dirs.length !== 1)) {
       throw refuse(`${where} changes directory and runs the script ${site.path}: give its absolute path`);
     }
     if (isDescriptorPath(site.path)) throw refuse(`${where} runs a program read from ${site.path}`);
-    this.judgedFrom.set(key, dirs.join("\0"));
+    this.judgedFrom.set(key, from);
     const path = await this.sandbox.realpath(
       site.path.startsWith("/") ? site.path : `${dirs[0]}/${site.path}`,
     );
@@ -294,7 +319,14 @@ class Planner {
       if (isAidoError(e, ErrorCode.policyDenied)) throw refuse(`script ${path}: ${e.message}`);
       throw e;
     }
-    const files = await execPaths(this.sandbox, analysis, dirs);
+    const place: ExecPlace = {
+      start,
+      ...(this.privateTmp === undefined ? {} : { privateTmp: this.privateTmp }),
+    };
+    const files = await execPaths(this.sandbox, analysis, dirs, place);
+    if (site.kind === "source") {
+      for (const n of analysis.assignedNames) if (ENV_NAMES.has(n)) this.sourcedAssigns.add(n);
+    }
     this.needs.push({ kind: "file_read", path, via: SCRIPT_VIA }, ...execNeeds(analysis), ...files.needs);
     this.words.push(...files.words);
     // `./x.sh` runs its interpreter (dash), which the pinned command names.
@@ -306,7 +338,7 @@ class Planner {
     if (dirs.length !== 1 && analysis.commands.some((c) => siteOf(argsOf(c)) !== undefined)) {
       throw refuse(`the script ${path} runs scripts and may start in several directories`);
     }
-    const text = await this.pin(file.content, analysis, depth + 1, `the script ${path}`, dirs[0]!);
+    const text = await this.pin(file.content, analysis, depth + 1, `the script ${path}`, dirs[0]!, start);
     const judged: Judged = { path, text, interpreter: interpreter ?? ["/bin/sh"] };
     this.judged.set(key, judged);
     return judged;
@@ -358,68 +390,41 @@ function argsOf(c: SimpleCommand): Arg[] {
   return c.argv.map((value, i) => ({ value, dynamic: c.argDynamic[i] === true }));
 }
 
-/** Judge the scripts `command` runs and pin them (see the header). */
+/**
+ * What a sourced script may assign that changes where another script's `~` and mktemp lead,
+ * or how a later sourced script's `$HOME/x` splits (IFS).
+ */
+const ENV_NAMES: ReadonlySet<string> = new Set(["HOME", "TMPDIR", "IFS", CLEARED_ENVIRONMENT]);
+
+/**
+ * Judge the scripts `command` runs and pin them (see the header), as the exec runs it
+ * (`place`: its private folder, HOME and TMPDIR). A script's `~`, $HOME, $TMPDIR and mktemp
+ * are judged with what the command gives it. A sourced script that sets HOME or TMPDIR sets
+ * them for what runs after it, loops and functions included: then the plan is made again with
+ * them not known in any script (a second pass; a script that then assigns more is refused).
+ */
 export async function planScripts(
   sandbox: SandboxHandle,
   readRefusal: NeedsContext["readRefusal"],
   command: string,
   analysis: CommandAnalysis,
   cwd: string,
+  place: { privateTmp?: string; start: StartVars },
 ): Promise<ScriptPlan> {
-  const planner = new Planner(sandbox, readRefusal);
-  const pinned = await planner.pin(command, analysis, 0, "the command", cwd);
+  let also: string[] = [];
+  for (;;) {
+    const planner = new Planner(sandbox, readRefusal, place.privateTmp, also);
+    const pinned = await planner.pin(command, analysis, 0, "the command", cwd, place.start);
+    const more = [...planner.sourcedAssigns].filter((n) => !also.includes(n));
+    if (more.length === 0) return finish(planner, pinned);
+    if (also.length > 0) throw refuse(`the scripts the command sources changed while they were judged`);
+    also = [...planner.sourcedAssigns];
+  }
+}
+
+function finish(planner: Planner, pinned: string): ScriptPlan {
   if (Buffer.byteLength(pinned, "utf8") > PINNED_MAX_BYTES) {
     throw refuse(`the command with its scripts written in is more than ${PINNED_MAX_BYTES} bytes`);
   }
   return { needs: planner.needs, analyses: planner.analyses, command: pinned, words: planner.words };
-}
-
-/** One analysis holding the command's and its scripts' commands, for the policy to judge at once. */
-export function mergeAnalyses(first: CommandAnalysis, rest: readonly CommandAnalysis[]): CommandAnalysis {
-  if (rest.length === 0) return first;
-  const out: CommandAnalysis = {
-    source: first.source,
-    commands: [],
-    pipelines: [],
-    redirects: [],
-    assignedNames: [],
-    functions: [],
-    dirs: [],
-    wrapperFiles: [],
-    helpers: [],
-    paths: [],
-  };
-  let groupBase = 0;
-  for (const a of [first, ...rest]) {
-    const base = out.commands.length;
-    let maxGroup = 0;
-    for (const c of a.commands) {
-      maxGroup = Math.max(maxGroup, c.group, c.parentGroup ?? 0);
-      out.commands.push({
-        ...c,
-        group: c.group + groupBase,
-        parentGroup: c.parentGroup === undefined ? undefined : c.parentGroup + groupBase,
-        dirScope: c.dirScope + base,
-      });
-    }
-    // A script's cd moves its own commands; applied to later ones too, it only widens what is judged.
-    out.dirs.push(
-      ...a.dirs.map((d) => ({
-        ...d,
-        at: d.at + base,
-        certain: d.certain.map(([from, to]): [number, number] => [from + base, to + base]),
-      })),
-    );
-    out.wrapperFiles.push(
-      ...a.wrapperFiles.map((f) => ({ ...f, at: f.at + base, dirScope: f.dirScope + base })),
-    );
-    out.helpers.push(...a.helpers.filter((h) => !out.helpers.includes(h)));
-    out.paths = [...(out.paths ?? []), ...(a.paths ?? [])];
-    out.pipelines.push(...a.pipelines.map((p) => p.map((stage) => stage.map((k) => k + base))));
-    out.functions.push(...a.functions.map((f) => ({ name: f.name, body: f.body.map((k) => k + base) })));
-    out.redirects.push(...a.redirects);
-    out.assignedNames.push(...a.assignedNames);
-    groupBase += maxGroup + 1;
-  }
-  return out;
 }

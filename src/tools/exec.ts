@@ -17,9 +17,11 @@ import type { SandboxHandle } from "../sandbox/types.js";
 import { commandScope } from "../security/approval-scope.js";
 import { execNeeds } from "../security/policy.js";
 import { analyzeCommand, type CommandAnalysis, MAX_COMMAND_BYTES } from "../security/shell.js";
+import { execStartVars } from "./exec-known.js";
+import { mergeAnalyses } from "./exec-merge.js";
 import { execPaths } from "./exec-paths.js";
 import { resolveScopeWords, type ScopeWord } from "./exec-scope.js";
-import { mergeAnalyses, planScripts } from "./exec-scripts.js";
+import { planScripts } from "./exec-scripts.js";
 import { boundOutput } from "./output.js";
 import { absolute, canonical, confirmJudged, pathSchema, WORKSPACE } from "./paths.js";
 
@@ -61,10 +63,11 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
       const cwd = await canonical(sandbox, i.cwd ?? WORKSPACE);
       const analysis = analyzeCommand(i.command);
       // Asked after a first call, which starts the executor that knows the kernel's Landlock.
-      // Scripts the command runs are judged without it: a script inherits a HOME or TMPDIR the
-      // command may have set around it, which its own analysis does not see.
+      // The command and the scripts it runs are judged with the HOME and TMPDIR it has there.
       const privateTmp = sandbox.confinesWithPrivateTmp?.() ? ctx.privateTmp : undefined;
-      const scripts = await planScripts(sandbox, readRefusal, i.command, analysis, cwd);
+      const start = execStartVars(privateTmp);
+      const place = { start, ...(privateTmp === undefined ? {} : { privateTmp }) };
+      const scripts = await planScripts(sandbox, readRefusal, i.command, analysis, cwd, place);
       // A script the command sources (`. ./env.sh`) sets variables for the commands after it
       // (HOME, TMPDIR, a program's options): the command's own words are judged as if it set
       // them too. Those of a script run by sh are counted as well, which may only refuse more.
@@ -73,7 +76,7 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
         assigned.length > 0
           ? { ...analysis, assignedNames: [...analysis.assignedNames, ...assigned] }
           : analysis;
-      const files = await execPaths(sandbox, own, [cwd], privateTmp);
+      const files = await execPaths(sandbox, own, [cwd], place);
       judgements.set(i, {
         analysis: mergeAnalyses({ ...analysis, paths: files.paths }, scripts.analyses),
         command: scripts.command,

@@ -12,13 +12,28 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { privateTmpOf } from "../../src/gate/confinement.js";
 import { analyzeCommand } from "../../src/security/shell.js";
+import { execStartVars } from "../../src/tools/exec-known.js";
 import { execPaths } from "../../src/tools/exec-paths.js";
+import { planScripts } from "../../src/tools/exec-scripts.js";
 import { expectOk } from "./fixture.js";
 import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
 
 let b: SharedBench;
 
-const PROGRAMS = ["mktemp", "tempfile", "echo", "cat", "ln", "test", "env", "ls", "touch"];
+const PROGRAMS = [
+  "mktemp",
+  "tempfile",
+  "echo",
+  "cat",
+  "ln",
+  "test",
+  "env",
+  "ls",
+  "touch",
+  "sh",
+  "rm",
+  "rmdir",
+];
 const worker = [
   "tool: exec",
   "file_read: /workspace/**",
@@ -32,6 +47,10 @@ beforeAll(async () => {
     files: {
       "/workspace/pub/secret": "s\n",
       "/workspace/lib/tmpdir.sh": "export TMPDIR=/workspace/out\n",
+      "/workspace/lib/home.sh": "echo x > ~/s\n",
+      "/workspace/lib/mk.sh": "mktemp\n",
+      "/workspace/lib/split.sh": "touch $HOME/x\n",
+      "/workspace/lib/ifs.sh": "IFS=/\n",
       "/workspace/out/.keep": "",
     },
     setup: "chmod -R a+rwX /workspace",
@@ -127,7 +146,9 @@ describe("a write in the caller's private folder is judged there and needs no gr
     // folder, not the private one. The word is then unknown (Landlock is the wall), not a
     // path in the folder that needs no grant; ~ and a quoted $HOME are not split.
     const command = 'IFS=/; touch $HOME/x ~/y "$HOME"/z';
-    const judged = await execPaths(b.inner, analyzeCommand(command), ["/workspace/out"], tmpOf("worker"));
+    const judged = await execPaths(b.inner, analyzeCommand(command), ["/workspace/out"], {
+      privateTmp: tmpOf("worker"),
+    });
     const written = judged.paths.filter((p) => p.access === "write").map((p) => p.path);
     expect(written.sort()).toEqual([`${tmpOf("worker")}/y`, `${tmpOf("worker")}/z`]);
     const r = expectOk(await b.exec("worker", `cd /workspace/out && ${command} 2>&1; ls -A`));
@@ -177,5 +198,145 @@ describe("a write in the caller's private folder is judged there and needs no gr
     const again = await b.exec("worker", "echo x > ~/link");
     expectRefused(b, "worker", again, "capability", /file_write on \/workspace\/pub\/secret/);
     expect(await contentOf("/workspace/pub/secret")).toBe("s\n");
+  }, 60_000);
+});
+
+describe("a script the command runs is judged with the HOME and TMPDIR it gets", () => {
+  it.each([
+    ["sh s.sh", "sh /workspace/lib/home.sh"],
+    [". s.sh", ". /workspace/lib/home.sh"],
+  ])(
+    "runs %s whose ~/s lands in the private folder",
+    async (_how, command) => {
+      // The script was judged with /tmp for ~: a false refusal (file_write on /tmp/s).
+      await b.inner.exec({ argv: ["rm", "-f", `${tmpOf("worker")}/s`], confinement: "unconfined" });
+      expectOk(await b.exec("worker", command));
+      expect(await contentOf(`${tmpOf("worker")}/s`)).toBe("x\n");
+    },
+    60_000,
+  );
+
+  it("judges the script's ~ where the HOME the command sets leads", async () => {
+    const out = expectOk(await b.exec("worker", "HOME=/workspace/out sh /workspace/lib/home.sh"));
+    expect(await contentOf("/workspace/out/s"), out.output).toBe("x\n");
+    const r = await b.exec("worker", "HOME=/workspace/pub sh /workspace/lib/home.sh");
+    expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub\/s /);
+    expect(await contentOf("/workspace/pub/s")).toBe("");
+    await b.inner.exec({ argv: ["rm", "-f", "/workspace/out/s"], confinement: "unconfined" });
+  }, 60_000);
+
+  it("judges the script's mktemp in the TMPDIR the command sets", async () => {
+    const r = expectOk(await b.exec("worker", "TMPDIR=/workspace/out sh /workspace/lib/mk.sh"));
+    const made = /\/workspace\/out\/tmp\.\S+/.exec(r.output)?.[0];
+    expect(made, r.output).toBeDefined();
+    await b.inner.exec({ argv: ["rm", "-f", made!], confinement: "unconfined" });
+    const pub = await b.exec("worker", "TMPDIR=/workspace/pub sh /workspace/lib/mk.sh");
+    expectRefused(b, "worker", pub, "capability", /file_write on \/workspace\/pub\/tmp\.X+ /);
+  }, 60_000);
+});
+
+describe("a sourced script runs in the shell of the command", () => {
+  it("does not judge its unquoted $HOME in the private folder after the command set IFS", async () => {
+    // `IFS=/; . s.sh` splits the script's $HOME/x as the command's own (dash resets IFS only for
+    // a script it runs): judged as a write in the private folder, it made ./tmp instead.
+    const place = { privateTmp: tmpOf("worker"), start: execStartVars(tmpOf("worker")) };
+    const written = async (command: string) => {
+      const plan = await planScripts(
+        b.inner,
+        () => undefined,
+        command,
+        analyzeCommand(command),
+        "/workspace/out",
+        place,
+      );
+      return plan.analyses
+        .flatMap((a) => a.paths ?? [])
+        .filter((p) => p.access === "write")
+        .map((p) => p.path);
+    };
+    expect(await written("IFS=/; . /workspace/lib/split.sh")).toEqual([]);
+    // Set by a script sourced before it: the same shell.
+    expect(await written(". /workspace/lib/ifs.sh; . /workspace/lib/split.sh")).toEqual([]);
+    expect(await written("IFS=/; sh /workspace/lib/split.sh")).toEqual([`${tmpOf("worker")}/x`]);
+    expect(await written(". /workspace/lib/split.sh")).toEqual([`${tmpOf("worker")}/x`]);
+  }, 60_000);
+});
+
+describe("cd ~ goes to the private folder", () => {
+  it.each([
+    ["cd ~", "cd ~ && echo x > c1", "c1"],
+    ["cd", "cd && echo x > c2", "c2"],
+    ["cd $HOME", "cd $HOME && echo x > c3", "c3"],
+  ])(
+    "runs %s then a relative write, judged there",
+    async (_how, command, file) => {
+      // It was refused: a relative path after a cd to a folder known only at run time.
+      expectOk(await b.exec("worker", command));
+      expect(await contentOf(`${tmpOf("worker")}/${file}`)).toBe("x\n");
+    },
+    60_000,
+  );
+
+  it("still refuses a relative path climbing out of it", async () => {
+    const r = await b.exec("worker", "cd ~ && echo x > ../../workspace/pub/c");
+    expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub\/c /);
+  }, 60_000);
+});
+
+describe("removing the private folder itself", () => {
+  const keep = async () => {
+    expectOk(await b.exec("worker", "echo made")); // the executor makes the folder for a first exec
+    await b.inner.exec({
+      argv: ["sh", "-c", 'echo k > "$1/keep"', "sh", tmpOf("worker")],
+      confinement: "unconfined",
+    });
+  };
+
+  it("refuses rm -r of ~ or $HOME as deleting the home tree (rule disk-wipe)", async () => {
+    await keep();
+    for (const command of ["rm -rf ~", "rm -r $HOME", "rm -rf ~/*"]) {
+      expectRefused(b, "worker", await b.exec("worker", command), "policy", /rule disk-wipe/);
+    }
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+  }, 60_000);
+
+  it.each([
+    ["rm -rf $TMPDIR", "rm -rf $TMPDIR"],
+    ["rm -r with the folder's path", "rm -r @P"],
+    ["rm -rf $TMPDIR/", 'rm -rf "$TMPDIR"/'],
+    ["rmdir", "rmdir @P"],
+    ["rm -rf $TMPDIR after a write to it", "touch $TMPDIR && rm -rf $TMPDIR"],
+  ])(
+    "refuses %s before anything is removed, as Landlock keeps the folder",
+    async (_how, command) => {
+      // Landlock lets rm empty the folder and refuses the folder's own entry in /tmp: the judge
+      // allowed it (a path in the folder needs no grant), and the agent lost its files to a
+      // command that then failed.
+      await keep();
+      const r = await b.exec("worker", command.replace("@P", tmpOf("worker")));
+      expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("worker")} `));
+      expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+    },
+    60_000,
+  );
+
+  it("runs rm -rf $TMPDIR/* (what is in the folder)", async () => {
+    await keep();
+    expectOk(await b.exec("worker", "rm -rf $TMPDIR/*"));
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("");
+  }, 60_000);
+});
+
+describe("a cleared environment has no TMPDIR", () => {
+  it("judges env -i mktemp in /tmp, not the private folder", async () => {
+    // Unreachable today (loader-injection refuses every cleared environment), judged right anyway.
+    for (const command of ["env -i mktemp", "setpriv --reset-env mktemp"]) {
+      const judged = await execPaths(b.inner, analyzeCommand(command), ["/workspace/out"], {
+        privateTmp: tmpOf("worker"),
+      });
+      expect(judged.needs, command).toContainEqual(
+        expect.objectContaining({ kind: "file_write", path: "/tmp/tmp.XXXXXXXXXX" }),
+      );
+    }
   }, 60_000);
 });

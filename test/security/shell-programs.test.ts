@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { isAidoError } from "../../src/errors.js";
 import { analyzeCommand } from "../../src/security/shell.js";
+import { isDataOnly, judgedByName } from "../../src/security/shell-programs.js";
 
 const names = (cmd: string): string[] => analyzeCommand(cmd).commands.map((c) => c.argv[0]!);
 const argvs = (cmd: string): string[][] => analyzeCommand(cmd).commands.map((c) => c.argv);
@@ -247,6 +248,17 @@ describe("programs that run programs named in their options", () => {
     expect(analyzeCommand("python3 -c 'open(\"/x\")' a").commands[0]!.dataArgs).toEqual([2]);
     expect(analyzeCommand("echo /workspace/secret/k.txt").commands[0]!.dataArgs).toEqual([1]);
     expect(analyzeCommand("jq '.a/2' f.json").commands[0]!.dataArgs).toEqual([1]);
+  });
+
+  it("reads prove, pdb3 and perl's versioned names as the interpreters they are", () => {
+    // Their code is data, their files are paths; their grant decides what the code does.
+    expect(analyzeCommand("prove -e 'perl -w' -I lib t/x.t").commands[0]!.dataArgs).toEqual([2]);
+    expect(analyzeCommand("pdb3 -c 'until 9' s.py").commands[0]!.dataArgs).toEqual([2]);
+    expect(analyzeCommand("perl5.36.0 -e 'print 1' f").commands[0]!.dataArgs).toEqual([2]);
+    for (const name of ["prove", "pdb3", "pdb3.11", "perl5.36.0", "perl5.36-x86_64-linux-gnu"]) {
+      expect(isDataOnly(name), name).toBe(true);
+      expect(judgedByName(name), name).toBe(false);
+    }
   });
 });
 

@@ -117,6 +117,7 @@ describe("programs that run a program the command does not name", () => {
     ["gp-collect-app", /gp-collect-app runs/],
     ["rmt", /rmt opens the files/],
     ["cpan", /cpan builds and installs/],
+    ["cpan5.36-x86_64-linux-gnu .", /cpan builds and installs/],
   ])("refuses %s", (cmd, why) => {
     let error: unknown;
     try {
