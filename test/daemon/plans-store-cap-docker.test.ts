@@ -85,8 +85,8 @@ describe("plans executed with on_failure stop and the store's cap", () => {
         title: `long plan ${i}`,
         steps: [wait, { tool: "snapshot_restore", input: { id } }],
       });
-      // Its own client: a connection's requests run side by side anyway, this keeps them apart.
-      runs.push((await fx.client()).call("plan.execute", { plan_id: p.plan_id, on_failure: "stop" }));
+      // A connection's requests run side by side: this one returns once the plan ended.
+      runs.push(c.call("plan.execute", { plan_id: p.plan_id, on_failure: "stop" }));
       await invokedTimes(c, a.agent_id, "exec", 2 * i);
     }
     await fresh();
@@ -98,8 +98,17 @@ describe("plans executed with on_failure stop and the store's cap", () => {
       expect(await kinds(c, a.agent_id, "snapshot.pruned")).not.toEqual([]);
       expect(du(store)).toBeLessThanOrEqual(2 * MIB);
     } finally {
-      writeFileSync(join(workspaceOf(fx, a.goal_id), "go"), "");
-      await Promise.allSettled(runs);
+      // Let them go; again until all ended (a plan's snapshot_restore removes the file).
+      let settled = false;
+      const all = Promise.allSettled(runs).finally(() => {
+        settled = true;
+      });
+      while (!settled) {
+        writeFileSync(join(workspaceOf(fx, a.goal_id), "go"), "");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const ended = await all;
+      expect(ended.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
     }
   });
 });
