@@ -112,7 +112,8 @@ export interface PlanUndoDeps {
   taken(id: string, label: string, files: number): void;
   /**
    * Snapshots the plan's steps name (snapshot_restore's id: ToolDef.keepsSnapshots), pinned
-   * for the plan's life so no frame of a step before it prunes what it will restore.
+   * for the plan's life so no frame of a step before it prunes what it will restore. Only
+   * for a plan whose failure is undone (kernel/plans.ts): it runs alone in its goal.
    */
   named?: readonly string[];
 }

@@ -258,7 +258,9 @@ export class Plans {
     let undo: PlanUndo | undefined;
     try {
       const roots = this.deps.roots(agent.goalId);
-      // Made first: it pins the snapshots the steps name before the snapshot below can prune them.
+      // Made first: it pins the snapshots the steps name before the snapshot below can prune them;
+      // only for a plan that undoes its failure (it runs alone in its goal): "stop" plans run side
+      // by side, as many as a client starts, and their pins past the cap would add up unbounded.
       undo = new PlanUndo({
         snapshots: this.deps.snapshots,
         goalId: agent.goalId,
@@ -266,7 +268,7 @@ export class Plans {
         planId,
         actor: agent.id,
         taken: (id, label, files) => audit.record("snapshot.created", { snapshot_id: id, label, files }, ids),
-        named: namedSnapshots(steps, (name) => this.deps.gate.tools.get(name)),
+        named: undoes ? namedSnapshots(steps, (name) => this.deps.gate.tools.get(name)) : [],
       });
       const snap = await this.deps.snapshots.create(agent.goalId, roots, `before plan ${planId}`, {
         actor: agent.id,
