@@ -170,6 +170,11 @@ export class EgressCallers {
     return this.callOf(caller, password)?.cancel.signal;
   }
 
+  /** How many calls of the caller run now with credentials of their own (openCall, not yet ended). */
+  callsOf(caller: EgressCaller): number {
+    return this.byGoal.get(caller.goalId)?.get(caller.agentId)?.calls.size ?? 0;
+  }
+
   private callOf(caller: EgressCaller, password: string) {
     const dot = password.indexOf(".");
     if (dot < 0) return undefined;

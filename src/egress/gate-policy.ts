@@ -135,15 +135,17 @@ export class EgressGate {
       headerTimeoutMs?: number;
       requestOf?: EgressPolicy["requestOf"];
       cancelOf?: EgressPolicy["cancelOf"];
+      callsOf?: EgressPolicy["callsOf"];
     } = {},
   ): EgressProxy {
     const { config } = this.deps;
-    const { requestOf, cancelOf, ...proxyOpts } = opts;
+    const { requestOf, cancelOf, callsOf, ...proxyOpts } = opts;
     return createEgressProxy(
       {
         authenticate,
         ...(requestOf ? { requestOf } : {}),
         ...(cancelOf ? { cancelOf } : {}),
+        ...(callsOf ? { callsOf } : {}),
         decide: (caller, target, signal, call) => this.decide(caller, target, signal, call),
         record: (entry) => this.record(entry),
       },
