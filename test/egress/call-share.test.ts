@@ -73,7 +73,7 @@ function request(port: number, user: string, password: string, path: string) {
   s.write(
     `GET http://127.0.0.2:${up.httpPort}/${path} HTTP/1.1\r\nHost: 127.0.0.2:${up.httpPort}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`,
   );
-  return { reply: () => reply };
+  return { reply: () => reply, close: () => s.destroy() };
 }
 
 async function until(check: () => boolean, ms = 10_000): Promise<void> {
@@ -165,5 +165,35 @@ describe("one call's command holding connections", () => {
     alone.end();
     late.end();
     expect(callers.callsOf(caller)).toBe(0);
+  }, 60_000);
+
+  it("leaves a third running call its share when two others open connections without end", async () => {
+    // Three quarters a call (as before) let two greedy calls hold 3 + 1 of 4 and the third
+    // was refused on arrival; a fair share (4 / 3: one each) leaves the third its own.
+    const a = bench.agent("share-three", ["network: 127.0.0.2:*"]);
+    const caller = { goalId: a.goalId, agentId: a.id };
+    const port = await listen(caller);
+    const g1 = callers.openCall(caller, "req_g1");
+    const g2 = callers.openCall(caller, "req_g2");
+    const third = callers.openCall(caller, "req_third");
+    expect(callShare(PER_AGENT, 3)).toBe(1);
+    const first = Array.from({ length: PER_AGENT }, (_, i) => request(port, a.id, g1.password, `one${i}`));
+    await until(() => first.filter((h) => h.reply().includes("503")).length === PER_AGENT - 1);
+    const second = Array.from({ length: PER_AGENT }, (_, i) => request(port, a.id, g2.password, `two${i}`));
+    await until(() => second.filter((h) => h.reply().includes("503")).length === PER_AGENT - 1);
+    // The refused ones leave (a client gives up on a 503); the held ones stay open.
+    for (const h of [...first, ...second]) if (h.reply().includes("503")) h.close();
+    await new Promise((r) => setTimeout(r, 300));
+    const mine = request(port, a.id, third.password, "third");
+    await until(() =>
+      bench.rt.approvals
+        .list({ status: "pending" })
+        .some((p) => p.agent_id === a.id && p.request_id === "req_third"),
+    );
+    expect(mine.reply()).toBe("");
+    for (const s of sockets) s.destroy();
+    await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
+    await new Promise((r) => setTimeout(r, 200));
+    for (const c of [g1, g2, third]) c.end();
   }, 60_000);
 });
