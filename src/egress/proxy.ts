@@ -14,7 +14,8 @@
 //      and while other calls of the agent run (policy.callsOf) that call may hold its
 //      fair share of the caller's connections at most, callShare() (503 naming the call
 //      beyond it), so one call's command opening connections without end cannot starve
-//      its siblings; a call alone may hold them all
+//      its siblings; a call alone may hold them all. Connections with an ended call's
+//      credentials (policy.endedCall) count together as one more call
 //   3. the goal's connection limit
 //   4. policy.decide for the host asked (an IP literal is `literal`); may wait for a human
 //   5. the name resolved here (egress.hosts, else DNS), every address judged: an inward one
@@ -227,13 +228,34 @@ class ProxyServer implements EgressProxy {
    */
   private claimCallShare(conn: Conn): string | undefined {
     this.releaseCallShare(conn);
+    if (conn.endedCall) return this.claimEndedShare(conn);
     if (conn.call === undefined) return undefined;
     const key = `${callerKey(conn.caller)}\n${conn.call.requestId}`;
     const held = this.perCall.get(key) ?? 0;
-    const calls = this.policy.callsOf?.(conn.caller);
+    // Ended calls' credentials in use (claimEndedShare) are one more party to share with.
+    const running = this.policy.callsOf?.(conn.caller);
+    const ended = (this.perCall.get(`${callerKey(conn.caller)}\n`) ?? 0) > 0 ? 1 : 0;
+    const calls = running === undefined ? undefined : running + ended;
     const share = callShare(this.opts.maxConnectionsPerCaller, calls);
     if (held >= share)
       return `call ${conn.call.requestId} of ${conn.caller.agentId} has ${held} connections open, the most one call may hold while ${calls ?? "several"} calls of the agent run (${share} of egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest stay for the agent's other calls`;
+    this.perCall.set(key, held + 1);
+    conn.callKey = key;
+    return undefined;
+  }
+
+  /**
+   * A connection with an ended call's credentials (what a call left behind, or kept in a
+   * file for a later call): all of the caller's such connections count together, as one
+   * more call beside those running (and the running calls' shares count it while it holds
+   * any), so they never leave a running call less than its fair share.
+   */
+  private claimEndedShare(conn: Conn): string | undefined {
+    const key = `${callerKey(conn.caller)}\n`; // no request id: the ended calls together
+    const held = this.perCall.get(key) ?? 0;
+    const share = callShare(this.opts.maxConnectionsPerCaller, (this.policy.callsOf?.(conn.caller) ?? 1) + 1);
+    if (held >= share)
+      return `ended calls of ${conn.caller.agentId} have ${held} connections open with their credentials, the most they may hold together (${share} of egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest stay for the agent's running calls`;
     this.perCall.set(key, held + 1);
     conn.callKey = key;
     return undefined;

@@ -38,6 +38,7 @@ beforeAll(async () => {
   proxy = bench.rt.egress.proxy((c, u, p) => callers.authenticate(c, u, p), {
     requestOf: (c, p) => callers.requestOf(c, p),
     callsOf: (c) => callers.callsOf(c),
+    endedCall: (c, p) => callers.endedCall(c, p),
   });
 }, 60_000);
 
@@ -195,5 +196,48 @@ describe("one call's command holding connections", () => {
     await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
     await new Promise((r) => setTimeout(r, 200));
     for (const c of [g1, g2, third]) c.end();
+  }, 60_000);
+
+  it("counts the connections of ended calls' credentials together, within a share: a running call is not starved", async () => {
+    // A call's credentials keep authenticating after it ended (a process it left behind),
+    // as the agent, naming no call. A command can keep them in a file of the workspace and
+    // use them in a later call: before, such connections were counted against no call, so
+    // they took every connection of the agent and the running call's was refused on arrival.
+    const a = bench.agent("share-ended", ["network: 127.0.0.2:*"]);
+    const caller = { goalId: a.goalId, agentId: a.id };
+    const port = await listen(caller);
+    const old1 = callers.openCall(caller, "req_old1");
+    const old2 = callers.openCall(caller, "req_old2");
+    old1.end();
+    old2.end();
+    const running = callers.openCall(caller, "req_running");
+    expect(callers.endedCall(caller, old1.password)).toBe(true);
+    expect(callers.endedCall(caller, running.password)).toBe(false);
+    const { slot } = running;
+    expect(callers.endedCall(caller, `${slot.password}.${old1.secret}`)).toBe(false);
+    // Two ended calls' credentials, as many connections each as the agent may hold.
+    const left = [old1, old2].flatMap((c, n) =>
+      Array.from({ length: PER_AGENT }, (_, i) => request(port, a.id, c.password, `left${n}-${i}`)),
+    );
+    const share = callShare(PER_AGENT, 2);
+    await until(() => left.filter((h) => h.reply().includes("503")).length === left.length - share);
+    expect(left.find((h) => h.reply().includes("503"))?.reply()).toMatch(/ended calls|connections open/);
+    const denied = bench
+      .audit("egress.denied", a.id)
+      .map((e) => e.payload as { stage: string; reason: string });
+    expect(denied.some((d) => d.stage === "limit" && d.reason.includes("ended calls"))).toBe(true);
+    for (const h of left) if (h.reply().includes("503")) h.close();
+    await new Promise((r) => setTimeout(r, 300));
+    const mine = request(port, a.id, running.password, "running");
+    await until(() =>
+      bench.rt.approvals
+        .list({ status: "pending" })
+        .some((p) => p.agent_id === a.id && p.request_id === "req_running"),
+    );
+    expect(mine.reply()).toBe("");
+    for (const s of sockets) s.destroy();
+    await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
+    await new Promise((r) => setTimeout(r, 200));
+    running.end();
   }, 60_000);
 });
