@@ -20,7 +20,10 @@
 // relay's question to a human about a connection then carries that id, so `aido mcp
 // serve` shows it to the MCP call that ran the command. Once the call ended its secret
 // names nothing: a process it left running still speaks as the agent (the key is checked
-// against the agent's password), and asks with no id (left to \`aido approvals\`), never as another call. Each
+// against the agent's password), and asks with no id (left to \`aido approvals\`), never as another call;
+// its connections, and those of every other ended call of the agent, count together
+// within one share (endedCall, proxy.ts), so credentials kept in a file for a later call
+// do not leave that call's share. Each
 // exec is its own Landlock domain, so a command cannot read another exec's environment
 // (sandbox/executor/confinement.ts) to borrow its call's secret; an exec in no domain (a
 // kernel without Landlock, or landlock off below ABI 4) can (docs/egress.md).
@@ -168,6 +171,24 @@ export class EgressCallers {
   /** Aborts when the call these credentials name is cancelled (CallCredentials.cancel). */
   cancelOf(caller: EgressCaller, password: string): AbortSignal | undefined {
     return this.callOf(caller, password)?.cancel.signal;
+  }
+
+  /** How many calls of the caller run now with credentials of their own (openCall, not yet ended). */
+  callsOf(caller: EgressCaller): number {
+    return this.byGoal.get(caller.goalId)?.get(caller.agentId)?.calls.size ?? 0;
+  }
+
+  /**
+   * Are these credentials a call's own (its key, ".", its secret) whose call ended? Not the
+   * agent's own password with a suffix. Constant time in the password, like authenticate().
+   */
+  endedCall(caller: EgressCaller, password: string): boolean {
+    const dot = password.indexOf(".");
+    const slot = this.byGoal.get(caller.goalId)?.get(caller.agentId);
+    if (dot < 0 || !slot) return false;
+    const secret = password.slice(dot + 1);
+    const keyOk = timingSafeEqual(digest(password.slice(0, dot)), digest(callKey(slot.password, secret)));
+    return keyOk && !slot.calls.has(digest(secret).toString("hex"));
   }
 
   private callOf(caller: EgressCaller, password: string) {

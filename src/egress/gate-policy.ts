@@ -135,15 +135,19 @@ export class EgressGate {
       headerTimeoutMs?: number;
       requestOf?: EgressPolicy["requestOf"];
       cancelOf?: EgressPolicy["cancelOf"];
+      callsOf?: EgressPolicy["callsOf"];
+      endedCall?: EgressPolicy["endedCall"];
     } = {},
   ): EgressProxy {
     const { config } = this.deps;
-    const { requestOf, cancelOf, ...proxyOpts } = opts;
+    const { requestOf, cancelOf, callsOf, endedCall, ...proxyOpts } = opts;
     return createEgressProxy(
       {
         authenticate,
         ...(requestOf ? { requestOf } : {}),
         ...(cancelOf ? { cancelOf } : {}),
+        ...(callsOf ? { callsOf } : {}),
+        ...(endedCall ? { endedCall } : {}),
         decide: (caller, target, signal, call) => this.decide(caller, target, signal, call),
         record: (entry) => this.record(entry),
       },

@@ -27,7 +27,10 @@ export interface EgressAccess {
   connect: number[];
   /** The proxy variables (with its credentials); empty without a port. */
   env: Record<string, string>;
-  /** Values never to show the model (the password): the exec tool blanks them in output. */
+  /**
+   * Values never to show the model (the password, its parts, and the Basic header value
+   * curl -v prints): the exec tool blanks them in output.
+   */
   secrets: string[];
   /**
    * A call's own credentials were issued (access with a request id): the call ended, they
@@ -165,14 +168,18 @@ export class EgressPlumbing {
     if (!grants.some((g) => g.kind === "network")) return { connect: [], env: {}, secrets: [] };
     if (requestId === undefined) {
       const slot = this.callers.slotOf({ goalId, agentId });
-      return { connect: [slot.port], env: proxyEnv(slot, address), secrets: [slot.password] };
+      return {
+        connect: [slot.port],
+        env: proxyEnv(slot, address),
+        secrets: [slot.password, basicCredentials(slot.user, slot.password)],
+      };
     }
     const call = this.callers.openCall({ goalId, agentId }, requestId);
     return {
       connect: [call.slot.port],
       env: proxyEnv(call.slot, address, call.password),
       // The whole first, then each part: a command may print either alone (`${HTTP_PROXY#*.}`).
-      secrets: [call.password, call.key, call.secret],
+      secrets: [call.password, call.key, call.secret, basicCredentials(call.slot.user, call.password)],
       end: call.end,
       cancelled: call.cancel,
     };
@@ -213,4 +220,12 @@ export class EgressPlumbing {
     await this.proxy?.close();
     this.proxy = undefined;
   }
+}
+
+/**
+ * The credentials as a client sends them, `Proxy-Authorization: Basic <this>`: curl -v (and
+ * wget -d) print that header, a spelling no match of the password finds.
+ */
+function basicCredentials(user: string, password: string): string {
+  return Buffer.from(`${user}:${password}`).toString("base64");
 }

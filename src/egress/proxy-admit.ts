@@ -54,6 +54,7 @@ export async function admit(
   }
   // Per request: a plain HTTP client may send the next request with other credentials.
   conn.call = callOf(ctx.policy, caller, creds.password);
+  conn.endedCall = conn.call === undefined && ctx.policy.endedCall?.(caller, creds.password) === true;
   const overShare = ctx.claimCallShare(conn);
   if (overShare !== undefined) throw new Refusal(503, "limit", overShare);
   const open = ctx.openOfGoal(caller.goalId);

@@ -40,6 +40,8 @@ export interface Conn {
   requests: number;
   /** The call the connection's credentials named when it authenticated (EgressPolicy.requestOf). */
   call?: EgressCall | undefined;
+  /** Its credentials are an ended call's (EgressPolicy.endedCall): counted with the caller's others. */
+  endedCall?: boolean;
   /** The call share this connection is counted in (proxy.ts perCall), until it closes. */
   callKey?: string;
   /** Aborts when the client leaves or the proxy closes (ends a wait for a human). */

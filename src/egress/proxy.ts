@@ -11,9 +11,11 @@
 //      (no userinfo, a Host header that agrees) are served, one request per connection
 //   2. Proxy-Authorization: Basic, checked by policy.authenticate (407 otherwise); a
 //      call's own credentials name the call its human is asked for (policy.requestOf),
-//      and that call may hold callShare() of the caller's connections at most (503
-//      naming the call beyond it): the rest stay for the agent's other calls, so one
-//      call's command opening connections without end cannot starve its siblings
+//      and while other calls of the agent run (policy.callsOf) that call may hold its
+//      fair share of the caller's connections at most, callShare() (503 naming the call
+//      beyond it), so one call's command opening connections without end cannot starve
+//      its siblings; a call alone may hold them all. Connections with an ended call's
+//      credentials (policy.endedCall) count together as one more call
 //   3. the goal's connection limit
 //   4. policy.decide for the host asked (an IP literal is `literal`); may wait for a human
 //   5. the name resolved here (egress.hosts, else DNS), every address judged: an inward one
@@ -226,12 +228,34 @@ class ProxyServer implements EgressProxy {
    */
   private claimCallShare(conn: Conn): string | undefined {
     this.releaseCallShare(conn);
+    if (conn.endedCall) return this.claimEndedShare(conn);
     if (conn.call === undefined) return undefined;
     const key = `${callerKey(conn.caller)}\n${conn.call.requestId}`;
     const held = this.perCall.get(key) ?? 0;
-    const share = callShare(this.opts.maxConnectionsPerCaller);
+    // Ended calls' credentials in use (claimEndedShare) are one more party to share with.
+    const running = this.policy.callsOf?.(conn.caller);
+    const ended = (this.perCall.get(`${callerKey(conn.caller)}\n`) ?? 0) > 0 ? 1 : 0;
+    const calls = running === undefined ? undefined : running + ended;
+    const share = callShare(this.opts.maxConnectionsPerCaller, calls);
     if (held >= share)
-      return `call ${conn.call.requestId} of ${conn.caller.agentId} has ${held} connections open, the most one call may hold (${share} of egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest stay for the agent's other calls`;
+      return `call ${conn.call.requestId} of ${conn.caller.agentId} has ${held} connections open, the most one call may hold while ${calls ?? "several"} calls of the agent run (${share} of egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest stay for the agent's other calls`;
+    this.perCall.set(key, held + 1);
+    conn.callKey = key;
+    return undefined;
+  }
+
+  /**
+   * A connection with an ended call's credentials (what a call left behind, or kept in a
+   * file for a later call): all of the caller's such connections count together, as one
+   * more call beside those running (and the running calls' shares count it while it holds
+   * any), so they never leave a running call less than its fair share.
+   */
+  private claimEndedShare(conn: Conn): string | undefined {
+    const key = `${callerKey(conn.caller)}\n`; // no request id: the ended calls together
+    const held = this.perCall.get(key) ?? 0;
+    const share = callShare(this.opts.maxConnectionsPerCaller, (this.policy.callsOf?.(conn.caller) ?? 1) + 1);
+    if (held >= share)
+      return `ended calls of ${conn.caller.agentId} have ${held} connections open with their credentials, the most they may hold together (${share} of egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest stay for the agent's running calls`;
     this.perCall.set(key, held + 1);
     conn.callKey = key;
     return undefined;
@@ -388,12 +412,19 @@ class ProxyServer implements EgressProxy {
 }
 
 /**
- * The connections one call (its own credentials) may hold of its caller's `perCaller`: a
- * quarter (at least one) stays for the agent's other calls and its own turns. One
- * connection per caller leaves nothing to share: the call may hold it.
+ * The connections one call (its own credentials) may hold of its caller's `perCaller` while
+ * `calls` calls of the caller run (callers.ts openCall). Work-conserving: a call alone may
+ * hold all of them (an `npm install` opens up to 15 sockets). Among others, its fair share:
+ * perCaller / calls, rounded down, at least one. Rounded down, the shares of the others
+ * never add up to more than perCaller less this one's, so each running call can reach its
+ * share whatever the others hold (three quarters, as before, kept that only for two calls:
+ * two greedy calls of three held 12 + 4 of 16 and left the third nothing). Not taken back:
+ * connections a call opened while alone stay open when another call starts; the call gets
+ * no new one until it is under its share again. `calls` unknown: as for two.
  */
-export function callShare(perCaller: number): number {
-  return Math.max(1, perCaller - Math.ceil(perCaller / 4));
+export function callShare(perCaller: number, calls = 2): number {
+  if (calls <= 1) return perCaller;
+  return Math.max(1, Math.floor(perCaller / calls));
 }
 
 /** A caller's key in perCaller (agent ids hold no newline). */

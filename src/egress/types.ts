@@ -104,6 +104,19 @@ export interface EgressPolicy {
    */
   cancelOf?(caller: EgressCaller, password: string): AbortSignal | undefined;
   /**
+   * How many calls of the caller run now with credentials of their own (egress/callers.ts
+   * openCall): a call alone may hold all of the caller's connections, one among others its
+   * fair share (proxy.ts callShare). Absent: taken as more than one.
+   */
+  callsOf?(caller: EgressCaller): number;
+  /**
+   * Are these a call's own credentials (its key and secret) whose call ended? They still
+   * authenticate, naming no call (a process the call left behind); the proxy counts all
+   * such connections of a caller together, within a share (proxy.ts). Asked after
+   * authenticate(). Absent: never.
+   */
+  endedCall?(caller: EgressCaller, password: string): boolean;
+  /**
    * May the caller reach the target? May wait (a human's approval); the proxy gives up on
    * a client that leaves meanwhile. The reason of a refusal is what the client and the
    * audit see. `call` (requestOf): a human asked is asked on behalf of that call, if it

@@ -206,6 +206,8 @@ export async function assembleRuntime(
         {
           requestOf: (caller, password) => egressPlumbing.callers.requestOf(caller, password),
           cancelOf: (caller, password) => egressPlumbing.callers.cancelOf(caller, password),
+          callsOf: (caller) => egressPlumbing.callers.callsOf(caller),
+          endedCall: (caller, password) => egressPlumbing.callers.endedCall(caller, password),
         },
       );
       return proxy;

@@ -184,8 +184,9 @@ const MIN_PIECE = 4;
 
 /**
  * The caller's proxy password never reaches the model: a command that prints its
- * environment (env, curl -v) shows it blanked. A command that encodes it first is not
- * caught; the password only works on the caller's own relay port anyway. The executor keeps
+ * environment (env) or the header it sends the proxy (curl -v: Basic base64(user:password),
+ * among the secrets egress/plumbing.ts hands over) shows it blanked. A command that encodes
+ * it otherwise is not caught; the password only works on the caller's own relay port anyway. The executor keeps
  * the head and the tail of a long output around a cut: a secret the cut fell inside leaves
  * its start before the cut and its end after it, which no whole-secret match finds; each
  * such piece (from MIN_PIECE characters) is blanked too.

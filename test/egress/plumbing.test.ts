@@ -19,6 +19,7 @@ import { DockerBackend } from "../../src/sandbox/docker.js";
 import type { DockerSandbox } from "../../src/sandbox/docker-sandbox.js";
 import type { Confinement } from "../../src/sandbox/types.js";
 import { parseGrant } from "../../src/security/grants.js";
+import { hideSecrets } from "../../src/tools/exec.js";
 import { makeSandboxFixture, type SandboxFixture } from "../sandbox/fixture.js";
 import { bridgeGateway } from "../support/docker.js";
 
@@ -206,6 +207,31 @@ describe("a goal's egress network", () => {
     expect(a.env.npm_config_https_proxy).toBe(a.env.HTTP_PROXY);
     expect(a.env.NO_PROXY).toBe("localhost,127.0.0.1,::1");
     expect(a.env.no_proxy).toBe("localhost,127.0.0.1,::1");
+  });
+
+  it("blanks the credentials curl -v prints as a Proxy-Authorization header, the agent's and a call's", async () => {
+    // curl -v shows the header it sends the proxy: Basic base64(user:password), a spelling
+    // of the credentials no plain match finds. Before, it reached the model as it was.
+    const own = plumbing.access(GOAL, "agent-a", net);
+    const call = plumbing.access(GOAL, "agent-a", net, "req_curl_v");
+    try {
+      for (const a of [own, call]) {
+        if (!a) throw new Error("no access");
+        const url = new URL(a.env.HTTP_PROXY as string);
+        const basic = Buffer.from(`${url.username}:${decodeURIComponent(url.password)}`).toString("base64");
+        const r = await sb.exec({
+          argv: ["curl", "-sv", "--max-time", "3", "http://example.org/"],
+          env: a.env,
+          confinement: { ...agent("a"), connect: a.connect },
+        });
+        expect(r.stderr).toContain(`Proxy-Authorization: Basic ${basic}`);
+        const shown = hideSecrets(`${r.stdout}${r.stderr}`, a.secrets);
+        expect(shown).not.toContain(basic);
+        expect(shown).toContain("Proxy-Authorization: Basic [hidden]");
+      }
+    } finally {
+      call?.end?.();
+    }
   });
 
   it("authenticates a caller with its own credentials only", () => {
