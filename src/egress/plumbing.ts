@@ -16,7 +16,7 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxBackend } from "../sandbox/backend.js";
 import { removeTreeNoFollow } from "../sandbox/folders.js";
 import type { Grant } from "../security/grants.js";
-import { EgressCallers, proxyEnv } from "./callers.js";
+import { basicCredentials, EgressCallers, proxyEnv } from "./callers.js";
 import { RelayListener, type UnheldReport } from "./listener.js";
 import { mcpCallerId, mcpEgressId, mcpProxyUser, parseMcpEgressId } from "./mcp-callers.js";
 import type { EgressProxy } from "./types.js";
@@ -220,12 +220,4 @@ export class EgressPlumbing {
     await this.proxy?.close();
     this.proxy = undefined;
   }
-}
-
-/**
- * The credentials as a client sends them, `Proxy-Authorization: Basic <this>`: curl -v (and
- * wget -d) print that header, a spelling no match of the password finds.
- */
-function basicCredentials(user: string, password: string): string {
-  return Buffer.from(`${user}:${password}`).toString("base64");
 }

@@ -24,7 +24,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
-import { EgressCallers, proxyEnv } from "../egress/callers.js";
+import { basicCredentials, EgressCallers, proxyEnv } from "../egress/callers.js";
 import { DenialThrottle, type FloodCount, floodInWords } from "../egress/denial-throttle.js";
 import { networkGrantFor } from "../egress/gate-policy.js";
 import { RelayListener, unheldPortsInWords } from "../egress/listener.js";
@@ -229,6 +229,8 @@ async function serveIn(o: ServeOptions, dir: string): Promise<RunEgress> {
   const callers = new EgressCallers();
   const slot = callers.slotOf({ goalId: o.id, agentId: SANDBOX_CALLER });
   o.scrubber.hide(slot.password);
+  // curl -v and wget -d print the credentials as sent: base64 of user:password.
+  o.scrubber.hide(basicCredentials(slot.user, slot.password));
   const grants = o.hosts.map((h) => parseGrant(`network: ${h}`));
   const logRel = join("runs", o.runId, "network.log");
   const fd = openSync(join(o.runDir, "network.log"), NEW_FILE, 0o644);

@@ -61,6 +61,8 @@ os._exit(0)
 const SCRIPT = [
   'echo "proxy=$HTTPS_PROXY"',
   "curl -sS --max-time 10 http://plain.test:8080/p; echo",
+  // curl -v prints the credentials as it sends them: base64 of user:password.
+  "curl -v -s -o /dev/null --max-time 10 http://plain.test:8080/v 2>&1 | grep -i '^> proxy-authorization'",
   "curl -sS --max-time 10 --cacert /inputs/ca.pem https://secure.test:8443/s; echo",
   "curl -s -o /dev/null -w 'other=%{http_code}\\n' http://other.test:8080/",
   `curl -s -o /dev/null -w 'ip=%{http_code}\\n' http://${UPSTREAM_IP}:8080/`,
@@ -154,6 +156,7 @@ describe("permissions.network as a host list", () => {
     expect(run.code, `${out}\n${run.err.join("\n")}`).toBe(0);
     // The proxy variables carry this run's credentials, never shown.
     expect(out).toMatch(/proxy=http:\/\/sandbox:\[hidden\]@[0-9.]+:3128$/m);
+    expect(out).toMatch(/^> Proxy-Authorization: Basic \[hidden\]$/m);
     expect(out).toContain("plain-ok /p");
     expect(out).toContain("secure-ok /s");
     expect(out).toContain("other=403");
