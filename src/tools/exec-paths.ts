@@ -136,7 +136,7 @@ class Resolver {
     if (!written.startsWith("/") && dirs === undefined) {
       throw new AidoError(
         ErrorCode.policyDenied,
-        `cannot judge the relative path "${written}" (${via}): the command moves to a directory known only at run time (cd $DIR, cd -, a relative cd in a loop or function); give an absolute path`,
+        `cannot judge the relative path "${written}" (${via}): the command moves to a directory known only at run time (cd $DIR, cd -, a relative cd in a loop or function, a sourced script that changes directory); give an absolute path`,
         { rule: "unjudgeable" },
       );
     }

@@ -51,6 +51,8 @@ beforeAll(async () => {
       "/workspace/lib/mk.sh": "mktemp\n",
       "/workspace/lib/split.sh": "touch $HOME/x\n",
       "/workspace/lib/ifs.sh": "IFS=/\n",
+      "/workspace/lib/cdpub.sh": "cd /workspace/pub\n",
+      "/workspace/lib/src-cd.sh": ". /workspace/lib/cdpub.sh\necho x > f2\n",
       "/workspace/out/.keep": "",
     },
     setup: "chmod -R a+rwX /workspace",
@@ -280,6 +282,38 @@ describe("cd ~ goes to the private folder", () => {
   it("still refuses a relative path climbing out of it", async () => {
     const r = await b.exec("worker", "cd ~ && echo x > ../../workspace/pub/c");
     expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub\/c /);
+  }, 60_000);
+});
+
+describe("a sourced script that changes directory moves the commands after it", () => {
+  it.each([
+    ["from the private folder", "cd ~ && . /workspace/lib/cdpub.sh && echo x > f1", "f1"],
+    [
+      "from a folder the agent may write",
+      "cd /workspace/out && . /workspace/lib/cdpub.sh && echo x > f1",
+      "f1",
+    ],
+    ["inside a script", "sh /workspace/lib/src-cd.sh", "f2"],
+  ])(
+    "refuses a relative write after it, %s",
+    async (_how, command, file) => {
+      // dash runs `. s.sh` in the same shell: its cd /workspace/pub held for `echo x > f1`, which
+      // was judged in the folder the command was in (the private one: no grant) while it went to
+      // /workspace/pub, where Landlock refused it after the command had started.
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "policy", /moves to a directory known only at run time/);
+      expect(await contentOf(`/workspace/pub/${file}`)).toBe("");
+    },
+    60_000,
+  );
+
+  it("still judges an absolute path after it", async () => {
+    const r = await b.exec(
+      "worker",
+      '. /workspace/lib/cdpub.sh && echo x > /workspace/out/f3 && echo "$PWD"',
+    );
+    expect(expectOk(r).output).toContain("/workspace/pub");
+    expect(await contentOf("/workspace/out/f3")).toBe("x\n");
   }, 60_000);
 });
 
