@@ -390,10 +390,14 @@ async function pathsFrom(
   return { needs: r.needs, paths: r.paths, words };
 }
 
-/** The folder a run-time cd target names when it is HOME or TMPDIR with a known value (`cd ~`, `cd`). */
+/**
+ * The folder a run-time cd target names when it is HOME or TMPDIR with a known value (`cd ~`,
+ * `cd`). Not one that starts with `-` (`HOME=- sh s.sh`): cd reads it as an option, and `-` as
+ * `cd -`, back to the folder before.
+ */
 function knownDir(target: string, vars: KnownVars): string | undefined {
   const part = knownPart(target, vars);
-  return part?.whole ? part.path : undefined;
+  return part?.whole && !part.path.startsWith("-") ? part.path : undefined;
 }
 
 /**

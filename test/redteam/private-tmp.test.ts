@@ -52,6 +52,7 @@ beforeAll(async () => {
       "/workspace/lib/split.sh": "touch $HOME/x\n",
       "/workspace/lib/ifs.sh": "IFS=/\n",
       "/workspace/lib/cdpub.sh": "cd /workspace/pub\n",
+      "/workspace/lib/cd-home.sh": "cd /workspace/pub && cd /workspace/out && cd ~ && echo x > f4\n",
       "/workspace/lib/src-cd.sh": ". /workspace/lib/cdpub.sh\necho x > f2\n",
       "/workspace/out/.keep": "",
     },
@@ -278,6 +279,14 @@ describe("cd ~ goes to the private folder", () => {
     },
     60_000,
   );
+
+  it("refuses a relative write after cd ~ in a script handed HOME=-", async () => {
+    // dash's `cd ~` is then `cd -`: back to /workspace/pub, where f4 was written (Landlock
+    // refused it after the script had started); it was judged in /workspace/out/-.
+    const r = await b.exec("worker", "HOME=- sh /workspace/lib/cd-home.sh");
+    expectRefused(b, "worker", r, "policy", /moves to a directory known only at run time/);
+    expect(await contentOf("/workspace/pub/f4")).toBe("");
+  }, 60_000);
 
   it("still refuses a relative path climbing out of it", async () => {
     const r = await b.exec("worker", "cd ~ && echo x > ../../workspace/pub/c");
