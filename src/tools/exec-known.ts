@@ -63,7 +63,9 @@ export function scriptStartVars(
       const value = set.slice(name.length + 1);
       // An empty TMPDIR is not one place: mktemp then uses /tmp, tempfile `/` (seen in the image).
       if (name === "TMPDIR" && value === "") return undefined;
-      return STATIC_VALUE.test(value) ? value : undefined;
+      // One that starts with `-` makes `~` an option of the program handed it (`cp F ~` with
+      // HOME=--target-directory=D copies into D; `cd ~` with HOME=- is `cd -`): not a path.
+      return STATIC_VALUE.test(value) && !value.startsWith("-") ? value : undefined;
     }
     return inherited;
   };

@@ -52,6 +52,7 @@ beforeAll(async () => {
       "/workspace/lib/split.sh": "touch $HOME/x\n",
       "/workspace/lib/ifs.sh": "IFS=/\n",
       "/workspace/lib/cdpub.sh": "cd /workspace/pub\n",
+      "/workspace/lib/cp-home.sh": "cp /workspace/pub/secret ~\n",
       "/workspace/lib/cd-home.sh": "cd /workspace/pub && cd /workspace/out && cd ~ && echo x > f4\n",
       "/workspace/lib/src-cd.sh": ". /workspace/lib/cdpub.sh\necho x > f2\n",
       "/workspace/out/.keep": "",
@@ -226,6 +227,30 @@ describe("a script the command runs is judged with the HOME and TMPDIR it gets",
     expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub\/s /);
     expect(await contentOf("/workspace/pub/s")).toBe("");
     await b.inner.exec({ argv: ["rm", "-f", "/workspace/out/s"], confinement: "unconfined" });
+  }, 60_000);
+
+  it("does not judge the script's ~ as a path when the HOME given starts with -", async () => {
+    // ~ is then an option of the program it is handed: `cp F ~` with HOME=--target-directory=D
+    // copies into D. It was judged a write to ./--target-directory=D in the working folder (one
+    // the agent may write); now ~ is not known there, and Landlock is the wall.
+    const command = "HOME=--target-directory=/workspace/pub sh /workspace/lib/cp-home.sh";
+    const plan = await planScripts(
+      b.inner,
+      () => undefined,
+      command,
+      analyzeCommand(command),
+      "/workspace/out",
+      {
+        privateTmp: tmpOf("worker"),
+        start: execStartVars(tmpOf("worker")),
+      },
+    );
+    const written = plan.analyses.flatMap((a) => a.paths ?? []).filter((p) => p.access === "write");
+    expect(written.map((p) => p.path)).toEqual([]);
+    const r = await b.exec("worker", `cd /workspace/out && ${command}`);
+    expect(r instanceof Error || r.isError, JSON.stringify(r)).toBe(true);
+    const ls = await b.inner.exec({ argv: ["ls", "/workspace/pub"], confinement: "unconfined" });
+    expect(ls.stdout.trim()).toBe("secret");
   }, 60_000);
 
   it("judges the script's mktemp in the TMPDIR the command sets", async () => {
