@@ -33,6 +33,7 @@ const PROGRAMS = [
   "sh",
   "rm",
   "rmdir",
+  "find",
 ];
 const worker = [
   "tool: exec",
@@ -374,6 +375,8 @@ describe("removing the private folder itself", () => {
     ["rm -rf $TMPDIR/", 'rm -rf "$TMPDIR"/'],
     ["rmdir", "rmdir @P"],
     ["rm -rf $TMPDIR after a write to it", "touch $TMPDIR && rm -rf $TMPDIR"],
+    ["find with the folder's path, -delete", "find @P -delete"],
+    ["find with the folder's path -delete", "find -L @P -type f -o -delete"],
   ])(
     "refuses %s before anything is removed, as Landlock keeps the folder",
     async (_how, command) => {
@@ -387,6 +390,19 @@ describe("removing the private folder itself", () => {
     },
     60_000,
   );
+
+  it("runs find -mindepth 1 -delete with the folder's path (what is in the folder)", async () => {
+    // (find $TMPDIR is refused for its run-time starting point, find . in ~ by disk-wipe.)
+    await keep();
+    expectOk(await b.exec("worker", `find ${tmpOf("worker")} -mindepth 1 -delete`));
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("");
+  }, 60_000);
+
+  it("refuses find -delete in a folder the agent may only read, before anything is removed", async () => {
+    // Its starting points were judged as read or written: Landlock then refused each unlink.
+    const r = await b.exec("worker", "find /workspace/pub -name secret -delete");
+    expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub /);
+  }, 60_000);
 
   it("runs rm -rf $TMPDIR/* (what is in the folder)", async () => {
     await keep();
