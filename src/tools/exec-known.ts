@@ -34,8 +34,11 @@ export function execStartVars(privateTmp: string | undefined): StartVars {
     : { home: privateTmp, tmpdir: privateTmp };
 }
 
-/** A value an assignment gives that the text shows whole: no expansion, quote, glob or tilde. */
-const STATIC_VALUE = /^[^$`\\'"*?[\]~]*$/;
+/**
+ * A value an assignment gives that the text shows whole: no expansion, quote, glob or tilde,
+ * nor a blank (an unquoted `$HOME/x` with HOME="/a /w" is the words /a and /w/x).
+ */
+const STATIC_VALUE = /^[^$`\\'"*?[\]~\s]*$/;
 
 /**
  * What a script starts with when a command (`siteAssigns`: its `NAME=value` settings) runs it

@@ -254,6 +254,31 @@ describe("a script the command runs is judged with the HOME and TMPDIR it gets",
     expect(ls.stdout.trim()).toBe("secret");
   }, 60_000);
 
+  it("does not judge the script's $HOME/x in the private folder when the HOME given holds a blank", async () => {
+    // dash splits the unquoted $HOME/x into two words: a folder in the private one, and
+    // /workspace/pub/x. It was judged one path in the private folder (no grant), and ran;
+    // Landlock refused the touch of /workspace/pub/x. Now $HOME is not known in the script.
+    const command = `HOME='${tmpOf("worker")}/a /workspace/pub' sh /workspace/lib/split.sh`;
+    const plan = await planScripts(
+      b.inner,
+      () => undefined,
+      command,
+      analyzeCommand(command),
+      "/workspace/out",
+      {
+        privateTmp: tmpOf("worker"),
+        start: execStartVars(tmpOf("worker")),
+      },
+    );
+    const written = plan.analyses.flatMap((a) => a.paths ?? []).filter((p) => p.access === "write");
+    expect(written.map((p) => p.path)).toEqual([]);
+    const r = await b.exec("worker", command);
+    expect(r instanceof Error || r.isError, JSON.stringify(r)).toBe(true);
+    if (!(r instanceof Error)) expect(r.output).toContain("/workspace/pub/x");
+    const ls = await b.inner.exec({ argv: ["ls", "/workspace/pub"], confinement: "unconfined" });
+    expect(ls.stdout.trim()).toBe("secret");
+  }, 60_000);
+
   it("judges the script's mktemp in the TMPDIR the command sets", async () => {
     const r = expectOk(await b.exec("worker", "TMPDIR=/workspace/out sh /workspace/lib/mk.sh"));
     const made = /\/workspace\/out\/tmp\.\S+/.exec(r.output)?.[0];

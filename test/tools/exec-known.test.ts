@@ -70,6 +70,12 @@ describe("scriptStartVars: what a script starts with", () => {
       { home: undefined, tmpdir: PRIVATE },
     ],
     ["HOME=- sh s.sh: not known (cd ~ is cd -)", ["HOME"], ["HOME=-"], { home: undefined, tmpdir: PRIVATE }],
+    [
+      "HOME='/a /w' sh s.sh: not known ($HOME/x is split into /a and /w/x)",
+      ["HOME"],
+      ["HOME=/a /w"],
+      { home: undefined, tmpdir: PRIVATE },
+    ],
     ["TMPDIR=-x sh s.sh: not known", ["TMPDIR"], ["TMPDIR=-x"], { home: PRIVATE, tmpdir: undefined }],
     ["export HOME=/w; sh s.sh: not followed", ["HOME"], [], { home: undefined, tmpdir: PRIVATE }],
     ["env -u TMPDIR sh s.sh", ["TMPDIR"], [], { home: PRIVATE, tmpdir: undefined }],
