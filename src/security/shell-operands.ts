@@ -238,3 +238,26 @@ export function pathOf(arg: string): { path: string; explicit: boolean } | undef
   }
   return v.includes("/") ? { path: v, explicit: false } : undefined;
 }
+
+/**
+ * The starting points `find ... -delete` removes what is below (`at`: argv indices), and those
+ * it removes too (`removed`: with no `-mindepth` of 1 or more find deletes a starting point that
+ * matches, `find $TMPDIR -delete` the folder itself, last; never `.`). Undefined when it deletes nothing.
+ */
+export function findDeletes(c: SimpleCommand): { at: number[]; removed: number[] } | undefined {
+  if (commandName(c) !== "find") return undefined;
+  const live = (i: number) => !c.dataArgs.includes(i);
+  if (!c.argv.some((a, i) => a === "-delete" && live(i))) return undefined;
+  let i = 1;
+  // find's own options come before its starting points: -H, -L, -P, -D DEBUG, -OLEVEL.
+  for (; i < c.argv.length; i++) {
+    const a = c.argv[i]!;
+    if (a === "-D") i++;
+    else if (!(a === "-H" || a === "-L" || a === "-P" || /^-O\d*$/.test(a))) break;
+  }
+  const at: number[] = [];
+  for (; i < c.argv.length && !/^[-(!),]/.test(c.argv[i]!); i++) at.push(i);
+  const min = c.argv.findIndex((a, k) => a === "-mindepth" && live(k));
+  const itself = min < 0 || !/^0*[1-9]\d*$/.test(c.argv[min + 1] ?? "");
+  return { at, removed: itself ? at.filter((k) => !/^\.\/*$/.test(c.argv[k]!)) : [] };
+}

@@ -34,8 +34,11 @@ export function execStartVars(privateTmp: string | undefined): StartVars {
     : { home: privateTmp, tmpdir: privateTmp };
 }
 
-/** A value an assignment gives that the text shows whole: no expansion, quote, glob or tilde. */
-const STATIC_VALUE = /^[^$`\\'"*?[\]~]*$/;
+/**
+ * A value an assignment gives that the text shows whole: no expansion, quote, glob or tilde,
+ * nor a blank (an unquoted `$HOME/x` with HOME="/a /w" is the words /a and /w/x).
+ */
+const STATIC_VALUE = /^[^$`\\'"*?[\]~\s]*$/;
 
 /**
  * What a script starts with when a command (`siteAssigns`: its `NAME=value` settings) runs it
@@ -63,7 +66,9 @@ export function scriptStartVars(
       const value = set.slice(name.length + 1);
       // An empty TMPDIR is not one place: mktemp then uses /tmp, tempfile `/` (seen in the image).
       if (name === "TMPDIR" && value === "") return undefined;
-      return STATIC_VALUE.test(value) ? value : undefined;
+      // One that starts with `-` makes `~` an option of the program handed it (`cp F ~` with
+      // HOME=--target-directory=D copies into D; `cd ~` with HOME=- is `cd -`): not a path.
+      return STATIC_VALUE.test(value) && !value.startsWith("-") ? value : undefined;
     }
     return inherited;
   };

@@ -53,3 +53,23 @@ export function mergeAnalyses(first: CommandAnalysis, rest: readonly CommandAnal
   }
   return out;
 }
+
+/**
+ * `analysis` with the commands at `sourced` (`. s.sh` whose script changes directory: dash
+ * runs it in the same shell, so its cd moves the commands after it) counted as a cd to a
+ * folder known only at run time, like `cd -`: a relative path after one is refused, not
+ * judged in the folder the command was in. (The script's cd is not followed: it may be in a
+ * subshell, a branch or a function, or made from a run-time value.)
+ */
+export function movedBySourced(analysis: CommandAnalysis, sourced: readonly number[]): CommandAnalysis {
+  if (sourced.length === 0) return analysis;
+  const dirs = sourced.map((i) => ({
+    target: "-",
+    dynamic: true,
+    physical: false,
+    at: i + 1,
+    repeats: false,
+    certain: [] as [number, number][],
+  }));
+  return { ...analysis, dirs: [...analysis.dirs, ...dirs].sort((a, b) => a.at - b.at) };
+}

@@ -25,7 +25,14 @@ import type { Need } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
 import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
-import { commandName, pathOf, pathTexts, symlinkOperands, writeTargets } from "../security/shell-operands.js";
+import {
+  commandName,
+  findDeletes,
+  pathOf,
+  pathTexts,
+  symlinkOperands,
+  writeTargets,
+} from "../security/shell-operands.js";
 import { programReads } from "../security/shell-writes.js";
 import { passedOnPieces } from "../security/shell-writes-build.js";
 import { refuseEnvWrites } from "./exec-env-writes.js";
@@ -136,7 +143,7 @@ class Resolver {
     if (!written.startsWith("/") && dirs === undefined) {
       throw new AidoError(
         ErrorCode.policyDenied,
-        `cannot judge the relative path "${written}" (${via}): the command moves to a directory known only at run time (cd $DIR, cd -, a relative cd in a loop or function); give an absolute path`,
+        `cannot judge the relative path "${written}" (${via}): the command moves to a directory known only at run time (cd $DIR, cd -, a relative cd in a loop or function, a sourced script that changes directory); give an absolute path`,
         { rule: "unjudgeable" },
       );
     }
@@ -279,6 +286,9 @@ async function pathsFrom(
     refuseEnvWrites(name, targets.length > 0, analysis.assignedNames);
     const writes = new Map<number, string[]>();
     for (const t of targets) if (t.at >= 0) writes.set(t.at, [...(writes.get(t.at) ?? []), t.path]);
+    // `find D -delete` removes what is in D (written), and D itself unless -mindepth keeps it.
+    const deletes = findDeletes(c);
+    for (const at of deletes?.at ?? []) writes.set(at, [...(writes.get(at) ?? []), c.argv[at]!]);
     // What it reads from another folder (`patch -d D -i P` reads D/P): judged there too.
     for (const p of programReads(c, name)) {
       const via = `argument ${p.at} of ${name}`;
@@ -297,6 +307,7 @@ async function pathsFrom(
       if (c.dataArgs.includes(k)) continue;
       const arg = c.argv[k]!;
       const written = writes.get(k) ?? [];
+      const removing = REMOVERS.has(name) || deletes?.removed.includes(k) === true;
       // The word itself, when it is not what is written (`gzip -k F` reads F), may name a file too.
       const read = written.includes(arg) ? [] : pathTexts(arg);
       if (c.argDynamic[k]) {
@@ -305,7 +316,7 @@ async function pathsFrom(
         for (const [text, access] of texts) {
           const known = knownPart(text, vars);
           // Only a word that is the path whole names what is removed (`rm -r ~/*`: not the folder).
-          const removes = REMOVERS.has(name) && access === "write" && known?.whole === true;
+          const removes = removing && access === "write" && known?.whole === true;
           const via = `argument ${k} of ${name}`;
           if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true, false, removes);
         }
@@ -321,7 +332,7 @@ async function pathsFrom(
       for (const text of written) {
         const p = writtenPath(text, name);
         if (p !== undefined)
-          await r.judge(p, dirs, "write", `argument ${k} of ${name}`, true, false, REMOVERS.has(name));
+          await r.judge(p, dirs, "write", `argument ${k} of ${name}`, true, false, removing);
       }
       for (const text of read) {
         const p = pathOf(text);
@@ -390,10 +401,14 @@ async function pathsFrom(
   return { needs: r.needs, paths: r.paths, words };
 }
 
-/** The folder a run-time cd target names when it is HOME or TMPDIR with a known value (`cd ~`, `cd`). */
+/**
+ * The folder a run-time cd target names when it is HOME or TMPDIR with a known value (`cd ~`,
+ * `cd`). Not one that starts with `-` (`HOME=- sh s.sh`): cd reads it as an option, and `-` as
+ * `cd -`, back to the folder before.
+ */
 function knownDir(target: string, vars: KnownVars): string | undefined {
   const part = knownPart(target, vars);
-  return part?.whole ? part.path : undefined;
+  return part?.whole && !part.path.startsWith("-") ? part.path : undefined;
 }
 
 /**

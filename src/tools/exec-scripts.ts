@@ -41,6 +41,7 @@ import {
 import { type Arg, isSystemProgramPath } from "../security/shell-unfold.js";
 import { WRAPPERS } from "../security/shell-wrappers.js";
 import { type StartVars, scriptStartVars } from "./exec-known.js";
+import { movedBySourced } from "./exec-merge.js";
 import { type ExecPlace, execPaths, startDirs } from "./exec-paths.js";
 import type { ScopeWord } from "./exec-scope.js";
 
@@ -67,6 +68,8 @@ interface Judged {
   text: string;
   /** For `./x.sh`: the shebang's shell as argv (or /bin/sh when there is no shebang). */
   interpreter: string[];
+  /** It changes directory (a cd of its own or in a script it sources): sourced, it moves the code after it. */
+  movesDir: boolean;
 }
 
 export interface ScriptPlan {
@@ -76,6 +79,8 @@ export interface ScriptPlan {
   analyses: CommandAnalysis[];
   /** The command to run: every script operand replaced by the text that was judged. */
   command: string;
+  /** Indices of the command's `. s.sh` whose script changes directory (exec-merge.ts movedBySourced). */
+  movedBySourced: number[];
   /** The words of the scripts' commands that could name files (exec-scope.ts). */
   words: ScopeWord[];
 }
@@ -187,7 +192,7 @@ class Planner {
 
   /**
    * `code` (analysed as `analysis`, started in `cwd` with `start`) with every script it runs
-   * judged and pinned.
+   * judged and pinned, and the indices of its `. s.sh` whose script changes directory (`moved`).
    */
   async pin(
     code: string,
@@ -196,13 +201,14 @@ class Planner {
     where: string,
     cwd: string,
     start: StartVars,
-  ): Promise<string> {
+  ): Promise<{ code: string; moved: number[] }> {
     const movesDir = analysis.dirs.length > 0 || analysis.commands.some((c) => c.localDirs.length > 0);
     if (analysis.assignedNames.includes("PATH")) {
       throw refuse(`${where} sets PATH, which decides what file a command name runs; refused`);
     }
     let runs = 0;
-    const assigned = { ...analysis, assignedNames: [...analysis.assignedNames, ...this.alsoAssigned] };
+    const moved: number[] = [];
+    let assigned = { ...analysis, assignedNames: [...analysis.assignedNames, ...this.alsoAssigned] };
     for (const [i, c] of analysis.commands.entries()) {
       const site = siteOf(argsOf(c));
       if (site === undefined) continue;
@@ -224,7 +230,13 @@ class Planner {
       }
       // The script's `~`, $HOME, $TMPDIR and mktemp: what this code gave it (`HOME=D sh s.sh`: D).
       const vars = scriptStartVars(start, assigned.assignedNames, c.assigns, site.kind === "source");
-      if (!(await this.judge(site, depth, where, movesDir, dirs, vars))) continue;
+      const judged = await this.judge(site, depth, where, movesDir, dirs, vars);
+      if (!judged) continue;
+      // `. s.sh` runs s.sh in this shell: a cd in it moves what comes after (scripts included).
+      if (site.kind === "source" && judged.movesDir) {
+        moved.push(i);
+        assigned = movedBySourced(assigned, [i]);
+      }
       // Pinning rewrites the words of the command that runs the script; a program that runs
       // it on its own (ldd, tar -I, install --strip-program) would run the file, not the text.
       const runner = c.wrappers.find((w) => !WRAPPERS.has(w));
@@ -235,8 +247,8 @@ class Planner {
       }
       runs++;
     }
-    if (runs === 0) return code;
-    return this.rewrite(code, analysis, runs, where);
+    if (runs === 0) return { code, moved };
+    return { code: this.rewrite(code, analysis, runs, where), moved };
   }
 
   /** Judge the script a site runs, from the directories it starts in (`dirs`: where its relative paths resolve). */
@@ -323,10 +335,16 @@ class Planner {
       start,
       ...(this.privateTmp === undefined ? {} : { privateTmp: this.privateTmp }),
     };
-    const files = await execPaths(this.sandbox, analysis, dirs, place);
     if (site.kind === "source") {
       for (const n of analysis.assignedNames) if (ENV_NAMES.has(n)) this.sourcedAssigns.add(n);
     }
+    if (dirs.length !== 1 && analysis.commands.some((c) => siteOf(argsOf(c)) !== undefined)) {
+      throw refuse(`the script ${path} runs scripts and may start in several directories`);
+    }
+    // Its scripts first: one it sources that changes directory moves its commands after it.
+    const pinned = await this.pin(file.content, analysis, depth + 1, `the script ${path}`, dirs[0]!, start);
+    const judgedAs = movedBySourced(analysis, pinned.moved);
+    const files = await execPaths(this.sandbox, judgedAs, dirs, place);
     this.needs.push({ kind: "file_read", path, via: SCRIPT_VIA }, ...execNeeds(analysis), ...files.needs);
     this.words.push(...files.words);
     // `./x.sh` runs its interpreter (dash), which the pinned command names.
@@ -334,12 +352,13 @@ class Planner {
       site.kind === "path" && interpreter
         ? [...analysis.helpers, basename(interpreter[0]!)]
         : analysis.helpers;
-    this.analyses.push({ ...analysis, paths: files.paths, helpers });
-    if (dirs.length !== 1 && analysis.commands.some((c) => siteOf(argsOf(c)) !== undefined)) {
-      throw refuse(`the script ${path} runs scripts and may start in several directories`);
-    }
-    const text = await this.pin(file.content, analysis, depth + 1, `the script ${path}`, dirs[0]!, start);
-    const judged: Judged = { path, text, interpreter: interpreter ?? ["/bin/sh"] };
+    this.analyses.push({ ...judgedAs, paths: files.paths, helpers });
+    const judged: Judged = {
+      path,
+      text: pinned.code,
+      interpreter: interpreter ?? ["/bin/sh"],
+      movesDir: analysis.dirs.length > 0 || pinned.moved.length > 0,
+    };
     this.judged.set(key, judged);
     return judged;
   }
@@ -416,15 +435,21 @@ export async function planScripts(
     const planner = new Planner(sandbox, readRefusal, place.privateTmp, also);
     const pinned = await planner.pin(command, analysis, 0, "the command", cwd, place.start);
     const more = [...planner.sourcedAssigns].filter((n) => !also.includes(n));
-    if (more.length === 0) return finish(planner, pinned);
+    if (more.length === 0) return finish(planner, pinned.code, pinned.moved);
     if (also.length > 0) throw refuse(`the scripts the command sources changed while they were judged`);
     also = [...planner.sourcedAssigns];
   }
 }
 
-function finish(planner: Planner, pinned: string): ScriptPlan {
+function finish(planner: Planner, pinned: string, moved: number[]): ScriptPlan {
   if (Buffer.byteLength(pinned, "utf8") > PINNED_MAX_BYTES) {
     throw refuse(`the command with its scripts written in is more than ${PINNED_MAX_BYTES} bytes`);
   }
-  return { needs: planner.needs, analyses: planner.analyses, command: pinned, words: planner.words };
+  return {
+    needs: planner.needs,
+    analyses: planner.analyses,
+    command: pinned,
+    words: planner.words,
+    movedBySourced: moved,
+  };
 }

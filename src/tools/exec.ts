@@ -18,7 +18,7 @@ import { commandScope } from "../security/approval-scope.js";
 import { execNeeds } from "../security/policy.js";
 import { analyzeCommand, type CommandAnalysis, MAX_COMMAND_BYTES } from "../security/shell.js";
 import { execStartVars } from "./exec-known.js";
-import { mergeAnalyses } from "./exec-merge.js";
+import { mergeAnalyses, movedBySourced } from "./exec-merge.js";
 import { execPaths } from "./exec-paths.js";
 import { resolveScopeWords, type ScopeWord } from "./exec-scope.js";
 import { planScripts } from "./exec-scripts.js";
@@ -72,13 +72,13 @@ export function execTool(cfg: Pick<Config["sandbox"], "execTimeoutMs">): ToolDef
       // (HOME, TMPDIR, a program's options): the command's own words are judged as if it set
       // them too. Those of a script run by sh are counted as well, which may only refuse more.
       const assigned = scripts.analyses.flatMap((a) => a.assignedNames);
+      // A sourced script that changes directory moves the commands after it (cd -, for the judge).
+      const moved = movedBySourced(analysis, scripts.movedBySourced);
       const own =
-        assigned.length > 0
-          ? { ...analysis, assignedNames: [...analysis.assignedNames, ...assigned] }
-          : analysis;
+        assigned.length > 0 ? { ...moved, assignedNames: [...moved.assignedNames, ...assigned] } : moved;
       const files = await execPaths(sandbox, own, [cwd], place);
       judgements.set(i, {
-        analysis: mergeAnalyses({ ...analysis, paths: files.paths }, scripts.analyses),
+        analysis: mergeAnalyses({ ...moved, paths: files.paths }, scripts.analyses),
         command: scripts.command,
         words: [...files.words, ...scripts.words],
       });

@@ -33,6 +33,7 @@ const PROGRAMS = [
   "sh",
   "rm",
   "rmdir",
+  "find",
 ];
 const worker = [
   "tool: exec",
@@ -51,6 +52,10 @@ beforeAll(async () => {
       "/workspace/lib/mk.sh": "mktemp\n",
       "/workspace/lib/split.sh": "touch $HOME/x\n",
       "/workspace/lib/ifs.sh": "IFS=/\n",
+      "/workspace/lib/cdpub.sh": "cd /workspace/pub\n",
+      "/workspace/lib/cp-home.sh": "cp /workspace/pub/secret ~\n",
+      "/workspace/lib/cd-home.sh": "cd /workspace/pub && cd /workspace/out && cd ~ && echo x > f4\n",
+      "/workspace/lib/src-cd.sh": ". /workspace/lib/cdpub.sh\necho x > f2\n",
       "/workspace/out/.keep": "",
     },
     setup: "chmod -R a+rwX /workspace",
@@ -225,6 +230,55 @@ describe("a script the command runs is judged with the HOME and TMPDIR it gets",
     await b.inner.exec({ argv: ["rm", "-f", "/workspace/out/s"], confinement: "unconfined" });
   }, 60_000);
 
+  it("does not judge the script's ~ as a path when the HOME given starts with -", async () => {
+    // ~ is then an option of the program it is handed: `cp F ~` with HOME=--target-directory=D
+    // copies into D. It was judged a write to ./--target-directory=D in the working folder (one
+    // the agent may write); now ~ is not known there, and Landlock is the wall.
+    const command = "HOME=--target-directory=/workspace/pub sh /workspace/lib/cp-home.sh";
+    const plan = await planScripts(
+      b.inner,
+      () => undefined,
+      command,
+      analyzeCommand(command),
+      "/workspace/out",
+      {
+        privateTmp: tmpOf("worker"),
+        start: execStartVars(tmpOf("worker")),
+      },
+    );
+    const written = plan.analyses.flatMap((a) => a.paths ?? []).filter((p) => p.access === "write");
+    expect(written.map((p) => p.path)).toEqual([]);
+    const r = await b.exec("worker", `cd /workspace/out && ${command}`);
+    expect(r instanceof Error || r.isError, JSON.stringify(r)).toBe(true);
+    const ls = await b.inner.exec({ argv: ["ls", "/workspace/pub"], confinement: "unconfined" });
+    expect(ls.stdout.trim()).toBe("secret");
+  }, 60_000);
+
+  it("does not judge the script's $HOME/x in the private folder when the HOME given holds a blank", async () => {
+    // dash splits the unquoted $HOME/x into two words: a folder in the private one, and
+    // /workspace/pub/x. It was judged one path in the private folder (no grant), and ran;
+    // Landlock refused the touch of /workspace/pub/x. Now $HOME is not known in the script.
+    const command = `HOME='${tmpOf("worker")}/a /workspace/pub' sh /workspace/lib/split.sh`;
+    const plan = await planScripts(
+      b.inner,
+      () => undefined,
+      command,
+      analyzeCommand(command),
+      "/workspace/out",
+      {
+        privateTmp: tmpOf("worker"),
+        start: execStartVars(tmpOf("worker")),
+      },
+    );
+    const written = plan.analyses.flatMap((a) => a.paths ?? []).filter((p) => p.access === "write");
+    expect(written.map((p) => p.path)).toEqual([]);
+    const r = await b.exec("worker", command);
+    expect(r instanceof Error || r.isError, JSON.stringify(r)).toBe(true);
+    if (!(r instanceof Error)) expect(r.output).toContain("/workspace/pub/x");
+    const ls = await b.inner.exec({ argv: ["ls", "/workspace/pub"], confinement: "unconfined" });
+    expect(ls.stdout.trim()).toBe("secret");
+  }, 60_000);
+
   it("judges the script's mktemp in the TMPDIR the command sets", async () => {
     const r = expectOk(await b.exec("worker", "TMPDIR=/workspace/out sh /workspace/lib/mk.sh"));
     const made = /\/workspace\/out\/tmp\.\S+/.exec(r.output)?.[0];
@@ -277,9 +331,49 @@ describe("cd ~ goes to the private folder", () => {
     60_000,
   );
 
+  it("refuses a relative write after cd ~ in a script handed HOME=-", async () => {
+    // dash's `cd ~` is then `cd -`: back to /workspace/pub, where f4 was written (Landlock
+    // refused it after the script had started); it was judged in /workspace/out/-.
+    const r = await b.exec("worker", "HOME=- sh /workspace/lib/cd-home.sh");
+    expectRefused(b, "worker", r, "policy", /moves to a directory known only at run time/);
+    expect(await contentOf("/workspace/pub/f4")).toBe("");
+  }, 60_000);
+
   it("still refuses a relative path climbing out of it", async () => {
     const r = await b.exec("worker", "cd ~ && echo x > ../../workspace/pub/c");
     expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub\/c /);
+  }, 60_000);
+});
+
+describe("a sourced script that changes directory moves the commands after it", () => {
+  it.each([
+    ["from the private folder", "cd ~ && . /workspace/lib/cdpub.sh && echo x > f1", "f1"],
+    [
+      "from a folder the agent may write",
+      "cd /workspace/out && . /workspace/lib/cdpub.sh && echo x > f1",
+      "f1",
+    ],
+    ["inside a script", "sh /workspace/lib/src-cd.sh", "f2"],
+  ])(
+    "refuses a relative write after it, %s",
+    async (_how, command, file) => {
+      // dash runs `. s.sh` in the same shell: its cd /workspace/pub held for `echo x > f1`, which
+      // was judged in the folder the command was in (the private one: no grant) while it went to
+      // /workspace/pub, where Landlock refused it after the command had started.
+      const r = await b.exec("worker", command);
+      expectRefused(b, "worker", r, "policy", /moves to a directory known only at run time/);
+      expect(await contentOf(`/workspace/pub/${file}`)).toBe("");
+    },
+    60_000,
+  );
+
+  it("still judges an absolute path after it", async () => {
+    const r = await b.exec(
+      "worker",
+      '. /workspace/lib/cdpub.sh && echo x > /workspace/out/f3 && echo "$PWD"',
+    );
+    expect(expectOk(r).output).toContain("/workspace/pub");
+    expect(await contentOf("/workspace/out/f3")).toBe("x\n");
   }, 60_000);
 });
 
@@ -306,6 +400,8 @@ describe("removing the private folder itself", () => {
     ["rm -rf $TMPDIR/", 'rm -rf "$TMPDIR"/'],
     ["rmdir", "rmdir @P"],
     ["rm -rf $TMPDIR after a write to it", "touch $TMPDIR && rm -rf $TMPDIR"],
+    ["find with the folder's path, -delete", "find @P -delete"],
+    ["find with the folder's path -delete", "find -L @P -type f -o -delete"],
   ])(
     "refuses %s before anything is removed, as Landlock keeps the folder",
     async (_how, command) => {
@@ -319,6 +415,19 @@ describe("removing the private folder itself", () => {
     },
     60_000,
   );
+
+  it("runs find -mindepth 1 -delete with the folder's path (what is in the folder)", async () => {
+    // (find $TMPDIR is refused for its run-time starting point, find . in ~ by disk-wipe.)
+    await keep();
+    expectOk(await b.exec("worker", `find ${tmpOf("worker")} -mindepth 1 -delete`));
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("");
+  }, 60_000);
+
+  it("refuses find -delete in a folder the agent may only read, before anything is removed", async () => {
+    // Its starting points were judged as read or written: Landlock then refused each unlink.
+    const r = await b.exec("worker", "find /workspace/pub -name secret -delete");
+    expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub /);
+  }, 60_000);
 
   it("runs rm -rf $TMPDIR/* (what is in the folder)", async () => {
     await keep();
