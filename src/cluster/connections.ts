@@ -13,9 +13,10 @@
 // resets its connection a second past the fetch's timeout.
 
 import type { Redis as RedisClient } from "ioredis";
-import { Redis, ReplyError } from "ioredis";
+import { Redis } from "ioredis";
 import type { ClusterConfig } from "../config.js";
 import { fenceMargin } from "./fence.js";
+import { redisFailureOf } from "./redis-failure.js";
 
 /** How long a blocking read of the node blocks at most (XREAD BLOCK, BLPOP). */
 export const READ_BLOCK_MS = 1_000;
@@ -38,14 +39,15 @@ export function nodeConnections(c: ClusterConfig): { redis: RedisClient; queue: 
   };
   const redis = new Redis(c.redisUrl, { ...options, lazyConnect: true });
   // Reported through failed commands and the node's log; a refusal of the handshake (a wrong
-  // password, an ACL user disabled) is kept: commands then fail only as "not writeable".
+  // password, an ACL user disabled) is kept: commands then fail only as "not writeable". A
+  // Redis still loading its data (LOADING) refuses nothing: that is an outage, not kept.
   redis.on("error", (e: unknown) => {
-    if (e instanceof ReplyError) handshakeRefusals.set(redis, e as Error);
+    if (redisFailureOf(e) === "refused") handshakeRefusals.set(redis, e as Error);
   });
   redis.on("ready", () => handshakeRefusals.delete(redis));
   const queue = new Redis(c.redisUrl, { ...options });
   queue.on("error", (e: unknown) => {
-    if (e instanceof ReplyError) handshakeRefusals.set(queue, e as Error);
+    if (redisFailureOf(e) === "refused") handshakeRefusals.set(queue, e as Error);
   });
   queue.on("ready", () => handshakeRefusals.delete(queue));
   return { redis, queue };

@@ -13,9 +13,11 @@ import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { handshakeRefusal } from "./connections.js";
 import {
+  isAclRefusal,
   type NodeContext,
   REDIS_ANSWER_MS,
   type RedisFailure,
+  redisErrorText,
   redisFailureOf,
   withTimeout,
 } from "./context.js";
@@ -84,7 +86,7 @@ export async function submitGoal(
   } catch (e) {
     // No job: the goal must not show as queued. (A job without its hash is skipped by process().)
     await mirror.drop(goalId).catch(() => {});
-    refuseUnavailable(rt, redisFailureOf(e), errorMessage(e));
+    refuseUnavailable(rt, redisFailureOf(e), redisErrorText(e));
   }
   rt.audit.record(
     "goal.enqueued",
@@ -96,11 +98,23 @@ export async function submitGoal(
 
 function refuseUnavailable(rt: Runtime, failure: RedisFailure, why: string): never {
   const reason =
-    failure === "refused"
-      ? `the goal was not queued: the cluster's Redis refused this node (${why}); nothing was submitted, check the ACL user in the node's Redis URL`
-      : `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`;
+    failure === "unreachable"
+      ? `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`
+      : `the goal was not queued: the cluster's Redis refused this node (${why}); nothing was submitted, ${refusalAdvice(why)}`;
   rt.audit.record("goal.refused", { field: "cluster", reason });
   throw new AidoError(ErrorCode.clusterUnavailable, reason, { redis: failure });
+}
+
+/**
+ * What to look at for a refusal: the ACL user only when an ACL refused it. A read-only
+ * replica (the URL names a replica, as after a failover), no memory left or a failed save
+ * are the Redis server's state, which no ACL change fixes.
+ */
+function refusalAdvice(why: string): string {
+  if (isAclRefusal(why)) return "check the ACL user in the node's Redis URL";
+  if (/\bREADONLY\b/.test(why))
+    return "the node's Redis URL names a read-only replica (after a failover?): point it at the primary";
+  return "see the Redis server's own state (its memory, its disk, its log), not this node's user";
 }
 
 /**

@@ -139,3 +139,58 @@ describe("a node whose Redis ACL user lacks a permission", () => {
     expect((await c.call("goal.wait", { goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
   }, 90_000);
 });
+
+describe("a Redis that answers an error no ACL explains", () => {
+  it("a submission whose transaction an ACL refused says the NOPERM, and the ACL user", async () => {
+    // The mirror's MULTI: Redis says only EXECABORT "because of previous errors".
+    await withoutPermission("zadd", async () => {
+      const e = await failureOf(
+        (await node.client()).call("goal.submit", { goal: "no zadd", manifest: manifest() }),
+      );
+      expect(e.code).toBe("cluster_unavailable");
+      expect(e.message).toMatch(/refused this node \(EXECABORT.*: NOPERM.*check the ACL user/);
+    });
+  }, 60_000);
+
+  it("a Redis busy running a script (BUSY) is said not to answer now, not to refuse the node", async () => {
+    // BUSY passes when the script ends: nobody is to go fixing an ACL for it.
+    await raw.call("CONFIG", "SET", "busy-reply-threshold", "100");
+    const { Redis } = await import("ioredis");
+    const busy = new Redis(redisServer.url, { maxRetriesPerRequest: 0 });
+    busy.on("error", () => {});
+    const script = busy.eval("while true do end", 0).catch(() => undefined);
+    try {
+      const status = await until(async () => {
+        const s = await (await node.client()).call("cluster.status", {});
+        return s.enabled && (s.redis.refused ?? s.redis.unreachable ?? "").includes("BUSY") ? s : undefined;
+      });
+      if (!status.enabled) throw new Error("not a cluster");
+      expect(status.redis.unreachable).toMatch(/BUSY/);
+      expect(status.redis.refused).toBeUndefined();
+    } finally {
+      await raw.call("SCRIPT", "KILL").catch(() => undefined);
+      await script;
+      busy.disconnect();
+      await raw.call("CONFIG", "SET", "busy-reply-threshold", "5000");
+    }
+  }, 60_000);
+
+  it("a submission Redis refuses for want of memory (OOM) does not send one to the ACL user", async () => {
+    const [, policy] = (await raw.call("CONFIG", "GET", "maxmemory-policy")) as string[];
+    await raw.call("CONFIG", "SET", "maxmemory-policy", "noeviction");
+    await raw.call("CONFIG", "SET", "maxmemory", "1");
+    try {
+      const e = await failureOf(
+        (await node.client()).call("goal.submit", { goal: "no memory", manifest: manifest() }),
+      );
+      expect(e.code).toBe("cluster_unavailable");
+      expect(e.message).toMatch(/the cluster's Redis refused this node \(.*OOM/);
+      expect(e.message).not.toMatch(/ACL/);
+      expect(e.message).toMatch(/EXECABORT.*: OOM/);
+      expect(e.message).toMatch(/the Redis server's own state/);
+    } finally {
+      await raw.call("CONFIG", "SET", "maxmemory", "0");
+      await raw.call("CONFIG", "SET", "maxmemory-policy", policy ?? "noeviction");
+    }
+  }, 60_000);
+});
