@@ -23,6 +23,7 @@ import {
 } from "./context.js";
 import type { GoalJob } from "./goal-runner.js";
 import { packInputs } from "./job-inputs.js";
+import { withoutRedisSecret } from "./redis-url.js";
 
 export interface GoalSubmission {
   goal: string;
@@ -54,7 +55,7 @@ export async function submitGoal(
     // A connection Redis refused at its handshake (a wrong password) is a refusal, not an outage.
     const refusal = handshakeRefusal(redis);
     refuseUnavailable(
-      rt,
+      ctx,
       refusal ? "refused" : "unreachable",
       refusal
         ? `it refused this node's connection: ${errorMessage(refusal)}`
@@ -86,7 +87,7 @@ export async function submitGoal(
   } catch (e) {
     // No job: the goal must not show as queued. (A job without its hash is skipped by process().)
     await mirror.drop(goalId).catch(() => {});
-    refuseUnavailable(rt, redisFailureOf(e), redisErrorText(e));
+    refuseUnavailable(ctx, redisFailureOf(e), redisErrorText(e));
   }
   rt.audit.record(
     "goal.enqueued",
@@ -96,12 +97,15 @@ export async function submitGoal(
   return { goal_id: goalId };
 }
 
-function refuseUnavailable(rt: Runtime, failure: RedisFailure, why: string): never {
+function refuseUnavailable(ctx: NodeContext, failure: RedisFailure, text: string): never {
+  // Redis's text, without the URL's secret (a Redis 7.2 NOPERM names the user, which a URL
+  // without a password holds): the reason is audited and answered.
+  const why = withoutRedisSecret(text, ctx.config.cluster.redisUrl);
   const reason =
     failure === "unreachable"
       ? `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`
       : `the goal was not queued: the cluster's Redis refused this node (${why}); nothing was submitted, ${refusalAdvice(why)}`;
-  rt.audit.record("goal.refused", { field: "cluster", reason });
+  ctx.rt.audit.record("goal.refused", { field: "cluster", reason });
   throw new AidoError(ErrorCode.clusterUnavailable, reason, { redis: failure });
 }
 
