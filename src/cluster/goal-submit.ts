@@ -99,12 +99,13 @@ export async function submitGoal(
 
 function refuseUnavailable(ctx: NodeContext, failure: RedisFailure, text: string): never {
   // Redis's text, without the URL's secret (a Redis 7.2 NOPERM names the user, which a URL
-  // without a password holds): the reason is audited and answered.
+  // without a password holds): the reason is audited and answered. The advice is read from
+  // Redis's own text: a short password may match part of "NOPERM".
   const why = withoutRedisSecret(text, ctx.config.cluster.redisUrl);
   const reason =
     failure === "unreachable"
       ? `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`
-      : `the goal was not queued: the cluster's Redis refused this node (${why}); nothing was submitted, ${refusalAdvice(why)}`;
+      : `the goal was not queued: the cluster's Redis refused this node (${why}); nothing was submitted, ${refusalAdvice(text)}`;
   ctx.rt.audit.record("goal.refused", { field: "cluster", reason });
   throw new AidoError(ErrorCode.clusterUnavailable, reason, { redis: failure });
 }

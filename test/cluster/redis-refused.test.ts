@@ -193,4 +193,19 @@ describe("a Redis that answers an error no ACL explains", () => {
       await raw.call("CONFIG", "SET", "maxmemory-policy", policy ?? "noeviction");
     }
   }, 60_000);
+
+  it("a password that is part of Redis's text is kept out of the reason, not out of the advice", async () => {
+    // Password "O": the reason says N***PERM; the refusal is still an ACL's.
+    const user = "aido-short";
+    await raw.call("ACL", "SETUSER", user, "on", ">O", "~*", "&*", "+@all", "-zadd");
+    const url = new URL(redisServer.url);
+    url.username = user;
+    url.password = "O";
+    const short = await startNode(server, url.toString(), "refused-short", { onRedisLoss: "finish" });
+    const e = await failureOf(
+      (await short.client()).call("goal.submit", { goal: "no zadd", manifest: manifest() }),
+    );
+    expect(e.message).toMatch(/N\*\*\*PERM/);
+    expect(e.message).toMatch(/check the ACL user/);
+  }, 60_000);
 });
