@@ -41,16 +41,25 @@ export function nodeConnections(c: ClusterConfig): { redis: RedisClient; queue: 
   // Reported through failed commands and the node's log; a refusal of the handshake (a wrong
   // password, an ACL user disabled) is kept: commands then fail only as "not writeable". A
   // Redis still loading its data (LOADING) refuses nothing: that is an outage, not kept.
-  redis.on("error", (e: unknown) => {
-    if (redisFailureOf(e) === "refused") handshakeRefusals.set(redis, e as Error);
-  });
-  redis.on("ready", () => handshakeRefusals.delete(redis));
+  keepHandshakeRefusal(redis);
   const queue = new Redis(c.redisUrl, { ...options });
-  queue.on("error", (e: unknown) => {
-    if (redisFailureOf(e) === "refused") handshakeRefusals.set(queue, e as Error);
-  });
-  queue.on("ready", () => handshakeRefusals.delete(queue));
+  keepHandshakeRefusal(queue);
   return { redis, queue };
+}
+
+/**
+ * Keep what Redis refused `r`'s handshake with, as long as that is the last word of Redis on
+ * it: a new connection made (its handshake's outcome yet to come), a failure that is no
+ * refusal (Redis since gone: refused, reset) or the connection ready ends it. A refusal kept
+ * past them said a Redis that went down afterwards still refused the node's password.
+ */
+function keepHandshakeRefusal(r: RedisClient): void {
+  r.on("error", (e: unknown) => {
+    if (redisFailureOf(e) === "refused") handshakeRefusals.set(r, e as Error);
+    else handshakeRefusals.delete(r);
+  });
+  r.on("connect", () => handshakeRefusals.delete(r));
+  r.on("ready", () => handshakeRefusals.delete(r));
 }
 
 const handshakeRefusals = new WeakMap<RedisClient, Error>();

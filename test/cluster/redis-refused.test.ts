@@ -10,7 +10,7 @@ import { runCli } from "../../src/cli/main.js";
 import { until } from "../daemon/process.js";
 import { failureOf } from "../llm/harness.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
+import { forGoal, manifest, type Node, type RedisServer, startNode, startRedisProxy } from "./fixture.js";
 import { withCluster } from "./support/file-cluster.js";
 
 const USER = "aido-node";
@@ -207,5 +207,29 @@ describe("a Redis that answers an error no ACL explains", () => {
     );
     expect(e.message).toMatch(/N\*\*\*PERM/);
     expect(e.message).toMatch(/check the ACL user/);
+  }, 60_000);
+
+  it("a refusal of the node's password is no longer said once Redis stops answering at all", async () => {
+    // WRONGPASS, then the node cut off from Redis: it is unreachable now, not still refused.
+    const user = "aido-proxied";
+    await raw.call("ACL", "SETUSER", user, "on", ">proxied-pw", "~*", "&*", "+@all");
+    const proxy = await startRedisProxy(redisServer.url);
+    const url = new URL(proxy.url);
+    url.username = user;
+    url.password = "proxied-pw";
+    const cut = await startNode(server, url.toString(), "refused-cut", { onRedisLoss: "finish" });
+    const redisOf = async () => {
+      const s = await (await cut.client()).call("cluster.status", {});
+      return s.enabled ? s.redis : undefined;
+    };
+    await raw.call("ACL", "SETUSER", user, "resetpass", ">another");
+    await raw.call("CLIENT", "KILL", "USER", user);
+    await until(async () => ((await redisOf())?.refused?.includes("WRONGPASS") ? true : undefined));
+    proxy.cut();
+    const after = await until(async () => {
+      const r = await redisOf();
+      return r?.unreachable !== undefined ? r : undefined;
+    }, 15_000);
+    expect(after.refused).toBeUndefined();
   }, 60_000);
 });
