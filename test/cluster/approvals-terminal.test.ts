@@ -56,6 +56,24 @@ describe("aido approvals in a cluster", () => {
       bare.id,
     );
 
+    // approval.list (what the dashboard's inbox reads): the bare record has every field its
+    // readers take for granted, said missing.
+    const listed = (await (await node.client()).call("approval.list", {})).approvals;
+    const b = listed.find((x) => x.id === "apr_bare");
+    expect(b).toMatchObject({
+      tool: expect.any(String),
+      summary: expect.any(String),
+      target: expect.any(String),
+      identity: expect.any(String),
+      deadline_at: expect.any(Number),
+      covers: {
+        allow_once: expect.any(String),
+        allow_session: expect.any(String),
+        allow_always: expect.any(String),
+      },
+    });
+    expect(b?.summary).toMatch(/not in its record/);
+
     const out: string[] = [];
     const err: string[] = [];
     const code = await runCli(
