@@ -189,5 +189,38 @@ export function mirroredApproval(raw: string): ClusterApproval | undefined {
 }
 
 function readable(raws: string[]): ClusterApproval[] {
-  return raws.map(mirroredApproval).filter((a): a is ClusterApproval => a !== undefined);
+  return raws
+    .map(mirroredApproval)
+    .filter((a): a is ClusterApproval => a !== undefined)
+    .map(listable);
+}
+
+/** Said in place of what a mirrored record does not hold. */
+const NOT_SAID = "(not in its record in Redis)";
+
+/**
+ * A mirrored approval as approval.list answers it: every field its readers (the dashboard's
+ * inbox, aido approvals, a client) take for granted is there, said missing when the record
+ * lacks it (a Redis writer's, one cut short): one such record must not break their view of
+ * the others. What decides an answer is the owner's own record, not these.
+ */
+function listable(a: ClusterApproval): ClusterApproval {
+  const text = (v: unknown): string => (typeof v === "string" ? v : NOT_SAID);
+  const c = (typeof a.covers === "object" && a.covers !== null ? a.covers : {}) as Partial<
+    Record<string, unknown>
+  >;
+  return {
+    ...a,
+    agent_id: text(a.agent_id),
+    identity: text(a.identity),
+    tool: text(a.tool),
+    target: text(a.target),
+    summary: text(a.summary),
+    deadline_at: typeof a.deadline_at === "number" ? a.deadline_at : a.created_at,
+    covers: {
+      allow_once: text(c.allow_once),
+      allow_session: text(c.allow_session),
+      allow_always: text(c.allow_always),
+    },
+  };
 }

@@ -13,9 +13,10 @@
 // resets its connection a second past the fetch's timeout.
 
 import type { Redis as RedisClient } from "ioredis";
-import { Redis, ReplyError } from "ioredis";
+import { Redis } from "ioredis";
 import type { ClusterConfig } from "../config.js";
 import { fenceMargin } from "./fence.js";
+import { redisFailureOf } from "./redis-failure.js";
 
 /** How long a blocking read of the node blocks at most (XREAD BLOCK, BLPOP). */
 export const READ_BLOCK_MS = 1_000;
@@ -38,17 +39,27 @@ export function nodeConnections(c: ClusterConfig): { redis: RedisClient; queue: 
   };
   const redis = new Redis(c.redisUrl, { ...options, lazyConnect: true });
   // Reported through failed commands and the node's log; a refusal of the handshake (a wrong
-  // password, an ACL user disabled) is kept: commands then fail only as "not writeable".
-  redis.on("error", (e: unknown) => {
-    if (e instanceof ReplyError) handshakeRefusals.set(redis, e as Error);
-  });
-  redis.on("ready", () => handshakeRefusals.delete(redis));
+  // password, an ACL user disabled) is kept: commands then fail only as "not writeable". A
+  // Redis still loading its data (LOADING) refuses nothing: that is an outage, not kept.
+  keepHandshakeRefusal(redis);
   const queue = new Redis(c.redisUrl, { ...options });
-  queue.on("error", (e: unknown) => {
-    if (e instanceof ReplyError) handshakeRefusals.set(queue, e as Error);
-  });
-  queue.on("ready", () => handshakeRefusals.delete(queue));
+  keepHandshakeRefusal(queue);
   return { redis, queue };
+}
+
+/**
+ * Keep what Redis refused `r`'s handshake with, as long as that is the last word of Redis on
+ * it: a new connection made (its handshake's outcome yet to come), a failure that is no
+ * refusal (Redis since gone: refused, reset) or the connection ready ends it. A refusal kept
+ * past them said a Redis that went down afterwards still refused the node's password.
+ */
+function keepHandshakeRefusal(r: RedisClient): void {
+  r.on("error", (e: unknown) => {
+    if (redisFailureOf(e) === "refused") handshakeRefusals.set(r, e as Error);
+    else handshakeRefusals.delete(r);
+  });
+  r.on("connect", () => handshakeRefusals.delete(r));
+  r.on("ready", () => handshakeRefusals.delete(r));
 }
 
 const handshakeRefusals = new WeakMap<RedisClient, Error>();

@@ -2,7 +2,7 @@
 // config, Runtime, Redis connection, goal mirror and identity, plus the two helpers every
 // part needs: a bounded wait, and the goal.finished event a goal's end is announced with.
 
-import { type Redis, ReplyError } from "ioredis";
+import type { Redis } from "ioredis";
 import type { ClusterConfig, Config } from "../config.js";
 import type { WireEvent } from "../daemon/events.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
@@ -11,6 +11,7 @@ import type { Runtime } from "../kernel/runtime.js";
 import type { CommandSender } from "./command-sender.js";
 import type { GoalMirror } from "./goal-mirror.js";
 import type { NodeIdentity } from "./identity.js";
+import { type RedisFailure, redisErrorText, redisFailureOf } from "./redis-failure.js";
 
 export type ClusteredConfig = Config & { cluster: ClusterConfig };
 
@@ -40,17 +41,7 @@ export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 /** How long a client's read or submit waits for Redis before it is refused. */
 export const REDIS_ANSWER_MS = 5_000;
 
-/**
- * Why a read of Redis failed: it did not answer (down, cut off, too slow), or it answered with
- * a refusal (an ACL `NOPERM`, `WRONGPASS`, `NOAUTH`, a key of the wrong type). One fixing an
- * ACL must not go looking for a network fault, so every message and answer says which.
- */
-export type RedisFailure = "unreachable" | "refused";
-
-/** Whether `e` (from a Redis command) is Redis's refusal rather than its silence. */
-export function redisFailureOf(e: unknown): RedisFailure {
-  return e instanceof ReplyError ? "refused" : "unreachable";
-}
+export { isAclRefusal, type RedisFailure, redisErrorText, redisFailureOf } from "./redis-failure.js";
 
 /** The failure a readMirror error carries (details.redis), if it is one. */
 export function readFailureOf(e: unknown): RedisFailure | undefined {
@@ -85,7 +76,9 @@ export async function readMirror<T>(fn: () => Promise<T>, ms = REDIS_ANSWER_MS):
   } catch (e) {
     if (e instanceof AidoError) throw e;
     const redis = redisFailureOf(e);
-    throw new AidoError(ErrorCode.clusterUnavailable, `${REDIS_FAILED[redis]}${errorMessage(e)}`, { redis });
+    throw new AidoError(ErrorCode.clusterUnavailable, `${REDIS_FAILED[redis]}${redisErrorText(e)}`, {
+      redis,
+    });
   }
 }
 

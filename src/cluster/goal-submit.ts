@@ -13,14 +13,17 @@ import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { handshakeRefusal } from "./connections.js";
 import {
+  isAclRefusal,
   type NodeContext,
   REDIS_ANSWER_MS,
   type RedisFailure,
+  redisErrorText,
   redisFailureOf,
   withTimeout,
 } from "./context.js";
 import type { GoalJob } from "./goal-runner.js";
 import { packInputs } from "./job-inputs.js";
+import { withoutRedisSecret } from "./redis-url.js";
 
 export interface GoalSubmission {
   goal: string;
@@ -52,7 +55,7 @@ export async function submitGoal(
     // A connection Redis refused at its handshake (a wrong password) is a refusal, not an outage.
     const refusal = handshakeRefusal(redis);
     refuseUnavailable(
-      rt,
+      ctx,
       refusal ? "refused" : "unreachable",
       refusal
         ? `it refused this node's connection: ${errorMessage(refusal)}`
@@ -84,7 +87,7 @@ export async function submitGoal(
   } catch (e) {
     // No job: the goal must not show as queued. (A job without its hash is skipped by process().)
     await mirror.drop(goalId).catch(() => {});
-    refuseUnavailable(rt, redisFailureOf(e), errorMessage(e));
+    refuseUnavailable(ctx, redisFailureOf(e), redisErrorText(e));
   }
   rt.audit.record(
     "goal.enqueued",
@@ -94,13 +97,29 @@ export async function submitGoal(
   return { goal_id: goalId };
 }
 
-function refuseUnavailable(rt: Runtime, failure: RedisFailure, why: string): never {
+function refuseUnavailable(ctx: NodeContext, failure: RedisFailure, text: string): never {
+  // Redis's text, without the URL's secret (a Redis 7.2 NOPERM names the user, which a URL
+  // without a password holds): the reason is audited and answered. The advice is read from
+  // Redis's own text: a short password may match part of "NOPERM".
+  const why = withoutRedisSecret(text, ctx.config.cluster.redisUrl);
   const reason =
-    failure === "refused"
-      ? `the goal was not queued: the cluster's Redis refused this node (${why}); nothing was submitted, check the ACL user in the node's Redis URL`
-      : `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`;
-  rt.audit.record("goal.refused", { field: "cluster", reason });
+    failure === "unreachable"
+      ? `the goal was not queued: the cluster's Redis cannot be reached (${why}); nothing was submitted, try again when it is back`
+      : `the goal was not queued: the cluster's Redis refused this node (${why}); nothing was submitted, ${refusalAdvice(text)}`;
+  ctx.rt.audit.record("goal.refused", { field: "cluster", reason });
   throw new AidoError(ErrorCode.clusterUnavailable, reason, { redis: failure });
+}
+
+/**
+ * What to look at for a refusal: the ACL user only when an ACL refused it. A read-only
+ * replica (the URL names a replica, as after a failover), no memory left or a failed save
+ * are the Redis server's state, which no ACL change fixes.
+ */
+function refusalAdvice(why: string): string {
+  if (isAclRefusal(why)) return "check the ACL user in the node's Redis URL";
+  if (/\bREADONLY\b/.test(why))
+    return "the node's Redis URL names a read-only replica (after a failover?): point it at the primary";
+  return "see the Redis server's own state (its memory, its disk, its log), not this node's user";
 }
 
 /**

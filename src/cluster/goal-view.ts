@@ -58,10 +58,14 @@ export interface OwnRecordMark {
   as_of: string | null;
 }
 
-/** `e` (a read of the goal failed), its message naming the goal asked. */
-function namingGoal(e: unknown, goalId: string): unknown {
+/**
+ * `e` (a read of the goal failed), its message naming the goal asked, the Redis URL's secret
+ * out of Redis's text (a Redis 7.2 NOPERM names the user, which a URL without a password holds).
+ */
+function namingGoal(e: unknown, goalId: string, redisUrl: string): unknown {
   if (!(e instanceof AidoError)) return e;
-  return new AidoError(e.code, `goal ${goalId}: ${e.message}`, { ...e.details, goal_id: goalId });
+  const text = withoutRedisSecret(e.message, redisUrl);
+  return new AidoError(e.code, `goal ${goalId}: ${text}`, { ...e.details, goal_id: goalId });
 }
 
 export class ClusterGoals {
@@ -118,7 +122,7 @@ export class ClusterGoals {
       // Redis away: a goal this node runs, or that ended here, is answered from its own record,
       // marked so: past its lease another node may have ended or taken the goal over.
       const own = this.ownRecord(goalId);
-      if (own === undefined) throw namingGoal(e, goalId);
+      if (own === undefined) throw namingGoal(e, goalId, this.ctx.config.cluster.redisUrl);
       return { ...own, cluster: this.unreadMark(e) };
     }
     if (mirrored === undefined) return this.rt.goals.status(goalId);
@@ -307,7 +311,7 @@ export class ClusterGoals {
         if (beat === undefined || Date.now() - beat >= this.ctx.config.cluster.leaseMs) {
           throw new AidoError(
             ErrorCode.clusterUnavailable,
-            `goal ${goalId} runs on this node, but the cluster's Redis cannot be reached and this node's lease ran out (${beat === undefined ? "Redis never took its heartbeat" : `last heartbeat taken ${new Date(beat).toISOString()}`}): another node may have taken the goal over, so a cancel made here could be lost; nothing was cancelled, try again when Redis answers (${e.message})`,
+            `goal ${goalId} runs on this node, but the cluster's Redis cannot be reached and this node's lease ran out (${beat === undefined ? "Redis never took its heartbeat" : `last heartbeat taken ${new Date(beat).toISOString()}`}): another node may have taken the goal over, so a cancel made here could be lost; nothing was cancelled, try again when Redis answers (${withoutRedisSecret(e.message, this.ctx.config.cluster.redisUrl)})`,
             {},
           );
         }

@@ -178,10 +178,12 @@ export class ClusterNode implements Liveness {
   }
 
   /** Join the cluster `config.cluster` names, over an open Runtime. */
-  static async start(config: Config, rt: Runtime, log: (m: string) => void): Promise<ClusterNode> {
+  static async start(config: Config, rt: Runtime, logLine: (m: string) => void): Promise<ClusterNode> {
     const c = config.cluster;
     if (!c)
       throw new AidoError(ErrorCode.configInvalid, "cluster mode needs cluster.redis_url or AIDO_REDIS_URL");
+    // Every line the node logs may carry Redis's text: never the URL's secret (withoutRedisSecret).
+    const log = (m: string) => logLine(withoutRedisSecret(m, c.redisUrl));
     // Each with a socket timeout (connections.ts): a silent one is dropped and made again.
     const { redis, queue: queueConnection } = nodeConnections(c);
     const queue = new Queue<GoalJob>(GOAL_QUEUE, { connection: queueConnection });

@@ -10,7 +10,7 @@ import { runCli } from "../../src/cli/main.js";
 import { until } from "../daemon/process.js";
 import { failureOf } from "../llm/harness.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
+import { forGoal, manifest, type Node, type RedisServer, startNode, startRedisProxy } from "./fixture.js";
 import { withCluster } from "./support/file-cluster.js";
 
 const USER = "aido-node";
@@ -138,4 +138,98 @@ describe("a node whose Redis ACL user lacks a permission", () => {
     await c.call("approval.respond", { id: pending.id, decision: "allow_once" });
     expect((await c.call("goal.wait", { goal_id, timeout_ms: 60_000 })).state).toBe("succeeded");
   }, 90_000);
+});
+
+describe("a Redis that answers an error no ACL explains", () => {
+  it("a submission whose transaction an ACL refused says the NOPERM, and the ACL user", async () => {
+    // The mirror's MULTI: Redis says only EXECABORT "because of previous errors".
+    await withoutPermission("zadd", async () => {
+      const e = await failureOf(
+        (await node.client()).call("goal.submit", { goal: "no zadd", manifest: manifest() }),
+      );
+      expect(e.code).toBe("cluster_unavailable");
+      expect(e.message).toMatch(/refused this node \(EXECABORT.*: NOPERM.*check the ACL user/);
+    });
+  }, 60_000);
+
+  it("a Redis busy running a script (BUSY) is said not to answer now, not to refuse the node", async () => {
+    // BUSY passes when the script ends: nobody is to go fixing an ACL for it.
+    await raw.call("CONFIG", "SET", "busy-reply-threshold", "100");
+    const { Redis } = await import("ioredis");
+    const busy = new Redis(redisServer.url, { maxRetriesPerRequest: 0 });
+    busy.on("error", () => {});
+    const script = busy.eval("while true do end", 0).catch(() => undefined);
+    try {
+      const status = await until(async () => {
+        const s = await (await node.client()).call("cluster.status", {});
+        return s.enabled && (s.redis.refused ?? s.redis.unreachable ?? "").includes("BUSY") ? s : undefined;
+      });
+      if (!status.enabled) throw new Error("not a cluster");
+      expect(status.redis.unreachable).toMatch(/BUSY/);
+      expect(status.redis.refused).toBeUndefined();
+    } finally {
+      await raw.call("SCRIPT", "KILL").catch(() => undefined);
+      await script;
+      busy.disconnect();
+      await raw.call("CONFIG", "SET", "busy-reply-threshold", "5000");
+    }
+  }, 60_000);
+
+  it("a submission Redis refuses for want of memory (OOM) does not send one to the ACL user", async () => {
+    const [, policy] = (await raw.call("CONFIG", "GET", "maxmemory-policy")) as string[];
+    await raw.call("CONFIG", "SET", "maxmemory-policy", "noeviction");
+    await raw.call("CONFIG", "SET", "maxmemory", "1");
+    try {
+      const e = await failureOf(
+        (await node.client()).call("goal.submit", { goal: "no memory", manifest: manifest() }),
+      );
+      expect(e.code).toBe("cluster_unavailable");
+      expect(e.message).toMatch(/the cluster's Redis refused this node \(.*OOM/);
+      expect(e.message).not.toMatch(/ACL/);
+      expect(e.message).toMatch(/EXECABORT.*: OOM/);
+      expect(e.message).toMatch(/the Redis server's own state/);
+    } finally {
+      await raw.call("CONFIG", "SET", "maxmemory", "0");
+      await raw.call("CONFIG", "SET", "maxmemory-policy", policy ?? "noeviction");
+    }
+  }, 60_000);
+
+  it("a password that is part of Redis's text is kept out of the reason, not out of the advice", async () => {
+    // Password "O": the reason says N***PERM; the refusal is still an ACL's.
+    const user = "aido-short";
+    await raw.call("ACL", "SETUSER", user, "on", ">O", "~*", "&*", "+@all", "-zadd");
+    const url = new URL(redisServer.url);
+    url.username = user;
+    url.password = "O";
+    const short = await startNode(server, url.toString(), "refused-short", { onRedisLoss: "finish" });
+    const e = await failureOf(
+      (await short.client()).call("goal.submit", { goal: "no zadd", manifest: manifest() }),
+    );
+    expect(e.message).toMatch(/N\*\*\*PERM/);
+    expect(e.message).toMatch(/check the ACL user/);
+  }, 60_000);
+
+  it("a refusal of the node's password is no longer said once Redis stops answering at all", async () => {
+    // WRONGPASS, then the node cut off from Redis: it is unreachable now, not still refused.
+    const user = "aido-proxied";
+    await raw.call("ACL", "SETUSER", user, "on", ">proxied-pw", "~*", "&*", "+@all");
+    const proxy = await startRedisProxy(redisServer.url);
+    const url = new URL(proxy.url);
+    url.username = user;
+    url.password = "proxied-pw";
+    const cut = await startNode(server, url.toString(), "refused-cut", { onRedisLoss: "finish" });
+    const redisOf = async () => {
+      const s = await (await cut.client()).call("cluster.status", {});
+      return s.enabled ? s.redis : undefined;
+    };
+    await raw.call("ACL", "SETUSER", user, "resetpass", ">another");
+    await raw.call("CLIENT", "KILL", "USER", user);
+    await until(async () => ((await redisOf())?.refused?.includes("WRONGPASS") ? true : undefined));
+    proxy.cut();
+    const after = await until(async () => {
+      const r = await redisOf();
+      return r?.unreachable !== undefined ? r : undefined;
+    }, 15_000);
+    expect(after.refused).toBeUndefined();
+  }, 60_000);
 });

@@ -35,7 +35,7 @@ const WHOLE_CALL_CHARS = 20_000;
  * what is shown so that what runs is past the cut. Printed inert, and never cut silently.
  */
 function wholeCall(a: ApprovalRecord): string[] {
-  if (!a.summary.endsWith("…")) return [];
+  if (typeof a.summary !== "string" || !a.summary.endsWith("…")) return [];
   const text = JSON.stringify(a.input);
   const shown = inert(text.slice(0, WHOLE_CALL_CHARS));
   const rest = text.length - WHOLE_CALL_CHARS;
@@ -45,16 +45,25 @@ function wholeCall(a: ApprovalRecord): string[] {
   ];
 }
 
-/** A pending request as a human reads it before answering. */
+/**
+ * A pending request as a human reads it before answering. In a cluster the record is read
+ * from Redis, where any writer may have put it: every field is printed inert, and one it
+ * lacks (a record of an older node, junk) is said missing rather than failing the list.
+ */
 function describeApproval(a: ApprovalRecord, now = Date.now()): string[] {
-  const left = Math.max(0, Math.round((a.deadline_at - now) / 1000));
+  const f = (v: unknown): string => (typeof v === "string" ? inert(v) : "(missing)");
+  const left =
+    typeof a.deadline_at === "number"
+      ? `${Math.max(0, Math.round((a.deadline_at - now) / 1000))} s left`
+      : "no deadline";
+  const covers: Partial<ApprovalRecord["covers"]> = a.covers ?? {};
   return [
-    `${a.id}  ${a.tool}  agent=${a.agent_id} (identity ${a.identity})${a.goal_id ? ` goal=${a.goal_id}` : ""}${a.request_id ? ` request=${inert(a.request_id)}` : ""}  (${left} s left)`,
-    `    ${a.summary}`,
+    `${f(a.id)}  ${f(a.tool)}  agent=${f(a.agent_id)} (identity ${f(a.identity)})${a.goal_id ? ` goal=${f(a.goal_id)}` : ""}${a.request_id ? ` request=${f(a.request_id)}` : ""}  (${left})`,
+    `    ${f(a.summary)}`,
     ...wholeCall(a),
-    `    Allow Once:    ${a.covers.allow_once}`,
-    `    Allow Session: ${a.covers.allow_session}`,
-    `    Allow Always:  ${a.covers.allow_always}`,
+    `    Allow Once:    ${f(covers.allow_once)}`,
+    `    Allow Session: ${f(covers.allow_session)}`,
+    `    Allow Always:  ${f(covers.allow_always)}`,
   ];
 }
 
