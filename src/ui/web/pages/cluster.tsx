@@ -89,6 +89,20 @@ function lateOrFailed(answer: ClusterAnswer): string | undefined {
   return undefined;
 }
 
+/**
+ * What to look at for a refusal of this node's reads: the ACL user only for an ACL refusal (a
+ * copy of src/cluster/refusal-advice.ts, which the page's bundle does not reach).
+ */
+export function refusalAdvice(why: string): string {
+  if (/\b(NOPERM|WRONGPASS|NOAUTH)\b|invalid password|invalid username-password/.test(why))
+    return "check the ACL user in the node's Redis URL";
+  if (/\bWRONGTYPE\b/.test(why))
+    return "a key in Redis holds another type than the cluster writes there (a Redis writer's?): see the key named, not this node's user";
+  if (/\bREADONLY\b/.test(why))
+    return "the node's Redis URL names a read-only replica (after a failover?): point it at the primary";
+  return "see the Redis server's own state (its memory, its disk, its log), not this node's user";
+}
+
 /** Whether this node is fenced and whether it can reach Redis, when either is wrong. */
 export function ClusterNote({ status }: { status: ClusterStatus | undefined }) {
   if (!status?.enabled) return null;
@@ -119,8 +133,8 @@ export function ClusterNote({ status }: { status: ClusterStatus | undefined }) {
       ) : null}
       {refused !== undefined ? (
         <p class="text" data-testid="cluster-refused">
-          Redis refuses this node's reads ({refused}): check the ACL user in the node's Redis URL. What is
-          shown of the cluster is stale; this node answers for its own goals from its own records.
+          Redis refuses this node's reads ({refused}): {refusalAdvice(refused)}. What is shown of the cluster
+          is stale; this node answers for its own goals from its own records.
         </p>
       ) : null}
     </div>
