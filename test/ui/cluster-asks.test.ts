@@ -4,11 +4,13 @@
 // request would: the rest pass to the server) was awaited for ever: the panel said STALE and
 // never asked again until the page was reloaded; it is now given up after its bound, said so,
 // and asked again. And a busy cluster's goal events each asked cluster.status at once, back to
-// back: an event now marks "ask soon", at most one ask per poll period.
+// back: an event now marks "ask soon", at most one ask per poll period. A refusal no ACL explains
+// (a junk key where the set of nodes is kept) does not send one to the ACL user.
 
 import type { Browser, Page, Request, Route } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  connectRedis,
   forGoal,
   manifest,
   type Node,
@@ -118,4 +120,23 @@ describe("the Cluster panel's asks", () => {
     // The page's own timers: a little leeway under the 5 s period.
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(4_500);
   }, 120_000);
+
+  it("sends one to the key, not the ACL user, when a junk key holds the set of nodes (WRONGTYPE)", async () => {
+    const raw = connectRedis(redisServer.url);
+    const nodes = await raw.smembers("aido:nodes");
+    await raw.del("aido:nodes");
+    await raw.set("aido:nodes", "junk");
+    try {
+      const note = page.getByTestId("cluster-refused");
+      await expect.poll(() => note.count(), { timeout: 20_000 }).toBe(1);
+      const said = await note.textContent();
+      expect(said).toMatch(/the key aido:nodes holds another type/);
+      expect(said).toMatch(/a key in Redis holds another type than the cluster writes there/);
+      expect(said).not.toMatch(/ACL user/);
+    } finally {
+      await raw.del("aido:nodes");
+      if (nodes.length > 0) await raw.sadd("aido:nodes", ...nodes);
+    }
+    await expect.poll(() => page.getByTestId("cluster-refused").count(), { timeout: 20_000 }).toBe(0);
+  }, 60_000);
 });
