@@ -16,13 +16,14 @@
 // never a raw error: callers (goal.cancel, a watch) act on that code.
 
 import { randomUUID } from "node:crypto";
-import { type Redis, ReplyError } from "ioredis";
+import type { Redis } from "ioredis";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import { checkedReply, replyRequestId } from "./command-replies.js";
 import { type Command, type Envelope, REPLY_TTL_SECONDS, settle } from "./commands.js";
 import { READ_BLOCK_MS } from "./connections.js";
 import { REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import { blockingReader, streamTip } from "./event-stream.js";
+import { redisErrorText, redisFailureOf } from "./redis-failure.js";
 import { RedisKeys } from "./redis-keys.js";
 
 const COMMANDS_MAXLEN = 1_000;
@@ -58,12 +59,14 @@ export class CommandSender {
     if (this.closed)
       throw new AidoError(ErrorCode.clusterUnavailable, "this node is leaving the cluster", { node });
     const unreachable = (step: string, e: unknown, after = "nothing was sent"): never => {
-      // An error Redis answered with (a refusal) is not a Redis that cannot be reached.
-      const what = e instanceof ReplyError ? "refused a command" : "cannot be reached";
+      // A refusal (NOPERM, OOM) is not a Redis that cannot be reached; a Redis that cannot
+      // serve now (BUSY, LOADING) refuses nothing (redis-failure.ts).
+      const failure = redisFailureOf(e);
+      const what = failure === "refused" ? "refused a command" : "cannot be reached";
       throw new AidoError(
         ErrorCode.clusterUnavailable,
-        `the cluster's Redis ${what} (${step} for ${command.type} to node ${node}: ${errorMessage(e)}); ${after}`,
-        { node },
+        `the cluster's Redis ${what} (${step} for ${command.type} to node ${node}: ${redisErrorText(e)}); ${after}`,
+        { node, redis: failure },
       );
     };
     const alive = await withTimeout(redis.exists(RedisKeys.alive(node)), REDIS_ANSWER_MS).catch(
@@ -111,7 +114,7 @@ export class CommandSender {
         throw new AidoError(
           ErrorCode.clusterUnavailable,
           `the cluster's Redis refused ${command.type} for node ${node} (${refused ? errorMessage(refused) : "its transaction was aborted"}); nothing was sent`,
-          { node },
+          { node, redis: "refused" },
         );
       this.readReplies();
       const raw = await this.awaitAnswer(node, command, requestId, answer, timeoutMs);

@@ -17,6 +17,7 @@ import { Redis } from "ioredis";
 import type { ClusterConfig } from "../config.js";
 import { fenceMargin } from "./fence.js";
 import { redisFailureOf } from "./redis-failure.js";
+import { redisGreeting } from "./redis-greeting.js";
 
 /** How long a blocking read of the node blocks at most (XREAD BLOCK, BLPOP). */
 export const READ_BLOCK_MS = 1_000;
@@ -54,12 +55,31 @@ export function nodeConnections(c: ClusterConfig): { redis: RedisClient; queue: 
  * past them said a Redis that went down afterwards still refused the node's password.
  */
 function keepHandshakeRefusal(r: RedisClient): void {
+  // A connection made that drops before it is ready (its first write fails: EPIPE, a reset)
+  // may be one Redis refused with a line lost with the socket (maxclients): Redis is asked
+  // again, writing nothing, and its greeting, if it is an error, is the refusal kept.
+  let made = false;
   r.on("error", (e: unknown) => {
-    if (redisFailureOf(e) === "refused") handshakeRefusals.set(r, e as Error);
-    else handshakeRefusals.delete(r);
+    if (redisFailureOf(e) === "refused") {
+      handshakeRefusals.set(r, e as Error);
+      return;
+    }
+    handshakeRefusals.delete(r);
+    const dropped = made && /\b(EPIPE|ECONNRESET)\b/.test((e as Error | undefined)?.message ?? "");
+    made = false;
+    if (dropped)
+      void redisGreeting(r).then((refusal) => {
+        if (refusal && r.status !== "ready") handshakeRefusals.set(r, refusal);
+      });
   });
-  r.on("connect", () => handshakeRefusals.delete(r));
-  r.on("ready", () => handshakeRefusals.delete(r));
+  r.on("connect", () => {
+    made = true;
+    handshakeRefusals.delete(r);
+  });
+  r.on("ready", () => {
+    made = false;
+    handshakeRefusals.delete(r);
+  });
 }
 
 const handshakeRefusals = new WeakMap<RedisClient, Error>();

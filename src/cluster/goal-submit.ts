@@ -13,7 +13,6 @@ import { newGoalId } from "../kernel/goals.js";
 import type { Runtime } from "../kernel/runtime.js";
 import { handshakeRefusal } from "./connections.js";
 import {
-  isAclRefusal,
   type NodeContext,
   REDIS_ANSWER_MS,
   type RedisFailure,
@@ -24,6 +23,7 @@ import {
 import type { GoalJob } from "./goal-runner.js";
 import { packInputs } from "./job-inputs.js";
 import { withoutRedisSecret } from "./redis-url.js";
+import { refusalAdvice } from "./refusal-advice.js";
 
 export interface GoalSubmission {
   goal: string;
@@ -108,18 +108,6 @@ function refuseUnavailable(ctx: NodeContext, failure: RedisFailure, text: string
       : `the goal was not queued: the cluster's Redis refused this node (${why}); nothing was submitted, ${refusalAdvice(text)}`;
   ctx.rt.audit.record("goal.refused", { field: "cluster", reason });
   throw new AidoError(ErrorCode.clusterUnavailable, reason, { redis: failure });
-}
-
-/**
- * What to look at for a refusal: the ACL user only when an ACL refused it. A read-only
- * replica (the URL names a replica, as after a failover), no memory left or a failed save
- * are the Redis server's state, which no ACL change fixes.
- */
-function refusalAdvice(why: string): string {
-  if (isAclRefusal(why)) return "check the ACL user in the node's Redis URL";
-  if (/\bREADONLY\b/.test(why))
-    return "the node's Redis URL names a read-only replica (after a failover?): point it at the primary";
-  return "see the Redis server's own state (its memory, its disk, its log), not this node's user";
 }
 
 /**

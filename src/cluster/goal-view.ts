@@ -309,10 +309,13 @@ export class ClusterGoals {
         if (!this.rt.goals.isLive(goalId)) throw e;
         const beat = this.lastBeat();
         if (beat === undefined || Date.now() - beat >= this.ctx.config.cluster.leaseMs) {
+          // What Redis said is kept: a refusal (its handshake's too) is told from silence.
+          const { redis, reason } = readFailure(e, handshakeRefusal(this.redis));
+          const said = redis === "refused" ? "refused this node" : "cannot be reached";
           throw new AidoError(
             ErrorCode.clusterUnavailable,
-            `goal ${goalId} runs on this node, but the cluster's Redis cannot be reached and this node's lease ran out (${beat === undefined ? "Redis never took its heartbeat" : `last heartbeat taken ${new Date(beat).toISOString()}`}): another node may have taken the goal over, so a cancel made here could be lost; nothing was cancelled, try again when Redis answers (${withoutRedisSecret(e.message, this.ctx.config.cluster.redisUrl)})`,
-            {},
+            `goal ${goalId} runs on this node, but the cluster's Redis ${said} and this node's lease ran out (${beat === undefined ? "Redis never took its heartbeat" : `last heartbeat taken ${new Date(beat).toISOString()}`}): another node may have taken the goal over, so a cancel made here could be lost; nothing was cancelled, try again when Redis answers (${withoutRedisSecret(reason, this.ctx.config.cluster.redisUrl)})`,
+            { redis },
           );
         }
         return { ...this.rt.goals.cancel(goalId), node: this.identity.nodeId };

@@ -3,7 +3,7 @@
 // one write: a node's heartbeat record, its lease key with it (node.ts says when). And
 // whether another node is alive, as its lease key says (job-intake.ts asks, through node.ts).
 
-import type { Redis } from "ioredis";
+import { type Redis, ReplyError } from "ioredis";
 import { type NodeContext, REDIS_ANSWER_MS, readMirror, withTimeout } from "./context.js";
 import { RedisKeys } from "./redis-keys.js";
 import type { RedisPersistence } from "./redis-url.js";
@@ -106,17 +106,42 @@ export function ownStatus(
 
 /** Every node that ever joined, whether it heartbeats, its load and goals. */
 export async function listNodes(ctx: Pick<NodeContext, "redis">): Promise<NodeStatus[]> {
-  const ids = (await readMirror(() => ctx.redis.smembers(RedisKeys.nodes))).sort();
+  // A junk key where the set of nodes should be (a Redis writer's) is said by name: Redis's
+  // WRONGTYPE names no key, and it is no ACL's refusal.
+  const ids = (
+    await readMirror(() =>
+      ctx.redis.smembers(RedisKeys.nodes).catch(naming(RedisKeys.nodes, "a set of node ids")),
+    )
+  ).sort();
   const pipe = ctx.redis.pipeline();
   for (const id of ids) pipe.hgetall(RedisKeys.node(id)).exists(RedisKeys.alive(id));
-  const rows = (await readMirror(() => pipe.exec())) ?? [];
+  const rows = await readMirror(async () => {
+    const r = (await pipe.exec()) ?? [];
+    // A record that is no hash is said malformed below; any other error (NOPERM) is a refusal
+    // of the read, not a malformed record.
+    const failed = r.find(([e]) => e && !WRONGTYPE.test(e.message))?.[0];
+    if (failed) throw failed;
+    return r;
+  });
   return ids.map((id, i) => {
     // A key that is no hash (a Redis writer's): its read fails, and it is said malformed.
-    const [refused, h] = rows[2 * i] ?? [];
-    const s = nodeOf(id, (refused ? {} : (h ?? {})) as Record<string, string>, rows[2 * i + 1]?.[1] === 1);
-    if (refused) s.malformed = "its record in Redis is malformed: it is not a hash";
+    const [wrongType, h] = rows[2 * i] ?? [];
+    const s = nodeOf(id, (wrongType ? {} : (h ?? {})) as Record<string, string>, rows[2 * i + 1]?.[1] === 1);
+    if (wrongType) s.malformed = `its record in Redis is malformed: it is not a hash (${RedisKeys.node(id)})`;
     return s;
   });
+}
+
+const WRONGTYPE = /^WRONGTYPE\b/;
+
+/** Rethrows a WRONGTYPE reply on `key` as one naming the key and what a node keeps there. */
+function naming(key: string, what: string): (e: unknown) => never {
+  return (e: unknown) => {
+    const text = (e as Error | undefined)?.message ?? "";
+    if (e instanceof ReplyError && WRONGTYPE.test(text))
+      throw new ReplyError(`${text} (the key ${key} holds another type; the cluster keeps ${what} there)`);
+    throw e;
+  };
 }
 
 /** The furthest from 1970 a Date can be (ms): a heartbeat past it has no ISO time. */

@@ -5,6 +5,8 @@
 
 import { ReplyError } from "ioredis";
 
+export { isAclRefusal } from "./refusal-advice.js";
+
 /**
  * Why a command failed: Redis did not answer (down, cut off, too slow) or answered that it
  * cannot serve now (`unreachable`: try again when it is back), or it answered with a refusal
@@ -18,9 +20,6 @@ export type RedisFailure = "unreachable" | "refused";
  * They pass without anyone fixing an ACL.
  */
 const NOT_NOW = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
-
-/** Refusals that an ACL user or its password explains (what "check the ACL user" is for). */
-const ACL = /\b(NOPERM|WRONGPASS|NOAUTH)\b|invalid password|invalid username-password/;
 
 /** Whether `e` (from a Redis command) is Redis's refusal rather than its silence. */
 export function redisFailureOf(e: unknown): RedisFailure {
@@ -42,9 +41,4 @@ export function redisErrorText(e: unknown): string {
 function queuedError(e: unknown): Error | undefined {
   const prev = (e as { previousErrors?: unknown } | null)?.previousErrors;
   return Array.isArray(prev) && prev[0] instanceof Error ? prev[0] : undefined;
-}
-
-/** Whether a refusal's text (Redis's, or ours around it) is one an ACL user explains. */
-export function isAclRefusal(text: string): boolean {
-  return ACL.test(text);
 }

@@ -783,8 +783,28 @@ describe("watch in a cluster (pure: events and answers in, frames out)", () => {
       "the cluster last heard from this node at 10:00:05; another node may have ended or taken",
     );
     expect(frame).toContain(
-      "STALE (never read): Redis refuses this node's reads (check its ACL user): NOPERM",
+      "STALE (never read): Redis refuses this node's reads (check the ACL user in the node's Redis URL): NOPERM",
     );
+    // A junk key where the set of nodes is kept: that key, not the ACL user.
+    const junk = renderFrame(
+      withClusterStatus(
+        own,
+        {
+          ...clusterRead("finish"),
+          nodes: [clusterNode],
+          redis: {
+            persistence: "unknown",
+            refused:
+              "WRONGTYPE Operation against a key holding the wrong kind of value (the key aido:nodes holds another type; the cluster keeps a set of node ids there)",
+          },
+        } as ClusterStatusResult,
+        AT,
+      ),
+      400,
+    ).join("\n");
+    expect(junk).toContain("Redis refuses this node's reads (a key in Redis holds another type");
+    expect(junk).toContain("the key aido:nodes holds another type");
+    expect(junk).not.toContain("ACL user");
     expect(frame).not.toContain("cannot be reached");
     expect(frame).not.toContain("\x1b[2J");
     // Redis read again: the goal is the cluster's, nothing stale.

@@ -232,4 +232,41 @@ describe("a Redis that answers an error no ACL explains", () => {
     }, 15_000);
     expect(after.refused).toBeUndefined();
   }, 60_000);
+
+  it("a junk key where the set of nodes is kept is named, and no ACL user is blamed for it (WRONGTYPE)", async () => {
+    const nodes = await raw.smembers("aido:nodes");
+    await raw.del("aido:nodes");
+    await raw.set("aido:nodes", "junk");
+    try {
+      const status = await until(async () => {
+        const s = await (await node.client()).call("cluster.status", {});
+        return s.enabled && s.redis.refused !== undefined ? s : undefined;
+      });
+      if (!status.enabled) throw new Error("not a cluster");
+      expect(status.redis.refused).toMatch(/WRONGTYPE.*the key aido:nodes holds another type/);
+      const err: string[] = [];
+      await runCli(
+        ["cluster", "status"],
+        { out: () => {}, err: (l: string) => err.push(l), interactive: false },
+        { ...node.home.env, AIDO_HOME: node.home.dir },
+      );
+      const said = err.join("\n");
+      expect(said).toMatch(
+        /Redis refuses this node's reads: .*aido:nodes.*; a key in Redis holds another type/,
+      );
+      expect(said).not.toMatch(/ACL user/);
+    } finally {
+      await raw.del("aido:nodes");
+      if (nodes.length > 0) await raw.sadd("aido:nodes", ...nodes);
+    }
+  }, 60_000);
+
+  it("node records Redis refuses to read (NOPERM on HGETALL) are a refusal, not records said malformed", async () => {
+    await withoutPermission("hgetall", async () => {
+      const status = await (await node.client()).call("cluster.status", {});
+      if (!status.enabled) throw new Error("not a cluster");
+      expect(status.redis.refused).toMatch(/NOPERM/);
+      expect(status.nodes.some((n) => typeof n.malformed === "string")).toBe(false);
+    });
+  }, 60_000);
 });

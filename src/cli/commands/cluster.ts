@@ -4,6 +4,7 @@
 // a cluster, a node stopped heartbeating, this node is fenced, or it cannot reach Redis.
 
 import { UNPERSISTED_REDIS } from "../../cluster/redis-url.js";
+import { refusalAdvice } from "../../cluster/refusal-advice.js";
 import { inert } from "../../security/terminal-text.js";
 import { type Command, jsonOption, parseCommandArgs, printJson } from "../command.js";
 import { withClient } from "./daemon-client.js";
@@ -33,10 +34,11 @@ export const clusterStatus: Command = {
         ctx.io.err(
           `Redis cannot be reached from this node: ${inert(r.redis.unreachable)}; this node alone is listed, from its memory`,
         );
-      // Redis answered, with a refusal: an ACL to fix, not a network fault to look for.
+      // Redis answered, with a refusal: not a network fault to look for; an ACL to fix only
+      // when an ACL refused it (a junk key, a read-only replica are not the user's).
       if (r.redis.refused)
         ctx.io.err(
-          `Redis refuses this node's reads: ${inert(r.redis.refused)}; check the ACL user in the node's Redis URL; this node alone is listed, from its memory`,
+          `Redis refuses this node's reads: ${inert(r.redis.refused)}; ${refusalAdvice(r.redis.refused)}; this node alone is listed, from its memory`,
         );
       for (const n of r.nodes) {
         const beat = n.last_heartbeat ? n.last_heartbeat.slice(0, 19).replace("T", " ") : "never";

@@ -6,6 +6,7 @@
 // Pure, as state.ts: the same answer gives the same view.
 
 import type { ClusterStatusResult } from "../../client/types.js";
+import { refusalAdvice } from "../../cluster/refusal-advice.js";
 import type { WatchState } from "./state.js";
 import { oneLine } from "./text.js";
 
@@ -75,7 +76,7 @@ export function withClusterStatus(
   const cutOff = answer.redis?.unreachable
     ? `Redis cannot be reached: ${answer.redis.unreachable}`
     : answer.redis?.refused
-      ? `Redis refuses this node's reads (check its ACL user): ${answer.redis.refused}`
+      ? `Redis refuses this node's reads (${refusalAdvice(answer.redis.refused)}): ${answer.redis.refused}`
       : undefined;
   if (cutOff === undefined) {
     // Redis read again: no goal is shown from this node's own record any more (goal.status cluster).

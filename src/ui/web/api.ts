@@ -43,11 +43,12 @@ async function httpError(what: string, res: Response): Promise<RpcError> {
   return new RpcError(res.status, `${what}: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
 }
 
-async function postJson(path: string, body: unknown): Promise<unknown> {
+async function postJson(path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {
   const res = await apiFetch(path, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
+    ...(signal ? { signal } : {}),
   });
   const text = await res.text();
   let answer: { result?: unknown; error?: { code: number; message: string; data?: unknown } };
@@ -61,9 +62,31 @@ async function postJson(path: string, body: unknown): Promise<unknown> {
   return "result" in answer ? answer.result : answer;
 }
 
-/** One socket method through /api/rpc. */
-export async function rpc<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
-  return (await postJson("/api/rpc", { method, params })) as T;
+/**
+ * One socket method through /api/rpc. With `timeoutMs`, a request not answered within it is
+ * aborted and fails saying so: a request the socket or HTTP never answers (a daemon stalled,
+ * a connection held) otherwise leaves its caller waiting until the page is reloaded.
+ */
+export async function rpc<T>(
+  method: string,
+  params: Record<string, unknown> = {},
+  opts: { timeoutMs?: number } = {},
+): Promise<T> {
+  if (opts.timeoutMs === undefined) return (await postJson("/api/rpc", { method, params })) as T;
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), opts.timeoutMs);
+  try {
+    return (await postJson("/api/rpc", { method, params }, abort.signal)) as T;
+  } catch (e) {
+    if (abort.signal.aborted)
+      throw new RpcError(
+        0,
+        `${method} had no answer within ${Math.round(opts.timeoutMs / 1000)} s: given up`,
+      );
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface GoalSubmission {

@@ -17,10 +17,18 @@ import type { LiveStore } from "../live.js";
 import { withGoals } from "../live.js";
 import type { ClusterNode, ClusterStatus, Goal } from "../wire.js";
 
-/** cluster.status is asked again this long after each answer (never while one is awaited). */
+/**
+ * cluster.status is asked again this long after each answer (never while one is awaited), and
+ * at most once in this long however many goal events arrive.
+ */
 const REFRESH_MS = 5_000;
 /** An answer not back after this long: what is shown is said stale. */
 const LATE_MS = 5_000;
+/**
+ * An ask not answered after this long is given up and asked again (a request the socket or
+ * HTTP never answers left the panel STALE, never asking again until the page was reloaded).
+ */
+const ASK_BOUND_MS = 30_000;
 
 interface ClusterAnswer {
   value: ClusterStatus | undefined;
@@ -31,26 +39,38 @@ interface ClusterAnswer {
 }
 
 /**
- * cluster.status, asked again REFRESH_MS after each answer and when `revision` changes. An
- * answer is never dropped for being slow (a 5 s setInterval that restarted the ask threw
- * away every answer slower than 5 s: a stalled Redis left the last healthy table up).
+ * cluster.status, asked again REFRESH_MS after each answer, and sooner when `revision`
+ * changes: REFRESH_MS after the last ask began (a goal event marks "ask soon": many of them,
+ * a busy cluster's, asked back to back before). An answer is never dropped for being slow (a
+ * 5 s setInterval that restarted the ask threw away every answer slower than 5 s: a stalled
+ * Redis left the last healthy table up), up to ASK_BOUND_MS: then it is given up, said so,
+ * and asked again.
  */
 function useClusterStatus(revision: unknown): ClusterAnswer {
   const [value, setValue] = useState<ClusterStatus | undefined>(undefined);
   const [error, setError] = useState<unknown>(undefined);
   const [lateSince, setLateSince] = useState<string | undefined>(undefined);
-  const loop = useRef<{ ask: () => void } | undefined>(undefined);
+  const loop = useRef<{ soon: () => void } | undefined>(undefined);
   useEffect(() => {
     let stopped = false;
-    const state: { asking: boolean; timer?: ReturnType<typeof setTimeout>; ask: () => void } = {
+    const state: {
+      asking: boolean;
+      /** When the last ask began (ms). */
+      asked: number;
+      timer?: ReturnType<typeof setTimeout>;
+      ask: () => void;
+      soon: () => void;
+    } = {
       asking: false,
+      asked: 0,
       ask: () => {
         if (stopped || state.asking) return;
         clearTimeout(state.timer);
         state.asking = true;
+        state.asked = Date.now();
         const began = new Date().toISOString();
         const late = setTimeout(() => !stopped && setLateSince(began), LATE_MS);
-        rpc<ClusterStatus>("cluster.status", {})
+        rpc<ClusterStatus>("cluster.status", {}, { timeoutMs: ASK_BOUND_MS })
           .then(
             (v) => {
               if (stopped) return;
@@ -67,6 +87,12 @@ function useClusterStatus(revision: unknown): ClusterAnswer {
             state.timer = setTimeout(state.ask, REFRESH_MS);
           });
       },
+      // Ask REFRESH_MS after the last ask began (at once if that is past), not at once.
+      soon: () => {
+        if (stopped || state.asking) return;
+        clearTimeout(state.timer);
+        state.timer = setTimeout(state.ask, Math.max(0, state.asked + REFRESH_MS - Date.now()));
+      },
     };
     loop.current = state;
     state.ask();
@@ -75,8 +101,8 @@ function useClusterStatus(revision: unknown): ClusterAnswer {
       clearTimeout(state.timer);
     };
   }, []);
-  // The goal list changed: ask now, unless an ask is under way.
-  useEffect(() => loop.current?.ask(), [revision]);
+  // The goal list changed: ask soon (at most once per REFRESH_MS), unless an ask is under way.
+  useEffect(() => loop.current?.soon(), [revision]);
   return { value, error, lateSince };
 }
 
@@ -85,8 +111,22 @@ function lateOrFailed(answer: ClusterAnswer): string | undefined {
   if (answer.lateSince !== undefined)
     return `this node has not answered cluster.status for ${LATE_MS / 1000} s or more (its Redis may be stalled)`;
   if (answer.error !== undefined)
-    return `cluster.status failed: ${answer.error instanceof Error ? answer.error.message : String(answer.error)}`;
+    return `cluster.status failed: ${answer.error instanceof Error ? answer.error.message : String(answer.error)}; asked again every ${REFRESH_MS / 1000} s`;
   return undefined;
+}
+
+/**
+ * What to look at for a refusal of this node's reads: the ACL user only for an ACL refusal (a
+ * copy of src/cluster/refusal-advice.ts, which the page's bundle does not reach).
+ */
+export function refusalAdvice(why: string): string {
+  if (/\b(NOPERM|WRONGPASS|NOAUTH)\b|invalid password|invalid username-password/.test(why))
+    return "check the ACL user in the node's Redis URL";
+  if (/\bWRONGTYPE\b/.test(why))
+    return "a key in Redis holds another type than the cluster writes there (a Redis writer's?): see the key named, not this node's user";
+  if (/\bREADONLY\b/.test(why))
+    return "the node's Redis URL names a read-only replica (after a failover?): point it at the primary";
+  return "see the Redis server's own state (its memory, its disk, its log), not this node's user";
 }
 
 /** Whether this node is fenced and whether it can reach Redis, when either is wrong. */
@@ -119,8 +159,8 @@ export function ClusterNote({ status }: { status: ClusterStatus | undefined }) {
       ) : null}
       {refused !== undefined ? (
         <p class="text" data-testid="cluster-refused">
-          Redis refuses this node's reads ({refused}): check the ACL user in the node's Redis URL. What is
-          shown of the cluster is stale; this node answers for its own goals from its own records.
+          Redis refuses this node's reads ({refused}): {refusalAdvice(refused)}. What is shown of the cluster
+          is stale; this node answers for its own goals from its own records.
         </p>
       ) : null}
     </div>
