@@ -106,11 +106,26 @@ export class Resolver {
     const bases = written.startsWith("/") ? [""] : dirs!.map((d) => (logical ? d.logical : d.canonical));
     for (const base of bases) {
       const full = written.startsWith("/") ? written : `${base}/${written}`;
-      const path = await this.realpath(logical ? posix.resolve(full) : full);
+      const path = removes
+        ? await this.removed(full)
+        : await this.realpath(logical ? posix.resolve(full) : full);
       if (!explicit && (await this.sandbox.stat(posix.dirname(path))) === null) continue;
       const accesses = access === "readwrite" ? (["read", "write"] as const) : [access];
       for (const a of accesses) this.add(path, a, `${via}: "${written}"`, removes);
     }
+  }
+
+  /**
+   * What removing `full` removes: rm, rmdir, unlink and find -delete remove a link, not what it
+   * leads to (`rm -r L`, L a link to the private folder, removes L), so its folder is resolved and
+   * its last name kept. Written with a trailing `/`, `.` or `..` (`rm -r L/`), the name is
+   * followed: judged where it leads.
+   */
+  private async removed(full: string): Promise<string> {
+    const name = full.slice(full.lastIndexOf("/") + 1);
+    if (name === "" || name === "." || name === "..") return this.realpath(full);
+    const folder = await this.realpath(full.slice(0, full.lastIndexOf("/")) || "/");
+    return folder === "/" ? `/${name}` : `${folder}/${name}`;
   }
 
   private add(path: string, access: ResolvedPath["access"], via: string, removes = false): void {

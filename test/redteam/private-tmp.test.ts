@@ -449,3 +449,35 @@ describe("a cleared environment has no TMPDIR", () => {
     }
   }, 60_000);
 });
+
+describe("removing a link to the private folder removes the link", () => {
+  const link = async (at: string, to: string) => {
+    expectOk(await b.exec("worker", "echo made"));
+    await b.inner.exec({
+      argv: ["sh", "-c", 'echo k > "$1/keep" && ln -sfn "$1" "$2"', "sh", to, at],
+      confinement: "unconfined",
+    });
+  };
+
+  it("runs rm -r L, L a link to the private folder in a folder the agent may write", async () => {
+    // Judged as removing the folder itself (refused: file_write on it), while rm removes the link.
+    await link("/workspace/out/tl", tmpOf("worker"));
+    expectOk(await b.exec("worker", "rm -r /workspace/out/tl"));
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+    const left = await b.inner.exec({
+      argv: ["sh", "-c", "test -L /workspace/out/tl && echo there || echo gone"],
+      confinement: "unconfined",
+    });
+    expect(left.stdout).toBe("gone\n");
+  }, 60_000);
+
+  it("refuses rm -r L/ (followed: the folder it leads to) and the link where it may only read", async () => {
+    await link("/workspace/out/tl", tmpOf("worker"));
+    const r = await b.exec("worker", "rm -r /workspace/out/tl/");
+    expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("worker")} `));
+    await link("/workspace/pub/tl", tmpOf("worker"));
+    const pub = await b.exec("worker", "rm /workspace/pub/tl");
+    expectRefused(b, "worker", pub, "capability", /file_write on \/workspace\/pub\/tl /);
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+  }, 60_000);
+});
