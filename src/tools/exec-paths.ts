@@ -189,6 +189,9 @@ async function pathsFrom(
       const arg = c.argv[k]!;
       const written = writes.get(k) ?? [];
       const removing = REMOVERS.has(name) || deletes?.removed.includes(k) === true;
+      // What is removed is the name (a link, not where it leads: exec-resolver.ts); find -H or -L
+      // follows a starting point that is a link and deletes in what it leads to: judged there too.
+      const follows = deletes?.at.includes(k) === true;
       // The word itself, when it is not what is written (`gzip -k F` reads F), may name a file too.
       const read = written.includes(arg) ? [] : pathTexts(arg);
       if (c.argDynamic[k]) {
@@ -200,6 +203,7 @@ async function pathsFrom(
           const removes = removing && access === "write" && known?.whole === true;
           const via = `argument ${k} of ${name}`;
           if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true, false, removes);
+          if (known && removes && follows) await r.judge(known.path, dirs, "write", via, true);
         }
         continue;
       }
@@ -214,6 +218,8 @@ async function pathsFrom(
         const p = writtenPath(text, name);
         if (p !== undefined)
           await r.judge(p, dirs, "write", `argument ${k} of ${name}`, true, false, removing);
+        if (p !== undefined && removing && follows)
+          await r.judge(p, dirs, "write", `argument ${k} of ${name}`, true);
       }
       for (const text of read) {
         const p = pathOf(text);

@@ -478,6 +478,11 @@ describe("removing a link to the private folder removes the link", () => {
     await link("/workspace/pub/tl", tmpOf("worker"));
     const pub = await b.exec("worker", "rm /workspace/pub/tl");
     expectRefused(b, "worker", pub, "capability", /file_write on \/workspace\/pub\/tl /);
+    // find -L follows a starting point that is a link and deletes in what it leads to.
+    await link("/workspace/out/pl", "/workspace/pub");
+    const find = await b.exec("worker", "find -L /workspace/out/pl -delete");
+    expectRefused(b, "worker", find, "capability", /file_write on \/workspace\/pub /);
+    expect(await contentOf("/workspace/pub/secret")).toBe("s\n");
     expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
   }, 60_000);
 });
