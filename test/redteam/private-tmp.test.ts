@@ -486,3 +486,37 @@ describe("removing a link to the private folder removes the link", () => {
     expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
   }, 60_000);
 });
+
+describe("removing the private folder through find -exec rm", () => {
+  const keep = async () => {
+    expectOk(await b.exec("worker", "echo made"));
+    await b.inner.exec({
+      argv: ["sh", "-c", 'echo k > "$1/keep"', "sh", tmpOf("worker")],
+      confinement: "unconfined",
+    });
+  };
+
+  it.each([
+    ["-exec rm -rf {} +", "find @P -exec rm -rf {} +"],
+    ["-exec rm -r {} \\;", "find @P -exec rm -r {} \\;"],
+    ["-execdir rm -rf {} +", "find @P -execdir rm -rf {} +"],
+  ])("refuses find with the folder's path %s before anything is removed", async (_how, command) => {
+    // find handed the folder itself to rm, which emptied it and failed on its entry in /tmp.
+    await keep();
+    const r = await b.exec("worker", command.replace("@P", tmpOf("worker")));
+    expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("worker")} `));
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+  }, 60_000);
+
+  it("runs find -mindepth 1 -exec rm -rf {} + with the folder's path (what is in the folder)", async () => {
+    await keep();
+    expectOk(await b.exec("worker", `find ${tmpOf("worker")} -mindepth 1 -exec rm -rf {} +`));
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("");
+  }, 60_000);
+
+  it("refuses find -exec rm in a folder the agent may only read, before anything is removed", async () => {
+    const r = await b.exec("worker", "find /workspace/pub -name secret -exec rm {} +");
+    expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub /);
+    expect(await contentOf("/workspace/pub/secret")).toBe("s\n");
+  }, 60_000);
+});
