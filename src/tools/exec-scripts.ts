@@ -110,6 +110,7 @@ class Planner {
     }
     let runs = 0;
     const moved: number[] = [];
+    const started: { i: number; shown: string; dirs: string }[] = [];
     let assigned = { ...analysis, assignedNames: [...analysis.assignedNames, ...this.alsoAssigned] };
     for (const [i, c] of analysis.commands.entries()) {
       const site = siteOf(argsOf(c));
@@ -130,6 +131,7 @@ class Planner {
       if (dirs === undefined) {
         throw refuse(`${where}: "${shown}" runs a script after moving to a directory known only at run time`);
       }
+      started.push({ i, shown, dirs: JSON.stringify(dirs) });
       // The script's `~`, $HOME, $TMPDIR and mktemp: what this code gave it (`HOME=D sh s.sh`: D).
       const vars = scriptStartVars(start, assigned.assignedNames, c.assigns, site.kind === "source");
       const judged = await this.judge(site, depth, where, movesDir, dirs, vars);
@@ -148,6 +150,16 @@ class Planner {
         );
       }
       runs++;
+    }
+    // A `. s.sh` that moves the shell, in a loop, moves a script run before it in the body too (the
+    // next pass): each is judged again from the folders it may start in once every such `.` is known.
+    for (const site of moved.length === 0 ? [] : started) {
+      const dirs = await startDirs(this.sandbox, assigned, site.i, cwd, start);
+      if (dirs === undefined || JSON.stringify(dirs) !== site.dirs) {
+        throw refuse(
+          `${where}: "${site.shown}" runs a script where a sourced script that changes directory may have moved it (a loop runs it again); give absolute paths or run the script before the loop`,
+        );
+      }
     }
     if (runs === 0) return { code, moved };
     return { code: this.rewrite(code, analysis, runs, where), moved };

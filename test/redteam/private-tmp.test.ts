@@ -520,3 +520,25 @@ describe("removing the private folder through find -exec rm", () => {
     expect(await contentOf("/workspace/pub/secret")).toBe("s\n");
   }, 60_000);
 });
+
+describe("a loop whose body sources a script that changes directory", () => {
+  it("refuses a script run before the `.` in the body (the next pass runs it in the moved folder)", async () => {
+    // rel.sh was judged from /workspace/out (writable) although the second pass ran it in
+    // /workspace/pub, where Landlock refused its write after the command had started.
+    await b.inner.exec({
+      argv: ["sh", "-c", "echo 'echo x > f5' > /workspace/lib/rel.sh && chmod a+r /workspace/lib/rel.sh"],
+      confinement: "unconfined",
+    });
+    const command =
+      "cd /workspace/out && for i in 1 2; do sh /workspace/lib/rel.sh; . /workspace/lib/cdpub.sh; done";
+    const r = await b.exec("worker", command);
+    expectRefused(b, "worker", r, "policy", /sourced script that changes directory may have moved it/);
+    expect(await contentOf("/workspace/out/f5")).toBe("");
+  }, 60_000);
+
+  it("still runs the script when the `.` is not in a loop", async () => {
+    const r = await b.exec("worker", "cd /workspace/out && sh /workspace/lib/rel.sh; . /workspace/lib/cdpub.sh");
+    expectOk(r);
+    expect(await contentOf("/workspace/out/f5")).toBe("x\n");
+  }, 60_000);
+});
