@@ -500,13 +500,17 @@ describe("removing the private folder through find -exec rm", () => {
     ["-exec rm -rf {} +", "find @P -exec rm -rf {} +"],
     ["-exec rm -r {} \\;", "find @P -exec rm -r {} \\;"],
     ["-execdir rm -rf {} +", "find @P -execdir rm -rf {} +"],
-  ])("refuses find with the folder's path %s before anything is removed", async (_how, command) => {
-    // find handed the folder itself to rm, which emptied it and failed on its entry in /tmp.
-    await keep();
-    const r = await b.exec("worker", command.replace("@P", tmpOf("worker")));
-    expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("worker")} `));
-    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
-  }, 60_000);
+  ])(
+    "refuses find with the folder's path %s before anything is removed",
+    async (_how, command) => {
+      // find handed the folder itself to rm, which emptied it and failed on its entry in /tmp.
+      await keep();
+      const r = await b.exec("worker", command.replace("@P", tmpOf("worker")));
+      expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("worker")} `));
+      expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+    },
+    60_000,
+  );
 
   it("runs find -mindepth 1 -exec rm -rf {} + with the folder's path (what is in the folder)", async () => {
     await keep();
@@ -537,7 +541,10 @@ describe("a loop whose body sources a script that changes directory", () => {
   }, 60_000);
 
   it("still runs the script when the `.` is not in a loop", async () => {
-    const r = await b.exec("worker", "cd /workspace/out && sh /workspace/lib/rel.sh; . /workspace/lib/cdpub.sh");
+    const r = await b.exec(
+      "worker",
+      "cd /workspace/out && sh /workspace/lib/rel.sh; . /workspace/lib/cdpub.sh",
+    );
     expectOk(r);
     expect(await contentOf("/workspace/out/f5")).toBe("x\n");
   }, 60_000);
