@@ -73,3 +73,19 @@ export function movedBySourced(analysis: CommandAnalysis, sourced: readonly numb
   }));
   return { ...analysis, dirs: [...analysis.dirs, ...dirs].sort((a, b) => a.at - b.at) };
 }
+
+/**
+ * `analysis` with every command whose name is known only at run time (`x=export; $x HOME=/w`,
+ * `$(echo cd) /w`, `eval "$c"`) counted as one that may set HOME, TMPDIR and IFS (`~`, `$HOME`
+ * unresolved, mktemp refused: exec-known.ts) and move to a folder known only at run time (a
+ * relative path after it refused): the judge cannot see what it does (an `exec: *` grant runs it).
+ */
+export function runTimeNamed(analysis: CommandAnalysis): CommandAnalysis {
+  const at = analysis.commands.flatMap((c, i) => (c.argDynamic[0] === true ? [i] : []));
+  if (at.length === 0) return analysis;
+  const moved = movedBySourced(analysis, at);
+  return { ...moved, assignedNames: [...moved.assignedNames, ...RUN_TIME_SET] };
+}
+
+/** What a command known only at run time may set, for the judge. */
+const RUN_TIME_SET = ["HOME", "TMPDIR", "IFS"];

@@ -37,6 +37,7 @@ import { programReads } from "../security/shell-writes.js";
 import { passedOnPieces } from "../security/shell-writes-build.js";
 import { refuseEnvWrites } from "./exec-env-writes.js";
 import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } from "./exec-known.js";
+import { runTimeNamed } from "./exec-merge.js";
 
 export { CONTAINER_HOME } from "./exec-known.js";
 
@@ -90,6 +91,7 @@ export async function execPaths(
 ): Promise<ExecPaths> {
   const out: ExecPaths = { needs: [], paths: [], words: [] };
   const seen = new Set<string>();
+  analysis = runTimeNamed(analysis);
   const start = place.start ?? execStartVars(place.privateTmp);
   for (const cwd of cwds) {
     const one = await pathsFrom(
@@ -121,8 +123,9 @@ export async function startDirs(
   cwd: string,
   start: StartVars,
 ): Promise<string[] | undefined> {
-  const vars = knownVars(start, analysis.assignedNames);
-  const paths = possibleDirs(analysis, index, { known: (t) => knownDir(t, vars) });
+  const judged = runTimeNamed(analysis);
+  const vars = knownVars(start, judged.assignedNames);
+  const paths = possibleDirs(judged, index, { known: (t) => knownDir(t, vars) });
   if (paths === undefined) return undefined;
   const r = new Resolver(sandbox, cwd, undefined);
   return [...new Set((await Promise.all(paths.map((p) => r.dir(p)))).map((d) => d.canonical))];

@@ -28,7 +28,7 @@ import { analyzeCommandUncached, basename, type CommandAnalysis } from "../secur
 import { isDescriptorPath } from "../security/shell-sh.js";
 import { WRAPPERS } from "../security/shell-wrappers.js";
 import { type StartVars, scriptStartVars } from "./exec-known.js";
-import { movedBySourced } from "./exec-merge.js";
+import { movedBySourced, runTimeNamed } from "./exec-merge.js";
 import { type ExecPlace, execPaths, startDirs } from "./exec-paths.js";
 import type { ScopeWord } from "./exec-scope.js";
 import { argsOf, linkedProgram, refuse, type Site, shebangShell, siteOf } from "./exec-script-sites.js";
@@ -111,7 +111,8 @@ class Planner {
     let runs = 0;
     const moved: number[] = [];
     const started: { i: number; shown: string; dirs: string }[] = [];
-    let assigned = { ...analysis, assignedNames: [...analysis.assignedNames, ...this.alsoAssigned] };
+    const named = runTimeNamed(analysis);
+    let assigned = { ...named, assignedNames: [...named.assignedNames, ...this.alsoAssigned] };
     for (const [i, c] of analysis.commands.entries()) {
       const site = siteOf(argsOf(c));
       if (site === undefined) continue;

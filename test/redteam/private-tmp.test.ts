@@ -549,3 +549,58 @@ describe("a loop whose body sources a script that changes directory", () => {
     expect(await contentOf("/workspace/out/f5")).toBe("x\n");
   }, 60_000);
 });
+
+describe("a command named only at run time may move the shell or set HOME and TMPDIR", () => {
+  // With an `exec: *` grant `x=cd; $x /workspace/pub` runs: the judge cannot see it is a cd
+  // or an export, and judged what came after it where the command had been.
+  const judge = (command: string) =>
+    execPaths(b.inner, analyzeCommand(command), ["/workspace/out"], { privateTmp: tmpOf("worker") });
+  const script = (command: string) =>
+    planScripts(b.inner, () => undefined, command, analyzeCommand(command), "/workspace/out", {
+      privateTmp: tmpOf("worker"),
+      start: execStartVars(tmpOf("worker")),
+    });
+
+  it.each([
+    ["x=cd; $x /workspace/pub; echo x > f"],
+    ["$(echo cd) /workspace/pub && echo x > f"],
+    ['eval "$c"; echo x > f'],
+    ["x=cd; $x /workspace/pub; for i in 1; do echo x > f; done"],
+  ])(
+    "refuses a relative path after it: %s",
+    async (command) => {
+      await expect(judge(command)).rejects.toThrow(/directory known only at run time/);
+    },
+    60_000,
+  );
+
+  it.each([
+    ["x=export; $x HOME=/workspace/pub; echo x > ~/f"],
+    ["$(echo export) HOME=/workspace/pub; echo x > $HOME/f"],
+  ])(
+    "leaves ~ and $HOME unresolved after it: %s",
+    async (command) => {
+      // Judged as the private folder's f (no grant); dash wrote /workspace/pub/f.
+      const judged = await judge(command);
+      expect(judged.paths.map((p) => p.path)).not.toContain(`${tmpOf("worker")}/f`);
+    },
+    60_000,
+  );
+
+  it("refuses mktemp after it (TMPDIR not known)", async () => {
+    await expect(judge("x=export; $x TMPDIR=/workspace/pub; mktemp")).rejects.toThrow(/TMPDIR/);
+  }, 60_000);
+
+  it("refuses a script run after it (its folder and HOME not known)", async () => {
+    await expect(script("x=cd; $x /workspace/pub; sh /workspace/lib/rel.sh")).rejects.toThrow(
+      /directory known only at run time/,
+    );
+  }, 60_000);
+
+  it("still judges an absolute path after it, and a relative one before it", async () => {
+    const judged = await judge("echo x > f; x=cd; $x /workspace/pub; echo y > /workspace/out/g");
+    expect(judged.paths.map((p) => p.path)).toEqual(
+      expect.arrayContaining(["/workspace/out/f", "/workspace/out/g"]),
+    );
+  }, 60_000);
+});
