@@ -46,6 +46,9 @@ import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 export { MAX_EXEC_PATHS, MOUNT_ROOTS } from "./exec-resolver.js";
 
+/** A word that is the shell's folder whole: `"$PWD"`, `${PWD}`, `"$(pwd)"`, `` `pwd -P` ``. */
+const CWD_WORD = /^("?)(\$PWD|\$\{PWD\}|\$\(pwd(?: -[LP])?\)|`pwd(?: -[LP])?`)\1$/;
+
 /** Programs whose written operands are removed: the caller's private folder itself needs a grant. */
 const REMOVERS = new Set(["rm", "rmdir", "unlink"]);
 
@@ -201,6 +204,11 @@ async function pathsFrom(
         // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
         const texts = [...written.map((t) => [t, "write"] as const), ...read.map((t) => [t, "any"] as const)];
         for (const [text, access] of texts) {
+          if (removing && access === "write" && CWD_WORD.test(text)) {
+            // `cd ~ && rm -rf "$PWD"`: the folder the command is in, where that is known.
+            await r.judge(".", dirs, "write", `argument ${k} of ${name}`, true, false, true);
+            continue;
+          }
           const known = knownPart(text, vars);
           // Only a word that is the path whole names what is removed (`rm -r ~/*`: not the folder).
           const removes = removing && access === "write" && known?.whole === true;

@@ -604,3 +604,49 @@ describe("a command named only at run time may move the shell or set HOME and TM
     );
   }, 60_000);
 });
+
+describe("removing the private folder as the folder the shell is in", () => {
+  it.each([
+    ['cd ~ && rm -rf "$PWD"'],
+    ["cd ~ && rm -rf $PWD"],
+    ['cd ~ && rm -rf "$(pwd)"'],
+    ['cd @P && rm -rf "$(pwd -P)"'],
+  ])(
+    "refuses %s before anything is removed",
+    async (command) => {
+      // $PWD after a known cd is that folder: rm emptied it and failed on its entry in /tmp.
+      expectOk(await b.exec("worker", "echo made"));
+      await b.inner.exec({
+        argv: ["sh", "-c", 'echo k > "$1/keep"', "sh", tmpOf("worker")],
+        confinement: "unconfined",
+      });
+      const r = await b.exec("worker", command.replace("@P", tmpOf("worker")));
+      if (command.includes("pwd"))
+        expect(r).toBeInstanceOf(Error); // pwd: no exec grant names it
+      else expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("worker")} `));
+      expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+      const judged = execPaths(
+        b.inner,
+        analyzeCommand(command.replace("@P", tmpOf("worker"))),
+        ["/workspace/out"],
+        {
+          privateTmp: tmpOf("worker"),
+        },
+      );
+      await expect(judged).resolves.toEqual(
+        expect.objectContaining({
+          needs: expect.arrayContaining([
+            expect.objectContaining({ kind: "file_write", path: tmpOf("worker") }),
+          ]),
+        }),
+      );
+    },
+    60_000,
+  );
+
+  it("refuses rm -rf $PWD after a cd to a folder known only at run time", async () => {
+    await expect(
+      execPaths(b.inner, analyzeCommand('cd "$D" && rm -rf "$PWD"'), ["/workspace/out"], {}),
+    ).rejects.toThrow(/directory known only at run time/);
+  }, 60_000);
+});
