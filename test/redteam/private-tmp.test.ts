@@ -597,6 +597,14 @@ describe("a command named only at run time may move the shell or set HOME and TM
     );
   }, 60_000);
 
+  it("refuses it through command, and not when a program runs it (a child cannot move the shell)", async () => {
+    await expect(judge("x=cd; command $x /workspace/pub; echo x > f")).rejects.toThrow(
+      /known only at run time/,
+    );
+    const judged = await judge("nice $x /workspace/pub; echo x > f");
+    expect(judged.paths.map((p) => p.path)).toContain("/workspace/out/f");
+  }, 60_000);
+
   it("still judges an absolute path after it, and a relative one before it", async () => {
     const judged = await judge("echo x > f; x=cd; $x /workspace/pub; echo y > /workspace/out/g");
     expect(judged.paths.map((p) => p.path)).toEqual(
