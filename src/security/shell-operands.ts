@@ -243,11 +243,13 @@ export function pathOf(arg: string): { path: string; explicit: boolean } | undef
  * The starting points `find ... -delete` removes what is below (`at`: argv indices), and those
  * it removes too (`removed`: with no `-mindepth` of 1 or more find deletes a starting point that
  * matches, `find $TMPDIR -delete` the folder itself, last; never `.`). Undefined when it deletes nothing.
+ * `-exec rm -rf {} +` (rmdir, unlink; -execdir, -ok, -okdir) removes what it finds as -delete does:
+ * the starting points among it.
  */
 export function findDeletes(c: SimpleCommand): { at: number[]; removed: number[] } | undefined {
   if (commandName(c) !== "find") return undefined;
   const live = (i: number) => !c.dataArgs.includes(i);
-  if (!c.argv.some((a, i) => a === "-delete" && live(i))) return undefined;
+  if (!c.argv.some((a, i) => live(i) && (a === "-delete" || removesFound(c.argv, i)))) return undefined;
   let i = 1;
   // find's own options come before its starting points: -H, -L, -P, -D DEBUG, -OLEVEL.
   for (; i < c.argv.length; i++) {
@@ -260,4 +262,17 @@ export function findDeletes(c: SimpleCommand): { at: number[]; removed: number[]
   const min = c.argv.findIndex((a, k) => a === "-mindepth" && live(k));
   const itself = min < 0 || !/^0*[1-9]\d*$/.test(c.argv[min + 1] ?? "");
   return { at, removed: itself ? at.filter((k) => !/^\.\/*$/.test(c.argv[k]!)) : [] };
+}
+
+/** Programs that remove what they are handed. */
+const FIND_REMOVERS: ReadonlySet<string> = new Set(["rm", "rmdir", "unlink"]);
+
+/** Whether argv[i] is find's `-exec rm ... {} ...` (or -execdir, -ok, -okdir), which removes what find finds. */
+function removesFound(argv: readonly string[], i: number): boolean {
+  if (!["-exec", "-execdir", "-ok", "-okdir"].includes(argv[i]!)) return false;
+  if (!FIND_REMOVERS.has(basename(argv[i + 1] ?? ""))) return false;
+  for (let k = i + 2; k < argv.length && argv[k] !== ";" && argv[k] !== "+"; k++) {
+    if (argv[k]!.includes("{}")) return true;
+  }
+  return false;
 }

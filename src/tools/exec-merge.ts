@@ -73,3 +73,24 @@ export function movedBySourced(analysis: CommandAnalysis, sourced: readonly numb
   }));
   return { ...analysis, dirs: [...analysis.dirs, ...dirs].sort((a, b) => a.at - b.at) };
 }
+
+/**
+ * `analysis` with every command whose name is known only at run time (`x=export; $x HOME=/w`,
+ * `$(echo cd) /w`, `eval "$c"`) counted as one that may set HOME, TMPDIR and IFS (`~`, `$HOME`
+ * unresolved, mktemp refused: exec-known.ts) and move to a folder known only at run time (a
+ * relative path after it refused): the judge cannot see what it does (an `exec: *` grant runs it).
+ */
+export function runTimeNamed(analysis: CommandAnalysis): CommandAnalysis {
+  // Run by a program (`nice $x`, `env $x`), it is a child process: it cannot move this shell.
+  const inShell = (c: CommandAnalysis["commands"][number]) => c.wrappers.every((w) => SHELL_RUNNERS.has(w));
+  const at = analysis.commands.flatMap((c, i) => (c.argDynamic[0] === true && inShell(c) ? [i] : []));
+  if (at.length === 0) return analysis;
+  const moved = movedBySourced(analysis, at);
+  return { ...moved, assignedNames: [...moved.assignedNames, ...RUN_TIME_SET] };
+}
+
+/** Wrappers that run a command in the shell itself, where a builtin it names (cd, export) acts. */
+const SHELL_RUNNERS: ReadonlySet<string> = new Set(["eval", "command"]);
+
+/** What a command known only at run time may set, for the judge. */
+const RUN_TIME_SET = ["HOME", "TMPDIR", "IFS"];

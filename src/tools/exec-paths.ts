@@ -24,7 +24,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 import type { Need } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import type { CommandAnalysis, Redirect, ResolvedPath } from "../security/shell.js";
-import { type DirPath, possibleDirs } from "../security/shell-dirs.js";
+import { possibleDirs } from "../security/shell-dirs.js";
 import {
   commandName,
   findDeletes,
@@ -37,18 +37,20 @@ import { programReads } from "../security/shell-writes.js";
 import { passedOnPieces } from "../security/shell-writes-build.js";
 import { refuseEnvWrites } from "./exec-env-writes.js";
 import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } from "./exec-known.js";
+import { runTimeNamed } from "./exec-merge.js";
 
 export { CONTAINER_HOME } from "./exec-known.js";
 
+import { Resolver, type StartDir, within } from "./exec-resolver.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
+
+export { MAX_EXEC_PATHS, MOUNT_ROOTS } from "./exec-resolver.js";
+
+/** A word that is the shell's folder whole: `"$PWD"`, `${PWD}`, `"$(pwd)"`, `` `pwd -P` ``. */
+const CWD_WORD = /^("?)(\$PWD|\$\{PWD\}|\$\(pwd(?: -[LP])?\)|`pwd(?: -[LP])?`)\1$/;
 
 /** Programs whose written operands are removed: the caller's private folder itself needs a grant. */
 const REMOVERS = new Set(["rm", "rmdir", "unlink"]);
-
-/** The folders a goal's container mounts from the host or gives it: grants are needed inside. */
-export const MOUNT_ROOTS: readonly string[] = ["/workspace", "/output", "/inputs", "/skills", "/tmp"];
-/** More distinct paths than this in one exec are refused (each is a round trip to the container). */
-export const MAX_EXEC_PATHS = 256;
 
 export interface ExecPaths {
   needs: Need[];
@@ -58,123 +60,6 @@ export interface ExecPaths {
    * from: resolved only when the call reaches the approval stage (exec-scope.ts).
    */
   words: ScopeWord[];
-}
-
-/** Where a command may start: dash's $PWD (the path as cd'd to) and the real folder. */
-interface StartDir {
-  logical: string;
-  canonical: string;
-}
-
-function underMounts(path: string): boolean {
-  return MOUNT_ROOTS.some((root) => path === root || path.startsWith(`${root}/`));
-}
-
-/** Whether canonical `path` is `folder` or lies in it (on a `/` boundary: /tmp/agent-a is not in /tmp/agent). */
-function within(path: string, folder: string): boolean {
-  return path === folder || path.startsWith(`${folder}/`);
-}
-
-class Resolver {
-  readonly needs: Need[] = [];
-  readonly paths: ResolvedPath[] = [];
-  private readonly seen = new Set<string>();
-  private readonly cache = new Map<string, Promise<string>>();
-  private readonly dirCache = new Map<string, Promise<StartDir>>();
-
-  constructor(
-    private readonly sandbox: SandboxHandle,
-    private readonly cwd: string,
-    private readonly privateTmp: string | undefined,
-  ) {}
-
-  private realpath(path: string): Promise<string> {
-    let hit = this.cache.get(path);
-    if (!hit) {
-      if (this.cache.size >= MAX_EXEC_PATHS) {
-        throw new AidoError(ErrorCode.policyDenied, `the command names more than ${MAX_EXEC_PATHS} paths`);
-      }
-      hit = this.sandbox.realpath(path);
-      this.cache.set(path, hit);
-    }
-    return hit;
-  }
-
-  /**
-   * A possible starting directory. dash's cd is logical by default: it keeps the path as
-   * typed (its $PWD) and takes `..` off that text before symlinks are followed (`cd link/..`
-   * stays where link is); `cd -P` resolves first. The exec starts in its canonical cwd.
-   */
-  dir(path: DirPath): Promise<StartDir> {
-    const key = JSON.stringify(path);
-    let hit = this.dirCache.get(key);
-    if (!hit) {
-      hit = (async () => {
-        let logical = this.cwd;
-        for (const step of path) {
-          if (!step.physical) logical = posix.resolve(logical, step.target);
-          else {
-            const from = await this.realpath(logical);
-            logical = await this.realpath(
-              step.target.startsWith("/") ? step.target : `${from}/${step.target}`,
-            );
-          }
-        }
-        return { logical, canonical: await this.realpath(logical) };
-      })();
-      this.dirCache.set(key, hit);
-    }
-    return hit;
-  }
-
-  /**
-   * Judge `written` from each directory: as a program opens it (from the real folder, `..`
-   * after symlinks), or, for a cd target (`logical`), as dash's cd does (from $PWD, `..` first).
-   */
-  async judge(
-    written: string,
-    dirs: StartDir[] | undefined,
-    access: ResolvedPath["access"] | "readwrite",
-    via: string,
-    explicit: boolean,
-    logical = false,
-    removes = false,
-  ): Promise<void> {
-    if (!written.startsWith("/") && dirs === undefined) {
-      throw new AidoError(
-        ErrorCode.policyDenied,
-        `cannot judge the relative path "${written}" (${via}): the command moves to a directory known only at run time (cd $DIR, cd -, a relative cd in a loop or function, a sourced script that changes directory); give an absolute path`,
-        { rule: "unjudgeable" },
-      );
-    }
-    const bases = written.startsWith("/") ? [""] : dirs!.map((d) => (logical ? d.logical : d.canonical));
-    for (const base of bases) {
-      const full = written.startsWith("/") ? written : `${base}/${written}`;
-      const path = await this.realpath(logical ? posix.resolve(full) : full);
-      if (!explicit && (await this.sandbox.stat(posix.dirname(path))) === null) continue;
-      const accesses = access === "readwrite" ? (["read", "write"] as const) : [access];
-      for (const a of accesses) this.add(path, a, `${via}: "${written}"`, removes);
-    }
-  }
-
-  private add(path: string, access: ResolvedPath["access"], via: string, removes = false): void {
-    // Removed is kept apart: `touch $TMPDIR && rm -rf $TMPDIR` must still ask for the removal.
-    const key = `${access}\0${removes}\0${path}`;
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
-    this.paths.push({ path, access, via });
-    if (!underMounts(path)) return;
-    // The caller's private folder: its exec's Landlock domain reads and writes all of it,
-    // whatever the grants (sandbox/executor/confinement.ts confinementArgs), so no grant is
-    // asked for. `path` is canonical: a link in the folder is judged where it leads. The
-    // policy still sees the path (above). The folder itself is an entry of /tmp: removing it
-    // (`rm -rf $TMPDIR`) needs a grant there, as Landlock does (without one, rm empties the folder and
-    // fails on it): judged as any /tmp path, so the refusal comes before anything is removed.
-    const itself = removes && path === this.privateTmp;
-    if (this.privateTmp !== undefined && within(path, this.privateTmp) && !itself) return;
-    const kind = access === "read" ? "file_read" : access === "write" ? "file_write" : "file_access";
-    this.needs.push({ kind, path, via });
-  }
 }
 
 const describeRedirect = (r: Redirect): string =>
@@ -209,6 +94,7 @@ export async function execPaths(
 ): Promise<ExecPaths> {
   const out: ExecPaths = { needs: [], paths: [], words: [] };
   const seen = new Set<string>();
+  analysis = runTimeNamed(analysis);
   const start = place.start ?? execStartVars(place.privateTmp);
   for (const cwd of cwds) {
     const one = await pathsFrom(
@@ -240,8 +126,9 @@ export async function startDirs(
   cwd: string,
   start: StartVars,
 ): Promise<string[] | undefined> {
-  const vars = knownVars(start, analysis.assignedNames);
-  const paths = possibleDirs(analysis, index, { known: (t) => knownDir(t, vars) });
+  const judged = runTimeNamed(analysis);
+  const vars = knownVars(start, judged.assignedNames);
+  const paths = possibleDirs(judged, index, { known: (t) => knownDir(t, vars) });
   if (paths === undefined) return undefined;
   const r = new Resolver(sandbox, cwd, undefined);
   return [...new Set((await Promise.all(paths.map((p) => r.dir(p)))).map((d) => d.canonical))];
@@ -308,17 +195,26 @@ async function pathsFrom(
       const arg = c.argv[k]!;
       const written = writes.get(k) ?? [];
       const removing = REMOVERS.has(name) || deletes?.removed.includes(k) === true;
+      // What is removed is the name (a link, not where it leads: exec-resolver.ts); find -H or -L
+      // follows a starting point that is a link and deletes in what it leads to: judged there too.
+      const follows = deletes?.at.includes(k) === true;
       // The word itself, when it is not what is written (`gzip -k F` reads F), may name a file too.
       const read = written.includes(arg) ? [] : pathTexts(arg);
       if (c.argDynamic[k]) {
         // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
         const texts = [...written.map((t) => [t, "write"] as const), ...read.map((t) => [t, "any"] as const)];
         for (const [text, access] of texts) {
+          if (removing && access === "write" && CWD_WORD.test(text)) {
+            // `cd ~ && rm -rf "$PWD"`: the folder the command is in, where that is known.
+            await r.judge(".", dirs, "write", `argument ${k} of ${name}`, true, false, true);
+            continue;
+          }
           const known = knownPart(text, vars);
           // Only a word that is the path whole names what is removed (`rm -r ~/*`: not the folder).
           const removes = removing && access === "write" && known?.whole === true;
           const via = `argument ${k} of ${name}`;
           if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true, false, removes);
+          if (known && removes && follows) await r.judge(known.path, dirs, "write", via, true);
         }
         continue;
       }
@@ -333,6 +229,8 @@ async function pathsFrom(
         const p = writtenPath(text, name);
         if (p !== undefined)
           await r.judge(p, dirs, "write", `argument ${k} of ${name}`, true, false, removing);
+        if (p !== undefined && removing && follows)
+          await r.judge(p, dirs, "write", `argument ${k} of ${name}`, true);
       }
       for (const text of read) {
         const p = pathOf(text);

@@ -24,26 +24,14 @@ import type { SandboxHandle } from "../sandbox/types.js";
 import { execNeeds } from "../security/policy.js";
 import { isSystemPath } from "../security/policy-rules.js";
 import { CLEARED_ENVIRONMENT } from "../security/policy-variables.js";
-import {
-  analyzeCommandUncached,
-  basename,
-  type CommandAnalysis,
-  type SimpleCommand,
-} from "../security/shell.js";
-import { isDataOnly, judgedByName } from "../security/shell-programs.js";
-import {
-  dashOptions,
-  isDescriptorPath,
-  isShellName,
-  otherShellRefusal,
-  STDIN_PATHS,
-} from "../security/shell-sh.js";
-import { type Arg, isSystemProgramPath } from "../security/shell-unfold.js";
+import { analyzeCommandUncached, basename, type CommandAnalysis } from "../security/shell.js";
+import { isDescriptorPath } from "../security/shell-sh.js";
 import { WRAPPERS } from "../security/shell-wrappers.js";
 import { type StartVars, scriptStartVars } from "./exec-known.js";
-import { movedBySourced } from "./exec-merge.js";
+import { movedBySourced, runTimeNamed } from "./exec-merge.js";
 import { type ExecPlace, execPaths, startDirs } from "./exec-paths.js";
 import type { ScopeWord } from "./exec-scope.js";
+import { argsOf, linkedProgram, refuse, type Site, shebangShell, siteOf } from "./exec-script-sites.js";
 
 /** A script larger than this is refused (parsing costs ~13 ms per KB, synchronously). */
 export const SCRIPT_MAX_BYTES = 64 * 1024;
@@ -53,14 +41,6 @@ export const SCRIPT_MAX_DEPTH = 4;
 export const SCRIPTS_MAX = 16;
 /** The pinned command is one argv string for /bin/sh -c: it must stay under Linux's MAX_ARG_STRLEN (128 KiB). */
 export const PINNED_MAX_BYTES = 120 * 1024;
-
-/** Where a command names a script: args[at] is the file; args[from..at] are the words the pin replaces. */
-interface Site {
-  kind: "shell" | "source" | "path";
-  at: number;
-  from: number;
-  path: string;
-}
 
 /** A script as judged: its canonical path, its (already pinned) text, the shell that runs it. */
 interface Judged {
@@ -83,84 +63,6 @@ export interface ScriptPlan {
   movedBySourced: number[];
   /** The words of the scripts' commands that could name files (exec-scope.ts). */
   words: ScopeWord[];
-}
-
-const refuse = (message: string): AidoError =>
-  new AidoError(ErrorCode.policyDenied, message, { rule: "script-unjudgeable" });
-
-const POSIX_SHELLS = new Set(["sh", "dash"]);
-
-/** What a command (as argv) does with a script file, if anything. */
-function siteOf(args: Arg[]): Site | "stdin" | "dynamic" | undefined {
-  const head = args[0];
-  if (head === undefined || head.dynamic) return undefined;
-  if (POSIX_SHELLS.has(basename(head.value))) {
-    const scan = dashOptions(args);
-    // Refused shell options and run-time words are refused by the analysis itself.
-    if (typeof scan === "string" || scan.dynamicAt !== undefined || scan.seen.has("c")) return undefined;
-    const script = args[scan.next];
-    if (scan.seen.has("s") || script === undefined) return "stdin";
-    if (script.dynamic) return "dynamic";
-    if (STDIN_PATHS.has(script.value)) return "stdin";
-    const from = scan.next > 1 && args[scan.next - 1]!.value === "--" ? scan.next - 1 : scan.next;
-    return { kind: "shell", at: scan.next, from, path: script.value };
-  }
-  if (head.value === ".") {
-    const file = args[1];
-    if (file === undefined) return undefined;
-    if (file.dynamic) return "dynamic";
-    if (STDIN_PATHS.has(file.value)) return "stdin";
-    return { kind: "source", at: 1, from: 0, path: file.value };
-  }
-  if (head.value.includes("/")) return { kind: "path", at: 0, from: 0, path: head.value };
-  return undefined;
-}
-
-/**
- * The shell a `#!` line names, as argv: sh or dash (no `#!`: dash runs the file itself);
- * null when the file is for another interpreter (python3...). A `#!` naming another shell is refused.
- */
-function shebangShell(text: string, path: string): string[] | null {
-  if (!text.startsWith("#!")) return ["/bin/sh"];
-  const line = text.slice(2, text.indexOf("\n") < 0 ? undefined : text.indexOf("\n")).trim();
-  const space = line.search(/\s/);
-  let program = space < 0 ? line : line.slice(0, space);
-  let rest = space < 0 ? "" : line.slice(space).trim();
-  if (basename(program) === "env") {
-    // `#!/usr/bin/env sh`: env looks the shell up in PATH, as the pinned command will.
-    if (rest.startsWith("-")) throw refuse(`cannot judge the shebang "#!${line}" of ${path} (env options)`);
-    if (rest === "" || /\s/.test(rest)) return null;
-    program = rest;
-    rest = "";
-  }
-  const shell = basename(program);
-  if (!isShellName(shell)) return null;
-  if (!POSIX_SHELLS.has(shell))
-    throw refuse(`the script ${path} starts with "#!${line}": ${otherShellRefusal(shell)}`);
-  const argv = rest === "" ? [program] : [program, rest];
-  const options = dashOptions(argv.map((value) => ({ value, dynamic: false })));
-  if (typeof options === "string") throw refuse(`the script ${path} starts with "#!${line}": ${options}`);
-  return argv;
-}
-
-/**
- * A command named by a path outside the system's program folders (`/workspace/b`) that
- * resolves to a system program was judged by the name written, not by the program: a link
- * `b` to bash ran bash code unread, `g` to git pushed past a `git push *` rule, `r` to rm
- * dodged the rules that read rm's operands. Refused, unless the name is the program's own
- * and nothing is judged by it (`/workspace/tools/ls`), or the program is an interpreter
- * (a virtualenv's `bin/python` is python3.11: its grant decides whatever it is called).
- */
-function linkedProgram(written: string, real: string, where: string): void {
-  if (isSystemProgramPath(written)) return;
-  const name = basename(written);
-  const program = basename(real);
-  if (isDataOnly(program)) return;
-  if (name !== program || judgedByName(program)) {
-    throw refuse(
-      `${where} runs the system program ${real} through ${written}; call it by its own name (${program}) so that it is judged as what it is`,
-    );
-  }
 }
 
 const quote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
@@ -208,7 +110,9 @@ class Planner {
     }
     let runs = 0;
     const moved: number[] = [];
-    let assigned = { ...analysis, assignedNames: [...analysis.assignedNames, ...this.alsoAssigned] };
+    const started: { i: number; shown: string; dirs: string }[] = [];
+    const named = runTimeNamed(analysis);
+    let assigned = { ...named, assignedNames: [...named.assignedNames, ...this.alsoAssigned] };
     for (const [i, c] of analysis.commands.entries()) {
       const site = siteOf(argsOf(c));
       if (site === undefined) continue;
@@ -228,6 +132,7 @@ class Planner {
       if (dirs === undefined) {
         throw refuse(`${where}: "${shown}" runs a script after moving to a directory known only at run time`);
       }
+      started.push({ i, shown, dirs: JSON.stringify(dirs) });
       // The script's `~`, $HOME, $TMPDIR and mktemp: what this code gave it (`HOME=D sh s.sh`: D).
       const vars = scriptStartVars(start, assigned.assignedNames, c.assigns, site.kind === "source");
       const judged = await this.judge(site, depth, where, movesDir, dirs, vars);
@@ -246,6 +151,16 @@ class Planner {
         );
       }
       runs++;
+    }
+    // A `. s.sh` that moves the shell, in a loop, moves a script run before it in the body too (the
+    // next pass): each is judged again from the folders it may start in once every such `.` is known.
+    for (const site of moved.length === 0 ? [] : started) {
+      const dirs = await startDirs(this.sandbox, assigned, site.i, cwd, start);
+      if (dirs === undefined || JSON.stringify(dirs) !== site.dirs) {
+        throw refuse(
+          `${where}: "${site.shown}" runs a script where a sourced script that changes directory may have moved it (a loop runs it again); give absolute paths or run the script before the loop`,
+        );
+      }
     }
     if (runs === 0) return { code, moved };
     return { code: this.rewrite(code, analysis, runs, where), moved };
@@ -402,11 +317,6 @@ class Planner {
     }
     return bytes.toString("utf8");
   }
-}
-
-/** A command's words as the wrapper tables see them. */
-function argsOf(c: SimpleCommand): Arg[] {
-  return c.argv.map((value, i) => ({ value, dynamic: c.argDynamic[i] === true }));
 }
 
 /**

@@ -449,3 +449,212 @@ describe("a cleared environment has no TMPDIR", () => {
     }
   }, 60_000);
 });
+
+describe("removing a link to the private folder removes the link", () => {
+  const link = async (at: string, to: string) => {
+    expectOk(await b.exec("worker", "echo made"));
+    await b.inner.exec({
+      argv: ["sh", "-c", 'echo k > "$1/keep" && ln -sfn "$1" "$2"', "sh", to, at],
+      confinement: "unconfined",
+    });
+  };
+
+  it("runs rm -r L, L a link to the private folder in a folder the agent may write", async () => {
+    // Judged as removing the folder itself (refused: file_write on it), while rm removes the link.
+    await link("/workspace/out/tl", tmpOf("worker"));
+    expectOk(await b.exec("worker", "rm -r /workspace/out/tl"));
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+    const left = await b.inner.exec({
+      argv: ["sh", "-c", "test -L /workspace/out/tl && echo there || echo gone"],
+      confinement: "unconfined",
+    });
+    expect(left.stdout).toBe("gone\n");
+  }, 60_000);
+
+  it("refuses rm -r L/ (followed: the folder it leads to) and the link where it may only read", async () => {
+    await link("/workspace/out/tl", tmpOf("worker"));
+    const r = await b.exec("worker", "rm -r /workspace/out/tl/");
+    expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("worker")} `));
+    await link("/workspace/pub/tl", tmpOf("worker"));
+    const pub = await b.exec("worker", "rm /workspace/pub/tl");
+    expectRefused(b, "worker", pub, "capability", /file_write on \/workspace\/pub\/tl /);
+    // find -L follows a starting point that is a link and deletes in what it leads to.
+    await link("/workspace/out/pl", "/workspace/pub");
+    const find = await b.exec("worker", "find -L /workspace/out/pl -delete");
+    expectRefused(b, "worker", find, "capability", /file_write on \/workspace\/pub /);
+    expect(await contentOf("/workspace/pub/secret")).toBe("s\n");
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+  }, 60_000);
+});
+
+describe("removing the private folder through find -exec rm", () => {
+  const keep = async () => {
+    expectOk(await b.exec("worker", "echo made"));
+    await b.inner.exec({
+      argv: ["sh", "-c", 'echo k > "$1/keep"', "sh", tmpOf("worker")],
+      confinement: "unconfined",
+    });
+  };
+
+  it.each([
+    ["-exec rm -rf {} +", "find @P -exec rm -rf {} +"],
+    ["-exec rm -r {} \\;", "find @P -exec rm -r {} \\;"],
+    ["-execdir rm -rf {} +", "find @P -execdir rm -rf {} +"],
+  ])(
+    "refuses find with the folder's path %s before anything is removed",
+    async (_how, command) => {
+      // find handed the folder itself to rm, which emptied it and failed on its entry in /tmp.
+      await keep();
+      const r = await b.exec("worker", command.replace("@P", tmpOf("worker")));
+      expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("worker")} `));
+      expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+    },
+    60_000,
+  );
+
+  it("runs find -mindepth 1 -exec rm -rf {} + with the folder's path (what is in the folder)", async () => {
+    await keep();
+    expectOk(await b.exec("worker", `find ${tmpOf("worker")} -mindepth 1 -exec rm -rf {} +`));
+    expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("");
+  }, 60_000);
+
+  it("refuses find -exec rm in a folder the agent may only read, before anything is removed", async () => {
+    const r = await b.exec("worker", "find /workspace/pub -name secret -exec rm {} +");
+    expectRefused(b, "worker", r, "capability", /file_write on \/workspace\/pub /);
+    expect(await contentOf("/workspace/pub/secret")).toBe("s\n");
+  }, 60_000);
+});
+
+describe("a loop whose body sources a script that changes directory", () => {
+  it("refuses a script run before the `.` in the body (the next pass runs it in the moved folder)", async () => {
+    // rel.sh was judged from /workspace/out (writable) although the second pass ran it in
+    // /workspace/pub, where Landlock refused its write after the command had started.
+    await b.inner.exec({
+      argv: ["sh", "-c", "echo 'echo x > f5' > /workspace/lib/rel.sh && chmod a+r /workspace/lib/rel.sh"],
+      confinement: "unconfined",
+    });
+    const command =
+      "cd /workspace/out && for i in 1 2; do sh /workspace/lib/rel.sh; . /workspace/lib/cdpub.sh; done";
+    const r = await b.exec("worker", command);
+    expectRefused(b, "worker", r, "policy", /sourced script that changes directory may have moved it/);
+    expect(await contentOf("/workspace/out/f5")).toBe("");
+  }, 60_000);
+
+  it("still runs the script when the `.` is not in a loop", async () => {
+    const r = await b.exec(
+      "worker",
+      "cd /workspace/out && sh /workspace/lib/rel.sh; . /workspace/lib/cdpub.sh",
+    );
+    expectOk(r);
+    expect(await contentOf("/workspace/out/f5")).toBe("x\n");
+  }, 60_000);
+});
+
+describe("a command named only at run time may move the shell or set HOME and TMPDIR", () => {
+  // With an `exec: *` grant `x=cd; $x /workspace/pub` runs: the judge cannot see it is a cd
+  // or an export, and judged what came after it where the command had been.
+  const judge = (command: string) =>
+    execPaths(b.inner, analyzeCommand(command), ["/workspace/out"], { privateTmp: tmpOf("worker") });
+  const script = (command: string) =>
+    planScripts(b.inner, () => undefined, command, analyzeCommand(command), "/workspace/out", {
+      privateTmp: tmpOf("worker"),
+      start: execStartVars(tmpOf("worker")),
+    });
+
+  it.each([
+    ["x=cd; $x /workspace/pub; echo x > f"],
+    ["$(echo cd) /workspace/pub && echo x > f"],
+    ['eval "$c"; echo x > f'],
+    ["x=cd; $x /workspace/pub; for i in 1; do echo x > f; done"],
+  ])(
+    "refuses a relative path after it: %s",
+    async (command) => {
+      await expect(judge(command)).rejects.toThrow(/directory known only at run time/);
+    },
+    60_000,
+  );
+
+  it.each([
+    ["x=export; $x HOME=/workspace/pub; echo x > ~/f"],
+    ["$(echo export) HOME=/workspace/pub; echo x > $HOME/f"],
+  ])(
+    "leaves ~ and $HOME unresolved after it: %s",
+    async (command) => {
+      // Judged as the private folder's f (no grant); dash wrote /workspace/pub/f.
+      const judged = await judge(command);
+      expect(judged.paths.map((p) => p.path)).not.toContain(`${tmpOf("worker")}/f`);
+    },
+    60_000,
+  );
+
+  it("refuses mktemp after it (TMPDIR not known)", async () => {
+    await expect(judge("x=export; $x TMPDIR=/workspace/pub; mktemp")).rejects.toThrow(/TMPDIR/);
+  }, 60_000);
+
+  it("refuses a script run after it (its folder and HOME not known)", async () => {
+    await expect(script("x=cd; $x /workspace/pub; sh /workspace/lib/rel.sh")).rejects.toThrow(
+      /directory known only at run time/,
+    );
+  }, 60_000);
+
+  it("refuses it through command, and not when a program runs it (a child cannot move the shell)", async () => {
+    await expect(judge("x=cd; command $x /workspace/pub; echo x > f")).rejects.toThrow(
+      /known only at run time/,
+    );
+    const judged = await judge("nice $x /workspace/pub; echo x > f");
+    expect(judged.paths.map((p) => p.path)).toContain("/workspace/out/f");
+  }, 60_000);
+
+  it("still judges an absolute path after it, and a relative one before it", async () => {
+    const judged = await judge("echo x > f; x=cd; $x /workspace/pub; echo y > /workspace/out/g");
+    expect(judged.paths.map((p) => p.path)).toEqual(
+      expect.arrayContaining(["/workspace/out/f", "/workspace/out/g"]),
+    );
+  }, 60_000);
+});
+
+describe("removing the private folder as the folder the shell is in", () => {
+  it.each([
+    ['cd ~ && rm -rf "$PWD"'],
+    ["cd ~ && rm -rf $PWD"],
+    ['cd ~ && rm -rf "$(pwd)"'],
+    ['cd @P && rm -rf "$(pwd -P)"'],
+  ])(
+    "refuses %s before anything is removed",
+    async (command) => {
+      // $PWD after a known cd is that folder: rm emptied it and failed on its entry in /tmp.
+      expectOk(await b.exec("worker", "echo made"));
+      await b.inner.exec({
+        argv: ["sh", "-c", 'echo k > "$1/keep"', "sh", tmpOf("worker")],
+        confinement: "unconfined",
+      });
+      const r = await b.exec("worker", command.replace("@P", tmpOf("worker")));
+      if (command.includes("pwd"))
+        expect(r).toBeInstanceOf(Error); // pwd: no exec grant names it
+      else expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmpOf("worker")} `));
+      expect(await contentOf(`${tmpOf("worker")}/keep`)).toBe("k\n");
+      const judged = execPaths(
+        b.inner,
+        analyzeCommand(command.replace("@P", tmpOf("worker"))),
+        ["/workspace/out"],
+        {
+          privateTmp: tmpOf("worker"),
+        },
+      );
+      await expect(judged).resolves.toEqual(
+        expect.objectContaining({
+          needs: expect.arrayContaining([
+            expect.objectContaining({ kind: "file_write", path: tmpOf("worker") }),
+          ]),
+        }),
+      );
+    },
+    60_000,
+  );
+
+  it("refuses rm -rf $PWD after a cd to a folder known only at run time", async () => {
+    await expect(
+      execPaths(b.inner, analyzeCommand('cd "$D" && rm -rf "$PWD"'), ["/workspace/out"], {}),
+    ).rejects.toThrow(/directory known only at run time/);
+  }, 60_000);
+});
