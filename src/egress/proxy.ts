@@ -223,19 +223,47 @@ class ProxyServer implements EgressProxy {
 
   /**
    * Count `conn` against its call's share (callShare of the caller's limit); the refusal's
-   * reason, naming the call, when the call holds its share already. A connection with the
-   * agent's own credentials (no call) is counted against the caller only.
+   * reason, naming the call, when the call holds its share already. Connections with ended
+   * calls' credentials (claimGroupShare) and with the agent's own (no call: the agent's own
+   * turns, or its password read from a file a command of the agent left) each count as one
+   * more party beside the running calls while they hold any, so no credentials escape the
+   * shares.
    */
   private claimCallShare(conn: Conn): string | undefined {
     this.releaseCallShare(conn);
-    if (conn.endedCall) return this.claimEndedShare(conn);
-    if (conn.call === undefined) return undefined;
-    const key = `${callerKey(conn.caller)}\n${conn.call.requestId}`;
+    const base = callerKey(conn.caller);
+    if (conn.endedCall)
+      return this.claimGroupShare(
+        conn,
+        `${base}
+`,
+        `${base}
+!own`,
+        "ended calls",
+        "with their credentials",
+      );
+    if (conn.call === undefined)
+      return this.claimGroupShare(
+        conn,
+        `${base}
+!own`,
+        `${base}
+`,
+        "the agent's own turns",
+        "with its own credentials",
+      );
+    const key = `${base}
+${conn.call.requestId}`;
     const held = this.perCall.get(key) ?? 0;
-    // Ended calls' credentials in use (claimEndedShare) are one more party to share with.
     const running = this.policy.callsOf?.(conn.caller);
-    const ended = (this.perCall.get(`${callerKey(conn.caller)}\n`) ?? 0) > 0 ? 1 : 0;
-    const calls = running === undefined ? undefined : running + ended;
+    const calls =
+      running === undefined
+        ? undefined
+        : running +
+          this.holding(`${base}
+`) +
+          this.holding(`${base}
+!own`);
     const share = callShare(this.opts.maxConnectionsPerCaller, calls);
     if (held >= share)
       return `call ${conn.call.requestId} of ${conn.caller.agentId} has ${held} connections open, the most one call may hold while ${calls ?? "several"} calls of the agent run (${share} of egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest stay for the agent's other calls`;
@@ -244,18 +272,31 @@ class ProxyServer implements EgressProxy {
     return undefined;
   }
 
+  /** 1 while connections are counted under `key`, else 0. */
+  private holding(key: string): number {
+    return (this.perCall.get(key) ?? 0) > 0 ? 1 : 0;
+  }
+
   /**
-   * A connection with an ended call's credentials (what a call left behind, or kept in a
-   * file for a later call): all of the caller's such connections count together, as one
-   * more call beside those running (and the running calls' shares count it while it holds
-   * any), so they never leave a running call less than its fair share.
+   * A connection counted with others as one party beside the running calls: ended calls'
+   * credentials (what a call left behind, or kept in a file for a later call) together, or
+   * the agent's own credentials together. Each holds one share at most while calls run, so
+   * it never leaves a running call less than its fair share; the agent's own alone, with no
+   * call running and no ended call's credentials in use, may hold the whole limit.
    */
-  private claimEndedShare(conn: Conn): string | undefined {
-    const key = `${callerKey(conn.caller)}\n`; // no request id: the ended calls together
+  private claimGroupShare(
+    conn: Conn,
+    key: string,
+    other: string,
+    who: string,
+    how: string,
+  ): string | undefined {
+    const running = this.policy.callsOf?.(conn.caller);
+    if (running === undefined && key.endsWith("!own")) return undefined; // no calls to share with
     const held = this.perCall.get(key) ?? 0;
-    const share = callShare(this.opts.maxConnectionsPerCaller, (this.policy.callsOf?.(conn.caller) ?? 1) + 1);
+    const share = callShare(this.opts.maxConnectionsPerCaller, (running ?? 1) + 1 + this.holding(other));
     if (held >= share)
-      return `ended calls of ${conn.caller.agentId} have ${held} connections open with their credentials, the most they may hold together (${share} of egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest stay for the agent's running calls`;
+      return `${who} of ${conn.caller.agentId} have ${held} connections open ${how}, the most they may hold together (${share} of egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest stay for the agent's running calls`;
     this.perCall.set(key, held + 1);
     conn.callKey = key;
     return undefined;

@@ -118,6 +118,8 @@ export const MAX_PARKED_PER_ID = 32;
  */
 export class ParkedRequests {
   private readonly byId = new Map<string, WireEvent[]>();
+  /** Ids no running call of this session can have: parked while every running call knew its id. */
+  private readonly orphans = new Set<string>();
   private count = 0;
 
   constructor(
@@ -130,35 +132,68 @@ export class ParkedRequests {
     return this.count;
   }
 
-  park(requestId: string, ev: WireEvent): void {
+  /** Keep `ev` for `requestId`; `orphan`: no running call of this session can have that id. */
+  park(requestId: string, ev: WireEvent, orphan = false): void {
     const list = this.byId.get(requestId) ?? [];
     if (list.length >= this.perId) {
       list.shift();
       this.count--;
     }
+    if (orphan && list.length === 0) this.orphans.add(requestId);
+    if (!orphan) this.orphans.delete(requestId);
     while (this.count >= this.max) this.dropFromLargest();
     list.push(ev);
     this.byId.set(requestId, list);
     this.count++;
   }
 
+  /** Every running call knows its id: no id kept now is a running call's. */
+  orphanAll(): void {
+    for (const id of this.byId.keys()) this.orphans.add(id);
+  }
+
   /** The requests kept for `requestId`, oldest first; they are no longer kept. */
   take(requestId: string): WireEvent[] {
     const list = this.byId.get(requestId) ?? [];
     this.byId.delete(requestId);
+    this.orphans.delete(requestId);
     this.count -= list.length;
     return list;
   }
 
-  /** The id keeping the most (the first parked of those tied) loses its oldest request. */
+  /** An approval that was answered (or timed out) is no longer kept for any id. */
+  resolved(approvalId: string): void {
+    for (const [id, list] of this.byId) {
+      const at = list.findIndex((e) => e.approval_id === approvalId);
+      if (at < 0) continue;
+      list.splice(at, 1);
+      this.count--;
+      if (list.length === 0) {
+        this.byId.delete(id);
+        this.orphans.delete(id);
+      }
+      return;
+    }
+  }
+
+  /**
+   * The id keeping the most (the first parked of those tied) loses its oldest request,
+   * taken from the ids no running call can have while there are any, so a flood of ids
+   * never pushes out a request a running call is about to claim.
+   */
   private dropFromLargest(): void {
     let largest: [string, WireEvent[]] | undefined;
-    for (const entry of this.byId) if (!largest || entry[1].length > largest[1].length) largest = entry;
+    const pool = [...this.byId].filter(([id]) => this.orphans.has(id));
+    for (const entry of pool.length > 0 ? pool : this.byId)
+      if (!largest || entry[1].length > largest[1].length) largest = entry;
     if (!largest) return;
     const [id, list] = largest;
     list.shift();
     this.count--;
-    if (list.length === 0) this.byId.delete(id);
+    if (list.length === 0) {
+      this.byId.delete(id);
+      this.orphans.delete(id);
+    }
   }
 }
 
@@ -216,12 +251,19 @@ export class ApprovalsBridge {
       w.requestId = requestId;
       w.claimed = true; // no longer a candidate for a request that names no id
       for (const ev of this.parked.take(requestId)) this.route(w, ev);
+      this.settleParked();
     };
     try {
       return await fn(started);
     } finally {
       this.waiting.splice(this.waiting.indexOf(w), 1);
+      this.settleParked();
     }
+  }
+
+  /** No running call lacks its id: every id parked now is no running call's. */
+  private settleParked(): void {
+    if (!this.waiting.some((x) => x.requestId === undefined)) this.parked.orphanAll();
   }
 
   /** Resolves when the event stream ends: closed, or the daemon went away. */
@@ -239,12 +281,16 @@ export class ApprovalsBridge {
   }
 
   private onEvent(ev: WireEvent): void {
+    if (ev.type === "approval.decided" && ev.agent_id === this.agentId) {
+      this.parked.resolved(String(ev.approval_id));
+      return;
+    }
     if (ev.type !== "approval.requested" || ev.agent_id !== this.agentId) return;
     if (typeof ev.request_id === "string") {
       const requestId = ev.request_id;
       const own = this.waiting.find((x) => x.requestId === requestId);
       if (own) this.route(own, ev);
-      else this.parked.park(requestId, ev);
+      else this.parked.park(requestId, ev, !this.waiting.some((x) => x.requestId === undefined));
       return;
     }
     const tool = String(ev.tool);

@@ -241,3 +241,39 @@ describe("one call's command holding connections", () => {
     running.end();
   }, 60_000);
 });
+
+describe("the agent's own credentials while calls run", () => {
+  it("count as one more share: a later command reading the agent's password from a file does not starve a running call", async () => {
+    // A model-driven exec of the agent writes `env > f` (its proxy password); a later call's
+    // command reads f and connects as the agent, naming no call. Before, such connections
+    // were counted against no call and took every connection the agent may hold.
+    const a = bench.agent("share-own", ["network: 127.0.0.2:*"]);
+    const caller = { goalId: a.goalId, agentId: a.id };
+    const port = await listen(caller);
+    const running = callers.openCall(caller, "req_running_own");
+    const { slot } = running;
+    const own = Array.from({ length: PER_AGENT }, (_, i) =>
+      request(port, slot.user, slot.password, `own-${i}`),
+    );
+    const share = callShare(PER_AGENT, 2);
+    await until(() => own.filter((h) => h.reply().includes("503")).length === own.length - share);
+    expect(own.find((h) => h.reply().includes("503"))?.reply()).toMatch(/own turns/);
+    const denied = bench
+      .audit("egress.denied", a.id)
+      .map((e) => e.payload as { stage: string; reason: string });
+    expect(denied.some((d) => d.stage === "limit" && d.reason.includes("own credentials"))).toBe(true);
+    for (const h of own) if (h.reply().includes("503")) h.close();
+    await new Promise((r) => setTimeout(r, 300));
+    const mine = request(port, a.id, running.password, "running-own");
+    await until(() =>
+      bench.rt.approvals
+        .list({ status: "pending" })
+        .some((p) => p.agent_id === a.id && p.request_id === "req_running_own"),
+    );
+    expect(mine.reply()).toBe("");
+    for (const s of sockets) s.destroy();
+    await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
+    await new Promise((r) => setTimeout(r, 200));
+    running.end();
+  }, 60_000);
+});

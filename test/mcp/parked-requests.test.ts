@@ -54,3 +54,33 @@ describe("requests parked for calls that have not learned their id", () => {
     expect(parked.take("req_real").map((e) => e.approval_id)).toEqual(["apr_0"]);
   });
 });
+
+describe("requests parked under many ids, and answered ones", () => {
+  it("~256 ids no running call has, each parking one, never push out a running call's request", () => {
+    const parked = new ParkedRequests();
+    parked.park("req_real", request(0, "req_real"));
+    for (let n = 1; n <= 2000; n++) parked.park(`req_f${n}`, request(n, `req_f${n}`), true);
+    expect(parked.size).toBe(MAX_PARKED);
+    expect(parked.take("req_real").map((e) => e.approval_id)).toEqual(["apr_0"]);
+  });
+
+  it("once every running call knows its id, the ids left are the first to go", () => {
+    const parked = new ParkedRequests(3);
+    parked.park("req_old", request(1, "req_old"));
+    parked.orphanAll();
+    parked.park("req_live", request(2, "req_live"));
+    parked.park("req_x", request(3, "req_x"), true);
+    parked.park("req_y", request(4, "req_y"), true);
+    expect(parked.take("req_live").map((e) => e.approval_id)).toEqual(["apr_2"]);
+    expect(parked.take("req_old")).toEqual([]);
+  });
+
+  it("an answered request is no longer kept", () => {
+    const parked = new ParkedRequests();
+    parked.park("req_a", request(1, "req_a"));
+    parked.park("req_a", request(2, "req_a"));
+    parked.resolved("apr_1");
+    expect(parked.size).toBe(1);
+    expect(parked.take("req_a").map((e) => e.approval_id)).toEqual(["apr_2"]);
+  });
+});
