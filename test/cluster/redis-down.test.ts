@@ -8,43 +8,24 @@
 // Redis is back.
 
 import type { Redis } from "ioredis";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import { until } from "../daemon/process.js";
 import { failureOf as failure } from "../llm/harness.js";
 import { type ProviderServer, turn } from "../support/provider-server.js";
-import { forGoal, LEASE_MS, manifest, type Node, type RedisServer, startNode } from "./fixture.js";
-import { withCluster } from "./support/file-cluster.js";
+import { forGoal, LEASE_MS, manifest, type Node, type RedisServer } from "./fixture.js";
+import { type OwnerAsker, withOwnerAndAsker } from "./support/owner-asker.js";
 
 let server: ProviderServer;
 let redisServer: RedisServer;
 let raw: Redis;
 let owner: Node;
 let asker: Node;
-withCluster((c) => {
-  server = c.server;
-  redisServer = c.redis;
-  raw = c.raw;
+let goalOn: OwnerAsker["goalOn"];
+// Never fenced: what a node answers with Redis away, not what the fence holds.
+withOwnerAndAsker("down", { onRedisLoss: "finish" }, (c) => {
+  ({ server, redis: redisServer, raw, owner, asker, goalOn } = c);
 });
-
-beforeAll(async () => {
-  // Never fenced: what a node answers with Redis away, not what the fence holds.
-  owner = await startNode(server, redisServer.url, "down-owner", { onRedisLoss: "finish" });
-  asker = await startNode(server, redisServer.url, "down-asker", { onRedisLoss: "finish" });
-}, 60_000);
-
-/** A goal the cluster says `node` runs (its hash, as a node mirrors it). */
-async function goalOn(node: string, goalId: string): Promise<void> {
-  await raw.hset(`aido:goal:${goalId}`, {
-    goal_id: goalId,
-    state: "running",
-    owner: node,
-    goal: "a goal another node runs",
-    created_at: String(Date.now()),
-    started_at: String(Date.now()),
-    submitted_via: node,
-  });
-}
 
 /** A goal id with a terminal title sequence in it (ESC ] 0 ; … BEL). */
 const ESC_GOAL = "g_esc\x1b]0;pwned\x07";

@@ -7,40 +7,19 @@
 // naming the command and what was wrong, never handed to the client.
 
 import type { Redis } from "ioredis";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
-import type { ProviderServer } from "../support/provider-server.js";
-import { connectRedis, type Node, type RedisServer, startNode } from "./fixture.js";
-import { withCluster } from "./support/file-cluster.js";
+import { connectRedis, type Node, type RedisServer } from "./fixture.js";
+import { type OwnerAsker, withOwnerAndAsker } from "./support/owner-asker.js";
 
-let server: ProviderServer;
 let redisServer: RedisServer;
 let raw: Redis;
-let owner: Node;
 let asker: Node;
-withCluster((c) => {
-  server = c.server;
-  redisServer = c.redis;
-  raw = c.raw;
+let owner: Node;
+let goalOn: OwnerAsker["goalOn"];
+withOwnerAndAsker("routed", {}, (c) => {
+  ({ redis: redisServer, raw, owner, asker, goalOn } = c);
 });
-
-beforeAll(async () => {
-  owner = await startNode(server, redisServer.url, "routed-owner");
-  asker = await startNode(server, redisServer.url, "routed-asker");
-}, 60_000);
-
-/** A goal the cluster says `node` runs (its hash, as a node mirrors it). */
-async function goalOn(node: string, goalId: string): Promise<void> {
-  await raw.hset(`aido:goal:${goalId}`, {
-    goal_id: goalId,
-    state: "running",
-    owner: node,
-    goal: "a goal another node runs",
-    created_at: String(Date.now()),
-    started_at: String(Date.now()),
-    submitted_via: node,
-  });
-}
 
 /** Redis's client connections now, and how many it has taken since it started. */
 async function connections(): Promise<{ now: number; made: number }> {

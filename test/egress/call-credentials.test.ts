@@ -6,11 +6,11 @@
 // agent ask side by side, each its own question; no secret reaches the audit.
 
 import { createHash } from "node:crypto";
-import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EgressCallers } from "../../src/egress/callers.js";
-import type { EgressCaller, EgressProxy } from "../../src/egress/types.js";
+import type { EgressProxy } from "../../src/egress/types.js";
 import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
+import { CallerPorts } from "./caller-ports.js";
 import { type EgressBench, openEgressBench, run, startUpstreams, type Upstreams } from "./fixture.js";
 
 let server: ProviderServer;
@@ -18,8 +18,7 @@ let up: Upstreams;
 let bench: EgressBench;
 let proxy: EgressProxy;
 const callers = new EgressCallers();
-const listeners: Server[] = [];
-const sockets = new Set<Socket>();
+const ports = new CallerPorts(() => proxy);
 
 beforeAll(async () => {
   server = await startProviderServer();
@@ -34,24 +33,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await proxy?.close();
-  for (const s of sockets) s.destroy();
-  await Promise.all(listeners.map((l) => new Promise((r) => l.close(r))));
+  await ports.close();
   await bench?.close();
   await up?.close();
   await server?.close();
 });
-
-async function listen(caller: EgressCaller): Promise<number> {
-  const srv = createServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    proxy.handle(socket, caller);
-  });
-  listeners.push(srv);
-  return new Promise((resolve) =>
-    srv.listen(0, "127.0.0.1", () => resolve((srv.address() as { port: number }).port)),
-  );
-}
 
 const url = (port: number, user: string, password: string) =>
   `http://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
@@ -81,7 +67,7 @@ describe("a call's own proxy credentials", () => {
   it("name the call while it runs, name nothing once it ended or when guessed, and never reach the audit", async () => {
     const a = bench.agent("caller-a", ["network: 127.0.0.2:*"]);
     const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await listen(caller);
+    const port = await ports.listen(caller);
     const own = callers.slotOf(caller);
     const one = callers.openCall(caller, "req_one");
     const two = callers.openCall(caller, "req_two");
@@ -113,7 +99,7 @@ describe("a call's own proxy credentials", () => {
     // A running call's secret on another agent's password: that agent's own, naming no call.
     const b = bench.agent("caller-b", ["network: 127.0.0.2:*"]);
     const bCaller = { goalId: b.goalId, agentId: b.id };
-    const bPort = await listen(bCaller);
+    const bPort = await ports.listen(bCaller);
     const bOwn = callers.slotOf(bCaller);
     const secretOfTwo = two.password.slice(two.password.indexOf(".") + 1);
     const stolen = fetchVia(url(bPort, b.id, `${bOwn.password}.${secretOfTwo}`), "stolen");
@@ -142,7 +128,7 @@ describe("a call's own proxy credentials", () => {
   it("a connection that waited its turn past its call's end asks as the agent, naming no call", async () => {
     const a = bench.agent("caller-late", ["network: 127.0.0.2:*"]);
     const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await listen(caller);
+    const port = await ports.listen(caller);
     const call = callers.openCall(caller, "req_ended");
     // Two connections of the call: the first asks, the second waits behind it in the call's line.
     const first = fetchVia(url(port, a.id, call.password), "first");

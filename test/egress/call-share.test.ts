@@ -11,12 +11,13 @@
 // install opens up to 15); before, three quarters bit even then, and the npm install of a
 // single MCP tool.invoke got 503s past 12.
 
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EgressCallers } from "../../src/egress/callers.js";
 import { callShare } from "../../src/egress/proxy.js";
-import type { EgressCaller, EgressProxy } from "../../src/egress/types.js";
+import type { EgressProxy } from "../../src/egress/types.js";
 import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
+import { CallerPorts } from "./caller-ports.js";
 import { type EgressBench, openEgressBench, startUpstreams, type Upstreams } from "./fixture.js";
 
 const PER_AGENT = 4;
@@ -25,8 +26,7 @@ let up: Upstreams;
 let bench: EgressBench;
 let proxy: EgressProxy;
 const callers = new EgressCallers();
-const listeners: Server[] = [];
-const sockets = new Set<Socket>();
+const ports = new CallerPorts(() => proxy);
 
 beforeAll(async () => {
   server = await startProviderServer();
@@ -43,30 +43,18 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const s of sockets) s.destroy();
+  for (const s of ports.sockets) s.destroy();
   await proxy?.close();
-  await Promise.all(listeners.map((l) => new Promise((r) => l.close(r))));
+  await ports.close();
   await bench?.close();
   await up?.close();
   await server?.close();
 });
 
-async function listen(caller: EgressCaller): Promise<number> {
-  const srv = createServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    proxy.handle(socket, caller);
-  });
-  listeners.push(srv);
-  return new Promise((resolve) =>
-    srv.listen(0, "127.0.0.1", () => resolve((srv.address() as { port: number }).port)),
-  );
-}
-
 /** A plain proxied request held open; `reply` is what the proxy answered, if anything. */
 function request(port: number, user: string, password: string, path: string) {
   const s = connect(port, "127.0.0.1");
-  sockets.add(s);
+  ports.sockets.add(s);
   let reply = "";
   s.on("data", (d) => (reply += d.toString()));
   s.on("error", () => {});
@@ -89,7 +77,7 @@ describe("one call's command holding connections", () => {
   it("is refused beyond its share, naming the call, and another call of the agent still gets its question", async () => {
     const a = bench.agent("share-a", ["network: 127.0.0.2:*"]);
     const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await listen(caller);
+    const port = await ports.listen(caller);
     const greedy = callers.openCall(caller, "req_greedy");
     const other = callers.openCall(caller, "req_other");
     // The greedy call opens as many as the agent may hold; they wait for a human, held open.
@@ -130,7 +118,7 @@ describe("one call's command holding connections", () => {
     );
     expect(mine.reply()).toBe("");
     // The clients leave: every question still open or in line ends with them.
-    for (const s of sockets) s.destroy();
+    for (const s of ports.sockets) s.destroy();
     await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
     await new Promise((r) => setTimeout(r, 200));
     greedy.end();
@@ -140,7 +128,7 @@ describe("one call's command holding connections", () => {
   it("may hold all of the agent's connections while it is the agent's only running call", async () => {
     const a = bench.agent("share-alone", ["network: 127.0.0.2:*"]);
     const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await listen(caller);
+    const port = await ports.listen(caller);
     const alone = callers.openCall(caller, "req_alone");
     expect(callers.callsOf(caller)).toBe(1);
     const held = Array.from({ length: PER_AGENT }, (_, i) => request(port, a.id, alone.password, `a${i}`));
@@ -160,7 +148,7 @@ describe("one call's command holding connections", () => {
     // gets no new one while it holds more than its half (the agent's limit is full anyway).
     const late = callers.openCall(caller, "req_late");
     expect(callers.callsOf(caller)).toBe(2);
-    for (const s of sockets) s.destroy();
+    for (const s of ports.sockets) s.destroy();
     await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
     await new Promise((r) => setTimeout(r, 200));
     alone.end();
@@ -173,7 +161,7 @@ describe("one call's command holding connections", () => {
     // was refused on arrival; a fair share (4 / 3: one each) leaves the third its own.
     const a = bench.agent("share-three", ["network: 127.0.0.2:*"]);
     const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await listen(caller);
+    const port = await ports.listen(caller);
     const g1 = callers.openCall(caller, "req_g1");
     const g2 = callers.openCall(caller, "req_g2");
     const third = callers.openCall(caller, "req_third");
@@ -192,7 +180,7 @@ describe("one call's command holding connections", () => {
         .some((p) => p.agent_id === a.id && p.request_id === "req_third"),
     );
     expect(mine.reply()).toBe("");
-    for (const s of sockets) s.destroy();
+    for (const s of ports.sockets) s.destroy();
     await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
     await new Promise((r) => setTimeout(r, 200));
     for (const c of [g1, g2, third]) c.end();
@@ -205,7 +193,7 @@ describe("one call's command holding connections", () => {
     // they took every connection of the agent and the running call's was refused on arrival.
     const a = bench.agent("share-ended", ["network: 127.0.0.2:*"]);
     const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await listen(caller);
+    const port = await ports.listen(caller);
     const old1 = callers.openCall(caller, "req_old1");
     const old2 = callers.openCall(caller, "req_old2");
     old1.end();
@@ -235,7 +223,7 @@ describe("one call's command holding connections", () => {
         .some((p) => p.agent_id === a.id && p.request_id === "req_running"),
     );
     expect(mine.reply()).toBe("");
-    for (const s of sockets) s.destroy();
+    for (const s of ports.sockets) s.destroy();
     await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
     await new Promise((r) => setTimeout(r, 200));
     running.end();

@@ -6,59 +6,19 @@
 // Otherwise as egress.test.ts (its own upstream network).
 
 import { writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DockerUpstream, startDockerUpstream } from "../egress/docker-upstream.js";
-import { requireDocker } from "../support/docker.js";
-import { textOf, useMcpSuite } from "./fixture.js";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { useEgressSession } from "./egress-session.js";
+import { textOf } from "./fixture.js";
 
-const UPSTREAM_IP = "203.0.113.100";
-const SESSION = `name: mcp-egress
-description: A session whose commands reach the network.
-lifecycle: on-demand
-system_prompt: "You are the principal of an MCP session."
-capabilities:
-  - "tool: exec"
-  - "tool: file_read"
-  - "file_read: /workspace/**"
-  - "file_write: /workspace/**"
-  - "exec: *"
-  - "network: plain.test:8080"
-  - "network: other.test:8080"
-approval_required: []
-limits: { max_iterations: 1, max_children: 0, max_depth: 1 }
-`;
-
-let upstream: DockerUpstream | undefined;
-beforeAll(() => requireDocker());
-afterAll(() => upstream?.close());
-const suite = useMcpSuite();
-
-/** The daemon with the upstream's names and a confirm rule on every host; the session's client. */
-async function start(): Promise<void> {
-  await suite.start({
-    config: (c) => {
-      c.grantCeilings = [
-        ["tool: *", "file_read: /**", "file_write: /workspace/**", "exec: *", "network: *:*"],
-      ];
-      c.egress = { ...c.egress, hosts: { "plain.test": UPSTREAM_IP, "other.test": UPSTREAM_IP } };
-      c.policy.confirm = ["network: *"];
-      c.sandbox = { ...c.sandbox, landlock: "off" };
-    },
-  });
-  upstream ??= await startDockerUpstream(
-    "mcpeg-off",
-    "203.0.113.96/28",
-    UPSTREAM_IP,
-    suite.fx.home.config.sandbox.image,
-  );
-}
-
-function sessionFile(manifest = SESSION): string {
-  const file = join(dirname(suite.project), "egress-session.yaml");
-  writeFileSync(file, manifest);
-  return file;
-}
+const { suite, start, sessionFile } = useEgressSession({
+  name: "mcpeg-off",
+  subnet: "203.0.113.96/28",
+  ip: "203.0.113.100",
+  config: (c) => {
+    c.sandbox = { ...c.sandbox, landlock: "off" };
+  },
+});
 
 describe("with sandbox.landlock: off on a kernel with Landlock (ABI >= 4)", () => {
   it("each exec is still a domain of its own (its TCP rule, its reaper): another exec's environment stays closed (guard)", async () => {

@@ -77,6 +77,23 @@ async function contentOf(path: string): Promise<string> {
   return r.stdout;
 }
 
+/** The paths the scripts of `command` are judged to write, run by the worker in /workspace/out. */
+async function writesJudged(command: string): Promise<string[]> {
+  const place = { privateTmp: tmpOf("worker"), start: execStartVars(tmpOf("worker")) };
+  const plan = await planScripts(
+    b.inner,
+    () => undefined,
+    command,
+    analyzeCommand(command),
+    "/workspace/out",
+    place,
+  );
+  return plan.analyses
+    .flatMap((a) => a.paths ?? [])
+    .filter((p) => p.access === "write")
+    .map((p) => p.path);
+}
+
 describe("a write in the caller's private folder is judged there and needs no grant", () => {
   it("runs mktemp, and its file is in the private folder", async () => {
     const r = expectOk(await b.exec("worker", "mktemp"));
@@ -235,19 +252,7 @@ describe("a script the command runs is judged with the HOME and TMPDIR it gets",
     // copies into D. It was judged a write to ./--target-directory=D in the working folder (one
     // the agent may write); now ~ is not known there, and Landlock is the wall.
     const command = "HOME=--target-directory=/workspace/pub sh /workspace/lib/cp-home.sh";
-    const plan = await planScripts(
-      b.inner,
-      () => undefined,
-      command,
-      analyzeCommand(command),
-      "/workspace/out",
-      {
-        privateTmp: tmpOf("worker"),
-        start: execStartVars(tmpOf("worker")),
-      },
-    );
-    const written = plan.analyses.flatMap((a) => a.paths ?? []).filter((p) => p.access === "write");
-    expect(written.map((p) => p.path)).toEqual([]);
+    expect(await writesJudged(command)).toEqual([]);
     const r = await b.exec("worker", `cd /workspace/out && ${command}`);
     expect(r instanceof Error || r.isError, JSON.stringify(r)).toBe(true);
     const ls = await b.inner.exec({ argv: ["ls", "/workspace/pub"], confinement: "unconfined" });
@@ -259,19 +264,7 @@ describe("a script the command runs is judged with the HOME and TMPDIR it gets",
     // /workspace/pub/x. It was judged one path in the private folder (no grant), and ran;
     // Landlock refused the touch of /workspace/pub/x. Now $HOME is not known in the script.
     const command = `HOME='${tmpOf("worker")}/a /workspace/pub' sh /workspace/lib/split.sh`;
-    const plan = await planScripts(
-      b.inner,
-      () => undefined,
-      command,
-      analyzeCommand(command),
-      "/workspace/out",
-      {
-        privateTmp: tmpOf("worker"),
-        start: execStartVars(tmpOf("worker")),
-      },
-    );
-    const written = plan.analyses.flatMap((a) => a.paths ?? []).filter((p) => p.access === "write");
-    expect(written.map((p) => p.path)).toEqual([]);
+    expect(await writesJudged(command)).toEqual([]);
     const r = await b.exec("worker", command);
     expect(r instanceof Error || r.isError, JSON.stringify(r)).toBe(true);
     if (!(r instanceof Error)) expect(r.output).toContain("/workspace/pub/x");
@@ -293,26 +286,11 @@ describe("a sourced script runs in the shell of the command", () => {
   it("does not judge its unquoted $HOME in the private folder after the command set IFS", async () => {
     // `IFS=/; . s.sh` splits the script's $HOME/x as the command's own (dash resets IFS only for
     // a script it runs): judged as a write in the private folder, it made ./tmp instead.
-    const place = { privateTmp: tmpOf("worker"), start: execStartVars(tmpOf("worker")) };
-    const written = async (command: string) => {
-      const plan = await planScripts(
-        b.inner,
-        () => undefined,
-        command,
-        analyzeCommand(command),
-        "/workspace/out",
-        place,
-      );
-      return plan.analyses
-        .flatMap((a) => a.paths ?? [])
-        .filter((p) => p.access === "write")
-        .map((p) => p.path);
-    };
-    expect(await written("IFS=/; . /workspace/lib/split.sh")).toEqual([]);
+    expect(await writesJudged("IFS=/; . /workspace/lib/split.sh")).toEqual([]);
     // Set by a script sourced before it: the same shell.
-    expect(await written(". /workspace/lib/ifs.sh; . /workspace/lib/split.sh")).toEqual([]);
-    expect(await written("IFS=/; sh /workspace/lib/split.sh")).toEqual([`${tmpOf("worker")}/x`]);
-    expect(await written(". /workspace/lib/split.sh")).toEqual([`${tmpOf("worker")}/x`]);
+    expect(await writesJudged(". /workspace/lib/ifs.sh; . /workspace/lib/split.sh")).toEqual([]);
+    expect(await writesJudged("IFS=/; sh /workspace/lib/split.sh")).toEqual([`${tmpOf("worker")}/x`]);
+    expect(await writesJudged(". /workspace/lib/split.sh")).toEqual([`${tmpOf("worker")}/x`]);
   }, 60_000);
 });
 
