@@ -237,7 +237,7 @@ describe("the agent's own credentials while calls run", () => {
     // were counted against no call and took every connection the agent may hold.
     const a = bench.agent("share-own", ["network: 127.0.0.2:*"]);
     const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await listen(caller);
+    const port = await ports.listen(caller);
     const running = callers.openCall(caller, "req_running_own");
     const { slot } = running;
     const own = Array.from({ length: PER_AGENT }, (_, i) =>
@@ -259,7 +259,7 @@ describe("the agent's own credentials while calls run", () => {
         .some((p) => p.agent_id === a.id && p.request_id === "req_running_own"),
     );
     expect(mine.reply()).toBe("");
-    for (const s of sockets) s.destroy();
+    for (const s of ports.sockets) s.destroy();
     await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
     await new Promise((r) => setTimeout(r, 200));
     running.end();
