@@ -15,7 +15,7 @@
 // call's secret (HMAC), a ".", and that secret, minted for the call (openCall), which names
 // the call's request id while the call runs. The exec never holds the agent's own
 // password: a command could otherwise speak as the agent (no call named) and so escape its
-// call's share of the agent's connections (proxy.ts callShare), or append a secret of its
+// call's share of the agent's connections (call-shares.ts callShare), or append a secret of its
 // own making; the key proves the secret was minted here. The
 // relay's question to a human about a connection then carries that id, so `aido mcp
 // serve` shows it to the MCP call that ran the command. Once the call ended its secret

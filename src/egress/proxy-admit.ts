@@ -1,6 +1,6 @@
 // egress/proxy-admit.ts — what the egress proxy (proxy.ts) checks before a byte goes
 // upstream, in order: the caller's credentials, the share of its call (a call's own
-// credentials: proxy.ts callShare), its goal's connection limit, the policy's
+// credentials: call-shares.ts callShare), its goal's connection limit, the policy's
 // verdict on the host asked, then every address the name resolves to (an inward one needs a
 // verdict on that literal address); and the pinned TCP connection to the first checked
 // address that answers (no second resolution, so no rebinding). Each check that fails throws

@@ -27,14 +27,15 @@
 // Every refusal is recorded "denied" with its stage and reason, and the client reads the
 // reason in a 400/403/407/502/503 body (a CONNECT refused after its 200 is closed).
 // Steps 2-6 are proxy-admit.ts's, the parsing of the request forms proxy-forms.ts's, the
-// ClientHello and the relaying proxy-relay.ts's; this module owns the streams, the counts
-// per goal and per caller, the records and the refusals.
+// ClientHello and the relaying proxy-relay.ts's, the calls' shares call-shares.ts's; this
+// module owns the streams, the counts per goal and per caller, the records and the refusals.
 
 import { lookup as dnsLookup } from "node:dns/promises";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { errorMessage } from "../errors.js";
+import { CallShares, callerKey } from "./call-shares.js";
 import { type AdmitContext, admit, connectPinned, type EgressResolver } from "./proxy-admit.js";
 import { checkServerName, parseAbsoluteUri, parseAuthority, Refusal } from "./proxy-forms.js";
 import { type Conn, forwardPlain, type Recorder, readClientHello, relayTunnel } from "./proxy-relay.js";
@@ -80,8 +81,8 @@ class ProxyServer implements EgressProxy {
   private readonly perGoal = new Map<string, number>();
   /** Streams open per caller, keyed by callerKey(). */
   private readonly perCaller = new Map<string, number>();
-  /** Authenticated connections per call (a call's own credentials), keyed callerKey() + request id. */
-  private readonly perCall = new Map<string, number>();
+  /** Each call's share of its caller's connections (call-shares.ts). */
+  private readonly shares: CallShares;
   /** What admit() checks each request against. */
   private readonly checks: AdmitContext;
   private readonly headerTimeoutMs: number;
@@ -94,13 +95,14 @@ class ProxyServer implements EgressProxy {
     private readonly policy: EgressPolicy,
     private readonly opts: EgressProxyOptions,
   ) {
+    this.shares = new CallShares(policy, opts.maxConnectionsPerCaller);
     this.checks = {
       policy,
       hosts: opts.hosts,
       resolver: opts.resolve ?? systemResolver,
       maxConnections: opts.maxConnections,
       openOfGoal: (goalId) => this.perGoal.get(goalId) ?? 0,
-      claimCallShare: (conn) => this.claimCallShare(conn),
+      claimCallShare: (conn) => this.shares.claim(conn),
     };
     this.headerTimeoutMs = opts.headerTimeoutMs ?? 10_000;
     this.maxHeaderBytes = opts.maxHeaderBytes ?? 16 * 1024;
@@ -215,100 +217,10 @@ class ProxyServer implements EgressProxy {
       const m = (this.perCaller.get(key) ?? 1) - 1;
       if (m <= 0) this.perCaller.delete(key);
       else this.perCaller.set(key, m);
-      this.releaseCallShare(conn);
+      this.shares.release(conn);
     });
     stream.on("error", () => stream.destroy());
     this.server.emit("connection", stream);
-  }
-
-  /**
-   * Count `conn` against its call's share (callShare of the caller's limit); the refusal's
-   * reason, naming the call, when the call holds its share already. Connections with ended
-   * calls' credentials (claimGroupShare) and with the agent's own (no call: the agent's own
-   * turns, or its password read from a file a command of the agent left) each count as one
-   * more party beside the running calls while they hold any, so no credentials escape the
-   * shares.
-   */
-  private claimCallShare(conn: Conn): string | undefined {
-    this.releaseCallShare(conn);
-    const base = callerKey(conn.caller);
-    if (conn.endedCall)
-      return this.claimGroupShare(
-        conn,
-        `${base}
-`,
-        `${base}
-!own`,
-        "ended calls",
-        "with their credentials",
-      );
-    if (conn.call === undefined)
-      return this.claimGroupShare(
-        conn,
-        `${base}
-!own`,
-        `${base}
-`,
-        "the agent's own turns",
-        "with its own credentials",
-      );
-    const key = `${base}
-${conn.call.requestId}`;
-    const held = this.perCall.get(key) ?? 0;
-    const running = this.policy.callsOf?.(conn.caller);
-    const calls =
-      running === undefined
-        ? undefined
-        : running +
-          this.holding(`${base}
-`) +
-          this.holding(`${base}
-!own`);
-    const share = callShare(this.opts.maxConnectionsPerCaller, calls);
-    if (held >= share)
-      return `call ${conn.call.requestId} of ${conn.caller.agentId} has ${held} connections open, the most one call may hold while ${calls ?? "several"} calls of the agent run (${share} of egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest stay for the agent's other calls`;
-    this.perCall.set(key, held + 1);
-    conn.callKey = key;
-    return undefined;
-  }
-
-  /** 1 while connections are counted under `key`, else 0. */
-  private holding(key: string): number {
-    return (this.perCall.get(key) ?? 0) > 0 ? 1 : 0;
-  }
-
-  /**
-   * A connection counted with others as one party beside the running calls: ended calls'
-   * credentials (what a call left behind, or kept in a file for a later call) together, or
-   * the agent's own credentials together. Each holds one share at most while calls run, so
-   * it never leaves a running call less than its fair share; the agent's own alone, with no
-   * call running and no ended call's credentials in use, may hold the whole limit.
-   */
-  private claimGroupShare(
-    conn: Conn,
-    key: string,
-    other: string,
-    who: string,
-    how: string,
-  ): string | undefined {
-    const running = this.policy.callsOf?.(conn.caller);
-    if (running === undefined && key.endsWith("!own")) return undefined; // no calls to share with
-    const held = this.perCall.get(key) ?? 0;
-    const share = callShare(this.opts.maxConnectionsPerCaller, (running ?? 1) + 1 + this.holding(other));
-    if (held >= share)
-      return `${who} of ${conn.caller.agentId} have ${held} connections open ${how}, the most they may hold together (${share} of egress.max_connections_per_agent: ${this.opts.maxConnectionsPerCaller}); the rest stay for the agent's running calls`;
-    this.perCall.set(key, held + 1);
-    conn.callKey = key;
-    return undefined;
-  }
-
-  private releaseCallShare(conn: Conn): void {
-    const key = conn.callKey;
-    if (key === undefined) return;
-    conn.callKey = undefined;
-    const n = (this.perCall.get(key) ?? 1) - 1;
-    if (n <= 0) this.perCall.delete(key);
-    else this.perCall.set(key, n);
   }
 
   close(): Promise<void> {
@@ -450,27 +362,6 @@ ${conn.call.requestId}`;
     );
     setTimeout(() => stream.destroy(), 1000).unref();
   }
-}
-
-/**
- * The connections one call (its own credentials) may hold of its caller's `perCaller` while
- * `calls` calls of the caller run (callers.ts openCall). Work-conserving: a call alone may
- * hold all of them (an `npm install` opens up to 15 sockets). Among others, its fair share:
- * perCaller / calls, rounded down, at least one. Rounded down, the shares of the others
- * never add up to more than perCaller less this one's, so each running call can reach its
- * share whatever the others hold (three quarters, as before, kept that only for two calls:
- * two greedy calls of three held 12 + 4 of 16 and left the third nothing). Not taken back:
- * connections a call opened while alone stay open when another call starts; the call gets
- * no new one until it is under its share again. `calls` unknown: as for two.
- */
-export function callShare(perCaller: number, calls = 2): number {
-  if (calls <= 1) return perCaller;
-  return Math.max(1, Math.floor(perCaller / calls));
-}
-
-/** A caller's key in perCaller (agent ids hold no newline). */
-function callerKey(caller: EgressCaller): string {
-  return `${caller.goalId}\n${caller.agentId}`;
 }
 
 function asRefusal(e: unknown): Refusal {

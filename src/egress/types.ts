@@ -106,7 +106,7 @@ export interface EgressPolicy {
   /**
    * How many calls of the caller run now with credentials of their own (egress/callers.ts
    * openCall): a call alone may hold all of the caller's connections, one among others its
-   * fair share (proxy.ts callShare). Absent: taken as more than one.
+   * fair share (call-shares.ts callShare). Absent: taken as more than one.
    */
   callsOf?(caller: EgressCaller): number;
   /**

@@ -1,4 +1,4 @@
-// The connections one call's command may hold (egress/proxy.ts callShare), attacked through
+// The connections one call's command may hold (egress/call-shares.ts callShare), attacked through
 // the real proxy and the daemon's egress gate: a call's own credentials (callers.ts openCall)
 // count against that call's share of its agent's egress.max_connections_per_agent, so a
 // command opening connections up to the agent's limit (here waiting for a human under a
@@ -13,8 +13,8 @@
 
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { callShare } from "../../src/egress/call-shares.js";
 import { EgressCallers } from "../../src/egress/callers.js";
-import { callShare } from "../../src/egress/proxy.js";
 import type { EgressProxy } from "../../src/egress/types.js";
 import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
 import { CallerPorts } from "./caller-ports.js";
