@@ -71,7 +71,10 @@ export interface PlanExecution {
   plan_id: string;
   status: "succeeded" | "failed" | "restored";
   steps: PlanStepResult[];
+  /** The snapshot taken before the plan, while the store holds it. */
   snapshot_id?: string;
+  /** That snapshot's id once the store pruned it (it can no longer be restored). */
+  snapshot_pruned?: string;
   /** What the restore did (on_failure "restore"). */
   restore?: PlanRestore;
   error?: string;
@@ -309,7 +312,13 @@ export class Plans {
       }
       const failed = result.steps.find((s) => !s.ok);
       result.status = failed ? "failed" : "succeeded";
-      if (failed && opts.onFailure === "restore") await this.restore(result, agent, undo, snap.id);
+      // Not pinned (the undo needs only what the steps changed): a later step's snapshot may
+      // have pruned it. Then the result and the records name it pruned, not one to restore.
+      if (!(await this.deps.snapshots.list(agent.goalId)).some((s) => s.id === snap.id)) {
+        result.snapshot_id = undefined;
+        result.snapshot_pruned = snap.id;
+      }
+      if (failed && opts.onFailure === "restore") await this.restore(result, agent, undo);
     } catch (e) {
       result.error = stepError(e, this.deps.log).message;
     } finally {
@@ -326,6 +335,7 @@ export class Plans {
           ...(failed ? { failed_step: failed.index } : {}),
           ...(result.error ? { error: result.error } : {}),
           ...(result.snapshot_id ? { snapshot_id: result.snapshot_id } : {}),
+          ...(result.snapshot_pruned ? { snapshot_pruned: result.snapshot_pruned } : {}),
         },
         ids,
       );
@@ -339,21 +349,19 @@ export class Plans {
    * path someone changed after the plan's step is a conflict, left as it is, reported and
    * audited; the status is "restored" only when nothing was left.
    */
-  private async restore(result: PlanExecution, agent: AgentRecord, undo: PlanUndo, snapId: string) {
+  private async restore(result: PlanExecution, agent: AgentRecord, undo: PlanUndo) {
     const ids = { goalId: agent.goalId, agentId: agent.id };
     const paths = new RunPaths("snapshot_restore", this.grantsOf(agent), this.deps.policy);
     const r = await undo
       .restore((path) => paths.allow({ kind: "file_write", path }))
       .finally(() => paths.audit(this.deps.audit, ids));
     const restore = restoreReport(r, undo.changedPaths);
-    // The snapshot before the plan is not pinned (the undo needs only what the steps changed):
-    // once pruned, the record says so rather than name a snapshot nobody can restore.
-    const held = (await this.deps.snapshots.list(agent.goalId)).some((s) => s.id === snapId);
     this.deps.audit.record(
       "plan.restored",
       {
         plan_id: result.plan_id,
-        ...(held ? { snapshot_id: snapId } : { snapshot_pruned: snapId }),
+        ...(result.snapshot_id ? { snapshot_id: result.snapshot_id } : {}),
+        ...(result.snapshot_pruned ? { snapshot_pruned: result.snapshot_pruned } : {}),
         paths_changed: restore.paths_changed,
         files_restored: restore.files_restored,
         files_failed: restore.files_failed_total,

@@ -158,7 +158,9 @@ export interface AuditPayloads {
     steps_run: number;
     failed_step?: number;
     error?: string;
+    /** The snapshot before the plan; absent once pruned, its id then in snapshot_pruned. */
     snapshot_id?: string;
+    snapshot_pruned?: string;
   };
   /**
    * What the plan's steps changed, put back (kernel/plan-undo.ts); `conflicts`: paths someone

@@ -50,15 +50,18 @@ describe("on_failure restore and the snapshot store", () => {
     expect(r.restore).toMatchObject({ files_failed: [], conflicts: [] });
     expect(r.status).toBe("restored");
     expect(readFileSync(join(ws, "a.bin")).equals(before)).toBe(true);
-    // The snapshot before the plan was pruned: plan.restored says so, and names no snapshot
-    // nobody can restore any more.
+    // The snapshot before the plan was pruned: the answer, plan.restored and plan.executed say
+    // so, and name no snapshot nobody can restore any more.
     const pruned = (await kinds(c, a.agent_id, "snapshot.pruned")).flatMap(
       (e) => (e.payload as { snapshot_ids: string[] }).snapshot_ids,
     );
-    expect(pruned).toContain(r.snapshot_id);
-    const [restored] = await kinds(c, a.agent_id, "plan.restored");
-    expect(restored?.payload).toMatchObject({ snapshot_pruned: r.snapshot_id });
-    expect(restored?.payload).not.toHaveProperty("snapshot_id");
+    expect(r).not.toHaveProperty("snapshot_id");
+    expect(pruned).toContain(r.snapshot_pruned);
+    for (const kind of ["plan.restored", "plan.executed"]) {
+      const [entry] = await kinds(c, a.agent_id, kind);
+      expect(entry?.payload, kind).toMatchObject({ snapshot_pruned: r.snapshot_pruned });
+      expect(entry?.payload, kind).not.toHaveProperty("snapshot_id");
+    }
   });
 });
 

@@ -121,7 +121,12 @@ function printExecution(io: CliIo, r: PlanExecution): void {
     if (failedTotal > files_failed.length) io.out(`  and ${failedTotal - files_failed.length} more failed`);
   }
   if (r.error) io.out(`error: ${inert(r.error)}`);
-  io.out(`plan ${r.plan_id}: ${r.status}${r.snapshot_id ? ` (snapshot before it: ${r.snapshot_id})` : ""}`);
+  const before = r.snapshot_id
+    ? ` (snapshot before it: ${r.snapshot_id})`
+    : r.snapshot_pruned
+      ? ` (the snapshot before it, ${r.snapshot_pruned}, was pruned to keep the store in its cap)`
+      : "";
+  io.out(`plan ${r.plan_id}: ${r.status}${before}`);
 }
 
 function requireAgent(cmd: Pick<Command, "usage">, agent: string | undefined): string {
