@@ -3,7 +3,7 @@
 // the tests judge by (a host folder's tree with content digests, the agent's audit entries).
 
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, expect } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
@@ -52,6 +52,42 @@ export function usePlansDaemon(): {
       return a;
     },
   };
+}
+
+/**
+ * A daemon whose goals' snapshot stores hold 2 MiB (sandbox.snapshots_max_mb), a client, and
+ * a planner agent with `grants` besides its own: what the tests of the store's cap open with.
+ */
+export async function cappedStore(plans: ReturnType<typeof usePlansDaemon>, grants: string[]) {
+  const fx = await plans.suite.start({
+    ...docker,
+    config: (c) => {
+      c.sandbox.snapshotsMaxMb = 2;
+    },
+  });
+  const c = await fx.client();
+  const a = await plans.spawn(
+    c,
+    planner({ capabilities: [...(planner().capabilities as string[]), ...grants] }),
+  );
+  return { fx, c, a };
+}
+
+/** An exec step of 700 KiB of random bytes into /workspace/`name` (needs "exec: head *"): two fill most of 2 MiB. */
+export const blob = (name: string) => ({
+  tool: "exec",
+  input: { command: `head -c ${700 * 1024} /dev/urandom > /workspace/${name}` },
+});
+
+/** Apparent bytes under a folder (what the snapshot store's cap counts). */
+export function du(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const st = lstatSync(join(dir, name));
+    total += st.size;
+    if (st.isDirectory()) total += du(join(dir, name));
+  }
+  return total;
 }
 
 export const workspaceOf = (fx: DaemonFixture, goalId: string) =>

@@ -3,35 +3,30 @@
 // pruning another call's snapshot does (the gate's own, before the plan's exec), and a
 // failure that leaves thousands of paths answers with a bounded list and their counts.
 
-import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
 import type { AidoClient } from "../../src/client/client.js";
 import { captureIo } from "../cli/io.js";
-import { docker, kinds, planner, usePlansDaemon, workspaceOf, write } from "./plans-fixture.js";
+import {
+  blob,
+  cappedStore,
+  docker,
+  du,
+  kinds,
+  planner,
+  usePlansDaemon,
+  workspaceOf,
+  write,
+} from "./plans-fixture.js";
 
-const { suite, spawn } = usePlansDaemon();
-
-const KIB = 1024;
+const plans = usePlansDaemon();
+const { suite, spawn } = plans;
 
 describe("on_failure restore and the snapshot store", () => {
   it("puts back content only the snapshot before the plan held, though the gate's snapshot before a later exec pruned past the cap", async () => {
-    const fx = await suite.start({
-      ...docker,
-      config: (c) => {
-        c.sandbox.snapshotsMaxMb = 2;
-      },
-    });
-    const c = await fx.client();
-    const a = await spawn(
-      c,
-      planner({ capabilities: [...(planner().capabilities as string[]), "exec: head *"] }),
-    );
-    const blob = (name: string) => ({
-      tool: "exec",
-      input: { command: `head -c ${700 * KIB} /dev/urandom > /workspace/${name}` },
-    });
+    const { fx, c, a } = await cappedStore(plans, ["exec: head *"]);
     const set = await c.call("tool.invoke", { agent_id: a.agent_id, ...blob("a.bin") });
     expect(set.is_error).toBe(false);
     const ws = workspaceOf(fx, a.goal_id);
@@ -67,26 +62,13 @@ describe("on_failure restore and the snapshot store", () => {
 
 describe("a plan's frames and the snapshots it names", () => {
   it("a snapshot_restore step's target survives the frames of the plan's earlier steps with the store at its cap", async () => {
-    const fx = await suite.start({
-      ...docker,
-      config: (c) => {
-        c.sandbox.snapshotsMaxMb = 2;
-      },
-    });
-    const c = await fx.client();
-    const caps = [
-      ...(planner().capabilities as string[]),
+    const { fx, c, a } = await cappedStore(plans, [
       "exec: head *",
       "tool: snapshot_create",
       "tool: snapshot_restore",
       "file_read: /output/**",
       "file_write: /output/**",
-    ];
-    const a = await spawn(c, planner({ capabilities: caps }));
-    const blob = (name: string) => ({
-      tool: "exec",
-      input: { command: `head -c ${700 * KIB} /dev/urandom > /workspace/${name}` },
-    });
+    ]);
     expect((await c.call("tool.invoke", { agent_id: a.agent_id, ...blob("a.bin") })).is_error).toBe(false);
     const ws = workspaceOf(fx, a.goal_id);
     const kept = readFileSync(join(ws, "a.bin"));
@@ -134,27 +116,9 @@ async function pendingApproval(human: AidoClient): Promise<string> {
 /** A name with a terminal control in it: an OSC sequence that sets the window title. */
 const TITLE = "\x1b]0;owned\x07";
 
-/** Apparent bytes under a folder (what the store's cap counts). */
-function du(dir: string): number {
-  let total = 0;
-  for (const name of readdirSync(dir)) {
-    const st = lstatSync(join(dir, name));
-    total += st.size;
-    if (st.isDirectory()) total += du(join(dir, name));
-  }
-  return total;
-}
-
 describe("on_failure restore and the store's cap over many steps", () => {
   it("keeps only the contents the undo needs, not every step's snapshot: the store ends within its cap, and the undo works", async () => {
-    const fx = await suite.start({
-      ...docker,
-      config: (c) => {
-        c.sandbox.snapshotsMaxMb = 2;
-      },
-    });
-    const c = await fx.client();
-    const a = await spawn(c);
+    const { fx, c, a } = await cappedStore(plans, []);
     const ws = workspaceOf(fx, a.goal_id);
     // 4,000 files: each snapshot's manifest is some 0.5 MiB, their contents one pack row.
     const deep = join(ws, "a-folder-with-a-longer-name", "and-another-one-below-it");

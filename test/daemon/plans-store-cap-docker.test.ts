@@ -4,27 +4,14 @@
 // snapshots its steps name from pruning: an agent that names a fresh snapshot in each of
 // many long plans would otherwise grow the host folder by one workspace per plan.
 
-import { lstatSync, readdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { AidoClient } from "../../src/client/client.js";
 import { MIB } from "../../src/sandbox/quota.js";
-import { docker, kinds, planner, usePlansDaemon, workspaceOf } from "./plans-fixture.js";
+import { blob, cappedStore, du, kinds, usePlansDaemon, workspaceOf } from "./plans-fixture.js";
 
-const { suite, spawn } = usePlansDaemon();
-
-const KIB = 1024;
-
-/** Apparent bytes under a folder (what the store's cap counts). */
-function du(dir: string): number {
-  let total = 0;
-  for (const name of readdirSync(dir)) {
-    const st = lstatSync(join(dir, name));
-    total += st.size;
-    if (st.isDirectory()) total += du(join(dir, name));
-  }
-  return total;
-}
+const plans = usePlansDaemon();
 
 /** Wait until the agent's calls of `tool` have been invoked `n` times. */
 async function invokedTimes(c: AidoClient, agentId: string, tool: string, n: number): Promise<void> {
@@ -39,29 +26,16 @@ async function invokedTimes(c: AidoClient, agentId: string, tool: string, n: num
 
 describe("plans executed with on_failure stop and the store's cap", () => {
   it("three long plans at once, each naming a snapshot of fresh content, leave the store within its cap", async () => {
-    const fx = await suite.start({
-      ...docker,
-      config: (c) => {
-        c.sandbox.snapshotsMaxMb = 2;
-      },
-    });
-    const c = await fx.client();
-    const caps = [
-      ...(planner().capabilities as string[]),
+    const { fx, c, a } = await cappedStore(plans, [
       "exec: head *",
       "exec: python3 *",
       "tool: snapshot_create",
       "tool: snapshot_restore",
       "file_read: /output/**",
       "file_write: /output/**",
-    ];
-    const a = await spawn(c, planner({ capabilities: caps }));
+    ]);
     const fresh = async () => {
-      const r = await c.call("tool.invoke", {
-        agent_id: a.agent_id,
-        tool: "exec",
-        input: { command: `head -c ${700 * KIB} /dev/urandom > /workspace/a.bin` },
-      });
+      const r = await c.call("tool.invoke", { agent_id: a.agent_id, ...blob("a.bin") });
       expect(r.is_error).toBe(false);
     };
     const snapshot = async () => {
