@@ -243,13 +243,18 @@ export function pathOf(arg: string): { path: string; explicit: boolean } | undef
  * The starting points `find ... -delete` removes what is below (`at`: argv indices), and those
  * it removes too (`removed`: with no `-mindepth` of 1 or more find deletes a starting point that
  * matches, `find $TMPDIR -delete` the folder itself, last; never `.`). Undefined when it deletes nothing.
- * `-exec rm -rf {} +` (rmdir, unlink; -execdir, -ok, -okdir) removes what it finds as -delete does:
- * the starting points among it.
+ * `-exec rm -rf {} +` (rmdir, unlink, mv; -execdir, -ok, -okdir) removes what it finds as -delete
+ * does: the starting points among it; so does any command it runs that removes a word known only
+ * at run time (`-exec sh -c 'rm -rf "$1"' sh {} \;`: `runsRemoval`, found by the exec tool).
  */
-export function findDeletes(c: SimpleCommand): { at: number[]; removed: number[] } | undefined {
+export function findDeletes(
+  c: SimpleCommand,
+  runsRemoval = false,
+): { at: number[]; removed: number[] } | undefined {
   if (commandName(c) !== "find") return undefined;
   const live = (i: number) => !c.dataArgs.includes(i);
-  if (!c.argv.some((a, i) => live(i) && (a === "-delete" || removesFound(c.argv, i)))) return undefined;
+  const deletes = c.argv.some((a, i) => live(i) && (a === "-delete" || removesFound(c.argv, i)));
+  if (!deletes && !runsRemoval) return undefined;
   let i = 1;
   // find's own options come before its starting points: -H, -L, -P, -D DEBUG, -OLEVEL.
   for (; i < c.argv.length; i++) {
@@ -264,8 +269,29 @@ export function findDeletes(c: SimpleCommand): { at: number[]; removed: number[]
   return { at, removed: itself ? at.filter((k) => !/^\.\/*$/.test(c.argv[k]!)) : [] };
 }
 
-/** Programs that remove what they are handed. */
-const FIND_REMOVERS: ReadonlySet<string> = new Set(["rm", "rmdir", "unlink"]);
+/** Programs that remove what they are handed (mv takes it out of its folder). */
+const FIND_REMOVERS: ReadonlySet<string> = new Set(["rm", "rmdir", "unlink", "mv"]);
+
+/** Programs whose every operand is a name they remove from its folder. */
+const REMOVERS: ReadonlySet<string> = new Set(["rm", "rmdir", "unlink"]);
+
+/**
+ * The argv indices of `c` whose named entry it takes out of its folder (removes, or renames
+ * away): rm's, rmdir's and unlink's operands; the starting points find deletes (findDeletes,
+ * with `runsRemoval`); mv's sources (every operand with `-t DIR`, else all but the last), and its
+ * last with `-T`, which replaces an empty folder there. `mv $TMPDIR D` renames the folder away:
+ * not a write in it.
+ */
+export function removedOperands(c: SimpleCommand, runsRemoval = false): number[] {
+  const name = commandName(c);
+  if (REMOVERS.has(name)) return c.argv.map((_, at) => at).slice(1);
+  if (name === "find") return findDeletes(c, runsRemoval)?.removed ?? [];
+  if (name !== "mv") return [];
+  const dirs = new Set(optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS.mv!).map((d) => d.at));
+  const ops = (fileOperands(c.argv, name) ?? operandsAt(c)).filter((o) => !dirs.has(o.at));
+  const replaces = hasFlag(c, "T", "no-target-directory");
+  return (dirs.size > 0 || replaces ? ops : ops.slice(0, -1)).map((o) => o.at);
+}
 
 /** Whether argv[i] is find's `-exec rm ... {} ...` (or -execdir, -ok, -okdir), which removes what find finds. */
 function removesFound(argv: readonly string[], i: number): boolean {

@@ -30,6 +30,7 @@ import {
   findDeletes,
   pathOf,
   pathTexts,
+  removedOperands,
   symlinkOperands,
   writeTargets,
 } from "../security/shell-operands.js";
@@ -38,6 +39,7 @@ import { passedOnPieces } from "../security/shell-writes-build.js";
 import { refuseEnvWrites } from "./exec-env-writes.js";
 import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } from "./exec-known.js";
 import { runTimeNamed } from "./exec-merge.js";
+import { cwdPath, refuseOldPwd, runsRuntimeRemoval } from "./exec-removals.js";
 
 export { CONTAINER_HOME } from "./exec-known.js";
 
@@ -45,12 +47,6 @@ import { Resolver, type StartDir, within } from "./exec-resolver.js";
 import { fileWords, type ScopeWord } from "./exec-scope.js";
 
 export { MAX_EXEC_PATHS, MOUNT_ROOTS } from "./exec-resolver.js";
-
-/** A word that is the shell's folder whole: `"$PWD"`, `${PWD}`, `"$(pwd)"`, `` `pwd -P` ``. */
-const CWD_WORD = /^("?)(\$PWD|\$\{PWD\}|\$\(pwd(?: -[LP])?\)|`pwd(?: -[LP])?`)\1$/;
-
-/** Programs whose written operands are removed: the caller's private folder itself needs a grant. */
-const REMOVERS = new Set(["rm", "rmdir", "unlink"]);
 
 export interface ExecPaths {
   needs: Need[];
@@ -174,7 +170,11 @@ async function pathsFrom(
     const writes = new Map<number, string[]>();
     for (const t of targets) if (t.at >= 0) writes.set(t.at, [...(writes.get(t.at) ?? []), t.path]);
     // `find D -delete` removes what is in D (written), and D itself unless -mindepth keeps it.
-    const deletes = findDeletes(c);
+    // A command it runs may remove what find found (`-exec sh -c 'rm -rf "$1"' sh {} \;`).
+    const runsRemoval = name === "find" && runsRuntimeRemoval(analysis, i, vars);
+    const deletes = findDeletes(c, runsRemoval);
+    // What is removed (or renamed away) is judged as such: the private folder itself needs a grant.
+    const removed = removedOperands(c, runsRemoval);
     for (const at of deletes?.at ?? []) writes.set(at, [...(writes.get(at) ?? []), c.argv[at]!]);
     // What it reads from another folder (`patch -d D -i P` reads D/P): judged there too.
     for (const p of programReads(c, name)) {
@@ -194,7 +194,7 @@ async function pathsFrom(
       if (c.dataArgs.includes(k)) continue;
       const arg = c.argv[k]!;
       const written = writes.get(k) ?? [];
-      const removing = REMOVERS.has(name) || deletes?.removed.includes(k) === true;
+      const removing = removed.includes(k);
       // What is removed is the name (a link, not where it leads: exec-resolver.ts); find -H or -L
       // follows a starting point that is a link and deletes in what it leads to: judged there too.
       const follows = deletes?.at.includes(k) === true;
@@ -204,11 +204,13 @@ async function pathsFrom(
         // `cat /workspace/secret/*`, `cat ~/x`: the part known before run time is judged.
         const texts = [...written.map((t) => [t, "write"] as const), ...read.map((t) => [t, "any"] as const)];
         for (const [text, access] of texts) {
-          if (removing && access === "write" && CWD_WORD.test(text)) {
-            // `cd ~ && rm -rf "$PWD"`: the folder the command is in, where that is known.
-            await r.judge(".", dirs, "write", `argument ${k} of ${name}`, true, false, true);
+          const cwd = removing && access === "write" ? cwdPath(text) : undefined;
+          if (cwd !== undefined) {
+            // `cd ~ && rm -rf "$PWD/"`: the folder the command is in (or a path from it), where that is known.
+            await r.judge(cwd, dirs, "write", `argument ${k} of ${name}`, true, false, true);
             continue;
           }
+          if (removing && access === "write") refuseOldPwd(text, `argument ${k} of ${name}`);
           const known = knownPart(text, vars);
           // Only a word that is the path whole names what is removed (`rm -r ~/*`: not the folder).
           const removes = removing && access === "write" && known?.whole === true;

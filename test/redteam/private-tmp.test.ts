@@ -16,7 +16,7 @@ import { execStartVars } from "../../src/tools/exec-known.js";
 import { execPaths } from "../../src/tools/exec-paths.js";
 import { planScripts } from "../../src/tools/exec-scripts.js";
 import { expectOk } from "./fixture.js";
-import { expectRefused, openSharedBench, type SharedBench } from "./shared-bench.js";
+import { expectRefused, openSharedBench, readAllWriteOut, type SharedBench } from "./shared-bench.js";
 
 let b: SharedBench;
 
@@ -35,12 +35,7 @@ const PROGRAMS = [
   "rmdir",
   "find",
 ];
-const worker = [
-  "tool: exec",
-  "file_read: /workspace/**",
-  "file_write: /workspace/out/**",
-  ...PROGRAMS.flatMap((p) => [`exec: ${p}`, `exec: ${p} *`]),
-];
+const worker = readAllWriteOut(PROGRAMS);
 
 beforeAll(async () => {
   b = await openSharedBench({

@@ -147,6 +147,19 @@ export function expectWriteRefused(
 }
 
 /**
+ * The private-tmp files' agent: it may read /workspace/** and write /workspace/out/** only, and
+ * run `programs` (bare or with arguments); its private folder, /tmp/agent-<id>, needs no grant.
+ */
+export function readAllWriteOut(programs: readonly string[]): string[] {
+  return [
+    "tool: exec",
+    "file_read: /workspace/**",
+    "file_write: /workspace/out/**",
+    ...programs.flatMap((p) => [`exec: ${p}`, `exec: ${p} *`]),
+  ];
+}
+
+/**
  * The dir-writes files' agent: it may read /workspace/pub/** and write /workspace/pub/out/**
  * only, and run `programs` (an attack writes into pub, or reads past it, from a form the
  * gate could judge as a read).
