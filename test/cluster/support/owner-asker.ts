@@ -2,6 +2,7 @@
 // (file-cluster.ts's withCluster): `owner`, whose goals the test plants in Redis with goalOn(),
 // and `asker`, whose routed commands go to the owner. Started before the file's tests.
 
+import type { Redis } from "ioredis";
 import { beforeAll } from "vitest";
 import { type Node, startNode } from "../fixture.js";
 import { type FileCluster, withCluster } from "./file-cluster.js";
@@ -40,4 +41,18 @@ export function withOwnerAndAsker(
     };
     started({ ...cluster, owner, asker, goalOn });
   }, 60_000);
+}
+
+/** The next command sent to `node` after entry `from` (a node of the test's: nobody else reads its stream). */
+export async function nextCommand(
+  reader: Redis,
+  node: string,
+  from: string,
+): Promise<{ entry: string; request_id: string; reply_to: string; command: Record<string, unknown> }> {
+  const r = (await reader.xread("BLOCK", 15_000, "STREAMS", `aido:node:${node}:commands`, from)) as
+    | [string, [string, string[]][]][]
+    | null;
+  const [entry, fields] = r?.[0]?.[1][0] ?? [];
+  if (!entry || !fields) throw new Error(`no command reached ${node}`);
+  return { entry, ...JSON.parse(fields[1] ?? "{}") };
 }
