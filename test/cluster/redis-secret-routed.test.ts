@@ -10,7 +10,7 @@ import { failureOf } from "../llm/harness.js";
 import type { ProviderServer } from "../support/provider-server.js";
 import { connectRedis, type RedisServer, startNode } from "./fixture.js";
 import { withCluster } from "./support/file-cluster.js";
-import { nextCommand } from "./support/owner-asker.js";
+import { nextCommand, plantGoal } from "./support/owner-asker.js";
 
 let redisServer: RedisServer;
 let raw: Redis;
@@ -22,15 +22,7 @@ withCluster((c) => {
 /** `node` heartbeating (as far as Redis says) and running `goalId`. */
 async function goalOn(node: string, goalId: string): Promise<void> {
   await raw.set(`aido:node:${node}:alive`, "1", "PX", 60_000);
-  await raw.hset(`aido:goal:${goalId}`, {
-    goal_id: goalId,
-    state: "running",
-    owner: node,
-    goal: "a goal another node runs",
-    created_at: String(Date.now()),
-    started_at: String(Date.now()),
-    submitted_via: node,
-  });
+  await plantGoal(raw, node, goalId);
 }
 
 /** Redis's URL as ACL user `user` (made here with `+@all`), its password `password` if any. */

@@ -28,19 +28,22 @@ export function withOwnerAndAsker(
     const { server, redis, raw } = cluster;
     const owner = await startNode(server, redis.url, `${prefix}-owner`, opts);
     const asker = await startNode(server, redis.url, `${prefix}-asker`, opts);
-    const goalOn = async (node: string, goalId: string): Promise<void> => {
-      await raw.hset(`aido:goal:${goalId}`, {
-        goal_id: goalId,
-        state: "running",
-        owner: node,
-        goal: "a goal another node runs",
-        created_at: String(Date.now()),
-        started_at: String(Date.now()),
-        submitted_via: node,
-      });
-    };
+    const goalOn = (node: string, goalId: string) => plantGoal(raw, node, goalId);
     started({ ...cluster, owner, asker, goalOn });
   }, 60_000);
+}
+
+/** A goal the cluster says `node` runs (its hash, as a node mirrors it), written by `raw`. */
+export async function plantGoal(raw: Redis, node: string, goalId: string): Promise<void> {
+  await raw.hset(`aido:goal:${goalId}`, {
+    goal_id: goalId,
+    state: "running",
+    owner: node,
+    goal: "a goal another node runs",
+    created_at: String(Date.now()),
+    started_at: String(Date.now()),
+    submitted_via: node,
+  });
 }
 
 /** The next command sent to `node` after entry `from` (a node of the test's: nobody else reads its stream). */
