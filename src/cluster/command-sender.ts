@@ -13,7 +13,11 @@
 // only if it takes it first), and a sender whose command was taken waits for the answer
 // rather than say it failed. Redis failing on the way out (the alive check, the reply
 // stream's tip, the send; each bounded) is cluster_unavailable naming the step and Redis,
-// never a raw error: callers (goal.cancel, a watch) act on that code.
+// never a raw error: callers (goal.cancel, a watch) act on that code. Every error send()
+// throws, from any step or in the answer another node wrote, has the node's Redis secret
+// blanked (scrub, the node's withoutRedisSecret) before it is handed on: a refusal of Redis
+// may name the URL's user (a hosted Redis's token), and an answer carries whatever its node
+// (or whoever wrote to Redis) put in it; they reached the socket client as given.
 
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
@@ -25,6 +29,7 @@ import { REDIS_ANSWER_MS, withTimeout } from "./context.js";
 import { blockingReader, streamTip } from "./event-stream.js";
 import { redisErrorText, redisFailureOf } from "./redis-failure.js";
 import { RedisKeys } from "./redis-keys.js";
+import { withoutSecretIn } from "./redis-url.js";
 
 const COMMANDS_MAXLEN = 1_000;
 /** How many answers one read of the reply stream takes. */
@@ -45,6 +50,8 @@ export class CommandSender {
     /** This node: the one whose reply stream the answers are written to. */
     private readonly nodeId: string,
     private readonly log: (m: string) => void,
+    /** What every error send() throws passes through: the Redis URL's secret blanked. */
+    private readonly scrub: (text: string) => string,
   ) {}
 
   /** Stop reading answers (the node leaves): commands still waiting time out. */
@@ -55,6 +62,14 @@ export class CommandSender {
 
   /** Send `command` to `node` and wait for its answer (at most `timeoutMs`). */
   async send(node: string, command: Command, timeoutMs: number): Promise<unknown> {
+    try {
+      return await this.sendOnce(node, command, timeoutMs);
+    } catch (e) {
+      throw withoutSecretIn(e, this.scrub);
+    }
+  }
+
+  private async sendOnce(node: string, command: Command, timeoutMs: number): Promise<unknown> {
     const { redis } = this;
     if (this.closed)
       throw new AidoError(ErrorCode.clusterUnavailable, "this node is leaving the cluster", { node });
@@ -113,7 +128,7 @@ export class CommandSender {
       if (!sent || refused)
         throw new AidoError(
           ErrorCode.clusterUnavailable,
-          `the cluster's Redis refused ${command.type} for node ${node} (${refused ? errorMessage(refused) : "its transaction was aborted"}); nothing was sent`,
+          `the cluster's Redis refused ${command.type} for node ${node} (${refused ? redisErrorText(refused) : "its transaction was aborted"}); nothing was sent`,
           { node, redis: "refused" },
         );
       this.readReplies();

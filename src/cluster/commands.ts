@@ -66,7 +66,8 @@ export async function settle(redis: Redis, requestId: string, to: "taken" | "wit
 /**
  * Read this node's commands until stop(): each taken (unless its sender withdrew it: then
  * `refuse` says why, and nothing is done), handled by `handle`, its answer (or error) pushed
- * to the sender's reply list.
+ * to the sender's reply list. An error's text leaves this node there: `scrub` (the node's
+ * withoutRedisSecret) blanks the Redis URL's secret in it first.
  */
 export function serveCommands(
   redis: Redis,
@@ -74,6 +75,7 @@ export function serveCommands(
   handle: (c: Command) => Promise<unknown>,
   refuse: (type: string, reason: string) => void,
   log: (m: string) => void,
+  scrub: (text: string) => string,
 ): { stop(): void } {
   const reader = blockingReader(redis);
   let stopped = false;
@@ -109,7 +111,7 @@ export function serveCommands(
       reply = { request_id, ok: true, result: await handle(envelope.command) };
     } catch (e) {
       const code = e instanceof AidoError ? e.code : ErrorCode.internal;
-      reply = { request_id, ok: false, error: { code, message: errorMessage(e) } };
+      reply = { request_id, ok: false, error: { code, message: scrub(errorMessage(e)) } };
     }
     try {
       const key = RedisKeys.replies(replyTo);

@@ -194,7 +194,7 @@ export class ClusterNode implements Liveness {
       rt,
       redis,
       mirror: new GoalMirror(redis),
-      sender: new CommandSender(redis, identity.nodeId, log),
+      sender: new CommandSender(redis, identity.nodeId, log, (text) => withoutRedisSecret(text, c.redisUrl)),
       identity,
       log,
     };
@@ -251,6 +251,7 @@ export class ClusterNode implements Liveness {
       (c) => this.goals.handleCommand(c),
       (type, reason) => this.ctx.rt.audit.record("cluster.command_refused", { type, reason }),
       log,
+      (text) => this.redisText(text),
     );
     const workerConnection = workerConnectionOf(config.cluster);
     this.connections.push(workerConnection);

@@ -41,6 +41,18 @@ export function withoutRedisSecret(text: string, url: string): string {
   return text.split(secret).join("***").split(decoded).join("***");
 }
 
+/**
+ * `e` with its text scrubbed by `scrub` (a node's withoutRedisSecret), the same error thrown
+ * on: for what leaves the cluster layer whole, an error whatever step or node it came from.
+ */
+export function withoutSecretIn(e: unknown, scrub: (text: string) => string): unknown {
+  if (e instanceof Error) {
+    e.message = scrub(e.message);
+    return e;
+  }
+  return scrub(String(e));
+}
+
 /** Why `url` cannot be the cluster's Redis address, or undefined when it can. */
 export function redisUrlProblem(url: string): string | undefined {
   let u: URL;

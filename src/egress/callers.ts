@@ -217,14 +217,6 @@ export class EgressCallers {
 }
 
 /**
- * The credentials as a client sends them, `Proxy-Authorization: Basic <this>`: curl -v (and
- * wget -d) print that header, a spelling no match of the password finds.
- */
-export function basicCredentials(user: string, password: string): string {
-  return Buffer.from(`${user}:${password}`).toString("base64");
-}
-
-/**
  * The environment an exec of the caller gets on an egress network: the proxy variables
  * pip, npm, git, curl and python's urllib read, with its credentials, and NO_PROXY for the
  * container's own loopback.

@@ -16,9 +16,10 @@ import { AidoError, ErrorCode, errorMessage } from "../errors.js";
 import type { SandboxBackend } from "../sandbox/backend.js";
 import { removeTreeNoFollow } from "../sandbox/folders.js";
 import type { Grant } from "../security/grants.js";
-import { basicCredentials, EgressCallers, proxyEnv } from "./callers.js";
+import { EgressCallers, proxyEnv } from "./callers.js";
 import { RelayListener, type UnheldReport } from "./listener.js";
 import { mcpCallerId, mcpEgressId, mcpProxyUser, parseMcpEgressId } from "./mcp-callers.js";
+import { credentialSpellings } from "./secret-spellings.js";
 import type { EgressProxy } from "./types.js";
 
 /** What one exec of an agent gets on a goal with a network. */
@@ -171,15 +172,15 @@ export class EgressPlumbing {
       return {
         connect: [slot.port],
         env: proxyEnv(slot, address),
-        secrets: [slot.password, basicCredentials(slot.user, slot.password)],
+        secrets: credentialSpellings(slot.user, slot.password, [slot.password]),
       };
     }
     const call = this.callers.openCall({ goalId, agentId }, requestId);
     return {
       connect: [call.slot.port],
       env: proxyEnv(call.slot, address, call.password),
-      // The whole first, then each part: a command may print either alone (`${HTTP_PROXY#*.}`).
-      secrets: [call.password, call.key, call.secret, basicCredentials(call.slot.user, call.password)],
+      // The whole and each part: a command may print either alone (`${HTTP_PROXY#*.}`).
+      secrets: credentialSpellings(call.slot.user, call.password, [call.password, call.key, call.secret]),
       end: call.end,
       cancelled: call.cancel,
     };

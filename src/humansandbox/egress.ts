@@ -24,11 +24,12 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import type { Config } from "../config.js";
-import { basicCredentials, EgressCallers, proxyEnv } from "../egress/callers.js";
+import { EgressCallers, proxyEnv } from "../egress/callers.js";
 import { DenialThrottle, type FloodCount, floodInWords } from "../egress/denial-throttle.js";
 import { networkGrantFor } from "../egress/gate-policy.js";
 import { RelayListener, unheldPortsInWords } from "../egress/listener.js";
 import { createEgressProxy } from "../egress/proxy.js";
+import { credentialSpellings } from "../egress/secret-spellings.js";
 import type { EgressCaller, EgressRecord, EgressVerdict } from "../egress/types.js";
 import { EGRESS_SOCKET } from "../egress/types.js";
 import { AidoError, ErrorCode, errorMessage } from "../errors.js";
@@ -228,9 +229,8 @@ async function serveIn(o: ServeOptions, dir: string): Promise<RunEgress> {
   const endpoint = await openSandboxNetwork(o.docker, o.config, o.paths, o.held);
   const callers = new EgressCallers();
   const slot = callers.slotOf({ goalId: o.id, agentId: SANDBOX_CALLER });
-  o.scrubber.hide(slot.password);
-  // curl -v and wget -d print the credentials as sent: base64 of user:password.
-  o.scrubber.hide(basicCredentials(slot.user, slot.password));
+  // As given, as curl -v and wget -d print it (base64 of user:password), encoded on one line.
+  for (const s of credentialSpellings(slot.user, slot.password, [slot.password])) o.scrubber.hide(s);
   const grants = o.hosts.map((h) => parseGrant(`network: ${h}`));
   const logRel = join("runs", o.runId, "network.log");
   const fd = openSync(join(o.runDir, "network.log"), NEW_FILE, 0o644);

@@ -91,9 +91,28 @@ export interface CallSite {
   /** The variable holding the key (absent for providers that take none). */
   keyVariable?: string;
   endpointVariable: string;
+  /**
+   * The call's API key: blanked in every failure text, which passes on the provider's own
+   * words (an OpenAI-compatible server may echo the key it refused whole).
+   */
+  secrets?: readonly string[];
 }
 
+/** `text` with each of `secrets` (from 4 characters) replaced by "***". */
+function withoutSecrets(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join("***");
+  return out;
+}
+
+/** The error a caller sees for failure `f` at `site`: no secret of the site in its text. */
 export function failureError(site: CallSite, f: Failure, attempts: number): AidoError {
+  const e = describeFailure(site, f, attempts);
+  e.message = withoutSecrets(e.message, site.secrets);
+  return e;
+}
+
+function describeFailure(site: CallSite, f: Failure, attempts: number): AidoError {
   const who = `${site.provider}/${site.model}`;
   const tries = attempts > 1 ? ` after ${attempts} attempts` : "";
   const details = { provider: site.provider, model: site.model, attempts, failure: f.kind } as Record<

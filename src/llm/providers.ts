@@ -125,6 +125,7 @@ export function createClient(config: Config, ref: string, opts: CreateClientOpti
     provider,
     model,
     provider === "ollama" ? ollamaBaseURL(rawURL) : checkURL(rawURL, spec.endpointVariable),
+    apiKey,
   );
   const retry: RetryPolicy = {
     maxRetries: config.inference.maxRetries,
@@ -136,8 +137,11 @@ export function createClient(config: Config, ref: string, opts: CreateClientOpti
   return spec.api === "anthropic" ? new AnthropicClient(adapter) : new OpenAIChatClient(adapter);
 }
 
-/** Where a call goes, with the variables its failure messages tell the user to check (failure.ts). */
-export function callSite(provider: ProviderName, model: string, baseURL: string): CallSite {
+/**
+ * Where a call goes, with the variables its failure messages tell the user to check, and the
+ * secret they never show, `apiKey` (failure.ts).
+ */
+export function callSite(provider: ProviderName, model: string, baseURL: string, apiKey?: string): CallSite {
   const spec = PROVIDERS[provider];
   return {
     provider,
@@ -145,6 +149,7 @@ export function callSite(provider: ProviderName, model: string, baseURL: string)
     baseURL,
     endpointVariable: spec.endpointVariable,
     ...(spec.keyVariable ? { keyVariable: spec.keyVariable } : {}),
+    secrets: apiKey ? [apiKey] : [],
   };
 }
 

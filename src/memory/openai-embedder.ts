@@ -70,7 +70,7 @@ export class OpenAIEmbedder implements Embedder {
       maxRetries: 0,
       fetch: httpFetch,
     });
-    const site = callSite(opts.provider ?? "openai", opts.model, client.baseURL);
+    const site = callSite(opts.provider ?? "openai", opts.model, client.baseURL, opts.apiKey);
     const retry: RetryPolicy = {
       maxRetries: opts.maxRetries ?? 2,
       timeoutMs: opts.timeoutMs ?? 60_000,

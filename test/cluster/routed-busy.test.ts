@@ -21,7 +21,12 @@ afterAll(stopAll);
 async function sendFailure(url: string): Promise<AidoError> {
   const redis = connectRedis(url, { maxRetriesPerRequest: 0 });
   redis.on("error", () => {});
-  const sender = new CommandSender(redis, "routed-busy-sender", () => {});
+  const sender = new CommandSender(
+    redis,
+    "routed-busy-sender",
+    () => {},
+    (text) => text,
+  );
   try {
     await sender.send("routed-busy-owner", { type: "goal.cancel", goal_id: "g_routedbusy" }, 2_000);
   } catch (e) {

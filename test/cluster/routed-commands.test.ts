@@ -10,7 +10,7 @@ import type { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { AidoError } from "../../src/errors.js";
 import { connectRedis, type Node, type RedisServer } from "./fixture.js";
-import { type OwnerAsker, withOwnerAndAsker } from "./support/owner-asker.js";
+import { nextCommand, type OwnerAsker, withOwnerAndAsker } from "./support/owner-asker.js";
 
 let redisServer: RedisServer;
 let raw: Redis;
@@ -26,20 +26,6 @@ async function connections(): Promise<{ now: number; made: number }> {
   const list = (await raw.client("LIST")) as string;
   const made = Number(/total_connections_received:(\d+)/.exec(await raw.info("stats"))?.[1]);
   return { now: list.trim().split("\n").length, made };
-}
-
-/** The next command sent to `node` (a node of the test's: nobody else reads its stream). */
-async function nextCommand(
-  reader: Redis,
-  node: string,
-  from: string,
-): Promise<{ entry: string; request_id: string; reply_to: string; command: Record<string, unknown> }> {
-  const r = (await reader.xread("BLOCK", 15_000, "STREAMS", `aido:node:${node}:commands`, from)) as
-    | [string, [string, string[]][]][]
-    | null;
-  const [entry, fields] = r?.[0]?.[1][0] ?? [];
-  if (!entry || !fields) throw new Error(`no command reached ${node}`);
-  return { entry, ...JSON.parse(fields[1] ?? "{}") };
 }
 
 describe("routed commands", () => {

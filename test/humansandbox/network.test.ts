@@ -60,6 +60,8 @@ os._exit(0)
 
 const SCRIPT = [
   'echo "proxy=$HTTPS_PROXY"',
+  // Encoded on one line by a tool: the password's base64 and hex spellings.
+  'echo "b64=$(printf %s "$HTTPS_PROXY" | base64 -w0)"; echo "hex=$(printf %s "$HTTPS_PROXY" | od -An -tx1 | tr -d " \\n")"',
   "curl -sS --max-time 10 http://plain.test:8080/p; echo",
   // curl -v prints the credentials as it sends them: base64 of user:password.
   "curl -v -s -o /dev/null --max-time 10 http://plain.test:8080/v 2>&1 | grep -i '^> proxy-authorization'",
@@ -157,6 +159,10 @@ describe("permissions.network as a host list", () => {
     // The proxy variables carry this run's credentials, never shown.
     expect(out).toMatch(/proxy=http:\/\/sandbox:\[hidden\]@[0-9.]+:3128$/m);
     expect(out).toMatch(/^> Proxy-Authorization: Basic \[hidden\]$/m);
+    expect(out).toMatch(/^b64=aHR0cDovL3NhbmRib3g6[A-Za-z0-9+/]{0,4}\[hidden\][A-Za-z0-9+/=]+$/m);
+    expect(out).toMatch(
+      /^hex=687474703a2f2f73616e64626f783a[0-9a-f]{0,4}\[hidden\][0-9a-f]{0,4}40[0-9a-f]+$/m,
+    );
     expect(out).toContain("plain-ok /p");
     expect(out).toContain("secure-ok /s");
     expect(out).toContain("other=403");

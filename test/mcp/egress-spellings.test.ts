@@ -1,0 +1,81 @@
+// The spellings of a call's proxy credentials a command prints by itself, through the path a
+// model takes: an exec an MCP call runs in the session's real container on its egress
+// network, whose output reaches the model scrubbed (tools/exec.ts hideSecrets, the spellings
+// of egress/secret-spellings.ts). The credentials are `<key>.<secret>`; the password was
+// blanked as given and in the Basic value curl -v prints, not percent-encoded (`%2E` for the
+// dot), base64 on one line on its own or inside an encoded environment, or hex.
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { expect, it } from "vitest";
+import { useEgressSession } from "./egress-session.js";
+import { textOf } from "./fixture.js";
+
+const { suite, start, sessionFile } = useEgressSession({
+  name: "mcpsp-up",
+  subnet: "203.0.113.112/28",
+  ip: "203.0.113.122",
+});
+
+const py = (expr: string) => `$(python3 -c 'import os,sys,base64,urllib.parse as u; print(${expr})' "$p")`;
+
+/** Each line one spelling, as a tool (or a one-line encoding) prints it. */
+const PRINT = [
+  'printf %s "$HTTP_PROXY" > /workspace/proxy-url',
+  `p="\${HTTP_PROXY#http://*:}"; p="\${p%@*}"`,
+  `echo "pct-dot=$(printf %s "$p" | sed 's/[.]/%2E/')"`,
+  `echo "pct-low=$(printf %s "$p" | sed 's/[.]/%2e/')"`,
+  `echo "pct-all=${py(`"".join(c if c.isalnum() else "%%%02X" % ord(c) for c in sys.argv[1])`)}"`,
+  `echo "quoted=${py(`u.quote(os.environ["HTTP_PROXY"], safe="")`)}"`,
+  `echo "b64-env=$(env | base64 -w0)"`,
+  `echo "b64-key=$(printf %s "\${p%.*}" | base64 -w0)"`,
+  `echo "b64-secret=$(printf %s "\${p#*.}" | base64 -w0)"`,
+  `echo "b64url=${py(`base64.urlsafe_b64encode(os.environ["HTTP_PROXY"].encode()).decode()`)}"`,
+  `echo "hex=${py(`os.environ["HTTP_PROXY"].encode().hex()`)}"`,
+  `echo "HEX=${py(`os.environ["HTTP_PROXY"].encode().hex().upper()`)}"`,
+].join("\n");
+
+/** Every 10 characters of `creds` that `text` shows, as it is or decoded (percent, base64, hex). */
+function revealed(text: string, creds: readonly string[]): string[] {
+  const seen = [
+    text,
+    text.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16))),
+  ];
+  for (const run of text.match(/[A-Za-z0-9+/_-]{12,}/g) ?? []) {
+    for (let off = 0; off < 4; off++) {
+      seen.push(Buffer.from(run.slice(off), "base64").toString("latin1"));
+      seen.push(Buffer.from(run.slice(off), "base64url").toString("latin1"));
+    }
+  }
+  for (const run of text.match(/[0-9a-f]{20,}/gi) ?? []) {
+    for (let off = 0; off < 2; off++) seen.push(Buffer.from(run.slice(off), "hex").toString("latin1"));
+  }
+  const windows = creds.flatMap((c) => Array.from({ length: c.length - 9 }, (_, i) => c.slice(i, i + 10)));
+  return [...new Set(windows.filter((w) => seen.some((s) => s.includes(w))))];
+}
+
+it("a call's credentials printed percent-encoded, base64 or hex on one line reach the model blanked", async () => {
+  await start();
+  const client = await suite.connect({ args: ["--manifest", sessionFile()] });
+  const r = await client.callTool({ name: "exec", arguments: { command: PRINT } });
+  const text = textOf(r);
+  expect(r.isError ?? false, text).toBe(false);
+  const url = new URL(readFileSync(join(suite.project, "proxy-url"), "utf8"));
+  const password = decodeURIComponent(url.password);
+  const [key, secret] = password.split(".") as [string, string];
+  expect(secret.length).toBeGreaterThan(20);
+  for (const name of [
+    "pct-dot",
+    "pct-low",
+    "pct-all",
+    "quoted",
+    "b64-env",
+    "b64-key",
+    "b64-secret",
+    "b64url",
+    "hex",
+    "HEX",
+  ])
+    expect(text).toMatch(new RegExp(`^${name}=.*\\[hidden\\]`, "m"));
+  expect(revealed(text, [password, key, secret])).toEqual([]);
+}, 180_000);
