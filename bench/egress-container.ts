@@ -9,14 +9,14 @@
 
 import { execFileSync } from "node:child_process";
 import { openHarness } from "../test/agent/harness.js";
-import { type DockerUpstream, startDockerUpstream } from "../test/egress/docker-upstream.js";
+import { type DockerUpstream, startDockerUpstream, UPSTREAM_NETS } from "../test/egress/docker-upstream.js";
 import { startProviderServer } from "../test/support/provider-server.js";
 import type { BenchSection } from "./report.js";
 import { percentile, round } from "./report.js";
 
 const BLOCKS = 5;
 const PER_BLOCK = 20;
-const UPSTREAM_IP = "203.0.113.26";
+const UPSTREAM_IP = UPSTREAM_NETS.bench.ip;
 
 /** N requests, each on a new connection; prints one JSON list of milliseconds. */
 const CLIENT = `
@@ -42,7 +42,7 @@ export async function benchEgressContainer(): Promise<BenchSection> {
   });
   try {
     const image = h.home.config.sandbox.image;
-    upstream = await startDockerUpstream("egressnet-bench", "203.0.113.16/28", UPSTREAM_IP, image);
+    upstream = await startDockerUpstream(UPSTREAM_NETS.bench, image);
     const agent = h.rt.spawnAgent({
       name: "egress-bench",
       system_prompt: "bench",

@@ -38,17 +38,36 @@ function removeQuietly(container: string, network: string): void {
   ]);
 }
 
+/** An upstream's network: its name, its subnet, the server's address in it. */
+export interface UpstreamNet {
+  name: string;
+  subnet: string;
+  ip: string;
+}
+
 /**
- * `name`-upstream on network `name`, subnet `subnet`, the server at `ip`. Keep the subnet
- * small (/28): the engine routes all of it into the network while it exists, so a wider
- * subnet could shadow real hosts of the range.
+ * Every user's upstream network, each on a /28 of TEST-NET-3 of its own. Small: the engine
+ * routes all of it into the network while it exists, so a wider subnet could shadow real
+ * hosts of the range. Of its own: test files run in parallel, and the engine refuses a
+ * network whose subnet overlaps one that exists ("Pool overlaps with other one on this
+ * address space"); the human sandbox's and the MCP servers' egress tests once shared
+ * 203.0.113.48/28 and failed when they ran at once.
  */
-export async function startDockerUpstream(
-  name: string,
-  subnet: string,
-  ip: string,
-  image: string,
-): Promise<DockerUpstream> {
+export const UPSTREAM_NETS = {
+  goalEgress: { name: "egressnet-goal", subnet: "203.0.113.0/28", ip: "203.0.113.10" },
+  bench: { name: "egressnet-bench", subnet: "203.0.113.16/28", ip: "203.0.113.26" },
+  humanSandbox: { name: "hsnet-up", subnet: "203.0.113.48/28", ip: "203.0.113.58" },
+  mcpServerEgress: { name: "mcpnet-up", subnet: "203.0.113.64/28", ip: "203.0.113.66" },
+  mcpEgress: { name: "mcpeg-up", subnet: "203.0.113.80/28", ip: "203.0.113.90" },
+  mcpLandlockOff: { name: "mcpeg-off", subnet: "203.0.113.96/28", ip: "203.0.113.100" },
+} as const satisfies Record<string, UpstreamNet>;
+const subnets = Object.values(UPSTREAM_NETS).map((n) => n.subnet);
+if (new Set(subnets).size !== subnets.length)
+  throw new Error(`UPSTREAM_NETS shares a subnet: ${subnets.join(", ")}`);
+
+/** `name`-upstream on network `name` (one of UPSTREAM_NETS), the server at `ip`. */
+export async function startDockerUpstream(net: UpstreamNet, image: string): Promise<DockerUpstream> {
+  const { name, subnet, ip } = net;
   const certDir = mkdtempSync(join(tmpdir(), `${name}-cert-`));
   execFileSync(
     "openssl",

@@ -18,9 +18,9 @@ import type { AidoClient } from "../../src/client/client.js";
 import { type DaemonFixture, manifest, startFixture } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { type ProviderServer, startProviderServer, turn } from "../support/provider-server.js";
-import { type DockerUpstream, startDockerUpstream } from "./docker-upstream.js";
+import { type DockerUpstream, startDockerUpstream, UPSTREAM_NETS } from "./docker-upstream.js";
 
-const UPSTREAM_IP = "203.0.113.10";
+const UPSTREAM_IP = UPSTREAM_NETS.goalEgress.ip;
 
 /** Run by A: the proxy variables as python's urllib reads them, a forged SNI, a direct connect. */
 const CHECKS = `
@@ -113,12 +113,7 @@ beforeAll(async () => {
       };
     },
   });
-  upstream = await startDockerUpstream(
-    "egressnet-goal",
-    "203.0.113.0/28",
-    UPSTREAM_IP,
-    fx.home.config.sandbox.image,
-  );
+  upstream = await startDockerUpstream(UPSTREAM_NETS.goalEgress, fx.home.config.sandbox.image);
   c = await fx.client();
 }, 120_000);
 

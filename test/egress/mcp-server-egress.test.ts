@@ -3,7 +3,7 @@
 // container (real Docker) on an egress network of its own, its relay and the real proxy.
 // The test server (.mjs written here, mounted read-only) has a tool `fetch` that runs curl
 // with the proxy variables it was given, and `tcp` that connects directly. The "internet"
-// is one upstream on a Docker network at 203.0.113.48/28 (small: the engine routes
+// is one upstream on a Docker network of its own (UPSTREAM_NETS, small: the engine routes
 // all of it into the network), named by egress.hosts. Server "web" may reach
 // plain.test:8080 (and confirm.test / denied.test:8080, which policy rules then refuse);
 // "web-off", the same code without network entries, reaches nothing. The goal's own
@@ -20,9 +20,9 @@ import { LABEL, runtimeIdOf } from "../../src/sandbox/docker-containers.js";
 import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { containersOfHome } from "../support/home.js";
-import { type DockerUpstream, startDockerUpstream } from "./docker-upstream.js";
+import { type DockerUpstream, startDockerUpstream, UPSTREAM_NETS } from "./docker-upstream.js";
 
-const UPSTREAM_IP = "203.0.113.50";
+const UPSTREAM_IP = UPSTREAM_NETS.mcpServerEgress.ip;
 
 const SERVER = String.raw`
 import { createInterface } from "node:readline";
@@ -157,12 +157,7 @@ describe("a stdio MCP server with network entries", () => {
       },
     });
     home = fx.home.config.home;
-    upstream ??= await startDockerUpstream(
-      "mcpnet-up",
-      "203.0.113.48/28",
-      UPSTREAM_IP,
-      fx.home.config.sandbox.image,
-    );
+    upstream ??= await startDockerUpstream(UPSTREAM_NETS.mcpServerEgress, fx.home.config.sandbox.image);
     const c = await fx.client();
     for (const name of ["web", "web-off"])
       expect((await c.call("mcp.approve", { server: name })).state).toBe("approved");

@@ -2,7 +2,7 @@
 // the CLI against the real engine. `aido sandbox up` puts the sandbox on an internal network
 // of its own with a relay; `aido run` serves the egress proxy in its own process for the
 // run, with the list as its only policy. The "internet" is a Docker network this test makes
-// on 203.0.113.48/28 (small: the engine routes all of it into the network, so a
+// on a /28 of its own (UPSTREAM_NETS; small: the engine routes all of it into the network, so a
 // wider one could shadow real hosts of the range) holding
 // one upstream: plain HTTP on 8080 and HTTPS on 8443 with a certificate made here; the
 // operator's config.yaml (`egress.hosts`) names it, and points private.test at 10.9.9.9.
@@ -17,10 +17,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listRecords } from "../../src/humansandbox/state.js";
 import { sandboxUp } from "../../src/humansandbox/up.js";
-import { type DockerUpstream, startDockerUpstream } from "../egress/docker-upstream.js";
+import { type DockerUpstream, startDockerUpstream, UPSTREAM_NETS } from "../egress/docker-upstream.js";
 import { makeProject, type Project, startRun } from "./fixture.js";
 
-const UPSTREAM_IP = "203.0.113.58";
+const UPSTREAM_IP = UPSTREAM_NETS.humanSandbox.ip;
 
 const CHECKS = `
 import os, socket, ssl, base64, urllib.request, urllib.parse
@@ -111,12 +111,7 @@ beforeAll(async () => {
       "    private.test: 10.9.9.9",
     ].join("\n"),
   );
-  upstream = await startDockerUpstream(
-    "hsnet-up",
-    "203.0.113.48/28",
-    UPSTREAM_IP,
-    p.home.config.sandbox.image,
-  );
+  upstream = await startDockerUpstream(UPSTREAM_NETS.humanSandbox, p.home.config.sandbox.image);
   p.write("ca.pem", upstream.ca);
   p.write("checks.py", CHECKS);
   p.write("check.sh", SCRIPT);

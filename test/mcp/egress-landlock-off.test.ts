@@ -8,13 +8,12 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { UPSTREAM_NETS } from "../egress/docker-upstream.js";
 import { useEgressSession } from "./egress-session.js";
 import { textOf } from "./fixture.js";
 
 const { suite, start, sessionFile } = useEgressSession({
-  name: "mcpeg-off",
-  subnet: "203.0.113.96/28",
-  ip: "203.0.113.100",
+  ...UPSTREAM_NETS.mcpLandlockOff,
   config: (c) => {
     c.sandbox = { ...c.sandbox, landlock: "off" };
   },

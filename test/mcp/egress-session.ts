@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
 import type { Config } from "../../src/config.js";
-import { type DockerUpstream, startDockerUpstream } from "../egress/docker-upstream.js";
+import { type DockerUpstream, startDockerUpstream, type UpstreamNet } from "../egress/docker-upstream.js";
 import { requireDocker } from "../support/docker.js";
 import { useMcpSuite } from "./fixture.js";
 
@@ -26,13 +26,12 @@ approval_required: []
 limits: { max_iterations: 1, max_children: 0, max_depth: 1 }
 `;
 
-export function useEgressSession(upstreamOf: {
-  name: string;
-  subnet: string;
-  ip: string;
-  /** More of the daemon's config, after the egress names and confirm rule. */
-  config?: (c: Config) => void;
-}) {
+export function useEgressSession(
+  upstreamOf: UpstreamNet & {
+    /** More of the daemon's config, after the egress names and confirm rule. */
+    config?: (c: Config) => void;
+  },
+) {
   let upstream: DockerUpstream | undefined;
   beforeAll(() => requireDocker());
   afterAll(() => upstream?.close());
@@ -50,12 +49,7 @@ export function useEgressSession(upstreamOf: {
         upstreamOf.config?.(c);
       },
     });
-    upstream ??= await startDockerUpstream(
-      upstreamOf.name,
-      upstreamOf.subnet,
-      upstreamOf.ip,
-      suite.fx.home.config.sandbox.image,
-    );
+    upstream ??= await startDockerUpstream(upstreamOf, suite.fx.home.config.sandbox.image);
   }
 
   function sessionFile(manifest = SESSION): string {

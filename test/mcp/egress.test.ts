@@ -4,20 +4,17 @@
 // the call (its own proxy credentials), so it reaches that call in the MCP client —
 // through elicitation, or told by its approval id to a client without it — and no other
 // call. A process a call left running after it ended asks with no call named (left to
-// `aido approvals`). The "internet" is a Docker network on 203.0.113.80/28 (TEST-NET-3)
+// `aido approvals`). The "internet" is a Docker network on a /28 of TEST-NET-3 of its own
 // with one upstream serving plain HTTP on 8080 (docker-upstream.ts).
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { UPSTREAM_NETS } from "../egress/docker-upstream.js";
 import { SESSION, useEgressSession } from "./egress-session.js";
 import { textOf, until } from "./fixture.js";
 
-const { suite, start, sessionFile } = useEgressSession({
-  name: "mcpeg-up",
-  subnet: "203.0.113.80/28",
-  ip: "203.0.113.90",
-});
+const { suite, start, sessionFile } = useEgressSession(UPSTREAM_NETS.mcpEgress);
 
 const curl = (path: string, host = "plain.test") =>
   `curl -sS --max-time 40 -o - -w ' status=%{http_code}' http://${host}:8080/${path}`;
