@@ -2,6 +2,8 @@
 // connections at once (the same host, or a new host each) must not put as many questions
 // to the human at once. One egress question per agent is open at a time; the rest wait
 // their turn and take a standing answer (Allow Session) unasked, audited as reused.
+// An agent stopped (its goal cancelled) while its connection waits for a human: the question
+// ends with the stop, and the connection is refused then, not at a timeout.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { answerNext } from "../redteam/fixture.js";
@@ -102,5 +104,42 @@ describe("a burst of connections that each need a human", () => {
     expect(pending()).toHaveLength(1);
     await answerNext(bench.rt, "deny");
     expect((await open).stdout).toMatch(/a human denied the connection/);
+  });
+
+  it("an agent stopped while its connection waits for a human: the question ends expired, the connection refused at once, the next asks nobody", async () => {
+    const a = bench.agent("stopped-asking", []);
+    const port = await bench.listen({ goalId: a.goalId, agentId: a.id });
+    const get = () =>
+      run("curl", ["-sS", "--max-time", "15", "http://asked.example/"], {
+        http_proxy: bench.proxyUrl(port, a.id),
+      });
+    const open = get();
+    for (let waited = 0; pending().length === 0 && waited < 5000; waited += 25)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(pending()).toMatchObject([{ tool: "egress", agent_id: a.id }]);
+    const t0 = performance.now();
+    bench.rt.stopAgent(a.id, "cancelled by its goal");
+    const r = await open;
+    // Refused when the question closed, not at curl's 15 s or the approval's own timeout.
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(r.stdout).toMatch(/stopped: cancelled by its goal/);
+    expect(pending()).toEqual([]);
+    const [asked] = bench.rt.approvals.list({ status: "all" }).filter((p) => p.agent_id === a.id);
+    expect(asked).toMatchObject({
+      status: "expired",
+      close_reason: expect.stringMatching(/stopped: cancelled by its goal/),
+    });
+    expect(bench.audit("approval.expired", a.id)).toHaveLength(1);
+    expect(bench.audit("egress.denied", a.id).map((e) => (e.payload as { stage: string }).stage)).toEqual([
+      "approval",
+    ]);
+    // Its token is revoked: a later connection with its credentials asks nobody.
+    const after = await get();
+    expect(after.stdout).toMatch(/has stopped/);
+    expect(bench.audit("egress.denied", a.id).map((e) => (e.payload as { stage: string }).stage)).toEqual([
+      "approval",
+      "capability",
+    ]);
+    expect(bench.rt.approvals.list({ status: "all" }).filter((p) => p.agent_id === a.id)).toHaveLength(1);
   });
 });
