@@ -135,6 +135,8 @@ const CANCELLED_BY_CLOSE = "the client is closing the connection";
 const MAX_PAGES = 20;
 /** Oversized definitions a connection remembers having reported. */
 const REPORTED_OVERSIZED_MAX = 10_000;
+/** The shortest secret cut out of a tool's result (errors lose every one, however short). */
+const MIN_RESULT_SECRET = 8;
 /** Least time between the starts of two re-lists that list_changed asked for. */
 const RELIST_INTERVAL_MS = 1_000;
 
@@ -406,20 +408,22 @@ export class McpConnection {
   }
 
   /** `text` with every secret of the server cut out: a remote one's header values, a stdio one's proxy credentials. */
-  redact(text: string): string {
+  redact(text: string, shortest = 1): string {
     let out = text;
-    for (const s of this.secrets) if (s.length > 0) out = out.split(s).join("[redacted]");
+    for (const s of this.secrets) if (s.length >= shortest) out = out.split(s).join("[redacted]");
     return out;
   }
 
   /**
    * `value` (a tool's result) with every string in it redacted: a server's tool prints what
    * its process holds as readily as an error does (its environment, a proxy URL, curl -v's
-   * header), and the result goes to the model.
+   * header), and the result goes to the model. A value shorter than MIN_RESULT_SECRET is left
+   * in it: a header such as a version ("2") is no secret, and blanking it would corrupt
+   * every result that holds the character.
    */
   private redactedIn(value: unknown): unknown {
     if (this.secrets.length === 0) return value;
-    if (typeof value === "string") return this.redact(value);
+    if (typeof value === "string") return this.redact(value, MIN_RESULT_SECRET);
     if (Array.isArray(value)) return value.map((v) => this.redactedIn(v));
     if (value === null || typeof value !== "object") return value;
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.redactedIn(v)]));
