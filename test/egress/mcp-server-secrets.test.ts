@@ -6,15 +6,12 @@
 // shows, as a shell server's tool would, and `crash`, which writes its proxy URL to stderr and
 // exits: the end's reason quotes that stderr to the caller and in `mcp.disconnected`.
 
-import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { realpathSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { McpServerConfig } from "../../src/config.js";
-import { LABEL, runtimeIdOf } from "../../src/sandbox/docker-containers.js";
 import { manifest, rpcError, useDaemonPerTest } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
+import { docker, removeRuntimeNetworks, serverCodeDir } from "./mcp-server-code.js";
 
 const SERVER = String.raw`
 import { createInterface } from "node:readline";
@@ -61,27 +58,17 @@ let home: string | undefined;
 
 beforeAll(() => {
   requireDocker();
-  codeDir = mkdtempSync(join(tmpdir(), "mcpsecret-code-"));
-  writeFileSync(join(codeDir, "leaky.mjs"), SERVER);
-  chmodSync(codeDir, 0o755);
-  chmodSync(join(codeDir, "leaky.mjs"), 0o644);
+  codeDir = serverCodeDir("mcpsecret-code-", "leaky.mjs", SERVER);
 });
 afterAll(() => rmSync(codeDir, { recursive: true, force: true }));
 
 // A failed test leaves its server's network behind (the fixture removes containers only).
 const suite = useDaemonPerTest({
   afterEach: () => {
-    if (!home) return;
-    const runtime = `${LABEL.runtime}=${runtimeIdOf(home)}`;
-    for (const n of docker("network", "ls", "-q", "--filter", `label=${runtime}`).split("\n").filter(Boolean))
-      docker("network", "rm", n);
+    if (home) removeRuntimeNetworks(home);
     home = undefined;
   },
 });
-
-function docker(...args: string[]): string {
-  return execFileSync("docker", args, { encoding: "utf8" }).trim();
-}
 
 const leaky: McpServerConfig = {
   name: "leaky",
