@@ -73,6 +73,11 @@ export interface ServerEgress {
   network: string;
   /** The proxy variables with its caller's credentials. */
   env: Record<string, string>;
+  /**
+   * Those credentials in every spelling a tool prints by itself (secret-spellings.ts): what
+   * the server's connection blanks in its tool results, errors and stderr (McpConnection).
+   */
+  secrets: string[];
 }
 
 export class EgressPlumbing {
@@ -149,7 +154,12 @@ export class EgressPlumbing {
       { goalId: egressId, agentId: mcpCallerId(server) },
       mcpProxyUser(server),
     );
-    return { egressId, network: g.network, env: proxyEnv(slot, g.address) };
+    return {
+      egressId,
+      network: g.network,
+      env: proxyEnv(slot, g.address),
+      secrets: credentialSpellings(slot.user, slot.password, [slot.password]),
+    };
   }
 
   /**

@@ -93,7 +93,8 @@ export interface CallSite {
   endpointVariable: string;
   /**
    * The call's API key: blanked in every failure text, which passes on the provider's own
-   * words (an OpenAI-compatible server may echo the key it refused whole).
+   * words (an OpenAI-compatible server may echo the key it refused whole). The base URL's
+   * password is blanked too (failureError), without being listed here.
    */
   secrets?: readonly string[];
 }
@@ -105,11 +106,39 @@ function withoutSecrets(text: string, secrets: readonly string[] = []): string {
   return out;
 }
 
-/** The error a caller sees for failure `f` at `site`: no secret of the site in its text. */
+/**
+ * The error a caller sees for failure `f` at `site`: no secret of the site in its text, the
+ * API key nor the password of its base URL (`https://user:pw@host`, a provider behind a proxy
+ * with Basic auth): the URL is shown with `***` for it, and the password is blanked wherever
+ * else it appears (a library's message may quote the URL it could not reach).
+ */
 export function failureError(site: CallSite, f: Failure, attempts: number): AidoError {
-  const e = describeFailure(site, f, attempts);
-  e.message = withoutSecrets(e.message, site.secrets);
+  const url = urlPassword(site.baseURL);
+  const e = describeFailure({ ...site, baseURL: url.shown }, f, attempts);
+  e.message = withoutSecrets(e.message, [...(site.secrets ?? []), ...url.secrets]);
   return e;
+}
+
+/**
+ * `url` with its password shown as "***", and that password as written and decoded; a text
+ * that is no URL has what stands between "//user:" and "@" so shown (providers.ts names a
+ * base URL it refuses).
+ */
+export function urlPassword(url: string): { shown: string; secrets: string[] } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { shown: url.replace(/(\/\/[^/:@]*:)[^/@]*@/, "$1***@"), secrets: [] };
+  }
+  if (u.password === "") return { shown: url, secrets: [] };
+  const written = u.password;
+  let decoded = written;
+  try {
+    decoded = decodeURIComponent(written);
+  } catch {}
+  u.password = "***";
+  return { shown: u.toString(), secrets: [written, decoded] };
 }
 
 function describeFailure(site: CallSite, f: Failure, attempts: number): AidoError {

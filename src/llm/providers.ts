@@ -6,7 +6,7 @@
 import type { Config, ProviderName } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
 import { AnthropicClient } from "./anthropic.js";
-import type { CallSite } from "./failure.js";
+import { type CallSite, urlPassword } from "./failure.js";
 import { OpenAIChatClient } from "./openai-chat.js";
 import { DEFAULT_BACKOFF, type RetryEvent, type RetryPolicy } from "./retry.js";
 import type { LlmClient, UsageListener } from "./types.js";
@@ -158,7 +158,11 @@ function checkURL(raw: string, variable: string): string {
     const url = new URL(raw);
     if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http(s)");
   } catch {
-    throw new AidoError(ErrorCode.providerConfig, `${variable}="${raw}" is not an http(s) URL`, { variable });
+    throw new AidoError(
+      ErrorCode.providerConfig,
+      `${variable}="${urlPassword(raw).shown}" is not an http(s) URL`,
+      { variable },
+    );
   }
   return raw.replace(/\/+$/, "");
 }

@@ -79,6 +79,11 @@ export interface McpServerContainer {
   stop(): Promise<void>;
   /** The end of the server's stderr (bounded), for the operator: never for a model. */
   stderrTail(): string;
+  /**
+   * What its connection never passes on (tool results, errors, its stderr in an end's reason):
+   * the proxy credentials in its environment (tools/mcp/stdio-start.ts). Absent: none.
+   */
+  secrets?: readonly string[];
 }
 
 export interface McpContainerDeps {

@@ -10,17 +10,15 @@
 // container (its agent holds a network grant, so it has a network and relay too) and the
 // server cannot reach each other.
 
-import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { McpServerConfig } from "../../src/config.js";
-import { LABEL, runtimeIdOf } from "../../src/sandbox/docker-containers.js";
 import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { requireDocker } from "../support/docker.js";
 import { containersOfHome } from "../support/home.js";
 import { type DockerUpstream, startDockerUpstream, UPSTREAM_NETS } from "./docker-upstream.js";
+import { docker, removeRuntimeNetworks, serverCodeDir } from "./mcp-server-code.js";
 
 const UPSTREAM_IP = UPSTREAM_NETS.mcpServerEgress.ip;
 
@@ -83,11 +81,7 @@ let upstream: DockerUpstream | undefined;
 
 beforeAll(() => {
   requireDocker();
-  codeDir = mkdtempSync(join(tmpdir(), "mcpnet-code-"));
-  writeFileSync(join(codeDir, "net.mjs"), SERVER);
-  // Readable by the container's user.
-  chmodSync(codeDir, 0o755);
-  chmodSync(join(codeDir, "net.mjs"), 0o644);
+  codeDir = serverCodeDir("mcpnet-code-", "net.mjs", SERVER);
 });
 afterAll(() => {
   upstream?.close();
@@ -97,10 +91,7 @@ let home: string | undefined;
 // A failed test leaves its server's network behind (the fixture removes containers only).
 const suite = useDaemonPerTest({
   afterEach: () => {
-    if (!home) return;
-    const runtime = `${LABEL.runtime}=${runtimeIdOf(home)}`;
-    for (const n of docker("network", "ls", "-q", "--filter", `label=${runtime}`).split("\n").filter(Boolean))
-      docker("network", "rm", n);
+    if (home) removeRuntimeNetworks(home);
     home = undefined;
   },
 });
@@ -120,10 +111,6 @@ function server(name: string, network: string[]): McpServerConfig {
     readOnlyTools: ["*"],
     timeoutMs: 60_000,
   };
-}
-
-function docker(...args: string[]): string {
-  return execFileSync("docker", args, { encoding: "utf8" }).trim();
 }
 
 /** The address of a container on its one network. */

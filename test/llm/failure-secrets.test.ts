@@ -27,3 +27,36 @@ it("a refusal that echoes the whole key names the variable, not the key", async 
     ds.cleanup();
   }
 });
+
+it("a base URL's password is never in a failure's text (the URL shown with *** in its place)", async () => {
+  // Nothing listens on the port: the call cannot reach the server, and the error names the URL.
+  const closed = new URL(server.openaiURL);
+  closed.port = "9";
+  closed.username = "relay";
+  closed.password = "hunter2-base-url";
+  const ds = homeFor(server, { DEEPSEEK_BASE_URL: closed.toString() });
+  try {
+    const err = await failureOf(
+      createClient(ds.config, "deepseek/gpt-test", FAST).complete(ask("unreached")),
+    );
+    expect(err.message).toContain("cannot reach http://relay:***@127.0.0.1:9/");
+    expect(err.message).not.toContain("hunter2-base-url");
+  } finally {
+    ds.cleanup();
+  }
+});
+
+it("a base URL refused for its scheme is named without its password", () => {
+  const ds = homeFor(server, { DEEPSEEK_BASE_URL: "ftp://relay:hunter2-base-url@127.0.0.1/v1" });
+  try {
+    let message = "";
+    try {
+      createClient(ds.config, "deepseek/gpt-test", FAST);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toBe('DEEPSEEK_BASE_URL="ftp://relay:***@127.0.0.1/v1" is not an http(s) URL');
+  } finally {
+    ds.cleanup();
+  }
+});

@@ -23,7 +23,12 @@
 // (bounded) before the transport goes, so a remote server stops work nobody waits for.
 // Header values are secrets: read from the environment variable the operator named at
 // connect, sent, and never written anywhere. An error a library raises could quote a
-// header, so every message leaving this module has the values cut out (`redact`).
+// header, so every message leaving this module has the values cut out (`redact`), and so
+// has every tool result. A stdio server's secrets are the proxy credentials in its
+// environment (a server with network entries), in the spellings tools print by themselves:
+// before, they were not cut out at all, and a server printing its environment, a proxy URL
+// or curl -v's header (in a result, or in the stderr an end's reason quotes) showed them to
+// the model and the audit.
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -130,6 +135,8 @@ const CANCELLED_BY_CLOSE = "the client is closing the connection";
 const MAX_PAGES = 20;
 /** Oversized definitions a connection remembers having reported. */
 const REPORTED_OVERSIZED_MAX = 10_000;
+/** The shortest secret cut out of a tool's result (errors lose every one, however short). */
+const MIN_RESULT_SECRET = 8;
 /** Least time between the starts of two re-lists that list_changed asked for. */
 const RELIST_INTERVAL_MS = 1_000;
 
@@ -188,7 +195,16 @@ export class McpConnection {
   ): Promise<McpConnection> {
     if (server.transport === "stdio") {
       const container = await deps.startStdio(server, signal);
-      return McpConnection.start(server, container.transport, [], container, deps, signal);
+      // Its proxy credentials (a server with network entries): a server prints its environment,
+      // a proxy URL in an error or curl -v's header as readily as any program.
+      return McpConnection.start(
+        server,
+        container.transport,
+        container.secrets ?? [],
+        container,
+        deps,
+        signal,
+      );
     }
     const headers = headerValues(server, deps.headerValue);
     const transport = new StreamableHTTPClientTransport(new URL(server.url), {
@@ -319,9 +335,10 @@ export class McpConnection {
     else signal?.addEventListener("abort", relay, { once: true });
     this.inflight.add(cancel);
     try {
-      return (await this.request(cancel.signal, (o) =>
+      const r = await this.request(cancel.signal, (o) =>
         this.client.callTool({ name: tool, arguments: args }, undefined, o),
-      )) as CallToolResult;
+      );
+      return this.redactedIn(r) as CallToolResult;
     } catch (e) {
       if (signal?.aborted)
         throw this.failure(`did not finish the call of ${tool}`, signal.reason, ErrorCode.toolFailed);
@@ -390,11 +407,26 @@ export class McpConnection {
     await this.container?.stop();
   }
 
-  /** `text` with every header value cut out. */
-  redact(text: string): string {
+  /** `text` with every secret of the server cut out: a remote one's header values, a stdio one's proxy credentials. */
+  redact(text: string, shortest = 1): string {
     let out = text;
-    for (const s of this.secrets) if (s.length > 0) out = out.split(s).join("[redacted]");
+    for (const s of this.secrets) if (s.length >= shortest) out = out.split(s).join("[redacted]");
     return out;
+  }
+
+  /**
+   * `value` (a tool's result) with every string in it redacted: a server's tool prints what
+   * its process holds as readily as an error does (its environment, a proxy URL, curl -v's
+   * header), and the result goes to the model. A value shorter than MIN_RESULT_SECRET is left
+   * in it: a header such as a version ("2") is no secret, and blanking it would corrupt
+   * every result that holds the character.
+   */
+  private redactedIn(value: unknown): unknown {
+    if (this.secrets.length === 0) return value;
+    if (typeof value === "string") return this.redact(value, MIN_RESULT_SECRET);
+    if (Array.isArray(value)) return value.map((v) => this.redactedIn(v));
+    if (value === null || typeof value !== "object") return value;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.redactedIn(v)]));
   }
 
   private failure(what: string, e: unknown, code: ErrorCode = ErrorCode.sandboxUnavailable): AidoError {

@@ -88,7 +88,7 @@ export async function startStdioServer(
     await removeNetwork(deps, goalId, s.name, net.egressId, "its start failed");
     throw e;
   }
-  return owned(deps, goalId, s.name, net.egressId, server);
+  return { ...owned(deps, goalId, s.name, net.egressId, server), secrets: net.secrets };
 }
 
 /**
