@@ -71,14 +71,8 @@ async function refusedSettled(held: Held[], expected: number): Promise<Held[]> {
     await sleep(25);
   await sleep(300);
   const refused = refusedOf(held);
-  expect(refused).toHaveLength(expected);
+  expect(refused, `503 replies among ${held.length} held connections`).toHaveLength(expected);
   return refused;
-}
-
-/** The refused ones leave (a client gives up on a 503); the held ones stay open. */
-async function closeRefused(held: Held[]): Promise<void> {
-  for (const h of refusedOf(held)) h.close();
-  await sleep(300);
 }
 
 /** Why the agent's connections were denied at its limit, as audited. */
@@ -95,6 +89,25 @@ const pendingOf = (agentId: string) =>
 /** Waits for a question of the agent's (asked for `requestId`'s call, when named). */
 const asks = (agentId: string, requestId?: string) =>
   until(() => pendingOf(agentId).some((p) => requestId === undefined || p.request_id === requestId));
+
+/**
+ * The refused ones of `held` leave (a client gives up on a 503), the held ones stay open; a
+ * connection with the running call `requestId`'s `password` is not starved: it reaches its
+ * own question (no reply meanwhile).
+ */
+async function runningCallAsks(
+  held: Held[],
+  port: number,
+  agentId: string,
+  password: string,
+  requestId: string,
+) {
+  for (const h of refusedOf(held)) h.close();
+  await sleep(300);
+  const mine = request(port, agentId, password, requestId);
+  await asks(agentId, requestId);
+  expect(mine.reply()).toBe("");
+}
 
 /** The clients leave: every question of the agent still open or in line ends with them. */
 async function leave(agentId: string): Promise<void> {
@@ -173,10 +186,7 @@ describe("one call's command holding connections", () => {
     await refusedSettled(first, PER_AGENT - 1);
     const second = holdLimit(port, a.id, g2.password, "two");
     await refusedSettled(second, PER_AGENT - 1);
-    await closeRefused([...first, ...second]);
-    const mine = request(port, a.id, third.password, "third");
-    await asks(a.id, "req_third");
-    expect(mine.reply()).toBe("");
+    await runningCallAsks([...first, ...second], port, a.id, third.password, "req_third");
     await leave(a.id);
     for (const c of [g1, g2, third]) c.end();
   }, 60_000);
@@ -201,10 +211,7 @@ describe("one call's command holding connections", () => {
     const refused = await refusedSettled(left, left.length - callShare(PER_AGENT, 2));
     expect(refused[0]?.reply()).toMatch(/ended calls|connections open/);
     expect(limitReasons(a.id).some((r) => r.includes("ended calls"))).toBe(true);
-    await closeRefused(left);
-    const mine = request(port, a.id, running.password, "running");
-    await asks(a.id, "req_running");
-    expect(mine.reply()).toBe("");
+    await runningCallAsks(left, port, a.id, running.password, "req_running");
     await leave(a.id);
     running.end();
   }, 60_000);
@@ -222,10 +229,7 @@ describe("the agent's own credentials while calls run", () => {
     const refused = await refusedSettled(own, own.length - callShare(PER_AGENT, 2));
     expect(refused[0]?.reply()).toMatch(/own turns/);
     expect(limitReasons(a.id).some((r) => r.includes("own credentials"))).toBe(true);
-    await closeRefused(own);
-    const mine = request(port, a.id, running.password, "running-own");
-    await asks(a.id, "req_running_own");
-    expect(mine.reply()).toBe("");
+    await runningCallAsks(own, port, a.id, running.password, "req_running_own");
     await leave(a.id);
     running.end();
   }, 60_000);
