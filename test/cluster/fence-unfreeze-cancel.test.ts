@@ -10,35 +10,17 @@
 // proxy that refuses each goal's unpauses but the last and holds the last for the test's length,
 // a real redis-server stopped for the fence.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UNFREEZE_TRIES } from "../../src/cluster/fence.js";
 import { until } from "../daemon/process.js";
-import { requireDocker } from "../support/docker.js";
-import { type EngineAnswer, type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 import { latch, type ProviderServer } from "../support/provider-server.js";
-import { withFencedGoals, within } from "./support/fenced-goals.js";
+import { useCountedUnpauses, withFencedGoals, within } from "./support/fenced-goals.js";
 import { withProvider } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 withProvider((p) => ({ server } = p));
 
-/** Once armed: how the engine answers a container's nth unpause (undefined: passed on). */
-let answerUnpause: ((n: number) => EngineAnswer | undefined) | undefined;
-const unpauses = new Map<string, number>();
-let engine: EngineProxy;
-beforeAll(async () => {
-  requireDocker();
-  engine = await engineProxy((line) => {
-    const name = /^POST \S*\/containers\/([^/]+)\/unpause$/.exec(line)?.[1];
-    if (name === undefined || answerUnpause === undefined) return undefined;
-    const n = (unpauses.get(name) ?? 0) + 1;
-    unpauses.set(name, n);
-    return answerUnpause(n);
-  });
-});
-afterAll(async () => {
-  await engine?.close();
-});
+const unpauses = useCountedUnpauses();
 
 /** The bound of the last try at the harness's 1 s lease: LAST_ANSWER_MS. */
 const LAST_BOUND_MS = 10_000;
@@ -51,12 +33,12 @@ describe("cluster mode: a goal cancelled while its last unfreeze try is out", ()
     try {
       await withFencedGoals(
         server,
-        engine,
+        unpauses.engine,
         { nodeId: "n-unfreeze-cancel", markers: [marker], ends: "cancelled", letGo: () => release.open() },
         async (f) => {
           const goalId = f.goals[0] ?? "";
           await f.fence();
-          answerUnpause = (n) => {
+          unpauses.answer = (_name, n) => {
             if (n < UNFREEZE_TRIES) return "refuse";
             if (n === UNFREEZE_TRIES) {
               lastSeen.open();
@@ -83,8 +65,7 @@ describe("cluster mode: a goal cancelled while its last unfreeze try is out", ()
         },
       );
     } finally {
-      answerUnpause = undefined;
-      unpauses.clear();
+      unpauses.disarm();
       release.open();
     }
   }, 180_000);

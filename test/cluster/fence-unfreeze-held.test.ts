@@ -11,35 +11,17 @@
 // proxy that refuses each goal's first unpauses and holds one for the test's length, a real
 // redis-server stopped for the fence.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UNFREEZE_TRIES } from "../../src/cluster/fence.js";
 import { until } from "../daemon/process.js";
-import { requireDocker } from "../support/docker.js";
-import { type EngineAnswer, type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 import { latch, type ProviderServer } from "../support/provider-server.js";
-import { containerState, withFencedGoals, within } from "./support/fenced-goals.js";
+import { containerState, useCountedUnpauses, withFencedGoals, within } from "./support/fenced-goals.js";
 import { withProvider } from "./support/file-cluster.js";
 
 let server: ProviderServer;
 withProvider((p) => ({ server } = p));
 
-/** Once armed: how the engine answers a container's nth unpause (undefined: passed on). */
-let answerUnpause: ((name: string, n: number) => EngineAnswer | undefined) | undefined;
-const unpauses = new Map<string, number>();
-let engine: EngineProxy;
-beforeAll(async () => {
-  requireDocker();
-  engine = await engineProxy((line) => {
-    const name = /^POST \S*\/containers\/([^/]+)\/unpause$/.exec(line)?.[1];
-    if (name === undefined || answerUnpause === undefined) return undefined;
-    const n = (unpauses.get(name) ?? 0) + 1;
-    unpauses.set(name, n);
-    return answerUnpause(name, n);
-  });
-});
-afterAll(async () => {
-  await engine?.close();
-});
+const unpauses = useCountedUnpauses();
 
 const paused = async (name: string) => (await containerState(name)).state === "paused";
 
@@ -51,7 +33,7 @@ describe("cluster mode: a kept goal's try again that the engine never answers", 
     try {
       await withFencedGoals(
         server,
-        engine,
+        unpauses.engine,
         { nodeId: "n-unfreeze-held", markers, letGo: () => release.open() },
         async (f) => {
           const { goals, containers } = f;
@@ -59,7 +41,7 @@ describe("cluster mode: a kept goal's try again that the engine never answers", 
           const held = containers[0];
           // The lift's unpause refused for both; the held goal's first try again held for ever, the
           // other's refused once more; the next tries pass.
-          answerUnpause = (name, n) => {
+          unpauses.answer = (name, n) => {
             if (n === 1) return "refuse";
             if (n === 2 && name === held) {
               heldSeen.open();
@@ -85,8 +67,7 @@ describe("cluster mode: a kept goal's try again that the engine never answers", 
         },
       );
     } finally {
-      answerUnpause = undefined;
-      unpauses.clear();
+      unpauses.disarm();
       release.open();
     }
   }, 180_000);
@@ -98,14 +79,14 @@ describe("cluster mode: a kept goal's try again that the engine never answers", 
     try {
       await withFencedGoals(
         server,
-        engine,
+        unpauses.engine,
         { nodeId: "n-unfreeze-last-held", markers: [marker], letGo: () => release.open() },
         async (f) => {
           const [goalId = "", container = ""] = [f.goals[0], f.containers[0]];
           const before = (await containerState(container)).id;
           await f.fence();
           // The lift's and every try but the last refused; the last held for the test's length.
-          answerUnpause = (_name, n) => {
+          unpauses.answer = (_name, n) => {
             if (n < UNFREEZE_TRIES) return "refuse";
             if (n === UNFREEZE_TRIES) {
               lastSeen.open();
@@ -128,8 +109,7 @@ describe("cluster mode: a kept goal's try again that the engine never answers", 
         },
       );
     } finally {
-      answerUnpause = undefined;
-      unpauses.clear();
+      unpauses.disarm();
       release.open();
     }
   }, 180_000);

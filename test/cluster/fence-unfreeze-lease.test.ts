@@ -8,13 +8,16 @@
 // proxy that refuses each goal's unpauses but the last and holds the last a while, a real
 // redis-server stopped for the fence; a lease of 16 s, one goal per case.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UNFREEZE_TRIES } from "../../src/cluster/fence.js";
 import { until } from "../daemon/process.js";
-import { requireDocker } from "../support/docker.js";
-import { type EngineAnswer, type EngineProxy, engineProxy } from "../support/engine-proxy.js";
 import type { ProviderServer } from "../support/provider-server.js";
-import { containerState, type FencedGoals, withFencedGoals } from "./support/fenced-goals.js";
+import {
+  containerState,
+  type FencedGoals,
+  useCountedUnpauses,
+  withFencedGoals,
+} from "./support/fenced-goals.js";
 import { withProvider } from "./support/file-cluster.js";
 
 let server: ProviderServer;
@@ -26,23 +29,7 @@ const SLOW_MS = 12_000;
 /** Past the lease. */
 const SLOWER_MS = LEASE_MS + 8_000;
 
-/** Once armed: how the engine answers a container's nth unpause (undefined: passed on). */
-let answerUnpause: ((name: string, n: number) => EngineAnswer | undefined) | undefined;
-const unpauses = new Map<string, number>();
-let engine: EngineProxy;
-beforeAll(async () => {
-  requireDocker();
-  engine = await engineProxy((line) => {
-    const name = /^POST \S*\/containers\/([^/]+)\/unpause$/.exec(line)?.[1];
-    if (name === undefined || answerUnpause === undefined) return undefined;
-    const n = (unpauses.get(name) ?? 0) + 1;
-    unpauses.set(name, n);
-    return answerUnpause(name, n);
-  });
-});
-afterAll(async () => {
-  await engine?.close();
-});
+const unpauses = useCountedUnpauses();
 
 /** Fence one goal, refuse every unfreeze try but the last, and answer the last after `lastMs`. */
 async function lastAnsweredAfter(
@@ -57,13 +44,13 @@ async function lastAnsweredAfter(
   try {
     await withFencedGoals(
       server,
-      engine,
+      unpauses.engine,
       { nodeId: `n-${marker}`, markers: [marker], leaseMs: LEASE_MS },
       async (f) => {
         const [goalId = "", container = ""] = [f.goals[0], f.containers[0]];
         const before = (await containerState(container)).id;
         await f.fence();
-        answerUnpause = (_name, n) => {
+        unpauses.answer = (_name, n) => {
           if (n < UNFREEZE_TRIES) return "refuse";
           if (n === UNFREEZE_TRIES) {
             lastSentAt = Date.now();
@@ -81,8 +68,7 @@ async function lastAnsweredAfter(
       },
     );
   } finally {
-    answerUnpause = undefined;
-    unpauses.clear();
+    unpauses.disarm();
   }
 }
 

@@ -6,53 +6,27 @@
 // agent ask side by side, each its own question; no secret reaches the audit.
 
 import { createHash } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EgressCallers } from "../../src/egress/callers.js";
-import type { EgressProxy } from "../../src/egress/types.js";
-import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
-import { CallerPorts } from "./caller-ports.js";
-import { type EgressBench, openEgressBench, run, startUpstreams, type Upstreams } from "./fixture.js";
+import { describe, expect, it } from "vitest";
+import { useCallerBench } from "./caller-ports.js";
+import { run } from "./fixture.js";
 
-let server: ProviderServer;
-let up: Upstreams;
-let bench: EgressBench;
-let proxy: EgressProxy;
-const callers = new EgressCallers();
-const ports = new CallerPorts(() => proxy);
-
-beforeAll(async () => {
-  server = await startProviderServer();
-  up = await startUpstreams();
-  bench = await openEgressBench(server, (c) => {
-    c.policy.confirm = ["network: *"];
-  });
-  proxy = bench.rt.egress.proxy((c, u, p) => callers.authenticate(c, u, p), {
-    requestOf: (c, p) => callers.requestOf(c, p),
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await proxy?.close();
-  await ports.close();
-  await bench?.close();
-  await up?.close();
-  await server?.close();
-});
+const t = useCallerBench();
+const { callers } = t;
 
 const url = (port: number, user: string, password: string) =>
   `http://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
 
 const fetchVia = (proxyUrl: string, path: string) =>
-  run("curl", ["-sS", "--max-time", "15", `http://127.0.0.2:${up.httpPort}/${path}`], {
+  run("curl", ["-sS", "--max-time", "15", `http://127.0.0.2:${t.up.httpPort}/${path}`], {
     http_proxy: proxyUrl,
   });
 
 /** The pending egress question of `agentId` about `path`'s connection, with the request id its audit entry names. */
 async function question(agentId: string, n: number): Promise<{ id: string; requestId: unknown }[]> {
   for (let i = 0; i < 300; i++) {
-    const pending = bench.rt.approvals.list({ status: "pending" }).filter((p) => p.agent_id === agentId);
+    const pending = t.bench.rt.approvals.list({ status: "pending" }).filter((p) => p.agent_id === agentId);
     if (pending.length >= n) {
-      const asked = bench.audit("approval.requested", agentId);
+      const asked = t.bench.audit("approval.requested", agentId);
       return pending.map((p) => {
         const entry = asked.find((e) => (e.payload as { approval_id?: string }).approval_id === p.id);
         return { id: p.id, requestId: (entry?.payload as { request_id?: unknown } | undefined)?.request_id };
@@ -65,9 +39,7 @@ async function question(agentId: string, n: number): Promise<{ id: string; reque
 
 describe("a call's own proxy credentials", () => {
   it("name the call while it runs, name nothing once it ended or when guessed, and never reach the audit", async () => {
-    const a = bench.agent("caller-a", ["network: 127.0.0.2:*"]);
-    const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await ports.listen(caller);
+    const { caller, port, ...a } = await t.agentWithPort("caller-a");
     const own = callers.slotOf(caller);
     const one = callers.openCall(caller, "req_one");
     const two = callers.openCall(caller, "req_two");
@@ -77,7 +49,7 @@ describe("a call's own proxy credentials", () => {
     const second = fetchVia(url(port, a.id, two.password), "two");
     const both = await question(a.id, 2);
     expect(both.map((q) => q.requestId).sort()).toEqual(["req_one", "req_two"]);
-    for (const q of both) bench.rt.approvals.respond(q.id, "allow_once", "test human");
+    for (const q of both) t.bench.rt.approvals.respond(q.id, "allow_once", "test human");
     expect((await first).stdout).toContain('"path":"/one"');
     expect((await second).stdout).toContain('"path":"/two"');
 
@@ -86,49 +58,45 @@ describe("a call's own proxy credentials", () => {
     const late = fetchVia(url(port, a.id, one.password), "late");
     const [lateQ] = await question(a.id, 1);
     expect(lateQ?.requestId).toBeUndefined();
-    bench.rt.approvals.respond(String(lateQ?.id), "deny", "test human");
+    t.bench.rt.approvals.respond(String(lateQ?.id), "deny", "test human");
     expect((await late).stdout).toMatch(/a human denied the connection/);
 
     // A secret the holder of the agent's password made up names no call.
     const guessed = fetchVia(url(port, a.id, `${own.password}.${"A".repeat(32)}`), "guessed");
     const [guessedQ] = await question(a.id, 1);
     expect(guessedQ?.requestId).toBeUndefined();
-    bench.rt.approvals.respond(String(guessedQ?.id), "deny", "test human");
+    t.bench.rt.approvals.respond(String(guessedQ?.id), "deny", "test human");
     await guessed;
 
     // A running call's secret on another agent's password: that agent's own, naming no call.
-    const b = bench.agent("caller-b", ["network: 127.0.0.2:*"]);
-    const bCaller = { goalId: b.goalId, agentId: b.id };
-    const bPort = await ports.listen(bCaller);
+    const { caller: bCaller, port: bPort, ...b } = await t.agentWithPort("caller-b");
     const bOwn = callers.slotOf(bCaller);
     const secretOfTwo = two.password.slice(two.password.indexOf(".") + 1);
     const stolen = fetchVia(url(bPort, b.id, `${bOwn.password}.${secretOfTwo}`), "stolen");
     const [stolenQ] = await question(b.id, 1);
     expect(stolenQ?.requestId).toBeUndefined();
-    bench.rt.approvals.respond(String(stolenQ?.id), "deny", "test human");
+    t.bench.rt.approvals.respond(String(stolenQ?.id), "deny", "test human");
     await stolen;
     // ... and on the call's own agent port with a wrong agent part: 407.
     const forged = await run(
       "curl",
-      ["-sS", "-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.2:${up.httpPort}/forged`],
+      ["-sS", "-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.2:${t.up.httpPort}/forged`],
       { http_proxy: url(port, a.id, `${bOwn.password}.${secretOfTwo}`) },
     );
     expect(forged.stdout).toBe("407");
     two.end();
 
     const written = JSON.stringify([
-      ...bench.audit("approval.requested"),
-      ...bench.audit("egress.open"),
-      ...bench.audit("egress.denied"),
+      ...t.bench.audit("approval.requested"),
+      ...t.bench.audit("egress.open"),
+      ...t.bench.audit("egress.denied"),
     ]);
     for (const secret of [own.password, one.password.split(".")[1], secretOfTwo, bOwn.password])
       expect(written).not.toContain(String(secret));
   }, 60_000);
 
   it("a connection that waited its turn past its call's end asks as the agent, naming no call", async () => {
-    const a = bench.agent("caller-late", ["network: 127.0.0.2:*"]);
-    const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await ports.listen(caller);
+    const { caller, port, ...a } = await t.agentWithPort("caller-late");
     const call = callers.openCall(caller, "req_ended");
     // Two connections of the call: the first asks, the second waits behind it in the call's line.
     const first = fetchVia(url(port, a.id, call.password), "first");
@@ -138,17 +106,17 @@ describe("a call's own proxy credentials", () => {
     await new Promise((r) => setTimeout(r, 300));
     // The call ends while the second waits (a process that outlived it); then the first is answered.
     call.end();
-    bench.rt.approvals.respond(String(firstQ?.id), "allow_once", "test human");
+    t.bench.rt.approvals.respond(String(firstQ?.id), "allow_once", "test human");
     expect((await first).stdout).toContain('"path":"/first"');
     const [secondQ] = await question(a.id, 1);
     expect(secondQ?.requestId).toBeUndefined();
-    expect(bench.rt.approvals.get(String(secondQ?.id)).request_id).toBeNull();
-    bench.rt.approvals.respond(String(secondQ?.id), "deny", "test human");
+    expect(t.bench.rt.approvals.get(String(secondQ?.id)).request_id).toBeNull();
+    t.bench.rt.approvals.respond(String(secondQ?.id), "deny", "test human");
     expect((await second).stdout).toMatch(/a human denied the connection/);
   }, 60_000);
 
   it("a suffix that is not a live call's secret names no call, whatever its shape (guard)", async () => {
-    const a = bench.agent("caller-shapes", ["network: 127.0.0.2:*"]);
+    const a = t.bench.agent("caller-shapes", ["network: 127.0.0.2:*"]);
     const caller = { goalId: a.goalId, agentId: a.id };
     const own = callers.slotOf(caller);
     const call = callers.openCall(caller, "req_live");

@@ -12,90 +12,126 @@
 // single MCP tool.invoke got 503s past 12.
 
 import { connect } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { callShare } from "../../src/egress/call-shares.js";
-import { EgressCallers } from "../../src/egress/callers.js";
-import type { EgressProxy } from "../../src/egress/types.js";
-import { type ProviderServer, startProviderServer } from "../support/provider-server.js";
-import { CallerPorts } from "./caller-ports.js";
-import { type EgressBench, openEgressBench, startUpstreams, type Upstreams } from "./fixture.js";
+import { useCallerBench } from "./caller-ports.js";
 
 const PER_AGENT = 4;
-let server: ProviderServer;
-let up: Upstreams;
-let bench: EgressBench;
-let proxy: EgressProxy;
-const callers = new EgressCallers();
-const ports = new CallerPorts(() => proxy);
-
-beforeAll(async () => {
-  server = await startProviderServer();
-  up = await startUpstreams();
-  bench = await openEgressBench(server, (c) => {
-    c.policy.confirm = ["network: *"];
+const t = useCallerBench(
+  (c) => {
     c.egress = { ...c.egress, maxConnectionsPerAgent: PER_AGENT };
-  });
-  proxy = bench.rt.egress.proxy((c, u, p) => callers.authenticate(c, u, p), {
-    requestOf: (c, p) => callers.requestOf(c, p),
-    callsOf: (c) => callers.callsOf(c),
-    endedCall: (c, p) => callers.endedCall(c, p),
-  });
-}, 60_000);
+  },
+  { shares: true },
+);
+const { callers, ports } = t;
 
-afterAll(async () => {
-  for (const s of ports.sockets) s.destroy();
-  await proxy?.close();
-  await ports.close();
-  await bench?.close();
-  await up?.close();
-  await server?.close();
-});
+interface Held {
+  reply: () => string;
+  close: () => void;
+}
 
 /** A plain proxied request held open; `reply` is what the proxy answered, if anything. */
-function request(port: number, user: string, password: string, path: string) {
+function request(port: number, user: string, password: string, path: string): Held {
   const s = connect(port, "127.0.0.1");
   ports.sockets.add(s);
   let reply = "";
   s.on("data", (d) => (reply += d.toString()));
   s.on("error", () => {});
   const auth = Buffer.from(`${user}:${password}`).toString("base64");
+  const target = `127.0.0.2:${t.up.httpPort}`;
   s.write(
-    `GET http://127.0.0.2:${up.httpPort}/${path} HTTP/1.1\r\nHost: 127.0.0.2:${up.httpPort}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`,
+    `GET http://${target}/${path} HTTP/1.1\r\nHost: ${target}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`,
   );
   return { reply: () => reply, close: () => s.destroy() };
 }
 
+/** As many requests as the agent may hold, all with one credentials, held open (`path` + i). */
+const holdLimit = (port: number, user: string, password: string, path: string): Held[] =>
+  Array.from({ length: PER_AGENT }, (_, i) => request(port, user, password, `${path}${i}`));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 async function until(check: () => boolean, ms = 10_000): Promise<void> {
   for (const end = Date.now() + ms; Date.now() < end; ) {
     if (check()) return;
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
   throw new Error("condition never held");
 }
 
+const refusedOf = (held: Held[]) => held.filter((h) => h.reply().includes("503"));
+
+/**
+ * Those of `held` the proxy refused with a 503, counted once `expected` of them were (10 s at
+ * most) and a settle brought no more: exactly `expected`. Counted at the first 503, as before,
+ * the count missed refusals still on their way under load.
+ */
+async function refusedSettled(held: Held[], expected: number): Promise<Held[]> {
+  for (const end = Date.now() + 10_000; Date.now() < end && refusedOf(held).length < expected; )
+    await sleep(25);
+  await sleep(300);
+  const refused = refusedOf(held);
+  expect(refused, `503 replies among ${held.length} held connections`).toHaveLength(expected);
+  return refused;
+}
+
+/** Why the agent's connections were denied at its limit, as audited. */
+const limitReasons = (agentId: string): string[] =>
+  t.bench
+    .audit("egress.denied", agentId)
+    .map((e) => e.payload as { stage: string; reason: string })
+    .filter((d) => d.stage === "limit")
+    .map((d) => d.reason);
+
+const pendingOf = (agentId: string) =>
+  t.bench.rt.approvals.list({ status: "pending" }).filter((p) => p.agent_id === agentId);
+
+/** Waits for a question of the agent's (asked for `requestId`'s call, when named). */
+const asks = (agentId: string, requestId?: string) =>
+  until(() => pendingOf(agentId).some((p) => requestId === undefined || p.request_id === requestId));
+
+/**
+ * The refused ones of `held` leave (a client gives up on a 503), the held ones stay open; a
+ * connection with the running call `requestId`'s `password` is not starved: it reaches its
+ * own question (no reply meanwhile).
+ */
+async function runningCallAsks(
+  held: Held[],
+  port: number,
+  agentId: string,
+  password: string,
+  requestId: string,
+) {
+  for (const h of refusedOf(held)) h.close();
+  await sleep(300);
+  const mine = request(port, agentId, password, requestId);
+  await asks(agentId, requestId);
+  expect(mine.reply()).toBe("");
+}
+
+/** The clients leave: every question of the agent still open or in line ends with them. */
+async function leave(agentId: string): Promise<void> {
+  for (const s of ports.sockets) s.destroy();
+  await until(() => pendingOf(agentId).length === 0);
+  await sleep(200);
+}
+
 describe("one call's command holding connections", () => {
   it("is refused beyond its share, naming the call, and another call of the agent still gets its question", async () => {
-    const a = bench.agent("share-a", ["network: 127.0.0.2:*"]);
-    const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await ports.listen(caller);
+    const { caller, port, ...a } = await t.agentWithPort("share-a");
     const greedy = callers.openCall(caller, "req_greedy");
     const other = callers.openCall(caller, "req_other");
     // The greedy call opens as many as the agent may hold; they wait for a human, held open.
-    const held = Array.from({ length: PER_AGENT }, (_, i) => request(port, a.id, greedy.password, `g${i}`));
-    await until(() => bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
-    await new Promise((r) => setTimeout(r, 300));
+    const held = holdLimit(port, a.id, greedy.password, "g");
+    await asks(a.id);
+    await sleep(300);
     // Two calls run: each may hold half.
     const share = callShare(PER_AGENT, 2);
     expect(share).toBeLessThan(PER_AGENT);
     // Its connection beyond its share is refused, naming the call, and audited.
-    await until(() => held.some((h) => h.reply().includes("503")));
-    const refused = held.filter((h) => h.reply().includes("503"));
-    expect(refused).toHaveLength(PER_AGENT - share);
+    const refused = await refusedSettled(held, PER_AGENT - share);
     expect(refused[0]?.reply()).toContain("call req_greedy");
-    const denied = bench
-      .audit("egress.denied", a.id)
-      .map((e) => e.payload as { stage: string; reason: string });
-    expect(denied.some((d) => d.stage === "limit" && d.reason.includes("call req_greedy"))).toBe(true);
+    expect(limitReasons(a.id).some((r) => r.includes("call req_greedy"))).toBe(true);
 
     // Nor can the command escape its share by speaking as the agent: it never holds the
     // agent's own password (the part before the "." is the call's key), and a secret of its
@@ -104,53 +140,35 @@ describe("one call's command holding connections", () => {
     // One at a time: the agent holds one stream below its limit.
     const asAgent = request(port, a.id, String(keyPart), "as-agent");
     await until(() => asAgent.reply().includes("407"));
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     const madeUp = request(port, a.id, `${keyPart}.${"A".repeat(32)}`, "made-up");
     await until(() => madeUp.reply().includes("407"));
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
 
     // The other call's connection is not starved: it reaches its own question.
     const mine = request(port, a.id, other.password, "other");
-    await until(() =>
-      bench.rt.approvals
-        .list({ status: "pending" })
-        .some((p) => p.agent_id === a.id && p.request_id === "req_other"),
-    );
+    await asks(a.id, "req_other");
     expect(mine.reply()).toBe("");
-    // The clients leave: every question still open or in line ends with them.
-    for (const s of ports.sockets) s.destroy();
-    await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
-    await new Promise((r) => setTimeout(r, 200));
+    await leave(a.id);
     greedy.end();
     other.end();
   }, 60_000);
 
   it("may hold all of the agent's connections while it is the agent's only running call", async () => {
-    const a = bench.agent("share-alone", ["network: 127.0.0.2:*"]);
-    const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await ports.listen(caller);
+    const { caller, port, ...a } = await t.agentWithPort("share-alone");
     const alone = callers.openCall(caller, "req_alone");
     expect(callers.callsOf(caller)).toBe(1);
-    const held = Array.from({ length: PER_AGENT }, (_, i) => request(port, a.id, alone.password, `a${i}`));
-    await until(() =>
-      bench.rt.approvals
-        .list({ status: "pending" })
-        .some((p) => p.agent_id === a.id && p.request_id === "req_alone"),
-    );
-    await new Promise((r) => setTimeout(r, 300));
+    const held = holdLimit(port, a.id, alone.password, "a");
+    await asks(a.id, "req_alone");
+    await sleep(300);
     // Every one is admitted: the first asks, the others wait their turn, none is refused.
     expect(held.map((h) => h.reply())).toEqual(Array(PER_AGENT).fill(""));
-    const denied = bench
-      .audit("egress.denied", a.id)
-      .map((e) => e.payload as { stage: string; reason: string });
-    expect(denied.filter((d) => d.stage === "limit")).toEqual([]);
+    expect(limitReasons(a.id)).toEqual([]);
     // A second call starting now gets no connection taken back from the first; the first
     // gets no new one while it holds more than its half (the agent's limit is full anyway).
     const late = callers.openCall(caller, "req_late");
     expect(callers.callsOf(caller)).toBe(2);
-    for (const s of ports.sockets) s.destroy();
-    await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
-    await new Promise((r) => setTimeout(r, 200));
+    await leave(a.id);
     alone.end();
     late.end();
     expect(callers.callsOf(caller)).toBe(0);
@@ -159,30 +177,17 @@ describe("one call's command holding connections", () => {
   it("leaves a third running call its share when two others open connections without end", async () => {
     // Three quarters a call (as before) let two greedy calls hold 3 + 1 of 4 and the third
     // was refused on arrival; a fair share (4 / 3: one each) leaves the third its own.
-    const a = bench.agent("share-three", ["network: 127.0.0.2:*"]);
-    const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await ports.listen(caller);
+    const { caller, port, ...a } = await t.agentWithPort("share-three");
     const g1 = callers.openCall(caller, "req_g1");
     const g2 = callers.openCall(caller, "req_g2");
     const third = callers.openCall(caller, "req_third");
     expect(callShare(PER_AGENT, 3)).toBe(1);
-    const first = Array.from({ length: PER_AGENT }, (_, i) => request(port, a.id, g1.password, `one${i}`));
-    await until(() => first.filter((h) => h.reply().includes("503")).length === PER_AGENT - 1);
-    const second = Array.from({ length: PER_AGENT }, (_, i) => request(port, a.id, g2.password, `two${i}`));
-    await until(() => second.filter((h) => h.reply().includes("503")).length === PER_AGENT - 1);
-    // The refused ones leave (a client gives up on a 503); the held ones stay open.
-    for (const h of [...first, ...second]) if (h.reply().includes("503")) h.close();
-    await new Promise((r) => setTimeout(r, 300));
-    const mine = request(port, a.id, third.password, "third");
-    await until(() =>
-      bench.rt.approvals
-        .list({ status: "pending" })
-        .some((p) => p.agent_id === a.id && p.request_id === "req_third"),
-    );
-    expect(mine.reply()).toBe("");
-    for (const s of ports.sockets) s.destroy();
-    await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
-    await new Promise((r) => setTimeout(r, 200));
+    const first = holdLimit(port, a.id, g1.password, "one");
+    await refusedSettled(first, PER_AGENT - 1);
+    const second = holdLimit(port, a.id, g2.password, "two");
+    await refusedSettled(second, PER_AGENT - 1);
+    await runningCallAsks([...first, ...second], port, a.id, third.password, "req_third");
+    await leave(a.id);
     for (const c of [g1, g2, third]) c.end();
   }, 60_000);
 
@@ -191,9 +196,7 @@ describe("one call's command holding connections", () => {
     // as the agent, naming no call. A command can keep them in a file of the workspace and
     // use them in a later call: before, such connections were counted against no call, so
     // they took every connection of the agent and the running call's was refused on arrival.
-    const a = bench.agent("share-ended", ["network: 127.0.0.2:*"]);
-    const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await ports.listen(caller);
+    const { caller, port, ...a } = await t.agentWithPort("share-ended");
     const old1 = callers.openCall(caller, "req_old1");
     const old2 = callers.openCall(caller, "req_old2");
     old1.end();
@@ -204,28 +207,12 @@ describe("one call's command holding connections", () => {
     const { slot } = running;
     expect(callers.endedCall(caller, `${slot.password}.${old1.secret}`)).toBe(false);
     // Two ended calls' credentials, as many connections each as the agent may hold.
-    const left = [old1, old2].flatMap((c, n) =>
-      Array.from({ length: PER_AGENT }, (_, i) => request(port, a.id, c.password, `left${n}-${i}`)),
-    );
-    const share = callShare(PER_AGENT, 2);
-    await until(() => left.filter((h) => h.reply().includes("503")).length === left.length - share);
-    expect(left.find((h) => h.reply().includes("503"))?.reply()).toMatch(/ended calls|connections open/);
-    const denied = bench
-      .audit("egress.denied", a.id)
-      .map((e) => e.payload as { stage: string; reason: string });
-    expect(denied.some((d) => d.stage === "limit" && d.reason.includes("ended calls"))).toBe(true);
-    for (const h of left) if (h.reply().includes("503")) h.close();
-    await new Promise((r) => setTimeout(r, 300));
-    const mine = request(port, a.id, running.password, "running");
-    await until(() =>
-      bench.rt.approvals
-        .list({ status: "pending" })
-        .some((p) => p.agent_id === a.id && p.request_id === "req_running"),
-    );
-    expect(mine.reply()).toBe("");
-    for (const s of ports.sockets) s.destroy();
-    await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
-    await new Promise((r) => setTimeout(r, 200));
+    const left = [old1, old2].flatMap((c, n) => holdLimit(port, a.id, c.password, `left${n}-`));
+    const refused = await refusedSettled(left, left.length - callShare(PER_AGENT, 2));
+    expect(refused[0]?.reply()).toMatch(/ended calls|connections open/);
+    expect(limitReasons(a.id).some((r) => r.includes("ended calls"))).toBe(true);
+    await runningCallAsks(left, port, a.id, running.password, "req_running");
+    await leave(a.id);
     running.end();
   }, 60_000);
 });
@@ -235,33 +222,15 @@ describe("the agent's own credentials while calls run", () => {
     // A model-driven exec of the agent writes `env > f` (its proxy password); a later call's
     // command reads f and connects as the agent, naming no call. Before, such connections
     // were counted against no call and took every connection the agent may hold.
-    const a = bench.agent("share-own", ["network: 127.0.0.2:*"]);
-    const caller = { goalId: a.goalId, agentId: a.id };
-    const port = await ports.listen(caller);
+    const { caller, port, ...a } = await t.agentWithPort("share-own");
     const running = callers.openCall(caller, "req_running_own");
     const { slot } = running;
-    const own = Array.from({ length: PER_AGENT }, (_, i) =>
-      request(port, slot.user, slot.password, `own-${i}`),
-    );
-    const share = callShare(PER_AGENT, 2);
-    await until(() => own.filter((h) => h.reply().includes("503")).length === own.length - share);
-    expect(own.find((h) => h.reply().includes("503"))?.reply()).toMatch(/own turns/);
-    const denied = bench
-      .audit("egress.denied", a.id)
-      .map((e) => e.payload as { stage: string; reason: string });
-    expect(denied.some((d) => d.stage === "limit" && d.reason.includes("own credentials"))).toBe(true);
-    for (const h of own) if (h.reply().includes("503")) h.close();
-    await new Promise((r) => setTimeout(r, 300));
-    const mine = request(port, a.id, running.password, "running-own");
-    await until(() =>
-      bench.rt.approvals
-        .list({ status: "pending" })
-        .some((p) => p.agent_id === a.id && p.request_id === "req_running_own"),
-    );
-    expect(mine.reply()).toBe("");
-    for (const s of ports.sockets) s.destroy();
-    await until(() => !bench.rt.approvals.list({ status: "pending" }).some((p) => p.agent_id === a.id));
-    await new Promise((r) => setTimeout(r, 200));
+    const own = holdLimit(port, slot.user, slot.password, "own-");
+    const refused = await refusedSettled(own, own.length - callShare(PER_AGENT, 2));
+    expect(refused[0]?.reply()).toMatch(/own turns/);
+    expect(limitReasons(a.id).some((r) => r.includes("own credentials"))).toBe(true);
+    await runningCallAsks(own, port, a.id, running.password, "req_running_own");
+    await leave(a.id);
     running.end();
   }, 60_000);
 });

@@ -7,17 +7,47 @@
 // `aido approvals`). The "internet" is a Docker network on a /28 of TEST-NET-3 of its own
 // with one upstream serving plain HTTP on 8080 (docker-upstream.ts).
 
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UPSTREAM_NETS } from "../egress/docker-upstream.js";
 import { SESSION, useEgressSession } from "./egress-session.js";
 import { textOf, until } from "./fixture.js";
 
-const { suite, start, sessionFile } = useEgressSession(UPSTREAM_NETS.mcpEgress);
+const { suite, start, sessionFile, scanEnvironments } = useEgressSession(UPSTREAM_NETS.mcpEgress);
 
 const curl = (path: string, host = "plain.test") =>
   `curl -sS --max-time 40 -o - -w ' status=%{http_code}' http://${host}:8080/${path}`;
+
+/**
+ * An exec call running `command` whose question the client is shown (elicitation) and never
+ * answers, cancelled by the client once it was asked (and `thenWaitMs` more): the call ends in
+ * an error. The human's client, once no question is left open (within `closedWithinMs`).
+ */
+async function cancelledWhileAsked(command: string, opts: { thenWaitMs?: number; closedWithinMs: number }) {
+  await start();
+  let asked = 0;
+  const client = await suite.connect({
+    args: ["--manifest", sessionFile()],
+    // The human never answers in the client.
+    elicit: () => {
+      asked++;
+      return new Promise(() => {});
+    },
+  });
+  const abort = new AbortController();
+  const call = client
+    .callTool({ name: "exec", arguments: { command } }, undefined, { signal: abort.signal, timeout: 90_000 })
+    .catch((e: Error) => e);
+  await until(() => asked === 1, 60_000);
+  if (opts.thenWaitMs) await new Promise((r) => setTimeout(r, opts.thenWaitMs));
+  abort.abort();
+  expect(await call).toBeInstanceOf(Error);
+  const human = await suite.fx.client();
+  await until(
+    async () => (await human.call("approval.list", {})).approvals.length === 0,
+    opts.closedWithinMs,
+  );
+  return human;
+}
 
 describe("a command's egress question, through the MCP face", () => {
   it("reaches the exec call that ran it through elicitation: Allow lets it through, Deny refuses it", async () => {
@@ -128,34 +158,11 @@ describe("a command's egress question, through the MCP face", () => {
 
   it("a command cannot borrow another call's credentials from that exec's environment", async () => {
     await start();
-    const client = await suite.connect({ args: ["--manifest", sessionFile()] });
-    await client.callTool({ name: "file_read", arguments: { path: "/workspace/README.md" } });
-    // Call B holds its own credentials in its environment while it sleeps.
-    const b = client.callTool({ name: "exec", arguments: { command: "sleep 8 # holder" } }, undefined, {
-      timeout: 90_000,
-    });
-    await new Promise((r) => setTimeout(r, 2000));
-    // Call A looks through every process's environment for proxy credentials not its own.
-    const scan = [
-      "import os, glob",
-      "own = os.environ.get('HTTP_PROXY')",
-      "seen = foreign = mine = 0",
-      "for f in glob.glob('/proc/[0-9]*/environ'):",
-      "    try: cmd = open(f[:-7] + 'cmdline', 'rb').read()",
-      "    except OSError: continue",
-      "    if b'holder' in cmd: seen += 1",
-      "    try: env = open(f, 'rb').read().split(b'\\0')",
-      "    except OSError: continue",
-      "    for v in env:",
-      "        if v.startswith(b'HTTP_PROXY='):",
-      "            if v[11:].decode() == own: mine += 1",
-      "            else: foreign += 1",
-      "print(f'seen={seen} foreign={foreign} mine={min(mine, 1)}')",
-    ].join("\n");
-    writeFileSync(join(suite.project, "scan.py"), scan);
-    const a = await client.callTool({ name: "exec", arguments: { command: "python3 /workspace/scan.py" } });
-    expect(textOf(a)).toMatch(/seen=[1-9]\d* foreign=0 mine=1/);
-    expect((await b).isError ?? false).toBe(false);
+    // Call B holds its own credentials in its environment while it sleeps; call A looks
+    // through every process's environment for proxy credentials not its own.
+    const { scan, holder } = await scanEnvironments();
+    expect(scan).toMatch(/seen=[1-9]\d* foreign=0 mine=1/);
+    expect(holder.isError ?? false).toBe(false);
   }, 180_000);
 
   it("a command that prints its call's secret on its own sees it blanked, like the whole password", async () => {
@@ -266,61 +273,18 @@ describe("a command's egress question, through the MCP face", () => {
   }, 240_000);
 
   it("a call cancelled while its command's connection waits for the human: the question is denied, nothing gets through", async () => {
-    await start();
-    let asked = 0;
-    const client = await suite.connect({
-      args: ["--manifest", sessionFile()],
-      // The human never answers in the client.
-      elicit: () => {
-        asked++;
-        return new Promise(() => {});
-      },
-    });
-    const abort = new AbortController();
-    const call = client
-      .callTool({ name: "exec", arguments: { command: curl("cancelled") } }, undefined, {
-        signal: abort.signal,
-        timeout: 90_000,
-      })
-      .catch((e: Error) => e);
-    await until(() => asked === 1, 60_000);
-    abort.abort();
-    expect(await call).toBeInstanceOf(Error);
-    const human = await suite.fx.client();
-    await until(async () => (await human.call("approval.list", {})).approvals.length === 0, 10_000);
+    const human = await cancelledWhileAsked(curl("cancelled"), { closedWithinMs: 10_000 });
     const [closed] = (await human.call("approval.list", { status: "all" })).approvals;
     expect(closed).toMatchObject({ tool: "egress", status: "decided", decision: "deny" });
     expect((await human.call("audit.query", { kind: "egress.open" })).entries).toEqual([]);
   }, 180_000);
 
   it("a call cancelled while a second connection of its command waits its turn: no question ends as if the client had left", async () => {
-    await start();
-    let asked = 0;
-    const client = await suite.connect({
-      args: ["--manifest", sessionFile()],
-      elicit: () => {
-        asked++;
-        return new Promise(() => {});
-      },
-    });
-    const abort = new AbortController();
-    const call = client
-      .callTool(
-        {
-          name: "exec",
-          arguments: { command: `${curl("first")} & sleep 1; ${curl("second", "other.test")}; wait` },
-        },
-        undefined,
-        { signal: abort.signal, timeout: 90_000 },
-      )
-      .catch((e: Error) => e);
-    await until(() => asked === 1, 60_000);
-    // The second connection now waits behind the first question, in the call's line.
-    await new Promise((r) => setTimeout(r, 2500));
-    abort.abort();
-    expect(await call).toBeInstanceOf(Error);
-    const human = await suite.fx.client();
-    await until(async () => (await human.call("approval.list", {})).approvals.length === 0, 20_000);
+    const human = await cancelledWhileAsked(
+      `${curl("first")} & sleep 1; ${curl("second", "other.test")}; wait`,
+      // The second connection waits behind the first question, in the call's line.
+      { thenWaitMs: 2500, closedWithinMs: 20_000 },
+    );
     await new Promise((r) => setTimeout(r, 1000));
     const closed = (await human.call("approval.list", { status: "all" })).approvals.filter(
       (a) => a.tool === "egress",

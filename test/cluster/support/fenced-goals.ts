@@ -5,18 +5,62 @@
 // the node is fenced (fence(): Redis stopped, every goal's container paused), so that it waits at
 // the fence's hold. Each test then lifts the fence (lift(): Redis back) as its engine answers,
 // and checks; withFencedGoals lets the goals finish and cleans up whatever happened.
+// useCountedUnpauses: the engine proxy those files answer each container's nth unpause with.
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Docker from "dockerode";
+import { afterAll, beforeAll } from "vitest";
 import { ClusterNode } from "../../../src/cluster/node.js";
 import type { DockerBackend } from "../../../src/sandbox/docker.js";
 import type { Harness } from "../../agent/harness.js";
 import { until } from "../../daemon/process.js";
-import type { EngineProxy } from "../../support/engine-proxy.js";
+import { requireDocker } from "../../support/docker.js";
+import { type EngineAnswer, type EngineProxy, engineProxy } from "../../support/engine-proxy.js";
 import { latch, type ProviderServer, turn } from "../../support/provider-server.js";
 import { forGoal, manifest, startRedis } from "../fixture.js";
 import { openNodeHarness } from "./node-harness.js";
+
+/** The file's engine proxy and how it answers unpauses: see useCountedUnpauses. */
+export interface CountedUnpauses {
+  /** Set before the file's first test. */
+  readonly engine: EngineProxy;
+  /** Once armed: how the engine answers container `name`'s nth unpause (undefined: passed on). */
+  answer: ((name: string, n: number) => EngineAnswer) | undefined;
+  /** Unarmed again, every container's count back at 0 (a test's end). */
+  disarm(): void;
+}
+
+/** An engine proxy (opened before the file's tests, closed after) counting each container's unpauses. */
+export function useCountedUnpauses(): CountedUnpauses {
+  const counts = new Map<string, number>();
+  let engine: EngineProxy | undefined;
+  const unpauses: CountedUnpauses = {
+    get engine() {
+      if (!engine) throw new Error("the engine proxy opens before the file's first test");
+      return engine;
+    },
+    answer: undefined,
+    disarm() {
+      unpauses.answer = undefined;
+      counts.clear();
+    },
+  };
+  beforeAll(async () => {
+    requireDocker();
+    engine = await engineProxy((line) => {
+      const name = /^POST \S*\/containers\/([^/]+)\/unpause$/.exec(line)?.[1];
+      if (name === undefined || unpauses.answer === undefined) return undefined;
+      const n = (counts.get(name) ?? 0) + 1;
+      counts.set(name, n);
+      return unpauses.answer(name, n);
+    });
+  });
+  afterAll(async () => {
+    await engine?.close();
+  });
+  return unpauses;
+}
 
 const readManifest = `${manifest()}capabilities:\n  - "tool: file_list"\n  - "tool: file_read"\n  - "file_read: /workspace/**"\n`;
 
