@@ -104,6 +104,13 @@ export interface CommandAnalysis {
    * when a command runs with its environment cleared (`env -i`, policy-variables.ts).
    */
   assignedNames: string[];
+  /**
+   * `NAME=value` (value as written) for each value the shell's own variable is given by an
+   * assignment on its own (`d=$TMPDIR`) or a for loop's word (`for d in ~`; `for d; do` is
+   * `d="$@"`); `export`,
+   * `readonly` and `local` keep theirs in their arguments. Not `read`, `getopts`, `${d:=x}`.
+   */
+  assignedValues: string[];
   functions: FunctionDef[];
   dirs: DirChange[];
   /** Files named in the options of wrappers that are not commands of their own. */

@@ -101,6 +101,8 @@ export interface WriteTarget {
   at: number;
   implied?: boolean;
   inTmpdir?: true;
+  /** What the word names is removed (ProgramWrite.removes), not only written in. */
+  removes?: true;
 }
 
 /**
@@ -154,7 +156,7 @@ export function writeTargets(c: SimpleCommand): WriteTarget[] {
               implied: true,
               ...(p.inTmpdir ? { inTmpdir: true as const } : {}),
             }
-          : { path: p.value, dynamic, at: p.at },
+          : { path: p.value, dynamic, at: p.at, ...(p.removes ? { removes: true as const } : {}) },
       );
     }
   }
@@ -278,7 +280,7 @@ const REMOVERS: ReadonlySet<string> = new Set(["rm", "rmdir", "unlink"]);
 /**
  * The argv indices of `c` whose named entry it takes out of its folder (removes, or renames
  * away): rm's, rmdir's and unlink's operands; the starting points find deletes (findDeletes,
- * with `runsRemoval`); mv's sources (every operand with `-t DIR`, else all but the last), and its
+ * with `runsRemoval`); what `tar --remove-files` and `zip -m` archive; mv's sources (every operand with `-t DIR`, else all but the last), and its
  * last with `-T`, which replaces an empty folder there. `mv $TMPDIR D` renames the folder away:
  * not a write in it.
  */
@@ -286,7 +288,8 @@ export function removedOperands(c: SimpleCommand, runsRemoval = false): number[]
   const name = commandName(c);
   if (REMOVERS.has(name)) return c.argv.map((_, at) => at).slice(1);
   if (name === "find") return findDeletes(c, runsRemoval)?.removed ?? [];
-  if (name !== "mv") return [];
+  // `tar --remove-files`, `zip -m`: what they archive (shell-writes-archives.ts).
+  if (name !== "mv") return writeTargets(c).flatMap((t) => (t.removes && t.at >= 0 ? [t.at] : []));
   const dirs = new Set(optionValues(c, "t", "target-directory", DEST_VALUE_LETTERS.mv!).map((d) => d.at));
   const ops = (fileOperands(c.argv, name) ?? operandsAt(c)).filter((o) => !dirs.has(o.at));
   const replaces = hasFlag(c, "T", "no-target-directory");

@@ -72,6 +72,7 @@ export class Analyzer {
       pipelines: [],
       redirects: [],
       assignedNames: [],
+      assignedValues: [],
       functions: [],
       dirs: [],
       wrapperFiles: [],
@@ -233,9 +234,13 @@ export class Analyzer {
     if (loop.type !== "WordIter") throw cannotJudge("a C-style for loop (bash)");
     onlyFields(loop, ["Name", "Items", "InPos"], "a for loop");
     // `for PATH in /workspace; do ...` assigns its variable like PATH=... would.
-    this.out.assignedNames.push(String((loop.Name as ShNode).Value));
+    const loopName = String((loop.Name as ShNode).Value);
+    this.out.assignedNames.push(loopName);
     const hooks = this.hooks(ctx, ctx.parentGroup);
-    for (const w of loop.Items as ShNode[]) wordValue(w, ctx.src, hooks);
+    const items = loop.Items as ShNode[];
+    // `for f; do` goes over "$@" (taken so for `for f in; do` too, which goes over nothing).
+    if (items.length === 0) this.out.assignedValues.push(`${loopName}="$@"`);
+    for (const w of items) this.out.assignedValues.push(`${loopName}=${wordValue(w, ctx.src, hooks).value}`);
     this.loop(ctx, (c) => {
       for (const s of cmd.Do as ShNode[]) this.stmt(s, c);
     });
@@ -311,7 +316,11 @@ export class Analyzer {
         ...(span ? { span } : {}),
       });
     }
-    if (args.length === 0) return;
+    if (args.length === 0) {
+      // `d=$TMPDIR` on its own sets the shell's variable (before a command, only its environment).
+      this.out.assignedValues.push(...assigns);
+      return;
+    }
     this.unfold(args, ctx.depth, {
       ctx,
       group,

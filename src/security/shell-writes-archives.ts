@@ -56,8 +56,8 @@ function tarJudge(r: Read): ProgramWrite[] {
       out.push({ value: o.value, at: o.at });
     }
   }
-  // --remove-files deletes what it archived.
-  if (is("remove-files")) out.push(...r.operands);
+  // --remove-files deletes what it archived: each operand's name is removed (a removal).
+  if (is("remove-files")) out.push(...r.operands.map((o) => ({ ...o, removes: true as const })));
   if (is("x", "extract", "get") && !is("O", "to-stdout", "to-command")) {
     // Member names come from the archive: the folder extracted into is written. -C is
     // order-sensitive and relative to the one before it; a member named before the first
@@ -271,7 +271,10 @@ export function zipWrites(argv: readonly string[]): ProgramWrite[] {
     } else files.push(word);
     prevUnknown = false;
   }
-  if (move) out.push(...(stdinNames ? [{ value: "/", at: -1 }] : files));
+  if (move)
+    out.push(
+      ...(stdinNames ? [{ value: "/", at: -1 }] : files.map((f) => ({ ...f, removes: true as const }))),
+    );
   return out;
 }
 

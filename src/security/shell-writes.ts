@@ -45,6 +45,8 @@ export interface ProgramWrite {
    * TMPDIR there (tools/exec-paths.ts). Only on a path no argument holds (`at` -1).
    */
   inTmpdir?: true;
+  /** The word's name is removed (`tar --remove-files`, `zip -m`): security/shell-operands.ts removedOperands. */
+  removes?: true;
 }
 
 const PATCH: Getopt = {

@@ -116,9 +116,13 @@ export interface KnownVars {
   splits?: boolean;
 }
 
-/** `$HOME`, `${HOME}`, `"$HOME"`, `"${HOME}"` (or TMPDIR) at the start of a word, before a `/` or its end. */
+/**
+ * `$HOME`, `${HOME}`, `"$HOME"`, `"${HOME}"` (or TMPDIR) at the start of a word, before a `/` or
+ * its end; braced, with a default too (`${TMPDIR:-/tmp}`, `${HOME-x}`, `:=`, `=`), which is the
+ * variable's value when it is set (not empty, for `:`): knownPart.
+ */
 const LEADING_VAR =
-  /^(?:\$(HOME|TMPDIR)|\$\{(HOME|TMPDIR)\}|"\$(HOME|TMPDIR)"|"\$\{(HOME|TMPDIR)\}")(?=\/|$)/;
+  /^(?:\$(HOME|TMPDIR)|\$\{(HOME|TMPDIR)(?::?[-=][^}$`"'\\]*)?\}|"\$(HOME|TMPDIR)"|"\$\{(HOME|TMPDIR)(?::?[-=][^}$`"'\\]*)?\}")(?=\/|$)/;
 
 /**
  * What a run-time word (as written) is known to name before it runs: `~/x`, `$HOME/x` and
@@ -134,7 +138,8 @@ export function knownPart(written: string, vars: KnownVars): { path: string; who
   if (tilde) {
     if (vars.splits && (leading?.[1] ?? leading?.[2]) !== undefined) return undefined;
     const value = variable === "TMPDIR" ? vars.tmpdir : vars.home;
-    if (value === undefined) return undefined;
+    // `${HOME:-D}` is D when HOME is empty: not the value.
+    if (value === undefined || (value === "" && leading?.[0].includes(":"))) return undefined;
     text = value + text.slice(leading ? leading[0].length : 1);
   } else if (/^["'][/.]/.test(text)) text = text.slice(1);
   const stop = text.search(/[$`*?[\]\\'"~]/);

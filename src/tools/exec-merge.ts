@@ -13,6 +13,7 @@ export function mergeAnalyses(first: CommandAnalysis, rest: readonly CommandAnal
     pipelines: [],
     redirects: [],
     assignedNames: [],
+    assignedValues: [],
     functions: [],
     dirs: [],
     wrapperFiles: [],
@@ -49,6 +50,7 @@ export function mergeAnalyses(first: CommandAnalysis, rest: readonly CommandAnal
     out.functions.push(...a.functions.map((f) => ({ name: f.name, body: f.body.map((k) => k + base) })));
     out.redirects.push(...a.redirects);
     out.assignedNames.push(...a.assignedNames);
+    out.assignedValues.push(...a.assignedValues);
     groupBase += maxGroup + 1;
   }
   return out;

@@ -39,7 +39,7 @@ import { passedOnPieces } from "../security/shell-writes-build.js";
 import { refuseEnvWrites } from "./exec-env-writes.js";
 import { execStartVars, type KnownVars, knownPart, knownVars, type StartVars } from "./exec-known.js";
 import { runTimeNamed } from "./exec-merge.js";
-import { cwdPath, refuseOldPwd, runsRuntimeRemoval } from "./exec-removals.js";
+import { assignedPaths, cwdPath, refuseOldPwd, runsRuntimeRemoval } from "./exec-removals.js";
 
 export { CONTAINER_HOME } from "./exec-known.js";
 
@@ -210,11 +210,16 @@ async function pathsFrom(
             await r.judge(cwd, dirs, "write", `argument ${k} of ${name}`, true, false, true);
             continue;
           }
-          if (removing && access === "write") refuseOldPwd(text, `argument ${k} of ${name}`);
+          const via = `argument ${k} of ${name}`;
+          if (removing && access === "write") {
+            refuseOldPwd(text, via);
+            // `d=$TMPDIR; rm -rf "$d"`: each known value the command gives the variable.
+            for (const p of assignedPaths(text, analysis, vars))
+              await r.judge(p, dirs, "write", via, true, false, true);
+          }
           const known = knownPart(text, vars);
           // Only a word that is the path whole names what is removed (`rm -r ~/*`: not the folder).
           const removes = removing && access === "write" && known?.whole === true;
-          const via = `argument ${k} of ${name}`;
           if (known) await r.judge(known.path, dirs, known.whole ? access : "any", via, true, false, removes);
           if (known && removes && follows) await r.judge(known.path, dirs, "write", via, true);
         }

@@ -2,11 +2,12 @@
 // folder (rm, rmdir, unlink, find -delete, mv's sources: security/shell-operands.ts
 // removedOperands), for exec-paths.ts to judge as removals: the caller's private folder itself
 // needs a grant (exec-resolver.ts). Here: what a command find runs removes of what find found,
-// and the run-time words that name the shell's folder ($PWD) or the one before it ($OLDPWD).
+// the run-time words that name the shell's folder ($PWD) or the one before it ($OLDPWD), and
+// a variable the command gives a known value (`d=$TMPDIR; rm -rf "$d"`).
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { CommandAnalysis } from "../security/shell.js";
-import { removedOperands } from "../security/shell-operands.js";
+import { commandName, removedOperands } from "../security/shell-operands.js";
 import { type KnownVars, knownPart } from "./exec-known.js";
 
 /** The shell's folder: `$PWD`, `${PWD}`, `$(pwd)`, `` `pwd -P` ``. */
@@ -62,6 +63,79 @@ export function runsRuntimeRemoval(analysis: CommandAnalysis, index: number, var
       j !== index &&
       c.wrappers.includes("find") &&
       inFind(c.group) &&
-      removedOperands(c).some((k) => c.argDynamic[k] && knownPart(c.argv[k]!, vars)?.whole !== true),
+      removedOperands(c).some(
+        (k) =>
+          c.argDynamic[k] && knownPart(c.argv[k]!, vars)?.whole !== true && mayBeFound(c.argv[k]!, analysis),
+      ),
+  );
+}
+
+/** Positional parameters (`$1`, `"$@"`, `${2}`) and find's `{}`: how find hands a command what it found. */
+const FOUND = /\$(?:[0-9@*]|\{[0-9@*])|\{\}/;
+
+/**
+ * Whether a removed run-time word may be what find found: any word but a variable the command
+ * only gives values (CommandAnalysis.assignedValues, export) none of which is a positional
+ * parameter or `{}` (`-exec sh -c 'f=$(mktemp); ...; rm -f "$f"' sh {} \;` removes its own
+ * temp file, not what find found); `read` or `getopts` give one any value.
+ */
+function mayBeFound(written: string, analysis: CommandAnalysis, depth = 0): boolean {
+  const m = VAR_LEAD.exec(written.replaceAll('"', ""));
+  const name = m?.[1] ?? m?.[2];
+  if (name === undefined || depth > MAX_VAR_CHAIN || /['\\]/.test(written)) return true;
+  const values = valuesOf(name, analysis);
+  const read = analysis.commands.some(
+    (c) => ["read", "getopts"].includes(commandName(c)) && c.argv.slice(1).includes(name),
+  );
+  if (values.length === 0 || read) return true;
+  return values.some(
+    (v) => FOUND.test(v) || (VAR_LEAD.test(v.replaceAll('"', "")) && mayBeFound(v, analysis, depth + 1)),
+  );
+}
+
+/** A word (its double quotes taken out) that is a variable whole, then a fixed rest: `$d`, `${d}/`, `"$d"/x`. */
+const VAR_LEAD = /^\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})(\/[^$`*?[\]~\\'"]*)?$/;
+/** A value the text shows whole (double quotes around it taken out). */
+const FIXED_VALUE = /^[^$`*?[\]~\\'"]+$/;
+/** How many variables deep a value is followed (`a=~; b=$a`). */
+const MAX_VAR_CHAIN = 4;
+
+/**
+ * The paths a removed run-time word names through a variable the command assigns (on its own,
+ * in a for loop's words, or by export, readonly or local: CommandAnalysis.assignedValues) a
+ * value known before it runs: a fixed path, `~`/$HOME/$TMPDIR where known (knownPart), the
+ * shell's folder (`$(pwd)`: cwdPath), or another such variable. Each value it is ever given is
+ * one it may have, which is not followed in order: `d=$TMPDIR; rm -rf "$d"` removes the
+ * private folder. A value known only at run time (`d=$(mktemp -d)`) is left to the domain.
+ */
+export function assignedPaths(
+  written: string,
+  analysis: CommandAnalysis,
+  vars: KnownVars,
+  depth = 0,
+): string[] {
+  if (depth > MAX_VAR_CHAIN || /['\\]/.test(written)) return [];
+  const m = VAR_LEAD.exec(written.replaceAll('"', ""));
+  const name = m?.[1] ?? m?.[2];
+  if (!m || name === undefined) return [];
+  const rest = m[3] ?? "";
+  return valuesOf(name, analysis).flatMap((value) => {
+    const bare = value.replace(/^"([^"]*)"$/, "$1");
+    if (FIXED_VALUE.test(bare)) return [bare + rest];
+    const known = knownPart(value, vars);
+    if (known?.whole) return [known.path + rest];
+    const cwd = cwdPath(value);
+    if (cwd !== undefined) return [cwd + rest];
+    return assignedPaths(value, analysis, vars, depth + 1).map((p) => p + rest);
+  });
+}
+
+/** Every value, as written, the command assigns to the shell variable `name`. */
+function valuesOf(name: string, analysis: CommandAnalysis): string[] {
+  const declared = analysis.commands.flatMap((c) =>
+    ["export", "readonly", "local"].includes(commandName(c)) ? c.argv.slice(1) : [],
+  );
+  return [...analysis.assignedValues, ...declared].flatMap((a) =>
+    a.startsWith(`${name}=`) ? [a.slice(name.length + 1)] : [],
   );
 }

@@ -6,7 +6,11 @@
 //     the shell's $1 is what find found, the folder among it;
 //   - rm -rf "$PWD/" ("$PWD"/., "$PWD"/..) after a known cd: the folder the shell is in;
 //   - rm -rf "$OLDPWD" after cd ~ && cd /: the folder it was in;
-//   - mv $TMPDIR D, mv ~ D: the folder renamed away (judged a plain write in the folder).
+//   - mv $TMPDIR D, mv ~ D: the folder renamed away (judged a plain write in the folder);
+//   - d=$TMPDIR; rm -rf "$d" (d=~, for d in ~, export, a chain of variables, $(pwd) after cd ~):
+//     a variable the command gives the folder's path, whose value was not followed;
+//   - rm -rf ${TMPDIR:-x}, "${HOME-x}"/: a default, which the set variable's value wins over;
+//   - tar --remove-files and zip -m: their operands were judged as written in, not removed.
 // The agent may read /workspace/** and write /workspace/out/** only.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,13 +22,28 @@ import { expectRefused, openSharedBench, readAllWriteOut, type SharedBench } fro
 
 let b: SharedBench;
 
-const PROGRAMS = ["echo", "rm", "rmdir", "unlink", "find", "sh", "mv", "cd"];
+const PROGRAMS = [
+  "echo",
+  "rm",
+  "rmdir",
+  "unlink",
+  "find",
+  "sh",
+  "mv",
+  "cd",
+  "mkdir",
+  "mktemp",
+  "cat",
+  "tar",
+  "zip",
+  "pwd",
+];
 const worker = readAllWriteOut(PROGRAMS);
 
 beforeAll(async () => {
   b = await openSharedBench({
     profiles: { worker },
-    files: { "/workspace/out/.keep": "" },
+    files: { "/workspace/out/.keep": "", "/workspace/pub/a.txt": "a\n" },
     setup: "chmod -R a+rwX /workspace",
   });
 }, 240_000);
@@ -61,6 +80,11 @@ async function expectKept(command: string, why?: RegExp): Promise<void> {
   if (why) expectRefused(b, "worker", r, "policy", why);
   else expectRefused(b, "worker", r, "capability", new RegExp(`file_write on ${tmp()} `));
   expect(await kept()).toBe("k\n");
+}
+
+/** One test per command (shown as itself): refused before anything ran, the folder kept (expectKept). */
+function refusesEach(commands: readonly string[], title = "refuses %s before anything is removed"): void {
+  it.each(commands.map((c) => [c]))(title, async (command) => expectKept(command), 60_000);
 }
 
 describe("find hands what it found to a shell that removes it", () => {
@@ -151,4 +175,60 @@ describe("renaming the folder away", () => {
     expectOk(await b.exec("worker", "mv $TMPDIR/keep /workspace/out/k2 && mv /workspace/out/k2 ~/keep"));
     expect(await kept()).toBe("k\n");
   }, 60_000);
+});
+
+describe("a variable the command gives the folder's path", () => {
+  refusesEach([
+    'd=$TMPDIR; rm -rf "$d"',
+    "d=~; rmdir $d",
+    'd="$HOME"; rm -rf "$d"/',
+    'd=@P && rm -rf "$d"',
+    'export d=$TMPDIR && rm -rf "$d"',
+    'a=~; b=$a; rm -rf "$b"',
+    'for d in /workspace/out/x ~; do rm -rf "$d"; done',
+    'cd ~ && d=$(pwd) && rm -rf "$d"',
+  ]);
+
+  it("still runs the removal of a temp folder, one in the private folder, and one in /workspace/out", async () => {
+    await keep();
+    expectOk(await b.exec("worker", 'd=$(mktemp -d) && echo x > "$d/f" && rm -rf "$d"'));
+    expectOk(await b.exec("worker", 'd=~/sub; mkdir -p "$d" && rm -rf "$d"'));
+    expectOk(await b.exec("worker", 't=/workspace/out/t; mkdir -p "$t" && rm -rf "$t"'));
+    expect(await kept()).toBe("k\n");
+  }, 60_000);
+});
+
+describe("the folder spelled with a default", () => {
+  refusesEach([["rm -rf $", "{TMPDIR:-x}"].join(""), ['rm -rf "$', '{HOME-x}"/'].join("")]);
+
+  it("judges a path under it in the private folder, which needs no grant", async () => {
+    await keep();
+    expectOk(await b.exec("worker", ["rm -f $", "{TMPDIR:-/tmp}/keep"].join("")));
+    expect(await kept()).toBe("");
+  }, 60_000);
+});
+
+describe("archivers that remove what they archive", () => {
+  refusesEach(["tar --remove-files -cf /workspace/out/p.tar @P", "zip -rm /workspace/out/p.zip @P"]);
+
+  it("still runs tar --remove-files of a file in /workspace/out", async () => {
+    expectOk(await b.exec("worker", "cd /workspace/out && echo x > f1 && tar --remove-files -cf f1.tar f1"));
+    expect(b.exists("/workspace/out/f1")).toBe(false);
+  }, 60_000);
+});
+
+describe("a shell find runs that removes only its own temp file", () => {
+  it("runs it over a folder the agent may only read", async () => {
+    const code = `f=$(mktemp); cat "$1" > "$f"; rm -f "$f"`;
+    expectOk(await b.exec("worker", `find /workspace/pub -name '*.txt' -exec sh -c '${code}' sh {} \\;`));
+  }, 60_000);
+
+  // Through a variable given $1, and a for loop over "$@".
+  refusesEach(
+    [
+      `find @P -exec sh -c 'f=$1; rm -rf "$f"' sh {} \\;`,
+      `find @P -exec sh -c 'for f; do rm -rf "$f"; done' sh {} +`,
+    ],
+    "still refuses %s, which removes what find found",
+  );
 });

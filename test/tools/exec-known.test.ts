@@ -24,6 +24,21 @@ describe("knownPart", () => {
     ["$HOME/f when the command sets HOME", "$HOME/f", homeSet, undefined],
     ["$HOMEX/f is another variable", "$HOMEX/f", confined, undefined],
     [
+      "$TMPDIR with a default, set",
+      ["$", "{TMPDIR:-/tmp}/f"].join(""),
+      confined,
+      { path: `${PRIVATE}/f`, whole: true },
+    ],
+    ["$HOME with a default, quoted", ['"$', '{HOME-x}"'].join(""), confined, { path: PRIVATE, whole: true }],
+    ["$TMPDIR with a default, unset", ["$", "{TMPDIR:-/tmp}/f"].join(""), unconfined, undefined],
+    [
+      "$HOME with a default, empty",
+      ["$", "{HOME:-/w}/f"].join(""),
+      { home: "", tmpdir: undefined },
+      undefined,
+    ],
+    ["$HOME with an alternative (not its value)", ["$", "{HOME:+/w}/f"].join(""), confined, undefined],
+    [
       "$HOME/../../workspace/x",
       "$HOME/../../workspace/x",
       confined,
