@@ -22,12 +22,11 @@ import { parseGrant } from "../../src/security/grants.js";
 import { hideSecrets } from "../../src/tools/exec.js";
 import { makeSandboxFixture, type SandboxFixture } from "../sandbox/fixture.js";
 import { bridgeGateway } from "../support/docker.js";
+import { type DockerUpstream, startDockerUpstream, UPSTREAM_NETS } from "./docker-upstream.js";
 
 const GOAL = "egress-plumbing";
 const OTHER_GOAL = "egress-plumbing-other";
-const UPSTREAM_NET = "egressnet-test-upstream";
-const UPSTREAM = "egressnet-test-upstream-http";
-const UPSTREAM_IP = "198.51.100.10";
+const UPSTREAM_IP = UPSTREAM_NETS.plumbing.ip;
 const net = [parseGrant("network: example.org")];
 /**
  * The network has no gateway: Docker still sets a default route to the address the bridge
@@ -41,6 +40,7 @@ let plumbing: EgressPlumbing;
 let sb: DockerSandbox;
 let hostServer: Server;
 let hostPort = 0;
+let upstream: DockerUpstream | undefined;
 const seen: EgressCaller[] = [];
 /** What the listener reported of connections on ports no caller holds. */
 const unheld: { egressId: string; ports: number[]; connections: number }[] = [];
@@ -101,28 +101,7 @@ beforeAll(async () => {
   hostServer = createServer((s) => s.end("host\n"));
   await new Promise<void>((r) => hostServer.listen(0, "0.0.0.0", () => r()));
   hostPort = (hostServer.address() as { port: number }).port;
-  execFileSync("sh", [
-    "-c",
-    `docker rm -f ${UPSTREAM} >/dev/null 2>&1; docker network rm ${UPSTREAM_NET} >/dev/null 2>&1; true`,
-  ]);
-  docker("network", "create", "--label", "aido.test=egress", "--subnet", "198.51.100.0/28", UPSTREAM_NET);
-  docker(
-    "run",
-    "-d",
-    "--name",
-    UPSTREAM,
-    "--label",
-    "aido.test=egress",
-    "--network",
-    UPSTREAM_NET,
-    "--ip",
-    UPSTREAM_IP,
-    fx.config.sandbox.image,
-    "python3",
-    "-m",
-    "http.server",
-    "8080",
-  );
+  upstream = await startDockerUpstream(UPSTREAM_NETS.plumbing, fx.config.sandbox.image);
   const share = await plumbing.open(GOAL);
   sb = await fx.backend.acquire(GOAL, { egressShare: share });
 }, 120_000);
@@ -131,10 +110,7 @@ afterAll(async () => {
   await plumbing?.closeAll();
   await fx?.cleanup();
   hostServer?.close();
-  execFileSync("sh", [
-    "-c",
-    `docker rm -f ${UPSTREAM} >/dev/null 2>&1; docker network rm ${UPSTREAM_NET} >/dev/null 2>&1; true`,
-  ]);
+  upstream?.close();
 });
 
 describe("a goal's egress network", () => {

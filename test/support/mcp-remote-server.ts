@@ -45,7 +45,7 @@ export interface RemoteMcpServer {
   lists(): number;
   /** With sessions: tell every connected client the tool list changed (`times` over, at once). */
   toolsChanged(times?: number): Promise<void>;
-  /** Hold every request from now on for `ms` before handling it (0: no more). */
+  /** Hold every request from now on for `ms` before handling it (0: no more, and the held go on). */
   hold(ms: number): void;
   close(): Promise<void>;
 }
@@ -140,9 +140,24 @@ export async function startRemoteMcpServer(
   };
 
   let holdMs = 0;
+  /** Ends the holds under way: a long hold does not outlive the test that set it. */
+  const held = new Set<() => void>();
+  const release = () => {
+    for (const go of held) go();
+    held.clear();
+  };
   const http: HttpServer = createServer(async (req, res) => {
     headers.push(req.headers);
-    if (holdMs > 0) await new Promise((r) => setTimeout(r, holdMs));
+    if (holdMs > 0)
+      await new Promise<void>((r) => {
+        const go = () => {
+          clearTimeout(timer);
+          held.delete(go);
+          r();
+        };
+        const timer = setTimeout(go, holdMs);
+        held.add(go);
+      });
     await (opts.sessions ? withSession(req, res) : stateless(req, res));
   });
   await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
@@ -155,6 +170,7 @@ export async function startRemoteMcpServer(
     headers,
     hold: (ms) => {
       holdMs = ms;
+      if (ms === 0) release();
     },
     lists: () => lists,
     toolsChanged: async (times = 1) => {
@@ -162,6 +178,7 @@ export async function startRemoteMcpServer(
         await Promise.all(Array.from({ length: times }, () => s.server.sendToolListChanged()));
     },
     close: async () => {
+      release();
       for (const s of sessions.values()) await s.transport.close().catch(() => undefined);
       await new Promise<void>((resolve) => {
         http.closeAllConnections();
