@@ -60,6 +60,7 @@ export const UPSTREAM_NETS = {
   mcpServerEgress: { name: "mcpnet-up", subnet: "203.0.113.64/28", ip: "203.0.113.66" },
   mcpEgress: { name: "mcpeg-up", subnet: "203.0.113.80/28", ip: "203.0.113.90" },
   mcpLandlockOff: { name: "mcpeg-off", subnet: "203.0.113.96/28", ip: "203.0.113.100" },
+  mcpSpellings: { name: "mcpsp-up", subnet: "203.0.113.112/28", ip: "203.0.113.122" },
   plumbing: { name: "egressnet-plumbing", subnet: "198.51.100.0/28", ip: "198.51.100.10" },
 } as const satisfies Record<string, UpstreamNet>;
 const subnets = Object.values(UPSTREAM_NETS).map((n) => n.subnet);

@@ -8,14 +8,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, it } from "vitest";
+import { UPSTREAM_NETS } from "../egress/docker-upstream.js";
 import { useEgressSession } from "./egress-session.js";
 import { textOf } from "./fixture.js";
 
-const { suite, start, sessionFile } = useEgressSession({
-  name: "mcpsp-up",
-  subnet: "203.0.113.112/28",
-  ip: "203.0.113.122",
-});
+const { suite, start, sessionFile } = useEgressSession(UPSTREAM_NETS.mcpSpellings);
 
 const py = (expr: string) => `$(python3 -c 'import os,sys,base64,urllib.parse as u; print(${expr})' "$p")`;
 
