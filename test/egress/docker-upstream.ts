@@ -103,8 +103,13 @@ export async function startDockerUpstream(net: UpstreamNet, image: string): Prom
   docker("network", "create", "--subnet", subnet, "--label", "aido.test=egress", name);
   const args = ["--name", container, "--label", "aido.test=egress", "--network", name, "--ip", ip];
   docker("run", "-d", ...args, "-v", `${certDir}:/certs:ro`, image, "node", "-e", SERVE);
-  // Both servers listen before the caller's first request.
-  for (let i = 0; i < 100; i++) {
+  // Both servers listen before the caller's first request; an upstream that never listens
+  // fails the set-up (a test that expects it unreachable would pass against nothing).
+  for (let i = 0; ; i++) {
+    if (i === 100) {
+      removeQuietly(container, name);
+      throw new Error(`${container} did not listen on 8080 and 8443 after 100 tries`);
+    }
     const ready = execFileSync("sh", [
       "-c",
       `docker exec ${container} python3 -c "import socket; [socket.create_connection(('127.0.0.1', p), 1) for p in (8080, 8443)]" >/dev/null 2>&1 && echo yes || true`,

@@ -276,6 +276,9 @@ describe("nothing but the relay is reachable, even without a Landlock TCP rule",
   });
 
   it("cannot reach a server on another Docker network (the test's internet)", async () => {
+    // The server is there: the host reaches it through the engine's routes.
+    const there = await fetch(`http://${UPSTREAM_IP}:8080/here`, { signal: AbortSignal.timeout(5_000) });
+    expect(await there.text()).toBe("plain-ok /here");
     const r = await sb.exec({ argv: talk(UPSTREAM_IP, 8080), confinement: "unconfined" });
     expect(r.stdout.trim()).toMatch(UNREACHABLE);
   });
