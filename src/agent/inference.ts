@@ -7,8 +7,10 @@
 // goal cap holds however many children spend at once. A provider that reports more anyway
 // broke the bound: the usage is charged (it was spent), audited as budget.overspent by the
 // ledger, and the call fails with budget_exceeded, which stops the agent; the kernel stops
-// the goal (onBudgetOverspent). With tracing on, each call is a chat span (telemetry/) with
-// its queue wait, its reservation and what was committed.
+// the goal (onBudgetOverspent). A provider that reports no input tokens (no usage at all
+// reads as zeros) is charged the call's bound, audited as budget.usage_unreported. With
+// tracing on, each call is a chat span (telemetry/) with its queue wait, its reservation
+// and what was committed.
 
 import { AidoError, ErrorCode } from "../errors.js";
 import type { AgentRecord } from "../kernel/registry.js";
@@ -49,9 +51,12 @@ export async function budgetedComplete(
     span?.end(e instanceof AidoError ? e.code : ErrorCode.internal);
     throw e;
   }
-  const used = response.usage.input_tokens + response.usage.output_tokens;
+  // Usage no real call reports (a server that sends none reads as zeros) is not believed:
+  // the call is charged its bound, else every such call would be free and no cap would hold.
+  const unreported = usageUnbelievable(response);
+  const used = unreported ? reservation.amount : response.usage.input_tokens + response.usage.output_tokens;
   try {
-    settleQuietly(() => env.budget.commit(reservation, used));
+    settleQuietly(() => env.budget.commit(reservation, used, unreported ? response.usage : undefined));
   } finally {
     // A call past its bound ends the agent: its span says so (error.type budget_exceeded).
     if (span) endChatSpan(env, agent, span, response, used, used > reservation.amount);
@@ -68,6 +73,15 @@ export async function budgetedComplete(
     throw e;
   }
   return response;
+}
+
+/**
+ * Usage the provider cannot have meant: no input tokens, when every request sends a prompt
+ * (a server that sends no usage at all reads as zeros). A lie above zero cannot be told
+ * from the truth without the provider's tokenizer; the bound still caps it.
+ */
+function usageUnbelievable(r: LlmResponse): boolean {
+  return r.usage.input_tokens <= 0;
 }
 
 /**

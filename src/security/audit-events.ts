@@ -113,6 +113,13 @@ export interface AuditPayloads {
   "budget.exceeded": { account: string; limit: number; spent: number; reserved: number; requested: number };
   /** A provider reported more than a call's bound; charged anyway, and the goal is stopped. */
   "budget.overspent": { account: string; reserved: number; actual: number; overspent: number };
+  /** A provider reported no input tokens (or no usage): the call's bound was charged instead. */
+  "budget.usage_unreported": {
+    account: string;
+    reported_input: number;
+    reported_output: number;
+    charged: number;
+  };
   "snapshot.created": { snapshot_id: string; label?: string; files?: number };
   "snapshot.restored": { snapshot_id: string; files_restored: number; files_failed: number };
   /** The oldest snapshots removed (and their packs compacted) to keep a goal's store under sandbox.snapshots_max_mb. */
@@ -316,6 +323,7 @@ const KINDS: Record<AuditKind, true> = {
   "budget.reserved": true,
   "budget.exceeded": true,
   "budget.overspent": true,
+  "budget.usage_unreported": true,
   "snapshot.created": true,
   "snapshot.restored": true,
   "snapshot.pruned": true,

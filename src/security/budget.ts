@@ -226,12 +226,30 @@ export class BudgetLedger {
    * Record real usage for a reservation, on the account and every ancestor. Usage above the
    * reservation (the call's bound was broken) is charged too, since it was spent, and
    * audited as budget.overspent in the same transaction; the caller stops what spent it.
+   * `unreported`: the usage the provider reported could not be true, so the caller charges
+   * `actualTokens` (the reservation) instead; audited as budget.usage_unreported with it.
    */
-  commit(r: Reservation, actualTokens: number): BudgetAccount {
+  commit(
+    r: Reservation,
+    actualTokens: number,
+    unreported?: { input_tokens: number; output_tokens: number },
+  ): BudgetAccount {
     tokens("actualTokens", actualTokens);
     return this.immediate(() => {
       this.settle(r, "committed", actualTokens);
       const after = this.charge(this.ancestry(r.accountId), -r.amount, actualTokens);
+      if (unreported) {
+        this.audit?.record(
+          "budget.usage_unreported",
+          {
+            account: r.accountId,
+            reported_input: unreported.input_tokens,
+            reported_output: unreported.output_tokens,
+            charged: actualTokens,
+          },
+          { goalId: after.goal_id },
+        );
+      }
       if (actualTokens > r.amount) {
         this.audit?.record(
           "budget.overspent",
