@@ -16,8 +16,9 @@
 // carve-out a child has drawn is counted over its whole life (`total_spent`), never
 // reset by a period: a reset period restores an account's own limit, never its
 // ancestors', so a subtree can never spend more in total than its ancestors allow.
-// Closing an account refunds its open reservations and returns the undrawn part of its
-// carve-out; what it spent stays charged everywhere.
+// Closing an account settles its open reservations as calls given up (charged when their
+// request was sent, refunded when not) and returns the undrawn part of its carve-out;
+// what it spent stays charged everywhere.
 //
 //   room(a)    = limit - spent - reserved - carved
 //   undrawn(c) = max(0, limit - total_spent - reserved)      (what c's parent still holds for it)
@@ -57,6 +58,9 @@ export const BUDGET_MIGRATIONS = [
   // show as spent.
   `ALTER TABLE budget_accounts ADD COLUMN total_spent INTEGER NOT NULL DEFAULT 0;
    UPDATE budget_accounts SET total_spent = spent;`,
+  // When the call's request left (ledger.markSent): from then on the provider may have spent
+  // up to the reservation, so giving the call up charges it instead of refunding it.
+  "ALTER TABLE budget_reservations ADD COLUMN sent_at INTEGER;",
 ];
 
 export interface BudgetAccount {

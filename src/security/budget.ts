@@ -7,6 +7,13 @@
 // exceeds it unless the provider broke the bound; then the excess is charged anyway
 // (it was spent) and audited as budget.overspent, and the caller stops the goal.
 //
+// A call given up (its agent stopped: abandon(), or its account closed under it) is
+// charged its reservation in full once its request was sent (markSent): the provider had
+// it and may have spent up to the bound, and we cannot know less. Refunding it let a
+// parent that had its children stopped mid-call get the room back and spend past the goal
+// cap. One that never left (queued for an inference slot) is refunded. Whichever settles
+// the reservation first (the close, or the call's own abandon or commit) counts; the other
+// is refused, as the reservation is no longer open.
 //
 // The arithmetic of a tree of accounts (limits, carve-outs, room) is in budget-accounts.ts.
 
@@ -47,6 +54,8 @@ export class BudgetLedger {
     charge: Statement;
     reserve: Statement;
     settle: Statement;
+    markSent: Statement;
+    sentAt: Statement;
   };
 
   constructor(opts: BudgetLedgerOptions) {
@@ -66,6 +75,10 @@ export class BudgetLedger {
       settle: this.db.prepare(
         "UPDATE budget_reservations SET state = ?, actual = ? WHERE id = ? AND account_id = ? AND amount = ? AND state = 'open'",
       ),
+      markSent: this.db.prepare(
+        "UPDATE budget_reservations SET sent_at = ? WHERE id = ? AND account_id = ? AND state = 'open'",
+      ),
+      sentAt: this.db.prepare("SELECT sent_at FROM budget_reservations WHERE id = ?").pluck(),
     };
   }
 
@@ -181,8 +194,26 @@ export class BudgetLedger {
   }
 
   /**
-   * Close an account and, first, its open descendants: open reservations are refunded and
-   * the undrawn part of the carve-out returns to the parent. What was spent stays charged.
+   * The call's request is about to be sent: from now on giving it up charges its
+   * reservation (see the header). False when the reservation is no longer open (its account
+   * was closed meanwhile): the request must not be sent, since nothing would pay for it.
+   */
+  markSent(r: Reservation): boolean {
+    return this.stmt.markSent.run(this.now(), r.id, r.accountId).changes === 1;
+  }
+
+  /**
+   * Settle a reservation whose call was given up: charged in full (audited as
+   * budget.charged_aborted) when its request was sent, refunded when it never left.
+   */
+  abandon(r: Reservation): BudgetAccount {
+    return this.immediate(() => this.abandonOne(r));
+  }
+
+  /**
+   * Close an account and, first, its open descendants: open reservations are settled as
+   * abandoned calls (charged if sent, refunded if not) and the undrawn part of the
+   * carve-out returns to the parent. What was spent stays charged.
    */
   close(accountId: string): void {
     this.immediate(() => this.closeOne(accountId));
@@ -225,10 +256,7 @@ export class BudgetLedger {
       this.db,
       "SELECT id, amount FROM budget_reservations WHERE account_id = ? AND state = 'open'",
     ).all(accountId) as { id: number; amount: number }[];
-    for (const r of open) {
-      this.settle({ id: r.id, accountId, amount: r.amount }, "refunded", null);
-      this.charge(this.ancestry(accountId), -r.amount, 0);
-    }
+    for (const r of open) this.abandonOne({ id: r.id, accountId, amount: r.amount });
     const after = this.get(accountId);
     if (after.parent_id !== null) {
       prepared(this.db, "UPDATE budget_accounts SET carved = carved - ? WHERE id = ?").run(
@@ -237,6 +265,21 @@ export class BudgetLedger {
       );
     }
     prepared(this.db, "UPDATE budget_accounts SET closed = 1 WHERE id = ?").run(accountId);
+  }
+
+  private abandonOne(r: Reservation): BudgetAccount {
+    if (this.stmt.sentAt.get(r.id) == null) {
+      this.settle(r, "refunded", null);
+      return this.charge(this.ancestry(r.accountId), -r.amount, 0);
+    }
+    this.settle(r, "committed", r.amount);
+    const after = this.charge(this.ancestry(r.accountId), -r.amount, r.amount);
+    this.audit?.record(
+      "budget.charged_aborted",
+      { account: r.accountId, reservation_id: r.id, charged: r.amount },
+      { goalId: after.goal_id },
+    );
+    return after;
   }
 
   /** Move a reservation out of 'open', or refuse (unknown, already settled, wrong account). */
