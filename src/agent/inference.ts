@@ -2,7 +2,9 @@
 // the summaries of its context) reserves the most it can cost on its budget account first
 // (llm/token-bound.ts: the UTF-8 bytes of everything sent, framing, max_tokens), goes
 // through the shared scheduler, commits the real usage after, and is refunded when it
-// fails. A refused reservation is budget_exceeded before anything is sent: no call is made
+// fails. A call given up because its agent stopped is charged its reservation if its
+// request was sent (the provider may have spent up to it; security/budget.ts), refunded if
+// it never left its queue. A refused reservation is budget_exceeded before anything is sent: no call is made
 // on credit. Since a call following the bound can never cost more than it reserved, the
 // goal cap holds however many children spend at once. A provider that reports more anyway
 // broke the bound: the usage is charged (it was spent), audited as budget.overspent by the
@@ -39,15 +41,17 @@ export async function budgetedComplete(
   let response: LlmResponse;
   try {
     let waitMs: number;
-    ({ response, waitMs } = await env.scheduler.complete(
-      agent.id,
-      client,
-      req,
-      env.beforeModelCall ? () => env.beforeModelCall?.(agent) ?? Promise.resolve() : undefined,
-    ));
+    ({ response, waitMs } = await env.scheduler.complete(agent.id, client, req, {
+      ...(env.beforeModelCall ? { beforeSend: () => env.beforeModelCall?.(agent) ?? Promise.resolve() } : {}),
+      sending: () => env.budget.markSent(reservation),
+    }));
     span?.set({ [Attr.queueWaitMs]: waitMs });
   } catch (e) {
-    settleQuietly(() => env.budget.refund(reservation));
+    // Given up (the agent stopped): charged if the request was sent, refunded if it never
+    // left. Failed otherwise (the provider refused it): refunded.
+    settleQuietly(() =>
+      req.signal?.aborted ? env.budget.abandon(reservation) : env.budget.refund(reservation),
+    );
     span?.end(e instanceof AidoError ? e.code : ErrorCode.internal);
     throw e;
   }
@@ -86,8 +90,8 @@ function usageUnbelievable(r: LlmResponse): boolean {
 
 /**
  * The agent may have been stopped while its call was in flight, which closed its account
- * and refunded the reservation already; settling it again is refused by the ledger and
- * there is nothing left to do. Anything else (audit failure) still surfaces.
+ * and settled the reservation already (charged if sent, refunded if not); settling it
+ * again is refused by the ledger and there is nothing left to do: exactly one counts. Anything else (audit failure) still surfaces.
  */
 function settleQuietly(fn: () => unknown): void {
   try {

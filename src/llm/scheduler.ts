@@ -48,6 +48,17 @@ export interface ScheduledCompletion {
  */
 export type SharedSlot = (provider: string, signal?: AbortSignal) => Promise<() => void>;
 
+/** What the caller does around the send, once the call holds its slot(s). */
+export interface SendHooks {
+  /** Awaited before anything is sent (cluster mode marks the goal's first model call). */
+  beforeSend?: () => Promise<void>;
+  /**
+   * Called just before the request leaves, with nothing awaited in between (the budget
+   * marks the reservation sent); false: the call is given up and nothing is sent.
+   */
+  sending?: () => boolean;
+}
+
 export interface InferenceSchedulerOptions {
   maxConcurrent: number;
   onEvent?: (e: InferenceEvent) => void;
@@ -83,12 +94,11 @@ export class InferenceScheduler {
     return new InferenceScheduler(opts);
   }
 
-  /** `beforeSend` is awaited once the call holds its slot, before anything is sent. */
   async complete(
     agentId: string,
     client: LlmClient,
     req: CompletionRequest,
-    beforeSend?: () => Promise<void>,
+    hooks: SendHooks = {},
   ): Promise<ScheduledCompletion> {
     const provider = client.provider;
     const model = req.model ?? client.model;
@@ -100,7 +110,7 @@ export class InferenceScheduler {
       if (signal?.aborted) throw cancelledWhileQueued(agentId, provider);
       const release = await this.#sharedSlot?.(provider, signal);
       try {
-        return await this.#send(agentId, client, req, provider, model, limit, queuedAt, beforeSend);
+        return await this.#send(agentId, client, req, provider, model, limit, queuedAt, hooks);
       } finally {
         release?.();
       }
@@ -125,10 +135,13 @@ export class InferenceScheduler {
     model: string,
     limit: LimitFunction,
     queuedAt: number,
-    beforeSend: (() => Promise<void>) | undefined,
+    hooks: SendHooks,
   ): Promise<ScheduledCompletion> {
     const waitMs = Math.round(performance.now() - queuedAt);
-    await beforeSend?.();
+    await hooks.beforeSend?.();
+    // Cancelled while the hook ran: nothing is sent. From here to the send nothing is
+    // awaited, so a call is either given up unsent or marked sent before it leaves.
+    if (req.signal?.aborted || hooks.sending?.() === false) throw cancelledWhileQueued(agentId, provider);
     this.#emit({
       type: "inference.started",
       agentId,

@@ -120,6 +120,8 @@ export interface AuditPayloads {
     reported_output: number;
     charged: number;
   };
+  /** A call given up after its request was sent (its agent stopped): its reservation was charged. */
+  "budget.charged_aborted": { account: string; reservation_id: number; charged: number };
   "snapshot.created": { snapshot_id: string; label?: string; files?: number };
   "snapshot.restored": { snapshot_id: string; files_restored: number; files_failed: number };
   /** The oldest snapshots removed (and their packs compacted) to keep a goal's store under sandbox.snapshots_max_mb. */
@@ -324,6 +326,7 @@ const KINDS: Record<AuditKind, true> = {
   "budget.exceeded": true,
   "budget.overspent": true,
   "budget.usage_unreported": true,
+  "budget.charged_aborted": true,
   "snapshot.created": true,
   "snapshot.restored": true,
   "snapshot.pruned": true,

@@ -7,126 +7,39 @@
 // exceeds it unless the provider broke the bound; then the excess is charged anyway
 // (it was spent) and audited as budget.overspent, and the caller stops the goal.
 //
-// Accounts form a tree per goal; the root is the goal's account and its limit the goal
-// cap. What any account reserves or spends is charged at that moment to the account AND
-// every ancestor up to the root: an ancestor's `spent` and `reserved` are its whole
-// subtree's, so no account's numbers ever hide what was spent below it, and a refusal at
-// any level stops the spend.
+// A call given up (its agent stopped: abandon(), or its account closed under it) is
+// charged its reservation in full once its request was sent (markSent): the provider had
+// it and may have spent up to the bound, and we cannot know less. Refunding it let a
+// parent that had its children stopped mid-call get the room back and spend past the goal
+// cap. One that never left (queued for an inference slot) is refunded. Whichever settles
+// the reservation first (the close, or the call's own abandon or commit) counts; the other
+// is refused, as the reservation is no longer open.
 //
-// A child's limit is carved out of its parent's room when it opens. The carve-out is a
-// promise: while the child spends inside it, the parent's room does not move (the spend
-// moves from `carved` to `spent`); what the child spends beyond it (a call that cost more
-// than it reserved, or spending again after its own reset period) must fit in the
-// parent's room, and in every ancestor's, like the parent's own spending. How much of a
-// carve-out a child has drawn is counted over its whole life (`total_spent`), never
-// reset by a period: a reset period restores an account's own limit, never its
-// ancestors', so a subtree can never spend more in total than its ancestors allow.
-// Closing an account refunds its open reservations and returns the undrawn part of its
-// carve-out; what it spent stays charged everywhere.
-//
-//   room(a)    = limit - spent - reserved - carved
-//   undrawn(c) = max(0, limit - total_spent - reserved)      (what c's parent still holds for it)
-//   carved(p)  = sum of undrawn(c) over p's open children
-//
-// A reservation of r at account x needs room(x) >= r and, at each ancestor a above its
-// child c on the path, room(a) >= max(0, r - undrawn(c)).
+// The arithmetic of a tree of accounts (limits, carve-outs, room) is in budget-accounts.ts.
 
 import { type Db, migrate, prepared, type Statement } from "../db/database.js";
 import { AidoError, ErrorCode, isAidoError } from "../errors.js";
 import type { AuditLog } from "./audit.js";
 import type { AuditPayloads } from "./audit-events.js";
+import {
+  BUDGET_MIGRATIONS,
+  type BudgetAccount,
+  needsOf,
+  type OpenAccount,
+  type Reservation,
+  requireTokens,
+  roomOf,
+  undrawnOf,
+} from "./budget-accounts.js";
 
-const MIGRATIONS = [
-  `CREATE TABLE budget_accounts (
-     id TEXT PRIMARY KEY,
-     parent_id TEXT REFERENCES budget_accounts (id),
-     goal_id TEXT NOT NULL,
-     limit_tokens INTEGER NOT NULL,
-     spent INTEGER NOT NULL DEFAULT 0,
-     reserved INTEGER NOT NULL DEFAULT 0,
-     carved INTEGER NOT NULL DEFAULT 0,
-     period_seconds INTEGER,
-     period_start INTEGER NOT NULL,
-     closed INTEGER NOT NULL DEFAULT 0
-   );
-   CREATE UNIQUE INDEX budget_goal_root ON budget_accounts (goal_id) WHERE parent_id IS NULL AND closed = 0;
-   CREATE INDEX budget_children ON budget_accounts (parent_id);
-   CREATE TABLE budget_reservations (
-     id INTEGER PRIMARY KEY AUTOINCREMENT,
-     account_id TEXT NOT NULL REFERENCES budget_accounts (id),
-     amount INTEGER NOT NULL,
-     state TEXT NOT NULL,
-     actual INTEGER,
-     created_at INTEGER NOT NULL
-   );
-   CREATE INDEX budget_open_reservations ON budget_reservations (account_id) WHERE state = 'open';`,
-  // Spending is charged to every ancestor when it happens (see the header); total_spent is
-  // the lifetime figure a reset period does not clear. Rows from before it count what they
-  // show as spent.
-  `ALTER TABLE budget_accounts ADD COLUMN total_spent INTEGER NOT NULL DEFAULT 0;
-   UPDATE budget_accounts SET total_spent = spent;`,
-];
-
-export interface BudgetAccount {
-  id: string;
-  parent_id: string | null;
-  goal_id: string;
-  limit_tokens: number;
-  /** Spent by this account and its subtree in the current period. */
-  spent: number;
-  /** Spent by this account and its subtree since it opened; no period clears it. */
-  total_spent: number;
-  /** Open reservations of this account and its subtree. */
-  reserved: number;
-  /** The undrawn part of its open children's carve-outs. */
-  carved: number;
-  period_seconds: number | null;
-  period_start: number;
-  closed: number;
-}
-
-export interface Reservation {
-  id: number;
-  accountId: string;
-  amount: number;
-}
-
-export interface OpenAccount {
-  goalId: string;
-  limit: number;
-  /** Omit for the goal's root account (the goal-level cap). */
-  parentId?: string;
-  /** The account's own spent resets to 0 at the first reserve after each period. */
-  periodSeconds?: number;
-}
+export type { BudgetAccount, OpenAccount, Reservation } from "./budget-accounts.js";
+export { roomOf } from "./budget-accounts.js";
 
 export interface BudgetLedgerOptions {
   db: Db;
   /** When given, refusals are recorded as budget.exceeded. */
   audit?: AuditLog;
   now?: () => number;
-}
-
-export function roomOf(a: BudgetAccount): number {
-  return a.limit_tokens - a.spent - a.reserved - a.carved;
-}
-
-/** What of a child's carve-out its parent still holds for it: lifetime, no period restores it. */
-function undrawnOf(a: BudgetAccount): number {
-  return Math.max(0, a.limit_tokens - a.total_spent - a.reserved);
-}
-
-function tokens(what: string, n: number, allowZero = true): number {
-  if (!Number.isSafeInteger(n) || n < 0 || (!allowZero && n === 0)) {
-    throw new AidoError(
-      ErrorCode.invalidInput,
-      `${what} must be a ${allowZero ? "non-negative" : "positive"} integer of tokens, got ${n}`,
-      {
-        field: what,
-      },
-    );
-  }
-  return n;
 }
 
 export class BudgetLedger {
@@ -141,13 +54,15 @@ export class BudgetLedger {
     charge: Statement;
     reserve: Statement;
     settle: Statement;
+    markSent: Statement;
+    sentAt: Statement;
   };
 
   constructor(opts: BudgetLedgerOptions) {
     this.db = opts.db;
     this.audit = opts.audit;
     this.now = opts.now ?? Date.now;
-    migrate(this.db, "budget", MIGRATIONS);
+    migrate(this.db, "budget", BUDGET_MIGRATIONS);
     this.tx = this.db.transaction((fn: () => unknown) => fn()).immediate;
     this.stmt = {
       find: this.db.prepare("SELECT * FROM budget_accounts WHERE id = ?"),
@@ -160,13 +75,17 @@ export class BudgetLedger {
       settle: this.db.prepare(
         "UPDATE budget_reservations SET state = ?, actual = ? WHERE id = ? AND account_id = ? AND amount = ? AND state = 'open'",
       ),
+      markSent: this.db.prepare(
+        "UPDATE budget_reservations SET sent_at = ? WHERE id = ? AND account_id = ? AND state = 'open'",
+      ),
+      sentAt: this.db.prepare("SELECT sent_at FROM budget_reservations WHERE id = ?").pluck(),
     };
   }
 
   /** Open an account; a child's limit is carved from its parent's room or refused. */
   open(id: string, o: OpenAccount): BudgetAccount {
-    tokens("limit", o.limit);
-    if (o.periodSeconds !== undefined) tokens("periodSeconds", o.periodSeconds, false);
+    requireTokens("limit", o.limit);
+    if (o.periodSeconds !== undefined) requireTokens("periodSeconds", o.periodSeconds, false);
     return this.immediate(() => {
       if (this.find(id))
         throw new AidoError(ErrorCode.invalidInput, `budget account ${id} already exists`, { account: id });
@@ -212,7 +131,7 @@ export class BudgetLedger {
 
   /** Hold `estimate` tokens on the account and every ancestor; budget_exceeded when any level lacks room. */
   reserve(accountId: string, estimate: number): Reservation {
-    tokens("estimate", estimate);
+    requireTokens("estimate", estimate);
     return this.immediate(() => {
       const chain = this.chain(accountId);
       this.requireRoom(chain, needsOf(chain, estimate), estimate);
@@ -234,7 +153,7 @@ export class BudgetLedger {
     actualTokens: number,
     unreported?: { input_tokens: number; output_tokens: number },
   ): BudgetAccount {
-    tokens("actualTokens", actualTokens);
+    requireTokens("actualTokens", actualTokens);
     return this.immediate(() => {
       this.settle(r, "committed", actualTokens);
       const after = this.charge(this.ancestry(r.accountId), -r.amount, actualTokens);
@@ -275,8 +194,26 @@ export class BudgetLedger {
   }
 
   /**
-   * Close an account and, first, its open descendants: open reservations are refunded and
-   * the undrawn part of the carve-out returns to the parent. What was spent stays charged.
+   * The call's request is about to be sent: from now on giving it up charges its
+   * reservation (see the header). False when the reservation is no longer open (its account
+   * was closed meanwhile): the request must not be sent, since nothing would pay for it.
+   */
+  markSent(r: Reservation): boolean {
+    return this.stmt.markSent.run(this.now(), r.id, r.accountId).changes === 1;
+  }
+
+  /**
+   * Settle a reservation whose call was given up: charged in full (audited as
+   * budget.charged_aborted) when its request was sent, refunded when it never left.
+   */
+  abandon(r: Reservation): BudgetAccount {
+    return this.immediate(() => this.abandonOne(r));
+  }
+
+  /**
+   * Close an account and, first, its open descendants: open reservations are settled as
+   * abandoned calls (charged if sent, refunded if not) and the undrawn part of the
+   * carve-out returns to the parent. What was spent stays charged.
    */
   close(accountId: string): void {
     this.immediate(() => this.closeOne(accountId));
@@ -319,10 +256,7 @@ export class BudgetLedger {
       this.db,
       "SELECT id, amount FROM budget_reservations WHERE account_id = ? AND state = 'open'",
     ).all(accountId) as { id: number; amount: number }[];
-    for (const r of open) {
-      this.settle({ id: r.id, accountId, amount: r.amount }, "refunded", null);
-      this.charge(this.ancestry(accountId), -r.amount, 0);
-    }
+    for (const r of open) this.abandonOne({ id: r.id, accountId, amount: r.amount });
     const after = this.get(accountId);
     if (after.parent_id !== null) {
       prepared(this.db, "UPDATE budget_accounts SET carved = carved - ? WHERE id = ?").run(
@@ -331,6 +265,21 @@ export class BudgetLedger {
       );
     }
     prepared(this.db, "UPDATE budget_accounts SET closed = 1 WHERE id = ?").run(accountId);
+  }
+
+  private abandonOne(r: Reservation): BudgetAccount {
+    if (this.stmt.sentAt.get(r.id) == null) {
+      this.settle(r, "refunded", null);
+      return this.charge(this.ancestry(r.accountId), -r.amount, 0);
+    }
+    this.settle(r, "committed", r.amount);
+    const after = this.charge(this.ancestry(r.accountId), -r.amount, r.amount);
+    this.audit?.record(
+      "budget.charged_aborted",
+      { account: r.accountId, reservation_id: r.id, charged: r.amount },
+      { goalId: after.goal_id },
+    );
+    return after;
   }
 
   /** Move a reservation out of 'open', or refuse (unknown, already settled, wrong account). */
@@ -462,13 +411,4 @@ export class BudgetLedger {
       throw e;
     }
   }
-}
-
-/**
- * What a reservation of `r` at chain[0] takes from each account's room: all of it at the
- * account itself; at an ancestor, only what the child below it on the path has no
- * undrawn carve-out left for.
- */
-function needsOf(chain: readonly BudgetAccount[], r: number): number[] {
-  return chain.map((_, i) => (i === 0 ? r : Math.max(0, r - undrawnOf(chain[i - 1] as BudgetAccount))));
 }

@@ -25,7 +25,7 @@ const CHILDREN = ["helper", "helper2", "helper3", "helper4", "helper5"];
 const CHILD_LIMIT = 7500;
 
 describe("a goal whose root and children have reset periods", () => {
-  it("stops at the goal cap with five children spending in parallel past their own limits, and the goal's account holds exactly what the provider reported", async () => {
+  it("stops at the goal cap with five children spending in parallel past their own limits, and the goal's account holds exactly what the provider reported and the bounds of the calls its stop gave up", async () => {
     h = await openHarness(server, {
       env: { AIDO_SPAWN_BATCH_CAP: "5" },
       config: (c) => (c.limits.goalMaxTokens = 60_000),
@@ -72,8 +72,13 @@ describe("a goal whose root and children have reset periods", () => {
 
     const goal = h.rt.budget.get(`goal:${goal_id}`);
     const reported = s.usage.input_tokens + s.usage.output_tokens;
-    expect(goal.spent).toBe(reported);
-    expect(goal.total_spent).toBe(reported);
+    // The calls still in flight when the cap stopped the goal were sent: each is charged its
+    // bound (budget.charged_aborted; test/redteam/budget-aborted.test.ts), never refunded.
+    const givenUp = h.rt.audit
+      .query({ goal_id, kind: "budget.charged_aborted" })
+      .reduce((n, e) => n + (e.payload as { charged: number }).charged, 0);
+    expect(goal.spent).toBe(reported + givenUp);
+    expect(goal.total_spent).toBe(reported + givenUp);
     expect(goal.spent).toBeLessThanOrEqual(60_000);
     expect(goal).toMatchObject({ reserved: 0, carved: 0, closed: 1 });
     // The children spent past their own limit (resets happened), yet not past the goal.
