@@ -4,6 +4,8 @@
 // and what a node says of how that Redis keeps its data (cluster.status, the join log).
 
 import { AidoError, ErrorCode } from "../errors.js";
+import { blankSecrets } from "../security/blank-secrets.js";
+import { urlPassword } from "../security/url-password.js";
 
 /**
  * The URL with any password replaced by "***"; a user name without a password (where a
@@ -23,22 +25,14 @@ export function redactRedisUrl(url: string): string {
 
 /**
  * `text` (an error Redis or its client gave) with the password of `url` replaced by "***"
- * wherever it appears, as given or URL-encoded: no answer or log line echoes it.
+ * wherever it appears, as given or URL-encoded (security/blank-secrets.ts: a password of
+ * fewer than 4 characters only where it stands as a word, so "ab" leaves "about" whole);
+ * a URL with a user name and no password has the user name (a hosted Redis's token) so
+ * replaced: a Redis 7.2 NOPERM names the user.
  */
 export function withoutRedisSecret(text: string, url: string): string {
-  let secret = "";
-  try {
-    const u = new URL(url);
-    secret = u.password !== "" ? u.password : u.username;
-  } catch {
-    return text;
-  }
-  if (secret === "") return text;
-  let decoded = secret;
-  try {
-    decoded = decodeURIComponent(secret);
-  } catch {}
-  return text.split(secret).join("***").split(decoded).join("***");
+  const { secrets, user } = urlPassword(url);
+  return blankSecrets(text, secrets.length > 0 ? secrets : user, "***");
 }
 
 /**

@@ -1,13 +1,13 @@
 // humansandbox/scrub.ts — keeps the values of a sandbox's `env` (and the credentials Aido
 // makes for a run: its proxy password, "[hidden]") out of everything Aido writes or shows. Output is cut into lines (a value cannot hide across a chunk border
 // inside a line) and every occurrence of a value becomes "[env:NAME]". Values shorter
-// than 4 characters are not scrubbed: replacing every "1" or "on" would wreck the output
+// than 4 characters (MIN_SECRET_LENGTH) are not scrubbed: replacing every "1" or "on" would wreck the output
 // and hide nothing worth hiding (docs/sandbox-cli.md says so).
 
 import { StringDecoder } from "node:string_decoder";
+import { blankMarked, MIN_SECRET_LENGTH } from "../security/blank-secrets.js";
 import { inert, inertLines } from "../security/terminal-text.js";
 
-export const MIN_SCRUB_LENGTH = 4;
 /** A line longer than this is passed on in pieces (a value cut at a piece border may show). */
 const MAX_LINE_CHARS = 64 * 1024;
 
@@ -16,22 +16,18 @@ export class Scrubber {
 
   constructor(env: Record<string, string>) {
     this.pairs = Object.entries(env)
-      .filter(([, v]) => v.length >= MIN_SCRUB_LENGTH)
-      .flatMap(([name, value]) => spellings(value).map((v): [string, string] => [v, `[env:${name}]`]))
-      .sort((a, b) => b[0].length - a[0].length);
+      .filter(([, v]) => v.length >= MIN_SECRET_LENGTH)
+      .flatMap(([name, value]) => spellings(value).map((v): [string, string] => [v, `[env:${name}]`]));
   }
 
   /** Also hide `value` (a credential Aido made, e.g. a run's proxy password) as "[hidden]". */
   hide(value: string): void {
-    if (value.length < MIN_SCRUB_LENGTH) return;
+    if (value.length < MIN_SECRET_LENGTH) return;
     for (const v of spellings(value)) this.pairs.push([v, "[hidden]"]);
-    this.pairs.sort((a, b) => b[0].length - a[0].length);
   }
 
   scrub(text: string): string {
-    let out = text;
-    for (const [value, mark] of this.pairs) if (out.includes(value)) out = out.split(value).join(mark);
-    return out;
+    return blankMarked(text, this.pairs);
   }
 }
 

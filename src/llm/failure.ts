@@ -6,6 +6,8 @@
 
 import type { ProviderName } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
+import { blankSecrets } from "../security/blank-secrets.js";
+import { urlPassword } from "../security/url-password.js";
 import { responseTooLarge } from "./http-fetch.js";
 
 export type Failure =
@@ -99,13 +101,6 @@ export interface CallSite {
   secrets?: readonly string[];
 }
 
-/** `text` with each of `secrets` (from 4 characters) replaced by "***". */
-function withoutSecrets(text: string, secrets: readonly string[] = []): string {
-  let out = text;
-  for (const s of secrets) if (s.length >= 4) out = out.split(s).join("***");
-  return out;
-}
-
 /**
  * The error a caller sees for failure `f` at `site`: no secret of the site in its text, the
  * API key nor the password of its base URL (`https://user:pw@host`, a provider behind a proxy
@@ -115,30 +110,8 @@ function withoutSecrets(text: string, secrets: readonly string[] = []): string {
 export function failureError(site: CallSite, f: Failure, attempts: number): AidoError {
   const url = urlPassword(site.baseURL);
   const e = describeFailure({ ...site, baseURL: url.shown }, f, attempts);
-  e.message = withoutSecrets(e.message, [...(site.secrets ?? []), ...url.secrets]);
+  e.message = blankSecrets(e.message, [...(site.secrets ?? []), ...url.secrets], "***");
   return e;
-}
-
-/**
- * `url` with its password shown as "***", and that password as written and decoded; a text
- * that is no URL has what stands between "//user:" and "@" so shown (providers.ts names a
- * base URL it refuses).
- */
-export function urlPassword(url: string): { shown: string; secrets: string[] } {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return { shown: url.replace(/(\/\/[^/:@]*:)[^/@]*@/, "$1***@"), secrets: [] };
-  }
-  if (u.password === "") return { shown: url, secrets: [] };
-  const written = u.password;
-  let decoded = written;
-  try {
-    decoded = decodeURIComponent(written);
-  } catch {}
-  u.password = "***";
-  return { shown: u.toString(), secrets: [written, decoded] };
 }
 
 function describeFailure(site: CallSite, f: Failure, attempts: number): AidoError {

@@ -5,8 +5,9 @@
 
 import type { Config, ProviderName } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
+import { urlPassword } from "../security/url-password.js";
 import { AnthropicClient } from "./anthropic.js";
-import { type CallSite, urlPassword } from "./failure.js";
+import type { CallSite } from "./failure.js";
 import { OpenAIChatClient } from "./openai-chat.js";
 import { DEFAULT_BACKOFF, type RetryEvent, type RetryPolicy } from "./retry.js";
 import type { LlmClient, UsageListener } from "./types.js";

@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { Config, ProviderName } from "../config.js";
 import { AidoError, ErrorCode } from "../errors.js";
+import { blankSecrets } from "../security/blank-secrets.js";
 import type { CompletionRequest, LlmClient, LlmResponse, UsageListener } from "./types.js";
 import { textOf } from "./types.js";
 
@@ -151,9 +152,7 @@ export class ExchangeRecorder {
   }
 
   #redact(text: string): string {
-    let out = text;
-    for (const s of this.#secrets) out = out.split(s).join("[redacted]");
-    return out;
+    return blankSecrets(text, this.#secrets, "[redacted]");
   }
 }
 

@@ -19,6 +19,7 @@ import { MAX_ARGUMENT_DEPTH, nestsDeeperThan } from "../gate/argument-depth.js";
 import { secretsOf } from "../llm/record.js";
 import type { ContentBlock, LlmResponse, Message } from "../llm/types.js";
 import { auditCallId, auditText } from "../security/audit-text.js";
+import { blankSecrets } from "../security/blank-secrets.js";
 
 export type AttributeValue = string | number | boolean | string[];
 
@@ -187,9 +188,7 @@ export class ContentRedactor {
 
   /** `s` with every secret replaced, uncut: applied to every string attribute of every span. */
   scrub(s: string): string {
-    let out = s;
-    for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
-    return out;
+    return blankSecrets(s, this.secrets, REDACTED);
   }
 
   /** One text: secrets replaced, cut at CONTENT_PART_MAX. */

@@ -15,6 +15,7 @@ import { AidoError, ErrorCode } from "../errors.js";
 import type { ToolDef } from "../gate/types.js";
 import type { SandboxHandle } from "../sandbox/types.js";
 import { commandScope } from "../security/approval-scope.js";
+import { blankSecrets, MIN_SECRET_LENGTH } from "../security/blank-secrets.js";
 import { execNeeds } from "../security/policy.js";
 import { analyzeCommand, type CommandAnalysis, MAX_COMMAND_BYTES } from "../security/shell.js";
 import { execStartVars } from "./exec-known.js";
@@ -179,8 +180,6 @@ function withSignal(sandbox: SandboxHandle, signal: AbortSignal | undefined): Sa
 
 /** The executor's mark where it cut a long output (executor/exec.ts, the head and tail it keeps). */
 const CUT = /(\n\[\.\.\. truncated \d+ bytes \.\.\.\]\n)/;
-/** A piece of a secret shorter than this is left at a cut: it tells little, and it may be ordinary text. */
-const MIN_PIECE = 4;
 
 /**
  * The caller's proxy password never reaches the model: a command that prints its
@@ -189,12 +188,11 @@ const MIN_PIECE = 4;
  * it otherwise is not caught; the password only works on the caller's own relay port anyway. The executor keeps
  * the head and the tail of a long output around a cut: a secret the cut fell inside leaves
  * its start before the cut and its end after it, which no whole-secret match finds; each
- * such piece (from MIN_PIECE characters) is blanked too.
+ * such piece (from MIN_SECRET_LENGTH characters) is blanked too.
  */
 export function hideSecrets(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) if (s !== "") out = out.split(s).join("[hidden]");
-  const long = secrets.filter((s) => s.length >= MIN_PIECE);
+  const out = blankSecrets(text, secrets, "[hidden]");
+  const long = secrets.filter((s) => s.length >= MIN_SECRET_LENGTH);
   if (long.length === 0 || !CUT.test(out)) return out;
   const parts = out.split(CUT); // text, cut, text, cut, text...
   for (let i = 1; i < parts.length; i += 2) {
@@ -208,17 +206,17 @@ export function hideSecrets(text: string, secrets: readonly string[]): string {
   return parts.join("");
 }
 
-/** The length of the longest proper start of `secret` that `text` ends with (0 below MIN_PIECE). */
+/** The length of the longest proper start of `secret` that `text` ends with (0 below MIN_SECRET_LENGTH). */
 function pieceAtEnd(text: string, secret: string): number {
-  for (let n = Math.min(secret.length - 1, text.length); n >= MIN_PIECE; n--) {
+  for (let n = Math.min(secret.length - 1, text.length); n >= MIN_SECRET_LENGTH; n--) {
     if (text.endsWith(secret.slice(0, n))) return n;
   }
   return 0;
 }
 
-/** The length of the longest proper end of `secret` that `text` starts with (0 below MIN_PIECE). */
+/** The length of the longest proper end of `secret` that `text` starts with (0 below MIN_SECRET_LENGTH). */
 function pieceAtStart(text: string, secret: string): number {
-  for (let n = Math.min(secret.length - 1, text.length); n >= MIN_PIECE; n--) {
+  for (let n = Math.min(secret.length - 1, text.length); n >= MIN_SECRET_LENGTH; n--) {
     if (text.startsWith(secret.slice(secret.length - n))) return n;
   }
   return 0;

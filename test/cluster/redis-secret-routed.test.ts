@@ -2,7 +2,9 @@
 // command-sender.ts). A goal.cancel for a goal another node runs goes out through the command
 // sender, which handed the socket client the text of the owner's answer (written through
 // Redis, by the owner or whoever can write there) and of Redis's refusals as given; every
-// other path of the node blanked the secret (withoutRedisSecret).
+// other path of the node blanked the secret (withoutRedisSecret). The owner blanks its own
+// URL's secret in the error it answers with (serveCommands), a short one only where it
+// stands as a word (security/blank-secrets.ts).
 
 import type { Redis } from "ioredis";
 import { expect, it } from "vitest";
@@ -71,4 +73,51 @@ it("a routed goal.cancel Redis refuses says NOPERM, never the URL's token", asyn
   expect(e.code).toBe("cluster_unavailable");
   expect(e.message).toMatch(/the cluster's Redis refused a command \(sending it for goal\.cancel.*NOPERM/);
   expect(e.message).not.toContain(token);
+}, 60_000);
+
+/**
+ * The answer `owner` appends for `command`, written onto its stream as a sender would; sent
+ * again until answered (a node just started reads its stream from the tip it finds first).
+ */
+async function ownerAnswer(
+  owner: string,
+  command: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const replyTo = "secret-probe";
+  const reader = connectRedis(redisServer.url);
+  reader.on("error", () => {});
+  try {
+    for (let attempt = 0; attempt < 15; attempt++) {
+      const requestId = `r-owner-${attempt}-${Date.now()}`;
+      await raw.set(`aido:request:${requestId}`, "pending", "EX", 60);
+      const envelope = { request_id: requestId, reply_to: replyTo, command };
+      await raw.xadd(`aido:node:${owner}:commands`, "*", "c", JSON.stringify(envelope));
+      const r = (await reader.xread("BLOCK", 1_000, "STREAMS", `aido:node:${replyTo}:replies`, "0-0")) as
+        | [string, [string, string[]][]][]
+        | null;
+      const fields = r?.[0]?.[1][0]?.[1];
+      if (fields) return JSON.parse(fields[1] ?? "{}");
+    }
+    throw new Error(`${owner} did not answer`);
+  } finally {
+    reader.disconnect();
+  }
+}
+
+it("an owner's error answer blanks its own short Redis password, and leaves the words holding it", async () => {
+  // A two-letter password: before, the owner blanked "no" inside every word ("node" read "***de").
+  const owner = "secret-short-owner";
+  await startNode(server, await userUrl("aido-routed-owner", "no"), owner);
+  // Whoever writes to Redis can put a command here; the owner refuses it, quoting what it was given.
+  const reply = await ownerAnswer(owner, {
+    type: "approval.respond",
+    id: "a_x",
+    decision: "approve",
+    via: "no",
+  });
+  expect(reply).toMatchObject({ ok: false, error: { code: "invalid_input" } });
+  const message = (reply.error as { message: string }).message;
+  expect(message).toBe(
+    'a routed approval answer must come "socket client via node <node id>" or "dashboard via node <node id>"; refused "***"',
+  );
 }, 60_000);

@@ -42,4 +42,11 @@ describe("exec output: a secret the capture cut is blanked on both sides of the 
     expect(hideSecrets(`a ${AGENT.slice(0, 8)} b`, SECRETS)).toBe(`a ${AGENT.slice(0, 8)} b`);
     expect(hideSecrets(`a ${WHOLE} b ${SECRET}`, SECRETS)).toBe("a [hidden] b [hidden]");
   });
+
+  it("a spelling holding the key and the secret is blanked as one, nothing of it left", () => {
+    // The password with its dot percent-encoded: the key and the secret (listed before the
+    // encoded spellings, egress/secret-spellings.ts) were cut first, leaving "%2E" between marks.
+    const spelled = `${AGENT}%2E${SECRET}`;
+    expect(hideSecrets(`p=${spelled}`, [...SECRETS, spelled])).toBe("p=[hidden]");
+  });
 });

@@ -1,13 +1,16 @@
 // A remote MCP server's header values are cut out of its tool results, not only of errors:
 // a server echoing the token it was sent (a "whoami", a debug tool) showed it to the model.
-// One shorter than 8 characters (a version header) is left in results: blanking "2" would
-// corrupt every result holding the character. Through the daemon socket, as a model calls it.
+// One shorter than 4 characters (a version header) is no secret and is left in results:
+// blanking "2" would corrupt every result holding it. A value inside another (a key and the
+// "Bearer <key>" header holding it) leaves nothing of the longer one. Through the daemon
+// socket, as a model calls it.
 
 import { afterEach, expect, it } from "vitest";
 import { manifest, useDaemonPerTest } from "../daemon/fixture.js";
 import { type RemoteMcpServer, startRemoteMcpServer } from "../support/mcp-remote-server.js";
 
-const TOKEN = "Bearer s3cr3t-remote-token";
+const KEY = "s3cr3t-remote-token";
+const TOKEN = `Bearer ${KEY}`;
 const suite = useDaemonPerTest();
 let remote: RemoteMcpServer | undefined;
 afterEach(async () => {
@@ -15,25 +18,27 @@ afterEach(async () => {
   remote = undefined;
 });
 
-it("a tool result has the server's secret header value blanked, and its short values kept", async () => {
+/** What the model gets from tool `whoami` (its text `said`) of a server sent `headers` (header -> [variable, value]). */
+async function resultOf(said: string, headers: Record<string, [string, string]>): Promise<unknown> {
   remote = await startRemoteMcpServer([
     {
       def: { name: "whoami", inputSchema: { type: "object" } },
-      run: () => ({ content: [{ type: "text", text: `you sent ${TOKEN}, API 2, 2 items` }] }),
+      run: () => ({ content: [{ type: "text", text: said }] }),
     },
   ]);
   const url = remote.url;
+  const values = Object.fromEntries(Object.values(headers));
   const fx = await suite.start({
     config: (cfg) => {
       cfg.mcp.servers.remote = {
         name: "remote",
         transport: "http",
         url,
-        headers: { Authorization: "REMOTE_TOKEN", "X-Api-Version": "REMOTE_VERSION" },
+        headers: Object.fromEntries(Object.entries(headers).map(([h, [v]]) => [h, v])),
         readOnlyTools: ["*"],
         timeoutMs: 5_000,
       };
-      cfg.mcp.headerValue = (v) => ({ REMOTE_TOKEN: TOKEN, REMOTE_VERSION: "2" })[v];
+      cfg.mcp.headerValue = (v) => values[v];
       cfg.grantCeilings = [["tool: *", "mcp: remote/*"]];
     },
   });
@@ -47,5 +52,22 @@ it("a tool result has the server's secret header value blanked, and its short va
     }),
   });
   const r = await c.call("tool.invoke", { agent_id: a.agent_id, tool: "mcp__remote__whoami", input: {} });
-  expect(r.output).toBe("you sent [redacted], API 2, 2 items");
+  return r.output;
+}
+
+it("a tool result has the server's secret header value blanked, and its short values kept", async () => {
+  const output = await resultOf(`you sent ${TOKEN}, API 2, 2 items`, {
+    Authorization: ["REMOTE_TOKEN", TOKEN],
+    "X-Api-Version": ["REMOTE_VERSION", "2"],
+  });
+  expect(output).toBe("you sent [redacted], API 2, 2 items");
+});
+
+it("a key inside another header's value leaves nothing of the longer one", async () => {
+  // The key listed first: before, it was cut first and "Bearer " stayed beside its mark.
+  const output = await resultOf(`you sent ${TOKEN} and ${KEY}`, {
+    "X-Key": ["REMOTE_KEY", KEY],
+    Authorization: ["REMOTE_TOKEN", TOKEN],
+  });
+  expect(output).toBe("you sent [redacted] and [redacted]");
 });

@@ -44,6 +44,7 @@ import type { Config, McpServerConfig } from "../../config.js";
 import { AidoError, ErrorCode, errorMessage } from "../../errors.js";
 import type { McpServerContainer } from "../../sandbox/mcp-container.js";
 import { MAX_MESSAGE_BYTES } from "../../sandbox/mcp-transport.js";
+import { blankSecrets, MIN_SECRET_LENGTH } from "../../security/blank-secrets.js";
 import { inert } from "../../security/terminal-text.js";
 import { admitTools, definitionOf, type McpToolDefinition, type OversizedTool } from "./definitions.js";
 import { timedRequest } from "./request-time.js";
@@ -135,8 +136,6 @@ const CANCELLED_BY_CLOSE = "the client is closing the connection";
 const MAX_PAGES = 20;
 /** Oversized definitions a connection remembers having reported. */
 const REPORTED_OVERSIZED_MAX = 10_000;
-/** The shortest secret cut out of a tool's result (errors lose every one, however short). */
-const MIN_RESULT_SECRET = 8;
 /** Least time between the starts of two re-lists that list_changed asked for. */
 const RELIST_INTERVAL_MS = 1_000;
 
@@ -211,7 +210,11 @@ export class McpConnection {
       requestInit: { headers, redirect: "error" },
       fetch: boundedFetch,
     });
-    return McpConnection.start(server, transport, Object.values(headers), undefined, deps, signal);
+    // A value of fewer than MIN_SECRET_LENGTH characters is a setting (a version "2"), not a
+    // credential: listed, it would be cut wherever it stands alone ("API 2" would read
+    // "API [redacted]"); before, errors lost it everywhere (an "HTTP 502" its 2).
+    const secrets = Object.values(headers).filter((v) => v.length >= MIN_SECRET_LENGTH);
+    return McpConnection.start(server, transport, secrets, undefined, deps, signal);
   }
 
   private static async start(
@@ -408,22 +411,20 @@ export class McpConnection {
   }
 
   /** `text` with every secret of the server cut out: a remote one's header values, a stdio one's proxy credentials. */
-  redact(text: string, shortest = 1): string {
-    let out = text;
-    for (const s of this.secrets) if (s.length >= shortest) out = out.split(s).join("[redacted]");
-    return out;
+  redact(text: string): string {
+    return blankSecrets(text, this.secrets, "[redacted]");
   }
 
   /**
    * `value` (a tool's result) with every string in it redacted: a server's tool prints what
    * its process holds as readily as an error does (its environment, a proxy URL, curl -v's
-   * header), and the result goes to the model. A value shorter than MIN_RESULT_SECRET is left
-   * in it: a header such as a version ("2") is no secret, and blanking it would corrupt
-   * every result that holds the character.
+   * header), and the result goes to the model. Every secret is cut however short it is
+   * (open() lists no header value under MIN_SECRET_LENGTH); before, results kept each one
+   * under 8 characters, a 7-character token too.
    */
   private redactedIn(value: unknown): unknown {
     if (this.secrets.length === 0) return value;
-    if (typeof value === "string") return this.redact(value, MIN_RESULT_SECRET);
+    if (typeof value === "string") return this.redact(value);
     if (Array.isArray(value)) return value.map((v) => this.redactedIn(v));
     if (value === null || typeof value !== "object") return value;
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.redactedIn(v)]));
