@@ -74,5 +74,10 @@ it("a call's credentials printed percent-encoded, base64 or hex on one line reac
     "HEX",
   ])
     expect(text).toMatch(new RegExp(`^${name}=.*\\[hidden\\]`, "m"));
+  // The password with its dot percent-encoded holds the key and the secret, each a secret of
+  // its own: it is blanked as one, not as two marks around a "%2E" (the loop that cut the
+  // key and the secret first, listed before the encoded spellings, left it).
+  expect(text).toMatch(/^pct-dot=\[hidden\]$/m);
+  expect(text).toMatch(/^pct-low=\[hidden\]$/m);
   expect(revealed(text, [password, key, secret])).toEqual([]);
 }, 180_000);
