@@ -392,6 +392,8 @@ export class Analyzer {
     }
     if (useStdin) checkStdinProgram(name, at.stdinCode!);
     const code = useStdin ? [...step.code, at.stdinCode!] : step.code;
+    // Each value a positional parameter may have, like an assignment's (`sh -c 'rm -rf $0' "$TMPDIR"`).
+    for (const [n, a] of (step.positional ?? []).entries()) this.out.assignedValues.push(`${n}=${a.value}`);
     for (const c of code) {
       if (c.dynamic) {
         this.push([{ value: c.value, dynamic: true }], inner, undefined);
